@@ -1,0 +1,132 @@
+"""Value types that cross the ports: weights, per-interval counts, observations, service state."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from rollway.phases import Phase
+
+
+class Weights(BaseModel):
+    """ALB forward weights of the stable and the canary target group, in percent."""
+
+    model_config = ConfigDict(frozen=True)
+
+    stable: int = Field(ge=0, le=100)
+    canary: int = Field(ge=0, le=100)
+
+    @model_validator(mode="after")
+    def _sum_to_100(self) -> "Weights":
+        if self.stable + self.canary != 100:
+            raise ValueError(
+                f"weights must add up to 100, got stable={self.stable} canary={self.canary}"
+            )
+        return self
+
+    @classmethod
+    def canary_at(cls, percent: int) -> "Weights":
+        """Weights that send ``percent`` of traffic to the canary."""
+        if not 0 <= percent <= 100:
+            raise ValueError(f"canary weight must be within 0..100, got {percent}")
+        return cls(stable=100 - percent, canary=percent)
+
+    def __str__(self) -> str:
+        return f"{self.stable}/{self.canary}"
+
+
+class VersionSample(BaseModel):
+    """What one version served in one interval.
+
+    ``slow`` counts requests over a latency threshold fixed before the stage; it is how the
+    judge treats latency as counts. Latency figures are for people, not for the judge.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    requests: int = Field(ge=0)
+    errors: int = Field(default=0, ge=0)
+    slow: int = Field(default=0, ge=0)
+    latency_avg_ms: float | None = None
+    latency_p99_ms: float | None = None
+
+    @model_validator(mode="after")
+    def _errors_within_requests(self) -> "VersionSample":
+        if self.errors > self.requests or self.slow > self.requests:
+            raise ValueError("errors and slow requests cannot exceed requests")
+        return self
+
+
+class Interval(BaseModel):
+    """One analysis interval (one CloudWatch period) for both versions.
+
+    ``t`` is the interval's end in seconds (epoch seconds live, any origin in a replay). A
+    version with no RequestCount datapoint is ``None``: no data, which is not zero traffic.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    t: float
+    baseline: VersionSample | None = None
+    canary: VersionSample | None = None
+
+
+class Observation(BaseModel):
+    """Everything measured for a stage so far. Failures are data: ``error`` says what broke."""
+
+    model_config = ConfigDict(frozen=True)
+
+    start: float
+    end: float
+    intervals: tuple[Interval, ...] = ()
+    dlq_messages: int = 0
+    error: str | None = None
+
+    def totals(self, version: str) -> VersionSample:
+        """Sum of one version's samples over all intervals with data."""
+        samples = [getattr(i, version) for i in self.intervals if getattr(i, version) is not None]
+        p99s = [s.latency_p99_ms for s in samples if s.latency_p99_ms is not None]
+        requests = sum(s.requests for s in samples)
+        weighted = [
+            (s.latency_avg_ms, s.requests) for s in samples if s.latency_avg_ms is not None
+        ]
+        avg = (
+            sum(a * n for a, n in weighted) / max(1, sum(n for _, n in weighted))
+            if weighted
+            else None
+        )
+        return VersionSample(
+            requests=requests,
+            errors=sum(s.errors for s in samples),
+            slow=sum(s.slow for s in samples),
+            latency_avg_ms=avg,
+            # Without the raw distribution, the worst interval's p99 is the honest summary.
+            latency_p99_ms=max(p99s) if p99s else None,
+        )
+
+
+class Verdict(BaseModel):
+    """A judge's answer with everything a person needs to trust it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    phase: Phase
+    reason: str
+    metric: str | None = None
+    statistic: float | None = None
+    thresholds: dict[str, float] = Field(default_factory=dict)
+    baseline_requests: int = 0
+    canary_requests: int = 0
+    decided_at_t: float | None = None
+    alerts: tuple[str, ...] = ()
+
+
+class ServiceState(BaseModel):
+    """An ECS service as read back from AWS."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    task_definition: str
+    desired: int
+    running: int
+    status: str = "ACTIVE"

@@ -1,0 +1,211 @@
+"""RolloutSpec: what to roll out and the policy that governs it, validated at construction.
+
+Everything here is checked before any AWS call: a spec that constructs is one the flows can
+run. Defaults follow Webordinary's plan (stages 5, 25, 50, 75, 100; approvals before 25% and
+100%; week 1 at 5%, week 2 at 25% then 50%, week 3 at 100% and decommission).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+# registry/repository:tag or @digest, as docker and ECS accept it; no whitespace.
+_IMAGE = re.compile(r"^[a-z0-9][a-z0-9._:/-]*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}|@sha256:[0-9a-f]{64})$")
+
+
+class Stage(BaseModel):
+    """One traffic step: shift the canary to ``weight`` percent, then bake under the judge.
+
+    ``min_bake_seconds`` lets a judge with enough evidence pass the stage early; a judge never
+    passes before it, and ``bake_seconds`` bounds how long the stage observes.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    weight: int = Field(ge=1, le=100)
+    bake_seconds: float = Field(default=600.0, gt=0)
+    min_bake_seconds: float | None = Field(default=None, ge=0)
+    approval: bool = Field(default=False, description="pause for a person before this stage")
+
+    @model_validator(mode="after")
+    def _min_within_bake(self) -> "Stage":
+        if self.min_bake_seconds is not None and self.min_bake_seconds > self.bake_seconds:
+            raise ValueError("min_bake_seconds cannot exceed bake_seconds")
+        return self
+
+    @property
+    def earliest_pass_seconds(self) -> float:
+        return self.bake_seconds if self.min_bake_seconds is None else self.min_bake_seconds
+
+
+class Guardrails(BaseModel):
+    """The seed's absolute thresholds; they apply whatever the judge says."""
+
+    model_config = ConfigDict(frozen=True)
+
+    canary_error_rate: float = Field(default=0.01, gt=0, le=1, description="roll back above, during canary stages")
+    monitor_error_rate: float = Field(default=0.05, gt=0, le=1, description="roll back above, while monitoring")
+    dlq_messages: int = Field(default=0, ge=0, description="alert above")
+    response_time_seconds: float = Field(default=10.0, gt=0, description="alert above (average)")
+
+
+class Analysis(BaseModel):
+    """How stages are judged."""
+
+    model_config = ConfigDict(frozen=True)
+
+    judge: Literal["threshold", "sequential"] = "threshold"
+    interval_seconds: int = Field(default=60, ge=1, description="one CloudWatch period per analysis tick")
+    alpha: float = Field(default=0.01, gt=0, lt=0.5, description="probability of rolling back a healthy canary")
+    margin: float = Field(default=0.001, ge=0, lt=1, description="absolute error-rate margin tolerated when passing")
+    mode: Literal["two-sample", "one-sample"] = "two-sample"
+    slo_error_rate: float = Field(default=0.001, gt=0, lt=1, description="one-sample mode: the error rate the canary is held to")
+    slow_threshold_ms: float = Field(default=2000.0, gt=0, description="a request slower than this counts as slow")
+    min_requests: int = Field(default=50, ge=1, description="canary requests below which a stage is inconclusive")
+
+
+class Approvals(BaseModel):
+    """What happens when nobody answers an approval pause."""
+
+    model_config = ConfigDict(frozen=True)
+
+    timeout_seconds: float = Field(default=3600.0, gt=0)
+    on_timeout: Literal["rollback", "hold"] = "rollback"
+
+
+class WeeklyPhase(BaseModel):
+    """A weekly phase: the stages (by weight) it runs, and whether it ends by decommissioning."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    weights: tuple[int, ...]
+    decommission: bool = False
+
+    @field_validator("weights")
+    @classmethod
+    def _non_empty(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if not value:
+            raise ValueError("a phase needs at least one stage weight")
+        return value
+
+
+class FlagBinding(BaseModel):
+    """A feature flag whose rollout percentage follows the traffic (or a schedule of its own)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    feature: str = Field(min_length=1)
+    follow: Literal["traffic", "schedule"] = "traffic"
+    schedule: dict[int, float] = Field(
+        default_factory=dict, description="stage weight -> flag percentage, when follow='schedule'"
+    )
+
+    @model_validator(mode="after")
+    def _schedule_valid(self) -> "FlagBinding":
+        if self.follow == "schedule" and not self.schedule:
+            raise ValueError(f"flag {self.feature!r} follows a schedule but has none")
+        for pct in self.schedule.values():
+            if not 0 <= pct <= 100:
+                raise ValueError(f"flag {self.feature!r}: percentage {pct} outside 0..100")
+        return self
+
+    def percentage_at(self, weight: int) -> float:
+        """The flag percentage while the canary serves ``weight`` percent."""
+        if self.follow == "traffic":
+            return float(weight)
+        reached = [w for w in self.schedule if w <= weight]
+        return float(self.schedule[max(reached)]) if reached else 0.0
+
+
+def default_stages() -> tuple[Stage, ...]:
+    return (
+        Stage(weight=5),
+        Stage(weight=25, approval=True),
+        Stage(weight=50),
+        Stage(weight=75),
+        Stage(weight=100, approval=True),
+    )
+
+
+def default_phases() -> tuple[WeeklyPhase, ...]:
+    return (
+        WeeklyPhase(name="week 1", weights=(5,)),
+        WeeklyPhase(name="week 2", weights=(25, 50)),
+        WeeklyPhase(name="week 3", weights=(75, 100), decommission=True),
+    )
+
+
+class RolloutSpec(BaseModel):
+    """One rollout: the image to ship and the policy to ship it with."""
+
+    model_config = ConfigDict(frozen=True)
+
+    image: str = Field(description="the container image of the new version, e.g. repo:1.4.0")
+    stages: tuple[Stage, ...] = Field(default_factory=default_stages)
+    analysis: Analysis = Field(default_factory=Analysis)
+    guardrails: Guardrails = Field(default_factory=Guardrails)
+    approvals: Approvals = Field(default_factory=Approvals)
+    phases: tuple[WeeklyPhase, ...] = Field(default_factory=default_phases)
+    flags: tuple[FlagBinding, ...] = ()
+    verify_timeout_seconds: float = Field(default=30.0, gt=0, description="how long a weight read-back may lag")
+
+    @field_validator("image")
+    @classmethod
+    def _image_valid(cls, value: str) -> str:
+        value = value.strip()
+        if not value:
+            raise ValueError("image must not be empty")
+        if not _IMAGE.match(value):
+            raise ValueError(
+                f"image {value!r} is not a pinned image reference (repository:tag or repository@sha256:digest)"
+            )
+        return value
+
+    @field_validator("stages")
+    @classmethod
+    def _stages_increasing(cls, value: tuple[Stage, ...]) -> tuple[Stage, ...]:
+        if not value:
+            raise ValueError("a rollout needs at least one stage")
+        weights = [s.weight for s in value]
+        for before, after in zip(weights, weights[1:]):
+            if after <= before:
+                raise ValueError(f"stage weights must be strictly increasing, got {weights}")
+        return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _phases_follow_custom_stages(cls, data):
+        # Custom stages without a phase plan run as one phase, instead of failing against
+        # the default weekly plan the user never asked for.
+        if isinstance(data, dict) and "stages" in data and "phases" not in data:
+            stages = [s if isinstance(s, Stage) else Stage.model_validate(s) for s in data["stages"]]
+            data = {**data, "phases": (WeeklyPhase(name="all stages", weights=tuple(s.weight for s in stages)),)} if stages else data
+        return data
+
+    @model_validator(mode="after")
+    def _phases_cover_stages(self) -> "RolloutSpec":
+        stage_weights = [s.weight for s in self.stages]
+        phase_weights = [w for p in self.phases for w in p.weights]
+        if self.phases and phase_weights != stage_weights:
+            raise ValueError(
+                f"the phase plan must run the stages in order: phases give {phase_weights}, stages are {stage_weights}"
+            )
+        names = [f.feature for f in self.flags]
+        if len(set(names)) != len(names):
+            raise ValueError("a flag may be bound only once")
+        return self
+
+    @property
+    def weights(self) -> tuple[int, ...]:
+        return tuple(s.weight for s in self.stages)
+
+    def stage_index(self, weight: int) -> int:
+        """Index of the stage at ``weight``; raises for a weight that is not a stage."""
+        try:
+            return self.weights.index(weight)
+        except ValueError:
+            raise ValueError(f"{weight}% is not a stage of this rollout ({list(self.weights)})") from None
