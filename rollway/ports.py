@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Protocol, Sequence
 
+from rollway.flags import FlagAuditEntry, FlagState
+from rollway.ledger import RolloutRecord, Transition
 from rollway.model import Observation, ServiceState, Weights
 
 
@@ -56,3 +58,66 @@ class Clock(Protocol):
 
     def sleep(self, seconds: float) -> None:
         """Wait ``seconds`` of that clock."""
+
+
+class Ledger(Protocol):
+    """Where a rollout stands, durably; one owner at a time through a lease.
+
+    Records are keyed by service; each write is conditional on the record's version and on
+    the caller owning the lease, so two runs can never both move a rollout.
+    """
+
+    def get(self, service: str) -> "RolloutRecord | None":
+        """The current (most recent) rollout of ``service``, or None."""
+
+    def create(self, record: "RolloutRecord", *, owner: str, now: float, lease_seconds: float) -> "RolloutRecord":
+        """Start a rollout owned by ``owner``; raises RolloutInProgress if an unfinished one exists."""
+
+    def acquire(self, service: str, *, owner: str, now: float, lease_seconds: float) -> "RolloutRecord":
+        """Take (or renew) ownership; raises LockHeld while another owner's lease runs."""
+
+    def release(self, service: str, *, owner: str) -> None:
+        """Give up ownership (no error if not owned)."""
+
+    def record(
+        self, service: str, *, owner: str | None, now: float, transition: "Transition", lease_seconds: float = 0.0, **changes
+    ) -> "RolloutRecord":
+        """Append ``transition`` and apply ``changes`` (fields of RolloutRecord) atomically.
+
+        ``owner=None`` writes without a lease (rollback and manual actions, which must always
+        be able to act); otherwise raises NotOwner if ``owner`` does not hold the lease.
+        A positive ``lease_seconds`` renews the lease.
+        """
+
+    def history(self, service: str) -> list["RolloutRecord"]:
+        """Every rollout recorded for ``service``, newest first."""
+
+
+class FlagStore(Protocol):
+    """Feature flags, durably.
+
+    Writes are conditional on the version read (optimistic concurrency) and append to the
+    flag's audit trail in the same write.
+    """
+
+    def get(self, feature: str) -> "FlagState | None":
+        """The flag as stored, or None if there is none.
+
+        Raises FlagStoreUnavailable if the store cannot be read.
+        """
+
+    def list(self) -> list["FlagState"]:
+        """Every flag (never audit entries), sorted by feature."""
+
+    def put(
+        self, flag: "FlagState", *, expected_version: int, actor: str, now: float, reason: str = ""
+    ) -> "FlagState":
+        """Store ``flag``'s settings if the stored version is ``expected_version`` (0: absent).
+
+        Returns the stored flag (version + 1, stamped with ``actor`` and ``now``); raises
+        FlagConflict if the version moved, MissingUserId for a blank actor; nothing is written
+        then.
+        """
+
+    def audit(self, feature: str, limit: int | None = None) -> list["FlagAuditEntry"]:
+        """The flag's recorded changes, newest first (the most recent ``limit``)."""

@@ -11,6 +11,10 @@ import re
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,254}$")
+_TARGET_GROUP_ARN = re.compile(
+    r"^arn:aws(?:-[a-z]+)*:elasticloadbalancing:[a-z0-9-]+:\d{12}:"
+    r"targetgroup/[A-Za-z0-9](?:[A-Za-z0-9-]{0,30}[A-Za-z0-9])?/[0-9a-f]{16}$"
+)
 
 
 class QueueSpec(BaseModel):
@@ -100,7 +104,7 @@ class Targets(BaseModel):
     )
 
     @field_validator(
-        "load_balancer", "stable_target_group", "canary_target_group", "cluster",
+        "load_balancer", "cluster",
         "stable_service", "canary_service", "task_family", "container_name",
         "ecr_repository", "flags_table", "rollouts_table", "alert_topic",
     )
@@ -109,6 +113,19 @@ class Targets(BaseModel):
         if not _NAME.match(value):
             raise ValueError(f"{value!r} is not a valid AWS resource name")
         return value
+
+    @field_validator("stable_target_group", "canary_target_group")
+    @classmethod
+    def _target_group_ref(cls, value: str) -> str:
+        # A target group is a name, or the full ARN of one (e.g. in another stack's naming).
+        if value.startswith("arn:"):
+            if not _TARGET_GROUP_ARN.match(value):
+                raise ValueError(
+                    f"{value!r} is not a well-formed target group ARN "
+                    "(arn:<partition>:elasticloadbalancing:<region>:<account>:targetgroup/<name>/<id>)"
+                )
+            return value
+        return cls._plain_name(value)
 
     @field_validator("canary_target_group")
     @classmethod

@@ -1,0 +1,52 @@
+"""The one place AWS clients come from: prefect-aws's AwsCredentials.
+
+A real account uses an AwsCredentials block saved in Prefect; the embedded AWS is the same
+block type with ``aws_client_parameters.endpoint_url`` pointing at the local moto server.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from prefect_aws import AwsCredentials
+from prefect_aws.client_parameters import AwsClientParameters
+from pydantic import SecretStr
+
+ClientFactory = Callable[[str], Any]
+
+# Standard retry mode: botocore's own backoff for throttling and transient errors, so no
+# adapter writes a retry loop of its own.
+_RETRY_CONFIG = {"retries": {"mode": "standard", "max_attempts": 5}}
+# moto's server answers every error with HTTP 500, which standard mode retries; one attempt
+# keeps a refused call from stretching into seconds of backoff.
+_EMBEDDED_CONFIG = {"retries": {"mode": "standard", "max_attempts": 1}}
+
+
+def credentials_for_endpoint(endpoint_url: str, region: str) -> AwsCredentials:
+    """AwsCredentials for an AWS-compatible endpoint on this machine (the embedded AWS).
+
+    The key pair is moto's placeholder; it is still kept as a SecretStr so that it never
+    prints.
+    """
+    return AwsCredentials(
+        aws_access_key_id="testing",
+        aws_secret_access_key=SecretStr("testing"),
+        region_name=region,
+        aws_client_parameters=AwsClientParameters(endpoint_url=endpoint_url, config=_EMBEDDED_CONFIG),
+    )
+
+
+def client_factory(credentials: AwsCredentials) -> ClientFactory:
+    """A ``get_client(service_name)`` callable backed by the credentials block.
+
+    Clients are cached by prefect-aws; an unset retry config gets standard mode.
+    """
+    if credentials.aws_client_parameters.config is None:
+        credentials = credentials.model_copy(
+            update={
+                "aws_client_parameters": credentials.aws_client_parameters.model_copy(
+                    update={"config": _RETRY_CONFIG}
+                )
+            }
+        )
+    return credentials.get_client

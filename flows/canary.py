@@ -1,0 +1,90 @@
+"""The canary flow: ship a new image to the canary service and walk it through the spec's stages.
+
+Each stage shifts the ALB weights (read back and verified), bakes under the judge every
+analysis tick, and decides: promote, hold or roll back. A run that fails, crashes or is
+cancelled rolls back through its state hooks, so traffic never stays on a version nobody
+is watching.
+"""
+
+from __future__ import annotations
+
+from prefect import flow, get_run_logger
+
+from flows.approvals import prefect_approver
+from flows.engine import run_stages
+from flows.env import load_environment
+from flows.hooks import rollback_hooks
+from flows.rollback import execute_rollback
+from rollway.approvals import Approver
+from rollway.clock import ClockSettings
+from rollway.decide import StageState
+from rollway.environment import Environment
+from rollway.report import RolloutResult
+from rollway.spec import RolloutSpec
+from tasks import ecs, metrics, traffic
+
+
+class RolloutRefused(RuntimeError):
+    """The service is not in a state a new rollout can start from."""
+
+
+def preflight(env: Environment) -> None:
+    """Resolve every name with read-only calls, so bad targets fail before any write."""
+    resolve = getattr(env.router, "resolve", None)
+    if resolve is not None:
+        resolve()
+    weights = traffic.get_weights(env.router)
+    if weights.canary != 0:
+        raise RolloutRefused(
+            f"the canary target group already carries {weights.canary}% of traffic; "
+            "roll back (rollway abort) or resume that rollout before starting a new one"
+        )
+
+
+def run_canary(env: Environment, spec: RolloutSpec, approver: Approver, *, actor: str = "operator") -> RolloutResult:
+    """Deploy ``spec.image`` to the canary service and run the stages. Plain Python over tasks."""
+    log = get_run_logger()
+    t = env.targets
+    preflight(env)
+    stable = ecs.describe_service(env.deployer, t.stable_service)
+    canary = ecs.describe_service(env.deployer, t.canary_service)
+    metrics.notify(
+        env.notifier,
+        f"Rollout starting: {t.canary_service}",
+        f"{actor} started a canary of {spec.image} on {t.cluster}: stages "
+        f"{', '.join(f'{w}%' for w in spec.weights)}; {spec.analysis.judge} judge, "
+        f"automatic rollback on failure.",
+    )
+    revision = ecs.register_revision(env.deployer, spec.image, stable.task_definition)
+    ecs.update_service(env.deployer, t.canary_service, task_definition=revision)
+    log.info("canary service %s now on %s", t.canary_service, revision)
+
+    def rollback(reason: str):
+        return execute_rollback(
+            env, reason, actor="judge", previous_task_definition=canary.task_definition,
+            stable_desired=stable.desired, bindings=spec.flags, verify_timeout_seconds=spec.verify_timeout_seconds,
+        )
+
+    result = run_stages(
+        env, spec, state=StageState(), stable_desired=stable.desired, approver=approver, rollback=rollback
+    )
+    if result.outcome == "promoted":
+        metrics.notify(
+            env.notifier,
+            f"Rollout complete: {t.canary_service}",
+            f"{spec.image} now serves {result.final_weights.canary}% of traffic on {t.canary_service}. {result.reason}.",
+        )
+    return result
+
+
+@flow(name="canary", log_prints=True, **rollback_hooks())
+def canary(
+    spec: RolloutSpec,
+    actor: str = "operator",
+    targets_block: str | None = None,
+    aws_credentials_block: str | None = None,
+    clock: ClockSettings = ClockSettings(),
+) -> RolloutResult:
+    """Canary ``spec.image`` through ``spec.stages``; promote, hold for a person, or roll back."""
+    env = load_environment(targets_block, aws_credentials_block, clock, interval_seconds=spec.analysis.interval_seconds)
+    return run_canary(env, spec, prefect_approver(spec.approvals), actor=actor)

@@ -1,0 +1,234 @@
+"""The rollout loop shared by the canary and the progressive flows: observe -> decide -> act -> record.
+
+The loop is plain Python calling thin tasks, so the flows that use it differ only in what
+they record (a ledger, artifacts) and how they ask people (pauses). Decisions come from
+``rollway.decide.decide`` alone.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Protocol
+
+from prefect import get_run_logger
+
+from rollway.approvals import ApprovalAnswer, Approver
+from rollway.decide import Hold, Pause, Promote, Rollback, SetWeight, StageState, analysis_start, decide, stage_over
+from rollway.environment import Environment
+from rollway.judge import assess, make_judge
+from rollway.model import Observation, VersionSample, Verdict, Weights
+from rollway.phases import Phase
+from rollway.report import RollbackResult, RolloutResult, StageReport, markdown_table
+from rollway.spec import RolloutSpec
+from tasks import ecs, metrics, traffic
+
+_EMPTY = VersionSample(requests=0)
+
+
+class Journal(Protocol):
+    """Where the loop records what happened (the ledger, artifacts, notifications)."""
+
+    def shifted(self, state: StageState, before: Weights, after: Weights, reason: str) -> None: ...
+
+    def verdict(self, state: StageState, report: StageReport) -> None: ...
+
+    def stage_passed(self, state: StageState, report: StageReport) -> None: ...
+
+    def answered(self, pause: Pause, answer: ApprovalAnswer) -> None: ...
+
+    def rolled_back(self, result: RollbackResult) -> None: ...
+
+    def promoted(self, result: RolloutResult) -> None: ...
+
+
+class NullJournal:
+    def shifted(self, state, before, after, reason): pass
+
+    def verdict(self, state, report): pass
+
+    def stage_passed(self, state, report): pass
+
+    def answered(self, pause, answer): pass
+
+    def rolled_back(self, result): pass
+
+    def promoted(self, result): pass
+
+
+class Rollbacker(Protocol):
+    def __call__(self, reason: str) -> RollbackResult: ...
+
+
+def canary_capacity(stable_desired: int, weight: int) -> int:
+    """Tasks the canary needs to carry ``weight`` percent of what ``stable_desired`` tasks carry."""
+    return max(1, math.ceil(stable_desired * weight / 100))
+
+
+def wait_healthy(env: Environment, version: str, timeout_seconds: float) -> int:
+    """Poll until the target group has a healthy target: traffic never goes to an empty group."""
+    import time
+
+    deadline = time.monotonic() + timeout_seconds
+    while True:
+        healthy = traffic.healthy_targets(env.router, version)
+        if healthy > 0:
+            return healthy
+        if time.monotonic() >= deadline:
+            raise RuntimeError(
+                f"the {version} target group has no healthy targets after {timeout_seconds:g} s; "
+                "refusing to send traffic to it"
+            )
+        time.sleep(0.1)
+
+
+def shift_to(env: Environment, spec: RolloutSpec, weight: int, stable_desired: int) -> Weights:
+    """Scale the canary for ``weight``, wait for healthy targets, set and verify the weights."""
+    t = env.targets
+    needed = canary_capacity(stable_desired, weight)
+    canary = ecs.describe_service(env.deployer, t.canary_service)
+    if canary.desired < needed:
+        ecs.update_service(env.deployer, t.canary_service, desired=needed)
+        ecs.wait_stable(env.deployer, [t.canary_service])
+    wait_healthy(env, "canary", spec.verify_timeout_seconds)
+    target = Weights.canary_at(weight)
+    traffic.set_weights(env.router, target)
+    return traffic.verify_weights(env.router, target, spec.verify_timeout_seconds)
+
+
+class StageTracker:
+    """Accumulates the current stage's report from each tick's observation and verdict."""
+
+    def __init__(self) -> None:
+        self.ticks = 0
+        self.observation: Observation | None = None
+        self.verdict: Verdict | None = None
+
+    def update(self, observation: Observation, verdict: Verdict) -> None:
+        self.ticks += 1
+        if observation.error is None:
+            self.observation = observation
+        self.verdict = verdict
+
+    def report(self, state: StageState, weights: Weights, now: float, decision: str) -> StageReport:
+        obs = self.observation
+        return StageReport(
+            stage_index=state.stage_index,
+            weights=weights,
+            started_at=state.started_at or now,
+            ended_at=now,
+            ticks=self.ticks,
+            baseline=obs.totals("baseline") if obs else _EMPTY,
+            canary=obs.totals("canary") if obs else _EMPTY,
+            verdict=self.verdict or Verdict(phase=Phase.INCONCLUSIVE, reason="no analysis yet"),
+            decision=decision,
+        )
+
+
+def run_stages(
+    env: Environment,
+    spec: RolloutSpec,
+    *,
+    state: StageState,
+    stable_desired: int,
+    approver: Approver,
+    rollback: Rollbacker,
+    journal: Journal | None = None,
+    reports: list[StageReport] | None = None,
+) -> RolloutResult:
+    """Drive a rollout from ``state`` until it is promoted or rolled back.
+
+    Args:
+        env: the ports to act on.
+        spec: the rollout policy.
+        state: where to start (a fresh rollout: StageState(); a resumed one: from its ledger).
+        stable_desired: tasks the stable service runs at full traffic; sizes the canary.
+        approver: asked at every Pause; its answer is final for that pause.
+        rollback: performs the rollback when the judge or a person says so.
+        journal: records transitions; None records nothing.
+        reports: stage reports of earlier stages (a resumed rollout), extended in place.
+    """
+    log = get_run_logger()
+    journal = journal or NullJournal()
+    reports = reports if reports is not None else []
+    judge = make_judge(spec.analysis, spec.guardrails)
+    tracker = StageTracker()
+    weights = traffic.get_weights(env.router)
+
+    def finish_stage(decision_text: str, now: float) -> StageReport:
+        report = tracker.report(state, weights, now, decision_text)
+        reports.append(report)
+        return report
+
+    while True:
+        now = env.clock.now()
+        verdict: Verdict | None = None
+        if state.stage_index >= 0 and not state.passed:
+            observation = metrics.observe(env.metrics, analysis_start(spec, state), now)
+            verdict = assess(judge, spec.guardrails, observation, stage_over=stage_over(spec, state, now))
+            tracker.update(observation, verdict)
+        decision = decide(spec, state, verdict, now)
+
+        if isinstance(decision, Hold):
+            env.clock.sleep(max(0.0, decision.until - now))
+            continue
+
+        if decision.stage_passed:
+            report = finish_stage("passed", now)
+            journal.stage_passed(state, report)
+            log.info("stage %s%% passed: %s", spec.stages[state.stage_index].weight, report.verdict.reason)
+            state = state.model_copy(update={"passed": True})
+
+        if isinstance(decision, SetWeight):
+            before = weights
+            weights = shift_to(env, spec, decision.weight, stable_desired)
+            state = StageState(stage_index=decision.stage_index, started_at=env.clock.now(), approved=state.approved)
+            tracker = StageTracker()
+            journal.shifted(state, before, weights, decision.reason)
+            log.info("shifted %s -> %s: %s", before, weights, decision.reason)
+            continue
+
+        if isinstance(decision, Pause):
+            summary = markdown_table(reports + ([] if state.passed else [tracker.report(state, weights, now, "paused")]))
+            answer = approver(decision, f"**{decision.reason}**\n\n{summary}")
+            journal.answered(decision, answer)
+            log.info("pause (%s) answered %s by %s: %s", decision.cause, answer.action, answer.approver, answer.comment)
+            if answer.action == "reject":
+                if not state.passed:
+                    finish_stage("rejected", now)
+                return _rolled_back(env, spec, rollback, journal, reports, weights,
+                                    f"rejected by {answer.approver}: {answer.comment or decision.reason}")
+            if answer.action == "hold":
+                # Stay at these weights; the next decision pauses again after another tick.
+                env.clock.sleep(spec.analysis.interval_seconds)
+                continue
+            if decision.cause == "approval":
+                state = state.model_copy(update={"approved": decision.stage_index})
+            else:
+                # A person accepts an inconclusive stage: it counts as passed, on their word.
+                finish_stage(f"accepted by {answer.approver}", now)
+                state = state.model_copy(update={"passed": True})
+            continue
+
+        if isinstance(decision, Rollback):
+            finish_stage("rollback", now)
+            log.warning("rolling back: %s", decision.reason)
+            return _rolled_back(env, spec, rollback, journal, reports, weights, decision.reason)
+
+        if isinstance(decision, Promote):
+            result = RolloutResult(
+                outcome="promoted", reason=decision.reason, image=spec.image,
+                final_weights=weights, stages=tuple(reports),
+            )
+            journal.promoted(result)
+            return result
+
+        raise TypeError(f"unhandled decision {decision!r}")
+
+
+def _rolled_back(env, spec, rollback, journal, reports, weights, reason: str) -> RolloutResult:
+    result = rollback(reason)
+    journal.rolled_back(result)
+    return RolloutResult(
+        outcome="rolled_back", reason=reason, image=spec.image,
+        final_weights=result.weights, stages=tuple(reports), rollback=result,
+    )

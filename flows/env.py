@@ -1,0 +1,42 @@
+"""Build a flow's Environment from Prefect blocks: the only place flows reach for clients.
+
+Flows take block *names* as parameters so a run triggered from the UI stores nothing secret;
+the blocks are loaded inside the run (no I/O at import time).
+"""
+
+from __future__ import annotations
+
+from prefect_aws import AwsCredentials
+
+from blocks.credentials import client_factory
+from blocks.targets import RollwayTargets
+from rollway.aws.environment import aws_environment
+from rollway.clock import ClockSettings
+from rollway.environment import Environment
+from rollway.targets import Targets
+
+
+def load_targets(targets_block: str | None) -> Targets:
+    """The saved RollwayTargets block, or Webordinary's defaults when no name is given."""
+    if targets_block is None:
+        return Targets()
+    return RollwayTargets.load(targets_block).targets()
+
+
+def load_credentials(aws_credentials_block: str | None, region: str) -> AwsCredentials:
+    """The saved AwsCredentials block; without a name, boto3's default chain in ``region``."""
+    if aws_credentials_block is None:
+        return AwsCredentials(region_name=region)
+    return AwsCredentials.load(aws_credentials_block)
+
+
+def load_environment(
+    targets_block: str | None,
+    aws_credentials_block: str | None,
+    clock: ClockSettings,
+    *,
+    interval_seconds: int = 60,
+) -> Environment:
+    targets = load_targets(targets_block)
+    credentials = load_credentials(aws_credentials_block, targets.region)
+    return aws_environment(client_factory(credentials), targets, clock.build(), interval_seconds=interval_seconds)

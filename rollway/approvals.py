@@ -1,0 +1,42 @@
+"""Answers people give at a pause, as plain data (the Prefect form lives in flows/approvals.py)."""
+
+from __future__ import annotations
+
+from typing import Callable, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from rollway.decide import Pause
+
+
+class ApprovalAnswer(BaseModel):
+    """approve: go on; reject: roll back; hold: stay at the current weights and ask again."""
+
+    model_config = ConfigDict(frozen=True)
+
+    action: Literal["approve", "reject", "hold"]
+    approver: str = Field(min_length=1)
+    comment: str = ""
+    next_weight: int | None = Field(default=None, ge=1, le=100)
+    timed_out: bool = False
+
+
+# Called by the engine at each Pause with the decision and a markdown summary of the stage.
+Approver = Callable[[Pause, str], ApprovalAnswer]
+
+
+def scripted(*answers: ApprovalAnswer) -> Approver:
+    """An approver that replays given answers in order (tests, and unattended demo runs)."""
+    queue = list(answers)
+
+    def answer(pause: Pause, summary: str) -> ApprovalAnswer:
+        if not queue:
+            raise RuntimeError(f"no scripted answer left for pause: {pause.reason}")
+        return queue.pop(0)
+
+    return answer
+
+
+def auto_approve(actor: str = "auto") -> Approver:
+    """Approves every pause: for flows run with approvals explicitly turned off."""
+    return lambda pause, summary: ApprovalAnswer(action="approve", approver=actor, comment="approvals disabled")

@@ -1,0 +1,154 @@
+"""decide(): the only place a rollout decides what happens next. Pure: no I/O, no clock.
+
+The flows observe (weights, metrics), ask the judge for a verdict, call ``decide`` with the
+time they read, act on the Decision, and record it. Because the inputs are plain values, every
+branch is tested table-driven (tests/unit/test_decide.py).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal, Union
+
+from pydantic import BaseModel, ConfigDict
+
+from rollway.model import Verdict
+from rollway.phases import Phase
+from rollway.spec import RolloutSpec
+
+
+class StageState(BaseModel):
+    """Where the rollout stands, as far as deciding goes.
+
+    ``stage_index`` is the last stage whose weights were set and verified (-1: none);
+    ``started_at`` when that happened; ``passed`` whether its bake passed; ``approved`` the
+    index of the stage a person approved moving to (approvals are per stage).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    stage_index: int = -1
+    started_at: float | None = None
+    passed: bool = False
+    approved: int | None = None
+
+
+class _Decision(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    reason: str
+    stage_passed: bool = False
+
+
+class SetWeight(_Decision):
+    kind: Literal["set_weight"] = "set_weight"
+    stage_index: int
+    weight: int
+
+
+class Hold(_Decision):
+    kind: Literal["hold"] = "hold"
+    until: float
+
+
+class Pause(_Decision):
+    kind: Literal["pause"] = "pause"
+    cause: Literal["approval", "inconclusive", "metrics"]
+    stage_index: int
+
+
+class Rollback(_Decision):
+    kind: Literal["rollback"] = "rollback"
+
+
+class Promote(_Decision):
+    kind: Literal["promote"] = "promote"
+
+
+Decision = Union[SetWeight, Hold, Pause, Rollback, Promote]
+
+
+def stage_over(spec: RolloutSpec, state: StageState, now: float) -> bool:
+    """Whether the current stage's bake time has run out."""
+    if state.stage_index < 0 or state.started_at is None:
+        return False
+    return now >= state.started_at + spec.stages[state.stage_index].bake_seconds
+
+
+def analysis_start(spec: RolloutSpec, state: StageState) -> float:
+    """Start of the first whole metric period after the shift.
+
+    A period that straddles the shift mixes two weightings; judging it would blame the canary
+    for traffic it never served (or credit it for traffic it did not get).
+    """
+    if state.started_at is None:
+        raise ValueError("no stage has started")
+    period = spec.analysis.interval_seconds
+    return math.ceil(state.started_at / period) * period
+
+
+def _next_step(spec: RolloutSpec, state: StageState, *, passed: bool, why: str) -> Decision:
+    """What follows a passed stage (or the start): the next shift, an approval pause, or promotion."""
+    nxt = state.stage_index + 1
+    if nxt >= len(spec.stages):
+        return Promote(reason=f"{why}; all {len(spec.stages)} stages passed", stage_passed=passed)
+    stage = spec.stages[nxt]
+    if stage.approval and state.approved != nxt:
+        return Pause(
+            reason=f"{why}; approval needed before {stage.weight}%",
+            cause="approval",
+            stage_index=nxt,
+            stage_passed=passed,
+        )
+    return SetWeight(reason=f"{why}; shifting to {stage.weight}%", stage_index=nxt, weight=stage.weight, stage_passed=passed)
+
+
+def decide(spec: RolloutSpec, state: StageState, verdict: Verdict | None, now: float) -> Decision:
+    """Decide the next step of a rollout.
+
+    Args:
+        spec: the rollout's policy.
+        state: where the rollout stands.
+        verdict: the judge's verdict on the current stage so far (None before the first stage
+            or once the stage has passed).
+        now: the time the observation was made, on the rollout's clock.
+
+    Returns:
+        A frozen Decision: FAILED always rolls back; a stage passes only on a SUCCESSFUL verdict
+        after its minimum bake; INCONCLUSIVE, or metrics still failing at the end of the bake,
+        pause for a person; otherwise hold until the next analysis tick.
+    """
+    if state.stage_index >= len(spec.stages):
+        raise ValueError(f"stage index {state.stage_index} is past the last stage")
+    if state.stage_index < 0:
+        return _next_step(spec, state, passed=False, why="rollout starting")
+    if state.passed:
+        return _next_step(spec, state, passed=False, why=f"stage {spec.stages[state.stage_index].weight}% passed")
+    if verdict is None:
+        raise ValueError("a stage in progress needs a verdict")
+    if state.started_at is None:
+        raise ValueError("a stage in progress needs its start time")
+
+    stage = spec.stages[state.stage_index]
+    elapsed = now - state.started_at
+    over = elapsed >= stage.bake_seconds
+    next_tick = min(now + spec.analysis.interval_seconds, state.started_at + stage.bake_seconds)
+
+    if verdict.phase is Phase.FAILED:
+        return Rollback(reason=f"{stage.weight}%: {verdict.reason}")
+    if verdict.phase is Phase.INCONCLUSIVE:
+        return Pause(reason=f"{stage.weight}%: {verdict.reason}", cause="inconclusive", stage_index=state.stage_index)
+    if verdict.phase is Phase.ERROR:
+        if over:
+            return Pause(reason=f"{stage.weight}%: {verdict.reason}", cause="metrics", stage_index=state.stage_index)
+        return Hold(reason=f"{stage.weight}%: {verdict.reason}; retrying", until=next_tick)
+    if verdict.phase is Phase.SUCCESSFUL and elapsed >= stage.earliest_pass_seconds:
+        return _next_step(spec, state, passed=True, why=f"{stage.weight}%: {verdict.reason}")
+    if over:
+        # The judge was told the stage is over yet is still observing: that is not a pass.
+        return Pause(
+            reason=f"{stage.weight}%: bake ended without a decision ({verdict.reason})",
+            cause="inconclusive",
+            stage_index=state.stage_index,
+        )
+    return Hold(reason=f"{stage.weight}%: {verdict.reason}", until=next_tick)

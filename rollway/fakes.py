@@ -1,0 +1,213 @@
+"""In-memory implementations of every port, for fast tests of flow logic.
+
+They keep the same contracts as the AWS adapters (read-back, named errors), and count the
+calls made so tests can assert on order. They are never the only test of an adapter.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Callable, Sequence
+
+from rollway.aws.errors import ServiceNotStable
+from rollway.model import Interval, Observation, ServiceState, VersionSample, Weights
+
+
+class FakeClock:
+    """A clock that only moves when slept on: a rollout of hours runs in microseconds."""
+
+    def __init__(self, start: float = 1_800_000_000.0) -> None:
+        self.t = start
+
+    def now(self) -> float:
+        return self.t
+
+    def sleep(self, seconds: float) -> None:
+        self.t += max(0.0, seconds)
+
+
+class FakeRouter:
+    """Weights in memory. ``lag`` makes the read-back stale for that many reads after a write."""
+
+    def __init__(self, weights: Weights | None = None, healthy: dict[str, int] | None = None) -> None:
+        self.weights = weights or Weights(stable=100, canary=0)
+        self.healthy = healthy if healthy is not None else {"stable": 2, "canary": 2}
+        self.calls: list[str] = []
+        self.lag = 0
+        self._stale: Weights | None = None
+
+    def get_weights(self) -> Weights:
+        self.calls.append("get_weights")
+        if self.lag > 0 and self._stale is not None:
+            self.lag -= 1
+            return self._stale
+        return self.weights
+
+    def set_weights(self, weights: Weights) -> None:
+        self.calls.append(f"set_weights {weights}")
+        self._stale = self.weights
+        self.weights = weights
+
+    def healthy_targets(self, version: str) -> int:
+        self.calls.append(f"healthy_targets {version}")
+        return self.healthy[version]
+
+
+class FakeDeployer:
+    """ECS services as dicts; a revision copies the base and swaps the image."""
+
+    def __init__(self, services: dict[str, ServiceState], task_definitions: dict[str, str]) -> None:
+        self.services = dict(services)
+        self.task_definitions = dict(task_definitions)  # arn -> image
+        self.calls: list[str] = []
+        self._revision = itertools.count(100)
+        self.unstable: set[str] = set()
+
+    def describe(self, service: str) -> ServiceState:
+        self.calls.append(f"describe {service}")
+        return self.services[service]
+
+    def register_revision(self, image: str, base_task_definition: str) -> str:
+        if not image:
+            raise ValueError("image must not be empty")
+        self.calls.append(f"register_revision {image}")
+        family = base_task_definition.rsplit(":", 1)[0]
+        arn = f"{family}:{next(self._revision)}"
+        self.task_definitions[arn] = image
+        return arn
+
+    def update_service(
+        self, service: str, *, task_definition: str | None = None, desired: int | None = None
+    ) -> ServiceState:
+        self.calls.append(f"update_service {service} td={task_definition} desired={desired}")
+        state = self.services[service]
+        changes: dict = {}
+        if task_definition is not None:
+            changes["task_definition"] = task_definition
+        if desired is not None:
+            changes["desired"] = desired
+            changes["running"] = desired
+        self.services[service] = state.model_copy(update=changes)
+        return self.services[service]
+
+    def wait_stable(self, services: Sequence[str], timeout_seconds: float) -> None:
+        self.calls.append(f"wait_stable {','.join(services)}")
+        stuck = [s for s in services if s in self.unstable]
+        if stuck:
+            raise ServiceNotStable(stuck, timeout_seconds)
+
+
+Behaviour = Callable[[Weights, float], tuple[VersionSample | None, VersionSample | None]]
+
+
+def steady(rps: float, stable_error_rate: float, canary_error_rate: float, interval: float = 60.0) -> Behaviour:
+    """Deterministic traffic: rps split by weight, errors at the given rates (rounded)."""
+
+    def sample(weights: Weights, _t: float) -> tuple[VersionSample | None, VersionSample | None]:
+        def one(share: int, rate: float) -> VersionSample | None:
+            n = round(rps * interval * share / 100)
+            return VersionSample(requests=n, errors=round(n * rate), latency_avg_ms=120, latency_p99_ms=480) if n else None
+
+        return one(weights.stable, stable_error_rate), one(weights.canary, canary_error_rate)
+
+    return sample
+
+
+class FakeMetrics:
+    """Intervals generated from the router's live weights by a behaviour function.
+
+    Each interval of ``interval`` seconds is sampled once, the first time it is observed, with
+    the weights the router held then: like the simulator, but without AWS.
+    """
+
+    def __init__(self, router: FakeRouter, behaviour: Behaviour, interval: float = 60.0, dlq: int = 0) -> None:
+        self.router = router
+        self.behaviour = behaviour
+        self.interval = interval
+        self.dlq = dlq
+        self.error: str | None = None
+        self._recorded: dict[float, Interval] = {}
+        self.calls = 0
+
+    def observe(self, start: float, end: float) -> Observation:
+        self.calls += 1
+        if self.error:
+            return Observation(start=start, end=end, error=self.error)
+        intervals = []
+        t = (start // self.interval + 1) * self.interval
+        while t <= end:
+            if t not in self._recorded:
+                baseline, canary = self.behaviour(self.router.weights, t)
+                self._recorded[t] = Interval(t=t, baseline=baseline, canary=canary)
+            intervals.append(self._recorded[t])
+            t += self.interval
+        return Observation(start=start, end=end, intervals=tuple(intervals), dlq_messages=self.dlq)
+
+
+class FakeNotifier:
+    def __init__(self) -> None:
+        self.messages: list[tuple[str, str]] = []
+
+    def notify(self, subject: str, message: str) -> str:
+        self.messages.append((subject, message))
+        return f"msg-{len(self.messages)}"
+
+
+class FakeFlagStore:
+    """Feature flags in memory, with the DynamoDB store's semantics.
+
+    Writes are conditional on the version (FlagConflict otherwise) and keep a capped audit
+    trail, through the same ``rollway.flags.prepare_write``. ``reads`` and ``writes`` count
+    calls; set ``unavailable`` to a message to make every call raise FlagStoreUnavailable.
+    """
+
+    def __init__(self, flags: Sequence["FlagState"] = (), *, audit_cap: int = 100) -> None:
+        self.flags: dict[str, FlagState] = {f.feature: f for f in flags}
+        self.trails: dict[str, list[FlagAuditEntry]] = {}
+        self.audit_cap = audit_cap
+        self.unavailable: str | None = None
+        self.reads = 0
+        self.writes = 0
+
+    def get(self, feature: str) -> "FlagState | None":
+        self._reachable()
+        validate_feature(feature)
+        self.reads += 1
+        return self.flags.get(feature)
+
+    def list(self) -> list["FlagState"]:
+        self._reachable()
+        self.reads += 1
+        return sorted(self.flags.values(), key=lambda f: f.feature)
+
+    def put(
+        self, flag: "FlagState", *, expected_version: int, actor: str, now: float, reason: str = ""
+    ) -> "FlagState":
+        self._reachable()
+        stored, entry = prepare_write(
+            self.flags.get(flag.feature), flag, expected_version=expected_version, actor=actor, now=now, reason=reason
+        )
+        self.flags[flag.feature] = stored
+        trail = self.trails.setdefault(flag.feature, [])
+        trail.append(entry)
+        del trail[: -self.audit_cap]
+        self.writes += 1
+        return stored
+
+    def audit(self, feature: str, limit: int | None = None) -> list["FlagAuditEntry"]:
+        self._reachable()
+        entries = list(reversed(self.trails.get(feature, [])))
+        return entries if limit is None else entries[:limit]
+
+    def _reachable(self) -> None:
+        if self.unavailable is not None:
+            raise FlagStoreUnavailable(self.unavailable)
+
+
+from rollway.flags import (  # noqa: E402  (appended section: other fakes are added above)
+    FlagAuditEntry,
+    FlagState,
+    FlagStoreUnavailable,
+    prepare_write,
+    validate_feature,
+)

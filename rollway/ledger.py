@@ -1,0 +1,195 @@
+"""The rollout ledger's records: where a rollout stands and every transition it went through.
+
+Pure data, plus the rules every Ledger implementation shares (who may start a rollout, take
+the lease, write; which fields a write may change). ``rollway.aws.ledger`` stores it in
+DynamoDB; ``rollway.fakes`` keeps it in memory.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from rollway.model import Weights
+from rollway.phases import RolloutPhase
+
+
+class LedgerError(RuntimeError):
+    """Base of the ledger's named errors."""
+
+
+class RolloutInProgress(LedgerError):
+    """Another, unfinished rollout of the same service exists."""
+
+
+class LockHeld(LedgerError):
+    """Another run owns the rollout and its lease has not expired."""
+
+
+class NotOwner(LedgerError):
+    """A write from a run that no longer owns the rollout (its lease was taken over)."""
+
+
+class RolloutNotFound(LedgerError):
+    """No rollout recorded for that service."""
+
+
+class Transition(BaseModel):
+    """One entry of the append-only history."""
+
+    model_config = ConfigDict(frozen=True)
+
+    at: float
+    kind: str = Field(description="start, shift, verdict, approve, reject, hold, timeout, adopt, rollback, promote, phase, flag, decommission, monitor")
+    actor: str
+    from_weights: Weights | None = None
+    to_weights: Weights | None = None
+    from_stage: int | None = None
+    to_stage: int | None = None
+    verdict: str | None = Field(default=None, description="verdict summary a person can read")
+    comment: str | None = None
+
+
+class RolloutRecord(BaseModel):
+    """One rollout of one service.
+
+    ``stage_index`` is the index into the spec's stages of the last stage whose weights were
+    set and verified (-1: none yet). ``stage_passed`` says whether that stage's bake passed,
+    so a resumed run knows whether to bake again or move on, and never repeats a shift.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    service: str
+    rollout_id: str
+    image: str
+    spec_json: str = Field(description="the RolloutSpec the rollout runs, as JSON")
+    phase: RolloutPhase = RolloutPhase.PENDING
+    stage_index: int = -1
+    stage_passed: bool = False
+    weights: Weights = Weights(stable=100, canary=0)
+    weekly_phase_index: int = Field(default=-1, description="last weekly phase started (-1: none)")
+    weekly_phase_passed: bool = False
+    canary_task_definition: str | None = None
+    previous_task_definition: str | None = None
+    stable_desired: int | None = Field(default=None, description="tasks the stable service needs to carry all traffic")
+    owner: str | None = None
+    lease_expires: float = 0.0
+    version: int = 0
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    history: tuple[Transition, ...] = ()
+
+
+# --- Rules every Ledger implementation shares (DynamoDB and the in-memory fake) -----------
+
+RESERVED_ID_PREFIX = "~"
+"""Rollout ids may not start with this: implementations keep bookkeeping items under it."""
+
+MANAGED_FIELDS = frozenset(
+    {"service", "rollout_id", "owner", "lease_expires", "version", "created_at", "updated_at", "history"}
+)
+"""Fields only the ledger itself writes (create, acquire, release, record); never ``**changes``."""
+
+
+def new_rollout_id(now: float) -> str:
+    """A rollout id that sorts by creation time: ``20261129T063000Z-1a2b3c4d``.
+
+    The random suffix keeps ids from two runs started in the same second apart; a ledger
+    refuses an id that does not sort after the service's newest rollout.
+
+    Args:
+        now: creation time, seconds since the epoch.
+    """
+    stamp = datetime.fromtimestamp(now, tz=timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return f"{stamp}-{secrets.token_hex(4)}"
+
+
+def utc(seconds: float) -> str:
+    """An epoch instant as a readable UTC time, for messages."""
+    return datetime.fromtimestamp(seconds, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def check_new_rollout(newest: RolloutRecord | None, record: RolloutRecord) -> None:
+    """Refuse to start ``record`` unless the service's newest rollout has finished.
+
+    Raises:
+        RolloutInProgress: ``newest`` is not terminal.
+        ValueError: ``record``'s id is reserved or does not sort after ``newest``'s id.
+    """
+    if record.rollout_id.startswith(RESERVED_ID_PREFIX):
+        raise ValueError(f"rollout id {record.rollout_id!r} starts with the reserved {RESERVED_ID_PREFIX!r}")
+    if newest is None:
+        return
+    if not newest.phase.terminal:
+        raise RolloutInProgress(
+            f"service {record.service!r} already has rollout {newest.rollout_id!r} in phase "
+            f"{newest.phase.value} (owner {newest.owner or 'none'}); finish, roll back or abort it first"
+        )
+    if record.rollout_id <= newest.rollout_id:
+        raise ValueError(
+            f"rollout id {record.rollout_id!r} does not sort after the newest rollout "
+            f"{newest.rollout_id!r} of service {record.service!r}; make one with new_rollout_id(now)"
+        )
+
+
+def check_lease(record: RolloutRecord, owner: str, now: float) -> None:
+    """Allow ``owner`` to take the lease: nobody holds it, ``owner`` does, or it expired.
+
+    Raises:
+        LockHeld: another owner's lease runs at ``now``.
+    """
+    if record.owner is None or record.owner == owner or record.lease_expires < now:
+        return
+    raise LockHeld(
+        f"rollout {record.rollout_id!r} of service {record.service!r} is owned by "
+        f"{record.owner!r} until {utc(record.lease_expires)} "
+        f"({record.lease_expires - now:.0f} s from now); {owner!r} cannot take it"
+    )
+
+
+def check_owner(record: RolloutRecord, owner: str | None, now: float) -> None:
+    """Allow a write by ``owner``: None (a lease-free action) or the holder of a running lease.
+
+    Raises:
+        NotOwner: ``owner`` does not hold the lease, or its lease expired before ``now``.
+    """
+    if owner is None or (record.owner == owner and record.lease_expires >= now):
+        return
+    if record.owner == owner:
+        held = f"its lease expired at {utc(record.lease_expires)}"
+    else:
+        held = f"it is owned by {record.owner!r}" if record.owner else "it was released"
+    raise NotOwner(
+        f"{owner!r} no longer owns rollout {record.rollout_id!r} of service {record.service!r}: {held}"
+    )
+
+
+def validate_changes(changes: Mapping[str, Any]) -> dict[str, Any]:
+    """Check that ``changes`` name writable RolloutRecord fields with valid values.
+
+    Returns:
+        The changes as validated field values (e.g. a dict for ``weights`` becomes Weights).
+
+    Raises:
+        ValueError: a name is not a field, is one the ledger manages, or a value is invalid
+            (pydantic's ValidationError is a ValueError).
+    """
+    unknown = sorted(set(changes) - set(RolloutRecord.model_fields))
+    if unknown:
+        raise ValueError(
+            f"not fields of RolloutRecord: {', '.join(unknown)}; "
+            f"writable fields: {', '.join(sorted(set(RolloutRecord.model_fields) - MANAGED_FIELDS))}"
+        )
+    managed = sorted(set(changes) & MANAGED_FIELDS)
+    if managed:
+        raise ValueError(f"{', '.join(managed)} are written by the ledger itself, not through changes")
+    # Validating against a throwaway record runs the field validators and coercions.
+    probe = RolloutRecord.model_validate(
+        {"service": "-", "rollout_id": "-", "image": "-", "spec_json": "-", **changes}
+    )
+    return {name: getattr(probe, name) for name in changes}

@@ -1,0 +1,99 @@
+"""What a rollout reports: one row per stage, and the outcome. Pure data plus renderers."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from rollway.model import VersionSample, Verdict, Weights
+
+
+class StageReport(BaseModel):
+    """A stage as it ended: traffic served by each version, the last verdict and the decision."""
+
+    model_config = ConfigDict(frozen=True)
+
+    stage_index: int
+    weights: Weights
+    started_at: float
+    ended_at: float
+    ticks: int
+    baseline: VersionSample
+    canary: VersionSample
+    verdict: Verdict
+    decision: str
+
+
+class RolloutResult(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    outcome: Literal["promoted", "rolled_back", "paused", "holding"]
+    reason: str
+    image: str
+    final_weights: Weights
+    stages: tuple[StageReport, ...] = ()
+    rollback: "RollbackResult | None" = None
+
+
+class RollbackResult(BaseModel):
+    """What a rollback did and what it read back afterwards."""
+
+    model_config = ConfigDict(frozen=True)
+
+    reason: str
+    weights: Weights
+    stable_desired: int
+    canary_desired: int
+    canary_task_definition: str
+    scaled_stable: bool = False
+    flags_disabled: tuple[str, ...] = ()
+    notification_id: str | None = None
+    steps: tuple[str, ...] = Field(default=(), description="what was done, in order")
+
+
+RolloutResult.model_rebuild()
+
+
+def _rate(sample: VersionSample) -> str:
+    return f"{sample.errors / sample.requests:.2%}" if sample.requests else "-"
+
+
+def _p99(sample: VersionSample) -> str:
+    return f"{sample.latency_p99_ms:.0f}" if sample.latency_p99_ms is not None else "-"
+
+
+HEADERS = (
+    "stage", "weights s/c", "base req", "base err", "base rate", "base p99 ms",
+    "canary req", "canary err", "canary rate", "canary p99 ms", "verdict", "decision", "reason",
+)
+
+
+def stage_rows(stages: tuple[StageReport, ...] | list[StageReport]) -> list[tuple[str, ...]]:
+    """One row of strings per stage, in HEADERS order."""
+    return [
+        (
+            str(s.stage_index + 1),
+            str(s.weights),
+            str(s.baseline.requests),
+            str(s.baseline.errors),
+            _rate(s.baseline),
+            _p99(s.baseline),
+            str(s.canary.requests),
+            str(s.canary.errors),
+            _rate(s.canary),
+            _p99(s.canary),
+            s.verdict.phase.value,
+            s.decision,
+            s.verdict.reason,
+        )
+        for s in stages
+    ]
+
+
+def markdown_table(stages: tuple[StageReport, ...] | list[StageReport]) -> str:
+    """The per-stage table as markdown (artifacts, approval forms)."""
+    lines = ["| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
+    for row in stage_rows(stages):
+        lines.append("| " + " | ".join(cell.replace("|", "/") for cell in row) + " |")
+    return "\n".join(lines)

@@ -1,0 +1,34 @@
+"""Thin tasks over the ServiceDeployer port."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from prefect import task
+from prefect.cache_policies import NONE
+
+from rollway.model import ServiceState
+from rollway.ports import ServiceDeployer
+
+
+@task(name="describe-service", retries=2, retry_delay_seconds=1, cache_policy=NONE)
+def describe_service(deployer: ServiceDeployer, service: str) -> ServiceState:
+    return deployer.describe(service)
+
+
+@task(name="register-task-definition", retries=2, retry_delay_seconds=2, cache_policy=NONE)
+def register_revision(deployer: ServiceDeployer, image: str, base_task_definition: str) -> str:
+    return deployer.register_revision(image, base_task_definition)
+
+
+@task(name="update-service", retries=2, retry_delay_seconds=2, cache_policy=NONE)
+def update_service(
+    deployer: ServiceDeployer, service: str, task_definition: str | None = None, desired: int | None = None
+) -> ServiceState:
+    # UpdateService is idempotent for the same arguments, so retrying it is safe.
+    return deployer.update_service(service, task_definition=task_definition, desired=desired)
+
+
+@task(name="wait-services-stable", cache_policy=NONE)
+def wait_stable(deployer: ServiceDeployer, services: Sequence[str], timeout_seconds: float = 600) -> None:
+    deployer.wait_stable(list(services), timeout_seconds)

@@ -1,0 +1,48 @@
+"""Thin tasks over the TrafficRouter port: one port call each, retries on the decorator."""
+
+from __future__ import annotations
+
+import time
+
+from prefect import task
+from prefect.cache_policies import NONE
+
+from rollway.aws.errors import WeightMismatch
+from rollway.model import Weights
+from rollway.ports import TrafficRouter
+
+
+@task(name="get-weights", retries=2, retry_delay_seconds=1, cache_policy=NONE)
+def get_weights(router: TrafficRouter) -> Weights:
+    return router.get_weights()
+
+
+# No retries: a ModifyRule that failed is safe to retry only after reading back, which the
+# caller does; a blind retry could race a rollback.
+@task(name="set-weights", cache_policy=NONE)
+def set_weights(router: TrafficRouter, weights: Weights) -> None:
+    router.set_weights(weights)
+
+
+@task(name="verify-weights", cache_policy=NONE)
+def verify_weights(router: TrafficRouter, expected: Weights, timeout_seconds: float = 30.0) -> Weights:
+    """Read the weights back until they match, or raise WeightMismatch after the timeout.
+
+    The timeout is wall time: a load balancer's read-back lag does not speed up with the
+    rollout clock.
+    """
+    deadline = time.monotonic() + timeout_seconds
+    delay = 0.05
+    while True:
+        actual = router.get_weights()
+        if actual == expected:
+            return actual
+        if time.monotonic() >= deadline:
+            raise WeightMismatch(expected=expected, actual=actual)
+        time.sleep(delay)
+        delay = min(delay * 2, 2.0)
+
+
+@task(name="healthy-targets", retries=2, retry_delay_seconds=1, cache_policy=NONE)
+def healthy_targets(router: TrafficRouter, version: str) -> int:
+    return router.healthy_targets(version)

@@ -1,0 +1,30 @@
+"""An Environment of fakes with Webordinary's defaults, for flow-logic tests."""
+
+from __future__ import annotations
+
+from rollway.environment import Environment
+from rollway.fakes import FakeClock, FakeDeployer, FakeMetrics, FakeNotifier, FakeRouter, steady
+from rollway.model import ServiceState
+from rollway.targets import Targets
+
+STABLE_TD = "arn:aws:ecs:us-west-2:123456789012:task-definition/webordinary-edit-task:1"
+
+
+def fake_environment(canary_error_rate: float = 0.0, stable_error_rate: float = 0.001, rps: float = 50.0) -> Environment:
+    targets = Targets()
+    router = FakeRouter()
+    deployer = FakeDeployer(
+        services={
+            targets.stable_service: ServiceState(name=targets.stable_service, task_definition=STABLE_TD, desired=4, running=4),
+            targets.canary_service: ServiceState(name=targets.canary_service, task_definition=STABLE_TD, desired=0, running=0),
+        },
+        task_definitions={STABLE_TD: "webordinary/edit-container:1.0.0"},
+    )
+    return Environment(
+        targets=targets,
+        router=router,
+        deployer=deployer,
+        metrics=FakeMetrics(router, steady(rps, stable_error_rate, canary_error_rate)),
+        notifier=FakeNotifier(),
+        clock=FakeClock(),
+    )

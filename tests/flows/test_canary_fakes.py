@@ -1,0 +1,94 @@
+"""The canary flow's logic on fakes: promote, roll back, pause answers, read-back failures."""
+
+from __future__ import annotations
+
+import pytest
+from prefect import flow
+
+from flows.canary import RolloutRefused, run_canary
+from rollway.approvals import ApprovalAnswer, scripted
+from rollway.aws.errors import WeightMismatch
+from rollway.model import Weights
+from rollway.spec import RolloutSpec, Stage
+from tests.flows.fake_env import STABLE_TD, fake_environment
+
+IMAGE = "webordinary/edit-container:2.0.0"
+
+
+def spec(*weights: int, approval_at: tuple[int, ...] = ()) -> RolloutSpec:
+    return RolloutSpec(
+        image=IMAGE,
+        stages=[Stage(weight=w, bake_seconds=600, approval=w in approval_at) for w in weights],
+    )
+
+
+@flow
+def canary_on(env, rollout: RolloutSpec, approver=None):
+    return run_canary(env, rollout, approver or scripted())
+
+
+def test_healthy_canary_is_promoted_through_every_stage():
+    env = fake_environment(canary_error_rate=0.0)
+    result = canary_on(env, spec(5, 25, 100))
+    assert result.outcome == "promoted"
+    assert env.router.weights == Weights(stable=0, canary=100)
+    assert [s.weights.canary for s in result.stages] == [5, 25, 100]
+    assert all(s.verdict.phase == "successful" for s in result.stages)
+    # The canary runs the new image, on a revision copied from the stable one.
+    canary = env.deployer.services[env.targets.canary_service]
+    assert env.deployer.task_definitions[canary.task_definition] == IMAGE
+    assert canary.desired == 4  # full capacity at 100%
+    subjects = [s for s, _ in env.notifier.messages]
+    assert subjects[0].startswith("Rollout starting") and subjects[-1].startswith("Rollout complete")
+
+
+def test_bad_canary_is_rolled_back_at_the_first_stage():
+    env = fake_environment(canary_error_rate=0.05)
+    result = canary_on(env, spec(5, 25, 100))
+    assert result.outcome == "rolled_back"
+    assert len(result.stages) == 1 and result.stages[0].weights.canary == 5
+    assert "over" in result.reason
+    assert env.router.weights == Weights(stable=100, canary=0)
+    canary = env.deployer.services[env.targets.canary_service]
+    assert canary.desired == 0 and canary.task_definition == STABLE_TD
+    assert env.notifier.messages[-1][0].startswith("Rollback")
+    assert result.reason in env.notifier.messages[-1][1]
+
+
+def test_rollback_moves_traffic_before_scaling_the_canary_down():
+    env = fake_environment(canary_error_rate=0.05)
+    canary_on(env, spec(5, 100))
+    calls = env.router.calls + env.deployer.calls  # both lists, order within each kept
+    back = env.router.calls.index("set_weights 100/0")
+    assert back > env.router.calls.index("set_weights 95/5")
+    scale_down = [c for c in env.deployer.calls if "desired=0" in c]
+    assert scale_down, calls
+
+
+def test_approval_pause_approve_then_reject():
+    env = fake_environment()
+    answers = scripted(
+        ApprovalAnswer(action="approve", approver="alice", comment="looks good"),
+        ApprovalAnswer(action="reject", approver="bob", comment="support tickets up"),
+    )
+    result = canary_on(env, spec(5, 25, 50, approval_at=(25, 50)), answers)
+    assert result.outcome == "rolled_back"
+    assert "bob" in result.reason and "support tickets up" in result.reason
+    assert [s.weights.canary for s in result.stages] == [5, 25]
+    assert env.router.weights == Weights(stable=100, canary=0)
+
+
+def test_weight_read_back_mismatch_fails_the_stage():
+    env = fake_environment()
+    env.router.lag = 10_000  # the load balancer never shows the new weights
+    rollout = spec(5, 100).model_copy(update={"verify_timeout_seconds": 0.2})
+    with pytest.raises(WeightMismatch):
+        canary_on(env, rollout)
+
+
+def test_refuses_to_start_when_canary_already_has_traffic():
+    env = fake_environment()
+    env.router.weights = Weights(stable=75, canary=25)
+    with pytest.raises(RolloutRefused, match="already carries 25%"):
+        canary_on(env, spec(5, 100))
+    assert env.deployer.calls == []  # nothing was registered or scaled

@@ -1,0 +1,74 @@
+"""decide() table-driven: every branch, from plain values."""
+
+from __future__ import annotations
+
+import pytest
+
+from rollway.decide import Hold, Pause, Promote, Rollback, SetWeight, StageState, analysis_start, decide, stage_over
+from rollway.model import Verdict
+from rollway.phases import Phase
+from rollway.spec import RolloutSpec, Stage
+
+SPEC = RolloutSpec(
+    image="repo/app:2.0.0",
+    stages=[
+        Stage(weight=5, bake_seconds=600, min_bake_seconds=120),
+        Stage(weight=25, bake_seconds=600, approval=True),
+        Stage(weight=100, bake_seconds=600),
+    ],
+)
+T0 = 1_000_000.0
+
+
+def v(phase: Phase) -> Verdict:
+    return Verdict(phase=phase, reason=f"judge says {phase.value}")
+
+
+def at(stage: int, passed: bool = False, approved: int | None = None) -> StageState:
+    return StageState(stage_index=stage, started_at=T0, passed=passed, approved=approved)
+
+
+CASES = [
+    # (state, verdict, seconds since stage start, expected type, expected detail)
+    ("start", StageState(), None, 0, SetWeight, {"weight": 5, "stage_index": 0}),
+    ("failed rolls back at once", at(0), v(Phase.FAILED), 60, Rollback, {}),
+    ("failed rolls back even at the end", at(0), v(Phase.FAILED), 600, Rollback, {}),
+    ("running holds until next tick", at(0), v(Phase.RUNNING), 60, Hold, {"until": T0 + 120}),
+    ("hold never past bake end", at(0), v(Phase.RUNNING), 590, Hold, {"until": T0 + 600}),
+    ("success before min bake holds", at(0), v(Phase.SUCCESSFUL), 60, Hold, {}),
+    ("success after min bake pauses for approval", at(0), v(Phase.SUCCESSFUL), 120, Pause,
+     {"cause": "approval", "stage_index": 1, "stage_passed": True}),
+    ("approved stage shifts", at(0, passed=True, approved=1), None, 200, SetWeight, {"weight": 25}),
+    ("passed but unapproved pauses again", at(0, passed=True), None, 200, Pause, {"cause": "approval", "stage_passed": False}),
+    ("no min bake means full bake", at(1, approved=1), v(Phase.SUCCESSFUL), 300, Hold, {}),
+    ("full bake success shifts", at(1, approved=1), v(Phase.SUCCESSFUL), 600, SetWeight,
+     {"weight": 100, "stage_passed": True}),
+    ("last stage success promotes", at(2), v(Phase.SUCCESSFUL), 600, Promote, {"stage_passed": True}),
+    ("inconclusive pauses", at(0), v(Phase.INCONCLUSIVE), 600, Pause, {"cause": "inconclusive"}),
+    ("error mid-stage retries", at(0), v(Phase.ERROR), 60, Hold, {}),
+    ("error at the end pauses", at(0), v(Phase.ERROR), 600, Pause, {"cause": "metrics"}),
+    ("running at the end is no pass", at(0), v(Phase.RUNNING), 600, Pause, {"cause": "inconclusive"}),
+]
+
+
+@pytest.mark.parametrize("name,state,verdict,elapsed,kind,detail", CASES, ids=[c[0] for c in CASES])
+def test_decide(name, state, verdict, elapsed, kind, detail):
+    decision = decide(SPEC, state, verdict, T0 + elapsed)
+    assert isinstance(decision, kind), decision
+    for key, value in detail.items():
+        assert getattr(decision, key) == value, (key, decision)
+    assert decision.reason
+
+
+def test_a_stage_in_progress_needs_a_verdict():
+    with pytest.raises(ValueError, match="needs a verdict"):
+        decide(SPEC, at(0), None, T0)
+
+
+def test_stage_over_and_analysis_start():
+    assert not stage_over(SPEC, at(0), T0 + 599)
+    assert stage_over(SPEC, at(0), T0 + 600)
+    assert not stage_over(SPEC, StageState(), T0)
+    # The first whole period after a shift at t=1000030 starts at 1000080 (60-s periods).
+    assert analysis_start(SPEC, StageState(stage_index=0, started_at=1_000_030.0)) == 1_000_080.0
+    assert analysis_start(SPEC, StageState(stage_index=0, started_at=1_000_020.0)) == 1_000_020.0

@@ -1,0 +1,72 @@
+"""Bad input fails at construction, before anything could reach AWS, with a message naming it."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from rollway.model import Weights
+from rollway.spec import FlagBinding, RolloutSpec, Stage
+from rollway.targets import Targets
+
+
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        ({"image": ""}, "image must not be empty"),
+        ({"image": "   "}, "image must not be empty"),
+        ({"image": "repo/app"}, "not a pinned image reference"),
+        ({"image": "repo/app:1", "stages": [{"weight": 5}, {"weight": 5}]}, "strictly increasing"),
+        ({"image": "repo/app:1", "stages": [{"weight": 50}, {"weight": 25}]}, "strictly increasing"),
+        ({"image": "repo/app:1", "stages": [{"weight": 0}]}, "greater than or equal to 1"),
+        ({"image": "repo/app:1", "stages": [{"weight": 101}]}, "less than or equal to 100"),
+        ({"image": "repo/app:1", "stages": []}, "at least one stage"),
+        ({"image": "repo/app:1", "stages": [{"weight": 5, "bake_seconds": 60, "min_bake_seconds": 120}]}, "cannot exceed"),
+        ({"image": "repo/app:1", "flags": [{"feature": "f", "follow": "schedule"}]}, "has none"),
+        ({"image": "repo/app:1", "flags": [{"feature": "f", "follow": "schedule", "schedule": {5: 120}}]}, "outside 0..100"),
+    ],
+)
+def test_bad_spec_is_rejected(kwargs, message):
+    with pytest.raises(ValidationError, match=message):
+        RolloutSpec(**kwargs)
+
+
+@pytest.mark.parametrize("stable,canary", [(-1, 101), (101, -1), (50, 40), (100, 100)])
+def test_weights_outside_range_or_not_summing_to_100(stable, canary):
+    with pytest.raises(ValidationError):
+        Weights(stable=stable, canary=canary)
+
+
+@pytest.mark.parametrize("percent", [-5, 101])
+def test_canary_at_rejects_out_of_range(percent):
+    with pytest.raises(ValueError, match="within 0..100"):
+        Weights.canary_at(percent)
+
+
+def test_defaults_follow_the_seed():
+    spec = RolloutSpec(image="webordinary/edit-container:2.0.0")
+    assert spec.weights == (5, 25, 50, 75, 100)
+    assert [s.weight for s in spec.stages if s.approval] == [25, 100]
+    assert [p.weights for p in spec.phases] == [(5,), (25, 50), (75, 100)]
+    assert spec.phases[-1].decommission
+    assert spec.guardrails.canary_error_rate == 0.01 and spec.guardrails.monitor_error_rate == 0.05
+
+
+def test_custom_stages_run_as_one_phase_unless_a_plan_is_given():
+    spec = RolloutSpec(image="a/b:1", stages=[{"weight": 10}, {"weight": 100}])
+    assert [p.weights for p in spec.phases] == [(10, 100)]
+    with pytest.raises(ValidationError, match="phase plan must run the stages"):
+        RolloutSpec(image="a/b:1", stages=[{"weight": 10}, {"weight": 100}], phases=[{"name": "w1", "weights": [10]}])
+
+
+def test_flag_binding_follows_traffic_or_its_schedule():
+    assert FlagBinding(feature="f").percentage_at(25) == 25.0
+    sched = FlagBinding(feature="g", follow="schedule", schedule={5: 0, 50: 10, 100: 100})
+    assert [sched.percentage_at(w) for w in (5, 25, 50, 75, 100)] == [0, 0, 10, 10, 100]
+
+
+def test_targets_reject_same_stable_and_canary():
+    with pytest.raises(ValidationError, match="must differ"):
+        Targets(stable_target_group="tg", canary_target_group="tg")
+    with pytest.raises(ValidationError, match="must differ"):
+        Targets(stable_service="svc", canary_service="svc")
