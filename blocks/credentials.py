@@ -6,6 +6,7 @@ block type with ``aws_client_parameters.endpoint_url`` pointing at the local mot
 
 from __future__ import annotations
 
+import threading
 from typing import Any, Callable
 
 from prefect_aws import AwsCredentials
@@ -39,7 +40,10 @@ def credentials_for_endpoint(endpoint_url: str, region: str) -> AwsCredentials:
 def client_factory(credentials: AwsCredentials) -> ClientFactory:
     """A ``get_client(service_name)`` callable backed by the credentials block.
 
-    Clients are cached by prefect-aws; an unset retry config gets standard mode.
+    One client per service for the factory's life: prefect-aws's own cache holds only eight
+    clients per process, fewer than a rollout uses, and rebuilding a boto3 client costs
+    tens of milliseconds. boto3 clients are thread-safe, so the simulator and the flows
+    share them. An unset retry config gets standard mode.
     """
     if credentials.aws_client_parameters.config is None:
         credentials = credentials.model_copy(
@@ -49,4 +53,13 @@ def client_factory(credentials: AwsCredentials) -> ClientFactory:
                 )
             }
         )
-    return credentials.get_client
+    clients: dict[str, Any] = {}
+    lock = threading.Lock()
+
+    def get_client(service_name: str) -> Any:
+        with lock:
+            if service_name not in clients:
+                clients[service_name] = credentials.get_client(service_name)
+            return clients[service_name]
+
+    return get_client

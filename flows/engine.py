@@ -13,14 +13,27 @@ from typing import Protocol
 from prefect import get_run_logger
 
 from rollway.approvals import ApprovalAnswer, Approver
-from rollway.decide import Hold, Pause, Promote, Rollback, SetWeight, StageState, analysis_start, decide, stage_over
+from prefect.transactions import transaction
+
+from rollway.decide import (
+    Hold,
+    Pause,
+    PhaseComplete,
+    Promote,
+    Rollback,
+    SetWeight,
+    StageState,
+    analysis_start,
+    decide,
+    stage_over,
+)
 from rollway.environment import Environment
 from rollway.judge import assess, make_judge
 from rollway.model import Observation, VersionSample, Verdict, Weights
 from rollway.phases import Phase
 from rollway.report import RollbackResult, RolloutResult, StageReport, markdown_table
 from rollway.spec import RolloutSpec
-from tasks import ecs, metrics, traffic
+from tasks import ecs, metrics, traffic, undoable
 
 _EMPTY = VersionSample(requests=0)
 
@@ -28,7 +41,9 @@ _EMPTY = VersionSample(requests=0)
 class Journal(Protocol):
     """Where the loop records what happened (the ledger, artifacts, notifications)."""
 
-    def shifted(self, state: StageState, before: Weights, after: Weights, reason: str) -> None: ...
+    def tick(self, state: StageState, verdict: Verdict | None) -> None: ...
+
+    def shifted(self, state: StageState, before: Weights, after: Weights, reason: str, flags: list) -> None: ...
 
     def verdict(self, state: StageState, report: StageReport) -> None: ...
 
@@ -40,9 +55,13 @@ class Journal(Protocol):
 
     def promoted(self, result: RolloutResult) -> None: ...
 
+    def phase_complete(self, result: RolloutResult) -> None: ...
+
 
 class NullJournal:
-    def shifted(self, state, before, after, reason): pass
+    def tick(self, state, verdict): pass
+
+    def shifted(self, state, before, after, reason, flags): pass
 
     def verdict(self, state, report): pass
 
@@ -53,6 +72,8 @@ class NullJournal:
     def rolled_back(self, result): pass
 
     def promoted(self, result): pass
+
+    def phase_complete(self, result): pass
 
 
 class Rollbacker(Protocol):
@@ -81,8 +102,17 @@ def wait_healthy(env: Environment, version: str, timeout_seconds: float) -> int:
         time.sleep(0.1)
 
 
-def shift_to(env: Environment, spec: RolloutSpec, weight: int, stable_desired: int) -> Weights:
-    """Scale the canary for ``weight``, wait for healthy targets, set and verify the weights."""
+def shift_to(
+    env: Environment, spec: RolloutSpec, weight: int, stable_desired: int, before: Weights, *, actor: str
+) -> tuple[Weights, list]:
+    """Scale the canary for ``weight``, wait for healthy targets, set and verify the weights.
+
+    Bound feature flags move with the weights, in one transaction: if the flags cannot follow,
+    the weights go back to ``before`` so traffic and flags never disagree.
+
+    Returns:
+        The verified weights and the flag updates made.
+    """
     t = env.targets
     needed = canary_capacity(stable_desired, weight)
     canary = ecs.describe_service(env.deployer, t.canary_service)
@@ -91,8 +121,14 @@ def shift_to(env: Environment, spec: RolloutSpec, weight: int, stable_desired: i
         ecs.wait_stable(env.deployer, [t.canary_service])
     wait_healthy(env, "canary", spec.verify_timeout_seconds)
     target = Weights.canary_at(weight)
-    traffic.set_weights(env.router, target)
-    return traffic.verify_weights(env.router, target, spec.verify_timeout_seconds)
+    if not (spec.flags and env.flags is not None):
+        traffic.set_weights(env.router, target)
+        return traffic.verify_weights(env.router, target, spec.verify_timeout_seconds), []
+    with transaction():
+        undoable.set_weights(env.router, target, before)
+        verified = traffic.verify_weights(env.router, target, spec.verify_timeout_seconds)
+        updates = undoable.apply_flags(env.flags, list(spec.flags), weight, actor, env.clock.now())
+    return verified, updates
 
 
 class StageTracker:
@@ -134,6 +170,7 @@ def run_stages(
     rollback: Rollbacker,
     journal: Journal | None = None,
     reports: list[StageReport] | None = None,
+    actor: str = "rollway",
 ) -> RolloutResult:
     """Drive a rollout from ``state`` until it is promoted or rolled back.
 
@@ -146,6 +183,7 @@ def run_stages(
         rollback: performs the rollback when the judge or a person says so.
         journal: records transitions; None records nothing.
         reports: stage reports of earlier stages (a resumed rollout), extended in place.
+        actor: who drives the rollout, for flag audit trails.
     """
     log = get_run_logger()
     journal = journal or NullJournal()
@@ -166,6 +204,7 @@ def run_stages(
             observation = metrics.observe(env.metrics, analysis_start(spec, state), now)
             verdict = assess(judge, spec.guardrails, observation, stage_over=stage_over(spec, state, now))
             tracker.update(observation, verdict)
+        journal.tick(state, verdict)
         decision = decide(spec, state, verdict, now)
 
         if isinstance(decision, Hold):
@@ -180,10 +219,13 @@ def run_stages(
 
         if isinstance(decision, SetWeight):
             before = weights
-            weights = shift_to(env, spec, decision.weight, stable_desired)
-            state = StageState(stage_index=decision.stage_index, started_at=env.clock.now(), approved=state.approved)
+            weights, flag_updates = shift_to(env, spec, decision.weight, stable_desired, before, actor=actor)
+            state = StageState(
+                stage_index=decision.stage_index, started_at=env.clock.now(),
+                approved=state.approved, until_stage=state.until_stage,
+            )
             tracker = StageTracker()
-            journal.shifted(state, before, weights, decision.reason)
+            journal.shifted(state, before, weights, decision.reason, flag_updates)
             log.info("shifted %s -> %s: %s", before, weights, decision.reason)
             continue
 
@@ -213,6 +255,14 @@ def run_stages(
             finish_stage("rollback", now)
             log.warning("rolling back: %s", decision.reason)
             return _rolled_back(env, spec, rollback, journal, reports, weights, decision.reason)
+
+        if isinstance(decision, PhaseComplete):
+            result = RolloutResult(
+                outcome="holding", reason=decision.reason, image=spec.image,
+                final_weights=weights, stages=tuple(reports),
+            )
+            journal.phase_complete(result)
+            return result
 
         if isinstance(decision, Promote):
             result = RolloutResult(

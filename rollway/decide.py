@@ -22,7 +22,8 @@ class StageState(BaseModel):
 
     ``stage_index`` is the last stage whose weights were set and verified (-1: none);
     ``started_at`` when that happened; ``passed`` whether its bake passed; ``approved`` the
-    index of the stage a person approved moving to (approvals are per stage).
+    index of the stage a person approved moving to (approvals are per stage);
+    ``until_stage`` the last stage of the weekly phase being run (None: run to the end).
     """
 
     model_config = ConfigDict(frozen=True)
@@ -31,6 +32,7 @@ class StageState(BaseModel):
     started_at: float | None = None
     passed: bool = False
     approved: int | None = None
+    until_stage: int | None = None
 
 
 class _Decision(BaseModel):
@@ -65,7 +67,13 @@ class Promote(_Decision):
     kind: Literal["promote"] = "promote"
 
 
-Decision = Union[SetWeight, Hold, Pause, Rollback, Promote]
+class PhaseComplete(_Decision):
+    """The weekly phase's last stage passed: hold these weights until the next phase starts."""
+
+    kind: Literal["phase_complete"] = "phase_complete"
+
+
+Decision = Union[SetWeight, Hold, Pause, Rollback, Promote, PhaseComplete]
 
 
 def stage_over(spec: RolloutSpec, state: StageState, now: float) -> bool:
@@ -92,6 +100,10 @@ def _next_step(spec: RolloutSpec, state: StageState, *, passed: bool, why: str) 
     nxt = state.stage_index + 1
     if nxt >= len(spec.stages):
         return Promote(reason=f"{why}; all {len(spec.stages)} stages passed", stage_passed=passed)
+    if state.until_stage is not None and state.stage_index >= state.until_stage:
+        return PhaseComplete(
+            reason=f"{why}; this phase ends at {spec.stages[state.until_stage].weight}%", stage_passed=passed
+        )
     stage = spec.stages[nxt]
     if stage.approval and state.approved != nxt:
         return Pause(

@@ -71,9 +71,12 @@ class RolloutRecord(BaseModel):
     phase: RolloutPhase = RolloutPhase.PENDING
     stage_index: int = -1
     stage_passed: bool = False
+    stage_started_at: float | None = Field(default=None, description="when the current stage's weights were verified")
+    approved_stage: int | None = Field(default=None, description="stage index a person approved moving to")
     weights: Weights = Weights(stable=100, canary=0)
     weekly_phase_index: int = Field(default=-1, description="last weekly phase started (-1: none)")
     weekly_phase_passed: bool = False
+    weekly_phase_started_at: float | None = Field(default=None, description="when the current weekly phase started")
     canary_task_definition: str | None = None
     previous_task_definition: str | None = None
     stable_desired: int | None = Field(default=None, description="tasks the stable service needs to carry all traffic")

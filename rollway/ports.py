@@ -30,6 +30,9 @@ class ServiceDeployer(Protocol):
     def register_revision(self, image: str, base_task_definition: str) -> str:
         """Copy ``base_task_definition`` with only the container image swapped; return its ARN."""
 
+    def deregister_revision(self, task_definition: str) -> None:
+        """Mark a revision INACTIVE (undo of register_revision; running tasks are unaffected)."""
+
     def update_service(
         self, service: str, *, task_definition: str | None = None, desired: int | None = None
     ) -> ServiceState:

@@ -65,6 +65,20 @@ class Analysis(BaseModel):
     slo_error_rate: float = Field(default=0.001, gt=0, lt=1, description="one-sample mode: the error rate the canary is held to")
     slow_threshold_ms: float = Field(default=2000.0, gt=0, description="a request slower than this counts as slow")
     min_requests: int = Field(default=50, ge=1, description="canary requests below which a stage is inconclusive")
+    # Sequential judge (rollway/judge/sequential.py); the threshold judge ignores these.
+    metrics: tuple[Literal["errors", "slow"], ...] = Field(
+        default=("errors", "slow"),
+        min_length=1,
+        description="what the sequential judge compares; alpha is split evenly across them",
+    )
+    margin_ratio: float = Field(
+        default=2.0,
+        gt=1,
+        description="two-sample mode: a canary may also pass once shown below this multiple of the baseline's rate",
+    )
+    slo_slow_rate: float = Field(
+        default=0.01, gt=0, lt=1, description="one-sample mode: the share of slow requests the canary is held to"
+    )
 
 
 class Approvals(BaseModel):
@@ -152,6 +166,9 @@ class RolloutSpec(BaseModel):
     phases: tuple[WeeklyPhase, ...] = Field(default_factory=default_phases)
     flags: tuple[FlagBinding, ...] = ()
     verify_timeout_seconds: float = Field(default=30.0, gt=0, description="how long a weight read-back may lag")
+    monitor_seconds: float = Field(
+        default=3600.0, ge=0, description="after 100%: how long to watch before decommissioning the old service"
+    )
 
     @field_validator("image")
     @classmethod

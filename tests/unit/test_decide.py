@@ -72,3 +72,17 @@ def test_stage_over_and_analysis_start():
     # The first whole period after a shift at t=1000030 starts at 1000080 (60-s periods).
     assert analysis_start(SPEC, StageState(stage_index=0, started_at=1_000_030.0)) == 1_000_080.0
     assert analysis_start(SPEC, StageState(stage_index=0, started_at=1_000_020.0)) == 1_000_020.0
+
+
+def test_phase_end_holds_instead_of_moving_on():
+    from rollway.decide import PhaseComplete
+
+    state = StageState(stage_index=0, started_at=T0, until_stage=0)
+    decision = decide(SPEC, state, v(Phase.SUCCESSFUL), T0 + 600)
+    assert isinstance(decision, PhaseComplete) and decision.stage_passed
+    # The last stage promotes even when it also ends the phase.
+    last = StageState(stage_index=2, started_at=T0, until_stage=2)
+    assert isinstance(decide(SPEC, last, v(Phase.SUCCESSFUL), T0 + 600), Promote)
+    # A phase that ends later lets the rollout move on.
+    later = StageState(stage_index=0, started_at=T0, until_stage=2, approved=1)
+    assert isinstance(decide(SPEC, later, v(Phase.SUCCESSFUL), T0 + 600), SetWeight)

@@ -1,0 +1,144 @@
+"""Orchestration overhead and AWS call counts of the canary and rollback flows, on the embedded AWS.
+
+Prints:
+  1. orchestration overhead per stage, excluding bake (wall time not spent waiting on the
+     rollout clock), for a 4-stage canary on Prefect + moto server + traffic simulator;
+  2. the AWS calls a rollback makes before the ALB read-back shows 100% stable, and whether
+     ModifyRule is its first write;
+  3. CloudWatch GetMetricData calls per analysis tick;
+  4. `rollway demo` wall time (skip with --no-demo).
+
+Run: .venv/bin/python benchmarks/overhead.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+READ_PREFIXES = ("Describe", "Get", "List")
+
+
+class MeteredClock:
+    """The rollout clock, counting the wall seconds spent sleeping on it (the bake)."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+        self.slept_wall = 0.0
+        self.ticks = 0
+
+    def now(self) -> float:
+        return self.inner.now()
+
+    def sleep(self, seconds: float) -> None:
+        started = time.perf_counter()
+        self.inner.sleep(seconds)
+        self.slept_wall += time.perf_counter() - started
+        self.ticks += 1
+
+
+class CallLog:
+    """Every AWS API call made through the given clients, in order."""
+
+    def __init__(self, clients) -> None:
+        self.calls: list[tuple[str, str]] = []
+        for client in clients:
+            service = client.meta.service_model.service_name
+            client.meta.events.register(
+                f"before-call.{client.meta.service_model.service_id.hyphenize()}.*",
+                lambda model, _s=service, **_: self.calls.append((_s, model.name)),
+            )
+
+    def clear(self) -> None:
+        self.calls.clear()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--speed", type=float, default=300.0, help="simulated seconds per wall second")
+    parser.add_argument("--no-demo", action="store_true", help="skip timing `rollway demo`")
+    args = parser.parse_args()
+
+    from prefect import flow
+
+    from blocks.credentials import client_factory, credentials_for_endpoint
+    from flows.canary import run_canary
+    from flows.rollback import execute_rollback
+    from rollway.approvals import scripted
+    from rollway.aws.environment import aws_environment
+    from rollway.clock import ClockSettings
+    from rollway.cli.demo import demo_spec
+    from rollway.model import Weights
+    from rollway.sim.profiles import BehaviourProfile
+    from rollway.sim.server import EmbeddedAws
+    from rollway.sim.topology import provision
+    from rollway.sim.traffic import TrafficSimulator
+    from rollway.targets import Targets
+
+    targets = Targets()
+
+    @flow(name="benchmark-canary")
+    def canary_run(env, spec):
+        return run_canary(env, spec, scripted())
+
+    @flow(name="benchmark-rollback")
+    def rollback_run(env):
+        return execute_rollback(env, "benchmark", actor="benchmark")
+
+    with EmbeddedAws() as aws:
+        get_client = client_factory(credentials_for_endpoint(aws.endpoint_url, targets.region))
+        topology = provision(get_client, targets)
+        log = CallLog([get_client(s) for s in ("elbv2", "ecs", "cloudwatch", "sns", "dynamodb")])
+        settings = ClockSettings(speed=args.speed, anchor=time.time())
+        clock = MeteredClock(settings.build())
+        env = aws_environment(get_client, targets, clock)
+        image = f"{topology.repository_uri}:2.0.0"
+        healthy = BehaviourProfile(error_probability=0.001, median_ms=120, sigma=0.5)
+        spec = demo_spec(image)
+        simulator = TrafficSimulator(get_client, targets, topology, settings.build(), profiles={},
+                                     default_profile=healthy, total_rps=200, seed=1)
+
+        with simulator:
+            log.clear()
+            started = time.perf_counter()
+            result = canary_run(env, spec)
+            wall = time.perf_counter() - started
+        stages = len(result.stages)
+        overhead = (wall - clock.slept_wall) / stages
+        gmd = sum(1 for s, op in log.calls if op == "GetMetricData")
+        ticks = sum(r.ticks for r in result.stages)
+        print(f"canary: {stages} stages, outcome {result.outcome}, wall {wall:.2f} s, "
+              f"of which waiting on the rollout clock {clock.slept_wall:.2f} s")
+        print(f"orchestration overhead per stage (excluding bake): {overhead:.3f} s   (goal < 1 s)")
+        print(f"CloudWatch GetMetricData calls per analysis tick: {gmd}/{ticks} = {gmd / ticks:.2f}   (goal 1)")
+
+        # Rollback from 25% canary: which calls happen before the ALB reads back 100/0?
+        env.router.set_weights(Weights.canary_at(25))
+        log.clear()
+        rollback_run(env)
+        calls = [op for _, op in log.calls]
+        modify = calls.index("ModifyRule")
+        readback = calls.index("DescribeRules", modify)
+        before = calls[: readback + 1]
+        writes = [op for op in before if not op.startswith(READ_PREFIXES)]
+        print(f"rollback: {len(before)} AWS calls until the ALB read-back shows 100% stable: {', '.join(before)}")
+        print(f"first write of the rollback: {writes[0]}   (goal: ModifyRule)")
+
+    if not args.no_demo:
+        started = time.perf_counter()
+        done = subprocess.run([str(ROOT / ".venv" / "bin" / "rollway"), "demo"], cwd=ROOT,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        print(f"`rollway demo` wall time: {time.perf_counter() - started:.1f} s, exit {done.returncode}   (goal < 60 s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,183 @@
+"""What a progressive rollout records as it goes: the ledger, Prefect artifacts, notifications.
+
+The engine calls one method per event; each writes the ledger first (the durable truth a
+resumed run reads), then the artifacts and messages people see.
+"""
+
+from __future__ import annotations
+
+import re
+
+from prefect import get_run_logger
+from prefect.artifacts import create_markdown_artifact, create_progress_artifact, create_table_artifact, update_progress_artifact
+
+from rollway.approvals import ApprovalAnswer
+from rollway.decide import Pause, StageState
+from rollway.environment import Environment
+from rollway.ledger import Transition
+from rollway.model import Verdict, Weights
+from rollway.phases import RolloutPhase
+from rollway.report import HEADERS, RollbackResult, RolloutResult, StageReport, markdown_table, stage_rows
+from rollway.spec import RolloutSpec
+from tasks import metrics
+
+
+def artifact_key(service: str, suffix: str) -> str:
+    """Prefect artifact keys allow lowercase letters, digits and dashes only."""
+    return re.sub(r"[^a-z0-9-]+", "-", f"{service}-{suffix}".lower()).strip("-")
+
+
+def verdict_summary(verdict: Verdict | None) -> str | None:
+    if verdict is None:
+        return None
+    return (
+        f"{verdict.phase.value}: {verdict.reason} "
+        f"(canary {verdict.canary_requests} req, baseline {verdict.baseline_requests} req)"
+    )
+
+
+class LedgerJournal:
+    """Records a rollout's transitions in the ledger and shows them to people.
+
+    Args:
+        env: ports (ledger, notifier, clock).
+        spec: the rollout's policy.
+        owner: the run that holds the rollout's lease.
+        lease_seconds: lease length on the rollout clock; renewed every analysis tick.
+        actor: who started the rollout.
+    """
+
+    def __init__(self, env: Environment, spec: RolloutSpec, *, owner: str, lease_seconds: float, actor: str) -> None:
+        assert env.ledger is not None, "a LedgerJournal needs a ledger"
+        self.env = env
+        self.ledger = env.ledger
+        self.spec = spec
+        self.owner = owner
+        self.lease_seconds = lease_seconds
+        self.actor = actor
+        self.service = env.targets.canary_service
+        self._progress_id = None
+
+    # --- helpers -----------------------------------------------------------------------
+    def _record(self, transition: Transition, owner: str | None = "self", **changes):
+        return self.ledger.record(
+            self.service,
+            owner=self.owner if owner == "self" else owner,
+            now=self.env.clock.now(),
+            transition=transition,
+            lease_seconds=self.lease_seconds if owner == "self" else 0.0,
+            **changes,
+        )
+
+    def _notify(self, subject: str, message: str) -> None:
+        metrics.notify(self.env.notifier, subject, message)
+
+    def _progress(self, stage_index: int, done: bool) -> None:
+        total = len(self.spec.stages)
+        value = 100.0 * (stage_index + (1 if done else 0)) / total
+        description = f"{self.service}: stage {stage_index + 1}/{total} ({self.spec.stages[stage_index].weight}%)"
+        if self._progress_id is None:
+            self._progress_id = create_progress_artifact(
+                progress=value, key=artifact_key(self.service, "progress"), description=description
+            )
+        else:
+            update_progress_artifact(self._progress_id, progress=value, description=description)
+
+    # --- Journal -----------------------------------------------------------------------
+    def tick(self, state: StageState, verdict: Verdict | None) -> None:
+        # Renews the lease, so a live run keeps the rollout and a dead one loses it.
+        self.ledger.acquire(self.service, owner=self.owner, now=self.env.clock.now(), lease_seconds=self.lease_seconds)
+
+    def shifted(self, state: StageState, before: Weights, after: Weights, reason: str, flags: list) -> None:
+        now = self.env.clock.now()
+        self._record(
+            Transition(
+                at=now, kind="shift", actor=self.actor, from_weights=before, to_weights=after,
+                from_stage=state.stage_index - 1 if state.stage_index > 0 else None, to_stage=state.stage_index,
+                comment=reason,
+            ),
+            phase=RolloutPhase.PROGRESSING, weights=after, stage_index=state.stage_index,
+            stage_started_at=state.started_at, stage_passed=False,
+        )
+        for update in flags:
+            self._record(Transition(at=now, kind="flag", actor=self.actor, comment=update.describe()))
+        self._progress(state.stage_index, done=False)
+        self._notify(
+            f"Rollout stage {state.stage_index + 1}/{len(self.spec.stages)}: {after.canary}% on the new version",
+            f"{self.spec.image} now serves {after.canary}% of traffic on {self.service} "
+            f"(weights read back from the load balancer: stable {after.stable}%, canary {after.canary}%).\n"
+            f"The judge watches it for up to {self.spec.stages[state.stage_index].bake_seconds / 60:g} minutes."
+            + (f"\nFlags: {'; '.join(u.describe() for u in flags)}" if flags else ""),
+        )
+
+    def verdict(self, state: StageState, report: StageReport) -> None:
+        pass
+
+    def stage_passed(self, state: StageState, report: StageReport) -> None:
+        self._record(
+            Transition(
+                at=self.env.clock.now(), kind="verdict", actor="judge", from_stage=state.stage_index,
+                verdict=verdict_summary(report.verdict),
+            ),
+            stage_passed=True,
+        )
+        self._progress(state.stage_index, done=True)
+        weight = self.spec.stages[state.stage_index].weight
+        create_table_artifact(
+            key=artifact_key(self.service, f"stage-{weight}"),
+            table=[dict(zip(HEADERS, row)) for row in stage_rows([report])],
+            description=f"{self.service} at {weight}%: canary vs baseline",
+        )
+
+    def answered(self, pause: Pause, answer: ApprovalAnswer) -> None:
+        kind = "timeout" if answer.timed_out else {"approve": "approve", "reject": "reject", "hold": "hold"}[answer.action]
+        changes = {}
+        if answer.action == "approve" and pause.cause == "approval":
+            changes["approved_stage"] = pause.stage_index
+        self._record(
+            Transition(
+                at=self.env.clock.now(), kind=kind, actor=answer.approver, to_stage=pause.stage_index,
+                comment=f"{answer.action}: {answer.comment}".strip(": "), verdict=pause.reason,
+            ),
+            **changes,
+        )
+
+    def rolled_back(self, result: RollbackResult) -> None:
+        self._record(
+            Transition(at=self.env.clock.now(), kind="rollback", actor=self.actor, to_weights=result.weights, comment=result.reason),
+            owner=None, phase=RolloutPhase.ROLLED_BACK, weights=result.weights,
+        )
+        self.ledger.release(self.service, owner=self.owner)
+        create_markdown_artifact(
+            key=artifact_key(self.service, "summary"),
+            markdown=f"# Rollout of `{self.spec.image}` rolled back\n\n**Why:** {result.reason}\n\n"
+            + "\n".join(f"- {s}" for s in result.steps),
+            description="rollout summary",
+        )
+
+    def phase_complete(self, result: RolloutResult) -> None:
+        self._record(
+            Transition(at=self.env.clock.now(), kind="phase", actor=self.actor, comment=result.reason),
+            weekly_phase_passed=True, phase=RolloutPhase.PAUSED,
+        )
+        self.ledger.release(self.service, owner=self.owner)
+        self._notify(
+            f"Rollout phase complete: {self.service} holds at {result.final_weights.canary}%",
+            f"{self.spec.image}: {result.reason}. The next weekly phase starts on schedule.",
+        )
+
+    def promoted(self, result: RolloutResult) -> None:
+        self._record(
+            Transition(at=self.env.clock.now(), kind="promote", actor=self.actor, to_weights=result.final_weights, comment=result.reason),
+            phase=RolloutPhase.PROMOTED, weights=result.final_weights,
+        )
+        self.ledger.release(self.service, owner=self.owner)
+        create_markdown_artifact(
+            key=artifact_key(self.service, "summary"),
+            markdown=f"# Rollout of `{self.spec.image}` promoted\n\n{result.reason}\n\n{markdown_table(result.stages)}",
+            description="rollout summary",
+        )
+        self._notify(
+            f"Rollout complete: {self.service}",
+            f"{self.spec.image} serves {result.final_weights.canary}% of traffic. {result.reason}.",
+        )

@@ -1,0 +1,135 @@
+"""Post-promotion monitoring, then decommission of the old service.
+
+After 100 %, the old (stable) service is still running: this is the window in which a
+rollback is cheap. ``monitor`` checks the new version every interval for the configured
+window (default one hour, every minute, as the seed's DeploymentMonitor): a 5-minute error
+rate over the monitoring guardrail (5 %) rolls back while the old version can still take
+the traffic; DLQ messages and slow responses alert. Only when the window passes cleanly is
+the old service scaled to zero.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from prefect import flow, get_run_logger
+from pydantic import BaseModel, ConfigDict
+
+from flows.env import load_environment
+from flows.rollback import execute_rollback
+from rollway.clock import ClockSettings
+from rollway.environment import Environment
+from rollway.judge.guardrails import check
+from rollway.ledger import Transition
+from rollway.model import Observation
+from rollway.phases import Phase
+from rollway.report import RollbackResult
+from rollway.spec import RolloutSpec
+from tasks import ecs, metrics
+
+# The seed judges the error rate over the last 5 minutes.
+RECENT_SECONDS = 300
+
+
+class MonitorResult(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    outcome: Literal["decommissioned", "rolled_back", "passed"]
+    reason: str
+    checks: int
+    alerts: tuple[str, ...] = ()
+    rollback: RollbackResult | None = None
+
+
+def recent(observation: Observation, seconds: float) -> Observation:
+    """The part of an observation inside its last ``seconds``."""
+    cutoff = observation.end - seconds
+    return observation.model_copy(update={"intervals": tuple(i for i in observation.intervals if i.t > cutoff)})
+
+
+def run_monitor(
+    env: Environment,
+    spec: RolloutSpec,
+    *,
+    window_seconds: float = 3600.0,
+    decommission: bool = True,
+    previous_task_definition: str | None = None,
+    stable_desired: int | None = None,
+    actor: str = "monitor",
+) -> MonitorResult:
+    """Watch the promoted version for ``window_seconds``; roll back or decommission the old one."""
+    log = get_run_logger()
+    t = env.targets
+    interval = spec.analysis.interval_seconds
+    start = env.clock.now()
+    end = start + window_seconds
+    alerted: set[str] = set()
+    checks = 0
+    while True:
+        now = env.clock.now()
+        observation = metrics.observe(env.metrics, max(start, now - RECENT_SECONDS - interval), now)
+        checks += 1
+        if observation.error is None:
+            verdict = check(spec.guardrails, recent(observation, RECENT_SECONDS), monitoring=True)
+            for alert in verdict.alerts:
+                if alert not in alerted:  # one message per kind of trouble, not one a minute
+                    alerted.add(alert)
+                    metrics.notify(env.notifier, f"Alert: {t.canary_service}", f"While monitoring {spec.image}: {alert}")
+            if verdict.phase is Phase.FAILED:
+                reason = f"monitoring after promotion: {verdict.reason}"
+                log.warning(reason)
+                result = execute_rollback(
+                    env, reason, actor=actor, previous_task_definition=previous_task_definition,
+                    stable_desired=stable_desired, bindings=spec.flags,
+                )
+                _record(env, "rollback", reason, rolled_back=True)
+                return MonitorResult(outcome="rolled_back", reason=reason, checks=checks,
+                                     alerts=tuple(sorted(alerted)), rollback=result)
+        else:
+            log.warning("monitoring check failed: %s", observation.error)
+        if now >= end:
+            break
+        env.clock.sleep(min(interval, end - now))
+
+    reason = f"{window_seconds / 60:g} minutes of monitoring passed"
+    if not decommission:
+        return MonitorResult(outcome="passed", reason=reason, checks=checks, alerts=tuple(sorted(alerted)))
+    ecs.update_service(env.deployer, t.stable_service, desired=0)
+    _record(env, "decommission", f"{reason}; {t.stable_service} scaled to 0")
+    metrics.notify(
+        env.notifier, f"Old version decommissioned: {t.stable_service}",
+        f"{spec.image} passed {window_seconds / 60:g} minutes of monitoring at 100%; {t.stable_service} is scaled to 0.",
+    )
+    return MonitorResult(outcome="decommissioned", reason=reason, checks=checks, alerts=tuple(sorted(alerted)))
+
+
+def _record(env: Environment, kind: str, comment: str, rolled_back: bool = False) -> None:
+    if env.ledger is None or env.ledger.get(env.targets.canary_service) is None:
+        return
+    from rollway.model import Weights
+    from rollway.phases import RolloutPhase
+
+    changes = {"phase": RolloutPhase.ROLLED_BACK, "weights": Weights(stable=100, canary=0)} if rolled_back else {}
+    env.ledger.record(
+        env.targets.canary_service, owner=None, now=env.clock.now(),
+        transition=Transition(at=env.clock.now(), kind=kind, actor="monitor", comment=comment), **changes,
+    )
+
+
+@flow(name="monitor", log_prints=True)
+def monitor(
+    spec: RolloutSpec,
+    window_seconds: float = 3600.0,
+    decommission: bool = True,
+    targets_block: str | None = None,
+    aws_credentials_block: str | None = None,
+    clock: ClockSettings = ClockSettings(),
+) -> MonitorResult:
+    """Watch a promoted version, roll back on a 5-minute error rate over 5 %, then decommission the old service."""
+    env = load_environment(targets_block, aws_credentials_block, clock, interval_seconds=spec.analysis.interval_seconds)
+    record = env.ledger.get(env.targets.canary_service) if env.ledger else None
+    return run_monitor(
+        env, spec, window_seconds=window_seconds, decommission=decommission,
+        previous_task_definition=record.previous_task_definition if record else None,
+        stable_desired=record.stable_desired if record else None,
+    )

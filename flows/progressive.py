@@ -1,0 +1,280 @@
+"""progressive_rollout: the whole gradual rollout, resumable from its ledger.
+
+A first run creates the rollout in the ledger (refused while another rollout of the service
+is unfinished), deploys the new task definition to the canary service (register + point,
+undone together if either fails), and runs the first weekly phase. The weekly
+``advance_phase`` deployment runs the next phase; a run killed at any point and started
+again reconciles the ledger with the load balancer and carries on from the recorded stage.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+from prefect import flow, get_run_logger
+from prefect.context import FlowRunContext
+from prefect.transactions import transaction
+
+from flows.approvals import prefect_approver
+from flows.canary import preflight
+from flows.engine import run_stages
+from flows.env import load_environment
+from flows.hooks import rollback_hooks
+from flows.journal import LedgerJournal
+from flows.monitor import run_monitor
+from flows.rollback import execute_rollback
+from rollway.approvals import Approver
+from rollway.clock import ClockSettings
+from rollway.decide import StageState
+from rollway.environment import Environment
+from rollway.ledger import RolloutInProgress, RolloutRecord, Transition, new_rollout_id
+from rollway.model import Weights
+from rollway.phases import RolloutPhase
+from rollway.report import RolloutResult
+from rollway.spec import RolloutSpec
+from tasks import ecs, traffic, undoable
+
+
+class DriftDetected(RuntimeError):
+    """The load balancer's weights are not what the ledger says."""
+
+
+class PhaseRefused(RuntimeError):
+    """The next weekly phase may not start (the previous one did not pass, or nothing is running)."""
+
+
+def _owner() -> str:
+    ctx = FlowRunContext.get()
+    return f"flow-run/{ctx.flow_run.id}" if ctx and ctx.flow_run else f"process/{uuid.uuid4()}"
+
+
+def phase_end_stage(spec: RolloutSpec, phase_index: int) -> int:
+    """Index of the last stage of weekly phase ``phase_index``."""
+    return sum(len(p.weights) for p in spec.phases[: phase_index + 1]) - 1
+
+
+def week_of(seconds: float) -> tuple[int, int]:
+    iso = dt.datetime.fromtimestamp(seconds, dt.timezone.utc).isocalendar()
+    return iso.year, iso.week
+
+
+def create_rollout(env: Environment, spec: RolloutSpec, *, owner: str, actor: str, lease_seconds: float) -> RolloutRecord:
+    """Record a new rollout (refused while another one of the service is unfinished)."""
+    t = env.targets
+    preflight(env)
+    stable = ecs.describe_service(env.deployer, t.stable_service)
+    canary = ecs.describe_service(env.deployer, t.canary_service)
+    now = env.clock.now()
+    return env.ledger.create(
+        RolloutRecord(
+            service=t.canary_service, rollout_id=new_rollout_id(now), image=spec.image,
+            spec_json=spec.model_dump_json(), phase=RolloutPhase.PENDING,
+            previous_task_definition=canary.task_definition, stable_desired=stable.desired,
+            created_at=now, updated_at=now,
+            history=(Transition(at=now, kind="start", actor=actor, comment=f"rollout of {spec.image}"),),
+        ),
+        owner=owner, now=now, lease_seconds=lease_seconds,
+    )
+
+
+def deploy_canary(env: Environment, spec: RolloutSpec, record: RolloutRecord, *, owner: str, actor: str,
+                  lease_seconds: float) -> RolloutRecord:
+    """Register the new revision and point the canary service at it, undone together on failure."""
+    t = env.targets
+    stable = ecs.describe_service(env.deployer, t.stable_service)
+    with transaction():
+        revision = undoable.register_revision(env.deployer, spec.image, stable.task_definition)
+        undoable.point_service(env.deployer, t.canary_service, revision, record.previous_task_definition)
+    return env.ledger.record(
+        t.canary_service, owner=owner, now=env.clock.now(), lease_seconds=lease_seconds,
+        transition=Transition(at=env.clock.now(), kind="deploy", actor=actor, comment=f"{t.canary_service} on {revision}"),
+        canary_task_definition=revision, phase=RolloutPhase.PROGRESSING,
+    )
+
+
+def start_phase(env: Environment, spec: RolloutSpec, index: int, *, owner: str, actor: str,
+                lease_seconds: float) -> RolloutRecord:
+    now = env.clock.now()
+    return env.ledger.record(
+        env.targets.canary_service, owner=owner, now=now, lease_seconds=lease_seconds,
+        transition=Transition(at=now, kind="phase", actor=actor, comment=f"starting {spec.phases[index].name}"),
+        weekly_phase_index=index, weekly_phase_passed=False, weekly_phase_started_at=now,
+        phase=RolloutPhase.PROGRESSING,
+    )
+
+
+def reconcile(env: Environment, spec: RolloutSpec, record: RolloutRecord, *, owner: str, actor: str,
+              adopt_live_weights: bool, lease_seconds: float) -> RolloutRecord:
+    """Make the ledger and the load balancer agree before acting, or refuse.
+
+    A shift that was made but not recorded (the run died between the two) is recognised and
+    recorded, so it is neither repeated nor skipped. Anything else is drift: refused unless
+    the operator asks to adopt the live weights.
+    """
+    live = traffic.get_weights(env.router)
+    if live == record.weights:
+        return record
+    now = env.clock.now()
+    nxt = record.stage_index + 1
+    if nxt < len(spec.stages) and live == Weights.canary_at(spec.stages[nxt].weight):
+        return env.ledger.record(
+            record.service, owner=owner, now=now, lease_seconds=lease_seconds,
+            transition=Transition(at=now, kind="shift", actor="reconcile", from_weights=record.weights, to_weights=live,
+                                  to_stage=nxt, comment="shift found on the load balancer but not in the ledger"),
+            weights=live, stage_index=nxt, stage_started_at=now, stage_passed=False,
+        )
+    if not adopt_live_weights:
+        raise DriftDetected(
+            f"the ledger says {record.service} is at {record.weights} (stable/canary) but the load balancer "
+            f"holds {live}; run again with adopt_live_weights=true to continue from the live weights, "
+            "or roll back (rollway abort)"
+        )
+    below = [i for i, s in enumerate(spec.stages) if s.weight <= live.canary]
+    stage = below[-1] if below else -1
+    return env.ledger.record(
+        record.service, owner=owner, now=now, lease_seconds=lease_seconds,
+        transition=Transition(at=now, kind="adopt", actor=actor, from_weights=record.weights, to_weights=live,
+                              to_stage=stage, comment="operator adopted the live weights"),
+        weights=live, stage_index=stage, stage_started_at=now, stage_passed=False,
+    )
+
+
+def run_progressive(
+    env: Environment,
+    spec: RolloutSpec,
+    approver: Approver,
+    *,
+    owner: str,
+    actor: str = "operator",
+    phased: bool = True,
+    adopt_live_weights: bool = False,
+    lease_seconds: float = 600.0,
+) -> RolloutResult:
+    """Start or resume the service's rollout and run it to the end of the current phase.
+
+    Args:
+        phased: stop at the end of the weekly phase (the schedule starts the next one);
+            False runs every remaining stage now.
+        adopt_live_weights: on drift, continue from the load balancer's weights.
+        lease_seconds: how long the run's ownership lasts without renewal (rollout clock).
+    """
+    log = get_run_logger()
+    if env.ledger is None:
+        raise ValueError("a progressive rollout needs a ledger")
+    service = env.targets.canary_service
+    record = env.ledger.get(service)
+    if record is None or record.phase.terminal:
+        record = create_rollout(env, spec, owner=owner, actor=actor, lease_seconds=lease_seconds)
+    else:
+        if record.image != spec.image:
+            raise RolloutInProgress(
+                f"{service} is rolling out {record.image} ({record.phase.value}, stage {record.stage_index + 1}); "
+                f"finish or roll it back before starting {spec.image}"
+            )
+        record = env.ledger.acquire(service, owner=owner, now=env.clock.now(), lease_seconds=lease_seconds)
+        spec = RolloutSpec.model_validate_json(record.spec_json)  # the recorded policy governs a resume
+        log.info("resuming %s at stage %s (%s)", service, record.stage_index + 1, record.weights)
+    # Each step below is recorded when done, so a run that died between them redoes only
+    # what is missing.
+    if record.canary_task_definition is None:
+        record = deploy_canary(env, spec, record, owner=owner, actor=actor, lease_seconds=lease_seconds)
+    if record.weekly_phase_index < 0:
+        record = start_phase(env, spec, 0, owner=owner, actor=actor, lease_seconds=lease_seconds)
+    phase_index = record.weekly_phase_index
+    record = reconcile(env, spec, record, owner=owner, actor=actor,
+                       adopt_live_weights=adopt_live_weights, lease_seconds=lease_seconds)
+    state = StageState(
+        stage_index=record.stage_index, started_at=record.stage_started_at, passed=record.stage_passed,
+        approved=record.approved_stage, until_stage=phase_end_stage(spec, phase_index) if phased else None,
+    )
+
+    def rollback(reason: str):
+        return execute_rollback(
+            env, reason, actor="judge", previous_task_definition=record.previous_task_definition,
+            stable_desired=record.stable_desired, bindings=spec.flags,
+            verify_timeout_seconds=spec.verify_timeout_seconds,
+        )
+
+    journal = LedgerJournal(env, spec, owner=owner, lease_seconds=lease_seconds, actor=actor)
+    result = run_stages(
+        env, spec, state=state, stable_desired=record.stable_desired or 1, approver=approver,
+        rollback=rollback, journal=journal, actor=actor,
+    )
+    # Promotion ends the last phase; its plan says whether the old service is decommissioned.
+    if result.outcome == "promoted" and spec.phases[-1].decommission and spec.monitor_seconds > 0:
+        watched = run_monitor(
+            env, spec, window_seconds=spec.monitor_seconds, previous_task_definition=record.previous_task_definition,
+            stable_desired=record.stable_desired,
+        )
+        if watched.outcome == "rolled_back":
+            return result.model_copy(update={"outcome": "rolled_back", "reason": watched.reason,
+                                             "rollback": watched.rollback, "final_weights": watched.rollback.weights})
+    return result
+
+
+def advance(env: Environment, approver: Approver, *, owner: str, actor: str = "schedule",
+            lease_seconds: float = 600.0) -> RolloutResult | None:
+    """Start the next weekly phase of the service's rollout, at most once per calendar week.
+
+    Returns None when there is nothing to do (no rollout, finished, or this week's phase
+    already started). Raises PhaseRefused when the previous phase did not pass.
+    """
+    log = get_run_logger()
+    service = env.targets.canary_service
+    record = env.ledger.get(service)
+    if record is None or record.phase.terminal:
+        log.info("no unfinished rollout of %s: nothing to advance", service)
+        return None
+    now = env.clock.now()
+    if record.weekly_phase_started_at is not None and week_of(record.weekly_phase_started_at) == week_of(now):
+        log.info("this week's phase of %s already started: nothing to do", service)
+        return None
+    if not record.weekly_phase_passed:
+        raise PhaseRefused(
+            f"{service}: phase {record.weekly_phase_index + 1} has not passed "
+            f"({record.phase.value} at {record.weights}); approve or roll it back first"
+        )
+    spec = RolloutSpec.model_validate_json(record.spec_json)
+    nxt = record.weekly_phase_index + 1
+    if nxt >= len(spec.phases):
+        log.info("every phase of %s has run", service)
+        return None
+    env.ledger.acquire(service, owner=owner, now=now, lease_seconds=lease_seconds)
+    start_phase(env, spec, nxt, owner=owner, actor=actor, lease_seconds=lease_seconds)
+    return run_progressive(env, spec, approver, owner=owner, actor=actor, phased=True, lease_seconds=lease_seconds)
+
+
+@flow(name="progressive_rollout", log_prints=True, **rollback_hooks())
+def progressive_rollout(
+    spec: RolloutSpec,
+    actor: str = "operator",
+    phased: bool = True,
+    adopt_live_weights: bool = False,
+    targets_block: str | None = None,
+    aws_credentials_block: str | None = None,
+    clock: ClockSettings = ClockSettings(),
+    approval_poll_seconds: int = 2,
+) -> RolloutResult:
+    """Roll ``spec.image`` out through the stages, with approval pauses; resumes from the ledger."""
+    env = load_environment(targets_block, aws_credentials_block, clock, interval_seconds=spec.analysis.interval_seconds)
+    return run_progressive(
+        env, spec, prefect_approver(spec.approvals, approval_poll_seconds), owner=_owner(), actor=actor,
+        phased=phased, adopt_live_weights=adopt_live_weights,
+    )
+
+
+@flow(name="advance_phase", log_prints=True, **rollback_hooks())
+def advance_phase(
+    actor: str = "schedule",
+    targets_block: str | None = None,
+    aws_credentials_block: str | None = None,
+    clock: ClockSettings = ClockSettings(),
+    approval_poll_seconds: int = 2,
+) -> RolloutResult | None:
+    """Weekly: start the next phase of the running rollout (idempotent within a week)."""
+    env = load_environment(targets_block, aws_credentials_block, clock)
+    record = env.ledger.get(env.targets.canary_service)
+    approvals = RolloutSpec.model_validate_json(record.spec_json).approvals if record else None
+    approver = prefect_approver(approvals, approval_poll_seconds) if approvals else None
+    return advance(env, approver, owner=_owner(), actor=actor)

@@ -1,0 +1,206 @@
+"""ServiceDeployer on ECS: task definition revisions that differ only by image, and services.
+
+A new revision is a copy of a base revision with one container's image swapped. Which
+fields can be copied is read from botocore's model of RegisterTaskDefinition, so a field
+AWS adds later is carried over too instead of being silently dropped.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from botocore.exceptions import ClientError, WaiterError
+
+from rollway.aws.errors import AdapterError, ServiceNotStable, TargetNotFound
+from rollway.model import ServiceState
+from rollway.targets import Targets
+
+# DescribeTaskDefinition fields that RegisterTaskDefinition does not accept: AWS sets them.
+READ_ONLY_FIELDS = frozenset(
+    {
+        "taskDefinitionArn",
+        "revision",
+        "status",
+        "requiresAttributes",
+        "compatibilities",
+        "registeredAt",
+        "registeredBy",
+        "deregisteredAt",
+        "deleteRequestedAt",
+    }
+)
+# The waiter polls at most this often; real ECS needs minutes, so finer polling only adds calls.
+_MAX_DELAY_SECONDS = 15
+
+
+class EcsDeployer:
+    """Registers image-only revisions and points and scales the services of one cluster.
+
+    Args:
+        client: a boto3 ``ecs`` client.
+        targets: the cluster and the name of the container whose image is swapped.
+    """
+
+    def __init__(self, client: Any, targets: Targets) -> None:
+        self._client = client
+        self._targets = targets
+
+    def describe(self, service: str) -> ServiceState:
+        """The service as ECS reports it.
+
+        Raises:
+            TargetNotFound: no such service in the cluster (or it was deleted).
+        """
+        found = self._client.describe_services(cluster=self._targets.cluster, services=[service])
+        for item in found["services"]:
+            if item["status"] != "INACTIVE":
+                return _service_state(item)
+        raise TargetNotFound("ECS service", service, f"in cluster {self._targets.cluster}")
+
+    def register_revision(self, image: str, base_task_definition: str) -> str:
+        """Register a copy of ``base_task_definition`` whose only change is the image.
+
+        Args:
+            image: the new image of the container ``targets.container_name``.
+            base_task_definition: family, family:revision or ARN of the revision to copy.
+
+        Returns:
+            The new revision's ARN.
+
+        Raises:
+            ValueError: ``image`` is empty (raised before any call).
+            TargetNotFound: the base does not exist, or has no container of that name.
+        """
+        if not image or not image.strip():
+            raise ValueError("image must not be empty")
+        try:
+            described = self._client.describe_task_definition(
+                taskDefinition=base_task_definition, include=["TAGS"]
+            )
+        except ClientError as err:
+            raise TargetNotFound("task definition", base_task_definition, str(err)) from err
+        arguments = registration_input(
+            described["taskDefinition"],
+            described.get("tags", []),
+            self._registerable_fields(),
+        )
+        _swap_image(arguments, self._targets.container_name, image, base_task_definition)
+        return self._client.register_task_definition(**arguments)["taskDefinition"]["taskDefinitionArn"]
+
+    def deregister_revision(self, task_definition: str) -> None:
+        """Mark a revision INACTIVE: the undo of ``register_revision`` (running tasks keep it).
+
+        Raises:
+            TargetNotFound: no such revision.
+        """
+        try:
+            self._client.deregister_task_definition(taskDefinition=task_definition)
+        except ClientError as err:
+            raise TargetNotFound("task definition", task_definition, str(err)) from err
+
+    def update_service(
+        self, service: str, *, task_definition: str | None = None, desired: int | None = None
+    ) -> ServiceState:
+        """Point ``service`` at ``task_definition`` and/or scale it to ``desired`` tasks.
+
+        Raises:
+            ValueError: neither change was asked for, or ``desired`` is negative.
+        """
+        if task_definition is None and desired is None:
+            raise ValueError("update_service needs a task_definition or a desired count")
+        if desired is not None and desired < 0:
+            raise ValueError(f"desired count must be >= 0, got {desired}")
+        arguments: dict[str, Any] = {"cluster": self._targets.cluster, "service": service}
+        if task_definition is not None:
+            arguments["taskDefinition"] = task_definition
+        if desired is not None:
+            arguments["desiredCount"] = desired
+        return _service_state(self._client.update_service(**arguments)["service"])
+
+    def wait_stable(self, services: Sequence[str], timeout_seconds: float) -> None:
+        """Block until every service runs its desired count in a single deployment.
+
+        Uses botocore's ``services_stable`` waiter, polling every ``min(15, timeout/4)``
+        seconds (at least 1) for as many attempts as fit in ``timeout_seconds``.
+
+        Raises:
+            ValueError: ``services`` is empty or the timeout is not positive.
+            ServiceNotStable: the timeout passed, or a service is missing or draining.
+        """
+        names = list(services)
+        if not names:
+            raise ValueError("wait_stable needs at least one service")
+        if timeout_seconds <= 0:
+            raise ValueError(f"timeout_seconds must be > 0, got {timeout_seconds}")
+        delay, attempts = waiter_schedule(timeout_seconds)
+        try:
+            self._client.get_waiter("services_stable").wait(
+                cluster=self._targets.cluster,
+                services=names,
+                WaiterConfig={"Delay": delay, "MaxAttempts": attempts},
+            )
+        except WaiterError as err:
+            raise ServiceNotStable(names, timeout_seconds, str(err)) from err
+
+    def _registerable_fields(self) -> frozenset[str]:
+        shape = self._client.meta.service_model.operation_model("RegisterTaskDefinition").input_shape
+        return frozenset(shape.members)
+
+
+def _service_state(service: dict[str, Any]) -> ServiceState:
+    return ServiceState(
+        name=service["serviceName"],
+        task_definition=service["taskDefinition"],
+        desired=service["desiredCount"],
+        running=service["runningCount"],
+        status=service["status"],
+    )
+
+
+def waiter_schedule(timeout_seconds: float) -> tuple[int, int]:
+    """(Delay, MaxAttempts) for a waiter that should give up after about ``timeout_seconds``.
+
+    The waiter sleeps Delay seconds between attempts, so MaxAttempts * Delay bounds the wait;
+    botocore wants whole seconds for both.
+    """
+    delay = max(1, min(_MAX_DELAY_SECONDS, int(timeout_seconds // 4)))
+    attempts = max(1, math.ceil(timeout_seconds / delay))
+    return delay, attempts
+
+
+def registration_input(
+    task_definition: dict[str, Any], tags: list[dict[str, str]], registerable: frozenset[str]
+) -> dict[str, Any]:
+    """RegisterTaskDefinition arguments that reproduce a described revision.
+
+    Args:
+        task_definition: the ``taskDefinition`` of a DescribeTaskDefinition answer.
+        tags: the answer's ``tags`` (DescribeTaskDefinition returns them beside it).
+        registerable: the parameters RegisterTaskDefinition accepts.
+
+    Raises:
+        AdapterError: a described field is neither registerable nor known to be read-only,
+            so copying would silently lose it.
+    """
+    unknown = set(task_definition) - registerable - READ_ONLY_FIELDS
+    if unknown:
+        raise AdapterError(
+            f"task definition {task_definition.get('taskDefinitionArn')} has fields that cannot "
+            f"be copied: {', '.join(sorted(unknown))}"
+        )
+    arguments = {k: copy.deepcopy(v) for k, v in task_definition.items() if k in registerable}
+    if tags:
+        arguments["tags"] = copy.deepcopy(tags)
+    return arguments
+
+
+def _swap_image(arguments: dict[str, Any], container: str, image: str, base: str) -> None:
+    for definition in arguments.get("containerDefinitions", []):
+        if definition.get("name") == container:
+            definition["image"] = image
+            return
+    names = [d.get("name") for d in arguments.get("containerDefinitions", [])]
+    raise TargetNotFound("container", container, f"in task definition {base} (it has {names})")

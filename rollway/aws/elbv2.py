@@ -1,0 +1,237 @@
+"""TrafficRouter on an Application Load Balancer: one listener rule forwarding to two groups.
+
+The rule's ForwardConfig weights are the traffic split. Every lookup (load balancer,
+listener, target groups, rule) is a read-only Describe call made once and cached, so that a
+flow can call ``resolve()`` to fail on a bad name before any write, and so that
+``set_weights`` is exactly one ModifyRule call.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from rollway.aws.errors import AdapterError, TargetNotFound, WeightMismatch
+from rollway.model import Weights
+from rollway.targets import Targets
+
+# Error codes elbv2 answers for a name or ARN that does not exist (ValidationError: for an
+# ARN it cannot parse; Targets already refuses malformed target group ARNs).
+_NOT_FOUND = {
+    "LoadBalancerNotFound",
+    "ListenerNotFound",
+    "TargetGroupNotFound",
+    "RuleNotFound",
+    "ValidationError",
+}
+
+
+@dataclass(frozen=True)
+class _Resolved:
+    load_balancer_arn: str
+    listener_arn: str
+    rule_arn: str
+    stable_arn: str
+    canary_arn: str
+
+
+class AlbRouter:
+    """Shifts traffic between the stable and the canary target group of one ALB rule.
+
+    Args:
+        client: a boto3 ``elbv2`` client.
+        targets: names of the load balancer, listener port and target groups (a target
+            group may be given by name or by ARN).
+    """
+
+    def __init__(self, client: Any, targets: Targets) -> None:
+        self._client = client
+        self._targets = targets
+        self._resolved: _Resolved | None = None
+
+    def resolve(self) -> None:
+        """Look up the load balancer, listener, target groups and rule, and cache them.
+
+        Raises:
+            TargetNotFound: one of them does not exist; the message names it.
+        """
+        if self._resolved is not None:
+            return
+        t = self._targets
+        lb_arn = self._load_balancer_arn(t.load_balancer)
+        listener_arn = self._listener_arn(lb_arn)
+        stable_arn = self._target_group_arn(t.stable_target_group)
+        canary_arn = self._target_group_arn(t.canary_target_group)
+        rule_arn = self._rule_arn(listener_arn, stable_arn, canary_arn)
+        self._resolved = _Resolved(lb_arn, listener_arn, rule_arn, stable_arn, canary_arn)
+
+    def get_weights(self) -> Weights:
+        """The weights the rule holds now, read back with DescribeRules.
+
+        Raises:
+            AdapterError: the rule no longer forwards to the two groups alone.
+        """
+        r = self._lookups()
+        rules = self._call("describe_rules", "listener rule", r.rule_arn, RuleArns=[r.rule_arn])
+        forwarded = _forward_weights(rules["Rules"][0])
+        strangers = set(forwarded) - {r.stable_arn, r.canary_arn}
+        if strangers:
+            raise AdapterError(
+                f"rule {r.rule_arn} forwards to target groups other than stable and canary: "
+                f"{', '.join(sorted(strangers))}"
+            )
+        return _as_percent(forwarded.get(r.stable_arn, 0), forwarded.get(r.canary_arn, 0), r.rule_arn)
+
+    def set_weights(self, weights: Weights) -> None:
+        """Write ``weights`` to the rule: one ModifyRule call once resolved.
+
+        Stickiness stays disabled, so a new split applies to new requests at once.
+        """
+        r = self._lookups()
+        self._client.modify_rule(
+            RuleArn=r.rule_arn,
+            Actions=[
+                {
+                    "Type": "forward",
+                    "ForwardConfig": {
+                        "TargetGroups": [
+                            {"TargetGroupArn": r.stable_arn, "Weight": weights.stable},
+                            {"TargetGroupArn": r.canary_arn, "Weight": weights.canary},
+                        ],
+                        "TargetGroupStickinessConfig": {"Enabled": False},
+                    },
+                }
+            ],
+        )
+
+    def verify(self, expected: Weights) -> Weights:
+        """Read the weights back and check they are ``expected``.
+
+        Returns:
+            The weights read back.
+
+        Raises:
+            WeightMismatch: the rule holds other weights.
+        """
+        actual = self.get_weights()
+        if actual != expected:
+            raise WeightMismatch(expected, actual)
+        return actual
+
+    def healthy_targets(self, version: str) -> int:
+        """Targets of the ``stable`` or ``canary`` group whose health state is ``healthy``.
+
+        moto reports every registered target as ``healthy`` (it runs no health checks), so
+        against the embedded AWS this counts registered targets.
+
+        Raises:
+            ValueError: ``version`` is neither "stable" nor "canary".
+        """
+        r = self._lookups()
+        arns = {"stable": r.stable_arn, "canary": r.canary_arn}
+        if version not in arns:
+            raise ValueError(f"version must be 'stable' or 'canary', got {version!r}")
+        health = self._call(
+            "describe_target_health", "target group", arns[version], TargetGroupArn=arns[version]
+        )
+        return sum(
+            1
+            for d in health["TargetHealthDescriptions"]
+            if d.get("TargetHealth", {}).get("State") == "healthy"
+        )
+
+    # --- lookups -------------------------------------------------------------------------
+
+    def _lookups(self) -> _Resolved:
+        self.resolve()
+        assert self._resolved is not None
+        return self._resolved
+
+    def _call(self, operation: str, kind: str, name: str, **arguments: Any) -> dict[str, Any]:
+        """A read-only call whose not-found error becomes TargetNotFound naming ``name``."""
+        try:
+            return getattr(self._client, operation)(**arguments)
+        except ClientError as err:
+            code = err.response.get("Error", {}).get("Code", "")
+            if code in _NOT_FOUND:
+                raise TargetNotFound(kind, name, code) from err
+            raise
+
+    def _load_balancer_arn(self, name: str) -> str:
+        found = self._call("describe_load_balancers", "load balancer", name, Names=[name])
+        return found["LoadBalancers"][0]["LoadBalancerArn"]
+
+    def _listener_arn(self, lb_arn: str) -> str:
+        port = self._targets.listener_port
+        for page in self._client.get_paginator("describe_listeners").paginate(LoadBalancerArn=lb_arn):
+            for listener in page["Listeners"]:
+                if listener["Port"] == port:
+                    return listener["ListenerArn"]
+        raise TargetNotFound("listener", f"{self._targets.load_balancer}:{port}")
+
+    def _target_group_arn(self, ref: str) -> str:
+        if ref.startswith("arn:"):
+            found = self._call("describe_target_groups", "target group", ref, TargetGroupArns=[ref])
+        else:
+            found = self._call("describe_target_groups", "target group", ref, Names=[ref])
+        return found["TargetGroups"][0]["TargetGroupArn"]
+
+    def _rule_arn(self, listener_arn: str, stable_arn: str, canary_arn: str) -> str:
+        """The listener's (non-default) rule that forwards to the stable and/or canary group.
+
+        A rule forwarding to both wins over one forwarding to the stable group alone; among
+        several, the one whose path pattern is ``targets.rule_path``.
+        """
+        ours = {stable_arn, canary_arn}
+        candidates = []
+        for page in self._client.get_paginator("describe_rules").paginate(ListenerArn=listener_arn):
+            for rule in page["Rules"]:
+                groups = set(_forward_weights(rule))
+                if not rule.get("IsDefault") and groups and groups <= ours:
+                    both = groups == ours
+                    on_path = _path_matches(rule, self._targets.rule_path)
+                    candidates.append((both, on_path, rule["RuleArn"]))
+        if not candidates:
+            raise TargetNotFound(
+                "listener rule",
+                f"forwarding to {self._targets.stable_target_group} and {self._targets.canary_target_group}",
+                f"on listener {listener_arn}",
+            )
+        return max(candidates)[2]
+
+
+def _forward_weights(rule: dict[str, Any]) -> dict[str, int]:
+    """Target group ARN -> weight of a rule's forward action (empty if it does not forward).
+
+    A forward action naming a single group without a ForwardConfig sends it everything.
+    """
+    for action in rule.get("Actions", []):
+        if action.get("Type") != "forward":
+            continue
+        groups = action.get("ForwardConfig", {}).get("TargetGroups")
+        if groups:
+            # AWS treats an omitted weight in a ForwardConfig as 1.
+            return {g["TargetGroupArn"]: int(g.get("Weight", 1)) for g in groups}
+        if action.get("TargetGroupArn"):
+            return {action["TargetGroupArn"]: 100}
+    return {}
+
+
+def _path_matches(rule: dict[str, Any], path: str) -> bool:
+    for condition in rule.get("Conditions", []):
+        values = condition.get("PathPatternConfig", {}).get("Values") or condition.get("Values", [])
+        if condition.get("Field") == "path-pattern" and path in values:
+            return True
+    return False
+
+
+def _as_percent(stable: int, canary: int, rule_arn: str) -> Weights:
+    """Weights in percent; ALB weights are relative (0..999), so 1/1 is 50/50."""
+    total = stable + canary
+    if total == 0:
+        raise AdapterError(f"rule {rule_arn} forwards with weight 0 to both target groups")
+    if total == 100:
+        return Weights(stable=stable, canary=canary)
+    return Weights.canary_at(round(100 * canary / total))

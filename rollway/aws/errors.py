@@ -1,0 +1,76 @@
+"""Named exceptions raised inside the AWS adapters.
+
+Callers catch these by name; each message names the value that was wrong so a person can
+act on it without reading a traceback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rollway.model import Weights
+
+
+class AdapterError(RuntimeError):
+    """Base of every error an AWS adapter raises on purpose."""
+
+
+class WeightMismatch(AdapterError):
+    """The load balancer holds weights other than the ones just set.
+
+    Attributes:
+        expected: the weights that were asked for.
+        actual: the weights read back.
+    """
+
+    def __init__(self, expected: Weights, actual: Weights) -> None:
+        self.expected = expected
+        self.actual = actual
+        super().__init__(
+            f"load balancer holds weights {actual} (stable/canary), expected {expected}"
+        )
+
+
+class TargetNotFound(AdapterError):
+    """A named AWS resource does not exist.
+
+    Attributes:
+        kind: what was looked for ("target group", "SNS topic", ...).
+        name: the name or ARN that was not found.
+    """
+
+    def __init__(self, kind: str, name: str, detail: str = "") -> None:
+        self.kind = kind
+        self.name = name
+        suffix = f": {detail}" if detail else ""
+        super().__init__(f"{kind} {name!r} not found{suffix}")
+
+
+class ServiceNotStable(AdapterError):
+    """ECS services did not reach a steady state in time.
+
+    Attributes:
+        services: the services that were waited for.
+        timeout_seconds: how long the wait lasted.
+    """
+
+    def __init__(self, services: Sequence[str], timeout_seconds: float, detail: str = "") -> None:
+        self.services = tuple(services)
+        self.timeout_seconds = timeout_seconds
+        suffix = f": {detail}" if detail else ""
+        super().__init__(
+            f"services {', '.join(self.services)} not stable after {timeout_seconds:g}s{suffix}"
+        )
+
+
+class NoDatapoints(AdapterError):
+    """A metric query returned no datapoints where some were required.
+
+    Attributes:
+        metric: the metric (and dimensions) that had none.
+    """
+
+    def __init__(self, metric: str, detail: str = "") -> None:
+        self.metric = metric
+        suffix = f": {detail}" if detail else ""
+        super().__init__(f"no datapoints for {metric}{suffix}")

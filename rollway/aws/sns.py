@@ -1,0 +1,76 @@
+"""Notifier on SNS: publishes to the alert topic named in Targets."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rollway.aws.errors import TargetNotFound
+from rollway.targets import Targets
+
+# SNS wants subjects "less than 100 characters long" (its API reference; moto allows 100),
+# without line breaks or control characters.
+SUBJECT_LIMIT = 99
+_ELLIPSIS = "..."
+
+
+class SnsNotifier:
+    """Publishes messages for people to ``targets.alert_topic``.
+
+    Args:
+        client: a boto3 ``sns`` client.
+        targets: names the topic (by name, not ARN: the ARN is looked up once).
+    """
+
+    def __init__(self, client: Any, targets: Targets) -> None:
+        self._client = client
+        self._targets = targets
+        self._topic_arn: str | None = None
+
+    @property
+    def topic_arn(self) -> str:
+        """The topic's ARN, found by name with ListTopics on first use.
+
+        Raises:
+            TargetNotFound: no topic of that name in the account and region.
+        """
+        if self._topic_arn is None:
+            name = self._targets.alert_topic
+            for page in self._client.get_paginator("list_topics").paginate():
+                for topic in page.get("Topics", []):
+                    # A topic ARN ends in ":<name>"; names cannot contain ':'.
+                    if topic["TopicArn"].rsplit(":", 1)[-1] == name:
+                        self._topic_arn = topic["TopicArn"]
+                        return self._topic_arn
+            raise TargetNotFound("SNS topic", name, f"in region {self._targets.region}")
+        return self._topic_arn
+
+    def notify(self, subject: str, message: str) -> str:
+        """Publish ``message`` under ``subject`` (made SNS-safe); return the message id.
+
+        Raises:
+            ValueError: ``message`` is empty (SNS refuses it).
+            TargetNotFound: the topic does not exist.
+        """
+        if not message:
+            raise ValueError("an SNS message must not be empty")
+        arguments = {"TopicArn": self.topic_arn, "Message": message}
+        safe = safe_subject(subject)
+        if safe:
+            arguments["Subject"] = safe
+        return self._client.publish(**arguments)["MessageId"]
+
+
+def safe_subject(subject: str) -> str:
+    """``subject`` as SNS accepts it: one line of printable characters, at most SUBJECT_LIMIT long.
+
+    Line breaks and other control characters become spaces; a longer subject is cut at a
+    word boundary where one is near, and ends with "...".
+    """
+    flat = " ".join("".join(c if c.isprintable() else " " for c in subject).split())
+    if len(flat) <= SUBJECT_LIMIT:
+        return flat
+    cut = flat[: SUBJECT_LIMIT - len(_ELLIPSIS)]
+    space = cut.rfind(" ")
+    if space >= SUBJECT_LIMIT // 2:
+        cut = cut[:space]
+    return cut.rstrip() + _ELLIPSIS

@@ -1,0 +1,143 @@
+"""``rollway demo``: the canary and rollback flows, end to end, on the embedded AWS.
+
+Scenario A ships a healthy version through 5 -> 25 -> 50 -> 100%; scenario B ships one that
+fails 5% of its requests and must be rolled back at 5%. Each scenario gets a freshly
+provisioned account, a traffic simulator on a scaled clock, and runs the real ``canary`` flow
+on Prefect (the ephemeral API), which reaches the embedded AWS through a saved AwsCredentials
+block exactly as it would reach a real account.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+
+from rich.console import Console
+from rich.table import Table
+
+from rollway.clock import ClockSettings
+from rollway.model import Weights
+from rollway.report import HEADERS, RolloutResult, stage_rows
+from rollway.spec import Analysis, RolloutSpec, Stage
+from rollway.targets import Targets
+
+CREDENTIALS_BLOCK = "rollway-embedded"
+console = Console(highlight=False)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    tag: str
+    error_probability: float
+    expect: str  # "promoted" or "rolled_back"
+
+
+SCENARIOS = (
+    Scenario("A: healthy version, 5% -> 100%", "2.0.0", 0.001, "promoted"),
+    Scenario("B: version failing 5% of requests", "2.1.0", 0.05, "rolled_back"),
+)
+
+
+def demo_spec(image: str) -> RolloutSpec:
+    stages = [Stage(weight=w, bake_seconds=300, min_bake_seconds=120) for w in (5, 25, 50, 100)]
+    return RolloutSpec(image=image, stages=stages, analysis=Analysis(interval_seconds=60))
+
+
+def _inbox(get_client, topic_arn: str) -> str:
+    """An SQS queue subscribed to the alert topic, to show the notifications really went out."""
+    sqs = get_client("sqs")
+    url = sqs.create_queue(QueueName="rollway-demo-inbox")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    get_client("sns").subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=arn)
+    return url
+
+
+def _subjects(get_client, url: str) -> list[str]:
+    sqs = get_client("sqs")
+    subjects = []
+    while True:
+        got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+        if not got:
+            return subjects
+        for m in got:
+            subjects.append(json.loads(m["Body"]).get("Subject", ""))
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+
+
+def _stage_table(result: RolloutResult) -> Table:
+    table = Table(title=f"{result.image}: {result.outcome}", show_lines=False)
+    for h in HEADERS:
+        table.add_column(h, overflow="fold")
+    for row in stage_rows(result.stages):
+        table.add_row(*row)
+    return table
+
+
+def run_scenario(scenario: Scenario, aws, get_client, targets: Targets, *, speed: float, seed: int, rps: float) -> bool:
+    from flows.canary import canary
+    from rollway.aws.ecs import EcsDeployer
+    from rollway.aws.elbv2 import AlbRouter
+    from rollway.sim.profiles import BehaviourProfile
+    from rollway.sim.topology import provision
+    from rollway.sim.traffic import TrafficSimulator
+
+    console.rule(f"[bold]Scenario {scenario.name}")
+    aws.reset()
+    topology = provision(get_client, targets)
+    inbox = _inbox(get_client, topology.topic_arn)
+    image = f"{topology.repository_uri}:{scenario.tag}"
+    healthy = BehaviourProfile(error_probability=0.001, median_ms=120, sigma=0.5)
+    clock = ClockSettings(speed=speed, anchor=time.time())
+    simulator = TrafficSimulator(
+        get_client, targets, topology, clock.build(),
+        profiles={topology.initial_image: healthy, image: healthy.model_copy(update={"error_probability": scenario.error_probability})},
+        default_profile=healthy, total_rps=rps, tick_seconds=60, seed=seed,
+    )
+    with simulator:
+        result = canary(
+            spec=demo_spec(image), actor="demo", aws_credentials_block=CREDENTIALS_BLOCK, clock=clock,
+        )
+    console.print(_stage_table(result))
+
+    weights = AlbRouter(get_client("elbv2"), targets).get_weights()
+    deployer = EcsDeployer(get_client("ecs"), targets)
+    stable, canary_svc = deployer.describe(targets.stable_service), deployer.describe(targets.canary_service)
+    subjects = _subjects(get_client, inbox)
+    console.print(f"read back from AWS: ALB weights stable/canary = [bold]{weights}[/bold]")
+    console.print(f"  {stable.name}: desired {stable.desired}, {stable.task_definition.rsplit('/', 1)[-1]}")
+    console.print(f"  {canary_svc.name}: desired {canary_svc.desired}, {canary_svc.task_definition.rsplit('/', 1)[-1]}")
+    console.print(f"  SNS messages: {subjects}")
+
+    if scenario.expect == "promoted":
+        ok = result.outcome == "promoted" and weights == Weights(stable=0, canary=100)
+    else:
+        ok = (
+            result.outcome == "rolled_back"
+            and weights == Weights(stable=100, canary=0)
+            and canary_svc.desired == 0
+            and any(s.startswith("Rollback") for s in subjects)
+        )
+    console.print(f"[bold {'green' if ok else 'red'}]{'as expected' if ok else 'NOT as expected'}[/]: {result.reason}")
+    return ok
+
+
+def run_demo(*, speed: float, seed: int, rps: float) -> int:
+    from blocks.credentials import client_factory, credentials_for_endpoint
+    from rollway.sim.server import EmbeddedAws
+
+    started = time.monotonic()
+    targets = Targets()
+    with EmbeddedAws() as aws:
+        console.print(f"embedded AWS (moto) on {aws.endpoint_url}; simulated clock at {speed:g}x")
+        credentials = credentials_for_endpoint(aws.endpoint_url, targets.region)
+        credentials.save(CREDENTIALS_BLOCK, overwrite=True)
+        get_client = client_factory(credentials)
+        results = [
+            run_scenario(s, aws, get_client, targets, speed=speed, seed=seed, rps=rps) for s in SCENARIOS
+        ]
+    elapsed = time.monotonic() - started
+    console.rule()
+    console.print(f"demo finished in {elapsed:.1f} s: {sum(results)}/{len(results)} scenarios as expected")
+    return 0 if all(results) else 1

@@ -1,0 +1,714 @@
+"""Webordinary's AWS topology, provisioned into any account (in practice: the embedded AWS).
+
+``provision`` creates what a rollout touches — network, ALB with a weighted rule, ECS
+cluster/services/task definition, ECR repository, DynamoDB tables, SQS queues with DLQs, an
+SNS topic, CloudWatch alarms and a dashboard — taking every name from ``Targets``. It is
+idempotent: each resource is looked up before it is created, so a second run makes no write
+call and returns the same identifiers.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from typing import Any, Callable
+
+from botocore.exceptions import ClientError
+from pydantic import BaseModel, ConfigDict
+
+from rollway.aws.errors import TargetNotFound
+from rollway.spec import Guardrails
+from rollway.targets import QueueSpec, TableSpec, Targets
+
+GetClient = Callable[[str], Any]
+
+# Rule priority of the one weighted rule; the listener's default action answers 404.
+RULE_PRIORITY = 10
+INITIAL_IMAGE_TAG = "1.0.0"
+STABLE_DESIRED = 2
+HEALTH_PATH = "/health"
+_VPC_CIDR = "10.0.0.0/16"
+_SUBNET_CIDRS = ("10.0.1.0/24", "10.0.2.0/24")
+# Host offset of the stable service's registered target IPs inside each subnet.
+_TARGET_HOST = 10
+
+
+class _Balancer(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    load_balancer_arn: str
+    load_balancer_dns: str
+    listener_arn: str
+    rule_arn: str
+    stable_target_group_arn: str
+    canary_target_group_arn: str
+
+
+class Topology(_Balancer):
+    """Identifiers of everything ``provision`` created (or found).
+
+    Besides the fields below it carries the load balancer's: ``load_balancer_arn``,
+    ``load_balancer_dns``, ``listener_arn``, ``rule_arn``, ``stable_target_group_arn`` and
+    ``canary_target_group_arn``.
+    """
+
+    account_id: str
+    region: str
+    vpc_id: str
+    subnet_ids: tuple[str, ...]
+    security_group_id: str
+    cluster_arn: str
+    stable_service_arn: str
+    canary_service_arn: str
+    task_definition_arn: str
+    execution_role_arn: str
+    task_role_arn: str
+    repository_uri: str
+    flags_table_arn: str
+    rollouts_table_arn: str
+    table_arns: dict[str, str]
+    queue_urls: dict[str, str]
+    dlq_urls: dict[str, str]
+    topic_arn: str
+    alarm_names: tuple[str, ...]
+    dashboard: str
+
+    @property
+    def initial_image(self) -> str:
+        """The image the initial task definition runs."""
+        return f"{self.repository_uri}:{INITIAL_IMAGE_TAG}"
+
+
+class _Network(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    vpc_id: str
+    subnet_ids: tuple[str, ...]
+    subnet_cidrs: tuple[str, ...]
+    security_group_id: str
+
+
+def provision(get_client: GetClient, targets: Targets) -> Topology:
+    """Create (or find) Webordinary's topology, named by ``targets``.
+
+    Args:
+        get_client: returns a boto3 client for a service name (``blocks.credentials``).
+        targets: every name to create.
+
+    Returns:
+        The identifiers of every resource, the same on every run.
+
+    Raises:
+        TargetNotFound: a target group given as an ARN does not exist (provision creates
+            groups given by name only).
+    """
+    account_id = get_client("sts").get_caller_identity()["Account"]
+    network = _network(get_client("ec2"), targets)
+    elbv2 = get_client("elbv2")
+    balancer = _balancer(elbv2, targets, network)
+    repository_uri = _repository(get_client("ecr"), targets.ecr_repository)
+    roles = _roles(get_client("iam"), targets)
+    ecs = get_client("ecs")
+    cluster_arn = _cluster(ecs, targets.cluster)
+    task_definition_arn = _task_definition(
+        ecs, targets, f"{repository_uri}:{INITIAL_IMAGE_TAG}", roles
+    )
+    service_arns = {
+        name: _service(ecs, targets, name, task_definition_arn, group_arn, desired, network)
+        for name, group_arn, desired in (
+            (targets.stable_service, balancer.stable_target_group_arn, STABLE_DESIRED),
+            (targets.canary_service, balancer.canary_target_group_arn, 0),
+        )
+    }
+    # moto runs no tasks, so the stable service's tasks are stood in for by registered IPs.
+    _register_targets(elbv2, balancer.stable_target_group_arn, network, targets)
+    dynamodb = get_client("dynamodb")
+    flags_arn = _table(dynamodb, TableSpec(name=targets.flags_table, hash_key="feature"))
+    rollouts_arn = _table(
+        dynamodb,
+        TableSpec(name=targets.rollouts_table, hash_key="service", range_key="rollout_id"),
+    )
+    table_arns = {spec.name: _table(dynamodb, spec) for spec in targets.tables}
+    sqs = get_client("sqs")
+    queue_pairs = [_queue_pair(sqs, spec) for spec in targets.queues]
+    topic_arn = _topic(get_client("sns"), targets.alert_topic)
+    cloudwatch = get_client("cloudwatch")
+    _alarms(cloudwatch, targets, topic_arn)
+    _dashboard(cloudwatch, targets, balancer)
+    return Topology(
+        account_id=account_id,
+        region=targets.region,
+        vpc_id=network.vpc_id,
+        subnet_ids=network.subnet_ids,
+        security_group_id=network.security_group_id,
+        **balancer.model_dump(),
+        cluster_arn=cluster_arn,
+        stable_service_arn=service_arns[targets.stable_service],
+        canary_service_arn=service_arns[targets.canary_service],
+        task_definition_arn=task_definition_arn,
+        execution_role_arn=roles[0],
+        task_role_arn=roles[1],
+        repository_uri=repository_uri,
+        flags_table_arn=flags_arn,
+        rollouts_table_arn=rollouts_arn,
+        table_arns=table_arns,
+        queue_urls={spec.name: url for spec, (url, _) in zip(targets.queues, queue_pairs)},
+        dlq_urls={spec.dlq_name: dlq for spec, (_, dlq) in zip(targets.queues, queue_pairs)},
+        topic_arn=topic_arn,
+        alarm_names=targets.alarms,
+        dashboard=targets.dashboard,
+    )
+
+
+def _error_code(err: ClientError) -> str:
+    return err.response.get("Error", {}).get("Code", "")
+
+
+def _tag(name: str) -> list[dict[str, str]]:
+    return [{"Key": "Name", "Value": name}]
+
+
+# --- network ---------------------------------------------------------------------------
+
+
+def _network(ec2: Any, targets: Targets) -> _Network:
+    vpc_name = f"{targets.cluster}-vpc"
+    found = ec2.describe_vpcs(Filters=[{"Name": "tag:Name", "Values": [vpc_name]}])["Vpcs"]
+    if found:
+        vpc_id = found[0]["VpcId"]
+    else:
+        vpc_id = ec2.create_vpc(
+            CidrBlock=_VPC_CIDR,
+            TagSpecifications=[{"ResourceType": "vpc", "Tags": _tag(vpc_name)}],
+        )["Vpc"]["VpcId"]
+        # Fargate tasks in awsvpc mode need DNS hostnames; one attribute per call.
+        ec2.modify_vpc_attribute(VpcId=vpc_id, EnableDnsSupport={"Value": True})
+        ec2.modify_vpc_attribute(VpcId=vpc_id, EnableDnsHostnames={"Value": True})
+    subnets = _subnets(ec2, vpc_id, targets.region)
+    group_name = f"{targets.cluster}-tasks"
+    groups = ec2.describe_security_groups(
+        Filters=[
+            {"Name": "vpc-id", "Values": [vpc_id]},
+            {"Name": "group-name", "Values": [group_name]},
+        ]
+    )["SecurityGroups"]
+    if groups:
+        group_id = groups[0]["GroupId"]
+    else:
+        group_id = ec2.create_security_group(
+            GroupName=group_name, Description=f"{targets.cluster} tasks and ALB", VpcId=vpc_id
+        )["GroupId"]
+        ec2.authorize_security_group_ingress(
+            GroupId=group_id,
+            IpPermissions=[
+                _ingress(targets.listener_port, "0.0.0.0/0"),
+                _ingress(targets.container_port, _VPC_CIDR),
+            ],
+        )
+    return _Network(
+        vpc_id=vpc_id,
+        subnet_ids=tuple(s["SubnetId"] for s in subnets),
+        subnet_cidrs=tuple(s["CidrBlock"] for s in subnets),
+        security_group_id=group_id,
+    )
+
+
+def _ingress(port: int, cidr: str) -> dict[str, Any]:
+    return {"IpProtocol": "tcp", "FromPort": port, "ToPort": port, "IpRanges": [{"CidrIp": cidr}]}
+
+
+def _subnets(ec2: Any, vpc_id: str, region: str) -> list[dict[str, Any]]:
+    existing = {
+        s["CidrBlock"]: s
+        for s in ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc_id]}])["Subnets"]
+    }
+    missing = [cidr for cidr in _SUBNET_CIDRS if cidr not in existing]
+    if missing:
+        zones = [
+            z["ZoneName"]
+            for z in ec2.describe_availability_zones(
+                Filters=[{"Name": "region-name", "Values": [region]}]
+            )["AvailabilityZones"]
+        ]
+        # An ALB needs subnets in two different availability zones.
+        for cidr in missing:
+            zone = zones[_SUBNET_CIDRS.index(cidr) % len(zones)]
+            existing[cidr] = ec2.create_subnet(VpcId=vpc_id, CidrBlock=cidr, AvailabilityZone=zone)[
+                "Subnet"
+            ]
+    return [existing[cidr] for cidr in _SUBNET_CIDRS]
+
+
+# --- load balancer ---------------------------------------------------------------------
+
+
+def _balancer(elbv2: Any, targets: Targets, network: _Network) -> _Balancer:
+    lb = _load_balancer(elbv2, targets.load_balancer, network)
+    stable_arn = _target_group(elbv2, targets.stable_target_group, targets, network.vpc_id)
+    canary_arn = _target_group(elbv2, targets.canary_target_group, targets, network.vpc_id)
+    listener_arn = _listener(elbv2, lb["LoadBalancerArn"], targets.listener_port)
+    rule_arn = _rule(elbv2, listener_arn, targets.rule_path, stable_arn, canary_arn)
+    return _Balancer(
+        load_balancer_arn=lb["LoadBalancerArn"],
+        load_balancer_dns=lb["DNSName"],
+        listener_arn=listener_arn,
+        rule_arn=rule_arn,
+        stable_target_group_arn=stable_arn,
+        canary_target_group_arn=canary_arn,
+    )
+
+
+def _load_balancer(elbv2: Any, name: str, network: _Network) -> dict[str, Any]:
+    try:
+        return elbv2.describe_load_balancers(Names=[name])["LoadBalancers"][0]
+    except ClientError as err:
+        if _error_code(err) != "LoadBalancerNotFound":
+            raise
+    return elbv2.create_load_balancer(
+        Name=name,
+        Subnets=list(network.subnet_ids),
+        SecurityGroups=[network.security_group_id],
+        Scheme="internet-facing",
+        Type="application",
+        IpAddressType="ipv4",
+    )["LoadBalancers"][0]
+
+
+def _target_group(elbv2: Any, ref: str, targets: Targets, vpc_id: str) -> str:
+    if ref.startswith("arn:"):
+        try:
+            return elbv2.describe_target_groups(TargetGroupArns=[ref])["TargetGroups"][0][
+                "TargetGroupArn"
+            ]
+        except ClientError as err:
+            raise TargetNotFound("target group", ref, _error_code(err)) from err
+    try:
+        return elbv2.describe_target_groups(Names=[ref])["TargetGroups"][0]["TargetGroupArn"]
+    except ClientError as err:
+        if _error_code(err) != "TargetGroupNotFound":
+            raise
+    return elbv2.create_target_group(
+        Name=ref,
+        Protocol="HTTP",
+        Port=targets.container_port,
+        VpcId=vpc_id,
+        TargetType="ip",
+        HealthCheckProtocol="HTTP",
+        HealthCheckPath=HEALTH_PATH,
+        HealthCheckIntervalSeconds=15,
+        HealthyThresholdCount=2,
+        UnhealthyThresholdCount=3,
+        Matcher={"HttpCode": "200"},
+    )["TargetGroups"][0]["TargetGroupArn"]
+
+
+def _listener(elbv2: Any, lb_arn: str, port: int) -> str:
+    for listener in elbv2.describe_listeners(LoadBalancerArn=lb_arn)["Listeners"]:
+        if listener["Port"] == port:
+            return listener["ListenerArn"]
+    return elbv2.create_listener(
+        LoadBalancerArn=lb_arn,
+        Protocol="HTTP",
+        Port=port,
+        DefaultActions=[
+            {
+                "Type": "fixed-response",
+                "FixedResponseConfig": {
+                    "StatusCode": "404",
+                    "ContentType": "text/plain",
+                    "MessageBody": "not found",
+                },
+            }
+        ],
+    )["Listeners"][0]["ListenerArn"]
+
+
+def _rule(elbv2: Any, listener_arn: str, path: str, stable_arn: str, canary_arn: str) -> str:
+    for rule in elbv2.describe_rules(ListenerArn=listener_arn)["Rules"]:
+        if rule["Priority"] == str(RULE_PRIORITY):
+            return rule["RuleArn"]
+    return elbv2.create_rule(
+        ListenerArn=listener_arn,
+        Priority=RULE_PRIORITY,
+        Conditions=[{"Field": "path-pattern", "PathPatternConfig": {"Values": [path]}}],
+        Actions=[
+            {
+                "Type": "forward",
+                "ForwardConfig": {
+                    "TargetGroups": [
+                        {"TargetGroupArn": stable_arn, "Weight": 100},
+                        {"TargetGroupArn": canary_arn, "Weight": 0},
+                    ],
+                    "TargetGroupStickinessConfig": {"Enabled": False},
+                },
+            }
+        ],
+    )["Rules"][0]["RuleArn"]
+
+
+def _register_targets(elbv2: Any, group_arn: str, network: _Network, targets: Targets) -> None:
+    wanted = [
+        str(ipaddress.ip_network(cidr)[_TARGET_HOST]) for cidr in network.subnet_cidrs
+    ][:STABLE_DESIRED]
+    registered = {
+        d["Target"]["Id"]
+        for d in elbv2.describe_target_health(TargetGroupArn=group_arn)["TargetHealthDescriptions"]
+    }
+    missing = [ip for ip in wanted if ip not in registered]
+    if missing:
+        elbv2.register_targets(
+            TargetGroupArn=group_arn,
+            Targets=[{"Id": ip, "Port": targets.container_port} for ip in missing],
+        )
+
+
+# --- containers ------------------------------------------------------------------------
+
+
+def _repository(ecr: Any, name: str) -> str:
+    try:
+        return ecr.describe_repositories(repositoryNames=[name])["repositories"][0][
+            "repositoryUri"
+        ]
+    except ClientError as err:
+        if _error_code(err) != "RepositoryNotFoundException":
+            raise
+    return ecr.create_repository(
+        repositoryName=name, imageScanningConfiguration={"scanOnPush": True}
+    )["repository"]["repositoryUri"]
+
+
+def _roles(iam: Any, targets: Targets) -> tuple[str, str]:
+    """The task execution role (pulls images, writes logs) and the task role (the app's)."""
+    trust = json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"Service": "ecs-tasks.amazonaws.com"},
+                    "Action": "sts:AssumeRole",
+                }
+            ],
+        }
+    )
+    arns = []
+    for suffix in ("execution", "task"):
+        name = f"{targets.task_family}-{suffix}"
+        try:
+            arns.append(iam.get_role(RoleName=name)["Role"]["Arn"])
+        except ClientError as err:
+            if _error_code(err) != "NoSuchEntity":
+                raise
+            arns.append(iam.create_role(RoleName=name, AssumeRolePolicyDocument=trust)["Role"]["Arn"])
+    return arns[0], arns[1]
+
+
+def _cluster(ecs: Any, name: str) -> str:
+    # moto's create_cluster replaces an existing cluster (and forgets its services), so look first.
+    for cluster in ecs.describe_clusters(clusters=[name])["clusters"]:
+        if cluster["status"] == "ACTIVE":
+            return cluster["clusterArn"]
+    return ecs.create_cluster(
+        clusterName=name, settings=[{"name": "containerInsights", "value": "enabled"}]
+    )["cluster"]["clusterArn"]
+
+
+def _task_definition(ecs: Any, targets: Targets, image: str, roles: tuple[str, str]) -> str:
+    try:
+        # The family's latest ACTIVE revision.
+        return ecs.describe_task_definition(taskDefinition=targets.task_family)["taskDefinition"][
+            "taskDefinitionArn"
+        ]
+    except ClientError as err:
+        if _error_code(err) not in ("ClientException", "ResourceNotFoundException"):
+            raise
+    return ecs.register_task_definition(**task_definition_input(targets, image, roles))[
+        "taskDefinition"
+    ]["taskDefinitionArn"]
+
+
+def task_definition_input(targets: Targets, image: str, roles: tuple[str, str]) -> dict[str, Any]:
+    """RegisterTaskDefinition arguments of the initial revision: a realistic Fargate task.
+
+    Every optional field a real definition carries is filled in, so that a copy which should
+    change only the image can be checked field by field.
+    """
+    log_group = f"/ecs/{targets.task_family}"
+    return {
+        "family": targets.task_family,
+        "executionRoleArn": roles[0],
+        "taskRoleArn": roles[1],
+        "networkMode": "awsvpc",
+        "requiresCompatibilities": ["FARGATE"],
+        "cpu": "1024",
+        "memory": "2048",
+        "runtimePlatform": {"cpuArchitecture": "X86_64", "operatingSystemFamily": "LINUX"},
+        "ephemeralStorage": {"sizeInGiB": 30},
+        "volumes": [{"name": "workspace"}],
+        "tags": [{"key": "service", "value": targets.stable_service}],
+        "containerDefinitions": [
+            {
+                "name": targets.container_name,
+                "image": image,
+                "essential": True,
+                "cpu": 1024,
+                "memory": 2048,
+                "memoryReservation": 1024,
+                "portMappings": [
+                    {
+                        "containerPort": targets.container_port,
+                        "hostPort": targets.container_port,
+                        "protocol": "tcp",
+                    }
+                ],
+                "environment": [
+                    {"name": "AWS_REGION", "value": targets.region},
+                    {"name": "PORT", "value": str(targets.container_port)},
+                    {"name": "FLAGS_TABLE", "value": targets.flags_table},
+                    {"name": "WORKSPACE_PATH", "value": "/workspace"},
+                ],
+                "mountPoints": [
+                    {"sourceVolume": "workspace", "containerPath": "/workspace", "readOnly": False}
+                ],
+                "logConfiguration": {
+                    "logDriver": "awslogs",
+                    "options": {
+                        "awslogs-group": log_group,
+                        "awslogs-region": targets.region,
+                        "awslogs-stream-prefix": targets.container_name,
+                    },
+                },
+                "healthCheck": {
+                    "command": [
+                        "CMD-SHELL",
+                        f"curl -fsS http://localhost:{targets.container_port}{HEALTH_PATH} || exit 1",
+                    ],
+                    "interval": 30,
+                    "timeout": 5,
+                    "retries": 3,
+                    "startPeriod": 60,
+                },
+                "stopTimeout": 30,
+                "ulimits": [{"name": "nofile", "softLimit": 65536, "hardLimit": 65536}],
+            }
+        ],
+    }
+
+
+def _service(
+    ecs: Any,
+    targets: Targets,
+    name: str,
+    task_definition_arn: str,
+    group_arn: str,
+    desired: int,
+    network: _Network,
+) -> str:
+    for service in ecs.describe_services(cluster=targets.cluster, services=[name])["services"]:
+        if service["status"] == "ACTIVE":
+            return service["serviceArn"]
+    arn = ecs.create_service(
+        cluster=targets.cluster,
+        serviceName=name,
+        taskDefinition=task_definition_arn,
+        desiredCount=desired,
+        launchType="FARGATE",
+        networkConfiguration={
+            "awsvpcConfiguration": {
+                "subnets": list(network.subnet_ids),
+                "securityGroups": [network.security_group_id],
+                "assignPublicIp": "DISABLED",
+            }
+        },
+        loadBalancers=[
+            {
+                "targetGroupArn": group_arn,
+                "containerName": targets.container_name,
+                "containerPort": targets.container_port,
+            }
+        ],
+        healthCheckGracePeriodSeconds=60,
+        deploymentConfiguration={
+            "maximumPercent": 200,
+            "minimumHealthyPercent": 100,
+            "deploymentCircuitBreaker": {"enable": True, "rollback": True},
+        },
+    )["service"]["serviceArn"]
+    if desired:
+        # Restating the desired count changes nothing on AWS; moto (which starts no tasks)
+        # counts a service's tasks as running only after an update, so without it the
+        # stable service would never look steady to the services_stable waiter.
+        ecs.update_service(cluster=targets.cluster, service=name, desiredCount=desired)
+    return arn
+
+
+# --- state and messaging ---------------------------------------------------------------
+
+
+def _table(dynamodb: Any, spec: TableSpec) -> str:
+    try:
+        return dynamodb.describe_table(TableName=spec.name)["Table"]["TableArn"]
+    except ClientError as err:
+        if _error_code(err) != "ResourceNotFoundException":
+            raise
+    keys = [(spec.hash_key, "HASH")] + ([(spec.range_key, "RANGE")] if spec.range_key else [])
+    index_keys = {index: index_attribute(index) for index in spec.indexes}
+    attributes = dict.fromkeys([k for k, _ in keys] + list(index_keys.values()))
+    arguments: dict[str, Any] = {
+        "TableName": spec.name,
+        "BillingMode": "PAY_PER_REQUEST",
+        "KeySchema": [{"AttributeName": k, "KeyType": t} for k, t in keys],
+        "AttributeDefinitions": [{"AttributeName": a, "AttributeType": "S"} for a in attributes],
+    }
+    if index_keys:
+        arguments["GlobalSecondaryIndexes"] = [
+            {
+                "IndexName": index,
+                "KeySchema": [{"AttributeName": attribute, "KeyType": "HASH"}],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+            for index, attribute in index_keys.items()
+        ]
+    return dynamodb.create_table(**arguments)["TableDescription"]["TableArn"]
+
+
+def index_attribute(index: str) -> str:
+    """The string attribute a GSI named ``index`` is keyed on: ``userId-index`` -> ``userId``.
+
+    TableSpec names indexes only, so the convention ``<attribute>-index`` carries the key; a
+    name without that suffix is taken as the attribute itself.
+    """
+    return index.removesuffix("-index")
+
+
+def _queue_url(sqs: Any, name: str) -> str | None:
+    try:
+        return sqs.get_queue_url(QueueName=name)["QueueUrl"]
+    except ClientError as err:
+        if _error_code(err) not in ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"):
+            raise
+    return None
+
+
+def _queue_pair(sqs: Any, spec: QueueSpec) -> tuple[str, str]:
+    """The work queue and its DLQ; the queue redrives to the DLQ after max_receive_count."""
+    dlq_url = _queue_url(sqs, spec.dlq_name) or sqs.create_queue(
+        QueueName=spec.dlq_name, Attributes={"MessageRetentionPeriod": "1209600"}
+    )["QueueUrl"]
+    url = _queue_url(sqs, spec.name)
+    if url is None:
+        dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
+        redrive = {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(spec.max_receive_count)}
+        url = sqs.create_queue(
+            QueueName=spec.name,
+            Attributes={"RedrivePolicy": json.dumps(redrive), "VisibilityTimeout": "300"},
+        )["QueueUrl"]
+    return url, dlq_url
+
+
+def _topic(sns: Any, name: str) -> str:
+    for page in sns.get_paginator("list_topics").paginate():
+        for topic in page["Topics"]:
+            if topic["TopicArn"].rsplit(":", 1)[-1] == name:
+                return topic["TopicArn"]
+    return sns.create_topic(Name=name)["TopicArn"]
+
+
+# --- monitoring ------------------------------------------------------------------------
+
+# Metric each alarm watches, picked by a word in the alarm's name; thresholds are the
+# seed's guardrails (rollway.spec.Guardrails), so the alarms and the rollout agree.
+_GUARDRAILS = Guardrails()
+_ALARM_METRICS: tuple[tuple[str, str, str, float], ...] = (
+    # (word in alarm name, metric name, statistic, threshold)
+    ("error", "ErrorRate", "Average", _GUARDRAILS.monitor_error_rate * 100),
+    ("dlq", "DLQMessages", "Maximum", float(_GUARDRAILS.dlq_messages)),
+    ("slow", "ResponseTime", "Average", _GUARDRAILS.response_time_seconds * 1000),
+)
+
+
+def alarm_metric(alarm: str) -> tuple[str, str, float]:
+    """(metric name, statistic, threshold) an alarm named ``alarm`` watches.
+
+    An alarm whose name matches none of the known words watches a metric of its own name.
+    """
+    for word, metric, statistic, threshold in _ALARM_METRICS:
+        if word in alarm.lower():
+            return metric, statistic, threshold
+    return alarm, "Sum", 0.0
+
+
+def _alarms(cloudwatch: Any, targets: Targets, topic_arn: str) -> None:
+    existing = {
+        a["AlarmName"]
+        for page in cloudwatch.get_paginator("describe_alarms").paginate(
+            AlarmNames=list(targets.alarms)
+        )
+        for a in page["MetricAlarms"]
+    }
+    for alarm in targets.alarms:
+        if alarm in existing:
+            continue
+        metric, statistic, threshold = alarm_metric(alarm)
+        cloudwatch.put_metric_alarm(
+            AlarmName=alarm,
+            Namespace=targets.metrics_namespace,
+            MetricName=metric,
+            Dimensions=[{"Name": "Service", "Value": targets.stable_service}],
+            Statistic=statistic,
+            Period=60,
+            EvaluationPeriods=2,
+            Threshold=threshold,
+            ComparisonOperator="GreaterThanThreshold",
+            TreatMissingData="notBreaching",
+            AlarmActions=[topic_arn],
+        )
+
+
+def _dashboard(cloudwatch: Any, targets: Targets, balancer: _Balancer) -> None:
+    try:
+        cloudwatch.get_dashboard(DashboardName=targets.dashboard)
+        return
+    except ClientError as err:
+        if _error_code(err) != "ResourceNotFound":
+            raise
+    widgets = [
+        _widget(
+            targets.region,
+            metric,
+            statistic,
+            [
+                [targets.metrics_namespace, metric, "Service", service]
+                for service in (targets.stable_service, targets.canary_service)
+            ],
+        )
+        for metric, statistic, _ in map(alarm_metric, targets.alarms)
+    ]
+    lb_dimension = balancer.load_balancer_arn.split(":loadbalancer/", 1)[-1]
+    widgets.append(
+        _widget(
+            targets.region,
+            "ALB requests",
+            "Sum",
+            [["AWS/ApplicationELB", "RequestCount", "LoadBalancer", lb_dimension]],
+        )
+    )
+    cloudwatch.put_dashboard(DashboardName=targets.dashboard, DashboardBody=json.dumps({"widgets": widgets}))
+
+
+def _widget(region: str, title: str, statistic: str, metrics: list[list[str]]) -> dict[str, Any]:
+    return {
+        "type": "metric",
+        "width": 12,
+        "height": 6,
+        "properties": {
+            "title": title,
+            "region": region,
+            "stat": statistic,
+            "period": 60,
+            "metrics": metrics,
+        },
+    }

@@ -1,0 +1,70 @@
+"""Tasks whose effects are undone together when a later step of the same transaction fails.
+
+Used inside ``with prefect.transactions.transaction():``. Each task stashes what its undo
+needs in its own transaction record; Prefect runs the on_rollback hooks in reverse order.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from prefect import task
+from prefect.cache_policies import NONE
+from prefect.transactions import get_transaction
+
+from rollway.model import Weights
+from rollway.ports import ServiceDeployer, TrafficRouter
+
+log = logging.getLogger("rollway.undo")
+
+
+@task(name="set-weights-undoable", cache_policy=NONE)
+def set_weights(router: TrafficRouter, weights: Weights, previous: Weights) -> None:
+    txn = get_transaction()
+    txn.set("router", router)
+    txn.set("previous", previous)
+    router.set_weights(weights)
+
+
+@set_weights.on_rollback
+def _restore_weights(txn) -> None:
+    previous = txn.get("previous")
+    log.warning("undoing a weight shift: back to %s", previous)
+    txn.get("router").set_weights(previous)
+
+
+@task(name="register-task-definition-undoable", cache_policy=NONE)
+def register_revision(deployer: ServiceDeployer, image: str, base_task_definition: str) -> str:
+    arn = deployer.register_revision(image, base_task_definition)
+    txn = get_transaction()
+    txn.set("deployer", deployer)
+    txn.set("arn", arn)
+    return arn
+
+
+@register_revision.on_rollback
+def _deregister(txn) -> None:
+    log.warning("undoing a task definition registration: deregistering %s", txn.get("arn"))
+    txn.get("deployer").deregister_revision(txn.get("arn"))
+
+
+@task(name="point-service-undoable", cache_policy=NONE)
+def point_service(deployer: ServiceDeployer, service: str, task_definition: str, previous: str) -> None:
+    txn = get_transaction()
+    txn.set("deployer", deployer)
+    txn.set("service", service)
+    txn.set("previous", previous)
+    deployer.update_service(service, task_definition=task_definition)
+
+
+@point_service.on_rollback
+def _restore_task_definition(txn) -> None:
+    log.warning("undoing a task definition change: %s back to %s", txn.get("service"), txn.get("previous"))
+    txn.get("deployer").update_service(txn.get("service"), task_definition=txn.get("previous"))
+
+
+@task(name="apply-flag-bindings", cache_policy=NONE)
+def apply_flags(store, bindings, weight: int, actor: str, now: float) -> list:
+    from rollway.flag_binding import apply_bindings
+
+    return apply_bindings(store, bindings, weight, actor=actor, now=now)

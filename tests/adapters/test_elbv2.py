@@ -1,0 +1,140 @@
+"""AlbRouter against the embedded AWS: weights written, read back, and verified."""
+
+from __future__ import annotations
+
+import pydantic
+import pytest
+
+from rollway.aws.elbv2 import AlbRouter
+from rollway.aws.errors import TargetNotFound, WeightMismatch
+from rollway.model import Weights
+from rollway.targets import Targets
+
+_MISSING_GROUP = "arn:aws:elasticloadbalancing:us-west-2:123456789012:targetgroup/no-such-group/0123456789abcdef"
+
+
+@pytest.fixture
+def router(aws) -> AlbRouter:
+    return AlbRouter(aws.get_client("elbv2"), aws.targets)
+
+
+def _rule_weights(aws) -> dict[str, int]:
+    rule = aws.get_client("elbv2").describe_rules(RuleArns=[aws.topology.rule_arn])["Rules"][0]
+    return {g["TargetGroupArn"]: g["Weight"] for g in rule["Actions"][0]["ForwardConfig"]["TargetGroups"]}
+
+
+def test_the_provisioned_rule_reads_as_all_stable(router):
+    assert router.get_weights() == Weights(stable=100, canary=0)
+
+
+@pytest.mark.parametrize("canary", [5, 25, 50, 75, 100, 0])
+def test_set_then_get_round_trips(aws, router, canary):
+    weights = Weights.canary_at(canary)
+    router.set_weights(weights)
+    assert router.get_weights() == weights
+    assert router.verify(weights) == weights
+    # What another reader of the ALB sees, not only what the router believes.
+    assert _rule_weights(aws) == {
+        aws.topology.stable_target_group_arn: 100 - canary,
+        aws.topology.canary_target_group_arn: canary,
+    }
+
+
+def test_set_weights_is_one_modify_rule_once_resolved(aws, router, watch_calls):
+    router.resolve()
+    calls = watch_calls(aws.get_client("elbv2"))
+    router.set_weights(Weights.canary_at(25))
+    assert calls == ["ModifyRule"]
+
+
+def test_verify_raises_when_someone_else_changed_the_rule(aws, router, independent_client):
+    router.set_weights(Weights.canary_at(25))
+    # A second actor (a person in the console, another run) moves the rule.
+    intruder = independent_client("elbv2")
+    top = aws.topology
+    intruder.modify_rule(
+        RuleArn=top.rule_arn,
+        Actions=[{"Type": "forward", "TargetGroupArn": top.stable_target_group_arn}],
+    )
+    with pytest.raises(WeightMismatch) as caught:
+        router.verify(Weights.canary_at(25))
+    assert caught.value.expected == Weights(stable=75, canary=25)
+    assert caught.value.actual == Weights(stable=100, canary=0)
+    assert "100/0" in str(caught.value) and "75/25" in str(caught.value)
+
+
+def test_relative_weights_read_as_percentages(aws, router):
+    top = aws.topology
+    aws.get_client("elbv2").modify_rule(
+        RuleArn=top.rule_arn,
+        Actions=[
+            {
+                "Type": "forward",
+                "ForwardConfig": {
+                    "TargetGroups": [
+                        {"TargetGroupArn": top.stable_target_group_arn, "Weight": 3},
+                        {"TargetGroupArn": top.canary_target_group_arn, "Weight": 1},
+                    ]
+                },
+            }
+        ],
+    )
+    assert router.get_weights() == Weights(stable=75, canary=25)
+
+
+def test_target_groups_may_be_given_by_arn(aws):
+    by_arn = aws.targets.model_copy(
+        update={
+            "stable_target_group": aws.topology.stable_target_group_arn,
+            "canary_target_group": aws.topology.canary_target_group_arn,
+        }
+    )
+    router = AlbRouter(aws.get_client("elbv2"), by_arn)
+    router.set_weights(Weights.canary_at(50))
+    assert router.get_weights() == Weights(stable=50, canary=50)
+
+
+def test_missing_target_group_arn_fails_before_any_write(aws, watch_calls):
+    targets = Targets(canary_target_group=_MISSING_GROUP)
+    client = aws.get_client("elbv2")
+    calls = watch_calls(client)
+    router = AlbRouter(client, targets)
+    with pytest.raises(TargetNotFound) as caught:
+        router.set_weights(Weights.canary_at(5))
+    assert caught.value.name == _MISSING_GROUP
+    assert _MISSING_GROUP in str(caught.value)
+    assert calls and all(name.startswith("Describe") for name in calls)
+    assert _rule_weights(aws)[aws.topology.stable_target_group_arn] == 100
+
+
+def test_unknown_load_balancer_is_named(aws):
+    router = AlbRouter(aws.get_client("elbv2"), Targets(load_balancer="no-such-alb"))
+    with pytest.raises(TargetNotFound, match="no-such-alb"):
+        router.resolve()
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "arn:aws:elasticloadbalancing:us-west-2:123456789012:targetgroup/no-id",
+        "arn:aws:elasticloadbalancing:us-west-2:123456789012:loadbalancer/app/x/0123456789abcdef",
+        "arn:aws:elasticloadbalancing:us-west-2:1234:targetgroup/x/0123456789abcdef",
+    ],
+)
+def test_malformed_target_group_arn_is_rejected_at_construction(value):
+    with pytest.raises(pydantic.ValidationError, match="well-formed target group ARN"):
+        Targets(stable_target_group=value)
+
+
+def test_healthy_targets_count_registered_ips(aws, router):
+    # moto reports a registered target as healthy at once: the stable group has the two
+    # IPs the topology registered, the canary group none.
+    assert router.healthy_targets("stable") == 2
+    assert router.healthy_targets("canary") == 0
+    aws.get_client("elbv2").register_targets(
+        TargetGroupArn=aws.topology.canary_target_group_arn,
+        Targets=[{"Id": "10.0.1.77", "Port": aws.targets.container_port}],
+    )
+    assert router.healthy_targets("canary") == 1
+    with pytest.raises(ValueError, match="'blue'"):
+        router.healthy_targets("blue")

@@ -1,0 +1,219 @@
+"""The embedded AWS server and the Webordinary topology, round trips through moto's server."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+
+import pytest
+
+from rollway.sim.server import EmbeddedAws, EmbeddedAwsError
+from rollway.sim.topology import RULE_PRIORITY, alarm_metric, index_attribute, provision
+from rollway.targets import QueueSpec, TableSpec, Targets
+
+_READ_PREFIXES = ("Describe", "Get", "List")
+_SERVICES = ("sts", "ec2", "elbv2", "ecr", "iam", "ecs", "dynamodb", "sqs", "sns", "cloudwatch")
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/moto-api/data.json", timeout=2):
+            return True
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+# --- server ----------------------------------------------------------------------------
+
+
+def test_server_starts_on_a_free_loopback_port_and_stops():
+    with EmbeddedAws() as aws:
+        url = aws.endpoint_url
+        assert url.startswith("http://127.0.0.1:")
+        assert aws.start() == url  # a second start() does not start a second server
+        assert _answers(url)
+    assert not _answers(url)
+    with pytest.raises(EmbeddedAwsError, match="not running"):
+        aws.endpoint_url
+
+
+def test_server_refuses_a_port_that_is_taken(embedded_aws):
+    taken = int(embedded_aws.endpoint_url.rsplit(":", 1)[1])
+    with pytest.raises(EmbeddedAwsError, match=str(taken)):
+        EmbeddedAws(port=taken).start()
+
+
+def test_reset_forgets_every_resource(embedded_aws, independent_client):
+    sqs = independent_client("sqs")
+    sqs.create_queue(QueueName="left-over")
+    assert sqs.list_queues().get("QueueUrls")
+    embedded_aws.reset()
+    assert not sqs.list_queues().get("QueueUrls")
+
+
+# --- topology --------------------------------------------------------------------------
+
+
+def test_listener_answers_404_by_default_and_the_rule_sends_everything_to_stable(aws):
+    t, top = aws.targets, aws.topology
+    elbv2 = aws.get_client("elbv2")
+    listener = elbv2.describe_listeners(ListenerArns=[top.listener_arn])["Listeners"][0]
+    assert listener["Port"] == t.listener_port
+    assert listener["DefaultActions"][0]["FixedResponseConfig"]["StatusCode"] == "404"
+    rules = [r for r in elbv2.describe_rules(ListenerArn=top.listener_arn)["Rules"] if not r["IsDefault"]]
+    assert [r["RuleArn"] for r in rules] == [top.rule_arn]
+    rule = rules[0]
+    assert rule["Priority"] == str(RULE_PRIORITY)
+    assert rule["Conditions"][0]["PathPatternConfig"]["Values"] == [t.rule_path]
+    weights = {
+        g["TargetGroupArn"]: g["Weight"] for g in rule["Actions"][0]["ForwardConfig"]["TargetGroups"]
+    }
+    assert weights == {top.stable_target_group_arn: 100, top.canary_target_group_arn: 0}
+    groups = elbv2.describe_target_groups(
+        TargetGroupArns=[top.stable_target_group_arn, top.canary_target_group_arn]
+    )["TargetGroups"]
+    assert {g["TargetGroupName"] for g in groups} == {t.stable_target_group, t.canary_target_group}
+    assert {(g["TargetType"], g["Port"], g["VpcId"]) for g in groups} == {
+        ("ip", t.container_port, top.vpc_id)
+    }
+    health = elbv2.describe_target_health(TargetGroupArn=top.stable_target_group_arn)
+    assert len(health["TargetHealthDescriptions"]) == 2
+
+
+def test_network_has_dns_hostnames_and_subnets_in_two_zones(aws):
+    ec2 = aws.get_client("ec2")
+    top = aws.topology
+    attribute = ec2.describe_vpc_attribute(VpcId=top.vpc_id, Attribute="enableDnsHostnames")
+    assert attribute["EnableDnsHostnames"]["Value"] is True
+    subnets = ec2.describe_subnets(SubnetIds=list(top.subnet_ids))["Subnets"]
+    assert len({s["AvailabilityZone"] for s in subnets}) == 2
+
+
+def test_services_run_the_initial_task_definition_behind_their_groups(aws):
+    t, top = aws.targets, aws.topology
+    ecs = aws.get_client("ecs")
+    services = {
+        s["serviceName"]: s
+        for s in ecs.describe_services(cluster=t.cluster, services=[t.stable_service, t.canary_service])[
+            "services"
+        ]
+    }
+    stable, canary = services[t.stable_service], services[t.canary_service]
+    assert (stable["desiredCount"], stable["runningCount"]) == (2, 2)
+    assert canary["desiredCount"] == 0
+    for service, group in ((stable, top.stable_target_group_arn), (canary, top.canary_target_group_arn)):
+        assert service["taskDefinition"] == top.task_definition_arn
+        assert service["launchType"] == "FARGATE"
+        assert service["loadBalancers"] == [
+            {"targetGroupArn": group, "containerName": t.container_name, "containerPort": t.container_port}
+        ]
+    task = ecs.describe_task_definition(taskDefinition=top.task_definition_arn)["taskDefinition"]
+    assert task["family"] == t.task_family
+    assert task["networkMode"] == "awsvpc"
+    assert task["requiresCompatibilities"] == ["FARGATE"]
+    (container,) = task["containerDefinitions"]
+    assert container["name"] == t.container_name
+    assert container["image"] == top.initial_image == f"{top.repository_uri}:1.0.0"
+    assert container["logConfiguration"]["logDriver"] == "awslogs"
+    assert container["healthCheck"]["command"][0] == "CMD-SHELL"
+    repos = aws.get_client("ecr").describe_repositories()["repositories"]
+    assert [r["repositoryName"] for r in repos] == [t.ecr_repository]
+
+
+def test_tables_queues_topic_alarms_and_dashboard_exist(aws):
+    t, top = aws.targets, aws.topology
+    dynamodb = aws.get_client("dynamodb")
+    rollouts = dynamodb.describe_table(TableName=t.rollouts_table)["Table"]
+    assert {(k["AttributeName"], k["KeyType"]) for k in rollouts["KeySchema"]} == {
+        ("service", "HASH"),
+        ("rollout_id", "RANGE"),
+    }
+    flags = dynamodb.describe_table(TableName=t.flags_table)["Table"]
+    assert flags["KeySchema"] == [{"AttributeName": "feature", "KeyType": "HASH"}]
+    for spec in t.tables:
+        table = dynamodb.describe_table(TableName=spec.name)["Table"]
+        assert table["KeySchema"][0]["AttributeName"] == spec.hash_key
+        indexes = {
+            i["IndexName"]: i["KeySchema"][0]["AttributeName"]
+            for i in table.get("GlobalSecondaryIndexes", [])
+        }
+        assert indexes == {name: index_attribute(name) for name in spec.indexes}
+
+    sqs = aws.get_client("sqs")
+    for spec in t.queues:
+        dlq_arn = sqs.get_queue_attributes(QueueUrl=top.dlq_urls[spec.dlq_name], AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
+        attributes = sqs.get_queue_attributes(QueueUrl=top.queue_urls[spec.name], AttributeNames=["All"])
+        redrive = json.loads(attributes["Attributes"]["RedrivePolicy"])
+        assert redrive["deadLetterTargetArn"] == dlq_arn
+        assert int(redrive["maxReceiveCount"]) == spec.max_receive_count
+
+    assert top.topic_arn.endswith(f":{t.alert_topic}")
+    cloudwatch = aws.get_client("cloudwatch")
+    alarms = cloudwatch.describe_alarms(AlarmNames=list(t.alarms))["MetricAlarms"]
+    assert {a["AlarmName"] for a in alarms} == set(t.alarms)
+    assert {a["Namespace"] for a in alarms} == {t.metrics_namespace}
+    assert all(a["AlarmActions"] == [top.topic_arn] for a in alarms)
+    body = json.loads(cloudwatch.get_dashboard(DashboardName=t.dashboard)["DashboardBody"])
+    assert body["widgets"]
+
+
+def test_second_provision_makes_no_write_and_returns_the_same_identifiers(aws, watch_calls):
+    ecs, elbv2 = aws.get_client("ecs"), aws.get_client("elbv2")
+    rules_before = elbv2.describe_rules(ListenerArn=aws.topology.listener_arn)["Rules"]
+    revisions_before = ecs.list_task_definitions(familyPrefix=aws.targets.task_family)["taskDefinitionArns"]
+    calls = [watch_calls(aws.get_client(service)) for service in _SERVICES]
+
+    again = provision(aws.get_client, aws.targets)
+
+    made = [name for service_calls in calls for name in service_calls]
+    assert made, "the watch saw no call at all"
+    assert [name for name in made if not name.startswith(_READ_PREFIXES)] == []
+    assert again == aws.topology
+    assert elbv2.describe_rules(ListenerArn=aws.topology.listener_arn)["Rules"] == rules_before
+    assert (
+        ecs.list_task_definitions(familyPrefix=aws.targets.task_family)["taskDefinitionArns"]
+        == revisions_before
+    )
+
+
+def test_every_name_comes_from_targets(aws):
+    other = Targets(
+        load_balancer="acme-alb",
+        listener_port=8081,
+        rule_path="/api/*",
+        stable_target_group="acme-blue",
+        canary_target_group="acme-green",
+        cluster="acme-cluster",
+        stable_service="acme-svc",
+        canary_service="acme-svc-canary",
+        task_family="acme-task",
+        container_name="app",
+        container_port=9000,
+        ecr_repository="acme/app",
+        flags_table="acme-flags",
+        rollouts_table="acme-rollouts",
+        queues=(QueueSpec(name="acme-jobs", dlq_name="acme-jobs-dlq", max_receive_count=5),),
+        tables=(TableSpec(name="acme-sessions", hash_key="id", range_key="at", indexes=("owner-index",)),),
+        alert_topic="acme-alerts",
+        metrics_namespace="Acme/Prod",
+        dashboard="acme-dash",
+        alarms=("acme-errors",),
+    )
+    top = provision(aws.get_client, other)
+    webordinary = aws.topology
+    distinct = (
+        "vpc_id", "load_balancer_arn", "listener_arn", "rule_arn", "stable_target_group_arn",
+        "canary_target_group_arn", "cluster_arn", "stable_service_arn", "task_definition_arn",
+        "repository_uri", "flags_table_arn", "rollouts_table_arn", "topic_arn",
+    )  # fmt: skip
+    assert all(getattr(top, f) != getattr(webordinary, f) for f in distinct)
+    assert set(top.queue_urls) == {"acme-jobs"} and set(top.dlq_urls) == {"acme-jobs-dlq"}
+    assert set(top.table_arns) == {"acme-sessions"}
+    assert "acme-alb" in top.load_balancer_arn and top.repository_uri.endswith("/acme/app")
+    rule = aws.get_client("elbv2").describe_rules(RuleArns=[top.rule_arn])["Rules"][0]
+    assert rule["Conditions"][0]["PathPatternConfig"]["Values"] == ["/api/*"]
+    alarm = aws.get_client("cloudwatch").describe_alarms(AlarmNames=["acme-errors"])["MetricAlarms"][0]
+    assert (alarm["Namespace"], alarm["MetricName"]) == ("Acme/Prod", alarm_metric("acme-errors")[0])

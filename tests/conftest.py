@@ -1,0 +1,109 @@
+"""Shared fixtures: the embedded AWS (one per session) and a freshly provisioned account per test."""
+
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator
+
+import boto3
+import pytest
+
+# Offline machine: Prefect must not try to send analytics (set before anything imports it).
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+from blocks.credentials import client_factory, credentials_for_endpoint  # noqa: E402
+from rollway.sim.server import EmbeddedAws  # noqa: E402
+from rollway.sim.topology import Topology, provision  # noqa: E402
+from rollway.targets import Targets  # noqa: E402
+
+
+@dataclass(frozen=True)
+class AwsAccount:
+    """A clean embedded account with Webordinary's topology provisioned."""
+
+    get_client: Callable[[str], Any]
+    topology: Topology
+    endpoint_url: str
+    targets: Targets
+
+
+@pytest.fixture(scope="session")
+def embedded_aws() -> Iterator[EmbeddedAws]:
+    """moto's server on 127.0.0.1, started once per test session."""
+    with EmbeddedAws() as aws:
+        yield aws
+
+
+@pytest.fixture
+def targets() -> Targets:
+    return Targets()
+
+
+@pytest.fixture(scope="session")
+def _get_client_for_region(embedded_aws: EmbeddedAws) -> Callable[[str], Callable[[str], Any]]:
+    # prefect-aws caches only 8 clients process-wide, fewer than the topology uses, and
+    # building a client costs ~0.1 s: keep one client per (region, service) for the session.
+    @functools.cache
+    def for_region(region: str) -> Callable[[str], Any]:
+        return functools.cache(
+            client_factory(credentials_for_endpoint(embedded_aws.endpoint_url, region))
+        )
+
+    return for_region
+
+
+@pytest.fixture
+def aws(embedded_aws: EmbeddedAws, targets: Targets, _get_client_for_region) -> AwsAccount:
+    """A reset embedded account with the topology for ``targets`` provisioned."""
+    embedded_aws.reset()
+    get_client = _get_client_for_region(targets.region)
+    return AwsAccount(
+        get_client=get_client,
+        topology=provision(get_client, targets),
+        endpoint_url=embedded_aws.endpoint_url,
+        targets=targets,
+    )
+
+
+@pytest.fixture
+def independent_client(embedded_aws: EmbeddedAws, targets: Targets) -> Callable[[str], Any]:
+    """``independent_client(service)``: a plain boto3 client of its own, shared with nothing.
+
+    For playing a second actor (a person in the console, another run) in a test.
+    """
+
+    def make(service: str) -> Any:
+        return boto3.client(
+            service,
+            endpoint_url=embedded_aws.endpoint_url,
+            region_name=targets.region,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+
+    return make
+
+
+@pytest.fixture
+def watch_calls() -> Iterator[Callable[[Any], list[str]]]:
+    """``watch_calls(client)`` returns a list that fills with the client's operation names.
+
+    The hooks are removed after the test, so shared clients stay clean.
+    """
+    registered: list[tuple[Any, Callable[..., None]]] = []
+
+    def watch(client: Any) -> list[str]:
+        names: list[str] = []
+
+        def record(model: Any, **_: Any) -> None:
+            names.append(model.name)
+
+        client.meta.events.register("before-call.*", record)
+        registered.append((client, record))
+        return names
+
+    yield watch
+    for client, record in registered:
+        client.meta.events.unregister("before-call.*", record)
