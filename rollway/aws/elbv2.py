@@ -67,6 +67,19 @@ class AlbRouter:
         rule_arn = self._rule_arn(listener_arn, stable_arn, canary_arn)
         self._resolved = _Resolved(lb_arn, listener_arn, rule_arn, stable_arn, canary_arn)
 
+    @property
+    def load_balancer_arn(self) -> str:
+        """The ALB's ARN (resolved on first use)."""
+        return self._lookups().load_balancer_arn
+
+    @property
+    def stable_target_group_arn(self) -> str:
+        return self._lookups().stable_arn
+
+    @property
+    def canary_target_group_arn(self) -> str:
+        return self._lookups().canary_arn
+
     def get_weights(self) -> Weights:
         """The weights the rule holds now, read back with DescribeRules.
 

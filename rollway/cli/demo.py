@@ -23,7 +23,8 @@ from rollway.spec import Analysis, RolloutSpec, Stage
 from rollway.targets import Targets
 
 CREDENTIALS_BLOCK = "rollway-embedded"
-console = Console(highlight=False)
+# Wide enough for the stage table on a log file or CI as well as on a terminal.
+console = Console(highlight=False, width=200)
 
 
 @dataclass(frozen=True)

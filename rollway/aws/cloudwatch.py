@@ -1,0 +1,242 @@
+"""MetricSource on CloudWatch: per-interval counts of both versions from one GetMetricData call.
+
+What is read, per version (series from ``rollway.aws.metric_schema``):
+
+- ``RequestCount`` (Sum): absent means no data for that version and interval (ALB reports
+  nothing for a minute without requests), which is not zero traffic;
+- ``HTTPCode_Target_5XX_Count`` (Sum): absent means 0 errors (ALB reports it only when > 0);
+- ``TargetResponseTime`` (Average, seconds) as the average latency in milliseconds;
+- ``SlowRequestCount`` (Sum, absent means 0) and ``ResponseTimeP99`` (Maximum, ms);
+
+plus ``ApproximateNumberOfMessagesVisible`` (Maximum) of every dead-letter queue. Rates are
+computed here, in Python, from the counts: no metric math.
+
+Behaviour of moto 5.2.5's get_metric_data, checked with real calls against the moto server:
+
+- Periods start at StartTime, not at multiples of the period, so the window is aligned here
+  (AWS aligns too, but only for recent data); EndTime is exclusive, as on AWS.
+- Each period's datapoint is stamped with the period's start; ``Interval.t`` is its end.
+- Results come newest first (the server's default ScanBy is TimestampDescending), so
+  datapoints are matched by timestamp, never by position.
+- Sum and Average work on both single values and StatisticSets (Average = total sum / total
+  sample count); percentile statistics and metric math return nothing, hence the custom
+  p99 and slow-request series.
+- It never paginates; NextToken is still followed for AWS.
+- It accepts timestamps far in the future (a ScaledClock runs ahead of the wall clock);
+  real CloudWatch refuses data stamped more than two hours ahead.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timezone
+from typing import Any, Protocol
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from rollway.aws.errors import AdapterError
+from rollway.aws.metric_schema import VERSIONS, AlbDimensions, MetricSchema, Version
+from rollway.model import Interval, Observation, VersionSample
+from rollway.targets import Targets
+
+# role in MetricSchema.version_series -> the statistic read for it
+_READS: dict[str, str] = {
+    "requests": "Sum",
+    "errors": "Sum",
+    "latency": "Average",
+    "slow": "Sum",
+    "p99": "Maximum",
+}
+_OK_STATUS = ("Complete", "PartialData")
+
+
+class MetricQueryError(AdapterError):
+    """CloudWatch answered, but not with data that can be used; the message says why."""
+
+
+class AlbArns(Protocol):
+    """Anything that knows the ARNs of the load balancer and both target groups.
+
+    ``rollway.sim.topology.Topology`` is one; a router that resolves them from names can be
+    another.
+    """
+
+    @property
+    def load_balancer_arn(self) -> str: ...
+
+    @property
+    def stable_target_group_arn(self) -> str: ...
+
+    @property
+    def canary_target_group_arn(self) -> str: ...
+
+
+class CloudWatchMetrics:
+    """Per-interval counts of the stable (baseline) and canary target groups, and DLQ depth.
+
+    Args:
+        client: a boto3 ``cloudwatch`` client.
+        targets: names of the services, DLQs and the custom metrics namespace.
+        router: where the ALB's ARNs come from (read on the first ``observe``); give this or
+            ``dimensions``.
+        dimensions: the ALB dimension values, when already known.
+        interval_seconds: the period of each interval; one CloudWatch period each.
+
+    Raises:
+        ValueError: neither or both of ``router`` and ``dimensions`` are given, or
+            ``interval_seconds`` is not positive.
+    """
+
+    def __init__(
+        self,
+        client: Any,
+        targets: Targets,
+        *,
+        router: AlbArns | None = None,
+        dimensions: AlbDimensions | None = None,
+        interval_seconds: int = 60,
+    ) -> None:
+        if (router is None) == (dimensions is None):
+            raise ValueError("give exactly one of router and dimensions")
+        if interval_seconds < 1:
+            raise ValueError(f"interval_seconds must be positive, got {interval_seconds}")
+        self._client = client
+        self._targets = targets
+        self._router = router
+        self._schema = MetricSchema(targets, dimensions) if dimensions is not None else None
+        self._period = interval_seconds
+
+    def observe(self, start: float, end: float) -> Observation:
+        """Every whole period in [start, end) for both versions, plus the DLQ depth.
+
+        Periods are aligned to multiples of ``interval_seconds``; a period that has not
+        ended by ``end`` is left out (its data may be partial), and a window without a whole
+        period makes no call and has no intervals. Never raises for a failed query: the
+        Observation carries the error.
+        """
+        first = math.ceil(start / self._period) * self._period
+        last = math.floor(end / self._period) * self._period
+        if last <= first:
+            return Observation(start=start, end=end)
+        try:
+            schema = self._resolve()
+            queries = _queries(schema, self._period)
+            series = self._fetch(queries, first, last)
+            intervals = tuple(
+                Interval(
+                    t=t + self._period,
+                    baseline=_sample(series, "stable", t),
+                    canary=_sample(series, "canary", t),
+                )
+                for t in range(first, last, self._period)
+            )
+        except (BotoCoreError, ClientError, AdapterError, ValueError) as err:
+            return Observation(
+                start=start, end=end, error=f"metrics for [{start:.0f}, {end:.0f}) unavailable: {err}"
+            )
+        # The deepest each DLQ got during the window, summed over the DLQs.
+        dlq = sum(max(series[i].values(), default=0.0) for i in _dlq_ids(schema))
+        return Observation(start=start, end=end, intervals=intervals, dlq_messages=round(dlq))
+
+    def _resolve(self) -> MetricSchema:
+        """The schema, with the ALB's dimension values read from the router on first use.
+
+        Raises:
+            MetricQueryError: the router does not expose the three ARNs.
+            ValueError: an ARN is malformed.
+        """
+        if self._schema is None:
+            router = self._router
+            try:
+                arns = (router.load_balancer_arn, router.stable_target_group_arn, router.canary_target_group_arn)
+            except AttributeError as err:
+                raise MetricQueryError(
+                    f"{type(router).__name__} does not expose the load balancer and target group "
+                    f"ARNs ({err}); pass dimensions= or an object with those ARNs"
+                ) from err
+            self._schema = MetricSchema(self._targets, AlbDimensions.from_arns(*arns))
+        return self._schema
+
+    def _fetch(self, queries: list[dict[str, Any]], first: int, last: int) -> dict[str, dict[int, float]]:
+        """Query id -> {period start: value}, from one GetMetricData call (and its next pages)."""
+        arguments: dict[str, Any] = {
+            "MetricDataQueries": queries,
+            "StartTime": datetime.fromtimestamp(first, timezone.utc),
+            "EndTime": datetime.fromtimestamp(last, timezone.utc),
+            "ScanBy": "TimestampAscending",
+        }
+        series: dict[str, dict[int, float]] = {q["Id"]: {} for q in queries}
+        while True:
+            page = self._client.get_metric_data(**arguments)
+            for result in page["MetricDataResults"]:
+                if result.get("StatusCode", "Complete") not in _OK_STATUS:
+                    raise MetricQueryError(
+                        f"query {result['Id']} ended with status {result['StatusCode']}"
+                    )
+                for stamp, value in zip(result["Timestamps"], result["Values"]):
+                    series[result["Id"]][round(stamp.timestamp())] = value
+            token = page.get("NextToken")
+            if not token:
+                return series
+            arguments["NextToken"] = token
+
+
+def _query_id(version: Version, role: str) -> str:
+    return f"{version}_{role}"
+
+
+def _queries(schema: MetricSchema, period: int) -> list[dict[str, Any]]:
+    """Every query of one observation: five per version, one per dead-letter queue."""
+    queries = [
+        {
+            "Id": _query_id(version, role),
+            "MetricStat": {"Metric": series.metric(), "Period": period, "Stat": _READS[role]},
+            "ReturnData": True,
+        }
+        for version in VERSIONS
+        for role, series in schema.version_series(version).items()
+        if role in _READS
+    ]
+    queries += [
+        {
+            "Id": query_id,
+            "MetricStat": {"Metric": series.metric(), "Period": period, "Stat": "Maximum"},
+            "ReturnData": True,
+        }
+        for query_id, series in zip(_dlq_ids(schema), schema.dlq_series().values())
+    ]
+    return queries
+
+
+def _dlq_ids(schema: MetricSchema) -> list[str]:
+    return [f"dlq{i}" for i in range(len(schema.dlq_series()))]
+
+
+def _sample(series: dict[str, dict[int, float]], version: Version, t: int) -> VersionSample | None:
+    """One version's sample for the period starting at ``t``; None when it has no requests.
+
+    Raises:
+        MetricQueryError: the period's counts contradict each other (more errors or slow
+            requests than requests), e.g. while CloudWatch is still ingesting it.
+    """
+
+    def value(role: str) -> float | None:
+        return series[_query_id(version, role)].get(t)
+
+    requests = value("requests")
+    if requests is None:
+        return None
+    counts = {role: round(value(role) or 0.0) for role in ("requests", "errors", "slow")}
+    if counts["errors"] > counts["requests"] or counts["slow"] > counts["requests"]:
+        raise MetricQueryError(
+            f"{version} period starting {t}: {counts['errors']} errors and {counts['slow']} "
+            f"slow requests out of {counts['requests']} requests"
+        )
+    latency = value("latency")
+    return VersionSample(
+        requests=counts["requests"],
+        errors=counts["errors"],
+        slow=counts["slow"],
+        latency_avg_ms=None if latency is None else latency * 1000.0,
+        latency_p99_ms=value("p99"),
+    )

@@ -1,0 +1,134 @@
+"""CloudWatchMetrics reads back, through moto's server, exactly what the simulator published."""
+
+from __future__ import annotations
+
+import socket
+import pytest
+
+from blocks.credentials import client_factory, credentials_for_endpoint
+from rollway.aws.cloudwatch import CloudWatchMetrics
+from rollway.aws.metric_schema import AlbDimensions
+from rollway.sim.profiles import BehaviourProfile
+from tests.adapters.test_traffic import ORIGIN, deploy_canary, schema, set_weights, simulator, sums
+
+CANARY_IMAGE = "example/edit:2.0.0"
+_ARN_PREFIX = "arn:aws:elasticloadbalancing:us-west-2:123456789012"
+_LB_ARN = f"{_ARN_PREFIX}:loadbalancer/app/alb/50dc6c495c0c9188"
+_CANARY_ARN = f"{_ARN_PREFIX}:targetgroup/canary/943f017f100becff"
+_DIMENSIONS = AlbDimensions.from_arns(_LB_ARN, f"{_ARN_PREFIX}:targetgroup/stable/73e2d6bc24d8a067", _CANARY_ARN)
+
+
+def metrics_for(aws, client=None, **kwargs) -> CloudWatchMetrics:
+    return CloudWatchMetrics(client or aws.get_client("cloudwatch"), aws.targets, router=aws.topology, **kwargs)
+
+
+@pytest.fixture
+def get_metric_data_calls(aws):
+    """How many GetMetricData calls the shared cloudwatch client makes."""
+    calls: list[str] = []
+    client = aws.get_client("cloudwatch")
+
+    def count(**_):
+        calls.append("GetMetricData")
+
+    client.meta.events.register("before-call.cloudwatch.GetMetricData", count)
+    yield calls
+    client.meta.events.unregister("before-call.cloudwatch.GetMetricData", count)
+
+
+def test_reads_back_exactly_what_the_simulator_published(aws, get_metric_data_calls):
+    deploy_canary(aws, CANARY_IMAGE)
+    set_weights(aws, 30)
+    slow = BehaviourProfile(error_probability=0.02, median_ms=1500, sigma=0.6)
+    sim = simulator(aws, {CANARY_IMAGE: slow}, default=BehaviourProfile(error_probability=0.01), rps=20)
+    ticks = sim.run_ticks(4)
+
+    observation = metrics_for(aws).observe(ORIGIN, ORIGIN + 4 * 60)
+
+    assert observation.error is None and get_metric_data_calls == ["GetMetricData"]
+    assert [i.t for i in observation.intervals] == [t.end for t in ticks]
+    for tick, interval in zip(ticks, observation.intervals):
+        for version, read in (("stable", interval.baseline), ("canary", interval.canary)):
+            expected = tick.sample(version)
+            assert (read.requests, read.errors, read.slow) == (expected.requests, expected.errors, expected.slow)
+            assert read.latency_avg_ms == pytest.approx(expected.latency_avg_ms, rel=1e-9)
+            assert read.latency_p99_ms == pytest.approx(expected.latency_p99_ms, rel=1e-9)
+    assert observation.totals("canary").slow > 0  # the slow canary shows as slow counts
+
+
+def test_a_version_without_traffic_is_no_data_and_absent_5xx_reads_as_zero(aws):
+    deploy_canary(aws, CANARY_IMAGE)
+    sim = simulator(aws, default=BehaviourProfile(error_probability=0.0), rps=10)
+    sim.run_ticks(2)  # weights 100/0
+
+    observation = metrics_for(aws).observe(ORIGIN, ORIGIN + 120)
+
+    assert [i.canary for i in observation.intervals] == [None, None]
+    assert [i.baseline.requests for i in observation.intervals] == [t.served["stable"].requests for t in sim.history]
+    assert all(i.baseline.errors == 0 for i in observation.intervals)
+    # ... and no 5xx datapoint exists at all, as on AWS.
+    assert sums(aws, schema(aws).version_series("stable")["errors"], ORIGIN, ORIGIN + 120) == {}
+
+
+def test_a_five_percent_error_profile_reads_as_about_five_percent(aws):
+    sim = simulator(aws, default=BehaviourProfile(error_probability=0.05, sigma=0.1), rps=50)
+    sim.run_ticks(6)  # ~18,000 requests: 3 standard deviations is +-0.5 points
+
+    stable = metrics_for(aws).observe(ORIGIN, ORIGIN + 360).totals("baseline")
+
+    assert stable.requests == sum(t.served["stable"].requests for t in sim.history)
+    assert 0.04 < stable.errors / stable.requests < 0.06
+
+
+def test_dlq_depth_is_the_deepest_reading_summed_over_the_dlqs(aws):
+    sim = simulator(aws, default=BehaviourProfile(error_probability=0.0, dlq_rate=0.02), rps=10)
+    sim.run_ticks(3)
+
+    observation = metrics_for(aws).observe(ORIGIN, ORIGIN + 180)
+
+    # Nothing drains the DLQs, so the deepest reading is the last one.
+    assert observation.dlq_messages == sum(sim.history[-1].dlq_visible.values()) > 0
+
+
+def test_only_whole_periods_inside_the_window_are_returned(aws, get_metric_data_calls):
+    sim = simulator(aws, rps=5)
+    sim.run_ticks(3)
+    source = metrics_for(aws)
+
+    # The first and the last period are only partly inside [start, end).
+    observation = source.observe(ORIGIN + 30, ORIGIN + 170)
+    assert [i.t for i in observation.intervals] == [ORIGIN + 120]
+    assert observation.intervals[0].baseline.requests == sim.history[1].served["stable"].requests
+    # A window shorter than a period asks nothing.
+    assert source.observe(ORIGIN + 10, ORIGIN + 50).intervals == ()
+    assert get_metric_data_calls == ["GetMetricData"]
+
+
+def test_a_failed_query_is_an_observation_with_the_error(targets):
+    with socket.socket() as probe:  # a loopback port nobody listens on once closed
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    unreachable = client_factory(credentials_for_endpoint(f"http://127.0.0.1:{closed_port}", targets.region))
+
+    observation = CloudWatchMetrics(unreachable("cloudwatch"), targets, dimensions=_DIMENSIONS).observe(ORIGIN, ORIGIN + 120)
+
+    assert observation.intervals == ()
+    assert str(closed_port) in observation.error and "unavailable" in observation.error
+
+
+def test_arns_that_name_no_target_group_are_an_error_not_an_exception(targets):
+    class Arns:
+        load_balancer_arn = _LB_ARN
+        stable_target_group_arn = "not-an-arn"
+        canary_target_group_arn = _CANARY_ARN
+
+    observation = CloudWatchMetrics(object(), targets, router=Arns()).observe(ORIGIN, ORIGIN + 60)
+
+    assert "'not-an-arn' is not a target group ARN" in observation.error
+
+
+def test_exactly_one_source_of_dimensions_is_required(targets):
+    with pytest.raises(ValueError, match="exactly one"):
+        CloudWatchMetrics(object(), targets)
+    with pytest.raises(ValueError, match="exactly one"):
+        CloudWatchMetrics(object(), targets, router=object(), dimensions=_DIMENSIONS)

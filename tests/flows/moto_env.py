@@ -1,0 +1,45 @@
+"""A rollout environment on the embedded AWS with traffic from the simulator, for flow tests."""
+
+from __future__ import annotations
+
+import json
+import time
+from contextlib import contextmanager
+
+from rollway.aws.environment import aws_environment
+from rollway.clock import ClockSettings
+from rollway.sim.profiles import BehaviourProfile
+from rollway.sim.traffic import TrafficSimulator
+
+HEALTHY = BehaviourProfile(error_probability=0.001, median_ms=120, sigma=0.5)
+SPEED = 120.0  # simulated seconds per wall second
+
+
+@contextmanager
+def simulated(aws, canary_error_rate: float, *, tag: str = "2.0.0", rps: float = 200.0, seed: int = 3):
+    """Yields (env, image) with the simulator running; the image fails at ``canary_error_rate``."""
+    settings = ClockSettings(speed=SPEED, anchor=time.time())
+    env = aws_environment(aws.get_client, aws.targets, settings.build())
+    image = f"{aws.topology.repository_uri}:{tag}"
+    simulator = TrafficSimulator(
+        aws.get_client, aws.targets, aws.topology, settings.build(),
+        profiles={image: HEALTHY.model_copy(update={"error_probability": canary_error_rate})},
+        default_profile=HEALTHY, total_rps=rps, seed=seed,
+    )
+    with simulator:
+        yield env, image
+
+
+def inbox(aws) -> str:
+    """An SQS queue subscribed to the alert topic."""
+    sqs = aws.get_client("sqs")
+    url = sqs.create_queue(QueueName="test-inbox")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    aws.get_client("sns").subscribe(TopicArn=aws.topology.topic_arn, Protocol="sqs", Endpoint=arn)
+    return url
+
+
+def received_subjects(aws, url: str) -> list[str]:
+    sqs = aws.get_client("sqs")
+    got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+    return [json.loads(m["Body"])["Subject"] for m in got]

@@ -1,0 +1,100 @@
+"""The canary and rollback flows on the embedded AWS, with simulated traffic."""
+
+from __future__ import annotations
+
+import pytest
+from prefect import flow
+
+from flows.canary import run_canary
+from flows.rollback import execute_rollback
+from rollway.approvals import scripted
+from rollway.aws.ecs import EcsDeployer
+from rollway.aws.elbv2 import AlbRouter
+from rollway.aws.errors import TargetNotFound
+from rollway.aws.environment import aws_environment
+from rollway.fakes import FakeClock
+from rollway.model import Weights
+from rollway.spec import RolloutSpec, Stage
+from rollway.targets import Targets
+from tests.flows.moto_env import inbox, received_subjects, simulated
+
+
+def spec(image: str) -> RolloutSpec:
+    return RolloutSpec(image=image, stages=[Stage(weight=w, bake_seconds=300) for w in (5, 50, 100)])
+
+
+@flow
+def canary_run(env, rollout):
+    return run_canary(env, rollout, scripted())
+
+
+@flow
+def rollback_run(env, reason):
+    return execute_rollback(env, reason)
+
+
+def read_back(aws):
+    weights = AlbRouter(aws.get_client("elbv2"), aws.targets).get_weights()
+    deployer = EcsDeployer(aws.get_client("ecs"), aws.targets)
+    return weights, deployer.describe(aws.targets.stable_service), deployer.describe(aws.targets.canary_service)
+
+
+def test_healthy_canary_is_promoted_on_aws(aws):
+    with simulated(aws, canary_error_rate=0.001) as (env, image):
+        result = canary_run(env, spec(image))
+    assert result.outcome == "promoted", result.reason
+    weights, stable, canary = read_back(aws)
+    assert weights == Weights(stable=0, canary=100)
+    described = aws.get_client("ecs").describe_task_definition(taskDefinition=canary.task_definition)
+    assert described["taskDefinition"]["containerDefinitions"][0]["image"] == image
+    assert canary.desired == stable.desired
+    assert all(s.canary.requests > 0 and s.baseline.requests >= 0 for s in result.stages)
+
+
+def test_bad_canary_is_rolled_back_on_aws(aws):
+    url = inbox(aws)
+    with simulated(aws, canary_error_rate=0.05) as (env, image):
+        result = canary_run(env, spec(image))
+    assert result.outcome == "rolled_back"
+    assert result.stages[-1].weights == Weights(stable=95, canary=5)
+    weights, stable, canary = read_back(aws)
+    assert weights == Weights(stable=100, canary=0)
+    assert canary.desired == 0 and canary.task_definition == stable.task_definition
+    assert any(s.startswith("Rollback") for s in received_subjects(aws, url))
+
+
+def test_rollback_twice_ends_in_the_same_state(aws):
+    env = aws_environment(aws.get_client, aws.targets, FakeClock())
+    env.router.set_weights(Weights.canary_at(25))
+    aws.get_client("ecs").update_service(cluster=aws.targets.cluster, service=aws.targets.canary_service, desiredCount=2)
+    first = rollback_run(env, "first")
+    state_after_first = read_back(aws)
+    second = rollback_run(env, "second")
+    assert read_back(aws) == state_after_first
+    assert state_after_first[0] == Weights(stable=100, canary=0) and state_after_first[2].desired == 0
+    assert (first.weights, first.canary_desired) == (second.weights, second.canary_desired)
+
+
+def test_rollback_restores_stable_capacity_before_moving_traffic(aws, watch_calls):
+    ecs = aws.get_client("ecs")
+    env = aws_environment(aws.get_client, aws.targets, FakeClock())
+    env.router.set_weights(Weights(stable=0, canary=100))
+    ecs.update_service(cluster=aws.targets.cluster, service=aws.targets.canary_service, desiredCount=2)
+    ecs.update_service(cluster=aws.targets.cluster, service=aws.targets.stable_service, desiredCount=0)
+    ecs_calls, elb_calls = watch_calls(ecs), watch_calls(aws.get_client("elbv2"))
+    result = rollback_run(env, "decommissioned too early")
+    assert result.scaled_stable and result.stable_desired == 2
+    assert "UpdateService" in ecs_calls and "ModifyRule" in elb_calls
+    weights, stable, canary = read_back(aws)
+    assert weights == Weights(stable=100, canary=0) and stable.desired == 2 and canary.desired == 0
+
+
+def test_unknown_target_group_fails_before_any_write(aws, watch_calls):
+    missing = "arn:aws:elasticloadbalancing:us-west-2:123456789012:targetgroup/nope/0123456789abcdef"
+    targets = Targets(canary_target_group=missing)
+    env = aws_environment(aws.get_client, targets, FakeClock())
+    ecs_calls, elb_calls = watch_calls(aws.get_client("ecs")), watch_calls(aws.get_client("elbv2"))
+    with pytest.raises(TargetNotFound, match="nope"):
+        canary_run(env, spec(f"{aws.topology.repository_uri}:2.0.0"))
+    writes = [c for c in ecs_calls + elb_calls if not c.startswith(("Describe", "List", "Get"))]
+    assert writes == []
