@@ -13,9 +13,29 @@ from rollway.clock import ClockSettings
 log = logging.getLogger("rollway.hooks")
 
 
+def _refused(state) -> bool:
+    """Whether the run failed because it refused to start (it changed nothing to undo).
+
+    A run refused for a lock, drift or another unfinished rollout must not roll back: the
+    traffic it would move belongs to someone else's rollout.
+    """
+    from flows.canary import RolloutRefused
+    from flows.progressive import DriftDetected, PhaseRefused
+    from rollway.ledger import LedgerError
+
+    try:
+        exc = state.result(raise_on_failure=False)
+    except Exception:  # the result is not retrievable: assume the run acted
+        return False
+    return isinstance(exc, (RolloutRefused, DriftDetected, PhaseRefused, LedgerError))
+
+
 def _rollback_from_state(flow, flow_run, state) -> None:
     from flows.rollback import rollback
 
+    if _refused(state):
+        log.info("run %s refused to start; nothing to roll back", flow_run.name)
+        return
     params = dict(flow_run.parameters or {})
     spec = params.get("spec") or {}
     bindings = spec.get("flags") if isinstance(spec, dict) else None

@@ -134,6 +134,8 @@ class LedgerJournal:
         changes = {}
         if answer.action == "approve" and pause.cause == "approval":
             changes["approved_stage"] = pause.stage_index
+        # A person may answer after the lease ran out (nothing renews it during a pause): take it back first.
+        self.ledger.acquire(self.service, owner=self.owner, now=self.env.clock.now(), lease_seconds=self.lease_seconds)
         self._record(
             Transition(
                 at=self.env.clock.now(), kind=kind, actor=answer.approver, to_stage=pause.stage_index,

@@ -164,6 +164,13 @@ def run_progressive(
         raise ValueError("a progressive rollout needs a ledger")
     service = env.targets.canary_service
     record = env.ledger.get(service)
+    if record is not None and record.phase is RolloutPhase.PROMOTED and record.image == spec.image:
+        # A re-run (or a resume of a run that died after promoting) has nothing left to do.
+        log.info("%s is already promoted on %s (rollout %s)", spec.image, service, record.rollout_id)
+        return RolloutResult(
+            outcome="promoted", reason=f"{spec.image} was already promoted (rollout {record.rollout_id})",
+            image=spec.image, final_weights=record.weights,
+        )
     if record is None or record.phase.terminal:
         record = create_rollout(env, spec, owner=owner, actor=actor, lease_seconds=lease_seconds)
     else:
@@ -182,8 +189,12 @@ def run_progressive(
     if record.weekly_phase_index < 0:
         record = start_phase(env, spec, 0, owner=owner, actor=actor, lease_seconds=lease_seconds)
     phase_index = record.weekly_phase_index
-    record = reconcile(env, spec, record, owner=owner, actor=actor,
-                       adopt_live_weights=adopt_live_weights, lease_seconds=lease_seconds)
+    try:
+        record = reconcile(env, spec, record, owner=owner, actor=actor,
+                           adopt_live_weights=adopt_live_weights, lease_seconds=lease_seconds)
+    except DriftDetected:
+        env.ledger.release(service, owner=owner)  # a refused run holds nothing
+        raise
     state = StageState(
         stage_index=record.stage_index, started_at=record.stage_started_at, passed=record.stage_passed,
         approved=record.approved_stage, until_stage=phase_end_stage(spec, phase_index) if phased else None,

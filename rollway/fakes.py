@@ -76,6 +76,10 @@ class FakeDeployer:
         self.task_definitions[arn] = image
         return arn
 
+    def deregister_revision(self, task_definition: str) -> None:
+        self.calls.append(f"deregister_revision {task_definition}")
+        self.task_definitions.pop(task_definition, None)
+
     def update_service(
         self, service: str, *, task_definition: str | None = None, desired: int | None = None
     ) -> ServiceState:
@@ -211,3 +215,109 @@ from rollway.flags import (  # noqa: E402  (appended section: other fakes are ad
     prepare_write,
     validate_feature,
 )
+
+
+# --- Ledger -------------------------------------------------------------------------------
+# Imports sit beside each appended fake so sections can be added without editing the header.
+
+import threading  # noqa: E402
+from typing import Any  # noqa: E402
+
+from rollway.ledger import (  # noqa: E402
+    RolloutNotFound,
+    RolloutRecord,
+    Transition,
+    as_started,
+    check_lease,
+    check_lease_seconds,
+    check_new_rollout,
+    check_owner,
+    validate_changes,
+)
+
+
+class FakeLedger:
+    """The Ledger port in memory, under the same rules as ``rollway.aws.ledger.DynamoLedger``.
+
+    One lock makes every operation atomic, as DynamoDB makes each conditional write; the
+    rules themselves (who may start, take the lease, write) are the shared checks of
+    ``rollway.ledger``. ``calls`` lists the operations in order.
+    """
+
+    def __init__(self) -> None:
+        self._rollouts: dict[str, list[RolloutRecord]] = {}  # per service, oldest first
+        self._lock = threading.Lock()
+        self.calls: list[str] = []
+
+    def get(self, service: str) -> RolloutRecord | None:
+        with self._lock:
+            self.calls.append(f"get {service}")
+            rollouts = self._rollouts.get(service)
+            return rollouts[-1] if rollouts else None
+
+    def history(self, service: str) -> list[RolloutRecord]:
+        with self._lock:
+            self.calls.append(f"history {service}")
+            return list(reversed(self._rollouts.get(service, [])))
+
+    def create(self, record: RolloutRecord, *, owner: str, now: float, lease_seconds: float) -> RolloutRecord:
+        check_lease_seconds(lease_seconds, owner)
+        with self._lock:
+            self.calls.append(f"create {record.service} {record.rollout_id}")
+            rollouts = self._rollouts.setdefault(record.service, [])
+            check_new_rollout(rollouts[-1] if rollouts else None, record)
+            rollouts.append(as_started(record, owner=owner, now=now, lease_seconds=lease_seconds))
+            return rollouts[-1]
+
+    def acquire(self, service: str, *, owner: str, now: float, lease_seconds: float) -> RolloutRecord:
+        check_lease_seconds(lease_seconds, owner)
+        now = float(now)  # as DynamoDB hands numbers back: the same record from both ledgers
+        with self._lock:
+            self.calls.append(f"acquire {service} {owner}")
+            current = self._newest(service)
+            check_lease(current, owner, now)
+            return self._write(
+                service, current, owner=owner, lease_expires=now + lease_seconds, updated_at=now
+            )
+
+    def release(self, service: str, *, owner: str) -> None:
+        with self._lock:
+            self.calls.append(f"release {service} {owner}")
+            rollouts = self._rollouts.get(service)
+            if rollouts and rollouts[-1].owner == owner:
+                self._write(service, rollouts[-1], owner=None, lease_expires=0.0)
+
+    def record(
+        self,
+        service: str,
+        *,
+        owner: str | None,
+        now: float,
+        transition: Transition,
+        lease_seconds: float = 0.0,
+        **changes: Any,
+    ) -> RolloutRecord:
+        fields = validate_changes(changes)
+        check_lease_seconds(lease_seconds, owner)
+        now = float(now)
+        with self._lock:
+            self.calls.append(f"record {service} {transition.kind}")
+            current = self._newest(service)
+            check_owner(current, owner, now)
+            if lease_seconds > 0:
+                fields["lease_expires"] = now + lease_seconds
+            return self._write(
+                service, current, **fields, updated_at=now, history=current.history + (transition,)
+            )
+
+    def _newest(self, service: str) -> RolloutRecord:
+        rollouts = self._rollouts.get(service)
+        if not rollouts:
+            raise RolloutNotFound(f"no rollout recorded for service {service!r}")
+        return rollouts[-1]
+
+    def _write(self, service: str, current: RolloutRecord, **fields: Any) -> RolloutRecord:
+        """Replace the newest rollout with ``current`` changed by ``fields``, one version on."""
+        updated = current.model_copy(update={**fields, "version": current.version + 1})
+        self._rollouts[service][-1] = updated
+        return updated

@@ -1,0 +1,62 @@
+"""Set, enable and disable feature flags from Prefect (UI, schedule or another flow).
+
+Every change is checked before the first write: a bad percentage or name fails when the
+parameters are validated, and an unknown flag (without ``create``) fails the run, with
+nothing written.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Sequence
+
+from prefect import flow, get_run_logger
+
+from blocks.credentials import client_factory
+from flows.env import load_credentials, load_targets
+from rollway.aws.flags import DynamoFlagStore
+from rollway.flag_binding import FlagChange, FlagUpdate
+from rollway.flags import UnknownFlag, validate_actor
+from rollway.ports import FlagStore
+from tasks import flags as flag_tasks
+
+
+def apply_changes(store: FlagStore, changes: Sequence[FlagChange], *, actor: str, now: float) -> list[FlagUpdate]:
+    """Apply ``changes`` in order, after checking that every flag not created exists.
+
+    Raises:
+        UnknownFlag: flags that do not exist and are not to be created (all named);
+            nothing is written.
+    """
+    validate_actor(actor)
+    missing = [c.feature for c in changes if not c.create and flag_tasks.get_flag(store, c.feature) is None]
+    if missing:
+        raise UnknownFlag(*missing)
+    log = get_run_logger()
+    updates = []
+    for change in changes:
+        update = flag_tasks.set_flag(store, change, actor=actor, now=now)
+        log.info("%s", update.describe())
+        updates.append(update)
+    return updates
+
+
+@flow(name="set-flags")
+def set_flags(
+    changes: list[FlagChange],
+    actor: str = "operator",
+    aws_credentials_block: str | None = None,
+    targets_block: str | None = None,
+) -> list[FlagUpdate]:
+    """Set, enable or disable feature flags in the flags table, recording who and why.
+
+    Args:
+        changes: what to change, applied in order.
+        actor: who asks (recorded in each flag's audit trail).
+        aws_credentials_block: a saved AwsCredentials block; None uses boto3's default chain.
+        targets_block: a saved RollwayTargets block naming the table; None: the defaults.
+    """
+    targets = load_targets(targets_block)
+    get_client = client_factory(load_credentials(aws_credentials_block, targets.region))
+    store = DynamoFlagStore(get_client("dynamodb"), targets)
+    return apply_changes(store, changes, actor=actor, now=time.time())

@@ -1,0 +1,171 @@
+"""Feature flags in DynamoDB, with versioned writes and an audit trail in the same item.
+
+Layout of ``targets.flags_table`` (hash key ``feature``, S): one item per flag with
+``enabled`` (BOOL), ``percentage`` (N), ``salt`` (S), ``updated_at`` (N, epoch seconds),
+``updated_by`` (S), ``version`` (N) and ``audit``, a list of the flag's last ``audit_cap``
+changes (maps of FlagAuditEntry fields). Items the seed wrote (no version, no salt) read as
+version 0 and are upgraded by their first write.
+
+Why the audit trail lives in the item: a write is one PutItem conditional on the version
+read, so the flag and its audit entry change together or not at all, with no transaction,
+and a Scan of the table returns flags only (``list`` projects ``audit`` away). Capping the
+list keeps the item far below DynamoDB's 400 KB limit. A write reads the item (consistent
+read) to carry its trail forward; the condition on ``version`` catches any write that lands
+between that read and the put.
+"""
+
+from __future__ import annotations
+
+import json
+from contextlib import AbstractContextManager, contextmanager
+from decimal import Decimal
+from typing import Any, Iterator
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import BotoCoreError, ClientError
+from pydantic_core import to_json
+
+from rollway.flags import (
+    AUDIT_CAP,
+    FlagAuditEntry,
+    FlagConflict,
+    FlagState,
+    FlagStoreUnavailable,
+    flag_from_item,
+    prepare_write,
+    validate_actor,
+    validate_feature,
+)
+from rollway.targets import Targets
+
+_FLAG_ATTRIBUTES = ("feature", "enabled", "percentage", "salt", "updated_at", "updated_by", "version", "updatedAt")
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+
+class DynamoFlagStore:
+    """The FlagStore port on a DynamoDB table (``targets.flags_table``).
+
+    Args:
+        client: a boto3 DynamoDB client.
+        targets: names; only ``flags_table`` is used.
+        audit_cap: how many changes each flag keeps in its audit trail.
+    """
+
+    def __init__(self, client: Any, targets: Targets, *, audit_cap: int = AUDIT_CAP) -> None:
+        if audit_cap < 1:
+            raise ValueError(f"audit_cap must be at least 1, got {audit_cap}")
+        self._client = client
+        self._table = targets.flags_table
+        self._audit_cap = audit_cap
+        self._projection = {
+            "ProjectionExpression": ", ".join(f"#a{i}" for i in range(len(_FLAG_ATTRIBUTES))),
+            "ExpressionAttributeNames": {f"#a{i}": name for i, name in enumerate(_FLAG_ATTRIBUTES)},
+        }
+
+    def get(self, feature: str) -> FlagState | None:
+        """The flag, or None. Raises FlagStoreUnavailable if the table cannot be read."""
+        item = self._read(feature, **self._projection)
+        return None if item is None else flag_from_item(item)
+
+    def list(self) -> list[FlagState]:
+        """Every flag, sorted by feature; audit trails are not read."""
+        items: list[dict[str, Any]] = []
+        with self._errors():
+            for page in self._client.get_paginator("scan").paginate(TableName=self._table, **self._projection):
+                items.extend(page.get("Items", []))
+        return sorted((flag_from_item(_plain(item)) for item in items), key=lambda f: f.feature)
+
+    def put(
+        self, flag: FlagState, *, expected_version: int, actor: str, now: float, reason: str = ""
+    ) -> FlagState:
+        """Store ``flag``'s settings if the stored version is ``expected_version`` (0: absent).
+
+        Returns:
+            The stored flag: version ``expected_version + 1``, stamped with actor and now.
+
+        Raises:
+            FlagConflict: the version moved (before or during this write); nothing written.
+            MissingUserId: blank actor; nothing read or written.
+            FlagStoreUnavailable: the table cannot be read or written.
+        """
+        validate_actor(actor)
+        raw = self._read(flag.feature, raw=True)
+        current = None if raw is None else flag_from_item(_plain(raw))
+        stored, entry = prepare_write(
+            current, flag, expected_version=expected_version, actor=actor, now=now, reason=reason
+        )
+        trail = (raw or {}).get("audit", {}).get("L", [])
+        item = _attributes(stored.model_dump())
+        item["audit"] = {"L": [*trail, _attributes({"e": entry.model_dump()})["e"]][-self._audit_cap :]}
+        if expected_version == 0:
+            condition = {"ConditionExpression": "attribute_not_exists(#v)"}
+        else:
+            condition = {
+                "ConditionExpression": "#v = :expected",
+                "ExpressionAttributeValues": {":expected": {"N": str(expected_version)}},
+            }
+        with self._errors(conflict=(flag.feature, expected_version)):
+            self._client.put_item(
+                TableName=self._table,
+                Item=item,
+                ExpressionAttributeNames={"#v": "version"},
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                **condition,
+            )
+        return stored
+
+    def audit(self, feature: str, limit: int | None = None) -> list[FlagAuditEntry]:
+        """The flag's recorded changes, newest first (an unknown flag has none)."""
+        item = self._read(feature, ProjectionExpression="#t", ExpressionAttributeNames={"#t": "audit"})
+        entries = [FlagAuditEntry.model_validate(e) for e in (item or {}).get("audit", [])]
+        entries.reverse()
+        return entries if limit is None else entries[:limit]
+
+    def _read(self, feature: str, *, raw: bool = False, **projection: Any) -> dict[str, Any] | None:
+        validate_feature(feature)
+        with self._errors():
+            response = self._client.get_item(
+                TableName=self._table, Key={"feature": {"S": feature}}, ConsistentRead=True, **projection
+            )
+        item = response.get("Item")
+        if item is None:
+            return None
+        return item if raw else _plain(item)
+
+    def _errors(self, conflict: tuple[str, int] | None = None) -> "AbstractContextManager[None]":
+        return _translated(self._table, conflict)
+
+
+@contextmanager
+def _translated(table: str, conflict: tuple[str, int] | None) -> Iterator[None]:
+    """Turn botocore errors into the flag errors callers catch by name.
+
+    Args:
+        table: the table name, for messages.
+        conflict: (feature, expected version) when a failed condition means a lost race.
+    """
+    try:
+        yield
+    except ClientError as err:
+        error = err.response.get("Error", {})
+        code = error.get("Code", "")
+        if code == "ConditionalCheckFailedException" and conflict is not None:
+            found = err.response.get("Item", {}).get("version", {}).get("N")
+            raise FlagConflict(conflict[0], conflict[1], int(found) if found is not None else None) from err
+        raise FlagStoreUnavailable(
+            f"feature flag table {table!r}: {code or 'error'}: {error.get('Message', err)}"
+        ) from err
+    except BotoCoreError as err:
+        raise FlagStoreUnavailable(f"feature flag table {table!r} unreachable: {err}") from err
+
+
+def _plain(item: dict[str, Any]) -> dict[str, Any]:
+    # pydantic accepts the Decimals TypeDeserializer returns for int and float fields.
+    return {name: _deserializer.deserialize(value) for name, value in item.items()}
+
+
+def _attributes(values: dict[str, Any]) -> dict[str, Any]:
+    """Python values as DynamoDB attribute values; floats go through Decimal, unrounded."""
+    plain = json.loads(to_json(values), parse_float=Decimal)
+    return {name: _serializer.serialize(value) for name, value in plain.items()}

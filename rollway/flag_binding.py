@@ -1,0 +1,213 @@
+"""Changing flags: one flag at a time, or every flag bound to a rollout's stages.
+
+``set_flag`` is the one write path (commands, tasks and flows all use it). A FlagChange is
+validated when it is built, before anything touches the store; ``set_flag`` reads the flag,
+writes only if a setting changes, and retries a lost race by reading again (its targets are
+absolute, so a retry is safe).
+
+``apply_bindings`` moves the bound flags to a stage's percentage and enables them;
+``disable_bindings`` turns them off on rollback. Both are idempotent and return only what
+changed, for the flow to record in the ledger (``flag_transition``).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Sequence
+
+from pydantic import BaseModel, ConfigDict, Field, computed_field
+
+from rollway.flags import (
+    FeatureName,
+    FlagConflict,
+    FlagState,
+    InvalidFlagInput,
+    Percentage,
+    Salt,
+    UnknownFlag,
+    validate_actor,
+    validate_percentage,
+)
+from rollway.ledger import Transition
+from rollway.ports import FlagStore
+from rollway.spec import FlagBinding
+
+log = logging.getLogger("rollway.flags")
+
+_ATTEMPTS = 3
+
+
+class FlagUpdate(BaseModel):
+    """A flag before and after a change (``before`` is None for a flag just created)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    feature: str
+    before: FlagState | None = None
+    after: FlagState
+    reason: str = ""
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def changed(self) -> bool:
+        """Whether a setting changed (False: the flag already had them; nothing written)."""
+        return self.before is None or self.before.settings() != self.after.settings()
+
+    def describe(self) -> str:
+        """One line for people, e.g. ``use_sqs_architecture: off 0% -> on 25% (v3)``."""
+        before = "absent" if self.before is None else _settings(self.before)
+        if not self.changed:
+            return f"{self.feature}: unchanged, {before} (v{self.after.version})"
+        return f"{self.feature}: {before} -> {_settings(self.after)} (v{self.after.version})"
+
+
+def _settings(flag: FlagState) -> str:
+    return f"{'on' if flag.enabled else 'off'} {flag.percentage:g}%"
+
+
+class FlagChange(BaseModel):
+    """A requested change to one flag; settings left as None keep their stored values.
+
+    Validated at construction with the named errors (InvalidPercentage, InvalidFlagInput),
+    so a bad change fails before any I/O.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    feature: FeatureName = Field(description="the flag's name")
+    enabled: bool | None = Field(default=None, description="true enables, false disables")
+    percentage: Percentage | None = Field(default=None, description="users on, in percent (0..100, basis points)")
+    salt: Salt | None = Field(default=None, description="a new salt reshuffles which users are on")
+    reason: str = Field(default="", description="why, for the audit trail")
+    create: bool = Field(default=False, description="create the flag if it does not exist (off at 0% unless set)")
+
+    def settings(self) -> dict[str, object]:
+        """The settings this change sets."""
+        return self.model_dump(include={"enabled", "percentage", "salt"}, exclude_none=True)
+
+
+def set_flag(
+    store: FlagStore, change: FlagChange, *, actor: str, now: float, expected_version: int | None = None
+) -> FlagUpdate:
+    """Apply ``change`` to its flag; settings it leaves out keep their stored values.
+
+    Args:
+        store: where the flag lives.
+        change: the flag and the settings to set.
+        actor: who makes the change (recorded in the audit trail).
+        now: epoch seconds.
+        expected_version: write only if the flag is at this version (0: absent), no retry;
+            None reads the current version and retries a lost race.
+
+    Returns:
+        The flag before and after; ``changed`` is False when nothing had to be written.
+
+    Raises:
+        MissingUserId: blank actor; nothing read or written.
+        UnknownFlag: the flag does not exist and ``change.create`` is False; nothing written.
+        FlagConflict: the version is not ``expected_version``, or every retry lost a race.
+    """
+    validate_actor(actor)
+    feature, settings = change.feature, change.settings()
+    attempts = 1 if expected_version is not None else _ATTEMPTS
+    for attempt in range(1, attempts + 1):
+        current = store.get(feature)
+        if current is None and not change.create:
+            raise UnknownFlag(feature)
+        version = current.version if current is not None else 0
+        if expected_version is not None and version != expected_version:
+            raise FlagConflict(feature, expected_version, version)
+        base = current.model_dump() if current is not None else {"feature": feature}
+        desired = FlagState.model_validate({**base, **settings})
+        if current is not None and current.settings() == desired.settings():
+            return FlagUpdate(feature=feature, before=current, after=current, reason=change.reason)
+        try:
+            after = store.put(desired, expected_version=version, actor=actor, now=now, reason=change.reason)
+        except FlagConflict:
+            if attempt == attempts:
+                raise
+            log.info("feature flag %r changed while being set; reading it again", feature)
+            continue
+        return FlagUpdate(feature=feature, before=current, after=after, reason=change.reason)
+    raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+
+
+def apply_bindings(
+    store: FlagStore,
+    bindings: Sequence[FlagBinding],
+    weight: int,
+    *,
+    actor: str,
+    now: float,
+    reason: str | None = None,
+    create_missing: bool = False,
+) -> list[FlagUpdate]:
+    """Enable every bound flag at its percentage for a stage of ``weight`` percent.
+
+    Every binding is checked (and every flag read) before the first write, so an unknown
+    flag or a bad percentage writes nothing.
+
+    Args:
+        store: where the flags live.
+        bindings: the spec's flag bindings.
+        weight: the canary's traffic weight at this stage, 0..100.
+        actor: who moves the rollout.
+        now: epoch seconds.
+        reason: for the audit trail; by default ``"rollout stage <weight>%"``.
+        create_missing: create bound flags that do not exist instead of raising.
+
+    Returns:
+        The flags that changed (none when the stage was already applied).
+
+    Raises:
+        UnknownFlag: bound flags that do not exist (all named), unless ``create_missing``.
+        InvalidFlagInput: a weight outside 0..100 or a blank actor.
+    """
+    validate_actor(actor)
+    if isinstance(weight, bool) or not isinstance(weight, int) or not 0 <= weight <= 100:
+        raise InvalidFlagInput(f"stage weight {weight!r} must be an integer within 0..100")
+    targets = [(b.feature, validate_percentage(b.percentage_at(weight))) for b in bindings]
+    missing = [feature for feature, _ in targets if store.get(feature) is None]
+    if missing and not create_missing:
+        raise UnknownFlag(*missing)
+    why = reason or f"rollout stage {weight}%"
+    updates = [
+        set_flag(
+            store,
+            FlagChange(feature=feature, enabled=True, percentage=pct, reason=why, create=create_missing),
+            actor=actor,
+            now=now,
+        )
+        for feature, pct in targets
+    ]
+    return [u for u in updates if u.changed]
+
+
+def disable_bindings(
+    store: FlagStore, bindings: Sequence[FlagBinding], *, actor: str, reason: str, now: float
+) -> list[FlagUpdate]:
+    """Disable every bound flag (rollback). Their percentages are kept, for the record.
+
+    A bound flag that does not exist is already off for everyone: it is skipped with a
+    warning, so a rollback never fails on it.
+
+    Returns:
+        The flags that changed (none when they were already off).
+    """
+    validate_actor(actor)
+    updates = []
+    for binding in bindings:
+        try:
+            update = set_flag(store, FlagChange(feature=binding.feature, enabled=False, reason=reason), actor=actor, now=now)
+        except UnknownFlag:
+            log.warning("bound feature flag %r does not exist; nothing to disable", binding.feature)
+            continue
+        if update.changed:
+            updates.append(update)
+    return updates
+
+
+def flag_transition(update: FlagUpdate, *, at: float, actor: str) -> Transition:
+    """The ledger entry recording a flag change."""
+    why = f": {update.reason}" if update.reason else ""
+    return Transition(at=at, kind="flag", actor=actor, comment=update.describe() + why)

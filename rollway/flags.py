@@ -1,0 +1,451 @@
+"""Feature flags: the flag model, consistent bucketing and cached evaluation.
+
+A flag is on for a user when it is enabled and the user's bucket lies under the flag's
+percentage. The bucket is a hash of the flag's salt, the feature name and the user id,
+reduced to basis points (0..9999), so:
+
+* it is deterministic: the same user gets the same answer on every host, every time;
+* it is uniform: each basis point holds 1/10,000 of the users;
+* it is monotonic: a user on at p% stays on at every q >= p, because raising the percentage
+  only raises the threshold the (unchanged) bucket is compared with. Changing the salt is the
+  one way to reshuffle who is in.
+
+An evaluation without a user id follows ``enabled`` alone. A disabled flag is off for
+everyone. Percentages have basis-point resolution: finer values are rounded to 0.01%.
+
+``FlagEvaluator`` reads flags through a ``rollway.ports.FlagStore`` and caches each one for a
+TTL; ``invalidate`` drops cached flags at once. What it answers when the store cannot be read
+is configured (fail closed, i.e. off, by default) and logged. An unknown flag evaluates to
+off with a warning, as flag clients in production do (a request path should not crash on a
+flag that has not been created yet); ``on_unknown="raise"`` raises ``UnknownFlag`` instead.
+Writes never guess: setting an unknown flag raises ``UnknownFlag`` (see rollway.flag_binding).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import re
+import time
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Any, Callable, Literal, NoReturn
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+
+if TYPE_CHECKING:
+    from rollway.ports import FlagStore
+
+BASIS_POINTS = 10_000
+DEFAULT_SALT = "v1"
+AUDIT_CAP = 100
+_FEATURE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+# No ':' in salts or feature names, so "salt:feature:" is an unambiguous hash prefix.
+_SALT = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+OnUnavailable = Literal["closed", "open", "stale"]
+OnUnknown = Literal["off", "raise"]
+
+log = logging.getLogger("rollway.flags")
+
+
+class FlagError(Exception):
+    """Base of the feature-flag errors."""
+
+
+class UnknownFlag(FlagError):
+    """No flag of that name exists.
+
+    Attributes:
+        features: the names that were not found.
+    """
+
+    def __init__(self, *features: str) -> None:
+        self.features = features
+        names = ", ".join(repr(f) for f in features)
+        super().__init__(f"unknown feature flag {names}: create it first (nothing was written)")
+
+
+class FlagConflict(FlagError):
+    """A versioned write lost to a concurrent one.
+
+    Attributes:
+        feature: the flag written.
+        expected_version: the version the write was conditional on.
+        actual_version: the version found, when known.
+    """
+
+    def __init__(self, feature: str, expected_version: int, actual_version: int | None) -> None:
+        self.feature = feature
+        self.expected_version = expected_version
+        self.actual_version = actual_version
+        found = "a different version" if actual_version is None else f"version {actual_version}"
+        super().__init__(
+            f"feature flag {feature!r} changed concurrently: expected version {expected_version}, "
+            f"found {found}; read it again and retry"
+        )
+
+
+class InvalidFlagInput(FlagError):
+    """A flag name, salt, percentage, user id or actor that cannot be used."""
+
+
+class InvalidPercentage(InvalidFlagInput):
+    """A percentage outside 0..100 (or not a number).
+
+    Attributes:
+        value: the value given.
+    """
+
+    def __init__(self, value: object) -> None:
+        self.value = value
+        super().__init__(f"percentage {value!r} is outside 0..100")
+
+
+class MissingUserId(InvalidFlagInput):
+    """An empty user id (or actor) where one is required."""
+
+
+class FlagStoreUnavailable(FlagError):
+    """The flag store could not be read or written (unreachable, no such table, denied...)."""
+
+
+def validate_percentage(value: object) -> float:
+    """``value`` as a percentage rounded to basis points.
+
+    Raises:
+        InvalidPercentage: not a finite number within 0..100.
+    """
+    if isinstance(value, bool):
+        raise InvalidPercentage(value)
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise InvalidPercentage(value) from None
+    if not math.isfinite(number) or not 0 <= number <= 100:
+        raise InvalidPercentage(value)
+    return round(number, 2)
+
+
+def validate_feature(feature: object) -> str:
+    """``feature`` if it is a usable flag name.
+
+    Raises:
+        InvalidFlagInput: empty, too long, or with characters outside ``A-Za-z0-9_.-``.
+    """
+    if not isinstance(feature, str) or not _FEATURE.match(feature):
+        raise InvalidFlagInput(
+            f"feature flag name {feature!r} must be 1-128 characters of A-Z a-z 0-9 _ . - "
+            "starting with a letter or digit"
+        )
+    return feature
+
+
+def validate_salt(salt: object) -> str:
+    """``salt`` if it is usable.
+
+    Raises:
+        InvalidFlagInput: not 1-64 characters of ``A-Za-z0-9_.-``.
+    """
+    if not isinstance(salt, str) or not _SALT.match(salt):
+        raise InvalidFlagInput(f"salt {salt!r} must be 1-64 characters of A-Z a-z 0-9 _ . -")
+    return salt
+
+
+def validate_actor(actor: object) -> str:
+    """``actor`` (who makes a change, for the audit trail) if it is not blank.
+
+    Raises:
+        MissingUserId: empty or blank.
+    """
+    if not isinstance(actor, str) or not actor.strip():
+        raise MissingUserId(f"a flag change needs the id of who makes it, got {actor!r}")
+    return actor
+
+
+# Field types that validate with the named errors, which pydantic lets through unwrapped
+# (they are not ValueErrors), so bad input surfaces as itself whichever way a model is built.
+FeatureName = Annotated[str, AfterValidator(validate_feature)]
+Percentage = Annotated[float, BeforeValidator(validate_percentage)]
+Salt = Annotated[str, AfterValidator(validate_salt)]
+
+
+class FlagState(BaseModel):
+    """One feature flag as stored.
+
+    ``version`` counts the writes (0: never written by rollway); every write is conditional
+    on it. ``updated_at`` is epoch seconds.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    feature: FeatureName
+    enabled: bool = False
+    percentage: Percentage = 0.0
+    salt: Salt = DEFAULT_SALT
+    updated_at: float = 0.0
+    updated_by: str = ""
+    version: int = Field(default=0, ge=0)
+
+    @property
+    def threshold(self) -> int:
+        """Basis points under which a user's bucket is on."""
+        return round(self.percentage * 100)
+
+    def settings(self) -> tuple[bool, float, str]:
+        """What decides evaluation: (enabled, percentage, salt)."""
+        return (self.enabled, self.percentage, self.salt)
+
+
+class FlagAuditEntry(BaseModel):
+    """One change in a flag's audit trail: who, when, why, and the settings before and after."""
+
+    model_config = ConfigDict(frozen=True)
+
+    feature: str
+    version: int
+    at: float
+    actor: str
+    reason: str = ""
+    enabled: bool
+    percentage: float
+    salt: str
+    previous_enabled: bool | None = None
+    previous_percentage: float | None = None
+    previous_salt: str | None = None
+
+
+def prepare_write(
+    current: FlagState | None,
+    proposed: FlagState,
+    *,
+    expected_version: int,
+    actor: str,
+    now: float,
+    reason: str = "",
+) -> tuple[FlagState, FlagAuditEntry]:
+    """The state to store and its audit entry, for a write conditional on ``expected_version``.
+
+    Every FlagStore implementation writes through this, so they agree on versions and audit.
+
+    Args:
+        current: the flag as stored now (None: absent).
+        proposed: the settings to store; its version and update stamps are replaced.
+        expected_version: the version the caller read (0 for a flag never written).
+        actor: who makes the change.
+        now: epoch seconds.
+        reason: why, for the audit trail.
+
+    Raises:
+        FlagConflict: the stored version is not ``expected_version``.
+        MissingUserId: ``actor`` is blank.
+    """
+    validate_actor(actor)
+    found = current.version if current is not None else 0
+    if found != expected_version:
+        raise FlagConflict(proposed.feature, expected_version, found)
+    stored = proposed.model_copy(update={"version": found + 1, "updated_at": now, "updated_by": actor})
+    entry = FlagAuditEntry(
+        feature=proposed.feature,
+        version=stored.version,
+        at=now,
+        actor=actor,
+        reason=reason,
+        enabled=stored.enabled,
+        percentage=stored.percentage,
+        salt=stored.salt,
+        previous_enabled=current.enabled if current else None,
+        previous_percentage=current.percentage if current else None,
+        previous_salt=current.salt if current else None,
+    )
+    return stored, entry
+
+
+def flag_from_item(item: dict[str, Any]) -> FlagState:
+    """A FlagState from a plain stored record, including the seed's older items.
+
+    The seed wrote ``feature``, ``enabled``, ``percentage`` and an ISO ``updatedAt``, and
+    its rollback wrote ``enabled`` alone: missing fields take their defaults, a missing
+    percentage means everyone (100), and such an item reads as version 0.
+    """
+    updated_at = item.get("updated_at")
+    if updated_at is None and isinstance(item.get("updatedAt"), str):
+        updated_at = _iso_seconds(item["updatedAt"])
+    return FlagState(
+        feature=item["feature"],
+        enabled=bool(item.get("enabled", False)),
+        percentage=item.get("percentage", 100),
+        salt=item.get("salt") or DEFAULT_SALT,
+        updated_at=float(updated_at or 0.0),
+        updated_by=item.get("updated_by") or "",
+        version=int(item.get("version", 0)),
+    )
+
+
+def _iso_seconds(value: str) -> float:
+    try:
+        return datetime.fromisoformat(value).timestamp()
+    except ValueError:
+        return 0.0
+
+
+def _prefix_hasher(salt: str, feature: str) -> "hashlib._Hash":
+    # blake2b with an 8-byte digest: the prefix is hashed once per flag and copied per user.
+    return hashlib.blake2b(f"{salt}:{feature}:".encode(), digest_size=8)
+
+
+def bucket(salt: str, feature: str, user_id: str) -> int:
+    """The user's basis point (0..9999) for this flag: uniform, and fixed for a given salt."""
+    hasher = _prefix_hasher(salt, feature)
+    hasher.update(user_id.encode())
+    # 2**64 is not a multiple of 10,000; the modulo bias is below 1e-15 per bucket.
+    return int.from_bytes(hasher.digest(), "big") % BASIS_POINTS
+
+
+def _require_user(user_id: str) -> NoReturn:
+    raise MissingUserId(
+        f"user id {user_id!r} is empty: pass None to evaluate without a user, or a non-empty id"
+    )
+
+
+# A compiled flag for the hot path: (answer without a user or for everyone when the hasher
+# is None, threshold in basis points, prefix hasher or None).
+_Compiled = tuple[bool, int, Any]
+
+
+def _compile(flag: FlagState) -> _Compiled:
+    if not flag.enabled:
+        return (False, 0, None)
+    if flag.threshold >= BASIS_POINTS:
+        return (True, BASIS_POINTS, None)
+    return (True, flag.threshold, _prefix_hasher(flag.salt, flag.feature))
+
+
+def evaluate(flag: FlagState, user_id: str | None = None) -> bool:
+    """Whether ``flag`` is on for ``user_id`` (None: no user, the flag's ``enabled``).
+
+    Raises:
+        MissingUserId: ``user_id`` is the empty string.
+    """
+    without_user, threshold, hasher = _compile(flag)
+    if user_id is None:
+        return without_user
+    if not user_id:
+        _require_user(user_id)
+    if hasher is None:
+        return without_user
+    return bucket(flag.salt, flag.feature, user_id) < threshold
+
+
+class FlagEvaluator:
+    """``is_enabled(feature, user_id)`` over a FlagStore, with a per-flag TTL cache.
+
+    Args:
+        store: where flags are read from (one ``get`` per flag per TTL).
+        ttl_seconds: how long a flag read is used before it is read again.
+        retry_seconds: after a failed read, how long to answer per ``on_unavailable`` before
+            trying the store again (keeps an outage from turning every call into a request).
+        clock: monotonic seconds; injected so tests move time without sleeping.
+        on_unavailable: the answer while the store cannot be read: ``"closed"`` (off, the
+            default), ``"open"`` (on for everyone), or ``"stale"`` (the last value read, off
+            if there is none). Each failed read is logged as a warning.
+        on_unknown: ``"off"`` (default: off, with a warning once per TTL) or ``"raise"``
+            (``UnknownFlag``).
+    """
+
+    def __init__(
+        self,
+        store: "FlagStore",
+        *,
+        ttl_seconds: float = 30.0,
+        retry_seconds: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+        on_unavailable: OnUnavailable = "closed",
+        on_unknown: OnUnknown = "off",
+    ) -> None:
+        if ttl_seconds <= 0 or retry_seconds <= 0:
+            raise ValueError(f"ttl_seconds and retry_seconds must be positive, got {ttl_seconds}, {retry_seconds}")
+        if on_unavailable not in ("closed", "open", "stale"):
+            raise ValueError(f"on_unavailable must be 'closed', 'open' or 'stale', got {on_unavailable!r}")
+        if on_unknown not in ("off", "raise"):
+            raise ValueError(f"on_unknown must be 'off' or 'raise', got {on_unknown!r}")
+        self._store = store
+        self._ttl = ttl_seconds
+        self._retry = retry_seconds
+        self._clock = clock
+        self._on_unavailable = on_unavailable
+        self._on_unknown = on_unknown
+        # feature -> (expires, *compiled). A dict of tuples rather than a cachetools TTLCache:
+        # failures need their own (shorter) lifetime, "stale" needs values past expiry, and
+        # a dict lookup is about four times cheaper on the hot path.
+        self._entries: dict[str, tuple[float, bool, int, Any]] = {}
+        self._last_good: dict[str, _Compiled] = {}
+        self._unknown_until: dict[str, float] = {}
+
+    def is_enabled(self, feature: str, user_id: str | None = None) -> bool:
+        """Whether ``feature`` is on for ``user_id`` (None: no user, the flag's ``enabled``).
+
+        Raises:
+            MissingUserId: ``user_id`` is the empty string.
+            UnknownFlag: no such flag, with ``on_unknown="raise"``.
+        """
+        entry = self._entries.get(feature)
+        if entry is None or entry[0] <= self._clock():
+            entry = self._refresh(feature)
+        if user_id is None:
+            return entry[1]
+        if not user_id:
+            _require_user(user_id)
+        hasher = entry[3]
+        if hasher is None:
+            return entry[1]
+        # Inlined bucket(): this is the hot path.
+        hashed = hasher.copy()
+        hashed.update(user_id.encode())
+        return int.from_bytes(hashed.digest(), "big") % BASIS_POINTS < entry[2]
+
+    def invalidate(self, feature: str | None = None) -> None:
+        """Forget one cached flag (or all): the next evaluation reads the store."""
+        if feature is None:
+            self._entries.clear()
+            self._unknown_until.clear()
+        else:
+            self._entries.pop(feature, None)
+            self._unknown_until.pop(feature, None)
+
+    def _refresh(self, feature: str) -> tuple[float, bool, int, Any]:
+        now = self._clock()
+        if self._unknown_until.get(feature, -math.inf) > now:
+            raise UnknownFlag(feature)
+        try:
+            flag = self._store.get(feature)
+        except UnknownFlag:
+            flag = None
+        except FlagError as err:
+            return self._unavailable(feature, err, now)
+        if flag is None:
+            if self._on_unknown == "raise":
+                self._unknown_until[feature] = now + self._ttl
+                raise UnknownFlag(feature)
+            log.warning("feature flag %r does not exist; evaluating it as off", feature)
+            compiled: _Compiled = (False, 0, None)
+        else:
+            compiled = _compile(flag)
+            self._last_good[feature] = compiled
+        entry = (now + self._ttl, *compiled)
+        self._entries[feature] = entry
+        return entry
+
+    def _unavailable(self, feature: str, err: FlagError, now: float) -> tuple[float, bool, int, Any]:
+        if self._on_unavailable == "stale" and feature in self._last_good:
+            compiled, answer = self._last_good[feature], "its last known value"
+        elif self._on_unavailable == "open":
+            compiled, answer = (True, BASIS_POINTS, None), "on (fail open)"
+        else:
+            compiled, answer = (False, 0, None), "off (fail closed)"
+        log.warning(
+            "feature flag %r could not be read (%s); answering %s for %gs", feature, err, answer, self._retry
+        )
+        entry = (now + self._retry, *compiled)
+        self._entries[feature] = entry
+        return entry

@@ -1,0 +1,173 @@
+"""The logic of ``rollway flags list|get|set|eval``: store in, text out, an exit code back.
+
+Each command takes a FlagStore and a text stream, so the command line (rollway.cli) only
+parses arguments and builds the store. Errors are printed as one ``error:`` line naming the
+offending value; exit codes say what kind of failure it was.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any, Callable, Sequence, TextIO
+
+from rollway.flag_binding import FlagChange, set_flag
+from rollway.flags import (
+    FlagConflict,
+    FlagError,
+    FlagState,
+    FlagStoreUnavailable,
+    UnknownFlag,
+    bucket,
+    evaluate,
+    validate_feature,
+)
+from rollway.ports import FlagStore
+
+EXIT_OK = 0
+EXIT_INVALID = 2
+"""Bad input: unknown flag, percentage outside 0..100, empty user id, blank actor."""
+EXIT_CONFLICT = 3
+"""The flag changed concurrently (or is not at the expected version)."""
+EXIT_UNAVAILABLE = 4
+"""The flag table could not be read or written."""
+
+
+def flags_list(store: FlagStore, out: TextIO, *, as_json: bool = False) -> int:
+    """Print every flag: feature, state, percentage, version, last change."""
+    return _run(out, lambda: _print_flags(store.list(), out, as_json))
+
+
+def flags_get(store: FlagStore, out: TextIO, feature: str, *, audit: int = 10, as_json: bool = False) -> int:
+    """Print one flag and its last ``audit`` changes (newest first)."""
+
+    def show() -> None:
+        flag = _require(store, feature)
+        trail = store.audit(feature, limit=audit) if audit > 0 else []
+        if as_json:
+            out.write(json.dumps({**flag.model_dump(), "audit": [e.model_dump() for e in trail]}, indent=2) + "\n")
+            return
+        _print_flags([flag], out, as_json=False)
+        for entry in trail:
+            before = "created" if entry.previous_enabled is None else (
+                f"{'on' if entry.previous_enabled else 'off'} {entry.previous_percentage:g}%"
+            )
+            after = f"{'on' if entry.enabled else 'off'} {entry.percentage:g}%"
+            why = f"  ({entry.reason})" if entry.reason else ""
+            out.write(f"  v{entry.version}  {_when(entry.at)}  {entry.actor}: {before} -> {after}{why}\n")
+
+    return _run(out, show)
+
+
+def flags_set(
+    store: FlagStore,
+    out: TextIO,
+    feature: str,
+    *,
+    actor: str,
+    expected_version: int | None = None,
+    now: float | None = None,
+    **settings: Any,
+) -> int:
+    """Change a flag and print ``before -> after``.
+
+    Args:
+        store: where the flag lives.
+        out: where to print.
+        feature: the flag.
+        actor: who makes the change.
+        expected_version: change only if the flag is at this version.
+        now: epoch seconds; the current time by default.
+        **settings: the other fields of ``rollway.flag_binding.FlagChange``: enabled,
+            percentage, salt, reason, create. None values are left out.
+    """
+
+    def change() -> None:
+        given = {name: value for name, value in settings.items() if value is not None}
+        update = set_flag(
+            store,
+            FlagChange(feature=feature, **given),
+            actor=actor,
+            now=time.time() if now is None else now,
+            expected_version=expected_version,
+        )
+        out.write(update.describe() + "\n")
+
+    return _run(out, change)
+
+
+def flags_eval(
+    store: FlagStore, out: TextIO, feature: str, user_ids: Sequence[str | None] = (None,), *, as_json: bool = False
+) -> int:
+    """Print whether ``feature`` is on for each user id (None: without a user), read fresh.
+
+    Each line shows the user's bucket and the flag's threshold in basis points, so a person
+    can see why: on iff the flag is enabled and bucket < threshold.
+    """
+
+    def show() -> None:
+        flag = _require(store, feature)
+        rows = [
+            {
+                "user": user,
+                "bucket": None if user is None else bucket(flag.salt, flag.feature, user),
+                "on": evaluate(flag, user),
+            }
+            for user in (user_ids or (None,))
+        ]
+        if as_json:
+            out.write(json.dumps({"feature": flag.feature, "threshold": flag.threshold, "results": rows}) + "\n")
+            return
+        state = "enabled" if flag.enabled else "disabled"
+        out.write(f"{flag.feature}: {state}, {flag.percentage:g}% (threshold {flag.threshold} of 10000)\n")
+        for row in rows:
+            who = "(no user)" if row["user"] is None else row["user"]
+            where = "" if row["bucket"] is None else f"bucket {row['bucket']:>4}  "
+            out.write(f"  {who}  {where}{'on' if row['on'] else 'off'}\n")
+
+    return _run(out, show)
+
+
+def _require(store: FlagStore, feature: str) -> FlagState:
+    flag = store.get(validate_feature(feature))
+    if flag is None:
+        raise UnknownFlag(feature)
+    return flag
+
+
+def _print_flags(flags: Sequence[FlagState], out: TextIO, as_json: bool) -> None:
+    if as_json:
+        out.write(json.dumps([f.model_dump() for f in flags], indent=2) + "\n")
+        return
+    if not flags:
+        out.write("no feature flags\n")
+        return
+    width = max(len("FEATURE"), *(len(f.feature) for f in flags))
+    out.write(f"{'FEATURE':<{width}}  STATE  PERCENT  VERSION  UPDATED\n")
+    for f in flags:
+        updated = f"{_when(f.updated_at)} by {f.updated_by}" if f.updated_by else _when(f.updated_at)
+        state = "on" if f.enabled else "off"
+        out.write(f"{f.feature:<{width}}  {state:<5}  {f.percentage:>7g}  {f.version:>7}  {updated}\n")
+
+
+def _when(epoch: float) -> str:
+    if not epoch:
+        return "-"
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+
+
+def _run(out: TextIO, action: Callable[[], None]) -> int:
+    try:
+        action()
+    except FlagConflict as err:
+        return _fail(out, err, EXIT_CONFLICT)
+    except FlagStoreUnavailable as err:
+        return _fail(out, err, EXIT_UNAVAILABLE)
+    except FlagError as err:
+        return _fail(out, err, EXIT_INVALID)
+    return EXIT_OK
+
+
+def _fail(out: TextIO, err: FlagError, code: int) -> int:
+    out.write(f"error: {err}\n")
+    return code

@@ -1,0 +1,62 @@
+"""Thin tasks over the FlagStore port: one call each, retries on the decorator.
+
+Only a store that could not be reached is retried: bad input and unknown flags fail the
+same way every time, and ``set_flag`` already retries a lost race by reading again.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from prefect import task
+from prefect.cache_policies import NONE
+
+from rollway import flag_binding
+from rollway.flag_binding import FlagChange, FlagUpdate
+from rollway.flags import FlagState, FlagStoreUnavailable
+from rollway.ports import FlagStore
+from rollway.spec import FlagBinding
+
+
+def _store_unavailable(_task: Any, _task_run: Any, state: Any) -> bool:
+    """Retry condition: the task failed because the flag store could not be reached."""
+    try:
+        state.result()
+    except FlagStoreUnavailable:
+        return True
+    except Exception:  # noqa: BLE001 - any other failure is final
+        return False
+    return False
+
+
+_RETRY = {"retries": 2, "retry_delay_seconds": [1, 5], "retry_condition_fn": _store_unavailable, "cache_policy": NONE}
+
+
+@task(name="get-flag", **_RETRY)
+def get_flag(store: FlagStore, feature: str) -> FlagState | None:
+    return store.get(feature)
+
+
+@task(name="list-flags", **_RETRY)
+def list_flags(store: FlagStore) -> list[FlagState]:
+    return store.list()
+
+
+@task(name="set-flag", **_RETRY)
+def set_flag(store: FlagStore, change: FlagChange, *, actor: str, now: float) -> FlagUpdate:
+    # Safe to retry: the target settings are absolute and an unchanged flag is not written.
+    return flag_binding.set_flag(store, change, actor=actor, now=now)
+
+
+@task(name="apply-flag-bindings", **_RETRY)
+def apply_bindings(
+    store: FlagStore, bindings: Sequence[FlagBinding], weight: int, *, actor: str, now: float, reason: str | None = None
+) -> list[FlagUpdate]:
+    return flag_binding.apply_bindings(store, bindings, weight, actor=actor, now=now, reason=reason)
+
+
+@task(name="disable-flag-bindings", **_RETRY)
+def disable_bindings(
+    store: FlagStore, bindings: Sequence[FlagBinding], *, actor: str, reason: str, now: float
+) -> list[FlagUpdate]:
+    return flag_binding.disable_bindings(store, bindings, actor=actor, reason=reason, now=now)

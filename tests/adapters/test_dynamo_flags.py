@@ -1,0 +1,194 @@
+"""DynamoFlagStore against the embedded AWS (moto server): versions, audit, races, outages."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+
+import pytest
+
+from blocks.credentials import client_factory, credentials_for_endpoint
+from rollway.aws.flags import DynamoFlagStore
+from rollway.flag_binding import FlagChange, apply_bindings, disable_bindings, set_flag
+from rollway.flags import (
+    FlagConflict,
+    FlagEvaluator,
+    FlagState,
+    FlagStoreUnavailable,
+    InvalidPercentage,
+    MissingUserId,
+    UnknownFlag,
+)
+from rollway.spec import FlagBinding
+from rollway.targets import Targets
+
+SQS = "use_sqs_architecture"
+INTERRUPTS = "enable_interrupt_handling"
+RESUMPTION = "enable_session_resumption"
+
+
+@pytest.fixture
+def client(aws):
+    return aws.get_client("dynamodb")
+
+
+@pytest.fixture
+def store(aws, client) -> DynamoFlagStore:
+    """The flags table with the seed's three flags, off, at version 1."""
+    flags = DynamoFlagStore(client, aws.targets)
+    for feature in (SQS, INTERRUPTS, RESUMPTION):
+        flags.put(FlagState(feature=feature), expected_version=0, actor="seed", now=1.0)
+    return flags
+
+
+def test_flags_round_trip_with_versions_and_an_audit_trail(store, client, aws):
+    set_flag(store, FlagChange(feature=SQS, enabled=True, percentage=5, reason="week 1"), actor="alice", now=10.0)
+    set_flag(store, FlagChange(feature=SQS, percentage=25.5, reason="week 2"), actor="bob", now=20.0)
+    got = store.get(SQS)
+    assert (got.enabled, got.percentage, got.version, got.updated_by, got.updated_at) == (True, 25.5, 3, "bob", 20.0)
+    assert [f.feature for f in store.list()] == sorted([SQS, INTERRUPTS, RESUMPTION])
+    raw = client.scan(TableName=aws.targets.flags_table)["Items"]
+    assert len(raw) == 3, "the audit trail lives in the flag items, not beside them"
+    trail = store.audit(SQS)
+    assert [(e.version, e.actor, e.reason, e.previous_percentage, e.percentage) for e in trail] == [
+        (3, "bob", "week 2", 5.0, 25.5),
+        (2, "alice", "week 1", 0.0, 5.0),
+        (1, "seed", "", None, 0.0),
+    ]
+    assert store.get("no_such_flag") is None and store.audit("no_such_flag") == []
+
+
+def test_the_audit_trail_is_capped(aws, client):
+    capped = DynamoFlagStore(client, aws.targets, audit_cap=3)
+    for version in range(5):
+        capped.put(FlagState(feature=SQS, percentage=version), expected_version=version, actor="ops", now=float(version))
+    assert [e.version for e in capped.audit(SQS)] == [5, 4, 3]
+
+
+def test_an_item_written_by_the_seed_is_read_and_upgraded(store, client, aws):
+    client.put_item(
+        TableName=aws.targets.flags_table,
+        Item={"feature": {"S": SQS}, "enabled": {"BOOL": True}, "percentage": {"N": "5"},
+              "updatedAt": {"S": "2024-05-01T00:00:00.000Z"}},
+    )
+    legacy = store.get(SQS)
+    assert (legacy.enabled, legacy.percentage, legacy.version) == (True, 5.0, 0)
+    update = set_flag(store, FlagChange(feature=SQS, percentage=10), actor="ops", now=30.0)
+    assert (update.after.version, update.after.salt, store.audit(SQS)[0].previous_percentage) == (1, "v1", 5.0)
+
+
+def test_concurrent_writers_of_one_version_have_exactly_one_winner(store):
+    writers = 8
+    barrier = threading.Barrier(writers)
+    outcomes: list[object] = [None] * writers
+
+    def write(i: int) -> None:
+        barrier.wait()
+        try:
+            outcomes[i] = store.put(
+                FlagState(feature=SQS, enabled=True, percentage=i), expected_version=1, actor=f"writer-{i}", now=5.0
+            )
+        except FlagConflict as err:
+            outcomes[i] = err
+
+    threads = [threading.Thread(target=write, args=(i,)) for i in range(writers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    winners = [o for o in outcomes if isinstance(o, FlagState)]
+    assert len(winners) == 1 and sum(isinstance(o, FlagConflict) for o in outcomes) == writers - 1
+    stored = store.get(SQS)
+    assert (stored.version, stored.percentage, stored.updated_by) == (2, winners[0].percentage, winners[0].updated_by)
+    assert [e.version for e in store.audit(SQS)] == [2, 1], "losers left no audit entry"
+
+
+def test_the_conditional_write_catches_a_change_after_the_read(store, client, aws):
+    rival = DynamoFlagStore(client, aws.targets)
+
+    def sneak_in(**_):
+        # Runs between put()'s read and its PutItem: a rival write takes version 2.
+        client.meta.events.unregister("before-call.dynamodb.PutItem", sneak_in)
+        rival.put(FlagState(feature=SQS, enabled=True, percentage=50), expected_version=1, actor="rival", now=6.0)
+
+    client.meta.events.register("before-call.dynamodb.PutItem", sneak_in)
+    try:
+        with pytest.raises(FlagConflict, match="expected version 1, found version 2") as raised:
+            store.put(FlagState(feature=SQS, enabled=True, percentage=5), expected_version=1, actor="me", now=7.0)
+    finally:
+        client.meta.events.unregister("before-call.dynamodb.PutItem", sneak_in)
+    assert raised.value.actual_version == 2
+    assert (store.get(SQS).updated_by, store.get(SQS).percentage) == ("rival", 50.0)
+
+
+BAD_CHANGES = [
+    ({"feature": SQS, "percentage": 100.5}, InvalidPercentage, []),
+    ({"feature": SQS, "percentage": -3}, InvalidPercentage, []),
+    ({"feature": SQS, "enabled": True, "actor": ""}, MissingUserId, []),
+    ({"feature": "no_such_flag", "enabled": True}, UnknownFlag, ["GetItem"]),
+]
+
+
+def test_bad_input_writes_nothing_to_dynamodb(store, client, watch_calls):
+    # One test over the cases: each provisioned account costs most of a second.
+    for change, error, calls in BAD_CHANGES:
+        seen = watch_calls(client)
+        settings = dict(change)
+        actor = settings.pop("actor", "ops")
+        with pytest.raises(error):
+            set_flag(store, FlagChange(**settings), actor=actor, now=9.0)
+        assert seen == calls, change
+    seen = watch_calls(client)
+    with pytest.raises(UnknownFlag, match="typo_flag"):
+        apply_bindings(store, [FlagBinding(feature=SQS), FlagBinding(feature="typo_flag")], 5, actor="r", now=1.0)
+    assert seen == ["GetItem", "GetItem"]
+    assert store.get(SQS).version == 1 and store.get("no_such_flag") is None
+    assert [e.version for e in store.audit(SQS)] == [1]
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_an_unreachable_endpoint_or_a_missing_table_fails_closed_and_is_logged(client, aws, caplog):
+    offline = client_factory(credentials_for_endpoint(f"http://127.0.0.1:{closed_port()}", aws.targets.region))
+    unreachable = DynamoFlagStore(offline("dynamodb"), aws.targets)
+    no_table = DynamoFlagStore(client, Targets(flags_table="no-such-flags-table"))
+    with pytest.raises(FlagStoreUnavailable, match="no-such-flags-table.*ResourceNotFoundException"):
+        set_flag(no_table, FlagChange(feature=SQS, enabled=True), actor="ops", now=1.0)
+    with caplog.at_level(logging.WARNING, logger="rollway.flags"):
+        for flags in (unreachable, no_table):
+            assert FlagEvaluator(flags).is_enabled(SQS, "user-1") is False
+        assert FlagEvaluator(no_table, on_unavailable="open").is_enabled(SQS, "user-1") is True
+    warnings = [r.getMessage() for r in caplog.records]
+    assert "unreachable: Could not connect to the endpoint URL" in warnings[0]
+    assert warnings[0].endswith("answering off (fail closed) for 5s")
+    assert "ResourceNotFoundException" in warnings[1] and warnings[1].endswith("answering off (fail closed) for 5s")
+    assert warnings[2].endswith("answering on (fail open) for 5s")
+
+
+def test_bound_flags_follow_the_stages_and_roll_back_in_dynamodb(store, client, watch_calls):
+    bindings = [FlagBinding(feature=SQS), FlagBinding(feature=RESUMPTION, follow="schedule", schedule={50: 20.0})]
+    clock = [0.0]
+    flags = FlagEvaluator(store, clock=lambda: clock[0])
+    users = [f"user-{i}" for i in range(4000)]
+    shares = []
+    for weight in (5, 25, 50, 75, 100):
+        apply_bindings(store, bindings, weight, actor="rollout-1", now=float(weight))
+        clock[0] += 31
+        shares.append(sum(flags.is_enabled(SQS, u) for u in users) / len(users))
+    weights = [0.05, 0.25, 0.5, 0.75, 1.0]
+    assert all(abs(share - w) < 0.025 for share, w in zip(shares, weights)), shares  # 4,000 users: ~3 sigma
+    assert (store.get(RESUMPTION).enabled, store.get(RESUMPTION).percentage) == (True, 20.0)
+    seen = watch_calls(client)
+    assert apply_bindings(store, bindings, 100, actor="rollout-1", now=101.0) == []
+    assert "PutItem" not in seen, "re-applying a stage writes nothing"
+    rolled_back = disable_bindings(store, bindings, actor="judge", reason="canary error rate 7%", now=200.0)
+    assert sorted(c.feature for c in rolled_back) == [RESUMPTION, SQS]
+    clock[0] += 31
+    assert not any(flags.is_enabled(SQS, u) for u in users)
+    assert store.audit(SQS, limit=1)[0].reason == "canary error rate 7%"
+    assert [e.percentage for e in reversed(store.audit(SQS))] == [0.0, 5.0, 25.0, 50.0, 75.0, 100.0, 100.0]

@@ -1,0 +1,107 @@
+"""The set-flags flow against the embedded AWS, and the flag tasks on the fake store."""
+
+from __future__ import annotations
+
+import pytest
+from prefect import flow
+
+from blocks.credentials import credentials_for_endpoint
+from flows.flags import set_flags
+from rollway.aws.flags import DynamoFlagStore
+from rollway.fakes import FakeFlagStore
+from rollway.flag_binding import FlagChange
+from rollway.flags import FlagState, FlagStoreUnavailable, InvalidPercentage, UnknownFlag
+from rollway.spec import FlagBinding
+from tasks import flags as flag_tasks
+
+SQS = "use_sqs_architecture"
+INTERRUPTS = "enable_interrupt_handling"
+CREDENTIALS = "flags-test-embedded-aws"
+
+
+@pytest.fixture
+def dynamo(aws) -> DynamoFlagStore:
+    """The embedded flags table with two seed flags, and a saved credentials block for it."""
+    credentials_for_endpoint(aws.endpoint_url, aws.targets.region).save(CREDENTIALS, overwrite=True)
+    store = DynamoFlagStore(aws.get_client("dynamodb"), aws.targets)
+    for feature in (SQS, INTERRUPTS):
+        store.put(FlagState(feature=feature), expected_version=0, actor="seed", now=1.0)
+    return store
+
+
+def test_set_flags_enables_disables_and_creates_with_an_audit_trail(dynamo):
+    updates = set_flags(
+        changes=[
+            FlagChange(feature=SQS, enabled=True, percentage=5, reason="week 1"),
+            FlagChange(feature=INTERRUPTS, enabled=False),
+            FlagChange(feature="new_editor", enabled=True, percentage=1, create=True),
+        ],
+        actor="alice",
+        aws_credentials_block=CREDENTIALS,
+    )
+    assert [(u.feature, u.changed) for u in updates] == [(SQS, True), (INTERRUPTS, False), ("new_editor", True)]
+    stored = dynamo.get(SQS)
+    assert (stored.enabled, stored.percentage, stored.version, stored.updated_by) == (True, 5.0, 2, "alice")
+    assert dynamo.audit(SQS)[0].reason == "week 1"
+    assert dynamo.get("new_editor").percentage == 1.0
+
+
+def test_set_flags_writes_nothing_when_one_change_is_bad(dynamo):
+    with pytest.raises(UnknownFlag, match="typo_flag"):
+        set_flags(
+            changes=[FlagChange(feature=SQS, enabled=True), FlagChange(feature="typo_flag", enabled=True)],
+            aws_credentials_block=CREDENTIALS,
+        )
+    with pytest.raises(InvalidPercentage, match="percentage 150 is outside 0..100"):
+        set_flags(changes=[{"feature": SQS, "percentage": 150}], aws_credentials_block=CREDENTIALS)
+    assert [f.version for f in dynamo.list()] == [1, 1]
+
+
+def test_flag_binding_tasks_on_the_fake_store():
+    store = FakeFlagStore([FlagState(feature=SQS, version=1)])
+    bindings = [FlagBinding(feature=SQS)]
+
+    @flow
+    def stage_then_rollback() -> tuple[list, list]:
+        applied = flag_tasks.apply_bindings(store, bindings, 25, actor="rollout-1", now=10.0)
+        disabled = flag_tasks.disable_bindings(store, bindings, actor="judge", reason="error rate", now=20.0)
+        return applied, disabled
+
+    applied, disabled = stage_then_rollback()
+    assert [u.describe() for u in applied] == ["use_sqs_architecture: off 0% -> on 25% (v2)"]
+    assert [u.describe() for u in disabled] == ["use_sqs_architecture: on 25% -> off 25% (v3)"]
+
+
+class FlakyStore(FakeFlagStore):
+    """Unreachable for the first ``outages`` reads."""
+
+    def __init__(self, outages: int, flags=()) -> None:
+        super().__init__(flags)
+        self.outages = outages
+        self.attempts = 0
+
+    def get(self, feature):
+        self.attempts += 1
+        if self.attempts <= self.outages:
+            raise FlagStoreUnavailable("throttled")
+        return super().get(feature)
+
+
+def test_only_an_unreachable_store_is_retried():
+    flaky = FlakyStore(outages=1, flags=[FlagState(feature=SQS, enabled=True)])
+    missing = FlakyStore(outages=0)
+    get_flag = flag_tasks.get_flag.with_options(retry_delay_seconds=0)
+
+    @flow
+    def read() -> FlagState | None:
+        return get_flag(flaky, SQS)
+
+    @flow
+    def set_missing() -> None:
+        set_flag = flag_tasks.set_flag.with_options(retry_delay_seconds=0)
+        set_flag(missing, FlagChange(feature="no_such_flag", enabled=True), actor="ops", now=1.0)
+
+    assert read().enabled and flaky.attempts == 2
+    with pytest.raises(UnknownFlag):
+        set_missing()
+    assert missing.attempts == 1, "an unknown flag is not retried"

@@ -1,0 +1,209 @@
+"""progressive_rollout's logic on fakes: ledger, phases, locks, drift, resume after a kill."""
+
+from __future__ import annotations
+
+import pytest
+from prefect import flow
+
+from flows.progressive import DriftDetected, PhaseRefused, advance, run_progressive
+from rollway.approvals import ApprovalAnswer, auto_approve, scripted
+from rollway.fakes import FakeLedger
+from rollway.ledger import LockHeld, RolloutInProgress
+from rollway.model import Weights
+from rollway.phases import RolloutPhase
+from rollway.spec import RolloutSpec, Stage
+from tests.flows.fake_env import fake_environment
+
+IMAGE = "webordinary/edit-container:2.0.0"
+WEEK = 7 * 86400
+
+
+def env_with_ledger(**kwargs):
+    env = fake_environment(**kwargs)
+    env.ledger = FakeLedger()
+    return env
+
+
+def full_spec() -> RolloutSpec:
+    # Default stages, approvals and weekly phases (5 | 25, 50 | 75, 100 + decommission);
+    # short bakes and monitoring window keep the test quick.
+    default = RolloutSpec(image=IMAGE)
+    return default.model_copy(update={
+        "stages": tuple(s.model_copy(update={"bake_seconds": 180}) for s in default.stages),
+        "monitor_seconds": 300,
+    })
+
+
+@flow
+def progressive_on(env, spec, approver, owner="run-1", phased=False, adopt=False):
+    return run_progressive(env, spec, approver, owner=owner, actor="alice", phased=phased, adopt_live_weights=adopt)
+
+
+@flow
+def advance_on(env, approver, owner):
+    return advance(env, approver, owner=owner)
+
+
+def kinds(env) -> list[str]:
+    return [t.kind for t in env.ledger.get(env.targets.canary_service).history]
+
+
+def shifts(env) -> list[int]:
+    record = env.ledger.get(env.targets.canary_service)
+    return [t.to_weights.canary for t in record.history if t.kind == "shift"]
+
+
+def test_full_rollout_records_every_transition():
+    env = env_with_ledger()
+    approve = ApprovalAnswer(action="approve", approver="alice", comment="ok")
+    result = progressive_on(env, full_spec(), scripted(approve, approve))
+    assert result.outcome == "promoted"
+    record = env.ledger.get(env.targets.canary_service)
+    assert record.phase is RolloutPhase.PROMOTED and record.weights == Weights(stable=0, canary=100)
+    assert shifts(env) == [5, 25, 50, 75, 100]
+    approvals = [t for t in record.history if t.kind == "approve"]
+    assert [(t.actor, t.to_stage) for t in approvals] == [("alice", 1), ("alice", 4)]
+    assert kinds(env)[:3] == ["start", "deploy", "phase"]
+    # Promoted, watched for the monitoring window, then the old service decommissioned.
+    assert kinds(env)[-2:] == ["promote", "decommission"]
+    assert env.deployer.services[env.targets.stable_service].desired == 0
+    assert record.owner is None  # released
+
+
+def test_rejection_rolls_back_and_is_recorded():
+    env = env_with_ledger()
+    result = progressive_on(env, full_spec(), scripted(ApprovalAnswer(action="reject", approver="bob", comment="no")))
+    assert result.outcome == "rolled_back"
+    record = env.ledger.get(env.targets.canary_service)
+    assert record.phase is RolloutPhase.ROLLED_BACK
+    assert kinds(env)[-2:] == ["reject", "rollback"]
+    assert env.router.weights == Weights(stable=100, canary=0)
+
+
+def test_weekly_phases_advance_once_a_week_and_only_after_a_pass():
+    env = env_with_ledger()
+    first = progressive_on(env, full_spec(), auto_approve("alice"), phased=True)
+    assert first.outcome == "holding" and env.router.weights.canary == 5
+    # Same week: nothing changes, however often the schedule fires.
+    assert advance_on(env, auto_approve(), "cron-1") is None
+    assert advance_on(env, auto_approve(), "cron-2") is None
+    assert shifts(env) == [5]
+    env.clock.sleep(WEEK)
+    second = advance_on(env, auto_approve("carol"), "cron-3")
+    assert second.outcome == "holding" and shifts(env) == [5, 25, 50]
+    env.clock.sleep(WEEK)
+    third = advance_on(env, auto_approve("carol"), "cron-4")
+    assert third.outcome == "promoted" and shifts(env) == [5, 25, 50, 75, 100]
+    env.clock.sleep(WEEK)
+    assert advance_on(env, auto_approve(), "cron-5") is None  # finished
+
+
+def test_refuses_to_advance_when_the_phase_did_not_pass():
+    env = env_with_ledger()
+    progressive_on(env, full_spec(), auto_approve("alice"), phased=True)
+    service = env.targets.canary_service
+    record = env.ledger.get(service)
+    env.ledger.record(service, owner=None, now=env.clock.now(),
+                      transition=record.history[-1].model_copy(update={"kind": "hold"}), weekly_phase_passed=False)
+    env.clock.sleep(WEEK)
+    with pytest.raises(PhaseRefused, match="has not passed"):
+        advance_on(env, auto_approve(), "cron")
+    assert shifts(env) == [5]
+
+
+def test_second_rollout_of_the_service_is_refused():
+    env = env_with_ledger()
+    progressive_on(env, full_spec(), auto_approve(), phased=True)
+    other = RolloutSpec(image="webordinary/edit-container:3.0.0")
+    with pytest.raises(RolloutInProgress, match="rolling out"):
+        progressive_on(env, other, auto_approve(), owner="run-2")
+
+
+def test_a_live_lease_locks_out_a_second_run():
+    env = env_with_ledger()
+    service = env.targets.canary_service
+    progressive_on(env, full_spec(), auto_approve(), phased=True)
+    env.ledger.acquire(service, owner="run-1", now=env.clock.now(), lease_seconds=600)
+    with pytest.raises(LockHeld):
+        progressive_on(env, full_spec(), auto_approve(), owner="run-2")
+
+
+def test_drift_is_refused_unless_adopted():
+    env = env_with_ledger()
+    progressive_on(env, full_spec(), auto_approve(), phased=True)
+    env.router.weights = Weights(stable=60, canary=40)  # someone changed the ALB by hand
+    with pytest.raises(DriftDetected, match="holds 60/40"):
+        progressive_on(env, full_spec(), auto_approve(), owner="run-2")
+    result = progressive_on(env, full_spec(), auto_approve(), owner="run-3", adopt=True)
+    assert result.outcome == "promoted"
+    assert "adopt" in kinds(env)
+    assert shifts(env) == [5, 50, 75, 100]
+
+
+class Killed(BaseException):
+    """Stands in for the process dying at a given port call.
+
+    A BaseException, like the KeyboardInterrupt or SystemExit of a real kill: Prefect does
+    not retry it, and no code path of rollway catches it.
+    """
+
+
+class KillAt:
+    """Wraps a port; the n-th call (over all wrapped ports) raises Killed."""
+
+    def __init__(self, inner, counter):
+        self._inner, self._counter = inner, counter
+
+    def __getattr__(self, name):
+        if name.startswith("_"):  # copy/pickle probes must not recurse through the wrapper
+            raise AttributeError(name)
+        attr = getattr(self._inner, name)
+        if not callable(attr):
+            return attr
+
+        def call(*args, **kwargs):
+            self._counter["n"] += 1
+            self._counter.setdefault("log", []).append(name)
+            if self._counter["n"] == self._counter["kill_at"]:
+                raise Killed(f"killed at call {self._counter['n']}: {name}")
+            return attr(*args, **kwargs)
+
+        return call
+
+
+def _run_with_kill(kill_at: int):
+    env = env_with_ledger()
+    counter = {"n": 0, "kill_at": kill_at}
+    real = (env.router, env.deployer, env.ledger)
+    env.router, env.deployer, env.ledger = (KillAt(p, counter) for p in real)
+    spec = RolloutSpec(image=IMAGE, stages=[Stage(weight=w, bake_seconds=120) for w in (5, 50, 100)])
+    killed = False
+    try:
+        progressive_on(env, spec, auto_approve(), owner="run-1")
+    except Killed:
+        killed = True
+    env.router, env.deployer, env.ledger = real
+    return env, spec, killed, counter.get("log", [])
+
+
+def step_boundaries(calls: list[str]) -> list[int]:
+    """1-based positions of every write and of the first call of each kind of read.
+
+    A kill just before a write is the dangerous kind (the step before it happened, this one
+    did not); reads are repeated on every stage, so their first occurrence stands for all.
+    """
+    writes = {"set_weights", "update_service", "register_revision", "create", "record", "release"}
+    return [i + 1 for i, name in enumerate(calls) if name in writes or name not in calls[:i]]
+
+
+def test_resume_after_a_kill_at_every_step():
+    _, _, killed, calls = _run_with_kill(kill_at=0)
+    assert not killed and len(calls) > 20
+    for kill_at in step_boundaries(calls):
+        env, spec, killed, _ = _run_with_kill(kill_at)
+        assert killed, kill_at
+        env.clock.sleep(601)  # the dead run's lease runs out
+        result = progressive_on(env, spec, auto_approve(), owner="run-2")
+        assert result.outcome == "promoted", (kill_at, result.reason)
+        assert env.router.weights == Weights(stable=0, canary=100)
+        assert shifts(env) == [5, 50, 100], (kill_at, kinds(env))

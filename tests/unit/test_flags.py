@@ -1,0 +1,379 @@
+"""Feature flags without AWS: bucketing, evaluation, the cached evaluator, bindings, commands."""
+
+from __future__ import annotations
+
+import functools
+import io
+import logging
+import math
+from collections import Counter
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from rollway.fakes import FakeFlagStore
+from rollway.flag_binding import FlagChange, apply_bindings, disable_bindings, flag_transition, set_flag
+from rollway.flags import (
+    BASIS_POINTS,
+    FlagConflict,
+    FlagEvaluator,
+    FlagState,
+    InvalidFlagInput,
+    InvalidPercentage,
+    MissingUserId,
+    UnknownFlag,
+    bucket,
+    evaluate,
+    flag_from_item,
+)
+from rollway.flags_commands import (
+    EXIT_CONFLICT,
+    EXIT_INVALID,
+    EXIT_OK,
+    EXIT_UNAVAILABLE,
+    flags_eval,
+    flags_get,
+    flags_list,
+    flags_set,
+)
+from rollway.spec import FlagBinding
+
+SQS = "use_sqs_architecture"
+INTERRUPTS = "enable_interrupt_handling"
+RESUMPTION = "enable_session_resumption"
+USERS = [f"user-{i}" for i in range(100_000)]
+
+
+def flag(feature: str = SQS, **settings) -> FlagState:
+    return FlagState(feature=feature, **settings)
+
+
+def seeded_store(*flags: FlagState) -> FakeFlagStore:
+    """A store holding the seed's three flags (off), or the given ones, at version 1."""
+    store = FakeFlagStore()
+    for f in flags or (flag(SQS), flag(INTERRUPTS), flag(RESUMPTION)):
+        store.put(f, expected_version=0, actor="seed", now=1.0)
+    store.reads = store.writes = 0
+    return store
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+# --- bucketing ------------------------------------------------------------------------
+
+
+def chi_square_statistic(buckets: list[int], bins: int = 100) -> float:
+    counts = Counter(b * bins // BASIS_POINTS for b in buckets)
+    expected = len(buckets) / bins
+    return sum((counts.get(i, 0) - expected) ** 2 / expected for i in range(bins))
+
+
+def chi_square_critical(df: int, z: float = 3.09) -> float:
+    """Wilson-Hilferty approximation of the chi-square quantile; z=3.09 is p=0.001."""
+    return df * (1 - 2 / (9 * df) + z * math.sqrt(2 / (9 * df))) ** 3
+
+
+@functools.cache
+def sqs_buckets() -> tuple[int, ...]:
+    return tuple(bucket("v1", SQS, u) for u in USERS)
+
+
+def test_buckets_are_uniform_over_100000_ids():
+    statistic = chi_square_statistic(list(sqs_buckets()))
+    assert statistic < chi_square_critical(99), statistic
+
+
+def test_the_uniformity_check_rejects_a_skewed_bucketing():
+    # The seed-style "sum of character codes" hash clusters ids: the check must catch it.
+    statistic = chi_square_statistic([sum(map(ord, u)) * 7 % BASIS_POINTS for u in USERS])
+    assert statistic > chi_square_critical(99)
+
+
+@pytest.mark.parametrize("percentage", [1, 5, 25, 50, 75])
+def test_share_of_users_on_matches_the_percentage(percentage):
+    threshold = flag(enabled=True, percentage=percentage).threshold
+    share = sum(b < threshold for b in sqs_buckets()) / len(USERS)
+    p = percentage / 100
+    assert abs(share - p) < 4 * math.sqrt(p * (1 - p) / len(USERS))
+
+
+def test_bucketing_is_deterministic_and_depends_on_salt_and_feature():
+    assert bucket("v1", SQS, "user-7") == bucket("v1", SQS, "user-7")
+    assert 0 <= bucket("v1", SQS, "user-7") < BASIS_POINTS
+    first = {u for u in USERS[:20_000] if bucket("v1", SQS, u) < 5000}
+    other_salt = {u for u in USERS[:20_000] if bucket("v2", SQS, u) < 5000}
+    other_feature = {u for u in USERS[:20_000] if bucket("v1", INTERRUPTS, u) < 5000}
+    # Independent halves overlap on about a quarter of the users, not on all of them.
+    for other in (other_salt, other_feature):
+        assert 0.22 < len(first & other) / 20_000 < 0.28
+
+
+@given(
+    user=st.text(min_size=1, max_size=40),
+    salt=st.from_regex(r"[A-Za-z0-9_.-]{1,16}", fullmatch=True),
+    p=st.floats(min_value=0, max_value=100),
+    q=st.floats(min_value=0, max_value=100),
+)
+def test_a_user_on_at_p_stays_on_at_every_higher_percentage(user, salt, p, q):
+    low, high = sorted((p, q))
+    if evaluate(flag(enabled=True, percentage=low, salt=salt), user):
+        assert evaluate(flag(enabled=True, percentage=high, salt=salt), user)
+
+
+def test_without_a_user_a_flag_follows_enabled_and_disabled_is_off_for_everyone():
+    assert evaluate(flag(enabled=True, percentage=0)) is True
+    assert evaluate(flag(enabled=False, percentage=100)) is False
+    assert not any(evaluate(flag(enabled=False, percentage=100), u) for u in USERS[:1000])
+    assert all(evaluate(flag(enabled=True, percentage=100), u) for u in USERS[:1000])
+    assert not any(evaluate(flag(enabled=True, percentage=0), u) for u in USERS[:1000])
+
+
+def test_an_empty_user_id_is_an_error():
+    with pytest.raises(MissingUserId, match="user id ''"):
+        evaluate(flag(enabled=True, percentage=50), "")
+
+
+@pytest.mark.parametrize("bad", [-0.01, 100.01, float("nan"), float("inf"), "lots", True, None])
+def test_a_percentage_outside_0_to_100_is_refused_by_name(bad):
+    with pytest.raises(InvalidPercentage, match="percentage"):
+        flag(percentage=bad)
+
+
+def test_percentages_have_basis_point_resolution():
+    assert flag(percentage=33.333).percentage == 33.33
+    assert flag(percentage=33.333).threshold == 3333
+    assert flag(percentage="12.5").threshold == 1250
+
+
+@pytest.mark.parametrize("name", ["", "has space", "a:b", "x" * 129])
+def test_bad_feature_names_are_refused(name):
+    with pytest.raises(InvalidFlagInput, match="feature flag name"):
+        flag(name)
+
+
+def test_the_seeds_items_read_as_version_0():
+    legacy = flag_from_item({"feature": SQS, "enabled": True, "percentage": 5, "updatedAt": "2024-05-01T00:00:00Z"})
+    assert (legacy.enabled, legacy.percentage, legacy.version, legacy.salt) == (True, 5.0, 0, "v1")
+    assert legacy.updated_at == 1714521600.0
+    rolled_back = flag_from_item({"feature": SQS, "enabled": False})
+    assert (rolled_back.enabled, rolled_back.percentage) == (False, 100.0)
+
+
+# --- the cached evaluator -------------------------------------------------------------
+
+
+def evaluator(store: FakeFlagStore, clock: Clock, **options) -> FlagEvaluator:
+    return FlagEvaluator(store, ttl_seconds=30, retry_seconds=5, clock=clock, **options)
+
+
+def test_the_evaluator_agrees_with_evaluate():
+    f = flag(enabled=True, percentage=37.5, salt="abc")
+    flags = evaluator(seeded_store(f), Clock())
+    stored = flags._store.get(SQS)  # noqa: SLF001 - the stored version, to compare answers
+    assert [flags.is_enabled(SQS, u) for u in USERS[:5000]] == [evaluate(stored, u) for u in USERS[:5000]]
+
+
+def test_cached_flags_are_read_again_only_after_the_ttl():
+    store, clock = seeded_store(flag(enabled=True, percentage=0)), Clock()
+    flags = evaluator(store, clock)
+    assert flags.is_enabled(SQS, "user-1") is False
+    set_flag(store, FlagChange(feature=SQS, percentage=100), actor="ops", now=2.0)
+    clock.t += 29.9
+    assert flags.is_enabled(SQS, "user-1") is False, "served from the cache within the TTL"
+    assert store.reads == 2  # the first evaluation and set_flag's own read
+    clock.t += 0.1
+    assert flags.is_enabled(SQS, "user-1") is True, "read again once the TTL has passed"
+    assert store.reads == 3
+
+
+def test_invalidate_makes_the_next_evaluation_read_the_store():
+    store, clock = seeded_store(flag(enabled=False), flag(INTERRUPTS, enabled=False)), Clock()
+    flags = evaluator(store, clock)
+    assert not flags.is_enabled(SQS) and not flags.is_enabled(INTERRUPTS)
+    set_flag(store, FlagChange(feature=SQS, enabled=True), actor="ops", now=2.0)
+    set_flag(store, FlagChange(feature=INTERRUPTS, enabled=True), actor="ops", now=2.0)
+    flags.invalidate(SQS)
+    assert flags.is_enabled(SQS) is True
+    assert flags.is_enabled(INTERRUPTS) is False, "only the invalidated flag was read again"
+    flags.invalidate()
+    assert flags.is_enabled(INTERRUPTS) is True
+
+
+def test_an_unreachable_store_fails_closed_by_default_and_says_so(caplog):
+    store, clock = seeded_store(flag(enabled=True, percentage=100)), Clock()
+    store.unavailable = "connection refused"
+    flags = evaluator(store, clock)
+    with caplog.at_level(logging.WARNING, logger="rollway.flags"):
+        assert flags.is_enabled(SQS, "user-1") is False
+        assert flags.is_enabled(SQS) is False
+    assert [r.getMessage() for r in caplog.records] == [
+        "feature flag 'use_sqs_architecture' could not be read (connection refused); answering off (fail closed) for 5s"
+    ]
+    store.unavailable = None
+    clock.t += 5
+    assert flags.is_enabled(SQS, "user-1") is True, "the store is tried again after retry_seconds"
+
+
+def test_fail_open_and_stale_are_configurable():
+    store, clock = seeded_store(flag(enabled=True, percentage=0)), Clock()
+    stale = evaluator(store, clock, on_unavailable="stale")
+    opened = evaluator(store, clock, on_unavailable="open")
+    assert stale.is_enabled(SQS) is True and stale.is_enabled(SQS, "user-1") is False
+    store.unavailable = "throttled"
+    clock.t += 31
+    assert stale.is_enabled(SQS) is True and stale.is_enabled(SQS, "user-1") is False
+    assert opened.is_enabled(SQS, "user-1") is True
+
+
+def test_an_unknown_flag_is_off_with_a_warning_or_an_error_when_asked(caplog):
+    store, clock = seeded_store(), Clock()
+    with caplog.at_level(logging.WARNING, logger="rollway.flags"):
+        assert evaluator(store, clock).is_enabled("no_such_flag", "user-1") is False
+    assert "'no_such_flag' does not exist" in caplog.text
+    strict = evaluator(store, clock, on_unknown="raise")
+    for _ in range(3):
+        with pytest.raises(UnknownFlag, match="no_such_flag"):
+            strict.is_enabled("no_such_flag")
+    assert store.reads == 2, "an unknown flag is remembered for the TTL too"
+
+
+def test_the_evaluator_refuses_an_empty_user_id():
+    flags = evaluator(seeded_store(flag(enabled=True, percentage=50)), Clock())
+    with pytest.raises(MissingUserId):
+        flags.is_enabled(SQS, "")
+
+
+# --- writes, bindings and rollback on the fake store ----------------------------------
+
+
+def test_versioned_writes_conflict_and_keep_an_audit_trail():
+    store = seeded_store()
+    set_flag(store, FlagChange(feature=SQS, enabled=True, percentage=5, reason="week 1"), actor="alice", now=10.0)
+    with pytest.raises(FlagConflict, match="expected version 1, found version 2"):
+        store.put(flag(enabled=False), expected_version=1, actor="bob", now=11.0)
+    with pytest.raises(FlagConflict):
+        set_flag(store, FlagChange(feature=SQS, enabled=False), actor="bob", now=11.0, expected_version=1)
+    latest = store.audit(SQS, limit=1)[0]
+    assert (latest.version, latest.actor, latest.reason, latest.previous_percentage, latest.percentage) == (
+        2, "alice", "week 1", 0.0, 5.0
+    )
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [
+        ({"feature": SQS, "percentage": 150}, InvalidPercentage),
+        ({"feature": SQS, "percentage": -1}, InvalidPercentage),
+        ({"feature": "no_such_flag", "enabled": True}, UnknownFlag),
+        ({"feature": SQS, "enabled": True, "actor": ""}, MissingUserId),
+        ({"feature": SQS, "salt": "a:b"}, InvalidFlagInput),
+    ],
+)
+def test_bad_input_writes_nothing(kwargs, error):
+    store = seeded_store()
+    settings = dict(kwargs)
+    actor = settings.pop("actor", "ops")
+    with pytest.raises(error):
+        set_flag(store, FlagChange(**settings), actor=actor, now=5.0)
+    assert store.writes == 0
+    assert store.get(SQS).version == 1
+
+
+def test_bound_flags_follow_the_stages_and_are_disabled_on_rollback():
+    store = seeded_store()
+    bindings = [
+        FlagBinding(feature=SQS),
+        FlagBinding(feature=INTERRUPTS, follow="schedule", schedule={25: 10.0, 75: 50.0}),
+    ]
+    seen = {}
+    for weight in (5, 25, 50, 75):
+        changes = apply_bindings(store, bindings, weight, actor="rollout-1", now=float(weight))
+        seen[weight] = {c.feature: (c.after.enabled, c.after.percentage) for c in changes}
+    assert seen == {
+        5: {SQS: (True, 5.0), INTERRUPTS: (True, 0.0)},
+        25: {SQS: (True, 25.0), INTERRUPTS: (True, 10.0)},
+        50: {SQS: (True, 50.0)},  # the schedule holds 10% until 75
+        75: {SQS: (True, 75.0), INTERRUPTS: (True, 50.0)},
+    }
+    assert apply_bindings(store, bindings, 75, actor="rollout-1", now=80.0) == [], "re-applying a stage changes nothing"
+    rolled_back = disable_bindings(store, bindings, actor="judge", reason="error rate 7%", now=90.0)
+    assert {(c.feature, c.after.enabled, c.after.percentage) for c in rolled_back} == {
+        (SQS, False, 75.0), (INTERRUPTS, False, 50.0)
+    }
+    assert disable_bindings(store, bindings, actor="judge", reason="again", now=91.0) == []
+    assert not store.get(RESUMPTION).enabled, "unbound flags are left alone"
+    assert store.audit(SQS, limit=1)[0].reason == "error rate 7%"
+    transition = flag_transition(rolled_back[0], at=90.0, actor="judge")
+    assert transition.kind == "flag" and "on 75% -> off 75%" in transition.comment
+
+
+def test_an_unknown_bound_flag_stops_the_stage_before_any_write():
+    store = seeded_store()
+    bindings = [FlagBinding(feature=SQS), FlagBinding(feature="typo_flag")]
+    with pytest.raises(UnknownFlag, match="typo_flag"):
+        apply_bindings(store, bindings, 5, actor="rollout-1", now=1.0)
+    assert store.writes == 0
+    created = apply_bindings(store, bindings, 5, actor="rollout-1", now=1.0, create_missing=True)
+    assert {c.feature for c in created} == {SQS, "typo_flag"}
+    store.flags.pop("typo_flag")
+    assert [c.feature for c in disable_bindings(store, bindings, actor="ops", reason="r", now=2.0)] == [SQS]
+
+
+# --- commands ---------------------------------------------------------------------------
+
+
+def run(command, *args, **kwargs) -> tuple[int, str]:
+    out = io.StringIO()
+    code = command(*args[:1], out, *args[1:], **kwargs)
+    return code, out.getvalue()
+
+
+def test_list_get_set_and_eval_commands():
+    store = seeded_store()
+    code, text = run(flags_set, store, SQS, enabled=True, percentage=25, actor="alice", reason="week 2", now=1.7e9)
+    assert (code, text) == (EXIT_OK, "use_sqs_architecture: off 0% -> on 25% (v2)\n")
+    code, text = run(flags_list, store)
+    assert code == EXIT_OK
+    assert text.splitlines()[1].split()[:4] == ["enable_interrupt_handling", "off", "0", "1"]
+    assert "use_sqs_architecture       on          25        2  2023-11-14T22:13:20Z by alice" in text
+    code, text = run(flags_get, store, SQS)
+    assert code == EXIT_OK and "alice: off 0% -> on 25%  (week 2)" in text
+    on_user = next(u for u in USERS if evaluate(store.get(SQS), u))
+    code, text = run(flags_eval, store, SQS, [on_user, None])
+    assert code == EXIT_OK
+    assert f"  {on_user}  bucket {bucket('v1', SQS, on_user):>4}  on\n" in text
+    assert "(no user)  on" in text and "threshold 2500 of 10000" in text
+
+
+@pytest.mark.parametrize(
+    ("command", "args", "kwargs", "message"),
+    [
+        (flags_set, (SQS,), {"percentage": 100.5, "actor": "ops"}, "percentage 100.5 is outside 0..100"),
+        (flags_set, ("no_such_flag",), {"enabled": True, "actor": "ops"}, "unknown feature flag 'no_such_flag'"),
+        (flags_set, (SQS,), {"enabled": True, "actor": " "}, "needs the id of who makes it"),
+        (flags_eval, (SQS, [""]), {}, "user id '' is empty"),
+        (flags_get, ("no_such_flag",), {}, "unknown feature flag"),
+    ],
+)
+def test_commands_report_bad_input_and_write_nothing(command, args, kwargs, message):
+    store = seeded_store()
+    code, text = run(command, store, *args, **kwargs)
+    assert code == EXIT_INVALID
+    assert text.startswith("error: ") and message in text
+    assert store.writes == 0
+
+
+def test_commands_report_conflicts_and_outages_with_their_own_codes():
+    store = seeded_store()
+    code, text = run(flags_set, store, SQS, enabled=True, actor="ops", expected_version=7)
+    assert code == EXIT_CONFLICT and "expected version 7, found version 1" in text
+    store.unavailable = "table webordinary-feature-flags is gone"
+    code, text = run(flags_list, store)
+    assert (code, text) == (EXIT_UNAVAILABLE, "error: table webordinary-feature-flags is gone\n")
