@@ -91,7 +91,7 @@ class RolloutRecord(BaseModel):
 # --- Rules every Ledger implementation shares (DynamoDB and the in-memory fake) -----------
 
 RESERVED_ID_PREFIX = "~"
-"""Rollout ids may not start with this: implementations keep bookkeeping items under it."""
+"""Rollout ids must sort before this: implementations keep bookkeeping items from it on."""
 
 MANAGED_FIELDS = frozenset(
     {"service", "rollout_id", "owner", "lease_expires", "version", "created_at", "updated_at", "history"}
@@ -124,8 +124,8 @@ def check_new_rollout(newest: RolloutRecord | None, record: RolloutRecord) -> No
         RolloutInProgress: ``newest`` is not terminal.
         ValueError: ``record``'s id is reserved or does not sort after ``newest``'s id.
     """
-    if record.rollout_id.startswith(RESERVED_ID_PREFIX):
-        raise ValueError(f"rollout id {record.rollout_id!r} starts with the reserved {RESERVED_ID_PREFIX!r}")
+    if record.rollout_id >= RESERVED_ID_PREFIX:  # where bookkeeping items sort; never a rollout
+        raise ValueError(f"rollout id {record.rollout_id!r} sorts at or after the reserved {RESERVED_ID_PREFIX!r}")
     if newest is None:
         return
     if not newest.phase.terminal:
@@ -196,3 +196,23 @@ def validate_changes(changes: Mapping[str, Any]) -> dict[str, Any]:
         {"service": "-", "rollout_id": "-", "image": "-", "spec_json": "-", **changes}
     )
     return {name: getattr(probe, name) for name in changes}
+
+
+def check_lease_seconds(lease_seconds: float, owner: str | None) -> None:
+    """Refuse a negative lease, and a lease for nobody (``owner=None`` writes hold no lease).
+
+    Raises:
+        ValueError: either of those.
+    """
+    if lease_seconds < 0:
+        raise ValueError(f"lease_seconds must not be negative, got {lease_seconds}")
+    if lease_seconds > 0 and owner is None:
+        raise ValueError(f"only the lease's owner can renew it, but owner is None (lease_seconds={lease_seconds})")
+
+
+def as_started(record: RolloutRecord, *, owner: str, now: float, lease_seconds: float) -> RolloutRecord:
+    """``record`` as ``create`` stores it: owned by ``owner``, version 1, created at ``now``."""
+    now = float(now)
+    return record.model_copy(
+        update={"owner": owner, "lease_expires": now + lease_seconds, "version": 1, "created_at": now, "updated_at": now}
+    )

@@ -18,10 +18,24 @@ from rollway.ports import ServiceDeployer, TrafficRouter
 log = logging.getLogger("rollway.undo")
 
 
+class Live:
+    """Keeps a port itself in a transaction record.
+
+    ``Transaction.get`` deep-copies what it returns; an undo acting on a copy of a router or
+    a boto3 client would act on nothing (or fail to copy at all), so this one copies as itself.
+    """
+
+    def __init__(self, obj) -> None:
+        self.obj = obj
+
+    def __deepcopy__(self, memo) -> "Live":
+        return self
+
+
 @task(name="set-weights-undoable", cache_policy=NONE)
 def set_weights(router: TrafficRouter, weights: Weights, previous: Weights) -> None:
     txn = get_transaction()
-    txn.set("router", router)
+    txn.set("router", Live(router))
     txn.set("previous", previous)
     router.set_weights(weights)
 
@@ -30,14 +44,14 @@ def set_weights(router: TrafficRouter, weights: Weights, previous: Weights) -> N
 def _restore_weights(txn) -> None:
     previous = txn.get("previous")
     log.warning("undoing a weight shift: back to %s", previous)
-    txn.get("router").set_weights(previous)
+    txn.get("router").obj.set_weights(previous)
 
 
 @task(name="register-task-definition-undoable", cache_policy=NONE)
 def register_revision(deployer: ServiceDeployer, image: str, base_task_definition: str) -> str:
     arn = deployer.register_revision(image, base_task_definition)
     txn = get_transaction()
-    txn.set("deployer", deployer)
+    txn.set("deployer", Live(deployer))
     txn.set("arn", arn)
     return arn
 
@@ -45,13 +59,13 @@ def register_revision(deployer: ServiceDeployer, image: str, base_task_definitio
 @register_revision.on_rollback
 def _deregister(txn) -> None:
     log.warning("undoing a task definition registration: deregistering %s", txn.get("arn"))
-    txn.get("deployer").deregister_revision(txn.get("arn"))
+    txn.get("deployer").obj.deregister_revision(txn.get("arn"))
 
 
 @task(name="point-service-undoable", cache_policy=NONE)
 def point_service(deployer: ServiceDeployer, service: str, task_definition: str, previous: str) -> None:
     txn = get_transaction()
-    txn.set("deployer", deployer)
+    txn.set("deployer", Live(deployer))
     txn.set("service", service)
     txn.set("previous", previous)
     deployer.update_service(service, task_definition=task_definition)
@@ -60,7 +74,7 @@ def point_service(deployer: ServiceDeployer, service: str, task_definition: str,
 @point_service.on_rollback
 def _restore_task_definition(txn) -> None:
     log.warning("undoing a task definition change: %s back to %s", txn.get("service"), txn.get("previous"))
-    txn.get("deployer").update_service(txn.get("service"), task_definition=txn.get("previous"))
+    txn.get("deployer").obj.update_service(txn.get("service"), task_definition=txn.get("previous"))
 
 
 @task(name="apply-flag-bindings", cache_policy=NONE)

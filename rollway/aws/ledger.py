@@ -1,0 +1,362 @@
+"""The rollout ledger in DynamoDB: one item per rollout, a lease, an append-only history.
+
+Layout of ``targets.rollouts_table`` (hash key ``service``, range key ``rollout_id``, both S):
+
+- One item per rollout, its attributes the fields of RolloutRecord. Weights and transitions
+  are maps, ``history`` is a list of transition maps, numbers are DynamoDB numbers (floats
+  go through Decimal, so nothing is rounded on the way).
+- Rollout ids sort by creation time (``rollway.ledger.new_rollout_id``), so the newest
+  rollout of a service is the first item of a descending Query on ``rollout_id < "~"``.
+- One pointer item per service, rollout id ``~active``, whose ``current`` attribute names the
+  newest rollout. ``~`` sorts after every rollout id, so the Query's key range leaves it out.
+
+Why the pointer: starting a rollout has to check that the newest one finished *and* write
+the new one, as one atomic step. A condition on the new item cannot see the other items, so
+two runs that both read "finished" would both succeed. ``create`` therefore runs one
+TransactWriteItems of three operations:
+
+1. ConditionCheck: the newest rollout it read is still in a terminal phase;
+2. Put the pointer, on condition that it still names that rollout (or does not exist yet);
+3. Put the new rollout, on condition that its key is free.
+
+Every create of a service writes the same pointer item, so of two racing creates at most
+one commits; the other fails its pointer condition (or conflicts), reads again and raises
+RolloutInProgress naming the winner.
+
+The lease (``owner``, ``lease_expires``) lives on the rollout item. ``acquire``, ``record``
+and ``release`` each read the newest rollout's key (a Query projecting the key only), then
+make one conditional UpdateItem that returns the whole record. ``record`` sets the changed
+fields, bumps ``version`` and appends to ``history`` with ``list_append`` in that one
+UpdateItem, so concurrent writers can never lose a history entry or a version. (The newest
+rollout can only change between the two calls once it is terminal, when writing to it is
+still right.) A refused condition comes back with the item as it stood, which names the
+holder in the LockHeld or NotOwner message.
+
+None is stored as an absent attribute: fewer bytes per history entry, and no NULL type to
+test for in conditions.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from decimal import Decimal
+from typing import Any, Callable
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
+from pydantic_core import to_json
+
+from rollway.ledger import (
+    RESERVED_ID_PREFIX,
+    LedgerError,
+    RolloutNotFound,
+    RolloutRecord,
+    Transition,
+    as_started,
+    check_lease,
+    check_lease_seconds,
+    check_new_rollout,
+    check_owner,
+    validate_changes,
+)
+from rollway.phases import RolloutPhase
+from rollway.targets import Targets
+
+POINTER_ID = RESERVED_ID_PREFIX + "active"
+"""Range key of the per-service pointer item that serializes ``create``."""
+
+_CREATE_ATTEMPTS = 3
+# "None" marks the operations of a cancelled transaction that were not at fault.
+_RACE_REASONS = frozenset({"None", "ConditionalCheckFailed", "TransactionConflict"})
+_TERMINAL = tuple(phase.value for phase in RolloutPhase if phase.terminal)
+_PLACEHOLDER = re.compile(r"#(\w+)")
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+
+class _Refused(Exception):
+    """A conditional write was refused; ``record`` is the item as it stood (None: gone)."""
+
+    def __init__(self, record: RolloutRecord | None) -> None:
+        super().__init__("conditional write refused")
+        self.record = record
+
+
+class DynamoLedger:
+    """The Ledger port on a DynamoDB table.
+
+    Args:
+        client: a boto3 DynamoDB client (low-level), made by the caller.
+        targets: names; ``targets.rollouts_table`` is the table used.
+    """
+
+    def __init__(self, client: Any, targets: Targets) -> None:
+        self._client = client
+        self._table = targets.rollouts_table
+
+    def get(self, service: str) -> RolloutRecord | None:
+        """The newest rollout of ``service``, or None when it never had one."""
+        items = self._client.query(**self._newest_first(service), Limit=1)["Items"]
+        return _from_item(items[0]) if items else None
+
+    def history(self, service: str) -> list[RolloutRecord]:
+        """Every rollout of ``service``, newest first."""
+        pages = self._client.get_paginator("query").paginate(**self._newest_first(service))
+        return [_from_item(item) for page in pages for item in page["Items"]]
+
+    def create(
+        self, record: RolloutRecord, *, owner: str, now: float, lease_seconds: float
+    ) -> RolloutRecord:
+        """Store ``record`` as the service's newest rollout, owned by ``owner``.
+
+        The stored record has ``owner``, ``lease_expires = now + lease_seconds``,
+        ``version = 1`` and ``created_at = updated_at = now``; its other fields (including
+        any history) are ``record``'s.
+
+        Raises:
+            RolloutInProgress: the service's newest rollout is not in a terminal phase.
+            ValueError: negative ``lease_seconds``, or an id that does not sort after the
+                newest rollout's.
+            LedgerError: concurrent writes kept the ledger changing for several attempts.
+        """
+        check_lease_seconds(lease_seconds, owner)
+        stored = as_started(record, owner=owner, now=now, lease_seconds=lease_seconds)
+        for _ in range(_CREATE_ATTEMPTS):
+            newest = self.get(record.service)
+            if newest == stored:
+                # Our own earlier attempt committed although its answer was lost (a retry).
+                return stored
+            check_new_rollout(newest, record)
+            try:
+                self._client.transact_write_items(TransactItems=self._create_items(stored, newest))
+            except ClientError as err:
+                if not _lost_a_race(err):
+                    raise
+                continue  # another write got there first: read again and decide again
+            return stored
+        raise LedgerError(
+            f"could not start rollout {record.rollout_id!r} of service {record.service!r}: "
+            f"the ledger kept changing under {_CREATE_ATTEMPTS} attempts"
+        )
+
+    def acquire(self, service: str, *, owner: str, now: float, lease_seconds: float) -> RolloutRecord:
+        """Take or renew the lease on the newest rollout of ``service``.
+
+        Raises:
+            LockHeld: another owner's lease has not expired at ``now``.
+            RolloutNotFound: the service has no rollout.
+        """
+        check_lease_seconds(lease_seconds, owner)
+        try:
+            return self._update(
+                service,
+                sets={"owner": owner, "lease_expires": now + lease_seconds, "updated_at": now},
+                condition="attribute_not_exists(#owner) OR #owner = :owner OR #lease_expires < :now",
+                values={":now": now},
+            )
+        except _Refused as refused:
+            raise _explain(refused, service, lambda record: check_lease(record, owner, now))
+
+    def release(self, service: str, *, owner: str) -> None:
+        """Drop ``owner``'s lease on the newest rollout; nothing happens if it does not hold it."""
+        try:
+            self._update(
+                service, sets={"owner": None, "lease_expires": 0.0}, condition="#owner = :holder", values={":holder": owner}
+            )
+        except (_Refused, RolloutNotFound):
+            return
+
+    def record(
+        self,
+        service: str,
+        *,
+        owner: str | None,
+        now: float,
+        transition: Transition,
+        lease_seconds: float = 0.0,
+        **changes: Any,
+    ) -> RolloutRecord:
+        """Apply ``changes``, append ``transition`` and bump the version in one conditional write.
+
+        Args:
+            service: whose newest rollout to write.
+            owner: the lease holder writing, or None for a lease-free write (rollback and
+                manual actions) that must succeed whoever holds the lease.
+            now: the time of the write; the lease must not have expired before it.
+            transition: appended to the history.
+            lease_seconds: if positive, the lease is renewed to ``now + lease_seconds``.
+            **changes: RolloutRecord fields to set.
+
+        Returns:
+            The record as stored after the write.
+
+        Raises:
+            ValueError: a change names no writable field or has an invalid value, or a lease
+                renewal without an owner; raised before anything is written.
+            NotOwner: ``owner`` does not hold an unexpired lease.
+            RolloutNotFound: the service has no rollout.
+        """
+        fields = validate_changes(changes)
+        check_lease_seconds(lease_seconds, owner)
+        sets = {**fields, "updated_at": now}
+        if lease_seconds > 0:
+            sets["lease_expires"] = now + lease_seconds
+        condition, values = None, {}
+        if owner is not None:
+            condition, values = "#owner = :holder AND #lease_expires >= :now", {":holder": owner, ":now": now}
+        try:
+            return self._update(service, sets=sets, condition=condition, values=values, append=transition)
+        except _Refused as refused:
+            raise _explain(refused, service, lambda record: check_owner(record, owner, now))
+
+    # --- internals ------------------------------------------------------------------------
+
+    def _newest_key(self, service: str) -> dict[str, Any]:
+        """The key of the newest rollout: a cheap read, since writes return the whole record."""
+        query = self._newest_first(service)
+        query["ProjectionExpression"] = "#service, #rollout_id"
+        items = self._client.query(**query, Limit=1)["Items"]
+        if not items:
+            raise RolloutNotFound(f"no rollout recorded for service {service!r} in table {self._table!r}")
+        return items[0]
+
+    def _newest_first(self, service: str) -> dict[str, Any]:
+        return {
+            "TableName": self._table,
+            "KeyConditionExpression": "#service = :service AND #rollout_id < :reserved",
+            "ExpressionAttributeNames": {"#service": "service", "#rollout_id": "rollout_id"},
+            "ExpressionAttributeValues": _values({":service": service, ":reserved": RESERVED_ID_PREFIX}),
+            "ScanIndexForward": False,
+            "ConsistentRead": True,
+        }
+
+    def _create_items(self, stored: RolloutRecord, newest: RolloutRecord | None) -> list[dict[str, Any]]:
+        pointer = {"service": stored.service, "rollout_id": POINTER_ID, "current": stored.rollout_id}
+        pointer_put: dict[str, Any] = {"TableName": self._table, "Item": _values(pointer)}
+        items: list[dict[str, Any]] = []
+        if newest is None:
+            pointer_put.update(_expression("attribute_not_exists(#rollout_id)", {}))
+        else:
+            items.append({"ConditionCheck": {
+                "TableName": self._table,
+                "Key": _key(newest),
+                **_expression("#phase IN (" + ", ".join(f":t{i}" for i in range(len(_TERMINAL))) + ")",
+                              {f":t{i}": phase for i, phase in enumerate(_TERMINAL)}),
+            }})
+            pointer_put.update(
+                _expression("attribute_not_exists(#rollout_id) OR #current = :newest",
+                            {":newest": newest.rollout_id})
+            )
+        items.append({"Put": pointer_put})
+        items.append({"Put": {
+            "TableName": self._table,
+            "Item": _to_item(stored),
+            **_expression("attribute_not_exists(#rollout_id)", {}),
+        }})
+        return items
+
+    def _update(
+        self,
+        service: str,
+        *,
+        sets: dict[str, Any],
+        condition: str | None,
+        values: dict[str, Any],
+        append: Transition | None = None,
+    ) -> RolloutRecord:
+        """One UpdateItem on the newest rollout: set ``sets``, bump the version, maybe append.
+
+        A None in ``sets`` removes the attribute: the ledger stores None as an absent
+        attribute, which keeps items small.
+
+        Raises:
+            RolloutNotFound: the service has no rollout.
+            _Refused: the item is gone or ``condition`` did not hold.
+        """
+        assignments = ["#version = #version + :one"]
+        values = {**values, ":one": 1}
+        for name, value in sets.items():
+            if value is not None:
+                assignments.append(f"#{name} = :{name}")
+                values[f":{name}"] = value
+        if append is not None:
+            # if_not_exists: an item written by another tool without a history still takes one.
+            assignments.append("#history = list_append(if_not_exists(#history, :empty), :transition)")
+            values.update({":empty": [], ":transition": [append]})
+        removals = [f"#{name}" for name, value in sets.items() if value is None]
+        update = "SET " + ", ".join(assignments) + (" REMOVE " + ", ".join(removals) if removals else "")
+        guard = "attribute_exists(#rollout_id)" + (f" AND ({condition})" if condition else "")
+        try:
+            answer = self._client.update_item(
+                TableName=self._table,
+                Key=self._newest_key(service),
+                UpdateExpression=update,
+                ConditionExpression=guard,
+                ExpressionAttributeNames=_names(update, guard),
+                ExpressionAttributeValues=_values(values),
+                ReturnValues="ALL_NEW",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as err:
+            if _code(err) != "ConditionalCheckFailedException":
+                raise
+            old = err.response.get("Item")
+            raise _Refused(_from_item(old) if old else None) from err
+        return _from_item(answer["Attributes"])
+
+
+def _explain(refused: _Refused, service: str, check: Callable[[RolloutRecord], None]) -> LedgerError:
+    """The named error for a refused write: ``check`` raises it from the item as it stood."""
+    if refused.record is None:
+        return RolloutNotFound(f"the rollout of service {service!r} disappeared during the write")
+    check(refused.record)
+    # DynamoDB evaluated the same rule as ``check``; reaching here means they disagree.
+    return LedgerError(f"the ledger refused a write to the rollout of service {service!r} for no known reason")
+
+
+def _code(err: ClientError) -> str:
+    return err.response.get("Error", {}).get("Code", "")
+
+
+def _lost_a_race(err: ClientError) -> bool:
+    """A transaction cancelled only because the items changed since they were read."""
+    if _code(err) != "TransactionCanceledException":
+        return False
+    reasons = {reason.get("Code", "None") for reason in err.response.get("CancellationReasons", [])}
+    return reasons <= _RACE_REASONS
+
+
+def _key(record: RolloutRecord) -> dict[str, Any]:
+    return _values({"service": record.service, "rollout_id": record.rollout_id})
+
+
+def _expression(condition: str, values: dict[str, Any]) -> dict[str, Any]:
+    """ConditionExpression with exactly the names and values it uses (DynamoDB rejects extras)."""
+    expression: dict[str, Any] = {"ConditionExpression": condition, "ExpressionAttributeNames": _names(condition)}
+    if values:
+        expression["ExpressionAttributeValues"] = _values(values)
+    return expression
+
+
+def _names(*expressions: str) -> dict[str, str]:
+    """``#field`` placeholders stand for the attribute ``field``, avoiding reserved words."""
+    return {f"#{name}": name for expression in expressions for name in _PLACEHOLDER.findall(expression)}
+
+
+def _values(values: dict[str, Any]) -> dict[str, Any]:
+    """Python (and pydantic) values as DynamoDB attribute values.
+
+    Floats go through Decimal (boto3 refuses floats); None fields of models are left out.
+    """
+    plain = json.loads(to_json(values, exclude_none=True), parse_float=Decimal)
+    return {name: _serializer.serialize(value) for name, value in plain.items()}
+
+
+def _to_item(record: RolloutRecord) -> dict[str, Any]:
+    return _values(record.model_dump(mode="json", exclude_none=True))
+
+
+def _from_item(item: dict[str, Any]) -> RolloutRecord:
+    # pydantic accepts the Decimals TypeDeserializer returns for int and float fields.
+    return RolloutRecord.model_validate({name: _deserializer.deserialize(value) for name, value in item.items()})

@@ -1,0 +1,69 @@
+"""Steps that must undo together do: weights with flags, task definition with service."""
+
+from __future__ import annotations
+
+import pytest
+from prefect import flow
+
+from flows.progressive import run_progressive
+from rollway.approvals import auto_approve
+from rollway.fakes import FakeFlagStore, FakeLedger
+from rollway.flags import FlagState, UnknownFlag
+from rollway.model import Weights
+from rollway.spec import FlagBinding, RolloutSpec, Stage
+from tests.flows.fake_env import STABLE_TD, fake_environment
+
+IMAGE = "webordinary/edit-container:2.0.0"
+
+
+@flow
+def rollout(env, spec):
+    return run_progressive(env, spec, auto_approve(), owner="run-1", phased=False)
+
+
+def spec(*flags: str) -> RolloutSpec:
+    return RolloutSpec(
+        image=IMAGE, stages=[Stage(weight=w, bake_seconds=120) for w in (5, 100)],
+        flags=[FlagBinding(feature=f) for f in flags], monitor_seconds=0,
+    )
+
+
+def test_bound_flags_follow_the_weights():
+    env = fake_environment()
+    env.ledger = FakeLedger()
+    env.flags = FakeFlagStore([FlagState(feature="use_sqs_architecture")])
+    result = rollout(env, spec("use_sqs_architecture"))
+    assert result.outcome == "promoted"
+    flag = env.flags.get("use_sqs_architecture")
+    assert flag.enabled and flag.percentage == 100
+    flag_entries = [t.comment for t in env.ledger.get(env.targets.canary_service).history if t.kind == "flag"]
+    assert len(flag_entries) == 2 and "5%" in flag_entries[0] and "100%" in flag_entries[1]
+
+
+def test_weights_are_undone_when_the_flags_cannot_follow():
+    env = fake_environment()
+    env.ledger = FakeLedger()
+    env.flags = FakeFlagStore([])  # the bound flag does not exist
+    with pytest.raises(UnknownFlag):
+        rollout(env, spec("use_sqs_architecture"))
+    assert env.router.weights == Weights(stable=100, canary=0)
+    assert env.router.calls.count("set_weights 95/5") == 1 and env.router.calls[-1] == "set_weights 100/0"
+
+
+def test_registration_is_undone_when_the_service_update_fails():
+    env = fake_environment()
+    env.ledger = FakeLedger()
+    original_update = env.deployer.update_service
+
+    def failing_update(service, *, task_definition=None, desired=None):
+        if task_definition is not None and task_definition != STABLE_TD:
+            raise RuntimeError("UpdateService throttled")
+        return original_update(service, task_definition=task_definition, desired=desired)
+
+    env.deployer.update_service = failing_update
+    with pytest.raises(RuntimeError, match="throttled"):
+        rollout(env, spec())
+    registered = [c for c in env.deployer.calls if c.startswith("register_revision")]
+    deregistered = [c for c in env.deployer.calls if c.startswith("deregister_revision")]
+    assert len(registered) == 1 and len(deregistered) == 1
+    assert list(env.deployer.task_definitions) == [STABLE_TD]  # the new revision is gone

@@ -1,0 +1,262 @@
+"""The Ledger contract, run here against FakeLedger and in tests/adapters/test_ledger.py against DynamoDB.
+
+``LedgerContract`` holds every behaviour a Ledger must show; a test class inherits it and
+provides a ``ledger`` fixture. Time is passed in as ``now``, so leases expire without sleeps.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Callable
+
+import pytest
+
+from rollway.fakes import FakeLedger
+from rollway.ledger import (
+    LockHeld,
+    NotOwner,
+    RolloutInProgress,
+    RolloutNotFound,
+    RolloutRecord,
+    Transition,
+    new_rollout_id,
+    utc,
+)
+from rollway.model import Weights
+from rollway.phases import RolloutPhase
+
+SERVICE = "webordinary-edit-service"
+START = 1_800_000_000.25  # a fraction, so numbers must survive the storage round trip exactly
+LEASE = 60.0
+
+
+def rollout(now: float = START, service: str = SERVICE, **fields: Any) -> RolloutRecord:
+    """A new rollout as a flow would build it, with an id made at ``now``."""
+    return RolloutRecord(
+        service=service, rollout_id=new_rollout_id(now), image="webordinary/edit-container:v2",
+        spec_json='{"stages": [5, 25, 50, 75, 100]}', **fields,
+    )
+
+
+def step(at: float, kind: str = "shift", actor: str = "run-1", **fields: Any) -> Transition:
+    return Transition(at=at, kind=kind, actor=actor, **fields)
+
+
+def together(*calls: Callable[[], Any]) -> list[Any]:
+    """Run ``calls`` in threads released at the same instant; each one's result or exception."""
+    barrier = threading.Barrier(len(calls))
+    outcomes: list[Any] = [None] * len(calls)
+
+    def run(index: int, call: Callable[[], Any]) -> None:
+        barrier.wait()
+        try:
+            outcomes[index] = call()
+        except Exception as err:  # the outcome under test
+            outcomes[index] = err
+
+    threads = [threading.Thread(target=run, args=item) for item in enumerate(calls)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return outcomes
+
+
+def started(ledger: Any, now: float = START, owner: str = "run-1", **fields: Any) -> RolloutRecord:
+    return ledger.create(rollout(now, **fields), owner=owner, now=now, lease_seconds=LEASE)
+
+
+def finish(ledger: Any, at: float, phase: RolloutPhase = RolloutPhase.PROMOTED) -> RolloutRecord:
+    return ledger.record(SERVICE, owner=None, now=at, transition=step(at, "promote", "ops"), phase=phase)
+
+
+class LedgerContract:
+    """What every Ledger does. Subclasses provide a ``ledger`` fixture on an empty store."""
+
+    def test_a_service_without_rollouts_has_none(self, ledger):
+        assert ledger.get(SERVICE) is None
+        assert ledger.history(SERVICE) == []
+        ledger.release(SERVICE, owner="run-1")  # nothing to release is not an error
+        with pytest.raises(RolloutNotFound, match=SERVICE):
+            ledger.acquire(SERVICE, owner="run-1", now=START, lease_seconds=LEASE)
+        with pytest.raises(RolloutNotFound, match=SERVICE):
+            ledger.record(SERVICE, owner=None, now=START, transition=step(START))
+
+    def test_create_then_get_round_trips_every_field(self, ledger):
+        asked = rollout(
+            weights=Weights.canary_at(5), stage_index=0, stage_passed=True,
+            canary_task_definition="arn:aws:ecs:us-west-2:123456789012:task-definition/webordinary-edit-task:7",
+            stable_desired=3, history=(step(START, "start", to_weights=Weights.canary_at(5), verdict="ok"),),
+        )
+        created = ledger.create(asked, owner="run-1", now=START, lease_seconds=LEASE)
+
+        assert created.owner == "run-1"
+        assert created.lease_expires == START + LEASE
+        assert (created.version, created.created_at, created.updated_at) == (1, START, START)
+        assert created.model_dump(exclude={"owner", "lease_expires", "version", "created_at", "updated_at"}) == (
+            asked.model_dump(exclude={"owner", "lease_expires", "version", "created_at", "updated_at"})
+        )
+        assert ledger.get(SERVICE) == created
+        assert ledger.history(SERVICE) == [created]
+
+    @pytest.mark.parametrize("phase", list(RolloutPhase))
+    def test_a_second_rollout_starts_only_once_the_newest_is_terminal(self, ledger, phase):
+        first = started(ledger)
+        ledger.record(SERVICE, owner="run-1", now=START + 1, transition=step(START + 1), phase=phase)
+        later = rollout(START + 10)
+
+        if phase.terminal:
+            second = ledger.create(later, owner="run-2", now=START + 10, lease_seconds=LEASE)
+            assert ledger.get(SERVICE) == second
+            assert [r.rollout_id for r in ledger.history(SERVICE)] == [second.rollout_id, first.rollout_id]
+        else:
+            with pytest.raises(RolloutInProgress) as refused:
+                ledger.create(later, owner="run-2", now=START + 10, lease_seconds=LEASE)
+            for named in (SERVICE, first.rollout_id, phase.value, "run-1"):
+                assert named in str(refused.value)
+            assert [r.rollout_id for r in ledger.history(SERVICE)] == [first.rollout_id]
+
+    def test_rollouts_of_other_services_do_not_block(self, ledger):
+        started(ledger)
+        other = started(ledger, service="webordinary-other-service")
+        assert ledger.get("webordinary-other-service") == other
+        assert len(ledger.history(SERVICE)) == 1
+
+    def test_a_new_rollout_id_must_sort_after_the_newest(self, ledger):
+        first = started(ledger, now=START + 100)
+        finish(ledger, START + 101)
+        with pytest.raises(ValueError, match=first.rollout_id):
+            started(ledger, now=START)  # an id from earlier would never be found as the newest
+        reserved = rollout(START + 200).model_copy(update={"rollout_id": "~active"})
+        with pytest.raises(ValueError, match="reserved"):
+            ledger.create(reserved, owner="run-2", now=START + 200, lease_seconds=LEASE)
+        assert ledger.history(SERVICE) == [ledger.get(SERVICE)]
+
+    def test_of_racing_creates_exactly_one_wins(self, ledger):
+        for race in range(3):
+            service = f"webordinary-race-{race}"
+            outcomes = together(
+                lambda: started(ledger, service=service, owner="run-a"),
+                lambda: started(ledger, service=service, owner="run-b"),
+            )
+            won = [o for o in outcomes if isinstance(o, RolloutRecord)]
+            lost = [o for o in outcomes if isinstance(o, RolloutInProgress)]
+            assert (len(won), len(lost)) == (1, 1), outcomes
+            assert ledger.get(service) == won[0]
+            assert ledger.history(service) == won[0:1]
+            assert won[0].rollout_id in str(lost[0])
+
+    def test_the_lease_renews_for_its_owner_and_passes_on_only_after_it_expires(self, ledger):
+        started(ledger)  # run-1 holds the lease until START + 60
+        renewed = ledger.acquire(SERVICE, owner="run-1", now=START + 30, lease_seconds=LEASE)
+        assert (renewed.owner, renewed.lease_expires) == ("run-1", START + 90)
+
+        with pytest.raises(LockHeld) as held:
+            ledger.acquire(SERVICE, owner="run-2", now=START + 90, lease_seconds=LEASE)  # not yet past
+        assert "run-1" in str(held.value) and utc(START + 90) in str(held.value)
+        assert ledger.get(SERVICE) == renewed
+
+        taken = ledger.acquire(SERVICE, owner="run-2", now=START + 90.5, lease_seconds=LEASE)
+        assert (taken.owner, taken.lease_expires, taken.version) == ("run-2", START + 150.5, renewed.version + 1)
+
+    def test_the_previous_owner_cannot_write_after_a_takeover(self, ledger):
+        started(ledger)
+        ledger.acquire(SERVICE, owner="run-2", now=START + 61, lease_seconds=LEASE)
+        with pytest.raises(NotOwner) as refused:
+            ledger.record(SERVICE, owner="run-1", now=START + 62, transition=step(START + 62), stage_index=1)
+        assert "run-1" in str(refused.value) and "run-2" in str(refused.value)
+        written = ledger.record(SERVICE, owner="run-2", now=START + 62, transition=step(START + 62, actor="run-2"))
+        assert written.stage_index == -1 and len(written.history) == 1
+
+    def test_an_owner_whose_lease_expired_cannot_write(self, ledger):
+        started(ledger)
+        kept = ledger.record(SERVICE, owner="run-1", now=START + 30, transition=step(START + 30), lease_seconds=LEASE)
+        assert kept.lease_expires == START + 90
+        with pytest.raises(NotOwner, match="expired"):
+            ledger.record(SERVICE, owner="run-1", now=START + 91, transition=step(START + 91))
+        assert ledger.get(SERVICE) == kept
+
+    def test_release_frees_the_lease_only_for_its_owner(self, ledger):
+        created = started(ledger)
+        ledger.release(SERVICE, owner="run-2")
+        assert ledger.get(SERVICE) == created
+        ledger.release(SERVICE, owner="run-1")
+        released = ledger.get(SERVICE)
+        assert (released.owner, released.version) == (None, 2)
+        taken = ledger.acquire(SERVICE, owner="run-2", now=START + 1, lease_seconds=LEASE)
+        assert taken.owner == "run-2"
+
+    def test_record_applies_changes_appends_in_order_and_returns_what_it_stored(self, ledger):
+        started(ledger)
+        kinds = ["shift", "verdict", "approve"]
+        for offset, kind in enumerate(kinds, start=1):
+            written = ledger.record(
+                SERVICE, owner="run-1", now=START + offset, transition=step(START + offset, kind),
+                stage_index=offset - 1, weights={"stable": 100 - 5 * offset, "canary": 5 * offset},
+            )
+            assert written == ledger.get(SERVICE)
+        assert [t.kind for t in written.history] == kinds
+        assert (written.version, written.updated_at, written.stage_index) == (4, START + 3, 2)
+        assert written.weights == Weights.canary_at(15)
+        assert (written.owner, written.lease_expires) == ("run-1", START + LEASE)
+
+    def test_lease_free_writes_act_whoever_holds_the_lease(self, ledger):
+        started(ledger)
+        rolled = ledger.record(
+            SERVICE, owner=None, now=START + 5, transition=step(START + 5, "rollback", "ops"),
+            phase=RolloutPhase.ROLLED_BACK, weights=Weights.canary_at(0), canary_task_definition=None,
+        )
+        assert (rolled.phase, rolled.owner, rolled.version) == (RolloutPhase.ROLLED_BACK, "run-1", 2)
+        assert rolled.history[-1].actor == "ops"
+
+    @pytest.mark.parametrize(
+        "changes, named",
+        [
+            ({"stage": 1}, "stage"),  # not a field
+            ({"lease_expires": START + 999}, "lease_expires"),  # the lease is acquire's
+            ({"rollout_id": "x"}, "rollout_id"),
+            ({"history": ()}, "history"),  # append-only
+            ({"version": 9}, "version"),
+            ({"weights": {"stable": 50, "canary": 60}}, "100"),  # not a valid value
+        ],
+    )
+    def test_invalid_changes_are_refused_before_anything_is_written(self, ledger, changes, named):
+        before = started(ledger)
+        with pytest.raises(ValueError, match=named):
+            ledger.record(SERVICE, owner="run-1", now=START + 1, transition=step(START + 1), **changes)
+        assert ledger.get(SERVICE) == before
+
+    def test_leases_are_never_negative_nor_renewed_by_nobody(self, ledger):
+        with pytest.raises(ValueError, match="negative"):
+            ledger.create(rollout(), owner="run-1", now=START, lease_seconds=-1)
+        before = started(ledger)
+        with pytest.raises(ValueError, match="owner"):
+            ledger.record(SERVICE, owner=None, now=START, transition=step(START), lease_seconds=LEASE)
+        assert ledger.get(SERVICE) == before
+
+    def test_concurrent_writers_lose_no_history_entry(self, ledger):
+        started(ledger)
+        per_writer = 8
+
+        def writer(actor: str) -> Callable[[], None]:
+            def write() -> None:
+                for n in range(per_writer):
+                    ledger.record(SERVICE, owner=None, now=START + n, transition=step(START + n, actor=actor))
+            return write
+
+        assert together(writer("ops-a"), writer("ops-b")) == [None, None]
+        final = ledger.get(SERVICE)
+        assert final.version == 1 + 2 * per_writer
+        for actor in ("ops-a", "ops-b"):
+            assert [t.at for t in final.history if t.actor == actor] == [START + n for n in range(per_writer)]
+
+
+class TestFakeLedger(LedgerContract):
+    @pytest.fixture
+    def ledger(self) -> FakeLedger:
+        return FakeLedger()
+
+    def test_it_lists_the_operations_made(self, ledger):
+        started(ledger)
+        ledger.record(SERVICE, owner="run-1", now=START, transition=step(START, "shift"))
+        assert [c.split()[0] for c in ledger.calls] == ["create", "record"]
