@@ -102,6 +102,35 @@ def execute_rollback(
     )
 
 
+def rollback_recorded(env: Environment, reason: str, *, actor: str, previous_task_definition: str | None = None,
+                      stable_desired: int | None = None, bindings: Sequence[FlagBinding] | None = None) -> RollbackResult:
+    """Roll back, taking what the ledger knows (previous task definition, stable capacity, bound
+    flags) where the caller did not say, and record the rollback in the ledger."""
+    from rollway.ledger import Transition
+    from rollway.phases import RolloutPhase
+    from rollway.spec import RolloutSpec
+
+    record = env.ledger.get(env.targets.canary_service) if env.ledger is not None else None
+    active = record is not None and not record.phase.terminal
+    if active:
+        previous_task_definition = previous_task_definition or record.previous_task_definition
+        stable_desired = stable_desired or record.stable_desired
+        if bindings is None:
+            bindings = RolloutSpec.model_validate_json(record.spec_json).flags
+    result = execute_rollback(
+        env, reason, actor=actor, previous_task_definition=previous_task_definition,
+        stable_desired=stable_desired, bindings=bindings or (),
+    )
+    if active:
+        # owner=None: a rollback must always be able to act, whoever holds the lease.
+        env.ledger.record(
+            env.targets.canary_service, owner=None, now=env.clock.now(),
+            transition=Transition(at=env.clock.now(), kind="rollback", actor=actor, to_weights=result.weights, comment=reason),
+            phase=RolloutPhase.ROLLED_BACK, weights=result.weights,
+        )
+    return result
+
+
 @flow(name="rollback", log_prints=True)
 def rollback(
     reason: str,
@@ -115,11 +144,7 @@ def rollback(
 ) -> RollbackResult:
     """Roll the service back to its stable version (idempotent; safe to run by hand at any time)."""
     env = load_environment(targets_block, aws_credentials_block, clock)
-    return execute_rollback(
-        env,
-        reason,
-        actor=actor,
-        previous_task_definition=previous_task_definition,
-        stable_desired=stable_desired,
-        bindings=bindings or (),
+    return rollback_recorded(
+        env, reason, actor=actor, previous_task_definition=previous_task_definition,
+        stable_desired=stable_desired, bindings=bindings,
     )

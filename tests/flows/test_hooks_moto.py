@@ -1,0 +1,29 @@
+"""A canary run that fails mid-rollout is rolled back by its on_failure hook, on the embedded AWS."""
+
+from __future__ import annotations
+
+import pytest
+
+from blocks.credentials import credentials_for_endpoint
+from flows.canary import canary
+from rollway.model import Weights
+from rollway.spec import RolloutSpec, Stage
+from tests.flows.moto_env import inbox, received_subjects, simulated
+from tests.flows.test_canary_moto import read_back
+
+
+def test_flow_timeout_mid_stage_rolls_back_through_the_hook(aws):
+    credentials_for_endpoint(aws.endpoint_url, aws.targets.region).save("test-embedded", overwrite=True)
+    url = inbox(aws)
+    with simulated(aws, canary_error_rate=0.001) as (env, image):
+        clock = env.clock
+        settings = {"speed": clock.speed, "anchor": clock.anchor}
+        spec = RolloutSpec(image=image, stages=[Stage(weight=5, bake_seconds=3600), Stage(weight=100)])
+        # The bake outlasts the run's timeout: the run fails at 5% with traffic on the canary.
+        with pytest.raises(Exception):
+            canary.with_options(timeout_seconds=4)(spec=spec, aws_credentials_block="test-embedded", clock=settings)
+    weights, stable, canary_service = read_back(aws)
+    assert weights == Weights(stable=100, canary=0)
+    assert canary_service.desired == 0 and canary_service.task_definition == stable.task_definition
+    subjects = received_subjects(aws, url)
+    assert any(s.startswith("Rollback") for s in subjects), subjects
