@@ -12,7 +12,7 @@ from typing import Protocol
 
 from prefect import get_run_logger
 
-from rollway.approvals import ApprovalAnswer, Approver
+from rollway.approvals import ApprovalAnswer, Approver, next_stage_for
 from prefect.transactions import transaction
 
 from rollway.decide import (
@@ -244,7 +244,17 @@ def run_stages(
                 env.clock.sleep(spec.analysis.interval_seconds)
                 continue
             if decision.cause == "approval":
-                state = state.model_copy(update={"approved": decision.stage_index})
+                target = decision.stage_index
+                if answer.next_weight is not None:
+                    try:
+                        target = next_stage_for(spec, decision, answer.next_weight, state.until_stage)
+                    except ValueError as refused:
+                        log.warning("approval not applied: %s; asking again", refused)
+                        env.clock.sleep(spec.analysis.interval_seconds)
+                        continue
+                # Skipping ahead: the stages in between count as approved by this answer.
+                jump = {"stage_index": target - 1, "passed": True} if target != decision.stage_index else {}
+                state = state.model_copy(update={"approved": target, **jump})
             else:
                 # A person accepts an inconclusive stage: it counts as passed, on their word.
                 finish_stage(f"accepted by {answer.approver}", now)
@@ -256,20 +266,13 @@ def run_stages(
             log.warning("rolling back: %s", decision.reason)
             return _rolled_back(env, spec, rollback, journal, reports, weights, decision.reason)
 
-        if isinstance(decision, PhaseComplete):
+        if isinstance(decision, (PhaseComplete, Promote)):
+            done = isinstance(decision, Promote)
             result = RolloutResult(
-                outcome="holding", reason=decision.reason, image=spec.image,
+                outcome="promoted" if done else "holding", reason=decision.reason, image=spec.image,
                 final_weights=weights, stages=tuple(reports),
             )
-            journal.phase_complete(result)
-            return result
-
-        if isinstance(decision, Promote):
-            result = RolloutResult(
-                outcome="promoted", reason=decision.reason, image=spec.image,
-                final_weights=weights, stages=tuple(reports),
-            )
-            journal.promoted(result)
+            (journal.promoted if done else journal.phase_complete)(result)
             return result
 
         raise TypeError(f"unhandled decision {decision!r}")

@@ -40,3 +40,24 @@ def scripted(*answers: ApprovalAnswer) -> Approver:
 def auto_approve(actor: str = "auto") -> Approver:
     """Approves every pause: for flows run with approvals explicitly turned off."""
     return lambda pause, summary: ApprovalAnswer(action="approve", approver=actor, comment="approvals disabled")
+
+
+def next_stage_for(spec, pause: Pause, next_weight: int, until_stage: int | None = None) -> int:
+    """The stage index an approver's ``next_weight`` asks for.
+
+    A person may skip ahead to a later stage of the spec (never back, never to a weight the
+    spec does not list, never past the current weekly phase); anything else is refused with
+    the reason, so a typo never becomes a traffic shift.
+    """
+    later = {s.weight: i for i, s in enumerate(spec.stages) if i >= pause.stage_index}
+    if next_weight not in later:
+        raise ValueError(
+            f"next weight {next_weight}% is not a stage of this rollout at or after "
+            f"{spec.stages[pause.stage_index].weight}% (choose from {sorted(later)})"
+        )
+    index = later[next_weight]
+    if until_stage is not None and index > until_stage:
+        raise ValueError(
+            f"next weight {next_weight}% is past this phase, which ends at {spec.stages[until_stage].weight}%"
+        )
+    return index

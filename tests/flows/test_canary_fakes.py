@@ -92,3 +92,14 @@ def test_refuses_to_start_when_canary_already_has_traffic():
     with pytest.raises(RolloutRefused, match="already carries 25%"):
         canary_on(env, spec(5, 100))
     assert env.deployer.calls == []  # nothing was registered or scaled
+
+
+def test_approver_can_skip_ahead_to_a_later_stage_but_not_elsewhere():
+    env = fake_environment()
+    answers = scripted(
+        ApprovalAnswer(action="approve", approver="alice", next_weight=30),  # not a stage: asked again
+        ApprovalAnswer(action="approve", approver="alice", next_weight=75),  # skip 50
+    )
+    result = canary_on(env, spec(5, 25, 50, 75, 100, approval_at=(25,)), answers)
+    assert result.outcome == "promoted"
+    assert [s.weights.canary for s in result.stages] == [5, 75, 100]
