@@ -13,9 +13,11 @@ $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
+	mkdir -p $(PREFECT_HOME)
 	touch $(STAMP)
 
 demo: $(STAMP)
+	@mkdir -p $(PREFECT_HOME)
 	$(BIN)/rollway demo
 
 test: $(STAMP)
@@ -25,6 +27,7 @@ test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not integration"
 
 up: $(STAMP)
+	@mkdir -p $(PREFECT_HOME)
 	$(BIN)/rollway up
 
 bench: $(STAMP)
