@@ -6,37 +6,58 @@ runs the rollback flow, so the rollback shows in the UI as a run of its own.
 
 from __future__ import annotations
 
-import logging
+from prefect.logging.loggers import flow_run_logger
 
 from rollway.clock import ClockSettings
 
-log = logging.getLogger("rollway.hooks")
+
+def _exception(state) -> BaseException | None:
+    try:
+        exc = state.result(raise_on_failure=False)
+    except Exception:  # the result is not retrievable: treat the run as one that acted
+        return None
+    return exc if isinstance(exc, BaseException) else None
 
 
-def _refused(state) -> bool:
-    """Whether the run failed because it refused to start (it changed nothing to undo).
+def _someone_else_owns(params: dict) -> bool:
+    """Whether another run holds a live lease on the rollout (it took over from this one)."""
+    from flows.env import load_environment
 
-    A run refused for a lock, drift or another unfinished rollout must not roll back: the
-    traffic it would move belongs to someone else's rollout.
+    env = load_environment(params.get("targets_block"), params.get("aws_credentials_block"),
+                           ClockSettings.model_validate(params.get("clock") or {}))
+    record = env.ledger.get(env.targets.canary_service) if env.ledger is not None else None
+    return bool(record and record.owner and record.lease_expires >= env.clock.now())
+
+
+def leave_alone(state, params: dict) -> str | None:
+    """Why this failed run must not be rolled back, or None when it must.
+
+    A run that refused to start (drift, a lock, another unfinished rollout) moved nothing,
+    and the traffic belongs to someone else's rollout. A run that lost its lease mid-way
+    leaves the rollout to the run that took it over, if that run is alive; if nobody holds
+    it, traffic is on a version nobody watches, and it is rolled back.
     """
     from flows.canary import RolloutRefused
     from flows.progressive import DriftDetected, PhaseRefused
-    from rollway.ledger import LedgerError
+    from rollway.ledger import LockHeld, NotOwner, RolloutInProgress
 
-    try:
-        exc = state.result(raise_on_failure=False)
-    except Exception:  # the result is not retrievable: assume the run acted
-        return False
-    return isinstance(exc, (RolloutRefused, DriftDetected, PhaseRefused, LedgerError))
+    exc = _exception(state)
+    if isinstance(exc, (RolloutRefused, DriftDetected, PhaseRefused, RolloutInProgress)):
+        return f"it refused to start ({exc})"
+    if isinstance(exc, (LockHeld, NotOwner)) and _someone_else_owns(params):
+        return f"another run owns the rollout now ({exc})"
+    return None
 
 
 def _rollback_from_state(flow, flow_run, state) -> None:
     from flows.rollback import rollback
 
-    if _refused(state):
-        log.info("run %s refused to start; nothing to roll back", flow_run.name)
-        return
+    log = flow_run_logger(flow_run, flow)
     params = dict(flow_run.parameters or {})
+    why_not = leave_alone(state, params)
+    if why_not:
+        log.info("not rolling back after run %s: %s", flow_run.name, why_not)
+        return
     spec = params.get("spec") or {}
     bindings = spec.get("flags") if isinstance(spec, dict) else None
     reason = f"run {flow_run.name} ended {state.type.value.lower()}: {state.message or 'no message'}"
@@ -52,6 +73,7 @@ def _rollback_from_state(flow, flow_run, state) -> None:
     except Exception:  # a hook must not hide the original failure; log loudly instead
         log.exception("automatic rollback after %s failed; run `rollway abort` by hand", flow_run.name)
         raise
+    log.warning("rolled back after run %s ended %s", flow_run.name, state.type.value.lower())
 
 
 def rollback_hooks() -> dict:

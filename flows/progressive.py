@@ -266,12 +266,17 @@ def progressive_rollout(
     aws_credentials_block: str | None = None,
     clock: ClockSettings = ClockSettings(),
     approval_poll_seconds: int = 2,
+    lease_wall_seconds: float = 600.0,
 ) -> RolloutResult:
-    """Roll ``spec.image`` out through the stages, with approval pauses; resumes from the ledger."""
+    """Roll ``spec.image`` out through the stages, with approval pauses; resumes from the ledger.
+
+    ``lease_wall_seconds``: how long this run may go silent (wall time) before another run
+    may take the rollout over; a resumed run waits that long after a kill.
+    """
     env = load_environment(targets_block, aws_credentials_block, clock, interval_seconds=spec.analysis.interval_seconds)
     return run_progressive(
         env, spec, prefect_approver(spec.approvals, approval_poll_seconds), owner=_owner(), actor=actor,
-        phased=phased, adopt_live_weights=adopt_live_weights,
+        phased=phased, adopt_live_weights=adopt_live_weights, lease_seconds=lease_wall_seconds * clock.speed,
     )
 
 
@@ -282,10 +287,13 @@ def advance_phase(
     aws_credentials_block: str | None = None,
     clock: ClockSettings = ClockSettings(),
     approval_poll_seconds: int = 2,
+    lease_wall_seconds: float = 600.0,
 ) -> RolloutResult | None:
     """Weekly: start the next phase of the running rollout (idempotent within a week)."""
     env = load_environment(targets_block, aws_credentials_block, clock)
     record = env.ledger.get(env.targets.canary_service)
     approvals = RolloutSpec.model_validate_json(record.spec_json).approvals if record else None
     approver = prefect_approver(approvals, approval_poll_seconds) if approvals else None
-    return advance(env, approver, owner=_owner(), actor=actor)
+    # The lease guards against a silent process, whose silence is wall time; on a faster
+    # rollout clock the same wall time is more rollout seconds.
+    return advance(env, approver, owner=_owner(), actor=actor, lease_seconds=lease_wall_seconds * clock.speed)

@@ -11,6 +11,11 @@ import sys
 
 from cyclopts import App
 
+# The block names `rollway up` saves (blocks/register.py spells them too; importing it here
+# would make `rollway --help` pay for prefect-aws).
+TARGETS_BLOCK = "rollway-targets"
+CREDENTIALS_BLOCK = "rollway-embedded"
+
 app = App(name="rollway", help="Progressive delivery for ECS Fargate behind an ALB, on Prefect.")
 
 
@@ -46,6 +51,82 @@ def judge(
     from rollway.judge.replay import replay_main
 
     return replay_main(replay, alpha=alpha, margin=margin, mode=mode, out=sys.stdout)
+
+
+@app.command
+def up(*, port: int | None = None, speed: float = 60.0, rps: float = 200.0, seed: int = 7, poll_seconds: float = 1.0) -> int:
+    """Start a Prefect server, the embedded AWS with simulated traffic, and serve every deployment.
+
+    Args:
+        port: the Prefect server's port (default: 4200 if free, else any free port).
+        speed: simulated seconds per wall second, shared by the simulator and the runs.
+        rps: total requests per simulated second across both versions.
+        seed: traffic simulator seed.
+        poll_seconds: how often the served deployments look for new runs.
+    """
+    from rollway.cli.up import run_up
+
+    return run_up(port=port, speed=speed, rps=rps, seed=seed, poll_seconds=poll_seconds)
+
+
+@app.command
+def status(*, targets_block: str | None = TARGETS_BLOCK, credentials_block: str | None = CREDENTIALS_BLOCK,
+           history: int = 10) -> int:
+    """Show the service's newest rollout: phase, stage, weights (ledger and live), owner, transitions.
+
+    Args:
+        targets_block: saved RollwayTargets block naming the service.
+        credentials_block: saved AwsCredentials block of the account.
+        history: how many of the latest transitions to show.
+    """
+    from rollway.cli.ops import status as run_status
+
+    return run_status(targets_block=targets_block, credentials_block=credentials_block, history=history)
+
+
+@app.command
+def promote(*, approver: str | None = None, comment: str = "", weight: int | None = None, flow_run: str | None = None,
+            targets_block: str | None = TARGETS_BLOCK, credentials_block: str | None = CREDENTIALS_BLOCK) -> int:
+    """Approve the paused run of the service's rollout (as the Resume form in the UI would).
+
+    Args:
+        approver: who approves, recorded in the ledger (default: your user name).
+        comment: why, recorded in the ledger.
+        weight: a different next canary weight, within the spec's stages.
+        flow_run: the paused flow run's id, when it cannot be found from the ledger.
+        targets_block: saved RollwayTargets block naming the service.
+        credentials_block: saved AwsCredentials block of the account.
+    """
+    from rollway.cli.ops import promote as run_promote
+
+    return run_promote(approver=approver, comment=comment, weight=weight, flow_run=_run_id(flow_run),
+                       targets_block=targets_block, credentials_block=credentials_block)
+
+
+@app.command
+def abort(*, approver: str | None = None, reason: str = "aborted from the command line", flow_run: str | None = None,
+          wait_seconds: float = 120.0, targets_block: str | None = TARGETS_BLOCK,
+          credentials_block: str | None = CREDENTIALS_BLOCK) -> int:
+    """Roll the service's rollout back: reject its paused run, or (none paused) run the rollback flow.
+
+    Args:
+        approver: who aborts, recorded in the ledger (default: your user name).
+        reason: why, recorded in the ledger and the rollback notification.
+        flow_run: the paused flow run's id, when it cannot be found from the ledger.
+        wait_seconds: how long to wait for the rolled-back run to finish (0: do not wait).
+        targets_block: saved RollwayTargets block naming the service.
+        credentials_block: saved AwsCredentials block of the account.
+    """
+    from rollway.cli.ops import abort as run_abort
+
+    return run_abort(approver=approver, reason=reason, flow_run=_run_id(flow_run), wait_seconds=wait_seconds,
+                     targets_block=targets_block, credentials_block=credentials_block)
+
+
+def _run_id(value: str | None):
+    from uuid import UUID
+
+    return UUID(value) if value else None
 
 
 def main() -> None:

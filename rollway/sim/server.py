@@ -38,7 +38,7 @@ class EmbeddedAws:
     """
 
     def __init__(
-        self, port: int | None = None, *, quiet: bool = True, ready_timeout_seconds: float = 10.0
+        self, port: int | None = None, *, quiet: bool = True, ready_timeout_seconds: float = 30.0
     ) -> None:
         self._requested_port = port
         self._quiet = quiet
@@ -130,7 +130,9 @@ def _wait_until_answering(url: str, timeout_seconds: float) -> None:
     last_error: Exception | None = None
     while time.monotonic() < deadline:
         try:
-            with urllib.request.urlopen(f"{url}/moto-api/data.json", timeout=1.0) as response:
+            # The dashboard page is static; data.json dumps every resource of the process
+            # (moto keeps one state per process) and grows slow as tests add resources.
+            with urllib.request.urlopen(f"{url}/moto-api/", timeout=5.0) as response:
                 if response.status == 200:
                     return
         except (urllib.error.URLError, OSError) as err:

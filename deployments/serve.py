@@ -1,0 +1,183 @@
+"""Serve every rollway flow as a deployment of one long-running process.
+
+``python deployments/serve.py --targets-block rollway-targets --credentials-block rollway-embedded``
+registers the deployments with the Prefect API named by ``PREFECT_API_URL`` and runs their
+flow runs in subprocesses of this one, so runs triggered from the UI, the API
+(``run_deployment``), ``rollway promote``/``abort`` or the weekly schedule execute here.
+``rollway up`` and the integration tests start it exactly like that; ``prefect.yaml`` next
+to this file describes the same deployments for a work pool instead.
+
+The deployments' parameters default to the given block names and clock, so a run started
+from the UI needs only its RolloutSpec.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Sequence
+
+from cyclopts import App
+
+from rollway.clock import ClockSettings
+from rollway.spec import RolloutSpec
+
+if TYPE_CHECKING:
+    from prefect.deployments.runner import RunnerDeployment
+
+DEPLOYMENT = "rollway"
+"""Name of every served deployment: runs are addressed as ``<flow name>/rollway``."""
+
+WEEKLY_CRON = "0 9 * * MON"
+"""advance_phase runs on Mondays at 09:00 (in ``WEEKLY_TIMEZONE``): one weekly phase a week."""
+
+WEEKLY_TIMEZONE = "UTC"
+
+# DESIGN.md: a runner looks for new runs every 10 s by default; a person who clicked "Run"
+# (or a test waiting on it) should not wait that long.
+DEFAULT_POLL_SECONDS = 2.0
+
+TAGS = ("rollway",)
+
+
+def deployment_path(flow_name: str) -> str:
+    """``<flow name>/<deployment name>``, as ``run_deployment`` and the UI address a deployment."""
+    return f"{flow_name}/{DEPLOYMENT}"
+
+
+def build_deployments(
+    *,
+    targets_block: str | None = None,
+    aws_credentials_block: str | None = None,
+    clock: ClockSettings = ClockSettings(),
+    approval_poll_seconds: int = 2,
+    spec: RolloutSpec | None = None,
+    phased: bool = True,
+    weekly_cron: str = WEEKLY_CRON,
+    weekly_timezone: str = WEEKLY_TIMEZONE,
+    schedules_active: bool = True,
+) -> list["RunnerDeployment"]:
+    """One deployment per rollway flow, parameters defaulting to the given blocks and clock.
+
+    Args:
+        targets_block: name of a saved RollwayTargets block (None: Webordinary's defaults).
+        aws_credentials_block: name of a saved AwsCredentials block (None: boto3's chain).
+        clock: rollout clock of every run; a faster clock must share its anchor with the
+            metrics source (the simulator), so it is a parameter default, not a constant.
+        approval_poll_seconds: how often a paused rollout checks for an answer.
+        spec: a RolloutSpec to pre-fill in the canary and progressive_rollout forms
+            (None: the form starts empty and the image must be typed in).
+        phased: progressive_rollout's default: True stops at the end of each weekly phase
+            (advance_phase starts the next), False runs every stage in one run.
+        weekly_cron: when advance_phase runs.
+        weekly_timezone: IANA time zone of ``weekly_cron``.
+        schedules_active: False creates the weekly schedule paused.
+
+    Returns:
+        RunnerDeployments for ``prefect.serve``: canary, progressive_rollout, advance_phase
+        (weekly), rollback and set-flags.
+    """
+    # Imported here: `python deployments/serve.py --help` should not pay for Prefect and boto3.
+    from prefect.deployments.runner import EntrypointType
+    from prefect.schedules import Cron
+
+    from flows.canary import canary
+    from flows.flags import set_flags
+    from flows.progressive import advance_phase, progressive_rollout
+    from flows.rollback import rollback
+
+    blocks: dict[str, Any] = {"targets_block": targets_block, "aws_credentials_block": aws_credentials_block}
+    clocked = {**blocks, "clock": clock.model_dump(mode="json")}
+    paused_flows = {**clocked, "approval_poll_seconds": approval_poll_seconds}
+    with_spec = {"spec": spec.model_dump(mode="json")} if spec is not None else {}
+
+    def deploy(flow: Any, parameters: dict[str, Any], description: str, **extra: Any) -> "RunnerDeployment":
+        return flow.to_deployment(
+            DEPLOYMENT,
+            parameters=parameters,
+            description=description,
+            tags=list(TAGS),
+            # The flows are an installed package: a module path loads them from any directory.
+            entrypoint_type=EntrypointType.MODULE_PATH,
+            **extra,
+        )
+
+    return [
+        deploy(canary, {**clocked, **with_spec},
+               "Canary an image through the spec's stages in one run; promote, pause or roll back."),
+        deploy(progressive_rollout, {**paused_flows, **with_spec, "phased": phased},
+               "Start or resume the service's progressive rollout; runs the current weekly phase, "
+               "pausing for approval where the spec says."),
+        deploy(advance_phase, paused_flows,
+               "Weekly: start the next phase of the running rollout (does nothing twice in a week).",
+               schedules=[Cron(weekly_cron, timezone=weekly_timezone, active=schedules_active)]),
+        deploy(rollback, clocked,
+               "Move all traffic back to the stable service and retire the canary (idempotent)."),
+        deploy(set_flags, blocks, "Set, enable or disable feature flags, recording who and why."),
+    ]
+
+
+def serve_all(
+    deployments: Sequence["RunnerDeployment"],
+    *,
+    limit: int | None = 10,
+    poll_seconds: float = DEFAULT_POLL_SECONDS,
+) -> None:
+    """Register ``deployments`` and execute their runs until interrupted (blocks).
+
+    Args:
+        deployments: from ``build_deployments``.
+        limit: most flow runs executing at once.
+        poll_seconds: how often the runner asks the API for runs to start.
+    """
+    from prefect import serve
+
+    serve(*deployments, limit=limit, query_seconds=poll_seconds)
+
+
+cli = App(name="serve.py", help="Serve every rollway flow as a deployment (Ctrl-C stops).")
+
+
+@cli.default
+def main(
+    *,
+    targets_block: str | None = None,
+    credentials_block: str | None = None,
+    speed: float = 1.0,
+    anchor: float | None = None,
+    approval_poll_seconds: int = 2,
+    spec_json: str | None = None,
+    phased: bool = True,
+    poll_seconds: float = DEFAULT_POLL_SECONDS,
+    limit: int = 10,
+    paused_schedules: bool = False,
+) -> None:
+    """Serve the deployments against the API in PREFECT_API_URL.
+
+    Args:
+        targets_block: saved RollwayTargets block the runs default to.
+        credentials_block: saved AwsCredentials block the runs default to.
+        speed: rollout clock the runs default to: simulated seconds per wall second.
+        anchor: wall-clock epoch where the scaled clock starts, shared with the metric
+            source (needed when speed != 1).
+        approval_poll_seconds: how often a paused run checks for an answer.
+        spec_json: a RolloutSpec (JSON) to pre-fill in the run forms.
+        phased: progressive_rollout stops at the end of each weekly phase by default.
+        poll_seconds: how often the runner looks for new runs.
+        limit: most runs at once.
+        paused_schedules: create the weekly schedule paused.
+    """
+    clock = ClockSettings(speed=speed, anchor=anchor)
+    clock.build()  # a fast clock without an anchor fails here, not in every run
+    deployments = build_deployments(
+        targets_block=targets_block,
+        aws_credentials_block=credentials_block,
+        clock=clock,
+        approval_poll_seconds=approval_poll_seconds,
+        spec=RolloutSpec.model_validate_json(spec_json) if spec_json else None,
+        phased=phased,
+        schedules_active=not paused_schedules,
+    )
+    serve_all(deployments, limit=limit, poll_seconds=poll_seconds)
+
+
+if __name__ == "__main__":
+    cli()

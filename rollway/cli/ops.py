@@ -1,0 +1,432 @@
+"""``rollway status``, ``promote`` and ``abort``: a rollout's operator commands, after kubectl-argo-rollouts.
+
+They read the ledger (DynamoDB) and the load balancer through the same blocks the flows use,
+and reach the rollout's flow run through the Prefect API in PREFECT_API_URL:
+
+- ``status`` shows the newest rollout of the service, its transitions, the live ALB weights
+  and the run waiting for an answer, if any;
+- ``promote`` answers the paused run "approve", exactly as the Resume form in the UI would;
+- ``abort`` answers it "reject" (the run rolls back and records it); with no paused run, it
+  stops the run that owns the rollout, runs the ``rollback`` flow itself and records that.
+"""
+
+from __future__ import annotations
+
+import functools
+import getpass
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable
+from uuid import UUID
+
+from rich.console import Console
+from rich.table import Table
+
+from rollway.ledger import RolloutRecord, Transition, utc
+from rollway.model import Weights
+from rollway.phases import RolloutPhase
+from rollway.targets import Targets
+
+ROLLOUT_FLOWS = ("progressive_rollout", "advance_phase", "canary")
+"""Flows whose paused runs promote and abort answer."""
+
+OWNER_PREFIX = "flow-run/"
+"""A rollout owned by a flow run records ``flow-run/<id>`` as its owner (flows/progressive.py)."""
+
+RESUME_PATIENCE_SECONDS = 30.0
+# The server refuses a resume with this reason while a freshly paused run has not yet stored
+# its input form; the run stores it right after pausing, so the resume is simply retried.
+_SCHEMA_NOT_STORED = "Run input schema not found"
+
+console = Console(highlight=False, soft_wrap=True)
+errors = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+class OpsError(RuntimeError):
+    """An operator command cannot do what was asked; the message says why and what to do."""
+
+
+class NoRollout(OpsError):
+    """The service has no rollout to act on."""
+
+
+class NoPausedRun(OpsError):
+    """No run of the service's rollout is waiting for an answer."""
+
+
+class AmbiguousRun(OpsError):
+    """Several paused runs could be the service's; the operator has to name one."""
+
+
+class ResumeRefused(OpsError):
+    """The Prefect API refused to resume the run."""
+
+
+@dataclass(frozen=True)
+class Service:
+    """The service under rollout and the ports the commands read: from the flows' own blocks."""
+
+    targets: Targets
+    targets_block: str | None
+    credentials_block: str | None
+    ledger: Any
+    router: Any
+
+    @property
+    def name(self) -> str:
+        return self.targets.canary_service
+
+
+def connect(targets_block: str | None, credentials_block: str | None) -> Service:
+    """Load the blocks (from the Prefect API) and build the ledger and router on them.
+
+    Raises:
+        OpsError: a block does not exist on the API.
+    """
+    from blocks.credentials import client_factory
+    from flows.env import load_credentials, load_targets
+    from prefect.settings import PREFECT_API_URL
+    from rollway.aws.elbv2 import AlbRouter
+    from rollway.aws.ledger import DynamoLedger
+
+    if not PREFECT_API_URL.value():
+        # Without it Prefect would start a throwaway server, which knows no blocks and no runs.
+        raise OpsError("PREFECT_API_URL is not set: export the API address `rollway up` printed "
+                       "(e.g. http://127.0.0.1:4200/api) or select a Prefect profile that sets it")
+    try:
+        targets = load_targets(targets_block)
+        credentials = load_credentials(credentials_block, targets.region)
+    except ValueError as err:
+        raise OpsError(
+            f"{err} (Prefect API {PREFECT_API_URL.value()}); pass --targets-block and "
+            "--credentials-block, or set PREFECT_API_URL to the server `rollway up` printed"
+        ) from err
+    get_client = client_factory(credentials)
+    return Service(
+        targets=targets, targets_block=targets_block, credentials_block=credentials_block,
+        ledger=DynamoLedger(get_client("dynamodb"), targets), router=AlbRouter(get_client("elbv2"), targets),
+    )
+
+
+def owner_run_id(record: RolloutRecord | None) -> UUID | None:
+    """The flow run that owns (or last owned) the rollout, if a flow run did."""
+    if record is None or not record.owner or not record.owner.startswith(OWNER_PREFIX):
+        return None
+    try:
+        return UUID(record.owner[len(OWNER_PREFIX):])
+    except ValueError:
+        return None
+
+
+# --- the Prefect API --------------------------------------------------------------------
+
+
+def _is_paused(run: Any) -> bool:
+    return run.state is not None and run.state.is_paused()
+
+
+def paused_runs(client: Any, targets_block: str | None) -> list[Any]:
+    """Paused runs of the rollout flows whose targets_block parameter is ``targets_block``."""
+    from prefect.client.schemas.filters import (
+        FlowFilter,
+        FlowFilterName,
+        FlowRunFilter,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+    )
+    from prefect.client.schemas.objects import StateType
+
+    runs = client.read_flow_runs(
+        flow_filter=FlowFilter(name=FlowFilterName(any_=list(ROLLOUT_FLOWS))),
+        flow_run_filter=FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PAUSED]))),
+    )
+    return [r for r in runs if (r.parameters or {}).get("targets_block") == targets_block]
+
+
+def find_paused_run(client: Any, service: Service, record: RolloutRecord | None, flow_run: UUID | None = None) -> Any:
+    """The run of ``service``'s rollout that waits for an answer.
+
+    Looks at ``flow_run`` when given, else at the run that owns the rollout in the ledger,
+    else at every paused rollout run using the same targets block.
+
+    Raises:
+        NoPausedRun: none is paused (the message says where the rollout stands).
+        AmbiguousRun: several are, and none owns the rollout.
+    """
+    if flow_run is not None:
+        run = client.read_flow_run(flow_run)
+        if not _is_paused(run):
+            raise NoPausedRun(f"flow run {run.name!r} ({run.id}) is {_state_name(run)}, not paused")
+        return run
+    owner = owner_run_id(record)
+    if owner is not None:
+        run = client.read_flow_run(owner)
+        if _is_paused(run):
+            return run
+    candidates = paused_runs(client, service.targets_block)
+    if len(candidates) == 1:
+        return candidates[0]
+    if not candidates:
+        where = (
+            f"its newest rollout {record.rollout_id} is {record.phase.value} at {record.weights} (stable/canary)"
+            if record is not None else "it has no rollout in the ledger"
+        )
+        raise NoPausedRun(f"no paused rollout run for {service.name}: {where}")
+    listed = ", ".join(f"{r.name} ({r.id})" for r in candidates)
+    raise AmbiguousRun(f"several paused runs could be {service.name}'s: {listed}; pass --flow-run ID")
+
+
+def _state_name(run: Any) -> str:
+    return run.state.name if run.state is not None else "without a state"
+
+
+def resume(flow_run_id: UUID, run_input: dict[str, Any], *, patience_seconds: float = RESUME_PATIENCE_SECONDS) -> None:
+    """Resume a paused run with ``run_input`` (validated by the server against the run's form).
+
+    Raises:
+        ResumeRefused: the server refused (the input does not fit the form, the pause timed
+            out, or the form was not stored within ``patience_seconds``).
+    """
+    from prefect.exceptions import FlowPauseTimeout
+    from prefect.flow_runs import NotPausedError, resume_flow_run
+
+    deadline = time.monotonic() + patience_seconds
+    while True:
+        try:
+            resume_flow_run(flow_run_id, run_input=run_input)
+            return
+        except (NotPausedError, FlowPauseTimeout) as err:
+            raise ResumeRefused(f"flow run {flow_run_id} cannot be resumed: {err}") from err
+        except RuntimeError as err:
+            if _SCHEMA_NOT_STORED not in str(err) or time.monotonic() >= deadline:
+                raise ResumeRefused(f"the Prefect API refused to resume flow run {flow_run_id}: {err}") from err
+        # The run stores its form moments after pausing; ask again shortly.
+        time.sleep(0.2)
+
+
+def wait_for_run(flow_run_id: UUID, done: Callable[[Any], bool], *, timeout_seconds: float, poll_seconds: float = 0.5) -> Any:
+    """Poll the API until ``done(run)``; returns the run.
+
+    Raises:
+        TimeoutError: naming the run's last state.
+    """
+    from prefect.client.orchestration import get_client
+
+    deadline = time.monotonic() + timeout_seconds
+    with get_client(sync_client=True) as client:
+        while True:
+            run = client.read_flow_run(flow_run_id)
+            if done(run):
+                return run
+            if time.monotonic() >= deadline:
+                raise TimeoutError(
+                    f"flow run {run.name!r} ({flow_run_id}) is still {_state_name(run)} after {timeout_seconds:g} s"
+                )
+            # Another process drives the run; the API is the only way to see its progress.
+            time.sleep(poll_seconds)
+
+
+def is_final(run: Any) -> bool:
+    return run.state is not None and run.state.is_final()
+
+
+# --- what the commands print ------------------------------------------------------------
+
+
+def _weights(weights: Weights | None) -> str:
+    return "" if weights is None else str(weights)
+
+
+def _stage(record: RolloutRecord) -> str:
+    from rollway.spec import RolloutSpec
+
+    weights = RolloutSpec.model_validate_json(record.spec_json).weights
+    if record.stage_index < 0:
+        return f"not started (stages {', '.join(f'{w}%' for w in weights)})"
+    state = "passed" if record.stage_passed else "baking"
+    return f"{record.stage_index + 1}/{len(weights)} ({weights[record.stage_index]}%), {state}"
+
+
+def history_table(history: Iterable[Transition], limit: int) -> Table:
+    transitions = list(history)[-limit:]
+    table = Table(title=f"last {len(transitions)} transitions", title_justify="left")
+    for column in ("at (rollout clock)", "kind", "actor", "weights", "what"):
+        table.add_column(column, overflow="fold")
+    for t in transitions:
+        weights = f"{_weights(t.from_weights)} -> {_weights(t.to_weights)}" if t.from_weights else _weights(t.to_weights)
+        what = "; ".join(x for x in (t.comment, t.verdict) if x)
+        table.add_row(utc(t.at), t.kind, t.actor, weights, what)
+    return table
+
+
+def print_status(service: Service, record: RolloutRecord, live: Weights | str, paused: Any | None, limit: int) -> None:
+    rows = [
+        ("service", f"{service.name} (cluster {service.targets.cluster})"),
+        ("rollout", record.rollout_id),
+        ("image", record.image),
+        ("phase", record.phase.value),
+        ("stage", _stage(record)),
+        ("weights", f"ledger {record.weights}, load balancer {live} (stable/canary)"),
+        ("owner", f"{record.owner}, lease until {utc(record.lease_expires)}" if record.owner else "none"),
+    ]
+    if record.weekly_phase_index >= 0:
+        passed = "passed" if record.weekly_phase_passed else "running"
+        rows.append(("weekly phase", f"{record.weekly_phase_index + 1}, {passed}"))
+    for key, value in rows:
+        console.print(f"{key:<13}{value}")
+    if isinstance(live, Weights) and live != record.weights:
+        console.print(f"[yellow]drift: the load balancer holds {live} but the ledger says {record.weights}[/yellow]")
+    if paused is not None:
+        console.print(
+            f"[bold]waiting for an answer:[/bold] flow run {paused.name} ({paused.id}) is paused; "
+            "`rollway promote` approves, `rollway abort` rejects and rolls back"
+        )
+    console.print(history_table(record.history, limit))
+
+
+# --- the commands -----------------------------------------------------------------------
+
+
+def reporting(command: Callable[..., int]) -> Callable[..., int]:
+    """Print an OpsError as a one-line error and exit 1, instead of a traceback."""
+
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> int:
+        try:
+            return command(*args, **kwargs)
+        except (OpsError, TimeoutError) as err:
+            errors.print(f"[red]error:[/red] {err}")
+            return 1
+
+    return run
+
+
+@reporting
+def status(*, targets_block: str | None, credentials_block: str | None, history: int = 10) -> int:
+    """Print the newest rollout of the service, the live weights and the paused run."""
+    from prefect.client.orchestration import get_client
+
+    service = connect(targets_block, credentials_block)
+    record = service.ledger.get(service.name)
+    if record is None:
+        raise NoRollout(f"no rollout recorded for {service.name} in table {service.targets.rollouts_table}")
+    try:
+        live: Weights | str = service.router.get_weights()
+    except Exception as err:  # status still shows the ledger when the ALB cannot be read
+        live = f"unreadable ({err})"
+    paused = None
+    if not record.phase.terminal:
+        with get_client(sync_client=True) as client:
+            try:
+                paused = find_paused_run(client, service, record)
+            except (NoPausedRun, AmbiguousRun):
+                paused = None
+    print_status(service, record, live, paused, history)
+    return 0
+
+
+def _answer(action: str, approver: str, comment: str, weight: int | None = None) -> dict[str, Any]:
+    answer: dict[str, Any] = {"action": action, "approver": approver, "comment": comment}
+    if weight is not None:
+        answer["next_weight"] = weight
+    return answer
+
+
+def _paused(service: Service, flow_run: UUID | None) -> tuple[RolloutRecord | None, Any]:
+    from prefect.client.orchestration import get_client
+
+    record = service.ledger.get(service.name)
+    with get_client(sync_client=True) as client:
+        return record, find_paused_run(client, service, record, flow_run)
+
+
+@reporting
+def promote(
+    *,
+    approver: str | None,
+    comment: str,
+    weight: int | None,
+    flow_run: UUID | None,
+    targets_block: str | None,
+    credentials_block: str | None,
+) -> int:
+    """Approve the paused run of the service's rollout."""
+    service = connect(targets_block, credentials_block)
+    _, run = _paused(service, flow_run)
+    who = approver or getpass.getuser()
+    resume(run.id, _answer("approve", who, comment, weight))
+    console.print(f"approved by {who}: flow run {run.name} ({run.id}) resumed")
+    return 0
+
+
+@reporting
+def abort(
+    *,
+    approver: str | None,
+    reason: str,
+    flow_run: UUID | None,
+    wait_seconds: float,
+    targets_block: str | None,
+    credentials_block: str | None,
+) -> int:
+    """Roll the service's rollout back: reject its paused run, or roll back directly."""
+    service = connect(targets_block, credentials_block)
+    who = approver or getpass.getuser()
+    try:
+        record, run = _paused(service, flow_run)
+    except NoPausedRun:
+        if flow_run is not None:
+            raise
+        return _rollback_directly(service, who, reason, wait_seconds)
+    resume(run.id, _answer("reject", who, reason))
+    console.print(f"rejected by {who}: flow run {run.name} ({run.id}) resumed to roll back")
+    if wait_seconds <= 0:
+        return 0
+    finished = wait_for_run(run.id, is_final, timeout_seconds=wait_seconds)
+    console.print(f"flow run {finished.name} is {_state_name(finished)}; "
+                  f"load balancer now {service.router.get_weights()} (stable/canary)")
+    return 0 if finished.state.is_completed() else 1
+
+
+def _rollback_directly(service: Service, who: str, reason: str, wait_seconds: float) -> int:
+    """No run waits for an answer: stop the run that owns the rollout, then roll back here."""
+    from prefect.client.orchestration import get_client
+    from prefect.states import Cancelling
+
+    from flows.rollback import rollback
+    from rollway.spec import RolloutSpec
+
+    record = service.ledger.get(service.name)
+    if record is None or record.phase.terminal:
+        where = f"its newest rollout is {record.phase.value}" if record else "it has no rollout"
+        raise NoRollout(f"nothing to abort for {service.name}: {where}")
+    owner = owner_run_id(record)
+    if owner is not None:
+        with get_client(sync_client=True) as client:
+            run = client.read_flow_run(owner)
+            if not is_final(run):
+                # A running rollout would shift traffic again after the rollback: stop it first.
+                client.set_flow_run_state(owner, Cancelling(message=f"aborted by {who}"), force=True)
+                console.print(f"cancelling flow run {run.name} ({owner}), which owns the rollout ...")
+        try:
+            wait_for_run(owner, is_final, timeout_seconds=max(wait_seconds, 1.0))
+        except TimeoutError as err:
+            # A run whose process died never finishes cancelling; the rollback must not wait on it.
+            errors.print(f"[yellow]warning:[/yellow] {err}; rolling back anyway")
+    why = f"aborted by {who}: {reason}"
+    spec = RolloutSpec.model_validate_json(record.spec_json)
+    result = rollback(
+        reason=why, actor=who, previous_task_definition=record.previous_task_definition,
+        stable_desired=record.stable_desired, bindings=list(spec.flags) or None,
+        targets_block=service.targets_block, aws_credentials_block=service.credentials_block,
+    )
+    # Lease-free write: the abort must be recorded whoever held the rollout.
+    service.ledger.record(
+        service.name, owner=None, now=time.time(),
+        transition=Transition(at=time.time(), kind="rollback", actor=who, to_weights=result.weights, comment=why),
+        phase=RolloutPhase.ROLLED_BACK, weights=result.weights,
+    )
+    console.print(f"rolled back {service.name}: load balancer {result.weights} (stable/canary), "
+                  f"{service.targets.canary_service} at {result.canary_desired} tasks")
+    return 0
+

@@ -1,0 +1,242 @@
+"""Child processes ``rollway up`` and the integration tests start: a Prefect server, the serve script.
+
+Each child starts in a session of its own, so a Ctrl-C in the terminal reaches only the
+parent, which then stops its children in order (the runner before the API it talks to).
+A child is stopped by its pid; whatever it started in its own process group (the runner's
+flow-run processes) is stopped after it, so nothing outlives ``rollway up``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import IO, Mapping, Sequence
+
+from rollway.clock import ClockSettings
+
+HOST = "127.0.0.1"
+SERVE_SCRIPT = Path(__file__).resolve().parents[2] / "deployments" / "serve.py"
+"""The serve script of this checkout (rollway is installed in editable mode from it)."""
+
+
+class ProcessFailed(RuntimeError):
+    """A child process could not start, exited early, or did not become ready."""
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((HOST, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port(preferred: int | None = None) -> int:
+    """``preferred`` if nothing listens on it, otherwise a port the OS says is free."""
+    if preferred and port_is_free(preferred):
+        return preferred
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((HOST, 0))
+        return probe.getsockname()[1]
+
+
+def child_env(extra: Mapping[str, str], drop: Sequence[str] = ()) -> dict[str, str]:
+    """This process's environment, offline-safe, plus ``extra`` and without ``drop``."""
+    env = {k: v for k, v in os.environ.items() if k not in drop}
+    env.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    env.setdefault("DO_NOT_TRACK", "1")
+    env.update(extra)
+    return env
+
+
+class Child:
+    """One child process, started in its own session and stopped by its pid.
+
+    Args:
+        name: for messages.
+        argv: the command (an argument list; never a shell string).
+        env: its environment.
+        log: file its stdout and stderr go to; None inherits this process's.
+    """
+
+    def __init__(self, name: str, argv: Sequence[str], env: Mapping[str, str], log: Path | None = None) -> None:
+        self.name = name
+        self.argv = list(argv)
+        self.env = dict(env)
+        self.log = log
+        self._process: subprocess.Popen | None = None
+        self._log_file: IO[bytes] | None = None
+
+    @property
+    def pid(self) -> int:
+        if self._process is None:
+            raise ProcessFailed(f"{self.name} is not started")
+        return self._process.pid
+
+    def start(self) -> "Child":
+        output = None
+        if self.log is not None:
+            self.log.parent.mkdir(parents=True, exist_ok=True)
+            self._log_file = output = self.log.open("ab")
+        self._process = subprocess.Popen(
+            self.argv, env=self.env, stdout=output, stderr=subprocess.STDOUT if output else None,
+            stdin=subprocess.DEVNULL, start_new_session=True,
+        )
+        return self
+
+    def exit_code(self) -> int | None:
+        """None while it runs."""
+        return None if self._process is None else self._process.poll()
+
+    def check_running(self) -> None:
+        """Raises ProcessFailed naming the log when the child has exited."""
+        code = self.exit_code()
+        if code is not None:
+            raise ProcessFailed(f"{self.name} exited with code {code}{self._log_hint()}")
+
+    def log_tail(self, lines: int = 40) -> str:
+        if self.log is None or not self.log.exists():
+            return ""
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+    def stop(self, timeout_seconds: float = 15.0) -> int | None:
+        """SIGTERM to the child, SIGKILL after ``timeout_seconds``; then the same for what it left
+        in its process group (flow runs of a runner). Returns the exit code."""
+        process, self._process = self._process, None
+        if process is None:
+            return None
+        code = _terminate(process, timeout_seconds)
+        _stop_group(process.pid, timeout_seconds)
+        if self._log_file is not None:
+            self._log_file.close()
+            self._log_file = None
+        return code
+
+    def _log_hint(self) -> str:
+        return f" (see {self.log})" if self.log is not None else ""
+
+    def __enter__(self) -> "Child":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _terminate(process: subprocess.Popen, timeout_seconds: float) -> int:
+    """SIGTERM, then SIGKILL if it has not exited after ``timeout_seconds``; its exit code."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            return process.wait(timeout=timeout_seconds)
+        except subprocess.TimeoutExpired:
+            process.kill()
+    return process.wait(timeout=timeout_seconds)
+
+
+def _stop_group(pgid: int, timeout_seconds: float) -> None:
+    """The child led process group ``pgid`` (start_new_session); stop what is left in it."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(pgid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + timeout_seconds
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(pgid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.1)
+
+
+class PrefectServer(Child):
+    """``prefect server start`` on 127.0.0.1: SQLite under ``home``, the UI and the API.
+
+    Args:
+        home: PREFECT_HOME of the server (its database lives there).
+        port: TCP port; must be free.
+        log: where its output goes.
+    """
+
+    def __init__(self, home: Path, port: int, log: Path | None = None) -> None:
+        self.home = home
+        self.port = port
+        argv = [sys.executable, "-m", "prefect", "server", "start", "--host", HOST, "--port", str(port)]
+        # The server must not follow an API URL meant for clients (a profile or the caller's).
+        env = child_env({"PREFECT_HOME": str(home)}, drop=("PREFECT_API_URL",))
+        super().__init__("prefect server", argv, env, log)
+
+    @property
+    def url(self) -> str:
+        """The UI's address."""
+        return f"http://{HOST}:{self.port}"
+
+    @property
+    def api_url(self) -> str:
+        return f"{self.url}/api"
+
+    def wait_healthy(self, timeout_seconds: float = 120.0) -> None:
+        """Wait for ``/api/health`` to answer (database migrations run first on a new home).
+
+        Raises:
+            ProcessFailed: the server exited, or did not answer within the timeout.
+        """
+        deadline = time.monotonic() + timeout_seconds
+        while time.monotonic() < deadline:
+            self.check_running()
+            try:
+                with urllib.request.urlopen(f"{self.api_url}/health", timeout=2.0) as response:
+                    if response.status == 200:
+                        return
+            except (urllib.error.URLError, OSError):
+                pass
+            # Polling a server that is still migrating its database; nothing else to wait on.
+            time.sleep(0.25)
+        raise ProcessFailed(
+            f"prefect server on {self.url} did not become healthy within {timeout_seconds:g} s{self._log_hint()}"
+        )
+
+
+def serve_process(
+    api_url: str,
+    *,
+    targets_block: str | None,
+    credentials_block: str | None,
+    clock: ClockSettings,
+    poll_seconds: float = 1.0,
+    approval_poll_seconds: int = 1,
+    spec_json: str | None = None,
+    phased: bool = True,
+    paused_schedules: bool = False,
+    log: Path | None = None,
+    home: Path | None = None,
+) -> Child:
+    """The serve script as a child process, talking to the API at ``api_url`` (not started)."""
+    if not SERVE_SCRIPT.exists():
+        raise ProcessFailed(
+            f"{SERVE_SCRIPT} not found: `rollway up` serves the deployments of a rollway checkout "
+            "(pip install -e .)"
+        )
+    argv = [sys.executable, str(SERVE_SCRIPT), "--speed", repr(clock.speed),
+            "--poll-seconds", repr(poll_seconds), "--approval-poll-seconds", str(approval_poll_seconds)]
+    if clock.anchor is not None:
+        argv += ["--anchor", repr(clock.anchor)]
+    for flag, value in (("--targets-block", targets_block), ("--credentials-block", credentials_block),
+                        ("--spec-json", spec_json)):
+        if value is not None:
+            argv += [flag, value]
+    argv += ["--phased" if phased else "--no-phased"]
+    if paused_schedules:
+        argv.append("--paused-schedules")
+    extra = {"PREFECT_API_URL": api_url}
+    if home is not None:
+        extra["PREFECT_HOME"] = str(home)
+    return Child("serve", argv, child_env(extra), log)

@@ -1,0 +1,167 @@
+"""``rollway up``: a Prefect server, the embedded AWS with live traffic, and every deployment served.
+
+What a new user needs to try rollway from the Prefect UI on one machine:
+
+1. ``prefect server start`` on 127.0.0.1 (SQLite under $PREFECT_HOME), waited on until healthy;
+2. the embedded AWS (moto) with Webordinary's topology provisioned;
+3. the traffic simulator on a scaled clock: the stable image and ``:2.0.0`` behave well,
+   ``:2.1.0`` fails 5% of its requests, so both a promotion and a rollback can be tried;
+4. the RollwayTargets and AwsCredentials blocks saved on the server;
+5. every deployment served (``deployments/serve.py``), its parameters defaulting to those
+   blocks and to the simulator's clock.
+
+Ctrl-C (or SIGTERM) stops all of it, children by their pid, the runner before the server.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any, Callable
+
+from rich.console import Console
+
+from rollway.cli.processes import Child, PrefectServer, ProcessFailed, free_port, serve_process
+from rollway.clock import ClockSettings
+from rollway.ports import Clock
+from rollway.sim.profiles import BehaviourProfile
+from rollway.sim.topology import Topology
+from rollway.sim.traffic import TrafficSimulator
+from rollway.spec import RolloutSpec
+from rollway.targets import Targets
+
+DEFAULT_PORT = 4200
+HEALTHY = BehaviourProfile(error_probability=0.001, median_ms=120, sigma=0.5)
+IMAGE_PROFILES: dict[str, BehaviourProfile] = {
+    "2.0.0": HEALTHY,
+    "2.1.0": HEALTHY.model_copy(update={"error_probability": 0.05}),
+}
+"""How the simulator's named images behave (by tag); any other image behaves like the stable one."""
+
+console = Console(highlight=False, soft_wrap=True)
+
+
+def simulator_for(
+    get_client: Callable[[str], Any],
+    targets: Targets,
+    topology: Topology,
+    clock: Clock,
+    *,
+    rps: float = 200.0,
+    seed: int = 7,
+) -> TrafficSimulator:
+    """A traffic simulator with the stable image and the named images of ``IMAGE_PROFILES``."""
+    profiles = {f"{topology.repository_uri}:{tag}": profile for tag, profile in IMAGE_PROFILES.items()}
+    profiles[topology.initial_image] = HEALTHY
+    return TrafficSimulator(
+        get_client, targets, topology, clock, profiles=profiles, default_profile=HEALTHY,
+        total_rps=rps, tick_seconds=60, seed=seed,
+    )
+
+
+def prefect_home() -> Path:
+    return Path(os.environ.get("PREFECT_HOME") or Path.home() / ".prefect").expanduser().resolve()
+
+
+def _stop_on_signals() -> None:
+    """Ctrl-C and SIGTERM both unwind as KeyboardInterrupt, so every child is stopped.
+
+    SIGINT gets Python's handler back explicitly: a shell that starts a command in the
+    background makes it ignore SIGINT, and Python then never raises KeyboardInterrupt.
+    """
+
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, handler)
+
+
+def _instructions(server: PrefectServer, topology: Topology, speed: float, home: Path) -> None:
+    repo = topology.repository_uri
+    console.rule("[bold]rollway is up")
+    console.print(f"Prefect UI:      [bold]{server.url}[/bold]   (API {server.api_url})")
+    console.print(f"Prefect home:    {home} (server log: {server.log})")
+    console.print(f"Rollout clock:   {speed:g}x (a 10-minute bake takes {600 / speed:.0f} s)")
+    console.print(f"Images to try:   {repo}:2.0.0 (healthy), {repo}:2.1.0 (fails 5% of requests)")
+    console.print(
+        "\n[bold]Try it:[/bold]\n"
+        f"  1. Open {server.url} -> Deployments -> progressive_rollout/rollway -> Run -> Custom run.\n"
+        "     The form is pre-filled with a rollout of :2.0.0 (5, 25, 50, 75, 100%, approvals before\n"
+        "     25% and 100%); change the image to :2.1.0 to watch the judge roll it back.\n"
+        "  2. Open the run. When it shows Paused, click Resume, choose approve (or reject), type your\n"
+        "     name and submit. The table above the form is the stage's canary-vs-baseline summary.\n"
+        "  3. The run's Artifacts tab shows the progress, a table per stage and the summary.\n"
+        "\n[bold]From another terminal[/bold] (export PREFECT_API_URL first):\n"
+        f"  export PREFECT_API_URL={server.api_url}\n"
+        "  .venv/bin/rollway status     # ledger, stage, live ALB weights, the paused run\n"
+        "  .venv/bin/rollway promote --approver you\n"
+        "  .venv/bin/rollway abort --approver you\n"
+        "\nThe weekly advance_phase deployment runs Mondays 09:00 UTC; set phased=true in the form to\n"
+        "stop at the end of each weekly phase. Ctrl-C stops everything."
+    )
+
+
+def _watch(*children: Child) -> None:
+    """Block until a child exits (raises ProcessFailed) or Ctrl-C (KeyboardInterrupt)."""
+    while True:
+        for child in children:
+            child.check_running()
+        # Watching children; a signal ends the wait at once.
+        time.sleep(1.0)
+
+
+def run_up(*, port: int | None, speed: float, rps: float, seed: int, poll_seconds: float) -> int:
+    """Start everything, print where to click, and keep it running until Ctrl-C.
+
+    Args:
+        port: the Prefect server's port (None: 4200 if free, else any free port).
+        speed: rollout clock, simulated seconds per wall second (the simulator and the runs share it).
+        rps: simulated requests per second across both versions.
+        seed: the simulator's seed.
+        poll_seconds: how often the runner looks for new runs.
+    """
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from blocks.credentials import client_factory, credentials_for_endpoint
+    from blocks.register import CREDENTIALS_BLOCK, TARGETS_BLOCK, save_blocks
+    from rollway.sim.server import EmbeddedAws
+    from rollway.sim.topology import provision
+
+    _stop_on_signals()
+    home = prefect_home()
+    server = PrefectServer(home, free_port(port or DEFAULT_PORT), log=home / "rollway-up-server.log")
+    targets = Targets()
+    try:
+        # Unwinds in reverse: the runner stops first, then the traffic, the AWS, the server.
+        with ExitStack() as stack:
+            console.print(f"starting prefect server on {server.url} (a first start migrates its database) ...")
+            stack.enter_context(server)
+            server.wait_healthy(timeout_seconds=180)
+            stack.enter_context(temporary_settings(updates={PREFECT_API_URL: server.api_url}))
+            aws = stack.enter_context(EmbeddedAws())
+            console.print(f"embedded AWS (moto) on {aws.endpoint_url}; provisioning Webordinary's topology ...")
+            credentials = credentials_for_endpoint(aws.endpoint_url, targets.region)
+            get_client = client_factory(credentials)
+            topology = provision(get_client, targets)
+            save_blocks(targets, credentials)
+            clock = ClockSettings(speed=speed, anchor=time.time())
+            stack.enter_context(simulator_for(get_client, targets, topology, clock.build(), rps=rps, seed=seed))
+            spec = RolloutSpec(image=f"{topology.repository_uri}:2.0.0")
+            serve = stack.enter_context(serve_process(
+                server.api_url, targets_block=TARGETS_BLOCK, credentials_block=CREDENTIALS_BLOCK, clock=clock,
+                poll_seconds=poll_seconds, spec_json=spec.model_dump_json(), phased=False, home=home,
+            ))
+            _instructions(server, topology, speed, home)
+            _watch(server, serve)
+    except KeyboardInterrupt:
+        console.print("stopped.")
+        return 0
+    except ProcessFailed as err:
+        console.print(f"[red]{err}[/red]")
+        console.print(server.log_tail(), markup=False)
+        return 1
+    return 0

@@ -1,0 +1,196 @@
+"""The pieces of `rollway up`, `status`, `promote`, `abort` and the deployments that need no server.
+
+The commands themselves run against a real `prefect server start` in
+tests/integration/test_prefect_server.py.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+from uuid import uuid4
+
+import pytest
+import yaml
+
+from rollway.cli import CREDENTIALS_BLOCK, TARGETS_BLOCK
+from rollway.cli.ops import owner_run_id, print_status
+from rollway.cli.processes import Child, child_env, free_port, port_is_free
+from rollway.clock import ClockSettings
+from rollway.ledger import RolloutRecord, Transition
+from rollway.model import Weights
+from rollway.phases import RolloutPhase
+from rollway.spec import RolloutSpec, Stage
+from rollway.targets import Targets
+
+ROOT = Path(__file__).resolve().parents[2]
+FLOWS = {"canary", "progressive_rollout", "advance_phase", "rollback", "set-flags"}
+
+
+def record(**changes) -> RolloutRecord:
+    spec = RolloutSpec(image="repo/app:2.0.0", stages=[Stage(weight=w) for w in (5, 50, 100)])
+    base = RolloutRecord(
+        service="svc-canary", rollout_id="20261129T063000Z-1a2b3c4d", image=spec.image,
+        spec_json=spec.model_dump_json(), phase=RolloutPhase.PROGRESSING, stage_index=1, stage_passed=True,
+        weights=Weights.canary_at(50), owner=f"flow-run/{uuid4()}", lease_expires=1_800_000_000.0,
+        history=(
+            Transition(at=1_799_999_000.0, kind="start", actor="alice", comment="rollout of repo/app:2.0.0"),
+            Transition(at=1_799_999_100.0, kind="shift", actor="alice", from_weights=Weights.canary_at(5),
+                       to_weights=Weights.canary_at(50), comment="shifting to 50%"),
+        ),
+    )
+    return base.model_copy(update=changes)
+
+
+# --- status and the owner of a rollout ----------------------------------------------------
+
+
+def test_owner_run_id_reads_the_flow_run_that_owns_the_rollout() -> None:
+    run = uuid4()
+    assert owner_run_id(record(owner=f"flow-run/{run}")) == run
+    assert owner_run_id(record(owner="process/1234")) is None
+    assert owner_run_id(record(owner="flow-run/not-a-uuid")) is None
+    assert owner_run_id(record(owner=None)) is None
+    assert owner_run_id(None) is None
+
+
+def test_status_shows_stage_weights_drift_the_paused_run_and_transitions(capsys) -> None:
+    paused = SimpleNamespace(name="brave-otter", id=uuid4())
+    print_status(
+        SimpleNamespace(name="svc-canary", targets=Targets()), record(), Weights.canary_at(5), paused, limit=10
+    )
+    out = capsys.readouterr().out
+    assert "2/3 (50%), passed" in out
+    assert "ledger 50/50, load balancer 95/5" in out
+    assert "drift: the load balancer holds 95/5 but the ledger says 50/50" in out
+    assert f"brave-otter ({paused.id}) is paused" in out
+    assert "95/5 -> 50/50" in out and "shifting to 50%" in out
+
+
+def test_status_without_drift_or_pause_says_neither(capsys) -> None:
+    print_status(
+        SimpleNamespace(name="svc-canary", targets=Targets()), record(phase=RolloutPhase.PROMOTED, owner=None),
+        Weights.canary_at(50), None, limit=1,
+    )
+    out = capsys.readouterr().out
+    assert "drift" not in out and "waiting for an answer" not in out
+    assert "owner        none" in out
+    assert "last 1 transitions" in out and "shifting to 50%" in out and "rollout of" not in out
+
+
+def test_command_defaults_name_the_blocks_that_up_saves() -> None:
+    from blocks import register
+
+    assert (TARGETS_BLOCK, CREDENTIALS_BLOCK) == (register.TARGETS_BLOCK, register.CREDENTIALS_BLOCK)
+
+
+# --- deployments: serve.py and prefect.yaml ----------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def served():
+    from deployments.serve import build_deployments
+
+    clock = ClockSettings(speed=60, anchor=1_795_000_000.0)
+    spec = RolloutSpec(image="repo/app:2.0.0")
+    return {d.flow_name: d for d in build_deployments(
+        targets_block="t", aws_credentials_block="c", clock=clock, spec=spec, phased=False,
+    )}, clock, spec
+
+
+def test_every_flow_is_served_with_the_blocks_and_clock_as_defaults(served) -> None:
+    deployments, clock, spec = served
+    assert set(deployments) == FLOWS
+    assert {d.name for d in deployments.values()} == {"rollway"}
+    for name, deployment in deployments.items():
+        assert deployment.parameters["targets_block"] == "t", name
+        assert deployment.parameters["aws_credentials_block"] == "c", name
+    for name in FLOWS - {"set-flags"}:  # set-flags acts at once; it has no rollout clock
+        assert deployments[name].parameters["clock"] == clock.model_dump(mode="json"), name
+    progressive = deployments["progressive_rollout"]
+    assert progressive.parameters["spec"] == spec.model_dump(mode="json")
+    assert progressive.parameters["phased"] is False
+    assert progressive.entrypoint == "flows.progressive.progressive_rollout"
+
+
+def test_only_advance_phase_runs_on_the_weekly_schedule(served) -> None:
+    deployments, _, _ = served
+    scheduled = {name: d.schedules for name, d in deployments.items() if d.schedules}
+    assert list(scheduled) == ["advance_phase"]
+    (weekly,) = scheduled["advance_phase"]
+    assert (weekly.schedule.cron, weekly.schedule.timezone, weekly.active) == ("0 9 * * MON", "UTC", True)
+
+
+def test_prefect_yaml_describes_the_same_flows_and_schedule_as_serve(served) -> None:
+    from prefect.cli.deploy._models import PrefectYamlModel
+
+    deployments, _, _ = served
+    model = PrefectYamlModel.model_validate(yaml.safe_load((ROOT / "deployments" / "prefect.yaml").read_text()))
+    by_entrypoint = {d.entrypoint: d for d in model.deployments}
+    served_entrypoints = {
+        d.entrypoint.rsplit(".", 1)[0].replace(".", "/") + ".py:" + d.entrypoint.rsplit(".", 1)[1]
+        for d in deployments.values()
+    }
+    assert set(by_entrypoint) == served_entrypoints
+    for entrypoint, deployment in by_entrypoint.items():
+        assert (ROOT / entrypoint.split(":")[0]).exists(), entrypoint
+        assert deployment.work_pool.name == "rollway-process", entrypoint
+        assert {"targets_block", "aws_credentials_block"} <= set(deployment.parameters), entrypoint
+    (weekly,) = by_entrypoint["flows/progressive.py:advance_phase"].schedules
+    assert (weekly.cron, weekly.timezone, weekly.active) == ("0 9 * * MON", "UTC", True)
+
+
+def test_serve_script_refuses_a_fast_clock_without_an_anchor() -> None:
+    import subprocess
+
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "deployments" / "serve.py"), "--speed", "60"],
+        env=child_env({"PREFECT_API_URL": "http://127.0.0.1:9/api"}), capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode != 0
+    assert "needs an anchor" in done.stderr
+
+
+# --- child processes ----------------------------------------------------------------------
+
+
+def test_free_port_prefers_the_given_port_when_nothing_listens_on_it() -> None:
+    port = free_port()
+    assert port_is_free(port)
+    assert free_port(port) == port
+
+
+def test_stopping_a_child_also_stops_what_it_started(tmp_path: Path) -> None:
+    grandchild_pid = tmp_path / "grandchild.pid"
+    script = (
+        "import subprocess, sys, time, pathlib\n"
+        "p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)'])\n"
+        f"pathlib.Path({str(grandchild_pid)!r}).write_text(str(p.pid))\n"
+        "time.sleep(120)\n"
+    )
+    child = Child("sleeper", [sys.executable, "-c", script], child_env({}), tmp_path / "log").start()
+    deadline = time.monotonic() + 30
+    while not grandchild_pid.exists() or not grandchild_pid.read_text():
+        child.check_running()
+        assert time.monotonic() < deadline, "the child never started its own child"
+        time.sleep(0.05)
+    grandchild = int(grandchild_pid.read_text())
+    leader = child.pid
+
+    assert child.stop(timeout_seconds=5) == -signal.SIGTERM
+    for pid in (leader, grandchild):
+        assert not _alive(pid), f"process {pid} outlived stop()"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie (exited, not yet reaped by its parent) is gone for our purposes.
+    with open(f"/proc/{pid}/stat") as stat:
+        return stat.read().split(")")[-1].split()[0] != "Z"
