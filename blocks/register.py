@@ -16,11 +16,7 @@ from prefect_aws import AwsCredentials
 from blocks.targets import RollwayTargets
 from rollway.targets import Targets
 
-TARGETS_BLOCK = "rollway-targets"
-"""Name of the RollwayTargets block ``rollway up`` saves and the ops commands load by default."""
-
-CREDENTIALS_BLOCK = "rollway-embedded"
-"""Name of the AwsCredentials block for the embedded AWS (``rollway demo`` and ``rollway up``)."""
+from rollway.cli.blocks import CREDENTIALS_BLOCK, TARGETS_BLOCK  # noqa: F401  (re-exported)
 
 BLOCK_TYPES = (RollwayTargets, AwsCredentials)
 

@@ -11,12 +11,11 @@ import sys
 
 from cyclopts import App
 
-# The block names `rollway up` saves (blocks/register.py spells them too; importing it here
-# would make `rollway --help` pay for prefect-aws).
-TARGETS_BLOCK = "rollway-targets"
-CREDENTIALS_BLOCK = "rollway-embedded"
+from rollway.cli.blocks import CREDENTIALS_BLOCK, TARGETS_BLOCK
+from rollway.cli.flags import flags_app
 
 app = App(name="rollway", help="Progressive delivery for ECS Fargate behind an ALB, on Prefect.")
+app.command(flags_app)
 
 
 @app.command

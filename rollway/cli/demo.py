@@ -22,7 +22,7 @@ from rollway.report import HEADERS, RolloutResult, stage_rows
 from rollway.spec import Analysis, RolloutSpec, Stage
 from rollway.targets import Targets
 
-CREDENTIALS_BLOCK = "rollway-embedded"
+from rollway.cli.blocks import CREDENTIALS_BLOCK
 # Wide enough for the stage table on a log file or CI as well as on a terminal.
 console = Console(highlight=False, width=200)
 

@@ -77,8 +77,8 @@ class Service:
         return self.targets.canary_service
 
 
-def connect(targets_block: str | None, credentials_block: str | None) -> Service:
-    """Load the blocks (from the Prefect API) and build the ledger and router on them.
+def load_account(targets_block: str | None, credentials_block: str | None) -> tuple[Targets, Any]:
+    """The saved targets and a client factory on the saved credentials (from the Prefect API).
 
     Raises:
         OpsError: a block does not exist on the API.
@@ -86,22 +86,24 @@ def connect(targets_block: str | None, credentials_block: str | None) -> Service
     from blocks.credentials import client_factory
     from flows.env import load_credentials, load_targets
     from prefect.settings import PREFECT_API_URL
-    from rollway.aws.elbv2 import AlbRouter
-    from rollway.aws.ledger import DynamoLedger
 
-    if not PREFECT_API_URL.value():
-        # Without it Prefect would start a throwaway server, which knows no blocks and no runs.
-        raise OpsError("PREFECT_API_URL is not set: export the API address `rollway up` printed "
-                       "(e.g. http://127.0.0.1:4200/api) or select a Prefect profile that sets it")
     try:
         targets = load_targets(targets_block)
         credentials = load_credentials(credentials_block, targets.region)
     except ValueError as err:
         raise OpsError(
-            f"{err} (Prefect API {PREFECT_API_URL.value()}); pass --targets-block and "
+            f"{err} (Prefect API {PREFECT_API_URL.value() or 'ephemeral'}); pass --targets-block and "
             "--credentials-block, or set PREFECT_API_URL to the server `rollway up` printed"
         ) from err
-    get_client = client_factory(credentials)
+    return targets, client_factory(credentials)
+
+
+def connect(targets_block: str | None, credentials_block: str | None) -> Service:
+    """Load the blocks and build the ledger and router on them."""
+    from rollway.aws.elbv2 import AlbRouter
+    from rollway.aws.ledger import DynamoLedger
+
+    targets, get_client = load_account(targets_block, credentials_block)
     return Service(
         targets=targets, targets_block=targets_block, credentials_block=credentials_block,
         ledger=DynamoLedger(get_client("dynamodb"), targets), router=AlbRouter(get_client("elbv2"), targets),

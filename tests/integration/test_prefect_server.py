@@ -272,3 +272,20 @@ def test_prefect_yaml_deploys_every_flow_to_a_process_pool(served: Served) -> No
     assert progressive.pull_steps == [
         {"prefect.deployments.steps.set_working_directory": {"directory": str(root)}}
     ]
+
+
+def test_flags_commands_against_the_saved_blocks(live: Live, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli("flags", "set", "use_sqs_architecture", "--create", "--enabled", "--percentage", "25",
+               "--actor", "gina", "--reason", "week 2") == 0
+    assert "use_sqs_architecture" in capsys.readouterr().out
+    assert cli("flags", "set", "use_sqs_architecture", "--percentage", "140", "--actor", "gina") == 2
+    assert "140" in capsys.readouterr().out  # the error names the value; nothing was written
+    assert cli("flags", "list") == 0
+    listed = capsys.readouterr().out
+    assert "use_sqs_architecture" in listed and "25" in listed
+    assert cli("flags", "eval", "use_sqs_architecture", "user-1", "user-2", "--json") == 0
+    results = __import__("json").loads(capsys.readouterr().out)["results"]
+    assert [r["user"] for r in results] == ["user-1", "user-2"]
+    assert all(r["on"] == (r["bucket"] < 2500) for r in results)
+    assert cli("flags", "get", "use_sqs_architecture") == 0
+    assert "gina" in capsys.readouterr().out  # the audit trail names who changed it

@@ -1,0 +1,85 @@
+"""``rollway flags list|get|set|eval``: feature flags in the rollout's DynamoDB table."""
+
+from __future__ import annotations
+
+import getpass
+import sys
+
+from cyclopts import App
+
+from rollway.cli.blocks import CREDENTIALS_BLOCK, TARGETS_BLOCK
+
+flags_app = App(name="flags", help="Feature flags: list, show, change and evaluate them.")
+
+
+def _store(targets_block: str | None, credentials_block: str | None):
+    from rollway.aws.flags import DynamoFlagStore
+    from rollway.cli.ops import OpsError, load_account
+
+    try:
+        targets, get_client = load_account(targets_block, credentials_block)
+    except OpsError as err:
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(2) from err
+    return DynamoFlagStore(get_client("dynamodb"), targets)
+
+
+@flags_app.command(name="list")
+def list_(*, json: bool = False, targets_block: str | None = TARGETS_BLOCK,
+          credentials_block: str | None = CREDENTIALS_BLOCK) -> int:
+    """Every flag: state, percentage, version, last change."""
+    from rollway.flags_commands import flags_list
+
+    return flags_list(_store(targets_block, credentials_block), sys.stdout, as_json=json)
+
+
+@flags_app.command
+def get(feature: str, *, audit: int = 10, json: bool = False, targets_block: str | None = TARGETS_BLOCK,
+        credentials_block: str | None = CREDENTIALS_BLOCK) -> int:
+    """One flag and its latest changes.
+
+    Args:
+        feature: the flag.
+        audit: how many changes to show.
+    """
+    from rollway.flags_commands import flags_get
+
+    return flags_get(_store(targets_block, credentials_block), sys.stdout, feature, audit=audit, as_json=json)
+
+
+@flags_app.command(name="set")
+def set_(feature: str, *, enabled: bool | None = None, percentage: float | None = None, reason: str = "",
+         create: bool = False, expected_version: int | None = None, actor: str | None = None,
+         targets_block: str | None = TARGETS_BLOCK, credentials_block: str | None = CREDENTIALS_BLOCK) -> int:
+    """Change a flag (conditional on its version; bad input writes nothing).
+
+    Args:
+        feature: the flag.
+        enabled: turn it on or off.
+        percentage: share of users it is on for, 0..100.
+        reason: recorded in the audit trail.
+        create: create the flag if it does not exist.
+        expected_version: change only if the flag is at this version.
+        actor: who changes it (default: your user name).
+    """
+    from rollway.flags_commands import flags_set
+
+    return flags_set(
+        _store(targets_block, credentials_block), sys.stdout, feature, actor=actor or getpass.getuser(),
+        expected_version=expected_version, enabled=enabled, percentage=percentage, reason=reason or None,
+        create=create or None,
+    )
+
+
+@flags_app.command(name="eval")
+def eval_(feature: str, *users: str, json: bool = False, targets_block: str | None = TARGETS_BLOCK,
+          credentials_block: str | None = CREDENTIALS_BLOCK) -> int:
+    """Whether the flag is on for each user id (none given: without a user).
+
+    Args:
+        feature: the flag.
+        users: user ids.
+    """
+    from rollway.flags_commands import flags_eval
+
+    return flags_eval(_store(targets_block, credentials_block), sys.stdout, feature, users or (None,), as_json=json)
