@@ -130,6 +130,12 @@ def _run_id(value: str | None):
 
 def main() -> None:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    # The ephemeral API migrates a fresh database on its first start; Prefect's 20-s default
+    # is too short for that on a busy 2-core machine.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
+    home = os.environ.get("PREFECT_HOME")
+    if home:
+        os.makedirs(home, exist_ok=True)  # Prefect does not create missing parents
     result = app()
     sys.exit(result if isinstance(result, int) else 0)
 
