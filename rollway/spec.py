@@ -74,7 +74,7 @@ class Analysis(BaseModel):
     margin_ratio: float = Field(
         default=2.0,
         gt=1,
-        description="two-sample mode: a canary may also pass once shown below this multiple of the baseline's rate",
+        description="a canary may also pass once shown below this multiple of the baseline's rate (one-sample: of the SLO)",
     )
     slo_slow_rate: float = Field(
         default=0.01, gt=0, lt=1, description="one-sample mode: the share of slow requests the canary is held to"

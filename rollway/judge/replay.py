@@ -1,0 +1,245 @@
+"""Replay recorded metrics through the judge: ``rollway judge --replay FILE``.
+
+FILE is JSON Lines, one object per interval, in time order::
+
+    {"t": 60, "baseline": {"requests": 1140, "errors": 1, "slow": 12}, "canary": {"requests": 60, "errors": 0}}
+
+``errors`` and ``slow`` default to 0 (an absent 5xx datapoint means none); a version that is
+absent or null had no request count in that interval (no data, not zero traffic). Blank
+lines are skipped; anything else that is not such an object stops the replay with an error
+naming the line.
+
+The replay feeds the intervals one at a time to the sequential judge with the seed's
+guardrails on top (as the flows do), prints a line whenever the decision changes, and ends at
+the first rollback or promotion, as a stage with no minimum bake would; a file that ends
+without one is inconclusive. The last line is a JSON summary::
+
+    {"verdict": "rollback" | "promote" | "inconclusive", "decided_at_t": ..., "canary_requests_at_decision": ..., "reason": "..."}
+
+Run it with ``python -m rollway.judge.replay FILE`` (or ``-`` for standard input).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass
+from typing import Iterable, Sequence, TextIO
+
+from pydantic import ValidationError
+
+from rollway.judge import assess
+from rollway.judge.sequential import SequentialJudge, StageEvidence
+from rollway.model import Interval, Observation, Verdict, VersionSample
+from rollway.phases import Phase
+from rollway.spec import Analysis, Guardrails
+
+EXIT_OK = 0
+EXIT_BAD_INPUT = 2
+
+_TOP_KEYS = {"t", "baseline", "canary"}
+_VERSION_KEYS = set(VersionSample.model_fields)
+_DECISION = {
+    Phase.FAILED: "rollback",
+    Phase.SUCCESSFUL: "promote",
+    Phase.INCONCLUSIVE: "inconclusive",
+    Phase.RUNNING: "running",
+    Phase.ERROR: "error",
+}
+
+
+class ReplayError(ValueError):
+    """A replay file that cannot be read; the message names the line."""
+
+
+def parse_line(text: str, number: int, previous_t: float | None) -> Interval:
+    """One JSON Lines record as an Interval.
+
+    Raises:
+        ReplayError: naming line ``number`` and what is wrong with it.
+    """
+    where = f"line {number}"
+    try:
+        record = json.loads(text.strip())
+    except json.JSONDecodeError as exc:
+        raise ReplayError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+    if not isinstance(record, dict):
+        raise ReplayError(f"{where}: expected a JSON object, got {type(record).__name__}")
+    unknown = sorted(set(record) - _TOP_KEYS)
+    if unknown:
+        raise ReplayError(f"{where}: unknown key(s) {', '.join(map(repr, unknown))}; expected t, baseline, canary")
+    t = record.get("t")
+    if isinstance(t, bool) or not isinstance(t, (int, float)):
+        raise ReplayError(f"{where}: 't' must be a number (the interval's end in seconds), got {t!r}")
+    if previous_t is not None and t <= previous_t:
+        raise ReplayError(f"{where}: t={t:g} is not after the previous line's t={previous_t:g}")
+    versions = {}
+    for name in ("baseline", "canary"):
+        value = record.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, dict):
+            raise ReplayError(f"{where}: '{name}' must be an object or null, got {value!r}")
+        extra = sorted(set(value) - _VERSION_KEYS)
+        if extra:
+            raise ReplayError(f"{where}: unknown key(s) in '{name}': {', '.join(map(repr, extra))}")
+        if "requests" not in value:
+            raise ReplayError(f"{where}: '{name}' has no 'requests' (leave the version out when it has no data)")
+        for key in ("requests", "errors", "slow"):
+            if key in value and (isinstance(value[key], bool) or not isinstance(value[key], int)):
+                raise ReplayError(f"{where}: '{name}.{key}' must be a whole number, got {value[key]!r}")
+        try:
+            versions[name] = VersionSample.model_validate(value)
+        except ValidationError as exc:
+            problems = "; ".join(e["msg"] for e in exc.errors())
+            raise ReplayError(f"{where}: '{name}' is invalid: {problems}") from None
+    return Interval(t=float(t), **versions)
+
+
+def read_intervals(lines: Iterable[str]) -> list[Interval]:
+    """Every interval of a replay file, in order; blank lines are skipped.
+
+    Raises:
+        ReplayError: for the first malformed line, or when there is no interval at all.
+    """
+    intervals: list[Interval] = []
+    for number, text in enumerate(lines, start=1):
+        if not text.strip():
+            continue
+        intervals.append(parse_line(text, number, intervals[-1].t if intervals else None))
+    if not intervals:
+        raise ReplayError("no intervals: the file has no JSON lines")
+    return intervals
+
+
+class _Incremental:
+    """The Judge protocol over a growing list of intervals: each call reads only the new ones.
+
+    A replay file never revises an interval, so the running state can be kept (the flows
+    re-fold every tick because CloudWatch may revise recent datapoints).
+    """
+
+    def __init__(self, analysis: Analysis) -> None:
+        self.state: StageEvidence = SequentialJudge(analysis).start()
+        self.seen = 0
+
+    def evaluate(self, intervals: Sequence[Interval], *, stage_over: bool) -> Verdict:
+        for interval in intervals[self.seen:]:
+            self.state.observe_interval(interval)
+        self.seen = len(intervals)
+        return self.state.verdict(stage_over=stage_over)
+
+
+@dataclass(frozen=True)
+class ReplayResult:
+    """The decision a replay reached, and the lines printed on the way."""
+
+    verdict: str
+    decided_at_t: float
+    canary_requests_at_decision: int
+    reason: str
+    changes: tuple[str, ...]
+
+    def summary(self) -> str:
+        """The JSON summary line."""
+        return json.dumps({
+            "verdict": self.verdict,
+            "decided_at_t": self.decided_at_t,
+            "canary_requests_at_decision": self.canary_requests_at_decision,
+            "reason": self.reason,
+        }, ensure_ascii=False)
+
+
+def replay(intervals: Sequence[Interval], analysis: Analysis, guardrails: Guardrails | None) -> ReplayResult:
+    """Judge ``intervals`` one at a time, as the flows would, until the first decision."""
+    judge = _Incremental(analysis)
+    changes: list[str] = []
+    last = None
+    canary_requests = 0
+    for i, interval in enumerate(intervals):
+        seen = intervals[: i + 1]
+        stage_over = i == len(intervals) - 1
+        if interval.canary is not None:
+            canary_requests += interval.canary.requests
+        if guardrails is None:
+            verdict = judge.evaluate(seen, stage_over=stage_over)
+        else:
+            observation = Observation(start=intervals[0].t, end=interval.t, intervals=tuple(seen))
+            verdict = assess(judge, guardrails, observation, stage_over=stage_over)
+        decision = _DECISION[verdict.phase]
+        if decision != last:
+            changes.append(f"t={interval.t:g} {decision}: {verdict.reason}")
+            last = decision
+        if verdict.phase in (Phase.FAILED, Phase.SUCCESSFUL) or stage_over:
+            final = "inconclusive" if decision in ("running", "error") else decision
+            return ReplayResult(final, interval.t, canary_requests, verdict.reason, tuple(changes))
+    raise AssertionError("unreachable: the last interval always decides")
+
+
+def replay_main(
+    path: str,
+    *,
+    alpha: float,
+    margin: float,
+    mode: str,
+    out: TextIO,
+    guardrails: bool = True,
+) -> int:
+    """Everything ``rollway judge --replay FILE`` does; returns the exit code.
+
+    Args:
+        path: the JSON Lines file, or ``-`` for standard input.
+        alpha: probability of rolling back a healthy canary.
+        margin: absolute error-rate margin tolerated when passing.
+        mode: "two-sample" or "one-sample".
+        out: where the decision lines, the summary and any error go.
+        guardrails: apply the seed's absolute guardrails on top of the judge, as the flows do.
+
+    Returns:
+        0 when the replay ran (whatever the verdict), 2 for an unreadable file or bad options.
+    """
+    try:
+        analysis = Analysis(judge="sequential", alpha=alpha, margin=margin, mode=mode)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        print(f"error: invalid options: {problems}", file=out)
+        return EXIT_BAD_INPUT
+    try:
+        if path == "-":
+            intervals = read_intervals(sys.stdin)
+        else:
+            with open(path, encoding="utf-8") as handle:
+                intervals = read_intervals(handle)
+    except OSError as exc:
+        print(f"error: cannot read {path}: {exc.strerror or exc}", file=out)
+        return EXIT_BAD_INPUT
+    except ReplayError as exc:
+        print(f"error: {path}: {exc}", file=out)
+        return EXIT_BAD_INPUT
+    except UnicodeDecodeError as exc:
+        print(f"error: {path}: not UTF-8 text ({exc.reason})", file=out)
+        return EXIT_BAD_INPUT
+    result = replay(intervals, analysis, Guardrails() if guardrails else None)
+    for line in result.changes:
+        print(line, file=out)
+    print(result.summary(), file=out)
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m rollway.judge.replay FILE [--alpha A] [--margin M] [--mode ...]``."""
+    defaults = Analysis()
+    parser = argparse.ArgumentParser(prog="python -m rollway.judge.replay", description=__doc__.splitlines()[0])
+    parser.add_argument("file", help="JSON Lines, one interval per line ('-' for standard input)")
+    parser.add_argument("--alpha", type=float, default=defaults.alpha, help=f"default {defaults.alpha}")
+    parser.add_argument("--margin", type=float, default=defaults.margin, help=f"default {defaults.margin}")
+    parser.add_argument("--mode", choices=["two-sample", "one-sample"], default=defaults.mode)
+    parser.add_argument("--no-guardrails", action="store_true", help="judge only, without the absolute guardrails")
+    args = parser.parse_args(argv)
+    return replay_main(args.file, alpha=args.alpha, margin=args.margin, mode=args.mode, out=sys.stdout,
+                       guardrails=not args.no_guardrails)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,497 @@
+"""Judge v2: anytime-valid sequential tests of the canary against the baseline (or an SLO).
+
+Per metric (5xx errors, and slow requests: requests over a latency threshold fixed before the
+stage) two e-processes run side by side over the stage's intervals (see ``msprt`` for the
+mathematics):
+
+* **Rollback** tests "the canary's rate is no higher than the baseline's" (two-sample,
+  conditional on each interval's total) or "no higher than the SLO" (one-sample). Its
+  statistic is a mixture likelihood ratio over the rate ratio; the stage rolls back the first
+  time it reaches ``1/alpha_m``, where ``alpha_m`` is ``alpha`` split evenly (Bonferroni)
+  over the metrics judged, so a healthy canary is rolled back with probability at most
+  ``alpha`` under continuous monitoring, all metrics together.
+* **Pass** tests "the canary is worse by more than the margin". Two-sample: a canary passes
+  once the evidence says its rate is below ``margin_ratio`` times the baseline's (the
+  conditional test at ``theta = margin_ratio`` against ``theta = 1``), or below ``margin`` in
+  absolute terms (a one-sample test of the canary alone, which is what lets a metric with no
+  events at all pass); the two are averaged with weights 0.9 and 0.1. One-sample: below
+  the larger of ``slo * margin_ratio`` and ``slo + margin``. Passing needs every metric's
+  pass statistic to reach ``1/alpha`` (a canary worse on one metric passes with probability
+  at most ``alpha``) and ``min_requests`` canary requests.
+
+Both tests are sticky: once a statistic has crossed its bar the test has stopped, and the
+verdict keeps that decision (a rollback overrides an earlier pass, since the flow may still
+be waiting out the stage's minimum bake). A stage that ends with neither decision is
+INCONCLUSIVE: a person looks, it never passes silently.
+
+Robustness (measured in benchmarks/judge.py): no single interval may add more than half the
+rollback bar (a cap on the mixture's per-interval factor), so a burst confined to one
+interval cannot roll back on its own; a regression needs two intervals at least, and the
+seed's absolute guardrails (applied on top by ``assess``) stop a grossly broken canary within
+one. The cap is per interval, so it protects against bursts shorter than an interval (the
+flows judge 60-s CloudWatch periods). Each interval's evidence is also divided by a
+conservative estimate of the dispersion of the reference version's counts (the baseline's;
+the canary's own in one-sample mode), so persistently bursty traffic needs proportionally
+more evidence; Poisson traffic is not slowed down.
+
+Intervals where either version has no request count carry no two-sample information and are
+skipped; an interval without events changes only the running totals. ``StageEvidence`` is the
+running state (plain numbers in, so the benchmark can feed it millions of intervals);
+``SequentialJudge.evaluate`` folds a stage's intervals into a fresh one, O(intervals).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Sequence
+
+from rollway.judge.msprt import (
+    Dispersion,
+    MixturePrior,
+    binomial_log_lrs,
+    conditional_log_lr,
+    conditional_log_lrs,
+    logsumexp,
+)
+from rollway.model import Interval, Verdict
+from rollway.phases import Phase
+from rollway.spec import Analysis
+
+METRIC_LABEL = {"errors": "errors", "slow": "slow requests"}
+# In two-sample mode a metric passes on the ratio test or on the absolute bound; the ratio
+# test carries the healthy case, so it gets most of the weight of the average.
+RATIO_PASS_WEIGHT = 0.9
+
+
+def default_prior() -> MixturePrior:
+    """Ten rate ratios from 1.3x to 100x, evenly spaced in log(ratio), equally weighted."""
+    return MixturePrior.geometric(1.3, 100.0, 10)
+
+
+@dataclass(frozen=True)
+class EvidenceSettings:
+    """How the e-processes are built; the defaults are what the benchmark measured.
+
+    Attributes:
+        prior: mixture over rate ratios for the rollback test.
+        cap_fraction: an interval may add at most this fraction of ``log(1/alpha_m)`` to the
+            log rollback statistic (None: no cap), so one burst cannot roll back on its own.
+        dispersion_z: temper each interval's evidence by the reference version's dispersion,
+            estimated this many standard errors conservatively (None: no tempering).
+        absolute_alt_fraction: the absolute-margin pass test bets on a rate of this fraction
+            of the margin.
+    """
+
+    prior: MixturePrior = field(default_factory=default_prior)
+    cap_fraction: float | None = 0.5
+    dispersion_z: float | None = 2.0
+    absolute_alt_fraction: float = 0.25
+
+
+@dataclass
+class Crossing:
+    """A statistic crossing its bar: when, its value, and what had been observed by then."""
+
+    t: float
+    evidence: float
+    canary_requests: float
+    canary_events: int
+    baseline_requests: float
+    baseline_events: int
+
+
+class MetricEvidence:
+    """Running rollback and pass statistics of one metric over one stage.
+
+    Args:
+        metric: "errors" or "slow".
+        alpha: the rollback level of this metric (already split across metrics).
+        beta: the pass level.
+        reference: one-sample mode: the rate the canary is held to; None for two-sample.
+        margin: absolute error-rate margin for passing.
+        margin_ratio: rate ratio for passing (to the baseline; one-sample: to the reference).
+        settings: how the e-processes are built.
+    """
+
+    def __init__(
+        self,
+        metric: str,
+        *,
+        alpha: float,
+        beta: float,
+        reference: float | None,
+        margin: float,
+        margin_ratio: float,
+        settings: EvidenceSettings,
+    ) -> None:
+        self.metric = metric
+        self.alpha = alpha
+        self.beta = beta
+        self.reference = reference
+        self.margin = margin
+        self.margin_ratio = margin_ratio
+        self.log_rollback_bar = math.log(1 / alpha)
+        self.log_pass_bar = math.log(1 / beta)
+        prior = settings.prior
+        thetas = list(prior.thetas)
+        log_w = list(prior.log_weights)
+        if reference is not None:
+            # One-sample alternatives are rates theta*reference, which must stay below 1.
+            keep = [i for i, t in enumerate(thetas) if t * reference < 1]
+            if not keep:
+                raise ValueError(f"reference rate {reference} leaves no rollback alternative below 1")
+            thetas = [thetas[i] for i in keep]
+            norm = logsumexp([log_w[i] for i in keep])
+            log_w = [log_w[i] - norm for i in keep]
+        self.thetas = thetas
+        self.log_thetas = [math.log(t) for t in thetas]
+        self.log_weights = log_w
+        # The mixture as a product of posterior-predictive factors: log_posterior holds the
+        # normalised log posterior weight of each ratio, log_evidence the running log product.
+        self.log_posterior = list(log_w)
+        self.log_evidence = 0.0
+        self.cap = math.inf if settings.cap_fraction is None else settings.cap_fraction * self.log_rollback_bar
+        self.dispersion = Dispersion(settings.dispersion_z) if settings.dispersion_z is not None else None
+        # One-sample: per-request term of each alternative's binomial ratio against the reference.
+        self.request_terms = (
+            [math.log1p(-t * reference) - math.log1p(-reference) for t in thetas] if reference is not None else []
+        )
+        # The absolute pass test: the canary alone below the margin (two-sample), or below the
+        # larger of reference*margin_ratio and reference+margin (one-sample, the same "within
+        # the ratio or within the margin" as two-sample), betting on a rate at the reference.
+        if reference is None:
+            p_null, p_alt = margin, settings.absolute_alt_fraction * margin
+        else:
+            bounds = [b for b in (reference * margin_ratio, reference + margin) if b < 1]
+            p_null, p_alt = max(bounds, default=1.0), reference
+        self.pass_bound = p_null
+        # A zero margin (or a bound at 100%) leaves nothing to show: the test stays at 1.
+        usable = 0 < p_alt < p_null < 1
+        self.abs_event = math.log(p_alt / p_null) if usable else 0.0
+        self.abs_request = (math.log1p(-p_alt) - math.log1p(-p_null)) if usable else 0.0
+        self.log_pass_ratio = 0.0
+        self.log_pass_abs = 0.0
+        self.canary_requests = 0.0
+        self.canary_events = 0
+        self.baseline_requests = 0.0
+        self.baseline_events = 0
+        self.intervals_used = 0
+        self.rollback: Crossing | None = None
+        self.passed: Crossing | None = None
+
+    # -- statistics -------------------------------------------------------------------------
+
+    def log_rollback_evidence(self) -> float:
+        """Log of the rollback statistic (0 before any evidence)."""
+        return self.log_evidence
+
+    def _add_rollback_steps(self, steps: list[float]) -> None:
+        """One interval's tempered log likelihood ratio per ratio: update the capped mixture.
+
+        The mixture ``sum_j w_j prod_i LR_ij`` equals ``prod_i sum_j pi_ij LR_ij`` with
+        ``pi_ij`` the posterior weights after interval ``i-1``; each factor has expectation at
+        most 1 given the past under the null, so capping each factor at ``exp(cap)`` keeps the
+        product an e-process while bounding what any one interval can add.
+        """
+        post = self.log_posterior
+        moved = [p + step for p, step in zip(post, steps)]
+        factor = logsumexp(moved)
+        self.log_evidence += self.cap if factor > self.cap else factor
+        self.log_posterior = [m - factor for m in moved]
+
+    def log_pass_evidence(self) -> float:
+        """Log of the pass statistic."""
+        if self.reference is not None:
+            return self.log_pass_abs
+        return logsumexp([
+            math.log(RATIO_PASS_WEIGHT) + self.log_pass_ratio,
+            math.log(1 - RATIO_PASS_WEIGHT) + self.log_pass_abs,
+        ])
+
+    # -- observing ----------------------------------------------------------------------------
+
+    def observe(self, t: float, n_c: float, x_c: int, n_b: float | None, x_b: int) -> None:
+        """Add one interval: canary ``n_c`` requests with ``x_c`` events; baseline likewise.
+
+        ``n_b`` is None (or 0) when the baseline has no data; two-sample mode then skips the
+        interval, one-sample mode ignores the baseline anyway.
+        """
+        if n_c <= 0:
+            return
+        if self.reference is None:
+            if not n_b:
+                return
+            self._observe_two_sample(n_c, x_c, n_b, x_b)
+            self.baseline_requests += n_b
+            self.baseline_events += x_b
+        else:
+            self._observe_one_sample(n_c, x_c)
+            if n_b:
+                self.baseline_requests += n_b
+                self.baseline_events += x_b
+        self.canary_requests += n_c
+        self.canary_events += x_c
+        self.intervals_used += 1
+        self.log_pass_abs += x_c * self.abs_event + (n_c - x_c) * self.abs_request
+        self._check(t)
+
+    def _tempering(self) -> float:
+        return 1.0 if self.dispersion is None else 1.0 / self.dispersion.factor()
+
+    def _observe_two_sample(self, n_c: float, x_c: int, n_b: float, x_b: int) -> None:
+        k = x_c + x_b
+        if k:
+            a = self._tempering()
+            lrs = conditional_log_lrs(x_c, x_b, n_c, n_b, self.thetas, self.log_thetas)
+            self._add_rollback_steps([a * lr for lr in lrs])
+            self.log_pass_ratio -= a * conditional_log_lr(x_c, x_b, n_c, n_b, self.margin_ratio)
+        if self.dispersion is not None:
+            self.dispersion.add(n_b, x_b)
+
+    def _observe_one_sample(self, n_c: float, x_c: int) -> None:
+        a = self._tempering()
+        lrs = binomial_log_lrs(x_c, n_c, self.log_thetas, self.request_terms)
+        self._add_rollback_steps([a * lr for lr in lrs])
+        if self.dispersion is not None:
+            self.dispersion.add(n_c, x_c)
+
+    def _snapshot(self, t: float, evidence: float) -> Crossing:
+        return Crossing(
+            t=t,
+            evidence=evidence,
+            canary_requests=self.canary_requests,
+            canary_events=self.canary_events,
+            baseline_requests=self.baseline_requests,
+            baseline_events=self.baseline_events,
+        )
+
+    def _check(self, t: float) -> None:
+        # Sticky: the first crossing is the test's decision, later evidence does not undo it.
+        if self.rollback is None and self.log_evidence >= self.log_rollback_bar:
+            self.rollback = self._snapshot(t, math.exp(self.log_evidence))
+        if self.passed is None:
+            log_p = self.log_pass_evidence()
+            if log_p >= self.log_pass_bar:
+                self.passed = self._snapshot(t, math.exp(log_p))
+
+    # -- describing -------------------------------------------------------------------------
+
+    def describe(self, at: Crossing | None = None) -> str:
+        """"canary errors 14/600 (2.3%) vs baseline 11/11400 (0.10%)", at a decision or now."""
+        label = METRIC_LABEL.get(self.metric, self.metric)
+        if at is None:
+            at = self._snapshot(0.0, 0.0)
+        canary = _count(at.canary_events, at.canary_requests)
+        if self.reference is not None:
+            return f"canary {label} {canary} vs SLO {self.reference:.2%}"
+        return f"canary {label} {canary} vs baseline {_count(at.baseline_events, at.baseline_requests)}"
+
+    def requests_to_pass(self) -> float | None:
+        """About how many canary requests a canary as good as the reference needs to pass.
+
+        From the rates seen so far: the pass statistic's expected growth per canary request
+        (the Kullback-Leibler divergence of the null from the alternative), divided into its
+        bar. None while nothing has been seen to base it on.
+        """
+        phi = self.dispersion.factor() if self.dispersion is not None else 1.0
+        if self.reference is not None:
+            p0, p1 = self.reference, self.pass_bound
+            if not p0 < p1 < 1:
+                return None
+            kl = p0 * math.log(p0 / p1) + (1 - p0) * math.log((1 - p0) / (1 - p1))
+            return phi * self.log_pass_bar / kl
+        if not (self.canary_requests and self.baseline_requests and self.baseline_events):
+            return None
+        share = self.canary_requests / (self.canary_requests + self.baseline_requests)
+        q_m = share * self.margin_ratio / (share * self.margin_ratio + 1 - share)
+        kl = share * math.log(share / q_m) + (1 - share) * math.log((1 - share) / (1 - q_m))
+        events_per_request = (self.baseline_events / self.baseline_requests) / share
+        return phi * (self.log_pass_bar - math.log(RATIO_PASS_WEIGHT)) / (events_per_request * kl)
+
+    def pass_target(self) -> str:
+        """What passing means for this metric, in words."""
+        if self.reference is not None:
+            return f"below {_pct(self.pass_bound)}"
+        return f"below {self.margin_ratio:g}x the baseline or {self.margin:.2%}"
+
+
+def _count(events: int, requests: float) -> str:
+    rate = events / requests if requests else 0.0
+    return f"{events}/{requests:.0f} ({_pct(rate)})"
+
+
+def _pct(rate: float) -> str:
+    return f"{rate:.2%}" if rate >= 0.001 or rate == 0 else f"{rate:.3%}"
+
+
+def _evidence(value: float) -> str:
+    return f"{value:.3g}" if value < 1e6 else f"{value:.1e}"
+
+
+class StageEvidence:
+    """The running state of a stage: one MetricEvidence per metric judged, and the verdict."""
+
+    def __init__(self, analysis: Analysis, settings: EvidenceSettings | None = None) -> None:
+        settings = settings or EvidenceSettings()
+        self.analysis = analysis
+        metrics = tuple(dict.fromkeys(analysis.metrics))
+        one_sample = analysis.mode == "one-sample"
+        references = {"errors": analysis.slo_error_rate, "slow": analysis.slo_slow_rate}
+        self.metrics = [
+            MetricEvidence(
+                name,
+                alpha=analysis.alpha / len(metrics),
+                beta=analysis.alpha,
+                reference=references[name] if one_sample else None,
+                margin=analysis.margin,
+                margin_ratio=analysis.margin_ratio,
+                settings=settings,
+            )
+            for name in metrics
+        ]
+        self._errors = "errors" in metrics
+        self.last_t: float | None = None
+        self.canary_requests = 0.0
+        self.baseline_requests = 0.0
+
+    def observe(
+        self,
+        t: float,
+        n_c: float,
+        errors_c: int,
+        slow_c: int,
+        n_b: float | None,
+        errors_b: int,
+        slow_b: int,
+    ) -> None:
+        """Add one interval's counts; ``n_b`` None means the baseline has no data in it."""
+        self.last_t = t
+        self.canary_requests += n_c
+        self.baseline_requests += n_b or 0
+        for m in self.metrics:
+            if m.metric == "errors":
+                m.observe(t, n_c, errors_c, n_b, errors_b)
+            else:
+                m.observe(t, n_c, slow_c, n_b, slow_b)
+
+    def observe_interval(self, interval: Interval) -> None:
+        """Add one Interval; a canary with no data is skipped (nothing was observed)."""
+        c, b = interval.canary, interval.baseline
+        if c is None:
+            self.last_t = interval.t
+            return
+        if b is None:
+            self.observe(interval.t, c.requests, c.errors, c.slow, None, 0, 0)
+        else:
+            self.observe(interval.t, c.requests, c.errors, c.slow, b.requests, b.errors, b.slow)
+
+    # -- the verdict --------------------------------------------------------------------------
+
+    def _thresholds(self) -> dict[str, float]:
+        first = self.metrics[0]
+        out = {
+            "alpha": self.analysis.alpha,
+            "rollback_evidence": 1 / first.alpha,
+            "pass_evidence": 1 / first.beta,
+            "margin": self.analysis.margin,
+            "min_requests": float(self.analysis.min_requests),
+        }
+        if first.reference is None:
+            out["margin_ratio"] = self.analysis.margin_ratio
+        return out
+
+    def _verdict(self, phase: Phase, reason: str, metric: MetricEvidence, statistic: float,
+                 at: Crossing | None) -> Verdict:
+        return Verdict(
+            phase=phase,
+            reason=reason,
+            metric=metric.metric,
+            statistic=statistic,
+            thresholds=self._thresholds(),
+            canary_requests=int(round(at.canary_requests if at else self.canary_requests)),
+            baseline_requests=int(round(at.baseline_requests if at else self.baseline_requests)),
+            decided_at_t=at.t if at else self.last_t,
+        )
+
+    def verdict(self, *, stage_over: bool) -> Verdict:
+        """FAILED, SUCCESSFUL, RUNNING, or INCONCLUSIVE at the end of a stage without a decision."""
+        failed = [m for m in self.metrics if m.rollback is not None]
+        if failed:
+            m = min(failed, key=lambda e: e.rollback.t)  # type: ignore[union-attr]
+            d = m.rollback
+            assert d is not None
+            return self._verdict(
+                Phase.FAILED,
+                f"{m.describe(d)}: evidence {_evidence(d.evidence)} reached 1/alpha = "
+                f"{1 / m.alpha:.0f} that the canary is worse — roll back",
+                m, d.evidence, d,
+            )
+        enough = self.canary_requests >= self.analysis.min_requests
+        if enough and all(m.passed is not None for m in self.metrics):
+            m = max(self.metrics, key=lambda e: e.passed.t)  # type: ignore[union-attr]
+            d = m.passed
+            assert d is not None
+            others = "; ".join(o.describe() for o in self.metrics if o is not m)
+            return self._verdict(
+                Phase.SUCCESSFUL,
+                f"{m.describe(d)}: evidence {_evidence(d.evidence)} reached {1 / m.beta:.0f} that the canary is "
+                f"{m.pass_target()} — pass" + (f" ({others})" if others else ""),
+                m, d.evidence, d,
+            )
+        # Report on the metric closest to a decision: errors first when judged.
+        m = self.metrics[0] if self._errors else max(self.metrics, key=lambda e: e.log_rollback_evidence())
+        roll = math.exp(m.log_rollback_evidence())
+        passing = math.exp(m.log_pass_evidence())
+        state = (
+            f"{m.describe()}: rollback evidence {_evidence(roll)} of {1 / m.alpha:.0f}, "
+            f"pass evidence {_evidence(passing)} of {1 / m.beta:.0f} (canary {m.pass_target()})"
+        )
+        if not stage_over:
+            return self._verdict(Phase.RUNNING, state + "; observing", m, roll, None)
+        if not any(e.intervals_used for e in self.metrics):
+            why = "no interval had canary requests" if m.reference is not None else \
+                "no interval had request counts for both versions"
+            return self._verdict(Phase.INCONCLUSIVE, f"stage over and {why}: a person must decide", m, roll, None)
+        if not enough:
+            return self._verdict(
+                Phase.INCONCLUSIVE,
+                f"stage over with only {self.canary_requests:.0f} canary requests (need "
+                f"{self.analysis.min_requests}); {state}: a person must decide", m, roll, None,
+            )
+        needed = m.requests_to_pass()
+        hint = (
+            f"; a canary as good as the {'SLO' if m.reference is not None else 'baseline'} needs about "
+            f"{needed:,.0f} canary requests to pass at this margin"
+            if needed is not None and m.passed is None else ""
+        )
+        return self._verdict(
+            Phase.INCONCLUSIVE,
+            f"stage over without enough evidence either way: {state}{hint}: a person must decide",
+            m, roll, None,
+        )
+
+
+class SequentialJudge:
+    """The anytime-valid judge; see the module docstring for the tests it runs.
+
+    Args:
+        analysis: alpha, margin, margin_ratio, mode, metrics, reference rates, min_requests.
+        settings: how the e-processes are built (the benchmark varies it; the defaults are
+            the measured ones).
+    """
+
+    def __init__(self, analysis: Analysis, settings: EvidenceSettings | None = None) -> None:
+        self.analysis = analysis
+        self.settings = settings or EvidenceSettings()
+
+    def start(self) -> StageEvidence:
+        """A fresh running state for one stage."""
+        return StageEvidence(self.analysis, self.settings)
+
+    def evaluate(self, intervals: Sequence[Interval], *, stage_over: bool) -> Verdict:
+        """Judge a stage from all its intervals so far, in time order."""
+        state = self.start()
+        for interval in sorted(intervals, key=lambda i: i.t):
+            state.observe_interval(interval)
+        return state.verdict(stage_over=stage_over)

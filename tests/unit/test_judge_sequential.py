@@ -1,0 +1,316 @@
+"""The sequential judge, table-driven, plus its mathematics and a property test of alpha."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rollway.judge import make_judge
+from rollway.judge.msprt import (
+    Dispersion,
+    MixturePrior,
+    binomial_log_lr,
+    binomial_log_lrs,
+    conditional_log_lr,
+    conditional_log_lrs,
+    logsumexp,
+    wald_sample_sizes,
+)
+from rollway.judge.sequential import EvidenceSettings, SequentialJudge, StageEvidence
+from rollway.judge.streams import add_events, poisson, poisson_counts
+from rollway.judge.threshold import ThresholdJudge
+from rollway.model import Interval, VersionSample
+from rollway.phases import Phase
+from rollway.spec import Analysis, Guardrails
+
+TWO_SAMPLE = Analysis(judge="sequential")
+ONE_SAMPLE = Analysis(judge="sequential", mode="one-sample")
+ERRORS_ONLY = Analysis(judge="sequential", metrics=("errors",))
+
+# Counts per 60-s interval at 200 req/s with the canary at 5%: 600 canary, 11400 baseline.
+# A healthy canary's errors (0.1%) follow this fixed pattern (0.5 per interval on average).
+PATTERN = (1, 0, 1, 0, 1, 1, 0, 1, 0, 0)
+
+
+def v(requests: int, errors: int = 0, slow: int = 0) -> VersionSample:
+    return VersionSample(requests=requests, errors=errors, slow=slow)
+
+
+def healthy(i: int) -> tuple[VersionSample, VersionSample]:
+    """(canary, baseline) of a healthy interval ``i``: both at about 0.1% errors and 1% slow."""
+    return v(600, PATTERN[i % 10], 6), v(11400, 11 + i % 2, 114)
+
+
+def stage(n: int, *, canary=None, baseline=None, start: int = 0, tick: int = 60) -> list[Interval]:
+    """``n`` intervals; ``canary``/``baseline`` map an index to a sample (default: healthy), or "none"."""
+    out = []
+    for i in range(start, start + n):
+        c, b = healthy(i)
+        c = c if canary is None else (None if canary == "none" else canary(i))
+        b = b if baseline is None else (None if baseline == "none" else baseline(i))
+        out.append(Interval(t=(i + 1) * tick, canary=c, baseline=b))
+    return out
+
+
+def shared_incident(i: int, version: str) -> VersionSample:
+    """Intervals 5-7 at 20x the error rate (2%); healthy otherwise."""
+    c, b = healthy(i)
+    if 5 <= i <= 7:
+        return v(600, 12, 6) if version == "canary" else v(11400, 228, 114)
+    return c if version == "canary" else b
+
+
+CASES = [
+    # (name, analysis, intervals, stage_over, expected phase, expected metric or None, reason fragment)
+    ("clear regression rolls back",
+     TWO_SAMPLE, stage(10, canary=lambda i: v(600, 5, 6)), False, Phase.FAILED, "errors", "roll back"),
+    ("slow-request regression rolls back on the slow metric",
+     TWO_SAMPLE, stage(10, canary=lambda i: v(600, PATTERN[i % 10], 30)), False, Phase.FAILED, "slow",
+     "canary slow requests"),
+    ("slow regression is ignored when only errors are judged",
+     ERRORS_ONLY, stage(10, canary=lambda i: v(600, PATTERN[i % 10], 30)), False, Phase.RUNNING, "errors", "observing"),
+    ("healthy canary keeps observing mid-stage",
+     TWO_SAMPLE, stage(10), False, Phase.RUNNING, "errors", "observing"),
+    ("healthy canary passes once the evidence suffices",
+     TWO_SAMPLE, stage(60), False, Phase.SUCCESSFUL, "errors", "pass"),
+    ("canary with no slow requests at all still passes (absolute bound)",
+     TWO_SAMPLE, stage(60, canary=lambda i: v(600, PATTERN[i % 10]), baseline=lambda i: v(11400, 11 + i % 2)),
+     False, Phase.SUCCESSFUL, None, "pass"),
+    ("incident hitting both versions does not roll back",
+     TWO_SAMPLE, stage(20, canary=lambda i: shared_incident(i, "canary"), baseline=lambda i: shared_incident(i, "baseline")),
+     False, Phase.RUNNING, "errors", "observing"),
+    ("the same incident on the canary alone rolls back",
+     TWO_SAMPLE, stage(20, canary=lambda i: shared_incident(i, "canary")), False, Phase.FAILED, "errors", "roll back"),
+    ("short healthy stage is inconclusive at the end, never a silent pass",
+     TWO_SAMPLE, stage(10), True, Phase.INCONCLUSIVE, "errors", "a person must decide"),
+    ("too few canary requests is inconclusive",
+     TWO_SAMPLE, stage(3, canary=lambda i: v(10)), True, Phase.INCONCLUSIVE, "errors", "only 30 canary requests"),
+    ("no baseline counts at all: nothing to compare, even with a bad canary",
+     TWO_SAMPLE, stage(10, canary=lambda i: v(600, 30), baseline="none"), True, Phase.INCONCLUSIVE, "errors",
+     "no interval had request counts for both versions"),
+    ("no canary counts at all",
+     TWO_SAMPLE, stage(10, canary="none"), True, Phase.INCONCLUSIVE, "errors", "no interval had"),
+    ("one-sample: canary above the SLO rolls back without any baseline",
+     ONE_SAMPLE, stage(10, canary=lambda i: v(600, 5, 6), baseline="none"), False, Phase.FAILED, "errors", "vs SLO 0.10%"),
+    ("one-sample: canary at the SLO passes without any baseline",
+     ONE_SAMPLE, stage(60, baseline="none"), False, Phase.SUCCESSFUL, None, "vs SLO"),
+    ("one-sample: the baseline is ignored, however bad",
+     ONE_SAMPLE, stage(10, baseline=lambda i: v(11400, 500, 114)), False, Phase.RUNNING, "errors", "observing"),
+]
+
+
+@pytest.mark.parametrize("name,analysis,intervals,stage_over,phase,metric,fragment", CASES, ids=[c[0] for c in CASES])
+def test_sequential_judge(name, analysis, intervals, stage_over, phase, metric, fragment):
+    verdict = SequentialJudge(analysis).evaluate(intervals, stage_over=stage_over)
+    assert verdict.phase is phase, verdict.reason
+    if metric is not None:
+        assert verdict.metric == metric
+    assert fragment in verdict.reason
+
+
+def test_missing_intervals_are_skipped_not_counted():
+    """An interval without baseline counts is no data: its canary errors neither convict nor excuse."""
+    bad_alone = stage(10, canary=lambda i: v(600, 30, 6), baseline=lambda i: None if i % 2 else healthy(i)[1])
+    verdict = SequentialJudge(TWO_SAMPLE).evaluate(bad_alone, stage_over=False)
+    # The five intervals with both versions are enough to convict; the others are not used.
+    assert verdict.phase is Phase.FAILED
+    state = StageEvidence(TWO_SAMPLE)
+    for interval in bad_alone:
+        state.observe_interval(interval)
+    errors = state.metrics[0]
+    assert errors.intervals_used == 5
+    assert errors.canary_requests == 3000
+
+
+def test_failed_verdict_carries_statistic_thresholds_and_sample_sizes():
+    verdict = SequentialJudge(TWO_SAMPLE).evaluate(stage(10, canary=lambda i: v(600, 5, 6)), stage_over=False)
+    assert verdict.phase is Phase.FAILED
+    assert verdict.thresholds["rollback_evidence"] == pytest.approx(200)  # 1/alpha, alpha split over 2 metrics
+    assert verdict.statistic >= verdict.thresholds["rollback_evidence"] * (1 - 1e-9)
+    # Decided at the second interval (no single interval may decide): sizes are those at the decision.
+    assert verdict.decided_at_t == 120
+    assert (verdict.canary_requests, verdict.baseline_requests) == (1200, 22800)
+    assert "canary errors 10/1200 (0.83%) vs baseline 23/22800 (0.10%)" in verdict.reason
+
+
+def test_one_interval_never_decides_alone():
+    """Even a canary failing every request needs two intervals (the guardrails act within one)."""
+    intervals = stage(2, canary=lambda i: v(600, 600, 6))
+    judge = SequentialJudge(TWO_SAMPLE)
+    assert judge.evaluate(intervals[:1], stage_over=False).phase is Phase.RUNNING
+    assert judge.evaluate(intervals, stage_over=False).phase is Phase.FAILED
+
+
+def test_decisions_are_sticky_and_rollback_overrides_an_earlier_pass():
+    passed = stage(60)
+    judge = SequentialJudge(TWO_SAMPLE)
+    first = judge.evaluate(passed, stage_over=False)
+    assert first.phase is Phase.SUCCESSFUL
+    # More healthy data keeps the pass, with the original decision time.
+    later = judge.evaluate(passed + stage(5, start=60), stage_over=True)
+    assert (later.phase, later.decided_at_t) == (Phase.SUCCESSFUL, first.decided_at_t)
+    # A regression after the pass (say during a minimum bake) still rolls back.
+    regressed = passed + stage(10, start=60, canary=lambda i: v(600, 8, 6))
+    assert judge.evaluate(regressed, stage_over=False).phase is Phase.FAILED
+    # And good data after a rollback does not undo it.
+    rolled = stage(3, canary=lambda i: v(600, 8, 6)) + stage(60, start=3)
+    assert judge.evaluate(rolled, stage_over=True).phase is Phase.FAILED
+
+
+def test_order_of_intervals_does_not_matter():
+    intervals = stage(12, canary=lambda i: v(600, 2 if i > 5 else 0, 6))
+    judge = SequentialJudge(TWO_SAMPLE)
+    assert judge.evaluate(intervals[::-1], stage_over=False) == judge.evaluate(intervals, stage_over=False)
+
+
+def test_inconclusive_says_how_much_traffic_a_pass_needs():
+    verdict = SequentialJudge(TWO_SAMPLE).evaluate(stage(10), stage_over=True)
+    assert "canary requests to pass at this margin" in verdict.reason
+
+
+def test_make_judge_picks_the_sequential_judge():
+    assert isinstance(make_judge(TWO_SAMPLE, Guardrails()), SequentialJudge)
+    assert isinstance(make_judge(Analysis(judge="threshold"), Guardrails()), ThresholdJudge)
+
+
+def test_stage_evidence_matches_the_judge_on_plain_counts():
+    """The benchmark feeds StageEvidence plain numbers; it must reach the verdict evaluate() does."""
+    intervals = stage(30, canary=lambda i: v(600, 1 + i % 3, 6))
+    state = StageEvidence(TWO_SAMPLE)
+    for i in intervals:
+        state.observe(i.t, i.canary.requests, i.canary.errors, i.canary.slow,
+                      i.baseline.requests, i.baseline.errors, i.baseline.slow)
+    assert state.verdict(stage_over=False) == SequentialJudge(TWO_SAMPLE).evaluate(intervals, stage_over=False)
+
+
+# -- the mathematics ----------------------------------------------------------------------------
+
+
+def test_conditional_ratio_is_the_binomial_ratio_of_the_canary_share():
+    n_c, n_b, x_c, x_b, theta = 60, 1140, 3, 2, 4.0
+    q0 = n_c / (n_c + n_b)
+    q = n_c * theta / (n_c * theta + n_b)
+    direct = x_c * math.log(q / q0) + x_b * math.log((1 - q) / (1 - q0))
+    assert conditional_log_lr(x_c, x_b, n_c, n_b, theta) == pytest.approx(direct)
+
+
+def test_conditional_ratio_has_expectation_one_under_the_null():
+    """E[LR | k] = 1 when the canary's share is q0: the factor the martingale is built from."""
+    n_c, n_b, k, theta = 60, 1140, 7, 10.0
+    q0 = n_c / (n_c + n_b)
+    expectation = sum(
+        math.comb(k, x) * q0**x * (1 - q0) ** (k - x) * math.exp(conditional_log_lr(x, k - x, n_c, n_b, theta))
+        for x in range(k + 1)
+    )
+    assert expectation == pytest.approx(1.0)
+
+
+def test_grid_ratios_match_the_single_ratios():
+    thetas = [1.5, 4.0, 30.0]
+    logs = [math.log(t) for t in thetas]
+    assert conditional_log_lrs(3, 2, 60, 1140, thetas, logs) == pytest.approx(
+        [conditional_log_lr(3, 2, 60, 1140, t) for t in thetas])
+    p0 = 0.01
+    per_request = [math.log1p(-t * p0) - math.log1p(-p0) for t in thetas]
+    assert binomial_log_lrs(2, 100, logs, per_request) == pytest.approx(
+        [binomial_log_lr(2, 100, t * p0, p0) for t in thetas])
+
+
+def test_binomial_ratio():
+    assert binomial_log_lr(2, 100, 0.02, 0.01) == pytest.approx(2 * math.log(2) + 98 * math.log(0.98 / 0.99))
+
+
+@pytest.mark.parametrize("p1,n0,n1", [(0.002, 14_670, 11_642), (0.01, 668, 320), (0.05, 97, 30.5)])
+def test_wald_sample_sizes(p1, n0, n1):
+    got0, got1 = wald_sample_sizes(0.001, p1, 0.01, 0.01)
+    assert got0 == pytest.approx(n0, rel=0.01)
+    assert got1 == pytest.approx(n1, rel=0.01)
+
+
+def test_logsumexp():
+    assert logsumexp([math.log(2), math.log(3)]) == pytest.approx(math.log(5))
+    assert logsumexp([]) == -math.inf
+    assert logsumexp([1000.0, 1000.0]) == pytest.approx(1000 + math.log(2))
+
+
+def test_mixture_prior_validation():
+    prior = MixturePrior.geometric(1.3, 100, 10)
+    assert len(prior.thetas) == 10 and prior.thetas[0] == pytest.approx(1.3) and prior.thetas[-1] == pytest.approx(100)
+    assert logsumexp(prior.log_weights) == pytest.approx(0.0, abs=1e-12)
+    with pytest.raises(ValueError, match="must exceed 1"):
+        MixturePrior(thetas=(0.5, 2.0), log_weights=(math.log(0.5), math.log(0.5)))
+    with pytest.raises(ValueError, match="sum to 1"):
+        MixturePrior(thetas=(2.0,), log_weights=(math.log(0.5),))
+
+
+def test_dispersion_is_one_for_poisson_counts_and_grows_with_clusters():
+    rng = random.Random(5)
+    plain_counts, clustered_counts = poisson_counts(rng, 1.14, 400), [0] * 400
+    add_events(rng, clustered_counts, 1.14 / 60, 60.0, cluster=4.0)  # variance 7x the mean
+    plain, clustered = Dispersion(), Dispersion()
+    for a, b in zip(plain_counts, clustered_counts):
+        plain.add(1140, a)
+        clustered.add(1140, b)
+    assert plain.factor() == pytest.approx(1.0, abs=0.15)
+    assert clustered.factor() > 3
+
+
+# -- alpha holds under continuous monitoring ----------------------------------------------------
+
+
+def false_rollbacks(analysis: Analysis, evidence: EvidenceSettings, *, stages: int, intervals: int,
+                    canary: float, baseline: float, rate: float, profile: list[float], seed: int,
+                    canary_factor: float = 1.0) -> float:
+    """Share of stages rolled back; the canary's rate is ``canary_factor`` times the baseline's.
+
+    ``profile`` multiplies both versions' rate interval by interval (incidents, daily cycles):
+    the two-sample test must hold its level whatever the common rate does.
+    """
+    rng = random.Random(seed)
+    rolled = 0
+    for _ in range(stages):
+        state = StageEvidence(analysis, evidence)
+        for i in range(intervals):
+            p = rate * profile[i % len(profile)]
+            state.observe((i + 1) * 60.0, canary, poisson(rng, canary * p * canary_factor), 0,
+                          baseline, poisson(rng, baseline * p), 0)
+            if state.metrics[0].rollback is not None:
+                rolled += 1
+                break
+    return rolled / stages
+
+
+@settings(max_examples=6, deadline=None, derandomize=True)
+@given(
+    canary=st.sampled_from([30, 120, 600]),
+    share=st.sampled_from([0.05, 0.25, 0.5]),
+    rate=st.sampled_from([0.001, 0.01]),
+    profile=st.lists(st.sampled_from([1.0, 1.0, 1.0, 5.0, 20.0]), min_size=1, max_size=8),
+    seed=st.integers(0, 2**16),
+)
+def test_alpha_holds_on_healthy_streams(canary, share, rate, profile, seed):
+    """Ville's bound, checked by simulation at alpha = 10% (so that a few hundred stages can tell).
+
+    The plain mixture (no cap, no tempering) is the exact martingale; the default devices only
+    lower the evidence. With 250 stages, an observed rate over 10% + 4 standard errors would
+    need a true false-rollback rate above alpha.
+    """
+    analysis = Analysis(judge="sequential", alpha=0.1, metrics=("errors",))
+    baseline = canary * (1 - share) / share
+    bound = 0.1 + 4 * math.sqrt(0.1 * 0.9 / 250)
+    for evidence in (EvidenceSettings(cap_fraction=None, dispersion_z=None), EvidenceSettings()):
+        got = false_rollbacks(analysis, evidence, stages=250, intervals=40, canary=canary, baseline=baseline,
+                              rate=rate, profile=profile, seed=seed)
+        assert got <= bound
+
+
+def test_the_alpha_simulation_can_fail():
+    """The same harness on a canary at 3x the baseline's rate: nearly every stage rolls back."""
+    analysis = Analysis(judge="sequential", alpha=0.1, metrics=("errors",))
+    got = false_rollbacks(analysis, EvidenceSettings(), stages=100, intervals=40, canary=600, baseline=11400,
+                          rate=0.001, profile=[1.0], seed=1, canary_factor=3.0)
+    assert got > 0.9

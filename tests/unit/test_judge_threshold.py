@@ -1,0 +1,128 @@
+"""Judge v1 (the seed's thresholds), the absolute guardrails, and how assess() combines them."""
+
+from __future__ import annotations
+
+import pytest
+
+from rollway.judge import assess, make_judge
+from rollway.judge.guardrails import check
+from rollway.judge.threshold import ThresholdJudge
+from rollway.model import Interval, Observation, Verdict, VersionSample
+from rollway.phases import Phase
+from rollway.spec import Analysis, Guardrails
+
+GUARDRAILS = Guardrails()
+THRESHOLD = Analysis(judge="threshold", min_requests=50)
+
+
+def intervals(*canary: tuple[int, int], baseline: tuple[int, int] = (1140, 1)) -> list[Interval]:
+    """One 60-s interval per (requests, errors) of the canary, against a steady baseline."""
+    return [
+        Interval(
+            t=60.0 * (i + 1),
+            canary=VersionSample(requests=r, errors=e),
+            baseline=VersionSample(requests=baseline[0], errors=baseline[1]),
+        )
+        for i, (r, e) in enumerate(canary)
+    ]
+
+
+THRESHOLD_CASES = [
+    # (name, canary (requests, errors) per interval, stage_over, phase, reason fragment)
+    ("over 1% fails at once", [(60, 0), (60, 2)], False, Phase.FAILED, "is over 1%"),
+    ("over 1% fails at the end too", [(100, 2)], True, Phase.FAILED, "(2/100)"),
+    ("exactly 1% is within", [(100, 1)], True, Phase.SUCCESSFUL, "stayed within 1%"),
+    ("healthy mid-stage keeps baking", [(600, 1)], False, Phase.RUNNING, "baking"),
+    ("healthy at the end passes", [(600, 1), (600, 0)], True, Phase.SUCCESSFUL, "0.08% (1/1200)"),
+    ("too few requests at the end is inconclusive", [(20, 0), (20, 0)], True, Phase.INCONCLUSIVE,
+     "only 40 canary requests"),
+    ("no canary traffic at the end is inconclusive", [], True, Phase.INCONCLUSIVE, "only 0 canary requests"),
+]
+
+
+@pytest.mark.parametrize("name,canary,stage_over,phase,fragment", THRESHOLD_CASES, ids=[c[0] for c in THRESHOLD_CASES])
+def test_threshold_judge(name, canary, stage_over, phase, fragment):
+    verdict = ThresholdJudge(THRESHOLD, GUARDRAILS).evaluate(intervals(*canary), stage_over=stage_over)
+    assert verdict.phase is phase
+    assert fragment in verdict.reason
+    assert verdict.metric == "error_rate"
+    assert verdict.canary_requests == sum(r for r, _ in canary)
+
+
+def test_threshold_judge_ignores_missing_canary_samples():
+    data = intervals((600, 1)) + [Interval(t=120.0, baseline=VersionSample(requests=1140))]
+    verdict = ThresholdJudge(THRESHOLD, GUARDRAILS).evaluate(data, stage_over=True)
+    assert (verdict.phase, verdict.canary_requests, verdict.decided_at_t) == (Phase.SUCCESSFUL, 600, 120.0)
+
+
+def observation(canary: tuple[int, int], *, latency_ms: float | None = None, dlq: int = 0,
+                error: str | None = None) -> Observation:
+    sample = VersionSample(requests=canary[0], errors=canary[1], latency_avg_ms=latency_ms)
+    return Observation(
+        start=0, end=60, dlq_messages=dlq, error=error,
+        intervals=(Interval(t=60, canary=sample, baseline=VersionSample(requests=1140, errors=1)),),
+    )
+
+
+GUARDRAIL_CASES = [
+    # (name, canary (requests, errors), monitoring, latency ms, dlq, phase, alerts)
+    ("two errors over 1% fail", (100, 2), False, None, 0, Phase.FAILED, 0),
+    ("a single error is not a rate", (10, 1), False, None, 0, Phase.SUCCESSFUL, 0),
+    ("at the limit is fine", (200, 2), False, None, 0, Phase.SUCCESSFUL, 0),
+    ("monitoring allows up to 5%", (100, 4), True, None, 0, Phase.SUCCESSFUL, 0),
+    ("monitoring fails over 5%", (100, 6), True, None, 0, Phase.FAILED, 0),
+    ("dead letters alert without failing", (600, 0), False, None, 3, Phase.SUCCESSFUL, 1),
+    ("slow responses alert without failing", (600, 0), False, 12_000.0, 0, Phase.SUCCESSFUL, 1),
+    ("no traffic is no failure", (0, 0), False, None, 0, Phase.SUCCESSFUL, 0),
+]
+
+
+@pytest.mark.parametrize("name,canary,monitoring,latency,dlq,phase,alerts", GUARDRAIL_CASES,
+                         ids=[c[0] for c in GUARDRAIL_CASES])
+def test_guardrails(name, canary, monitoring, latency, dlq, phase, alerts):
+    verdict = check(GUARDRAILS, observation(canary, latency_ms=latency, dlq=dlq), monitoring=monitoring)
+    assert verdict.phase is phase, verdict.reason
+    assert len(verdict.alerts) == alerts
+    assert "guardrail" in verdict.reason
+
+
+class FixedJudge:
+    """A judge that always answers the same, to test how assess() combines."""
+
+    def __init__(self, verdict: Verdict) -> None:
+        self.verdict = verdict
+
+    def evaluate(self, intervals, *, stage_over):
+        return self.verdict
+
+
+ASSESS_CASES = [
+    # (name, judge phase, canary, dlq, expected phase, reason from)
+    ("judge pass, guardrail fail: guardrail wins", Phase.SUCCESSFUL, (100, 5), 0, Phase.FAILED, "guardrail"),
+    ("judge fail, guardrail fine: judge wins", Phase.FAILED, (600, 0), 0, Phase.FAILED, "judge"),
+    ("both fine: judge's verdict with the guardrail's alerts", Phase.RUNNING, (600, 0), 2, Phase.RUNNING, "judge"),
+    ("inconclusive outranks a guardrail pass", Phase.INCONCLUSIVE, (600, 0), 0, Phase.INCONCLUSIVE, "judge"),
+]
+
+
+@pytest.mark.parametrize("name,judge_phase,canary,dlq,phase,source", ASSESS_CASES, ids=[c[0] for c in ASSESS_CASES])
+def test_assess_takes_the_worst(name, judge_phase, canary, dlq, phase, source):
+    judge = FixedJudge(Verdict(phase=judge_phase, reason="judge says so", alerts=("judge alert",)))
+    verdict = assess(judge, GUARDRAILS, observation(canary, dlq=dlq), stage_over=False)
+    assert verdict.phase is phase
+    assert ("judge says so" in verdict.reason) is (source == "judge")
+    assert "judge alert" in verdict.alerts
+    assert len(verdict.alerts) == 1 + (dlq > 0)
+
+
+def test_assess_reports_unavailable_metrics_as_error():
+    judge = FixedJudge(Verdict(phase=Phase.SUCCESSFUL, reason="never asked"))
+    verdict = assess(judge, GUARDRAILS, observation((0, 0), error="throttled"), stage_over=False)
+    assert verdict.phase is Phase.ERROR
+    assert "throttled" in verdict.reason
+
+
+def test_make_judge_rejects_an_unknown_kind():
+    bogus = Analysis.model_construct(**{**Analysis().model_dump(), "judge": "psychic"})
+    with pytest.raises(ValueError, match="psychic"):
+        make_judge(bogus, GUARDRAILS)

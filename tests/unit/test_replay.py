@@ -1,0 +1,136 @@
+"""The replay command on hand-written files (tests/unit/data), including malformed ones."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rollway.judge.replay import EXIT_BAD_INPUT, EXIT_OK, ReplayError, read_intervals, replay_main
+
+DATA = Path(__file__).parent / "data"
+DEFAULTS = dict(alpha=0.01, margin=0.001, mode="two-sample")
+
+
+def run(path: Path | str, **options) -> tuple[int, list[str]]:
+    out = io.StringIO()
+    code = replay_main(str(path), out=out, **{**DEFAULTS, **options})
+    return code, out.getvalue().splitlines()
+
+
+def summary(lines: list[str]) -> dict:
+    return json.loads(lines[-1])
+
+
+FILE_CASES = [
+    # (file, options, verdict, decided_at_t, canary requests at decision, reason fragment)
+    ("regression.jsonl", {}, "rollback", 120.0, 1200, "0.83%"),
+    ("healthy.jsonl", {}, "promote", 1140.0, 11400, "pass"),
+    ("incident_both.jsonl", {}, "inconclusive", 1200.0, 12000, "a person must decide"),
+    ("incident_canary.jsonl", {}, "rollback", 480.0, 4800, "canary is worse"),
+    ("missing.jsonl", {"guardrails": False}, "inconclusive", 240.0, 180, "a person must decide"),
+    # The guardrail sees the canary's 3 errors in 60 requests at t=120, which the two-sample
+    # judge skips for want of a baseline count.
+    ("missing.jsonl", {}, "rollback", 120.0, 120, "guardrail"),
+    # A stricter alpha needs more evidence: the same regression is caught two minutes later.
+    ("regression.jsonl", {"alpha": 1e-6}, "rollback", 240.0, 2400, "1/alpha = 2000000"),
+    ("regression.jsonl", {"mode": "one-sample"}, "rollback", 120.0, 1200, "vs SLO"),
+]
+
+
+@pytest.mark.parametrize("name,options,verdict,t,requests,fragment", FILE_CASES,
+                         ids=[f"{c[0]} {c[1]}" for c in FILE_CASES])
+def test_replay_files(name, options, verdict, t, requests, fragment):
+    code, lines = run(DATA / name, **options)
+    assert code == EXIT_OK
+    result = summary(lines)
+    assert set(result) == {"verdict", "decided_at_t", "canary_requests_at_decision", "reason"}
+    assert (result["verdict"], result["decided_at_t"], result["canary_requests_at_decision"]) == (verdict, t, requests)
+    assert fragment in result["reason"]
+
+
+def test_a_line_is_printed_only_when_the_decision_changes():
+    code, lines = run(DATA / "healthy.jsonl")
+    changes = lines[:-1]
+    # 19 intervals were read before the pass; only two decisions were ever taken.
+    assert [line.split(":")[0] for line in changes] == ["t=60 running", "t=1140 promote"]
+    assert summary(lines)["reason"] in changes[-1]
+
+
+def test_the_first_decision_ends_the_replay():
+    code, lines = run(DATA / "regression.jsonl")
+    assert lines[-2].startswith("t=120 rollback: canary errors 10/1200 (0.83%) vs baseline 23/22800 (0.10%)")
+    assert len(lines) == 3
+
+
+MALFORMED = [
+    # (file content, line number and message fragment)
+    ('{"t": 60, "canary": {"requests": 60}}\n[1, 2]\n', "line 2: expected a JSON object, got list"),
+    ('{"t": 60, "canary": {"requests": 60}, "canry": {}}\n', "line 1: unknown key(s) 'canry'"),
+    ('{"t": 60, "canary": {"requests": 60, "eror": 1}}\n', "line 1: unknown key(s) in 'canary': 'eror'"),
+    ('{"t": "60", "canary": {"requests": 60}}\n', "line 1: 't' must be a number"),
+    ('{"t": 60, "canary": {"requests": 60}}\n\n{"t": 60, "canary": {"requests": 60}}\n',
+     "line 3: t=60 is not after the previous line's t=60"),
+    ('{"t": 60, "canary": {"errors": 1}}\n', "line 1: 'canary' has no 'requests'"),
+    ('{"t": 60, "canary": {"requests": 60.5}}\n', "line 1: 'canary.requests' must be a whole number"),
+    ('{"t": 60, "canary": {"requests": true}}\n', "line 1: 'canary.requests' must be a whole number"),
+    ('{"t": 60, "baseline": {"requests": -1}}\n', "line 1: 'baseline' is invalid"),
+    ('{"t": 60, "baseline": 5}\n', "line 1: 'baseline' must be an object or null"),
+    ("\n\n", "no intervals"),
+]
+
+
+@pytest.mark.parametrize("content,message", MALFORMED, ids=[m[1] for m in MALFORMED])
+def test_malformed_input_names_the_line(tmp_path, content, message):
+    path = tmp_path / "bad.jsonl"
+    path.write_text(content)
+    code, lines = run(path)
+    assert code == EXIT_BAD_INPUT
+    assert len(lines) == 1
+    assert lines[0].startswith(f"error: {path}: ") and message in lines[0]
+
+
+@pytest.mark.parametrize("name,message", [
+    ("malformed_json.jsonl", "line 3: not valid JSON"),
+    ("malformed_counts.jsonl", "line 2: 'canary' is invalid: Value error, errors and slow requests cannot exceed requests"),
+])
+def test_malformed_files(name, message):
+    code, lines = run(DATA / name)
+    assert code == EXIT_BAD_INPUT
+    assert len(lines) == 1 and message in lines[0]
+
+
+def test_missing_file_and_bad_options(tmp_path):
+    code, lines = run(tmp_path / "nope.jsonl")
+    assert code == EXIT_BAD_INPUT and "cannot read" in lines[0] and "nope.jsonl" in lines[0]
+    code, lines = run(DATA / "healthy.jsonl", alpha=0.9)
+    assert code == EXIT_BAD_INPUT and "alpha" in lines[0]
+
+
+def test_read_intervals_keeps_absent_versions_as_no_data():
+    rows = read_intervals((DATA / "missing.jsonl").read_text().splitlines())
+    assert [(i.t, i.baseline is None, i.canary is None) for i in rows] == [
+        (60.0, False, False), (120.0, True, False), (180.0, False, True), (240.0, False, False),
+    ]
+    assert rows[0].canary.slow == 0  # absent counts are zero
+    with pytest.raises(ReplayError, match="line 1"):
+        read_intervals(["{"])
+
+
+def test_runs_as_a_module():
+    """``python -m rollway.judge.replay`` works before the CLI wires it in."""
+    done = subprocess.run(
+        [sys.executable, "-m", "rollway.judge.replay", str(DATA / "regression.jsonl"), "--alpha", "0.01"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.splitlines()[-1])["verdict"] == "rollback"
+    bad = subprocess.run(
+        [sys.executable, "-m", "rollway.judge.replay", str(DATA / "malformed_json.jsonl")],
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert bad.returncode == 2 and "line 3" in bad.stdout
