@@ -76,11 +76,17 @@ class PhaseComplete(_Decision):
 Decision = Union[SetWeight, Hold, Pause, Rollback, Promote, PhaseComplete]
 
 
+def stage_end(spec: RolloutSpec, state: StageState) -> float:
+    """When the current stage's final verdict is due: its bake, plus the time its last
+    period's metrics may take to arrive."""
+    return state.started_at + spec.stages[state.stage_index].bake_seconds + spec.analysis.metrics_delay_seconds
+
+
 def stage_over(spec: RolloutSpec, state: StageState, now: float) -> bool:
-    """Whether the current stage's bake time has run out."""
+    """Whether the current stage's bake (and the wait for its last metrics) is over."""
     if state.stage_index < 0 or state.started_at is None:
         return False
-    return now >= state.started_at + spec.stages[state.stage_index].bake_seconds
+    return now >= stage_end(spec, state)
 
 
 def analysis_start(spec: RolloutSpec, state: StageState) -> float:
@@ -143,8 +149,9 @@ def decide(spec: RolloutSpec, state: StageState, verdict: Verdict | None, now: f
 
     stage = spec.stages[state.stage_index]
     elapsed = now - state.started_at
-    over = elapsed >= stage.bake_seconds
-    next_tick = min(now + spec.analysis.interval_seconds, state.started_at + stage.bake_seconds)
+    end = stage_end(spec, state)
+    over = now >= end
+    next_tick = min(now + spec.analysis.interval_seconds, end)
 
     if verdict.phase is Phase.FAILED:
         return Rollback(reason=f"{stage.weight}%: {verdict.reason}")

@@ -65,6 +65,11 @@ class Analysis(BaseModel):
     slo_error_rate: float = Field(default=0.001, gt=0, lt=1, description="one-sample mode: the error rate the canary is held to")
     slow_threshold_ms: float = Field(default=2000.0, gt=0, description="a request slower than this counts as slow")
     min_requests: int = Field(default=50, ge=1, description="canary requests below which a stage is inconclusive")
+    metrics_delay_seconds: float = Field(
+        default=60.0, ge=0,
+        description="how late a period's metrics may arrive (CloudWatch publishes ALB metrics about a minute "
+        "late): a stage's final verdict waits this long after its bake, so the last period is judged too",
+    )
     # Sequential judge (rollway/judge/sequential.py); the threshold judge ignores these.
     metrics: tuple[Literal["errors", "slow"], ...] = Field(
         default=("errors", "slow"),

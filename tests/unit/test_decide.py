@@ -7,10 +7,11 @@ import pytest
 from rollway.decide import Hold, Pause, Promote, Rollback, SetWeight, StageState, analysis_start, decide, stage_over
 from rollway.model import Verdict
 from rollway.phases import Phase
-from rollway.spec import RolloutSpec, Stage
+from rollway.spec import Analysis, RolloutSpec, Stage
 
 SPEC = RolloutSpec(
     image="repo/app:2.0.0",
+    analysis=Analysis(metrics_delay_seconds=0),
     stages=[
         Stage(weight=5, bake_seconds=600, min_bake_seconds=120),
         Stage(weight=25, bake_seconds=600, approval=True),
@@ -86,3 +87,12 @@ def test_phase_end_holds_instead_of_moving_on():
     # A phase that ends later lets the rollout move on.
     later = StageState(stage_index=0, started_at=T0, until_stage=2, approved=1)
     assert isinstance(decide(SPEC, later, v(Phase.SUCCESSFUL), T0 + 600), SetWeight)
+
+
+def test_final_verdict_waits_for_late_metrics():
+    late = SPEC.model_copy(update={"analysis": Analysis(metrics_delay_seconds=90)})
+    # At the end of the bake the last period may not be in yet: hold, don't call it.
+    decision = decide(late, at(0), v(Phase.RUNNING), T0 + 600)
+    assert isinstance(decision, Hold) and decision.until == T0 + 660
+    assert not stage_over(late, at(0), T0 + 600) and stage_over(late, at(0), T0 + 690)
+    assert isinstance(decide(late, at(0), v(Phase.RUNNING), T0 + 690), Pause)
