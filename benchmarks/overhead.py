@@ -123,7 +123,7 @@ def main() -> int:
         healthy = BehaviourProfile(error_probability=0.001, median_ms=120, sigma=0.5)
         spec = demo_spec(image)
         simulator = TrafficSimulator(get_client, targets, topology, settings.build(), profiles={},
-                                     default_profile=healthy, total_rps=200, seed=1)
+                                     default_profile=healthy, total_rps=1000, seed=1)
 
         warm_up()  # starts the Prefect API (ephemeral server) outside the measurement
         with simulator:

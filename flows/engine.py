@@ -28,7 +28,7 @@ from rollway.decide import (
     stage_over,
 )
 from rollway.environment import Environment
-from rollway.judge import assess, make_judge
+from rollway.judge import assess, judge_for_stage
 from rollway.model import Observation, VersionSample, Verdict, Weights
 from rollway.phases import Phase
 from rollway.report import RollbackResult, RolloutResult, StageReport, markdown_table
@@ -188,7 +188,6 @@ def run_stages(
     log = get_run_logger()
     journal = journal or NullJournal()
     reports = reports if reports is not None else []
-    judge = make_judge(spec.analysis, spec.guardrails)
     tracker = StageTracker()
     weights = traffic.get_weights(env.router)
 
@@ -202,6 +201,7 @@ def run_stages(
         verdict: Verdict | None = None
         if state.stage_index >= 0 and not state.passed:
             observation = metrics.observe(env.metrics, analysis_start(spec, state), now)
+            judge = judge_for_stage(spec, state.stage_index)
             verdict = assess(judge, spec.guardrails, observation, stage_over=stage_over(spec, state, now))
             tracker.update(observation, verdict)
         journal.tick(state, verdict)

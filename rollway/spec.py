@@ -50,6 +50,7 @@ class Guardrails(BaseModel):
     monitor_error_rate: float = Field(default=0.05, gt=0, le=1, description="roll back above, while monitoring")
     dlq_messages: int = Field(default=0, ge=0, description="alert above")
     response_time_seconds: float = Field(default=10.0, gt=0, description="alert above (average)")
+    min_errors: int = Field(default=5, ge=1, description="errors the canary must have before an error-rate guardrail acts")
 
 
 class Analysis(BaseModel):
@@ -57,7 +58,7 @@ class Analysis(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    judge: Literal["threshold", "sequential"] = "threshold"
+    judge: Literal["threshold", "sequential"] = "sequential"
     interval_seconds: int = Field(default=60, ge=1, description="one CloudWatch period per analysis tick")
     alpha: float = Field(default=0.01, gt=0, lt=0.5, description="probability of rolling back a healthy canary")
     margin: float = Field(default=0.001, ge=0, lt=1, description="absolute error-rate margin tolerated when passing")

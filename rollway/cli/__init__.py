@@ -19,7 +19,7 @@ app.command(flags_app)
 
 
 @app.command
-def demo(speed: float = 120.0, seed: int = 7, rps: float = 200.0) -> int:
+def demo(speed: float = 120.0, seed: int = 7, rps: float = 1000.0) -> int:
     """Run both demo scenarios on the embedded AWS: a healthy canary promoted, a bad one rolled back.
 
     Args:
@@ -53,7 +53,7 @@ def judge(
 
 
 @app.command
-def up(*, port: int | None = None, speed: float = 60.0, rps: float = 200.0, seed: int = 7, poll_seconds: float = 1.0) -> int:
+def up(*, port: int | None = None, speed: float = 60.0, rps: float = 1000.0, seed: int = 7, poll_seconds: float = 1.0) -> int:
     """Start a Prefect server, the embedded AWS with simulated traffic, and serve every deployment.
 
     Args:

@@ -42,7 +42,9 @@ SCENARIOS = (
 
 
 def demo_spec(image: str) -> RolloutSpec:
-    stages = [Stage(weight=w, bake_seconds=300, min_bake_seconds=120) for w in (5, 25, 50, 100)]
+    # Up to 15 minutes per stage, passed early once the judge has the evidence (a healthy
+    # canary needs about 16,000 requests to be shown no worse than the baseline's 0.1%).
+    stages = [Stage(weight=w, bake_seconds=900, min_bake_seconds=120) for w in (5, 25, 50, 100)]
     return RolloutSpec(image=image, stages=stages, analysis=Analysis(interval_seconds=60))
 
 

@@ -50,7 +50,7 @@ def simulator_for(
     topology: Topology,
     clock: Clock,
     *,
-    rps: float = 200.0,
+    rps: float = 1000.0,
     seed: int = 7,
 ) -> TrafficSimulator:
     """A traffic simulator with the stable image and the named images of ``IMAGE_PROFILES``."""

@@ -10,7 +10,7 @@ from typing import Protocol, Sequence
 
 from rollway.model import Interval, Observation, Verdict
 from rollway.phases import Phase, worst
-from rollway.spec import Analysis, Guardrails
+from rollway.spec import Analysis, Guardrails, RolloutSpec
 
 
 class Judge(Protocol):
@@ -29,6 +29,19 @@ def make_judge(analysis: Analysis, guardrails: Guardrails) -> Judge:
 
         return SequentialJudge(analysis)
     raise ValueError(f"unknown judge {analysis.judge!r}")
+
+
+def judge_for_stage(spec: RolloutSpec, stage_index: int) -> Judge:
+    """The judge of one stage of ``spec``.
+
+    At 100 % the stable version serves nothing, so there is no baseline to compare with: a
+    two-sample spec judges that stage against its SLO (one-sample) instead of finding every
+    such stage inconclusive.
+    """
+    analysis = spec.analysis
+    if spec.stages[stage_index].weight == 100 and analysis.mode == "two-sample":
+        analysis = analysis.model_copy(update={"mode": "one-sample"})
+    return make_judge(analysis, spec.guardrails)
 
 
 def assess(
@@ -52,4 +65,4 @@ def assess(
     return verdict.model_copy(update={"alerts": alerts})
 
 
-__all__ = ["Judge", "assess", "make_judge", "worst"]
+__all__ = ["Judge", "assess", "judge_for_stage", "make_judge", "worst"]

@@ -26,9 +26,10 @@ def check(guardrails: Guardrails, observation: Observation, *, monitoring: bool)
     rate = canary.errors / canary.requests if canary.requests else 0.0
     phase = Phase.SUCCESSFUL
     reason = f"canary error rate {rate:.2%} within the {limit:.0%} guardrail"
-    # One error in a handful of requests is not a rate: require the guardrail to be crossed by
-    # more than a single request before acting on it alone.
-    if canary.requests and rate > limit and canary.errors > 1:
+    # A couple of errors in the first requests of a stage is not a rate: the guardrail acts
+    # alone only on min_errors errors (with 2, it rolled back 1-2% of healthy stages at 1
+    # req/s in benchmarks/judge.py; with 5, none of 1,000).
+    if canary.requests and rate > limit and canary.errors >= guardrails.min_errors:
         phase = Phase.FAILED
         reason = (
             f"canary error rate {rate:.2%} ({canary.errors}/{canary.requests}) is over the "

@@ -10,7 +10,7 @@ from rollway.targets import Targets
 STABLE_TD = "arn:aws:ecs:us-west-2:123456789012:task-definition/webordinary-edit-task:1"
 
 
-def fake_environment(canary_error_rate: float = 0.0, stable_error_rate: float = 0.001, rps: float = 50.0) -> Environment:
+def fake_environment(canary_error_rate: float = 0.0, stable_error_rate: float = 0.001, rps: float = 5000.0) -> Environment:
     targets = Targets()
     router = FakeRouter()
     deployer = FakeDeployer(

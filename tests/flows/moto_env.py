@@ -16,7 +16,7 @@ SPEED = 120.0  # simulated seconds per wall second
 
 
 @contextmanager
-def simulated(aws, canary_error_rate: float, *, tag: str = "2.0.0", rps: float = 200.0, seed: int = 3):
+def simulated(aws, canary_error_rate: float, *, tag: str = "2.0.0", rps: float = 1000.0, seed: int = 3):
     """Yields (env, image) with the simulator running; the image fails at ``canary_error_rate``."""
     settings = ClockSettings(speed=SPEED, anchor=time.time())
     env = aws_environment(aws.get_client, aws.targets, settings.build())

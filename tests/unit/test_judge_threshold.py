@@ -66,7 +66,8 @@ def observation(canary: tuple[int, int], *, latency_ms: float | None = None, dlq
 
 GUARDRAIL_CASES = [
     # (name, canary (requests, errors), monitoring, latency ms, dlq, phase, alerts)
-    ("two errors over 1% fail", (100, 2), False, None, 0, Phase.FAILED, 0),
+    ("five errors over 1% fail", (100, 5), False, None, 0, Phase.FAILED, 0),
+    ("a few errors early in a stage are not a rate", (100, 4), False, None, 0, Phase.SUCCESSFUL, 0),
     ("a single error is not a rate", (10, 1), False, None, 0, Phase.SUCCESSFUL, 0),
     ("at the limit is fine", (200, 2), False, None, 0, Phase.SUCCESSFUL, 0),
     ("monitoring allows up to 5%", (100, 4), True, None, 0, Phase.SUCCESSFUL, 0),

@@ -33,7 +33,7 @@ FILE_CASES = [
     ("incident_both.jsonl", {}, "inconclusive", 1200.0, 12000, "a person must decide"),
     ("incident_canary.jsonl", {}, "rollback", 480.0, 4800, "canary is worse"),
     ("missing.jsonl", {"guardrails": False}, "inconclusive", 240.0, 180, "a person must decide"),
-    # The guardrail sees the canary's 3 errors in 60 requests at t=120, which the two-sample
+    # The guardrail sees the canary's 5 errors in 60 requests at t=120, which the two-sample
     # judge skips for want of a baseline count.
     ("missing.jsonl", {}, "rollback", 120.0, 120, "guardrail"),
     # A stricter alpha needs more evidence: the same regression is caught two minutes later.
