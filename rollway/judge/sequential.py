@@ -269,11 +269,11 @@ class MetricEvidence:
     def _check(self, t: float) -> None:
         # Sticky: the first crossing is the test's decision, later evidence does not undo it.
         if self.rollback is None and self.log_evidence >= self.log_rollback_bar:
-            self.rollback = self._snapshot(t, _evidence(self.log_evidence))
+            self.rollback = self._snapshot(t, _ratio(self.log_evidence))
         if self.passed is None:
             log_p = self.log_pass_evidence()
             if log_p >= self.log_pass_bar:
-                self.passed = self._snapshot(t, _evidence(log_p))
+                self.passed = self._snapshot(t, _ratio(log_p))
 
     # -- describing -------------------------------------------------------------------------
 
@@ -441,8 +441,8 @@ class StageEvidence:
             )
         # Report on the metric closest to a decision: errors first when judged.
         m = self.metrics[0] if self._errors else max(self.metrics, key=lambda e: e.log_rollback_evidence())
-        roll = _evidence(m.log_rollback_evidence())
-        passing = _evidence(m.log_pass_evidence())
+        roll = _ratio(m.log_rollback_evidence())
+        passing = _ratio(m.log_pass_evidence())
         state = (
             f"{m.describe()}: rollback evidence {_evidence(roll)} of {1 / m.alpha:.0f}, "
             f"pass evidence {_evidence(passing)} of {1 / m.beta:.0f} (canary {m.pass_target()})"
@@ -497,7 +497,7 @@ class SequentialJudge:
         return state.verdict(stage_over=stage_over)
 
 
-def _evidence(log_value: float) -> float:
+def _ratio(log_value: float) -> float:
     """A likelihood ratio from its log, saturated where a float would overflow.
 
     Only the comparison with 1/alpha matters; past e**700 (~1e304) the figure is shown as
