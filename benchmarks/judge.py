@@ -61,6 +61,7 @@ NAIVE_LIMIT = 0.01
 NAIVE_WINDOW = 300.0
 NAIVE_EVERY = 60.0
 GUARDRAIL_LIMIT = Guardrails().canary_error_rate
+GUARDRAIL_MIN_ERRORS = Guardrails().min_errors
 INCIDENT_SECONDS = 300.0
 INCIDENT_FACTOR = 20.0
 
@@ -203,13 +204,13 @@ def run_naive(stream: Stream, setting: Setting) -> Outcome:
 
 
 def run_guardrail(stream: Stream, setting: Setting) -> Outcome:
-    """rollway's absolute guardrail: the canary's stage error rate over 1%, with more than one error."""
+    """rollway's absolute guardrail: the canary's stage error rate over 1%, from GUARDRAIL_MIN_ERRORS errors."""
     errors = requests = 0
     for i, (n, e) in enumerate(zip(stream.n_c, stream.e_c)):
         errors += e
         requests += n
         # The rate only rises in a tick with an error, so only those can fire.
-        if e and errors > 1 and errors / requests > GUARDRAIL_LIMIT:
+        if e and errors >= GUARDRAIL_MIN_ERRORS and errors / requests > GUARDRAIL_LIMIT:
             return Outcome("rollback", (i + 1) * setting.tick, requests)
     return Outcome("none", setting.ticks * setting.tick, requests)
 
