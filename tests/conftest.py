@@ -43,13 +43,11 @@ def targets() -> Targets:
 
 @pytest.fixture(scope="session")
 def _get_client_for_region(embedded_aws: EmbeddedAws) -> Callable[[str], Callable[[str], Any]]:
-    # prefect-aws caches only 8 clients process-wide, fewer than the topology uses, and
-    # building a client costs ~0.1 s: keep one client per (region, service) for the session.
+    # Building a client costs ~0.1 s: one factory per region for the whole session, and
+    # client_factory keeps one client per service.
     @functools.cache
     def for_region(region: str) -> Callable[[str], Any]:
-        return functools.cache(
-            client_factory(credentials_for_endpoint(embedded_aws.endpoint_url, region))
-        )
+        return client_factory(credentials_for_endpoint(embedded_aws.endpoint_url, region))
 
     return for_region
 
