@@ -1,0 +1,54 @@
+"""Post-promotion monitoring: a clean window decommissions the old service; a bad one rolls back."""
+
+from __future__ import annotations
+
+from prefect import flow
+
+from flows.monitor import run_monitor
+from rollway.fakes import FakeMetrics, steady
+from rollway.model import Weights
+from rollway.spec import RolloutSpec
+from tests.flows.fake_env import fake_environment
+
+IMAGE = "webordinary/edit-container:2.0.0"
+SPEC = RolloutSpec(image=IMAGE)
+
+
+@flow
+def monitor_on(env, window):
+    return run_monitor(env, SPEC, window_seconds=window, stable_desired=4)
+
+
+def promoted(canary_error_rate: float, dlq: int = 0):
+    env = fake_environment()
+    env.router.weights = Weights(stable=0, canary=100)
+    env.metrics = FakeMetrics(env.router, steady(50.0, 0.001, canary_error_rate), dlq=dlq)
+    env.deployer.update_service(env.targets.canary_service, desired=4)
+    return env
+
+
+def test_clean_window_decommissions_the_old_service():
+    env = promoted(canary_error_rate=0.001)
+    result = monitor_on(env, 1800)
+    assert result.outcome == "decommissioned" and result.checks >= 30
+    assert env.deployer.services[env.targets.stable_service].desired == 0
+    assert env.router.weights == Weights(stable=0, canary=100)
+    assert env.notifier.messages[-1][0].startswith("Old version decommissioned")
+
+
+def test_error_rate_over_5_percent_rolls_back_while_the_old_service_runs():
+    env = promoted(canary_error_rate=0.08)
+    result = monitor_on(env, 3600)
+    assert result.outcome == "rolled_back" and "over the 5% guardrail" in result.reason
+    assert result.checks < 10  # caught within minutes, not at the end of the hour
+    assert env.router.weights == Weights(stable=100, canary=0)
+    assert env.deployer.services[env.targets.stable_service].desired == 4
+    assert env.deployer.services[env.targets.canary_service].desired == 0
+
+
+def test_dlq_messages_alert_once_and_do_not_roll_back():
+    env = promoted(canary_error_rate=0.001, dlq=3)
+    result = monitor_on(env, 600)
+    assert result.outcome == "decommissioned"
+    alerts = [m for m in env.notifier.messages if m[0].startswith("Alert")]
+    assert len(alerts) == 1 and "dead-letter" in alerts[0][1]
