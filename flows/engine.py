@@ -8,6 +8,7 @@ they record (a ledger, artifacts) and how they ask people (pauses). Decisions co
 from __future__ import annotations
 
 import math
+import time
 from typing import Protocol
 
 from prefect import get_run_logger
@@ -45,8 +46,6 @@ class Journal(Protocol):
 
     def shifted(self, state: StageState, before: Weights, after: Weights, reason: str, flags: list) -> None: ...
 
-    def verdict(self, state: StageState, report: StageReport) -> None: ...
-
     def stage_passed(self, state: StageState, report: StageReport) -> None: ...
 
     def answered(self, pause: Pause, answer: ApprovalAnswer) -> None: ...
@@ -62,8 +61,6 @@ class NullJournal:
     def tick(self, state, verdict): pass
 
     def shifted(self, state, before, after, reason, flags): pass
-
-    def verdict(self, state, report): pass
 
     def stage_passed(self, state, report): pass
 
@@ -87,8 +84,6 @@ def canary_capacity(stable_desired: int, weight: int) -> int:
 
 def wait_healthy(env: Environment, version: str, timeout_seconds: float) -> int:
     """Poll until the target group has a healthy target: traffic never goes to an empty group."""
-    import time
-
     deadline = time.monotonic() + timeout_seconds
     while True:
         healthy = traffic.healthy_targets(env.router, version)

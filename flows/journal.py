@@ -110,9 +110,6 @@ class LedgerJournal:
             + (f"\nFlags: {'; '.join(u.describe() for u in flags)}" if flags else ""),
         )
 
-    def verdict(self, state: StageState, report: StageReport) -> None:
-        pass
-
     def stage_passed(self, state: StageState, report: StageReport) -> None:
         self._record(
             Transition(

@@ -21,8 +21,8 @@ from rollway.clock import ClockSettings
 from rollway.environment import Environment
 from rollway.judge.guardrails import check
 from rollway.ledger import Transition
-from rollway.model import Observation
-from rollway.phases import Phase
+from rollway.model import Observation, Weights
+from rollway.phases import Phase, RolloutPhase
 from rollway.report import RollbackResult
 from rollway.spec import RolloutSpec
 from tasks import ecs, metrics
@@ -106,9 +106,6 @@ def run_monitor(
 def _record(env: Environment, kind: str, comment: str, rolled_back: bool = False) -> None:
     if env.ledger is None or env.ledger.get(env.targets.canary_service) is None:
         return
-    from rollway.model import Weights
-    from rollway.phases import RolloutPhase
-
     changes = {"phase": RolloutPhase.ROLLED_BACK, "weights": Weights(stable=100, canary=0)} if rolled_back else {}
     env.ledger.record(
         env.targets.canary_service, owner=None, now=env.clock.now(),

@@ -13,6 +13,7 @@ from typing import Sequence
 
 from prefect import flow, get_run_logger
 
+from flows.engine import wait_healthy
 from flows.env import load_environment
 from rollway.clock import ClockSettings
 from rollway.environment import Environment
@@ -45,8 +46,6 @@ def execute_rollback(
             larger of the two services' desired counts, so capacity never shrinks.
         bindings: feature flags bound to the rollout, disabled here.
     """
-    from flows.engine import wait_healthy  # the engine imports this module's flow users
-
     log = get_run_logger()
     t = env.targets
     steps: list[str] = []
