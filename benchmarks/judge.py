@@ -49,7 +49,7 @@ from typing import Iterable, Sequence
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rollway.judge.msprt import wald_sample_sizes  # noqa: E402
+from rollway.judge.msprt import conditional_log_lr, wald_sample_sizes  # noqa: E402
 from rollway.judge.streams import add_events, poisson_counts  # noqa: E402
 from rollway.judge.sequential import EvidenceSettings, StageEvidence  # noqa: E402
 from rollway.spec import Analysis, Guardrails  # noqa: E402
@@ -66,7 +66,9 @@ INCIDENT_SECONDS = 300.0
 INCIDENT_FACTOR = 20.0
 
 
-RULES = ("judge", "naive", "sprt_tick", "guardrail", "policy")
+RULES = ("judge", "naive", "sprt_tick", "sprt2_tick", "guardrail", "policy")
+# The issue's targets for bad-canary requests / optimum, by tick length (10x and 50x).
+REQUEST_TARGETS = {10.0: 1.5, 60.0: 2.5}
 
 
 @dataclass(frozen=True)
@@ -240,6 +242,30 @@ def run_tick_sprt(stream: Stream, setting: Setting, p1: float) -> Outcome:
     return Outcome("none", setting.ticks * setting.tick, served)
 
 
+def run_tick_sprt2(stream: Stream, setting: Setting, theta: float, alpha: float) -> Outcome:
+    """A two-sample SPRT that knows the regression's size: the conditional test of ratio ``theta``.
+
+    It compares the canary with the baseline exactly as the judge does (conditional on each
+    tick's total, so the baseline's rate cancels), but bets on the scenario's true ratio
+    instead of a mixture, at the judge's per-metric alpha; beta = 1%. No judge that must
+    learn the ratio from the data can expect to beat it, which is how the report tells a
+    target the judge misses from one no two-sample test reaches at this tick length.
+    """
+    upper = math.log((1 - SPRT_BETA) / alpha)
+    lower = math.log(SPRT_BETA / (1 - alpha))
+    llr = 0.0
+    served = 0
+    for i, (n_c, e_c, n_b, e_b) in enumerate(zip(stream.n_c, stream.e_c, stream.n_b, stream.e_b)):
+        served += n_c
+        if n_c and n_b:
+            llr += conditional_log_lr(e_c, e_b, n_c, n_b, theta)
+        if llr >= upper:
+            return Outcome("rollback", (i + 1) * setting.tick, served)
+        if llr <= lower:
+            return Outcome("promote", (i + 1) * setting.tick, served)
+    return Outcome("none", setting.ticks * setting.tick, served)
+
+
 def exact_sprt_sample_size(p: float, p1: float, runs: int, seed: int) -> float:
     """Mean requests the per-request SPRT of P0 against ``p1`` needs when the rate is ``p`` (simulated)."""
     rng = random.Random(seed)
@@ -277,6 +303,8 @@ def simulate(task: tuple[Setting, Scenario, int, int, int, Analysis, EvidenceSet
     """Stages ``first``..``first+count-1`` of one cell: the outcome of each rule in RULES."""
     setting, scenario, seed, first, count, analysis, settings = task
     p1 = p1_for(scenario, analysis)
+    theta = scenario.multiplier if scenario.bad else analysis.margin_ratio
+    alpha_m = analysis.alpha / len(set(analysis.metrics))
     out = []
     for index in range(first, first + count):
         # A string seed is hashed deterministically by random.Random (hash() of a str is not).
@@ -287,6 +315,7 @@ def simulate(task: tuple[Setting, Scenario, int, int, int, Analysis, EvidenceSet
             judge,
             run_naive(stream, setting),
             run_tick_sprt(stream, setting, p1),
+            run_tick_sprt2(stream, setting, theta, alpha_m),
             guardrail,
             combine(judge, guardrail),
         ))
@@ -332,6 +361,7 @@ def summarize(cell: Cell, analysis: Analysis, exact: dict[float, float]) -> dict
     optimum = n1 if scenario.bad else n0
     row: dict[str, object] = {
         "setting": setting.label,
+        "tick": setting.tick,
         "scenario": scenario.name,
         "stages": len(cell.outcomes),
         "optimum_requests": optimum,
@@ -420,6 +450,40 @@ def ratio(a: object, b: object) -> float:
     return a / b if isinstance(a, float) and isinstance(b, float) and b else float("nan")  # type: ignore[operator]
 
 
+def target_verdict(target: float, judge: float, one_sample: float, two_sample: float) -> str:
+    """Whether the judge meets a requests/optimum target and, if not, what stands in the way.
+
+    The SPRT looking once per tick has the smallest expected sample size of all tests that look
+    once per tick with error probabilities no larger than its own (Wald and Wolfowitz, 1948), so
+    a target below its ratio is out of reach at that tick length; a target below the two-sample
+    SPRT's ratio is out of reach of any comparison with the baseline at the judge's alpha, even
+    one told the regression's size.
+    """
+    if judge <= target:
+        return "met"
+    if one_sample > target:
+        return f"missed: out of reach, the SPRT/tick needs {one_sample:.2f}x"
+    if two_sample > target:
+        return f"missed: a two-sample test knowing the ratio needs {two_sample:.2f}x"
+    return "missed"
+
+
+def target_rows(bad: Sequence[dict[str, object]]) -> list[tuple[str, ...]]:
+    """One row per 10x/50x cell whose tick length the issue sets a target for."""
+    out = []
+    for r in bad:
+        target = REQUEST_TARGETS.get(float(str(r["tick"])))
+        if target is None or r["scenario"] not in ("10x", "50x"):
+            continue
+        figures = [ratio(r[f"{rule}_requests_to_rollback"], r["optimum_requests"])
+                   for rule in ("judge", "policy", "sprt_tick", "sprt2_tick")]
+        out.append((
+            str(r["setting"]), str(r["scenario"]), f"{target:g}x", *(fmt(f, "x") for f in figures),
+            target_verdict(target, *(figures[0], figures[2], figures[3])),
+        ))
+    return out
+
+
 def report(rows: list[dict[str, object]]) -> str:
     """Two tables: healthy scenarios (false rollbacks, time to promote) and bad ones (detection, cost)."""
     healthy = [r for r in rows if r["scenario"] in ("healthy", "bursty", "incident")]
@@ -443,7 +507,7 @@ def report(rows: list[dict[str, object]]) -> str:
             fmt(r["judge_rollback"], "%"), fmt(r["naive_rollback"], "%"), fmt(r["sprt_tick_rollback"], "%"),
             fmt(r["judge_requests_to_rollback"]), fmt(r["optimum_requests"]), fmt(r["exact_sprt_requests"]),
             fmt(ratio(r["judge_requests_to_rollback"], r["optimum_requests"]), "x"),
-            fmt(r["sprt_tick_requests_to_rollback"]),
+            fmt(r["sprt_tick_requests_to_rollback"]), fmt(r["sprt2_tick_requests_to_rollback"]),
             fmt(ratio(r["judge_requests_to_rollback"], r["sprt_tick_requests_to_rollback"]), "x"),
             fmt(r["policy_requests_to_rollback"]), fmt(r["naive_requests_to_rollback"]), fmt(r["judge_promote"], "%"),
         )
@@ -461,17 +525,24 @@ def report(rows: list[dict[str, object]]) -> str:
         "Bad canaries: detection, and canary requests served before the rollback decision",
         table(
             ("setting", "scenario", "stages", "judge detects", "naive detects", "SPRT/tick detects",
-             "judge req", "optimum", "exact SPRT", "ratio", "SPRT/tick req", "judge/tick", "judge+guardrail req",
+             "judge req", "optimum", "exact SPRT", "ratio", "SPRT/tick req", "2-sample/tick req", "judge/tick",
+             "judge+guardrail req",
              "naive req", "judge promotes"),
             b_rows,
         ),
         "optimum: Wald's expected sample size (alpha = beta = 1%; healthy: p1 = p0 + margin), a lower bound\n"
         "for any test; exact SPRT: that SPRT looking at every request, overshoot included; SPRT/tick: the same\n"
-        "SPRT looking once per tick. A two-sample test conditional on the total gets this share of the\n"
-        f"one-sample test's information per canary request ({efficiency}). judge+guardrail: the flows' policy.",
+        "SPRT looking once per tick; 2-sample/tick: the judge's conditional comparison with the baseline at its\n"
+        "per-metric alpha, but knowing the regression's ratio. A two-sample test conditional on the total gets\n"
+        f"this share of the one-sample test's information per canary request ({efficiency}).\n"
+        "judge+guardrail: the flows' policy.",
+        "Targets: bad-canary requests / optimum (10x and 50x)",
+        table(("setting", "scenario", "target", "judge", "judge+guardrail", "SPRT/tick", "2-sample/tick", "verdict"),
+              target_rows(bad)),
     ]
     # Leave out a table (and its title) when no scenario of its kind was run.
-    keep = [bool(h_rows), bool(h_rows), bool(b_rows), bool(b_rows), True]
+    keep = [bool(h_rows), bool(h_rows), bool(b_rows), bool(b_rows), True, bool(target_rows(bad)),
+            bool(target_rows(bad))]
     return "\n\n".join(part for part, shown in zip(parts, keep) if shown)
 
 
