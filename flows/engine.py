@@ -50,6 +50,8 @@ class Journal(Protocol):
 
     def answered(self, pause: Pause, answer: ApprovalAnswer) -> None: ...
 
+    def rolling_back(self, reason: str) -> None: ...
+
     def rolled_back(self, result: RollbackResult) -> None: ...
 
     def promoted(self, result: RolloutResult) -> None: ...
@@ -65,6 +67,8 @@ class NullJournal:
     def stage_passed(self, state, report): pass
 
     def answered(self, pause, answer): pass
+
+    def rolling_back(self, reason): pass
 
     def rolled_back(self, result): pass
 
@@ -274,6 +278,7 @@ def run_stages(
 
 
 def _rolled_back(env, spec, rollback, journal, reports, weights, reason: str) -> RolloutResult:
+    journal.rolling_back(reason)  # intent first: a run that dies mid-rollback is finished on resume
     result = rollback(reason)
     journal.rolled_back(result)
     return RolloutResult(

@@ -141,6 +141,12 @@ class LedgerJournal:
             **changes,
         )
 
+    def rolling_back(self, reason: str) -> None:
+        self._record(
+            Transition(at=self.env.clock.now(), kind="rollback-start", actor=self.actor, comment=reason),
+            owner=None, phase=RolloutPhase.ROLLING_BACK,
+        )
+
     def rolled_back(self, result: RollbackResult) -> None:
         self._record(
             Transition(at=self.env.clock.now(), kind="rollback", actor=self.actor, to_weights=result.weights, comment=result.reason),

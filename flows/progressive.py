@@ -22,8 +22,8 @@ from flows.engine import run_stages
 from flows.env import load_environment
 from flows.hooks import rollback_hooks
 from flows.journal import LedgerJournal
-from flows.monitor import run_monitor
-from flows.rollback import execute_rollback
+from flows.monitor import monitoring_left, run_monitor
+from flows.rollback import execute_rollback, finish_rollback
 from rollway.approvals import Approver
 from rollway.clock import ClockSettings
 from rollway.decide import StageState
@@ -165,12 +165,27 @@ def run_progressive(
     service = env.targets.canary_service
     record = env.ledger.get(service)
     if record is not None and record.phase is RolloutPhase.PROMOTED and record.image == spec.image:
+        recorded = RolloutSpec.model_validate_json(record.spec_json)
+        left = monitoring_left(recorded, record, env.clock.now())
+        if left is not None:
+            log.info("%s was promoted but its monitoring did not finish: watching for the %.0f s left", service, left)
+            watched = run_monitor(env, recorded, window_seconds=left,
+                                  previous_task_definition=record.previous_task_definition,
+                                  stable_desired=record.stable_desired)
+            return RolloutResult(
+                outcome="rolled_back" if watched.outcome == "rolled_back" else "promoted", reason=watched.reason,
+                image=spec.image, final_weights=watched.rollback.weights if watched.rollback else record.weights,
+                rollback=watched.rollback,
+            )
         # A re-run (or a resume of a run that died after promoting) has nothing left to do.
         log.info("%s is already promoted on %s (rollout %s)", spec.image, service, record.rollout_id)
         return RolloutResult(
             outcome="promoted", reason=f"{spec.image} was already promoted (rollout {record.rollout_id})",
             image=spec.image, final_weights=record.weights,
         )
+    if record is not None and record.phase is RolloutPhase.ROLLING_BACK:
+        # A rollback was begun and its run died: finish it before anything else moves traffic.
+        return finish_rollback(env, record, actor=actor)
     if record is None or record.phase.terminal:
         record = create_rollout(env, spec, owner=owner, actor=actor, lease_seconds=lease_seconds)
     else:
@@ -237,6 +252,8 @@ def advance(env: Environment, approver: Approver, *, owner: str, actor: str = "s
     if record is None or record.phase.terminal:
         log.info("no unfinished rollout of %s: nothing to advance", service)
         return None
+    if record.phase is RolloutPhase.ROLLING_BACK:
+        return finish_rollback(env, record, actor=actor)
     now = env.clock.now()
     if record.weekly_phase_started_at is not None and week_of(record.weekly_phase_started_at) == week_of(now):
         log.info("this week's phase of %s already started: nothing to do", service)

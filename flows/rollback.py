@@ -18,7 +18,7 @@ from flows.env import load_environment
 from rollway.clock import ClockSettings
 from rollway.environment import Environment
 from rollway.model import Weights
-from rollway.report import RollbackResult
+from rollway.report import RollbackResult, RolloutResult
 from rollway.spec import FlagBinding
 from tasks import ecs, metrics, traffic
 
@@ -110,12 +110,22 @@ def rollback_recorded(env: Environment, reason: str, *, actor: str, previous_tas
     from rollway.spec import RolloutSpec
 
     record = env.ledger.get(env.targets.canary_service) if env.ledger is not None else None
-    active = record is not None and not record.phase.terminal
+    # A promoted rollout can still be rolled back (the monitoring window, or by hand later);
+    # only one that already ended in a rollback or a failure has nothing to record.
+    active = record is not None and record.phase not in (RolloutPhase.ROLLED_BACK, RolloutPhase.FAILED)
     if active:
         previous_task_definition = previous_task_definition or record.previous_task_definition
         stable_desired = stable_desired or record.stable_desired
         if bindings is None:
             bindings = RolloutSpec.model_validate_json(record.spec_json).flags
+        if record.phase is not RolloutPhase.ROLLING_BACK:
+            # Intent before action: if this process dies half-way, the ledger says a rollback
+            # is unfinished, and a resumed run or `rollway abort` finishes it.
+            env.ledger.record(
+                env.targets.canary_service, owner=None, now=env.clock.now(),
+                transition=Transition(at=env.clock.now(), kind="rollback-start", actor=actor, comment=reason),
+                phase=RolloutPhase.ROLLING_BACK,
+            )
     result = execute_rollback(
         env, reason, actor=actor, previous_task_definition=previous_task_definition,
         stable_desired=stable_desired, bindings=bindings or (),
@@ -128,6 +138,17 @@ def rollback_recorded(env: Environment, reason: str, *, actor: str, previous_tas
             phase=RolloutPhase.ROLLED_BACK, weights=result.weights,
         )
     return result
+
+
+def finish_rollback(env: Environment, record, *, actor: str) -> RolloutResult:
+    """Complete a rollback the ledger says was started but not finished (its run died)."""
+    started = next((t for t in reversed(record.history) if t.kind == "rollback-start"), None)
+    begun = f"{started.actor}: {started.comment}" if started is not None else "reason not recorded"
+    reason = f"finishing the rollback of rollout {record.rollout_id} that was interrupted ({begun})"
+    get_run_logger().warning("%s", reason)
+    result = rollback_recorded(env, reason, actor=actor)
+    return RolloutResult(outcome="rolled_back", reason=reason, image=record.image,
+                         final_weights=result.weights, rollback=result)
 
 
 @flow(name="rollback", log_prints=True)

@@ -44,7 +44,7 @@ class Transition(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     at: float
-    kind: str = Field(description="start, shift, verdict, approve, reject, hold, timeout, adopt, rollback, promote, phase, flag, decommission, monitor")
+    kind: str = Field(description="start, shift, verdict, approve, reject, hold, timeout, adopt, rollback-start, rollback, promote, phase, flag, decommission, monitor")
     actor: str
     from_weights: Weights | None = None
     to_weights: Weights | None = None

@@ -44,6 +44,9 @@ class RolloutPhase(StrEnum):
     PROGRESSING = "progressing"
     PAUSED = "paused"
     PROMOTED = "promoted"
+    # Recorded before a rollback acts, so a run that dies half-way is finished on resume
+    # (or by `rollway abort`) instead of being mistaken for drift.
+    ROLLING_BACK = "rolling_back"
     ROLLED_BACK = "rolled_back"
     FAILED = "failed"
 

@@ -24,7 +24,6 @@ from rich.table import Table
 
 from rollway.ledger import RolloutRecord, Transition, utc
 from rollway.model import Weights
-from rollway.phases import RolloutPhase
 from rollway.targets import Targets
 
 ROLLOUT_FLOWS = ("progressive_rollout", "advance_phase", "canary")
@@ -422,12 +421,8 @@ def _rollback_directly(service: Service, who: str, reason: str, wait_seconds: fl
         stable_desired=record.stable_desired, bindings=list(spec.flags) or None,
         targets_block=service.targets_block, aws_credentials_block=service.credentials_block,
     )
-    # Lease-free write: the abort must be recorded whoever held the rollout.
-    service.ledger.record(
-        service.name, owner=None, now=time.time(),
-        transition=Transition(at=time.time(), kind="rollback", actor=who, to_weights=result.weights, comment=why),
-        phase=RolloutPhase.ROLLED_BACK, weights=result.weights,
-    )
+    # The rollback flow records the abort (intent, then completion) with lease-free writes,
+    # unless the cancelled run's own rollback hook finished it first.
     console.print(f"rolled back {service.name}: load balancer {result.weights} (stable/canary), "
                   f"{service.targets.canary_service} at {result.canary_desired} tasks")
     return 0

@@ -111,5 +111,5 @@ def test_timeout_with_hold_keeps_the_weights_and_asks_again():
     thread.join(5)
     kinds = [t.kind for t in history(env)]
     assert kinds.count("timeout") >= 1  # the unanswered pauses were recorded
-    assert kinds[-2:] == ["reject", "rollback"]
+    assert kinds[-3:] == ["reject", "rollback-start", "rollback"]
     assert result.outcome == "rolled_back"

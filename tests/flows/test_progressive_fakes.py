@@ -7,11 +7,11 @@ from prefect import flow
 
 from flows.progressive import DriftDetected, PhaseRefused, advance, run_progressive
 from rollway.approvals import ApprovalAnswer, auto_approve, scripted
-from rollway.fakes import FakeLedger
+from rollway.fakes import FakeLedger, FakeMetrics, steady
 from rollway.ledger import LockHeld, RolloutInProgress
 from rollway.model import Weights
 from rollway.phases import RolloutPhase
-from rollway.spec import RolloutSpec, Stage
+from rollway.spec import RolloutSpec, Stage, WeeklyPhase
 from tests.flows.fake_env import fake_environment
 
 IMAGE = "webordinary/edit-container:2.0.0"
@@ -76,7 +76,7 @@ def test_rejection_rolls_back_and_is_recorded():
     assert result.outcome == "rolled_back"
     record = env.ledger.get(env.targets.canary_service)
     assert record.phase is RolloutPhase.ROLLED_BACK
-    assert kinds(env)[-2:] == ["reject", "rollback"]
+    assert kinds(env)[-3:] == ["reject", "rollback-start", "rollback"]
     assert env.router.weights == Weights(stable=100, canary=0)
 
 
@@ -207,3 +207,117 @@ def test_resume_after_a_kill_at_every_step():
         assert result.outcome == "promoted", (kill_at, result.reason)
         assert env.router.weights == Weights(stable=0, canary=100)
         assert shifts(env) == [5, 50, 100], (kill_at, kinds(env))
+
+
+def _reject(who: str) -> ApprovalAnswer:
+    return ApprovalAnswer(action="reject", approver=who, comment="error budget")
+
+
+def _rejected_run_with_kill(kill_at: int):
+    """The 5% stage passes, the person rejects at the pause before 50%, the run dies at call ``kill_at``."""
+    env = env_with_ledger()
+    counter = {"n": 0, "kill_at": kill_at}
+    real = (env.router, env.deployer, env.ledger)
+    env.router, env.deployer, env.ledger = (KillAt(p, counter) for p in real)
+    spec = RolloutSpec(image=IMAGE, stages=[Stage(weight=5, bake_seconds=120),
+                                            Stage(weight=50, bake_seconds=120, approval=True),
+                                            Stage(weight=100, bake_seconds=120)])
+    killed = False
+    try:
+        progressive_on(env, spec, scripted(_reject("bob")), owner="run-1")
+    except Killed:
+        killed = True
+    env.router, env.deployer, env.ledger = real
+    return env, spec, killed, counter.get("log", [])
+
+
+def test_a_rollback_killed_at_any_step_is_finished_on_resume():
+    env, _, killed, calls = _rejected_run_with_kill(kill_at=0)
+    assert not killed
+    assert kinds(env)[-3:] == ["reject", "rollback-start", "rollback"], "intent is recorded before acting"
+    # Kills before the answer are the promotion path's (test_resume_after_a_kill_at_every_step);
+    # from the recorded rejection on, every call is a point the run may die at.
+    records = [i for i, name in enumerate(calls) if name == "record"]
+    after_intent = 0
+    for kill_at in range(records[-3] + 1, len(calls) + 1):
+        env, spec, killed, _ = _rejected_run_with_kill(kill_at)
+        assert killed, kill_at
+        pending = env.ledger.get(env.targets.canary_service).phase is RolloutPhase.ROLLING_BACK
+        after_intent += pending
+        env.clock.sleep(601)  # the dead run's lease runs out
+        env.router.calls.clear()
+        result = progressive_on(env, spec, scripted(_reject("carol")), owner="run-2")
+        assert result.outcome == "rolled_back", (kill_at, result.reason)
+        assert env.router.weights == Weights(stable=100, canary=0), kill_at
+        assert env.deployer.describe(env.targets.canary_service).desired == 0, kill_at
+        record = env.ledger.get(env.targets.canary_service)
+        assert record.phase is RolloutPhase.ROLLED_BACK, (kill_at, kinds(env))
+        if pending:
+            # The resumed run only finishes the rollback: it never moves traffic toward the canary.
+            assert "interrupted" in result.reason and "bob" in result.reason, result.reason
+            raised = [c for c in env.router.calls if c.startswith("set_weights") and c != "set_weights 100/0"]
+            assert raised == [], (kill_at, env.router.calls)
+            assert kinds(env).count("rollback") == 1 and kinds(env)[-1] == "rollback"
+    assert after_intent >= 3, "kills fell inside the rollback, between its intent and its record"
+
+
+def test_advance_finishes_an_interrupted_rollback_instead_of_refusing():
+    env, spec, killed, calls = _rejected_run_with_kill(kill_at=0)
+    # Kill right after the intent is written: the first write after the reject.
+    env, spec, killed, _ = _rejected_run_with_kill(_first_call_after_intent(calls))
+    assert killed and env.ledger.get(env.targets.canary_service).phase is RolloutPhase.ROLLING_BACK
+    env.clock.sleep(WEEK)
+    result = advance_on(env, scripted(), owner="schedule-1")
+    assert result is not None and result.outcome == "rolled_back"
+    assert env.router.weights == Weights(stable=100, canary=0)
+    assert env.ledger.get(env.targets.canary_service).phase is RolloutPhase.ROLLED_BACK
+
+
+def _first_call_after_intent(calls: list[str]) -> int:
+    """1-based position of the call just after the ledger write that recorded the rollback's intent."""
+    records = [i for i, name in enumerate(calls) if name == "record"]
+    # The last two records are the intent and the completion; kill on the call after the intent.
+    return records[-2] + 2
+
+
+def _killed_while_monitoring():
+    """A rollout promoted and killed ten checks before its monitoring window ends."""
+    spec = RolloutSpec(image=IMAGE, stages=[Stage(weight=w, bake_seconds=120) for w in (5, 100)], monitor_seconds=3600,
+                       phases=[WeeklyPhase(name="all stages", weights=(5, 100), decommission=True)])
+    env = env_with_ledger()
+    progressive_on(env, spec, auto_approve())
+    checks_in_full_run = env.metrics.calls
+
+    env = env_with_ledger()
+    counter = {"n": 0, "kill_at": checks_in_full_run - 10}
+    real = env.metrics
+    env.metrics = KillAt(real, counter)
+    with pytest.raises(Killed):
+        progressive_on(env, spec, auto_approve())
+    env.metrics = real
+    assert env.ledger.get(env.targets.canary_service).phase is RolloutPhase.PROMOTED
+    assert env.deployer.services[env.targets.stable_service].desired > 0, "killed before the decommission"
+    return env, spec
+
+
+def test_a_run_killed_while_monitoring_is_resumed_for_the_rest_of_the_window():
+    env, spec = _killed_while_monitoring()
+    before, started = env.metrics.calls, env.clock.now()
+    result = progressive_on(env, spec, auto_approve(), owner="run-2")
+    assert result.outcome == "promoted"
+    assert kinds(env)[-1] == "decommission"
+    assert env.deployer.services[env.targets.stable_service].desired == 0
+    # Only what was left of the hour is watched again, not a fresh hour.
+    assert env.metrics.calls - before <= 11, env.metrics.calls - before
+    assert env.clock.now() - started <= 10 * 60 + 1
+
+
+def test_a_resumed_window_that_sees_errors_records_the_rollback_before_acting():
+    env, spec = _killed_while_monitoring()
+    env.metrics = FakeMetrics(env.router, steady(50.0, 0.001, 0.08))
+    result = progressive_on(env, spec, auto_approve(), owner="run-2")
+    assert result.outcome == "rolled_back" and "over the 5% guardrail" in result.reason
+    assert env.router.weights == Weights(stable=100, canary=0)
+    assert env.deployer.services[env.targets.stable_service].desired > 0, "the old service was not decommissioned"
+    assert kinds(env)[-2:] == ["rollback-start", "rollback"]
+    assert env.ledger.get(env.targets.canary_service).phase is RolloutPhase.ROLLED_BACK
