@@ -23,6 +23,7 @@ from rich.console import Console
 from rich.table import Table
 
 from rollway.ledger import RolloutRecord, Transition, utc
+from rollway.phases import RolloutPhase
 from rollway.model import Weights
 from rollway.targets import Targets
 
@@ -275,7 +276,13 @@ def print_status(service: Service, record: RolloutRecord, live: Weights | str, p
         rows.append(("weekly phase", f"{record.weekly_phase_index + 1}, {passed}"))
     for key, value in rows:
         console.print(f"{key:<13}{value}")
-    if isinstance(live, Weights) and live != record.weights:
+    if record.phase is RolloutPhase.ROLLING_BACK:
+        # The weights are expected to differ mid-rollback; what a person needs is how to finish it.
+        started = next((t for t in reversed(record.history) if t.kind == "rollback-start"), None)
+        why = f" ({started.actor}: {started.comment})" if started is not None else ""
+        console.print(f"[yellow]a rollback was started{why} and is not recorded as finished; if no run is "
+                      "finishing it, `rollway abort` does[/yellow]")
+    elif isinstance(live, Weights) and live != record.weights:
         console.print(f"[yellow]drift: the load balancer holds {live} but the ledger says {record.weights}[/yellow]")
     if paused is not None:
         console.print(

@@ -82,6 +82,17 @@ def test_status_without_drift_or_pause_says_neither(capsys) -> None:
     assert "last 1 transitions" in out and "shifting to 50%" in out and "rollout of" not in out
 
 
+def test_status_of_an_unfinished_rollback_says_how_to_finish_it_not_drift(capsys) -> None:
+    started = Transition(at=1_800_000_100.0, kind="rollback-start", actor="judge", comment="canary errors 9/600")
+    unfinished = record(phase=RolloutPhase.ROLLING_BACK, history=(*record().history, started))
+    print_status(SimpleNamespace(name="svc-canary", targets=Targets()), unfinished, Weights(stable=100, canary=0),
+                 None, limit=10)
+    out = capsys.readouterr().out
+    assert "rolling_back" in out
+    assert "a rollback was started (judge: canary errors 9/600)" in out and "`rollway abort`" in out
+    assert "drift" not in out
+
+
 def test_command_defaults_name_the_blocks_that_up_saves() -> None:
     from blocks import register
 
