@@ -20,7 +20,7 @@ from flows.rollback import execute_rollback
 from rollway.clock import ClockSettings
 from rollway.environment import Environment
 from rollway.judge.guardrails import check
-from rollway.ledger import RolloutRecord, Transition
+from rollway.ledger import Transition
 from rollway.model import Observation, Weights
 from rollway.phases import Phase, RolloutPhase
 from rollway.report import RollbackResult
@@ -111,23 +111,6 @@ def _record(env: Environment, kind: str, comment: str, **changes) -> None:
         env.targets.canary_service, owner=None, now=env.clock.now(),
         transition=Transition(at=env.clock.now(), kind=kind, actor="monitor", comment=comment), **changes,
     )
-
-
-def monitoring_left(spec: RolloutSpec, record: RolloutRecord, now: float) -> float | None:
-    """Seconds of the post-promotion window a promoted rollout still owes, or None if it owes none.
-
-    A run that died while monitoring leaves the rollout PROMOTED without a decommission; the
-    next run finishes the window (what is left of it, from the recorded promotion) instead
-    of leaving the old service running unwatched.
-    """
-    if record.phase is not RolloutPhase.PROMOTED or not spec.phases[-1].decommission or spec.monitor_seconds <= 0:
-        return None
-    if any(t.kind in ("decommission", "rollback") for t in record.history):
-        return None
-    promoted = [t.at for t in record.history if t.kind == "promote"]
-    if not promoted:
-        return None
-    return max(0.0, promoted[-1] + spec.monitor_seconds - now)
 
 
 @flow(name="monitor", log_prints=True)

@@ -22,13 +22,13 @@ from flows.engine import run_stages
 from flows.env import load_environment
 from flows.hooks import rollback_hooks
 from flows.journal import LedgerJournal
-from flows.monitor import monitoring_left, run_monitor
+from flows.monitor import run_monitor
 from flows.rollback import execute_rollback, finish_rollback
 from rollway.approvals import Approver
 from rollway.clock import ClockSettings
 from rollway.decide import StageState
 from rollway.environment import Environment
-from rollway.ledger import RolloutInProgress, RolloutRecord, Transition, new_rollout_id
+from rollway.ledger import RolloutInProgress, RolloutRecord, Transition, monitoring_left, new_rollout_id
 from rollway.model import Weights
 from rollway.phases import RolloutPhase
 from rollway.report import RolloutResult

@@ -105,14 +105,16 @@ def rollback_recorded(env: Environment, reason: str, *, actor: str, previous_tas
                       stable_desired: int | None = None, bindings: Sequence[FlagBinding] | None = None) -> RollbackResult:
     """Roll back, taking what the ledger knows (previous task definition, stable capacity, bound
     flags) where the caller did not say, and record the rollback in the ledger."""
-    from rollway.ledger import Transition
+    from rollway.ledger import Transition, monitoring_left
     from rollway.phases import RolloutPhase
     from rollway.spec import RolloutSpec
 
     record = env.ledger.get(env.targets.canary_service) if env.ledger is not None else None
-    # A promoted rollout can still be rolled back (the monitoring window, or by hand later);
-    # only one that already ended in a rollback or a failure has nothing to record.
-    active = record is not None and record.phase not in (RolloutPhase.ROLLED_BACK, RolloutPhase.FAILED)
+    active = record is not None and not record.phase.terminal
+    if record is not None and record.phase is RolloutPhase.PROMOTED:
+        # Inside its monitoring window a promoted rollout is still this rollout's to roll back
+        # (the old service still runs); after it, the record belongs to history.
+        active = monitoring_left(RolloutSpec.model_validate_json(record.spec_json), record, env.clock.now()) is not None
     if active:
         previous_task_definition = previous_task_definition or record.previous_task_definition
         stable_desired = stable_desired or record.stable_desired

@@ -10,12 +10,15 @@ from __future__ import annotations
 import secrets
 from collections.abc import Mapping
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from rollway.model import Weights
 from rollway.phases import RolloutPhase
+
+if TYPE_CHECKING:  # the spec module does not need the ledger; only the annotation does
+    from rollway.spec import RolloutSpec
 
 
 class LedgerError(RuntimeError):
@@ -216,3 +219,20 @@ def as_started(record: RolloutRecord, *, owner: str, now: float, lease_seconds: 
     return record.model_copy(
         update={"owner": owner, "lease_expires": now + lease_seconds, "version": 1, "created_at": now, "updated_at": now}
     )
+
+
+def monitoring_left(spec: "RolloutSpec", record: RolloutRecord, now: float) -> float | None:
+    """Seconds of the post-promotion window a promoted rollout still owes, or None if it owes none.
+
+    A run that died while monitoring leaves the rollout PROMOTED without a decommission; the
+    next run finishes the window (what is left of it, from the recorded promotion) instead
+    of leaving the old service running unwatched.
+    """
+    if record.phase is not RolloutPhase.PROMOTED or not spec.phases[-1].decommission or spec.monitor_seconds <= 0:
+        return None
+    if any(t.kind in ("decommission", "rollback") for t in record.history):
+        return None
+    promoted = [t.at for t in record.history if t.kind == "promote"]
+    if not promoted:
+        return None
+    return max(0.0, promoted[-1] + spec.monitor_seconds - now)

@@ -6,6 +6,7 @@ import pytest
 from prefect import flow
 
 from flows.progressive import DriftDetected, PhaseRefused, advance, run_progressive
+from flows.rollback import rollback_recorded
 from rollway.approvals import ApprovalAnswer, auto_approve, scripted
 from rollway.fakes import FakeLedger, FakeMetrics, steady
 from rollway.ledger import LockHeld, RolloutInProgress
@@ -280,10 +281,14 @@ def _first_call_after_intent(calls: list[str]) -> int:
     return records[-2] + 2
 
 
+def monitored_spec() -> RolloutSpec:
+    return RolloutSpec(image=IMAGE, stages=[Stage(weight=w, bake_seconds=120) for w in (5, 100)], monitor_seconds=3600,
+                       phases=[WeeklyPhase(name="all stages", weights=(5, 100), decommission=True)])
+
+
 def _killed_while_monitoring():
     """A rollout promoted and killed ten checks before its monitoring window ends."""
-    spec = RolloutSpec(image=IMAGE, stages=[Stage(weight=w, bake_seconds=120) for w in (5, 100)], monitor_seconds=3600,
-                       phases=[WeeklyPhase(name="all stages", weights=(5, 100), decommission=True)])
+    spec = monitored_spec()
     env = env_with_ledger()
     progressive_on(env, spec, auto_approve())
     checks_in_full_run = env.metrics.calls
@@ -321,3 +326,25 @@ def test_a_resumed_window_that_sees_errors_records_the_rollback_before_acting():
     assert env.deployer.services[env.targets.stable_service].desired > 0, "the old service was not decommissioned"
     assert kinds(env)[-2:] == ["rollback-start", "rollback"]
     assert env.ledger.get(env.targets.canary_service).phase is RolloutPhase.ROLLED_BACK
+
+
+@flow
+def rollback_recorded_on(env, reason):
+    return rollback_recorded(env, reason, actor="state hook (failed)")
+
+
+def test_a_hook_rollback_inside_the_window_is_recorded_and_after_it_is_not():
+    env, _ = _killed_while_monitoring()
+    rollback_recorded_on(env, "run died while monitoring")
+    assert kinds(env)[-2:] == ["rollback-start", "rollback"]
+    assert env.ledger.get(env.targets.canary_service).phase is RolloutPhase.ROLLED_BACK
+
+    # A finished, decommissioned rollout is history: a later rollback (say, of an unrelated
+    # canary run) must not rewrite it or restore the task definition it recorded.
+    env = env_with_ledger()
+    progressive_on(env, monitored_spec(), auto_approve())
+    before = kinds(env)
+    assert before[-1] == "decommission"
+    rollback_recorded_on(env, "canary run failed")
+    assert kinds(env) == before
+    assert env.ledger.get(env.targets.canary_service).phase is RolloutPhase.PROMOTED
