@@ -185,7 +185,10 @@ def run_progressive(
         )
     if record is not None and record.phase is RolloutPhase.ROLLING_BACK:
         # A rollback was begun and its run died: finish it before anything else moves traffic.
-        return finish_rollback(env, record, actor=actor)
+        finished = finish_rollback(env, record, actor=actor)
+        if record.image == spec.image:
+            return finished  # the rollback was the decision on this image; re-running does not undo it
+        record = env.ledger.get(service)  # rolled back now: the new image's rollout starts below
     if record is None or record.phase.terminal:
         record = create_rollout(env, spec, owner=owner, actor=actor, lease_seconds=lease_seconds)
     else:

@@ -274,6 +274,19 @@ def test_advance_finishes_an_interrupted_rollback_instead_of_refusing():
     assert env.ledger.get(env.targets.canary_service).phase is RolloutPhase.ROLLED_BACK
 
 
+def test_a_new_image_first_finishes_the_interrupted_rollback_of_the_old_one():
+    _, _, _, calls = _rejected_run_with_kill(kill_at=0)
+    env, spec, killed, _ = _rejected_run_with_kill(_first_call_after_intent(calls))
+    assert killed and env.ledger.get(env.targets.canary_service).phase is RolloutPhase.ROLLING_BACK
+    env.clock.sleep(601)
+    newer = spec.model_copy(update={"image": "webordinary/edit-container:2.0.1"})
+    result = progressive_on(env, newer, auto_approve(), owner="run-2")
+    assert result.outcome == "promoted" and result.image == newer.image
+    rollbacks = [m for m in env.notifier.messages if m[0].startswith("Rollback")]
+    assert len(rollbacks) == 1 and "interrupted" in rollbacks[0][1], "the old rollback was finished first"
+    assert env.ledger.get(env.targets.canary_service).image == newer.image
+
+
 def _first_call_after_intent(calls: list[str]) -> int:
     """1-based position of the call just after the ledger write that recorded the rollback's intent."""
     records = [i for i, name in enumerate(calls) if name == "record"]
