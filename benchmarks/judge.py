@@ -107,6 +107,7 @@ class Setting:
     tick: float
     stage_seconds: float
     burst_size: float = 3.0
+    history_seconds: float = 3600.0
 
     @property
     def baseline_rps(self) -> float:
@@ -138,6 +139,8 @@ class Stream:
     e_c: list[int]
     n_b: list[int]
     e_b: list[int]
+    history_n_b: list[int] = field(default_factory=list)
+    history_e_b: list[int] = field(default_factory=list)
 
 
 # -- traffic -----------------------------------------------------------------------------------
@@ -161,7 +164,15 @@ def make_stream(setting: Setting, scenario: Scenario, seed: str) -> Stream:
         add_events(rng, e_b, setting.baseline_rps * P0 * extra, tick, start=start, end=start + INCIDENT_SECONDS)
     n_c = [a + b for a, b in zip(ok_c, e_c)]
     n_b = [a + b for a, b in zip(ok_b, e_b)]
-    return Stream(n_c, e_c, n_b, e_b)
+    # The baseline's hour before the stage (all traffic on it, same burstiness, no incident),
+    # from its own generator so the stage's counts do not depend on it.
+    past = random.Random(f"{seed}:history")
+    h_ticks = int(setting.history_seconds // tick)
+    rps = setting.canary_rps + setting.baseline_rps
+    h_e = [0] * h_ticks
+    add_events(past, h_e, rps * P0, tick, cluster=cluster)
+    h_n = [a + b for a, b in zip(poisson_counts(past, rps * tick * (1 - P0), h_ticks), h_e)]
+    return Stream(n_c, e_c, n_b, e_b, h_n, h_e)
 
 
 # -- the rules ---------------------------------------------------------------------------------
@@ -171,6 +182,9 @@ def run_judge(stream: Stream, setting: Setting, analysis: Analysis, settings: Ev
     """The sequential judge, fed tick by tick exactly as the flows would feed it."""
     state = StageEvidence(analysis, settings)
     metrics = state.metrics
+    for n_b, e_b in zip(stream.history_n_b, stream.history_e_b):
+        for m in metrics:
+            m.calibrate(n_b, e_b if m.metric == "errors" else 0)
     served = 0
     for i, (n_c, e_c, n_b, e_b) in enumerate(zip(stream.n_c, stream.e_c, stream.n_b, stream.e_b)):
         t = (i + 1) * setting.tick
@@ -561,6 +575,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="what the judge compares (alpha is split across them); the streams have no slow requests")
     parser.add_argument("--cap", default=None,
                         help="per-interval cap as a fraction of log(1/alpha_m), or 'none' (default: the judge's)")
+    parser.add_argument("--history", type=float, default=3600.0,
+                        help="seconds of the baseline's counts before each stage the judge may calibrate on (0: none)")
+    parser.add_argument("--lift-cap-below", default=None,
+                        help="lift the cap below this baseline dispersion bound, or 'never' (default: the judge's)")
     parser.add_argument("--seed", type=int, default=20240603)
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     args = parser.parse_args(argv)
@@ -571,9 +589,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     evidence = EvidenceSettings()
     if args.cap is not None:
         evidence = replace(evidence, cap_fraction=None if args.cap == "none" else float(args.cap))
+    if args.lift_cap_below is not None:
+        evidence = replace(evidence, lift_cap_below=None if args.lift_cap_below == "never" else float(args.lift_cap_below))
     scenarios = [s for s in SCENARIOS if s.name in args.scenarios]
     settings_list = [
-        Setting(rps, tick, stage_seconds(rps, args.stage_factor, analysis), args.burst_size)
+        Setting(rps, tick, stage_seconds(rps, args.stage_factor, analysis), args.burst_size, args.history)
         for rps in args.rates for tick in args.ticks
     ]
     started = time.perf_counter()
@@ -589,7 +609,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"judge benchmark: {healthy} healthy / {bad} bad stages per cell; stage = {args.stage_factor:g} x "
           f"the largest optimum ({', '.join(f'{s.label}: {s.stage_seconds:,.0f} s' for s in settings_list)}); "
           f"bursty cluster size {args.burst_size:g}; judged: {' and '.join(args.metrics)}, cap "
-          f"{evidence.cap_fraction}; seed {args.seed}")
+          f"{evidence.cap_fraction}, lifted below dispersion {evidence.lift_cap_below}; baseline history "
+          f"{args.history:g} s; seed {args.seed}")
     print()
     print(report(rows))
     print()

@@ -30,7 +30,7 @@ from rollway.decide import (
 )
 from rollway.environment import Environment
 from rollway.judge import assess, judge_for_stage
-from rollway.model import Observation, VersionSample, Verdict, Weights
+from rollway.model import Interval, Observation, VersionSample, Verdict, Weights
 from rollway.phases import Phase
 from rollway.report import RollbackResult, RolloutResult, StageReport, markdown_table
 from rollway.spec import RolloutSpec
@@ -189,6 +189,7 @@ def run_stages(
     reports = reports if reports is not None else []
     tracker = StageTracker()
     weights = traffic.get_weights(env.router)
+    calibration: tuple[tuple[int, float | None], tuple[Interval, ...]] | None = None
 
     def finish_stage(decision_text: str, now: float) -> StageReport:
         report = tracker.report(state, weights, now, decision_text)
@@ -199,9 +200,14 @@ def run_stages(
         now = env.clock.now()
         verdict: Verdict | None = None
         if state.stage_index >= 0 and not state.passed:
-            observation = metrics.observe(env.metrics, analysis_start(spec, state), now)
+            start = analysis_start(spec, state)
             judge = judge_for_stage(spec, state.stage_index)
-            verdict = assess(judge, spec.guardrails, observation, stage_over=stage_over(spec, state, now))
+            stage_key = (state.stage_index, state.started_at)
+            if calibration is None or calibration[0] != stage_key:
+                calibration = (stage_key, baseline_history(env, spec, judge, start))
+            observation = metrics.observe(env.metrics, start, now)
+            verdict = assess(judge, spec.guardrails, observation, stage_over=stage_over(spec, state, now),
+                             history=calibration[1])
             tracker.update(observation, verdict)
         journal.tick(state, verdict)
         decision = decide(spec, state, verdict, now)
@@ -275,6 +281,22 @@ def run_stages(
             return result
 
         raise TypeError(f"unhandled decision {decision!r}")
+
+
+def baseline_history(env: Environment, spec: RolloutSpec, judge, start: float) -> tuple[Interval, ...]:
+    """The baseline's intervals in the ``calibration_seconds`` before a stage: one read per stage.
+
+    Without them the judge keeps its one-interval cap, which is the safe side; a failed read
+    is therefore logged and the stage judged without them rather than stopped.
+    """
+    seconds = spec.analysis.calibration_seconds
+    if not judge.uses_history or seconds <= 0:
+        return ()
+    past = metrics.observe(env.metrics, start - seconds, start)
+    if past.error is not None:
+        get_run_logger().warning("baseline history unavailable (%s); judging this stage without it", past.error)
+        return ()
+    return past.intervals
 
 
 def _rolled_back(env, spec, rollback, journal, reports, weights, reason: str) -> RolloutResult:

@@ -132,9 +132,11 @@ class FakeMetrics:
         self.error: str | None = None
         self._recorded: dict[float, Interval] = {}
         self.calls = 0
+        self.windows: list[tuple[float, float]] = []
 
     def observe(self, start: float, end: float) -> Observation:
         self.calls += 1
+        self.windows.append((start, end))
         if self.error:
             return Observation(start=start, end=end, error=self.error)
         intervals = []

@@ -72,6 +72,12 @@ class Analysis(BaseModel):
         "late): a stage's final verdict waits this long after its bake, so the last period is judged too",
     )
     # Sequential judge (rollway/judge/sequential.py); the threshold judge ignores these.
+    calibration_seconds: int = Field(
+        default=3600, ge=0,
+        description="seconds of the baseline's metrics before each stage that measure how bursty its error "
+        "counts are (one extra GetMetricData per stage); counts close to Poisson let one overwhelming interval "
+        "roll back, bursty ones keep needing two; 0 turns this off",
+    )
     metrics: tuple[Literal["errors", "slow"], ...] = Field(
         default=("errors", "slow"),
         min_length=1,

@@ -14,8 +14,15 @@ from rollway.spec import Analysis, Guardrails, RolloutSpec
 
 
 class Judge(Protocol):
-    def evaluate(self, intervals: Sequence[Interval], *, stage_over: bool) -> Verdict:
-        """Judge a stage from its intervals so far; ``stage_over`` means no more data will come."""
+    # Whether ``evaluate`` uses the baseline's intervals from before the stage (a flow fetches
+    # them only then).
+    uses_history: bool
+
+    def evaluate(self, intervals: Sequence[Interval], *, stage_over: bool, history: Sequence[Interval] = ()) -> Verdict:
+        """Judge a stage from its intervals so far; ``stage_over`` means no more data will come.
+
+        ``history``: the baseline's intervals from before the stage, for judges that calibrate on it.
+        """
 
 
 def make_judge(analysis: Analysis, guardrails: Guardrails) -> Judge:
@@ -51,13 +58,14 @@ def assess(
     *,
     stage_over: bool,
     monitoring: bool = False,
+    history: Sequence[Interval] = (),
 ) -> Verdict:
     """The judge's verdict combined with the absolute guardrails (worst wins, alerts merged)."""
     from rollway.judge.guardrails import check
 
     if observation.error is not None:
         return Verdict(phase=Phase.ERROR, reason=f"metrics unavailable: {observation.error}")
-    verdict = judge.evaluate(observation.intervals, stage_over=stage_over)
+    verdict = judge.evaluate(observation.intervals, stage_over=stage_over, history=history)
     guard = check(guardrails, observation, monitoring=monitoring)
     alerts = verdict.alerts + guard.alerts
     if guard.phase.rank > verdict.phase.rank:

@@ -190,14 +190,22 @@ class Dispersion:
             self.events += x
             self.squares += x * x / n
 
-    def factor(self) -> float:
-        """The dispersion to divide log likelihood ratios by: at least 1."""
+    def _estimate(self) -> tuple[float, float] | None:
+        """Pearson's dispersion and its standard error, or None with too little data."""
         t, x = self.intervals, self.events
         if t < 3 or x < 2:
-            return 1.0
+            return None
         pearson = (self.requests / x) * self.squares - x
-        phi = pearson / (t - 1)
         # Var(Pearson) is about 2T + sum(1/mu_i) for Poisson counts; T**2 / X stands in for
         # sum(1/mu_i) (exact when intervals are equal), so sparse counts get a wide margin.
-        se = math.sqrt(2 * t + t * t / x) / (t - 1)
-        return max(1.0, phi - self.z * se)
+        return pearson / (t - 1), math.sqrt(2 * t + t * t / x) / (t - 1)
+
+    def factor(self) -> float:
+        """The dispersion to divide log likelihood ratios by: at least 1."""
+        estimate = self._estimate()
+        return 1.0 if estimate is None else max(1.0, estimate[0] - self.z * estimate[1])
+
+    def upper(self) -> float:
+        """A conservative upper bound of the dispersion (``z`` standard errors above); inf without data."""
+        estimate = self._estimate()
+        return math.inf if estimate is None else estimate[0] + self.z * estimate[1]

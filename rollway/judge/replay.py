@@ -124,7 +124,9 @@ class _Incremental:
         self.state: StageEvidence = SequentialJudge(analysis).start()
         self.seen = 0
 
-    def evaluate(self, intervals: Sequence[Interval], *, stage_over: bool) -> Verdict:
+    uses_history = False  # a replay file holds the stage only
+
+    def evaluate(self, intervals: Sequence[Interval], *, stage_over: bool, history: Sequence[Interval] = ()) -> Verdict:
         for interval in intervals[self.seen:]:
             self.state.observe_interval(interval)
         self.seen = len(intervals)

@@ -81,12 +81,17 @@ class EvidenceSettings:
             estimated this many standard errors conservatively (None: no tempering).
         absolute_alt_fraction: the absolute-margin pass test bets on a rate of this fraction
             of the margin.
+        lift_cap_below: the cap is lifted while the reference version's dispersion, bounded
+            ``dispersion_z`` standard errors above its estimate, is below this: counts shown to
+            be close to Poisson (over the baseline's history before the stage, and the stage
+            so far) let one overwhelming interval decide. None keeps the cap always.
     """
 
     prior: MixturePrior = field(default_factory=default_prior)
     cap_fraction: float | None = 0.5
     dispersion_z: float | None = 2.0
     absolute_alt_fraction: float = 0.25
+    lift_cap_below: float | None = 1.5
 
 
 @dataclass
@@ -153,6 +158,7 @@ class MetricEvidence:
         self.log_evidence = 0.0
         self.cap = math.inf if settings.cap_fraction is None else settings.cap_fraction * self.log_rollback_bar
         self.dispersion = Dispersion(settings.dispersion_z) if settings.dispersion_z is not None else None
+        self.lift_cap_below = settings.lift_cap_below if self.dispersion is not None else None
         # One-sample: per-request term of each alternative's binomial ratio against the reference.
         self.request_terms = (
             [math.log1p(-t * reference) - math.log1p(-reference) for t in thetas] if reference is not None else []
@@ -186,7 +192,22 @@ class MetricEvidence:
         """Log of the rollback statistic (0 before any evidence)."""
         return self.log_evidence
 
-    def _add_rollback_steps(self, steps: list[float]) -> None:
+    def _cap_now(self) -> float:
+        """The cap for the next interval, decided from data already seen (so the test stays valid)."""
+        if self.lift_cap_below is not None and self.dispersion.upper() < self.lift_cap_below:  # type: ignore[union-attr]
+            return math.inf
+        return self.cap
+
+    def calibrate(self, n_b: float, x_b: int) -> None:
+        """Add one interval of the baseline from before the stage to the dispersion estimate only.
+
+        Two-sample mode only: it says how bursty the shared traffic is, and carries no
+        evidence about the canary.
+        """
+        if self.reference is None and self.dispersion is not None and n_b > 0:
+            self.dispersion.add(n_b, x_b)
+
+    def _add_rollback_steps(self, steps: list[float], cap: float) -> None:
         """One interval's tempered log likelihood ratio per ratio: update the capped mixture.
 
         The mixture ``sum_j w_j prod_i LR_ij`` equals ``prod_i sum_j pi_ij LR_ij`` with
@@ -197,7 +218,7 @@ class MetricEvidence:
         post = self.log_posterior
         moved = [p + step for p, step in zip(post, steps)]
         factor = logsumexp(moved)
-        self.log_evidence += self.cap if factor > self.cap else factor
+        self.log_evidence += cap if factor > cap else factor
         self.log_posterior = [m - factor for m in moved]
 
     def log_pass_evidence(self) -> float:
@@ -242,17 +263,17 @@ class MetricEvidence:
     def _observe_two_sample(self, n_c: float, x_c: int, n_b: float, x_b: int) -> None:
         k = x_c + x_b
         if k:
-            a = self._tempering()
+            a, cap = self._tempering(), self._cap_now()
             lrs = conditional_log_lrs(x_c, x_b, n_c, n_b, self.thetas, self.log_thetas)
-            self._add_rollback_steps([a * lr for lr in lrs])
+            self._add_rollback_steps([a * lr for lr in lrs], cap)
             self.log_pass_ratio -= a * conditional_log_lr(x_c, x_b, n_c, n_b, self.margin_ratio)
         if self.dispersion is not None:
             self.dispersion.add(n_b, x_b)
 
     def _observe_one_sample(self, n_c: float, x_c: int) -> None:
-        a = self._tempering()
+        a, cap = self._tempering(), self._cap_now()
         lrs = binomial_log_lrs(x_c, n_c, self.log_thetas, self.request_terms)
-        self._add_rollback_steps([a * lr for lr in lrs])
+        self._add_rollback_steps([a * lr for lr in lrs], cap)
         if self.dispersion is not None:
             self.dispersion.add(n_c, x_c)
 
@@ -375,6 +396,15 @@ class StageEvidence:
             else:
                 m.observe(t, n_c, slow_c, n_b, slow_b)
 
+    def calibrate(self, history: Sequence[Interval]) -> None:
+        """Feed the baseline's intervals from before the stage to the dispersion estimates."""
+        for interval in history:
+            b = interval.baseline
+            if b is None:
+                continue
+            for m in self.metrics:
+                m.calibrate(b.requests, b.errors if m.metric == "errors" else b.slow)
+
     def observe_interval(self, interval: Interval) -> None:
         """Add one Interval; a canary with no data is skipped (nothing was observed)."""
         c, b = interval.canary, interval.baseline
@@ -484,14 +514,22 @@ class SequentialJudge:
     def __init__(self, analysis: Analysis, settings: EvidenceSettings | None = None) -> None:
         self.analysis = analysis
         self.settings = settings or EvidenceSettings()
+        # Only the two-sample test calibrates on the baseline's past.
+        self.uses_history = (analysis.mode == "two-sample" and analysis.calibration_seconds > 0
+                             and self.settings.lift_cap_below is not None)
 
     def start(self) -> StageEvidence:
         """A fresh running state for one stage."""
         return StageEvidence(self.analysis, self.settings)
 
-    def evaluate(self, intervals: Sequence[Interval], *, stage_over: bool) -> Verdict:
-        """Judge a stage from all its intervals so far, in time order."""
+    def evaluate(self, intervals: Sequence[Interval], *, stage_over: bool, history: Sequence[Interval] = ()) -> Verdict:
+        """Judge a stage from all its intervals so far, in time order.
+
+        ``history``: the baseline's intervals from before the stage, used only to measure how
+        bursty its counts are (see ``EvidenceSettings.lift_cap_below``).
+        """
         state = self.start()
+        state.calibrate(history)
         for interval in sorted(intervals, key=lambda i: i.t):
             state.observe_interval(interval)
         return state.verdict(stage_over=stage_over)

@@ -19,7 +19,9 @@ class ThresholdJudge:
         self.analysis = analysis
         self.guardrails = guardrails
 
-    def evaluate(self, intervals: Sequence[Interval], *, stage_over: bool) -> Verdict:
+    uses_history = False
+
+    def evaluate(self, intervals: Sequence[Interval], *, stage_over: bool, history: Sequence[Interval] = ()) -> Verdict:
         observation = Observation(start=0, end=0, intervals=tuple(intervals))
         canary = observation.totals("canary")
         baseline = observation.totals("baseline")

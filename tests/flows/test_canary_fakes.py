@@ -42,12 +42,30 @@ def test_healthy_canary_is_promoted_through_every_stage():
     assert subjects[0].startswith("Rollout starting") and subjects[-1].startswith("Rollout complete")
 
 
+def test_the_baseline_history_is_read_once_per_two_sample_stage():
+    env = fake_environment(canary_error_rate=0.0)
+    result = canary_on(env, spec(5, 25, 100))
+    assert result.outcome == "promoted"
+    hour = [w for w in env.metrics.windows if w[1] - w[0] == 3600]
+    # The hour before the 5% and the 25% stages; the 100% stage is judged against the SLO.
+    assert len(hour) == 2 and len(env.metrics.windows) > 10
+    starts = [s.started_at for s in result.stages[:2]]
+    assert all(start <= end <= start + 120 for (_, end), start in zip(hour, starts)), (hour, starts)
+
+    env = fake_environment(canary_error_rate=0.0)
+    off = spec(5, 25, 100)
+    off = off.model_copy(update={"analysis": off.analysis.model_copy(update={"calibration_seconds": 0})})
+    canary_on(env, off)
+    assert not [w for w in env.metrics.windows if w[1] - w[0] == 3600]
+
+
 def test_bad_canary_is_rolled_back_at_the_first_stage():
     env = fake_environment(canary_error_rate=0.05)
     result = canary_on(env, spec(5, 25, 100))
     assert result.outcome == "rolled_back"
     assert len(result.stages) == 1 and result.stages[0].weights.canary == 5
-    assert "over" in result.reason
+    # The judge (on a steady baseline history) and the guardrail both act on the first minute.
+    assert "5.00%" in result.reason and "roll back" in result.reason
     assert env.router.weights == Weights(stable=100, canary=0)
     canary = env.deployer.services[env.targets.canary_service]
     assert canary.desired == 0 and canary.task_definition == STABLE_TD

@@ -138,11 +138,38 @@ def test_failed_verdict_carries_statistic_thresholds_and_sample_sizes():
 
 
 def test_one_interval_never_decides_alone():
-    """Even a canary failing every request needs two intervals (the guardrails act within one)."""
+    """Without the baseline's history even a canary failing every request needs two intervals
+    (the guardrails act within one)."""
     intervals = stage(2, canary=lambda i: v(600, 600, 6))
     judge = SequentialJudge(TWO_SAMPLE)
     assert judge.evaluate(intervals[:1], stage_over=False).phase is Phase.RUNNING
     assert judge.evaluate(intervals, stage_over=False).phase is Phase.FAILED
+
+
+def history(n: int, errors) -> list[Interval]:
+    """``n`` intervals before the stage (negative times) with only the baseline's counts."""
+    return [Interval(t=-60.0 * (n - i), canary=None, baseline=v(11400, errors(i), 114)) for i in range(n)]
+
+
+def test_a_steady_baseline_history_lets_one_overwhelming_interval_decide():
+    bad = stage(1, canary=lambda i: v(600, 60, 6))  # 10% errors in the first minute
+    judge = SequentialJudge(TWO_SAMPLE)
+    steady = history(60, lambda i: 11 + i % 3)
+    verdict = judge.evaluate(bad, stage_over=False, history=steady)
+    assert verdict.phase is Phase.FAILED and verdict.decided_at_t == 60
+    # Bursty errors in the baseline's past (0 or 34 a minute) keep the cap: a second minute is needed.
+    bursty = history(60, lambda i: 34 if i % 3 == 0 else 0)
+    assert judge.evaluate(bad, stage_over=False, history=bursty).phase is Phase.RUNNING
+    assert judge.evaluate(stage(2, canary=lambda i: v(600, 60, 6)), stage_over=False, history=bursty).phase \
+        is Phase.FAILED
+    # Too little history to tell is treated as bursty.
+    assert judge.evaluate(bad, stage_over=False, history=steady[:2]).phase is Phase.RUNNING
+    # The history carries no evidence about the canary: a healthy first minute stays undecided.
+    assert judge.evaluate(stage(1), stage_over=False, history=steady).phase is Phase.RUNNING
+    # A judge told to keep the cap always ignores the history.
+    capped = SequentialJudge(TWO_SAMPLE, EvidenceSettings(lift_cap_below=None))
+    assert not capped.uses_history
+    assert capped.evaluate(bad, stage_over=False, history=steady).phase is Phase.RUNNING
 
 
 def test_decisions_are_sticky_and_rollback_overrides_an_earlier_pass():
@@ -302,7 +329,8 @@ def test_alpha_holds_on_healthy_streams(canary, share, rate, profile, seed):
     analysis = Analysis(judge="sequential", alpha=0.1, metrics=("errors",))
     baseline = canary * (1 - share) / share
     bound = 0.1 + 4 * math.sqrt(0.1 * 0.9 / 250)
-    for evidence in (EvidenceSettings(cap_fraction=None, dispersion_z=None), EvidenceSettings()):
+    for evidence in (EvidenceSettings(cap_fraction=None, dispersion_z=None), EvidenceSettings(),
+                     EvidenceSettings(lift_cap_below=None)):
         got = false_rollbacks(analysis, evidence, stages=250, intervals=40, canary=canary, baseline=baseline,
                               rate=rate, profile=profile, seed=seed)
         assert got <= bound

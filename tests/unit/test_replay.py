@@ -31,7 +31,9 @@ FILE_CASES = [
     ("regression.jsonl", {}, "rollback", 120.0, 1200, "0.83%"),
     ("healthy.jsonl", {}, "promote", 1140.0, 11400, "pass"),
     ("incident_both.jsonl", {}, "inconclusive", 1200.0, 12000, "a person must decide"),
-    ("incident_canary.jsonl", {}, "rollback", 480.0, 4800, "canary is worse"),
+    # The baseline's steady counts lift the one-interval cap, so the second bad
+    # minute decides (the third, with the cap).
+    ("incident_canary.jsonl", {}, "rollback", 420.0, 4200, "canary is worse"),
     ("missing.jsonl", {"guardrails": False}, "inconclusive", 240.0, 180, "a person must decide"),
     # The guardrail sees the canary's 5 errors in 60 requests at t=120, which the two-sample
     # judge skips for want of a baseline count.
