@@ -81,6 +81,7 @@ def main() -> int:
     from rollway.sim.server import EmbeddedAws
     from rollway.sim.topology import provision
     from rollway.sim.traffic import TrafficSimulator
+    from rollway.spec import Analysis
     from rollway.targets import Targets
 
     targets = Targets()
@@ -109,13 +110,16 @@ def main() -> int:
         clock = MeteredClock(settings.build())
         env = aws_environment(get_client, targets, clock)
         per_tick: list[int] = []  # GetMetricData calls made by each observe (one per analysis tick)
+        history: list[int] = []  # ... and by each read of the baseline's hour before a stage
         source = env.metrics
+        history_seconds = Analysis().calibration_seconds
 
         class CountingMetrics:
             def observe(self, start: float, end: float):
                 before = sum(1 for _, op in log.calls if op == "GetMetricData")
                 observation = source.observe(start, end)
-                per_tick.append(sum(1 for _, op in log.calls if op == "GetMetricData") - before)
+                made = sum(1 for _, op in log.calls if op == "GetMetricData") - before
+                (history if end - start == history_seconds else per_tick).append(made)
                 return observation
 
         env.metrics = CountingMetrics()
@@ -136,7 +140,8 @@ def main() -> int:
               f"of which waiting on the rollout clock {clock.slept_wall:.2f} s")
         print(f"orchestration overhead per stage (excluding bake): {overhead:.3f} s   (goal < 1 s)")
         print(f"CloudWatch GetMetricData calls per analysis tick: at most {max(per_tick)} "
-              f"({gmd} calls over {ticks} ticks; a tick before the first whole period makes none)   (goal 1)")
+              f"({gmd} calls over {ticks} ticks; a tick before the first whole period makes none)   (goal 1); "
+              f"plus {sum(history)} call(s) in {len(history)} read(s) of the baseline's hour before a two-sample stage")
 
         # Rollback from 25% canary: which calls happen before the ALB reads back 100/0?
         env.router.set_weights(Weights.canary_at(25))

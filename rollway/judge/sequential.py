@@ -32,7 +32,12 @@ one. The cap is per interval, so it protects against bursts shorter than an inte
 flows judge 60-s CloudWatch periods). Each interval's evidence is also divided by a
 conservative estimate of the dispersion of the reference version's counts (the baseline's;
 the canary's own in one-sample mode), so persistently bursty traffic needs proportionally
-more evidence; Poisson traffic is not slowed down.
+more evidence; Poisson traffic is not slowed down. The estimate starts from the baseline's
+counts before the stage (``calibrate``; the flows read ``calibration_seconds`` of them), and
+while it shows the counts close to Poisson (a bound ``dispersion_z`` standard errors above it
+under ``lift_cap_below``) the cap is lifted, so one overwhelming interval may decide. Cap,
+tempering and lift are all chosen from data seen before the interval they apply to, so the
+statistic stays an e-process and alpha holds whatever they decide.
 
 Intervals where either version has no request count carry no two-sample information and are
 skipped; an interval without events changes only the running totals. ``StageEvidence`` is the
