@@ -38,6 +38,7 @@ def judge(
     alpha: float = 0.01,
     margin: float = 0.001,
     mode: str = "two-sample",
+    history: str | None = None,
 ) -> int:
     """Dry-run the canary judge on recorded metrics (JSON Lines, one interval per line).
 
@@ -46,10 +47,12 @@ def judge(
         alpha: probability of rolling back a healthy canary.
         margin: error-rate margin tolerated when passing.
         mode: two-sample (against the baseline) or one-sample (against the SLO).
+        history: JSON Lines of the baseline's intervals before the stage (the flows read an hour),
+            which tell the judge how bursty the traffic is.
     """
     from rollway.judge.replay import replay_main
 
-    return replay_main(replay, alpha=alpha, margin=margin, mode=mode, out=sys.stdout)
+    return replay_main(replay, alpha=alpha, margin=margin, mode=mode, out=sys.stdout, history=history)
 
 
 @app.command

@@ -16,6 +16,10 @@ without one is inconclusive. The last line is a JSON summary::
 
     {"verdict": "rollback" | "promote" | "inconclusive", "decided_at_t": ..., "canary_requests_at_decision": ..., "reason": "..."}
 
+``--history FILE2`` (same format) gives the baseline's intervals from before the stage, as the
+flows read them (``analysis.calibration_seconds``): only their baseline counts are used, to
+measure how bursty the traffic is (see ``EvidenceSettings.lift_cap_below``).
+
 Run it with ``python -m rollway.judge.replay FILE`` (or ``-`` for standard input).
 """
 
@@ -153,9 +157,14 @@ class ReplayResult:
         }, ensure_ascii=False)
 
 
-def replay(intervals: Sequence[Interval], analysis: Analysis, guardrails: Guardrails | None) -> ReplayResult:
-    """Judge ``intervals`` one at a time, as the flows would, until the first decision."""
+def replay(intervals: Sequence[Interval], analysis: Analysis, guardrails: Guardrails | None,
+           history: Sequence[Interval] = ()) -> ReplayResult:
+    """Judge ``intervals`` one at a time, as the flows would, until the first decision.
+
+    ``history``: the baseline's intervals before the stage (only their baseline counts count).
+    """
     judge = _Incremental(analysis)
+    judge.state.calibrate(history)
     changes: list[str] = []
     last = None
     canary_requests = 0
@@ -187,6 +196,7 @@ def replay_main(
     mode: str,
     out: TextIO,
     guardrails: bool = True,
+    history: str | None = None,
 ) -> int:
     """Everything ``rollway judge --replay FILE`` does; returns the exit code.
 
@@ -197,6 +207,7 @@ def replay_main(
         mode: "two-sample" or "one-sample".
         out: where the decision lines, the summary and any error go.
         guardrails: apply the seed's absolute guardrails on top of the judge, as the flows do.
+        history: a JSON Lines file of the baseline's intervals before the stage, or None.
 
     Returns:
         0 when the replay ran (whatever the verdict), 2 for an unreadable file or bad options.
@@ -207,26 +218,36 @@ def replay_main(
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         print(f"error: invalid options: {problems}", file=out)
         return EXIT_BAD_INPUT
-    try:
-        if path == "-":
-            intervals = read_intervals(sys.stdin)
-        else:
-            with open(path, encoding="utf-8") as handle:
-                intervals = read_intervals(handle)
-    except OSError as exc:
-        print(f"error: cannot read {path}: {exc.strerror or exc}", file=out)
+    if history == "-" and path == "-":
+        print("error: only one of the stage file and --history can be standard input", file=out)
         return EXIT_BAD_INPUT
-    except ReplayError as exc:
-        print(f"error: {path}: {exc}", file=out)
+    intervals = _load(path, out)
+    if intervals is None:
         return EXIT_BAD_INPUT
-    except UnicodeDecodeError as exc:
-        print(f"error: {path}: not UTF-8 text ({exc.reason})", file=out)
+    past = _load(history, out) if history is not None else []
+    if past is None:
         return EXIT_BAD_INPUT
-    result = replay(intervals, analysis, Guardrails() if guardrails else None)
+    result = replay(intervals, analysis, Guardrails() if guardrails else None, past)
     for line in result.changes:
         print(line, file=out)
     print(result.summary(), file=out)
     return EXIT_OK
+
+
+def _load(path: str, out: TextIO) -> list[Interval] | None:
+    """The intervals of a replay file (``-``: standard input), or None after printing why not."""
+    try:
+        if path == "-":
+            return read_intervals(sys.stdin)
+        with open(path, encoding="utf-8") as handle:
+            return read_intervals(handle)
+    except OSError as exc:
+        print(f"error: cannot read {path}: {exc.strerror or exc}", file=out)
+    except ReplayError as exc:
+        print(f"error: {path}: {exc}", file=out)
+    except UnicodeDecodeError as exc:
+        print(f"error: {path}: not UTF-8 text ({exc.reason})", file=out)
+    return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -238,9 +259,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--margin", type=float, default=defaults.margin, help=f"default {defaults.margin}")
     parser.add_argument("--mode", choices=["two-sample", "one-sample"], default=defaults.mode)
     parser.add_argument("--no-guardrails", action="store_true", help="judge only, without the absolute guardrails")
+    parser.add_argument("--history", help="JSON Lines of the baseline's intervals before the stage")
     args = parser.parse_args(argv)
     return replay_main(args.file, alpha=args.alpha, margin=args.margin, mode=args.mode, out=sys.stdout,
-                       guardrails=not args.no_guardrails)
+                       guardrails=not args.no_guardrails, history=args.history)
 
 
 if __name__ == "__main__":

@@ -136,3 +136,38 @@ def test_runs_as_a_module():
         capture_output=True, text=True, timeout=60, check=False,
     )
     assert bad.returncode == 2 and "line 3" in bad.stdout
+
+
+def write_lines(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def test_history_of_a_steady_baseline_lets_the_first_bad_minute_decide(tmp_path):
+    """The judge alone (no guardrails): a canary at 10% errors for two minutes."""
+    stage = write_lines(tmp_path / "stage.jsonl", [
+        {"t": t, "baseline": {"requests": 11400, "errors": 12}, "canary": {"requests": 600, "errors": 60}}
+        for t in (60, 120)
+    ])
+    steady = write_lines(tmp_path / "steady.jsonl", [
+        {"t": -3600 + 60 * i, "baseline": {"requests": 12000, "errors": 11 + i % 3}} for i in range(60)
+    ])
+    bursty = write_lines(tmp_path / "bursty.jsonl", [
+        {"t": -3600 + 60 * i, "baseline": {"requests": 12000, "errors": 36 if i % 3 == 0 else 0}} for i in range(60)
+    ])
+    decided = {}
+    for name, history in (("none", None), ("steady", steady), ("bursty", bursty)):
+        code, lines = run(stage, guardrails=False, history=None if history is None else str(history))
+        assert code == EXIT_OK, lines
+        decided[name] = (summary(lines)["verdict"], summary(lines)["decided_at_t"])
+    assert decided == {"none": ("rollback", 120.0), "steady": ("rollback", 60.0), "bursty": ("rollback", 120.0)}
+
+
+def test_a_malformed_history_file_is_named_with_its_line(tmp_path):
+    history = tmp_path / "history.jsonl"
+    history.write_text('{"t": -60, "baseline": {"requests": 100}}\n{"t": -30, "baseline": {"requests": "many"}}\n')
+    code, lines = run(DATA / "regression.jsonl", history=str(history))
+    assert code == EXIT_BAD_INPUT and len(lines) == 1
+    assert "history.jsonl" in lines[0] and "line 2" in lines[0]
+    code, lines = run("-", history="-")
+    assert code == EXIT_BAD_INPUT and "standard input" in lines[0]
