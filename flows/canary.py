@@ -14,7 +14,7 @@ from flows.approvals import prefect_approver
 from flows.engine import run_stages
 from flows.env import load_environment
 from flows.hooks import rollback_hooks
-from flows.rollback import execute_rollback
+from flows.rollback import judge_rollback
 from rollway.approvals import Approver
 from rollway.clock import ClockSettings
 from rollway.decide import StageState
@@ -59,11 +59,7 @@ def run_canary(env: Environment, spec: RolloutSpec, approver: Approver, *, actor
     ecs.update_service(env.deployer, t.canary_service, task_definition=revision)
     log.info("canary service %s now on %s", t.canary_service, revision)
 
-    def rollback(reason: str):
-        return execute_rollback(
-            env, reason, actor="judge", previous_task_definition=canary.task_definition,
-            stable_desired=stable.desired, bindings=spec.flags, verify_timeout_seconds=spec.verify_timeout_seconds,
-        )
+    rollback = judge_rollback(env, spec, previous_task_definition=canary.task_definition, stable_desired=stable.desired)
 
     result = run_stages(
         env, spec, state=StageState(), stable_desired=stable.desired, approver=approver, rollback=rollback

@@ -23,7 +23,7 @@ from flows.env import load_environment
 from flows.hooks import rollback_hooks
 from flows.journal import LedgerJournal
 from flows.monitor import run_monitor
-from flows.rollback import execute_rollback, finish_rollback
+from flows.rollback import finish_rollback, judge_rollback
 from rollway.approvals import Approver
 from rollway.clock import ClockSettings
 from rollway.decide import StageState
@@ -218,12 +218,8 @@ def run_progressive(
         approved=record.approved_stage, until_stage=phase_end_stage(spec, phase_index) if phased else None,
     )
 
-    def rollback(reason: str):
-        return execute_rollback(
-            env, reason, actor="judge", previous_task_definition=record.previous_task_definition,
-            stable_desired=record.stable_desired, bindings=spec.flags,
-            verify_timeout_seconds=spec.verify_timeout_seconds,
-        )
+    rollback = judge_rollback(env, spec, previous_task_definition=record.previous_task_definition,
+                              stable_desired=record.stable_desired)
 
     journal = LedgerJournal(env, spec, owner=owner, lease_seconds=lease_seconds, actor=actor)
     result = run_stages(

@@ -9,7 +9,8 @@ flags are disabled, and people are told why. Running it twice ends in the same s
 
 from __future__ import annotations
 
-from typing import Sequence
+import functools
+from typing import Callable, Sequence
 
 from prefect import flow, get_run_logger
 
@@ -98,6 +99,15 @@ def execute_rollback(
         flags_disabled=disabled,
         notification_id=message_id,
         steps=tuple(steps),
+    )
+
+
+def judge_rollback(env: Environment, spec, *, previous_task_definition: str | None,
+                   stable_desired: int | None) -> Callable[[str], RollbackResult]:
+    """The rollback a rollout's stage loop performs when the judge or a person says so."""
+    return functools.partial(
+        execute_rollback, env, actor="judge", previous_task_definition=previous_task_definition,
+        stable_desired=stable_desired, bindings=spec.flags, verify_timeout_seconds=spec.verify_timeout_seconds,
     )
 
 
