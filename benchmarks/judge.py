@@ -238,22 +238,28 @@ def combine(judge: Outcome, guardrail: Outcome) -> Outcome:
     return judge
 
 
+def wald_per_tick(steps: Iterable[float], served: Iterable[int], setting: Setting, alpha: float) -> Outcome:
+    """Wald's boundaries (``alpha``, beta = 1%) on a log likelihood ratio growing by ``steps`` per tick."""
+    upper = math.log((1 - SPRT_BETA) / alpha)
+    lower = math.log(SPRT_BETA / (1 - alpha))
+    llr = 0.0
+    total = 0
+    for i, (step, n) in enumerate(zip(steps, served)):
+        llr += step
+        total += n
+        if llr >= upper:
+            return Outcome("rollback", (i + 1) * setting.tick, total)
+        if llr <= lower:
+            return Outcome("promote", (i + 1) * setting.tick, total)
+    return Outcome("none", setting.ticks * setting.tick, total)
+
+
 def run_tick_sprt(stream: Stream, setting: Setting, p1: float) -> Outcome:
     """Wald's SPRT of p0 against p1 on the canary's counts, looked at once per tick."""
-    upper = math.log((1 - SPRT_BETA) / SPRT_ALPHA)
-    lower = math.log(SPRT_BETA / (1 - SPRT_ALPHA))
     up = math.log(p1 / P0)
     down = math.log((1 - p1) / (1 - P0))
-    llr = 0.0
-    served = 0
-    for i, (n, e) in enumerate(zip(stream.n_c, stream.e_c)):
-        llr += e * up + (n - e) * down
-        served += n
-        if llr >= upper:
-            return Outcome("rollback", (i + 1) * setting.tick, served)
-        if llr <= lower:
-            return Outcome("promote", (i + 1) * setting.tick, served)
-    return Outcome("none", setting.ticks * setting.tick, served)
+    steps = (e * up + (n - e) * down for n, e in zip(stream.n_c, stream.e_c))
+    return wald_per_tick(steps, stream.n_c, setting, SPRT_ALPHA)
 
 
 def run_tick_sprt2(stream: Stream, setting: Setting, theta: float, alpha: float) -> Outcome:
@@ -265,19 +271,11 @@ def run_tick_sprt2(stream: Stream, setting: Setting, theta: float, alpha: float)
     learn the ratio from the data can expect to beat it, which is how the report tells a
     target the judge misses from one no two-sample test reaches at this tick length.
     """
-    upper = math.log((1 - SPRT_BETA) / alpha)
-    lower = math.log(SPRT_BETA / (1 - alpha))
-    llr = 0.0
-    served = 0
-    for i, (n_c, e_c, n_b, e_b) in enumerate(zip(stream.n_c, stream.e_c, stream.n_b, stream.e_b)):
-        served += n_c
-        if n_c and n_b:
-            llr += conditional_log_lr(e_c, e_b, n_c, n_b, theta)
-        if llr >= upper:
-            return Outcome("rollback", (i + 1) * setting.tick, served)
-        if llr <= lower:
-            return Outcome("promote", (i + 1) * setting.tick, served)
-    return Outcome("none", setting.ticks * setting.tick, served)
+    steps = (
+        conditional_log_lr(e_c, e_b, n_c, n_b, theta) if n_c and n_b else 0.0
+        for n_c, e_c, n_b, e_b in zip(stream.n_c, stream.e_c, stream.n_b, stream.e_b)
+    )
+    return wald_per_tick(steps, stream.n_c, setting, alpha)
 
 
 def exact_sprt_sample_size(p: float, p1: float, runs: int, seed: int) -> float:
