@@ -120,16 +120,17 @@ def rollback_recorded(env: Environment, reason: str, *, actor: str, previous_tas
     from rollway.spec import RolloutSpec
 
     record = env.ledger.get(env.targets.canary_service) if env.ledger is not None else None
+    recorded = RolloutSpec.model_validate_json(record.spec_json) if record is not None else None
     active = record is not None and not record.phase.terminal
     if record is not None and record.phase is RolloutPhase.PROMOTED:
         # Inside its monitoring window a promoted rollout is still this rollout's to roll back
         # (the old service still runs); after it, the record belongs to history.
-        active = monitoring_left(RolloutSpec.model_validate_json(record.spec_json), record, env.clock.now()) is not None
+        active = monitoring_left(recorded, record, env.clock.now()) is not None
     if active:
         previous_task_definition = previous_task_definition or record.previous_task_definition
         stable_desired = stable_desired or record.stable_desired
         if bindings is None:
-            bindings = RolloutSpec.model_validate_json(record.spec_json).flags
+            bindings = recorded.flags
         if record.phase is not RolloutPhase.ROLLING_BACK:
             # Intent before action: if this process dies half-way, the ledger says a rollback
             # is unfinished, and a resumed run or `rollway abort` finishes it.
@@ -154,7 +155,7 @@ def rollback_recorded(env: Environment, reason: str, *, actor: str, previous_tas
 
 def finish_rollback(env: Environment, record, *, actor: str) -> RolloutResult:
     """Complete a rollback the ledger says was started but not finished (its run died)."""
-    started = next((t for t in reversed(record.history) if t.kind == "rollback-start"), None)
+    started = record.last_transition("rollback-start")
     begun = f"{started.actor}: {started.comment}" if started is not None else "reason not recorded"
     reason = f"finishing the rollback of rollout {record.rollout_id} that was interrupted ({begun})"
     get_run_logger().warning("%s", reason)

@@ -90,6 +90,10 @@ class RolloutRecord(BaseModel):
     updated_at: float = 0.0
     history: tuple[Transition, ...] = ()
 
+    def last_transition(self, kind: str) -> Transition | None:
+        """The newest transition of ``kind`` in the history, or None."""
+        return next((t for t in reversed(self.history) if t.kind == kind), None)
+
 
 # --- Rules every Ledger implementation shares (DynamoDB and the in-memory fake) -----------
 
@@ -232,7 +236,7 @@ def monitoring_left(spec: "RolloutSpec", record: RolloutRecord, now: float) -> f
         return None
     if any(t.kind in ("decommission", "rollback") for t in record.history):
         return None
-    promoted = [t.at for t in record.history if t.kind == "promote"]
-    if not promoted:
+    promoted = record.last_transition("promote")
+    if promoted is None:
         return None
-    return max(0.0, promoted[-1] + spec.monitor_seconds - now)
+    return max(0.0, promoted.at + spec.monitor_seconds - now)

@@ -278,7 +278,7 @@ def print_status(service: Service, record: RolloutRecord, live: Weights | str, p
         console.print(f"{key:<13}{value}")
     if record.phase is RolloutPhase.ROLLING_BACK:
         # The weights are expected to differ mid-rollback; what a person needs is how to finish it.
-        started = next((t for t in reversed(record.history) if t.kind == "rollback-start"), None)
+        started = record.last_transition("rollback-start")
         why = f" ({started.actor}: {started.comment})" if started is not None else ""
         console.print(f"[yellow]a rollback was started{why} and is not recorded as finished; if no run is "
                       "finishing it, `rollway abort` does[/yellow]")
