@@ -183,8 +183,7 @@ def run_judge(stream: Stream, setting: Setting, analysis: Analysis, settings: Ev
     state = StageEvidence(analysis, settings)
     metrics = state.metrics
     for n_b, e_b in zip(stream.history_n_b, stream.history_e_b):
-        for m in metrics:
-            m.calibrate(n_b, e_b if m.metric == "errors" else 0)
+        state.calibrate_counts(n_b, e_b, 0)
     served = 0
     for i, (n_c, e_c, n_b, e_b) in enumerate(zip(stream.n_c, stream.e_c, stream.n_b, stream.e_b)):
         t = (i + 1) * setting.tick

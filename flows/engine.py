@@ -189,7 +189,7 @@ def run_stages(
     reports = reports if reports is not None else []
     tracker = StageTracker()
     weights = traffic.get_weights(env.router)
-    calibration: tuple[tuple[int, float | None], tuple[Interval, ...]] | None = None
+    history: tuple[Interval, ...] | None = None  # the baseline's past, read once per stage
 
     def finish_stage(decision_text: str, now: float) -> StageReport:
         report = tracker.report(state, weights, now, decision_text)
@@ -202,12 +202,11 @@ def run_stages(
         if state.stage_index >= 0 and not state.passed:
             start = analysis_start(spec, state)
             judge = judge_for_stage(spec, state.stage_index)
-            stage_key = (state.stage_index, state.started_at)
-            if calibration is None or calibration[0] != stage_key:
-                calibration = (stage_key, baseline_history(env, spec, judge, start))
+            if history is None:
+                history = baseline_history(env, spec, judge, start)
             observation = metrics.observe(env.metrics, start, now)
             verdict = assess(judge, spec.guardrails, observation, stage_over=stage_over(spec, state, now),
-                             history=calibration[1])
+                             history=history)
             tracker.update(observation, verdict)
         journal.tick(state, verdict)
         decision = decide(spec, state, verdict, now)
@@ -229,7 +228,7 @@ def run_stages(
                 stage_index=decision.stage_index, started_at=env.clock.now(),
                 approved=state.approved, until_stage=state.until_stage,
             )
-            tracker = StageTracker()
+            tracker, history = StageTracker(), None
             journal.shifted(state, before, weights, decision.reason, flag_updates)
             log.info("shifted %s -> %s: %s", before, weights, decision.reason)
             continue

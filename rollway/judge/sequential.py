@@ -401,14 +401,17 @@ class StageEvidence:
             else:
                 m.observe(t, n_c, slow_c, n_b, slow_b)
 
+    def calibrate_counts(self, n_b: float, errors_b: int, slow_b: int) -> None:
+        """One interval of the baseline from before the stage, as plain counts (see ``calibrate``)."""
+        for m in self.metrics:
+            m.calibrate(n_b, errors_b if m.metric == "errors" else slow_b)
+
     def calibrate(self, history: Sequence[Interval]) -> None:
         """Feed the baseline's intervals from before the stage to the dispersion estimates."""
         for interval in history:
-            b = interval.baseline
-            if b is None:
-                continue
-            for m in self.metrics:
-                m.calibrate(b.requests, b.errors if m.metric == "errors" else b.slow)
+            if interval.baseline is not None:
+                b = interval.baseline
+                self.calibrate_counts(b.requests, b.errors, b.slow)
 
     def observe_interval(self, interval: Interval) -> None:
         """Add one Interval; a canary with no data is skipped (nothing was observed)."""
