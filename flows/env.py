@@ -6,6 +6,9 @@ the blocks are loaded inside the run (no I/O at import time).
 
 from __future__ import annotations
 
+import uuid
+
+from prefect.context import FlowRunContext
 from prefect_aws import AwsCredentials
 
 from blocks.credentials import client_factory
@@ -40,3 +43,9 @@ def load_environment(
     targets = load_targets(targets_block)
     credentials = load_credentials(aws_credentials_block, targets.region)
     return aws_environment(client_factory(credentials), targets, clock.build(), interval_seconds=interval_seconds)
+
+
+def run_owner() -> str:
+    """Who holds a rollout's lease: this flow run, or (outside one) this process."""
+    ctx = FlowRunContext.get()
+    return f"flow-run/{ctx.flow_run.id}" if ctx and ctx.flow_run else f"process/{uuid.uuid4()}"

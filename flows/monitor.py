@@ -15,7 +15,7 @@ from typing import Literal
 from prefect import flow, get_run_logger
 from pydantic import BaseModel, ConfigDict
 
-from flows.env import load_environment
+from flows.env import load_environment, run_owner
 from flows.rollback import execute_rollback
 from rollway.clock import ClockSettings
 from rollway.environment import Environment
@@ -56,8 +56,56 @@ def run_monitor(
     previous_task_definition: str | None = None,
     stable_desired: int | None = None,
     actor: str = "monitor",
+    owner: str | None = None,
+    lease_seconds: float = 600.0,
 ) -> MonitorResult:
-    """Watch the promoted version for ``window_seconds``; roll back or decommission the old one."""
+    """Watch the promoted version for ``window_seconds``; roll back or decommission the old one.
+
+    With an ``owner``, the run holds the rollout's lease while it watches (renewed every
+    check), so a second run of the same rollout is refused instead of watching and
+    decommissioning alongside it.
+
+    Raises:
+        LockHeld: another run holds the rollout's lease (it is watching already).
+    """
+    lease = _Lease(env, owner, lease_seconds)
+    lease.renew()
+    try:
+        return _watch(env, spec, window_seconds=window_seconds, decommission=decommission,
+                      previous_task_definition=previous_task_definition, stable_desired=stable_desired,
+                      actor=actor, lease=lease)
+    finally:
+        lease.release()
+
+
+class _Lease:
+    """The rollout's lease while monitoring; does nothing without an owner or a recorded rollout."""
+
+    def __init__(self, env: Environment, owner: str | None, lease_seconds: float) -> None:
+        service = env.targets.canary_service
+        held = owner is not None and env.ledger is not None and env.ledger.get(service) is not None
+        self.env, self.service, self.owner, self.seconds = env, service, owner if held else None, lease_seconds
+
+    def renew(self) -> None:
+        if self.owner is not None:
+            self.env.ledger.acquire(self.service, owner=self.owner, now=self.env.clock.now(), lease_seconds=self.seconds)
+
+    def release(self) -> None:
+        if self.owner is not None:
+            self.env.ledger.release(self.service, owner=self.owner)
+
+
+def _watch(
+    env: Environment,
+    spec: RolloutSpec,
+    *,
+    window_seconds: float,
+    decommission: bool,
+    previous_task_definition: str | None,
+    stable_desired: int | None,
+    actor: str,
+    lease: _Lease,
+) -> MonitorResult:
     log = get_run_logger()
     t = env.targets
     interval = spec.analysis.interval_seconds
@@ -91,6 +139,7 @@ def run_monitor(
         if now >= end:
             break
         env.clock.sleep(min(interval, end - now))
+        lease.renew()  # a run that went silent past its lease loses the rollout here (LockHeld)
 
     reason = f"{window_seconds / 60:g} minutes of monitoring passed"
     if not decommission:
@@ -121,12 +170,18 @@ def monitor(
     targets_block: str | None = None,
     aws_credentials_block: str | None = None,
     clock: ClockSettings = ClockSettings(),
+    lease_wall_seconds: float = 600.0,
 ) -> MonitorResult:
-    """Watch a promoted version, roll back on a 5-minute error rate over 5 %, then decommission the old service."""
+    """Watch a promoted version, roll back on a 5-minute error rate over 5 %, then decommission the old service.
+
+    ``lease_wall_seconds``: how long this run may go silent (wall time) before another run may
+    watch the rollout instead.
+    """
     env = load_environment(targets_block, aws_credentials_block, clock, interval_seconds=spec.analysis.interval_seconds)
     record = env.ledger.get(env.targets.canary_service) if env.ledger else None
     return run_monitor(
         env, spec, window_seconds=window_seconds, decommission=decommission,
         previous_task_definition=record.previous_task_definition if record else None,
         stable_desired=record.stable_desired if record else None,
+        owner=run_owner(), lease_seconds=lease_wall_seconds * clock.speed,
     )

@@ -10,16 +10,14 @@ again reconciles the ledger with the load balancer and carries on from the recor
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 
 from prefect import flow, get_run_logger
-from prefect.context import FlowRunContext
 from prefect.transactions import transaction
 
 from flows.approvals import prefect_approver
 from flows.canary import preflight
 from flows.engine import run_stages
-from flows.env import load_environment
+from flows.env import load_environment, run_owner
 from flows.hooks import rollback_hooks
 from flows.journal import LedgerJournal
 from flows.monitor import run_monitor
@@ -42,11 +40,6 @@ class DriftDetected(RuntimeError):
 
 class PhaseRefused(RuntimeError):
     """The next weekly phase may not start (the previous one did not pass, or nothing is running)."""
-
-
-def _owner() -> str:
-    ctx = FlowRunContext.get()
-    return f"flow-run/{ctx.flow_run.id}" if ctx and ctx.flow_run else f"process/{uuid.uuid4()}"
 
 
 def phase_end_stage(spec: RolloutSpec, phase_index: int) -> int:
@@ -171,7 +164,7 @@ def run_progressive(
             log.info("%s was promoted but its monitoring did not finish: watching for the %.0f s left", service, left)
             watched = run_monitor(env, recorded, window_seconds=left,
                                   previous_task_definition=record.previous_task_definition,
-                                  stable_desired=record.stable_desired)
+                                  stable_desired=record.stable_desired, owner=owner, lease_seconds=lease_seconds)
             return RolloutResult(
                 outcome="rolled_back" if watched.outcome == "rolled_back" else "promoted", reason=watched.reason,
                 image=spec.image, final_weights=watched.rollback.weights if watched.rollback else record.weights,
@@ -230,7 +223,7 @@ def run_progressive(
     if result.outcome == "promoted" and spec.phases[-1].decommission and spec.monitor_seconds > 0:
         watched = run_monitor(
             env, spec, window_seconds=spec.monitor_seconds, previous_task_definition=record.previous_task_definition,
-            stable_desired=record.stable_desired,
+            stable_desired=record.stable_desired, owner=owner, lease_seconds=lease_seconds,
         )
         if watched.outcome == "rolled_back":
             return result.model_copy(update={"outcome": "rolled_back", "reason": watched.reason,
@@ -291,7 +284,7 @@ def progressive_rollout(
     """
     env = load_environment(targets_block, aws_credentials_block, clock, interval_seconds=spec.analysis.interval_seconds)
     return run_progressive(
-        env, spec, prefect_approver(spec.approvals, approval_poll_seconds), owner=_owner(), actor=actor,
+        env, spec, prefect_approver(spec.approvals, approval_poll_seconds), owner=run_owner(), actor=actor,
         phased=phased, adopt_live_weights=adopt_live_weights, lease_seconds=lease_wall_seconds * clock.speed,
     )
 
@@ -312,4 +305,4 @@ def advance_phase(
     approver = prefect_approver(approvals, approval_poll_seconds) if approvals else None
     # The lease guards against a silent process, whose silence is wall time; on a faster
     # rollout clock the same wall time is more rollout seconds.
-    return advance(env, approver, owner=_owner(), actor=actor, lease_seconds=lease_wall_seconds * clock.speed)
+    return advance(env, approver, owner=run_owner(), actor=actor, lease_seconds=lease_wall_seconds * clock.speed)

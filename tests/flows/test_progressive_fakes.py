@@ -299,39 +299,117 @@ def monitored_spec() -> RolloutSpec:
                        phases=[WeeklyPhase(name="all stages", weights=(5, 100), decommission=True)])
 
 
+class Mortal:
+    """Wraps a port of one process; once the process is dead, every call raises Killed.
+
+    ``kill_after``: this port's call that kills the process. A killed process makes no more
+    calls, so no clean-up in a ``finally`` reaches AWS and a lease it held stays until it expires.
+    """
+
+    def __init__(self, inner, process: dict, kill_after: int | None = None):
+        self._inner, self._process, self._kill_after, self._calls = inner, process, kill_after, 0
+
+    def __getattr__(self, name):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        attr = getattr(self._inner, name)
+        if not callable(attr):
+            return attr
+
+        def call(*args, **kwargs):
+            self._calls += 1
+            if self._calls == self._kill_after:
+                self._process["dead"] = True
+            if self._process.get("dead"):
+                raise Killed(f"process killed ({name})")
+            return attr(*args, **kwargs)
+
+        return call
+
+
 def _killed_while_monitoring():
-    """A rollout promoted and killed ten checks before its monitoring window ends."""
+    """A rollout promoted and killed twenty checks before its monitoring window ends."""
     spec = monitored_spec()
     env = env_with_ledger()
     progressive_on(env, spec, auto_approve())
     checks_in_full_run = env.metrics.calls
 
     env = env_with_ledger()
-    counter = {"n": 0, "kill_at": checks_in_full_run - 10}
-    real = env.metrics
-    env.metrics = KillAt(real, counter)
+    process: dict = {}
+    real = (env.metrics, env.ledger)
+    env.metrics = Mortal(real[0], process, kill_after=checks_in_full_run - 20)
+    env.ledger = Mortal(real[1], process)
     with pytest.raises(Killed):
         progressive_on(env, spec, auto_approve())
-    env.metrics = real
-    assert env.ledger.get(env.targets.canary_service).phase is RolloutPhase.PROMOTED
+    env.metrics, env.ledger = real
+    record = env.ledger.get(env.targets.canary_service)
+    assert record.phase is RolloutPhase.PROMOTED
+    assert record.owner == "run-1", "the monitoring run held the lease when it died"
     assert env.deployer.services[env.targets.stable_service].desired > 0, "killed before the decommission"
     return env, spec
 
 
+def test_a_second_run_is_refused_while_the_dead_monitoring_runs_lease_lasts():
+    env, spec = _killed_while_monitoring()
+    before = env.metrics.calls
+    with pytest.raises(LockHeld):
+        progressive_on(env, spec, auto_approve(), owner="run-2")
+    assert env.metrics.calls == before, "the refused run watched nothing"
+    assert env.deployer.services[env.targets.stable_service].desired > 0
+
+
 def test_a_run_killed_while_monitoring_is_resumed_for_the_rest_of_the_window():
     env, spec = _killed_while_monitoring()
+    env.clock.sleep(601)  # the dead run's lease runs out
     before, started = env.metrics.calls, env.clock.now()
     result = progressive_on(env, spec, auto_approve(), owner="run-2")
     assert result.outcome == "promoted"
     assert kinds(env)[-1] == "decommission"
     assert env.deployer.services[env.targets.stable_service].desired == 0
-    # Only what was left of the hour is watched again, not a fresh hour.
+    assert env.ledger.get(env.targets.canary_service).owner is None, "the lease was released"
+    # Only what was left of the hour (20 checks, less the 10 minutes waited) is watched again.
     assert env.metrics.calls - before <= 11, env.metrics.calls - before
     assert env.clock.now() - started <= 10 * 60 + 1
 
 
+def test_a_second_run_during_monitoring_is_refused_and_the_first_finishes():
+    env = env_with_ledger()
+    spec = monitored_spec()
+    real = env.metrics
+    seen: dict = {}
+
+    class SecondRunMidWindow:
+        """At the 5th check after promotion, another run of the same rollout is started."""
+
+        def __getattr__(self, name):
+            attr = getattr(real, name)
+            if name != "observe":
+                return attr
+
+            def observe(*args, **kwargs):
+                record = env.ledger.get(env.targets.canary_service)
+                if record.phase is RolloutPhase.PROMOTED:
+                    seen["checks"] = seen.get("checks", 0) + 1
+                    if seen["checks"] == 5:
+                        assert record.owner == "run-1", "the watching run holds the lease"
+                        with pytest.raises(LockHeld):
+                            progressive_on(env, spec, auto_approve(), owner="run-2")
+                        seen["refused"] = True
+                return attr(*args, **kwargs)
+
+            return observe
+
+    env.metrics = SecondRunMidWindow()
+    result = progressive_on(env, spec, auto_approve())
+    assert seen.get("refused")
+    assert result.outcome == "promoted"
+    assert kinds(env).count("decommission") == 1
+    assert env.ledger.get(env.targets.canary_service).owner is None
+
+
 def test_a_resumed_window_that_sees_errors_records_the_rollback_before_acting():
     env, spec = _killed_while_monitoring()
+    env.clock.sleep(601)  # the dead run's lease runs out
     env.metrics = FakeMetrics(env.router, steady(50.0, 0.001, 0.08))
     result = progressive_on(env, spec, auto_approve(), owner="run-2")
     assert result.outcome == "rolled_back" and "over the 5% guardrail" in result.reason
