@@ -23,7 +23,7 @@ class Stage(BaseModel):
     passes before it, and ``bake_seconds`` bounds how long the stage observes.
     """
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, allow_inf_nan=False)
 
     weight: int = Field(ge=1, le=100)
     bake_seconds: float = Field(default=600.0, gt=0)
@@ -44,7 +44,7 @@ class Stage(BaseModel):
 class Guardrails(BaseModel):
     """The seed's absolute thresholds; they apply whatever the judge says."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, allow_inf_nan=False)
 
     canary_error_rate: float = Field(default=0.01, gt=0, le=1, description="roll back above, during canary stages")
     monitor_error_rate: float = Field(default=0.05, gt=0, le=1, description="roll back above, while monitoring")
@@ -56,14 +56,16 @@ class Guardrails(BaseModel):
 class Analysis(BaseModel):
     """How stages are judged."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, allow_inf_nan=False)
 
     judge: Literal["threshold", "sequential"] = "sequential"
     interval_seconds: int = Field(default=60, ge=1, description="one CloudWatch period per analysis tick")
     alpha: float = Field(default=0.01, gt=0, lt=0.5, description="probability of rolling back a healthy canary")
     margin: float = Field(default=0.001, ge=0, lt=1, description="absolute error-rate margin tolerated when passing")
     mode: Literal["two-sample", "one-sample"] = "two-sample"
-    slo_error_rate: float = Field(default=0.001, gt=0, lt=1, description="one-sample mode: the error rate the canary is held to")
+    # SLOs stop at 50 %: the judge's alternatives are multiples (from 1.3x) of the SLO, which
+    # must stay rates below 100 %.
+    slo_error_rate: float = Field(default=0.001, gt=0, le=0.5, description="one-sample mode: the error rate the canary is held to")
     slow_threshold_ms: float = Field(default=2000.0, gt=0, description="a request slower than this counts as slow")
     min_requests: int = Field(default=50, ge=1, description="canary requests below which a stage is inconclusive")
     metrics_delay_seconds: float = Field(
@@ -89,14 +91,14 @@ class Analysis(BaseModel):
         description="a canary may also pass once shown below this multiple of the baseline's rate (one-sample: of the SLO)",
     )
     slo_slow_rate: float = Field(
-        default=0.01, gt=0, lt=1, description="one-sample mode: the share of slow requests the canary is held to"
+        default=0.01, gt=0, le=0.5, description="one-sample mode: the share of slow requests the canary is held to"
     )
 
 
 class Approvals(BaseModel):
     """What happens when nobody answers an approval pause."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, allow_inf_nan=False)
 
     timeout_seconds: float = Field(default=3600.0, gt=0)
     on_timeout: Literal["rollback", "hold"] = "rollback"
@@ -105,7 +107,7 @@ class Approvals(BaseModel):
 class WeeklyPhase(BaseModel):
     """A weekly phase: the stages (by weight) it runs, and whether it ends by decommissioning."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, allow_inf_nan=False)
 
     name: str
     weights: tuple[int, ...]
@@ -122,7 +124,7 @@ class WeeklyPhase(BaseModel):
 class FlagBinding(BaseModel):
     """A feature flag whose rollout percentage follows the traffic (or a schedule of its own)."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, allow_inf_nan=False)
 
     feature: str = Field(min_length=1)
     follow: Literal["traffic", "schedule"] = "traffic"
@@ -168,7 +170,7 @@ def default_phases() -> tuple[WeeklyPhase, ...]:
 class RolloutSpec(BaseModel):
     """One rollout: the image to ship and the policy to ship it with."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, allow_inf_nan=False)
 
     image: str = Field(description="the container image of the new version, e.g. repo:1.4.0")
     stages: tuple[Stage, ...] = Field(default_factory=default_stages)

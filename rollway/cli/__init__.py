@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Annotated
 
-from cyclopts import App
+from cyclopts import App, Parameter
 
 from rollway.cli.blocks import CREDENTIALS_BLOCK, TARGETS_BLOCK
 from rollway.cli.flags import flags_app
@@ -34,25 +35,29 @@ def demo(speed: float = 120.0, seed: int = 7, rps: float = 1000.0) -> int:
 
 @app.command
 def judge(
-    replay: str,
+    replay: Annotated[str, Parameter(allow_leading_hyphen=True)],
     alpha: float = 0.01,
     margin: float = 0.001,
     mode: str = "two-sample",
-    history: str | None = None,
+    history: Annotated[str | None, Parameter(allow_leading_hyphen=True)] = None,
+    guardrails: bool = True,
 ) -> int:
     """Dry-run the canary judge on recorded metrics (JSON Lines, one interval per line).
 
     Args:
-        replay: the JSON Lines file.
+        replay: the JSON Lines file (- for standard input).
         alpha: probability of rolling back a healthy canary.
         margin: error-rate margin tolerated when passing.
         mode: two-sample (against the baseline) or one-sample (against the SLO).
         history: JSON Lines of the baseline's intervals before the stage (the flows read an hour),
             which tell the judge how bursty the traffic is.
+        guardrails: apply the seed's absolute guardrails on top, as the flows do (--no-guardrails:
+            the statistical judge alone, whose false rollbacks alpha bounds).
     """
     from rollway.judge.replay import replay_main
 
-    return replay_main(replay, alpha=alpha, margin=margin, mode=mode, out=sys.stdout, history=history)
+    return replay_main(replay, alpha=alpha, margin=margin, mode=mode, out=sys.stdout, history=history,
+                       guardrails=guardrails)
 
 
 @app.command

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from dataclasses import dataclass
 from typing import Iterable, Sequence, TextIO
@@ -43,6 +44,9 @@ EXIT_OK = 0
 EXIT_BAD_INPUT = 2
 
 _TOP_KEYS = {"t", "baseline", "canary"}
+# No load balancer serves this many requests in one interval: a bigger count is a broken
+# export, and past 2**53 it would no longer be exact as a float.
+MAX_COUNT = 10**15
 _VERSION_KEYS = set(VersionSample.model_fields)
 _DECISION = {
     Phase.FAILED: "rollback",
@@ -74,8 +78,8 @@ def parse_line(text: str, number: int, previous_t: float | None) -> Interval:
     if unknown:
         raise ReplayError(f"{where}: unknown key(s) {', '.join(map(repr, unknown))}; expected t, baseline, canary")
     t = record.get("t")
-    if isinstance(t, bool) or not isinstance(t, (int, float)):
-        raise ReplayError(f"{where}: 't' must be a number (the interval's end in seconds), got {t!r}")
+    if isinstance(t, bool) or not isinstance(t, (int, float)) or not _finite(t):
+        raise ReplayError(f"{where}: 't' must be a finite number (the interval's end in seconds), got {_short(t)}")
     if previous_t is not None and t <= previous_t:
         raise ReplayError(f"{where}: t={t:g} is not after the previous line's t={previous_t:g}")
     versions = {}
@@ -92,13 +96,33 @@ def parse_line(text: str, number: int, previous_t: float | None) -> Interval:
             raise ReplayError(f"{where}: '{name}' has no 'requests' (leave the version out when it has no data)")
         for key in ("requests", "errors", "slow"):
             if key in value and (isinstance(value[key], bool) or not isinstance(value[key], int)):
-                raise ReplayError(f"{where}: '{name}.{key}' must be a whole number, got {value[key]!r}")
+                raise ReplayError(f"{where}: '{name}.{key}' must be a whole number, got {_short(value[key])}")
+            if key in value and value[key] > MAX_COUNT:
+                raise ReplayError(f"{where}: '{name}.{key}' is {_short(value[key])}, more than {MAX_COUNT:.0e}")
+        for key in ("latency_avg_ms", "latency_p99_ms"):
+            latency = value.get(key)
+            if latency is not None and (isinstance(latency, bool) or not isinstance(latency, (int, float))
+                                        or not _finite(latency)):
+                raise ReplayError(f"{where}: '{name}.{key}' must be a finite number or null, got {_short(latency)}")
         try:
             versions[name] = VersionSample.model_validate(value)
         except ValidationError as exc:
             problems = "; ".join(e["msg"] for e in exc.errors())
             raise ReplayError(f"{where}: '{name}' is invalid: {problems}") from None
     return Interval(t=float(t), **versions)
+
+
+def _finite(number: int | float) -> bool:
+    try:
+        return math.isfinite(number)
+    except OverflowError:  # an int too large for a float
+        return False
+
+
+def _short(value: object) -> str:
+    """A value for an error message, cut short (a 400-digit number is not worth printing)."""
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:20]}...({len(text)} characters)"
 
 
 def read_intervals(lines: Iterable[str]) -> list[Interval]:

@@ -122,6 +122,8 @@ class MetricEvidence:
         margin: absolute error-rate margin for passing.
         margin_ratio: rate ratio for passing (to the baseline; one-sample: to the reference).
         settings: how the e-processes are built.
+        min_requests: canary requests this metric must have judged before it may pass, so a
+            pass is reported at the moment it is allowed, with the counts of that moment.
     """
 
     def __init__(
@@ -134,8 +136,10 @@ class MetricEvidence:
         margin: float,
         margin_ratio: float,
         settings: EvidenceSettings,
+        min_requests: float = 0,
     ) -> None:
         self.metric = metric
+        self.min_requests = min_requests
         self.alpha = alpha
         self.beta = beta
         self.reference = reference
@@ -296,7 +300,7 @@ class MetricEvidence:
         # Sticky: the first crossing is the test's decision, later evidence does not undo it.
         if self.rollback is None and self.log_evidence >= self.log_rollback_bar:
             self.rollback = self._snapshot(t, _ratio(self.log_evidence))
-        if self.passed is None:
+        if self.passed is None and self.canary_requests >= self.min_requests:
             log_p = self.log_pass_evidence()
             if log_p >= self.log_pass_bar:
                 self.passed = self._snapshot(t, _ratio(log_p))
@@ -373,10 +377,10 @@ class StageEvidence:
                 margin=analysis.margin,
                 margin_ratio=analysis.margin_ratio,
                 settings=settings,
+                min_requests=analysis.min_requests,
             )
             for name in metrics
         ]
-        self._errors = "errors" in metrics
         self.last_t: float | None = None
         self.canary_requests = 0.0
         self.baseline_requests = 0.0
@@ -477,13 +481,16 @@ class StageEvidence:
                 f"{m.pass_target()} — pass" + (f" ({others})" if others else ""),
                 m, d.evidence, d,
             )
-        # Report on the metric closest to a decision: errors first when judged.
-        m = self.metrics[0] if self._errors else max(self.metrics, key=lambda e: e.log_rollback_evidence())
+        # Report on a metric that still blocks the pass (errors first when judged), not on one
+        # that has already passed.
+        undecided = [e for e in self.metrics if e.passed is None] or self.metrics
+        m = undecided[0] if undecided[0].metric == "errors" else max(undecided, key=lambda e: e.log_rollback_evidence())
         roll = _ratio(m.log_rollback_evidence())
         passing = _ratio(m.log_pass_evidence())
+        already = "".join(f"; {o.describe()} passed" for o in self.metrics if o.passed is not None and o is not m)
         state = (
             f"{m.describe()}: rollback evidence {_evidence(roll)} of {1 / m.alpha:.0f}, "
-            f"pass evidence {_evidence(passing)} of {1 / m.beta:.0f} (canary {m.pass_target()})"
+            f"pass evidence {_evidence(passing)} of {1 / m.beta:.0f} (canary {m.pass_target()}){already}"
         )
         if not stage_over:
             return self._verdict(Phase.RUNNING, state + "; observing", m, roll, None)

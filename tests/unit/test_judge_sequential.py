@@ -199,6 +199,46 @@ def test_inconclusive_says_how_much_traffic_a_pass_needs():
     assert "canary requests to pass at this margin" in verdict.reason
 
 
+def test_a_pass_held_back_by_min_requests_is_reported_when_it_is_allowed():
+    """The pass's time and counts are those of the moment min_requests was reached, not earlier."""
+    # A baseline failing 1% with a clean canary: the pass evidence is there within minutes,
+    # but 2,000 canary requests take 34 minutes at 60 a minute.
+    intervals = stage(40, canary=lambda i: v(60), baseline=lambda i: v(1140, 12, 12))
+    quick = SequentialJudge(TWO_SAMPLE).evaluate(intervals, stage_over=False)
+    assert quick.phase is Phase.SUCCESSFUL and quick.canary_requests < 2000
+    verdict = SequentialJudge(Analysis(min_requests=2000)).evaluate(intervals, stage_over=False)
+    assert verdict.phase is Phase.SUCCESSFUL
+    assert (verdict.decided_at_t, verdict.canary_requests) == (34 * 60, 2040)
+    assert "0/2040" in verdict.reason
+
+
+def test_an_undecided_verdict_names_the_metric_that_blocks_the_pass():
+    # Errors pass at once (the baseline fails 50%), slow requests have nothing to go on.
+    intervals = stage(2, canary=lambda i: v(40), baseline=lambda i: v(400, 200 if i == 0 else 0))
+    verdict = SequentialJudge(TWO_SAMPLE).evaluate(intervals, stage_over=True)
+    assert verdict.phase is Phase.INCONCLUSIVE and verdict.metric == "slow"
+    assert verdict.reason.startswith("stage over without enough evidence either way: canary slow requests 0/80")
+    assert "canary errors 0/80 (0.00%) vs baseline 200/800 (25.00%) passed" in verdict.reason
+
+
+@pytest.mark.parametrize("changes,field", [
+    ({"alpha": math.nan}, "alpha"),
+    ({"margin": math.inf}, "margin"),
+    # Alternatives are multiples of the SLO from 1.3x: an SLO past 50% would leave none below 100%.
+    ({"mode": "one-sample", "slo_error_rate": 0.8}, "slo_error_rate"),
+    ({"mode": "one-sample", "slo_slow_rate": 0.51}, "slo_slow_rate"),
+])
+def test_analysis_rejects_settings_the_judge_cannot_use(changes, field):
+    with pytest.raises(ValueError, match=field):
+        Analysis(**changes)
+
+
+def test_one_sample_judge_works_at_the_largest_slo():
+    analysis = Analysis(mode="one-sample", slo_error_rate=0.5, slo_slow_rate=0.5)
+    bad = stage(5, canary=lambda i: v(600, 540, 0))
+    assert SequentialJudge(analysis).evaluate(bad, stage_over=False).phase is Phase.FAILED
+
+
 def test_make_judge_picks_the_sequential_judge():
     assert isinstance(make_judge(TWO_SAMPLE, Guardrails()), SequentialJudge)
     assert isinstance(make_judge(Analysis(judge="threshold"), Guardrails()), ThresholdJudge)

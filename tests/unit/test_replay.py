@@ -74,7 +74,15 @@ MALFORMED = [
     ('{"t": 60, "canary": {"requests": 60}}\n[1, 2]\n', "line 2: expected a JSON object, got list"),
     ('{"t": 60, "canary": {"requests": 60}, "canry": {}}\n', "line 1: unknown key(s) 'canry'"),
     ('{"t": 60, "canary": {"requests": 60, "eror": 1}}\n', "line 1: unknown key(s) in 'canary': 'eror'"),
-    ('{"t": "60", "canary": {"requests": 60}}\n', "line 1: 't' must be a number"),
+    ('{"t": "60", "canary": {"requests": 60}}\n', "line 1: 't' must be a finite number"),
+    # json.loads accepts NaN and Infinity; neither is a time, and NaN would defeat the order check.
+    ('{"t": 60, "canary": {"requests": 60}}\n{"t": NaN, "canary": {"requests": 60}}\n',
+     "line 2: 't' must be a finite number"),
+    ('{"t": Infinity, "canary": {"requests": 60}}\n', "line 1: 't' must be a finite number"),
+    ('{"t": 1' + "0" * 400 + ', "canary": {"requests": 60}}\n', "line 1: 't' must be a finite number"),
+    ('{"t": 60, "canary": {"requests": 1' + "0" * 400 + '}}\n', "line 1: 'canary.requests' is 1000"),
+    ('{"t": 60, "canary": {"requests": 60, "latency_p99_ms": NaN}}\n',
+     "line 1: 'canary.latency_p99_ms' must be a finite number or null"),
     ('{"t": 60, "canary": {"requests": 60}}\n\n{"t": 60, "canary": {"requests": 60}}\n',
      "line 3: t=60 is not after the previous line's t=60"),
     ('{"t": 60, "canary": {"errors": 1}}\n', "line 1: 'canary' has no 'requests'"),
@@ -121,6 +129,21 @@ def test_read_intervals_keeps_absent_versions_as_no_data():
     assert rows[0].canary.slow == 0  # absent counts are zero
     with pytest.raises(ReplayError, match="line 1"):
         read_intervals(["{"])
+
+
+def test_the_rollway_command_reads_standard_input_and_can_leave_out_the_guardrails():
+    """``rollway judge --replay -`` reads standard input; ``--no-guardrails`` judges statistically only.
+
+    missing.jsonl's guardrail rollback (5 canary errors in 60 requests, no baseline count that
+    minute) is the guardrail's alone: without it the file ends inconclusive.
+    """
+    rollway = Path(sys.executable).with_name("rollway")
+    text = (DATA / "missing.jsonl").read_text()
+    for extra, verdict in (([], "rollback"), (["--no-guardrails"], "inconclusive")):
+        done = subprocess.run([str(rollway), "judge", "--replay", "-", *extra], input=text,
+                              capture_output=True, text=True, timeout=60, check=False)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert json.loads(done.stdout.splitlines()[-1])["verdict"] == verdict, extra
 
 
 def test_runs_as_a_module():
