@@ -19,22 +19,35 @@ from rollway.approvals import Approver
 from rollway.clock import ClockSettings
 from rollway.decide import StageState
 from rollway.environment import Environment
+from rollway.phases import RolloutPhase
 from rollway.report import RolloutResult
 from rollway.spec import RolloutSpec
-from tasks import ecs, metrics, traffic
+from tasks import ecs, flags, metrics, traffic
 
 
 class RolloutRefused(RuntimeError):
     """The service is not in a state a new rollout can start from."""
 
 
-def preflight(env: Environment) -> None:
-    """Resolve every name with read-only calls, so bad targets fail before any write."""
+def preflight(env: Environment, spec: RolloutSpec) -> None:
+    """Resolve every name with read-only calls, so bad targets (or unknown bound flags) fail
+    before any write."""
     resolve = getattr(env.router, "resolve", None)
     if resolve is not None:
         resolve()
+    if spec.flags and env.flags is not None:
+        flags.check_bindings(env.flags, list(spec.flags))
     weights = traffic.get_weights(env.router)
     if weights.canary != 0:
+        record = env.ledger.get(env.targets.canary_service) if env.ledger is not None else None
+        if record is not None and record.phase is RolloutPhase.PROMOTED:
+            # Rolling back would put the previous version back in production: not the advice to give.
+            raise RolloutRefused(
+                f"the canary target group carries {weights.canary}% of traffic because rollout {record.rollout_id} "
+                f"promoted {record.image}: {env.targets.canary_service} is production now. Another rollout needs "
+                f"{env.targets.stable_service} to run that version and take the traffic back first, which rollway "
+                "does not do yet (README, 'Not built yet')"
+            )
         raise RolloutRefused(
             f"the canary target group already carries {weights.canary}% of traffic; "
             "roll back (rollway abort) or resume that rollout before starting a new one"
@@ -45,7 +58,7 @@ def run_canary(env: Environment, spec: RolloutSpec, approver: Approver, *, actor
     """Deploy ``spec.image`` to the canary service and run the stages. Plain Python over tasks."""
     log = get_run_logger()
     t = env.targets
-    preflight(env)
+    preflight(env, spec)
     stable = ecs.describe_service(env.deployer, t.stable_service)
     canary = ecs.describe_service(env.deployer, t.canary_service)
     metrics.notify(

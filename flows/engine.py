@@ -30,6 +30,7 @@ from rollway.decide import (
 )
 from rollway.environment import Environment
 from rollway.judge import assess, judge_for_stage
+from rollway.ledger import RolloutEnded
 from rollway.model import Interval, Observation, VersionSample, Verdict, Weights
 from rollway.phases import Phase
 from rollway.report import RollbackResult, RolloutResult, StageReport, markdown_table
@@ -48,7 +49,7 @@ class Journal(Protocol):
 
     def stage_passed(self, state: StageState, report: StageReport) -> None: ...
 
-    def answered(self, pause: Pause, answer: ApprovalAnswer) -> None: ...
+    def answered(self, pause: Pause, answer: ApprovalAnswer, approved_stage: int | None) -> None: ...
 
     def rolling_back(self, reason: str) -> None: ...
 
@@ -66,7 +67,7 @@ class NullJournal:
 
     def stage_passed(self, state, report): pass
 
-    def answered(self, pause, answer): pass
+    def answered(self, pause, answer, approved_stage): pass
 
     def rolling_back(self, reason): pass
 
@@ -222,6 +223,9 @@ def run_stages(
             state = state.model_copy(update={"passed": True})
 
         if isinstance(decision, SetWeight):
+            # Claim the rollout again right before moving traffic: if a person or a hook rolled
+            # it back since the last tick, this raises RolloutEnded and nothing moves.
+            journal.tick(state, None)
             before = weights
             weights, flag_updates = shift_to(env, spec, decision.weight, stable_desired, before, actor=actor)
             state = StageState(
@@ -229,14 +233,29 @@ def run_stages(
                 approved=state.approved, until_stage=state.until_stage,
             )
             tracker, history = StageTracker(), None
-            journal.shifted(state, before, weights, decision.reason, flag_updates)
+            try:
+                journal.shifted(state, before, weights, decision.reason, flag_updates)
+            except RolloutEnded:
+                # Rolled back between the claim and the shift: take the traffic back off the
+                # canary ourselves (the rollback is idempotent) before stopping.
+                rollback(f"the rollout was rolled back while this run shifted to {weights.canary}%")
+                raise
             log.info("shifted %s -> %s: %s", before, weights, decision.reason)
             continue
 
         if isinstance(decision, Pause):
             summary = markdown_table(reports + ([] if state.passed else [tracker.report(state, weights, now, "paused")]))
             answer = approver(decision, f"**{decision.reason}**\n\n{summary}")
-            journal.answered(decision, answer)
+            target = None
+            if answer.action == "approve" and decision.cause == "approval":
+                try:
+                    target = approved_stage(spec, decision, answer, state.until_stage)
+                except ValueError as refused:
+                    # Checked before anything is recorded: a refused answer approves nothing.
+                    log.warning("approval not applied: %s; asking again", refused)
+                    env.clock.sleep(spec.analysis.interval_seconds)
+                    continue
+            journal.answered(decision, answer, target)
             log.info("pause (%s) answered %s by %s: %s", decision.cause, answer.action, answer.approver, answer.comment)
             if answer.action == "reject":
                 if not state.passed:
@@ -247,15 +266,7 @@ def run_stages(
                 # Stay at these weights; the next decision pauses again after another tick.
                 env.clock.sleep(spec.analysis.interval_seconds)
                 continue
-            if decision.cause == "approval":
-                target = decision.stage_index
-                if answer.next_weight is not None:
-                    try:
-                        target = next_stage_for(spec, decision, answer.next_weight, state.until_stage)
-                    except ValueError as refused:
-                        log.warning("approval not applied: %s; asking again", refused)
-                        env.clock.sleep(spec.analysis.interval_seconds)
-                        continue
+            if target is not None:
                 # Skipping ahead: the stages in between count as approved by this answer.
                 jump = {"stage_index": target - 1, "passed": True} if target != decision.stage_index else {}
                 state = state.model_copy(update={"approved": target, **jump})
@@ -296,6 +307,17 @@ def baseline_history(env: Environment, spec: RolloutSpec, judge, start: float) -
         get_run_logger().warning("baseline history unavailable (%s); judging this stage without it", past.error)
         return ()
     return past.intervals
+
+
+def approved_stage(spec: RolloutSpec, pause: Pause, answer: ApprovalAnswer, until_stage: int | None) -> int:
+    """The stage an approval lets the rollout shift to: the paused one, or a later one it names.
+
+    Raises:
+        ValueError: the answer's ``next_weight`` is not a stage it may skip to.
+    """
+    if answer.next_weight is None:
+        return pause.stage_index
+    return next_stage_for(spec, pause, answer.next_weight, until_stage)
 
 
 def _rolled_back(env, spec, rollback, journal, reports, weights, reason: str) -> RolloutResult:

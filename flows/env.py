@@ -45,7 +45,37 @@ def load_environment(
     return aws_environment(client_factory(credentials), targets, clock.build(), interval_seconds=interval_seconds)
 
 
+OWNER_PREFIX = "flow-run/"
+"""A rollout owned by a flow run records ``flow-run/<id>`` as its owner."""
+
+
 def run_owner() -> str:
     """Who holds a rollout's lease: this flow run, or (outside one) this process."""
     ctx = FlowRunContext.get()
-    return f"flow-run/{ctx.flow_run.id}" if ctx and ctx.flow_run else f"process/{uuid.uuid4()}"
+    return f"{OWNER_PREFIX}{ctx.flow_run.id}" if ctx and ctx.flow_run else f"process/{uuid.uuid4()}"
+
+
+def owner_run_id(owner: str | None) -> uuid.UUID | None:
+    """The flow run a lease owner names, or None when the owner is not a flow run."""
+    if not owner or not owner.startswith(OWNER_PREFIX):
+        return None
+    try:
+        return uuid.UUID(owner[len(OWNER_PREFIX):])
+    except ValueError:
+        return None
+
+
+def owner_finished(owner: str | None) -> bool:
+    """Whether the flow run that owned a rollout has ended, asked of the Prefect API.
+
+    A run paused for an approval does not renew its lease, so an expired lease alone does not
+    mean its run died. An owner that is not a flow run cannot be asked: its lease decides.
+    """
+    from prefect.client.orchestration import get_client
+
+    run_id = owner_run_id(owner)
+    if run_id is None:
+        return True
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_run(run_id)
+    return run.state is not None and run.state.is_final()

@@ -126,16 +126,17 @@ class LedgerJournal:
             description=f"{self.service} at {weight}%: canary vs baseline",
         )
 
-    def answered(self, pause: Pause, answer: ApprovalAnswer) -> None:
+    def answered(self, pause: Pause, answer: ApprovalAnswer, approved_stage: int | None) -> None:
+        """Record a person's answer; ``approved_stage``: the stage an approval lets the rollout
+        shift to (a later one when it skips ahead), None when it approves no shift."""
         kind = "timeout" if answer.timed_out else {"approve": "approve", "reject": "reject", "hold": "hold"}[answer.action]
-        changes = {}
-        if answer.action == "approve" and pause.cause == "approval":
-            changes["approved_stage"] = pause.stage_index
+        changes = {} if approved_stage is None else {"approved_stage": approved_stage}
         # A person may answer after the lease ran out (nothing renews it during a pause): take it back first.
         self.ledger.acquire(self.service, owner=self.owner, now=self.env.clock.now(), lease_seconds=self.lease_seconds)
         self._record(
             Transition(
-                at=self.env.clock.now(), kind=kind, actor=answer.approver, to_stage=pause.stage_index,
+                at=self.env.clock.now(), kind=kind, actor=answer.approver,
+                to_stage=pause.stage_index if approved_stage is None else approved_stage,
                 comment=f"{answer.action}: {answer.comment}".strip(": "), verdict=pause.reason,
             ),
             **changes,

@@ -25,7 +25,7 @@ from rollway.model import Observation, Weights
 from rollway.phases import Phase, RolloutPhase
 from rollway.report import RollbackResult
 from rollway.spec import RolloutSpec
-from tasks import ecs, metrics
+from tasks import ecs, metrics, traffic
 
 # The seed judges the error rate over the last 5 minutes.
 RECENT_SECONDS = 300
@@ -143,6 +143,14 @@ def _watch(
 
     reason = f"{window_seconds / 60:g} minutes of monitoring passed"
     if not decommission:
+        return MonitorResult(outcome="passed", reason=reason, checks=checks, alerts=tuple(sorted(alerted)))
+    live = traffic.get_weights(env.router)
+    if live.stable > 0:
+        # Someone moved traffic back by hand (or the spec never reached 100%): scaling the old
+        # service to zero now would drop that share of requests.
+        reason = f"{reason}, but {t.stable_service} still carries {live.stable}% of traffic: not decommissioned"
+        log.warning(reason)
+        metrics.notify(env.notifier, f"Decommission skipped: {t.stable_service}", reason)
         return MonitorResult(outcome="passed", reason=reason, checks=checks, alerts=tuple(sorted(alerted)))
     ecs.update_service(env.deployer, t.stable_service, desired=0)
     _record(env, "decommission", f"{reason}; {t.stable_service} scaled to 0")

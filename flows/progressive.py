@@ -10,6 +10,7 @@ again reconciles the ledger with the load balancer and carries on from the recor
 from __future__ import annotations
 
 import datetime as dt
+from typing import Callable
 
 from prefect import flow, get_run_logger
 from prefect.transactions import transaction
@@ -17,7 +18,7 @@ from prefect.transactions import transaction
 from flows.approvals import prefect_approver
 from flows.canary import preflight
 from flows.engine import run_stages
-from flows.env import load_environment, run_owner
+from flows.env import load_environment, owner_finished, run_owner
 from flows.hooks import rollback_hooks
 from flows.journal import LedgerJournal
 from flows.monitor import run_monitor
@@ -31,7 +32,7 @@ from rollway.model import Weights
 from rollway.phases import RolloutPhase
 from rollway.report import RolloutResult
 from rollway.spec import RolloutSpec
-from tasks import ecs, traffic, undoable
+from tasks import ecs, flags, traffic, undoable
 
 
 class DriftDetected(RuntimeError):
@@ -55,7 +56,7 @@ def week_of(seconds: float) -> tuple[int, int]:
 def create_rollout(env: Environment, spec: RolloutSpec, *, owner: str, actor: str, lease_seconds: float) -> RolloutRecord:
     """Record a new rollout (refused while another one of the service is unfinished)."""
     t = env.targets
-    preflight(env)
+    preflight(env, spec)
     stable = ecs.describe_service(env.deployer, t.stable_service)
     canary = ecs.describe_service(env.deployer, t.canary_service)
     now = env.clock.now()
@@ -97,6 +98,25 @@ def start_phase(env: Environment, spec: RolloutSpec, index: int, *, owner: str, 
     )
 
 
+def unrecorded_shift(spec: RolloutSpec, record: RolloutRecord, live: Weights) -> int | None:
+    """The stage whose weights ``live`` shows, if this rollout's own next shift explains them.
+
+    Only a shift the run was entitled to make counts: to the next stage once the current one
+    passed (or from the start), with its approval if it needs one, or to the later stage a
+    person approved skipping ahead to. Anything else on the load balancer was not this run's.
+    """
+    if record.stage_index >= 0 and not record.stage_passed:
+        return None
+    approved = record.approved_stage if record.approved_stage is not None else -1
+    nxt = record.stage_index + 1
+    allowed = []
+    if nxt < len(spec.stages) and (not spec.stages[nxt].approval or approved == nxt):
+        allowed.append(nxt)
+    if nxt < approved < len(spec.stages):
+        allowed.append(approved)  # an approval that skipped ahead
+    return next((i for i in allowed if live == Weights.canary_at(spec.stages[i].weight)), None)
+
+
 def reconcile(env: Environment, spec: RolloutSpec, record: RolloutRecord, *, owner: str, actor: str,
               adopt_live_weights: bool, lease_seconds: float) -> RolloutRecord:
     """Make the ledger and the load balancer agree before acting, or refuse.
@@ -109,14 +129,23 @@ def reconcile(env: Environment, spec: RolloutSpec, record: RolloutRecord, *, own
     if live == record.weights:
         return record
     now = env.clock.now()
-    nxt = record.stage_index + 1
-    if nxt < len(spec.stages) and live == Weights.canary_at(spec.stages[nxt].weight):
-        return env.ledger.record(
+    made = unrecorded_shift(spec, record, live)
+    if made is not None:
+        # The run died after moving traffic and before recording it; the flags it would have
+        # moved with the weights may not have followed (idempotent: unchanged flags are not written).
+        updates = flags.apply_bindings(env.flags, list(spec.flags), live.canary, actor=actor, now=now) \
+            if spec.flags and env.flags is not None else []
+        record = env.ledger.record(
             record.service, owner=owner, now=now, lease_seconds=lease_seconds,
             transition=Transition(at=now, kind="shift", actor="reconcile", from_weights=record.weights, to_weights=live,
-                                  to_stage=nxt, comment="shift found on the load balancer but not in the ledger"),
-            weights=live, stage_index=nxt, stage_started_at=now, stage_passed=False,
+                                  to_stage=made, comment="shift found on the load balancer but not in the ledger"),
+            weights=live, stage_index=made, stage_started_at=now, stage_passed=False,
         )
+        for update in updates:
+            record = env.ledger.record(record.service, owner=owner, now=now, lease_seconds=lease_seconds,
+                                       transition=Transition(at=now, kind="flag", actor="reconcile",
+                                                             comment=update.describe()))
+        return record
     if not adopt_live_weights:
         raise DriftDetected(
             f"the ledger says {record.service} is at {record.weights} (stable/canary) but the load balancer "
@@ -232,11 +261,17 @@ def run_progressive(
 
 
 def advance(env: Environment, approver: Approver, *, owner: str, actor: str = "schedule",
-            lease_seconds: float = 600.0) -> RolloutResult | None:
+            lease_seconds: float = 600.0, adopt_live_weights: bool = False,
+            owner_finished: Callable[[str | None], bool] = lambda owner: True) -> RolloutResult | None:
     """Start the next weekly phase of the service's rollout, at most once per calendar week.
 
+    It is also the rollout's watchdog: a phase whose run died (its lease ran out and
+    ``owner_finished`` says its run has ended) is resumed, and a rollback left half-done is
+    finished.
+
     Returns None when there is nothing to do (no rollout, finished, or this week's phase
-    already started). Raises PhaseRefused when the previous phase did not pass.
+    already started and still owned). Raises PhaseRefused when the previous phase did not pass,
+    DriftDetected (before anything is recorded) when the load balancer disagrees with the ledger.
     """
     log = get_run_logger()
     service = env.targets.canary_service
@@ -247,6 +282,14 @@ def advance(env: Environment, approver: Approver, *, owner: str, actor: str = "s
     if record.phase is RolloutPhase.ROLLING_BACK:
         return finish_rollback(env, record, actor=actor)
     now = env.clock.now()
+    spec = RolloutSpec.model_validate_json(record.spec_json)
+    if not record.weekly_phase_passed and record.phase is RolloutPhase.PROGRESSING:
+        lease_over = record.owner is None or record.lease_expires < now
+        if lease_over and owner_finished(record.owner):
+            log.warning("phase %s of %s was left unfinished by %s: resuming it at %s",
+                        record.weekly_phase_index + 1, service, record.owner, record.weights)
+            return run_progressive(env, spec, approver, owner=owner, actor=actor, phased=True,
+                                   adopt_live_weights=adopt_live_weights, lease_seconds=lease_seconds)
     if record.weekly_phase_started_at is not None and week_of(record.weekly_phase_started_at) == week_of(now):
         log.info("this week's phase of %s already started: nothing to do", service)
         return None
@@ -255,12 +298,18 @@ def advance(env: Environment, approver: Approver, *, owner: str, actor: str = "s
             f"{service}: phase {record.weekly_phase_index + 1} has not passed "
             f"({record.phase.value} at {record.weights}); approve or roll it back first"
         )
-    spec = RolloutSpec.model_validate_json(record.spec_json)
     nxt = record.weekly_phase_index + 1
     if nxt >= len(spec.phases):
         log.info("every phase of %s has run", service)
         return None
     env.ledger.acquire(service, owner=owner, now=now, lease_seconds=lease_seconds)
+    try:
+        # Drift is refused before the phase is recorded, so this week's start is not used up.
+        reconcile(env, spec, record, owner=owner, actor=actor, adopt_live_weights=adopt_live_weights,
+                  lease_seconds=lease_seconds)
+    except DriftDetected:
+        env.ledger.release(service, owner=owner)
+        raise
     start_phase(env, spec, nxt, owner=owner, actor=actor, lease_seconds=lease_seconds)
     return run_progressive(env, spec, approver, owner=owner, actor=actor, phased=True, lease_seconds=lease_seconds)
 
@@ -297,12 +346,18 @@ def advance_phase(
     clock: ClockSettings = ClockSettings(),
     approval_poll_seconds: int = 2,
     lease_wall_seconds: float = 600.0,
+    adopt_live_weights: bool = False,
 ) -> RolloutResult | None:
-    """Weekly: start the next phase of the running rollout (idempotent within a week)."""
+    """Weekly: start the next phase of the running rollout (idempotent within a week); resume
+    a phase whose run died; finish a half-done rollback.
+
+    ``adopt_live_weights``: on drift, continue from the load balancer's weights.
+    """
     env = load_environment(targets_block, aws_credentials_block, clock)
     record = env.ledger.get(env.targets.canary_service)
     approvals = RolloutSpec.model_validate_json(record.spec_json).approvals if record else None
     approver = prefect_approver(approvals, approval_poll_seconds) if approvals else None
     # The lease guards against a silent process, whose silence is wall time; on a faster
     # rollout clock the same wall time is more rollout seconds.
-    return advance(env, approver, owner=run_owner(), actor=actor, lease_seconds=lease_wall_seconds * clock.speed)
+    return advance(env, approver, owner=run_owner(), actor=actor, lease_seconds=lease_wall_seconds * clock.speed,
+                   adopt_live_weights=adopt_live_weights, owner_finished=owner_finished)

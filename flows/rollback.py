@@ -115,17 +115,13 @@ def rollback_recorded(env: Environment, reason: str, *, actor: str, previous_tas
                       stable_desired: int | None = None, bindings: Sequence[FlagBinding] | None = None) -> RollbackResult:
     """Roll back, taking what the ledger knows (previous task definition, stable capacity, bound
     flags) where the caller did not say, and record the rollback in the ledger."""
-    from rollway.ledger import Transition, monitoring_left
+    from rollway.ledger import Transition, open_for_rollback
     from rollway.phases import RolloutPhase
     from rollway.spec import RolloutSpec
 
     record = env.ledger.get(env.targets.canary_service) if env.ledger is not None else None
     recorded = RolloutSpec.model_validate_json(record.spec_json) if record is not None else None
-    active = record is not None and not record.phase.terminal
-    if record is not None and record.phase is RolloutPhase.PROMOTED:
-        # Inside its monitoring window a promoted rollout is still this rollout's to roll back
-        # (the old service still runs); after it, the record belongs to history.
-        active = monitoring_left(recorded, record, env.clock.now()) is not None
+    active = record is not None and open_for_rollback(recorded, record)
     if active:
         previous_task_definition = previous_task_definition or record.previous_task_definition
         stable_desired = stable_desired or record.stable_desired

@@ -167,9 +167,8 @@ def apply_bindings(
     if isinstance(weight, bool) or not isinstance(weight, int) or not 0 <= weight <= 100:
         raise InvalidFlagInput(f"stage weight {weight!r} must be an integer within 0..100")
     targets = [(b.feature, validate_percentage(b.percentage_at(weight))) for b in bindings]
-    missing = [feature for feature, _ in targets if store.get(feature) is None]
-    if missing and not create_missing:
-        raise UnknownFlag(*missing)
+    if not create_missing:
+        check_bindings(store, bindings)
     why = reason or f"rollout stage {weight}%"
     updates = [
         set_flag(
@@ -181,6 +180,17 @@ def apply_bindings(
         for feature, pct in targets
     ]
     return [u for u in updates if u.changed]
+
+
+def check_bindings(store: FlagStore, bindings: Sequence[FlagBinding]) -> None:
+    """Read every bound flag; a rollout checks this before its first write.
+
+    Raises:
+        UnknownFlag: naming every bound flag that does not exist.
+    """
+    missing = [b.feature for b in bindings if store.get(b.feature) is None]
+    if missing:
+        raise UnknownFlag(*missing)
 
 
 def disable_bindings(

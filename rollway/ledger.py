@@ -37,6 +37,10 @@ class NotOwner(LedgerError):
     """A write from a run that no longer owns the rollout (its lease was taken over)."""
 
 
+class RolloutEnded(LedgerError):
+    """The rollout is being or has been rolled back: the run that owned it must stop acting."""
+
+
 class RolloutNotFound(LedgerError):
     """No rollout recorded for that service."""
 
@@ -147,12 +151,36 @@ def check_new_rollout(newest: RolloutRecord | None, record: RolloutRecord) -> No
         )
 
 
+# A rollback (by the judge, a hook, or a person with `rollway abort` or the rollback flow) may
+# act on a rollout whoever holds its lease. Once it has begun, no owner may take the lease or
+# write progress, so a run still going cannot undo it by shifting traffic back to the canary.
+ENDED_PHASES = (RolloutPhase.ROLLING_BACK, RolloutPhase.ROLLED_BACK)
+
+
+def check_not_ended(record: RolloutRecord) -> None:
+    """Refuse an owner's action on a rollout that is being or has been rolled back.
+
+    Raises:
+        RolloutEnded: naming who rolled it back and why.
+    """
+    if record.phase not in ENDED_PHASES:
+        return
+    last = record.last_transition("rollback-start") or record.last_transition("rollback")
+    by = f" by {last.actor} at {utc(last.at)}: {last.comment}" if last else ""
+    raise RolloutEnded(
+        f"rollout {record.rollout_id!r} of service {record.service!r} is {record.phase.value}{by}; "
+        "this run stops without moving traffic"
+    )
+
+
 def check_lease(record: RolloutRecord, owner: str, now: float) -> None:
     """Allow ``owner`` to take the lease: nobody holds it, ``owner`` does, or it expired.
 
     Raises:
+        RolloutEnded: the rollout is being or has been rolled back.
         LockHeld: another owner's lease runs at ``now``.
     """
+    check_not_ended(record)
     if record.owner is None or record.owner == owner or record.lease_expires < now:
         return
     raise LockHeld(
@@ -166,9 +194,13 @@ def check_owner(record: RolloutRecord, owner: str | None, now: float) -> None:
     """Allow a write by ``owner``: None (a lease-free action) or the holder of a running lease.
 
     Raises:
+        RolloutEnded: an owner writes to a rollout that is being or has been rolled back.
         NotOwner: ``owner`` does not hold the lease, or its lease expired before ``now``.
     """
-    if owner is None or (record.owner == owner and record.lease_expires >= now):
+    if owner is None:
+        return
+    check_not_ended(record)
+    if record.owner == owner and record.lease_expires >= now:
         return
     if record.owner == owner:
         held = f"its lease expired at {utc(record.lease_expires)}"
@@ -240,3 +272,12 @@ def monitoring_left(spec: "RolloutSpec", record: RolloutRecord, now: float) -> f
     if promoted is None:
         return None
     return max(0.0, promoted.at + spec.monitor_seconds - now)
+
+
+def open_for_rollback(spec: "RolloutSpec", record: RolloutRecord) -> bool:
+    """Whether a rollback is still this rollout's to do: it is unfinished, or it was promoted
+    and its monitoring window is owed (the old service still runs). After that, the record
+    belongs to history and a rollback must not rewrite it."""
+    if record.phase is RolloutPhase.PROMOTED:
+        return monitoring_left(spec, record, record.updated_at) is not None
+    return not record.phase.terminal

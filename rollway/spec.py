@@ -128,6 +128,16 @@ class FlagBinding(BaseModel):
 
     feature: str = Field(min_length=1)
     follow: Literal["traffic", "schedule"] = "traffic"
+
+    @field_validator("feature")
+    @classmethod
+    def _usable_name(cls, value: str) -> str:
+        from rollway.flags import InvalidFlagInput, validate_feature
+
+        try:
+            return validate_feature(value)
+        except InvalidFlagInput as err:  # pydantic reports ValueErrors as validation errors
+            raise ValueError(str(err)) from None
     schedule: dict[int, float] = Field(
         default_factory=dict, description="stage weight -> flag percentage, when follow='schedule'"
     )
@@ -225,6 +235,14 @@ class RolloutSpec(BaseModel):
             raise ValueError(
                 f"the phase plan must run the stages in order: phases give {phase_weights}, stages are {stage_weights}"
             )
+        # Decommissioning scales the old service to zero: only once the new one has all the traffic.
+        ends_at_100 = self.stages[-1].weight == 100
+        for i, phase in enumerate(self.phases):
+            if phase.decommission and (i != len(self.phases) - 1 or not ends_at_100):
+                raise ValueError(
+                    f"phase {phase.name!r} decommissions the old service: only the last phase may, and only "
+                    f"when the last stage is 100% (stages are {stage_weights})"
+                )
         names = [f.feature for f in self.flags]
         if len(set(names)) != len(names):
             raise ValueError("a flag may be bound only once")

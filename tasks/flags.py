@@ -55,6 +55,11 @@ def apply_bindings(
     return flag_binding.apply_bindings(store, bindings, weight, actor=actor, now=now, reason=reason)
 
 
+@task(name="check-flag-bindings", **_RETRY)
+def check_bindings(store: FlagStore, bindings: Sequence[FlagBinding]) -> None:
+    flag_binding.check_bindings(store, bindings)
+
+
 @task(name="disable-flag-bindings", **_RETRY)
 def disable_bindings(
     store: FlagStore, bindings: Sequence[FlagBinding], *, actor: str, reason: str, now: float

@@ -48,6 +48,7 @@ from botocore.exceptions import ClientError
 from pydantic_core import to_json
 
 from rollway.ledger import (
+    ENDED_PHASES,
     RESERVED_ID_PREFIX,
     LedgerError,
     RolloutNotFound,
@@ -70,6 +71,10 @@ _CREATE_ATTEMPTS = 3
 # "None" marks the operations of a cancelled transaction that were not at fault.
 _RACE_REASONS = frozenset({"None", "ConditionalCheckFailed", "TransactionConflict"})
 _TERMINAL = tuple(phase.value for phase in RolloutPhase if phase.terminal)
+# The same rule as rollway.ledger.check_not_ended, as a condition: owners may not act on a
+# rollout that is being or has been rolled back.
+_NOT_ENDED = "NOT #phase IN (" + ", ".join(f":ended{i}" for i in range(len(ENDED_PHASES))) + ")"
+_ENDED_VALUES = {f":ended{i}": phase.value for i, phase in enumerate(ENDED_PHASES)}
 _PLACEHOLDER = re.compile(r"#(\w+)")
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -152,8 +157,8 @@ class DynamoLedger:
             return self._update(
                 service,
                 sets={"owner": owner, "lease_expires": now + lease_seconds, "updated_at": now},
-                condition="attribute_not_exists(#owner) OR #owner = :owner OR #lease_expires < :now",
-                values={":now": now},
+                condition=f"{_NOT_ENDED} AND (attribute_not_exists(#owner) OR #owner = :owner OR #lease_expires < :now)",
+                values={":now": now, **_ENDED_VALUES},
             )
         except _Refused as refused:
             raise _explain(refused, service, lambda record: check_lease(record, owner, now))
@@ -204,7 +209,8 @@ class DynamoLedger:
             sets["lease_expires"] = now + lease_seconds
         condition, values = None, {}
         if owner is not None:
-            condition, values = "#owner = :holder AND #lease_expires >= :now", {":holder": owner, ":now": now}
+            condition = f"{_NOT_ENDED} AND #owner = :holder AND #lease_expires >= :now"
+            values = {":holder": owner, ":now": now, **_ENDED_VALUES}
         try:
             return self._update(service, sets=sets, condition=condition, values=values, append=transition)
         except _Refused as refused:

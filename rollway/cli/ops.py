@@ -30,8 +30,6 @@ from rollway.targets import Targets
 ROLLOUT_FLOWS = ("progressive_rollout", "advance_phase", "canary")
 """Flows whose paused runs promote and abort answer."""
 
-OWNER_PREFIX = "flow-run/"
-"""A rollout owned by a flow run records ``flow-run/<id>`` as its owner (flows/progressive.py)."""
 
 RESUME_PATIENCE_SECONDS = 30.0
 # The server refuses a resume with this reason while a freshly paused run has not yet stored
@@ -112,12 +110,9 @@ def connect(targets_block: str | None, credentials_block: str | None) -> Service
 
 def owner_run_id(record: RolloutRecord | None) -> UUID | None:
     """The flow run that owns (or last owned) the rollout, if a flow run did."""
-    if record is None or not record.owner or not record.owner.startswith(OWNER_PREFIX):
-        return None
-    try:
-        return UUID(record.owner[len(OWNER_PREFIX):])
-    except ValueError:
-        return None
+    from flows.env import owner_run_id as run_id_of
+
+    return run_id_of(record.owner) if record is not None else None
 
 
 # --- the Prefect API --------------------------------------------------------------------
@@ -402,10 +397,12 @@ def _rollback_directly(service: Service, who: str, reason: str, wait_seconds: fl
     from prefect.states import Cancelling
 
     from flows.rollback import rollback
+    from rollway.ledger import open_for_rollback
     from rollway.spec import RolloutSpec
 
     record = service.ledger.get(service.name)
-    if record is None or record.phase.terminal:
+    # A promoted rollout whose monitoring window is owed can still be aborted: the old service runs.
+    if record is None or not open_for_rollback(RolloutSpec.model_validate_json(record.spec_json), record):
         where = f"its newest rollout is {record.phase.value}" if record else "it has no rollout"
         raise NoRollout(f"nothing to abort for {service.name}: {where}")
     owner = owner_run_id(record)

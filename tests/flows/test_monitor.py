@@ -52,3 +52,12 @@ def test_dlq_messages_alert_once_and_do_not_roll_back():
     assert result.outcome == "decommissioned"
     alerts = [m for m in env.notifier.messages if m[0].startswith("Alert")]
     assert len(alerts) == 1 and "dead-letter" in alerts[0][1]
+
+
+def test_the_old_service_is_not_decommissioned_while_it_still_carries_traffic():
+    env = promoted(canary_error_rate=0.001)
+    env.router.weights = Weights(stable=20, canary=80)  # moved back by hand during the window
+    result = monitor_on(env, 600)
+    assert result.outcome == "passed" and "still carries 20% of traffic" in result.reason
+    assert env.deployer.services[env.targets.stable_service].desired == 4
+    assert env.notifier.messages[-1][0].startswith("Decommission skipped")

@@ -5,11 +5,12 @@ from __future__ import annotations
 import pytest
 from prefect import flow
 
+from flows.canary import RolloutRefused
 from flows.progressive import DriftDetected, PhaseRefused, advance, run_progressive
 from flows.rollback import rollback_recorded
 from rollway.approvals import ApprovalAnswer, auto_approve, scripted
 from rollway.fakes import FakeLedger, FakeMetrics, steady
-from rollway.ledger import LockHeld, RolloutInProgress
+from rollway.ledger import LockHeld, RolloutEnded, RolloutInProgress
 from rollway.model import Weights
 from rollway.phases import RolloutPhase
 from rollway.spec import RolloutSpec, Stage, WeeklyPhase
@@ -110,6 +111,56 @@ def test_refuses_to_advance_when_the_phase_did_not_pass():
     with pytest.raises(PhaseRefused, match="has not passed"):
         advance_on(env, auto_approve(), "cron")
     assert shifts(env) == [5]
+
+
+@flow
+def advance_watching(env, approver, owner, finished):
+    return advance(env, approver, owner=owner, owner_finished=finished)
+
+
+def _phase_two_killed_while_25_percent_bakes():
+    env = env_with_ledger()
+    progressive_on(env, full_spec(), auto_approve("alice"), phased=True)
+    env.clock.sleep(WEEK)
+    real = dies_at_observe(env, 3, "the node running the phase is lost while 25% bakes")
+    with pytest.raises(Killed):
+        advance_on(env, auto_approve("carol"), "cron-1")
+    env.metrics = real
+    record = env.ledger.get(env.targets.canary_service)
+    assert (record.phase, record.weights.canary, record.weekly_phase_index) == (RolloutPhase.PROGRESSING, 25, 1)
+    return env
+
+
+def test_the_schedule_resumes_a_phase_whose_run_died():
+    env = _phase_two_killed_while_25_percent_bakes()
+    env.clock.sleep(601)  # the dead run's lease runs out
+    result = advance_watching(env, auto_approve("carol"), "cron-2", lambda owner: True)
+    assert result is not None and result.outcome == "holding"
+    assert shifts(env) == [5, 25, 50]
+    assert env.ledger.get(env.targets.canary_service).weekly_phase_passed
+
+
+def test_the_schedule_leaves_a_phase_whose_run_is_alive_but_silent():
+    """A run paused for an approval does not renew its lease; it is not dead for that."""
+    env = _phase_two_killed_while_25_percent_bakes()
+    env.clock.sleep(601)
+    asked = []
+    assert advance_watching(env, auto_approve(), "cron-2", lambda owner: asked.append(owner) or False) is None
+    assert asked == ["cron-1"] and shifts(env) == [5, 25]
+
+
+def test_drift_at_a_phase_boundary_is_refused_before_the_week_is_used():
+    env = env_with_ledger()
+    progressive_on(env, full_spec(), auto_approve("alice"), phased=True)
+    env.router.weights = Weights(stable=90, canary=10)  # moved by hand between phases
+    env.clock.sleep(WEEK)
+    with pytest.raises(DriftDetected):
+        advance_on(env, auto_approve(), "cron-1")
+    record = env.ledger.get(env.targets.canary_service)
+    assert (record.weekly_phase_index, record.owner) == (0, None), "the next phase was not recorded as started"
+    env.router.weights = Weights(stable=95, canary=5)  # an operator puts the weights back
+    result = advance_on(env, auto_approve("carol"), "cron-2")
+    assert result.outcome == "holding" and shifts(env) == [5, 25, 50]
 
 
 def test_second_rollout_of_the_service_is_refused():
@@ -299,32 +350,22 @@ def monitored_spec() -> RolloutSpec:
                        phases=[WeeklyPhase(name="all stages", weights=(5, 100), decommission=True)])
 
 
-class Mortal:
+def mortal(inner, process: dict, kill_after: int | None = None):
     """Wraps a port of one process; once the process is dead, every call raises Killed.
 
     ``kill_after``: this port's call that kills the process. A killed process makes no more
     calls, so no clean-up in a ``finally`` reaches AWS and a lease it held stays until it expires.
     """
+    calls = []
 
-    def __init__(self, inner, process: dict, kill_after: int | None = None):
-        self._inner, self._process, self._kill_after, self._calls = inner, process, kill_after, 0
+    def before(name, args, kwargs):
+        calls.append(name)
+        if len(calls) == kill_after:
+            process["dead"] = True
+        if process.get("dead"):
+            raise Killed(f"process killed ({name})")
 
-    def __getattr__(self, name):
-        if name.startswith("_"):
-            raise AttributeError(name)
-        attr = getattr(self._inner, name)
-        if not callable(attr):
-            return attr
-
-        def call(*args, **kwargs):
-            self._calls += 1
-            if self._calls == self._kill_after:
-                self._process["dead"] = True
-            if self._process.get("dead"):
-                raise Killed(f"process killed ({name})")
-            return attr(*args, **kwargs)
-
-        return call
+    return Intercept(inner, before)
 
 
 def _killed_while_monitoring():
@@ -337,8 +378,8 @@ def _killed_while_monitoring():
     env = env_with_ledger()
     process: dict = {}
     real = (env.metrics, env.ledger)
-    env.metrics = Mortal(real[0], process, kill_after=checks_in_full_run - 20)
-    env.ledger = Mortal(real[1], process)
+    env.metrics = mortal(real[0], process, kill_after=checks_in_full_run - 20)
+    env.ledger = mortal(real[1], process)
     with pytest.raises(Killed):
         progressive_on(env, spec, auto_approve())
     env.metrics, env.ledger = real
@@ -375,31 +416,19 @@ def test_a_run_killed_while_monitoring_is_resumed_for_the_rest_of_the_window():
 def test_a_second_run_during_monitoring_is_refused_and_the_first_finishes():
     env = env_with_ledger()
     spec = monitored_spec()
-    real = env.metrics
     seen: dict = {}
 
-    class SecondRunMidWindow:
-        """At the 5th check after promotion, another run of the same rollout is started."""
+    def second_run_at_the_5th_check(name, args, kwargs):
+        record = env.ledger.get(env.targets.canary_service)
+        if name == "observe" and record.phase is RolloutPhase.PROMOTED:
+            seen["checks"] = seen.get("checks", 0) + 1
+            if seen["checks"] == 5:
+                assert record.owner == "run-1", "the watching run holds the lease"
+                with pytest.raises(LockHeld):
+                    progressive_on(env, spec, auto_approve(), owner="run-2")
+                seen["refused"] = True
 
-        def __getattr__(self, name):
-            attr = getattr(real, name)
-            if name != "observe":
-                return attr
-
-            def observe(*args, **kwargs):
-                record = env.ledger.get(env.targets.canary_service)
-                if record.phase is RolloutPhase.PROMOTED:
-                    seen["checks"] = seen.get("checks", 0) + 1
-                    if seen["checks"] == 5:
-                        assert record.owner == "run-1", "the watching run holds the lease"
-                        with pytest.raises(LockHeld):
-                            progressive_on(env, spec, auto_approve(), owner="run-2")
-                        seen["refused"] = True
-                return attr(*args, **kwargs)
-
-            return observe
-
-    env.metrics = SecondRunMidWindow()
+    env.metrics = Intercept(env.metrics, second_run_at_the_5th_check)
     result = progressive_on(env, spec, auto_approve())
     assert seen.get("refused")
     assert result.outcome == "promoted"
@@ -439,3 +468,175 @@ def test_a_hook_rollback_inside_the_window_is_recorded_and_after_it_is_not():
     rollback_recorded_on(env, "canary run failed")
     assert kinds(env) == before
     assert env.ledger.get(env.targets.canary_service).phase is RolloutPhase.PROMOTED
+
+
+# --- A rollout's own shifts only: what a resume may take from the load balancer --------------
+
+APPROVAL_SPEC = RolloutSpec(image=IMAGE, stages=[
+    Stage(weight=5, bake_seconds=120), Stage(weight=25, bake_seconds=120, approval=True),
+    Stage(weight=50, bake_seconds=120), Stage(weight=100, bake_seconds=120),
+])
+
+
+class Intercept:
+    """Wraps a port; ``before(name, args, kwargs)`` runs ahead of every call it forwards."""
+
+    def __init__(self, inner, before):
+        self._inner, self._before = inner, before
+
+    def __getattr__(self, name):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        attr = getattr(self._inner, name)
+        if not callable(attr):
+            return attr
+
+        def call(*args, **kwargs):
+            self._before(name, args, kwargs)
+            return attr(*args, **kwargs)
+
+        return call
+
+
+def dies_at_observe(env, n: int, why: str):
+    """Make the ``n``-th metrics read kill the process; returns the real port, to put back."""
+    real, observed = env.metrics, []
+
+    def before(name, args, kwargs):
+        if name == "observe":
+            observed.append(name)
+            if len(observed) == n:
+                raise Killed(why)
+
+    env.metrics = Intercept(real, before)
+    return real
+
+
+def test_a_rollback_by_hand_stops_the_live_run_before_it_moves_traffic_again():
+    env = env_with_ledger()
+    real = env.ledger
+
+    def on_call_rolls_back_once_5_percent_passed(name, args, kwargs):
+        record = real.get(env.targets.canary_service)
+        if record and record.last_transition("verdict") and not record.last_transition("rollback-start"):
+            env.ledger = real  # the rollback flow, run by hand, writes to the same table
+            rollback_recorded(env, "on-call: customers report errors", actor="oncall")
+            env.ledger = wrapped
+
+    wrapped = Intercept(real, on_call_rolls_back_once_5_percent_passed)
+    env.ledger = wrapped
+    spec = RolloutSpec(image=IMAGE, stages=[Stage(weight=w, bake_seconds=120) for w in (5, 50, 100)])
+    with pytest.raises(RolloutEnded, match="rolled_back by oncall"):
+        progressive_on(env, spec, scripted())
+    env.ledger = real
+    record = env.ledger.get(env.targets.canary_service)
+    assert record.phase is RolloutPhase.ROLLED_BACK
+    assert env.router.weights == Weights(stable=100, canary=0)
+    assert shifts(env) == [5], "no shift after the rollback"
+    assert kinds(env)[-2:] == ["rollback-start", "rollback"]
+
+
+def test_a_refused_skip_ahead_approves_nothing_and_a_resume_asks_again():
+    env = env_with_ledger()
+    asked = []
+
+    def approver(pause, summary):
+        asked.append(pause.stage_index)
+        if len(asked) == 1:  # a typo: 7% is not a stage, so the answer is refused and asked again
+            return ApprovalAnswer(action="approve", approver="bob", comment="go", next_weight=7)
+        raise Killed("the process dies while waiting for the corrected answer")
+
+    with pytest.raises(Killed):
+        progressive_on(env, APPROVAL_SPEC, approver)
+    record = env.ledger.get(env.targets.canary_service)
+    assert record.approved_stage is None and "approve" not in kinds(env)
+    env.clock.sleep(601)
+    again = []
+    result = progressive_on(env, APPROVAL_SPEC, lambda p, s: again.append(p.stage_index) or ApprovalAnswer(
+        action="reject", approver="carol", comment="not today"), owner="run-2")
+    assert again == [1] and result.outcome == "rolled_back"
+    assert shifts(env) == [5]
+
+
+def test_weights_moved_by_hand_to_the_next_stage_before_it_passed_are_drift():
+    env = env_with_ledger()
+    real = dies_at_observe(env, 2, "dies while 5% bakes")
+    with pytest.raises(Killed):
+        progressive_on(env, APPROVAL_SPEC, auto_approve())
+    env.metrics = real
+    assert env.ledger.get(env.targets.canary_service).stage_passed is False
+    env.router.weights = Weights(stable=75, canary=25)  # someone sets the next stage's weights by hand
+    env.clock.sleep(601)
+    with pytest.raises(DriftDetected, match="75/25|canary=25"):
+        progressive_on(env, APPROVAL_SPEC, auto_approve(), owner="run-2")
+
+
+def test_a_skip_ahead_killed_after_its_shift_is_resumed_at_the_approved_stage():
+    env = env_with_ledger()
+    real = env.ledger
+
+    def die_recording_the_jump(name, args, kwargs):
+        transition = kwargs.get("transition")
+        if name == "record" and transition is not None and transition.kind == "shift" and transition.to_weights.canary == 50:
+            raise Killed("dies after the load balancer moved to 50%, before the ledger heard of it")
+
+    env.ledger = Intercept(real, die_recording_the_jump)
+    approve_to_50 = ApprovalAnswer(action="approve", approver="bob", next_weight=50)
+    with pytest.raises(Killed):
+        progressive_on(env, APPROVAL_SPEC, lambda p, s: approve_to_50)
+    env.ledger = real
+    record = env.ledger.get(env.targets.canary_service)
+    assert (record.weights.canary, record.approved_stage, env.router.weights.canary) == (5, 2, 50)
+    env.clock.sleep(601)
+    result = progressive_on(env, APPROVAL_SPEC, scripted(), owner="run-2")
+    assert result.outcome == "promoted"
+    assert shifts(env) == [5, 50, 100]
+    found = [t for t in env.ledger.get(env.targets.canary_service).history if t.kind == "shift"][1]
+    assert (found.actor, found.to_stage) == ("reconcile", 2)
+
+
+def test_flags_follow_a_shift_that_a_resume_finds_on_the_load_balancer():
+    from rollway.fakes import FakeFlagStore
+    from rollway.flags import FlagState
+    from rollway.spec import FlagBinding
+
+    feature = "use_sqs_architecture"
+    spec = RolloutSpec(image=IMAGE, stages=[Stage(weight=w, bake_seconds=120) for w in (5, 50, 100)],
+                       flags=[FlagBinding(feature=feature)])
+    env = env_with_ledger()
+    store = FakeFlagStore([FlagState(feature=feature)])
+    process: dict = {}
+
+    def dies_writing_the_50_percent_flag(name, args, kwargs):
+        if name == "put" and args and getattr(args[0], "percentage", None) == 50.0:
+            process["dead"] = True
+        if process.get("dead"):
+            raise Killed(f"process killed ({name})")
+
+    env.flags = Intercept(store, dies_writing_the_50_percent_flag)
+    real = (env.router, env.ledger)
+    env.router, env.ledger = mortal(real[0], process), mortal(real[1], process)
+    with pytest.raises(Killed):
+        progressive_on(env, spec, auto_approve())
+    env.router, env.ledger = real
+    env.flags = store
+    assert (env.router.weights.canary, store.get(feature).percentage) == (50, 5.0)
+    env.clock.sleep(601)
+    seen = []
+    metrics = env.metrics
+    env.metrics = Intercept(metrics, lambda name, a, k: name == "observe" and seen.append(
+        (env.router.weights.canary, store.get(feature).percentage)))
+    result = progressive_on(env, spec, auto_approve(), owner="run-2")
+    assert result.outcome == "promoted"
+    assert seen and all(weight == percentage for weight, percentage in seen), sorted(set(seen))
+    assert "flag" in kinds(env)[kinds(env).index("shift", 3):]
+
+
+def test_a_new_image_after_a_full_promotion_is_refused_with_advice_that_does_not_revert_production():
+    env = env_with_ledger()
+    assert progressive_on(env, monitored_spec(), auto_approve()).outcome == "promoted"
+    newer = monitored_spec().model_copy(update={"image": "webordinary/edit-container:3.0.0"})
+    with pytest.raises(RolloutRefused, match="is production now") as refused:
+        progressive_on(env, newer, auto_approve(), owner="run-2")
+    assert "abort" not in str(refused.value)
+    assert env.router.weights == Weights(stable=0, canary=100)

@@ -40,11 +40,27 @@ def test_bound_flags_follow_the_weights():
     assert len(flag_entries) == 2 and "5%" in flag_entries[0] and "100%" in flag_entries[1]
 
 
-def test_weights_are_undone_when_the_flags_cannot_follow():
+def test_an_unknown_bound_flag_fails_before_any_write():
     env = fake_environment()
     env.ledger = FakeLedger()
     env.flags = FakeFlagStore([])  # the bound flag does not exist
-    with pytest.raises(UnknownFlag):
+    with pytest.raises(UnknownFlag, match="use_sqs_architecture"):
+        rollout(env, spec("use_sqs_architecture"))
+    assert not [c for c in env.router.calls if c.startswith("set_weights")]
+    assert not [c for c in env.deployer.calls if not c.startswith("describe")]
+    assert env.ledger.get(env.targets.canary_service) is None, "no rollout was recorded"
+
+
+def test_weights_are_undone_when_the_flags_cannot_follow():
+    env = fake_environment()
+    env.ledger = FakeLedger()
+    env.flags = FakeFlagStore([FlagState(feature="use_sqs_architecture")])
+
+    def refused(*args, **kwargs):
+        raise RuntimeError("AccessDenied: dynamodb:PutItem on the flags table")
+
+    env.flags.put = refused  # the flag exists (the preflight reads it) but cannot be written
+    with pytest.raises(RuntimeError, match="AccessDenied"):
         rollout(env, spec("use_sqs_architecture"))
     assert env.router.weights == Weights(stable=100, canary=0)
     assert env.router.calls.count("set_weights 95/5") == 1 and env.router.calls[-1] == "set_weights 100/0"

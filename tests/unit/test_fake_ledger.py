@@ -15,6 +15,7 @@ from rollway.fakes import FakeLedger
 from rollway.ledger import (
     LockHeld,
     NotOwner,
+    RolloutEnded,
     RolloutInProgress,
     RolloutNotFound,
     RolloutRecord,
@@ -209,6 +210,24 @@ class LedgerContract:
         assert (rolled.phase, rolled.owner, rolled.version) == (RolloutPhase.ROLLED_BACK, "run-1", 2)
         assert rolled.history[-1].actor == "ops"
 
+    @pytest.mark.parametrize("phase", [RolloutPhase.ROLLING_BACK, RolloutPhase.ROLLED_BACK])
+    def test_once_a_rollback_begins_the_owner_can_neither_write_nor_renew(self, ledger, phase):
+        """A run still going must not shift traffic back onto a rollout someone rolled back."""
+        started(ledger)  # run-1 holds the lease until START + 60
+        begun = ledger.record(
+            SERVICE, owner=None, now=START + 5, transition=step(START + 5, "rollback-start", "ops"), phase=phase,
+        )
+        with pytest.raises(RolloutEnded, match=f"is {phase.value} by ops"):
+            ledger.record(SERVICE, owner="run-1", now=START + 10, transition=step(START + 10), stage_index=1)
+        for owner in ("run-1", "run-2"):
+            with pytest.raises(RolloutEnded):
+                ledger.acquire(SERVICE, owner=owner, now=START + 10, lease_seconds=LEASE)
+        assert ledger.get(SERVICE) == begun
+        # The rollback itself (lease-free) still finishes.
+        done = ledger.record(SERVICE, owner=None, now=START + 20, transition=step(START + 20, "rollback", "ops"),
+                             phase=RolloutPhase.ROLLED_BACK)
+        assert done.phase is RolloutPhase.ROLLED_BACK
+
     @pytest.mark.parametrize(
         "changes, named",
         [
@@ -260,3 +279,23 @@ class TestFakeLedger(LedgerContract):
         started(ledger)
         ledger.record(SERVICE, owner="run-1", now=START, transition=step(START, "shift"))
         assert [c.split()[0] for c in ledger.calls] == ["create", "record"]
+
+
+@pytest.mark.parametrize("phase,kinds,decommission,expected", [
+    (RolloutPhase.PROGRESSING, ["start"], True, True),
+    (RolloutPhase.PAUSED, ["start"], True, True),
+    (RolloutPhase.ROLLING_BACK, ["start", "rollback-start"], True, True),
+    (RolloutPhase.ROLLED_BACK, ["start", "rollback"], True, False),
+    # Promoted, monitoring owed: the old service still runs, so abort and hooks may roll back.
+    (RolloutPhase.PROMOTED, ["start", "promote"], True, True),
+    (RolloutPhase.PROMOTED, ["start", "promote", "decommission"], True, False),
+    (RolloutPhase.PROMOTED, ["start", "promote"], False, False),  # no window in this plan
+])
+def test_open_for_rollback(phase, kinds, decommission, expected):
+    from rollway.ledger import open_for_rollback
+    from rollway.spec import RolloutSpec, Stage, WeeklyPhase
+
+    spec = RolloutSpec(image="webordinary/edit-container:v2", stages=[Stage(weight=w) for w in (5, 100)],
+                       phases=[WeeklyPhase(name="all", weights=(5, 100), decommission=decommission)])
+    record = rollout(phase=phase, history=tuple(step(START + i, kind) for i, kind in enumerate(kinds)))
+    assert open_for_rollback(spec, record) is expected

@@ -6,7 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from rollway.model import Weights
-from rollway.spec import FlagBinding, RolloutSpec, Stage
+from rollway.spec import FlagBinding, RolloutSpec, Stage, WeeklyPhase
 from rollway.targets import Targets
 
 
@@ -70,3 +70,20 @@ def test_targets_reject_same_stable_and_canary():
         Targets(stable_target_group="tg", canary_target_group="tg")
     with pytest.raises(ValidationError, match="must differ"):
         Targets(stable_service="svc", canary_service="svc")
+
+
+@pytest.mark.parametrize("stages,phases", [
+    # the old service would be scaled to zero while it still serves half the requests
+    ((5, 50), [WeeklyPhase(name="all", weights=(5, 50), decommission=True)]),
+    ((5, 50, 100), [WeeklyPhase(name="week 1", weights=(5,), decommission=True),
+                    WeeklyPhase(name="week 2", weights=(50, 100))]),
+])
+def test_only_a_last_phase_ending_at_100_may_decommission(stages, phases):
+    with pytest.raises(ValueError, match="only the last phase may"):
+        RolloutSpec(image="webordinary/edit-container:2.0.0", stages=[Stage(weight=w) for w in stages], phases=phases)
+
+
+@pytest.mark.parametrize("feature", ["use sqs architecture", "use:sqs", "-leading-dash", "x" * 129])
+def test_flag_bindings_need_a_usable_flag_name(feature):
+    with pytest.raises(ValueError, match="feature flag name"):
+        FlagBinding(feature=feature)
