@@ -55,10 +55,14 @@ def execute_rollback(
     needed = stable_desired or max(stable.desired, canary.desired, 1)
     scaled = False
     if stable.desired < needed or stable.running < needed:
-        log.warning("stable service has %s/%s tasks; scaling to %s before moving traffic", stable.running, stable.desired, needed)
-        ecs.update_service(env.deployer, t.stable_service, desired=needed)
+        # Never below what the service already asks for (autoscaling may have raised it since
+        # the rollout recorded its count): this is the moment it takes all the traffic.
+        desired = max(needed, stable.desired)
+        log.warning("stable service has %s/%s tasks; scaling to %s before moving traffic",
+                    stable.running, stable.desired, desired)
+        ecs.update_service(env.deployer, t.stable_service, desired=desired)
         ecs.wait_stable(env.deployer, [t.stable_service], stable_timeout_seconds)
-        steps.append(f"scaled {t.stable_service} to {needed}")
+        steps.append(f"scaled {t.stable_service} to {desired}")
         scaled = True
     wait_healthy(env, "stable", verify_timeout_seconds)
 

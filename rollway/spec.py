@@ -59,7 +59,10 @@ class Analysis(BaseModel):
     model_config = ConfigDict(frozen=True, allow_inf_nan=False)
 
     judge: Literal["threshold", "sequential"] = "sequential"
-    interval_seconds: int = Field(default=60, ge=1, description="one CloudWatch period per analysis tick")
+    # ALB metrics have one-minute resolution: CloudWatch accepts only periods that are multiples of 60 for them.
+    interval_seconds: int = Field(
+        default=60, ge=60, multiple_of=60, description="one CloudWatch period per analysis tick (a multiple of 60 s)"
+    )
     alpha: float = Field(default=0.01, gt=0, lt=0.5, description="probability of rolling back a healthy canary")
     margin: float = Field(default=0.001, ge=0, lt=1, description="absolute error-rate margin tolerated when passing")
     mode: Literal["two-sample", "one-sample"] = "two-sample"

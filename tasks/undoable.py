@@ -37,14 +37,21 @@ def set_weights(router: TrafficRouter, weights: Weights, previous: Weights) -> N
     txn = get_transaction()
     txn.set("router", Live(router))
     txn.set("previous", previous)
+    txn.set("written", weights)
     router.set_weights(weights)
 
 
 @set_weights.on_rollback
 def _restore_weights(txn) -> None:
-    previous = txn.get("previous")
+    router, previous, written = txn.get("router").obj, txn.get("previous"), txn.get("written")
+    now = router.get_weights()
+    if now != written:
+        # Someone else moved the traffic since this shift (a rollback by hand, say): putting
+        # the old weights back would undo their change, not ours.
+        log.warning("not undoing the shift to %s: the load balancer now holds %s", written, now)
+        return
     log.warning("undoing a weight shift: back to %s", previous)
-    txn.get("router").obj.set_weights(previous)
+    router.set_weights(previous)
 
 
 @task(name="register-task-definition-undoable", cache_policy=NONE)

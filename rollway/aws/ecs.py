@@ -81,7 +81,7 @@ class EcsDeployer:
                 taskDefinition=base_task_definition, include=["TAGS"]
             )
         except ClientError as err:
-            raise TargetNotFound("task definition", base_task_definition, str(err)) from err
+            raise _named(err, base_task_definition) from err
         arguments = registration_input(
             described["taskDefinition"],
             described.get("tags", []),
@@ -99,7 +99,7 @@ class EcsDeployer:
         try:
             self._client.deregister_task_definition(taskDefinition=task_definition)
         except ClientError as err:
-            raise TargetNotFound("task definition", task_definition, str(err)) from err
+            raise _named(err, task_definition) from err
 
     def update_service(
         self, service: str, *, task_definition: str | None = None, desired: int | None = None
@@ -204,3 +204,12 @@ def _swap_image(arguments: dict[str, Any], container: str, image: str, base: str
             return
     names = [d.get("name") for d in arguments.get("containerDefinitions", [])]
     raise TargetNotFound("container", container, f"in task definition {base} (it has {names})")
+
+
+def _named(err: ClientError, task_definition: str) -> Exception:
+    """TargetNotFound when ECS says the task definition does not exist; otherwise the error as
+    it came (access denied or throttling must not read as "not found")."""
+    # ECS answers ClientException for a task definition it cannot find (or whose name it cannot parse).
+    if err.response.get("Error", {}).get("Code", "") == "ClientException":
+        return TargetNotFound("task definition", task_definition, str(err))
+    return err

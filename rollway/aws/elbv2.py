@@ -2,8 +2,9 @@
 
 The rule's ForwardConfig weights are the traffic split. Every lookup (load balancer,
 listener, target groups, rule) is a read-only Describe call made once and cached, so that a
-flow can call ``resolve()`` to fail on a bad name before any write, and so that
-``set_weights`` is exactly one ModifyRule call.
+flow can call ``resolve()`` to fail on a bad name before any write. ``set_weights`` reads the
+rule and writes it back with only the forward action's weights changed: ModifyRule replaces
+the whole list of actions, and an authentication step in front of the forward must survive.
 """
 
 from __future__ import annotations
@@ -98,26 +99,25 @@ class AlbRouter:
         return _as_percent(forwarded.get(r.stable_arn, 0), forwarded.get(r.canary_arn, 0), r.rule_arn)
 
     def set_weights(self, weights: Weights) -> None:
-        """Write ``weights`` to the rule: one ModifyRule call once resolved.
+        """Write ``weights`` to the rule: DescribeRules, then one ModifyRule.
 
-        Stickiness stays disabled, so a new split applies to new requests at once.
+        The rule's other actions (authenticate-oidc, authenticate-cognito) are written back as
+        they are now, so a shift never opens an endpoint that required a login. Stickiness
+        stays disabled, so a new split applies to new requests at once.
         """
         r = self._lookups()
-        self._client.modify_rule(
-            RuleArn=r.rule_arn,
-            Actions=[
-                {
-                    "Type": "forward",
-                    "ForwardConfig": {
-                        "TargetGroups": [
-                            {"TargetGroupArn": r.stable_arn, "Weight": weights.stable},
-                            {"TargetGroupArn": r.canary_arn, "Weight": weights.canary},
-                        ],
-                        "TargetGroupStickinessConfig": {"Enabled": False},
-                    },
-                }
-            ],
-        )
+        rules = self._call("describe_rules", "listener rule", r.rule_arn, RuleArns=[r.rule_arn])
+        forward = {
+            "Type": "forward",
+            "ForwardConfig": {
+                "TargetGroups": [
+                    {"TargetGroupArn": r.stable_arn, "Weight": weights.stable},
+                    {"TargetGroupArn": r.canary_arn, "Weight": weights.canary},
+                ],
+                "TargetGroupStickinessConfig": {"Enabled": False},
+            },
+        }
+        self._client.modify_rule(RuleArn=r.rule_arn, Actions=_with_forward(rules["Rules"][0], forward))
 
     def verify(self, expected: Weights) -> Weights:
         """Read the weights back and check they are ``expected``.
@@ -230,6 +230,25 @@ def _forward_weights(rule: dict[str, Any]) -> dict[str, int]:
         if action.get("TargetGroupArn"):
             return {action["TargetGroupArn"]: 100}
     return {}
+
+
+def _with_forward(rule: dict[str, Any], forward: dict[str, Any]) -> list[dict[str, Any]]:
+    """The rule's actions with its forward action replaced by ``forward`` (same Order).
+
+    DescribeRules never returns an OIDC client secret, so an OIDC step is written back with
+    ``UseExistingClientSecret`` (ModifyRule would otherwise demand the secret).
+    """
+    actions = []
+    for action in rule.get("Actions", []):
+        if action.get("Type") == "forward":
+            actions.append({**forward, **({"Order": action["Order"]} if "Order" in action else {})})
+            continue
+        action = dict(action)
+        if action.get("Type") == "authenticate-oidc":
+            config = {k: v for k, v in action.get("AuthenticateOidcConfig", {}).items() if k != "ClientSecret"}
+            action["AuthenticateOidcConfig"] = {**config, "UseExistingClientSecret": True}
+        actions.append(action)
+    return actions
 
 
 def _path_matches(rule: dict[str, Any], path: str) -> bool:

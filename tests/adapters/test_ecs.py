@@ -84,6 +84,20 @@ def test_missing_base_is_named(deployer):
         deployer.register_revision("repo/app:2", "no-such-family")
 
 
+def test_access_denied_is_not_reported_as_not_found(aws):
+    """Only ECS's own "cannot find it" reads as TargetNotFound; a permission problem says so."""
+    from botocore.exceptions import ClientError
+    from botocore.stub import Stubber
+
+    client = aws.get_client("ecs")
+    stub = Stubber(client)
+    stub.add_client_error("describe_task_definition", service_error_code="AccessDeniedException",
+                          service_message="not authorized to perform ecs:DescribeTaskDefinition")
+    with stub, pytest.raises(ClientError, match="AccessDeniedException") as denied:
+        EcsDeployer(client, aws.targets).register_revision("repo/app:2", "webordinary-edit-task:1")
+    assert not isinstance(denied.value, TargetNotFound)
+
+
 def test_update_scale_and_describe_round_trip(aws, deployer):
     t = aws.targets
     stable = deployer.describe(t.stable_service)

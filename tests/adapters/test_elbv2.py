@@ -40,11 +40,34 @@ def test_set_then_get_round_trips(aws, router, canary):
     }
 
 
-def test_set_weights_is_one_modify_rule_once_resolved(aws, router, watch_calls):
+def test_set_weights_reads_the_rule_then_makes_one_modify_rule_once_resolved(aws, router, watch_calls):
     router.resolve()
     calls = watch_calls(aws.get_client("elbv2"))
     router.set_weights(Weights.canary_at(25))
-    assert calls == ["ModifyRule"]
+    assert calls == ["DescribeRules", "ModifyRule"]
+
+
+def test_a_shift_keeps_the_rules_authentication_step(aws, router):
+    """ModifyRule replaces every action: a login in front of the forward must be written back."""
+    top = aws.topology
+    elbv2 = aws.get_client("elbv2")
+    oidc = {
+        "Issuer": "https://login.example.com", "AuthorizationEndpoint": "https://login.example.com/authorize",
+        "TokenEndpoint": "https://login.example.com/token", "UserInfoEndpoint": "https://login.example.com/userinfo",
+        "ClientId": "rollway-test", "ClientSecret": "not-for-logs",
+    }
+    elbv2.modify_rule(RuleArn=top.rule_arn, Actions=[
+        {"Type": "authenticate-oidc", "Order": 1, "AuthenticateOidcConfig": oidc},
+        {"Type": "forward", "Order": 2, "ForwardConfig": {"TargetGroups": [
+            {"TargetGroupArn": top.stable_target_group_arn, "Weight": 100},
+            {"TargetGroupArn": top.canary_target_group_arn, "Weight": 0},
+        ]}},
+    ])
+    router.set_weights(Weights.canary_at(5))
+    assert router.verify(Weights.canary_at(5)) == Weights(stable=95, canary=5)
+    actions = elbv2.describe_rules(RuleArns=[top.rule_arn])["Rules"][0]["Actions"]
+    assert [(a["Type"], a.get("Order")) for a in actions] == [("authenticate-oidc", 1), ("forward", 2)]
+    assert actions[0]["AuthenticateOidcConfig"]["ClientId"] == "rollway-test"
 
 
 def test_verify_raises_when_someone_else_changed_the_rule(aws, router, independent_client):

@@ -6,6 +6,7 @@ import pytest
 from prefect import flow
 
 from flows.canary import RolloutRefused, run_canary
+from flows.rollback import execute_rollback
 from rollway.approvals import ApprovalAnswer, scripted
 from rollway.aws.errors import WeightMismatch
 from rollway.model import Weights
@@ -81,6 +82,22 @@ def test_rollback_moves_traffic_before_scaling_the_canary_down():
     assert back > env.router.calls.index("set_weights 95/5")
     scale_down = [c for c in env.deployer.calls if "desired=0" in c]
     assert scale_down, calls
+
+
+@flow
+def rollback_on(env, stable_desired):
+    return execute_rollback(env, "test", actor="on-call", stable_desired=stable_desired)
+
+
+def test_a_rollback_never_scales_the_stable_service_below_what_it_asks_for():
+    """Autoscaling raised stable to 6 since the rollout recorded 2; only 1 task runs yet."""
+    env = fake_environment()
+    stable = env.targets.stable_service
+    env.deployer.services[stable] = env.deployer.services[stable].model_copy(update={"desired": 6, "running": 1})
+    result = rollback_on(env, stable_desired=2)
+    assert env.deployer.services[stable].desired == 6
+    assert result.scaled_stable and result.stable_desired == 6
+    assert env.router.weights == Weights(stable=100, canary=0)
 
 
 def test_approval_pause_approve_then_reject():

@@ -83,3 +83,24 @@ def test_registration_is_undone_when_the_service_update_fails():
     deregistered = [c for c in env.deployer.calls if c.startswith("deregister_revision")]
     assert len(registered) == 1 and len(deregistered) == 1
     assert list(env.deployer.task_definitions) == [STABLE_TD]  # the new revision is gone
+
+
+def test_a_shift_is_not_undone_over_someone_elses_change():
+    """The flags fail after a rollback by hand moved the traffic: the undo must not put 5% back."""
+    env = fake_environment()
+    env.ledger = FakeLedger()
+    env.flags = FakeFlagStore([FlagState(feature="use_sqs_architecture")])
+
+    put = env.flags.put
+
+    def rolled_back_meanwhile(state, **kwargs):
+        if state.percentage == 100:  # the second shift (5% -> 100%)
+            env.router.weights = Weights(stable=100, canary=0)  # on-call's rollback lands first
+            raise RuntimeError("AccessDenied: dynamodb:PutItem on the flags table")
+        return put(state, **kwargs)
+
+    env.flags.put = rolled_back_meanwhile
+    with pytest.raises(RuntimeError, match="AccessDenied"):
+        rollout(env, spec("use_sqs_architecture"))
+    assert env.router.weights == Weights(stable=100, canary=0), "the undo put 5% back on the canary"
+    assert env.router.calls.count("set_weights 95/5") == 1

@@ -87,3 +87,12 @@ def test_only_a_last_phase_ending_at_100_may_decommission(stages, phases):
 def test_flag_bindings_need_a_usable_flag_name(feature):
     with pytest.raises(ValueError, match="feature flag name"):
         FlagBinding(feature=feature)
+
+
+@pytest.mark.parametrize("seconds", [10, 45, 90])
+def test_the_analysis_interval_is_a_whole_number_of_cloudwatch_minutes(seconds):
+    from rollway.spec import Analysis
+
+    with pytest.raises(ValueError, match="interval_seconds"):
+        Analysis(interval_seconds=seconds)
+    assert Analysis(interval_seconds=120).interval_seconds == 120
