@@ -12,12 +12,16 @@ import time
 from pydantic import BaseModel, ConfigDict, Field
 
 
+MAX_SPEED = 10_000.0
+"""The fastest rollout clock: simulated seconds per wall second."""
+
+
 class ClockSettings(BaseModel):
     """How fast rollout time runs relative to wall time. speed=1 is real time."""
 
     model_config = ConfigDict(frozen=True)
 
-    speed: float = Field(default=1.0, gt=0, le=10_000)
+    speed: float = Field(default=1.0, gt=0, le=MAX_SPEED)
     anchor: float | None = Field(default=None, description="wall-clock epoch seconds where the scaled clock equals wall time")
 
     def build(self) -> "SystemClock | ScaledClock":

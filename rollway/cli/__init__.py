@@ -29,7 +29,13 @@ def demo(speed: float = 120.0, seed: int = 7, rps: float = 1000.0) -> int:
         rps: total requests per simulated second across both versions.
     """
     from rollway.cli.demo import run_demo
+    from rollway.cli.up import check_speed
 
+    try:
+        check_speed(speed)  # refused before anything starts
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     return run_demo(speed=speed, seed=seed, rps=rps)
 
 
@@ -71,8 +77,13 @@ def up(*, port: int | None = None, speed: float = 60.0, rps: float = 1000.0, see
         seed: traffic simulator seed.
         poll_seconds: how often the served deployments look for new runs.
     """
-    from rollway.cli.up import run_up
+    from rollway.cli.up import check_speed, run_up
 
+    try:
+        check_speed(speed)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     return run_up(port=port, speed=speed, rps=rps, seed=seed, poll_seconds=poll_seconds)
 
 
@@ -133,7 +144,13 @@ def abort(*, approver: str | None = None, reason: str = "aborted from the comman
 def _run_id(value: str | None):
     from uuid import UUID
 
-    return UUID(value) if value else None
+    if not value:
+        return None
+    try:
+        return UUID(value)
+    except ValueError:
+        print(f"error: --flow-run {value!r} is not a flow run id (a UUID)", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def main() -> None:

@@ -22,9 +22,12 @@ from rollway.report import HEADERS, RolloutResult, stage_rows
 from rollway.spec import Analysis, RolloutSpec, Stage
 from rollway.targets import Targets
 
-from rollway.cli.blocks import CREDENTIALS_BLOCK
 # Wide enough for the stage table on a log file or CI as well as on a terminal.
 console = Console(highlight=False, width=200)
+
+# Its own block: `make up` saves rollway-embedded in the same Prefect home, pointing at its own
+# moto server, and a demo must not repoint it at the demo's (soon gone) one.
+DEMO_CREDENTIALS_BLOCK = "rollway-demo-embedded"
 
 
 @dataclass(frozen=True)
@@ -100,7 +103,7 @@ def run_scenario(scenario: Scenario, aws, get_client, targets: Targets, *, speed
     )
     with simulator:
         result = canary(
-            spec=demo_spec(image), actor="demo", aws_credentials_block=CREDENTIALS_BLOCK, clock=clock,
+            spec=demo_spec(image), actor="demo", aws_credentials_block=DEMO_CREDENTIALS_BLOCK, clock=clock,
         )
     console.print(_stage_table(result))
 
@@ -128,14 +131,17 @@ def run_scenario(scenario: Scenario, aws, get_client, targets: Targets, *, speed
 
 def run_demo(*, speed: float, seed: int, rps: float) -> int:
     from blocks.credentials import client_factory, credentials_for_endpoint
+    from rollway.cli.up import check_speed, stop_on_signals
     from rollway.sim.server import EmbeddedAws
 
+    check_speed(speed)  # before anything starts (the command checks it too, for a clean message)
+    stop_on_signals()  # SIGTERM unwinds too, so the embedded AWS and the temporary server stop
     started = time.monotonic()
     targets = Targets()
     with EmbeddedAws() as aws:
         console.print(f"embedded AWS (moto) on {aws.endpoint_url}; simulated clock at {speed:g}x")
         credentials = credentials_for_endpoint(aws.endpoint_url, targets.region)
-        credentials.save(CREDENTIALS_BLOCK, overwrite=True)
+        credentials.save(DEMO_CREDENTIALS_BLOCK, overwrite=True)
         get_client = client_factory(credentials)
         results = [
             run_scenario(s, aws, get_client, targets, speed=speed, seed=seed, rps=rps) for s in SCENARIOS

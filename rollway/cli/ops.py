@@ -140,6 +140,16 @@ def paused_runs(client: Any, targets_block: str | None) -> list[Any]:
     return [r for r in runs if (r.parameters or {}).get("targets_block") == targets_block]
 
 
+def read_run(client: Any, run_id: UUID) -> Any | None:
+    """The flow run, or None when the Prefect API does not have it."""
+    from prefect.exceptions import ObjectNotFound
+
+    try:
+        return client.read_flow_run(run_id)
+    except ObjectNotFound:
+        return None
+
+
 def find_paused_run(client: Any, service: Service, record: RolloutRecord | None, flow_run: UUID | None = None) -> Any:
     """The run of ``service``'s rollout that waits for an answer.
 
@@ -151,15 +161,18 @@ def find_paused_run(client: Any, service: Service, record: RolloutRecord | None,
         AmbiguousRun: several are, and none owns the rollout.
     """
     if flow_run is not None:
-        run = client.read_flow_run(flow_run)
+        run = read_run(client, flow_run)
+        if run is None:
+            raise NoPausedRun(f"flow run {flow_run} is not on the Prefect API at {client.api_url}")
         if not _is_paused(run):
             raise NoPausedRun(f"flow run {run.name!r} ({run.id}) is {_state_name(run)}, not paused")
         return run
     owner = owner_run_id(record)
-    if owner is not None:
-        run = client.read_flow_run(owner)
-        if _is_paused(run):
-            return run
+    # The ledger may outlive the Prefect database (a new server, a cleaned home): a run it
+    # names that the API no longer has is simply not the paused one.
+    run = read_run(client, owner) if owner is not None else None
+    if run is not None and _is_paused(run):
+        return run
     candidates = paused_runs(client, service.targets_block)
     if len(candidates) == 1:
         return candidates[0]
@@ -295,10 +308,22 @@ def reporting(command: Callable[..., int]) -> Callable[..., int]:
 
     @functools.wraps(command)
     def run(*args: Any, **kwargs: Any) -> int:
+        import httpx
+        from botocore.exceptions import BotoCoreError, ClientError
+
         try:
             return command(*args, **kwargs)
         except (OpsError, TimeoutError) as err:
             errors.print(f"[red]error:[/red] {err}")
+            return 1
+        except httpx.HTTPError as err:
+            from prefect.settings import PREFECT_API_URL
+
+            errors.print(f"[red]error:[/red] cannot reach the Prefect API ({PREFECT_API_URL.value() or 'ephemeral'}): "
+                         f"{err}; is `rollway up` running, and PREFECT_API_URL set to the URL it printed?")
+            return 1
+        except (BotoCoreError, ClientError) as err:
+            errors.print(f"[red]error:[/red] AWS refused or could not be reached: {err}")
             return 1
 
     return run
@@ -309,6 +334,8 @@ def status(*, targets_block: str | None, credentials_block: str | None, history:
     """Print the newest rollout of the service, the live weights and the paused run."""
     from prefect.client.orchestration import get_client
 
+    if history < 1:
+        raise OpsError(f"--history {history}: show at least 1 transition")
     service = connect(targets_block, credentials_block)
     record = service.ledger.get(service.name)
     if record is None:
@@ -343,6 +370,20 @@ def _paused(service: Service, flow_run: UUID | None) -> tuple[RolloutRecord | No
         return record, find_paused_run(client, service, record, flow_run)
 
 
+def check_next_weight(record: RolloutRecord, weight: int) -> None:
+    """Refuse a ``--weight`` the run would refuse (it would only ask again), before resuming it.
+
+    Raises:
+        OpsError: the weight is not one of the rollout's stages above where it stands.
+    """
+    from rollway.spec import RolloutSpec
+
+    later = [w for w in RolloutSpec.model_validate_json(record.spec_json).weights if w > record.weights.canary]
+    if weight not in later:
+        raise OpsError(f"--weight {weight} is not a stage after {record.weights.canary}% (choose from {later}); "
+                       "nothing was approved")
+
+
 @reporting
 def promote(
     *,
@@ -355,7 +396,9 @@ def promote(
 ) -> int:
     """Approve the paused run of the service's rollout."""
     service = connect(targets_block, credentials_block)
-    _, run = _paused(service, flow_run)
+    record, run = _paused(service, flow_run)
+    if weight is not None and record is not None:
+        check_next_weight(record, weight)
     who = approver or getpass.getuser()
     resume(run.id, _answer("approve", who, comment, weight))
     console.print(f"approved by {who}: flow run {run.name} ({run.id}) resumed")
@@ -405,20 +448,31 @@ def _rollback_directly(service: Service, who: str, reason: str, wait_seconds: fl
     if record is None or not open_for_rollback(RolloutSpec.model_validate_json(record.spec_json), record):
         where = f"its newest rollout is {record.phase.value}" if record else "it has no rollout"
         raise NoRollout(f"nothing to abort for {service.name}: {where}")
+    why = f"aborted by {who}: {reason}"
+    if record.phase is not RolloutPhase.ROLLING_BACK:
+        # Intent first, in the person's words: from here the owning run can no longer record
+        # progress (RolloutEnded), and whichever rollback finishes (this one or the cancelled
+        # run's hook) finishes this one.
+        now = time.time()  # the clock the rollback flow below records on (its default)
+        service.ledger.record(
+            service.name, owner=None, now=now,
+            transition=Transition(at=now, kind="rollback-start", actor=who, comment=why),
+            phase=RolloutPhase.ROLLING_BACK,
+        )
     owner = owner_run_id(record)
     if owner is not None:
         with get_client(sync_client=True) as client:
-            run = client.read_flow_run(owner)
-            if not is_final(run):
+            run = read_run(client, owner)
+            if run is not None and not is_final(run):
                 # A running rollout would shift traffic again after the rollback: stop it first.
                 client.set_flow_run_state(owner, Cancelling(message=f"aborted by {who}"), force=True)
                 console.print(f"cancelling flow run {run.name} ({owner}), which owns the rollout ...")
-        try:
-            wait_for_run(owner, is_final, timeout_seconds=max(wait_seconds, 1.0))
-        except TimeoutError as err:
-            # A run whose process died never finishes cancelling; the rollback must not wait on it.
-            errors.print(f"[yellow]warning:[/yellow] {err}; rolling back anyway")
-    why = f"aborted by {who}: {reason}"
+        if run is not None:
+            try:
+                wait_for_run(owner, is_final, timeout_seconds=max(wait_seconds, 1.0))
+            except TimeoutError as err:
+                # A run whose process died never finishes cancelling; the rollback must not wait on it.
+                errors.print(f"[yellow]warning:[/yellow] {err}; rolling back anyway")
     spec = RolloutSpec.model_validate_json(record.spec_json)
     result = rollback(
         reason=why, actor=who, previous_task_definition=record.previous_task_definition,

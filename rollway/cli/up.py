@@ -25,7 +25,7 @@ from typing import Any, Callable
 from rich.console import Console
 
 from rollway.cli.processes import Child, PrefectServer, ProcessFailed, free_port, serve_process
-from rollway.clock import ClockSettings
+from rollway.clock import MAX_SPEED, ClockSettings
 from rollway.ports import Clock
 from rollway.sim.profiles import BehaviourProfile
 from rollway.sim.topology import Topology
@@ -66,8 +66,9 @@ def prefect_home() -> Path:
     return Path(os.environ.get("PREFECT_HOME") or Path.home() / ".prefect").expanduser().resolve()
 
 
-def _stop_on_signals() -> None:
-    """Ctrl-C and SIGTERM both unwind as KeyboardInterrupt, so every child is stopped.
+def stop_on_signals() -> None:
+    """Ctrl-C, SIGTERM and SIGHUP (the terminal closed) all unwind as KeyboardInterrupt, so
+    every child is stopped.
 
     SIGINT gets Python's handler back explicitly: a shell that starts a command in the
     background makes it ignore SIGINT, and Python then never raises KeyboardInterrupt.
@@ -78,6 +79,17 @@ def _stop_on_signals() -> None:
 
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGHUP, handler)
+
+
+def check_speed(speed: float) -> None:
+    """Refuse a rollout clock speed the runs would refuse, before starting anything.
+
+    Raises:
+        ValueError: naming the allowed range.
+    """
+    if not 0 < speed <= MAX_SPEED:
+        raise ValueError(f"--speed {speed:g} is not a usable rollout clock speed: it must be over 0 and at most {MAX_SPEED:g}")
 
 
 def _instructions(server: PrefectServer, topology: Topology, speed: float, home: Path) -> None:
@@ -131,7 +143,8 @@ def run_up(*, port: int | None, speed: float, rps: float, seed: int, poll_second
     from rollway.sim.server import EmbeddedAws
     from rollway.sim.topology import provision
 
-    _stop_on_signals()
+    check_speed(speed)  # before anything starts
+    stop_on_signals()
     home = prefect_home()
     server = PrefectServer(home, free_port(port or DEFAULT_PORT), log=home / "rollway-up-server.log")
     targets = Targets()

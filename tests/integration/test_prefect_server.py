@@ -223,6 +223,9 @@ def test_abort_without_a_paused_run_rolls_back_directly_and_records_it(live: Liv
     assert record.phase is RolloutPhase.ROLLED_BACK and record.weights == Weights(stable=100, canary=0)
     last = record.history[-1]
     assert (last.kind, last.actor) == ("rollback", "erin") and "customer escalation" in (last.comment or "")
+    # The intent is recorded first, in the person's words, before any run is cancelled.
+    intent = record.last_transition("rollback-start")
+    assert intent is not None and (intent.actor, "customer escalation" in intent.comment) == ("erin", True)
     assert cli("abort", "--approver", "erin") == 1, "a finished rollout has nothing to abort"
 
 

@@ -93,6 +93,66 @@ def test_status_of_an_unfinished_rollback_says_how_to_finish_it_not_drift(capsys
     assert "drift" not in out
 
 
+class ForgetfulApi:
+    """A Prefect client whose database no longer has the run the ledger names (a new server)."""
+
+    api_url = "http://127.0.0.1:4200/api"
+
+    def read_flow_run(self, run_id):
+        from prefect.exceptions import ObjectNotFound
+
+        raise ObjectNotFound(http_exc=None, help_message=f"flow run {run_id} not found")
+
+    def read_flow_runs(self, **kwargs):
+        return []
+
+
+def test_a_ledger_owner_the_api_no_longer_has_is_not_a_crash() -> None:
+    from rollway.cli.ops import NoPausedRun, find_paused_run
+
+    service = SimpleNamespace(name="svc-canary", targets_block="rollway-targets")
+    with pytest.raises(NoPausedRun, match="no paused rollout run"):
+        find_paused_run(ForgetfulApi(), service, record())
+    missing = uuid4()
+    with pytest.raises(NoPausedRun, match=f"flow run {missing} is not on the Prefect API"):
+        find_paused_run(ForgetfulApi(), service, record(), missing)
+
+
+@pytest.mark.parametrize("weight,ok", [(100, True), (50, False), (33, False), (5, False)])
+def test_promote_refuses_a_weight_the_run_would_refuse(weight, ok) -> None:
+    from rollway.cli.ops import OpsError, check_next_weight
+
+    at_50 = record()  # stages 5, 50, 100; at 50%
+    if ok:
+        check_next_weight(at_50, weight)
+    else:
+        with pytest.raises(OpsError, match="nothing was approved"):
+            check_next_weight(at_50, weight)
+
+
+def test_commands_answer_bad_input_and_an_unreachable_api_in_one_line(capsys) -> None:
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from rollway.cli import app
+
+    def run(*args: str) -> int:
+        try:
+            return app(list(args), result_action="return_value")
+        except SystemExit as stop:
+            return int(stop.code)
+
+    assert run("status", "--history", "0") == 1
+    assert "show at least 1 transition" in capsys.readouterr().err
+    assert run("promote", "--flow-run", "notauuid") == 2
+    assert "is not a flow run id" in capsys.readouterr().err
+    assert run("demo", "--speed", "0") == 2
+    assert "not a usable rollout clock speed" in capsys.readouterr().err
+    with temporary_settings(updates={PREFECT_API_URL: f"http://127.0.0.1:{free_port(None)}/api"}):
+        assert run("status") == 1
+    err = capsys.readouterr().err
+    assert "cannot reach the Prefect API" in err and "Traceback" not in err
+
+
 def test_command_defaults_name_the_blocks_that_up_saves() -> None:
     from blocks import register
 
