@@ -119,7 +119,7 @@ def rollback_recorded(env: Environment, reason: str, *, actor: str, previous_tas
                       stable_desired: int | None = None, bindings: Sequence[FlagBinding] | None = None) -> RollbackResult:
     """Roll back, taking what the ledger knows (previous task definition, stable capacity, bound
     flags) where the caller did not say, and record the rollback in the ledger."""
-    from rollway.ledger import Transition, open_for_rollback
+    from rollway.ledger import Transition, begin_rollback, open_for_rollback
     from rollway.phases import RolloutPhase
     from rollway.spec import RolloutSpec
 
@@ -134,11 +134,7 @@ def rollback_recorded(env: Environment, reason: str, *, actor: str, previous_tas
         if record.phase is not RolloutPhase.ROLLING_BACK:
             # Intent before action: if this process dies half-way, the ledger says a rollback
             # is unfinished, and a resumed run or `rollway abort` finishes it.
-            env.ledger.record(
-                env.targets.canary_service, owner=None, now=env.clock.now(),
-                transition=Transition(at=env.clock.now(), kind="rollback-start", actor=actor, comment=reason),
-                phase=RolloutPhase.ROLLING_BACK,
-            )
+            begin_rollback(env.ledger, env.targets.canary_service, actor=actor, reason=reason, now=env.clock.now())
     result = execute_rollback(
         env, reason, actor=actor, previous_task_definition=previous_task_definition,
         stable_desired=stable_desired, bindings=bindings or (),

@@ -257,6 +257,16 @@ def as_started(record: RolloutRecord, *, owner: str, now: float, lease_seconds: 
     )
 
 
+def monitoring_owed(spec: "RolloutSpec", record: RolloutRecord) -> bool:
+    """Whether a promoted rollout still owes its post-promotion window (no decommission or
+    rollback recorded since the promotion): the old service is still running."""
+    if record.phase is not RolloutPhase.PROMOTED or not spec.phases[-1].decommission or spec.monitor_seconds <= 0:
+        return False
+    if any(t.kind in ("decommission", "rollback") for t in record.history):
+        return False
+    return record.last_transition("promote") is not None
+
+
 def monitoring_left(spec: "RolloutSpec", record: RolloutRecord, now: float) -> float | None:
     """Seconds of the post-promotion window a promoted rollout still owes, or None if it owes none.
 
@@ -264,14 +274,9 @@ def monitoring_left(spec: "RolloutSpec", record: RolloutRecord, now: float) -> f
     next run finishes the window (what is left of it, from the recorded promotion) instead
     of leaving the old service running unwatched.
     """
-    if record.phase is not RolloutPhase.PROMOTED or not spec.phases[-1].decommission or spec.monitor_seconds <= 0:
+    if not monitoring_owed(spec, record):
         return None
-    if any(t.kind in ("decommission", "rollback") for t in record.history):
-        return None
-    promoted = record.last_transition("promote")
-    if promoted is None:
-        return None
-    return max(0.0, promoted.at + spec.monitor_seconds - now)
+    return max(0.0, record.last_transition("promote").at + spec.monitor_seconds - now)
 
 
 def open_for_rollback(spec: "RolloutSpec", record: RolloutRecord) -> bool:
@@ -279,5 +284,18 @@ def open_for_rollback(spec: "RolloutSpec", record: RolloutRecord) -> bool:
     and its monitoring window is owed (the old service still runs). After that, the record
     belongs to history and a rollback must not rewrite it."""
     if record.phase is RolloutPhase.PROMOTED:
-        return monitoring_left(spec, record, record.updated_at) is not None
+        return monitoring_owed(spec, record)
     return not record.phase.terminal
+
+
+def begin_rollback(ledger: Any, service: str, *, actor: str, reason: str, now: float) -> RolloutRecord:
+    """Record a rollback's intent (phase rolling_back, who and why) before it acts.
+
+    Lease-free: a rollback acts whoever holds the lease. From here no owner may record
+    progress (RolloutEnded), and a run that dies half-way leaves a rollback to finish.
+    """
+    return ledger.record(
+        service, owner=None, now=now,
+        transition=Transition(at=now, kind="rollback-start", actor=actor, comment=reason),
+        phase=RolloutPhase.ROLLING_BACK,
+    )

@@ -29,14 +29,8 @@ def demo(speed: float = 120.0, seed: int = 7, rps: float = 1000.0) -> int:
         rps: total requests per simulated second across both versions.
     """
     from rollway.cli.demo import run_demo
-    from rollway.cli.up import check_speed
 
-    try:
-        check_speed(speed)  # refused before anything starts
-    except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return run_demo(speed=speed, seed=seed, rps=rps)
+    return _speed_refused(speed) or run_demo(speed=speed, seed=seed, rps=rps)
 
 
 @app.command
@@ -77,14 +71,9 @@ def up(*, port: int | None = None, speed: float = 60.0, rps: float = 1000.0, see
         seed: traffic simulator seed.
         poll_seconds: how often the served deployments look for new runs.
     """
-    from rollway.cli.up import check_speed, run_up
+    from rollway.cli.up import run_up
 
-    try:
-        check_speed(speed)
-    except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return run_up(port=port, speed=speed, rps=rps, seed=seed, poll_seconds=poll_seconds)
+    return _speed_refused(speed) or run_up(port=port, speed=speed, rps=rps, seed=seed, poll_seconds=poll_seconds)
 
 
 @app.command
@@ -139,6 +128,18 @@ def abort(*, approver: str | None = None, reason: str = "aborted from the comman
 
     return run_abort(approver=approver, reason=reason, flow_run=_run_id(flow_run), wait_seconds=wait_seconds,
                      targets_block=targets_block, credentials_block=credentials_block)
+
+
+def _speed_refused(speed: float) -> int:
+    """2 after printing why ``--speed`` is unusable, before anything starts; 0 when it is fine."""
+    from rollway.cli.up import check_speed
+
+    try:
+        check_speed(speed)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def _run_id(value: str | None):

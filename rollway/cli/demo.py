@@ -131,10 +131,9 @@ def run_scenario(scenario: Scenario, aws, get_client, targets: Targets, *, speed
 
 def run_demo(*, speed: float, seed: int, rps: float) -> int:
     from blocks.credentials import client_factory, credentials_for_endpoint
-    from rollway.cli.up import check_speed, stop_on_signals
+    from rollway.cli.up import stop_on_signals
     from rollway.sim.server import EmbeddedAws
 
-    check_speed(speed)  # before anything starts (the command checks it too, for a clean message)
     stop_on_signals()  # SIGTERM unwinds too, so the embedded AWS and the temporary server stop
     started = time.monotonic()
     targets = Targets()

@@ -440,7 +440,7 @@ def _rollback_directly(service: Service, who: str, reason: str, wait_seconds: fl
     from prefect.states import Cancelling
 
     from flows.rollback import rollback
-    from rollway.ledger import open_for_rollback
+    from rollway.ledger import begin_rollback, open_for_rollback
     from rollway.spec import RolloutSpec
 
     record = service.ledger.get(service.name)
@@ -453,12 +453,8 @@ def _rollback_directly(service: Service, who: str, reason: str, wait_seconds: fl
         # Intent first, in the person's words: from here the owning run can no longer record
         # progress (RolloutEnded), and whichever rollback finishes (this one or the cancelled
         # run's hook) finishes this one.
-        now = time.time()  # the clock the rollback flow below records on (its default)
-        service.ledger.record(
-            service.name, owner=None, now=now,
-            transition=Transition(at=now, kind="rollback-start", actor=who, comment=why),
-            phase=RolloutPhase.ROLLING_BACK,
-        )
+        # time.time(): the clock the rollback flow below records on (its default).
+        begin_rollback(service.ledger, service.name, actor=who, reason=why, now=time.time())
     owner = owner_run_id(record)
     if owner is not None:
         with get_client(sync_client=True) as client:

@@ -143,7 +143,6 @@ def run_up(*, port: int | None, speed: float, rps: float, seed: int, poll_second
     from rollway.sim.server import EmbeddedAws
     from rollway.sim.topology import provision
 
-    check_speed(speed)  # before anything starts
     stop_on_signals()
     home = prefect_home()
     server = PrefectServer(home, free_port(port or DEFAULT_PORT), log=home / "rollway-up-server.log")
