@@ -14,7 +14,7 @@ from prefect.artifacts import create_markdown_artifact, create_progress_artifact
 from rollway.approvals import ApprovalAnswer
 from rollway.decide import Pause, StageState
 from rollway.environment import Environment
-from rollway.ledger import Transition
+from rollway.ledger import Transition, begin_rollback
 from rollway.model import Verdict, Weights
 from rollway.phases import RolloutPhase
 from rollway.report import HEADERS, RollbackResult, RolloutResult, StageReport, markdown_table, stage_rows
@@ -143,10 +143,7 @@ class LedgerJournal:
         )
 
     def rolling_back(self, reason: str) -> None:
-        self._record(
-            Transition(at=self.env.clock.now(), kind="rollback-start", actor=self.actor, comment=reason),
-            owner=None, phase=RolloutPhase.ROLLING_BACK,
-        )
+        begin_rollback(self.ledger, self.service, actor=self.actor, reason=reason, now=self.env.clock.now())
 
     def rolled_back(self, result: RollbackResult) -> None:
         self._record(
