@@ -9,7 +9,7 @@ cluster on the canary looks like a regression) and "incident" adds one 5-minute 
 multiplies both versions' error rate by 20 (the case a two-sample test is built for).
 
 Every stage's stream is generated once (seeded per stage, so results do not depend on the
-number of processes) and judged by three rules:
+number of processes) and judged by these rules:
 
 * judge: ``rollway.judge.sequential`` with the default ``Analysis`` (errors and slow requests
   judged, alpha = 1% split across them, margin 0.1 percentage point or 2x), fed the same
@@ -18,7 +18,13 @@ number of processes) and judged by three rules:
   above 1%, checked every minute; it never passes early (it promotes at the end of the stage);
 * SPRT/tick: Wald's SPRT (alpha = beta = 1%) that knows p0 = 0.1% and the scenario's p1
   (p0 + margin for the healthy ones) and looks at the canary's counts once per tick: what a
-  clairvoyant one-sample test could do at this tick length.
+  clairvoyant one-sample test could do at this tick length;
+* 2-sample/tick: the judge's conditional comparison with the baseline, at its per-metric alpha,
+  told the regression's ratio;
+* SPRT/tick@alpha and 2-sample@alpha_m (10x and 50x): the same two with the rollback bar set by
+  simulation on healthy paths of the same traffic so that they roll back exactly alpha (alpha_m)
+  of healthy stages. Wald's bars are conservative when a tick carries the statistic far past
+  them, so these, not the Wald SPRTs, are the per-tick bounds the targets are judged against.
 
 The optimum column is Wald's expected sample size of the SPRT for p0 against each p1, looking
 at every request (``wald_sample_sizes``; a lower bound for any test with these error
@@ -66,7 +72,9 @@ INCIDENT_SECONDS = 300.0
 INCIDENT_FACTOR = 20.0
 
 
-RULES = ("judge", "naive", "sprt_tick", "sprt2_tick", "guardrail", "policy")
+RULES = ("judge", "naive", "sprt_tick", "sprt2_tick", "guardrail", "policy", "sprt_exact", "sprt2_exact")
+# Scenarios with a target on requests served, for which the references are calibrated.
+TARGET_SCENARIOS = ("10x", "50x")
 # The issue's targets for bad-canary requests / optimum, by tick length (10x and 50x).
 REQUEST_TARGETS = {10.0: 1.5, 60.0: 2.5}
 
@@ -277,6 +285,112 @@ def run_tick_sprt2(stream: Stream, setting: Setting, theta: float, alpha: float)
     return wald_per_tick(steps, stream.n_c, setting, alpha)
 
 
+# -- per-tick references at exactly alpha -----------------------------------------------------
+#
+# Wald's bars are conservative: a tick can carry the log likelihood ratio far past them
+# (overshoot), so the SPRTs above roll back a healthy canary far less often than alpha and
+# wait longer than they must. Wald and Wolfowitz's optimality holds only against tests no more
+# error-prone than the SPRT really is, so the per-tick bound has to come from an SPRT whose
+# rollback bar is set where its false-rollback rate really is alpha. The bar is found by
+# simulation on healthy traffic of the cell's own rates (``calibrate``); the lower bar stays
+# Wald's, so these references miss at most beta of the bad stages.
+
+CALIBRATION_CHUNK = 64  # ticks drawn at a time: most healthy paths end within one chunk
+
+
+@dataclass(frozen=True)
+class Bar:
+    """The rollback bar of one per-tick reference, calibrated on healthy paths to exactly ``alpha``."""
+
+    setting: Setting
+    kind: str  # "sprt_exact" (knows p0 and p1) or "sprt2_exact" (two-sample, knows the ratio)
+    multiplier: float
+    alpha: float
+    upper: float
+    lower: float
+    calibration_rate: float  # false rollbacks on the paths the bar was set on
+    check_rate: float  # false rollbacks on as many independent paths
+    check_upper95: float
+
+
+def healthy_ticks(rng: random.Random, setting: Setting) -> Iterable[tuple[int, int, int, int]]:
+    """Per-tick (n_c, e_c, n_b, e_b) of a healthy stage, both versions at P0, drawn lazily."""
+    c, b = setting.canary_rps * setting.tick, setting.baseline_rps * setting.tick
+    while True:
+        ok_c = poisson_counts(rng, c * (1 - P0), CALIBRATION_CHUNK)
+        e_c = poisson_counts(rng, c * P0, CALIBRATION_CHUNK)
+        ok_b = poisson_counts(rng, b * (1 - P0), CALIBRATION_CHUNK)
+        e_b = poisson_counts(rng, b * P0, CALIBRATION_CHUNK)
+        for i in range(CALIBRATION_CHUNK):
+            yield ok_c[i] + e_c[i], e_c[i], ok_b[i] + e_b[i], e_b[i]
+
+
+def reference_step(kind: str, multiplier: float, n_c: int, e_c: int, n_b: int, e_b: int) -> float:
+    """One tick's log likelihood ratio of a reference: one-sample (p1 against P0) or two-sample (the ratio)."""
+    if kind == "sprt_exact":
+        p1 = P0 * multiplier
+        return e_c * math.log(p1 / P0) + (n_c - e_c) * math.log((1 - p1) / (1 - P0))
+    return conditional_log_lr(e_c, e_b, n_c, n_b, multiplier) if n_c and n_b else 0.0
+
+
+def wald_bars(alpha: float) -> tuple[float, float]:
+    """Wald's (upper, lower) bars for ``alpha`` and beta = 1%."""
+    return math.log((1 - SPRT_BETA) / alpha), math.log(SPRT_BETA / (1 - alpha))
+
+
+def path_maxima(setting: Setting, kind: str, multiplier: float, alpha: float, runs: int, seed: str) -> list[float]:
+    """The highest log likelihood ratio each healthy path reaches before the lower bar (or the stage's end).
+
+    A path is followed only until it reaches Wald's upper bar, above any bar calibration can choose.
+    """
+    upper, lower = wald_bars(alpha)
+    rng = random.Random(seed)
+    out = []
+    for _ in range(runs):
+        llr, top = 0.0, -math.inf
+        for _tick, counts in zip(range(setting.ticks), healthy_ticks(rng, setting)):
+            llr += reference_step(kind, multiplier, *counts)
+            if llr <= lower:
+                break
+            top = max(top, llr)
+            if llr >= upper:
+                break
+        out.append(top)
+    return out
+
+
+def calibrate(task: tuple[Setting, str, float, float, int, int]) -> Bar:
+    """The lowest rollback bar whose false-rollback rate on ``runs`` healthy paths is at most ``alpha``.
+
+    The rate is then measured again on as many paths from another seed, so the reader can see
+    how much of the calibration is sampling noise.
+    """
+    setting, kind, multiplier, alpha, runs, seed = task
+    wald_upper, lower = wald_bars(alpha)
+    name = f"{seed}:{setting.label}:{kind}:{multiplier:g}"
+    maxima = sorted(path_maxima(setting, kind, multiplier, alpha, runs, f"{name}:calibrate"), reverse=True)
+    allowed = int(alpha * runs)  # paths that may reach the bar
+    upper = min(wald_upper, math.nextafter(maxima[allowed], math.inf)) if allowed < runs else -math.inf
+    check = path_maxima(setting, kind, multiplier, alpha, runs, f"{name}:check")
+    crossed = sum(m >= upper for m in check)
+    return Bar(setting, kind, multiplier, alpha, upper, lower, sum(m >= upper for m in maxima) / runs,
+               crossed / runs, upper95(crossed, runs))
+
+
+def run_bar(stream: Stream, setting: Setting, bar: Bar) -> Outcome:
+    """A calibrated reference on one stage's counts."""
+    llr = 0.0
+    total = 0
+    for i, counts in enumerate(zip(stream.n_c, stream.e_c, stream.n_b, stream.e_b)):
+        llr += reference_step(bar.kind, bar.multiplier, *counts)
+        total += counts[0]
+        if llr >= bar.upper:
+            return Outcome("rollback", (i + 1) * setting.tick, total)
+        if llr <= bar.lower:
+            return Outcome("promote", (i + 1) * setting.tick, total)
+    return Outcome("none", setting.ticks * setting.tick, total)
+
+
 def exact_sprt_sample_size(p: float, p1: float, runs: int, seed: int) -> float:
     """Mean requests the per-request SPRT of P0 against ``p1`` needs when the rate is ``p`` (simulated)."""
     rng = random.Random(seed)
@@ -310,9 +424,16 @@ def p1_for(scenario: Scenario, analysis: Analysis) -> float:
     return scenario.canary_rate if scenario.bad else P0 + analysis.margin
 
 
-def simulate(task: tuple[Setting, Scenario, int, int, int, Analysis, EvidenceSettings]) -> list[tuple[Outcome, ...]]:
-    """Stages ``first``..``first+count-1`` of one cell: the outcome of each rule in RULES."""
-    setting, scenario, seed, first, count, analysis, settings = task
+Task = tuple[Setting, Scenario, int, int, int, Analysis, EvidenceSettings, tuple["Bar", ...]]
+
+
+def simulate(task: Task) -> list[tuple[Outcome | None, ...]]:
+    """Stages ``first``..``first+count-1`` of one cell: the outcome of each rule in RULES.
+
+    The calibrated references run only where ``bars`` has one (None otherwise).
+    """
+    setting, scenario, seed, first, count, analysis, settings, bars = task
+    by_kind = {bar.kind: bar for bar in bars}
     p1 = p1_for(scenario, analysis)
     theta = scenario.multiplier if scenario.bad else analysis.margin_ratio
     alpha_m = analysis.alpha / len(set(analysis.metrics))
@@ -329,6 +450,8 @@ def simulate(task: tuple[Setting, Scenario, int, int, int, Analysis, EvidenceSet
             run_tick_sprt2(stream, setting, theta, alpha_m),
             guardrail,
             combine(judge, guardrail),
+            *(run_bar(stream, setting, by_kind[kind]) if kind in by_kind else None
+              for kind in ("sprt_exact", "sprt2_exact")),
         ))
     return out
 
@@ -346,7 +469,7 @@ def stage_seconds(rps: float, factor: float, analysis: Analysis) -> float:
 class Cell:
     setting: Setting
     scenario: Scenario
-    outcomes: list[tuple[Outcome, ...]] = field(default_factory=list)
+    outcomes: list[tuple[Outcome | None, ...]] = field(default_factory=list)
 
 
 def upper95(k: int, n: int) -> float:
@@ -378,9 +501,12 @@ def summarize(cell: Cell, analysis: Analysis, exact: dict[float, float]) -> dict
         "optimum_requests": optimum,
         "optimum_seconds": optimum / setting.canary_rps,
         "exact_sprt_requests": exact.get(p1 if scenario.bad else -p1, float("nan")),
+        "tick_requests": setting.canary_rps * setting.tick,
     }
     for k, rule in enumerate(RULES):
-        results = [o[k] for o in cell.outcomes]
+        results = [o[k] for o in cell.outcomes if o[k] is not None]
+        if not results:
+            continue
         rolled = [r for r in results if r.decision == "rollback"]
         promoted = [r for r in results if r.decision == "promote"]
         row[f"{rule}_rollback"] = len(rolled) / len(results)
@@ -394,7 +520,7 @@ def summarize(cell: Cell, analysis: Analysis, exact: dict[float, float]) -> dict
 
 def run_cells(settings_list: Iterable[Setting], scenarios: Sequence[Scenario], healthy: int, bad: int,
               seed: int, analysis: Analysis, evidence: EvidenceSettings, workers: int,
-              chunk: int = 100) -> list[Cell]:
+              bars: Sequence[Bar] = (), chunk: int = 100) -> list[Cell]:
     """Simulate every (setting, scenario) cell, spread over ``workers`` processes."""
     cells, tasks, owners = [], [], []
     for setting in settings_list:
@@ -402,8 +528,9 @@ def run_cells(settings_list: Iterable[Setting], scenarios: Sequence[Scenario], h
             cell = Cell(setting, scenario)
             cells.append(cell)
             stages = bad if scenario.bad else healthy
+            own = tuple(b for b in bars if b.setting == setting and b.multiplier == scenario.multiplier)
             for first in range(0, stages, chunk):
-                tasks.append((setting, scenario, seed, first, min(chunk, stages - first), analysis, evidence))
+                tasks.append((setting, scenario, seed, first, min(chunk, stages - first), analysis, evidence, own))
                 owners.append(cell)
     # Longest cells first keeps both workers busy to the end.
     order = sorted(range(len(tasks)), key=lambda i: -tasks[i][0].ticks)
@@ -415,6 +542,22 @@ def run_cells(settings_list: Iterable[Setting], scenarios: Sequence[Scenario], h
     for i, outcomes in zip(order, results):
         owners[i].outcomes.extend(outcomes)
     return cells
+
+
+def calibrate_bars(settings_list: Sequence[Setting], scenarios: Sequence[Scenario], analysis: Analysis,
+                   runs: int, seed: int, workers: int) -> list[Bar]:
+    """The calibrated references of every cell with a target, in parallel."""
+    alpha_m = analysis.alpha / len(set(analysis.metrics))
+    tasks = [
+        (setting, kind, scenario.multiplier, alpha, runs, seed)
+        for setting in settings_list
+        for scenario in scenarios if scenario.name in TARGET_SCENARIOS
+        for kind, alpha in (("sprt_exact", SPRT_ALPHA), ("sprt2_exact", alpha_m))
+    ]
+    if workers > 1 and len(tasks) > 1:
+        with Pool(workers) as pool:
+            return pool.map(calibrate, tasks, chunksize=1)
+    return [calibrate(task) for task in tasks]
 
 
 # -- printing --------------------------------------------------------------------------------
@@ -461,22 +604,28 @@ def ratio(a: object, b: object) -> float:
     return a / b if isinstance(a, float) and isinstance(b, float) and b else float("nan")  # type: ignore[operator]
 
 
-def target_verdict(target: float, judge: float, one_sample: float, two_sample: float) -> str:
-    """Whether the judge meets a requests/optimum target and, if not, what stands in the way.
+def target_verdict(target: float, judge: float, tick: float, one_sample: float, two_sample: float) -> str:
+    """Whether the judge meets a requests/optimum target and, if not, how far the references get.
 
-    The SPRT looking once per tick has the smallest expected sample size of all tests that look
-    once per tick with error probabilities no larger than its own (Wald and Wolfowitz, 1948), so
-    a target below its ratio is out of reach at that tick length; a target below the two-sample
-    SPRT's ratio is out of reach of any comparison with the baseline at the judge's alpha, even
-    one told the regression's size.
+    Only one bound is a proof: a test that decides once per tick serves at least one tick's
+    requests, so a target below one tick's share of the optimum is out of reach. The
+    calibrated references are the SPRTs at exactly alpha: by Wald and Wolfowitz (1948) no test
+    that looks once per tick with error probabilities no larger than theirs needs fewer
+    requests on average, but their miss rate is below beta, so a test allowed to miss exactly
+    beta could be a little faster still.
     """
     if judge <= target:
         return "met"
+    if tick > target:
+        return f"missed: out of reach, one tick holds {tick:.2f}x the optimum"
     if one_sample > target:
-        return f"missed: out of reach, the SPRT/tick needs {one_sample:.2f}x"
+        return f"missed: the SPRT/tick at alpha needs {one_sample:.2f}x"
     if two_sample > target:
-        return f"missed: a two-sample test knowing the ratio needs {two_sample:.2f}x"
-    return "missed"
+        return f"missed: a two-sample test knowing the ratio needs {two_sample:.2f}x at alpha_m"
+    return f"missed: a two-sample test knowing the ratio gets {two_sample:.2f}x at alpha_m"
+
+
+TARGET_RULES = ("judge", "policy", "sprt_tick", "sprt2_tick", "sprt_exact", "sprt2_exact")
 
 
 def target_rows(bad: Sequence[dict[str, object]]) -> list[tuple[str, ...]]:
@@ -484,18 +633,34 @@ def target_rows(bad: Sequence[dict[str, object]]) -> list[tuple[str, ...]]:
     out = []
     for r in bad:
         target = REQUEST_TARGETS.get(float(str(r["tick"])))
-        if target is None or r["scenario"] not in ("10x", "50x"):
+        if target is None or r["scenario"] not in TARGET_SCENARIOS:
             continue
-        figures = [ratio(r[f"{rule}_requests_to_rollback"], r["optimum_requests"])
-                   for rule in ("judge", "policy", "sprt_tick", "sprt2_tick")]
+        figures = [ratio(r.get(f"{rule}_requests_to_rollback", math.nan), r["optimum_requests"])
+                   for rule in TARGET_RULES]
+        tick = ratio(r["tick_requests"], r["optimum_requests"])
         out.append((
-            str(r["setting"]), str(r["scenario"]), f"{target:g}x", *(fmt(f, "x") for f in figures),
-            target_verdict(target, *(figures[0], figures[2], figures[3])),
+            str(r["setting"]), str(r["scenario"]), f"{target:g}x", fmt(tick, "x"), *(fmt(f, "x") for f in figures),
+            target_verdict(target, figures[0], tick, figures[4], figures[5]),
         ))
     return out
 
 
-def report(rows: list[dict[str, object]]) -> str:
+def bar_rows(bars: Sequence[Bar]) -> list[tuple[str, ...]]:
+    """How each calibrated reference's rollback bar compares with Wald's, and its false-rollback rate."""
+    return [
+        (
+            bar.setting.label, f"{bar.multiplier:g}x",
+            "SPRT/tick" if bar.kind == "sprt_exact" else "2-sample/tick", f"{bar.alpha:.1%}",
+            # A bar at or below the lower one: every path that does not promote at once rolls back.
+            f"{wald_bars(bar.alpha)[0]:.2f}", f"{bar.upper:.2f}" if bar.upper > bar.lower else "any",
+            fmt(bar.calibration_rate, "%"),
+            fmt(bar.check_rate, "%"), fmt(bar.check_upper95, "%"),
+        )
+        for bar in bars
+    ]
+
+
+def report(rows: list[dict[str, object]], bars: Sequence[Bar] = ()) -> str:
     """Two tables: healthy scenarios (false rollbacks, time to promote) and bad ones (detection, cost)."""
     healthy = [r for r in rows if r["scenario"] in ("healthy", "bursty", "incident")]
     bad = [r for r in rows if r not in healthy]
@@ -519,6 +684,8 @@ def report(rows: list[dict[str, object]]) -> str:
             fmt(r["judge_requests_to_rollback"]), fmt(r["optimum_requests"]), fmt(r["exact_sprt_requests"]),
             fmt(ratio(r["judge_requests_to_rollback"], r["optimum_requests"]), "x"),
             fmt(r["sprt_tick_requests_to_rollback"]), fmt(r["sprt2_tick_requests_to_rollback"]),
+            fmt(r.get("sprt_exact_requests_to_rollback", math.nan)),
+            fmt(r.get("sprt2_exact_requests_to_rollback", math.nan)),
             fmt(ratio(r["judge_requests_to_rollback"], r["sprt_tick_requests_to_rollback"]), "x"),
             fmt(r["policy_requests_to_rollback"]), fmt(r["naive_requests_to_rollback"]), fmt(r["judge_promote"], "%"),
         )
@@ -536,7 +703,8 @@ def report(rows: list[dict[str, object]]) -> str:
         "Bad canaries: detection, and canary requests served before the rollback decision",
         table(
             ("setting", "scenario", "stages", "judge detects", "naive detects", "SPRT/tick detects",
-             "judge req", "optimum", "exact SPRT", "ratio", "SPRT/tick req", "2-sample/tick req", "judge/tick",
+             "judge req", "optimum", "exact SPRT", "ratio", "SPRT/tick req", "2-sample/tick req",
+             "SPRT/tick@alpha req", "2-sample@alpha_m req", "judge/tick",
              "judge+guardrail req",
              "naive req", "judge promotes"),
             b_rows,
@@ -546,14 +714,21 @@ def report(rows: list[dict[str, object]]) -> str:
         "SPRT looking once per tick; 2-sample/tick: the judge's conditional comparison with the baseline at its\n"
         "per-metric alpha, but knowing the regression's ratio. A two-sample test conditional on the total gets\n"
         f"this share of the one-sample test's information per canary request ({efficiency}).\n"
+        "Both use Wald's bars, which overshoot makes conservative. @alpha: the same two tests with the rollback\n"
+        "bar calibrated on healthy traffic so that they really roll back alpha (alpha_m) of healthy stages.\n"
         "judge+guardrail: the flows' policy.",
+        "Calibrated rollback bars (log likelihood ratio; false rollbacks on the calibration paths and on as many\n"
+        "independent paths)",
+        table(("setting", "scenario", "reference", "alpha", "Wald bar", "bar", "FRB calibration", "FRB check",
+               "(95% up)"), bar_rows(bars)),
         "Targets: bad-canary requests / optimum (10x and 50x)",
-        table(("setting", "scenario", "target", "judge", "judge+guardrail", "SPRT/tick", "2-sample/tick", "verdict"),
+        table(("setting", "scenario", "target", "one tick", "judge", "judge+guardrail", "SPRT/tick", "2-sample/tick",
+               "SPRT/tick@alpha", "2-sample@alpha_m", "verdict"),
               target_rows(bad)),
     ]
     # Leave out a table (and its title) when no scenario of its kind was run.
-    keep = [bool(h_rows), bool(h_rows), bool(b_rows), bool(b_rows), True, bool(target_rows(bad)),
-            bool(target_rows(bad))]
+    keep = [bool(h_rows), bool(h_rows), bool(b_rows), bool(b_rows), True, bool(bars), bool(bars),
+            bool(target_rows(bad)), bool(target_rows(bad))]
     return "\n\n".join(part for part, shown in zip(parts, keep) if shown)
 
 
@@ -576,6 +751,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="seconds of the baseline's counts before each stage the judge may calibrate on (0: none)")
     parser.add_argument("--lift-cap-below", default=None,
                         help="lift the cap below this baseline dispersion bound, or 'never' (default: the judge's)")
+    parser.add_argument("--calibration-runs", type=int,
+                        help="healthy paths each calibrated reference's bar is set on (default 20000, quick 2000)")
     parser.add_argument("--seed", type=int, default=20240603)
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     args = parser.parse_args(argv)
@@ -594,7 +771,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         for rps in args.rates for tick in args.ticks
     ]
     started = time.perf_counter()
-    cells = run_cells(settings_list, scenarios, healthy, bad, args.seed, analysis, evidence, args.workers)
+    bars = calibrate_bars(settings_list, scenarios, analysis, args.calibration_runs or (2000 if args.quick else 20000),
+                          args.seed, args.workers)
+    cells = run_cells(settings_list, scenarios, healthy, bad, args.seed, analysis, evidence, args.workers, bars)
     exact_runs = 4000 if args.quick else 40000
     exact = {}
     for scenario in scenarios:
@@ -609,7 +788,7 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"{evidence.cap_fraction}, lifted below dispersion {evidence.lift_cap_below}; baseline history "
           f"{args.history:g} s; seed {args.seed}")
     print()
-    print(report(rows))
+    print(report(rows, bars))
     print()
     print(f"wall time {elapsed:.1f} s on {args.workers} process(es)")
     return 0
