@@ -242,6 +242,13 @@ def replay_main(
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         print(f"error: invalid options: {problems}", file=out)
         return EXIT_BAD_INPUT
+    for name in (path, history):
+        # The command takes "-" (standard input) as a file, so a forgotten file name lets the
+        # next option stand in for it; say so rather than fail later with "cannot read --alpha".
+        if name is not None and name.startswith("-") and name != "-":
+            print(f"error: {name!r} is not a replay file; it looks like an option (write ./{name} for a "
+                  "file of that name)", file=out)
+            return EXIT_BAD_INPUT
     if history == "-" and path == "-":
         print("error: only one of the stage file and --history can be standard input", file=out)
         return EXIT_BAD_INPUT

@@ -121,6 +121,17 @@ def test_missing_file_and_bad_options(tmp_path):
     assert code == EXIT_BAD_INPUT and "alpha" in lines[0]
 
 
+def test_an_option_where_the_file_should_be_is_named_as_such():
+    """``rollway judge --replay --no-guardrails`` (file forgotten) says the file is missing, not unreadable."""
+    rollway = Path(sys.executable).with_name("rollway")
+    done = subprocess.run([str(rollway), "judge", "--replay", "--no-guardrails"], capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert done.returncode == EXIT_BAD_INPUT, done.stdout + done.stderr
+    assert "'--no-guardrails' is not a replay file" in done.stdout + done.stderr
+    code, lines = run(DATA / "healthy.jsonl", history="--alpha")
+    assert code == EXIT_BAD_INPUT and "'--alpha' is not a replay file" in lines[0]
+
+
 def test_read_intervals_keeps_absent_versions_as_no_data():
     rows = read_intervals((DATA / "missing.jsonl").read_text().splitlines())
     assert [(i.t, i.baseline is None, i.canary is None) for i in rows] == [
