@@ -110,6 +110,13 @@ def _next_step(spec: RolloutSpec, state: StageState, *, passed: bool, why: str) 
         return PhaseComplete(
             reason=f"{why}; this phase ends at {spec.stages[state.until_stage].weight}%", stage_passed=passed
         )
+    last = len(spec.stages) - 1 if state.until_stage is None else state.until_stage
+    if state.approved is not None and nxt < state.approved <= last:
+        # A person approved skipping ahead and the shift has not happened yet (a resumed run
+        # finds the approval in the ledger): the stages in between count as approved by it.
+        target = spec.stages[state.approved]
+        return SetWeight(reason=f"{why}; shifting to {target.weight}%, as approved", stage_index=state.approved,
+                         weight=target.weight, stage_passed=passed)
     stage = spec.stages[nxt]
     if stage.approval and state.approved != nxt:
         return Pause(

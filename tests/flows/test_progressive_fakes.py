@@ -595,6 +595,30 @@ def test_a_skip_ahead_killed_after_its_shift_is_resumed_at_the_approved_stage():
     assert (found.actor, found.to_stage) == ("reconcile", 2)
 
 
+def test_a_skip_ahead_killed_before_its_shift_is_resumed_without_asking_again():
+    env = env_with_ledger()
+    real = env.router
+
+    def die_moving_to_50(name, args, kwargs):
+        if name == "set_weights" and args and args[0].canary == 50:
+            raise Killed("dies after the approval was recorded, before the load balancer moved")
+
+    env.router = Intercept(real, die_moving_to_50)
+    approve_to_50 = ApprovalAnswer(action="approve", approver="bob", comment="skip 25", next_weight=50)
+    with pytest.raises(Killed):
+        progressive_on(env, APPROVAL_SPEC, lambda p, s: approve_to_50)
+    env.router = real
+    record = env.ledger.get(env.targets.canary_service)
+    assert (record.weights.canary, record.approved_stage, env.router.weights.canary) == (5, 2, 5)
+    env.clock.sleep(601)
+    asked = []
+    result = progressive_on(env, APPROVAL_SPEC, lambda p, s: asked.append(p.stage_index) or approve_to_50,
+                            owner="run-2")
+    assert asked == [], "bob's recorded approval covers the jump; nobody is asked again"
+    assert result.outcome == "promoted"
+    assert shifts(env) == [5, 50, 100], "25% stays skipped"
+
+
 def test_flags_follow_a_shift_that_a_resume_finds_on_the_load_balancer():
     from rollway.fakes import FakeFlagStore
     from rollway.flags import FlagState

@@ -41,6 +41,10 @@ CASES = [
      {"cause": "approval", "stage_index": 1, "stage_passed": True}),
     ("approved stage shifts", at(0, passed=True, approved=1), None, 200, SetWeight, {"weight": 25}),
     ("passed but unapproved pauses again", at(0, passed=True), None, 200, Pause, {"cause": "approval", "stage_passed": False}),
+    ("an approved skip-ahead shifts straight to its stage", at(0, passed=True, approved=2), None, 200, SetWeight,
+     {"weight": 100, "stage_index": 2}),
+    ("an approval of a stage already reached skips nothing", at(1, passed=True, approved=1), None, 700, SetWeight,
+     {"weight": 100, "stage_index": 2}),
     ("no min bake means full bake", at(1, approved=1), v(Phase.SUCCESSFUL), 300, Hold, {}),
     ("full bake success shifts", at(1, approved=1), v(Phase.SUCCESSFUL), 600, SetWeight,
      {"weight": 100, "stage_passed": True}),
@@ -87,6 +91,9 @@ def test_phase_end_holds_instead_of_moving_on():
     # A phase that ends later lets the rollout move on.
     later = StageState(stage_index=0, started_at=T0, until_stage=2, approved=1)
     assert isinstance(decide(SPEC, later, v(Phase.SUCCESSFUL), T0 + 600), SetWeight)
+    # A skip-ahead approval never carries the rollout past the end of its phase.
+    beyond = StageState(stage_index=0, started_at=T0, passed=True, until_stage=1, approved=2)
+    assert isinstance(decide(SPEC, beyond, None, T0 + 600), Pause)
 
 
 def test_final_verdict_waits_for_late_metrics():
