@@ -274,9 +274,9 @@ def run_tick_sprt2(stream: Stream, setting: Setting, theta: float, alpha: float)
 
     It compares the canary with the baseline exactly as the judge does (conditional on each
     tick's total, so the baseline's rate cancels), but bets on the scenario's true ratio
-    instead of a mixture, at the judge's per-metric alpha; beta = 1%. No judge that must
-    learn the ratio from the data can expect to beat it, which is how the report tells a
-    target the judge misses from one no two-sample test reaches at this tick length.
+    instead of a mixture, at the judge's per-metric alpha; beta = 1%. Against the judge, which
+    uses the same kind of bar, it shows what not knowing the ratio costs; the target verdicts
+    use its calibrated form (``calibrate``), since Wald's bar is conservative at these ticks.
     """
     steps = (
         conditional_log_lr(e_c, e_b, n_c, n_b, theta) if n_c and n_b else 0.0
