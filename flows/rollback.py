@@ -76,10 +76,16 @@ def execute_rollback(
     steps.append(f"{t.canary_service} scaled to 0 on {restore}")
 
     disabled: tuple[str, ...] = ()
+    flags_failed = None
     if bindings and env.flags is not None:
-        from rollway.flag_binding import disable_bindings
+        from rollway.flag_binding import FlagsNotDisabled, disable_bindings
 
-        changes = disable_bindings(env.flags, list(bindings), actor=actor, reason=reason, now=env.clock.now())
+        try:
+            changes = disable_bindings(env.flags, list(bindings), actor=actor, reason=reason, now=env.clock.now())
+        except FlagsNotDisabled as failed:
+            # Traffic is already back: tell people now, then fail so the rollback stays open
+            # in the ledger and running it again finishes the flags.
+            changes, flags_failed = failed.updates, failed
         disabled = tuple(getattr(c, "feature", str(c)) for c in changes)
         steps.append(f"flags disabled: {', '.join(disabled) or 'none needed'}")
 
@@ -89,10 +95,14 @@ def execute_rollback(
         f"Traffic is back at 100% on {t.stable_service} (read back from the load balancer: {weights}).\n"
         f"{t.canary_service} is at 0 tasks on {restore}.\n"
         + (f"Feature flags disabled: {', '.join(disabled)}.\n" if disabled else "")
+        + (f"Feature flags NOT disabled: {', '.join(f for f, _ in flags_failed.failures)} ({flags_failed}). "
+           "Run the rollback again once the flag store accepts writes.\n" if flags_failed else "")
         + "Next steps: look at the canary's logs and metrics for the window above before trying again."
     )
     message_id = metrics.notify(env.notifier, f"Rollback: {t.canary_service}", message)
     steps.append("notified")
+    if flags_failed is not None:
+        raise flags_failed
     return RollbackResult(
         reason=reason,
         weights=weights,

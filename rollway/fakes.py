@@ -210,6 +210,20 @@ class FakeFlagStore:
             raise FlagStoreUnavailable(self.unavailable)
 
 
+class FlakyFlagStore(FakeFlagStore):
+    """A FakeFlagStore whose writes to the flags in ``failing`` raise FlagStoreUnavailable
+    (throttled, denied...), while every other call works: a partial outage."""
+
+    def __init__(self, flags: Sequence["FlagState"] = (), *, failing: Sequence[str] = ()) -> None:
+        super().__init__(flags)
+        self.failing = set(failing)
+
+    def put(self, flag: "FlagState", **kwargs) -> "FlagState":
+        if flag.feature in self.failing:
+            raise FlagStoreUnavailable(f"PutItem on {flag.feature}: ProvisionedThroughputExceededException")
+        return super().put(flag, **kwargs)
+
+
 from rollway.flags import (  # noqa: E402  (appended section: other fakes are added above)
     FlagAuditEntry,
     FlagState,

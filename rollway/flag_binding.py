@@ -5,9 +5,11 @@ validated when it is built, before anything touches the store; ``set_flag`` read
 writes only if a setting changes, and retries a lost race by reading again (its targets are
 absolute, so a retry is safe).
 
-``apply_bindings`` moves the bound flags to a stage's percentage and enables them;
-``disable_bindings`` turns them off on rollback. Both are idempotent and return only what
-changed, for the flow to record in the ledger (``flag_transition``).
+``apply_bindings`` moves the bound flags to a stage's percentage and enables them, and puts
+back the ones it moved if a later one cannot follow, so the flags never split between two
+stages; ``disable_bindings`` turns them off on rollback, every one it can even when one
+fails. Both are idempotent and return only what changed, for the flow to record in the
+ledger (``flag_transition``).
 """
 
 from __future__ import annotations
@@ -20,9 +22,13 @@ from pydantic import BaseModel, ConfigDict, Field, computed_field
 from rollway.flags import (
     FeatureName,
     FlagConflict,
+    FlagError,
     FlagState,
+    FlagStoreUnavailable,
+    MAX_REASON,
     InvalidFlagInput,
     Percentage,
+    Reason,
     Salt,
     UnknownFlag,
     validate_actor,
@@ -35,6 +41,23 @@ from rollway.spec import FlagBinding
 log = logging.getLogger("rollway.flags")
 
 _ATTEMPTS = 3
+
+
+class FlagsNotDisabled(FlagStoreUnavailable):
+    """A rollback could not disable some bound flags; it disabled every other one.
+
+    A store error, so the task that disables them retries (disabling is idempotent).
+
+    Attributes:
+        updates: the flags that were disabled.
+        failures: (feature, error) for each flag that was not.
+    """
+
+    def __init__(self, updates: list["FlagUpdate"], failures: list[tuple[str, FlagError]]) -> None:
+        self.updates = updates
+        self.failures = failures
+        names = "; ".join(f"{feature}: {err}" for feature, err in failures)
+        super().__init__(f"could not disable bound feature flag(s) {names}")
 
 
 class FlagUpdate(BaseModel):
@@ -78,7 +101,7 @@ class FlagChange(BaseModel):
     enabled: bool | None = Field(default=None, description="true enables, false disables")
     percentage: Percentage | None = Field(default=None, description="users on, in percent (0..100, basis points)")
     salt: Salt | None = Field(default=None, description="a new salt reshuffles which users are on")
-    reason: str = Field(default="", description="why, for the audit trail")
+    reason: Reason = Field(default="", description="why, for the audit trail (at most 1,000 characters)")
     create: bool = Field(default=False, description="create the flag if it does not exist (off at 0% unless set)")
 
     def settings(self) -> dict[str, object]:
@@ -169,17 +192,44 @@ def apply_bindings(
     targets = [(b.feature, validate_percentage(b.percentage_at(weight))) for b in bindings]
     if not create_missing:
         check_bindings(store, bindings)
-    why = reason or f"rollout stage {weight}%"
-    updates = [
-        set_flag(
-            store,
-            FlagChange(feature=feature, enabled=True, percentage=pct, reason=why, create=create_missing),
-            actor=actor,
-            now=now,
-        )
-        for feature, pct in targets
-    ]
+    why = _fit_reason(reason or f"rollout stage {weight}%")
+    updates: list[FlagUpdate] = []
+    for feature, pct in targets:
+        try:
+            updates.append(set_flag(
+                store,
+                FlagChange(feature=feature, enabled=True, percentage=pct, reason=why, create=create_missing),
+                actor=actor,
+                now=now,
+            ))
+        except FlagError as err:
+            _put_back([u for u in updates if u.changed], store, actor=actor, now=now,
+                      why=f"{feature} could not follow to {weight}% ({err})", failed=err)
+            raise
     return [u for u in updates if u.changed]
+
+
+def _put_back(updates: Sequence[FlagUpdate], store: FlagStore, *, actor: str, now: float, why: str,
+              failed: Exception) -> None:
+    """Return flags moved for a stage to their settings before it (newest first).
+
+    Best effort: ``failed`` is raised by the caller either way; a flag that cannot be put
+    back is named on it, for the person who reads the error.
+    """
+    for update in reversed(updates):
+        before = update.before
+        change = FlagChange(
+            feature=update.feature,
+            enabled=before.enabled if before else False,
+            percentage=before.percentage if before else None,
+            salt=before.salt if before else None,
+            reason=_fit_reason(f"undone: {why}"),
+        )
+        try:
+            set_flag(store, change, actor=actor, now=now)
+        except FlagError as err:
+            log.error("feature flag %r could not be put back: %s", update.feature, err)
+            failed.add_note(f"feature flag {update.feature!r} was left at {_settings(update.after)}: {err}")
 
 
 def check_bindings(store: FlagStore, bindings: Sequence[FlagBinding]) -> None:
@@ -203,18 +253,35 @@ def disable_bindings(
 
     Returns:
         The flags that changed (none when they were already off).
+
+    Raises:
+        FlagsNotDisabled: some flags could not be written; every other one was disabled.
     """
     validate_actor(actor)
-    updates = []
+    change_reason = _fit_reason(reason)
+    updates, failures = [], []
     for binding in bindings:
         try:
-            update = set_flag(store, FlagChange(feature=binding.feature, enabled=False, reason=reason), actor=actor, now=now)
+            update = set_flag(store, FlagChange(feature=binding.feature, enabled=False, reason=change_reason),
+                              actor=actor, now=now)
         except UnknownFlag:
             log.warning("bound feature flag %r does not exist; nothing to disable", binding.feature)
             continue
+        except FlagError as err:
+            # Keep going: each flag left on is a feature still served from the rolled-back version.
+            log.error("bound feature flag %r could not be disabled: %s", binding.feature, err)
+            failures.append((binding.feature, err))
+            continue
         if update.changed:
             updates.append(update)
+    if failures:
+        raise FlagsNotDisabled(updates, failures)
     return updates
+
+
+def _fit_reason(reason: str) -> str:
+    """A reason rollway writes itself, cut to fit the audit trail: a rollback is never refused over it."""
+    return reason if len(reason) <= MAX_REASON else reason[: MAX_REASON - 3] + "..."
 
 
 def flag_transition(update: FlagUpdate, *, at: float, actor: str) -> Transition:

@@ -39,6 +39,10 @@ if TYPE_CHECKING:
 BASIS_POINTS = 10_000
 DEFAULT_SALT = "v1"
 AUDIT_CAP = 100
+# Audit text limits: with AUDIT_CAP entries of at most these, a flag's item stays well under
+# DynamoDB's 400 KB item limit (a pasted incident note would otherwise lock the flag).
+MAX_REASON = 1_000
+MAX_ACTOR = 200
 _FEATURE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 # No ':' in salts or feature names, so "salt:feature:" is an unambiguous hash prefix.
 _SALT = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
@@ -157,10 +161,29 @@ def validate_actor(actor: object) -> str:
 
     Raises:
         MissingUserId: empty or blank.
+        InvalidFlagInput: longer than MAX_ACTOR characters.
     """
     if not isinstance(actor, str) or not actor.strip():
         raise MissingUserId(f"a flag change needs the id of who makes it, got {actor!r}")
+    if len(actor) > MAX_ACTOR:
+        raise InvalidFlagInput(f"the actor is {len(actor)} characters; at most {MAX_ACTOR} are kept in the audit trail")
     return actor
+
+
+def validate_reason(reason: object) -> str:
+    """``reason`` (why a change is made, for the audit trail) if it fits the trail.
+
+    Raises:
+        InvalidFlagInput: not a string, or longer than MAX_REASON characters.
+    """
+    if not isinstance(reason, str):
+        raise InvalidFlagInput(f"a reason must be text, got {type(reason).__name__}")
+    if len(reason) > MAX_REASON:
+        raise InvalidFlagInput(
+            f"the reason is {len(reason)} characters; at most {MAX_REASON} fit the audit trail "
+            "(link to a longer note instead)"
+        )
+    return reason
 
 
 # Field types that validate with the named errors, which pydantic lets through unwrapped
@@ -168,6 +191,7 @@ def validate_actor(actor: object) -> str:
 FeatureName = Annotated[str, AfterValidator(validate_feature)]
 Percentage = Annotated[float, BeforeValidator(validate_percentage)]
 Salt = Annotated[str, AfterValidator(validate_salt)]
+Reason = Annotated[str, AfterValidator(validate_reason)]
 
 
 class FlagState(BaseModel):
@@ -239,8 +263,10 @@ def prepare_write(
     Raises:
         FlagConflict: the stored version is not ``expected_version``.
         MissingUserId: ``actor`` is blank.
+        InvalidFlagInput: ``actor`` or ``reason`` too long for the audit trail.
     """
     validate_actor(actor)
+    validate_reason(reason)
     found = current.version if current is not None else 0
     if found != expected_version:
         raise FlagConflict(proposed.feature, expected_version, found)
@@ -302,7 +328,12 @@ def bucket(salt: str, feature: str, user_id: str) -> int:
     return int.from_bytes(hasher.digest(), "big") % BASIS_POINTS
 
 
-def _require_user(user_id: str) -> NoReturn:
+def _require_user(user_id: object) -> NoReturn:
+    """Raise for a user id that is given but unusable (empty, or not a string)."""
+    if not isinstance(user_id, str):
+        raise InvalidFlagInput(
+            f"user id {user_id!r} ({type(user_id).__name__}) must be a string: pass str(user_id)"
+        )
     raise MissingUserId(
         f"user id {user_id!r} is empty: pass None to evaluate without a user, or a non-empty id"
     )
@@ -326,11 +357,12 @@ def evaluate(flag: FlagState, user_id: str | None = None) -> bool:
 
     Raises:
         MissingUserId: ``user_id`` is the empty string.
+        InvalidFlagInput: ``user_id`` is not a string.
     """
     without_user, threshold, hasher = _compile(flag)
     if user_id is None:
         return without_user
-    if not user_id:
+    if not user_id or not isinstance(user_id, str):
         _require_user(user_id)
     if hasher is None:
         return without_user
@@ -387,6 +419,9 @@ class FlagEvaluator:
 
         Raises:
             MissingUserId: ``user_id`` is the empty string.
+            InvalidFlagInput: ``user_id`` is not a string (whatever the flag's percentage, so
+                the mistake shows before a rollout moves the flag), or ``feature`` can never
+                be a flag's name.
             UnknownFlag: no such flag, with ``on_unknown="raise"``.
         """
         entry = self._entries.get(feature)
@@ -394,7 +429,7 @@ class FlagEvaluator:
             entry = self._refresh(feature)
         if user_id is None:
             return entry[1]
-        if not user_id:
+        if not user_id or user_id.__class__ is not str and not isinstance(user_id, str):
             _require_user(user_id)
         hasher = entry[3]
         if hasher is None:
@@ -414,6 +449,9 @@ class FlagEvaluator:
             self._unknown_until.pop(feature, None)
 
     def _refresh(self, feature: str) -> tuple[float, bool, int, Any]:
+        # A name that can never be a flag is a mistake in the caller, not an outage: it must
+        # not be answered by on_unavailable (fail open would turn it on for everyone).
+        validate_feature(feature)
         now = self._clock()
         if self._unknown_until.get(feature, -math.inf) > now:
             raise UnknownFlag(feature)
@@ -421,7 +459,7 @@ class FlagEvaluator:
             flag = self._store.get(feature)
         except UnknownFlag:
             flag = None
-        except FlagError as err:
+        except FlagStoreUnavailable as err:
             return self._unavailable(feature, err, now)
         if flag is None:
             if self._on_unknown == "raise":

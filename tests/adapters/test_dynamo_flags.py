@@ -12,6 +12,9 @@ from blocks.credentials import client_factory, credentials_for_endpoint
 from rollway.aws.flags import DynamoFlagStore
 from rollway.flag_binding import FlagChange, apply_bindings, disable_bindings, set_flag
 from rollway.flags import (
+    AUDIT_CAP,
+    MAX_ACTOR,
+    MAX_REASON,
     FlagConflict,
     FlagEvaluator,
     FlagState,
@@ -64,6 +67,15 @@ def test_the_audit_trail_is_capped(aws, client):
     for version in range(5):
         capped.put(FlagState(feature=SQS, percentage=version), expected_version=version, actor="ops", now=float(version))
     assert [e.version for e in capped.audit(SQS)] == [5, 4, 3]
+
+
+def test_the_longest_reasons_and_actors_keep_a_flag_writable_past_the_audit_cap(store):
+    """AUDIT_CAP entries of the longest reason and actor allowed stay under DynamoDB's 400 KB item limit."""
+    for i in range(AUDIT_CAP + 10):
+        set_flag(store, FlagChange(feature=SQS, enabled=True, percentage=i % 2 + 1, reason="r" * MAX_REASON),
+                 actor="a" * MAX_ACTOR, now=10.0 + i)
+    assert store.get(SQS).version == AUDIT_CAP + 11
+    assert len(store.audit(SQS)) == AUDIT_CAP
 
 
 def test_an_item_written_by_the_seed_is_read_and_upgraded(store, client, aws):

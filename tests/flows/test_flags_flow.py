@@ -8,8 +8,8 @@ from prefect import flow
 from blocks.credentials import credentials_for_endpoint
 from flows.flags import set_flags
 from rollway.aws.flags import DynamoFlagStore
-from rollway.fakes import FakeFlagStore
-from rollway.flag_binding import FlagChange
+from rollway.fakes import FakeFlagStore, FakeLedger, FlakyFlagStore
+from rollway.flag_binding import FlagChange, FlagsNotDisabled
 from rollway.flags import FlagState, FlagStoreUnavailable, InvalidPercentage, UnknownFlag
 from rollway.spec import FlagBinding
 from tasks import flags as flag_tasks
@@ -105,3 +105,52 @@ def test_only_an_unreachable_store_is_retried():
     with pytest.raises(UnknownFlag):
         set_missing()
     assert missing.attempts == 1, "an unknown flag is not retried"
+
+
+BOTH = [FlagBinding(feature=SQS), FlagBinding(feature=INTERRUPTS)]
+
+
+def test_when_one_bound_flag_cannot_follow_a_shift_the_others_go_back_with_the_weights():
+    from flows.progressive import run_progressive
+    from rollway.approvals import auto_approve
+    from rollway.model import Weights
+    from rollway.spec import RolloutSpec, Stage
+    from tests.flows.fake_env import fake_environment
+
+    @flow
+    def rollout(env, spec):
+        return run_progressive(env, spec, auto_approve(), owner="run-1", phased=False)
+
+    env = fake_environment()
+    env.ledger = FakeLedger()
+    env.flags = FlakyFlagStore([FlagState(feature=SQS), FlagState(feature=INTERRUPTS)], failing=[INTERRUPTS])
+    spec = RolloutSpec(image="webordinary/edit-container:2.0.0", flags=BOTH, monitor_seconds=0,
+                       stages=[Stage(weight=w, bake_seconds=120) for w in (5, 100)])
+    with pytest.raises(FlagStoreUnavailable, match=INTERRUPTS):
+        rollout(env, spec)
+    assert env.router.weights == Weights(stable=100, canary=0), "the weights went back"
+    sqs = env.flags.get(SQS)
+    assert (sqs.enabled, sqs.percentage) == (False, 0.0), "and so did the flag that had followed them"
+
+
+def test_a_rollback_that_cannot_disable_a_flag_still_tells_people_and_stays_open_to_finish():
+    from flows.rollback import execute_rollback
+    from rollway.model import Weights
+    from tests.flows.fake_env import fake_environment
+
+    @flow
+    def rollback(env):
+        return execute_rollback(env, "error rate 7%", actor="judge", bindings=BOTH)
+
+    env = fake_environment()
+    env.flags = FlakyFlagStore([FlagState(feature=SQS, enabled=True, percentage=25),
+                                FlagState(feature=INTERRUPTS, enabled=True, percentage=25)], failing=[SQS])
+    with pytest.raises(FlagsNotDisabled, match=SQS):
+        rollback(env)
+    assert env.router.weights == Weights(stable=100, canary=0)
+    subject, body = env.notifier.messages[-1]
+    assert subject.startswith("Rollback") and f"Feature flags disabled: {INTERRUPTS}." in body
+    assert f"Feature flags NOT disabled: {SQS}" in body and "Run the rollback again" in body
+    env.flags.failing.clear()
+    again = rollback(env)
+    assert again.flags_disabled == (SQS,) and env.flags.get(SQS).enabled is False

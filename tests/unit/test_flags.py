@@ -12,13 +12,21 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rollway.fakes import FakeFlagStore
-from rollway.flag_binding import FlagChange, apply_bindings, disable_bindings, flag_transition, set_flag
+from rollway.fakes import FakeFlagStore, FlakyFlagStore
+from rollway.flag_binding import (
+    FlagChange,
+    FlagsNotDisabled,
+    apply_bindings,
+    disable_bindings,
+    flag_transition,
+    set_flag,
+)
 from rollway.flags import (
     BASIS_POINTS,
     FlagConflict,
     FlagEvaluator,
     FlagState,
+    FlagStoreUnavailable,
     InvalidFlagInput,
     InvalidPercentage,
     MissingUserId,
@@ -250,7 +258,64 @@ def test_the_evaluator_refuses_an_empty_user_id():
         flags.is_enabled(SQS, "")
 
 
+def test_a_name_that_can_never_be_a_flag_is_an_error_not_an_outage():
+    """A typo such as a space is the caller's mistake: fail open must not turn it on for everyone."""
+    store = seeded_store(flag(enabled=True, percentage=100))
+    for on_unavailable in ("closed", "open", "stale"):
+        flags = evaluator(store, Clock(), on_unavailable=on_unavailable)
+        with pytest.raises(InvalidFlagInput, match="feature flag name 'use sqs architecture'"):
+            flags.is_enabled("use sqs architecture", "user-1")
+    assert store.reads == 0
+
+
+@pytest.mark.parametrize("settings", [{"enabled": False}, {"enabled": True, "percentage": 5},
+                                      {"enabled": True, "percentage": 100}])
+def test_a_user_id_that_is_not_a_string_is_refused_at_every_percentage(settings):
+    """Refused while the flag is off too, so the mistake shows before a rollout moves the flag."""
+    store = seeded_store(flag(**settings))
+    with pytest.raises(InvalidFlagInput, match=r"12345 \(int\) must be a string"):
+        evaluator(store, Clock()).is_enabled(SQS, 12345)
+    with pytest.raises(InvalidFlagInput, match="must be a string"):
+        evaluate(store.get(SQS), 12345)
+
+
 # --- writes, bindings and rollback on the fake store ----------------------------------
+
+
+def test_a_reason_or_actor_too_long_for_the_audit_trail_is_refused_before_any_read():
+    store = seeded_store(flag())
+    with pytest.raises(InvalidFlagInput, match="at most 1000 fit the audit trail"):
+        FlagChange(feature=SQS, enabled=True, reason="y" * 1_001)
+    with pytest.raises(InvalidFlagInput, match="at most 200"):
+        set_flag(store, FlagChange(feature=SQS, enabled=True), actor="a" * 201, now=1.0)
+    out = io.StringIO()
+    assert flags_set(store, out, SQS, actor="ops", enabled=True, reason="y" * 410_000, now=5.0) == EXIT_INVALID
+    assert "at most 1000" in out.getvalue()
+    assert (store.reads, store.writes) == (0, 0)
+
+
+def test_a_rollback_disables_every_bound_flag_it_can_and_names_the_rest():
+    store = FlakyFlagStore([flag(SQS, enabled=True, percentage=25), flag(INTERRUPTS, enabled=True, percentage=25)],
+                           failing=[SQS])
+    bindings = [FlagBinding(feature=SQS), FlagBinding(feature=INTERRUPTS)]
+    with pytest.raises(FlagsNotDisabled, match="use_sqs_architecture: PutItem") as raised:
+        disable_bindings(store, bindings, actor="judge", reason="error rate 7%", now=9.0)
+    assert store.get(INTERRUPTS).enabled is False, "a flag after the failing one is still disabled"
+    assert [u.feature for u in raised.value.updates] == [INTERRUPTS]
+    assert isinstance(raised.value, FlagStoreUnavailable), "a store error: the disabling task retries it"
+    # rollway's own long reasons are cut to fit the trail, never refused in a rollback.
+    store.failing.clear()
+    disable_bindings(store, bindings, actor="judge", reason="e" * 5_000, now=10.0)
+    assert store.get(SQS).enabled is False and len(store.audit(SQS)[0].reason) == 1_000
+
+
+def test_flags_a_stage_moved_go_back_when_a_later_one_cannot_follow():
+    store = FlakyFlagStore([flag(SQS), flag(INTERRUPTS)], failing=[INTERRUPTS])
+    with pytest.raises(FlagStoreUnavailable, match=INTERRUPTS):
+        apply_bindings(store, [FlagBinding(feature=SQS), FlagBinding(feature=INTERRUPTS)], 5, actor="r", now=1.0)
+    sqs = store.get(SQS)
+    assert (sqs.enabled, sqs.percentage) == (False, 0.0), "the flags never split between two stages"
+    assert store.audit(SQS)[0].reason.startswith("undone: enable_interrupt_handling could not follow to 5%")
 
 
 def test_versioned_writes_conflict_and_keep_an_audit_trail():
