@@ -45,7 +45,8 @@ class Journal(Protocol):
 
     def tick(self, state: StageState, verdict: Verdict | None) -> None: ...
 
-    def shifted(self, state: StageState, before: Weights, after: Weights, reason: str, flags: list) -> None: ...
+    def shifted(self, state: StageState, before: Weights, after: Weights, reason: str, flags: list,
+                from_stage: int | None) -> None: ...
 
     def stage_passed(self, state: StageState, report: StageReport) -> None: ...
 
@@ -63,7 +64,7 @@ class Journal(Protocol):
 class NullJournal:
     def tick(self, state, verdict): pass
 
-    def shifted(self, state, before, after, reason, flags): pass
+    def shifted(self, state, before, after, reason, flags, from_stage): pass
 
     def stage_passed(self, state, report): pass
 
@@ -226,7 +227,7 @@ def run_stages(
             # Claim the rollout again right before moving traffic: if a person or a hook rolled
             # it back since the last tick, this raises RolloutEnded and nothing moves.
             journal.tick(state, None)
-            before = weights
+            before, left = weights, state.stage_index if state.stage_index >= 0 else None
             weights, flag_updates = shift_to(env, spec, decision.weight, stable_desired, before, actor=actor)
             state = StageState(
                 stage_index=decision.stage_index, started_at=env.clock.now(),
@@ -234,7 +235,7 @@ def run_stages(
             )
             tracker, history = StageTracker(), None
             try:
-                journal.shifted(state, before, weights, decision.reason, flag_updates)
+                journal.shifted(state, before, weights, decision.reason, flag_updates, from_stage=left)
             except RolloutEnded:
                 # Rolled back between the claim and the shift: take the traffic back off the
                 # canary ourselves (the rollback is idempotent) before stopping.
@@ -267,9 +268,9 @@ def run_stages(
                 env.clock.sleep(spec.analysis.interval_seconds)
                 continue
             if target is not None:
-                # Skipping ahead: the stages in between count as approved by this answer.
-                jump = {"stage_index": target - 1, "passed": True} if target != decision.stage_index else {}
-                state = state.model_copy(update={"approved": target, **jump})
+                # decide() shifts to the approved stage next, skipping any stages in between
+                # (the same rule resumes a run that died before the shift).
+                state = state.model_copy(update={"approved": target})
             else:
                 # A person accepts an inconclusive stage: it counts as passed, on their word.
                 finish_stage(f"accepted by {answer.approver}", now)

@@ -88,12 +88,13 @@ class LedgerJournal:
         # Renews the lease, so a live run keeps the rollout and a dead one loses it.
         self.ledger.acquire(self.service, owner=self.owner, now=self.env.clock.now(), lease_seconds=self.lease_seconds)
 
-    def shifted(self, state: StageState, before: Weights, after: Weights, reason: str, flags: list) -> None:
+    def shifted(self, state: StageState, before: Weights, after: Weights, reason: str, flags: list,
+                from_stage: int | None) -> None:
         now = self.env.clock.now()
         self._record(
             Transition(
                 at=now, kind="shift", actor=self.actor, from_weights=before, to_weights=after,
-                from_stage=state.stage_index - 1 if state.stage_index > 0 else None, to_stage=state.stage_index,
+                from_stage=from_stage, to_stage=state.stage_index,
                 comment=reason,
             ),
             phase=RolloutPhase.PROGRESSING, weights=after, stage_index=state.stage_index,
@@ -130,7 +131,11 @@ class LedgerJournal:
         """Record a person's answer; ``approved_stage``: the stage an approval lets the rollout
         shift to (a later one when it skips ahead), None when it approves no shift."""
         kind = "timeout" if answer.timed_out else {"approve": "approve", "reject": "reject", "hold": "hold"}[answer.action]
-        changes = {} if approved_stage is None else {"approved_stage": approved_stage}
+        changes: dict = {} if approved_stage is None else {"approved_stage": approved_stage}
+        if answer.action == "approve" and pause.cause != "approval":
+            # A person accepted a stage the judge could not pass: it counts as passed, so a run
+            # that dies after the next shift still recognises that shift as its own on resume.
+            changes["stage_passed"] = True
         # A person may answer after the lease ran out (nothing renews it during a pause): take it back first.
         self.ledger.acquire(self.service, owner=self.owner, now=self.env.clock.now(), lease_seconds=self.lease_seconds)
         self._record(

@@ -4,8 +4,9 @@ After 100 %, the old (stable) service is still running: this is the window in wh
 rollback is cheap. ``monitor`` checks the new version every interval for the configured
 window (default one hour, every minute, as the seed's DeploymentMonitor): a 5-minute error
 rate over the monitoring guardrail (5 %) rolls back while the old version can still take
-the traffic; DLQ messages and slow responses alert. Only when the window passes cleanly is
-the old service scaled to zero.
+the traffic; DLQ messages and slow responses alert. Only when the window passes cleanly, with
+at least half of its checks measured, is the old service scaled to zero; and if a rollback
+lands while it is being scaled down, it is scaled back up (the rollback looks again too).
 """
 
 from __future__ import annotations
@@ -112,12 +113,13 @@ def _watch(
     start = env.clock.now()
     end = start + window_seconds
     alerted: set[str] = set()
-    checks = 0
+    checks = measured = 0
     while True:
         now = env.clock.now()
         observation = metrics.observe(env.metrics, max(start, now - RECENT_SECONDS - interval), now)
         checks += 1
         if observation.error is None:
+            measured += 1
             verdict = check(spec.guardrails, recent(observation, RECENT_SECONDS), monitoring=True)
             for alert in verdict.alerts:
                 if alert not in alerted:  # one message per kind of trouble, not one a minute
@@ -142,23 +144,56 @@ def _watch(
         lease.renew()  # a run that went silent past its lease loses the rollout here (LockHeld)
 
     reason = f"{window_seconds / 60:g} minutes of monitoring passed"
+    alerts = tuple(sorted(alerted))
     if not decommission:
-        return MonitorResult(outcome="passed", reason=reason, checks=checks, alerts=tuple(sorted(alerted)))
+        return MonitorResult(outcome="passed", reason=reason, checks=checks, alerts=alerts)
+    if 2 * measured < checks:
+        # A window nobody could see is not a clean window: the old service stays for a person.
+        return _skip(env, f"{reason}, but only {measured} of its {checks} checks could read the metrics "
+                          f"({t.stable_service} kept running; run the monitor again)", checks, alerts)
+    # Claim the rollout again right before acting: a rollback begun since the last check
+    # raises RolloutEnded here, and nothing is scaled down.
+    lease.renew()
     live = traffic.get_weights(env.router)
     if live.stable > 0:
         # Someone moved traffic back by hand (or the spec never reached 100%): scaling the old
         # service to zero now would drop that share of requests.
-        reason = f"{reason}, but {t.stable_service} still carries {live.stable}% of traffic: not decommissioned"
-        log.warning(reason)
-        metrics.notify(env.notifier, f"Decommission skipped: {t.stable_service}", reason)
-        return MonitorResult(outcome="passed", reason=reason, checks=checks, alerts=tuple(sorted(alerted)))
+        return _skip(env, f"{reason}, but {t.stable_service} still carries {live.stable}% of traffic: "
+                          "not decommissioned", checks, alerts)
+    before = ecs.describe_service(env.deployer, t.stable_service)
     ecs.update_service(env.deployer, t.stable_service, desired=0)
+    # A rollback may have landed between the claim and the scale-down. Look again now: either
+    # this sees it, or the rollback (which looks at the stable service after moving traffic)
+    # sees the scale-down; whichever sees the other puts the old service back.
+    raced = _rollback_since(env)
+    if raced:
+        ecs.update_service(env.deployer, t.stable_service, desired=before.desired)
+        return _skip(env, f"{reason}, but {raced} while it was being scaled down: {t.stable_service} "
+                          f"scaled back to {before.desired}, not decommissioned", checks, alerts)
     _record(env, "decommission", f"{reason}; {t.stable_service} scaled to 0")
     metrics.notify(
         env.notifier, f"Old version decommissioned: {t.stable_service}",
         f"{spec.image} passed {window_seconds / 60:g} minutes of monitoring at 100%; {t.stable_service} is scaled to 0.",
     )
-    return MonitorResult(outcome="decommissioned", reason=reason, checks=checks, alerts=tuple(sorted(alerted)))
+    return MonitorResult(outcome="decommissioned", reason=reason, checks=checks, alerts=alerts)
+
+
+def _skip(env: Environment, reason: str, checks: int, alerts: tuple[str, ...]) -> MonitorResult:
+    """The window is over but the old service stays: say why, to the log and to people."""
+    get_run_logger().warning(reason)
+    metrics.notify(env.notifier, f"Decommission skipped: {env.targets.stable_service}", reason)
+    return MonitorResult(outcome="passed", reason=reason, checks=checks, alerts=alerts)
+
+
+def _rollback_since(env: Environment) -> str | None:
+    """What shows that a rollback has begun (the ledger says so, or traffic is back), or None."""
+    record = env.ledger.get(env.targets.canary_service) if env.ledger is not None else None
+    if record is not None and record.phase in (RolloutPhase.ROLLING_BACK, RolloutPhase.ROLLED_BACK):
+        return f"a rollback began ({record.phase.value})"
+    live = traffic.get_weights(env.router)
+    if live.stable > 0:
+        return f"{live.stable}% of traffic went back to it"
+    return None
 
 
 def _record(env: Environment, kind: str, comment: str, **changes) -> None:

@@ -27,7 +27,14 @@ from rollway.approvals import Approver
 from rollway.clock import ClockSettings
 from rollway.decide import StageState
 from rollway.environment import Environment
-from rollway.ledger import RolloutInProgress, RolloutRecord, Transition, monitoring_left, new_rollout_id
+from rollway.ledger import (
+    RolloutInProgress,
+    RolloutRecord,
+    Transition,
+    monitoring_left,
+    monitoring_owed,
+    new_rollout_id,
+)
 from rollway.model import Weights
 from rollway.phases import RolloutPhase
 from rollway.report import RolloutResult
@@ -105,7 +112,9 @@ def unrecorded_shift(spec: RolloutSpec, record: RolloutRecord, live: Weights) ->
     passed (or from the start), with its approval if it needs one, or to the later stage a
     person approved skipping ahead to. Anything else on the load balancer was not this run's.
     """
-    if record.stage_index >= 0 and not record.stage_passed:
+    if record.phase is RolloutPhase.PAUSED or (record.stage_index >= 0 and not record.stage_passed):
+        # A completed phase holds its weights: the next shift comes after a run records that
+        # it goes on (start_phase, record_mode), so one found before that was not this rollout's.
         return None
     approved = record.approved_stage if record.approved_stage is not None else -1
     nxt = record.stage_index + 1
@@ -159,6 +168,26 @@ def reconcile(env: Environment, spec: RolloutSpec, record: RolloutRecord, *, own
         transition=Transition(at=now, kind="adopt", actor=actor, from_weights=record.weights, to_weights=live,
                               to_stage=stage, comment="operator adopted the live weights"),
         weights=live, stage_index=stage, stage_started_at=now, stage_passed=False,
+    )
+
+
+def record_mode(env: Environment, record: RolloutRecord, *, phased: bool, owner: str, actor: str,
+                lease_seconds: float) -> RolloutRecord:
+    """Record how this run drives the rollout, before it moves anything.
+
+    The watchdog resumes a dead run the same way (phased or every stage now). A run that goes
+    past a completed phase marks the rollout progressing first, so a shift found later on the
+    load balancer while the ledger still says paused is drift, never this run's.
+    """
+    leaving_pause = not phased and record.phase is RolloutPhase.PAUSED
+    if record.phased == phased and not leaving_pause:
+        return record
+    now = env.clock.now()
+    how = "at the end of each weekly phase" if phased else "after the last stage, running every remaining stage now"
+    return env.ledger.record(
+        record.service, owner=owner, now=now, lease_seconds=lease_seconds,
+        transition=Transition(at=now, kind="resume", actor=actor, comment=f"this run stops {how}"),
+        phased=phased, **({"phase": RolloutPhase.PROGRESSING} if leaving_pause else {}),
     )
 
 
@@ -235,6 +264,7 @@ def run_progressive(
     except DriftDetected:
         env.ledger.release(service, owner=owner)  # a refused run holds nothing
         raise
+    record = record_mode(env, record, phased=phased, owner=owner, actor=actor, lease_seconds=lease_seconds)
     state = StageState(
         stage_index=record.stage_index, started_at=record.stage_started_at, passed=record.stage_passed,
         approved=record.approved_stage, until_stage=phase_end_stage(spec, phase_index) if phased else None,
@@ -266,8 +296,9 @@ def advance(env: Environment, approver: Approver, *, owner: str, actor: str = "s
     """Start the next weekly phase of the service's rollout, at most once per calendar week.
 
     It is also the rollout's watchdog: a phase whose run died (its lease ran out and
-    ``owner_finished`` says its run has ended) is resumed, and a rollback left half-done is
-    finished.
+    ``owner_finished`` says its run has ended) is resumed, so is a post-promotion monitoring
+    window whose run died (the old service would otherwise run unwatched and never be
+    decommissioned), and a rollback left half-done is finished.
 
     Returns None when there is nothing to do (no rollout, finished, or this week's phase
     already started and still owned). Raises PhaseRefused when the previous phase did not pass,
@@ -276,6 +307,11 @@ def advance(env: Environment, approver: Approver, *, owner: str, actor: str = "s
     log = get_run_logger()
     service = env.targets.canary_service
     record = env.ledger.get(service)
+    if record is not None and monitoring_owed(RolloutSpec.model_validate_json(record.spec_json), record) and _abandoned(
+            record, env.clock.now(), owner_finished):
+        log.warning("the monitoring window of %s was left unfinished by %s: resuming it", service, record.owner)
+        return run_progressive(env, RolloutSpec.model_validate_json(record.spec_json), approver, owner=owner,
+                               actor=actor, phased=True, lease_seconds=lease_seconds)
     if record is None or record.phase.terminal:
         log.info("no unfinished rollout of %s: nothing to advance", service)
         return None
@@ -284,11 +320,10 @@ def advance(env: Environment, approver: Approver, *, owner: str, actor: str = "s
     now = env.clock.now()
     spec = RolloutSpec.model_validate_json(record.spec_json)
     if not record.weekly_phase_passed and record.phase is RolloutPhase.PROGRESSING:
-        lease_over = record.owner is None or record.lease_expires < now
-        if lease_over and owner_finished(record.owner):
+        if _abandoned(record, now, owner_finished):
             log.warning("phase %s of %s was left unfinished by %s: resuming it at %s",
                         record.weekly_phase_index + 1, service, record.owner, record.weights)
-            return run_progressive(env, spec, approver, owner=owner, actor=actor, phased=True,
+            return run_progressive(env, spec, approver, owner=owner, actor=actor, phased=record.phased,
                                    adopt_live_weights=adopt_live_weights, lease_seconds=lease_seconds)
     if record.weekly_phase_started_at is not None and week_of(record.weekly_phase_started_at) == week_of(now):
         log.info("this week's phase of %s already started: nothing to do", service)
@@ -312,6 +347,11 @@ def advance(env: Environment, approver: Approver, *, owner: str, actor: str = "s
         raise
     start_phase(env, spec, nxt, owner=owner, actor=actor, lease_seconds=lease_seconds)
     return run_progressive(env, spec, approver, owner=owner, actor=actor, phased=True, lease_seconds=lease_seconds)
+
+
+def _abandoned(record: RolloutRecord, now: float, owner_finished: Callable[[str | None], bool]) -> bool:
+    """Whether no live run drives the rollout: its lease ran out and its run has ended."""
+    return (record.owner is None or record.lease_expires < now) and owner_finished(record.owner)
 
 
 @flow(name="progressive_rollout", log_prints=True, **rollback_hooks())

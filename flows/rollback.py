@@ -53,23 +53,31 @@ def execute_rollback(
     stable = ecs.describe_service(env.deployer, t.stable_service)
     canary = ecs.describe_service(env.deployer, t.canary_service)
     needed = stable_desired or max(stable.desired, canary.desired, 1)
-    scaled = False
-    if stable.desired < needed or stable.running < needed:
-        # Never below what the service already asks for (autoscaling may have raised it since
-        # the rollout recorded its count): this is the moment it takes all the traffic.
-        desired = max(needed, stable.desired)
-        log.warning("stable service has %s/%s tasks; scaling to %s before moving traffic",
-                    stable.running, stable.desired, desired)
+    # Never below what the service already asks for (autoscaling may have raised it since the
+    # rollout recorded its count): this is the moment it takes all the traffic.
+    desired = max(needed, stable.desired)
+
+    def scale_stable(why: str) -> None:
+        log.warning("%s; scaling %s to %s", why, t.stable_service, desired)
         ecs.update_service(env.deployer, t.stable_service, desired=desired)
         ecs.wait_stable(env.deployer, [t.stable_service], stable_timeout_seconds)
-        steps.append(f"scaled {t.stable_service} to {desired}")
-        scaled = True
+        steps.append(f"scaled {t.stable_service} to {desired} ({why})")
+
+    scaled = stable.desired < needed or stable.running < needed
+    if scaled:
+        scale_stable(f"it had {stable.running}/{stable.desired} tasks before taking the traffic")
     wait_healthy(env, "stable", verify_timeout_seconds)
 
     target = Weights(stable=100, canary=0)
     traffic.set_weights(env.router, target)
     weights = traffic.verify_weights(env.router, target, verify_timeout_seconds)
     steps.append(f"weights {weights} verified")
+    # A decommission racing this rollback may have scaled the stable service down since the
+    # check above; it carries all the traffic now, so look again (the monitor looks too).
+    after = ecs.describe_service(env.deployer, t.stable_service)
+    if after.desired < needed:
+        scale_stable(f"it was scaled to {after.desired} during the rollback")
+        scaled = True
 
     restore = previous_task_definition or stable.task_definition
     canary = ecs.update_service(env.deployer, t.canary_service, task_definition=restore, desired=0)

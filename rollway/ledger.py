@@ -51,7 +51,7 @@ class Transition(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     at: float
-    kind: str = Field(description="start, shift, verdict, approve, reject, hold, timeout, adopt, rollback-start, rollback, promote, phase, flag, decommission, monitor")
+    kind: str = Field(description="start, shift, verdict, approve, reject, hold, timeout, adopt, rollback-start, rollback, promote, phase, resume, flag, decommission, monitor")
     actor: str
     from_weights: Weights | None = None
     to_weights: Weights | None = None
@@ -84,6 +84,8 @@ class RolloutRecord(BaseModel):
     weekly_phase_index: int = Field(default=-1, description="last weekly phase started (-1: none)")
     weekly_phase_passed: bool = False
     weekly_phase_started_at: float | None = Field(default=None, description="when the current weekly phase started")
+    phased: bool = Field(default=True, description="whether the run driving it stops at the end of each weekly phase "
+                                                   "(the watchdog resumes a dead run the same way)")
     canary_task_definition: str | None = None
     previous_task_definition: str | None = None
     stable_desired: int | None = Field(default=None, description="tasks the stable service needs to carry all traffic")

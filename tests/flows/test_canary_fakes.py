@@ -100,6 +100,25 @@ def test_a_rollback_never_scales_the_stable_service_below_what_it_asks_for():
     assert env.router.weights == Weights(stable=100, canary=0)
 
 
+def test_a_rollback_scales_the_stable_service_back_if_a_decommission_raced_it():
+    """The monitor's decommission lands after the rollback checked the stable service and
+    before it moved the traffic: the rollback looks again once stable carries everything."""
+    env = fake_environment()
+    stable = env.targets.stable_service
+    real_set = env.router.set_weights
+
+    def decommission_lands_first(weights):
+        if weights.stable == 100:
+            env.deployer.update_service(stable, desired=0)  # the racing monitor
+        real_set(weights)
+
+    env.router.set_weights = decommission_lands_first
+    result = rollback_on(env, stable_desired=None)
+    assert env.router.weights == Weights(stable=100, canary=0)
+    assert env.deployer.services[stable].desired == 4, "scaled back to what it ran before"
+    assert result.scaled_stable and any("scaled to 0 during the rollback" in s for s in result.steps)
+
+
 def test_approval_pause_approve_then_reject():
     env = fake_environment()
     answers = scripted(
