@@ -205,7 +205,7 @@ def run_stages(
             start = analysis_start(spec, state)
             judge = judge_for_stage(spec, state.stage_index)
             if history is None:
-                history = baseline_history(env, spec, judge, start)
+                history = baseline_history(env, spec, judge, state.started_at)
             observation = metrics.observe(env.metrics, start, now)
             verdict = assess(judge, spec.guardrails, observation, stage_over=stage_over(spec, state, now),
                              history=history)
@@ -294,8 +294,11 @@ def run_stages(
         raise TypeError(f"unhandled decision {decision!r}")
 
 
-def baseline_history(env: Environment, spec: RolloutSpec, judge, start: float) -> tuple[Interval, ...]:
+def baseline_history(env: Environment, spec: RolloutSpec, judge, shifted_at: float) -> tuple[Interval, ...]:
     """The baseline's intervals in the ``calibration_seconds`` before a stage: one read per stage.
+
+    They end with the last whole period before the shift: the period holding the shift mixes
+    two weightings, and on the stage's first tick it has not even ended.
 
     Without them the judge keeps its one-interval cap, which is the safe side; a failed read
     is therefore logged and the stage judged without them rather than stopped.
@@ -303,7 +306,8 @@ def baseline_history(env: Environment, spec: RolloutSpec, judge, start: float) -
     seconds = spec.analysis.calibration_seconds
     if not judge.uses_history or seconds <= 0:
         return ()
-    past = metrics.observe(env.metrics, start - seconds, start)
+    end = math.floor(shifted_at / spec.analysis.interval_seconds) * spec.analysis.interval_seconds
+    past = metrics.observe(env.metrics, end - seconds, end)
     if past.error is not None:
         get_run_logger().warning("baseline history unavailable (%s); judging this stage without it", past.error)
         return ()

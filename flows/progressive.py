@@ -395,7 +395,12 @@ def advance_phase(
     """
     env = load_environment(targets_block, aws_credentials_block, clock)
     record = env.ledger.get(env.targets.canary_service)
-    approvals = RolloutSpec.model_validate_json(record.spec_json).approvals if record else None
+    recorded = RolloutSpec.model_validate_json(record.spec_json) if record else None
+    if recorded is not None:
+        # CloudWatch must be read at the period the rollout's stages are aligned to.
+        env = load_environment(targets_block, aws_credentials_block, clock,
+                               interval_seconds=recorded.analysis.interval_seconds)
+    approvals = recorded.approvals if recorded else None
     approver = prefect_approver(approvals, approval_poll_seconds) if approvals else None
     # The lease guards against a silent process, whose silence is wall time; on a faster
     # rollout clock the same wall time is more rollout seconds.

@@ -119,6 +119,26 @@ def test_a_rollback_scales_the_stable_service_back_if_a_decommission_raced_it():
     assert result.scaled_stable and any("scaled to 0 during the rollback" in s for s in result.steps)
 
 
+def test_the_baseline_history_of_a_stage_ends_before_the_period_of_its_shift():
+    """Its last period holds the shift (two weightings) and has not ended on the stage's first tick."""
+    from rollway.fakes import FakeClock
+
+    env = fake_environment()
+    env.clock = FakeClock(start=1_800_000_030.5)  # shifts land mid-period
+    reads, real = [], env.metrics.observe
+
+    def observe(start, end):
+        reads.append((start, end, env.clock.now()))
+        return real(start, end)
+
+    env.metrics.observe = observe
+    assert canary_on(env, spec(5, 100)).outcome == "promoted"
+    history = [(start, end, now) for start, end, now in reads if end - start == 3600]
+    assert len(history) == 1, reads  # the 5% stage's; at 100% there is no baseline to compare with
+    for _start, end, now in history:
+        assert end <= now and end % 60 == 0, (end, now)
+
+
 def test_approval_pause_approve_then_reject():
     env = fake_environment()
     answers = scripted(
