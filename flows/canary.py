@@ -22,7 +22,7 @@ from rollway.environment import Environment
 from rollway.phases import RolloutPhase
 from rollway.report import RolloutResult
 from rollway.spec import RolloutSpec
-from tasks import ecs, flags, metrics, traffic
+from tasks import ecs, flags, metrics, traffic, undoable
 
 
 class RolloutRefused(RuntimeError):
@@ -68,8 +68,8 @@ def run_canary(env: Environment, spec: RolloutSpec, approver: Approver, *, actor
         f"{', '.join(f'{w}%' for w in spec.weights)}; {spec.analysis.judge} judge, "
         f"automatic rollback on failure.",
     )
-    revision = ecs.register_revision(env.deployer, spec.image, stable.task_definition)
-    ecs.update_service(env.deployer, t.canary_service, task_definition=revision)
+    revision = undoable.deploy_revision(env.deployer, t.canary_service, spec.image, stable.task_definition,
+                                        canary.task_definition)
     log.info("canary service %s now on %s", t.canary_service, revision)
 
     rollback = judge_rollback(env, spec, previous_task_definition=canary.task_definition, stable_desired=stable.desired)

@@ -19,31 +19,52 @@ def _exception(state) -> BaseException | None:
     return exc if isinstance(exc, BaseException) else None
 
 
-def _someone_else_owns(params: dict) -> bool:
-    """Whether another run holds a live lease on the rollout (it took over from this one)."""
+def _ledger_record(params: dict):
+    """The run's rollout as its ledger has it now (None without a ledger or a rollout), and the time."""
     from flows.env import load_environment
 
     env = load_environment(params.get("targets_block"), params.get("aws_credentials_block"),
                            ClockSettings.model_validate(params.get("clock") or {}))
     record = env.ledger.get(env.targets.canary_service) if env.ledger is not None else None
-    return bool(record and record.owner and record.lease_expires >= env.clock.now())
+    return record, env.clock.now()
+
+
+def _someone_else_owns(params: dict) -> bool:
+    """Whether another run holds a live lease on the rollout (it took over from this one)."""
+    record, now = _ledger_record(params)
+    return bool(record and record.owner and record.lease_expires >= now)
+
+
+def _rolled_back_already(params: dict) -> bool:
+    """Whether the rollout's rollback has finished (one still under way may have died: finish it)."""
+    from rollway.phases import RolloutPhase
+
+    record, _now = _ledger_record(params)
+    return bool(record and record.phase is RolloutPhase.ROLLED_BACK)
 
 
 def leave_alone(state, params: dict) -> str | None:
     """Why this failed run must not be rolled back, or None when it must.
 
-    A run that refused to start (drift, a lock, another unfinished rollout) moved nothing,
-    and the traffic belongs to someone else's rollout. A run that lost its lease mid-way
+    A run that refused to start (bad parameters, drift, a lock, another unfinished rollout)
+    moved nothing, and the traffic belongs to someone else's rollout. A run stopped because
+    its rollout was rolled back (by hand, or by a hook) has nothing left to roll back once that
+    rollback has finished: a second one would only alert again, or hit the next rollout. A run that lost its lease mid-way
     leaves the rollout to the run that took it over, if that run is alive; if nobody holds
     it, traffic is on a version nobody watches, and it is rolled back.
     """
+    from prefect.exceptions import ParameterTypeError, SignatureMismatchError
+
     from flows.canary import RolloutRefused
     from flows.progressive import DriftDetected, PhaseRefused
-    from rollway.ledger import LockHeld, NotOwner, RolloutInProgress
+    from rollway.ledger import LockHeld, NotOwner, RolloutEnded, RolloutInProgress
 
     exc = _exception(state)
-    if isinstance(exc, (RolloutRefused, DriftDetected, PhaseRefused, RolloutInProgress)):
+    if isinstance(exc, (ParameterTypeError, SignatureMismatchError, RolloutRefused, DriftDetected, PhaseRefused,
+                        RolloutInProgress)):
         return f"it refused to start ({exc})"
+    if isinstance(exc, RolloutEnded) and _rolled_back_already(params):
+        return f"its rollout was already rolled back ({exc})"
     if isinstance(exc, (LockHeld, NotOwner)) and _someone_else_owns(params):
         return f"another run owns the rollout now ({exc})"
     return None

@@ -13,7 +13,6 @@ import datetime as dt
 from typing import Callable
 
 from prefect import flow, get_run_logger
-from prefect.transactions import transaction
 
 from flows.approvals import prefect_approver
 from flows.canary import preflight
@@ -84,9 +83,8 @@ def deploy_canary(env: Environment, spec: RolloutSpec, record: RolloutRecord, *,
     """Register the new revision and point the canary service at it, undone together on failure."""
     t = env.targets
     stable = ecs.describe_service(env.deployer, t.stable_service)
-    with transaction():
-        revision = undoable.register_revision(env.deployer, spec.image, stable.task_definition)
-        undoable.point_service(env.deployer, t.canary_service, revision, record.previous_task_definition)
+    revision = undoable.deploy_revision(env.deployer, t.canary_service, spec.image, stable.task_definition,
+                                        record.previous_task_definition)
     return env.ledger.record(
         t.canary_service, owner=owner, now=env.clock.now(), lease_seconds=lease_seconds,
         transition=Transition(at=env.clock.now(), kind="deploy", actor=actor, comment=f"{t.canary_service} on {revision}"),

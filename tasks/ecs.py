@@ -16,14 +16,6 @@ def describe_service(deployer: ServiceDeployer, service: str) -> ServiceState:
     return deployer.describe(service)
 
 
-# No task retries: RegisterTaskDefinition makes a new revision on every call, so a retry after a
-# lost response would leave an unused revision behind. (botocore's own retry mode can still do
-# that after a dropped connection; such a revision is inert, and never pointed at.)
-@task(name="register-task-definition", cache_policy=NONE)
-def register_revision(deployer: ServiceDeployer, image: str, base_task_definition: str) -> str:
-    return deployer.register_revision(image, base_task_definition)
-
-
 @task(name="update-service", retries=2, retry_delay_seconds=2, cache_policy=NONE)
 def update_service(
     deployer: ServiceDeployer, service: str, task_definition: str | None = None, desired: int | None = None

@@ -10,7 +10,7 @@ import logging
 
 from prefect import task
 from prefect.cache_policies import NONE
-from prefect.transactions import get_transaction
+from prefect.transactions import get_transaction, transaction
 
 from rollway.model import Weights
 from rollway.ports import ServiceDeployer, TrafficRouter
@@ -54,6 +54,9 @@ def _restore_weights(txn) -> None:
     router.set_weights(previous)
 
 
+# No task retries: RegisterTaskDefinition makes a new revision on every call, so a retry after a
+# lost response would leave an unused revision behind. (botocore's own retry mode can still do
+# that after a dropped connection; such a revision is inert, and never pointed at.)
 @task(name="register-task-definition-undoable", cache_policy=NONE)
 def register_revision(deployer: ServiceDeployer, image: str, base_task_definition: str) -> str:
     arn = deployer.register_revision(image, base_task_definition)
@@ -89,3 +92,16 @@ def apply_flags(store, bindings, weight: int, actor: str, now: float) -> list:
     from rollway.flag_binding import apply_bindings
 
     return apply_bindings(store, bindings, weight, actor=actor, now=now)
+
+
+def deploy_revision(deployer: ServiceDeployer, service: str, image: str, base_task_definition: str,
+                    previous: str | None) -> str:
+    """Register ``image`` as a new revision and point ``service`` at it, undone together.
+
+    If pointing the service fails, the new revision is deregistered (and a half-made pointing
+    put back): a failed deploy leaves no revision nobody runs.
+    """
+    with transaction():
+        revision = register_revision(deployer, image, base_task_definition)
+        point_service(deployer, service, revision, previous)
+    return revision

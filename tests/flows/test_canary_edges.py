@@ -1,0 +1,94 @@
+"""Edges of the canary flow and its rollback hooks: bad parameters, failed deploys, rollbacks by hand."""
+
+from __future__ import annotations
+
+import pytest
+from prefect import flow
+
+import flows.env
+import flows.rollback
+from flows.canary import canary, run_canary
+from rollway.approvals import scripted
+from rollway.model import Weights
+from rollway.spec import RolloutSpec, Stage
+from tests.flows.fake_env import STABLE_TD, fake_environment
+
+IMAGE = "webordinary/edit-container:2.0.0"
+
+
+def _hooks_see(monkeypatch, env) -> None:
+    """The hooks (and the rollback flow they run) build their environment from blocks: give them the fakes."""
+    monkeypatch.setattr(flows.env, "load_environment", lambda *a, **k: env)
+    monkeypatch.setattr(flows.rollback, "load_environment", lambda *a, **k: env)
+
+
+def test_a_run_with_invalid_parameters_does_not_roll_back_someone_elses_rollout(monkeypatch):
+    """A canary run started (from the UI) with stages that are not increasing fails parameter
+    validation before any AWS call; its on_failure hook does not then run a rollback that would
+    take the traffic off another rollout live at 25%."""
+    env = fake_environment()
+    env.router.weights = Weights(stable=75, canary=25)  # a rollout in progress, owned by someone else
+    _hooks_see(monkeypatch, env)
+    bad = {"image": IMAGE, "stages": [{"weight": 25}, {"weight": 5}]}
+    with pytest.raises(Exception):
+        canary(spec=bad)
+    assert env.router.weights == Weights(stable=75, canary=25), env.router.calls
+    assert not [c for c in env.router.calls if c.startswith("set_weights")], env.router.calls
+    assert not [c for c in env.deployer.calls if not c.startswith("describe")], env.deployer.calls
+
+
+@flow
+def canary_on(env, rollout: RolloutSpec, approver=None):
+    return run_canary(env, rollout, approver or scripted())
+
+
+def test_canary_registration_is_undone_when_pointing_the_service_fails():
+    """Registering the task definition and pointing the canary service at it undo together:
+    a failed UpdateService leaves no new revision registered, in the canary flow as in the
+    progressive one."""
+    env = fake_environment()
+    original_update = env.deployer.update_service
+
+    def failing_update(service, *, task_definition=None, desired=None):
+        if task_definition is not None and task_definition != STABLE_TD:
+            raise RuntimeError("UpdateService throttled")
+        return original_update(service, task_definition=task_definition, desired=desired)
+
+    env.deployer.update_service = failing_update
+    with pytest.raises(RuntimeError, match="throttled"):
+        canary_on(env, RolloutSpec(image=IMAGE, stages=[Stage(weight=5, bake_seconds=120), Stage(weight=100)]))
+    registered = [c for c in env.deployer.calls if c.startswith("register_revision")]
+    deregistered = [c for c in env.deployer.calls if c.startswith("deregister_revision")]
+    assert len(registered) == 1 and len(deregistered) == 1, env.deployer.calls
+    assert list(env.deployer.task_definitions) == [STABLE_TD]
+
+
+def test_a_run_stopped_by_a_rollback_by_hand_is_not_rolled_back_again_by_its_hook(monkeypatch):
+    """On-call rolls the rollout back while its run waits at an approval. When the answer
+    comes, the run finds the rollout ended (RolloutEnded) and stops without moving traffic;
+    its on_failure hook runs no second rollback (a second Rollback alert, and a rollback that
+    would hit whatever rollout owns the service by then)."""
+    import flows.progressive
+    from flows.progressive import progressive_rollout
+    from flows.rollback import rollback_recorded
+    from rollway.approvals import ApprovalAnswer
+    from rollway.fakes import FakeLedger
+    from rollway.ledger import RolloutEnded
+
+    env = fake_environment()
+    env.ledger = FakeLedger()
+    _hooks_see(monkeypatch, env)
+    monkeypatch.setattr(flows.progressive, "load_environment", lambda *a, **k: env)
+
+    def approver(pause, summary):
+        rollback_recorded(env, "on-call: support tickets up", actor="oncall")
+        return ApprovalAnswer(action="approve", approver="dana", comment="go")
+
+    monkeypatch.setattr(flows.progressive, "prefect_approver", lambda *a, **k: approver)
+    spec = RolloutSpec(image=IMAGE, stages=[Stage(weight=5, bake_seconds=120),
+                                            Stage(weight=100, bake_seconds=120, approval=True)], monitor_seconds=0)
+    with pytest.raises(RolloutEnded):
+        progressive_rollout(spec=spec, phased=False)
+    rollbacks = [s for s, _ in env.notifier.messages if s.startswith("Rollback")]
+    assert len(rollbacks) == 1, rollbacks
+    assert env.router.calls.count("set_weights 100/0") == 1, env.router.calls
