@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from prefect import flow
 
 import flows.env
 import flows.rollback
-from flows.canary import canary, run_canary
-from rollway.approvals import scripted
+from flows.canary import canary
 from rollway.model import Weights
 from rollway.spec import RolloutSpec, Stage
-from tests.flows.fake_env import STABLE_TD, fake_environment
+from tests.flows.fake_env import fake_environment
 
 IMAGE = "webordinary/edit-container:2.0.0"
 
@@ -35,32 +33,6 @@ def test_a_run_with_invalid_parameters_does_not_roll_back_someone_elses_rollout(
     assert env.router.weights == Weights(stable=75, canary=25), env.router.calls
     assert not [c for c in env.router.calls if c.startswith("set_weights")], env.router.calls
     assert not [c for c in env.deployer.calls if not c.startswith("describe")], env.deployer.calls
-
-
-@flow
-def canary_on(env, rollout: RolloutSpec, approver=None):
-    return run_canary(env, rollout, approver or scripted())
-
-
-def test_canary_registration_is_undone_when_pointing_the_service_fails():
-    """Registering the task definition and pointing the canary service at it undo together:
-    a failed UpdateService leaves no new revision registered, in the canary flow as in the
-    progressive one."""
-    env = fake_environment()
-    original_update = env.deployer.update_service
-
-    def failing_update(service, *, task_definition=None, desired=None):
-        if task_definition is not None and task_definition != STABLE_TD:
-            raise RuntimeError("UpdateService throttled")
-        return original_update(service, task_definition=task_definition, desired=desired)
-
-    env.deployer.update_service = failing_update
-    with pytest.raises(RuntimeError, match="throttled"):
-        canary_on(env, RolloutSpec(image=IMAGE, stages=[Stage(weight=5, bake_seconds=120), Stage(weight=100)]))
-    registered = [c for c in env.deployer.calls if c.startswith("register_revision")]
-    deregistered = [c for c in env.deployer.calls if c.startswith("deregister_revision")]
-    assert len(registered) == 1 and len(deregistered) == 1, env.deployer.calls
-    assert list(env.deployer.task_definitions) == [STABLE_TD]
 
 
 def test_a_run_stopped_by_a_rollback_by_hand_is_not_rolled_back_again_by_its_hook(monkeypatch):

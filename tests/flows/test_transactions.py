@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from prefect import flow
 
+from flows.canary import run_canary
 from flows.progressive import run_progressive
 from rollway.approvals import auto_approve
 from rollway.fakes import FakeFlagStore, FakeLedger
@@ -19,6 +20,11 @@ IMAGE = "webordinary/edit-container:2.0.0"
 @flow
 def rollout(env, spec):
     return run_progressive(env, spec, auto_approve(), owner="run-1", phased=False)
+
+
+@flow
+def canary_rollout(env, spec):
+    return run_canary(env, spec, auto_approve())
 
 
 def spec(*flags: str) -> RolloutSpec:
@@ -66,7 +72,8 @@ def test_weights_are_undone_when_the_flags_cannot_follow():
     assert env.router.calls.count("set_weights 95/5") == 1 and env.router.calls[-1] == "set_weights 100/0"
 
 
-def test_registration_is_undone_when_the_service_update_fails():
+@pytest.mark.parametrize("run", [rollout, canary_rollout], ids=["progressive", "canary"])
+def test_registration_is_undone_when_the_service_update_fails(run):
     env = fake_environment()
     env.ledger = FakeLedger()
     original_update = env.deployer.update_service
@@ -78,7 +85,7 @@ def test_registration_is_undone_when_the_service_update_fails():
 
     env.deployer.update_service = failing_update
     with pytest.raises(RuntimeError, match="throttled"):
-        rollout(env, spec())
+        run(env, spec())
     registered = [c for c in env.deployer.calls if c.startswith("register_revision")]
     deregistered = [c for c in env.deployer.calls if c.startswith("deregister_revision")]
     assert len(registered) == 1 and len(deregistered) == 1
