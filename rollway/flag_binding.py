@@ -202,7 +202,7 @@ def apply_bindings(
                 actor=actor,
                 now=now,
             ))
-        except FlagError as err:
+        except Exception as err:  # noqa: BLE001 - whatever stopped it, the flags already moved go back
             _put_back([u for u in updates if u.changed], store, actor=actor, now=now,
                       why=f"{feature} could not follow to {weight}% ({err})", failed=err)
             raise

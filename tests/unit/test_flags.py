@@ -316,6 +316,19 @@ def test_flags_a_stage_moved_go_back_when_a_later_one_cannot_follow():
     sqs = store.get(SQS)
     assert (sqs.enabled, sqs.percentage) == (False, 0.0), "the flags never split between two stages"
     assert store.audit(SQS)[0].reason.startswith("undone: enable_interrupt_handling could not follow to 5%")
+    # Whatever the error: a store that raises something other than a FlagError is undone too.
+    put = store.put
+
+    def denied(flag, **kwargs):
+        if flag.feature == INTERRUPTS:
+            raise RuntimeError("AccessDenied: dynamodb:PutItem")
+        return put(flag, **kwargs)
+
+    store.failing.clear()
+    store.put = denied
+    with pytest.raises(RuntimeError, match="AccessDenied"):
+        apply_bindings(store, [FlagBinding(feature=SQS), FlagBinding(feature=INTERRUPTS)], 25, actor="r", now=2.0)
+    assert store.get(SQS).enabled is False
 
 
 def test_versioned_writes_conflict_and_keep_an_audit_trail():
