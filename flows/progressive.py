@@ -305,18 +305,16 @@ def advance(env: Environment, approver: Approver, *, owner: str, actor: str = "s
     log = get_run_logger()
     service = env.targets.canary_service
     record = env.ledger.get(service)
-    if record is not None and monitoring_owed(RolloutSpec.model_validate_json(record.spec_json), record) and _abandoned(
-            record, env.clock.now(), owner_finished):
+    spec = RolloutSpec.model_validate_json(record.spec_json) if record is not None else None
+    now = env.clock.now()
+    if record is not None and monitoring_owed(spec, record) and _abandoned(record, now, owner_finished):
         log.warning("the monitoring window of %s was left unfinished by %s: resuming it", service, record.owner)
-        return run_progressive(env, RolloutSpec.model_validate_json(record.spec_json), approver, owner=owner,
-                               actor=actor, phased=True, lease_seconds=lease_seconds)
+        return run_progressive(env, spec, approver, owner=owner, actor=actor, phased=True, lease_seconds=lease_seconds)
     if record is None or record.phase.terminal:
         log.info("no unfinished rollout of %s: nothing to advance", service)
         return None
     if record.phase is RolloutPhase.ROLLING_BACK:
         return finish_rollback(env, record, actor=actor)
-    now = env.clock.now()
-    spec = RolloutSpec.model_validate_json(record.spec_json)
     if not record.weekly_phase_passed and record.phase is RolloutPhase.PROGRESSING:
         if _abandoned(record, now, owner_finished):
             log.warning("phase %s of %s was left unfinished by %s: resuming it at %s",
