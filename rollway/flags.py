@@ -429,7 +429,7 @@ class FlagEvaluator:
             entry = self._refresh(feature)
         if user_id is None:
             return entry[1]
-        if not user_id or user_id.__class__ is not str and not isinstance(user_id, str):
+        if not user_id or not isinstance(user_id, str):
             _require_user(user_id)
         hasher = entry[3]
         if hasher is None:
