@@ -49,9 +49,9 @@ def leave_alone(state, params: dict) -> str | None:
     A run that refused to start (bad parameters, drift, a lock, another unfinished rollout)
     moved nothing, and the traffic belongs to someone else's rollout. A run stopped because
     its rollout was rolled back (by hand, or by a hook) has nothing left to roll back once that
-    rollback has finished: a second one would only alert again, or hit the next rollout. A run that lost its lease mid-way
-    leaves the rollout to the run that took it over, if that run is alive; if nobody holds
-    it, traffic is on a version nobody watches, and it is rolled back.
+    rollback has finished: a second one would only alert again, or hit the next rollout. A run
+    that lost its lease mid-way leaves the rollout to the run that took it over, if that run is
+    alive; if nobody holds it, traffic is on a version nobody watches, and it is rolled back.
     """
     from prefect.exceptions import ParameterTypeError, SignatureMismatchError
 
