@@ -208,7 +208,7 @@ def run_stages(
                 history = baseline_history(env, spec, judge, state.started_at)
             observation = metrics.observe(env.metrics, start, now)
             verdict = assess(judge, spec.guardrails, observation, stage_over=stage_over(spec, state, now),
-                             history=history)
+                             history=history, settled_until=now - spec.analysis.metrics_delay_seconds)
             tracker.update(observation, verdict)
         journal.tick(state, verdict)
         decision = decide(spec, state, verdict, now)

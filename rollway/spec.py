@@ -74,7 +74,8 @@ class Analysis(BaseModel):
     metrics_delay_seconds: float = Field(
         default=60.0, ge=0,
         description="how late a period's metrics may arrive (CloudWatch publishes ALB metrics about a minute "
-        "late): a stage's final verdict waits this long after its bake, so the last period is judged too",
+        "late): a stage passes only on periods that ended at least this long ago (rollbacks use every period), "
+        "and its final verdict waits this long after its bake, so the last period is judged too",
     )
     # Sequential judge (rollway/judge/sequential.py); the threshold judge ignores these.
     calibration_seconds: int = Field(

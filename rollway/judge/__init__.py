@@ -59,18 +59,49 @@ def assess(
     stage_over: bool,
     monitoring: bool = False,
     history: Sequence[Interval] = (),
+    settled_until: float | None = None,
 ) -> Verdict:
-    """The judge's verdict combined with the absolute guardrails (worst wins, alerts merged)."""
+    """The judge's verdict combined with the absolute guardrails (worst wins, alerts merged).
+
+    ``settled_until``: intervals ending after it may still be filling in (CloudWatch publishes
+    late). They count toward a rollback, but a stage passes only on intervals ending by then;
+    None judges every interval as final.
+    """
     from rollway.judge.guardrails import check
 
     if observation.error is not None:
         return Verdict(phase=Phase.ERROR, reason=f"metrics unavailable: {observation.error}")
-    verdict = judge.evaluate(observation.intervals, stage_over=stage_over, history=history)
+    verdict = _settled_verdict(judge, observation.intervals, stage_over=stage_over, history=history,
+                               settled_until=settled_until)
     guard = check(guardrails, observation, monitoring=monitoring)
     alerts = verdict.alerts + guard.alerts
     if guard.phase.rank > verdict.phase.rank:
         return guard.model_copy(update={"alerts": alerts})
     return verdict.model_copy(update={"alerts": alerts})
+
+
+def _settled_verdict(judge: Judge, intervals: Sequence[Interval], *, stage_over: bool,
+                     history: Sequence[Interval], settled_until: float | None) -> Verdict:
+    """Roll back on every interval; pass only on the settled ones.
+
+    A period whose 5xx count arrives after its request count looks healthier than it was
+    until the count lands. Rolling back on it early costs nothing (its errors are real), but a
+    pass is final: a stage never passes on a period its metrics may still change.
+    """
+    settled = intervals if settled_until is None else [i for i in intervals if i.t <= settled_until]
+    if len(settled) == len(intervals):
+        return judge.evaluate(intervals, stage_over=stage_over, history=history)
+    everything = judge.evaluate(intervals, stage_over=False, history=history)
+    if everything.phase is Phase.FAILED:
+        return everything
+    verdict = judge.evaluate(settled, stage_over=stage_over, history=history)
+    if everything.phase is Phase.SUCCESSFUL and verdict.phase is not Phase.SUCCESSFUL:
+        # Say why the stage has not passed although the newest figures would pass it.
+        pending = len(intervals) - len(settled)
+        note = (f"the newest {pending} interval(s) would pass it but may still be incomplete" if stage_over
+                else f"the newest {pending} interval(s) would pass it; waiting for their metrics to settle")
+        verdict = verdict.model_copy(update={"reason": f"{verdict.reason}; {note}"})
+    return verdict
 
 
 __all__ = ["Judge", "assess", "judge_for_stage", "make_judge", "worst"]

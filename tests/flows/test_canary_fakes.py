@@ -177,3 +177,33 @@ def test_approver_can_skip_ahead_to_a_later_stage_but_not_elsewhere():
     result = canary_on(env, spec(5, 25, 50, 75, 100, approval_at=(25,)), answers)
     assert result.outcome == "promoted"
     assert [s.weights.canary for s in result.stages] == [5, 75, 100]
+
+
+class LateErrors:
+    """CloudWatch as it behaves: a period's 5xx count lands a minute after its request count."""
+
+    def __init__(self, metrics, clock, delay: float = 60.0) -> None:
+        self.metrics, self.clock, self.delay = metrics, clock, delay
+
+    def observe(self, start: float, end: float):
+        observation = self.metrics.observe(start, end)
+        landed = self.clock.now() - self.delay
+
+        def as_read(interval):
+            if interval.t <= landed or interval.canary is None:
+                return interval
+            return interval.model_copy(update={"canary": interval.canary.model_copy(update={"errors": 0})})
+
+        return observation.model_copy(update={"intervals": tuple(as_read(i) for i in observation.intervals)})
+
+
+def test_a_stage_never_passes_on_a_period_whose_5xx_count_has_not_landed():
+    env = fake_environment(canary_error_rate=0.05)
+    env.metrics = LateErrors(env.metrics, env.clock)
+    rollout = RolloutSpec(image=IMAGE, stages=[Stage(weight=5, bake_seconds=600, min_bake_seconds=60),
+                                               Stage(weight=100, bake_seconds=600)])
+    result = canary_on(env, rollout)
+    # The newest period read 0 errors of 15,000; once its count landed it held 750.
+    assert result.outcome == "rolled_back", result.reason
+    assert [s.weights.canary for s in result.stages] == [5]
+    assert env.router.weights == Weights(stable=100, canary=0)
