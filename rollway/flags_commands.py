@@ -1,8 +1,11 @@
 """The logic of ``rollway flags list|get|set|eval``: store in, text out, an exit code back.
 
-Each command takes a FlagStore and a text stream, so the command line (rollway.cli) only
-parses arguments and builds the store. Errors are printed as one ``error:`` line naming the
-offending value; exit codes say what kind of failure it was.
+Each command takes a FlagStore and two text streams, so the command line (rollway.cli) only
+parses arguments and builds the store. Data (tables, ``--json`` documents) goes to ``out``;
+an error is one ``error:`` line naming the offending value, on ``err``, so a caller piping
+``--json`` into another program never gets the error mixed into the data. Every command
+reads (and writes) before printing, so a failing command prints nothing on ``out``. Exit
+codes say what kind of failure it was.
 """
 
 from __future__ import annotations
@@ -33,12 +36,14 @@ EXIT_UNAVAILABLE = 4
 """The flag table could not be read or written."""
 
 
-def flags_list(store: FlagStore, out: TextIO, *, as_json: bool = False) -> int:
+def flags_list(store: FlagStore, out: TextIO, *, err: TextIO, as_json: bool = False) -> int:
     """Print every flag: feature, state, percentage, version, last change."""
-    return _run(out, lambda: _print_flags(store.list(), out, as_json))
+    return _run(err, lambda: _print_flags(store.list(), out, as_json))
 
 
-def flags_get(store: FlagStore, out: TextIO, feature: str, *, audit: int = 10, as_json: bool = False) -> int:
+def flags_get(
+    store: FlagStore, out: TextIO, feature: str, *, err: TextIO, audit: int = 10, as_json: bool = False
+) -> int:
     """Print one flag and its last ``audit`` changes (newest first)."""
 
     def show() -> None:
@@ -56,7 +61,7 @@ def flags_get(store: FlagStore, out: TextIO, feature: str, *, audit: int = 10, a
             why = f"  ({entry.reason})" if entry.reason else ""
             out.write(f"  v{entry.version}  {_when(entry.at)}  {entry.actor}: {before} -> {after}{why}\n")
 
-    return _run(out, show)
+    return _run(err, show)
 
 
 def flags_set(
@@ -64,6 +69,7 @@ def flags_set(
     out: TextIO,
     feature: str,
     *,
+    err: TextIO,
     actor: str,
     expected_version: int | None = None,
     now: float | None = None,
@@ -73,8 +79,9 @@ def flags_set(
 
     Args:
         store: where the flag lives.
-        out: where to print.
+        out: where the change is printed.
         feature: the flag.
+        err: where an error is printed.
         actor: who makes the change.
         expected_version: change only if the flag is at this version.
         now: epoch seconds; the current time by default.
@@ -93,11 +100,17 @@ def flags_set(
         )
         out.write(update.describe() + "\n")
 
-    return _run(out, change)
+    return _run(err, change)
 
 
 def flags_eval(
-    store: FlagStore, out: TextIO, feature: str, user_ids: Sequence[str | None] = (None,), *, as_json: bool = False
+    store: FlagStore,
+    out: TextIO,
+    feature: str,
+    user_ids: Sequence[str | None] = (None,),
+    *,
+    err: TextIO,
+    as_json: bool = False,
 ) -> int:
     """Print whether ``feature`` is on for each user id (None: without a user), read fresh.
 
@@ -125,7 +138,7 @@ def flags_eval(
             where = "" if row["bucket"] is None else f"bucket {row['bucket']:>4}  "
             out.write(f"  {who}  {where}{'on' if row['on'] else 'off'}\n")
 
-    return _run(out, show)
+    return _run(err, show)
 
 
 def _require(store: FlagStore, feature: str) -> FlagState:
@@ -156,18 +169,19 @@ def _when(epoch: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
 
 
-def _run(out: TextIO, action: Callable[[], None]) -> int:
+def _run(err: TextIO, action: Callable[[], None]) -> int:
+    """Run ``action``; a FlagError becomes one ``error:`` line on ``err`` and its exit code."""
     try:
         action()
-    except FlagConflict as err:
-        return _fail(out, err, EXIT_CONFLICT)
-    except FlagStoreUnavailable as err:
-        return _fail(out, err, EXIT_UNAVAILABLE)
-    except FlagError as err:
-        return _fail(out, err, EXIT_INVALID)
+    except FlagConflict as error:
+        return _fail(err, error, EXIT_CONFLICT)
+    except FlagStoreUnavailable as error:
+        return _fail(err, error, EXIT_UNAVAILABLE)
+    except FlagError as error:
+        return _fail(err, error, EXIT_INVALID)
     return EXIT_OK
 
 
-def _fail(out: TextIO, err: FlagError, code: int) -> int:
-    out.write(f"error: {err}\n")
+def _fail(err: TextIO, error: FlagError, code: int) -> int:
+    err.write(f"error: {error}\n")
     return code

@@ -56,8 +56,8 @@ def judge(
     """
     from rollway.judge.replay import replay_main
 
-    return replay_main(replay, alpha=alpha, margin=margin, mode=mode, out=sys.stdout, history=history,
-                       guardrails=guardrails)
+    return replay_main(replay, alpha=alpha, margin=margin, mode=mode, out=sys.stdout, err=sys.stderr,
+                       history=history, guardrails=guardrails)
 
 
 @app.command

@@ -1,4 +1,8 @@
-"""``rollway flags list|get|set|eval``: feature flags in the rollout's DynamoDB table."""
+"""``rollway flags list|get|set|eval``: feature flags in the rollout's DynamoDB table.
+
+Data (tables, ``--json`` documents) goes to standard output and every ``error:`` line to
+standard error, so ``rollway flags list --json | jq`` never parses an error as data.
+"""
 
 from __future__ import annotations
 
@@ -30,7 +34,7 @@ def list_(*, json: bool = False, targets_block: str | None = TARGETS_BLOCK,
     """Every flag: state, percentage, version, last change."""
     from rollway.flags_commands import flags_list
 
-    return flags_list(_store(targets_block, credentials_block), sys.stdout, as_json=json)
+    return flags_list(_store(targets_block, credentials_block), sys.stdout, err=sys.stderr, as_json=json)
 
 
 @flags_app.command
@@ -44,7 +48,8 @@ def get(feature: str, *, audit: int = 10, json: bool = False, targets_block: str
     """
     from rollway.flags_commands import flags_get
 
-    return flags_get(_store(targets_block, credentials_block), sys.stdout, feature, audit=audit, as_json=json)
+    return flags_get(_store(targets_block, credentials_block), sys.stdout, feature, err=sys.stderr, audit=audit,
+                     as_json=json)
 
 
 @flags_app.command(name="set")
@@ -65,7 +70,7 @@ def set_(feature: str, *, enabled: bool | None = None, percentage: float | None 
     from rollway.flags_commands import flags_set
 
     return flags_set(
-        _store(targets_block, credentials_block), sys.stdout, feature, actor=actor or getpass.getuser(),
+        _store(targets_block, credentials_block), sys.stdout, feature, err=sys.stderr, actor=actor or getpass.getuser(),
         expected_version=expected_version, enabled=enabled, percentage=percentage, reason=reason or None,
         create=create or None,
     )
@@ -82,4 +87,5 @@ def eval_(feature: str, *users: str, json: bool = False, targets_block: str | No
     """
     from rollway.flags_commands import flags_eval
 
-    return flags_eval(_store(targets_block, credentials_block), sys.stdout, feature, users or (None,), as_json=json)
+    return flags_eval(_store(targets_block, credentials_block), sys.stdout, feature, users or (None,), err=sys.stderr,
+                      as_json=json)

@@ -42,6 +42,7 @@ IMAGE_PROFILES: dict[str, BehaviourProfile] = {
 """How the simulator's named images behave (by tag); any other image behaves like the stable one."""
 
 console = Console(highlight=False, soft_wrap=True)
+errors = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def simulator_for(
@@ -173,7 +174,8 @@ def run_up(*, port: int | None, speed: float, rps: float, seed: int, poll_second
         console.print("stopped.")
         return 0
     except ProcessFailed as err:
-        console.print(f"[red]{err}[/red]")
-        console.print(server.log_tail(), markup=False)
+        # Why it stopped, and the server's last words, are diagnostics: standard error.
+        errors.print(f"[red]error:[/red] {err}")
+        errors.print(server.log_tail(), markup=False)
         return 1
     return 0

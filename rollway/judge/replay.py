@@ -219,6 +219,7 @@ def replay_main(
     margin: float,
     mode: str,
     out: TextIO,
+    err: TextIO,
     guardrails: bool = True,
     history: str | None = None,
 ) -> int:
@@ -229,7 +230,8 @@ def replay_main(
         alpha: probability of rolling back a healthy canary.
         margin: absolute error-rate margin tolerated when passing.
         mode: "two-sample" or "one-sample".
-        out: where the decision lines, the summary and any error go.
+        out: where the decision lines and the JSON summary go (what a caller parses).
+        err: where an error goes; nothing is printed on ``out`` then.
         guardrails: apply the seed's absolute guardrails on top of the judge, as the flows do.
         history: a JSON Lines file of the baseline's intervals before the stage, or None.
 
@@ -240,22 +242,22 @@ def replay_main(
         analysis = Analysis(judge="sequential", alpha=alpha, margin=margin, mode=mode)
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        print(f"error: invalid options: {problems}", file=out)
+        print(f"error: invalid options: {problems}", file=err)
         return EXIT_BAD_INPUT
     for name in (path, history):
         # The command takes "-" (standard input) as a file, so a forgotten file name lets the
         # next option stand in for it; say so rather than fail later with "cannot read --alpha".
         if name is not None and name.startswith("-") and name != "-":
             print(f"error: {name!r} is not a replay file; it looks like an option (write ./{name} for a "
-                  "file of that name)", file=out)
+                  "file of that name)", file=err)
             return EXIT_BAD_INPUT
     if history == "-" and path == "-":
-        print("error: only one of the stage file and --history can be standard input", file=out)
+        print("error: only one of the stage file and --history can be standard input", file=err)
         return EXIT_BAD_INPUT
-    intervals = _load(path, out)
+    intervals = _load(path, err)
     if intervals is None:
         return EXIT_BAD_INPUT
-    past = _load(history, out) if history is not None else []
+    past = _load(history, err) if history is not None else []
     if past is None:
         return EXIT_BAD_INPUT
     result = replay(intervals, analysis, Guardrails() if guardrails else None, past)
@@ -265,7 +267,7 @@ def replay_main(
     return EXIT_OK
 
 
-def _load(path: str, out: TextIO) -> list[Interval] | None:
+def _load(path: str, err: TextIO) -> list[Interval] | None:
     """The intervals of a replay file (``-``: standard input), or None after printing why not."""
     try:
         if path == "-":
@@ -273,11 +275,11 @@ def _load(path: str, out: TextIO) -> list[Interval] | None:
         with open(path, encoding="utf-8") as handle:
             return read_intervals(handle)
     except OSError as exc:
-        print(f"error: cannot read {path}: {exc.strerror or exc}", file=out)
+        print(f"error: cannot read {path}: {exc.strerror or exc}", file=err)
     except ReplayError as exc:
-        print(f"error: {path}: {exc}", file=out)
+        print(f"error: {path}: {exc}", file=err)
     except UnicodeDecodeError as exc:
-        print(f"error: {path}: not UTF-8 text ({exc.reason})", file=out)
+        print(f"error: {path}: not UTF-8 text ({exc.reason})", file=err)
     return None
 
 
@@ -293,7 +295,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--history", help="JSON Lines of the baseline's intervals before the stage")
     args = parser.parse_args(argv)
     return replay_main(args.file, alpha=args.alpha, margin=args.margin, mode=args.mode, out=sys.stdout,
-                       guardrails=not args.no_guardrails, history=args.history)
+                       err=sys.stderr, guardrails=not args.no_guardrails, history=args.history)
 
 
 if __name__ == "__main__":

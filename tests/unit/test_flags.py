@@ -288,9 +288,10 @@ def test_a_reason_or_actor_too_long_for_the_audit_trail_is_refused_before_any_re
         FlagChange(feature=SQS, enabled=True, reason="y" * 1_001)
     with pytest.raises(InvalidFlagInput, match="at most 200"):
         set_flag(store, FlagChange(feature=SQS, enabled=True), actor="a" * 201, now=1.0)
-    out = io.StringIO()
-    assert flags_set(store, out, SQS, actor="ops", enabled=True, reason="y" * 410_000, now=5.0) == EXIT_INVALID
-    assert "at most 1000" in out.getvalue()
+    out, err = io.StringIO(), io.StringIO()
+    code = flags_set(store, out, SQS, err=err, actor="ops", enabled=True, reason="y" * 410_000, now=5.0)
+    assert code == EXIT_INVALID
+    assert "at most 1000" in err.getvalue() and out.getvalue() == ""
     assert (store.reads, store.writes) == (0, 0)
 
 
@@ -407,25 +408,27 @@ def test_an_unknown_bound_flag_stops_the_stage_before_any_write():
 # --- commands ---------------------------------------------------------------------------
 
 
-def run(command, *args, **kwargs) -> tuple[int, str]:
-    out = io.StringIO()
-    code = command(*args[:1], out, *args[1:], **kwargs)
-    return code, out.getvalue()
+def run(command, *args, **kwargs) -> tuple[int, str, str]:
+    """The exit code, standard output and standard error of a flags command."""
+    out, err = io.StringIO(), io.StringIO()
+    code = command(*args[:1], out, *args[1:], err=err, **kwargs)
+    return code, out.getvalue(), err.getvalue()
 
 
 def test_list_get_set_and_eval_commands():
     store = seeded_store()
-    code, text = run(flags_set, store, SQS, enabled=True, percentage=25, actor="alice", reason="week 2", now=1.7e9)
-    assert (code, text) == (EXIT_OK, "use_sqs_architecture: off 0% -> on 25% (v2)\n")
-    code, text = run(flags_list, store)
-    assert code == EXIT_OK
+    code, text, err = run(flags_set, store, SQS, enabled=True, percentage=25, actor="alice", reason="week 2",
+                          now=1.7e9)
+    assert (code, text, err) == (EXIT_OK, "use_sqs_architecture: off 0% -> on 25% (v2)\n", "")
+    code, text, err = run(flags_list, store)
+    assert code == EXIT_OK and err == ""
     assert text.splitlines()[1].split()[:4] == ["enable_interrupt_handling", "off", "0", "1"]
     assert "use_sqs_architecture       on          25        2  2023-11-14T22:13:20Z by alice" in text
-    code, text = run(flags_get, store, SQS)
-    assert code == EXIT_OK and "alice: off 0% -> on 25%  (week 2)" in text
+    code, text, err = run(flags_get, store, SQS)
+    assert code == EXIT_OK and "alice: off 0% -> on 25%  (week 2)" in text and err == ""
     on_user = next(u for u in USERS if evaluate(store.get(SQS), u))
-    code, text = run(flags_eval, store, SQS, [on_user, None])
-    assert code == EXIT_OK
+    code, text, err = run(flags_eval, store, SQS, [on_user, None])
+    assert code == EXIT_OK and err == ""
     assert f"  {on_user}  bucket {bucket('v1', SQS, on_user):>4}  on\n" in text
     assert "(no user)  on" in text and "threshold 2500 of 10000" in text
 
@@ -440,18 +443,19 @@ def test_list_get_set_and_eval_commands():
         (flags_get, ("no_such_flag",), {}, "unknown feature flag"),
     ],
 )
-def test_commands_report_bad_input_and_write_nothing(command, args, kwargs, message):
+def test_commands_report_bad_input_on_stderr_and_write_nothing(command, args, kwargs, message):
     store = seeded_store()
-    code, text = run(command, store, *args, **kwargs)
+    code, text, err = run(command, store, *args, **kwargs)
     assert code == EXIT_INVALID
-    assert text.startswith("error: ") and message in text
+    assert err.startswith("error: ") and message in err and err.count("\n") == 1
+    assert text == "", "an error is not data: nothing on standard output"
     assert store.writes == 0
 
 
 def test_commands_report_conflicts_and_outages_with_their_own_codes():
     store = seeded_store()
-    code, text = run(flags_set, store, SQS, enabled=True, actor="ops", expected_version=7)
-    assert code == EXIT_CONFLICT and "expected version 7, found version 1" in text
+    code, text, err = run(flags_set, store, SQS, enabled=True, actor="ops", expected_version=7)
+    assert code == EXIT_CONFLICT and "expected version 7, found version 1" in err and text == ""
     store.unavailable = "table webordinary-feature-flags is gone"
-    code, text = run(flags_list, store)
-    assert (code, text) == (EXIT_UNAVAILABLE, "error: table webordinary-feature-flags is gone\n")
+    code, text, err = run(flags_list, store, as_json=True)
+    assert (code, text, err) == (EXIT_UNAVAILABLE, "", "error: table webordinary-feature-flags is gone\n")

@@ -17,9 +17,12 @@ DEFAULTS = dict(alpha=0.01, margin=0.001, mode="two-sample")
 
 
 def run(path: Path | str, **options) -> tuple[int, list[str]]:
-    out = io.StringIO()
-    code = replay_main(str(path), out=out, **{**DEFAULTS, **options})
-    return code, out.getvalue().splitlines()
+    """The exit code, and the lines of the stream that got them: the output, or the errors."""
+    out, err = io.StringIO(), io.StringIO()
+    code = replay_main(str(path), out=out, err=err, **{**DEFAULTS, **options})
+    # A caller parses the output: an error never lands in it, and a replay that ran prints no error.
+    assert (err if code == EXIT_OK else out).getvalue() == ""
+    return code, (out if code == EXIT_OK else err).getvalue().splitlines()
 
 
 def summary(lines: list[str]) -> dict:
@@ -127,7 +130,8 @@ def test_an_option_where_the_file_should_be_is_named_as_such():
     done = subprocess.run([str(rollway), "judge", "--replay", "--no-guardrails"], capture_output=True, text=True,
                           timeout=60, check=False)
     assert done.returncode == EXIT_BAD_INPUT, done.stdout + done.stderr
-    assert "'--no-guardrails' is not a replay file" in done.stdout + done.stderr
+    assert "'--no-guardrails' is not a replay file" in done.stderr
+    assert done.stdout == "", "the error is not the replay's output"
     code, lines = run(DATA / "healthy.jsonl", history="--alpha")
     assert code == EXIT_BAD_INPUT and "'--alpha' is not a replay file" in lines[0]
 
@@ -169,7 +173,7 @@ def test_runs_as_a_module():
         [sys.executable, "-m", "rollway.judge.replay", str(DATA / "malformed_json.jsonl")],
         capture_output=True, text=True, timeout=60, check=False,
     )
-    assert bad.returncode == 2 and "line 3" in bad.stdout
+    assert bad.returncode == 2 and "line 3" in bad.stderr and bad.stdout == ""
 
 
 def write_lines(path: Path, rows: list[dict]) -> Path:

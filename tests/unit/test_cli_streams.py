@@ -1,0 +1,145 @@
+"""Where the ``rollway`` commands print: data on standard output, errors on standard error.
+
+A caller pipes ``rollway flags list --json`` or ``rollway judge --replay`` into another
+program; an error line on standard output would be parsed as data. The flags commands run on
+the embedded DynamoDB; only the Prefect blocks that name the account are replaced.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rollway.cli import app
+from rollway.flags_commands import EXIT_CONFLICT, EXIT_INVALID, EXIT_OK, EXIT_UNAVAILABLE
+
+DATA = Path(__file__).parent / "data"
+SQS = "use_sqs_architecture"
+
+
+def rollway(*args: str) -> int:
+    """Run the ``rollway`` command in this process; its exit code."""
+    try:
+        return app(list(args), result_action="return_value")
+    except SystemExit as stop:
+        return int(stop.code)
+
+
+@pytest.fixture
+def flags(aws, monkeypatch, capsys):
+    """The flags commands on the embedded account's table, holding one flag on for 25%."""
+
+    def load_account(targets_block, credentials_block):
+        return aws.targets, aws.get_client
+
+    monkeypatch.setattr("rollway.cli.ops.load_account", load_account)
+    assert rollway("flags", "set", SQS, "--create", "--enabled", "--percentage", "25", "--actor", "gina") == EXIT_OK
+    capsys.readouterr()
+    return aws
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("flags", "list", "--json"),
+        ("flags", "get", SQS, "--json"),
+        ("flags", "eval", SQS, "user-1", "user-2", "--json"),
+    ],
+    ids=["list", "get", "eval"],
+)
+def test_flags_json_is_alone_on_stdout(flags, capsys, args):
+    assert rollway(*args) == EXIT_OK
+    captured = capsys.readouterr()
+    data = json.loads(captured.out)  # the whole of standard output is one JSON document
+    assert SQS in captured.out and data
+    assert captured.err == ""
+
+
+def test_flags_set_prints_the_change_on_stdout_only(flags, capsys):
+    assert rollway("flags", "set", SQS, "--percentage", "50", "--actor", "gina") == EXIT_OK
+    captured = capsys.readouterr()
+    assert captured.out == f"{SQS}: on 25% -> on 50% (v2)\n"
+    assert captured.err == ""
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (("flags", "get", "no_such_flag", "--json"), EXIT_INVALID, "unknown feature flag 'no_such_flag'"),
+        (("flags", "eval", SQS, "", "--json"), EXIT_INVALID, "user id '' is empty"),
+        (("flags", "set", SQS, "--percentage", "140", "--actor", "gina"), EXIT_INVALID, "140"),
+        (("flags", "set", SQS, "--enabled", "--expected-version", "7", "--actor", "gina"), EXIT_CONFLICT,
+         "expected version 7"),
+    ],
+    ids=["get unknown", "eval empty user", "set bad percentage", "set conflict"],
+)
+def test_flags_errors_go_to_stderr_with_their_exit_code(flags, capsys, args, code, message):
+    assert rollway(*args) == code
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith("error: ") and message in captured.err
+    assert captured.err.count("\n") == 1
+
+
+def test_flags_on_a_missing_table_say_so_on_stderr(flags, capsys):
+    flags.get_client("dynamodb").delete_table(TableName=flags.targets.flags_table)
+    assert rollway("flags", "list", "--json") == EXIT_UNAVAILABLE
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith("error: ") and flags.targets.flags_table in captured.err
+
+
+def test_flags_without_the_saved_blocks_say_so_on_stderr(monkeypatch, capsys):
+    from rollway.cli.ops import OpsError
+
+    def load_account(targets_block, credentials_block):
+        raise OpsError(f"no block named {targets_block!r}")
+
+    monkeypatch.setattr("rollway.cli.ops.load_account", load_account)
+    assert rollway("flags", "list", "--json", "--targets-block", "nope") == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == "error: no block named 'nope'\n"
+
+
+def test_judge_replay_prints_its_decisions_on_stdout_only(capsys):
+    assert rollway("judge", "--replay", str(DATA / "regression.jsonl")) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out.splitlines()[-1])["verdict"] == "rollback"
+    assert captured.err == ""
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--replay", str(DATA / "malformed_json.jsonl")), "line 3"),
+        (("--replay", str(DATA / "no_such_file.jsonl")), "cannot read"),
+        (("--replay", str(DATA / "healthy.jsonl"), "--alpha", "0.9"), "alpha"),
+        (("--replay", "--no-guardrails"), "'--no-guardrails' is not a replay file"),
+    ],
+    ids=["malformed line", "missing file", "bad option", "option for a file"],
+)
+def test_judge_replay_errors_go_to_stderr(capsys, args, message):
+    assert rollway("judge", *args) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith("error: ") and message in captured.err
+
+
+def test_up_reports_a_server_that_cannot_start_on_stderr(tmp_path):
+    """A database URL no server can open: the server exits, and ``up`` says why on stderr."""
+    env = {**os.environ, "PREFECT_HOME": str(tmp_path), "PREFECT_API_DATABASE_CONNECTION_URL": "bogus://nowhere"}
+    env.pop("PREFECT_API_URL", None)
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("rollway")), "up"], env=env, capture_output=True, text=True,
+        timeout=180, check=False,
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "error: prefect server exited" in done.stderr
+    assert "bogus" in done.stderr, "the server log's tail, which names the cause, is shown"
+    assert "exited" not in done.stdout and "bogus" not in done.stdout
