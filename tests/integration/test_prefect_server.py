@@ -272,7 +272,7 @@ def test_prefect_yaml_deploys_every_flow_to_a_process_pool(served: Served) -> No
     weekly = deployments["advance_phase"]
     assert [(s.schedule.cron, s.schedule.timezone, s.active) for s in weekly.schedules] == [("0 9 * * MON", "UTC", True)]
     progressive = deployments["progressive_rollout"]
-    assert progressive.entrypoint == "flows/progressive.py:progressive_rollout"
+    assert progressive.entrypoint == "flows.progressive.progressive_rollout"
     assert progressive.parameters == {
         "targets_block": "rollway-targets", "aws_credentials_block": "rollway-aws", "phased": True,
         "approval_poll_seconds": 2,

@@ -202,17 +202,42 @@ def test_prefect_yaml_describes_the_same_flows_and_schedule_as_serve(served) -> 
     deployments, _, _ = served
     model = PrefectYamlModel.model_validate(yaml.safe_load((ROOT / "deployments" / "prefect.yaml").read_text()))
     by_entrypoint = {d.entrypoint: d for d in model.deployments}
-    served_entrypoints = {
-        d.entrypoint.rsplit(".", 1)[0].replace(".", "/") + ".py:" + d.entrypoint.rsplit(".", 1)[1]
-        for d in deployments.values()
-    }
-    assert set(by_entrypoint) == served_entrypoints
+    # The same module paths as serve.py (see test_a_work_pool_run_that_refused_to_start_is_not_rolled_back).
+    assert set(by_entrypoint) == {d.entrypoint for d in deployments.values()}
     for entrypoint, deployment in by_entrypoint.items():
-        assert (ROOT / entrypoint.split(":")[0]).exists(), entrypoint
         assert deployment.work_pool.name == "rollway-process", entrypoint
         assert {"targets_block", "aws_credentials_block"} <= set(deployment.parameters), entrypoint
-    (weekly,) = by_entrypoint["flows/progressive.py:advance_phase"].schedules
+    (weekly,) = by_entrypoint["flows.progressive.advance_phase"].schedules
     assert (weekly.cron, weekly.timezone, weekly.active) == ("0 9 * * MON", "UTC", True)
+
+
+@pytest.mark.parametrize(
+    ("flow_function", "exception", "message"),
+    [
+        ("canary", "RolloutRefused", "the canary target group already carries 25% of traffic"),
+        ("advance_phase", "PhaseRefused", "phase 1 has not passed"),
+        ("progressive_rollout", "DriftDetected", "live 50/50, ledger 95/5"),
+    ],
+)
+def test_a_work_pool_run_that_refused_to_start_is_not_rolled_back(monkeypatch, flow_function, exception, message) -> None:
+    """A worker loads each prefect.yaml entrypoint as written. The rollback hook leaves alone a
+    run that refused to start (another rollout holds the traffic, drift, a phase not passed),
+    by the exception's class; loaded from a file path those classes were other ones, and the
+    hook rolled back the rollout the run had refused to touch."""
+    from prefect.flows import load_flow_from_entrypoint
+    from prefect.states import Failed
+
+    from flows.hooks import leave_alone
+
+    declared = [d["entrypoint"] for d in yaml.safe_load((ROOT / "deployments" / "prefect.yaml").read_text())["deployments"]]
+    (entrypoint,) = [e for e in declared if e.replace(":", ".").rsplit(".", 1)[-1] == flow_function]
+    monkeypatch.chdir(ROOT)  # `prefect deploy` is run from the project root; the worker runs there
+    monkeypatch.setattr(sys, "path", list(sys.path))  # a script entrypoint would prepend its folder
+    loaded = load_flow_from_entrypoint(entrypoint)
+    refused = getattr(sys.modules[loaded.fn.__module__], exception)(message)
+    assert leave_alone(Failed(data=refused), {}) is not None, (
+        f"a {loaded.name} run loaded from {entrypoint!r} that raised {exception} would be rolled back"
+    )
 
 
 def test_serve_script_refuses_a_fast_clock_without_an_anchor() -> None:
