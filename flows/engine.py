@@ -50,11 +50,14 @@ class Journal(Protocol):
 
     def stage_passed(self, state: StageState, report: StageReport) -> None: ...
 
+    def stage_ended(self, state: StageState, report: StageReport) -> None:
+        """Every stage that ends (passed, accepted, rejected, rolled back) shows its table."""
+
     def answered(self, pause: Pause, answer: ApprovalAnswer, approved_stage: int | None) -> None: ...
 
     def rolling_back(self, reason: str) -> None: ...
 
-    def rolled_back(self, result: RollbackResult) -> None: ...
+    def rolled_back(self, result: RollbackResult, stages: list[StageReport]) -> None: ...
 
     def promoted(self, result: RolloutResult) -> None: ...
 
@@ -68,11 +71,13 @@ class NullJournal:
 
     def stage_passed(self, state, report): pass
 
+    def stage_ended(self, state, report): pass
+
     def answered(self, pause, answer, approved_stage): pass
 
     def rolling_back(self, reason): pass
 
-    def rolled_back(self, result): pass
+    def rolled_back(self, result, stages): pass
 
     def promoted(self, result): pass
 
@@ -193,9 +198,12 @@ def run_stages(
     weights = traffic.get_weights(env.router)
     history: tuple[Interval, ...] | None = None  # the baseline's past, read once per stage
 
-    def finish_stage(decision_text: str, now: float) -> StageReport:
+    def finish_stage(decision_text: str, now: float, record=None) -> StageReport:
         report = tracker.report(state, weights, now, decision_text)
         reports.append(report)
+        if record is not None:
+            record(state, report)  # the ledger before what people see
+        journal.stage_ended(state, report)
         return report
 
     while True:
@@ -218,8 +226,7 @@ def run_stages(
             continue
 
         if decision.stage_passed:
-            report = finish_stage("passed", now)
-            journal.stage_passed(state, report)
+            report = finish_stage("passed", now, record=journal.stage_passed)
             log.info("stage %s%% passed: %s", spec.stages[state.stage_index].weight, report.verdict.reason)
             state = state.model_copy(update={"passed": True})
 
@@ -245,7 +252,9 @@ def run_stages(
             continue
 
         if isinstance(decision, Pause):
-            summary = markdown_table(reports + ([] if state.passed else [tracker.report(state, weights, now, "paused")]))
+            # The stage in progress gets a row; before the first stage there is none to show.
+            running = state.stage_index >= 0 and not state.passed
+            summary = markdown_table(reports + ([tracker.report(state, weights, now, "paused")] if running else []))
             answer = approver(decision, f"**{decision.reason}**\n\n{summary}")
             target = None
             if answer.action == "approve" and decision.cause == "approval":
@@ -328,7 +337,7 @@ def approved_stage(spec: RolloutSpec, pause: Pause, answer: ApprovalAnswer, unti
 def _rolled_back(env, spec, rollback, journal, reports, weights, reason: str) -> RolloutResult:
     journal.rolling_back(reason)  # intent first: a run that dies mid-rollback is finished on resume
     result = rollback(reason)
-    journal.rolled_back(result)
+    journal.rolled_back(result, reports)
     return RolloutResult(
         outcome="rolled_back", reason=reason, image=spec.image,
         final_weights=result.weights, stages=tuple(reports), rollback=result,

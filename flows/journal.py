@@ -120,6 +120,8 @@ class LedgerJournal:
             stage_passed=True,
         )
         self._progress(state.stage_index, done=True)
+
+    def stage_ended(self, state: StageState, report: StageReport) -> None:
         weight = self.spec.stages[state.stage_index].weight
         create_table_artifact(
             key=artifact_key(self.service, f"stage-{weight}"),
@@ -150,7 +152,7 @@ class LedgerJournal:
     def rolling_back(self, reason: str) -> None:
         begin_rollback(self.ledger, self.service, actor=self.actor, reason=reason, now=self.env.clock.now())
 
-    def rolled_back(self, result: RollbackResult) -> None:
+    def rolled_back(self, result: RollbackResult, stages: list[StageReport]) -> None:
         self._record(
             Transition(at=self.env.clock.now(), kind="rollback", actor=self.actor, to_weights=result.weights, comment=result.reason),
             owner=None, phase=RolloutPhase.ROLLED_BACK, weights=result.weights,
@@ -159,7 +161,8 @@ class LedgerJournal:
         create_markdown_artifact(
             key=artifact_key(self.service, "summary"),
             markdown=f"# Rollout of `{self.spec.image}` rolled back\n\n**Why:** {result.reason}\n\n"
-            + "\n".join(f"- {s}" for s in result.steps),
+            + "\n".join(f"- {s}" for s in result.steps)
+            + (f"\n\n{markdown_table(stages)}" if stages else ""),
             description="rollout summary",
         )
 

@@ -8,7 +8,7 @@ from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
 from flows.journal import artifact_key
 from flows.progressive import run_progressive
-from rollway.approvals import auto_approve
+from rollway.approvals import ApprovalAnswer, auto_approve
 from rollway.fakes import FakeLedger
 from rollway.spec import RolloutSpec, Stage
 from tests.flows.fake_env import fake_environment
@@ -50,3 +50,45 @@ def test_progress_stage_tables_and_summary():
     summary = latest(artifact_key(service, "summary")).data
     assert IMAGE in summary and "promoted" in summary
     assert summary.count("| ") > 3 * len(spec.stages)  # the per-stage table is in it
+
+
+def test_a_rolled_back_stage_gets_its_table_and_the_summary_shows_it():
+    """The stage the judge failed is the one an engineer opens the run for."""
+    env = fake_environment(canary_error_rate=0.05)
+    env.ledger = FakeLedger()
+    spec = RolloutSpec(image=IMAGE, stages=[Stage(weight=w, bake_seconds=600) for w in (7, 50, 100)], monitor_seconds=0)
+    result = rollout(env, spec)
+    assert result.outcome == "rolled_back" and len(result.stages) == 1
+    failed = result.stages[0]
+    assert failed.canary.errors > 0
+    service = env.targets.canary_service
+
+    table = latest(artifact_key(service, "stage-7"))
+    row = (table.data if isinstance(table.data, list) else __import__("json").loads(table.data))[0]
+    assert row["canary err"] == str(failed.canary.errors) and row["decision"] == "rollback"
+    assert row["verdict"] == "failed"
+
+    summary = latest(artifact_key(service, "summary")).data
+    assert "rolled back" in summary and f"| {failed.canary.errors} |" in summary
+
+
+def test_an_approval_before_the_first_stage_shows_no_stage_that_never_ran():
+    env = fake_environment(canary_error_rate=0.001)
+    env.ledger = FakeLedger()
+    spec = RolloutSpec(image=IMAGE, stages=[Stage(weight=5, bake_seconds=180, approval=True),
+                                            Stage(weight=100, bake_seconds=180)], monitor_seconds=0)
+    forms: list[str] = []
+
+    def approver(pause, summary):
+        forms.append(summary)
+        return ApprovalAnswer(action="approve", approver="alice")
+
+    result = run_on(env, spec, approver)
+    assert result.outcome == "promoted"
+    rows = [line for line in forms[0].splitlines() if line.startswith("| ") and not line.startswith("| stage")]
+    assert rows == [], f"the form for the approval before 5% shows a stage that never ran:\n{forms[0]}"
+
+
+@flow
+def run_on(env, spec, approver):
+    return run_progressive(env, spec, approver, owner="run-1", phased=False)

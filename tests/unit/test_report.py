@@ -1,0 +1,30 @@
+"""The per-stage markdown table shown in artifacts and approval forms."""
+
+from __future__ import annotations
+
+from rollway.model import VersionSample, Verdict, Weights
+from rollway.phases import Phase
+from rollway.report import markdown_table, StageReport
+
+
+def _report(decision: str, reason: str = "canary errors 0/600 vs baseline 1/11400") -> StageReport:
+    return StageReport(
+        stage_index=0, weights=Weights.canary_at(5), started_at=0.0, ended_at=600.0, ticks=10,
+        baseline=VersionSample(requests=11400, errors=1), canary=VersionSample(requests=600),
+        verdict=Verdict(phase=Phase.INCONCLUSIVE, reason=reason), decision=decision,
+    )
+
+
+def test_a_line_break_in_a_cell_does_not_break_the_table():
+    """An approver's name typed in the Resume form's text area may end with Enter."""
+    table = markdown_table([_report("accepted by alice\n")])
+    lines = table.splitlines()
+    assert len(lines) == 3, table
+    assert "| accepted by alice | canary errors 0/600 vs baseline 1/11400 |" in lines[2], table
+
+
+def test_a_bar_in_a_cell_is_escaped_not_rewritten():
+    row = markdown_table([_report("accepted by a|b", reason="p99 | latency")]).splitlines()[2]
+    assert r"accepted by a\|b" in row and r"p99 \| latency" in row
+    # Thirteen columns: escaped bars do not open cells.
+    assert row.replace(r"\|", "").count("|") == 14
