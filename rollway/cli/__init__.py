@@ -65,15 +65,20 @@ def up(*, port: int | None = None, speed: float = 60.0, rps: float = 1000.0, see
     """Start a Prefect server, the embedded AWS with simulated traffic, and serve every deployment.
 
     Args:
-        port: the Prefect server's port (default: 4200 if free, else any free port).
+        port: the Prefect server's port, refused when taken (default: 4200 if free, else any free port).
         speed: simulated seconds per wall second, shared by the simulator and the runs.
         rps: total requests per simulated second across both versions.
         seed: traffic simulator seed.
         poll_seconds: how often the served deployments look for new runs.
     """
-    from rollway.cli.up import run_up
+    from rollway.cli.up import check_up_options, run_up
 
-    return _speed_refused(speed) or run_up(port=port, speed=speed, rps=rps, seed=seed, poll_seconds=poll_seconds)
+    try:
+        check_up_options(port=port, speed=speed, rps=rps, poll_seconds=poll_seconds)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return run_up(port=port, speed=speed, rps=rps, seed=seed, poll_seconds=poll_seconds)
 
 
 @app.command

@@ -31,7 +31,14 @@ class ProcessFailed(RuntimeError):
 
 
 def port_is_free(port: int) -> bool:
+    """Whether a server could listen on ``port`` of 127.0.0.1 now.
+
+    The probe binds the way servers do (uvicorn, hence ``prefect server start``), with
+    SO_REUSEADDR: the closed connections a just-stopped server left in TIME_WAIT do not
+    keep the next one off its port, while a socket still listening there does (Linux).
+    """
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((HOST, port))
         except OSError:
@@ -109,15 +116,26 @@ class Child:
 
     def stop(self, timeout_seconds: float = 15.0) -> int | None:
         """SIGTERM to the child, SIGKILL after ``timeout_seconds``; then the same for what it left
-        in its process group (flow runs of a runner). Returns the exit code."""
-        process, self._process = self._process, None
+        in its process group (flow runs of a runner). Returns the exit code.
+
+        Interrupted while waiting (a second Ctrl-C, SIGTERM), it SIGKILLs the whole group
+        before the exception goes on: nothing else holds these pids, so whatever is left
+        running now would outlive ``rollway up``.
+        """
+        process = self._process
         if process is None:
             return None
-        code = _terminate(process, timeout_seconds)
-        _stop_group(process.pid, timeout_seconds)
-        if self._log_file is not None:
-            self._log_file.close()
-            self._log_file = None
+        try:
+            code = _terminate(process, timeout_seconds)
+            _stop_group(process.pid, timeout_seconds)
+        except BaseException:
+            _kill_group(process.pid)
+            raise
+        finally:
+            self._process = None
+            if self._log_file is not None:
+                self._log_file.close()
+                self._log_file = None
         return code
 
     def _log_hint(self) -> str:
@@ -157,6 +175,14 @@ def _stop_group(pgid: int, timeout_seconds: float) -> None:
             time.sleep(0.1)
 
 
+def _kill_group(pgid: int) -> None:
+    """SIGKILL to process group ``pgid``, the child included; no wait."""
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
 class PrefectServer(Child):
     """``prefect server start`` on 127.0.0.1: SQLite under ``home``, the UI and the API.
 
@@ -170,9 +196,25 @@ class PrefectServer(Child):
         self.home = home
         self.port = port
         argv = [sys.executable, "-m", "prefect", "server", "start", "--host", HOST, "--port", str(port)]
-        # The server must not follow an API URL meant for clients (a profile or the caller's).
-        env = child_env({"PREFECT_HOME": str(home)}, drop=("PREFECT_API_URL",))
-        super().__init__("prefect server", argv, env, log)
+        super().__init__("prefect server", argv, child_env(self._settings()), log)
+
+    def _settings(self) -> dict[str, str]:
+        """The environment that makes the server, and the UI it serves, use this server's API.
+
+        The UI asks /ui-settings for its API, which Prefect takes from PREFECT_UI_API_URL, else
+        PREFECT_API_URL, else PREFECT_SERVER_API_HOST/PORT (4200), never from ``--port``.
+        Environment variables outrank a profile, .env and prefect.toml, so a PREFECT_API_URL
+        meant for clients (the caller's, the profile's) cannot point the UI elsewhere.
+        """
+        api_url = self.api_url
+        return {
+            "PREFECT_HOME": str(self.home),
+            "PREFECT_API_URL": api_url,
+            "PREFECT_UI_API_URL": api_url,
+            "PREFECT_SERVER_UI_API_URL": api_url,  # its newer name, which wins when both are set
+            "PREFECT_SERVER_API_HOST": HOST,
+            "PREFECT_SERVER_API_PORT": str(self.port),
+        }
 
     @property
     def url(self) -> str:

@@ -15,6 +15,7 @@ Ctrl-C (or SIGTERM) stops all of it, children by their pid, the runner before th
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import time
@@ -24,7 +25,7 @@ from typing import Any, Callable
 
 from rich.console import Console
 
-from rollway.cli.processes import Child, PrefectServer, ProcessFailed, free_port, serve_process
+from rollway.cli.processes import HOST, Child, PrefectServer, ProcessFailed, free_port, port_is_free, serve_process
 from rollway.clock import MAX_SPEED, ClockSettings
 from rollway.ports import Clock
 from rollway.sim.profiles import BehaviourProfile
@@ -93,6 +94,43 @@ def check_speed(speed: float) -> None:
         raise ValueError(f"--speed {speed:g} is not a usable rollout clock speed: it must be over 0 and at most {MAX_SPEED:g}")
 
 
+def check_up_options(*, port: int | None, speed: float, rps: float, poll_seconds: float) -> None:
+    """Refuse options ``rollway up`` cannot run with, before it starts anything (the server's
+    first start migrates its database; the simulator would only fail after that).
+
+    Raises:
+        ValueError: naming the option and what it must be.
+    """
+    check_speed(speed)
+    if port is not None and not 1 <= port <= 65535:
+        raise ValueError(f"--port {port} is not a TCP port: it must be from 1 to 65535")
+    if not (math.isfinite(rps) and rps >= 0):
+        raise ValueError(f"--rps {rps:g} is not a request rate: it must be a finite number, 0 or more")
+    if not (math.isfinite(poll_seconds) and poll_seconds > 0):
+        raise ValueError(f"--poll-seconds {poll_seconds:g} is not an interval: it must be a finite number over 0")
+
+
+def server_port(port: int | None) -> int:
+    """The port to start the Prefect server on.
+
+    Args:
+        port: the port the user asked for; None: 4200, or any free port when 4200 is taken
+            (and a line says so).
+
+    Raises:
+        ValueError: the port asked for is taken. The user chose it (a bookmark, a firewall
+            rule, a PREFECT_API_URL elsewhere), so starting on another one would mislead them.
+    """
+    if port is not None:
+        if not port_is_free(port):
+            raise ValueError(f"--port {port} is taken on {HOST}: stop what listens there or choose another port")
+        return port
+    chosen = free_port(DEFAULT_PORT)
+    if chosen != DEFAULT_PORT:
+        console.print(f"port {DEFAULT_PORT} is taken on {HOST}; using port {chosen} instead")
+    return chosen
+
+
 def _instructions(server: PrefectServer, topology: Topology, speed: float, home: Path) -> None:
     repo = topology.repository_uri
     console.rule("[bold]rollway is up")
@@ -131,12 +169,21 @@ def run_up(*, port: int | None, speed: float, rps: float, seed: int, poll_second
     """Start everything, print where to click, and keep it running until Ctrl-C.
 
     Args:
-        port: the Prefect server's port (None: 4200 if free, else any free port).
+        port: the Prefect server's port, refused when taken (None: 4200 if free, else any free port).
         speed: rollout clock, simulated seconds per wall second (the simulator and the runs share it).
         rps: simulated requests per second across both versions.
         seed: the simulator's seed.
         poll_seconds: how often the runner looks for new runs.
+
+    Returns:
+        0 after Ctrl-C, 1 when a child failed, 2 when ``port`` is taken (nothing started).
     """
+    try:
+        port = server_port(port)
+    except ValueError as err:
+        errors.print(f"[red]error:[/red] {err}")
+        return 2
+
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     from blocks.credentials import client_factory, credentials_for_endpoint
@@ -146,7 +193,7 @@ def run_up(*, port: int | None, speed: float, rps: float, seed: int, poll_second
 
     stop_on_signals()
     home = prefect_home()
-    server = PrefectServer(home, free_port(port or DEFAULT_PORT), log=home / "rollway-up-server.log")
+    server = PrefectServer(home, port, log=home / "rollway-up-server.log")
     targets = Targets()
     try:
         # Unwinds in reverse: the runner stops first, then the traffic, the AWS, the server.

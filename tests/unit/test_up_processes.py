@@ -1,0 +1,263 @@
+"""`rollway up`'s own checks and child processes: ports, option checks, the server's UI, stopping.
+
+One test starts a real `prefect server start` (on 127.0.0.1, stopped when it ends): the UI's
+API address is only visible on a running server. The rest start nothing, or a plain Python child.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from rollway.cli import app
+from rollway.cli.processes import Child, PrefectServer, ProcessFailed, child_env, free_port, port_is_free
+
+# --- the Prefect server child ----------------------------------------------------------------
+
+
+def test_the_ui_of_a_server_not_on_4200_talks_to_its_own_api(tmp_path: Path, monkeypatch) -> None:
+    """The UI reads its API address from /ui-settings, which Prefect derives from
+    PREFECT_UI_API_URL, PREFECT_API_URL or PREFECT_SERVER_API_PORT, never from `--port`.
+    A server on another port than 4200 tells its UI to use its own API, even when the caller's
+    environment and the active profile name another API."""
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "profiles.toml").write_text(
+        'active = "elsewhere"\n\n[profiles.elsewhere]\nPREFECT_API_URL = "http://127.0.0.1:9/api"\n'
+    )
+    monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:8/api")
+    monkeypatch.delenv("PREFECT_PROFILES_PATH", raising=False)
+    port = free_port()
+    assert port != 4200
+    server = PrefectServer(home, port, log=tmp_path / "server.log")
+    with server:
+        pid = server.pid
+        server.wait_healthy(timeout_seconds=180)
+        with urllib.request.urlopen(f"{server.url}/ui-settings", timeout=10) as response:
+            settings = json.loads(response.read())
+    assert not _alive(pid), "the server outlived the test"
+    assert settings["api_url"] == server.api_url, (
+        f"the UI at {server.url} is told to use the API at {settings['api_url']}"
+    )
+
+
+# --- ports -----------------------------------------------------------------------------------
+
+
+def _leave_time_wait_on(port: int) -> None:
+    """What a stopped server leaves behind: connections it closed itself, in TIME_WAIT."""
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", port))
+    listener.listen()
+    client = socket.create_connection(("127.0.0.1", port))
+    accepted, _ = listener.accept()
+    accepted.close()  # the server side closes first -> TIME_WAIT on (127.0.0.1, port)
+    time.sleep(0.05)
+    client.close()
+    listener.close()
+
+
+def test_free_port_keeps_the_preferred_port_right_after_a_server_on_it_stopped() -> None:
+    """Stop `rollway up` and start it again within a minute: the old server's closed
+    connections sit in TIME_WAIT on its port. `prefect server start` binds with SO_REUSEADDR
+    and can use that port again, so free_port() keeps it rather than moving to a random one."""
+    port = free_port()
+    _leave_time_wait_on(port)
+    with socket.socket() as prefect_like:  # what `prefect server start` does before it serves
+        prefect_like.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        prefect_like.bind(("127.0.0.1", port))
+    assert free_port(port) == port
+
+
+def test_a_port_something_listens_on_is_taken_even_for_a_probe_with_so_reuseaddr() -> None:
+    """SO_REUSEADDR lets the probe past TIME_WAIT, not past a live server (on Linux), even one
+    that bound with SO_REUSEADDR itself."""
+    with socket.socket() as server:
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        assert not port_is_free(port)
+        assert free_port(port) != port
+
+
+@pytest.fixture
+def no_server(monkeypatch, tmp_path) -> list[int]:
+    """`rollway up` with a stand-in for PrefectServer that stops it where the server would
+    start (and without signal handlers); returns the ports a server was set up on."""
+    import rollway.cli.up as up
+
+    constructed: list[int] = []
+
+    class NoServer:
+        url = "http://127.0.0.1:0"
+
+        def __init__(self, home, port, log=None) -> None:
+            constructed.append(port)
+            self.log = log
+
+        def __enter__(self):
+            raise ProcessFailed("test: the server would have been started here")
+
+        def __exit__(self, *exc) -> None:
+            pass
+
+        def log_tail(self) -> str:
+            return ""
+
+    monkeypatch.setattr(up, "PrefectServer", NoServer)
+    monkeypatch.setattr(up, "stop_on_signals", lambda: None)
+    monkeypatch.setenv("PREFECT_HOME", str(tmp_path))
+    return constructed
+
+
+def test_up_with_an_explicit_port_that_is_taken_does_not_start_on_another_one(no_server, capsys) -> None:
+    """`rollway up --port N` with N taken is refused with one `error:` line on standard error
+    and exit code 2, before anything starts: the user asked for that port, and a server on a
+    random one would be somewhere they do not look."""
+    import rollway.cli.up as up
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code = up.run_up(port=port, speed=60.0, rps=1000.0, seed=7, poll_seconds=1.0)
+    captured = capsys.readouterr()
+    assert code == 2
+    assert no_server == [], f"asked for port {port}, a server was set up on {no_server}"
+    assert captured.err.startswith("error: ") and f"--port {port}" in captured.err, captured.err
+    assert captured.err.count("\n") == 1, captured.err
+    assert captured.out == ""
+
+
+def test_up_without_a_port_moves_off_a_taken_default_and_says_so(no_server, monkeypatch, capsys) -> None:
+    """Only the default port falls back to a free one, and `up` says which."""
+    import rollway.cli.up as up
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        default = taken.getsockname()[1]
+        monkeypatch.setattr(up, "DEFAULT_PORT", default)
+        code = up.run_up(port=None, speed=60.0, rps=1000.0, seed=7, poll_seconds=1.0)
+    assert code == 1  # NoServer stops it where the server would start
+    (port,) = no_server
+    assert port != default
+    assert f"port {default} is taken on 127.0.0.1; using port {port} instead" in capsys.readouterr().out
+
+
+# --- option checks ---------------------------------------------------------------------------
+
+
+def test_up_refuses_a_negative_request_rate_before_starting_anything(no_server, capsys) -> None:
+    """`rollway up --rps -5` is refused before the Prefect server starts (a first start
+    migrates its database), as --speed is: one `error:` line on standard error, exit code 2."""
+    command, bound, _ = app.parse_args(["up", "--rps", "-5"])
+    code = command(*bound.args, **bound.kwargs)
+    captured = capsys.readouterr()
+    assert no_server == [], "a Prefect server was set up for a run that cannot work"
+    assert code == 2
+    assert captured.err.startswith("error: --rps -5 ") and captured.err.count("\n") == 1, captured.err
+    assert captured.out == ""
+
+
+@pytest.mark.parametrize(
+    ("args", "option"),
+    [
+        (["--rps", "nan"], "--rps"),
+        (["--rps", "inf"], "--rps"),
+        (["--poll-seconds", "0"], "--poll-seconds"),
+        (["--poll-seconds", "-1"], "--poll-seconds"),
+        (["--poll-seconds", "nan"], "--poll-seconds"),
+        (["--poll-seconds", "inf"], "--poll-seconds"),
+        (["--port", "0"], "--port"),
+        (["--port", "70000"], "--port"),
+        (["--speed", "0"], "--speed"),
+    ],
+)
+def test_up_refuses_unusable_options_before_starting_anything(no_server, capsys, args, option) -> None:
+    """--rps must be finite and 0 or more, --poll-seconds finite and over 0, --port a TCP port,
+    --speed a usable clock speed: each is checked before anything starts, with one `error:`
+    line on standard error naming the option and exit code 2."""
+    command, bound, _ = app.parse_args(["up", *args])
+    code = command(*bound.args, **bound.kwargs)
+    captured = capsys.readouterr()
+    assert no_server == [], "a Prefect server was set up for a run that cannot work"
+    assert code == 2
+    assert captured.err.startswith(f"error: {option} ") and captured.err.count("\n") == 1, captured.err
+    assert captured.out == ""
+
+
+def test_up_accepts_no_traffic(no_server) -> None:
+    """--rps 0 is a quiet service, not a mistake: `up` goes on to start the server."""
+    command, bound, _ = app.parse_args(["up", "--rps", "0", "--poll-seconds", "0.5"])
+    assert command(*bound.args, **bound.kwargs) == 1  # NoServer stops it where the server would start
+    assert len(no_server) == 1
+
+
+# --- stopping children -----------------------------------------------------------------------
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as stat:
+        return stat.read().split(")")[-1].split()[0] != "Z"
+
+
+# The test raises its second Ctrl-C from SIGALRM; pytest-timeout must not use that signal too.
+@pytest.mark.timeout(120, method="thread")
+def test_a_second_ctrl_c_while_a_child_stops_does_not_orphan_it_and_its_runs(tmp_path: Path) -> None:
+    """Ctrl-C, then (the runner is slow to stop) Ctrl-C again while Child.stop() waits for its
+    SIGTERM: the child's whole process group (the runner and the flow runs it started) is
+    SIGKILLed before the KeyboardInterrupt goes on, so nothing outlives `rollway up`."""
+    pid_file = tmp_path / "grandchild.pid"
+    script = (
+        "import pathlib, signal, subprocess, sys, time\n"
+        "p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)'])\n"
+        "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"  # a runner that takes its time to stop
+        f"pathlib.Path({str(pid_file)!r}).write_text(str(p.pid))\n"
+        "time.sleep(120)\n"
+    )
+    child = Child("slow runner", [sys.executable, "-c", script], child_env({}), tmp_path / "log").start()
+    leader = child.pid
+    try:
+        deadline = time.monotonic() + 30
+        while not pid_file.exists() or not pid_file.read_text():
+            child.check_running()
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        grandchild = int(pid_file.read_text())
+
+        def second_ctrl_c(signum, frame):
+            raise KeyboardInterrupt
+
+        previous = signal.signal(signal.SIGALRM, second_ctrl_c)
+        try:
+            signal.setitimer(signal.ITIMER_REAL, 0.5)
+            with pytest.raises(KeyboardInterrupt):
+                child.stop(timeout_seconds=10)
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+        deadline = time.monotonic() + 5
+        while (_alive(leader) or _alive(grandchild)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        left = [pid for pid in (leader, grandchild) if _alive(pid)]
+        assert left == [], f"processes {left} outlived `rollway up` and nothing tracks them"
+    finally:
+        try:
+            os.killpg(leader, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
