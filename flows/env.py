@@ -7,6 +7,7 @@ the blocks are loaded inside the run (no I/O at import time).
 from __future__ import annotations
 
 import uuid
+from typing import Any, Callable
 
 from prefect.context import FlowRunContext
 from prefect_aws import AwsCredentials
@@ -33,6 +34,12 @@ def load_credentials(aws_credentials_block: str | None, region: str) -> AwsCrede
     return AwsCredentials.load(aws_credentials_block)
 
 
+def load_clients(targets_block: str | None, aws_credentials_block: str | None) -> tuple[Targets, Callable[[str], Any]]:
+    """The saved targets and a client factory on the saved credentials, each block read once."""
+    targets = load_targets(targets_block)
+    return targets, client_factory(load_credentials(aws_credentials_block, targets.region))
+
+
 def load_environment(
     targets_block: str | None,
     aws_credentials_block: str | None,
@@ -40,9 +47,8 @@ def load_environment(
     *,
     interval_seconds: int = 60,
 ) -> Environment:
-    targets = load_targets(targets_block)
-    credentials = load_credentials(aws_credentials_block, targets.region)
-    return aws_environment(client_factory(credentials), targets, clock.build(), interval_seconds=interval_seconds)
+    targets, get_client = load_clients(targets_block, aws_credentials_block)
+    return aws_environment(get_client, targets, clock.build(), interval_seconds=interval_seconds)
 
 
 OWNER_PREFIX = "flow-run/"

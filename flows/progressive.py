@@ -17,12 +17,13 @@ from prefect import flow, get_run_logger
 from flows.approvals import prefect_approver
 from flows.canary import preflight
 from flows.engine import run_stages
-from flows.env import load_environment, owner_finished, run_owner
+from flows.env import load_clients, load_environment, owner_finished, run_owner
 from flows.hooks import rollback_hooks
 from flows.journal import LedgerJournal
 from flows.monitor import run_monitor
 from flows.rollback import finish_rollback, judge_rollback
 from rollway.approvals import Approver
+from rollway.aws.environment import aws_environment
 from rollway.clock import ClockSettings
 from rollway.decide import StageState
 from rollway.environment import Environment
@@ -389,13 +390,14 @@ def advance_phase(
 
     ``adopt_live_weights``: on drift, continue from the load balancer's weights.
     """
-    env = load_environment(targets_block, aws_credentials_block, clock)
+    targets, get_client = load_clients(targets_block, aws_credentials_block)
+    env = aws_environment(get_client, targets, clock.build())
     record = env.ledger.get(env.targets.canary_service)
     recorded = RolloutSpec.model_validate_json(record.spec_json) if record else None
     if recorded is not None:
-        # CloudWatch must be read at the period the rollout's stages are aligned to.
-        env = load_environment(targets_block, aws_credentials_block, clock,
-                               interval_seconds=recorded.analysis.interval_seconds)
+        # CloudWatch must be read at the period the rollout's stages are aligned to (the blocks
+        # are not read again).
+        env = aws_environment(get_client, targets, clock.build(), interval_seconds=recorded.analysis.interval_seconds)
     approvals = recorded.approvals if recorded else None
     approver = prefect_approver(approvals, approval_poll_seconds) if approvals else None
     # The lease guards against a silent process, whose silence is wall time; on a faster

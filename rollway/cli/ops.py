@@ -81,19 +81,16 @@ def load_account(targets_block: str | None, credentials_block: str | None) -> tu
     Raises:
         OpsError: a block does not exist on the API.
     """
-    from blocks.credentials import client_factory
-    from flows.env import load_credentials, load_targets
+    from flows.env import load_clients
     from prefect.settings import PREFECT_API_URL
 
     try:
-        targets = load_targets(targets_block)
-        credentials = load_credentials(credentials_block, targets.region)
+        return load_clients(targets_block, credentials_block)
     except ValueError as err:
         raise OpsError(
             f"{err} (Prefect API {PREFECT_API_URL.value() or 'ephemeral'}); pass --targets-block and "
             "--credentials-block, or set PREFECT_API_URL to the server `rollway up` printed"
         ) from err
-    return targets, client_factory(credentials)
 
 
 def connect(targets_block: str | None, credentials_block: str | None) -> Service:

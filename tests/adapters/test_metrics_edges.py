@@ -47,18 +47,25 @@ def test_advance_phase_reads_metrics_at_the_rollouts_own_interval(monkeypatch):
     # analysis_start) align to.
     spec = RolloutSpec(image="example/edit:2.0.0", analysis=Analysis(interval_seconds=300))
     record = SimpleNamespace(spec_json=spec.model_dump_json())
-    real = inspect.signature(progressive.load_environment)
+    real = inspect.signature(progressive.aws_environment)
     used: list = []
+    blocks_read: list = []
 
-    def fake_load_environment(*args, **kwargs):
+    def fake_load_clients(targets_block, aws_credentials_block):
+        blocks_read.append((targets_block, aws_credentials_block))
+        return SimpleNamespace(canary_service="svc"), "client factory"
+
+    def fake_aws_environment(*args, **kwargs):
         bound = real.bind(*args, **kwargs)
         bound.apply_defaults()
-        return SimpleNamespace(targets=SimpleNamespace(canary_service="svc"), period=bound.arguments["interval_seconds"],
+        return SimpleNamespace(targets=bound.arguments["targets"], period=bound.arguments["interval_seconds"],
                                ledger=SimpleNamespace(get=lambda service: record))
 
-    monkeypatch.setattr(progressive, "load_environment", fake_load_environment)
+    monkeypatch.setattr(progressive, "load_clients", fake_load_clients)
+    monkeypatch.setattr(progressive, "aws_environment", fake_aws_environment)
     monkeypatch.setattr(progressive, "advance", lambda env, *a, **k: used.append(env.period))
 
-    progressive.advance_phase.fn()
+    progressive.advance_phase.fn(targets_block="t", aws_credentials_block="c")
 
     assert used == [spec.analysis.interval_seconds], "the environment the phase runs on reads 300-s periods"
+    assert blocks_read == [("t", "c")], "each Prefect block is read once a week, not once per environment"
