@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Annotated
+from typing import Annotated, Callable
 
 from cyclopts import App, Parameter
 
@@ -29,8 +29,13 @@ def demo(speed: float = 120.0, seed: int = 7, rps: float = 1000.0) -> int:
         rps: total requests per simulated second across both versions.
     """
     from rollway.cli.demo import run_demo
+    from rollway.cli.up import check_rps, check_speed
 
-    return _speed_refused(speed) or run_demo(speed=speed, seed=seed, rps=rps)
+    def check() -> None:
+        check_speed(speed)
+        check_rps(rps, allow_zero=False)  # no traffic, nothing to judge: both scenarios would fail
+
+    return _refused(check) or run_demo(speed=speed, seed=seed, rps=rps)
 
 
 @app.command
@@ -73,12 +78,8 @@ def up(*, port: int | None = None, speed: float = 60.0, rps: float = 1000.0, see
     """
     from rollway.cli.up import check_up_options, run_up
 
-    try:
-        check_up_options(port=port, speed=speed, rps=rps, poll_seconds=poll_seconds)
-    except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return run_up(port=port, speed=speed, rps=rps, seed=seed, poll_seconds=poll_seconds)
+    return _refused(lambda: check_up_options(port=port, speed=speed, rps=rps, poll_seconds=poll_seconds)) or \
+        run_up(port=port, speed=speed, rps=rps, seed=seed, poll_seconds=poll_seconds)
 
 
 @app.command
@@ -135,12 +136,11 @@ def abort(*, approver: str | None = None, reason: str = "aborted from the comman
                      targets_block=targets_block, credentials_block=credentials_block)
 
 
-def _speed_refused(speed: float) -> int:
-    """2 after printing why ``--speed`` is unusable, before anything starts; 0 when it is fine."""
-    from rollway.cli.up import check_speed
-
+def _refused(check: Callable[[], None]) -> int:
+    """2 after printing why the options are unusable (``check`` raised ValueError), before
+    anything starts; 0 when they are fine."""
     try:
-        check_speed(speed)
+        check()
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

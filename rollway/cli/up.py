@@ -94,6 +94,18 @@ def check_speed(speed: float) -> None:
         raise ValueError(f"--speed {speed:g} is not a usable rollout clock speed: it must be over 0 and at most {MAX_SPEED:g}")
 
 
+def check_rps(rps: float, *, allow_zero: bool) -> None:
+    """Refuse a simulated request rate the traffic simulator cannot run (or, for the demo, one
+    that gives the judge nothing to judge).
+
+    Raises:
+        ValueError: naming --rps and what it must be.
+    """
+    if not (math.isfinite(rps) and (rps >= 0 if allow_zero else rps > 0)):
+        least = "0 or more" if allow_zero else "over 0"
+        raise ValueError(f"--rps {rps:g} is not a request rate: it must be a finite number, {least}")
+
+
 def check_up_options(*, port: int | None, speed: float, rps: float, poll_seconds: float) -> None:
     """Refuse options ``rollway up`` cannot run with, before it starts anything (the server's
     first start migrates its database; the simulator would only fail after that).
@@ -104,8 +116,7 @@ def check_up_options(*, port: int | None, speed: float, rps: float, poll_seconds
     check_speed(speed)
     if port is not None and not 1 <= port <= 65535:
         raise ValueError(f"--port {port} is not a TCP port: it must be from 1 to 65535")
-    if not (math.isfinite(rps) and rps >= 0):
-        raise ValueError(f"--rps {rps:g} is not a request rate: it must be a finite number, 0 or more")
+    check_rps(rps, allow_zero=True)
     if not (math.isfinite(poll_seconds) and poll_seconds > 0):
         raise ValueError(f"--poll-seconds {poll_seconds:g} is not an interval: it must be a finite number over 0")
 

@@ -147,6 +147,10 @@ def test_commands_answer_bad_input_and_an_unreachable_api_in_one_line(capsys) ->
     assert "is not a flow run id" in capsys.readouterr().err
     assert run("demo", "--speed", "0") == 2
     assert "not a usable rollout clock speed" in capsys.readouterr().err
+    # Refused before the embedded AWS starts: no traffic would leave both scenarios to fail.
+    for rps in ("-5", "0", "nan"):
+        assert run("demo", "--rps", rps) == 2
+        assert "--rps" in capsys.readouterr().err
     with temporary_settings(updates={PREFECT_API_URL: f"http://127.0.0.1:{free_port(None)}/api"}):
         assert run("status") == 1
     err = capsys.readouterr().err
