@@ -69,7 +69,14 @@ class Analysis(BaseModel):
     # SLOs stop at 50 %: the judge's alternatives are multiples (from 1.3x) of the SLO, which
     # must stay rates below 100 %.
     slo_error_rate: float = Field(default=0.001, gt=0, le=0.5, description="one-sample mode: the error rate the canary is held to")
-    slow_threshold_ms: float = Field(default=2000.0, gt=0, description="a request slower than this counts as slow")
+    # ALB metrics give no count of requests over a threshold (and moto serves no extended
+    # statistics to test one against), so slow counts come from the service's own
+    # SlowRequestCount metric: this field states its threshold, it does not set it.
+    slow_threshold_ms: float = Field(
+        default=2000.0, gt=0,
+        description="the latency over which the service's SlowRequestCount metric counts a request as slow "
+        "(the traffic simulator counts at this threshold; on AWS the service's own setting must match it)",
+    )
     min_requests: int = Field(default=50, ge=1, description="canary requests below which a stage is inconclusive")
     metrics_delay_seconds: float = Field(
         default=60.0, ge=0,
