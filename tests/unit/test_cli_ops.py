@@ -6,7 +6,6 @@ tests/integration/test_prefect_server.py.
 
 from __future__ import annotations
 
-import os
 import signal
 import sys
 import time
@@ -26,6 +25,7 @@ from rollway.model import Weights
 from rollway.phases import RolloutPhase
 from rollway.spec import RolloutSpec, Stage
 from rollway.targets import Targets
+from tests.unit.alive import alive
 
 ROOT = Path(__file__).resolve().parents[2]
 FLOWS = {"canary", "progressive_rollout", "advance_phase", "rollback", "set-flags"}
@@ -283,14 +283,4 @@ def test_stopping_a_child_also_stops_what_it_started(tmp_path: Path) -> None:
 
     assert child.stop(timeout_seconds=5) == -signal.SIGTERM
     for pid in (leader, grandchild):
-        assert not _alive(pid), f"process {pid} outlived stop()"
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie (exited, not yet reaped by its parent) is gone for our purposes.
-    with open(f"/proc/{pid}/stat") as stat:
-        return stat.read().split(")")[-1].split()[0] != "Z"
+        assert not alive(pid), f"process {pid} outlived stop()"

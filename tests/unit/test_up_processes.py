@@ -19,6 +19,7 @@ import pytest
 
 from rollway.cli import app
 from rollway.cli.processes import Child, PrefectServer, ProcessFailed, child_env, free_port, port_is_free
+from tests.unit.alive import alive
 
 # --- the Prefect server child ----------------------------------------------------------------
 
@@ -43,7 +44,7 @@ def test_the_ui_of_a_server_not_on_4200_talks_to_its_own_api(tmp_path: Path, mon
         server.wait_healthy(timeout_seconds=180)
         with urllib.request.urlopen(f"{server.url}/ui-settings", timeout=10) as response:
             settings = json.loads(response.read())
-    assert not _alive(pid), "the server outlived the test"
+    assert not alive(pid), "the server outlived the test"
     assert settings["api_url"] == server.api_url, (
         f"the UI at {server.url} is told to use the API at {settings['api_url']}"
     )
@@ -207,15 +208,6 @@ def test_up_accepts_no_traffic(no_server) -> None:
 # --- stopping children -----------------------------------------------------------------------
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    with open(f"/proc/{pid}/stat") as stat:
-        return stat.read().split(")")[-1].split()[0] != "Z"
-
-
 # The test raises its second Ctrl-C from SIGALRM; pytest-timeout must not use that signal too.
 @pytest.mark.timeout(120, method="thread")
 def test_a_second_ctrl_c_while_a_child_stops_does_not_orphan_it_and_its_runs(tmp_path: Path) -> None:
@@ -252,9 +244,9 @@ def test_a_second_ctrl_c_while_a_child_stops_does_not_orphan_it_and_its_runs(tmp
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, previous)
         deadline = time.monotonic() + 5
-        while (_alive(leader) or _alive(grandchild)) and time.monotonic() < deadline:
+        while (alive(leader) or alive(grandchild)) and time.monotonic() < deadline:
             time.sleep(0.1)
-        left = [pid for pid in (leader, grandchild) if _alive(pid)]
+        left = [pid for pid in (leader, grandchild) if alive(pid)]
         assert left == [], f"processes {left} outlived `rollway up` and nothing tracks them"
     finally:
         try:
