@@ -37,14 +37,31 @@ def credentials_for_endpoint(endpoint_url: str, region: str) -> AwsCredentials:
     )
 
 
-def client_factory(credentials: AwsCredentials) -> ClientFactory:
+def client_factory(credentials: AwsCredentials, region: str | None = None) -> ClientFactory:
     """A ``get_client(service_name)`` callable backed by the credentials block.
 
     One client per service for the factory's life: prefect-aws's own cache holds only eight
     clients per process, fewer than a rollout uses, and rebuilding a boto3 client costs
     tens of milliseconds. boto3 clients are thread-safe, so the simulator and the flows
     share them. An unset retry config gets standard mode.
+
+    Args:
+        credentials: the block.
+        region: where the service lives (``Targets.region``). A block that names no region
+            gets it; otherwise its clients would follow the worker's AWS_DEFAULT_REGION and
+            act on another region's load balancer.
+
+    Raises:
+        ValueError: the block names a region other than ``region`` (before any call).
     """
+    if region is not None:
+        if credentials.region_name is None:
+            credentials = credentials.model_copy(update={"region_name": region})
+        elif credentials.region_name != region:
+            raise ValueError(
+                f"the AWS credentials are for region {credentials.region_name}, the service is in {region} "
+                "(Targets.region): set one of them so that they agree"
+            )
     if credentials.aws_client_parameters.config is None:
         credentials = credentials.model_copy(
             update={

@@ -20,24 +20,51 @@ from rollway.environment import Environment
 from rollway.targets import Targets
 
 
+class AccountNotLoaded(ValueError):
+    """The run's blocks could not be loaded, or disagree: it stopped before any AWS call."""
+
+
 def load_targets(targets_block: str | None) -> Targets:
-    """The saved RollwayTargets block, or Webordinary's defaults when no name is given."""
+    """The saved RollwayTargets block, or Webordinary's defaults when no name is given.
+
+    Raises:
+        AccountNotLoaded: no block of that name (Prefect raises a bare ValueError).
+    """
     if targets_block is None:
         return Targets()
-    return RollwayTargets.load(targets_block).targets()
+    try:
+        return RollwayTargets.load(targets_block).targets()
+    except ValueError as err:
+        raise AccountNotLoaded(str(err)) from err
 
 
 def load_credentials(aws_credentials_block: str | None, region: str) -> AwsCredentials:
-    """The saved AwsCredentials block; without a name, boto3's default chain in ``region``."""
+    """The saved AwsCredentials block; without a name, boto3's default chain in ``region``.
+
+    Raises:
+        AccountNotLoaded: no block of that name.
+    """
     if aws_credentials_block is None:
         return AwsCredentials(region_name=region)
-    return AwsCredentials.load(aws_credentials_block)
+    try:
+        return AwsCredentials.load(aws_credentials_block)
+    except ValueError as err:
+        raise AccountNotLoaded(str(err)) from err
 
 
 def load_clients(targets_block: str | None, aws_credentials_block: str | None) -> tuple[Targets, Callable[[str], Any]]:
-    """The saved targets and a client factory on the saved credentials, each block read once."""
+    """The saved targets and a client factory on the saved credentials, each block read once,
+    whose clients act in the targets' region.
+
+    Raises:
+        AccountNotLoaded: a block is missing, or the credentials name another region.
+    """
     targets = load_targets(targets_block)
-    return targets, client_factory(load_credentials(aws_credentials_block, targets.region))
+    credentials = load_credentials(aws_credentials_block, targets.region)
+    try:
+        return targets, client_factory(credentials, region=targets.region)
+    except ValueError as err:
+        raise AccountNotLoaded(str(err)) from err
 
 
 def load_environment(

@@ -46,8 +46,8 @@ def _rolled_back_already(params: dict) -> bool:
 def leave_alone(state, params: dict) -> str | None:
     """Why this failed run must not be rolled back, or None when it must.
 
-    A run that refused to start (bad parameters, drift, a lock, another unfinished rollout)
-    moved nothing, and the traffic belongs to someone else's rollout. A run stopped because
+    A run that refused to start (bad parameters, a missing block, drift, a lock, another
+    unfinished rollout) moved nothing, and the traffic belongs to someone else's rollout. A run stopped because
     its rollout was rolled back (by hand, or by a hook) has nothing left to roll back once that
     rollback has finished: a second one would only alert again, or hit the next rollout. A run
     that lost its lease mid-way leaves the rollout to the run that took it over, if that run is
@@ -56,12 +56,15 @@ def leave_alone(state, params: dict) -> str | None:
     from prefect.exceptions import ParameterTypeError, SignatureMismatchError
 
     from flows.canary import RolloutRefused
+    from flows.env import AccountNotLoaded
     from flows.progressive import DriftDetected, PhaseRefused
     from rollway.ledger import LockHeld, NotOwner, RolloutEnded, RolloutInProgress
 
     exc = _exception(state)
+    # AccountNotLoaded: the run could not even build its clients, and the rollback would load
+    # the same blocks and fail the same way.
     if isinstance(exc, (ParameterTypeError, SignatureMismatchError, RolloutRefused, DriftDetected, PhaseRefused,
-                        RolloutInProgress)):
+                        RolloutInProgress, AccountNotLoaded)):
         return f"it refused to start ({exc})"
     if isinstance(exc, RolloutEnded) and _rolled_back_already(params):
         return f"its rollout was already rolled back ({exc})"

@@ -52,9 +52,12 @@ class EcsDeployer:
         """The service as ECS reports it.
 
         Raises:
-            TargetNotFound: no such service in the cluster (or it was deleted).
+            TargetNotFound: no such cluster, or no such service in it (or it was deleted).
         """
-        found = self._client.describe_services(cluster=self._targets.cluster, services=[service])
+        try:
+            found = self._client.describe_services(cluster=self._targets.cluster, services=[service])
+        except ClientError as err:
+            raise _missing(err, self._targets.cluster, service) from err
         for item in found["services"]:
             if item["status"] != "INACTIVE":
                 return _service_state(item)
@@ -108,6 +111,7 @@ class EcsDeployer:
 
         Raises:
             ValueError: neither change was asked for, or ``desired`` is negative.
+            TargetNotFound: no such cluster, or no such (active) service in it.
         """
         if task_definition is None and desired is None:
             raise ValueError("update_service needs a task_definition or a desired count")
@@ -118,7 +122,10 @@ class EcsDeployer:
             arguments["taskDefinition"] = task_definition
         if desired is not None:
             arguments["desiredCount"] = desired
-        return _service_state(self._client.update_service(**arguments)["service"])
+        try:
+            return _service_state(self._client.update_service(**arguments)["service"])
+        except ClientError as err:
+            raise _missing(err, self._targets.cluster, service) from err
 
     def wait_stable(self, services: Sequence[str], timeout_seconds: float) -> None:
         """Block until every service runs its desired count in a single deployment.
@@ -212,4 +219,15 @@ def _named(err: ClientError, task_definition: str) -> Exception:
     # ECS answers ClientException for a task definition it cannot find (or whose name it cannot parse).
     if err.response.get("Error", {}).get("Code", "") == "ClientException":
         return TargetNotFound("task definition", task_definition, str(err))
+    return err
+
+
+def _missing(err: ClientError, cluster: str, service: str) -> Exception:
+    """TargetNotFound naming the cluster or the service ECS could not find (its own message
+    names neither); any other error as it came."""
+    code = err.response.get("Error", {}).get("Code", "")
+    if code == "ClusterNotFoundException":
+        return TargetNotFound("ECS cluster", cluster, str(err))
+    if code in ("ServiceNotFoundException", "ServiceNotActiveException"):
+        return TargetNotFound("ECS service", service, f"in cluster {cluster}: {err}")
     return err

@@ -102,11 +102,17 @@ class AlbRouter:
         """Write ``weights`` to the rule: DescribeRules, then one ModifyRule.
 
         The rule's other actions (authenticate-oidc, authenticate-cognito) are written back as
-        they are now, so a shift never opens an endpoint that required a login. Stickiness
-        stays disabled, so a new split applies to new requests at once.
+        they are now, so a shift never opens an endpoint that required a login.
+
+        The rule's target-group stickiness is kept while both versions get traffic, so a
+        session stays on its version. A split that gives one version 0 % turns it off: a
+        sticky session would keep reaching a group at weight 0, and rollway relies on 0 %
+        meaning no requests (a rollback moves every user at once; the old service is scaled
+        down after a promotion).
         """
         r = self._lookups()
         rules = self._call("describe_rules", "listener rule", r.rule_arn, RuleArns=[r.rule_arn])
+        sticky = _stickiness(rules["Rules"][0]) if weights.stable and weights.canary else {"Enabled": False}
         forward = {
             "Type": "forward",
             "ForwardConfig": {
@@ -114,7 +120,7 @@ class AlbRouter:
                     {"TargetGroupArn": r.stable_arn, "Weight": weights.stable},
                     {"TargetGroupArn": r.canary_arn, "Weight": weights.canary},
                 ],
-                "TargetGroupStickinessConfig": {"Enabled": False},
+                "TargetGroupStickinessConfig": sticky,
             },
         }
         self._client.modify_rule(RuleArn=r.rule_arn, Actions=_with_forward(rules["Rules"][0], forward))
@@ -232,6 +238,16 @@ def _forward_weights(rule: dict[str, Any]) -> dict[str, int]:
     return {}
 
 
+def _stickiness(rule: dict[str, Any]) -> dict[str, Any]:
+    """The forward action's target-group stickiness as the rule has it (off when absent)."""
+    for action in rule.get("Actions", []):
+        if action.get("Type") == "forward":
+            config = action.get("ForwardConfig", {}).get("TargetGroupStickinessConfig")
+            if config and config.get("Enabled"):
+                return dict(config)
+    return {"Enabled": False}
+
+
 def _with_forward(rule: dict[str, Any], forward: dict[str, Any]) -> list[dict[str, Any]]:
     """The rule's actions with its forward action replaced by ``forward`` (same Order).
 
@@ -266,4 +282,10 @@ def _as_percent(stable: int, canary: int, rule_arn: str) -> Weights:
         raise AdapterError(f"rule {rule_arn} forwards with weight 0 to both target groups")
     if total == 100:
         return Weights(stable=stable, canary=canary)
-    return Weights.canary_at(round(100 * canary / total))
+    share = round(100 * canary / total)
+    if stable and canary:
+        # A group with any weight still gets requests: 1/999 must not read as 0/100, or the
+        # monitor would scale down a service the load balancer still sends traffic to, and a
+        # rollback would verify 100/0 while the canary still serves.
+        share = min(max(share, 1), 99)
+    return Weights.canary_at(share)

@@ -1,0 +1,171 @@
+"""Adapter edges found in review: the ALB rule's stickiness and relative weights, ECS
+not-found errors that name what was missing, the region clients act in, and a run whose
+blocks cannot be loaded.
+"""
+
+from __future__ import annotations
+
+import pytest
+from prefect_aws import AwsCredentials
+from prefect_aws.client_parameters import AwsClientParameters
+from pydantic import SecretStr
+
+from rollway.aws.ecs import EcsDeployer
+from rollway.aws.elbv2 import AlbRouter
+from rollway.aws.errors import TargetNotFound
+from rollway.model import Weights
+
+
+def _forward(aws, stable: int, canary: int, **extra) -> dict:
+    top = aws.topology
+    return {
+        "Type": "forward",
+        "ForwardConfig": {
+            "TargetGroups": [
+                {"TargetGroupArn": top.stable_target_group_arn, "Weight": stable},
+                {"TargetGroupArn": top.canary_target_group_arn, "Weight": canary},
+            ],
+            **extra,
+        },
+    }
+
+
+def _rule_forward_config(aws) -> dict:
+    rule = aws.get_client("elbv2").describe_rules(RuleArns=[aws.topology.rule_arn])["Rules"][0]
+    return next(a for a in rule["Actions"] if a["Type"] == "forward")["ForwardConfig"]
+
+
+# --- elbv2: the read-modify-write of the rule -------------------------------------------
+
+
+def test_a_shift_keeps_the_rules_target_group_stickiness(aws):
+    """A rule with group-level stickiness (sessions pinned to one version for an hour, which a
+    multi-session editor needs) keeps it while both versions serve; once one version is at
+    0 % it is off, so that 0 % means no requests (a rollback moves every user at once)."""
+    sticky = {"Enabled": True, "DurationSeconds": 3600}
+    elbv2 = aws.get_client("elbv2")
+    elbv2.modify_rule(
+        RuleArn=aws.topology.rule_arn,
+        Actions=[_forward(aws, 100, 0, TargetGroupStickinessConfig=sticky)],
+    )
+    AlbRouter(elbv2, aws.targets).set_weights(Weights.canary_at(5))
+    forward = _rule_forward_config(aws)
+    assert {g["Weight"] for g in forward["TargetGroups"]} == {95, 5}
+    assert forward.get("TargetGroupStickinessConfig") == sticky
+    AlbRouter(elbv2, aws.targets).set_weights(Weights.canary_at(50))
+    assert _rule_forward_config(aws).get("TargetGroupStickinessConfig") == sticky
+    AlbRouter(elbv2, aws.targets).set_weights(Weights(stable=100, canary=0))
+    assert _rule_forward_config(aws)["TargetGroupStickinessConfig"]["Enabled"] is False
+
+
+# --- elbv2: reading relative weights ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("stable", "canary"),
+    [
+        (1, 999),  # 0.1 % still on the old version: read as 0/100, so the monitor decommissions it
+        (999, 1),  # 0.1 % still on the canary: read as 100/0, so a rollback "verifies"
+        (199, 1),  # 0.5 % on the canary: round(0.5) == 0
+    ],
+)
+def test_a_group_that_still_gets_traffic_never_reads_as_zero_percent(aws, stable, canary):
+    """ALB weights are relative (0..999): a non-zero share never rounds to 0 %.
+
+    flows/monitor.py scales the old service to zero when ``get_weights().stable == 0``: with
+    the rule at 1/999 (someone kept a sliver on the old version) a 0/100 reading would
+    decommission it while the ALB still sends it requests. Likewise verify(100/0) must not
+    pass while the canary still receives traffic.
+    """
+    elbv2 = aws.get_client("elbv2")
+    elbv2.modify_rule(RuleArn=aws.topology.rule_arn, Actions=[_forward(aws, stable, canary)])
+    weights = AlbRouter(elbv2, aws.targets).get_weights()
+    assert weights.stable > 0 and weights.canary > 0, f"rule at {stable}/{canary} read as {weights}"
+
+
+# --- ecs: not-found errors that name what was wrong -------------------------------------
+
+
+def test_a_misnamed_cluster_is_named(aws):
+    """A typo in Targets.cluster is TargetNotFound naming the cluster (botocore's own message,
+    "Cluster not found.", names nothing)."""
+    typo = "webordinary-edit-clustr"
+    deployer = EcsDeployer(aws.get_client("ecs"), aws.targets.model_copy(update={"cluster": typo}))
+    with pytest.raises(TargetNotFound, match=typo):
+        deployer.describe(aws.targets.stable_service)
+    with pytest.raises(TargetNotFound, match=typo):
+        deployer.update_service(aws.targets.canary_service, desired=0)
+
+
+def test_update_service_names_a_missing_service(aws):
+    """update_service on a misnamed service names it (botocore says only "Service not found.")."""
+    deployer = EcsDeployer(aws.get_client("ecs"), aws.targets)
+    with pytest.raises(TargetNotFound, match="webordinary-edit-service-canry"):
+        deployer.update_service("webordinary-edit-service-canry", desired=0)
+
+
+# --- clients from the blocks: the region ------------------------------------------------
+
+
+def test_clients_act_in_the_targets_region_when_the_credentials_block_names_none(aws, monkeypatch):
+    """A saved AwsCredentials block without a region (the UI leaves it blank by default) gets
+    Targets.region, not whatever region the worker's environment says.
+
+    Here the worker has AWS_DEFAULT_REGION=us-east-1 and the service lives in us-west-2: with
+    the worker's region the rollout would look for the load balancer in us-east-1, and in an
+    account with the same stack in both regions it would shift the other region's traffic.
+    """
+    from flows.env import load_clients
+
+    monkeypatch.delenv("AWS_REGION", raising=False)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    saved = AwsCredentials(
+        aws_access_key_id="testing",
+        aws_secret_access_key=SecretStr("testing"),
+        aws_client_parameters=AwsClientParameters(
+            endpoint_url=aws.endpoint_url, config={"retries": {"mode": "standard", "max_attempts": 1}}
+        ),
+    )
+    monkeypatch.setattr(AwsCredentials, "load", classmethod(lambda cls, name, *a, **k: saved))
+
+    targets, get_client = load_clients(None, "rollway-aws")
+    assert targets.region == "us-west-2"
+    assert get_client("elbv2").meta.region_name == targets.region
+    assert AlbRouter(get_client("elbv2"), targets).get_weights() == Weights(stable=100, canary=0)
+
+
+# --- a misnamed block -------------------------------------------------------------------
+
+
+def test_a_run_whose_targets_block_is_misnamed_is_not_rolled_back_by_its_hook(monkeypatch):
+    """A typo in ``targets_block`` fails the run before it touches AWS: the state hook leaves
+    it alone, like the other refusals to start. It used to start the rollback flow with the
+    same missing block: a second failed run, and advice to run `rollway abort` by hand for a
+    rollout that never started.
+    """
+    from prefect.states import Failed
+
+    from blocks.targets import RollwayTargets
+    from flows import env as flow_env
+    from flows.hooks import leave_alone
+
+    def missing(cls, name, *args, **kwargs):
+        # What Prefect's Block.load raises for a name it does not know.
+        raise ValueError(f"Unable to find block document named {name} for block type rollway-targets")
+
+    monkeypatch.setattr(RollwayTargets, "load", classmethod(missing))
+    with pytest.raises(Exception) as caught:
+        flow_env.load_targets("rollway-targts")
+    state = Failed(data=caught.value, message=f"Flow run encountered an exception: {caught.value!r}")
+    params = {"targets_block": "rollway-targts", "aws_credentials_block": "rollway-aws"}
+    assert leave_alone(state, params) is not None
+
+
+def test_credentials_for_another_region_than_the_targets_are_refused_before_any_call(monkeypatch):
+    from flows.env import AccountNotLoaded, load_clients
+
+    saved = AwsCredentials(aws_access_key_id="testing", aws_secret_access_key=SecretStr("testing"),
+                           region_name="eu-west-1")
+    monkeypatch.setattr(AwsCredentials, "load", classmethod(lambda cls, name, *a, **k: saved))
+    with pytest.raises(AccountNotLoaded, match="eu-west-1.*us-west-2"):
+        load_clients(None, "rollway-aws")
