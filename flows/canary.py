@@ -8,6 +8,9 @@ is watching.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+from typing import Iterator
+
 from prefect import flow, get_run_logger
 
 from flows.approvals import prefect_approver
@@ -29,9 +32,30 @@ class RolloutRefused(RuntimeError):
     """The service is not in a state a new rollout can start from."""
 
 
+@contextmanager
+def before_any_write() -> Iterator[None]:
+    """Whatever fails in here failed before the run wrote anything: a refusal to start.
+
+    The rollback hooks leave a refused run alone. Raised as anything else (an unknown bound
+    flag, a misnamed target group, a read that kept failing), the failure made the hook roll
+    back whatever rollout held the service: a promoted version, or another run's rollout.
+    """
+    try:
+        yield
+    except RolloutRefused:
+        raise
+    except Exception as err:
+        raise RolloutRefused(f"refused before any write: {err}") from err
+
+
 def preflight(env: Environment, spec: RolloutSpec) -> None:
     """Resolve every name with read-only calls, so bad targets (or unknown bound flags) fail
-    before any write."""
+    before any write, as RolloutRefused."""
+    with before_any_write():
+        _check_names_and_traffic(env, spec)
+
+
+def _check_names_and_traffic(env: Environment, spec: RolloutSpec) -> None:
     resolve = getattr(env.router, "resolve", None)
     if resolve is not None:
         resolve()
@@ -59,8 +83,9 @@ def run_canary(env: Environment, spec: RolloutSpec, approver: Approver, *, actor
     log = get_run_logger()
     t = env.targets
     preflight(env, spec)
-    stable = ecs.describe_service(env.deployer, t.stable_service)
-    canary = ecs.describe_service(env.deployer, t.canary_service)
+    with before_any_write():
+        stable = ecs.describe_service(env.deployer, t.stable_service)
+        canary = ecs.describe_service(env.deployer, t.canary_service)
     metrics.notify(
         env.notifier,
         f"Rollout starting: {t.canary_service}",

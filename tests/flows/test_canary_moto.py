@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from prefect import flow
 
-from flows.canary import run_canary
+from flows.canary import RolloutRefused, run_canary
 from flows.rollback import execute_rollback
 from rollway.approvals import scripted
 from rollway.aws.ecs import EcsDeployer
@@ -98,7 +98,8 @@ def test_unknown_target_group_fails_before_any_write(aws, watch_calls):
     targets = Targets(canary_target_group=missing)
     env = aws_environment(aws.get_client, targets, FakeClock())
     ecs_calls, elb_calls = watch_calls(aws.get_client("ecs")), watch_calls(aws.get_client("elbv2"))
-    with pytest.raises(TargetNotFound, match="nope"):
+    with pytest.raises(RolloutRefused, match="refused before any write.*nope") as refused:
         canary_run(env, spec(f"{aws.topology.repository_uri}:2.0.0"))
+    assert isinstance(refused.value.__cause__, TargetNotFound)
     writes = [c for c in ecs_calls + elb_calls if not c.startswith(("Describe", "List", "Get"))]
     assert writes == []

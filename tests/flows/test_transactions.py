@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from prefect import flow
 
-from flows.canary import run_canary
+from flows.canary import RolloutRefused, run_canary
 from flows.progressive import run_progressive
 from rollway.approvals import auto_approve
 from rollway.fakes import FakeFlagStore, FakeLedger
@@ -50,8 +50,10 @@ def test_an_unknown_bound_flag_fails_before_any_write():
     env = fake_environment()
     env.ledger = FakeLedger()
     env.flags = FakeFlagStore([])  # the bound flag does not exist
-    with pytest.raises(UnknownFlag, match="use_sqs_architecture"):
+    # Refused, so the rollback hooks leave the run alone; the cause names the flag.
+    with pytest.raises(RolloutRefused, match="refused before any write.*use_sqs_architecture") as refused:
         rollout(env, spec("use_sqs_architecture"))
+    assert isinstance(refused.value.__cause__, UnknownFlag)
     assert not [c for c in env.router.calls if c.startswith("set_weights")]
     assert not [c for c in env.deployer.calls if not c.startswith("describe")]
     assert env.ledger.get(env.targets.canary_service) is None, "no rollout was recorded"

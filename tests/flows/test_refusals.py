@@ -1,0 +1,98 @@
+"""Runs refused before any write are left alone by their rollback hooks (on the real Prefect API).
+
+A refusal (an unknown bound flag, a misnamed target, another rollout holding the service)
+moved nothing; the traffic belongs to whatever rollout holds it, maybe a promoted version.
+"""
+
+from __future__ import annotations
+
+import pytest
+from prefect import flow
+
+import flows.canary
+import flows.env
+import flows.progressive
+import flows.rollback
+from flows.canary import RolloutRefused, canary
+from flows.progressive import progressive_rollout, run_progressive
+from rollway.approvals import auto_approve
+from rollway.fakes import FakeFlagStore, FakeLedger
+from rollway.flags import FlagState
+from rollway.model import Weights
+from rollway.phases import RolloutPhase
+from rollway.spec import FlagBinding, RolloutSpec, Stage, WeeklyPhase
+from tests.flows.fake_env import fake_environment
+
+IMAGE = "webordinary/edit-container:2.0.0"
+NEWER = "webordinary/edit-container:3.0.0"
+
+
+def ledger_env():
+    env = fake_environment()
+    env.ledger = FakeLedger()
+    return env
+
+
+def hooks_and_flows_see(monkeypatch, env) -> None:
+    """The flows, their hooks and the rollback flow build their environment from blocks: give them the fakes."""
+    for module in (flows.env, flows.rollback, flows.progressive, flows.canary):
+        monkeypatch.setattr(module, "load_environment", lambda *a, **k: env)
+
+
+@flow
+def promote(env, spec):
+    return run_progressive(env, spec, auto_approve("alice"), owner="run-1", phased=False)
+
+
+def test_a_run_refused_for_an_unknown_bound_flag_does_not_revert_the_promoted_version(monkeypatch):
+    """2.0.0 was promoted and the old service decommissioned: the canary service is production.
+    A progressive run of 3.0.0 whose spec binds a flag that does not exist (a typo) is refused
+    before any write, and its on_failure hook leaves it alone. It used to run the rollback
+    flow: the old service scaled back up, all traffic moved to it, production scaled to zero,
+    and a Rollback alert for a rollout that never started."""
+    env = ledger_env()
+    env.flags = FakeFlagStore([FlagState(feature="use_sqs_architecture")])
+    hooks_and_flows_see(monkeypatch, env)
+    done = RolloutSpec(image=IMAGE, stages=[Stage(weight=w, bake_seconds=120) for w in (5, 100)], monitor_seconds=600,
+                       phases=[WeeklyPhase(name="all", weights=(5, 100), decommission=True)])
+    assert promote(env, done).outcome == "promoted"
+    assert env.router.weights == Weights(stable=0, canary=100)
+    assert env.deployer.services[env.targets.stable_service].desired == 0  # decommissioned
+    alerts_before = len(env.notifier.messages)
+
+    typo = RolloutSpec(image=NEWER, stages=[Stage(weight=w, bake_seconds=120) for w in (5, 100)],
+                       flags=[FlagBinding(feature="use_sqs_architecure")])
+    with pytest.raises(RolloutRefused, match="use_sqs_architecure"):
+        progressive_rollout(spec=typo.model_dump(mode="json"), phased=False)
+
+    new_alerts = [s for s, _ in env.notifier.messages[alerts_before:]]
+    assert env.router.weights == Weights(stable=0, canary=100), (env.router.weights, new_alerts)
+    assert env.deployer.services[env.targets.canary_service].desired > 0
+    assert not [s for s in new_alerts if s.startswith("Rollback")], new_alerts
+
+
+def test_a_canary_run_refused_for_an_unknown_bound_flag_does_not_roll_back_the_rollout_holding_at_5_percent(monkeypatch):
+    """Week 1 of a progressive rollout ended: it holds at 5% until week 2. A canary run started
+    by mistake, with a flag name typo, is refused before any write; its hook must not roll
+    back the progressive rollout that run never touched."""
+    env = ledger_env()
+    env.flags = FakeFlagStore([FlagState(feature="use_sqs_architecture")])
+    hooks_and_flows_see(monkeypatch, env)
+    weekly = RolloutSpec(image=IMAGE, stages=[Stage(weight=w, bake_seconds=120) for w in (5, 50, 100)],
+                         phases=[WeeklyPhase(name="week 1", weights=(5,)), WeeklyPhase(name="week 2", weights=(50, 100))])
+
+    @flow
+    def week_one(env, spec):
+        return run_progressive(env, spec, auto_approve("alice"), owner="run-1", phased=True)
+
+    assert week_one(env, weekly).outcome == "holding"
+    assert env.router.weights == Weights.canary_at(5)
+
+    typo = RolloutSpec(image=NEWER, stages=[Stage(weight=w, bake_seconds=120) for w in (5, 100)],
+                       flags=[FlagBinding(feature="use_sqs_architecure")])
+    with pytest.raises(RolloutRefused, match="use_sqs_architecure"):
+        canary(spec=typo.model_dump(mode="json"))
+
+    record = env.ledger.get(env.targets.canary_service)
+    assert record.image == IMAGE and record.phase is RolloutPhase.PAUSED, [t.kind for t in record.history]
+    assert env.router.weights == Weights.canary_at(5)
