@@ -58,7 +58,7 @@ def leave_alone(state, params: dict) -> str | None:
     from flows.canary import RolloutRefused
     from flows.env import AccountNotLoaded
     from flows.progressive import DriftDetected, PhaseRefused
-    from rollway.ledger import LockHeld, NotOwner, RolloutEnded, RolloutInProgress
+    from rollway.ledger import LockHeld, NotOwner, RolloutEnded, RolloutInProgress, RolloutMovedOn
 
     exc = _exception(state)
     # AccountNotLoaded: the run could not even build its clients, and the rollback would load
@@ -66,6 +66,8 @@ def leave_alone(state, params: dict) -> str | None:
     if isinstance(exc, (ParameterTypeError, SignatureMismatchError, RolloutRefused, DriftDetected, PhaseRefused,
                         RolloutInProgress, AccountNotLoaded)):
         return f"it refused to start ({exc})"
+    if isinstance(exc, RolloutMovedOn):
+        return f"another run drove the rollout while this one waited ({exc})"
     if isinstance(exc, RolloutEnded) and _rolled_back_already(params):
         return f"its rollout was already rolled back ({exc})"
     if isinstance(exc, (LockHeld, NotOwner)) and _someone_else_owns(params):

@@ -14,7 +14,7 @@ from prefect.artifacts import create_markdown_artifact, create_progress_artifact
 from rollway.approvals import ApprovalAnswer
 from rollway.decide import Pause, StageState
 from rollway.environment import Environment
-from rollway.ledger import Transition, begin_rollback
+from rollway.ledger import RolloutMovedOn, RolloutRecord, Transition, begin_rollback
 from rollway.model import Verdict, Weights
 from rollway.phases import RolloutPhase
 from rollway.report import HEADERS, RollbackResult, RolloutResult, StageReport, markdown_table, stage_rows
@@ -57,10 +57,11 @@ class LedgerJournal:
         self.actor = actor
         self.service = env.targets.canary_service
         self._progress_id = None
+        self._seen: RolloutRecord | None = None  # the record as this run last read or wrote it
 
     # --- helpers -----------------------------------------------------------------------
     def _record(self, transition: Transition, owner: str | None = "self", **changes):
-        return self.ledger.record(
+        self._seen = self.ledger.record(
             self.service,
             owner=self.owner if owner == "self" else owner,
             now=self.env.clock.now(),
@@ -68,6 +69,7 @@ class LedgerJournal:
             lease_seconds=self.lease_seconds if owner == "self" else 0.0,
             **changes,
         )
+        return self._seen
 
     def _notify(self, subject: str, message: str) -> None:
         metrics.notify(self.env.notifier, subject, message)
@@ -86,7 +88,8 @@ class LedgerJournal:
     # --- Journal -----------------------------------------------------------------------
     def tick(self, state: StageState, verdict: Verdict | None) -> None:
         # Renews the lease, so a live run keeps the rollout and a dead one loses it.
-        self.ledger.acquire(self.service, owner=self.owner, now=self.env.clock.now(), lease_seconds=self.lease_seconds)
+        self._seen = self.ledger.acquire(self.service, owner=self.owner, now=self.env.clock.now(),
+                                         lease_seconds=self.lease_seconds)
 
     def shifted(self, state: StageState, before: Weights, after: Weights, reason: str, flags: list,
                 from_stage: int | None) -> None:
@@ -139,7 +142,19 @@ class LedgerJournal:
             # that dies after the next shift still recognises that shift as its own on resume.
             changes["stage_passed"] = True
         # A person may answer after the lease ran out (nothing renews it during a pause): take it back first.
-        self.ledger.acquire(self.service, owner=self.owner, now=self.env.clock.now(), lease_seconds=self.lease_seconds)
+        before = self._seen
+        now = self.ledger.acquire(self.service, owner=self.owner, now=self.env.clock.now(), lease_seconds=self.lease_seconds)
+        if before is not None and (now.rollout_id != before.rollout_id or len(now.history) != len(before.history)):
+            # Another run drove the rollout while this one waited (say, it took the expired lease
+            # and promoted): acting on this answer would undo that, a timeout would roll it back.
+            self.ledger.release(self.service, owner=self.owner)
+            last = now.history[-1] if now.history else None
+            raise RolloutMovedOn(
+                f"rollout {now.rollout_id!r} of {self.service!r} moved on while this run waited for "
+                f"{pause.reason!r}: it is {now.phase.value} at {now.weights}"
+                + (f" after {last.kind} by {last.actor}" if last else "")
+                + f"; {answer.approver}'s answer ({answer.action}) is not applied"
+            )
         self._record(
             Transition(
                 at=self.env.clock.now(), kind=kind, actor=answer.approver,

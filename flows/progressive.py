@@ -201,6 +201,7 @@ def run_progressive(
     phased: bool = True,
     adopt_live_weights: bool = False,
     lease_seconds: float = 600.0,
+    owner_finished: Callable[[str | None], bool] = lambda owner: True,
 ) -> RolloutResult:
     """Start or resume the service's rollout and run it to the end of the current phase.
 
@@ -209,6 +210,8 @@ def run_progressive(
             False runs every remaining stage now.
         adopt_live_weights: on drift, continue from the load balancer's weights.
         lease_seconds: how long the run's ownership lasts without renewal (rollout clock).
+        owner_finished: whether the run that owns the rollout has ended (a resume never
+            takes the rollout from a live run, whatever its lease says).
     """
     log = get_run_logger()
     if env.ledger is None:
@@ -247,6 +250,13 @@ def run_progressive(
             raise RolloutInProgress(
                 f"{service} is rolling out {record.image} ({record.phase.value}, stage {record.stage_index + 1}); "
                 f"finish or roll it back before starting {spec.image}"
+            )
+        if record.owner not in (None, owner) and not owner_finished(record.owner):
+            # A run paused for an approval renews no lease, yet it is alive: taking the rollout
+            # from it would leave two runs driving it (and its timeout would undo the other's work).
+            raise RolloutInProgress(
+                f"{service}'s rollout of {record.image} is driven by {record.owner}, whose run has not ended "
+                "(it may be waiting for an approval): answer, cancel or wait for that run"
             )
         record = env.ledger.acquire(service, owner=owner, now=env.clock.now(), lease_seconds=lease_seconds)
         spec = RolloutSpec.model_validate_json(record.spec_json)  # the recorded policy governs a resume
@@ -373,6 +383,7 @@ def progressive_rollout(
     return run_progressive(
         env, spec, prefect_approver(spec.approvals, approval_poll_seconds), owner=run_owner(), actor=actor,
         phased=phased, adopt_live_weights=adopt_live_weights, lease_seconds=lease_wall_seconds * clock.speed,
+        owner_finished=owner_finished,
     )
 
 

@@ -41,6 +41,10 @@ class RolloutEnded(LedgerError):
     """The rollout is being or has been rolled back: the run that owned it must stop acting."""
 
 
+class RolloutMovedOn(LedgerError):
+    """Someone else wrote the rollout while this run waited (for an approval): its answer is stale."""
+
+
 class RolloutNotFound(LedgerError):
     """No rollout recorded for that service."""
 

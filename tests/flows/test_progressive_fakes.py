@@ -652,3 +652,33 @@ def test_a_new_image_after_a_full_promotion_is_refused_with_advice_that_does_not
         progressive_on(env, newer, auto_approve(), owner="run-2")
     assert "abort" not in str(refused.value)
     assert env.router.weights == Weights(stable=0, canary=100)
+
+
+def test_an_answer_to_a_rollout_another_run_drove_meanwhile_is_not_applied():
+    """While run 1 waits for its approval, another run takes the expired lease and records
+    progress. Run 1's answer (here a timeout that would roll back) is stale: it stops with
+    RolloutMovedOn, moving nothing, and its hook leaves it alone."""
+    from rollway.ledger import RolloutMovedOn, Transition
+
+    env = env_with_ledger()
+    spec = RolloutSpec(image=IMAGE, stages=[Stage(weight=5, bake_seconds=120),
+                                            Stage(weight=100, bake_seconds=120, approval=True)], monitor_seconds=0)
+
+    def meanwhile(pause, summary):
+        env.clock.sleep(601)  # run 1's lease runs out during the pause
+        service = env.targets.canary_service
+        env.ledger.acquire(service, owner="run-2", now=env.clock.now(), lease_seconds=600)
+        env.ledger.record(service, owner="run-2", now=env.clock.now(),
+                          transition=Transition(at=env.clock.now(), kind="approve", actor="erin", to_stage=1))
+        env.ledger.release(service, owner="run-2")
+        return ApprovalAnswer(action="reject", approver="timeout", comment="nobody answered", timed_out=True)
+
+    with pytest.raises(RolloutMovedOn, match="moved on while this run waited") as stale:
+        progressive_on(env, spec, meanwhile)
+    assert env.router.weights == Weights.canary_at(5), "the stale answer moved no traffic"
+    assert kinds(env)[-1] == "approve"
+    from prefect.states import Failed
+
+    from flows.hooks import leave_alone
+
+    assert leave_alone(Failed(data=stale.value), {}) is not None, "the run's hook must not roll back"

@@ -96,3 +96,57 @@ def test_a_canary_run_refused_for_an_unknown_bound_flag_does_not_roll_back_the_r
     record = env.ledger.get(env.targets.canary_service)
     assert record.image == IMAGE and record.phase is RolloutPhase.PAUSED, [t.kind for t in record.history]
     assert env.router.weights == Weights.canary_at(5)
+
+
+def test_a_run_waiting_for_an_approval_keeps_its_rollout_whatever_its_lease_says():
+    """Run 1 waits at the approval before 100% longer than its lease (nothing renews a lease
+    during a pause). A second run of the same image, started by hand, is refused while run 1
+    has not ended: two runs driving one rollout let run 1's timeout undo run 2's promotion."""
+    import threading
+    import time
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType
+    from prefect.client.schemas.objects import StateType
+
+    from flows.approvals import prefect_approver
+    from flows.env import owner_finished, run_owner
+    from rollway.approvals import ApprovalAnswer, scripted
+    from rollway.ledger import RolloutInProgress
+    from rollway.spec import Approvals
+
+    env = fake_environment()
+    env.ledger = FakeLedger()
+    spec = RolloutSpec(image=IMAGE, stages=[Stage(weight=5, bake_seconds=120), Stage(weight=100, bake_seconds=120,
+                                                                                    approval=True)],
+                       approvals=Approvals(timeout_seconds=6, on_timeout="rollback"), monitor_seconds=0)
+
+    @flow(name="waits-for-approval")
+    def first(env, rollout):
+        return run_progressive(env, rollout, prefect_approver(rollout.approvals, poll_interval=1), owner=run_owner(),
+                               phased=False)
+
+    @flow
+    def second(env, rollout):
+        approve = ApprovalAnswer(action="approve", approver="erin", comment="looks fine")
+        return run_progressive(env, rollout, scripted(approve), owner=run_owner(), phased=False,
+                               owner_finished=owner_finished)
+
+    outcome: dict = {}
+    runner = threading.Thread(target=lambda: outcome.setdefault("first", first(env, spec).outcome), daemon=True)
+    runner.start()
+    deadline = time.monotonic() + 20
+    paused = []
+    while not paused and time.monotonic() < deadline:
+        with get_client(sync_client=True) as client:
+            paused = client.read_flow_runs(flow_run_filter=FlowRunFilter(
+                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PAUSED]))))
+        time.sleep(0.2)
+    assert paused, "run 1 never paused for its approval"
+    env.clock.sleep(700)  # run 1's lease runs out (600 s on the rollout clock)
+    with pytest.raises(RolloutInProgress, match="has not ended"):
+        second(env, spec)
+    runner.join(30)
+    # Nobody answered run 1: its own timeout policy decided, on its own rollout.
+    assert outcome.get("first") == "rolled_back"
+    assert env.router.weights == Weights(stable=100, canary=0)
