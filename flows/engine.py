@@ -55,7 +55,7 @@ class Journal(Protocol):
 
     def answered(self, pause: Pause, answer: ApprovalAnswer, approved_stage: int | None) -> None: ...
 
-    def rolling_back(self, reason: str) -> None: ...
+    def rolling_back(self, reason: str, actor: str) -> None: ...
 
     def rolled_back(self, result: RollbackResult, stages: list[StageReport]) -> None: ...
 
@@ -75,7 +75,7 @@ class NullJournal:
 
     def answered(self, pause, answer, approved_stage): pass
 
-    def rolling_back(self, reason): pass
+    def rolling_back(self, reason, actor): pass
 
     def rolled_back(self, result, stages): pass
 
@@ -85,7 +85,8 @@ class NullJournal:
 
 
 class Rollbacker(Protocol):
-    def __call__(self, reason: str) -> RollbackResult: ...
+    def __call__(self, reason: str, *, actor: str = "judge") -> RollbackResult:
+        """Roll back; ``actor``: who asked (the judge, the person who rejected, "timeout")."""
 
 
 def canary_capacity(stable_desired: int, weight: int) -> int:
@@ -197,6 +198,7 @@ def run_stages(
     tracker = StageTracker()
     weights = traffic.get_weights(env.router)
     history: tuple[Interval, ...] | None = None  # the baseline's past, read once per stage
+    refusal: str | None = None  # why the last answer was not applied, for the next form
 
     def finish_stage(decision_text: str, now: float, record=None) -> StageReport:
         report = tracker.report(state, weights, now, decision_text)
@@ -255,7 +257,9 @@ def run_stages(
             # The stage in progress gets a row; before the first stage there is none to show.
             running = state.stage_index >= 0 and not state.passed
             summary = markdown_table(reports + ([tracker.report(state, weights, now, "paused")] if running else []))
-            answer = approver(decision, f"**{decision.reason}**\n\n{summary}")
+            note = f"> {refusal}\n\n" if refusal else ""
+            refusal = None
+            answer = approver(decision, f"**{decision.reason}**\n\n{note}{summary}")
             target = None
             if answer.action == "approve" and decision.cause == "approval":
                 try:
@@ -263,6 +267,8 @@ def run_stages(
                 except ValueError as refused:
                     # Checked before anything is recorded: a refused answer approves nothing.
                     log.warning("approval not applied: %s; asking again", refused)
+                    # The next form says why it asks again: from the UI the answer looks lost otherwise.
+                    refusal = f"{answer.approver}'s approval was not applied: {refused}. Please answer again."
                     env.clock.sleep(spec.analysis.interval_seconds)
                     continue
             journal.answered(decision, answer, target)
@@ -271,7 +277,8 @@ def run_stages(
                 if not state.passed:
                     finish_stage("rejected", now)
                 return _rolled_back(env, spec, rollback, journal, reports, weights,
-                                    f"rejected by {answer.approver}: {answer.comment or decision.reason}")
+                                    f"rejected by {answer.approver}: {answer.comment or decision.reason}",
+                                    actor=answer.approver)
             if answer.action == "hold":
                 # Stay at these weights; the next decision pauses again after another tick.
                 env.clock.sleep(spec.analysis.interval_seconds)
@@ -334,9 +341,9 @@ def approved_stage(spec: RolloutSpec, pause: Pause, answer: ApprovalAnswer, unti
     return next_stage_for(spec, pause, answer.next_weight, until_stage)
 
 
-def _rolled_back(env, spec, rollback, journal, reports, weights, reason: str) -> RolloutResult:
-    journal.rolling_back(reason)  # intent first: a run that dies mid-rollback is finished on resume
-    result = rollback(reason)
+def _rolled_back(env, spec, rollback, journal, reports, weights, reason: str, actor: str = "judge") -> RolloutResult:
+    journal.rolling_back(reason, actor)  # intent first: a run that dies mid-rollback is finished on resume
+    result = rollback(reason, actor=actor)
     journal.rolled_back(result, reports)
     return RolloutResult(
         outcome="rolled_back", reason=reason, image=spec.image,

@@ -58,6 +58,7 @@ class LedgerJournal:
         self.service = env.targets.canary_service
         self._progress_id = None
         self._seen: RolloutRecord | None = None  # the record as this run last read or wrote it
+        self._rollback_actor = actor  # who asked for the rollback: the judge, a person, "timeout"
 
     # --- helpers -----------------------------------------------------------------------
     def _record(self, transition: Transition, owner: str | None = "self", **changes):
@@ -164,12 +165,14 @@ class LedgerJournal:
             **changes,
         )
 
-    def rolling_back(self, reason: str) -> None:
-        begin_rollback(self.ledger, self.service, actor=self.actor, reason=reason, now=self.env.clock.now())
+    def rolling_back(self, reason: str, actor: str) -> None:
+        self._rollback_actor = actor
+        begin_rollback(self.ledger, self.service, actor=actor, reason=reason, now=self.env.clock.now())
 
     def rolled_back(self, result: RollbackResult, stages: list[StageReport]) -> None:
         self._record(
-            Transition(at=self.env.clock.now(), kind="rollback", actor=self.actor, to_weights=result.weights, comment=result.reason),
+            Transition(at=self.env.clock.now(), kind="rollback", actor=self._rollback_actor, to_weights=result.weights,
+                       comment=result.reason),
             owner=None, phase=RolloutPhase.ROLLED_BACK, weights=result.weights,
         )
         self.ledger.release(self.service, owner=self.owner)

@@ -682,3 +682,43 @@ def test_an_answer_to_a_rollout_another_run_drove_meanwhile_is_not_applied():
     from flows.hooks import leave_alone
 
     assert leave_alone(Failed(data=stale.value), {}) is not None, "the run's hook must not roll back"
+
+
+def test_a_rejection_is_rolled_back_in_the_name_of_the_person_who_rejected():
+    """The SNS notice, the ledger and the bound flag's audit trail name dana, not the judge."""
+    from rollway.fakes import FakeFlagStore
+    from rollway.flags import FlagState
+    from rollway.spec import FlagBinding
+
+    env = env_with_ledger()
+    env.flags = FakeFlagStore([FlagState(feature="use_sqs_architecture")])
+    spec = RolloutSpec(image=IMAGE, stages=[Stage(weight=5, bake_seconds=120),
+                                            Stage(weight=100, bake_seconds=120, approval=True)],
+                       flags=[FlagBinding(feature="use_sqs_architecture")], monitor_seconds=0)
+    result = progressive_on(env, spec, scripted(ApprovalAnswer(action="reject", approver="dana", comment="latency")))
+    assert result.outcome == "rolled_back"
+    notice = next(m for s, m in env.notifier.messages if s.startswith("Rollback"))
+    assert "Requested by: dana" in notice, notice
+    assert env.flags.trails["use_sqs_architecture"][-1].actor == "dana"
+    record = env.ledger.get(env.targets.canary_service)
+    assert [t.actor for t in record.history if t.kind in ("rollback-start", "rollback")] == ["dana", "dana"]
+
+
+def test_an_approval_that_cannot_be_applied_says_why_in_the_next_form():
+    """dana approves next_weight 37, not a stage: nothing is approved, and the form asking
+    again says why (from the UI her answer would look lost otherwise)."""
+    env = env_with_ledger()
+    spec = RolloutSpec(image=IMAGE, stages=[Stage(weight=5, bake_seconds=120),
+                                            Stage(weight=100, bake_seconds=120, approval=True)], monitor_seconds=0)
+    forms: list[str] = []
+    answers = iter([ApprovalAnswer(action="approve", approver="dana", next_weight=37),
+                    ApprovalAnswer(action="approve", approver="dana")])
+
+    def approver(pause, summary):
+        forms.append(summary)
+        return next(answers)
+
+    assert progressive_on(env, spec, approver).outcome == "promoted"
+    assert len(forms) == 2
+    assert "not applied" not in forms[0]
+    assert "dana's approval was not applied" in forms[1] and "37" in forms[1], forms[1]
