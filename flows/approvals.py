@@ -1,21 +1,33 @@
 """Approval pauses in the Prefect UI: a typed form, the stage's table above it, a timeout policy.
 
-``pause_flow_run(wait_for_input=...)`` blocks the run until a person (or ``rollway promote``,
-or the API) resumes it with a validated answer. A pause that times out never promotes: the
-spec's ``approvals.on_timeout`` says whether it rolls back or keeps holding.
+The run pauses with an ApprovalInput form until a person (or ``rollway promote``, or the API)
+resumes it with an answer the server has validated against the form. A pause that times out
+never promotes: the spec's ``approvals.on_timeout`` says whether it rolls back or keeps
+holding. A run cancelled while it waits stops at once: the approver raises
+CancelledWhilePaused, the run ends in its cancellation state and its on_cancellation hook
+rolls the rollout back.
+
+Why not ``prefect.flow_runs.pause_flow_run``: its wait only looks for Running, so a
+cancellation (Cancelling) went unnoticed until the timeout, and taking the run out of a
+timed-out pause then had to force Running over whatever the run was in, a cancellation
+included. Here the wait reads the run's state itself and never forces a state.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Literal
+from uuid import UUID, uuid4
 
 from prefect import get_run_logger
+from prefect.client.orchestration import SyncPrefectClient, get_client
+from prefect.client.schemas.objects import State
 from prefect.context import FlowRunContext
-from prefect.exceptions import FlowPauseTimeout
-from prefect.flow_runs import pause_flow_run
+from prefect.exceptions import Abort
 from prefect.input import RunInput
-from prefect.states import Running
-from prefect.client.orchestration import get_client
+from prefect.input.run_input import keyset_from_paused_state
+from prefect.states import Paused, Running
+from prefect.utilities.engine import propose_state_sync
 from pydantic import Field
 
 from rollway.approvals import ApprovalAnswer, Approver
@@ -29,19 +41,123 @@ class ApprovalInput(RunInput):
     action: Literal["approve", "reject", "hold"] = Field(
         description="approve: go on; reject: roll back now; hold: stay at the current weights and ask again"
     )
-    approver: str = Field(min_length=1, description="who is answering (recorded in the ledger)")
+    # pattern, not a Python validator: the server checks the form's JSON schema when the run is
+    # resumed, so a blank name is refused there and the person can answer again. A check that
+    # only ran in Python would fail inside the run, after the resume, and roll the rollout back.
+    approver: str = Field(
+        min_length=1, pattern=r"\S", description="who is answering (recorded in the ledger)"
+    )
     comment: str = Field(default="", description="why (recorded in the ledger and the notifications)")
     next_weight: int | None = Field(
         default=None, ge=1, le=100, description="optional: a different next canary weight within the spec's stages"
     )
 
 
-def _back_to_running() -> None:
-    """After a pause timed out the run is still Paused on the server; put it back to Running
-    so the rollback (or the next pause) can run its tasks."""
-    context = FlowRunContext.get()
-    with get_client(sync_client=True) as client:
-        client.set_flow_run_state(context.flow_run.id, Running(), force=True)
+class CancelledWhilePaused(Exception):
+    """The run was cancelled while it waited for an answer.
+
+    An ordinary exception on purpose: the flow engine proposes Failed, the server keeps the
+    cancellation (a Cancelling run may only become Cancelled), and the engine runs the flow's
+    on_cancellation hooks.
+    """
+
+
+class PauseInterrupted(RuntimeError):
+    """The run left its pause for a state that is neither an answer, a timeout nor a cancellation
+    (for instance a person marked it Failed in the UI): the run stops rather than overwrite it."""
+
+
+def _stop_if_cancelled(state: State) -> None:
+    """Raise CancelledWhilePaused when ``state`` is a cancellation, begun (Cancelling) or done."""
+    if state.is_cancelling() or state.is_cancelled():
+        why = f" ({state.message})" if state.message else ""
+        raise CancelledWhilePaused(f"the run was cancelled while it waited for an answer{why}")
+
+
+def _expired(state: State, paused: State) -> bool:
+    """Whether ``state`` is what the server makes of a pause nobody answered in time: Failed, at
+    or after the pause's deadline (the server's own pause-expiry service, or its refusal to
+    resume an expired pause)."""
+    deadline = paused.state_details.pause_timeout
+    return state.is_failed() and deadline is not None and state.timestamp >= deadline
+
+
+def _left_for(state: State) -> PauseInterrupted:
+    return PauseInterrupted(
+        f"the run left its approval pause for {state.name or state.type.value} "
+        f"({state.message or 'no message'}), not through a resume; stopping"
+    )
+
+
+def _pause(client: SyncPrefectClient, run_id: UUID, form: type[RunInput], timeout: float) -> State:
+    """Pause the run for an answer to ``form`` and store the form; returns the Paused state.
+
+    Raises:
+        CancelledWhilePaused: the run was cancelled before it could pause.
+    """
+    # A key of our own for every pause: the server refuses a pause key that already fired.
+    proposed = Paused(timeout_seconds=timeout, pause_key=f"approval-{uuid4().hex}")
+    keyset = keyset_from_paused_state(proposed)
+    proposed.state_details.run_input_keyset = keyset
+    try:
+        state = propose_state_sync(client, proposed, flow_run_id=run_id)
+    except Abort as refused:
+        raise RuntimeError(f"the Prefect API refused to pause the run for an approval: {refused}") from refused
+    _stop_if_cancelled(state)
+    if not state.is_paused():
+        raise RuntimeError(f"the run could not pause for an approval: the Prefect API left it {state.type.value}")
+    form.save(keyset, flow_run_id=run_id)
+    return state
+
+
+def _wait_for_resume(
+    client: SyncPrefectClient, run_id: UUID, paused: State, deadline: float, poll_interval: float
+) -> bool:
+    """Read the run's state every ``poll_interval`` seconds until it is resumed (True) or its
+    pause times out (False, at the monotonic ``deadline`` or when the server expired it).
+
+    Raises:
+        CancelledWhilePaused: the run was cancelled while it waited.
+        PauseInterrupted: it was moved to any other state.
+    """
+    while True:
+        state = client.read_flow_run(run_id).state
+        if state.is_running():
+            return True
+        _stop_if_cancelled(state)
+        if _expired(state, paused):
+            return False
+        if not state.is_paused():
+            raise _left_for(state)
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        time.sleep(min(poll_interval, left))
+
+
+def _back_to_running(client: SyncPrefectClient, run_id: UUID, paused: State) -> None:
+    """Take the run out of a pause nobody answered, so the rollback (or the next pause) can run.
+
+    Running is proposed, never forced: a person may cancel at this very moment, and the server
+    refuses Running for a Cancelling run. A terminal state could be left without force, so the
+    state is checked before every proposal. Past its deadline the server answers a Paused run's
+    Running with Failed (the pause expired); Running is then proposed once more, from Failed.
+
+    Raises:
+        CancelledWhilePaused: the run was cancelled in the meantime.
+        PauseInterrupted: it was moved to any other state.
+    """
+    state = client.read_flow_run(run_id).state
+    for _ in range(3):  # Paused -> (Failed: expired) -> Running
+        _stop_if_cancelled(state)
+        if state.is_running():
+            return
+        if not (state.is_paused() or _expired(state, paused)):
+            raise _left_for(state)
+        state = propose_state_sync(client, Running(), flow_run_id=run_id)
+    _stop_if_cancelled(state)
+    if not state.is_running():
+        raise _left_for(state)
 
 
 def prefect_approver(approvals: Approvals, poll_interval: int = 2) -> Approver:
@@ -49,33 +165,41 @@ def prefect_approver(approvals: Approvals, poll_interval: int = 2) -> Approver:
 
     Args:
         approvals: the spec's timeout policy.
-        poll_interval: how often the paused run checks for an answer (seconds); Prefect's
-            default of 10 s makes a person wait for nothing.
+        poll_interval: how often the paused run checks for an answer or a cancellation
+            (seconds); Prefect's default of 10 s makes a person wait for nothing.
+
+    The approver raises CancelledWhilePaused when the run is cancelled during the pause, and
+    PauseInterrupted when it is moved out of the pause some other way.
     """
 
     def answer(pause: Pause, summary: str) -> ApprovalAnswer:
         log = get_run_logger()
+        context = FlowRunContext.get()
+        if context is None or context.flow_run is None:
+            raise RuntimeError("an approval pause needs a flow run: call the approver inside a @flow")
+        run_id = context.flow_run.id
         form = ApprovalInput.with_initial_data(
             description=f"## rollway: {pause.cause} pause\n\n{summary}\n\n"
             "Answer **approve** to continue, **reject** to roll back now, **hold** to stay here.",
             action="approve" if pause.cause == "approval" else "hold",
         )
-        try:
-            given = pause_flow_run(
-                wait_for_input=form,
-                timeout=int(approvals.timeout_seconds),
-                poll_interval=poll_interval,
-            )
-        except FlowPauseTimeout:
-            _back_to_running()
-            action = "reject" if approvals.on_timeout == "rollback" else "hold"
-            log.warning("nobody answered within %ss: %s", approvals.timeout_seconds, action)
-            return ApprovalAnswer(
-                action=action, approver="timeout", timed_out=True,
-                comment=f"no answer within {approvals.timeout_seconds:g} s",
-            )
+        # The deadline starts before the pause is proposed, as the server's does.
+        deadline = time.monotonic() + approvals.timeout_seconds
+        with get_client(sync_client=True) as client:
+            paused = _pause(client, run_id, form, approvals.timeout_seconds)
+            log.info("paused for %s: resume the run with an answer within %ss", pause.cause, approvals.timeout_seconds)
+            if _wait_for_resume(client, run_id, paused, deadline, poll_interval):
+                given = form.load(paused.state_details.run_input_keyset, flow_run_id=run_id)
+                return ApprovalAnswer(
+                    action=given.action, approver=given.approver.strip(), comment=given.comment,
+                    next_weight=given.next_weight,
+                )
+            _back_to_running(client, run_id, paused)
+        action = "reject" if approvals.on_timeout == "rollback" else "hold"
+        log.warning("nobody answered within %ss: %s", approvals.timeout_seconds, action)
         return ApprovalAnswer(
-            action=given.action, approver=given.approver, comment=given.comment, next_weight=given.next_weight
+            action=action, approver="timeout", timed_out=True,
+            comment=f"no answer within {approvals.timeout_seconds:g} s",
         )
 
     return answer

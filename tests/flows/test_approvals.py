@@ -1,17 +1,29 @@
-"""Approval pauses on a real Prefect API: answers through resume_flow_run, and timeouts."""
+"""Approval pauses on a real Prefect API: answers through resume_flow_run, timeouts, cancellation."""
 
 from __future__ import annotations
 
 import threading
 import time
 
+import pytest
 from prefect import flow
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType
+from prefect.client.schemas.filters import (
+    FlowFilter,
+    FlowFilterName,
+    FlowRunFilter,
+    FlowRunFilterState,
+    FlowRunFilterStateType,
+)
 from prefect.client.schemas.objects import StateType
 from prefect.flow_runs import resume_flow_run
+from prefect.states import Cancelled, Cancelling, Paused, Running
+from prefect.utilities.engine import propose_state_sync
 
-from flows.approvals import prefect_approver
+import flows.env
+import flows.rollback
+from flows.approvals import CancelledWhilePaused, _back_to_running, prefect_approver
+from flows.hooks import rollback_hooks
 from flows.progressive import run_progressive
 from rollway.fakes import FakeLedger
 from rollway.model import Weights
@@ -113,3 +125,152 @@ def test_timeout_with_hold_keeps_the_weights_and_asks_again():
     assert kinds.count("timeout") >= 1  # the unanswered pauses were recorded
     assert kinds[-3:] == ["reject", "rollback-start", "rollback"]
     assert result.outcome == "rolled_back"
+
+
+def paused_with_form(flow_name: str, timeout: float = 20.0):
+    """The paused run of the flow called ``flow_name``, once its input form is stored (it is
+    stored a moment after the pause, and a resume before that is refused)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with get_client(sync_client=True) as client:
+            runs = client.read_flow_runs(
+                flow_filter=FlowFilter(name=FlowFilterName(any_=[flow_name])),
+                flow_run_filter=FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PAUSED]))),
+            )
+            keyset = runs[0].state.state_details.run_input_keyset if runs else None
+            if keyset:
+                try:
+                    client.read_flow_run_input(runs[0].id, keyset["schema"])
+                    return runs[0]
+                except Exception:
+                    pass  # not stored yet
+        time.sleep(0.2)
+    raise TimeoutError(f"no paused run of {flow_name}")
+
+
+@flow(name="approvals-rollout-with-rollback-hooks", **rollback_hooks())
+def rollout_with_rollback_hooks(env, rollout: RolloutSpec):
+    return run_progressive(env, rollout, prefect_approver(rollout.approvals, poll_interval=1), owner="run-1", phased=False)
+
+
+def test_cancelling_a_paused_run_stops_the_pause_and_its_cancellation_hook_rolls_back(monkeypatch):
+    """A person cancels a run that waits at an approval (the Prefect UI sets it to Cancelling).
+
+    The pause notices within a poll and stops the run: it is never put back to Running or
+    Paused, the pause does not wait for its timeout (no timeout in the ledger), the run keeps
+    its cancellation state (in-process there is no runner to finish it to Cancelled), and its
+    on_cancellation hook rolls the rollout back.
+    """
+    env = ledger_env()
+    # The hook and the rollback flow build their environment from blocks: give them the fakes.
+    for module in (flows.env, flows.rollback):
+        monkeypatch.setattr(module, "load_environment", lambda *a, **k: env)
+    seen: list[StateType] = []
+    ended = threading.Event()
+
+    def cancel_then_watch() -> None:
+        run = paused_with_form("approvals-rollout-with-rollback-hooks")
+        with get_client(sync_client=True) as client:
+            response = client.set_flow_run_state(run.id, Cancelling(message="cancelled from the UI"))
+        seen.append(response.state.type)
+        deadline = time.monotonic() + 12
+        while time.monotonic() < deadline and not ended.is_set():
+            with get_client(sync_client=True) as client:
+                state = client.read_flow_run(run.id).state
+            if seen[-1] != state.type:
+                seen.append(state.type)
+            if state.is_paused():
+                # Asked again as if nobody had cancelled: answer, so that the run ends.
+                try:
+                    resume_flow_run(run.id, run_input={"action": "reject", "approver": "test", "comment": "end it"})
+                except Exception:
+                    pass
+            time.sleep(0.1)
+
+    watcher = threading.Thread(target=cancel_then_watch, daemon=True)
+    watcher.start()
+    try:
+        with pytest.raises(CancelledWhilePaused):
+            rollout_with_rollback_hooks(env, spec(timeout=4, on_timeout="hold"))
+    finally:
+        ended.set()
+        watcher.join(5)
+    assert seen and set(seen) <= {StateType.CANCELLING, StateType.CANCELLED}, f"states after the cancel: {seen}"
+    assert env.router.weights == Weights(stable=100, canary=0)
+    record = env.ledger.get(env.targets.canary_service)
+    assert record.phase is RolloutPhase.ROLLED_BACK
+    kinds = [t.kind for t in record.history]
+    assert "timeout" not in kinds and kinds[-2:] == ["rollback-start", "rollback"], kinds
+    assert record.history[-1].actor == "state hook (cancelling)"
+
+
+@flow(name="approvals-rollout-with-pauses")
+def rollout_to_answer(env, rollout: RolloutSpec):
+    return run_progressive(env, rollout, prefect_approver(rollout.approvals, poll_interval=1), owner="run-1", phased=False)
+
+
+def test_a_blank_approver_is_refused_at_resume_and_names_are_recorded_without_surrounding_spaces():
+    """The form refuses an approver name of only spaces when the run is resumed (the server
+    checks the form's schema), so the run keeps waiting and the person can answer again; the
+    name that is accepted is recorded in the ledger without its surrounding spaces."""
+    env = ledger_env()
+    refused: list[str] = []
+
+    def answer() -> None:
+        run = paused_with_form("approvals-rollout-with-pauses")
+        try:
+            resume_flow_run(run.id, run_input={"action": "approve", "approver": "   ", "comment": "blank"})
+        except RuntimeError as err:
+            refused.append(str(err))
+        try:
+            resume_flow_run(run.id, run_input={"action": "approve", "approver": "  dana ", "comment": "fine"})
+        except Exception:
+            pass  # the blank answer was taken: nothing is paused any more
+
+    helper = threading.Thread(target=answer, daemon=True)
+    helper.start()
+    result = rollout_to_answer(env, spec(timeout=30, on_timeout="rollback"))
+    helper.join(5)
+    approvals = [(t.actor, t.comment) for t in history(env) if t.kind == "approve"]
+    assert approvals == [("dana", "approve: fine")], approvals
+    assert refused, "the blank approver was accepted"
+    assert "Validation failed for field 'approver'" in refused[0], refused
+    assert result.outcome == "promoted"
+
+
+# --- leaving a pause that timed out, against the API directly ------------------------------------
+
+
+@flow(name="approvals-bare")
+def bare() -> None:
+    pass
+
+
+def paused_run(client, timeout_seconds: int):
+    """A flow run (no process behind it) that is Paused with ``timeout_seconds``, and its Paused state."""
+    run = client.create_flow_run(bare, state=Running())
+    paused = propose_state_sync(client, Paused(timeout_seconds=timeout_seconds, pause_key="k"), flow_run_id=run.id)
+    assert paused.is_paused()
+    return run.id, paused
+
+
+@pytest.mark.parametrize("cancel", [Cancelling, Cancelled], ids=["cancelling", "cancelled"])
+def test_leaving_a_timed_out_pause_never_overwrites_a_cancellation(cancel):
+    """A person cancels the run just as its pause times out: taking the run back to Running
+    stops instead (CancelledWhilePaused), and the run keeps the cancellation."""
+    with get_client(sync_client=True) as client:
+        run_id, paused = paused_run(client, timeout_seconds=60)
+        client.set_flow_run_state(run_id, cancel(message="cancelled from the UI"))
+        with pytest.raises(CancelledWhilePaused):
+            _back_to_running(client, run_id, paused)
+        assert client.read_flow_run(run_id).state.type is cancel().type
+
+
+def test_leaving_a_pause_the_server_expired_goes_back_to_running():
+    """Past its deadline the server answers Running with Failed (the pause expired); the run
+    still goes back to Running, so that the timeout policy (roll back, or hold) can act."""
+    with get_client(sync_client=True) as client:
+        run_id, paused = paused_run(client, timeout_seconds=1)
+        time.sleep(1.2)
+        _back_to_running(client, run_id, paused)
+        assert client.read_flow_run(run_id).state.is_running()
