@@ -175,6 +175,30 @@ def test_rejected_rollout_is_rolled_back_and_recorded(live: Live) -> None:
     assert shifts(record) == [5, 50], record.history
 
 
+def test_cancel_on_a_paused_run_rolls_it_back(live: Live) -> None:
+    """The UI's Cancel on a run waiting for an approval, with the runner of a served deployment:
+    the run ends Cancelled and its cancellation hook rolls the rollout back, once."""
+    from prefect.client.orchestration import get_client
+    from prefect.states import Cancelling
+
+    spec = small_spec(live, "2.0.0", approvals_before=(50,))
+    run_id = start_rollout(spec, actor="integration")
+    wait_approval(run_id, live, at=5)
+    with get_client(sync_client=True) as client:
+        client.set_flow_run_state(run_id, Cancelling(message="cancelled from the UI"), force=True)
+    run = wait_for_run(run_id, is_final, timeout_seconds=RUN_TIMEOUT)
+    assert run.state.is_cancelled(), f"run ended {run.state.name}: {run.state.message}\n{_serve_log(live)}"
+
+    deadline = time.monotonic() + RUN_TIMEOUT
+    while ledger_record(live).phase is not RolloutPhase.ROLLED_BACK:
+        assert time.monotonic() < deadline, f"no rollback after the cancel: {kinds(ledger_record(live))}\n{_serve_log(live)}"
+        time.sleep(0.5)
+    assert alb_weights(live) == Weights(stable=100, canary=0)
+    record = ledger_record(live)
+    assert kinds(record).count("rollback") == 1, kinds(record)
+    assert "timeout" not in kinds(record) and "approve" not in kinds(record), kinds(record)
+
+
 def test_status_promote_and_abort_commands(live: Live, capsys: pytest.CaptureFixture[str]) -> None:
     spec = small_spec(live, "2.0.0", approvals_before=(50, 100))
     run_id = start_rollout(spec, actor="integration")
