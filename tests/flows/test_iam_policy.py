@@ -1,0 +1,99 @@
+"""deployments/iam-policy.json allows every AWS call a rollout makes, and nothing it never makes.
+
+A progressive rollout with a bound flag is promoted, watched and its old service
+decommissioned, then rolled back by hand, on the embedded AWS; every call its clients make is
+mapped to the IAM action AWS checks for it. moto does not enforce IAM, so this test is what
+keeps the documented least-privilege policy in step with the code.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from prefect import flow
+
+from blocks.credentials import client_factory, credentials_for_endpoint
+from flows.progressive import run_progressive
+from flows.rollback import rollback_recorded
+from rollway.approvals import auto_approve
+from rollway.aws.environment import aws_environment
+from rollway.clock import ClockSettings
+from rollway.flags import FlagState
+from rollway.sim.traffic import TrafficSimulator
+from rollway.spec import FlagBinding, RolloutSpec, Stage, WeeklyPhase
+from tests.flows.moto_env import HEALTHY, SPEED
+
+POLICY = Path(__file__).resolve().parents[2] / "deployments" / "iam-policy.json"
+PREFIX = {"elbv2": "elasticloadbalancing", "ecs": "ecs", "cloudwatch": "cloudwatch", "sns": "sns",
+          "dynamodb": "dynamodb"}
+# TransactWriteItems is authorised per item: each kind of item needs its own action.
+ITEM_ACTIONS = {"Put": "PutItem", "Update": "UpdateItem", "Delete": "DeleteItem", "ConditionCheck": "ConditionCheckItem"}
+
+
+def iam_actions(service: str, operation: str, params: dict) -> set[str]:
+    prefix = PREFIX[service]
+    if operation == "TransactWriteItems":
+        return {f"dynamodb:{ITEM_ACTIONS[kind]}" for item in params["TransactItems"] for kind in item}
+    actions = {f"{prefix}:{operation}"}
+    if operation == "RegisterTaskDefinition":
+        if params.get("tags"):
+            actions.add("ecs:TagResource")
+        if params.get("taskRoleArn") or params.get("executionRoleArn"):
+            actions.add("iam:PassRole")
+    return actions
+
+
+def allowed() -> set[str]:
+    policy = json.loads(POLICY.read_text())
+    return {action for statement in policy["Statement"] for action in statement["Action"]}
+
+
+@flow
+def rollout_then_rollback(env, spec):
+    result = run_progressive(env, spec, auto_approve("alice"), owner="run-1", phased=False)
+    rollback_recorded(env, "rolled back by hand after the promotion", actor="oncall")
+    return result
+
+
+def test_the_documented_policy_allows_every_call_a_rollout_makes(aws):
+    used: set[str] = set()
+    # The rollout's own clients, not shared with the simulator (whose writes are not rollway's):
+    # prefect-aws caches clients by credentials, so these get a key of their own.
+    embedded = credentials_for_endpoint(aws.endpoint_url, aws.targets.region)
+    fresh = client_factory(embedded.model_copy(update={"aws_access_key_id": "rollway-iam-test"}))
+    watched: dict[str, object] = {}
+
+    def get_client(service: str):
+        client = fresh(service)
+        if service not in watched:
+            def record(model, params, **_):
+                used.update(iam_actions(service, model.name, params))
+            client.meta.events.register("before-parameter-build.*", record)
+            watched[service] = client
+        return client
+
+    settings = ClockSettings(speed=SPEED, anchor=time.time())
+    env = aws_environment(get_client, aws.targets, settings.build())
+    env.flags.put(FlagState(feature="use_sqs_architecture"), expected_version=0, actor="test", now=settings.build().now())
+    image = f"{aws.topology.repository_uri}:2.0.0"
+    spec = RolloutSpec(
+        image=image, stages=[Stage(weight=w, bake_seconds=900, min_bake_seconds=120) for w in (5, 100)],
+        flags=[FlagBinding(feature="use_sqs_architecture")], monitor_seconds=180,
+        phases=[WeeklyPhase(name="all", weights=(5, 100), decommission=True)],
+    )
+    simulator = TrafficSimulator(aws.get_client, aws.targets, aws.topology, settings.build(), profiles={},
+                                 default_profile=HEALTHY, total_rps=1000, seed=3)
+    with simulator:
+        result = rollout_then_rollback(env, spec)
+    assert result.outcome == "promoted", result.reason
+
+    missing = used - allowed()
+    assert not missing, f"calls the documented IAM policy does not allow: {sorted(missing)}"
+    # Nothing granted that no call needs. Not on this path: a revision whose task has roles
+    # (PassRole), a later rollout of the same service (the ledger's check of the newest one),
+    # `rollway flags list` (Scan), undoing a deploy whose UpdateService failed.
+    other_paths = {"iam:PassRole", "dynamodb:ConditionCheckItem", "dynamodb:Scan", "ecs:DeregisterTaskDefinition"}
+    unused = allowed() - used - other_paths
+    assert not unused, f"the policy grants actions rollway never uses: {sorted(unused)}"
