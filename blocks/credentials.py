@@ -7,7 +7,12 @@ block type with ``aws_client_parameters.endpoint_url`` pointing at the local mot
 from __future__ import annotations
 
 import threading
+import uuid
 from typing import Any, Callable
+
+import boto3
+import botocore.session
+from botocore.credentials import RefreshableCredentials
 
 from prefect_aws import AwsCredentials
 from prefect_aws.client_parameters import AwsClientParameters
@@ -72,11 +77,46 @@ def client_factory(credentials: AwsCredentials, region: str | None = None) -> Cl
         )
     clients: dict[str, Any] = {}
     lock = threading.Lock()
+    # An assumed role's credentials last an hour by default; prefect-aws assumes the role once
+    # and keeps the result, so a rollout longer than that (bakes, approvals, the monitoring
+    # window), and its rollback, would fail with ExpiredToken.
+    session = _refreshing_session(credentials) if credentials.assume_role_arn else None
 
     def get_client(service_name: str) -> Any:
         with lock:
             if service_name not in clients:
-                clients[service_name] = credentials.get_client(service_name)
+                clients[service_name] = (
+                    credentials.get_client(service_name) if session is None
+                    else session.client(service_name, **credentials.aws_client_parameters.get_params_override())
+                )
             return clients[service_name]
 
     return get_client
+
+
+def _refreshing_session(credentials: AwsCredentials) -> boto3.Session:
+    """A boto3 session on the block's assumed role whose credentials renew themselves.
+
+    botocore's RefreshableCredentials calls AssumeRole again before the current credentials
+    expire, under its own lock; every client of the session signs with the renewed ones.
+    """
+    base = credentials.model_copy(update={"assume_role_arn": None}).get_boto3_session()
+    sts = base.client("sts", **credentials.aws_client_parameters.get_params_override())
+    params = {"RoleArn": credentials.assume_role_arn, **credentials.assume_role_kwargs.get_params_override()}
+    params.setdefault("RoleSessionName", f"rollway-{uuid.uuid4().hex[:8]}")
+
+    def assume() -> dict[str, str]:
+        issued = sts.assume_role(**params)["Credentials"]
+        return {
+            "access_key": issued["AccessKeyId"],
+            "secret_key": issued["SecretAccessKey"],
+            "token": issued["SessionToken"],
+            "expiry_time": issued["Expiration"].isoformat(),
+        }
+
+    core = botocore.session.get_session()
+    # botocore has no public setter for a session's credential object; this is the usual way.
+    core._credentials = RefreshableCredentials.create_from_metadata(
+        metadata=assume(), refresh_using=assume, method="sts-assume-role"
+    )
+    return boto3.Session(botocore_session=core, region_name=credentials.region_name)

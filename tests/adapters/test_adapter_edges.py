@@ -169,3 +169,36 @@ def test_credentials_for_another_region_than_the_targets_are_refused_before_any_
     monkeypatch.setattr(AwsCredentials, "load", classmethod(lambda cls, name, *a, **k: saved))
     with pytest.raises(AccountNotLoaded, match="eu-west-1.*us-west-2"):
         load_clients(None, "rollway-aws")
+
+
+def test_assumed_role_credentials_renew_themselves_before_they_expire(aws):
+    """A block with assume_role_arn: prefect-aws assumes the role once and keeps the result, so
+    a rollout longer than the credentials' life (an hour by default) failed with ExpiredToken,
+    and so did its rollback. The clients' credentials now renew through AssumeRole again.
+
+    Credentials for 900 s are inside botocore's 15-minute renewal window from the start, so
+    every signing asks for new ones: moto issues new keys on each AssumeRole.
+    """
+    from prefect_aws.assume_role_parameters import AssumeRoleParameters
+
+    from blocks.credentials import client_factory, credentials_for_endpoint
+
+    block = credentials_for_endpoint(aws.endpoint_url, aws.targets.region).model_copy(update={
+        "aws_access_key_id": "assume-role-test",  # a client cache of its own
+        "assume_role_arn": "arn:aws:iam::123456789012:role/rollway-deployer",
+        "assume_role_kwargs": AssumeRoleParameters(DurationSeconds=900, RoleSessionName="rollway-test"),
+    })
+    elbv2 = client_factory(block)("elbv2")
+    signed_with: list[str] = []
+
+    def key_of(request, **_):
+        authorization = request.headers["Authorization"]
+        authorization = authorization.decode() if isinstance(authorization, bytes) else authorization
+        signed_with.append(authorization.split("Credential=")[1].split("/")[0])
+
+    elbv2.meta.events.register("before-send.*", key_of)
+    router = AlbRouter(elbv2, aws.targets)
+    assert router.get_weights() == Weights(stable=100, canary=0)
+    assert router.get_weights() == Weights(stable=100, canary=0)
+    assert len(signed_with) >= 2 and all(key != "assume-role-test" for key in signed_with), signed_with
+    assert len(set(signed_with)) >= 2, f"the assumed role's keys never renewed: {signed_with}"
