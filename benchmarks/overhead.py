@@ -158,13 +158,25 @@ def main() -> int:
         writes = [op for op in before if not op.startswith(READ_PREFIXES)]
         print(f"rollback: {len(before)} AWS calls until the ALB read-back shows 100% stable: {', '.join(before)}")
         print(f"first write of the rollback: {writes[0]}   (goal: ModifyRule)")
+        missed = [goal for goal, met in (
+            ("the canary was promoted", result.outcome == "promoted"),
+            ("overhead per stage < 1 s", overhead < 1.0),
+            ("at most 1 GetMetricData per tick", max(per_tick) <= 1),
+            ("ModifyRule is the rollback's first write", writes[0] == "ModifyRule"),
+        ) if not met]
 
     if not args.no_demo:
         started = time.perf_counter()
         done = subprocess.run([str(ROOT / ".venv" / "bin" / "rollway"), "demo"], cwd=ROOT,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        print(f"`rollway demo` wall time: {time.perf_counter() - started:.1f} s, exit {done.returncode}   (goal < 60 s)")
-    return 0
+        took = time.perf_counter() - started
+        print(f"`rollway demo` wall time: {took:.1f} s, exit {done.returncode}   (goal < 60 s)")
+        if done.returncode != 0 or took >= 60:
+            missed.append("`rollway demo` exits 0 within 60 s")
+    # A missed goal fails the run, so nobody reads a figure off a benchmark that did not meet it.
+    for goal in missed:
+        print(f"MISSED: {goal}", file=sys.stderr)
+    return 1 if missed else 0
 
 
 if __name__ == "__main__":
