@@ -34,6 +34,7 @@ def execute_rollback(
     bindings: Sequence[FlagBinding] = (),
     verify_timeout_seconds: float = 30.0,
     stable_timeout_seconds: float = 600.0,
+    quiet_if_unchanged: bool = False,
 ) -> RollbackResult:
     """Move all traffic back to the stable version, then retire the canary.
 
@@ -46,6 +47,9 @@ def execute_rollback(
         stable_desired: tasks the stable service needs to carry all traffic; by default the
             larger of the two services' desired counts, so capacity never shrinks.
         bindings: feature flags bound to the rollout, disabled here.
+        quiet_if_unchanged: send no notification when the rollback found nothing to change
+            (a rollout already rolled back, asked again by a hook or a second flow run): people
+            were told the first time, and a second page is noise. Costs one DescribeRules.
     """
     log = get_run_logger()
     t = env.targets
@@ -53,6 +57,8 @@ def execute_rollback(
     stable = ecs.describe_service(env.deployer, t.stable_service)
     canary = ecs.describe_service(env.deployer, t.canary_service)
     needed = stable_desired or max(stable.desired, canary.desired, 1)
+    weights_before = traffic.get_weights(env.router) if quiet_if_unchanged else None
+    canary_before = canary
     # Never below what the service already asks for (autoscaling may have raised it since the
     # rollout recorded its count): this is the moment it takes all the traffic.
     desired = max(needed, stable.desired)
@@ -107,8 +113,15 @@ def execute_rollback(
            "Run the rollback again once the flag store accepts writes.\n" if flags_failed else "")
         + "Next steps: look at the canary's logs and metrics for the window above before trying again."
     )
-    message_id = metrics.notify(env.notifier, f"Rollback: {t.canary_service}", message)
-    steps.append("notified")
+    unchanged = (weights_before == target and not scaled and not disabled and flags_failed is None
+                 and canary_before.desired == 0 and canary_before.task_definition == restore)
+    if quiet_if_unchanged and unchanged:
+        log.info("%s was already rolled back and nothing had changed: no notification", t.canary_service)
+        message_id = None
+        steps.append("nothing had changed since the rollback: not notified again")
+    else:
+        message_id = metrics.notify(env.notifier, f"Rollback: {t.canary_service}", message)
+        steps.append("notified")
     if flags_failed is not None:
         raise flags_failed
     return RollbackResult(
@@ -156,6 +169,7 @@ def rollback_recorded(env: Environment, reason: str, *, actor: str, previous_tas
     result = execute_rollback(
         env, reason, actor=actor, previous_task_definition=previous_task_definition,
         stable_desired=stable_desired, bindings=bindings or (),
+        quiet_if_unchanged=record is not None and record.phase is RolloutPhase.ROLLED_BACK,
     )
     if active:
         # owner=None: a rollback must always be able to act, whoever holds the lease.

@@ -722,3 +722,30 @@ def test_an_approval_that_cannot_be_applied_says_why_in_the_next_form():
     assert len(forms) == 2
     assert "not applied" not in forms[0]
     assert "dana's approval was not applied" in forms[1] and "37" in forms[1], forms[1]
+
+
+def test_a_rollback_asked_again_after_it_finished_does_not_page_again_unless_it_changed_something():
+    """A hook after a manual abort, two rollback flow runs, the runner's cancel: the second
+    request finds nothing to do and sends no second Rollback notice. If someone moved traffic
+    back onto the canary meanwhile, the rollback moves it again, and says so."""
+    env = env_with_ledger(canary_error_rate=0.05)
+    spec = RolloutSpec(image=IMAGE, stages=[Stage(weight=w, bake_seconds=120) for w in (5, 100)], monitor_seconds=0)
+    assert progressive_on(env, spec, auto_approve()).outcome == "rolled_back"
+
+    def pages() -> int:
+        return sum(1 for subject, _ in env.notifier.messages if subject.startswith("Rollback"))
+
+    assert pages() == 1
+
+    @flow
+    def again(reason):
+        return rollback_recorded(env, reason, actor="oncall")
+
+    result = again("asked twice")
+    assert pages() == 1 and result.notification_id is None
+    assert "not notified again" in result.steps[-1]
+    assert env.router.weights == Weights(stable=100, canary=0)
+
+    env.router.set_weights(Weights.canary_at(5))  # someone put traffic back on the canary by hand
+    again("traffic went back to the canary")
+    assert pages() == 2 and env.router.weights == Weights(stable=100, canary=0)
