@@ -6,7 +6,9 @@ other 95%, judged on 10-s or 60-s ticks. The baseline's error rate is 0.1%; the 
 model: "bursty" errors come in clusters (compound Poisson, geometric cluster sizes with mean
 ``--burst-size``, independently in each version: the hard case for a two-sample test, a
 cluster on the canary looks like a regression) and "incident" adds one 5-minute incident that
-multiplies both versions' error rate by 20 (the case a two-sample test is built for).
+multiplies both versions' error rate by 20 (the case a two-sample test is built for). Both
+versions also serve 1% slow requests (the judge's second metric), bursty and hit by the
+incident like the errors, so false rollbacks count both metrics together.
 
 Every stage's stream is generated once (seeded per stage, so results do not depend on the
 number of processes) and judged by these rules:
@@ -61,6 +63,9 @@ from rollway.judge.sequential import EvidenceSettings, StageEvidence  # noqa: E4
 from rollway.spec import Analysis, Guardrails  # noqa: E402
 
 P0 = 0.001
+# Both versions' share of slow requests (the default slo_slow_rate): the judge's second metric,
+# healthy in every scenario (the regressions are in the errors).
+SLOW_RATE = Analysis().slo_slow_rate
 CANARY_SHARE = 0.05
 SPRT_ALPHA = SPRT_BETA = 0.01
 NAIVE_LIMIT = 0.01
@@ -149,6 +154,9 @@ class Stream:
     e_b: list[int]
     history_n_b: list[int] = field(default_factory=list)
     history_e_b: list[int] = field(default_factory=list)
+    s_c: list[int] = field(default_factory=list)
+    s_b: list[int] = field(default_factory=list)
+    history_s_b: list[int] = field(default_factory=list)
 
 
 # -- traffic -----------------------------------------------------------------------------------
@@ -180,7 +188,21 @@ def make_stream(setting: Setting, scenario: Scenario, seed: str) -> Stream:
     h_e = [0] * h_ticks
     add_events(past, h_e, rps * P0, tick, cluster=cluster)
     h_n = [a + b for a, b in zip(poisson_counts(past, rps * tick * (1 - P0), h_ticks), h_e)]
-    return Stream(n_c, e_c, n_b, e_b, h_n, h_e)
+    # Slow requests, from generators of their own so the error streams (and every error-only
+    # rule) are the same with or without them; bursty like the errors, and hit by the same
+    # shared incident.
+    slow = random.Random(f"{seed}:slow")
+    s_c, s_b = [0] * ticks, [0] * ticks
+    add_events(slow, s_c, setting.canary_rps * SLOW_RATE, tick, cluster=cluster)
+    add_events(slow, s_b, setting.baseline_rps * SLOW_RATE, tick, cluster=cluster)
+    if scenario.incident:
+        add_events(slow, s_c, setting.canary_rps * SLOW_RATE * extra, tick, start=start, end=start + INCIDENT_SECONDS)
+        add_events(slow, s_b, setting.baseline_rps * SLOW_RATE * extra, tick, start=start, end=start + INCIDENT_SECONDS)
+    h_s = [0] * h_ticks
+    add_events(random.Random(f"{seed}:history:slow"), h_s, rps * SLOW_RATE, tick, cluster=cluster)
+    # A request is slow or not: never more slow requests than requests in a tick.
+    return Stream(n_c, e_c, n_b, e_b, h_n, h_e, [min(a, b) for a, b in zip(s_c, n_c)],
+                  [min(a, b) for a, b in zip(s_b, n_b)], [min(a, b) for a, b in zip(h_s, h_n)])
 
 
 # -- the rules ---------------------------------------------------------------------------------
@@ -190,12 +212,13 @@ def run_judge(stream: Stream, setting: Setting, analysis: Analysis, settings: Ev
     """The sequential judge, fed tick by tick exactly as the flows would feed it."""
     state = StageEvidence(analysis, settings)
     metrics = state.metrics
-    for n_b, e_b in zip(stream.history_n_b, stream.history_e_b):
-        state.calibrate_counts(n_b, e_b, 0)
+    for n_b, e_b, s_b in zip(stream.history_n_b, stream.history_e_b, stream.history_s_b):
+        state.calibrate_counts(n_b, e_b, s_b)
     served = 0
-    for i, (n_c, e_c, n_b, e_b) in enumerate(zip(stream.n_c, stream.e_c, stream.n_b, stream.e_b)):
+    for i, (n_c, e_c, s_c, n_b, e_b, s_b) in enumerate(
+            zip(stream.n_c, stream.e_c, stream.s_c, stream.n_b, stream.e_b, stream.s_b)):
         t = (i + 1) * setting.tick
-        state.observe(t, n_c, e_c, 0, n_b, e_b, 0)
+        state.observe(t, n_c, e_c, s_c, n_b, e_b, s_b)
         served += n_c
         if any(m.rollback is not None for m in metrics):
             return Outcome("rollback", t, served)
