@@ -22,6 +22,7 @@ from rollway.approvals import Approver
 from rollway.clock import ClockSettings
 from rollway.decide import StageState
 from rollway.environment import Environment
+from rollway.model import ServiceState
 from rollway.phases import RolloutPhase
 from rollway.report import RolloutResult
 from rollway.spec import RolloutSpec
@@ -48,44 +49,43 @@ def before_any_write() -> Iterator[None]:
         raise RolloutRefused(f"refused before any write: {err}") from err
 
 
-def preflight(env: Environment, spec: RolloutSpec) -> None:
-    """Resolve every name with read-only calls, so bad targets (or unknown bound flags) fail
-    before any write, as RolloutRefused."""
+def preflight(env: Environment, spec: RolloutSpec) -> tuple[ServiceState, ServiceState]:
+    """Resolve every name and read the stable and canary services with read-only calls, so bad
+    targets (or unknown bound flags) fail before any write, as RolloutRefused.
+
+    Returns:
+        The stable and the canary service, as they are before the rollout.
+    """
+    t = env.targets
     with before_any_write():
-        _check_names_and_traffic(env, spec)
-
-
-def _check_names_and_traffic(env: Environment, spec: RolloutSpec) -> None:
-    resolve = getattr(env.router, "resolve", None)
-    if resolve is not None:
-        resolve()
-    if spec.flags and env.flags is not None:
-        flags.check_bindings(env.flags, list(spec.flags))
-    weights = traffic.get_weights(env.router)
-    if weights.canary != 0:
-        record = env.ledger.get(env.targets.canary_service) if env.ledger is not None else None
-        if record is not None and record.phase is RolloutPhase.PROMOTED:
-            # Rolling back would put the previous version back in production: not the advice to give.
+        resolve = getattr(env.router, "resolve", None)
+        if resolve is not None:
+            resolve()
+        if spec.flags and env.flags is not None:
+            flags.check_bindings(env.flags, list(spec.flags))
+        weights = traffic.get_weights(env.router)
+        if weights.canary != 0:
+            record = env.ledger.get(t.canary_service) if env.ledger is not None else None
+            if record is not None and record.phase is RolloutPhase.PROMOTED:
+                # Rolling back would put the previous version back in production: not the advice to give.
+                raise RolloutRefused(
+                    f"the canary target group carries {weights.canary}% of traffic because rollout "
+                    f"{record.rollout_id} promoted {record.image}: {t.canary_service} is production now. Another "
+                    f"rollout needs {t.stable_service} to run that version and take the traffic back first, which "
+                    "rollway does not do yet (README, 'Not built yet')"
+                )
             raise RolloutRefused(
-                f"the canary target group carries {weights.canary}% of traffic because rollout {record.rollout_id} "
-                f"promoted {record.image}: {env.targets.canary_service} is production now. Another rollout needs "
-                f"{env.targets.stable_service} to run that version and take the traffic back first, which rollway "
-                "does not do yet (README, 'Not built yet')"
+                f"the canary target group already carries {weights.canary}% of traffic; "
+                "roll back (rollway abort) or resume that rollout before starting a new one"
             )
-        raise RolloutRefused(
-            f"the canary target group already carries {weights.canary}% of traffic; "
-            "roll back (rollway abort) or resume that rollout before starting a new one"
-        )
+        return ecs.describe_service(env.deployer, t.stable_service), ecs.describe_service(env.deployer, t.canary_service)
 
 
 def run_canary(env: Environment, spec: RolloutSpec, approver: Approver, *, actor: str = "operator") -> RolloutResult:
     """Deploy ``spec.image`` to the canary service and run the stages. Plain Python over tasks."""
     log = get_run_logger()
     t = env.targets
-    preflight(env, spec)
-    with before_any_write():
-        stable = ecs.describe_service(env.deployer, t.stable_service)
-        canary = ecs.describe_service(env.deployer, t.canary_service)
+    stable, canary = preflight(env, spec)
     metrics.notify(
         env.notifier,
         f"Rollout starting: {t.canary_service}",

@@ -15,7 +15,7 @@ from typing import Callable
 from prefect import flow, get_run_logger
 
 from flows.approvals import prefect_approver
-from flows.canary import before_any_write, preflight
+from flows.canary import preflight
 from flows.engine import run_stages
 from flows.env import load_clients, load_environment, owner_finished, run_owner
 from flows.hooks import rollback_hooks
@@ -63,10 +63,7 @@ def week_of(seconds: float) -> tuple[int, int]:
 def create_rollout(env: Environment, spec: RolloutSpec, *, owner: str, actor: str, lease_seconds: float) -> RolloutRecord:
     """Record a new rollout (refused while another one of the service is unfinished)."""
     t = env.targets
-    preflight(env, spec)
-    with before_any_write():
-        stable = ecs.describe_service(env.deployer, t.stable_service)
-        canary = ecs.describe_service(env.deployer, t.canary_service)
+    stable, canary = preflight(env, spec)
     now = env.clock.now()
     return env.ledger.create(
         RolloutRecord(
