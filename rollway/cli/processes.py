@@ -55,9 +55,9 @@ def free_port(preferred: int | None = None) -> int:
         return probe.getsockname()[1]
 
 
-def child_env(extra: Mapping[str, str], drop: Sequence[str] = ()) -> dict[str, str]:
-    """This process's environment, offline-safe, plus ``extra`` and without ``drop``."""
-    env = {k: v for k, v in os.environ.items() if k not in drop}
+def child_env(extra: Mapping[str, str]) -> dict[str, str]:
+    """This process's environment, offline-safe, plus ``extra``."""
+    env = dict(os.environ)
     env.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     env.setdefault("DO_NOT_TRACK", "1")
     env.update(extra)
