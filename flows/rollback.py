@@ -58,7 +58,6 @@ def execute_rollback(
     canary = ecs.describe_service(env.deployer, t.canary_service)
     needed = stable_desired or max(stable.desired, canary.desired, 1)
     weights_before = traffic.get_weights(env.router) if quiet_if_unchanged else None
-    canary_before = canary
     # Never below what the service already asks for (autoscaling may have raised it since the
     # rollout recorded its count): this is the moment it takes all the traffic.
     desired = max(needed, stable.desired)
@@ -86,7 +85,7 @@ def execute_rollback(
         scaled = True
 
     restore = previous_task_definition or stable.task_definition
-    canary = ecs.update_service(env.deployer, t.canary_service, task_definition=restore, desired=0)
+    retired = ecs.update_service(env.deployer, t.canary_service, task_definition=restore, desired=0)
     steps.append(f"{t.canary_service} scaled to 0 on {restore}")
 
     disabled: tuple[str, ...] = ()
@@ -114,7 +113,7 @@ def execute_rollback(
         + "Next steps: look at the canary's logs and metrics for the window above before trying again."
     )
     unchanged = (weights_before == target and not scaled and not disabled and flags_failed is None
-                 and canary_before.desired == 0 and canary_before.task_definition == restore)
+                 and canary.desired == 0 and canary.task_definition == restore)
     if quiet_if_unchanged and unchanged:
         log.info("%s was already rolled back and nothing had changed: no notification", t.canary_service)
         message_id = None
@@ -128,8 +127,8 @@ def execute_rollback(
         reason=reason,
         weights=weights,
         stable_desired=max(stable.desired, needed),
-        canary_desired=canary.desired,
-        canary_task_definition=canary.task_definition,
+        canary_desired=retired.desired,
+        canary_task_definition=retired.task_definition,
         scaled_stable=scaled,
         flags_disabled=disabled,
         notification_id=message_id,
