@@ -46,12 +46,14 @@ def _rolled_back_already(params: dict) -> bool:
 def leave_alone(state, params: dict) -> str | None:
     """Why this failed run must not be rolled back, or None when it must.
 
-    A run that refused to start (bad parameters, a missing block, drift, a lock, another
-    unfinished rollout) moved nothing, and the traffic belongs to someone else's rollout. A run stopped because
-    its rollout was rolled back (by hand, or by a hook) has nothing left to roll back once that
-    rollback has finished: a second one would only alert again, or hit the next rollout. A run
-    that lost its lease mid-way leaves the rollout to the run that took it over, if that run is
-    alive; if nobody holds it, traffic is on a version nobody watches, and it is rolled back.
+    A run that refused to start (bad parameters, a missing block, a failure before its first
+    write, drift, a lock, another unfinished rollout) moved nothing, and the traffic belongs to
+    someone else's rollout. A run stopped because its rollout was rolled back (by hand, or by a
+    hook) has nothing left to roll back once that rollback has finished: a second one would
+    only alert again, or hit the next rollout. A run whose rollout another run drove while it
+    waited for an answer leaves it to that run. A run that lost its lease mid-way leaves the
+    rollout to the run that took it over, if that run is alive; if nobody holds it, traffic is
+    on a version nobody watches, and it is rolled back.
     """
     from prefect.exceptions import ParameterTypeError, SignatureMismatchError
 
