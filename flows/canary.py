@@ -1,14 +1,16 @@
 """The canary flow: ship a new image to the canary service and walk it through the spec's stages.
 
 Each stage shifts the ALB weights (read back and verified), bakes under the judge every
-analysis tick, and decides: promote, hold or roll back. A run that fails, crashes or is
-cancelled rolls back through its state hooks, so traffic never stays on a version nobody
-is watching.
+analysis tick, and decides: promote, hold or roll back. After 100 % it watches the new
+version for the spec's ``monitor_seconds`` while the old one still runs, and rolls back on
+the monitoring guardrail. A run that fails, crashes or is cancelled rolls back through its
+state hooks, so traffic never stays on a version nobody is watching.
 """
 
 from __future__ import annotations
 
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Iterator
 
 from prefect import flow, get_run_logger
@@ -17,6 +19,7 @@ from flows.approvals import prefect_approver
 from flows.engine import run_stages
 from flows.env import load_environment
 from flows.hooks import rollback_hooks
+from flows.monitor import run_monitor
 from flows.rollback import judge_rollback
 from rollway.approvals import Approver
 from rollway.clock import ClockSettings
@@ -102,12 +105,28 @@ def run_canary(env: Environment, spec: RolloutSpec, approver: Approver, *, actor
     result = run_stages(
         env, spec, state=StageState(), stable_desired=stable.desired, approver=approver, rollback=rollback
     )
-    if result.outcome == "promoted":
-        metrics.notify(
-            env.notifier,
-            f"Rollout complete: {t.canary_service}",
-            f"{spec.image} now serves {result.final_weights.canary}% of traffic on {t.canary_service}. {result.reason}.",
-        )
+    if result.outcome != "promoted":
+        return result
+    watching = spec.monitor_seconds > 0
+    metrics.notify(
+        env.notifier,
+        f"Rollout complete: {t.canary_service}",
+        f"{spec.image} now serves {result.final_weights.canary}% of traffic on {t.canary_service}. {result.reason}."
+        + (f" Watching it for {spec.monitor_seconds / 60:g} minutes while {t.stable_service} keeps running: a "
+           f"5-minute error rate over {spec.guardrails.monitor_error_rate:.0%} rolls it back." if watching else ""),
+    )
+    if not watching:
+        return result
+    # The stable service still runs, so this is when a rollback is cheap. This flow keeps no
+    # ledger (the window lives in this run, and its hooks roll back if it dies), and must not
+    # write into a record another rollout of the service left.
+    watched = run_monitor(
+        replace(env, ledger=None), spec, window_seconds=spec.monitor_seconds, decommission=False,
+        previous_task_definition=canary.task_definition, stable_desired=stable.desired,
+    )
+    if watched.outcome == "rolled_back":
+        return result.model_copy(update={"outcome": "rolled_back", "reason": watched.reason,
+                                         "rollback": watched.rollback, "final_weights": watched.rollback.weights})
     return result
 
 

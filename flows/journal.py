@@ -196,9 +196,13 @@ class LedgerJournal:
         )
 
     def promoted(self, result: RolloutResult) -> None:
+        now = self.env.clock.now()
+        # The window is recorded with the promotion itself, so a run that dies right after still
+        # leaves a watch owed (the watchdog resumes it) and a rollback still open.
+        window = {"monitor_until": now + self.spec.monitor_seconds} if self.spec.monitor_seconds > 0 else {}
         self._record(
-            Transition(at=self.env.clock.now(), kind="promote", actor=self.actor, to_weights=result.final_weights, comment=result.reason),
-            phase=RolloutPhase.PROMOTED, weights=result.final_weights,
+            Transition(at=now, kind="promote", actor=self.actor, to_weights=result.final_weights, comment=result.reason),
+            phase=RolloutPhase.PROMOTED, weights=result.final_weights, **window,
         )
         self.ledger.release(self.service, owner=self.owner)
         create_markdown_artifact(

@@ -7,6 +7,8 @@ rate over the monitoring guardrail (5 %) rolls back while the old version can st
 the traffic; DLQ messages and slow responses alert. Only when the window passes cleanly, with
 at least half of its checks measured, is the old service scaled to zero; and if a rollback
 lands while it is being scaled down, it is scaled back up (the rollback looks again too).
+A plan that does not decommission gets the same window, closed in the ledger ("watched")
+instead of by a scale-down.
 """
 
 from __future__ import annotations
@@ -145,12 +147,14 @@ def _watch(
 
     reason = f"{window_seconds / 60:g} minutes of monitoring passed"
     alerts = tuple(sorted(alerted))
-    if not decommission:
-        return MonitorResult(outcome="passed", reason=reason, checks=checks, alerts=alerts)
     if 2 * measured < checks:
-        # A window nobody could see is not a clean window: the old service stays for a person.
+        # A window nobody could see is not a clean window: the old service stays for a person,
+        # and the window stays open (the watchdog or the monitor flow checks again).
         return _skip(env, f"{reason}, but only {measured} of its {checks} checks could read the metrics "
-                          f"({t.stable_service} kept running; run the monitor again)", checks, alerts)
+                          f"({t.stable_service} kept running; run the monitor again)", checks, alerts,
+                     subject="Monitoring unverified" if not decommission else "Decommission skipped")
+    if not decommission:
+        return _watched(env, spec, reason, window_seconds, checks, alerts, lease)
     # Claim the rollout again right before acting: a rollback begun since the last check
     # raises RolloutEnded here, and nothing is scaled down.
     lease.renew()
@@ -178,10 +182,29 @@ def _watch(
     return MonitorResult(outcome="decommissioned", reason=reason, checks=checks, alerts=alerts)
 
 
-def _skip(env: Environment, reason: str, checks: int, alerts: tuple[str, ...]) -> MonitorResult:
+def _skip(env: Environment, reason: str, checks: int, alerts: tuple[str, ...], *,
+          subject: str = "Decommission skipped") -> MonitorResult:
     """The window is over but the old service stays: say why, to the log and to people."""
     get_run_logger().warning(reason)
-    metrics.notify(env.notifier, f"Decommission skipped: {env.targets.stable_service}", reason)
+    metrics.notify(env.notifier, f"{subject}: {env.targets.stable_service}", reason)
+    return MonitorResult(outcome="passed", reason=reason, checks=checks, alerts=alerts)
+
+
+def _watched(env: Environment, spec: RolloutSpec, reason: str, window_seconds: float, checks: int,
+             alerts: tuple[str, ...], lease: _Lease) -> MonitorResult:
+    """A clean window that keeps the old service: close the window in the ledger, if there is one.
+
+    Until it is closed, the rollout stays open for a rollback and the watchdog watches again
+    if this run dies, so the mark is what ends the rollout's cheap-rollback period.
+    """
+    t = env.targets
+    lease.renew()  # a rollback begun since the last check raises RolloutEnded here: nothing is closed
+    _record(env, "watched", f"{reason}; {t.stable_service} keeps running (the plan does not decommission it)")
+    metrics.notify(
+        env.notifier, f"Monitoring passed: {t.canary_service}",
+        f"{spec.image} passed {window_seconds / 60:g} minutes of monitoring at 100%. {t.stable_service} keeps "
+        "running at 0% of traffic: this rollout does not decommission it.",
+    )
     return MonitorResult(outcome="passed", reason=reason, checks=checks, alerts=alerts)
 
 

@@ -220,7 +220,7 @@ def run_progressive(
         left = monitoring_left(recorded, record, env.clock.now())
         if left is not None:
             log.info("%s was promoted but its monitoring did not finish: watching for the %.0f s left", service, left)
-            watched = run_monitor(env, recorded, window_seconds=left,
+            watched = run_monitor(env, recorded, window_seconds=left, decommission=recorded.phases[-1].decommission,
                                   previous_task_definition=record.previous_task_definition,
                                   stable_desired=record.stable_desired, owner=owner, lease_seconds=lease_seconds)
             return RolloutResult(
@@ -285,10 +285,12 @@ def run_progressive(
         env, spec, state=state, stable_desired=record.stable_desired or 1, approver=approver,
         rollback=rollback, journal=journal, actor=actor,
     )
-    # Promotion ends the last phase; its plan says whether the old service is decommissioned.
-    if result.outcome == "promoted" and spec.phases[-1].decommission and spec.monitor_seconds > 0:
+    # Promotion ends the last phase and opens the monitoring window; the plan says whether the
+    # window ends by decommissioning the old service.
+    if result.outcome == "promoted" and spec.monitor_seconds > 0:
         watched = run_monitor(
-            env, spec, window_seconds=spec.monitor_seconds, previous_task_definition=record.previous_task_definition,
+            env, spec, window_seconds=spec.monitor_seconds, decommission=spec.phases[-1].decommission,
+            previous_task_definition=record.previous_task_definition,
             stable_desired=record.stable_desired, owner=owner, lease_seconds=lease_seconds,
         )
         if watched.outcome == "rolled_back":

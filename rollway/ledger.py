@@ -55,7 +55,7 @@ class Transition(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     at: float
-    kind: str = Field(description="start, shift, verdict, approve, reject, hold, timeout, adopt, rollback-start, rollback, promote, phase, resume, flag, decommission, monitor")
+    kind: str = Field(description="start, shift, verdict, approve, reject, hold, timeout, adopt, rollback-start, rollback, promote, phase, resume, flag, decommission, watched, monitor")
     actor: str
     from_weights: Weights | None = None
     to_weights: Weights | None = None
@@ -93,6 +93,9 @@ class RolloutRecord(BaseModel):
     canary_task_definition: str | None = None
     previous_task_definition: str | None = None
     stable_desired: int | None = Field(default=None, description="tasks the stable service needs to carry all traffic")
+    monitor_until: float | None = Field(
+        default=None, description="end of the post-promotion window, recorded with the promotion (None: no window "
+                                  "was recorded; records from before windows without a decommission)")
     owner: str | None = None
     lease_expires: float = 0.0
     version: int = 0
@@ -263,14 +266,25 @@ def as_started(record: RolloutRecord, *, owner: str, now: float, lease_seconds: 
     )
 
 
+WINDOW_ENDS = ("decommission", "rollback", "watched")
+"""Transitions that close a post-promotion window."""
+
+
 def monitoring_owed(spec: "RolloutSpec", record: RolloutRecord) -> bool:
-    """Whether a promoted rollout still owes its post-promotion window (no decommission or
-    rollback recorded since the promotion): the old service is still running."""
-    if record.phase is not RolloutPhase.PROMOTED or not spec.phases[-1].decommission or spec.monitor_seconds <= 0:
+    """Whether a promoted rollout still owes its post-promotion window: no decommission, no
+    rollback and no end of a window without decommission ("watched") recorded since the
+    promotion. The old service is still running, so a rollback is still cheap.
+    """
+    if record.phase is not RolloutPhase.PROMOTED or spec.monitor_seconds <= 0:
         return False
-    if any(t.kind in ("decommission", "rollback") for t in record.history):
+    if any(t.kind in WINDOW_ENDS for t in record.history):
         return False
-    return record.last_transition("promote") is not None
+    if record.last_transition("promote") is None:
+        return False
+    # A record promoted before windows without a decommission existed carries no
+    # ``monitor_until``: only a decommissioning plan owed it a window, and reopening the others
+    # would let `rollway abort` roll back a version long in production.
+    return spec.phases[-1].decommission or record.monitor_until is not None
 
 
 def monitoring_left(spec: "RolloutSpec", record: RolloutRecord, now: float) -> float | None:

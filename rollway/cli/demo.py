@@ -48,7 +48,8 @@ def demo_spec(image: str) -> RolloutSpec:
     # Up to 15 minutes per stage, passed early once the judge has the evidence (a healthy
     # canary needs about 16,000 requests to be shown no worse than the baseline's 0.1%).
     stages = [Stage(weight=w, bake_seconds=900, min_bake_seconds=120) for w in (5, 25, 50, 100)]
-    return RolloutSpec(image=image, stages=stages, analysis=Analysis(interval_seconds=60))
+    # Ten minutes of post-promotion monitoring instead of the default hour, to keep the demo short.
+    return RolloutSpec(image=image, stages=stages, analysis=Analysis(interval_seconds=60), monitor_seconds=600)
 
 
 def _inbox(get_client, topic_arn: str) -> str:

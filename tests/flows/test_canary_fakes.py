@@ -40,7 +40,8 @@ def test_healthy_canary_is_promoted_through_every_stage():
     assert env.deployer.task_definitions[canary.task_definition] == IMAGE
     assert canary.desired == 4  # full capacity at 100%
     subjects = [s for s, _ in env.notifier.messages]
-    assert subjects[0].startswith("Rollout starting") and subjects[-1].startswith("Rollout complete")
+    assert subjects[0].startswith("Rollout starting") and subjects[-2].startswith("Rollout complete")
+    assert subjects[-1].startswith("Monitoring passed"), "the default hour after promotion was watched"
 
 
 def test_the_baseline_history_is_read_once_per_two_sample_stage():

@@ -1,0 +1,156 @@
+"""Post-promotion monitoring when nothing is decommissioned: the canary flow, and progressive
+rollouts whose plan keeps the old service. The window is watched, closed in the ledger, and
+resumed by the watchdog if its run dies; a regression inside it rolls back."""
+
+from __future__ import annotations
+
+import pytest
+from prefect import flow
+
+from flows.canary import run_canary
+from rollway.approvals import auto_approve, scripted
+from rollway.fakes import FakeLedger, FakeMetrics, steady
+from rollway.ledger import RolloutRecord, Transition, monitoring_owed, open_for_rollback
+from rollway.model import Weights
+from rollway.phases import RolloutPhase
+from rollway.spec import RolloutSpec, Stage
+from tests.flows.fake_env import STABLE_TD, fake_environment
+from tests.flows.test_progressive_fakes import IMAGE, Killed, env_with_ledger, kinds, mortal, progressive_on
+
+HOUR = 3600.0
+
+
+def degrades_after_promotion(delay: float, bad_rate: float = 0.08):
+    """Traffic with a healthy canary that starts failing ``delay`` seconds after it first serves
+    100 %: a regression that only the post-promotion window can catch."""
+    healthy = steady(5000.0, 0.001, 0.0)
+    bad = steady(5000.0, 0.001, bad_rate)
+    seen: dict = {}
+
+    def sample(weights: Weights, t: float):
+        if weights.canary == 100:
+            seen.setdefault("full", t)
+        failing = "full" in seen and t >= seen["full"] + delay
+        return (bad if failing else healthy)(weights, t)
+
+    return sample
+
+
+def unphased_spec(monitor_seconds: float = HOUR) -> RolloutSpec:
+    # Stages without a phase plan: one phase, which does not decommission.
+    return RolloutSpec(image=IMAGE, stages=[Stage(weight=w, bake_seconds=120) for w in (5, 100)],
+                       monitor_seconds=monitor_seconds)
+
+
+@flow
+def canary_on(env, rollout: RolloutSpec):
+    return run_canary(env, rollout, scripted())
+
+
+def test_the_canary_flow_rolls_back_a_regression_inside_its_monitoring_window():
+    env = fake_environment()
+    env.metrics = FakeMetrics(env.router, degrades_after_promotion(delay=900))
+    result = canary_on(env, unphased_spec())
+    assert result.outcome == "rolled_back" and "monitoring after promotion" in result.reason
+    assert [s.weights.canary for s in result.stages] == [5, 100], "both stages passed before the regression"
+    assert env.router.weights == Weights(stable=100, canary=0)
+    assert env.deployer.services[env.targets.stable_service].desired == 4, "the old service took the traffic back"
+    assert env.deployer.services[env.targets.canary_service].task_definition == STABLE_TD
+    subjects = [s for s, _ in env.notifier.messages]
+    assert subjects[1].startswith("Rollout complete") and "Watching it for 60 minutes" in env.notifier.messages[1][1]
+    assert subjects[-1].startswith("Rollback")
+
+
+def test_a_clean_window_in_the_canary_flow_keeps_the_old_service_and_says_so():
+    env = fake_environment()
+    started = env.clock.now()
+    result = canary_on(env, unphased_spec())
+    assert result.outcome == "promoted"
+    assert env.clock.now() - started >= HOUR, "the run watched the whole window"
+    assert env.deployer.services[env.targets.stable_service].desired == 4, "nothing is decommissioned"
+    subject, message = env.notifier.messages[-1]
+    assert subject.startswith("Monitoring passed") and "does not decommission" in message
+
+
+def test_the_canary_flow_without_a_window_ends_at_the_promotion():
+    env = fake_environment()
+    env.metrics = FakeMetrics(env.router, degrades_after_promotion(delay=600))
+    result = canary_on(env, unphased_spec(monitor_seconds=0))
+    assert result.outcome == "promoted"
+    subject, message = env.notifier.messages[-1]
+    assert subject.startswith("Rollout complete") and "Watching" not in message
+
+
+def test_the_canary_flows_window_writes_nothing_into_an_earlier_rollouts_record():
+    env = fake_environment()
+    env.ledger = FakeLedger()
+    old = RolloutRecord(service=env.targets.canary_service, rollout_id="20261101T000000Z-00000000",
+                        image="webordinary/edit-container:1.9.0", spec_json=unphased_spec().model_dump_json(),
+                        phase=RolloutPhase.ROLLED_BACK)
+    env.ledger.create(old, owner="old-run", now=0.0, lease_seconds=1.0)
+    env.ledger.release(old.service, owner="old-run")
+    before = env.ledger.get(old.service)
+    assert canary_on(env, unphased_spec()).outcome == "promoted"
+    assert env.ledger.get(old.service) == before
+
+
+def test_a_progressive_rollout_that_keeps_the_old_service_is_watched_and_the_window_closed():
+    env = env_with_ledger()
+    spec = unphased_spec()
+    assert progressive_on(env, spec, auto_approve()).outcome == "promoted"
+    record = env.ledger.get(env.targets.canary_service)
+    assert kinds(env)[-2:] == ["promote", "watched"]
+    assert env.deployer.services[env.targets.stable_service].desired == 4
+    # Once the window is closed the record belongs to history: an abort must not roll back a
+    # version that passed its window.
+    assert not monitoring_owed(spec, record) and not open_for_rollback(spec, record)
+    assert env.notifier.messages[-1][0].startswith("Monitoring passed")
+
+
+def test_a_progressive_rollout_that_keeps_the_old_service_rolls_back_inside_its_window():
+    env = env_with_ledger()
+    env.metrics = FakeMetrics(env.router, degrades_after_promotion(delay=900))
+    result = progressive_on(env, unphased_spec(), auto_approve())
+    assert result.outcome == "rolled_back" and "monitoring after promotion" in result.reason
+    assert env.ledger.get(env.targets.canary_service).phase is RolloutPhase.ROLLED_BACK
+    assert env.router.weights == Weights(stable=100, canary=0)
+    assert "watched" not in kinds(env)
+
+
+def test_a_window_whose_run_died_is_watched_to_its_end_by_the_next_run():
+    spec = unphased_spec()
+    env = env_with_ledger()
+    progressive_on(env, spec, auto_approve())
+    checks_in_full_run = env.metrics.calls
+
+    env = env_with_ledger()
+    process: dict = {}
+    real = (env.metrics, env.ledger)
+    env.metrics = mortal(real[0], process, kill_after=checks_in_full_run - 20)
+    env.ledger = mortal(real[1], process)
+    with pytest.raises(Killed):
+        progressive_on(env, spec, auto_approve())
+    env.metrics, env.ledger = real
+    record = env.ledger.get(env.targets.canary_service)
+    assert record.phase is RolloutPhase.PROMOTED and "watched" not in kinds(env)
+    assert monitoring_owed(spec, record) and open_for_rollback(spec, record), "the window is still open"
+
+    env.clock.sleep(601)  # the dead run's lease runs out
+    before = env.metrics.calls
+    assert progressive_on(env, spec, auto_approve(), owner="run-2").outcome == "promoted"
+    assert kinds(env)[-1] == "watched"
+    assert env.metrics.calls - before <= 11, "only what was left of the window is watched again"
+
+
+def test_records_promoted_before_windows_without_decommission_are_not_reopened():
+    """A rollout promoted by an earlier rollway, whose plan kept the old service, owed no window:
+    it must not become abortable (or watched) again after an upgrade."""
+    spec = unphased_spec()
+    promoted_long_ago = RolloutRecord(
+        service="svc", rollout_id="20260101T000000Z-00000000", image=IMAGE, spec_json=spec.model_dump_json(),
+        phase=RolloutPhase.PROMOTED, weights=Weights(stable=0, canary=100),
+        history=(Transition(at=0.0, kind="promote", actor="alice"),),
+    )
+    assert not monitoring_owed(spec, promoted_long_ago) and not open_for_rollback(spec, promoted_long_ago)
+    recorded_window = promoted_long_ago.model_copy(update={"monitor_until": HOUR})
+    assert monitoring_owed(spec, recorded_window) and open_for_rollback(spec, recorded_window)
