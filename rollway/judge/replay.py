@@ -72,6 +72,14 @@ def parse_line(text: str, number: int, previous_t: float | None) -> Interval:
         record = json.loads(text.strip())
     except json.JSONDecodeError as exc:
         raise ReplayError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+    except ValueError:
+        # json.loads converts integer literals with int(), which refuses more digits than
+        # sys.get_int_max_str_digits() (a guard against quadratic-time conversion).
+        raise ReplayError(f"{where}: not valid JSON (an integer with more than "
+                          f"{sys.get_int_max_str_digits()} digits)") from None
+    except RecursionError:
+        # The decoder recurses once per nested array or object.
+        raise ReplayError(f"{where}: not valid JSON (nested too deeply)") from None
     if not isinstance(record, dict):
         raise ReplayError(f"{where}: expected a JSON object, got {type(record).__name__}")
     unknown = sorted(set(record) - _TOP_KEYS)

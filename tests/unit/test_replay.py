@@ -84,6 +84,12 @@ MALFORMED = [
     ('{"t": Infinity, "canary": {"requests": 60}}\n', "line 1: 't' must be a finite number"),
     ('{"t": 1' + "0" * 400 + ', "canary": {"requests": 60}}\n', "line 1: 't' must be a finite number"),
     ('{"t": 60, "canary": {"requests": 1' + "0" * 400 + '}}\n', "line 1: 'canary.requests' is 1000"),
+    # Past 4300 digits json.loads itself refuses an integer (ValueError, not JSONDecodeError),
+    # and a deeply nested line exhausts the recursion limit: both are a bad line, not a crash.
+    ('{"t": 60, "canary": {"requests": 1' + "0" * 5000 + '}}\n',
+     "line 1: not valid JSON (an integer with more than 4300 digits)"),
+    ('{"t": 60, "canary": {"requests": 60}}\n' + "[" * 100_000 + "]" * 100_000 + "\n",
+     "line 2: not valid JSON (nested too deeply)"),
     ('{"t": 60, "canary": {"requests": 60, "latency_p99_ms": NaN}}\n',
      "line 1: 'canary.latency_p99_ms' must be a finite number or null"),
     ('{"t": 60, "canary": {"requests": 60}}\n\n{"t": 60, "canary": {"requests": 60}}\n',
@@ -207,5 +213,11 @@ def test_a_malformed_history_file_is_named_with_its_line(tmp_path):
     code, lines = run(DATA / "regression.jsonl", history=str(history))
     assert code == EXIT_BAD_INPUT and len(lines) == 1
     assert "history.jsonl" in lines[0] and "line 2" in lines[0]
+    for content, message in (('{"t": -60, "baseline": {"requests": 1' + "0" * 5000 + '}}\n', "more than 4300 digits"),
+                             ("[" * 100_000 + "\n", "nested too deeply")):
+        history.write_text(content)
+        code, lines = run(DATA / "regression.jsonl", history=str(history))
+        assert code == EXIT_BAD_INPUT and len(lines) == 1
+        assert "history.jsonl: line 1: not valid JSON" in lines[0] and message in lines[0]
     code, lines = run("-", history="-")
     assert code == EXIT_BAD_INPUT and "standard input" in lines[0]
