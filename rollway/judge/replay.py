@@ -88,8 +88,9 @@ def parse_line(text: str, number: int, previous_t: float | None) -> Interval:
     t = record.get("t")
     if isinstance(t, bool) or not isinstance(t, (int, float)) or not _finite(t):
         raise ReplayError(f"{where}: 't' must be a finite number (the interval's end in seconds), got {_short(t)}")
-    if previous_t is not None and t <= previous_t:
-        raise ReplayError(f"{where}: t={t:g} is not after the previous line's t={previous_t:g}")
+    # Compared as stored (a float), so two lines never end up with the same t.
+    if previous_t is not None and float(t) <= previous_t:
+        raise ReplayError(f"{where}: t={format_t(t)} is not after the previous line's t={format_t(previous_t)}")
     versions = {}
     for name in ("baseline", "canary"):
         value = record.get(name)
@@ -118,6 +119,16 @@ def parse_line(text: str, number: int, previous_t: float | None) -> Interval:
             problems = "; ".join(e["msg"] for e in exc.errors())
             raise ReplayError(f"{where}: '{name}' is invalid: {problems}") from None
     return Interval(t=float(t), **versions)
+
+
+def format_t(t: float) -> str:
+    """A time as a person reads it: 1700000060, 60.5; never rounded ("t=1.7e+09" hides minutes).
+
+    Whole numbers print without a decimal point up to 1e16 (beyond, every float is whole and
+    repr's exponent is shorter); anything else prints as repr, the shortest exact form.
+    """
+    t = float(t)
+    return str(int(t)) if t.is_integer() and abs(t) < 1e16 else repr(t)
 
 
 def _finite(number: int | float) -> bool:
@@ -212,7 +223,7 @@ def replay(intervals: Sequence[Interval], analysis: Analysis, guardrails: Guardr
             verdict = assess(judge, guardrails, observation, stage_over=stage_over)
         decision = _DECISION[verdict.phase]
         if decision != last:
-            changes.append(f"t={interval.t:g} {decision}: {verdict.reason}")
+            changes.append(f"t={format_t(interval.t)} {decision}: {verdict.reason}")
             last = decision
         if verdict.phase in (Phase.FAILED, Phase.SUCCESSFUL) or stage_over:
             final = "inconclusive" if decision in ("running", "error") else decision

@@ -72,6 +72,17 @@ def test_the_first_decision_ends_the_replay():
     assert len(lines) == 3
 
 
+def test_decision_lines_print_epoch_seconds_in_full(tmp_path):
+    rows = [json.loads(line) for line in (DATA / "regression.jsonl").read_text().splitlines() if line.strip()]
+    epoch = write_lines(tmp_path / "epoch.jsonl", [{**row, "t": 1_700_000_000 + row["t"]} for row in rows])
+    code, lines = run(epoch)
+    assert [line.split(":")[0] for line in lines[:-1]] == ["t=1700000060 running", "t=1700000120 rollback"]
+    assert summary(lines)["decided_at_t"] == 1_700_000_120
+    fraction = write_lines(tmp_path / "fraction.jsonl", [{**row, "t": row["t"] + 0.5} for row in rows])
+    code, lines = run(fraction)
+    assert [line.split(":")[0] for line in lines[:-1]] == ["t=60.5 running", "t=120.5 rollback"]
+
+
 MALFORMED = [
     # (file content, line number and message fragment)
     ('{"t": 60, "canary": {"requests": 60}}\n[1, 2]\n', "line 2: expected a JSON object, got list"),
@@ -94,6 +105,11 @@ MALFORMED = [
      "line 1: 'canary.latency_p99_ms' must be a finite number or null"),
     ('{"t": 60, "canary": {"requests": 60}}\n\n{"t": 60, "canary": {"requests": 60}}\n',
      "line 3: t=60 is not after the previous line's t=60"),
+    # Epoch seconds are printed in full: "t=1.7e+09" would make both times look alike.
+    ('{"t": 1700000060, "canary": {"requests": 60}}\n{"t": 1700000000, "canary": {"requests": 60}}\n',
+     "line 2: t=1700000000 is not after the previous line's t=1700000060"),
+    ('{"t": 1700000060.25, "canary": {"requests": 60}}\n{"t": 1700000060.125, "canary": {"requests": 60}}\n',
+     "line 2: t=1700000060.125 is not after the previous line's t=1700000060.25"),
     ('{"t": 60, "canary": {"errors": 1}}\n', "line 1: 'canary' has no 'requests'"),
     ('{"t": 60, "canary": {"requests": 60.5}}\n', "line 1: 'canary.requests' must be a whole number"),
     ('{"t": 60, "canary": {"requests": true}}\n', "line 1: 'canary.requests' must be a whole number"),
