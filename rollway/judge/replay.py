@@ -34,9 +34,9 @@ from typing import Iterable, Sequence, TextIO
 
 from pydantic import ValidationError
 
-from rollway.judge import assess
-from rollway.judge.sequential import SequentialJudge, StageEvidence
-from rollway.model import Interval, Observation, Verdict, VersionSample
+from rollway.judge.guardrails import RunningTotals, check_totals
+from rollway.judge.sequential import SequentialJudge
+from rollway.model import Interval, Verdict, VersionSample
 from rollway.phases import Phase
 from rollway.spec import Analysis, Guardrails
 
@@ -160,26 +160,6 @@ def read_intervals(lines: Iterable[str]) -> list[Interval]:
     return intervals
 
 
-class _Incremental:
-    """The Judge protocol over a growing list of intervals: each call reads only the new ones.
-
-    A replay file never revises an interval, so the running state can be kept (the flows
-    re-fold every tick because CloudWatch may revise recent datapoints).
-    """
-
-    def __init__(self, analysis: Analysis) -> None:
-        self.state: StageEvidence = SequentialJudge(analysis).start()
-        self.seen = 0
-
-    uses_history = False  # a replay file holds the stage only
-
-    def evaluate(self, intervals: Sequence[Interval], *, stage_over: bool, history: Sequence[Interval] = ()) -> Verdict:
-        for interval in intervals[self.seen:]:
-            self.state.observe_interval(interval)
-        self.seen = len(intervals)
-        return self.state.verdict(stage_over=stage_over)
-
-
 @dataclass(frozen=True)
 class ReplayResult:
     """The decision a replay reached, and the lines printed on the way."""
@@ -206,21 +186,26 @@ def replay(intervals: Sequence[Interval], analysis: Analysis, guardrails: Guardr
 
     ``history``: the baseline's intervals before the stage (only their baseline counts count).
     """
-    judge = _Incremental(analysis)
-    judge.state.calibrate(history)
+    state = SequentialJudge(analysis).start()
+    state.calibrate(history)
+    # A replay file never revises an interval, so the judge's state and the guardrail's totals
+    # run along with the file: each tick reads only the new interval (the flows re-fold every
+    # tick because CloudWatch may revise recent datapoints).
+    canary_totals, baseline_totals = RunningTotals("canary"), RunningTotals("baseline")
     changes: list[str] = []
     last = None
     canary_requests = 0
     for i, interval in enumerate(intervals):
-        seen = intervals[: i + 1]
         stage_over = i == len(intervals) - 1
         if interval.canary is not None:
             canary_requests += interval.canary.requests
-        if guardrails is None:
-            verdict = judge.evaluate(seen, stage_over=stage_over)
-        else:
-            observation = Observation(start=intervals[0].t, end=interval.t, intervals=tuple(seen))
-            verdict = assess(judge, guardrails, observation, stage_over=stage_over)
+        state.observe_interval(interval)
+        verdict = state.verdict(stage_over=stage_over)
+        if guardrails is not None:
+            canary_totals.add(interval)
+            baseline_totals.add(interval)
+            guard = check_totals(guardrails, canary_totals.sample(), baseline_totals.requests, monitoring=False)
+            verdict = _worst(verdict, guard)
         decision = _DECISION[verdict.phase]
         if decision != last:
             changes.append(f"t={format_t(interval.t)} {decision}: {verdict.reason}")
@@ -229,6 +214,14 @@ def replay(intervals: Sequence[Interval], analysis: Analysis, guardrails: Guardr
             final = "inconclusive" if decision in ("running", "error") else decision
             return ReplayResult(final, interval.t, canary_requests, verdict.reason, tuple(changes))
     raise AssertionError("unreachable: the last interval always decides")
+
+
+def _worst(verdict: Verdict, guard: Verdict) -> Verdict:
+    """The judge's verdict with the guardrail's on top, as ``rollway.judge.assess`` combines
+    them (the worse of the two, alerts merged) for an observation whose intervals are final."""
+    alerts = verdict.alerts + guard.alerts
+    worse = guard if guard.phase.rank > verdict.phase.rank else verdict
+    return worse.model_copy(update={"alerts": alerts})
 
 
 def replay_main(
