@@ -4,10 +4,11 @@ FILE is JSON Lines, one object per interval, in time order::
 
     {"t": 60, "baseline": {"requests": 1140, "errors": 1, "slow": 12}, "canary": {"requests": 60, "errors": 0}}
 
-``errors`` and ``slow`` default to 0 (an absent 5xx datapoint means none); a version that is
-absent or null had no request count in that interval (no data, not zero traffic). Blank
-lines are skipped; anything else that is not such an object stops the replay with an error
-naming the line.
+``errors`` and ``slow`` absent or null count as 0 (an absent 5xx datapoint means none); a
+version that is absent or null, or whose ``requests`` is null, had no request count in that
+interval (no data, not zero traffic). Counts may be whole decimals (1140.0, as CloudWatch
+returns them). Blank lines are skipped; anything else that is not such an object stops the
+replay with an error naming the line.
 
 The replay feeds the intervals one at a time to the sequential judge with the seed's
 guardrails on top (as the flows do), prints a line whenever the decision changes, and ends at
@@ -102,17 +103,30 @@ def parse_line(text: str, number: int, previous_t: float | None) -> Interval:
         if extra:
             raise ReplayError(f"{where}: unknown key(s) in '{name}': {', '.join(map(repr, extra))}")
         if "requests" not in value:
-            raise ReplayError(f"{where}: '{name}' has no 'requests' (leave the version out when it has no data)")
+            raise ReplayError(f"{where}: '{name}' has no 'requests' (write null, or leave the version out, "
+                              "when it has no data)")
+        value = dict(value)
         for key in ("requests", "errors", "slow"):
-            if key in value and (isinstance(value[key], bool) or not isinstance(value[key], int)):
-                raise ReplayError(f"{where}: '{name}.{key}' must be a whole number, got {_short(value[key])}")
-            if key in value and value[key] > MAX_COUNT:
-                raise ReplayError(f"{where}: '{name}.{key}' is {_short(value[key])}, more than {MAX_COUNT:.0e}")
+            count = value.get(key)
+            if count is None:
+                # A missing datapoint: no errors or slow requests (the model's default of 0);
+                # for requests, no data (handled below).
+                value.pop(key, None)
+                continue
+            # CloudWatch returns every value as a double: 1140.0 is the count 1140.
+            if isinstance(count, float) and count.is_integer():
+                count = value[key] = int(count)
+            if isinstance(count, bool) or not isinstance(count, int):
+                raise ReplayError(f"{where}: '{name}.{key}' must be a whole number, got {_short(count)}")
+            if count > MAX_COUNT:
+                raise ReplayError(f"{where}: '{name}.{key}' is {_short(count)}, more than {MAX_COUNT:.0e}")
         for key in ("latency_avg_ms", "latency_p99_ms"):
             latency = value.get(key)
             if latency is not None and (isinstance(latency, bool) or not isinstance(latency, (int, float))
                                         or not _finite(latency)):
                 raise ReplayError(f"{where}: '{name}.{key}' must be a finite number or null, got {_short(latency)}")
+        if "requests" not in value:
+            continue  # a null request count: no data for the version, as when it is null or absent
         try:
             versions[name] = VersionSample.model_validate(value)
         except ValidationError as exc:

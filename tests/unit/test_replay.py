@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from rollway.judge.replay import EXIT_BAD_INPUT, EXIT_OK, ReplayError, read_intervals, replay_main
+from rollway.model import VersionSample
 
 DATA = Path(__file__).parent / "data"
 DEFAULTS = dict(alpha=0.01, margin=0.001, mode="two-sample")
@@ -112,6 +113,10 @@ MALFORMED = [
      "line 2: t=1700000060.125 is not after the previous line's t=1700000060.25"),
     ('{"t": 60, "canary": {"errors": 1}}\n', "line 1: 'canary' has no 'requests'"),
     ('{"t": 60, "canary": {"requests": 60.5}}\n', "line 1: 'canary.requests' must be a whole number"),
+    ('{"t": 60, "canary": {"requests": 60, "errors": 0.5}}\n', "line 1: 'canary.errors' must be a whole number"),
+    ('{"t": 60, "canary": {"requests": 1e20}}\n', "line 1: 'canary.requests' is 100000000000000000000, more than"),
+    # A null request count is no data, but the version's other fields must still make sense.
+    ('{"t": 60, "canary": {"requests": null, "errors": "3"}}\n', "line 1: 'canary.errors' must be a whole number"),
     ('{"t": 60, "canary": {"requests": true}}\n', "line 1: 'canary.requests' must be a whole number"),
     ('{"t": 60, "baseline": {"requests": -1}}\n', "line 1: 'baseline' is invalid"),
     ('{"t": 60, "baseline": 5}\n', "line 1: 'baseline' must be an object or null"),
@@ -166,6 +171,23 @@ def test_read_intervals_keeps_absent_versions_as_no_data():
     assert rows[0].canary.slow == 0  # absent counts are zero
     with pytest.raises(ReplayError, match="line 1"):
         read_intervals(["{"])
+
+
+def test_null_counts_and_whole_decimals_follow_the_missing_data_rules():
+    """A null 5xx or slow count is an absent datapoint, so 0; a null request count is no data
+    for that version, as a null version is; CloudWatch's decimals (1140.0) are whole counts."""
+    rows = read_intervals([
+        '{"t": 60, "baseline": {"requests": 1140.0, "errors": null, "slow": null},'
+        ' "canary": {"requests": 60.0, "errors": 1.0, "slow": 2e0}}',
+        '{"t": 120, "baseline": {"requests": 1140, "errors": 2}, "canary": {"requests": null, "errors": 3}}',
+        '{"t": 180, "baseline": {"requests": null, "slow": null}, "canary": {"requests": 60, "errors": null}}',
+    ])
+    assert rows[0].baseline == VersionSample(requests=1140, errors=0, slow=0)
+    assert rows[0].canary == VersionSample(requests=60, errors=1, slow=2)
+    assert type(rows[0].canary.requests) is int
+    assert (rows[1].canary, rows[2].baseline) == (None, None)
+    assert rows[1].baseline == VersionSample(requests=1140, errors=2)
+    assert rows[2].canary == VersionSample(requests=60)
 
 
 def test_the_rollway_command_reads_standard_input_and_can_leave_out_the_guardrails():
