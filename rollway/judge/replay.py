@@ -166,6 +166,10 @@ def read_intervals(lines: Iterable[str]) -> list[Interval]:
     """
     intervals: list[Interval] = []
     for number, text in enumerate(lines, start=1):
+        if number == 1:
+            # A UTF-8 byte order mark (Windows editors, PowerShell) is not part of the first
+            # line; files are opened as utf-8-sig, this covers standard input.
+            text = text.removeprefix("\ufeff")
         if not text.strip():
             continue
         intervals.append(parse_line(text, number, intervals[-1].t if intervals else None))
@@ -298,7 +302,7 @@ def _load(path: str, err: TextIO) -> list[Interval] | None:
     try:
         if path == "-":
             return read_intervals(sys.stdin)
-        with open(path, encoding="utf-8") as handle:
+        with open(path, encoding="utf-8-sig") as handle:
             return read_intervals(handle)
     except OSError as exc:
         print(f"error: cannot read {path}: {exc.strerror or exc}", file=err)

@@ -190,6 +190,24 @@ def test_null_counts_and_whole_decimals_follow_the_missing_data_rules():
     assert rows[2].canary == VersionSample(requests=60)
 
 
+def test_a_utf8_byte_order_mark_is_skipped(tmp_path):
+    """Windows editors and PowerShell start UTF-8 files with a BOM; it is not part of line 1."""
+    text = (DATA / "regression.jsonl").read_text()
+    stage = tmp_path / "stage.jsonl"
+    stage.write_bytes(b"\xef\xbb\xbf" + text.encode())
+    history = tmp_path / "history.jsonl"
+    history.write_bytes(b"\xef\xbb\xbf" + b'{"t": -60, "baseline": {"requests": 22800, "errors": 23}}\n')
+    code, lines = run(stage, history=str(history))
+    assert code == EXIT_OK and summary(lines)["verdict"] == "rollback"
+    # Standard input, or lines read some other way.
+    assert read_intervals(["\ufeff" + line for line in text.splitlines()[:1]])[0].t == 60.0
+    # (-m from the repository's root runs this checkout, whichever one the venv's script points at.)
+    done = subprocess.run([sys.executable, "-m", "rollway.judge.replay", "-"], input=b"\xef\xbb\xbf" + text.encode(),
+                          capture_output=True, timeout=60, check=False, cwd=Path(__file__).parents[2])
+    assert done.returncode == EXIT_OK, done.stderr
+    assert json.loads(done.stdout.splitlines()[-1])["verdict"] == "rollback"
+
+
 def test_the_rollway_command_reads_standard_input_and_can_leave_out_the_guardrails():
     """``rollway judge --replay -`` reads standard input; ``--no-guardrails`` judges statistically only.
 
