@@ -205,6 +205,12 @@ class Dispersion:
         estimate = self._estimate()
         return 1.0 if estimate is None else max(1.0, estimate[0] - self.z * estimate[1])
 
+    def point(self) -> float:
+        """The estimate itself, at least 1 (1 without data): what a pass, which must not be
+        fooled by bursts, divides its evidence by."""
+        estimate = self._estimate()
+        return 1.0 if estimate is None else max(1.0, estimate[0])
+
     def upper(self) -> float:
         """A conservative upper bound of the dispersion (``z`` standard errors above); inf without data."""
         estimate = self._estimate()

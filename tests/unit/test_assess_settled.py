@@ -67,8 +67,9 @@ def test_a_period_whose_5xx_count_is_late_cannot_pass_the_stage():
     assert assess(judge, GUARDRAILS, partial, stage_over=False).phase is Phase.SUCCESSFUL, \
         "the partial period alone would pass the stage"
     assert assess(judge, GUARDRAILS, partial, stage_over=False, settled_until=newest - 60).phase is Phase.RUNNING
-    # A tick later the count has landed: the period held 30 errors (5%), and nothing passed.
-    complete = observed(minutes(*[v(600)] * (n - 1), v(600, 30), v(600)))
+    # A tick later the count has landed: the period held 30 errors (5%), and nothing passed;
+    # the failure goes on, and the next period rolls back.
+    complete = observed(minutes(*[v(600)] * (n - 1), v(600, 30), v(600, 30), v(600, 30)))
     later = assess(judge, GUARDRAILS, complete, stage_over=False, settled_until=newest)
     assert later.phase is Phase.FAILED, later.reason
 

@@ -35,15 +35,16 @@ FILE_CASES = [
     ("regression.jsonl", {}, "rollback", 120.0, 1200, "0.83%"),
     ("healthy.jsonl", {}, "promote", 1140.0, 11400, "pass"),
     ("incident_both.jsonl", {}, "inconclusive", 1200.0, 12000, "a person must decide"),
-    # The baseline's steady counts lift the one-interval cap, so the second bad
-    # minute decides (the third, with the cap).
-    ("incident_canary.jsonl", {}, "rollback", 420.0, 4200, "canary is worse"),
+    # The canary's first bad minutes could be a burst of its own, so the one-interval
+    # cap holds (its earlier counts are too few to show it steady): the third bad minute
+    # decides.
+    ("incident_canary.jsonl", {}, "rollback", 480.0, 4800, "canary is worse"),
     ("missing.jsonl", {"guardrails": False}, "inconclusive", 240.0, 180, "a person must decide"),
     # The guardrail sees the canary's 5 errors in 60 requests at t=120, which the two-sample
     # judge skips for want of a baseline count.
     ("missing.jsonl", {}, "rollback", 120.0, 120, "guardrail"),
     # A stricter alpha needs more evidence: the same regression is caught two minutes later.
-    ("regression.jsonl", {"alpha": 1e-6}, "rollback", 240.0, 2400, "1/alpha = 2000000"),
+    ("regression.jsonl", {"alpha": 1e-6}, "rollback", 240.0, 2400, "1/(alpha/2) = 2000000"),
     ("regression.jsonl", {"mode": "one-sample"}, "rollback", 120.0, 1200, "vs SLO"),
 ]
 
@@ -243,8 +244,10 @@ def write_lines(path: Path, rows: list[dict]) -> Path:
     return path
 
 
-def test_history_of_a_steady_baseline_lets_the_first_bad_minute_decide(tmp_path):
-    """The judge alone (no guardrails): a canary at 10% errors for two minutes."""
+def test_the_first_bad_minute_of_a_canary_never_seen_steady_does_not_decide_alone(tmp_path):
+    """The judge alone (no guardrails): a canary at 10% errors for two minutes. The baseline's
+    steady past does not lift the cap by itself: the canary's own first minute could be a
+    burst of its own."""
     stage = write_lines(tmp_path / "stage.jsonl", [
         {"t": t, "baseline": {"requests": 11400, "errors": 12}, "canary": {"requests": 600, "errors": 60}}
         for t in (60, 120)
@@ -260,7 +263,7 @@ def test_history_of_a_steady_baseline_lets_the_first_bad_minute_decide(tmp_path)
         code, lines = run(stage, guardrails=False, history=None if history is None else str(history))
         assert code == EXIT_OK, lines
         decided[name] = (summary(lines)["verdict"], summary(lines)["decided_at_t"])
-    assert decided == {"none": ("rollback", 120.0), "steady": ("rollback", 60.0), "bursty": ("rollback", 120.0)}
+    assert decided == {"none": ("rollback", 120.0), "steady": ("rollback", 120.0), "bursty": ("rollback", 120.0)}
 
 
 def test_a_malformed_history_file_is_named_with_its_line(tmp_path):
