@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 # registry/repository:tag or @digest, as docker and ECS accept it; no whitespace.
 _IMAGE = re.compile(r"^[a-z0-9][a-z0-9._:/-]*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}|@sha256:[0-9a-f]{64})$")
@@ -234,8 +234,17 @@ class RolloutSpec(BaseModel):
         # Custom stages without a phase plan run as one phase, instead of failing against
         # the default weekly plan the user never asked for.
         if isinstance(data, dict) and "stages" in data and "phases" not in data:
-            stages = [s if isinstance(s, Stage) else Stage.model_validate(s) for s in data["stages"]]
-            data = {**data, "phases": (WeeklyPhase(name="all stages", weights=tuple(s.weight for s in stages)),)} if stages else data
+            stages = data["stages"]
+            # Anything but a list of valid stages is left for the field's own validation to report
+            # (null, a number, a bad stage): raised from here, it was a bare TypeError, which
+            # Prefect and the rollback hooks did not recognise as a bad parameter.
+            if not isinstance(stages, (list, tuple)) or not stages:
+                return data
+            try:
+                weights = tuple(s.weight if isinstance(s, Stage) else Stage.model_validate(s).weight for s in stages)
+            except ValidationError:
+                return data
+            data = {**data, "phases": (WeeklyPhase(name="all stages", weights=weights),)}
         return data
 
     @model_validator(mode="after")

@@ -150,3 +150,53 @@ def test_a_run_waiting_for_an_approval_keeps_its_rollout_whatever_its_lease_says
     # Nobody answered run 1: its own timeout policy decided, on its own rollout.
     assert outcome.get("first") == "rolled_back"
     assert env.router.weights == Weights(stable=100, canary=0)
+
+
+def week_one_holding_at_5(monkeypatch):
+    """A rollout whose week 1 ended holding 5 %: the traffic a refused run must not touch."""
+    env = ledger_env()
+    hooks_and_flows_see(monkeypatch, env)
+    weekly = RolloutSpec(image=IMAGE, stages=[Stage(weight=w, bake_seconds=120) for w in (5, 50, 100)],
+                         phases=[WeeklyPhase(name="week 1", weights=(5,)), WeeklyPhase(name="week 2", weights=(50, 100))])
+
+    @flow
+    def week_one(env, spec):
+        return run_progressive(env, spec, auto_approve("alice"), owner="run-1", phased=True)
+
+    assert week_one(env, weekly).outcome == "holding"
+    assert env.router.weights == Weights.canary_at(5)
+    return env
+
+
+def assert_left_alone(env) -> None:
+    record = env.ledger.get(env.targets.canary_service)
+    assert record.image == IMAGE and record.phase is RolloutPhase.PAUSED, [t.kind for t in record.history]
+    assert env.router.weights == Weights.canary_at(5)
+    assert not [s for s, _ in env.notifier.messages if s.startswith("Rollback")]
+
+
+@pytest.mark.parametrize("stages", [None, 5, "5,100"])
+def test_a_run_whose_spec_stages_are_not_a_list_is_refused_as_a_parameter_error(monkeypatch, stages):
+    """A cleared "stages" field in the UI's JSON (null) raised a bare TypeError from the spec's
+    before-validator: Prefect failed the run, the hook did not see a refusal, and rolled back
+    the rollout holding 5 %."""
+    env = week_one_holding_at_5(monkeypatch)
+    state = progressive_rollout(spec={"image": NEWER, "stages": stages}, return_state=True)
+    assert state.is_failed() and "Validation of flow parameters failed" in (state.message or "")
+    assert "stages" in state.message
+    assert_left_alone(env)
+
+
+def test_any_failure_of_prefects_parameter_validation_is_a_refusal():
+    """Prefect reports whatever its parameter validation raises (ParameterTypeError,
+    ParameterBindError, a bare TypeError from a validator) under one message: the run's body
+    never started, so it moved nothing."""
+    from prefect.states import Failed
+
+    from flows.hooks import leave_alone
+
+    for exc in (TypeError("'NoneType' object is not iterable"), ValueError("anything")):
+        state = Failed(data=exc, message=f"Validation of flow parameters failed with error: {exc!r}")
+        assert leave_alone(state, {}) is not None
+    ran = Failed(data=TypeError("boom"), message="Flow run encountered an exception: TypeError('boom')")
+    assert leave_alone(ran, {}) is None

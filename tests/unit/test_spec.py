@@ -96,3 +96,11 @@ def test_the_analysis_interval_is_a_whole_number_of_cloudwatch_minutes(seconds):
     with pytest.raises(ValueError, match="interval_seconds"):
         Analysis(interval_seconds=seconds)
     assert Analysis(interval_seconds=120).interval_seconds == 120
+
+
+@pytest.mark.parametrize("stages", [None, 5, "5,100", [None], [{"weight": 5, "bake_seconds": "long"}]])
+def test_stages_of_the_wrong_type_are_a_validation_error(stages):
+    """Not a bare TypeError from the validator that derives the one-phase plan: Prefect and the
+    UI report a ValidationError as a bad parameter, naming the field."""
+    with pytest.raises(ValidationError, match="stages"):
+        RolloutSpec.model_validate({"image": "repo/app:1", "stages": stages})
