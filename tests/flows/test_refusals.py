@@ -200,3 +200,43 @@ def test_any_failure_of_prefects_parameter_validation_is_a_refusal():
         assert leave_alone(state, {}) is not None
     ran = Failed(data=TypeError("boom"), message="Flow run encountered an exception: TypeError('boom')")
     assert leave_alone(ran, {}) is None
+
+
+@pytest.mark.parametrize("bad", [
+    {"approval_poll_seconds": -1},  # time.sleep(-1) at the first pause, after the rollout moved
+    {"approval_poll_seconds": 0},
+    {"lease_wall_seconds": -1},  # ValueError in the ledger's acquire, on a resume
+    {"lease_wall_seconds": float("nan")},
+    {"actor": "  "},  # MissingUserId at the first shift of a bound flag, after the deploy
+    {"clock": {"speed": 60}},  # a fast clock needs the anchor its metric source shares
+    {"clock": {"speed": 60, "anchor": float("nan")}},
+])
+def test_a_progressive_run_with_an_unusable_parameter_is_refused_before_its_body(monkeypatch, bad):
+    """Each of these was accepted by the flow's signature and failed deep in the run, where the
+    hook took it for a failed rollout and rolled back the rollout holding the service."""
+    env = week_one_holding_at_5(monkeypatch)
+    env.flags = FakeFlagStore([FlagState(feature="use_sqs_architecture")])
+    spec = {"image": IMAGE, "flags": [{"feature": "use_sqs_architecture"}],
+            "stages": [{"weight": w, "bake_seconds": 120} for w in (5, 50, 100)],
+            "phases": [{"name": "week 1", "weights": [5]}, {"name": "week 2", "weights": [50, 100]}]}
+    state = progressive_rollout(spec=spec, phased=False, return_state=True, **bad)
+    assert state.is_failed() and "Validation of flow parameters failed" in (state.message or ""), state.message
+    assert_left_alone(env)
+
+
+@pytest.mark.parametrize("flow_fn,bad", [
+    ("canary", {"actor": ""}),
+    ("canary", {"clock": {"speed": 60}}),
+    ("advance_phase", {"approval_poll_seconds": -1}),
+    ("advance_phase", {"lease_wall_seconds": 0}),
+    ("advance_phase", {"actor": " "}),
+])
+def test_other_flows_refuse_unusable_parameters_before_their_body(monkeypatch, flow_fn, bad):
+    from flows.progressive import advance_phase
+
+    env = week_one_holding_at_5(monkeypatch)
+    run = {"canary": canary, "advance_phase": advance_phase}[flow_fn]
+    args = {"spec": {"image": NEWER}} if flow_fn == "canary" else {}
+    state = run(return_state=True, **args, **bad)
+    assert state.is_failed() and "Validation of flow parameters failed" in (state.message or ""), state.message
+    assert_left_alone(env)

@@ -104,3 +104,19 @@ def test_stages_of_the_wrong_type_are_a_validation_error(stages):
     UI report a ValidationError as a bad parameter, naming the field."""
     with pytest.raises(ValidationError, match="stages"):
         RolloutSpec.model_validate({"image": "repo/app:1", "stages": stages})
+
+
+@pytest.mark.parametrize("settings,message", [
+    ({"speed": 60}, "needs an anchor"),
+    ({"speed": 60, "anchor": float("nan")}, "finite"),
+    ({"speed": float("inf")}, "finite|less than"),
+    ({"speed": 0}, "greater than 0"),
+])
+def test_clock_settings_that_cannot_build_a_clock_are_refused(settings, message):
+    """Refused when the settings are validated (a flow's parameters, the serve script's
+    options), not by build() inside the run, where the hook's rollback failed the same way."""
+    from rollway.clock import ClockSettings
+
+    with pytest.raises(ValidationError, match=message):
+        ClockSettings(**settings)
+    assert ClockSettings(speed=60, anchor=1_795_000_000.0).build().speed == 60
