@@ -16,6 +16,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 _IMAGE = re.compile(r"^[a-z0-9][a-z0-9._:/-]*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}|@sha256:[0-9a-f]{64})$")
 
 
+# A key the model does not know is refused, not dropped: a misspelt "aproval" or "on_timout"
+# was silently ignored, and the rollout ran without the pause or with the default it named.
+# Ledger records store specs as JSON (model_dump_json), and no field has ever been removed or
+# renamed, so every recorded key is still a field; a field retired later must be dropped by
+# name where records are read, not by letting unknown keys through again.
+_STRICT = ConfigDict(frozen=True, allow_inf_nan=False, extra="forbid")
+
+
 class Stage(BaseModel):
     """One traffic step: shift the canary to ``weight`` percent, then bake under the judge.
 
@@ -23,7 +31,7 @@ class Stage(BaseModel):
     passes before it, and ``bake_seconds`` bounds how long the stage observes.
     """
 
-    model_config = ConfigDict(frozen=True, allow_inf_nan=False)
+    model_config = _STRICT
 
     weight: int = Field(ge=1, le=100)
     bake_seconds: float = Field(default=600.0, gt=0)
@@ -44,7 +52,7 @@ class Stage(BaseModel):
 class Guardrails(BaseModel):
     """The seed's absolute thresholds; they apply whatever the judge says."""
 
-    model_config = ConfigDict(frozen=True, allow_inf_nan=False)
+    model_config = _STRICT
 
     canary_error_rate: float = Field(default=0.01, gt=0, le=1, description="roll back above, during canary stages")
     monitor_error_rate: float = Field(default=0.05, gt=0, le=1, description="roll back above, while monitoring")
@@ -56,7 +64,7 @@ class Guardrails(BaseModel):
 class Analysis(BaseModel):
     """How stages are judged."""
 
-    model_config = ConfigDict(frozen=True, allow_inf_nan=False)
+    model_config = _STRICT
 
     judge: Literal["threshold", "sequential"] = "sequential"
     # ALB metrics have one-minute resolution: CloudWatch accepts only periods that are multiples of 60 for them.
@@ -109,7 +117,7 @@ class Analysis(BaseModel):
 class Approvals(BaseModel):
     """What happens when nobody answers an approval pause."""
 
-    model_config = ConfigDict(frozen=True, allow_inf_nan=False)
+    model_config = _STRICT
 
     timeout_seconds: float = Field(default=3600.0, gt=0)
     on_timeout: Literal["rollback", "hold"] = "rollback"
@@ -118,7 +126,7 @@ class Approvals(BaseModel):
 class WeeklyPhase(BaseModel):
     """A weekly phase: the stages (by weight) it runs, and whether it ends by decommissioning."""
 
-    model_config = ConfigDict(frozen=True, allow_inf_nan=False)
+    model_config = _STRICT
 
     name: str
     weights: tuple[int, ...]
@@ -135,7 +143,7 @@ class WeeklyPhase(BaseModel):
 class FlagBinding(BaseModel):
     """A feature flag whose rollout percentage follows the traffic (or a schedule of its own)."""
 
-    model_config = ConfigDict(frozen=True, allow_inf_nan=False)
+    model_config = _STRICT
 
     feature: str = Field(min_length=1)
     follow: Literal["traffic", "schedule"] = "traffic"
@@ -191,7 +199,7 @@ def default_phases() -> tuple[WeeklyPhase, ...]:
 class RolloutSpec(BaseModel):
     """One rollout: the image to ship and the policy to ship it with."""
 
-    model_config = ConfigDict(frozen=True, allow_inf_nan=False)
+    model_config = _STRICT
 
     image: str = Field(description="the container image of the new version, e.g. repo:1.4.0")
     stages: tuple[Stage, ...] = Field(default_factory=default_stages)

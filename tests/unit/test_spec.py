@@ -120,3 +120,30 @@ def test_clock_settings_that_cannot_build_a_clock_are_refused(settings, message)
     with pytest.raises(ValidationError, match=message):
         ClockSettings(**settings)
     assert ClockSettings(speed=60, anchor=1_795_000_000.0).build().speed == 60
+
+
+IMG = "webordinary/edit-container:2.0.0"
+
+
+@pytest.mark.parametrize("spec,where", [
+    ({"image": IMG, "stages": [{"weight": 5}, {"weight": 25, "aproval": True}, {"weight": 100}]}, "aproval"),
+    ({"image": IMG, "approvals": {"on_timout": "hold"}}, "on_timout"),
+    ({"image": IMG, "stagse": [{"weight": 50}, {"weight": 100}]}, "stagse"),
+    ({"image": IMG, "analysis": {"intervall_seconds": 120}}, "intervall_seconds"),
+    ({"image": IMG, "guardrails": {"canary_error_rat": 0.05}}, "canary_error_rat"),
+    ({"image": IMG, "phases": [{"name": "all", "weights": [5, 25, 50, 75, 100], "decomission": True}]}, "decomission"),
+    ({"image": IMG, "flags": [{"feature": "f", "folow": "schedule"}]}, "folow"),
+])
+def test_a_misspelt_key_is_refused_not_dropped(spec, where):
+    """A misspelt key used to be dropped without a word: no approval pause, a timeout that
+    still rolls back, the default plan instead of the stages given."""
+    with pytest.raises(ValidationError, match=f"{where}[\\s\\S]*Extra inputs are not permitted"):
+        RolloutSpec.model_validate(spec)
+
+
+def test_every_recorded_spec_field_is_still_a_field():
+    """The ledger stores a rollout's spec as JSON; an old record must still parse. No field was
+    ever removed or renamed (git log -p rollway/spec.py): if one is, drop it explicitly, by name,
+    when a record is read, instead of letting unknown keys through again."""
+    spec = RolloutSpec(image=IMG, flags=[FlagBinding(feature="f", follow="schedule", schedule={5: 0, 100: 100})])
+    assert RolloutSpec.model_validate_json(spec.model_dump_json()) == spec
