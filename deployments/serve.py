@@ -13,6 +13,7 @@ from the UI needs only its RolloutSpec.
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any, Sequence
 
 from cyclopts import App
@@ -172,7 +173,9 @@ def main(
         aws_credentials_block=credentials_block,
         clock=clock,
         approval_poll_seconds=approval_poll_seconds,
-        spec=RolloutSpec.model_validate_json(spec_json) if spec_json else None,
+        # model_validate, not model_validate_json: that reads a recorded spec, without the
+        # rules a new one must meet.
+        spec=RolloutSpec.model_validate(json.loads(spec_json)) if spec_json else None,
         phased=phased,
         schedules_active=not paused_schedules,
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 # registry/repository:tag or @digest, as docker and ECS accept it; no whitespace.
 _IMAGE = re.compile(r"^[a-z0-9][a-z0-9._:/-]*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}|@sha256:[0-9a-f]{64})$")
@@ -22,6 +22,20 @@ _IMAGE = re.compile(r"^[a-z0-9][a-z0-9._:/-]*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,12
 # renamed, so every recorded key is still a field; a field retired later must be dropped by
 # name where records are read, not by letting unknown keys through again.
 _STRICT = ConfigDict(frozen=True, allow_inf_nan=False, extra="forbid")
+
+# Validation context of a spec read back from a ledger record (RolloutSpec.model_validate_json).
+_RECORDED = "rollway.recorded_spec"
+
+
+def _new_spec(info: ValidationInfo) -> bool:
+    """Whether the rules a spec must meet to start a rollout apply: not to a recorded spec.
+
+    A rollout recorded before a rule existed must still be read back, or its rollback (the
+    rollback flow, `rollway abort`) could not read its record; only what a new spec is held to
+    (a last stage of 100, a phase plan, bakes of a whole period, schedules on stage weights)
+    is waived, never the types and ranges every spec has always had.
+    """
+    return not (info.context or {}).get(_RECORDED, False)
 
 
 class Stage(BaseModel):
@@ -162,9 +176,14 @@ class FlagBinding(BaseModel):
     )
 
     @model_validator(mode="after")
-    def _schedule_valid(self) -> "FlagBinding":
+    def _schedule_valid(self, info: ValidationInfo) -> "FlagBinding":
         if self.follow == "schedule" and not self.schedule:
             raise ValueError(f"flag {self.feature!r} follows a schedule but has none")
+        if self.follow == "traffic" and self.schedule and _new_spec(info):
+            # It used to be ignored without a word: the flag followed the traffic instead.
+            raise ValueError(
+                f"flag {self.feature!r} follows the traffic but has a schedule; set follow='schedule' to use it"
+            )
         for pct in self.schedule.values():
             if not 0 <= pct <= 100:
                 raise ValueError(f"flag {self.feature!r}: percentage {pct} outside 0..100")
@@ -227,13 +246,21 @@ class RolloutSpec(BaseModel):
 
     @field_validator("stages")
     @classmethod
-    def _stages_increasing(cls, value: tuple[Stage, ...]) -> tuple[Stage, ...]:
+    def _stages_increasing(cls, value: tuple[Stage, ...], info: ValidationInfo) -> tuple[Stage, ...]:
         if not value:
             raise ValueError("a rollout needs at least one stage")
         weights = [s.weight for s in value]
         for before, after in zip(weights, weights[1:]):
             if after <= before:
                 raise ValueError(f"stage weights must be strictly increasing, got {weights}")
+        if weights[-1] != 100 and _new_spec(info):
+            # A plan ending below 100 % was "promoted" with the old version still serving the
+            # rest, which nothing watched and `rollway abort` could not undo. Holding at a lower
+            # weight is what a weekly phase does: end a phase there, not the stage list.
+            raise ValueError(
+                f"the last stage must be 100 (stages are {weights}): to hold at a lower weight for a "
+                "while, end a weekly phase there"
+            )
         return value
 
     @model_validator(mode="before")
@@ -256,8 +283,10 @@ class RolloutSpec(BaseModel):
         return data
 
     @model_validator(mode="after")
-    def _phases_cover_stages(self) -> "RolloutSpec":
+    def _phases_cover_stages(self, info: ValidationInfo) -> "RolloutSpec":
         stage_weights = [s.weight for s in self.stages]
+        if _new_spec(info):
+            self._runnable(stage_weights)
         phase_weights = [w for p in self.phases for w in p.weights]
         if self.phases and phase_weights != stage_weights:
             raise ValueError(
@@ -275,6 +304,41 @@ class RolloutSpec(BaseModel):
         if len(set(names)) != len(names):
             raise ValueError("a flag may be bound only once")
         return self
+
+    def _runnable(self, stage_weights: list[int]) -> None:
+        """Rules a spec must meet to start a rollout (waived for recorded specs: see _new_spec)."""
+        if not self.phases:
+            # An empty plan runs no phase: the run crashed after deploying the canary.
+            raise ValueError("a phase plan needs at least one phase: leave phases out to run every stage as one "
+                             "phase, or list the weekly phases")
+        interval = self.analysis.interval_seconds
+        short = [s.weight for s in self.stages if s.bake_seconds < interval]
+        if short:
+            # The judge reads whole periods of interval_seconds: a shorter stage never has one,
+            # and ends Inconclusive (a pause for a person) however healthy the canary is.
+            raise ValueError(
+                f"stage(s) {short}% bake for less than one analysis interval ({interval} s), "
+                "so the judge would never see a whole period to pass them: bake at least that long"
+            )
+        for binding in self.flags:
+            strays = sorted(w for w in binding.schedule if w not in stage_weights)
+            if strays:
+                # A key is the stage the percentage applies from: anything else never applies
+                # where it says (a weight between stages applies at the next one, unseen).
+                raise ValueError(
+                    f"flag {binding.feature!r}: schedule keys {strays} are not stage weights (stages are {stage_weights})"
+                )
+
+    @classmethod
+    def model_validate_json(cls, json_data, **kwargs) -> "RolloutSpec":  # type: ignore[override]
+        """Read a spec recorded as JSON (the ledger's ``spec_json``).
+
+        JSON is how rollway records a spec; a spec from a person arrives as a dict or keyword
+        arguments (flow parameters, the UI form, the serve script parses its JSON option first).
+        A recorded spec is read without the rules a new spec must meet (see ``_new_spec``).
+        """
+        context = {_RECORDED: True, **(kwargs.pop("context", None) or {})}
+        return super().model_validate_json(json_data, context=context, **kwargs)
 
     @property
     def weights(self) -> tuple[int, ...]:

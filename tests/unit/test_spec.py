@@ -73,8 +73,7 @@ def test_targets_reject_same_stable_and_canary():
 
 
 @pytest.mark.parametrize("stages,phases", [
-    # the old service would be scaled to zero while it still serves half the requests
-    ((5, 50), [WeeklyPhase(name="all", weights=(5, 50), decommission=True)]),
+    # (a plan whose last stage is below 100 is refused whatever its phases decommission)
     ((5, 50, 100), [WeeklyPhase(name="week 1", weights=(5,), decommission=True),
                     WeeklyPhase(name="week 2", weights=(50, 100))]),
 ])
@@ -147,3 +146,50 @@ def test_every_recorded_spec_field_is_still_a_field():
     when a record is read, instead of letting unknown keys through again."""
     spec = RolloutSpec(image=IMG, flags=[FlagBinding(feature="f", follow="schedule", schedule={5: 0, 100: 100})])
     assert RolloutSpec.model_validate_json(spec.model_dump_json()) == spec
+
+
+@pytest.mark.parametrize("spec,message", [
+    # A last stage below 100 ended "promoted" with the old version serving the rest, and
+    # `rollway abort` then found nothing to abort.
+    ({"stages": [{"weight": 5}, {"weight": 25}]}, "last stage must be 100"),
+    ({"stages": [{"weight": 5}, {"weight": 50}], "phases": [{"name": "all", "weights": [5, 50], "decommission": True}]},
+     "last stage must be 100"),
+    # An empty plan ran no phase: the run crashed with an IndexError after deploying the canary.
+    ({"phases": []}, "at least one phase"),
+    # A stage shorter than one analysis period never sees a whole period: it could never pass.
+    ({"stages": [{"weight": 5, "bake_seconds": 30}, {"weight": 100, "bake_seconds": 30}]}, "less than one analysis interval"),
+    ({"stages": [{"weight": 5, "bake_seconds": 150}, {"weight": 100}], "analysis": {"interval_seconds": 180}},
+     "less than one analysis interval"),
+    # A schedule's keys are the stages it applies from; others never apply (or apply unseen).
+    ({"flags": [{"feature": "f", "follow": "schedule", "schedule": {"-3": 5, "500": 50}}]}, "not stage weights"),
+    ({"flags": [{"feature": "f", "follow": "schedule", "schedule": {"5": 0, "60": 50}}]}, "not stage weights"),
+    # A schedule with the default follow="traffic" was ignored: the flag followed the traffic.
+    ({"flags": [{"feature": "f", "schedule": {"5": 0, "100": 100}}]}, "follows the traffic"),
+])
+def test_a_plan_that_cannot_run_as_written_is_refused(spec, message):
+    with pytest.raises(ValidationError, match=message):
+        RolloutSpec.model_validate({"image": IMG, **spec})
+
+
+def test_a_bake_of_exactly_one_period_and_a_schedule_on_stage_weights_are_fine():
+    spec = RolloutSpec.model_validate({
+        "image": IMG, "stages": [{"weight": 5, "bake_seconds": 60}, {"weight": 100, "bake_seconds": 60}],
+        "flags": [{"feature": "f", "follow": "schedule", "schedule": {"5": 0, "100": 100}}]})
+    assert spec.flags[0].percentage_at(100) == 100
+
+
+def test_a_recorded_spec_is_read_back_even_if_later_rules_refuse_it():
+    """The rollback flow, `rollway abort` and a resume read the rollout's spec from its ledger
+    record. A rollout recorded before a rule existed (a last stage below 100, an empty phase
+    plan, a short bake, a schedule under follow="traffic") must still be read, or nothing could
+    roll it back; a spec given to a flow is held to every rule."""
+    import json
+
+    old = {"image": IMG, "stages": [{"weight": 5, "bake_seconds": 30}, {"weight": 25, "bake_seconds": 30}],
+           "phases": [], "flags": [{"feature": "f", "schedule": {"-3": 5}}]}
+    recorded = RolloutSpec.model_validate_json(json.dumps(old))
+    assert recorded.weights == (5, 25) and recorded.phases == ()
+    with pytest.raises(ValidationError):
+        RolloutSpec.model_validate(old)
+    with pytest.raises(ValidationError, match="Extra inputs"):  # a record still holds only known fields
+        RolloutSpec.model_validate_json(json.dumps({**old, "stagse": []}))
