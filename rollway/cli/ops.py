@@ -79,14 +79,16 @@ def load_account(targets_block: str | None, credentials_block: str | None) -> tu
     """The saved targets and a client factory on the saved credentials (from the Prefect API).
 
     Raises:
-        OpsError: a block does not exist on the API.
+        OpsError: a block does not exist on the API, or does not validate.
     """
     from flows.env import load_clients
     from prefect.settings import PREFECT_API_URL
 
     try:
         return load_clients(targets_block, credentials_block)
-    except ValueError as err:
+    # RuntimeError: Prefect's Block.load for a saved block that no longer validates (saved
+    # before a rule on its names existed), which used to print a traceback.
+    except (ValueError, RuntimeError) as err:
         raise OpsError(
             f"{err} (Prefect API {PREFECT_API_URL.value() or 'ephemeral'}); pass --targets-block and "
             "--credentials-block, or set PREFECT_API_URL to the server `rollway up` printed"

@@ -157,6 +157,26 @@ def test_commands_answer_bad_input_and_an_unreachable_api_in_one_line(capsys) ->
     assert "cannot reach the Prefect API" in err and "Traceback" not in err
 
 
+def test_status_reports_a_block_that_fails_validation_in_one_line(monkeypatch, capsys) -> None:
+    """A block saved before a rule existed (region "us west 2", an empty metrics namespace) no
+    longer validates: Prefect's Block.load raises a RuntimeError for it, which status printed
+    as a traceback."""
+    import flows.env
+    from rollway.cli import app
+
+    def unloadable(targets_block, credentials_block):
+        raise RuntimeError(f"Unable to load {targets_block!r} of block type 'rollway-targets' due to failed validation.")
+
+    monkeypatch.setattr(flows.env, "load_clients", unloadable)
+    try:
+        code = app(["status", "--targets-block", "old-block"], result_action="return_value")
+    except SystemExit as stop:
+        code = int(stop.code)
+    err = capsys.readouterr().err
+    assert code == 1 and "Traceback" not in err
+    assert "Unable to load 'old-block'" in err and "failed validation" in err
+
+
 def test_command_defaults_name_the_blocks_that_up_saves() -> None:
     from blocks import register
 

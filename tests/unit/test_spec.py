@@ -193,3 +193,25 @@ def test_a_recorded_spec_is_read_back_even_if_later_rules_refuse_it():
         RolloutSpec.model_validate(old)
     with pytest.raises(ValidationError, match="Extra inputs"):  # a record still holds only known fields
         RolloutSpec.model_validate_json(json.dumps({**old, "stagse": []}))
+
+
+@pytest.mark.parametrize("fields", [
+    {"region": ""}, {"region": "us-west-2 "}, {"region": "us west 2"}, {"region": "US-WEST-2"},
+    {"region": "mars-north-1"}, {"region": "us-west"},
+    # An empty namespace was accepted, and every GetMetricData failed after the canary had 5 %.
+    {"metrics_namespace": ""}, {"metrics_namespace": "   "}, {"metrics_namespace": " Webordinary/Production"},
+    {"rule_path": ""}, {"rule_path": "/ *"},
+    {"dashboard": ""}, {"alarms": ("",)}, {"alarms": (" high-error-rate",)},
+    {"stacks": ("",)}, {"stacks": ("1Stack",)},
+    {"queues": ({"name": "", "dlq_name": "dlq"},)}, {"queues": ({"name": "q", "dlq_name": " "},)},
+    {"tables": ({"name": "t t", "hash_key": "id"},)}, {"tables": ({"name": "sessions", "hash_key": ""},)},
+])
+def test_targets_refuse_names_aws_would_reject(fields):
+    with pytest.raises(ValidationError):
+        Targets(**fields)
+
+
+@pytest.mark.parametrize("region", ["us-west-2", "eu-central-1", "ap-southeast-4", "us-gov-west-1", "cn-north-1",
+                                    "us-iso-east-1", "us-isob-east-1", "il-central-1"])
+def test_targets_take_every_form_of_aws_region(region):
+    assert Targets(region=region).region == region
