@@ -177,6 +177,22 @@ def test_status_reports_a_block_that_fails_validation_in_one_line(monkeypatch, c
     assert "Unable to load 'old-block'" in err and "failed validation" in err
 
 
+@pytest.mark.parametrize("command", ["promote", "abort"])
+@pytest.mark.parametrize("name", ["", "   "])
+def test_an_explicitly_blank_approver_is_refused_not_replaced_by_the_os_user(command, name, capsys) -> None:
+    """`--approver ''` recorded the OS user's name (``approver or getpass.getuser()``): only an
+    omitted --approver defaults to it. Refused before any block, API or AWS call."""
+    from rollway.cli import app
+
+    try:
+        code = app([command, "--approver", name], result_action="return_value")
+    except SystemExit as stop:
+        code = int(stop.code)
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "--approver" in err and "blank" in err and "Traceback" not in err
+
+
 def test_command_defaults_name_the_blocks_that_up_saves() -> None:
     from blocks import register
 
