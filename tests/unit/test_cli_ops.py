@@ -280,15 +280,30 @@ def test_a_work_pool_run_that_refused_to_start_is_not_rolled_back(monkeypatch, f
     )
 
 
-def test_serve_script_refuses_a_fast_clock_without_an_anchor() -> None:
+@pytest.mark.parametrize("options,message", [
+    (["--speed", "60"], "needs an anchor"),
+    (["--speed", "0"], "speed"),
+    (["--speed", "60", "--anchor", "nan"], "anchor"),
+    # It became the default of every deployment, and each paused run then failed.
+    (["--approval-poll-seconds", "-1"], "--approval-poll-seconds"),
+    (["--poll-seconds", "0"], "--poll-seconds"),
+    (["--limit", "0"], "--limit"),
+    (["--spec-json", "{}"], "--spec-json"),
+    (["--spec-json", "{not json"], "--spec-json"),
+])
+def test_serve_script_refuses_bad_options_in_one_line(options, message) -> None:
+    """Refused before anything is registered, with the error on stderr and exit code 2, not a
+    traceback (or, for the poll interval, a default every deployment's runs would fail on)."""
     import subprocess
 
     done = subprocess.run(
-        [sys.executable, str(ROOT / "deployments" / "serve.py"), "--speed", "60"],
-        env=child_env({"PREFECT_API_URL": "http://127.0.0.1:9/api"}), capture_output=True, text=True, timeout=120,
+        [sys.executable, str(ROOT / "deployments" / "serve.py"), *options],
+        # PYTHONPATH: the script imports this tree's rollway, not the one installed in the venv.
+        env=child_env({"PREFECT_API_URL": "http://127.0.0.1:9/api", "PYTHONPATH": str(ROOT)}),
+        capture_output=True, text=True, timeout=120,
     )
-    assert done.returncode != 0
-    assert "needs an anchor" in done.stderr
+    assert done.returncode == 2, done.stderr
+    assert message in done.stderr and "Traceback" not in done.stderr, done.stderr
 
 
 # --- child processes ----------------------------------------------------------------------
