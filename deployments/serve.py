@@ -13,6 +13,9 @@ from the UI needs only its RolloutSpec.
 
 from __future__ import annotations
 
+import json
+import math
+import sys
 from typing import TYPE_CHECKING, Any, Sequence
 
 from cyclopts import App
@@ -133,6 +136,30 @@ def serve_all(
     serve(*deployments, limit=limit, query_seconds=poll_seconds)
 
 
+def _checked(*, speed: float, anchor: float | None, approval_poll_seconds: int, poll_seconds: float, limit: int,
+             spec_json: str | None) -> tuple[ClockSettings, RolloutSpec | None]:
+    """The clock and the spec the options give, or a ValueError naming the bad option."""
+    try:
+        clock = ClockSettings(speed=speed, anchor=anchor)  # a fast clock needs its anchor
+    except ValueError as err:
+        raise ValueError(f"--speed {speed:g} / --anchor {anchor}: {err}") from None
+    # The flows' own bound (flows/params.py): a deployment default outside it fails every run.
+    if approval_poll_seconds <= 0:
+        raise ValueError(f"--approval-poll-seconds {approval_poll_seconds}: must be at least 1")
+    if not (math.isfinite(poll_seconds) and poll_seconds > 0):
+        raise ValueError(f"--poll-seconds {poll_seconds:g}: must be a positive number of seconds")
+    if limit < 1:
+        raise ValueError(f"--limit {limit}: at least one run must be able to execute")
+    if not spec_json:
+        return clock, None
+    try:
+        # model_validate, not model_validate_json: that reads a recorded spec, without the rules
+        # a new one must meet.
+        return clock, RolloutSpec.model_validate(json.loads(spec_json))
+    except ValueError as err:
+        raise ValueError(f"--spec-json is not a usable RolloutSpec: {err}") from None
+
+
 cli = App(name="serve.py", help="Serve every rollway flow as a deployment (Ctrl-C stops).")
 
 
@@ -165,14 +192,20 @@ def main(
         limit: most runs at once.
         paused_schedules: create the weekly schedule paused.
     """
-    clock = ClockSettings(speed=speed, anchor=anchor)
-    clock.build()  # a fast clock without an anchor fails here, not in every run
+    # Every option is checked before anything is registered: a bad one is a usage error, not a
+    # traceback, and never a default that every deployment's runs would fail on.
+    try:
+        clock, spec = _checked(speed=speed, anchor=anchor, approval_poll_seconds=approval_poll_seconds,
+                               poll_seconds=poll_seconds, limit=limit, spec_json=spec_json)
+    except ValueError as err:  # pydantic's ValidationError and json's JSONDecodeError are ValueErrors
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
     deployments = build_deployments(
         targets_block=targets_block,
         aws_credentials_block=credentials_block,
         clock=clock,
         approval_poll_seconds=approval_poll_seconds,
-        spec=RolloutSpec.model_validate_json(spec_json) if spec_json else None,
+        spec=spec,
         phased=phased,
         schedules_active=not paused_schedules,
     )

@@ -20,6 +20,7 @@ from flows.engine import run_stages
 from flows.env import load_environment
 from flows.hooks import rollback_hooks
 from flows.monitor import run_monitor
+from flows.params import Actor
 from flows.rollback import judge_rollback
 from rollway.approvals import Approver
 from rollway.clock import ClockSettings
@@ -133,7 +134,7 @@ def run_canary(env: Environment, spec: RolloutSpec, approver: Approver, *, actor
 @flow(name="canary", log_prints=True, **rollback_hooks())
 def canary(
     spec: RolloutSpec,
-    actor: str = "operator",
+    actor: Actor = "operator",
     targets_block: str | None = None,
     aws_credentials_block: str | None = None,
     clock: ClockSettings = ClockSettings(),

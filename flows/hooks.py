@@ -10,6 +10,11 @@ from prefect.logging.loggers import flow_run_logger
 
 from rollway.clock import ClockSettings
 
+# How Prefect 3's flow engine words the failure of a run whose parameters did not validate,
+# whatever the validation raised (ParameterTypeError, ParameterBindError, or anything a
+# model's validator let escape): the run's body never started.
+PARAMETERS_FAILED = "Validation of flow parameters failed"
+
 
 def _exception(state) -> BaseException | None:
     try:
@@ -46,7 +51,7 @@ def _rolled_back_already(params: dict) -> bool:
 def leave_alone(state, params: dict) -> str | None:
     """Why this failed run must not be rolled back, or None when it must.
 
-    A run that refused to start (bad parameters, a missing block, a failure before its first
+    A run that refused to start (parameters Prefect could not validate, whatever the error, a missing block, a failure before its first
     write, drift, a lock, another unfinished rollout) moved nothing, and the traffic belongs to
     someone else's rollout. A run stopped because its rollout was rolled back (by hand, or by a
     hook) has nothing left to roll back once that rollback has finished: a second one would
@@ -62,6 +67,10 @@ def leave_alone(state, params: dict) -> str | None:
     from flows.progressive import DriftDetected, PhaseRefused
     from rollway.ledger import LockHeld, NotOwner, RolloutEnded, RolloutInProgress, RolloutMovedOn
 
+    if (state.message or "").startswith(PARAMETERS_FAILED):
+        # Checked by the message, not only the exception's type: a validator that raised a bare
+        # TypeError reached the hook as a TypeError, and the hook rolled back another rollout.
+        return f"its parameters failed validation ({state.message})"
     exc = _exception(state)
     # AccountNotLoaded: the run could not even build its clients, and the rollback would load
     # the same blocks and fail the same way.

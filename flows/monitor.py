@@ -19,6 +19,7 @@ from prefect import flow, get_run_logger
 from pydantic import BaseModel, ConfigDict
 
 from flows.env import load_environment, run_owner
+from flows.params import LeaseSeconds, WindowSeconds
 from flows.rollback import execute_rollback
 from rollway.clock import ClockSettings
 from rollway.environment import Environment
@@ -231,12 +232,12 @@ def _record(env: Environment, kind: str, comment: str, **changes) -> None:
 @flow(name="monitor", log_prints=True)
 def monitor(
     spec: RolloutSpec,
-    window_seconds: float = 3600.0,
+    window_seconds: WindowSeconds = 3600.0,
     decommission: bool = True,
     targets_block: str | None = None,
     aws_credentials_block: str | None = None,
     clock: ClockSettings = ClockSettings(),
-    lease_wall_seconds: float = 600.0,
+    lease_wall_seconds: LeaseSeconds = 600.0,
 ) -> MonitorResult:
     """Watch a promoted version, roll back on a 5-minute error rate over 5 %, then decommission the old service.
 

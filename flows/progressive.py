@@ -21,6 +21,7 @@ from flows.env import load_clients, load_environment, owner_finished, run_owner
 from flows.hooks import rollback_hooks
 from flows.journal import LedgerJournal
 from flows.monitor import run_monitor
+from flows.params import Actor, LeaseSeconds, PollSeconds
 from flows.rollback import finish_rollback, judge_rollback
 from rollway.approvals import Approver
 from rollway.aws.environment import aws_environment
@@ -364,14 +365,14 @@ def _abandoned(record: RolloutRecord, now: float, owner_finished: Callable[[str 
 @flow(name="progressive_rollout", log_prints=True, **rollback_hooks())
 def progressive_rollout(
     spec: RolloutSpec,
-    actor: str = "operator",
+    actor: Actor = "operator",
     phased: bool = True,
     adopt_live_weights: bool = False,
     targets_block: str | None = None,
     aws_credentials_block: str | None = None,
     clock: ClockSettings = ClockSettings(),
-    approval_poll_seconds: int = 2,
-    lease_wall_seconds: float = 600.0,
+    approval_poll_seconds: PollSeconds = 2,
+    lease_wall_seconds: LeaseSeconds = 600.0,
 ) -> RolloutResult:
     """Roll ``spec.image`` out through the stages, with approval pauses; resumes from the ledger.
 
@@ -388,12 +389,12 @@ def progressive_rollout(
 
 @flow(name="advance_phase", log_prints=True, **rollback_hooks())
 def advance_phase(
-    actor: str = "schedule",
+    actor: Actor = "schedule",
     targets_block: str | None = None,
     aws_credentials_block: str | None = None,
     clock: ClockSettings = ClockSettings(),
-    approval_poll_seconds: int = 2,
-    lease_wall_seconds: float = 600.0,
+    approval_poll_seconds: PollSeconds = 2,
+    lease_wall_seconds: LeaseSeconds = 600.0,
     adopt_live_weights: bool = False,
 ) -> RolloutResult | None:
     """Weekly: start the next phase of the running rollout (idempotent within a week); resume

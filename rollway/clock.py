@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 MAX_SPEED = 10_000.0
@@ -19,16 +19,22 @@ MAX_SPEED = 10_000.0
 class ClockSettings(BaseModel):
     """How fast rollout time runs relative to wall time. speed=1 is real time."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, allow_inf_nan=False)
 
     speed: float = Field(default=1.0, gt=0, le=MAX_SPEED)
     anchor: float | None = Field(default=None, description="wall-clock epoch seconds where the scaled clock equals wall time")
 
+    @model_validator(mode="after")
+    def _anchored(self) -> "ClockSettings":
+        # Checked here, not only in build(): settings that validate are a flow parameter Prefect
+        # accepted, and build() failing inside the run made its hook roll back (and fail the same way).
+        if self.speed != 1.0 and self.anchor is None:
+            raise ValueError(f"a clock at speed {self.speed:g} (not real time) needs an anchor shared with the metric source")
+        return self
+
     def build(self) -> "SystemClock | ScaledClock":
         if self.speed == 1.0:
             return SystemClock()
-        if self.anchor is None:
-            raise ValueError("a clock faster than real time needs an anchor shared with the metric source")
         return ScaledClock(speed=self.speed, anchor=self.anchor)
 
 

@@ -10,10 +10,32 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 # registry/repository:tag or @digest, as docker and ECS accept it; no whitespace.
 _IMAGE = re.compile(r"^[a-z0-9][a-z0-9._:/-]*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}|@sha256:[0-9a-f]{64})$")
+
+
+# A key the model does not know is refused, not dropped: a misspelt "aproval" or "on_timout"
+# was silently ignored, and the rollout ran without the pause or with the default it named.
+# Ledger records store specs as JSON (model_dump_json), and no field has ever been removed or
+# renamed, so every recorded key is still a field; a field retired later must be dropped by
+# name where records are read, not by letting unknown keys through again.
+_STRICT = ConfigDict(frozen=True, allow_inf_nan=False, extra="forbid")
+
+# Validation context of a spec read back from a ledger record (RolloutSpec.model_validate_json).
+_RECORDED = "rollway.recorded_spec"
+
+
+def _new_spec(info: ValidationInfo) -> bool:
+    """Whether the rules a spec must meet to start a rollout apply: not to a recorded spec.
+
+    A rollout recorded before a rule existed must still be read back, or its rollback (the
+    rollback flow, `rollway abort`) could not read its record; only what a new spec is held to
+    (a last stage of 100, a phase plan, bakes of a whole period, schedules on stage weights)
+    is waived, never the types and ranges every spec has always had.
+    """
+    return not (info.context or {}).get(_RECORDED, False)
 
 
 class Stage(BaseModel):
@@ -23,7 +45,7 @@ class Stage(BaseModel):
     passes before it, and ``bake_seconds`` bounds how long the stage observes.
     """
 
-    model_config = ConfigDict(frozen=True, allow_inf_nan=False)
+    model_config = _STRICT
 
     weight: int = Field(ge=1, le=100)
     bake_seconds: float = Field(default=600.0, gt=0)
@@ -44,7 +66,7 @@ class Stage(BaseModel):
 class Guardrails(BaseModel):
     """The seed's absolute thresholds; they apply whatever the judge says."""
 
-    model_config = ConfigDict(frozen=True, allow_inf_nan=False)
+    model_config = _STRICT
 
     canary_error_rate: float = Field(default=0.01, gt=0, le=1, description="roll back above, during canary stages")
     monitor_error_rate: float = Field(default=0.05, gt=0, le=1, description="roll back above, while monitoring")
@@ -56,7 +78,7 @@ class Guardrails(BaseModel):
 class Analysis(BaseModel):
     """How stages are judged."""
 
-    model_config = ConfigDict(frozen=True, allow_inf_nan=False)
+    model_config = _STRICT
 
     judge: Literal["threshold", "sequential"] = "sequential"
     # ALB metrics have one-minute resolution: CloudWatch accepts only periods that are multiples of 60 for them.
@@ -109,7 +131,7 @@ class Analysis(BaseModel):
 class Approvals(BaseModel):
     """What happens when nobody answers an approval pause."""
 
-    model_config = ConfigDict(frozen=True, allow_inf_nan=False)
+    model_config = _STRICT
 
     timeout_seconds: float = Field(default=3600.0, gt=0)
     on_timeout: Literal["rollback", "hold"] = "rollback"
@@ -118,7 +140,7 @@ class Approvals(BaseModel):
 class WeeklyPhase(BaseModel):
     """A weekly phase: the stages (by weight) it runs, and whether it ends by decommissioning."""
 
-    model_config = ConfigDict(frozen=True, allow_inf_nan=False)
+    model_config = _STRICT
 
     name: str
     weights: tuple[int, ...]
@@ -135,7 +157,7 @@ class WeeklyPhase(BaseModel):
 class FlagBinding(BaseModel):
     """A feature flag whose rollout percentage follows the traffic (or a schedule of its own)."""
 
-    model_config = ConfigDict(frozen=True, allow_inf_nan=False)
+    model_config = _STRICT
 
     feature: str = Field(min_length=1)
     follow: Literal["traffic", "schedule"] = "traffic"
@@ -154,9 +176,14 @@ class FlagBinding(BaseModel):
     )
 
     @model_validator(mode="after")
-    def _schedule_valid(self) -> "FlagBinding":
+    def _schedule_valid(self, info: ValidationInfo) -> "FlagBinding":
         if self.follow == "schedule" and not self.schedule:
             raise ValueError(f"flag {self.feature!r} follows a schedule but has none")
+        if self.follow == "traffic" and self.schedule and _new_spec(info):
+            # It used to be ignored without a word: the flag followed the traffic instead.
+            raise ValueError(
+                f"flag {self.feature!r} follows the traffic but has a schedule; set follow='schedule' to use it"
+            )
         for pct in self.schedule.values():
             if not 0 <= pct <= 100:
                 raise ValueError(f"flag {self.feature!r}: percentage {pct} outside 0..100")
@@ -191,7 +218,7 @@ def default_phases() -> tuple[WeeklyPhase, ...]:
 class RolloutSpec(BaseModel):
     """One rollout: the image to ship and the policy to ship it with."""
 
-    model_config = ConfigDict(frozen=True, allow_inf_nan=False)
+    model_config = _STRICT
 
     image: str = Field(description="the container image of the new version, e.g. repo:1.4.0")
     stages: tuple[Stage, ...] = Field(default_factory=default_stages)
@@ -219,13 +246,21 @@ class RolloutSpec(BaseModel):
 
     @field_validator("stages")
     @classmethod
-    def _stages_increasing(cls, value: tuple[Stage, ...]) -> tuple[Stage, ...]:
+    def _stages_increasing(cls, value: tuple[Stage, ...], info: ValidationInfo) -> tuple[Stage, ...]:
         if not value:
             raise ValueError("a rollout needs at least one stage")
         weights = [s.weight for s in value]
         for before, after in zip(weights, weights[1:]):
             if after <= before:
                 raise ValueError(f"stage weights must be strictly increasing, got {weights}")
+        if weights[-1] != 100 and _new_spec(info):
+            # A plan ending below 100 % was "promoted" with the old version still serving the
+            # rest, which nothing watched and `rollway abort` could not undo. Holding at a lower
+            # weight is what a weekly phase does: end a phase there, not the stage list.
+            raise ValueError(
+                f"the last stage must be 100 (stages are {weights}): to hold at a lower weight for a "
+                "while, end a weekly phase there"
+            )
         return value
 
     @model_validator(mode="before")
@@ -234,13 +269,24 @@ class RolloutSpec(BaseModel):
         # Custom stages without a phase plan run as one phase, instead of failing against
         # the default weekly plan the user never asked for.
         if isinstance(data, dict) and "stages" in data and "phases" not in data:
-            stages = [s if isinstance(s, Stage) else Stage.model_validate(s) for s in data["stages"]]
-            data = {**data, "phases": (WeeklyPhase(name="all stages", weights=tuple(s.weight for s in stages)),)} if stages else data
+            stages = data["stages"]
+            # Anything but a list of valid stages is left for the field's own validation to report
+            # (null, a number, a bad stage): raised from here, it was a bare TypeError, which
+            # Prefect and the rollback hooks did not recognise as a bad parameter.
+            if not isinstance(stages, (list, tuple)) or not stages:
+                return data
+            try:
+                weights = tuple(s.weight if isinstance(s, Stage) else Stage.model_validate(s).weight for s in stages)
+            except ValidationError:
+                return data
+            data = {**data, "phases": (WeeklyPhase(name="all stages", weights=weights),)}
         return data
 
     @model_validator(mode="after")
-    def _phases_cover_stages(self) -> "RolloutSpec":
+    def _phases_cover_stages(self, info: ValidationInfo) -> "RolloutSpec":
         stage_weights = [s.weight for s in self.stages]
+        if _new_spec(info):
+            self._runnable(stage_weights)
         phase_weights = [w for p in self.phases for w in p.weights]
         if self.phases and phase_weights != stage_weights:
             raise ValueError(
@@ -258,6 +304,41 @@ class RolloutSpec(BaseModel):
         if len(set(names)) != len(names):
             raise ValueError("a flag may be bound only once")
         return self
+
+    def _runnable(self, stage_weights: list[int]) -> None:
+        """Rules a spec must meet to start a rollout (waived for recorded specs: see _new_spec)."""
+        if not self.phases:
+            # An empty plan runs no phase: the run crashed after deploying the canary.
+            raise ValueError("a phase plan needs at least one phase: leave phases out to run every stage as one "
+                             "phase, or list the weekly phases")
+        interval = self.analysis.interval_seconds
+        short = [s.weight for s in self.stages if s.bake_seconds < interval]
+        if short:
+            # The judge reads whole periods of interval_seconds: a shorter stage never has one,
+            # and ends Inconclusive (a pause for a person) however healthy the canary is.
+            raise ValueError(
+                f"stage(s) {short}% bake for less than one analysis interval ({interval} s), "
+                "so the judge would never see a whole period to pass them: bake at least that long"
+            )
+        for binding in self.flags:
+            strays = sorted(w for w in binding.schedule if w not in stage_weights)
+            if strays:
+                # A key is the stage the percentage applies from: anything else never applies
+                # where it says (a weight between stages applies at the next one, unseen).
+                raise ValueError(
+                    f"flag {binding.feature!r}: schedule keys {strays} are not stage weights (stages are {stage_weights})"
+                )
+
+    @classmethod
+    def model_validate_json(cls, json_data, **kwargs) -> "RolloutSpec":  # type: ignore[override]
+        """Read a spec recorded as JSON (the ledger's ``spec_json``).
+
+        JSON is how rollway records a spec; a spec from a person arrives as a dict or keyword
+        arguments (flow parameters, the UI form, the serve script parses its JSON option first).
+        A recorded spec is read without the rules a new spec must meet (see ``_new_spec``).
+        """
+        context = {_RECORDED: True, **(kwargs.pop("context", None) or {})}
+        return super().model_validate_json(json_data, context=context, **kwargs)
 
     @property
     def weights(self) -> tuple[int, ...]:

@@ -11,6 +11,11 @@ import re
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,254}$")
+# AWS regions: us-west-2, eu-central-1, us-gov-west-1, us-iso-east-1, ... A syntax check, not a
+# list: an unknown region is found by the first read-only call, before any write.
+_REGION = re.compile(r"^[a-z]{2}(?:-[a-z]+)+-\d+$")
+# CloudFormation stack names.
+_STACK = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,127}$")
 _TARGET_GROUP_ARN = re.compile(
     r"^arn:aws(?:-[a-z]+)*:elasticloadbalancing:[a-z0-9-]+:\d{12}:"
     r"targetgroup/[A-Za-z0-9](?:[A-Za-z0-9-]{0,30}[A-Za-z0-9])?/[0-9a-f]{16}$"
@@ -26,6 +31,11 @@ class QueueSpec(BaseModel):
     dlq_name: str
     max_receive_count: int = Field(default=3, ge=1, le=1000)
 
+    @field_validator("name", "dlq_name")
+    @classmethod
+    def _queue_name(cls, value: str) -> str:
+        return _plain_name(value)
+
 
 class TableSpec(BaseModel):
     """A DynamoDB table the pre-deployment checklist expects, with its key and indexes."""
@@ -36,6 +46,31 @@ class TableSpec(BaseModel):
     hash_key: str
     range_key: str | None = None
     indexes: tuple[str, ...] = ()
+
+    @field_validator("name")
+    @classmethod
+    def _table_name(cls, value: str) -> str:
+        return _plain_name(value)
+
+    @field_validator("hash_key", "range_key", "indexes")
+    @classmethod
+    def _keys(cls, value):
+        for key in (value if isinstance(value, tuple) else (value,) if value is not None else ()):
+            _non_blank(key)
+        return value
+
+
+def _plain_name(value: str) -> str:
+    if not _NAME.match(value):
+        raise ValueError(f"{value!r} is not a valid AWS resource name")
+    return value
+
+
+def _non_blank(value: str) -> str:
+    # Surrounding spaces are refused, not stripped: AWS would take them as part of the name.
+    if not value.strip() or value != value.strip():
+        raise ValueError(f"{value!r} must not be blank or have surrounding spaces")
+    return value
 
 
 def _default_queues() -> tuple[QueueSpec, ...]:
@@ -106,12 +141,53 @@ class Targets(BaseModel):
     @field_validator(
         "load_balancer", "cluster",
         "stable_service", "canary_service", "task_family", "container_name",
-        "ecr_repository", "flags_table", "rollouts_table", "alert_topic",
+        "ecr_repository", "flags_table", "rollouts_table", "alert_topic", "dashboard",
     )
     @classmethod
     def _plain_name(cls, value: str) -> str:
-        if not _NAME.match(value):
-            raise ValueError(f"{value!r} is not a valid AWS resource name")
+        return _plain_name(value)
+
+    @field_validator("alarms")
+    @classmethod
+    def _alarm_names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for name in value:  # CloudWatch alarm names may hold spaces, not surrounding ones
+            _non_blank(name)
+            if len(name) > 255 or not name.isascii():
+                raise ValueError(f"{name!r} is not a CloudWatch alarm name (1-255 ASCII characters)")
+        return value
+
+    @field_validator("stacks")
+    @classmethod
+    def _stack_names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for name in value:
+            if not _STACK.match(name):
+                raise ValueError(f"{name!r} is not a valid CloudFormation stack name")
+        return value
+
+    @field_validator("region")
+    @classmethod
+    def _region(cls, value: str) -> str:
+        # "", "us west 2" or "us-west-2 " built clients for endpoints that do not exist.
+        if not _REGION.match(value):
+            raise ValueError(f"{value!r} is not an AWS region (like us-west-2 or us-gov-west-1)")
+        return value
+
+    @field_validator("metrics_namespace")
+    @classmethod
+    def _namespace(cls, value: str) -> str:
+        # An empty namespace was accepted, and the canary got 5 % of the traffic before the
+        # first GetMetricData call was refused.
+        _non_blank(value)
+        if len(value) > 255 or value.startswith(":") or not value.isascii():
+            raise ValueError(f"{value!r} is not a CloudWatch namespace (1-255 ASCII characters, not starting with ':')")
+        return value
+
+    @field_validator("rule_path")
+    @classmethod
+    def _path_pattern(cls, value: str) -> str:
+        # An ALB path pattern: up to 128 characters, no whitespace.
+        if not value or len(value) > 128 or any(c.isspace() for c in value):
+            raise ValueError(f"{value!r} is not a load balancer path pattern (1-128 characters, no spaces)")
         return value
 
     @field_validator("stable_target_group", "canary_target_group")

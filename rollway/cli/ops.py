@@ -44,6 +44,10 @@ class OpsError(RuntimeError):
     """An operator command cannot do what was asked; the message says why and what to do."""
 
 
+class UsageError(OpsError):
+    """An option's value is refused before anything is read (exit code 2, as other usage errors)."""
+
+
 class NoRollout(OpsError):
     """The service has no rollout to act on."""
 
@@ -79,14 +83,16 @@ def load_account(targets_block: str | None, credentials_block: str | None) -> tu
     """The saved targets and a client factory on the saved credentials (from the Prefect API).
 
     Raises:
-        OpsError: a block does not exist on the API.
+        OpsError: a block does not exist on the API, or does not validate.
     """
     from flows.env import load_clients
     from prefect.settings import PREFECT_API_URL
 
     try:
         return load_clients(targets_block, credentials_block)
-    except ValueError as err:
+    # RuntimeError: Prefect's Block.load for a saved block that no longer validates (saved
+    # before a rule on its names existed), which used to print a traceback.
+    except (ValueError, RuntimeError) as err:
         raise OpsError(
             f"{err} (Prefect API {PREFECT_API_URL.value() or 'ephemeral'}); pass --targets-block and "
             "--credentials-block, or set PREFECT_API_URL to the server `rollway up` printed"
@@ -310,6 +316,9 @@ def reporting(command: Callable[..., int]) -> Callable[..., int]:
 
         try:
             return command(*args, **kwargs)
+        except UsageError as err:
+            errors.print(f"[red]error:[/red] {err}")
+            return 2
         except (OpsError, TimeoutError) as err:
             errors.print(f"[red]error:[/red] {err}")
             return 1
@@ -352,6 +361,21 @@ def status(*, targets_block: str | None, credentials_block: str | None, history:
     return 0
 
 
+def who_answers(approver: str | None) -> str:
+    """The name an answer is recorded under: ``--approver`` without surrounding spaces, or the OS
+    user when it is omitted.
+
+    Raises:
+        UsageError: ``--approver`` was given blank (it used to record the OS user instead).
+    """
+    if approver is None:
+        return getpass.getuser()
+    if not approver.strip():
+        raise UsageError(f"--approver {approver!r} is blank: name who answers, or leave --approver out "
+                         "to answer as your user name")
+    return approver.strip()
+
+
 def _answer(action: str, approver: str, comment: str, weight: int | None = None) -> dict[str, Any]:
     answer: dict[str, Any] = {"action": action, "approver": approver, "comment": comment}
     if weight is not None:
@@ -392,11 +416,11 @@ def promote(
     credentials_block: str | None,
 ) -> int:
     """Approve the paused run of the service's rollout."""
+    who = who_answers(approver)
     service = connect(targets_block, credentials_block)
     record, run = _paused(service, flow_run)
     if weight is not None and record is not None:
         check_next_weight(record, weight)
-    who = approver or getpass.getuser()
     resume(run.id, _answer("approve", who, comment, weight))
     console.print(f"approved by {who}: flow run {run.name} ({run.id}) resumed")
     return 0
@@ -413,8 +437,8 @@ def abort(
     credentials_block: str | None,
 ) -> int:
     """Roll the service's rollout back: reject its paused run, or roll back directly."""
+    who = who_answers(approver)
     service = connect(targets_block, credentials_block)
-    who = approver or getpass.getuser()
     try:
         record, run = _paused(service, flow_run)
     except NoPausedRun:

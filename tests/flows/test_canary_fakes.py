@@ -146,7 +146,7 @@ def test_approval_pause_approve_then_reject():
         ApprovalAnswer(action="approve", approver="alice", comment="looks good"),
         ApprovalAnswer(action="reject", approver="bob", comment="support tickets up"),
     )
-    result = canary_on(env, spec(5, 25, 50, approval_at=(25, 50)), answers)
+    result = canary_on(env, spec(5, 25, 50, 100, approval_at=(25, 50)), answers)
     assert result.outcome == "rolled_back"
     assert "bob" in result.reason and "support tickets up" in result.reason
     assert [s.weights.canary for s in result.stages] == [5, 25]

@@ -150,3 +150,93 @@ def test_a_run_waiting_for_an_approval_keeps_its_rollout_whatever_its_lease_says
     # Nobody answered run 1: its own timeout policy decided, on its own rollout.
     assert outcome.get("first") == "rolled_back"
     assert env.router.weights == Weights(stable=100, canary=0)
+
+
+def week_one_holding_at_5(monkeypatch):
+    """A rollout whose week 1 ended holding 5 %: the traffic a refused run must not touch."""
+    env = ledger_env()
+    hooks_and_flows_see(monkeypatch, env)
+    weekly = RolloutSpec(image=IMAGE, stages=[Stage(weight=w, bake_seconds=120) for w in (5, 50, 100)],
+                         phases=[WeeklyPhase(name="week 1", weights=(5,)), WeeklyPhase(name="week 2", weights=(50, 100))])
+
+    @flow
+    def week_one(env, spec):
+        return run_progressive(env, spec, auto_approve("alice"), owner="run-1", phased=True)
+
+    assert week_one(env, weekly).outcome == "holding"
+    assert env.router.weights == Weights.canary_at(5)
+    return env
+
+
+def assert_left_alone(env) -> None:
+    record = env.ledger.get(env.targets.canary_service)
+    assert record.image == IMAGE and record.phase is RolloutPhase.PAUSED, [t.kind for t in record.history]
+    assert env.router.weights == Weights.canary_at(5)
+    assert not [s for s, _ in env.notifier.messages if s.startswith("Rollback")]
+
+
+@pytest.mark.parametrize("stages", [None, 5, "5,100"])
+def test_a_run_whose_spec_stages_are_not_a_list_is_refused_as_a_parameter_error(monkeypatch, stages):
+    """A cleared "stages" field in the UI's JSON (null) raised a bare TypeError from the spec's
+    before-validator: Prefect failed the run, the hook did not see a refusal, and rolled back
+    the rollout holding 5 %."""
+    env = week_one_holding_at_5(monkeypatch)
+    state = progressive_rollout(spec={"image": NEWER, "stages": stages}, return_state=True)
+    assert state.is_failed() and "Validation of flow parameters failed" in (state.message or "")
+    assert "stages" in state.message
+    assert_left_alone(env)
+
+
+def test_any_failure_of_prefects_parameter_validation_is_a_refusal():
+    """Prefect reports whatever its parameter validation raises (ParameterTypeError,
+    ParameterBindError, a bare TypeError from a validator) under one message: the run's body
+    never started, so it moved nothing."""
+    from prefect.states import Failed
+
+    from flows.hooks import leave_alone
+
+    for exc in (TypeError("'NoneType' object is not iterable"), ValueError("anything")):
+        state = Failed(data=exc, message=f"Validation of flow parameters failed with error: {exc!r}")
+        assert leave_alone(state, {}) is not None
+    ran = Failed(data=TypeError("boom"), message="Flow run encountered an exception: TypeError('boom')")
+    assert leave_alone(ran, {}) is None
+
+
+@pytest.mark.parametrize("bad", [
+    {"approval_poll_seconds": -1},  # time.sleep(-1) at the first pause, after the rollout moved
+    {"approval_poll_seconds": 0},
+    {"lease_wall_seconds": -1},  # ValueError in the ledger's acquire, on a resume
+    {"lease_wall_seconds": float("nan")},
+    {"actor": "  "},  # MissingUserId at the first shift of a bound flag, after the deploy
+    {"clock": {"speed": 60}},  # a fast clock needs the anchor its metric source shares
+    {"clock": {"speed": 60, "anchor": float("nan")}},
+])
+def test_a_progressive_run_with_an_unusable_parameter_is_refused_before_its_body(monkeypatch, bad):
+    """Each of these was accepted by the flow's signature and failed deep in the run, where the
+    hook took it for a failed rollout and rolled back the rollout holding the service."""
+    env = week_one_holding_at_5(monkeypatch)
+    env.flags = FakeFlagStore([FlagState(feature="use_sqs_architecture")])
+    spec = {"image": IMAGE, "flags": [{"feature": "use_sqs_architecture"}],
+            "stages": [{"weight": w, "bake_seconds": 120} for w in (5, 50, 100)],
+            "phases": [{"name": "week 1", "weights": [5]}, {"name": "week 2", "weights": [50, 100]}]}
+    state = progressive_rollout(spec=spec, phased=False, return_state=True, **bad)
+    assert state.is_failed() and "Validation of flow parameters failed" in (state.message or ""), state.message
+    assert_left_alone(env)
+
+
+@pytest.mark.parametrize("flow_fn,bad", [
+    ("canary", {"actor": ""}),
+    ("canary", {"clock": {"speed": 60}}),
+    ("advance_phase", {"approval_poll_seconds": -1}),
+    ("advance_phase", {"lease_wall_seconds": 0}),
+    ("advance_phase", {"actor": " "}),
+])
+def test_other_flows_refuse_unusable_parameters_before_their_body(monkeypatch, flow_fn, bad):
+    from flows.progressive import advance_phase
+
+    env = week_one_holding_at_5(monkeypatch)
+    run = {"canary": canary, "advance_phase": advance_phase}[flow_fn]
+    args = {"spec": {"image": NEWER}} if flow_fn == "canary" else {}
+    state = run(return_state=True, **args, **bad)
+    assert state.is_failed() and "Validation of flow parameters failed" in (state.message or ""), state.message
+    assert_left_alone(env)

@@ -157,6 +157,42 @@ def test_commands_answer_bad_input_and_an_unreachable_api_in_one_line(capsys) ->
     assert "cannot reach the Prefect API" in err and "Traceback" not in err
 
 
+def test_status_reports_a_block_that_fails_validation_in_one_line(monkeypatch, capsys) -> None:
+    """A block saved before a rule existed (region "us west 2", an empty metrics namespace) no
+    longer validates: Prefect's Block.load raises a RuntimeError for it, which status printed
+    as a traceback."""
+    import flows.env
+    from rollway.cli import app
+
+    def unloadable(targets_block, credentials_block):
+        raise RuntimeError(f"Unable to load {targets_block!r} of block type 'rollway-targets' due to failed validation.")
+
+    monkeypatch.setattr(flows.env, "load_clients", unloadable)
+    try:
+        code = app(["status", "--targets-block", "old-block"], result_action="return_value")
+    except SystemExit as stop:
+        code = int(stop.code)
+    err = capsys.readouterr().err
+    assert code == 1 and "Traceback" not in err
+    assert "Unable to load 'old-block'" in err and "failed validation" in err
+
+
+@pytest.mark.parametrize("command", ["promote", "abort"])
+@pytest.mark.parametrize("name", ["", "   "])
+def test_an_explicitly_blank_approver_is_refused_not_replaced_by_the_os_user(command, name, capsys) -> None:
+    """`--approver ''` recorded the OS user's name (``approver or getpass.getuser()``): only an
+    omitted --approver defaults to it. Refused before any block, API or AWS call."""
+    from rollway.cli import app
+
+    try:
+        code = app([command, "--approver", name], result_action="return_value")
+    except SystemExit as stop:
+        code = int(stop.code)
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "--approver" in err and "blank" in err and "Traceback" not in err
+
+
 def test_command_defaults_name_the_blocks_that_up_saves() -> None:
     from blocks import register
 
@@ -244,15 +280,30 @@ def test_a_work_pool_run_that_refused_to_start_is_not_rolled_back(monkeypatch, f
     )
 
 
-def test_serve_script_refuses_a_fast_clock_without_an_anchor() -> None:
+@pytest.mark.parametrize("options,message", [
+    (["--speed", "60"], "needs an anchor"),
+    (["--speed", "0"], "speed"),
+    (["--speed", "60", "--anchor", "nan"], "anchor"),
+    # It became the default of every deployment, and each paused run then failed.
+    (["--approval-poll-seconds", "-1"], "--approval-poll-seconds"),
+    (["--poll-seconds", "0"], "--poll-seconds"),
+    (["--limit", "0"], "--limit"),
+    (["--spec-json", "{}"], "--spec-json"),
+    (["--spec-json", "{not json"], "--spec-json"),
+])
+def test_serve_script_refuses_bad_options_in_one_line(options, message) -> None:
+    """Refused before anything is registered, with the error on stderr and exit code 2, not a
+    traceback (or, for the poll interval, a default every deployment's runs would fail on)."""
     import subprocess
 
     done = subprocess.run(
-        [sys.executable, str(ROOT / "deployments" / "serve.py"), "--speed", "60"],
-        env=child_env({"PREFECT_API_URL": "http://127.0.0.1:9/api"}), capture_output=True, text=True, timeout=120,
+        [sys.executable, str(ROOT / "deployments" / "serve.py"), *options],
+        # PYTHONPATH: the script imports this tree's rollway, not the one installed in the venv.
+        env=child_env({"PREFECT_API_URL": "http://127.0.0.1:9/api", "PYTHONPATH": str(ROOT)}),
+        capture_output=True, text=True, timeout=120,
     )
-    assert done.returncode != 0
-    assert "needs an anchor" in done.stderr
+    assert done.returncode == 2, done.stderr
+    assert message in done.stderr and "Traceback" not in done.stderr, done.stderr
 
 
 # --- child processes ----------------------------------------------------------------------

@@ -73,8 +73,7 @@ def test_targets_reject_same_stable_and_canary():
 
 
 @pytest.mark.parametrize("stages,phases", [
-    # the old service would be scaled to zero while it still serves half the requests
-    ((5, 50), [WeeklyPhase(name="all", weights=(5, 50), decommission=True)]),
+    # (a plan whose last stage is below 100 is refused whatever its phases decommission)
     ((5, 50, 100), [WeeklyPhase(name="week 1", weights=(5,), decommission=True),
                     WeeklyPhase(name="week 2", weights=(50, 100))]),
 ])
@@ -96,3 +95,123 @@ def test_the_analysis_interval_is_a_whole_number_of_cloudwatch_minutes(seconds):
     with pytest.raises(ValueError, match="interval_seconds"):
         Analysis(interval_seconds=seconds)
     assert Analysis(interval_seconds=120).interval_seconds == 120
+
+
+@pytest.mark.parametrize("stages", [None, 5, "5,100", [None], [{"weight": 5, "bake_seconds": "long"}]])
+def test_stages_of_the_wrong_type_are_a_validation_error(stages):
+    """Not a bare TypeError from the validator that derives the one-phase plan: Prefect and the
+    UI report a ValidationError as a bad parameter, naming the field."""
+    with pytest.raises(ValidationError, match="stages"):
+        RolloutSpec.model_validate({"image": "repo/app:1", "stages": stages})
+
+
+@pytest.mark.parametrize("settings,message", [
+    ({"speed": 60}, "needs an anchor"),
+    ({"speed": 60, "anchor": float("nan")}, "finite"),
+    ({"speed": float("inf")}, "finite|less than"),
+    ({"speed": 0}, "greater than 0"),
+])
+def test_clock_settings_that_cannot_build_a_clock_are_refused(settings, message):
+    """Refused when the settings are validated (a flow's parameters, the serve script's
+    options), not by build() inside the run, where the hook's rollback failed the same way."""
+    from rollway.clock import ClockSettings
+
+    with pytest.raises(ValidationError, match=message):
+        ClockSettings(**settings)
+    assert ClockSettings(speed=60, anchor=1_795_000_000.0).build().speed == 60
+
+
+IMG = "webordinary/edit-container:2.0.0"
+
+
+@pytest.mark.parametrize("spec,where", [
+    ({"image": IMG, "stages": [{"weight": 5}, {"weight": 25, "aproval": True}, {"weight": 100}]}, "aproval"),
+    ({"image": IMG, "approvals": {"on_timout": "hold"}}, "on_timout"),
+    ({"image": IMG, "stagse": [{"weight": 50}, {"weight": 100}]}, "stagse"),
+    ({"image": IMG, "analysis": {"intervall_seconds": 120}}, "intervall_seconds"),
+    ({"image": IMG, "guardrails": {"canary_error_rat": 0.05}}, "canary_error_rat"),
+    ({"image": IMG, "phases": [{"name": "all", "weights": [5, 25, 50, 75, 100], "decomission": True}]}, "decomission"),
+    ({"image": IMG, "flags": [{"feature": "f", "folow": "schedule"}]}, "folow"),
+])
+def test_a_misspelt_key_is_refused_not_dropped(spec, where):
+    """A misspelt key used to be dropped without a word: no approval pause, a timeout that
+    still rolls back, the default plan instead of the stages given."""
+    with pytest.raises(ValidationError, match=f"{where}[\\s\\S]*Extra inputs are not permitted"):
+        RolloutSpec.model_validate(spec)
+
+
+def test_every_recorded_spec_field_is_still_a_field():
+    """The ledger stores a rollout's spec as JSON; an old record must still parse. No field was
+    ever removed or renamed (git log -p rollway/spec.py): if one is, drop it explicitly, by name,
+    when a record is read, instead of letting unknown keys through again."""
+    spec = RolloutSpec(image=IMG, flags=[FlagBinding(feature="f", follow="schedule", schedule={5: 0, 100: 100})])
+    assert RolloutSpec.model_validate_json(spec.model_dump_json()) == spec
+
+
+@pytest.mark.parametrize("spec,message", [
+    # A last stage below 100 ended "promoted" with the old version serving the rest, and
+    # `rollway abort` then found nothing to abort.
+    ({"stages": [{"weight": 5}, {"weight": 25}]}, "last stage must be 100"),
+    ({"stages": [{"weight": 5}, {"weight": 50}], "phases": [{"name": "all", "weights": [5, 50], "decommission": True}]},
+     "last stage must be 100"),
+    # An empty plan ran no phase: the run crashed with an IndexError after deploying the canary.
+    ({"phases": []}, "at least one phase"),
+    # A stage shorter than one analysis period never sees a whole period: it could never pass.
+    ({"stages": [{"weight": 5, "bake_seconds": 30}, {"weight": 100, "bake_seconds": 30}]}, "less than one analysis interval"),
+    ({"stages": [{"weight": 5, "bake_seconds": 150}, {"weight": 100}], "analysis": {"interval_seconds": 180}},
+     "less than one analysis interval"),
+    # A schedule's keys are the stages it applies from; others never apply (or apply unseen).
+    ({"flags": [{"feature": "f", "follow": "schedule", "schedule": {"-3": 5, "500": 50}}]}, "not stage weights"),
+    ({"flags": [{"feature": "f", "follow": "schedule", "schedule": {"5": 0, "60": 50}}]}, "not stage weights"),
+    # A schedule with the default follow="traffic" was ignored: the flag followed the traffic.
+    ({"flags": [{"feature": "f", "schedule": {"5": 0, "100": 100}}]}, "follows the traffic"),
+])
+def test_a_plan_that_cannot_run_as_written_is_refused(spec, message):
+    with pytest.raises(ValidationError, match=message):
+        RolloutSpec.model_validate({"image": IMG, **spec})
+
+
+def test_a_bake_of_exactly_one_period_and_a_schedule_on_stage_weights_are_fine():
+    spec = RolloutSpec.model_validate({
+        "image": IMG, "stages": [{"weight": 5, "bake_seconds": 60}, {"weight": 100, "bake_seconds": 60}],
+        "flags": [{"feature": "f", "follow": "schedule", "schedule": {"5": 0, "100": 100}}]})
+    assert spec.flags[0].percentage_at(100) == 100
+
+
+def test_a_recorded_spec_is_read_back_even_if_later_rules_refuse_it():
+    """The rollback flow, `rollway abort` and a resume read the rollout's spec from its ledger
+    record. A rollout recorded before a rule existed (a last stage below 100, an empty phase
+    plan, a short bake, a schedule under follow="traffic") must still be read, or nothing could
+    roll it back; a spec given to a flow is held to every rule."""
+    import json
+
+    old = {"image": IMG, "stages": [{"weight": 5, "bake_seconds": 30}, {"weight": 25, "bake_seconds": 30}],
+           "phases": [], "flags": [{"feature": "f", "schedule": {"-3": 5}}]}
+    recorded = RolloutSpec.model_validate_json(json.dumps(old))
+    assert recorded.weights == (5, 25) and recorded.phases == ()
+    with pytest.raises(ValidationError):
+        RolloutSpec.model_validate(old)
+    with pytest.raises(ValidationError, match="Extra inputs"):  # a record still holds only known fields
+        RolloutSpec.model_validate_json(json.dumps({**old, "stagse": []}))
+
+
+@pytest.mark.parametrize("fields", [
+    {"region": ""}, {"region": "us-west-2 "}, {"region": "us west 2"}, {"region": "US-WEST-2"},
+    {"region": "mars-north-1"}, {"region": "us-west"},
+    # An empty namespace was accepted, and every GetMetricData failed after the canary had 5 %.
+    {"metrics_namespace": ""}, {"metrics_namespace": "   "}, {"metrics_namespace": " Webordinary/Production"},
+    {"rule_path": ""}, {"rule_path": "/ *"},
+    {"dashboard": ""}, {"alarms": ("",)}, {"alarms": (" high-error-rate",)},
+    {"stacks": ("",)}, {"stacks": ("1Stack",)},
+    {"queues": ({"name": "", "dlq_name": "dlq"},)}, {"queues": ({"name": "q", "dlq_name": " "},)},
+    {"tables": ({"name": "t t", "hash_key": "id"},)}, {"tables": ({"name": "sessions", "hash_key": ""},)},
+])
+def test_targets_refuse_names_aws_would_reject(fields):
+    with pytest.raises(ValidationError):
+        Targets(**fields)
+
+
+@pytest.mark.parametrize("region", ["us-west-2", "eu-central-1", "ap-southeast-4", "us-gov-west-1", "cn-north-1",
+                                    "us-iso-east-1", "us-isob-east-1", "il-central-1"])
+def test_targets_take_every_form_of_aws_region(region):
+    assert Targets(region=region).region == region

@@ -1,0 +1,40 @@
+"""Constrained types for the flows' parameters.
+
+Prefect validates a run's parameters against its flow's signature before the run's body
+starts, and fails a run they do not fit as a parameter error, which the rollback hooks leave
+alone. A value the signature let through and the body could not use (a negative poll
+interval, a blank actor) failed inside the run instead, after it had moved traffic, or where
+the hook took it for a failed rollout and rolled back whatever held the service.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import AfterValidator, Field
+
+from rollway.flags import MAX_ACTOR
+
+
+def _named(actor: str) -> str:
+    actor = actor.strip()  # recorded without surrounding spaces, as approvers are
+    if not actor:
+        raise ValueError("actor must name who runs the rollout (it is recorded in the ledger and the flags' audit trail)")
+    if len(actor) > MAX_ACTOR:
+        raise ValueError(f"actor is {len(actor)} characters; at most {MAX_ACTOR} are kept in the audit trail")
+    return actor
+
+
+# The pattern is only for the UI's form (it refuses a blank name as it is typed); the
+# validator gives the message.
+Actor = Annotated[str, AfterValidator(_named), Field(json_schema_extra={"pattern": r"\S", "maxLength": MAX_ACTOR})]
+"""Who runs the flow: not blank, at most MAX_ACTOR characters."""
+
+PollSeconds = Annotated[int, Field(gt=0)]
+"""How often a paused run looks for an answer: at least once a second."""
+
+LeaseSeconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+"""How long a run may go silent before another run may take its rollout over."""
+
+WindowSeconds = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+"""A monitoring window; 0 watches nothing."""
