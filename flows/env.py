@@ -28,13 +28,15 @@ def load_targets(targets_block: str | None) -> Targets:
     """The saved RollwayTargets block, or Webordinary's defaults when no name is given.
 
     Raises:
-        AccountNotLoaded: no block of that name (Prefect raises a bare ValueError).
+        AccountNotLoaded: no block of that name (Prefect raises a bare ValueError), or a saved
+            block that no longer validates (a RuntimeError from Prefect: one saved before the
+            names it holds were checked).
     """
     if targets_block is None:
         return Targets()
     try:
         return RollwayTargets.load(targets_block).targets()
-    except ValueError as err:
+    except (ValueError, RuntimeError) as err:
         raise AccountNotLoaded(str(err)) from err
 
 
@@ -42,13 +44,13 @@ def load_credentials(aws_credentials_block: str | None, region: str) -> AwsCrede
     """The saved AwsCredentials block; without a name, boto3's default chain in ``region``.
 
     Raises:
-        AccountNotLoaded: no block of that name.
+        AccountNotLoaded: no block of that name, or a saved one that no longer validates.
     """
     if aws_credentials_block is None:
         return AwsCredentials(region_name=region)
     try:
         return AwsCredentials.load(aws_credentials_block)
-    except ValueError as err:
+    except (ValueError, RuntimeError) as err:
         raise AccountNotLoaded(str(err)) from err
 
 

@@ -161,6 +161,27 @@ def test_a_run_whose_targets_block_is_misnamed_is_not_rolled_back_by_its_hook(mo
     assert leave_alone(state, params) is not None
 
 
+def test_a_saved_targets_block_that_no_longer_validates_is_a_refusal(monkeypatch):
+    """A block saved before its names were checked (say, region "us-west-2 ") fails Prefect's
+    own validation at load, which raises a RuntimeError: the run must stop as AccountNotLoaded,
+    which the hooks leave alone, not as an error whose rollback fails the same way."""
+    from prefect.states import Failed
+
+    from blocks.targets import RollwayTargets
+    from flows.env import AccountNotLoaded, load_targets
+    from flows.hooks import leave_alone
+
+    def stale(cls, name, *args, **kwargs):
+        # What Prefect's Block.load raises when a saved document fails the block's validation.
+        raise RuntimeError(f"Unable to load {name!r} of block type 'rollway-targets' due to failed validation.")
+
+    monkeypatch.setattr(RollwayTargets, "load", classmethod(stale))
+    with pytest.raises(AccountNotLoaded, match="failed validation") as caught:
+        load_targets("old-targets")
+    state = Failed(data=caught.value, message=f"Flow run encountered an exception: {caught.value!r}")
+    assert leave_alone(state, {"targets_block": "old-targets"}) is not None
+
+
 def test_credentials_for_another_region_than_the_targets_are_refused_before_any_call(monkeypatch):
     from flows.env import AccountNotLoaded, load_clients
 
