@@ -55,9 +55,13 @@ def free_port(preferred: int | None = None) -> int:
         return probe.getsockname()[1]
 
 
-def child_env(extra: Mapping[str, str]) -> dict[str, str]:
-    """This process's environment, offline-safe, plus ``extra``."""
-    env = dict(os.environ)
+# A child that makes no AWS call gets no AWS keys: what it never holds, it cannot leak.
+AWS_SECRETS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN")
+
+
+def child_env(extra: Mapping[str, str], *, aws: bool = True) -> dict[str, str]:
+    """This process's environment, offline-safe, plus ``extra``; without AWS keys unless ``aws``."""
+    env = {k: v for k, v in os.environ.items() if aws or k not in AWS_SECRETS}
     env.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     env.setdefault("DO_NOT_TRACK", "1")
     env.update(extra)
@@ -196,7 +200,7 @@ class PrefectServer(Child):
         self.home = home
         self.port = port
         argv = [sys.executable, "-m", "prefect", "server", "start", "--host", HOST, "--port", str(port)]
-        super().__init__("prefect server", argv, child_env(self._settings()), log)
+        super().__init__("prefect server", argv, child_env(self._settings(), aws=False), log)
 
     def _settings(self) -> dict[str, str]:
         """The environment that makes the server, and the UI it serves, use this server's API.

@@ -253,3 +253,16 @@ def test_a_second_ctrl_c_while_a_child_stops_does_not_orphan_it_and_its_runs(tmp
             os.killpg(leader, signal.SIGKILL)
         except ProcessLookupError:
             pass
+
+
+def test_the_prefect_server_child_gets_no_aws_keys(monkeypatch, tmp_path):
+    """The server makes no AWS call: it must not hold the caller's keys in its environment
+    (readable in /proc by anything that can read the server's)."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAEXAMPLE")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-for-the-server")
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "token")
+    server = PrefectServer(home=tmp_path, port=free_port())
+    assert not {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"} & set(server.env)
+    assert server.env["PREFECT_SERVER_ANALYTICS_ENABLED"] == "false"
+    # Children that act on AWS keep them.
+    assert child_env({})["AWS_SECRET_ACCESS_KEY"] == "not-for-the-server"
