@@ -57,8 +57,17 @@ def client_factory(credentials: AwsCredentials, region: str | None = None) -> Cl
             act on another region's load balancer.
 
     Raises:
-        ValueError: the block names a region other than ``region`` (before any call).
+        ValueError: the block names a region other than ``region``, or holds a session token
+            (before any call).
     """
+    if credentials.aws_session_token:
+        # prefect-aws keeps the token as a plain string: Prefect stores it unmasked, the UI
+        # shows it and a repr prints it. Temporary credentials come from assume_role_arn
+        # (renewed here) or a profile instead, so no secret lives outside a SecretStr.
+        raise ValueError(
+            "the AWS credentials block holds aws_session_token, which prefect-aws stores and shows "
+            "in plain text: remove it and use assume_role_arn (or a profile) for temporary credentials"
+        )
     if region is not None:
         if credentials.region_name is None:
             credentials = credentials.model_copy(update={"region_name": region})

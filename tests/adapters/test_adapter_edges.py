@@ -182,6 +182,19 @@ def test_a_saved_targets_block_that_no_longer_validates_is_a_refusal(monkeypatch
     assert leave_alone(state, {"targets_block": "old-targets"}) is not None
 
 
+def test_a_credentials_block_holding_a_session_token_is_refused_before_any_call(monkeypatch):
+    """prefect-aws keeps aws_session_token as a plain str: stored unmasked by Prefect, shown by
+    its UI and printed by a repr. rollway refuses such a block instead of using the secret."""
+    from flows.env import AccountNotLoaded, load_clients
+
+    saved = AwsCredentials(aws_access_key_id="ASIAEXAMPLE", aws_secret_access_key=SecretStr("secret"),
+                           aws_session_token="FwoGZXIvYXdzEXAMPLE", region_name="us-west-2")
+    monkeypatch.setattr(AwsCredentials, "load", classmethod(lambda cls, name, *a, **k: saved))
+    with pytest.raises(AccountNotLoaded, match="assume_role_arn") as refused:
+        load_clients(None, "rollway-aws")
+    assert "FwoGZXIvYXdzEXAMPLE" not in str(refused.value)
+
+
 def test_credentials_for_another_region_than_the_targets_are_refused_before_any_call(monkeypatch):
     from flows.env import AccountNotLoaded, load_clients
 
