@@ -45,9 +45,10 @@ class ApprovalInput(RunInput):
     # resumed, so a blank name is refused there and the person can answer again. A check that
     # only ran in Python would fail inside the run, after the resume, and roll the rollout back.
     approver: str = Field(
-        min_length=1, pattern=r"\S", description="who is answering (recorded in the ledger)"
+        min_length=1, max_length=200, pattern=r"\S", description="who is answering (recorded in the ledger)"
     )
-    comment: str = Field(default="", description="why (recorded in the ledger and the notifications)")
+    # Bounded: the comment goes into the ledger item (400 KB in all), SNS and the artifacts.
+    comment: str = Field(default="", max_length=1000, description="why (recorded in the ledger and the notifications)")
     next_weight: int | None = Field(
         default=None, ge=1, le=100, description="optional: a different next canary weight within the spec's stages"
     )

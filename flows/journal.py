@@ -156,6 +156,12 @@ class LedgerJournal:
                 + (f" after {last.kind} by {last.actor}" if last else "")
                 + f"; {answer.approver}'s answer ({answer.action}) is not applied"
             )
+        if answer.timed_out and answer.action == "hold" and _repeats(now.history, kind, pause):
+            # One entry per unanswered wait, not one per timeout: a rollout left holding for
+            # weeks would grow its ledger item past DynamoDB's 400 KB limit, and from then on no
+            # write could be recorded, not even a rollback's intent.
+            self._seen = now
+            return
         self._record(
             Transition(
                 at=self.env.clock.now(), kind=kind, actor=answer.approver,
@@ -214,3 +220,10 @@ class LedgerJournal:
             f"Rollout complete: {self.service}",
             f"{self.spec.image} serves {result.final_weights.canary}% of traffic. {result.reason}.",
         )
+
+
+def _repeats(history, kind: str, pause: Pause) -> bool:
+    """Whether the newest transition already records an unanswered pause at this stage (its
+    reason's wording may change from one asking to the next; the wait is the same)."""
+    last = history[-1] if history else None
+    return last is not None and last.kind == kind and last.to_stage == pause.stage_index

@@ -13,7 +13,7 @@ from rollway.fakes import FakeLedger, FakeMetrics, steady
 from rollway.ledger import LockHeld, RolloutEnded, RolloutInProgress
 from rollway.model import Weights
 from rollway.phases import RolloutPhase
-from rollway.spec import RolloutSpec, Stage, WeeklyPhase
+from rollway.spec import Approvals, RolloutSpec, Stage, WeeklyPhase
 from tests.flows.fake_env import fake_environment
 
 IMAGE = "webordinary/edit-container:2.0.0"
@@ -749,3 +749,26 @@ def test_a_rollback_asked_again_after_it_finished_does_not_page_again_unless_it_
     env.router.set_weights(Weights.canary_at(5))  # someone put traffic back on the canary by hand
     again("traffic went back to the canary")
     assert pages() == 2 and env.router.weights == Weights(stable=100, canary=0)
+
+
+def test_a_pause_left_unanswered_for_weeks_adds_one_ledger_entry_not_one_per_timeout():
+    """With on_timeout="hold" every timeout asks again. One history entry per timeout grew the
+    DynamoDB item past its 400 KB limit within the 3-week plan (about 12 days at a 10-minute
+    timeout), and then no write was accepted, not even a rollback's intent."""
+    env = env_with_ledger()
+    spec = RolloutSpec(image=IMAGE, stages=[Stage(weight=5, bake_seconds=120), Stage(weight=100, bake_seconds=120, approval=True)],
+                       approvals=Approvals(timeout_seconds=600, on_timeout="hold"), monitor_seconds=0)
+    asked = []
+
+    def nobody_answers_for_a_while(pause, summary):
+        asked.append(pause.stage_index)
+        env.clock.sleep(600)
+        if len(asked) <= 200:
+            return ApprovalAnswer(action="hold", approver="timeout", timed_out=True, comment="no answer within 600 s")
+        return ApprovalAnswer(action="approve", approver="alice", comment="back from leave")
+
+    result = progressive_on(env, spec, nobody_answers_for_a_while)
+    assert result.outcome == "promoted" and len(asked) == 201
+    record = env.ledger.get(env.targets.canary_service)
+    assert kinds(env).count("timeout") == 1, [(t.kind, t.to_stage, t.verdict) for t in record.history if t.kind == "timeout"]
+    assert kinds(env)[-1] == "promote" and kinds(env).count("approve") == 1
