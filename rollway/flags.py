@@ -395,8 +395,11 @@ class FlagEvaluator:
         on_unavailable: OnUnavailable = "closed",
         on_unknown: OnUnknown = "off",
     ) -> None:
-        if ttl_seconds <= 0 or retry_seconds <= 0:
-            raise ValueError(f"ttl_seconds and retry_seconds must be positive, got {ttl_seconds}, {retry_seconds}")
+        for name, value in (("ttl_seconds", ttl_seconds), ("retry_seconds", retry_seconds)):
+            # Not just ``value <= 0``: that is False for NaN, and a NaN (or infinite) TTL would
+            # keep a flag cached forever, so a kill switch would never reach this process.
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be a positive, finite number of seconds, got {value!r}")
         if on_unavailable not in ("closed", "open", "stale"):
             raise ValueError(f"on_unavailable must be 'closed', 'open' or 'stale', got {on_unavailable!r}")
         if on_unknown not in ("off", "raise"):

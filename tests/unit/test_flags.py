@@ -201,6 +201,15 @@ def test_cached_flags_are_read_again_only_after_the_ttl():
     assert store.reads == 3
 
 
+@pytest.mark.parametrize("setting", ["ttl_seconds", "retry_seconds"])
+@pytest.mark.parametrize("value", [math.nan, math.inf, 0.0, -1.0])
+def test_a_ttl_or_retry_that_is_not_a_positive_finite_number_is_refused(setting, value):
+    """``nan <= 0`` is False: a NaN TTL once passed the check and the cached flag never expired,
+    so a kill switch never took effect in that process."""
+    with pytest.raises(ValueError, match=setting):
+        FlagEvaluator(FakeFlagStore([]), **{setting: value})
+
+
 def test_invalidate_makes_the_next_evaluation_read_the_store():
     store, clock = seeded_store(flag(enabled=False), flag(INTERRUPTS, enabled=False)), Clock()
     flags = evaluator(store, clock)
