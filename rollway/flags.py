@@ -170,6 +170,33 @@ def validate_actor(actor: object) -> str:
     return actor
 
 
+def validate_user_id(user_id: object) -> str | None:
+    """``user_id`` if it can be evaluated: None (no user) or a non-empty string.
+
+    Raises:
+        MissingUserId: the empty string.
+        InvalidFlagInput: not a string.
+    """
+    if user_id is not None and (not user_id or not isinstance(user_id, str)):
+        _require_user(user_id)
+    return user_id
+
+
+def validate_expected_version(version: object) -> int | None:
+    """``version`` if a flag can be at it: None (any version) or an integer >= 0 (0: absent).
+
+    A negative version would otherwise be read as a concurrent change (``FlagConflict``).
+
+    Raises:
+        InvalidFlagInput: negative, or not an integer.
+    """
+    if version is not None and (isinstance(version, bool) or not isinstance(version, int) or version < 0):
+        raise InvalidFlagInput(
+            f"expected version {version!r} must be a whole number >= 0 (0: the flag does not exist yet)"
+        )
+    return version
+
+
 def validate_reason(reason: object) -> str:
     """``reason`` (why a change is made, for the audit trail) if it fits the trail.
 

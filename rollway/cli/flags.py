@@ -69,8 +69,16 @@ def set_(feature: str, *, enabled: bool | None = None, percentage: float | None 
     """
     from rollway.flags_commands import flags_set
 
+    if actor is None:
+        # Only an omitted --actor defaults to the OS user; a given one, even empty, is checked
+        # as given (an empty one is refused, never replaced).
+        try:
+            actor = getpass.getuser()
+        except (OSError, KeyError, ImportError) as err:
+            print(f"error: cannot tell who you are ({err}): pass --actor", file=sys.stderr)
+            raise SystemExit(2) from err
     return flags_set(
-        _store(targets_block, credentials_block), sys.stdout, feature, err=sys.stderr, actor=actor or getpass.getuser(),
+        _store(targets_block, credentials_block), sys.stdout, feature, err=sys.stderr, actor=actor,
         expected_version=expected_version, enabled=enabled, percentage=percentage, reason=reason or None,
         create=create or None,
     )
