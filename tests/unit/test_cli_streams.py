@@ -154,6 +154,27 @@ def test_flags_without_the_saved_blocks_say_so_on_stderr(monkeypatch, capsys):
     assert captured.err == "error: no block named 'nope'\n"
 
 
+@pytest.mark.parametrize("region", ["", "eu west"])
+@pytest.mark.parametrize("args", [("flags", "list"), ("flags", "set", SQS, "--enabled", "--actor", "gina")],
+                         ids=["list", "set"])
+def test_flags_with_a_region_boto3_refuses_say_so_on_one_line(monkeypatch, capsys, region, args):
+    """botocore refuses such a region when the client is built (ValueError: Invalid endpoint,
+    InvalidRegionError); the command says so on one line instead of printing a traceback."""
+    from prefect_aws import AwsCredentials
+
+    from rollway.targets import Targets
+
+    # model_copy: the region is the blocks' mistake, whatever Targets itself accepts.
+    targets = Targets().model_copy(update={"region": region})
+    monkeypatch.setattr("flows.env.load_targets", lambda block: targets)
+    monkeypatch.setattr("flows.env.load_credentials", lambda block, region: AwsCredentials())
+    assert rollway(*args) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith("error: ") and f"region {region!r}" in captured.err
+    assert captured.err.count("\n") == 1
+
+
 def test_judge_replay_prints_its_decisions_on_stdout_only(capsys):
     assert rollway("judge", "--replay", str(DATA / "regression.jsonl")) == 0
     captured = capsys.readouterr()
