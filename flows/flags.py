@@ -12,8 +12,7 @@ from typing import Sequence
 
 from prefect import flow, get_run_logger
 
-from blocks.credentials import client_factory
-from flows.env import load_credentials, load_targets
+from flows.env import load_clients
 from rollway.aws.flags import DynamoFlagStore
 from rollway.flag_binding import FlagChange, FlagUpdate
 from rollway.flags import UnknownFlag, validate_actor
@@ -56,7 +55,8 @@ def set_flags(
         aws_credentials_block: a saved AwsCredentials block; None uses boto3's default chain.
         targets_block: a saved RollwayTargets block naming the table; None: the defaults.
     """
-    targets = load_targets(targets_block)
-    get_client = client_factory(load_credentials(aws_credentials_block, targets.region))
+    # The same loading as every other flow: clients act in Targets.region, and a credentials
+    # block naming another region is refused (AccountNotLoaded) before any call.
+    targets, get_client = load_clients(targets_block, aws_credentials_block)
     store = DynamoFlagStore(get_client("dynamodb"), targets)
     return apply_changes(store, changes, actor=actor, now=time.time())

@@ -5,14 +5,20 @@ traffic (the seed's script scaled the new service to zero before moving traffic 
 drops requests); only then does the ALB go to 100% stable, verified by reading it back; only
 then is the canary scaled to zero and pointed back at its previous task definition. Bound
 flags are disabled, and people are told why. Running it twice ends in the same state.
+
+Once the traffic is back, a step that fails does not stop the ones after it: the canary is
+still scaled down, the flags disabled and people told (including what failed), and only then
+does the rollback fail, naming the step, so that it stays open to be run again.
 """
 
 from __future__ import annotations
 
 import functools
-from typing import Callable, Sequence
+import re
+from typing import Annotated, Callable, Sequence
 
 from prefect import flow, get_run_logger
+from pydantic import AfterValidator
 
 from flows.engine import wait_healthy
 from flows.env import load_environment
@@ -22,6 +28,49 @@ from rollway.model import Weights
 from rollway.report import RollbackResult, RolloutResult
 from rollway.spec import FlagBinding
 from tasks import ecs, metrics, traffic
+
+
+# A task definition ECS can name: its ARN or family:revision (families are 1-255 letters,
+# digits, hyphens and underscores). A bare family is refused too: it means "the latest
+# revision", which is not what the canary ran before.
+_TASK_DEFINITION = re.compile(
+    r"(arn:aws[a-z-]*:ecs:[a-z0-9-]+:[0-9]{12}:task-definition/)?[A-Za-z0-9_-]{1,255}:[1-9][0-9]*"
+)
+
+
+def validate_task_definition(value: str) -> str:
+    """``value`` if it is a task definition ARN or ``family:revision``.
+
+    Raises:
+        ValueError: anything else (a rollback flow parameter fails validation before any call).
+    """
+    if not _TASK_DEFINITION.fullmatch(value):
+        raise ValueError(
+            f"previous_task_definition {value!r} is neither a task definition ARN nor family:revision "
+            "(e.g. webordinary-edit-task:3)"
+        )
+    return value
+
+
+TaskDefinitionRef = Annotated[str, AfterValidator(validate_task_definition)]
+
+
+class RollbackIncomplete(RuntimeError):
+    """The traffic is back on stable, but a later step of the rollback failed.
+
+    Every step after the failed one was still done; the rollback stays open to be run again.
+
+    Attributes:
+        failed_steps: each failed step and why.
+    """
+
+    def __init__(self, failed_steps: Sequence[str]) -> None:
+        self.failed_steps = tuple(failed_steps)
+        super().__init__(
+            "the traffic is back on the stable service, but the rollback could not: "
+            + "; ".join(self.failed_steps)
+            + ". Every other step was done; run the rollback again once the failed step can succeed"
+        )
 
 
 def execute_rollback(
@@ -84,9 +133,27 @@ def execute_rollback(
         scale_stable(f"it was scaled to {after.desired} during the rollback")
         scaled = True
 
+    # The traffic is back: from here on a failing step must not stop the ones after it. Each
+    # failure is noted, told in the notification, and fails the run at the end.
+    failed_steps: list[str] = []
     restore = previous_task_definition or stable.task_definition
-    retired = ecs.update_service(env.deployer, t.canary_service, task_definition=restore, desired=0)
-    steps.append(f"{t.canary_service} scaled to 0 on {restore}")
+    try:
+        retired = ecs.update_service(env.deployer, t.canary_service, task_definition=restore, desired=0)
+        canary_line = f"{t.canary_service} is at 0 tasks on {restore}."
+        steps.append(f"{t.canary_service} scaled to 0 on {restore}")
+    except Exception as err:  # noqa: BLE001 - any failure here is reported, and the run fails below
+        log.error("could not point %s back at %s: %s", t.canary_service, restore, err)
+        failed_steps.append(f"restore {t.canary_service}'s task definition {restore} ({err})")
+        canary_line = f"Restoring {t.canary_service}'s task definition {restore} FAILED ({err}).\n"
+        try:
+            # Still stop the canary's tasks, on whatever task definition it runs.
+            retired = ecs.update_service(env.deployer, t.canary_service, desired=0)
+            canary_line += f"{t.canary_service} is at 0 tasks on {retired.task_definition}."
+            steps.append(f"{t.canary_service} scaled to 0 on {retired.task_definition} (restoring {restore} failed)")
+        except Exception as scale_err:  # noqa: BLE001 - as above
+            log.error("could not scale %s to 0: %s", t.canary_service, scale_err)
+            failed_steps.append(f"scale {t.canary_service} to 0 ({scale_err})")
+            canary_line += f"Scaling {t.canary_service} to 0 FAILED too ({scale_err})."
 
     disabled: tuple[str, ...] = ()
     flags_failed = None
@@ -106,21 +173,36 @@ def execute_rollback(
         f"rollway rolled back {t.canary_service} on cluster {t.cluster}.\n\n"
         f"Why: {reason}\nRequested by: {actor}\n\n"
         f"Traffic is back at 100% on {t.stable_service} (read back from the load balancer: {weights}).\n"
-        f"{t.canary_service} is at 0 tasks on {restore}.\n"
+        f"{canary_line}\n"
         + (f"Feature flags disabled: {', '.join(disabled)}.\n" if disabled else "")
         + (f"Feature flags NOT disabled: {', '.join(f for f, _ in flags_failed.failures)} ({flags_failed}). "
            "Run the rollback again once the flag store accepts writes.\n" if flags_failed else "")
+        + ("Run the rollback again once the failed step above can succeed (with previous_task_definition "
+           "set to what the canary ran before, if that was the step).\n" if failed_steps else "")
         + "Next steps: look at the canary's logs and metrics for the window above before trying again."
     )
     unchanged = (weights_before == target and not scaled and not disabled and flags_failed is None
-                 and canary.desired == 0 and canary.task_definition == restore)
+                 and not failed_steps and canary.desired == 0 and canary.task_definition == restore)
     if quiet_if_unchanged and unchanged:
         log.info("%s was already rolled back and nothing had changed: no notification", t.canary_service)
         message_id = None
         steps.append("nothing had changed since the rollback: not notified again")
     else:
-        message_id = metrics.notify(env.notifier, f"Rollback: {t.canary_service}", message)
-        steps.append("notified")
+        try:
+            message_id = metrics.notify(env.notifier, f"Rollback: {t.canary_service}", message)
+            steps.append("notified")
+        except Exception as err:  # noqa: BLE001 - the run fails below, naming this and any earlier failure
+            # Alone, a failed notification fails the run as it always did; after another failure
+            # it must not hide that one, which the run's error then names with it.
+            if not failed_steps and flags_failed is None:
+                raise
+            log.error("could not send the rollback notification: %s", err)
+            message_id = None
+            failed_steps.append(f"notify ({err})")
+    if failed_steps:
+        if flags_failed is not None:
+            failed_steps.append(f"disable every bound flag ({flags_failed})")
+        raise RollbackIncomplete(failed_steps)
     if flags_failed is not None:
         raise flags_failed
     return RollbackResult(
@@ -195,7 +277,7 @@ def finish_rollback(env: Environment, record, *, actor: str) -> RolloutResult:
 def rollback(
     reason: str,
     actor: str = "operator",
-    previous_task_definition: str | None = None,
+    previous_task_definition: TaskDefinitionRef | None = None,
     stable_desired: int | None = None,
     bindings: list[FlagBinding] | None = None,
     targets_block: str | None = None,

@@ -170,6 +170,33 @@ def validate_actor(actor: object) -> str:
     return actor
 
 
+def validate_user_id(user_id: object) -> str | None:
+    """``user_id`` if it can be evaluated: None (no user) or a non-empty string.
+
+    Raises:
+        MissingUserId: the empty string.
+        InvalidFlagInput: not a string.
+    """
+    if user_id is not None and (not user_id or not isinstance(user_id, str)):
+        _require_user(user_id)
+    return user_id
+
+
+def validate_expected_version(version: object) -> int | None:
+    """``version`` if a flag can be at it: None (any version) or an integer >= 0 (0: absent).
+
+    A negative version would otherwise be read as a concurrent change (``FlagConflict``).
+
+    Raises:
+        InvalidFlagInput: negative, or not an integer.
+    """
+    if version is not None and (isinstance(version, bool) or not isinstance(version, int) or version < 0):
+        raise InvalidFlagInput(
+            f"expected version {version!r} must be a whole number >= 0 (0: the flag does not exist yet)"
+        )
+    return version
+
+
 def validate_reason(reason: object) -> str:
     """``reason`` (why a change is made, for the audit trail) if it fits the trail.
 
@@ -395,8 +422,11 @@ class FlagEvaluator:
         on_unavailable: OnUnavailable = "closed",
         on_unknown: OnUnknown = "off",
     ) -> None:
-        if ttl_seconds <= 0 or retry_seconds <= 0:
-            raise ValueError(f"ttl_seconds and retry_seconds must be positive, got {ttl_seconds}, {retry_seconds}")
+        for name, value in (("ttl_seconds", ttl_seconds), ("retry_seconds", retry_seconds)):
+            # Not just ``value <= 0``: that is False for NaN, and a NaN (or infinite) TTL would
+            # keep a flag cached forever, so a kill switch would never reach this process.
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be a positive, finite number of seconds, got {value!r}")
         if on_unavailable not in ("closed", "open", "stale"):
             raise ValueError(f"on_unavailable must be 'closed', 'open' or 'stale', got {on_unavailable!r}")
         if on_unknown not in ("off", "raise"):

@@ -23,7 +23,10 @@ from rollway.flags import (
     UnknownFlag,
     bucket,
     evaluate,
+    validate_actor,
+    validate_expected_version,
     validate_feature,
+    validate_user_id,
 )
 from rollway.ports import FlagStore
 
@@ -90,6 +93,10 @@ def flags_set(
     """
 
     def change() -> None:
+        # Every input is checked before the table is read, so bad input is exit 2 whatever
+        # state the table is in (a negative version was once reported as a concurrent change).
+        validate_actor(actor)
+        validate_expected_version(expected_version)
         given = {name: value for name, value in settings.items() if value is not None}
         update = set_flag(
             store,
@@ -119,6 +126,11 @@ def flags_eval(
     """
 
     def show() -> None:
+        # Checked before the read: an empty user id is bad input (exit 2), not something an
+        # unreachable table (exit 4) may hide.
+        validate_feature(feature)
+        for user in user_ids or ():
+            validate_user_id(user)
         flag = _require(store, feature)
         rows = [
             {

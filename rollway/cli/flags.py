@@ -20,12 +20,23 @@ def _store(targets_block: str | None, credentials_block: str | None):
     from rollway.aws.flags import DynamoFlagStore
     from rollway.cli.ops import OpsError, load_account
 
+    from botocore.exceptions import BotoCoreError
+
     try:
         targets, get_client = load_account(targets_block, credentials_block)
     except OpsError as err:
         print(f"error: {err}", file=sys.stderr)
         raise SystemExit(2) from err
-    return DynamoFlagStore(get_client("dynamodb"), targets)
+    try:
+        client = get_client("dynamodb")
+    except (ValueError, BotoCoreError) as err:
+        # botocore checks the region only when it builds the client (ValueError "Invalid
+        # endpoint" for "", InvalidRegionError for a malformed name): the blocks' mistake, told
+        # on one line rather than as a traceback. No call has been made yet.
+        print(f"error: cannot build the DynamoDB client for region {targets.region!r}: {err}; "
+              "fix the region in the targets or credentials block", file=sys.stderr)
+        raise SystemExit(2) from err
+    return DynamoFlagStore(client, targets)
 
 
 @flags_app.command(name="list")
@@ -69,8 +80,16 @@ def set_(feature: str, *, enabled: bool | None = None, percentage: float | None 
     """
     from rollway.flags_commands import flags_set
 
+    if actor is None:
+        # Only an omitted --actor defaults to the OS user; a given one, even empty, is checked
+        # as given (an empty one is refused, never replaced).
+        try:
+            actor = getpass.getuser()
+        except (OSError, KeyError, ImportError) as err:
+            print(f"error: cannot tell who you are ({err}): pass --actor", file=sys.stderr)
+            raise SystemExit(2) from err
     return flags_set(
-        _store(targets_block, credentials_block), sys.stdout, feature, err=sys.stderr, actor=actor or getpass.getuser(),
+        _store(targets_block, credentials_block), sys.stdout, feature, err=sys.stderr, actor=actor,
         expected_version=expected_version, enabled=enabled, percentage=percentage, reason=reason or None,
         create=create or None,
     )

@@ -90,6 +90,51 @@ def rollback_on(env, stable_desired):
     return execute_rollback(env, "test", actor="on-call", stable_desired=stable_desired)
 
 
+@pytest.mark.parametrize(("scale_fails", "flag_fails"), [(False, False), (True, False), (False, True)],
+                         ids=["restore fails", "restore and scale fail", "restore and a flag fail"])
+def test_a_rollback_step_that_fails_after_the_traffic_moved_does_not_stop_the_others(scale_fails, flag_fails):
+    from flows.rollback import RollbackIncomplete
+    from rollway.fakes import FlakyFlagStore
+    from rollway.flags import FlagState
+    from rollway.spec import FlagBinding
+
+    env = fake_environment()
+    env.flags = FlakyFlagStore([FlagState(feature="new_checkout", enabled=True, percentage=10),
+                                FlagState(feature="old_editor", enabled=True, percentage=10)],
+                               failing=["old_editor"] if flag_fails else [])
+    env.router.set_weights(Weights(stable=90, canary=10))
+    canary_service = env.targets.canary_service
+    env.deployer.services[canary_service] = env.deployer.services[canary_service].model_copy(
+        update={"desired": 2, "running": 2})
+    real_update = env.deployer.update_service
+
+    def update_service(service, *, task_definition=None, desired=None):
+        if service == env.targets.canary_service and (task_definition is not None or scale_fails):
+            raise RuntimeError(f"no task definition {task_definition}")
+        return real_update(service, task_definition=task_definition, desired=desired)
+
+    env.deployer.update_service = update_service
+
+    @flow
+    def rollback(env):
+        return execute_rollback(env, "error rate 7%", previous_task_definition="typo:1",
+                                bindings=[FlagBinding(feature="new_checkout"), FlagBinding(feature="old_editor")])
+
+    with pytest.raises(RollbackIncomplete, match="could not: restore .*typo:1") as failed:
+        rollback(env)
+    assert env.router.weights == Weights(stable=100, canary=0)
+    assert env.flags.get("new_checkout").enabled is False
+    canary = env.deployer.services[env.targets.canary_service]
+    assert canary.desired == (2 if scale_fails else 0)
+    subject, body = env.notifier.messages[-1]
+    assert subject.startswith("Rollback") and "typo:1 FAILED" in body
+    assert ("Scaling" in body and "FAILED too" in body) is scale_fails
+    assert ("Feature flags NOT disabled: old_editor" in body) is flag_fails
+    assert len(failed.value.failed_steps) == (2 if scale_fails or flag_fails else 1)
+    if flag_fails:
+        assert failed.value.failed_steps[-1].startswith("disable every bound flag") and "old_editor" in str(failed.value)
+
+
 def test_a_rollback_never_scales_the_stable_service_below_what_it_asks_for():
     """Autoscaling raised stable to 6 since the rollout recorded 2; only 1 task runs yet."""
     env = fake_environment()

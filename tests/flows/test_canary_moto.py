@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from prefect import flow
 
 from flows.canary import RolloutRefused, run_canary
-from flows.rollback import execute_rollback
+from flows.rollback import RollbackIncomplete, execute_rollback, validate_task_definition
 from rollway.approvals import scripted
 from rollway.aws.ecs import EcsDeployer
 from rollway.aws.elbv2 import AlbRouter
@@ -91,6 +93,63 @@ def test_rollback_restores_stable_capacity_before_moving_traffic(aws, watch_call
     assert "UpdateService" in ecs_calls and "ModifyRule" in elb_calls
     weights, stable, canary = read_back(aws)
     assert weights == Weights(stable=100, canary=0) and stable.desired == 2 and canary.desired == 0
+
+
+def test_a_rollback_whose_task_definition_cannot_be_restored_still_does_every_other_step(aws):
+    """A typo in previous_task_definition used to fail the run at UpdateService with the traffic
+    back but the canary still running, its flags on and nobody told."""
+    from rollway.aws.flags import DynamoFlagStore
+    from rollway.flags import FlagState
+    from rollway.spec import FlagBinding
+
+    ecs = aws.get_client("ecs")
+    env = aws_environment(aws.get_client, aws.targets, FakeClock())
+    env.router.set_weights(Weights(stable=90, canary=10))
+    ecs.update_service(cluster=aws.targets.cluster, service=aws.targets.canary_service, desiredCount=2)
+    flags = DynamoFlagStore(aws.get_client("dynamodb"), aws.targets)
+    flags.put(FlagState(feature="new_checkout", enabled=True, percentage=10), expected_version=0, actor="t", now=1.0)
+    url = inbox(aws)
+
+    @flow
+    def rollback_with(previous):
+        return execute_rollback(env, "error rate 7%", previous_task_definition=previous,
+                                bindings=[FlagBinding(feature="new_checkout")])
+
+    with pytest.raises(RollbackIncomplete, match="could not: restore .*webordinary-edit-tsak:1") as failed:
+        rollback_with("webordinary-edit-tsak:1")
+    weights, stable, canary = read_back(aws)
+    assert weights == Weights(stable=100, canary=0)
+    assert canary.desired == 0, "scaled to 0 on the task definition it had"
+    assert flags.get("new_checkout").enabled is False
+    messages = aws.get_client("sqs").receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+    bodies = [json.loads(m["Body"]) for m in messages]
+    assert [b["Subject"] for b in bodies] == [f"Rollback: {aws.targets.canary_service}"]
+    assert "webordinary-edit-tsak:1" in bodies[0]["Message"] and "FAILED" in bodies[0]["Message"]
+    assert failed.value.failed_steps[0].startswith("restore")
+    # Run again with the right task definition: it finishes the job.
+    again = rollback_with(stable.task_definition)
+    assert again.canary_task_definition == stable.task_definition and again.canary_desired == 0
+
+
+@pytest.mark.parametrize("bad", ["webordinary-edit-task", "webordinary edit task:1", "family:0", "family:x",
+                                 "arn:aws:ecs:us-west-2:123:task-definition/family:1", ""])
+def test_the_rollback_flow_refuses_a_malformed_previous_task_definition_before_any_call(monkeypatch, bad):
+    import flows.rollback
+
+    def no_aws(*args, **kwargs):
+        raise AssertionError("the environment was loaded before the parameters were checked")
+
+    monkeypatch.setattr(flows.rollback, "load_environment", no_aws)
+    state = flows.rollback.rollback(reason="test", previous_task_definition=bad, return_state=True)
+    assert state.is_failed() and "Validation of flow parameters failed" in state.message
+    assert "previous_task_definition" in state.message
+
+
+@pytest.mark.parametrize("good", ["webordinary-edit-task:1", "web_ordinary-2:12",
+                                  "arn:aws:ecs:us-west-2:123456789012:task-definition/webordinary-edit-task:3",
+                                  "arn:aws-cn:ecs:cn-north-1:123456789012:task-definition/x:1"])
+def test_task_definition_refs_a_rollback_accepts(good):
+    assert validate_task_definition(good) == good
 
 
 def test_unknown_target_group_fails_before_any_write(aws, watch_calls):

@@ -6,6 +6,7 @@ import pytest
 from prefect import flow
 
 from blocks.credentials import credentials_for_endpoint
+from flows.env import AccountNotLoaded
 from flows.flags import set_flags
 from rollway.aws.flags import DynamoFlagStore
 from rollway.fakes import FakeFlagStore, FakeLedger, FlakyFlagStore
@@ -55,6 +56,39 @@ def test_set_flags_writes_nothing_when_one_change_is_bad(dynamo):
     with pytest.raises(InvalidPercentage, match="percentage 150 is outside 0..100"):
         set_flags(changes=[{"feature": SQS, "percentage": 150}], aws_credentials_block=CREDENTIALS)
     assert [f.version for f in dynamo.list()] == [1, 1]
+
+
+def test_set_flags_refuses_credentials_for_another_region_before_any_call(aws, _get_client_for_region):
+    """The flow once built its clients in the credentials' region: it wrote into eu-west-1's
+    flags table while the targets (and every rollout flow) are in us-west-2."""
+    other = _get_client_for_region("eu-west-1")
+    other("dynamodb").create_table(
+        TableName=aws.targets.flags_table, BillingMode="PAY_PER_REQUEST",
+        KeySchema=[{"AttributeName": "feature", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "feature", "AttributeType": "S"}],
+    )
+    credentials_for_endpoint(aws.endpoint_url, "eu-west-1").save("flags-test-eu-west-1", overwrite=True)
+    with pytest.raises(AccountNotLoaded, match="eu-west-1"):
+        set_flags(changes=[FlagChange(feature="new_editor", enabled=True, create=True)],
+                  aws_credentials_block="flags-test-eu-west-1")
+    assert other("dynamodb").scan(TableName=aws.targets.flags_table)["Items"] == []
+
+
+def test_set_flags_with_a_block_without_region_acts_in_the_targets_region(aws, _get_client_for_region, monkeypatch):
+    """Not in the worker's AWS_DEFAULT_REGION."""
+    other = _get_client_for_region("eu-west-1")
+    other("dynamodb").create_table(
+        TableName=aws.targets.flags_table, BillingMode="PAY_PER_REQUEST",
+        KeySchema=[{"AttributeName": "feature", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "feature", "AttributeType": "S"}],
+    )
+    credentials_for_endpoint(aws.endpoint_url, aws.targets.region).model_copy(
+        update={"region_name": None}).save("flags-test-no-region", overwrite=True)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    set_flags(changes=[FlagChange(feature="new_editor", enabled=True, create=True)],
+              aws_credentials_block="flags-test-no-region")
+    assert other("dynamodb").scan(TableName=aws.targets.flags_table)["Items"] == []
+    assert DynamoFlagStore(aws.get_client("dynamodb"), aws.targets).get("new_editor").enabled
 
 
 def test_flag_binding_tasks_on_the_fake_store():

@@ -86,6 +86,53 @@ def test_flags_errors_go_to_stderr_with_their_exit_code(flags, capsys, args, cod
     assert captured.err.count("\n") == 1
 
 
+class NoAws:
+    """A client that fails the test on any AWS call."""
+
+    def __getattr__(self, name):
+        raise AssertionError(f"AWS was called ({name}) before the input was checked")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("flags", "set", SQS, "--enabled", "--actor", ""), "needs the id of who makes it"),
+        (("flags", "set", SQS, "--enabled", "--actor", "  "), "needs the id of who makes it"),
+        (("flags", "set", SQS, "--enabled", "--expected-version", "-1", "--actor", "gina"), "expected version -1"),
+        (("flags", "eval", SQS, "user-1", ""), "user id '' is empty"),
+    ],
+    ids=["empty actor", "blank actor", "negative version", "empty user"],
+)
+def test_flags_bad_input_is_refused_before_any_aws_call(monkeypatch, capsys, args, message):
+    """An empty --actor is refused, not replaced by the OS user name (only an omitted one is)."""
+    from rollway.targets import Targets
+
+    monkeypatch.setattr("rollway.cli.ops.load_account", lambda targets_block, credentials_block: (Targets(), lambda _: NoAws()))
+    monkeypatch.setattr("getpass.getuser", lambda: "os-user")
+    assert rollway(*args) == EXIT_INVALID
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith("error: ") and message in captured.err and captured.err.count("\n") == 1
+
+
+def test_flags_set_without_actor_records_the_os_user(flags, monkeypatch, capsys):
+    monkeypatch.setattr("getpass.getuser", lambda: "os-user")
+    assert rollway("flags", "set", SQS, "--percentage", "30") == EXIT_OK
+    capsys.readouterr()
+    assert rollway("flags", "get", SQS, "--json") == EXIT_OK
+    assert json.loads(capsys.readouterr().out)["updated_by"] == "os-user"
+
+
+def test_flags_set_without_actor_or_os_user_says_so(flags, monkeypatch, capsys):
+    def no_user():
+        raise OSError("No username set in the environment")
+
+    monkeypatch.setattr("getpass.getuser", no_user)
+    assert rollway("flags", "set", SQS, "--percentage", "30") == EXIT_INVALID
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.startswith("error: ") and "--actor" in captured.err
+
+
 def test_flags_on_a_missing_table_say_so_on_stderr(flags, capsys):
     flags.get_client("dynamodb").delete_table(TableName=flags.targets.flags_table)
     assert rollway("flags", "list", "--json") == EXIT_UNAVAILABLE
@@ -105,6 +152,27 @@ def test_flags_without_the_saved_blocks_say_so_on_stderr(monkeypatch, capsys):
     captured = capsys.readouterr()
     assert captured.out == ""
     assert captured.err == "error: no block named 'nope'\n"
+
+
+@pytest.mark.parametrize("region", ["", "eu west"])
+@pytest.mark.parametrize("args", [("flags", "list"), ("flags", "set", SQS, "--enabled", "--actor", "gina")],
+                         ids=["list", "set"])
+def test_flags_with_a_region_boto3_refuses_say_so_on_one_line(monkeypatch, capsys, region, args):
+    """botocore refuses such a region when the client is built (ValueError: Invalid endpoint,
+    InvalidRegionError); the command says so on one line instead of printing a traceback."""
+    from prefect_aws import AwsCredentials
+
+    from rollway.targets import Targets
+
+    # model_copy: the region is the blocks' mistake, whatever Targets itself accepts.
+    targets = Targets().model_copy(update={"region": region})
+    monkeypatch.setattr("flows.env.load_targets", lambda block: targets)
+    monkeypatch.setattr("flows.env.load_credentials", lambda block, region: AwsCredentials())
+    assert rollway(*args) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith("error: ") and f"region {region!r}" in captured.err
+    assert captured.err.count("\n") == 1
 
 
 def test_judge_replay_prints_its_decisions_on_stdout_only(capsys):

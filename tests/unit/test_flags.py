@@ -201,6 +201,15 @@ def test_cached_flags_are_read_again_only_after_the_ttl():
     assert store.reads == 3
 
 
+@pytest.mark.parametrize("setting", ["ttl_seconds", "retry_seconds"])
+@pytest.mark.parametrize("value", [math.nan, math.inf, 0.0, -1.0])
+def test_a_ttl_or_retry_that_is_not_a_positive_finite_number_is_refused(setting, value):
+    """``nan <= 0`` is False: a NaN TTL once passed the check and the cached flag never expired,
+    so a kill switch never took effect in that process."""
+    with pytest.raises(ValueError, match=setting):
+        FlagEvaluator(FakeFlagStore([]), **{setting: value})
+
+
 def test_invalidate_makes_the_next_evaluation_read_the_store():
     store, clock = seeded_store(flag(enabled=False), flag(INTERRUPTS, enabled=False)), Clock()
     flags = evaluator(store, clock)
@@ -450,6 +459,28 @@ def test_commands_report_bad_input_on_stderr_and_write_nothing(command, args, kw
     assert err.startswith("error: ") and message in err and err.count("\n") == 1
     assert text == "", "an error is not data: nothing on standard output"
     assert store.writes == 0
+
+
+@pytest.mark.parametrize(
+    ("command", "args", "kwargs", "message"),
+    [
+        (flags_eval, (SQS, ["user-1", ""]), {}, "user id '' is empty"),
+        (flags_eval, ("bad name", ["user-1"]), {}, "feature flag name 'bad name'"),
+        (flags_set, (SQS,), {"enabled": True, "actor": "ops", "expected_version": -1}, "expected version -1"),
+        (flags_set, (SQS,), {"enabled": True, "actor": ""}, "needs the id of who makes it"),
+    ],
+    ids=["eval empty user", "eval bad name", "set negative version", "set empty actor"],
+)
+def test_commands_refuse_bad_input_before_reading_the_table(command, args, kwargs, message):
+    """Input is checked before the table is read: an empty user id once surfaced only after the
+    read (as an outage when the table was unreachable), and a negative expected version as a
+    concurrent change (exit 3)."""
+    store = seeded_store()
+    store.unavailable = "the table must not be read"
+    code, text, err = run(command, store, *args, **kwargs)
+    assert (code, text) == (EXIT_INVALID, "")
+    assert err.startswith("error: ") and message in err
+    assert (store.reads, store.writes) == (0, 0)
 
 
 def test_commands_report_conflicts_and_outages_with_their_own_codes():
