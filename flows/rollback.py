@@ -22,6 +22,7 @@ from pydantic import AfterValidator
 
 from flows.engine import wait_healthy
 from flows.env import load_environment
+from flows.params import Actor
 from rollway.clock import ClockSettings
 from rollway.environment import Environment
 from rollway.model import Weights
@@ -276,7 +277,7 @@ def finish_rollback(env: Environment, record, *, actor: str) -> RolloutResult:
 @flow(name="rollback", log_prints=True)
 def rollback(
     reason: str,
-    actor: str = "operator",
+    actor: Actor = "operator",
     previous_task_definition: TaskDefinitionRef | None = None,
     stable_desired: int | None = None,
     bindings: list[FlagBinding] | None = None,

@@ -85,7 +85,9 @@ class Analysis(BaseModel):
     interval_seconds: int = Field(
         default=60, ge=60, multiple_of=60, description="one CloudWatch period per analysis tick (a multiple of 60 s)"
     )
-    alpha: float = Field(default=0.01, gt=0, lt=0.5, description="probability of rolling back a healthy canary")
+    # From 1e-9: alpha is split over the metrics and inverted into the rollback bar, and a
+    # subnormal alpha split in two is 0.
+    alpha: float = Field(default=0.01, ge=1e-9, lt=0.5, description="probability of rolling back a healthy canary")
     margin: float = Field(default=0.001, ge=0, lt=1, description="absolute error-rate margin tolerated when passing")
     mode: Literal["two-sample", "one-sample"] = "two-sample"
     # SLOs stop at 50 %: the judge's alternatives are multiples (from 1.3x) of the SLO, which

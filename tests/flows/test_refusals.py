@@ -230,13 +230,15 @@ def test_a_progressive_run_with_an_unusable_parameter_is_refused_before_its_body
     ("advance_phase", {"approval_poll_seconds": -1}),
     ("advance_phase", {"lease_wall_seconds": 0}),
     ("advance_phase", {"actor": " "}),
+    ("rollback", {"actor": " "}),
 ])
 def test_other_flows_refuse_unusable_parameters_before_their_body(monkeypatch, flow_fn, bad):
     from flows.progressive import advance_phase
+    from flows.rollback import rollback
 
     env = week_one_holding_at_5(monkeypatch)
-    run = {"canary": canary, "advance_phase": advance_phase}[flow_fn]
-    args = {"spec": {"image": NEWER}} if flow_fn == "canary" else {}
+    run = {"canary": canary, "advance_phase": advance_phase, "rollback": rollback}[flow_fn]
+    args = {"canary": {"spec": {"image": NEWER}}, "rollback": {"reason": "by hand"}}.get(flow_fn, {})
     state = run(return_state=True, **args, **bad)
     assert state.is_failed() and "Validation of flow parameters failed" in (state.message or ""), state.message
     assert_left_alone(env)

@@ -270,6 +270,7 @@ def test_an_undecided_verdict_names_the_metric_that_blocks_the_pass():
 
 @pytest.mark.parametrize("changes,field", [
     ({"alpha": math.nan}, "alpha"),
+    ({"alpha": 5e-324}, "alpha"),  # split over two metrics it was 0: a ZeroDivisionError
     ({"margin": math.inf}, "margin"),
     # Alternatives are multiples of the SLO from 1.3x: an SLO past 50% would leave none below 100%.
     ({"mode": "one-sample", "slo_error_rate": 0.8}, "slo_error_rate"),
