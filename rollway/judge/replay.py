@@ -210,13 +210,9 @@ def replay(intervals: Sequence[Interval], analysis: Analysis, guardrails: Guardr
     # run along with the file: each tick reads only the new interval (the flows re-fold every
     # tick because CloudWatch may revise recent datapoints).
     canary_totals, baseline_totals = RunningTotals("canary"), RunningTotals("baseline")
-    changes: list[str] = []
-    last = None
-    canary_requests = 0
+    decisions = Decisions()
     for i, interval in enumerate(intervals):
         stage_over = i == len(intervals) - 1
-        if interval.canary is not None:
-            canary_requests += interval.canary.requests
         state.observe_interval(interval)
         verdict = state.verdict(stage_over=stage_over)
         if guardrails is not None:
@@ -224,14 +220,32 @@ def replay(intervals: Sequence[Interval], analysis: Analysis, guardrails: Guardr
             baseline_totals.add(interval)
             guard = check_totals(guardrails, canary_totals.sample(), baseline_totals.requests, monitoring=False)
             verdict = _worst(verdict, guard)
+        ended = decisions.see(interval, verdict, stage_over=stage_over)
+        if ended is not None:
+            return ended
+    raise AssertionError("unreachable: the last interval always decides")
+
+
+class Decisions:
+    """A replay's decision lines, its canary requests so far, and its end."""
+
+    def __init__(self) -> None:
+        self.changes: list[str] = []
+        self.last: str | None = None
+        self.canary_requests = 0
+
+    def see(self, interval: Interval, verdict: Verdict, *, stage_over: bool) -> ReplayResult | None:
+        """Take one tick's verdict; the result once the replay has decided (or run out)."""
+        if interval.canary is not None:
+            self.canary_requests += interval.canary.requests
         decision = _DECISION[verdict.phase]
-        if decision != last:
-            changes.append(f"t={format_t(interval.t)} {decision}: {verdict.reason}")
-            last = decision
+        if decision != self.last:
+            self.changes.append(f"t={format_t(interval.t)} {decision}: {verdict.reason}")
+            self.last = decision
         if verdict.phase in (Phase.FAILED, Phase.SUCCESSFUL) or stage_over:
             final = "inconclusive" if decision in ("running", "error") else decision
-            return ReplayResult(final, interval.t, canary_requests, verdict.reason, tuple(changes))
-    raise AssertionError("unreachable: the last interval always decides")
+            return ReplayResult(final, interval.t, self.canary_requests, verdict.reason, tuple(self.changes))
+        return None
 
 
 def _worst(verdict: Verdict, guard: Verdict) -> Verdict:

@@ -368,9 +368,9 @@ def mortal(inner, process: dict, kill_after: int | None = None):
     return Intercept(inner, before)
 
 
-def _killed_while_monitoring():
+def _killed_while_monitoring(spec: RolloutSpec | None = None):
     """A rollout promoted and killed twenty checks before its monitoring window ends."""
-    spec = monitored_spec()
+    spec = spec or monitored_spec()
     env = env_with_ledger()
     progressive_on(env, spec, auto_approve())
     checks_in_full_run = env.metrics.calls

@@ -75,18 +75,7 @@ def test_a_canary_run_refused_for_an_unknown_bound_flag_does_not_roll_back_the_r
     """Week 1 of a progressive rollout ended: it holds at 5% until week 2. A canary run started
     by mistake, with a flag name typo, is refused before any write; its hook must not roll
     back the progressive rollout that run never touched."""
-    env = ledger_env()
-    env.flags = FakeFlagStore([FlagState(feature="use_sqs_architecture")])
-    hooks_and_flows_see(monkeypatch, env)
-    weekly = RolloutSpec(image=IMAGE, stages=[Stage(weight=w, bake_seconds=120) for w in (5, 50, 100)],
-                         phases=[WeeklyPhase(name="week 1", weights=(5,)), WeeklyPhase(name="week 2", weights=(50, 100))])
-
-    @flow
-    def week_one(env, spec):
-        return run_progressive(env, spec, auto_approve("alice"), owner="run-1", phased=True)
-
-    assert week_one(env, weekly).outcome == "holding"
-    assert env.router.weights == Weights.canary_at(5)
+    env = week_one_holding_at_5(monkeypatch, flags=FakeFlagStore([FlagState(feature="use_sqs_architecture")]))
 
     typo = RolloutSpec(image=NEWER, stages=[Stage(weight=w, bake_seconds=120) for w in (5, 100)],
                        flags=[FlagBinding(feature="use_sqs_architecure")])
@@ -152,9 +141,10 @@ def test_a_run_waiting_for_an_approval_keeps_its_rollout_whatever_its_lease_says
     assert env.router.weights == Weights(stable=100, canary=0)
 
 
-def week_one_holding_at_5(monkeypatch):
+def week_one_holding_at_5(monkeypatch, flags=None):
     """A rollout whose week 1 ended holding 5 %: the traffic a refused run must not touch."""
     env = ledger_env()
+    env.flags = flags
     hooks_and_flows_see(monkeypatch, env)
     weekly = RolloutSpec(image=IMAGE, stages=[Stage(weight=w, bake_seconds=120) for w in (5, 50, 100)],
                          phases=[WeeklyPhase(name="week 1", weights=(5,)), WeeklyPhase(name="week 2", weights=(50, 100))])

@@ -4,7 +4,6 @@ resumed by the watchdog if its run dies; a regression inside it rolls back."""
 
 from __future__ import annotations
 
-import pytest
 from prefect import flow
 
 from flows.canary import run_canary
@@ -15,7 +14,9 @@ from rollway.model import Weights
 from rollway.phases import RolloutPhase
 from rollway.spec import RolloutSpec, Stage
 from tests.flows.fake_env import STABLE_TD, fake_environment
-from tests.flows.test_progressive_fakes import IMAGE, Killed, env_with_ledger, kinds, mortal, progressive_on
+from tests.flows.test_progressive_fakes import (
+    IMAGE, _killed_while_monitoring, env_with_ledger, kinds, progressive_on,
+)
 
 HOUR = 3600.0
 
@@ -118,21 +119,9 @@ def test_a_progressive_rollout_that_keeps_the_old_service_rolls_back_inside_its_
 
 
 def test_a_window_whose_run_died_is_watched_to_its_end_by_the_next_run():
-    spec = unphased_spec()
-    env = env_with_ledger()
-    progressive_on(env, spec, auto_approve())
-    checks_in_full_run = env.metrics.calls
-
-    env = env_with_ledger()
-    process: dict = {}
-    real = (env.metrics, env.ledger)
-    env.metrics = mortal(real[0], process, kill_after=checks_in_full_run - 20)
-    env.ledger = mortal(real[1], process)
-    with pytest.raises(Killed):
-        progressive_on(env, spec, auto_approve())
-    env.metrics, env.ledger = real
+    env, spec = _killed_while_monitoring(unphased_spec())
     record = env.ledger.get(env.targets.canary_service)
-    assert record.phase is RolloutPhase.PROMOTED and "watched" not in kinds(env)
+    assert "watched" not in kinds(env)
     assert monitoring_owed(spec, record) and open_for_rollback(spec, record), "the window is still open"
 
     env.clock.sleep(601)  # the dead run's lease runs out

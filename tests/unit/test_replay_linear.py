@@ -18,10 +18,9 @@ import pytest
 
 from rollway.judge import assess
 from rollway.judge.guardrails import RunningTotals, _FloatSum, check, check_totals
-from rollway.judge.replay import _DECISION, ReplayResult, format_t, replay
+from rollway.judge.replay import Decisions, ReplayResult, replay
 from rollway.judge.sequential import SequentialJudge
 from rollway.model import Interval, Observation, VersionSample
-from rollway.phases import Phase
 from rollway.spec import Analysis, Guardrails
 
 
@@ -98,24 +97,18 @@ def replay_as_before(intervals: Sequence[Interval], analysis: Analysis, guardrai
 
     judge = Incremental()
     judge.state.calibrate(history)
-    changes, last, canary_requests = [], None, 0
+    decisions = Decisions()
     for i, interval in enumerate(intervals):
         seen = intervals[: i + 1]
         stage_over = i == len(intervals) - 1
-        if interval.canary is not None:
-            canary_requests += interval.canary.requests
         if guardrails is None:
             verdict = judge.evaluate(seen, stage_over=stage_over)
         else:
             observation = Observation(start=intervals[0].t, end=interval.t, intervals=tuple(seen))
             verdict = assess(judge, guardrails, observation, stage_over=stage_over)
-        decision = _DECISION[verdict.phase]
-        if decision != last:
-            changes.append(f"t={format_t(interval.t)} {decision}: {verdict.reason}")
-            last = decision
-        if verdict.phase in (Phase.FAILED, Phase.SUCCESSFUL) or stage_over:
-            final = "inconclusive" if decision in ("running", "error") else decision
-            return ReplayResult(final, interval.t, canary_requests, verdict.reason, tuple(changes))
+        ended = decisions.see(interval, verdict, stage_over=stage_over)
+        if ended is not None:
+            return ended
     raise AssertionError("unreachable")
 
 
