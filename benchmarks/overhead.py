@@ -127,7 +127,8 @@ def main() -> int:
         env.metrics = CountingMetrics()
         image = f"{topology.repository_uri}:2.0.0"
         healthy = BehaviourProfile(error_probability=0.001, median_ms=120, sigma=0.5)
-        spec = demo_spec(image)
+        # The post-promotion window is watching, not stage work: leave it out of the per-stage figure.
+        spec = demo_spec(image).model_copy(update={"monitor_seconds": 0})
         simulator = TrafficSimulator(get_client, targets, topology, settings.build(), profiles={},
                                      default_profile=healthy, total_rps=1000, seed=1)
 
