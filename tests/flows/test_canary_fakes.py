@@ -66,8 +66,9 @@ def test_bad_canary_is_rolled_back_at_the_first_stage():
     result = canary_on(env, spec(5, 25, 100))
     assert result.outcome == "rolled_back"
     assert len(result.stages) == 1 and result.stages[0].weights.canary == 5
-    # The judge (on a steady baseline history) and the guardrail both act on the first minute.
-    assert "5.00%" in result.reason and "roll back" in result.reason
+    # The guardrail acts on the first minute (the judge waits for a second one: one minute of a
+    # canary it has not yet seen to be steady could be a burst of its own).
+    assert "5.00%" in result.reason and "guardrail" in result.reason
     assert env.router.weights == Weights(stable=100, canary=0)
     canary = env.deployer.services[env.targets.canary_service]
     assert canary.desired == 0 and canary.task_definition == STABLE_TD

@@ -24,8 +24,10 @@ from tests.flows.moto_env import inbox, received_subjects, simulated
 def spec(image: str) -> RolloutSpec:
     # At 1000 req/s the 5% stage serves 50 req/s: enough for the default (sequential) judge
     # to pass a healthy canary within the bake, and to pass early once it has the evidence.
+    # Ten minutes of post-promotion monitoring (the default hour adds nothing but checks here).
     return RolloutSpec(
-        image=image, stages=[Stage(weight=w, bake_seconds=900, min_bake_seconds=120) for w in (5, 50, 100)]
+        image=image, stages=[Stage(weight=w, bake_seconds=900, min_bake_seconds=120) for w in (5, 50, 100)],
+        monitor_seconds=600,
     )
 
 
