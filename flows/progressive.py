@@ -317,6 +317,10 @@ def advance(env: Environment, approver: Approver, *, owner: str, actor: str = "s
     log = get_run_logger()
     service = env.targets.canary_service
     record = env.ledger.get(service)
+    if record is not None and record.phase is RolloutPhase.ROLLING_BACK:
+        # First, and before the recorded policy is read as a whole: a rollback must be finished
+        # even for a record whose spec today's rules refuse.
+        return finish_rollback(env, record, actor=actor)
     spec = RolloutSpec.from_record(record.spec_json) if record is not None else None
     now = env.clock.now()
     if record is not None and monitoring_owed(spec, record) and _abandoned(record, now, owner_finished):
@@ -325,8 +329,6 @@ def advance(env: Environment, approver: Approver, *, owner: str, actor: str = "s
     if record is None or record.phase.terminal:
         log.info("no unfinished rollout of %s: nothing to advance", service)
         return None
-    if record.phase is RolloutPhase.ROLLING_BACK:
-        return finish_rollback(env, record, actor=actor)
     if not record.weekly_phase_passed and record.phase is RolloutPhase.PROGRESSING:
         if _abandoned(record, now, owner_finished):
             log.warning("phase %s of %s was left unfinished by %s: resuming it at %s",

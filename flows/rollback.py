@@ -237,7 +237,7 @@ def rollback_recorded(env: Environment, reason: str, *, actor: str, previous_tas
     from rollway.spec import RolloutSpec
 
     record = env.ledger.get(env.targets.canary_service) if env.ledger is not None else None
-    recorded = RolloutSpec.from_record(record.spec_json) if record is not None else None
+    recorded = RolloutSpec.for_rollback(record.spec_json) if record is not None else None
     active = record is not None and open_for_rollback(recorded, record)
     if active:
         previous_task_definition = previous_task_definition or record.previous_task_definition

@@ -7,10 +7,13 @@ run. Defaults follow Webordinary's plan (stages 5, 25, 50, 75, 100; approvals be
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, ValidationInfo, field_validator, model_validator,
+)
 
 # registry/repository:tag or @digest, as docker and ECS accept it; no whitespace.
 _IMAGE = re.compile(r"^[a-z0-9][a-z0-9._:/-]*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}|@sha256:[0-9a-f]{64})$")
@@ -337,6 +340,28 @@ class RolloutSpec(BaseModel):
         spec must meet (see ``_new_spec``): a rollout recorded before a rule existed must still
         be resumed and rolled back. A spec from a person goes through ``model_validate``."""
         return cls.model_validate_json(spec_json, context={_RECORDED: True})
+
+    @classmethod
+    def for_rollback(cls, spec_json: str) -> "RolloutSpec":
+        """A recorded spec for a rollback, which must act even on a record today's field rules
+        refuse (say, an ``interval_seconds`` of 30, accepted before periods had to be whole
+        minutes): if the whole spec does not validate, only what a rollback reads is (the
+        image, the bound flags, the phase plan's end and the monitoring window), and the rest
+        keeps its defaults. A resume, which runs the policy, uses ``from_record`` and refuses.
+        """
+        try:
+            return cls.from_record(spec_json)
+        except ValidationError:
+            raw = json.loads(spec_json)
+            context = {_RECORDED: True}
+            parts = {
+                "image": raw["image"],
+                "flags": TypeAdapter(tuple[FlagBinding, ...]).validate_python(raw.get("flags", ()), context=context),
+                "monitor_seconds": TypeAdapter(float).validate_python(raw.get("monitor_seconds", 3600.0)),
+            }
+            if raw.get("phases"):
+                parts["phases"] = TypeAdapter(tuple[WeeklyPhase, ...]).validate_python(raw["phases"], context=context)
+            return cls.model_construct(**parts)
 
     @property
     def weights(self) -> tuple[int, ...]:

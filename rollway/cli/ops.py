@@ -466,7 +466,7 @@ def _rollback_directly(service: Service, who: str, reason: str, wait_seconds: fl
 
     record = service.ledger.get(service.name)
     # A promoted rollout whose monitoring window is owed can still be aborted: the old service runs.
-    if record is None or not open_for_rollback(RolloutSpec.from_record(record.spec_json), record):
+    if record is None or not open_for_rollback(RolloutSpec.for_rollback(record.spec_json), record):
         where = f"its newest rollout is {record.phase.value}" if record else "it has no rollout"
         raise NoRollout(f"nothing to abort for {service.name}: {where}")
     why = f"aborted by {who}: {reason}"
@@ -490,7 +490,7 @@ def _rollback_directly(service: Service, who: str, reason: str, wait_seconds: fl
             except TimeoutError as err:
                 # A run whose process died never finishes cancelling; the rollback must not wait on it.
                 errors.print(f"[yellow]warning:[/yellow] {err}; rolling back anyway")
-    spec = RolloutSpec.from_record(record.spec_json)
+    spec = RolloutSpec.for_rollback(record.spec_json)
     result = rollback(
         reason=why, actor=who, previous_task_definition=record.previous_task_definition,
         stable_desired=record.stable_desired, bindings=list(spec.flags) or None,

@@ -207,3 +207,49 @@ def test_an_unphased_run_that_died_is_not_held_for_weeks_by_the_watchdog():
         f"resumed and one week later: {outcomes}, still at {record.weights} in phase "
         f"{record.weekly_phase_index + 1}; shifts {shifts(env)}"
     )
+
+
+def _holding_with_a_spec_todays_rules_refuse():
+    """Week 1 holds at 5 %; its recorded spec has a 30-s analysis interval, which rollway
+    accepted before periods had to be whole minutes."""
+    import json
+
+    spec = RolloutSpec(image=IMAGE, stages=[Stage(weight=w, bake_seconds=120) for w in (5, 100)],
+                       phases=[WeeklyPhase(name="week 1", weights=(5,)), WeeklyPhase(name="week 2", weights=(100,))])
+    env = env_with_ledger()
+    assert progressive_on(env, spec, auto_approve(), phased=True).outcome == "holding"
+    service = env.targets.canary_service
+    old = json.loads(spec.model_dump_json())
+    old["analysis"]["interval_seconds"] = 30
+    rollouts = env.ledger._rollouts[service]
+    rollouts[-1] = rollouts[-1].model_copy(update={"spec_json": json.dumps(old)})
+    with pytest.raises(ValueError):
+        RolloutSpec.from_record(env.ledger.get(service).spec_json)
+    return env
+
+
+def test_a_rollout_recorded_under_older_rules_can_still_be_rolled_back():
+    """Every rollback path read the recorded spec whole before moving traffic: a field rule
+    tightened later left such a rollout at 5 % with no way back but editing DynamoDB."""
+    from flows.rollback import rollback_recorded
+    from prefect import flow
+
+    @flow
+    def abort(env):
+        return rollback_recorded(env, "operator aborts", actor="bob")
+
+    env = _holding_with_a_spec_todays_rules_refuse()
+    assert abort(env).weights == Weights(stable=100, canary=0)
+    assert env.router.weights == Weights(stable=100, canary=0)
+    assert env.ledger.get(env.targets.canary_service).phase is RolloutPhase.ROLLED_BACK
+
+
+def test_the_watchdog_finishes_an_interrupted_rollback_of_such_a_rollout():
+    from rollway.ledger import begin_rollback
+
+    env = _holding_with_a_spec_todays_rules_refuse()
+    begin_rollback(env.ledger, env.targets.canary_service, actor="bob", reason="aborted, then the process died",
+                   now=env.clock.now())
+    result = advance_on(env, auto_approve(), "cron-1")
+    assert result.outcome == "rolled_back" and env.router.weights == Weights(stable=100, canary=0)
+    assert env.ledger.get(env.targets.canary_service).phase is RolloutPhase.ROLLED_BACK

@@ -217,3 +217,19 @@ def test_targets_refuse_names_aws_would_reject(fields):
                                     "us-iso-east-1", "us-isob-east-1", "il-central-1"])
 def test_targets_take_every_form_of_aws_region(region):
     assert Targets(region=region).region == region
+
+
+def test_a_rollback_reads_what_it_needs_from_a_spec_todays_field_rules_refuse():
+    """``for_rollback`` keeps the bound flags, the phase plan and the window of a recorded spec
+    whose other fields no longer validate; ``from_record`` (a resume runs the policy) refuses it."""
+    import json
+
+    spec = RolloutSpec(image=IMG, flags=[{"feature": "use_sqs_architecture"}], monitor_seconds=900)
+    old = json.loads(spec.model_dump_json())
+    old["analysis"]["interval_seconds"] = 30
+    with pytest.raises(ValidationError):
+        RolloutSpec.from_record(json.dumps(old))
+    read = RolloutSpec.for_rollback(json.dumps(old))
+    assert read.image == IMG and [b.feature for b in read.flags] == ["use_sqs_architecture"]
+    assert read.phases == spec.phases and read.monitor_seconds == 900
+    assert RolloutSpec.for_rollback(spec.model_dump_json()) == spec
