@@ -91,9 +91,10 @@ class EvidenceSettings:
         absolute_alt_fraction: the absolute-margin pass test bets on a rate of this fraction
             of the margin.
         lift_cap_below: the cap is lifted while the reference version's dispersion, bounded
-            ``dispersion_z`` standard errors above its estimate, is below this: counts shown to
-            be close to Poisson (over the baseline's history before the stage, and the stage
-            so far) let one overwhelming interval decide. None keeps the cap always.
+            ``dispersion_z`` standard errors above its estimate, is below this, and (two-sample)
+            the canary's own is too: counts shown to be close to Poisson (the baseline's over its
+            history before the stage and the stage so far, the canary's over the stage) let one
+            overwhelming interval decide. None keeps the cap always.
     """
 
     prior: MixturePrior = field(default_factory=default_prior)
