@@ -19,7 +19,7 @@ from flows.approvals import prefect_approver
 from flows.engine import run_stages
 from flows.env import load_environment
 from flows.hooks import rollback_hooks
-from flows.monitor import run_monitor
+from flows.monitor import after_window, run_monitor
 from flows.params import Actor
 from flows.rollback import judge_rollback
 from rollway.approvals import Approver
@@ -125,10 +125,7 @@ def run_canary(env: Environment, spec: RolloutSpec, approver: Approver, *, actor
         replace(env, ledger=None), spec, window_seconds=spec.monitor_seconds, decommission=False,
         previous_task_definition=canary.task_definition, stable_desired=stable.desired,
     )
-    if watched.outcome == "rolled_back":
-        return result.model_copy(update={"outcome": "rolled_back", "reason": watched.reason,
-                                         "rollback": watched.rollback, "final_weights": watched.rollback.weights})
-    return result
+    return after_window(result, watched)
 
 
 @flow(name="canary", log_prints=True, **rollback_hooks())

@@ -27,7 +27,7 @@ from rollway.judge.guardrails import check
 from rollway.ledger import Transition
 from rollway.model import Observation, Weights
 from rollway.phases import Phase, RolloutPhase
-from rollway.report import RollbackResult
+from rollway.report import RollbackResult, RolloutResult
 from rollway.spec import RolloutSpec
 from tasks import ecs, metrics, traffic
 
@@ -43,6 +43,15 @@ class MonitorResult(BaseModel):
     checks: int
     alerts: tuple[str, ...] = ()
     rollback: RollbackResult | None = None
+
+
+def after_window(result: RolloutResult, watched: MonitorResult) -> RolloutResult:
+    """A promotion's result once its monitoring window is over: rolled back if the window
+    rolled it back, unchanged otherwise."""
+    if watched.outcome != "rolled_back":
+        return result
+    return result.model_copy(update={"outcome": "rolled_back", "reason": watched.reason,
+                                     "rollback": watched.rollback, "final_weights": watched.rollback.weights})
 
 
 def recent(observation: Observation, seconds: float) -> Observation:

@@ -20,7 +20,7 @@ from flows.engine import run_stages
 from flows.env import load_clients, load_environment, owner_finished, run_owner
 from flows.hooks import rollback_hooks
 from flows.journal import LedgerJournal
-from flows.monitor import run_monitor
+from flows.monitor import after_window, run_monitor
 from flows.params import Actor, LeaseSeconds, PollSeconds
 from flows.rollback import finish_rollback, judge_rollback
 from rollway.approvals import Approver
@@ -224,11 +224,9 @@ def run_progressive(
             watched = run_monitor(env, recorded, window_seconds=left, decommission=recorded.phases[-1].decommission,
                                   previous_task_definition=record.previous_task_definition,
                                   stable_desired=record.stable_desired, owner=owner, lease_seconds=lease_seconds)
-            return RolloutResult(
-                outcome="rolled_back" if watched.outcome == "rolled_back" else "promoted", reason=watched.reason,
-                image=spec.image, final_weights=watched.rollback.weights if watched.rollback else record.weights,
-                rollback=watched.rollback,
-            )
+            promoted = RolloutResult(outcome="promoted", reason=watched.reason, image=spec.image,
+                                     final_weights=record.weights)
+            return after_window(promoted, watched)
         # A re-run (or a resume of a run that died after promoting) has nothing left to do.
         log.info("%s is already promoted on %s (rollout %s)", spec.image, service, record.rollout_id)
         return RolloutResult(
@@ -294,9 +292,7 @@ def run_progressive(
             previous_task_definition=record.previous_task_definition,
             stable_desired=record.stable_desired, owner=owner, lease_seconds=lease_seconds,
         )
-        if watched.outcome == "rolled_back":
-            return result.model_copy(update={"outcome": "rolled_back", "reason": watched.reason,
-                                             "rollback": watched.rollback, "final_weights": watched.rollback.weights})
+        return after_window(result, watched)
     return result
 
 
