@@ -286,22 +286,24 @@ class MetricEvidence:
         self.intervals_used += 1
         self._check(t)
 
+    def _reference_dispersion(self) -> float:
+        """The reference's dispersion shown so far (a lower bound; 1 without tempering)."""
+        return 1.0 if self.dispersion is None else self.dispersion.factor()
+
     def _tempering(self) -> float:
         """The power the rollback test raises this interval's likelihood ratio to: one over the
-        reference's dispersion shown so far (a lower bound). Not the canary's own in two-sample
-        mode: a canary that regresses mid-stage looks overdispersed around its own mean, and
-        dividing by that would hide the regression."""
-        return 1.0 if self.dispersion is None else 1.0 / self.dispersion.factor()
+        reference's dispersion. Not the canary's own in two-sample mode: a canary that regresses
+        mid-stage looks overdispersed around its own mean, and dividing by that would hide the
+        regression."""
+        return 1.0 / self._reference_dispersion()
 
     def _pass_tempering(self) -> float:
-        """The same for the pass tests, but on the canary's estimated dispersion itself rather
-        than a lower bound of it: a worse canary with bursty errors has long lucky stretches
-        between its bursts, which a pass test that waits for proof of burstiness reads as a
-        good canary. (The reference's dispersion keeps its lower bound.)"""
+        """The same for the pass tests, but also over the canary's estimated dispersion itself
+        rather than a lower bound of it: a worse canary with bursty errors has long lucky
+        stretches between its bursts, which a pass test that waits for proof of burstiness reads
+        as a good canary. (In one-sample mode the reference's dispersion is the canary's.)"""
         own = self.canary_dispersion if self.reference is None else self.dispersion
-        factors = [self.dispersion.factor()] if self.dispersion is not None and self.reference is None else []
-        factors += [own.point()] if own is not None else []
-        return 1.0 / max(factors, default=1.0)
+        return 1.0 / max(self._reference_dispersion(), own.point() if own is not None else 1.0)
 
     def _observe_two_sample(self, n_c: float, x_c: int, n_b: float, x_b: int) -> None:
         k = x_c + x_b
