@@ -73,11 +73,14 @@ def assess(
         return Verdict(phase=Phase.ERROR, reason=f"metrics unavailable: {observation.error}")
     verdict = _settled_verdict(judge, observation.intervals, stage_over=stage_over, history=history,
                                settled_until=settled_until)
-    guard = check(guardrails, observation, monitoring=monitoring)
+    return with_guardrails(verdict, check(guardrails, observation, monitoring=monitoring))
+
+
+def with_guardrails(verdict: Verdict, guard: Verdict) -> Verdict:
+    """The judge's verdict with the guardrails' on top: the worse of the two, alerts merged."""
     alerts = verdict.alerts + guard.alerts
-    if guard.phase.rank > verdict.phase.rank:
-        return guard.model_copy(update={"alerts": alerts})
-    return verdict.model_copy(update={"alerts": alerts})
+    worse = guard if guard.phase.rank > verdict.phase.rank else verdict
+    return worse.model_copy(update={"alerts": alerts})
 
 
 def _settled_verdict(judge: Judge, intervals: Sequence[Interval], *, stage_over: bool,
@@ -104,4 +107,4 @@ def _settled_verdict(judge: Judge, intervals: Sequence[Interval], *, stage_over:
     return verdict
 
 
-__all__ = ["Judge", "assess", "judge_for_stage", "make_judge", "worst"]
+__all__ = ["Judge", "assess", "judge_for_stage", "make_judge", "with_guardrails", "worst"]

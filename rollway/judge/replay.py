@@ -35,6 +35,7 @@ from typing import Iterable, Sequence, TextIO
 
 from pydantic import ValidationError
 
+from rollway.judge import with_guardrails
 from rollway.judge.guardrails import RunningTotals, check_totals
 from rollway.judge.sequential import SequentialJudge
 from rollway.model import Interval, Verdict, VersionSample
@@ -219,7 +220,7 @@ def replay(intervals: Sequence[Interval], analysis: Analysis, guardrails: Guardr
             canary_totals.add(interval)
             baseline_totals.add(interval)
             guard = check_totals(guardrails, canary_totals.sample(), baseline_totals.requests, monitoring=False)
-            verdict = _worst(verdict, guard)
+            verdict = with_guardrails(verdict, guard)
         ended = decisions.see(interval, verdict, stage_over=stage_over)
         if ended is not None:
             return ended
@@ -246,14 +247,6 @@ class Decisions:
             final = "inconclusive" if decision in ("running", "error") else decision
             return ReplayResult(final, interval.t, self.canary_requests, verdict.reason, tuple(self.changes))
         return None
-
-
-def _worst(verdict: Verdict, guard: Verdict) -> Verdict:
-    """The judge's verdict with the guardrail's on top, as ``rollway.judge.assess`` combines
-    them (the worse of the two, alerts merged) for an observation whose intervals are final."""
-    alerts = verdict.alerts + guard.alerts
-    worse = guard if guard.phase.rank > verdict.phase.rank else verdict
-    return worse.model_copy(update={"alerts": alerts})
 
 
 def replay_main(
