@@ -779,6 +779,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="seconds of the baseline's counts before each stage the judge may calibrate on (0: none)")
     parser.add_argument("--lift-cap-below", default=None,
                         help="lift the cap below this baseline dispersion bound, or 'never' (default: the judge's)")
+    parser.add_argument("--no-local-tempering", action="store_true",
+                        help="do not divide the rollback evidence by the canary's neighbour-to-neighbour dispersion")
     parser.add_argument("--calibration-runs", type=int,
                         help="healthy paths each calibrated reference's bar is set on (default 20000, quick 2000)")
     parser.add_argument("--seed", type=int, default=20240603)
@@ -793,6 +795,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         evidence = replace(evidence, cap_fraction=None if args.cap == "none" else float(args.cap))
     if args.lift_cap_below is not None:
         evidence = replace(evidence, lift_cap_below=None if args.lift_cap_below == "never" else float(args.lift_cap_below))
+    if args.no_local_tempering:
+        evidence = replace(evidence, local_canary_tempering=False)
     scenarios = [s for s in SCENARIOS if s.name in args.scenarios]
     settings_list = [
         Setting(rps, tick, stage_seconds(rps, args.stage_factor, analysis), args.burst_size, args.history)

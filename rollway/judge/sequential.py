@@ -34,6 +34,9 @@ conservative estimate of the dispersion of the reference version's counts (the b
 the canary's own in one-sample mode), so persistently bursty traffic needs proportionally
 more evidence; Poisson traffic is not slowed down. The estimate starts from the baseline's
 counts before the stage (``calibrate``; the flows read ``calibration_seconds`` of them). The
+rollback test also divides by the canary's own dispersion, measured between neighbouring
+intervals only, which a canary that starts failing mid-stage barely inflates (its Pearson
+dispersion around the stage's rate it would inflate many times over). The
 cap is lifted, so one overwhelming interval may decide, only while both versions' counts are
 shown close to Poisson (a bound ``dispersion_z`` standard errors above each estimate under
 ``lift_cap_below``; in two-sample mode the canary's own counts around its own rate): the
@@ -57,6 +60,7 @@ from typing import Sequence
 
 from rollway.judge.msprt import (
     Dispersion,
+    LocalDispersion,
     MixturePrior,
     binomial_log_lrs,
     conditional_log_lr,
@@ -95,6 +99,10 @@ class EvidenceSettings:
             the canary's own is too: counts shown to be close to Poisson (the baseline's over its
             history before the stage and the stage so far, the canary's over the stage) let one
             overwhelming interval decide. None keeps the cap always.
+        local_canary_tempering: the rollback test also divides by the canary's own dispersion,
+            measured between neighbouring intervals (``LocalDispersion``), so a canary whose
+            events alone come in clusters is not rolled back by them; off, it divides by the
+            baseline's alone (two-sample) or the canary's Pearson bound (one-sample), as before.
     """
 
     prior: MixturePrior = field(default_factory=default_prior)
@@ -102,6 +110,7 @@ class EvidenceSettings:
     dispersion_z: float | None = 2.0
     absolute_alt_fraction: float = 0.25
     lift_cap_below: float | None = 1.5
+    local_canary_tempering: bool = True
 
 
 @dataclass
@@ -180,6 +189,13 @@ class MetricEvidence:
         # dispersion near 1 around its own rate, so this does not slow real detections.
         self.canary_dispersion = (
             Dispersion(settings.dispersion_z) if settings.dispersion_z is not None and reference is None else None
+        )
+        # The rollback test cannot divide by the canary's Pearson dispersion (a canary that
+        # starts failing mid-stage inflates it); the neighbour-to-neighbour estimate is what
+        # it divides by, in both modes.
+        self.canary_local = (
+            LocalDispersion(settings.dispersion_z)
+            if settings.dispersion_z is not None and settings.local_canary_tempering else None
         )
         self.lift_cap_below = settings.lift_cap_below if self.dispersion is not None else None
         # One-sample: per-request term of each alternative's binomial ratio against the reference.
@@ -292,10 +308,16 @@ class MetricEvidence:
 
     def _tempering(self) -> float:
         """The power the rollback test raises this interval's likelihood ratio to: one over the
-        reference's dispersion. Not the canary's own in two-sample mode: a canary that regresses
-        mid-stage looks overdispersed around its own mean, and dividing by that would hide the
-        regression."""
-        return 1.0 / self._reference_dispersion()
+        largest dispersion shown, the baseline's (two-sample) and the canary's own measured
+        between neighbouring intervals. Not the canary's Pearson dispersion: a canary that
+        regresses mid-stage looks overdispersed around its own mean, and dividing by that would
+        hide the regression, while a change of rate inflates only one neighbouring pair."""
+        if self.canary_local is not None:
+            own = self.canary_local.factor()
+        else:  # without it (the judge before), one-sample mode divided by the canary's Pearson bound
+            own = 1.0 if self.reference is None else self._reference_dispersion()
+        shared = self._reference_dispersion() if self.reference is None else 1.0
+        return 1.0 / max(shared, own)
 
     def _pass_tempering(self) -> float:
         """The same for the pass tests, but also over the canary's estimated dispersion itself
@@ -318,6 +340,8 @@ class MetricEvidence:
             self.dispersion.add(n_b, x_b)
         if self.canary_dispersion is not None:
             self.canary_dispersion.add(n_c, x_c)
+        if self.canary_local is not None:
+            self.canary_local.add(n_c, x_c)
 
     def _observe_one_sample(self, n_c: float, x_c: int) -> None:
         a, a_pass, cap = self._tempering(), self._pass_tempering(), self._cap_now()
@@ -326,6 +350,8 @@ class MetricEvidence:
         self.log_pass_abs += a_pass * (x_c * self.abs_event + (n_c - x_c) * self.abs_request)
         if self.dispersion is not None:
             self.dispersion.add(n_c, x_c)
+        if self.canary_local is not None:
+            self.canary_local.add(n_c, x_c)
 
     def _snapshot(self, t: float, evidence: float) -> Crossing:
         return Crossing(

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from rollway.judge import make_judge
 from rollway.judge.msprt import (
     Dispersion,
+    LocalDispersion,
     MixturePrior,
     binomial_log_lr,
     binomial_log_lrs,
@@ -373,6 +374,90 @@ def test_dispersion_is_one_for_poisson_counts_and_grows_with_clusters():
     assert plain.factor() == pytest.approx(1.0, abs=0.15)
     assert clustered.factor() > 3
 
+
+
+def test_local_dispersion_sees_clusters_but_not_a_change_of_rate():
+    """Pearson's estimate takes a canary that starts failing half-way for a bursty one; the
+    neighbour-to-neighbour estimate the rollback test divides by does not."""
+    rng = random.Random(7)
+    plain_counts, clustered_counts = poisson_counts(rng, 6.0, 200), [0] * 200
+    add_events(rng, clustered_counts, 6.0 / 60, 60.0, cluster=3.0)  # variance 5x the mean
+    shifted_counts = poisson_counts(rng, 0.6, 100) + poisson_counts(rng, 12.0, 100)
+    estimates = {}
+    for name, counts in (("plain", plain_counts), ("clustered", clustered_counts), ("shifted", shifted_counts)):
+        local, pearson = LocalDispersion(), Dispersion()
+        for x in counts:
+            local.add(600, x)
+            pearson.add(600, x)
+        estimates[name] = (local.factor(), pearson.factor())
+    assert estimates["plain"][0] == pytest.approx(1.0, abs=0.1)
+    assert estimates["clustered"][0] > 3
+    assert estimates["shifted"] == (pytest.approx(1.0, abs=0.1), pytest.approx(estimates["shifted"][1]))
+    assert estimates["shifted"][1] > 5  # what dividing by Pearson's would have hidden
+
+
+def test_local_dispersion_needs_events_and_ignores_empty_pairs():
+    local = LocalDispersion()
+    for x in (0, 0, 1, 0, 0):
+        local.add(100, x)
+    assert local.factor() == 1.0
+    # Two lone events in neighbouring intervals of equal size are exactly what Poisson gives.
+    assert (local.weight, local.spread, local.variance) == (2, pytest.approx(2.0), pytest.approx(0.0))
+
+
+def clustered_slow_false_rollbacks(stages: int, evidence: EvidenceSettings | None = None, seed: int = 3) -> float:
+    """Share of healthy stages rolled back when the canary's slow requests alone come in clusters
+    of mean 3 (the benchmark's "canary-bursty" at 10 canary req/s, 10-s ticks; errors and slow
+    requests judged, alpha 1%): rates equal to the baseline's, the baseline Poisson with an hour of
+    history."""
+    analysis = Analysis(judge="sequential")
+    rng = random.Random(seed)
+    rolled, ticks = 0, 300
+    for _ in range(stages):
+        state = SequentialJudge(analysis, evidence).start()
+        past_e, past_s = [0] * 360, [0] * 360
+        add_events(rng, past_e, 200 * 0.001, 10.0)
+        add_events(rng, past_s, 200 * 0.01, 10.0)
+        for e, s in zip(past_e, past_s):
+            state.calibrate_counts(2000, e, s)
+        e_b, e_c, s_b, s_c = ([0] * ticks for _ in range(4))
+        add_events(rng, e_b, 190 * 0.001, 10.0)
+        add_events(rng, s_b, 190 * 0.01, 10.0)
+        add_events(rng, e_c, 10 * 0.001, 10.0)
+        add_events(rng, s_c, 10 * 0.01, 10.0, cluster=3)
+        for i in range(ticks):
+            state.observe(10.0 * (i + 1), 100, e_c[i], min(100, s_c[i]), 1900, e_b[i], s_b[i])
+            if any(m.rollback is not None for m in state.metrics):
+                rolled += 1
+                break
+            if all(m.passed is not None for m in state.metrics):
+                break
+    return rolled / stages
+
+
+def test_a_healthy_canary_whose_slow_requests_alone_come_in_clusters_is_rarely_rolled_back():
+    """Clusters of slow requests added evidence over several intervals, since the rollback test
+    tempered only by the baseline's dispersion: 9% of these healthy stages rolled back (the
+    judge without neighbour-to-neighbour tempering, measured here too), under 1% now."""
+    assert clustered_slow_false_rollbacks(300) <= 0.025
+    assert clustered_slow_false_rollbacks(300, EvidenceSettings(local_canary_tempering=False)) >= 0.05
+
+
+@pytest.mark.parametrize("analysis", [ONE_SAMPLE, TWO_SAMPLE], ids=["one-sample", "two-sample"])
+def test_a_canary_that_starts_failing_mid_stage_is_rolled_back_as_fast_as_one_failing_from_the_start(analysis):
+    """After 30 healthy intervals the canary fails 1% (10x). One-sample mode used to divide its
+    rollback evidence by the canary's Pearson dispersion, which the change of rate inflates: it
+    took 8 intervals instead of 5."""
+    def intervals_to_rollback(start: int) -> int:
+        state = StageEvidence(analysis)
+        for interval in stage(start + 30, canary=lambda i: v(600, 6 if i >= start else PATTERN[i % 10], 6)):
+            state.observe_interval(interval)
+            if any(m.rollback is not None for m in state.metrics):
+                return int(interval.t // 60) - start
+        raise AssertionError("never rolled back")
+
+    assert intervals_to_rollback(30) <= 5
+    assert intervals_to_rollback(0) <= 2
 
 # -- alpha holds under continuous monitoring ----------------------------------------------------
 
