@@ -55,7 +55,8 @@ class Journal(Protocol):
 
     def answered(self, pause: Pause, answer: ApprovalAnswer, approved_stage: int | None) -> None: ...
 
-    def rolling_back(self, reason: str, actor: str) -> None: ...
+    def rolling_back(self, reason: str, actor: str) -> str | None:
+        """Record the rollback's intent; what could not be recorded and why, or None."""
 
     def rolled_back(self, result: RollbackResult, stages: list[StageReport]) -> None: ...
 
@@ -85,8 +86,9 @@ class NullJournal:
 
 
 class Rollbacker(Protocol):
-    def __call__(self, reason: str, *, actor: str = "judge") -> RollbackResult:
-        """Roll back; ``actor``: who asked (the judge, the person who rejected, "timeout")."""
+    def __call__(self, reason: str, *, actor: str = "judge", ledger_failure: str | None = None) -> RollbackResult:
+        """Roll back; ``actor``: who asked (the judge, the person who rejected, "timeout");
+        ``ledger_failure``: what the journal could not record of it, told with the rollback."""
 
 
 def canary_capacity(stable_desired: int, weight: int) -> int:
@@ -342,8 +344,10 @@ def approved_stage(spec: RolloutSpec, pause: Pause, answer: ApprovalAnswer, unti
 
 
 def _rolled_back(env, spec, rollback, journal, reports, weights, reason: str, actor: str = "judge") -> RolloutResult:
-    journal.rolling_back(reason, actor)  # intent first: a run that dies mid-rollback is finished on resume
-    result = rollback(reason, actor=actor)
+    # Intent first: a run that dies mid-rollback is finished on resume. A ledger that cannot
+    # record it does not stop the rollback; the journal fails the run once it is done.
+    unrecorded = journal.rolling_back(reason, actor)
+    result = rollback(reason, actor=actor, ledger_failure=unrecorded)
     journal.rolled_back(result, reports)
     return RolloutResult(
         outcome="rolled_back", reason=reason, image=spec.image,

@@ -58,14 +58,16 @@ def leave_alone(state, params: dict) -> str | None:
     only alert again, or hit the next rollout. A run whose rollout another run drove while it
     waited for an answer leaves it to that run. A run that lost its lease mid-way leaves the
     rollout to the run that took it over, if that run is alive; if nobody holds it, traffic is
-    on a version nobody watches, and it is rolled back.
+    on a version nobody watches, and it is rolled back. A run that rolled back itself but could
+    not record it in the ledger has moved the traffic already: a second rollback would only
+    fail on the same ledger and page again, and the error tells a person how to record it.
     """
     from prefect.exceptions import ParameterTypeError, SignatureMismatchError
 
     from flows.canary import RolloutRefused
     from flows.env import AccountNotLoaded
     from flows.progressive import DriftDetected, PhaseRefused
-    from rollway.ledger import LockHeld, NotOwner, RolloutEnded, RolloutInProgress, RolloutMovedOn
+    from rollway.ledger import LockHeld, NotOwner, RollbackUnrecorded, RolloutEnded, RolloutInProgress, RolloutMovedOn
 
     if (state.message or "").startswith(PARAMETERS_FAILED):
         # Checked by the message, not only the exception's type: a validator that raised a bare
@@ -77,6 +79,8 @@ def leave_alone(state, params: dict) -> str | None:
     if isinstance(exc, (ParameterTypeError, SignatureMismatchError, RolloutRefused, DriftDetected, PhaseRefused,
                         RolloutInProgress, AccountNotLoaded)):
         return f"it refused to start ({exc})"
+    if isinstance(exc, RollbackUnrecorded):
+        return f"it rolled back itself, only the ledger could not record it ({exc})"
     if isinstance(exc, RolloutMovedOn):
         return f"another run drove the rollout while this one waited ({exc})"
     if isinstance(exc, RolloutEnded) and _rolled_back_already(params):
@@ -88,6 +92,7 @@ def leave_alone(state, params: dict) -> str | None:
 
 def _rollback_from_state(flow, flow_run, state) -> None:
     from flows.rollback import rollback
+    from rollway.ledger import RollbackUnrecorded
 
     log = flow_run_logger(flow_run, flow)
     params = dict(flow_run.parameters or {})
@@ -107,6 +112,9 @@ def _rollback_from_state(flow, flow_run, state) -> None:
             aws_credentials_block=params.get("aws_credentials_block"),
             clock=ClockSettings.model_validate(params.get("clock") or {}),
         )
+    except RollbackUnrecorded as err:  # the traffic did move: say so, not that the rollback failed
+        log.error("rolled back after run %s, but the ledger could not record it: %s", flow_run.name, err)
+        raise
     except Exception:  # a hook must not hide the original failure; log loudly instead
         log.exception("automatic rollback after %s failed; run `rollway abort` by hand", flow_run.name)
         raise

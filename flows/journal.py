@@ -11,6 +11,7 @@ import re
 from prefect import get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_progress_artifact, create_table_artifact, update_progress_artifact
 
+from flows.rollback import try_record, unrecorded
 from rollway.approvals import ApprovalAnswer
 from rollway.decide import Pause, StageState
 from rollway.environment import Environment
@@ -59,6 +60,7 @@ class LedgerJournal:
         self._progress_id = None
         self._seen: RolloutRecord | None = None  # the record as this run last read or wrote it
         self._rollback_actor = actor  # who asked for the rollback: the judge, a person, "timeout"
+        self._unrecorded: str | None = None  # what the ledger could not record of the rollback's start
 
     # --- helpers -----------------------------------------------------------------------
     def _record(self, transition: Transition, owner: str | None = "self", **changes):
@@ -171,24 +173,39 @@ class LedgerJournal:
             **changes,
         )
 
-    def rolling_back(self, reason: str, actor: str) -> None:
+    def rolling_back(self, reason: str, actor: str) -> str | None:
+        """Record the rollback's intent; what the ledger could not record and why (the rollback
+        goes ahead and says so), or None."""
         self._rollback_actor = actor
-        begin_rollback(self.ledger, self.service, actor=actor, reason=reason, now=self.env.clock.now())
+        self._unrecorded = try_record("the rollback's start", lambda: begin_rollback(
+            self.ledger, self.service, actor=actor, reason=reason, now=self.env.clock.now()))
+        return self._unrecorded
 
     def rolled_back(self, result: RollbackResult, stages: list[StageReport]) -> None:
-        self._record(
-            Transition(at=self.env.clock.now(), kind="rollback", actor=self._rollback_actor, to_weights=result.weights,
-                       comment=result.reason),
-            owner=None, phase=RolloutPhase.ROLLED_BACK, weights=result.weights,
-        )
-        self.ledger.release(self.service, owner=self.owner)
+        """Record the rollback's end; raises RollbackUnrecorded when its start or end is not recorded."""
+        seen = self._seen  # as this run last read it: the phase the ledger shows if the start failed
+        failure, phase, tell = self._unrecorded, seen.phase if seen is not None else None, False
+        if failure is None:
+            failure = try_record("the rollback's end", lambda: self._record(
+                Transition(at=self.env.clock.now(), kind="rollback", actor=self._rollback_actor,
+                           to_weights=result.weights, comment=result.reason),
+                owner=None, phase=RolloutPhase.ROLLED_BACK, weights=result.weights,
+            ))
+            # The notice went out before this write: people are told again if it failed.
+            phase, tell = RolloutPhase.ROLLING_BACK, True
+        if failure is None:
+            self.ledger.release(self.service, owner=self.owner)
         create_markdown_artifact(
             key=artifact_key(self.service, "summary"),
             markdown=f"# Rollout of `{self.spec.image}` rolled back\n\n**Why:** {result.reason}\n\n"
+            + (f"**The ledger could not record {failure}.**\n\n" if failure else "")
             + "\n".join(f"- {s}" for s in result.steps)
             + (f"\n\n{markdown_table(stages)}" if stages else ""),
             description="rollout summary",
         )
+        if failure is not None:
+            raise unrecorded(self.env, result, failure, rollout_id=seen.rollout_id if seen is not None else None,
+                             phase=phase, tell=tell)
 
     def phase_complete(self, result: RolloutResult) -> None:
         self._record(

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict
 
 from flows.env import load_environment, run_owner
 from flows.params import LeaseSeconds, WindowSeconds
-from flows.rollback import execute_rollback
+from flows.rollback import act_recorded, execute_rollback
 from rollway.clock import ClockSettings
 from rollway.environment import Environment
 from rollway.judge.guardrails import check
@@ -140,12 +140,17 @@ def _watch(
             if verdict.phase is Phase.FAILED:
                 reason = f"monitoring after promotion: {verdict.reason}"
                 log.warning(reason)
-                _record(env, "rollback-start", reason, phase=RolloutPhase.ROLLING_BACK)
-                result = execute_rollback(
-                    env, reason, actor=actor, previous_task_definition=previous_task_definition,
-                    stable_desired=stable_desired, bindings=spec.flags,
+                # The ledger never stops the rollback: a write DynamoDB refuses fails the run after it.
+                result = act_recorded(
+                    env, lambda ledger_failure: execute_rollback(
+                        env, reason, actor=actor, previous_task_definition=previous_task_definition,
+                        stable_desired=stable_desired, bindings=spec.flags, ledger_failure=ledger_failure,
+                    ),
+                    begin=lambda: _record(env, "rollback-start", reason, phase=RolloutPhase.ROLLING_BACK),
+                    finish=lambda _: _record(env, "rollback", reason, phase=RolloutPhase.ROLLED_BACK,
+                                             weights=Weights(stable=100, canary=0)),
+                    phase=RolloutPhase.PROMOTED,
                 )
-                _record(env, "rollback", reason, phase=RolloutPhase.ROLLED_BACK, weights=Weights(stable=100, canary=0))
                 return MonitorResult(outcome="rolled_back", reason=reason, checks=checks,
                                      alerts=tuple(sorted(alerted)), rollback=result)
         else:

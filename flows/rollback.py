@@ -9,6 +9,11 @@ flags are disabled, and people are told why. Running it twice ends in the same s
 Once the traffic is back, a step that fails does not stop the ones after it: the canary is
 still scaled down, the flags disabled and people told (including what failed), and only then
 does the rollback fail, naming the step, so that it stays open to be run again.
+
+The ledger never stops a rollback either: if DynamoDB refuses to record its start (a missing
+table, an item grown past 400 KB, access denied, throttling), the rollback still does every
+step, the notice says the ledger could not record it, and the run then fails with
+RollbackUnrecorded; the same when recording its end fails.
 """
 
 from __future__ import annotations
@@ -23,9 +28,12 @@ from pydantic import AfterValidator
 from flows.engine import wait_healthy
 from flows.env import load_environment
 from flows.params import Actor
+from rollway.aws.ledger import STORAGE_ERRORS, storage_failure, write_or_why
 from rollway.clock import ClockSettings
 from rollway.environment import Environment
+from rollway.ledger import RollbackUnrecorded
 from rollway.model import Weights
+from rollway.phases import RolloutPhase
 from rollway.report import RollbackResult, RolloutResult
 from rollway.spec import FlagBinding
 from tasks import ecs, metrics, traffic
@@ -85,6 +93,7 @@ def execute_rollback(
     verify_timeout_seconds: float = 30.0,
     stable_timeout_seconds: float = 600.0,
     quiet_if_unchanged: bool = False,
+    ledger_failure: str | None = None,
 ) -> RollbackResult:
     """Move all traffic back to the stable version, then retire the canary.
 
@@ -100,6 +109,8 @@ def execute_rollback(
         quiet_if_unchanged: send no notification when the rollback found nothing to change
             (a rollout already rolled back, asked again by a hook or a second flow run): people
             were told the first time, and a second page is noise. Costs one DescribeRules.
+        ledger_failure: what the ledger could not record about this rollback and why (the
+            caller rolls back anyway): said in the notification, which is then always sent.
     """
     log = get_run_logger()
     t = env.targets
@@ -175,6 +186,9 @@ def execute_rollback(
         f"Why: {reason}\nRequested by: {actor}\n\n"
         f"Traffic is back at 100% on {t.stable_service} (read back from the load balancer: {weights}).\n"
         f"{canary_line}\n"
+        + (f"The ledger could NOT record {ledger_failure}. It still shows the rollout in its earlier phase: "
+           "fix the ledger, then run the rollback again (`rollway abort`), which records it.\n"
+           if ledger_failure else "")
         + (f"Feature flags disabled: {', '.join(disabled)}.\n" if disabled else "")
         + (f"Feature flags NOT disabled: {', '.join(f for f, _ in flags_failed.failures)} ({flags_failed}). "
            "Run the rollback again once the flag store accepts writes.\n" if flags_failed else "")
@@ -183,7 +197,8 @@ def execute_rollback(
         + "Next steps: look at the canary's logs and metrics for the window above before trying again."
     )
     unchanged = (weights_before == target and not scaled and not disabled and flags_failed is None
-                 and not failed_steps and canary.desired == 0 and canary.task_definition == restore)
+                 and not failed_steps and canary.desired == 0 and canary.task_definition == restore
+                 and ledger_failure is None)
     if quiet_if_unchanged and unchanged:
         log.info("%s was already rolled back and nothing had changed: no notification", t.canary_service)
         message_id = None
@@ -228,17 +243,86 @@ def judge_rollback(env: Environment, spec, *, previous_task_definition: str | No
     )
 
 
+def try_record(what: str, write: Callable[[], object]) -> str | None:
+    """Make a ledger write a rollback needs; None when stored, else what was not recorded and why.
+
+    A write DynamoDB refuses or cannot reach is logged and does not stop the rollback: its
+    traffic comes first. The ledger's own refusals (RolloutEnded, NotOwner, ...) propagate.
+    """
+    why = write_or_why(write)
+    if why is None:
+        return None
+    get_run_logger().error("the ledger could not record %s: %s; rolling back anyway", what, why)
+    return f"{what} ({why})"
+
+
+def unrecorded(env: Environment, result: RollbackResult, failure: str, *, rollout_id: str | None,
+               phase: RolloutPhase | None, tell: bool) -> RollbackUnrecorded:
+    """The error a rollback fails with once it acted but the ledger could not record ``failure``.
+
+    Logged; told to people too when ``tell`` (the rollback's notice went out before the failure).
+    """
+    error = RollbackUnrecorded(env.targets.canary_service, result, failure, rollout_id=rollout_id, phase=phase)
+    log = get_run_logger()
+    log.error("%s", error)
+    if tell:
+        try:
+            metrics.notify(env.notifier, f"Rollback not recorded: {env.targets.canary_service}", "\n".join(error.facts))
+        except Exception as err:  # noqa: BLE001 - the run fails with ``error`` either way
+            log.error("could not send the notice that the rollback is not recorded: %s", err)
+    return error
+
+
+def act_recorded(env: Environment, act: Callable[[str | None], RollbackResult], *,
+                 begin: Callable[[], object] | None = None, finish: Callable[[RollbackResult], object] | None = None,
+                 failure: str | None = None, rollout_id: str | None = None,
+                 phase: RolloutPhase | None = None) -> RollbackResult:
+    """Record a rollback's start (``begin``), act (``act(ledger_failure)``), record its end
+    (``finish(result)``), without letting the ledger stop the rollback.
+
+    Args:
+        failure: what the ledger could not do already (read the rollout), if anything.
+        rollout_id: the rollout the ledger shows, if known.
+        phase: the phase it shows before the rollback, if known.
+
+    Raises:
+        RollbackUnrecorded: after acting, when the ledger could not record the start or the end.
+    """
+    if begin is not None:
+        failure = try_record("the rollback's start", begin)
+    result = act(failure)
+    if failure is not None:
+        raise unrecorded(env, result, failure, rollout_id=rollout_id, phase=phase, tell=False)
+    if finish is not None:
+        failure = try_record("the rollback's end", lambda: finish(result))
+        if failure is not None:
+            raise unrecorded(env, result, failure, rollout_id=rollout_id, phase=RolloutPhase.ROLLING_BACK, tell=True)
+    return result
+
+
 def rollback_recorded(env: Environment, reason: str, *, actor: str, previous_task_definition: str | None = None,
                       stable_desired: int | None = None, bindings: Sequence[FlagBinding] | None = None) -> RollbackResult:
     """Roll back, taking what the ledger knows (previous task definition, stable capacity, bound
-    flags) where the caller did not say, and record the rollback in the ledger."""
+    flags) where the caller did not say, and record the rollback in the ledger.
+
+    Raises:
+        RollbackUnrecorded: the rollback acted, but the ledger could not be read or written.
+    """
     from rollway.ledger import Transition, begin_rollback, open_for_rollback
-    from rollway.phases import RolloutPhase
     from rollway.spec import RolloutSpec
 
-    record = env.ledger.get(env.targets.canary_service) if env.ledger is not None else None
+    service = env.targets.canary_service
+    record, unread = None, None
+    try:
+        record = env.ledger.get(service) if env.ledger is not None else None
+    except STORAGE_ERRORS as err:
+        # Roll back on what the caller said: a ledger that cannot be read must not keep the
+        # bad version serving.
+        unread = f"this rollback: reading the rollout failed ({storage_failure(err)})"
+        get_run_logger().error("the ledger could not be read: %s; rolling back anyway", storage_failure(err))
     recorded = RolloutSpec.for_rollback(record.spec_json) if record is not None else None
     active = record is not None and open_for_rollback(recorded, record)
+    begin = finish = None
     if active:
         previous_task_definition = previous_task_definition or record.previous_task_definition
         stable_desired = stable_desired or record.stable_desired
@@ -247,20 +331,27 @@ def rollback_recorded(env: Environment, reason: str, *, actor: str, previous_tas
         if record.phase is not RolloutPhase.ROLLING_BACK:
             # Intent before action: if this process dies half-way, the ledger says a rollback
             # is unfinished, and a resumed run or `rollway abort` finishes it.
-            begin_rollback(env.ledger, env.targets.canary_service, actor=actor, reason=reason, now=env.clock.now())
-    result = execute_rollback(
-        env, reason, actor=actor, previous_task_definition=previous_task_definition,
-        stable_desired=stable_desired, bindings=bindings or (),
-        quiet_if_unchanged=record is not None and record.phase is RolloutPhase.ROLLED_BACK,
-    )
-    if active:
-        # owner=None: a rollback must always be able to act, whoever holds the lease.
-        env.ledger.record(
-            env.targets.canary_service, owner=None, now=env.clock.now(),
-            transition=Transition(at=env.clock.now(), kind="rollback", actor=actor, to_weights=result.weights, comment=reason),
-            phase=RolloutPhase.ROLLED_BACK, weights=result.weights,
+            def begin():
+                begin_rollback(env.ledger, service, actor=actor, reason=reason, now=env.clock.now())
+
+        def finish(result: RollbackResult):
+            # owner=None: a rollback must always be able to act, whoever holds the lease.
+            env.ledger.record(
+                service, owner=None, now=env.clock.now(),
+                transition=Transition(at=env.clock.now(), kind="rollback", actor=actor, to_weights=result.weights,
+                                      comment=reason),
+                phase=RolloutPhase.ROLLED_BACK, weights=result.weights,
+            )
+
+    def act(ledger_failure: str | None) -> RollbackResult:
+        return execute_rollback(
+            env, reason, actor=actor, previous_task_definition=previous_task_definition,
+            stable_desired=stable_desired, bindings=bindings or (), ledger_failure=ledger_failure,
+            quiet_if_unchanged=record is not None and record.phase is RolloutPhase.ROLLED_BACK,
         )
-    return result
+
+    return act_recorded(env, act, begin=begin, finish=finish, failure=unread,
+                        rollout_id=record.rollout_id if record else None, phase=record.phase if record else None)
 
 
 def finish_rollback(env: Environment, record, *, actor: str) -> RolloutResult:

@@ -18,6 +18,7 @@ from rollway.model import Weights
 from rollway.phases import RolloutPhase
 
 if TYPE_CHECKING:  # the spec module does not need the ledger; only the annotation does
+    from rollway.report import RollbackResult
     from rollway.spec import RolloutSpec
 
 
@@ -47,6 +48,38 @@ class RolloutMovedOn(LedgerError):
 
 class RolloutNotFound(LedgerError):
     """No rollout recorded for that service."""
+
+
+class RollbackUnrecorded(LedgerError):
+    """A rollback moved the traffic back to the stable version, but the ledger could not record it.
+
+    Raised after the rollback acted, so that the run fails where people look and nobody
+    believes a record that still shows the rollout in its old phase.
+
+    Attributes:
+        result: what the rollback did and read back.
+        failure: what the ledger could not record, and the storage's own words for why.
+        rollout_id: the rollout the ledger shows (None: the ledger could not even be read).
+        phase: the phase the ledger still shows it in (None: as for ``rollout_id``).
+        facts: the message, one sentence per fact (``rollway abort`` prints one per line).
+    """
+
+    def __init__(self, service: str, result: "RollbackResult", failure: str, *,
+                 rollout_id: str | None, phase: RolloutPhase | None) -> None:
+        self.result, self.failure, self.rollout_id, self.phase = result, failure, rollout_id, phase
+        which = f"rollout {rollout_id}" if rollout_id is not None else "the rollout"
+        shown = (f"The ledger still shows {which} of {service} as {phase.value}: do not trust it until the "
+                 "rollback is recorded." if phase is not None
+                 else f"Nothing about this rollback of {service} is in the ledger.")
+        self.facts = (
+            f"The traffic was moved back to the stable version: the load balancer holds {result.weights} "
+            f"(stable/canary), read back after the rollback; the canary is at {result.canary_desired} tasks.",
+            f"The ledger could not record {failure}.",
+            shown,
+            "Fix the ledger (the rollout item's size, the table, permissions or throughput), then run "
+            "`rollway abort` or the rollback flow again: it is idempotent and records the rollback.",
+        )
+        super().__init__(" ".join(self.facts))
 
 
 class Transition(BaseModel):

@@ -44,7 +44,7 @@ from decimal import Decimal
 from typing import Any, Callable
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 from pydantic_core import to_json
 
 from rollway.ledger import (
@@ -78,6 +78,39 @@ _ENDED_VALUES = {f":ended{i}": phase.value for i, phase in enumerate(ENDED_PHASE
 _PLACEHOLDER = re.compile(r"#(\w+)")
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
+
+
+STORAGE_ERRORS = (ClientError, BotoCoreError)
+"""What DynamoLedger lets through when DynamoDB itself refuses a call or cannot be reached (the
+table is missing, the item would grow past 400 KB, access is denied, throttling outlived
+botocore's retries). The ledger's own rules raise LedgerErrors instead, and ValueError for a
+bad change."""
+
+
+def storage_failure(err: BaseException) -> str:
+    """A storage error in the words a person acts on: the call, AWS's error code and message.
+
+    Only what AWS answered is kept, never the request (it may carry a record's contents).
+    """
+    if isinstance(err, ClientError):
+        error = err.response.get("Error", {})
+        said = f"DynamoDB {err.operation_name} failed with {error.get('Code') or 'an unnamed error'}"
+        return f"{said}: {error['Message']}" if error.get("Message") else said
+    return f"DynamoDB could not be reached ({type(err).__name__}: {err})"
+
+
+def write_or_why(write: Callable[[], object]) -> str | None:
+    """Make a ledger write; None when it is stored, or why not when DynamoDB refused it or could
+    not be reached (``storage_failure``). The ledger's own refusals (RolloutEnded, NotOwner,
+    ...) propagate: they mean something to the caller.
+
+    For writes that must not stop what they record, such as a rollback's: its traffic comes first.
+    """
+    try:
+        write()
+    except STORAGE_ERRORS as err:
+        return storage_failure(err)
+    return None
 
 
 class _Refused(Exception):

@@ -20,6 +20,7 @@ from typing import Any, Callable, Iterable
 from uuid import UUID
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from rollway.ledger import RolloutRecord, Transition, utc
@@ -461,7 +462,8 @@ def _rollback_directly(service: Service, who: str, reason: str, wait_seconds: fl
     from prefect.states import Cancelling
 
     from flows.rollback import rollback
-    from rollway.ledger import begin_rollback, open_for_rollback
+    from rollway.aws.ledger import write_or_why
+    from rollway.ledger import RollbackUnrecorded, begin_rollback, open_for_rollback
     from rollway.spec import RolloutSpec
 
     record = service.ledger.get(service.name)
@@ -475,7 +477,12 @@ def _rollback_directly(service: Service, who: str, reason: str, wait_seconds: fl
         # progress (RolloutEnded), and whichever rollback finishes (this one or the cancelled
         # run's hook) finishes this one.
         # time.time(): the clock the rollback flow below records on (its default).
-        begin_rollback(service.ledger, service.name, actor=who, reason=why, now=time.time())
+        unrecorded = write_or_why(lambda: begin_rollback(service.ledger, service.name, actor=who, reason=why,
+                                                         now=time.time()))
+        if unrecorded is not None:
+            # The traffic comes first: roll back anyway; the rollback flow tries to record it again.
+            errors.print(f"[yellow]warning:[/yellow] the ledger could not record the abort ({escape(unrecorded)}); "
+                         "rolling back anyway")
     owner = owner_run_id(record)
     if owner is not None:
         with get_client(sync_client=True) as client:
@@ -491,11 +498,18 @@ def _rollback_directly(service: Service, who: str, reason: str, wait_seconds: fl
                 # A run whose process died never finishes cancelling; the rollback must not wait on it.
                 errors.print(f"[yellow]warning:[/yellow] {err}; rolling back anyway")
     spec = RolloutSpec.for_rollback(record.spec_json)
-    result = rollback(
-        reason=why, actor=who, previous_task_definition=record.previous_task_definition,
-        stable_desired=record.stable_desired, bindings=list(spec.flags) or None,
-        targets_block=service.targets_block, aws_credentials_block=service.credentials_block,
-    )
+    try:
+        result = rollback(
+            reason=why, actor=who, previous_task_definition=record.previous_task_definition,
+            stable_desired=record.stable_desired, bindings=list(spec.flags) or None,
+            targets_block=service.targets_block, aws_credentials_block=service.credentials_block,
+        )
+    except RollbackUnrecorded as unrecorded_rollback:
+        # Rolled back, not recorded: what happened, one fact a line, and a failing exit code.
+        errors.print(f"[red]error:[/red] rolled back {service.name}, but the ledger does not say so")
+        for fact in unrecorded_rollback.facts:
+            errors.print(fact, markup=False)  # AWS's words may hold brackets rich would read as markup
+        return 1
     # The rollback flow records the abort (intent, then completion) with lease-free writes,
     # unless the cancelled run's own rollback hook finished it first.
     console.print(f"rolled back {service.name}: load balancer {result.weights} (stable/canary), "
