@@ -76,13 +76,14 @@ def build_deployments(
 
     Returns:
         RunnerDeployments for ``prefect.serve``: canary, progressive_rollout, advance_phase
-        (weekly), rollback and set-flags.
+        (weekly), rollback, finalize and set-flags.
     """
     # Imported here: `python deployments/serve.py --help` should not pay for Prefect and boto3.
     from prefect.deployments.runner import EntrypointType
     from prefect.schedules import Cron
 
     from flows.canary import canary
+    from flows.finalize import finalize
     from flows.flags import set_flags
     from flows.progressive import advance_phase, progressive_rollout
     from flows.rollback import rollback
@@ -114,6 +115,9 @@ def build_deployments(
                schedules=[Cron(weekly_cron, timezone=weekly_timezone, active=schedules_active)]),
         deploy(rollback, clocked,
                "Move all traffic back to the stable service and retire the canary (idempotent)."),
+        deploy(finalize, clocked,
+               "After a promotion: put the promoted version on the stable service, move the traffic back to it "
+               "and scale the canary to 0, ready for the next rollout (idempotent)."),
         deploy(set_flags, blocks, "Set, enable or disable feature flags, recording who and why."),
     ]
 

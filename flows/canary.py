@@ -27,6 +27,7 @@ from rollway.clock import ClockSettings
 from rollway.decide import StageState
 from rollway.environment import Environment
 from rollway.model import ServiceState
+from rollway.finalize import finalize_unfinished
 from rollway.phases import RolloutPhase
 from rollway.report import RolloutResult
 from rollway.spec import RolloutSpec
@@ -74,13 +75,23 @@ def preflight(env: Environment, spec: RolloutSpec) -> tuple[ServiceState, Servic
                 # Rolling back would put the previous version back in production: not the advice to give.
                 raise RolloutRefused(
                     f"the canary target group carries {weights.canary}% of traffic because rollout "
-                    f"{record.rollout_id} promoted {record.image}: {t.canary_service} is production now. Another "
-                    f"rollout needs {t.stable_service} to run that version and take the traffic back first, which "
-                    "rollway does not do yet (README, 'Not built yet')"
+                    f"{record.rollout_id} promoted {record.image}: {t.canary_service} is production now. Finalize "
+                    "that promotion first: run the finalize flow (the finalize deployment in the Prefect UI) or "
+                    f"`rollway finalize`, which puts {record.image} on {t.stable_service}, moves the traffic back to "
+                    f"it and scales {t.canary_service} to 0 (once the rollout's monitoring window has passed); then "
+                    "start this rollout again"
                 )
             raise RolloutRefused(
                 f"the canary target group already carries {weights.canary}% of traffic; "
                 "roll back (rollway abort) or resume that rollout before starting a new one"
+            )
+        newest = env.ledger.get(t.canary_service) if env.ledger is not None else None
+        if finalize_unfinished(newest):
+            # Its traffic is back on stable, but the canary service is not idle yet: finishing the
+            # finalize first keeps it from scaling down the canary this rollout deploys to.
+            raise RolloutRefused(
+                f"the finalize of rollout {newest.rollout_id} began and did not finish: run `rollway finalize` "
+                "(or the finalize flow) again to finish it, then start this rollout"
             )
         return ecs.describe_service(env.deployer, t.stable_service), ecs.describe_service(env.deployer, t.canary_service)
 

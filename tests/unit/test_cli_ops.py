@@ -28,7 +28,7 @@ from rollway.targets import Targets
 from tests.unit.alive import alive
 
 ROOT = Path(__file__).resolve().parents[2]
-FLOWS = {"canary", "progressive_rollout", "advance_phase", "rollback", "set-flags"}
+FLOWS = {"canary", "progressive_rollout", "advance_phase", "rollback", "finalize", "set-flags"}
 
 
 def record(**changes) -> RolloutRecord:

@@ -1,0 +1,84 @@
+"""``rollway finalize``: after a promotion, move the promoted version onto the stable service.
+
+Runs the ``finalize`` flow in this process (as ``rollway abort`` runs the rollback flow), on the
+same blocks as the other commands, and prints each step it took. Options are checked before
+any block is loaded or AWS called. Imports stay inside the function, so that ``rollway
+--help`` does not pay for Prefect.
+"""
+
+from __future__ import annotations
+
+from rollway.cli.blocks import CREDENTIALS_BLOCK, TARGETS_BLOCK
+
+
+def finalize(*, actor: str | None = None, stable_timeout_seconds: float = 600.0,
+             targets_block: str | None = TARGETS_BLOCK, credentials_block: str | None = CREDENTIALS_BLOCK) -> int:
+    """After a promotion: put the promoted version on the stable service, move the traffic back to it
+    and scale the canary to 0, so the next rollout can start (idempotent; run it again after a failure).
+
+    Args:
+        actor: who finalizes, recorded in the ledger (default: your user name).
+        stable_timeout_seconds: how long the stable service may take to become steady on the promoted version.
+        targets_block: saved RollwayTargets block naming the service.
+        credentials_block: saved AwsCredentials block of the account.
+    """
+    from rollway.cli.ops import reporting
+
+    return reporting(_finalize)(actor=actor, stable_timeout_seconds=stable_timeout_seconds,
+                                targets_block=targets_block, credentials_block=credentials_block)
+
+
+def checked_actor(actor: str | None) -> str:
+    """The name finalize records: ``--actor`` without surrounding spaces, or the OS user when omitted.
+
+    Raises:
+        UsageError: ``--actor`` is blank or longer than the ledger keeps.
+    """
+    import getpass
+
+    from pydantic import TypeAdapter, ValidationError
+
+    from flows.params import Actor
+    from rollway.cli.ops import UsageError
+
+    if actor is None:
+        return getpass.getuser()
+    try:
+        return TypeAdapter(Actor).validate_python(actor)
+    except ValidationError as err:
+        why = "; ".join(e["msg"].removeprefix("Value error, ") for e in err.errors())
+        raise UsageError(f"--actor {actor!r}: {why}; or leave --actor out to finalize as your user name") from None
+
+
+def _finalize(*, actor: str | None, stable_timeout_seconds: float, targets_block: str | None,
+              credentials_block: str | None) -> int:
+    import math
+
+    from rich.markup import escape
+
+    from rollway.cli.ops import UsageError, console, errors, load_account
+
+    who = checked_actor(actor)
+    if not (math.isfinite(stable_timeout_seconds) and stable_timeout_seconds > 0):
+        raise UsageError(f"--stable-timeout-seconds {stable_timeout_seconds:g}: must be a positive number of seconds")
+    # A missing or stale block is an OpsError naming the API, before a flow run is created.
+    load_account(targets_block, credentials_block)
+
+    from flows.finalize import finalize as finalize_flow
+    from rollway.finalize import FinalizeIncomplete, FinalizeRefused
+
+    try:
+        result = finalize_flow(actor=who, targets_block=targets_block, aws_credentials_block=credentials_block,
+                               stable_timeout_seconds=stable_timeout_seconds)
+    except (FinalizeRefused, FinalizeIncomplete) as err:
+        # AWS's words in the message may hold brackets that rich would read as markup.
+        errors.print(f"[red]{'refused' if isinstance(err, FinalizeRefused) else 'error'}:[/red] {escape(str(err))}")
+        return 1
+    for number, step in enumerate(result.steps, start=1):
+        console.print(f"{number}. {step}", markup=False)
+    if result.outcome == "already_finalized":
+        console.print(f"{result.rollout_id} was already finalized: nothing changed", markup=False)
+    else:
+        console.print(f"finalized {result.rollout_id}: {result.image} runs on the stable service, which carries "
+                      f"{result.weights.stable}% of the traffic; the next rollout can start", markup=False)
+    return 0

@@ -1,0 +1,347 @@
+"""finalize: after a promotion the promoted version moves onto the stable service and the traffic
+back to it, so the next rollout can start. On the embedded AWS with the Prefect test harness."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from uuid import uuid4
+
+import pytest
+from botocore.exceptions import ClientError
+from prefect import flow
+
+from blocks.credentials import credentials_for_endpoint
+from blocks.targets import RollwayTargets
+from flows.canary import RolloutRefused, preflight
+from flows.finalize import finalize, run_finalize
+from flows.progressive import run_progressive
+from rollway.approvals import auto_approve
+from rollway.aws.ecs import EcsDeployer
+from rollway.aws.environment import aws_environment
+from rollway.aws.ledger import DynamoLedger
+from rollway.clock import ClockSettings
+from rollway.finalize import FinalizeIncomplete, FinalizeRefused, finalize_unfinished, plan_finalize
+from rollway.ledger import RolloutRecord, Transition, new_rollout_id
+from rollway.model import ServiceState, Weights
+from rollway.phases import RolloutPhase
+from rollway.sim.traffic import TrafficSimulator
+from rollway.spec import RolloutSpec, Stage, WeeklyPhase
+from rollway.targets import Targets
+from tests.flows.moto_env import HEALTHY, SPEED, inbox
+from tests.flows.test_canary_moto import read_back
+from tests.flows.test_iam_policy import allowed, iam_actions
+
+ALL_STABLE, ALL_CANARY = Weights(stable=100, canary=0), Weights(stable=0, canary=100)
+READS = ("Describe", "Get", "List", "Query")
+
+
+def rollout_spec(image: str, *, monitor_seconds: float = 180) -> RolloutSpec:
+    # Webordinary's plan in one phase: promoted, watched for a short window, old service decommissioned.
+    return RolloutSpec(image=image, stages=[Stage(weight=w, bake_seconds=900, min_bake_seconds=120) for w in (5, 100)],
+                       monitor_seconds=monitor_seconds, phases=[WeeklyPhase(name="all", weights=(5, 100), decommission=True)])
+
+
+@flow
+def progressive_on(env, spec):
+    return run_progressive(env, spec, auto_approve("alice"), owner=f"run-{uuid4().hex[:6]}", phased=False)
+
+
+@flow
+def preflight_on(env, spec):
+    return preflight(env, spec)
+
+
+@flow
+def finalize_on(env, actor: str = "alice"):
+    return run_finalize(env, actor=actor, stable_timeout_seconds=30, verify_timeout_seconds=5)
+
+
+def writes(*calls: list[str]) -> list[str]:
+    return [c for names in calls for c in names if not c.startswith(READS)]
+
+
+def kinds(aws) -> list[str]:
+    return [t.kind for t in DynamoLedger(aws.get_client("dynamodb"), aws.targets).get(aws.targets.canary_service).history]
+
+
+def notice(aws, url: str, subject: str) -> str:
+    """The message of the alert topic's notice with ``subject`` (delivered to the ``inbox`` queue)."""
+    got = aws.get_client("sqs").receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+    (message,) = [body["Message"] for body in map(json.loads, (m["Body"] for m in got)) if body["Subject"] == subject]
+    return message
+
+
+def saved_blocks(aws) -> str:
+    """Targets and credentials blocks for the embedded AWS, under a name no other test uses."""
+    name = f"finalize-{uuid4().hex[:8]}"
+    RollwayTargets(**aws.targets.model_dump()).save(name, overwrite=True)
+    credentials_for_endpoint(aws.endpoint_url, aws.targets.region).save(name, overwrite=True)
+    return name
+
+
+# --- The whole story: promote, finalize, and the next rollout ------------------------------
+
+
+def test_after_finalize_the_next_rollout_starts_and_rolls_back_to_the_promoted_version(aws):
+    blocks = saved_blocks(aws)
+    url = inbox(aws)
+    first, second = (f"{aws.topology.repository_uri}:{tag}" for tag in ("2.0.0", "2.1.0"))
+    # One simulated world for both releases (one rollout clock, so the second rollout's id sorts
+    # after the first's); it stays on through finalize, standing in for ECS registering the
+    # tasks of a scaled-up service in its target group.
+    settings = ClockSettings(speed=SPEED, anchor=time.time())
+    env = aws_environment(aws.get_client, aws.targets, settings.build())
+    simulator = TrafficSimulator(aws.get_client, aws.targets, aws.topology, settings.build(),
+                                 profiles={second: HEALTHY.model_copy(update={"error_probability": 0.05})},
+                                 default_profile=HEALTHY, total_rps=1000, seed=3)
+    with simulator:
+        promoted = progressive_on(env, rollout_spec(first))
+        assert promoted.outcome == "promoted", promoted.reason
+        weights, stable, canary = read_back(aws)
+        assert weights == ALL_CANARY and stable.desired == 0, "promoted, window passed, old service decommissioned"
+        release = canary.task_definition
+        with pytest.raises(RolloutRefused, match="carries 100% of traffic"):
+            progressive_on(env, rollout_spec(second))  # the gap finalize closes: no next rollout before it
+
+        result = finalize(actor="alice", targets_block=blocks, aws_credentials_block=blocks,
+                          clock=settings.model_dump(mode="json"))
+        assert result.outcome == "finalized"
+        weights, stable, canary = read_back(aws)
+        assert weights == ALL_STABLE
+        assert stable.task_definition == release and stable.desired == 2, "the stable service runs the release"
+        assert canary.desired == 0 and canary.task_definition == release
+        assert kinds(aws)[-3:] == ["decommission", "finalize-start", "finalized"]
+        assert f"{aws.targets.stable_service} now runs {first}" in notice(aws, url, f"Finalized: {aws.targets.stable_service}")
+
+        # The next release: preflight passes, the canary gets it, the judge rolls it back, and
+        # production is the first release again, on the stable service.
+        rolled_back = progressive_on(env, rollout_spec(second))
+    assert rolled_back.outcome == "rolled_back", rolled_back.reason
+    record = env.ledger.get(aws.targets.canary_service)
+    assert (record.image, record.phase, record.previous_task_definition) == (second, RolloutPhase.ROLLED_BACK, release)
+    weights, stable, canary = read_back(aws)
+    assert weights == ALL_STABLE and stable.task_definition == release
+    assert canary.desired == 0 and canary.task_definition == release
+
+
+# --- Hand-made promotions: the refusals, a second run, a run that stops half-way --------------
+
+
+def promote_by_hand(aws, *history: str, monitor_seconds: float = 600, phase=RolloutPhase.PROMOTED):
+    """The state a promotion leaves on the embedded AWS: 2.0.0 on the canary carrying everything,
+    the old service decommissioned, and (``history`` not empty) its rollout in the ledger.
+
+    Returns:
+        (env, the promoted task definition, the stable service's task definition before).
+    """
+    t = aws.targets
+    env = aws_environment(aws.get_client, t, ClockSettings().build())
+    ecs = aws.get_client("ecs")
+    before = EcsDeployer(ecs, t).describe(t.stable_service)
+    release = EcsDeployer(ecs, t).register_revision(f"{aws.topology.repository_uri}:2.0.0", before.task_definition)
+    ecs.update_service(cluster=t.cluster, service=t.canary_service, taskDefinition=release, desiredCount=before.desired)
+    ecs.update_service(cluster=t.cluster, service=t.stable_service, desiredCount=0)
+    env.router.set_weights(ALL_CANARY)
+    if history:
+        now = env.clock.now()
+        spec = RolloutSpec(image=f"{aws.topology.repository_uri}:2.0.0", stages=[Stage(weight=5), Stage(weight=100)],
+                           monitor_seconds=monitor_seconds)
+        record = RolloutRecord(
+            service=t.canary_service, rollout_id=new_rollout_id(now), image=spec.image, spec_json=spec.model_dump_json(),
+            phase=phase, weights=ALL_CANARY, canary_task_definition=release, stable_desired=before.desired,
+            previous_task_definition=before.task_definition, monitor_until=now + monitor_seconds,
+            history=tuple(Transition(at=now, kind=kind, actor="test") for kind in history),
+        )
+        env.ledger.create(record, owner="process/test", now=now, lease_seconds=0)
+        env.ledger.release(t.canary_service, owner="process/test")
+    return env, release, before.task_definition
+
+
+@pytest.mark.parametrize(("history", "phase", "refusal"), [
+    ((), None, "no rollout of webordinary-edit-service-canary is recorded"),
+    (("start", "rollback-start", "rollback"), RolloutPhase.ROLLED_BACK, "is rolled_back, not promoted"),
+    (("start", "promote"), RolloutPhase.PROMOTED, "monitoring window is still open"),
+], ids=["no-rollout", "rolled-back", "window-open"])
+def test_finalize_refuses_before_any_write(aws, watch_calls, history, phase, refusal):
+    env, release, _ = promote_by_hand(aws, *history, phase=phase or RolloutPhase.PROMOTED)
+    state = read_back(aws)
+    calls = [watch_calls(aws.get_client(s)) for s in ("ecs", "elbv2", "dynamodb", "sns")]
+    ledger_before = env.ledger.get(aws.targets.canary_service)
+    with pytest.raises(FinalizeRefused, match=refusal) as refused:
+        finalize_on(env)
+    assert "Nothing was changed" in str(refused.value)
+    assert writes(*calls) == []
+    assert read_back(aws) == state and state[0] == ALL_CANARY
+    assert env.ledger.get(aws.targets.canary_service) == ledger_before
+
+
+def test_finalize_twice_the_second_run_changes_nothing(aws, watch_calls):
+    env, release, _ = promote_by_hand(aws, "start", "promote", "decommission")
+    services = ("ecs", "elbv2", "dynamodb", "sns")
+    made = {service: watch_calls(aws.get_client(service)) for service in services}
+    first = finalize_on(env)
+    assert first.outcome == "finalized" and first.weights == ALL_STABLE
+    # deployments/iam-policy.json lets finalize make every call it makes.
+    used = {action for service, names in made.items() for name in names for action in iam_actions(service, name, {})}
+    assert used - allowed() == set(), "calls the documented IAM policy does not allow"
+    after_first = read_back(aws), env.ledger.get(aws.targets.canary_service)
+    calls = [watch_calls(aws.get_client(s)) for s in services]
+    second = finalize_on(env, actor="bob")
+    assert second.outcome == "already_finalized" and second.task_definition == release
+    assert writes(*calls) == []
+    assert (read_back(aws), env.ledger.get(aws.targets.canary_service)) == after_first
+
+
+def failing(client, operation: str, when=lambda params: True):
+    """Make ``client`` fail ``operation`` (as AWS does when throttled) while the returned hook is registered."""
+
+    def refuse(model, params, **_):
+        if model.name == operation and when(params):
+            raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}, operation)
+
+    client.meta.events.register("before-parameter-build.*", refuse)
+    return lambda: client.meta.events.unregister("before-parameter-build.*", refuse)
+
+
+def test_a_finalize_stopped_before_the_traffic_moved_leaves_the_canary_serving_and_the_next_run_finishes(aws):
+    env, release, _ = promote_by_hand(aws, "start", "promote", "decommission")
+    restore = failing(aws.get_client("elbv2"), "ModifyRule")
+    try:
+        with pytest.raises(FinalizeIncomplete, match=r"the load balancer holds 0/100 \(stable/canary\)") as stopped:
+            finalize_on(env)
+    finally:
+        restore()
+    assert "ThrottlingException" in str(stopped.value) and "Run finalize again" in str(stopped.value)
+    weights, stable, canary = read_back(aws)
+    assert weights == ALL_CANARY and canary.desired == 2, "users are still served by the canary"
+    assert stable.task_definition == release, "the stable service was brought onto the release first"
+    assert finalize_unfinished(env.ledger.get(aws.targets.canary_service))
+
+    again = finalize_on(env)
+    assert again.outcome == "finalized"
+    weights, stable, canary = read_back(aws)
+    assert (weights, stable.task_definition, canary.desired) == (ALL_STABLE, release, 0)
+    assert kinds(aws)[-3:] == ["finalize-start", "finalize-start", "finalized"]
+
+
+def test_a_finalize_stopped_after_the_traffic_moved_is_finished_from_there(aws, watch_calls):
+    env, release, _ = promote_by_hand(aws, "start", "promote", "decommission")
+    canary_name = aws.targets.canary_service
+    restore = failing(aws.get_client("ecs"), "UpdateService", when=lambda params: params.get("service") == canary_name)
+    try:
+        with pytest.raises(FinalizeIncomplete, match="The traffic is on webordinary-edit-service, which runs the promoted"):
+            finalize_on(env)
+    finally:
+        restore()
+    weights, stable, canary = read_back(aws)
+    assert weights == ALL_STABLE and stable.task_definition == release and canary.desired == 2
+    # Until it is finished, a new rollout would deploy onto a canary the next finalize run scales down.
+    with pytest.raises(RolloutRefused, match="did not finish: run `rollway finalize`"):
+        preflight_on(env, rollout_spec(f"{aws.topology.repository_uri}:3.0.0"))
+
+    elb_calls = watch_calls(aws.get_client("elbv2"))
+    again = finalize_on(env)
+    assert again.outcome == "finalized" and read_back(aws)[2].desired == 0
+    assert "ModifyRule" not in elb_calls, "the traffic was not moved a second time"
+    assert kinds(aws)[-2:] == ["finalize-start", "finalized"]
+
+
+def too_early(*args, **kwargs):
+    raise AssertionError("blocks or AWS clients were loaded before the options were checked")
+
+
+# --- The command line -------------------------------------------------------------------
+
+
+def test_rollway_finalize_prints_each_step_and_a_second_run_changes_nothing(aws, capsys):
+    from rollway.cli import app
+
+    blocks = saved_blocks(aws)
+    promote_by_hand(aws, "start", "promote", "watched")
+    options = ["--actor", "carol", "--targets-block", blocks, "--credentials-block", blocks]
+    assert app(["finalize", *options], result_action="return_value") == 0
+    out = capsys.readouterr().out
+    assert "1. recorded 'finalize-start'" in out and "traffic moved: the load balancer holds 100/0" in out
+    assert "the next rollout can start" in out
+    assert app(["finalize", *options], result_action="return_value") == 0
+    assert "was already finalized: nothing changed" in capsys.readouterr().out
+    assert read_back(aws)[0] == ALL_STABLE
+
+
+def test_rollway_finalize_says_why_it_refuses_and_exits_non_zero(aws, capsys):
+    from rollway.cli import app
+
+    blocks = saved_blocks(aws)
+    promote_by_hand(aws, "start", "promote")  # the window is still open
+    code = app(["finalize", "--targets-block", blocks, "--credentials-block", blocks], result_action="return_value")
+    assert code == 1
+    assert "refused: " in capsys.readouterr().err
+    assert read_back(aws)[0] == ALL_CANARY
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    (["--actor", "   "], "--actor '   ': actor must name who"),
+    (["--actor", "x" * 500], "--actor 'xxx"),
+    (["--stable-timeout-seconds", "0"], "--stable-timeout-seconds 0: must be a positive"),
+    (["--stable-timeout-seconds", "nan"], "--stable-timeout-seconds nan"),
+])
+def test_rollway_finalize_refuses_bad_options_before_any_call(monkeypatch, capsys, options, message):
+    import flows.env
+    from rollway.cli import app, ops
+
+    monkeypatch.setattr(ops, "load_account", too_early)
+    monkeypatch.setattr(flows.env, "load_clients", too_early)
+    assert app(["finalize", *options], result_action="return_value") == 2
+    assert message in capsys.readouterr().err
+
+
+# --- What finalize decides, on hand-made states (pure) ------------------------------------
+
+
+def _state(td: str, desired: int) -> ServiceState:
+    return ServiceState(name="svc", task_definition=td, desired=desired, running=desired)
+
+
+def _record(*kinds: str) -> RolloutRecord:
+    spec = RolloutSpec(image="repo/app:2.0.0", stages=[Stage(weight=100)], monitor_seconds=0)
+    return RolloutRecord(service="svc", rollout_id="20260101T000000Z-00000000", image=spec.image,
+                         spec_json=spec.model_dump_json(), phase=RolloutPhase.PROMOTED, weights=ALL_CANARY,
+                         canary_task_definition="app:2", stable_desired=3,
+                         history=tuple(Transition(at=float(i), kind=k, actor="t") for i, k in enumerate(kinds)))
+
+
+def _plan(record, live, stable, canary):
+    spec = RolloutSpec.for_rollback(record.spec_json)
+    return plan_finalize(record, spec, live=live, stable=stable, canary=canary, targets=Targets())
+
+
+def test_the_stable_service_gets_at_least_the_capacity_the_canary_carries_the_traffic_with():
+    assert _plan(_record("promote"), ALL_CANARY, _state("app:1", 0), _state("app:2", 5)).stable_desired == 5
+    assert _plan(_record("promote"), ALL_CANARY, _state("app:1", 0), _state("app:2", 2)).stable_desired == 3
+
+
+def test_traffic_on_the_canary_after_a_finalize_is_another_rollouts_and_is_left_alone():
+    """A `canary` flow run (which keeps no ledger) mid-way after the last finalize: moving its
+    version onto the stable service would put an unjudged version in production."""
+    finalized = _record("promote", "finalize-start", "finalized")
+    with pytest.raises(FinalizeRefused, match="another rollout"):
+        _plan(finalized, Weights.canary_at(25), _state("app:2", 3), _state("app:3", 1))
+
+
+def test_traffic_moved_back_by_hand_without_finalize_is_refused():
+    with pytest.raises(FinalizeRefused, match="moved the traffic back by hand"):
+        _plan(_record("promote"), ALL_STABLE, _state("app:1", 3), _state("app:2", 3))
+    # ...unlike a finalize that moved it itself and stopped.
+    resumed = _plan(_record("promote", "finalize-start"), ALL_STABLE, _state("app:2", 3), _state("app:2", 3))
+    assert resumed.action == "after-traffic"
+
+
+def test_the_flow_refuses_bad_parameters_before_loading_anything(monkeypatch):
+    import flows.finalize
+
+    monkeypatch.setattr(flows.finalize, "load_environment", too_early)
+    for bad in ({"actor": " "}, {"stable_timeout_seconds": 0}, {"verify_timeout_seconds": math.inf}):
+        state = finalize(**bad, return_state=True)
+        assert state.is_failed() and "Validation of flow parameters failed" in state.message, bad
