@@ -4,7 +4,9 @@ Each stage shifts the ALB weights (read back and verified), bakes under the judg
 analysis tick, and decides: promote, hold or roll back. After 100 % it watches the new
 version for the spec's ``monitor_seconds`` while the old one still runs, and rolls back on
 the monitoring guardrail. A run that fails, crashes or is cancelled rolls back through its
-state hooks, so traffic never stays on a version nobody is watching.
+state hooks, so traffic never stays on a version nobody is watching. With ``finalize`` the run
+then finalizes its promotion (``flows/finalize.py``'s steps, nothing recorded): a failure there
+leaves the promotion in place, and its hooks leave the run alone.
 """
 
 from __future__ import annotations
@@ -17,9 +19,10 @@ from prefect import flow, get_run_logger
 
 from flows.approvals import prefect_approver
 from flows.engine import run_stages
-from flows.env import load_environment
+from flows.env import CANARY_FLOW, load_environment
+from flows.finalize import run_finalize
 from flows.hooks import rollback_hooks
-from flows.monitor import after_window, run_monitor
+from flows.monitor import MonitorResult, after_window, run_monitor
 from flows.params import Actor
 from flows.rollback import judge_rollback
 from rollway.approvals import Approver
@@ -27,7 +30,7 @@ from rollway.clock import ClockSettings
 from rollway.decide import StageState
 from rollway.environment import Environment
 from rollway.model import ServiceState
-from rollway.finalize import finalize_unfinished
+from rollway.finalize import UNRECORDED_AGAIN, FinalizeRefused, finalize_unfinished, is_finalized
 from rollway.phases import RolloutPhase
 from rollway.report import RolloutResult
 from rollway.spec import RolloutSpec
@@ -71,7 +74,7 @@ def preflight(env: Environment, spec: RolloutSpec) -> tuple[ServiceState, Servic
         weights = traffic.get_weights(env.router)
         if weights.canary != 0:
             record = env.ledger.get(t.canary_service) if env.ledger is not None else None
-            if record is not None and record.phase is RolloutPhase.PROMOTED:
+            if record is not None and record.phase is RolloutPhase.PROMOTED and not is_finalized(record):
                 # Rolling back would put the previous version back in production: not the advice to give.
                 raise RolloutRefused(
                     f"the canary target group carries {weights.canary}% of traffic because rollout "
@@ -80,6 +83,16 @@ def preflight(env: Environment, spec: RolloutSpec) -> tuple[ServiceState, Servic
                     f"`rollway finalize`, which puts {record.image} on {t.stable_service}, moves the traffic back to "
                     f"it and scales {t.canary_service} to 0 (once the rollout's monitoring window has passed); then "
                     "start this rollout again"
+                )
+            if weights.canary == 100:
+                # All of it, and no promotion in the ledger: the `canary` flow's, which keeps none.
+                raise RolloutRefused(
+                    f"the canary target group carries 100% of traffic and the ledger records no promotion of it "
+                    f"still to finalize: probably a promotion by the `canary` flow, which keeps no ledger, and "
+                    f"{t.canary_service} is production now. To keep that version, finalize it: run "
+                    f"{UNRECORDED_AGAIN}, which puts it on {t.stable_service}, moves the traffic back to it and "
+                    f"scales {t.canary_service} to 0; then start this rollout again. If that version should not "
+                    "stay, roll it back (`rollway abort`) instead"
                 )
             raise RolloutRefused(
                 f"the canary target group already carries {weights.canary}% of traffic; "
@@ -96,8 +109,12 @@ def preflight(env: Environment, spec: RolloutSpec) -> tuple[ServiceState, Servic
         return ecs.describe_service(env.deployer, t.stable_service), ecs.describe_service(env.deployer, t.canary_service)
 
 
-def run_canary(env: Environment, spec: RolloutSpec, approver: Approver, *, actor: str = "operator") -> RolloutResult:
-    """Deploy ``spec.image`` to the canary service and run the stages. Plain Python over tasks."""
+def run_canary(env: Environment, spec: RolloutSpec, approver: Approver, *, actor: str = "operator",
+               finalize: bool = False) -> RolloutResult:
+    """Deploy ``spec.image`` to the canary service and run the stages. Plain Python over tasks.
+
+    With ``finalize``, a promotion whose window passed is finalized in this run (see the flow).
+    """
     log = get_run_logger()
     t = env.targets
     stable, canary = preflight(env, spec)
@@ -127,26 +144,69 @@ def run_canary(env: Environment, spec: RolloutSpec, approver: Approver, *, actor
         + (f" Watching it for {spec.monitor_seconds / 60:g} minutes while {t.stable_service} keeps running: a "
            f"5-minute error rate over {spec.guardrails.monitor_error_rate:.0%} rolls it back." if watching else ""),
     )
-    if not watching:
-        return result
-    # The stable service still runs, so this is when a rollback is cheap. This flow keeps no
-    # ledger (the window lives in this run, and its hooks roll back if it dies), and must not
-    # write into a record another rollout of the service left.
-    watched = run_monitor(
-        replace(env, ledger=None), spec, window_seconds=spec.monitor_seconds, decommission=False,
-        previous_task_definition=canary.task_definition, stable_desired=stable.desired,
-    )
-    return after_window(result, watched)
+    watched = None
+    if watching:
+        # The stable service still runs, so this is when a rollback is cheap. This flow keeps no
+        # ledger (the window lives in this run, and its hooks roll back if it dies), and must not
+        # write into a record another rollout of the service left.
+        watched = run_monitor(
+            replace(env, ledger=None), spec, window_seconds=spec.monitor_seconds, decommission=False,
+            previous_task_definition=canary.task_definition, stable_desired=stable.desired,
+        )
+        result = after_window(result, watched)
+    if finalize and result.outcome == "promoted":
+        return finalize_in_run(env, spec, result, watched, actor=actor)
+    return result
 
 
-@flow(name="canary", log_prints=True, **rollback_hooks())
+def finalize_in_run(env: Environment, spec: RolloutSpec, result: RolloutResult, watched: MonitorResult | None, *,
+                    actor: str) -> RolloutResult:
+    """Finalize this run's promotion, its window passed: as the finalize flow does, without a
+    ledger (this flow keeps none, and must not write into another rollout's record).
+
+    Raises:
+        FinalizeRefused: the window could not be verified, or AWS no longer shows this run's
+            promotion; nothing was changed.
+        FinalizeIncomplete: a step failed. Either way the promotion stands, the rollback hooks
+            leave the run alone (a rollback would put the previous version back in production),
+            and the message says to run ``rollway finalize --unrecorded``.
+    """
+    t = env.targets
+    if watched is not None and not watched.verified:
+        raise FinalizeRefused(
+            f"{spec.image} was promoted, but its monitoring window was not verified ({watched.reason}), so it was "
+            f"not finalized: {t.stable_service} keeps the previous version for a cheap rollback. Check the metrics, "
+            f"then run {UNRECORDED_AGAIN} to finalize it, or `rollway abort` to roll it back. Nothing was changed"
+        )
+    try:
+        done = run_finalize(replace(env, ledger=None), actor=actor, unrecorded=True, image=spec.image)
+    except FinalizeRefused as err:
+        raise FinalizeRefused(f"{spec.image} was promoted and its window passed, but finalize refused: {err}. "
+                              f"Once that is resolved, run {UNRECORDED_AGAIN}") from err
+    return result.model_copy(update={
+        "finalized": done,
+        "reason": f"{result.reason}; finalized: {t.stable_service} runs {done.task_definition} and carries "
+                  f"{done.weights.stable}% of the traffic, {t.canary_service} is at 0",
+    })
+
+
+@flow(name=CANARY_FLOW, log_prints=True, **rollback_hooks())
 def canary(
     spec: RolloutSpec,
     actor: Actor = "operator",
     targets_block: str | None = None,
     aws_credentials_block: str | None = None,
     clock: ClockSettings = ClockSettings(),
+    finalize: bool = False,
 ) -> RolloutResult:
-    """Canary ``spec.image`` through ``spec.stages``; promote, hold for a person, or roll back."""
+    """Canary ``spec.image`` through ``spec.stages``; promote, hold for a person, or roll back.
+
+    ``finalize``: once the promotion's monitoring window (``spec.monitor_seconds``; 0: none)
+    has passed, finalize it in this run: the stable service takes the promoted version and
+    the traffic back, and the canary is scaled to 0, ready for the next release (nothing is
+    recorded: this flow keeps no ledger). If that fails, the run fails with the promotion in
+    place and is not rolled back; run `rollway finalize --unrecorded` to finish. Off: finalize
+    later the same way, before the next rollout.
+    """
     env = load_environment(targets_block, aws_credentials_block, clock, interval_seconds=spec.analysis.interval_seconds)
-    return run_canary(env, spec, prefect_approver(spec.approvals), actor=actor)
+    return run_canary(env, spec, prefect_approver(spec.approvals), actor=actor, finalize=finalize)

@@ -114,3 +114,28 @@ def owner_finished(owner: str | None) -> bool:
     with get_client(sync_client=True) as client:
         run = client.read_flow_run(run_id)
     return run.state is not None and run.state.is_final()
+
+
+CANARY_FLOW = "canary"
+"""The name of the `canary` flow, whose runs keep no ledger: only the Prefect API knows them."""
+
+
+def unfinished_runs(flow_name: str) -> list[str]:
+    """Runs of the flow named ``flow_name`` that have not reached a final state (scheduled,
+    pending, running, paused, cancelling), asked of the Prefect API, for a person to read.
+
+    A flow that keeps no ledger leaves nothing else to tell whether one of its runs is still
+    acting on the service (watching a window it may roll back, or about to deploy).
+    """
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas import filters
+    from prefect.client.schemas.objects import StateType
+
+    final = {StateType.COMPLETED, StateType.FAILED, StateType.CANCELLED, StateType.CRASHED}
+    going = filters.FlowRunFilterStateType(any_=[t for t in StateType if t not in final])
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(
+            flow_filter=filters.FlowFilter(name=filters.FlowFilterName(any_=[flow_name])),
+            flow_run_filter=filters.FlowRunFilter(state=filters.FlowRunFilterState(type=going)),
+        )
+    return [f"{run.name} ({run.id}, {run.state.name if run.state else 'no state'})" for run in runs]

@@ -19,23 +19,29 @@ In order, each step logged and recorded:
 A run that stops part-way raises ``FinalizeIncomplete`` saying what users are served, and the
 next run carries on. No state hooks: a failed finalize must not trigger a rollback, which
 would put the previous version back in production.
+
+With ``unrecorded`` it finalizes a promotion the ledger does not record (the ``canary`` flow
+keeps none): the same steps, planned from what AWS shows (``plan_unrecorded``), refused while
+the ledger's newest rollout is open or a ``canary`` flow run has not ended, and nothing is
+written to the ledger. The ``canary`` flow runs the same steps in-run with ``finalize=True``.
 """
 
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Annotated, Callable, Iterator
+from typing import Annotated, Callable, Iterator, Sequence
 
 from prefect import flow, get_run_logger
 from pydantic import Field
 
 from flows.engine import wait_healthy
-from flows.env import load_environment
+from flows.env import CANARY_FLOW, load_environment, unfinished_runs
 from flows.params import Actor
 from rollway.clock import ClockSettings
 from rollway.environment import Environment
 from rollway.finalize import (
     ALL_STABLE, DONE, START, FinalizeIncomplete, FinalizePlan, FinalizeRefused, FinalizeResult, plan_finalize,
+    plan_unrecorded,
 )
 from rollway.ledger import RolloutRecord, Transition
 from rollway.model import Weights
@@ -50,16 +56,17 @@ class _Progress:
     """The steps of one run: logged as they happen, returned in the result, and turned into
     ``FinalizeIncomplete`` (saying what users are served) when one fails."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, unrecorded: bool) -> None:
         self.log = get_run_logger()
         self.steps: list[str] = []
+        self.unrecorded = unrecorded  # the error then says to run finalize again with --unrecorded
 
     def done(self, step: str) -> None:
         self.log.info("finalize: %s", step)
         self.steps.append(step)
 
     def stopped(self, step: str, why: str, state: str) -> FinalizeIncomplete:
-        failed = FinalizeIncomplete(step, why, state)
+        failed = FinalizeIncomplete(step, why, state, unrecorded=self.unrecorded)
         self.log.error("%s", failed)
         return failed
 
@@ -81,34 +88,46 @@ def _record(env: Environment, transition: dict, **changes) -> RolloutRecord:
 
 
 def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float = 600.0,
-                 verify_timeout_seconds: float = 30.0) -> FinalizeResult:
+                 verify_timeout_seconds: float = 30.0, unrecorded: bool = False,
+                 canary_runs: Callable[[], Sequence[str]] = tuple, image: str | None = None) -> FinalizeResult:
     """Finalize the service's promoted rollout; see the module docstring for the order.
 
     Args:
         actor: who asked, recorded in the ledger and the notice.
         stable_timeout_seconds: how long the stable service may take to become steady.
         verify_timeout_seconds: how long to wait for healthy targets and for the read-back.
+        unrecorded: finalize a promotion the ledger does not record, from what AWS shows;
+            nothing is written to the ledger (``env.ledger`` may be None: nothing is read either).
+        canary_runs: with ``unrecorded``, the `canary` flow runs that have not ended (any refuses).
+        image: the promoted image, for the notice and result, when the ledger does not say.
 
     Raises:
         FinalizeRefused: before any write, when there is nothing this run may finalize.
         FinalizeIncomplete: a step failed; the message says what users are served.
     """
     t = env.targets
-    if env.ledger is None:
+    if env.ledger is None and not unrecorded:
         raise FinalizeRefused("finalize needs the rollout ledger: it acts only on a rollout recorded as promoted")
-    progress = _Progress()
-    record = env.ledger.get(t.canary_service)
-    spec = RolloutSpec.for_rollback(record.spec_json) if record is not None else None
+    progress = _Progress(unrecorded=unrecorded)
+    newest = env.ledger.get(t.canary_service) if env.ledger is not None else None
+    spec = RolloutSpec.for_rollback(newest.spec_json) if newest is not None else None
     live = traffic.get_weights(env.router)
     stable = ecs.describe_service(env.deployer, t.stable_service)
     canary = ecs.describe_service(env.deployer, t.canary_service)
-    plan = plan_finalize(record, spec, live=live, stable=stable, canary=canary, targets=t)
+    if unrecorded:
+        plan = plan_unrecorded(newest, spec, live=live, stable=stable, canary=canary, canary_runs=canary_runs(),
+                               targets=t)
+    else:
+        plan = plan_finalize(newest, spec, live=live, stable=stable, canary=canary, targets=t)
+    # The promoted rollout, when the ledger records it: what is written to and said about.
+    record = None if unrecorded else newest
+    rollout_id, image = (record.rollout_id, record.image) if record is not None else (None, image)
     td = plan.task_definition
 
     if plan.action == "done":
-        progress.done(f"rollout {record.rollout_id} is finalized already: {t.stable_service} runs {td} and carries "
+        progress.done(f"{_which(rollout_id)} is finalized already: {t.stable_service} runs {td} and carries "
                       f"{live.stable}% of the traffic, {t.canary_service} is at 0 tasks; nothing to do")
-        return FinalizeResult(outcome="already_finalized", rollout_id=record.rollout_id, image=record.image,
+        return FinalizeResult(outcome="already_finalized", rollout_id=rollout_id, image=image,
                               task_definition=td, weights=live, stable_desired=stable.desired, canary_desired=0,
                               steps=tuple(progress.steps))
 
@@ -123,11 +142,10 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
     after = f"The traffic is on {t.stable_service}, which runs the promoted {td}: users see the promoted version."
     scale_down = f"scale {t.canary_service} to 0"
     with progress.trying(scale_down, after):
-        newest = env.ledger.get(t.canary_service)
-    if newest is None or newest.rollout_id != record.rollout_id:
+        taken = _taken_over(env, newest, td, unrecorded=unrecorded)
+    if taken:
         # Once the traffic left the canary, a new rollout could start on it: that canary is not ours to scale down.
-        raise progress.stopped(scale_down, f"rollout {newest.rollout_id if newest else '?'} of {t.canary_service} "
-                                           "started meanwhile and owns the canary service now", after)
+        raise progress.stopped(scale_down, taken, after)
     with progress.trying(scale_down, after):
         retired = ecs.update_service(env.deployer, t.canary_service, desired=0)
     progress.done(f"{t.canary_service} scaled to 0 on {retired.task_definition}, idle for the next rollout")
@@ -135,24 +153,51 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
     with progress.trying("notify", after):
         message_id = metrics.notify(
             env.notifier, f"Finalized: {t.stable_service}",
-            f"{t.stable_service} now runs {record.image} ({td}) on {plan.stable_desired} tasks and carries 100% of the "
-            f"traffic (read back from the load balancer: {weights} stable/canary). {t.canary_service} is at 0 tasks on "
-            f"the same task definition, ready for the next rollout.\n\nRollout {record.rollout_id}, finalized by {actor}.",
+            f"{t.stable_service} now runs {f'{image} ({td})' if image else td} on {plan.stable_desired} tasks and "
+            f"carries 100% of the traffic (read back from the load balancer: {weights} stable/canary). "
+            f"{t.canary_service} is at 0 tasks on the same task definition, ready for the next rollout.\n\n"
+            f"{_which(rollout_id)}, finalized by {actor}.",
         )
     progress.done("notified")
-    with progress.trying(f"record {DONE!r} in the ledger", after):
-        _record(env, {"kind": DONE, "actor": actor, "from_weights": live, "to_weights": weights,
-                      "comment": f"{t.stable_service} runs {td} and carries the traffic; {t.canary_service} at 0"},
-                weights=weights)
-    progress.done(f"recorded {DONE!r} on rollout {record.rollout_id}")
-    return FinalizeResult(outcome="finalized", rollout_id=record.rollout_id, image=record.image, task_definition=td,
+    if record is not None:
+        with progress.trying(f"record {DONE!r} in the ledger", after):
+            _record(env, {"kind": DONE, "actor": actor, "from_weights": live, "to_weights": weights,
+                          "comment": f"{t.stable_service} runs {td} and carries the traffic; {t.canary_service} at 0"},
+                    weights=weights)
+        progress.done(f"recorded {DONE!r} on rollout {record.rollout_id}")
+    return FinalizeResult(outcome="finalized", rollout_id=rollout_id, image=image, task_definition=td,
                           weights=weights, stable_desired=plan.stable_desired, canary_desired=retired.desired,
                           notification_id=message_id, steps=tuple(progress.steps))
 
 
-def _move_to_stable(env: Environment, record: RolloutRecord, plan: FinalizePlan, live: Weights, actor: str,
+def _which(rollout_id: str | None) -> str:
+    return f"Rollout {rollout_id}" if rollout_id else "The promotion the ledger does not record (the `canary` flow's)"
+
+
+def _taken_over(env: Environment, newest: RolloutRecord | None, td: str, *, unrecorded: bool) -> str | None:
+    """Why the canary service is no longer this finalize's to scale down, or None while it is.
+
+    A new rollout that started meanwhile shows as a newer record in the ledger; a `canary` flow
+    run, which keeps no ledger, as the canary service pointed at another task definition.
+    """
+    t = env.targets
+    if env.ledger is not None:
+        now = env.ledger.get(t.canary_service)
+        if (now.rollout_id if now else None) != (newest.rollout_id if newest else None):
+            return (f"rollout {now.rollout_id if now else '?'} of {t.canary_service} started meanwhile and owns the "
+                    "canary service now")
+    if unrecorded:
+        # Only on this path, so that a recorded finalize makes the same calls as before.
+        pointed = ecs.describe_service(env.deployer, t.canary_service).task_definition
+        if pointed != td:
+            return f"{t.canary_service} was pointed at {pointed} meanwhile: a new rollout deploys to it"
+    return None
+
+
+def _move_to_stable(env: Environment, record: RolloutRecord | None, plan: FinalizePlan, live: Weights, actor: str,
                     progress: _Progress, *, stable_timeout_seconds: float, verify_timeout_seconds: float) -> Weights:
-    """Record the intent, bring the stable service onto the promoted version, then move the traffic.
+    """Record the intent (if the ledger records the promotion), bring the stable service onto the
+    promoted version, then move the traffic.
 
     Returns:
         The weights read back: 100 % stable.
@@ -160,14 +205,15 @@ def _move_to_stable(env: Environment, record: RolloutRecord, plan: FinalizePlan,
     t = env.targets
     td = plan.task_definition
     before = f"The load balancer was not changed: {t.canary_service} still serves {live.canary}% of the traffic on {td}."
-    with progress.trying(f"record {START!r} in the ledger", before):
-        # canary_task_definition: what the stable service must run, so that a run finding the
-        # traffic already moved knows it was moved onto the promoted version.
-        _record(env, {"kind": START, "actor": actor, "from_weights": live,
-                      "comment": f"moving {td} onto {t.stable_service} at {plan.stable_desired} tasks, then the "
-                                 f"traffic from {t.canary_service} to it"},
-                canary_task_definition=td)
-    progress.done(f"recorded {START!r} on rollout {record.rollout_id}")
+    if record is not None:
+        with progress.trying(f"record {START!r} in the ledger", before):
+            # canary_task_definition: what the stable service must run, so that a run finding the
+            # traffic already moved knows it was moved onto the promoted version.
+            _record(env, {"kind": START, "actor": actor, "from_weights": live,
+                          "comment": f"moving {td} onto {t.stable_service} at {plan.stable_desired} tasks, then the "
+                                     f"traffic from {t.canary_service} to it"},
+                    canary_task_definition=td)
+        progress.done(f"recorded {START!r} on rollout {record.rollout_id}")
     with progress.trying(f"point {t.stable_service} at {td}", before):
         ecs.update_service(env.deployer, t.stable_service, task_definition=td, desired=plan.stable_desired)
     progress.done(f"{t.stable_service} pointed at {td} with {plan.stable_desired} tasks")
@@ -200,14 +246,19 @@ def finalize(
     clock: ClockSettings = ClockSettings(),
     stable_timeout_seconds: WaitSeconds = 600.0,
     verify_timeout_seconds: WaitSeconds = 30.0,
+    unrecorded: bool = False,
 ) -> FinalizeResult:
     """After a promotion: put the promoted version on the stable service, move the traffic back to
     it and scale the canary to 0, ready for the next rollout (idempotent; run again after a failure).
 
     ``stable_timeout_seconds``: how long the stable service may take to become steady on the
     promoted version. ``verify_timeout_seconds``: how long to wait for healthy targets, and
-    for the load balancer to read back the new weights.
+    for the load balancer to read back the new weights. ``unrecorded``: finalize a promotion
+    the ledger does not record, made by the `canary` flow (which keeps no ledger): only when
+    the canary carries 100 % of the traffic, the ledger's newest rollout is closed and no
+    `canary` flow run is still going; nothing is written to the ledger.
     """
     env = load_environment(targets_block, aws_credentials_block, clock)
     return run_finalize(env, actor=actor, stable_timeout_seconds=stable_timeout_seconds,
-                        verify_timeout_seconds=verify_timeout_seconds)
+                        verify_timeout_seconds=verify_timeout_seconds, unrecorded=unrecorded,
+                        canary_runs=lambda: unfinished_runs(CANARY_FLOW))

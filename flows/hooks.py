@@ -60,13 +60,16 @@ def leave_alone(state, params: dict) -> str | None:
     rollout to the run that took it over, if that run is alive; if nobody holds it, traffic is
     on a version nobody watches, and it is rolled back. A run that rolled back itself but could
     not record it in the ledger has moved the traffic already: a second rollback would only
-    fail on the same ledger and page again, and the error tells a person how to record it.
+    fail on the same ledger and page again, and the error tells a person how to record it. A
+    canary run whose promotion passed its window and whose finalize then refused or stopped
+    keeps the promoted version in production: a rollback would put the previous one back.
     """
     from prefect.exceptions import ParameterTypeError, SignatureMismatchError
 
     from flows.canary import RolloutRefused
     from flows.env import AccountNotLoaded
     from flows.progressive import DriftDetected, PhaseRefused
+    from rollway.finalize import FinalizeIncomplete, FinalizeRefused
     from rollway.ledger import LockHeld, NotOwner, RollbackUnrecorded, RolloutEnded, RolloutInProgress, RolloutMovedOn
 
     if (state.message or "").startswith(PARAMETERS_FAILED):
@@ -79,6 +82,9 @@ def leave_alone(state, params: dict) -> str | None:
     if isinstance(exc, (ParameterTypeError, SignatureMismatchError, RolloutRefused, DriftDetected, PhaseRefused,
                         RolloutInProgress, AccountNotLoaded)):
         return f"it refused to start ({exc})"
+    if isinstance(exc, (FinalizeRefused, FinalizeIncomplete)):
+        # Raised only once a promotion passed its window (flows/canary.py's finalize_in_run).
+        return f"its promotion passed and only its finalize did not finish ({exc})"
     if isinstance(exc, RollbackUnrecorded):
         return f"it rolled back itself, only the ledger could not record it ({exc})"
     if isinstance(exc, RolloutMovedOn):

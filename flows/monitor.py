@@ -43,6 +43,7 @@ class MonitorResult(BaseModel):
     checks: int
     alerts: tuple[str, ...] = ()
     rollback: RollbackResult | None = None
+    verified: bool = True  # False: too few checks read the metrics, so the window did not pass cleanly
 
 
 def after_window(result: RolloutResult, watched: MonitorResult) -> RolloutResult:
@@ -167,7 +168,7 @@ def _watch(
         # and the window stays open (the watchdog or the monitor flow checks again).
         return _skip(env, f"{reason}, but only {measured} of its {checks} checks could read the metrics "
                           f"({t.stable_service} kept running; run the monitor again)", checks, alerts,
-                     subject="Monitoring unverified" if not decommission else "Decommission skipped")
+                     subject="Monitoring unverified" if not decommission else "Decommission skipped", verified=False)
     if not decommission:
         return _watched(env, spec, reason, window_seconds, checks, alerts, lease)
     # Claim the rollout again right before acting: a rollback begun since the last check
@@ -198,11 +199,11 @@ def _watch(
 
 
 def _skip(env: Environment, reason: str, checks: int, alerts: tuple[str, ...], *,
-          subject: str = "Decommission skipped") -> MonitorResult:
+          subject: str = "Decommission skipped", verified: bool = True) -> MonitorResult:
     """The window is over but the old service stays: say why, to the log and to people."""
     get_run_logger().warning(reason)
     metrics.notify(env.notifier, f"{subject}: {env.targets.stable_service}", reason)
-    return MonitorResult(outcome="passed", reason=reason, checks=checks, alerts=alerts)
+    return MonitorResult(outcome="passed", reason=reason, checks=checks, alerts=alerts, verified=verified)
 
 
 def _watched(env: Environment, spec: RolloutSpec, reason: str, window_seconds: float, checks: int,

@@ -8,11 +8,14 @@ Flagger and Argo Rollouts end a promotion. ``flows/finalize.py`` acts on the pla
 The ledger records a ``finalize-start`` before anything moves and ``finalized`` at the end, on
 the promoted rollout's record (its phase stays promoted): a run that stopped between the two is
 finished by the next run, and a finished one is recognised and left alone.
+
+A promotion the ledger does not record (made by the ``canary`` flow, which keeps no ledger) is
+planned by ``plan_unrecorded`` from what AWS shows alone, and nothing is written to the ledger.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -30,6 +33,9 @@ DONE = "finalized"
 
 ALL_STABLE = Weights(stable=100, canary=0)
 
+UNRECORDED_AGAIN = "`rollway finalize --unrecorded`, or the finalize deployment with `unrecorded` ticked"
+"""How a person finalizes a promotion the ledger does not record."""
+
 
 class FinalizeRefused(RuntimeError):
     """The service is not in a state finalize may act on; nothing was written or changed."""
@@ -44,11 +50,13 @@ class FinalizeIncomplete(RuntimeError):
         state: what the load balancer and the services hold now, for a person.
     """
 
-    def __init__(self, step: str, why: str, state: str) -> None:
+    def __init__(self, step: str, why: str, state: str, *, unrecorded: bool = False) -> None:
         self.step, self.state = step, state
+        # Without --unrecorded, a run for a promotion the ledger does not record is refused: say which to run.
+        again = UNRECORDED_AGAIN if unrecorded else "`rollway finalize` or the finalize deployment"
         super().__init__(
-            f"finalize stopped while it tried to {step}: {why}. {state} Run finalize again (`rollway finalize` "
-            "or the finalize deployment) once that step can succeed: it carries on from where it stopped"
+            f"finalize stopped while it tried to {step}: {why}. {state} Run finalize again ({again}) once that "
+            "step can succeed: it carries on from where it stopped"
         )
 
 
@@ -73,8 +81,8 @@ class FinalizeResult(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     outcome: Literal["finalized", "already_finalized"]
-    rollout_id: str
-    image: str
+    rollout_id: str | None = Field(description="None: a promotion the ledger does not record (the `canary` flow's)")
+    image: str | None = Field(description="None: unknown (a promotion the ledger does not record): see task_definition")
     task_definition: str
     weights: Weights = Field(description="read back from the load balancer")
     stable_desired: int
@@ -126,29 +134,23 @@ def plan_finalize(
     if record is None:
         raise FinalizeRefused(
             f"no rollout of {service} is recorded in table {targets.rollouts_table}: finalize completes a promoted "
-            "rollout, and there is none (the `canary` flow keeps no ledger). Nothing was changed"
+            f"rollout the ledger records, and there is none. {_live_hint(live, targets)}. Nothing was changed"
         )
     which = f"rollout {record.rollout_id} of {record.image}"
     if record.phase is not RolloutPhase.PROMOTED:
+        # A finished rollout says nothing about the traffic on the canary now: the weights do.
+        hint = _live_hint(live, targets) if record.phase.terminal and live.canary else _not_promoted_hint(record.phase)
         raise FinalizeRefused(f"the newest rollout of {service}, {which}, is {record.phase.value}, not promoted: "
-                              f"{_not_promoted_hint(record.phase)}. Nothing was changed")
-    if monitoring_owed(spec, record):
-        promoted = record.last_transition("promote").at
-        raise FinalizeRefused(
-            f"{which} was promoted at {utc(promoted)} and its {spec.monitor_seconds / 60:g}-minute monitoring window "
-            f"is still open (until {utc(promoted + spec.monitor_seconds)}, rollout clock): until it closes, "
-            f"{targets.stable_service} keeps the previous version for a cheap rollback. Run finalize again once "
-            "the window has passed (`rollway status` then shows a `watched` or `decommission` transition). "
-            "Nothing was changed"
-        )
+                              f"{hint}. Nothing was changed")
+    _refuse_open_window(record, spec, targets)
     if is_finalized(record):
         if live == ALL_STABLE and canary.desired == 0:
             return FinalizePlan(action="done", task_definition=stable.task_definition,
                                 stable_desired=max(stable.desired, 1))
         raise FinalizeRefused(
             f"{which} was finalized already, but since then the load balancer holds {live} (stable/canary) and "
-            f"{service} asks for {canary.desired} tasks: that is another rollout (the `canary` flow keeps no ledger) "
-            "or a change by hand, not this one. Finish or roll back that rollout instead. Nothing was changed"
+            f"{service} asks for {canary.desired} tasks: that is another rollout or a change by hand, not this "
+            f"one. {_live_hint(live, targets)}. Nothing was changed"
         )
     if live.canary == 0:
         if finalize_unfinished(record) and stable.task_definition == record.canary_task_definition:
@@ -167,6 +169,101 @@ def plan_finalize(
     # service needing, and what it asks for already (capacity never shrinks as it takes over).
     needed = max(record.stable_desired or 0, canary.desired, stable.desired, 1)
     return FinalizePlan(action="start", task_definition=canary.task_definition, stable_desired=needed)
+
+
+def plan_unrecorded(
+    newest: RolloutRecord | None,
+    spec: RolloutSpec | None,
+    *,
+    live: Weights,
+    stable: ServiceState,
+    canary: ServiceState,
+    canary_runs: Sequence[str],
+    targets: Targets,
+) -> FinalizePlan:
+    """Decide how to finalize a promotion the ledger does not record, or refuse.
+
+    The `canary` flow keeps no ledger, so only AWS says where such a promotion stands: 100 %
+    on the canary is a promotion to finalize; 100 % on stable with the canary at 0 on the
+    stable service's task definition is finalized already; the same with the canary still
+    scaled up is a finalize whose traffic moved and whose canary was not scaled down yet.
+
+    Args:
+        newest: the service's newest rollout in the ledger, if any: it must be closed.
+        spec: its recorded spec (``RolloutSpec.for_rollback``: only the window is read).
+        live: the load balancer's weights now.
+        stable: the stable service now.
+        canary: the canary service now.
+        canary_runs: `canary` flow runs that have not ended, for a person (any refuses).
+        targets: the names, for messages.
+
+    Raises:
+        FinalizeRefused: the ledger's newest rollout is open or records the promotion, the
+            canary does not carry all the traffic, or a `canary` flow run has not ended.
+    """
+    service = targets.canary_service
+    if newest is not None:
+        _refuse_recorded(newest, spec, targets)
+    if live == ALL_STABLE and stable.task_definition == canary.task_definition:
+        plan = FinalizePlan(action="done" if canary.desired == 0 else "after-traffic",
+                            task_definition=stable.task_definition, stable_desired=max(stable.desired, 1))
+        if plan.action == "done":
+            return plan
+    elif live.canary == 100:
+        # No record of what the stable service needed: at least what either service asks for now.
+        plan = FinalizePlan(action="start", task_definition=canary.task_definition,
+                            stable_desired=max(canary.desired, stable.desired, 1))
+    else:
+        raise FinalizeRefused(f"{_live_hint(live, targets)}. Nothing was changed")
+    if canary_runs:
+        raise FinalizeRefused(
+            f"{len(canary_runs)} run(s) of the `canary` flow have not ended: {', '.join(canary_runs)}. Such a run may "
+            f"still be watching its promotion's monitoring window, and would roll it back, or be about to deploy to "
+            f"{service}. Wait for it to end (or cancel it), then run finalize again. Nothing was changed"
+        )
+    return plan
+
+
+def _refuse_recorded(record: RolloutRecord, spec: RolloutSpec | None, targets: Targets) -> None:
+    """Refuse a finalize without the ledger while the ledger's newest rollout is still open or
+    records a promotion that finalize (without ``unrecorded``) finishes and records."""
+    which = f"rollout {record.rollout_id} of {record.image}"
+    if record.phase is RolloutPhase.PROMOTED:
+        _refuse_open_window(record, spec, targets)
+        if not is_finalized(record):
+            raise FinalizeRefused(
+                f"the ledger records {which} as promoted and not finalized: finalize it without `unrecorded` "
+                "(`rollway finalize`), which records it. Nothing was changed"
+            )
+    elif not record.phase.terminal:
+        raise FinalizeRefused(f"the newest rollout of {targets.canary_service} in the ledger, {which}, is "
+                              f"{record.phase.value}: {_not_promoted_hint(record.phase)}. Nothing was changed")
+
+
+def _refuse_open_window(record: RolloutRecord, spec: RolloutSpec | None, targets: Targets) -> None:
+    if not monitoring_owed(spec, record):
+        return
+    promoted = record.last_transition("promote").at
+    raise FinalizeRefused(
+        f"rollout {record.rollout_id} of {record.image} was promoted at {utc(promoted)} and its "
+        f"{spec.monitor_seconds / 60:g}-minute monitoring window is still open (until "
+        f"{utc(promoted + spec.monitor_seconds)}, rollout clock): until it closes, {targets.stable_service} keeps the "
+        "previous version for a cheap rollback. Run finalize again once the window has passed (`rollway status` "
+        "then shows a `watched` or `decommission` transition). Nothing was changed"
+    )
+
+
+def _live_hint(live: Weights, targets: Targets) -> str:
+    """What the load balancer's weights say when the ledger records no promotion to finalize."""
+    service = targets.canary_service
+    if live.canary == 100:
+        return (f"The `canary` flow keeps no ledger: if {service} carries a version the `canary` flow promoted, "
+                f"run {UNRECORDED_AGAIN}")
+    if live.canary == 0:
+        return (f"The load balancer sends no traffic to {service} ({live} stable/canary): there is no promotion "
+                "to finalize, and a new rollout can start as things are")
+    return (f"{service} carries {live.canary}% of the traffic ({live} stable/canary): a rollout in progress, not a "
+            "promotion (which sends it 100%). Finish it or roll it back (`rollway abort`)")
 
 
 def _not_promoted_hint(phase: RolloutPhase) -> str:

@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from rollway.finalize import FinalizeResult
 from rollway.model import VersionSample, Verdict, Weights
 
 
@@ -34,6 +35,7 @@ class RolloutResult(BaseModel):
     final_weights: Weights
     stages: tuple[StageReport, ...] = ()
     rollback: "RollbackResult | None" = None
+    finalized: FinalizeResult | None = Field(default=None, description="the canary flow's finalize, with finalize=True")
 
 
 class RollbackResult(BaseModel):

@@ -11,7 +11,7 @@ from __future__ import annotations
 from rollway.cli.blocks import CREDENTIALS_BLOCK, TARGETS_BLOCK
 
 
-def finalize(*, actor: str | None = None, stable_timeout_seconds: float = 600.0,
+def finalize(*, actor: str | None = None, stable_timeout_seconds: float = 600.0, unrecorded: bool = False,
              targets_block: str | None = TARGETS_BLOCK, credentials_block: str | None = CREDENTIALS_BLOCK) -> int:
     """After a promotion: put the promoted version on the stable service, move the traffic back to it
     and scale the canary to 0, so the next rollout can start (idempotent; run it again after a failure).
@@ -19,12 +19,15 @@ def finalize(*, actor: str | None = None, stable_timeout_seconds: float = 600.0,
     Args:
         actor: who finalizes, recorded in the ledger (default: your user name).
         stable_timeout_seconds: how long the stable service may take to become steady on the promoted version.
+        unrecorded: finalize a promotion the ledger does not record, made by the `canary` flow (which keeps no
+            ledger): refused unless the canary carries all the traffic, the ledger's newest rollout is closed and no
+            `canary` flow run is still going; nothing is written to the ledger.
         targets_block: saved RollwayTargets block naming the service.
         credentials_block: saved AwsCredentials block of the account.
     """
     from rollway.cli.ops import reporting
 
-    return reporting(_finalize)(actor=actor, stable_timeout_seconds=stable_timeout_seconds,
+    return reporting(_finalize)(actor=actor, stable_timeout_seconds=stable_timeout_seconds, unrecorded=unrecorded,
                                 targets_block=targets_block, credentials_block=credentials_block)
 
 
@@ -50,7 +53,7 @@ def checked_actor(actor: str | None) -> str:
         raise UsageError(f"--actor {actor!r}: {why}; or leave --actor out to finalize as your user name") from None
 
 
-def _finalize(*, actor: str | None, stable_timeout_seconds: float, targets_block: str | None,
+def _finalize(*, actor: str | None, stable_timeout_seconds: float, unrecorded: bool, targets_block: str | None,
               credentials_block: str | None) -> int:
     import math
 
@@ -69,16 +72,17 @@ def _finalize(*, actor: str | None, stable_timeout_seconds: float, targets_block
 
     try:
         result = finalize_flow(actor=who, targets_block=targets_block, aws_credentials_block=credentials_block,
-                               stable_timeout_seconds=stable_timeout_seconds)
+                               stable_timeout_seconds=stable_timeout_seconds, unrecorded=unrecorded)
     except (FinalizeRefused, FinalizeIncomplete) as err:
         # AWS's words in the message may hold brackets that rich would read as markup.
         errors.print(f"[red]{'refused' if isinstance(err, FinalizeRefused) else 'error'}:[/red] {escape(str(err))}")
         return 1
     for number, step in enumerate(result.steps, start=1):
         console.print(f"{number}. {step}", markup=False)
+    what = result.rollout_id or "the promotion the ledger does not record"
     if result.outcome == "already_finalized":
-        console.print(f"{result.rollout_id} was already finalized: nothing changed", markup=False)
+        console.print(f"{what} was already finalized: nothing changed", markup=False)
     else:
-        console.print(f"finalized {result.rollout_id}: {result.image} runs on the stable service, which carries "
-                      f"{result.weights.stable}% of the traffic; the next rollout can start", markup=False)
+        console.print(f"finalized {what}: {result.image or result.task_definition} runs on the stable service, which "
+                      f"carries {result.weights.stable}% of the traffic; the next rollout can start", markup=False)
     return 0

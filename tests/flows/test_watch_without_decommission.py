@@ -4,6 +4,7 @@ resumed by the watchdog if its run dies; a regression inside it rolls back."""
 
 from __future__ import annotations
 
+import pytest
 from prefect import flow
 
 from flows.canary import run_canary
@@ -44,8 +45,8 @@ def unphased_spec(monitor_seconds: float = HOUR) -> RolloutSpec:
 
 
 @flow
-def canary_on(env, rollout: RolloutSpec):
-    return run_canary(env, rollout, scripted())
+def canary_on(env, rollout: RolloutSpec, finalize: bool = False):
+    return run_canary(env, rollout, scripted(), finalize=finalize)
 
 
 def test_the_canary_flow_rolls_back_a_regression_inside_its_monitoring_window():
@@ -80,6 +81,27 @@ def test_the_canary_flow_without_a_window_ends_at_the_promotion():
     assert result.outcome == "promoted"
     subject, message = env.notifier.messages[-1]
     assert subject.startswith("Rollout complete") and "Watching" not in message
+
+
+def test_the_canary_flow_does_not_finalize_a_promotion_whose_window_it_could_not_see():
+    """Metrics that go dark after the promotion leave a window nobody saw: finalizing would
+    drop the cheap rollback, so the run stops before it and says what to do."""
+    from rollway.finalize import FinalizeRefused
+
+    env = fake_environment()
+    healthy = steady(5000.0, 0.001, 0.0)
+    seen: dict = {}
+
+    def dark_after_promotion(weights: Weights, t: float):
+        if weights.canary == 100 and t >= seen.setdefault("full", t) + 300:  # the 100% stage has baked
+            env.metrics.error = "GetMetricData: AccessDenied"
+        return healthy(weights, t)
+
+    env.metrics = FakeMetrics(env.router, dark_after_promotion)
+    with pytest.raises(FinalizeRefused, match="window was not verified .*rollway finalize --unrecorded"):
+        canary_on(env, unphased_spec(), finalize=True)
+    assert env.router.weights == Weights(stable=0, canary=100), "the promotion stands, not finalized"
+    assert env.deployer.services[env.targets.stable_service].task_definition == STABLE_TD
 
 
 def test_the_canary_flows_window_writes_nothing_into_an_earlier_rollouts_record():

@@ -1,0 +1,271 @@
+"""Finalizing a promotion the ledger does not record: the `canary` flow's (it keeps no ledger).
+
+In-run with the canary flow's ``finalize=True``, or afterwards with the finalize flow's
+``unrecorded``. On the embedded AWS with the Prefect test harness.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterator
+
+import pytest
+from prefect import flow
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowFilter, FlowFilterName
+from prefect.states import Cancelled, Paused, Pending, Running
+from prefect.utilities.engine import propose_state_sync
+
+import flows.canary
+from flows.canary import RolloutRefused, canary
+from flows.finalize import finalize, run_finalize
+from rollway.aws.ledger import DynamoLedger
+from rollway.finalize import FinalizeIncomplete, FinalizeRefused, plan_unrecorded
+from rollway.model import Weights
+from rollway.phases import RolloutPhase
+from rollway.spec import RolloutSpec, Stage
+from tests.flows.moto_env import inbox, received_subjects, simulated
+from tests.flows.test_canary_moto import read_back
+from rollway.targets import Targets
+from tests.flows.test_finalize import (
+    ALL_CANARY, ALL_STABLE, _record, _state, failing, preflight_on, promote_by_hand, rollout_spec, saved_blocks, writes,
+)
+
+SERVICES = ("ecs", "elbv2", "dynamodb", "sns")
+UNRECORDED = "rollway finalize --unrecorded"
+
+
+def short_spec(image: str, monitor_seconds: float = 300) -> RolloutSpec:
+    # Two stages and a five-minute window: about 2.5 s of wall time for the window at SPEED.
+    return RolloutSpec(image=image, stages=[Stage(weight=w, bake_seconds=900, min_bake_seconds=120) for w in (5, 100)],
+                       monitor_seconds=monitor_seconds)
+
+
+def canary_flow(env, image: str, blocks: str, **options):
+    """The `canary` flow on the simulated world ``env`` lives in, through saved blocks."""
+    clock = {"speed": env.clock.speed, "anchor": env.clock.anchor}
+    return canary(spec=short_spec(image).model_dump(mode="json"), targets_block=blocks, aws_credentials_block=blocks,
+                  clock=clock, **options)
+
+
+def finalize_flow(blocks: str, **options):
+    return finalize(actor="alice", targets_block=blocks, aws_credentials_block=blocks, stable_timeout_seconds=30,
+                    verify_timeout_seconds=5, **options)
+
+
+def ledger_of(aws):
+    return DynamoLedger(aws.get_client("dynamodb"), aws.targets).get(aws.targets.canary_service)
+
+
+def rollback_runs() -> int:
+    with get_client(sync_client=True) as client:
+        return len(client.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=["rollback"]))))
+
+
+# --- The canary flow finalizes in-run -----------------------------------------------------
+
+
+def test_the_canary_flow_with_finalize_leaves_the_promoted_version_on_stable_and_the_next_rollout_starts(aws):
+    blocks = saved_blocks(aws)
+    url = inbox(aws)
+    before = read_back(aws)[1].task_definition
+    with simulated(aws, canary_error_rate=0.001) as (env, image):
+        result = canary_flow(env, image, blocks, finalize=True)
+        assert result.outcome == "promoted", result.reason
+        assert result.finalized is not None and result.finalized.outcome == "finalized"
+        weights, stable, canary_service = read_back(aws)
+        assert weights == ALL_STABLE
+        assert stable.task_definition != before and stable.task_definition == canary_service.task_definition
+        promoted = aws.get_client("ecs").describe_task_definition(taskDefinition=stable.task_definition)
+        assert promoted["taskDefinition"]["containerDefinitions"][0]["image"] == image
+        assert canary_service.desired == 0 and stable.desired >= 1
+        assert f"Finalized: {aws.targets.stable_service}" in received_subjects(aws, url)
+        assert ledger_of(aws) is None, "the canary flow keeps no ledger, finalizing included"
+        # The next release can start: preflight passes.
+        preflight_on(env, rollout_spec(f"{aws.topology.repository_uri}:2.1.0"))
+
+
+def test_a_finalize_that_fails_inside_the_canary_flow_is_not_rolled_back(aws, monkeypatch):
+    """Rolling back a run whose promotion passed and whose finalize stopped would put the
+    previous version back in production: the hooks leave it alone and the canary keeps serving."""
+    blocks = saved_blocks(aws)
+    url = inbox(aws)
+    rollbacks = rollback_runs()
+    with simulated(aws, canary_error_rate=0.001) as (env, image):
+        # The run acts on the clients the test can make fail; a rollback (through the saved
+        # blocks, on clients of its own) would not be stopped by it.
+        monkeypatch.setattr(flows.canary, "load_environment", lambda *args, **kwargs: env)
+        canary_group = f"/{aws.targets.canary_target_group}/"  # in the target group's ARN
+        restore = failing(aws.get_client("elbv2"), "ModifyRule", when=lambda params: _none_to(canary_group, params))
+        try:
+            with pytest.raises(FinalizeIncomplete, match="move the traffic to the stable target group") as stopped:
+                canary_flow(env, image, blocks, finalize=True)
+        finally:
+            restore()
+    assert UNRECORDED in str(stopped.value)
+    weights, stable, canary_service = read_back(aws)
+    assert weights == ALL_CANARY and canary_service.desired >= 1, "the canary still serves everything"
+    assert rollback_runs() == rollbacks, "no rollback was started"
+    assert not any(s.startswith("Rollback") for s in received_subjects(aws, url))
+
+    # What the error says to do finishes the job.
+    assert finalize_flow(blocks, unrecorded=True).outcome == "finalized"
+    assert read_back(aws)[0] == ALL_STABLE
+
+
+def _none_to(group: str, params: dict) -> bool:
+    """Whether a ModifyRule call sends no traffic to the target group whose ARN holds ``group``."""
+    forwards = [g for action in params["Actions"] for g in action.get("ForwardConfig", {}).get("TargetGroups", [])]
+    return any(group in g["TargetGroupArn"] and g["Weight"] == 0 for g in forwards)
+
+
+# --- The canary flow promoted; the finalize flow finishes with `unrecorded` -----------------
+
+
+def test_a_canary_flow_promotion_is_finalized_with_unrecorded_and_refused_without(aws, watch_calls):
+    blocks = saved_blocks(aws)
+    with simulated(aws, canary_error_rate=0.001) as (env, image):
+        assert canary_flow(env, image, blocks).outcome == "promoted"
+    # The simulator is stopped: every call watched below is finalize's (its targets stay registered).
+    promoted = read_back(aws)
+    assert promoted[0] == ALL_CANARY
+
+    calls = [watch_calls(aws.get_client(s)) for s in SERVICES]
+    with pytest.raises(FinalizeRefused, match="The `canary` flow keeps no ledger") as refused:
+        finalize_flow(blocks)
+    assert UNRECORDED in str(refused.value) and "Nothing was changed" in str(refused.value)
+    assert writes(*calls) == [] and read_back(aws) == promoted
+
+    result = finalize_flow(blocks, unrecorded=True)
+    assert (result.outcome, result.rollout_id) == ("finalized", None)
+    weights, stable, canary_service = read_back(aws)
+    assert weights == ALL_STABLE and canary_service.desired == 0
+    assert stable.task_definition == promoted[2].task_definition, "the stable service runs the promoted version"
+    assert ledger_of(aws) is None, "nothing written to the ledger"
+
+    # A second run finds it done from what AWS shows, and writes nothing.
+    calls = [watch_calls(aws.get_client(s)) for s in SERVICES]
+    assert finalize_flow(blocks, unrecorded=True).outcome == "already_finalized"
+    assert writes(*calls) == []
+    preflight_on(env, rollout_spec(f"{aws.topology.repository_uri}:2.1.0"))
+
+
+@flow
+def unrecorded_on(env):
+    return run_finalize(env, actor="alice", stable_timeout_seconds=30, verify_timeout_seconds=5, unrecorded=True)
+
+
+def test_an_unrecorded_finalize_stopped_after_the_traffic_moved_is_finished_by_the_next_run(aws, watch_calls):
+    env, release, _ = promote_by_hand(aws)
+    canary_name = aws.targets.canary_service
+    restore = failing(aws.get_client("ecs"), "UpdateService", when=lambda params: params.get("service") == canary_name)
+    try:
+        with pytest.raises(FinalizeIncomplete, match=f"The traffic is on .*{UNRECORDED}"):
+            unrecorded_on(env)
+    finally:
+        restore()
+    weights, stable, canary_service = read_back(aws)
+    assert weights == ALL_STABLE and stable.task_definition == release and canary_service.desired == 2
+
+    elb_calls = watch_calls(aws.get_client("elbv2"))
+    again = unrecorded_on(env)
+    assert again.outcome == "finalized" and read_back(aws)[2].desired == 0
+    assert "ModifyRule" not in elb_calls, "the traffic was not moved a second time"
+
+
+def test_unrecorded_plans_from_what_aws_shows():
+    def plan(live, stable, canary, newest=None):
+        spec = RolloutSpec.for_rollback(newest.spec_json) if newest else None
+        return plan_unrecorded(newest, spec, live=live, stable=stable, canary=canary, canary_runs=(), targets=Targets())
+
+    start = plan(ALL_CANARY, _state("app:1", 2), _state("app:2", 5))
+    assert (start.action, start.task_definition, start.stable_desired) == ("start", "app:2", 5)
+    assert plan(ALL_STABLE, _state("app:2", 5), _state("app:2", 5)).action == "after-traffic"
+    assert plan(ALL_STABLE, _state("app:2", 5), _state("app:2", 0)).action == "done"
+    # A recorded rollout finalized earlier is closed: the `canary` flow promoted since.
+    finalized = _record("promote", "finalize-start", "finalized")
+    assert plan(ALL_CANARY, _state("app:2", 3), _state("app:3", 3), newest=finalized).action == "start"
+
+
+# --- What `unrecorded` refuses, before any write ---------------------------------------------
+
+
+@contextmanager
+def canary_run_in(state) -> Iterator[str]:
+    """A `canary` flow run (no process behind it) left in ``state``; cancelled afterwards."""
+    with get_client(sync_client=True) as client:
+        run = client.create_flow_run(canary, state=Pending() if state is Pending else Running())
+        if state is Paused:
+            paused = propose_state_sync(client, Paused(timeout_seconds=600, pause_key="k"), flow_run_id=run.id)
+            assert paused.is_paused()
+        try:
+            yield str(run.id)
+        finally:
+            client.set_flow_run_state(run.id, Cancelled(message="test over"), force=True)
+
+
+@pytest.mark.parametrize("state", [Running, Paused, Pending], ids=["running", "paused", "pending"])
+def test_unrecorded_is_refused_while_a_canary_flow_run_has_not_ended(aws, watch_calls, state):
+    blocks = saved_blocks(aws)
+    promote_by_hand(aws)
+    promoted = read_back(aws)
+    calls = [watch_calls(aws.get_client(s)) for s in SERVICES]
+    with canary_run_in(state) as run_id:
+        with pytest.raises(FinalizeRefused, match="run\\(s\\) of the `canary` flow have not ended") as refused:
+            finalize_flow(blocks, unrecorded=True)
+    assert run_id in str(refused.value) and "would roll it back" in str(refused.value)
+    assert writes(*calls) == [] and read_back(aws) == promoted
+    # Once that run has ended, the same command finalizes.
+    assert finalize_flow(blocks, unrecorded=True).outcome == "finalized"
+
+
+@pytest.mark.parametrize(("history", "phase", "weights", "refusal"), [
+    ((), None, Weights.canary_at(5), "carries 5% of the traffic .*a rollout in progress, not a promotion"),
+    (("start", "shift"), RolloutPhase.PROGRESSING, ALL_CANARY, "in the ledger, rollout .* is progressing"),
+    (("start", "promote"), RolloutPhase.PROMOTED, ALL_CANARY, "monitoring window is still open"),
+    (("start", "promote", "watched"), RolloutPhase.PROMOTED, ALL_CANARY,
+     "records rollout .* as promoted and not finalized: finalize it without `unrecorded`"),
+], ids=["partial-weight", "progressing-record", "window-open", "recorded-promotion"])
+def test_unrecorded_refuses_before_any_write(aws, watch_calls, history, phase, weights, refusal):
+    env, _, _ = promote_by_hand(aws, *history, phase=phase or RolloutPhase.PROMOTED)
+    env.router.set_weights(weights)
+    blocks = saved_blocks(aws)
+    state, record = read_back(aws), ledger_of(aws)
+    calls = [watch_calls(aws.get_client(s)) for s in SERVICES]
+    with pytest.raises(FinalizeRefused, match=refusal) as refused:
+        finalize_flow(blocks, unrecorded=True)
+    assert "Nothing was changed" in str(refused.value)
+    assert writes(*calls) == []
+    assert (read_back(aws), ledger_of(aws)) == (state, record)
+
+
+# --- The next rollout's advice ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("history", "weights", "advice"), [
+    ((), ALL_CANARY, f"probably a promotion by the `canary` flow.*{UNRECORDED}.*roll it back"),
+    # A recorded rollout finalized earlier says nothing about the 100% the canary carries now.
+    (("start", "promote", "watched", "finalize-start", "finalized"), ALL_CANARY,
+     f"probably a promotion by the `canary` flow.*{UNRECORDED}"),
+    ((), Weights.canary_at(25), "carries 25% of traffic; roll back \\(rollway abort\\) or resume that rollout"),
+], ids=["no-record", "finalized-record", "partial"])
+def test_preflight_says_how_to_finish_a_promotion_the_ledger_does_not_record(aws, history, weights, advice):
+    env, _, _ = promote_by_hand(aws, *history)
+    env.router.set_weights(weights)
+    with pytest.raises(RolloutRefused, match=advice):
+        preflight_on(env, rollout_spec(f"{aws.topology.repository_uri}:2.1.0"))
+
+
+def test_rollway_finalize_unrecorded_prints_each_step(aws, capsys):
+    from rollway.cli import app
+
+    blocks = saved_blocks(aws)
+    promote_by_hand(aws)  # what a `canary` flow promotion leaves: nothing in the ledger
+    options = ["--targets-block", blocks, "--credentials-block", blocks]
+    assert app(["finalize", *options], result_action="return_value") == 1
+    assert "--unrecorded" in capsys.readouterr().err
+    assert app(["finalize", "--unrecorded", *options], result_action="return_value") == 0
+    out = capsys.readouterr().out
+    assert "traffic moved: the load balancer holds 100/0" in out
+    assert "finalized the promotion the ledger does not record" in out and "the next rollout can start" in out
+    assert read_back(aws)[0] == ALL_STABLE
