@@ -238,6 +238,16 @@ def run_stages(
             # Claim the rollout again right before moving traffic: if a person or a hook rolled
             # it back since the last tick, this raises RolloutEnded and nothing moves.
             journal.tick(state, None)
+            live = traffic.get_weights(env.router)
+            if live != weights:
+                # The traffic was moved behind this run's back: by a rollback the ledger could not
+                # record (so nothing told this run), or by hand. Never shift from weights this run
+                # did not set; finish the rollback instead (idempotent, and recorded if it can be).
+                reason = (f"the load balancer holds {live} (stable/canary), not the {weights} this run set: the "
+                          "traffic was moved by someone else, so this run rolls back instead of shifting to "
+                          f"{decision.weight}%")
+                log.warning(reason)
+                return _rolled_back(env, spec, rollback, journal, reports, live, reason, actor="drift")
             before, left = weights, state.stage_index if state.stage_index >= 0 else None
             weights, flag_updates = shift_to(env, spec, decision.weight, stable_desired, before, actor=actor)
             state = StageState(

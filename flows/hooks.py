@@ -97,7 +97,7 @@ def leave_alone(state, params: dict) -> str | None:
 
 
 def _rollback_from_state(flow, flow_run, state) -> None:
-    from flows.rollback import rollback
+    from flows.rollback import RollbackRefused, rollback
     from rollway.ledger import RollbackUnrecorded
 
     log = flow_run_logger(flow_run, flow)
@@ -120,6 +120,9 @@ def _rollback_from_state(flow, flow_run, state) -> None:
         )
     except RollbackUnrecorded as err:  # the traffic did move: say so, not that the rollback failed
         log.error("rolled back after run %s, but the ledger could not record it: %s", flow_run.name, err)
+        raise
+    except RollbackRefused as err:  # nothing moved, on purpose: say why, not that the rollback failed
+        log.error("no automatic rollback after run %s: %s", flow_run.name, err)
         raise
     except Exception:  # a hook must not hide the original failure; log loudly instead
         log.exception("automatic rollback after %s failed; run `rollway abort` by hand", flow_run.name)

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict
 from flows.env import load_environment, run_owner
 from flows.params import LeaseSeconds, WindowSeconds
 from flows.rollback import act_recorded, execute_rollback
+from rollway.aws.ledger import write_or_why
 from rollway.clock import ClockSettings
 from rollway.environment import Environment
 from rollway.judge.guardrails import check
@@ -89,7 +90,12 @@ def run_monitor(
                       previous_task_definition=previous_task_definition, stable_desired=stable_desired,
                       actor=actor, lease=lease)
     finally:
-        lease.release()
+        # A ledger that cannot take the release must not replace the outcome being raised or
+        # returned (a RollbackUnrecorded, which tells the hooks the traffic has moved): the
+        # lease runs out on its own.
+        why = write_or_why(lease.release)
+        if why is not None:
+            get_run_logger().error("could not release the rollout's lease after monitoring: %s", why)
 
 
 class _Lease:

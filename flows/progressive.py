@@ -15,7 +15,7 @@ from typing import Callable
 from prefect import flow, get_run_logger
 
 from flows.approvals import prefect_approver
-from flows.canary import preflight
+from flows.canary import before_any_write, preflight
 from flows.engine import run_stages
 from flows.env import load_clients, load_environment, owner_finished, run_owner
 from flows.hooks import rollback_hooks
@@ -215,7 +215,8 @@ def run_progressive(
     if env.ledger is None:
         raise ValueError("a progressive rollout needs a ledger")
     service = env.targets.canary_service
-    record = env.ledger.get(service)
+    with before_any_write():  # a ledger that cannot be read refuses the run: its hooks leave it alone
+        record = env.ledger.get(service)
     if record is not None and record.phase is RolloutPhase.PROMOTED and record.image == spec.image:
         recorded = RolloutSpec.from_record(record.spec_json)
         left = monitoring_left(recorded, record, env.clock.now())
@@ -312,7 +313,8 @@ def advance(env: Environment, approver: Approver, *, owner: str, actor: str = "s
     """
     log = get_run_logger()
     service = env.targets.canary_service
-    record = env.ledger.get(service)
+    with before_any_write():  # as in run_progressive: nothing read, nothing to roll back
+        record = env.ledger.get(service)
     if record is not None and record.phase is RolloutPhase.ROLLING_BACK:
         # First, and before the recorded policy is read as a whole: a rollback must be finished
         # even for a record whose spec today's rules refuse.

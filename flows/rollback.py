@@ -300,6 +300,34 @@ def act_recorded(env: Environment, act: Callable[[str | None], RollbackResult], 
     return result
 
 
+class RollbackRefused(RuntimeError):
+    """The rollback did not act: without the ledger, nothing showed a rollout to roll back."""
+
+
+def _refuse_blind(env: Environment, why: str, previous_task_definition: str | None) -> None:
+    """Refuse a rollback the ledger cannot inform, unless a rollout is visibly under way.
+
+    Without the record, a canary carrying all the traffic may be a promoted release (production
+    since its window closed), and one carrying none has nothing to move back: rolling back blind
+    would put the previous version back in production, for example from the hook of a run that
+    failed on its first ledger read. A person who passes ``previous_task_definition`` says what
+    to roll back to, and is obeyed.
+    """
+    if previous_task_definition is not None:
+        return
+    live = traffic.get_weights(env.router)
+    if 0 < live.canary < 100:
+        return
+    raise RollbackRefused(
+        f"the rollout ledger could not be read ({why}) and the load balancer sends {live.canary}% of the traffic "
+        f"to {env.targets.canary_service}: no rollout is visibly under way, and "
+        + ("that may be a promoted release, which a rollback would take out of production"
+           if live.canary else "there is no traffic to move back")
+        + ". Nothing was changed. Fix the ledger and run the rollback again, or pass previous_task_definition "
+        "to roll back to that task definition regardless"
+    )
+
+
 def rollback_recorded(env: Environment, reason: str, *, actor: str, previous_task_definition: str | None = None,
                       stable_desired: int | None = None, bindings: Sequence[FlagBinding] | None = None) -> RollbackResult:
     """Roll back, taking what the ledger knows (previous task definition, stable capacity, bound
@@ -307,6 +335,8 @@ def rollback_recorded(env: Environment, reason: str, *, actor: str, previous_tas
 
     Raises:
         RollbackUnrecorded: the rollback acted, but the ledger could not be read or written.
+        RollbackRefused: the ledger could not be read and nothing says a rollout is under way
+            (nothing was changed).
     """
     from rollway.ledger import Transition, begin_rollback, open_for_rollback
     from rollway.spec import RolloutSpec
@@ -316,9 +346,10 @@ def rollback_recorded(env: Environment, reason: str, *, actor: str, previous_tas
     try:
         record = env.ledger.get(service) if env.ledger is not None else None
     except STORAGE_ERRORS as err:
-        # Roll back on what the caller said: a ledger that cannot be read must not keep the
-        # bad version serving.
         unread = f"this rollback: reading the rollout failed ({storage_failure(err)})"
+        _refuse_blind(env, storage_failure(err), previous_task_definition)
+        # A canary carrying part of the traffic is a rollout under way: roll back on what the
+        # caller said, since a ledger that cannot be read must not keep the bad version serving.
         get_run_logger().error("the ledger could not be read: %s; rolling back anyway", storage_failure(err))
     recorded = RolloutSpec.for_rollback(record.spec_json) if record is not None else None
     active = record is not None and open_for_rollback(recorded, record)

@@ -1,0 +1,65 @@
+"""A rollback whose start the ledger refused is not undone by the run that owns the rollout: that
+run, about to shift, sees weights it did not set and rolls back instead of moving traffic back
+onto the canary."""
+
+from __future__ import annotations
+
+from botocore.exceptions import ClientError
+from prefect import flow
+
+import flows.env
+import flows.rollback
+from flows.progressive import run_progressive
+from flows.rollback import rollback
+from rollway.approvals import ApprovalAnswer
+from rollway.fakes import FakeLedger
+from rollway.ledger import Transition
+from rollway.model import Weights
+from rollway.spec import RolloutSpec, Stage
+from tests.flows.fake_env import fake_environment
+
+IMAGE = "webordinary/edit-container:2.0.0"
+
+
+class ThrottledOnce(FakeLedger):
+    """Refuses the next write of kind ``refuse_next`` once, as DynamoDB does under a throttling burst."""
+
+    refuse_next: str | None = None
+
+    def record(self, service, *, transition: Transition, **kwargs):
+        if transition.kind == self.refuse_next:
+            self.refuse_next = None
+            raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}, "UpdateItem")
+        return super().record(service, transition=transition, **kwargs)
+
+
+def test_a_rollback_whose_start_was_throttled_is_not_undone_by_the_run_that_owns_the_rollout(monkeypatch):
+    env = fake_environment()
+    env.ledger = ThrottledOnce()
+    for module in (flows.env, flows.rollback):
+        monkeypatch.setattr(module, "load_environment", lambda *a, **k: env)
+    spec = RolloutSpec(image=IMAGE, stages=[Stage(weight=5, bake_seconds=600), Stage(weight=25, approval=True,
+                                                                                     bake_seconds=600),
+                                            Stage(weight=100, bake_seconds=600)], monitor_seconds=0)
+    seen: dict = {}
+
+    def on_call_then_approver(pause, summary):
+        # While the run waits for the approval before 25 %, on-call sees errors and runs the
+        # rollback flow (its deployment). DynamoDB throttles the rollback-start write once.
+        assert env.router.weights == Weights.canary_at(5)
+        env.ledger.refuse_next = "rollback-start"
+        state = rollback(reason="5xx spike seen by on-call", actor="oncall", return_state=True)
+        seen["rollback"] = type(state.result(raise_on_failure=False)).__name__
+        seen["after_rollback"] = env.router.weights
+        # Someone else, looking at the form, approves (the run was never told of the rollback).
+        return ApprovalAnswer(action="approve", approver="bob", comment="metrics looked fine earlier")
+
+    @flow
+    def owning_run():
+        return run_progressive(env, spec, on_call_then_approver, owner="run-1", phased=False)
+
+    result = owning_run()
+    assert seen["rollback"] == "RollbackUnrecorded" and seen["after_rollback"] == Weights(stable=100, canary=0)
+    # The rolled-back canary stays off: the owning run sees weights it did not set and rolls back.
+    assert env.router.weights == Weights(stable=100, canary=0), (result.outcome, env.router.weights, env.router.calls)
+    assert result.outcome == "rolled_back" and "moved by someone else" in result.reason
