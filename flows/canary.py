@@ -98,15 +98,21 @@ def preflight(env: Environment, spec: RolloutSpec) -> tuple[ServiceState, Servic
                 f"the canary target group already carries {weights.canary}% of traffic; "
                 "roll back (rollway abort) or resume that rollout before starting a new one"
             )
+        stable = ecs.describe_service(env.deployer, t.stable_service)
+        canary = ecs.describe_service(env.deployer, t.canary_service)
         newest = env.ledger.get(t.canary_service) if env.ledger is not None else None
-        if finalize_unfinished(newest):
-            # Its traffic is back on stable, but the canary service is not idle yet: finishing the
-            # finalize first keeps it from scaling down the canary this rollout deploys to.
+        if (finalize_unfinished(newest) and canary.desired > 0
+                and stable.task_definition == newest.canary_task_definition):
+            # A finalize moved the traffic onto the promoted version on stable and stopped before
+            # idling the canary: its next run scales the canary down, which must not be the canary
+            # this rollout deploys to. (A finalize that stopped before moving anything, its
+            # rollout since rolled back by hand, has nothing left to do and blocks nothing.)
             raise RolloutRefused(
-                f"the finalize of rollout {newest.rollout_id} began and did not finish: run `rollway finalize` "
-                "(or the finalize flow) again to finish it, then start this rollout"
+                f"the finalize of rollout {newest.rollout_id} moved the traffic to {t.stable_service} and did not "
+                f"finish: run `rollway finalize` (or the finalize flow) again to scale {t.canary_service} down, then "
+                "start this rollout"
             )
-        return ecs.describe_service(env.deployer, t.stable_service), ecs.describe_service(env.deployer, t.canary_service)
+        return stable, canary
 
 
 def run_canary(env: Environment, spec: RolloutSpec, approver: Approver, *, actor: str = "operator",

@@ -116,9 +116,9 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
     canary = ecs.describe_service(env.deployer, t.canary_service)
     if unrecorded:
         plan = plan_unrecorded(newest, spec, live=live, stable=stable, canary=canary, canary_runs=canary_runs(),
-                               targets=t)
+                               targets=t, now=env.clock.now())
     else:
-        plan = plan_finalize(newest, spec, live=live, stable=stable, canary=canary, targets=t)
+        plan = plan_finalize(newest, spec, live=live, stable=stable, canary=canary, targets=t, now=env.clock.now())
     # The promoted rollout, when the ledger records it: what is written to and said about.
     record = None if unrecorded else newest
     rollout_id, image = (record.rollout_id, record.image) if record is not None else (None, image)

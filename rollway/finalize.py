@@ -115,6 +115,7 @@ def plan_finalize(
     stable: ServiceState,
     canary: ServiceState,
     targets: Targets,
+    now: float | None = None,
 ) -> FinalizePlan:
     """Decide what a finalize run does, or refuse.
 
@@ -125,6 +126,8 @@ def plan_finalize(
         stable: the stable service now.
         canary: the canary service now.
         targets: the names, for messages.
+        now: the rollout clock's time, to tell a window still running from one whose time
+            is up but that no run closed (None: not said).
 
     Raises:
         FinalizeRefused: no promoted rollout to finalize, its monitoring window is still
@@ -142,7 +145,7 @@ def plan_finalize(
         hint = _live_hint(live, targets) if record.phase.terminal and live.canary else _not_promoted_hint(record.phase)
         raise FinalizeRefused(f"the newest rollout of {service}, {which}, is {record.phase.value}, not promoted: "
                               f"{hint}. Nothing was changed")
-    _refuse_open_window(record, spec, targets)
+    _refuse_open_window(record, spec, targets, now)
     if is_finalized(record):
         if live == ALL_STABLE and canary.desired == 0:
             return FinalizePlan(action="done", task_definition=stable.task_definition,
@@ -180,6 +183,7 @@ def plan_unrecorded(
     canary: ServiceState,
     canary_runs: Sequence[str],
     targets: Targets,
+    now: float | None = None,
 ) -> FinalizePlan:
     """Decide how to finalize a promotion the ledger does not record, or refuse.
 
@@ -196,6 +200,7 @@ def plan_unrecorded(
         canary: the canary service now.
         canary_runs: `canary` flow runs that have not ended, for a person (any refuses).
         targets: the names, for messages.
+        now: as for ``plan_finalize``.
 
     Raises:
         FinalizeRefused: the ledger's newest rollout is open or records the promotion, the
@@ -203,7 +208,7 @@ def plan_unrecorded(
     """
     service = targets.canary_service
     if newest is not None:
-        _refuse_recorded(newest, spec, targets)
+        _refuse_recorded(newest, spec, targets, now)
     if live == ALL_STABLE and stable.task_definition == canary.task_definition:
         plan = FinalizePlan(action="done" if canary.desired == 0 else "after-traffic",
                             task_definition=stable.task_definition, stable_desired=max(stable.desired, 1))
@@ -224,12 +229,12 @@ def plan_unrecorded(
     return plan
 
 
-def _refuse_recorded(record: RolloutRecord, spec: RolloutSpec | None, targets: Targets) -> None:
+def _refuse_recorded(record: RolloutRecord, spec: RolloutSpec | None, targets: Targets, now: float | None) -> None:
     """Refuse a finalize without the ledger while the ledger's newest rollout is still open or
     records a promotion that finalize (without ``unrecorded``) finishes and records."""
     which = f"rollout {record.rollout_id} of {record.image}"
     if record.phase is RolloutPhase.PROMOTED:
-        _refuse_open_window(record, spec, targets)
+        _refuse_open_window(record, spec, targets, now)
         if not is_finalized(record):
             raise FinalizeRefused(
                 f"the ledger records {which} as promoted and not finalized: finalize it without `unrecorded` "
@@ -240,10 +245,21 @@ def _refuse_recorded(record: RolloutRecord, spec: RolloutSpec | None, targets: T
                               f"{record.phase.value}: {_not_promoted_hint(record.phase)}. Nothing was changed")
 
 
-def _refuse_open_window(record: RolloutRecord, spec: RolloutSpec | None, targets: Targets) -> None:
+def _refuse_open_window(record: RolloutRecord, spec: RolloutSpec | None, targets: Targets,
+                        now: float | None) -> None:
     if not monitoring_owed(spec, record):
         return
     promoted = record.last_transition("promote").at
+    if now is not None and now >= promoted + spec.monitor_seconds:
+        # Its time is up but no run closed it: waiting changes nothing, running the rollout does.
+        raise FinalizeRefused(
+            f"rollout {record.rollout_id} of {record.image} was promoted at {utc(promoted)} and its "
+            f"{spec.monitor_seconds / 60:g}-minute monitoring window ended at {utc(promoted + spec.monitor_seconds)} "
+            "(rollout clock), but no run closed it: the run watching it stopped, or too few of its checks could "
+            f"read the metrics. Run `progressive_rollout` of {record.image} again, which checks what is left of "
+            "the window and closes it (or the weekly `advance_phase` does), then run finalize again. Nothing was "
+            "changed"
+        )
     raise FinalizeRefused(
         f"rollout {record.rollout_id} of {record.image} was promoted at {utc(promoted)} and its "
         f"{spec.monitor_seconds / 60:g}-minute monitoring window is still open (until "

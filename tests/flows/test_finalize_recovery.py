@@ -1,0 +1,72 @@
+"""A finalize that stopped early leaves a way forward: after the rollback flow put the previous
+version back, a new rollout may start (preflight and finalize agree); and a monitoring window
+whose time is up but that no run closed is named as such, with what to run."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from prefect import flow
+
+from flows.rollback import rollback_recorded
+from rollway.finalize import FinalizeIncomplete, FinalizeRefused, finalize_unfinished, plan_finalize
+from rollway.ledger import RolloutRecord, Transition
+from rollway.model import ServiceState, Weights
+from rollway.phases import RolloutPhase
+from rollway.spec import RolloutSpec, Stage, WeeklyPhase
+from rollway.targets import Targets
+from tests.flows.test_canary_moto import read_back
+from tests.flows.test_finalize import (
+    ALL_CANARY, ALL_STABLE, failing, finalize_on, preflight_on, promote_by_hand, rollout_spec,
+)
+
+
+@flow
+def rollback_by_hand(env):
+    return rollback_recorded(env, "finalize failed; on-call runs the rollback deployment", actor="dave")
+
+
+def test_after_a_stopped_finalize_and_a_rollback_by_hand_the_next_rollout_may_start(aws):
+    env, _, old = promote_by_hand(aws, "start", "promote", "decommission")
+    stable_name = aws.targets.stable_service
+    restore = failing(aws.get_client("ecs"), "UpdateService", when=lambda p: p.get("service") == stable_name)
+    try:
+        with pytest.raises(FinalizeIncomplete):
+            finalize_on(env)
+    finally:
+        restore()
+    assert read_back(aws)[0] == ALL_CANARY
+    assert finalize_unfinished(env.ledger.get(aws.targets.canary_service))
+
+    rollback_by_hand(env)
+    weights, stable, _ = read_back(aws)
+    assert weights == ALL_STABLE and stable.task_definition == old  # the previous version serves everyone
+    # Finalize has nothing left to do and says a new rollout can start; preflight agrees (it used
+    # to refuse, sending the person back to finalize).
+    with pytest.raises(FinalizeRefused, match="A new rollout can start from here"):
+        finalize_on(env)
+    preflight_on(env, rollout_spec(f"{aws.topology.repository_uri}:3.0.0"))
+
+
+def test_a_window_whose_time_is_up_but_that_no_run_closed_says_what_to_run():
+    now = time.time()
+    promoted_at = now - 3 * 3600  # promoted three hours ago, one-hour window
+    spec = RolloutSpec(image="repo/app:2.0.0", stages=[Stage(weight=5), Stage(weight=100)], monitor_seconds=3600,
+                       phases=[WeeklyPhase(name="all", weights=(5, 100), decommission=True)])
+    record = RolloutRecord(service="svc", rollout_id="20260101T000000Z-00000000", image=spec.image,
+                           spec_json=spec.model_dump_json(), phase=RolloutPhase.PROMOTED,
+                           weights=Weights(stable=0, canary=100), canary_task_definition="app:2", stable_desired=2,
+                           monitor_until=promoted_at + 3600,
+                           history=(Transition(at=promoted_at, kind="promote", actor="run"),))
+    state = lambda td, n: ServiceState(name="svc", task_definition=td, desired=n, running=n)  # noqa: E731
+    with pytest.raises(FinalizeRefused) as refused:
+        plan_finalize(record, RolloutSpec.for_rollback(record.spec_json), live=Weights(stable=0, canary=100),
+                      stable=state("app:1", 2), canary=state("app:2", 2), targets=Targets(), now=now)
+    message = str(refused.value)
+    assert "still open" not in message and "no run closed it" in message
+    assert "Run `progressive_rollout` of repo/app:2.0.0 again" in message
+    # Within the window it is still open, and waiting is the advice.
+    with pytest.raises(FinalizeRefused, match="still open"):
+        plan_finalize(record, RolloutSpec.for_rollback(record.spec_json), live=Weights(stable=0, canary=100),
+                      stable=state("app:1", 2), canary=state("app:2", 2), targets=Targets(), now=promoted_at + 60)
