@@ -3,24 +3,17 @@ its first ledger read (throttled, denied) is a refusal its hooks leave alone, an
 unable to read the ledger, refuses to act on a canary that carries all the traffic (a promoted
 release) unless told what to roll back to."""
 
-
 from __future__ import annotations
 
 import pytest
 from botocore.exceptions import ClientError
-from prefect import flow
 
-import flows.canary
-import flows.env
-import flows.progressive
-import flows.rollback
-from flows.progressive import progressive_rollout, run_progressive
-from rollway.approvals import auto_approve
+from flows.progressive import progressive_rollout
 from rollway.fakes import FakeLedger
-
 from rollway.model import Weights
 from rollway.spec import RolloutSpec, Stage, WeeklyPhase
 from tests.flows.fake_env import STABLE_TD, fake_environment
+from tests.flows.test_refusals import hooks_and_flows_see, promote
 
 IMAGE = "webordinary/edit-container:2.0.0"
 NEWER = "webordinary/edit-container:3.0.0"
@@ -43,23 +36,20 @@ class FlakyLedger(FakeLedger):
         return super().get(service)
 
 
-def hooks_and_flows_see(monkeypatch, env) -> None:
-    for module in (flows.env, flows.rollback, flows.progressive, flows.canary):
-        monkeypatch.setattr(module, "load_environment", lambda *a, **k: env)
-
-
-@flow
-def promote(env, spec):
-    return run_progressive(env, spec, auto_approve("alice"), owner="run-1", phased=False)
-
-
-def test_a_new_rollout_whose_first_ledger_read_fails_leaves_the_promoted_version_serving(monkeypatch):
+def promoted_on_a_flaky_ledger(monkeypatch):
+    """2.0.0 promoted and the old service decommissioned (the canary service is production), on a
+    ledger that can be made to refuse reads; the flows and their hooks see this environment."""
     env = fake_environment()
     env.ledger = FlakyLedger()
     hooks_and_flows_see(monkeypatch, env)
     done = RolloutSpec(image=IMAGE, stages=[Stage(weight=w, bake_seconds=120) for w in (5, 100)], monitor_seconds=600,
                        phases=[WeeklyPhase(name="all", weights=(5, 100), decommission=True)])
     assert promote(env, done).outcome == "promoted"
+    return env
+
+
+def test_a_new_rollout_whose_first_ledger_read_fails_leaves_the_promoted_version_serving(monkeypatch):
+    env = promoted_on_a_flaky_ledger(monkeypatch)
     promoted_td = env.deployer.services[env.targets.canary_service].task_definition
     assert promoted_td != STABLE_TD
     assert env.router.weights == Weights(stable=0, canary=100)
@@ -85,12 +75,7 @@ def test_the_rollback_flow_refuses_to_act_blind_on_a_canary_carrying_all_the_tra
     changes nothing and says why."""
     from flows.rollback import RollbackRefused, rollback
 
-    env = fake_environment()
-    env.ledger = FlakyLedger()
-    hooks_and_flows_see(monkeypatch, env)
-    done = RolloutSpec(image=IMAGE, stages=[Stage(weight=w, bake_seconds=120) for w in (5, 100)], monitor_seconds=600,
-                       phases=[WeeklyPhase(name="all", weights=(5, 100), decommission=True)])
-    assert promote(env, done).outcome == "promoted"
+    env = promoted_on_a_flaky_ledger(monkeypatch)
     env.ledger.down = True
     with pytest.raises(RollbackRefused, match="may be a promoted release"):
         rollback(reason="checking the rollback deployment", actor="dave")
