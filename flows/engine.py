@@ -14,6 +14,7 @@ from typing import Protocol
 from prefect import get_run_logger
 
 from rollway.approvals import ApprovalAnswer, Approver, next_stage_for
+from rollway.aws.errors import WeightMismatch
 from prefect.transactions import transaction
 
 from rollway.decide import (
@@ -238,8 +239,8 @@ def run_stages(
             # Claim the rollout again right before moving traffic: if a person or a hook rolled
             # it back since the last tick, this raises RolloutEnded and nothing moves.
             journal.tick(state, None)
-            live = traffic.get_weights(env.router)
-            if live != weights:
+            live = _drift(env, weights, spec.verify_timeout_seconds)
+            if live is not None:
                 # The traffic was moved behind this run's back: by a rollback the ledger could not
                 # record (so nothing told this run), or by hand. Never shift from weights this run
                 # did not set; finish the rollback instead (idempotent, and recorded if it can be).
@@ -351,6 +352,21 @@ def approved_stage(spec: RolloutSpec, pause: Pause, answer: ApprovalAnswer, unti
     if answer.next_weight is None:
         return pause.stage_index
     return next_stage_for(spec, pause, answer.next_weight, until_stage)
+
+
+def _drift(env: Environment, expected: Weights, lag_seconds: float) -> Weights | None:
+    """The load balancer's weights when they are not ``expected``, None when they are.
+
+    One read when they match (the normal path); otherwise they are read again for up to the
+    spec's read-back lag, so that a stale read never rolls back a healthy rollout.
+    """
+    if traffic.get_weights(env.router) == expected:
+        return None
+    try:
+        traffic.verify_weights(env.router, expected, lag_seconds)
+    except WeightMismatch as mismatch:
+        return mismatch.actual
+    return None
 
 
 def _rolled_back(env, spec, rollback, journal, reports, weights, reason: str, actor: str = "judge") -> RolloutResult:

@@ -40,7 +40,8 @@ def test_a_rollback_whose_start_was_throttled_is_not_undone_by_the_run_that_owns
         monkeypatch.setattr(module, "load_environment", lambda *a, **k: env)
     spec = RolloutSpec(image=IMAGE, stages=[Stage(weight=5, bake_seconds=600), Stage(weight=25, approval=True,
                                                                                      bake_seconds=600),
-                                            Stage(weight=100, bake_seconds=600)], monitor_seconds=0)
+                                            Stage(weight=100, bake_seconds=600)], monitor_seconds=0,
+                       verify_timeout_seconds=1)
     seen: dict = {}
 
     def on_call_then_approver(pause, summary):
@@ -63,3 +64,26 @@ def test_a_rollback_whose_start_was_throttled_is_not_undone_by_the_run_that_owns
     # The rolled-back canary stays off: the owning run sees weights it did not set and rolls back.
     assert env.router.weights == Weights(stable=100, canary=0), (result.outcome, env.router.weights, env.router.calls)
     assert result.outcome == "rolled_back" and "moved by someone else" in result.reason
+
+
+def test_a_stale_read_of_the_load_balancer_before_a_shift_does_not_roll_back(monkeypatch):
+    """Only weights that stay different for the read-back lag the spec allows are someone else's."""
+    env = fake_environment()
+    env.ledger = FakeLedger()
+    spec = RolloutSpec(image=IMAGE, stages=[Stage(weight=5, bake_seconds=600), Stage(weight=25, approval=True,
+                                                                                     bake_seconds=600),
+                                            Stage(weight=100, bake_seconds=600)], monitor_seconds=0,
+                       verify_timeout_seconds=1)
+
+    def approve_after_a_stale_read(pause, summary):
+        # The next read (the check before the shift to 25%) sees the weights of before the 5% shift.
+        env.router._stale, env.router.lag = Weights(stable=100, canary=0), 1
+        return ApprovalAnswer(action="approve", approver="bob")
+
+    @flow
+    def owning_run():
+        return run_progressive(env, spec, approve_after_a_stale_read, owner="run-1", phased=False)
+
+    result = owning_run()
+    assert result.outcome == "promoted", result.reason
+    assert env.router.weights == Weights(stable=0, canary=100)
