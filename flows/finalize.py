@@ -29,14 +29,13 @@ written to the ledger. The ``canary`` flow runs the same steps in-run with ``fin
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Annotated, Callable, Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 from prefect import flow, get_run_logger
-from pydantic import Field
 
 from flows.engine import wait_healthy
 from flows.env import CANARY_FLOW, load_environment, unfinished_runs
-from flows.params import Actor
+from flows.params import Actor, WaitSeconds
 from rollway.clock import ClockSettings
 from rollway.environment import Environment
 from rollway.finalize import (
@@ -47,10 +46,6 @@ from rollway.ledger import RolloutRecord, Transition
 from rollway.model import Weights
 from rollway.spec import RolloutSpec
 from tasks import ecs, metrics, traffic
-
-WaitSeconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]
-"""How long to wait for AWS to reach a state: a positive, finite number of seconds."""
-
 
 class _Progress:
     """The steps of one run: logged as they happen, returned in the result, and turned into

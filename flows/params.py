@@ -38,3 +38,6 @@ LeaseSeconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 
 WindowSeconds = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 """A monitoring window; 0 watches nothing."""
+
+WaitSeconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+"""How long to wait for AWS to reach a state: a positive, finite number of seconds."""
