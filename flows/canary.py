@@ -30,7 +30,7 @@ from rollway.clock import ClockSettings
 from rollway.decide import StageState
 from rollway.environment import Environment
 from rollway.model import ServiceState
-from rollway.finalize import UNRECORDED_AGAIN, FinalizeRefused, finalize_unfinished, is_finalized
+from rollway.finalize import UNRECORDED_AGAIN, FinalizeRefused, is_finalized, moved_onto_stable
 from rollway.phases import RolloutPhase
 from rollway.report import RolloutResult
 from rollway.spec import RolloutSpec
@@ -72,8 +72,8 @@ def preflight(env: Environment, spec: RolloutSpec) -> tuple[ServiceState, Servic
         if spec.flags and env.flags is not None:
             flags.check_bindings(env.flags, list(spec.flags))
         weights = traffic.get_weights(env.router)
+        record = env.ledger.get(t.canary_service) if env.ledger is not None else None
         if weights.canary != 0:
-            record = env.ledger.get(t.canary_service) if env.ledger is not None else None
             if record is not None and record.phase is RolloutPhase.PROMOTED and not is_finalized(record):
                 # Rolling back would put the previous version back in production: not the advice to give.
                 raise RolloutRefused(
@@ -100,15 +100,13 @@ def preflight(env: Environment, spec: RolloutSpec) -> tuple[ServiceState, Servic
             )
         stable = ecs.describe_service(env.deployer, t.stable_service)
         canary = ecs.describe_service(env.deployer, t.canary_service)
-        newest = env.ledger.get(t.canary_service) if env.ledger is not None else None
-        if (finalize_unfinished(newest) and canary.desired > 0
-                and stable.task_definition == newest.canary_task_definition):
+        if moved_onto_stable(record, stable) and canary.desired > 0:
             # A finalize moved the traffic onto the promoted version on stable and stopped before
             # idling the canary: its next run scales the canary down, which must not be the canary
             # this rollout deploys to. (A finalize that stopped before moving anything, its
             # rollout since rolled back by hand, has nothing left to do and blocks nothing.)
             raise RolloutRefused(
-                f"the finalize of rollout {newest.rollout_id} moved the traffic to {t.stable_service} and did not "
+                f"the finalize of rollout {record.rollout_id} moved the traffic to {t.stable_service} and did not "
                 f"finish: run `rollway finalize` (or the finalize flow) again to scale {t.canary_service} down, then "
                 "start this rollout"
             )

@@ -74,6 +74,11 @@ class FinalizePlan(BaseModel):
     task_definition: str = Field(description="the promoted task definition the stable service runs (or will)")
     stable_desired: int = Field(ge=1, description="tasks the stable service is given to carry all traffic")
 
+    @classmethod
+    def on_stable(cls, action: Literal["after-traffic", "done"], stable: ServiceState) -> "FinalizePlan":
+        """A plan past the traffic move: the stable service already runs the promoted version."""
+        return cls(action=action, task_definition=stable.task_definition, stable_desired=max(stable.desired, 1))
+
 
 class FinalizeResult(BaseModel):
     """What a finalize run did and read back."""
@@ -105,6 +110,12 @@ def finalize_unfinished(record: RolloutRecord | None) -> bool:
     """Whether a finalize of this promoted rollout began and has not finished (its run stopped
     or is still going): until it is run again, a new rollout must not take the canary service."""
     return record is not None and record.phase is RolloutPhase.PROMOTED and _last(record, START) > _last(record, DONE)
+
+
+def moved_onto_stable(record: RolloutRecord | None, stable: ServiceState) -> bool:
+    """Whether an unfinished finalize of ``record`` got as far as the stable service running the
+    promoted version: what is left of it is to idle the canary (and record it)."""
+    return finalize_unfinished(record) and stable.task_definition == record.canary_task_definition
 
 
 def plan_finalize(
@@ -148,18 +159,16 @@ def plan_finalize(
     _refuse_open_window(record, spec, targets, now)
     if is_finalized(record):
         if live == ALL_STABLE and canary.desired == 0:
-            return FinalizePlan(action="done", task_definition=stable.task_definition,
-                                stable_desired=max(stable.desired, 1))
+            return FinalizePlan.on_stable("done", stable)
         raise FinalizeRefused(
             f"{which} was finalized already, but since then the load balancer holds {live} (stable/canary) and "
             f"{service} asks for {canary.desired} tasks: that is another rollout or a change by hand, not this "
             f"one. {_live_hint(live, targets)}. Nothing was changed"
         )
     if live.canary == 0:
-        if finalize_unfinished(record) and stable.task_definition == record.canary_task_definition:
+        if moved_onto_stable(record, stable):
             # A run moved the traffic and stopped before idling the canary: finish from there.
-            return FinalizePlan(action="after-traffic", task_definition=stable.task_definition,
-                                stable_desired=max(stable.desired, 1))
+            return FinalizePlan.on_stable("after-traffic", stable)
         raise FinalizeRefused(
             f"the load balancer sends no traffic to {service} ({live} stable/canary), though {which} was promoted "
             f"and never finalized: {targets.stable_service} serves everything on {stable.task_definition}, not the "
@@ -210,8 +219,7 @@ def plan_unrecorded(
     if newest is not None:
         _refuse_recorded(newest, spec, targets, now)
     if live == ALL_STABLE and stable.task_definition == canary.task_definition:
-        plan = FinalizePlan(action="done" if canary.desired == 0 else "after-traffic",
-                            task_definition=stable.task_definition, stable_desired=max(stable.desired, 1))
+        plan = FinalizePlan.on_stable("done" if canary.desired == 0 else "after-traffic", stable)
         if plan.action == "done":
             return plan
     elif live.canary == 100:
