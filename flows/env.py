@@ -7,7 +7,7 @@ the blocks are loaded inside the run (no I/O at import time).
 from __future__ import annotations
 
 import uuid
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from prefect.context import FlowRunContext
 from prefect_aws import AwsCredentials
@@ -128,14 +128,20 @@ def unfinished_runs(flow_name: str) -> list[str]:
     acting on the service (watching a window it may roll back, or about to deploy).
     """
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas import filters
     from prefect.client.schemas.objects import StateType
 
     final = {StateType.COMPLETED, StateType.FAILED, StateType.CANCELLED, StateType.CRASHED}
-    going = filters.FlowRunFilterStateType(any_=[t for t in StateType if t not in final])
     with get_client(sync_client=True) as client:
-        runs = client.read_flow_runs(
-            flow_filter=filters.FlowFilter(name=filters.FlowFilterName(any_=[flow_name])),
-            flow_run_filter=filters.FlowRunFilter(state=filters.FlowRunFilterState(type=going)),
-        )
+        runs = runs_in_states(client, [flow_name], [t for t in StateType if t not in final])
     return [f"{run.name} ({run.id}, {run.state.name if run.state else 'no state'})" for run in runs]
+
+
+def runs_in_states(client: Any, flow_names: Sequence[str], states: Sequence[Any]) -> list[Any]:
+    """Runs of the named flows whose state type is one of ``states``, asked of the Prefect API."""
+    from prefect.client.schemas import filters
+
+    return client.read_flow_runs(
+        flow_filter=filters.FlowFilter(name=filters.FlowFilterName(any_=list(flow_names))),
+        flow_run_filter=filters.FlowRunFilter(
+            state=filters.FlowRunFilterState(type=filters.FlowRunFilterStateType(any_=list(states)))),
+    )

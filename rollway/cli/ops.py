@@ -128,19 +128,11 @@ def _is_paused(run: Any) -> bool:
 
 def paused_runs(client: Any, targets_block: str | None) -> list[Any]:
     """Paused runs of the rollout flows whose targets_block parameter is ``targets_block``."""
-    from prefect.client.schemas.filters import (
-        FlowFilter,
-        FlowFilterName,
-        FlowRunFilter,
-        FlowRunFilterState,
-        FlowRunFilterStateType,
-    )
     from prefect.client.schemas.objects import StateType
 
-    runs = client.read_flow_runs(
-        flow_filter=FlowFilter(name=FlowFilterName(any_=list(ROLLOUT_FLOWS))),
-        flow_run_filter=FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PAUSED]))),
-    )
+    from flows.env import runs_in_states
+
+    runs = runs_in_states(client, ROLLOUT_FLOWS, [StateType.PAUSED])
     return [r for r in runs if (r.parameters or {}).get("targets_block") == targets_block]
 
 
