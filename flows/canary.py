@@ -29,8 +29,9 @@ from rollway.approvals import Approver
 from rollway.clock import ClockSettings
 from rollway.decide import StageState
 from rollway.environment import Environment
-from rollway.model import ServiceState
 from rollway.finalize import UNRECORDED_AGAIN, FinalizeRefused, is_finalized, moved_onto_stable
+from rollway.ledger import RolloutRecord
+from rollway.model import ServiceState
 from rollway.phases import RolloutPhase
 from rollway.report import RolloutResult
 from rollway.spec import RolloutSpec
@@ -98,6 +99,12 @@ def preflight(env: Environment, spec: RolloutSpec) -> tuple[ServiceState, Servic
                 f"the canary target group already carries {weights.canary}% of traffic; "
                 "roll back (rollway abort) or resume that rollout before starting a new one"
             )
+        if record is not None and not record.phase.terminal:
+            # No traffic on the canary, yet a rollout holds it: one waiting for the approval
+            # before its first stage, or one whose run stopped before its first shift or in the
+            # middle of its rollback. Deploying over its revision would send its first stage to
+            # this image, under its name.
+            raise RolloutRefused(open_rollout_refusal(record, t.canary_service))
         stable = ecs.describe_service(env.deployer, t.stable_service)
         canary = ecs.describe_service(env.deployer, t.canary_service)
         if moved_onto_stable(record, stable) and canary.desired > 0:
@@ -111,6 +118,16 @@ def preflight(env: Environment, spec: RolloutSpec) -> tuple[ServiceState, Servic
                 "start this rollout"
             )
         return stable, canary
+
+
+def open_rollout_refusal(record: RolloutRecord, service: str) -> str:
+    """Why a new rollout cannot start while ``record`` (unfinished) holds the canary, and what to do."""
+    held = f"rollout {record.rollout_id} of {record.image} holds {service} ({record.phase.value}"
+    if record.phase is RolloutPhase.ROLLING_BACK:
+        return (f"{held}): its rollback was started and is not recorded as finished. If no run is finishing it, "
+                "`rollway abort` does; then start this rollout again")
+    return (f"{held}, no traffic on it yet). Answer the run waiting for an approval (`rollway status` shows it), "
+            "let the rollout resume, or roll it back with `rollway abort`; then start this rollout again")
 
 
 def run_canary(env: Environment, spec: RolloutSpec, approver: Approver, *, actor: str = "operator",

@@ -232,3 +232,63 @@ def test_other_flows_refuse_unusable_parameters_before_their_body(monkeypatch, f
     state = run(return_state=True, **args, **bad)
     assert state.is_failed() and "Validation of flow parameters failed" in (state.message or ""), state.message
     assert_left_alone(env)
+
+
+def test_a_canary_run_is_refused_while_a_progressive_rollout_waits_at_the_approval_before_its_first_stage(monkeypatch):
+    """Run 1's policy asks a person before the 5 % stage: it waits with the canary at 0 %, its
+    revision of 2.0.0 already on the canary service. A canary run of 3.0.0 started meanwhile
+    used to pass its preflight (no traffic on the canary) and deploy 3.0.0 over that revision;
+    the approval then sent 5 % of production to 3.0.0 under rollout 1's name. It is refused,
+    naming the rollout that holds the service, and run 1 goes on with its own image."""
+    env = ledger_env()
+    hooks_and_flows_see(monkeypatch, env)
+    first = RolloutSpec(image=IMAGE, stages=[Stage(weight=5, bake_seconds=120, approval=True),
+                                            Stage(weight=100, bake_seconds=120)], monitor_seconds=0)
+    other = RolloutSpec(image=NEWER, stages=[Stage(weight=w, bake_seconds=120) for w in (5, 100)], monitor_seconds=0)
+    seen: dict = {}
+
+    def meanwhile_someone_starts_a_canary(pause, summary):
+        record = env.ledger.get(env.targets.canary_service)
+        assert env.router.weights == Weights(stable=100, canary=0) and not record.phase.terminal
+        with pytest.raises(RolloutRefused) as refused:
+            canary(spec=other.model_dump(mode="json"))
+        seen["refusal"] = str(refused.value)
+        return auto_approve("alice")(pause, summary)
+
+    @flow
+    def waits_before_5(env, spec):
+        return run_progressive(env, spec, meanwhile_someone_starts_a_canary, owner="run-1", phased=False)
+
+    assert waits_before_5(env, first).outcome == "promoted"
+    assert record_names(seen["refusal"], env)
+    canary_td = env.deployer.services[env.targets.canary_service].task_definition
+    assert env.deployer.task_definitions[canary_td] == IMAGE
+    assert NEWER not in env.deployer.task_definitions.values()
+    assert not [s for s, _ in env.notifier.messages if s.startswith("Rollback")]
+
+
+def record_names(refusal: str, env) -> bool:
+    record = env.ledger.history(env.targets.canary_service)[0]
+    return record.rollout_id in refusal and IMAGE in refusal
+
+
+def test_a_canary_run_is_refused_while_a_rollback_that_moved_the_traffic_is_unfinished(monkeypatch):
+    """A rollback moved the traffic off the 5 % canary and its run died before scaling the
+    canary down: the canary is at 0 % and the ledger says rolling_back. A new canary run is
+    refused and told how to finish that rollback; nothing of it changes."""
+    from rollway.ledger import begin_rollback
+
+    env = week_one_holding_at_5(monkeypatch)
+    service = env.targets.canary_service
+    begin_rollback(env.ledger, service, actor="bob", reason="errors up", now=env.clock.now())
+    env.router.set_weights(Weights(stable=100, canary=0))
+    canary_before = env.deployer.services[service]
+
+    other = RolloutSpec(image=NEWER, stages=[Stage(weight=w, bake_seconds=120) for w in (5, 100)], monitor_seconds=0)
+    with pytest.raises(RolloutRefused, match="rollway abort") as refused:
+        canary(spec=other.model_dump(mode="json"))
+
+    assert "rollback was started" in str(refused.value)
+    assert env.ledger.get(service).phase is RolloutPhase.ROLLING_BACK
+    assert env.deployer.services[service] == canary_before
+    assert NEWER not in env.deployer.task_definitions.values()
