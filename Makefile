@@ -20,11 +20,13 @@ demo: $(STAMP)
 	@mkdir -p $(PREFECT_HOME)
 	$(BIN)/rollway demo
 
+# One worker per core (two on the CI machine); whole files per worker, so a file's fixtures
+# (the embedded AWS, the Prefect harness, a `prefect server start`) start once per worker.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto --dist loadfile
 
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not integration"
+	$(BIN)/python -m pytest -q -n auto --dist loadfile -m "not integration"
 
 up: $(STAMP)
 	@mkdir -p $(PREFECT_HOME)
