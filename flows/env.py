@@ -120,12 +120,15 @@ CANARY_FLOW = "canary"
 """The name of the `canary` flow, whose runs keep no ledger: only the Prefect API knows them."""
 
 
-def unfinished_runs(flow_name: str) -> list[str]:
-    """Runs of the flow named ``flow_name`` that have not reached a final state (scheduled,
-    pending, running, paused, cancelling), asked of the Prefect API, for a person to read.
+def unfinished_runs(flow_name: str, targets: Targets) -> list[str]:
+    """Runs of the flow named ``flow_name`` acting on ``targets``' service that have not reached
+    a final state (scheduled, pending, running, paused, cancelling), asked of the Prefect API,
+    for a person to read.
 
     A flow that keeps no ledger leaves nothing else to tell whether one of its runs is still
-    acting on the service (watching a window it may roll back, or about to deploy).
+    acting on the service (watching a window it may roll back, or about to deploy). Runs of
+    other services are not counted; a run whose targets block cannot be loaded is: it may act
+    on this one.
     """
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.objects import StateType
@@ -133,7 +136,32 @@ def unfinished_runs(flow_name: str) -> list[str]:
     final = {StateType.COMPLETED, StateType.FAILED, StateType.CANCELLED, StateType.CRASHED}
     with get_client(sync_client=True) as client:
         runs = runs_in_states(client, [flow_name], [t for t in StateType if t not in final])
-    return [f"{run.name} ({run.id}, {run.state.name if run.state else 'no state'})" for run in runs]
+    ours = acts_on(targets)
+    return [f"{run.name} ({run.id}, {run.state.name if run.state else 'no state'})" for run in runs if ours(run)]
+
+
+def acts_on(targets: Targets) -> Callable[[Any], bool]:
+    """Whether a flow run's targets (its ``targets_block`` parameter, loaded once per name) name
+    the same canary service or canary target group as ``targets``, in the same region; True
+    when its block cannot be loaded, since it may."""
+    seen: dict[str | None, bool] = {}
+
+    def same(run: Any) -> bool:
+        name = (run.parameters or {}).get("targets_block")
+        if name is not None and not isinstance(name, str):
+            return True  # not a block name: the run will fail, but nothing here can tell where
+        if name not in seen:
+            try:
+                theirs = load_targets(name)
+            except AccountNotLoaded:
+                seen[name] = True
+            else:
+                seen[name] = theirs.region == targets.region and (
+                    (theirs.cluster, theirs.canary_service) == (targets.cluster, targets.canary_service)
+                    or theirs.canary_target_group == targets.canary_target_group)
+        return seen[name]
+
+    return same
 
 
 def runs_in_states(client: Any, flow_names: Sequence[str], states: Sequence[Any]) -> list[Any]:

@@ -256,4 +256,4 @@ def finalize(
     env = load_environment(targets_block, aws_credentials_block, clock)
     return run_finalize(env, actor=actor, stable_timeout_seconds=stable_timeout_seconds,
                         verify_timeout_seconds=verify_timeout_seconds, unrecorded=unrecorded,
-                        canary_runs=lambda: unfinished_runs(CANARY_FLOW))
+                        canary_runs=lambda: unfinished_runs(CANARY_FLOW, env.targets))

@@ -207,7 +207,7 @@ def plan_unrecorded(
         live: the load balancer's weights now.
         stable: the stable service now.
         canary: the canary service now.
-        canary_runs: `canary` flow runs that have not ended, for a person (any refuses).
+        canary_runs: `canary` flow runs on this service that have not ended, for a person (any refuses).
         targets: the names, for messages.
         now: as for ``plan_finalize``.
 
@@ -230,9 +230,9 @@ def plan_unrecorded(
         raise FinalizeRefused(f"{_live_hint(live, targets)}. Nothing was changed")
     if canary_runs:
         raise FinalizeRefused(
-            f"{len(canary_runs)} run(s) of the `canary` flow have not ended: {', '.join(canary_runs)}. Such a run may "
-            f"still be watching its promotion's monitoring window, and would roll it back, or be about to deploy to "
-            f"{service}. Wait for it to end (or cancel it), then run finalize again. Nothing was changed"
+            f"{len(canary_runs)} run(s) of the `canary` flow on {service} have not ended: {', '.join(canary_runs)}. "
+            f"Such a run may still be watching its promotion's monitoring window, and would roll it back, or be about "
+            f"to deploy to {service}. Wait for it to end (or cancel it), then run finalize again. Nothing was changed"
         )
     return plan
 

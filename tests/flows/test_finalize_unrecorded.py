@@ -27,6 +27,7 @@ from rollway.spec import RolloutSpec, Stage
 from tests.flows.moto_env import inbox, received_subjects, simulated
 from tests.flows.test_canary_moto import read_back
 from rollway.targets import Targets
+from blocks.targets import RollwayTargets
 from tests.flows.test_finalize import (
     ALL_CANARY, ALL_STABLE, _record, _state, failing, preflight_on, promote_by_hand, rollout_spec, saved_blocks, writes,
 )
@@ -191,10 +192,10 @@ def test_unrecorded_plans_from_what_aws_shows():
 
 
 @contextmanager
-def canary_run_in(state) -> Iterator[str]:
+def canary_run_in(state, **parameters) -> Iterator[str]:
     """A `canary` flow run (no process behind it) left in ``state``; cancelled afterwards."""
     with get_client(sync_client=True) as client:
-        run = client.create_flow_run(canary, state=Pending() if state is Pending else Running())
+        run = client.create_flow_run(canary, parameters=parameters, state=Pending() if state is Pending else Running())
         if state is Paused:
             paused = propose_state_sync(client, Paused(timeout_seconds=600, pause_key="k"), flow_run_id=run.id)
             assert paused.is_paused()
@@ -211,12 +212,35 @@ def test_unrecorded_is_refused_while_a_canary_flow_run_has_not_ended(aws, watch_
     promoted = read_back(aws)
     calls = [watch_calls(aws.get_client(s)) for s in SERVICES]
     with canary_run_in(state) as run_id:
-        with pytest.raises(FinalizeRefused, match="run\\(s\\) of the `canary` flow have not ended") as refused:
+        with pytest.raises(FinalizeRefused, match="`canary` flow on webordinary-edit-service-canary have not ended") as refused:
             finalize_flow(blocks, unrecorded=True)
     assert run_id in str(refused.value) and "would roll it back" in str(refused.value)
     assert writes(*calls) == [] and read_back(aws) == promoted
     # Once that run has ended, the same command finalizes.
     assert finalize_flow(blocks, unrecorded=True).outcome == "finalized"
+
+
+def test_unrecorded_is_not_refused_by_a_canary_flow_run_of_another_service(aws):
+    """Runs of the `canary` flow for other services (their own targets block) used to refuse
+    every `finalize --unrecorded`: a platform running canaries of several services could not
+    finalize one while another's ran. A run of another service is not counted; a run whose
+    targets block cannot be loaded still is, and is named."""
+    blocks = saved_blocks(aws)
+    promote_by_hand(aws)
+    other = f"{blocks}-other"
+    RollwayTargets(**aws.targets.model_copy(update={
+        "cluster": "billing-cluster", "stable_service": "billing", "canary_service": "billing-canary",
+        "canary_target_group": "billing-canary", "stable_target_group": "billing-stable",
+    }).model_dump()).save(other, overwrite=True)
+    with canary_run_in(Running, targets_block="no-such-block") as unknown:
+        with canary_run_in(Running, targets_block=other):
+            with pytest.raises(FinalizeRefused, match="1 run\\(s\\) of the `canary` flow") as refused:
+                finalize_flow(blocks, unrecorded=True)
+            assert unknown in str(refused.value)
+    with canary_run_in(Running, targets_block=other) as billing:
+        done = finalize_flow(blocks, unrecorded=True)
+    assert done.outcome == "finalized", billing
+    assert read_back(aws)[0] == ALL_STABLE
 
 
 @pytest.mark.parametrize(("history", "phase", "weights", "refusal"), [
