@@ -19,7 +19,7 @@ from prefect import flow, get_run_logger
 
 from flows.approvals import prefect_approver
 from flows.engine import run_stages
-from flows.env import CANARY_FLOW, load_environment
+from flows.env import CANARY_FLOW, FINALIZING_TAG, load_environment, tag_this_run
 from flows.finalize import run_finalize
 from flows.hooks import rollback_hooks
 from flows.monitor import MonitorResult, after_window, run_monitor
@@ -199,6 +199,15 @@ def finalize_in_run(env: Environment, spec: RolloutSpec, result: RolloutResult, 
             f"not finalized: {t.stable_service} keeps the previous version for a cheap rollback. Check the metrics, "
             f"then run {UNRECORDED_AGAIN} to finalize it, or `rollway abort` to roll it back. Nothing was changed"
         )
+    try:
+        # Tagged before any finalize step: a crash or a cancellation from here on must not be
+        # rolled back by the hooks (they read the tag), since the promotion passed its window.
+        tag_this_run(FINALIZING_TAG)
+    except Exception as err:
+        raise FinalizeRefused(
+            f"{spec.image} was promoted and its window passed, but this run could not tag itself as finalizing on the "
+            f"Prefect API ({err}), so it did not finalize. Nothing was changed: run {UNRECORDED_AGAIN}"
+        ) from err
     try:
         done = run_finalize(replace(env, ledger=None), actor=actor, unrecorded=True, image=spec.image)
     except FinalizeRefused as err:

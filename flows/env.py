@@ -116,6 +116,35 @@ def owner_finished(owner: str | None) -> bool:
     return run.state is not None and run.state.is_final()
 
 
+FINALIZING_TAG = "rollway:finalizing"
+"""Tags a `canary` flow run whose promotion passed its window once it starts finalizing: its
+hooks, which may run in another process after a crash, must then leave the promotion alone."""
+
+
+def tag_this_run(tag: str) -> None:
+    """Add ``tag`` to the current flow run on the Prefect API (nothing outside a flow run).
+
+    Raises whatever the API raises: a caller relying on the tag must not go on without it.
+    """
+    from prefect.client.orchestration import get_client
+
+    ctx = FlowRunContext.get()
+    if ctx is None or ctx.flow_run is None:
+        return
+    with get_client(sync_client=True) as client:
+        tags = client.read_flow_run(ctx.flow_run.id).tags or []
+        if tag not in tags:
+            client.update_flow_run(ctx.flow_run.id, tags=[*tags, tag])
+
+
+def run_tags(flow_run: Any) -> set[str]:
+    """The flow run's tags as the Prefect API has them now (the object a hook gets may be older)."""
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        return set(client.read_flow_run(flow_run.id).tags or [])
+
+
 CANARY_FLOW = "canary"
 """The name of the `canary` flow, whose runs keep no ledger: only the Prefect API knows them."""
 

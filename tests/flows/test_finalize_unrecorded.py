@@ -17,6 +17,7 @@ from prefect.states import Cancelled, Paused, Pending, Running
 from prefect.utilities.engine import propose_state_sync
 
 import flows.canary
+import flows.finalize
 from flows.canary import RolloutRefused, canary
 from flows.finalize import finalize, run_finalize
 from rollway.aws.ledger import DynamoLedger
@@ -112,6 +113,42 @@ def test_a_finalize_that_fails_inside_the_canary_flow_is_not_rolled_back(aws, mo
     # What the error says to do finishes the job.
     assert finalize_flow(blocks, unrecorded=True).outcome == "finalized"
     assert read_back(aws)[0] == ALL_STABLE
+
+
+class ProcessDied(BaseException):
+    """Stands for the run's process dying: Prefect reports a run that raised it as Crashed."""
+
+
+@pytest.mark.parametrize("step", ["before any step", "after the stable service moved"])
+def test_a_canary_run_that_crashes_while_finalizing_is_not_rolled_back(aws, monkeypatch, step):
+    """The promotion passed its window and the run started finalizing, then crashed. Its
+    on_crashed hook used to roll back: the previous version back in production and a Rollback
+    alert, for a release that had passed everything. The run is tagged as finalizing first,
+    the hook leaves it alone, and `finalize --unrecorded` finishes the job."""
+    blocks = saved_blocks(aws)
+    url = inbox(aws)
+    rollbacks = rollback_runs()
+    with simulated(aws, canary_error_rate=0.001) as (env, image):
+        monkeypatch.setattr(flows.canary, "load_environment", lambda *args, **kwargs: env)
+        finalize_steps = flows.canary.run_finalize
+
+        def dies(*args, **kwargs):
+            if step == "before any step":
+                raise ProcessDied()
+            monkeypatch.setattr(flows.finalize.traffic, "set_weights", lambda *a, **k: (_ for _ in ()).throw(ProcessDied()))
+            return finalize_steps(*args, **kwargs)
+
+        monkeypatch.setattr(flows.canary, "run_finalize", dies)
+        with pytest.raises(ProcessDied):
+            canary_flow(env, image, blocks, finalize=True)
+        monkeypatch.undo()
+    weights, stable, canary_service = read_back(aws)
+    assert weights == ALL_CANARY and canary_service.desired >= 1, "the canary still serves everything"
+    assert rollback_runs() == rollbacks, "no rollback was started"
+    assert not any(s.startswith("Rollback") for s in received_subjects(aws, url))
+    assert finalize_flow(blocks, unrecorded=True).outcome == "finalized"
+    weights, stable, _ = read_back(aws)
+    assert weights == ALL_STABLE and stable.task_definition == canary_service.task_definition
 
 
 def _none_to(group: str, params: dict) -> bool:
