@@ -19,7 +19,7 @@ from prefect import flow, get_run_logger
 
 from flows.approvals import prefect_approver
 from flows.engine import run_stages
-from flows.env import CANARY_FLOW, FINALIZING_TAG, load_environment, tag_this_run
+from flows.env import CANARY_FLOW, attempt_starts, load_environment, mark_finalizing
 from flows.finalize import run_finalize
 from flows.hooks import rollback_hooks
 from flows.monitor import MonitorResult, after_window, run_monitor
@@ -200,9 +200,9 @@ def finalize_in_run(env: Environment, spec: RolloutSpec, result: RolloutResult, 
             f"then run {UNRECORDED_AGAIN} to finalize it, or `rollway abort` to roll it back. Nothing was changed"
         )
     try:
-        # Tagged before any finalize step: a crash or a cancellation from here on must not be
-        # rolled back by the hooks (they read the tag), since the promotion passed its window.
-        tag_this_run(FINALIZING_TAG)
+        # Marked before any finalize step: a crash or a cancellation of this attempt from here
+        # on must not be rolled back by the hooks, since the promotion passed its window.
+        mark_finalizing()
     except Exception as err:
         raise FinalizeRefused(
             f"{spec.image} was promoted and its window passed, but this run could not tag itself as finalizing on the "
@@ -238,5 +238,6 @@ def canary(
     place and is not rolled back; run `rollway finalize --unrecorded` to finish. Off: finalize
     later the same way, before the next rollout.
     """
+    attempt_starts()  # a retry of this flow run starts over: its hooks must not see an earlier attempt's finalize
     env = load_environment(targets_block, aws_credentials_block, clock, interval_seconds=spec.analysis.interval_seconds)
     return run_canary(env, spec, prefect_approver(spec.approvals), actor=actor, finalize=finalize)

@@ -117,12 +117,30 @@ def owner_finished(owner: str | None) -> bool:
 
 
 FINALIZING_TAG = "rollway:finalizing"
-"""Tags a `canary` flow run whose promotion passed its window once it starts finalizing: its
-hooks, which may run in another process after a crash, must then leave the promotion alone."""
+"""Tags the attempt of a `canary` flow run that began finalizing a promotion that passed its
+window (``rollway:finalizing:attempt-N``): its hooks must then leave the promotion alone."""
+
+# This process's own canary attempts: run id -> whether its current attempt began finalizing.
+# Prefect runs a run's hooks in its own process when it can, and they then need no API. (One
+# entry per run the process ran: a few bytes each, even for a long-lived worker.)
+_finalizing_here: dict[uuid.UUID, bool] = {}
 
 
-def tag_this_run(tag: str) -> None:
-    """Add ``tag`` to the current flow run on the Prefect API (nothing outside a flow run).
+def attempt_tag(run_count: int) -> str:
+    """The tag of attempt ``run_count`` of a run that began finalizing. Per attempt: a retry or a
+    re-run of the same flow run starts over, and must be rolled back like any other run."""
+    return f"{FINALIZING_TAG}:attempt-{run_count}"
+
+
+def attempt_starts() -> None:
+    """Record that this flow run's attempt has not begun finalizing (nothing outside a flow run)."""
+    ctx = FlowRunContext.get()
+    if ctx is not None and ctx.flow_run is not None:
+        _finalizing_here[ctx.flow_run.id] = False
+
+
+def mark_finalizing() -> None:
+    """Tag this flow run's current attempt as finalizing on the Prefect API, and remember it here.
 
     Raises whatever the API raises: a caller relying on the tag must not go on without it.
     """
@@ -132,17 +150,31 @@ def tag_this_run(tag: str) -> None:
     if ctx is None or ctx.flow_run is None:
         return
     with get_client(sync_client=True) as client:
-        tags = client.read_flow_run(ctx.flow_run.id).tags or []
+        run = client.read_flow_run(ctx.flow_run.id)
+        tag, tags = attempt_tag(run.run_count), list(run.tags or [])
         if tag not in tags:
-            client.update_flow_run(ctx.flow_run.id, tags=[*tags, tag])
+            client.update_flow_run(run.id, tags=[*tags, tag])
+    _finalizing_here[ctx.flow_run.id] = True
 
 
-def run_tags(flow_run: Any) -> set[str]:
-    """The flow run's tags as the Prefect API has them now (the object a hook gets may be older)."""
+def began_finalizing(flow_run: Any) -> bool:
+    """Whether the flow run's latest attempt began finalizing: known here if this process ran it,
+    else asked of the Prefect API (a hook run elsewhere, after a crash).
+
+    Raises whatever the API raises.
+    """
+    if flow_run.id in _finalizing_here:
+        return _finalizing_here[flow_run.id]
+    return latest_attempt_marked(flow_run.id)
+
+
+def latest_attempt_marked(run_id: uuid.UUID) -> bool:
+    """Whether the Prefect API shows the run's latest attempt tagged as finalizing."""
     from prefect.client.orchestration import get_client
 
     with get_client(sync_client=True) as client:
-        return set(client.read_flow_run(flow_run.id).tags or [])
+        run = client.read_flow_run(run_id)
+    return attempt_tag(run.run_count) in (run.tags or [])
 
 
 CANARY_FLOW = "canary"
@@ -193,12 +225,25 @@ def acts_on(targets: Targets) -> Callable[[Any], bool]:
     return same
 
 
-def runs_in_states(client: Any, flow_names: Sequence[str], states: Sequence[Any]) -> list[Any]:
-    """Runs of the named flows whose state type is one of ``states``, asked of the Prefect API."""
-    from prefect.client.schemas import filters
+RUNS_PAGE = 200
+"""Flow runs asked of the API at a time (the server's default page is no larger)."""
 
-    return client.read_flow_runs(
-        flow_filter=filters.FlowFilter(name=filters.FlowFilterName(any_=list(flow_names))),
-        flow_run_filter=filters.FlowRunFilter(
-            state=filters.FlowRunFilterState(type=filters.FlowRunFilterStateType(any_=list(states)))),
-    )
+
+def runs_in_states(client: Any, flow_names: Sequence[str], states: Sequence[Any]) -> list[Any]:
+    """Runs of the named flows whose state type is one of ``states``, asked of the Prefect API,
+    every page of them: the API answers one page by default, and a caller filtering the runs
+    (by service, by targets block) would miss the ones past it."""
+    from prefect.client.schemas import filters
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    runs: list[Any] = []
+    while True:
+        page = client.read_flow_runs(
+            flow_filter=filters.FlowFilter(name=filters.FlowFilterName(any_=list(flow_names))),
+            flow_run_filter=filters.FlowRunFilter(
+                state=filters.FlowRunFilterState(type=filters.FlowRunFilterStateType(any_=list(states)))),
+            sort=FlowRunSort.ID_DESC, limit=RUNS_PAGE, offset=len(runs),
+        )
+        runs.extend(page)
+        if len(page) < RUNS_PAGE:
+            return runs

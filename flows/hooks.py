@@ -48,7 +48,7 @@ def _rolled_back_already(params: dict) -> bool:
     return bool(record and record.phase is RolloutPhase.ROLLED_BACK)
 
 
-def leave_alone(state, params: dict, tags: set[str] = frozenset()) -> str | None:
+def leave_alone(state, params: dict, finalizing: bool = False) -> str | None:
     """Why this failed run must not be rolled back, or None when it must.
 
     A run that refused to start (parameters Prefect could not validate, whatever the error, a missing block, a failure before its first
@@ -63,13 +63,13 @@ def leave_alone(state, params: dict, tags: set[str] = frozenset()) -> str | None
     fail on the same ledger and page again, and the error tells a person how to record it. A
     canary run whose promotion passed its window and whose finalize then refused or stopped
     keeps the promoted version in production: a rollback would put the previous one back. The
-    same holds when it crashed or was cancelled while finalizing (``tags``, the run's tags as
-    the API has them, carry FINALIZING_TAG).
+    same holds when its latest attempt crashed or was cancelled while finalizing
+    (``finalizing``, from ``flows.env.began_finalizing``).
     """
     from prefect.exceptions import ParameterTypeError, SignatureMismatchError
 
     from flows.canary import RolloutRefused
-    from flows.env import FINALIZING_TAG, AccountNotLoaded
+    from flows.env import AccountNotLoaded
     from flows.progressive import DriftDetected, PhaseRefused
     from rollway.finalize import UNRECORDED_AGAIN, FinalizeIncomplete, FinalizeRefused
     from rollway.ledger import LockHeld, NotOwner, RollbackUnrecorded, RolloutEnded, RolloutInProgress, RolloutMovedOn
@@ -78,7 +78,7 @@ def leave_alone(state, params: dict, tags: set[str] = frozenset()) -> str | None
         # Checked by the message, not only the exception's type: a validator that raised a bare
         # TypeError reached the hook as a TypeError, and the hook rolled back another rollout.
         return f"its parameters failed validation ({state.message})"
-    if FINALIZING_TAG in tags:
+    if finalizing:
         return (f"its promotion passed its window and it ended {state.type.value.lower()} while finalizing "
                 f"({state.message or 'no message'}): the promoted version stays; run {UNRECORDED_AGAIN} to finish")
     exc = _exception(state)
@@ -102,18 +102,19 @@ def leave_alone(state, params: dict, tags: set[str] = frozenset()) -> str | None
 
 
 def _rollback_from_state(flow, flow_run, state) -> None:
-    from flows.env import run_tags
+    from flows.env import began_finalizing
     from flows.rollback import RollbackRefused, rollback
     from rollway.ledger import RollbackUnrecorded
 
     log = flow_run_logger(flow_run, flow)
     params = dict(flow_run.parameters or {})
     try:
-        tags = run_tags(flow_run)
-    except Exception as err:  # the API did not answer: go by the tags the run started with
-        log.warning("could not read run %s's tags (%s): going by the ones it started with", flow_run.name, err)
-        tags = set(flow_run.tags or [])
-    why_not = leave_alone(state, params, tags)
+        finalizing = began_finalizing(flow_run)
+    except Exception as err:  # only a hook outside the run's process asks the API: it cannot tell
+        log.warning("could not ask the Prefect API whether run %s was finalizing (%s): treating it as a run that "
+                    "was not", flow_run.name, err)
+        finalizing = False
+    why_not = leave_alone(state, params, finalizing)
     if why_not:
         log.info("not rolling back after run %s: %s", flow_run.name, why_not)
         return
