@@ -118,7 +118,7 @@ def owner_finished(owner: str | None) -> bool:
 
 FINALIZING_TAG = "rollway:finalizing"
 """Tags the attempt of a `canary` flow run that began finalizing a promotion that passed its
-window (``rollway:finalizing:attempt-N``): its hooks must then leave the promotion alone."""
+window (``rollway:finalizing:run-count-N``): its hooks must then leave the promotion alone."""
 
 # This process's own canary attempts: run id -> whether its current attempt began finalizing.
 # Prefect runs a run's hooks in its own process when it can, and they then need no API. (One
@@ -127,9 +127,13 @@ _finalizing_here: dict[uuid.UUID, bool] = {}
 
 
 def attempt_tag(run_count: int) -> str:
-    """The tag of attempt ``run_count`` of a run that began finalizing. Per attempt: a retry or a
-    re-run of the same flow run starts over, and must be rolled back like any other run."""
-    return f"{FINALIZING_TAG}:attempt-{run_count}"
+    """The tag of a run that began finalizing while Prefect counted ``run_count`` for it.
+
+    Per attempt: a retry or a re-run of the same flow run raises the count (so does the first
+    resume from a pause, which is why the tag names the count, not an attempt number), starts
+    over, and must be rolled back like any other run.
+    """
+    return f"{FINALIZING_TAG}:run-count-{run_count}"
 
 
 def attempt_starts() -> None:
@@ -225,25 +229,32 @@ def acts_on(targets: Targets) -> Callable[[Any], bool]:
     return same
 
 
-RUNS_PAGE = 200
-"""Flow runs asked of the API at a time (the server's default page is no larger)."""
+PAGE_OVERLAP = 50
+"""Runs each page re-reads of the one before: a run that ends between two reads moves the rest
+of the list up by one, and the overlap catches up to this many of them."""
 
 
 def runs_in_states(client: Any, flow_names: Sequence[str], states: Sequence[Any]) -> list[Any]:
     """Runs of the named flows whose state type is one of ``states``, asked of the Prefect API,
-    every page of them: the API answers one page by default, and a caller filtering the runs
-    (by service, by targets block) would miss the ones past it."""
+    every page of them: the API answers one page at a time (its size is the server's setting,
+    200 by default), and a caller filtering the runs (by service, by targets block) would miss
+    the ones past the first. Pages overlap and runs are counted once, so a run that starts or
+    ends while the pages are read neither hides another nor shows twice; the last read is the
+    one that brings nothing new."""
     from prefect.client.schemas import filters
     from prefect.client.schemas.sorting import FlowRunSort
 
-    runs: list[Any] = []
+    seen: dict[Any, Any] = {}
+    offset = 0
     while True:
         page = client.read_flow_runs(
             flow_filter=filters.FlowFilter(name=filters.FlowFilterName(any_=list(flow_names))),
             flow_run_filter=filters.FlowRunFilter(
                 state=filters.FlowRunFilterState(type=filters.FlowRunFilterStateType(any_=list(states)))),
-            sort=FlowRunSort.ID_DESC, limit=RUNS_PAGE, offset=len(runs),
+            sort=FlowRunSort.ID_DESC, offset=offset,
         )
-        runs.extend(page)
-        if len(page) < RUNS_PAGE:
-            return runs
+        new = [run for run in page if run.id not in seen]
+        if not new:
+            return list(seen.values())
+        seen.update((run.id, run) for run in new)
+        offset += max(len(page) - PAGE_OVERLAP, 1)

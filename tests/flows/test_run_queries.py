@@ -1,0 +1,79 @@
+"""flows.env.runs_in_states reads every page of runs from the Prefect API (the test harness).
+
+finalize --unrecorded filters those runs by service, and the CLI by targets block: a run the
+pages miss is a run nobody waits for.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import pytest
+from prefect import flow
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.objects import StateType
+from prefect.states import Cancelled, Running
+
+from flows.env import runs_in_states
+
+FLOW = "run-queries"
+
+
+@flow(name=FLOW)
+def some_flow() -> None:
+    pass
+
+
+@pytest.fixture
+def running_runs() -> Iterator[tuple]:
+    """201 running runs of FLOW (one more than the API's default page), cancelled afterwards."""
+    with get_client(sync_client=True) as client:
+        created = [client.create_flow_run(some_flow, state=Running()).id for _ in range(201)]
+        try:
+            yield client, created
+        finally:
+            for run_id in created:
+                client.set_flow_run_state(run_id, Cancelled(message="test over"), force=True)
+
+
+def test_a_run_ending_between_two_pages_hides_no_other_run(running_runs):
+    """A run of the first page ends while the next is asked for: the rest of the list moves up by
+    one, and with plain offsets the run that moved onto the first page's end was never read."""
+    client, created = running_runs
+    real = client.read_flow_runs
+    pages: list = []
+
+    def read_flow_runs(**kwargs):
+        page = real(**kwargs)
+        pages.append(page)
+        if len(pages) == 1:
+            client.set_flow_run_state(page[0].id, Cancelled(message="finished meanwhile"), force=True)
+        return page
+
+    client.read_flow_runs = read_flow_runs
+    try:
+        runs = runs_in_states(client, [FLOW], [StateType.RUNNING])
+    finally:
+        client.read_flow_runs = real
+    ended = pages[0][0].id
+    assert set(created) - {ended} <= {run.id for run in runs}
+    assert len(runs) == len({run.id for run in runs}), "a run shows twice"
+
+
+def test_a_server_with_a_smaller_page_is_read_to_the_end(running_runs):
+    """A server whose page size is 100 refuses any larger limit (422): asking for pages of 200
+    failed every query there, while asking with none worked."""
+    client, created = running_runs
+    real = client.read_flow_runs
+
+    def as_a_server_of_100_answers(*, limit=None, **kwargs):
+        if limit is not None and limit > 100:
+            raise RuntimeError(f"422 Invalid limit: must be less than or equal to 100 (asked {limit})")
+        return real(limit=limit or 100, **kwargs)
+
+    client.read_flow_runs = as_a_server_of_100_answers
+    try:
+        runs = runs_in_states(client, [FLOW], [StateType.RUNNING])
+    finally:
+        client.read_flow_runs = real
+    assert set(created) <= {run.id for run in runs}
