@@ -292,3 +292,16 @@ def test_a_canary_run_is_refused_while_a_rollback_that_moved_the_traffic_is_unfi
     assert env.ledger.get(service).phase is RolloutPhase.ROLLING_BACK
     assert env.deployer.services[service] == canary_before
     assert NEWER not in env.deployer.task_definitions.values()
+
+
+def test_a_canary_run_refused_after_the_weights_were_moved_to_0_by_hand_says_so(monkeypatch):
+    """The rollout holds 5 % in its ledger and someone set the load balancer to 100/0 by hand.
+    The refusal used to say "no traffic on it yet" and to let the rollout resume, which then
+    stops on drift: it says what happened and to roll back."""
+    env = week_one_holding_at_5(monkeypatch)
+    env.router.set_weights(Weights(stable=100, canary=0))
+    other = RolloutSpec(image=NEWER, stages=[Stage(weight=w, bake_seconds=120) for w in (5, 100)], monitor_seconds=0)
+    with pytest.raises(RolloutRefused, match="at 5% in the ledger, while the load balancer sends it none") as refused:
+        canary(spec=other.model_dump(mode="json"))
+    assert "rollway abort" in str(refused.value) and "no traffic on it yet" not in str(refused.value)
+    assert NEWER not in env.deployer.task_definitions.values()
