@@ -6,6 +6,7 @@ the blocks are loaded inside the run (no I/O at import time).
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from typing import Any, Callable, Sequence
 
@@ -185,7 +186,7 @@ CANARY_FLOW = "canary"
 """The name of the `canary` flow, whose runs keep no ledger: only the Prefect API knows them."""
 
 
-def unfinished_runs(flow_name: str, targets: Targets) -> list[str]:
+def unfinished_runs(flow_name: str, targets: Targets, *, starting_within_seconds: float) -> list[str]:
     """Runs of the flow named ``flow_name`` acting on ``targets``' service that have not reached
     a final state (scheduled, pending, running, paused, cancelling), asked of the Prefect API,
     for a person to read.
@@ -193,7 +194,9 @@ def unfinished_runs(flow_name: str, targets: Targets) -> list[str]:
     A flow that keeps no ledger leaves nothing else to tell whether one of its runs is still
     acting on the service (watching a window it may roll back, or about to deploy). Runs of
     other services are not counted; a run whose targets block cannot be loaded is: it may act
-    on this one.
+    on this one. A scheduled run is counted only if it is due within ``starting_within_seconds``
+    (wall clock): a schedule creates its next runs ahead, and those would refuse forever,
+    while a run starting later meets the caller's work finished (and its own preflight).
     """
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.objects import StateType
@@ -202,7 +205,15 @@ def unfinished_runs(flow_name: str, targets: Targets) -> list[str]:
     with get_client(sync_client=True) as client:
         runs = runs_in_states(client, [flow_name], [t for t in StateType if t not in final])
     ours = acts_on(targets)
-    return [f"{run.name} ({run.id}, {run.state.name if run.state else 'no state'})" for run in runs if ours(run)]
+    horizon = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=starting_within_seconds)
+    return [f"{run.name} ({run.id}, {run.state.name if run.state else 'no state'})" for run in runs
+            if ours(run) and not _scheduled_after(run, horizon)]
+
+
+def _scheduled_after(run: Any, horizon: dt.datetime) -> bool:
+    """Whether ``run`` is scheduled to start after ``horizon`` (a run without a start time is not)."""
+    start = run.expected_start_time
+    return bool(run.state and run.state.is_scheduled() and start is not None and start > horizon)
 
 
 def acts_on(targets: Targets) -> Callable[[Any], bool]:

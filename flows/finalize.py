@@ -233,6 +233,11 @@ def _move_to_stable(env: Environment, record: RolloutRecord | None, plan: Finali
     return weights
 
 
+# Seconds a finalize may take beyond its waits (reads, writes, notices): a `canary` run scheduled
+# to start before the finalize can be over refuses it; one scheduled later does not.
+ROOM = 300.0
+
+
 @flow(name="finalize", log_prints=True)
 def finalize(
     actor: Actor = "operator",
@@ -256,4 +261,6 @@ def finalize(
     env = load_environment(targets_block, aws_credentials_block, clock)
     return run_finalize(env, actor=actor, stable_timeout_seconds=stable_timeout_seconds,
                         verify_timeout_seconds=verify_timeout_seconds, unrecorded=unrecorded,
-                        canary_runs=lambda: unfinished_runs(CANARY_FLOW, env.targets))
+                        canary_runs=lambda: unfinished_runs(
+                            CANARY_FLOW, env.targets,
+                            starting_within_seconds=stable_timeout_seconds + 2 * verify_timeout_seconds + ROOM))

@@ -280,6 +280,31 @@ def test_unrecorded_is_not_refused_by_a_canary_flow_run_of_another_service(aws):
     assert read_back(aws)[0] == ALL_STABLE
 
 
+def test_unrecorded_is_refused_by_a_canary_run_due_now_but_not_by_one_scheduled_for_tomorrow(aws):
+    """A schedule creates its next runs ahead: a `canary` deployment on a schedule always had one
+    scheduled, and every unrecorded finalize was refused. A run due before the finalize can be
+    over still refuses it."""
+    import datetime as dt
+
+    from prefect.states import Scheduled
+
+    blocks = saved_blocks(aws)
+    promote_by_hand(aws)
+    now = dt.datetime.now(dt.timezone.utc)
+    with get_client(sync_client=True) as client:
+        tomorrow = client.create_flow_run(canary, state=Scheduled(scheduled_time=now + dt.timedelta(days=1)))
+        due = client.create_flow_run(canary, state=Scheduled(scheduled_time=now + dt.timedelta(seconds=30)))
+        try:
+            with pytest.raises(FinalizeRefused, match="1 run\\(s\\) of the `canary` flow") as refused:
+                finalize_flow(blocks, unrecorded=True)
+            assert str(due.id) in str(refused.value) and str(tomorrow.id) not in str(refused.value)
+            client.set_flow_run_state(due.id, Cancelled(message="test over"), force=True)
+            assert finalize_flow(blocks, unrecorded=True).outcome == "finalized"
+        finally:
+            for run in (tomorrow, due):
+                client.set_flow_run_state(run.id, Cancelled(message="test over"), force=True)
+
+
 @pytest.mark.parametrize(("history", "phase", "weights", "refusal"), [
     ((), None, Weights.canary_at(5), "carries 5% of the traffic .*a rollout in progress, not a promotion"),
     (("start", "shift"), RolloutPhase.PROGRESSING, ALL_CANARY, "in the ledger, rollout .* is progressing"),
