@@ -127,10 +127,11 @@ def open_rollout_refusal(record: RolloutRecord, service: str) -> str:
         return (f"{held}): its rollback was started and is not recorded as finished. If no run is finishing it, "
                 "`rollway abort` does; then start this rollout again")
     if record.weights.canary:
-        # The ledger's shifts sent traffic to it and the load balancer sends none: someone moved it.
-        return (f"{held} at {record.weights.canary}% in the ledger, while the load balancer sends it none: the "
-                "weights were moved outside the rollout, so resuming it would report drift. Roll it back with "
-                "`rollway abort`; then start this rollout again")
+        # The ledger's shifts sent traffic to it and the load balancer sends none.
+        return (f"{held}, at {record.weights.canary}% in the ledger) while the load balancer sends it no traffic: "
+                "the weights were moved outside the rollout's record, by hand or by a rollback the ledger could not "
+                "record (its run failed with RollbackUnrecorded and says why), so resuming it would report drift. "
+                "Once the ledger accepts writes, `rollway abort` rolls it back; then start this rollout again")
     return (f"{held}, no traffic on it yet). Answer the run waiting for an approval (`rollway status` shows it), "
             "let the rollout resume, or roll it back with `rollway abort`; then start this rollout again")
 

@@ -211,9 +211,15 @@ def unfinished_runs(flow_name: str, targets: Targets, *, starting_within_seconds
 
 
 def _scheduled_after(run: Any, horizon: dt.datetime) -> bool:
-    """Whether ``run`` is scheduled to start after ``horizon`` (a run without a start time is not)."""
-    start = run.expected_start_time
-    return bool(run.state and run.state.is_scheduled() and start is not None and start > horizon)
+    """Whether ``run`` is only scheduled, to start after ``horizon``: by its current state's time,
+    since a run moved to start sooner keeps its first expected start time. A retry waiting for
+    its delay, a late run, one waiting for a concurrency slot or resuming has started its work,
+    or is about to: those are not "only scheduled"."""
+    state = run.state
+    if state is None or not state.is_scheduled() or state.name != "Scheduled":
+        return False
+    start = state.state_details.scheduled_time
+    return start is not None and start > horizon
 
 
 def acts_on(targets: Targets) -> Callable[[Any], bool]:

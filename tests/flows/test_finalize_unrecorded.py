@@ -286,7 +286,7 @@ def test_unrecorded_is_refused_by_a_canary_run_due_now_but_not_by_one_scheduled_
     over still refuses it."""
     import datetime as dt
 
-    from prefect.states import Scheduled
+    from prefect.states import AwaitingRetry, Scheduled
 
     blocks = saved_blocks(aws)
     promote_by_hand(aws)
@@ -299,6 +299,15 @@ def test_unrecorded_is_refused_by_a_canary_run_due_now_but_not_by_one_scheduled_
                 finalize_flow(blocks, unrecorded=True)
             assert str(due.id) in str(refused.value) and str(tomorrow.id) not in str(refused.value)
             client.set_flow_run_state(due.id, Cancelled(message="test over"), force=True)
+            # Moved to start sooner: its expected start time stays tomorrow's, its state's does not.
+            client.set_flow_run_state(tomorrow.id, Scheduled(scheduled_time=now + dt.timedelta(seconds=30)), force=True)
+            with pytest.raises(FinalizeRefused, match=str(tomorrow.id)):
+                finalize_flow(blocks, unrecorded=True)
+            # A retry waiting out its delay has started its work already: it counts whenever it resumes.
+            client.set_flow_run_state(tomorrow.id, AwaitingRetry(scheduled_time=now + dt.timedelta(days=2)), force=True)
+            with pytest.raises(FinalizeRefused, match=str(tomorrow.id)):
+                finalize_flow(blocks, unrecorded=True)
+            client.set_flow_run_state(tomorrow.id, Scheduled(scheduled_time=now + dt.timedelta(days=2)), force=True)
             assert finalize_flow(blocks, unrecorded=True).outcome == "finalized"
         finally:
             for run in (tomorrow, due):

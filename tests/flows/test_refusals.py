@@ -301,7 +301,10 @@ def test_a_canary_run_refused_after_the_weights_were_moved_to_0_by_hand_says_so(
     env = week_one_holding_at_5(monkeypatch)
     env.router.set_weights(Weights(stable=100, canary=0))
     other = RolloutSpec(image=NEWER, stages=[Stage(weight=w, bake_seconds=120) for w in (5, 100)], monitor_seconds=0)
-    with pytest.raises(RolloutRefused, match="at 5% in the ledger, while the load balancer sends it none") as refused:
+    with pytest.raises(RolloutRefused, match="at 5% in the ledger\\) while the load balancer sends it no traffic") as refused:
         canary(spec=other.model_dump(mode="json"))
-    assert "rollway abort" in str(refused.value) and "no traffic on it yet" not in str(refused.value)
+    message = str(refused.value)
+    assert "rollway abort" in message and "no traffic on it yet" not in message
+    assert "by hand or by a rollback the ledger could not record" in message
+    assert message.count("(") == message.count(")"), message
     assert NEWER not in env.deployer.task_definitions.values()
