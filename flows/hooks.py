@@ -102,18 +102,19 @@ def leave_alone(state, params: dict, finalizing: bool = False) -> str | None:
 
 
 def _rollback_from_state(flow, flow_run, state) -> None:
-    from flows.env import began_finalizing
+    from flows.env import CANARY_FLOW, began_finalizing
     from flows.rollback import RollbackRefused, rollback
     from rollway.ledger import RollbackUnrecorded
 
     log = flow_run_logger(flow_run, flow)
     params = dict(flow_run.parameters or {})
-    try:
-        finalizing = began_finalizing(flow_run)
-    except Exception as err:  # only a hook outside the run's process asks the API: it cannot tell
-        log.warning("could not ask the Prefect API whether run %s was finalizing (%s): treating it as a run that "
-                    "was not", flow_run.name, err)
-        finalizing = False
+    finalizing = False
+    if flow.name == CANARY_FLOW:  # the only flow that finalizes in its run; the others need not ask
+        try:
+            finalizing = began_finalizing(flow_run)
+        except Exception as err:  # only a hook outside the run's process asks the API: it cannot tell
+            log.warning("could not ask the Prefect API whether run %s was finalizing (%s): treating it as a run that "
+                        "was not", flow_run.name, err)
     why_not = leave_alone(state, params, finalizing)
     if why_not:
         log.info("not rolling back after run %s: %s", flow_run.name, why_not)

@@ -191,3 +191,27 @@ def test_unrecorded_sees_a_run_of_this_service_past_the_apis_first_page(aws):
         finally:
             for run_id in created:
                 client.set_flow_run_state(run_id, Cancelled(message="test over"), force=True)
+
+
+def test_a_failed_progressive_run_is_not_asked_about_finalizing(monkeypatch, caplog):
+    """Only the `canary` flow finalizes in its run. The hooks of the other rollout flows asked
+    the API anyway, and with the API unreachable logged that they could not tell whether the
+    run was finalizing, about a run that never could be."""
+    from prefect.states import Failed
+
+    from flows.hooks import PARAMETERS_FAILED, _rollback_from_state
+    from flows.progressive import progressive_rollout
+
+    asked = []
+    monkeypatch.setattr(flows.env, "latest_attempt_marked", lambda run_id: asked.append(run_id) or True)
+    with get_client(sync_client=True) as client:
+        run = client.create_flow_run(progressive_rollout, state=Pending())
+        try:
+            # A run whose parameters failed: the hook leaves it alone without touching AWS.
+            _rollback_from_state(progressive_rollout, client.read_flow_run(run.id),
+                                 Failed(message=f"{PARAMETERS_FAILED}: spec"))
+            assert asked == [] and "finalizing" not in caplog.text
+            _rollback_from_state(canary, client.read_flow_run(run.id), Failed(message=f"{PARAMETERS_FAILED}: spec"))
+            assert asked == [run.id], "a canary run's hook asks"
+        finally:
+            client.set_flow_run_state(run.id, Cancelled(message="test over"), force=True)
