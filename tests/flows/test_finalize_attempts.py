@@ -19,20 +19,15 @@ from prefect.states import Cancelled, Pending, Running, Scheduled
 import flows.canary
 import flows.engine
 import flows.env
-from blocks.targets import RollwayTargets
 from flows.canary import canary
 from flows.env import attempt_tag, began_finalizing
 from rollway.finalize import FinalizeRefused
 from tests.flows.moto_env import simulated
 from tests.flows.test_canary_moto import read_back
 from tests.flows.test_finalize import ALL_CANARY, ALL_STABLE, failing, promote_by_hand, saved_blocks
-from tests.flows.test_finalize_unrecorded import ProcessDied, finalize_flow, rollback_runs, short_spec
-
-
-def canary_flow(env, image: str, blocks: str, flow_fn=canary, **options):
-    clock = {"speed": env.clock.speed, "anchor": env.clock.anchor}
-    return flow_fn(spec=short_spec(image).model_dump(mode="json"), targets_block=blocks, aws_credentials_block=blocks,
-                   clock=clock, finalize=True, **options)
+from tests.flows.test_finalize_unrecorded import (
+    ProcessDied, canary_flow, finalize_flow, rollback_runs, saved_other_service,
+)
 
 
 def counting_finalizes(monkeypatch, attempts: dict, *, refuse_first_scale_down=None) -> None:
@@ -86,7 +81,7 @@ def test_a_flow_retry_after_a_stopped_finalize_is_rolled_back_when_it_fails_mid_
         counting_finalizes(monkeypatch, attempts, refuse_first_scale_down=aws.get_client("ecs"))
         stop_after_the_next_attempts_first_shift(monkeypatch, attempts, RuntimeError("ECS DescribeServices: InternalError"))
         state = canary_flow(env, image, blocks, flow_fn=canary.with_options(retries=1, retry_delay_seconds=0),
-                            return_state=True)
+                            finalize=True, return_state=True)
         monkeypatch.undo()
     assert state.is_failed() and attempts["finalize"] == 1
     with get_client(sync_client=True) as client:
@@ -105,7 +100,7 @@ def test_a_rerun_of_a_finalized_run_is_rolled_back_when_it_crashes_mid_stage(aws
     with simulated(aws, canary_error_rate=0.001) as (env, image):
         monkeypatch.setattr(flows.canary, "load_environment", lambda *args, **kwargs: env)
         counting_finalizes(monkeypatch, attempts)
-        first = canary_flow(env, image, blocks, return_state=True)
+        first = canary_flow(env, image, blocks, finalize=True, return_state=True)
         assert first.is_completed() and read_back(aws)[0] == ALL_STABLE
         with get_client(sync_client=True) as client:
             client.set_flow_run_state(first.state_details.flow_run_id, Scheduled(message="Retried via CLI"), force=True)
@@ -132,7 +127,7 @@ def test_a_run_crashing_while_finalizing_is_left_alone_even_when_the_api_cannot_
         monkeypatch.setattr(flows.canary, "run_finalize", lambda *a, **k: (_ for _ in ()).throw(ProcessDied()))
         monkeypatch.setattr(flows.env, "latest_attempt_marked", unreachable)
         with pytest.raises(ProcessDied):
-            canary_flow(env, image, blocks)
+            canary_flow(env, image, blocks, finalize=True)
         monkeypatch.undo()
     weights, _, canary_service = read_back(aws)
     assert rollback_runs() == rollbacks, f"the promotion was rolled back: the load balancer holds {weights}"
@@ -164,11 +159,7 @@ def test_unrecorded_sees_a_run_of_this_service_past_the_apis_first_page(aws):
     blocks = saved_blocks(aws)
     promote_by_hand(aws)
     promoted = read_back(aws)
-    other = f"{blocks}-other"
-    RollwayTargets(**aws.targets.model_copy(update={
-        "cluster": "billing-cluster", "stable_service": "billing", "canary_service": "billing-canary",
-        "canary_target_group": "billing-canary", "stable_target_group": "billing-stable",
-    }).model_dump()).save(other, overwrite=True)
+    other = saved_other_service(aws, blocks)
     created = []
     with get_client(sync_client=True) as client:
         try:

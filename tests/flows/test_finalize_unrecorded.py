@@ -43,11 +43,22 @@ def short_spec(image: str, monitor_seconds: float = 300) -> RolloutSpec:
                        monitor_seconds=monitor_seconds)
 
 
-def canary_flow(env, image: str, blocks: str, **options):
-    """The `canary` flow on the simulated world ``env`` lives in, through saved blocks."""
+def canary_flow(env, image: str, blocks: str, flow_fn=canary, **options):
+    """The `canary` flow (or ``flow_fn``, a variant of it) on the simulated world ``env`` lives
+    in, through saved blocks."""
     clock = {"speed": env.clock.speed, "anchor": env.clock.anchor}
-    return canary(spec=short_spec(image).model_dump(mode="json"), targets_block=blocks, aws_credentials_block=blocks,
-                  clock=clock, **options)
+    return flow_fn(spec=short_spec(image).model_dump(mode="json"), targets_block=blocks, aws_credentials_block=blocks,
+                   clock=clock, **options)
+
+
+def saved_other_service(aws, blocks: str) -> str:
+    """A targets block, next to ``blocks``, naming another service (billing) in the same account."""
+    other = f"{blocks}-other"
+    RollwayTargets(**aws.targets.model_copy(update={
+        "cluster": "billing-cluster", "stable_service": "billing", "canary_service": "billing-canary",
+        "canary_target_group": "billing-canary", "stable_target_group": "billing-stable",
+    }).model_dump()).save(other, overwrite=True)
+    return other
 
 
 def finalize_flow(blocks: str, **options):
@@ -264,11 +275,7 @@ def test_unrecorded_is_not_refused_by_a_canary_flow_run_of_another_service(aws):
     targets block cannot be loaded still is, and is named."""
     blocks = saved_blocks(aws)
     promote_by_hand(aws)
-    other = f"{blocks}-other"
-    RollwayTargets(**aws.targets.model_copy(update={
-        "cluster": "billing-cluster", "stable_service": "billing", "canary_service": "billing-canary",
-        "canary_target_group": "billing-canary", "stable_target_group": "billing-stable",
-    }).model_dump()).save(other, overwrite=True)
+    other = saved_other_service(aws, blocks)
     with canary_run_in(Running, targets_block="no-such-block") as unknown:
         with canary_run_in(Running, targets_block=other):
             with pytest.raises(FinalizeRefused, match="1 run\\(s\\) of the `canary` flow") as refused:
