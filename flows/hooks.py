@@ -119,8 +119,12 @@ def _rollback_from_state(flow, flow_run, state) -> None:
     if why_not:
         log.info("not rolling back after run %s: %s", flow_run.name, why_not)
         return
+    # The canary flow keeps no ledger, so the flags its run bound are in its parameters. A
+    # rollout flow's rollback takes the recorded spec's flags: a resumed run drives the recorded
+    # spec, whatever its form said.
+    ledgered = flow.name != CANARY_FLOW
     spec = params.get("spec") or {}
-    bindings = spec.get("flags") if isinstance(spec, dict) else None
+    bindings = spec.get("flags") if isinstance(spec, dict) and not ledgered else None
     reason = f"run {flow_run.name} ended {state.type.value.lower()}: {state.message or 'no message'}"
     try:
         rollback(
@@ -130,6 +134,7 @@ def _rollback_from_state(flow, flow_run, state) -> None:
             targets_block=params.get("targets_block"),
             aws_credentials_block=params.get("aws_credentials_block"),
             clock=ClockSettings.model_validate(params.get("clock") or {}),
+            only_open_rollout=ledgered,
         )
     except RollbackUnrecorded as err:  # the traffic did move: say so, not that the rollback failed
         log.error("rolled back after run %s, but the ledger could not record it: %s", flow_run.name, err)

@@ -13,9 +13,10 @@ import datetime as dt
 from typing import Callable
 
 from prefect import flow, get_run_logger
+from pydantic import ValidationError
 
 from flows.approvals import prefect_approver
-from flows.canary import before_any_write, preflight
+from flows.canary import RolloutRefused, before_any_write, preflight
 from flows.engine import run_stages
 from flows.env import load_clients, load_environment, owner_finished, run_owner
 from flows.hooks import rollback_hooks
@@ -49,6 +50,25 @@ class DriftDetected(RuntimeError):
 
 class PhaseRefused(RuntimeError):
     """The next weekly phase may not start (the previous one did not pass, or nothing is running)."""
+
+
+def recorded_policy(record: RolloutRecord) -> RolloutSpec:
+    """The spec recorded with ``record``, which a resume runs as a whole.
+
+    Today's rules may refuse a spec recorded under older ones (say, an ``interval_seconds`` of
+    30). Such a rollout can be rolled back, since a rollback reads only what it needs
+    (``RolloutSpec.for_rollback``), but not resumed: the run refuses before it writes anything,
+    so its hooks leave the rollout as it is instead of rolling it back.
+    """
+    try:
+        return RolloutSpec.from_record(record.spec_json)
+    except ValidationError as err:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'spec'}: {e['msg']}" for e in err.errors())
+        raise RolloutRefused(
+            f"rollout {record.rollout_id} of {record.image} was recorded with a spec today's rules refuse "
+            f"({problems}), so it cannot be resumed. Nothing was changed; roll it back with `rollway abort`, "
+            "then start the rollout again"
+        ) from err
 
 
 def phase_end_stage(spec: RolloutSpec, phase_index: int) -> int:
@@ -218,7 +238,7 @@ def run_progressive(
     with before_any_write():  # a ledger that cannot be read refuses the run: its hooks leave it alone
         record = env.ledger.get(service)
     if record is not None and record.phase is RolloutPhase.PROMOTED and record.image == spec.image:
-        recorded = RolloutSpec.from_record(record.spec_json)
+        recorded = recorded_policy(record)
         left = monitoring_left(recorded, record, env.clock.now())
         if left is not None:
             log.info("%s was promoted but its monitoring did not finish: watching for the %.0f s left", service, left)
@@ -255,8 +275,8 @@ def run_progressive(
                 f"{service}'s rollout of {record.image} is driven by {record.owner}, whose run has not ended "
                 "(it may be waiting for an approval): answer, cancel or wait for that run"
             )
+        spec = recorded_policy(record)  # the recorded policy governs a resume; checked before taking it
         record = env.ledger.acquire(service, owner=owner, now=env.clock.now(), lease_seconds=lease_seconds)
-        spec = RolloutSpec.from_record(record.spec_json)  # the recorded policy governs a resume
         log.info("resuming %s at stage %s (%s)", service, record.stage_index + 1, record.weights)
     # Each step below is recorded when done, so a run that died between them redoes only
     # what is missing.
@@ -319,14 +339,18 @@ def advance(env: Environment, approver: Approver, *, owner: str, actor: str = "s
         # First, and before the recorded policy is read as a whole: a rollback must be finished
         # even for a record whose spec today's rules refuse.
         return finish_rollback(env, record, actor=actor)
-    spec = RolloutSpec.from_record(record.spec_json) if record is not None else None
     now = env.clock.now()
-    if record is not None and monitoring_owed(spec, record) and _abandoned(record, now, owner_finished):
+    # Whether anything is left to do is read leniently: a finished rollout whose spec today's
+    # rules refuse is history, not an error every week. What resumes runs the whole policy.
+    if record is not None and monitoring_owed(RolloutSpec.for_rollback(record.spec_json), record) \
+            and _abandoned(record, now, owner_finished):
         log.warning("the monitoring window of %s was left unfinished by %s: resuming it", service, record.owner)
-        return run_progressive(env, spec, approver, owner=owner, actor=actor, phased=True, lease_seconds=lease_seconds)
+        return run_progressive(env, recorded_policy(record), approver, owner=owner, actor=actor, phased=True,
+                               lease_seconds=lease_seconds)
     if record is None or record.phase.terminal:
         log.info("no unfinished rollout of %s: nothing to advance", service)
         return None
+    spec = recorded_policy(record)
     if not record.weekly_phase_passed and record.phase is RolloutPhase.PROGRESSING:
         if _abandoned(record, now, owner_finished):
             log.warning("phase %s of %s was left unfinished by %s: resuming it at %s",
@@ -404,8 +428,11 @@ def advance_phase(
     """
     targets, get_client = load_clients(targets_block, aws_credentials_block)
     env = aws_environment(get_client, targets, clock.build())
-    record = env.ledger.get(env.targets.canary_service)
-    recorded = RolloutSpec.from_record(record.spec_json) if record else None
+    with before_any_write():  # a failed read here is a refusal: the hooks must not roll production back
+        record = env.ledger.get(env.targets.canary_service)
+    # Leniently: ``advance`` decides whether the recorded policy is needed, and refuses a resume
+    # of one today's rules refuse.
+    recorded = RolloutSpec.for_rollback(record.spec_json) if record else None
     if recorded is not None:
         # CloudWatch must be read at the period the rollout's stages are aligned to (the blocks
         # are not read again).

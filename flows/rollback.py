@@ -329,14 +329,21 @@ def _refuse_blind(env: Environment, why: str, previous_task_definition: str | No
 
 
 def rollback_recorded(env: Environment, reason: str, *, actor: str, previous_task_definition: str | None = None,
-                      stable_desired: int | None = None, bindings: Sequence[FlagBinding] | None = None) -> RollbackResult:
+                      stable_desired: int | None = None, bindings: Sequence[FlagBinding] | None = None,
+                      only_open: bool = False) -> RollbackResult:
     """Roll back, taking what the ledger knows (previous task definition, stable capacity, bound
     flags) where the caller did not say, and record the rollback in the ledger.
 
+    ``only_open``: refuse when the ledger's newest rollout was promoted and its monitoring
+    window has closed. The rollout flows' hooks set it: such a run (say, a weekly
+    ``advance_phase`` that failed on a read) drove nothing, and its rollback would put the
+    previous version back in production. A person running the rollback flow may mean exactly
+    that, so it is off by default.
+
     Raises:
         RollbackUnrecorded: the rollback acted, but the ledger could not be read or written.
-        RollbackRefused: the ledger could not be read and nothing says a rollout is under way
-            (nothing was changed).
+        RollbackRefused: the ledger could not be read and nothing says a rollout is under way,
+            or ``only_open`` and the newest rollout is closed (nothing was changed).
     """
     from rollway.ledger import Transition, begin_rollback, open_for_rollback
     from rollway.spec import RolloutSpec
@@ -353,6 +360,13 @@ def rollback_recorded(env: Environment, reason: str, *, actor: str, previous_tas
         get_run_logger().error("the ledger could not be read: %s; rolling back anyway", storage_failure(err))
     recorded = RolloutSpec.for_rollback(record.spec_json) if record is not None else None
     active = record is not None and open_for_rollback(recorded, record)
+    if only_open and record is not None and record.phase is RolloutPhase.PROMOTED and not active \
+            and previous_task_definition is None:
+        raise RollbackRefused(
+            f"rollout {record.rollout_id} of {record.image} was promoted and its monitoring window has closed: it is "
+            "production now, and a rollback would put the previous version back. Nothing was changed. To roll it "
+            "back regardless, run the rollback flow by hand"
+        )
     begin = finish = None
     if active:
         previous_task_definition = previous_task_definition or record.previous_task_definition
@@ -406,10 +420,15 @@ def rollback(
     targets_block: str | None = None,
     aws_credentials_block: str | None = None,
     clock: ClockSettings = ClockSettings(),
+    only_open_rollout: bool = False,
 ) -> RollbackResult:
-    """Roll the service back to its stable version (idempotent; safe to run by hand at any time)."""
+    """Roll the service back to its stable version (idempotent; safe to run by hand at any time).
+
+    ``only_open_rollout``: do nothing when the ledger's newest rollout was promoted and its
+    monitoring window has closed (set by the rollout flows' state hooks; see ``rollback_recorded``).
+    """
     env = load_environment(targets_block, aws_credentials_block, clock)
     return rollback_recorded(
         env, reason, actor=actor, previous_task_definition=previous_task_definition,
-        stable_desired=stable_desired, bindings=bindings,
+        stable_desired=stable_desired, bindings=bindings, only_open=only_open_rollout,
     )

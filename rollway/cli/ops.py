@@ -244,9 +244,16 @@ def _weights(weights: Weights | None) -> str:
 
 
 def _stage(record: RolloutRecord) -> str:
+    from pydantic import ValidationError
+
     from rollway.spec import RolloutSpec
 
-    weights = RolloutSpec.from_record(record.spec_json).weights
+    try:
+        weights = RolloutSpec.from_record(record.spec_json).weights
+    except ValidationError:
+        # A spec recorded under older rules: status is what a person reads before `rollway
+        # abort`, which can still roll such a rollout back, so it must not fail here.
+        return f"{record.stage_index + 1} (its recorded spec does not meet today's rules: it can be rolled back, not resumed)"
     if record.stage_index < 0:
         return f"not started (stages {', '.join(f'{w}%' for w in weights)})"
     state = "passed" if record.stage_passed else "baking"
@@ -390,9 +397,16 @@ def check_next_weight(record: RolloutRecord, weight: int) -> None:
     Raises:
         OpsError: the weight is not one of the rollout's stages above where it stands.
     """
+    from pydantic import ValidationError
+
     from rollway.spec import RolloutSpec
 
-    later = [w for w in RolloutSpec.from_record(record.spec_json).weights if w > record.weights.canary]
+    try:
+        weights = RolloutSpec.from_record(record.spec_json).weights
+    except ValidationError:
+        raise OpsError(f"rollout {record.rollout_id} was recorded with a spec today's rules refuse, so its run "
+                       "cannot resume it; nothing was approved. `rollway abort` rolls it back") from None
+    later = [w for w in weights if w > record.weights.canary]
     if weight not in later:
         raise OpsError(f"--weight {weight} is not a stage after {record.weights.canary}% (choose from {later}); "
                        "nothing was approved")
@@ -453,7 +467,7 @@ def _rollback_directly(service: Service, who: str, reason: str, wait_seconds: fl
     from prefect.client.orchestration import get_client
     from prefect.states import Cancelling
 
-    from flows.rollback import rollback
+    from flows.rollback import RollbackIncomplete, RollbackRefused, rollback
     from rollway.aws.ledger import write_or_why
     from rollway.ledger import RollbackUnrecorded, begin_rollback, open_for_rollback
     from rollway.spec import RolloutSpec
@@ -501,6 +515,18 @@ def _rollback_directly(service: Service, who: str, reason: str, wait_seconds: fl
         errors.print(f"[red]error:[/red] rolled back {service.name}, but the ledger does not say so")
         for fact in unrecorded_rollback.facts:
             errors.print(fact, markup=False)  # AWS's words may hold brackets rich would read as markup
+        return 1
+    except RollbackIncomplete as incomplete:
+        # The traffic moved; a later step did not. The ledger keeps the rollback open, so the
+        # same command finishes it.
+        errors.print(f"[red]error:[/red] the traffic is back on {service.targets.stable_service}, but the rollback "
+                      "did not finish:")
+        for step in incomplete.failed_steps:
+            errors.print(f"  {step}", markup=False)
+        errors.print("Every other step was done. Run `rollway abort` again once the failed step can succeed.")
+        return 1
+    except RollbackRefused as refused:
+        errors.print(f"[red]error:[/red] {escape(str(refused))}")
         return 1
     # The rollback flow records the abort (intent, then completion) with lease-free writes,
     # unless the cancelled run's own rollback hook finished it first.

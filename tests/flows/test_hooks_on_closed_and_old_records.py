@@ -1,0 +1,202 @@
+"""What the rollout flows' hooks, resumes and the operator commands do with a rollout that is
+closed (promoted, its window over) or recorded under older spec rules.
+
+A run that drove nothing must not roll production back, a resume that cannot run the recorded
+policy refuses and leaves the rollout as it is, and the rollback of a resumed run disables the
+flags its rollout bound, not the ones its form named.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from botocore.exceptions import ClientError
+from prefect import flow
+
+import flows.progressive
+import rollway.cli.ops as ops
+from flows.canary import RolloutRefused
+from flows.progressive import advance_phase, progressive_rollout, run_progressive
+from flows.rollback import RollbackRefused, rollback
+from rollway.approvals import auto_approve
+from rollway.fakes import FakeFlagStore, FakeLedger
+from rollway.flags import FlagState
+from rollway.model import Weights
+from rollway.phases import RolloutPhase
+from rollway.spec import FlagBinding, RolloutSpec, Stage, WeeklyPhase
+from tests.flows.fake_env import fake_environment
+from tests.flows.test_refusals import hooks_and_flows_see, promote
+
+IMAGE = "webordinary/edit-container:2.0.0"
+PRODUCTION = Weights(stable=0, canary=100)
+
+
+class ThrottledLedger(FakeLedger):
+    """A ledger whose next ``fail_reads`` reads are throttled, as DynamoDB does under load."""
+
+    fail_reads = 0
+
+    def get(self, service):
+        if self.fail_reads:
+            self.fail_reads -= 1
+            raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}, "Query")
+        return super().get(service)
+
+
+def promoted_and_watched(monkeypatch):
+    """2.0.0 promoted, its monitoring window over: the canary service is production and the old
+    service still runs at 0 %."""
+    env = fake_environment()
+    env.ledger = ThrottledLedger()
+    hooks_and_flows_see(monkeypatch, env)
+    monkeypatch.setattr(flows.progressive, "load_clients", lambda *a, **k: (env.targets, None))
+    monkeypatch.setattr(flows.progressive, "aws_environment", lambda *a, **k: env)
+    spec = RolloutSpec(image=IMAGE, stages=[Stage(weight=w, bake_seconds=120) for w in (5, 100)], monitor_seconds=300)
+    assert promote(env, spec).outcome == "promoted"
+    record = env.ledger.get(env.targets.canary_service)
+    assert record.phase is RolloutPhase.PROMOTED and record.last_transition("watched") is not None
+    assert env.router.weights == PRODUCTION
+    return env
+
+
+def record_under_older_rules(env) -> None:
+    """Rewrite the newest record's spec as an older release accepted it (30-s periods)."""
+    service = env.targets.canary_service
+    old = json.loads(env.ledger.get(service).spec_json)
+    old["analysis"]["interval_seconds"] = 30
+    rollouts = env.ledger._rollouts[service]
+    rollouts[-1] = rollouts[-1].model_copy(update={"spec_json": json.dumps(old)})
+
+
+def assert_production_untouched(env) -> None:
+    rollbacks = [subject for subject, _ in env.notifier.messages if subject.startswith("Rollback")]
+    canary = env.deployer.services[env.targets.canary_service]
+    assert env.router.weights == PRODUCTION and not rollbacks, (
+        f"production moved back to the old version: weights {env.router.weights}, canary {canary.desired} tasks "
+        f"on {canary.task_definition}, alerts {rollbacks}")
+
+
+def test_a_weekly_advance_whose_first_read_is_throttled_leaves_production_alone(monkeypatch):
+    """Its failure used to reach the hook as a plain error, and the hook's rollback acted on the
+    closed rollout: all traffic back on the old version, the promoted one scaled down, a page."""
+    env = promoted_and_watched(monkeypatch)
+    env.ledger.fail_reads = 1
+    with pytest.raises(RolloutRefused, match="ThrottlingException"):
+        advance_phase()
+    assert_production_untouched(env)
+
+
+def test_a_weekly_advance_after_a_rollout_recorded_under_older_rules_has_nothing_to_do(monkeypatch):
+    env = promoted_and_watched(monkeypatch)
+    record_under_older_rules(env)
+    assert advance_phase() is None
+    assert_production_untouched(env)
+
+
+def test_a_weekly_advance_that_fails_after_its_reads_leaves_production_alone(monkeypatch):
+    """Whatever fails in its body, the hook's rollback refuses the closed rollout."""
+    env = promoted_and_watched(monkeypatch)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug in the weekly step")
+
+    monkeypatch.setattr(flows.progressive, "advance", broken)
+    with pytest.raises(RuntimeError, match="a bug in the weekly step"):
+        advance_phase()
+    assert_production_untouched(env)
+
+
+def test_the_hooks_rollback_refuses_a_closed_rollout_and_a_person_may_still_roll_it_back(monkeypatch):
+    """The rollout flows' hooks ask for ``only_open_rollout``; the rollback flow run by hand does
+    not, and acts on a promoted release (that is what a person running it means)."""
+    env = promoted_and_watched(monkeypatch)
+    with pytest.raises(RollbackRefused, match="production now"):
+        rollback(reason="run advance_phase-x ended failed", actor="state hook (failed)", only_open_rollout=True)
+    assert_production_untouched(env)
+    rollback(reason="on-call: the release corrupts sessions", actor="oncall")
+    assert env.router.weights == Weights(stable=100, canary=0)
+
+
+def two_phase_spec(flags=()):
+    return RolloutSpec(image=IMAGE, stages=[Stage(weight=w, bake_seconds=120) for w in (5, 100)],
+                       phases=[WeeklyPhase(name="week 1", weights=(5,)), WeeklyPhase(name="week 2", weights=(100,))],
+                       flags=list(flags), verify_timeout_seconds=0.5, monitor_seconds=0)
+
+
+@flow
+def week_one(env, spec):
+    return run_progressive(env, spec, auto_approve(), owner="process/week-1", actor="alice", phased=True)
+
+
+def holding_at_5(monkeypatch, flags=()):
+    env = fake_environment()
+    env.ledger = FakeLedger()
+    env.flags = FakeFlagStore([FlagState(feature="new_editor"), FlagState(feature="dark_mode")])
+    hooks_and_flows_see(monkeypatch, env)
+    assert week_one(env, two_phase_spec(flags)).outcome == "holding"
+    assert env.router.weights == Weights.canary_at(5)
+    return env
+
+
+def test_a_resume_of_a_rollout_recorded_under_older_rules_refuses_and_keeps_it_holding(monkeypatch):
+    """It used to take the rollout, fail on the recorded spec, and its hook rolled it back."""
+    env = holding_at_5(monkeypatch)
+    record_under_older_rules(env)
+    with pytest.raises(RolloutRefused, match="interval_seconds.*cannot be resumed.*rollway abort"):
+        progressive_rollout(spec=two_phase_spec().model_dump(mode="json"), phased=False)
+    record = env.ledger.get(env.targets.canary_service)
+    assert env.router.weights == Weights.canary_at(5) and record.phase is RolloutPhase.PAUSED, (
+        f"{record.phase.value} at {env.router.weights}; history {[t.kind for t in record.history]}")
+    assert record.owner is None, "a refused resume holds no lease"
+
+
+def test_the_rollback_of_a_resumed_run_disables_the_flags_its_rollout_bound(monkeypatch):
+    """The resume drives the recorded spec (new_editor moves with the traffic) whatever its form
+    named (dark_mode). Its hook used to disable the form's flag and leave new_editor on at 5 %."""
+    env = holding_at_5(monkeypatch, flags=[FlagBinding(feature="new_editor")])
+    assert env.flags.flags["new_editor"].enabled
+    env.router.healthy["canary"] = 0  # the shift to 100 % fails
+    with pytest.raises(Exception):
+        progressive_rollout(spec=two_phase_spec([FlagBinding(feature="dark_mode")]).model_dump(mode="json"),
+                            phased=False)
+    record = env.ledger.get(env.targets.canary_service)
+    assert record.phase is RolloutPhase.ROLLED_BACK and env.router.weights == Weights(stable=100, canary=0)
+    assert not env.flags.flags["new_editor"].enabled, env.flags.flags["new_editor"]
+    assert not env.flags.flags["dark_mode"].enabled and env.flags.flags["dark_mode"].percentage == 0, (
+        "a flag the rollout never bound was changed")
+
+
+def operator_commands_see(monkeypatch, env) -> None:
+    service = ops.Service(targets=env.targets, targets_block=None, credentials_block=None,
+                          ledger=env.ledger, router=env.router)
+    monkeypatch.setattr(ops, "connect", lambda *a, **k: service)
+
+
+def test_status_shows_a_rollout_recorded_under_older_rules(monkeypatch, capsys):
+    env = holding_at_5(monkeypatch)
+    record_under_older_rules(env)
+    operator_commands_see(monkeypatch, env)
+    assert ops.status(targets_block=None, credentials_block=None, history=5) == 0
+    out = capsys.readouterr().out
+    assert "can be rolled back, not resumed" in out and "paused" in out
+
+
+def test_abort_whose_restore_step_fails_says_what_is_left_and_exits_1(monkeypatch, capsys):
+    env = holding_at_5(monkeypatch)
+    operator_commands_see(monkeypatch, env)
+    real = env.deployer.update_service
+
+    def inactive_revision(service, *, task_definition=None, desired=None):
+        if task_definition is not None and service == env.targets.canary_service:
+            raise RuntimeError(f"ClientException: TaskDefinition {task_definition} is inactive")
+        return real(service, task_definition=task_definition, desired=desired)
+
+    env.deployer.update_service = inactive_revision
+    code = ops.abort(approver="bob", reason="bad canary", flow_run=None, wait_seconds=0,
+                     targets_block=None, credentials_block=None)
+    assert code == 1
+    assert env.router.weights == Weights(stable=100, canary=0)
+    err = capsys.readouterr().err
+    assert "is inactive" in err and "Run `rollway abort` again" in err
+    assert env.ledger.get(env.targets.canary_service).phase is RolloutPhase.ROLLING_BACK, "left open to finish"
