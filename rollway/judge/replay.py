@@ -7,8 +7,10 @@ FILE is JSON Lines, one object per interval, in time order::
 ``errors`` and ``slow`` absent or null count as 0 (an absent 5xx datapoint means none); a
 version that is absent or null, or whose ``requests`` is null, had no request count in that
 interval (no data, not zero traffic). Counts may be whole decimals (1140.0, as CloudWatch
-returns them). Blank lines are skipped; anything else that is not such an object stops the
-replay with an error naming the line.
+returns them); latencies are numbers of at least 0, or null. Blank lines are skipped; anything
+else that is not such an object (a key written twice included) stops the replay with an error
+naming the line. Lines end at a line feed only, so line numbers are grep's and an editor's; a
+carriage return is whitespace (CRLF endings are fine).
 
 The replay feeds the intervals one at a time to the sequential judge with the seed's
 guardrails on top (as the flows do), prints a line whenever the decision changes, and ends at
@@ -27,11 +29,13 @@ Run it with ``python -m rollway.judge.replay FILE`` (or ``-`` for standard input
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import math
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterable, Sequence, TextIO
+from typing import Any, Iterable, Iterator, Sequence, TextIO
 
 from pydantic import ValidationError
 
@@ -63,6 +67,30 @@ class ReplayError(ValueError):
     """A replay file that cannot be read; the message names the line."""
 
 
+class _DuplicateKey(Exception):
+    """A JSON object with a key written twice (not a ValueError: parse_line reads those as JSON's own)."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """json.loads' object_pairs_hook: an object as a dict, refusing a key written twice.
+
+    json.loads keeps the last of two equal keys, so ``"errors": 50, "errors": 0`` would replay
+    as 0 errors; whichever one the exporter meant, the line cannot be trusted.
+    """
+    record = dict(pairs)
+    if len(record) < len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKey(key)
+            seen.add(key)
+    return record
+
+
 def parse_line(text: str, number: int, previous_t: float | None) -> Interval:
     """One JSON Lines record as an Interval.
 
@@ -71,7 +99,9 @@ def parse_line(text: str, number: int, previous_t: float | None) -> Interval:
     """
     where = f"line {number}"
     try:
-        record = json.loads(text.strip())
+        record = json.loads(text.strip(), object_pairs_hook=_unique_keys)
+    except _DuplicateKey as exc:
+        raise ReplayError(f"{where}: key {_short(exc.key)} appears twice in one object") from None
     except json.JSONDecodeError as exc:
         raise ReplayError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno})") from None
     except ValueError:
@@ -126,13 +156,20 @@ def parse_line(text: str, number: int, previous_t: float | None) -> Interval:
             if latency is not None and (isinstance(latency, bool) or not isinstance(latency, (int, float))
                                         or not _finite(latency)):
                 raise ReplayError(f"{where}: '{name}.{key}' must be a finite number or null, got {_short(latency)}")
+            # A latency is a duration: a negative one would cancel a slow interval out of the
+            # stage's average and hide it from the response-time guardrail.
+            if latency is not None and latency < 0:
+                raise ReplayError(f"{where}: '{name}.{key}' is {_short(latency)}; a latency cannot be negative")
         if "requests" not in value:
             continue  # a null request count: no data for the version, as when it is null or absent
         try:
             versions[name] = VersionSample.model_validate(value)
         except ValidationError as exc:
-            problems = "; ".join(e["msg"] for e in exc.errors())
-            raise ReplayError(f"{where}: '{name}' is invalid: {problems}") from None
+            # Name the field (loc) as the checks above do; a rule over the whole version
+            # (errors within requests) has an empty loc and names the version.
+            problems = "; ".join(f"'{'.'.join(map(str, (name, *e['loc'])))}' is invalid: {e['msg']}"
+                                 for e in exc.errors())
+            raise ReplayError(f"{where}: {problems}") from None
     return Interval(t=float(t), **versions)
 
 
@@ -307,9 +344,7 @@ def replay_main(
 def _load(path: str, err: TextIO) -> list[Interval] | None:
     """The intervals of a replay file (``-``: standard input), or None after printing why not."""
     try:
-        if path == "-":
-            return read_intervals(sys.stdin)
-        with open(path, encoding="utf-8-sig") as handle:
+        with _open(path) as handle:
             return read_intervals(handle)
     except OSError as exc:
         print(f"error: cannot read {path}: {exc.strerror or exc}", file=err)
@@ -318,6 +353,31 @@ def _load(path: str, err: TextIO) -> list[Interval] | None:
     except UnicodeDecodeError as exc:
         print(f"error: {path}: not UTF-8 text ({exc.reason})", file=err)
     return None
+
+
+@contextmanager
+def _open(path: str) -> Iterator[TextIO]:
+    """A replay file (``-``: standard input) as text split at line feeds only, a UTF-8 BOM skipped.
+
+    Python's default newline mode also ends a line at a lone carriage return, which JSON Lines
+    does not: a record with a CR between its keys would be cut in two, and CR CR LF endings
+    would count two lines each. Standard input is decoded the same way, strictly, so bytes that
+    are not UTF-8 get the file's error rather than the locale's decoding (surrogateescape under
+    the C locales, which turned them into odd keys or "not valid JSON").
+    """
+    if path != "-":
+        with open(path, encoding="utf-8-sig", newline="\n") as handle:
+            yield handle
+        return
+    binary = getattr(sys.stdin, "buffer", None)
+    if binary is None:  # a text stream put in place of stdin (an embedding program): read as given
+        yield sys.stdin
+        return
+    stream = io.TextIOWrapper(binary, encoding="utf-8-sig", newline="\n")
+    try:
+        yield stream
+    finally:
+        stream.detach()  # closing the wrapper would close sys.stdin's buffer
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,158 @@
+"""How the replay reads its input: line ends, duplicate keys, negative latencies, and which
+field an invalid count is in. Each case is what a user sees: the exit code and the error line."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rollway.judge.replay import EXIT_BAD_INPUT, EXIT_OK, replay_main
+
+DEFAULTS = dict(alpha=0.01, margin=0.001, mode="two-sample")
+ROOT = Path(__file__).parents[2]
+GOOD = '{"t": %d, "baseline": {"requests": 1140, "errors": 1}, "canary": {"requests": 60, "errors": 0}}'
+
+
+def run(path: Path | str, **options) -> tuple[int, list[str]]:
+    """The exit code, and the lines of the stream that got them: the output, or the errors."""
+    out, err = io.StringIO(), io.StringIO()
+    code = replay_main(str(path), out=out, err=err, **{**DEFAULTS, **options})
+    assert (err if code == EXIT_OK else out).getvalue() == ""
+    return code, (out if code == EXIT_OK else err).getvalue().splitlines()
+
+
+def run_bytes(tmp_path: Path, content: bytes) -> tuple[int, list[str]]:
+    path = tmp_path / "stage.jsonl"
+    path.write_bytes(content)
+    return run(path)
+
+
+def run_stdin(monkeypatch, content: bytes, errors: str = "strict") -> tuple[int, list[str]]:
+    """``rollway judge --replay -`` in process; ``errors`` is how the interpreter set up stdin
+    (surrogateescape under the C and C.UTF-8 locales)."""
+    binary = io.BytesIO(content)
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(binary, encoding="utf-8", errors=errors))
+    result = run("-")
+    assert not binary.closed, "standard input stays open for whoever reads it next"
+    return result
+
+
+def bad_input(lines: list[str]) -> str:
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
+# Line ends: a JSON Lines record ends at "\n" only.
+
+CR_INSIDE = b'{"t": 60,\r "baseline": {"requests": 1140, "errors": 1},\r "canary": {"requests": 60, "errors": 0}}\n'
+CR_CR_LF = (b'{"t":60,"canary":{"requests":1}}\r\r\n{"t":120,"canary":{"requests":1}}\r\r\n'
+            b'{"t":180,"canary":{"requests":-1}}\r\r\n')
+
+
+def test_a_lone_carriage_return_inside_a_record_is_whitespace(tmp_path, monkeypatch):
+    for code, lines in (run_bytes(tmp_path, CR_INSIDE), run_stdin(monkeypatch, CR_INSIDE)):
+        assert code == EXIT_OK, lines
+        assert json.loads(lines[-1])["decided_at_t"] == 60.0
+
+
+def test_line_numbers_are_those_grep_and_editors_show(tmp_path, monkeypatch):
+    """\\r\\r\\n endings are one line each, not two: the bad record is line 3 of 3."""
+    assert CR_CR_LF.count(b"\n") == 3
+    for code, lines in (run_bytes(tmp_path, CR_CR_LF), run_stdin(monkeypatch, CR_CR_LF)):
+        assert code == EXIT_BAD_INPUT
+        assert ": line 3: " in bad_input(lines)
+
+
+def test_crlf_files_and_blank_crlf_lines_still_read(tmp_path):
+    content = "\r\n".join([GOOD % 60, "", GOOD % 120, ""]).encode()
+    code, lines = run_bytes(tmp_path, content)
+    assert code == EXIT_OK and json.loads(lines[-1])["decided_at_t"] == 120.0
+
+
+NOT_UTF8 = b'{"t": 60, "canary": {"requests": 60}}\n{"t": 120, "canary": {"requests": 60, "err\xffors": 1}}\n'
+
+
+def test_standard_input_that_is_not_utf8_gets_the_files_error(tmp_path, monkeypatch):
+    code, lines = run_bytes(tmp_path, NOT_UTF8)
+    assert code == EXIT_BAD_INPUT and "stage.jsonl: not UTF-8 text (invalid start byte)" in bad_input(lines)
+    # Under the C and C.UTF-8 locales Python decodes stdin with surrogateescape, which turned
+    # the byte into an unknown key '\udcff' rather than an encoding error.
+    code, lines = run_stdin(monkeypatch, NOT_UTF8, errors="surrogateescape")
+    assert code == EXIT_BAD_INPUT and bad_input(lines) == "error: -: not UTF-8 text (invalid start byte)"
+
+
+def test_the_rollway_command_reads_standard_input_as_bytes():
+    """End to end, under the C locale: line 3 for \\r\\r\\n endings, and "not UTF-8" for bad bytes."""
+    rollway = Path(sys.executable).with_name("rollway")
+    env = {**os.environ, "LC_ALL": "C"}
+    for content, message in ((CR_CR_LF, "error: -: line 3: "),
+                             (NOT_UTF8, "error: -: not UTF-8 text")):
+        done = subprocess.run([str(rollway), "judge", "--replay", "-"], input=content, capture_output=True,
+                              timeout=60, check=False, cwd=ROOT, env=env)
+        assert done.returncode == EXIT_BAD_INPUT, done.stderr
+        assert done.stdout == b""
+        assert done.stderr.decode().startswith(message), done.stderr
+
+
+# Duplicate keys: json.loads would keep the last one silently.
+
+@pytest.mark.parametrize("record,key", [
+    ('{"t": 120, "baseline": {"requests": 1140, "errors": 1}, "canary": {"requests": 100, "errors": 50, "errors": 0}}',
+     "errors"),
+    ('{"t": 120, "canary": {"requests": 100}, "canary": {"requests": 100, "errors": 50}}', "canary"),
+    ('{"t": 120, "t": 180, "canary": {"requests": 100}}', "t"),
+    # Reported as written twice before being reported as unknown.
+    ('{"t": 120, "canary": {"requests": 100, "eror": 1, "eror": 2}}', "eror"),
+], ids=["count", "version", "t", "unknown key"])
+def test_a_key_written_twice_names_the_line_and_the_key(tmp_path, record, key):
+    code, lines = run_bytes(tmp_path, f"{GOOD % 60}\n{record}\n".encode())
+    assert code == EXIT_BAD_INPUT
+    assert bad_input(lines).endswith(f"stage.jsonl: line 2: key '{key}' appears twice in one object")
+
+
+def test_the_same_key_in_two_objects_is_not_a_duplicate(tmp_path):
+    code, lines = run_bytes(tmp_path, f"{GOOD % 60}\n".encode())
+    assert code == EXIT_OK, lines
+
+
+# Latencies are durations: at least 0.
+
+@pytest.mark.parametrize("key", ["latency_avg_ms", "latency_p99_ms"])
+@pytest.mark.parametrize("version", ["baseline", "canary"])
+def test_a_negative_latency_names_the_line_and_the_field(tmp_path, key, version):
+    content = (f'{{"t": 60, "{version}": {{"requests": 10, "{key}": 20000}}}}\n'
+               f'{{"t": 120, "{version}": {{"requests": 10, "{key}": -20000}}}}\n')
+    code, lines = run_bytes(tmp_path, content.encode())
+    assert code == EXIT_BAD_INPUT
+    assert bad_input(lines).endswith(f"line 2: '{version}.{key}' is -20000; a latency cannot be negative")
+
+
+def test_a_zero_latency_is_accepted(tmp_path):
+    content = '{"t": 60, "canary": {"requests": 10, "latency_avg_ms": 0, "latency_p99_ms": 0.0}}\n'
+    code, lines = run_bytes(tmp_path, content.encode())
+    assert code == EXIT_OK, lines
+
+
+# Validation errors name the field.
+
+@pytest.mark.parametrize("version,field", [("canary", "errors"), ("baseline", "slow"), ("canary", "requests")])
+def test_a_negative_count_names_the_field(tmp_path, version, field):
+    sample = {"requests": 100, field: -1}
+    content = f"{GOOD % 60}\n\n{json.dumps({'t': 120, version: sample})}\n"
+    code, lines = run_bytes(tmp_path, content.encode())
+    assert code == EXIT_BAD_INPUT
+    assert bad_input(lines).endswith(
+        f"stage.jsonl: line 3: '{version}.{field}' is invalid: Input should be greater than or equal to 0")
+
+
+def test_every_invalid_field_is_named(tmp_path):
+    code, lines = run_bytes(tmp_path, b'{"t": 60, "canary": {"requests": 100, "errors": -1, "slow": -2}}\n')
+    assert code == EXIT_BAD_INPUT
+    assert bad_input(lines).endswith("line 1: 'canary.errors' is invalid: Input should be greater than or equal to 0; "
+                                     "'canary.slow' is invalid: Input should be greater than or equal to 0")
