@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from rollway.phases import Phase
@@ -61,6 +63,16 @@ class Interval(BaseModel):
 
     ``t`` is the interval's end in seconds (epoch seconds live, any origin in a replay). A
     version with no RequestCount datapoint is ``None``: no data, which is not zero traffic.
+
+    ``unserved``: requests the load balancer answered 5xx itself, no target serving them
+    (``HTTPCode_ELB_5XX_Count``; e.g. a version with weight but no registered target). The
+    load balancer counts them for itself, not per target group, so they belong to neither
+    version. ``None`` when there is no such datapoint (ALB reports it only when > 0) or the
+    source does not measure it (a replay).
+
+    ``inconsistent``: versions whose counts for this period contradicted each other (more 5xx
+    than requests, e.g. while CloudWatch is still ingesting the period) and are therefore
+    ``None`` (no data) here. A period that stays so once settled is an error (``assess``).
     """
 
     model_config = ConfigDict(frozen=True)
@@ -68,6 +80,17 @@ class Interval(BaseModel):
     t: float
     baseline: VersionSample | None = None
     canary: VersionSample | None = None
+    unserved: int | None = Field(default=None, ge=0)
+    inconsistent: tuple[Literal["baseline", "canary"], ...] = ()
+
+    @model_validator(mode="after")
+    def _inconsistent_versions_have_no_sample(self) -> "Interval":
+        if len(set(self.inconsistent)) != len(self.inconsistent):
+            raise ValueError(f"inconsistent lists a version twice: {self.inconsistent}")
+        for version in self.inconsistent:
+            if getattr(self, version) is not None:
+                raise ValueError(f"the {version} is marked inconsistent but has a sample; it must be None (no data)")
+        return self
 
 
 class Observation(BaseModel):
@@ -80,6 +103,10 @@ class Observation(BaseModel):
     intervals: tuple[Interval, ...] = ()
     dlq_messages: int = 0
     error: str | None = None
+
+    def unserved(self) -> int:
+        """Requests the load balancer answered 5xx itself over all intervals (absent counts as 0)."""
+        return sum(i.unserved or 0 for i in self.intervals)
 
     def totals(self, version: str) -> VersionSample:
         """Sum of one version's samples over all intervals with data."""

@@ -8,8 +8,13 @@ What is read, per version (series from ``rollway.aws.metric_schema``):
 - ``TargetResponseTime`` (Average, seconds) as the average latency in milliseconds;
 - ``SlowRequestCount`` (Sum, absent means 0) and ``ResponseTimeP99`` (Maximum, ms);
 
-plus ``ApproximateNumberOfMessagesVisible`` (Maximum) of every dead-letter queue. Rates are
+plus, once per load balancer, ``HTTPCode_ELB_5XX_Count`` (Sum): requests the load balancer
+answered 5xx itself (a version with weight but no registered target gets 503s that reach no
+target group's metrics), carried as ``Interval.unserved`` (None when absent); and
+``ApproximateNumberOfMessagesVisible`` (Maximum) of every dead-letter queue. Rates are
 computed here, in Python, from the counts: no metric math.
+
+A period whose counts contradict each other does not void the window (see ``_sample``).
 
 Behaviour of moto 5.2.5's get_metric_data, checked with real calls against the moto server:
 
@@ -28,6 +33,7 @@ Behaviour of moto 5.2.5's get_metric_data, checked with real calls against the m
 
 from __future__ import annotations
 
+import logging
 import math
 from datetime import datetime, timezone
 from typing import Any, Protocol
@@ -48,6 +54,9 @@ _READS: dict[str, str] = {
     "p99": "Maximum",
 }
 _OK_STATUS = ("Complete", "PartialData")
+_UNSERVED_ID = "unserved"
+
+_log = logging.getLogger(__name__)
 
 
 class MetricQueryError(AdapterError):
@@ -122,14 +131,7 @@ class CloudWatchMetrics:
             schema = self._resolve()
             queries = _queries(schema, self._period)
             series = self._fetch(queries, first, last)
-            intervals = tuple(
-                Interval(
-                    t=t + self._period,
-                    baseline=_sample(series, "stable", t),
-                    canary=_sample(series, "canary", t),
-                )
-                for t in range(first, last, self._period)
-            )
+            intervals = tuple(_interval(series, t, self._period) for t in range(first, last, self._period))
         except (BotoCoreError, ClientError, AdapterError, ValueError) as err:
             return Observation(
                 start=start, end=end, error=f"metrics for [{start:.0f}, {end:.0f}) unavailable: {err}"
@@ -186,7 +188,7 @@ def _query_id(version: Version, role: str) -> str:
 
 
 def _queries(schema: MetricSchema, period: int) -> list[dict[str, Any]]:
-    """Every query of one observation: five per version, one per dead-letter queue."""
+    """Every query of one observation: five per version, the load balancer's own 5xx, one per dead-letter queue."""
     queries = [
         {
             "Id": _query_id(version, role),
@@ -197,6 +199,13 @@ def _queries(schema: MetricSchema, period: int) -> list[dict[str, Any]]:
         for role, series in schema.version_series(version).items()
         if role in _READS
     ]
+    queries.append(
+        {
+            "Id": _UNSERVED_ID,
+            "MetricStat": {"Metric": schema.unserved().metric(), "Period": period, "Stat": "Sum"},
+            "ReturnData": True,
+        }
+    )
     queries += [
         {
             "Id": query_id,
@@ -212,26 +221,67 @@ def _dlq_ids(schema: MetricSchema) -> list[str]:
     return [f"dlq{i}" for i in range(len(schema.dlq_series()))]
 
 
+def _interval(series: dict[str, dict[int, float]], t: int, period: int) -> Interval:
+    """The interval of the period starting at ``t``: both versions and the load balancer's own 5xx."""
+    versions: dict[str, VersionSample | None] = {}
+    inconsistent: list[str] = []
+    for version, field in (("stable", "baseline"), ("canary", "canary")):
+        try:
+            versions[field] = _sample(series, version, t)
+        except _Contradictory as why:
+            _log.warning("%s; read as no data for that period until its counts agree", why)
+            versions[field] = None
+            inconsistent.append(field)
+    unserved = series[_UNSERVED_ID].get(t)
+    return Interval(
+        t=t + period,
+        **versions,
+        unserved=None if unserved is None else round(unserved),
+        inconsistent=tuple(inconsistent),
+    )
+
+
+class _Contradictory(Exception):
+    """A version's ALB counts for one period contradict each other; the message says how."""
+
+
 def _sample(series: dict[str, dict[int, float]], version: Version, t: int) -> VersionSample | None:
     """One version's sample for the period starting at ``t``; None when it has no requests.
 
+    One period's contradiction must not void the window: the other periods may show a
+    failing canary, and an error would hold it instead of rolling it back. So:
+
+    - More slow requests than requests: the slow count is the application's
+      (``SlowRequestCount``), the request count the ALB's; they come from different
+      publishers with their own period edges and delays, and nearly every request of a
+      100 %-slow canary is slow. Slow is clamped to requests: at most all of them were slow,
+      which is what the figures say.
+    - More 5xx than requests (or 5xx without a request count): both are the ALB's own
+      counts for the same period, so this only happens while CloudWatch is still ingesting
+      the period. Neither figure can be trusted, and a rate made up from them would be a
+      guess: the version has no data for that period (the interval lists it in
+      ``inconsistent``), like a period not yet settled. ``assess`` makes it an error if it
+      is still so once settled.
+
     Raises:
-        MetricQueryError: the period's counts contradict each other (more errors or slow
-            requests than requests), e.g. while CloudWatch is still ingesting it.
+        _Contradictory: more 5xx than requests.
     """
 
     def value(role: str) -> float | None:
         return series[_query_id(version, role)].get(t)
 
-    requests = value("requests")
-    if requests is None:
-        return None
     counts = {role: round(value(role) or 0.0) for role in ("requests", "errors", "slow")}
-    if counts["errors"] > counts["requests"] or counts["slow"] > counts["requests"]:
-        raise MetricQueryError(
-            f"{version} period starting {t}: {counts['errors']} errors and {counts['slow']} "
-            f"slow requests out of {counts['requests']} requests"
+    if value("requests") is None and not counts["errors"]:
+        return None
+    if counts["errors"] > counts["requests"]:
+        raise _Contradictory(f"{version} period starting {t}: {counts['errors']} 5xx out of {counts['requests']} requests")
+    if counts["slow"] > counts["requests"]:
+        _log.warning(
+            "%s period starting %s: the application counted %s slow requests, the load balancer %s "
+            "requests; read as %s slow",
+            version, t, counts["slow"], counts["requests"], counts["requests"],
         )
+        counts["slow"] = counts["requests"]
     latency = value("latency")
     return VersionSample(
         requests=counts["requests"],

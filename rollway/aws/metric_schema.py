@@ -158,7 +158,11 @@ class MetricSchema:
         }
 
     def unserved(self) -> Series:
-        """503s answered by the ALB itself, for a version with no registered target."""
+        """5xx the ALB answered itself (503 for a version with weight and no registered target).
+
+        AWS reports it per load balancer only, without a target group, so it says how many
+        requests were refused, not whose; ALB reports it only when > 0.
+        """
         return Series(ALB_NAMESPACE, ELB_5XX_COUNT, (("LoadBalancer", self.alb.load_balancer),), "Count")
 
     def dlq_series(self) -> dict[str, Series]:

@@ -66,6 +66,12 @@ def assess(
     ``settled_until``: intervals ending after it may still be filling in (CloudWatch publishes
     late). They count toward a rollback, but a stage passes only on intervals ending by then;
     None judges every interval as final.
+
+    A version whose counts contradicted each other in a period has no data there
+    (``Interval.inconsistent``): while the period may still be filling in, that is what it is.
+    Once settled it is an ERROR (hold and read again; at the end of the bake a person
+    decides), unless the rest already rolls back: a stage never passes over a period whose
+    figures are wrong.
     """
     from rollway.judge.guardrails import check
 
@@ -73,7 +79,14 @@ def assess(
         return Verdict(phase=Phase.ERROR, reason=f"metrics unavailable: {observation.error}")
     verdict = _settled_verdict(judge, observation.intervals, stage_over=stage_over, history=history,
                                settled_until=settled_until)
-    return with_guardrails(verdict, check(guardrails, observation, monitoring=monitoring))
+    verdict = with_guardrails(verdict, check(guardrails, observation, monitoring=monitoring))
+    wrong = [(i.t, v) for i in observation.intervals if settled_until is None or i.t <= settled_until
+             for v in i.inconsistent]
+    if wrong and verdict.phase is not Phase.FAILED:
+        periods = ", ".join(f"the {v}'s interval ending {t:.0f}" for t, v in wrong)
+        return Verdict(phase=Phase.ERROR, alerts=verdict.alerts,
+                       reason=f"metrics inconsistent: more 5xx than requests in {periods}, settled by now")
+    return verdict
 
 
 def with_guardrails(verdict: Verdict, guard: Verdict) -> Verdict:

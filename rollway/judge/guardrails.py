@@ -2,6 +2,8 @@
 
 Error rate above the guardrail rolls back (1% during canary stages, 5% while monitoring after
 promotion); DLQ messages and slow responses only alert, as in the seed's DeploymentMonitor.
+Requests the load balancer answered 5xx itself (``Observation.unserved``) count too, see
+``check_totals``.
 """
 
 from __future__ import annotations
@@ -17,12 +19,33 @@ from rollway.spec import Guardrails
 def check(guardrails: Guardrails, observation: Observation, *, monitoring: bool) -> Verdict:
     """FAILED when the canary's error rate crosses the guardrail; alerts for DLQ and latency."""
     return check_totals(guardrails, observation.totals("canary"), observation.totals("baseline").requests,
-                        dlq_messages=observation.dlq_messages, monitoring=monitoring)
+                        dlq_messages=observation.dlq_messages, unserved=observation.unserved(),
+                        monitoring=monitoring)
 
 
 def check_totals(guardrails: Guardrails, canary: VersionSample, baseline_requests: int, *,
-                 dlq_messages: int = 0, monitoring: bool) -> Verdict:
-    """``check`` on totals already summed (``canary``: the stage's totals, see RunningTotals)."""
+                 dlq_messages: int = 0, unserved: int = 0, monitoring: bool) -> Verdict:
+    """``check`` on totals already summed (``canary``: the stage's totals, see RunningTotals).
+
+    ``unserved``: requests the load balancer answered 5xx itself over the same intervals
+    (``HTTPCode_ELB_5XX_Count``); a version with weight but no target shows up only there,
+    with no request count of its own. That count has no target group, and the guardrail is
+    not told the weights, so whose they were is bounded instead of guessed:
+
+    - Monitoring (after promotion the canary has all the traffic): they are the canary's,
+      requests and errors both, and count toward its error rate.
+    - During a stage, FAILED when they alone are over the guardrail as a share of every
+      request the load balancer received for the two versions (``baseline + canary +
+      unserved``, from ``min_errors`` on): whoever they belong to, this rollout's users are
+      refused at that rate, and rolling back returns to the state before it.
+    - During a stage, never SUCCESSFUL (RUNNING: not passing yet, nothing to roll back on)
+      while counting all of them as the canary's would put it over the guardrail: a stage
+      does not pass on errors that may be its own, yet a healthy canary at a small weight
+      is not rolled back for the baseline's or the load balancer's occasional 5xx. As the
+      canary serves more requests the bound falls and the stage can pass.
+    """
+    if unserved < 0:
+        raise ValueError(f"unserved must not be negative, got {unserved}")
     limit = guardrails.monitor_error_rate if monitoring else guardrails.canary_error_rate
     alerts: list[str] = []
     if dlq_messages > guardrails.dlq_messages:
@@ -32,23 +55,40 @@ def check_totals(guardrails: Guardrails, canary: VersionSample, baseline_request
             f"canary average response time {canary.latency_avg_ms / 1000:.1f} s is over "
             f"{guardrails.response_time_seconds:g} s"
         )
-    rate = canary.errors / canary.requests if canary.requests else 0.0
+    received = baseline_requests + canary.requests + unserved
+    refused = (f"; {unserved} of the {received} requests the load balancer received were answered 5xx by the "
+               "load balancer itself, no target serving them" if unserved else "")
+    if monitoring:
+        errors, requests = canary.errors + unserved, canary.requests + unserved
+    else:
+        errors, requests = canary.errors, canary.requests
+    rate = errors / requests if requests else 0.0
+    metric, statistic = "error_rate", rate
     phase = Phase.SUCCESSFUL
-    reason = f"canary error rate {rate:.2%} within the {limit:.0%} guardrail"
+    reason = f"canary error rate {rate:.2%} within the {limit:.0%} guardrail{refused}"
     # A couple of errors in the first requests of a stage is not a rate: the guardrail acts
     # alone only on min_errors errors (with 2, it rolled back 1-2% of healthy stages at 1
     # req/s in benchmarks/judge.py; with 5, none of 1,000).
-    if canary.requests and rate > limit and canary.errors >= guardrails.min_errors:
+    if requests and rate > limit and errors >= guardrails.min_errors:
         phase = Phase.FAILED
-        reason = (
-            f"canary error rate {rate:.2%} ({canary.errors}/{canary.requests}) is over the "
-            f"{limit:.0%} guardrail"
-        )
+        reason = f"canary error rate {rate:.2%} ({errors}/{requests}) is over the {limit:.0%} guardrail{refused}"
+    elif unserved and not monitoring:
+        share = unserved / received
+        bound = (canary.errors + unserved) / (canary.requests + unserved)
+        if share > limit and unserved >= guardrails.min_errors:
+            phase, metric, statistic = Phase.FAILED, "unserved_rate", share
+            reason = (f"{unserved} of the {received} requests the load balancer received ({share:.2%}) were "
+                      f"answered 5xx by the load balancer itself, no target serving them: over the {limit:.0%} "
+                      "guardrail")
+        elif bound > limit:
+            phase = Phase.RUNNING
+            reason = (f"canary error rate {rate:.2%}{refused}; counted as the canary's, its error rate would be "
+                      f"{bound:.2%}, over the {limit:.0%} guardrail: not passing on it")
     return Verdict(
         phase=phase,
         reason=reason,
-        metric="error_rate",
-        statistic=rate,
+        metric=metric,
+        statistic=statistic,
         thresholds={"error_rate": limit},
         canary_requests=canary.requests,
         baseline_requests=baseline_requests,

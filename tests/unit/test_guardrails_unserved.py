@@ -1,0 +1,111 @@
+"""Guardrails on requests the load balancer answered 5xx itself, and assess() on periods whose
+counts contradicted each other."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from rollway.judge import assess
+from rollway.judge.guardrails import check, check_totals
+from rollway.model import Interval, Observation, Verdict, VersionSample
+from rollway.phases import Phase
+from rollway.spec import Guardrails
+
+GUARDRAILS = Guardrails()  # 1 % during stages, 5 % while monitoring, from 5 errors
+
+
+def observation(*intervals: Interval) -> Observation:
+    return Observation(start=0, end=60.0 * len(intervals), intervals=intervals)
+
+
+def minute(i: int, baseline: int | None, canary: int | None, unserved: int | None = None, **kw) -> Interval:
+    return Interval(
+        t=60.0 * (i + 1),
+        baseline=None if baseline is None else VersionSample(requests=baseline),
+        canary=None if canary is None else VersionSample(requests=canary),
+        unserved=unserved,
+        **kw,
+    )
+
+
+class Passes:
+    """A judge that would pass anything: what is left is the guardrails' and assess's doing."""
+
+    uses_history = False
+
+    def evaluate(self, intervals, *, stage_over, history=()):
+        return Verdict(phase=Phase.SUCCESSFUL, reason="the judge would pass it")
+
+
+def test_after_promotion_a_minute_of_503s_from_the_load_balancer_rolls_back():
+    # Four clean minutes at 1,200 requests, then the new version's tasks are gone: 1,200 503s.
+    obs = observation(*(minute(i, None, 1200) for i in range(4)), minute(4, None, None, unserved=1200))
+
+    verdict = check(GUARDRAILS, obs, monitoring=True)
+
+    assert verdict.phase is Phase.FAILED
+    assert "20.00% (1200/6000)" in verdict.reason and "by the load balancer itself" in verdict.reason
+
+
+def test_during_a_stage_503s_over_the_guardrail_share_of_all_requests_roll_back():
+    # 10 % canary without a target: its 10 % of the requests are 503s; its own metrics are absent.
+    obs = observation(*(minute(i, 1080, None, unserved=120) for i in range(3)))
+
+    verdict = check(GUARDRAILS, obs, monitoring=False)
+
+    assert verdict.phase is Phase.FAILED
+    assert verdict.metric == "unserved_rate" and verdict.statistic == pytest.approx(0.1)
+    assert "360 of the 3600 requests" in verdict.reason
+
+
+def test_a_few_503s_that_may_be_the_canarys_hold_the_stage_until_its_own_requests_outweigh_them():
+    # 2 load-balancer 5xx among 1,200 requests a minute (0.17 %): could be the baseline's, could
+    # be all the canary's 60 a minute (3 %): neither rolled back nor passed on.
+    early = [minute(0, 1140, 60, unserved=2)]
+    held = check(GUARDRAILS, observation(*early), monitoring=False)
+    assert held.phase is Phase.RUNNING
+    assert "not passing on it" in held.reason and "3.23%" in held.reason
+
+    # Once the canary has served enough, even all of them as the canary's is within 1 %.
+    later = early + [minute(i, 1140, 60) for i in range(1, 4)]
+    assert check(GUARDRAILS, observation(*later), monitoring=False).phase is Phase.SUCCESSFUL
+
+
+def test_a_stage_a_judge_would_pass_does_not_pass_over_unattributable_503s():
+    obs = observation(minute(0, 1140, 60, unserved=3))
+
+    verdict = assess(Passes(), GUARDRAILS, obs, stage_over=True)
+
+    assert verdict.phase is Phase.RUNNING
+
+
+def test_negative_counts_of_503s_are_refused():
+    with pytest.raises(ValueError, match="unserved must not be negative"):
+        check_totals(GUARDRAILS, VersionSample(requests=10), 10, unserved=-1, monitoring=False)
+    with pytest.raises(ValidationError, match="greater than or equal to 0"):
+        minute(0, 10, 10, unserved=-1)
+
+
+def test_a_settled_inconsistent_period_is_an_error_unless_the_rest_rolls_back():
+    obs = observation(minute(0, 1140, 60), minute(1, 1140, None, inconsistent=("canary",)))
+
+    settled = assess(Passes(), GUARDRAILS, obs, stage_over=True, settled_until=120)
+    pending = assess(Passes(), GUARDRAILS, obs, stage_over=False, settled_until=60)
+
+    assert settled.phase is Phase.ERROR
+    assert settled.reason == "metrics inconsistent: more 5xx than requests in the canary's interval ending 120, settled by now"
+    assert pending.phase is Phase.SUCCESSFUL
+    # A canary failing in the other periods is rolled back, not held over the wrong one.
+    failing = Interval(t=60.0, baseline=VersionSample(requests=1140), canary=VersionSample(requests=60, errors=30))
+    obs = observation(failing, minute(1, None, 60, inconsistent=("baseline",)))
+    assert assess(Passes(), GUARDRAILS, obs, stage_over=False).phase is Phase.FAILED
+
+
+def test_an_inconsistent_version_must_have_no_sample():
+    with pytest.raises(ValidationError, match="marked inconsistent but has a sample"):
+        minute(0, 1140, 60, inconsistent=("canary",))
+    with pytest.raises(ValidationError, match="twice"):
+        minute(0, None, None, inconsistent=("canary", "canary"))
+    with pytest.raises(ValidationError):
+        minute(0, None, None, inconsistent=("stable",))  # the interval's names: baseline, canary
