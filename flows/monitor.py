@@ -62,6 +62,13 @@ def recent(observation: Observation, seconds: float) -> Observation:
     return observation.model_copy(update={"intervals": tuple(i for i in observation.intervals if i.t > cutoff)})
 
 
+def _saw_the_release(observation: Observation) -> bool:
+    """Whether a check saw the promoted version's traffic: a request count for it, or 5xx the
+    load balancer answered itself (no healthy target). A check that read CloudWatch without
+    error but found neither saw nothing, and a window of such checks is not a clean one."""
+    return any(i.canary is not None for i in observation.intervals) or observation.unserved() > 0
+
+
 def run_monitor(
     env: Environment,
     spec: RolloutSpec,
@@ -136,10 +143,17 @@ def _watch(
     while True:
         now = env.clock.now()
         observation = metrics.observe(env.metrics, max(start, now - RECENT_SECONDS - interval), now)
-        checks += 1
+        # The first look, at the window's start, covers no time: it may alert (dead letters)
+        # but is not a check the window's verdict counts.
+        counted = now > start
+        checks += counted
         if observation.error is None:
-            measured += 1
-            verdict = check(spec.guardrails, recent(observation, RECENT_SECONDS), monitoring=True)
+            seen = recent(observation, RECENT_SECONDS)
+            if counted and _saw_the_release(seen):
+                measured += 1
+            elif counted:
+                log.warning("monitoring check saw no request count for %s: no data", t.canary_service)
+            verdict = check(spec.guardrails, seen, monitoring=True)
             for alert in verdict.alerts:
                 if alert not in alerted:  # one message per kind of trouble, not one a minute
                     alerted.add(alert)
@@ -172,7 +186,8 @@ def _watch(
     if 2 * measured < checks:
         # A window nobody could see is not a clean window: the old service stays for a person,
         # and the window stays open (the watchdog or the monitor flow checks again).
-        return _skip(env, f"{reason}, but only {measured} of its {checks} checks could read the metrics "
+        return _skip(env, f"{reason}, but only {measured} of its {checks} checks could read the promoted version's "
+                          "metrics "
                           f"({t.stable_service} kept running; run the monitor again)", checks, alerts,
                      subject="Monitoring unverified" if not decommission else "Decommission skipped", verified=False)
     if not decommission:

@@ -61,3 +61,19 @@ def test_the_old_service_is_not_decommissioned_while_it_still_carries_traffic():
     assert result.outcome == "passed" and "still carries 20% of traffic" in result.reason
     assert env.deployer.services[env.targets.stable_service].desired == 4
     assert env.notifier.messages[-1][0].startswith("Decommission skipped")
+
+
+def no_request_count(weights, t):
+    return None, None  # CloudWatch holds no RequestCount for either version: no data, not zero traffic
+
+
+def test_a_window_that_never_saw_the_promoted_version_keeps_the_old_service():
+    """Every read succeeded and found no request count: such a window used to count as 30
+    clean minutes, and the old service was scaled to zero."""
+    env = promoted(canary_error_rate=0.001)
+    env.metrics = FakeMetrics(env.router, no_request_count)
+    result = monitor_on(env, 1800)
+    assert result.outcome == "passed" and not result.verified, result.reason
+    assert "only 0 of its 30 checks could read the promoted version's metrics" in result.reason
+    assert env.deployer.services[env.targets.stable_service].desired == 4
+    assert env.notifier.messages[-1][0].startswith("Decommission skipped")
