@@ -157,36 +157,33 @@ def reconcile(env: Environment, spec: RolloutSpec, record: RolloutRecord, *, own
         return record
     now = env.clock.now()
     made = unrecorded_shift(spec, record, live)
-    if made is not None:
-        # The run died after moving traffic and before recording it; the flags it would have
-        # moved with the weights may not have followed (idempotent: unchanged flags are not written).
-        updates = flags.apply_bindings(env.flags, list(spec.flags), live.canary, actor=actor, now=now) \
-            if spec.flags and env.flags is not None else []
-        record = env.ledger.record(
-            record.service, owner=owner, now=now, lease_seconds=lease_seconds,
-            transition=Transition(at=now, kind="shift", actor="reconcile", from_weights=record.weights, to_weights=live,
-                                  to_stage=made, comment="shift found on the load balancer but not in the ledger"),
-            weights=live, stage_index=made, stage_started_at=now, stage_passed=False,
-        )
-        for update in updates:
-            record = env.ledger.record(record.service, owner=owner, now=now, lease_seconds=lease_seconds,
-                                       transition=Transition(at=now, kind="flag", actor="reconcile",
-                                                             comment=update.describe()))
-        return record
-    if not adopt_live_weights:
+    if made is None and not adopt_live_weights:
         raise DriftDetected(
             f"the ledger says {record.service} is at {record.weights} (stable/canary) but the load balancer "
             f"holds {live}; run again with adopt_live_weights=true to continue from the live weights, "
             "or roll back (rollway abort)"
         )
-    below = [i for i, s in enumerate(spec.stages) if s.weight <= live.canary]
-    stage = below[-1] if below else -1
-    return env.ledger.record(
-        record.service, owner=owner, now=now, lease_seconds=lease_seconds,
-        transition=Transition(at=now, kind="adopt", actor=actor, from_weights=record.weights, to_weights=live,
-                              to_stage=stage, comment="operator adopted the live weights"),
-        weights=live, stage_index=stage, stage_started_at=now, stage_passed=False,
-    )
+    # Either the run died after moving traffic and before recording it, or the operator adopts
+    # weights moved by hand: the bound flags follow the live weights before the stage bakes
+    # (idempotent: unchanged flags are not written).
+    updates = flags.apply_bindings(env.flags, list(spec.flags), live.canary, actor=actor, now=now) \
+        if spec.flags and env.flags is not None else []
+    if made is not None:
+        transition = Transition(at=now, kind="shift", actor="reconcile", from_weights=record.weights, to_weights=live,
+                                to_stage=made, comment="shift found on the load balancer but not in the ledger")
+    else:
+        below = [i for i, s in enumerate(spec.stages) if s.weight <= live.canary]
+        made = below[-1] if below else -1
+        transition = Transition(at=now, kind="adopt", actor=actor, from_weights=record.weights, to_weights=live,
+                                to_stage=made, comment="operator adopted the live weights")
+    record = env.ledger.record(record.service, owner=owner, now=now, lease_seconds=lease_seconds,
+                               transition=transition, weights=live, stage_index=made, stage_started_at=now,
+                               stage_passed=False)
+    for update in updates:
+        record = env.ledger.record(record.service, owner=owner, now=now, lease_seconds=lease_seconds,
+                                   transition=Transition(at=now, kind="flag", actor=transition.actor,
+                                                         comment=update.describe()))
+    return record
 
 
 def record_mode(env: Environment, record: RolloutRecord, *, phased: bool, owner: str, actor: str,

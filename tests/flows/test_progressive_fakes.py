@@ -192,6 +192,32 @@ def test_drift_is_refused_unless_adopted():
     assert shifts(env) == [5, 50, 75, 100]
 
 
+def test_adopted_weights_bring_the_bound_flags_with_them():
+    """The adopted stage used to bake, and the rollout hold for its week, with the traffic at
+    50 % and the flag still at week 1's 5 %."""
+    from rollway.fakes import FakeFlagStore
+    from rollway.flags import FlagState
+    from rollway.spec import FlagBinding
+
+    feature = "use_sqs_architecture"
+    spec = RolloutSpec(image=IMAGE, stages=[Stage(weight=w, bake_seconds=180) for w in (5, 50, 100)],
+                       phases=[WeeklyPhase(name="w1", weights=(5,)), WeeklyPhase(name="w2", weights=(50,)),
+                               WeeklyPhase(name="w3", weights=(100,))],
+                       flags=[FlagBinding(feature=feature)], monitor_seconds=0)
+    env = env_with_ledger()
+    env.flags = FakeFlagStore([FlagState(feature=feature)])
+    progressive_on(env, spec, auto_approve(), phased=True)
+    assert env.flags.get(feature).percentage == 5
+    env.router.weights = Weights(stable=50, canary=50)  # moved by hand
+    baked_with: list[tuple[int, float]] = []
+    real = env.metrics
+    env.metrics = Intercept(real, lambda name, args, kwargs: name == "observe" and baked_with.append(
+        (env.router.weights.canary, env.flags.get(feature).percentage)))
+    progressive_on(env, spec, auto_approve(), owner="run-2", phased=True, adopt=True)
+    assert baked_with and set(baked_with) == {(50, 50.0)}, sorted(set(baked_with))
+    assert "flag" in kinds(env)[kinds(env).index("adopt"):], "the flag's move is in the ledger"
+
+
 class Killed(BaseException):
     """Stands in for the process dying at a given port call.
 
