@@ -148,12 +148,18 @@ class StageTracker:
         self.ticks = 0
         self.observation: Observation | None = None
         self.verdict: Verdict | None = None
+        self.alerts: dict[str, str] = {}  # kind of trouble -> its first message in this stage
 
-    def update(self, observation: Observation, verdict: Verdict) -> None:
+    def update(self, observation: Observation, verdict: Verdict) -> list[str]:
+        """Take one tick in; returns the alerts of a kind this stage has not raised before."""
         self.ticks += 1
         if observation.error is None:
             self.observation = observation
         self.verdict = verdict
+        new = [a.message for a in verdict.alerts if a.kind not in self.alerts]
+        for alert in verdict.alerts:
+            self.alerts.setdefault(alert.kind, alert.message)
+        return new
 
     def report(self, state: StageState, weights: Weights, now: float, decision: str) -> StageReport:
         obs = self.observation
@@ -167,6 +173,7 @@ class StageTracker:
             canary=obs.totals("canary") if obs else _EMPTY,
             verdict=self.verdict or Verdict(phase=Phase.INCONCLUSIVE, reason="no analysis yet"),
             decision=decision,
+            alerts=tuple(self.alerts.values()),
         )
 
 
@@ -222,7 +229,11 @@ def run_stages(
             observation = metrics.observe(env.metrics, start, now)
             verdict = assess(judge, spec.guardrails, observation, stage_over=stage_over(spec, state, now),
                              history=history, settled_until=now - spec.analysis.metrics_delay_seconds)
-            tracker.update(observation, verdict)
+            for alert in tracker.update(observation, verdict):
+                # Alerts do not roll back; they reach people once per kind of trouble per stage.
+                log.warning("stage %s%%: %s", spec.stages[state.stage_index].weight, alert)
+                metrics.alert(env.notifier, f"Alert: {env.targets.canary_service}",
+                               f"Stage {spec.stages[state.stage_index].weight}% of {spec.image}: {alert}")
         journal.tick(state, verdict)
         decision = decide(spec, state, verdict, now)
 

@@ -138,7 +138,7 @@ def _watch(
     interval = spec.analysis.interval_seconds
     start = env.clock.now()
     end = start + window_seconds
-    alerted: set[str] = set()
+    alerted: dict[str, str] = {}  # kind of trouble -> the message sent for it
     checks = measured = 0
     while True:
         now = env.clock.now()
@@ -155,9 +155,11 @@ def _watch(
                 log.warning("monitoring check saw no request count for %s: no data", t.canary_service)
             verdict = check(spec.guardrails, seen, monitoring=True)
             for alert in verdict.alerts:
-                if alert not in alerted:  # one message per kind of trouble, not one a minute
-                    alerted.add(alert)
-                    metrics.notify(env.notifier, f"Alert: {t.canary_service}", f"While monitoring {spec.image}: {alert}")
+                # One message per kind of trouble, not one a minute: the figure in it moves.
+                if alert.kind not in alerted:
+                    alerted[alert.kind] = alert.message
+                    metrics.alert(env.notifier, f"Alert: {t.canary_service}",
+                                   f"While monitoring {spec.image}: {alert.message}")
             if verdict.phase is Phase.FAILED:
                 reason = f"monitoring after promotion: {verdict.reason}"
                 log.warning(reason)
@@ -173,7 +175,7 @@ def _watch(
                     phase=RolloutPhase.PROMOTED,
                 )
                 return MonitorResult(outcome="rolled_back", reason=reason, checks=checks,
-                                     alerts=tuple(sorted(alerted)), rollback=result)
+                                     alerts=tuple(alerted.values()), rollback=result)
         else:
             log.warning("monitoring check failed: %s", observation.error)
         if now >= end:
@@ -182,7 +184,7 @@ def _watch(
         lease.renew()  # a run that went silent past its lease loses the rollout here (LockHeld)
 
     reason = f"{window_seconds / 60:g} minutes of monitoring passed"
-    alerts = tuple(sorted(alerted))
+    alerts = tuple(alerted.values())
     if 2 * measured < checks:
         # A window nobody could see is not a clean window: the old service stays for a person,
         # and the window stays open (the watchdog or the monitor flow checks again).

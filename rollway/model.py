@@ -131,6 +131,19 @@ class Observation(BaseModel):
         )
 
 
+class Alert(BaseModel):
+    """Trouble a person should hear about that does not roll back (dead letters, slow responses).
+
+    ``kind`` is stable while the trouble lasts and ``message`` carries the current figure, so
+    a flow sends one message per kind of trouble, not one every tick as the figure moves.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["dead_letters", "response_time"]
+    message: str
+
+
 class Verdict(BaseModel):
     """A judge's answer with everything a person needs to trust it."""
 
@@ -144,7 +157,7 @@ class Verdict(BaseModel):
     baseline_requests: int = 0
     canary_requests: int = 0
     decided_at_t: float | None = None
-    alerts: tuple[str, ...] = ()
+    alerts: tuple[Alert, ...] = ()
 
 
 class ServiceState(BaseModel):

@@ -24,6 +24,7 @@ class StageReport(BaseModel):
     canary: VersionSample
     verdict: Verdict
     decision: str
+    alerts: tuple[str, ...] = Field(default=(), description="each kind of alert raised in the stage, first message")
 
 
 class RolloutResult(BaseModel):
@@ -87,7 +88,7 @@ def stage_rows(stages: tuple[StageReport, ...] | list[StageReport]) -> list[tupl
             _p99(s.canary),
             s.verdict.phase.value,
             s.decision,
-            s.verdict.reason,
+            s.verdict.reason + "".join(f"; alert: {a}" for a in s.alerts),
         )
         for s in stages
     ]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import sys
 
-from rollway.model import Interval, Observation, Verdict, VersionSample
+from rollway.model import Alert, Interval, Observation, Verdict, VersionSample
 from rollway.phases import Phase
 from rollway.spec import Guardrails
 
@@ -47,14 +47,14 @@ def check_totals(guardrails: Guardrails, canary: VersionSample, baseline_request
     if unserved < 0:
         raise ValueError(f"unserved must not be negative, got {unserved}")
     limit = guardrails.monitor_error_rate if monitoring else guardrails.canary_error_rate
-    alerts: list[str] = []
+    alerts: list[Alert] = []
     if dlq_messages > guardrails.dlq_messages:
-        alerts.append(f"{dlq_messages} message(s) in the dead-letter queues")
+        alerts.append(Alert(kind="dead_letters", message=f"{dlq_messages} message(s) in the dead-letter queues"))
     if canary.latency_avg_ms is not None and canary.latency_avg_ms > guardrails.response_time_seconds * 1000:
-        alerts.append(
+        alerts.append(Alert(kind="response_time", message=(
             f"canary average response time {canary.latency_avg_ms / 1000:.1f} s is over "
             f"{guardrails.response_time_seconds:g} s"
-        )
+        )))
     received = baseline_requests + canary.requests + unserved
     refused = (f"; {unserved} of the {received} requests the load balancer received were answered 5xx by the "
                "load balancer itself, no target serving them" if unserved else "")

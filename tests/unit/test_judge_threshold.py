@@ -7,7 +7,7 @@ import pytest
 from rollway.judge import assess, make_judge
 from rollway.judge.guardrails import check
 from rollway.judge.threshold import ThresholdJudge
-from rollway.model import Interval, Observation, Verdict, VersionSample
+from rollway.model import Alert, Interval, Observation, Verdict, VersionSample
 from rollway.phases import Phase
 from rollway.spec import Analysis, Guardrails
 
@@ -110,11 +110,12 @@ ASSESS_CASES = [
 
 @pytest.mark.parametrize("name,judge_phase,canary,dlq,phase,source", ASSESS_CASES, ids=[c[0] for c in ASSESS_CASES])
 def test_assess_takes_the_worst(name, judge_phase, canary, dlq, phase, source):
-    judge = FixedJudge(Verdict(phase=judge_phase, reason="judge says so", alerts=("judge alert",)))
+    judge_alert = Alert(kind="response_time", message="judge alert")
+    judge = FixedJudge(Verdict(phase=judge_phase, reason="judge says so", alerts=(judge_alert,)))
     verdict = assess(judge, GUARDRAILS, observation(canary, dlq=dlq), stage_over=False)
     assert verdict.phase is phase
     assert ("judge says so" in verdict.reason) is (source == "judge")
-    assert "judge alert" in verdict.alerts
+    assert judge_alert in verdict.alerts
     assert len(verdict.alerts) == 1 + (dlq > 0)
 
 
