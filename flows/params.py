@@ -41,3 +41,6 @@ WindowSeconds = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 
 WaitSeconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 """How long to wait for AWS to reach a state: a positive, finite number of seconds."""
+
+TaskCount = Annotated[int, Field(ge=1, le=5000)]
+"""How many tasks a service runs: at least one, at most ECS's quota of 5,000 tasks per service."""

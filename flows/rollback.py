@@ -27,7 +27,7 @@ from pydantic import AfterValidator
 
 from flows.engine import wait_healthy
 from flows.env import load_environment
-from flows.params import Actor
+from flows.params import Actor, TaskCount
 from rollway.aws.ledger import STORAGE_ERRORS, storage_failure, write_or_why
 from rollway.clock import ClockSettings
 from rollway.environment import Environment
@@ -415,7 +415,7 @@ def rollback(
     reason: str,
     actor: Actor = "operator",
     previous_task_definition: TaskDefinitionRef | None = None,
-    stable_desired: int | None = None,
+    stable_desired: TaskCount | None = None,
     bindings: list[FlagBinding] | None = None,
     targets_block: str | None = None,
     aws_credentials_block: str | None = None,

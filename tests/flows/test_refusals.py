@@ -221,6 +221,8 @@ def test_a_progressive_run_with_an_unusable_parameter_is_refused_before_its_body
     ("advance_phase", {"lease_wall_seconds": 0}),
     ("advance_phase", {"actor": " "}),
     ("rollback", {"actor": " "}),
+    ("rollback", {"stable_desired": -2}),
+    ("rollback", {"stable_desired": 40000}),  # a typo for 4: ECS allows 5,000 tasks per service
 ])
 def test_other_flows_refuse_unusable_parameters_before_their_body(monkeypatch, flow_fn, bad):
     from flows.progressive import advance_phase
