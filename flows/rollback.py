@@ -64,6 +64,10 @@ def validate_task_definition(value: str) -> str:
 TaskDefinitionRef = Annotated[str, AfterValidator(validate_task_definition)]
 
 
+DEFAULT_VERIFY_SECONDS = 30.0
+"""How long a rollback reads the load balancer back, at least (wall time)."""
+
+
 class RollbackIncomplete(RuntimeError):
     """The traffic is back on stable, but a later step of the rollback failed.
 
@@ -90,7 +94,7 @@ def execute_rollback(
     previous_task_definition: str | None = None,
     stable_desired: int | None = None,
     bindings: Sequence[FlagBinding] = (),
-    verify_timeout_seconds: float = 30.0,
+    verify_timeout_seconds: float = DEFAULT_VERIFY_SECONDS,
     stable_timeout_seconds: float = 600.0,
     quiet_if_unchanged: bool = False,
     ledger_failure: str | None = None,
@@ -368,6 +372,9 @@ def rollback_recorded(env: Environment, reason: str, *, actor: str, previous_tas
             "back regardless, run the rollback flow by hand"
         )
     begin = finish = None
+    # The rollout's own read-back wait, if longer: a load balancer it was given longer to settle
+    # must not fail its rollback on the default 30 s after the traffic moved.
+    verify_timeout = max(DEFAULT_VERIFY_SECONDS, recorded.verify_timeout_seconds) if active else DEFAULT_VERIFY_SECONDS
     if active:
         previous_task_definition = previous_task_definition or record.previous_task_definition
         stable_desired = stable_desired or record.stable_desired
@@ -392,6 +399,7 @@ def rollback_recorded(env: Environment, reason: str, *, actor: str, previous_tas
         return execute_rollback(
             env, reason, actor=actor, previous_task_definition=previous_task_definition,
             stable_desired=stable_desired, bindings=bindings or (), ledger_failure=ledger_failure,
+            verify_timeout_seconds=verify_timeout,
             quiet_if_unchanged=record is not None and record.phase is RolloutPhase.ROLLED_BACK,
         )
 

@@ -200,3 +200,28 @@ def test_abort_whose_restore_step_fails_says_what_is_left_and_exits_1(monkeypatc
     err = capsys.readouterr().err
     assert "is inactive" in err and "Run `rollway abort` again" in err
     assert env.ledger.get(env.targets.canary_service).phase is RolloutPhase.ROLLING_BACK, "left open to finish"
+
+
+@pytest.mark.parametrize("recorded,waited", [(120.0, 120.0), (0.5, 30.0)])
+def test_a_rollback_by_hand_reads_the_load_balancer_back_as_long_as_the_rollout_allows(monkeypatch, recorded, waited):
+    """It used to wait the default 30 s whatever the rollout's spec said: a load balancer given
+    two minutes to settle failed the rollback with WeightMismatch after the traffic moved. It
+    never waits less than the default."""
+    import tasks.traffic
+
+    env = fake_environment()
+    env.ledger = FakeLedger()
+    hooks_and_flows_see(monkeypatch, env)
+    spec = two_phase_spec().model_copy(update={"verify_timeout_seconds": recorded})
+    assert week_one(env, spec).outcome == "holding"
+    timeouts: list[float] = []
+    real = tasks.traffic.verify_weights
+
+    def verify(router, expected, timeout_seconds=30.0):
+        timeouts.append(timeout_seconds)
+        return real(router, expected, timeout_seconds)
+
+    monkeypatch.setattr(tasks.traffic, "verify_weights", verify)
+    rollback(reason="on-call: bad canary", actor="oncall")
+    assert env.router.weights == Weights(stable=100, canary=0)
+    assert timeouts == [waited]
