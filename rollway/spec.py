@@ -14,9 +14,62 @@ from typing import Literal
 from pydantic import (
     BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, ValidationInfo, field_validator, model_validator,
 )
+from pydantic_core import PydanticCustomError
 
-# registry/repository:tag or @digest, as docker and ECS accept it; no whitespace.
-_IMAGE = re.compile(r"^[a-z0-9][a-z0-9._:/-]*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}|@sha256:[0-9a-f]{64})$")
+# An image reference in docker's grammar (distribution/reference), which ECS pulls:
+#   [host[:port]/]path[:tag][@sha256:digest], at most 255 characters (ECS's limit on `image`).
+# The first '/'-separated part is a host only when it has a '.' or a ':' or is "localhost", as
+# docker reads it; otherwise it is the path's first component. rollway needs a pinned version,
+# so a tag or a digest (or both) is required.
+_IMAGE_MAX = 255
+_HOST = re.compile(
+    r"^(?:localhost|[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*)"
+    r"(?::[0-9]+)?$"
+)
+_PATH_COMPONENT = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
+_TAG = re.compile(r"^\w[\w.-]{0,127}$", re.ASCII)
+_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+_IMAGE_FORM = (
+    "[registry[:port]/]repository:tag or [registry[:port]/]repository@sha256:<64 hex digits>, "
+    "e.g. 123456789012.dkr.ecr.us-west-2.amazonaws.com/webordinary/edit-container:2.0.0"
+)
+
+
+def image_problem(image: str) -> str | None:
+    """Why docker and ECS could not pull ``image`` as a pinned reference, or None if they can."""
+    if _SCHEME.match(image):
+        bare = image.split("://", 1)[1]
+        return (f"is a URL, not an image reference: drop {image[:len(image) - len(bare)]!r}"
+                + (f" (use {bare!r})" if image_problem(bare) is None else ""))
+    if len(image) > _IMAGE_MAX:
+        return f"is {len(image)} characters long: ECS takes at most {_IMAGE_MAX}"
+    if any(c.isspace() for c in image):
+        return "contains whitespace"
+    name, at, digest = image.partition("@")
+    if at and not _DIGEST.match(digest):
+        return f"has a digest {digest!r} that is not sha256:<64 lowercase hex digits>"
+    host, slash, rest = name.partition("/")
+    if not slash or not ("." in host or ":" in host or host == "localhost"):
+        host, rest = "", name
+    elif not _HOST.match(host):
+        return f"has a registry {host!r} that is not a host name with an optional :port"
+    path, colon, tag = rest.partition(":")
+    if ":" in tag:
+        return f"has more than one tag ({', '.join(repr(t) for t in tag.split(':'))}): give one :tag"
+    if colon and not _TAG.match(tag):
+        return (f"has a tag {tag!r} that docker does not take (1-128 letters, digits, '_', '.' and '-', "
+                "not starting with '.' or '-')")
+    components = path.split("/")
+    if "" in components:
+        return "has an empty repository path component (a leading, trailing or doubled '/')"
+    bad = [c for c in components if not _PATH_COMPONENT.match(c)]
+    if bad:
+        return (f"has a repository path component {bad[0]!r} that is not lowercase letters and digits "
+                "joined by single '.', '_', '__' or dashes")
+    if not colon and not at:
+        return "is not a pinned image reference: give a :tag or an @sha256: digest"
+    return None
 
 
 # A key the model does not know is refused, not dropped: a misspelt "aproval" or "on_timout"
@@ -28,6 +81,38 @@ _STRICT = ConfigDict(frozen=True, allow_inf_nan=False, extra="forbid")
 
 # Validation context of a spec read back from a ledger record (RolloutSpec.from_record).
 _RECORDED = "rollway.recorded_spec"
+
+
+# Upper bounds on the durations that become sleeps, deadlines and datetimes. Without them a
+# "never" such as approvals.timeout_seconds=1e12 passed validation, the rollout shifted to 5 %,
+# and the run died with an OverflowError (Prefect's Paused computes now + timedelta).
+_HOUR = 3600
+_DAY = 24 * _HOUR
+MAX_BAKE_SECONDS = 30 * _DAY
+MAX_APPROVAL_TIMEOUT_SECONDS = 30 * _DAY
+MAX_MONITOR_SECONDS = 90 * _DAY
+MAX_INTERVAL_SECONDS = _DAY
+MAX_METRICS_DELAY_SECONDS = _DAY
+MAX_CALIBRATION_SECONDS = 15 * _DAY
+MAX_VERIFY_TIMEOUT_SECONDS = _HOUR
+
+
+def _at_most(field: str, limit: int, label: str, instead: str):
+    """A wrap validator for ``field`` (declared with ``le=limit``) whose error for a value over
+    the limit says what the limit is and what to do instead."""
+
+    def check(cls, value, handler):
+        try:
+            return handler(value)
+        except ValidationError as err:
+            if not any(e["type"] == "less_than_equal" for e in err.errors()):
+                raise
+            raise PydanticCustomError(
+                "less_than_equal",
+                f"{field} must be at most {label} ({limit} s); {instead}",
+            ) from None
+
+    return field_validator(field, mode="wrap")(classmethod(check))
 
 
 def _new_spec(info: ValidationInfo) -> bool:
@@ -51,9 +136,12 @@ class Stage(BaseModel):
     model_config = _STRICT
 
     weight: int = Field(ge=1, le=100)
-    bake_seconds: float = Field(default=600.0, gt=0)
+    bake_seconds: float = Field(default=600.0, gt=0, le=MAX_BAKE_SECONDS)
     min_bake_seconds: float | None = Field(default=None, ge=0)
     approval: bool = Field(default=False, description="pause for a person before this stage")
+
+    _bake_bound = _at_most("bake_seconds", MAX_BAKE_SECONDS, "30 days",
+                           "to hold at this weight for longer, end a weekly phase at this stage")
 
     @model_validator(mode="after")
     def _min_within_bake(self) -> "Stage":
@@ -86,7 +174,8 @@ class Analysis(BaseModel):
     judge: Literal["threshold", "sequential"] = "sequential"
     # ALB metrics have one-minute resolution: CloudWatch accepts only periods that are multiples of 60 for them.
     interval_seconds: int = Field(
-        default=60, ge=60, multiple_of=60, description="one CloudWatch period per analysis tick (a multiple of 60 s)"
+        default=60, ge=60, le=MAX_INTERVAL_SECONDS, multiple_of=60,
+        description="one CloudWatch period per analysis tick (a multiple of 60 s, at most a day)",
     )
     # From 1e-9: alpha is split over the metrics and inverted into the rollback bar, and a
     # subnormal alpha split in two is 0.
@@ -106,14 +195,14 @@ class Analysis(BaseModel):
     )
     min_requests: int = Field(default=50, ge=1, description="canary requests below which a stage is inconclusive")
     metrics_delay_seconds: float = Field(
-        default=60.0, ge=0,
+        default=60.0, ge=0, le=MAX_METRICS_DELAY_SECONDS,
         description="how late a period's metrics may arrive (CloudWatch publishes ALB metrics about a minute "
         "late): a stage passes only on periods that ended at least this long ago (rollbacks use every period), "
         "and its final verdict waits this long after its bake, so the last period is judged too",
     )
     # Sequential judge (rollway/judge/sequential.py); the threshold judge ignores these.
     calibration_seconds: int = Field(
-        default=3600, ge=0,
+        default=3600, ge=0, le=MAX_CALIBRATION_SECONDS,
         description="seconds of the baseline's metrics before each stage that measure how bursty its error "
         "counts are (one extra GetMetricData per stage); counts close to Poisson let one overwhelming interval "
         "roll back, bursty ones keep needing two; 0 turns this off",
@@ -132,14 +221,27 @@ class Analysis(BaseModel):
         default=0.01, gt=0, le=0.5, description="one-sample mode: the share of slow requests the canary is held to"
     )
 
+    _interval_bound = _at_most("interval_seconds", MAX_INTERVAL_SECONDS, "a day",
+                               "a stage is judged on whole periods, and bakes for at most 30 days")
+    _delay_bound = _at_most("metrics_delay_seconds", MAX_METRICS_DELAY_SECONDS, "a day",
+                            "CloudWatch publishes ALB metrics about a minute late")
+    _calibration_bound = _at_most("calibration_seconds", MAX_CALIBRATION_SECONDS, "15 days",
+                                  "CloudWatch keeps one-minute data for 15 days; 0 turns calibration off")
+
 
 class Approvals(BaseModel):
     """What happens when nobody answers an approval pause."""
 
     model_config = _STRICT
 
-    timeout_seconds: float = Field(default=3600.0, gt=0)
+    timeout_seconds: float = Field(default=3600.0, gt=0, le=MAX_APPROVAL_TIMEOUT_SECONDS)
     on_timeout: Literal["rollback", "hold"] = "rollback"
+
+    _timeout_bound = _at_most(
+        "timeout_seconds", MAX_APPROVAL_TIMEOUT_SECONDS, "30 days",
+        "to wait for an answer indefinitely, set on_timeout: hold, which keeps the rollout where it is and asks "
+        "again after every timeout",
+    )
 
 
 class WeeklyPhase(BaseModel):
@@ -232,10 +334,18 @@ class RolloutSpec(BaseModel):
     approvals: Approvals = Field(default_factory=Approvals)
     phases: tuple[WeeklyPhase, ...] = Field(default_factory=default_phases)
     flags: tuple[FlagBinding, ...] = ()
-    verify_timeout_seconds: float = Field(default=30.0, gt=0, description="how long a weight read-back may lag")
-    monitor_seconds: float = Field(
-        default=3600.0, ge=0, description="after 100%: how long to watch before decommissioning the old service"
+    verify_timeout_seconds: float = Field(
+        default=30.0, gt=0, le=MAX_VERIFY_TIMEOUT_SECONDS, description="how long a weight read-back may lag"
     )
+    monitor_seconds: float = Field(
+        default=3600.0, ge=0, le=MAX_MONITOR_SECONDS,
+        description="after 100%: how long to watch before decommissioning the old service (at most 90 days)",
+    )
+
+    _verify_bound = _at_most("verify_timeout_seconds", MAX_VERIFY_TIMEOUT_SECONDS, "an hour",
+                             "it bounds how long a weight read-back and healthy targets may take")
+    _monitor_bound = _at_most("monitor_seconds", MAX_MONITOR_SECONDS, "90 days",
+                              "watch for longer with your own alarms after the window")
 
     @field_validator("image")
     @classmethod
@@ -243,10 +353,11 @@ class RolloutSpec(BaseModel):
         value = value.strip()
         if not value:
             raise ValueError("image must not be empty")
-        if not _IMAGE.match(value):
-            raise ValueError(
-                f"image {value!r} is not a pinned image reference (repository:tag or repository@sha256:digest)"
-            )
+        problem = image_problem(value)
+        if problem:
+            # The old check let through a pasted URL, two tags and an empty path component:
+            # the run registered a task definition and updated the canary service with it.
+            raise ValueError(f"image {value!r} {problem}; an image is {_IMAGE_FORM}")
         return value
 
     @field_validator("stages")

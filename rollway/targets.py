@@ -6,9 +6,12 @@ it in the Prefect UI; nothing else in rollway spells one of these names.
 
 from __future__ import annotations
 
+import difflib
 import re
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,254}$")
 # AWS regions: us-west-2, eu-central-1, us-gov-west-1, us-iso-east-1, ... A syntax check, not a
@@ -22,10 +25,45 @@ _TARGET_GROUP_ARN = re.compile(
 )
 
 
-class QueueSpec(BaseModel):
-    """An SQS work queue and the dead-letter queue its failures are redriven to."""
+# A key no model knows is refused, not dropped: a block saved as {"canary_servce": ...} loaded
+# with Webordinary's canary service, and the rollout mixed two teams' services and tables.
+_STRICT = ConfigDict(frozen=True, extra="forbid")
 
-    model_config = ConfigDict(frozen=True)
+
+class _KnownKeys(BaseModel):
+    """Refuses keys the model does not know, naming each and the field it was probably meant as."""
+
+    model_config = _STRICT
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _known_keys(cls, data: Any, handler):
+        try:
+            return handler(data)
+        except ValidationError as err:
+            errors = err.errors()
+            if not any(e["type"] == "extra_forbidden" and len(e["loc"]) == 1 for e in errors):
+                raise
+            raise ValidationError.from_exception_data(
+                err.title, [_unknown_key(e, cls.model_fields) if len(e["loc"]) == 1 else e for e in errors]
+            ) from None
+
+
+def _unknown_key(error: dict, fields) -> dict:
+    """``error`` for a key the model does not know, with the field it was probably meant as."""
+    if error["type"] != "extra_forbidden":
+        return error
+    close = difflib.get_close_matches(str(error["loc"][0]), list(fields), n=1, cutoff=0.6)
+    if close:
+        message, context = "Extra inputs are not permitted: unknown key (did you mean '{field}'?)", {"field": close[0]}
+    else:
+        message, context = "Extra inputs are not permitted: unknown key (the keys are {fields})", {
+            "fields": ", ".join(fields)}
+    return {**error, "type": PydanticCustomError("extra_forbidden", message, context)}
+
+
+class QueueSpec(_KnownKeys):
+    """An SQS work queue and the dead-letter queue its failures are redriven to."""
 
     name: str
     dlq_name: str
@@ -37,10 +75,8 @@ class QueueSpec(BaseModel):
         return _plain_name(value)
 
 
-class TableSpec(BaseModel):
+class TableSpec(_KnownKeys):
     """A DynamoDB table the pre-deployment checklist expects, with its key and indexes."""
-
-    model_config = ConfigDict(frozen=True)
 
     name: str
     hash_key: str
@@ -88,14 +124,12 @@ def _default_tables() -> tuple[TableSpec, ...]:
     )
 
 
-class Targets(BaseModel):
+class Targets(_KnownKeys):
     """Names of the service under rollout and of everything around it.
 
     Region and names only: ARNs are looked up from these at run time, so the same model
-    serves a real account and the embedded one.
+    serves a real account and the embedded one. A key it does not know is refused.
     """
-
-    model_config = ConfigDict(frozen=True)
 
     region: str = "us-west-2"
     # Load balancing: the rule that forwards to the stable and the canary target group.

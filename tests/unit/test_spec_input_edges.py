@@ -1,0 +1,142 @@
+"""Input that passed validation and failed only once the rollout had written to AWS.
+
+- a misspelt key in the targets was dropped, and Webordinary's default used in its place;
+- an image reference docker and ECS cannot pull (a pasted URL, two tags, an empty path part)
+  was registered as a task definition and given to the canary service;
+- a "never" duration (approvals.timeout_seconds=1e12 with on_timeout: hold) shifted 5 % of the
+  traffic and then died with an OverflowError at the first pause.
+
+Each is now refused when the model is built, with a message naming the key or field.
+"""
+
+from __future__ import annotations
+
+import pytest
+from prefect.exceptions import ParameterTypeError
+from pydantic import ValidationError
+
+from blocks.targets import RollwayTargets
+from flows.canary import canary
+from rollway.spec import RolloutSpec, Stage
+from rollway.targets import QueueSpec, TableSpec, Targets
+
+IMG = "webordinary/edit-container:2.0.0"
+DAY = 86400
+
+
+# -- targets: a key no model knows ------------------------------------------------------------
+
+@pytest.mark.parametrize("model", [Targets, RollwayTargets])
+def test_a_misspelt_target_key_is_refused_naming_it_and_its_close_match(model):
+    with pytest.raises(ValidationError) as refused:
+        model.model_validate({"stable_service": "checkout-service", "canary_servce": "checkout-service-canary",
+                              "flag_table": "checkout-feature-flags"})
+    text = str(refused.value)
+    assert "canary_servce\n  Extra inputs are not permitted: unknown key (did you mean 'canary_service'?)" in text
+    assert "flag_table\n  Extra inputs are not permitted: unknown key (did you mean 'flags_table'?)" in text
+
+
+def test_a_key_like_no_field_lists_the_keys():
+    with pytest.raises(ValidationError, match=r"zzz\n  Extra inputs are not permitted: unknown key \(the keys are "
+                                              r"region, load_balancer, .*stable_service"):
+        Targets(zzz=1)
+
+
+@pytest.mark.parametrize("data,where,meant", [
+    ({"queues": [{"name": "q", "dlq_nme": "q-dlq"}]}, "queues.0.dlq_nme", "dlq_name"),
+    ({"queues": [{"name": "q", "dlq_name": "q-dlq", "max_receive": 5}]}, "queues.0.max_receive", "max_receive_count"),
+    ({"tables": [{"name": "t", "hash_key": "id", "index": ["a"]}]}, "tables.0.index", "indexes"),
+])
+def test_a_misspelt_key_in_a_queue_or_table_is_refused(data, where, meant):
+    with pytest.raises(ValidationError, match=rf"{where}\n  Extra inputs are not permitted: .*did you mean '{meant}'"):
+        Targets.model_validate(data)
+    with pytest.raises(ValidationError, match=where.split(".")[-1]):
+        (QueueSpec if "queues" in data else TableSpec).model_validate(data[where.split(".")[0]][0])
+
+
+def test_the_block_still_takes_prefects_own_keys():
+    block = RollwayTargets(block_type_slug="rollway-targets", _block_document_name="saved", _is_anonymous=False)
+    assert block.targets() == Targets()
+    with pytest.raises(ValidationError, match="block_type_slug"):
+        RollwayTargets.model_validate({"block_type_slug": "aws-credentials"})
+
+
+# -- image references ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("image,message", [
+    ("https://123456789012.dkr.ecr.us-west-2.amazonaws.com/webordinary/edit-container:2.0.0",
+     "is a URL, not an image reference: drop 'https://' (use '123456789012.dkr.ecr.us-west-2.amazonaws.com/"
+     "webordinary/edit-container:2.0.0')"),
+    ("webordinary/edit-container:2.0.0:2.0.1", "has more than one tag ('2.0.0', '2.0.1')"),
+    ("webordinary//edit-container:2.0.0", "empty repository path component"),
+    ("/edit-container:2.0.0", "empty repository path component"),
+    ("Webordinary/edit-container:2.0.0", "path component 'Webordinary' that is not lowercase"),
+    ("webordinary/edit..container:2.0.0", "path component 'edit..container'"),
+    ("webordinary/edit-container:-rc1", "tag '-rc1' that docker does not take"),
+    ("webordinary/edit-container:" + "1" * 129, "that docker does not take"),
+    ("webordinary/edit-container@sha256:abc", "digest 'sha256:abc' that is not sha256:<64"),
+    ("my_registry.example.com/edit-container:2.0.0", "registry 'my_registry.example.com'"),
+    ("webordinary/edit container:2.0.0", "contains whitespace"),
+    ("registry.example.com/" + "a/" * 120 + "b:1", "characters long: ECS takes at most 255"),
+    ("webordinary/edit-container", "is not a pinned image reference"),
+])
+def test_an_image_docker_cannot_pull_is_refused_saying_why(image, message):
+    with pytest.raises(ValidationError) as refused:
+        RolloutSpec(image=image)
+    text = str(refused.value)
+    assert text.splitlines()[1] == "image" and message in text, text
+
+
+@pytest.mark.parametrize("image", [
+    IMG, "repo/app:1", "a/b:1", "app:2", "example/edit:2.0.0", "fluent/fluent-bit:2.2", "webordinary/edit-container:v2",
+    "123456789012.dkr.ecr.us-west-2.amazonaws.com/webordinary/edit-container:2.0.0",
+    "localhost:5000/edit-container:2.0.0", "registry.example.com:443/team/edit__container:2.0.0-rc_1",
+    "public.ecr.aws/docker/library/nginx:1.27", "webordinary/edit-container@sha256:" + "0" * 64,
+    "webordinary/edit-container:2.0.0@sha256:" + "ab" * 32, "  webordinary/edit-container:2.0.0 ",
+])
+def test_images_docker_can_pull_are_taken(image):
+    assert RolloutSpec(image=image).image == image.strip()
+
+
+def test_a_flow_run_with_a_malformed_image_is_refused_as_a_parameter_error():
+    with pytest.raises(ParameterTypeError, match="drop 'https://'"):
+        canary.validate_parameters({"spec": {"image": "https://registry.example.com/edit-container:2.0.0"}})
+
+
+# -- durations that become sleeps, deadlines and datetimes -------------------------------------
+
+@pytest.mark.parametrize("spec,where,message", [
+    ({"approvals": {"timeout_seconds": 1e12, "on_timeout": "hold"}}, "approvals.timeout_seconds",
+     "timeout_seconds must be at most 30 days (2592000 s); to wait for an answer indefinitely, set on_timeout: hold"),
+    ({"approvals": {"timeout_seconds": 30 * DAY + 1}}, "approvals.timeout_seconds", "at most 30 days"),
+    ({"stages": [{"weight": 5, "bake_seconds": 1e12}, {"weight": 100}]}, "stages.0.bake_seconds",
+     "bake_seconds must be at most 30 days (2592000 s); to hold at this weight for longer, end a weekly phase"),
+    ({"monitor_seconds": 1e12}, "monitor_seconds", "monitor_seconds must be at most 90 days (7776000 s)"),
+    ({"verify_timeout_seconds": 1e12}, "verify_timeout_seconds", "verify_timeout_seconds must be at most an hour"),
+    ({"analysis": {"interval_seconds": 60 * 10**10}}, "analysis.interval_seconds",
+     "interval_seconds must be at most a day (86400 s)"),
+    ({"analysis": {"metrics_delay_seconds": 1e12}}, "analysis.metrics_delay_seconds",
+     "metrics_delay_seconds must be at most a day"),
+    ({"analysis": {"calibration_seconds": 10**12}}, "analysis.calibration_seconds",
+     "calibration_seconds must be at most 15 days"),
+])
+def test_a_duration_too_long_to_schedule_is_refused_naming_the_field(spec, where, message):
+    with pytest.raises(ValidationError) as refused:
+        RolloutSpec.model_validate({"image": IMG, **spec})
+    text = str(refused.value)
+    assert f"\n{where}\n" in text and message in text, text
+
+
+def test_the_longest_durations_allowed_are_taken():
+    spec = RolloutSpec(
+        image=IMG, stages=[Stage(weight=5, bake_seconds=30 * DAY), Stage(weight=100, bake_seconds=DAY)],
+        approvals={"timeout_seconds": 30 * DAY, "on_timeout": "hold"}, monitor_seconds=90 * DAY,
+        verify_timeout_seconds=3600,
+        analysis={"interval_seconds": DAY, "metrics_delay_seconds": DAY, "calibration_seconds": 15 * DAY},
+    )
+    assert RolloutSpec.from_record(spec.model_dump_json()) == spec
+
+
+def test_a_never_ending_approval_timeout_is_a_parameter_error_before_the_run_starts():
+    with pytest.raises(ParameterTypeError, match="approvals.timeout_seconds"):
+        canary.validate_parameters({"spec": {"image": IMG, "approvals": {"timeout_seconds": 1e12, "on_timeout": "hold"}}})
