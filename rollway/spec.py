@@ -137,6 +137,15 @@ class Stage(BaseModel):
 
     weight: int = Field(ge=1, le=100)
     bake_seconds: float = Field(default=600.0, gt=0, le=MAX_BAKE_SECONDS)
+
+    @field_validator("weight", mode="before")
+    @classmethod
+    def _not_a_boolean(cls, value: object) -> object:
+        # pydantic reads true as 1: a form's checkbox would become a 1 % stage.
+        if isinstance(value, bool):
+            raise ValueError(f"a stage weight is a percentage 1..100, not {str(value).lower()}")
+        return value
+
     min_bake_seconds: float | None = Field(default=None, ge=0)
     approval: bool = Field(default=False, description="pause for a person before this stage")
 
@@ -294,6 +303,14 @@ class FlagBinding(BaseModel):
         for pct in self.schedule.values():
             if not 0 <= pct <= 100:
                 raise ValueError(f"flag {self.feature!r}: percentage {pct} outside 0..100")
+        ordered = [self.schedule[w] for w in sorted(self.schedule)]
+        if _new_spec(info) and any(later < earlier for earlier, later in zip(ordered, ordered[1:])):
+            # Bucketing keeps a user who has the feature at p % at every higher percentage; a
+            # schedule that falls takes it away from users as the rollout goes on.
+            raise ValueError(
+                f"flag {self.feature!r}: its schedule {dict(sorted(self.schedule.items()))} falls as the traffic "
+                "grows; a rollout only widens a flag (disable it with `rollway flags set` to take it away)"
+            )
         return self
 
     def percentage_at(self, weight: int) -> float:

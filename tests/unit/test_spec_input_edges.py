@@ -140,3 +140,21 @@ def test_the_longest_durations_allowed_are_taken():
 def test_a_never_ending_approval_timeout_is_a_parameter_error_before_the_run_starts():
     with pytest.raises(ParameterTypeError, match="approvals.timeout_seconds"):
         canary.validate_parameters({"spec": {"image": IMG, "approvals": {"timeout_seconds": 1e12, "on_timeout": "hold"}}})
+
+
+def test_a_flag_schedule_that_falls_as_the_traffic_grows_is_refused():
+    """Bucketing keeps a user who has the feature at p % at every higher percentage; a falling
+    schedule took the feature away from users as the rollout went on."""
+    from rollway.spec import FlagBinding
+
+    with pytest.raises(ValidationError, match=r"falls as the traffic grows"):
+        FlagBinding(feature="new_editor", follow="schedule", schedule={5: 50, 100: 10})
+    assert FlagBinding(feature="new_editor", follow="schedule", schedule={5: 0, 50: 10, 100: 10}).percentage_at(75) == 10
+
+
+@pytest.mark.parametrize("weight", [True, False])
+def test_a_stage_weight_must_be_a_number_not_a_boolean(weight):
+    from rollway.spec import Stage
+
+    with pytest.raises(ValidationError, match="a stage weight is a percentage 1..100"):
+        Stage.model_validate({"weight": weight})
