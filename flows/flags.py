@@ -13,6 +13,7 @@ from typing import Sequence
 from prefect import flow, get_run_logger
 
 from flows.env import load_clients
+from flows.params import Actor
 from rollway.aws.flags import DynamoFlagStore
 from rollway.flag_binding import FlagChange, FlagUpdate
 from rollway.flags import UnknownFlag, validate_actor
@@ -43,7 +44,7 @@ def apply_changes(store: FlagStore, changes: Sequence[FlagChange], *, actor: str
 @flow(name="set-flags")
 def set_flags(
     changes: list[FlagChange],
-    actor: str = "operator",
+    actor: Actor = "operator",
     aws_credentials_block: str | None = None,
     targets_block: str | None = None,
 ) -> list[FlagUpdate]:
@@ -51,7 +52,8 @@ def set_flags(
 
     Args:
         changes: what to change, applied in order.
-        actor: who asks (recorded in each flag's audit trail).
+        actor: who asks (recorded in each flag's audit trail): not blank, kept without
+            surrounding spaces; Prefect refuses a run whose actor does not fit before it starts.
         aws_credentials_block: a saved AwsCredentials block; None uses boto3's default chain.
         targets_block: a saved RollwayTargets block naming the table; None: the defaults.
     """

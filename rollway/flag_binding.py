@@ -5,28 +5,39 @@ validated when it is built, before anything touches the store; ``set_flag`` read
 writes only if a setting changes, and retries a lost race by reading again (its targets are
 absolute, so a retry is safe).
 
-``apply_bindings`` moves the bound flags to a stage's percentage and enables them, and puts
-back the ones it moved if a later one cannot follow, so the flags never split between two
-stages; ``disable_bindings`` turns them off on rollback, every one it can even when one
-fails. Both are idempotent and return only what changed, for the flow to record in the
-ledger (``flag_transition``).
+``apply_bindings`` moves the bound flags to a stage's percentage (enabled above 0 %, off at
+0 %), and puts back the ones it moved if a later one cannot follow, so the flags never split
+between two stages; ``disable_bindings`` turns them off on rollback, every one it can even
+when one fails. Both are idempotent and return only what changed, for the flow to record in
+the ledger (``flag_transition``).
+
+A person's change wins over the rollout's: a bound flag changed by anyone else after the
+rollout last set it (the kill switch, on-call turning it off at 5 %) is left as they set it,
+with a warning, and reported among the updates (``FlagUpdate.kept``). The rollout knows its
+own writes by the marks in their audit reasons (``rollout stage 25%``, ``undone: ...``), and a
+rollback's disable by its mark (``rollway rollback: ...``), which ends the rollout that held
+the flag. A rollback's disable is never held back.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from typing import Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 from rollway.flags import (
+    DEFAULT_SALT,
     FeatureName,
+    FlagAuditEntry,
     FlagConflict,
     FlagError,
     FlagState,
     FlagStoreUnavailable,
     MAX_REASON,
     InvalidFlagInput,
+    MalformedFlag,
     Percentage,
     Reason,
     Salt,
@@ -41,6 +52,11 @@ from rollway.spec import FlagBinding
 log = logging.getLogger("rollway.flags")
 
 _ATTEMPTS = 3
+# The marks rollway's own writes carry in their audit reasons (see the module's docstring). A
+# person's reason could carry them only by typing them, which these forms make unlikely.
+_STAGE = re.compile(r"^rollout stage (\d{1,3})%(?::|$)")
+_UNDONE = "undone: "
+ROLLBACK_MARK = "rollway rollback: "
 
 
 class FlagsNotDisabled(FlagStoreUnavailable):
@@ -61,7 +77,7 @@ class FlagsNotDisabled(FlagStoreUnavailable):
 
 
 class FlagUpdate(BaseModel):
-    """A flag before and after a change (``before`` is None for a flag just created)."""
+    """A flag before and after a change (``before`` is None for a flag just created or repaired)."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -69,6 +85,10 @@ class FlagUpdate(BaseModel):
     before: FlagState | None = None
     after: FlagState
     reason: str = ""
+    kept: str | None = Field(
+        default=None, description="why a rollout left the flag as a person set it (nothing written)"
+    )
+    malformed: str | None = Field(default=None, description="what was unusable in the item this write repaired")
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -78,7 +98,11 @@ class FlagUpdate(BaseModel):
 
     def describe(self) -> str:
         """One line for people, e.g. ``use_sqs_architecture: off 0% -> on 25% (v3)``."""
+        if self.kept is not None:
+            return f"{self.feature}: left {_settings(self.after)} (v{self.after.version}): {self.kept}"
         before = "absent" if self.before is None else _settings(self.before)
+        if self.malformed is not None:
+            before = f"malformed ({self.malformed})"
         if not self.changed:
             return f"{self.feature}: unchanged, {before} (v{self.after.version})"
         return f"{self.feature}: {before} -> {_settings(self.after)} (v{self.after.version})"
@@ -114,6 +138,11 @@ def set_flag(
 ) -> FlagUpdate:
     """Apply ``change`` to its flag; settings it leaves out keep their stored values.
 
+    A malformed item (``MalformedFlag``: written outside rollway) is repaired by a change that
+    gives every setting it cannot read; a disable always repairs it, since settings that
+    cannot be read serve nobody once the flag is off (they are stored as 0 % and the default
+    salt).
+
     Args:
         store: where the flag lives.
         change: the flag and the settings to set.
@@ -129,21 +158,25 @@ def set_flag(
         MissingUserId: blank actor; nothing read or written.
         UnknownFlag: the flag does not exist and ``change.create`` is False; nothing written.
         FlagConflict: the version is not ``expected_version``, or every retry lost a race.
+        InvalidFlagInput: the flag is malformed and ``change`` leaves an unreadable setting as it is.
     """
     validate_actor(actor)
     feature, settings = change.feature, change.settings()
     attempts = 1 if expected_version is not None else _ATTEMPTS
     for attempt in range(1, attempts + 1):
-        current = store.get(feature)
+        current = _stored(store, feature)
         if current is None and not change.create:
             raise UnknownFlag(feature)
         version = current.version if current is not None else 0
         if expected_version is not None and version != expected_version:
             raise FlagConflict(feature, expected_version, version)
-        base = current.model_dump() if current is not None else {"feature": feature}
-        desired = FlagState.model_validate({**base, **settings})
-        if current is not None and current.settings() == desired.settings():
-            return FlagUpdate(feature=feature, before=current, after=current, reason=change.reason)
+        if isinstance(current, MalformedFlag):
+            desired, before = _repaired(current, change), None
+        else:
+            base = current.model_dump() if current is not None else {"feature": feature}
+            desired, before = FlagState.model_validate({**base, **settings}), current
+            if current is not None and current.settings() == desired.settings():
+                return FlagUpdate(feature=feature, before=current, after=current, reason=change.reason)
         try:
             after = store.put(desired, expected_version=version, actor=actor, now=now, reason=change.reason)
         except FlagConflict:
@@ -151,8 +184,36 @@ def set_flag(
                 raise
             log.info("feature flag %r changed while being set; reading it again", feature)
             continue
-        return FlagUpdate(feature=feature, before=current, after=after, reason=change.reason)
+        malformed = "; ".join(current.problems) if isinstance(current, MalformedFlag) else None
+        return FlagUpdate(feature=feature, before=before, after=after, reason=change.reason, malformed=malformed)
     raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+
+
+def _stored(store: FlagStore, feature: str) -> FlagState | MalformedFlag | None:
+    """The flag as stored; a malformed item as its error, which a write may repair."""
+    try:
+        return store.get(feature)
+    except MalformedFlag as bad:
+        return bad
+
+
+def _repaired(bad: MalformedFlag, change: FlagChange) -> FlagState:
+    """The flag ``change`` makes of a malformed item, or InvalidFlagInput naming what it must give."""
+    fields = {name: bad.fields[name] for name in ("enabled", "percentage", "salt") if name in bad.fields}
+    fields.update(change.settings())
+    if fields.get("enabled") is False:
+        # The kill switch always goes through: off, the unreadable settings serve nobody.
+        fields = {"percentage": 0.0, "salt": DEFAULT_SALT, **fields}
+    missing = [name for name in ("enabled", "percentage", "salt") if name not in fields]
+    if missing:
+        raise InvalidFlagInput(
+            f"{bad}; this change leaves {', '.join(missing)} unreadable: give "
+            f"{' and '.join(_OPTION[name] for name in missing)} too, or disable it (nothing was written)"
+        )
+    return FlagState(feature=change.feature, **fields)
+
+
+_OPTION = {"enabled": "--enabled or --no-enabled", "percentage": "--percentage", "salt": "a salt"}
 
 
 def apply_bindings(
@@ -165,10 +226,13 @@ def apply_bindings(
     reason: str | None = None,
     create_missing: bool = False,
 ) -> list[FlagUpdate]:
-    """Enable every bound flag at its percentage for a stage of ``weight`` percent.
+    """Move every bound flag to its percentage for a stage of ``weight`` percent.
 
-    Every binding is checked (and every flag read) before the first write, so an unknown
-    flag or a bad percentage writes nothing.
+    A flag is enabled at a percentage above 0 and disabled at 0 (a schedule that starts at a
+    later stage), so an evaluation without a user follows the schedule too. Every binding is
+    checked (and every flag read) before the first write, so an unknown flag or a bad
+    percentage writes nothing. A flag someone else changed after the rollout last set it is
+    left as they set it (``FlagUpdate.kept``, with a warning): see the module's docstring.
 
     Args:
         store: where the flags live.
@@ -176,15 +240,17 @@ def apply_bindings(
         weight: the canary's traffic weight at this stage, 0..100.
         actor: who moves the rollout.
         now: epoch seconds.
-        reason: for the audit trail; by default ``"rollout stage <weight>%"``.
+        reason: for the audit trail, after the stage's mark ``"rollout stage <weight>%"``.
         create_missing: create bound flags that do not exist instead of raising.
 
     Returns:
-        The flags that changed (none when the stage was already applied).
+        The flags that changed and the flags left as a person set them (none when the stage
+        was already applied).
 
     Raises:
         UnknownFlag: bound flags that do not exist (all named), unless ``create_missing``.
         InvalidFlagInput: a weight outside 0..100 or a blank actor.
+        MalformedFlag: a bound flag's item cannot be used; nothing written.
     """
     validate_actor(actor)
     if isinstance(weight, bool) or not isinstance(weight, int) or not 0 <= weight <= 100:
@@ -192,21 +258,89 @@ def apply_bindings(
     targets = [(b.feature, validate_percentage(b.percentage_at(weight))) for b in bindings]
     if not create_missing:
         check_bindings(store, bindings)
-    why = _fit_reason(reason or f"rollout stage {weight}%")
+    # The stage's mark leads, so it survives _fit_reason and the rollout knows its own writes.
+    why = _fit_reason(f"rollout stage {weight}%" + (f": {reason}" if reason else ""))
     updates: list[FlagUpdate] = []
     for feature, pct in targets:
+        change = FlagChange(feature=feature, enabled=pct > 0, percentage=pct, reason=why, create=create_missing)
         try:
-            updates.append(set_flag(
-                store,
-                FlagChange(feature=feature, enabled=True, percentage=pct, reason=why, create=create_missing),
-                actor=actor,
-                now=now,
-            ))
+            updates.append(_follow(store, change, weight, actor=actor, now=now))
         except Exception as err:  # noqa: BLE001 - whatever stopped it, the flags already moved go back
             _put_back([u for u in updates if u.changed], store, actor=actor, now=now,
                       why=f"{feature} could not follow to {weight}% ({err})", failed=err)
             raise
-    return [u for u in updates if u.changed]
+    return [u for u in updates if u.changed or u.kept is not None]
+
+
+def _follow(store: FlagStore, change: FlagChange, weight: int, *, actor: str, now: float) -> FlagUpdate:
+    """Set one bound flag for the stage, unless a person changed it after the rollout last did.
+
+    The write is conditional on the version the audit trail was read at, so a person's
+    change landing between the check and the write is seen on the next attempt.
+    """
+    for attempt in range(1, _ATTEMPTS + 1):
+        current = store.get(change.feature)
+        if current is None:
+            return set_flag(store, change, actor=actor, now=now)  # created (or UnknownFlag)
+        if current.settings() == (change.enabled, change.percentage, current.salt):
+            return FlagUpdate(feature=change.feature, before=current, after=current, reason=change.reason)
+        held = _changed_since_rollout(store.audit(change.feature), current, weight)
+        if held is not None:
+            return _left_alone(current, *held, change)
+        try:
+            return set_flag(store, change, actor=actor, now=now, expected_version=current.version)
+        except FlagConflict:
+            if attempt == _ATTEMPTS:
+                raise
+            log.info("feature flag %r changed while the stage was applied; reading it again", change.feature)
+    raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+
+
+def _changed_since_rollout(
+    trail: Sequence[FlagAuditEntry], current: FlagState, weight: int
+) -> tuple[FlagAuditEntry, FlagAuditEntry] | None:
+    """The newest change someone made after the rollout (at a stage below ``weight``) last set
+    the flag, with that write of the rollout's, when the flag is not back as the rollout left
+    it; None when the rollout may set it.
+
+    Args:
+        trail: the flag's audit trail, newest first.
+        current: the flag as stored.
+        weight: the stage being applied. Within a rollout the weights only go up, so a stage
+            write at ``weight`` or above was made by an earlier rollout (promoted at 100 %,
+            or started again), and this rollout takes the flag over from whoever changed it.
+    """
+    person: FlagAuditEntry | None = None
+    for entry in trail:
+        if entry.reason.startswith(ROLLBACK_MARK):
+            return None  # a rollback ended the rollout that held the flag: this one takes it over
+        stage = _STAGE.match(entry.reason)
+        if stage is None and not entry.reason.startswith(_UNDONE):
+            person = person or entry
+            continue
+        if person is None:
+            return None  # the flag is as the rollout left it
+        if stage is None:
+            continue  # the rollout's own undo: the stage it undid tells which rollout held it
+        held = int(stage.group(1)) < weight
+        as_left = current.settings() == (entry.enabled, entry.percentage, entry.salt)
+        return (person, entry) if held and not as_left else None
+    return None  # no rollout has set it (in the trail kept): this one takes it over
+
+
+def _left_alone(current: FlagState, person: FlagAuditEntry, left: FlagAuditEntry, change: FlagChange) -> FlagUpdate:
+    why = f": {person.reason}" if person.reason else ""
+    kept = (
+        f"{person.actor} changed it after the rollout last set it (v{person.version}{why}), so this stage "
+        f"does not set it {_settings_of(change)}; setting it back to {'on' if left.enabled else 'off'} "
+        f"{left.percentage:g}% hands it back to the rollout"
+    )
+    log.warning("feature flag %r left %s as a person set it: %s", change.feature, _settings(current), kept)
+    return FlagUpdate(feature=change.feature, before=current, after=current, reason=change.reason, kept=kept)
+
+
+def _settings_of(change: FlagChange) -> str:
+    return f"{'on' if change.enabled else 'off'} {change.percentage:g}%"
 
 
 def _put_back(updates: Sequence[FlagUpdate], store: FlagStore, *, actor: str, now: float, why: str,
@@ -248,8 +382,11 @@ def disable_bindings(
 ) -> list[FlagUpdate]:
     """Disable every bound flag (rollback). Their percentages are kept, for the record.
 
-    A bound flag that does not exist is already off for everyone: it is skipped with a
-    warning, so a rollback never fails on it.
+    Always written, whoever changed a flag last, and a malformed item is repaired to off. The
+    audit reason carries the rollback's mark (``rollway rollback: <reason>``), which tells
+    the next rollout that the one holding the flag has ended. A bound flag that does not
+    exist is already off for everyone: it is skipped with a warning, so a rollback never
+    fails on it.
 
     Returns:
         The flags that changed (none when they were already off).
@@ -258,7 +395,7 @@ def disable_bindings(
         FlagsNotDisabled: some flags could not be written; every other one was disabled.
     """
     validate_actor(actor)
-    change_reason = _fit_reason(reason)
+    change_reason = _fit_reason(ROLLBACK_MARK + reason)
     updates, failures = [], []
     for binding in bindings:
         try:

@@ -14,8 +14,10 @@ An evaluation without a user id follows ``enabled`` alone. A disabled flag is of
 everyone. Percentages have basis-point resolution: finer values are rounded to 0.01%.
 
 ``FlagEvaluator`` reads flags through a ``rollway.ports.FlagStore`` and caches each one for a
-TTL; ``invalidate`` drops cached flags at once. What it answers when the store cannot be read
-is configured (fail closed, i.e. off, by default) and logged. An unknown flag evaluates to
+TTL; ``invalidate`` drops cached flags at once. What it answers when the store cannot be read,
+or holds an item for the flag that rollway cannot use (``MalformedFlag``: written outside
+rollway, say with ``enabled`` as the text "false"), is configured (fail closed, i.e. off, by
+default) and logged. An unknown flag evaluates to
 off with a warning, as flag clients in production do (a request path should not crash on a
 flag that has not been created yet); ``on_unknown="raise"`` raises ``UnknownFlag`` instead.
 Writes never guess: setting an unknown flag raises ``UnknownFlag`` (see rollway.flag_binding).
@@ -29,6 +31,7 @@ import math
 import re
 import time
 from datetime import datetime
+from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated, Any, Callable, Literal, NoReturn
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
@@ -114,6 +117,45 @@ class FlagStoreUnavailable(FlagError):
     """The flag store could not be read or written (unreachable, no such table, denied...)."""
 
 
+class MalformedFlag(FlagStoreUnavailable):
+    """A stored flag whose item rollway cannot use (written outside rollway: the console, a script).
+
+    A store error: an evaluation answers it as it answers an unreachable store (off, by
+    default), and the flag stays readable for everyone else. A write can repair it: the
+    settings it gives replace the unusable ones (see ``rollway.flag_binding.set_flag``).
+
+    Attributes:
+        feature: the flag's name as stored.
+        problems: one line per unusable attribute.
+        fields: the FlagState fields that could be read, for a repair.
+        version: the stored version (0 when absent or unreadable); a repair writes the next.
+    """
+
+    def __init__(self, feature: str, problems: list[str], fields: dict[str, Any], version: int) -> None:
+        self.feature = feature
+        self.problems = problems
+        self.fields = fields
+        self.version = version
+        super().__init__(
+            f"feature flag {feature!r} is malformed in the table ({'; '.join(problems)}); "
+            f"repair it by setting what is unusable (`rollway flags set {feature} ...`); a disable always can"
+        )
+
+
+class MalformedFlags(FlagStoreUnavailable):
+    """A listing found flags it cannot use; every other flag was read.
+
+    Attributes:
+        flags: the flags that were read, sorted by feature.
+        failures: one MalformedFlag for each flag that was not.
+    """
+
+    def __init__(self, flags: list["FlagState"], failures: list[MalformedFlag]) -> None:
+        self.flags = flags
+        self.failures = failures
+        super().__init__("; ".join(str(f) for f in failures))
+
+
 def validate_percentage(value: object) -> float:
     """``value`` as a percentage rounded to basis points.
 
@@ -156,29 +198,44 @@ def validate_salt(salt: object) -> str:
     return salt
 
 
+def _require_utf8(text: str, what: str) -> None:
+    """Refuse text that cannot be stored or hashed: a lone surrogate, which is how Python
+    hands over a command-line byte that is not UTF-8 (a user id copied from a binary log)."""
+    try:
+        text.encode()
+    except UnicodeEncodeError as err:
+        shown = repr(text) if len(text) <= 60 else repr(text[:57]) + "..."
+        raise InvalidFlagInput(
+            f"{what} {shown} is not valid UTF-8 text (character {err.start + 1} cannot be encoded)"
+        ) from None
+
+
 def validate_actor(actor: object) -> str:
     """``actor`` (who makes a change, for the audit trail) if it is not blank.
 
     Raises:
         MissingUserId: empty or blank.
-        InvalidFlagInput: longer than MAX_ACTOR characters.
+        InvalidFlagInput: not UTF-8 text, or longer than MAX_ACTOR characters.
     """
     if not isinstance(actor, str) or not actor.strip():
         raise MissingUserId(f"a flag change needs the id of who makes it, got {actor!r}")
+    _require_utf8(actor, "the actor")
     if len(actor) > MAX_ACTOR:
         raise InvalidFlagInput(f"the actor is {len(actor)} characters; at most {MAX_ACTOR} are kept in the audit trail")
     return actor
 
 
 def validate_user_id(user_id: object) -> str | None:
-    """``user_id`` if it can be evaluated: None (no user) or a non-empty string.
+    """``user_id`` if it can be evaluated: None (no user) or a non-empty string of UTF-8 text.
 
     Raises:
         MissingUserId: the empty string.
-        InvalidFlagInput: not a string.
+        InvalidFlagInput: not a string, or not UTF-8 text (it could not be hashed).
     """
-    if user_id is not None and (not user_id or not isinstance(user_id, str)):
-        _require_user(user_id)
+    if user_id is not None:
+        if not user_id or not isinstance(user_id, str):
+            _require_user(user_id)
+        _require_utf8(user_id, "user id")
     return user_id
 
 
@@ -201,10 +258,11 @@ def validate_reason(reason: object) -> str:
     """``reason`` (why a change is made, for the audit trail) if it fits the trail.
 
     Raises:
-        InvalidFlagInput: not a string, or longer than MAX_REASON characters.
+        InvalidFlagInput: not a string, not UTF-8 text, or longer than MAX_REASON characters.
     """
     if not isinstance(reason, str):
         raise InvalidFlagInput(f"a reason must be text, got {type(reason).__name__}")
+    _require_utf8(reason, "the reason")
     if len(reason) > MAX_REASON:
         raise InvalidFlagInput(
             f"the reason is {len(reason)} characters; at most {MAX_REASON} fit the audit trail "
@@ -267,7 +325,7 @@ class FlagAuditEntry(BaseModel):
 
 
 def prepare_write(
-    current: FlagState | None,
+    current: FlagState | MalformedFlag | None,
     proposed: FlagState,
     *,
     expected_version: int,
@@ -280,7 +338,7 @@ def prepare_write(
     Every FlagStore implementation writes through this, so they agree on versions and audit.
 
     Args:
-        current: the flag as stored now (None: absent).
+        current: the flag as stored now (None: absent; a MalformedFlag: an item being repaired).
         proposed: the settings to store; its version and update stamps are replaced.
         expected_version: the version the caller read (0 for a flag never written).
         actor: who makes the change.
@@ -290,7 +348,7 @@ def prepare_write(
     Raises:
         FlagConflict: the stored version is not ``expected_version``.
         MissingUserId: ``actor`` is blank.
-        InvalidFlagInput: ``actor`` or ``reason`` too long for the audit trail.
+        InvalidFlagInput: ``actor`` or ``reason`` too long for the audit trail, or not UTF-8.
     """
     validate_actor(actor)
     validate_reason(reason)
@@ -298,6 +356,7 @@ def prepare_write(
     if found != expected_version:
         raise FlagConflict(proposed.feature, expected_version, found)
     stored = proposed.model_copy(update={"version": found + 1, "updated_at": now, "updated_by": actor})
+    previous = current.fields if isinstance(current, MalformedFlag) else (current.model_dump() if current else {})
     entry = FlagAuditEntry(
         feature=proposed.feature,
         version=stored.version,
@@ -307,9 +366,9 @@ def prepare_write(
         enabled=stored.enabled,
         percentage=stored.percentage,
         salt=stored.salt,
-        previous_enabled=current.enabled if current else None,
-        previous_percentage=current.percentage if current else None,
-        previous_salt=current.salt if current else None,
+        previous_enabled=previous.get("enabled"),
+        previous_percentage=previous.get("percentage"),
+        previous_salt=previous.get("salt"),
     )
     return stored, entry
 
@@ -320,19 +379,72 @@ def flag_from_item(item: dict[str, Any]) -> FlagState:
     The seed wrote ``feature``, ``enabled``, ``percentage`` and an ISO ``updatedAt``, and
     its rollback wrote ``enabled`` alone: missing fields take their defaults, a missing
     percentage means everyone (100), and such an item reads as version 0.
+
+    A value that is present but unusable is never guessed at: ``enabled`` must be a boolean
+    (or the number 0 or 1), since ``bool("false")`` would turn a flag on for everyone.
+
+    Raises:
+        MalformedFlag: naming the flag and every unusable attribute.
     """
+    feature = item.get("feature")
+    fields: dict[str, Any] = {}
+    problems: list[str] = []
+    readers: tuple[tuple[str, Callable[[], Any]], ...] = (
+        ("feature", lambda: validate_feature(feature)),
+        ("enabled", lambda: _stored_enabled(item.get("enabled", False))),
+        ("percentage", lambda: validate_percentage(_stored_number(item.get("percentage", 100)))),
+        ("salt", lambda: validate_salt(item.get("salt") or DEFAULT_SALT)),
+        ("updated_at", lambda: _stored_seconds(item)),
+        ("updated_by", lambda: _stored_text(item.get("updated_by") or "")),
+        ("version", lambda: _stored_version(item.get("version", 0))),
+    )
+    for name, read in readers:
+        try:
+            fields[name] = read()
+        except FlagError as err:
+            problems.append(str(err))  # these name the setting themselves
+        except (TypeError, ValueError, ArithmeticError) as err:
+            problems.append(f"{name} {err}")
+    if problems:
+        raise MalformedFlag(str(feature), problems, fields, fields.get("version", 0))
+    return FlagState(**fields)
+
+
+def _stored_enabled(value: object) -> bool:
+    # DynamoDB numbers come back as Decimal; 0 and 1 are what other tools write for booleans.
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, Decimal)) and value in (0, 1):
+        return bool(value)
+    raise ValueError(f"{value!r} is not a boolean (true/false, or the number 0 or 1)")
+
+
+def _stored_number(value: object) -> object:
+    # A Decimal as a plain number, so a message shows 150, not Decimal('150').
+    if not isinstance(value, Decimal) or not value.is_finite():
+        return value
+    return int(value) if value == value.to_integral_value() else float(value)
+
+
+def _stored_seconds(item: dict[str, Any]) -> float:
     updated_at = item.get("updated_at")
     if updated_at is None and isinstance(item.get("updatedAt"), str):
         updated_at = _iso_seconds(item["updatedAt"])
-    return FlagState(
-        feature=item["feature"],
-        enabled=bool(item.get("enabled", False)),
-        percentage=item.get("percentage", 100),
-        salt=item.get("salt") or DEFAULT_SALT,
-        updated_at=float(updated_at or 0.0),
-        updated_by=item.get("updated_by") or "",
-        version=int(item.get("version", 0)),
-    )
+    if isinstance(updated_at, bool) or not isinstance(updated_at, (int, float, Decimal, type(None))):
+        raise ValueError(f"{updated_at!r} is not epoch seconds")
+    return float(updated_at or 0.0)
+
+
+def _stored_text(value: object) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"{value!r} is not text")
+    return value
+
+
+def _stored_version(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, Decimal)) or value < 0 or value != int(value):
+        raise ValueError(f"{value!r} is not a whole number >= 0")
+    return int(value)
 
 
 def _iso_seconds(value: str) -> float:
@@ -356,11 +468,13 @@ def bucket(salt: str, feature: str, user_id: str) -> int:
 
 
 def _require_user(user_id: object) -> NoReturn:
-    """Raise for a user id that is given but unusable (empty, or not a string)."""
+    """Raise for a user id that is given but unusable (empty, not a string, not UTF-8)."""
     if not isinstance(user_id, str):
         raise InvalidFlagInput(
             f"user id {user_id!r} ({type(user_id).__name__}) must be a string: pass str(user_id)"
         )
+    if user_id:
+        _require_utf8(user_id, "user id")
     raise MissingUserId(
         f"user id {user_id!r} is empty: pass None to evaluate without a user, or a non-empty id"
     )
@@ -384,13 +498,12 @@ def evaluate(flag: FlagState, user_id: str | None = None) -> bool:
 
     Raises:
         MissingUserId: ``user_id`` is the empty string.
-        InvalidFlagInput: ``user_id`` is not a string.
+        InvalidFlagInput: ``user_id`` is not a string, or not UTF-8 text.
     """
     without_user, threshold, hasher = _compile(flag)
     if user_id is None:
         return without_user
-    if not user_id or not isinstance(user_id, str):
-        _require_user(user_id)
+    validate_user_id(user_id)
     if hasher is None:
         return without_user
     return bucket(flag.salt, flag.feature, user_id) < threshold
@@ -405,9 +518,10 @@ class FlagEvaluator:
         retry_seconds: after a failed read, how long to answer per ``on_unavailable`` before
             trying the store again (keeps an outage from turning every call into a request).
         clock: monotonic seconds; injected so tests move time without sleeping.
-        on_unavailable: the answer while the store cannot be read: ``"closed"`` (off, the
-            default), ``"open"`` (on for everyone), or ``"stale"`` (the last value read, off
-            if there is none). Each failed read is logged as a warning.
+        on_unavailable: the answer while the store cannot be read or holds a malformed item
+            for the flag: ``"closed"`` (off, the default), ``"open"`` (on for everyone), or
+            ``"stale"`` (the last value read, off if there is none). Each failed read is
+            logged as a warning naming the flag.
         on_unknown: ``"off"`` (default: off, with a warning once per TTL) or ``"raise"``
             (``UnknownFlag``).
     """
@@ -449,9 +563,9 @@ class FlagEvaluator:
 
         Raises:
             MissingUserId: ``user_id`` is the empty string.
-            InvalidFlagInput: ``user_id`` is not a string (whatever the flag's percentage, so
-                the mistake shows before a rollout moves the flag), or ``feature`` can never
-                be a flag's name.
+            InvalidFlagInput: ``user_id`` is not a string or not UTF-8 text (whatever the
+                flag's percentage, so the mistake shows before a rollout moves the flag), or
+                ``feature`` can never be a flag's name.
             UnknownFlag: no such flag, with ``on_unknown="raise"``.
         """
         entry = self._entries.get(feature)
@@ -461,12 +575,18 @@ class FlagEvaluator:
             return entry[1]
         if not user_id or not isinstance(user_id, str):
             _require_user(user_id)
+        try:
+            # Encoded before the percentage is looked at, as the type check above: a user id
+            # that cannot be hashed is refused at 5 % as at 100 %.
+            encoded = user_id.encode()
+        except UnicodeEncodeError:
+            _require_user(user_id)
         hasher = entry[3]
         if hasher is None:
             return entry[1]
         # Inlined bucket(): this is the hot path.
         hashed = hasher.copy()
-        hashed.update(user_id.encode())
+        hashed.update(encoded)
         return int.from_bytes(hashed.digest(), "big") % BASIS_POINTS < entry[2]
 
     def invalidate(self, feature: str | None = None) -> None:

@@ -20,6 +20,7 @@ from rollway.flags import (
     FlagError,
     FlagState,
     FlagStoreUnavailable,
+    MalformedFlags,
     UnknownFlag,
     bucket,
     evaluate,
@@ -40,8 +41,22 @@ EXIT_UNAVAILABLE = 4
 
 
 def flags_list(store: FlagStore, out: TextIO, *, err: TextIO, as_json: bool = False) -> int:
-    """Print every flag: feature, state, percentage, version, last change."""
-    return _run(err, lambda: _print_flags(store.list(), out, as_json))
+    """Print every flag: feature, state, percentage, version, last change.
+
+    A flag whose item cannot be used (written outside rollway) hides no other: the others are
+    printed, and each bad one is a ``warning:`` line on ``err`` naming it and what is wrong.
+    """
+
+    def show() -> None:
+        try:
+            flags, failures = store.list(), []
+        except MalformedFlags as partial:
+            flags, failures = partial.flags, partial.failures
+        _print_flags(flags, out, as_json)
+        for failure in failures:
+            err.write(f"warning: {failure}\n")
+
+    return _run(err, show)
 
 
 def flags_get(

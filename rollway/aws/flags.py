@@ -4,14 +4,18 @@ Layout of ``targets.flags_table`` (hash key ``feature``, S): one item per flag w
 ``enabled`` (BOOL), ``percentage`` (N), ``salt`` (S), ``updated_at`` (N, epoch seconds),
 ``updated_by`` (S), ``version`` (N) and ``audit``, a list of the flag's last ``audit_cap``
 changes (maps of FlagAuditEntry fields). Items the seed wrote (no version, no salt) read as
-version 0 and are upgraded by their first write.
+version 0 and are upgraded by their first write. An item rollway cannot use (written by hand:
+``enabled`` as the text "false", a percentage of 150) reads as ``MalformedFlag`` naming it, and
+a write repairs it, conditional on the item as read.
 
 Why the audit trail lives in the item: a write is one PutItem conditional on the version
 read, so the flag and its audit entry change together or not at all, with no transaction,
 and a Scan of the table returns flags only (``list`` projects ``audit`` away). Capping the
-list keeps the item far below DynamoDB's 400 KB limit. A write reads the item (consistent
+list keeps the item below DynamoDB's 400 KB limit. A write reads the item (consistent
 read) to carry its trail forward; the condition on ``version`` catches any write that lands
-between that read and the put.
+between that read and the put. The trail is also bounded by size: the limits on a change's
+reason and actor count characters, and at four bytes a character a hundred long entries would
+outgrow the item, so the oldest entries are dropped until the item fits (the new one always does).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from typing import Any, Iterator
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import ValidationError
 from pydantic_core import to_json
 
 from rollway.flags import (
@@ -31,6 +36,8 @@ from rollway.flags import (
     FlagConflict,
     FlagState,
     FlagStoreUnavailable,
+    MalformedFlag,
+    MalformedFlags,
     flag_from_item,
     prepare_write,
     validate_actor,
@@ -39,6 +46,9 @@ from rollway.flags import (
 from rollway.targets import Targets
 
 _FLAG_ATTRIBUTES = ("feature", "enabled", "percentage", "salt", "updated_at", "updated_by", "version", "updatedAt")
+# DynamoDB's item limit is 400 KB (409,600 bytes); _item_size is an upper bound of how it
+# counts, and the rest is margin.
+_ITEM_BUDGET = 400_000
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
@@ -64,17 +74,37 @@ class DynamoFlagStore:
         }
 
     def get(self, feature: str) -> FlagState | None:
-        """The flag, or None. Raises FlagStoreUnavailable if the table cannot be read."""
+        """The flag, or None.
+
+        Raises:
+            MalformedFlag: the item cannot be used (naming the flag and what is wrong).
+            FlagStoreUnavailable: the table cannot be read.
+        """
         item = self._read(feature, **self._projection)
         return None if item is None else flag_from_item(item)
 
     def list(self) -> list[FlagState]:
-        """Every flag, sorted by feature; audit trails are not read."""
+        """Every flag, sorted by feature; audit trails are not read.
+
+        Raises:
+            MalformedFlags: some items cannot be used; it holds every flag that can, and one
+                MalformedFlag per item that cannot (one bad item hides no other flag).
+            FlagStoreUnavailable: the table cannot be read.
+        """
         items: list[dict[str, Any]] = []
         with self._errors():
             for page in self._client.get_paginator("scan").paginate(TableName=self._table, **self._projection):
                 items.extend(page.get("Items", []))
-        return sorted((flag_from_item(_plain(item)) for item in items), key=lambda f: f.feature)
+        flags, failures = [], []
+        for item in items:
+            try:
+                flags.append(flag_from_item(_plain(item)))
+            except MalformedFlag as bad:
+                failures.append(bad)
+        flags.sort(key=lambda f: f.feature)
+        if failures:
+            raise MalformedFlags(flags, sorted(failures, key=lambda f: f.feature))
+        return flags
 
     def put(
         self, flag: FlagState, *, expected_version: int, actor: str, now: float, reason: str = ""
@@ -84,6 +114,10 @@ class DynamoFlagStore:
         Returns:
             The stored flag: version ``expected_version + 1``, stamped with actor and now.
 
+        A malformed item is overwritten (repaired) like any other, at its version as read
+        (0 when that is unreadable); the write is conditional on the stored version attribute
+        being still what was read.
+
         Raises:
             FlagConflict: the version moved (before or during this write); nothing written.
             MissingUserId: blank actor; nothing read or written.
@@ -91,20 +125,24 @@ class DynamoFlagStore:
         """
         validate_actor(actor)
         raw = self._read(flag.feature, raw=True)
-        current = None if raw is None else flag_from_item(_plain(raw))
+        current: FlagState | MalformedFlag | None = None
+        if raw is not None:
+            try:
+                current = flag_from_item(_plain(raw))
+            except MalformedFlag as bad:
+                current = bad
         stored, entry = prepare_write(
             current, flag, expected_version=expected_version, actor=actor, now=now, reason=reason
         )
         trail = (raw or {}).get("audit", {}).get("L", [])
         item = _attributes(stored.model_dump())
-        item["audit"] = {"L": [*trail, _attributes({"e": entry.model_dump()})["e"]][-self._audit_cap :]}
-        if expected_version == 0:
+        item["audit"] = {"L": _fitting(item, [*trail, _attributes({"e": entry.model_dump()})["e"]][-self._audit_cap :])}
+        found = (raw or {}).get("version")
+        if found is None:
             condition = {"ConditionExpression": "attribute_not_exists(#v)"}
         else:
-            condition = {
-                "ConditionExpression": "#v = :expected",
-                "ExpressionAttributeValues": {":expected": {"N": str(expected_version)}},
-            }
+            # The attribute as read (not the number): a malformed version is matched as stored.
+            condition = {"ConditionExpression": "#v = :found", "ExpressionAttributeValues": {":found": found}}
         with self._errors(conflict=(flag.feature, expected_version)):
             self._client.put_item(
                 TableName=self._table,
@@ -118,7 +156,13 @@ class DynamoFlagStore:
     def audit(self, feature: str, limit: int | None = None) -> list[FlagAuditEntry]:
         """The flag's recorded changes, newest first (an unknown flag has none)."""
         item = self._read(feature, ProjectionExpression="#t", ExpressionAttributeNames={"#t": "audit"})
-        entries = [FlagAuditEntry.model_validate(e) for e in (item or {}).get("audit", [])]
+        try:
+            entries = [FlagAuditEntry.model_validate(e) for e in (item or {}).get("audit", [])]
+        except ValidationError as err:
+            raise FlagStoreUnavailable(
+                f"feature flag {feature!r}: its audit trail in table {self._table!r} holds an entry rollway "
+                f"cannot read ({err.error_count()} problem(s), first: {err.errors()[0]['msg']})"
+            ) from err
         entries.reverse()
         return entries if limit is None else entries[:limit]
 
@@ -152,7 +196,7 @@ def _translated(table: str, conflict: tuple[str, int] | None) -> Iterator[None]:
         code = error.get("Code", "")
         if code == "ConditionalCheckFailedException" and conflict is not None:
             found = err.response.get("Item", {}).get("version", {}).get("N")
-            raise FlagConflict(conflict[0], conflict[1], int(found) if found is not None else None) from err
+            raise FlagConflict(conflict[0], conflict[1], int(found) if found and found.isdigit() else None) from err
         raise FlagStoreUnavailable(
             f"feature flag table {table!r}: {code or 'error'}: {error.get('Message', err)}"
         ) from err
@@ -169,3 +213,40 @@ def _attributes(values: dict[str, Any]) -> dict[str, Any]:
     """Python values as DynamoDB attribute values; floats go through Decimal, unrounded."""
     plain = json.loads(to_json(values), parse_float=Decimal)
     return {name: _serializer.serialize(value) for name, value in plain.items()}
+
+
+def _fitting(item: dict[str, Any], trail: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The newest entries of ``trail`` that fit in the item beside its other attributes.
+
+    The newest entry is always kept: a write (a rollback's disable above all) is never refused
+    over the length of its history.
+    """
+    room = _ITEM_BUDGET - _item_size(item) - len("audit") - 3
+    sizes = [1 + _value_size(entry) for entry in trail]
+    start, total = 0, sum(sizes)
+    while total > room and start < len(trail) - 1:
+        total -= sizes[start]
+        start += 1
+    return trail[start:]
+
+
+def _item_size(item: dict[str, Any]) -> int:
+    return sum(len(name.encode()) + _value_size(value) for name, value in item.items())
+
+
+def _value_size(value: dict[str, Any]) -> int:
+    """An upper bound of an attribute value's size as DynamoDB counts it (UTF-8 bytes for text)."""
+    ((kind, data),) = value.items()
+    if kind == "S":
+        return len(data.encode())
+    if kind == "N":
+        return len(data) + 1  # DynamoDB: about one byte per two digits, plus one
+    if kind == "B":
+        return len(data)
+    if kind in ("SS", "NS", "BS"):
+        return sum(_value_size({kind[0]: member}) for member in data)
+    if kind == "L":
+        return 3 + sum(1 + _value_size(member) for member in data)
+    if kind == "M":
+        return 3 + sum(len(name.encode()) + 1 + _value_size(member) for name, member in data.items())
+    return 1  # BOOL, NULL

@@ -202,5 +202,5 @@ def test_bound_flags_follow_the_stages_and_roll_back_in_dynamodb(store, client, 
     assert sorted(c.feature for c in rolled_back) == [RESUMPTION, SQS]
     clock[0] += 31
     assert not any(flags.is_enabled(SQS, u) for u in users)
-    assert store.audit(SQS, limit=1)[0].reason == "canary error rate 7%"
+    assert store.audit(SQS, limit=1)[0].reason == "rollway rollback: canary error rate 7%"
     assert [e.percentage for e in reversed(store.audit(SQS))] == [0.0, 5.0, 25.0, 50.0, 75.0, 100.0, 100.0]

@@ -385,7 +385,7 @@ def test_bound_flags_follow_the_stages_and_are_disabled_on_rollback():
         changes = apply_bindings(store, bindings, weight, actor="rollout-1", now=float(weight))
         seen[weight] = {c.feature: (c.after.enabled, c.after.percentage) for c in changes}
     assert seen == {
-        5: {SQS: (True, 5.0), INTERRUPTS: (True, 0.0)},
+        5: {SQS: (True, 5.0)},  # the schedule's 0% keeps the (off) flag off: nothing to write
         25: {SQS: (True, 25.0), INTERRUPTS: (True, 10.0)},
         50: {SQS: (True, 50.0)},  # the schedule holds 10% until 75
         75: {SQS: (True, 75.0), INTERRUPTS: (True, 50.0)},
@@ -397,7 +397,7 @@ def test_bound_flags_follow_the_stages_and_are_disabled_on_rollback():
     }
     assert disable_bindings(store, bindings, actor="judge", reason="again", now=91.0) == []
     assert not store.get(RESUMPTION).enabled, "unbound flags are left alone"
-    assert store.audit(SQS, limit=1)[0].reason == "error rate 7%"
+    assert store.audit(SQS, limit=1)[0].reason == "rollway rollback: error rate 7%"
     transition = flag_transition(rolled_back[0], at=90.0, actor="judge")
     assert transition.kind == "flag" and "on 75% -> off 75%" in transition.comment
 

@@ -1,0 +1,127 @@
+"""DynamoFlagStore on the embedded AWS against items written outside rollway, long multi-byte
+audit text, and command-line bytes that are not UTF-8."""
+
+from __future__ import annotations
+
+import io
+import logging
+
+import pytest
+
+from rollway.aws.flags import DynamoFlagStore
+from rollway.flag_binding import FlagChange, disable_bindings, set_flag
+from rollway.flags import AUDIT_CAP, MAX_ACTOR, MAX_REASON, FlagEvaluator, FlagState, MalformedFlag
+from rollway.flags_commands import EXIT_INVALID, EXIT_OK, flags_get, flags_list, flags_set
+from rollway.spec import FlagBinding
+
+SQS = "use_sqs_architecture"
+
+
+@pytest.fixture
+def client(aws):
+    return aws.get_client("dynamodb")
+
+
+@pytest.fixture
+def store(aws, client) -> DynamoFlagStore:
+    flags = DynamoFlagStore(client, aws.targets)
+    flags.put(FlagState(feature=SQS), expected_version=0, actor="seed", now=1.0)
+    return flags
+
+
+def put_raw(client, aws, **attributes) -> None:
+    """An item as the console or another tool writes it."""
+    client.put_item(TableName=aws.targets.flags_table, Item=attributes)
+
+
+# --- 3. items written outside rollway ---------------------------------------------------------
+
+def test_enabled_written_as_the_text_false_is_off_and_named(store, client, aws, caplog):
+    put_raw(client, aws, feature={"S": "legacy"}, enabled={"S": "false"}, percentage={"N": "100"})
+    with caplog.at_level(logging.WARNING, logger="rollway.flags"):
+        assert FlagEvaluator(store).is_enabled("legacy", "user-1") is False
+        assert FlagEvaluator(store).is_enabled("legacy") is False
+    assert "'legacy' is malformed" in caplog.text and "fail closed" in caplog.text
+    with pytest.raises(MalformedFlag, match="'legacy'.*enabled 'false' is not a boolean"):
+        store.get("legacy")
+    put_raw(client, aws, feature={"S": "numeric"}, enabled={"N": "1"}, percentage={"N": "100"})
+    assert store.get("numeric").enabled is True  # DynamoDB's number 1, as other tools write it
+
+
+def test_one_out_of_range_item_hides_no_other_flag_and_can_be_repaired(store, client, aws):
+    put_raw(client, aws, feature={"S": "bad_flag"}, enabled={"BOOL": True}, percentage={"N": "150"})
+
+    out, err = io.StringIO(), io.StringIO()
+    assert flags_list(store, out, err=err) == EXIT_OK
+    assert SQS in out.getvalue() and "bad_flag" not in out.getvalue()
+    assert err.getvalue().startswith("warning: feature flag 'bad_flag' is malformed") and "150" in err.getvalue()
+
+    out, err = io.StringIO(), io.StringIO()
+    assert flags_get(store, out, "bad_flag", err=err) != EXIT_OK and "'bad_flag'" in err.getvalue()
+    assert FlagEvaluator(store).is_enabled("bad_flag", "user-1") is False  # fails closed, no raise
+
+    # A change that leaves the unreadable percentage as it is writes nothing, and says what to give.
+    out, err = io.StringIO(), io.StringIO()
+    assert flags_set(store, out, "bad_flag", err=err, actor="alice", enabled=True, now=2.0) == EXIT_INVALID
+    assert "--percentage" in err.getvalue()
+    out, err = io.StringIO(), io.StringIO()
+    assert flags_set(store, out, "bad_flag", err=err, actor="alice", percentage=50, now=3.0) == EXIT_OK, err.getvalue()
+    assert "malformed" in out.getvalue() and "on 50%" in out.getvalue()
+    repaired = store.get("bad_flag")
+    assert (repaired.enabled, repaired.percentage, repaired.version, repaired.updated_by) == (True, 50.0, 1, "alice")
+    assert store.audit("bad_flag")[0].previous_enabled is True
+
+
+def test_a_rollback_disables_a_malformed_bound_flag(store, client, aws):
+    put_raw(client, aws, feature={"S": "bad_flag"}, enabled={"S": "yes"}, percentage={"N": "150"},
+            version={"S": "seven"})
+    updates = disable_bindings(store, [FlagBinding(feature="bad_flag"), FlagBinding(feature=SQS)],
+                               actor="judge", reason="error rate 7%", now=2.0)
+    assert [u.feature for u in updates] == ["bad_flag"]
+    flag = store.get("bad_flag")
+    assert (flag.enabled, flag.percentage, flag.version) == (False, 0.0, 1)
+    assert not FlagEvaluator(store).is_enabled("bad_flag")
+
+
+# --- 5. the audit trail fits DynamoDB's item in bytes, not characters ---------------------------
+
+def test_long_multibyte_reasons_and_actors_never_lock_the_flag(store):
+    for i in range(AUDIT_CAP + 5):
+        # Within both limits, four bytes a character: a hundred such entries are about 480 KB.
+        set_flag(store, FlagChange(feature=SQS, enabled=True, percentage=i % 2 + 1, reason="\U0001F680" * MAX_REASON),
+                 actor="\U0001F464" * MAX_ACTOR, now=10.0 + i)
+    updates = disable_bindings(store, [FlagBinding(feature=SQS)], actor="state hook (failed)", reason="x" * 2000,
+                               now=999.0)
+    assert [u.after.enabled for u in updates] == [False]
+    assert store.get(SQS).enabled is False
+    trail = store.audit(SQS)
+    assert trail[0].actor == "state hook (failed)" and trail[1].version == AUDIT_CAP + 6
+    assert 60 < len(trail) < AUDIT_CAP, "the oldest entries make room, the newest are kept"
+    # (test_dynamo_flags.py: ASCII entries of the longest kind still keep all AUDIT_CAP.)
+
+
+# --- 4. command-line bytes that are not UTF-8 -----------------------------------------------
+
+BAD_BYTE = "user-\udcff"  # os.fsdecode(b"user-\xff"), as sys.argv holds it
+
+
+def rollway(*args):
+    from rollway.cli import app
+
+    try:
+        return app(list(args), result_action="return_value")
+    except SystemExit as stop:
+        return int(stop.code)
+
+
+@pytest.mark.parametrize("args", [
+    ("flags", "eval", SQS, BAD_BYTE),
+    ("flags", "set", SQS, "--percentage", "30", "--actor", BAD_BYTE),
+    ("flags", "set", SQS, "--percentage", "30", "--actor", "gina", "--reason", "ticket \udcff"),
+], ids=["eval user", "set actor", "set reason"])
+def test_the_cli_refuses_bytes_that_are_not_utf8_with_one_error_line(store, aws, monkeypatch, capsys, args):
+    monkeypatch.setattr("rollway.cli.ops.load_account", lambda t, c: (aws.targets, aws.get_client))
+    assert rollway(*args) == EXIT_INVALID
+    captured = capsys.readouterr()
+    assert captured.err.startswith("error: ") and "not valid UTF-8" in captured.err, captured.err
+    assert captured.out == "" and store.get(SQS).version == 1
