@@ -143,15 +143,16 @@ def _watch(
     while True:
         now = env.clock.now()
         observation = metrics.observe(env.metrics, max(start, now - RECENT_SECONDS - interval), now)
-        # The first look, at the window's start, covers no time: it may alert (dead letters)
-        # but is not a check the window's verdict counts.
-        counted = now > start
-        checks += counted
+        # Until the window's first period has had time to be published (CloudWatch is about a
+        # minute late), a look that finds nothing is early, not blind: it may alert (dead
+        # letters) or roll back, but the window's verdict counts it only if it saw data.
+        early = now - start <= interval + spec.analysis.metrics_delay_seconds
         if observation.error is None:
             seen = recent(observation, RECENT_SECONDS)
-            if counted and _saw_the_release(seen):
-                measured += 1
-            elif counted:
+            if _saw_the_release(seen) and now > start:
+                checks, measured = checks + 1, measured + 1
+            elif not early:
+                checks += 1
                 log.warning("monitoring check saw no request count for %s: no data", t.canary_service)
             verdict = check(spec.guardrails, seen, monitoring=True)
             for alert in verdict.alerts:
@@ -177,6 +178,7 @@ def _watch(
                 return MonitorResult(outcome="rolled_back", reason=reason, checks=checks,
                                      alerts=tuple(alerted.values()), rollback=result)
         else:
+            checks += now > start
             log.warning("monitoring check failed: %s", observation.error)
         if now >= end:
             break
@@ -185,7 +187,7 @@ def _watch(
 
     reason = f"{window_seconds / 60:g} minutes of monitoring passed"
     alerts = tuple(alerted.values())
-    if 2 * measured < checks:
+    if measured == 0 or 2 * measured < checks:
         # A window nobody could see is not a clean window: the old service stays for a person,
         # and the window stays open (the watchdog or the monitor flow checks again).
         return _skip(env, f"{reason}, but only {measured} of its {checks} checks could read the promoted version's "

@@ -74,6 +74,33 @@ def test_a_window_that_never_saw_the_promoted_version_keeps_the_old_service():
     env.metrics = FakeMetrics(env.router, no_request_count)
     result = monitor_on(env, 1800)
     assert result.outcome == "passed" and not result.verified, result.reason
-    assert "only 0 of its 30 checks could read the promoted version's metrics" in result.reason
+    assert "only 0 of its 28 checks could read the promoted version's metrics" in result.reason
     assert env.deployer.services[env.targets.stable_service].desired == 4
     assert env.notifier.messages[-1][0].startswith("Decommission skipped")
+
+
+class PublishedLate(FakeMetrics):
+    """CloudWatch publishes a period about a minute after it ends (plus a little)."""
+
+    def observe(self, start, end):
+        seen = super().observe(start, end)
+        return seen.model_copy(update={"intervals": tuple(i for i in seen.intervals if i.t <= end - 90)})
+
+
+def test_looks_before_the_first_period_is_published_do_not_count_against_a_short_window():
+    """The first looks after promotion find nothing because nothing is published yet; they
+    are early, not blind, and a clean three minutes still decommissions (it used to count two
+    blind checks of three and keep the old service, unverified)."""
+    env = promoted(canary_error_rate=0.001)
+    env.metrics = PublishedLate(env.router, steady(50.0, 0.001, 0.001))
+    result = monitor_on(env, 180)
+    assert result.outcome == "decommissioned", result.reason
+    assert result.checks == 1  # the looks at 60 and 120 s found nothing yet
+
+
+def test_a_window_too_short_to_see_one_published_period_is_not_a_clean_one():
+    env = promoted(canary_error_rate=0.001)
+    env.metrics = PublishedLate(env.router, steady(50.0, 0.001, 0.001))
+    result = monitor_on(env, 60)
+    assert result.outcome == "passed" and not result.verified, result.reason
+    assert env.deployer.services[env.targets.stable_service].desired == 4
