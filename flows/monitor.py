@@ -137,19 +137,22 @@ def _watch(
     t = env.targets
     interval = spec.analysis.interval_seconds
     start = env.clock.now()
-    end = start + window_seconds
+    # Long enough to read one published period (CloudWatch is about a minute late): a window
+    # resumed with little or no time left (the weekly watchdog's, a week on) is judged on what
+    # the version does now, not closed unseen nor left open for ever.
+    end = start + max(window_seconds, 2 * interval + spec.analysis.metrics_delay_seconds)
     alerted: dict[str, str] = {}  # kind of trouble -> the message sent for it
     checks = measured = 0
     while True:
         now = env.clock.now()
         observation = metrics.observe(env.metrics, max(start, now - RECENT_SECONDS - interval), now)
-        # Until the window's first period has had time to be published (CloudWatch is about a
+        # Until a period of the window has had time to be published (CloudWatch is about a
         # minute late), a look that finds nothing is early, not blind: it may alert (dead
         # letters) or roll back, but the window's verdict counts it only if it saw data.
         early = now - start <= interval + spec.analysis.metrics_delay_seconds
         if observation.error is None:
             seen = recent(observation, RECENT_SECONDS)
-            if _saw_the_release(seen) and now > start:
+            if _saw_the_release(seen):
                 checks, measured = checks + 1, measured + 1
             elif not early:
                 checks += 1
@@ -178,7 +181,7 @@ def _watch(
                 return MonitorResult(outcome="rolled_back", reason=reason, checks=checks,
                                      alerts=tuple(alerted.values()), rollback=result)
         else:
-            checks += now > start
+            checks += 1
             log.warning("monitoring check failed: %s", observation.error)
         if now >= end:
             break

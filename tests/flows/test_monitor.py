@@ -88,19 +88,22 @@ class PublishedLate(FakeMetrics):
 
 
 def test_looks_before_the_first_period_is_published_do_not_count_against_a_short_window():
-    """The first looks after promotion find nothing because nothing is published yet; they
-    are early, not blind, and a clean three minutes still decommissions (it used to count two
-    blind checks of three and keep the old service, unverified)."""
+    """The first looks find nothing because nothing is published yet; they are early, not
+    blind, and a clean three minutes still decommissions (they used to count as two blind
+    checks of three, and the old service was kept, unverified)."""
     env = promoted(canary_error_rate=0.001)
     env.metrics = PublishedLate(env.router, steady(50.0, 0.001, 0.001))
     result = monitor_on(env, 180)
     assert result.outcome == "decommissioned", result.reason
-    assert result.checks == 1  # the looks at 60 and 120 s found nothing yet
+    assert result.checks == 1  # the looks at 0, 60 and 120 s found nothing yet
 
 
-def test_a_window_too_short_to_see_one_published_period_is_not_a_clean_one():
+def test_a_window_resumed_with_no_time_left_watches_until_it_has_read_a_published_period():
+    """The weekly watchdog resumes a window whose run died with 0 s left: its one look used to
+    read nothing, and the window never closed ("0 of its 0 checks"). It now watches until it
+    has read one published period, and decides on it."""
     env = promoted(canary_error_rate=0.001)
     env.metrics = PublishedLate(env.router, steady(50.0, 0.001, 0.001))
-    result = monitor_on(env, 60)
-    assert result.outcome == "passed" and not result.verified, result.reason
-    assert env.deployer.services[env.targets.stable_service].desired == 4
+    result = monitor_on(env, 0)
+    assert result.outcome == "decommissioned" and result.checks == 1, result.reason
+    assert env.deployer.services[env.targets.stable_service].desired == 0
