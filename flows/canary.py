@@ -30,7 +30,7 @@ from rollway.clock import ClockSettings
 from rollway.decide import StageState
 from rollway.environment import Environment
 from rollway.finalize import UNRECORDED_AGAIN, FinalizeRefused, is_finalized, moved_onto_stable
-from rollway.ledger import RolloutRecord
+from rollway.ledger import RolloutRecord, new_rollout_id
 from rollway.model import ServiceState
 from rollway.phases import RolloutPhase
 from rollway.report import RolloutResult
@@ -158,8 +158,11 @@ def run_canary(env: Environment, spec: RolloutSpec, approver: Approver, *, actor
 
     rollback = judge_rollback(env, spec, previous_task_definition=canary.task_definition, stable_desired=stable.desired)
 
+    # The canary flow keeps no ledger: its run is the rollout, and this id marks its flag writes.
+    rollout = f"canary-{new_rollout_id(env.clock.now())}"
     result = run_stages(
-        env, spec, state=StageState(), stable_desired=stable.desired, approver=approver, rollback=rollback
+        env, spec, state=StageState(), stable_desired=stable.desired, approver=approver, rollback=rollback,
+        rollout=rollout,
     )
     if result.outcome != "promoted":
         return result

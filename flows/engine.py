@@ -113,7 +113,8 @@ def wait_healthy(env: Environment, version: str, timeout_seconds: float) -> int:
 
 
 def shift_to(
-    env: Environment, spec: RolloutSpec, weight: int, stable_desired: int, before: Weights, *, actor: str
+    env: Environment, spec: RolloutSpec, weight: int, stable_desired: int, before: Weights, *, actor: str,
+    rollout: str,
 ) -> tuple[Weights, list]:
     """Scale the canary for ``weight``, wait for healthy targets, set and verify the weights.
 
@@ -137,7 +138,7 @@ def shift_to(
     with transaction():
         undoable.set_weights(env.router, target, before)
         verified = traffic.verify_weights(env.router, target, spec.verify_timeout_seconds)
-        updates = undoable.apply_flags(env.flags, list(spec.flags), weight, actor, env.clock.now())
+        updates = undoable.apply_flags(env.flags, list(spec.flags), weight, actor, env.clock.now(), rollout)
     return verified, updates
 
 
@@ -188,6 +189,7 @@ def run_stages(
     journal: Journal | None = None,
     reports: list[StageReport] | None = None,
     actor: str = "rollway",
+    rollout: str,
 ) -> RolloutResult:
     """Drive a rollout from ``state`` until it is promoted or rolled back.
 
@@ -201,6 +203,8 @@ def run_stages(
         journal: records transitions; None records nothing.
         reports: stage reports of earlier stages (a resumed rollout), extended in place.
         actor: who drives the rollout, for flag audit trails.
+        rollout: the rollout's id, which marks its flag writes (a flag someone changed since the
+            rollout last wrote it is left as they set it).
     """
     log = get_run_logger()
     journal = journal or NullJournal()
@@ -261,7 +265,8 @@ def run_stages(
                 log.warning(reason)
                 return _rolled_back(env, spec, rollback, journal, reports, live, reason, actor="drift")
             before, left = weights, state.stage_index if state.stage_index >= 0 else None
-            weights, flag_updates = shift_to(env, spec, decision.weight, stable_desired, before, actor=actor)
+            weights, flag_updates = shift_to(env, spec, decision.weight, stable_desired, before, actor=actor,
+                                             rollout=rollout)
             state = StageState(
                 stage_index=decision.stage_index, started_at=env.clock.now(),
                 approved=state.approved, until_stage=state.until_stage,

@@ -166,7 +166,8 @@ def reconcile(env: Environment, spec: RolloutSpec, record: RolloutRecord, *, own
     # Either the run died after moving traffic and before recording it, or the operator adopts
     # weights moved by hand: the bound flags follow the live weights before the stage bakes
     # (idempotent: unchanged flags are not written).
-    updates = flags.apply_bindings(env.flags, list(spec.flags), live.canary, actor=actor, now=now) \
+    updates = flags.apply_bindings(env.flags, list(spec.flags), live.canary, actor=actor, now=now,
+                                   rollout=record.rollout_id) \
         if spec.flags and env.flags is not None else []
     if made is not None:
         transition = Transition(at=now, kind="shift", actor="reconcile", from_weights=record.weights, to_weights=live,
@@ -300,7 +301,7 @@ def run_progressive(
     journal = LedgerJournal(env, spec, owner=owner, lease_seconds=lease_seconds, actor=actor)
     result = run_stages(
         env, spec, state=state, stable_desired=record.stable_desired or 1, approver=approver,
-        rollback=rollback, journal=journal, actor=actor,
+        rollback=rollback, journal=journal, actor=actor, rollout=record.rollout_id,
     )
     # Promotion ends the last phase and opens the monitoring window; the plan says whether the
     # window ends by decommissioning the old service.

@@ -14,9 +14,11 @@ the ledger (``flag_transition``).
 A person's change wins over the rollout's: a bound flag changed by anyone else after the
 rollout last set it (the kill switch, on-call turning it off at 5 %) is left as they set it,
 with a warning, and reported among the updates (``FlagUpdate.kept``). The rollout knows its
-own writes by the marks in their audit reasons (``rollout stage 25%``, ``undone: ...``), and a
-rollback's disable by its mark (``rollway rollback: ...``), which ends the rollout that held
-the flag. A rollback's disable is never held back.
+own writes by the marks in their audit reasons, which carry its id (``rollout R stage 25%``,
+``rollout R undone: ...``): a flag last set by another rollout (another service bound to the
+same flag, a promoted release, a rollout from before these marks) is taken over, whatever the
+weights. A rollback's disable carries its own mark (``rollway rollback: ...``), which ends the
+hold of the rollout that held the flag, and is never held back.
 """
 
 from __future__ import annotations
@@ -54,8 +56,9 @@ log = logging.getLogger("rollway.flags")
 _ATTEMPTS = 3
 # The marks rollway's own writes carry in their audit reasons (see the module's docstring). A
 # person's reason could carry them only by typing them, which these forms make unlikely.
-_STAGE = re.compile(r"^rollout stage (\d{1,3})%(?::|$)")
-_UNDONE = "undone: "
+# ``rollout R stage W%`` and ``rollout R undone: ...``; an earlier release wrote them without
+# the id (R), and such a write is another rollout's to every rollout now.
+_OWN = re.compile(r"^(?:rollout (?P<rollout>\S+) )?(?:stage \d{1,3}%(?::|$)|undone: )|^rollout stage \d{1,3}%(?::|$)")
 ROLLBACK_MARK = "rollway rollback: "
 
 
@@ -223,6 +226,7 @@ def apply_bindings(
     *,
     actor: str,
     now: float,
+    rollout: str,
     reason: str | None = None,
     create_missing: bool = False,
 ) -> list[FlagUpdate]:
@@ -240,7 +244,9 @@ def apply_bindings(
         weight: the canary's traffic weight at this stage, 0..100.
         actor: who moves the rollout.
         now: epoch seconds.
-        reason: for the audit trail, after the stage's mark ``"rollout stage <weight>%"``.
+        rollout: the rollout's id (the ledger's, or the run's), in the marks of its writes: a
+            flag someone changed since this rollout last wrote it is left alone.
+        reason: for the audit trail, after the stage's mark ``"rollout <rollout> stage <weight>%"``.
         create_missing: create bound flags that do not exist instead of raising.
 
     Returns:
@@ -255,24 +261,26 @@ def apply_bindings(
     validate_actor(actor)
     if isinstance(weight, bool) or not isinstance(weight, int) or not 0 <= weight <= 100:
         raise InvalidFlagInput(f"stage weight {weight!r} must be an integer within 0..100")
+    if not re.fullmatch(r"[^\s:]{1,100}", rollout or ""):
+        raise InvalidFlagInput(f"rollout id {rollout!r} must be 1..100 characters without spaces or ':'")
     targets = [(b.feature, validate_percentage(b.percentage_at(weight))) for b in bindings]
     if not create_missing:
         check_bindings(store, bindings)
     # The stage's mark leads, so it survives _fit_reason and the rollout knows its own writes.
-    why = _fit_reason(f"rollout stage {weight}%" + (f": {reason}" if reason else ""))
+    why = _fit_reason(f"rollout {rollout} stage {weight}%" + (f": {reason}" if reason else ""))
     updates: list[FlagUpdate] = []
     for feature, pct in targets:
         change = FlagChange(feature=feature, enabled=pct > 0, percentage=pct, reason=why, create=create_missing)
         try:
-            updates.append(_follow(store, change, weight, actor=actor, now=now))
+            updates.append(_follow(store, change, rollout, actor=actor, now=now))
         except Exception as err:  # noqa: BLE001 - whatever stopped it, the flags already moved go back
-            _put_back([u for u in updates if u.changed], store, actor=actor, now=now,
+            _put_back([u for u in updates if u.changed], store, actor=actor, now=now, rollout=rollout,
                       why=f"{feature} could not follow to {weight}% ({err})", failed=err)
             raise
     return [u for u in updates if u.changed or u.kept is not None]
 
 
-def _follow(store: FlagStore, change: FlagChange, weight: int, *, actor: str, now: float) -> FlagUpdate:
+def _follow(store: FlagStore, change: FlagChange, rollout: str, *, actor: str, now: float) -> FlagUpdate:
     """Set one bound flag for the stage, unless a person changed it after the rollout last did.
 
     The write is conditional on the version the audit trail was read at, so a person's
@@ -284,7 +292,7 @@ def _follow(store: FlagStore, change: FlagChange, weight: int, *, actor: str, no
             return set_flag(store, change, actor=actor, now=now)  # created (or UnknownFlag)
         if current.settings() == (change.enabled, change.percentage, current.salt):
             return FlagUpdate(feature=change.feature, before=current, after=current, reason=change.reason)
-        held = _changed_since_rollout(store.audit(change.feature), current, weight)
+        held = _changed_since_rollout(store.audit(change.feature), current, rollout)
         if held is not None:
             return _left_alone(current, *held, change)
         try:
@@ -297,34 +305,33 @@ def _follow(store: FlagStore, change: FlagChange, weight: int, *, actor: str, no
 
 
 def _changed_since_rollout(
-    trail: Sequence[FlagAuditEntry], current: FlagState, weight: int
+    trail: Sequence[FlagAuditEntry], current: FlagState, rollout: str
 ) -> tuple[FlagAuditEntry, FlagAuditEntry] | None:
-    """The newest change someone made after the rollout (at a stage below ``weight``) last set
-    the flag, with that write of the rollout's, when the flag is not back as the rollout left
-    it; None when the rollout may set it.
+    """The newest change someone made after rollout ``rollout`` last set the flag, with that
+    write of the rollout's, when the flag is not back as the rollout left it; None when the
+    rollout may set it.
+
+    The newest rollway write decides: this rollout's (a stage or an undo, whatever its weight:
+    a resume re-applies a stage, an adopt may go down) holds a person's later change; another
+    rollout's, or a rollback's, hands the flag to this one.
 
     Args:
         trail: the flag's audit trail, newest first.
         current: the flag as stored.
-        weight: the stage being applied. Within a rollout the weights only go up, so a stage
-            write at ``weight`` or above was made by an earlier rollout (promoted at 100 %,
-            or started again), and this rollout takes the flag over from whoever changed it.
+        rollout: the rollout applying a stage.
     """
     person: FlagAuditEntry | None = None
     for entry in trail:
         if entry.reason.startswith(ROLLBACK_MARK):
             return None  # a rollback ended the rollout that held the flag: this one takes it over
-        stage = _STAGE.match(entry.reason)
-        if stage is None and not entry.reason.startswith(_UNDONE):
+        own = _OWN.match(entry.reason)
+        if own is None:
             person = person or entry
             continue
-        if person is None:
-            return None  # the flag is as the rollout left it
-        if stage is None:
-            continue  # the rollout's own undo: the stage it undid tells which rollout held it
-        held = int(stage.group(1)) < weight
+        if person is None or own.group("rollout") != rollout:
+            return None  # as a rollout left it, or another rollout's: this one takes it over
         as_left = current.settings() == (entry.enabled, entry.percentage, entry.salt)
-        return (person, entry) if held and not as_left else None
+        return None if as_left else (person, entry)
     return None  # no rollout has set it (in the trail kept): this one takes it over
 
 
@@ -343,7 +350,7 @@ def _settings_of(change: FlagChange) -> str:
     return f"{'on' if change.enabled else 'off'} {change.percentage:g}%"
 
 
-def _put_back(updates: Sequence[FlagUpdate], store: FlagStore, *, actor: str, now: float, why: str,
+def _put_back(updates: Sequence[FlagUpdate], store: FlagStore, *, actor: str, now: float, rollout: str, why: str,
               failed: Exception) -> None:
     """Return flags moved for a stage to their settings before it (newest first).
 
@@ -357,7 +364,7 @@ def _put_back(updates: Sequence[FlagUpdate], store: FlagStore, *, actor: str, no
             enabled=before.enabled if before else False,
             percentage=before.percentage if before else None,
             salt=before.salt if before else None,
-            reason=_fit_reason(f"undone: {why}"),
+            reason=_fit_reason(f"rollout {rollout} undone: {why}"),
         )
         try:
             set_flag(store, change, actor=actor, now=now)

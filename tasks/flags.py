@@ -50,9 +50,10 @@ def set_flag(store: FlagStore, change: FlagChange, *, actor: str, now: float) ->
 
 @task(name="apply-flag-bindings", **_RETRY)
 def apply_bindings(
-    store: FlagStore, bindings: Sequence[FlagBinding], weight: int, *, actor: str, now: float, reason: str | None = None
+    store: FlagStore, bindings: Sequence[FlagBinding], weight: int, *, actor: str, now: float, rollout: str,
+    reason: str | None = None,
 ) -> list[FlagUpdate]:
-    return flag_binding.apply_bindings(store, bindings, weight, actor=actor, now=now, reason=reason)
+    return flag_binding.apply_bindings(store, bindings, weight, actor=actor, now=now, rollout=rollout, reason=reason)
 
 
 @task(name="check-flag-bindings", **_RETRY)

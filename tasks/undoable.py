@@ -88,10 +88,10 @@ def _restore_task_definition(txn) -> None:
 
 
 @task(name="apply-flag-bindings", cache_policy=NONE)
-def apply_flags(store, bindings, weight: int, actor: str, now: float) -> list:
+def apply_flags(store, bindings, weight: int, actor: str, now: float, rollout: str) -> list:
     from rollway.flag_binding import apply_bindings
 
-    return apply_bindings(store, bindings, weight, actor=actor, now=now)
+    return apply_bindings(store, bindings, weight, actor=actor, now=now, rollout=rollout)
 
 
 def deploy_revision(deployer: ServiceDeployer, service: str, image: str, base_task_definition: str,

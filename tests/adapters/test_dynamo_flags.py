@@ -153,7 +153,7 @@ def test_bad_input_writes_nothing_to_dynamodb(store, client, watch_calls):
         assert seen == calls, change
     seen = watch_calls(client)
     with pytest.raises(UnknownFlag, match="typo_flag"):
-        apply_bindings(store, [FlagBinding(feature=SQS), FlagBinding(feature="typo_flag")], 5, actor="r", now=1.0)
+        apply_bindings(store, [FlagBinding(feature=SQS), FlagBinding(feature="typo_flag")], 5, actor="r", rollout="r1", now=1.0)
     assert seen == ["GetItem", "GetItem"]
     assert store.get(SQS).version == 1 and store.get("no_such_flag") is None
     assert [e.version for e in store.audit(SQS)] == [1]
@@ -189,14 +189,14 @@ def test_bound_flags_follow_the_stages_and_roll_back_in_dynamodb(store, client, 
     users = [f"user-{i}" for i in range(4000)]
     shares = []
     for weight in (5, 25, 50, 75, 100):
-        apply_bindings(store, bindings, weight, actor="rollout-1", now=float(weight))
+        apply_bindings(store, bindings, weight, actor="rollout-1", rollout="r1", now=float(weight))
         clock[0] += 31
         shares.append(sum(flags.is_enabled(SQS, u) for u in users) / len(users))
     weights = [0.05, 0.25, 0.5, 0.75, 1.0]
     assert all(abs(share - w) < 0.025 for share, w in zip(shares, weights)), shares  # 4,000 users: ~3 sigma
     assert (store.get(RESUMPTION).enabled, store.get(RESUMPTION).percentage) == (True, 20.0)
     seen = watch_calls(client)
-    assert apply_bindings(store, bindings, 100, actor="rollout-1", now=101.0) == []
+    assert apply_bindings(store, bindings, 100, actor="rollout-1", rollout="r1", now=101.0) == []
     assert "PutItem" not in seen, "re-applying a stage writes nothing"
     rolled_back = disable_bindings(store, bindings, actor="judge", reason="canary error rate 7%", now=200.0)
     assert sorted(c.feature for c in rolled_back) == [RESUMPTION, SQS]

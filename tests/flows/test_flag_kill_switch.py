@@ -4,12 +4,15 @@ a bound flag whoever changed it last."""
 
 from __future__ import annotations
 
+import pytest
+
 from rollway.approvals import ApprovalAnswer, auto_approve, scripted
 from rollway.fakes import FakeFlagStore
 from rollway.flag_binding import FlagChange, set_flag
 from rollway.flags import FlagState
-from rollway.spec import FlagBinding, RolloutSpec, Stage
-from tests.flows.test_progressive_fakes import IMAGE, Intercept, env_with_ledger, progressive_on
+from rollway.model import Weights
+from rollway.spec import FlagBinding, RolloutSpec, Stage, WeeklyPhase
+from tests.flows.test_progressive_fakes import IMAGE, Intercept, Killed, env_with_ledger, progressive_on
 
 F = "use_sqs_architecture"
 
@@ -59,3 +62,58 @@ def test_a_rollback_disables_a_bound_flag_a_person_changed():
     assert result.outcome == "rolled_back"
     flag = env.flags.get(F)
     assert (flag.enabled, flag.updated_by) == (False, "dana")
+
+
+# --- the same rollout at the same or a lower weight (a resume, an adopt) -----------------------
+
+F = "use_sqs_architecture"
+
+
+def test_a_resume_after_an_unrecorded_shift_leaves_the_kill_switch_off():
+    """The run shifts weights+flags to 50 % and dies before the ledger records it. On-call,
+    seeing a dead run, throws the kill switch. The resumed run recognises its own shift and
+    re-applies stage 50: the flag was back on (a rollout's writes are now known by its id, not
+    by its weights going up)."""
+    spec = RolloutSpec(image=IMAGE, stages=[Stage(weight=w, bake_seconds=120) for w in (5, 50, 100)],
+                       flags=[FlagBinding(feature=F)], monitor_seconds=0)
+    env = env_with_ledger()
+    env.flags = FakeFlagStore([FlagState(feature=F)])
+    real = env.ledger
+
+    def dies(name, args, kwargs):
+        t = kwargs.get("transition")
+        if name == "record" and t is not None and t.kind == "shift" and t.to_weights.canary == 50:
+            raise Killed("dies after moving to 50%")
+
+    env.ledger = Intercept(real, dies)
+    with pytest.raises(Killed):
+        progressive_on(env, spec, auto_approve())
+    env.ledger = real
+    assert env.router.weights.canary == 50 and env.flags.get(F).percentage == 50
+    set_flag(env.flags, FlagChange(feature=F, enabled=False, reason="kill switch: bad writes"),
+             actor="oncall", now=env.clock.now())
+    env.clock.sleep(601)
+    seen = []
+    env.metrics = Intercept(env.metrics, lambda n, a, k: n == "observe" and seen.append(
+        (env.router.weights.canary, env.flags.get(F).enabled)))
+    progressive_on(env, spec, auto_approve(), owner="run-2")
+    at_50 = {e for w, e in seen if w == 50}
+    assert at_50 == {False}, f"the flag was on while the 50 % stage baked after the kill switch: {sorted(set(seen))}"
+
+
+def test_adopting_lower_live_weights_leaves_the_kill_switch_off():
+    """A phased rollout holds at 25 %; on-call sees trouble, lowers the canary to 5 % by hand and
+    throws the kill switch; the rollout resumed with adopt_live_weights turned the flag back on."""
+    spec = RolloutSpec(image=IMAGE, stages=[Stage(weight=w, bake_seconds=180) for w in (5, 25, 100)],
+                       phases=[WeeklyPhase(name="w1", weights=(5, 25)), WeeklyPhase(name="w2", weights=(100,))],
+                       flags=[FlagBinding(feature=F)], monitor_seconds=0)
+    env = env_with_ledger()
+    env.flags = FakeFlagStore([FlagState(feature=F)])
+    progressive_on(env, spec, auto_approve(), phased=True)
+    assert env.router.weights.canary == 25 and env.flags.get(F).enabled
+    env.router.weights = Weights(stable=95, canary=5)
+    set_flag(env.flags, FlagChange(feature=F, enabled=False, reason="kill switch"), actor="oncall",
+             now=env.clock.now())
+    progressive_on(env, spec, auto_approve(), owner="run-2", phased=True, adopt=True)
+    flag = env.flags.get(F)
+    assert (flag.enabled, flag.updated_by) == (False, "oncall"), flag

@@ -47,11 +47,11 @@ def settings(store: FakeFlagStore, feature: str = SQS) -> tuple[bool, float]:
 
 def test_a_kill_switch_during_a_rollout_is_left_off_warned_and_reported(caplog):
     store, bindings = seeded(), [FlagBinding(feature=SQS)]
-    assert [u.after.percentage for u in apply_bindings(store, bindings, 5, actor="alice", now=2.0)] == [5.0]
+    assert [u.after.percentage for u in apply_bindings(store, bindings, 5, actor="alice", now=2.0, rollout="r1")] == [5.0]
     set_flag(store, FlagChange(feature=SQS, enabled=False, reason="kill switch: bad writes"), actor="oncall", now=3.0)
 
     with caplog.at_level(logging.WARNING, logger="rollway.flags"):
-        updates = apply_bindings(store, bindings, 25, actor="alice", now=4.0)
+        updates = apply_bindings(store, bindings, 25, actor="alice", now=4.0, rollout="r1")
 
     assert settings(store) == (False, 5.0), "the rollout turned the kill switch back on"
     assert [(u.feature, u.changed) for u in updates] == [(SQS, False)], "the flow is told about the flag"
@@ -61,7 +61,7 @@ def test_a_kill_switch_during_a_rollout_is_left_off_warned_and_reported(caplog):
     warning = next(r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
     assert SQS in warning and "oncall" in warning, warning
     # Every later stage leaves it too, and the rollback's disable goes through whatever happened.
-    apply_bindings(store, bindings, 100, actor="alice", now=5.0)
+    apply_bindings(store, bindings, 100, actor="alice", now=5.0, rollout="r1")
     assert settings(store) == (False, 5.0)
     set_flag(store, FlagChange(feature=SQS, enabled=True, percentage=40), actor="oncall", now=6.0)
     assert [u.after.enabled for u in disable_bindings(store, bindings, actor="judge", reason="5xx", now=7.0)] == [False]
@@ -69,42 +69,41 @@ def test_a_kill_switch_during_a_rollout_is_left_off_warned_and_reported(caplog):
 
 def test_a_person_lowering_the_percentage_is_not_raised_again():
     store, bindings = seeded(), [FlagBinding(feature=SQS)]
-    apply_bindings(store, bindings, 25, actor="rollway", now=2.0)
+    apply_bindings(store, bindings, 25, actor="rollway", now=2.0, rollout="r1")
     set_flag(store, FlagChange(feature=SQS, percentage=10, reason="too many tickets"), actor="dana", now=3.0)
-    assert apply_bindings(store, bindings, 50, actor="rollway", now=4.0)[0].kept is not None
+    assert apply_bindings(store, bindings, 50, actor="rollway", now=4.0, rollout="r1")[0].kept is not None
     assert settings(store) == (True, 10.0)
 
 
 def test_the_rollouts_own_writes_follow_each_other_and_a_flag_set_back_is_handed_back():
     store, bindings = seeded(), [FlagBinding(feature=SQS)]
     for weight in (5, 25, 50):
-        assert apply_bindings(store, bindings, weight, actor="rollway", now=float(weight))[0].changed
+        assert apply_bindings(store, bindings, weight, actor="rollway", now=float(weight), rollout="r1")[0].changed
     assert settings(store) == (True, 50.0)
     set_flag(store, FlagChange(feature=SQS, enabled=False), actor="oncall", now=60.0)
-    apply_bindings(store, bindings, 75, actor="rollway", now=70.0)
+    apply_bindings(store, bindings, 75, actor="rollway", now=70.0, rollout="r1")
     assert settings(store) == (False, 50.0)
     set_flag(store, FlagChange(feature=SQS, enabled=True), actor="oncall", now=80.0)  # as the rollout left it
-    apply_bindings(store, bindings, 100, actor="rollway", now=90.0)
+    apply_bindings(store, bindings, 100, actor="rollway", now=90.0, rollout="r1")
     assert settings(store) == (True, 100.0)
 
 
 def test_a_new_rollout_takes_its_flags_over_after_a_rollback_or_a_promotion():
     store, bindings = seeded(), [FlagBinding(feature=SQS)]
-    apply_bindings(store, bindings, 5, actor="rollway", now=1.0)
+    apply_bindings(store, bindings, 5, actor="rollway", now=1.0, rollout="r1")
     disable_bindings(store, bindings, actor="judge", reason="error rate 7%", now=2.0)
-    # The next rollout starts where the last one was rolled back, or higher: still its own flag.
-    apply_bindings(store, bindings, 10, actor="rollway", now=3.0)
+    apply_bindings(store, bindings, 10, actor="rollway", now=3.0, rollout="r2")
     assert settings(store) == (True, 10.0)
-    apply_bindings(store, bindings, 100, actor="rollway", now=4.0)
+    apply_bindings(store, bindings, 100, actor="rollway", now=4.0, rollout="r2")
     set_flag(store, FlagChange(feature=SQS, enabled=False), actor="oncall", now=5.0)  # after the promotion
-    apply_bindings(store, bindings, 5, actor="rollway", now=6.0)
+    apply_bindings(store, bindings, 5, actor="rollway", now=6.0, rollout="r3")
     assert settings(store) == (True, 5.0)
 
 
 def test_a_flag_a_person_set_before_the_rollout_is_taken_over_at_its_first_stage():
     store, bindings = seeded(), [FlagBinding(feature=SQS)]
     set_flag(store, FlagChange(feature=SQS, enabled=True, percentage=1, reason="dogfood"), actor="erin", now=2.0)
-    apply_bindings(store, bindings, 5, actor="rollway", now=3.0)
+    apply_bindings(store, bindings, 5, actor="rollway", now=3.0, rollout="r1")
     assert settings(store) == (True, 5.0)
 
 
@@ -119,11 +118,11 @@ def test_a_schedule_at_zero_percent_disables_the_flag_then_enables_it_at_its_sta
     store = FakeFlagStore([FlagState(feature=SQS, enabled=True, percentage=30)])
     evaluator = FlagEvaluator(store, ttl_seconds=1e-9)
 
-    apply_bindings(store, spec.flags, 5, actor="rollway", now=1.0)
+    apply_bindings(store, spec.flags, 5, actor="rollway", now=1.0, rollout="r1")
     assert settings(store) == (False, 0.0)
     assert evaluator.is_enabled(SQS) is False, "on for every caller without a user while the schedule says 0%"
     # The rollout's own disable is not taken for a person's: the next stage follows the schedule.
-    assert [u.kept for u in apply_bindings(store, spec.flags, 25, actor="rollway", now=2.0)] == [None]
+    assert [u.kept for u in apply_bindings(store, spec.flags, 25, actor="rollway", now=2.0, rollout="r1")] == [None]
     assert settings(store) == (True, 10.0)
 
 
@@ -199,3 +198,51 @@ def test_flags_eval_refuses_a_user_id_that_is_not_utf8():
     out, err = io.StringIO(), io.StringIO()
     assert flags_eval(seeded(), out, SQS, [BAD_BYTE], err=err) == EXIT_INVALID
     assert "not valid UTF-8" in err.getvalue() and out.getvalue() == ""
+
+
+# --- a rollout knows its own writes by its id, not by the order of its weights ----------------
+
+def test_a_kill_switch_holds_when_the_rollout_applies_the_same_or_a_lower_stage_again():
+    """A resume re-applies the stage a dead run already set, and an adopt may go down: the
+    rule used to read a write at the same or a higher weight as another rollout's and turned
+    the kill switch back on."""
+    store, bindings = seeded(), [FlagBinding(feature=SQS)]
+    apply_bindings(store, bindings, 50, actor="rollway", now=1.0, rollout="r1")
+    set_flag(store, FlagChange(feature=SQS, enabled=False, reason="kill switch"), actor="oncall", now=2.0)
+    for weight in (50, 25, 5):
+        assert apply_bindings(store, bindings, weight, actor="rollway", now=3.0, rollout="r1")[0].kept
+        assert settings(store) == (False, 50.0)
+
+
+def test_a_flag_another_service_s_rollout_set_is_taken_over_whatever_its_weight():
+    store, bindings = seeded(), [FlagBinding(feature=SQS)]
+    apply_bindings(store, bindings, 50, actor="rollway", now=1.0, rollout="billing-r7")
+    set_flag(store, FlagChange(feature=SQS, enabled=False, reason="kill switch"), actor="oncall", now=2.0)
+    # The kill switch holds for billing's rollout, and a rollout of another service takes it over:
+    # the flag is bound to both, and the person's change was made against billing's write.
+    assert apply_bindings(store, bindings, 75, actor="rollway", now=3.0, rollout="billing-r7")[0].kept
+    assert apply_bindings(store, bindings, 5, actor="rollway", now=4.0, rollout="edit-r1")[0].kept is None
+    assert settings(store) == (True, 5.0)
+
+
+def test_a_new_rollout_takes_over_a_flag_the_last_rollback_found_already_off():
+    """The rollback wrote nothing (the flag was already off), so no rollback mark ended the
+    old rollout's hold; the new rollout's schedule reached 25 % and was held off."""
+    spec = RolloutSpec.model_validate({
+        "image": "repo:2.0.0", "stages": [{"weight": 5}, {"weight": 25}, {"weight": 100}],
+        "flags": [{"feature": SQS, "follow": "schedule", "schedule": {25: 10, 100: 100}}],
+    })
+    store, plain = seeded(), [FlagBinding(feature=SQS)]
+    apply_bindings(store, plain, 5, actor="rollway", now=1.0, rollout="r1")
+    set_flag(store, FlagChange(feature=SQS, enabled=False, percentage=0), actor="oncall", now=2.0)
+    assert disable_bindings(store, plain, actor="judge", reason="5xx", now=3.0) == []
+    for weight, expected in ((5, (False, 0.0)), (25, (True, 10.0)), (100, (True, 100.0))):
+        apply_bindings(store, spec.flags, weight, actor="rollway", now=4.0 + weight, rollout="r2")
+        assert settings(store) == expected, weight
+
+
+def test_a_rollout_id_with_spaces_is_refused_before_any_write():
+    store, bindings = seeded(), [FlagBinding(feature=SQS)]
+    with pytest.raises(InvalidFlagInput, match="rollout id"):
+        apply_bindings(store, bindings, 5, actor="rollway", now=1.0, rollout="r 1")
+    assert settings(store) == (False, 0.0)

@@ -322,10 +322,10 @@ def test_a_rollback_disables_every_bound_flag_it_can_and_names_the_rest():
 def test_flags_a_stage_moved_go_back_when_a_later_one_cannot_follow():
     store = FlakyFlagStore([flag(SQS), flag(INTERRUPTS)], failing=[INTERRUPTS])
     with pytest.raises(FlagStoreUnavailable, match=INTERRUPTS):
-        apply_bindings(store, [FlagBinding(feature=SQS), FlagBinding(feature=INTERRUPTS)], 5, actor="r", now=1.0)
+        apply_bindings(store, [FlagBinding(feature=SQS), FlagBinding(feature=INTERRUPTS)], 5, actor="r", rollout="r1", now=1.0)
     sqs = store.get(SQS)
     assert (sqs.enabled, sqs.percentage) == (False, 0.0), "the flags never split between two stages"
-    assert store.audit(SQS)[0].reason.startswith("undone: enable_interrupt_handling could not follow to 5%")
+    assert store.audit(SQS)[0].reason.startswith("rollout r1 undone: enable_interrupt_handling could not follow to 5%")
     # Whatever the error: a store that raises something other than a FlagError is undone too.
     put = store.put
 
@@ -337,7 +337,7 @@ def test_flags_a_stage_moved_go_back_when_a_later_one_cannot_follow():
     store.failing.clear()
     store.put = denied
     with pytest.raises(RuntimeError, match="AccessDenied"):
-        apply_bindings(store, [FlagBinding(feature=SQS), FlagBinding(feature=INTERRUPTS)], 25, actor="r", now=2.0)
+        apply_bindings(store, [FlagBinding(feature=SQS), FlagBinding(feature=INTERRUPTS)], 25, actor="r", rollout="r1", now=2.0)
     assert store.get(SQS).enabled is False
 
 
@@ -382,7 +382,7 @@ def test_bound_flags_follow_the_stages_and_are_disabled_on_rollback():
     ]
     seen = {}
     for weight in (5, 25, 50, 75):
-        changes = apply_bindings(store, bindings, weight, actor="rollout-1", now=float(weight))
+        changes = apply_bindings(store, bindings, weight, actor="rollout-1", rollout="r1", now=float(weight))
         seen[weight] = {c.feature: (c.after.enabled, c.after.percentage) for c in changes}
     assert seen == {
         5: {SQS: (True, 5.0)},  # the schedule's 0% keeps the (off) flag off: nothing to write
@@ -390,7 +390,7 @@ def test_bound_flags_follow_the_stages_and_are_disabled_on_rollback():
         50: {SQS: (True, 50.0)},  # the schedule holds 10% until 75
         75: {SQS: (True, 75.0), INTERRUPTS: (True, 50.0)},
     }
-    assert apply_bindings(store, bindings, 75, actor="rollout-1", now=80.0) == [], "re-applying a stage changes nothing"
+    assert apply_bindings(store, bindings, 75, actor="rollout-1", rollout="r1", now=80.0) == [], "re-applying a stage changes nothing"
     rolled_back = disable_bindings(store, bindings, actor="judge", reason="error rate 7%", now=90.0)
     assert {(c.feature, c.after.enabled, c.after.percentage) for c in rolled_back} == {
         (SQS, False, 75.0), (INTERRUPTS, False, 50.0)
@@ -406,9 +406,9 @@ def test_an_unknown_bound_flag_stops_the_stage_before_any_write():
     store = seeded_store()
     bindings = [FlagBinding(feature=SQS), FlagBinding(feature="typo_flag")]
     with pytest.raises(UnknownFlag, match="typo_flag"):
-        apply_bindings(store, bindings, 5, actor="rollout-1", now=1.0)
+        apply_bindings(store, bindings, 5, actor="rollout-1", rollout="r1", now=1.0)
     assert store.writes == 0
-    created = apply_bindings(store, bindings, 5, actor="rollout-1", now=1.0, create_missing=True)
+    created = apply_bindings(store, bindings, 5, actor="rollout-1", rollout="r1", now=1.0, create_missing=True)
     assert {c.feature for c in created} == {SQS, "typo_flag"}
     store.flags.pop("typo_flag")
     assert [c.feature for c in disable_bindings(store, bindings, actor="ops", reason="r", now=2.0)] == [SQS]
