@@ -120,17 +120,18 @@ def _rollback_from_state(flow, flow_run, state) -> None:
         log.info("not rolling back after run %s: %s", flow_run.name, why_not)
         return
     # The canary flow keeps no ledger, so the flags its run bound are in its parameters. A
-    # rollout flow's rollback takes the recorded spec's flags: a resumed run drives the recorded
-    # spec, whatever its form said.
+    # rollout flow's rollback takes the recorded spec's flags (a resumed run drives the recorded
+    # spec, whatever its form said), and its form's only if the ledger cannot be read.
     ledgered = flow.name != CANARY_FLOW
     spec = params.get("spec") or {}
-    bindings = spec.get("flags") if isinstance(spec, dict) and not ledgered else None
+    flags = (spec.get("flags") if isinstance(spec, dict) else None) or None
     reason = f"run {flow_run.name} ended {state.type.value.lower()}: {state.message or 'no message'}"
     try:
         rollback(
             reason=reason,
             actor=f"state hook ({state.type.value.lower()})",
-            bindings=bindings or None,
+            bindings=None if ledgered else flags,
+            fallback_bindings=flags if ledgered else None,
             targets_block=params.get("targets_block"),
             aws_credentials_block=params.get("aws_credentials_block"),
             clock=ClockSettings.model_validate(params.get("clock") or {}),

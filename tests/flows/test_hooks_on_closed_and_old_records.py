@@ -225,3 +225,32 @@ def test_a_rollback_by_hand_reads_the_load_balancer_back_as_long_as_the_rollout_
     rollback(reason="on-call: bad canary", actor="oncall")
     assert env.router.weights == Weights(stable=100, canary=0)
     assert timeouts == [waited]
+
+
+FEATURE = "use_sqs_architecture"
+
+
+def test_a_hooks_rollback_on_an_unreadable_ledger_disables_the_flags_its_run_named(monkeypatch):
+    """The hook's rollback reads the recorded spec's flags; when that read is throttled it still
+    rolls the visible canary back, and used to leave the bound flag on for 5 % of users."""
+    env = fake_environment()
+    env.ledger = ThrottledLedger()
+    env.flags = FakeFlagStore([FlagState(feature=FEATURE)])
+    hooks_and_flows_see(monkeypatch, env)
+    spec = RolloutSpec(image=IMAGE, stages=[Stage(weight=w, bake_seconds=600) for w in (5, 100)],
+                       flags=[FlagBinding(feature=FEATURE)], monitor_seconds=0)
+
+    real_observe = env.metrics.observe
+
+    def observe(start, end):
+        if env.router.weights.canary == 5 and env.flags.flags[FEATURE].enabled:
+            env.ledger.fail_reads = 1  # DynamoDB throttles the hook's first read
+            raise RuntimeError("a bug mid-stage")
+        return real_observe(start, end)
+
+    env.metrics.observe = observe
+    with pytest.raises(Exception):
+        progressive_rollout(spec=spec.model_dump(mode="json"), phased=False)
+    assert env.router.weights == Weights(stable=100, canary=0), "the hook did roll the traffic back"
+    flag = env.flags.flags[FEATURE]
+    assert not flag.enabled, f"traffic rolled back but {FEATURE} is still on at {flag.percentage}%"
