@@ -79,7 +79,7 @@ def assess(
         return Verdict(phase=Phase.ERROR, reason=f"metrics unavailable: {observation.error}")
     verdict = _settled_verdict(judge, observation.intervals, stage_over=stage_over, history=history,
                                settled_until=settled_until)
-    verdict = with_guardrails(verdict, check(guardrails, observation, monitoring=monitoring))
+    verdict = with_guardrails(verdict, check(guardrails, observation, monitoring=monitoring, history=history))
     wrong = [(i.t, v) for i in observation.intervals if settled_until is None or i.t <= settled_until
              for v in i.inconsistent]
     if wrong and verdict.phase is not Phase.FAILED:

@@ -10,21 +10,38 @@ from __future__ import annotations
 
 import math
 import sys
+from typing import Sequence
 
 from rollway.model import Alert, Interval, Observation, Verdict, VersionSample
 from rollway.phases import Phase
 from rollway.spec import Guardrails
 
 
-def check(guardrails: Guardrails, observation: Observation, *, monitoring: bool) -> Verdict:
-    """FAILED when the canary's error rate crosses the guardrail; alerts for DLQ and latency."""
+def check(guardrails: Guardrails, observation: Observation, *, monitoring: bool,
+          history: Sequence[Interval] = ()) -> Verdict:
+    """FAILED when the canary's error rate crosses the guardrail; alerts for DLQ and latency.
+
+    ``history``: the periods before the stage (the judge's calibration read), which give the
+    load balancer's own 5xx rate before the stage (``unserved_background``).
+    """
     return check_totals(guardrails, observation.totals("canary"), observation.totals("baseline").requests,
                         dlq_messages=observation.dlq_messages, unserved=observation.unserved(),
-                        monitoring=monitoring)
+                        background=unserved_background(history), monitoring=monitoring)
+
+
+def unserved_background(history: Sequence[Interval]) -> float | None:
+    """Load-balancer 5xx per request served before the stage; None when nothing was served.
+
+    The count is the whole load balancer's (other rules, the baseline's 502s from targets that
+    went away), so some of it is there whatever the canary does.
+    """
+    served = sum((i.baseline.requests if i.baseline else 0) + (i.canary.requests if i.canary else 0) for i in history)
+    return sum(i.unserved or 0 for i in history) / served if served > 0 else None
 
 
 def check_totals(guardrails: Guardrails, canary: VersionSample, baseline_requests: int, *,
-                 dlq_messages: int = 0, unserved: int = 0, monitoring: bool) -> Verdict:
+                 dlq_messages: int = 0, unserved: int = 0, background: float | None = None,
+                 monitoring: bool) -> Verdict:
     """``check`` on totals already summed (``canary``: the stage's totals, see RunningTotals).
 
     ``unserved``: requests the load balancer answered 5xx itself over the same intervals
@@ -39,10 +56,10 @@ def check_totals(guardrails: Guardrails, canary: VersionSample, baseline_request
       unserved``, from ``min_errors`` on): whoever they belong to, this rollout's users are
       refused at that rate, and rolling back returns to the state before it.
     - During a stage, never SUCCESSFUL (RUNNING: not passing yet, nothing to roll back on)
-      while counting all of them as the canary's would put it over the guardrail: a stage
-      does not pass on errors that may be its own, yet a healthy canary at a small weight
-      is not rolled back for the baseline's or the load balancer's occasional 5xx. As the
-      canary serves more requests the bound falls and the stage can pass.
+      while counting those that may be the canary's (``_canarys_share``: those above the
+      rate before the stage, ``background``) as its errors would put it over the guardrail:
+      a stage does not pass on errors that may be its own, yet a healthy canary at a small
+      weight is neither rolled back nor held for the load balancer's steady background.
     """
     if unserved < 0:
         raise ValueError(f"unserved must not be negative, got {unserved}")
@@ -74,7 +91,8 @@ def check_totals(guardrails: Guardrails, canary: VersionSample, baseline_request
         reason = f"canary error rate {rate:.2%} ({errors}/{requests}) is over the {limit:.0%} guardrail{refused}"
     elif unserved and not monitoring:
         share = unserved / received
-        bound = (canary.errors + unserved) / (canary.requests + unserved)
+        own = _canarys_share(unserved, background, canary.requests, baseline_requests)
+        bound = (canary.errors + own) / (canary.requests + own) if canary.requests + own else 0.0
         if share > limit and unserved >= guardrails.min_errors:
             phase, metric, statistic = Phase.FAILED, "unserved_rate", share
             reason = (f"{unserved} of the {received} requests the load balancer received ({share:.2%}) were "
@@ -82,8 +100,9 @@ def check_totals(guardrails: Guardrails, canary: VersionSample, baseline_request
                       "guardrail")
         elif bound > limit:
             phase = Phase.RUNNING
-            reason = (f"canary error rate {rate:.2%}{refused}; counted as the canary's, its error rate would be "
-                      f"{bound:.2%}, over the {limit:.0%} guardrail: not passing on it")
+            reason = (f"canary error rate {rate:.2%}{refused}; with the {own:.0f} of them that may be the canary's "
+                      f"(beyond the rate before the stage), its error rate would be {bound:.2%}, over the "
+                      f"{limit:.0%} guardrail: not passing on it")
     return Verdict(
         phase=phase,
         reason=reason,
@@ -94,6 +113,21 @@ def check_totals(guardrails: Guardrails, canary: VersionSample, baseline_request
         baseline_requests=baseline_requests,
         alerts=tuple(alerts),
     )
+
+
+def _canarys_share(unserved: int, background: float | None, canary_requests: int, baseline_requests: int) -> float:
+    """How many of a stage's load-balancer 5xx may be the canary's, for the bound that keeps
+    a stage from passing on them.
+
+    With the rate before the stage known, everything above it may be the canary's (a target
+    group losing its targets); the steady rest is the load balancer's background, which used
+    to be counted whole and kept every small stage of a healthy canary from ever passing.
+    Without it, they are spread like the traffic the two versions served.
+    """
+    if background is not None:
+        return max(0.0, unserved - background * (baseline_requests + canary_requests))
+    served = baseline_requests + canary_requests
+    return unserved * canary_requests / served if served else float(unserved)
 
 
 class RunningTotals:
