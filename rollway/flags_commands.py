@@ -38,25 +38,31 @@ EXIT_CONFLICT = 3
 """The flag changed concurrently (or is not at the expected version)."""
 EXIT_UNAVAILABLE = 4
 """The flag table could not be read or written."""
+EXIT_PARTIAL = 5
+"""``list`` printed the flags it could read; some items could not be used (named on stderr)."""
 
 
 def flags_list(store: FlagStore, out: TextIO, *, err: TextIO, as_json: bool = False) -> int:
     """Print every flag: feature, state, percentage, version, last change.
 
     A flag whose item cannot be used (written outside rollway) hides no other: the others are
-    printed, and each bad one is a ``warning:`` line on ``err`` naming it and what is wrong.
+    printed, each bad one is a ``warning:`` line on ``err`` naming it and what is wrong, and
+    the exit code is EXIT_PARTIAL, so a script reading ``--json`` can tell the list is not whole.
     """
+    failures: list = []
 
     def show() -> None:
         try:
-            flags, failures = store.list(), []
+            flags = store.list()
         except MalformedFlags as partial:
-            flags, failures = partial.flags, partial.failures
+            flags = partial.flags
+            failures.extend(partial.failures)
         _print_flags(flags, out, as_json)
         for failure in failures:
             err.write(f"warning: {failure}\n")
 
-    return _run(err, show)
+    code = _run(err, show)
+    return EXIT_PARTIAL if code == EXIT_OK and failures else code
 
 
 def flags_get(

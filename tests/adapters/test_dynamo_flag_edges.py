@@ -11,7 +11,7 @@ import pytest
 from rollway.aws.flags import DynamoFlagStore
 from rollway.flag_binding import FlagChange, disable_bindings, set_flag
 from rollway.flags import AUDIT_CAP, MAX_ACTOR, MAX_REASON, FlagEvaluator, FlagState, MalformedFlag
-from rollway.flags_commands import EXIT_INVALID, EXIT_OK, flags_get, flags_list, flags_set
+from rollway.flags_commands import EXIT_INVALID, EXIT_OK, EXIT_PARTIAL, flags_get, flags_list, flags_set
 from rollway.spec import FlagBinding
 
 SQS = "use_sqs_architecture"
@@ -52,7 +52,7 @@ def test_one_out_of_range_item_hides_no_other_flag_and_can_be_repaired(store, cl
     put_raw(client, aws, feature={"S": "bad_flag"}, enabled={"BOOL": True}, percentage={"N": "150"})
 
     out, err = io.StringIO(), io.StringIO()
-    assert flags_list(store, out, err=err) == EXIT_OK
+    assert flags_list(store, out, err=err) == EXIT_PARTIAL, "a script reading the list can tell it is not whole"
     assert SQS in out.getvalue() and "bad_flag" not in out.getvalue()
     assert err.getvalue().startswith("warning: feature flag 'bad_flag' is malformed") and "150" in err.getvalue()
 
@@ -96,7 +96,7 @@ def test_long_multibyte_reasons_and_actors_never_lock_the_flag(store):
     assert store.get(SQS).enabled is False
     trail = store.audit(SQS)
     assert trail[0].actor == "state hook (failed)" and trail[1].version == AUDIT_CAP + 6
-    assert 60 < len(trail) < AUDIT_CAP, "the oldest entries make room, the newest are kept"
+    assert 80 <= len(trail) < AUDIT_CAP, "the oldest entries make room, the newest are kept (README: at least 80)"
     # (test_dynamo_flags.py: ASCII entries of the longest kind still keep all AUDIT_CAP.)
 
 
