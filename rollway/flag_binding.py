@@ -57,8 +57,9 @@ _ATTEMPTS = 3
 # The marks rollway's own writes carry in their audit reasons (see the module's docstring). A
 # person's reason could carry them only by typing them, which these forms make unlikely.
 # ``rollout R stage W%`` and ``rollout R undone: ...``; an earlier release wrote them without
-# the id (R), and such a write is another rollout's to every rollout now.
-_OWN = re.compile(r"^(?:rollout (?P<rollout>\S+) )?(?:stage \d{1,3}%(?::|$)|undone: )|^rollout stage \d{1,3}%(?::|$)")
+# the id (``rollout stage W%``, ``undone: ...``), and a rollout under way across the upgrade
+# must still know its own: for those, the earlier rule (a rollout's weights only go up).
+_OWN = re.compile(r"^rollout (?:(?P<rollout>\S+) )?(?:stage (?P<weight>\d{1,3})%(?::|$)|undone: )|^undone: ")
 ROLLBACK_MARK = "rollway rollback: "
 
 
@@ -272,7 +273,7 @@ def apply_bindings(
     for feature, pct in targets:
         change = FlagChange(feature=feature, enabled=pct > 0, percentage=pct, reason=why, create=create_missing)
         try:
-            updates.append(_follow(store, change, rollout, actor=actor, now=now))
+            updates.append(_follow(store, change, rollout, weight, actor=actor, now=now))
         except Exception as err:  # noqa: BLE001 - whatever stopped it, the flags already moved go back
             _put_back([u for u in updates if u.changed], store, actor=actor, now=now, rollout=rollout,
                       why=f"{feature} could not follow to {weight}% ({err})", failed=err)
@@ -280,7 +281,7 @@ def apply_bindings(
     return [u for u in updates if u.changed or u.kept is not None]
 
 
-def _follow(store: FlagStore, change: FlagChange, rollout: str, *, actor: str, now: float) -> FlagUpdate:
+def _follow(store: FlagStore, change: FlagChange, rollout: str, weight: int, *, actor: str, now: float) -> FlagUpdate:
     """Set one bound flag for the stage, unless a person changed it after the rollout last did.
 
     The write is conditional on the version the audit trail was read at, so a person's
@@ -292,7 +293,7 @@ def _follow(store: FlagStore, change: FlagChange, rollout: str, *, actor: str, n
             return set_flag(store, change, actor=actor, now=now)  # created (or UnknownFlag)
         if current.settings() == (change.enabled, change.percentage, current.salt):
             return FlagUpdate(feature=change.feature, before=current, after=current, reason=change.reason)
-        held = _changed_since_rollout(store.audit(change.feature), current, rollout)
+        held = _changed_since_rollout(store.audit(change.feature), current, rollout, weight)
         if held is not None:
             return _left_alone(current, *held, change)
         try:
@@ -305,7 +306,7 @@ def _follow(store: FlagStore, change: FlagChange, rollout: str, *, actor: str, n
 
 
 def _changed_since_rollout(
-    trail: Sequence[FlagAuditEntry], current: FlagState, rollout: str
+    trail: Sequence[FlagAuditEntry], current: FlagState, rollout: str, weight: int
 ) -> tuple[FlagAuditEntry, FlagAuditEntry] | None:
     """The newest change someone made after rollout ``rollout`` last set the flag, with that
     write of the rollout's, when the flag is not back as the rollout left it; None when the
@@ -319,6 +320,9 @@ def _changed_since_rollout(
         trail: the flag's audit trail, newest first.
         current: the flag as stored.
         rollout: the rollout applying a stage.
+        weight: the stage's weight; only for a mark written without an id, by an earlier
+            release, which is this rollout's when its weight is below (weights only go up
+            within a rollout).
     """
     person: FlagAuditEntry | None = None
     for entry in trail:
@@ -328,8 +332,16 @@ def _changed_since_rollout(
         if own is None:
             person = person or entry
             continue
-        if person is None or own.group("rollout") != rollout:
-            return None  # as a rollout left it, or another rollout's: this one takes it over
+        if person is None:
+            return None  # as a rollout left it: this one may set it
+        if own.group("rollout") is None:
+            if own.group("weight") is None:
+                continue  # an earlier release's undo: the stage it undid tells whose it was
+            mine = int(own.group("weight")) < weight
+        else:
+            mine = own.group("rollout") == rollout
+        if not mine:
+            return None  # another rollout's write: this one takes the flag over
         as_left = current.settings() == (entry.enabled, entry.percentage, entry.salt)
         return None if as_left else (person, entry)
     return None  # no rollout has set it (in the trail kept): this one takes it over

@@ -30,13 +30,17 @@ def check(guardrails: Guardrails, observation: Observation, *, monitoring: bool,
 
 
 def unserved_background(history: Sequence[Interval]) -> float | None:
-    """Load-balancer 5xx per request served before the stage; None when nothing was served.
+    """Load-balancer 5xx per baseline request before the stage, in the periods when the canary
+    served nothing; None when there are none (the hour before a later stage is the stage before).
 
-    The count is the whole load balancer's (other rules, the baseline's 502s from targets that
-    went away), so some of it is there whatever the canary does.
+    The count is the whole load balancer's (other rules, the baseline's targets cycling), so
+    some of it is there whatever the canary does. Periods the canary served in are left out:
+    a canary refused there (an earlier stage, or this one before a resume) would make its own
+    failure the background.
     """
-    served = sum((i.baseline.requests if i.baseline else 0) + (i.canary.requests if i.canary else 0) for i in history)
-    return sum(i.unserved or 0 for i in history) / served if served > 0 else None
+    quiet = [i for i in history if i.baseline is not None and (i.canary is None or i.canary.requests == 0)]
+    served = sum(i.baseline.requests for i in quiet)
+    return sum(i.unserved or 0 for i in quiet) / served if served > 0 else None
 
 
 def check_totals(guardrails: Guardrails, canary: VersionSample, baseline_requests: int, *,
@@ -119,15 +123,15 @@ def _canarys_share(unserved: int, background: float | None, canary_requests: int
     """How many of a stage's load-balancer 5xx may be the canary's, for the bound that keeps
     a stage from passing on them.
 
-    With the rate before the stage known, everything above it may be the canary's (a target
-    group losing its targets); the steady rest is the load balancer's background, which used
-    to be counted whole and kept every small stage of a healthy canary from ever passing.
-    Without it, they are spread like the traffic the two versions served.
+    With the rate before the rollout known, everything above it may be the canary's (a target
+    group losing its targets); the steady rest is the load balancer's background, which
+    counted whole kept every 5 % stage of a healthy canary from passing. Without it, all of
+    them may be the canary's: a canary whose targets fail serves less, so spreading them like
+    the served traffic would hide exactly that canary.
     """
-    if background is not None:
-        return max(0.0, unserved - background * (baseline_requests + canary_requests))
-    served = baseline_requests + canary_requests
-    return unserved * canary_requests / served if served else float(unserved)
+    if background is None:
+        return float(unserved)
+    return max(0.0, unserved - background * (baseline_requests + canary_requests))
 
 
 class RunningTotals:

@@ -246,3 +246,23 @@ def test_a_rollout_id_with_spaces_is_refused_before_any_write():
     with pytest.raises(InvalidFlagInput, match="rollout id"):
         apply_bindings(store, bindings, 5, actor="rollway", now=1.0, rollout="r 1")
     assert settings(store) == (False, 0.0)
+
+
+def test_a_rollout_under_way_across_the_upgrade_still_knows_its_own_unmarked_writes():
+    """Week 1 ran before marks carried the rollout's id ('rollout stage 5%'); on-call then
+    threw the kill switch, and week 2 of the same rollout, upgraded, turned it back on."""
+    store, bindings = seeded(), [FlagBinding(feature=SQS)]
+    set_flag(store, FlagChange(feature=SQS, enabled=True, percentage=5, reason="rollout stage 5%"), actor="rollway",
+             now=2.0)
+    set_flag(store, FlagChange(feature=SQS, enabled=False, reason="kill switch: bad writes"), actor="oncall", now=3.0)
+    assert apply_bindings(store, bindings, 25, actor="rollway", now=4.0, rollout="20261123T090000Z-1a2b3c4d")[0].kept
+    assert settings(store) == (False, 5.0)
+
+
+def test_a_persons_reason_that_starts_like_a_stage_is_not_a_rollout_mark():
+    store, bindings = seeded(), [FlagBinding(feature=SQS)]
+    apply_bindings(store, bindings, 5, actor="rollway", now=2.0, rollout="r1")
+    set_flag(store, FlagChange(feature=SQS, enabled=False, reason="stage 5%: 500s on checkout, killing"),
+             actor="oncall", now=3.0)
+    apply_bindings(store, bindings, 25, actor="rollway", now=4.0, rollout="r1")
+    assert settings(store) == (False, 5.0)
