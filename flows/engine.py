@@ -342,6 +342,8 @@ def run_stages(
 def baseline_history(env: Environment, spec: RolloutSpec, judge, shifted_at: float) -> tuple[Interval, ...]:
     """The baseline's intervals in the ``calibration_seconds`` before a stage: one read per stage.
 
+    Read whatever the judge: the guardrail measures the load balancer's own 5xx rate in them.
+
     They end with the last whole period before the shift: the period holding the shift mixes
     two weightings, and on the stage's first tick it has not even ended.
 
@@ -349,7 +351,7 @@ def baseline_history(env: Environment, spec: RolloutSpec, judge, shifted_at: flo
     is therefore logged and the stage judged without them rather than stopped.
     """
     seconds = spec.analysis.calibration_seconds
-    if not judge.uses_history or seconds <= 0:
+    if seconds <= 0:
         return ()
     end = math.floor(shifted_at / spec.analysis.interval_seconds) * spec.analysis.interval_seconds
     past = metrics.observe(env.metrics, end - seconds, end)

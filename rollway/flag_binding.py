@@ -56,10 +56,12 @@ log = logging.getLogger("rollway.flags")
 _ATTEMPTS = 3
 # The marks rollway's own writes carry in their audit reasons (see the module's docstring). A
 # person's reason could carry them only by typing them, which these forms make unlikely.
-# ``rollout R stage W%`` and ``rollout R undone: ...``; an earlier release wrote them without
-# the id (``rollout stage W%``, ``undone: ...``), and a rollout under way across the upgrade
-# must still know its own: for those, the earlier rule (a rollout's weights only go up).
-_OWN = re.compile(r"^rollout (?:(?P<rollout>\S+) )?(?:stage (?P<weight>\d{1,3})%(?::|$)|undone: )|^undone: ")
+# ``rollout R stage W%`` and ``rollout R undone: ...``. An earlier release wrote stage marks
+# without the id (``rollout stage W%``), and a rollout under way across the upgrade must still
+# know its own: for those, the earlier rule (a rollout's weights do not go down). Its undo
+# marks (a bare ``undone: ...``) are not recognised: a person could have typed one, and
+# reading a person's change as rollway's would overwrite it.
+_OWN = re.compile(r"^rollout (?:(?P<rollout>\S+) )?(?:stage (?P<weight>\d{1,3})%(?::|$)|undone: )")
 ROLLBACK_MARK = "rollway rollback: "
 
 
@@ -320,9 +322,8 @@ def _changed_since_rollout(
         trail: the flag's audit trail, newest first.
         current: the flag as stored.
         rollout: the rollout applying a stage.
-        weight: the stage's weight; only for a mark written without an id, by an earlier
-            release, which is this rollout's when its weight is below (weights only go up
-            within a rollout).
+        weight: the stage's weight; only for a stage mark written without an id, by an
+            earlier release, which is this rollout's when its weight is not above it.
     """
     person: FlagAuditEntry | None = None
     for entry in trail:
@@ -335,9 +336,9 @@ def _changed_since_rollout(
         if person is None:
             return None  # as a rollout left it: this one may set it
         if own.group("rollout") is None:
-            if own.group("weight") is None:
-                continue  # an earlier release's undo: the stage it undid tells whose it was
-            mine = int(own.group("weight")) < weight
+            # An earlier release's stage mark: this rollout's unless above the stage (at the
+            # same weight, a resume applying it again).
+            mine = int(own.group("weight")) <= weight
         else:
             mine = own.group("rollout") == rollout
         if not mine:

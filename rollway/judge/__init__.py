@@ -77,8 +77,10 @@ def assess(
 
     if observation.error is not None:
         return Verdict(phase=Phase.ERROR, reason=f"metrics unavailable: {observation.error}")
-    verdict = _settled_verdict(judge, observation.intervals, stage_over=stage_over, history=history,
-                               settled_until=settled_until)
+    # The flows read the hour before every stage, for the guardrail's load-balancer 5xx
+    # background; only a judge that calibrates on it is given it.
+    verdict = _settled_verdict(judge, observation.intervals, stage_over=stage_over,
+                               history=history if judge.uses_history else (), settled_until=settled_until)
     verdict = with_guardrails(verdict, check(guardrails, observation, monitoring=monitoring, history=history))
     wrong = [(i.t, v) for i in observation.intervals if settled_until is None or i.t <= settled_until
              for v in i.inconsistent]

@@ -39,8 +39,23 @@ def unserved_background(history: Sequence[Interval]) -> float | None:
     failure the background.
     """
     quiet = [i for i in history if i.baseline is not None and (i.canary is None or i.canary.requests == 0)]
-    served = sum(i.baseline.requests for i in quiet)
-    return sum(i.unserved or 0 for i in quiet) / served if served > 0 else None
+    rate = _unserved_rate(quiet)
+    if rate is None:
+        return None
+    # A canary with weight and no target has no RequestCount either, so its refused periods
+    # (an earlier attempt within the hour) look quiet; against the hour's own rate they are
+    # outliers, and left out.
+    return _unserved_rate([i for i in quiet if (i.unserved or 0) <= _poisson_ceiling(rate * i.baseline.requests)])
+
+
+def _unserved_rate(periods: Sequence[Interval]) -> float | None:
+    served = sum(i.baseline.requests for i in periods)
+    return sum(i.unserved or 0 for i in periods) / served if served > 0 else None
+
+
+def _poisson_ceiling(mean: float) -> float:
+    """A count a steady Poisson rate of ``mean`` a period is very unlikely to exceed."""
+    return mean + 3 * math.sqrt(mean) + 3
 
 
 def check_totals(guardrails: Guardrails, canary: VersionSample, baseline_requests: int, *,

@@ -266,3 +266,23 @@ def test_a_persons_reason_that_starts_like_a_stage_is_not_a_rollout_mark():
              actor="oncall", now=3.0)
     apply_bindings(store, bindings, 25, actor="rollway", now=4.0, rollout="r1")
     assert settings(store) == (False, 5.0)
+
+
+def test_a_persons_reason_that_starts_like_an_undo_is_not_a_rollout_mark():
+    store, bindings = seeded(), [FlagBinding(feature=SQS)]
+    apply_bindings(store, bindings, 5, actor="rollway", now=2.0, rollout="r1")
+    set_flag(store, FlagChange(feature=SQS, enabled=False, reason="undone: 5% broke checkout, killing"),
+             actor="oncall", now=3.0)
+    apply_bindings(store, bindings, 25, actor="rollway", now=4.0, rollout="r1")
+    assert settings(store) == (False, 5.0)
+
+
+def test_an_upgraded_rollout_applying_its_unmarked_stage_again_keeps_the_kill_switch():
+    """An earlier release applied stage 25 ('rollout stage 25%'), on-call killed the flag, and
+    the upgraded release resumes the same rollout at 25 %."""
+    store, bindings = seeded(), [FlagBinding(feature=SQS)]
+    set_flag(store, FlagChange(feature=SQS, enabled=True, percentage=25, reason="rollout stage 25%"), actor="rollway",
+             now=2.0)
+    set_flag(store, FlagChange(feature=SQS, enabled=False, reason="kill switch"), actor="oncall", now=3.0)
+    assert apply_bindings(store, bindings, 25, actor="rollway", now=4.0, rollout="20261123T090000Z-1a2b3c4d")[0].kept
+    assert settings(store) == (False, 25.0)

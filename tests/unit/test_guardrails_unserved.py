@@ -149,3 +149,16 @@ def test_an_inconsistent_version_must_have_no_sample():
         minute(0, None, None, inconsistent=("canary", "canary"))
     with pytest.raises(ValidationError):
         minute(0, None, None, inconsistent=("stable",))  # the interval's names: baseline, canary
+
+
+@pytest.mark.parametrize("refused_minutes", [1, 10])
+def test_refused_minutes_of_an_earlier_attempt_are_not_background(refused_minutes):
+    """A canary with weight and no target has no RequestCount either, so an earlier attempt's
+    refused minutes in the hour looked quiet, became the background, and a canary refusing
+    3 % of its requests passed."""
+    clean = 60 - refused_minutes
+    history = tuple(minute(i - 60, 1140 if i < clean else 1080, None, unserved=0 if i < clean else 120)
+                    for i in range(60))
+    stage = [minute(i, 1140, 58, unserved=2) for i in range(30)]
+    verdict = check(GUARDRAILS, observation(*stage), monitoring=False, history=history)
+    assert verdict.phase is Phase.RUNNING, verdict.reason
