@@ -146,7 +146,7 @@ def main() -> int:
         print(f"orchestration overhead per stage (excluding bake): {overhead:.3f} s   (goal < 1 s)")
         print(f"CloudWatch GetMetricData calls per analysis tick: at most {max(per_tick)} "
               f"({gmd} calls over {ticks} ticks; a tick before the first whole period makes none)   (goal 1); "
-              f"plus {sum(history)} call(s) in {len(history)} read(s) of the baseline's hour before a two-sample stage")
+              f"plus {sum(history)} call(s) in {len(history)} read(s) of the hour before each stage (the judge's calibration, the guardrail's load-balancer 5xx background)")
 
         # Rollback from 25% canary: which calls happen before the ALB reads back 100/0?
         env.router.set_weights(Weights.canary_at(25))
