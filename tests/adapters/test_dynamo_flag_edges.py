@@ -13,13 +13,7 @@ from rollway.flag_binding import FlagChange, disable_bindings, set_flag
 from rollway.flags import AUDIT_CAP, MAX_ACTOR, MAX_REASON, FlagEvaluator, FlagState, MalformedFlag
 from rollway.flags_commands import EXIT_INVALID, EXIT_OK, EXIT_PARTIAL, flags_get, flags_list, flags_set
 from rollway.spec import FlagBinding
-
-SQS = "use_sqs_architecture"
-
-
-@pytest.fixture
-def client(aws):
-    return aws.get_client("dynamodb")
+from tests.adapters.test_dynamo_flags import SQS, client  # noqa: F401 - the DynamoDB client fixture
 
 
 @pytest.fixture

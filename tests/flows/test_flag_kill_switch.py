@@ -12,7 +12,9 @@ from rollway.flag_binding import FlagChange, set_flag
 from rollway.flags import FlagState
 from rollway.model import Weights
 from rollway.spec import FlagBinding, RolloutSpec, Stage, WeeklyPhase
-from tests.flows.test_progressive_fakes import IMAGE, Intercept, Killed, env_with_ledger, progressive_on
+from tests.flows.test_progressive_fakes import (
+    IMAGE, Intercept, Killed, dies_recording_the_shift_to, env_with_ledger, progressive_on,
+)
 
 F = "use_sqs_architecture"
 
@@ -79,13 +81,7 @@ def test_a_resume_after_an_unrecorded_shift_leaves_the_kill_switch_off():
     env = env_with_ledger()
     env.flags = FakeFlagStore([FlagState(feature=F)])
     real = env.ledger
-
-    def dies(name, args, kwargs):
-        t = kwargs.get("transition")
-        if name == "record" and t is not None and t.kind == "shift" and t.to_weights.canary == 50:
-            raise Killed("dies after moving to 50%")
-
-    env.ledger = Intercept(real, dies)
+    env.ledger = Intercept(real, dies_recording_the_shift_to(50))
     with pytest.raises(Killed):
         progressive_on(env, spec, auto_approve())
     env.ledger = real

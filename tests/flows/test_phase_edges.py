@@ -11,7 +11,8 @@ from rollway.model import Weights
 from rollway.phases import RolloutPhase
 from rollway.spec import RolloutSpec, Stage, WeeklyPhase
 from tests.flows.test_progressive_fakes import (
-    IMAGE, WEEK, Intercept, Killed, advance_on, env_with_ledger, kinds, progressive_on, shifts,
+    IMAGE, WEEK, Intercept, Killed, advance_on, dies_recording_the_shift_to, env_with_ledger, kinds, progressive_on,
+    shifts,
 )
 
 
@@ -26,13 +27,7 @@ def test_a_shift_after_a_person_accepted_an_inconclusive_stage_is_not_drift_on_r
     env = env_with_ledger()
     env.metrics = FakeMetrics(env.router, steady(2.0, 0.001, 0.0))  # too few canary requests: inconclusive
     real = env.ledger
-
-    def dies_recording_the_50_percent_shift(name, args, kwargs):
-        t = kwargs.get("transition")
-        if name == "record" and t is not None and t.kind == "shift" and t.to_weights.canary == 50:
-            raise Killed("dies after the load balancer moved to 50%, before the ledger heard of it")
-
-    env.ledger = Intercept(real, dies_recording_the_50_percent_shift)
+    env.ledger = Intercept(real, dies_recording_the_shift_to(50))
     with pytest.raises(Killed):
         progressive_on(env, spec, _accept)
     env.ledger = real

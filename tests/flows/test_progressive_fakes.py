@@ -226,6 +226,18 @@ class Killed(BaseException):
     """
 
 
+def dies_recording_the_shift_to(weight: int):
+    """An Intercept hook: the process dies after the load balancer moved to ``weight`` %, before
+    the ledger recorded the shift."""
+
+    def hook(name, args, kwargs):
+        t = kwargs.get("transition")
+        if name == "record" and t is not None and t.kind == "shift" and t.to_weights.canary == weight:
+            raise Killed(f"dies after the load balancer moved to {weight}%, before the ledger heard of it")
+
+    return hook
+
+
 class KillAt:
     """Wraps a port; the n-th call (over all wrapped ports) raises Killed."""
 

@@ -248,41 +248,23 @@ def test_a_rollout_id_with_spaces_is_refused_before_any_write():
     assert settings(store) == (False, 0.0)
 
 
-def test_a_rollout_under_way_across_the_upgrade_still_knows_its_own_unmarked_writes():
-    """Week 1 ran before marks carried the rollout's id ('rollout stage 5%'); on-call then
-    threw the kill switch, and week 2 of the same rollout, upgraded, turned it back on."""
+@pytest.mark.parametrize("old_weight,weight", [(5, 25), (25, 25)])
+def test_a_rollout_under_way_across_the_upgrade_still_knows_its_own_unmarked_writes(old_weight, weight):
+    """An earlier release applied a stage ('rollout stage 5%', no id); on-call then threw the
+    kill switch, and the same rollout, upgraded, turned it back on at its next stage or when
+    it applied the same stage again on a resume."""
     store, bindings = seeded(), [FlagBinding(feature=SQS)]
-    set_flag(store, FlagChange(feature=SQS, enabled=True, percentage=5, reason="rollout stage 5%"), actor="rollway",
-             now=2.0)
+    set_flag(store, FlagChange(feature=SQS, enabled=True, percentage=old_weight, reason=f"rollout stage {old_weight}%"),
+             actor="rollway", now=2.0)
     set_flag(store, FlagChange(feature=SQS, enabled=False, reason="kill switch: bad writes"), actor="oncall", now=3.0)
-    assert apply_bindings(store, bindings, 25, actor="rollway", now=4.0, rollout="20261123T090000Z-1a2b3c4d")[0].kept
-    assert settings(store) == (False, 5.0)
+    assert apply_bindings(store, bindings, weight, actor="rollway", now=4.0, rollout="20261123T090000Z-1a2b3c4d")[0].kept
+    assert settings(store) == (False, float(old_weight))
 
 
-def test_a_persons_reason_that_starts_like_a_stage_is_not_a_rollout_mark():
+@pytest.mark.parametrize("reason", ["stage 5%: 500s on checkout, killing", "undone: 5% broke checkout, killing"])
+def test_a_persons_reason_that_starts_like_a_rollway_mark_is_not_one(reason):
     store, bindings = seeded(), [FlagBinding(feature=SQS)]
     apply_bindings(store, bindings, 5, actor="rollway", now=2.0, rollout="r1")
-    set_flag(store, FlagChange(feature=SQS, enabled=False, reason="stage 5%: 500s on checkout, killing"),
-             actor="oncall", now=3.0)
+    set_flag(store, FlagChange(feature=SQS, enabled=False, reason=reason), actor="oncall", now=3.0)
     apply_bindings(store, bindings, 25, actor="rollway", now=4.0, rollout="r1")
     assert settings(store) == (False, 5.0)
-
-
-def test_a_persons_reason_that_starts_like_an_undo_is_not_a_rollout_mark():
-    store, bindings = seeded(), [FlagBinding(feature=SQS)]
-    apply_bindings(store, bindings, 5, actor="rollway", now=2.0, rollout="r1")
-    set_flag(store, FlagChange(feature=SQS, enabled=False, reason="undone: 5% broke checkout, killing"),
-             actor="oncall", now=3.0)
-    apply_bindings(store, bindings, 25, actor="rollway", now=4.0, rollout="r1")
-    assert settings(store) == (False, 5.0)
-
-
-def test_an_upgraded_rollout_applying_its_unmarked_stage_again_keeps_the_kill_switch():
-    """An earlier release applied stage 25 ('rollout stage 25%'), on-call killed the flag, and
-    the upgraded release resumes the same rollout at 25 %."""
-    store, bindings = seeded(), [FlagBinding(feature=SQS)]
-    set_flag(store, FlagChange(feature=SQS, enabled=True, percentage=25, reason="rollout stage 25%"), actor="rollway",
-             now=2.0)
-    set_flag(store, FlagChange(feature=SQS, enabled=False, reason="kill switch"), actor="oncall", now=3.0)
-    assert apply_bindings(store, bindings, 25, actor="rollway", now=4.0, rollout="20261123T090000Z-1a2b3c4d")[0].kept
-    assert settings(store) == (False, 25.0)
