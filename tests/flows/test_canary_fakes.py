@@ -44,14 +44,15 @@ def test_healthy_canary_is_promoted_through_every_stage():
     assert subjects[-1].startswith("Monitoring passed"), "the default hour after promotion was watched"
 
 
-def test_the_baseline_history_is_read_once_per_two_sample_stage():
+def test_the_hour_before_a_stage_is_read_once_per_stage():
     env = fake_environment(canary_error_rate=0.0)
     result = canary_on(env, spec(5, 25, 100))
     assert result.outcome == "promoted"
     hour = [w for w in env.metrics.windows if w[1] - w[0] == 3600]
-    # The hour before the 5% and the 25% stages; the 100% stage is judged against the SLO.
-    assert len(hour) == 2 and len(env.metrics.windows) > 10
-    starts = [s.started_at for s in result.stages[:2]]
+    # The judge calibrates on it in the two-sample stages (5 % and 25 %); the guardrail measures
+    # the load balancer's own 5xx in it before every stage, the 100 % one (judged against the SLO) too.
+    assert len(hour) == 3 and len(env.metrics.windows) > 10
+    starts = [s.started_at for s in result.stages]
     assert all(start <= end <= start + 120 for (_, end), start in zip(hour, starts)), (hour, starts)
 
     env = fake_environment(canary_error_rate=0.0)
@@ -181,7 +182,7 @@ def test_the_baseline_history_of_a_stage_ends_before_the_period_of_its_shift():
     env.metrics.observe = observe
     assert canary_on(env, spec(5, 100)).outcome == "promoted"
     history = [(start, end, now) for start, end, now in reads if end - start == 3600]
-    assert len(history) == 1, reads  # the 5% stage's; at 100% there is no baseline to compare with
+    assert len(history) == 2, reads  # one before each stage
     for _start, end, now in history:
         assert end <= now and end % 60 == 0, (end, now)
 
