@@ -28,7 +28,7 @@ from prefect.input import RunInput
 from prefect.input.run_input import keyset_from_paused_state
 from prefect.states import Paused, Running
 from prefect.utilities.engine import propose_state_sync
-from pydantic import Field
+from pydantic import Field, ValidationError
 
 from rollway.approvals import ApprovalAnswer, Approver
 from rollway.decide import Pause
@@ -136,8 +136,12 @@ def _wait_for_resume(
         time.sleep(min(poll_interval, left))
 
 
-def _back_to_running(client: SyncPrefectClient, run_id: UUID, paused: State) -> None:
+def _back_to_running(client: SyncPrefectClient, run_id: UUID, paused: State) -> bool:
     """Take the run out of a pause nobody answered, so the rollback (or the next pause) can run.
+
+    Returns:
+        True when the run was already Running: a person's resume landed between the last poll
+        and this read, and the server accepted it (their answer is stored).
 
     Running is proposed, never forced: a person may cancel at this very moment, and the server
     refuses Running for a Cancelling run. A terminal state could be left without force, so the
@@ -149,16 +153,28 @@ def _back_to_running(client: SyncPrefectClient, run_id: UUID, paused: State) -> 
         PauseInterrupted: it was moved to any other state.
     """
     state = client.read_flow_run(run_id).state
+    _stop_if_cancelled(state)
+    if state.is_running():
+        return True
     for _ in range(3):  # Paused -> (Failed: expired) -> Running
         _stop_if_cancelled(state)
         if state.is_running():
-            return
+            return False
         if not (state.is_paused() or _expired(state, paused)):
             raise _left_for(state)
         state = propose_state_sync(client, Running(), flow_run_id=run_id)
     _stop_if_cancelled(state)
     if not state.is_running():
         raise _left_for(state)
+    return False
+
+
+def _stored_answer(form: type[ApprovalInput], paused: State, run_id: UUID) -> ApprovalInput | None:
+    """The answer stored with a resume, or None when the run was resumed without one."""
+    try:
+        return form.load(paused.state_details.run_input_keyset, flow_run_id=run_id)
+    except ValidationError:  # no input stored: load builds the form from nothing, and it needs an approver
+        return None
 
 
 def prefect_approver(approvals: Approvals, poll_interval: int = 2) -> Approver:
@@ -189,13 +205,18 @@ def prefect_approver(approvals: Approvals, poll_interval: int = 2) -> Approver:
         with get_client(sync_client=True) as client:
             paused = _pause(client, run_id, form, approvals.timeout_seconds)
             log.info("paused for %s: resume the run with an answer within %ss", pause.cause, approvals.timeout_seconds)
+            given = None
             if _wait_for_resume(client, run_id, paused, deadline, poll_interval):
                 given = form.load(paused.state_details.run_input_keyset, flow_run_id=run_id)
+            elif _back_to_running(client, run_id, paused):
+                # A resume the server accepted at the deadline, after the last poll: the person
+                # was told their answer was taken, so it wins over the timeout policy.
+                given = _stored_answer(form, paused, run_id)
+            if given is not None:
                 return ApprovalAnswer(
                     action=given.action, approver=given.approver.strip(), comment=given.comment,
                     next_weight=given.next_weight,
                 )
-            _back_to_running(client, run_id, paused)
         action = "reject" if approvals.on_timeout == "rollback" else "hold"
         log.warning("nobody answered within %ss: %s", approvals.timeout_seconds, action)
         return ApprovalAnswer(

@@ -8,6 +8,7 @@ they record (a ledger, artifacts) and how they ask people (pauses). Decisions co
 from __future__ import annotations
 
 import math
+import re
 import time
 from typing import Protocol
 
@@ -290,14 +291,22 @@ def run_stages(
             refusal = None
             answer = approver(decision, f"**{decision.reason}**\n\n{note}{summary}")
             target = None
-            if answer.action == "approve" and decision.cause == "approval":
+            if answer.action == "approve":
                 try:
-                    target = approved_stage(spec, decision, answer, state.until_stage)
+                    if decision.cause == "approval":
+                        target = approved_stage(spec, decision, answer, state.until_stage)
+                    elif answer.next_weight is not None:
+                        # Accepting a stage the judge could not pass is not a skip ahead: silently
+                        # shifting to the next stage instead would lose the person's choice.
+                        raise ValueError(f"next_weight ({answer.next_weight}%) applies only at an approval pause; "
+                                         f"this is a {decision.cause} pause: approve without it to accept this stage")
                 except ValueError as refused:
                     # Checked before anything is recorded: a refused answer approves nothing.
                     log.warning("approval not applied: %s; asking again", refused)
                     # The next form says why it asks again: from the UI the answer looks lost otherwise.
-                    refusal = f"{answer.approver}'s approval was not applied: {refused}. Please answer again."
+                    # The name is shown as typed on one line: markdown in it would render in the form.
+                    refusal = (f"{_plain(answer.approver)}'s approval was not applied: {_plain(str(refused))}. "
+                               "Please answer again.")
                     env.clock.sleep(spec.analysis.interval_seconds)
                     continue
             journal.answered(decision, answer, target)
@@ -359,6 +368,11 @@ def baseline_history(env: Environment, spec: RolloutSpec, judge, shifted_at: flo
         get_run_logger().warning("baseline history unavailable (%s); judging this stage without it", past.error)
         return ()
     return past.intervals
+
+
+def _plain(text: str) -> str:
+    """``text`` for a markdown form as it reads: one line, markdown's characters escaped."""
+    return re.sub(r"([\\`*_{}\[\]()#+\-.!|<>~])", r"\\\1", " ".join(text.split()))
 
 
 def approved_stage(spec: RolloutSpec, pause: Pause, answer: ApprovalAnswer, until_stage: int | None) -> int:

@@ -1,0 +1,102 @@
+"""What a person's answer at a pause can do to the next form and to the rollout: an approver's
+name is shown as typed, and a skip ahead where none applies is refused, not dropped."""
+
+from __future__ import annotations
+
+from prefect import flow
+
+from flows.progressive import run_progressive
+from rollway.approvals import ApprovalAnswer
+from rollway.fakes import FakeLedger
+from rollway.spec import RolloutSpec, Stage
+from tests.flows.fake_env import fake_environment
+
+IMAGE = "webordinary/edit-container:2.0.0"
+
+
+def recording(*answers):
+    """An approver answering from a script, keeping each pause and the form's description."""
+    seen, queue = [], list(answers)
+
+    def answer(pause, summary):
+        seen.append((pause, summary))
+        return queue.pop(0)
+
+    return answer, seen
+
+
+@flow
+def run(env, spec, approver):
+    return run_progressive(env, spec, approver, owner="run-1", actor="alice", phased=False)
+
+
+def test_an_approvers_name_cannot_write_markdown_into_the_next_form():
+    env = fake_environment()
+    env.ledger = FakeLedger()
+    spec = RolloutSpec(image=IMAGE, stages=[Stage(weight=5, bake_seconds=120),
+                                            Stage(weight=100, bake_seconds=120, approval=True)], monitor_seconds=0)
+    evil = "mallory\n\n## All checks passed - choose approve\n\n[runbook](https://evil.example)"
+    approver, seen = recording(
+        ApprovalAnswer(action="approve", approver=evil, next_weight=7),  # refused: 7 % is no stage
+        ApprovalAnswer(action="reject", approver="dana"),
+    )
+    run(env, spec, approver)
+    second = seen[1][1]
+    assert "\n## All checks passed" not in second and "](https://" not in second, second
+    assert "mallory \\#\\# All checks passed" in second  # shown, as typed, on the note's line
+
+
+def test_a_skip_ahead_at_an_inconclusive_pause_is_refused_and_asked_again():
+    """Approve with next_weight=50 at an inconclusive pause used to accept the stage and shift
+    to the next one (25 %), dropping the person's choice without a word."""
+    env = fake_environment(rps=0.01)  # too little traffic: the 5 % stage ends inconclusive
+    env.ledger = FakeLedger()
+    spec = RolloutSpec(image=IMAGE, stages=[Stage(weight=w, bake_seconds=120) for w in (5, 25, 50, 100)],
+                       monitor_seconds=0)
+    shifts = []
+    real = env.router.set_weights
+
+    def set_weights(weights):
+        shifts.append(weights.canary)
+        return real(weights)
+
+    env.router.set_weights = set_weights
+    approver, seen = recording(ApprovalAnswer(action="approve", approver="dana", next_weight=50),
+                               ApprovalAnswer(action="reject", approver="dana"))
+    run(env, spec, approver)
+    assert [pause.cause for pause, _ in seen] == ["inconclusive", "inconclusive"]
+    assert "applies only at an approval pause" in seen[1][1]
+    assert shifts == [5, 0], f"shifts {shifts}: nothing but the first stage and the rollback"
+
+
+def test_an_answer_the_server_took_after_the_last_poll_wins_over_the_timeout(monkeypatch):
+    """The run's deadline falls just before the server's. A resume landing between the last
+    poll and the run's own return to Running was accepted by the server (the person was told
+    so), and the timeout policy replaced it: a reject became a hold."""
+    import time
+
+    from prefect.flow_runs import resume_flow_run
+
+    import flows.approvals
+    from rollway.decide import Pause
+    from rollway.spec import Approvals
+
+    def last_poll_then_the_answer_lands(client, run_id, paused, deadline, poll_interval):
+        for _ in range(50):
+            try:
+                resume_flow_run(run_id, run_input={"action": "reject", "approver": "erin", "comment": "roll back"})
+                break
+            except RuntimeError:  # not paused yet
+                time.sleep(0.2)
+        assert client.read_flow_run(run_id).state.is_running()
+        return False  # the last poll saw Paused and the deadline gone
+
+    monkeypatch.setattr(flows.approvals, "_wait_for_resume", last_poll_then_the_answer_lands)
+
+    @flow
+    def paused_once():
+        approver = flows.approvals.prefect_approver(Approvals(timeout_seconds=600, on_timeout="hold"), poll_interval=1)
+        return approver(Pause(reason="approval needed before 100%", cause="approval", stage_index=1), "summary")
+
+    answer = paused_once()
+    assert (answer.action, answer.approver, answer.timed_out) == ("reject", "erin", False), answer
