@@ -39,8 +39,11 @@ LeaseSeconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 WindowSeconds = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 """A monitoring window; 0 watches nothing."""
 
-WaitSeconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]
-"""How long to wait for AWS to reach a state: a positive, finite number of seconds."""
+MAX_WAIT_SECONDS = 24 * 3600.0
+
+WaitSeconds = Annotated[float, Field(gt=0, le=MAX_WAIT_SECONDS, allow_inf_nan=False)]
+"""How long to wait for AWS to reach a state: positive, at most a day (a longer wait became a
+datetime out of range, after the run had read AWS)."""
 
 TaskCount = Annotated[int, Field(ge=1, le=5000)]
 """How many tasks a service runs: at least one, at most ECS's quota of 5,000 tasks per service."""

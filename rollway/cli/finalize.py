@@ -62,8 +62,11 @@ def _finalize(*, actor: str | None, stable_timeout_seconds: float, unrecorded: b
     from rollway.cli.ops import UsageError, console, errors, load_account
 
     who = checked_actor(actor)
-    if not (math.isfinite(stable_timeout_seconds) and stable_timeout_seconds > 0):
-        raise UsageError(f"--stable-timeout-seconds {stable_timeout_seconds:g}: must be a positive number of seconds")
+    from flows.params import MAX_WAIT_SECONDS
+
+    if not (math.isfinite(stable_timeout_seconds) and 0 < stable_timeout_seconds <= MAX_WAIT_SECONDS):
+        raise UsageError(f"--stable-timeout-seconds {stable_timeout_seconds:g}: must be a positive number of seconds, "
+                         f"at most {MAX_WAIT_SECONDS:g} (a day)")
     # A missing or stale block is an OpsError naming the API, before a flow run is created.
     load_account(targets_block, credentials_block)
 

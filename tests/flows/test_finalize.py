@@ -286,6 +286,8 @@ def test_rollway_finalize_says_why_it_refuses_and_exits_non_zero(aws, capsys):
     (["--actor", "x" * 500], "--actor 'xxx"),
     (["--stable-timeout-seconds", "0"], "--stable-timeout-seconds 0: must be a positive"),
     (["--stable-timeout-seconds", "nan"], "--stable-timeout-seconds nan"),
+    # A "wait for ever" used to pass, and --unrecorded died with an OverflowError after reading AWS.
+    (["--stable-timeout-seconds", "1e12", "--unrecorded"], "at most 86400 (a day)"),
 ])
 def test_rollway_finalize_refuses_bad_options_before_any_call(monkeypatch, capsys, options, message):
     import flows.env
@@ -342,6 +344,7 @@ def test_the_flow_refuses_bad_parameters_before_loading_anything(monkeypatch):
     import flows.finalize
 
     monkeypatch.setattr(flows.finalize, "load_environment", too_early)
-    for bad in ({"actor": " "}, {"stable_timeout_seconds": 0}, {"verify_timeout_seconds": math.inf}):
+    for bad in ({"actor": " "}, {"stable_timeout_seconds": 0}, {"verify_timeout_seconds": math.inf},
+                {"stable_timeout_seconds": 1e12}):
         state = finalize(**bad, return_state=True)
         assert state.is_failed() and "Validation of flow parameters failed" in state.message, bad
