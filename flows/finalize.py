@@ -119,6 +119,14 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
     rollout_id, image = (record.rollout_id, record.image) if record is not None else (None, image)
     td = plan.task_definition
 
+    if plan.action == "done" and unrecorded:
+        # Without a record, AWS alone cannot tell a finalized promotion from a rolled-back one,
+        # or from a service no promotion ever reached: say what it shows, claim nothing more.
+        progress.done(f"nothing to finalize: {t.stable_service} runs {td} and carries {live.stable}% of the "
+                      f"traffic, {t.canary_service} is at 0 tasks on the same task definition")
+        return FinalizeResult(outcome="nothing_to_finalize", rollout_id=None, image=image,
+                              task_definition=td, weights=live, stable_desired=stable.desired, canary_desired=0,
+                              steps=tuple(progress.steps))
     if plan.action == "done":
         progress.done(f"{_which(rollout_id)} is finalized already: {t.stable_service} runs {td} and carries "
                       f"{live.stable}% of the traffic, {t.canary_service} is at 0 tasks; nothing to do")

@@ -85,7 +85,7 @@ class FinalizeResult(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    outcome: Literal["finalized", "already_finalized"]
+    outcome: Literal["finalized", "already_finalized", "nothing_to_finalize"]
     rollout_id: str | None = Field(description="None: a promotion the ledger does not record (the `canary` flow's)")
     image: str | None = Field(description="None: unknown (a promotion the ledger does not record): see task_definition")
     task_definition: str

@@ -85,6 +85,10 @@ def _finalize(*, actor: str | None, stable_timeout_seconds: float, unrecorded: b
     what = result.rollout_id or "the promotion the ledger does not record"
     if result.outcome == "already_finalized":
         console.print(f"{what} was already finalized: nothing changed", markup=False)
+    elif result.outcome == "nothing_to_finalize":
+        console.print("nothing to finalize: the stable service serves all the traffic and the canary is at 0 tasks "
+                      "on its task definition (a finalized promotion, a rolled-back one or none look the same to "
+                      "AWS); nothing changed", markup=False)
     else:
         console.print(f"finalized {what}: {result.image or result.task_definition} runs on the stable service, which "
                       f"carries {result.weights.stable}% of the traffic; the next rollout can start", markup=False)

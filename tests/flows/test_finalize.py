@@ -281,6 +281,19 @@ def test_rollway_finalize_says_why_it_refuses_and_exits_non_zero(aws, capsys):
     assert read_back(aws)[0] == ALL_CANARY
 
 
+def test_rollway_finalize_unrecorded_on_a_service_no_promotion_reached_claims_none(aws, capsys):
+    """A freshly provisioned service (both services on one task definition, the canary at 0)
+    looks to AWS exactly like a finalized promotion: the command said one was finalized."""
+    from rollway.cli import app
+
+    blocks = saved_blocks(aws)
+    options = ["--unrecorded", "--actor", "carol", "--targets-block", blocks, "--credentials-block", blocks]
+    assert app(["finalize", *options], result_action="return_value") == 0
+    out = capsys.readouterr().out
+    assert "nothing to finalize" in out and "already finalized" not in out and "finalized the" not in out, out
+    assert read_back(aws)[0] == ALL_STABLE
+
+
 @pytest.mark.parametrize(("options", "message"), [
     (["--actor", "   "], "--actor '   ': actor must name who"),
     (["--actor", "x" * 500], "--actor 'xxx"),

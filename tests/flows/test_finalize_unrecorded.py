@@ -192,9 +192,9 @@ def test_a_canary_flow_promotion_is_finalized_with_unrecorded_and_refused_withou
     assert stable.task_definition == promoted[2].task_definition, "the stable service runs the promoted version"
     assert ledger_of(aws) is None, "nothing written to the ledger"
 
-    # A second run finds it done from what AWS shows, and writes nothing.
+    # A second run finds nothing to do from what AWS shows, and writes nothing.
     calls = [watch_calls(aws.get_client(s)) for s in SERVICES]
-    assert finalize_flow(blocks, unrecorded=True).outcome == "already_finalized"
+    assert finalize_flow(blocks, unrecorded=True).outcome == "nothing_to_finalize"
     assert writes(*calls) == []
     preflight_on(env, rollout_spec(f"{aws.topology.repository_uri}:2.1.0"))
 
