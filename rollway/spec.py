@@ -474,8 +474,8 @@ class RolloutSpec(BaseModel):
         """A recorded spec for a rollback, which must act even on a record today's field rules
         refuse (say, an ``interval_seconds`` of 30, accepted before periods had to be whole
         minutes): if the whole spec does not validate, only what a rollback reads is (the
-        image, the bound flags, the phase plan's end and the monitoring window), and the rest
-        keeps its defaults. A resume, which runs the policy, uses ``from_record`` and refuses.
+        image, the bound flags, the phase plan's end, the monitoring window and the read-back
+        wait), and the rest keeps its defaults. A resume, which runs the policy, uses ``from_record`` and refuses.
         """
         try:
             return cls.from_record(spec_json)
@@ -486,6 +486,8 @@ class RolloutSpec(BaseModel):
                 "image": raw["image"],
                 "flags": TypeAdapter(tuple[FlagBinding, ...]).validate_python(raw.get("flags", ()), context=context),
                 "monitor_seconds": TypeAdapter(float).validate_python(raw.get("monitor_seconds", 3600.0)),
+                # How long its load balancer may take to read back: a rollback waits at least that.
+                "verify_timeout_seconds": TypeAdapter(float).validate_python(raw.get("verify_timeout_seconds", 30.0)),
             }
             if raw.get("phases"):
                 parts["phases"] = TypeAdapter(tuple[WeeklyPhase, ...]).validate_python(raw["phases"], context=context)

@@ -254,3 +254,25 @@ def test_a_hooks_rollback_on_an_unreadable_ledger_disables_the_flags_its_run_nam
     assert env.router.weights == Weights(stable=100, canary=0), "the hook did roll the traffic back"
     flag = env.flags.flags[FEATURE]
     assert not flag.enabled, f"traffic rolled back but {FEATURE} is still on at {flag.percentage}%"
+
+
+def test_the_rollback_of_an_old_rules_record_reads_back_as_long_as_its_spec_allows(monkeypatch):
+    """A record today's rules refuse is read for a rollback field by field; its read-back wait
+    used to fall back to the default 30 s."""
+    import tasks.traffic
+
+    env = fake_environment()
+    env.ledger = FakeLedger()
+    hooks_and_flows_see(monkeypatch, env)
+    assert week_one(env, two_phase_spec().model_copy(update={"verify_timeout_seconds": 120.0})).outcome == "holding"
+    record_under_older_rules(env)
+    timeouts: list[float] = []
+    real = tasks.traffic.verify_weights
+
+    def verify(router, expected, timeout_seconds=30.0):
+        timeouts.append(timeout_seconds)
+        return real(router, expected, timeout_seconds)
+
+    monkeypatch.setattr(tasks.traffic, "verify_weights", verify)
+    rollback(reason="on-call: bad canary", actor="oncall")
+    assert env.router.weights == Weights(stable=100, canary=0) and timeouts == [120.0]
