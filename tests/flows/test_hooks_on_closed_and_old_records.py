@@ -202,18 +202,10 @@ def test_abort_whose_restore_step_fails_says_what_is_left_and_exits_1(monkeypatc
     assert env.ledger.get(env.targets.canary_service).phase is RolloutPhase.ROLLING_BACK, "left open to finish"
 
 
-@pytest.mark.parametrize("recorded,waited", [(120.0, 120.0), (0.5, 30.0)])
-def test_a_rollback_by_hand_reads_the_load_balancer_back_as_long_as_the_rollout_allows(monkeypatch, recorded, waited):
-    """It used to wait the default 30 s whatever the rollout's spec said: a load balancer given
-    two minutes to settle failed the rollback with WeightMismatch after the traffic moved. It
-    never waits less than the default."""
+def read_back_waits(monkeypatch) -> list[float]:
+    """How long each read-back of the load balancer is allowed to take, from here on."""
     import tasks.traffic
 
-    env = fake_environment()
-    env.ledger = FakeLedger()
-    hooks_and_flows_see(monkeypatch, env)
-    spec = two_phase_spec().model_copy(update={"verify_timeout_seconds": recorded})
-    assert week_one(env, spec).outcome == "holding"
     timeouts: list[float] = []
     real = tasks.traffic.verify_weights
 
@@ -222,6 +214,20 @@ def test_a_rollback_by_hand_reads_the_load_balancer_back_as_long_as_the_rollout_
         return real(router, expected, timeout_seconds)
 
     monkeypatch.setattr(tasks.traffic, "verify_weights", verify)
+    return timeouts
+
+
+@pytest.mark.parametrize("recorded,waited", [(120.0, 120.0), (0.5, 30.0)])
+def test_a_rollback_by_hand_reads_the_load_balancer_back_as_long_as_the_rollout_allows(monkeypatch, recorded, waited):
+    """It used to wait the default 30 s whatever the rollout's spec said: a load balancer given
+    two minutes to settle failed the rollback with WeightMismatch after the traffic moved. It
+    never waits less than the default."""
+    env = fake_environment()
+    env.ledger = FakeLedger()
+    hooks_and_flows_see(monkeypatch, env)
+    spec = two_phase_spec().model_copy(update={"verify_timeout_seconds": recorded})
+    assert week_one(env, spec).outcome == "holding"
+    timeouts = read_back_waits(monkeypatch)
     rollback(reason="on-call: bad canary", actor="oncall")
     assert env.router.weights == Weights(stable=100, canary=0)
     assert timeouts == [waited]
@@ -259,20 +265,11 @@ def test_a_hooks_rollback_on_an_unreadable_ledger_disables_the_flags_its_run_nam
 def test_the_rollback_of_an_old_rules_record_reads_back_as_long_as_its_spec_allows(monkeypatch):
     """A record today's rules refuse is read for a rollback field by field; its read-back wait
     used to fall back to the default 30 s."""
-    import tasks.traffic
-
     env = fake_environment()
     env.ledger = FakeLedger()
     hooks_and_flows_see(monkeypatch, env)
     assert week_one(env, two_phase_spec().model_copy(update={"verify_timeout_seconds": 120.0})).outcome == "holding"
     record_under_older_rules(env)
-    timeouts: list[float] = []
-    real = tasks.traffic.verify_weights
-
-    def verify(router, expected, timeout_seconds=30.0):
-        timeouts.append(timeout_seconds)
-        return real(router, expected, timeout_seconds)
-
-    monkeypatch.setattr(tasks.traffic, "verify_weights", verify)
+    timeouts = read_back_waits(monkeypatch)
     rollback(reason="on-call: bad canary", actor="oncall")
     assert env.router.weights == Weights(stable=100, canary=0) and timeouts == [120.0]
