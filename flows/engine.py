@@ -143,6 +143,24 @@ def shift_to(
     return verified, updates
 
 
+class AlertsOnce:
+    """Alerts by kind, for one stage or one monitoring window: the figure in an alert moves
+    every tick, and people hear of each kind of trouble once, with its first message."""
+
+    def __init__(self) -> None:
+        self.sent: dict[str, str] = {}  # kind of trouble -> its first message
+
+    def new(self, verdict: Verdict) -> list[str]:
+        """The messages of the verdict's alerts of a kind not raised before."""
+        fresh = [a.message for a in verdict.alerts if a.kind not in self.sent]
+        for alert in verdict.alerts:
+            self.sent.setdefault(alert.kind, alert.message)
+        return fresh
+
+    def messages(self) -> tuple[str, ...]:
+        return tuple(self.sent.values())
+
+
 class StageTracker:
     """Accumulates the current stage's report from each tick's observation and verdict."""
 
@@ -150,7 +168,7 @@ class StageTracker:
         self.ticks = 0
         self.observation: Observation | None = None
         self.verdict: Verdict | None = None
-        self.alerts: dict[str, str] = {}  # kind of trouble -> its first message in this stage
+        self.alerts = AlertsOnce()
 
     def update(self, observation: Observation, verdict: Verdict) -> list[str]:
         """Take one tick in; returns the alerts of a kind this stage has not raised before."""
@@ -158,10 +176,7 @@ class StageTracker:
         if observation.error is None:
             self.observation = observation
         self.verdict = verdict
-        new = [a.message for a in verdict.alerts if a.kind not in self.alerts]
-        for alert in verdict.alerts:
-            self.alerts.setdefault(alert.kind, alert.message)
-        return new
+        return self.alerts.new(verdict)
 
     def report(self, state: StageState, weights: Weights, now: float, decision: str) -> StageReport:
         obs = self.observation
@@ -175,7 +190,7 @@ class StageTracker:
             canary=obs.totals("canary") if obs else _EMPTY,
             verdict=self.verdict or Verdict(phase=Phase.INCONCLUSIVE, reason="no analysis yet"),
             decision=decision,
-            alerts=tuple(self.alerts.values()),
+            alerts=self.alerts.messages(),
         )
 
 

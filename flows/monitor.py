@@ -18,6 +18,7 @@ from typing import Literal
 from prefect import flow, get_run_logger
 from pydantic import BaseModel, ConfigDict
 
+from flows.engine import AlertsOnce
 from flows.env import load_environment, run_owner
 from flows.params import LeaseSeconds, WindowSeconds
 from flows.rollback import act_recorded, execute_rollback
@@ -141,7 +142,7 @@ def _watch(
     # resumed with little or no time left (the weekly watchdog's, a week on) is judged on what
     # the version does now, not closed unseen nor left open for ever.
     end = start + max(window_seconds, 2 * interval + spec.analysis.metrics_delay_seconds)
-    alerted: dict[str, str] = {}  # kind of trouble -> the message sent for it
+    alerted = AlertsOnce()
     checks = measured = 0
     while True:
         now = env.clock.now()
@@ -158,12 +159,8 @@ def _watch(
                 checks += 1
                 log.warning("monitoring check saw no request count for %s: no data", t.canary_service)
             verdict = check(spec.guardrails, seen, monitoring=True)
-            for alert in verdict.alerts:
-                # One message per kind of trouble, not one a minute: the figure in it moves.
-                if alert.kind not in alerted:
-                    alerted[alert.kind] = alert.message
-                    metrics.alert(env.notifier, f"Alert: {t.canary_service}",
-                                   f"While monitoring {spec.image}: {alert.message}")
+            for message in alerted.new(verdict):
+                metrics.alert(env.notifier, f"Alert: {t.canary_service}", f"While monitoring {spec.image}: {message}")
             if verdict.phase is Phase.FAILED:
                 reason = f"monitoring after promotion: {verdict.reason}"
                 log.warning(reason)
@@ -179,7 +176,7 @@ def _watch(
                     phase=RolloutPhase.PROMOTED,
                 )
                 return MonitorResult(outcome="rolled_back", reason=reason, checks=checks,
-                                     alerts=tuple(alerted.values()), rollback=result)
+                                     alerts=alerted.messages(), rollback=result)
         else:
             checks += 1
             log.warning("monitoring check failed: %s", observation.error)
@@ -189,7 +186,7 @@ def _watch(
         lease.renew()  # a run that went silent past its lease loses the rollout here (LockHeld)
 
     reason = f"{window_seconds / 60:g} minutes of monitoring passed"
-    alerts = tuple(alerted.values())
+    alerts = alerted.messages()
     if measured == 0 or 2 * measured < checks:
         # A window nobody could see is not a clean window: the old service stays for a person,
         # and the window stays open (the watchdog or the monitor flow checks again).
