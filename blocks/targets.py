@@ -8,6 +8,7 @@ from prefect.blocks.core import Block
 from prefect.client.schemas.objects import BlockDocument
 from pydantic import ConfigDict, ValidationError, model_validator
 
+from rollway.model import validation_problems
 from rollway.targets import Targets
 
 # What Prefect itself adds to a block's data (a loaded block's model_dump, for one): its
@@ -50,15 +51,9 @@ class RollwayTargets(Targets, Block):
                 raise
             raise RuntimeError(
                 f"Unable to load {block_document.name!r} of block type {cls.get_block_type_slug()!r} due to failed "
-                f"validation: {_one_line(err.__cause__)}. Correct the block (Prefect UI: Blocks) and save it again."
+                f"validation: {validation_problems(err.__cause__, 'block')}. Correct the block (Prefect UI: Blocks) and save it again."
             ) from err.__cause__
 
     def targets(self) -> Targets:
         """A plain Targets (no Block machinery) with the same values."""
         return Targets.model_validate(self.model_dump(include=set(Targets.model_fields)))
-
-
-def _one_line(err: ValidationError) -> str:
-    return "; ".join(
-        f"{'.'.join(str(part) for part in e['loc']) or 'block'}: {e['msg']}" for e in err.errors()
-    )

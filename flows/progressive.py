@@ -37,7 +37,7 @@ from rollway.ledger import (
     monitoring_owed,
     new_rollout_id,
 )
-from rollway.model import Weights
+from rollway.model import Weights, validation_problems
 from rollway.phases import RolloutPhase
 from rollway.report import RolloutResult
 from rollway.spec import RolloutSpec
@@ -63,7 +63,7 @@ def recorded_policy(record: RolloutRecord) -> RolloutSpec:
     try:
         return RolloutSpec.from_record(record.spec_json)
     except ValidationError as err:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'spec'}: {e['msg']}" for e in err.errors())
+        problems = validation_problems(err, "spec")
         raise RolloutRefused(
             f"rollout {record.rollout_id} of {record.image} was recorded with a spec today's rules refuse "
             f"({problems}), so it cannot be resumed. Nothing was changed; roll it back with `rollway abort`, "

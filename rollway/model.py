@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from rollway.phases import Phase
 
@@ -170,3 +170,9 @@ class ServiceState(BaseModel):
     desired: int
     running: int
     status: str = "ACTIVE"
+
+
+def validation_problems(err: ValidationError, whole: str) -> str:
+    """A ValidationError on one line, each problem as ``field.path: message``; a problem of the
+    model as a whole is named ``whole``."""
+    return "; ".join(f"{'.'.join(map(str, e['loc'])) or whole}: {e['msg']}" for e in err.errors())

@@ -42,7 +42,7 @@ from pydantic import ValidationError
 from rollway.judge import with_guardrails
 from rollway.judge.guardrails import RunningTotals, check_totals
 from rollway.judge.sequential import SequentialJudge
-from rollway.model import Interval, Verdict, VersionSample
+from rollway.model import Interval, Verdict, VersionSample, validation_problems
 from rollway.phases import Phase
 from rollway.spec import Analysis, Guardrails
 
@@ -315,8 +315,7 @@ def replay_main(
     try:
         analysis = Analysis(judge="sequential", alpha=alpha, margin=margin, mode=mode)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        print(f"error: invalid options: {problems}", file=err)
+        print(f"error: invalid options: {validation_problems(exc, 'options')}", file=err)
         return EXIT_BAD_INPUT
     for name in (path, history):
         # The command takes "-" (standard input) as a file, so a forgotten file name lets the
