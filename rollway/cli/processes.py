@@ -27,7 +27,16 @@ SERVE_SCRIPT = Path(__file__).resolve().parents[2] / "deployments" / "serve.py"
 
 
 class ProcessFailed(RuntimeError):
-    """A child process could not start, exited early, or did not become ready."""
+    """A child process could not start, exited early, or did not become ready.
+
+    Args:
+        message: what happened.
+        child: the child it happened to, when there is one (its log holds the why).
+    """
+
+    def __init__(self, message: str, child: "Child | None" = None) -> None:
+        super().__init__(message)
+        self.child = child
 
 
 def port_is_free(port: int) -> bool:
@@ -111,7 +120,7 @@ class Child:
         """Raises ProcessFailed naming the log when the child has exited."""
         code = self.exit_code()
         if code is not None:
-            raise ProcessFailed(f"{self.name} exited with code {code}{self._log_hint()}")
+            raise ProcessFailed(f"{self.name} exited with code {code}{self._log_hint()}", self)
 
     def log_tail(self, lines: int = 40) -> str:
         if self.log is None or not self.log.exists():
@@ -143,7 +152,7 @@ class Child:
         return code
 
     def _log_hint(self) -> str:
-        return f" (see {self.log})" if self.log is not None else ""
+        return f" (see {self.log})" if self.log is not None else " (its output is above)"
 
     def __enter__(self) -> "Child":
         return self.start()
@@ -247,7 +256,8 @@ class PrefectServer(Child):
             # Polling a server that is still migrating its database; nothing else to wait on.
             time.sleep(0.25)
         raise ProcessFailed(
-            f"prefect server on {self.url} did not become healthy within {timeout_seconds:g} s{self._log_hint()}"
+            f"prefect server on {self.url} did not become healthy within {timeout_seconds:g} s{self._log_hint()}",
+            self,
         )
 
 

@@ -15,11 +15,13 @@ Ctrl-C (or SIGTERM) stops all of it, children by their pid, the runner before th
 
 from __future__ import annotations
 
+import fcntl
 import math
 import os
 import signal
 import time
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any, Callable
 
@@ -66,6 +68,46 @@ def simulator_for(
 
 def prefect_home() -> Path:
     return Path(os.environ.get("PREFECT_HOME") or Path.home() / ".prefect").expanduser().resolve()
+
+
+HOME_LOCK = "rollway-up.lock"
+
+
+class HomeInUse(RuntimeError):
+    """Another ``rollway up`` holds this Prefect home."""
+
+
+@contextmanager
+def home_lock(home: Path) -> Iterator[None]:
+    """Hold ``home`` for this ``rollway up`` while it runs.
+
+    Two instances on one home share the server's database: the second one's blocks would
+    point the first one's runs at its own embedded AWS, and its runner would serve the same
+    deployments with another clock. The lock is the kernel's (flock), so an instance that
+    was killed leaves nothing stale behind.
+
+    Raises:
+        HomeInUse: another instance holds it; the message names its pid and what to do.
+    """
+    home.mkdir(parents=True, exist_ok=True)
+    with (home / HOME_LOCK).open("a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            owner = handle.read().strip() or "another process"
+            raise HomeInUse(
+                f"another `rollway up` ({owner}) is running on Prefect home {home}: stop it first, "
+                "or set PREFECT_HOME to another directory to run a second one"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}")
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def stop_on_signals() -> None:
@@ -187,13 +229,22 @@ def run_up(*, port: int | None, speed: float, rps: float, seed: int, poll_second
         poll_seconds: how often the runner looks for new runs.
 
     Returns:
-        0 after Ctrl-C, 1 when a child failed, 2 when ``port`` is taken (nothing started).
+        0 after Ctrl-C, 1 when a child failed, 2 when ``port`` is taken or another instance
+        runs on this Prefect home (nothing started).
     """
-    try:
-        port = server_port(port)
-    except ValueError as err:
-        errors.print(f"[red]error:[/red] {err}")
-        return 2
+    home = prefect_home()
+    with ExitStack() as held:
+        try:
+            held.enter_context(home_lock(home))
+            port = server_port(port)
+        except (HomeInUse, ValueError) as err:
+            errors.print(f"[red]error:[/red] {err}")
+            return 2
+        return _run(home, port, speed=speed, rps=rps, seed=seed, poll_seconds=poll_seconds)
+
+
+def _run(home: Path, port: int, *, speed: float, rps: float, seed: int, poll_seconds: float) -> int:
+    """``run_up`` once the home is held and the port chosen."""
 
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
@@ -203,7 +254,6 @@ def run_up(*, port: int | None, speed: float, rps: float, seed: int, poll_second
     from rollway.sim.topology import provision
 
     stop_on_signals()
-    home = prefect_home()
     server = PrefectServer(home, port, log=home / "rollway-up-server.log")
     targets = Targets()
     try:
@@ -232,8 +282,11 @@ def run_up(*, port: int | None, speed: float, rps: float, seed: int, poll_second
         console.print("stopped.")
         return 0
     except ProcessFailed as err:
-        # Why it stopped, and the server's last words, are diagnostics: standard error.
+        # Why it stopped, and the failed child's last words, are diagnostics: standard error.
+        # Only that child's: the server's log under a failed serve would push serve's own
+        # traceback (on the terminal, just above) off the screen.
         errors.print(f"[red]error:[/red] {err}")
-        errors.print(server.log_tail(), markup=False)
+        if err.child is not None and err.child.log_tail():
+            errors.print(err.child.log_tail(), markup=False)
         return 1
     return 0

@@ -156,6 +156,84 @@ def test_up_without_a_port_moves_off_a_taken_default_and_says_so(no_server, monk
     assert f"port {default} is taken on 127.0.0.1; using port {port} instead" in capsys.readouterr().out
 
 
+# --- one instance per Prefect home -------------------------------------------------------------
+
+
+def test_a_second_up_on_the_same_prefect_home_is_refused_before_anything_starts(no_server, tmp_path, capsys):
+    """Two instances on one home share the server's database: the second one's blocks would
+    point the first one's runs at its own embedded AWS. The second is refused (exit 2, one
+    `error:` line naming the holder and PREFECT_HOME) instead of moving to another port."""
+    import subprocess
+
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, time; from pathlib import Path; from rollway.cli.up import home_lock\n"
+         "with home_lock(Path(sys.argv[1])):\n    print('held', flush=True); time.sleep(60)", str(tmp_path)],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        import rollway.cli.up as up
+
+        code = up.run_up(port=None, speed=60.0, rps=1000.0, seed=7, poll_seconds=1.0)
+        captured = capsys.readouterr()
+        assert code == 2
+        assert no_server == [], "a second server was set up on a home another `rollway up` runs on"
+        assert captured.err.startswith("error: another `rollway up` (pid ") and str(holder.pid) in captured.err
+        assert "PREFECT_HOME" in captured.err and captured.err.count("\n") == 1, captured.err
+
+        # A killed instance leaves nothing behind that keeps the next one out.
+        holder.kill()
+        holder.wait(timeout=10)
+        assert up.run_up(port=None, speed=60.0, rps=1000.0, seed=7, poll_seconds=1.0) == 1  # NoServer
+        assert len(no_server) == 1
+    finally:
+        holder.kill()
+        holder.wait(timeout=10)
+
+
+def test_a_failed_serve_child_is_reported_with_its_own_output_not_the_servers(no_server, monkeypatch, tmp_path, capsys):
+    """When the runner dies, the lines under the error are the runner's (or a pointer to its
+    output above), not 40 lines of the server's log pushing its traceback off the screen."""
+    import blocks.register
+    import rollway.cli.up as up
+
+    class QuietServer(Child):
+        def __init__(self, home, port, log=None) -> None:
+            super().__init__("prefect server", [sys.executable, "-c",
+                             "print('uvicorn: server log line', flush=True); import time; time.sleep(60)"], {}, log)
+            self.url = self.api_url = f"http://127.0.0.1:{port}"
+
+        def wait_healthy(self, timeout_seconds: float = 0) -> None:
+            time.sleep(0.3)
+
+    monkeypatch.setattr(up, "PrefectServer", QuietServer)
+    monkeypatch.setattr(blocks.register, "save_blocks", lambda *args, **kwargs: None)
+    monkeypatch.setattr(up, "simulator_for", lambda *args, **kwargs: _Nothing())
+    for log in (tmp_path / "serve.log", None):
+        def dying_serve(api_url, log=log, **kwargs):
+            code = "import sys; print('Traceback: the runner could not register', flush=True); sys.exit(3)"
+            return Child("serve", [sys.executable, "-c", code], {}, log)
+
+        monkeypatch.setattr(up, "serve_process", dying_serve)
+        assert up.run_up(port=None, speed=60.0, rps=0.0, seed=7, poll_seconds=1.0) == 1
+        err = capsys.readouterr().err
+        assert "serve exited with code 3" in err
+        assert "server log line" not in err, err
+        if log is None:
+            assert "(its output is above)" in err, err
+        else:
+            assert f"(see {log})" in err and "the runner could not register" in err, err
+
+
+class _Nothing:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+
 # --- option checks ---------------------------------------------------------------------------
 
 
