@@ -98,19 +98,30 @@ def canary_capacity(stable_desired: int, weight: int) -> int:
     return max(1, math.ceil(stable_desired * weight / 100))
 
 
+HEALTHY_POLL_MAX_SECONDS = 5.0
+
+
 def wait_healthy(env: Environment, version: str, timeout_seconds: float) -> int:
-    """Poll until the target group has a healthy target: traffic never goes to an empty group."""
+    """Poll until the target group has a healthy target: traffic never goes to an empty group.
+
+    The first look comes at once (a service that already runs has healthy targets); then the
+    gap doubles up to 5 s, since new targets take a health check interval or more to change
+    state, and each look is a DescribeTargetHealth call and a task run.
+    """
     deadline = time.monotonic() + timeout_seconds
+    gap = 0.1
     while True:
         healthy = traffic.healthy_targets(env.router, version)
         if healthy > 0:
             return healthy
-        if time.monotonic() >= deadline:
+        left = deadline - time.monotonic()
+        if left <= 0:
             raise RuntimeError(
                 f"the {version} target group has no healthy targets after {timeout_seconds:g} s; "
                 "refusing to send traffic to it"
             )
-        time.sleep(0.1)
+        time.sleep(min(gap, left))
+        gap = min(gap * 2, HEALTHY_POLL_MAX_SECONDS)
 
 
 def shift_to(
@@ -131,7 +142,7 @@ def shift_to(
     if canary.desired < needed:
         ecs.update_service(env.deployer, t.canary_service, desired=needed)
         ecs.wait_stable(env.deployer, [t.canary_service])
-    wait_healthy(env, "canary", spec.verify_timeout_seconds)
+    wait_healthy(env, "canary", spec.healthy_timeout_seconds)
     target = Weights.canary_at(weight)
     if not (spec.flags and env.flags is not None):
         traffic.set_weights(env.router, target)

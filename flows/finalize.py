@@ -83,14 +83,16 @@ def _record(env: Environment, transition: dict, **changes) -> RolloutRecord:
 
 
 def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float = 600.0,
-                 verify_timeout_seconds: float = 30.0, unrecorded: bool = False,
+                 verify_timeout_seconds: float = 30.0, healthy_timeout_seconds: float = 300.0, unrecorded: bool = False,
                  canary_runs: Callable[[], Sequence[str]] = tuple, image: str | None = None) -> FinalizeResult:
     """Finalize the service's promoted rollout; see the module docstring for the order.
 
     Args:
         actor: who asked, recorded in the ledger and the notice.
         stable_timeout_seconds: how long the stable service may take to become steady.
-        verify_timeout_seconds: how long to wait for healthy targets and for the read-back.
+        verify_timeout_seconds: how long to wait for the load balancer's read-back.
+        healthy_timeout_seconds: how long the stable service's targets may take to pass their
+            health checks (a service scaled up from 0 starts new targets).
         unrecorded: finalize a promotion the ledger does not record, from what AWS shows;
             nothing is written to the ledger (``env.ledger`` may be None: nothing is read either).
         canary_runs: with ``unrecorded``, the `canary` flow runs that have not ended (any refuses).
@@ -136,7 +138,8 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
 
     if plan.action == "start":
         weights = _move_to_stable(env, record, plan, live, actor, progress, stable_timeout_seconds=stable_timeout_seconds,
-                                  verify_timeout_seconds=verify_timeout_seconds)
+                                  verify_timeout_seconds=verify_timeout_seconds,
+                                  healthy_timeout_seconds=healthy_timeout_seconds)
     else:
         weights = live
         progress.done(f"a previous run moved the traffic already ({live} stable/canary, {t.stable_service} on {td}): "
@@ -198,7 +201,8 @@ def _taken_over(env: Environment, newest: RolloutRecord | None, td: str, *, unre
 
 
 def _move_to_stable(env: Environment, record: RolloutRecord | None, plan: FinalizePlan, live: Weights, actor: str,
-                    progress: _Progress, *, stable_timeout_seconds: float, verify_timeout_seconds: float) -> Weights:
+                    progress: _Progress, *, stable_timeout_seconds: float, verify_timeout_seconds: float,
+                    healthy_timeout_seconds: float) -> Weights:
     """Record the intent (if the ledger records the promotion), bring the stable service onto the
     promoted version, then move the traffic.
 
@@ -223,7 +227,7 @@ def _move_to_stable(env: Environment, record: RolloutRecord | None, plan: Finali
     # The waits the rollback makes before it moves traffic: steady, then healthy targets.
     with progress.trying(f"wait until {t.stable_service} is steady with healthy targets", before):
         ecs.wait_stable(env.deployer, [t.stable_service], stable_timeout_seconds)
-        healthy = wait_healthy(env, "stable", verify_timeout_seconds)
+        healthy = wait_healthy(env, "stable", healthy_timeout_seconds)
     progress.done(f"{t.stable_service} is steady with {healthy} healthy target(s) in the stable target group")
     def during() -> str:
         # A refused or unverified write may or may not have landed: say what the load balancer holds.
@@ -254,21 +258,25 @@ def finalize(
     clock: ClockSettings = ClockSettings(),
     stable_timeout_seconds: WaitSeconds = 600.0,
     verify_timeout_seconds: WaitSeconds = 30.0,
+    healthy_timeout_seconds: WaitSeconds = 300.0,
     unrecorded: bool = False,
 ) -> FinalizeResult:
     """After a promotion: put the promoted version on the stable service, move the traffic back to
     it and scale the canary to 0, ready for the next rollout (idempotent; run again after a failure).
 
     ``stable_timeout_seconds``: how long the stable service may take to become steady on the
-    promoted version. ``verify_timeout_seconds``: how long to wait for healthy targets, and
-    for the load balancer to read back the new weights. ``unrecorded``: finalize a promotion
+    promoted version. ``verify_timeout_seconds``: how long to wait for the load balancer to
+    read back the new weights. ``healthy_timeout_seconds``: how long its targets may take to
+    pass their health checks. ``unrecorded``: finalize a promotion
     the ledger does not record, made by the `canary` flow (which keeps no ledger): only when
     the canary carries 100 % of the traffic, the ledger's newest rollout is closed and no
     `canary` flow run is still going; nothing is written to the ledger.
     """
     env = load_environment(targets_block, aws_credentials_block, clock)
     return run_finalize(env, actor=actor, stable_timeout_seconds=stable_timeout_seconds,
-                        verify_timeout_seconds=verify_timeout_seconds, unrecorded=unrecorded,
+                        verify_timeout_seconds=verify_timeout_seconds,
+                        healthy_timeout_seconds=healthy_timeout_seconds, unrecorded=unrecorded,
                         canary_runs=lambda: unfinished_runs(
                             CANARY_FLOW, env.targets,
-                            starting_within_seconds=stable_timeout_seconds + 2 * verify_timeout_seconds + ROOM))
+                            starting_within_seconds=stable_timeout_seconds + healthy_timeout_seconds
+                                                    + verify_timeout_seconds + ROOM))

@@ -65,6 +65,8 @@ TaskDefinitionRef = Annotated[str, AfterValidator(validate_task_definition)]
 
 
 DEFAULT_VERIFY_SECONDS = 30.0
+DEFAULT_HEALTHY_SECONDS = 300.0
+"""How long a stable service scaled up to take the traffic may take to pass its health checks."""
 """How long a rollback reads the load balancer back, at least (wall time)."""
 
 
@@ -95,6 +97,7 @@ def execute_rollback(
     stable_desired: int | None = None,
     bindings: Sequence[FlagBinding] = (),
     verify_timeout_seconds: float = DEFAULT_VERIFY_SECONDS,
+    healthy_timeout_seconds: float = DEFAULT_HEALTHY_SECONDS,
     stable_timeout_seconds: float = 600.0,
     quiet_if_unchanged: bool = False,
     ledger_failure: str | None = None,
@@ -136,7 +139,7 @@ def execute_rollback(
     scaled = stable.desired < needed or stable.running < needed
     if scaled:
         scale_stable(f"it had {stable.running}/{stable.desired} tasks before taking the traffic")
-    wait_healthy(env, "stable", verify_timeout_seconds)
+    wait_healthy(env, "stable", healthy_timeout_seconds)
 
     target = Weights(stable=100, canary=0)
     traffic.set_weights(env.router, target)
@@ -244,6 +247,7 @@ def judge_rollback(env: Environment, spec, *, previous_task_definition: str | No
     return functools.partial(
         execute_rollback, env, actor="judge", previous_task_definition=previous_task_definition,
         stable_desired=stable_desired, bindings=spec.flags, verify_timeout_seconds=spec.verify_timeout_seconds,
+        healthy_timeout_seconds=max(DEFAULT_HEALTHY_SECONDS, spec.healthy_timeout_seconds),
     )
 
 
@@ -381,6 +385,7 @@ def rollback_recorded(env: Environment, reason: str, *, actor: str, previous_tas
     # The rollout's own read-back wait, if longer: a load balancer it was given longer to settle
     # must not fail its rollback on the default 30 s after the traffic moved.
     verify_timeout = max(DEFAULT_VERIFY_SECONDS, recorded.verify_timeout_seconds) if active else DEFAULT_VERIFY_SECONDS
+    healthy_timeout = max(DEFAULT_HEALTHY_SECONDS, recorded.healthy_timeout_seconds) if active else DEFAULT_HEALTHY_SECONDS
     if active:
         previous_task_definition = previous_task_definition or record.previous_task_definition
         stable_desired = stable_desired or record.stable_desired
@@ -405,7 +410,7 @@ def rollback_recorded(env: Environment, reason: str, *, actor: str, previous_tas
         return execute_rollback(
             env, reason, actor=actor, previous_task_definition=previous_task_definition,
             stable_desired=stable_desired, bindings=bindings or (), ledger_failure=ledger_failure,
-            verify_timeout_seconds=verify_timeout,
+            verify_timeout_seconds=verify_timeout, healthy_timeout_seconds=healthy_timeout,
             quiet_if_unchanged=record is not None and record.phase is RolloutPhase.ROLLED_BACK,
         )
 

@@ -354,13 +354,22 @@ class RolloutSpec(BaseModel):
     verify_timeout_seconds: float = Field(
         default=30.0, gt=0, le=MAX_VERIFY_TIMEOUT_SECONDS, description="how long a weight read-back may lag"
     )
+    healthy_timeout_seconds: float = Field(
+        default=300.0, gt=0, le=MAX_VERIFY_TIMEOUT_SECONDS,
+        description="how long newly started tasks may take to pass the load balancer's health checks",
+    )
     monitor_seconds: float = Field(
         default=3600.0, ge=0, le=MAX_MONITOR_SECONDS,
         description="after 100%: how long to watch before decommissioning the old service (at most 90 days)",
     )
 
     _verify_bound = _at_most("verify_timeout_seconds", MAX_VERIFY_TIMEOUT_SECONDS, "an hour",
-                             "it bounds how long a weight read-back and healthy targets may take")
+                             "it bounds how long a weight read-back may take")
+    # A new target is "initial" until it passes the target group's healthy threshold of checks
+    # (AWS's defaults: 5 checks 30 s apart) after its task is RUNNING, which is all the ECS wait
+    # waits for: this wait is minutes where a weight read-back is seconds.
+    _healthy_bound = _at_most("healthy_timeout_seconds", MAX_VERIFY_TIMEOUT_SECONDS, "an hour",
+                              "it bounds how long a scaled-up service's targets may take to become healthy")
     _monitor_bound = _at_most("monitor_seconds", MAX_MONITOR_SECONDS, "90 days",
                               "watch for longer with your own alarms after the window")
 
@@ -474,8 +483,8 @@ class RolloutSpec(BaseModel):
         """A recorded spec for a rollback, which must act even on a record today's field rules
         refuse (say, an ``interval_seconds`` of 30, accepted before periods had to be whole
         minutes): if the whole spec does not validate, only what a rollback reads is (the
-        image, the bound flags, the phase plan's end, the monitoring window and the read-back
-        wait), and the rest keeps its defaults. A resume, which runs the policy, uses ``from_record`` and refuses.
+        image, the bound flags, the phase plan's end, the monitoring window, the read-back
+        wait and the healthy-target wait), and the rest keeps its defaults. A resume, which runs the policy, uses ``from_record`` and refuses.
         """
         try:
             return cls.from_record(spec_json)
@@ -488,6 +497,7 @@ class RolloutSpec(BaseModel):
                 "monitor_seconds": TypeAdapter(float).validate_python(raw.get("monitor_seconds", 3600.0)),
                 # How long its load balancer may take to read back: a rollback waits at least that.
                 "verify_timeout_seconds": TypeAdapter(float).validate_python(raw.get("verify_timeout_seconds", 30.0)),
+                "healthy_timeout_seconds": TypeAdapter(float).validate_python(raw.get("healthy_timeout_seconds", 300.0)),
             }
             if raw.get("phases"):
                 parts["phases"] = TypeAdapter(tuple[WeeklyPhase, ...]).validate_python(raw["phases"], context=context)

@@ -121,7 +121,7 @@ def test_the_hooks_rollback_refuses_a_closed_rollout_and_a_person_may_still_roll
 def two_phase_spec(flags=()):
     return RolloutSpec(image=IMAGE, stages=[Stage(weight=w, bake_seconds=120) for w in (5, 100)],
                        phases=[WeeklyPhase(name="week 1", weights=(5,)), WeeklyPhase(name="week 2", weights=(100,))],
-                       flags=list(flags), verify_timeout_seconds=0.5, monitor_seconds=0)
+                       flags=list(flags), verify_timeout_seconds=0.5, healthy_timeout_seconds=0.5, monitor_seconds=0)
 
 
 @flow

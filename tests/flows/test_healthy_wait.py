@@ -1,0 +1,139 @@
+"""Waiting for healthy targets after a scale-up.
+
+On a real load balancer a new target is `initial` until it has passed the target group's
+healthy threshold of checks (AWS's defaults: 5 checks 30 s apart; Webordinary's 2 x 15 s),
+after its task is RUNNING, which is all the ECS wait waits for. moto marks targets healthy at
+once, so these tests give the fake router that timeline on a fake monotonic clock.
+"""
+
+from __future__ import annotations
+
+import pytest
+from prefect import flow
+
+import flows.engine as engine
+from flows.canary import run_canary
+from flows.finalize import run_finalize
+from flows.rollback import execute_rollback
+from rollway.approvals import scripted
+from rollway.fakes import FakeRouter
+from rollway.model import ServiceState, Weights
+from rollway.spec import RolloutSpec, Stage
+from tests.flows.fake_env import STABLE_TD, fake_environment
+
+IMAGE = "webordinary/edit-container:2.0.0"
+
+
+class WallTime:
+    """Stands in for the ``time`` module in flows.engine: sleeping moves it."""
+
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def monotonic(self) -> float:
+        return self.t
+
+    def sleep(self, seconds: float) -> None:
+        self.t += seconds
+
+
+class SlowTargets(FakeRouter):
+    """A version's targets turn healthy ``after`` seconds after its service was scaled up."""
+
+    def __init__(self, wall: WallTime, deployer, services: dict[str, str], after: float) -> None:
+        super().__init__()
+        self.wall, self.deployer, self.services, self.after = wall, deployer, services, after
+        self.since: dict[str, float] = {}
+        self.looks = 0
+
+    def healthy_targets(self, version: str) -> int:
+        self.looks += 1
+        desired = self.deployer.services[self.services[version]].desired
+        if desired == 0:
+            self.since.pop(version, None)
+            return 0
+        started = self.since.setdefault(version, self.wall.t)
+        return desired if self.wall.t - started >= self.after else 0
+
+
+@pytest.fixture
+def wall(monkeypatch) -> WallTime:
+    clock = WallTime()
+    monkeypatch.setattr(engine, "time", clock)
+    return clock
+
+
+def slow_env(wall: WallTime, after: float):
+    env = fake_environment(canary_error_rate=0.0)
+    t = env.targets
+    env.router = SlowTargets(wall, env.deployer, {"stable": t.stable_service, "canary": t.canary_service}, after)
+    env.metrics.router = env.router
+    return env
+
+
+@flow
+def canary_on(env, rollout: RolloutSpec):
+    return run_canary(env, rollout, scripted())
+
+
+def test_a_canary_whose_new_targets_take_45_s_to_pass_health_checks_is_shifted_not_failed(wall):
+    """The default spec waits for the health checks (it used to give up after the 30 s weight
+    read-back wait, and the hook rolled a healthy rollout back), and looks with a growing gap
+    instead of ten times a second."""
+    env = slow_env(wall, after=45.0)
+    result = canary_on(env, RolloutSpec(image=IMAGE, stages=[Stage(weight=5, bake_seconds=600),
+                                                              Stage(weight=100, bake_seconds=600)]))
+    assert result.outcome == "promoted", result.reason
+    assert 45.0 <= wall.t <= 45.0 + engine.HEALTHY_POLL_MAX_SECONDS
+    assert env.router.looks <= 20, f"{env.router.looks} DescribeTargetHealth calls for one 45 s wait"
+
+
+def test_targets_that_never_pass_are_refused_after_healthy_timeout_seconds(wall):
+    env = slow_env(wall, after=float("inf"))
+    rollout = RolloutSpec(image=IMAGE, stages=[Stage(weight=5, bake_seconds=600), Stage(weight=100, bake_seconds=600)],
+                          healthy_timeout_seconds=120)
+    with pytest.raises(RuntimeError, match="canary target group has no healthy targets after 120 s"):
+        canary_on(env, rollout)
+    assert wall.t == pytest.approx(120.0)
+    assert env.router.weights == Weights(stable=100, canary=0), "traffic went to a group with no healthy target"
+
+
+@flow
+def rollback_on(env):
+    return execute_rollback(env, "error rate 7%", actor="on-call")
+
+
+def test_a_rollback_waits_for_a_scaled_up_stable_service_to_pass_health_checks(wall):
+    """A rollback after the old service was scaled down must wait for its new targets, not
+    fail after 30 s with the traffic still on the version being rolled back."""
+    env = slow_env(wall, after=90.0)
+    t = env.targets
+    env.deployer.services[t.stable_service] = ServiceState(name=t.stable_service, task_definition=STABLE_TD,
+                                                           desired=0, running=0)
+    env.deployer.services[t.canary_service] = ServiceState(name=t.canary_service, task_definition=STABLE_TD,
+                                                           desired=4, running=4)
+    env.router.weights = Weights(stable=0, canary=100)
+    result = rollback_on(env)
+    assert result.weights == Weights(stable=100, canary=0)
+    assert wall.t >= 90.0
+
+
+@flow
+def finalize_on(env):
+    return run_finalize(env, actor="alice", unrecorded=True, image=IMAGE)
+
+
+def test_finalize_waits_for_a_stable_service_scaled_up_from_zero(wall):
+    """After the old service was decommissioned, finalize scales it up on the promoted
+    revision: its new targets get the health-check wait, not the 30 s read-back wait."""
+    env = slow_env(wall, after=90.0)
+    t = env.targets
+    env.deployer.task_definitions["promoted:2"] = IMAGE
+    env.deployer.services[t.stable_service] = ServiceState(name=t.stable_service, task_definition=STABLE_TD,
+                                                           desired=0, running=0)
+    env.deployer.services[t.canary_service] = ServiceState(name=t.canary_service, task_definition="promoted:2",
+                                                           desired=4, running=4)
+    env.router.weights = Weights(stable=0, canary=100)
+    result = finalize_on(env)
+    assert result.weights == Weights(stable=100, canary=0), result
+    assert wall.t >= 90.0
