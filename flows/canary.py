@@ -107,6 +107,15 @@ def preflight(env: Environment, spec: RolloutSpec) -> tuple[ServiceState, Servic
             raise RolloutRefused(open_rollout_refusal(record, t.canary_service))
         stable = ecs.describe_service(env.deployer, t.stable_service)
         canary = ecs.describe_service(env.deployer, t.canary_service)
+        # Names first used after the first write (the container the image goes into, the alert
+        # topic) are looked up here, so a misspelt one is a refusal the hooks leave alone, not a
+        # failure mid-rollout whose hook rolls back and pages people.
+        check_container = getattr(env.deployer, "check_container", None)
+        if check_container is not None:
+            check_container(stable.task_definition)
+        resolve_topic = getattr(env.notifier, "resolve", None)
+        if resolve_topic is not None:
+            resolve_topic()
         if moved_onto_stable(record, stable) and canary.desired > 0:
             # A finalize moved the traffic onto the promoted version on stable and stopped before
             # idling the canary: its next run scales the canary down, which must not be the canary

@@ -93,6 +93,19 @@ class EcsDeployer:
         _swap_image(arguments, self._targets.container_name, image, base_task_definition)
         return self._client.register_task_definition(**arguments)["taskDefinition"]["taskDefinitionArn"]
 
+    def check_container(self, task_definition: str) -> None:
+        """Read-only: raise unless ``task_definition`` has the container ``targets.container_name``,
+        the one ``register_revision`` puts the new image in (for the check before any write).
+
+        Raises:
+            TargetNotFound: no such task definition, or no container of that name in it.
+        """
+        try:
+            described = self._client.describe_task_definition(taskDefinition=task_definition)
+        except ClientError as err:
+            raise _named(err, task_definition) from err
+        _container(described["taskDefinition"], self._targets.container_name, task_definition)
+
     def deregister_revision(self, task_definition: str) -> None:
         """Mark a revision INACTIVE: the undo of ``register_revision`` (running tasks keep it).
 
@@ -205,12 +218,16 @@ def registration_input(
 
 
 def _swap_image(arguments: dict[str, Any], container: str, image: str, base: str) -> None:
-    for definition in arguments.get("containerDefinitions", []):
+    _container(arguments, container, base)["image"] = image
+
+
+def _container(task_definition: dict[str, Any], container: str, name: str) -> dict[str, Any]:
+    """The definition of ``container`` in a task definition (or its registration input)."""
+    for definition in task_definition.get("containerDefinitions", []):
         if definition.get("name") == container:
-            definition["image"] = image
-            return
-    names = [d.get("name") for d in arguments.get("containerDefinitions", [])]
-    raise TargetNotFound("container", container, f"in task definition {base} (it has {names})")
+            return definition
+    names = [d.get("name") for d in task_definition.get("containerDefinitions", [])]
+    raise TargetNotFound("container", container, f"in task definition {name} (it has {names})")
 
 
 def _named(err: ClientError, task_definition: str) -> Exception:

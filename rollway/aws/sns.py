@@ -44,6 +44,10 @@ class SnsNotifier:
             raise TargetNotFound("SNS topic", name, f"in region {self._targets.region}")
         return self._topic_arn
 
+    def resolve(self) -> None:
+        """Look the topic up now (read-only), so a misnamed one fails before a rollout's first write."""
+        self.topic_arn  # noqa: B018 - the lookup is the point
+
     def notify(self, subject: str, message: str) -> str:
         """Publish ``message`` under ``subject`` (made SNS-safe); return the message id.
 
