@@ -198,27 +198,33 @@ class AlbRouter:
         return found["TargetGroups"][0]["TargetGroupArn"]
 
     def _rule_arn(self, listener_arn: str, stable_arn: str, canary_arn: str) -> str:
-        """The listener's (non-default) rule that forwards to the stable and/or canary group.
+        """The listener's (non-default) rule on ``targets.rule_path`` that forwards to our groups.
 
-        A rule forwarding to both wins over one forwarding to the stable group alone; among
-        several, the one whose path pattern is ``targets.rule_path``.
+        The path chooses the rule, not its weights: before the first rollout the rule forwards
+        to the stable group alone, and a rule on another path (an admin page) may forward to
+        both; shifting that one would judge the canary on the wrong traffic. No rule, or more
+        than one, on the path is refused naming the rules found, not guessed at.
         """
         ours = {stable_arn, canary_arn}
-        candidates = []
-        for page in self._client.get_paginator("describe_rules").paginate(ListenerArn=listener_arn):
-            for rule in page["Rules"]:
-                groups = set(_forward_weights(rule))
-                if not rule.get("IsDefault") and groups and groups <= ours:
-                    both = groups == ours
-                    on_path = _path_matches(rule, self._targets.rule_path)
-                    candidates.append((both, on_path, rule["RuleArn"]))
-        if not candidates:
-            raise TargetNotFound(
-                "listener rule",
-                f"forwarding to {self._targets.stable_target_group} and {self._targets.canary_target_group}",
-                f"on listener {listener_arn}",
+        path = self._targets.rule_path
+        found = [
+            rule
+            for page in self._client.get_paginator("describe_rules").paginate(ListenerArn=listener_arn)
+            for rule in page["Rules"]
+            if not rule.get("IsDefault") and _forward_weights(rule) and set(_forward_weights(rule)) <= ours
+        ]
+        on_path = [rule for rule in found if path in _paths(rule)]
+        if len(on_path) == 1:
+            return on_path[0]["RuleArn"]
+        groups = f"{self._targets.stable_target_group} and/or {self._targets.canary_target_group}"
+        if on_path:
+            raise AdapterError(
+                f"{len(on_path)} rules on path {path!r} of listener {listener_arn} forward to {groups}, "
+                f"and rollway shifts one; give it a path of its own: {_listed(on_path)}"
             )
-        return max(candidates)[2]
+        elsewhere = f"rules forwarding to them: {_listed(found)}" if found else "no rule forwards to them"
+        detail = f"on listener {listener_arn}; {elsewhere}"
+        raise TargetNotFound("listener rule", f"on path {path} forwarding to {groups}", detail)
 
 
 def _forward_weights(rule: dict[str, Any]) -> dict[str, int]:
@@ -267,12 +273,19 @@ def _with_forward(rule: dict[str, Any], forward: dict[str, Any]) -> list[dict[st
     return actions
 
 
-def _path_matches(rule: dict[str, Any], path: str) -> bool:
-    for condition in rule.get("Conditions", []):
-        values = condition.get("PathPatternConfig", {}).get("Values") or condition.get("Values", [])
-        if condition.get("Field") == "path-pattern" and path in values:
-            return True
-    return False
+def _paths(rule: dict[str, Any]) -> list[str]:
+    """The path patterns of a rule's conditions (in either form DescribeRules gives them)."""
+    return [
+        value
+        for condition in rule.get("Conditions", [])
+        if condition.get("Field") == "path-pattern"
+        for value in condition.get("PathPatternConfig", {}).get("Values") or condition.get("Values", [])
+    ]
+
+
+def _listed(rules: list[dict[str, Any]]) -> str:
+    """Rules as "path (ARN)", for an error message to name them."""
+    return "; ".join(f"{', '.join(_paths(rule)) or 'no path'} ({rule['RuleArn']})" for rule in rules)
 
 
 def _as_percent(stable: int, canary: int, rule_arn: str) -> Weights:
