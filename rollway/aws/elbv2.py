@@ -90,12 +90,7 @@ class AlbRouter:
         r = self._lookups()
         rules = self._call("describe_rules", "listener rule", r.rule_arn, RuleArns=[r.rule_arn])
         forwarded = _forward_weights(rules["Rules"][0])
-        strangers = set(forwarded) - {r.stable_arn, r.canary_arn}
-        if strangers:
-            raise AdapterError(
-                f"rule {r.rule_arn} forwards to target groups other than stable and canary: "
-                f"{', '.join(sorted(strangers))}"
-            )
+        _refuse_other_groups(r.rule_arn, forwarded, {r.stable_arn, r.canary_arn})
         return _as_percent(forwarded.get(r.stable_arn, 0), forwarded.get(r.canary_arn, 0), r.rule_arn)
 
     def set_weights(self, weights: Weights) -> None:
@@ -211,10 +206,11 @@ class AlbRouter:
             rule
             for page in self._client.get_paginator("describe_rules").paginate(ListenerArn=listener_arn)
             for rule in page["Rules"]
-            if not rule.get("IsDefault") and _forward_weights(rule) and set(_forward_weights(rule)) <= ours
+            if not rule.get("IsDefault") and ours & set(_forward_weights(rule))
         ]
         on_path = [rule for rule in found if path in _paths(rule)]
         if len(on_path) == 1:
+            _refuse_other_groups(on_path[0]["RuleArn"], _forward_weights(on_path[0]), ours)
             return on_path[0]["RuleArn"]
         groups = f"{self._targets.stable_target_group} and/or {self._targets.canary_target_group}"
         if on_path:
@@ -286,6 +282,20 @@ def _paths(rule: dict[str, Any]) -> list[str]:
 def _listed(rules: list[dict[str, Any]]) -> str:
     """Rules as "path (ARN)", for an error message to name them."""
     return "; ".join(f"{', '.join(_paths(rule)) or 'no path'} ({rule['RuleArn']})" for rule in rules)
+
+
+def _refuse_other_groups(rule_arn: str, forwarded: dict[str, int], ours: set[str]) -> None:
+    """Refuse a rule that also forwards to a group that is neither stable nor canary.
+
+    A shift writes the two groups alone, so it would silently drop the third (a shadow or
+    mirror group) from the rule, and the weights read back would leave its share out.
+    """
+    others = set(forwarded) - ours
+    if others:
+        raise AdapterError(
+            f"rule {rule_arn} forwards to target groups other than stable and canary: "
+            f"{', '.join(sorted(others))}"
+        )
 
 
 def _as_percent(stable: int, canary: int, rule_arn: str) -> Weights:

@@ -99,6 +99,27 @@ def test_two_rules_on_rule_path_are_refused_naming_both(aws):
     assert aws.topology.rule_arn in str(caught.value) and other in str(caught.value)
 
 
+def test_a_rule_on_rule_path_with_a_third_group_is_refused_naming_it(aws):
+    """A shift would drop the third (shadow) group from the rule; "not found" would send the
+    operator looking for a typo. resolve() and get_weights() say the same."""
+    top, elbv2 = aws.topology, aws.get_client("elbv2")
+    router = AlbRouter(elbv2, aws.targets)
+    router.resolve()
+    vpc = elbv2.describe_target_groups(TargetGroupArns=[top.stable_target_group_arn])["TargetGroups"][0]["VpcId"]
+    shadow = elbv2.create_target_group(Name="webordinary-edit-shadow", Protocol="HTTP", Port=8080, VpcId=vpc,
+                                       TargetType="ip")["TargetGroups"][0]["TargetGroupArn"]
+    forward = _forward(aws, 90, 0)
+    forward["ForwardConfig"]["TargetGroups"].append({"TargetGroupArn": shadow, "Weight": 10})
+    elbv2.modify_rule(RuleArn=top.rule_arn, Actions=[forward])
+    with pytest.raises(AdapterError) as resolving:
+        AlbRouter(elbv2, aws.targets).resolve()
+    assert not isinstance(resolving.value, TargetNotFound)
+    assert top.rule_arn in str(resolving.value) and shadow in str(resolving.value)
+    with pytest.raises(AdapterError) as reading:
+        router.get_weights()
+    assert str(reading.value) == str(resolving.value)
+
+
 # --- elbv2: reading relative weights ----------------------------------------------------
 
 
