@@ -28,6 +28,10 @@ _NOT_FOUND = {
     "ValidationError",
 }
 
+# Tag on the listener rule holding the operator's stickiness (DurationSeconds) while a shift
+# to 0 % has it off; see AlbRouter._split_stickiness.
+_STICKINESS_TAG = "rollway:stickiness-seconds"
+
 
 @dataclass(frozen=True)
 class _Resolved:
@@ -103,11 +107,13 @@ class AlbRouter:
         session stays on its version. A split that gives one version 0 % turns it off: a
         sticky session would keep reaching a group at weight 0, and rollway relies on 0 %
         meaning no requests (a rollback moves every user at once; the old service is scaled
-        down after a promotion).
+        down after a promotion). The next rollout's first split turns it back on: see
+        ``_split_stickiness``.
         """
         r = self._lookups()
         rules = self._call("describe_rules", "listener rule", r.rule_arn, RuleArns=[r.rule_arn])
-        sticky = _stickiness(rules["Rules"][0]) if weights.stable and weights.canary else {"Enabled": False}
+        split = weights.stable and weights.canary
+        sticky = self._split_stickiness(rules["Rules"][0]) if split else {"Enabled": False}
         forward = {
             "Type": "forward",
             "ForwardConfig": {
@@ -155,6 +161,32 @@ class AlbRouter:
             for d in health["TargetHealthDescriptions"]
             if d.get("TargetHealth", {}).get("State") == "healthy"
         )
+
+    def _split_stickiness(self, rule: dict[str, Any]) -> dict[str, Any]:
+        """The stickiness of a split in which both versions serve, remembered across rollouts.
+
+        A shift to 0 % turns stickiness off, so the rule alone would forget the operator's
+        setting after the first rollout. A split that has it tags the rule with it (before
+        the ModifyRule: a forward shift is not in a hurry, a rollback is and writes no tag),
+        and a split starting from one version with stickiness off puts the tagged one back.
+        Stickiness off at a split is the operator's choice: the tag goes, so it stays off.
+        DescribeTags is only made when stickiness is off, to keep the calls per shift low.
+        """
+        arn, sticky = rule["RuleArn"], _stickiness(rule)
+        if sticky["Enabled"]:
+            tag = {"Key": _STICKINESS_TAG, "Value": str(sticky["DurationSeconds"])}
+            self._client.add_tags(ResourceArns=[arn], Tags=[tag])
+            return sticky
+        tags = self._client.describe_tags(ResourceArns=[arn])["TagDescriptions"][0]["Tags"]
+        seconds = next((t["Value"] for t in tags if t["Key"] == _STICKINESS_TAG), None)
+        if seconds is None:
+            return sticky
+        if sum(1 for weight in _forward_weights(rule).values() if weight) > 1:
+            self._client.remove_tags(ResourceArns=[arn], TagKeys=[_STICKINESS_TAG])
+            return sticky
+        if not seconds.isdigit():
+            raise AdapterError(f"rule {arn} has tag {_STICKINESS_TAG}={seconds!r}, not a number of seconds")
+        return {"Enabled": True, "DurationSeconds": int(seconds)}
 
     # --- lookups -------------------------------------------------------------------------
 

@@ -58,6 +58,57 @@ def test_a_shift_keeps_the_rules_target_group_stickiness(aws):
     assert _rule_forward_config(aws)["TargetGroupStickinessConfig"]["Enabled"] is False
 
 
+@pytest.mark.parametrize("ended", [Weights(stable=100, canary=0), Weights(stable=0, canary=100)],
+                         ids=["rolled-back", "promoted"])
+def test_stickiness_comes_back_with_the_next_rollout(aws, ended):
+    """The shift to 0 % that ends a rollout turns stickiness off; the next rollout's first split
+    (a new run, a new router) turns the operator's setting back on, from a tag on the rule."""
+    sticky = {"Enabled": True, "DurationSeconds": 3600}
+    elbv2 = aws.get_client("elbv2")
+    elbv2.modify_rule(RuleArn=aws.topology.rule_arn, Actions=[_forward(aws, 100, 0, TargetGroupStickinessConfig=sticky)])
+    AlbRouter(elbv2, aws.targets).set_weights(Weights.canary_at(5))
+    AlbRouter(elbv2, aws.targets).set_weights(ended)
+    assert _rule_forward_config(aws)["TargetGroupStickinessConfig"]["Enabled"] is False
+    AlbRouter(elbv2, aws.targets).set_weights(Weights.canary_at(5))
+    assert _rule_forward_config(aws).get("TargetGroupStickinessConfig") == sticky
+
+
+def test_stickiness_turned_off_while_both_versions_serve_stays_off(aws):
+    """Stickiness off at a split is the operator's choice: the tag goes, and the next rollout
+    does not turn it back on."""
+    sticky = {"Enabled": True, "DurationSeconds": 3600}
+    elbv2, arn = aws.get_client("elbv2"), aws.topology.rule_arn
+    elbv2.modify_rule(RuleArn=arn, Actions=[_forward(aws, 100, 0, TargetGroupStickinessConfig=sticky)])
+    AlbRouter(elbv2, aws.targets).set_weights(Weights.canary_at(5))
+    elbv2.modify_rule(RuleArn=arn, Actions=[_forward(aws, 95, 5, TargetGroupStickinessConfig={"Enabled": False})])
+    AlbRouter(elbv2, aws.targets).set_weights(Weights.canary_at(25))
+    assert elbv2.describe_tags(ResourceArns=[arn])["TagDescriptions"][0]["Tags"] == []
+    AlbRouter(elbv2, aws.targets).set_weights(Weights(stable=100, canary=0))
+    AlbRouter(elbv2, aws.targets).set_weights(Weights.canary_at(5))
+    assert _rule_forward_config(aws)["TargetGroupStickinessConfig"]["Enabled"] is False
+
+
+@pytest.mark.parametrize(
+    ("weights", "expected"),
+    [
+        # A forward shift tags the stickiness before its ModifyRule.
+        (Weights.canary_at(25), ["DescribeRules", "AddTags", "ModifyRule"]),
+        # A rollback or a promotion is in a hurry: ModifyRule is its first write.
+        (Weights(stable=100, canary=0), ["DescribeRules", "ModifyRule"]),
+        (Weights(stable=0, canary=100), ["DescribeRules", "ModifyRule"]),
+    ],
+)
+def test_remembering_stickiness_costs_a_rollback_no_call(aws, watch_calls, weights, expected):
+    elbv2 = aws.get_client("elbv2")
+    sticky = {"Enabled": True, "DurationSeconds": 3600}
+    elbv2.modify_rule(RuleArn=aws.topology.rule_arn, Actions=[_forward(aws, 95, 5, TargetGroupStickinessConfig=sticky)])
+    router = AlbRouter(elbv2, aws.targets)
+    router.resolve()
+    calls = watch_calls(elbv2)
+    router.set_weights(weights)
+    assert calls == expected
+
+
 # --- elbv2: which rule is shifted -------------------------------------------------------
 
 
