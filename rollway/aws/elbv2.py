@@ -28,6 +28,10 @@ _NOT_FOUND = {
     "ValidationError",
 }
 
+# Tag on the listener rule holding the operator's stickiness (DurationSeconds) while a shift
+# to 0 % has it off; see AlbRouter._split_stickiness.
+_STICKINESS_TAG = "rollway:stickiness-seconds"
+
 
 @dataclass(frozen=True)
 class _Resolved:
@@ -90,12 +94,7 @@ class AlbRouter:
         r = self._lookups()
         rules = self._call("describe_rules", "listener rule", r.rule_arn, RuleArns=[r.rule_arn])
         forwarded = _forward_weights(rules["Rules"][0])
-        strangers = set(forwarded) - {r.stable_arn, r.canary_arn}
-        if strangers:
-            raise AdapterError(
-                f"rule {r.rule_arn} forwards to target groups other than stable and canary: "
-                f"{', '.join(sorted(strangers))}"
-            )
+        _refuse_other_groups(r.rule_arn, forwarded, {r.stable_arn, r.canary_arn})
         return _as_percent(forwarded.get(r.stable_arn, 0), forwarded.get(r.canary_arn, 0), r.rule_arn)
 
     def set_weights(self, weights: Weights) -> None:
@@ -108,11 +107,13 @@ class AlbRouter:
         session stays on its version. A split that gives one version 0 % turns it off: a
         sticky session would keep reaching a group at weight 0, and rollway relies on 0 %
         meaning no requests (a rollback moves every user at once; the old service is scaled
-        down after a promotion).
+        down after a promotion). The next rollout's first split turns it back on: see
+        ``_split_stickiness``.
         """
         r = self._lookups()
         rules = self._call("describe_rules", "listener rule", r.rule_arn, RuleArns=[r.rule_arn])
-        sticky = _stickiness(rules["Rules"][0]) if weights.stable and weights.canary else {"Enabled": False}
+        split = weights.stable and weights.canary
+        sticky = self._split_stickiness(rules["Rules"][0]) if split else {"Enabled": False}
         forward = {
             "Type": "forward",
             "ForwardConfig": {
@@ -161,6 +162,32 @@ class AlbRouter:
             if d.get("TargetHealth", {}).get("State") == "healthy"
         )
 
+    def _split_stickiness(self, rule: dict[str, Any]) -> dict[str, Any]:
+        """The stickiness of a split in which both versions serve, remembered across rollouts.
+
+        A shift to 0 % turns stickiness off, so the rule alone would forget the operator's
+        setting after the first rollout. A split that has it tags the rule with it (before
+        the ModifyRule: a forward shift is not in a hurry, a rollback is and writes no tag),
+        and a split starting from one version with stickiness off puts the tagged one back.
+        Stickiness off at a split is the operator's choice: the tag goes, so it stays off.
+        DescribeTags is only made when stickiness is off, to keep the calls per shift low.
+        """
+        arn, sticky = rule["RuleArn"], _stickiness(rule)
+        if sticky["Enabled"]:
+            tag = {"Key": _STICKINESS_TAG, "Value": str(sticky["DurationSeconds"])}
+            self._client.add_tags(ResourceArns=[arn], Tags=[tag])
+            return sticky
+        tags = self._client.describe_tags(ResourceArns=[arn])["TagDescriptions"][0]["Tags"]
+        seconds = next((t["Value"] for t in tags if t["Key"] == _STICKINESS_TAG), None)
+        if seconds is None:
+            return sticky
+        if sum(1 for weight in _forward_weights(rule).values() if weight) > 1:
+            self._client.remove_tags(ResourceArns=[arn], TagKeys=[_STICKINESS_TAG])
+            return sticky
+        if not seconds.isdigit():
+            raise AdapterError(f"rule {arn} has tag {_STICKINESS_TAG}={seconds!r}, not a number of seconds")
+        return {"Enabled": True, "DurationSeconds": int(seconds)}
+
     # --- lookups -------------------------------------------------------------------------
 
     def _lookups(self) -> _Resolved:
@@ -198,27 +225,34 @@ class AlbRouter:
         return found["TargetGroups"][0]["TargetGroupArn"]
 
     def _rule_arn(self, listener_arn: str, stable_arn: str, canary_arn: str) -> str:
-        """The listener's (non-default) rule that forwards to the stable and/or canary group.
+        """The listener's (non-default) rule on ``targets.rule_path`` that forwards to our groups.
 
-        A rule forwarding to both wins over one forwarding to the stable group alone; among
-        several, the one whose path pattern is ``targets.rule_path``.
+        The path chooses the rule, not its weights: before the first rollout the rule forwards
+        to the stable group alone, and a rule on another path (an admin page) may forward to
+        both; shifting that one would judge the canary on the wrong traffic. No rule, or more
+        than one, on the path is refused naming the rules found, not guessed at.
         """
         ours = {stable_arn, canary_arn}
-        candidates = []
-        for page in self._client.get_paginator("describe_rules").paginate(ListenerArn=listener_arn):
-            for rule in page["Rules"]:
-                groups = set(_forward_weights(rule))
-                if not rule.get("IsDefault") and groups and groups <= ours:
-                    both = groups == ours
-                    on_path = _path_matches(rule, self._targets.rule_path)
-                    candidates.append((both, on_path, rule["RuleArn"]))
-        if not candidates:
-            raise TargetNotFound(
-                "listener rule",
-                f"forwarding to {self._targets.stable_target_group} and {self._targets.canary_target_group}",
-                f"on listener {listener_arn}",
+        path = self._targets.rule_path
+        found = [
+            rule
+            for page in self._client.get_paginator("describe_rules").paginate(ListenerArn=listener_arn)
+            for rule in page["Rules"]
+            if not rule.get("IsDefault") and ours & set(_forward_weights(rule))
+        ]
+        on_path = [rule for rule in found if path in _paths(rule)]
+        if len(on_path) == 1:
+            _refuse_other_groups(on_path[0]["RuleArn"], _forward_weights(on_path[0]), ours)
+            return on_path[0]["RuleArn"]
+        groups = f"{self._targets.stable_target_group} and/or {self._targets.canary_target_group}"
+        if on_path:
+            raise AdapterError(
+                f"{len(on_path)} rules on path {path!r} of listener {listener_arn} forward to {groups}, "
+                f"and rollway shifts one; give it a path of its own: {_listed(on_path)}"
             )
-        return max(candidates)[2]
+        elsewhere = f"rules forwarding to them: {_listed(found)}" if found else "no rule forwards to them"
+        detail = f"on listener {listener_arn}; {elsewhere}"
+        raise TargetNotFound("listener rule", f"on path {path} forwarding to {groups}", detail)
 
 
 def _forward_weights(rule: dict[str, Any]) -> dict[str, int]:
@@ -267,12 +301,33 @@ def _with_forward(rule: dict[str, Any], forward: dict[str, Any]) -> list[dict[st
     return actions
 
 
-def _path_matches(rule: dict[str, Any], path: str) -> bool:
-    for condition in rule.get("Conditions", []):
-        values = condition.get("PathPatternConfig", {}).get("Values") or condition.get("Values", [])
-        if condition.get("Field") == "path-pattern" and path in values:
-            return True
-    return False
+def _paths(rule: dict[str, Any]) -> list[str]:
+    """The path patterns of a rule's conditions (in either form DescribeRules gives them)."""
+    return [
+        value
+        for condition in rule.get("Conditions", [])
+        if condition.get("Field") == "path-pattern"
+        for value in condition.get("PathPatternConfig", {}).get("Values") or condition.get("Values", [])
+    ]
+
+
+def _listed(rules: list[dict[str, Any]]) -> str:
+    """Rules as "path (ARN)", for an error message to name them."""
+    return "; ".join(f"{', '.join(_paths(rule)) or 'no path'} ({rule['RuleArn']})" for rule in rules)
+
+
+def _refuse_other_groups(rule_arn: str, forwarded: dict[str, int], ours: set[str]) -> None:
+    """Refuse a rule that also forwards to a group that is neither stable nor canary.
+
+    A shift writes the two groups alone, so it would silently drop the third (a shadow or
+    mirror group) from the rule, and the weights read back would leave its share out.
+    """
+    others = set(forwarded) - ours
+    if others:
+        raise AdapterError(
+            f"rule {rule_arn} forwards to target groups other than stable and canary: "
+            f"{', '.join(sorted(others))}"
+        )
 
 
 def _as_percent(stable: int, canary: int, rule_arn: str) -> Weights:

@@ -1,5 +1,5 @@
-"""Adapter edges found in review: the ALB rule's stickiness and relative weights, ECS
-not-found errors that name what was missing, the region clients act in, and a run whose
+"""Adapter edges found in review: the ALB rule's stickiness, relative weights and which rule
+is shifted, ECS not-found errors that name what was missing, the region clients act in, and a run whose
 blocks cannot be loaded.
 """
 
@@ -12,7 +12,7 @@ from pydantic import SecretStr
 
 from rollway.aws.ecs import EcsDeployer
 from rollway.aws.elbv2 import AlbRouter
-from rollway.aws.errors import TargetNotFound
+from rollway.aws.errors import AdapterError, TargetNotFound
 from rollway.model import Weights
 
 
@@ -56,6 +56,119 @@ def test_a_shift_keeps_the_rules_target_group_stickiness(aws):
     assert _rule_forward_config(aws).get("TargetGroupStickinessConfig") == sticky
     AlbRouter(elbv2, aws.targets).set_weights(Weights(stable=100, canary=0))
     assert _rule_forward_config(aws)["TargetGroupStickinessConfig"]["Enabled"] is False
+
+
+@pytest.mark.parametrize("ended", [Weights(stable=100, canary=0), Weights(stable=0, canary=100)],
+                         ids=["rolled-back", "promoted"])
+def test_stickiness_comes_back_with_the_next_rollout(aws, ended):
+    """The shift to 0 % that ends a rollout turns stickiness off; the next rollout's first split
+    (a new run, a new router) turns the operator's setting back on, from a tag on the rule."""
+    sticky = {"Enabled": True, "DurationSeconds": 3600}
+    elbv2 = aws.get_client("elbv2")
+    elbv2.modify_rule(RuleArn=aws.topology.rule_arn, Actions=[_forward(aws, 100, 0, TargetGroupStickinessConfig=sticky)])
+    AlbRouter(elbv2, aws.targets).set_weights(Weights.canary_at(5))
+    AlbRouter(elbv2, aws.targets).set_weights(ended)
+    assert _rule_forward_config(aws)["TargetGroupStickinessConfig"]["Enabled"] is False
+    AlbRouter(elbv2, aws.targets).set_weights(Weights.canary_at(5))
+    assert _rule_forward_config(aws).get("TargetGroupStickinessConfig") == sticky
+
+
+def test_stickiness_turned_off_while_both_versions_serve_stays_off(aws):
+    """Stickiness off at a split is the operator's choice: the tag goes, and the next rollout
+    does not turn it back on."""
+    sticky = {"Enabled": True, "DurationSeconds": 3600}
+    elbv2, arn = aws.get_client("elbv2"), aws.topology.rule_arn
+    elbv2.modify_rule(RuleArn=arn, Actions=[_forward(aws, 100, 0, TargetGroupStickinessConfig=sticky)])
+    AlbRouter(elbv2, aws.targets).set_weights(Weights.canary_at(5))
+    elbv2.modify_rule(RuleArn=arn, Actions=[_forward(aws, 95, 5, TargetGroupStickinessConfig={"Enabled": False})])
+    AlbRouter(elbv2, aws.targets).set_weights(Weights.canary_at(25))
+    assert elbv2.describe_tags(ResourceArns=[arn])["TagDescriptions"][0]["Tags"] == []
+    AlbRouter(elbv2, aws.targets).set_weights(Weights(stable=100, canary=0))
+    AlbRouter(elbv2, aws.targets).set_weights(Weights.canary_at(5))
+    assert _rule_forward_config(aws)["TargetGroupStickinessConfig"]["Enabled"] is False
+
+
+@pytest.mark.parametrize(
+    ("weights", "expected"),
+    [
+        # A forward shift tags the stickiness before its ModifyRule.
+        (Weights.canary_at(25), ["DescribeRules", "AddTags", "ModifyRule"]),
+        # A rollback or a promotion is in a hurry: ModifyRule is its first write.
+        (Weights(stable=100, canary=0), ["DescribeRules", "ModifyRule"]),
+        (Weights(stable=0, canary=100), ["DescribeRules", "ModifyRule"]),
+    ],
+)
+def test_remembering_stickiness_costs_a_rollback_no_call(aws, watch_calls, weights, expected):
+    elbv2 = aws.get_client("elbv2")
+    sticky = {"Enabled": True, "DurationSeconds": 3600}
+    elbv2.modify_rule(RuleArn=aws.topology.rule_arn, Actions=[_forward(aws, 95, 5, TargetGroupStickinessConfig=sticky)])
+    router = AlbRouter(elbv2, aws.targets)
+    router.resolve()
+    calls = watch_calls(elbv2)
+    router.set_weights(weights)
+    assert calls == expected
+
+
+# --- elbv2: which rule is shifted -------------------------------------------------------
+
+
+def _listener_rule(aws, priority: int, path: str, actions: list[dict]) -> str:
+    return aws.get_client("elbv2").create_rule(
+        ListenerArn=aws.topology.listener_arn, Priority=priority, Actions=actions,
+        Conditions=[{"Field": "path-pattern", "Values": [path]}],
+    )["Rules"][0]["RuleArn"]
+
+
+def test_the_rule_on_rule_path_is_shifted_though_another_forwards_to_both(aws):
+    """Before the first rollout the rule on rule_path forwards to the stable group alone; an
+    admin rule forwarding to both groups at 100/0 is not the one to shift (the canary would be
+    judged on /admin traffic)."""
+    top, elbv2 = aws.topology, aws.get_client("elbv2")
+    elbv2.modify_rule(RuleArn=top.rule_arn, Actions=[{"Type": "forward", "TargetGroupArn": top.stable_target_group_arn}])
+    admin = _listener_rule(aws, 5, "/admin/*", [_forward(aws, 100, 0)])
+    AlbRouter(elbv2, aws.targets).set_weights(Weights.canary_at(50))
+    assert {g["Weight"] for g in _rule_forward_config(aws)["TargetGroups"]} == {50}
+    admin_rule = elbv2.describe_rules(RuleArns=[admin])["Rules"][0]
+    assert [g["Weight"] for g in admin_rule["Actions"][0]["ForwardConfig"]["TargetGroups"]] == [100, 0]
+
+
+def test_no_rule_on_rule_path_is_refused_naming_the_rules_found(aws):
+    static = _listener_rule(aws, 7, "/static/*", [_forward(aws, 100, 0)])
+    router = AlbRouter(aws.get_client("elbv2"), aws.targets.model_copy(update={"rule_path": "/api/*"}))
+    with pytest.raises(TargetNotFound) as caught:
+        router.resolve()
+    message = str(caught.value)
+    assert "/api/*" in message
+    assert f"/static/* ({static})" in message and f"/* ({aws.topology.rule_arn})" in message
+
+
+def test_two_rules_on_rule_path_are_refused_naming_both(aws):
+    other = _listener_rule(aws, 8, aws.targets.rule_path, [_forward(aws, 100, 0)])
+    with pytest.raises(AdapterError) as caught:
+        AlbRouter(aws.get_client("elbv2"), aws.targets).resolve()
+    assert not isinstance(caught.value, TargetNotFound)
+    assert aws.topology.rule_arn in str(caught.value) and other in str(caught.value)
+
+
+def test_a_rule_on_rule_path_with_a_third_group_is_refused_naming_it(aws):
+    """A shift would drop the third (shadow) group from the rule; "not found" would send the
+    operator looking for a typo. resolve() and get_weights() say the same."""
+    top, elbv2 = aws.topology, aws.get_client("elbv2")
+    router = AlbRouter(elbv2, aws.targets)
+    router.resolve()
+    vpc = elbv2.describe_target_groups(TargetGroupArns=[top.stable_target_group_arn])["TargetGroups"][0]["VpcId"]
+    shadow = elbv2.create_target_group(Name="webordinary-edit-shadow", Protocol="HTTP", Port=8080, VpcId=vpc,
+                                       TargetType="ip")["TargetGroups"][0]["TargetGroupArn"]
+    forward = _forward(aws, 90, 0)
+    forward["ForwardConfig"]["TargetGroups"].append({"TargetGroupArn": shadow, "Weight": 10})
+    elbv2.modify_rule(RuleArn=top.rule_arn, Actions=[forward])
+    with pytest.raises(AdapterError) as resolving:
+        AlbRouter(elbv2, aws.targets).resolve()
+    assert not isinstance(resolving.value, TargetNotFound)
+    assert top.rule_arn in str(resolving.value) and shadow in str(resolving.value)
+    with pytest.raises(AdapterError) as reading:
+        router.get_weights()
+    assert str(reading.value) == str(resolving.value)
 
 
 # --- elbv2: reading relative weights ----------------------------------------------------

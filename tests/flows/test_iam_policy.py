@@ -93,7 +93,9 @@ def test_the_documented_policy_allows_every_call_a_rollout_makes(aws):
     assert not missing, f"calls the documented IAM policy does not allow: {sorted(missing)}"
     # Nothing granted that no call needs. Not on this path: a revision whose task has roles
     # (PassRole), a later rollout of the same service (the ledger's check of the newest one),
-    # `rollway flags list` (Scan), undoing a deploy whose UpdateService failed.
-    other_paths = {"iam:PassRole", "dynamodb:ConditionCheckItem", "dynamodb:Scan", "ecs:DeregisterTaskDefinition"}
+    # `rollway flags list` (Scan), undoing a deploy whose UpdateService failed, a rule with
+    # target-group stickiness (AddTags and RemoveTags remember it; the embedded rule has none).
+    other_paths = {"iam:PassRole", "dynamodb:ConditionCheckItem", "dynamodb:Scan", "ecs:DeregisterTaskDefinition",
+                   "elasticloadbalancing:AddTags", "elasticloadbalancing:RemoveTags"}
     unused = allowed() - used - other_paths
     assert not unused, f"the policy grants actions rollway never uses: {sorted(unused)}"
