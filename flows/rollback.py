@@ -133,7 +133,10 @@ def execute_rollback(
     def scale_stable(why: str) -> None:
         log.warning("%s; scaling %s to %s", why, t.stable_service, desired)
         ecs.update_service(env.deployer, t.stable_service, desired=desired)
-        ecs.wait_stable(env.deployer, [t.stable_service], stable_timeout_seconds)
+        # On the revision it runs now: not one a run in this process pointed it at earlier and
+        # ECS may have rolled back; the rollback moves the traffic to whatever stable runs.
+        ecs.wait_stable(env.deployer, [t.stable_service], stable_timeout_seconds,
+                        {t.stable_service: stable.task_definition})
         steps.append(f"scaled {t.stable_service} to {desired} ({why})")
 
     scaled = stable.desired < needed or stable.running < needed

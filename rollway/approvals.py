@@ -9,6 +9,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from rollway.decide import Pause
 
 
+COMMENT_LIMIT = 2_000
+
+
 class ApprovalAnswer(BaseModel):
     """approve: go on; reject: roll back; hold: stay at the current weights and ask again."""
 
@@ -16,7 +19,9 @@ class ApprovalAnswer(BaseModel):
 
     action: Literal["approve", "reject", "hold"]
     approver: str = Field(min_length=1)
-    comment: str = ""
+    # Bounded: the comment is the rollback's reason, in the ledger item (400 KB in all) and the
+    # SNS notice; the Prefect form allows 1,000 characters, scripted and API answers this many.
+    comment: str = Field(default="", max_length=COMMENT_LIMIT)
     next_weight: int | None = Field(default=None, ge=1, le=100)
     timed_out: bool = False
 

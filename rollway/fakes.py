@@ -7,7 +7,7 @@ calls made so tests can assert on order. They are never the only test of an adap
 from __future__ import annotations
 
 import itertools
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 from rollway.aws.errors import ServiceNotStable
 from rollway.model import Interval, Observation, ServiceState, VersionSample, Weights
@@ -62,6 +62,10 @@ class FakeDeployer:
         self.calls: list[str] = []
         self._revision = itertools.count(100)
         self.unstable: set[str] = set()
+        # Services whose new revision ECS's circuit breaker rolls back while it is waited for.
+        self.rolls_back: set[str] = set()
+        self._previous: dict[str, str] = {}
+        self._pointed: dict[str, str] = {}  # as EcsDeployer: what wait_stable expects by default
 
     def describe(self, service: str) -> ServiceState:
         self.calls.append(f"describe {service}")
@@ -88,17 +92,26 @@ class FakeDeployer:
         changes: dict = {}
         if task_definition is not None:
             changes["task_definition"] = task_definition
+            self._previous[service] = state.task_definition
+            self._pointed[service] = task_definition
         if desired is not None:
             changes["desired"] = desired
             changes["running"] = desired
         self.services[service] = state.model_copy(update=changes)
         return self.services[service]
 
-    def wait_stable(self, services: Sequence[str], timeout_seconds: float) -> None:
+    def wait_stable(
+        self, services: Sequence[str], timeout_seconds: float, expected: Mapping[str, str] | None = None
+    ) -> None:
         self.calls.append(f"wait_stable {','.join(services)}")
+        for s in self.rolls_back & set(services) & set(self._previous):
+            self.services[s] = self.services[s].model_copy(update={"task_definition": self._previous.pop(s)})
         stuck = [s for s in services if s in self.unstable]
         if stuck:
             raise ServiceNotStable(stuck, timeout_seconds)
+        for s, td in {**self._pointed, **(expected or {})}.items():
+            if s in services and self.services[s].task_definition != td:
+                raise ServiceNotStable(list(services), timeout_seconds, f"{s} runs {self.services[s].task_definition}, not {td}")
 
 
 Behaviour = Callable[[Weights, float], tuple[VersionSample | None, VersionSample | None]]

@@ -5,7 +5,7 @@ Every write has a read, so a flow can verify what it set (set_weights / get_weig
 
 from __future__ import annotations
 
-from typing import Protocol, Sequence
+from typing import Mapping, Protocol, Sequence
 
 from rollway.flags import FlagAuditEntry, FlagState
 from rollway.ledger import RolloutRecord, Transition
@@ -38,8 +38,11 @@ class ServiceDeployer(Protocol):
     ) -> ServiceState:
         """Point the service at a task definition and/or scale it."""
 
-    def wait_stable(self, services: Sequence[str], timeout_seconds: float) -> None:
-        """Block until the services reach a steady state, or raise."""
+    def wait_stable(
+        self, services: Sequence[str], timeout_seconds: float, expected: Mapping[str, str] | None = None
+    ) -> None:
+        """Block until the services reach a steady state, each on the task definition
+        ``expected`` names for it (service -> ARN, for services just pointed at one), or raise."""
 
 
 class MetricSource(Protocol):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Mapping, Sequence
 
 from prefect import task
 from prefect.cache_policies import NONE
@@ -25,5 +25,10 @@ def update_service(
 
 
 @task(name="wait-services-stable", cache_policy=NONE)
-def wait_stable(deployer: ServiceDeployer, services: Sequence[str], timeout_seconds: float = 600) -> None:
-    deployer.wait_stable(list(services), timeout_seconds)
+def wait_stable(
+    deployer: ServiceDeployer, services: Sequence[str], timeout_seconds: float = 600,
+    expected: Mapping[str, str] | None = None,
+) -> None:
+    # ``expected``: service -> the revision it was just pointed at, so a deployment ECS rolled
+    # back (steady, on the old revision) fails the wait instead of passing it.
+    deployer.wait_stable(list(services), timeout_seconds, expected)

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Sequence
+import time
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from botocore.exceptions import ClientError, WaiterError
+from botocore.exceptions import ClientError
 
-from rollway.aws.errors import AdapterError, ServiceNotStable, TargetNotFound
+from rollway.aws.errors import AdapterError, ServiceGone, ServiceNotStable, TargetNotFound
 from rollway.model import ServiceState
 from rollway.targets import Targets
 
@@ -32,7 +33,7 @@ READ_ONLY_FIELDS = frozenset(
         "deleteRequestedAt",
     }
 )
-# The waiter polls at most this often; real ECS needs minutes, so finer polling only adds calls.
+# wait_stable polls at most this often; real ECS needs minutes, so finer polling only adds calls.
 _MAX_DELAY_SECONDS = 15
 
 
@@ -47,6 +48,9 @@ class EcsDeployer:
     def __init__(self, client: Any, targets: Targets) -> None:
         self._client = client
         self._targets = targets
+        # service -> the task definition this deployer last pointed it at: what wait_stable
+        # expects it to run unless told otherwise.
+        self._pointed: dict[str, str] = {}
 
     def describe(self, service: str) -> ServiceState:
         """The service as ECS reports it.
@@ -136,34 +140,71 @@ class EcsDeployer:
         if desired is not None:
             arguments["desiredCount"] = desired
         try:
-            return _service_state(self._client.update_service(**arguments)["service"])
+            state = _service_state(self._client.update_service(**arguments)["service"])
         except ClientError as err:
             raise _missing(err, self._targets.cluster, service) from err
+        if task_definition is not None:
+            self._pointed[service] = state.task_definition
+        return state
 
-    def wait_stable(self, services: Sequence[str], timeout_seconds: float) -> None:
-        """Block until every service runs its desired count in a single deployment.
+    def wait_stable(
+        self, services: Sequence[str], timeout_seconds: float, expected: Mapping[str, str] | None = None
+    ) -> None:
+        """Block until every service runs its desired count in a single deployment (what
+        botocore's ``services_stable`` waiter waits for) and on the revision it should run.
 
-        Uses botocore's ``services_stable`` waiter, polling every ``min(15, timeout/4)``
-        seconds (at least 1) for as many attempts as fit in ``timeout_seconds``.
+        Polls DescribeServices every ``min(15, timeout/4)`` seconds (at least 1), as many times
+        as fit in ``timeout_seconds``. A loop of our own rather than the waiter: the waiter
+        reports a missing service, a refused call and a timeout alike, and cannot say why.
+
+        Args:
+            expected: service -> the task definition it should run; by default the one this
+                deployer last pointed it at. ECS's deployment circuit breaker rolls a failed
+                deployment back to the previous revision, and the service is then steady, on
+                the old version.
 
         Raises:
             ValueError: ``services`` is empty or the timeout is not positive.
-            ServiceNotStable: the timeout passed, or a service is missing or draining.
+            ServiceNotStable: the timeout passed, a service runs another revision than
+                expected, or its deployment failed; the message quotes ECS's newest events.
+            ServiceGone: a service does not exist, or is being deleted (at once, not a timeout).
+            TargetNotFound: the cluster does not exist.
+            ClientError: any other refusal (access denied, throttling), as it came.
         """
         names = list(services)
         if not names:
             raise ValueError("wait_stable needs at least one service")
         if timeout_seconds <= 0:
             raise ValueError(f"timeout_seconds must be > 0, got {timeout_seconds}")
+        expected = {**self._pointed, **(expected or {})}
         delay, attempts = waiter_schedule(timeout_seconds)
+        for attempt in range(attempts):
+            if attempt:
+                time.sleep(delay)
+            found = self._describe_all(names)
+            for item in found:
+                if item["serviceName"] in expected:
+                    _check_revision(names, item, expected[item["serviceName"]], timeout_seconds)
+            unsteady = [item for item in found if not _steady(item)]
+            if not unsteady:
+                return
+        raise ServiceNotStable(names, timeout_seconds, "; ".join(_why(item) for item in unsteady))
+
+    def _describe_all(self, names: list[str]) -> list[dict[str, Any]]:
+        """The services as ECS describes them, one call (DescribeServices takes up to 10)."""
+        cluster = self._targets.cluster
         try:
-            self._client.get_waiter("services_stable").wait(
-                cluster=self._targets.cluster,
-                services=names,
-                WaiterConfig={"Delay": delay, "MaxAttempts": attempts},
-            )
-        except WaiterError as err:
-            raise ServiceNotStable(names, timeout_seconds, str(err)) from err
+            found = self._client.describe_services(cluster=cluster, services=names)
+        except ClientError as err:
+            raise _missing(err, cluster, ", ".join(names)) from err
+        for failure in found.get("failures", []):
+            # ECS answers MISSING for a service it does not know (no error is raised).
+            raise ServiceGone(names, failure.get("arn", "?").rsplit("/", 1)[-1], f"in cluster {cluster}: "
+                              f"{failure.get('reason')} {failure.get('detail', '')}".rstrip())
+        for item in found["services"]:
+            if item["status"] in ("DRAINING", "INACTIVE"):
+                raise ServiceGone(names, item["serviceName"], f"in cluster {cluster}: it is {item['status']}")
+        return found["services"]
 
     def _registerable_fields(self) -> frozenset[str]:
         shape = self._client.meta.service_model.operation_model("RegisterTaskDefinition").input_shape
@@ -180,11 +221,55 @@ def _service_state(service: dict[str, Any]) -> ServiceState:
     )
 
 
-def waiter_schedule(timeout_seconds: float) -> tuple[int, int]:
-    """(Delay, MaxAttempts) for a waiter that should give up after about ``timeout_seconds``.
+def _steady(service: dict[str, Any]) -> bool:
+    """botocore's ``services_stable`` condition: one deployment, running all desired tasks."""
+    return len(service.get("deployments", [])) == 1 and service["runningCount"] == service["desiredCount"]
 
-    The waiter sleeps Delay seconds between attempts, so MaxAttempts * Delay bounds the wait;
-    botocore wants whole seconds for both.
+
+def _primary(service: dict[str, Any]) -> dict[str, Any]:
+    return next((d for d in service.get("deployments", []) if d.get("status") == "PRIMARY"), {})
+
+
+def _check_revision(names: list[str], service: dict[str, Any], expected: str, timeout_seconds: float) -> None:
+    """Raise if ``service`` no longer deploys ``expected``: waiting longer would not help.
+
+    The service's ``taskDefinition`` is its PRIMARY deployment's, and ECS points it back at the
+    old revision when the circuit breaker rolls back (it is read there, not from the deployment,
+    because moto does not move its deployment on UpdateService). A PRIMARY deployment marked
+    FAILED is the circuit breaker without rollback: it launches no more tasks.
+    """
+    runs = service["taskDefinition"]
+    if _revision(runs) != _revision(expected):
+        raise ServiceNotStable(names, timeout_seconds, f"{service['serviceName']} runs {runs}, not {expected} "
+                               f"(rolled back by ECS's circuit breaker, or replaced): {_why(service)}", timed_out=False)
+    if _primary(service).get("rolloutState") == "FAILED":
+        raise ServiceNotStable(names, timeout_seconds, f"the deployment of {expected} failed: {_why(service)}",
+                               timed_out=False)
+
+
+def _revision(task_definition: str) -> str:
+    """"family:revision" of an ARN or of "family:revision" itself, to compare either form."""
+    return task_definition.rsplit("/", 1)[-1]
+
+
+def _why(service: dict[str, Any], events: int = 3) -> str:
+    """What ECS says about ``service``: counts, its deployment's rollout reason, newest events."""
+    parts = [f"{service['serviceName']} has {service['runningCount']}/{service['desiredCount']} tasks running "
+             f"in {len(service.get('deployments', []))} deployment(s)"]
+    reason = _primary(service).get("rolloutStateReason")
+    if reason:
+        parts.append(reason.rstrip("."))
+    # ECS lists events newest first.
+    newest = [e["message"] for e in service.get("events", [])[:events]]
+    if newest:
+        parts.append("latest events: " + " | ".join(newest))
+    return "; ".join(parts)
+
+
+def waiter_schedule(timeout_seconds: float) -> tuple[int, int]:
+    """(Delay, MaxAttempts) for a poll that should give up after about ``timeout_seconds``.
+
+    The poll sleeps Delay whole seconds between attempts, so MaxAttempts * Delay bounds the wait.
     """
     delay = max(1, min(_MAX_DELAY_SECONDS, int(timeout_seconds // 4)))
     attempts = max(1, math.ceil(timeout_seconds / delay))

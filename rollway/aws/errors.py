@@ -51,16 +51,35 @@ class ServiceNotStable(AdapterError):
 
     Attributes:
         services: the services that were waited for.
-        timeout_seconds: how long the wait lasted.
+        timeout_seconds: how long the wait could last.
+        timed_out: False when waiting longer could not help (the message then claims no time).
     """
 
-    def __init__(self, services: Sequence[str], timeout_seconds: float, detail: str = "") -> None:
+    def __init__(
+        self, services: Sequence[str], timeout_seconds: float, detail: str = "", *, timed_out: bool = True
+    ) -> None:
         self.services = tuple(services)
         self.timeout_seconds = timeout_seconds
+        self.timed_out = timed_out
         suffix = f": {detail}" if detail else ""
-        super().__init__(
-            f"services {', '.join(self.services)} not stable after {timeout_seconds:g}s{suffix}"
-        )
+        after = f" after {timeout_seconds:g}s" if timed_out else ""
+        super().__init__(f"services {', '.join(self.services)} not stable{after}{suffix}")
+
+
+class ServiceGone(ServiceNotStable, TargetNotFound):
+    """A service waited for does not exist or is being deleted: found at once, not a timeout.
+
+    Both a ServiceNotStable (``services``: what was waited for) and a TargetNotFound (``name``:
+    the one missing), so a caller catching either name sees it.
+    """
+
+    def __init__(self, services: Sequence[str], name: str, detail: str) -> None:
+        self.services = tuple(services)
+        self.timeout_seconds = 0.0
+        self.timed_out = False
+        self.kind = "ECS service"
+        self.name = name
+        AdapterError.__init__(self, f"ECS service {name!r} not found {detail} (waiting for {', '.join(self.services)})")
 
 
 class NoDatapoints(AdapterError):

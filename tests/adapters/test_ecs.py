@@ -177,3 +177,115 @@ def test_deregister_revision_marks_it_inactive(aws):
     assert described["status"] == "INACTIVE"
     with pytest.raises(TargetNotFound):
         deployer.deregister_revision(arn.rsplit(":", 1)[0] + ":9999")
+
+
+# --- wait_stable on answers moto cannot give: circuit breaker, failed tasks, events (Stubber) ---
+
+OLD_TD = "arn:aws:ecs:us-west-2:123456789012:task-definition/webordinary-edit-task:7"
+NEW_TD = "arn:aws:ecs:us-west-2:123456789012:task-definition/webordinary-edit-task:8"
+
+
+def _ecs_service(name, td, running, desired, deployments, events=()):
+    """A DescribeServices service as real ECS answers it (events newest first)."""
+    return {"serviceName": name, "status": "ACTIVE", "taskDefinition": td, "desiredCount": desired,
+            "runningCount": running, "pendingCount": 0, "deployments": deployments,
+            "events": [{"id": str(i), "message": m} for i, m in enumerate(events)]}
+
+
+def _ecs_deployment(td, rollout, running, desired, status="PRIMARY", reason=None):
+    found = {"id": f"ecs-svc/{td[-1]}{status}", "status": status, "taskDefinition": td, "desiredCount": desired,
+             "runningCount": running, "rolloutState": rollout}
+    return found | ({"rolloutStateReason": reason} if reason else {})
+
+
+@pytest.fixture
+def stubbed(targets):
+    import boto3
+    from botocore.stub import Stubber
+
+    client = boto3.client("ecs", region_name="us-west-2", aws_access_key_id="x", aws_secret_access_key="x")
+    with Stubber(client) as stub:
+        yield EcsDeployer(client, targets), stub
+
+
+def test_a_deployment_the_circuit_breaker_rolled_back_fails_the_wait_at_once(stubbed, targets):
+    # ECS rolled the failed deployment back: one PRIMARY deployment, all tasks running, on the OLD
+    # revision. botocore's services_stable waiter calls that steady; finalize then moved traffic.
+    deployer, stub = stubbed
+    name = targets.stable_service
+    stub.add_response("update_service", {"service": _ecs_service(name, NEW_TD, 2, 2, [
+        _ecs_deployment(NEW_TD, "IN_PROGRESS", 0, 2), _ecs_deployment(OLD_TD, "COMPLETED", 2, 2, "ACTIVE")])})
+    stub.add_response("describe_services", {"services": [_ecs_service(name, OLD_TD, 2, 2, [
+        _ecs_deployment(OLD_TD, "COMPLETED", 2, 2)], events=[
+        f"(service {name}) rolling back to deployment ecs-svc/7PRIMARY.",
+        f"(service {name}) (deployment ecs-svc/8PRIMARY) deployment failed: tasks failed to start."])]})
+    deployer.update_service(name, task_definition=NEW_TD, desired=2)
+    with pytest.raises(ServiceNotStable, match="rolling back to deployment") as caught:
+        deployer.wait_stable([name], timeout_seconds=600)
+    assert f"runs {OLD_TD}, not {NEW_TD}" in str(caught.value)
+    assert not caught.value.timed_out and "600" not in str(caught.value)
+
+
+def test_wait_stable_checks_the_revision_it_is_told_and_a_failed_deployment(stubbed, targets):
+    deployer, stub = stubbed
+    name = targets.stable_service
+    steady_on_old = _ecs_service(name, OLD_TD, 2, 2, [_ecs_deployment(OLD_TD, "COMPLETED", 2, 2)])
+    stub.add_response("describe_services", {"services": [steady_on_old]})
+    with pytest.raises(ServiceNotStable, match=r"task-definition/webordinary-edit-task:7, not webordinary-edit-task:8 \(rolled back"):
+        deployer.wait_stable([name], timeout_seconds=5, expected={name: "webordinary-edit-task:8"})
+    # The circuit breaker without rollback: the PRIMARY deployment is FAILED and starts no more tasks.
+    stub.add_response("describe_services", {"services": [_ecs_service(name, NEW_TD, 0, 2, [_ecs_deployment(
+        NEW_TD, "FAILED", 0, 2, reason="ECS deployment circuit breaker: tasks failed to start.")])]})
+    with pytest.raises(ServiceNotStable, match="deployment .* failed: .*circuit breaker: tasks failed to start"):
+        deployer.wait_stable([name], timeout_seconds=600, expected={name: NEW_TD})
+    # Either form of the revision names the same one.
+    stub.add_response("describe_services", {"services": [steady_on_old]})
+    deployer.wait_stable([name], timeout_seconds=5, expected={name: "webordinary-edit-task:7"})
+
+
+def test_a_timeout_quotes_what_ecs_says_about_the_tasks(stubbed, targets, monkeypatch):
+    monkeypatch.setattr("rollway.aws.ecs.time.sleep", lambda _: None)
+    deployer, stub = stubbed
+    name = targets.canary_service
+    why = f"(service {name}) is unable to consistently start tasks successfully."
+    starting = _ecs_service(name, NEW_TD, 0, 1, [_ecs_deployment(NEW_TD, "IN_PROGRESS", 0, 1,
+                            reason="ECS deployment ecs-svc/8 in progress.")], events=[why, "older event", "old", "oldest"])
+    for _ in range(waiter_schedule(30)[1]):
+        stub.add_response("describe_services", {"services": [starting]})
+    with pytest.raises(ServiceNotStable) as caught:
+        deployer.wait_stable([name], timeout_seconds=30)
+    message = str(caught.value)
+    assert caught.value.timed_out and "after 30s" in message
+    assert "0/1 tasks running" in message and "ECS deployment ecs-svc/8 in progress" in message
+    assert why in message and "oldest" not in message, "the newest three events only"
+    stub.assert_no_pending_responses()
+
+
+def test_access_denied_while_waiting_is_raised_as_it_came(stubbed, targets):
+    from botocore.exceptions import ClientError
+
+    deployer, stub = stubbed
+    stub.add_client_error("describe_services", service_error_code="AccessDeniedException",
+                          service_message="not authorized to perform: ecs:DescribeServices")
+    with pytest.raises(ClientError, match="AccessDeniedException") as caught:
+        deployer.wait_stable([targets.stable_service], timeout_seconds=600)
+    assert not isinstance(caught.value, ServiceNotStable)
+
+
+def test_a_missing_service_is_named_at_once_not_reported_as_a_timeout(aws, deployer):
+    import time
+
+    start = time.monotonic()
+    with pytest.raises(TargetNotFound, match="'ghost-service' not found") as caught:
+        deployer.wait_stable([aws.targets.stable_service, "ghost-service"], timeout_seconds=600)
+    assert time.monotonic() - start < 5
+    assert isinstance(caught.value, ServiceNotStable) and not caught.value.timed_out
+    assert "600" not in str(caught.value)
+
+
+def test_a_service_pointed_at_a_new_revision_is_stable_on_it(aws, deployer):
+    # No false alarm on the embedded AWS: the revision just deployed is the one running.
+    t = aws.targets
+    arn = deployer.register_revision(f"{aws.topology.repository_uri}:{NEW_IMAGE_TAG}", aws.topology.task_definition_arn)
+    deployer.update_service(t.canary_service, task_definition=arn, desired=1)
+    deployer.wait_stable([t.stable_service, t.canary_service], timeout_seconds=5)

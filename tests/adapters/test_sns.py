@@ -7,7 +7,7 @@ import json
 import pytest
 
 from rollway.aws.errors import TargetNotFound
-from rollway.aws.sns import SUBJECT_LIMIT, SnsNotifier, safe_subject
+from rollway.aws.sns import MESSAGE_LIMIT_BYTES, SUBJECT_LIMIT, TRUNCATED, SnsNotifier, fit_message, safe_subject
 
 
 def _subscribed_queue(aws) -> str:
@@ -69,3 +69,28 @@ def test_topic_found_among_many_pages(aws, watch_calls):
 def test_safe_subject(subject, expected):
     assert safe_subject(subject) == expected
     assert len(safe_subject(subject)) <= SUBJECT_LIMIT
+
+
+@pytest.mark.parametrize("filler", ["x", "é", "€", "😀"], ids=["1-byte", "2-byte", "3-byte", "4-byte"])
+def test_a_message_over_256_kb_of_utf8_is_cut_to_fit_with_a_mark(aws, filler):
+    """Real SNS refuses more than 262,144 bytes of UTF-8 (moto counts characters, so it is
+    checked on what was sent): a rejection comment with a pasted log must not stop the notice."""
+    sent = []
+    sns = aws.get_client("sns")
+    record = lambda params, **_: sent.append(params["Message"])  # noqa: E731
+    sns.meta.events.register("provide-client-params.sns.Publish", record)
+    try:
+        message_id = SnsNotifier(sns, aws.targets).notify("Rollback of x", "Why: rejected: " + filler * 300_000)
+    finally:
+        sns.meta.events.unregister("provide-client-params.sns.Publish", record)
+    (message,) = sent
+    assert len(message.encode()) <= MESSAGE_LIMIT_BYTES < 262_144
+    assert message.startswith("Why: rejected: " + filler * 100) and message.endswith(TRUNCATED)
+    assert set(message[len("Why: rejected: "):-len(TRUNCATED)]) == {filler}, "cut on a character boundary"
+    assert message_id
+
+
+def test_fit_message_keeps_a_message_that_fits_as_it_is():
+    assert fit_message("é" * 10, limit=20) == "é" * 10
+    cut = fit_message("é" * 20, limit=30)
+    assert cut.endswith(TRUNCATED) and len(cut.encode()) <= 30 and cut.startswith("é")

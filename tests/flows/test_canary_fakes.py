@@ -255,3 +255,15 @@ def test_a_stage_never_passes_on_a_period_whose_5xx_count_has_not_landed():
     assert result.outcome == "rolled_back", result.reason
     assert [s.weights.canary for s in result.stages] == [5]
     assert env.router.weights == Weights(stable=100, canary=0)
+
+
+def test_a_canary_the_circuit_breaker_rolled_back_gets_no_traffic():
+    # ECS rolls the canary's new revision back while it is scaled up for the first stage: the
+    # canary is steady again, on the stable version. Sending it traffic would judge old against old.
+    env = fake_environment(canary_error_rate=0.0)
+    env.deployer.rolls_back = {env.targets.canary_service}
+    with pytest.raises(Exception, match="runs .*task-definition/webordinary-edit-task:1, not .*edit-task:100"):
+        canary_on(env, spec(5, 100))
+    assert all(not c.startswith("set_weights") or c.endswith("100/0") or "stable=100" in c
+               for c in env.router.calls), env.router.calls
+    assert env.router.weights == Weights(stable=100, canary=0)

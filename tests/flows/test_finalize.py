@@ -226,6 +226,29 @@ def test_a_finalize_stopped_before_the_traffic_moved_leaves_the_canary_serving_a
     assert kinds(aws)[-3:] == ["finalize-start", "finalize-start", "finalized"]
 
 
+def test_a_release_the_circuit_breaker_rolled_back_keeps_the_traffic_on_the_canary(aws, independent_client):
+    # ECS's circuit breaker rolls the stable service's new deployment back to the old revision
+    # (moto has none; a second actor plays it): the service is steady, but on the old version.
+    env, release, old = promote_by_hand(aws, "start", "promote", "decommission")
+    t = aws.targets
+    pointed = env.deployer.update_service
+
+    def then_rolled_back(service, **changes):
+        state = pointed(service, **changes)
+        if service == t.stable_service and changes.get("task_definition") == release:
+            independent_client("ecs").update_service(cluster=t.cluster, service=service, taskDefinition=old)
+        return state
+
+    env.deployer.update_service = then_rolled_back
+    with pytest.raises(FinalizeIncomplete, match="rolled back by ECS's circuit breaker") as stopped:
+        finalize_on(env)
+    assert f"runs {old}, not {release}" in str(stopped.value)
+    weights, stable, canary = read_back(aws)
+    assert weights == ALL_CANARY and canary.desired == 2, "users stay on the release, served by the canary"
+    assert stable.task_definition == old
+    assert finalize_unfinished(env.ledger.get(t.canary_service))
+
+
 def test_a_finalize_stopped_after_the_traffic_moved_is_finished_from_there(aws, watch_calls):
     env, release, _ = promote_by_hand(aws, "start", "promote", "decommission")
     canary_name = aws.targets.canary_service
