@@ -78,8 +78,15 @@ Decision = Union[SetWeight, Hold, Pause, Rollback, Promote, PhaseComplete]
 
 def stage_end(spec: RolloutSpec, state: StageState) -> float:
     """When the current stage's final verdict is due: its bake, plus the time its last
-    period's metrics may take to arrive."""
-    return state.started_at + spec.stages[state.stage_index].bake_seconds + spec.analysis.metrics_delay_seconds
+    period's metrics may take to arrive.
+
+    The bake lasts at least until the first whole period after the shift has ended: a shift
+    lands mid-period, so a bake of one interval would otherwise end before any whole period
+    did, and a healthy canary would always pause as inconclusive.
+    """
+    baked = max(state.started_at + spec.stages[state.stage_index].bake_seconds,
+                analysis_start(spec, state) + spec.analysis.interval_seconds)
+    return baked + spec.analysis.metrics_delay_seconds
 
 
 def stage_over(spec: RolloutSpec, state: StageState, now: float) -> bool:
