@@ -338,7 +338,9 @@ def run_stages(
             journal.answered(decision, answer, target)
             log.info("pause (%s) answered %s by %s: %s", decision.cause, answer.action, answer.approver, answer.comment)
             if answer.action == "reject":
-                if not state.passed:
+                # Rejected while a stage bakes: that stage ends rejected. Before the first
+                # stage (index -1) no stage ran, and none is reported.
+                if state.stage_index >= 0 and not state.passed:
                     finish_stage("rejected", now)
                 return _rolled_back(env, spec, rollback, journal, reports, weights,
                                     f"rejected by {answer.approver}: {answer.comment or decision.reason}",

@@ -810,3 +810,17 @@ def test_a_pause_left_unanswered_for_weeks_adds_one_ledger_entry_not_one_per_tim
     record = env.ledger.get(env.targets.canary_service)
     assert kinds(env).count("timeout") == 1, [(t.kind, t.to_stage, t.verdict) for t in record.history if t.kind == "timeout"]
     assert kinds(env)[-1] == "promote" and kinds(env).count("approve") == 1
+
+
+def test_a_rejection_before_the_first_stage_reports_no_stage():
+    """The spec asks for approval before its first stage, and bob rejects: no stage ran. The
+    result used to carry a stage row with index -1, and the journal indexed spec.stages[-1],
+    publishing a "100 %: canary vs baseline" table for a stage that never started."""
+    env = env_with_ledger()
+    spec = RolloutSpec(image=IMAGE, stages=[Stage(weight=5, bake_seconds=180, approval=True),
+                                            Stage(weight=100, bake_seconds=180)])
+    result = progressive_on(env, spec, lambda pause, summary: ApprovalAnswer(action="reject", approver="bob",
+                                                                             comment="not today"))
+    assert result.outcome == "rolled_back" and "rejected by bob" in result.reason
+    assert result.stages == (), [(s.stage_index, s.decision) for s in result.stages]
+    assert env.router.weights == Weights(stable=100, canary=0)
