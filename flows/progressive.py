@@ -10,6 +10,7 @@ again reconciles the ledger with the load balancer and carries on from the recor
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from typing import Callable
 
 from prefect import flow, get_run_logger
@@ -200,10 +201,34 @@ def record_mode(env: Environment, record: RolloutRecord, *, phased: bool, owner:
         return record
     now = env.clock.now()
     how = "at the end of each weekly phase" if phased else "after the last stage, running every remaining stage now"
+    # Going on past a completed phase, the phase is no longer "passed, waiting for the
+    # schedule": the schedule must treat the rollout as driven by this run (left alone while it
+    # lives, resumed unphased if it dies), not start the next phase over it.
+    leaving = {"phase": RolloutPhase.PROGRESSING, "weekly_phase_passed": False} if leaving_pause else {}
     return env.ledger.record(
         record.service, owner=owner, now=now, lease_seconds=lease_seconds,
         transition=Transition(at=now, kind="resume", actor=actor, comment=f"this run stops {how}"),
-        phased=phased, **({"phase": RolloutPhase.PROGRESSING} if leaving_pause else {}),
+        phased=phased, **leaving,
+    )
+
+
+def catch_up_phase(env: Environment, spec: RolloutSpec, record: RolloutRecord, *, owner: str, actor: str,
+                   lease_seconds: float) -> RolloutRecord:
+    """Record the weekly phase the rollout's stage is in, when an unphased run took it past the
+    recorded one: a phased run must stop at the end of that phase, not judge the current stage
+    the end of a phase that is long over and hold there."""
+    index = record.weekly_phase_index
+    while index + 1 < len(spec.phases) and record.stage_index > phase_end_stage(spec, index):
+        index += 1
+    if index == record.weekly_phase_index:
+        return record
+    now = env.clock.now()
+    return env.ledger.record(
+        record.service, owner=owner, now=now, lease_seconds=lease_seconds,
+        transition=Transition(at=now, kind="phase", actor=actor,
+                              comment=f"in {spec.phases[index].name}: an unphased run reached "
+                                      f"{spec.stages[record.stage_index].weight}%"),
+        weekly_phase_index=index, weekly_phase_passed=False, weekly_phase_started_at=now,
     )
 
 
@@ -290,6 +315,9 @@ def run_progressive(
         env.ledger.release(service, owner=owner)  # a refused run holds nothing
         raise
     record = record_mode(env, record, phased=phased, owner=owner, actor=actor, lease_seconds=lease_seconds)
+    if phased:
+        record = catch_up_phase(env, spec, record, owner=owner, actor=actor, lease_seconds=lease_seconds)
+        phase_index = record.weekly_phase_index
     state = StageState(
         stage_index=record.stage_index, started_at=record.stage_started_at, passed=record.stage_passed,
         approved=record.approved_stage, until_stage=phase_end_stage(spec, phase_index) if phased else None,
@@ -331,6 +359,7 @@ def advance(env: Environment, approver: Approver, *, owner: str, actor: str = "s
     """
     log = get_run_logger()
     service = env.targets.canary_service
+    owner_finished = functools.cache(owner_finished)  # each question is a call to the Prefect API
     with before_any_write():  # as in run_progressive: nothing read, nothing to roll back
         record = env.ledger.get(service)
     if record is not None and record.phase is RolloutPhase.ROLLING_BACK:
@@ -349,14 +378,29 @@ def advance(env: Environment, approver: Approver, *, owner: str, actor: str = "s
         log.info("no unfinished rollout of %s: nothing to advance", service)
         return None
     spec = recorded_policy(record)
-    if not record.weekly_phase_passed and record.phase is RolloutPhase.PROGRESSING:
+    # PENDING: the first run died before its first phase started (or before it deployed).
+    if not record.weekly_phase_passed and record.phase in (RolloutPhase.PROGRESSING, RolloutPhase.PENDING):
         if _abandoned(record, now, owner_finished):
             log.warning("phase %s of %s was left unfinished by %s: resuming it at %s",
-                        record.weekly_phase_index + 1, service, record.owner, record.weights)
+                        max(record.weekly_phase_index, 0) + 1, service, record.owner, record.weights)
             return run_progressive(env, spec, approver, owner=owner, actor=actor, phased=record.phased,
                                    adopt_live_weights=adopt_live_weights, lease_seconds=lease_seconds)
+    if record.owner is not None and not owner_finished(record.owner):
+        # A live run drives it (one paused for an approval renews no lease, so the lease says
+        # nothing): starting a phase over it would leave two runs moving the traffic.
+        log.info("%s's rollout is driven by %s, whose run has not ended: nothing to do", service, record.owner)
+        return None
+    if not record.phased:
+        log.info("%s's rollout runs every stage now (unphased), not by the weekly plan: nothing to do", service)
+        return None
     if record.weekly_phase_started_at is not None and week_of(record.weekly_phase_started_at) == week_of(now):
         log.info("this week's phase of %s already started: nothing to do", service)
+        return None
+    if record.weekly_phase_started_at is not None and now - record.weekly_phase_started_at < spec.min_phase_seconds:
+        # Calendar weeks alone would end a phase started on Sunday evening the next morning.
+        log.info("phase %s of %s started %.1f h ago, under min_phase_seconds (%.0f h): it runs until a later "
+                 "schedule", record.weekly_phase_index + 1, service, (now - record.weekly_phase_started_at) / 3600,
+                 spec.min_phase_seconds / 3600)
         return None
     if not record.weekly_phase_passed:
         raise PhaseRefused(

@@ -350,6 +350,10 @@ class RolloutSpec(BaseModel):
     guardrails: Guardrails = Field(default_factory=Guardrails)
     approvals: Approvals = Field(default_factory=Approvals)
     phases: tuple[WeeklyPhase, ...] = Field(default_factory=default_phases)
+    min_phase_seconds: float = Field(
+        default=3 * _DAY, ge=0, le=30 * _DAY,
+        description="a weekly phase runs at least this long before the schedule starts the next one (at most 30 days)",
+    )
     flags: tuple[FlagBinding, ...] = ()
     verify_timeout_seconds: float = Field(
         default=30.0, gt=0, le=MAX_VERIFY_TIMEOUT_SECONDS, description="how long a weight read-back may lag"

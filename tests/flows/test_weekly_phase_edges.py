@@ -1,0 +1,174 @@
+"""Weekly phases at their edges: runs that go on past a completed phase, a phase started late
+in a week, and a first run that died before its first phase.
+
+The weekly `advance_phase` run is the rollout's watchdog and its calendar: it leaves a live run
+alone (one paused for an approval renews no lease), resumes a dead one the way it ran (phased
+or every stage now), and starts the next phase once the current one passed, ran at least
+`min_phase_seconds` and began in an earlier calendar week.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from prefect import flow
+
+from flows.progressive import PhaseRefused, advance
+from rollway.approvals import ApprovalAnswer, auto_approve
+from rollway.phases import RolloutPhase
+from tests.flows.test_progressive_fakes import (
+    WEEK, Intercept, Killed, advance_on, env_with_ledger, full_spec, progressive_on, shifts,
+)
+
+
+@flow
+def watchdog(env, approver, owner, finished):
+    return advance(env, approver, owner=owner, owner_finished=finished)
+
+
+def test_an_unphased_run_started_from_a_completed_phase_that_died_is_resumed_unphased():
+    """Week 1 holds at 5 %. alice then runs every remaining stage now (phased=false, the
+    README's "a run that goes on past a completed phase"); the run dies while 75 % bakes.
+    README: the ledger records that the run was unphased, so the watchdog resumes it the same
+    way (an unphased run is not held back to the weekly plan). Here the schedule instead starts
+    "week 2" phased, holds at 75 % and needs yet another week."""
+    env = env_with_ledger()
+    assert progressive_on(env, full_spec(), auto_approve("alice"), phased=True).outcome == "holding"
+    real = env.metrics
+
+    def dies_while_75_bakes(name, args, kwargs):
+        if name == "observe" and env.router.weights.canary == 75:
+            raise Killed("the node running the rollout is lost while 75% bakes")
+
+    env.metrics = Intercept(real, dies_while_75_bakes)
+    with pytest.raises(Killed):
+        progressive_on(env, full_spec(), auto_approve("alice"), owner="run-2", phased=False)
+    env.metrics = real
+    assert shifts(env) == [5, 25, 50, 75]
+    record = env.ledger.get(env.targets.canary_service)
+    assert record.phased is False  # the ledger knows the run was unphased
+
+    env.clock.sleep(601)  # lease gone
+    outcomes = [watchdog(env, auto_approve("carol"), "cron-1", lambda owner: True)]
+    if outcomes[-1] is None or outcomes[-1].outcome != "promoted":
+        env.clock.sleep(WEEK)
+        outcomes.append(watchdog(env, auto_approve("carol"), "cron-2", lambda owner: True))
+    record = env.ledger.get(env.targets.canary_service)
+    assert outcomes[-1] is not None and outcomes[-1].outcome == "promoted", (
+        f"watchdog outcomes {[o and o.outcome for o in outcomes]}; rollout {record.phase.value} at "
+        f"{record.weights}, phased={record.phased}, weekly phase {record.weekly_phase_index + 1} "
+        f"passed={record.weekly_phase_passed}"
+    )
+
+
+def test_the_schedule_leaves_alone_an_unphased_run_waiting_for_an_approval():
+    """Week 1 holds at 5 %. alice goes on with phased=false; her run pauses for the approval
+    before 25 % (a pause renews no lease). The Monday schedule fires while she thinks.
+    README: "a run waiting for an approval is left alone". Here the schedule takes the rollout
+    from the live paused run (it never asks owner_finished), starts week 2 and moves traffic;
+    alice's approval is then thrown away (RolloutMovedOn)."""
+    env = env_with_ledger()
+    assert progressive_on(env, full_spec(), auto_approve("alice"), phased=True).outcome == "holding"
+    seen: dict = {}
+
+    def alice(pause, summary):
+        if "cron" not in seen:
+            env.clock.sleep(WEEK)  # she answers after the weekend; Monday's schedule runs meanwhile
+            seen["asked_owner"] = []
+            try:
+                seen["cron"] = watchdog(env, auto_approve("carol"), "cron-1",
+                                        lambda owner: seen["asked_owner"].append(owner) or False)
+            except PhaseRefused:  # refusing (the phase in progress has not passed) also leaves it alone
+                seen["cron"] = None
+            seen["after_cron"] = env.ledger.get(env.targets.canary_service)
+        return ApprovalAnswer(action="approve", approver="alice", comment="go")
+
+    progressive_on(env, full_spec(), alice, owner="run-2", phased=False, return_state=True)
+    after = seen["after_cron"]
+    assert seen["cron"] is None and after.owner == "run-2" and after.weekly_phase_index == 0, (
+        f"the schedule ran while run-2 waited for alice: it returned "
+        f"{seen['cron'] and seen['cron'].outcome!r}, owner now {after.owner!r}, weekly phase "
+        f"{after.weekly_phase_index + 1}, weights {after.weights}, shifts {shifts(env)}; "
+        f"owner_finished asked about {seen['asked_owner']}"
+    )
+
+
+def _utc(*parts) -> float:
+    return dt.datetime(*parts, tzinfo=dt.timezone.utc).timestamp()
+
+
+def test_a_week_1_started_on_sunday_evening_is_not_ended_by_mondays_schedule():
+    """alice starts the rollout on Sunday 23:00 UTC; week 1 (5 %) passes its 3-minute bake.
+    The Monday 09:00 UTC schedule, ten hours later, starts week 2 (25 %, 50 %): "week 1" lasted
+    ten hours. advance() compares ISO calendar weeks of the phase's start and of now."""
+    env = env_with_ledger()
+    env.clock.t = _utc(2027, 1, 17, 23, 0)  # a Sunday
+    assert progressive_on(env, full_spec(), auto_approve("alice"), phased=True).outcome == "holding"
+    env.clock.t = _utc(2027, 1, 18, 9, 0)  # Monday 09:00 UTC, the cron
+    advance_on(env, auto_approve("carol"), "cron-1")
+    record = env.ledger.get(env.targets.canary_service)
+    hours = (env.clock.now() - record.history[2].at) / 3600
+    assert shifts(env) == [5], (
+        f"week 2 started {hours:.0f} h after week 1: shifts {shifts(env)}, weekly phase {record.weekly_phase_index + 1}"
+    )
+
+
+def test_the_watchdog_resumes_a_rollout_whose_first_run_died_before_deploying():
+    """The first run records the rollout (pending) and dies while registering the task definition.
+    README: the weekly advance_phase is the rollout's watchdog. Here it refuses every Monday with
+    "phase 0 has not passed (pending ...)", and nothing resumes the rollout."""
+    env = env_with_ledger()
+    real = env.deployer
+
+    def dies_registering(name, args, kwargs):
+        if name == "register_revision":
+            raise Killed("the node is lost while registering the canary's task definition")
+
+    env.deployer = Intercept(real, dies_registering)
+    with pytest.raises(Killed):
+        progressive_on(env, full_spec(), auto_approve("alice"), phased=True)
+    env.deployer = real
+    assert env.ledger.get(env.targets.canary_service).phase is RolloutPhase.PENDING
+    env.clock.sleep(WEEK)
+    try:
+        result = watchdog(env, auto_approve("carol"), "cron-1", lambda owner: True)
+    except PhaseRefused as refused:
+        pytest.fail(f"the watchdog refused instead of resuming the dead run: {refused}")
+    assert result is not None and shifts(env) == [5]
+
+
+def test_a_phased_rerun_of_a_rollout_past_its_weekly_phase_runs_the_phase_its_stage_is_in():
+    """alice runs every stage now (phased=false); the run dies while 75 % bakes (week 3's
+    stage). She starts progressive_rollout again from the UI, whose default is phased=true.
+    The run judges 75 % as the end of *week 1* ("this phase ends at 5%"), holds there, and the
+    schedule then spends a whole week on "week 2" (25 %, 50 %) at 75 % before week 3 runs:
+    weekly_phase_index is never brought in line with the stage reached."""
+    env = env_with_ledger()
+    real = env.metrics
+
+    def dies_while_75_bakes(name, args, kwargs):
+        if name == "observe" and env.router.weights.canary == 75:
+            raise Killed("the node running the rollout is lost while 75% bakes")
+
+    env.metrics = Intercept(real, dies_while_75_bakes)
+    with pytest.raises(Killed):
+        progressive_on(env, full_spec(), auto_approve("alice"), phased=False)
+    env.metrics = real
+    env.clock.sleep(601)
+    result = progressive_on(env, full_spec(), auto_approve("alice"), owner="run-2", phased=True)
+    record = env.ledger.get(env.targets.canary_service)
+    assert result.outcome == "promoted" or record.weekly_phase_index == 2, (
+        f"{result.outcome} at {record.weights}: {result.reason[-40:]!r}, weekly phase {record.weekly_phase_index + 1}"
+    )
+
+
+def test_a_phase_that_ran_min_phase_seconds_is_advanced_by_the_next_schedule():
+    """The minimum age does not hold back a phase that ran long enough: week 1 started on
+    Thursday is ended by Monday's schedule, four days later."""
+    env = env_with_ledger()
+    env.clock.t = _utc(2027, 1, 14, 9, 0)  # a Thursday
+    assert progressive_on(env, full_spec(), auto_approve("alice"), phased=True).outcome == "holding"
+    env.clock.t = _utc(2027, 1, 18, 9, 0)
+    assert advance_on(env, auto_approve("carol"), "cron-1").outcome == "holding"
+    assert shifts(env) == [5, 25, 50]
