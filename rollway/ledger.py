@@ -35,7 +35,7 @@ class LockHeld(LedgerError):
 
 
 class NotOwner(LedgerError):
-    """A write from a run that no longer owns the rollout (its lease was taken over)."""
+    """A write from a run that no longer owns the rollout (another run took it over, or it was released)."""
 
 
 class RolloutEnded(LedgerError):
@@ -233,21 +233,26 @@ def check_lease(record: RolloutRecord, owner: str, now: float) -> None:
 
 
 def check_owner(record: RolloutRecord, owner: str | None, now: float) -> None:
-    """Allow a write by ``owner``: None (a lease-free action) or the holder of a running lease.
+    """Allow a write by ``owner``: None (a lease-free action) or the recorded owner.
+
+    The recorded owner may write even after its lease expired (a write that passes
+    ``lease_seconds`` renews it): a run blocked longer than its lease (ECS placing the canary's
+    tasks, health checks) is still the only one driving the rollout, and refusing its record
+    of a shift it made would leave the traffic moved and unrecorded. Two runs are still kept
+    apart: another run can only take an expired lease through ``acquire``, which makes it the
+    owner, and from then on the old owner's writes are refused. ``now`` is kept for the
+    callers' symmetry with ``check_lease``.
 
     Raises:
         RolloutEnded: an owner writes to a rollout that is being or has been rolled back.
-        NotOwner: ``owner`` does not hold the lease, or its lease expired before ``now``.
+        NotOwner: another run took the rollout over, or ``owner`` released it.
     """
     if owner is None:
         return
     check_not_ended(record)
-    if record.owner == owner and record.lease_expires >= now:
-        return
     if record.owner == owner:
-        held = f"its lease expired at {utc(record.lease_expires)}"
-    else:
-        held = f"it is owned by {record.owner!r}" if record.owner else "it was released"
+        return
+    held = f"it is owned by {record.owner!r}" if record.owner else "it was released"
     raise NotOwner(
         f"{owner!r} no longer owns rollout {record.rollout_id!r} of service {record.service!r}: {held}"
     )

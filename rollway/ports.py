@@ -88,7 +88,8 @@ class Ledger(Protocol):
         """Append ``transition`` and apply ``changes`` (fields of RolloutRecord) atomically.
 
         ``owner=None`` writes without a lease (rollback and manual actions, which must always
-        be able to act); otherwise raises NotOwner if ``owner`` does not hold the lease.
+        be able to act); otherwise raises NotOwner if ``owner`` is not the recorded owner (an
+        owner whose lease expired may still write until another run takes the rollout over).
         A positive ``lease_seconds`` renews the lease.
         """
 

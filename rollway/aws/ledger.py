@@ -221,7 +221,8 @@ class DynamoLedger:
             service: whose newest rollout to write.
             owner: the lease holder writing, or None for a lease-free write (rollback and
                 manual actions) that must succeed whoever holds the lease.
-            now: the time of the write; the lease must not have expired before it.
+            now: the time of the write (an owner may write after its lease expired, as long as
+                no other run took the rollout over).
             transition: appended to the history.
             lease_seconds: if positive, the lease is renewed to ``now + lease_seconds``.
             **changes: RolloutRecord fields to set.
@@ -232,7 +233,7 @@ class DynamoLedger:
         Raises:
             ValueError: a change names no writable field or has an invalid value, or a lease
                 renewal without an owner; raised before anything is written.
-            NotOwner: ``owner`` does not hold an unexpired lease.
+            NotOwner: ``owner`` is not the rollout's owner (another run took it over, or it released it).
             RolloutNotFound: the service has no rollout.
         """
         fields = validate_changes(changes)
@@ -242,8 +243,9 @@ class DynamoLedger:
             sets["lease_expires"] = now + lease_seconds
         condition, values = None, {}
         if owner is not None:
-            condition = f"{_NOT_ENDED} AND #owner = :holder AND #lease_expires >= :now"
-            values = {":holder": owner, ":now": now, **_ENDED_VALUES}
+            # The owner alone, not its lease: see rollway.ledger.check_owner.
+            condition = f"{_NOT_ENDED} AND #owner = :holder"
+            values = {":holder": owner, **_ENDED_VALUES}
         try:
             return self._update(service, sets=sets, condition=condition, values=values, append=transition)
         except _Refused as refused:

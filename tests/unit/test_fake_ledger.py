@@ -169,13 +169,21 @@ class LedgerContract:
         written = ledger.record(SERVICE, owner="run-2", now=START + 62, transition=step(START + 62, actor="run-2"))
         assert written.stage_index == -1 and len(written.history) == 1
 
-    def test_an_owner_whose_lease_expired_cannot_write(self, ledger):
+    def test_an_owner_whose_lease_expired_writes_and_renews_until_another_run_takes_over(self, ledger):
+        """A run blocked past its lease (ECS slow to place the canary) still records what it did;
+        only a takeover, which makes another run the owner, stops its writes."""
         started(ledger)
         kept = ledger.record(SERVICE, owner="run-1", now=START + 30, transition=step(START + 30), lease_seconds=LEASE)
         assert kept.lease_expires == START + 90
-        with pytest.raises(NotOwner, match="expired"):
-            ledger.record(SERVICE, owner="run-1", now=START + 91, transition=step(START + 91))
-        assert ledger.get(SERVICE) == kept
+        late = ledger.record(SERVICE, owner="run-1", now=START + 700, transition=step(START + 700),
+                             lease_seconds=LEASE, stage_index=1)
+        assert (late.owner, late.lease_expires, late.stage_index) == ("run-1", START + 760, 1)
+        with pytest.raises(LockHeld):  # renewed: nobody may take it now
+            ledger.acquire(SERVICE, owner="run-2", now=START + 701, lease_seconds=LEASE)
+        ledger.acquire(SERVICE, owner="run-2", now=START + 761, lease_seconds=LEASE)  # expired again: taken over
+        with pytest.raises(NotOwner, match="owned by 'run-2'"):
+            ledger.record(SERVICE, owner="run-1", now=START + 762, transition=step(START + 762), lease_seconds=LEASE)
+        assert ledger.get(SERVICE).owner == "run-2" and len(ledger.get(SERVICE).history) == 2
 
     def test_release_frees_the_lease_only_for_its_owner(self, ledger):
         created = started(ledger)
