@@ -3,13 +3,17 @@ lease, a kill between two writes that belong together, a late write of an older 
 
 from __future__ import annotations
 
+import pytest
 from prefect import flow
 
 from flows.progressive import run_progressive
-from rollway.approvals import auto_approve
+from rollway.approvals import ApprovalAnswer, auto_approve, scripted
 from rollway.fakes import FakeLedger
+from rollway.model import Weights
+from rollway.phases import RolloutPhase
 from rollway.spec import RolloutSpec, Stage
 from tests.flows.fake_env import fake_environment
+from tests.flows.test_progressive_fakes import Intercept, Killed
 
 IMAGE = "webordinary/edit-container:2.0.0"
 
@@ -23,6 +27,20 @@ def env_with_ledger():
 def quick_spec(*weights: int, **fields) -> RolloutSpec:
     return RolloutSpec(image=IMAGE, stages=[Stage(weight=w, bake_seconds=120) for w in weights],
                        monitor_seconds=0, **fields)
+
+
+def dies_after_recording(kind: str):
+    """An Intercept hook: the process dies on the ledger call right after the one that recorded
+    a transition of ``kind``."""
+    seen = {"recorded": False}
+
+    def hook(name, args, kwargs):
+        if seen["recorded"]:
+            raise Killed(f"killed right after {kind} was recorded")
+        t = kwargs.get("transition")
+        seen["recorded"] = name == "record" and getattr(t, "kind", None) == kind
+
+    return hook
 
 
 @flow
@@ -47,3 +65,34 @@ def test_a_shift_that_outlasts_the_lease_is_still_recorded_by_its_run():
     assert result.outcome == "promoted"
     record = env.ledger.get(env.targets.canary_service)
     assert [t.to_weights.canary for t in record.history if t.kind == "shift"] == [5, 50, 100]
+
+
+def test_a_recorded_rejection_is_carried_out_by_the_resumed_run_without_asking_again():
+    """bob's reject is written, then the run dies before the rollback's start is: the resumed
+    run rolls back in bob's name instead of asking again (and maybe promoting)."""
+    env = env_with_ledger()
+    spec = quick_spec(5, 50, 100).model_copy(update={"stages": (
+        Stage(weight=5, bake_seconds=120), Stage(weight=50, bake_seconds=120, approval=True),
+        Stage(weight=100, bake_seconds=120))})
+    ledger = env.ledger
+    env.ledger = Intercept(ledger, dies_after_recording("reject"))
+    with pytest.raises(Killed):
+        progressive_on(env, spec, scripted(ApprovalAnswer(action="reject", approver="bob", comment="error budget")))
+    env.ledger = ledger
+    service = env.targets.canary_service
+    assert ledger.get(service).history[-1].kind == "reject"
+    assert ledger.get(service).phase is RolloutPhase.PROGRESSING
+    env.clock.sleep(601)
+    asked = []
+
+    def approver(pause, summary):
+        asked.append(pause.reason)
+        return ApprovalAnswer(action="approve", approver="carol", comment="looks fine to me")
+
+    result = progressive_on(env, spec, approver, owner="run-2")
+    assert (result.outcome, asked) == ("rolled_back", [])
+    assert "rejected by bob: error budget" in result.reason
+    record = ledger.get(service)
+    assert record.phase is RolloutPhase.ROLLED_BACK and env.router.weights == Weights(stable=100, canary=0)
+    start = record.last_transition("rollback-start")
+    assert (start.actor, start.comment) == ("bob", "rejected by bob: error budget")
