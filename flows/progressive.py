@@ -257,7 +257,8 @@ def run_progressive(
         # A person rejected the rollout and its run died before recording the rollback's start:
         # the answer is final, so it is carried out (below) rather than asked for again.
         record = begin_rollback(env.ledger, service, actor=record.history[-1].actor,
-                                reason=_rejection_reason(record.history[-1]), now=env.clock.now())
+                                reason=_rejection_reason(record.history[-1]), now=env.clock.now(),
+                                rollout=record.rollout_id)
     if record is not None and record.phase is RolloutPhase.ROLLING_BACK:
         # A rollback was begun and its run died: finish it before anything else moves traffic.
         finished = finish_rollback(env, record, actor=actor)
@@ -304,7 +305,8 @@ def run_progressive(
     rollback = judge_rollback(env, spec, previous_task_definition=record.previous_task_definition,
                               stable_desired=record.stable_desired)
 
-    journal = LedgerJournal(env, spec, owner=owner, lease_seconds=lease_seconds, actor=actor)
+    journal = LedgerJournal(env, spec, owner=owner, lease_seconds=lease_seconds, actor=actor,
+                            rollout_id=record.rollout_id)
     result = run_stages(
         env, spec, state=state, stable_desired=record.stable_desired or 1, approver=approver,
         rollback=rollback, journal=journal, actor=actor, rollout=record.rollout_id,

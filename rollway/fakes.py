@@ -248,6 +248,7 @@ from rollway.ledger import (  # noqa: E402
     check_lease_seconds,
     check_new_rollout,
     check_owner,
+    check_rollout,
     validate_changes,
 )
 
@@ -311,6 +312,7 @@ class FakeLedger:
         now: float,
         transition: Transition,
         lease_seconds: float = 0.0,
+        rollout: str | None = None,
         **changes: Any,
     ) -> RolloutRecord:
         fields = validate_changes(changes)
@@ -319,6 +321,7 @@ class FakeLedger:
         with self._lock:
             self.calls.append(f"record {service} {transition.kind}")
             current = self._newest(service)
+            check_rollout(current, rollout)
             check_owner(current, owner, now)
             if lease_seconds > 0:
                 fields["lease_expires"] = now + lease_seconds

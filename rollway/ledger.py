@@ -46,6 +46,14 @@ class RolloutMovedOn(LedgerError):
     """Someone else wrote the rollout while this run waited (for an approval): its answer is stale."""
 
 
+class RolloutSuperseded(LedgerError):
+    """A write meant for one rollout found another one the service's newest: it is not applied.
+
+    Lease-free writes (a rollback's) would otherwise land on whatever rollout is newest when
+    they arrive: a late rollback of one rollout would end the next one.
+    """
+
+
 class RolloutNotFound(LedgerError):
     """No rollout recorded for that service."""
 
@@ -232,6 +240,22 @@ def check_lease(record: RolloutRecord, owner: str, now: float) -> None:
     )
 
 
+def check_rollout(record: RolloutRecord, rollout: str | None) -> None:
+    """Allow a write meant for the rollout whose id is ``rollout`` (None: for the newest,
+    whichever it is) to land on ``record``, the service's newest rollout.
+
+    Raises:
+        RolloutSuperseded: ``record`` is another rollout.
+    """
+    if rollout is None or record.rollout_id == rollout:
+        return
+    raise RolloutSuperseded(
+        f"rollout {rollout!r} of service {record.service!r} is no longer the newest: rollout "
+        f"{record.rollout_id!r} ({record.image}, {record.phase.value}) is; the write meant for "
+        f"{rollout!r} is not applied"
+    )
+
+
 def check_owner(record: RolloutRecord, owner: str | None, now: float) -> None:
     """Allow a write by ``owner``: None (a lease-free action) or the recorded owner.
 
@@ -346,14 +370,17 @@ def open_for_rollback(spec: "RolloutSpec", record: RolloutRecord) -> bool:
     return not record.phase.terminal
 
 
-def begin_rollback(ledger: Any, service: str, *, actor: str, reason: str, now: float) -> RolloutRecord:
+def begin_rollback(ledger: Any, service: str, *, actor: str, reason: str, now: float,
+                   rollout: str | None = None) -> RolloutRecord:
     """Record a rollback's intent (phase rolling_back, who and why) before it acts.
 
     Lease-free: a rollback acts whoever holds the lease. From here no owner may record
     progress (RolloutEnded), and a run that dies half-way leaves a rollback to finish.
+    ``rollout``: the id of the rollout the rollback read; RolloutSuperseded if another one is newest
+    by now (None only where no rollout was read).
     """
     return ledger.record(
-        service, owner=None, now=now,
+        service, owner=None, now=now, rollout=rollout,
         transition=Transition(at=now, kind="rollback-start", actor=actor, comment=reason),
         phase=RolloutPhase.ROLLING_BACK,
     )

@@ -59,6 +59,7 @@ from rollway.ledger import (
     check_lease_seconds,
     check_new_rollout,
     check_owner,
+    check_rollout,
     validate_changes,
 )
 from rollway.phases import RolloutPhase
@@ -213,6 +214,7 @@ class DynamoLedger:
         now: float,
         transition: Transition,
         lease_seconds: float = 0.0,
+        rollout: str | None = None,
         **changes: Any,
     ) -> RolloutRecord:
         """Apply ``changes``, append ``transition`` and bump the version in one conditional write.
@@ -225,6 +227,8 @@ class DynamoLedger:
                 no other run took the rollout over).
             transition: appended to the history.
             lease_seconds: if positive, the lease is renewed to ``now + lease_seconds``.
+            rollout: the id of the rollout the write is meant for; None writes to the newest,
+                whichever it is. Lease-free writes pass it: nothing else ties them to a rollout.
             **changes: RolloutRecord fields to set.
 
         Returns:
@@ -234,6 +238,7 @@ class DynamoLedger:
             ValueError: a change names no writable field or has an invalid value, or a lease
                 renewal without an owner; raised before anything is written.
             NotOwner: ``owner`` is not the rollout's owner (another run took it over, or it released it).
+            RolloutSuperseded: the newest rollout is not ``rollout``.
             RolloutNotFound: the service has no rollout.
         """
         fields = validate_changes(changes)
@@ -241,15 +246,25 @@ class DynamoLedger:
         sets = {**fields, "updated_at": now}
         if lease_seconds > 0:
             sets["lease_expires"] = now + lease_seconds
-        condition, values = None, {}
+        conditions, values = [], {}
+        if rollout is not None:
+            # The item written is the newest one read just before; it must be the one meant.
+            conditions.append("#rollout_id = :rollout")
+            values[":rollout"] = rollout
         if owner is not None:
             # The owner alone, not its lease: see rollway.ledger.check_owner.
-            condition = f"{_NOT_ENDED} AND #owner = :holder"
-            values = {":holder": owner, **_ENDED_VALUES}
+            conditions.append(f"{_NOT_ENDED} AND #owner = :holder")
+            values.update({":holder": owner, **_ENDED_VALUES})
+
+        def rules(record: RolloutRecord) -> None:
+            check_rollout(record, rollout)
+            check_owner(record, owner, now)
+
         try:
-            return self._update(service, sets=sets, condition=condition, values=values, append=transition)
+            return self._update(service, sets=sets, condition=" AND ".join(conditions) or None, values=values,
+                                append=transition)
         except _Refused as refused:
-            raise _explain(refused, service, lambda record: check_owner(record, owner, now))
+            raise _explain(refused, service, rules)
 
     # --- internals ------------------------------------------------------------------------
 

@@ -7,8 +7,10 @@ import pytest
 from prefect import flow
 
 from flows.progressive import run_progressive
+from flows.rollback import rollback_recorded
 from rollway.approvals import ApprovalAnswer, auto_approve, scripted
 from rollway.fakes import FakeLedger
+from rollway.ledger import RolloutRecord, Transition, begin_rollback, new_rollout_id
 from rollway.model import Weights
 from rollway.phases import RolloutPhase
 from rollway.spec import RolloutSpec, Stage
@@ -96,3 +98,39 @@ def test_a_recorded_rejection_is_carried_out_by_the_resumed_run_without_asking_a
     assert record.phase is RolloutPhase.ROLLED_BACK and env.router.weights == Weights(stable=100, canary=0)
     start = record.last_transition("rollback-start")
     assert (start.actor, start.comment) == ("bob", "rejected by bob: error budget")
+
+
+def test_a_late_rollback_of_one_rollout_leaves_the_next_rollout_alone():
+    """A hook's rollback of rollout 1 acts while `rollway abort`'s rollback of it finishes and a
+    person starts rollout 2: the hook's record of its end must not end rollout 2."""
+    env = env_with_ledger()
+    ledger, service, now = env.ledger, env.targets.canary_service, env.clock.now()
+    spec = quick_spec(5, 100)
+    first = ledger.create(RolloutRecord(service=service, rollout_id=new_rollout_id(now), image=IMAGE,
+                                        spec_json=spec.model_dump_json(), phase=RolloutPhase.PROGRESSING,
+                                        weights=Weights.canary_at(5)), owner="run-1", now=now, lease_seconds=600)
+    env.router.weights = Weights.canary_at(5)
+    begin_rollback(ledger, service, actor="oncall", reason="5xx", now=now)
+    real_notify, later = env.notifier.notify, {}
+
+    def meanwhile(subject, message):
+        if not later:
+            t = env.clock.now() + 60
+            ledger.record(service, owner=None, now=t, phase=RolloutPhase.ROLLED_BACK,
+                          transition=Transition(at=t, kind="rollback", actor="oncall"))
+            later["second"] = ledger.create(
+                RolloutRecord(service=service, rollout_id=new_rollout_id(t + 60), image="app:3",
+                              spec_json=spec.model_copy(update={"image": "app:3"}).model_dump_json()),
+                owner="run-2", now=t + 60, lease_seconds=600)
+        return real_notify(subject, message)
+
+    env.notifier.notify = meanwhile
+    hook_rollback(env, "run-1 ended crashed")
+    second = ledger.get(service)
+    assert second == later["second"] and second.rollout_id != first.rollout_id
+    assert second.phase is RolloutPhase.PENDING and [t.kind for t in second.history] == []
+
+
+@flow
+def hook_rollback(env, reason):
+    return rollback_recorded(env, reason, actor="state hook (crashed)")

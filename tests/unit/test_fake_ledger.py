@@ -19,7 +19,9 @@ from rollway.ledger import (
     RolloutInProgress,
     RolloutNotFound,
     RolloutRecord,
+    RolloutSuperseded,
     Transition,
+    begin_rollback,
     new_rollout_id,
     utc,
 )
@@ -217,6 +219,25 @@ class LedgerContract:
         )
         assert (rolled.phase, rolled.owner, rolled.version) == (RolloutPhase.ROLLED_BACK, "run-1", 2)
         assert rolled.history[-1].actor == "ops"
+
+    def test_a_write_meant_for_one_rollout_never_lands_on_the_next(self, ledger):
+        """A late lease-free write (a rollback still acting on rollout 1) names its rollout: once
+        rollout 2 is the newest, it is refused instead of ending rollout 2."""
+        first = started(ledger)
+        begun = begin_rollback(ledger, SERVICE, actor="ops", reason="5xx", now=START + 1, rollout=first.rollout_id)
+        assert begun.phase is RolloutPhase.ROLLING_BACK
+        ledger.record(SERVICE, owner=None, now=START + 2, transition=step(START + 2, "rollback", "ops"),
+                      phase=RolloutPhase.ROLLED_BACK, rollout=first.rollout_id)
+        second = started(ledger, now=START + 10, owner="run-2")
+        with pytest.raises(RolloutSuperseded) as refused:
+            ledger.record(SERVICE, owner=None, now=START + 11, transition=step(START + 11, "rollback", "hook"),
+                          phase=RolloutPhase.ROLLED_BACK, rollout=first.rollout_id)
+        assert first.rollout_id in str(refused.value) and second.rollout_id in str(refused.value)
+        with pytest.raises(RolloutSuperseded):
+            begin_rollback(ledger, SERVICE, actor="hook", reason="late", now=START + 11, rollout=first.rollout_id)
+        assert ledger.get(SERVICE) == second
+        assert ledger.record(SERVICE, owner="run-2", now=START + 12, transition=step(START + 12, actor="run-2"),
+                             rollout=second.rollout_id).version == 2
 
     @pytest.mark.parametrize("phase", [RolloutPhase.ROLLING_BACK, RolloutPhase.ROLLED_BACK])
     def test_once_a_rollback_begins_the_owner_can_neither_write_nor_renew(self, ledger, phase):
