@@ -24,13 +24,17 @@ one commits; the other fails its pointer condition (or conflicts), reads again a
 RolloutInProgress naming the winner.
 
 The lease (``owner``, ``lease_expires``) lives on the rollout item. ``acquire``, ``record``
-and ``release`` each read the newest rollout's key (a Query projecting the key only), then
-make one conditional UpdateItem that returns the whole record. ``record`` sets the changed
-fields, bumps ``version`` and appends to ``history`` with ``list_append`` in that one
-UpdateItem, so concurrent writers can never lose a history entry or a version. (The newest
-rollout can only change between the two calls once it is terminal, when writing to it is
-still right.) A refused condition comes back with the item as it stood, which names the
-holder in the LockHeld or NotOwner message.
+and ``release`` each read the newest rollout's key (a Query projecting the key and version
+only), then make one conditional UpdateItem that returns the whole record. ``record`` sets
+the changed fields, bumps ``version`` and appends to ``history`` with ``list_append`` in
+that one UpdateItem, so concurrent writers can never lose a history entry or a version.
+``list_append`` is not idempotent, and botocore resends an UpdateItem whose answer was lost:
+``record`` is therefore conditioned on the version it read. A resent copy of a write that
+committed is refused, and ``record`` returns the item, which holds its transition; a write
+refused because another got in first is made again on the version the refusal returned. (The newest rollout can only
+change between the two calls once it is terminal, and a write naming its rollout is refused
+then.) A refused condition comes back with the item as it stood, which names the holder in
+the LockHeld or NotOwner message.
 
 None is stored as an absent attribute: fewer bytes per history entry, and no NULL type to
 test for in conditions.
@@ -69,6 +73,7 @@ POINTER_ID = RESERVED_ID_PREFIX + "active"
 """Range key of the per-service pointer item that serializes ``create``."""
 
 _CREATE_ATTEMPTS = 3
+_RECORD_ATTEMPTS = 10
 # "None" marks the operations of a cancelled transaction that were not at fault.
 _RACE_REASONS = frozenset({"None", "ConditionalCheckFailed", "TransactionConflict"})
 _TERMINAL = tuple(phase.value for phase in RolloutPhase if phase.terminal)
@@ -246,7 +251,9 @@ class DynamoLedger:
         sets = {**fields, "updated_at": now}
         if lease_seconds > 0:
             sets["lease_expires"] = now + lease_seconds
-        conditions, values = [], {}
+        # On the version read just before: botocore resends an UpdateItem whose answer was lost
+        # (a timeout, a 500 after the commit), and list_append would append the transition again.
+        conditions, values = ["#version = :expected"], {}
         if rollout is not None:
             # The item written is the newest one read just before; it must be the one meant.
             conditions.append("#rollout_id = :rollout")
@@ -260,22 +267,38 @@ class DynamoLedger:
             check_rollout(record, rollout)
             check_owner(record, owner, now)
 
-        try:
-            return self._update(service, sets=sets, condition=" AND ".join(conditions) or None, values=values,
-                                append=transition)
-        except _Refused as refused:
-            raise _explain(refused, service, rules)
+        key, version = self._newest_head(service)
+        for _ in range(_RECORD_ATTEMPTS):
+            values[":expected"] = version
+            try:
+                return self._update(service, sets=sets, condition=" AND ".join(conditions), values=values,
+                                    append=transition, key=key)
+            except _Refused as refused:
+                old = refused.record
+                if old is not None and _holds(old.history, (transition,)):
+                    # This write committed and its answer was lost; the resent copy was refused.
+                    return old
+                if old is None or old.version == version:
+                    raise _explain(refused, service, rules)
+                rules(old)  # another write got in first: this one may be refused now
+                version = old.version  # the item as it stands now: try again on it
+        raise LedgerError(
+            f"could not record {transition.kind} for service {service!r}: the rollout kept changing under "
+            f"{_RECORD_ATTEMPTS} attempts"
+        )
 
     # --- internals ------------------------------------------------------------------------
 
-    def _newest_key(self, service: str) -> dict[str, Any]:
-        """The key of the newest rollout: a cheap read, since writes return the whole record."""
+    def _newest_head(self, service: str) -> tuple[dict[str, Any], int]:
+        """The key and version of the newest rollout: a cheap read, since writes return the whole record."""
         query = self._newest_first(service)
-        query["ProjectionExpression"] = "#service, #rollout_id"
+        query["ProjectionExpression"] = "#service, #rollout_id, #version"
+        query["ExpressionAttributeNames"]["#version"] = "version"
         items = self._client.query(**query, Limit=1)["Items"]
         if not items:
             raise RolloutNotFound(f"no rollout recorded for service {service!r} in table {self._table!r}")
-        return items[0]
+        head = items[0]
+        return {"service": head["service"], "rollout_id": head["rollout_id"]}, int(head["version"]["N"])
 
     def _newest_first(self, service: str) -> dict[str, Any]:
         return {
@@ -320,8 +343,10 @@ class DynamoLedger:
         condition: str | None,
         values: dict[str, Any],
         append: Transition | None = None,
+        key: dict[str, Any] | None = None,
     ) -> RolloutRecord:
-        """One UpdateItem on the newest rollout: set ``sets``, bump the version, maybe append.
+        """One UpdateItem on the newest rollout (``key``, if the caller read it): set ``sets``,
+        bump the version, maybe append.
 
         A None in ``sets`` removes the attribute: the ledger stores None as an absent
         attribute, which keeps items small.
@@ -346,7 +371,7 @@ class DynamoLedger:
         try:
             answer = self._client.update_item(
                 TableName=self._table,
-                Key=self._newest_key(service),
+                Key=key if key is not None else self._newest_head(service)[0],
                 UpdateExpression=update,
                 ConditionExpression=guard,
                 ExpressionAttributeNames=_names(update, guard),
@@ -369,6 +394,16 @@ def _explain(refused: _Refused, service: str, check: Callable[[RolloutRecord], N
     check(refused.record)
     # DynamoDB evaluated the same rule as ``check``; reaching here means they disagree.
     return LedgerError(f"the ledger refused a write to the rollout of service {service!r} for no known reason")
+
+
+def _holds(history: tuple[Transition, ...], appended: tuple[Transition, ...]) -> bool:
+    """Whether ``history`` holds ``appended``, in order and together.
+
+    A transition is stamped with the instant it was made, so an equal run of them in the
+    history is the write that appended them, not another one.
+    """
+    n = len(appended)
+    return any(history[i:i + n] == appended for i in range(len(history) - n, -1, -1))
 
 
 def _code(err: ClientError) -> str:

@@ -115,3 +115,28 @@ def test_the_provisioned_rollouts_table_keeps_the_ledger(aws):
     assert ledger.get(SERVICE) == written
     assert written.history == (step(START + 1),) and written.version == created.version + 1
     assert isinstance(ledger.history(SERVICE)[0], RolloutRecord)
+
+
+def test_a_resent_update_whose_first_copy_committed_records_its_transition_once(dynamodb, ledger_targets):
+    """botocore resends an UpdateItem whose answer was lost (a timeout, a 500 after the commit):
+    list_append would append the transition twice. The version condition refuses the copy, and
+    record returns the item, which holds the transition once."""
+    ledger = DynamoLedger(dynamodb, ledger_targets)
+    started(ledger)
+    lost = {"n": 0}
+
+    def answer_lost_once(response, **kwargs):
+        if lost["n"] == 0:  # the first UpdateItem was applied; botocore is told to retry it at once
+            lost["n"] += 1
+            return 0
+        return None
+
+    dynamodb.meta.events.register_first("needs-retry.dynamodb.UpdateItem", answer_lost_once)
+    try:
+        stored = ledger.record(SERVICE, owner="run-1", now=START + 1, transition=step(START + 1),
+                               weights=Weights.canary_at(5))
+    finally:
+        dynamodb.meta.events.unregister("needs-retry.dynamodb.UpdateItem", answer_lost_once)
+    assert lost["n"] == 1
+    assert [t.kind for t in stored.history] == ["shift"] and stored.version == 2
+    assert ledger.get(SERVICE) == stored
