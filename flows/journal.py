@@ -67,13 +67,14 @@ class LedgerJournal:
         self._unrecorded: str | None = None  # what the ledger could not record of the rollback's start
 
     # --- helpers -----------------------------------------------------------------------
-    def _record(self, transition: Transition, owner: str | None = "self", **changes):
+    def _record(self, transition: Transition, owner: str | None = "self", followed_by: tuple = (), **changes):
         self._seen = self.ledger.record(
             self.service,
             rollout=self.rollout_id,
             owner=self.owner if owner == "self" else owner,
             now=self.env.clock.now(),
             transition=transition,
+            followed_by=followed_by,
             lease_seconds=self.lease_seconds if owner == "self" else 0.0,
             **changes,
         )
@@ -102,17 +103,20 @@ class LedgerJournal:
     def shifted(self, state: StageState, before: Weights, after: Weights, reason: str, flags: list,
                 from_stage: int | None) -> None:
         now = self.env.clock.now()
+        # The shift and the flag moves made inside it in one write: the flags have moved already,
+        # and a run killed between two writes would leave the ledger without them for good (the
+        # resume finds the load balancer and the ledger in agreement and records nothing).
         self._record(
             Transition(
                 at=now, kind="shift", actor=self.actor, from_weights=before, to_weights=after,
                 from_stage=from_stage, to_stage=state.stage_index,
                 comment=reason,
             ),
+            followed_by=tuple(Transition(at=now, kind="flag", actor=self.actor, comment=update.describe())
+                              for update in flags),
             phase=RolloutPhase.PROGRESSING, weights=after, stage_index=state.stage_index,
             stage_started_at=state.started_at, stage_passed=False,
         )
-        for update in flags:
-            self._record(Transition(at=now, kind="flag", actor=self.actor, comment=update.describe()))
         self._progress(state.stage_index, done=False)
         self._notify(
             f"Rollout stage {state.stage_index + 1}/{len(self.spec.stages)}: {after.canary}% on the new version",

@@ -178,14 +178,12 @@ def reconcile(env: Environment, spec: RolloutSpec, record: RolloutRecord, *, own
         made = below[-1] if below else -1
         transition = Transition(at=now, kind="adopt", actor=actor, from_weights=record.weights, to_weights=live,
                                 to_stage=made, comment="operator adopted the live weights")
-    record = env.ledger.record(record.service, owner=owner, now=now, lease_seconds=lease_seconds,
-                               transition=transition, weights=live, stage_index=made, stage_started_at=now,
-                               stage_passed=False)
-    for update in updates:
-        record = env.ledger.record(record.service, owner=owner, now=now, lease_seconds=lease_seconds,
-                                   transition=Transition(at=now, kind="flag", actor=transition.actor,
-                                                         comment=update.describe()))
-    return record
+    # One write, as the journal records a shift: a kill between two would lose the flag moves.
+    flag_moves = tuple(Transition(at=now, kind="flag", actor=transition.actor, comment=update.describe())
+                       for update in updates)
+    return env.ledger.record(record.service, owner=owner, now=now, lease_seconds=lease_seconds,
+                             transition=transition, followed_by=flag_moves, weights=live, stage_index=made,
+                             stage_started_at=now, stage_passed=False)
 
 
 def record_mode(env: Environment, record: RolloutRecord, *, phased: bool, owner: str, actor: str,

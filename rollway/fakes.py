@@ -313,6 +313,7 @@ class FakeLedger:
         transition: Transition,
         lease_seconds: float = 0.0,
         rollout: str | None = None,
+        followed_by: Sequence[Transition] = (),
         **changes: Any,
     ) -> RolloutRecord:
         fields = validate_changes(changes)
@@ -326,7 +327,7 @@ class FakeLedger:
             if lease_seconds > 0:
                 fields["lease_expires"] = now + lease_seconds
             return self._write(
-                service, current, **fields, updated_at=now, history=current.history + (transition,)
+                service, current, **fields, updated_at=now, history=current.history + (transition, *followed_by)
             )
 
     def _newest(self, service: str) -> RolloutRecord:

@@ -84,7 +84,7 @@ class Ledger(Protocol):
 
     def record(
         self, service: str, *, owner: str | None, now: float, transition: "Transition", lease_seconds: float = 0.0,
-        rollout: str | None = None, **changes
+        rollout: str | None = None, followed_by: "Sequence[Transition]" = (), **changes
     ) -> "RolloutRecord":
         """Append ``transition`` and apply ``changes`` (fields of RolloutRecord) atomically.
 
@@ -93,6 +93,7 @@ class Ledger(Protocol):
         owner whose lease expired may still write until another run takes the rollout over).
         A positive ``lease_seconds`` renews the lease. ``rollout``: the id of the rollout the write
         is for; raises RolloutSuperseded when the newest rollout is another one (None: the newest).
+        ``followed_by``: transitions appended after ``transition`` in the same write.
         """
 
     def history(self, service: str) -> list["RolloutRecord"]:

@@ -45,7 +45,7 @@ from __future__ import annotations
 import json
 import re
 from decimal import Decimal
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
@@ -220,6 +220,7 @@ class DynamoLedger:
         transition: Transition,
         lease_seconds: float = 0.0,
         rollout: str | None = None,
+        followed_by: Sequence[Transition] = (),
         **changes: Any,
     ) -> RolloutRecord:
         """Apply ``changes``, append ``transition`` and bump the version in one conditional write.
@@ -231,6 +232,8 @@ class DynamoLedger:
             now: the time of the write (an owner may write after its lease expired, as long as
                 no other run took the rollout over).
             transition: appended to the history.
+            followed_by: appended after ``transition`` in the same write (a shift's flag moves),
+                so that no kill between two writes can keep one without the others.
             lease_seconds: if positive, the lease is renewed to ``now + lease_seconds``.
             rollout: the id of the rollout the write is meant for; None writes to the newest,
                 whichever it is. Lease-free writes pass it: nothing else ties them to a rollout.
@@ -267,15 +270,16 @@ class DynamoLedger:
             check_rollout(record, rollout)
             check_owner(record, owner, now)
 
+        appended = (transition, *followed_by)
         key, version = self._newest_head(service)
         for _ in range(_RECORD_ATTEMPTS):
             values[":expected"] = version
             try:
                 return self._update(service, sets=sets, condition=" AND ".join(conditions), values=values,
-                                    append=transition, key=key)
+                                    append=appended, key=key)
             except _Refused as refused:
                 old = refused.record
-                if old is not None and _holds(old.history, (transition,)):
+                if old is not None and _holds(old.history, appended):
                     # This write committed and its answer was lost; the resent copy was refused.
                     return old
                 if old is None or old.version == version:
@@ -342,7 +346,7 @@ class DynamoLedger:
         sets: dict[str, Any],
         condition: str | None,
         values: dict[str, Any],
-        append: Transition | None = None,
+        append: tuple[Transition, ...] = (),
         key: dict[str, Any] | None = None,
     ) -> RolloutRecord:
         """One UpdateItem on the newest rollout (``key``, if the caller read it): set ``sets``,
@@ -361,10 +365,10 @@ class DynamoLedger:
             if value is not None:
                 assignments.append(f"#{name} = :{name}")
                 values[f":{name}"] = value
-        if append is not None:
+        if append:
             # if_not_exists: an item written by another tool without a history still takes one.
-            assignments.append("#history = list_append(if_not_exists(#history, :empty), :transition)")
-            values.update({":empty": [], ":transition": [append]})
+            assignments.append("#history = list_append(if_not_exists(#history, :empty), :transitions)")
+            values.update({":empty": [], ":transitions": list(append)})
         removals = [f"#{name}" for name, value in sets.items() if value is None]
         update = "SET " + ", ".join(assignments) + (" REMOVE " + ", ".join(removals) if removals else "")
         guard = "attribute_exists(#rollout_id)" + (f" AND ({condition})" if condition else "")

@@ -9,11 +9,12 @@ from prefect import flow
 from flows.progressive import run_progressive
 from flows.rollback import rollback_recorded
 from rollway.approvals import ApprovalAnswer, auto_approve, scripted
-from rollway.fakes import FakeLedger
+from rollway.fakes import FakeFlagStore, FakeLedger
+from rollway.flags import FlagState
 from rollway.ledger import RolloutRecord, Transition, begin_rollback, new_rollout_id
 from rollway.model import Weights
 from rollway.phases import RolloutPhase
-from rollway.spec import RolloutSpec, Stage
+from rollway.spec import FlagBinding, RolloutSpec, Stage
 from tests.flows.fake_env import fake_environment
 from tests.flows.test_progressive_fakes import Intercept, Killed
 
@@ -134,3 +135,29 @@ def test_a_late_rollback_of_one_rollout_leaves_the_next_rollout_alone():
 @flow
 def hook_rollback(env, reason):
     return rollback_recorded(env, reason, actor="state hook (crashed)")
+
+
+def test_a_kill_right_after_a_shift_is_recorded_keeps_its_flag_moves_in_the_ledger():
+    """The bound flag moves inside the shift; a run killed after recording the shift must not
+    leave a ledger that never mentions the move (the resume sees nothing to re-record)."""
+    env = env_with_ledger()
+    env.flags = FakeFlagStore([FlagState(feature="use_sqs_architecture")])
+    spec = quick_spec(5, 50, 100, flags=[FlagBinding(feature="use_sqs_architecture")])
+    ledger = env.ledger
+    seen = {"shift to 50": False}
+
+    def dies_after_the_shift_to_50_is_recorded(name, args, kwargs):
+        if seen["shift to 50"]:
+            raise Killed("killed right after the shift to 50% was recorded")
+        t = kwargs.get("transition")
+        seen["shift to 50"] = name == "record" and t.kind == "shift" and t.to_weights.canary == 50
+
+    env.ledger = Intercept(ledger, dies_after_the_shift_to_50_is_recorded)
+    with pytest.raises(Killed):
+        progressive_on(env, spec, auto_approve())
+    env.ledger = ledger
+    assert env.flags.get("use_sqs_architecture").percentage == 50
+    notes = [t.comment for t in ledger.get(env.targets.canary_service).history if t.kind == "flag"]
+    assert any("-> on 50%" in note for note in notes), notes
+    env.clock.sleep(601)
+    assert progressive_on(env, spec, auto_approve(), owner="run-2").outcome == "promoted"

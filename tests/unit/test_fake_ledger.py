@@ -211,6 +211,15 @@ class LedgerContract:
         assert written.weights == Weights.canary_at(15)
         assert (written.owner, written.lease_expires) == ("run-1", START + LEASE)
 
+    def test_transitions_that_belong_together_are_appended_in_one_write(self, ledger):
+        """A shift and the flag moves made inside it: no kill can keep one without the others."""
+        started(ledger)
+        flags = (step(START + 1, "flag", comment="a -> on 50%"), step(START + 1, "flag", comment="b -> on 50%"))
+        written = ledger.record(SERVICE, owner="run-1", now=START + 1, transition=step(START + 1),
+                                followed_by=flags, weights=Weights.canary_at(50))
+        assert written.history == (step(START + 1), *flags) and written.version == 2
+        assert ledger.get(SERVICE) == written
+
     def test_lease_free_writes_act_whoever_holds_the_lease(self, ledger):
         started(ledger)
         rolled = ledger.record(
