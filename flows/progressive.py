@@ -87,16 +87,22 @@ def create_rollout(env: Environment, spec: RolloutSpec, *, owner: str, actor: st
     t = env.targets
     stable, canary = preflight(env, spec)
     now = env.clock.now()
-    return env.ledger.create(
-        RolloutRecord(
-            service=t.canary_service, rollout_id=new_rollout_id(now), image=spec.image,
-            spec_json=spec.model_dump_json(), phase=RolloutPhase.PENDING,
-            previous_task_definition=canary.task_definition, stable_desired=stable.desired,
-            created_at=now, updated_at=now,
-            history=(Transition(at=now, kind="start", actor=actor, comment=f"rollout of {spec.image}"),),
-        ),
-        owner=owner, now=now, lease_seconds=lease_seconds,
+    with before_any_write():
+        newest = env.ledger.get(t.canary_service)
+    record = RolloutRecord(
+        # Stamped after the newest id even when this clock is behind the one that stamped it.
+        service=t.canary_service, rollout_id=new_rollout_id(now, after=newest.rollout_id if newest else None),
+        image=spec.image, spec_json=spec.model_dump_json(), phase=RolloutPhase.PENDING,
+        previous_task_definition=canary.task_definition, stable_desired=stable.desired,
+        created_at=now, updated_at=now,
+        history=(Transition(at=now, kind="start", actor=actor, comment=f"rollout of {spec.image}"),),
     )
+    try:
+        return env.ledger.create(record, owner=owner, now=now, lease_seconds=lease_seconds)
+    except ValueError as err:
+        # Refused before anything was written (an id or a lease the ledger will not take): as a
+        # RolloutRefused, the hooks leave alone the rollout that holds the service.
+        raise RolloutRefused(f"refused before any write: {err}") from err
 
 
 def deploy_canary(env: Environment, spec: RolloutSpec, record: RolloutRecord, *, owner: str, actor: str,

@@ -160,7 +160,10 @@ MANAGED_FIELDS = frozenset(
 """Fields only the ledger itself writes (create, acquire, release, record); never ``**changes``."""
 
 
-def new_rollout_id(now: float) -> str:
+_ID_STAMP = "%Y%m%dT%H%M%SZ"
+
+
+def new_rollout_id(now: float, after: str | None = None) -> str:
     """A rollout id that sorts by creation time: ``20261129T063000Z-1a2b3c4d``.
 
     The random suffix keeps ids from two runs started in the same second apart; a ledger
@@ -168,8 +171,20 @@ def new_rollout_id(now: float) -> str:
 
     Args:
         now: creation time, seconds since the epoch.
+        after: the service's newest rollout id, if any. A clock behind the one that stamped it
+            (another worker's skew, or a previous run on a sped-up rollout clock) would make an
+            id the ledger refuses, and no rollout could start until this clock caught up: the id
+            is stamped a second after it instead.
     """
-    stamp = datetime.fromtimestamp(now, tz=timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = datetime.fromtimestamp(now, tz=timezone.utc).strftime(_ID_STAMP)
+    newest = after.split("-", 1)[0] if after else None
+    if newest is not None and stamp <= newest:
+        try:
+            then = datetime.strptime(newest, _ID_STAMP).replace(tzinfo=timezone.utc).timestamp()
+        except ValueError:  # not an id of ours: the ledger decides
+            pass
+        else:
+            stamp = datetime.fromtimestamp(then + 1, tz=timezone.utc).strftime(_ID_STAMP)
     return f"{stamp}-{secrets.token_hex(4)}"
 
 
@@ -197,7 +212,7 @@ def check_new_rollout(newest: RolloutRecord | None, record: RolloutRecord) -> No
     if record.rollout_id <= newest.rollout_id:
         raise ValueError(
             f"rollout id {record.rollout_id!r} does not sort after the newest rollout "
-            f"{newest.rollout_id!r} of service {record.service!r}; make one with new_rollout_id(now)"
+            f"{newest.rollout_id!r} of service {record.service!r}; make one with new_rollout_id(now, after=<that id>)"
         )
 
 

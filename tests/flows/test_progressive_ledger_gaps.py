@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 from prefect import flow
 
-from flows.progressive import run_progressive
+from flows.canary import RolloutRefused
+from flows.progressive import create_rollout, run_progressive
 from flows.rollback import rollback_recorded
 from rollway.approvals import ApprovalAnswer, auto_approve, scripted
 from rollway.fakes import FakeFlagStore, FakeLedger
@@ -161,3 +162,25 @@ def test_a_kill_right_after_a_shift_is_recorded_keeps_its_flag_moves_in_the_ledg
     assert any("-> on 50%" in note for note in notes), notes
     env.clock.sleep(601)
     assert progressive_on(env, spec, auto_approve(), owner="run-2").outcome == "promoted"
+
+
+def test_a_run_whose_clock_is_behind_the_newest_rollout_id_still_starts_its_rollout():
+    """The previous rollout was stamped by a clock an hour ahead (a skewed worker, a sped-up
+    rollout clock) and has finished: the next one starts, with an id sorting after it."""
+    env = env_with_ledger()
+    service, real = env.targets.canary_service, env.clock.now()
+    env.clock.t = real + 3600
+    first = create_rollout(env, quick_spec(5, 100), owner="run-1", actor="alice", lease_seconds=600)
+    env.ledger.record(service, owner=None, now=env.clock.now(), phase=RolloutPhase.ROLLED_BACK,
+                      transition=Transition(at=env.clock.now(), kind="rollback", actor="alice"))
+    env.clock.t = real + 60
+    second = create_rollout(env, quick_spec(5, 100).model_copy(update={"image": "app:3"}), owner="run-2",
+                            actor="alice", lease_seconds=600)
+    assert second.rollout_id > first.rollout_id and env.ledger.get(service) == second
+
+
+def test_a_rollout_the_ledger_refuses_to_create_is_a_refusal_the_hooks_leave_alone():
+    env = env_with_ledger()
+    with pytest.raises(RolloutRefused, match="before any write"):
+        create_rollout(env, quick_spec(5, 100), owner="run-1", actor="alice", lease_seconds=-1)
+    assert env.ledger.get(env.targets.canary_service) is None

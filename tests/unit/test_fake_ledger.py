@@ -319,6 +319,16 @@ class TestFakeLedger(LedgerContract):
         assert [c.split()[0] for c in ledger.calls] == ["create", "record"]
 
 
+def test_a_new_rollout_id_sorts_after_the_newest_even_from_a_clock_behind_it():
+    newest = new_rollout_id(START + 3600)  # stamped by a clock an hour ahead of this one
+    assert newest.startswith("20270115T090000Z")
+    for now in (START, START + 3600, START + 3600.5):
+        made = new_rollout_id(now, after=newest)
+        assert made > newest and made.startswith("20270115T090001Z"), made
+    assert new_rollout_id(START + 7200, after=newest).startswith("20270115T100000Z")  # ahead: its own time
+    assert new_rollout_id(START, after="legacy-7").startswith("20270115T080000Z")  # not ours: left to the ledger
+
+
 @pytest.mark.parametrize("phase,kinds,decommission,expected", [
     (RolloutPhase.PROGRESSING, ["start"], True, True),
     (RolloutPhase.PAUSED, ["start"], True, True),
