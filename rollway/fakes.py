@@ -282,9 +282,14 @@ class FakeLedger:
         with self._lock:
             self.calls.append(f"create {record.service} {record.rollout_id}")
             rollouts = self._rollouts.setdefault(record.service, [])
+            stored = as_started(record, owner=owner, now=now, lease_seconds=lease_seconds)
+            if rollouts and rollouts[-1] == stored:
+                # As DynamoLedger: the same create again is a retry of one that committed (a
+                # Prefect task retry), answered with the record stored, not RolloutInProgress.
+                return stored
             check_new_rollout(rollouts[-1] if rollouts else None, record)
-            rollouts.append(as_started(record, owner=owner, now=now, lease_seconds=lease_seconds))
-            return rollouts[-1]
+            rollouts.append(stored)
+            return stored
 
     def acquire(self, service: str, *, owner: str, now: float, lease_seconds: float) -> RolloutRecord:
         check_lease_seconds(lease_seconds, owner)

@@ -119,6 +119,19 @@ class LedgerContract:
                 assert named in str(refused.value)
             assert [r.rollout_id for r in ledger.history(SERVICE)] == [first.rollout_id]
 
+    def test_the_same_create_again_returns_the_record_it_stored(self, ledger):
+        """A retried create whose first attempt committed (its answer lost, or a Prefect task
+        retry) gets the stored record back; any other create of an unfinished service is refused."""
+        asked = rollout()
+        first = ledger.create(asked, owner="run-1", now=START, lease_seconds=LEASE)
+        assert ledger.create(asked, owner="run-1", now=START, lease_seconds=LEASE) == first
+        assert ledger.history(SERVICE) == [first]
+        with pytest.raises(RolloutInProgress):
+            ledger.create(asked, owner="run-2", now=START, lease_seconds=LEASE)
+        ledger.record(SERVICE, owner="run-1", now=START + 1, transition=step(START + 1))
+        with pytest.raises(RolloutInProgress):  # the stored record moved on: no longer a retry
+            ledger.create(asked, owner="run-1", now=START, lease_seconds=LEASE)
+
     def test_rollouts_of_other_services_do_not_block(self, ledger):
         started(ledger)
         other = started(ledger, service="webordinary-other-service")
