@@ -21,7 +21,9 @@ TransactWriteItems of three operations:
 
 Every create of a service writes the same pointer item, so of two racing creates at most
 one commits; the other fails its pointer condition (or conflicts), reads again and raises
-RolloutInProgress naming the winner.
+RolloutInProgress naming the winner. A pointer naming a rollout whose item was deleted (a
+person clearing a corrupt record) would fail every create the same way: a create that finds
+one replaces it, on condition that the pointer still names it and that rollout is still absent.
 
 The lease (``owner``, ``lease_expires``) lives on the rollout item. ``acquire``, ``record``
 and ``release`` each read the newest rollout's key (a Query projecting the key and version
@@ -166,6 +168,7 @@ class DynamoLedger:
         """
         check_lease_seconds(lease_seconds, owner)
         stored = as_started(record, owner=owner, now=now, lease_seconds=lease_seconds)
+        stale = None
         for _ in range(_CREATE_ATTEMPTS):
             newest = self.get(record.service)
             if newest == stored:
@@ -173,11 +176,15 @@ class DynamoLedger:
                 return stored
             check_new_rollout(newest, record)
             try:
-                self._client.transact_write_items(TransactItems=self._create_items(stored, newest))
+                self._client.transact_write_items(TransactItems=self._create_items(stored, newest, stale))
             except ClientError as err:
                 if not _lost_a_race(err):
                     raise
-                continue  # another write got there first: read again and decide again
+                # Another write got there first: read again and decide again. Or the pointer
+                # names a rollout whose item was deleted (a person clearing a corrupt record),
+                # which no race explains and every attempt would fail on: replace it.
+                stale = self._orphan_pointer(record.service, newest)
+                continue
             return stored
         raise LedgerError(
             f"could not start rollout {record.rollout_id!r} of service {record.service!r}: "
@@ -314,12 +321,40 @@ class DynamoLedger:
             "ConsistentRead": True,
         }
 
-    def _create_items(self, stored: RolloutRecord, newest: RolloutRecord | None) -> list[dict[str, Any]]:
+    def _orphan_pointer(self, service: str, newest: RolloutRecord | None) -> str | None:
+        """The rollout id the pointer names when no item of that rollout exists, else None.
+
+        A create writes the pointer and the rollout's item in one transaction, so a pointer
+        without its rollout is never a create under way: the item was deleted.
+        """
+        key = {"service": service, "rollout_id": POINTER_ID}
+        pointer = self._client.get_item(TableName=self._table, Key=_values(key), ConsistentRead=True).get("Item")
+        current = pointer.get("current", {}).get("S") if pointer else None
+        if current is None or (newest is not None and current == newest.rollout_id):
+            return None
+        named = self._client.get_item(TableName=self._table, ConsistentRead=True,
+                                      Key=_values({"service": service, "rollout_id": current}),
+                                      ProjectionExpression="#rollout_id",
+                                      ExpressionAttributeNames={"#rollout_id": "rollout_id"}).get("Item")
+        return None if named else current
+
+    def _create_items(self, stored: RolloutRecord, newest: RolloutRecord | None,
+                      stale: str | None = None) -> list[dict[str, Any]]:
         pointer = {"service": stored.service, "rollout_id": POINTER_ID, "current": stored.rollout_id}
         pointer_put: dict[str, Any] = {"TableName": self._table, "Item": _values(pointer)}
         items: list[dict[str, Any]] = []
+        if stale is not None:
+            # Replace a pointer to a deleted rollout only while it still names it and that
+            # rollout is still absent; the newest rollout's check below still applies.
+            items.append({"ConditionCheck": {
+                "TableName": self._table,
+                "Key": _values({"service": stored.service, "rollout_id": stale}),
+                **_expression("attribute_not_exists(#rollout_id)", {}),
+            }})
+            pointer_put.update(_expression("#current = :stale", {":stale": stale}))
         if newest is None:
-            pointer_put.update(_expression("attribute_not_exists(#rollout_id)", {}))
+            if stale is None:
+                pointer_put.update(_expression("attribute_not_exists(#rollout_id)", {}))
         else:
             items.append({"ConditionCheck": {
                 "TableName": self._table,
@@ -327,10 +362,11 @@ class DynamoLedger:
                 **_expression("#phase IN (" + ", ".join(f":t{i}" for i in range(len(_TERMINAL))) + ")",
                               {f":t{i}": phase for i, phase in enumerate(_TERMINAL)}),
             }})
-            pointer_put.update(
-                _expression("attribute_not_exists(#rollout_id) OR #current = :newest",
-                            {":newest": newest.rollout_id})
-            )
+            if stale is None:
+                pointer_put.update(
+                    _expression("attribute_not_exists(#rollout_id) OR #current = :newest",
+                                {":newest": newest.rollout_id})
+                )
         items.append({"Put": pointer_put})
         items.append({"Put": {
             "TableName": self._table,
