@@ -72,7 +72,8 @@ def leave_alone(state, params: dict, finalizing: bool = False) -> str | None:
     from flows.env import AccountNotLoaded
     from flows.progressive import DriftDetected, PhaseRefused
     from rollway.finalize import UNRECORDED_AGAIN, FinalizeIncomplete, FinalizeRefused
-    from rollway.ledger import LockHeld, NotOwner, RollbackUnrecorded, RolloutEnded, RolloutInProgress, RolloutMovedOn
+    from rollway.ledger import (LockHeld, NotOwner, RollbackUnrecorded, RolloutEnded, RolloutInProgress,
+                                RolloutMovedOn, RolloutSuperseded)
 
     if (state.message or "").startswith(PARAMETERS_FAILED):
         # Checked by the message, not only the exception's type: a validator that raised a bare
@@ -94,6 +95,9 @@ def leave_alone(state, params: dict, finalizing: bool = False) -> str | None:
         return f"it rolled back itself, only the ledger could not record it ({exc})"
     if isinstance(exc, RolloutMovedOn):
         return f"another run drove the rollout while this one waited ({exc})"
+    if isinstance(exc, RolloutSuperseded):
+        # Its rollout ended and another started: a rollback now would hit that other rollout.
+        return f"its rollout is no longer the newest ({exc})"
     if isinstance(exc, RolloutEnded) and _rolled_back_already(params):
         return f"its rollout was already rolled back ({exc})"
     if isinstance(exc, (LockHeld, NotOwner)) and _someone_else_owns(params):

@@ -15,7 +15,7 @@ from flows.rollback import try_record, unrecorded
 from rollway.approvals import ApprovalAnswer
 from rollway.decide import Pause, StageState
 from rollway.environment import Environment
-from rollway.ledger import RolloutMovedOn, RolloutRecord, Transition, begin_rollback
+from rollway.ledger import RolloutMovedOn, RolloutRecord, RolloutSuperseded, Transition, begin_rollback
 from rollway.model import Verdict, Weights
 from rollway.phases import RolloutPhase
 from rollway.report import HEADERS, RollbackResult, RolloutResult, StageReport, markdown_table, stage_rows
@@ -46,9 +46,12 @@ class LedgerJournal:
         owner: the run that holds the rollout's lease.
         lease_seconds: lease length on the rollout clock; renewed every analysis tick.
         actor: who started the rollout.
+        rollout_id: the rollout it records; the lease-free rollback writes name it, so that they
+            never land on a rollout started since (None: the newest, whichever it is).
     """
 
-    def __init__(self, env: Environment, spec: RolloutSpec, *, owner: str, lease_seconds: float, actor: str) -> None:
+    def __init__(self, env: Environment, spec: RolloutSpec, *, owner: str, lease_seconds: float, actor: str,
+                 rollout_id: str | None = None) -> None:
         assert env.ledger is not None, "a LedgerJournal needs a ledger"
         self.env = env
         self.ledger = env.ledger
@@ -57,18 +60,21 @@ class LedgerJournal:
         self.lease_seconds = lease_seconds
         self.actor = actor
         self.service = env.targets.canary_service
+        self.rollout_id = rollout_id
         self._progress_id = None
         self._seen: RolloutRecord | None = None  # the record as this run last read or wrote it
         self._rollback_actor = actor  # who asked for the rollback: the judge, a person, "timeout"
         self._unrecorded: str | None = None  # what the ledger could not record of the rollback's start
 
     # --- helpers -----------------------------------------------------------------------
-    def _record(self, transition: Transition, owner: str | None = "self", **changes):
+    def _record(self, transition: Transition, owner: str | None = "self", followed_by: tuple = (), **changes):
         self._seen = self.ledger.record(
             self.service,
+            rollout=self.rollout_id,
             owner=self.owner if owner == "self" else owner,
             now=self.env.clock.now(),
             transition=transition,
+            followed_by=followed_by,
             lease_seconds=self.lease_seconds if owner == "self" else 0.0,
             **changes,
         )
@@ -97,17 +103,20 @@ class LedgerJournal:
     def shifted(self, state: StageState, before: Weights, after: Weights, reason: str, flags: list,
                 from_stage: int | None) -> None:
         now = self.env.clock.now()
+        # The shift and the flag moves made inside it in one write: the flags have moved already,
+        # and a run killed between two writes would leave the ledger without them for good (the
+        # resume finds the load balancer and the ledger in agreement and records nothing).
         self._record(
             Transition(
                 at=now, kind="shift", actor=self.actor, from_weights=before, to_weights=after,
                 from_stage=from_stage, to_stage=state.stage_index,
                 comment=reason,
             ),
+            followed_by=tuple(Transition(at=now, kind="flag", actor=self.actor, comment=update.describe())
+                              for update in flags),
             phase=RolloutPhase.PROGRESSING, weights=after, stage_index=state.stage_index,
             stage_started_at=state.started_at, stage_passed=False,
         )
-        for update in flags:
-            self._record(Transition(at=now, kind="flag", actor=self.actor, comment=update.describe()))
         self._progress(state.stage_index, done=False)
         self._notify(
             f"Rollout stage {state.stage_index + 1}/{len(self.spec.stages)}: {after.canary}% on the new version",
@@ -178,7 +187,8 @@ class LedgerJournal:
         goes ahead and says so), or None."""
         self._rollback_actor = actor
         self._unrecorded = try_record("the rollback's start", lambda: begin_rollback(
-            self.ledger, self.service, actor=actor, reason=reason, now=self.env.clock.now()))
+            self.ledger, self.service, actor=actor, reason=reason, now=self.env.clock.now(),
+            rollout=self.rollout_id))
         return self._unrecorded
 
     def rolled_back(self, result: RollbackResult, stages: list[StageReport]) -> None:
@@ -186,11 +196,7 @@ class LedgerJournal:
         seen = self._seen  # as this run last read it: the phase the ledger shows if the start failed
         failure, phase, tell = self._unrecorded, seen.phase if seen is not None else None, False
         if failure is None:
-            failure = try_record("the rollback's end", lambda: self._record(
-                Transition(at=self.env.clock.now(), kind="rollback", actor=self._rollback_actor,
-                           to_weights=result.weights, comment=result.reason),
-                owner=None, phase=RolloutPhase.ROLLED_BACK, weights=result.weights,
-            ))
+            failure = try_record("the rollback's end", self._record_rollback_end(result))
             # The notice went out before this write: people are told again if it failed.
             phase, tell = RolloutPhase.ROLLING_BACK, True
         if failure is None:
@@ -206,6 +212,20 @@ class LedgerJournal:
         if failure is not None:
             raise unrecorded(self.env, result, failure, rollout_id=seen.rollout_id if seen is not None else None,
                              phase=phase, tell=tell)
+
+    def _record_rollback_end(self, result: RollbackResult):
+        def write() -> None:
+            try:
+                self._record(
+                    Transition(at=self.env.clock.now(), kind="rollback", actor=self._rollback_actor,
+                               to_weights=result.weights, comment=result.reason),
+                    owner=None, phase=RolloutPhase.ROLLED_BACK, weights=result.weights,
+                )
+            except RolloutSuperseded as moved:
+                # Another rollback ended this rollout and a new one started while this one acted:
+                # the new rollout's record is not this rollback's to end.
+                get_run_logger().warning("this rollback's end is not recorded: %s", moved)
+        return write
 
     def phase_complete(self, result: RolloutResult) -> None:
         self._record(

@@ -34,6 +34,7 @@ from rollway.ledger import (
     RolloutInProgress,
     RolloutRecord,
     Transition,
+    begin_rollback,
     monitoring_left,
     monitoring_owed,
     new_rollout_id,
@@ -87,16 +88,22 @@ def create_rollout(env: Environment, spec: RolloutSpec, *, owner: str, actor: st
     t = env.targets
     stable, canary = preflight(env, spec)
     now = env.clock.now()
-    return env.ledger.create(
-        RolloutRecord(
-            service=t.canary_service, rollout_id=new_rollout_id(now), image=spec.image,
-            spec_json=spec.model_dump_json(), phase=RolloutPhase.PENDING,
-            previous_task_definition=canary.task_definition, stable_desired=stable.desired,
-            created_at=now, updated_at=now,
-            history=(Transition(at=now, kind="start", actor=actor, comment=f"rollout of {spec.image}"),),
-        ),
-        owner=owner, now=now, lease_seconds=lease_seconds,
+    with before_any_write():
+        newest = env.ledger.get(t.canary_service)
+    record = RolloutRecord(
+        # Stamped after the newest id even when this clock is behind the one that stamped it.
+        service=t.canary_service, rollout_id=new_rollout_id(now, after=newest.rollout_id if newest else None),
+        image=spec.image, spec_json=spec.model_dump_json(), phase=RolloutPhase.PENDING,
+        previous_task_definition=canary.task_definition, stable_desired=stable.desired,
+        created_at=now, updated_at=now,
+        history=(Transition(at=now, kind="start", actor=actor, comment=f"rollout of {spec.image}"),),
     )
+    try:
+        return env.ledger.create(record, owner=owner, now=now, lease_seconds=lease_seconds)
+    except ValueError as err:
+        # Refused before anything was written (an id or a lease the ledger will not take): as a
+        # RolloutRefused, the hooks leave alone the rollout that holds the service.
+        raise RolloutRefused(f"refused before any write: {err}") from err
 
 
 def deploy_canary(env: Environment, spec: RolloutSpec, record: RolloutRecord, *, owner: str, actor: str,
@@ -178,14 +185,12 @@ def reconcile(env: Environment, spec: RolloutSpec, record: RolloutRecord, *, own
         made = below[-1] if below else -1
         transition = Transition(at=now, kind="adopt", actor=actor, from_weights=record.weights, to_weights=live,
                                 to_stage=made, comment="operator adopted the live weights")
-    record = env.ledger.record(record.service, owner=owner, now=now, lease_seconds=lease_seconds,
-                               transition=transition, weights=live, stage_index=made, stage_started_at=now,
-                               stage_passed=False)
-    for update in updates:
-        record = env.ledger.record(record.service, owner=owner, now=now, lease_seconds=lease_seconds,
-                                   transition=Transition(at=now, kind="flag", actor=transition.actor,
-                                                         comment=update.describe()))
-    return record
+    # One write, as the journal records a shift: a kill between two would lose the flag moves.
+    flag_moves = tuple(Transition(at=now, kind="flag", actor=transition.actor, comment=update.describe())
+                       for update in updates)
+    return env.ledger.record(record.service, owner=owner, now=now, lease_seconds=lease_seconds,
+                             transition=transition, followed_by=flag_moves, weights=live, stage_index=made,
+                             stage_started_at=now, stage_passed=False)
 
 
 def record_mode(env: Environment, record: RolloutRecord, *, phased: bool, owner: str, actor: str,
@@ -277,6 +282,12 @@ def run_progressive(
             outcome="promoted", reason=f"{spec.image} was already promoted (rollout {record.rollout_id})",
             image=spec.image, final_weights=record.weights,
         )
+    if record is not None and _rejected(record) and (record.owner in (None, owner) or owner_finished(record.owner)):
+        # A person rejected the rollout and its run died before recording the rollback's start:
+        # the answer is final, so it is carried out (below) rather than asked for again.
+        record = begin_rollback(env.ledger, service, actor=record.history[-1].actor,
+                                reason=_rejection_reason(record.history[-1]), now=env.clock.now(),
+                                rollout=record.rollout_id)
     if record is not None and record.phase is RolloutPhase.ROLLING_BACK:
         # A rollback was begun and its run died: finish it before anything else moves traffic.
         finished = finish_rollback(env, record, actor=actor)
@@ -326,7 +337,8 @@ def run_progressive(
     rollback = judge_rollback(env, spec, previous_task_definition=record.previous_task_definition,
                               stable_desired=record.stable_desired)
 
-    journal = LedgerJournal(env, spec, owner=owner, lease_seconds=lease_seconds, actor=actor)
+    journal = LedgerJournal(env, spec, owner=owner, lease_seconds=lease_seconds, actor=actor,
+                            rollout_id=record.rollout_id)
     result = run_stages(
         env, spec, state=state, stable_desired=record.stable_desired or 1, approver=approver,
         rollback=rollback, journal=journal, actor=actor, rollout=record.rollout_id,
@@ -421,6 +433,20 @@ def advance(env: Environment, approver: Approver, *, owner: str, actor: str = "s
         raise
     start_phase(env, spec, nxt, owner=owner, actor=actor, lease_seconds=lease_seconds)
     return run_progressive(env, spec, approver, owner=owner, actor=actor, phased=True, lease_seconds=lease_seconds)
+
+
+def _rejected(record: RolloutRecord) -> bool:
+    """Whether the newest transition of an unfinished rollout is a person's rejection, which
+    the run that recorded it did not get to act on (it records the rollback's start next)."""
+    return (not record.phase.terminal and record.phase is not RolloutPhase.ROLLING_BACK
+            and bool(record.history) and record.history[-1].kind == "reject")
+
+
+def _rejection_reason(reject: Transition) -> str:
+    """The reason the engine gives a rollback it does for a rejection, from the recorded answer
+    (its comment is "reject: <the person's comment>", its verdict the pause's reason)."""
+    said = (reject.comment or "").removeprefix("reject").strip(": ")
+    return f"rejected by {reject.actor}: {said or reject.verdict or 'no reason given'}"
 
 
 def _abandoned(record: RolloutRecord, now: float, owner_finished: Callable[[str | None], bool]) -> bool:

@@ -360,7 +360,7 @@ def rollback_recorded(env: Environment, reason: str, *, actor: str, previous_tas
         RollbackRefused: the ledger could not be read and nothing says a rollout is under way,
             or ``only_open`` and the newest rollout is closed (nothing was changed).
     """
-    from rollway.ledger import Transition, begin_rollback, open_for_rollback
+    from rollway.ledger import RolloutSuperseded, Transition, begin_rollback, open_for_rollback
     from rollway.spec import RolloutSpec
 
     service = env.targets.canary_service
@@ -397,17 +397,24 @@ def rollback_recorded(env: Environment, reason: str, *, actor: str, previous_tas
         if record.phase is not RolloutPhase.ROLLING_BACK:
             # Intent before action: if this process dies half-way, the ledger says a rollback
             # is unfinished, and a resumed run or `rollway abort` finishes it.
+            # Of the rollout read above: if another one started since, it is not this one to roll back.
             def begin():
-                begin_rollback(env.ledger, service, actor=actor, reason=reason, now=env.clock.now())
+                begin_rollback(env.ledger, service, actor=actor, reason=reason, now=env.clock.now(),
+                               rollout=record.rollout_id)
 
         def finish(result: RollbackResult):
             # owner=None: a rollback must always be able to act, whoever holds the lease.
-            env.ledger.record(
-                service, owner=None, now=env.clock.now(),
-                transition=Transition(at=env.clock.now(), kind="rollback", actor=actor, to_weights=result.weights,
-                                      comment=reason),
-                phase=RolloutPhase.ROLLED_BACK, weights=result.weights,
-            )
+            try:
+                env.ledger.record(
+                    service, owner=None, now=env.clock.now(), rollout=record.rollout_id,
+                    transition=Transition(at=env.clock.now(), kind="rollback", actor=actor,
+                                          to_weights=result.weights, comment=reason),
+                    phase=RolloutPhase.ROLLED_BACK, weights=result.weights,
+                )
+            except RolloutSuperseded as moved:
+                # While this rollback acted, another one finished the rollout and a new rollout
+                # started: the end of this one belongs to the old record, never to the new one.
+                get_run_logger().warning("this rollback's end is not recorded: %s", moved)
 
     def act(ledger_failure: str | None) -> RollbackResult:
         return execute_rollback(

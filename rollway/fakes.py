@@ -261,6 +261,7 @@ from rollway.ledger import (  # noqa: E402
     check_lease_seconds,
     check_new_rollout,
     check_owner,
+    check_rollout,
     validate_changes,
 )
 
@@ -294,9 +295,14 @@ class FakeLedger:
         with self._lock:
             self.calls.append(f"create {record.service} {record.rollout_id}")
             rollouts = self._rollouts.setdefault(record.service, [])
+            stored = as_started(record, owner=owner, now=now, lease_seconds=lease_seconds)
+            if rollouts and rollouts[-1] == stored:
+                # As DynamoLedger: the same create again is a retry of one that committed (a
+                # Prefect task retry), answered with the record stored, not RolloutInProgress.
+                return stored
             check_new_rollout(rollouts[-1] if rollouts else None, record)
-            rollouts.append(as_started(record, owner=owner, now=now, lease_seconds=lease_seconds))
-            return rollouts[-1]
+            rollouts.append(stored)
+            return stored
 
     def acquire(self, service: str, *, owner: str, now: float, lease_seconds: float) -> RolloutRecord:
         check_lease_seconds(lease_seconds, owner)
@@ -324,6 +330,8 @@ class FakeLedger:
         now: float,
         transition: Transition,
         lease_seconds: float = 0.0,
+        rollout: str | None = None,
+        followed_by: Sequence[Transition] = (),
         **changes: Any,
     ) -> RolloutRecord:
         fields = validate_changes(changes)
@@ -332,11 +340,12 @@ class FakeLedger:
         with self._lock:
             self.calls.append(f"record {service} {transition.kind}")
             current = self._newest(service)
+            check_rollout(current, rollout)
             check_owner(current, owner, now)
             if lease_seconds > 0:
                 fields["lease_expires"] = now + lease_seconds
             return self._write(
-                service, current, **fields, updated_at=now, history=current.history + (transition,)
+                service, current, **fields, updated_at=now, history=current.history + (transition, *followed_by)
             )
 
     def _newest(self, service: str) -> RolloutRecord:

@@ -35,7 +35,7 @@ class LockHeld(LedgerError):
 
 
 class NotOwner(LedgerError):
-    """A write from a run that no longer owns the rollout (its lease was taken over)."""
+    """A write from a run that no longer owns the rollout (another run took it over, or it was released)."""
 
 
 class RolloutEnded(LedgerError):
@@ -44,6 +44,14 @@ class RolloutEnded(LedgerError):
 
 class RolloutMovedOn(LedgerError):
     """Someone else wrote the rollout while this run waited (for an approval): its answer is stale."""
+
+
+class RolloutSuperseded(LedgerError):
+    """A write meant for one rollout found another one the service's newest: it is not applied.
+
+    Lease-free writes (a rollback's) would otherwise land on whatever rollout is newest when
+    they arrive: a late rollback of one rollout would end the next one.
+    """
 
 
 class RolloutNotFound(LedgerError):
@@ -152,7 +160,10 @@ MANAGED_FIELDS = frozenset(
 """Fields only the ledger itself writes (create, acquire, release, record); never ``**changes``."""
 
 
-def new_rollout_id(now: float) -> str:
+_ID_STAMP = "%Y%m%dT%H%M%SZ"
+
+
+def new_rollout_id(now: float, after: str | None = None) -> str:
     """A rollout id that sorts by creation time: ``20261129T063000Z-1a2b3c4d``.
 
     The random suffix keeps ids from two runs started in the same second apart; a ledger
@@ -160,8 +171,20 @@ def new_rollout_id(now: float) -> str:
 
     Args:
         now: creation time, seconds since the epoch.
+        after: the service's newest rollout id, if any. A clock behind the one that stamped it
+            (another worker's skew, or a previous run on a sped-up rollout clock) would make an
+            id the ledger refuses, and no rollout could start until this clock caught up: the id
+            is stamped a second after it instead.
     """
-    stamp = datetime.fromtimestamp(now, tz=timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = datetime.fromtimestamp(now, tz=timezone.utc).strftime(_ID_STAMP)
+    newest = after.split("-", 1)[0] if after else None
+    if newest is not None and stamp <= newest:
+        try:
+            then = datetime.strptime(newest, _ID_STAMP).replace(tzinfo=timezone.utc).timestamp()
+        except ValueError:  # not an id of ours: the ledger decides
+            pass
+        else:
+            stamp = datetime.fromtimestamp(then + 1, tz=timezone.utc).strftime(_ID_STAMP)
     return f"{stamp}-{secrets.token_hex(4)}"
 
 
@@ -189,7 +212,7 @@ def check_new_rollout(newest: RolloutRecord | None, record: RolloutRecord) -> No
     if record.rollout_id <= newest.rollout_id:
         raise ValueError(
             f"rollout id {record.rollout_id!r} does not sort after the newest rollout "
-            f"{newest.rollout_id!r} of service {record.service!r}; make one with new_rollout_id(now)"
+            f"{newest.rollout_id!r} of service {record.service!r}; make one with new_rollout_id(now, after=<that id>)"
         )
 
 
@@ -232,22 +255,43 @@ def check_lease(record: RolloutRecord, owner: str, now: float) -> None:
     )
 
 
+def check_rollout(record: RolloutRecord, rollout: str | None) -> None:
+    """Allow a write meant for the rollout whose id is ``rollout`` (None: for the newest,
+    whichever it is) to land on ``record``, the service's newest rollout.
+
+    Raises:
+        RolloutSuperseded: ``record`` is another rollout.
+    """
+    if rollout is None or record.rollout_id == rollout:
+        return
+    raise RolloutSuperseded(
+        f"rollout {rollout!r} of service {record.service!r} is no longer the newest: rollout "
+        f"{record.rollout_id!r} ({record.image}, {record.phase.value}) is; the write meant for "
+        f"{rollout!r} is not applied"
+    )
+
+
 def check_owner(record: RolloutRecord, owner: str | None, now: float) -> None:
-    """Allow a write by ``owner``: None (a lease-free action) or the holder of a running lease.
+    """Allow a write by ``owner``: None (a lease-free action) or the recorded owner.
+
+    The recorded owner may write even after its lease expired (a write that passes
+    ``lease_seconds`` renews it): a run blocked longer than its lease (ECS placing the canary's
+    tasks, health checks) is still the only one driving the rollout, and refusing its record
+    of a shift it made would leave the traffic moved and unrecorded. Two runs are still kept
+    apart: another run can only take an expired lease through ``acquire``, which makes it the
+    owner, and from then on the old owner's writes are refused. ``now`` is kept for the
+    callers' symmetry with ``check_lease``.
 
     Raises:
         RolloutEnded: an owner writes to a rollout that is being or has been rolled back.
-        NotOwner: ``owner`` does not hold the lease, or its lease expired before ``now``.
+        NotOwner: another run took the rollout over, or ``owner`` released it.
     """
     if owner is None:
         return
     check_not_ended(record)
-    if record.owner == owner and record.lease_expires >= now:
-        return
     if record.owner == owner:
-        held = f"its lease expired at {utc(record.lease_expires)}"
-    else:
-        held = f"it is owned by {record.owner!r}" if record.owner else "it was released"
+        return
+    held = f"it is owned by {record.owner!r}" if record.owner else "it was released"
     raise NotOwner(
         f"{owner!r} no longer owns rollout {record.rollout_id!r} of service {record.service!r}: {held}"
     )
@@ -341,14 +385,17 @@ def open_for_rollback(spec: "RolloutSpec", record: RolloutRecord) -> bool:
     return not record.phase.terminal
 
 
-def begin_rollback(ledger: Any, service: str, *, actor: str, reason: str, now: float) -> RolloutRecord:
+def begin_rollback(ledger: Any, service: str, *, actor: str, reason: str, now: float,
+                   rollout: str | None = None) -> RolloutRecord:
     """Record a rollback's intent (phase rolling_back, who and why) before it acts.
 
     Lease-free: a rollback acts whoever holds the lease. From here no owner may record
     progress (RolloutEnded), and a run that dies half-way leaves a rollback to finish.
+    ``rollout``: the id of the rollout the rollback read; RolloutSuperseded if another one is newest
+    by now (None only where no rollout was read).
     """
     return ledger.record(
-        service, owner=None, now=now,
+        service, owner=None, now=now, rollout=rollout,
         transition=Transition(at=now, kind="rollback-start", actor=actor, comment=reason),
         phase=RolloutPhase.ROLLING_BACK,
     )

@@ -86,13 +86,17 @@ class Ledger(Protocol):
         """Give up ownership (no error if not owned)."""
 
     def record(
-        self, service: str, *, owner: str | None, now: float, transition: "Transition", lease_seconds: float = 0.0, **changes
+        self, service: str, *, owner: str | None, now: float, transition: "Transition", lease_seconds: float = 0.0,
+        rollout: str | None = None, followed_by: "Sequence[Transition]" = (), **changes
     ) -> "RolloutRecord":
         """Append ``transition`` and apply ``changes`` (fields of RolloutRecord) atomically.
 
         ``owner=None`` writes without a lease (rollback and manual actions, which must always
-        be able to act); otherwise raises NotOwner if ``owner`` does not hold the lease.
-        A positive ``lease_seconds`` renews the lease.
+        be able to act); otherwise raises NotOwner if ``owner`` is not the recorded owner (an
+        owner whose lease expired may still write until another run takes the rollout over).
+        A positive ``lease_seconds`` renews the lease. ``rollout``: the id of the rollout the write
+        is for; raises RolloutSuperseded when the newest rollout is another one (None: the newest).
+        ``followed_by``: transitions appended after ``transition`` in the same write.
         """
 
     def history(self, service: str) -> list["RolloutRecord"]:

@@ -21,16 +21,22 @@ TransactWriteItems of three operations:
 
 Every create of a service writes the same pointer item, so of two racing creates at most
 one commits; the other fails its pointer condition (or conflicts), reads again and raises
-RolloutInProgress naming the winner.
+RolloutInProgress naming the winner. A pointer naming a rollout whose item was deleted (a
+person clearing a corrupt record) would fail every create the same way: a create that finds
+one replaces it, on condition that the pointer still names it and that rollout is still absent.
 
 The lease (``owner``, ``lease_expires``) lives on the rollout item. ``acquire``, ``record``
-and ``release`` each read the newest rollout's key (a Query projecting the key only), then
-make one conditional UpdateItem that returns the whole record. ``record`` sets the changed
-fields, bumps ``version`` and appends to ``history`` with ``list_append`` in that one
-UpdateItem, so concurrent writers can never lose a history entry or a version. (The newest
-rollout can only change between the two calls once it is terminal, when writing to it is
-still right.) A refused condition comes back with the item as it stood, which names the
-holder in the LockHeld or NotOwner message.
+and ``release`` each read the newest rollout's key (a Query projecting the key and version
+only), then make one conditional UpdateItem that returns the whole record. ``record`` sets
+the changed fields, bumps ``version`` and appends to ``history`` with ``list_append`` in
+that one UpdateItem, so concurrent writers can never lose a history entry or a version.
+``list_append`` is not idempotent, and botocore resends an UpdateItem whose answer was lost:
+``record`` is therefore conditioned on the version it read. A resent copy of a write that
+committed is refused, and ``record`` returns the item, which holds its transition; a write
+refused because another got in first is made again on the version the refusal returned. (The newest rollout can only
+change between the two calls once it is terminal, and a write naming its rollout is refused
+then.) A refused condition comes back with the item as it stood, which names the holder in
+the LockHeld or NotOwner message.
 
 None is stored as an absent attribute: fewer bytes per history entry, and no NULL type to
 test for in conditions.
@@ -41,7 +47,7 @@ from __future__ import annotations
 import json
 import re
 from decimal import Decimal
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
@@ -59,6 +65,7 @@ from rollway.ledger import (
     check_lease_seconds,
     check_new_rollout,
     check_owner,
+    check_rollout,
     validate_changes,
 )
 from rollway.phases import RolloutPhase
@@ -68,6 +75,7 @@ POINTER_ID = RESERVED_ID_PREFIX + "active"
 """Range key of the per-service pointer item that serializes ``create``."""
 
 _CREATE_ATTEMPTS = 3
+_RECORD_ATTEMPTS = 10
 # "None" marks the operations of a cancelled transaction that were not at fault.
 _RACE_REASONS = frozenset({"None", "ConditionalCheckFailed", "TransactionConflict"})
 _TERMINAL = tuple(phase.value for phase in RolloutPhase if phase.terminal)
@@ -160,6 +168,7 @@ class DynamoLedger:
         """
         check_lease_seconds(lease_seconds, owner)
         stored = as_started(record, owner=owner, now=now, lease_seconds=lease_seconds)
+        stale = None
         for _ in range(_CREATE_ATTEMPTS):
             newest = self.get(record.service)
             if newest == stored:
@@ -167,11 +176,15 @@ class DynamoLedger:
                 return stored
             check_new_rollout(newest, record)
             try:
-                self._client.transact_write_items(TransactItems=self._create_items(stored, newest))
+                self._client.transact_write_items(TransactItems=self._create_items(stored, newest, stale))
             except ClientError as err:
                 if not _lost_a_race(err):
                     raise
-                continue  # another write got there first: read again and decide again
+                # Another write got there first: read again and decide again. Or the pointer
+                # names a rollout whose item was deleted (a person clearing a corrupt record),
+                # which no race explains and every attempt would fail on: replace it.
+                stale = self._orphan_pointer(record.service, newest)
+                continue
             return stored
         raise LedgerError(
             f"could not start rollout {record.rollout_id!r} of service {record.service!r}: "
@@ -213,6 +226,8 @@ class DynamoLedger:
         now: float,
         transition: Transition,
         lease_seconds: float = 0.0,
+        rollout: str | None = None,
+        followed_by: Sequence[Transition] = (),
         **changes: Any,
     ) -> RolloutRecord:
         """Apply ``changes``, append ``transition`` and bump the version in one conditional write.
@@ -221,9 +236,14 @@ class DynamoLedger:
             service: whose newest rollout to write.
             owner: the lease holder writing, or None for a lease-free write (rollback and
                 manual actions) that must succeed whoever holds the lease.
-            now: the time of the write; the lease must not have expired before it.
+            now: the time of the write (an owner may write after its lease expired, as long as
+                no other run took the rollout over).
             transition: appended to the history.
+            followed_by: appended after ``transition`` in the same write (a shift's flag moves),
+                so that no kill between two writes can keep one without the others.
             lease_seconds: if positive, the lease is renewed to ``now + lease_seconds``.
+            rollout: the id of the rollout the write is meant for; None writes to the newest,
+                whichever it is. Lease-free writes pass it: nothing else ties them to a rollout.
             **changes: RolloutRecord fields to set.
 
         Returns:
@@ -232,7 +252,8 @@ class DynamoLedger:
         Raises:
             ValueError: a change names no writable field or has an invalid value, or a lease
                 renewal without an owner; raised before anything is written.
-            NotOwner: ``owner`` does not hold an unexpired lease.
+            NotOwner: ``owner`` is not the rollout's owner (another run took it over, or it released it).
+            RolloutSuperseded: the newest rollout is not ``rollout``.
             RolloutNotFound: the service has no rollout.
         """
         fields = validate_changes(changes)
@@ -240,25 +261,55 @@ class DynamoLedger:
         sets = {**fields, "updated_at": now}
         if lease_seconds > 0:
             sets["lease_expires"] = now + lease_seconds
-        condition, values = None, {}
+        # On the version read just before: botocore resends an UpdateItem whose answer was lost
+        # (a timeout, a 500 after the commit), and list_append would append the transition again.
+        conditions, values = ["#version = :expected"], {}
+        if rollout is not None:
+            # The item written is the newest one read just before; it must be the one meant.
+            conditions.append("#rollout_id = :rollout")
+            values[":rollout"] = rollout
         if owner is not None:
-            condition = f"{_NOT_ENDED} AND #owner = :holder AND #lease_expires >= :now"
-            values = {":holder": owner, ":now": now, **_ENDED_VALUES}
-        try:
-            return self._update(service, sets=sets, condition=condition, values=values, append=transition)
-        except _Refused as refused:
-            raise _explain(refused, service, lambda record: check_owner(record, owner, now))
+            # The owner alone, not its lease: see rollway.ledger.check_owner.
+            conditions.append(f"{_NOT_ENDED} AND #owner = :holder")
+            values.update({":holder": owner, **_ENDED_VALUES})
+
+        def rules(record: RolloutRecord) -> None:
+            check_rollout(record, rollout)
+            check_owner(record, owner, now)
+
+        appended = (transition, *followed_by)
+        key, version = self._newest_head(service)
+        for _ in range(_RECORD_ATTEMPTS):
+            values[":expected"] = version
+            try:
+                return self._update(service, sets=sets, condition=" AND ".join(conditions), values=values,
+                                    append=appended, key=key)
+            except _Refused as refused:
+                old = refused.record
+                if old is not None and _holds(old.history, appended):
+                    # This write committed and its answer was lost; the resent copy was refused.
+                    return old
+                if old is None or old.version == version:
+                    raise _explain(refused, service, rules)
+                rules(old)  # another write got in first: this one may be refused now
+                version = old.version  # the item as it stands now: try again on it
+        raise LedgerError(
+            f"could not record {transition.kind} for service {service!r}: the rollout kept changing under "
+            f"{_RECORD_ATTEMPTS} attempts"
+        )
 
     # --- internals ------------------------------------------------------------------------
 
-    def _newest_key(self, service: str) -> dict[str, Any]:
-        """The key of the newest rollout: a cheap read, since writes return the whole record."""
+    def _newest_head(self, service: str) -> tuple[dict[str, Any], int]:
+        """The key and version of the newest rollout: a cheap read, since writes return the whole record."""
         query = self._newest_first(service)
-        query["ProjectionExpression"] = "#service, #rollout_id"
+        query["ProjectionExpression"] = "#service, #rollout_id, #version"
+        query["ExpressionAttributeNames"]["#version"] = "version"
         items = self._client.query(**query, Limit=1)["Items"]
         if not items:
             raise RolloutNotFound(f"no rollout recorded for service {service!r} in table {self._table!r}")
-        return items[0]
+        head = items[0]
+        return {"service": head["service"], "rollout_id": head["rollout_id"]}, int(head["version"]["N"])
 
     def _newest_first(self, service: str) -> dict[str, Any]:
         return {
@@ -270,12 +321,40 @@ class DynamoLedger:
             "ConsistentRead": True,
         }
 
-    def _create_items(self, stored: RolloutRecord, newest: RolloutRecord | None) -> list[dict[str, Any]]:
+    def _orphan_pointer(self, service: str, newest: RolloutRecord | None) -> str | None:
+        """The rollout id the pointer names when no item of that rollout exists, else None.
+
+        A create writes the pointer and the rollout's item in one transaction, so a pointer
+        without its rollout is never a create under way: the item was deleted.
+        """
+        key = {"service": service, "rollout_id": POINTER_ID}
+        pointer = self._client.get_item(TableName=self._table, Key=_values(key), ConsistentRead=True).get("Item")
+        current = pointer.get("current", {}).get("S") if pointer else None
+        if current is None or (newest is not None and current == newest.rollout_id):
+            return None
+        named = self._client.get_item(TableName=self._table, ConsistentRead=True,
+                                      Key=_values({"service": service, "rollout_id": current}),
+                                      ProjectionExpression="#rollout_id",
+                                      ExpressionAttributeNames={"#rollout_id": "rollout_id"}).get("Item")
+        return None if named else current
+
+    def _create_items(self, stored: RolloutRecord, newest: RolloutRecord | None,
+                      stale: str | None = None) -> list[dict[str, Any]]:
         pointer = {"service": stored.service, "rollout_id": POINTER_ID, "current": stored.rollout_id}
         pointer_put: dict[str, Any] = {"TableName": self._table, "Item": _values(pointer)}
         items: list[dict[str, Any]] = []
+        if stale is not None:
+            # Replace a pointer to a deleted rollout only while it still names it and that
+            # rollout is still absent; the newest rollout's check below still applies.
+            items.append({"ConditionCheck": {
+                "TableName": self._table,
+                "Key": _values({"service": stored.service, "rollout_id": stale}),
+                **_expression("attribute_not_exists(#rollout_id)", {}),
+            }})
+            pointer_put.update(_expression("#current = :stale", {":stale": stale}))
         if newest is None:
-            pointer_put.update(_expression("attribute_not_exists(#rollout_id)", {}))
+            if stale is None:
+                pointer_put.update(_expression("attribute_not_exists(#rollout_id)", {}))
         else:
             items.append({"ConditionCheck": {
                 "TableName": self._table,
@@ -283,10 +362,11 @@ class DynamoLedger:
                 **_expression("#phase IN (" + ", ".join(f":t{i}" for i in range(len(_TERMINAL))) + ")",
                               {f":t{i}": phase for i, phase in enumerate(_TERMINAL)}),
             }})
-            pointer_put.update(
-                _expression("attribute_not_exists(#rollout_id) OR #current = :newest",
-                            {":newest": newest.rollout_id})
-            )
+            if stale is None:
+                pointer_put.update(
+                    _expression("attribute_not_exists(#rollout_id) OR #current = :newest",
+                                {":newest": newest.rollout_id})
+                )
         items.append({"Put": pointer_put})
         items.append({"Put": {
             "TableName": self._table,
@@ -302,9 +382,11 @@ class DynamoLedger:
         sets: dict[str, Any],
         condition: str | None,
         values: dict[str, Any],
-        append: Transition | None = None,
+        append: tuple[Transition, ...] = (),
+        key: dict[str, Any] | None = None,
     ) -> RolloutRecord:
-        """One UpdateItem on the newest rollout: set ``sets``, bump the version, maybe append.
+        """One UpdateItem on the newest rollout (``key``, if the caller read it): set ``sets``,
+        bump the version, maybe append.
 
         A None in ``sets`` removes the attribute: the ledger stores None as an absent
         attribute, which keeps items small.
@@ -319,17 +401,17 @@ class DynamoLedger:
             if value is not None:
                 assignments.append(f"#{name} = :{name}")
                 values[f":{name}"] = value
-        if append is not None:
+        if append:
             # if_not_exists: an item written by another tool without a history still takes one.
-            assignments.append("#history = list_append(if_not_exists(#history, :empty), :transition)")
-            values.update({":empty": [], ":transition": [append]})
+            assignments.append("#history = list_append(if_not_exists(#history, :empty), :transitions)")
+            values.update({":empty": [], ":transitions": list(append)})
         removals = [f"#{name}" for name, value in sets.items() if value is None]
         update = "SET " + ", ".join(assignments) + (" REMOVE " + ", ".join(removals) if removals else "")
         guard = "attribute_exists(#rollout_id)" + (f" AND ({condition})" if condition else "")
         try:
             answer = self._client.update_item(
                 TableName=self._table,
-                Key=self._newest_key(service),
+                Key=key if key is not None else self._newest_head(service)[0],
                 UpdateExpression=update,
                 ConditionExpression=guard,
                 ExpressionAttributeNames=_names(update, guard),
@@ -352,6 +434,16 @@ def _explain(refused: _Refused, service: str, check: Callable[[RolloutRecord], N
     check(refused.record)
     # DynamoDB evaluated the same rule as ``check``; reaching here means they disagree.
     return LedgerError(f"the ledger refused a write to the rollout of service {service!r} for no known reason")
+
+
+def _holds(history: tuple[Transition, ...], appended: tuple[Transition, ...]) -> bool:
+    """Whether ``history`` holds ``appended``, in order and together.
+
+    A transition is stamped with the instant it was made, so an equal run of them in the
+    history is the write that appended them, not another one.
+    """
+    n = len(appended)
+    return any(history[i:i + n] == appended for i in range(len(history) - n, -1, -1))
 
 
 def _code(err: ClientError) -> str:

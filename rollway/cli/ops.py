@@ -484,7 +484,7 @@ def _rollback_directly(service: Service, who: str, reason: str, wait_seconds: fl
         # run's hook) finishes this one.
         # time.time(): the clock the rollback flow below records on (its default).
         unrecorded = write_or_why(lambda: begin_rollback(service.ledger, service.name, actor=who, reason=why,
-                                                         now=time.time()))
+                                                         now=time.time(), rollout=record.rollout_id))
         if unrecorded is not None:
             # The traffic comes first: roll back anyway; the rollback flow tries to record it again.
             errors.print(f"[yellow]warning:[/yellow] the ledger could not record the abort ({escape(unrecorded)}); "

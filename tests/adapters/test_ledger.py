@@ -115,3 +115,56 @@ def test_the_provisioned_rollouts_table_keeps_the_ledger(aws):
     assert ledger.get(SERVICE) == written
     assert written.history == (step(START + 1),) and written.version == created.version + 1
     assert isinstance(ledger.history(SERVICE)[0], RolloutRecord)
+
+
+def test_a_resent_update_whose_first_copy_committed_records_its_transition_once(dynamodb, ledger_targets):
+    """botocore resends an UpdateItem whose answer was lost (a timeout, a 500 after the commit):
+    list_append would append the transition twice. The version condition refuses the copy, and
+    record returns the item, which holds the transition once."""
+    ledger = DynamoLedger(dynamodb, ledger_targets)
+    started(ledger)
+    lost = {"n": 0}
+
+    def answer_lost_once(response, **kwargs):
+        if lost["n"] == 0:  # the first UpdateItem was applied; botocore is told to retry it at once
+            lost["n"] += 1
+            return 0
+        return None
+
+    dynamodb.meta.events.register_first("needs-retry.dynamodb.UpdateItem", answer_lost_once)
+    try:
+        stored = ledger.record(SERVICE, owner="run-1", now=START + 1, transition=step(START + 1),
+                               weights=Weights.canary_at(5))
+    finally:
+        dynamodb.meta.events.unregister("needs-retry.dynamodb.UpdateItem", answer_lost_once)
+    assert lost["n"] == 1
+    assert [t.kind for t in stored.history] == ["shift"] and stored.version == 2
+    assert ledger.get(SERVICE) == stored
+
+
+def test_a_rollout_starts_after_the_newest_rollouts_item_was_deleted(dynamodb, ledger_targets):
+    """A person deletes the newest rollout's item (the way out of a corrupt record): the
+    pointer still names it, and no create could ever pass its pointer condition again. The
+    create replaces a pointer to a rollout that does not exist, on condition that it still
+    does not and that the pointer still names it."""
+    ledger = DynamoLedger(dynamodb, ledger_targets)
+    table = ledger_targets.rollouts_table
+
+    def delete(record: RolloutRecord) -> None:
+        dynamodb.delete_item(TableName=table, Key={"service": {"S": SERVICE}, "rollout_id": {"S": record.rollout_id}})
+
+    def pointer() -> dict:
+        return dynamodb.get_item(TableName=table, Key={"service": {"S": SERVICE}, "rollout_id": {"S": POINTER_ID}})["Item"]
+
+    first = started(ledger)
+    finish(ledger, START + 1, RolloutPhase.ROLLED_BACK)
+    second = started(ledger, now=START + 10, owner="run-2")
+    finish(ledger, START + 11, RolloutPhase.ROLLED_BACK)
+    delete(second)  # an older rollout is left: it is the newest now
+    third = started(ledger, now=START + 20, owner="run-3")
+    assert ledger.get(SERVICE) == third and pointer()["current"] == {"S": third.rollout_id}
+    finish(ledger, START + 21, RolloutPhase.ROLLED_BACK)
+    delete(third)
+    delete(first)  # none is left
+    fourth = started(ledger, now=START + 30, owner="run-4")
+    assert ledger.history(SERVICE) == [fourth] and pointer()["current"] == {"S": fourth.rollout_id}

@@ -19,7 +19,9 @@ from rollway.ledger import (
     RolloutInProgress,
     RolloutNotFound,
     RolloutRecord,
+    RolloutSuperseded,
     Transition,
+    begin_rollback,
     new_rollout_id,
     utc,
 )
@@ -117,6 +119,19 @@ class LedgerContract:
                 assert named in str(refused.value)
             assert [r.rollout_id for r in ledger.history(SERVICE)] == [first.rollout_id]
 
+    def test_the_same_create_again_returns_the_record_it_stored(self, ledger):
+        """A retried create whose first attempt committed (its answer lost, or a Prefect task
+        retry) gets the stored record back; any other create of an unfinished service is refused."""
+        asked = rollout()
+        first = ledger.create(asked, owner="run-1", now=START, lease_seconds=LEASE)
+        assert ledger.create(asked, owner="run-1", now=START, lease_seconds=LEASE) == first
+        assert ledger.history(SERVICE) == [first]
+        with pytest.raises(RolloutInProgress):
+            ledger.create(asked, owner="run-2", now=START, lease_seconds=LEASE)
+        ledger.record(SERVICE, owner="run-1", now=START + 1, transition=step(START + 1))
+        with pytest.raises(RolloutInProgress):  # the stored record moved on: no longer a retry
+            ledger.create(asked, owner="run-1", now=START, lease_seconds=LEASE)
+
     def test_rollouts_of_other_services_do_not_block(self, ledger):
         started(ledger)
         other = started(ledger, service="webordinary-other-service")
@@ -169,13 +184,21 @@ class LedgerContract:
         written = ledger.record(SERVICE, owner="run-2", now=START + 62, transition=step(START + 62, actor="run-2"))
         assert written.stage_index == -1 and len(written.history) == 1
 
-    def test_an_owner_whose_lease_expired_cannot_write(self, ledger):
+    def test_an_owner_whose_lease_expired_writes_and_renews_until_another_run_takes_over(self, ledger):
+        """A run blocked past its lease (ECS slow to place the canary) still records what it did;
+        only a takeover, which makes another run the owner, stops its writes."""
         started(ledger)
         kept = ledger.record(SERVICE, owner="run-1", now=START + 30, transition=step(START + 30), lease_seconds=LEASE)
         assert kept.lease_expires == START + 90
-        with pytest.raises(NotOwner, match="expired"):
-            ledger.record(SERVICE, owner="run-1", now=START + 91, transition=step(START + 91))
-        assert ledger.get(SERVICE) == kept
+        late = ledger.record(SERVICE, owner="run-1", now=START + 700, transition=step(START + 700),
+                             lease_seconds=LEASE, stage_index=1)
+        assert (late.owner, late.lease_expires, late.stage_index) == ("run-1", START + 760, 1)
+        with pytest.raises(LockHeld):  # renewed: nobody may take it now
+            ledger.acquire(SERVICE, owner="run-2", now=START + 701, lease_seconds=LEASE)
+        ledger.acquire(SERVICE, owner="run-2", now=START + 761, lease_seconds=LEASE)  # expired again: taken over
+        with pytest.raises(NotOwner, match="owned by 'run-2'"):
+            ledger.record(SERVICE, owner="run-1", now=START + 762, transition=step(START + 762), lease_seconds=LEASE)
+        assert ledger.get(SERVICE).owner == "run-2" and len(ledger.get(SERVICE).history) == 2
 
     def test_release_frees_the_lease_only_for_its_owner(self, ledger):
         created = started(ledger)
@@ -201,6 +224,15 @@ class LedgerContract:
         assert written.weights == Weights.canary_at(15)
         assert (written.owner, written.lease_expires) == ("run-1", START + LEASE)
 
+    def test_transitions_that_belong_together_are_appended_in_one_write(self, ledger):
+        """A shift and the flag moves made inside it: no kill can keep one without the others."""
+        started(ledger)
+        flags = (step(START + 1, "flag", comment="a -> on 50%"), step(START + 1, "flag", comment="b -> on 50%"))
+        written = ledger.record(SERVICE, owner="run-1", now=START + 1, transition=step(START + 1),
+                                followed_by=flags, weights=Weights.canary_at(50))
+        assert written.history == (step(START + 1), *flags) and written.version == 2
+        assert ledger.get(SERVICE) == written
+
     def test_lease_free_writes_act_whoever_holds_the_lease(self, ledger):
         started(ledger)
         rolled = ledger.record(
@@ -209,6 +241,25 @@ class LedgerContract:
         )
         assert (rolled.phase, rolled.owner, rolled.version) == (RolloutPhase.ROLLED_BACK, "run-1", 2)
         assert rolled.history[-1].actor == "ops"
+
+    def test_a_write_meant_for_one_rollout_never_lands_on_the_next(self, ledger):
+        """A late lease-free write (a rollback still acting on rollout 1) names its rollout: once
+        rollout 2 is the newest, it is refused instead of ending rollout 2."""
+        first = started(ledger)
+        begun = begin_rollback(ledger, SERVICE, actor="ops", reason="5xx", now=START + 1, rollout=first.rollout_id)
+        assert begun.phase is RolloutPhase.ROLLING_BACK
+        ledger.record(SERVICE, owner=None, now=START + 2, transition=step(START + 2, "rollback", "ops"),
+                      phase=RolloutPhase.ROLLED_BACK, rollout=first.rollout_id)
+        second = started(ledger, now=START + 10, owner="run-2")
+        with pytest.raises(RolloutSuperseded) as refused:
+            ledger.record(SERVICE, owner=None, now=START + 11, transition=step(START + 11, "rollback", "hook"),
+                          phase=RolloutPhase.ROLLED_BACK, rollout=first.rollout_id)
+        assert first.rollout_id in str(refused.value) and second.rollout_id in str(refused.value)
+        with pytest.raises(RolloutSuperseded):
+            begin_rollback(ledger, SERVICE, actor="hook", reason="late", now=START + 11, rollout=first.rollout_id)
+        assert ledger.get(SERVICE) == second
+        assert ledger.record(SERVICE, owner="run-2", now=START + 12, transition=step(START + 12, actor="run-2"),
+                             rollout=second.rollout_id).version == 2
 
     @pytest.mark.parametrize("phase", [RolloutPhase.ROLLING_BACK, RolloutPhase.ROLLED_BACK])
     def test_once_a_rollback_begins_the_owner_can_neither_write_nor_renew(self, ledger, phase):
@@ -279,6 +330,16 @@ class TestFakeLedger(LedgerContract):
         started(ledger)
         ledger.record(SERVICE, owner="run-1", now=START, transition=step(START, "shift"))
         assert [c.split()[0] for c in ledger.calls] == ["create", "record"]
+
+
+def test_a_new_rollout_id_sorts_after_the_newest_even_from_a_clock_behind_it():
+    newest = new_rollout_id(START + 3600)  # stamped by a clock an hour ahead of this one
+    assert newest.startswith("20270115T090000Z")
+    for now in (START, START + 3600, START + 3600.5):
+        made = new_rollout_id(now, after=newest)
+        assert made > newest and made.startswith("20270115T090001Z"), made
+    assert new_rollout_id(START + 7200, after=newest).startswith("20270115T100000Z")  # ahead: its own time
+    assert new_rollout_id(START, after="legacy-7").startswith("20270115T080000Z")  # not ours: left to the ledger
 
 
 @pytest.mark.parametrize("phase,kinds,decommission,expected", [
