@@ -184,3 +184,15 @@ def test_a_rollout_the_ledger_refuses_to_create_is_a_refusal_the_hooks_leave_alo
     with pytest.raises(RolloutRefused, match="before any write"):
         create_rollout(env, quick_spec(5, 100), owner="run-1", actor="alice", lease_seconds=-1)
     assert env.ledger.get(env.targets.canary_service) is None
+
+
+def test_a_run_stopped_because_its_rollout_was_superseded_is_left_alone_by_its_hook():
+    """Its rollout ended and another began: a rollback from its hook would move the traffic of
+    the new rollout, which is not this run's to touch."""
+    from prefect.states import Failed
+
+    from flows.hooks import leave_alone
+    from rollway.ledger import RolloutSuperseded
+
+    superseded = RolloutSuperseded("rollout 20270115T080000Z-aa is not the newest: 20270115T090000Z-bb is")
+    assert "no longer the newest" in (leave_alone(Failed(data=superseded), {}) or "")
