@@ -59,9 +59,9 @@ def test_a_shift_that_outlasts_the_lease_is_still_recorded_by_its_run():
     env = env_with_ledger()
     real_wait = env.deployer.wait_stable
 
-    def slow_wait(services, timeout_seconds):
+    def slow_wait(services, timeout_seconds, expected=None):
         env.clock.sleep(590)
-        return real_wait(services, timeout_seconds)
+        return real_wait(services, timeout_seconds, expected)
 
     env.deployer.wait_stable = slow_wait
     env.router.healthy_targets = lambda version: (env.clock.sleep(15), 1)[1]
