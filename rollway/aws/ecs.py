@@ -182,10 +182,13 @@ class EcsDeployer:
             if attempt:
                 time.sleep(delay)
             found = self._describe_all(names)
-            for item in found:
-                if item["serviceName"] in expected:
-                    _check_revision(names, item, expected[item["serviceName"]], timeout_seconds)
-            unsteady = [item for item in found if not _steady(item)]
+            # ECS's reads are eventually consistent: the first one after an UpdateService may
+            # still show the old revision, steady. From the next poll on (a second or more
+            # later) the revision read is ECS's answer.
+            unsteady = [item for item in found
+                        if not _on_revision(names, item, expected.get(item["serviceName"]), timeout_seconds,
+                                            final=attempt > 0)
+                        or not _steady(item)]
             if not unsteady:
                 return
         raise ServiceNotStable(names, timeout_seconds, "; ".join(_why(item) for item in unsteady))
@@ -230,21 +233,28 @@ def _primary(service: dict[str, Any]) -> dict[str, Any]:
     return next((d for d in service.get("deployments", []) if d.get("status") == "PRIMARY"), {})
 
 
-def _check_revision(names: list[str], service: dict[str, Any], expected: str, timeout_seconds: float) -> None:
-    """Raise if ``service`` no longer deploys ``expected``: waiting longer would not help.
+def _on_revision(names: list[str], service: dict[str, Any], expected: str | None, timeout_seconds: float,
+                 *, final: bool) -> bool:
+    """Whether ``service`` deploys ``expected`` (True when nothing is expected); raises once it
+    is ``final`` that it does not, since waiting longer would not help.
 
     The service's ``taskDefinition`` is its PRIMARY deployment's, and ECS points it back at the
     old revision when the circuit breaker rolls back (it is read there, not from the deployment,
     because moto does not move its deployment on UpdateService). A PRIMARY deployment marked
     FAILED is the circuit breaker without rollback: it launches no more tasks.
     """
+    if expected is None:
+        return True
     runs = service["taskDefinition"]
     if _revision(runs) != _revision(expected):
+        if not final:
+            return False
         raise ServiceNotStable(names, timeout_seconds, f"{service['serviceName']} runs {runs}, not {expected} "
                                f"(rolled back by ECS's circuit breaker, or replaced): {_why(service)}", timed_out=False)
     if _primary(service).get("rolloutState") == "FAILED":
         raise ServiceNotStable(names, timeout_seconds, f"the deployment of {expected} failed: {_why(service)}",
                                timed_out=False)
+    return True
 
 
 def _revision(task_definition: str) -> str:

@@ -199,26 +199,30 @@ def _ecs_deployment(td, rollout, running, desired, status="PRIMARY", reason=None
 
 
 @pytest.fixture
-def stubbed(targets):
+def stubbed(targets, monkeypatch):
     import boto3
     from botocore.stub import Stubber
 
+    # The polls' sleeps are the schedule's, not what these tests are about.
+    monkeypatch.setattr("rollway.aws.ecs.time.sleep", lambda seconds: None)
     client = boto3.client("ecs", region_name="us-west-2", aws_access_key_id="x", aws_secret_access_key="x")
     with Stubber(client) as stub:
         yield EcsDeployer(client, targets), stub
 
 
-def test_a_deployment_the_circuit_breaker_rolled_back_fails_the_wait_at_once(stubbed, targets):
+def test_a_deployment_the_circuit_breaker_rolled_back_fails_the_wait_on_the_next_look(stubbed, targets):
     # ECS rolled the failed deployment back: one PRIMARY deployment, all tasks running, on the OLD
     # revision. botocore's services_stable waiter calls that steady; finalize then moved traffic.
+    # The first read after the update may be stale (ECS is eventually consistent); the next is not.
     deployer, stub = stubbed
     name = targets.stable_service
     stub.add_response("update_service", {"service": _ecs_service(name, NEW_TD, 2, 2, [
         _ecs_deployment(NEW_TD, "IN_PROGRESS", 0, 2), _ecs_deployment(OLD_TD, "COMPLETED", 2, 2, "ACTIVE")])})
-    stub.add_response("describe_services", {"services": [_ecs_service(name, OLD_TD, 2, 2, [
-        _ecs_deployment(OLD_TD, "COMPLETED", 2, 2)], events=[
-        f"(service {name}) rolling back to deployment ecs-svc/7PRIMARY.",
-        f"(service {name}) (deployment ecs-svc/8PRIMARY) deployment failed: tasks failed to start."])]})
+    for _ in range(2):
+        stub.add_response("describe_services", {"services": [_ecs_service(name, OLD_TD, 2, 2, [
+            _ecs_deployment(OLD_TD, "COMPLETED", 2, 2)], events=[
+            f"(service {name}) rolling back to deployment ecs-svc/7PRIMARY.",
+            f"(service {name}) (deployment ecs-svc/8PRIMARY) deployment failed: tasks failed to start."])]})
     deployer.update_service(name, task_definition=NEW_TD, desired=2)
     with pytest.raises(ServiceNotStable, match="rolling back to deployment") as caught:
         deployer.wait_stable([name], timeout_seconds=600)
@@ -230,6 +234,7 @@ def test_wait_stable_checks_the_revision_it_is_told_and_a_failed_deployment(stub
     deployer, stub = stubbed
     name = targets.stable_service
     steady_on_old = _ecs_service(name, OLD_TD, 2, 2, [_ecs_deployment(OLD_TD, "COMPLETED", 2, 2)])
+    stub.add_response("describe_services", {"services": [steady_on_old]})
     stub.add_response("describe_services", {"services": [steady_on_old]})
     with pytest.raises(ServiceNotStable, match=r"task-definition/webordinary-edit-task:7, not webordinary-edit-task:8 \(rolled back"):
         deployer.wait_stable([name], timeout_seconds=5, expected={name: "webordinary-edit-task:8"})
@@ -289,3 +294,21 @@ def test_a_service_pointed_at_a_new_revision_is_stable_on_it(aws, deployer):
     arn = deployer.register_revision(f"{aws.topology.repository_uri}:{NEW_IMAGE_TAG}", aws.topology.task_definition_arn)
     deployer.update_service(t.canary_service, task_definition=arn, desired=1)
     deployer.wait_stable([t.stable_service, t.canary_service], timeout_seconds=5)
+
+
+def test_a_stale_first_read_after_the_update_is_not_taken_for_a_rollback(stubbed, targets):
+    """ECS's API is eventually consistent: the read right after UpdateService may still show the
+    old revision, steady. That is not a circuit-breaker rollback, and the wait goes on."""
+    deployer, stub = stubbed
+    name = targets.stable_service
+    stub.add_response("update_service", {"service": _ecs_service(name, NEW_TD, 2, 2, [
+        _ecs_deployment(NEW_TD, "IN_PROGRESS", 0, 2), _ecs_deployment(OLD_TD, "COMPLETED", 2, 2, "ACTIVE")])})
+    stub.add_response("describe_services", {"services": [_ecs_service(name, OLD_TD, 2, 2, [
+        _ecs_deployment(OLD_TD, "COMPLETED", 2, 2)])]})
+    stub.add_response("describe_services", {"services": [_ecs_service(name, NEW_TD, 2, 2, [
+        _ecs_deployment(NEW_TD, "IN_PROGRESS", 1, 2), _ecs_deployment(OLD_TD, "COMPLETED", 1, 2, "ACTIVE")])]})
+    stub.add_response("describe_services", {"services": [_ecs_service(name, NEW_TD, 2, 2, [
+        _ecs_deployment(NEW_TD, "COMPLETED", 2, 2)])]})
+    deployer.update_service(name, task_definition=NEW_TD, desired=2)
+    deployer.wait_stable([name], 600, {name: NEW_TD})
+    stub.assert_no_pending_responses()
