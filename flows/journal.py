@@ -13,7 +13,7 @@ from prefect.artifacts import create_markdown_artifact, create_progress_artifact
 
 from flows.rollback import try_record, unrecorded
 from rollway.approvals import ApprovalAnswer
-from rollway.decide import Pause, StageState
+from rollway.decide import Pause, StageState, stage_end
 from rollway.environment import Environment
 from rollway.ledger import RolloutMovedOn, RolloutRecord, RolloutSuperseded, Transition, begin_rollback
 from rollway.model import Verdict, Weights
@@ -122,7 +122,8 @@ class LedgerJournal:
             f"Rollout stage {state.stage_index + 1}/{len(self.spec.stages)}: {after.canary}% on the new version",
             f"{self.spec.image} now serves {after.canary}% of traffic on {self.service} "
             f"(weights read back from the load balancer: stable {after.stable}%, canary {after.canary}%).\n"
-            f"The judge watches it for up to {self.spec.stages[state.stage_index].bake_seconds / 60:g} minutes."
+            f"The judge watches it for up to {(stage_end(self.spec, state) - state.started_at) / 60:.1f} minutes "
+            "(its bake, until a whole metric period has ended, and the metrics' delay)."
             + (f"\nFlags: {'; '.join(u.describe() for u in flags)}" if flags else ""),
         )
 

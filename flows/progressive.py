@@ -231,9 +231,10 @@ def catch_up_phase(env: Environment, spec: RolloutSpec, record: RolloutRecord, *
     return env.ledger.record(
         record.service, owner=owner, now=now, lease_seconds=lease_seconds,
         transition=Transition(at=now, kind="phase", actor=actor,
-                              comment=f"in {spec.phases[index].name}: an unphased run reached "
-                                      f"{spec.stages[record.stage_index].weight}%"),
+                              comment=f"in {spec.phases[index].name}: the rollout is at "
+                                      f"{spec.stages[record.stage_index].weight}% already"),
         weekly_phase_index=index, weekly_phase_passed=False, weekly_phase_started_at=now,
+        phase=RolloutPhase.PROGRESSING,
     )
 
 
@@ -391,7 +392,7 @@ def advance(env: Environment, approver: Approver, *, owner: str, actor: str = "s
         return None
     spec = recorded_policy(record)
     # PENDING: the first run died before its first phase started (or before it deployed).
-    if not record.weekly_phase_passed and record.phase in (RolloutPhase.PROGRESSING, RolloutPhase.PENDING):
+    if (not record.weekly_phase_passed or not record.phased) and record.phase in (RolloutPhase.PROGRESSING, RolloutPhase.PENDING):
         if _abandoned(record, now, owner_finished):
             log.warning("phase %s of %s was left unfinished by %s: resuming it at %s",
                         max(record.weekly_phase_index, 0) + 1, service, record.owner, record.weights)
@@ -439,7 +440,8 @@ def _rejected(record: RolloutRecord) -> bool:
     """Whether the newest transition of an unfinished rollout is a person's rejection, which
     the run that recorded it did not get to act on (it records the rollback's start next)."""
     return (not record.phase.terminal and record.phase is not RolloutPhase.ROLLING_BACK
-            and bool(record.history) and record.history[-1].kind == "reject")
+            and bool(record.history) and (record.history[-1].kind == "reject" or (
+                record.history[-1].kind == "timeout" and (record.history[-1].comment or "").startswith("reject"))))
 
 
 def _rejection_reason(reject: Transition) -> str:

@@ -196,3 +196,31 @@ def test_a_run_stopped_because_its_rollout_was_superseded_is_left_alone_by_its_h
 
     superseded = RolloutSuperseded("rollout 20270115T080000Z-aa is not the newest: 20270115T090000Z-bb is")
     assert "no longer the newest" in (leave_alone(Failed(data=superseded), {}) or "")
+
+
+def test_a_recorded_timeout_rollback_is_carried_out_by_the_resumed_run_without_asking_again():
+    """on_timeout: rollback (the default): nobody answered, the run recorded the timeout's reject and
+    died before the rollback's start. The resumed run rolls back; it used to ask again, and an
+    approval then promoted what the policy had rejected."""
+    env = env_with_ledger()
+    spec = quick_spec(5, 50, 100).model_copy(update={"stages": (
+        Stage(weight=5, bake_seconds=120), Stage(weight=50, bake_seconds=120, approval=True),
+        Stage(weight=100, bake_seconds=120))})
+    ledger = env.ledger
+    env.ledger = Intercept(ledger, dies_after_recording("timeout"))
+    timed_out = ApprovalAnswer(action="reject", approver="timeout", timed_out=True, comment="no answer within 3600 s")
+    with pytest.raises(Killed):
+        progressive_on(env, spec, scripted(timed_out))
+    env.ledger = ledger
+    service = env.targets.canary_service
+    assert ledger.get(service).history[-1].kind == "timeout"
+    env.clock.sleep(601)
+    asked = []
+
+    def approver(pause, summary):
+        asked.append(pause.reason)
+        return ApprovalAnswer(action="approve", approver="carol", comment="looks fine")
+
+    result = progressive_on(env, spec, approver, owner="run-2")
+    assert (result.outcome, asked) == ("rolled_back", [])
+    assert ledger.get(service).phase is RolloutPhase.ROLLED_BACK

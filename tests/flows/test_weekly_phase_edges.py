@@ -16,6 +16,8 @@ from prefect import flow
 
 from flows.progressive import PhaseRefused, advance
 from rollway.approvals import ApprovalAnswer, auto_approve
+from rollway.ledger import Transition
+from rollway.model import Weights
 from rollway.phases import RolloutPhase
 from tests.flows.test_progressive_fakes import (
     WEEK, Intercept, Killed, advance_on, env_with_ledger, full_spec, progressive_on, shifts,
@@ -172,3 +174,60 @@ def test_a_phase_that_ran_min_phase_seconds_is_advanced_by_the_next_schedule():
     env.clock.t = _utc(2027, 1, 18, 9, 0)
     assert advance_on(env, auto_approve("carol"), "cron-1").outcome == "holding"
     assert shifts(env) == [5, 25, 50]
+
+
+def test_a_phased_run_that_adopted_weights_past_its_held_phase_and_died_is_resumed_by_the_watchdog():
+    env = env_with_ledger()
+    assert progressive_on(env, full_spec(), auto_approve("alice"), phased=True).outcome == "holding"
+    service = env.targets.canary_service
+    assert env.ledger.get(service).phase is RolloutPhase.PAUSED
+    # During the hold a person moves the weights to 25 % by hand and runs the rollout phased,
+    # adopting the live weights: catch_up_phase records week 2 as the phase it is in.
+    env.router.weights = Weights.canary_at(25)
+    real = env.metrics
+
+    def dies_while_25_bakes(name, args, kwargs):
+        if name == "observe" and env.router.weights.canary == 25:
+            raise Killed("node lost while 25% bakes")
+
+    env.metrics = Intercept(real, dies_while_25_bakes)
+    with pytest.raises(Killed):
+        progressive_on(env, full_spec(), auto_approve("alice"), owner="run-2", phased=True, adopt=True)
+    env.metrics = real
+    record = env.ledger.get(service)
+    assert (record.weekly_phase_index, record.weekly_phase_passed, record.stage_index) == (1, False, 1)
+    # The run driving week 2 is dead: the watchdog resumes a dead phase's run (as for any
+    # PROGRESSING record). Here the record still reads PAUSED (a held phase), so it is skipped now
+    # ("this week's phase already started") and refused next week (PhaseRefused), forever.
+    env.clock.sleep(601)
+    result = watchdog(env, auto_approve("carol"), "cron-1", lambda owner: True)
+    record = env.ledger.get(service)
+    assert result is not None, f"watchdog did nothing; record {record.phase.value}, passed={record.weekly_phase_passed}"
+    assert result.outcome == "holding" and env.router.weights == Weights.canary_at(50)
+
+
+def test_a_dead_unphased_run_recorded_before_the_upgrade_is_still_resumed():
+    env = env_with_ledger()
+    service = env.targets.canary_service
+    assert progressive_on(env, full_spec(), auto_approve("alice"), phased=True).outcome == "holding"
+    real = env.metrics
+
+    def dies_while_50_bakes(name, args, kwargs):
+        if name == "observe" and env.router.weights.canary == 50:
+            raise Killed("node lost while 50% bakes")
+
+    env.metrics = Intercept(real, dies_while_50_bakes)
+    with pytest.raises(Killed):
+        progressive_on(env, full_spec(), auto_approve("alice"), owner="run-2", phased=False)
+    env.metrics = real
+    # As 8ab958c's record_mode left it: phase progressing, phased=False, weekly_phase_passed still True.
+    now = env.clock.now()
+    env.ledger.record(service, owner=None, now=now, transition=Transition(at=now, kind="note", actor="upgrade-sim"),
+                      weekly_phase_passed=True)
+    record = env.ledger.get(service)
+    assert (record.phase, record.phased, record.weekly_phase_passed) == (RolloutPhase.PROGRESSING, False, True)
+    outcomes = []
+    for i in range(3):
+        env.clock.sleep(WEEK)
+        outcomes.append(watchdog(env, auto_approve("carol"), f"cron-{i}", lambda owner: True))
+    assert any(o is not None for o in outcomes), "the watchdog never resumes the dead unphased run (canary left at 50%)"
