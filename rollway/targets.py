@@ -136,6 +136,9 @@ class Targets(_KnownKeys):
     load_balancer: str = "webordinary-edit-alb"
     listener_port: int = Field(default=80, ge=1, le=65535)
     rule_path: str = "/*"
+    rule_host: str | None = Field(
+        default=None, description="the host-header value of the rule, when the listener routes by host on one path",
+    )
     stable_target_group: str = "webordinary-edit-stable"
     canary_target_group: str = "webordinary-edit-canary"
     # ECS.
@@ -222,6 +225,14 @@ class Targets(_KnownKeys):
         # An ALB path pattern: up to 128 characters, no whitespace.
         if not value or len(value) > 128 or any(c.isspace() for c in value):
             raise ValueError(f"{value!r} is not a load balancer path pattern (1-128 characters, no spaces)")
+        return value
+
+    @field_validator("rule_host")
+    @classmethod
+    def _host(cls, value: str | None) -> str | None:
+        # An ALB host-header value: up to 128 characters, no whitespace.
+        if value is not None and (not value or len(value) > 128 or any(c.isspace() for c in value)):
+            raise ValueError(f"{value!r} is not a load balancer host-header value (1-128 characters, no spaces)")
         return value
 
     @field_validator("stable_target_group", "canary_target_group")

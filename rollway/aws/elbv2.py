@@ -233,26 +233,35 @@ class AlbRouter:
         than one, on the path is refused naming the rules found, not guessed at.
         """
         ours = {stable_arn, canary_arn}
-        path = self._targets.rule_path
+        path, host = self._targets.rule_path, self._targets.rule_host
         found = [
             rule
             for page in self._client.get_paginator("describe_rules").paginate(ListenerArn=listener_arn)
             for rule in page["Rules"]
             if not rule.get("IsDefault") and ours & set(_forward_weights(rule))
         ]
-        on_path = [rule for rule in found if path in _paths(rule)]
+        on_path = [rule for rule in found
+                   if path in _paths(rule) and (host is None or host in _values(rule, "host-header"))]
+        if len(on_path) > 1:
+            # A listener that routes by host on one path, with no rule_host given: the rule that
+            # names the canary group is the one rollway shifted before (a rollback mid-rollout
+            # must find it); the other hosts' rules forward to the stable group alone.
+            naming_canary = [rule for rule in on_path if canary_arn in _forward_weights(rule)]
+            if len(naming_canary) == 1:
+                on_path = naming_canary
         if len(on_path) == 1:
             _refuse_other_groups(on_path[0]["RuleArn"], _forward_weights(on_path[0]), ours)
             return on_path[0]["RuleArn"]
         groups = f"{self._targets.stable_target_group} and/or {self._targets.canary_target_group}"
+        where = f"path {path!r}" + (f" and host {host!r}" if host else "")
         if on_path:
             raise AdapterError(
-                f"{len(on_path)} rules on path {path!r} of listener {listener_arn} forward to {groups}, "
-                f"and rollway shifts one; give it a path of its own: {_listed(on_path)}"
+                f"{len(on_path)} rules on {where} of listener {listener_arn} forward to {groups}, and rollway "
+                f"shifts one: name its host (rule_host) or give it a path of its own: {_listed(on_path)}"
             )
         elsewhere = f"rules forwarding to them: {_listed(found)}" if found else "no rule forwards to them"
         detail = f"on listener {listener_arn}; {elsewhere}"
-        raise TargetNotFound("listener rule", f"on path {path} forwarding to {groups}", detail)
+        raise TargetNotFound("listener rule", f"on {where} forwarding to {groups}", detail)
 
 
 def _forward_weights(rule: dict[str, Any]) -> dict[str, int]:
@@ -302,12 +311,18 @@ def _with_forward(rule: dict[str, Any], forward: dict[str, Any]) -> list[dict[st
 
 
 def _paths(rule: dict[str, Any]) -> list[str]:
-    """The path patterns of a rule's conditions (in either form DescribeRules gives them)."""
+    """The path patterns of a rule's conditions."""
+    return _values(rule, "path-pattern")
+
+
+def _values(rule: dict[str, Any], field: str) -> list[str]:
+    """The values of a rule's ``field`` conditions (in either form DescribeRules gives them)."""
+    config = {"path-pattern": "PathPatternConfig", "host-header": "HostHeaderConfig"}[field]
     return [
         value
         for condition in rule.get("Conditions", [])
-        if condition.get("Field") == "path-pattern"
-        for value in condition.get("PathPatternConfig", {}).get("Values") or condition.get("Values", [])
+        if condition.get("Field") == field
+        for value in condition.get(config, {}).get("Values") or condition.get("Values", [])
     ]
 
 

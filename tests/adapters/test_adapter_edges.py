@@ -11,7 +11,7 @@ from prefect_aws.client_parameters import AwsClientParameters
 from pydantic import SecretStr
 
 from rollway.aws.ecs import EcsDeployer
-from rollway.aws.elbv2 import AlbRouter
+from rollway.aws.elbv2 import AlbRouter, _forward_weights
 from rollway.aws.errors import AdapterError, TargetNotFound
 from rollway.model import Weights
 
@@ -148,6 +148,53 @@ def test_two_rules_on_rule_path_are_refused_naming_both(aws):
         AlbRouter(aws.get_client("elbv2"), aws.targets).resolve()
     assert not isinstance(caught.value, TargetNotFound)
     assert aws.topology.rule_arn in str(caught.value) and other in str(caught.value)
+
+
+def _host_rule(aws, priority: int, host: str, actions: list[dict]) -> str:
+    return aws.get_client("elbv2").create_rule(
+        ListenerArn=aws.topology.listener_arn, Priority=priority, Actions=actions,
+        Conditions=[{"Field": "host-header", "HostHeaderConfig": {"Values": [host]}},
+                    {"Field": "path-pattern", "PathPatternConfig": {"Values": [aws.targets.rule_path]}}],
+    )["Rules"][0]["RuleArn"]
+
+
+def _route_by_host(aws, host: str, actions: list[dict]) -> None:
+    aws.get_client("elbv2").modify_rule(
+        RuleArn=aws.topology.rule_arn, Actions=actions,
+        Conditions=[{"Field": "host-header", "HostHeaderConfig": {"Values": [host]}},
+                    {"Field": "path-pattern", "PathPatternConfig": {"Values": [aws.targets.rule_path]}}])
+
+
+def test_a_listener_routing_by_host_keeps_its_rollouts_rule_mid_rollout(aws):
+    """Two rules on `/*`, one per host; the service's forwards to both groups at 90/10, the api
+    host's to the stable group alone. Without rule_host the rule naming the canary group is
+    the one rollway shifted: the rollback finds it (it used to be refused as ambiguous)."""
+    top, elbv2 = aws.topology, aws.get_client("elbv2")
+    _route_by_host(aws, "edit.example.com", [_forward(aws, 90, 10)])
+    api = _host_rule(aws, 40, "api.example.com", [{"Type": "forward", "TargetGroupArn": top.stable_target_group_arn}])
+    router = AlbRouter(elbv2, aws.targets)
+    assert router.get_weights() == Weights(stable=90, canary=10)
+    router.set_weights(Weights(stable=100, canary=0))
+    assert AlbRouter(elbv2, aws.targets).get_weights() == Weights(stable=100, canary=0)
+    api_rule = elbv2.describe_rules(RuleArns=[api])["Rules"][0]
+    assert api_rule["Actions"][0].get("ForwardConfig", {}).get("TargetGroups", [{}])[0].get(
+        "TargetGroupArn", api_rule["Actions"][0].get("TargetGroupArn")) == top.stable_target_group_arn
+    assert len(_forward_weights(api_rule)) == 1, "the api host's rule was shifted"
+
+
+def test_rule_host_names_the_rule_when_hosts_share_a_path_before_the_first_rollout(aws):
+    """Before any rollout both hosts' rules forward to the stable group alone: rule_host tells
+    them apart, and without it the refusal says to set it."""
+    top, elbv2 = aws.topology, aws.get_client("elbv2")
+    stable_only = [{"Type": "forward", "TargetGroupArn": top.stable_target_group_arn}]
+    _route_by_host(aws, "edit.example.com", stable_only)
+    api = _host_rule(aws, 40, "api.example.com", stable_only)
+    with pytest.raises(AdapterError, match="rule_host"):
+        AlbRouter(elbv2, aws.targets).resolve()
+    targets = aws.targets.model_copy(update={"rule_host": "edit.example.com"})
+    AlbRouter(elbv2, targets).set_weights(Weights.canary_at(5))
+    assert AlbRouter(elbv2, targets).get_weights() == Weights.canary_at(5)
+    assert len(_forward_weights(elbv2.describe_rules(RuleArns=[api])["Rules"][0])) == 1
 
 
 def test_a_rule_on_rule_path_with_a_third_group_is_refused_naming_it(aws):
