@@ -85,13 +85,16 @@ class Child:
         argv: the command (an argument list; never a shell string).
         env: its environment.
         log: file its stdout and stderr go to; None inherits this process's.
+        pass_fds: descriptors it keeps open (a lock it must hold as long as it runs).
     """
 
-    def __init__(self, name: str, argv: Sequence[str], env: Mapping[str, str], log: Path | None = None) -> None:
+    def __init__(self, name: str, argv: Sequence[str], env: Mapping[str, str], log: Path | None = None,
+                 pass_fds: Sequence[int] = ()) -> None:
         self.name = name
         self.argv = list(argv)
         self.env = dict(env)
         self.log = log
+        self.pass_fds = tuple(pass_fds)
         self._process: subprocess.Popen | None = None
         self._log_file: IO[bytes] | None = None
 
@@ -108,7 +111,7 @@ class Child:
             self._log_file = output = self.log.open("ab")
         self._process = subprocess.Popen(
             self.argv, env=self.env, stdout=output, stderr=subprocess.STDOUT if output else None,
-            stdin=subprocess.DEVNULL, start_new_session=True,
+            stdin=subprocess.DEVNULL, start_new_session=True, pass_fds=self.pass_fds,
         )
         return self
 
@@ -205,11 +208,11 @@ class PrefectServer(Child):
         log: where its output goes.
     """
 
-    def __init__(self, home: Path, port: int, log: Path | None = None) -> None:
+    def __init__(self, home: Path, port: int, log: Path | None = None, pass_fds: Sequence[int] = ()) -> None:
         self.home = home
         self.port = port
         argv = [sys.executable, "-m", "prefect", "server", "start", "--host", HOST, "--port", str(port)]
-        super().__init__("prefect server", argv, child_env(self._settings(), aws=False), log)
+        super().__init__("prefect server", argv, child_env(self._settings(), aws=False), log, pass_fds)
 
     def _settings(self) -> dict[str, str]:
         """The environment that makes the server, and the UI it serves, use this server's API.
@@ -274,6 +277,7 @@ def serve_process(
     paused_schedules: bool = False,
     log: Path | None = None,
     home: Path | None = None,
+    pass_fds: Sequence[int] = (),
 ) -> Child:
     """The serve script as a child process, talking to the API at ``api_url`` (not started)."""
     if not SERVE_SCRIPT.exists():
@@ -295,4 +299,4 @@ def serve_process(
     extra = {"PREFECT_API_URL": api_url}
     if home is not None:
         extra["PREFECT_HOME"] = str(home)
-    return Child("serve", argv, child_env(extra), log)
+    return Child("serve", argv, child_env(extra), log, pass_fds)

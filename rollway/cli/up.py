@@ -78,13 +78,14 @@ class HomeInUse(RuntimeError):
 
 
 @contextmanager
-def home_lock(home: Path) -> Iterator[None]:
-    """Hold ``home`` for this ``rollway up`` while it runs.
+def home_lock(home: Path) -> Iterator[int]:
+    """Hold ``home`` for this ``rollway up`` while it runs; yields the lock's descriptor.
 
     Two instances on one home share the server's database: the second one's blocks would
     point the first one's runs at its own embedded AWS, and its runner would serve the same
-    deployments with another clock. The lock is the kernel's (flock), so an instance that
-    was killed leaves nothing stale behind.
+    deployments with another clock. The lock is the kernel's (flock), held by its open file:
+    the children are handed the descriptor, so an instance killed with its children still
+    running keeps the home until they exit too, and nothing stale is left once all are gone.
 
     Raises:
         HomeInUse: another instance holds it; the message names its pid and what to do.
@@ -97,7 +98,8 @@ def home_lock(home: Path) -> Iterator[None]:
             handle.seek(0)
             owner = handle.read().strip() or "another process"
             raise HomeInUse(
-                f"another `rollway up` ({owner}) is running on Prefect home {home}: stop it first, "
+                f"another `rollway up` ({owner}, or the server and runner it started) is running on Prefect "
+                f"home {home}: stop it first, "
                 "or set PREFECT_HOME to another directory to run a second one"
             ) from None
         handle.seek(0)
@@ -105,7 +107,7 @@ def home_lock(home: Path) -> Iterator[None]:
         handle.write(f"pid {os.getpid()}")
         handle.flush()
         try:
-            yield
+            yield handle.fileno()
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
@@ -235,15 +237,15 @@ def run_up(*, port: int | None, speed: float, rps: float, seed: int, poll_second
     home = prefect_home()
     with ExitStack() as held:
         try:
-            held.enter_context(home_lock(home))
+            lock = held.enter_context(home_lock(home))
             port = server_port(port)
         except (HomeInUse, ValueError) as err:
             errors.print(f"[red]error:[/red] {err}")
             return 2
-        return _run(home, port, speed=speed, rps=rps, seed=seed, poll_seconds=poll_seconds)
+        return _run(home, port, speed=speed, rps=rps, seed=seed, poll_seconds=poll_seconds, lock=lock)
 
 
-def _run(home: Path, port: int, *, speed: float, rps: float, seed: int, poll_seconds: float) -> int:
+def _run(home: Path, port: int, *, speed: float, rps: float, seed: int, poll_seconds: float, lock: int) -> int:
     """``run_up`` once the home is held and the port chosen."""
 
     from prefect.settings import PREFECT_API_URL, temporary_settings
@@ -254,7 +256,7 @@ def _run(home: Path, port: int, *, speed: float, rps: float, seed: int, poll_sec
     from rollway.sim.topology import provision
 
     stop_on_signals()
-    server = PrefectServer(home, port, log=home / "rollway-up-server.log")
+    server = PrefectServer(home, port, log=home / "rollway-up-server.log", pass_fds=(lock,))
     targets = Targets()
     try:
         # Unwinds in reverse: the runner stops first, then the traffic, the AWS, the server.
@@ -275,6 +277,7 @@ def _run(home: Path, port: int, *, speed: float, rps: float, seed: int, poll_sec
             serve = stack.enter_context(serve_process(
                 server.api_url, targets_block=TARGETS_BLOCK, credentials_block=CREDENTIALS_BLOCK, clock=clock,
                 poll_seconds=poll_seconds, spec_json=spec.model_dump_json(), phased=False, home=home,
+                pass_fds=(lock,),
             ))
             _instructions(server, topology, speed, home)
             _watch(server, serve)

@@ -102,7 +102,7 @@ def no_server(monkeypatch, tmp_path) -> list[int]:
     class NoServer:
         url = "http://127.0.0.1:0"
 
-        def __init__(self, home, port, log=None) -> None:
+        def __init__(self, home, port, log=None, pass_fds=()) -> None:
             constructed.append(port)
             self.log = log
 
@@ -192,6 +192,45 @@ def test_a_second_up_on_the_same_prefect_home_is_refused_before_anything_starts(
         holder.wait(timeout=10)
 
 
+def test_the_children_of_a_killed_up_keep_its_prefect_home(no_server, tmp_path, capsys):
+    """kill -9 (or the OOM killer) ends `rollway up` but not its server and runner, which run in
+    sessions of their own: they still use the home, so a second instance is refused until
+    they are gone too."""
+    import subprocess
+
+    import rollway.cli.up as up
+
+    script = (
+        "import sys, time\n"
+        "from pathlib import Path\n"
+        "from rollway.cli.processes import Child\n"
+        "from rollway.cli.up import home_lock\n"
+        "with home_lock(Path(sys.argv[1])) as lock:\n"
+        "    child = Child('server', [sys.executable, '-c', 'import time; time.sleep(60)'], {}, pass_fds=(lock,)).start()\n"
+        "    print(child.pid, flush=True)\n"
+        "    time.sleep(60)\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", script, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    child = int(parent.stdout.readline())
+    try:
+        parent.kill()
+        parent.wait(timeout=10)
+        assert alive(child)
+        assert up.run_up(port=None, speed=60.0, rps=1000.0, seed=7, poll_seconds=1.0) == 2
+        assert no_server == [] and "or the server and runner it started" in capsys.readouterr().err
+        os.kill(child, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while alive(child) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert up.run_up(port=None, speed=60.0, rps=1000.0, seed=7, poll_seconds=1.0) == 1  # NoServer
+    finally:
+        parent.kill()
+        try:
+            os.kill(child, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
 def test_a_failed_serve_child_is_reported_with_its_own_output_not_the_servers(no_server, monkeypatch, tmp_path, capsys):
     """When the runner dies, the lines under the error are the runner's (or a pointer to its
     output above), not 40 lines of the server's log pushing its traceback off the screen."""
@@ -199,9 +238,10 @@ def test_a_failed_serve_child_is_reported_with_its_own_output_not_the_servers(no
     import rollway.cli.up as up
 
     class QuietServer(Child):
-        def __init__(self, home, port, log=None) -> None:
+        def __init__(self, home, port, log=None, pass_fds=()) -> None:
             super().__init__("prefect server", [sys.executable, "-c",
-                             "print('uvicorn: server log line', flush=True); import time; time.sleep(60)"], {}, log)
+                             "print('uvicorn: server log line', flush=True); import time; time.sleep(60)"], {}, log,
+                             pass_fds)
             self.url = self.api_url = f"http://127.0.0.1:{port}"
 
         def wait_healthy(self, timeout_seconds: float = 0) -> None:
