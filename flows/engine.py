@@ -181,10 +181,17 @@ class StageTracker:
         self.verdict: Verdict | None = None
         self.alerts = AlertsOnce()
 
-    def update(self, observation: Observation, verdict: Verdict) -> list[str]:
-        """Take one tick in; returns the alerts of a kind this stage has not raised before."""
+    def update(self, observation: Observation, verdict: Verdict, settled_until: float | None = None) -> list[str]:
+        """Take one tick in; returns the alerts of a kind this stage has not raised before.
+
+        The report counts what the verdict stood on: a rollback counts every interval, a pass
+        (or no decision yet) only those ending by ``settled_until``, as the judge does.
+        """
         self.ticks += 1
         if observation.error is None:
+            if settled_until is not None and verdict.phase is not Phase.FAILED:
+                observation = observation.model_copy(
+                    update={"intervals": tuple(i for i in observation.intervals if i.t <= settled_until)})
             self.observation = observation
         self.verdict = verdict
         return self.alerts.new(verdict)
@@ -258,9 +265,10 @@ def run_stages(
             if history is None:
                 history = baseline_history(env, spec, judge, state.started_at)
             observation = metrics.observe(env.metrics, start, now)
+            settled_until = now - spec.analysis.metrics_delay_seconds
             verdict = assess(judge, spec.guardrails, observation, stage_over=stage_over(spec, state, now),
-                             history=history, settled_until=now - spec.analysis.metrics_delay_seconds)
-            for alert in tracker.update(observation, verdict):
+                             history=history, settled_until=settled_until)
+            for alert in tracker.update(observation, verdict, settled_until):
                 # Alerts do not roll back; they reach people once per kind of trouble per stage.
                 log.warning("stage %s%%: %s", spec.stages[state.stage_index].weight, alert)
                 metrics.alert(env.notifier, f"Alert: {env.targets.canary_service}",
