@@ -184,10 +184,10 @@ class EcsDeployer:
             found = self._describe_all(names)
             # ECS's reads are eventually consistent: the first one after an UpdateService may
             # still show the old revision, steady. From the next poll on (a second or more
-            # later) the revision read is ECS's answer.
+            # later), or at the only one a short timeout allows, the revision read is ECS's answer.
             unsteady = [item for item in found
                         if not _on_revision(names, item, expected.get(item["serviceName"]), timeout_seconds,
-                                            final=attempt > 0)
+                                            final=attempt > 0 or attempt == attempts - 1)
                         or not _steady(item)]
             if not unsteady:
                 return

@@ -312,3 +312,14 @@ def test_a_stale_first_read_after_the_update_is_not_taken_for_a_rollback(stubbed
     deployer.update_service(name, task_definition=NEW_TD, desired=2)
     deployer.wait_stable([name], 600, {name: NEW_TD})
     stub.assert_no_pending_responses()
+
+
+def test_a_wait_with_room_for_one_look_still_names_a_circuit_breaker_rollback(stubbed, targets):
+    """A 1 s timeout allows a single look: it is the answer, not a stale read to look past."""
+    deployer, stub = stubbed
+    name = targets.stable_service
+    stub.add_response("describe_services", {"services": [_ecs_service(name, OLD_TD, 2, 2, [
+        _ecs_deployment(OLD_TD, "COMPLETED", 2, 2)])]})
+    with pytest.raises(ServiceNotStable, match=r"runs .*:7, not .*:8 \(rolled back") as caught:
+        deployer.wait_stable([name], timeout_seconds=1, expected={name: NEW_TD})
+    assert not caught.value.timed_out
