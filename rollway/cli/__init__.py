@@ -23,7 +23,7 @@ app.command(finalize)
 
 @app.command
 def demo(speed: float = 120.0, seed: int = 7, rps: float = 1000.0) -> int:
-    """Run both demo scenarios on the embedded AWS: a healthy canary promoted, a bad one rolled back.
+    """Run the demo scenarios on the embedded AWS: a healthy canary promoted, two bad ones rolled back.
 
     Args:
         speed: simulated seconds per wall second.

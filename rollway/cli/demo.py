@@ -35,12 +35,17 @@ class Scenario:
     name: str
     tag: str
     error_probability: float
-    expect: str  # "promoted" or "rolled_back"
+    expect: str  # "promoted" or "rolled_back" (at the first stage)
+    by_judge: bool = False  # the rollback must be the judge's, not the fixed 1 % guardrail's
 
 
 SCENARIOS = (
     Scenario("A: healthy version, 5% -> 100%", "2.0.0", 0.001, "promoted"),
     Scenario("B: version failing 5% of requests", "2.1.0", 0.05, "rolled_back"),
+    # Five times the baseline's errors, under the seed's 1 % threshold: only the comparison
+    # with the baseline catches it.
+    Scenario("C: version failing 0.5% of requests (under the 1% guardrail)", "2.2.0", 0.005, "rolled_back",
+             by_judge=True),
 )
 
 
@@ -122,6 +127,10 @@ def run_scenario(scenario: Scenario, aws, get_client, targets: Targets, *, speed
     else:
         ok = (
             result.outcome == "rolled_back"
+            # At the first stage, by the stage loop: not promoted and caught by the monitor later.
+            and [s.weights.canary for s in result.stages] == [5]
+            and result.stages[-1].decision == "rollback"
+            and (not scenario.by_judge or "guardrail" not in result.reason)
             and weights == Weights(stable=100, canary=0)
             and canary_svc.desired == 0
             and any(s.startswith("Rollback") for s in subjects)

@@ -1,0 +1,39 @@
+"""The demo's own checks: a scenario is "as expected" only for the right reason.
+
+Scenario C fails 0.5 % of its requests, five times the baseline and under the seed's 1 %
+threshold: only the judge's comparison with the baseline rolls it back, at 5 %. The same
+check refuses a rollback the fixed guardrail made, so the demo cannot pass with a broken judge.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from blocks.credentials import client_factory, credentials_for_endpoint
+from rollway.cli.demo import DEMO_CREDENTIALS_BLOCK, SCENARIOS, run_scenario
+
+
+@pytest.fixture
+def demo_account(embedded_aws, targets):
+    credentials = credentials_for_endpoint(embedded_aws.endpoint_url, targets.region)
+    credentials.save(DEMO_CREDENTIALS_BLOCK, overwrite=True)
+    return embedded_aws, client_factory(credentials), targets
+
+
+def scenario(tag: str):
+    return next(s for s in SCENARIOS if s.tag == tag)
+
+
+def test_a_regression_under_the_guardrail_is_rolled_back_by_the_judge_at_5_percent(demo_account):
+    aws, get_client, targets = demo_account
+    assert run_scenario(scenario("2.2.0"), aws, get_client, targets, speed=120.0, seed=7, rps=1000.0)
+
+
+def test_the_demo_refuses_a_judge_scenario_the_guardrail_rolled_back(demo_account):
+    """Scenario B (5 % errors) is rolled back by the 1 % guardrail: as B it is as expected, but
+    held to C's standard (the judge's rollback) the check says no."""
+    aws, get_client, targets = demo_account
+    as_judge = dataclasses.replace(scenario("2.1.0"), by_judge=True)
+    assert not run_scenario(as_judge, aws, get_client, targets, speed=120.0, seed=7, rps=1000.0)
