@@ -342,7 +342,8 @@ def _refuse_blind(env: Environment, why: str, previous_task_definition: str | No
 def rollback_recorded(env: Environment, reason: str, *, actor: str, previous_task_definition: str | None = None,
                       stable_desired: int | None = None, bindings: Sequence[FlagBinding] | None = None,
                       only_open: bool = False,
-                      fallback_bindings: Sequence[FlagBinding] | None = None) -> RollbackResult:
+                      fallback_bindings: Sequence[FlagBinding] | None = None,
+                      rollout: str | None = None) -> RollbackResult:
     """Roll back, taking what the ledger knows (previous task definition, stable capacity, bound
     flags) where the caller did not say, and record the rollback in the ledger.
 
@@ -354,6 +355,9 @@ def rollback_recorded(env: Environment, reason: str, *, actor: str, previous_tas
 
     ``fallback_bindings``: the flags to disable when the ledger cannot be read (a hook's run's
     own flags); with a readable ledger, the recorded spec's are disabled instead.
+
+    ``rollout``: roll back only while this rollout is the service's newest (`rollway abort`
+    passes the one it read): the traffic of a rollout started since belongs to nobody who asked.
 
     Raises:
         RollbackUnrecorded: the rollback acted, but the ledger could not be read or written.
@@ -375,6 +379,11 @@ def rollback_recorded(env: Environment, reason: str, *, actor: str, previous_tas
         get_run_logger().error("the ledger could not be read: %s; rolling back anyway", storage_failure(err))
         if bindings is None:
             bindings = fallback_bindings
+    if rollout is not None and record is not None and record.rollout_id != rollout:
+        raise RolloutSuperseded(
+            f"the newest rollout of {service} is {record.rollout_id} ({record.image}, {record.phase.value}), not "
+            f"{rollout}; nothing was changed"
+        )
     recorded = RolloutSpec.for_rollback(record.spec_json) if record is not None else None
     active = record is not None and open_for_rollback(recorded, record)
     if only_open and record is not None and record.phase is RolloutPhase.PROMOTED and not active \
@@ -451,17 +460,18 @@ def rollback(
     clock: ClockSettings = ClockSettings(),
     only_open_rollout: bool = False,
     fallback_bindings: list[FlagBinding] | None = None,
+    rollout: str | None = None,
 ) -> RollbackResult:
     """Roll the service back to its stable version (idempotent; safe to run by hand at any time).
 
     ``only_open_rollout``: do nothing when the ledger's newest rollout was promoted and its
     monitoring window has closed (set by the rollout flows' state hooks; see ``rollback_recorded``).
     ``fallback_bindings``: flags to disable if the ledger cannot be read (the hooks pass their
-    run's).
+    run's). ``rollout``: act only while this rollout is the newest (RolloutSuperseded otherwise).
     """
     env = load_environment(targets_block, aws_credentials_block, clock)
     return rollback_recorded(
         env, reason, actor=actor, previous_task_definition=previous_task_definition,
         stable_desired=stable_desired, bindings=bindings, only_open=only_open_rollout,
-        fallback_bindings=fallback_bindings,
+        fallback_bindings=fallback_bindings, rollout=rollout,
     )

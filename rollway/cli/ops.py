@@ -49,6 +49,12 @@ class UsageError(OpsError):
     """An option's value is refused before anything is read (exit code 2, as other usage errors)."""
 
 
+def _moved_on(record, superseded: Exception) -> OpsError:
+    """The abort of ``record`` found another rollout the newest: nothing of it was rolled back."""
+    return OpsError(f"rollout {record.rollout_id} of {record.image} is no longer the newest ({superseded}); "
+                    "nothing was rolled back by this command: see `rollway status`")
+
+
 class NoRollout(OpsError):
     """The service has no rollout to act on."""
 
@@ -314,12 +320,16 @@ def reporting(command: Callable[..., int]) -> Callable[..., int]:
         import httpx
         from botocore.exceptions import BotoCoreError, ClientError
 
+        from rollway.ledger import LedgerError
+
         try:
             return command(*args, **kwargs)
         except UsageError as err:
             errors.print(f"[red]error:[/red] {err}")
             return 2
-        except (OpsError, TimeoutError) as err:
+        except (OpsError, TimeoutError, LedgerError) as err:
+            # LedgerError: the ledger's refusals (a lease held, a rollout superseded) say what
+            # happened in their message.
             errors.print(f"[red]error:[/red] {err}")
             return 1
         except httpx.HTTPError as err:
@@ -469,7 +479,7 @@ def _rollback_directly(service: Service, who: str, reason: str, wait_seconds: fl
 
     from flows.rollback import RollbackIncomplete, RollbackRefused, rollback
     from rollway.aws.ledger import write_or_why
-    from rollway.ledger import RollbackUnrecorded, begin_rollback, open_for_rollback
+    from rollway.ledger import RollbackUnrecorded, RolloutSuperseded, begin_rollback, open_for_rollback
     from rollway.spec import RolloutSpec
 
     record = service.ledger.get(service.name)
@@ -483,8 +493,11 @@ def _rollback_directly(service: Service, who: str, reason: str, wait_seconds: fl
         # progress (RolloutEnded), and whichever rollback finishes (this one or the cancelled
         # run's hook) finishes this one.
         # time.time(): the clock the rollback flow below records on (its default).
-        unrecorded = write_or_why(lambda: begin_rollback(service.ledger, service.name, actor=who, reason=why,
-                                                         now=time.time(), rollout=record.rollout_id))
+        try:
+            unrecorded = write_or_why(lambda: begin_rollback(service.ledger, service.name, actor=who, reason=why,
+                                                             now=time.time(), rollout=record.rollout_id))
+        except RolloutSuperseded as superseded:
+            raise _moved_on(record, superseded) from superseded
         if unrecorded is not None:
             # The traffic comes first: roll back anyway; the rollback flow tries to record it again.
             errors.print(f"[yellow]warning:[/yellow] the ledger could not record the abort ({escape(unrecorded)}); "
@@ -505,11 +518,17 @@ def _rollback_directly(service: Service, who: str, reason: str, wait_seconds: fl
                 errors.print(f"[yellow]warning:[/yellow] {err}; rolling back anyway")
     spec = RolloutSpec.for_rollback(record.spec_json)
     try:
+        # rollout=: the rollback acts only while this rollout is the newest. While this command
+        # waited for the owning run to stop, that run's hook may have finished this rollback and
+        # someone may have started the next rollout, which nobody aborted.
         result = rollback(
             reason=why, actor=who, previous_task_definition=record.previous_task_definition,
             stable_desired=record.stable_desired, bindings=list(spec.flags) or None,
             targets_block=service.targets_block, aws_credentials_block=service.credentials_block,
+            rollout=record.rollout_id,
         )
+    except RolloutSuperseded as superseded:
+        raise _moved_on(record, superseded) from superseded
     except RollbackUnrecorded as unrecorded_rollback:
         # Rolled back, not recorded: what happened, one fact a line, and a failing exit code.
         errors.print(f"[red]error:[/red] rolled back {service.name}, but the ledger does not say so")
