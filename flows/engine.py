@@ -184,14 +184,18 @@ class StageTracker:
     def update(self, observation: Observation, verdict: Verdict, settled_until: float | None = None) -> list[str]:
         """Take one tick in; returns the alerts of a kind this stage has not raised before.
 
-        The report counts what the verdict stood on: a rollback counts every interval, a pass
-        (or no decision yet) only those ending by ``settled_until``, as the judge does.
+        The report counts what the verdict stood on: the intervals up to the one it decided at,
+        when it says; otherwise a rollback (the guardrails') counts every interval, and a pass
+        or no decision yet only those ending by ``settled_until``, as the judge does.
         """
         self.ticks += 1
         if observation.error is None:
-            if settled_until is not None and verdict.phase is not Phase.FAILED:
+            cut = verdict.decided_at_t
+            if cut is None and verdict.phase is not Phase.FAILED:
+                cut = settled_until
+            if cut is not None:
                 observation = observation.model_copy(
-                    update={"intervals": tuple(i for i in observation.intervals if i.t <= settled_until)})
+                    update={"intervals": tuple(i for i in observation.intervals if i.t <= cut)})
             self.observation = observation
         self.verdict = verdict
         return self.alerts.new(verdict)
