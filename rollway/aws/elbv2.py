@@ -240,8 +240,9 @@ class AlbRouter:
             for rule in page["Rules"]
             if not rule.get("IsDefault") and ours & set(_forward_weights(rule))
         ]
-        on_path = [rule for rule in found
-                   if path in _paths(rule) and (host is None or host in _values(rule, "host-header"))]
+        # Host headers match without regard to case on a load balancer, and so do they here.
+        on_path = [rule for rule in found if path in _paths(rule) and (
+            host is None or host.casefold() in {h.casefold() for h in _values(rule, "host-header")})]
         if len(on_path) > 1:
             # A listener that routes by host on one path, with no rule_host given: the rule that
             # names the canary group is the one rollway shifted before (a rollback mid-rollout
@@ -327,8 +328,11 @@ def _values(rule: dict[str, Any], field: str) -> list[str]:
 
 
 def _listed(rules: list[dict[str, Any]]) -> str:
-    """Rules as "path (ARN)", for an error message to name them."""
-    return "; ".join(f"{', '.join(_paths(rule)) or 'no path'} ({rule['RuleArn']})" for rule in rules)
+    """Rules as "[host ]path (ARN)", for an error message to name them."""
+    return "; ".join(
+        f"{' '.join(_values(rule, 'host-header') + [''])}{', '.join(_paths(rule)) or 'no path'} ({rule['RuleArn']})"
+        for rule in rules
+    )
 
 
 def _refuse_other_groups(rule_arn: str, forwarded: dict[str, int], ours: set[str]) -> None:

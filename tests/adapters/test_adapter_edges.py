@@ -189,9 +189,11 @@ def test_rule_host_names_the_rule_when_hosts_share_a_path_before_the_first_rollo
     stable_only = [{"Type": "forward", "TargetGroupArn": top.stable_target_group_arn}]
     _route_by_host(aws, "edit.example.com", stable_only)
     api = _host_rule(aws, 40, "api.example.com", stable_only)
-    with pytest.raises(AdapterError, match="rule_host"):
+    with pytest.raises(AdapterError, match="rule_host") as ambiguous:
         AlbRouter(elbv2, aws.targets).resolve()
-    targets = aws.targets.model_copy(update={"rule_host": "edit.example.com"})
+    assert "edit.example.com /*" in str(ambiguous.value) and "api.example.com /*" in str(ambiguous.value)
+    # A load balancer matches hosts without regard to case.
+    targets = aws.targets.model_copy(update={"rule_host": "Edit.Example.com"})
     AlbRouter(elbv2, targets).set_weights(Weights.canary_at(5))
     assert AlbRouter(elbv2, targets).get_weights() == Weights.canary_at(5)
     assert len(_forward_weights(elbv2.describe_rules(RuleArns=[api])["Rules"][0])) == 1
