@@ -11,8 +11,8 @@ from rollway.model import Weights
 from rollway.phases import RolloutPhase
 from rollway.spec import RolloutSpec, Stage, WeeklyPhase
 from tests.flows.test_progressive_fakes import (
-    IMAGE, WEEK, Intercept, Killed, advance_on, dies_recording_the_shift_to, env_with_ledger, kinds, progressive_on,
-    shifts,
+    IMAGE, WEEK, Intercept, Killed, advance_on, dies_recording_the_shift_to, env_with_ledger, killed_while_baking, kinds,
+    progressive_on, shifts,
 )
 
 
@@ -181,16 +181,7 @@ def test_an_unphased_run_that_died_is_not_held_for_weeks_by_the_watchdog():
         return advance(env, auto_approve("carol"), owner=owner, owner_finished=lambda owner: True)
 
     env = env_with_ledger()
-    real = env.metrics
-
-    def dies_while_75_bakes(name, args, kwargs):
-        if name == "observe" and env.router.weights.canary == 75:
-            raise Killed("the node running the rollout is lost while 75% bakes")
-
-    env.metrics = Intercept(real, dies_while_75_bakes)
-    with pytest.raises(Killed):
-        progressive_on(env, full_spec(), auto_approve("alice"), phased=False)
-    env.metrics = real
+    killed_while_baking(env, 75, auto_approve("alice"), phased=False)
     assert shifts(env) == [5, 25, 50, 75]
     env.clock.sleep(601)
     outcomes = [watchdog(env, "cron-1").outcome]

@@ -238,6 +238,23 @@ def dies_recording_the_shift_to(weight: int):
     return hook
 
 
+def killed_while_baking(env, weight: int, approver, **run) -> None:
+    """Run the full spec with ``progressive_on`` until the node is lost while ``weight`` % bakes
+    (at that stage's first read of the metrics)."""
+    real = env.metrics
+
+    def dies(name, args, kwargs):
+        if name == "observe" and env.router.weights.canary == weight:
+            raise Killed(f"the node running the rollout is lost while {weight}% bakes")
+
+    env.metrics = Intercept(real, dies)
+    try:
+        with pytest.raises(Killed):
+            progressive_on(env, full_spec(), approver, **run)
+    finally:
+        env.metrics = real
+
+
 class KillAt:
     """Wraps a port; the n-th call (over all wrapped ports) raises Killed."""
 

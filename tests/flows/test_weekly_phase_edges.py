@@ -20,7 +20,7 @@ from rollway.ledger import Transition
 from rollway.model import Weights
 from rollway.phases import RolloutPhase
 from tests.flows.test_progressive_fakes import (
-    WEEK, Intercept, Killed, advance_on, env_with_ledger, full_spec, progressive_on, shifts,
+    WEEK, Intercept, Killed, advance_on, env_with_ledger, full_spec, killed_while_baking, progressive_on, shifts,
 )
 
 
@@ -37,16 +37,7 @@ def test_an_unphased_run_started_from_a_completed_phase_that_died_is_resumed_unp
     "week 2" phased, holds at 75 % and needs yet another week."""
     env = env_with_ledger()
     assert progressive_on(env, full_spec(), auto_approve("alice"), phased=True).outcome == "holding"
-    real = env.metrics
-
-    def dies_while_75_bakes(name, args, kwargs):
-        if name == "observe" and env.router.weights.canary == 75:
-            raise Killed("the node running the rollout is lost while 75% bakes")
-
-    env.metrics = Intercept(real, dies_while_75_bakes)
-    with pytest.raises(Killed):
-        progressive_on(env, full_spec(), auto_approve("alice"), owner="run-2", phased=False)
-    env.metrics = real
+    killed_while_baking(env, 75, auto_approve("alice"), owner="run-2", phased=False)
     assert shifts(env) == [5, 25, 50, 75]
     record = env.ledger.get(env.targets.canary_service)
     assert record.phased is False  # the ledger knows the run was unphased
@@ -147,16 +138,7 @@ def test_a_phased_rerun_of_a_rollout_past_its_weekly_phase_runs_the_phase_its_st
     schedule then spends a whole week on "week 2" (25 %, 50 %) at 75 % before week 3 runs:
     weekly_phase_index is never brought in line with the stage reached."""
     env = env_with_ledger()
-    real = env.metrics
-
-    def dies_while_75_bakes(name, args, kwargs):
-        if name == "observe" and env.router.weights.canary == 75:
-            raise Killed("the node running the rollout is lost while 75% bakes")
-
-    env.metrics = Intercept(real, dies_while_75_bakes)
-    with pytest.raises(Killed):
-        progressive_on(env, full_spec(), auto_approve("alice"), phased=False)
-    env.metrics = real
+    killed_while_baking(env, 75, auto_approve("alice"), phased=False)
     env.clock.sleep(601)
     result = progressive_on(env, full_spec(), auto_approve("alice"), owner="run-2", phased=True)
     record = env.ledger.get(env.targets.canary_service)
@@ -184,16 +166,7 @@ def test_a_phased_run_that_adopted_weights_past_its_held_phase_and_died_is_resum
     # During the hold a person moves the weights to 25 % by hand and runs the rollout phased,
     # adopting the live weights: catch_up_phase records week 2 as the phase it is in.
     env.router.weights = Weights.canary_at(25)
-    real = env.metrics
-
-    def dies_while_25_bakes(name, args, kwargs):
-        if name == "observe" and env.router.weights.canary == 25:
-            raise Killed("node lost while 25% bakes")
-
-    env.metrics = Intercept(real, dies_while_25_bakes)
-    with pytest.raises(Killed):
-        progressive_on(env, full_spec(), auto_approve("alice"), owner="run-2", phased=True, adopt=True)
-    env.metrics = real
+    killed_while_baking(env, 25, auto_approve("alice"), owner="run-2", phased=True, adopt=True)
     record = env.ledger.get(service)
     assert (record.weekly_phase_index, record.weekly_phase_passed, record.stage_index) == (1, False, 1)
     # The run driving week 2 is dead: the watchdog resumes a dead phase's run (as for any
@@ -210,16 +183,7 @@ def test_a_dead_unphased_run_recorded_before_the_upgrade_is_still_resumed():
     env = env_with_ledger()
     service = env.targets.canary_service
     assert progressive_on(env, full_spec(), auto_approve("alice"), phased=True).outcome == "holding"
-    real = env.metrics
-
-    def dies_while_50_bakes(name, args, kwargs):
-        if name == "observe" and env.router.weights.canary == 50:
-            raise Killed("node lost while 50% bakes")
-
-    env.metrics = Intercept(real, dies_while_50_bakes)
-    with pytest.raises(Killed):
-        progressive_on(env, full_spec(), auto_approve("alice"), owner="run-2", phased=False)
-    env.metrics = real
+    killed_while_baking(env, 50, auto_approve("alice"), owner="run-2", phased=False)
     # As 8ab958c's record_mode left it: phase progressing, phased=False, weekly_phase_passed still True.
     now = env.clock.now()
     env.ledger.record(service, owner=None, now=now, transition=Transition(at=now, kind="note", actor="upgrade-sim"),
