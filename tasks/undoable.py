@@ -7,6 +7,8 @@ needs in its own transaction record; Prefect runs the on_rollback hooks in rever
 from __future__ import annotations
 
 import logging
+import time
+from typing import Callable, TypeVar
 
 from prefect import task
 from prefect.cache_policies import NONE
@@ -16,6 +18,23 @@ from rollway.model import Weights
 from rollway.ports import ServiceDeployer, TrafficRouter
 
 log = logging.getLogger("rollway.undo")
+T = TypeVar("T")
+UNDO_ATTEMPTS = 3
+
+
+def _patiently(what: str, call: Callable[[], T]) -> T:
+    """``call()``, tried up to three times a second apart: an undo is one hook that Prefect runs
+    once and whose error it only logs, so one throttled call must not leave the step done."""
+    for attempt in range(1, UNDO_ATTEMPTS + 1):
+        try:
+            return call()
+        except Exception as err:  # noqa: BLE001 - retried, then raised as it came
+            if attempt == UNDO_ATTEMPTS:
+                log.error("undo: %s failed %d times, last: %s", what, attempt, err)
+                raise
+            log.warning("undo: %s failed (%s); trying again", what, err)
+            time.sleep(1.0)
+    raise AssertionError("unreachable")
 
 
 class Live:
@@ -44,14 +63,16 @@ def set_weights(router: TrafficRouter, weights: Weights, previous: Weights) -> N
 @set_weights.on_rollback
 def _restore_weights(txn) -> None:
     router, previous, written = txn.get("router").obj, txn.get("previous"), txn.get("written")
-    now = router.get_weights()
-    if now != written:
+    now = _patiently("reading the weights", router.get_weights)
+    if now not in (written, previous):
         # Someone else moved the traffic since this shift (a rollback by hand, say): putting
-        # the old weights back would undo their change, not ours.
+        # the old weights back would undo their change, not ours. Reading the weights from
+        # before is a read-back still lagging behind the write (the reason verify failed, often),
+        # not someone else: writing them again is harmless, and the write cannot land later.
         log.warning("not undoing the shift to %s: the load balancer now holds %s", written, now)
         return
     log.warning("undoing a weight shift: back to %s", previous)
-    router.set_weights(previous)
+    _patiently(f"setting the weights back to {previous}", lambda: router.set_weights(previous))
 
 
 # No task retries: RegisterTaskDefinition makes a new revision on every call, so a retry after a
@@ -68,8 +89,9 @@ def register_revision(deployer: ServiceDeployer, image: str, base_task_definitio
 
 @register_revision.on_rollback
 def _deregister(txn) -> None:
-    log.warning("undoing a task definition registration: deregistering %s", txn.get("arn"))
-    txn.get("deployer").obj.deregister_revision(txn.get("arn"))
+    arn = txn.get("arn")
+    log.warning("undoing a task definition registration: deregistering %s", arn)
+    _patiently(f"deregistering {arn}", lambda: txn.get("deployer").obj.deregister_revision(arn))
 
 
 @task(name="point-service-undoable", cache_policy=NONE)

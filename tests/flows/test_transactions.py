@@ -8,6 +8,7 @@ from prefect import flow
 from flows.canary import RolloutRefused, run_canary
 from flows.progressive import run_progressive
 from rollway.approvals import auto_approve
+from rollway.aws.errors import WeightMismatch
 from rollway.fakes import FakeFlagStore, FakeLedger
 from rollway.flags import FlagState, UnknownFlag
 from rollway.model import Weights
@@ -113,3 +114,81 @@ def test_a_shift_is_not_undone_over_someone_elses_change():
         rollout(env, spec("use_sqs_architecture"))
     assert env.router.weights == Weights(stable=100, canary=0), "the undo put 5% back on the canary"
     assert env.router.calls.count("set_weights 95/5") == 1
+
+
+def flagged_env():
+    env = fake_environment()
+    env.ledger = FakeLedger()
+    env.flags = FakeFlagStore([FlagState(feature="use_sqs_architecture")])
+    return env
+
+
+def test_a_shift_whose_read_back_still_lags_is_undone():
+    """The read-back lags past verify's timeout: the undo reads the weights from before, which is
+    its own write not showing yet, not someone else's change. It used to leave the shift, and
+    the canary served 5 % with its flags never moved."""
+    env = flagged_env()
+    real_set = env.router.set_weights
+
+    def lagging(weights):
+        real_set(weights)
+        env.router.lag = 10_000  # DescribeRules answers the old rule for a while
+
+    env.router.set_weights = lagging
+    rollout_spec = spec("use_sqs_architecture").model_copy(update={"verify_timeout_seconds": 0.2})
+    with pytest.raises(WeightMismatch):
+        rollout(env, rollout_spec)
+    env.router.lag = 0
+    assert env.router.weights == Weights(stable=100, canary=0), "the undo skipped its own shift"
+
+
+def test_one_throttled_read_does_not_stop_the_undo():
+    """Prefect runs an undo hook once and only logs its error: one throttled read used to leave
+    the traffic at 95/5 with the flags at 0."""
+    env = flagged_env()
+    real_get = env.router.get_weights
+    state = {"armed": False}
+
+    def get_weights():
+        if state["armed"]:
+            state["armed"] = False
+            raise RuntimeError("Throttling: Rate exceeded")
+        return real_get()
+
+    def refused(*args, **kwargs):
+        state["armed"] = True  # the next read is the undo's
+        raise RuntimeError("AccessDenied: dynamodb:PutItem on the flags table")
+
+    env.router.get_weights = get_weights
+    env.flags.put = refused
+    with pytest.raises(RuntimeError, match="AccessDenied"):
+        rollout(env, spec("use_sqs_architecture"))
+    assert env.router.weights == Weights(stable=100, canary=0)
+
+
+@pytest.mark.parametrize("run", [rollout, canary_rollout], ids=["progressive", "canary"])
+def test_one_throttled_deregister_still_leaves_no_orphan_revision(run):
+    env = fake_environment()
+    env.ledger = FakeLedger()
+    original_update = env.deployer.update_service
+
+    def failing_update(service, *, task_definition=None, desired=None):
+        if task_definition is not None and task_definition != STABLE_TD:
+            raise RuntimeError("UpdateService throttled")
+        return original_update(service, task_definition=task_definition, desired=desired)
+
+    env.deployer.update_service = failing_update
+    real_dereg = env.deployer.deregister_revision
+    calls = {"n": 0}
+
+    def throttled_once(arn):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("ThrottlingException: Rate exceeded")
+        return real_dereg(arn)
+
+    env.deployer.deregister_revision = throttled_once
+    with pytest.raises(RuntimeError, match="UpdateService throttled") as err:
+        run(env, spec())
+    assert list(env.deployer.task_definitions) == [STABLE_TD], (
+        f"orphan revision left: {list(env.deployer.task_definitions)}; notes: {getattr(err.value, '__notes__', None)}")
