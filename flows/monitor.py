@@ -22,7 +22,7 @@ from flows.engine import AlertsOnce
 from flows.env import load_environment, run_owner
 from flows.params import LeaseSeconds, WindowSeconds
 from flows.rollback import act_recorded, execute_rollback
-from rollway.aws.ledger import write_or_why
+from rollway.aws.ledger import STORAGE_ERRORS, write_or_why
 from rollway.clock import ClockSettings
 from rollway.environment import Environment
 from rollway.judge.guardrails import check
@@ -92,7 +92,11 @@ def run_monitor(
         LockHeld: another run holds the rollout's lease (it is watching already).
     """
     lease = _Lease(env, owner, lease_seconds)
-    lease.renew()
+    # Another run watching (LockHeld) stops this one; a DynamoDB that throttles the claim does
+    # not: failing here would have the hook roll back the release just promoted.
+    unclaimed = write_or_why(lease.renew)
+    if unclaimed is not None:
+        get_run_logger().warning("could not claim the rollout's lease to monitor it (%s); watching anyway", unclaimed)
     try:
         return _watch(env, spec, window_seconds=window_seconds, decommission=decommission,
                       previous_task_definition=previous_task_definition, stable_desired=stable_desired,
@@ -111,7 +115,10 @@ class _Lease:
 
     def __init__(self, env: Environment, owner: str | None, lease_seconds: float) -> None:
         service = env.targets.canary_service
-        held = owner is not None and env.ledger is not None and env.ledger.get(service) is not None
+        try:
+            held = owner is not None and env.ledger is not None and env.ledger.get(service) is not None
+        except STORAGE_ERRORS:
+            held = True  # unknown for now: the renewals try (and say so when they cannot)
         self.env, self.service, self.owner, self.seconds = env, service, owner if held else None, lease_seconds
 
     def renew(self) -> None:
@@ -183,7 +190,12 @@ def _watch(
         if now >= end:
             break
         env.clock.sleep(min(interval, end - now))
-        lease.renew()  # a run that went silent past its lease loses the rollout here (LockHeld)
+        # A run that went silent past its lease loses the rollout here (LockHeld). A renewal
+        # DynamoDB throttled is not that: the watch goes on, since failing the run would have
+        # its hook roll back a release whose window is passing cleanly.
+        unrenewed = write_or_why(lease.renew)
+        if unrenewed is not None:
+            log.warning("could not renew the rollout's lease while monitoring (%s); watching on", unrenewed)
 
     reason = f"{window_seconds / 60:g} minutes of monitoring passed"
     alerts = alerted.messages()
@@ -197,8 +209,12 @@ def _watch(
     if not decommission:
         return _watched(env, spec, reason, window_seconds, checks, alerts, lease)
     # Claim the rollout again right before acting: a rollback begun since the last check
-    # raises RolloutEnded here, and nothing is scaled down.
-    lease.renew()
+    # raises RolloutEnded here, and nothing is scaled down. Unable to claim it (the ledger
+    # cannot be reached), nothing is scaled down either; the window stays open.
+    unclaimed = write_or_why(lease.renew)
+    if unclaimed is not None:
+        return _skip(env, f"{reason}, but the ledger could not be reached to claim the rollout ({unclaimed}): "
+                          f"{t.stable_service} kept running; run the monitor again", checks, alerts)
     live = traffic.get_weights(env.router)
     if live.stable > 0:
         # Someone moved traffic back by hand (or the spec never reached 100%): scaling the old
@@ -215,10 +231,17 @@ def _watch(
         ecs.update_service(env.deployer, t.stable_service, desired=before.desired)
         return _skip(env, f"{reason}, but {raced} while it was being scaled down: {t.stable_service} "
                           f"scaled back to {before.desired}, not decommissioned", checks, alerts)
-    _record(env, "decommission", f"{reason}; {t.stable_service} scaled to 0")
+    # Done is done: a record DynamoDB refuses now must not fail the run (its hook would roll the
+    # release back). The window stays open in the ledger; the next look finds the old service
+    # at 0 already and records it.
+    unrecorded = write_or_why(lambda: _record(env, "decommission", f"{reason}; {t.stable_service} scaled to 0"))
+    if unrecorded is not None:
+        log.error("the ledger could not record the decommission: %s", unrecorded)
     metrics.notify(
         env.notifier, f"Old version decommissioned: {t.stable_service}",
-        f"{spec.image} passed {window_seconds / 60:g} minutes of monitoring at 100%; {t.stable_service} is scaled to 0.",
+        f"{spec.image} passed {window_seconds / 60:g} minutes of monitoring at 100%; {t.stable_service} is scaled to 0."
+        + (f" The ledger could not record it ({unrecorded}): run the monitor again to close the window."
+           if unrecorded else ""),
     )
     return MonitorResult(outcome="decommissioned", reason=reason, checks=checks, alerts=alerts)
 
@@ -239,12 +262,19 @@ def _watched(env: Environment, spec: RolloutSpec, reason: str, window_seconds: f
     if this run dies, so the mark is what ends the rollout's cheap-rollback period.
     """
     t = env.targets
-    lease.renew()  # a rollback begun since the last check raises RolloutEnded here: nothing is closed
-    _record(env, "watched", f"{reason}; {t.stable_service} keeps running (the plan does not decommission it)")
+    # A rollback begun since the last check raises RolloutEnded here: nothing is closed. A
+    # ledger that cannot be reached leaves the window open (run the monitor again), and does
+    # not fail the run, whose hook would roll the release back.
+    unrecorded = write_or_why(lease.renew) or write_or_why(
+        lambda: _record(env, "watched", f"{reason}; {t.stable_service} keeps running (the plan does not decommission it)"))
+    if unrecorded is not None:
+        get_run_logger().error("the ledger could not close the monitoring window: %s", unrecorded)
     metrics.notify(
         env.notifier, f"Monitoring passed: {t.canary_service}",
         f"{spec.image} passed {window_seconds / 60:g} minutes of monitoring at 100%. {t.stable_service} keeps "
-        "running at 0% of traffic: this rollout does not decommission it.",
+        "running at 0% of traffic: this rollout does not decommission it."
+        + (f" The ledger could not record it ({unrecorded}): run the monitor again to close the window."
+           if unrecorded else ""),
     )
     return MonitorResult(outcome="passed", reason=reason, checks=checks, alerts=alerts)
 
