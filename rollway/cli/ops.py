@@ -199,21 +199,29 @@ def resume(flow_run_id: UUID, run_input: dict[str, Any], *, patience_seconds: fl
         ResumeRefused: the server refused (the input does not fit the form, the pause timed
             out, or the form was not stored within ``patience_seconds``).
     """
-    from prefect.exceptions import FlowPauseTimeout
-    from prefect.flow_runs import NotPausedError, resume_flow_run
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.objects import StateType
+    from prefect.client.schemas.responses import SetStateStatus
 
     deadline = time.monotonic() + patience_seconds
-    while True:
-        try:
-            resume_flow_run(flow_run_id, run_input=run_input)
-            return
-        except (NotPausedError, FlowPauseTimeout) as err:
-            raise ResumeRefused(f"flow run {flow_run_id} cannot be resumed: {err}") from err
-        except RuntimeError as err:
-            if _SCHEMA_NOT_STORED not in str(err) or time.monotonic() >= deadline:
-                raise ResumeRefused(f"the Prefect API refused to resume flow run {flow_run_id}: {err}") from err
-        # The run stores its form moments after pausing; ask again shortly.
-        time.sleep(0.2)
+    with get_client(sync_client=True) as client:
+        while True:
+            run = client.read_flow_run(flow_run_id)
+            if run.state is None or not run.state.is_paused():
+                raise ResumeRefused(f"flow run {flow_run_id} cannot be resumed: it is {_state_name(run)}, not paused")
+            # The API, not prefect.flow_runs.resume_flow_run: that one returns quietly when the
+            # server aborts the resume (the run left its pause after the read above: its
+            # timeout fired, or it was cancelled), and this command then said "resumed".
+            response = client.resume_flow_run(flow_run_id, run_input=run_input)
+            if response.status == SetStateStatus.ACCEPT:
+                return
+            reason = response.details.reason if response.details is not None else response.status.value
+            if response.status == SetStateStatus.REJECT and response.state and response.state.type == StateType.FAILED:
+                raise ResumeRefused(f"flow run {flow_run_id} cannot be resumed: its pause timed out ({reason})")
+            if _SCHEMA_NOT_STORED not in str(reason) or time.monotonic() >= deadline:
+                raise ResumeRefused(f"the Prefect API refused to resume flow run {flow_run_id}: {reason}")
+            # The run stores its form moments after pausing; ask again shortly.
+            time.sleep(0.2)
 
 
 def wait_for_run(flow_run_id: UUID, done: Callable[[Any], bool], *, timeout_seconds: float, poll_seconds: float = 0.5) -> Any:

@@ -1,0 +1,62 @@
+"""`rollway promote` when the run leaves its pause between promote's read and the server's resume.
+
+Prefect's resume_flow_run returns quietly when the server aborts the resume, and promote said
+"approved ... resumed" while the run went on to its timeout policy.
+"""
+
+from __future__ import annotations
+
+from uuid import uuid4
+
+from prefect.client.orchestration import SyncPrefectClient, get_client
+from prefect.states import Paused, Running
+
+from rollway.cli import ops
+from rollway.fakes import FakeLedger, FakeRouter
+from rollway.ledger import RolloutRecord, Transition
+from rollway.model import Weights
+from rollway.phases import RolloutPhase
+from rollway.spec import RolloutSpec, Stage
+from rollway.targets import Targets
+
+
+def paused_run():
+    with get_client(sync_client=True) as client:
+        flow_id = client.create_flow_from_name("progressive_rollout")
+        response = client.request("POST", "/flow_runs/", json={
+            "flow_id": str(flow_id), "name": f"paused-{uuid4().hex[:6]}", "parameters": {"targets_block": None},
+        })
+        run_id = response.json()["id"]
+        client.set_flow_run_state(run_id, Running(), force=True)
+        client.set_flow_run_state(run_id, Paused(timeout_seconds=600, pause_key=uuid4().hex), force=True)
+        return client.read_flow_run(run_id)
+
+
+def test_promote_does_not_say_approved_when_the_run_left_its_pause_before_the_resume_landed(monkeypatch, capsys):
+    run = paused_run()
+    assert run.state.is_paused()
+    targets = Targets()
+    spec = RolloutSpec(image="repo/app:2.0.0", stages=[Stage(weight=w) for w in (5, 50, 100)])
+    ledger = FakeLedger()
+    record = RolloutRecord(service=targets.canary_service, rollout_id="20261129T063000Z-1a2b3c4d", image=spec.image,
+                           spec_json=spec.model_dump_json(), phase=RolloutPhase.PAUSED, stage_index=0,
+                           weights=Weights.canary_at(5),
+                           history=(Transition(at=1.0, kind="start", actor="alice"),))
+    ledger.create(record, owner=f"flow-run/{run.id}", now=1.0, lease_seconds=600)
+    service = ops.Service(targets=targets, targets_block=None, credentials_block=None, ledger=ledger,
+                          router=FakeRouter(Weights.canary_at(5)))
+    monkeypatch.setattr(ops, "connect", lambda *a: service)
+
+    original = SyncPrefectClient.resume_flow_run
+
+    def run_times_out_first(self, flow_run_id, run_input=None):
+        # The run's own pause deadline passes now: it takes itself out of the pause (to roll back).
+        self.set_flow_run_state(flow_run_id, Running(), force=True)
+        return original(self, flow_run_id, run_input=run_input)
+
+    monkeypatch.setattr(SyncPrefectClient, "resume_flow_run", run_times_out_first)
+    code = ops.promote(approver="alice", comment="", weight=None, flow_run=None, targets_block=None,
+                       credentials_block=None)
+    out, err = capsys.readouterr()
+    assert "approved by alice" not in out, out
+    assert code == 1
