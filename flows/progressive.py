@@ -38,6 +38,8 @@ from rollway.ledger import (
     monitoring_left,
     monitoring_owed,
     new_rollout_id,
+    rejection_owed,
+    rejection_reason,
 )
 from rollway.model import Weights, validation_problems
 from rollway.phases import RolloutPhase
@@ -283,11 +285,11 @@ def run_progressive(
             outcome="promoted", reason=f"{spec.image} was already promoted (rollout {record.rollout_id})",
             image=spec.image, final_weights=record.weights,
         )
-    if record is not None and _rejected(record) and (record.owner in (None, owner) or owner_finished(record.owner)):
+    if record is not None and rejection_owed(record) and (record.owner in (None, owner) or owner_finished(record.owner)):
         # A person rejected the rollout and its run died before recording the rollback's start:
         # the answer is final, so it is carried out (below) rather than asked for again.
         record = begin_rollback(env.ledger, service, actor=record.history[-1].actor,
-                                reason=_rejection_reason(record.history[-1]), now=env.clock.now(),
+                                reason=rejection_reason(record.history[-1]), now=env.clock.now(),
                                 rollout=record.rollout_id)
     if record is not None and record.phase is RolloutPhase.ROLLING_BACK:
         # A rollback was begun and its run died: finish it before anything else moves traffic.
@@ -434,21 +436,6 @@ def advance(env: Environment, approver: Approver, *, owner: str, actor: str = "s
         raise
     start_phase(env, spec, nxt, owner=owner, actor=actor, lease_seconds=lease_seconds)
     return run_progressive(env, spec, approver, owner=owner, actor=actor, phased=True, lease_seconds=lease_seconds)
-
-
-def _rejected(record: RolloutRecord) -> bool:
-    """Whether the newest transition of an unfinished rollout is a person's rejection, which
-    the run that recorded it did not get to act on (it records the rollback's start next)."""
-    return (not record.phase.terminal and record.phase is not RolloutPhase.ROLLING_BACK
-            and bool(record.history) and (record.history[-1].kind == "reject" or (
-                record.history[-1].kind == "timeout" and (record.history[-1].comment or "").startswith("reject"))))
-
-
-def _rejection_reason(reject: Transition) -> str:
-    """The reason the engine gives a rollback it does for a rejection, from the recorded answer
-    (its comment is "reject: <the person's comment>", its verdict the pause's reason)."""
-    said = (reject.comment or "").removeprefix("reject").strip(": ")
-    return f"rejected by {reject.actor}: {said or reject.verdict or 'no reason given'}"
 
 
 def _abandoned(record: RolloutRecord, now: float, owner_finished: Callable[[str | None], bool]) -> bool:

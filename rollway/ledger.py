@@ -385,6 +385,22 @@ def open_for_rollback(spec: "RolloutSpec", record: RolloutRecord) -> bool:
     return not record.phase.terminal
 
 
+def rejection_owed(record: RolloutRecord) -> bool:
+    """Whether the newest transition of an unfinished rollout is a rejection (a person's, or the
+    approval timeout policy's) that the run recording it did not get to act on: it records the
+    rollback's start next, so a rollback is owed."""
+    last = record.history[-1] if record.history else None
+    return (not record.phase.terminal and record.phase is not RolloutPhase.ROLLING_BACK and last is not None
+            and (last.kind == "reject" or (last.kind == "timeout" and (last.comment or "").startswith("reject"))))
+
+
+def rejection_reason(reject: Transition) -> str:
+    """The reason the engine gives a rollback it does for a rejection, from the recorded answer
+    (its comment is "reject: <the person's comment>", its verdict the pause's reason)."""
+    said = (reject.comment or "").removeprefix("reject").strip(": ")
+    return f"rejected by {reject.actor}: {said or reject.verdict or 'no reason given'}"
+
+
 def begin_rollback(ledger: Any, service: str, *, actor: str, reason: str, now: float,
                    rollout: str | None = None) -> RolloutRecord:
     """Record a rollback's intent (phase rolling_back, who and why) before it acts.

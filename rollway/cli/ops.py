@@ -23,7 +23,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from rollway.ledger import RolloutRecord, Transition, utc
+from rollway.ledger import RolloutRecord, Transition, rejection_owed, rejection_reason, utc
 from rollway.phases import RolloutPhase
 from rollway.model import Weights
 from rollway.targets import Targets
@@ -307,6 +307,10 @@ def print_status(service: Service, record: RolloutRecord, live: Weights | str, p
         why = f" ({started.actor}: {started.comment})" if started is not None else ""
         console.print(f"[yellow]a rollback was started{why} and is not recorded as finished; if no run is "
                       "finishing it, `rollway abort` does[/yellow]")
+    elif rejection_owed(record):
+        # The run that recorded the rejection died before it began the rollback.
+        console.print(f"[yellow]{escape(rejection_reason(record.history[-1]))}: a rollback is owed; if no run is "
+                      "carrying it out, `rollway abort` does[/yellow]")
     elif isinstance(live, Weights) and live != record.weights:
         console.print(f"[yellow]drift: the load balancer holds {live} but the ledger says {record.weights}[/yellow]")
     if paused is not None:

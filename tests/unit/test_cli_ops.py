@@ -335,3 +335,16 @@ def test_stopping_a_child_also_stops_what_it_started(tmp_path: Path) -> None:
     assert child.stop(timeout_seconds=5) == -signal.SIGTERM
     for pid in (leader, grandchild):
         assert not alive(pid), f"process {pid} outlived stop()"
+
+
+@pytest.mark.parametrize("answer", [
+    Transition(at=1_800_000_200.0, kind="reject", actor="bob", comment="reject: 5xx on checkout"),
+    Transition(at=1_800_000_200.0, kind="timeout", actor="timeout", comment="reject: no answer within 3600 s"),
+], ids=["a person's reject", "the timeout policy's reject"])
+def test_status_says_a_rollback_is_owed_after_a_recorded_reject(answer, capsys):
+    """The run that recorded the reject died before it began the rollback: status used to show a
+    paused rollout at 50/50 with nobody waiting and no word of the rollback owed."""
+    dead = record(phase=RolloutPhase.PAUSED, history=(*record().history, answer))
+    print_status(SimpleNamespace(name="svc-canary", targets=Targets()), dead, Weights.canary_at(50), None, limit=10)
+    out = capsys.readouterr().out
+    assert "a rollback is owed" in out and "rollway abort" in out and f"rejected by {answer.actor}" in out, out
