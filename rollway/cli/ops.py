@@ -448,7 +448,9 @@ def promote(
     who = who_answers(approver)
     service = connect(targets_block, credentials_block)
     record, run = _paused(service, flow_run)
-    if weight is not None and record is not None:
+    # Only against the rollout this run drives: a `canary` flow run keeps no ledger, and the
+    # ledger's newest rollout is then another one (the run checks the weight itself).
+    if weight is not None and record is not None and owner_run_id(record) == run.id:
         check_next_weight(record, weight)
     resume(run.id, _answer("approve", who, comment, weight))
     console.print(f"approved by {who}: flow run {run.name} ({run.id}) resumed")

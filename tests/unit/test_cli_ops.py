@@ -348,3 +348,33 @@ def test_status_says_a_rollback_is_owed_after_a_recorded_reject(answer, capsys):
     print_status(SimpleNamespace(name="svc-canary", targets=Targets()), dead, Weights.canary_at(50), None, limit=10)
     out = capsys.readouterr().out
     assert "a rollback is owed" in out and "rollway abort" in out and f"rejected by {answer.actor}" in out, out
+
+
+def test_promote_weight_is_checked_against_the_paused_runs_rollout_not_an_old_record(monkeypatch, capsys):
+    """A `canary` flow run keeps no ledger: its --weight used to be checked against the ledger's
+    newest rollout (finished weeks ago), and a weight the run accepts was refused."""
+    from rollway.cli import ops
+    from rollway.fakes import FakeLedger, FakeRouter
+
+    targets = Targets()
+    old = RolloutSpec(image="repo/app:1.0.0", stages=[Stage(weight=w) for w in (5, 50, 100)])
+    ledger = FakeLedger()
+    ledger.create(RolloutRecord(service=targets.canary_service, rollout_id="20261001T000000Z-1a2b3c4d", image=old.image,
+                                spec_json=old.model_dump_json(), phase=RolloutPhase.ROLLED_BACK,
+                                weights=Weights(stable=100, canary=0),
+                                history=(Transition(at=1.0, kind="start", actor="alice"),)),
+                  owner="flow-run/" + str(uuid4()), now=1.0, lease_seconds=0)
+    ledger.release(targets.canary_service, owner=ledger.get(targets.canary_service).owner)
+    service = ops.Service(targets=targets, targets_block=None, credentials_block=None, ledger=ledger,
+                          router=FakeRouter())
+    monkeypatch.setattr(ops, "connect", lambda *a: service)
+    # A `canary` flow run (no ledger) paused at its approval before 30%; its spec: 10, 30, 100.
+    spec = RolloutSpec(image="repo/app:2.0.0", stages=[Stage(weight=w) for w in (10, 30, 100)])
+    run = SimpleNamespace(id=uuid4(), name="calm-heron", parameters={"spec": spec.model_dump(mode="json")})
+    monkeypatch.setattr(ops, "find_paused_run", lambda client, service, record, flow_run=None: run)
+    sent = []
+    monkeypatch.setattr(ops, "resume", lambda run_id, answer: sent.append(answer))
+    code = ops.promote(approver="alice", comment="", weight=30, flow_run=None, targets_block=None,
+                       credentials_block=None)
+    _, err = capsys.readouterr()
+    assert code == 0 and sent and sent[0]["next_weight"] == 30, err
