@@ -9,15 +9,12 @@ from __future__ import annotations
 
 from botocore.exceptions import ClientError
 
-import flows.canary
-import flows.env
-import flows.progressive
-import flows.rollback
 from flows.progressive import progressive_rollout
 from rollway.fakes import FakeLedger, FakeMetrics, steady
 from rollway.model import Weights
 from rollway.spec import RolloutSpec, Stage, WeeklyPhase
 from tests.flows.fake_env import fake_environment
+from tests.flows.test_refusals import hooks_and_flows_see
 
 IMAGE = "webordinary/edit-container:2.0.0"
 
@@ -28,28 +25,8 @@ class ThrottledOnce(FakeLedger):
     def record(self, service, **kw):
         if kw["transition"].kind == "decommission" and not self.failed:
             self.failed = True
-            raise ClientError({"Error": {"Code": "ProvisionedThroughputExceededException",
-                                         "Message": "Rate of requests exceeds the allowed throughput"}}, "UpdateItem")
+            raise THROTTLED
         return super().record(service, **kw)
-
-
-def test_a_failed_decommission_record_does_not_roll_back_a_release_that_passed_its_window(monkeypatch):
-    env = fake_environment()
-    env.ledger = ThrottledOnce()
-    for module in (flows.env, flows.rollback, flows.progressive, flows.canary):
-        monkeypatch.setattr(module, "load_environment", lambda *a, **k: env)
-    env.metrics = FakeMetrics(env.router, steady(5000, 0.001, 0.001))
-    spec = RolloutSpec(image=IMAGE, stages=[Stage(weight=w, bake_seconds=600) for w in (5, 100)], monitor_seconds=600,
-                       phases=[WeeklyPhase(name="all", weights=(5, 100), decommission=True)])
-    state = progressive_rollout(spec=spec.model_dump(mode="json"), phased=False, return_state=True)
-    subjects = [s for s, _ in env.notifier.messages]
-    record = FakeLedger.get(env.ledger, env.targets.canary_service)
-    assert env.ledger.failed, (state, record.phase, [t.kind for t in record.history], subjects)
-    # The version passed its window: it stays in production, and people hear the ledger missed it.
-    assert env.router.weights == Weights(stable=0, canary=100), (state, record.phase, subjects)
-    assert state.is_completed() and "Rollback" not in " ".join(subjects)
-    decommissioned = [m for s, m in env.notifier.messages if s.startswith("Old version decommissioned")]
-    assert decommissioned and "could not record it" in decommissioned[0]
 
 
 class RenewThrottledOnce(FakeLedger):
@@ -61,21 +38,34 @@ class RenewThrottledOnce(FakeLedger):
         record = FakeLedger.get(self, service)
         if record.phase.value == "promoted" and not self.failed:
             self.failed = True
-            raise ClientError({"Error": {"Code": "ProvisionedThroughputExceededException",
-                                         "Message": "Rate of requests exceeds the allowed throughput"}}, "UpdateItem")
+            raise THROTTLED
         return super().acquire(service, **kw)
 
 
-def test_one_throttled_lease_renewal_in_a_healthy_window_does_not_roll_the_release_back(monkeypatch):
+THROTTLED = ClientError({"Error": {"Code": "ProvisionedThroughputExceededException",
+                                   "Message": "Rate of requests exceeds the allowed throughput"}}, "UpdateItem")
+
+
+def promote_and_watch(monkeypatch, ledger):
+    """A healthy rollout to 100 % whose window passes and decommissions; the run's state and notices."""
     env = fake_environment()
-    env.ledger = RenewThrottledOnce()
-    for module in (flows.env, flows.rollback, flows.progressive, flows.canary):
-        monkeypatch.setattr(module, "load_environment", lambda *a, **k: env)
+    env.ledger = ledger
+    hooks_and_flows_see(monkeypatch, env)
     env.metrics = FakeMetrics(env.router, steady(5000, 0.001, 0.001))
     spec = RolloutSpec(image=IMAGE, stages=[Stage(weight=w, bake_seconds=600) for w in (5, 100)], monitor_seconds=600,
                        phases=[WeeklyPhase(name="all", weights=(5, 100), decommission=True)])
     state = progressive_rollout(spec=spec.model_dump(mode="json"), phased=False, return_state=True)
-    subjects = [s for s, _ in env.notifier.messages]
-    assert env.ledger.failed
-    assert env.router.weights == Weights(stable=0, canary=100), (state, subjects)
-    assert state.is_completed() and any(s.startswith("Old version decommissioned") for s in subjects)
+    assert ledger.failed, "the throttle never came"
+    # The version passed its window: it stays in production, and no rollback page goes out.
+    assert env.router.weights == Weights(stable=0, canary=100), (state, env.notifier.messages)
+    assert state.is_completed() and not any(s.startswith("Rollback") for s, _ in env.notifier.messages)
+    return [(s, m) for s, m in env.notifier.messages if s.startswith("Old version decommissioned")]
+
+
+def test_a_failed_decommission_record_does_not_roll_back_a_release_that_passed_its_window(monkeypatch):
+    decommissioned = promote_and_watch(monkeypatch, ThrottledOnce())
+    assert decommissioned and "could not record it" in decommissioned[0][1]
+
+
+def test_one_throttled_lease_renewal_in_a_healthy_window_does_not_roll_the_release_back(monkeypatch):
+    assert promote_and_watch(monkeypatch, RenewThrottledOnce())
