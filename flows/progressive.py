@@ -110,11 +110,21 @@ def create_rollout(env: Environment, spec: RolloutSpec, *, owner: str, actor: st
 
 def deploy_canary(env: Environment, spec: RolloutSpec, record: RolloutRecord, *, owner: str, actor: str,
                   lease_seconds: float) -> RolloutRecord:
-    """Register the new revision and point the canary service at it, undone together on failure."""
+    """Register the new revision and point the canary service at it, undone together on failure.
+
+    A run that died after pointing the canary and before recording it left the canary on a
+    revision of this image: that one is recorded, not a second one registered (the first would
+    be left behind, unused).
+    """
     t = env.targets
-    stable = ecs.describe_service(env.deployer, t.stable_service)
-    revision = undoable.deploy_revision(env.deployer, t.canary_service, spec.image, stable.task_definition,
-                                        record.previous_task_definition)
+    canary = ecs.describe_service(env.deployer, t.canary_service)
+    if canary.task_definition != record.previous_task_definition \
+            and ecs.image_of(env.deployer, canary.task_definition) == spec.image:
+        revision = canary.task_definition
+    else:
+        stable = ecs.describe_service(env.deployer, t.stable_service)
+        revision = undoable.deploy_revision(env.deployer, t.canary_service, spec.image, stable.task_definition,
+                                            record.previous_task_definition)
     return env.ledger.record(
         t.canary_service, owner=owner, now=env.clock.now(), lease_seconds=lease_seconds,
         transition=Transition(at=env.clock.now(), kind="deploy", actor=actor, comment=f"{t.canary_service} on {revision}"),

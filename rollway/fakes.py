@@ -71,6 +71,10 @@ class FakeDeployer:
         self.calls.append(f"describe {service}")
         return self.services[service]
 
+    def image_of(self, task_definition: str) -> str:
+        self.calls.append(f"image_of {task_definition}")
+        return self.task_definitions[task_definition]
+
     def register_revision(self, image: str, base_task_definition: str) -> str:
         if not image:
             raise ValueError("image must not be empty")

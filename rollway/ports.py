@@ -33,6 +33,9 @@ class ServiceDeployer(Protocol):
     def deregister_revision(self, task_definition: str) -> None:
         """Mark a revision INACTIVE (undo of register_revision; running tasks are unaffected)."""
 
+    def image_of(self, task_definition: str) -> str:
+        """The image of the rollout's container (``targets.container_name``) in a revision."""
+
     def update_service(
         self, service: str, *, task_definition: str | None = None, desired: int | None = None
     ) -> ServiceState:

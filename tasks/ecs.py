@@ -16,6 +16,11 @@ def describe_service(deployer: ServiceDeployer, service: str) -> ServiceState:
     return deployer.describe(service)
 
 
+@task(name="image-of-task-definition", retries=2, retry_delay_seconds=1, cache_policy=NONE)
+def image_of(deployer: ServiceDeployer, task_definition: str) -> str:
+    return deployer.image_of(task_definition)
+
+
 @task(name="update-service", retries=2, retry_delay_seconds=2, cache_policy=NONE)
 def update_service(
     deployer: ServiceDeployer, service: str, task_definition: str | None = None, desired: int | None = None

@@ -104,11 +104,19 @@ class EcsDeployer:
         Raises:
             TargetNotFound: no such task definition, or no container of that name in it.
         """
+        self.image_of(task_definition)
+
+    def image_of(self, task_definition: str) -> str:
+        """The image of the container ``targets.container_name`` in ``task_definition``.
+
+        Raises:
+            TargetNotFound: no such task definition, or no container of that name in it.
+        """
         try:
             described = self._client.describe_task_definition(taskDefinition=task_definition)
         except ClientError as err:
             raise _named(err, task_definition) from err
-        _container(described["taskDefinition"], self._targets.container_name, task_definition)
+        return _container(described["taskDefinition"], self._targets.container_name, task_definition)["image"]
 
     def deregister_revision(self, task_definition: str) -> None:
         """Mark a revision INACTIVE: the undo of ``register_revision`` (running tasks keep it).

@@ -79,6 +79,17 @@ def test_empty_image_is_refused_before_any_call(aws, deployer, watch_calls):
     assert calls == []
 
 
+def test_image_of_reads_the_rollouts_container_in_a_revision(aws, deployer):
+    base, _ = _describe(aws, aws.topology.task_definition_arn)
+    (container,) = base["containerDefinitions"]
+    assert deployer.image_of(aws.topology.task_definition_arn) == container["image"]
+    new_arn = deployer.register_revision("registry.example/edit:2.0.0", aws.topology.task_definition_arn)
+    assert deployer.image_of(new_arn) == "registry.example/edit:2.0.0"
+    other = EcsDeployer(aws.get_client("ecs"), aws.targets.model_copy(update={"container_name": "no-such-container"}))
+    with pytest.raises(TargetNotFound, match="no-such-container"):
+        other.image_of(new_arn)
+
+
 def test_missing_base_is_named(deployer):
     with pytest.raises(TargetNotFound, match="no-such-family"):
         deployer.register_revision("repo/app:2", "no-such-family")

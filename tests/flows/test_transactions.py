@@ -14,6 +14,7 @@ from rollway.flags import FlagState, UnknownFlag
 from rollway.model import Weights
 from rollway.spec import FlagBinding, RolloutSpec, Stage
 from tests.flows.fake_env import STABLE_TD, fake_environment
+from tests.flows.test_progressive_fakes import Killed
 
 IMAGE = "webordinary/edit-container:2.0.0"
 
@@ -175,3 +176,29 @@ def test_one_throttled_read_does_not_stop_the_undo():
     with pytest.raises(RuntimeError, match="AccessDenied"):
         rollout(env, spec("use_sqs_architecture"))
     assert env.router.weights == Weights(stable=100, canary=0)
+
+
+def test_a_resume_after_a_kill_before_the_deploy_was_recorded_registers_no_second_revision():
+    """Killed after the canary was pointed at its new revision, before the ledger's "deploy"
+    entry: the resume used to register and point at another revision, leaving the first one
+    behind unused. It records the one the canary runs."""
+    env = fake_environment()
+    env.ledger = FakeLedger()
+    real_record = env.ledger.record
+    killed = []
+
+    def record(*args, **kwargs):
+        transition = kwargs.get("transition")
+        if transition is not None and transition.kind == "deploy" and not killed:
+            killed.append(transition)
+            raise Killed("the node is lost after the service was pointed")
+        return real_record(*args, **kwargs)
+
+    env.ledger.record = record
+    with pytest.raises(Killed):
+        rollout(env, spec())
+    assert rollout(env, spec()).outcome == "promoted"
+    registered = [c for c in env.deployer.calls if c.startswith("register_revision")]
+    in_use = {s.task_definition for s in env.deployer.services.values()}
+    assert len(registered) == 1 and set(env.deployer.task_definitions) <= in_use | {STABLE_TD}, (
+        registered, env.deployer.task_definitions, in_use)
