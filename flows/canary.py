@@ -110,9 +110,7 @@ def preflight(env: Environment, spec: RolloutSpec) -> tuple[ServiceState, Servic
         # Names first used after the first write (the container the image goes into, the alert
         # topic) are looked up here, so a misspelt one is a refusal the hooks leave alone, not a
         # failure mid-rollout whose hook rolls back and pages people.
-        check_container = getattr(env.deployer, "check_container", None)
-        if check_container is not None:
-            check_container(stable.task_definition)
+        ecs.image_of(env.deployer, stable.task_definition)
         resolve_topic = getattr(env.notifier, "resolve", None)
         if resolve_topic is not None:
             resolve_topic()

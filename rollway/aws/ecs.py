@@ -97,17 +97,9 @@ class EcsDeployer:
         _swap_image(arguments, self._targets.container_name, image, base_task_definition)
         return self._client.register_task_definition(**arguments)["taskDefinition"]["taskDefinitionArn"]
 
-    def check_container(self, task_definition: str) -> None:
-        """Read-only: raise unless ``task_definition`` has the container ``targets.container_name``,
-        the one ``register_revision`` puts the new image in (for the check before any write).
-
-        Raises:
-            TargetNotFound: no such task definition, or no container of that name in it.
-        """
-        self.image_of(task_definition)
-
     def image_of(self, task_definition: str) -> str:
-        """The image of the container ``targets.container_name`` in ``task_definition``.
+        """The image of the container ``targets.container_name`` in ``task_definition``
+        (read-only: the preflight's check that the container a new image goes into exists).
 
         Raises:
             TargetNotFound: no such task definition, or no container of that name in it.
