@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import re
 
-from prefect import get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_progress_artifact, create_table_artifact, update_progress_artifact
 
-from flows.rollback import try_record, unrecorded
+from flows.rollback import record_rollback_end, try_record, unrecorded
 from rollway.approvals import ApprovalAnswer
 from rollway.decide import Pause, StageState, stage_end
 from rollway.environment import Environment
-from rollway.ledger import RolloutMovedOn, RolloutRecord, RolloutSuperseded, Transition, begin_rollback
+from rollway.ledger import RolloutMovedOn, RolloutRecord, Transition, begin_rollback
 from rollway.model import Verdict, Weights
 from rollway.phases import RolloutPhase
 from rollway.report import HEADERS, RollbackResult, RolloutResult, StageReport, markdown_table, stage_rows
@@ -197,7 +196,9 @@ class LedgerJournal:
         seen = self._seen  # as this run last read it: the phase the ledger shows if the start failed
         failure, phase, tell = self._unrecorded, seen.phase if seen is not None else None, False
         if failure is None:
-            failure = try_record("the rollback's end", self._record_rollback_end(result))
+            failure = try_record("the rollback's end", lambda: record_rollback_end(
+                self.env, rollout=self.rollout_id, actor=self._rollback_actor, reason=result.reason,
+                weights=result.weights))
             # The notice went out before this write: people are told again if it failed.
             phase, tell = RolloutPhase.ROLLING_BACK, True
         if failure is None:
@@ -213,20 +214,6 @@ class LedgerJournal:
         if failure is not None:
             raise unrecorded(self.env, result, failure, rollout_id=seen.rollout_id if seen is not None else None,
                              phase=phase, tell=tell)
-
-    def _record_rollback_end(self, result: RollbackResult):
-        def write() -> None:
-            try:
-                self._record(
-                    Transition(at=self.env.clock.now(), kind="rollback", actor=self._rollback_actor,
-                               to_weights=result.weights, comment=result.reason),
-                    owner=None, phase=RolloutPhase.ROLLED_BACK, weights=result.weights,
-                )
-            except RolloutSuperseded as moved:
-                # Another rollback ended this rollout and a new one started while this one acted:
-                # the new rollout's record is not this rollback's to end.
-                get_run_logger().warning("this rollback's end is not recorded: %s", moved)
-        return write
 
     def phase_complete(self, result: RolloutResult) -> None:
         self._record(

@@ -31,7 +31,7 @@ from flows.params import Actor, TaskCount
 from rollway.aws.ledger import STORAGE_ERRORS, storage_failure, write_or_why
 from rollway.clock import ClockSettings
 from rollway.environment import Environment
-from rollway.ledger import RollbackUnrecorded
+from rollway.ledger import RollbackUnrecorded, RolloutSuperseded, Transition, check_rollout
 from rollway.model import Weights
 from rollway.phases import RolloutPhase
 from rollway.report import RollbackResult, RolloutResult
@@ -65,9 +65,9 @@ TaskDefinitionRef = Annotated[str, AfterValidator(validate_task_definition)]
 
 
 DEFAULT_VERIFY_SECONDS = 30.0
+"""How long a rollback reads the load balancer back, at least (wall time)."""
 DEFAULT_HEALTHY_SECONDS = 300.0
 """How long a stable service scaled up to take the traffic may take to pass its health checks."""
-"""How long a rollback reads the load balancer back, at least (wall time)."""
 
 
 class RollbackIncomplete(RuntimeError):
@@ -254,6 +254,24 @@ def judge_rollback(env: Environment, spec, *, previous_task_definition: str | No
     )
 
 
+def record_rollback_end(env: Environment, *, rollout: str | None, actor: str, reason: str, weights: Weights) -> None:
+    """Record that ``rollout``'s rollback ended, lease-free (a rollback must always be able to
+    act, whoever holds the lease).
+
+    If another rollback ended that rollout and a new rollout started while this one acted, the
+    end belongs to the old record, never to the new one: nothing is written, and the log says so.
+    """
+    now = env.clock.now()
+    try:
+        env.ledger.record(
+            env.targets.canary_service, owner=None, now=now, rollout=rollout,
+            transition=Transition(at=now, kind="rollback", actor=actor, to_weights=weights, comment=reason),
+            phase=RolloutPhase.ROLLED_BACK, weights=weights,
+        )
+    except RolloutSuperseded as moved:
+        get_run_logger().warning("this rollback's end is not recorded: %s", moved)
+
+
 def try_record(what: str, write: Callable[[], object]) -> str | None:
     """Make a ledger write a rollback needs; None when stored, else what was not recorded and why.
 
@@ -364,7 +382,7 @@ def rollback_recorded(env: Environment, reason: str, *, actor: str, previous_tas
         RollbackRefused: the ledger could not be read and nothing says a rollout is under way,
             or ``only_open`` and the newest rollout is closed (nothing was changed).
     """
-    from rollway.ledger import RolloutSuperseded, Transition, begin_rollback, open_for_rollback
+    from rollway.ledger import begin_rollback, open_for_rollback
     from rollway.spec import RolloutSpec
 
     service = env.targets.canary_service
@@ -379,11 +397,8 @@ def rollback_recorded(env: Environment, reason: str, *, actor: str, previous_tas
         get_run_logger().error("the ledger could not be read: %s; rolling back anyway", storage_failure(err))
         if bindings is None:
             bindings = fallback_bindings
-    if rollout is not None and record is not None and record.rollout_id != rollout:
-        raise RolloutSuperseded(
-            f"the newest rollout of {service} is {record.rollout_id} ({record.image}, {record.phase.value}), not "
-            f"{rollout}; nothing was changed"
-        )
+    if record is not None:
+        check_rollout(record, rollout)  # before anything is changed
     recorded = RolloutSpec.for_rollback(record.spec_json) if record is not None else None
     active = record is not None and open_for_rollback(recorded, record)
     if only_open and record is not None and record.phase is RolloutPhase.PROMOTED and not active \
@@ -412,18 +427,7 @@ def rollback_recorded(env: Environment, reason: str, *, actor: str, previous_tas
                                rollout=record.rollout_id)
 
         def finish(result: RollbackResult):
-            # owner=None: a rollback must always be able to act, whoever holds the lease.
-            try:
-                env.ledger.record(
-                    service, owner=None, now=env.clock.now(), rollout=record.rollout_id,
-                    transition=Transition(at=env.clock.now(), kind="rollback", actor=actor,
-                                          to_weights=result.weights, comment=reason),
-                    phase=RolloutPhase.ROLLED_BACK, weights=result.weights,
-                )
-            except RolloutSuperseded as moved:
-                # While this rollback acted, another one finished the rollout and a new rollout
-                # started: the end of this one belongs to the old record, never to the new one.
-                get_run_logger().warning("this rollback's end is not recorded: %s", moved)
+            record_rollback_end(env, rollout=record.rollout_id, actor=actor, reason=reason, weights=result.weights)
 
     def act(ledger_failure: str | None) -> RollbackResult:
         return execute_rollback(
