@@ -10,7 +10,7 @@ import difflib
 import re
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,254}$")
@@ -219,20 +219,13 @@ class Targets(_KnownKeys):
             raise ValueError(f"{value!r} is not a CloudWatch namespace (1-255 ASCII characters, not starting with ':')")
         return value
 
-    @field_validator("rule_path")
+    @field_validator("rule_path", "rule_host")
     @classmethod
-    def _path_pattern(cls, value: str) -> str:
-        # An ALB path pattern: up to 128 characters, no whitespace.
-        if not value or len(value) > 128 or any(c.isspace() for c in value):
-            raise ValueError(f"{value!r} is not a load balancer path pattern (1-128 characters, no spaces)")
-        return value
-
-    @field_validator("rule_host")
-    @classmethod
-    def _host(cls, value: str | None) -> str | None:
-        # An ALB host-header value: up to 128 characters, no whitespace.
+    def _condition_value(cls, value: str | None, info: ValidationInfo) -> str | None:
+        # An ALB rule condition's value (path pattern, host header): up to 128 characters, no whitespace.
         if value is not None and (not value or len(value) > 128 or any(c.isspace() for c in value)):
-            raise ValueError(f"{value!r} is not a load balancer host-header value (1-128 characters, no spaces)")
+            what = {"rule_path": "path pattern", "rule_host": "host-header value"}[info.field_name]
+            raise ValueError(f"{value!r} is not a load balancer {what} (1-128 characters, no spaces)")
         return value
 
     @field_validator("stable_target_group", "canary_target_group")
