@@ -488,7 +488,8 @@ class RolloutSpec(BaseModel):
         refuse (say, an ``interval_seconds`` of 30, accepted before periods had to be whole
         minutes): if the whole spec does not validate, only what a rollback reads is (the
         image, the bound flags, the phase plan's end, the monitoring window, the read-back
-        wait and the healthy-target wait), and the rest keeps its defaults. A resume, which runs the policy, uses ``from_record`` and refuses.
+        wait and the healthy-target wait), and the rest keeps its defaults. A resume, which
+        runs the policy, uses ``from_record`` and refuses.
         """
         try:
             return cls.from_record(spec_json)
@@ -498,11 +499,11 @@ class RolloutSpec(BaseModel):
             parts = {
                 "image": raw["image"],
                 "flags": TypeAdapter(tuple[FlagBinding, ...]).validate_python(raw.get("flags", ()), context=context),
-                "monitor_seconds": TypeAdapter(float).validate_python(raw.get("monitor_seconds", 3600.0)),
-                # How long its load balancer may take to read back: a rollback waits at least that.
-                "verify_timeout_seconds": TypeAdapter(float).validate_python(raw.get("verify_timeout_seconds", 30.0)),
-                "healthy_timeout_seconds": TypeAdapter(float).validate_python(raw.get("healthy_timeout_seconds", 300.0)),
             }
+            # The window, and how long its load balancer may take to read back and its targets to
+            # pass their health checks: a rollback waits at least that.
+            for name in ("monitor_seconds", "verify_timeout_seconds", "healthy_timeout_seconds"):
+                parts[name] = TypeAdapter(float).validate_python(raw.get(name, cls.model_fields[name].default))
             if raw.get("phases"):
                 parts["phases"] = TypeAdapter(tuple[WeeklyPhase, ...]).validate_python(raw["phases"], context=context)
             return cls.model_construct(**parts)
