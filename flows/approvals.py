@@ -136,12 +136,12 @@ def _wait_for_resume(
         time.sleep(min(poll_interval, left))
 
 
-def _back_to_running(client: SyncPrefectClient, run_id: UUID, paused: State) -> bool:
+def _back_to_running(client: SyncPrefectClient, run_id: UUID, paused: State) -> None:
     """Take the run out of a pause nobody answered, so the rollback (or the next pause) can run.
 
-    Returns:
-        True when the run was already Running: a person's resume landed between the last poll
-        and this read, and the server accepted it (their answer is stored).
+    A person's resume may land at any moment of this, even between a read of Paused and the
+    proposal of Running (the server accepts Running over Running): the caller looks for a
+    stored answer afterwards whatever happened here.
 
     Running is proposed, never forced: a person may cancel at this very moment, and the server
     refuses Running for a Cancelling run. A terminal state could be left without force, so the
@@ -153,20 +153,16 @@ def _back_to_running(client: SyncPrefectClient, run_id: UUID, paused: State) -> 
         PauseInterrupted: it was moved to any other state.
     """
     state = client.read_flow_run(run_id).state
-    _stop_if_cancelled(state)
-    if state.is_running():
-        return True
     for _ in range(3):  # Paused -> (Failed: expired) -> Running
         _stop_if_cancelled(state)
         if state.is_running():
-            return False
+            return
         if not (state.is_paused() or _expired(state, paused)):
             raise _left_for(state)
         state = propose_state_sync(client, Running(), flow_run_id=run_id)
     _stop_if_cancelled(state)
     if not state.is_running():
         raise _left_for(state)
-    return False
 
 
 def _stored_answer(form: type[ApprovalInput], paused: State, run_id: UUID) -> ApprovalInput | None:
@@ -208,9 +204,11 @@ def prefect_approver(approvals: Approvals, poll_interval: int = 2) -> Approver:
             given = None
             if _wait_for_resume(client, run_id, paused, deadline, poll_interval):
                 given = form.load(paused.state_details.run_input_keyset, flow_run_id=run_id)
-            elif _back_to_running(client, run_id, paused):
-                # A resume the server accepted at the deadline, after the last poll: the person
-                # was told their answer was taken, so it wins over the timeout policy.
+            else:
+                _back_to_running(client, run_id, paused)
+                # The server stores an answer only with a resume it accepted, so one found now
+                # landed at the deadline, after the last poll: the person was told it was taken,
+                # and it wins over the timeout policy.
                 given = _stored_answer(form, paused, run_id)
             if given is not None:
                 return ApprovalAnswer(

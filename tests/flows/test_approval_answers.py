@@ -100,3 +100,44 @@ def test_an_answer_the_server_took_after_the_last_poll_wins_over_the_timeout(mon
 
     answer = paused_once()
     assert (answer.action, answer.approver, answer.timed_out) == ("reject", "erin", False), answer
+
+
+def test_an_answer_the_server_took_just_before_the_run_left_its_pause_wins_over_the_timeout(monkeypatch):
+    """The run read Paused past its deadline and proposed Running; a resume the server accepted
+    in between (Running to Running is accepted too) was dropped: the run applied its timeout
+    policy although the person had been told their reject was taken."""
+    import time
+
+    from prefect.flow_runs import resume_flow_run
+
+    import flows.approvals
+    from rollway.decide import Pause
+    from rollway.spec import Approvals
+
+    real_propose = flows.approvals.propose_state_sync
+    landed = []
+
+    def the_answer_lands_first(client, state, flow_run_id, **kwargs):
+        if state.is_running() and not landed:
+            resume_flow_run(flow_run_id, run_input={"action": "reject", "approver": "erin", "comment": "roll back"})
+            landed.append(True)
+        return real_propose(client, state, flow_run_id=flow_run_id, **kwargs)
+
+    def deadline_passed_while_paused(client, run_id, paused, deadline, poll_interval):
+        for _ in range(50):  # the run's pause is stored before the wait begins
+            if client.read_flow_run(run_id).state.is_paused():
+                return False
+            time.sleep(0.2)
+        raise AssertionError("the run never paused")
+
+    monkeypatch.setattr(flows.approvals, "propose_state_sync", the_answer_lands_first)
+    monkeypatch.setattr(flows.approvals, "_wait_for_resume", deadline_passed_while_paused)
+
+    @flow
+    def paused_once():
+        approver = flows.approvals.prefect_approver(Approvals(timeout_seconds=600, on_timeout="hold"), poll_interval=1)
+        return approver(Pause(reason="approval needed before 100%", cause="approval", stage_index=1), "summary")
+
+    answer = paused_once()
+    assert landed, "the race was not staged"
+    assert (answer.action, answer.approver, answer.timed_out) == ("reject", "erin", False), answer
