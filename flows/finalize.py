@@ -4,8 +4,9 @@ A promotion leaves the canary service carrying all the traffic; another rollout 
 In order, each step logged and recorded:
 
 1. refuse (``FinalizeRefused``, before any write) unless the newest rollout is promoted, its
-   monitoring window is over and the canary carries the traffic; a finalized one is reported
-   and left alone;
+   monitoring window is over and the canary carries the traffic on the revision the ledger
+   recorded as promoted (a canary changed since is refused, never moved onto stable); a
+   finalized one is reported and left alone;
 2. record ``finalize-start`` in the ledger (lease-free, as a rollback: no run owns a promoted
    rollout whose window is over);
 3. point the stable service at the promoted task definition with the capacity to carry all

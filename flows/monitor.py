@@ -9,6 +9,10 @@ at least half of its checks measured, is the old service scaled to zero; and if 
 lands while it is being scaled down, it is scaled back up (the rollback looks again too).
 A plan that does not decommission gets the same window, closed in the ledger ("watched")
 instead of by a scale-down.
+
+Every ledger write and lease renewal names the rollout being watched: once another rollout is
+the service's newest, the monitor stops (``RolloutSuperseded``) instead of judging, owning or
+rolling back the newer one.
 """
 
 from __future__ import annotations
@@ -22,11 +26,11 @@ from flows.engine import AlertsOnce
 from flows.env import load_environment, run_owner
 from flows.params import LeaseSeconds, WindowSeconds
 from flows.rollback import act_recorded, execute_rollback
-from rollway.aws.ledger import STORAGE_ERRORS, write_or_why
+from rollway.aws.ledger import write_or_why
 from rollway.clock import ClockSettings
 from rollway.environment import Environment
 from rollway.judge.guardrails import check
-from rollway.ledger import Transition
+from rollway.ledger import RolloutRecord, Transition, check_rollout
 from rollway.model import Observation, Weights
 from rollway.phases import Phase, RolloutPhase
 from rollway.report import RollbackResult, RolloutResult
@@ -35,6 +39,11 @@ from tasks import ecs, metrics, traffic
 
 # The seed judges the error rate over the last 5 minutes.
 RECENT_SECONDS = 300
+
+
+class MonitorRefused(RuntimeError):
+    """The ``monitor`` flow was asked to watch a rollout that is not the service's newest
+    promoted one; nothing was changed."""
 
 
 class MonitorResult(BaseModel):
@@ -81,6 +90,7 @@ def run_monitor(
     actor: str = "monitor",
     owner: str | None = None,
     lease_seconds: float = 600.0,
+    rollout: str | None = None,
 ) -> MonitorResult:
     """Watch the promoted version for ``window_seconds``; roll back or decommission the old one.
 
@@ -88,10 +98,15 @@ def run_monitor(
     check), so a second run of the same rollout is refused instead of watching and
     decommissioning alongside it.
 
+    Args:
+        rollout: the id of the promoted rollout watched, named in every ledger write and
+            checked before every lease renewal (None: no recorded rollout, nothing is written).
+
     Raises:
         LockHeld: another run holds the rollout's lease (it is watching already).
+        RolloutSuperseded: another rollout became the service's newest: this one stops.
     """
-    lease = _Lease(env, owner, lease_seconds)
+    lease = _Lease(env, owner, rollout, lease_seconds)
     # Another run watching (LockHeld) stops this one; a DynamoDB that throttles the claim does
     # not: failing here would have the hook roll back the release just promoted.
     unclaimed = write_or_why(lease.renew)
@@ -111,19 +126,22 @@ def run_monitor(
 
 
 class _Lease:
-    """The rollout's lease while monitoring; does nothing without an owner or a recorded rollout."""
+    """The watched rollout's lease while monitoring; does nothing without an owner or a recorded rollout."""
 
-    def __init__(self, env: Environment, owner: str | None, lease_seconds: float) -> None:
-        service = env.targets.canary_service
-        try:
-            held = owner is not None and env.ledger is not None and env.ledger.get(service) is not None
-        except STORAGE_ERRORS:
-            held = True  # unknown for now: the renewals try (and say so when they cannot)
-        self.env, self.service, self.owner, self.seconds = env, service, owner if held else None, lease_seconds
+    def __init__(self, env: Environment, owner: str | None, rollout: str | None, lease_seconds: float) -> None:
+        held = owner is not None and rollout is not None and env.ledger is not None
+        self.env, self.service, self.seconds = env, env.targets.canary_service, lease_seconds
+        self.owner, self.rollout = owner if held else None, rollout
 
     def renew(self) -> None:
-        if self.owner is not None:
-            self.env.ledger.acquire(self.service, owner=self.owner, now=self.env.clock.now(), lease_seconds=self.seconds)
+        if self.owner is None:
+            return
+        # acquire takes the service's newest rollout, whichever it is: look first, so that the
+        # monitor never holds the lease of a rollout that superseded the one it watches.
+        newest = self.env.ledger.get(self.service)
+        if newest is not None:
+            check_rollout(newest, self.rollout)
+        self.env.ledger.acquire(self.service, owner=self.owner, now=self.env.clock.now(), lease_seconds=self.seconds)
 
     def release(self) -> None:
         if self.owner is not None:
@@ -177,8 +195,9 @@ def _watch(
                         env, reason, actor=actor, previous_task_definition=previous_task_definition,
                         stable_desired=stable_desired, bindings=spec.flags, ledger_failure=ledger_failure,
                     ),
-                    begin=lambda: _record(env, "rollback-start", reason, phase=RolloutPhase.ROLLING_BACK),
-                    finish=lambda _: _record(env, "rollback", reason, phase=RolloutPhase.ROLLED_BACK,
+                    begin=lambda: _record(env, lease.rollout, "rollback-start", reason,
+                                          phase=RolloutPhase.ROLLING_BACK),
+                    finish=lambda _: _record(env, lease.rollout, "rollback", reason, phase=RolloutPhase.ROLLED_BACK,
                                              weights=Weights(stable=100, canary=0)),
                     phase=RolloutPhase.PROMOTED,
                 )
@@ -234,7 +253,8 @@ def _watch(
     # Done is done: a record DynamoDB refuses now must not fail the run (its hook would roll the
     # release back). The window stays open in the ledger; the next look finds the old service
     # at 0 already and records it.
-    unrecorded = write_or_why(lambda: _record(env, "decommission", f"{reason}; {t.stable_service} scaled to 0"))
+    unrecorded = write_or_why(lambda: _record(env, lease.rollout, "decommission",
+                                              f"{reason}; {t.stable_service} scaled to 0"))
     if unrecorded is not None:
         log.error("the ledger could not record the decommission: %s", unrecorded)
     metrics.notify(
@@ -266,7 +286,8 @@ def _watched(env: Environment, spec: RolloutSpec, reason: str, window_seconds: f
     # ledger that cannot be reached leaves the window open (run the monitor again), and does
     # not fail the run, whose hook would roll the release back.
     unrecorded = write_or_why(lease.renew) or write_or_why(
-        lambda: _record(env, "watched", f"{reason}; {t.stable_service} keeps running (the plan does not decommission it)"))
+        lambda: _record(env, lease.rollout, "watched",
+                        f"{reason}; {t.stable_service} keeps running (the plan does not decommission it)"))
     if unrecorded is not None:
         get_run_logger().error("the ledger could not close the monitoring window: %s", unrecorded)
     metrics.notify(
@@ -290,13 +311,32 @@ def _rollback_since(env: Environment) -> str | None:
     return None
 
 
-def _record(env: Environment, kind: str, comment: str, **changes) -> None:
-    if env.ledger is None or env.ledger.get(env.targets.canary_service) is None:
+def _record(env: Environment, rollout: str | None, kind: str, comment: str, **changes) -> None:
+    """Record on the watched rollout; RolloutSuperseded if another one is the newest by now."""
+    if env.ledger is None or rollout is None:
         return
     env.ledger.record(
-        env.targets.canary_service, owner=None, now=env.clock.now(),
+        env.targets.canary_service, owner=None, now=env.clock.now(), rollout=rollout,
         transition=Transition(at=env.clock.now(), kind=kind, actor="monitor", comment=comment), **changes,
     )
+
+
+def watched_rollout(record: RolloutRecord | None, spec: RolloutSpec, service: str) -> RolloutRecord:
+    """The rollout the ``monitor`` flow watches: the service's newest, promoted, of ``spec.image``.
+
+    Raises:
+        MonitorRefused: it is not (none recorded, another image's, or not promoted). Watching
+            anyway would judge another rollout's canary and could roll it back.
+    """
+    if record is None:
+        raise MonitorRefused(f"no rollout of {service} is recorded, so there is no promoted rollout of {spec.image} "
+                             "to watch. Nothing was changed")
+    if record.image != spec.image or record.phase is not RolloutPhase.PROMOTED:
+        raise MonitorRefused(
+            f"the newest rollout of {service} is {record.rollout_id} of {record.image}, {record.phase.value}: not a "
+            f"promoted rollout of {spec.image}, so there is nothing of it to watch. Nothing was changed"
+        )
+    return record
 
 
 @flow(name="monitor", log_prints=True)
@@ -311,14 +351,18 @@ def monitor(
 ) -> MonitorResult:
     """Watch a promoted version, roll back on a 5-minute error rate over 5 %, then decommission the old service.
 
+    It watches the service's newest rollout, which must be a promoted rollout of ``spec.image``
+    (``MonitorRefused`` otherwise, before any write), and stops (``RolloutSuperseded``) if another
+    rollout becomes the newest while it watches.
+
     ``lease_wall_seconds``: how long this run may go silent (wall time) before another run may
     watch the rollout instead.
     """
     env = load_environment(targets_block, aws_credentials_block, clock, interval_seconds=spec.analysis.interval_seconds)
-    record = env.ledger.get(env.targets.canary_service) if env.ledger else None
+    service = env.targets.canary_service
+    record = watched_rollout(env.ledger.get(service) if env.ledger else None, spec, service)
     return run_monitor(
         env, spec, window_seconds=window_seconds, decommission=decommission,
-        previous_task_definition=record.previous_task_definition if record else None,
-        stable_desired=record.stable_desired if record else None,
-        owner=run_owner(), lease_seconds=lease_wall_seconds * clock.speed,
+        previous_task_definition=record.previous_task_definition, stable_desired=record.stable_desired,
+        owner=run_owner(), lease_seconds=lease_wall_seconds * clock.speed, rollout=record.rollout_id,
     )

@@ -285,7 +285,8 @@ def run_progressive(
             log.info("%s was promoted but its monitoring did not finish: watching for the %.0f s left", service, left)
             watched = run_monitor(env, recorded, window_seconds=left, decommission=recorded.phases[-1].decommission,
                                   previous_task_definition=record.previous_task_definition,
-                                  stable_desired=record.stable_desired, owner=owner, lease_seconds=lease_seconds)
+                                  stable_desired=record.stable_desired, owner=owner, lease_seconds=lease_seconds,
+                                  rollout=record.rollout_id)
             promoted = RolloutResult(outcome="promoted", reason=watched.reason, image=spec.image,
                                      final_weights=record.weights)
             return after_window(promoted, watched)
@@ -362,7 +363,7 @@ def run_progressive(
         watched = run_monitor(
             env, spec, window_seconds=spec.monitor_seconds, decommission=spec.phases[-1].decommission,
             previous_task_definition=record.previous_task_definition,
-            stable_desired=record.stable_desired, owner=owner, lease_seconds=lease_seconds,
+            stable_desired=record.stable_desired, owner=owner, lease_seconds=lease_seconds, rollout=record.rollout_id,
         )
         return after_window(result, watched)
     return result

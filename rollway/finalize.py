@@ -142,7 +142,8 @@ def plan_finalize(
 
     Raises:
         FinalizeRefused: no promoted rollout to finalize, its monitoring window is still
-            open, or the load balancer and services are not what its promotion left.
+            open, or the load balancer and services are not what its promotion left (the
+            canary service no longer runs the recorded promoted revision, say).
     """
     service = targets.canary_service
     if record is None:
@@ -176,11 +177,23 @@ def plan_finalize(
             f"start from here; or, to keep the promoted version, send the traffic to {service} again and run finalize. "
             "Nothing was changed"
         )
-    # The canary serves what users see now: that is the version the stable service takes, with
-    # at least the tasks the canary carries it with, what the rollout recorded the stable
-    # service needing, and what it asks for already (capacity never shrinks as it takes over).
+    promoted = record.canary_task_definition
+    if canary.task_definition != promoted:
+        # Someone changed the canary after the promotion (a hotfix, an UpdateService by hand).
+        # Following either revision would change production behind the operator's back: the
+        # canary's puts an unjudged version on the stable service, the recorded one silently
+        # drops what users are served now when the traffic moves. A person chooses.
+        raise FinalizeRefused(
+            f"{service} runs {canary.task_definition}, not the promoted {promoted or '(none recorded)'} of {which}: it "
+            f"was changed after the promotion, and finalize moves only the promoted revision onto "
+            f"{targets.stable_service}. To finalize, point {service} back at the promoted revision and run finalize "
+            "again; ship the change afterwards as a new rollout, which judges it. Nothing was changed"
+        )
+    # The stable service takes the promoted version, with at least the tasks the canary carries
+    # it with, what the rollout recorded the stable service needing, and what it asks for
+    # already (capacity never shrinks as it takes over).
     needed = max(record.stable_desired or 0, canary.desired, stable.desired, 1)
-    return FinalizePlan(action="start", task_definition=canary.task_definition, stable_desired=needed)
+    return FinalizePlan(action="start", task_definition=promoted, stable_desired=needed)
 
 
 def plan_unrecorded(

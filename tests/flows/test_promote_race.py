@@ -9,7 +9,7 @@ from __future__ import annotations
 from uuid import uuid4
 
 from prefect.client.orchestration import SyncPrefectClient, get_client
-from prefect.states import Paused, Running
+from prefect.states import Completed, Paused, Running
 
 from rollway.cli import ops
 from rollway.fakes import FakeLedger, FakeRouter
@@ -32,9 +32,8 @@ def paused_run():
         return client.read_flow_run(run_id)
 
 
-def test_promote_does_not_say_approved_when_the_run_left_its_pause_before_the_resume_landed(monkeypatch, capsys):
-    run = paused_run()
-    assert run.state.is_paused()
+def commands_see_a_rollout_owned_by(monkeypatch, run) -> None:
+    """The operator commands see a rollout at 5 %, paused and owned by ``run``, in a fake ledger."""
     targets = Targets()
     spec = RolloutSpec(image="repo/app:2.0.0", stages=[Stage(weight=w) for w in (5, 50, 100)])
     ledger = FakeLedger()
@@ -46,6 +45,12 @@ def test_promote_does_not_say_approved_when_the_run_left_its_pause_before_the_re
     service = ops.Service(targets=targets, targets_block=None, credentials_block=None, ledger=ledger,
                           router=FakeRouter(Weights.canary_at(5)))
     monkeypatch.setattr(ops, "connect", lambda *a: service)
+
+
+def test_promote_does_not_say_approved_when_the_run_left_its_pause_before_the_resume_landed(monkeypatch, capsys):
+    run = paused_run()
+    assert run.state.is_paused()
+    commands_see_a_rollout_owned_by(monkeypatch, run)
 
     original = SyncPrefectClient.resume_flow_run
 
@@ -60,3 +65,24 @@ def test_promote_does_not_say_approved_when_the_run_left_its_pause_before_the_re
     out, err = capsys.readouterr()
     assert "approved by alice" not in out, out
     assert code == 1
+
+
+def test_abort_wait_says_the_rejection_did_not_take_when_the_run_left_its_pause_first(monkeypatch, capsys):
+    """The run's own approval timeout took it out of its pause and it finished (its timeout
+    policy rolled back) just before `rollway abort --wait-seconds` resumed it: the command must
+    say the rejection was refused, not wait and report the run's own outcome as the abort's."""
+    run = paused_run()
+    commands_see_a_rollout_owned_by(monkeypatch, run)
+    original = SyncPrefectClient.resume_flow_run
+
+    def run_timed_out_and_finished_first(self, flow_run_id, run_input=None):
+        self.set_flow_run_state(flow_run_id, Running(), force=True)
+        self.set_flow_run_state(flow_run_id, Completed(), force=True)
+        return original(self, flow_run_id, run_input=run_input)
+
+    monkeypatch.setattr(SyncPrefectClient, "resume_flow_run", run_timed_out_and_finished_first)
+    code = ops.abort(approver="erin", reason="errors", flow_run=None, wait_seconds=5, targets_block=None,
+                     credentials_block=None)
+    out, err = capsys.readouterr()
+    assert code == 1 and out == "", out
+    assert f"refused to resume flow run {run.id}: Cannot resume a flow run that is not paused" in err, err

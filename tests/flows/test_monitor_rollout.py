@@ -1,0 +1,127 @@
+"""The `monitor` flow watches one promoted rollout and writes only into it.
+
+It used to watch whatever the service's newest rollout was and write to it without naming its
+own: a monitor of rollout 1 whose rollout was rolled back and followed by rollout 2 judged
+rollout 2's canary, took its lease, and rolled it back, recording that in rollout 2's history.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+import flows.monitor
+from flows.monitor import MonitorRefused, monitor, watched_rollout
+from rollway.fakes import FakeClock, FakeLedger, FakeMetrics, steady
+from rollway.ledger import RolloutRecord, RolloutSuperseded, Transition, new_rollout_id
+from rollway.model import Weights
+from rollway.phases import RolloutPhase
+from rollway.spec import RolloutSpec, Stage
+from tests.flows.fake_env import STABLE_TD, fake_environment
+
+FIRST, SECOND = "webordinary/edit-container:2.0.0", "webordinary/edit-container:3.0.0"
+RELEASE_TD = "arn:aws:ecs:us-west-2:123456789012:task-definition/webordinary-edit-task:2"
+NEXT_TD = "arn:aws:ecs:us-west-2:123456789012:task-definition/webordinary-edit-task:3"
+SPEC = RolloutSpec(image=FIRST, stages=[Stage(weight=5), Stage(weight=100)], monitor_seconds=600)
+
+
+def add_rollout(env, image: str, phase: RolloutPhase, weights: Weights, td: str, *kinds: str) -> RolloutRecord:
+    """A rollout of ``image`` in the ledger, owned by nobody (its run released it, or is paused)."""
+    now = env.clock.now()
+    newest = env.ledger.get(env.targets.canary_service)
+    spec = SPEC.model_copy(update={"image": image})
+    record = RolloutRecord(
+        service=env.targets.canary_service, rollout_id=new_rollout_id(now, newest.rollout_id if newest else None),
+        image=image, spec_json=spec.model_dump_json(), phase=phase, weights=weights, canary_task_definition=td,
+        previous_task_definition=STABLE_TD, stable_desired=4, monitor_until=now + SPEC.monitor_seconds,
+        history=tuple(Transition(at=now, kind=kind, actor="test") for kind in ("start", *kinds)),
+    )
+    env.ledger.create(record, owner="run-0", now=now, lease_seconds=0)
+    env.ledger.release(env.targets.canary_service, owner="run-0")
+    return env.ledger.get(env.targets.canary_service)
+
+
+def the_next_rollout_starts(env) -> RolloutRecord:
+    """Rollout 1 is rolled back (`rollway abort`) and rollout 2 of the next image shifts 5 % to its canary."""
+    service = env.targets.canary_service
+    env.ledger.record(service, owner=None, now=env.clock.now(), phase=RolloutPhase.ROLLED_BACK,
+                      transition=Transition(at=env.clock.now(), kind="rollback", actor="alice"))
+    env.router.weights = Weights.canary_at(5)
+    env.deployer.update_service(service, task_definition=NEXT_TD, desired=1)
+    return add_rollout(env, SECOND, RolloutPhase.PROGRESSING, Weights.canary_at(5), NEXT_TD, "deploy", "shift")
+
+
+def promoted_world(monkeypatch, clock=None):
+    """2.0.0 promoted (rollout 1, its window open); the next image's canary fails 8 % of requests."""
+    env = fake_environment()
+    if clock is not None:
+        env.clock = clock
+    env.ledger = FakeLedger()
+    env.router.weights = Weights(stable=0, canary=100)
+    env.deployer.update_service(env.targets.canary_service, task_definition=RELEASE_TD, desired=4)
+    env.metrics = FakeMetrics(env.router, steady(5000, 0.001, 0.08))
+    monkeypatch.setattr(flows.monitor, "load_environment", lambda *a, **k: env)
+    first = add_rollout(env, FIRST, RolloutPhase.PROMOTED, Weights(stable=0, canary=100), RELEASE_TD, "promote")
+    return env, first
+
+
+def run_monitor_flow(**params):
+    return monitor(spec=SPEC.model_dump(mode="json"), window_seconds=600, **params)
+
+
+def test_a_monitor_asked_for_a_rollout_that_is_not_the_newest_promoted_one_refuses_before_any_write(monkeypatch):
+    env, _ = promoted_world(monkeypatch)
+    second = the_next_rollout_starts(env)
+    calls = len(env.ledger.calls)
+    with pytest.raises(MonitorRefused) as refused:
+        run_monitor_flow()
+    message = str(refused.value)
+    assert f"{second.rollout_id} of {SECOND}, progressing" in message and "\n" not in message
+    assert env.ledger.get(env.targets.canary_service) == second, "rollout 2 is untouched"
+    assert [c for c in env.ledger.calls[calls:] if not c.startswith("get ")] == []
+    assert env.router.weights == Weights.canary_at(5) and env.notifier.messages == []
+
+
+class Meanwhile(FakeClock):
+    """A clock on which ``then(env)`` happens during the monitor's ``at``-th sleep."""
+
+    def __init__(self, at: int, then) -> None:
+        super().__init__()
+        self.at, self.then, self.sleeps, self.env = at, then, 0, None
+
+    def sleep(self, seconds: float) -> None:
+        super().sleep(seconds)
+        self.sleeps += 1
+        if self.sleeps == self.at:
+            self.then(self.env)
+
+
+def test_a_monitor_whose_rollout_was_superseded_mid_window_stops_without_touching_the_new_one(monkeypatch):
+    def next_rollout_fails(env):
+        the_next_rollout_starts(env)
+        env.metrics.behaviour = steady(5000, 0.001, 0.08)  # the canary is 3.0.0's now, failing 8 %
+
+    clock = Meanwhile(at=2, then=next_rollout_fails)
+    env, first = promoted_world(monkeypatch, clock)
+    clock.env = env
+    env.metrics.behaviour = steady(5000, 0.001, 0.001)  # 2.0.0 is healthy
+    with pytest.raises(RolloutSuperseded, match=f"rollout '{first.rollout_id}' .* is no longer the newest"):
+        run_monitor_flow()
+    second = env.ledger.get(env.targets.canary_service)
+    assert (second.image, second.phase, second.owner) == (SECOND, RolloutPhase.PROGRESSING, None)
+    assert [t.kind for t in second.history] == ["start", "deploy", "shift"]
+    assert env.router.weights == Weights.canary_at(5), "rollout 2's traffic was not moved"
+    assert not any(subject.startswith("Rollback") for subject, _ in env.notifier.messages)
+
+
+@pytest.mark.parametrize(("image", "phase", "refusal"), [
+    (None, None, "no rollout of svc is recorded"),
+    (FIRST, RolloutPhase.ROLLED_BACK, f"r1 of {FIRST}, rolled_back: not a promoted rollout"),
+    (SECOND, RolloutPhase.PROMOTED, f"r1 of {SECOND}, promoted: not a promoted rollout of {FIRST}"),
+], ids=["none-recorded", "rolled-back", "another-image"])
+def test_what_the_monitor_flow_refuses_to_watch(image, phase, refusal):
+    record = None if image is None else RolloutRecord(service="svc", rollout_id="r1", image=image, spec_json="{}",
+                                                      phase=phase)
+    with pytest.raises(MonitorRefused, match=refusal):
+        watched_rollout(record, SPEC, "svc")
+    promoted = RolloutRecord(service="svc", rollout_id="r2", image=FIRST, spec_json="{}", phase=RolloutPhase.PROMOTED)
+    assert watched_rollout(promoted, SPEC, "svc") is promoted
