@@ -32,6 +32,7 @@ from rollway.decide import (
 )
 from rollway.environment import Environment
 from rollway.judge import assess, judge_for_stage
+from rollway.judge.guardrails import unattributed
 from rollway.ledger import RolloutEnded
 from rollway.model import Interval, Observation, VersionSample, Verdict, Weights
 from rollway.phases import Phase
@@ -270,8 +271,12 @@ def run_stages(
                 history = baseline_history(env, spec, judge, state.started_at)
             observation = metrics.observe(env.metrics, start, now)
             settled_until = now - spec.analysis.metrics_delay_seconds
+            # Load-balancer 5xx and no request count at all: only the canary's targets say
+            # whether they are its (none: it refuses its traffic, and rolls back).
+            healthy = (traffic.healthy_targets(env.router, "canary")
+                       if unattributed(observation, monitoring=False) else None)
             verdict = assess(judge, spec.guardrails, observation, stage_over=stage_over(spec, state, now),
-                             history=history, settled_until=settled_until)
+                             history=history, settled_until=settled_until, healthy_targets=healthy)
             for alert in tracker.update(observation, verdict, settled_until):
                 # Alerts do not roll back; they reach people once per kind of trouble per stage.
                 log.warning("stage %s%%: %s", spec.stages[state.stage_index].weight, alert)

@@ -60,12 +60,17 @@ def assess(
     monitoring: bool = False,
     history: Sequence[Interval] = (),
     settled_until: float | None = None,
+    healthy_targets: int | None = None,
 ) -> Verdict:
     """The judge's verdict combined with the absolute guardrails (worst wins, alerts merged).
 
     ``settled_until``: intervals ending after it may still be filling in (CloudWatch publishes
     late). They count toward a rollback, but a stage passes only on intervals ending by then;
     None judges every interval as final.
+
+    ``healthy_targets``: the canary's, when the flow has read them; they tell whether
+    load-balancer 5xx with no request count to set them against are its (see
+    ``guardrails.check_totals``).
 
     A version whose counts contradicted each other in a period has no data there
     (``Interval.inconsistent``): while the period may still be filling in, that is what it is.
@@ -81,7 +86,8 @@ def assess(
     # background; only a judge that calibrates on it is given it.
     verdict = _settled_verdict(judge, observation.intervals, stage_over=stage_over,
                                history=history if judge.uses_history else (), settled_until=settled_until)
-    verdict = with_guardrails(verdict, check(guardrails, observation, monitoring=monitoring, history=history))
+    verdict = with_guardrails(verdict, check(guardrails, observation, monitoring=monitoring, history=history,
+                                             healthy_targets=healthy_targets))
     wrong = [(i.t, v) for i in observation.intervals if settled_until is None or i.t <= settled_until
              for v in i.inconsistent]
     if wrong and verdict.phase is not Phase.FAILED:

@@ -6,17 +6,22 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from rollway.aws.cloudwatch import CloudWatchMetrics
+from rollway.aws.elbv2 import AlbRouter
 from rollway.judge import assess, make_judge
-from rollway.judge.guardrails import check
+from rollway.judge.guardrails import check, unattributed
 from rollway.phases import Phase
 from rollway.spec import Analysis, Guardrails
-from tests.adapters.test_traffic import ORIGIN, schema, set_weights, simulator
+from tests.adapters.test_traffic import ORIGIN, deploy_canary, schema, set_weights, simulator
 
 GUARDRAILS = Guardrails()
 
 
 def metrics_for(aws) -> CloudWatchMetrics:
     return CloudWatchMetrics(aws.get_client("cloudwatch"), aws.targets, router=aws.topology)
+
+
+def router(aws) -> AlbRouter:
+    return AlbRouter(aws.get_client("elbv2"), aws.targets)
 
 
 def publish(aws, version: str, period: int, **counts: float) -> None:
@@ -93,11 +98,41 @@ def test_all_traffic_on_a_canary_without_tasks_is_read_as_503s_and_rolled_back(a
     assert calls == ["GetMetricData"]
     assert [i.canary for i in observation.intervals] == [None, None, None]
     assert [i.unserved for i in observation.intervals] == [t.unserved["canary"] for t in ticks]
-    monitor = check(GUARDRAILS, observation, monitoring=True)  # what the monitor runs every minute
+    # No request count to set them against: what the monitor runs every minute asks the load
+    # balancer for the promoted version's healthy targets, and it has none.
+    assert unattributed(observation, monitoring=True)
+    healthy = router(aws).healthy_targets("canary")
+    assert healthy == 0
+    monitor = check(GUARDRAILS, observation, monitoring=True, healthy_targets=healthy)
     assert monitor.phase is Phase.FAILED, monitor.reason
-    assert "answered 5xx by the load balancer itself" in monitor.reason
-    stage = assess(make_judge(Analysis(mode="one-sample"), GUARDRAILS), GUARDRAILS, observation, stage_over=False)
+    assert "answered 5xx by the load balancer itself" in monitor.reason and "no healthy target" in monitor.reason
+    stage = assess(make_judge(Analysis(mode="one-sample"), GUARDRAILS), GUARDRAILS, observation, stage_over=False,
+                   healthy_targets=healthy)
     assert stage.phase is Phase.FAILED, stage.reason
+
+
+def test_stray_load_balancer_5xx_at_night_are_no_error_rate_and_roll_nothing_back(aws):
+    deploy_canary(aws, "example/edit:2.0.0")
+    set_weights(aws, 100)  # promoted, with its two targets; at night nobody sends a request
+    simulator(aws, rps=0.0).run_ticks(5)
+    stray = schema(aws).unserved()  # five 5xx of some other traffic of the load balancer
+    aws.get_client("cloudwatch").put_metric_data(Namespace=stray.namespace, MetricData=[
+        {"MetricName": stray.name, "Dimensions": stray.metric()["Dimensions"], "Unit": stray.unit, "Value": 5,
+         "Timestamp": datetime.fromtimestamp(ORIGIN + 120, timezone.utc)}])
+
+    observation = metrics_for(aws).observe(ORIGIN, ORIGIN + 300)
+
+    assert [(i.baseline, i.canary) for i in observation.intervals] == [(None, None)] * 5
+    assert observation.unserved() == 5 and unattributed(observation, monitoring=True)
+    healthy = router(aws).healthy_targets("canary")
+    monitor = check(GUARDRAILS, observation, monitoring=True, healthy_targets=healthy)
+    # Was "canary error rate 100.00% (5/5) is over the 5% guardrail": a rollback.
+    assert monitor.phase is Phase.RUNNING, monitor.reason
+    assert "no error rate" in monitor.reason and f"its {healthy} healthy target(s)" in monitor.reason
+    assert [a.kind for a in monitor.alerts] == ["unattributed_5xx"]
+    stage = assess(make_judge(Analysis(mode="one-sample"), GUARDRAILS), GUARDRAILS, observation, stage_over=False,
+                   healthy_targets=healthy)
+    assert stage.phase is Phase.RUNNING, stage.reason
 
 
 def test_a_canary_stage_whose_canary_lost_its_tasks_is_rolled_back(aws):
