@@ -74,9 +74,10 @@ def assess(
 
     A version whose counts contradicted each other in a period has no data there
     (``Interval.inconsistent``): while the period may still be filling in, that is what it is.
-    Once settled it is an ERROR (hold and read again; at the end of the bake a person
-    decides), unless the rest already rolls back: a stage never passes over a period whose
-    figures are wrong.
+    Once settled it is INCONCLUSIVE (a person decides, now), unless the rest already rolls
+    back: a stage never passes over a period whose figures are wrong. Not an ERROR, which
+    holds the stage to read again: settled figures do not change on a second read, so that
+    hold would only end in a pause that looks like CloudWatch being unreachable.
     """
     from rollway.judge.guardrails import check
 
@@ -92,8 +93,10 @@ def assess(
              for v in i.inconsistent]
     if wrong and verdict.phase is not Phase.FAILED:
         periods = ", ".join(f"the {v}'s interval ending {t:.0f}" for t, v in wrong)
-        return Verdict(phase=Phase.ERROR, alerts=verdict.alerts,
-                       reason=f"metrics inconsistent: more 5xx than requests in {periods}, settled by now")
+        return Verdict(phase=Phase.INCONCLUSIVE, alerts=verdict.alerts, metric="inconsistent",
+                       reason=f"metrics inconsistent: more 5xx than requests in {periods}, settled by now; reading "
+                              "again will not change them, so the stage cannot pass on its own (approve accepts it, "
+                              "reject rolls back)")
     return verdict
 
 
