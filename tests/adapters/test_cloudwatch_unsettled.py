@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
+import pytest
+
 from rollway.aws.cloudwatch import CloudWatchMetrics
 from rollway.aws.elbv2 import AlbRouter
 from rollway.judge import assess, make_judge
@@ -146,3 +148,25 @@ def test_a_canary_stage_whose_canary_lost_its_tasks_is_rolled_back(aws):
     assert verdict.phase is Phase.FAILED, verdict.reason
     assert verdict.metric == "unserved_rate" and verdict.statistic > 0.05
 
+
+
+def test_a_targets_502_counts_once_and_a_load_balancers_own_5xx_once(aws):
+    """AWS counts a response once: a 502 the target sends is in HTTPCode_Target_5XX_Count only,
+    a 5xx the load balancer generates (no target, or none that answered) in
+    HTTPCode_ELB_5XX_Count only. Promoted: 200 requests a minute, 6 of them the target's 502s."""
+    set_weights(aws, 100)
+    for period in range(5):
+        publish(aws, "canary", period, requests=200, errors=6)
+    observation = metrics_for(aws).observe(ORIGIN, ORIGIN + 300)
+
+    monitor = check(GUARDRAILS, observation, monitoring=True)
+    assert (monitor.statistic, monitor.canary_requests) == (pytest.approx(0.03), 1000), monitor.reason  # not 6 %
+
+    # Then 40 requests of one minute find no target: the load balancer answers them 503 itself.
+    stray = schema(aws).unserved()
+    aws.get_client("cloudwatch").put_metric_data(Namespace=stray.namespace, MetricData=[
+        {"MetricName": stray.name, "Dimensions": stray.metric()["Dimensions"], "Unit": stray.unit, "Value": 40,
+         "Timestamp": datetime.fromtimestamp(ORIGIN + 240, timezone.utc)}])
+    observation = metrics_for(aws).observe(ORIGIN, ORIGIN + 300)
+    monitor = check(GUARDRAILS, observation, monitoring=True)
+    assert "(70/1040)" in monitor.reason, monitor.reason  # 30 + 40 errors, 1000 + 40 requests: each once
