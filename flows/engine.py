@@ -32,6 +32,7 @@ from rollway.decide import (
 )
 from rollway.environment import Environment
 from rollway.judge import assess, judge_for_stage
+from rollway.judge.guardrails import unattributed
 from rollway.ledger import RolloutEnded
 from rollway.model import Interval, Observation, VersionSample, Verdict, Weights
 from rollway.phases import Phase
@@ -270,8 +271,12 @@ def run_stages(
                 history = baseline_history(env, spec, judge, state.started_at)
             observation = metrics.observe(env.metrics, start, now)
             settled_until = now - spec.analysis.metrics_delay_seconds
+            # Load-balancer 5xx and no request count at all: only the canary's targets say
+            # whether they are its (none: it refuses its traffic, and rolls back).
+            healthy = (traffic.healthy_targets(env.router, "canary")
+                       if unattributed(observation, monitoring=False) else None)
             verdict = assess(judge, spec.guardrails, observation, stage_over=stage_over(spec, state, now),
-                             history=history, settled_until=settled_until)
+                             history=history, settled_until=settled_until, healthy_targets=healthy)
             for alert in tracker.update(observation, verdict, settled_until):
                 # Alerts do not roll back; they reach people once per kind of trouble per stage.
                 log.warning("stage %s%%: %s", spec.stages[state.stage_index].weight, alert)
@@ -388,10 +393,19 @@ def run_stages(
         raise TypeError(f"unhandled decision {decision!r}")
 
 
+# How far back the guardrail looks for the load balancer's own 5xx rate when the judge does not
+# calibrate (``calibration_seconds`` 0).
+BACKGROUND_SECONDS = 3600
+
+
 def baseline_history(env: Environment, spec: RolloutSpec, judge, shifted_at: float) -> tuple[Interval, ...]:
     """The baseline's intervals in the ``calibration_seconds`` before a stage: one read per stage.
 
     Read whatever the judge: the guardrail measures the load balancer's own 5xx rate in them.
+    With ``calibration_seconds`` 0 the judge is not given them (``uses_history``), but the hour
+    before is still read for the guardrail: without that rate every load-balancer 5xx of the
+    stage may be the canary's, and a steady background held every healthy canary at a low
+    weight until a person accepted the stage.
 
     They end with the last whole period before the shift: the period holding the shift mixes
     two weightings, and on the stage's first tick it has not even ended.
@@ -399,9 +413,7 @@ def baseline_history(env: Environment, spec: RolloutSpec, judge, shifted_at: flo
     Without them the judge keeps its one-interval cap, which is the safe side; a failed read
     is therefore logged and the stage judged without them rather than stopped.
     """
-    seconds = spec.analysis.calibration_seconds
-    if seconds <= 0:
-        return ()
+    seconds = spec.analysis.calibration_seconds or BACKGROUND_SECONDS
     end = math.floor(shifted_at / spec.analysis.interval_seconds) * spec.analysis.interval_seconds
     past = metrics.observe(env.metrics, end - seconds, end)
     if past.error is not None:

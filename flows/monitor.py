@@ -29,7 +29,7 @@ from flows.rollback import act_recorded, execute_rollback
 from rollway.aws.ledger import write_or_why
 from rollway.clock import ClockSettings
 from rollway.environment import Environment
-from rollway.judge.guardrails import check
+from rollway.judge.guardrails import check, unattributed
 from rollway.ledger import RolloutRecord, Transition, check_rollout
 from rollway.model import Observation, Weights
 from rollway.phases import Phase, RolloutPhase
@@ -73,10 +73,12 @@ def recent(observation: Observation, seconds: float) -> Observation:
 
 
 def _saw_the_release(observation: Observation) -> bool:
-    """Whether a check saw the promoted version's traffic: a request count for it, or 5xx the
-    load balancer answered itself (no healthy target). A check that read CloudWatch without
-    error but found neither saw nothing, and a window of such checks is not a clean one."""
-    return any(i.canary is not None for i in observation.intervals) or observation.unserved() > 0
+    """Whether a check saw the promoted version's traffic: a request count for it. A check that
+    read CloudWatch without error but found none saw nothing, and a window of such checks is not
+    a clean one. The load balancer's own 5xx alone are not a sighting: with no request count they
+    make no error rate (``check_totals``), and if they are the version's, its lack of healthy
+    targets rolls it back."""
+    return any(i.canary is not None for i in observation.intervals)
 
 
 def run_monitor(
@@ -183,7 +185,9 @@ def _watch(
             elif not early:
                 checks += 1
                 log.warning("monitoring check saw no request count for %s: no data", t.canary_service)
-            verdict = check(spec.guardrails, seen, monitoring=True)
+            # 5xx with no request count: only the version's targets say whether they are its.
+            healthy = traffic.healthy_targets(env.router, "canary") if unattributed(seen, monitoring=True) else None
+            verdict = check(spec.guardrails, seen, monitoring=True, healthy_targets=healthy)
             for message in alerted.new(verdict):
                 metrics.alert(env.notifier, f"Alert: {t.canary_service}", f"While monitoring {spec.image}: {message}")
             if verdict.phase is Phase.FAILED:

@@ -132,7 +132,8 @@ class Observation(BaseModel):
 
 
 class Alert(BaseModel):
-    """Trouble a person should hear about that does not roll back (dead letters, slow responses).
+    """Trouble a person should hear about that does not roll back (dead letters, slow responses,
+    load-balancer 5xx no request count can be set against).
 
     ``kind`` is stable while the trouble lasts and ``message`` carries the current figure, so
     a flow sends one message per kind of trouble, not one every tick as the figure moves.
@@ -140,7 +141,7 @@ class Alert(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    kind: Literal["dead_letters", "response_time"]
+    kind: Literal["dead_letters", "response_time", "unattributed_5xx"]
     message: str
 
 

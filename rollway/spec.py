@@ -214,7 +214,8 @@ class Analysis(BaseModel):
         default=3600, ge=0, le=MAX_CALIBRATION_SECONDS,
         description="seconds of the baseline's metrics before each stage that measure how bursty its error "
         "counts are (one extra GetMetricData per stage); counts close to Poisson let one overwhelming interval "
-        "roll back, bursty ones keep needing two; 0 turns this off",
+        "roll back, bursty ones keep needing two; 0 turns this off for the judge (the guardrail still reads the hour "
+        "before each stage for the load balancer's own 5xx rate)",
     )
     metrics: tuple[Literal["errors", "slow"], ...] = Field(
         default=("errors", "slow"),

@@ -60,6 +60,7 @@ def assess(
     monitoring: bool = False,
     history: Sequence[Interval] = (),
     settled_until: float | None = None,
+    healthy_targets: int | None = None,
 ) -> Verdict:
     """The judge's verdict combined with the absolute guardrails (worst wins, alerts merged).
 
@@ -67,11 +68,16 @@ def assess(
     late). They count toward a rollback, but a stage passes only on intervals ending by then;
     None judges every interval as final.
 
+    ``healthy_targets``: the canary's, when the flow has read them; they tell whether
+    load-balancer 5xx with no request count to set them against are its (see
+    ``guardrails.check_totals``).
+
     A version whose counts contradicted each other in a period has no data there
     (``Interval.inconsistent``): while the period may still be filling in, that is what it is.
-    Once settled it is an ERROR (hold and read again; at the end of the bake a person
-    decides), unless the rest already rolls back: a stage never passes over a period whose
-    figures are wrong.
+    Once settled it is INCONCLUSIVE (a person decides, now), unless the rest already rolls
+    back: a stage never passes over a period whose figures are wrong. Not an ERROR, which
+    holds the stage to read again: settled figures do not change on a second read, so that
+    hold would only end in a pause that looks like CloudWatch being unreachable.
     """
     from rollway.judge.guardrails import check
 
@@ -81,13 +87,16 @@ def assess(
     # background; only a judge that calibrates on it is given it.
     verdict = _settled_verdict(judge, observation.intervals, stage_over=stage_over,
                                history=history if judge.uses_history else (), settled_until=settled_until)
-    verdict = with_guardrails(verdict, check(guardrails, observation, monitoring=monitoring, history=history))
+    verdict = with_guardrails(verdict, check(guardrails, observation, monitoring=monitoring, history=history,
+                                             healthy_targets=healthy_targets))
     wrong = [(i.t, v) for i in observation.intervals if settled_until is None or i.t <= settled_until
              for v in i.inconsistent]
     if wrong and verdict.phase is not Phase.FAILED:
         periods = ", ".join(f"the {v}'s interval ending {t:.0f}" for t, v in wrong)
-        return Verdict(phase=Phase.ERROR, alerts=verdict.alerts,
-                       reason=f"metrics inconsistent: more 5xx than requests in {periods}, settled by now")
+        return Verdict(phase=Phase.INCONCLUSIVE, alerts=verdict.alerts, metric="inconsistent",
+                       reason=f"metrics inconsistent: more 5xx than requests in {periods}, settled by now; reading "
+                              "again will not change them, so the stage cannot pass on its own (approve accepts it, "
+                              "reject rolls back)")
     return verdict
 
 

@@ -17,16 +17,32 @@ from rollway.phases import Phase
 from rollway.spec import Guardrails
 
 
+# Verdict.metric of a check that found load-balancer 5xx and no request count to set them against.
+UNATTRIBUTED = "unserved_without_requests"
+
+
 def check(guardrails: Guardrails, observation: Observation, *, monitoring: bool,
-          history: Sequence[Interval] = ()) -> Verdict:
+          history: Sequence[Interval] = (), healthy_targets: int | None = None) -> Verdict:
     """FAILED when the canary's error rate crosses the guardrail; alerts for DLQ and latency.
 
     ``history``: the periods before the stage (the judge's calibration read), which give the
     load balancer's own 5xx rate before the stage (``unserved_background``).
+    ``healthy_targets``: see ``check_totals``.
     """
     return check_totals(guardrails, observation.totals("canary"), observation.totals("baseline").requests,
                         dlq_messages=observation.dlq_messages, unserved=observation.unserved(),
-                        background=unserved_background(history), monitoring=monitoring)
+                        background=unserved_background(history), monitoring=monitoring,
+                        healthy_targets=healthy_targets)
+
+
+def unattributed(observation: Observation, *, monitoring: bool) -> bool:
+    """Whether the observation holds load-balancer 5xx and no request count to set them against
+    (``check_totals``): then only the guarded version's healthy targets say whose they are, and a
+    flow reads them for ``check(healthy_targets=...)``."""
+    served = observation.totals("canary").requests
+    if not monitoring:
+        served += observation.totals("baseline").requests
+    return observation.unserved() > 0 and served == 0
 
 
 def unserved_background(history: Sequence[Interval]) -> float | None:
@@ -60,7 +76,7 @@ def _poisson_ceiling(mean: float) -> float:
 
 def check_totals(guardrails: Guardrails, canary: VersionSample, baseline_requests: int, *,
                  dlq_messages: int = 0, unserved: int = 0, background: float | None = None,
-                 monitoring: bool) -> Verdict:
+                 monitoring: bool, healthy_targets: int | None = None) -> Verdict:
     """``check`` on totals already summed (``canary``: the stage's totals, see RunningTotals).
 
     ``unserved``: requests the load balancer answered 5xx itself over the same intervals
@@ -79,6 +95,14 @@ def check_totals(guardrails: Guardrails, canary: VersionSample, baseline_request
       rate before the stage, ``background``) as its errors would put it over the guardrail:
       a stage does not pass on errors that may be its own, yet a healthy canary at a small
       weight is neither rolled back nor held for the load balancer's steady background.
+    - With no request count to set them against (no version the rate is taken over has a
+      RequestCount in these intervals, e.g. at night), they make no error rate: an absent
+      RequestCount is no data, not zero requests, and five stray 5xx are not "100 %". Nor do
+      they pass: the verdict is RUNNING, metric ``UNATTRIBUTED``, with an alert. Only the
+      guarded version's targets can tell whose they are, so a flow that reads them passes
+      ``healthy_targets``: none means the version refuses everything sent to it, FAILED from
+      ``min_errors`` on; some means they are not its (a target that is sent requests counts
+      them), and the check saw nothing of it.
     """
     if unserved < 0:
         raise ValueError(f"unserved must not be negative, got {unserved}")
@@ -91,6 +115,12 @@ def check_totals(guardrails: Guardrails, canary: VersionSample, baseline_request
             f"canary average response time {canary.latency_avg_ms / 1000:.1f} s is over "
             f"{guardrails.response_time_seconds:g} s"
         )))
+    # After promotion the rate is the promoted version's alone; during a stage the refused share
+    # is taken over both versions.
+    served = canary.requests if monitoring else baseline_requests + canary.requests
+    if unserved and not served:
+        return _unattributed(guardrails, canary, baseline_requests, unserved, healthy_targets, limit, alerts,
+                             monitoring=monitoring)
     received = baseline_requests + canary.requests + unserved
     refused = (f"; {unserved} of the {received} requests the load balancer received were answered 5xx by the "
                "load balancer itself, no target serving them" if unserved else "")
@@ -132,6 +162,33 @@ def check_totals(guardrails: Guardrails, canary: VersionSample, baseline_request
         baseline_requests=baseline_requests,
         alerts=tuple(alerts),
     )
+
+
+def _unattributed(guardrails: Guardrails, canary: VersionSample, baseline_requests: int, unserved: int,
+                  healthy_targets: int | None, limit: float, alerts: list[Alert], *, monitoring: bool) -> Verdict:
+    """The verdict on load-balancer 5xx with no request count to set them against (see ``check_totals``)."""
+    who = "the promoted version" if monitoring else "the canary"
+    nobody = "the promoted version has no" if monitoring else "neither version has a"
+    counted = (f"{unserved} request(s) were answered 5xx by the load balancer itself, and {nobody} request count "
+               "in these periods: no error rate (an absent RequestCount is no data, not zero requests)")
+    phase = Phase.RUNNING
+    if healthy_targets == 0:
+        reason = f"{counted}; {who} has no healthy target, so they are requests it could not serve"
+        if unserved >= guardrails.min_errors:
+            phase = Phase.FAILED
+    elif healthy_targets:
+        reason = (f"{counted}; they are not {who}'s: its {healthy_targets} healthy target(s) would have counted "
+                  "any request sent to them")
+    else:
+        reason = (f"{counted}; whose they are is unknown (a version with weight and no healthy target, or other "
+                  "traffic of the load balancer): not passing on them")
+    if phase is Phase.RUNNING and unserved >= guardrails.min_errors:
+        # As many as would have rolled back before this rule: a person hears of them, since
+        # after promotion a RUNNING verdict changes nothing by itself.
+        alerts.append(Alert(kind="unattributed_5xx", message=reason))
+    return Verdict(phase=phase, reason=reason, metric=UNATTRIBUTED, statistic=float(unserved),
+                   thresholds={"error_rate": limit}, canary_requests=canary.requests,
+                   baseline_requests=baseline_requests, alerts=tuple(alerts))
 
 
 def _canarys_share(unserved: int, background: float | None, canary_requests: int, baseline_requests: int) -> float:

@@ -7,7 +7,7 @@ import pytest
 from pydantic import ValidationError
 
 from rollway.judge import assess
-from rollway.judge.guardrails import check, check_totals
+from rollway.judge.guardrails import UNATTRIBUTED, check, check_totals, unattributed
 from rollway.model import Interval, Observation, Verdict, VersionSample
 from rollway.phases import Phase
 from rollway.spec import Guardrails
@@ -127,14 +127,18 @@ def test_negative_counts_of_503s_are_refused():
         minute(0, 10, 10, unserved=-1)
 
 
-def test_a_settled_inconsistent_period_is_an_error_unless_the_rest_rolls_back():
+@pytest.mark.parametrize("stage_over", [False, True])
+def test_a_settled_inconsistent_period_is_inconclusive_unless_the_rest_rolls_back(stage_over):
+    """It was an ERROR: the stage held to read again, and settled figures never change."""
     obs = observation(minute(0, 1140, 60), minute(1, 1140, None, inconsistent=("canary",)))
 
-    settled = assess(Passes(), GUARDRAILS, obs, stage_over=True, settled_until=120)
+    settled = assess(Passes(), GUARDRAILS, obs, stage_over=stage_over, settled_until=120)
     pending = assess(Passes(), GUARDRAILS, obs, stage_over=False, settled_until=60)
 
-    assert settled.phase is Phase.ERROR
-    assert settled.reason == "metrics inconsistent: more 5xx than requests in the canary's interval ending 120, settled by now"
+    assert settled.phase is Phase.INCONCLUSIVE and settled.metric == "inconsistent"
+    assert settled.reason.startswith(
+        "metrics inconsistent: more 5xx than requests in the canary's interval ending 120, settled by now; "
+        "reading again will not change them")
     assert pending.phase is Phase.SUCCESSFUL
     # A canary failing in the other periods is rolled back, not held over the wrong one.
     failing = Interval(t=60.0, baseline=VersionSample(requests=1140), canary=VersionSample(requests=60, errors=30))
@@ -162,3 +166,48 @@ def test_refused_minutes_of_an_earlier_attempt_are_not_background(refused_minute
     stage = [minute(i, 1140, 58, unserved=2) for i in range(30)]
     verdict = check(GUARDRAILS, observation(*stage), monitoring=False, history=history)
     assert verdict.phase is Phase.RUNNING, verdict.reason
+
+
+NIGHT = observation(*(minute(i, None, None, unserved=5 if i == 2 else None) for i in range(5)))  # 5 strays, no requests
+
+
+@pytest.mark.parametrize("monitoring", [True, False])
+def test_stray_load_balancer_5xx_with_no_request_count_are_no_error_rate(monitoring):
+    """At night: five 5xx from the load balancer and no RequestCount for anyone read as
+    "100.00% (5/5)" and rolled the release back. An absent RequestCount is no data, not zero
+    requests; the five are not passed over either."""
+    assert unattributed(NIGHT, monitoring=monitoring)
+
+    verdict = check(GUARDRAILS, NIGHT, monitoring=monitoring)
+
+    assert verdict.phase is Phase.RUNNING, verdict.reason  # neither a rollback nor a pass
+    assert verdict.metric == UNATTRIBUTED and verdict.statistic == 5
+    assert "no error rate" in verdict.reason and "100" not in verdict.reason
+    assert [a.kind for a in verdict.alerts] == ["unattributed_5xx"]  # a person hears of them
+    # A stage does not pass on them whatever the judge says.
+    assert assess(Passes(), GUARDRAILS, NIGHT, stage_over=True).phase is Phase.RUNNING
+
+
+def test_the_guarded_versions_targets_tell_whose_the_unattributed_5xx_are():
+    # It has healthy targets: a request sent to it would have been counted, so none were.
+    theirs = check(GUARDRAILS, NIGHT, monitoring=True, healthy_targets=2)
+    assert theirs.phase is Phase.RUNNING and "not the promoted version's" in theirs.reason
+    # It has none: they are its refused requests, and a release without a target is down.
+    dead = check(GUARDRAILS, NIGHT, monitoring=True, healthy_targets=0)
+    assert dead.phase is Phase.FAILED and "has no healthy target" in dead.reason, dead.reason
+    stage = assess(Passes(), GUARDRAILS, NIGHT, stage_over=False, healthy_targets=0)
+    assert stage.phase is Phase.FAILED and "the canary has no healthy target" in stage.reason
+    # Below min_errors the guardrail does not act alone, as for any error count, nor alert.
+    few = observation(minute(0, None, None, unserved=4))
+    quiet = check(GUARDRAILS, few, monitoring=True, healthy_targets=0)
+    assert quiet.phase is Phase.RUNNING and quiet.alerts == ()
+
+
+def test_load_balancer_5xx_among_counted_requests_still_make_a_rate():
+    # Any request count in the window gives them a rate: a version losing its targets mid-window
+    # is still rolled back on it (see the first test), and unattributed() does not ask for targets.
+    obs = observation(minute(0, None, 20), minute(1, None, None, unserved=5))
+    assert not unattributed(obs, monitoring=True)
+    assert check(GUARDRAILS, obs, monitoring=True).phase is Phase.FAILED
+    stage = observation(minute(0, 1140, None), minute(1, None, None, unserved=5))
+    assert not unattributed(stage, monitoring=False)

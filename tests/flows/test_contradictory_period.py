@@ -1,0 +1,45 @@
+"""A period whose settled CloudWatch counts contradict each other (more 5xx than requests)
+ends in a pause a person can act on, not in a stage held to read the same figures again."""
+
+from __future__ import annotations
+
+from rollway.approvals import ApprovalAnswer
+from rollway.model import Observation
+from rollway.spec import RolloutSpec, Stage
+from tests.flows.test_progressive_fakes import IMAGE, env_with_ledger, progressive_on
+
+
+class Contradictory:
+    """The fake's metrics, with the canary's period ending at ``bad`` contradictory for good
+    (what CloudWatchMetrics reads as no data, listed in ``inconsistent``)."""
+
+    def __init__(self, inner, bad: float) -> None:
+        self.inner, self.bad = inner, bad
+
+    def observe(self, start: float, end: float) -> Observation:
+        observation = self.inner.observe(start, end)
+        return observation.model_copy(update={"intervals": tuple(
+            i.model_copy(update={"canary": None, "inconsistent": ("canary",)}) if i.t == self.bad else i
+            for i in observation.intervals)})
+
+
+def test_a_settled_contradictory_period_pauses_the_stage_for_a_person_at_once():
+    env = env_with_ledger()
+    start = env.clock.now()
+    env.metrics = Contradictory(env.metrics, bad=start + 120)
+    spec = RolloutSpec(image=IMAGE, monitor_seconds=0,
+                       stages=[Stage(weight=w, bake_seconds=600, min_bake_seconds=300) for w in (5, 100)])
+    pauses = []
+
+    def person(pause, summary):
+        pauses.append((env.clock.now() - start, pause.cause, pause.reason))
+        return ApprovalAnswer(action="approve", approver="bob", comment="one bad minute in CloudWatch")
+
+    result = progressive_on(env, spec, person)
+
+    # Was: "error ...; retrying" every tick to the end of the bake (660 s), then a "metrics"
+    # pause, again after every hold, for figures no second read changes.
+    [(at, cause, reason)] = pauses
+    assert cause == "inconclusive" and at == 180, pauses  # once the period has settled (60 s late)
+    assert "settled by now; reading again will not change them" in reason
+    assert result.outcome == "promoted" and result.stages[0].decision == "accepted by bob"
