@@ -149,7 +149,9 @@ def shift_to(
         traffic.set_weights(env.router, target)
         return traffic.verify_weights(env.router, target, spec.verify_timeout_seconds), []
     with transaction():
-        undoable.set_weights(env.router, target, before)
+        # The ledger and the rollout go along: the undo must not put traffic back on the canary
+        # once the rollout is being rolled back (by `rollway abort`, say).
+        undoable.set_weights(env.router, target, before, env.ledger, t.canary_service, rollout)
         verified = traffic.verify_weights(env.router, target, spec.verify_timeout_seconds)
         updates = undoable.apply_flags(env.flags, list(spec.flags), weight, actor, env.clock.now(), rollout)
     return verified, updates

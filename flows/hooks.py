@@ -108,7 +108,7 @@ def leave_alone(state, params: dict, finalizing: bool = False) -> str | None:
 def _rollback_from_state(flow, flow_run, state) -> None:
     from flows.env import CANARY_FLOW, began_finalizing
     from flows.rollback import RollbackRefused, rollback
-    from rollway.ledger import RollbackUnrecorded
+    from rollway.ledger import RollbackUnrecorded, RolloutClosed
 
     log = flow_run_logger(flow_run, flow)
     params = dict(flow_run.parameters or {})
@@ -147,6 +147,11 @@ def _rollback_from_state(flow, flow_run, state) -> None:
     except RollbackRefused as err:  # nothing moved, on purpose: say why, not that the rollback failed
         log.error("no automatic rollback after run %s: %s", flow_run.name, err)
         raise
+    except RolloutClosed as err:
+        # Another rollback (`rollway abort`, say) finished between this one's read and its start:
+        # the rollout is where it should be, and nothing is left to do or to page about.
+        log.info("not rolling back after run %s: %s", flow_run.name, err)
+        return
     except Exception:  # a hook must not hide the original failure; log loudly instead
         log.exception("automatic rollback after %s failed; run `rollway abort` by hand", flow_run.name)
         raise

@@ -381,6 +381,8 @@ def rollback_recorded(env: Environment, reason: str, *, actor: str, previous_tas
         RollbackUnrecorded: the rollback acted, but the ledger could not be read or written.
         RollbackRefused: the ledger could not be read and nothing says a rollout is under way,
             or ``only_open`` and the newest rollout is closed (nothing was changed).
+        RolloutClosed: another rollback closed the rollout between this one's read and the
+            record of its start (nothing was changed, nobody paged).
     """
     from rollway.ledger import begin_rollback, open_for_rollback
     from rollway.spec import RolloutSpec

@@ -336,6 +336,7 @@ class FakeLedger:
         lease_seconds: float = 0.0,
         rollout: str | None = None,
         followed_by: Sequence[Transition] = (),
+        rule: Callable[[RolloutRecord], None] | None = None,
         **changes: Any,
     ) -> RolloutRecord:
         fields = validate_changes(changes)
@@ -346,6 +347,8 @@ class FakeLedger:
             current = self._newest(service)
             check_rollout(current, rollout)
             check_owner(current, owner, now)
+            if rule is not None:  # under the lock: on the very record the write changes
+                rule(current)
             if lease_seconds > 0:
                 fields["lease_expires"] = now + lease_seconds
             return self._write(

@@ -42,6 +42,15 @@ class RolloutEnded(LedgerError):
     """The rollout is being or has been rolled back: the run that owned it must stop acting."""
 
 
+class RolloutClosed(RolloutEnded):
+    """A rollback found its rollout closed (already rolled back, or promoted with its monitoring
+    window over) when it came to record its start: nothing was written, and it must not act.
+
+    Raised by the ledger write itself, so two rollbacks that both read the rollout open cannot
+    both begin: the second would move the traffic and page people again.
+    """
+
+
 class RolloutMovedOn(LedgerError):
     """Someone else wrote the rollout while this run waited (for an approval): its answer is stale."""
 
@@ -230,12 +239,16 @@ def check_not_ended(record: RolloutRecord) -> None:
     """
     if record.phase not in ENDED_PHASES:
         return
-    last = record.last_transition("rollback-start") or record.last_transition("rollback")
-    by = f" by {last.actor} at {utc(last.at)}: {last.comment}" if last else ""
+    by = _by(record.last_transition("rollback-start") or record.last_transition("rollback"))
     raise RolloutEnded(
         f"rollout {record.rollout_id!r} of service {record.service!r} is {record.phase.value}{by}; "
         "this run stops without moving traffic"
     )
+
+
+def _by(transition: Transition | None) -> str:
+    """The " by <actor> at <time>: <comment>" of a message; empty without a transition."""
+    return f" by {transition.actor} at {utc(transition.at)}: {transition.comment}" if transition else ""
 
 
 def check_lease(record: RolloutRecord, owner: str, now: float) -> None:
@@ -385,6 +398,33 @@ def open_for_rollback(spec: "RolloutSpec", record: RolloutRecord) -> bool:
     return not record.phase.terminal
 
 
+def check_open_for_rollback(record: RolloutRecord) -> None:
+    """Allow a rollback to begin on ``record``: the rule of ``open_for_rollback`` with the
+    record's own spec. A rollback already under way (ROLLING_BACK) stays open, so a run or a
+    person can finish one whose process died half-way.
+
+    Raises:
+        RolloutClosed: naming who closed it and when.
+    """
+    if not record.phase.terminal:
+        return
+    if record.phase is RolloutPhase.PROMOTED:
+        from rollway.spec import RolloutSpec  # the spec module does not need the ledger
+
+        if open_for_rollback(RolloutSpec.for_rollback(record.spec_json), record):
+            return
+        raise RolloutClosed(
+            f"rollout {record.rollout_id!r} of service {record.service!r} was promoted"
+            f"{_by(record.last_transition('promote'))} and its monitoring window has closed: it is production, "
+            "and this rollback neither moves the traffic nor pages anyone"
+        )
+    done = "already rolled back" if record.phase is RolloutPhase.ROLLED_BACK else record.phase.value
+    raise RolloutClosed(
+        f"rollout {record.rollout_id!r} of service {record.service!r} was {done}"
+        f"{_by(record.last_transition('rollback'))}; this rollback neither moves the traffic again nor pages anyone"
+    )
+
+
 def rejection_owed(record: RolloutRecord) -> bool:
     """Whether the newest transition of an unfinished rollout is a rejection (a person's, or the
     approval timeout policy's) that the run recording it did not get to act on: it records the
@@ -409,9 +449,14 @@ def begin_rollback(ledger: Any, service: str, *, actor: str, reason: str, now: f
     progress (RolloutEnded), and a run that dies half-way leaves a rollback to finish.
     ``rollout``: the id of the rollout the rollback read; RolloutSuperseded if another one is newest
     by now (None only where no rollout was read).
+
+    Raises:
+        RolloutClosed: the rollout was closed since the caller read it (say, the judge's own
+            rollback finished first); checked by the write itself (``check_open_for_rollback``),
+            so it cannot reopen a finished rollback and have it done twice.
     """
     return ledger.record(
-        service, owner=None, now=now, rollout=rollout,
+        service, owner=None, now=now, rollout=rollout, rule=check_open_for_rollback,
         transition=Transition(at=now, kind="rollback-start", actor=actor, comment=reason),
         phase=RolloutPhase.ROLLING_BACK,
     )

@@ -5,7 +5,7 @@ Every write has a read, so a flow can verify what it set (set_weights / get_weig
 
 from __future__ import annotations
 
-from typing import Mapping, Protocol, Sequence
+from typing import Callable, Mapping, Protocol, Sequence
 
 from rollway.flags import FlagAuditEntry, FlagState
 from rollway.ledger import RolloutRecord, Transition
@@ -90,7 +90,8 @@ class Ledger(Protocol):
 
     def record(
         self, service: str, *, owner: str | None, now: float, transition: "Transition", lease_seconds: float = 0.0,
-        rollout: str | None = None, followed_by: "Sequence[Transition]" = (), **changes
+        rollout: str | None = None, followed_by: "Sequence[Transition]" = (),
+        rule: "Callable[[RolloutRecord], None] | None" = None, **changes
     ) -> "RolloutRecord":
         """Append ``transition`` and apply ``changes`` (fields of RolloutRecord) atomically.
 
@@ -100,6 +101,8 @@ class Ledger(Protocol):
         A positive ``lease_seconds`` renews the lease. ``rollout``: the id of the rollout the write
         is for; raises RolloutSuperseded when the newest rollout is another one (None: the newest).
         ``followed_by``: transitions appended after ``transition`` in the same write.
+        ``rule``: a further check of the stored rollout that raises to refuse the write, made
+        atomically with it (on the very version written).
         """
 
     def history(self, service: str) -> list["RolloutRecord"]:

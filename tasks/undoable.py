@@ -14,8 +14,9 @@ from prefect import task
 from prefect.cache_policies import NONE
 from prefect.transactions import get_transaction, transaction
 
+from rollway.ledger import RolloutEnded, check_not_ended
 from rollway.model import Weights
-from rollway.ports import ServiceDeployer, TrafficRouter
+from rollway.ports import Ledger, ServiceDeployer, TrafficRouter
 
 log = logging.getLogger("rollway.undo")
 T = TypeVar("T")
@@ -52,12 +53,34 @@ class Live:
 
 
 @task(name="set-weights-undoable", cache_policy=NONE)
-def set_weights(router: TrafficRouter, weights: Weights, previous: Weights) -> None:
+def set_weights(router: TrafficRouter, weights: Weights, previous: Weights, ledger: Ledger | None = None,
+                service: str | None = None, rollout: str | None = None) -> None:
+    """Set ``weights``; undone back to ``previous``, unless the ledger by then records
+    ``rollout`` of ``service`` as being or having been rolled back (None: no ledger to ask)."""
     txn = get_transaction()
     txn.set("router", Live(router))
     txn.set("previous", previous)
     txn.set("written", weights)
+    txn.set("ledger", Live(ledger))
+    txn.set("rollout", (service, rollout))
     router.set_weights(weights)
+
+
+def _rolled_back(ledger: Ledger | None, service: str | None, rollout: str | None) -> str | None:
+    """Why the traffic must not go back on the canary: the ledger records the rollout as being or
+    having been rolled back (that rollback moves the traffic to stable; a read-back may not show it
+    yet). None when it does not, or there is no ledger, or its newest rollout is another one (the
+    canary flow's runs keep none)."""
+    if ledger is None:
+        return None
+    record = _patiently("reading the rollout", lambda: ledger.get(service))
+    if record is None or record.rollout_id != rollout:
+        return None
+    try:
+        check_not_ended(record)
+    except RolloutEnded as ended:
+        return str(ended)
+    return None
 
 
 @set_weights.on_rollback
@@ -70,6 +93,12 @@ def _restore_weights(txn) -> None:
         # before is a read-back still lagging behind the write (the reason verify failed, often),
         # not someone else: writing them again is harmless, and the write cannot land later.
         log.warning("not undoing the shift to %s: the load balancer now holds %s", written, now)
+        return
+    # The read above may be as stale as the one that failed verify, and hide a rollback that
+    # already put the traffic on stable: the ledger, asked last, says so before the write.
+    ended = _rolled_back(txn.get("ledger").obj, *txn.get("rollout"))
+    if ended is not None:
+        log.warning("not undoing the shift to %s: %s", written, ended)
         return
     log.warning("undoing a weight shift: back to %s", previous)
     _patiently(f"setting the weights back to {previous}", lambda: router.set_weights(previous))

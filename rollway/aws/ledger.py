@@ -27,7 +27,8 @@ one replaces it, on condition that the pointer still names it and that rollout i
 
 The lease (``owner``, ``lease_expires``) lives on the rollout item. ``acquire``, ``record``
 and ``release`` each read the newest rollout's key (a Query projecting the key and version
-only), then make one conditional UpdateItem that returns the whole record. ``record`` sets
+only; a ``record`` with a ``rule``, such as a rollback's start, reads the whole item for the rule
+to check), then make one conditional UpdateItem that returns the whole record. ``record`` sets
 the changed fields, bumps ``version`` and appends to ``history`` with ``list_append`` in
 that one UpdateItem, so concurrent writers can never lose a history entry or a version.
 ``list_append`` is not idempotent, and botocore resends an UpdateItem whose answer was lost:
@@ -228,6 +229,7 @@ class DynamoLedger:
         lease_seconds: float = 0.0,
         rollout: str | None = None,
         followed_by: Sequence[Transition] = (),
+        rule: Callable[[RolloutRecord], None] | None = None,
         **changes: Any,
     ) -> RolloutRecord:
         """Apply ``changes``, append ``transition`` and bump the version in one conditional write.
@@ -244,6 +246,10 @@ class DynamoLedger:
             lease_seconds: if positive, the lease is renewed to ``now + lease_seconds``.
             rollout: the id of the rollout the write is meant for; None writes to the newest,
                 whichever it is. Lease-free writes pass it: nothing else ties them to a rollout.
+            rule: a further check of the rollout as stored, raising a LedgerError to refuse
+                (``rollway.ledger.check_open_for_rollback``). The whole item is read for it and
+                the write is conditioned on the version it was checked at, so the rule holds
+                for the very item the write changes, as if it were part of the condition.
             **changes: RolloutRecord fields to set.
 
         Returns:
@@ -276,9 +282,20 @@ class DynamoLedger:
         def rules(record: RolloutRecord) -> None:
             check_rollout(record, rollout)
             check_owner(record, owner, now)
+            if rule is not None:
+                rule(record)
 
         appended = (transition, *followed_by)
-        key, version = self._newest_head(service)
+        if rule is None:
+            key, version = self._newest_head(service)
+        else:
+            # The rule reads more than the key and version: read the whole rollout and check it
+            # before the first attempt. A refused attempt checks the item it was refused on.
+            newest = self.get(service)
+            if newest is None:
+                raise self._not_found(service)
+            rules(newest)
+            key, version = _key(newest), newest.version
         for _ in range(_RECORD_ATTEMPTS):
             values[":expected"] = version
             try:
@@ -307,9 +324,12 @@ class DynamoLedger:
         query["ExpressionAttributeNames"]["#version"] = "version"
         items = self._client.query(**query, Limit=1)["Items"]
         if not items:
-            raise RolloutNotFound(f"no rollout recorded for service {service!r} in table {self._table!r}")
+            raise self._not_found(service)
         head = items[0]
         return {"service": head["service"], "rollout_id": head["rollout_id"]}, int(head["version"]["N"])
+
+    def _not_found(self, service: str) -> RolloutNotFound:
+        return RolloutNotFound(f"no rollout recorded for service {service!r} in table {self._table!r}")
 
     def _newest_first(self, service: str) -> dict[str, Any]:
         return {

@@ -23,7 +23,7 @@ from werkzeug.serving import make_server
 
 from blocks.credentials import client_factory, credentials_for_endpoint
 from rollway.aws.ledger import POINTER_ID, DynamoLedger
-from rollway.ledger import RolloutRecord
+from rollway.ledger import RolloutClosed, RolloutRecord, begin_rollback
 from rollway.model import Weights
 from rollway.phases import RolloutPhase
 from rollway.targets import Targets
@@ -168,3 +168,30 @@ def test_a_rollout_starts_after_the_newest_rollouts_item_was_deleted(dynamodb, l
     delete(first)  # none is left
     fourth = started(ledger, now=START + 30, owner="run-4")
     assert ledger.history(SERVICE) == [fourth] and pointer()["current"] == {"S": fourth.rollout_id}
+
+
+def test_a_rollback_start_refused_when_another_rollback_ends_the_rollout_between_its_read_and_its_write(
+        dynamodb, ledger_targets):
+    """`rollway abort` reads the rollout open; the judge's rollback records its end just before the
+    abort's UpdateItem. The write's version condition refuses it, and the item it was refused on
+    names who rolled back: the abort does not reopen the rollout (and so does not act again)."""
+    ledger = DynamoLedger(dynamodb, ledger_targets)
+    first = started(ledger)
+    raced = {"done": False}
+
+    def judge_finishes_first(**kwargs):
+        if not raced["done"]:
+            raced["done"] = True  # before the judge's own write, which fires this event too
+            begin_rollback(ledger, SERVICE, actor="judge", reason="5xx", now=START + 1, rollout=first.rollout_id)
+            ledger.record(SERVICE, owner=None, now=START + 2, transition=step(START + 2, "rollback", "judge"),
+                          phase=RolloutPhase.ROLLED_BACK, rollout=first.rollout_id)
+
+    dynamodb.meta.events.register_first("before-call.dynamodb.UpdateItem", judge_finishes_first)
+    try:
+        with pytest.raises(RolloutClosed, match="already rolled back by judge at"):
+            begin_rollback(ledger, SERVICE, actor="erin", reason="errors", now=START + 3, rollout=first.rollout_id)
+    finally:
+        dynamodb.meta.events.unregister("before-call.dynamodb.UpdateItem", judge_finishes_first)
+    stored = ledger.get(SERVICE)
+    assert stored.phase is RolloutPhase.ROLLED_BACK
+    assert [(t.kind, t.actor) for t in stored.history] == [("rollback-start", "judge"), ("rollback", "judge")]

@@ -11,7 +11,9 @@ from rollway.approvals import auto_approve
 from rollway.aws.errors import WeightMismatch
 from rollway.fakes import FakeFlagStore, FakeLedger
 from rollway.flags import FlagState, UnknownFlag
+from rollway.ledger import Transition, begin_rollback
 from rollway.model import Weights
+from rollway.phases import RolloutPhase
 from rollway.spec import FlagBinding, RolloutSpec, Stage
 from tests.flows.fake_env import STABLE_TD, fake_environment
 from tests.flows.test_progressive_fakes import Killed
@@ -202,3 +204,65 @@ def test_a_resume_after_a_kill_before_the_deploy_was_recorded_registers_no_secon
     in_use = {s.task_definition for s in env.deployer.services.values()}
     assert len(registered) == 1 and set(env.deployer.task_definitions) <= in_use | {STABLE_TD}, (
         registered, env.deployer.task_definitions, in_use)
+
+
+def abort_finishes(env) -> None:
+    """`rollway abort` runs to the end: ROLLING_BACK recorded, traffic back on stable, ROLLED_BACK recorded."""
+    service = env.targets.canary_service
+    rollout_id = env.ledger.get(service).rollout_id
+    now = env.clock.now()
+    begin_rollback(env.ledger, service, actor="erin", reason="aborted by erin: errors", now=now, rollout=rollout_id)
+    env.router.set_weights(Weights(stable=100, canary=0))
+    record_end = Transition(at=now, kind="rollback", actor="erin", comment="aborted by erin: errors")
+    env.ledger.record(service, owner=None, now=now, rollout=rollout_id, transition=record_end,
+                      phase=RolloutPhase.ROLLED_BACK, weights=Weights(stable=100, canary=0))
+
+
+def three_stages(*flags: str) -> RolloutSpec:
+    return spec(*flags).model_copy(update={"stages": [Stage(weight=w, bake_seconds=120) for w in (5, 25, 100)],
+                                           "verify_timeout_seconds": 0.2})
+
+
+def test_a_shift_that_fails_verification_is_not_undone_over_a_finished_abort(caplog):
+    """The read-back of the shift to 25 % lags past verify's timeout; meanwhile an abort moves the
+    traffic back and records the rollback. The undo's read is as stale (it shows the weights from
+    before the shift): it used to write 95/5 over the abort's 100/0, putting users back on the
+    version just rolled back."""
+    env = flagged_env()
+    real_set = env.router.set_weights
+
+    def lagging(weights):
+        real_set(weights)
+        if weights == Weights.canary_at(25):
+            env.router.lag = 10_000  # DescribeRules answers the 95/5 rule for a while
+            abort_finishes(env)  # its own write does not show in the read-back either
+            env.router._stale = Weights.canary_at(5)
+
+    env.router.set_weights = lagging
+    with pytest.raises(WeightMismatch):
+        rollout(env, three_stages("use_sqs_architecture"))
+    env.router.lag = 0
+    assert env.router.weights == Weights(stable=100, canary=0), "the undo put the canary back at 5%"
+    assert env.ledger.get(env.targets.canary_service).phase is RolloutPhase.ROLLED_BACK
+    said = [r.getMessage() for r in caplog.records if r.name == "rollway.undo"]
+    assert any("not undoing the shift to 75/25" in m and "rolled_back by erin" in m for m in said), said
+
+
+def test_a_shift_whose_flags_fail_is_not_undone_over_a_finished_abort():
+    """The flags cannot follow the shift to 25 %; meanwhile an abort finished, and the undo's read
+    still shows the run's own 75/25: it used to write 95/5 over the abort's 100/0."""
+    env = flagged_env()
+    put = env.flags.put
+
+    def aborted_meanwhile(state, **kwargs):
+        if state.percentage == 25:
+            abort_finishes(env)
+            env.router._stale, env.router.lag = Weights.canary_at(25), 1  # the abort's write not visible yet
+            raise RuntimeError("AccessDenied: dynamodb:PutItem on the flags table")
+        return put(state, **kwargs)
+
+    env.flags.put = aborted_meanwhile
+    with pytest.raises(RuntimeError, match="AccessDenied"):
+        rollout(env, three_stages("use_sqs_architecture"))
+    assert env.router.weights == Weights(stable=100, canary=0), "the undo put the canary back at 5%"
+    assert env.router.calls.count("set_weights 95/5") == 1

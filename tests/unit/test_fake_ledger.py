@@ -15,6 +15,7 @@ from rollway.fakes import FakeLedger
 from rollway.ledger import (
     LockHeld,
     NotOwner,
+    RolloutClosed,
     RolloutEnded,
     RolloutInProgress,
     RolloutNotFound,
@@ -27,17 +28,24 @@ from rollway.ledger import (
 )
 from rollway.model import Weights
 from rollway.phases import RolloutPhase
+from rollway.spec import RolloutSpec, Stage, WeeklyPhase
 
 SERVICE = "webordinary-edit-service"
 START = 1_800_000_000.25  # a fraction, so numbers must survive the storage round trip exactly
 LEASE = 60.0
 
 
+WINDOWED_SPEC = RolloutSpec(image="webordinary/edit-container:v2", stages=[Stage(weight=w) for w in (5, 100)],
+                            monitor_seconds=600,
+                            phases=[WeeklyPhase(name="all", weights=(5, 100), decommission=True)]).model_dump_json()
+"""A recorded spec whose promotion owes a monitoring window (until a decommission closes it)."""
+
+
 def rollout(now: float = START, service: str = SERVICE, **fields: Any) -> RolloutRecord:
     """A new rollout as a flow would build it, with an id made at ``now``."""
+    fields.setdefault("spec_json", '{"stages": [5, 25, 50, 75, 100]}')
     return RolloutRecord(
-        service=service, rollout_id=new_rollout_id(now), image="webordinary/edit-container:v2",
-        spec_json='{"stages": [5, 25, 50, 75, 100]}', **fields,
+        service=service, rollout_id=new_rollout_id(now), image="webordinary/edit-container:v2", **fields,
     )
 
 
@@ -279,6 +287,32 @@ class LedgerContract:
                              phase=RolloutPhase.ROLLED_BACK)
         assert done.phase is RolloutPhase.ROLLED_BACK
 
+    @pytest.mark.parametrize("kinds, phase, refused", [
+        (["rollback-start", "rollback"], RolloutPhase.ROLLED_BACK, "was already rolled back by judge at"),
+        (["promote", "decommission"], RolloutPhase.PROMOTED, "monitoring window has closed"),
+        (["rollback-start"], RolloutPhase.ROLLING_BACK, None),  # half done: a rollback finishes it
+        (["promote"], RolloutPhase.PROMOTED, None),  # the window is owed: the old service still runs
+    ])
+    def test_a_rollback_begins_only_on_a_rollout_still_open_for_one(self, ledger, kinds, phase, refused):
+        """A rollback that read the rollout open (`rollway abort`) and records its start after the
+        judge's own rollback finished used to reopen it, then move the traffic and page again."""
+        first = started(ledger, spec_json=WINDOWED_SPEC)
+        for n, kind in enumerate(kinds, start=1):
+            ledger.record(SERVICE, owner=None, now=START + n, transition=step(START + n, kind, "judge"), phase=phase)
+        before = ledger.get(SERVICE)
+
+        def begin():
+            return begin_rollback(ledger, SERVICE, actor="erin", reason="errors", now=START + 9,
+                                  rollout=first.rollout_id)
+
+        if refused is None:
+            assert begin().phase is RolloutPhase.ROLLING_BACK
+            return
+        with pytest.raises(RolloutClosed, match=refused) as closed:
+            begin()
+        assert isinstance(closed.value, RolloutEnded) and first.rollout_id in str(closed.value)
+        assert ledger.get(SERVICE) == before
+
     @pytest.mark.parametrize(
         "changes, named",
         [
@@ -354,7 +388,6 @@ def test_a_new_rollout_id_sorts_after_the_newest_even_from_a_clock_behind_it():
 ])
 def test_open_for_rollback(phase, kinds, decommission, expected):
     from rollway.ledger import open_for_rollback
-    from rollway.spec import RolloutSpec, Stage, WeeklyPhase
 
     spec = RolloutSpec(image="webordinary/edit-container:v2", stages=[Stage(weight=w) for w in (5, 100)],
                        phases=[WeeklyPhase(name="all", weights=(5, 100), decommission=decommission)])
