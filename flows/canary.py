@@ -34,7 +34,7 @@ from rollway.ledger import RolloutRecord, new_rollout_id
 from rollway.model import ServiceState
 from rollway.phases import RolloutPhase
 from rollway.report import RolloutResult
-from rollway.spec import RolloutSpec
+from rollway.spec import RolloutSpec, default_phases
 from tasks import ecs, flags, metrics, traffic, undoable
 
 
@@ -56,6 +56,34 @@ def before_any_write() -> Iterator[None]:
         raise
     except Exception as err:
         raise RolloutRefused(f"refused before any write: {err}") from err
+
+
+def phase_plan_refusal(spec: RolloutSpec) -> str | None:
+    """Why the canary flow must not run ``spec``, whose phase plan it would ignore; None if it may.
+
+    The canary flow runs every stage in one run and never decommissions the old service, so a
+    plan of weekly phases, or a phase that decommissions, would be dropped without a word. The
+    default plan is let through: every spec carries it unless told otherwise (a form may send
+    it back as given), and the canary flow has always run those stages straight through.
+    """
+    if spec.phases == default_phases():
+        return None
+    if len(spec.phases) > 1:
+        names = ", ".join(repr(p.name) for p in spec.phases)
+        return (f"the canary flow runs no weekly phases (this spec has {len(spec.phases)}: {names}); use the "
+                "progressive flow (progressive_rollout, phased), or leave phases out to run every stage in one run")
+    if spec.phases[0].decommission:
+        return (f"the canary flow does not decommission the old service (phase {spec.phases[0].name!r} asks it to); "
+                "use the progressive flow, or the canary flow's finalize, which moves the new version onto the stable "
+                "service instead")
+    return None
+
+
+def refuse_phase_plan(spec: RolloutSpec) -> None:
+    """Raise RolloutRefused (a refusal the hooks leave alone) for a plan the canary flow would ignore."""
+    refusal = phase_plan_refusal(spec)
+    if refusal is not None:
+        raise RolloutRefused(f"refused before any AWS call: {refusal}")
 
 
 def preflight(env: Environment, spec: RolloutSpec) -> tuple[ServiceState, ServiceState]:
@@ -151,6 +179,7 @@ def run_canary(env: Environment, spec: RolloutSpec, approver: Approver, *, actor
     """
     log = get_run_logger()
     t = env.targets
+    refuse_phase_plan(spec)
     stable, canary = preflight(env, spec)
     metrics.notify(
         env.notifier,
@@ -247,6 +276,9 @@ def canary(
 ) -> RolloutResult:
     """Canary ``spec.image`` through ``spec.stages``; promote, hold for a person, or roll back.
 
+    Every stage runs in this run: a spec with weekly phases (or a phase that decommissions) is
+    refused before any AWS call; the progressive flow runs those.
+
     ``finalize``: once the promotion's monitoring window (``spec.monitor_seconds``; 0: none)
     has passed, finalize it in this run: the stable service takes the promoted version and
     the traffic back, and the canary is scaled to 0, ready for the next release (nothing is
@@ -255,5 +287,6 @@ def canary(
     later the same way, before the next rollout.
     """
     attempt_starts()  # a retry of this flow run starts over: its hooks must not see an earlier attempt's finalize
+    refuse_phase_plan(spec)  # before the blocks and clients are loaded: nothing of AWS is touched
     env = load_environment(targets_block, aws_credentials_block, clock, interval_seconds=spec.analysis.interval_seconds)
     return run_canary(env, spec, prefect_approver(spec.approvals), actor=actor, finalize=finalize)
