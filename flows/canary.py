@@ -11,11 +11,15 @@ leaves the promotion in place, and its hooks leave the run alone.
 
 from __future__ import annotations
 
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import replace
 from typing import Iterator
 
-from prefect import flow, get_run_logger
+import httpx
+from prefect import flow, get_client, get_run_logger
+from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+from prefect.concurrency.sync import concurrency
+from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 
 from flows.approvals import prefect_approver
 from flows.engine import run_stages
@@ -34,7 +38,8 @@ from rollway.ledger import RolloutRecord, new_rollout_id
 from rollway.model import ServiceState
 from rollway.phases import RolloutPhase
 from rollway.report import RolloutResult
-from rollway.spec import RolloutSpec
+from rollway.spec import RolloutSpec, default_phases
+from rollway.targets import Targets
 from tasks import ecs, flags, metrics, traffic, undoable
 
 
@@ -56,6 +61,34 @@ def before_any_write() -> Iterator[None]:
         raise
     except Exception as err:
         raise RolloutRefused(f"refused before any write: {err}") from err
+
+
+def phase_plan_refusal(spec: RolloutSpec) -> str | None:
+    """Why the canary flow must not run ``spec``, whose phase plan it would ignore; None if it may.
+
+    The canary flow runs every stage in one run and never decommissions the old service, so a
+    plan of weekly phases, or a phase that decommissions, would be dropped without a word. The
+    default plan is let through: every spec carries it unless told otherwise (a form may send
+    it back as given), and the canary flow has always run those stages straight through.
+    """
+    if spec.phases == default_phases():
+        return None
+    if len(spec.phases) > 1:
+        names = ", ".join(repr(p.name) for p in spec.phases)
+        return (f"the canary flow runs no weekly phases (this spec has {len(spec.phases)}: {names}); use the "
+                "progressive flow (progressive_rollout, phased), or leave phases out to run every stage in one run")
+    if spec.phases[0].decommission:
+        return (f"the canary flow does not decommission the old service (phase {spec.phases[0].name!r} asks it to); "
+                "use the progressive flow, or the canary flow's finalize, which moves the new version onto the stable "
+                "service instead")
+    return None
+
+
+def refuse_phase_plan(spec: RolloutSpec) -> None:
+    """Raise RolloutRefused (a refusal the hooks leave alone) for a plan the canary flow would ignore."""
+    refusal = phase_plan_refusal(spec)
+    if refusal is not None:
+        raise RolloutRefused(f"refused before any AWS call: {refusal}")
 
 
 def preflight(env: Environment, spec: RolloutSpec) -> tuple[ServiceState, ServiceState]:
@@ -143,12 +176,76 @@ def open_rollout_refusal(record: RolloutRecord, service: str) -> str:
             "let the rollout resume, or roll it back with `rollway abort`; then start this rollout again")
 
 
+# The canary flow keeps no ledger, so it has no ledger lease to keep a second `canary` run of the
+# service out: without one, a run started while another deployed passed the preflight (the canary
+# still at 0 %) and both drove the same listener rule. This Prefect global concurrency limit, one
+# slot per canary service, is that lease: held under a lease the run renews, so a run that dies
+# frees it within CANARY_SLOT_LEASE_SECONDS.
+CANARY_SLOT_LEASE_SECONDS = 300.0
+
+
+def canary_slot_name(targets: Targets) -> str:
+    """The global concurrency limit a `canary` run of ``targets``' canary service holds."""
+    return f"rollway-canary-{targets.cluster}-{targets.canary_service}"
+
+
+@contextmanager
+def one_canary_run(targets: Targets) -> Iterator[None]:
+    """Hold the service's canary slot while the body runs; RolloutRefused if another run holds it.
+
+    The limit (one slot) is created on first use, and taken with ``strict`` so that a missing
+    or unreadable limit refuses rather than letting the run through unguarded.
+    """
+    name = canary_slot_name(targets)
+    with ExitStack() as held:
+        try:
+            _create_slot(name)
+            # A lease renewal that fails once (the API busy for a moment) must not end a rollout
+            # midway: its hooks would roll it back. The lease outlives a short outage.
+            held.enter_context(concurrency(name, occupy=1, max_retries=0, strict=True,
+                                           lease_duration=CANARY_SLOT_LEASE_SECONDS,
+                                           raise_on_lease_renewal_failure=False))
+        except Exception as err:
+            cause = err.__cause__
+            if isinstance(cause, httpx.HTTPStatusError) and cause.response.status_code == 423:
+                raise RolloutRefused(
+                    f"another canary run of {targets.canary_service} is under way (it holds the Prefect concurrency "
+                    f"limit {name!r}; a run that died frees it within {CANARY_SLOT_LEASE_SECONDS / 60:g} minutes): "
+                    "let it finish or cancel it, then start this one; nothing was changed"
+                ) from err
+            raise RolloutRefused(f"refused before any write: could not take the Prefect concurrency limit {name!r} "
+                                 f"that keeps one canary run per service: {err}") from err
+        yield
+
+
+def _create_slot(name: str) -> None:
+    """Create the one-slot limit unless an earlier run (or a person) made it."""
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_global_concurrency_limit_by_name(name)
+            return
+        except ObjectNotFound:
+            pass
+        try:
+            client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=1))
+        except ObjectAlreadyExists:
+            pass  # another run made it a moment ago
+
+
 def run_canary(env: Environment, spec: RolloutSpec, approver: Approver, *, actor: str = "operator",
                finalize: bool = False) -> RolloutResult:
     """Deploy ``spec.image`` to the canary service and run the stages. Plain Python over tasks.
 
-    With ``finalize``, a promotion whose window passed is finalized in this run (see the flow).
+    One run per canary service at a time (``one_canary_run``). With ``finalize``, a promotion
+    whose window passed is finalized in this run (see the flow).
     """
+    refuse_phase_plan(spec)
+    with one_canary_run(env.targets):
+        return _run_canary(env, spec, approver, actor=actor, finalize=finalize)
+
+
+def _run_canary(env: Environment, spec: RolloutSpec, approver: Approver, *, actor: str,
+                finalize: bool) -> RolloutResult:
     log = get_run_logger()
     t = env.targets
     stable, canary = preflight(env, spec)
@@ -247,6 +344,9 @@ def canary(
 ) -> RolloutResult:
     """Canary ``spec.image`` through ``spec.stages``; promote, hold for a person, or roll back.
 
+    Every stage runs in this run: a spec with weekly phases (or a phase that decommissions) is
+    refused before any AWS call; the progressive flow runs those.
+
     ``finalize``: once the promotion's monitoring window (``spec.monitor_seconds``; 0: none)
     has passed, finalize it in this run: the stable service takes the promoted version and
     the traffic back, and the canary is scaled to 0, ready for the next release (nothing is
@@ -255,5 +355,6 @@ def canary(
     later the same way, before the next rollout.
     """
     attempt_starts()  # a retry of this flow run starts over: its hooks must not see an earlier attempt's finalize
+    refuse_phase_plan(spec)  # before the blocks and clients are loaded: nothing of AWS is touched
     env = load_environment(targets_block, aws_credentials_block, clock, interval_seconds=spec.analysis.interval_seconds)
     return run_canary(env, spec, prefect_approver(spec.approvals), actor=actor, finalize=finalize)

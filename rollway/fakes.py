@@ -204,11 +204,13 @@ class FakeFlagStore:
         return sorted(self.flags.values(), key=lambda f: f.feature)
 
     def put(
-        self, flag: "FlagState", *, expected_version: int, actor: str, now: float, reason: str = ""
+        self, flag: "FlagState", *, expected_version: int, actor: str, now: float, reason: str = "",
+        writer: str = "person", rollout: str | None = None,
     ) -> "FlagState":
         self._reachable()
         stored, entry = prepare_write(
-            self.flags.get(flag.feature), flag, expected_version=expected_version, actor=actor, now=now, reason=reason
+            self.flags.get(flag.feature), flag, expected_version=expected_version, actor=actor, now=now, reason=reason,
+            writer=writer, rollout=rollout,
         )
         self.flags[flag.feature] = stored
         trail = self.trails.setdefault(flag.feature, [])

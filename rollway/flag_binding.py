@@ -11,14 +11,23 @@ between two stages; ``disable_bindings`` turns them off on rollback, every one i
 when one fails. Both are idempotent and return only what changed, for the flow to record in
 the ledger (``flag_transition``).
 
-A person's change wins over the rollout's: a bound flag changed by anyone else after the
-rollout last set it (the kill switch, on-call turning it off at 5 %) is left as they set it,
-with a warning, and reported among the updates (``FlagUpdate.kept``). The rollout knows its
-own writes by the marks in their audit reasons, which carry its id (``rollout R stage 25%``,
-``rollout R undone: ...``): a flag last set by another rollout (another service bound to the
-same flag, a promoted release, a rollout from before these marks) is taken over, whatever the
-weights. A rollback's disable carries its own mark (``rollway rollback: ...``), which ends the
-hold of the rollout that held the flag, and is never held back.
+A person's change wins over the rollouts': a bound flag someone changed after a rollout last
+set it (the kill switch, on-call turning it off at 5 %) is left as they set it, with a warning,
+and reported among the updates (``FlagUpdate.kept``), by this rollout and by every other rollout
+that had already set the flag (another service bound to the same flag): a person who throws a
+kill switch is answered by all of them. A rollout that first sets the flag after the person's
+change (the next release) takes it over, as does any rollout after a rollback's disable, or once
+the person sets the flag back as the rollout left it.
+
+Which code wrote each change is recorded in its audit entry by the code that writes it
+(``FlagAuditEntry.writer`` and ``rollout``), never read from the free-text reason: a person's
+reason typed as ``rollout stage 5%`` is still a person's change. The reasons keep their marks
+(``rollout R stage 25%``, ``rollout R undone: ...``, ``rollway rollback: ...``) for people, and
+entries an earlier release wrote (no ``writer``) are still read by them.
+
+A stage that finds a flag already at its settings claims it (one write that changes no setting)
+unless this rollout wrote the flag last, so a person's change after it is known to be made under
+this rollout even when the rollout never had to move the flag.
 """
 
 from __future__ import annotations
@@ -44,6 +53,7 @@ from rollway.flags import (
     Reason,
     Salt,
     UnknownFlag,
+    Writer,
     validate_actor,
     validate_percentage,
 )
@@ -54,13 +64,10 @@ from rollway.spec import FlagBinding
 log = logging.getLogger("rollway.flags")
 
 _ATTEMPTS = 3
-# The marks rollway's own writes carry in their audit reasons (see the module's docstring). A
-# person's reason could carry them only by typing them, which these forms make unlikely.
-# ``rollout R stage W%`` and ``rollout R undone: ...``. An earlier release wrote stage marks
-# without the id (``rollout stage W%``), and a rollout under way across the upgrade must still
-# know its own: for those, the earlier rule (a rollout's weights do not go down). Its undo
-# marks (a bare ``undone: ...``) are not recognised: a person could have typed one, and
-# reading a person's change as rollway's would overwrite it.
+# The marks an earlier release read from its writes' audit reasons, used now only for entries
+# it wrote (no ``writer``): ``rollout R stage W%``, ``rollout R undone: ...`` and, before the
+# ids, ``rollout stage W%`` (this rollout's when W is not above its stage: a rollout under way
+# across the upgrade keeps a kill switch thrown before it). A bare ``undone: ...`` is a person's.
 _OWN = re.compile(r"^rollout (?:(?P<rollout>\S+) )?(?:stage (?P<weight>\d{1,3})%(?::|$)|undone: )")
 ROLLBACK_MARK = "rollway rollback: "
 
@@ -166,6 +173,16 @@ def set_flag(
         FlagConflict: the version is not ``expected_version``, or every retry lost a race.
         InvalidFlagInput: the flag is malformed and ``change`` leaves an unreadable setting as it is.
     """
+    # Recorded as a person's change whatever its reason says: only this module's binding
+    # functions write as a rollout or a rollback.
+    return _set_flag(store, change, actor=actor, now=now, expected_version=expected_version, writer="person")
+
+
+def _set_flag(
+    store: FlagStore, change: FlagChange, *, actor: str, now: float, expected_version: int | None = None,
+    writer: Writer, rollout: str | None = None,
+) -> FlagUpdate:
+    """``set_flag``, recording ``writer`` (and ``rollout``) in the audit entry."""
     validate_actor(actor)
     feature, settings = change.feature, change.settings()
     attempts = 1 if expected_version is not None else _ATTEMPTS
@@ -184,7 +201,8 @@ def set_flag(
             if current is not None and current.settings() == desired.settings():
                 return FlagUpdate(feature=feature, before=current, after=current, reason=change.reason)
         try:
-            after = store.put(desired, expected_version=version, actor=actor, now=now, reason=change.reason)
+            after = store.put(desired, expected_version=version, actor=actor, now=now, reason=change.reason,
+                              writer=writer, rollout=rollout)
         except FlagConflict:
             if attempt == attempts:
                 raise
@@ -284,7 +302,7 @@ def apply_bindings(
 
 
 def _follow(store: FlagStore, change: FlagChange, rollout: str, weight: int, *, actor: str, now: float) -> FlagUpdate:
-    """Set one bound flag for the stage, unless a person changed it after the rollout last did.
+    """Set one bound flag for the stage, unless a person changed it under this rollout.
 
     The write is conditional on the version the audit trail was read at, so a person's
     change landing between the check and the write is seen on the next attempt.
@@ -292,14 +310,16 @@ def _follow(store: FlagStore, change: FlagChange, rollout: str, weight: int, *, 
     for attempt in range(1, _ATTEMPTS + 1):
         current = store.get(change.feature)
         if current is None:
-            return set_flag(store, change, actor=actor, now=now)  # created (or UnknownFlag)
-        if current.settings() == (change.enabled, change.percentage, current.salt):
-            return FlagUpdate(feature=change.feature, before=current, after=current, reason=change.reason)
-        held = _changed_since_rollout(store.audit(change.feature), current, rollout, weight)
-        if held is not None:
-            return _left_alone(current, *held, change)
+            return _set_flag(store, change, actor=actor, now=now, writer="rollout", rollout=rollout)  # created
+        trail = store.audit(change.feature)
         try:
-            return set_flag(store, change, actor=actor, now=now, expected_version=current.version)
+            if current.settings() == (change.enabled, change.percentage, current.salt):
+                return _claimed(store, current, trail, change, rollout, actor=actor, now=now)
+            held = _changed_since_rollout(trail, current, rollout, weight)
+            if held is not None:
+                return _left_alone(current, *held, change, rollout)
+            return _set_flag(store, change, actor=actor, now=now, expected_version=current.version,
+                             writer="rollout", rollout=rollout)
         except FlagConflict:
             if attempt == _ATTEMPTS:
                 raise
@@ -307,53 +327,104 @@ def _follow(store: FlagStore, change: FlagChange, rollout: str, weight: int, *, 
     raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
 
 
+def _claimed(store: FlagStore, current: FlagState, trail: Sequence[FlagAuditEntry], change: FlagChange,
+             rollout: str, *, actor: str, now: float) -> FlagUpdate:
+    """A flag already at the stage's settings, recorded as this rollout's (nothing changes).
+
+    Without a write of its own in the trail, a person's later change (the kill switch) would
+    read as made before this rollout set the flag, and its next stage would undo it. Written
+    once: not when this rollout wrote the flag last (a resume applying the stage again).
+    """
+    if trail and _writer(trail[0]) == ("rollout", rollout):
+        return FlagUpdate(feature=change.feature, before=current, after=current, reason=change.reason)
+    after = store.put(current, expected_version=current.version, actor=actor, now=now, reason=change.reason,
+                      writer="rollout", rollout=rollout)
+    return FlagUpdate(feature=change.feature, before=current, after=after, reason=change.reason)
+
+
+def _writer(entry: FlagAuditEntry) -> tuple[Writer, str | None]:
+    """Who wrote ``entry``: (``person``, None), (``rollback``, None) or (``rollout``, its id).
+
+    An entry written before the writer was recorded is read by its reason's mark; an earlier
+    release's stage mark without an id is a rollout's with the id None.
+    """
+    if entry.writer is not None:
+        return entry.writer, entry.rollout
+    if entry.reason.startswith(ROLLBACK_MARK):
+        return "rollback", None
+    own = _OWN.match(entry.reason)
+    if own is None or (own.group("rollout") is None and own.group("weight") is None):
+        return "person", None  # "rollout undone: ..." too: that release always wrote its id there
+    return "rollout", own.group("rollout")
+
+
+def _mine(entry: FlagAuditEntry, rollout: str, weight: int) -> bool:
+    """Whether rollout ``rollout``, applying a stage of ``weight``, wrote ``entry``."""
+    writer, by = _writer(entry)
+    if writer != "rollout":
+        return False
+    if by is None:
+        # An earlier release's stage mark without an id: this rollout's unless above the
+        # stage (at the same weight, a resume applying it again).
+        return int(_OWN.match(entry.reason).group("weight")) <= weight  # type: ignore[union-attr]
+    return by == rollout
+
+
 def _changed_since_rollout(
     trail: Sequence[FlagAuditEntry], current: FlagState, rollout: str, weight: int
 ) -> tuple[FlagAuditEntry, FlagAuditEntry] | None:
-    """The newest change someone made after rollout ``rollout`` last set the flag, with that
-    write of the rollout's, when the flag is not back as the rollout left it; None when the
-    rollout may set it.
+    """The newest change a person made after a rollout last set the flag, with that rollout's
+    write, when the person made it under rollout ``rollout``; None when ``rollout`` may set it.
 
-    The newest rollway write decides: this rollout's (a stage or an undo, whatever its weight:
-    a resume re-applies a stage, an adopt may go down) holds a person's later change; another
-    rollout's, or a rollback's, hands the flag to this one.
+    The newest rollway write decides. A rollback's hands the flag over. A rollout's, followed
+    by a person's change the flag still shows, holds it for this rollout when that write is
+    this rollout's (a stage or an undo, whatever its weight: a resume re-applies a stage, an
+    adopt may go down) or when this rollout had written the flag before it (another service
+    bound to the same flag: the person changed it under both); a rollout that had not (the
+    next release) takes the flag over. No rollway write in the trail kept: this rollout's
+    first stage takes over the flag as people left it.
 
     Args:
         trail: the flag's audit trail, newest first.
         current: the flag as stored.
         rollout: the rollout applying a stage.
-        weight: the stage's weight; only for a stage mark written without an id, by an
-            earlier release, which is this rollout's when its weight is not above it.
+        weight: the stage's weight; only for a stage mark an earlier release wrote without an id.
     """
     person: FlagAuditEntry | None = None
-    for entry in trail:
-        if entry.reason.startswith(ROLLBACK_MARK):
-            return None  # a rollback ended the rollout that held the flag: this one takes it over
-        own = _OWN.match(entry.reason)
-        if own is None:
+    for at, entry in enumerate(trail):
+        writer, _ = _writer(entry)
+        if writer == "person":
             person = person or entry
             continue
-        if person is None:
-            return None  # as a rollout left it: this one may set it
-        if own.group("rollout") is None:
-            # An earlier release's stage mark: this rollout's unless above the stage (at the
-            # same weight, a resume applying it again).
-            mine = int(own.group("weight")) <= weight
-        else:
-            mine = own.group("rollout") == rollout
-        if not mine:
-            return None  # another rollout's write: this one takes the flag over
-        as_left = current.settings() == (entry.enabled, entry.percentage, entry.salt)
-        return None if as_left else (person, entry)
-    return None  # no rollout has set it (in the trail kept): this one takes it over
+        if writer == "rollback" or person is None:
+            return None  # a rollback ended every hold, or a rollout wrote last: this one may set it
+        if current.settings() == (entry.enabled, entry.percentage, entry.salt):
+            return None  # set back as that rollout left it: handed back
+        if _mine(entry, rollout, weight) or _wrote_before(trail[at + 1:], rollout, weight):
+            return person, entry
+        return None  # another rollout's write, and this one had not set the flag yet: it takes it over
+    return None
 
 
-def _left_alone(current: FlagState, person: FlagAuditEntry, left: FlagAuditEntry, change: FlagChange) -> FlagUpdate:
+def _wrote_before(older: Sequence[FlagAuditEntry], rollout: str, weight: int) -> bool:
+    """Whether ``rollout`` wrote one of ``older`` (newest first) since the last rollback."""
+    for entry in older:
+        if _writer(entry)[0] == "rollback":
+            return False
+        if _mine(entry, rollout, weight):
+            return True
+    return False
+
+
+def _left_alone(current: FlagState, person: FlagAuditEntry, left: FlagAuditEntry, change: FlagChange,
+                rollout: str) -> FlagUpdate:
     why = f": {person.reason}" if person.reason else ""
+    by = _writer(left)[1]
+    whose = f"rollout {by}" if by not in (None, rollout) else "the rollout"
     kept = (
-        f"{person.actor} changed it after the rollout last set it (v{person.version}{why}), so this stage "
+        f"{person.actor} changed it after {whose} last set it (v{person.version}{why}), so this stage "
         f"does not set it {_settings_of(change)}; setting it back to {'on' if left.enabled else 'off'} "
-        f"{left.percentage:g}% hands it back to the rollout"
+        f"{left.percentage:g}% hands it back to the rollouts"
     )
     log.warning("feature flag %r left %s as a person set it: %s", change.feature, _settings(current), kept)
     return FlagUpdate(feature=change.feature, before=current, after=current, reason=change.reason, kept=kept)
@@ -380,7 +451,7 @@ def _put_back(updates: Sequence[FlagUpdate], store: FlagStore, *, actor: str, no
             reason=_fit_reason(f"rollout {rollout} undone: {why}"),
         )
         try:
-            set_flag(store, change, actor=actor, now=now)
+            _set_flag(store, change, actor=actor, now=now, writer="rollout", rollout=rollout)
         except FlagError as err:
             log.error("feature flag %r could not be put back: %s", update.feature, err)
             failed.add_note(f"feature flag {update.feature!r} was left at {_settings(update.after)}: {err}")
@@ -419,8 +490,8 @@ def disable_bindings(
     updates, failures = [], []
     for binding in bindings:
         try:
-            update = set_flag(store, FlagChange(feature=binding.feature, enabled=False, reason=change_reason),
-                              actor=actor, now=now)
+            update = _set_flag(store, FlagChange(feature=binding.feature, enabled=False, reason=change_reason),
+                               actor=actor, now=now, writer="rollback")
         except UnknownFlag:
             log.warning("bound feature flag %r does not exist; nothing to disable", binding.feature)
             continue

@@ -51,6 +51,10 @@ _FEATURE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 _SALT = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 OnUnavailable = Literal["closed", "open", "stale"]
+# Who wrote a change, recorded by the code that writes it (never read from its reason): a
+# person (the CLI, the set-flags flow, anything else), a rollout's stage or its undo, or a
+# rollback's disable. See rollway.flag_binding for what a rollout makes of it.
+Writer = Literal["person", "rollout", "rollback"]
 OnUnknown = Literal["off", "raise"]
 
 log = logging.getLogger("rollway.flags")
@@ -307,7 +311,12 @@ class FlagState(BaseModel):
 
 
 class FlagAuditEntry(BaseModel):
-    """One change in a flag's audit trail: who, when, why, and the settings before and after."""
+    """One change in a flag's audit trail: who, when, why, and the settings before and after.
+
+    ``writer`` and ``rollout`` say which code wrote it, so a rollout knows its own writes
+    without reading the free-text ``reason`` (which a person could type to look like a mark).
+    Entries written before they were recorded have ``writer`` None.
+    """
 
     model_config = ConfigDict(frozen=True)
 
@@ -322,6 +331,8 @@ class FlagAuditEntry(BaseModel):
     previous_enabled: bool | None = None
     previous_percentage: float | None = None
     previous_salt: str | None = None
+    writer: Writer | None = None
+    rollout: str | None = None
 
 
 def prepare_write(
@@ -332,6 +343,8 @@ def prepare_write(
     actor: str,
     now: float,
     reason: str = "",
+    writer: Writer = "person",
+    rollout: str | None = None,
 ) -> tuple[FlagState, FlagAuditEntry]:
     """The state to store and its audit entry, for a write conditional on ``expected_version``.
 
@@ -344,6 +357,8 @@ def prepare_write(
         actor: who makes the change.
         now: epoch seconds.
         reason: why, for the audit trail.
+        writer: which code writes (``person`` unless rollway's binding functions write).
+        rollout: the rollout's id, exactly when ``writer`` is ``rollout``.
 
     Raises:
         FlagConflict: the stored version is not ``expected_version``.
@@ -352,6 +367,9 @@ def prepare_write(
     """
     validate_actor(actor)
     validate_reason(reason)
+    if (writer == "rollout") != bool(rollout):
+        raise InvalidFlagInput(f"a {writer}'s write gives {'no' if writer != 'rollout' else 'its'} rollout id, "
+                               f"got {rollout!r}")
     found = current.version if current is not None else 0
     if found != expected_version:
         raise FlagConflict(proposed.feature, expected_version, found)
@@ -369,6 +387,8 @@ def prepare_write(
         previous_enabled=previous.get("enabled"),
         previous_percentage=previous.get("percentage"),
         previous_salt=previous.get("salt"),
+        writer=writer,
+        rollout=rollout,
     )
     return stored, entry
 

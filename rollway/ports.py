@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Callable, Mapping, Protocol, Sequence
 
-from rollway.flags import FlagAuditEntry, FlagState
+from rollway.flags import FlagAuditEntry, FlagState, Writer
 from rollway.ledger import RolloutRecord, Transition
 from rollway.model import Observation, ServiceState, Weights
 
@@ -126,11 +126,14 @@ class FlagStore(Protocol):
         """Every flag (never audit entries), sorted by feature."""
 
     def put(
-        self, flag: "FlagState", *, expected_version: int, actor: str, now: float, reason: str = ""
+        self, flag: "FlagState", *, expected_version: int, actor: str, now: float, reason: str = "",
+        writer: "Writer" = "person", rollout: str | None = None,
     ) -> "FlagState":
         """Store ``flag``'s settings if the stored version is ``expected_version`` (0: absent).
 
-        Returns the stored flag (version + 1, stamped with ``actor`` and ``now``); raises
+        ``writer`` and ``rollout`` go into the audit entry as given (see
+        ``rollway.flags.prepare_write``). Returns the stored flag (version + 1, stamped with
+        ``actor`` and ``now``); raises
         FlagConflict if the version moved, MissingUserId for a blank actor; nothing is written
         then.
         """

@@ -3,7 +3,8 @@
 Layout of ``targets.flags_table`` (hash key ``feature``, S): one item per flag with
 ``enabled`` (BOOL), ``percentage`` (N), ``salt`` (S), ``updated_at`` (N, epoch seconds),
 ``updated_by`` (S), ``version`` (N) and ``audit``, a list of the flag's last ``audit_cap``
-changes (maps of FlagAuditEntry fields). Items the seed wrote (no version, no salt) read as
+changes (maps of FlagAuditEntry fields, among them ``writer`` and ``rollout``: which code wrote
+the change; entries from before they were recorded lack them). Items the seed wrote (no version, no salt) read as
 version 0 and are upgraded by their first write. An item rollway cannot use (written by hand:
 ``enabled`` as the text "false", a percentage of 150) reads as ``MalformedFlag`` naming it, and
 a write repairs it, conditional on the item as read.
@@ -38,6 +39,7 @@ from rollway.flags import (
     FlagStoreUnavailable,
     MalformedFlag,
     MalformedFlags,
+    Writer,
     flag_from_item,
     prepare_write,
     validate_actor,
@@ -107,7 +109,8 @@ class DynamoFlagStore:
         return flags
 
     def put(
-        self, flag: FlagState, *, expected_version: int, actor: str, now: float, reason: str = ""
+        self, flag: FlagState, *, expected_version: int, actor: str, now: float, reason: str = "",
+        writer: Writer = "person", rollout: str | None = None,
     ) -> FlagState:
         """Store ``flag``'s settings if the stored version is ``expected_version`` (0: absent).
 
@@ -132,7 +135,8 @@ class DynamoFlagStore:
             except MalformedFlag as bad:
                 current = bad
         stored, entry = prepare_write(
-            current, flag, expected_version=expected_version, actor=actor, now=now, reason=reason
+            current, flag, expected_version=expected_version, actor=actor, now=now, reason=reason,
+            writer=writer, rollout=rollout,
         )
         trail = (raw or {}).get("audit", {}).get("L", [])
         item = _attributes(stored.model_dump())

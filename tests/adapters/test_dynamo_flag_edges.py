@@ -9,7 +9,7 @@ import logging
 import pytest
 
 from rollway.aws.flags import DynamoFlagStore
-from rollway.flag_binding import FlagChange, disable_bindings, set_flag
+from rollway.flag_binding import FlagChange, apply_bindings, disable_bindings, set_flag
 from rollway.flags import AUDIT_CAP, MAX_ACTOR, MAX_REASON, FlagEvaluator, FlagState, MalformedFlag
 from rollway.flags_commands import EXIT_INVALID, EXIT_OK, EXIT_PARTIAL, flags_get, flags_list, flags_set
 from rollway.spec import FlagBinding
@@ -119,3 +119,28 @@ def test_the_cli_refuses_bytes_that_are_not_utf8_with_one_error_line(store, aws,
     captured = capsys.readouterr()
     assert captured.err.startswith("error: ") and "not valid UTF-8" in captured.err, captured.err
     assert captured.out == "" and store.get(SQS).version == 1
+
+
+# --- which code wrote a change is stored, not read from the reason --------------------------
+
+def test_a_persons_reason_typed_as_a_rollout_mark_leaves_the_kill_switch_off_on_dynamodb(store, client, aws):
+    bound = [FlagBinding(feature=SQS)]
+    apply_bindings(store, bound, 5, actor="alice", now=2.0, rollout="r1")
+    set_flag(store, FlagChange(feature=SQS, enabled=False, reason="rollout stage 5%"), actor="oncall", now=3.0)
+
+    assert apply_bindings(store, bound, 25, actor="alice", now=4.0, rollout="r1")[0].kept
+    flag = store.get(SQS)
+    assert (flag.enabled, flag.percentage, flag.updated_by) == (False, 5.0, "oncall")
+    assert [(e.actor, e.writer, e.rollout) for e in store.audit(SQS)] == [
+        ("oncall", "person", None), ("alice", "rollout", "r1"), ("seed", "person", None)]
+
+
+def test_audit_entries_an_earlier_release_wrote_read_without_a_writer(store, client, aws):
+    """Their maps lack ``writer`` and ``rollout``: they read as None, and a write carries them on."""
+    legacy = {"M": {"feature": {"S": SQS}, "version": {"N": "1"}, "at": {"N": "1"}, "actor": {"S": "seed"},
+                    "reason": {"S": "rollout stage 5%"}, "enabled": {"BOOL": True}, "percentage": {"N": "5"},
+                    "salt": {"S": "v1"}}}
+    put_raw(client, aws, feature={"S": SQS}, enabled={"BOOL": True}, percentage={"N": "5"}, salt={"S": "v1"},
+            version={"N": "1"}, audit={"L": [legacy]})
+    set_flag(store, FlagChange(feature=SQS, enabled=False), actor="oncall", now=2.0)
+    assert [(e.actor, e.writer) for e in store.audit(SQS)] == [("oncall", "person"), ("seed", None)]

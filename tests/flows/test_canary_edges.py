@@ -64,3 +64,35 @@ def test_a_run_stopped_by_a_rollback_by_hand_is_not_rolled_back_again_by_its_hoo
     rollbacks = [s for s, _ in env.notifier.messages if s.startswith("Rollback")]
     assert len(rollbacks) == 1, rollbacks
     assert env.router.calls.count("set_weights 100/0") == 1, env.router.calls
+
+
+@pytest.mark.parametrize("phases", [
+    [{"name": "week 1", "weights": [5]}, {"name": "week 2", "weights": [50, 100]}],
+    [{"name": "all", "weights": [5, 50, 100], "decommission": True}],
+], ids=["weekly", "decommission"])
+def test_a_canary_run_given_a_phase_plan_it_would_ignore_is_refused_before_any_aws_call(monkeypatch, phases):
+    """The canary flow runs every stage in one run and never decommissions: it used to accept
+    weekly phases and run 5 -> 50 -> 100 in one go, without a word."""
+    import flows.canary
+    from flows.canary import RolloutRefused
+
+    env = fake_environment()
+    _hooks_see(monkeypatch, env)
+    monkeypatch.setattr(flows.canary, "load_environment", lambda *a, **k: env)
+    spec = {"image": IMAGE, "stages": [{"weight": w, "bake_seconds": 120} for w in (5, 50, 100)], "phases": phases}
+
+    with pytest.raises(RolloutRefused, match="canary flow .*use the progressive flow") as refused:
+        canary(spec=spec)
+
+    assert "\n" not in str(refused.value)
+    assert env.router.calls == [] and env.deployer.calls == [] and env.notifier.messages == []
+
+
+@pytest.mark.parametrize("given", [{}, {"phases": [{"name": "all", "weights": [5, 50, 100]}]}],
+                         ids=["no phases", "one phase"])
+def test_a_canary_run_of_stages_without_weekly_phases_is_not_refused(given):
+    from flows.canary import phase_plan_refusal
+
+    spec = RolloutSpec.model_validate({"image": IMAGE, "stages": [{"weight": w} for w in (5, 50, 100)], **given})
+    assert phase_plan_refusal(spec) is None
+    assert phase_plan_refusal(RolloutSpec(image=IMAGE)) is None  # the default plan every spec carries

@@ -8,7 +8,7 @@ import pytest
 
 from rollway.approvals import ApprovalAnswer, auto_approve, scripted
 from rollway.fakes import FakeFlagStore
-from rollway.flag_binding import FlagChange, set_flag
+from rollway.flag_binding import FlagChange, apply_bindings, set_flag
 from rollway.flags import FlagState
 from rollway.model import Weights
 from rollway.spec import FlagBinding, RolloutSpec, Stage, WeeklyPhase
@@ -113,3 +113,35 @@ def test_adopting_lower_live_weights_leaves_the_kill_switch_off():
     progressive_on(env, spec, auto_approve(), owner="run-2", phased=True, adopt=True)
     flag = env.flags.get(F)
     assert (flag.enabled, flag.updated_by) == (False, "oncall"), flag
+
+
+# --- another service's rollout bound to the same flag --------------------------------------
+
+def test_a_kill_switch_thrown_after_another_services_stage_stays_off_through_this_rollout():
+    """billing's rollout sets the shared flag to 25 % while this rollout bakes at 5 %, then
+    on-call throws the kill switch: this rollout's next stages used to take the flag over
+    from billing's write and turn it back on."""
+    spec = RolloutSpec(image=IMAGE, stages=[Stage(weight=w, bake_seconds=180) for w in (5, 50, 100)],
+                       flags=[FlagBinding(feature=F)], monitor_seconds=0)
+    env = env_with_ledger()
+    env.flags = FakeFlagStore([FlagState(feature=F)])
+    done: list[bool] = []
+
+    def billing_then_oncall(name, args, kwargs):
+        if name == "observe" and env.router.weights.canary == 5 and not done:
+            done.append(True)
+            apply_bindings(env.flags, [FlagBinding(feature=F)], 25, actor="bob", now=env.clock.now(),
+                           rollout="billing-r7")
+            set_flag(env.flags, FlagChange(feature=F, enabled=False, reason="kill switch: bad writes"),
+                     actor="oncall", now=env.clock.now())
+
+    env.metrics = Intercept(env.metrics, billing_then_oncall)
+
+    result = progressive_on(env, spec, auto_approve())
+
+    assert result.outcome == "promoted"
+    flag = env.flags.get(F)
+    assert (flag.enabled, flag.updated_by) == (False, "oncall"), "this rollout turned the kill switch back on"
+    left = [t.comment for t in env.ledger.get(env.targets.canary_service).history
+            if t.kind == "flag" and "left off 25%" in (t.comment or "")]
+    assert len(left) == 2 and all("oncall" in c and "rollout billing-r7" in c for c in left), left

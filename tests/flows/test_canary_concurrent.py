@@ -1,0 +1,61 @@
+"""Two `canary` runs started at once on one service: the canary flow keeps no ledger, and its
+preflight refused only once the canary carried traffic, so a second run started while the
+first deployed went through, and both drove the same load balancer rule."""
+
+from __future__ import annotations
+
+import pytest
+from prefect import flow
+
+from flows.canary import RolloutRefused, run_canary
+from rollway.approvals import scripted
+from rollway.model import Weights
+from rollway.spec import RolloutSpec, Stage
+from tests.flows.fake_env import fake_environment
+from tests.flows.test_progressive_fakes import Intercept
+
+IMAGE = "webordinary/edit-container:2.0.0"
+OTHER = "webordinary/edit-container:3.0.0"
+
+
+def spec(image: str) -> RolloutSpec:
+    return RolloutSpec(image=image, stages=[Stage(weight=w, bake_seconds=600) for w in (5, 100)], monitor_seconds=0)
+
+
+@flow
+def canary_on(env, rollout: RolloutSpec):
+    return run_canary(env, rollout, scripted())
+
+
+def test_a_second_canary_run_started_while_the_first_deploys_is_refused_and_changes_nothing():
+    env = fake_environment()
+    real = env.deployer
+    second: dict = {}
+
+    def start_the_second(name, args, kwargs):
+        # Run 1 passed its preflight and registers its revision: run 2 starts now, and its
+        # preflight finds the canary at 0 %, as run 1's did.
+        if name == "register_revision" and not second:
+            second["calls"] = len(real.calls)
+            with pytest.raises(RolloutRefused, match="another canary run") as refused:
+                canary_on(env, spec(OTHER))
+            second["error"] = str(refused.value)
+            second["writes"] = [c for c in real.calls[second["calls"]:] if not c.startswith("describe")]
+            second["weights"] = list(env.router.calls)
+
+    env.deployer = Intercept(real, start_the_second)
+
+    result = canary_on(env, spec(IMAGE))
+
+    assert second, "run 2 never started"
+    assert "\n" not in second["error"]
+    assert second["writes"] == [] and not [c for c in second["weights"] if c.startswith("set_weights")], second
+    assert result.outcome == "promoted" and env.router.weights == Weights(stable=0, canary=100)
+    assert real.image_of(real.services[env.targets.canary_service].task_definition) == IMAGE, "run 1's image serves"
+
+
+def test_a_canary_run_after_another_has_finished_is_not_refused():
+    env = fake_environment()
+    assert canary_on(env, spec(IMAGE)).outcome == "promoted"
+    env.router.weights = Weights(stable=100, canary=0)  # finalized by hand: the next release may start
+    assert canary_on(env, spec(OTHER)).outcome == "promoted"

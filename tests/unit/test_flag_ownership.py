@@ -1,0 +1,131 @@
+"""Whose change is a bound flag's last one? A person's kill switch must hold against every
+rollout that was under way when it was thrown, and no text a person types can pass for a
+rollout's own write."""
+
+from __future__ import annotations
+
+import pytest
+
+from rollway.fakes import FakeFlagStore
+from rollway.flag_binding import FlagChange, apply_bindings, disable_bindings, set_flag
+from rollway.flags import FlagState
+from rollway.spec import FlagBinding
+
+SQS = "use_sqs_architecture"
+BOUND = [FlagBinding(feature=SQS)]
+
+
+def seeded() -> FakeFlagStore:
+    store = FakeFlagStore()
+    store.put(FlagState(feature=SQS), expected_version=0, actor="seed", now=1.0)
+    return store
+
+
+def settings(store: FakeFlagStore) -> tuple[bool, float]:
+    flag = store.get(SQS)
+    return flag.enabled, flag.percentage
+
+
+def kill(store: FakeFlagStore, now: float, reason: str = "kill switch: bad writes") -> None:
+    set_flag(store, FlagChange(feature=SQS, enabled=False, reason=reason), actor="oncall", now=now)
+
+
+# --- two services' rollouts bound to one flag ------------------------------------------------
+
+def test_a_kill_switch_thrown_during_one_services_rollout_holds_against_the_others_next_stage():
+    store = seeded()
+    apply_bindings(store, BOUND, 5, actor="alice", now=2.0, rollout="edit-r1")
+    apply_bindings(store, BOUND, 5, actor="bob", now=3.0, rollout="billing-r7")
+    apply_bindings(store, BOUND, 25, actor="alice", now=4.0, rollout="edit-r1")
+    kill(store, 5.0)
+
+    updates = apply_bindings(store, BOUND, 25, actor="bob", now=6.0, rollout="billing-r7")
+
+    assert settings(store) == (False, 25.0), "billing's stage turned the kill switch back on"
+    line = updates[0].describe()
+    assert "left off 25%" in line and "oncall" in line and "kill switch: bad writes" in line, line
+    assert "\n" not in line
+    # The service whose rollout the kill switch was thrown under holds it too, at every stage.
+    assert apply_bindings(store, BOUND, 50, actor="alice", now=7.0, rollout="edit-r1")[0].kept
+    assert apply_bindings(store, BOUND, 100, actor="bob", now=8.0, rollout="billing-r7")[0].kept
+    assert settings(store) == (False, 25.0)
+
+
+def test_a_stage_that_found_the_flag_already_set_still_knows_a_later_kill_switch_was_thrown_under_it():
+    """billing's 5 % stage found the flag where edit's 5 % stage had put it and wrote nothing,
+    so its trail held no mark of billing's: its next stage took the kill switch over."""
+    store = seeded()
+    apply_bindings(store, BOUND, 5, actor="alice", now=2.0, rollout="edit-r1")
+    apply_bindings(store, BOUND, 5, actor="bob", now=3.0, rollout="billing-r7")
+    kill(store, 4.0)
+
+    assert apply_bindings(store, BOUND, 25, actor="bob", now=5.0, rollout="billing-r7")[0].kept
+    assert settings(store) == (False, 5.0)
+
+
+def test_a_rollout_that_first_sets_the_flag_after_the_kill_switch_takes_it_over():
+    """The next release is the hand-back the README describes; so is setting the flag back."""
+    store = seeded()
+    apply_bindings(store, BOUND, 5, actor="alice", now=2.0, rollout="edit-r1")
+    kill(store, 3.0)
+    assert apply_bindings(store, BOUND, 5, actor="bob", now=4.0, rollout="billing-r8")[0].kept is None
+    assert settings(store) == (True, 5.0)
+
+
+def test_a_kill_switch_set_back_as_the_other_rollout_left_it_hands_the_flag_back():
+    store = seeded()
+    apply_bindings(store, BOUND, 5, actor="bob", now=2.0, rollout="billing-r7")
+    apply_bindings(store, BOUND, 25, actor="alice", now=3.0, rollout="edit-r1")
+    kill(store, 4.0)
+    assert apply_bindings(store, BOUND, 50, actor="bob", now=5.0, rollout="billing-r7")[0].kept
+    set_flag(store, FlagChange(feature=SQS, enabled=True), actor="oncall", now=6.0)
+    apply_bindings(store, BOUND, 50, actor="bob", now=7.0, rollout="billing-r7")
+    assert settings(store) == (True, 50.0)
+
+
+# --- no rollout mark in the trail --------------------------------------------------------------
+
+def test_a_flag_a_person_set_to_the_first_stage_is_claimed_so_a_later_kill_switch_holds():
+    """Erin had the flag on at 5 % (dogfood); the rollout's 5 % stage found it so and wrote
+    nothing, so the trail held no rollout mark and its 25 % stage took on-call's kill switch over."""
+    store = seeded()
+    set_flag(store, FlagChange(feature=SQS, enabled=True, percentage=5, reason="dogfood"), actor="erin", now=2.0)
+    apply_bindings(store, BOUND, 5, actor="alice", now=3.0, rollout="r1")
+    kill(store, 4.0)
+
+    assert apply_bindings(store, BOUND, 25, actor="alice", now=5.0, rollout="r1")[0].kept
+    assert settings(store) == (False, 5.0)
+
+
+def test_claiming_a_flag_is_written_once_and_never_reported_as_a_change():
+    store = seeded()
+    set_flag(store, FlagChange(feature=SQS, enabled=True, percentage=5), actor="erin", now=2.0)
+    assert apply_bindings(store, BOUND, 5, actor="alice", now=3.0, rollout="r1") == []
+    assert apply_bindings(store, BOUND, 5, actor="alice", now=4.0, rollout="r1") == []  # a resume
+    assert [(e.actor, e.rollout) for e in store.audit(SQS)] == [("alice", "r1"), ("erin", None), ("seed", None)]
+
+
+# --- a person's words are never a rollout's mark -------------------------------------------------
+
+@pytest.mark.parametrize("reason", ["rollout stage 5%", "rollout stage 25%: back on", "rollout r1 stage 5%",
+                                    "rollout r1 undone: broke checkout", "rollway rollback: by hand"])
+def test_a_persons_reason_typed_as_a_rollout_mark_does_not_hand_the_flag_back(reason):
+    store = seeded()
+    apply_bindings(store, BOUND, 5, actor="alice", now=2.0, rollout="r1")
+    kill(store, 3.0, reason=reason)
+
+    assert apply_bindings(store, BOUND, 25, actor="alice", now=4.0, rollout="r1")[0].kept
+    assert settings(store) == (False, 5.0)
+
+
+def test_the_audit_trail_records_which_rollout_or_rollback_wrote_each_change():
+    store = seeded()
+    apply_bindings(store, BOUND, 5, actor="alice", now=2.0, rollout="r1")
+    kill(store, 3.0, reason="rollout r1 stage 5%")
+    disable_bindings(store, BOUND, actor="judge", reason="5xx", now=4.0)
+    set_flag(store, FlagChange(feature=SQS, enabled=True), actor="dana", now=5.0)
+    disable_bindings(store, BOUND, actor="judge", reason="5xx", now=6.0)
+    assert [(e.actor, e.writer, e.rollout) for e in store.audit(SQS)] == [
+        ("judge", "rollback", None), ("dana", "person", None), ("oncall", "person", None),
+        ("alice", "rollout", "r1"), ("seed", "person", None),
+    ]
