@@ -27,3 +27,22 @@ def prefect_harness() -> Iterator[None]:
     off = {PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None, PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_ENABLED: False}
     with temporary_settings(updates=off), prefect_test_harness():
         yield
+
+
+
+@pytest.fixture(autouse=True)
+def no_canary_slot_held() -> Iterator[None]:
+    """Each test starts with no `canary` run holding its service's Prefect concurrency slot.
+
+    Every test's canary service has the same name, and the harness (with its limits) lives for
+    the session: a slot an earlier test left held (a run whose release call failed on the busy
+    harness, as a crashed worker's would) refused an unrelated test's run for the lease's five
+    minutes. That refusal is what a user gets, and tests/flows/test_canary_concurrent.py covers it.
+    """
+    from prefect import get_client
+
+    with get_client(sync_client=True) as client:
+        for limit in client.read_global_concurrency_limits(limit=200):
+            if limit.name.startswith("rollway-canary-"):
+                client.delete_global_concurrency_limit_by_name(limit.name)
+    yield

@@ -59,3 +59,18 @@ def test_a_canary_run_after_another_has_finished_is_not_refused():
     assert canary_on(env, spec(IMAGE)).outcome == "promoted"
     env.router.weights = Weights(stable=100, canary=0)  # finalized by hand: the next release may start
     assert canary_on(env, spec(OTHER)).outcome == "promoted"
+
+
+def test_a_canary_run_that_failed_frees_the_service_for_the_next_one():
+    env = fake_environment()
+    real = env.deployer
+
+    def fail_the_deploy(name, args, kwargs):
+        if name == "register_revision":
+            raise RuntimeError("ECS refused the task definition")
+
+    env.deployer = Intercept(real, fail_the_deploy)
+    with pytest.raises(RuntimeError, match="ECS refused"):
+        canary_on(env, spec(IMAGE))
+    env.deployer = real
+    assert canary_on(env, spec(OTHER)).outcome == "promoted"
