@@ -30,7 +30,7 @@ from rollway.aws.ledger import write_or_why
 from rollway.clock import ClockSettings
 from rollway.environment import Environment
 from rollway.judge.guardrails import check, unattributed
-from rollway.ledger import RolloutRecord, Transition, check_rollout
+from rollway.ledger import RolloutRecord, Transition
 from rollway.model import Observation, Weights
 from rollway.phases import Phase, RolloutPhase
 from rollway.report import RollbackResult, RolloutResult
@@ -138,12 +138,9 @@ class _Lease:
     def renew(self) -> None:
         if self.owner is None:
             return
-        # acquire takes the service's newest rollout, whichever it is: look first, so that the
-        # monitor never holds the lease of a rollout that superseded the one it watches.
-        newest = self.env.ledger.get(self.service)
-        if newest is not None:
-            check_rollout(newest, self.rollout)
-        self.env.ledger.acquire(self.service, owner=self.owner, now=self.env.clock.now(), lease_seconds=self.seconds)
+        # Named, so that the monitor never holds the lease of a rollout that superseded the one it watches.
+        self.env.ledger.acquire(self.service, owner=self.owner, now=self.env.clock.now(), lease_seconds=self.seconds,
+                                rollout=self.rollout)
 
     def release(self) -> None:
         if self.owner is not None:

@@ -310,12 +310,14 @@ class FakeLedger:
             rollouts.append(stored)
             return stored
 
-    def acquire(self, service: str, *, owner: str, now: float, lease_seconds: float) -> RolloutRecord:
+    def acquire(self, service: str, *, owner: str, now: float, lease_seconds: float,
+                rollout: str | None = None) -> RolloutRecord:
         check_lease_seconds(lease_seconds, owner)
         now = float(now)  # as DynamoDB hands numbers back: the same record from both ledgers
         with self._lock:
             self.calls.append(f"acquire {service} {owner}")
             current = self._newest(service)
+            check_rollout(current, rollout)
             check_lease(current, owner, now)
             return self._write(
                 service, current, owner=owner, lease_expires=now + lease_seconds, updated_at=now

@@ -82,8 +82,10 @@ class Ledger(Protocol):
     def create(self, record: "RolloutRecord", *, owner: str, now: float, lease_seconds: float) -> "RolloutRecord":
         """Start a rollout owned by ``owner``; raises RolloutInProgress if an unfinished one exists."""
 
-    def acquire(self, service: str, *, owner: str, now: float, lease_seconds: float) -> "RolloutRecord":
-        """Take (or renew) ownership; raises LockHeld while another owner's lease runs."""
+    def acquire(self, service: str, *, owner: str, now: float, lease_seconds: float,
+                rollout: str | None = None) -> "RolloutRecord":
+        """Take (or renew) ownership; raises LockHeld while another owner's lease runs, and
+        RolloutSuperseded when ``rollout`` (None: the newest, whichever) is not the newest."""
 
     def release(self, service: str, *, owner: str) -> None:
         """Give up ownership (no error if not owned)."""

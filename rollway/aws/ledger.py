@@ -192,23 +192,37 @@ class DynamoLedger:
             f"the ledger kept changing under {_CREATE_ATTEMPTS} attempts"
         )
 
-    def acquire(self, service: str, *, owner: str, now: float, lease_seconds: float) -> RolloutRecord:
+    def acquire(self, service: str, *, owner: str, now: float, lease_seconds: float,
+                rollout: str | None = None) -> RolloutRecord:
         """Take or renew the lease on the newest rollout of ``service``.
+
+        ``rollout``: the id of the rollout meant (None: the newest, whichever it is); the write's
+        condition refuses another, so a run never holds the lease of a rollout that superseded its own.
 
         Raises:
             LockHeld: another owner's lease has not expired at ``now``.
+            RolloutSuperseded: the newest rollout is not ``rollout``.
             RolloutNotFound: the service has no rollout.
         """
         check_lease_seconds(lease_seconds, owner)
+        condition = f"{_NOT_ENDED} AND (attribute_not_exists(#owner) OR #owner = :owner OR #lease_expires < :now)"
+        values: dict[str, Any] = {":now": now, **_ENDED_VALUES}
+        if rollout is not None:
+            condition += " AND #rollout_id = :rollout"
+            values[":rollout"] = rollout
+
+        def rules(record: RolloutRecord) -> None:
+            check_rollout(record, rollout)
+            check_lease(record, owner, now)
+
         try:
             return self._update(
                 service,
                 sets={"owner": owner, "lease_expires": now + lease_seconds, "updated_at": now},
-                condition=f"{_NOT_ENDED} AND (attribute_not_exists(#owner) OR #owner = :owner OR #lease_expires < :now)",
-                values={":now": now, **_ENDED_VALUES},
+                condition=condition, values=values,
             )
         except _Refused as refused:
-            raise _explain(refused, service, lambda record: check_lease(record, owner, now))
+            raise _explain(refused, service, rules)
 
     def release(self, service: str, *, owner: str) -> None:
         """Drop ``owner``'s lease on the newest rollout; nothing happens if it does not hold it."""

@@ -269,6 +269,22 @@ class LedgerContract:
         assert ledger.record(SERVICE, owner="run-2", now=START + 12, transition=step(START + 12, actor="run-2"),
                              rollout=second.rollout_id).version == 2
 
+    def test_a_lease_meant_for_one_rollout_is_never_taken_on_the_next(self, ledger):
+        """A monitor watching promoted rollout 1 renews its lease after rollout 2 started and its
+        run's lease ran out: it must not become rollout 2's owner (it would block that run, and its
+        hooks would treat rollout 2 as its own)."""
+        first = started(ledger)
+        finish(ledger, START + 1)
+        watching = START + LEASE + 1  # run-1's lease has run out
+        assert ledger.acquire(SERVICE, owner="monitor-1", now=watching, lease_seconds=LEASE,
+                              rollout=first.rollout_id).owner == "monitor-1"
+        second = started(ledger, now=watching + 10, owner="run-2")
+        with pytest.raises(RolloutSuperseded) as refused:
+            ledger.acquire(SERVICE, owner="monitor-1", now=watching + 10 + 2 * LEASE, lease_seconds=LEASE,
+                           rollout=first.rollout_id)
+        assert first.rollout_id in str(refused.value) and second.rollout_id in str(refused.value)
+        assert ledger.get(SERVICE).owner == "run-2"
+
     @pytest.mark.parametrize("phase", [RolloutPhase.ROLLING_BACK, RolloutPhase.ROLLED_BACK])
     def test_once_a_rollback_begins_the_owner_can_neither_write_nor_renew(self, ledger, phase):
         """A run still going must not shift traffic back onto a rollout someone rolled back."""
