@@ -6,6 +6,7 @@ from typing import Iterator
 
 import pytest
 from prefect.settings import (
+    PREFECT_API_URL,
     PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
     PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_ENABLED,
     temporary_settings,
@@ -14,7 +15,7 @@ from prefect.testing.utilities import prefect_test_harness
 
 
 @pytest.fixture(scope="session", autouse=True)
-def prefect_harness() -> Iterator[None]:
+def prefect_harness() -> Iterator[str]:
     """A temporary Prefect API for the session, without flow-run heartbeats or task-run recording.
 
     The heartbeat thread's join adds about a second to every flow run; tests do not need it.
@@ -26,18 +27,31 @@ def prefect_harness() -> Iterator[None]:
     """
     off = {PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None, PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_ENABLED: False}
     with temporary_settings(updates=off), prefect_test_harness():
+        yield PREFECT_API_URL.value()
+
+
+@pytest.fixture(autouse=True)
+def on_the_harness(prefect_harness: str) -> Iterator[None]:
+    """Every flow test talks to the harness, whatever a session fixture set since.
+
+    tests/integration's ``prefect_server`` points PREFECT_API_URL at its `prefect server start`
+    for the rest of the session; a flow test that ran after it in the same pytest worker shared
+    that server, its concurrency limits and the served runner's runs (whose `canary` run held the
+    canary service's slot and refused the test's run).
+    """
+    with temporary_settings(updates={PREFECT_API_URL: prefect_harness}):
         yield
 
 
 
 @pytest.fixture(autouse=True)
-def no_canary_slot_held() -> Iterator[None]:
+def no_canary_slot_held(on_the_harness: None) -> Iterator[None]:
     """Each test starts with no `canary` run holding its service's Prefect concurrency slot.
 
-    Every test's canary service has the same name, and the harness (with its limits) lives for
-    the session: a slot an earlier test left held (a run whose release call failed on the busy
-    harness, as a crashed worker's would) refused an unrelated test's run for the lease's five
-    minutes. That refusal is what a user gets, and tests/flows/test_canary_concurrent.py covers it.
+    Every test's canary service has the same name and the harness lives for the session, so a
+    slot left held by one test (a run still going in a thread it started) would refuse the next
+    test's run for up to the lease's five minutes. That refusal is what a user gets, and
+    tests/flows/test_canary_concurrent.py covers it; here it would only couple unrelated tests.
     """
     from prefect import get_client
 
