@@ -28,9 +28,9 @@ SPEC = RolloutSpec(image="webordinary/edit-container:2.0.0", stages=[Stage(weigh
 SPEC2 = SPEC.model_copy(update={"image": "webordinary/edit-container:3.0.0"})
 
 
-class RacingLedger(FakeLedger):
-    """On the abort's second read (the one _rollback_directly acts on), rollout 1 is finished
-    by someone else and rollout 2 is started right after the read returns."""
+class RaceAtSecondRead(FakeLedger):
+    """Runs ``race`` right after the abort's second read (the one _rollback_directly acts on)
+    returns, before the abort writes anything."""
 
     def __init__(self, env):
         super().__init__()
@@ -40,17 +40,26 @@ class RacingLedger(FakeLedger):
         got = super().get(service)
         self.gets += 1
         if self.gets == 2:
-            now = time.time()
-            super().record(service, owner=None, now=now, rollout=got.rollout_id,
-                           transition=Transition(at=now, kind="rollback", actor="hook", comment="run cancelled"),
-                           phase=RolloutPhase.ROLLED_BACK, weights=Weights(stable=100, canary=0))
-            second = RolloutRecord(service=service, rollout_id=new_rollout_id(now + 1, after=got.rollout_id),
-                                   image=SPEC2.image, spec_json=SPEC2.model_dump_json(),
-                                   phase=RolloutPhase.PROGRESSING, stage_index=0, weights=Weights.canary_at(5),
-                                   previous_task_definition=STABLE_TD, stable_desired=4)
-            super().create(second, owner="process/ci", now=now, lease_seconds=0)
-            self.env.router.weights = Weights.canary_at(5)
+            self.race(service, got, time.time())
         return got
+
+    def race(self, service, got, now):
+        raise NotImplementedError
+
+
+class RacingLedger(RaceAtSecondRead):
+    """Rollout 1 is finished by someone else and rollout 2 is started right after the read."""
+
+    def race(self, service, got, now):
+        super().record(service, owner=None, now=now, rollout=got.rollout_id,
+                       transition=Transition(at=now, kind="rollback", actor="hook", comment="run cancelled"),
+                       phase=RolloutPhase.ROLLED_BACK, weights=Weights(stable=100, canary=0))
+        second = RolloutRecord(service=service, rollout_id=new_rollout_id(now + 1, after=got.rollout_id),
+                               image=SPEC2.image, spec_json=SPEC2.model_dump_json(),
+                               phase=RolloutPhase.PROGRESSING, stage_index=0, weights=Weights.canary_at(5),
+                               previous_task_definition=STABLE_TD, stable_desired=4)
+        super().create(second, owner="process/ci", now=now, lease_seconds=0)
+        self.env.router.weights = Weights.canary_at(5)
 
 
 def setup(monkeypatch, phase, ledger=RacingLedger):
@@ -88,27 +97,18 @@ def test_abort_of_an_unfinished_rollback_does_not_roll_back_the_next_rollout(mon
     assert code == 1 and "no longer the newest" in capsys.readouterr().err
 
 
-class JudgeRollsBackFirst(FakeLedger):
+class JudgeRollsBackFirst(RaceAtSecondRead):
     """Right after the abort reads the rollout (still progressing), the judge's own rollback of it
     runs to the end: traffic back, people paged, ROLLED_BACK recorded."""
 
-    def __init__(self, env):
-        super().__init__()
-        self.env, self.gets = env, 0
-
-    def get(self, service):
-        got = super().get(service)
-        self.gets += 1
-        if self.gets == 2:
-            now = time.time()
-            begin_rollback(self, service, actor="judge", reason="5xx: canary 5.0% vs stable 0.1%", now=now,
-                           rollout=got.rollout_id)
-            self.env.router.set_weights(Weights(stable=100, canary=0))
-            self.env.notifier.notify("Rollback: webordinary-edit-service", "rolled back by the judge")
-            super().record(service, owner=None, now=now + 1, rollout=got.rollout_id,
-                           transition=Transition(at=now + 1, kind="rollback", actor="judge", comment="5xx"),
-                           phase=RolloutPhase.ROLLED_BACK, weights=Weights(stable=100, canary=0))
-        return got
+    def race(self, service, got, now):
+        begin_rollback(self, service, actor="judge", reason="5xx: canary 5.0% vs stable 0.1%", now=now,
+                       rollout=got.rollout_id)
+        self.env.router.set_weights(Weights(stable=100, canary=0))
+        self.env.notifier.notify("Rollback: webordinary-edit-service", "rolled back by the judge")
+        super().record(service, owner=None, now=now + 1, rollout=got.rollout_id,
+                       transition=Transition(at=now + 1, kind="rollback", actor="judge", comment="5xx"),
+                       phase=RolloutPhase.ROLLED_BACK, weights=Weights(stable=100, canary=0))
 
 
 def test_abort_racing_the_judges_finished_rollback_neither_reopens_it_nor_pages_again(monkeypatch, capsys):

@@ -26,6 +26,17 @@ def recording(*answers):
 
 
 @flow
+def paused_once():
+    """One approval pause of ten minutes whose timeout holds; returns the answer it took."""
+    import flows.approvals
+    from rollway.decide import Pause
+    from rollway.spec import Approvals
+
+    approver = flows.approvals.prefect_approver(Approvals(timeout_seconds=600, on_timeout="hold"), poll_interval=1)
+    return approver(Pause(reason="approval needed before 100%", cause="approval", stage_index=1), "summary")
+
+
+@flow
 def run(env, spec, approver):
     return run_progressive(env, spec, approver, owner="run-1", actor="alice", phased=False)
 
@@ -78,8 +89,6 @@ def test_an_answer_the_server_took_after_the_last_poll_wins_over_the_timeout(mon
     from prefect.flow_runs import resume_flow_run
 
     import flows.approvals
-    from rollway.decide import Pause
-    from rollway.spec import Approvals
 
     def last_poll_then_the_answer_lands(client, run_id, paused, deadline, poll_interval):
         for _ in range(50):
@@ -92,11 +101,6 @@ def test_an_answer_the_server_took_after_the_last_poll_wins_over_the_timeout(mon
         return False  # the last poll saw Paused and the deadline gone
 
     monkeypatch.setattr(flows.approvals, "_wait_for_resume", last_poll_then_the_answer_lands)
-
-    @flow
-    def paused_once():
-        approver = flows.approvals.prefect_approver(Approvals(timeout_seconds=600, on_timeout="hold"), poll_interval=1)
-        return approver(Pause(reason="approval needed before 100%", cause="approval", stage_index=1), "summary")
 
     answer = paused_once()
     assert (answer.action, answer.approver, answer.timed_out) == ("reject", "erin", False), answer
@@ -111,8 +115,6 @@ def test_an_answer_the_server_took_just_before_the_run_left_its_pause_wins_over_
     from prefect.flow_runs import resume_flow_run
 
     import flows.approvals
-    from rollway.decide import Pause
-    from rollway.spec import Approvals
 
     real_propose = flows.approvals.propose_state_sync
     landed = []
@@ -132,11 +134,6 @@ def test_an_answer_the_server_took_just_before_the_run_left_its_pause_wins_over_
 
     monkeypatch.setattr(flows.approvals, "propose_state_sync", the_answer_lands_first)
     monkeypatch.setattr(flows.approvals, "_wait_for_resume", deadline_passed_while_paused)
-
-    @flow
-    def paused_once():
-        approver = flows.approvals.prefect_approver(Approvals(timeout_seconds=600, on_timeout="hold"), poll_interval=1)
-        return approver(Pause(reason="approval needed before 100%", cause="approval", stage_index=1), "summary")
 
     answer = paused_once()
     assert landed, "the race was not staged"

@@ -38,6 +38,20 @@ def spec(*flags: str) -> RolloutSpec:
     )
 
 
+
+def flags_refused_at(env, percentage, meanwhile) -> None:
+    """The flag store refuses the write that moves a flag to ``percentage``, after ``meanwhile()``
+    ran (something else acting while the shift was under way)."""
+    put = env.flags.put
+
+    def refused(state, **kwargs):
+        if state.percentage == percentage:
+            meanwhile()
+            raise RuntimeError("AccessDenied: dynamodb:PutItem on the flags table")
+        return put(state, **kwargs)
+
+    env.flags.put = refused
+
 def test_bound_flags_follow_the_weights():
     env = fake_environment()
     env.ledger = FakeLedger()
@@ -115,15 +129,10 @@ def test_a_shift_is_not_undone_over_someone_elses_change():
     env.ledger = FakeLedger()
     env.flags = FakeFlagStore([FlagState(feature="use_sqs_architecture")])
 
-    put = env.flags.put
+    def rolled_back_meanwhile():  # at the second shift (5% -> 100%)
+        env.router.weights = Weights(stable=100, canary=0)  # on-call's rollback lands first
 
-    def rolled_back_meanwhile(state, **kwargs):
-        if state.percentage == 100:  # the second shift (5% -> 100%)
-            env.router.weights = Weights(stable=100, canary=0)  # on-call's rollback lands first
-            raise RuntimeError("AccessDenied: dynamodb:PutItem on the flags table")
-        return put(state, **kwargs)
-
-    env.flags.put = rolled_back_meanwhile
+    flags_refused_at(env, 100, rolled_back_meanwhile)
     with pytest.raises(RuntimeError, match="AccessDenied"):
         rollout(env, spec("use_sqs_architecture"))
     assert env.router.weights == Weights(stable=100, canary=0), "the undo put 5% back on the canary"
@@ -252,16 +261,11 @@ def test_a_shift_whose_flags_fail_is_not_undone_over_a_finished_abort():
     """The flags cannot follow the shift to 25 %; meanwhile an abort finished, and the undo's read
     still shows the run's own 75/25: it used to write 95/5 over the abort's 100/0."""
     env = flagged_env()
-    put = env.flags.put
+    def aborted_meanwhile():
+        abort_finishes(env)
+        env.router._stale, env.router.lag = Weights.canary_at(25), 1  # the abort's write not visible yet
 
-    def aborted_meanwhile(state, **kwargs):
-        if state.percentage == 25:
-            abort_finishes(env)
-            env.router._stale, env.router.lag = Weights.canary_at(25), 1  # the abort's write not visible yet
-            raise RuntimeError("AccessDenied: dynamodb:PutItem on the flags table")
-        return put(state, **kwargs)
-
-    env.flags.put = aborted_meanwhile
+    flags_refused_at(env, 25, aborted_meanwhile)
     with pytest.raises(RuntimeError, match="AccessDenied"):
         rollout(env, three_stages("use_sqs_architecture"))
     assert env.router.weights == Weights(stable=100, canary=0), "the undo put the canary back at 5%"
