@@ -74,10 +74,12 @@ def assess(
 
     A version whose counts contradicted each other in a period has no data there
     (``Interval.inconsistent``): while the period may still be filling in, that is what it is.
-    Once settled it is INCONCLUSIVE (a person decides, now), unless the rest already rolls
-    back: a stage never passes over a period whose figures are wrong. Not an ERROR, which
-    holds the stage to read again: settled figures do not change on a second read, so that
-    hold would only end in a pause that looks like CloudWatch being unreachable.
+    Once settled, the stage can no longer pass on its own, unless the rest rolls back: it goes
+    on (RUNNING, judged every tick, so a rollback still acts) to the end of its bake and is then
+    INCONCLUSIVE, a person decides. Pausing at once would let an approval meant for "ignore that
+    minute" accept the whole stage before its minimum bake. Not an ERROR, which holds the stage
+    to read again: settled figures do not change on a second read, so that hold would only end
+    in a pause that looks like CloudWatch being unreachable.
     """
     from rollway.judge.guardrails import check
 
@@ -93,10 +95,12 @@ def assess(
              for v in i.inconsistent]
     if wrong and verdict.phase is not Phase.FAILED:
         periods = ", ".join(f"the {v}'s interval ending {t:.0f}" for t, v in wrong)
-        return Verdict(phase=Phase.INCONCLUSIVE, alerts=verdict.alerts, metric="inconsistent",
+        then = ("approve accepts it, reject rolls back" if stage_over
+                else "it goes on to the end of its bake, still judged, and then a person decides")
+        return Verdict(phase=Phase.INCONCLUSIVE if stage_over else Phase.RUNNING, alerts=verdict.alerts,
+                       metric="inconsistent",
                        reason=f"metrics inconsistent: more 5xx than requests in {periods}, settled by now; reading "
-                              "again will not change them, so the stage cannot pass on its own (approve accepts it, "
-                              "reject rolls back)")
+                              f"again will not change them, so the stage cannot pass on its own ({then})")
     return verdict
 
 

@@ -35,9 +35,11 @@ def on_the_harness(prefect_harness: str) -> Iterator[None]:
     """Every flow test talks to the harness, whatever a session fixture set since.
 
     tests/integration's ``prefect_server`` points PREFECT_API_URL at its `prefect server start`
-    for the rest of the session; a flow test that ran after it in the same pytest worker shared
-    that server, its concurrency limits and the served runner's runs (whose `canary` run held the
-    canary service's slot and refused the test's run).
+    for the rest of the session, so a flow test run after it in the same pytest worker talked to
+    two servers: its own calls went to that one, while Prefect's slot-acquisition service (one
+    per process and limit, its client bound when first used) kept the harness. The canary flow
+    created its concurrency limit on one and took the slot on the other ("must be created
+    before acquiring slots", or a slot never released: "423 Locked" for the next run).
     """
     with temporary_settings(updates={PREFECT_API_URL: prefect_harness}):
         yield
