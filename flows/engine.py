@@ -275,7 +275,7 @@ def run_stages(
             settled_until = now - spec.analysis.metrics_delay_seconds
             # Load-balancer 5xx and no request count at all: only the canary's targets say
             # whether they are its (none: it refuses its traffic, and rolls back).
-            healthy = (traffic.healthy_targets(env.router, "canary")
+            healthy = (traffic.healthy_targets_or_unknown(env.router, "canary")
                        if unattributed(observation, monitoring=False) else None)
             verdict = assess(judge, spec.guardrails, observation, stage_over=stage_over(spec, state, now),
                              history=history, settled_until=settled_until, healthy_targets=healthy)

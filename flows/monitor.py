@@ -183,7 +183,8 @@ def _watch(
                 checks += 1
                 log.warning("monitoring check saw no request count for %s: no data", t.canary_service)
             # 5xx with no request count: only the version's targets say whether they are its.
-            healthy = traffic.healthy_targets(env.router, "canary") if unattributed(seen, monitoring=True) else None
+            healthy = (traffic.healthy_targets_or_unknown(env.router, "canary")
+                       if unattributed(seen, monitoring=True) else None)
             verdict = check(spec.guardrails, seen, monitoring=True, healthy_targets=healthy)
             for message in alerted.new(verdict):
                 metrics.alert(env.notifier, f"Alert: {t.canary_service}", f"While monitoring {spec.image}: {message}")

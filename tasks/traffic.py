@@ -46,3 +46,21 @@ def verify_weights(router: TrafficRouter, expected: Weights, timeout_seconds: fl
 @task(name="healthy-targets", retries=2, retry_delay_seconds=1, cache_policy=NONE)
 def healthy_targets(router: TrafficRouter, version: str) -> int:
     return router.healthy_targets(version)
+
+
+def healthy_targets_or_unknown(router: TrafficRouter, version: str) -> int | None:
+    """``healthy_targets``, or None (logged) when they cannot be read after its retries.
+
+    For reads that only tell whose some load-balancer 5xx are (``guardrails.check_totals``):
+    None is "unknown", on which a stage never passes and nothing is rolled back. Failing the
+    run instead would have its hook roll back a canary, or a promoted release, over a read
+    made only to attribute a few stray 5xx.
+    """
+    from prefect import get_run_logger
+
+    try:
+        return healthy_targets(router, version)
+    except Exception as err:  # noqa: BLE001 - any failure to read leaves them unknown, said in the log
+        get_run_logger().error("could not read the %s's healthy targets (%s): whose the load balancer's 5xx "
+                               "are stays unknown this tick", version, err)
+        return None

@@ -3,6 +3,7 @@ rollback, no silent pass; the guarded version's targets say whose they are."""
 
 from __future__ import annotations
 
+from botocore.exceptions import ClientError
 from prefect import flow
 
 from flows.monitor import run_monitor
@@ -88,3 +89,41 @@ def test_a_stage_at_night_is_neither_rolled_back_nor_passed_on_stray_5xx():
     alerts = [body for subject, body in env.notifier.messages if subject.startswith("Alert")]
     assert len(alerts) == 1 and "neither version has a request count" in alerts[0], alerts
     assert "its 2 healthy target(s)" in alerts[0]  # the run asked the load balancer
+
+
+def throttled(*_args, **_kwargs):
+    raise ClientError({"Error": {"Code": "Throttling", "Message": "Rate exceeded"}}, "DescribeTargetHealth")
+
+
+def test_a_throttled_target_health_read_at_night_leaves_the_stage_to_a_person():
+    """The read made only to attribute stray 5xx failed after its retries: the exception escaped
+    the stage loop, the run failed and its hook rolled the canary back."""
+    env = env_with_ledger()
+    start = env.clock.now()
+    env.metrics = Strays(env.router, lambda t: t - start > 120)
+    real = env.router.healthy_targets
+
+    def healthy(version):
+        if version == "canary" and env.router.weights.canary > 0:  # the waits before a shift still read them
+            throttled()
+        return real(version)
+
+    env.router.healthy_targets = healthy
+    spec = RolloutSpec(image=IMAGE, stages=[Stage(weight=w, bake_seconds=600) for w in (5, 100)], monitor_seconds=0)
+    pauses = []
+
+    def person(pause, summary):
+        pauses.append(pause.cause)
+        return ApprovalAnswer(action="reject", approver="bob", comment="nothing to judge on")
+
+    result = progressive_on(env, spec, person)
+    assert pauses == ["inconclusive"], pauses
+    assert result.outcome == "rolled_back" and result.reason.startswith("rejected by bob"), result.reason
+
+
+def test_a_throttled_target_health_read_while_monitoring_keeps_the_release():
+    env = night(healthy_canary=2, pick=lambda since: 600 < since <= 660)
+    env.router.healthy_targets = throttled
+    result = monitor_on(env, 1800)
+    assert result.outcome == "passed", result
+    assert env.router.weights == Weights(stable=0, canary=100)
