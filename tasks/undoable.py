@@ -70,10 +70,16 @@ def _rolled_back(ledger: Ledger | None, service: str | None, rollout: str | None
     """Why the traffic must not go back on the canary: the ledger records the rollout as being or
     having been rolled back (that rollback moves the traffic to stable; a read-back may not show it
     yet). None when it does not, or there is no ledger, or its newest rollout is another one (the
-    canary flow's runs keep none)."""
+    canary flow's runs keep none), or it cannot be read: the undo then does what it did before it
+    asked, since a DynamoDB outage that failed the flags' write usually fails this read too, and
+    leaving the shift in place would leave the traffic and the flags apart."""
     if ledger is None:
         return None
-    record = _patiently("reading the rollout", lambda: ledger.get(service))
+    try:
+        record = _patiently("reading the rollout", lambda: ledger.get(service))
+    except Exception as err:  # noqa: BLE001 - unreadable is "not known to be rolled back", said in the log
+        log.warning("the ledger could not be read before the undo (%s): undoing as if no rollback had begun", err)
+        return None
     if record is None or record.rollout_id != rollout:
         return None
     try:

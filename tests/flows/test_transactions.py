@@ -270,3 +270,35 @@ def test_a_shift_whose_flags_fail_is_not_undone_over_a_finished_abort():
         rollout(env, three_stages("use_sqs_architecture"))
     assert env.router.weights == Weights(stable=100, canary=0), "the undo put the canary back at 5%"
     assert env.router.calls.count("set_weights 95/5") == 1
+
+
+@pytest.mark.parametrize("run", [rollout, canary_rollout], ids=["progressive", "canary"])
+def test_a_shift_is_undone_when_dynamodb_refuses_the_flags_and_the_ledger_alike(run, monkeypatch):
+    """One DynamoDB outage fails the flag write and the undo's ledger read: the undo raised on
+    the read and never wrote the previous weights, leaving the canary at 5 % with its flags unmoved."""
+    from botocore.exceptions import ClientError
+
+    import tasks.undoable
+
+    monkeypatch.setattr(tasks.undoable.time, "sleep", lambda seconds: None)
+    env = flagged_env()
+    outage = {"on": False}
+    real_get = env.ledger.get
+
+    def throttled(operation):
+        return ClientError({"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "Rate exceeded"}},
+                           operation)
+
+    def get(service):
+        if outage["on"]:
+            raise throttled("Query")
+        return real_get(service)
+
+    def put(*args, **kwargs):
+        outage["on"] = True
+        raise throttled("PutItem")
+
+    env.ledger.get, env.flags.put = get, put
+    with pytest.raises(ClientError):
+        run(env, spec("use_sqs_architecture"))
+    assert env.router.weights == Weights(stable=100, canary=0), env.router.weights
