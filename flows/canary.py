@@ -185,8 +185,11 @@ CANARY_SLOT_LEASE_SECONDS = 300.0
 
 
 def canary_slot_name(targets: Targets) -> str:
-    """The global concurrency limit a `canary` run of ``targets``' canary service holds."""
-    return f"rollway-canary-{targets.cluster}-{targets.canary_service}"
+    """The global concurrency limit a `canary` run of ``targets``' canary service holds.
+
+    Colons, which ECS names never hold, keep cluster ``prod`` + service ``eu-web`` apart from
+    cluster ``prod-eu`` + service ``web``."""
+    return f"rollway-canary:{targets.cluster}:{targets.canary_service}"
 
 
 @contextmanager
@@ -200,11 +203,12 @@ def one_canary_run(targets: Targets) -> Iterator[None]:
     with ExitStack() as held:
         try:
             _create_slot(name)
-            # A lease renewal that fails once (the API busy for a moment) must not end a rollout
-            # midway: its hooks would roll it back. The lease outlives a short outage.
-            held.enter_context(concurrency(name, occupy=1, max_retries=0, strict=True,
-                                           lease_duration=CANARY_SLOT_LEASE_SECONDS,
-                                           raise_on_lease_renewal_failure=False))
+            # A lease renewal that fails (the API busy for a moment) must not end a rollout
+            # midway: its hooks would roll it back.
+            slot = concurrency(name, occupy=1, max_retries=0, strict=True, lease_duration=CANARY_SLOT_LEASE_SECONDS,
+                               raise_on_lease_renewal_failure=False)
+            slot.__enter__()
+            held.callback(_release, slot, name)
         except Exception as err:
             cause = err.__cause__
             if isinstance(cause, httpx.HTTPStatusError) and cause.response.status_code == 423:
@@ -216,6 +220,19 @@ def one_canary_run(targets: Targets) -> Iterator[None]:
             raise RolloutRefused(f"refused before any write: could not take the Prefect concurrency limit {name!r} "
                                  f"that keeps one canary run per service: {err}") from err
         yield
+
+
+def _release(slot, name: str) -> None:
+    """Give the slot back; a release the API refuses is logged, never raised.
+
+    Raised, it would replace the run's own outcome: a promoted run would fail, and its hooks
+    roll the promotion back. The slot frees itself when its lease runs out.
+    """
+    try:
+        slot.__exit__(None, None, None)
+    except Exception as err:  # noqa: BLE001 - whatever failed, the lease ends it
+        get_run_logger().error("could not release the Prefect concurrency limit %r (%s): it frees itself within "
+                               "%g minutes, when its lease runs out", name, err, CANARY_SLOT_LEASE_SECONDS / 60)
 
 
 def _create_slot(name: str) -> None:

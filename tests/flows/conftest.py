@@ -59,6 +59,6 @@ def no_canary_slot_held(on_the_harness: None) -> Iterator[None]:
 
     with get_client(sync_client=True) as client:
         for limit in client.read_global_concurrency_limits(limit=200):
-            if limit.name.startswith("rollway-canary-"):
+            if limit.name.startswith("rollway-canary:"):
                 client.delete_global_concurrency_limit_by_name(limit.name)
     yield

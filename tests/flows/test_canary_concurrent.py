@@ -74,3 +74,27 @@ def test_a_canary_run_that_failed_frees_the_service_for_the_next_one():
         canary_on(env, spec(IMAGE))
     env.deployer = real
     assert canary_on(env, spec(OTHER)).outcome == "promoted"
+
+
+def test_a_slot_release_the_api_refuses_does_not_fail_a_promoted_run(monkeypatch):
+    """The Prefect API was unreachable at the moment the run gave its slot back: the error
+    replaced the promotion's result, the run failed, and its hook rolled the promotion back."""
+    import httpx
+    import prefect.concurrency._sync
+
+    def unreachable(lease_id):
+        raise httpx.ConnectError("Prefect API unreachable for a moment")
+
+    monkeypatch.setattr(prefect.concurrency._sync, "release_concurrency_slots_with_lease", unreachable)
+    env = fake_environment()
+    assert canary_on(env, spec(IMAGE)).outcome == "promoted"
+    assert env.router.weights == Weights(stable=0, canary=100)
+
+
+def test_two_canary_services_never_share_a_slot():
+    from flows.canary import canary_slot_name
+    from rollway.targets import Targets
+
+    one = Targets(cluster="prod", canary_service="eu-web-canary")
+    other = Targets(cluster="prod-eu", canary_service="web-canary")
+    assert canary_slot_name(one) != canary_slot_name(other)
