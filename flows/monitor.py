@@ -30,7 +30,7 @@ from rollway.aws.ledger import write_or_why
 from rollway.clock import ClockSettings
 from rollway.environment import Environment
 from rollway.judge.guardrails import check, unattributed
-from rollway.ledger import RolloutRecord, Transition
+from rollway.ledger import RolloutClosed, RolloutRecord, Transition, begin_rollback
 from rollway.model import Observation, Weights
 from rollway.phases import Phase, RolloutPhase
 from rollway.report import RollbackResult, RolloutResult
@@ -192,17 +192,23 @@ def _watch(
                 reason = f"monitoring after promotion: {verdict.reason}"
                 log.warning(reason)
                 # The ledger never stops the rollback: a write DynamoDB refuses fails the run after it.
-                result = act_recorded(
-                    env, lambda ledger_failure: execute_rollback(
-                        env, reason, actor=actor, previous_task_definition=previous_task_definition,
-                        stable_desired=stable_desired, bindings=spec.flags, ledger_failure=ledger_failure,
-                    ),
-                    begin=lambda: _record(env, lease.rollout, "rollback-start", reason,
-                                          phase=RolloutPhase.ROLLING_BACK),
-                    finish=lambda _: _record(env, lease.rollout, "rollback", reason, phase=RolloutPhase.ROLLED_BACK,
-                                             weights=Weights(stable=100, canary=0)),
-                    phase=RolloutPhase.PROMOTED,
-                )
+                try:
+                    result = act_recorded(
+                        env, lambda ledger_failure: execute_rollback(
+                            env, reason, actor=actor, previous_task_definition=previous_task_definition,
+                            stable_desired=stable_desired, bindings=spec.flags, ledger_failure=ledger_failure,
+                        ),
+                        begin=lambda: _begin_rollback(env, lease.rollout, reason),
+                        finish=lambda _: _record(env, lease.rollout, "rollback", reason,
+                                                 phase=RolloutPhase.ROLLED_BACK, weights=Weights(stable=100, canary=0)),
+                        phase=RolloutPhase.PROMOTED,
+                    )
+                except RolloutClosed as closed:
+                    # `rollway abort` finished its rollback since this check's lease renewal:
+                    # the release is rolled back already; acting again would only page twice.
+                    log.info("not rolling back: %s", closed)
+                    return MonitorResult(outcome="rolled_back", reason=str(closed), checks=checks,
+                                         alerts=alerted.messages())
                 return MonitorResult(outcome="rolled_back", reason=reason, checks=checks,
                                      alerts=alerted.messages(), rollback=result)
         else:
@@ -311,6 +317,15 @@ def _rollback_since(env: Environment) -> str | None:
     if live.stable > 0:
         return f"{live.stable}% of traffic went back to it"
     return None
+
+
+def _begin_rollback(env: Environment, rollout: str | None, reason: str) -> None:
+    """Record the monitor's rollback start on the watched rollout; refused (RolloutClosed) when
+    another rollback closed it since, by the same rule as every rollback's start."""
+    if env.ledger is None or rollout is None:
+        return
+    begin_rollback(env.ledger, env.targets.canary_service, actor="monitor", reason=reason, now=env.clock.now(),
+                   rollout=rollout)
 
 
 def _record(env: Environment, rollout: str | None, kind: str, comment: str, **changes) -> None:

@@ -384,7 +384,7 @@ def rollback_recorded(env: Environment, reason: str, *, actor: str, previous_tas
         RolloutClosed: another rollback closed the rollout between this one's read and the
             record of its start (nothing was changed, nobody paged).
     """
-    from rollway.ledger import begin_rollback, open_for_rollback
+    from rollway.ledger import RolloutClosed, begin_rollback, open_for_rollback
     from rollway.spec import RolloutSpec
 
     service = env.targets.canary_service
@@ -411,6 +411,7 @@ def rollback_recorded(env: Environment, reason: str, *, actor: str, previous_tas
             "back regardless, run the rollback flow by hand"
         )
     begin = finish = None
+    closed_since_read: list[bool] = []  # begin() found the window closed since the read
     # The rollout's own read-back wait, if longer: a load balancer it was given longer to settle
     # must not fail its rollback on the default 30 s after the traffic moved.
     verify_timeout = max(DEFAULT_VERIFY_SECONDS, recorded.verify_timeout_seconds) if active else DEFAULT_VERIFY_SECONDS
@@ -425,11 +426,23 @@ def rollback_recorded(env: Environment, reason: str, *, actor: str, previous_tas
             # is unfinished, and a resumed run or `rollway abort` finishes it.
             # Of the rollout read above: if another one started since, it is not this one to roll back.
             def begin():
-                begin_rollback(env.ledger, service, actor=actor, reason=reason, now=env.clock.now(),
-                               rollout=record.rollout_id)
+                try:
+                    begin_rollback(env.ledger, service, actor=actor, reason=reason, now=env.clock.now(),
+                                   rollout=record.rollout_id)
+                except RolloutClosed:
+                    if only_open or record.phase is not RolloutPhase.PROMOTED:
+                        raise
+                    # The window closed since the read (the monitor recorded its end): a rollback
+                    # run by hand rolls a promoted release back regardless, as it does one it
+                    # read closed, and like that one it is not recorded on the closed rollout.
+                    get_run_logger().warning("the monitoring window of rollout %s closed a moment ago; rolling "
+                                             "back the promoted release regardless (not recorded)", record.rollout_id)
+                    closed_since_read.append(True)
 
         def finish(result: RollbackResult):
-            record_rollback_end(env, rollout=record.rollout_id, actor=actor, reason=reason, weights=result.weights)
+            if not closed_since_read:
+                record_rollback_end(env, rollout=record.rollout_id, actor=actor, reason=reason,
+                                    weights=result.weights)
 
     def act(ledger_failure: str | None) -> RollbackResult:
         return execute_rollback(

@@ -12,7 +12,7 @@ import pytest
 import flows.monitor
 from flows.monitor import MonitorRefused, monitor, watched_rollout
 from rollway.fakes import FakeClock, FakeLedger, FakeMetrics, steady
-from rollway.ledger import RolloutRecord, RolloutSuperseded, Transition, new_rollout_id
+from rollway.ledger import RolloutRecord, RolloutSuperseded, Transition, begin_rollback, new_rollout_id
 from rollway.model import Weights
 from rollway.phases import RolloutPhase
 from rollway.spec import RolloutSpec, Stage
@@ -125,3 +125,56 @@ def test_what_the_monitor_flow_refuses_to_watch(image, phase, refusal):
         watched_rollout(record, SPEC, "svc")
     promoted = RolloutRecord(service="svc", rollout_id="r2", image=FIRST, spec_json="{}", phase=RolloutPhase.PROMOTED)
     assert watched_rollout(promoted, SPEC, "svc") is promoted
+
+
+def test_the_monitor_does_not_reopen_a_rollback_an_abort_just_finished(monkeypatch):
+    """`rollway abort` of the failing promoted release finished while the monitor's check read the
+    metrics: the monitor's own rollback start reopened the rolled-back rollout, moved the traffic
+    again and paged a second time."""
+    env, first = promoted_world(monkeypatch)
+    service = env.targets.canary_service
+    observe, done = env.metrics.observe, []
+
+    def abort_lands_meanwhile(start, end):
+        seen = observe(start, end)  # 2.0.0 failing 8 %: CloudWatch lags the abort
+        if not done and any(i.canary is not None for i in seen.intervals):
+            done.append(True)
+            now = env.clock.now()
+            begin_rollback(env.ledger, service, actor="erin", reason="aborted by erin", now=now,
+                           rollout=first.rollout_id)
+            env.router.set_weights(Weights(stable=100, canary=0))
+            env.ledger.record(service, owner=None, now=now, rollout=first.rollout_id, phase=RolloutPhase.ROLLED_BACK,
+                              weights=Weights(stable=100, canary=0),
+                              transition=Transition(at=now, kind="rollback", actor="erin"))
+        return seen
+
+    env.metrics.observe = abort_lands_meanwhile
+    result = run_monitor_flow()
+    assert result.outcome == "rolled_back" and "already rolled back by erin" in result.reason, result
+    kinds = [(t.kind, t.actor) for t in env.ledger.get(service).history]
+    assert kinds[-2:] == [("rollback-start", "erin"), ("rollback", "erin")], kinds
+    assert [s for s, _ in env.notifier.messages if s.startswith("Rollback")] == []
+
+
+def test_a_rollback_by_hand_still_acts_when_the_window_closes_between_its_read_and_its_start(monkeypatch):
+    """Read a moment later (window closed) the `rollback` flow by hand rolls the promoted release
+    back, as documented; read a moment earlier (window owed) it failed with RolloutClosed."""
+    import flows.rollback
+    from flows.rollback import rollback
+
+    env, first = promoted_world(monkeypatch)
+    monkeypatch.setattr(flows.rollback, "load_environment", lambda *a, **k: env)
+    service = env.targets.canary_service
+    real_record = env.ledger.record
+
+    def decommission_lands_first(*args, **kwargs):
+        transition = kwargs.get("transition")
+        if transition is not None and transition.kind == "rollback-start":
+            now = env.clock.now()
+            real_record(service, owner=None, now=now, rollout=first.rollout_id,
+                        transition=Transition(at=now, kind="decommission", actor="monitor"))
+        return real_record(*args, **kwargs)
+
+    env.ledger.record = decommission_lands_first
+    rollback(reason="2.0.0 corrupts sessions", actor="erin")
+    assert env.router.weights == Weights(stable=100, canary=0), env.router.weights
