@@ -27,7 +27,8 @@ entries an earlier release wrote (no ``writer``) are still read by them.
 
 A stage that finds a flag already at its settings claims it (one write that changes no setting)
 unless this rollout wrote the flag last, so a person's change after it is known to be made under
-this rollout even when the rollout never had to move the flag.
+this rollout even when the rollout never had to move the flag. It does not claim a person's
+change it is under (one that holds for it): that claim would end the hold for the other rollouts.
 """
 
 from __future__ import annotations
@@ -313,9 +314,14 @@ def _follow(store: FlagStore, change: FlagChange, rollout: str, weight: int, *, 
             return _set_flag(store, change, actor=actor, now=now, writer="rollout", rollout=rollout)  # created
         trail = store.audit(change.feature)
         try:
-            if current.settings() == (change.enabled, change.percentage, current.salt):
-                return _claimed(store, current, trail, change, rollout, actor=actor, now=now)
             held = _changed_since_rollout(trail, current, rollout, weight)
+            if current.settings() == (change.enabled, change.percentage, current.salt):
+                if held is not None:
+                    # A person's change this rollout is under, which the stage happens to match:
+                    # no claim, which would read as the newest rollout write and end the hold for
+                    # the other rollouts riding the flag (their next stage would undo the person).
+                    return FlagUpdate(feature=change.feature, before=current, after=current, reason=change.reason)
+                return _claimed(store, current, trail, change, rollout, actor=actor, now=now)
             if held is not None:
                 return _left_alone(current, *held, change, rollout)
             return _set_flag(store, change, actor=actor, now=now, expected_version=current.version,

@@ -129,3 +129,21 @@ def test_the_audit_trail_records_which_rollout_or_rollback_wrote_each_change():
         ("judge", "rollback", None), ("dana", "person", None), ("oncall", "person", None),
         ("alice", "rollout", "r1"), ("seed", "person", None),
     ]
+
+
+def test_a_stage_matching_a_persons_dial_down_does_not_end_the_other_services_hold():
+    """On-call dialled edit's 50 % back to 25 %; billing's 25 % stage found the flag there and
+    claimed it, which read as the newest rollout write: edit's next stage then set 75 %."""
+    store = seeded()
+    apply_bindings(store, BOUND, 5, actor="bob", now=2.0, rollout="billing-r7")
+    for at, weight in enumerate((5, 25, 50), start=3):
+        apply_bindings(store, BOUND, weight, actor="alice", now=float(at), rollout="edit-r1")
+    set_flag(store, FlagChange(feature=SQS, enabled=True, percentage=25, reason="errors at 50%"), actor="oncall",
+             now=6.0)
+
+    apply_bindings(store, BOUND, 25, actor="bob", now=7.0, rollout="billing-r7")
+    updates = apply_bindings(store, BOUND, 75, actor="alice", now=8.0, rollout="edit-r1")
+
+    assert settings(store) == (True, 25.0)
+    assert updates and updates[0].kept
+    assert apply_bindings(store, BOUND, 50, actor="bob", now=9.0, rollout="billing-r7")[0].kept
