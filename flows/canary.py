@@ -277,10 +277,11 @@ def _run_canary(env: Environment, spec: RolloutSpec, approver: Approver, *, acto
                                         canary.task_definition)
     log.info("canary service %s now on %s", t.canary_service, revision)
 
-    rollback = judge_rollback(env, spec, previous_task_definition=canary.task_definition, stable_desired=stable.desired)
-
-    # The canary flow keeps no ledger: its run is the rollout, and this id marks its flag writes.
+    # The canary flow keeps no ledger: its run is the rollout, and this id marks its flag writes
+    # (its rollback's too).
     rollout = f"canary-{new_rollout_id(env.clock.now())}"
+    rollback = judge_rollback(env, spec, previous_task_definition=canary.task_definition, stable_desired=stable.desired,
+                              rollout=rollout)
     result = run_stages(
         env, spec, state=StageState(), stable_desired=stable.desired, approver=approver, rollback=rollback,
         rollout=rollout,

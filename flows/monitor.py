@@ -197,6 +197,7 @@ def _watch(
                         env, lambda ledger_failure: execute_rollback(
                             env, reason, actor=actor, previous_task_definition=previous_task_definition,
                             stable_desired=stable_desired, bindings=spec.flags, ledger_failure=ledger_failure,
+                            rollout=lease.rollout,
                         ),
                         begin=lambda: _begin_rollback(env, lease.rollout, reason),
                         finish=lambda _: _record(env, lease.rollout, "rollback", reason,

@@ -349,7 +349,7 @@ def run_progressive(
     )
 
     rollback = judge_rollback(env, spec, previous_task_definition=record.previous_task_definition,
-                              stable_desired=record.stable_desired)
+                              stable_desired=record.stable_desired, rollout=record.rollout_id)
 
     journal = LedgerJournal(env, spec, owner=owner, lease_seconds=lease_seconds, actor=actor,
                             rollout_id=record.rollout_id)

@@ -101,6 +101,7 @@ def execute_rollback(
     stable_timeout_seconds: float = 600.0,
     quiet_if_unchanged: bool = False,
     ledger_failure: str | None = None,
+    rollout: str | None = None,
 ) -> RollbackResult:
     """Move all traffic back to the stable version, then retire the canary.
 
@@ -113,6 +114,8 @@ def execute_rollback(
         stable_desired: tasks the stable service needs to carry all traffic; by default the
             larger of the two services' desired counts, so capacity never shrinks.
         bindings: feature flags bound to the rollout, disabled here.
+        rollout: the id of the rollout rolled back, when known: the flags' audit entries name it,
+            so its rollback ends a person's hold on a flag for it alone (see rollway.flag_binding).
         quiet_if_unchanged: send no notification when the rollback found nothing to change
             (a rollout already rolled back, asked again by a hook or a second flow run): people
             were told the first time, and a second page is noise. Costs one DescribeRules.
@@ -183,7 +186,8 @@ def execute_rollback(
         from rollway.flag_binding import FlagsNotDisabled, disable_bindings
 
         try:
-            changes = disable_bindings(env.flags, list(bindings), actor=actor, reason=reason, now=env.clock.now())
+            changes = disable_bindings(env.flags, list(bindings), actor=actor, reason=reason, now=env.clock.now(),
+                                       rollout=rollout)
         except FlagsNotDisabled as failed:
             # Traffic is already back: tell people now, then fail so the rollback stays open
             # in the ledger and running it again finishes the flags.
@@ -245,10 +249,10 @@ def execute_rollback(
 
 
 def judge_rollback(env: Environment, spec, *, previous_task_definition: str | None,
-                   stable_desired: int | None) -> Callable[[str], RollbackResult]:
+                   stable_desired: int | None, rollout: str | None = None) -> Callable[[str], RollbackResult]:
     """The rollback a rollout's stage loop performs when the judge or a person says so."""
     return functools.partial(
-        execute_rollback, env, actor="judge", previous_task_definition=previous_task_definition,
+        execute_rollback, env, actor="judge", previous_task_definition=previous_task_definition, rollout=rollout,
         stable_desired=stable_desired, bindings=spec.flags, verify_timeout_seconds=spec.verify_timeout_seconds,
         healthy_timeout_seconds=max(DEFAULT_HEALTHY_SECONDS, spec.healthy_timeout_seconds),
     )
@@ -450,6 +454,7 @@ def rollback_recorded(env: Environment, reason: str, *, actor: str, previous_tas
             stable_desired=stable_desired, bindings=bindings or (), ledger_failure=ledger_failure,
             verify_timeout_seconds=verify_timeout, healthy_timeout_seconds=healthy_timeout,
             quiet_if_unchanged=record is not None and record.phase is RolloutPhase.ROLLED_BACK,
+            rollout=record.rollout_id if record is not None else None,
         )
 
     return act_recorded(env, act, begin=begin, finish=finish, failure=unread,

@@ -402,6 +402,8 @@ def _changed_since_rollout(
         if writer == "person":
             person = person or entry
             continue
+        if _others_rollback(entry, rollout):
+            continue
         if writer == "rollback" or person is None:
             return None  # a rollback ended every hold, or a rollout wrote last: this one may set it
         if current.settings() == (entry.enabled, entry.percentage, entry.salt):
@@ -412,10 +414,19 @@ def _changed_since_rollout(
     return None
 
 
+def _others_rollback(entry: FlagAuditEntry, rollout: str) -> bool:
+    """Whether ``entry`` is the rollback of another, named rollout: it ends that rollout's hold, not
+    this one's (two services bound to one flag: a person's 0 % stays off for the one still going).
+    A rollback that names no rollout (an earlier release's, the `rollback` flow's blind one)
+    ends every hold, as before."""
+    writer, by = _writer(entry)
+    return writer == "rollback" and by is not None and by != rollout
+
+
 def _wrote_before(older: Sequence[FlagAuditEntry], rollout: str, weight: int) -> bool:
     """Whether ``rollout`` wrote one of ``older`` (newest first) since the last rollback."""
     for entry in older:
-        if _writer(entry)[0] == "rollback":
+        if _writer(entry)[0] == "rollback" and not _others_rollback(entry, rollout):
             return False
         if _mine(entry, rollout, weight):
             return True
@@ -475,9 +486,10 @@ def check_bindings(store: FlagStore, bindings: Sequence[FlagBinding]) -> None:
 
 
 def disable_bindings(
-    store: FlagStore, bindings: Sequence[FlagBinding], *, actor: str, reason: str, now: float
+    store: FlagStore, bindings: Sequence[FlagBinding], *, actor: str, reason: str, now: float,
+    rollout: str | None = None,
 ) -> list[FlagUpdate]:
-    """Disable every bound flag (rollback). Their percentages are kept, for the record.
+    """Disable every bound flag (rollback of ``rollout``, when known). Their percentages are kept.
 
     Always written, whoever changed a flag last, and a malformed item is repaired to off. The
     audit reason carries the rollback's mark (``rollway rollback: <reason>``), which tells
@@ -497,7 +509,7 @@ def disable_bindings(
     for binding in bindings:
         try:
             update = _set_flag(store, FlagChange(feature=binding.feature, enabled=False, reason=change_reason),
-                               actor=actor, now=now, writer="rollback")
+                               actor=actor, now=now, writer="rollback", rollout=rollout)
         except UnknownFlag:
             log.warning("bound feature flag %r does not exist; nothing to disable", binding.feature)
             continue

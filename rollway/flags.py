@@ -358,7 +358,8 @@ def prepare_write(
         now: epoch seconds.
         reason: why, for the audit trail.
         writer: which code writes (``person`` unless rollway's binding functions write).
-        rollout: the rollout's id, exactly when ``writer`` is ``rollout``.
+        rollout: the rollout's id: always for ``rollout``, never for ``person``; for ``rollback``,
+            the rollout it rolls back when known.
 
     Raises:
         FlagConflict: the stored version is not ``expected_version``.
@@ -367,8 +368,9 @@ def prepare_write(
     """
     validate_actor(actor)
     validate_reason(reason)
-    if (writer == "rollout") != bool(rollout):
-        raise InvalidFlagInput(f"a {writer}'s write gives {'no' if writer != 'rollout' else 'its'} rollout id, "
+    # A rollout's write names it; a rollback's may name the rollout it rolls back; a person's never.
+    if (writer == "rollout" and not rollout) or (writer == "person" and rollout):
+        raise InvalidFlagInput(f"a {writer}'s write gives {'its' if writer == 'rollout' else 'no'} rollout id, "
                                f"got {rollout!r}")
     found = current.version if current is not None else 0
     if found != expected_version:

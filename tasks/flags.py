@@ -63,6 +63,7 @@ def check_bindings(store: FlagStore, bindings: Sequence[FlagBinding]) -> None:
 
 @task(name="disable-flag-bindings", **_RETRY)
 def disable_bindings(
-    store: FlagStore, bindings: Sequence[FlagBinding], *, actor: str, reason: str, now: float
+    store: FlagStore, bindings: Sequence[FlagBinding], *, actor: str, reason: str, now: float,
+    rollout: str | None = None,
 ) -> list[FlagUpdate]:
-    return flag_binding.disable_bindings(store, bindings, actor=actor, reason=reason, now=now)
+    return flag_binding.disable_bindings(store, bindings, actor=actor, reason=reason, now=now, rollout=rollout)

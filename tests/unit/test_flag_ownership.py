@@ -147,3 +147,22 @@ def test_a_stage_matching_a_persons_dial_down_does_not_end_the_other_services_ho
     assert settings(store) == (True, 25.0)
     assert updates and updates[0].kept
     assert apply_bindings(store, BOUND, 50, actor="bob", now=9.0, rollout="billing-r7")[0].kept
+
+
+def test_one_services_rollback_does_not_hand_the_other_a_flag_a_person_took_to_0_percent():
+    """On-call took a shared flag to 0 % while edit and billing were under way; edit's rollback
+    then disabled it, and its entry ended every hold: billing's next stage turned it on at 50 %."""
+    store = seeded()
+    apply_bindings(store, BOUND, 5, actor="alice", now=2.0, rollout="edit-r1")
+    apply_bindings(store, BOUND, 5, actor="bob", now=3.0, rollout="billing-r7")
+    apply_bindings(store, BOUND, 25, actor="alice", now=4.0, rollout="edit-r1")
+    set_flag(store, FlagChange(feature=SQS, percentage=0, reason="kill: bad writes"), actor="oncall", now=5.0)
+    assert apply_bindings(store, BOUND, 50, actor="bob", now=6.0, rollout="billing-r7")[0].kept
+
+    disable_bindings(store, BOUND, actor="judge", reason="edit: 5xx", now=7.0, rollout="edit-r1")
+    assert apply_bindings(store, BOUND, 50, actor="bob", now=8.0, rollout="billing-r7")[0].kept
+    assert settings(store) == (False, 0.0)
+    # The rollback of billing itself hands the flag to the next release, as before.
+    disable_bindings(store, BOUND, actor="judge", reason="billing: 5xx", now=9.0, rollout="billing-r7")
+    apply_bindings(store, BOUND, 5, actor="carol", now=10.0, rollout="billing-r8")
+    assert settings(store) == (True, 5.0)
