@@ -144,3 +144,18 @@ def test_audit_entries_an_earlier_release_wrote_read_without_a_writer(store, cli
             version={"N": "1"}, audit={"L": [legacy]})
     set_flag(store, FlagChange(feature=SQS, enabled=False), actor="oncall", now=2.0)
     assert [(e.actor, e.writer) for e in store.audit(SQS)] == [("oncall", "person"), ("seed", None)]
+
+
+def test_a_rollback_names_its_rollout_on_dynamodb_and_another_services_hold_stays(store, client, aws):
+    bound = [FlagBinding(feature=SQS)]
+    apply_bindings(store, bound, 5, actor="alice", now=2.0, rollout="edit-r1")
+    apply_bindings(store, bound, 5, actor="bob", now=3.0, rollout="billing-r7")
+    apply_bindings(store, bound, 25, actor="alice", now=4.0, rollout="edit-r1")
+    set_flag(store, FlagChange(feature=SQS, percentage=0, reason="kill"), actor="oncall", now=5.0)
+    disable_bindings(store, bound, actor="judge", reason="edit: 5xx", now=6.0, rollout="edit-r1")
+
+    assert apply_bindings(store, bound, 50, actor="bob", now=7.0, rollout="billing-r7")[0].kept
+    flag = store.get(SQS)
+    assert (flag.enabled, flag.percentage) == (False, 0.0)
+    assert [(e.actor, e.writer, e.rollout) for e in store.audit(SQS)][:2] == [
+        ("judge", "rollback", "edit-r1"), ("oncall", "person", None)]
