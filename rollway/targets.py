@@ -184,6 +184,15 @@ class Targets(_KnownKeys):
     def _plain_name(cls, value: str) -> str:
         return _plain_name(value)
 
+    @field_validator("alert_topic")
+    @classmethod
+    def _standard_topic(cls, value: str) -> str:
+        # A FIFO topic takes no publish without a message group id, and delivers only to SQS
+        # queues, never to the people the alerts are for: refused here, not at the first page.
+        if value.endswith(".fifo"):
+            raise ValueError(f"{value!r} is a FIFO SNS topic; alerts need a standard topic (people subscribe to it)")
+        return value
+
     @field_validator("alarms")
     @classmethod
     def _alarm_names(cls, value: tuple[str, ...]) -> tuple[str, ...]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Any
 
 from rollway.aws.errors import TargetNotFound
@@ -70,12 +71,16 @@ class SnsNotifier:
 
 
 def safe_subject(subject: str) -> str:
-    """``subject`` as SNS accepts it: one line of printable characters, at most SUBJECT_LIMIT long.
+    """``subject`` as SNS accepts it: one line of printable ASCII, at most SUBJECT_LIMIT long.
 
-    Line breaks and other control characters become spaces; a longer subject is cut at a
-    word boundary where one is near, and ends with "...".
+    SNS refuses a Subject outside ASCII (the publish would fail after the traffic moved): accents
+    are folded ("Zoë" becomes "Zoe") and other characters become "?". Line breaks and other
+    control characters become spaces; a longer subject is cut at a word boundary where one is
+    near, and ends with "...".
     """
-    flat = " ".join("".join(c if c.isprintable() else " " for c in subject).split())
+    folded = unicodedata.normalize("NFKD", subject)
+    ascii_only = "".join(c if c.isascii() else ("" if unicodedata.combining(c) else "?") for c in folded)
+    flat = " ".join("".join(c if c.isprintable() else " " for c in ascii_only).split())
     if len(flat) <= SUBJECT_LIMIT:
         return flat
     cut = flat[: SUBJECT_LIMIT - len(_ELLIPSIS)]

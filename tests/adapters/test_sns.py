@@ -64,6 +64,8 @@ def test_topic_found_among_many_pages(aws, watch_calls):
         ("a" * 150, "a" * (SUBJECT_LIMIT - 3) + "..."),
         ("word " * 40, ("word " * 19).rstrip() + "..."),
         ("", ""),
+        ("Rejected by Zoë", "Rejected by Zoe"),  # SNS refuses a Subject outside ASCII
+        ("Rollback: ウェブ", "Rollback: ???"),
     ],
 )
 def test_safe_subject(subject, expected):

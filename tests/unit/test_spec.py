@@ -233,3 +233,10 @@ def test_a_rollback_reads_what_it_needs_from_a_spec_todays_field_rules_refuse():
     assert read.image == IMG and [b.feature for b in read.flags] == ["use_sqs_architecture"]
     assert read.phases == spec.phases and read.monitor_seconds == 900
     assert RolloutSpec.for_rollback(spec.model_dump_json()) == spec
+
+
+def test_a_fifo_alert_topic_is_refused_before_any_call():
+    """A FIFO topic takes no publish without a message group id: the first page of a rollout
+    (after its first shift) failed, and a rollback's notice after the traffic moved."""
+    with pytest.raises(ValidationError, match="FIFO SNS topic; alerts need a standard topic"):
+        Targets(alert_topic="webordinary-alerts.fifo")
