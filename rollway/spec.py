@@ -7,6 +7,7 @@ run. Defaults follow Webordinary's plan (stages 5, 25, 50, 75, 100; approvals be
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 from typing import Literal
@@ -36,6 +37,21 @@ _IMAGE_FORM = (
 )
 
 
+def _registry_host(host: str) -> bool:
+    """Whether docker takes ``host`` as a registry: a host name, or an IPv6 address in brackets
+    (``[fd00::5]:5000``), each with an optional :port."""
+    if not host.startswith("["):
+        return bool(_HOST.match(host))
+    address, bracket, port = host[1:].partition("]")
+    if not bracket or (port and not re.fullmatch(r":[0-9]+", port)):
+        return False
+    try:
+        ipaddress.IPv6Address(address)
+    except ValueError:
+        return False
+    return True
+
+
 def image_problem(image: str) -> str | None:
     """Why docker and ECS could not pull ``image`` as a pinned reference, or None if they can."""
     if _SCHEME.match(image):
@@ -52,8 +68,8 @@ def image_problem(image: str) -> str | None:
     host, slash, rest = name.partition("/")
     if not slash or not ("." in host or ":" in host or host == "localhost"):
         host, rest = "", name
-    elif not _HOST.match(host):
-        return f"has a registry {host!r} that is not a host name with an optional :port"
+    elif not _registry_host(host):
+        return f"has a registry {host!r} that is not a host name or a [bracketed IPv6 address], with an optional :port"
     path, colon, tag = rest.partition(":")
     if ":" in tag:
         return f"has more than one tag ({', '.join(repr(t) for t in tag.split(':'))}): give one :tag"

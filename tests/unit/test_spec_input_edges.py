@@ -79,6 +79,9 @@ def test_the_block_still_takes_prefects_own_keys():
     ("webordinary/edit container:2.0.0", "contains whitespace"),
     ("registry.example.com/" + "a/" * 120 + "b:1", "characters long: ECS takes at most 255"),
     ("webordinary/edit-container", "is not a pinned image reference"),
+    ("[fd00::zz]:5000/edit-container:2.0.0", "not a host name or a [bracketed IPv6 address]"),
+    ("[fd00::5]x/edit-container:2.0.0", "not a host name or a [bracketed IPv6 address]"),
+    ("[fd00::5:5000/edit-container:2.0.0", "not a host name or a [bracketed IPv6 address]"),
 ])
 def test_an_image_docker_cannot_pull_is_refused_saying_why(image, message):
     with pytest.raises(ValidationError) as refused:
@@ -93,6 +96,7 @@ def test_an_image_docker_cannot_pull_is_refused_saying_why(image, message):
     "localhost:5000/edit-container:2.0.0", "registry.example.com:443/team/edit__container:2.0.0-rc_1",
     "public.ecr.aws/docker/library/nginx:1.27", "webordinary/edit-container@sha256:" + "0" * 64,
     "webordinary/edit-container:2.0.0@sha256:" + "ab" * 32, "  webordinary/edit-container:2.0.0 ",
+    "[fd00::5]:5000/webordinary/edit-container:2.0.0", "[::1]/edit-container:2.0.0",  # IPv6 registries were refused
 ])
 def test_images_docker_can_pull_are_taken(image):
     assert RolloutSpec(image=image).image == image.strip()
