@@ -11,7 +11,7 @@ leaves the promotion in place, and its hooks leave the run alone.
 
 from __future__ import annotations
 
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from dataclasses import replace
 from typing import Iterator
 
@@ -200,26 +200,27 @@ def one_canary_run(targets: Targets) -> Iterator[None]:
     or unreadable limit refuses rather than letting the run through unguarded.
     """
     name = canary_slot_name(targets)
-    with ExitStack() as held:
-        try:
-            _create_slot(name)
-            # A lease renewal that fails (the API busy for a moment) must not end a rollout
-            # midway: its hooks would roll it back.
-            slot = concurrency(name, occupy=1, max_retries=0, strict=True, lease_duration=CANARY_SLOT_LEASE_SECONDS,
-                               raise_on_lease_renewal_failure=False)
-            slot.__enter__()
-            held.callback(_release, slot, name)
-        except Exception as err:
-            cause = err.__cause__
-            if isinstance(cause, httpx.HTTPStatusError) and cause.response.status_code == 423:
-                raise RolloutRefused(
-                    f"another canary run of {targets.canary_service} is under way (it holds the Prefect concurrency "
-                    f"limit {name!r}; a run that died frees it within {CANARY_SLOT_LEASE_SECONDS / 60:g} minutes): "
-                    "let it finish or cancel it, then start this one; nothing was changed"
-                ) from err
-            raise RolloutRefused(f"refused before any write: could not take the Prefect concurrency limit {name!r} "
-                                 f"that keeps one canary run per service: {err}") from err
+    try:
+        _create_slot(name)
+        # A lease renewal that fails (the API busy for a moment) must not end a rollout
+        # midway: its hooks would roll it back.
+        slot = concurrency(name, occupy=1, max_retries=0, strict=True, lease_duration=CANARY_SLOT_LEASE_SECONDS,
+                           raise_on_lease_renewal_failure=False)
+        slot.__enter__()
+    except Exception as err:
+        cause = err.__cause__
+        if isinstance(cause, httpx.HTTPStatusError) and cause.response.status_code == 423:
+            raise RolloutRefused(
+                f"another canary run of {targets.canary_service} is under way (it holds the Prefect concurrency "
+                f"limit {name!r}; a run that died frees it within {CANARY_SLOT_LEASE_SECONDS / 60:g} minutes): "
+                "let it finish or cancel it, then start this one; nothing was changed"
+            ) from err
+        raise RolloutRefused(f"refused before any write: could not take the Prefect concurrency limit {name!r} "
+                             f"that keeps one canary run per service: {err}") from err
+    try:
         yield
+    finally:
+        _release(slot, name)
 
 
 def _release(slot, name: str) -> None:
