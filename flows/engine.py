@@ -273,10 +273,7 @@ def run_stages(
                 history = baseline_history(env, spec, judge, state.started_at)
             observation = metrics.observe(env.metrics, start, now)
             settled_until = now - spec.analysis.metrics_delay_seconds
-            # Load-balancer 5xx and no request count at all: only the canary's targets say
-            # whether they are its (none: it refuses its traffic, and rolls back).
-            healthy = (traffic.healthy_targets_or_unknown(env.router, "canary")
-                       if unattributed(observation, monitoring=False) else None)
+            healthy = canary_targets_if_unattributed(env, observation, monitoring=False)
             verdict = assess(judge, spec.guardrails, observation, stage_over=stage_over(spec, state, now),
                              history=history, settled_until=settled_until, healthy_targets=healthy)
             for alert in tracker.update(observation, verdict, settled_until):
@@ -393,6 +390,15 @@ def run_stages(
             return result
 
         raise TypeError(f"unhandled decision {decision!r}")
+
+
+def canary_targets_if_unattributed(env: Environment, observation: Observation, *, monitoring: bool) -> int | None:
+    """The canary's healthy targets when ``observation`` holds load-balancer 5xx and no request
+    count at all: only they say whether those 5xx are its (none: it refuses its traffic, and
+    rolls back). None otherwise, or when they cannot be read (unknown: no pass, no rollback)."""
+    if not unattributed(observation, monitoring=monitoring):
+        return None
+    return traffic.healthy_targets_or_unknown(env.router, "canary")
 
 
 # How far back the guardrail looks for the load balancer's own 5xx rate when the judge does not

@@ -22,14 +22,14 @@ from typing import Literal
 from prefect import flow, get_run_logger
 from pydantic import BaseModel, ConfigDict
 
-from flows.engine import AlertsOnce
+from flows.engine import AlertsOnce, canary_targets_if_unattributed
 from flows.env import load_environment, run_owner
 from flows.params import LeaseSeconds, WindowSeconds
 from flows.rollback import act_recorded, execute_rollback
 from rollway.aws.ledger import write_or_why
 from rollway.clock import ClockSettings
 from rollway.environment import Environment
-from rollway.judge.guardrails import check, unattributed
+from rollway.judge.guardrails import check
 from rollway.ledger import RolloutClosed, RolloutRecord, Transition, begin_rollback
 from rollway.model import Observation, Weights
 from rollway.phases import Phase, RolloutPhase
@@ -182,9 +182,7 @@ def _watch(
             elif not early:
                 checks += 1
                 log.warning("monitoring check saw no request count for %s: no data", t.canary_service)
-            # 5xx with no request count: only the version's targets say whether they are its.
-            healthy = (traffic.healthy_targets_or_unknown(env.router, "canary")
-                       if unattributed(seen, monitoring=True) else None)
+            healthy = canary_targets_if_unattributed(env, seen, monitoring=True)
             verdict = check(spec.guardrails, seen, monitoring=True, healthy_targets=healthy)
             for message in alerted.new(verdict):
                 metrics.alert(env.notifier, f"Alert: {t.canary_service}", f"While monitoring {spec.image}: {message}")
