@@ -3,6 +3,8 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The real cdk and docker the integration tests drive (scripts/install-test-tools).
+TOOLS := .rollway/.tools-installed
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_HOME ?= $(CURDIR)/.rollway/prefect
 export DO_NOT_TRACK := 1
@@ -16,13 +18,17 @@ $(STAMP): pyproject.toml
 	mkdir -p $(PREFECT_HOME)
 	touch $(STAMP)
 
+$(TOOLS): scripts/install-test-tools
+	scripts/install-test-tools
+	touch $(TOOLS)
+
 demo: $(STAMP)
 	@mkdir -p $(PREFECT_HOME)
 	$(BIN)/rollway demo
 
 # One worker per core (two on the CI machine); whole files per worker, so a file's fixtures
 # (the embedded AWS, the Prefect harness, a `prefect server start`) start once per worker.
-test: $(STAMP)
+test: $(STAMP) $(TOOLS)
 	$(BIN)/python -m pytest -q -n auto --dist loadfile
 
 test-fast: $(STAMP)

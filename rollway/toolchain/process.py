@@ -1,0 +1,179 @@
+"""Run an external tool (cdk, docker, git): an argument list, never a shell.
+
+Every toolchain adapter goes through ``run_tool`` so that each gets the same guarantees:
+the executable is found before anything runs (a missing tool is a clear error, not a
+``FileNotFoundError`` from deep inside subprocess), its output is streamed line by line to
+the caller (a ``cdk deploy`` takes minutes: people watch it move), secrets handed to it are
+masked in every line kept or shown, a timeout kills the tool's whole process group, and a
+failure names the tool, its exit code and the last lines it printed.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+# Lines of output kept for the error message of a failed run: the end is where tools say why.
+TAIL_LINES = 40
+MASK = "****"
+
+
+class ToolError(RuntimeError):
+    """Base of every error a toolchain adapter raises on purpose."""
+
+
+class ToolMissing(ToolError):
+    """The executable is not installed (or not where it was said to be)."""
+
+    def __init__(self, executable: str, hint: str = "") -> None:
+        self.executable = executable
+        suffix = f"; {hint}" if hint else ""
+        super().__init__(f"{executable!r} was not found on PATH{suffix}")
+
+
+class ToolFailed(ToolError):
+    """The tool ran and exited non-zero.
+
+    Attributes:
+        command: the argument list as run, secrets masked (they belong on stdin, not in it).
+        returncode: the tool's exit code.
+        tail: its last lines of output, secrets masked.
+    """
+
+    def __init__(self, command: Sequence[str], returncode: int, tail: Sequence[str]) -> None:
+        self.command = tuple(command)
+        self.returncode = returncode
+        self.tail = tuple(tail)
+        shown = "\n".join(self.tail[-12:]) or "(no output)"
+        super().__init__(f"`{' '.join(self.command)}` exited with {returncode}; its last output:\n{shown}")
+
+
+class ToolTimeout(ToolError):
+    """The tool ran longer than allowed and was killed (with every process it started)."""
+
+    def __init__(self, command: Sequence[str], timeout_seconds: float, tail: Sequence[str]) -> None:
+        self.command = tuple(command)
+        self.timeout_seconds = timeout_seconds
+        self.tail = tuple(tail)
+        shown = "\n".join(self.tail[-12:]) or "(no output)"
+        super().__init__(
+            f"`{' '.join(self.command)}` did not finish within {timeout_seconds:g} s and was stopped; "
+            f"its last output:\n{shown}"
+        )
+
+
+@dataclass(frozen=True)
+class ToolResult:
+    """A run that exited 0: its output (secrets masked) and how long it took."""
+
+    command: tuple[str, ...]
+    output: tuple[str, ...]
+    seconds: float
+
+
+def resolve(executable: str, hint: str = "") -> str:
+    """The full path of ``executable`` (a name looked up on PATH, or a path), or ``ToolMissing``."""
+    found = shutil.which(executable)
+    if found is None:
+        raise ToolMissing(executable, hint)
+    return found
+
+
+def run_tool(
+    command: Sequence[str],
+    *,
+    timeout_seconds: float,
+    cwd: str | os.PathLike[str] | None = None,
+    env: Mapping[str, str] | None = None,
+    stdin: str | None = None,
+    secrets: Sequence[str] = (),
+    on_line: Callable[[str], None] | None = None,
+    keep_output: bool = True,
+) -> ToolResult:
+    """Run ``command`` to completion and return its output, or raise.
+
+    Args:
+        command: the executable (already resolved with ``resolve``) and its arguments.
+        timeout_seconds: after this long the tool and everything it started are killed.
+        cwd: the directory it runs in.
+        env: its whole environment (the caller decides what it inherits).
+        stdin: text written to its standard input, then closed: how secrets are handed over.
+        secrets: strings masked wherever they would appear in output kept or shown.
+        on_line: called with each line of output (stdout and stderr merged) as it arrives.
+        keep_output: False keeps only the tail (for tools that print a lot).
+
+    Raises:
+        ToolFailed: it exited non-zero.
+        ToolTimeout: it ran past ``timeout_seconds``.
+        ToolMissing: the executable vanished between ``resolve`` and the run.
+    """
+    if not command:
+        raise ValueError("command is empty")
+    if timeout_seconds <= 0:
+        raise ValueError(f"timeout_seconds must be positive, got {timeout_seconds}")
+    masked = [s for s in secrets if s]
+    started = time.monotonic()
+    try:
+        process = subprocess.Popen(  # noqa: S603 - an argument list, no shell
+            list(command), cwd=cwd, env=dict(env) if env is not None else None,
+            stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace", bufsize=1,
+            # Its own process group, so a timeout stops the tool's children too (cdk runs the
+            # app in a child; docker push runs helpers).
+            start_new_session=True,
+        )
+    except FileNotFoundError as err:
+        raise ToolMissing(command[0]) from err
+    kept: list[str] = []
+    tail: deque[str] = deque(maxlen=TAIL_LINES)
+
+    def read() -> None:
+        assert process.stdout is not None
+        for raw in process.stdout:
+            line = _mask(raw.rstrip("\n"), masked)
+            tail.append(line)
+            if keep_output:
+                kept.append(line)
+            if on_line is not None:
+                on_line(line)
+
+    reader = threading.Thread(target=read, name=f"output-of-{os.path.basename(command[0])}", daemon=True)
+    reader.start()
+    if stdin is not None:
+        assert process.stdin is not None
+        try:
+            process.stdin.write(stdin)
+            process.stdin.close()
+        except BrokenPipeError:  # it exited before reading: its exit code says why
+            pass
+    try:
+        returncode = process.wait(timeout=timeout_seconds)
+    except subprocess.TimeoutExpired:
+        _kill_group(process)
+        reader.join(timeout=5)
+        raise ToolTimeout([_mask(a, masked) for a in command], timeout_seconds, list(tail)) from None
+    reader.join(timeout=30)
+    if returncode != 0:
+        raise ToolFailed([_mask(a, masked) for a in command], returncode, list(tail))
+    return ToolResult(tuple(command), tuple(kept if keep_output else tail), time.monotonic() - started)
+
+
+def _mask(line: str, secrets: Sequence[str]) -> str:
+    for secret in secrets:
+        line = line.replace(secret, MASK)
+    return line
+
+
+def _kill_group(process: subprocess.Popen) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    process.wait()

@@ -1,0 +1,80 @@
+"""run_tool against real child processes (the Python interpreter as the tool)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+import pytest
+
+from rollway.toolchain.process import ToolFailed, ToolMissing, ToolTimeout, resolve, run_tool
+
+PY = sys.executable
+
+
+def test_output_is_streamed_line_by_line_and_kept():
+    seen: list[str] = []
+    result = run_tool([PY, "-c", "print('one'); import sys; print('two', file=sys.stderr)"],
+                      timeout_seconds=30, on_line=seen.append)
+    assert seen == ["one", "two"]
+    assert result.output == ("one", "two")
+
+
+def test_a_failure_names_the_exit_code_and_the_last_output():
+    with pytest.raises(ToolFailed) as caught:
+        run_tool([PY, "-c", "print('stack X failed: quota'); raise SystemExit(3)"], timeout_seconds=30)
+    assert caught.value.returncode == 3
+    assert "stack X failed: quota" in str(caught.value)
+    assert "exited with 3" in str(caught.value)
+
+
+def test_secrets_on_stdin_reach_the_tool_and_never_its_output():
+    seen: list[str] = []
+    code = "import sys; s = sys.stdin.read(); print('got', s); raise SystemExit(0 if s == 'hunter2' else 1)"
+    result = run_tool([PY, "-c", code], timeout_seconds=30, stdin="hunter2", secrets=["hunter2"], on_line=seen.append)
+    assert result.output == ("got ****",)
+    assert seen == ["got ****"]
+    with pytest.raises(ToolFailed) as caught:
+        run_tool([PY, "-c", "print('token hunter2'); raise SystemExit(1)"], timeout_seconds=30, secrets=["hunter2"])
+    assert "hunter2" not in str(caught.value)
+
+
+def test_a_timeout_kills_the_tool_and_the_processes_it_started(tmp_path):
+    pid_file = tmp_path / "child.pid"
+    code = (
+        "import subprocess, sys, time;"
+        f"c = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']);"
+        f"open({str(pid_file)!r}, 'w').write(str(c.pid));"
+        "print('started', flush=True); time.sleep(60)"
+    )
+    started = time.monotonic()
+    with pytest.raises(ToolTimeout) as caught:
+        run_tool([PY, "-c", code], timeout_seconds=2)
+    assert time.monotonic() - started < 20
+    assert caught.value.tail == ("started",)
+    child = int(pid_file.read_text())
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and _alive(child):
+        time.sleep(0.05)
+    assert not _alive(child), "the tool's child outlived the timeout"
+
+
+def test_a_missing_tool_is_named_with_the_hint():
+    with pytest.raises(ToolMissing, match="'no-such-tool-xyz' was not found on PATH; install it"):
+        resolve("no-such-tool-xyz", "install it")
+    with pytest.raises(ToolMissing):
+        run_tool(["/nonexistent/bin/tool"], timeout_seconds=5)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie (killed, not yet reaped by its parent, which is gone too) counts as dead.
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split()[2] != "Z"
+    except FileNotFoundError:
+        return False
