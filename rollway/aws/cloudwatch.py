@@ -290,3 +290,57 @@ def _sample(series: dict[str, dict[int, float]], version: Version, t: int) -> Ve
         latency_avg_ms=None if latency is None else latency * 1000.0,
         latency_p99_ms=value("p99"),
     )
+
+
+def read_service_averages(
+    client: Any, namespace: str, metric: str, services: "tuple[str, ...] | list[str]", start: float, end: float
+) -> dict[str, tuple[float, float]]:
+    """Sum and sample count of ``metric`` (dimension ``Service``) per service over [start, end),
+    from one GetMetricData call: service -> (sum, sample count), only for services with data.
+
+    The window is widened to whole minutes (start floored, end raised), and read per minute: AWS
+    and moto align periods differently (see the module docstring), and a minute's datapoints
+    are the same on both. The caller averages: sum over sample count, pooled as CloudWatch's
+    Average over the series would be.
+
+    Raises:
+        MetricQueryError: a query ended with a status other than Complete or PartialData.
+        botocore's ClientError / BotoCoreError: CloudWatch refused or could not be reached.
+    """
+    first = math.floor(start / 60) * 60
+    last = max(math.ceil(end / 60) * 60, first + 60)
+    queries = [
+        {
+            "Id": f"{stat.lower()}{i}",
+            "MetricStat": {
+                "Metric": {"Namespace": namespace, "MetricName": metric,
+                           "Dimensions": [{"Name": "Service", "Value": service}]},
+                "Period": 60,
+                "Stat": stat,
+            },
+            "ReturnData": True,
+        }
+        for i, service in enumerate(services)
+        for stat in ("Sum", "SampleCount")
+    ]
+    arguments: dict[str, Any] = {
+        "MetricDataQueries": queries,
+        "StartTime": datetime.fromtimestamp(first, timezone.utc),
+        "EndTime": datetime.fromtimestamp(last, timezone.utc),
+    }
+    totals: dict[str, float] = {}
+    while True:
+        page = client.get_metric_data(**arguments)
+        for result in page["MetricDataResults"]:
+            if result.get("StatusCode", "Complete") not in _OK_STATUS:
+                raise MetricQueryError(f"{metric} query {result['Id']} ended with status {result['StatusCode']}")
+            totals[result["Id"]] = totals.get(result["Id"], 0.0) + sum(result["Values"])
+        token = page.get("NextToken")
+        if not token:
+            break
+        arguments["NextToken"] = token
+    return {
+        service: (totals.get(f"sum{i}", 0.0), totals[f"samplecount{i}"])
+        for i, service in enumerate(services)
+        if totals.get(f"samplecount{i}", 0.0) > 0
+    }

@@ -1,0 +1,120 @@
+"""The validation's HTTP checks, on httpx: health, session creation, message send.
+
+Each check returns a ``CheckResult`` and never raises for what the service answered or failed to
+answer: a refused connection, a timeout, a 503 or a body without ``sessionId`` are failed checks
+with the reason a person needs (the status and the tail of the body, or the transport error).
+
+Retrying is the caller's (the task's) decision, from ``CheckResult.retryable``: the health GET
+may be tried again after any failure but a 4xx; a POST only when the request never reached the
+server (the connection was refused or could not be opened in time). A POST that timed out
+waiting for its answer may have created a session, or had the edit container start on the
+instruction: sending it again would make a second one.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from contextlib import contextmanager
+from typing import Callable, Iterator
+
+import httpx
+
+from rollway.validation import HEALTH, MESSAGE, SESSION, CheckResult, ValidationSpec
+
+BODY_TAIL = 200
+"""Characters of a response body quoted in a failed check's reason (its end: where errors are)."""
+
+USER_AGENT = "rollway-validate"
+
+
+def client(spec: ValidationSpec) -> httpx.Client:
+    """An httpx client with the spec's per-request timeout; the caller closes it."""
+    return httpx.Client(timeout=spec.timeout_seconds, follow_redirects=True, headers={"User-Agent": USER_AGENT})
+
+
+def _tail(response: httpx.Response) -> str:
+    text = " ".join(response.text.split())
+    if not text:
+        return "empty body"
+    return f"body: {text}" if len(text) <= BODY_TAIL else f"body ends: …{text[-BODY_TAIL:]}"
+
+
+def _answered(response: httpx.Response) -> str:
+    return f"HTTP {response.status_code} from {response.request.method} {response.request.url}; {_tail(response)}"
+
+
+def _transport(err: httpx.HTTPError, method: str, url: str) -> str:
+    kind = "timed out" if isinstance(err, httpx.TimeoutException) else "failed"
+    return f"{method} {url} {kind}: {type(err).__name__}: {err or 'no detail'}"
+
+
+def _never_sent(err: httpx.HTTPError) -> bool:
+    """Whether the request cannot have reached the server (safe to send again, even a POST)."""
+    return isinstance(err, (httpx.ConnectError, httpx.ConnectTimeout))
+
+
+@contextmanager
+def _timed() -> Iterator[Callable[[], float]]:
+    start = time.monotonic()
+    yield lambda: time.monotonic() - start
+
+
+def check_health(http: httpx.Client, spec: ValidationSpec) -> CheckResult:
+    """GET the health URL: passes on 2xx."""
+    url = spec.health_url
+    with _timed() as took:
+        try:
+            response = http.get(url)
+        except httpx.HTTPError as err:
+            return CheckResult(name=HEALTH, outcome="failed", reason=_transport(err, "GET", url), seconds=took(),
+                               retryable=True)
+    if response.is_success:
+        return CheckResult(name=HEALTH, outcome="passed", reason=f"HTTP {response.status_code} from GET {url}",
+                           seconds=took())
+    # A 4xx will not change by asking again (a wrong path); a 5xx or 429 may (a task starting).
+    retry = response.status_code >= 500 or response.status_code == 429
+    return CheckResult(name=HEALTH, outcome="failed", reason=_answered(response), seconds=took(), retryable=retry)
+
+
+def create_session(http: httpx.Client, spec: ValidationSpec) -> CheckResult:
+    """POST a test session: passes on 2xx with a JSON object whose ``sessionId`` is a non-empty
+    string, which the result carries in ``detail``."""
+    url = spec.sessions_url
+    with _timed() as took:
+        try:
+            response = http.post(url, json={"clientId": spec.client_id, "userId": spec.user_id})
+        except httpx.HTTPError as err:
+            return CheckResult(name=SESSION, outcome="failed", reason=_transport(err, "POST", url), seconds=took(),
+                               retryable=_never_sent(err))
+    if not response.is_success:
+        return CheckResult(name=SESSION, outcome="failed", reason=_answered(response), seconds=took())
+    try:
+        body = response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return CheckResult(name=SESSION, outcome="failed", seconds=took(),
+                           reason=f"HTTP {response.status_code} from POST {url} is not JSON; {_tail(response)}")
+    session_id = body.get("sessionId") if isinstance(body, dict) else None
+    if not isinstance(session_id, str) or not session_id.strip():
+        got = (f"sessionId is {json.dumps(session_id)}" if isinstance(body, dict) and "sessionId" in body
+               else f"no sessionId (keys: {', '.join(sorted(map(str, body))) or 'none'})" if isinstance(body, dict)
+               else f"a JSON {type(body).__name__}, not an object")
+        return CheckResult(name=SESSION, outcome="failed", seconds=took(),
+                           reason=f"HTTP {response.status_code} from POST {url} but {got}; {_tail(response)}")
+    return CheckResult(name=SESSION, outcome="passed", seconds=took(), detail=session_id,
+                       reason=f"HTTP {response.status_code} from POST {url}: session {session_id}")
+
+
+def send_message(http: httpx.Client, spec: ValidationSpec, session_id: str) -> CheckResult:
+    """POST the test instruction to the session: passes on 2xx."""
+    url = spec.messages_url(session_id)
+    with _timed() as took:
+        try:
+            response = http.post(url, json={"instruction": spec.instruction})
+        except httpx.HTTPError as err:
+            return CheckResult(name=MESSAGE, outcome="failed", reason=_transport(err, "POST", url), seconds=took(),
+                               retryable=_never_sent(err))
+    if not response.is_success:
+        return CheckResult(name=MESSAGE, outcome="failed", reason=_answered(response), seconds=took())
+    return CheckResult(name=MESSAGE, outcome="passed", seconds=took(),
+                       reason=f"HTTP {response.status_code} from POST {url}")

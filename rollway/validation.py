@@ -1,0 +1,230 @@
+"""Post-deployment validation: what is checked, and how check results become a verdict. Pure.
+
+The seed's ``validate-deployment.sh`` as data: a health GET, a test session created through the
+API (its ``sessionId`` read back), a test message sent to that session, and CloudWatch's
+``SuccessRate`` averaged over the last few minutes. ``ValidationSpec`` holds every address and
+threshold (Webordinary's as defaults) and refuses bad values when it is built, before any
+request; ``evaluate`` turns the checks' results into one pass/fail summary that names each
+failed check and why. The checks themselves live in ``rollway.http_checks`` (HTTP) and
+``rollway.aws.cloudwatch.read_success_rate`` (the metric).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+HEALTH = "health"
+SESSION = "session"
+MESSAGE = "message"
+SUCCESS_RATE = "success_rate"
+CHECKS = (HEALTH, SESSION, MESSAGE, SUCCESS_RATE)
+"""Every check, in the order they run and are reported."""
+
+Outcome = Literal["passed", "failed", "skipped"]
+
+
+def _http_url(value: str, what: str) -> str:
+    value = value.strip()
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{what} {value!r} is not an http:// or https:// URL with a host")
+    if parts.username or parts.password:
+        # A URL with credentials would print them in every log line and artifact that names it.
+        raise ValueError(f"{what} must not carry a user name or password (it is logged and shown in the report)")
+    return value
+
+
+class ValidationSpec(BaseModel):
+    """What ``validate_deployment`` checks. Webordinary's addresses and the seed's values are the defaults.
+
+    Attributes:
+        health_url: GET must answer 2xx.
+        api_base_url: the sessions API; the session and message paths are joined to it.
+        sessions_path: POST ``{"clientId", "userId"}`` here creates a session whose JSON carries ``sessionId``.
+        messages_path: POST ``{"instruction"}`` here; ``{session_id}`` is replaced by the created session's id.
+        client_id, user_id: who the test session belongs to (the seed's ``test`` / ``deploy-test``).
+        instruction: the test message's text.
+        timeout_seconds: per request (connect, read and write each).
+        success_rate_floor: the lowest average ``SuccessRate`` (percent) that passes: 99.9, the
+            seed's success criterion "error rate < 0.1 %".
+        success_rate_window_minutes: how far back the average is taken (the seed's 5 minutes).
+        success_rate_services: the ECS services whose ``SuccessRate`` (dimension ``Service``) is
+            read; empty means both of the targets' services, stable and canary: after a
+            promotion the new version runs on the canary service, after ``finalize`` on the
+            stable one, and the average pools whichever published.
+        attempts: how many times a check that failed in a way worth trying again is tried
+            (1: no retry). A POST is tried again only when the request never reached the
+            server, so that no second session is created and no message sent twice.
+        retry_delay_seconds: wait between attempts.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    health_url: str = "https://edit.ameliastamps.webordinary.com/health"
+    api_base_url: str = "https://api.webordinary.com"
+    sessions_path: str = "/sessions"
+    messages_path: str = "/sessions/{session_id}/messages"
+    client_id: str = "test"
+    user_id: str = "deploy-test"
+    instruction: str = "Test deployment"
+    timeout_seconds: float = Field(default=10.0, gt=0, le=300, allow_inf_nan=False)
+    success_rate_floor: float = Field(default=99.9, ge=0, le=100, allow_inf_nan=False)
+    success_rate_window_minutes: int = Field(default=5, ge=1, le=24 * 60)
+    success_rate_services: tuple[str, ...] = ()
+    attempts: int = Field(default=3, ge=1, le=20)
+    retry_delay_seconds: float = Field(default=5.0, ge=0, le=600, allow_inf_nan=False)
+
+    @field_validator("health_url")
+    @classmethod
+    def _health(cls, value: str) -> str:
+        return _http_url(value, "health_url")
+
+    @field_validator("api_base_url")
+    @classmethod
+    def _api(cls, value: str) -> str:
+        return _http_url(value, "api_base_url").rstrip("/")
+
+    @field_validator("sessions_path", "messages_path")
+    @classmethod
+    def _path(cls, value: str, info) -> str:
+        if not value.startswith("/") or any(c.isspace() for c in value):
+            raise ValueError(f"{info.field_name} {value!r} must be a path starting with '/', without spaces")
+        return value
+
+    @field_validator("messages_path")
+    @classmethod
+    def _session_placeholder(cls, value: str) -> str:
+        if value.count("{session_id}") != 1 or value.replace("{session_id}", "").count("{"):
+            raise ValueError(f"messages_path {value!r} must hold '{{session_id}}' exactly once (and no other braces)")
+        return value
+
+    @field_validator("client_id", "user_id", "instruction")
+    @classmethod
+    def _not_blank(cls, value: str, info) -> str:
+        if not value.strip():
+            raise ValueError(f"{info.field_name} must not be blank")
+        return value
+
+    @field_validator("success_rate_services")
+    @classmethod
+    def _services(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for name in value:
+            if not name.strip() or name != name.strip():
+                raise ValueError(f"service {name!r} must not be blank or have surrounding spaces")
+        return value
+
+    @property
+    def sessions_url(self) -> str:
+        return self.api_base_url + self.sessions_path
+
+    def messages_url(self, session_id: str) -> str:
+        """The message URL of one session (its id percent-encoded: it came from the server)."""
+        from urllib.parse import quote
+
+        return self.api_base_url + self.messages_path.replace("{session_id}", quote(session_id, safe=""))
+
+
+class CheckResult(BaseModel):
+    """One check as it ended: passed or not, why, and how long it took.
+
+    ``retryable``: a failure that trying again may fix and that is safe to try again (a GET, a
+    metric read, or a POST that never reached the server). ``detail`` carries what a later
+    check needs (the created session's id).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    outcome: Outcome
+    reason: str
+    seconds: float = Field(default=0.0, ge=0)
+    attempts: int = Field(default=1, ge=0)
+    retryable: bool = False
+    detail: str | None = None
+
+    @property
+    def passed(self) -> bool:
+        return self.outcome == "passed"
+
+
+def skipped(name: str, why: str) -> CheckResult:
+    """A check that was not run because an earlier one it needs failed: it does not pass."""
+    return CheckResult(name=name, outcome="skipped", reason=f"not run: {why}", attempts=0)
+
+
+class ValidationSummary(BaseModel):
+    """Every check's result and the verdict: passed only when every check passed."""
+
+    model_config = ConfigDict(frozen=True)
+
+    passed: bool
+    checks: tuple[CheckResult, ...]
+    failed: tuple[str, ...] = Field(description="names of the checks that did not pass, in order")
+    reason: str
+
+
+def evaluate(results: list[CheckResult] | tuple[CheckResult, ...]) -> ValidationSummary:
+    """The pass/fail summary of ``results``; a check that was skipped counts as not passed.
+
+    Raises:
+        ValueError: no results, or a check reported twice (a bug in the caller, not a verdict).
+    """
+    if not results:
+        raise ValueError("evaluate() needs at least one check result: nothing checked is not a pass")
+    names = [r.name for r in results]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ValueError(f"checks reported more than once: {', '.join(twice)}")
+    failed = tuple(r.name for r in results if not r.passed)
+    if failed:
+        reason = "failed: " + "; ".join(f"{r.name} ({r.reason})" for r in results if not r.passed)
+    else:
+        reason = f"all {len(results)} checks passed"
+    return ValidationSummary(passed=not failed, checks=tuple(results), failed=failed, reason=reason)
+
+
+def _cell(text: str) -> str:
+    return " ".join(text.split()).replace("|", r"\|")
+
+
+def markdown(summary: ValidationSummary, *, title: str = "Deployment validation") -> str:
+    """The summary as markdown: the verdict, then one table row per check."""
+    verdict = "passed" if summary.passed else f"FAILED ({', '.join(summary.failed)})"
+    lines = [
+        f"# {title}: {verdict}",
+        "",
+        "| check | result | reason | attempts | seconds |",
+        "|---|---|---|---|---|",
+    ]
+    for r in summary.checks:
+        lines.append(f"| {r.name} | {r.outcome} | {_cell(r.reason)} | {r.attempts} | {r.seconds:.2f} |")
+    return "\n".join(lines)
+
+
+def judge_success_rate(averages: dict[str, tuple[float, float]], spec: ValidationSpec, services: tuple[str, ...],
+                       *, seconds: float = 0.0) -> CheckResult:
+    """The ``SuccessRate`` check from what CloudWatch held: service -> (sum, sample count).
+
+    Pooled over the services that published (as CloudWatch's Average over their series would
+    be). No datapoint at all fails: a service nobody measures is not a healthy one. No data is
+    also worth reading again (CloudWatch may still be ingesting the last minutes).
+    """
+    window = spec.success_rate_window_minutes
+    names = ", ".join(services)
+    if not averages:
+        return CheckResult(name=SUCCESS_RATE, outcome="failed", seconds=seconds, retryable=True,
+                           reason=f"no SuccessRate data in the last {window} minutes (services {names})")
+    total = sum(s for s, _ in averages.values())
+    count = sum(n for _, n in averages.values())
+    average = total / count
+    each = ", ".join(f"{svc} {s / n:.2f}%" for svc, (s, n) in averages.items())
+    passed = average >= spec.success_rate_floor
+    verdict = "at or above" if passed else "BELOW"
+    return CheckResult(
+        name=SUCCESS_RATE, outcome="passed" if passed else "failed", seconds=seconds,
+        reason=(f"average SuccessRate {average:.2f}% over the last {window} minutes is {verdict} the "
+                f"{spec.success_rate_floor:g}% floor ({each}; {count:g} datapoints)"),
+    )

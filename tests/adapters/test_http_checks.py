@@ -1,0 +1,122 @@
+"""The HTTP checks against rollway.sim.app: real HTTP on 127.0.0.1, each fault switched on in turn."""
+
+from __future__ import annotations
+
+import socket
+from typing import Iterator
+
+import pytest
+
+from rollway import http_checks
+from rollway.sim.app import ValidationApp
+from rollway.validation import ValidationSpec
+
+
+@pytest.fixture(scope="module")
+def app() -> Iterator[ValidationApp]:
+    with ValidationApp() as running:
+        yield running
+
+
+@pytest.fixture(autouse=True)
+def healthy(app: ValidationApp) -> None:
+    app.faults.__init__()  # every test starts with no fault
+    app.requests.clear()
+
+
+def spec_for(url: str, **fields) -> ValidationSpec:
+    return ValidationSpec(health_url=f"{url}/health", api_base_url=url, **fields)
+
+
+def run_all(app, spec):
+    with http_checks.client(spec) as http:
+        health = http_checks.check_health(http, spec)
+        session = http_checks.create_session(http, spec)
+        message = http_checks.send_message(http, spec, session.detail) if session.passed else None
+    return health, session, message
+
+
+def test_a_healthy_service_passes_every_check(app):
+    health, session, message = run_all(app, spec_for(app.url))
+    assert [health.outcome, session.outcome, message.outcome] == ["passed"] * 3
+    assert session.detail in app.sessions
+    assert app.sessions[session.detail] == ["Test deployment"]  # the message reached the session it created
+    assert "HTTP 200" in health.reason and "HTTP 202" in message.reason
+
+
+def test_health_503_fails_with_status_and_body(app):
+    app.faults.health_status = 503
+    health, *_ = run_all(app, spec_for(app.url))
+    assert health.outcome == "failed"
+    assert "HTTP 503 from GET" in health.reason and '"unhealthy"' in health.reason
+    assert health.retryable  # a 5xx may be a task still starting
+
+
+def test_health_404_is_not_worth_retrying(app):
+    spec = ValidationSpec(health_url=f"{app.url}/healthz", api_base_url=app.url)
+    with http_checks.client(spec) as http:
+        health = http_checks.check_health(http, spec)
+    assert health.outcome == "failed" and "HTTP 404" in health.reason and not health.retryable
+
+
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        ({"ok": True}, "no sessionId (keys: ok)"),
+        ({"sessionId": 7}, "sessionId is 7"),
+        ({"sessionId": ""}, 'sessionId is ""'),
+        (["sess-1"], "a JSON list, not an object"),
+    ],
+)
+def test_a_session_answer_without_a_usable_session_id_fails_saying_what_came_back(app, body, says):
+    app.faults.session_body = body
+    _, session, message = run_all(app, spec_for(app.url))
+    assert session.outcome == "failed" and says in session.reason
+    assert message is None and not session.retryable
+
+
+def test_a_session_refused_by_the_service_quotes_its_answer(app):
+    app.faults.session_status = 500
+    _, session, _ = run_all(app, spec_for(app.url))
+    assert "HTTP 500 from POST" in session.reason and "session service unavailable" in session.reason
+
+
+def test_a_message_to_an_unknown_session_fails(app):
+    spec = spec_for(app.url)
+    with http_checks.client(spec) as http:
+        message = http_checks.send_message(http, spec, "sess-nobody")
+    assert message.outcome == "failed"
+    assert "HTTP 404" in message.reason and "unknown session sess-nobody" in message.reason
+
+
+def test_a_failing_message_queue_fails_the_message_check(app):
+    app.faults.message_status = 503
+    _, session, message = run_all(app, spec_for(app.url))
+    assert session.passed and message.outcome == "failed" and "message queue unavailable" in message.reason
+
+
+def test_slow_answers_fail_on_the_timeout_and_a_sent_post_is_not_retried(app):
+    app.faults.delay_seconds = 0.5
+    spec = spec_for(app.url, timeout_seconds=0.1)
+    with http_checks.client(spec) as http:
+        health = http_checks.check_health(http, spec)
+        session = http_checks.create_session(http, spec)
+    assert health.outcome == session.outcome == "failed"
+    assert "timed out" in health.reason and "ReadTimeout" in health.reason
+    assert health.retryable
+    # The POST reached the server (it may have made a session): another would make a second one.
+    assert not session.retryable and "timed out" in session.reason
+
+
+def test_a_refused_connection_is_a_failed_check_and_safe_to_retry_even_for_a_post():
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    spec = spec_for(f"http://127.0.0.1:{port}", timeout_seconds=2)
+    with http_checks.client(spec) as http:
+        health = http_checks.check_health(http, spec)
+        session = http_checks.create_session(http, spec)
+        message = http_checks.send_message(http, spec, "s")
+    for result in (health, session, message):
+        assert result.outcome == "failed" and "ConnectError" in result.reason
+        assert result.retryable  # never sent: nothing was created

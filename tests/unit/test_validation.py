@@ -1,0 +1,109 @@
+"""ValidationSpec refuses bad input when built; evaluate() and the SuccessRate judgement say why."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from rollway.validation import (
+    CheckResult,
+    ValidationSpec,
+    evaluate,
+    judge_success_rate,
+    markdown,
+    skipped,
+)
+
+
+def test_defaults_are_the_seeds_script():
+    spec = ValidationSpec()
+    assert spec.health_url == "https://edit.ameliastamps.webordinary.com/health"
+    assert spec.sessions_url == "https://api.webordinary.com/sessions"
+    assert spec.messages_url("abc") == "https://api.webordinary.com/sessions/abc/messages"
+    assert (spec.client_id, spec.user_id, spec.instruction) == ("test", "deploy-test", "Test deployment")
+    assert (spec.success_rate_window_minutes, spec.success_rate_floor) == (5, 99.9)
+
+
+@pytest.mark.parametrize(
+    ("fields", "says"),
+    [
+        ({"health_url": "ftp://edit.example.com/health"}, "health_url 'ftp://edit.example.com/health' is not an http"),
+        ({"health_url": "edit.example.com/health"}, "is not an http:// or https:// URL"),
+        ({"api_base_url": "https:///sessions"}, "api_base_url"),
+        ({"api_base_url": "https://user:pw@api.example.com"}, "must not carry a user name or password"),
+        ({"timeout_seconds": 0}, "timeout_seconds"),
+        ({"timeout_seconds": -1.5}, "greater than 0"),
+        ({"attempts": 0}, "attempts"),
+        ({"success_rate_window_minutes": 0}, "success_rate_window_minutes"),
+        ({"success_rate_floor": 101}, "success_rate_floor"),
+        ({"messages_path": "/sessions/messages"}, "must hold '{session_id}' exactly once"),
+        ({"sessions_path": "sessions"}, "must be a path starting with '/'"),
+        ({"user_id": "  "}, "user_id must not be blank"),
+        ({"success_rate_services": ["svc "]}, "surrounding spaces"),
+        ({"helth_url": "https://x.example.com"}, "helth_url"),
+    ],
+)
+def test_bad_specs_are_refused_naming_the_field(fields, says):
+    with pytest.raises(ValidationError) as refused:
+        ValidationSpec(**fields)
+    assert says in str(refused.value)
+
+
+def test_a_session_id_is_percent_encoded_in_the_message_url():
+    spec = ValidationSpec(api_base_url="http://127.0.0.1:8080/", messages_path="/s/{session_id}/m")
+    assert spec.messages_url("a/b c") == "http://127.0.0.1:8080/s/a%2Fb%20c/m"
+
+
+def ok(name):
+    return CheckResult(name=name, outcome="passed", reason=f"{name} fine")
+
+
+def bad(name, why):
+    return CheckResult(name=name, outcome="failed", reason=why)
+
+
+@pytest.mark.parametrize(
+    ("results", "passed", "failed", "says"),
+    [
+        ([ok("health"), ok("session")], True, (), ["all 2 checks passed"]),
+        ([bad("health", "HTTP 503"), ok("session")], False, ("health",), ["health (HTTP 503)"]),
+        ([ok("health"), bad("session", "no sessionId"), skipped("message", "no test session was created")],
+         False, ("session", "message"), ["session (no sessionId)", "message (not run: no test session was created)"]),
+    ],
+)
+def test_evaluate_names_every_check_that_did_not_pass(results, passed, failed, says):
+    summary = evaluate(results)
+    assert (summary.passed, summary.failed) == (passed, failed)
+    for text in says:
+        assert text in summary.reason
+
+
+@pytest.mark.parametrize("results", [[], [ok("health"), ok("health")]])
+def test_evaluate_refuses_nothing_checked_or_a_check_twice(results):
+    with pytest.raises(ValueError):
+        evaluate(results)
+
+
+@pytest.mark.parametrize(
+    ("averages", "floor", "outcome", "says"),
+    [
+        ({}, 99.9, "failed", ["no SuccessRate data in the last 5 minutes", "svc-a, svc-b"]),
+        ({"svc-a": (499.9, 5)}, 99.9, "passed", ["99.98%", "at or above the 99.9% floor"]),
+        ({"svc-a": (495.0, 5)}, 99.9, "failed", ["99.00%", "BELOW the 99.9% floor"]),
+        # Pooled as CloudWatch's Average: (500 + 480) / 10 = 98 %, each service shown.
+        ({"svc-a": (500.0, 5), "svc-b": (480.0, 5)}, 98.0, "passed", ["98.00%", "svc-a 100.00%", "svc-b 96.00%"]),
+    ],
+)
+def test_success_rate_judgement(averages, floor, outcome, says):
+    result = judge_success_rate(averages, ValidationSpec(success_rate_floor=floor), ("svc-a", "svc-b"))
+    assert result.outcome == outcome
+    for text in says:
+        assert text in result.reason
+    assert result.retryable == (not averages)  # no data may still be on its way; a low rate is a finding
+
+
+def test_markdown_table_shows_each_check_with_its_reason():
+    text = markdown(evaluate([ok("health"), bad("session", "HTTP 500 | body: down\nnow")]))
+    assert "FAILED (session)" in text
+    assert "| health | passed | health fine |" in text
+    assert r"HTTP 500 \| body: down now" in text  # one cell: the pipe escaped, the line break folded
