@@ -1,0 +1,102 @@
+"""validate_deployment: the seed's post-deployment validation, check by check.
+
+In order, each a task whose result is logged:
+
+1. ``health``: GET the health URL, 2xx;
+2. ``session``: POST a test session (``clientId``/``userId``), 2xx with a ``sessionId``;
+3. ``message``: POST the test instruction to that session, 2xx (skipped, and so not passed,
+   when no session was created);
+4. ``success_rate``: CloudWatch's ``SuccessRate`` (``Targets.metrics_namespace``, per ECS
+   service) averaged over the last minutes, at least the floor; no data fails.
+
+Every check runs whatever the others found, so one run says everything that is wrong. The run
+ends with a markdown artifact (a table of the checks: result, reason, attempts, seconds) and
+fails with ``ValidationFailed`` naming the checks that did not pass. It changes nothing but
+the test session and message it sends, so running it again is safe.
+"""
+
+from __future__ import annotations
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_markdown_artifact
+
+from flows.env import load_clients
+from flows.journal import artifact_key
+from rollway.clock import ClockSettings
+from rollway.validation import MESSAGE, CheckResult, ValidationSpec, ValidationSummary, evaluate, markdown, skipped
+from tasks import validation as checks
+
+
+class ValidationFailed(RuntimeError):
+    """One or more checks did not pass; ``summary`` holds every check's result."""
+
+    def __init__(self, summary: ValidationSummary) -> None:
+        self.summary = summary
+        super().__init__(f"deployment validation {summary.reason}")
+
+
+@flow(name="validate_deployment", log_prints=True)
+def validate_deployment(
+    spec: ValidationSpec = ValidationSpec(),
+    targets_block: str | None = None,
+    aws_credentials_block: str | None = None,
+    clock: ClockSettings = ClockSettings(),
+) -> ValidationSummary:
+    """Check the deployed service answers as users need: health, a test session and message,
+    and its SuccessRate over the last minutes (the seed's validate-deployment.sh).
+
+    ``spec``: the addresses, test ids, timeout, SuccessRate floor and window, and attempts
+    (Webordinary's and the seed's by default). ``clock``: where "the last minutes" end (the
+    clock the metrics are stamped with). Fails naming every check that did not pass.
+    """
+    log = get_run_logger()
+    targets, get_client = load_clients(targets_block, aws_credentials_block)
+    services = spec.success_rate_services or (targets.stable_service, targets.canary_service)
+    log.info("validating: health %s, sessions %s, SuccessRate of %s in %s over %d min (floor %g%%), "
+             "%d attempt(s) per check", spec.health_url, spec.sessions_url, ", ".join(services),
+             targets.metrics_namespace, spec.success_rate_window_minutes, spec.success_rate_floor, spec.attempts)
+
+    results: list[CheckResult] = []
+
+    def note(result: CheckResult) -> CheckResult:
+        (log.info if result.passed else log.error)(
+            "%s %s after %d attempt(s) in %.2f s: %s", result.name, result.outcome, result.attempts, result.seconds,
+            result.reason)
+        results.append(result)
+        return result
+
+    note(_attempted(checks.check_health, spec))
+    session = note(_attempted(checks.create_session, spec))
+    if session.passed:
+        note(_attempted(checks.send_message, spec, session.detail))
+    else:
+        note(skipped(MESSAGE, "no test session was created"))
+    note(_attempted(checks.read_success_rate, spec, get_client("cloudwatch"), targets.metrics_namespace,
+                    tuple(services), clock.build().now()))
+
+    summary = evaluate(results)
+    create_markdown_artifact(
+        key=artifact_key(targets.canary_service, "validation"),
+        markdown=markdown(summary, title=f"Deployment validation of {targets.stable_service}"),
+        description="post-deployment validation",
+    )
+    if not summary.passed:
+        raise ValidationFailed(summary)
+    log.info("deployment validation passed: %s", summary.reason)
+    return summary
+
+
+def _attempted(task, spec: ValidationSpec, *args) -> CheckResult:
+    """Run a check task with the spec's attempts; the last attempt's result, passed or not.
+
+    A check raises ``CheckFailed`` to be tried again; its last one is taken from the failed state.
+    Anything else it raises is a defect, not a finding, and fails the run.
+    """
+    retried = task.with_options(retries=spec.attempts - 1, retry_delay_seconds=spec.retry_delay_seconds)
+    state = retried(spec, *args, return_state=True)
+    outcome = state.result(raise_on_failure=False)
+    if isinstance(outcome, checks.CheckFailed):
+        return outcome.result
+    if isinstance(outcome, BaseException):
+        raise outcome
+    return outcome

@@ -1,0 +1,74 @@
+"""Thin tasks for the post-deployment validation: one check each.
+
+A check returns its ``CheckResult``, passed or failed. One that failed in a way worth trying
+again (``CheckResult.retryable``: the health GET, the metric read, a POST that never reached
+the server) raises ``CheckFailed`` instead, so that Prefect's retries on the task try it again;
+the flow sets them per run from ``ValidationSpec.attempts`` (``with_options``) and takes the
+last attempt's result from the exception. The session POST and the message POST are not
+retried once sent: a second POST would create a second test session, or have the edit
+container run the test instruction twice.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+from prefect import task
+from prefect.cache_policies import NONE
+from prefect.runtime import task_run
+
+from rollway import http_checks
+from rollway.aws.cloudwatch import MetricQueryError, read_service_averages
+from rollway.aws.metric_schema import SUCCESS_RATE as SUCCESS_RATE_METRIC
+from rollway.validation import SUCCESS_RATE, CheckResult, ValidationSpec, judge_success_rate
+
+
+class CheckFailed(Exception):
+    """A check failed in a way worth trying again; ``result`` is what it found."""
+
+    def __init__(self, result: CheckResult) -> None:
+        super().__init__(f"{result.name}: {result.reason}")
+        self.result = result
+
+
+def _counted(result: CheckResult) -> CheckResult:
+    """``result`` with the attempt it came from; raised (for a retry) when worth trying again."""
+    result = result.model_copy(update={"attempts": max(1, task_run.run_count or 1)})
+    if not result.passed and result.retryable:
+        raise CheckFailed(result)
+    return result
+
+
+@task(name="check-health", cache_policy=NONE)
+def check_health(spec: ValidationSpec) -> CheckResult:
+    with http_checks.client(spec) as http:
+        return _counted(http_checks.check_health(http, spec))
+
+
+@task(name="create-test-session", cache_policy=NONE)
+def create_session(spec: ValidationSpec) -> CheckResult:
+    with http_checks.client(spec) as http:
+        return _counted(http_checks.create_session(http, spec))
+
+
+@task(name="send-test-message", cache_policy=NONE)
+def send_message(spec: ValidationSpec, session_id: str) -> CheckResult:
+    with http_checks.client(spec) as http:
+        return _counted(http_checks.send_message(http, spec, session_id))
+
+
+@task(name="read-success-rate", cache_policy=NONE)
+def read_success_rate(spec: ValidationSpec, cloudwatch: Any, namespace: str, services: tuple[str, ...],
+                      now: float) -> CheckResult:
+    """``SuccessRate`` of ``services`` over the spec's window ending at ``now``, judged against its floor."""
+    start, began = now - 60 * spec.success_rate_window_minutes, time.monotonic()
+    try:
+        averages = read_service_averages(cloudwatch, namespace, SUCCESS_RATE_METRIC, services, start, now)
+    except (ClientError, BotoCoreError, MetricQueryError) as err:
+        return _counted(CheckResult(name=SUCCESS_RATE, outcome="failed", retryable=True,
+                                    seconds=time.monotonic() - began,
+                                    reason=f"CloudWatch GetMetricData for {SUCCESS_RATE_METRIC} in {namespace} "
+                                           f"failed: {err}"))
+    return _counted(judge_success_rate(averages, spec, services, seconds=time.monotonic() - began))

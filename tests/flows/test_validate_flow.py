@@ -1,0 +1,111 @@
+"""validate_deployment on the Prefect harness: the embedded AWS for SuccessRate, rollway.sim.app for HTTP."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+from typing import Iterator
+from uuid import uuid4
+
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+from blocks.credentials import credentials_for_endpoint
+from blocks.targets import RollwayTargets
+from flows.validate import ValidationFailed, validate_deployment
+from rollway.sim.app import ValidationApp
+
+
+@pytest.fixture
+def app() -> Iterator[ValidationApp]:
+    with ValidationApp() as running:
+        yield running
+
+
+@pytest.fixture
+def blocks(aws) -> str:
+    name = f"validate-{uuid4().hex[:8]}"
+    RollwayTargets(**aws.targets.model_dump()).save(name, overwrite=True)
+    credentials_for_endpoint(aws.endpoint_url, aws.targets.region).save(name, overwrite=True)
+    return name
+
+
+def publish_success_rate(aws, value: float) -> None:
+    now = time.time()
+    aws.get_client("cloudwatch").put_metric_data(
+        Namespace=aws.targets.metrics_namespace,
+        MetricData=[{"MetricName": "SuccessRate", "Dimensions": [{"Name": "Service", "Value": aws.targets.stable_service}],
+                     "Timestamp": datetime.fromtimestamp(now - 60 * i, timezone.utc), "Value": value}
+                    for i in range(3)],
+    )
+
+
+def spec(app: ValidationApp, **fields) -> dict:
+    # A dict, as a run from the UI or a deployment's parameters gives it.
+    return {"health_url": f"{app.url}/health", "api_base_url": app.url, "timeout_seconds": 2,
+            "retry_delay_seconds": 0, **fields}
+
+
+def artifact_of(state) -> str:
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(artifact_filter=ArtifactFilter(
+            flow_run_id=ArtifactFilterFlowRunId(any_=[state.state_details.flow_run_id])))
+    (artifact,) = [a for a in found if a.type == "markdown"]
+    return artifact.data
+
+
+def test_a_healthy_deployment_passes_and_the_artifact_lists_every_check(aws, app, blocks):
+    publish_success_rate(aws, 99.95)
+    state = validate_deployment(spec=spec(app), targets_block=blocks, aws_credentials_block=blocks, return_state=True)
+    summary = state.result()
+    assert summary.passed and summary.failed == ()
+    assert [c.name for c in summary.checks] == ["health", "session", "message", "success_rate"]
+    text = artifact_of(state)
+    assert "Deployment validation of webordinary-edit-service: passed" in text
+    for name in ("health", "session", "message", "success_rate"):
+        assert f"| {name} | passed |" in text
+    assert "99.95%" in text
+    assert len(app.sessions) == 1  # one test session, one message
+    assert list(app.sessions.values()) == [["Test deployment"]]
+
+
+def test_a_failing_deployment_fails_the_run_naming_each_failed_check(aws, app, blocks):
+    app.faults.health_status = 503
+    app.faults.session_body = {"status": "queued"}
+    # No SuccessRate published: no data is a failure, not a pass.
+    state = validate_deployment(spec=spec(app, attempts=2), targets_block=blocks, aws_credentials_block=blocks,
+                                return_state=True)
+    assert state.is_failed()
+    with pytest.raises(ValidationFailed) as failed:
+        state.result()
+    assert failed.value.summary.failed == ("health", "session", "message", "success_rate")
+    message = str(failed.value)
+    assert "health (HTTP 503" in message and "no sessionId (keys: status)" in message
+    assert "message (not run: no test session was created)" in message
+    assert "no SuccessRate data in the last 5 minutes" in message
+    # The GET and the metric read were tried twice; the session POST, which reached the server, once.
+    assert app.requests.count(("GET", "/health")) == 2
+    assert app.requests.count(("POST", "/sessions")) == 1
+    checks = {c.name: c for c in failed.value.summary.checks}
+    assert (checks["health"].attempts, checks["session"].attempts, checks["success_rate"].attempts) == (2, 1, 2)
+    text = artifact_of(state)
+    assert "FAILED (health, session, message, success_rate)" in text
+    assert "| message | skipped | not run: no test session was created |" in text
+
+
+def test_a_low_success_rate_alone_fails_the_run(aws, app, blocks):
+    publish_success_rate(aws, 97.0)
+    state = validate_deployment(spec=spec(app), targets_block=blocks, aws_credentials_block=blocks, return_state=True)
+    with pytest.raises(ValidationFailed) as failed:
+        state.result()
+    assert failed.value.summary.failed == ("success_rate",)
+    assert "97.00% over the last 5 minutes is BELOW the 99.9% floor" in str(failed.value)
+
+
+def test_a_spec_with_a_bad_url_is_refused_before_any_request(app, blocks):
+    state = validate_deployment(spec=spec(app, health_url="ftp://nowhere/health"), targets_block=blocks,
+                                aws_credentials_block=blocks, return_state=True)
+    assert state.is_failed()
+    assert "health_url" in state.message
+    assert app.requests == []
