@@ -94,7 +94,7 @@ def stage_rows(stages: tuple[StageReport, ...] | list[StageReport]) -> list[tupl
     ]
 
 
-def _cell(text: str) -> str:
+def markdown_cell(text: str) -> str:
     """One markdown table cell. A line break would end the row (an approver's name comes from a
     text area) and a bare ``|`` would start a new cell: whitespace runs become one space, and
     ``|`` is escaped, so the text reads as typed."""
@@ -105,5 +105,5 @@ def markdown_table(stages: tuple[StageReport, ...] | list[StageReport]) -> str:
     """The per-stage table as markdown (artifacts, approval forms)."""
     lines = ["| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
     for row in stage_rows(stages):
-        lines.append("| " + " | ".join(_cell(cell) for cell in row) + " |")
+        lines.append("| " + " | ".join(markdown_cell(cell) for cell in row) + " |")
     return "\n".join(lines)

@@ -16,6 +16,8 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from rollway.report import markdown_cell
+
 HEALTH = "health"
 SESSION = "session"
 MESSAGE = "message"
@@ -186,10 +188,6 @@ def evaluate(results: list[CheckResult] | tuple[CheckResult, ...]) -> Validation
     return ValidationSummary(passed=not failed, checks=tuple(results), failed=failed, reason=reason)
 
 
-def _cell(text: str) -> str:
-    return " ".join(text.split()).replace("|", r"\|")
-
-
 def markdown(summary: ValidationSummary, *, title: str = "Deployment validation") -> str:
     """The summary as markdown: the verdict, then one table row per check."""
     verdict = "passed" if summary.passed else f"FAILED ({', '.join(summary.failed)})"
@@ -200,7 +198,7 @@ def markdown(summary: ValidationSummary, *, title: str = "Deployment validation"
         "|---|---|---|---|---|",
     ]
     for r in summary.checks:
-        lines.append(f"| {r.name} | {r.outcome} | {_cell(r.reason)} | {r.attempts} | {r.seconds:.2f} |")
+        lines.append(f"| {r.name} | {r.outcome} | {markdown_cell(r.reason)} | {r.attempts} | {r.seconds:.2f} |")
     return "\n".join(lines)
 
 

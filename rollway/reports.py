@@ -1,0 +1,348 @@
+"""Reports read from the ledger: a rollout report, and an incident report for a rollback. Pure.
+
+``rollway.report`` renders what a run measured while it ran (its stage tables, from the
+metrics); these render what the ledger kept of a whole rollout afterwards, from its record
+alone: every shift, verdict, person's answer and rollback transition, with who and when. So
+they can be written for any recorded rollout, long after its runs ended, by whoever asks.
+
+What the ledger does not hold is not invented: the per-stage request counts are in the runs'
+stage artifacts, the rollback's notification id in its run's result. What the ledger's
+writes imply is said as such: the rollback flow records a rollback's end only after every step
+succeeded (traffic moved and read back, canary scaled to 0 on its previous task definition,
+bound flags disabled, people notified); a step that failed leaves the rollout ``rolling_back``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from rollway.finalize import DONE as FINALIZED
+from rollway.ledger import RolloutRecord, Transition, utc
+from rollway.model import Weights
+from rollway.phases import RolloutPhase
+from rollway.report import markdown_cell as cell
+
+ANSWERS = ("approve", "reject", "hold", "timeout")
+"""Transition kinds that record a person's answer to a pause (or its timeout)."""
+
+_MOVES = ("shift", "adopt")
+
+
+class StageLine(BaseModel):
+    """One stretch of the rollout at one split of the traffic, as the ledger recorded it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    stage: int | None  # index into the spec's stages; None when recorded without one
+    weights: Weights
+    started_at: float
+    ended_at: float | None  # None: still at these weights
+    how: str  # who moved the traffic there and why
+    verdict: str  # passed / accepted / rolled back / left / current, with the reason
+
+
+class Trigger(BaseModel):
+    """What started a rollback, from the ledger's ``rollback-start`` (or, lacking it, ``rollback``)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["judge", "guardrail", "monitor", "abort", "reject", "approval-timeout", "hook", "drift", "manual"]
+    who: str
+    at: float
+    reason: str
+
+    def describe(self) -> str:
+        return {
+            "judge": "the canary judge's verdict (the new version compared with the baseline)",
+            "guardrail": "an absolute guardrail on the canary's errors (a fixed limit, not a comparison with the baseline)",
+            "monitor": "the post-promotion monitor (the promoted version's error rate over its limit)",
+            "abort": f"a person, {self.who}, with `rollway abort`",
+            "reject": f"a person, {self.who}, who rejected the rollout at an approval pause",
+            "approval-timeout": "an approval pause that timed out into the spec's `on_timeout: reject`",
+            "hook": f"a rollout run's {self.who.removeprefix('state ')}: the run failed, crashed or was cancelled",
+            "drift": "the load balancer's weights moved by someone else while the rollout ran",
+            "manual": f"{self.who}, with the rollback flow",
+        }[self.kind]
+
+
+def stage_weights(record: RolloutRecord) -> tuple[int, ...]:
+    """The canary weight of each of the rollout's stages, from its recorded spec (empty when unreadable)."""
+    try:
+        stages = json.loads(record.spec_json).get("stages") or ()
+        return tuple(int(s["weight"]) for s in stages)
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return ()
+
+
+def bound_flags(record: RolloutRecord) -> tuple[str, ...]:
+    """The feature flags the rollout's recorded spec binds (empty when none, or unreadable)."""
+    try:
+        return tuple(str(f["feature"]) for f in json.loads(record.spec_json).get("flags") or ())
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return ()
+
+
+def stage_lines(record: RolloutRecord) -> list[StageLine]:
+    """Each stretch at one split of the traffic, in order, with how it ended."""
+    lines: list[dict] = []
+    for t in record.history:
+        current = lines[-1] if lines and lines[-1]["ended_at"] is None else None
+        if t.kind in _MOVES and t.to_weights is not None:
+            if current is not None:
+                current["ended_at"] = t.at
+                current["verdict"] = current["verdict"] or f"left for {t.to_weights.canary}%"
+            how = f"{t.kind} by {t.actor}" + (f": {t.comment}" if t.comment else "")
+            lines.append({"stage": t.to_stage, "weights": t.to_weights, "started_at": t.at, "ended_at": None,
+                          "how": how, "verdict": ""})
+        elif current is None:
+            continue
+        elif t.kind == "verdict" and (t.from_stage is None or t.from_stage == current["stage"]):
+            current["verdict"] = f"passed: {t.verdict or 'no reason recorded'}"
+        elif t.kind == "approve" and t.verdict and not current["verdict"]:
+            # An approval while the stage bakes accepts a stage the judge could not pass.
+            current["verdict"] = f"accepted by {t.actor}: {t.verdict}"
+        elif t.kind == "rollback-start":
+            current["verdict"] = f"rolled back ({t.actor}): {t.comment or 'no reason recorded'}"
+        elif t.kind == "rollback" and t.to_weights is not None:
+            current["ended_at"] = t.at
+            if not current["verdict"]:
+                current["verdict"] = f"rolled back ({t.actor}): {t.comment or 'no reason recorded'}"
+        elif t.kind == "promote":
+            current["verdict"] = current["verdict"] or f"promoted: {t.comment or ''}".rstrip(": ")
+        elif t.kind == FINALIZED:
+            current["ended_at"] = t.at
+            current["verdict"] = current["verdict"] or "finalized"
+    for line in lines:
+        if line["ended_at"] is None and not line["verdict"]:
+            line["verdict"] = "current" if not record.phase.terminal else record.phase.value
+    return [StageLine(**line) for line in lines]
+
+
+def rollback_trigger(record: RolloutRecord) -> Trigger | None:
+    """What started the rollout's rollback, or None when the ledger records none."""
+    start = record.last_transition("rollback-start") or record.last_transition("rollback")
+    if start is None:
+        return None
+    reason, actor = start.comment or "no reason recorded", start.actor
+    if reason.startswith("aborted by "):
+        kind = "abort"
+    elif actor == "timeout":
+        kind = "approval-timeout"
+    elif reason.startswith("rejected by ") or any(t.kind == "reject" and t.actor == actor for t in record.history):
+        kind = "reject"
+    elif actor.startswith("state hook"):
+        kind = "hook"
+    elif actor == "monitor":
+        kind = "monitor"
+    elif actor == "drift":
+        kind = "drift"
+    elif actor == "judge":
+        kind = "guardrail" if "guardrail" in reason else "judge"
+    else:
+        kind = "manual"
+    return Trigger(kind=kind, who=actor, at=start.at, reason=reason)
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(0.0, seconds)
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 2 * 3600:
+        return f"{seconds / 60:.1f} min"
+    if seconds < 2 * 86400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
+
+
+def _outcome(record: RolloutRecord) -> str:
+    phase = record.phase
+    if phase is RolloutPhase.PROMOTED:
+        done = record.last_transition(FINALIZED)
+        watched = next((t for t in reversed(record.history) if t.kind in ("decommission", "watched")), None)
+        return ("promoted" + (f"; monitoring window closed ({watched.kind}, {utc(watched.at)})" if watched else "")
+                + (f"; finalized by {done.actor} at {utc(done.at)}" if done else ""))
+    if phase is RolloutPhase.ROLLED_BACK:
+        end = record.last_transition("rollback")
+        return "rolled back" + (f" at {utc(end.at)}" if end else "")
+    if phase is RolloutPhase.ROLLING_BACK:
+        return "rolling back: the rollback began but is not recorded as finished"
+    return f"{phase.value} (not finished) at {record.weights} stable/canary"
+
+
+def _stage_table(record: RolloutRecord) -> list[str]:
+    weights = stage_weights(record)
+    rows = ["| stage | weights s/c | from | until | lasted | how | verdict and reason |", "|---|---|---|---|---|---|---|"]
+    for line in stage_lines(record):
+        stage = "-" if line.stage is None or line.stage < 0 else (
+            f"{line.stage + 1}/{len(weights)}" if weights else str(line.stage + 1))
+        until = utc(line.ended_at) if line.ended_at is not None else "(still)"
+        lasted = _duration(line.ended_at - line.started_at) if line.ended_at is not None else "-"
+        rows.append(f"| {stage} | {line.weights} | {utc(line.started_at)} | {until} | {lasted} | {cell(line.how)} | "
+                    f"{cell(line.verdict)} |")
+    return rows if len(rows) > 2 else ["No traffic was ever shifted to the new version."]
+
+
+def _answers(record: RolloutRecord) -> list[str]:
+    weights = stage_weights(record)
+    answers = [t for t in record.history if t.kind in ANSWERS]
+    if not answers:
+        return ["No approval was asked for or answered."]
+    rows = ["| when | who | answer | stage | comment | what was asked |", "|---|---|---|---|---|---|"]
+    for t in answers:
+        stage = (f"{weights[t.to_stage]}%" if weights and t.to_stage is not None and 0 <= t.to_stage < len(weights)
+                 else "-")
+        answer = "timed out" if t.kind == "timeout" else t.kind
+        rows.append(f"| {utc(t.at)} | {cell(t.actor)} | {answer} | {stage} | {cell(t.comment or '')} | "
+                    f"{cell(t.verdict or '')} |")
+    return rows
+
+
+def _timeline(record: RolloutRecord) -> list[str]:
+    rows = ["| when | what | who | weights | detail |", "|---|---|---|---|---|"]
+    for t in record.history:
+        moved = f"{t.from_weights} → {t.to_weights}" if t.from_weights and t.to_weights else str(t.to_weights or "")
+        detail = "; ".join(x for x in (t.comment, t.verdict) if x)
+        rows.append(f"| {utc(t.at)} | {t.kind} | {cell(t.actor)} | {moved} | {cell(detail)} |")
+    return rows
+
+
+def rollout_report(record: RolloutRecord) -> str:
+    """The rollout as markdown: outcome, stages (weights, times, verdicts and reasons), approvals, timeline."""
+    weights = stage_weights(record)
+    lines = [
+        f"# Rollout report: {record.service}, rollout {record.rollout_id}",
+        "",
+        f"- **Image:** `{record.image}`",
+        f"- **Outcome:** {_outcome(record)}",
+        f"- **Started:** {utc(record.created_at)}; **last recorded:** {utc(record.updated_at)}",
+        f"- **Stages planned:** {', '.join(f'{w}%' for w in weights) if weights else 'not readable from the record'}",
+        f"- **Traffic now (ledger):** {record.weights} stable/canary",
+    ]
+    if record.canary_task_definition or record.previous_task_definition:
+        lines.append(f"- **Task definitions:** new {record.canary_task_definition or '-'}, "
+                     f"previous {record.previous_task_definition or '-'}")
+    trigger = rollback_trigger(record)
+    if trigger is not None:
+        lines.append(f"- **Rolled back because:** {cell(trigger.reason)} (by {cell(trigger.who)}, {utc(trigger.at)})")
+    lines += ["", "## Stages", "", *_stage_table(record), "", "## Approvals", "", *_answers(record),
+              "", "## Every recorded transition", "", *_timeline(record)]
+    return "\n".join(lines) + "\n"
+
+
+def _exposure(record: RolloutRecord) -> tuple[Transition | None, int, Weights | None, float | None]:
+    """The first move of traffic onto the canary, the highest canary weight, the weights when
+    the rollback began, and when the canary stopped taking traffic (the rollback's read-back)."""
+    first, peak, at_trigger = None, 0, None
+    start = record.last_transition("rollback-start")
+    for t in record.history:
+        if t.kind in _MOVES and t.to_weights is not None:
+            if first is None and t.to_weights.canary > 0:
+                first = t
+            if start is None or t.at <= start.at:
+                peak = max(peak, t.to_weights.canary)
+                at_trigger = t.to_weights
+    if start is None:
+        at_trigger = None
+    end = record.last_transition("rollback")
+    return first, peak, at_trigger, end.at if end is not None and end.to_weights is not None else None
+
+
+def incident_report(record: RolloutRecord, *, alert_topic: str | None = None) -> str:
+    """The incident report of a rolled-back (or rolling-back) rollout, as markdown.
+
+    Args:
+        record: the rollout, as the ledger holds it.
+        alert_topic: the SNS topic rollback notices go to (``Targets.alert_topic``), named in the report.
+
+    Raises:
+        ValueError: the rollout was not rolled back (nothing to report as an incident).
+    """
+    if record.phase not in (RolloutPhase.ROLLED_BACK, RolloutPhase.ROLLING_BACK):
+        raise ValueError(f"rollout {record.rollout_id} of {record.service} is {record.phase.value}, not rolled back: "
+                         "there is no incident to report")
+    trigger = rollback_trigger(record)
+    start = record.last_transition("rollback-start")
+    end = record.last_transition("rollback")
+    finished = record.phase is RolloutPhase.ROLLED_BACK and end is not None
+    first, peak, at_trigger, back_at = _exposure(record)
+    topic = f"`{alert_topic}`" if alert_topic else "the alert topic"
+
+    lines = [f"# Incident report: rollback of {record.service}, rollout {record.rollout_id}", "",
+             f"`{record.image}` was rolled back" + (f" at {utc(end.at)}." if finished else
+                                                    ": the rollback began and is **not recorded as finished**."), ""]
+    lines += ["## What triggered it", ""]
+    if trigger is None:
+        lines.append("The ledger records no rollback transition for this rollout (its phase says "
+                     f"{record.phase.value}); the trigger is unknown.")
+    else:
+        lines += [f"- **Trigger:** {trigger.describe()}",
+                  f"- **Recorded by:** {cell(trigger.who)} at {utc(trigger.at)}",
+                  f"- **Reason:** {cell(trigger.reason)}"]
+        asked = next((t for t in reversed(record.history) if t.kind in ("reject", "timeout") and t.at <= trigger.at),
+                     None)
+        if asked is not None and trigger.kind in ("reject", "approval-timeout"):
+            lines.append(f"- **The pause answered:** {cell(asked.verdict or '-')} "
+                         f"(comment: {cell(asked.comment or '-')})")
+    lines += ["", "## Exposure", ""]
+    if first is None:
+        lines.append("The new version never took traffic: no shift to the canary is recorded.")
+    else:
+        until = back_at if back_at is not None else (start.at if start is not None else record.updated_at)
+        lines += [
+            f"- **First traffic to the new version:** {utc(first.at)} ({first.to_weights.canary}%)",
+            f"- **Highest canary weight:** {peak}%",
+            f"- **Weight when the rollback began:** "
+            f"{f'{at_trigger.canary}% ({at_trigger} stable/canary)' if at_trigger else 'not recorded'}",
+            f"- **Exposed for:** {_duration(until - first.at)}"
+            + ("" if back_at is not None else " so far (the traffic's return is not recorded)"),
+        ]
+    lines += ["", "## Traffic moved back", ""]
+    if start is not None:
+        lines.append(f"- {utc(start.at)}: rollback intent recorded by {cell(start.actor)} before anything moved.")
+    if finished and end.to_weights is not None:
+        lines.append(f"- {utc(end.at)}: the load balancer read back **{end.to_weights}** (stable/canary); "
+                     f"recorded by {cell(end.actor)}.")
+    else:
+        lines.append("- **Not confirmed:** the ledger records no finished rollback. Run `rollway abort` (or the "
+                     "rollback flow) to finish it: it is idempotent, never moves traffic toward the canary, and "
+                     "records the end.")
+    lines += ["", "## Rollback steps", ""]
+    if finished:
+        restored = record.previous_task_definition or "its previous task definition"
+        lines += [
+            "The rollback records its end only after every step succeeded, in this order:",
+            "",
+            "1. the stable service made ready to take all traffic (scaled up and healthy if it was short);",
+            f"2. 100 % of the traffic to the stable target group, read back ({end.to_weights});",
+            f"3. the canary service scaled to 0 and pointed back at {restored};",
+            (f"4. the feature flags it binds disabled ({', '.join(f'`{f}`' for f in bound_flags(record))}; their "
+             "audit trail names this rollout);" if bound_flags(record) else "4. no feature flag is bound to it: none "
+             "to disable;"),
+            f"5. people notified over SNS on {topic} (subject `Rollback: {record.service}`, with the reason "
+            "and who asked).",
+        ]
+    else:
+        lines.append("Which steps were done is not recorded: a rollback whose step failed stays open "
+                     "(`rolling_back`), and its run's error names the failed step. The traffic comes first: "
+                     "check the load balancer with `rollway status`.")
+    lines += ["", "## Notification", ""]
+    if finished:
+        lines.append(f"Sent on {topic} when the traffic was back (the message id is in the rollback run's result). "
+                     "A rollback of a rollout already rolled back sends none again.")
+    else:
+        lines.append(f"Not confirmed: the rollback's notice on {topic} goes out after the traffic is back and the "
+                     "canary retired; the finishing run sends it.")
+    window = ""
+    if first is not None:
+        window = f" from {utc(first.at)} to {utc(back_at if back_at is not None else record.updated_at)}"
+    lines += ["", "## Stages", "", *_stage_table(record), "", "## Next steps", "",
+              f"- [ ] Read the canary's logs and metrics{window}: confirm what failed and whether users were affected.",
+              "- [ ] Check the dead-letter queues for messages the new version failed to process.",
+              "- [ ] Find the cause and fix it; ship the fix as a new image tag (a new rollout).",
+              "- [ ] If the trigger was wrong (a false alarm), record why and adjust the spec's thresholds.",
+              "- [ ] Tell users what happened and what comes next (the seed's communication plan).",
+              "- [ ] Update the runbook and the lessons-learned notes."]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,189 @@
+"""Rollout and incident reports rendered from ledger records built here: the text a person reads holds the facts."""
+
+from __future__ import annotations
+
+import pytest
+
+from rollway.ledger import RolloutRecord, Transition, utc
+from rollway.model import Weights
+from rollway.phases import RolloutPhase
+from rollway.reports import incident_report, rollback_trigger, rollout_report, stage_lines
+from rollway.spec import FlagBinding, RolloutSpec, Stage
+
+T0 = 1_800_000_000.0
+IMAGE = "123456789012.dkr.ecr.us-west-2.amazonaws.com/webordinary/edit-container:2.1.0"
+SERVICE = "webordinary-edit-service-canary"
+
+
+def w(canary: int) -> Weights:
+    return Weights.canary_at(canary)
+
+
+def spec(*weights: int, flags: tuple[str, ...] = ()) -> str:
+    return RolloutSpec(image=IMAGE, stages=[Stage(weight=x, bake_seconds=600) for x in weights],
+                       flags=[FlagBinding(feature=f, follow="traffic") for f in flags]).model_dump_json()
+
+
+def record(history: list[Transition], phase: RolloutPhase, *, stages=(5, 25, 100), flags=(), weights=None) -> RolloutRecord:
+    return RolloutRecord(
+        service=SERVICE, rollout_id="20270115T080000Z-1a2b3c4d", image=IMAGE, spec_json=spec(*stages, flags=flags),
+        phase=phase, previous_task_definition="webordinary-edit-task:3", canary_task_definition="webordinary-edit-task:4",
+        weights=weights or (history[-1].to_weights if history and history[-1].to_weights else w(0)),
+        created_at=T0, updated_at=history[-1].at if history else T0, history=tuple(history),
+    )
+
+
+def shift(at: float, to: int, stage: int, before: int = 0) -> Transition:
+    return Transition(at=T0 + at, kind="shift", actor="alice", from_weights=w(before), to_weights=w(to),
+                      from_stage=stage - 1 if stage else None, to_stage=stage, comment=f"stage {stage + 1}")
+
+
+def passed(at: float, stage: int, why: str = "canary 0.08% vs baseline 0.10%") -> Transition:
+    return Transition(at=T0 + at, kind="verdict", actor="judge", from_stage=stage, verdict=f"successful: {why}")
+
+
+def started(at: float = 0) -> Transition:
+    return Transition(at=T0 + at, kind="start", actor="alice", comment=f"rollout of {IMAGE}")
+
+
+def promoted_record() -> RolloutRecord:
+    return record([
+        started(),
+        shift(60, 5, 0), passed(700, 0),
+        Transition(at=T0 + 800, kind="approve", actor="bob", to_stage=1, comment="approve: dashboards look fine",
+                   verdict="approval before 25%"),
+        shift(810, 25, 1, 5), passed(1500, 1, "canary 0.09% vs baseline 0.10%"),
+        shift(1510, 100, 2, 25),
+        Transition(at=T0 + 2200, kind="promote", actor="alice", to_weights=w(100), comment="every stage passed"),
+        Transition(at=T0 + 5800, kind="watched", actor="monitor", comment="window passed"),
+        Transition(at=T0 + 9000, kind="finalized", actor="carol", from_weights=w(100), to_weights=w(0)),
+    ], RolloutPhase.PROMOTED)
+
+
+def test_rollout_report_of_a_promotion_lists_stages_verdicts_and_approvals():
+    text = rollout_report(promoted_record())
+    assert "# Rollout report: webordinary-edit-service-canary, rollout 20270115T080000Z-1a2b3c4d" in text
+    assert f"`{IMAGE}`" in text
+    assert "**Outcome:** promoted; monitoring window closed (watched" in text
+    assert f"finalized by carol at {utc(T0 + 9000)}" in text
+    assert "**Stages planned:** 5%, 25%, 100%" in text
+    # Each stage: its split, when it began and ended, how long, and the judge's reason.
+    assert f"| 1/3 | 95/5 | {utc(T0 + 60)} | {utc(T0 + 810)} | 12.5 min |" in text
+    assert "passed: successful: canary 0.08% vs baseline 0.10%" in text
+    assert f"| 2/3 | 75/25 | {utc(T0 + 810)} | {utc(T0 + 1510)} |" in text
+    assert "| 3/3 | 0/100 |" in text and "promoted: every stage passed" in text
+    # The approval: who, when, what, at which stage, what was asked.
+    assert f"| {utc(T0 + 800)} | bob | approve | 25% | approve: dashboards look fine | approval before 25% |" in text
+    assert "Rolled back because" not in text
+
+
+def guardrail_rollback(*, finished: bool = True, flags=()) -> RolloutRecord:
+    history = [
+        started(), shift(60, 5, 0),
+        Transition(at=T0 + 660, kind="rollback-start", actor="judge",
+                   comment="5%: canary error rate 4.80% (48/1000) is over the 1% guardrail"),
+    ]
+    if finished:
+        history.append(Transition(at=T0 + 700, kind="rollback", actor="judge", to_weights=w(0),
+                                  comment="5%: canary error rate 4.80% (48/1000) is over the 1% guardrail"))
+    return record(history, RolloutPhase.ROLLED_BACK if finished else RolloutPhase.ROLLING_BACK, flags=flags,
+                  weights=w(0) if finished else w(5))
+
+
+def test_incident_report_of_a_guardrail_rollback_has_trigger_exposure_steps_and_next_steps():
+    text = incident_report(guardrail_rollback(flags=("sqs-sessions",)), alert_topic="webordinary-alerts")
+    assert f"`{IMAGE}` was rolled back at {utc(T0 + 700)}." in text
+    assert "**Trigger:** an absolute guardrail" in text
+    assert "**Reason:** 5%: canary error rate 4.80% (48/1000) is over the 1% guardrail" in text
+    assert f"**First traffic to the new version:** {utc(T0 + 60)} (5%)" in text
+    assert "**Highest canary weight:** 5%" in text
+    assert "**Weight when the rollback began:** 5% (95/5 stable/canary)" in text
+    assert "**Exposed for:** 10.7 min" in text  # from the first shift to the read-back of 100/0
+    assert f"{utc(T0 + 660)}: rollback intent recorded by judge" in text
+    assert f"{utc(T0 + 700)}: the load balancer read back **100/0**" in text
+    assert "pointed back at webordinary-edit-task:3" in text
+    assert "disabled (`sqs-sessions`" in text
+    assert "`webordinary-alerts` (subject `Rollback: webordinary-edit-service-canary`" in text
+    assert "## Next steps" in text and f"from {utc(T0 + 60)} to {utc(T0 + 700)}" in text
+    assert "| 1/3 | 95/5 |" in text and "rolled back (judge): 5%: canary error rate 4.80%" in text
+
+
+def test_incident_report_of_an_unfinished_rollback_says_nothing_is_confirmed():
+    text = incident_report(guardrail_rollback(finished=False))
+    assert "**not recorded as finished**" in text
+    assert "**Not confirmed:** the ledger records no finished rollback. Run `rollway abort`" in text
+    assert "Which steps were done is not recorded" in text
+    assert "so far (the traffic's return is not recorded)" in text
+    assert "read back **100/0**" not in text
+
+
+def before_trigger(actor: str, comment: str, *extra: Transition) -> RolloutRecord:
+    return record([started(), shift(60, 5, 0), *extra,
+                   Transition(at=T0 + 300, kind="rollback-start", actor=actor, comment=comment),
+                   Transition(at=T0 + 330, kind="rollback", actor=actor, to_weights=w(0), comment=comment)],
+                  RolloutPhase.ROLLED_BACK)
+
+
+@pytest.mark.parametrize(
+    ("rec", "kind", "says"),
+    [
+        (before_trigger("judge", "5%: canary error rate 0.52% vs the baseline's 0.10%: the sequential test crossed its bar"),
+         "judge", "the canary judge's verdict"),
+        (before_trigger("judge", "5%: canary error rate 4.8% is over the 1% guardrail"), "guardrail", "an absolute guardrail"),
+        (before_trigger("carol", "aborted by carol: users report 500s"), "abort", "a person, carol, with `rollway abort`"),
+        (before_trigger("dave", "rejected by dave: latency looks off",
+                        Transition(at=T0 + 290, kind="reject", actor="dave", to_stage=0, comment="reject: latency looks off",
+                                   verdict="approval before 25%")),
+         "reject", "a person, dave, who rejected"),
+        (before_trigger("timeout", "rejected by timeout: approval before 25%",
+                        Transition(at=T0 + 290, kind="timeout", actor="timeout", to_stage=0, comment="reject",
+                                   verdict="approval before 25%")),
+         "approval-timeout", "timed out into the spec's `on_timeout: reject`"),
+        (before_trigger("state hook (crashed)", "run brave-fox ended crashed: worker lost"), "hook",
+         "a rollout run's hook (crashed)"),
+        (before_trigger("monitor", "the promoted version's error rate 6% is over 5%"), "monitor", "post-promotion monitor"),
+        (before_trigger("drift", "the load balancer holds 80/20 (stable/canary), not the 95/5 this run set"), "drift",
+         "moved by someone else"),
+        (before_trigger("operator", "manual rollback"), "manual", "operator, with the rollback flow"),
+    ],
+)
+def test_the_trigger_is_named_for_each_way_a_rollback_starts(rec, kind, says):
+    trigger = rollback_trigger(rec)
+    assert trigger.kind == kind
+    assert says in incident_report(rec)
+    assert f"**Reason:** {rec.last_transition('rollback-start').comment}"[:60] in incident_report(rec)
+
+
+def test_a_rejection_report_quotes_what_the_person_answered():
+    rec = before_trigger("dave", "rejected by dave: latency looks off",
+                         Transition(at=T0 + 290, kind="reject", actor="dave", to_stage=0, comment="reject: latency looks off",
+                                    verdict="approval before 25%"))
+    assert "**The pause answered:** approval before 25% (comment: reject: latency looks off)" in incident_report(rec)
+
+
+@pytest.mark.parametrize("phase", [RolloutPhase.PROMOTED, RolloutPhase.PROGRESSING, RolloutPhase.PAUSED])
+def test_no_incident_report_for_a_rollout_that_was_not_rolled_back(phase):
+    with pytest.raises(ValueError, match="not rolled back: there is no incident to report"):
+        incident_report(record([started(), shift(60, 5, 0)], phase))
+
+
+def test_an_unfinished_rollout_shows_its_current_stage():
+    rec = record([started(), shift(60, 5, 0), passed(700, 0), shift(710, 25, 1, 5)], RolloutPhase.PROGRESSING)
+    lines = stage_lines(rec)
+    assert [(l.weights.canary, l.verdict) for l in lines] == [(5, "passed: successful: canary 0.08% vs baseline 0.10%"),
+                                                           (25, "current")]
+    assert "**Outcome:** progressing (not finished) at 75/25" in rollout_report(rec)
+
+
+def test_a_rollout_that_never_shifted_says_so():
+    rec = record([started()], RolloutPhase.ROLLED_BACK)
+    assert "No traffic was ever shifted to the new version." in rollout_report(rec)
+    assert "The ledger records no rollback transition" in incident_report(rec)
+
+
+def test_names_and_comments_cannot_break_the_tables():
+    rec = record([started(), shift(60, 5, 0),
+                  Transition(at=T0 + 100, kind="hold", actor="eve | admin", to_stage=0, comment="hold:\nwait | see")],
+                 RolloutPhase.PAUSED)
+    text = rollout_report(rec)
+    assert r"| eve \| admin | hold | 5% | hold: wait \| see |" in text
