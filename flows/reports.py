@@ -1,0 +1,100 @@
+"""rollout_report: a rollout's report from the ledger, and its incident report when it was rolled back.
+
+Reads every rollout the ledger holds for the service (``Targets.canary_service``, the key the
+rollout flows record under), takes the one asked for (the newest by default), and writes:
+
+- a ``<service>-rollout-report`` markdown artifact: outcome, stages with weights, times,
+  verdicts and reasons, approvals (who, when, what), every recorded transition;
+- a ``<service>-incident-report`` markdown artifact when the rollout was rolled back (or its
+  rollback began): trigger, exposure, traffic moved back, steps, notification, next steps.
+
+Read-only: it changes nothing, so it can run at any time, as often as wanted. The `canary` flow
+keeps no ledger, so its runs have no report here (their own artifacts are the record).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_markdown_artifact
+from pydantic import BaseModel, ConfigDict, Field
+
+from flows.env import load_clients
+from flows.journal import artifact_key
+from rollway.aws.ledger import DynamoLedger
+from rollway.ledger import RolloutRecord
+from rollway.phases import RolloutPhase
+from rollway.reports import incident_report, rollout_report as render_rollout
+from tasks.ledger import rollout_history
+
+RolloutId = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^\S+$")]
+"""A rollout id as the ledger records it (``rollway status`` shows it): one word."""
+
+INCIDENT_PHASES = (RolloutPhase.ROLLED_BACK, RolloutPhase.ROLLING_BACK)
+
+
+class ReportRefused(ValueError):
+    """The ledger holds no such rollout: nothing was written."""
+
+
+class ReportResult(BaseModel):
+    """What the run wrote: the rollout it reported on and the artifacts' keys."""
+
+    model_config = ConfigDict(frozen=True)
+
+    service: str
+    rollout_id: str
+    phase: RolloutPhase
+    artifacts: tuple[str, ...]
+
+
+def choose(records: list[RolloutRecord], service: str, table: str, rollout_id: str | None) -> RolloutRecord:
+    """The rollout asked for (None: the newest) among ``records`` (newest first).
+
+    Raises:
+        ReportRefused: the service has no rollout, or none with that id (the newest are named).
+    """
+    if not records:
+        raise ReportRefused(
+            f"no rollout of {service} is recorded in the ledger table {table}: nothing to report (the `canary` "
+            "flow keeps no ledger; progressive_rollout does)")
+    if rollout_id is None:
+        return records[0]
+    for record in records:
+        if record.rollout_id == rollout_id:
+            return record
+    newest = ", ".join(f"{r.rollout_id} ({r.phase.value})" for r in records[:5])
+    raise ReportRefused(f"no rollout {rollout_id!r} of {service} in the ledger table {table}; the newest are: {newest}")
+
+
+@flow(name="rollout_report", log_prints=True)
+def rollout_report(
+    rollout_id: RolloutId | None = None,
+    targets_block: str | None = None,
+    aws_credentials_block: str | None = None,
+) -> ReportResult:
+    """Write the report of one rollout of the service from the ledger (the newest by default), and
+    its incident report if it was rolled back. Read-only.
+
+    ``rollout_id``: which rollout (as `rollway status` shows it); leave empty for the newest.
+    """
+    log = get_run_logger()
+    targets, get_client = load_clients(targets_block, aws_credentials_block)
+    service = targets.canary_service
+    records = rollout_history(DynamoLedger(get_client("dynamodb"), targets), service)
+    record = choose(records, service, targets.rollouts_table, rollout_id)
+    log.info("reporting rollout %s of %s (%s, %s; %d transitions)", record.rollout_id, service, record.image,
+             record.phase.value, len(record.history))
+
+    keys = [artifact_key(service, "rollout-report")]
+    create_markdown_artifact(key=keys[0], markdown=render_rollout(record),
+                             description=f"rollout {record.rollout_id} of {service}")
+    log.info("wrote the rollout report (artifact %s)", keys[0])
+    if record.phase in INCIDENT_PHASES:
+        keys.append(artifact_key(service, "incident-report"))
+        create_markdown_artifact(key=keys[1], markdown=incident_report(record, alert_topic=targets.alert_topic),
+                                 description=f"incident: rollback of rollout {record.rollout_id} of {service}")
+        log.warning("rollout %s was %s: wrote the incident report (artifact %s)", record.rollout_id,
+                    record.phase.value.replace("_", " "), keys[1])
+    return ReportResult(service=service, rollout_id=record.rollout_id, phase=record.phase, artifacts=tuple(keys))

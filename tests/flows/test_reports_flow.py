@@ -1,0 +1,114 @@
+"""rollout_report on the Prefect harness, reading the real DynamoDB ledger on the embedded AWS."""
+
+from __future__ import annotations
+
+import time
+from uuid import uuid4
+
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+from blocks.credentials import credentials_for_endpoint
+from blocks.targets import RollwayTargets
+from flows.reports import ReportRefused, rollout_report
+from flows.rollback import rollback
+from rollway.aws.environment import aws_environment
+from rollway.aws.ledger import DynamoLedger
+from rollway.clock import ClockSettings
+from rollway.ledger import RolloutRecord, Transition, new_rollout_id, utc
+from rollway.model import Weights
+from rollway.phases import RolloutPhase
+from rollway.spec import RolloutSpec, Stage
+
+
+@pytest.fixture
+def blocks(aws) -> str:
+    name = f"reports-{uuid4().hex[:8]}"
+    RollwayTargets(**aws.targets.model_dump()).save(name, overwrite=True)
+    credentials_for_endpoint(aws.endpoint_url, aws.targets.region).save(name, overwrite=True)
+    return name
+
+
+def artifacts_of(state) -> dict[str, str]:
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(artifact_filter=ArtifactFilter(
+            flow_run_id=ArtifactFilterFlowRunId(any_=[state.state_details.flow_run_id])))
+    return {a.key: a.data for a in found if a.type == "markdown"}
+
+
+def start_at_five_percent(aws) -> tuple[RolloutRecord, float]:
+    """A rollout recorded as the progressive flow records one, its canary at 5 % on the load balancer."""
+    env = aws_environment(aws.get_client, aws.targets, ClockSettings().build())
+    ledger = DynamoLedger(aws.get_client("dynamodb"), aws.targets)
+    service = aws.targets.canary_service
+    stable = env.deployer.describe(aws.targets.stable_service)
+    image = f"{aws.topology.repository_uri}:2.1.0"
+    spec = RolloutSpec(image=image, stages=[Stage(weight=w, bake_seconds=600) for w in (5, 25, 100)])
+    now = time.time() - 600
+    record = RolloutRecord(
+        service=service, rollout_id=new_rollout_id(now), image=image, spec_json=spec.model_dump_json(),
+        previous_task_definition=stable.task_definition, stable_desired=stable.desired, created_at=now, updated_at=now,
+        history=(Transition(at=now, kind="start", actor="alice", comment=f"rollout of {image}"),),
+    )
+    ledger.create(record, owner="run-1", now=now, lease_seconds=60)
+    env.router.set_weights(Weights.canary_at(5))
+    shifted = now + 30
+    ledger.record(service, owner="run-1", now=shifted, transition=Transition(
+        at=shifted, kind="shift", actor="alice", from_weights=Weights.canary_at(0), to_weights=Weights.canary_at(5),
+        to_stage=0, comment="rollout starting"), phase=RolloutPhase.PROGRESSING, weights=Weights.canary_at(5),
+        stage_index=0, stage_started_at=shifted)
+    return record, shifted
+
+
+def test_a_rolled_back_rollout_gets_its_rollout_and_incident_reports(aws, blocks):
+    record, shifted = start_at_five_percent(aws)
+    # The real rollback flow, as `rollway abort` runs it: it records its start and end in the ledger.
+    rollback(reason="users report 500s on save", actor="carol", targets_block=blocks, aws_credentials_block=blocks)
+
+    state = rollout_report(targets_block=blocks, aws_credentials_block=blocks, return_state=True)
+    result = state.result()
+    service = aws.targets.canary_service
+    assert (result.rollout_id, result.phase) == (record.rollout_id, RolloutPhase.ROLLED_BACK)
+    written = artifacts_of(state)
+    assert set(written) == set(result.artifacts) == {f"{service}-rollout-report", f"{service}-incident-report"}
+
+    report = written[f"{service}-rollout-report"]
+    assert f"rollout {record.rollout_id}" in report and record.image in report
+    assert "**Outcome:** rolled back" in report
+    assert f"| 1/3 | 95/5 | {utc(shifted)} |" in report
+    assert "rolled back (carol): users report 500s on save" in report
+
+    incident = written[f"{service}-incident-report"]
+    assert "**Trigger:** carol, with the rollback flow" in incident
+    assert "**Reason:** users report 500s on save" in incident
+    assert f"**First traffic to the new version:** {utc(shifted)} (5%)" in incident
+    assert "**Weight when the rollback began:** 5% (95/5 stable/canary)" in incident
+    assert "the load balancer read back **100/0** (stable/canary); recorded by carol" in incident
+    assert f"pointed back at {record.previous_task_definition}" in incident
+    assert "`webordinary-alerts` (subject `Rollback: webordinary-edit-service-canary`" in incident
+    assert "## Next steps" in incident
+
+
+def test_a_rollout_still_running_gets_no_incident_report(aws, blocks):
+    record, _ = start_at_five_percent(aws)
+    state = rollout_report(rollout_id=record.rollout_id, targets_block=blocks, aws_credentials_block=blocks,
+                           return_state=True)
+    assert state.result().artifacts == (f"{aws.targets.canary_service}-rollout-report",)
+    assert "**Outcome:** progressing (not finished) at 95/5" in artifacts_of(state)[f"{aws.targets.canary_service}-rollout-report"]
+
+
+def test_no_rollout_recorded_is_refused_clearly(aws, blocks):
+    state = rollout_report(targets_block=blocks, aws_credentials_block=blocks, return_state=True)
+    with pytest.raises(ReportRefused, match="no rollout of webordinary-edit-service-canary is recorded in the ledger "
+                                            "table webordinary-rollouts"):
+        state.result()
+    assert artifacts_of(state) == {}
+
+
+def test_an_unknown_rollout_id_is_refused_naming_the_newest(aws, blocks):
+    record, _ = start_at_five_percent(aws)
+    state = rollout_report(rollout_id="20200101T000000Z-00000000", targets_block=blocks,
+                           aws_credentials_block=blocks, return_state=True)
+    with pytest.raises(ReportRefused, match=f"the newest are: {record.rollout_id} \\(progressing\\)"):
+        state.result()
