@@ -33,6 +33,10 @@ def _http_url(value: str, what: str) -> str:
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"{what} {value!r} is not an http:// or https:// URL with a host")
+    try:
+        parts.port  # noqa: B018 - raises ValueError for a port out of range
+    except ValueError as err:
+        raise ValueError(f"{what} {value!r} has a bad port: {err}") from None
     if parts.username or parts.password:
         # A URL with credentials would print them in every log line and artifact that names it.
         raise ValueError(f"{what} must not carry a user name or password (it is logged and shown in the report)")

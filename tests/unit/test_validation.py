@@ -31,6 +31,7 @@ def test_defaults_are_the_seeds_script():
         ({"health_url": "edit.example.com/health"}, "is not an http:// or https:// URL"),
         ({"api_base_url": "https:///sessions"}, "api_base_url"),
         ({"api_base_url": "https://user:pw@api.example.com"}, "must not carry a user name or password"),
+        ({"health_url": "http://edit.example.com:99999/health"}, "has a bad port"),
         ({"timeout_seconds": 0}, "timeout_seconds"),
         ({"timeout_seconds": -1.5}, "greater than 0"),
         ({"attempts": 0}, "attempts"),
