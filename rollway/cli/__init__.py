@@ -15,10 +15,12 @@ from cyclopts import App, Parameter
 from rollway.cli.blocks import CREDENTIALS_BLOCK, TARGETS_BLOCK
 from rollway.cli.finalize import finalize
 from rollway.cli.flags import flags_app
+from rollway.cli.report import report
 
 app = App(name="rollway", help="Progressive delivery for ECS Fargate behind an ALB, on Prefect.")
 app.command(flags_app)
 app.command(finalize)
+app.command(report)
 
 
 @app.command

@@ -112,3 +112,23 @@ def test_an_unknown_rollout_id_is_refused_naming_the_newest(aws, blocks):
                            aws_credentials_block=blocks, return_state=True)
     with pytest.raises(ReportRefused, match=f"the newest are: {record.rollout_id} \\(progressing\\)"):
         state.result()
+
+
+def test_rollway_report_prints_both_reports_of_a_rolled_back_rollout(aws, blocks, capsys):
+    from rollway.cli.report import report
+
+    record, _ = start_at_five_percent(aws)
+    rollback(reason="latency doubled", actor="dave", targets_block=blocks, aws_credentials_block=blocks)
+    capsys.readouterr()
+    assert report(targets_block=blocks, credentials_block=blocks) == 0
+    out = capsys.readouterr().out
+    assert out.index(f"# Rollout report: {aws.targets.canary_service}, rollout {record.rollout_id}") \
+        < out.index("# Incident report") and "**Reason:** latency doubled" in out
+
+
+def test_rollway_report_without_a_rollout_exits_1_saying_why(aws, blocks, capsys):
+    from rollway.cli.report import report
+
+    assert report(targets_block=blocks, credentials_block=blocks) == 1
+    assert "no rollout of webordinary-edit-service-canary is recorded" in capsys.readouterr().err
+    assert report(rollout=" ", targets_block=blocks, credentials_block=blocks) == 2

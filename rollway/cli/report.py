@@ -1,0 +1,44 @@
+"""``rollway report``: a rollout's report from the ledger, printed as markdown (pipe it to a file).
+
+The same reports the ``rollout_report`` flow writes as artifacts, without a flow run: the
+rollout report, followed by the incident report when the rollout was rolled back. Read-only.
+Imports stay inside the functions, so that ``rollway --help`` does not pay for Prefect.
+"""
+
+from __future__ import annotations
+
+from rollway.cli.blocks import CREDENTIALS_BLOCK, TARGETS_BLOCK
+
+
+def report(*, rollout: str | None = None, targets_block: str | None = TARGETS_BLOCK,
+           credentials_block: str | None = CREDENTIALS_BLOCK) -> int:
+    """Print a rollout's report from the ledger as markdown, and its incident report if it was rolled back.
+
+    Args:
+        rollout: the rollout id (as `rollway status` shows it); the service's newest by default.
+        targets_block: saved RollwayTargets block naming the service.
+        credentials_block: saved AwsCredentials block of the account.
+    """
+    from rollway.cli.ops import reporting
+
+    return reporting(_report)(rollout=rollout, targets_block=targets_block, credentials_block=credentials_block)
+
+
+def _report(*, rollout: str | None, targets_block: str | None, credentials_block: str | None) -> int:
+    from flows.reports import INCIDENT_PHASES, ReportRefused, choose
+    from rollway.aws.ledger import DynamoLedger
+    from rollway.cli.ops import NoRollout, UsageError, load_account
+    from rollway.reports import incident_report, rollout_report
+
+    if rollout is not None and (not rollout.strip() or rollout != rollout.strip()):
+        raise UsageError(f"--rollout {rollout!r}: give a rollout id as `rollway status` shows it")
+    targets, get_client = load_account(targets_block, credentials_block)
+    records = DynamoLedger(get_client("dynamodb"), targets).history(targets.canary_service)
+    try:
+        record = choose(records, targets.canary_service, targets.rollouts_table, rollout)
+    except ReportRefused as refused:
+        raise NoRollout(str(refused)) from refused
+    print(rollout_report(record))
+    if record.phase in INCIDENT_PHASES:
+        print(incident_report(record, alert_topic=targets.alert_topic))
+    return 0
