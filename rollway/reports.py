@@ -104,14 +104,15 @@ def stage_lines(record: RolloutRecord) -> list[StageLine]:
         elif t.kind == "approve" and t.verdict and not current["verdict"]:
             # An approval while the stage bakes accepts a stage the judge could not pass.
             current["verdict"] = f"accepted by {t.actor}: {t.verdict}"
-        elif t.kind == "rollback-start":
-            current["verdict"] = f"rolled back ({t.actor}): {t.comment or 'no reason recorded'}"
+        elif t.kind == "rollback-start" or (t.kind == "rollback" and "rolled back" not in current["verdict"]):
+            # After a stage passed (a rejection at the next approval, the monitor after a promotion), both show.
+            current["verdict"] = _then(current["verdict"], f"rolled back ({t.actor}): {t.comment or 'no reason recorded'}")
+            if t.kind == "rollback" and t.to_weights is not None:
+                current["ended_at"] = t.at
         elif t.kind == "rollback" and t.to_weights is not None:
             current["ended_at"] = t.at
-            if not current["verdict"]:
-                current["verdict"] = f"rolled back ({t.actor}): {t.comment or 'no reason recorded'}"
         elif t.kind == "promote":
-            current["verdict"] = current["verdict"] or f"promoted: {t.comment or ''}".rstrip(": ")
+            current["verdict"] = _then(current["verdict"], f"promoted: {t.comment or ''}".rstrip(": "))
         elif t.kind == FINALIZED:
             current["ended_at"] = t.at
             current["verdict"] = current["verdict"] or "finalized"
@@ -119,6 +120,10 @@ def stage_lines(record: RolloutRecord) -> list[StageLine]:
         if line["ended_at"] is None and not line["verdict"]:
             line["verdict"] = "current" if not record.phase.terminal else record.phase.value
     return [StageLine(**line) for line in lines]
+
+
+def _then(before: str, after: str) -> str:
+    return f"{before}; then {after}" if before else after
 
 
 def rollback_trigger(record: RolloutRecord) -> Trigger | None:

@@ -187,3 +187,14 @@ def test_names_and_comments_cannot_break_the_tables():
                  RolloutPhase.PAUSED)
     text = rollout_report(rec)
     assert r"| eve \| admin | hold | 5% | hold: wait \| see |" in text
+
+
+def test_a_stage_that_passed_before_a_person_aborted_shows_both():
+    rec = record([started(), shift(60, 5, 0), passed(700, 0),
+                  Transition(at=T0 + 720, kind="rollback-start", actor="carol", comment="aborted by carol: not today"),
+                  Transition(at=T0 + 750, kind="rollback", actor="carol", to_weights=w(0),
+                             comment="aborted by carol: not today")], RolloutPhase.ROLLED_BACK)
+    (line,) = stage_lines(rec)
+    assert line.verdict == ("passed: successful: canary 0.08% vs baseline 0.10%; then rolled back (carol): "
+                            "aborted by carol: not today")
+    assert line.ended_at == T0 + 750
