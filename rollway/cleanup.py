@@ -76,8 +76,9 @@ class CleanupIncomplete(RuntimeError):
 def check_git_tag_name(name: str) -> str:
     """``name`` if git accepts it as a tag name, else a ValueError saying which rule it breaks.
 
-    The rules of ``git check-ref-format`` applied to ``refs/tags/<name>``, and git tag's own
-    refusal of a name starting with ``-`` (it would read as an option).
+    The rules of ``git check-ref-format`` applied to ``refs/tags/<name>``, git tag's own refusal
+    of a name starting with ``-`` (it would read as an option), and ``@`` and ``HEAD``, which git
+    accepts but which would be read as the current commit.
     """
     def bad(why: str) -> ValueError:
         return ValueError(f"{name!r} is not a valid git tag name: {why}")
@@ -86,10 +87,9 @@ def check_git_tag_name(name: str) -> str:
         raise bad("it is empty")
     if name.startswith("-"):
         raise bad("it starts with '-'")
-    if name == "@":
-        raise bad("it is the single character '@'")
-    if name == "HEAD":
-        raise bad("'HEAD' would be ambiguous with the current commit")
+    if name in ("@", "HEAD"):
+        # git would take either, and every later `git checkout <name>` would mean the current commit.
+        raise bad(f"{name!r} is ambiguous: git reads it as the current commit")
     found = _REF_FORBIDDEN.search(name)
     if found:
         raise bad(f"it contains {found.group()!r} (no control characters, spaces, ~ ^ : ? * [ or \\)")
@@ -468,3 +468,76 @@ def _plan_stacks(
 def _short(task_definition: str) -> str:
     """``family:revision`` of a task definition ARN (or the value itself)."""
     return task_definition.rsplit("/", 1)[-1]
+
+
+# --- What a run did ------------------------------------------------------------------------------
+
+
+class CleanupResult(BaseModel):
+    """What a cleanup run did (or, with ``dry_run``, would do).
+
+    Attributes:
+        dry_run: nothing was written; ``deleted_*`` and ``archived`` say what would be.
+        archived: "tag -> commit" and what happened to it (created / existed already / would be created).
+        pushed: what happened on the remote (pushed / there already / would be pushed), or None.
+        deleted_tags, deleted_stacks: what was deleted (would be, in a dry run).
+        gone_tags, gone_stacks: what was already gone.
+        refusals: what was refused (a run with any deletes nothing).
+        not_done: what a run that stopped part-way left as it was.
+        stopped: why it stopped part-way, or None.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    dry_run: bool = False
+    archived: str | None = None
+    pushed: str | None = None
+    deleted_tags: tuple[str, ...] = ()
+    gone_tags: tuple[str, ...] = ()
+    deleted_stacks: tuple[str, ...] = ()
+    gone_stacks: tuple[str, ...] = ()
+    refusals: tuple[Refusal, ...] = ()
+    not_done: tuple[str, ...] = ()
+    stopped: str | None = None
+
+
+def planned_result(plan: CleanupPlan) -> CleanupResult:
+    """The plan as a result: what would be done (in a dry run, or a refused run)."""
+    archived = pushed = None
+    if plan.archive is not None:
+        a = plan.archive
+        archived = f"tag `{a.tag}` -> {a.commit}: " + ("exists already" if a.exists else "would be created")
+        if a.push_to is not None:
+            pushed = f"`{a.tag}` on remote `{a.push_to}`: " + ("there already" if a.pushed else "would be pushed")
+    return CleanupResult(dry_run=True, archived=archived, pushed=pushed, deleted_tags=plan.delete_tags,
+                         gone_tags=plan.gone_tags, deleted_stacks=plan.delete_stacks, gone_stacks=plan.gone_stacks,
+                         refusals=plan.refusals)
+
+
+def summary_markdown(result: CleanupResult, repository: str) -> str:
+    """The run's summary for a person: archived, deleted, already gone, refused, not done."""
+    if result.refusals:
+        title = "Cleanup refused: nothing was deleted"
+    elif result.stopped:
+        title = "Cleanup stopped part-way"
+    elif result.dry_run:
+        title = "Cleanup dry run: nothing was deleted"
+    else:
+        title = "Cleanup done"
+    would = "Would delete" if result.dry_run or result.refusals else "Deleted"
+    lines = [f"# {title}", ""]
+    if result.stopped:
+        lines += [f"**Stopped:** {result.stopped}", ""]
+
+    def section(heading: str, items: Sequence[str]) -> None:
+        lines.extend([f"## {heading}", ""] + ([f"- {item}" for item in items] or ["- nothing"]) + [""])
+
+    archive = [a for a in (result.archived, result.pushed) if a]
+    section("Archived" if not (result.dry_run or result.refusals) else "Archive (not written)", archive)
+    section(f"{would}: image tags in `{repository}`", [f"`{t}`" for t in result.deleted_tags])
+    section(f"{would}: stacks", [f"`{s}`" for s in result.deleted_stacks])
+    section("Already gone", [f"image tag `{t}`" for t in result.gone_tags] + [f"stack `{s}`" for s in result.gone_stacks])
+    section("Refused", [f"{r.kind} `{r.name}`: {r.reason}" for r in result.refusals])
+    if result.stopped or result.not_done:
+        section("Not done", list(result.not_done))
+    return "\n".join(lines).rstrip() + "\n"
