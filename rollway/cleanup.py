@@ -33,6 +33,8 @@ LATEST = "latest"
 _STACK = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,127}$")
 # Docker's (and ECR's) tag grammar.
 _IMAGE_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+# An http(s) URL carrying a user (and perhaps a password or token) before the host.
+_URL_WITH_USER = re.compile(r"^https?://[^/]*@", re.IGNORECASE)
 # What git refuses in a ref name (git check-ref-format, rules 4, 5 and 10): control characters,
 # space, ~ ^ : ? * [ and backslash.
 _REF_FORBIDDEN = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]")
@@ -132,7 +134,8 @@ class CleanupSpec(BaseModel):
         dry_run: read and plan, report what would be deleted, delete nothing.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # Errors name the rule broken, never echo the input: a remote URL may hold a token.
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
 
     old_stacks: tuple[str, ...] = ()
     old_image_tags: tuple[str, ...] = ()
@@ -175,6 +178,10 @@ class CleanupSpec(BaseModel):
     @field_validator("remote")
     @classmethod
     def _remote(cls, value: str) -> str:
+        if _URL_WITH_USER.match(value):
+            # It would be in git's argument list and in the run's logs: secrets belong elsewhere.
+            raise ValueError("the remote is an http(s) URL with credentials in it; name a configured remote (or use "
+                             "a URL without them and a git credential helper)")
         return _option_safe(value, "remote")
 
     @model_validator(mode="after")

@@ -18,6 +18,7 @@ from rollway.aws.ecr_images import EcrImages, TagDeletion
 from rollway.aws.ecr_images import images_in_use as read_images_in_use
 from rollway.aws.errors import AdapterError
 from rollway.cleanup import ArchiveState, ImageUse, RepositoryImage, StackState
+from rollway.targets import Targets
 from rollway.toolchain.git import GitCli, GitError
 
 
@@ -41,7 +42,7 @@ def describe_stack(stacks: CloudFormationStacks, name: str) -> StackState:
 
 
 @task(name="images-in-use", **_READ)
-def images_in_use(ecs: Any, targets: Any) -> tuple[ImageUse, ...]:
+def images_in_use(ecs: Any, targets: Targets) -> tuple[ImageUse, ...]:
     return read_images_in_use(ecs, targets)
 
 

@@ -160,13 +160,21 @@ def test_archive(state, push, exists, pushed, reason):
         ({**ARCHIVE, "repo_dir": None}, "repo_dir must name the git checkout"),
         ({**ARCHIVE, "archive_commit": "--upload-pack=x"}, "is not a usable git revision"),
         ({**ARCHIVE, "remote": "-o"}, "is not a usable git remote"),
+        ({**ARCHIVE, "remote": "https://bot:ghp_token@github.com/webordinary/app.git"}, "credentials in it"),
         ({"old_stacks": ["old"], "archive_commit": "HEAD"}, "need archive_tag"),
         ({"old_stacks": ["old"], "stacks": ["typo"]}, "Extra inputs are not permitted"),
     ],
 )
 def test_bad_specs_are_refused_at_construction(fields, message):
-    with pytest.raises(ValidationError, match=message):
+    with pytest.raises(ValidationError, match=message) as refused:
         CleanupSpec(**fields)
+    assert "ghp_token" not in str(refused.value)
+
+
+@pytest.mark.parametrize("remote", ["origin", "git@github.com:webordinary/app.git", "ssh://git@host/app.git",
+                                    "https://github.com/webordinary/app.git", "/srv/git/app.git"])
+def test_remotes_without_credentials_are_taken(remote):
+    assert CleanupSpec(**ARCHIVE, remote=remote).remote == remote
 
 
 @pytest.mark.parametrize(
