@@ -99,7 +99,9 @@ class _Progress:
         self.done: list[str] = []
         self.left: list[str] = []
         if plan.archive is not None:
-            self.left.append(f"archive tag {plan.archive.tag}")
+            self.left.append(f"create tag {plan.archive.tag}")
+            if plan.archive.push_to is not None:
+                self.left.append(f"push tag {plan.archive.tag}")
         self.left += [f"image tag {t}" for t in plan.delete_tags] + [f"stack {s}" for s in plan.delete_stacks]
 
     def did(self, item: str, line: str) -> None:
@@ -123,20 +125,24 @@ def _act(spec: CleanupSpec, plan: CleanupPlan, git: GitCli | None, images: EcrIm
     progress = _Progress(spec, plan)
     archive = plan.archive
     if archive is not None and git is not None:
+        # Each archive write is its own step, so a failed push still says the tag was created.
         step = f"create the archive tag {archive.tag}"
         try:
             created = steps.create_tag(git, archive.tag, archive.message, archive.commit)
-            progress.fields["archived"] = (f"tag `{archive.tag}` -> {archive.commit}: "
-                                           + ("created" if created == "created" else "existed already"))
-            if archive.push_to is not None:
-                step = f"push the archive tag {archive.tag} to {archive.push_to}"
-                pushed = steps.push_tag(git, archive.push_to, archive.tag)
-                progress.fields["pushed"] = (f"`{archive.tag}` on remote `{archive.push_to}`: "
-                                             + ("pushed" if pushed == "pushed" else "there already"))
         except Exception as err:  # noqa: BLE001 - reported with what was done and what was not
             raise progress.failed(step, err, targets) from err
-        progress.did(f"archive tag {archive.tag}", f"archived: {progress.fields['archived']}"
-                     + (f"; {progress.fields['pushed']}" if "pushed" in progress.fields else ""))
+        progress.fields["archived"] = (f"tag `{archive.tag}` -> {archive.commit}: "
+                                       + ("created" if created == "created" else "existed already"))
+        progress.did(f"create tag {archive.tag}", f"archived: {progress.fields['archived']}")
+        if archive.push_to is not None:
+            step = f"push the archive tag {archive.tag} to {archive.push_to}"
+            try:
+                pushed = steps.push_tag(git, archive.push_to, archive.tag)
+            except Exception as err:  # noqa: BLE001
+                raise progress.failed(step, err, targets) from err
+            progress.fields["pushed"] = (f"`{archive.tag}` on remote `{archive.push_to}`: "
+                                         + ("pushed" if pushed == "pushed" else "there already"))
+            progress.did(f"push tag {archive.tag}", f"archive: {progress.fields['pushed']}")
 
     if plan.delete_tags:
         step = f"delete image tags {', '.join(plan.delete_tags)} from {targets.ecr_repository}"
