@@ -141,3 +141,44 @@ def test_a_failed_deletion_names_the_resources_and_their_reasons():
     failed = StackDeleteFailed("old", "DELETE_FAILED", reasons)
     assert "not empty" in str(failed) and "run cleanup again" in str(failed)
     assert failure_reasons([], "why the stack says") == ["why the stack says"]
+
+
+def test_a_deletion_that_ends_in_delete_failed_reports_the_events_reasons():
+    # moto never fails a deletion, so this one path is played by botocore's Stubber: the calls
+    # and answers CloudFormation gives when a bucket that is not empty blocks the deletion.
+    import boto3
+    from botocore.stub import Stubber
+
+    client = boto3.client("cloudformation", region_name="us-west-2", aws_access_key_id="x", aws_secret_access_key="x")
+    sid = f"arn:aws:cloudformation:us-west-2:123456789012:stack/{OLD}/1"
+
+    def stack(status: str) -> dict:
+        return {"Stacks": [{"StackName": OLD, "StackId": sid, "StackStatus": status,
+                            "CreationTime": "2026-01-01T00:00:00Z"}]}
+
+    def event(n: int, logical: str, kind: str, status: str, reason: str = "") -> dict:
+        physical = sid if kind == "AWS::CloudFormation::Stack" else f"{logical}-1"
+        found = {"EventId": f"e{n}", "StackId": sid, "StackName": OLD, "LogicalResourceId": logical,
+                 "PhysicalResourceId": physical, "ResourceType": kind, "ResourceStatus": status,
+                 "Timestamp": "2026-01-01T00:00:00Z"}
+        return {**found, "ResourceStatusReason": reason} if reason else found
+
+    created = event(1, OLD, "AWS::CloudFormation::Stack", "CREATE_COMPLETE")
+    after = [event(4, OLD, "AWS::CloudFormation::Stack", "DELETE_FAILED", "The following resource(s) failed to delete"),
+             event(3, "Logs", "AWS::S3::Bucket", "DELETE_FAILED", "The bucket you tried to delete is not empty"),
+             event(2, OLD, "AWS::CloudFormation::Stack", "DELETE_IN_PROGRESS", "User Initiated"), created]
+    with Stubber(client) as stub:
+        stub.add_response("describe_stacks", stack("CREATE_COMPLETE"), {"StackName": OLD})
+        stub.add_response("describe_stack_events", {"StackEvents": [created]}, {"StackName": sid})
+        stub.add_response("delete_stack", {}, {"StackName": sid})
+        stub.add_response("describe_stacks", stack("DELETE_FAILED"), {"StackName": sid})  # the waiter's poll
+        stub.add_response("describe_stacks", stack("DELETE_FAILED"), {"StackName": sid})
+        stub.add_response("describe_stack_events", {"StackEvents": after}, {"StackName": sid})
+        stub.add_response("describe_stack_events", {"StackEvents": after}, {"StackName": sid})
+        progress: list[str] = []
+        with pytest.raises(StackDeleteFailed) as failed:
+            CloudFormationStacks(client).delete(OLD, timeout_seconds=60, on_progress=progress.append)
+        stub.assert_no_pending_responses()
+    assert failed.value.status == "DELETE_FAILED"
+    assert failed.value.reasons == ("Logs (AWS::S3::Bucket): The bucket you tried to delete is not empty",)
+    assert f"stack {OLD}: Logs (AWS::S3::Bucket) DELETE_FAILED: The bucket you tried to delete is not empty" in progress
