@@ -531,7 +531,8 @@ def summary_markdown(result: CleanupResult, repository: str) -> str:
         title = "Cleanup dry run: nothing was deleted"
     else:
         title = "Cleanup done"
-    would = "Would delete" if result.dry_run or result.refusals else "Deleted"
+    would = ("Left alone, deletable once the refusals are resolved" if result.refusals
+             else "Would delete" if result.dry_run else "Deleted")
     lines = [f"# {title}", ""]
     if result.stopped:
         lines += [f"**Stopped:** {result.stopped}", ""]
