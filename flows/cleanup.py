@@ -1,0 +1,224 @@
+"""cleanup: after the migration, archive the old code, then delete old images and old stacks.
+
+Destructive, and started by a person (from the Prefect UI, after week 3), so in order:
+
+1. validate the parameters (``CleanupSpec``): a bad stack name, image tag or git tag name fails
+   the run before any call;
+2. read: the archive tag in git (locally and on the remote), the task definitions in use (every
+   deployment of the stable and canary services, every ACTIVE revision of the task family) and
+   the images they name, the repository's images, and each old stack;
+3. plan (``rollway.cleanup.plan_cleanup``): a live stack, ``latest``, an image in use (by tag or
+   by digest) or a protected stack is refused, and any refusal fails the run here, each one
+   named with its reason, before anything is written;
+4. archive the code first (an annotated tag, pushed), so it is kept before its infrastructure goes;
+5. delete the old image tags (one batch);
+6. delete the old stacks, each its own task, waiting for DELETE_COMPLETE with progress logged.
+
+``dry_run`` stops after 3 and reports what would be archived and deleted. A run that stops
+part-way raises ``CleanupIncomplete`` naming what was done and what was not; running it again
+is safe (what is gone is reported as gone). Every run ends with a markdown artifact.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_markdown_artifact
+
+from flows.env import load_clients
+from flows.params import WaitSeconds
+from rollway.aws.cloudformation import CloudFormationStacks
+from rollway.aws.ecr_images import EcrImages
+from rollway.cleanup import (
+    CleanupIncomplete, CleanupPlan, CleanupRefused, CleanupResult, CleanupSpec, plan_cleanup, planned_result,
+    summary_markdown,
+)
+from rollway.targets import Targets
+from rollway.toolchain.git import GitCli
+from tasks import cleanup as steps
+
+ARTIFACT_KEY = "cleanup-summary"
+
+
+def run_cleanup(spec: CleanupSpec, targets: Targets, get_client: Callable[[str], Any], *,
+                stack_timeout_seconds: float = 1800.0, git_timeout_seconds: float = 120.0) -> CleanupResult:
+    """Read, plan, then archive and delete as the module docstring says.
+
+    Raises:
+        CleanupRefused: the plan refuses something; nothing was written.
+        CleanupIncomplete: a step failed after others were done; the message lists both.
+        GitError, InUseUnknown, TargetNotFound: a read failed; nothing was written.
+    """
+    log = get_run_logger()
+    git = None
+    if spec.archive_tag is not None:
+        assert spec.repo_dir is not None  # CleanupSpec requires it with archive_tag
+        git = GitCli(spec.repo_dir, timeout_seconds=git_timeout_seconds, on_line=lambda line: log.info("git: %s", line))
+    stacks = CloudFormationStacks(get_client("cloudformation"), keep=targets.stacks)
+    images = EcrImages(get_client("ecr"), targets.ecr_repository)
+
+    # Reads, all of them before anything is written.
+    archive = None
+    if git is not None:
+        archive = steps.archive_state(git, spec.archive_tag, spec.archive_commit, spec.remote if spec.push else None)
+        log.info("archive tag %s: to point at %s (locally on %s, on %s: %s)", spec.archive_tag, archive.commit,
+                 archive.local_commit or "no such tag", spec.remote if spec.push else "not pushed",
+                 archive.remote_commit or "no such tag")
+    # What production runs matters to image tags only; a stacks-only run does not read it.
+    in_use = steps.images_in_use(get_client("ecs"), targets) if spec.old_image_tags else ()
+    for use in in_use:
+        log.info("in use: %s (%s) runs %s", use.task_definition.rsplit("/", 1)[-1], use.why, use.image)
+    repository_images = steps.list_images(images) if spec.old_image_tags else ()
+    described = {name: steps.describe_stack(stacks, name) for name in spec.old_stacks}
+    for state in described.values():
+        log.info("stack %s: %s", state.name, state.status or "does not exist")
+
+    plan = plan_cleanup(spec, targets, stacks=described, in_use=in_use, images=repository_images, archive=archive)
+    if plan.refused:
+        for refusal in plan.refusals:
+            log.error("refused: %s", refusal)
+        _report(planned_result(plan), targets)
+        raise CleanupRefused(plan.refusals)
+    if spec.dry_run:
+        result = planned_result(plan)
+        log.info("dry run: would archive %s; would delete image tags %s and stacks %s; already gone: %s",
+                 result.archived or "nothing", list(plan.delete_tags) or "none", list(plan.delete_stacks) or "none",
+                 list(plan.gone_tags + plan.gone_stacks) or "none")
+        _report(result, targets)
+        return result
+    return _act(spec, plan, git, images, stacks, targets, stack_timeout_seconds)
+
+
+class _Progress:
+    """What this run has done so far, so a failure can say what was done and what was not."""
+
+    def __init__(self, spec: CleanupSpec, plan: CleanupPlan) -> None:
+        self.log = get_run_logger()
+        self.fields: dict[str, Any] = {"gone_tags": plan.gone_tags, "gone_stacks": plan.gone_stacks}
+        self.done: list[str] = []
+        self.left: list[str] = []
+        if plan.archive is not None:
+            self.left.append(f"create tag {plan.archive.tag}")
+            if plan.archive.push_to is not None:
+                self.left.append(f"push tag {plan.archive.tag}")
+        self.left += [f"image tag {t}" for t in plan.delete_tags] + [f"stack {s}" for s in plan.delete_stacks]
+
+    def did(self, item: str, line: str) -> None:
+        self.log.info("%s", line)
+        self.done.append(line)
+        if item in self.left:
+            self.left.remove(item)
+
+    def result(self, stopped: str | None = None) -> CleanupResult:
+        return CleanupResult(**self.fields, not_done=tuple(self.left), stopped=stopped)
+
+    def failed(self, step: str, err: Exception, targets: Targets) -> CleanupIncomplete:
+        why = f"{type(err).__name__}: {err}"
+        self.log.error("cleanup stopped at %s: %s", step, why)
+        _report(self.result(stopped=f"while it tried to {step}: {why}"), targets)
+        return CleanupIncomplete(step, why, self.done, self.left)
+
+
+def _act(spec: CleanupSpec, plan: CleanupPlan, git: GitCli | None, images: EcrImages,
+         stacks: CloudFormationStacks, targets: Targets, stack_timeout_seconds: float) -> CleanupResult:
+    progress = _Progress(spec, plan)
+    archive = plan.archive
+    if archive is not None and git is not None:
+        # Each archive write is its own step, so a failed push still says the tag was created.
+        step = f"create the archive tag {archive.tag}"
+        try:
+            created = steps.create_tag(git, archive.tag, archive.message, archive.commit)
+        except Exception as err:  # noqa: BLE001 - reported with what was done and what was not
+            raise progress.failed(step, err, targets) from err
+        progress.fields["archived"] = (f"tag `{archive.tag}` -> {archive.commit}: "
+                                       + ("created" if created == "created" else "existed already"))
+        progress.did(f"create tag {archive.tag}", f"archived: {progress.fields['archived']}")
+        if archive.push_to is not None:
+            step = f"push the archive tag {archive.tag} to {archive.push_to}"
+            try:
+                pushed = steps.push_tag(git, archive.push_to, archive.tag)
+            except Exception as err:  # noqa: BLE001
+                raise progress.failed(step, err, targets) from err
+            progress.fields["pushed"] = (f"`{archive.tag}` on remote `{archive.push_to}`: "
+                                         + ("pushed" if pushed == "pushed" else "there already"))
+            progress.did(f"push tag {archive.tag}", f"archive: {progress.fields['pushed']}")
+
+    if plan.delete_tags:
+        step = f"delete image tags {', '.join(plan.delete_tags)} from {targets.ecr_repository}"
+        try:
+            deletion = steps.delete_tags(images, plan.delete_tags)
+        except Exception as err:  # noqa: BLE001
+            raise progress.failed(step, err, targets) from err
+        for tag in deletion.deleted:
+            progress.did(f"image tag {tag}", f"deleted image tag {tag} from {targets.ecr_repository}")
+        for tag in deletion.gone:  # deleted by someone else since the plan read the repository
+            progress.did(f"image tag {tag}", f"image tag {tag} was already gone")
+        progress.fields["deleted_tags"] = deletion.deleted
+        progress.fields["gone_tags"] = plan.gone_tags + deletion.gone
+        if deletion.failed:
+            failures = "; ".join(f"{tag}: {why}" for tag, why in deletion.failed.items())
+            raise progress.failed(step, RuntimeError(f"ECR did not delete {failures}"), targets)
+
+    deleted_stacks: list[str] = []
+    gone_stacks = list(plan.gone_stacks)
+    for name in plan.delete_stacks:
+        try:
+            outcome = steps.delete_stack(stacks, name, stack_timeout_seconds)
+        except Exception as err:  # noqa: BLE001
+            raise progress.failed(f"delete stack {name}", err, targets) from err
+        (deleted_stacks if outcome == "deleted" else gone_stacks).append(name)
+        progress.fields.update(deleted_stacks=tuple(deleted_stacks), gone_stacks=tuple(gone_stacks))
+        progress.did(f"stack {name}", f"deleted stack {name}" if outcome == "deleted" else f"stack {name} was already gone")
+
+    result = progress.result()
+    _report(result, targets)
+    return result
+
+
+def _report(result: CleanupResult, targets: Targets) -> None:
+    create_markdown_artifact(key=ARTIFACT_KEY, markdown=summary_markdown(result, targets.ecr_repository),
+                             description="cleanup summary")
+
+
+@flow(name="cleanup", log_prints=True)
+def cleanup(
+    old_stacks: list[str] | None = None,
+    old_image_tags: list[str] | None = None,
+    archive_tag: str | None = None,
+    archive_message: str = "",
+    archive_commit: str | None = None,
+    repo_dir: str | None = None,
+    remote: str = "origin",
+    push: bool = True,
+    dry_run: bool = False,
+    stack_timeout_seconds: WaitSeconds = 1800.0,
+    targets_block: str | None = None,
+    aws_credentials_block: str | None = None,
+) -> CleanupResult:
+    """Archive the old code under a git tag, then delete old ECR image tags and old CloudFormation stacks.
+
+    Refuses, before anything is deleted, a live stack (``Targets.stacks``), ``latest``, an image
+    tag a task definition in use references (by tag or by digest) and a stack with termination
+    protection, naming each. ``dry_run`` reads, plans and reports, deleting nothing. Safe to run
+    again after a failure.
+
+    Args:
+        old_stacks: CloudFormation stacks to delete (e.g. webordinary-old-stack).
+        old_image_tags: tags to delete from the targets' ECR repository (e.g. old-version).
+        archive_tag: an annotated git tag to create and push first (e.g. pre-sqs-architecture).
+        archive_message: its message (e.g. "Archive before SQS migration").
+        archive_commit: the commit to tag (default: HEAD of ``repo_dir``).
+        repo_dir: the git checkout to tag in, on the machine that runs the flow.
+        remote: where the tag is pushed.
+        push: push the tag.
+        dry_run: report what would be archived and deleted; change nothing.
+        stack_timeout_seconds: how long each stack's deletion may take.
+        targets_block: a saved RollwayTargets block; None: Webordinary's names.
+        aws_credentials_block: a saved AwsCredentials block; None: boto3's default chain.
+    """
+    spec = CleanupSpec(old_stacks=tuple(old_stacks or ()), old_image_tags=tuple(old_image_tags or ()),
+                       archive_tag=archive_tag, archive_message=archive_message, archive_commit=archive_commit,
+                       repo_dir=repo_dir, remote=remote, push=push, dry_run=dry_run)
+    targets, get_client = load_clients(targets_block, aws_credentials_block)
+    return run_cleanup(spec, targets, get_client, stack_timeout_seconds=stack_timeout_seconds)

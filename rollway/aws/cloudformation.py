@@ -1,0 +1,210 @@
+"""Deleting old CloudFormation stacks: describe, refuse what must stay, delete and wait.
+
+A stack already gone is reported as gone, not as an error, so a cleanup that stopped part-way
+can simply be run again. The wait is botocore's ``stack_delete_complete`` waiter, run in slices
+so that a deletion taking many minutes reports its newest stack events as it goes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Collection
+from typing import Any, Literal
+
+from botocore.exceptions import ClientError, WaiterError
+
+from rollway.aws.ecs import waiter_schedule
+from rollway.aws.errors import AdapterError
+from rollway.cleanup import StackState
+
+DeleteOutcome = Literal["deleted", "already_gone"]
+
+# A progress line at least this often while a deletion runs (one waiter slice).
+PROGRESS_SECONDS = 60.0
+
+
+class StackProtected(AdapterError):
+    """The stack must not be deleted: termination protection is on, or it is a live stack."""
+
+    def __init__(self, name: str, why: str) -> None:
+        self.name = name
+        super().__init__(f"stack {name!r} was not deleted: {why}")
+
+
+class StackDeleteFailed(AdapterError):
+    """CloudFormation could not delete the stack (DELETE_FAILED, or another failure state).
+
+    Attributes:
+        name: the stack.
+        status: its status after the attempt.
+        reasons: what its events say about the resources that could not be deleted.
+    """
+
+    def __init__(self, name: str, status: str, reasons: list[str]) -> None:
+        self.name, self.status, self.reasons = name, status, tuple(reasons)
+        why = "; ".join(self.reasons) or "its events give no reason"
+        super().__init__(
+            f"stack {name!r} ended in {status}: {why}. Fix what is named (or retain those resources), then run "
+            "cleanup again: the deletion is retried"
+        )
+
+
+class StackDeleteTimeout(AdapterError):
+    """The deletion was still going when the wait ended; CloudFormation carries on with it."""
+
+    def __init__(self, name: str, status: str, timeout_seconds: float) -> None:
+        self.name, self.status, self.timeout_seconds = name, status, timeout_seconds
+        super().__init__(
+            f"stack {name!r} is still {status} after {timeout_seconds:g}s; CloudFormation goes on deleting it. "
+            "Run cleanup again to wait for it (a stack gone by then is reported as gone)"
+        )
+
+
+class CloudFormationStacks:
+    """Describes and deletes stacks.
+
+    Args:
+        client: a boto3 ``cloudformation`` client.
+        keep: stacks this adapter never deletes (the live stacks, ``Targets.stacks``): a second
+            guard behind the plan's refusal.
+    """
+
+    def __init__(self, client: Any, keep: Collection[str] = ()) -> None:
+        self._client = client
+        self._keep = {name.lower() for name in keep}
+
+    def describe(self, name: str) -> StackState:
+        """The stack as CloudFormation shows it; ``status`` None when there is no such stack."""
+        found = self._describe(name)
+        if found is None:
+            return StackState(name=name)
+        root = found.get("RootId")
+        return StackState(
+            name=name,
+            status=found["StackStatus"],
+            termination_protection=bool(found.get("EnableTerminationProtection")),
+            root_stack=_stack_name(root) if root else None,
+        )
+
+    def delete(
+        self, name: str, *, timeout_seconds: float, on_progress: Callable[[str], None] = lambda line: None
+    ) -> DeleteOutcome:
+        """Delete ``name`` and wait until it is DELETE_COMPLETE.
+
+        Args:
+            name: the stack.
+            timeout_seconds: how long to wait for the deletion.
+            on_progress: called with a line for each new stack event and each minute of waiting.
+
+        Returns:
+            "deleted", or "already_gone" when there is no such stack (safe to re-run).
+
+        Raises:
+            ValueError: ``timeout_seconds`` is not positive (before any call).
+            StackProtected: a kept (live) stack, or termination protection is on (nothing is deleted).
+            StackDeleteFailed: CloudFormation could not delete it; the events' reasons are given.
+            StackDeleteTimeout: still deleting when the wait ended.
+        """
+        if timeout_seconds <= 0:
+            raise ValueError(f"timeout_seconds must be > 0, got {timeout_seconds}")
+        if name.lower() in self._keep:
+            raise StackProtected(name, "it is a live stack (Targets.stacks)")
+        found = self._describe(name)
+        if found is None or found["StackStatus"] == "DELETE_COMPLETE":
+            on_progress(f"stack {name} does not exist: already gone")
+            return "already_gone"
+        if found.get("EnableTerminationProtection"):
+            raise StackProtected(name, (
+                "termination protection is on; if it really is to go, lift it with `aws cloudformation "
+                f"update-termination-protection --no-enable-termination-protection --stack-name {name}`"))
+        # The id, not the name: the wait must follow this stack, not one created later under its name.
+        stack_id = found["StackId"]
+        seen = {e["EventId"] for e in self._events(stack_id)}
+        self._client.delete_stack(StackName=stack_id)
+        on_progress(f"stack {name}: deletion requested (was {found['StackStatus']})")
+        self._wait_deleted(name, stack_id, timeout_seconds, seen, on_progress)
+        on_progress(f"stack {name}: DELETE_COMPLETE")
+        return "deleted"
+
+    def _wait_deleted(self, name: str, stack_id: str, timeout_seconds: float, seen: set[str],
+                      on_progress: Callable[[str], None]) -> None:
+        waiter = self._client.get_waiter("stack_delete_complete")
+        delay, _ = waiter_schedule(timeout_seconds)
+        deadline = time.monotonic() + timeout_seconds
+        while True:
+            remaining = deadline - time.monotonic()
+            # One slice of polls, about PROGRESS_SECONDS long, then a progress line.
+            attempts = max(1, int(min(remaining, PROGRESS_SECONDS) // delay) + 1)
+            try:
+                waiter.wait(StackName=stack_id, WaiterConfig={"Delay": delay, "MaxAttempts": attempts})
+                return
+            except WaiterError:
+                pass  # a failure state or the slice's end: the stack's status says which
+            found = self._describe(stack_id)
+            status = found["StackStatus"] if found else "DELETE_COMPLETE"
+            for line in self._new_events(stack_id, seen):
+                on_progress(f"stack {name}: {line}")
+            if status == "DELETE_COMPLETE":
+                return
+            if status != "DELETE_IN_PROGRESS":
+                raise StackDeleteFailed(name, status, self._failure_reasons(stack_id, found))
+            if time.monotonic() >= deadline:
+                raise StackDeleteTimeout(name, status, timeout_seconds)
+            on_progress(f"stack {name}: still {status}, {max(0.0, deadline - time.monotonic()):.0f}s left to wait")
+
+    def _describe(self, name_or_id: str) -> dict[str, Any] | None:
+        try:
+            stacks = self._client.describe_stacks(StackName=name_or_id)["Stacks"]
+        except ClientError as err:
+            # CloudFormation answers a ValidationError "Stack with id X does not exist" for a
+            # name it does not know (and for a deleted stack asked by name).
+            if err.response.get("Error", {}).get("Code") == "ValidationError" and "does not exist" in str(err):
+                return None
+            raise
+        return stacks[0] if stacks else None
+
+    def _events(self, stack_id: str) -> list[dict[str, Any]]:
+        """The stack's events, newest first (the first page: the newest 100 or so)."""
+        return self._client.describe_stack_events(StackName=stack_id).get("StackEvents", [])
+
+    def _new_events(self, stack_id: str, seen: set[str]) -> list[str]:
+        """Lines for the events not reported yet, oldest first."""
+        fresh = [e for e in self._events(stack_id) if e["EventId"] not in seen]
+        seen.update(e["EventId"] for e in fresh)
+        return [_event_line(e) for e in reversed(fresh)]
+
+    def _failure_reasons(self, stack_id: str, found: dict[str, Any] | None) -> list[str]:
+        return failure_reasons(self._events(stack_id), (found or {}).get("StackStatusReason"))
+
+
+def failure_reasons(events_newest_first: list[dict[str, Any]], stack_reason: str | None = None) -> list[str]:
+    """Why the latest deletion failed: each resource event of it in DELETE_FAILED, with its reason.
+
+    Args:
+        events_newest_first: DescribeStackEvents' StackEvents (newest first).
+        stack_reason: the stack's own StackStatusReason, if any.
+    """
+    reasons = []
+    for event in events_newest_first:
+        is_stack = event.get("ResourceType") == "AWS::CloudFormation::Stack" and \
+            event.get("PhysicalResourceId") == event.get("StackId")
+        if is_stack and event.get("ResourceStatus") == "DELETE_IN_PROGRESS":
+            break  # the start of this deletion: older events belong to earlier attempts
+        if not is_stack and event.get("ResourceStatus") == "DELETE_FAILED":
+            reasons.append(f"{event.get('LogicalResourceId')} ({event.get('ResourceType')}): "
+                           f"{event.get('ResourceStatusReason') or 'no reason given'}")
+    if not reasons and stack_reason:
+        reasons.append(stack_reason)
+    return list(reversed(reasons))
+
+
+def _event_line(event: dict[str, Any]) -> str:
+    reason = event.get("ResourceStatusReason")
+    return (f"{event.get('LogicalResourceId')} ({event.get('ResourceType')}) {event.get('ResourceStatus')}"
+            + (f": {reason}" if reason else ""))
+
+
+def _stack_name(stack_id: str) -> str:
+    """The name in a stack ARN (``arn:...:stack/<name>/<uuid>``), or the value itself."""
+    parts = stack_id.split("/")
+    return parts[1] if stack_id.startswith("arn:") and len(parts) >= 3 else stack_id

@@ -1,0 +1,174 @@
+"""Old images in ECR: list tags and digests, find what the task definitions in use name, delete tags.
+
+(``rollway/aws/ecr.py`` is the repository's URI and registry login; this module is cleanup's.)
+
+What is in use is read from ECS, not assumed: the task definitions every deployment of the
+stable and canary services runs, and every ACTIVE revision of the task family, since a rollback
+restores the previous one. ``rollway.cleanup.plan_cleanup`` turns those references into refusals.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from botocore.exceptions import ClientError
+from pydantic import BaseModel, ConfigDict
+
+from rollway.aws.errors import AdapterError, TargetNotFound
+from rollway.cleanup import ImageUse, RepositoryImage
+from rollway.targets import Targets
+
+# BatchDeleteImage takes at most 100 image ids per call.
+_BATCH = 100
+# ECR's failure codes for an image id that names nothing: the tag is gone already.
+_GONE_CODES = frozenset({"ImageNotFound", "ImageTagDoesNotMatchDigest"})
+
+
+class InUseUnknown(AdapterError):
+    """What production runs could not be read, so nothing may be judged safe to delete."""
+
+
+class TagDeletion(BaseModel):
+    """What a batch delete did, per tag.
+
+    Attributes:
+        deleted: tags ECR removed.
+        gone: tags the repository did not have (deleted before: re-running is safe).
+        failed: tag -> ECR's failure code and reason.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    deleted: tuple[str, ...] = ()
+    gone: tuple[str, ...] = ()
+    failed: dict[str, str] = {}
+
+
+class EcrImages:
+    """The images of one ECR repository.
+
+    Args:
+        client: a boto3 ``ecr`` client.
+        repository: the repository name (``Targets.ecr_repository``).
+    """
+
+    def __init__(self, client: Any, repository: str) -> None:
+        self._client = client
+        self._repository = repository
+
+    def list_images(self) -> tuple[RepositoryImage, ...]:
+        """Every image in the repository with its digest and tags (untagged ones too).
+
+        Raises:
+            TargetNotFound: there is no such repository.
+        """
+        images = []
+        try:
+            for page in self._client.get_paginator("describe_images").paginate(repositoryName=self._repository):
+                for detail in page.get("imageDetails", []):
+                    images.append(RepositoryImage(digest=detail["imageDigest"],
+                                                  tags=tuple(detail.get("imageTags", []))))
+        except ClientError as err:
+            if err.response.get("Error", {}).get("Code") == "RepositoryNotFoundException":
+                raise TargetNotFound("ECR repository", self._repository, str(err)) from err
+            raise
+        return tuple(images)
+
+    def delete_tags(self, tags: Sequence[str]) -> TagDeletion:
+        """Delete ``tags`` (an image loses the tag; one left with no tag is deleted by ECR).
+
+        A tag the repository does not have is reported as gone, not failed.
+
+        Raises:
+            TargetNotFound: there is no such repository.
+        """
+        deleted: list[str] = []
+        gone: list[str] = []
+        failed: dict[str, str] = {}
+        wanted = list(dict.fromkeys(tags))
+        for start in range(0, len(wanted), _BATCH):
+            batch = wanted[start:start + _BATCH]
+            try:
+                answer = self._client.batch_delete_image(
+                    repositoryName=self._repository, imageIds=[{"imageTag": tag} for tag in batch])
+            except ClientError as err:
+                if err.response.get("Error", {}).get("Code") == "RepositoryNotFoundException":
+                    raise TargetNotFound("ECR repository", self._repository, str(err)) from err
+                raise
+            removed = {i.get("imageTag") for i in answer.get("imageIds", [])}
+            for failure in answer.get("failures", []):
+                tag = failure.get("imageId", {}).get("imageTag")
+                if tag is None or tag in removed:
+                    continue
+                if failure.get("failureCode") in _GONE_CODES:
+                    gone.append(tag)
+                else:
+                    failed[tag] = f"{failure.get('failureCode')}: {failure.get('failureReason')}"
+            deleted += [tag for tag in batch if tag in removed]
+            # A tag neither removed nor failed cannot be vouched for: it counts as failed.
+            for tag in batch:
+                if tag not in removed and tag not in gone and tag not in failed:
+                    failed[tag] = "ECR neither deleted it nor said why"
+        return TagDeletion(deleted=tuple(deleted), gone=tuple(gone), failed=failed)
+
+
+def images_in_use(ecs: Any, targets: Targets) -> tuple[ImageUse, ...]:
+    """Every container image named by a task definition in use.
+
+    In use: the task definition of every deployment of the stable and canary services (a
+    service mid-deployment runs two), and every ACTIVE revision of ``targets.task_family`` (and
+    of any family whose name begins with it: ECS's ``familyPrefix`` matches those too).
+
+    Raises:
+        InUseUnknown: the cluster or either service cannot be found (wrong names would make
+            everything look unused), or a task definition cannot be read.
+    """
+    uses: dict[str, list[str]] = {}
+    for task_definition, why in _service_task_definitions(ecs, targets):
+        uses.setdefault(task_definition, []).append(why)
+    for arn in _active_revisions(ecs, targets.task_family):
+        uses.setdefault(arn, []).append(f"an ACTIVE revision of {targets.task_family}")
+    found = []
+    for task_definition, whys in uses.items():
+        try:
+            described = ecs.describe_task_definition(taskDefinition=task_definition)["taskDefinition"]
+        except ClientError as err:
+            raise InUseUnknown(f"task definition {task_definition} (in use: {', '.join(whys)}) could not be read: "
+                               f"{err}") from err
+        for container in described.get("containerDefinitions", []):
+            found.append(ImageUse(task_definition=described["taskDefinitionArn"], why=", ".join(whys),
+                                  image=container["image"]))
+    return tuple(found)
+
+
+def _service_task_definitions(ecs: Any, targets: Targets) -> list[tuple[str, str]]:
+    services = [targets.stable_service, targets.canary_service]
+    try:
+        answer = ecs.describe_services(cluster=targets.cluster, services=services)
+    except ClientError as err:
+        raise InUseUnknown(f"the services {', '.join(services)} in cluster {targets.cluster} could not be read "
+                           f"(check the targets block): {err}") from err
+    missing = [f.get("arn", "?") for f in answer.get("failures", [])]
+    missing += [s["serviceName"] for s in answer.get("services", []) if s.get("status") == "INACTIVE"]
+    if missing:
+        raise InUseUnknown(f"cannot tell what production runs: {', '.join(missing)} not found in cluster "
+                           f"{targets.cluster} (check the targets block)")
+    pairs = []
+    for service in answer["services"]:
+        which = "stable" if service["serviceName"] == targets.stable_service else "canary"
+        pairs.append((service["taskDefinition"], f"the {which} service deploys it"))
+        for deployment in service.get("deployments", []):
+            if deployment.get("taskDefinition") and deployment["taskDefinition"] != service["taskDefinition"]:
+                pairs.append((deployment["taskDefinition"],
+                               f"a {deployment.get('status', '').lower() or 'running'} deployment of the {which} "
+                               "service runs it"))
+    return pairs
+
+
+def _active_revisions(ecs: Any, family: str) -> list[str]:
+    arns = []
+    for page in ecs.get_paginator("list_task_definitions").paginate(familyPrefix=family, status="ACTIVE"):
+        # familyPrefix also matches longer family names (``<family>-worker``): their revisions
+        # are kept in the count, since refusing one tag too many costs less than deleting one in use.
+        arns += page.get("taskDefinitionArns", [])
+    return arns

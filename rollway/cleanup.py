@@ -1,0 +1,551 @@
+"""Cleanup after the migration: what may be deleted, decided from what AWS and git show (pure, no I/O).
+
+Webordinary's plan ends by deleting the old CloudFormation stack, deleting old container images
+from ECR and archiving the old code under a git tag. Each is destructive and is triggered by a
+person, so nothing production runs on may be deleted, whatever the person typed:
+
+- a stack named in ``Targets.stacks`` (the live stacks), or nested in one, is refused;
+- a stack with termination protection is refused (someone protected it on purpose);
+- the tag ``latest`` is refused (what an image reference without a tag pulls);
+- an image tag that a task definition in use references is refused, and so is any other tag of
+  an image whose digest is in use (a task definition may pin ``repo@sha256:...``, or name the
+  same image under another tag). "In use": the task definitions the stable and canary services
+  deploy, and every ACTIVE revision of ``Targets.task_family`` (a rollback restores the previous).
+
+``flows/cleanup.py`` reads AWS and git first, then calls ``plan_cleanup``; any refusal fails the
+run before anything is deleted, each refusal named with its reason.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from typing import Literal, Mapping, Sequence
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from rollway.targets import Targets
+
+LATEST = "latest"
+"""The tag an image reference without a tag or digest resolves to."""
+
+# CloudFormation stack names (as rollway.targets checks Targets.stacks).
+_STACK = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,127}$")
+# Docker's (and ECR's) tag grammar.
+_IMAGE_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+# An http(s) URL carrying a user (and perhaps a password or token) before the host.
+_URL_WITH_USER = re.compile(r"^https?://[^/]*@", re.IGNORECASE)
+# What git refuses in a ref name (git check-ref-format, rules 4, 5 and 10): control characters,
+# space, ~ ^ : ? * [ and backslash.
+_REF_FORBIDDEN = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]")
+
+GONE_STATUSES = frozenset({"DELETE_COMPLETE"})
+
+
+class CleanupRefused(RuntimeError):
+    """The plan names something production runs on (or that cannot be deleted): nothing was deleted.
+
+    Attributes:
+        refusals: every refusal, each with its reason.
+    """
+
+    def __init__(self, refusals: Sequence["Refusal"]) -> None:
+        self.refusals = tuple(refusals)
+        listed = "\n".join(f"- {r}" for r in self.refusals)
+        super().__init__(f"cleanup refused {len(self.refusals)} item(s); nothing was deleted:\n{listed}")
+
+
+class CleanupIncomplete(RuntimeError):
+    """Cleanup stopped part-way: what was done and what was not are listed, and re-running is safe.
+
+    Attributes:
+        step: the step that failed.
+        done: what was archived or deleted (or found gone) before it.
+        not_done: what was left as it was.
+    """
+
+    def __init__(self, step: str, why: str, done: Sequence[str], not_done: Sequence[str]) -> None:
+        self.step, self.done, self.not_done = step, tuple(done), tuple(not_done)
+        done_text = "; ".join(self.done) or "nothing"
+        left_text = "; ".join(self.not_done) or "nothing"
+        super().__init__(
+            f"cleanup stopped while it tried to {step}: {why}. Done: {done_text}. Not done: {left_text}. "
+            "Run cleanup again with the same parameters once that step can succeed: what is gone is reported as "
+            "gone, and it carries on with the rest"
+        )
+
+
+def check_git_tag_name(name: str) -> str:
+    """``name`` if git accepts it as a tag name, else a ValueError saying which rule it breaks.
+
+    The rules of ``git check-ref-format`` applied to ``refs/tags/<name>``, git tag's own refusal
+    of a name starting with ``-`` (it would read as an option), and ``@`` and ``HEAD``, which git
+    accepts but which would be read as the current commit.
+    """
+    def bad(why: str) -> ValueError:
+        return ValueError(f"{name!r} is not a valid git tag name: {why}")
+
+    if not name:
+        raise bad("it is empty")
+    if name.startswith("-"):
+        raise bad("it starts with '-'")
+    if name in ("@", "HEAD"):
+        # git would take either, and every later `git checkout <name>` would mean the current commit.
+        raise bad(f"{name!r} is ambiguous: git reads it as the current commit")
+    found = _REF_FORBIDDEN.search(name)
+    if found:
+        raise bad(f"it contains {found.group()!r} (no control characters, spaces, ~ ^ : ? * [ or \\)")
+    if ".." in name:
+        raise bad("it contains '..'")
+    if "@{" in name:
+        raise bad("it contains '@{'")
+    if name.endswith("."):
+        raise bad("it ends with '.'")
+    for component in name.split("/"):
+        if not component:
+            raise bad("it has an empty component (a leading, trailing or doubled '/')")
+        if component.startswith("."):
+            raise bad(f"its component {component!r} starts with '.'")
+        if component.endswith(".lock"):
+            raise bad(f"its component {component!r} ends with '.lock'")
+    return name
+
+
+def _option_safe(value: str, what: str) -> str:
+    # Handed to git as an argument: a leading '-' would be read as an option, whitespace and
+    # control characters are never part of a revision or a remote.
+    if not value or value.startswith("-") or any(ord(c) < 0x21 or ord(c) == 0x7f for c in value):
+        raise ValueError(f"{value!r} is not a usable git {what} (not empty, no leading '-', no spaces)")
+    return value
+
+
+class CleanupSpec(BaseModel):
+    """What a cleanup run is asked to do; validated at construction, before any call.
+
+    Attributes:
+        old_stacks: CloudFormation stacks to delete.
+        old_image_tags: tags to delete from ``Targets.ecr_repository``.
+        archive_tag: an annotated git tag to create (and push) first; None archives nothing.
+        archive_message: the tag's message (required with ``archive_tag``).
+        archive_commit: what the tag points at (a revision git understands); None: HEAD.
+        repo_dir: the git checkout to tag in (required with ``archive_tag``).
+        remote: where the tag is pushed.
+        push: push the tag to ``remote``.
+        dry_run: read and plan, report what would be deleted, delete nothing.
+    """
+
+    # Errors name the rule broken, never echo the input: a remote URL may hold a token.
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
+
+    old_stacks: tuple[str, ...] = ()
+    old_image_tags: tuple[str, ...] = ()
+    archive_tag: str | None = None
+    archive_message: str = ""
+    archive_commit: str | None = None
+    repo_dir: str | None = None
+    remote: str = "origin"
+    push: bool = True
+    dry_run: bool = False
+
+    @field_validator("old_stacks")
+    @classmethod
+    def _stacks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for name in value:
+            if not _STACK.match(name):
+                raise ValueError(f"{name!r} is not a CloudFormation stack name (a letter, then letters, digits and "
+                                 "'-', at most 128 characters)")
+        return _distinct(value, "stack")
+
+    @field_validator("old_image_tags")
+    @classmethod
+    def _tags(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for tag in value:
+            if not _IMAGE_TAG.match(tag):
+                raise ValueError(f"{tag!r} is not an image tag (letters, digits, '_', '.', '-', not starting with "
+                                 "'.' or '-', at most 128 characters)")
+        return _distinct(value, "image tag")
+
+    @field_validator("archive_tag")
+    @classmethod
+    def _archive_tag(cls, value: str | None) -> str | None:
+        return None if value is None else check_git_tag_name(value)
+
+    @field_validator("archive_commit")
+    @classmethod
+    def _commit(cls, value: str | None) -> str | None:
+        return None if value is None else _option_safe(value, "revision")
+
+    @field_validator("remote")
+    @classmethod
+    def _remote(cls, value: str) -> str:
+        if _URL_WITH_USER.match(value):
+            # It would be in git's argument list and in the run's logs: secrets belong elsewhere.
+            raise ValueError("the remote is an http(s) URL with credentials in it; name a configured remote (or use "
+                             "a URL without them and a git credential helper)")
+        return _option_safe(value, "remote")
+
+    @model_validator(mode="after")
+    def _complete(self) -> "CleanupSpec":
+        if self.archive_tag is not None:
+            if not self.archive_message.strip():
+                raise ValueError("archive_message must say why the tag archives this code (git tag -a needs a message)")
+            if not self.repo_dir or not self.repo_dir.strip():
+                raise ValueError("repo_dir must name the git checkout where the archive tag is created")
+        elif self.archive_commit is not None or self.archive_message:
+            raise ValueError("archive_commit and archive_message need archive_tag (the tag to create)")
+        if self.archive_tag is None and not self.old_stacks and not self.old_image_tags:
+            raise ValueError("nothing to clean up: name old_stacks, old_image_tags or an archive_tag")
+        return self
+
+
+def _distinct(value: tuple[str, ...], what: str) -> tuple[str, ...]:
+    repeated = sorted({v for v in value if value.count(v) > 1})
+    if repeated:
+        raise ValueError(f"{what}s named more than once: {', '.join(repeated)}")
+    return value
+
+
+# --- What was read ------------------------------------------------------------------------------
+
+
+class StackState(BaseModel):
+    """A stack as CloudFormation describes it; ``status`` None: it does not exist."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    status: str | None = None
+    termination_protection: bool = False
+    root_stack: str | None = Field(default=None, description="for a nested stack, the name of its root stack")
+
+    @property
+    def gone(self) -> bool:
+        return self.status is None or self.status in GONE_STATUSES
+
+
+class RepositoryImage(BaseModel):
+    """One image in the repository: its digest and every tag it carries."""
+
+    model_config = ConfigDict(frozen=True)
+
+    digest: str
+    tags: tuple[str, ...] = ()
+
+
+class ImageUse(BaseModel):
+    """A container image named by a task definition in use."""
+
+    model_config = ConfigDict(frozen=True)
+
+    task_definition: str
+    why: str = Field(description="why the task definition is in use, e.g. 'the stable service deploys it'")
+    image: str
+
+
+class ImageRef(BaseModel):
+    """An image reference split into repository path, tag and digest."""
+
+    model_config = ConfigDict(frozen=True)
+
+    registry: str | None
+    repository: str
+    tag: str | None
+    digest: str | None
+
+
+def parse_image(image: str) -> ImageRef:
+    """Split ``[registry/]repository[:tag][@digest]`` as docker reads it.
+
+    The first path component is a registry when it holds a '.' or ':' or is ``localhost``.
+    """
+    rest, _, found = image.partition("@")
+    digest = found or None
+    tag = None
+    slash = rest.rfind("/")
+    colon = rest.rfind(":")
+    if colon > slash:
+        rest, tag = rest[:colon], rest[colon + 1:]
+    registry = None
+    first, _, remainder = rest.partition("/")
+    if remainder and ("." in first or ":" in first or first == "localhost"):
+        registry, rest = first, remainder
+    return ImageRef(registry=registry, repository=rest, tag=tag, digest=digest)
+
+
+class ArchiveState(BaseModel):
+    """What git shows about the archive tag before anything is written.
+
+    Attributes:
+        commit: the full commit the tag is to point at (``archive_commit`` or HEAD, resolved).
+        local_commit: the commit an existing local tag of that name points at (None: no such tag).
+        local_annotated: whether that existing local tag is annotated.
+        remote_commit: the commit the remote's tag of that name points at (None: none, or not asked).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    commit: str
+    local_commit: str | None = None
+    local_annotated: bool = True
+    remote_commit: str | None = None
+
+
+# --- The plan ------------------------------------------------------------------------------------
+
+
+class Refusal(BaseModel):
+    """Something the spec named that will not be deleted (or archived), and why."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["stack", "image tag", "archive tag"]
+    name: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.name!r}: {self.reason}"
+
+
+class ArchiveStep(BaseModel):
+    """The archive tag to create (unless it exists already on the commit) and push."""
+
+    model_config = ConfigDict(frozen=True)
+
+    tag: str
+    message: str
+    commit: str
+    exists: bool = Field(description="the tag exists already on this commit: nothing to create")
+    push_to: str | None = Field(description="the remote to push to; None: not pushed")
+    pushed: bool = Field(description="the remote has the tag on this commit already")
+
+
+class CleanupPlan(BaseModel):
+    """What a cleanup run does, in order: archive, delete image tags, delete stacks.
+
+    Attributes:
+        archive: the archive step, or None.
+        delete_tags: image tags present in the repository, to delete.
+        gone_tags: image tags the repository no longer has.
+        delete_stacks: stacks that exist, to delete.
+        gone_stacks: stacks that no longer exist.
+        refusals: what will not be deleted, with reasons; any refusal stops the run before it deletes.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    archive: ArchiveStep | None = None
+    delete_tags: tuple[str, ...] = ()
+    gone_tags: tuple[str, ...] = ()
+    delete_stacks: tuple[str, ...] = ()
+    gone_stacks: tuple[str, ...] = ()
+    refusals: tuple[Refusal, ...] = ()
+
+    @property
+    def refused(self) -> bool:
+        return bool(self.refusals)
+
+
+def plan_cleanup(
+    spec: CleanupSpec,
+    targets: Targets,
+    *,
+    stacks: Mapping[str, StackState],
+    in_use: Sequence[ImageUse],
+    images: Sequence[RepositoryImage],
+    archive: ArchiveState | None = None,
+) -> CleanupPlan:
+    """Decide what to delete and refuse what must stay.
+
+    Args:
+        spec: what was asked.
+        targets: the live stacks, the repository and (in ``in_use``) what production runs.
+        stacks: each of ``spec.old_stacks`` as described (a missing key: it does not exist).
+        in_use: the images named by the task definitions in use.
+        images: every image in ``targets.ecr_repository``.
+        archive: what git shows about the archive tag (required when ``spec.archive_tag`` is set).
+
+    Raises:
+        ValueError: ``spec`` asks for an archive tag and ``archive`` is None.
+    """
+    refusals: list[Refusal] = []
+    archive_step = None
+    if spec.archive_tag is not None:
+        if archive is None:
+            raise ValueError("plan_cleanup needs the archive tag's state (ArchiveState) to plan the archive")
+        archive_step, refused = _plan_archive(spec, archive)
+        refusals += refused
+    delete_tags, gone_tags, refused = _plan_images(spec.old_image_tags, targets.ecr_repository, in_use, images)
+    refusals += refused
+    delete_stacks, gone_stacks, refused = _plan_stacks(spec.old_stacks, targets.stacks, stacks)
+    refusals += refused
+    return CleanupPlan(archive=archive_step, delete_tags=delete_tags, gone_tags=gone_tags,
+                       delete_stacks=delete_stacks, gone_stacks=gone_stacks, refusals=tuple(refusals))
+
+
+def _plan_archive(spec: CleanupSpec, archive: ArchiveState) -> tuple[ArchiveStep, list[Refusal]]:
+    tag = spec.archive_tag
+    assert tag is not None
+    refusals = []
+    if archive.local_commit is not None and archive.local_commit != archive.commit:
+        refusals.append(Refusal(kind="archive tag", name=tag, reason=(
+            f"the tag exists already on commit {archive.local_commit}, not on {archive.commit}: a tag that moves "
+            "archives nothing; choose another name, or delete the old tag yourself if it is wrong")))
+    elif archive.local_commit is not None and not archive.local_annotated:
+        refusals.append(Refusal(kind="archive tag", name=tag, reason=(
+            "the tag exists already as a lightweight tag (no message, no tagger); delete it (`git tag -d "
+            f"{tag}`) to have it created annotated, or choose another name")))
+    if spec.push and archive.remote_commit is not None and archive.remote_commit != archive.commit:
+        refusals.append(Refusal(kind="archive tag", name=tag, reason=(
+            f"remote {spec.remote!r} has the tag already on commit {archive.remote_commit}, not on "
+            f"{archive.commit}; choose another name")))
+    step = ArchiveStep(tag=tag, message=spec.archive_message, commit=archive.commit,
+                       exists=archive.local_commit == archive.commit,
+                       push_to=spec.remote if spec.push else None,
+                       pushed=spec.push and archive.remote_commit == archive.commit)
+    return step, refusals
+
+
+def _plan_images(
+    tags: Sequence[str], repository: str, in_use: Sequence[ImageUse], images: Sequence[RepositoryImage]
+) -> tuple[tuple[str, ...], tuple[str, ...], list[Refusal]]:
+    digest_of = {tag: image.digest for image in images for tag in image.tags}
+    by_tag: dict[str, list[ImageUse]] = defaultdict(list)
+    by_digest: dict[str, list[str]] = defaultdict(list)
+    for use in in_use:
+        ref = parse_image(use.image)
+        # The registry is not compared: a reference to the same repository through another
+        # registry host (an account alias, a pull-through cache) is counted, never missed.
+        if ref.repository != repository:
+            continue
+        where = f"task definition {_short(use.task_definition)} ({use.why})"
+        if ref.digest is not None:
+            by_digest[ref.digest].append(f"{where} pins it by digest")
+        # docker pulls ``repo:tag@digest`` by its digest; its tag is still kept, as named.
+        if ref.digest is None or ref.tag is not None:
+            tag = ref.tag or LATEST
+            by_tag[tag].append(use)
+            if tag in digest_of:
+                by_digest[digest_of[tag]].append(f"{where} runs it as {tag!r}")
+    delete, gone, refusals = [], [], []
+    for tag in tags:
+        if tag == LATEST:
+            refusals.append(Refusal(kind="image tag", name=tag, reason=(
+                "'latest' is what an image reference without a tag pulls; it is never deleted by cleanup")))
+        elif tag in by_tag:
+            uses = by_tag[tag]
+            refusals.append(Refusal(kind="image tag", name=tag, reason="in use: " + "; ".join(
+                f"task definition {_short(u.task_definition)} ({u.why}) runs {u.image}" for u in uses)))
+        elif tag in digest_of and digest_of[tag] in by_digest:
+            refusals.append(Refusal(kind="image tag", name=tag, reason=(
+                f"it tags image {digest_of[tag]}, which is in use: " + "; ".join(by_digest[digest_of[tag]]))))
+        elif tag not in digest_of:
+            gone.append(tag)
+        else:
+            delete.append(tag)
+    return tuple(delete), tuple(gone), refusals
+
+
+def _plan_stacks(
+    names: Sequence[str], live: Sequence[str], stacks: Mapping[str, StackState]
+) -> tuple[tuple[str, ...], tuple[str, ...], list[Refusal]]:
+    # Compared without case: a name differing from a live stack only by case is far likelier
+    # a typo of it than an old stack to delete.
+    live_by_lower = {name.lower(): name for name in live}
+    delete, gone, refusals = [], [], []
+    for name in names:
+        state = stacks.get(name, StackState(name=name))
+        if name.lower() in live_by_lower:
+            refusals.append(Refusal(kind="stack", name=name, reason=(
+                f"it is the live stack {live_by_lower[name.lower()]!r} (Targets.stacks): production runs on it")))
+        elif state.gone:
+            gone.append(name)
+        elif state.root_stack is not None and state.root_stack.lower() in live_by_lower:
+            refusals.append(Refusal(kind="stack", name=name, reason=(
+                f"it is nested in the live stack {state.root_stack!r} (Targets.stacks): production runs on it")))
+        elif state.termination_protection:
+            refusals.append(Refusal(kind="stack", name=name, reason=(
+                "termination protection is on; if it really is to go, lift it first with "
+                f"`aws cloudformation update-termination-protection --no-enable-termination-protection "
+                f"--stack-name {name}` (or in the console: Stack actions -> Edit termination protection)")))
+        else:
+            delete.append(name)
+    return tuple(delete), tuple(gone), refusals
+
+
+def _short(task_definition: str) -> str:
+    """``family:revision`` of a task definition ARN (or the value itself)."""
+    return task_definition.rsplit("/", 1)[-1]
+
+
+# --- What a run did ------------------------------------------------------------------------------
+
+
+class CleanupResult(BaseModel):
+    """What a cleanup run did (or, with ``dry_run``, would do).
+
+    Attributes:
+        dry_run: nothing was written; ``deleted_*`` and ``archived`` say what would be.
+        archived: "tag -> commit" and what happened to it (created / existed already / would be created).
+        pushed: what happened on the remote (pushed / there already / would be pushed), or None.
+        deleted_tags, deleted_stacks: what was deleted (would be, in a dry run).
+        gone_tags, gone_stacks: what was already gone.
+        refusals: what was refused (a run with any deletes nothing).
+        not_done: what a run that stopped part-way left as it was.
+        stopped: why it stopped part-way, or None.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    dry_run: bool = False
+    archived: str | None = None
+    pushed: str | None = None
+    deleted_tags: tuple[str, ...] = ()
+    gone_tags: tuple[str, ...] = ()
+    deleted_stacks: tuple[str, ...] = ()
+    gone_stacks: tuple[str, ...] = ()
+    refusals: tuple[Refusal, ...] = ()
+    not_done: tuple[str, ...] = ()
+    stopped: str | None = None
+
+
+def planned_result(plan: CleanupPlan) -> CleanupResult:
+    """The plan as a result: what would be done (in a dry run, or a refused run)."""
+    archived = pushed = None
+    if plan.archive is not None:
+        a = plan.archive
+        archived = f"tag `{a.tag}` -> {a.commit}: " + ("exists already" if a.exists else "would be created")
+        if a.push_to is not None:
+            pushed = f"`{a.tag}` on remote `{a.push_to}`: " + ("there already" if a.pushed else "would be pushed")
+    return CleanupResult(dry_run=True, archived=archived, pushed=pushed, deleted_tags=plan.delete_tags,
+                         gone_tags=plan.gone_tags, deleted_stacks=plan.delete_stacks, gone_stacks=plan.gone_stacks,
+                         refusals=plan.refusals)
+
+
+def summary_markdown(result: CleanupResult, repository: str) -> str:
+    """The run's summary for a person: archived, deleted, already gone, refused, not done."""
+    if result.refusals:
+        title = "Cleanup refused: nothing was deleted"
+    elif result.stopped:
+        title = "Cleanup stopped part-way"
+    elif result.dry_run:
+        title = "Cleanup dry run: nothing was deleted"
+    else:
+        title = "Cleanup done"
+    would = ("Left alone, deletable once the refusals are resolved" if result.refusals
+             else "Would delete" if result.dry_run else "Deleted")
+    lines = [f"# {title}", ""]
+    if result.stopped:
+        lines += [f"**Stopped:** {result.stopped}", ""]
+
+    def section(heading: str, items: Sequence[str]) -> None:
+        lines.extend([f"## {heading}", ""] + ([f"- {item}" for item in items] or ["- nothing"]) + [""])
+
+    archive = [a for a in (result.archived, result.pushed) if a]
+    section("Archived" if not (result.dry_run or result.refusals) else "Archive (not written)", archive)
+    section(f"{would}: image tags in `{repository}`", [f"`{t}`" for t in result.deleted_tags])
+    section(f"{would}: stacks", [f"`{s}`" for s in result.deleted_stacks])
+    section("Already gone", [f"image tag `{t}`" for t in result.gone_tags] + [f"stack `{s}`" for s in result.gone_stacks])
+    section("Refused", [f"{r.kind} `{r.name}`: {r.reason}" for r in result.refusals])
+    if result.stopped or result.not_done:
+        section("Not done", list(result.not_done))
+    return "\n".join(lines).rstrip() + "\n"

@@ -1,0 +1,148 @@
+"""git, for archiving: an annotated tag on a commit, pushed to a remote.
+
+Every command goes through ``rollway.toolchain.process`` (an argument list, never a shell).
+Both writes are safe to repeat: a tag that exists already on the same commit is left alone, and
+a remote that has the same tag already is not pushed to again. A tag of that name on another
+commit is refused, locally and on the remote: an archive tag that moves archives nothing.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Literal
+
+from rollway.cleanup import check_git_tag_name
+from rollway.toolchain.process import ToolError, ToolFailed, ToolResult, resolve, run_tool
+
+
+class GitError(ToolError):
+    """git could not do what was asked (not a repository, an unknown revision or remote)."""
+
+
+class TagConflict(GitError):
+    """A tag of that name exists already on another commit (or is not annotated); nothing was changed."""
+
+
+class GitCli:
+    """The ``git`` command in one checkout.
+
+    Args:
+        repo_dir: the working tree (or bare repository) to act in.
+        timeout_seconds: how long one git command may take (a push talks to a remote).
+        on_line: called with each line git prints.
+        executable: the git to run (a name on PATH or a path).
+
+    Raises:
+        ToolMissing: git is not installed.
+        GitError: ``repo_dir`` is not a directory.
+    """
+
+    def __init__(self, repo_dir: str | os.PathLike[str], *, timeout_seconds: float = 120.0,
+                 on_line: Callable[[str], None] | None = None, executable: str = "git") -> None:
+        self._git = resolve(executable, hint="install git (apt-get install git)")
+        self._dir = Path(repo_dir)
+        if not self._dir.is_dir():
+            raise GitError(f"{str(self._dir)!r} is not a directory: repo_dir must be the git checkout to tag in")
+        self._timeout = timeout_seconds
+        self._on_line = on_line
+        # Never wait for a password typed on a terminal no one watches: fail and say so instead.
+        self._env = {**os.environ, "GIT_TERMINAL_PROMPT": "0"}
+
+    def _run(self, *args: str, quiet: bool = False) -> ToolResult:
+        return run_tool([self._git, *args], timeout_seconds=self._timeout, cwd=self._dir, env=self._env,
+                        on_line=None if quiet else self._on_line)
+
+    def commit_of(self, revision: str) -> str:
+        """The full commit id ``revision`` names.
+
+        Raises:
+            GitError: not a repository, or ``revision`` names no commit.
+        """
+        if revision.startswith("-"):
+            raise GitError(f"{revision!r} is not a revision (it would be read as an option)")
+        try:
+            result = self._run("rev-parse", "--verify", "--quiet", f"{revision}^{{commit}}", quiet=True)
+        except ToolFailed as err:
+            said = "; ".join(err.tail) or "no such commit"
+            raise GitError(f"{revision!r} names no commit in {self._dir}: {said}") from err
+        return result.output[-1].strip()
+
+    def local_tag(self, tag: str) -> tuple[str | None, bool]:
+        """(The commit the tag points at, whether it is annotated); (None, False) without such a tag."""
+        check_git_tag_name(tag)
+        ref = f"refs/tags/{tag}"
+        try:
+            commit = self._run("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}", quiet=True).output[-1].strip()
+        except ToolFailed as err:
+            if err.returncode == 1:  # --verify --quiet: exit 1 and no output for a missing ref
+                return None, False
+            raise GitError(f"could not read tag {tag!r} in {self._dir}: {'; '.join(err.tail)}") from err
+        kind = self._run("cat-file", "-t", ref, quiet=True).output[-1].strip()
+        return commit, kind == "tag"
+
+    def remote_tag(self, remote: str, tag: str) -> str | None:
+        """The commit ``remote``'s tag of that name points at, or None when it has none.
+
+        Raises:
+            GitError: the remote cannot be reached or is unknown.
+        """
+        check_git_tag_name(tag)
+        ref = f"refs/tags/{tag}"
+        try:
+            lines = self._run("ls-remote", "--tags", "--", remote, ref, f"{ref}^{{}}", quiet=True).output
+        except ToolFailed as err:
+            raise GitError(f"could not read the tags of remote {remote!r}: {'; '.join(err.tail)}") from err
+        found = dict(reversed(line.split("\t", 1)) for line in lines if "\t" in line)
+        # An annotated tag is listed twice: the tag object, and (^{}) the commit it points at.
+        return found.get(f"{ref}^{{}}") or found.get(ref)
+
+    def create_tag(self, tag: str, message: str, commit: str | None = None) -> Literal["created", "exists"]:
+        """``git tag -a <tag> -m <message> [<commit>]``; nothing to do when it exists on that commit.
+
+        Raises:
+            ValueError: a tag name git would refuse, or an empty message (before git runs).
+            TagConflict: the tag exists on another commit, or as a lightweight tag.
+            GitError: the commit does not exist.
+        """
+        check_git_tag_name(tag)
+        if not message.strip():
+            raise ValueError("an annotated tag needs a message")
+        target = self.commit_of(commit or "HEAD")
+        existing, annotated = self.local_tag(tag)
+        if existing is not None:
+            if existing != target:
+                raise TagConflict(f"tag {tag!r} exists already on commit {existing}, not on {target}: it was not "
+                                  "moved; choose another name, or delete the old tag yourself if it is wrong")
+            if not annotated:
+                raise TagConflict(f"tag {tag!r} exists already on {target} as a lightweight tag; delete it "
+                                  f"(`git tag -d {tag}`) to have it created annotated")
+            return "exists"
+        self._run("tag", "-a", tag, "-m", message, target)
+        return "created"
+
+    def push_tag(self, remote: str, tag: str) -> Literal["pushed", "already_there"]:
+        """``git push <remote> refs/tags/<tag>``, then read back that the remote has it.
+
+        Raises:
+            TagConflict: the remote has a tag of that name on another commit (nothing pushed).
+            GitError: no such local tag, or the push or the read-back failed.
+        """
+        local, _ = self.local_tag(tag)
+        if local is None:
+            raise GitError(f"there is no tag {tag!r} in {self._dir} to push")
+        remote_commit = self.remote_tag(remote, tag)
+        if remote_commit == local:
+            return "already_there"
+        if remote_commit is not None:
+            raise TagConflict(f"remote {remote!r} has tag {tag!r} already on commit {remote_commit}, not on {local}: "
+                              "nothing was pushed")
+        try:
+            self._run("push", "--", remote, f"refs/tags/{tag}")
+        except ToolFailed as err:
+            raise GitError(f"pushing tag {tag!r} to {remote!r} failed: {'; '.join(err.tail[-5:])}") from err
+        after = self.remote_tag(remote, tag)
+        if after != local:
+            raise GitError(f"pushed tag {tag!r} to {remote!r}, but the remote shows it on {after}, not {local}")
+        return "pushed"

@@ -1,0 +1,80 @@
+"""Thin tasks for the cleanup flow: one adapter call each, retries on the decorator.
+
+Reads are retried when AWS or git failed in passing; a named refusal or a missing target fails
+the same way every time and is not. Of the writes, only the idempotent ones are retried: a tag
+push and a batch delete of tags report what is already done as done; a stack deletion is not
+retried here (its wait can be long, and running cleanup again carries on from where it stopped).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NONE
+
+from rollway.aws.cloudformation import CloudFormationStacks, DeleteOutcome
+from rollway.aws.ecr_images import EcrImages, TagDeletion
+from rollway.aws.ecr_images import images_in_use as read_images_in_use
+from rollway.aws.errors import AdapterError
+from rollway.cleanup import ArchiveState, ImageUse, RepositoryImage, StackState
+from rollway.targets import Targets
+from rollway.toolchain.git import GitCli, GitError
+
+
+def _transient(_task: Any, _task_run: Any, state: Any) -> bool:
+    """Retry condition: anything but a named adapter or git error (those fail the same way again)."""
+    try:
+        state.result()
+    except (AdapterError, GitError, ValueError):
+        return False
+    except Exception:  # noqa: BLE001 - a refused or dropped call may pass on the next try
+        return True
+    return False
+
+
+_READ = {"retries": 2, "retry_delay_seconds": [1, 5], "retry_condition_fn": _transient, "cache_policy": NONE}
+
+
+@task(name="describe-stack", task_run_name="describe-stack-{name}", **_READ)
+def describe_stack(stacks: CloudFormationStacks, name: str) -> StackState:
+    return stacks.describe(name)
+
+
+@task(name="images-in-use", **_READ)
+def images_in_use(ecs: Any, targets: Targets) -> tuple[ImageUse, ...]:
+    return read_images_in_use(ecs, targets)
+
+
+@task(name="list-repository-images", **_READ)
+def list_images(images: EcrImages) -> tuple[RepositoryImage, ...]:
+    return images.list_images()
+
+
+@task(name="read-archive-tag", **_READ)
+def archive_state(git: GitCli, tag: str, commit: str | None, remote: str | None) -> ArchiveState:
+    """What git shows about the archive tag, locally and (when it is to be pushed) on ``remote``."""
+    local, annotated = git.local_tag(tag)
+    return ArchiveState(commit=git.commit_of(commit or "HEAD"), local_commit=local, local_annotated=annotated,
+                        remote_commit=git.remote_tag(remote, tag) if remote is not None else None)
+
+
+@task(name="create-archive-tag", cache_policy=NONE)
+def create_tag(git: GitCli, tag: str, message: str, commit: str) -> str:
+    return git.create_tag(tag, message, commit)
+
+
+@task(name="push-archive-tag", **_READ)  # idempotent: an identical tag on the remote is "already_there"
+def push_tag(git: GitCli, remote: str, tag: str) -> str:
+    return git.push_tag(remote, tag)
+
+
+@task(name="delete-image-tags", **_READ)  # idempotent: a tag deleted before is reported gone
+def delete_tags(images: EcrImages, tags: Sequence[str]) -> TagDeletion:
+    return images.delete_tags(list(tags))
+
+
+@task(name="delete-stack", task_run_name="delete-stack-{name}", cache_policy=NONE)
+def delete_stack(stacks: CloudFormationStacks, name: str, timeout_seconds: float) -> DeleteOutcome:
+    log = get_run_logger()
+    return stacks.delete(name, timeout_seconds=timeout_seconds, on_progress=lambda line: log.info("%s", line))

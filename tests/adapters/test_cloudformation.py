@@ -1,0 +1,184 @@
+"""CloudFormationStacks against the embedded AWS: delete an old stack (and what it made), refuse
+protected and live ones, and report a stack already gone as gone."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import pytest
+from botocore.exceptions import ClientError
+
+from rollway.aws.cloudformation import CloudFormationStacks, StackDeleteFailed, StackProtected, failure_reasons
+from rollway.targets import Targets
+
+OLD = "webordinary-old-stack"
+
+
+def template(queue: str) -> str:
+    return json.dumps({"Resources": {"OldQueue": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": queue}}}})
+
+
+def create(aws, name: str, queue: str, **extra) -> str:
+    return aws.get_client("cloudformation").create_stack(StackName=name, TemplateBody=template(queue),
+                                                         **extra)["StackId"]
+
+
+def queue_exists(aws, queue: str) -> bool:
+    try:
+        aws.get_client("sqs").get_queue_url(QueueName=queue)
+    except ClientError:
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class Account:
+    get_client: Callable[[str], Any]
+    targets: Targets
+
+
+@pytest.fixture
+def aws(embedded_aws, targets, _get_client_for_region) -> Account:
+    """A reset embedded account without the service topology: these tests need none, and
+    provisioning it costs a second or two per test."""
+    embedded_aws.reset()
+    return Account(get_client=_get_client_for_region(targets.region), targets=targets)
+
+
+@pytest.fixture
+def stacks(aws) -> CloudFormationStacks:
+    return CloudFormationStacks(aws.get_client("cloudformation"), keep=aws.targets.stacks)
+
+
+def test_an_old_stack_is_deleted_with_its_resources_and_a_rerun_reports_it_gone(aws, stacks):
+    create(aws, OLD, "webordinary-old-queue")
+    assert stacks.describe(OLD).status == "CREATE_COMPLETE" and queue_exists(aws, "webordinary-old-queue")
+    progress: list[str] = []
+
+    assert stacks.delete(OLD, timeout_seconds=30, on_progress=progress.append) == "deleted"
+
+    assert stacks.describe(OLD).status is None
+    assert not queue_exists(aws, "webordinary-old-queue"), "the stack's queue went with it"
+    assert progress[0] == f"stack {OLD}: deletion requested (was CREATE_COMPLETE)"
+    assert progress[-1] == f"stack {OLD}: DELETE_COMPLETE"
+    again: list[str] = []
+    assert stacks.delete(OLD, timeout_seconds=30, on_progress=again.append) == "already_gone"
+    assert again == [f"stack {OLD} does not exist: already gone"]
+
+
+def test_a_stack_that_never_existed_is_reported_gone_without_a_delete_call(aws, stacks, watch_calls):
+    calls = watch_calls(aws.get_client("cloudformation"))
+    state = stacks.describe("never-was")
+    assert (state.status, state.gone) == (None, True)
+    assert stacks.delete("never-was", timeout_seconds=30) == "already_gone"
+    assert "DeleteStack" not in calls
+
+
+def test_termination_protection_is_refused_with_how_to_lift_it(aws, stacks, watch_calls):
+    create(aws, OLD, "webordinary-old-queue", EnableTerminationProtection=True)
+    assert stacks.describe(OLD).termination_protection
+    calls = watch_calls(aws.get_client("cloudformation"))
+    with pytest.raises(StackProtected, match=f"--no-enable-termination-protection --stack-name {OLD}"):
+        stacks.delete(OLD, timeout_seconds=30)
+    # moto does not enforce termination protection itself: the adapter is what kept the stack.
+    assert "DeleteStack" not in calls
+    assert stacks.describe(OLD).status == "CREATE_COMPLETE" and queue_exists(aws, "webordinary-old-queue")
+
+
+def test_a_live_stack_is_never_deleted_even_if_asked_in_another_case(aws, stacks, watch_calls):
+    live = aws.targets.stacks[4]
+    create(aws, live, "live-queue")
+    calls = watch_calls(aws.get_client("cloudformation"))
+    for name in (live, live.upper()):
+        with pytest.raises(StackProtected, match="it is a live stack"):
+            stacks.delete(name, timeout_seconds=30)
+    assert calls == []
+    assert stacks.describe(live).status == "CREATE_COMPLETE" and queue_exists(aws, "live-queue")
+
+
+def test_a_nested_stack_names_its_root(aws, stacks, watch_calls):
+    # moto does not create nested stacks, so its answer is given the RootId a nested stack has.
+    stack_id = create(aws, OLD, "q")
+    root = stack_id.replace(f"stack/{OLD}/", "stack/WebordinarySQSStack/")
+    client = aws.get_client("cloudformation")
+
+    def with_root(parsed, **_):
+        for stack in parsed.get("Stacks", []):
+            stack["RootId"] = root
+
+    client.meta.events.register("after-call.cloudformation.DescribeStacks", with_root)
+    try:
+        assert stacks.describe(OLD).root_stack == "WebordinarySQSStack"
+    finally:
+        client.meta.events.unregister("after-call.cloudformation.DescribeStacks", with_root)
+
+
+def test_a_timeout_that_is_not_positive_is_refused_before_any_call(aws, stacks, watch_calls):
+    calls = watch_calls(aws.get_client("cloudformation"))
+    with pytest.raises(ValueError, match="timeout_seconds must be > 0"):
+        stacks.delete(OLD, timeout_seconds=0)
+    assert calls == []
+
+
+def test_a_failed_deletion_names_the_resources_and_their_reasons():
+    # DescribeStackEvents, newest first, of a stack whose second deletion failed (moto never fails one).
+    sid = "arn:aws:cloudformation:us-west-2:1:stack/old/1"
+    stack = {"ResourceType": "AWS::CloudFormation::Stack", "PhysicalResourceId": sid, "StackId": sid,
+             "LogicalResourceId": "old"}
+    events = [
+        {**stack, "ResourceStatus": "DELETE_FAILED", "ResourceStatusReason": "The following resource(s) failed"},
+        {"ResourceType": "AWS::S3::Bucket", "LogicalResourceId": "Logs", "StackId": sid,
+         "ResourceStatus": "DELETE_FAILED", "ResourceStatusReason": "The bucket you tried to delete is not empty"},
+        {"ResourceType": "AWS::SQS::Queue", "LogicalResourceId": "Q", "StackId": sid, "ResourceStatus": "DELETE_COMPLETE"},
+        {**stack, "ResourceStatus": "DELETE_IN_PROGRESS", "ResourceStatusReason": "User Initiated"},
+        {"ResourceType": "AWS::EC2::VPC", "LogicalResourceId": "Old", "StackId": sid,
+         "ResourceStatus": "DELETE_FAILED", "ResourceStatusReason": "an earlier attempt"},
+    ]
+    reasons = failure_reasons(events, "The following resource(s) failed to delete: [Logs].")
+    assert reasons == ["Logs (AWS::S3::Bucket): The bucket you tried to delete is not empty"]
+    failed = StackDeleteFailed("old", "DELETE_FAILED", reasons)
+    assert "not empty" in str(failed) and "run cleanup again" in str(failed)
+    assert failure_reasons([], "why the stack says") == ["why the stack says"]
+
+
+def test_a_deletion_that_ends_in_delete_failed_reports_the_events_reasons():
+    # moto never fails a deletion, so this one path is played by botocore's Stubber: the calls
+    # and answers CloudFormation gives when a bucket that is not empty blocks the deletion.
+    import boto3
+    from botocore.stub import Stubber
+
+    client = boto3.client("cloudformation", region_name="us-west-2", aws_access_key_id="x", aws_secret_access_key="x")
+    sid = f"arn:aws:cloudformation:us-west-2:123456789012:stack/{OLD}/1"
+
+    def stack(status: str) -> dict:
+        return {"Stacks": [{"StackName": OLD, "StackId": sid, "StackStatus": status,
+                            "CreationTime": "2026-01-01T00:00:00Z"}]}
+
+    def event(n: int, logical: str, kind: str, status: str, reason: str = "") -> dict:
+        physical = sid if kind == "AWS::CloudFormation::Stack" else f"{logical}-1"
+        found = {"EventId": f"e{n}", "StackId": sid, "StackName": OLD, "LogicalResourceId": logical,
+                 "PhysicalResourceId": physical, "ResourceType": kind, "ResourceStatus": status,
+                 "Timestamp": "2026-01-01T00:00:00Z"}
+        return {**found, "ResourceStatusReason": reason} if reason else found
+
+    created = event(1, OLD, "AWS::CloudFormation::Stack", "CREATE_COMPLETE")
+    after = [event(4, OLD, "AWS::CloudFormation::Stack", "DELETE_FAILED", "The following resource(s) failed to delete"),
+             event(3, "Logs", "AWS::S3::Bucket", "DELETE_FAILED", "The bucket you tried to delete is not empty"),
+             event(2, OLD, "AWS::CloudFormation::Stack", "DELETE_IN_PROGRESS", "User Initiated"), created]
+    with Stubber(client) as stub:
+        stub.add_response("describe_stacks", stack("CREATE_COMPLETE"), {"StackName": OLD})
+        stub.add_response("describe_stack_events", {"StackEvents": [created]}, {"StackName": sid})
+        stub.add_response("delete_stack", {}, {"StackName": sid})
+        stub.add_response("describe_stacks", stack("DELETE_FAILED"), {"StackName": sid})  # the waiter's poll
+        stub.add_response("describe_stacks", stack("DELETE_FAILED"), {"StackName": sid})
+        stub.add_response("describe_stack_events", {"StackEvents": after}, {"StackName": sid})
+        stub.add_response("describe_stack_events", {"StackEvents": after}, {"StackName": sid})
+        progress: list[str] = []
+        with pytest.raises(StackDeleteFailed) as failed:
+            CloudFormationStacks(client).delete(OLD, timeout_seconds=60, on_progress=progress.append)
+        stub.assert_no_pending_responses()
+    assert failed.value.status == "DELETE_FAILED"
+    assert failed.value.reasons == ("Logs (AWS::S3::Bucket): The bucket you tried to delete is not empty",)
+    assert f"stack {OLD}: Logs (AWS::S3::Bucket) DELETE_FAILED: The bucket you tried to delete is not empty" in progress

@@ -1,0 +1,114 @@
+"""EcrImages and images_in_use against the embedded AWS: old tags deleted, tags in use (by tag or
+by digest) refused by the plan, absent tags reported as gone."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from rollway.aws.ecr_images import EcrImages, InUseUnknown, images_in_use
+from rollway.aws.ecs import EcsDeployer
+from rollway.aws.errors import TargetNotFound
+from rollway.cleanup import CleanupSpec, plan_cleanup
+
+
+def put(aws, tag: str, layer: str) -> str:
+    """Push a manifest to the repository under ``tag``; the layer makes its digest (in moto)."""
+    manifest = json.dumps({
+        "schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+        "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": 7,
+                   "digest": "sha256:" + "c" * 64},
+        "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": 7,
+                    "digest": "sha256:" + layer * 64}],
+    })
+    answer = aws.get_client("ecr").put_image(repositoryName=aws.targets.ecr_repository, imageManifest=manifest,
+                                             imageTag=tag)
+    return answer["image"]["imageId"]["imageDigest"]
+
+
+@pytest.fixture
+def images(aws) -> EcrImages:
+    return EcrImages(aws.get_client("ecr"), aws.targets.ecr_repository)
+
+
+def tags_in(images: EcrImages) -> set[str]:
+    return {tag for image in images.list_images() for tag in image.tags}
+
+
+def test_old_tags_are_deleted_the_others_stay_and_an_absent_tag_is_reported_gone(aws, images):
+    old = put(aws, "old-version", "1")
+    put(aws, "0.9.0", "2")
+    put(aws, "1.0.0", "3")
+    listed = {image.digest: image.tags for image in images.list_images()}
+    assert listed[old] == ("old-version",) and len(listed) == 3
+
+    deletion = images.delete_tags(["old-version", "0.9.0", "never-pushed"])
+
+    assert deletion.deleted == ("old-version", "0.9.0")
+    assert deletion.gone == ("never-pushed",) and deletion.failed == {}
+    assert tags_in(images) == {"1.0.0"}
+    again = images.delete_tags(["old-version"])
+    assert again.deleted == () and again.gone == ("old-version",), "re-running is safe"
+
+
+def test_what_the_task_definitions_in_use_name_is_read_from_ecs(aws):
+    ecs = aws.get_client("ecs")
+    deployer = EcsDeployer(ecs, aws.targets)
+    pinned = f"{aws.topology.repository_uri}@sha256:{'d' * 64}"
+    revision = deployer.register_revision(pinned, aws.topology.task_definition_arn)  # an ACTIVE revision
+    retired = deployer.register_revision(f"{aws.topology.repository_uri}:retired", aws.topology.task_definition_arn)
+    ecs.deregister_task_definition(taskDefinition=retired)
+
+    uses = images_in_use(ecs, aws.targets)
+
+    by_image = {}
+    for use in uses:
+        by_image.setdefault(use.image, set()).add((use.task_definition, use.why))
+    assert by_image[aws.topology.initial_image] == {(aws.topology.task_definition_arn,
+                                                     f"the stable service deploys it, the canary service deploys it, "
+                                                     f"an ACTIVE revision of {aws.targets.task_family}")}
+    assert by_image[pinned] == {(revision, f"an ACTIVE revision of {aws.targets.task_family}")}
+    assert f"{aws.topology.repository_uri}:retired" not in by_image, "an INACTIVE revision is not in use"
+
+
+def test_a_tag_in_use_by_tag_or_by_digest_is_refused_and_stays(aws, images):
+    ecs = aws.get_client("ecs")
+    running = put(aws, "1.0.0", "1")  # what the provisioned services run (by tag)
+    aws.get_client("ecr").put_image(  # the same image under a second tag
+        repositoryName=aws.targets.ecr_repository, imageTag="release-1",
+        imageManifest=aws.get_client("ecr").batch_get_image(
+            repositoryName=aws.targets.ecr_repository, imageIds=[{"imageTag": "1.0.0"}])["images"][0]["imageManifest"])
+    pinned = put(aws, "pinned", "2")
+    put(aws, "old-version", "3")
+    EcsDeployer(ecs, aws.targets).register_revision(f"{aws.topology.repository_uri}@{pinned}",
+                                                    aws.topology.task_definition_arn)
+
+    spec = CleanupSpec(old_image_tags=("old-version", "1.0.0", "release-1", "pinned", "absent"))
+    plan = plan_cleanup(spec, aws.targets, stacks={}, in_use=images_in_use(ecs, aws.targets),
+                        images=images.list_images())
+
+    assert plan.delete_tags == ("old-version",) and plan.gone_tags == ("absent",)
+    reasons = {r.name: r.reason for r in plan.refusals}
+    assert set(reasons) == {"1.0.0", "release-1", "pinned"}
+    assert "the stable service deploys it" in reasons["1.0.0"]
+    assert f"it tags image {running}, which is in use" in reasons["release-1"]
+    assert "pins it by digest" in reasons["pinned"]
+    assert tags_in(images) == {"1.0.0", "release-1", "pinned", "old-version"}, "planning deletes nothing"
+
+
+def test_when_a_service_cannot_be_found_nothing_counts_as_unused(aws):
+    wrong = aws.targets.model_copy(update={"canary_service": "webordinary-edit-service-canery"})
+    with pytest.raises(InUseUnknown, match="webordinary-edit-service-canery not found in cluster"):
+        images_in_use(aws.get_client("ecs"), wrong)
+    wrong = aws.targets.model_copy(update={"cluster": "no-such-cluster"})
+    with pytest.raises(InUseUnknown, match="check the targets block"):
+        images_in_use(aws.get_client("ecs"), wrong)
+
+
+def test_a_missing_repository_is_named(aws):
+    images = EcrImages(aws.get_client("ecr"), "webordinary/no-such-repo")
+    with pytest.raises(TargetNotFound, match="webordinary/no-such-repo"):
+        images.list_images()
+    with pytest.raises(TargetNotFound, match="webordinary/no-such-repo"):
+        images.delete_tags(["old-version"])

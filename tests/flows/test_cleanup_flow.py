@@ -1,0 +1,194 @@
+"""The cleanup flow on the Prefect harness and the embedded AWS, with a real git repository:
+archive first, delete old images and an old stack, keep what production runs on."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from uuid import uuid4
+
+import pytest
+from botocore.exceptions import ClientError
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+from blocks.credentials import credentials_for_endpoint
+from blocks.targets import RollwayTargets
+from flows.cleanup import ARTIFACT_KEY, cleanup
+from rollway.cleanup import CleanupIncomplete, CleanupRefused
+
+OLD_STACK, OLD_QUEUE, LIVE_QUEUE = "webordinary-old-stack", "webordinary-old-queue", "webordinary-live-queue"
+TAG, MESSAGE = "pre-sqs-architecture", "Archive before SQS migration"
+
+
+def git(cwd: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    """A checkout with one commit and a bare `origin`."""
+    origin, work = tmp_path / "origin.git", tmp_path / "work"
+    subprocess.run(["git", "init", "-q", "--bare", str(origin)], check=True)
+    subprocess.run(["git", "init", "-q", str(work)], check=True)
+    git(work, "config", "user.name", "Release Bot")
+    git(work, "config", "user.email", "release@example.com")
+    (work / "handler.ts").write_text("// the old architecture\n")
+    git(work, "add", ".")
+    git(work, "commit", "-q", "-m", "old architecture")
+    git(work, "remote", "add", "origin", str(origin))
+    return work
+
+
+def saved_blocks(aws) -> str:
+    name = f"cleanup-{uuid4().hex[:8]}"
+    RollwayTargets(**aws.targets.model_dump()).save(name, overwrite=True)
+    credentials_for_endpoint(aws.endpoint_url, aws.targets.region).save(name, overwrite=True)
+    return name
+
+
+def put_image(aws, tag: str, layer: str) -> None:
+    manifest = json.dumps({
+        "schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+        "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": 7,
+                   "digest": "sha256:" + "c" * 64},
+        "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": 7,
+                    "digest": "sha256:" + layer * 64}],
+    })
+    aws.get_client("ecr").put_image(repositoryName=aws.targets.ecr_repository, imageManifest=manifest, imageTag=tag)
+
+
+@pytest.fixture
+def account(aws):
+    """The provisioned account with an old stack, a live one, and images old and in use."""
+    cloudformation = aws.get_client("cloudformation")
+    for stack, queue in ((OLD_STACK, OLD_QUEUE), (aws.targets.stacks[4], LIVE_QUEUE)):
+        body = {"Resources": {"Queue": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": queue}}}}
+        cloudformation.create_stack(StackName=stack, TemplateBody=json.dumps(body))
+    put_image(aws, "1.0.0", "1")  # what the stable and canary services run
+    put_image(aws, "old-version", "2")
+    put_image(aws, "0.9.0", "3")
+    return aws
+
+
+def tags(aws) -> set[str]:
+    details = aws.get_client("ecr").describe_images(repositoryName=aws.targets.ecr_repository)["imageDetails"]
+    return {t for d in details for t in d.get("imageTags", [])}
+
+
+def stack_status(aws, name: str) -> str | None:
+    try:
+        return aws.get_client("cloudformation").describe_stacks(StackName=name)["Stacks"][0]["StackStatus"]
+    except ClientError:
+        return None
+
+
+def queue_exists(aws, queue: str) -> bool:
+    try:
+        aws.get_client("sqs").get_queue_url(QueueName=queue)
+    except ClientError:
+        return False
+    return True
+
+
+def untouched(aws, repo: Path) -> None:
+    assert tags(aws) == {"1.0.0", "old-version", "0.9.0"}
+    assert stack_status(aws, OLD_STACK) == "CREATE_COMPLETE" and queue_exists(aws, OLD_QUEUE)
+    assert git(repo, "tag", "-l") == ""
+
+
+def summary(state) -> str:
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(artifact_filter=ArtifactFilter(
+            flow_run_id=ArtifactFilterFlowRunId(any_=[state.state_details.flow_run_id])))
+    (artifact,) = [a for a in found if a.key == ARTIFACT_KEY]
+    return artifact.data
+
+
+def run(aws, repo: Path, **parameters):
+    blocks = saved_blocks(aws)
+    defaults = dict(archive_tag=TAG, archive_message=MESSAGE, repo_dir=str(repo), stack_timeout_seconds=30,
+                    targets_block=blocks, aws_credentials_block=blocks)
+    return cleanup(**{**defaults, **parameters}, return_state=True)
+
+
+def test_a_run_archives_then_deletes_old_images_and_the_old_stack_and_keeps_production(account, repo):
+    aws = account
+    state = run(aws, repo, old_stacks=[OLD_STACK, "deleted-long-ago"],
+                old_image_tags=["old-version", "0.9.0", "never-pushed"])
+    assert state.is_completed(), state.message
+    result = state.result()
+
+    head = git(repo, "rev-parse", "HEAD")
+    assert git(repo.parent / "origin.git", "rev-parse", f"refs/tags/{TAG}^{{commit}}") == head, "archived and pushed"
+    assert tags(aws) == {"1.0.0"}, "the image production runs stays"
+    assert stack_status(aws, OLD_STACK) is None and not queue_exists(aws, OLD_QUEUE)
+    assert stack_status(aws, aws.targets.stacks[4]) == "CREATE_COMPLETE" and queue_exists(aws, LIVE_QUEUE)
+    assert result.deleted_tags == ("old-version", "0.9.0") and result.gone_tags == ("never-pushed",)
+    assert result.deleted_stacks == (OLD_STACK,) and result.gone_stacks == ("deleted-long-ago",)
+    assert result.archived == f"tag `{TAG}` -> {head}: created" and "pushed" in result.pushed
+    text = summary(state)
+    assert text.startswith("# Cleanup done")
+    for line in (f"- `{OLD_STACK}`", "- `old-version`", "- image tag `never-pushed`", "- stack `deleted-long-ago`",
+                 f"- tag `{TAG}` -> {head}: created"):
+        assert line in text
+
+    # Re-running is safe: everything is reported as there already or gone.
+    again = run(aws, repo, old_stacks=[OLD_STACK], old_image_tags=["old-version"]).result()
+    assert again.archived == f"tag `{TAG}` -> {head}: existed already" and "there already" in again.pushed
+    assert (again.deleted_tags, again.gone_tags, again.deleted_stacks, again.gone_stacks) == \
+        ((), ("old-version",), (), (OLD_STACK,))
+
+
+def test_a_plan_naming_a_live_stack_or_an_image_in_use_fails_before_anything_is_written(account, repo):
+    aws = account
+    live = aws.targets.stacks[4]
+    state = run(aws, repo, old_stacks=[OLD_STACK, live], old_image_tags=["old-version", "1.0.0", "latest"])
+
+    assert state.is_failed()
+    with pytest.raises(CleanupRefused) as refused:
+        state.result()
+    assert {(r.kind, r.name) for r in refused.value.refusals} == {
+        ("stack", live), ("image tag", "1.0.0"), ("image tag", "latest")}
+    assert "the stable service deploys it" in str(refused.value) and "production runs on it" in str(refused.value)
+    untouched(aws, repo)  # not even the archive tag: the plan is refused as a whole
+    assert stack_status(aws, live) == "CREATE_COMPLETE"
+    text = summary(state)
+    assert text.startswith("# Cleanup refused: nothing was deleted") and f"stack `{live}`" in text
+
+
+def test_a_dry_run_reports_what_it_would_do_and_changes_nothing(account, repo):
+    aws = account
+    state = run(aws, repo, old_stacks=[OLD_STACK], old_image_tags=["old-version", "never-pushed"], dry_run=True)
+    result = state.result()
+    assert result.dry_run and result.deleted_tags == ("old-version",) and result.deleted_stacks == (OLD_STACK,)
+    assert result.gone_tags == ("never-pushed",) and "would be created" in result.archived
+    untouched(aws, repo)
+    assert summary(state).startswith("# Cleanup dry run: nothing was deleted")
+
+
+def test_a_failed_push_stops_before_any_delete_and_says_what_was_done(account, repo):
+    aws = account
+    hook = repo.parent / "origin.git" / "hooks" / "pre-receive"
+    hook.write_text("#!/bin/sh\necho 'tags are frozen today' >&2\nexit 1\n")
+    hook.chmod(0o755)
+    state = run(aws, repo, old_stacks=[OLD_STACK], old_image_tags=["old-version"])
+    with pytest.raises(CleanupIncomplete) as stopped:
+        state.result()
+    message = str(stopped.value)
+    assert f"push the archive tag {TAG} to origin" in message and "tags are frozen today" in message
+    assert f"Not done: push tag {TAG}; image tag old-version; stack {OLD_STACK}" in message
+    assert tags(aws) == {"1.0.0", "old-version", "0.9.0"} and stack_status(aws, OLD_STACK) == "CREATE_COMPLETE"
+    assert "## Not done" in summary(state)
+
+    hook.unlink()  # the remote takes tags again: the next run carries on
+    assert run(aws, repo, old_stacks=[OLD_STACK], old_image_tags=["old-version"]).result().deleted_stacks == (OLD_STACK,)
+
+
+def test_bad_parameters_fail_before_any_aws_call(account, repo, watch_calls):
+    calls = [watch_calls(account.get_client(s)) for s in ("ecs", "ecr", "cloudformation")]
+    state = run(account, repo, archive_tag="pre..sqs", old_stacks=[OLD_STACK])
+    assert state.is_failed() and "contains '..'" in state.message + str(state.result(raise_on_failure=False))
+    assert calls == [[], [], []]
+    untouched(account, repo)

@@ -1,0 +1,137 @@
+"""GitCli against the real git, in throwaway repositories: a working repo and a bare one as `origin`."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from rollway.cleanup import check_git_tag_name
+from rollway.toolchain.git import GitCli, GitError, TagConflict
+
+TAG, MESSAGE = "pre-sqs-architecture", "Archive before SQS migration"
+
+
+def git(cwd: Path, *args: str) -> str:
+    # The test's own set-up and checks: plain git, outside the code under test.
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    """A repository with two commits, its identity configured, and a bare `origin`."""
+    origin, work = tmp_path / "origin.git", tmp_path / "work"
+    subprocess.run(["git", "init", "-q", "--bare", str(origin)], check=True)
+    subprocess.run(["git", "init", "-q", str(work)], check=True)
+    git(work, "config", "user.name", "Release Bot")
+    git(work, "config", "user.email", "release@example.com")
+    for n in (1, 2):
+        (work / "app.txt").write_text(f"version {n}\n")
+        git(work, "add", "app.txt")
+        git(work, "commit", "-q", "-m", f"version {n}")
+    git(work, "remote", "add", "origin", str(origin))
+    return work
+
+
+def test_an_annotated_tag_is_created_and_a_rerun_leaves_it_alone(repo: Path):
+    cli = GitCli(repo)
+    head = git(repo, "rev-parse", "HEAD")
+    assert cli.create_tag(TAG, MESSAGE) == "created"
+    assert git(repo, "cat-file", "-t", TAG) == "tag", "annotated, not lightweight"
+    assert git(repo, "rev-parse", f"{TAG}^{{commit}}") == head
+    assert git(repo, "tag", "-l", "--format=%(contents:subject)", TAG) == MESSAGE
+    tag_object = git(repo, "rev-parse", TAG)
+
+    assert cli.create_tag(TAG, MESSAGE) == "exists"
+    assert git(repo, "rev-parse", TAG) == tag_object, "the same tag object: not re-created"
+    assert cli.local_tag(TAG) == (head, True)
+
+
+def test_a_tag_on_an_older_commit_is_created_there(repo: Path):
+    first = git(repo, "rev-parse", "HEAD~1")
+    assert GitCli(repo).create_tag(TAG, MESSAGE, "HEAD~1") == "created"
+    assert git(repo, "rev-parse", f"{TAG}^{{commit}}") == first
+
+
+def test_a_tag_that_exists_on_another_commit_is_refused_and_not_moved(repo: Path):
+    cli = GitCli(repo)
+    cli.create_tag(TAG, MESSAGE, "HEAD~1")
+    before = git(repo, "rev-parse", TAG)
+    with pytest.raises(TagConflict, match="exists already on commit"):
+        cli.create_tag(TAG, MESSAGE)  # HEAD now
+    assert git(repo, "rev-parse", TAG) == before
+
+
+def test_a_lightweight_tag_of_that_name_is_refused(repo: Path):
+    git(repo, "tag", TAG)
+    with pytest.raises(TagConflict, match="lightweight"):
+        GitCli(repo).create_tag(TAG, MESSAGE)
+
+
+def test_the_pushed_tag_is_in_the_bare_repository_and_a_second_push_is_fine(repo: Path):
+    cli = GitCli(repo)
+    cli.create_tag(TAG, MESSAGE)
+    origin = repo.parent / "origin.git"
+    assert cli.remote_tag("origin", TAG) is None
+    assert cli.push_tag("origin", TAG) == "pushed"
+    assert git(origin, "rev-parse", f"refs/tags/{TAG}") == git(repo, "rev-parse", TAG)
+    assert git(origin, "cat-file", "-t", f"refs/tags/{TAG}") == "tag"
+    assert cli.remote_tag("origin", TAG) == git(repo, "rev-parse", "HEAD")
+    assert cli.push_tag("origin", TAG) == "already_there"
+
+
+def test_a_remote_tag_on_another_commit_is_refused_and_left_alone(repo: Path, tmp_path: Path):
+    # Someone else pushed the name first, from an older commit.
+    other = tmp_path / "other"
+    subprocess.run(["git", "clone", "-q", str(tmp_path / "origin.git"), str(other)], check=True, capture_output=True)
+    git(repo, "push", "-q", "origin", "HEAD~1:refs/heads/main")
+    git(other, "fetch", "-q", "origin")
+    git(other, "-c", "user.name=x", "-c", "user.email=x@x", "tag", "-a", TAG, "-m", "theirs", "origin/main")
+    git(other, "push", "-q", "origin", f"refs/tags/{TAG}")
+    theirs = git(tmp_path / "origin.git", "rev-parse", f"refs/tags/{TAG}")
+
+    cli = GitCli(repo)
+    cli.create_tag(TAG, MESSAGE)
+    with pytest.raises(TagConflict, match="remote 'origin' has tag"):
+        cli.push_tag("origin", TAG)
+    assert git(tmp_path / "origin.git", "rev-parse", f"refs/tags/{TAG}") == theirs
+
+
+def test_bad_input_is_refused_before_git_runs(repo: Path, tmp_path: Path):
+    cli = GitCli(repo)
+    with pytest.raises(ValueError, match="not a valid git tag name"):
+        cli.create_tag("bad..name", MESSAGE)
+    with pytest.raises(ValueError, match="needs a message"):
+        cli.create_tag(TAG, " ")
+    with pytest.raises(GitError, match="names no commit"):
+        cli.create_tag(TAG, MESSAGE, "no-such-branch")
+    with pytest.raises(GitError, match="no tag"):
+        cli.push_tag("origin", TAG)
+    with pytest.raises(GitError, match="could not read the tags of remote 'nowhere'"):
+        cli.remote_tag("nowhere", TAG)
+    with pytest.raises(GitError, match="is not a directory"):
+        GitCli(tmp_path / "missing")
+    assert git(repo, "tag", "-l") == ""
+
+
+NAMES = ["pre-sqs-architecture", "v1.0.0", "archive/2026-11", "a@b", "über", "a..b", "a/", "a//b", ".a", "a/.b",
+         "a.lock", "a/b.lock/c", "a.", "a@{b", "a~1", "a^", "a:b", "a?", "a*", "a[b", "a\\b", "a b", "a\tb"]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_the_tag_name_check_agrees_with_git_check_ref_format(name: str):
+    by_git = subprocess.run(["git", "check-ref-format", f"refs/tags/{name}"], capture_output=True).returncode == 0
+    try:
+        check_git_tag_name(name)
+        ours = True
+    except ValueError:
+        ours = False
+    assert ours == by_git
+
+
+@pytest.mark.parametrize("name", ["-x", "@", "HEAD"])
+def test_names_git_tag_would_misread_are_refused_though_check_ref_format_takes_them(name: str):
+    assert subprocess.run(["git", "check-ref-format", f"refs/tags/{name}"], capture_output=True).returncode == 0
+    with pytest.raises(ValueError, match="not a valid git tag name"):
+        check_git_tag_name(name)

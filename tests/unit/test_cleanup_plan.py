@@ -1,0 +1,219 @@
+"""plan_cleanup and CleanupSpec: what cleanup deletes and what it refuses, table-driven (pure)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from pydantic import ValidationError
+
+from rollway.cleanup import (
+    ArchiveState, CleanupResult, CleanupSpec, ImageUse, RepositoryImage, StackState, check_git_tag_name,
+    parse_image, plan_cleanup, planned_result, summary_markdown,
+)
+from rollway.targets import Targets
+
+T = Targets()
+REPO = f"123456789012.dkr.ecr.us-west-2.amazonaws.com/{T.ecr_repository}"
+D_OLD, D_CUR, D_PREV, D_PINNED = (f"sha256:{c * 64}" for c in "abcd")
+IMAGES = (
+    RepositoryImage(digest=D_OLD, tags=("old-version", "0.9.0")),
+    RepositoryImage(digest=D_CUR, tags=("2.0.0", "release")),  # the stable service runs 2.0.0
+    RepositoryImage(digest=D_PREV, tags=("1.0.0",)),  # an ACTIVE revision (rollback target) runs it
+    RepositoryImage(digest=D_PINNED, tags=("pinned-alias",)),  # a revision pins it by digest
+    RepositoryImage(digest="sha256:" + "e" * 64, tags=("latest",)),
+)
+IN_USE = (
+    ImageUse(task_definition="arn:aws:ecs:us-west-2:1:task-definition/webordinary-edit-task:3",
+             why="the stable service deploys it", image=f"{REPO}:2.0.0"),
+    ImageUse(task_definition="arn:aws:ecs:us-west-2:1:task-definition/webordinary-edit-task:2",
+             why="an ACTIVE revision", image=f"{REPO}:1.0.0"),
+    ImageUse(task_definition="arn:aws:ecs:us-west-2:1:task-definition/webordinary-edit-task:1",
+             why="an ACTIVE revision", image=f"{REPO}@{D_PINNED}"),
+    # A sidecar from another repository: its tag is not this repository's.
+    ImageUse(task_definition="arn:aws:ecs:us-west-2:1:task-definition/webordinary-edit-task:3",
+             why="the stable service deploys it", image="public.ecr.aws/aws-observability/aws-otel-collector:0.9.0"),
+)
+
+
+def plan(tags=(), stacks=(), described=None, **spec):
+    spec = CleanupSpec(old_image_tags=tags, old_stacks=stacks, **spec)
+    return plan_cleanup(spec, T, stacks=described or {}, in_use=IN_USE, images=IMAGES,
+                        archive=spec.archive_tag and ArchiveState(commit="c1"))
+
+
+@pytest.mark.parametrize(
+    "tag, outcome, reason",
+    [
+        ("old-version", "delete", None),
+        ("0.9.0", "delete", None),  # the sidecar's 0.9.0 is another repository's
+        ("gone-already", "gone", None),
+        ("2.0.0", "refused", "webordinary-edit-task:3 (the stable service deploys it) runs"),
+        ("release", "refused", f"it tags image {D_CUR}, which is in use"),  # same image as 2.0.0
+        ("1.0.0", "refused", "webordinary-edit-task:2 (an ACTIVE revision)"),
+        ("pinned-alias", "refused", "webordinary-edit-task:1 (an ACTIVE revision) pins it by digest"),
+        ("latest", "refused", "'latest' is what an image reference without a tag pulls"),
+    ],
+)
+def test_image_tags(tag, outcome, reason):
+    p = plan(tags=(tag,))
+    got = "delete" if tag in p.delete_tags else "gone" if tag in p.gone_tags else "refused"
+    assert got == outcome
+    if reason:
+        (refusal,) = p.refusals
+        assert refusal.kind == "image tag" and refusal.name == tag and reason in refusal.reason
+
+
+def test_an_untagged_reference_uses_latest_and_a_tag_with_a_digest_keeps_both():
+    uses = (ImageUse(task_definition="td:1", why="x", image=T.ecr_repository),
+            ImageUse(task_definition="td:2", why="y", image=f"{REPO}:old-version@{D_PREV}"))
+    spec = CleanupSpec(old_image_tags=("old-version", "1.0.0", "latest"))
+    p = plan_cleanup(spec, T, stacks={}, in_use=uses, images=IMAGES)
+    assert {r.name for r in p.refusals} == {"old-version", "1.0.0", "latest"}
+    assert not p.delete_tags
+
+
+def test_every_refusal_is_listed_not_only_the_first():
+    p = plan(tags=("2.0.0", "old-version", "latest"), stacks=("WebordinaryALBStack", "webordinary-old-stack"),
+             described={"webordinary-old-stack": StackState(name="webordinary-old-stack", status="CREATE_COMPLETE")})
+    assert [(r.kind, r.name) for r in p.refusals] == [
+        ("image tag", "2.0.0"), ("image tag", "latest"), ("stack", "WebordinaryALBStack")]
+    assert p.refused and p.delete_tags == ("old-version",) and p.delete_stacks == ("webordinary-old-stack",)
+
+
+OLD = "webordinary-old-stack"
+
+
+@pytest.mark.parametrize(
+    "name, state, outcome, reason",
+    [
+        (OLD, StackState(name=OLD, status="UPDATE_COMPLETE"), "delete", None),
+        (OLD, StackState(name=OLD, status="DELETE_FAILED"), "delete", None),  # retried
+        (OLD, None, "gone", None),
+        (OLD, StackState(name=OLD, status="DELETE_COMPLETE"), "gone", None),
+        ("WebordinaryFargateStack", StackState(name="WebordinaryFargateStack", status="CREATE_COMPLETE"), "refused",
+         "it is the live stack 'WebordinaryFargateStack'"),
+        ("webordinaryfargatestack", None, "refused", "it is the live stack 'WebordinaryFargateStack'"),
+        ("Nested-1", StackState(name="Nested-1", status="CREATE_COMPLETE", root_stack="WebordinarySQSStack"),
+         "refused", "nested in the live stack 'WebordinarySQSStack'"),
+        (OLD, StackState(name=OLD, status="CREATE_COMPLETE", termination_protection=True), "refused",
+         "--no-enable-termination-protection --stack-name webordinary-old-stack"),
+    ],
+)
+def test_stacks(name, state, outcome, reason):
+    p = plan(stacks=(name,), described={name: state} if state else {})
+    got = "delete" if name in p.delete_stacks else "gone" if name in p.gone_stacks else "refused"
+    assert got == outcome
+    if reason:
+        (refusal,) = p.refusals
+        assert refusal.kind == "stack" and reason in refusal.reason
+
+
+def test_live_stacks_come_from_the_targets_not_from_webordinarys_names():
+    mine = Targets(stacks=("ShopStack",))
+    spec = CleanupSpec(old_stacks=("ShopStack", "WebordinaryALBStack"))
+    p = plan_cleanup(spec, mine, stacks={n: StackState(name=n, status="CREATE_COMPLETE") for n in spec.old_stacks},
+                     in_use=(), images=())
+    assert [r.name for r in p.refusals] == ["ShopStack"] and p.delete_stacks == ("WebordinaryALBStack",)
+
+
+ARCHIVE = dict(archive_tag="pre-sqs-architecture", archive_message="Archive before SQS migration", repo_dir="/r")
+
+
+@pytest.mark.parametrize(
+    "state, push, exists, pushed, reason",
+    [
+        (ArchiveState(commit="c1"), True, False, False, None),
+        (ArchiveState(commit="c1", local_commit="c1", remote_commit="c1"), True, True, True, None),
+        (ArchiveState(commit="c1", local_commit="c1"), False, True, False, None),
+        (ArchiveState(commit="c1", local_commit="c0"), True, None, None, "exists already on commit c0, not on c1"),
+        (ArchiveState(commit="c1", local_commit="c1", local_annotated=False), True, None, None, "lightweight"),
+        (ArchiveState(commit="c1", remote_commit="c0"), True, None, None, "remote 'origin' has the tag already on"),
+        (ArchiveState(commit="c1", remote_commit="c0"), False, False, False, None),  # not pushed: not asked
+    ],
+)
+def test_archive(state, push, exists, pushed, reason):
+    spec = CleanupSpec(**ARCHIVE, push=push)
+    p = plan_cleanup(spec, T, stacks={}, in_use=(), images=(), archive=state)
+    if reason:
+        (refusal,) = p.refusals
+        assert refusal.kind == "archive tag" and reason in refusal.reason
+    else:
+        assert not p.refusals
+        assert (p.archive.exists, p.archive.pushed, p.archive.push_to) == (exists, pushed, "origin" if push else None)
+
+
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        ({}, "nothing to clean up"),
+        ({"old_stacks": ["9bad"]}, "is not a CloudFormation stack name"),
+        ({"old_stacks": ["a_b"]}, "is not a CloudFormation stack name"),
+        ({"old_stacks": ["old", "old"]}, "stacks named more than once: old"),
+        ({"old_image_tags": ["-x"]}, "is not an image tag"),
+        ({"old_image_tags": ["a b"]}, "is not an image tag"),
+        ({"old_image_tags": ["x" * 129]}, "is not an image tag"),
+        ({**ARCHIVE, "archive_tag": "a..b"}, "contains '..'"),
+        ({**ARCHIVE, "archive_tag": "pre sqs"}, "contains ' '"),
+        ({**ARCHIVE, "archive_tag": "-f"}, "starts with '-'"),
+        ({**ARCHIVE, "archive_message": "  "}, "archive_message must say why"),
+        ({**ARCHIVE, "repo_dir": None}, "repo_dir must name the git checkout"),
+        ({**ARCHIVE, "archive_commit": "--upload-pack=x"}, "is not a usable git revision"),
+        ({**ARCHIVE, "remote": "-o"}, "is not a usable git remote"),
+        ({**ARCHIVE, "remote": "https://bot:ghp_token@github.com/webordinary/app.git"}, "credentials in it"),
+        ({"old_stacks": ["old"], "archive_commit": "HEAD"}, "need archive_tag"),
+        ({"old_stacks": ["old"], "stacks": ["typo"]}, "Extra inputs are not permitted"),
+    ],
+)
+def test_bad_specs_are_refused_at_construction(fields, message):
+    with pytest.raises(ValidationError, match=message) as refused:
+        CleanupSpec(**fields)
+    assert "ghp_token" not in str(refused.value)
+
+
+@pytest.mark.parametrize("remote", ["origin", "git@github.com:webordinary/app.git", "ssh://git@host/app.git",
+                                    "https://github.com/webordinary/app.git", "/srv/git/app.git"])
+def test_remotes_without_credentials_are_taken(remote):
+    assert CleanupSpec(**ARCHIVE, remote=remote).remote == remote
+
+
+@pytest.mark.parametrize(
+    "name, why",
+    [("", "empty"), ("a/", "empty component"), ("/a", "empty component"), ("a//b", "empty component"),
+     (".a", "starts with '.'"), ("a/.b", "starts with '.'"), ("a.lock", "ends with '.lock'"), ("a.", "ends with '.'"),
+     ("a@{b", "'@{'"), ("@", "ambiguous"), ("a~1", "'~'"), ("a^", "'^'"), ("a:b", "':'"), ("a?", "'?'"), ("a*", "'*'"),
+     ("a[b", "'['"), ("a\\b", "'\\\\'"), ("a\tb", "'\\t'"), ("a\x7fb", "'\\x7f'"), ("HEAD", "ambiguous")],
+)
+def test_git_tag_names_git_refuses(name, why):
+    with pytest.raises(ValueError, match=re.escape(why)):
+        check_git_tag_name(name)
+
+
+@pytest.mark.parametrize("name", ["pre-sqs-architecture", "v1.0.0", "archive/2026-11", "a@b", "über", "a.b.c"])
+def test_git_tag_names_git_accepts(name):
+    assert check_git_tag_name(name) == name
+
+
+@pytest.mark.parametrize(
+    "image, repository, tag, digest",
+    [
+        (f"{REPO}:2.0.0", T.ecr_repository, "2.0.0", None),
+        (f"{REPO}@{D_OLD}", T.ecr_repository, None, D_OLD),
+        (f"{REPO}:t@{D_OLD}", T.ecr_repository, "t", D_OLD),
+        ("localhost:5000/webordinary/edit-container", T.ecr_repository, None, None),
+        ("nginx:1.25", "nginx", "1.25", None),
+    ],
+)
+def test_parse_image(image, repository, tag, digest):
+    ref = parse_image(image)
+    assert (ref.repository, ref.tag, ref.digest) == (repository, tag, digest)
+
+
+def test_summary_says_what_was_deleted_gone_and_refused():
+    text = summary_markdown(CleanupResult(deleted_tags=("old-version",), gone_tags=("x",), deleted_stacks=(OLD,),
+                                          archived="tag `t` -> c1: created"), T.ecr_repository)
+    assert text.startswith("# Cleanup done")
+    assert "- `old-version`" in text and "- image tag `x`" in text and f"- `{OLD}`" in text and "created" in text
+    p = plan(tags=("2.0.0",))
+    refused = summary_markdown(planned_result(p), T.ecr_repository)
+    assert refused.startswith("# Cleanup refused: nothing was deleted") and "image tag `2.0.0`" in refused
