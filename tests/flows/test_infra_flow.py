@@ -1,0 +1,173 @@
+"""deploy_infrastructure on the Prefect harness: a fake deployer for the order, failures and
+resuming; the embedded AWS for the checklist."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from prefect import flow
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+from prefect.exceptions import ParameterTypeError
+
+from flows.infra import (
+    ARTIFACT_KEY, CHECKLIST_ARTIFACT_KEY, ChecklistFailed, InfraDeployFailed, InfraRefused, checker_for,
+    deploy_infrastructure, run_deploy_infrastructure, run_verify_infrastructure, verify_infrastructure,
+)
+from rollway.checklist import Checklist, CheckItem
+from rollway.fakes import FakeInfraDeployer
+from rollway.infra import PlanRefused
+from rollway.targets import Targets
+from rollway.toolchain.process import ToolMissing
+from tests.flows.moto_env import inbox
+from tests.unit.test_infra_plan import WEBORDINARY
+
+STACKS = Targets().stacks
+
+
+class Passing:
+    """A checker whose every item passes (the flow-logic tests need no AWS)."""
+
+    def check(self) -> Checklist:
+        return Checklist(items=(CheckItem(kind="dashboard", name="d", passed=True, reason="exists"),))
+
+
+@flow
+def deploy_on(deployer, checker=None, requested=STACKS, **kwargs):
+    return run_deploy_infrastructure(deployer, checker, requested, stack_timeout_seconds=60, **kwargs)
+
+
+@flow
+def verify_on(checker):
+    return run_verify_infrastructure(checker)
+
+
+def latest(key: str, since: float) -> str:
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])))
+    fresh = [a for a in found if a.created.timestamp() >= since - 1]
+    assert fresh, f"no artifact {key} from this test"
+    return max(fresh, key=lambda a: a.created).data
+
+
+def test_every_stack_deploys_in_order_then_the_checklist_passes():
+    since = time.time()
+    deployer = FakeInfraDeployer(WEBORDINARY)
+    result = deploy_on(deployer, lambda: Passing())
+    assert deployer.calls == ["list", *(f"deploy {s}" for s in STACKS)]
+    assert [r.status for r in result.stacks] == ["deployed"] * len(STACKS)
+    assert result.checklist is not None and result.checklist.passed
+    summary = latest(ARTIFACT_KEY, since)
+    assert "# Infrastructure deployed" in summary and "| 5 | `WebordinarySQSStack` | deployed |" in summary
+    assert "## Pre-deployment checklist" in summary
+
+
+def test_stacks_asked_out_of_order_deploy_after_what_they_depend_on():
+    deployer = FakeInfraDeployer(WEBORDINARY)
+    result = deploy_on(deployer, None, requested=["WebordinaryMonitoringStack", *STACKS[:-1]])
+    assert deployer.deployed == list(STACKS)
+    assert result.reordered and result.checklist is None
+
+
+@pytest.mark.parametrize("requested, kwargs, match", [
+    (["WebordinarySQSStak"], {}, "did you mean 'WebordinarySQSStack'"),
+    (["WebordinarySessionStack"], {}, "depends on WebordinarySQSStack"),
+    (STACKS, {"from_stack": "WebordinaryNope"}, "not one of the stacks"),
+])
+def test_a_bad_plan_is_refused_before_any_deploy(requested, kwargs, match):
+    deployer = FakeInfraDeployer(WEBORDINARY)
+    with pytest.raises(PlanRefused, match=match):
+        deploy_on(deployer, lambda: Passing(), requested=requested, **kwargs)
+    assert deployer.calls in (["list"], [])
+
+
+def test_a_failed_stack_stops_the_run_and_says_how_to_resume():
+    since = time.time()
+    deployer = FakeInfraDeployer(WEBORDINARY, failing={"WebordinarySQSStack": "Resource limit exceeded"})
+    checked = []
+    with pytest.raises(InfraDeployFailed) as caught:
+        deploy_on(deployer, lambda: checked.append(1) or Passing())
+    assert deployer.deployed == list(STACKS[:4])
+    assert deployer.calls[-1] == "deploy WebordinarySQSStack"  # nothing after it, not even the checklist
+    assert not checked
+    message = str(caught.value)
+    assert "stack WebordinarySQSStack failed to deploy: Resource limit exceeded" in message
+    assert f"deployed in this run: {', '.join(STACKS[:4])}" in message
+    assert f"not deployed: {', '.join(STACKS[5:])}" in message
+    assert "❌  WebordinarySQSStack failed to deploy" in message  # cdk's last lines
+    assert "from_stack='WebordinarySQSStack'" in message
+    summary = latest(ARTIFACT_KEY, since)
+    assert "stopped at WebordinarySQSStack" in summary
+    assert "| 5 | `WebordinarySQSStack` | failed |" in summary and "| 6 | `WebordinarySessionStack` | not deployed |" in summary
+
+
+def test_resume_from_the_failed_stack_deploys_it_and_the_rest_only():
+    deployer = FakeInfraDeployer(WEBORDINARY, already=STACKS[:4])
+    result = deploy_on(deployer, lambda: Passing(), from_stack="WebordinarySQSStack")
+    assert deployer.calls == ["list", *(f"deploy {s}" for s in STACKS[4:])]
+    assert [r.status for r in result.stacks] == ["skipped"] * 4 + ["deployed"] * 4
+
+
+def test_a_failed_checklist_fails_the_run_naming_the_items(aws):
+    inbox(aws)
+    since = time.time()
+    aws.get_client("cloudwatch").delete_dashboards(DashboardNames=[aws.targets.dashboard])
+    queue = aws.targets.queues[0]
+    sqs = aws.get_client("sqs")
+    sqs.set_queue_attributes(QueueUrl=sqs.get_queue_url(QueueName=queue.name)["QueueUrl"],
+                             Attributes={"RedrivePolicy": ""})
+    deployer = FakeInfraDeployer(WEBORDINARY)
+    with pytest.raises(ChecklistFailed) as caught:
+        deploy_on(deployer, lambda: checker_for(aws.get_client, aws.targets))
+    assert deployer.deployed == list(STACKS)
+    assert {i.name for i in caught.value.checklist.failed} == {aws.targets.dashboard, queue.name}
+    assert f"- dashboard {aws.targets.dashboard}: " in str(caught.value)
+    assert f"- queue {queue.name}: " in str(caught.value) and "2 of" in str(caught.value)
+    summary = latest(ARTIFACT_KEY, since)
+    assert "checklist FAILED" in summary and f"❌ FAIL | queue | `{queue.name}`" in summary
+
+
+def test_verify_alone_passes_on_the_provisioned_account(aws):
+    inbox(aws)
+    since = time.time()
+    assert verify_on(checker_for(aws.get_client, aws.targets)).passed
+    assert "checklist passed" in latest(CHECKLIST_ARTIFACT_KEY, since)
+
+
+def test_verify_alone_fails_naming_the_items(aws):
+    with pytest.raises(ChecklistFailed, match=f"alert topic {aws.targets.alert_topic}: it has no confirmed"):
+        verify_on(checker_for(aws.get_client, aws.targets))
+
+
+# --- the flow itself: its parameters are refused before anything runs -----------------------
+
+
+def test_a_bad_stack_name_is_refused_by_the_parameters(tmp_path):
+    with pytest.raises(ParameterTypeError, match="stacks"):
+        deploy_infrastructure(cdk_app_dir=str(tmp_path), stacks=["not a stack!"])
+
+
+def test_an_app_dir_without_cdk_json_is_refused(tmp_path):
+    with pytest.raises(InfraRefused, match="no cdk.json"):
+        deploy_infrastructure(cdk_app_dir=str(tmp_path))
+    with pytest.raises(InfraRefused, match="not a directory"):
+        deploy_infrastructure(cdk_app_dir=str(tmp_path / "nope"))
+
+
+def test_a_missing_cdk_executable_is_refused(tmp_path):
+    (tmp_path / "cdk.json").write_text('{"app": "true"}')
+    with pytest.raises(ToolMissing, match="no-such-cdk"):
+        deploy_infrastructure(cdk_app_dir=str(tmp_path), cdk_executable="no-such-cdk")
+
+
+def test_duplicate_stacks_are_refused_before_the_app_is_read(tmp_path):
+    (tmp_path / "cdk.json").write_text('{"app": "true"}')
+    with pytest.raises(PlanRefused, match="more than once"):
+        deploy_infrastructure(cdk_app_dir=str(tmp_path), cdk_executable="true",
+                              stacks=["WebordinarySQSStack", "WebordinarySQSStack"])
+
+
+def test_a_timeout_below_a_second_is_refused(tmp_path):
+    with pytest.raises(ParameterTypeError, match="stack_timeout_seconds"):
+        deploy_infrastructure(cdk_app_dir=str(tmp_path), stack_timeout_seconds=0)
