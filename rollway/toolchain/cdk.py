@@ -139,7 +139,8 @@ class CdkCli:
 
     def __init__(self, executable: str, app_dir: str | os.PathLike[str], environment: CdkEnvironment, *,
                  direct: bool = False, synth_timeout_seconds: float = 600.0) -> None:
-        self._cdk = resolve(executable, "install the AWS CDK CLI (npm install aws-cdk) or pass its path")
+        # Absolute: cdk runs in the app's directory, where a relative path would name nothing.
+        self._cdk = os.path.abspath(resolve(executable, "install the AWS CDK CLI (npm install aws-cdk) or pass its path"))
         self._app_dir = Path(app_dir)
         if not (self._app_dir / "cdk.json").is_file():
             raise ValueError(f"{str(app_dir)!r} is not a CDK app directory: it has no cdk.json")
@@ -229,13 +230,18 @@ class CdkCli:
 
         Raises:
             ValueError: the environment names no account.
+            AppNotListed: the app did not synthesize.
             StackDeployFailed: the bootstrap failed (stack ``CDKToolkit``).
         """
         env = self._environment
         if env.account is None:
             raise ValueError("bootstrapping needs the account id (CdkEnvironment.account)")
+        # From the synthesized assembly: in the app's directory (whose cdk.json may set the
+        # bootstrap qualifier) without running the app a second time.
+        self.list_stacks(on_line)
         try:
-            self._run(["bootstrap", f"aws://{env.account}/{env.region}"], timeout_seconds, on_line)
+            self._run(["bootstrap", f"aws://{env.account}/{env.region}", "--app", str(self._assembly)],
+                      timeout_seconds, on_line)
         except (ToolFailed, ToolTimeout) as err:
             raise StackDeployFailed("CDKToolkit", failure_reason(err.tail), err.tail,
                                     timed_out=isinstance(err, ToolTimeout)) from err
