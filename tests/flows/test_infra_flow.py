@@ -171,3 +171,57 @@ def test_duplicate_stacks_are_refused_before_the_app_is_read(tmp_path):
 def test_a_timeout_below_a_second_is_refused(tmp_path):
     with pytest.raises(ParameterTypeError, match="stack_timeout_seconds"):
         deploy_infrastructure(cdk_app_dir=str(tmp_path), stack_timeout_seconds=0)
+
+
+# --- the credentials cdk gets, from the AwsCredentials block ---------------------------------
+
+
+def test_cdk_gets_the_blocks_keys_and_endpoint():
+    from blocks.credentials import credentials_for_endpoint
+    from flows.infra import cdk_environment
+
+    env = cdk_environment(credentials_for_endpoint("http://127.0.0.1:4566", "us-west-2"), "us-west-2", "123456789012")
+    variables = env.variables({})
+    assert variables["AWS_ACCESS_KEY_ID"] == "testing" and variables["AWS_SECRET_ACCESS_KEY"] == "testing"
+    assert variables["AWS_ENDPOINT_URL"] == "http://127.0.0.1:4566"
+    assert variables["CDK_DEFAULT_ACCOUNT"] == "123456789012" and env.secrets == ("testing",)
+
+
+def test_cdk_gets_the_blocks_profile_or_the_workers_chain():
+    from prefect_aws import AwsCredentials
+
+    from flows.infra import cdk_environment
+
+    profiled = cdk_environment(AwsCredentials(profile_name="deploy"), "us-west-2", "123456789012")
+    assert profiled.profile == "deploy" and profiled.access_key_id is None and profiled.endpoint_url is None
+    chain = cdk_environment(AwsCredentials(), "us-west-2", "123456789012")
+    assert chain.variables({"AWS_ACCESS_KEY_ID": "worker"})["AWS_ACCESS_KEY_ID"] == "worker"
+
+
+# --- the whole flow with the real cdk CLI on the embedded AWS --------------------------------
+
+
+@pytest.mark.integration
+def test_the_flow_bootstraps_deploys_in_order_and_checks_with_the_real_cdk(embedded_aws, tmp_path):
+    from blocks.credentials import credentials_for_endpoint
+    from blocks.register import save_blocks
+    from rollway.targets import QueueSpec, TableSpec
+    from tests.integration.test_cdk import CDK, app_copy
+
+    embedded_aws.reset()
+    targets = Targets(tables=(TableSpec(name="it-sessions", hash_key="sessionId", indexes=("userId-index",)),),
+                      queues=(QueueSpec(name="it-input", dlq_name="it-input-dlq"),), alarms=("it-errors",))
+    save_blocks(targets, credentials_for_endpoint(embedded_aws.endpoint_url, targets.region),
+                targets_block="infra-it-targets", credentials_block="infra-it-aws")
+    since = time.time()
+    with pytest.raises(ChecklistFailed) as caught:
+        deploy_infrastructure(cdk_app_dir=str(app_copy(tmp_path / "app")), stacks=["ItSessionStack", "ItSQSStack"],
+                              cdk_executable=str(CDK), direct=True, bootstrap=True, stack_timeout_seconds=120,
+                              targets_block="infra-it-targets", aws_credentials_block="infra-it-aws")
+    # The app makes the sessions table and the queue with its DLQ, which pass; the rest of the
+    # checklist (rollway's tables, the dashboard, the alarm, the alert topic) it does not make.
+    failed = {i.name for i in caught.value.checklist.failed}
+    assert failed == {targets.flags_table, targets.rollouts_table, targets.dashboard, "it-errors", targets.alert_topic}
+    summary = latest(ARTIFACT_KEY, since)
+    assert "| 1 | `ItSQSStack` | deployed |" in summary and "| 2 | `ItSessionStack` | deployed |" in summary
+    assert "✅ pass | table | `it-sessions`" in summary and "✅ pass | queue | `it-input`" in summary
