@@ -56,11 +56,19 @@ def test_a_table_without_its_index_fails(paged):
 def test_a_missing_table_fails(paged):
     paged.get_client("dynamodb").delete_table(TableName=paged.targets.rollouts_table)
     reasons = failed(check(paged))
-    assert list(reasons) == [paged.targets.rollouts_table] and "does not exist" in reasons[paged.targets.rollouts_table]
+    assert list(reasons) == [paged.targets.rollouts_table]
+    assert reasons[paged.targets.rollouts_table].startswith(f"DynamoDB table {paged.targets.rollouts_table} does not exist")
 
 
 def _queue_url(aws, name):
     return aws.get_client("sqs").get_queue_url(QueueName=name)["QueueUrl"]
+
+
+def test_a_missing_queue_fails(paged):
+    spec = paged.targets.queues[0]
+    paged.get_client("sqs").delete_queue(QueueUrl=_queue_url(paged, spec.name))
+    reasons = failed(check(paged))
+    assert list(reasons) == [spec.name] and reasons[spec.name].startswith(f"SQS queue {spec.name} does not exist")
 
 
 def test_a_queue_without_a_dlq_fails(paged):
@@ -86,13 +94,14 @@ def test_a_missing_dlq_fails_its_queue(paged):
     spec = paged.targets.queues[2]
     paged.get_client("sqs").delete_queue(QueueUrl=_queue_url(paged, spec.dlq_name))
     reasons = failed(check(paged))
-    assert list(reasons) == [spec.name] and f"dead-letter queue {spec.dlq_name} does not exist" in reasons[spec.name]
+    assert list(reasons) == [spec.name] and reasons[spec.name].startswith(f"its dead-letter queue {spec.dlq_name} does not exist")
 
 
 def test_a_missing_dashboard_fails(paged):
     paged.get_client("cloudwatch").delete_dashboards(DashboardNames=[paged.targets.dashboard])
     reasons = failed(check(paged))
-    assert list(reasons) == [paged.targets.dashboard] and "does not exist" in reasons[paged.targets.dashboard]
+    assert list(reasons) == [paged.targets.dashboard]
+    assert reasons[paged.targets.dashboard].startswith(f"CloudWatch dashboard {paged.targets.dashboard} does not exist")
 
 
 def test_an_alarm_without_the_topic_action_fails(paged):
@@ -111,7 +120,7 @@ def test_a_missing_alarm_fails(paged):
     name = paged.targets.alarms[0]
     paged.get_client("cloudwatch").delete_alarms(AlarmNames=[name])
     reasons = failed(check(paged))
-    assert list(reasons) == [name] and "does not exist" in reasons[name]
+    assert list(reasons) == [name] and reasons[name].startswith(f"CloudWatch alarm {name} does not exist")
 
 
 def _refusing(client, operation: str, code: str):
