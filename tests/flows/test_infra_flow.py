@@ -51,7 +51,7 @@ def latest(key: str, since: float) -> str:
     return max(fresh, key=lambda a: a.created).data
 
 
-def test_every_stack_deploys_in_order_then_the_checklist_passes():
+def test_every_stack_deploys_in_order_then_the_checklist_passes(caplog):
     since = time.time()
     deployer = FakeInfraDeployer(WEBORDINARY)
     result = deploy_on(deployer, lambda: Passing())
@@ -61,6 +61,9 @@ def test_every_stack_deploys_in_order_then_the_checklist_passes():
     summary = latest(ARTIFACT_KEY, since)
     assert "# Infrastructure deployed" in summary and "| 5 | `WebordinarySQSStack` | deployed |" in summary
     assert "## Pre-deployment checklist" in summary
+    # cdk's lines in the run's log as they came, each with where the run stands.
+    assert "stack 5/8 WebordinarySQSStack | WebordinarySQSStack: deploying... [1/1]" in caplog.text
+    assert "stack 8/8 WebordinaryMonitoringStack | ✅  WebordinaryMonitoringStack" in caplog.text
 
 
 def test_stacks_asked_out_of_order_deploy_after_what_they_depend_on():
@@ -82,7 +85,7 @@ def test_a_bad_plan_is_refused_before_any_deploy(requested, kwargs, match):
     assert deployer.calls in (["list"], [])
 
 
-def test_a_failed_stack_stops_the_run_and_says_how_to_resume():
+def test_a_failed_stack_stops_the_run_and_says_how_to_resume(caplog):
     since = time.time()
     deployer = FakeInfraDeployer(WEBORDINARY, failing={"WebordinarySQSStack": "Resource limit exceeded"})
     checked = []
@@ -97,6 +100,7 @@ def test_a_failed_stack_stops_the_run_and_says_how_to_resume():
     assert f"not deployed: {', '.join(STACKS[5:])}" in message
     assert "❌  WebordinarySQSStack failed to deploy" in message  # cdk's last lines
     assert "from_stack='WebordinarySQSStack'" in message
+    assert "stack 5/8 WebordinarySQSStack | ‣ Resource limit exceeded" in caplog.text
     summary = latest(ARTIFACT_KEY, since)
     assert "stopped at WebordinarySQSStack" in summary
     assert "| 5 | `WebordinarySQSStack` | failed |" in summary and "| 6 | `WebordinarySessionStack` | not deployed |" in summary

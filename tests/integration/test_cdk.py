@@ -76,6 +76,9 @@ def test_stacks_deploy_in_the_plans_order_and_make_what_the_checklist_expects(cd
     assert deployed[1].outputs["InputQueueArn"] == f"arn:aws:sqs:{REGION}:{ACCOUNT}:it-input"
     assert any("ItSessionStack" in line for line in seen)  # streamed as it came
     assert not [line for line in [*seen, *cdk.lines] if SECRET in line]
+    # Deploying a stack again (a resumed run) changes nothing and succeeds.
+    again = cdk.cli.deploy("ItSQSStack", timeout_seconds=120)
+    assert again.arn == deployed[0].arn
 
     # What the stacks made, read by the checklist's adapter.
     targets = Targets(tables=(TableSpec(name="it-sessions", hash_key="sessionId", indexes=("userId-index",)),),

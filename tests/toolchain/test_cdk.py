@@ -146,3 +146,21 @@ def test_a_relative_executable_still_runs_from_the_apps_directory(tmp_path, monk
             cli.deploy("X", timeout_seconds=30)
     assert caught.value.reason == f"❌  X failed to deploy AccessDenied for key {MASK}"
     assert "s3cret" not in str(caught.value.tail)
+
+
+def test_a_deploy_past_its_time_is_stopped_and_says_cloudformation_may_still_be_working(tmp_path):
+    # The stand-in prints, then waits on its standard input (closed: it would block on a pipe
+    # it never gets) -- it never finishes on its own, so only the timeout ends it.
+    body = FAKE_CDK.replace('print("X: creating stack...")', 'print("X: creating stack...", flush=True)\n'
+                            'import threading; threading.Event().wait()')
+    _fake_cdk(tmp_path, body)
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "cdk.json").write_text("{}")
+    with CdkCli(str(tmp_path / "bin" / "cdk"), app, CdkEnvironment(region="us-west-2")) as cli:
+        cli.list_stacks()
+        with pytest.raises(StackDeployFailed) as caught:
+            cli.deploy("X", timeout_seconds=0.5)
+    assert caught.value.timed_out
+    assert "did not finish within 0.5 s" in caught.value.reason and "CloudFormation may still" in caught.value.reason
+    assert caught.value.tail == ("X: creating stack...",)
