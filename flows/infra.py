@@ -8,7 +8,7 @@ The seed's "Step 1: Deploy Infrastructure" as one run, in order:
 2. plan (``rollway.infra.plan_deployment``): refuse unknown stacks, a dependency left out of
    the plan, a cycle; order by dependencies, the order asked for breaking ties; with
    ``from_stack``, the stacks before it count as deployed by an earlier run;
-3. deploy one stack per task (``cdk deploy <Stack> --require-approval never --exclusively``),
+3. with ``bootstrap``, ``cdk bootstrap`` (only once the plan stands); then deploy one stack per task (``cdk deploy <Stack> --require-approval never --exclusively``),
    logging cdk's lines as they come; on a failure stop at once, saying what was deployed, what
    failed (cdk's last lines) and how to resume; a later stack is never deployed;
 4. the pre-deployment checklist (tables and indexes, queues and DLQs, dashboard, alarms and
@@ -95,6 +95,7 @@ def run_deploy_infrastructure(
     from_stack: str | None = None,
     already_deployed: Sequence[str] = (),
     stack_timeout_seconds: float = 1800.0,
+    prepare: Callable[[], None] | None = None,
 ) -> InfraResult:
     """Plan, deploy stack by stack, then check; see the module docstring for the order.
 
@@ -105,9 +106,11 @@ def run_deploy_infrastructure(
         from_stack: resume at this stack; the ones planned before it count as deployed.
         already_deployed: stacks outside the plan that are deployed (plan stacks may depend on them).
         stack_timeout_seconds: how long one stack's deploy may take.
+        prepare: run once the plan stands, before the first deploy (``cdk bootstrap``), so a
+            refused plan writes nothing.
 
     Raises:
-        PlanRefused: before any deploy.
+        PlanRefused: before any deploy (and before ``prepare``).
         InfraDeployFailed: a stack failed; later stacks were not deployed.
         ChecklistFailed: every stack deployed, checklist items failed.
     """
@@ -123,6 +126,8 @@ def run_deploy_infrastructure(
     reports: dict[str, StackReport] = {s: StackReport(stack=s, status="not deployed") for s in plan.order}
     for s in plan.skipped:
         reports[s] = StackReport(stack=s, status="skipped", detail="before from_stack: deployed by an earlier run")
+    if prepare is not None:
+        prepare()
     total = len(plan.order)
     for stack in plan.to_deploy:
         position = f"stack {plan.order.index(stack) + 1}/{total} {stack}"
@@ -272,11 +277,10 @@ def deploy_infrastructure(
     account = get_client("sts").get_caller_identity()["Account"]
     log.info("deploying to account %s in %s from %s", account, targets.region, app_dir)
     with CdkCli(executable, app_dir, cdk_environment(credentials, targets.region, account), direct=direct) as cdk:
-        if bootstrap:
-            cdk.bootstrap(on_line=lambda line: log.info("bootstrap | %s", line))
         return run_deploy_infrastructure(
             cdk, (lambda: checker_for(get_client, targets)) if verify else None, requested,
-            from_stack=from_stack, already_deployed=already_deployed, stack_timeout_seconds=stack_timeout_seconds)
+            from_stack=from_stack, already_deployed=already_deployed, stack_timeout_seconds=stack_timeout_seconds,
+            prepare=(lambda: tasks.bootstrap(cdk, stack_timeout_seconds)) if bootstrap else None)
 
 
 def run_verify_infrastructure(checker: InfraChecker) -> Checklist:

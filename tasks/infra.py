@@ -12,6 +12,7 @@ from prefect.cache_policies import NONE
 from rollway.checklist import Checklist
 from rollway.infra import AppStacks, DeployedStack
 from rollway.ports import InfraChecker, InfraDeployer
+from rollway.toolchain.cdk import CdkCli
 
 
 @task(name="list-stacks", cache_policy=NONE)
@@ -34,6 +35,13 @@ def deploy_stack(deployer: InfraDeployer, stack: str, timeout_seconds: float, pr
                                on_line=lambda line: log.info("%s | %s", progress, line))
     log.info("%s: deployed in %.1f s", progress, deployed.seconds)
     return deployed
+
+
+@task(name="cdk-bootstrap", cache_policy=NONE)
+def bootstrap(cdk: CdkCli, timeout_seconds: float) -> None:
+    # CdkCli's own, not a port's: bootstrapping is a CDK matter (the toolkit stack its deploys need).
+    log = get_run_logger()
+    cdk.bootstrap(timeout_seconds=timeout_seconds, on_line=lambda line: log.info("bootstrap | %s", line))
 
 
 @task(name="infra-checklist", retries=1, retry_delay_seconds=2, cache_policy=NONE)

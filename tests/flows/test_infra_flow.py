@@ -80,9 +80,17 @@ def test_stacks_asked_out_of_order_deploy_after_what_they_depend_on():
 ])
 def test_a_bad_plan_is_refused_before_any_deploy(requested, kwargs, match):
     deployer = FakeInfraDeployer(WEBORDINARY)
+    prepared = []
     with pytest.raises(PlanRefused, match=match):
-        deploy_on(deployer, lambda: Passing(), requested=requested, **kwargs)
+        deploy_on(deployer, lambda: Passing(), requested=requested, prepare=lambda: prepared.append(1), **kwargs)
     assert deployer.calls in (["list"], [])
+    assert not prepared  # no bootstrap either
+
+
+def test_preparing_comes_after_the_plan_and_before_the_first_deploy():
+    deployer = FakeInfraDeployer(WEBORDINARY)
+    deploy_on(deployer, None, prepare=lambda: deployer.calls.append("bootstrap"))
+    assert deployer.calls[:3] == ["list", "bootstrap", f"deploy {STACKS[0]}"]
 
 
 def test_a_failed_stack_stops_the_run_and_says_how_to_resume(caplog):
