@@ -8,9 +8,10 @@ The seed's "Step 1: Deploy Infrastructure" as one run, in order:
 2. plan (``rollway.infra.plan_deployment``): refuse unknown stacks, a dependency left out of
    the plan, a cycle; order by dependencies, the order asked for breaking ties; with
    ``from_stack``, the stacks before it count as deployed by an earlier run;
-3. with ``bootstrap``, ``cdk bootstrap`` (only once the plan stands); then deploy one stack per task (``cdk deploy <Stack> --require-approval never --exclusively``),
-   logging cdk's lines as they come; on a failure stop at once, saying what was deployed, what
-   failed (cdk's last lines) and how to resume; a later stack is never deployed;
+3. with ``bootstrap``, ``cdk bootstrap`` (only once the plan stands); then deploy one stack per
+   task (``cdk deploy <Stack> --require-approval never --exclusively``), logging cdk's lines as
+   they come; on a failure stop at once, saying what was deployed, what failed (cdk's last
+   lines) and how to resume; a later stack is never deployed;
 4. the pre-deployment checklist (tables and indexes, queues and DLQs, dashboard, alarms and
    the alert topic), failing the run with the list of failed items;
 5. a markdown artifact with the stacks and the checklist, also when the run fails.
