@@ -166,13 +166,16 @@ class CdkCli:
             return self._stacks
         out = Path(tempfile.mkdtemp(prefix="rollway-cdk-"))
         try:
-            self._run(["synth", "--quiet", "--output", str(out)], self._synth_timeout, on_line)
-        except (ToolFailed, ToolTimeout) as err:
-            shutil.rmtree(out, ignore_errors=True)
-            raise AppNotListed(f"the CDK app in {self._app_dir} did not synthesize: {err}", err.tail) from err
-        self._assembly = out
-        self._stacks = read_assembly(out)
-        return self._stacks
+            try:
+                self._run(["synth", "--quiet", "--output", str(out)], self._synth_timeout, on_line)
+            except (ToolFailed, ToolTimeout) as err:
+                raise AppNotListed(f"the CDK app in {self._app_dir} did not synthesize: {err}", err.tail) from err
+            stacks = read_assembly(out)
+        except BaseException:
+            shutil.rmtree(out, ignore_errors=True)  # whatever stopped it, no assembly is left behind
+            raise
+        self._assembly, self._stacks = out, stacks
+        return stacks
 
     def deploy(self, stack: str, *, timeout_seconds: float,
                on_line: Callable[[str], None] | None = None) -> DeployedStack:

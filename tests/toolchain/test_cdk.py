@@ -164,3 +164,18 @@ def test_a_deploy_past_its_time_is_stopped_and_says_cloudformation_may_still_be_
     assert caught.value.timed_out
     assert "did not finish within 0.5 s" in caught.value.reason and "CloudFormation may still" in caught.value.reason
     assert caught.value.tail == ("X: creating stack...",)
+
+
+def test_an_app_that_is_not_listed_leaves_no_assembly_behind(tmp_path, monkeypatch):
+    made = tmp_path / "tmp"
+    made.mkdir()
+    monkeypatch.setenv("TMPDIR", str(made))
+    monkeypatch.setattr("tempfile.tempdir", None)  # re-read TMPDIR
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "cdk.json").write_text("{}")
+    _fake_cdk(tmp_path, "import sys; sys.exit(0 if sys.argv[1] == 'synth' else 1)")  # synthesizes no manifest
+    with CdkCli(str(tmp_path / "bin" / "cdk"), app, CdkEnvironment(region="us-west-2")) as cli:
+        with pytest.raises(AppNotListed, match="could not be read"):
+            cli.list_stacks()
+    assert list(made.iterdir()) == []
