@@ -370,3 +370,46 @@ class FakeLedger:
         updated = current.model_copy(update={**fields, "version": current.version + 1})
         self._rollouts[service][-1] = updated
         return updated
+
+
+class FakeInfraDeployer:
+    """An InfraDeployer over a made-up app: records the stacks deployed, in order.
+
+    Args:
+        stacks: stack -> the stacks it depends on.
+        failing: stack -> the reason its deploy fails.
+        already: stacks deployed before (by an earlier run), which others may depend on.
+    """
+
+    def __init__(self, stacks: Mapping[str, Sequence[str]], failing: Mapping[str, str] | None = None,
+                 already: Sequence[str] = ()) -> None:
+        from rollway.infra import AppStacks
+
+        self.app = AppStacks(dependencies={name: tuple(deps) for name, deps in stacks.items()})
+        self.failing = dict(failing or {})
+        self.calls: list[str] = []
+        self.deployed: list[str] = list(already)
+
+    def list_stacks(self, on_line: Callable[[str], None] | None = None):
+        self.calls.append("list")
+        return self.app
+
+    def deploy(self, stack: str, *, timeout_seconds: float, on_line: Callable[[str], None] | None = None):
+        from rollway.infra import DeployedStack, PlanRefused, StackDeployFailed
+
+        self.calls.append(f"deploy {stack}")
+        if stack not in self.app.dependencies:
+            raise PlanRefused(f"the app defines no stack {stack!r}")
+        missing = [d for d in self.app.dependencies[stack] if d not in self.deployed]
+        emit = on_line or (lambda _line: None)
+        emit(f"{stack}: deploying... [1/1]")
+        if stack in self.failing:
+            tail = (f"{stack}: creating stack...", f"❌  {stack} failed to deploy", f"‣ {self.failing[stack]}")
+            for line in tail[1:]:
+                emit(line)
+            raise StackDeployFailed(stack, self.failing[stack], tail)
+        if missing:  # what CloudFormation says of an import whose export does not exist yet
+            raise StackDeployFailed(stack, f"No export named {missing[0]}-Export found", ())
+        emit(f"✅  {stack}")
+        self.deployed.append(stack)
+        return DeployedStack(stack=stack, seconds=0.0, arn=f"arn:aws:cloudformation:us-west-2:123456789012:stack/{stack}/1")

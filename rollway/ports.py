@@ -142,3 +142,26 @@ class FlagStore(Protocol):
 
     def audit(self, feature: str, limit: int | None = None) -> list["FlagAuditEntry"]:
         """The flag's recorded changes, newest first (the most recent ``limit``)."""
+
+
+class InfraDeployer(Protocol):
+    """Deploys the stacks of one infrastructure-as-code app, one stack at a time (the CDK CLI)."""
+
+    def list_stacks(self, on_line: "Callable[[str], None] | None" = None) -> "AppStacks":
+        """The app's stacks and what each depends on; raises AppNotListed if the app cannot be read."""
+
+    def deploy(self, stack: str, *, timeout_seconds: float,
+               on_line: "Callable[[str], None] | None" = None) -> "DeployedStack":
+        """Deploy one stack, streaming the tool's output lines to ``on_line``; raises
+        StackDeployFailed (with the tool's last lines) if it fails or runs out of time."""
+
+
+class InfraChecker(Protocol):
+    """Judges the pre-deployment checklist from what the account holds (reads only)."""
+
+    def check(self) -> "Checklist":
+        """Every checklist item, passed or failed with its reason; a failed read is a failed item."""
+
+
+from rollway.checklist import Checklist  # noqa: E402 - appended section's imports
+from rollway.infra import AppStacks, DeployedStack  # noqa: E402

@@ -1,0 +1,305 @@
+"""infra: deploy the CDK stacks in dependency order, then verify the pre-deployment checklist.
+
+The seed's "Step 1: Deploy Infrastructure" as one run, in order:
+
+1. validate every parameter (Prefect checks the types; the body checks the app directory, the
+   cdk executable and the stack names), load the blocks, read the account id, and synthesize
+   the app once to list its stacks and their dependencies: all before the first deploy;
+2. plan (``rollway.infra.plan_deployment``): refuse unknown stacks, a dependency left out of
+   the plan, a cycle; order by dependencies, the order asked for breaking ties; with
+   ``from_stack``, the stacks before it count as deployed by an earlier run;
+3. with ``bootstrap``, ``cdk bootstrap`` (only once the plan stands); then deploy one stack per
+   task (``cdk deploy <Stack> --require-approval never --exclusively``), logging cdk's lines as
+   they come; on a failure stop at once, saying what was deployed, what failed (cdk's last
+   lines) and how to resume; a later stack is never deployed;
+4. the pre-deployment checklist (tables and indexes, queues and DLQs, dashboard, alarms and
+   the alert topic), failing the run with the list of failed items;
+5. a markdown artifact with the stacks and the checklist, also when the run fails.
+
+``verify_infrastructure`` runs step 4 alone (reads only): cheap to run from the UI.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Callable, Literal, Sequence
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_markdown_artifact
+from prefect_aws import AwsCredentials
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+from blocks.credentials import client_factory
+from flows.env import AccountNotLoaded, load_clients, load_credentials, load_targets
+from flows.params import WaitSeconds
+from rollway.aws.checklist import AwsInfraChecker
+from rollway.checklist import Checklist
+from rollway.infra import DeployedStack, StackDeployFailed, check_request, plan_deployment
+from rollway.ports import InfraChecker, InfraDeployer
+from rollway.targets import Targets
+from rollway.toolchain.cdk import CdkCli, CdkEnvironment
+from rollway.toolchain.process import resolve
+from tasks import infra as tasks
+
+StackName = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9-]{0,127}$", description="a CloudFormation stack name")]
+"""A CloudFormation stack name (the form refuses anything else before the run starts)."""
+
+ARTIFACT_KEY = "infra-deployment"
+CHECKLIST_ARTIFACT_KEY = "infra-checklist"
+_TAIL_SHOWN = 15  # cdk's last lines in a failure's message: where it says why
+
+
+class InfraRefused(ValueError):
+    """The run's parameters cannot be acted on; nothing was deployed."""
+
+
+class InfraDeployFailed(RuntimeError):
+    """A stack failed to deploy; the run stopped there. The message says what was deployed,
+    what failed and how to resume."""
+
+
+class ChecklistFailed(RuntimeError):
+    """The stacks are deployed (or were not asked to be), but checklist items failed."""
+
+    def __init__(self, checklist: Checklist) -> None:
+        self.checklist = checklist
+        super().__init__(f"{len(checklist.failed)} of {len(checklist.items)} pre-deployment checklist items "
+                         f"failed:\n{checklist.summary()}")
+
+
+class StackReport(BaseModel):
+    """What became of one stack of the plan in this run."""
+
+    model_config = ConfigDict(frozen=True)
+
+    stack: str
+    status: Literal["deployed", "skipped", "failed", "not deployed"]
+    seconds: float | None = None
+    detail: str = ""
+
+
+class InfraResult(BaseModel):
+    """The stacks of the run and the checklist (None when not verified)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    stacks: tuple[StackReport, ...]
+    checklist: Checklist | None = None
+    reordered: bool = False
+
+
+def run_deploy_infrastructure(
+    deployer: InfraDeployer,
+    checker: Callable[[], InfraChecker] | None,
+    requested: Sequence[str],
+    *,
+    from_stack: str | None = None,
+    already_deployed: Sequence[str] = (),
+    stack_timeout_seconds: float = 1800.0,
+    prepare: Callable[[], None] | None = None,
+) -> InfraResult:
+    """Plan, deploy stack by stack, then check; see the module docstring for the order.
+
+    Args:
+        deployer: the app's stacks and how to deploy one.
+        checker: makes the checklist's reader; None skips the checklist.
+        requested: the stacks to deploy, in the order asked for.
+        from_stack: resume at this stack; the ones planned before it count as deployed.
+        already_deployed: stacks outside the plan that are deployed (plan stacks may depend on them).
+        stack_timeout_seconds: how long one stack's deploy may take.
+        prepare: run once the plan stands, before the first deploy (``cdk bootstrap``), so a
+            refused plan writes nothing.
+
+    Raises:
+        PlanRefused: before any deploy (and before ``prepare``).
+        InfraDeployFailed: a stack failed; later stacks were not deployed.
+        ChecklistFailed: every stack deployed, checklist items failed.
+    """
+    log = get_run_logger()
+    app = tasks.list_stacks(deployer)
+    log.info("the CDK app defines %d stack(s): %s", len(app.names), ", ".join(app.names))
+    plan = plan_deployment(requested, app, from_stack=from_stack, already_deployed=already_deployed)
+    if plan.reordered:
+        log.warning("stacks reordered by their dependencies: %s (asked: %s)", " -> ".join(plan.order),
+                    " -> ".join(requested))
+    if plan.skipped:
+        log.info("resuming at %s: %s counted as deployed by an earlier run", from_stack, ", ".join(plan.skipped))
+    reports: dict[str, StackReport] = {s: StackReport(stack=s, status="not deployed") for s in plan.order}
+    for s in plan.skipped:
+        reports[s] = StackReport(stack=s, status="skipped", detail="before from_stack: deployed by an earlier run")
+    if prepare is not None:
+        prepare()
+    total = len(plan.order)
+    for stack in plan.to_deploy:
+        position = f"stack {plan.order.index(stack) + 1}/{total} {stack}"
+        try:
+            deployed = tasks.deploy_stack(deployer, stack, stack_timeout_seconds, position)
+        except Exception as err:  # noqa: BLE001 - any failure stops the run, and says where it stands
+            reports[stack] = StackReport(stack=stack, status="failed", detail=_reason(err))
+            result = InfraResult(stacks=tuple(reports.values()), reordered=plan.reordered)
+            _artifact(result, failed_at=stack)
+            raise InfraDeployFailed(_stopped(result, stack, err, requested)) from err
+        reports[stack] = StackReport(stack=stack, status="deployed", seconds=deployed.seconds,
+                                     detail=_deployed_detail(deployed))
+    result = InfraResult(stacks=tuple(reports.values()), reordered=plan.reordered)
+    log.info("all %d stack(s) of the plan are deployed", total)
+    if checker is None:
+        _artifact(result)
+        return result
+    checklist = tasks.run_checklist(checker())
+    result = result.model_copy(update={"checklist": checklist})
+    _artifact(result)
+    _log_checklist(checklist)
+    if not checklist.passed:
+        raise ChecklistFailed(checklist)
+    return result
+
+
+def _reason(err: Exception) -> str:
+    return err.reason if isinstance(err, StackDeployFailed) else f"{type(err).__name__}: {err}"
+
+
+def _deployed_detail(deployed: DeployedStack) -> str:
+    return deployed.arn or ""
+
+
+def _stopped(result: InfraResult, failed: str, err: Exception, requested: Sequence[str]) -> str:
+    by = {s: [r.stack for r in result.stacks if r.status == s] for s in ("deployed", "skipped", "not deployed")}
+    tail = err.tail[-_TAIL_SHOWN:] if isinstance(err, StackDeployFailed) else ()
+    lines = [f"stack {failed} failed to deploy: {_reason(err)}",
+             f"deployed in this run: {', '.join(by['deployed']) or 'none'}"]
+    if by["skipped"]:
+        lines.append(f"skipped (deployed by an earlier run): {', '.join(by['skipped'])}")
+    lines.append(f"not deployed: {', '.join(by['not deployed']) or 'none'} (the run stopped at {failed})")
+    if tail:
+        lines += ["cdk's last lines:", *(f"    {line}" for line in tail)]
+    if isinstance(err, StackDeployFailed) and err.timed_out:
+        lines.append(f"CloudFormation may still be working on {failed}: wait until its stack is no longer "
+                     "IN_PROGRESS before resuming")
+    lines.append(f"to resume once it is fixed: run deploy_infrastructure again with from_stack={failed!r} "
+                 f"and the same stacks ({', '.join(requested)}); the stacks before it are not deployed again")
+    return "\n".join(lines)
+
+
+def _log_checklist(checklist: Checklist) -> None:
+    log = get_run_logger()
+    for item in checklist.items:
+        (log.info if item.passed else log.error)("checklist %s %s %s: %s", "PASS" if item.passed else "FAIL",
+                                                 item.kind, item.name, item.reason)
+
+
+def _artifact(result: InfraResult, *, failed_at: str | None = None) -> None:
+    heading = (f"# Infrastructure: stopped at {failed_at}" if failed_at
+               else "# Infrastructure deployed" + ("" if result.checklist is None or result.checklist.passed
+                                                   else ", checklist FAILED"))
+    rows = [f"| {i} | `{r.stack}` | {r.status} | {'' if r.seconds is None else f'{r.seconds:.1f}'} | "
+            f"{r.detail.replace('|', '/').replace(chr(10), ' ')} |" for i, r in enumerate(result.stacks, 1)]
+    parts = [heading, "", "## Stacks", "", "| # | stack | status | seconds | detail |", "|---|---|---|---|---|", *rows]
+    if failed_at:
+        parts += ["", f"Resume with `from_stack={failed_at!r}` once the cause is fixed."]
+    if result.checklist is not None:
+        parts += ["", "## Pre-deployment checklist", "", result.checklist.markdown()]
+    create_markdown_artifact(key=ARTIFACT_KEY, markdown="\n".join(parts), description="infrastructure deployment")
+
+
+def cdk_environment(credentials: AwsCredentials, region: str, account: str) -> CdkEnvironment:
+    """The environment a cdk process deploys with, from the AwsCredentials block the flows load.
+
+    Keys go as they are; a profile by name; an assumed role as the temporary credentials of the
+    block's session (they last as long as the role's session, an hour by default); a block with
+    none of these leaves cdk to boto3's usual chain (this process's AWS_* variables, a role).
+    """
+    endpoint = credentials.aws_client_parameters.endpoint_url
+    common: dict[str, Any] = {"region": region, "account": account,
+                              "endpoint_url": str(endpoint) if endpoint else None}
+    if credentials.assume_role_arn:
+        frozen = credentials.get_boto3_session().get_credentials().get_frozen_credentials()
+        return CdkEnvironment(**common, access_key_id=frozen.access_key,
+                              secret_access_key=SecretStr(frozen.secret_key),
+                              session_token=SecretStr(frozen.token) if frozen.token else None)
+    if credentials.aws_access_key_id:
+        secret = credentials.aws_secret_access_key
+        return CdkEnvironment(**common, access_key_id=credentials.aws_access_key_id,
+                              secret_access_key=SecretStr(secret.get_secret_value()) if secret else None)
+    return CdkEnvironment(**common, profile=credentials.profile_name)
+
+
+def _app_dir(cdk_app_dir: str) -> Path:
+    path = Path(cdk_app_dir).expanduser()
+    if not path.is_dir():
+        raise InfraRefused(f"cdk_app_dir {cdk_app_dir!r} is not a directory")
+    if not (path / "cdk.json").is_file():
+        raise InfraRefused(f"cdk_app_dir {cdk_app_dir!r} has no cdk.json: it is not a CDK app")
+    return path
+
+
+def checker_for(get_client: Callable[[str], Any], targets: Targets) -> InfraChecker:
+    return AwsInfraChecker(get_client("dynamodb"), get_client("sqs"), get_client("cloudwatch"), get_client("sns"),
+                           targets)
+
+
+@flow(name="deploy_infrastructure", log_prints=True)
+def deploy_infrastructure(
+    cdk_app_dir: str,
+    stacks: list[StackName] | None = None,
+    from_stack: StackName | None = None,
+    already_deployed: list[StackName] = [],  # noqa: B006 - Prefect copies parameters per run
+    cdk_executable: str = "cdk",
+    direct: bool = False,
+    bootstrap: bool = False,
+    verify: bool = True,
+    stack_timeout_seconds: WaitSeconds = 1800.0,
+    targets_block: str | None = None,
+    aws_credentials_block: str | None = None,
+) -> InfraResult:
+    """Deploy the CDK app's stacks in dependency order, one per task, then verify the
+    pre-deployment checklist.
+
+    ``cdk_app_dir``: the CDK app (the directory of its cdk.json). ``stacks``: the stacks to deploy,
+    in order (default: the targets' stacks). ``from_stack``: resume at this stack after a failure;
+    the stacks before it are not deployed again. ``already_deployed``: stacks outside ``stacks``
+    that are deployed, so stacks of the plan may depend on them. ``cdk_executable``: the cdk CLI.
+    ``direct``: deploy with ``--method=direct`` (no change sets; for the embedded AWS).
+    ``bootstrap``: run ``cdk bootstrap`` first. ``verify``: run the checklist after the deploys.
+    ``stack_timeout_seconds``: how long one stack's deploy may take.
+    """
+    log = get_run_logger()
+    # Everything a person can get wrong is refused before anything runs.
+    app_dir = _app_dir(cdk_app_dir)
+    executable = resolve(cdk_executable, "install the AWS CDK CLI (npm install aws-cdk) or pass cdk_executable")
+    targets = load_targets(targets_block)
+    requested = list(stacks) if stacks is not None else list(targets.stacks)
+    check_request(requested, from_stack=from_stack, already_deployed=already_deployed)
+    credentials = load_credentials(aws_credentials_block, targets.region)
+    try:
+        get_client = client_factory(credentials, region=targets.region)
+    except ValueError as err:
+        raise AccountNotLoaded(str(err)) from err
+    account = get_client("sts").get_caller_identity()["Account"]
+    log.info("deploying to account %s in %s from %s", account, targets.region, app_dir)
+    with CdkCli(executable, app_dir, cdk_environment(credentials, targets.region, account), direct=direct) as cdk:
+        return run_deploy_infrastructure(
+            cdk, (lambda: checker_for(get_client, targets)) if verify else None, requested,
+            from_stack=from_stack, already_deployed=already_deployed, stack_timeout_seconds=stack_timeout_seconds,
+            prepare=(lambda: tasks.bootstrap(cdk, stack_timeout_seconds)) if bootstrap else None)
+
+
+def run_verify_infrastructure(checker: InfraChecker) -> Checklist:
+    """The checklist, logged and published as an artifact; raises ChecklistFailed if any item failed."""
+    checklist = tasks.run_checklist(checker)
+    _log_checklist(checklist)
+    verdict = "passed" if checklist.passed else "FAILED"
+    create_markdown_artifact(key=CHECKLIST_ARTIFACT_KEY,
+                             markdown=f"# Pre-deployment checklist {verdict}\n\n{checklist.markdown()}",
+                             description="pre-deployment checklist")
+    if not checklist.passed:
+        raise ChecklistFailed(checklist)
+    return checklist
+
+
+@flow(name="verify_infrastructure", log_prints=True)
+def verify_infrastructure(targets_block: str | None = None, aws_credentials_block: str | None = None) -> Checklist:
+    """Check the pre-deployment checklist (reads only): tables and indexes, queues and their DLQs,
+    the dashboard, the alarms and the alert topic with a subscription."""
+    targets, get_client = load_clients(targets_block, aws_credentials_block)
+    return run_verify_infrastructure(checker_for(get_client, targets))

@@ -1,0 +1,298 @@
+"""The pre-deployment checklist, judged from what AWS shows (pure).
+
+The seed's plan ends its infrastructure step with boxes a person ticks by hand: DynamoDB tables
+created with their indexes, SQS queues configured with DLQs, CloudWatch dashboards active,
+alerts configured. Here each box is a ``CheckItem`` that passes or fails with a reason a person
+can act on, judged from descriptions the adapter (``rollway.aws.checklist``) read. Something
+that could not be read is a failed item saying why; a field that is missing fails too: an
+item never passes on data it did not see.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from rollway.targets import QueueSpec, TableSpec, Targets
+
+Kind = Literal["table", "queue", "dashboard", "alarm", "alert topic"]
+
+
+@dataclass(frozen=True)
+class ReadFailed:
+    """A read the adapter could not make (AccessDenied, throttling, no connection)."""
+
+    what: str
+    message: str
+
+
+Observed = Mapping[str, Any] | None | ReadFailed
+"""What the adapter read of one resource: its description, None when it does not exist, or
+the failure of the read."""
+
+
+class CheckItem(BaseModel):
+    """One box of the checklist: what was checked, whether it passed, and why."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: Kind
+    name: str
+    passed: bool
+    reason: str
+
+
+class Checklist(BaseModel):
+    """Every item of the checklist, in a stable order (tables, queues, dashboard, alarms, topic)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    items: tuple[CheckItem, ...]
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.items) and all(item.passed for item in self.items)
+
+    @property
+    def failed(self) -> tuple[CheckItem, ...]:
+        return tuple(item for item in self.items if not item.passed)
+
+    def summary(self) -> str:
+        """One line per failed item, or a line saying all passed."""
+        if self.passed:
+            return f"all {len(self.items)} checklist items passed"
+        return "\n".join(f"- {item.kind} {item.name}: {item.reason}" for item in self.failed)
+
+    def markdown(self) -> str:
+        """The checklist as a markdown table."""
+        rows = [f"| {'✅ pass' if i.passed else '❌ FAIL'} | {i.kind} | `{i.name}` | {_cell(i.reason)} |"
+                for i in self.items]
+        return "\n".join(["| result | kind | name | detail |", "|---|---|---|---|", *rows])
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def state_tables(targets: Targets) -> tuple[TableSpec, ...]:
+    """The tables rollway keeps its own state in, with the keys its adapters use
+    (``rollway.aws.flags`` and ``rollway.aws.ledger``)."""
+    return (
+        TableSpec(name=targets.flags_table, hash_key="feature"),
+        TableSpec(name=targets.rollouts_table, hash_key="service", range_key="rollout_id"),
+    )
+
+
+def all_tables(targets: Targets) -> tuple[TableSpec, ...]:
+    """Every table the checklist expects: the service's (``Targets.tables``), then rollway's own."""
+    return (*targets.tables, *state_tables(targets))
+
+
+# --- items ------------------------------------------------------------------------------
+
+
+def check_table(spec: TableSpec, table: Observed) -> CheckItem:
+    """The table exists, is ACTIVE, has the expected keys, and each named index exists and is ACTIVE.
+
+    Args:
+        spec: the table expected.
+        table: DescribeTable's ``Table``.
+    """
+    def item(passed: bool, reason: str) -> CheckItem:
+        return CheckItem(kind="table", name=spec.name, passed=passed, reason=reason)
+
+    if (problem := _unseen(table, f"DynamoDB table {spec.name}", "create it (deploy the stack that defines it)")):
+        return item(False, problem)
+    assert table is not None and not isinstance(table, ReadFailed)
+    problems: list[str] = []
+    status = table.get("TableStatus")
+    if status != "ACTIVE":
+        problems.append(f"status is {status or 'not reported'}, not ACTIVE")
+    keys = {k.get("KeyType"): k.get("AttributeName") for k in table.get("KeySchema") or ()}
+    for key_type, expected in (("HASH", spec.hash_key), ("RANGE", spec.range_key)):
+        if keys.get(key_type) != expected:
+            problems.append(f"{key_type.lower()} key is {keys.get(key_type) or 'none'}, expected {expected or 'none'}")
+    global_indexes = {i.get("IndexName"): i for i in table.get("GlobalSecondaryIndexes") or ()}
+    local_indexes = {i.get("IndexName") for i in table.get("LocalSecondaryIndexes") or ()}
+    for index in spec.indexes:
+        if index in global_indexes:
+            index_status = global_indexes[index].get("IndexStatus")
+            if index_status != "ACTIVE":
+                problems.append(f"index {index} is {index_status or 'of unreported status'}, not ACTIVE")
+        elif index not in local_indexes:
+            have = sorted(str(n) for n in [*global_indexes, *local_indexes])
+            problems.append(f"index {index} is missing (it has {', '.join(have) or 'no indexes'})")
+    if problems:
+        return item(False, "; ".join(problems))
+    indexes = f", indexes {', '.join(spec.indexes)} ACTIVE" if spec.indexes else ""
+    range_key = f", range key {spec.range_key}" if spec.range_key else ""
+    return item(True, f"ACTIVE, hash key {spec.hash_key}{range_key}{indexes}")
+
+
+def check_queue(spec: QueueSpec, queue: Observed, dlq: Observed) -> CheckItem:
+    """The queue exists and redrives to its named DLQ after ``max_receive_count``; the DLQ exists.
+
+    Args:
+        spec: the queue expected.
+        queue: GetQueueAttributes' ``Attributes`` of the queue (``QueueArn``, ``RedrivePolicy``).
+        dlq: the same for the dead-letter queue.
+    """
+    def item(passed: bool, reason: str) -> CheckItem:
+        return CheckItem(kind="queue", name=spec.name, passed=passed, reason=reason)
+
+    if (problem := _unseen(queue, f"SQS queue {spec.name}", "create it (deploy the stack that defines it)")):
+        return item(False, problem)
+    assert queue is not None and not isinstance(queue, ReadFailed)
+    problems: list[str] = []
+    if (dlq_problem := _unseen(dlq, f"its dead-letter queue {spec.dlq_name}", "create it")):
+        problems.append(dlq_problem)
+    raw = queue.get("RedrivePolicy")
+    if not raw:
+        problems.append(f"it has no dead-letter queue (no RedrivePolicy): failed messages are never moved to "
+                        f"{spec.dlq_name}")
+        return item(False, "; ".join(problems))
+    try:
+        policy = json.loads(raw) if isinstance(raw, str) else dict(raw)
+    except (ValueError, TypeError):
+        return item(False, "; ".join([*problems, f"its RedrivePolicy is not JSON: {raw!r}"]))
+    target = str(policy.get("deadLetterTargetArn") or "")
+    dlq_arn = dlq.get("QueueArn") if isinstance(dlq, Mapping) else None
+    if not target:
+        problems.append("its RedrivePolicy names no deadLetterTargetArn")
+    elif (dlq_arn and target != dlq_arn) or target.rsplit(":", 1)[-1] != spec.dlq_name:
+        problems.append(f"it redrives to {target.rsplit(':', 1)[-1]} ({target}), not to {spec.dlq_name}")
+    count = policy.get("maxReceiveCount")
+    if str(count) != str(spec.max_receive_count):
+        problems.append(f"maxReceiveCount is {count if count is not None else 'not set'}, "
+                        f"expected {spec.max_receive_count}")
+    if problems:
+        return item(False, "; ".join(problems))
+    return item(True, f"redrives to {spec.dlq_name} after {spec.max_receive_count} receives; the DLQ exists")
+
+
+def check_dashboard(name: str, dashboard: Observed) -> CheckItem:
+    """The CloudWatch dashboard exists (GetDashboard's answer) and has a body."""
+    if (problem := _unseen(dashboard, f"CloudWatch dashboard {name}", "create it (deploy the monitoring stack)")):
+        return CheckItem(kind="dashboard", name=name, passed=False, reason=problem)
+    assert dashboard is not None and not isinstance(dashboard, ReadFailed)
+    body = dashboard.get("DashboardBody")
+    try:
+        widgets = json.loads(body).get("widgets") if body else None
+    except (ValueError, AttributeError):
+        widgets = None
+    if not widgets:
+        return CheckItem(kind="dashboard", name=name, passed=False, reason="it exists but shows no widgets")
+    return CheckItem(kind="dashboard", name=name, passed=True, reason=f"exists, {len(widgets)} widget(s)")
+
+
+def check_alarm(name: str, alarm: Observed, topic_arn: str | None, topic_name: str) -> CheckItem:
+    """The alarm exists, its actions are enabled and one of its alarm actions is the alert topic.
+
+    Args:
+        name: the alarm.
+        alarm: DescribeAlarms' MetricAlarm (or CompositeAlarm).
+        topic_arn: the alert topic's ARN, None when it was not found (or could not be read).
+        topic_name: the alert topic's name, for the reason.
+    """
+    def item(passed: bool, reason: str) -> CheckItem:
+        return CheckItem(kind="alarm", name=name, passed=passed, reason=reason)
+
+    if (problem := _unseen(alarm, f"CloudWatch alarm {name}", "create it (deploy the monitoring stack)")):
+        return item(False, problem)
+    assert alarm is not None and not isinstance(alarm, ReadFailed)
+    actions = [str(a) for a in alarm.get("AlarmActions") or ()]
+    if topic_arn is None:
+        return item(False, f"the alert topic {topic_name} was not found, so no alarm action can reach it "
+                           f"(its actions: {', '.join(actions) or 'none'})")
+    if topic_arn not in actions:
+        return item(False, f"no alarm action on the alert topic {topic_name}: nobody is told when it fires "
+                           f"(its actions: {', '.join(actions) or 'none'})")
+    if alarm.get("ActionsEnabled") is not True:
+        return item(False, "its actions are disabled (ActionsEnabled is not true): it fires without telling "
+                           "anyone; enable them with enable-alarm-actions")
+    return item(True, f"exists and notifies {topic_name}")
+
+
+def check_topic(name: str, topic_arn: str | None, subscriptions: Sequence[Mapping[str, Any]] | ReadFailed | None
+                ) -> CheckItem:
+    """The alert topic exists and has at least one confirmed subscription: someone gets the page.
+
+    Args:
+        name: the topic.
+        topic_arn: its ARN, None when no topic of that name exists.
+        subscriptions: ListSubscriptionsByTopic's ``Subscriptions``, or the failure to read them.
+    """
+    def item(passed: bool, reason: str) -> CheckItem:
+        return CheckItem(kind="alert topic", name=name, passed=passed, reason=reason)
+
+    if topic_arn is None:
+        return item(False, f"SNS topic {name} does not exist: alarms have nowhere to send; create it")
+    if isinstance(subscriptions, ReadFailed):
+        return item(False, f"could not read its subscriptions ({subscriptions.what}): {subscriptions.message}")
+    if subscriptions is None:
+        return item(False, "its subscriptions were not read")
+    confirmed = [s for s in subscriptions if str(s.get("SubscriptionArn", "")).startswith("arn:")]
+    pending = len(subscriptions) - len(confirmed)
+    if not confirmed:
+        waiting = f" ({pending} pending confirmation: confirm them)" if pending else ""
+        return item(False, f"it has no confirmed subscription: nobody gets the page{waiting}; subscribe the "
+                           "on-call (email, chat, pager)")
+    kinds = sorted({str(s.get("Protocol")) for s in confirmed})
+    return item(True, f"{len(confirmed)} subscription(s) ({', '.join(kinds)})")
+
+
+def _unseen(observed: Observed, what: str, remedy: str) -> str | None:
+    """Why ``observed`` cannot be judged (not found, or not read), or None when it can."""
+    if observed is None:
+        return f"{what} does not exist: {remedy}"
+    if isinstance(observed, ReadFailed):
+        return f"could not read {what} ({observed.what}): {observed.message}"
+    return None
+
+
+# --- the whole list ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Observation:
+    """Everything the adapter read for the checklist.
+
+    Attributes:
+        tables: table name -> DescribeTable's ``Table``.
+        queues: queue name (work queues and DLQs) -> its attributes.
+        dashboard: GetDashboard's answer.
+        alarms: alarm name -> its description.
+        topic_arn: the alert topic's ARN; None when not found; ReadFailed when the topics
+            could not be listed.
+        subscriptions: the alert topic's subscriptions.
+    """
+
+    tables: Mapping[str, Observed]
+    queues: Mapping[str, Observed]
+    dashboard: Observed
+    alarms: Mapping[str, Observed]
+    topic_arn: str | None | ReadFailed
+    subscriptions: Sequence[Mapping[str, Any]] | ReadFailed | None
+
+
+def evaluate(targets: Targets, seen: Observation) -> Checklist:
+    """Every checklist item for ``targets`` from what was read. A resource absent from ``seen``
+    counts as not read, never as passing."""
+    not_read = ReadFailed("not read", "the checklist read nothing for it")
+    items = [check_table(spec, seen.tables.get(spec.name, not_read)) for spec in all_tables(targets)]
+    items += [check_queue(q, seen.queues.get(q.name, not_read), seen.queues.get(q.dlq_name, not_read))
+              for q in targets.queues]
+    items.append(check_dashboard(targets.dashboard, seen.dashboard))
+    topic = seen.topic_arn
+    if isinstance(topic, ReadFailed):
+        failed = f"could not look the alert topic up ({topic.what}): {topic.message}"
+        items += [CheckItem(kind="alarm", name=a, passed=False, reason=failed) for a in targets.alarms]
+        items.append(CheckItem(kind="alert topic", name=targets.alert_topic, passed=False, reason=failed))
+        return Checklist(items=tuple(items))
+    items += [check_alarm(a, seen.alarms.get(a, not_read), topic, targets.alert_topic) for a in targets.alarms]
+    items.append(check_topic(targets.alert_topic, topic, seen.subscriptions))
+    return Checklist(items=tuple(items))

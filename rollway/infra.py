@@ -1,0 +1,205 @@
+"""The infrastructure deployment plan: which CDK stacks to deploy, in which order (pure).
+
+The seed's "Step 1: Deploy Infrastructure" runs ``cdk deploy <Stack> --require-approval never``
+once per stack, by hand, in an order a person has to keep right. ``plan_deployment`` takes the
+stacks asked for (``Targets.stacks`` by default) and what the CDK app says each stack depends
+on, and either refuses (an unknown stack, a dependency left out, a cycle) or returns the
+stacks in an order where every stack comes after the ones it depends on; the order asked for
+breaks ties, so a plan that already respects the dependencies runs exactly as written.
+
+No I/O here: the CDK adapter (``rollway.toolchain.cdk``) reads the app, the flow acts.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping, Sequence
+
+from pydantic import BaseModel, ConfigDict, Field
+
+_FROZEN = ConfigDict(frozen=True)
+
+
+class InfraError(RuntimeError):
+    """Base of the errors the infrastructure deployment raises on purpose."""
+
+
+class PlanRefused(InfraError, ValueError):
+    """The stacks asked for cannot be deployed as asked; nothing was deployed."""
+
+
+class AppNotListed(InfraError):
+    """The CDK app could not be synthesized or read, so its stacks are not known.
+
+    Attributes:
+        tail: the last lines the tool printed (secrets masked).
+    """
+
+    def __init__(self, message: str, tail: Sequence[str] = ()) -> None:
+        self.tail = tuple(tail)
+        super().__init__(message)
+
+
+class StackDeployFailed(InfraError):
+    """``cdk deploy`` of one stack failed (or ran out of time).
+
+    Attributes:
+        stack: the stack that failed.
+        reason: what cdk said went wrong, in a line or a few.
+        tail: cdk's last lines of output (secrets masked).
+        timed_out: True when it was stopped for running past its time; CloudFormation may
+            still be working on the stack.
+    """
+
+    def __init__(self, stack: str, reason: str, tail: Sequence[str] = (), *, timed_out: bool = False) -> None:
+        self.stack = stack
+        self.reason = reason
+        self.tail = tuple(tail)
+        self.timed_out = timed_out
+        super().__init__(f"stack {stack} failed to deploy: {reason}")
+
+
+class AppStacks(BaseModel):
+    """The stacks a CDK app defines, each with the stacks it depends on (by stack name)."""
+
+    model_config = _FROZEN
+
+    dependencies: dict[str, tuple[str, ...]]
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(self.dependencies)
+
+
+class DeployedStack(BaseModel):
+    """One stack ``cdk deploy`` finished, as its output told it."""
+
+    model_config = _FROZEN
+
+    stack: str
+    seconds: float = Field(ge=0)
+    arn: str | None = None
+    outputs: dict[str, str] = Field(default_factory=dict)
+
+
+class DeploymentPlan(BaseModel):
+    """The stacks to deploy, in order, and those counted as done before the run starts.
+
+    Attributes:
+        order: every stack of the plan, in deployment order.
+        skipped: the stacks before ``from_stack`` (resuming): deployed by an earlier run.
+        to_deploy: the stacks this run deploys, in order.
+        reordered: True when the dependencies changed the order asked for.
+    """
+
+    model_config = _FROZEN
+
+    order: tuple[str, ...]
+    skipped: tuple[str, ...] = ()
+    reordered: bool = False
+
+    @property
+    def to_deploy(self) -> tuple[str, ...]:
+        return self.order[len(self.skipped):]
+
+
+def plan_deployment(
+    requested: Sequence[str],
+    app: AppStacks | Mapping[str, Sequence[str]],
+    *,
+    from_stack: str | None = None,
+    already_deployed: Sequence[str] = (),
+) -> DeploymentPlan:
+    """Order ``requested`` by the app's dependencies, or refuse.
+
+    Args:
+        requested: the stacks to deploy, in the order asked for (the tie-break).
+        app: the app's stacks and what each depends on.
+        from_stack: resume here: the stacks ordered before it are counted as done.
+        already_deployed: stacks outside the plan a person says are deployed, so stacks of
+            the plan may depend on them.
+
+    Returns:
+        The plan.
+
+    Raises:
+        PlanRefused: no stacks, a stack named twice, a stack the app does not define (with the
+            closest name it does), a stack depending on one neither in the plan nor named as
+            already deployed, a dependency cycle, or a ``from_stack`` outside the plan.
+    """
+    dependencies = app.dependencies if isinstance(app, AppStacks) else {k: tuple(v) for k, v in app.items()}
+    requested = list(requested)
+    check_request(requested, from_stack=from_stack, already_deployed=already_deployed)
+    unknown = [s for s in [*requested, *already_deployed] if s not in dependencies]
+    if unknown:
+        raise PlanRefused(
+            "the CDK app defines no stack "
+            + "; ".join(_with_hint(s, dependencies) for s in unknown)
+            + f" (its stacks: {', '.join(dependencies) or 'none'})"
+        )
+    in_plan, done = set(requested), set(already_deployed)
+    missing = [
+        f"{stack} depends on {dep}"
+        for stack in requested for dep in dependencies[stack] if dep not in in_plan and dep not in done
+    ]
+    if missing:
+        raise PlanRefused(
+            "; ".join(missing) + ", which is neither in the plan nor named as already deployed: add it to the "
+            "stacks to deploy, or to already_deployed if it is deployed"
+        )
+    order = _ordered(requested, {s: [d for d in dependencies[s] if d in in_plan] for s in requested})
+    skipped: tuple[str, ...] = ()
+    if from_stack is not None:
+        skipped = order[:order.index(from_stack)]
+    return DeploymentPlan(order=order, skipped=skipped, reordered=list(order) != requested)
+
+
+def check_request(requested: Sequence[str], *, from_stack: str | None = None,
+                  already_deployed: Sequence[str] = ()) -> None:
+    """What can be refused before the app is read: no stacks, a stack named twice, a stack both
+    to deploy and already deployed, a ``from_stack`` that is not one of the stacks to deploy.
+
+    Raises:
+        PlanRefused: naming what is wrong.
+    """
+    requested = list(requested)
+    if not requested:
+        raise PlanRefused("no stacks to deploy: name at least one")
+    twice = sorted({s for s in [*requested, *already_deployed] if [*requested, *already_deployed].count(s) > 1})
+    if twice:
+        raise PlanRefused(f"stacks named more than once (to deploy or as already deployed): {', '.join(twice)}")
+    if from_stack is not None and from_stack not in requested:
+        raise PlanRefused(f"from_stack {_with_hint(from_stack, requested)} is not one of the stacks to deploy "
+                          f"({', '.join(requested)})")
+
+
+def _ordered(requested: list[str], needs: dict[str, list[str]]) -> tuple[str, ...]:
+    """Kahn's algorithm, always taking the earliest stack (in the order asked for) that is ready."""
+    rank = {s: i for i, s in enumerate(requested)}
+    waiting = {s: set(d) for s, d in needs.items()}
+    order: list[str] = []
+    while waiting:
+        ready = [s for s, deps in waiting.items() if not deps]
+        if not ready:
+            raise PlanRefused(f"the stacks depend on each other in a cycle: {_cycle(waiting)}")
+        stack = min(ready, key=rank.__getitem__)
+        order.append(stack)
+        del waiting[stack]
+        for deps in waiting.values():
+            deps.discard(stack)
+    return tuple(order)
+
+
+def _cycle(waiting: dict[str, set[str]]) -> str:
+    """One cycle among the stacks left waiting, as ``A -> B -> A``."""
+    stack = min(waiting)
+    path: list[str] = []
+    while stack not in path:
+        path.append(stack)
+        stack = min(waiting[stack])
+    return " -> ".join([*path[path.index(stack):], stack])
+
+
+def _with_hint(name: str, known: Sequence[str] | Mapping[str, object]) -> str:
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+    return f"{name!r} (did you mean {close[0]!r}?)" if close else repr(name)

@@ -1,0 +1,309 @@
+"""InfraDeployer over the real ``cdk`` CLI: list an app's stacks, deploy one stack at a time.
+
+The app is synthesized once (``cdk synth --quiet --output <dir>``) into a cloud assembly of
+this adapter's own; its ``manifest.json`` gives the stacks and their dependencies, and every
+deploy then runs ``cdk deploy <Stack> --app <that assembly> --exclusively``, so each stack
+deployed is exactly the one listed (and the app is not synthesized again per stack).
+
+Everything goes through ``rollway.toolchain.process``: an argument list, a timeout that stops
+cdk and its children, output streamed line by line, and the secret access key masked in
+every line kept or shown. Credentials reach cdk as environment variables of its process only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import BaseModel, ConfigDict, SecretStr, field_validator
+
+from rollway.infra import AppNotListed, AppStacks, DeployedStack, PlanRefused, StackDeployFailed
+from rollway.toolchain.process import ToolFailed, ToolTimeout, resolve, run_tool
+
+_STACK_ARTIFACT = "aws:cloudformation:stack"
+_NESTED_ASSEMBLY = "cdk:cloud-assembly"
+# The process environment a tool needs to run at all (node finds itself, writes its cache,
+# reaches a proxy); AWS_* is never inherited when the credentials are given.
+_INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TZ", "NODE_OPTIONS", "NODE_EXTRA_CA_CERTS",
+              "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy")
+_ARN = re.compile(r"^arn:aws[a-z-]*:cloudformation:\S+:stack/\S+$")
+_LOOPBACK = {"127.0.0.1", "::1"}
+
+
+class CdkEnvironment(BaseModel):
+    """The account cdk deploys to, as the environment of its process.
+
+    Attributes:
+        region: where the stacks go (CDK_DEFAULT_REGION, AWS_REGION).
+        account: the 12-digit account id (CDK_DEFAULT_ACCOUNT); None lets cdk ask STS.
+        access_key_id / secret_access_key / session_token: the credentials; None inherits
+            this process's AWS_* variables (boto3's default chain: an instance role, a profile).
+        profile: an AWS profile name instead of keys.
+        endpoint_url: an AWS-compatible endpoint (the embedded AWS) instead of AWS.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    region: str
+    account: str | None = None
+    access_key_id: str | None = None
+    secret_access_key: SecretStr | None = None
+    session_token: SecretStr | None = None
+    profile: str | None = None
+    endpoint_url: str | None = None
+
+    @field_validator("account")
+    @classmethod
+    def _account(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"\d{12}", value):
+            raise ValueError(f"{value!r} is not an AWS account id (12 digits)")
+        return value
+
+    @field_validator("endpoint_url")
+    @classmethod
+    def _endpoint(cls, value: str | None) -> str | None:
+        if value is not None and urlsplit(value).scheme not in ("http", "https"):
+            raise ValueError(f"{value!r} is not an http(s) endpoint URL")
+        return value
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """The values to mask in cdk's output."""
+        return tuple(s.get_secret_value() for s in (self.secret_access_key, self.session_token) if s is not None)
+
+    def variables(self, inherit: Mapping[str, str] | None = None) -> dict[str, str]:
+        """The whole environment of a cdk process.
+
+        Args:
+            inherit: the environment to take PATH, HOME, proxies (and, without keys, AWS_*) from;
+                this process's by default.
+        """
+        inherit = os.environ if inherit is None else inherit
+        env = {k: inherit[k] for k in _INHERITED if k in inherit}
+        if self.access_key_id is None and self.profile is None:
+            # No credentials given: cdk finds them as boto3 would, from this process's chain.
+            env.update({k: v for k, v in inherit.items() if k.startswith("AWS_")})
+        env.update({
+            "AWS_REGION": self.region, "AWS_DEFAULT_REGION": self.region, "CDK_DEFAULT_REGION": self.region,
+            # Offline-safe and quiet: no version check, no telemetry, no notices fetched.
+            "CDK_DISABLE_VERSION_CHECK": "1", "CDK_DISABLE_CLI_TELEMETRY": "true", "CI": "true",
+            "JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION": "1", "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "1",
+        })
+        if self.account:
+            env["CDK_DEFAULT_ACCOUNT"] = self.account
+        if self.access_key_id is not None:
+            env["AWS_ACCESS_KEY_ID"] = self.access_key_id
+            if self.secret_access_key is not None:
+                env["AWS_SECRET_ACCESS_KEY"] = self.secret_access_key.get_secret_value()
+            if self.session_token is not None:
+                env["AWS_SESSION_TOKEN"] = self.session_token.get_secret_value()
+        if self.profile is not None:
+            env["AWS_PROFILE"] = self.profile
+        if self.endpoint_url is not None:
+            env["AWS_ENDPOINT_URL"] = self.endpoint_url
+            # CloudFormation is handed template URLs on this endpoint; moto takes a URL as one
+            # of its S3 buckets only when its host says "localhost" (DESIGN.md, Real components).
+            env["AWS_ENDPOINT_URL_S3_FOR_CLOUDFORMATION"] = _localhost(self.endpoint_url)
+        return env
+
+
+def _localhost(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.hostname in _LOOPBACK:
+        netloc = "localhost" + (f":{parts.port}" if parts.port else "")
+        return urlunsplit(parts._replace(netloc=netloc))
+    return url
+
+
+class CdkCli:
+    """Lists and deploys the stacks of one CDK app with the ``cdk`` CLI.
+
+    Args:
+        executable: the cdk CLI (a name on PATH or a path).
+        app_dir: the CDK app's directory (where its cdk.json is).
+        environment: the account to deploy to.
+        direct: deploy with ``--method=direct`` (no change sets: what the embedded AWS needs).
+        synth_timeout_seconds: how long synthesizing the app may take.
+
+    Raises:
+        ToolMissing: the executable is not found (at construction, before anything runs).
+        ValueError: ``app_dir`` is not a directory with a cdk.json.
+    """
+
+    def __init__(self, executable: str, app_dir: str | os.PathLike[str], environment: CdkEnvironment, *,
+                 direct: bool = False, synth_timeout_seconds: float = 600.0) -> None:
+        # Absolute: cdk runs in the app's directory, where a relative path would name nothing.
+        self._cdk = os.path.abspath(resolve(executable, "install the AWS CDK CLI (npm install aws-cdk) or pass its path"))
+        self._app_dir = Path(app_dir)
+        if not (self._app_dir / "cdk.json").is_file():
+            raise ValueError(f"{str(app_dir)!r} is not a CDK app directory: it has no cdk.json")
+        self._environment = environment
+        self._direct = direct
+        self._synth_timeout = synth_timeout_seconds
+        self._assembly: Path | None = None
+        self._stacks: AppStacks | None = None
+
+    @property
+    def assembly_dir(self) -> Path | None:
+        """Where the app was synthesized, once ``list_stacks`` ran."""
+        return self._assembly
+
+    def list_stacks(self, on_line: Callable[[str], None] | None = None) -> AppStacks:
+        """Synthesize the app (once) and read its stacks and their dependencies.
+
+        Raises:
+            AppNotListed: the app did not synthesize (its last lines say why), or its cloud
+                assembly could not be read.
+        """
+        if self._stacks is not None:
+            return self._stacks
+        out = Path(tempfile.mkdtemp(prefix="rollway-cdk-"))
+        try:
+            try:
+                self._run(["synth", "--quiet", "--output", str(out)], self._synth_timeout, on_line)
+            except (ToolFailed, ToolTimeout) as err:
+                raise AppNotListed(f"the CDK app in {self._app_dir} did not synthesize: {err}", err.tail) from err
+            stacks = read_assembly(out)
+        except BaseException:
+            shutil.rmtree(out, ignore_errors=True)  # whatever stopped it, no assembly is left behind
+            raise
+        self._assembly, self._stacks = out, stacks
+        return stacks
+
+    def deploy(self, stack: str, *, timeout_seconds: float,
+               on_line: Callable[[str], None] | None = None) -> DeployedStack:
+        """``cdk deploy <stack> --require-approval never --exclusively`` of the synthesized app.
+
+        Args:
+            stack: one stack of the app.
+            timeout_seconds: after this long cdk is stopped and the deploy counts as failed.
+            on_line: called with each line cdk prints, as it prints it.
+
+        Returns:
+            The stack, how long the deploy took, its ARN and outputs when cdk gave them.
+
+        Raises:
+            PlanRefused: the app defines no such stack (nothing ran).
+            StackDeployFailed: cdk failed or ran out of time; carries cdk's last lines.
+        """
+        stacks = self.list_stacks()
+        if stack not in stacks.dependencies:
+            raise PlanRefused(f"the CDK app defines no stack {stack!r} (its stacks: {', '.join(stacks.names)})")
+        assert self._assembly is not None
+        outputs_file = self._assembly / f"rollway-outputs-{stack}.json"
+        outputs_file.unlink(missing_ok=True)
+        command = ["deploy", stack, "--app", str(self._assembly), "--require-approval", "never", "--exclusively",
+                   "--outputs-file", str(outputs_file)]
+        if self._direct:
+            command.append("--method=direct")
+        started = time.monotonic()
+        try:
+            result = self._run(command, timeout_seconds, on_line)
+        except ToolTimeout as err:
+            raise StackDeployFailed(
+                stack, f"cdk did not finish within {timeout_seconds:g} s and was stopped; CloudFormation may still "
+                       f"be working on {stack}: look at its events before deploying it again", err.tail,
+                timed_out=True) from err
+        except ToolFailed as err:
+            raise StackDeployFailed(stack, failure_reason(err.tail), err.tail) from err
+        return DeployedStack(stack=stack, seconds=round(time.monotonic() - started, 3),
+                             arn=stack_arn(result.output), outputs=_outputs(outputs_file, stack))
+
+    def close(self) -> None:
+        """Remove the synthesized assembly (the next ``list_stacks`` synthesizes again)."""
+        assembly, self._assembly, self._stacks = self._assembly, None, None
+        if assembly is not None:
+            shutil.rmtree(assembly, ignore_errors=True)
+
+    def __enter__(self) -> "CdkCli":
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def bootstrap(self, *, timeout_seconds: float = 600.0, on_line: Callable[[str], None] | None = None) -> None:
+        """``cdk bootstrap aws://<account>/<region>``: the toolkit stack the deploys need.
+
+        Raises:
+            ValueError: the environment names no account.
+            AppNotListed: the app did not synthesize.
+            StackDeployFailed: the bootstrap failed (stack ``CDKToolkit``).
+        """
+        env = self._environment
+        if env.account is None:
+            raise ValueError("bootstrapping needs the account id (CdkEnvironment.account)")
+        # From the synthesized assembly: in the app's directory (whose cdk.json may set the
+        # bootstrap qualifier) without running the app a second time.
+        self.list_stacks(on_line)
+        try:
+            self._run(["bootstrap", f"aws://{env.account}/{env.region}", "--app", str(self._assembly)],
+                      timeout_seconds, on_line)
+        except (ToolFailed, ToolTimeout) as err:
+            raise StackDeployFailed("CDKToolkit", failure_reason(err.tail), err.tail,
+                                    timed_out=isinstance(err, ToolTimeout)) from err
+
+    def _run(self, arguments: Sequence[str], timeout_seconds: float, on_line: Callable[[str], None] | None):
+        env = self._environment
+        return run_tool([self._cdk, *arguments, "--no-color"], timeout_seconds=timeout_seconds, cwd=self._app_dir,
+                        env=env.variables(), secrets=env.secrets, on_line=on_line)
+
+
+def read_assembly(assembly_dir: str | os.PathLike[str]) -> AppStacks:
+    """The stacks of a cloud assembly (``manifest.json``) and what each depends on, by stack name.
+
+    Dependencies on non-stack artifacts (asset manifests) are left out. Stacks of nested
+    assemblies (CDK Stages) are not deployable by name from the top level and are refused.
+
+    Raises:
+        AppNotListed: no readable manifest, or a stage's nested assembly.
+    """
+    path = Path(assembly_dir) / "manifest.json"
+    try:
+        manifest = json.loads(path.read_text())
+        artifacts: dict = manifest.get("artifacts") or {}
+    except (OSError, ValueError, AttributeError) as err:
+        raise AppNotListed(f"the cloud assembly's manifest {path} could not be read: {err}") from err
+    nested = [name for name, a in artifacts.items() if a.get("type") == _NESTED_ASSEMBLY]
+    if nested:
+        raise AppNotListed(f"the app has CDK stages ({', '.join(nested)}); deploy their stacks by path with cdk "
+                           "itself, rollway deploys top-level stacks only")
+    stacks = {artifact_id: a for artifact_id, a in artifacts.items() if a.get("type") == _STACK_ARTIFACT}
+    # A stack's name is its artifact id unless the app set stackName.
+    names = {artifact_id: (a.get("properties") or {}).get("stackName") or artifact_id
+             for artifact_id, a in stacks.items()}
+    return AppStacks(dependencies={
+        names[artifact_id]: tuple(names[d] for d in a.get("dependencies") or () if d in names)
+        for artifact_id, a in stacks.items()
+    })
+
+
+def stack_arn(lines: Sequence[str]) -> str | None:
+    """The stack ARN cdk prints after ``Stack ARN:`` (None when it did not)."""
+    for i, line in enumerate(lines):
+        if line.strip() == "Stack ARN:" and i + 1 < len(lines) and _ARN.match(lines[i + 1].strip()):
+            return lines[i + 1].strip()
+    return None
+
+
+def failure_reason(tail: Sequence[str]) -> str:
+    """What cdk said went wrong: from its last ``❌`` line on, or its last non-blank line."""
+    lines = [line.rstrip() for line in tail if line.strip()]
+    marks = [i for i, line in enumerate(lines) if "❌" in line]
+    if marks:
+        shown = lines[marks[-1]:][:8]
+        return " ".join(s.strip().lstrip("‣ ").strip() for s in shown)
+    return lines[-1].strip() if lines else "cdk printed nothing"
+
+
+def _outputs(path: Path, stack: str) -> dict[str, str]:
+    try:
+        return {str(k): str(v) for k, v in (json.loads(path.read_text()).get(stack) or {}).items()}
+    except (OSError, ValueError, AttributeError):
+        return {}

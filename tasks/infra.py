@@ -1,0 +1,49 @@
+"""Thin tasks over the InfraDeployer and InfraChecker ports: one call each.
+
+No retries on a deploy: a failed ``cdk deploy`` stops the run so a person reads why, and
+resumes it with ``from_stack``. The checklist only reads, so it is retried once.
+"""
+
+from __future__ import annotations
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NONE
+
+from rollway.checklist import Checklist
+from rollway.infra import AppStacks, DeployedStack
+from rollway.ports import InfraChecker, InfraDeployer
+from rollway.toolchain.cdk import CdkCli
+
+
+@task(name="list-stacks", cache_policy=NONE)
+def list_stacks(deployer: InfraDeployer) -> AppStacks:
+    log = get_run_logger()
+    # Synthesizing prints warnings a person may want; at debug level, not to crowd the run's log.
+    return deployer.list_stacks(on_line=lambda line: log.debug("cdk: %s", line))
+
+
+@task(name="deploy-stack", task_run_name="deploy-{stack}", cache_policy=NONE)
+def deploy_stack(deployer: InfraDeployer, stack: str, timeout_seconds: float, progress: str) -> DeployedStack:
+    """Deploy one stack, logging each line of the tool's output as it comes.
+
+    Args:
+        progress: the prefix of every line, e.g. ``stack 3/8 WebordinarySQSStack``.
+    """
+    log = get_run_logger()
+    log.info("%s: deploying", progress)
+    deployed = deployer.deploy(stack, timeout_seconds=timeout_seconds,
+                               on_line=lambda line: log.info("%s | %s", progress, line))
+    log.info("%s: deployed in %.1f s", progress, deployed.seconds)
+    return deployed
+
+
+@task(name="cdk-bootstrap", cache_policy=NONE)
+def bootstrap(cdk: CdkCli, timeout_seconds: float) -> None:
+    # CdkCli's own, not a port's: bootstrapping is a CDK matter (the toolkit stack its deploys need).
+    log = get_run_logger()
+    cdk.bootstrap(timeout_seconds=timeout_seconds, on_line=lambda line: log.info("bootstrap | %s", line))
+
+
+@task(name="infra-checklist", retries=1, retry_delay_seconds=2, cache_policy=NONE)
+def run_checklist(checker: InfraChecker) -> Checklist:
+    return checker.check()

@@ -1,0 +1,151 @@
+"""AwsInfraChecker on the embedded AWS: the provisioned account passes every item, and each
+thing broken on its own fails its item with the right reason."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import pytest
+
+from rollway.aws.checklist import AwsInfraChecker
+from rollway.checklist import Checklist
+from tests.flows.moto_env import inbox
+
+
+def check(aws, **clients) -> Checklist:
+    get = lambda name: clients.get(name) or aws.get_client(name)  # noqa: E731
+    return AwsInfraChecker(get("dynamodb"), get("sqs"), get("cloudwatch"), get("sns"), aws.targets).check()
+
+
+def failed(checklist: Checklist) -> dict[str, str]:
+    return {item.name: item.reason for item in checklist.failed}
+
+
+@pytest.fixture
+def paged(aws):
+    """The provisioned account with someone subscribed to the alert topic."""
+    inbox(aws)
+    return aws
+
+
+def test_the_provisioned_account_passes_every_item(paged, watch_calls):
+    calls = [watch_calls(paged.get_client(s)) for s in ("dynamodb", "sqs", "cloudwatch", "sns")]
+    checklist = check(paged)
+    assert checklist.passed, checklist.summary()
+    t = paged.targets
+    assert len(checklist.items) == len(t.tables) + 2 + len(t.queues) + 1 + len(t.alarms) + 1
+    # Reads only.
+    made = {name for names in calls for name in names}
+    assert made and all(name.startswith(("Describe", "Get", "List")) for name in made), made
+
+
+def test_an_alert_topic_nobody_subscribes_to_fails(aws):
+    # As provisioned, the embedded account's topic has no subscriber: nobody would get the page.
+    reasons = failed(check(aws))
+    assert list(reasons) == [aws.targets.alert_topic] and "no confirmed subscription" in reasons[aws.targets.alert_topic]
+
+
+def test_a_table_without_its_index_fails(paged):
+    spec = paged.targets.tables[0]
+    dynamodb = paged.get_client("dynamodb")
+    dynamodb.update_table(TableName=spec.name, GlobalSecondaryIndexUpdates=[{"Delete": {"IndexName": spec.indexes[0]}}])
+    assert failed(check(paged)) == {spec.name: f"index {spec.indexes[0]} is missing (it has no indexes)"}
+
+
+def test_a_missing_table_fails(paged):
+    paged.get_client("dynamodb").delete_table(TableName=paged.targets.rollouts_table)
+    reasons = failed(check(paged))
+    assert list(reasons) == [paged.targets.rollouts_table]
+    assert reasons[paged.targets.rollouts_table].startswith(f"DynamoDB table {paged.targets.rollouts_table} does not exist")
+
+
+def _queue_url(aws, name):
+    return aws.get_client("sqs").get_queue_url(QueueName=name)["QueueUrl"]
+
+
+def test_a_missing_queue_fails(paged):
+    spec = paged.targets.queues[0]
+    paged.get_client("sqs").delete_queue(QueueUrl=_queue_url(paged, spec.name))
+    reasons = failed(check(paged))
+    assert list(reasons) == [spec.name] and reasons[spec.name].startswith(f"SQS queue {spec.name} does not exist")
+
+
+def test_a_queue_without_a_dlq_fails(paged):
+    spec = paged.targets.queues[1]
+    paged.get_client("sqs").set_queue_attributes(QueueUrl=_queue_url(paged, spec.name), Attributes={"RedrivePolicy": ""})
+    reasons = failed(check(paged))
+    assert list(reasons) == [spec.name] and "no dead-letter queue" in reasons[spec.name]
+
+
+def test_a_queue_pointing_at_another_dlq_fails(paged):
+    spec, other = paged.targets.queues[0], paged.targets.queues[2]
+    sqs = paged.get_client("sqs")
+    other_arn = sqs.get_queue_attributes(QueueUrl=_queue_url(paged, other.dlq_name),
+                                         AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sqs.set_queue_attributes(QueueUrl=_queue_url(paged, spec.name), Attributes={"RedrivePolicy": json.dumps(
+        {"deadLetterTargetArn": other_arn, "maxReceiveCount": str(spec.max_receive_count)})})
+    reasons = failed(check(paged))
+    assert list(reasons) == [spec.name]
+    assert f"redrives to {other.dlq_name}" in reasons[spec.name] and f"not to {spec.dlq_name}" in reasons[spec.name]
+
+
+def test_a_missing_dlq_fails_its_queue(paged):
+    spec = paged.targets.queues[2]
+    paged.get_client("sqs").delete_queue(QueueUrl=_queue_url(paged, spec.dlq_name))
+    reasons = failed(check(paged))
+    assert list(reasons) == [spec.name] and reasons[spec.name].startswith(f"its dead-letter queue {spec.dlq_name} does not exist")
+
+
+def test_a_missing_dashboard_fails(paged):
+    paged.get_client("cloudwatch").delete_dashboards(DashboardNames=[paged.targets.dashboard])
+    reasons = failed(check(paged))
+    assert list(reasons) == [paged.targets.dashboard]
+    assert reasons[paged.targets.dashboard].startswith(f"CloudWatch dashboard {paged.targets.dashboard} does not exist")
+
+
+def test_an_alarm_without_the_topic_action_fails(paged):
+    name = paged.targets.alarms[1]
+    cloudwatch = paged.get_client("cloudwatch")
+    alarm = cloudwatch.describe_alarms(AlarmNames=[name])["MetricAlarms"][0]
+    cloudwatch.put_metric_alarm(
+        AlarmName=name, Namespace=alarm["Namespace"], MetricName=alarm["MetricName"], Dimensions=alarm["Dimensions"],
+        Statistic=alarm["Statistic"], Period=alarm["Period"], EvaluationPeriods=alarm["EvaluationPeriods"],
+        Threshold=alarm["Threshold"], ComparisonOperator=alarm["ComparisonOperator"], AlarmActions=[])
+    reasons = failed(check(paged))
+    assert list(reasons) == [name] and "no alarm action on the alert topic" in reasons[name]
+
+
+def test_a_missing_alarm_fails(paged):
+    name = paged.targets.alarms[0]
+    paged.get_client("cloudwatch").delete_alarms(AlarmNames=[name])
+    reasons = failed(check(paged))
+    assert list(reasons) == [name] and reasons[name].startswith(f"CloudWatch alarm {name} does not exist")
+
+
+def _refusing(client, operation: str, code: str):
+    """``client`` answering ``operation`` with an error, as AWS does for a role without the permission."""
+    def refuse(**_):
+        return SimpleNamespace(status_code=400, headers={}), {
+            "Error": {"Code": code, "Message": f"not allowed to {operation}"}, "ResponseMetadata": {}}
+
+    client.meta.events.register(f"before-call.{client.meta.service_model.endpoint_prefix}.{operation}", refuse)
+    return client
+
+
+def test_a_read_refused_is_a_failed_item_saying_so_and_the_rest_is_still_checked(paged, independent_client):
+    dynamodb = _refusing(independent_client("dynamodb"), "DescribeTable", "AccessDeniedException")
+    checklist = check(paged, dynamodb=dynamodb)
+    reasons = failed(checklist)
+    assert set(reasons) == {*(t.name for t in paged.targets.tables), paged.targets.flags_table,
+                            paged.targets.rollouts_table}
+    assert all("AccessDeniedException" in r and "could not read" in r for r in reasons.values())
+    assert len(checklist.items) - len(reasons) == len(paged.targets.queues) + 1 + len(paged.targets.alarms) + 1
+
+
+def test_throttled_alarms_and_topics_fail_their_items(paged, independent_client):
+    cloudwatch = _refusing(independent_client("cloudwatch"), "DescribeAlarms", "Throttling")
+    sns = _refusing(independent_client("sns"), "ListTopics", "Throttling")
+    reasons = failed(check(paged, cloudwatch=cloudwatch, sns=sns))
+    assert set(reasons) == {*paged.targets.alarms, paged.targets.alert_topic}
+    assert all("Throttling" in r for r in reasons.values())

@@ -1,0 +1,239 @@
+"""deploy_infrastructure on the Prefect harness: a fake deployer for the order, failures and
+resuming; the embedded AWS for the checklist."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from prefect import flow
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+from prefect.exceptions import ParameterTypeError
+
+from flows.infra import (
+    ARTIFACT_KEY, CHECKLIST_ARTIFACT_KEY, ChecklistFailed, InfraDeployFailed, InfraRefused, checker_for,
+    deploy_infrastructure, run_deploy_infrastructure, run_verify_infrastructure, verify_infrastructure,
+)
+from rollway.checklist import Checklist, CheckItem
+from rollway.fakes import FakeInfraDeployer
+from rollway.infra import PlanRefused
+from rollway.targets import Targets
+from rollway.toolchain.process import ToolMissing
+from tests.flows.moto_env import inbox
+from tests.unit.test_infra_plan import WEBORDINARY
+
+STACKS = Targets().stacks
+
+
+class Passing:
+    """A checker whose every item passes (the flow-logic tests need no AWS)."""
+
+    def check(self) -> Checklist:
+        return Checklist(items=(CheckItem(kind="dashboard", name="d", passed=True, reason="exists"),))
+
+
+@flow
+def deploy_on(deployer, checker=None, requested=STACKS, **kwargs):
+    return run_deploy_infrastructure(deployer, checker, requested, stack_timeout_seconds=60, **kwargs)
+
+
+@flow
+def verify_on(checker):
+    return run_verify_infrastructure(checker)
+
+
+def latest(key: str, since: float) -> str:
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])))
+    fresh = [a for a in found if a.created.timestamp() >= since - 1]
+    assert fresh, f"no artifact {key} from this test"
+    return max(fresh, key=lambda a: a.created).data
+
+
+def test_every_stack_deploys_in_order_then_the_checklist_passes(caplog):
+    since = time.time()
+    deployer = FakeInfraDeployer(WEBORDINARY)
+    result = deploy_on(deployer, lambda: Passing())
+    assert deployer.calls == ["list", *(f"deploy {s}" for s in STACKS)]
+    assert [r.status for r in result.stacks] == ["deployed"] * len(STACKS)
+    assert result.checklist is not None and result.checklist.passed
+    summary = latest(ARTIFACT_KEY, since)
+    assert "# Infrastructure deployed" in summary and "| 5 | `WebordinarySQSStack` | deployed |" in summary
+    assert "## Pre-deployment checklist" in summary
+    # cdk's lines in the run's log as they came, each with where the run stands.
+    assert "stack 5/8 WebordinarySQSStack | WebordinarySQSStack: deploying... [1/1]" in caplog.text
+    assert "stack 8/8 WebordinaryMonitoringStack | ✅  WebordinaryMonitoringStack" in caplog.text
+
+
+def test_stacks_asked_out_of_order_deploy_after_what_they_depend_on():
+    deployer = FakeInfraDeployer(WEBORDINARY)
+    result = deploy_on(deployer, None, requested=["WebordinaryMonitoringStack", *STACKS[:-1]])
+    assert deployer.deployed == list(STACKS)
+    assert result.reordered and result.checklist is None
+
+
+@pytest.mark.parametrize("requested, kwargs, match", [
+    (["WebordinarySQSStak"], {}, "did you mean 'WebordinarySQSStack'"),
+    (["WebordinarySessionStack"], {}, "depends on WebordinarySQSStack"),
+    (STACKS, {"from_stack": "WebordinaryNope"}, "not one of the stacks"),
+])
+def test_a_bad_plan_is_refused_before_any_deploy(requested, kwargs, match):
+    deployer = FakeInfraDeployer(WEBORDINARY)
+    prepared = []
+    with pytest.raises(PlanRefused, match=match):
+        deploy_on(deployer, lambda: Passing(), requested=requested, prepare=lambda: prepared.append(1), **kwargs)
+    assert deployer.calls in (["list"], [])
+    assert not prepared  # no bootstrap either
+
+
+def test_preparing_comes_after_the_plan_and_before_the_first_deploy():
+    deployer = FakeInfraDeployer(WEBORDINARY)
+    deploy_on(deployer, None, prepare=lambda: deployer.calls.append("bootstrap"))
+    assert deployer.calls[:3] == ["list", "bootstrap", f"deploy {STACKS[0]}"]
+
+
+def test_a_failed_stack_stops_the_run_and_says_how_to_resume(caplog):
+    since = time.time()
+    deployer = FakeInfraDeployer(WEBORDINARY, failing={"WebordinarySQSStack": "Resource limit exceeded"})
+    checked = []
+    with pytest.raises(InfraDeployFailed) as caught:
+        deploy_on(deployer, lambda: checked.append(1) or Passing())
+    assert deployer.deployed == list(STACKS[:4])
+    assert deployer.calls[-1] == "deploy WebordinarySQSStack"  # nothing after it, not even the checklist
+    assert not checked
+    message = str(caught.value)
+    assert "stack WebordinarySQSStack failed to deploy: Resource limit exceeded" in message
+    assert f"deployed in this run: {', '.join(STACKS[:4])}" in message
+    assert f"not deployed: {', '.join(STACKS[5:])}" in message
+    assert "❌  WebordinarySQSStack failed to deploy" in message  # cdk's last lines
+    assert "from_stack='WebordinarySQSStack'" in message
+    assert "stack 5/8 WebordinarySQSStack | ‣ Resource limit exceeded" in caplog.text
+    summary = latest(ARTIFACT_KEY, since)
+    assert "stopped at WebordinarySQSStack" in summary
+    assert "| 5 | `WebordinarySQSStack` | failed |" in summary and "| 6 | `WebordinarySessionStack` | not deployed |" in summary
+
+
+def test_resume_from_the_failed_stack_deploys_it_and_the_rest_only():
+    deployer = FakeInfraDeployer(WEBORDINARY, already=STACKS[:4])
+    result = deploy_on(deployer, lambda: Passing(), from_stack="WebordinarySQSStack")
+    assert deployer.calls == ["list", *(f"deploy {s}" for s in STACKS[4:])]
+    assert [r.status for r in result.stacks] == ["skipped"] * 4 + ["deployed"] * 4
+
+
+def test_a_failed_checklist_fails_the_run_naming_the_items(aws):
+    inbox(aws)
+    since = time.time()
+    aws.get_client("cloudwatch").delete_dashboards(DashboardNames=[aws.targets.dashboard])
+    queue = aws.targets.queues[0]
+    sqs = aws.get_client("sqs")
+    sqs.set_queue_attributes(QueueUrl=sqs.get_queue_url(QueueName=queue.name)["QueueUrl"],
+                             Attributes={"RedrivePolicy": ""})
+    deployer = FakeInfraDeployer(WEBORDINARY)
+    with pytest.raises(ChecklistFailed) as caught:
+        deploy_on(deployer, lambda: checker_for(aws.get_client, aws.targets))
+    assert deployer.deployed == list(STACKS)
+    assert {i.name for i in caught.value.checklist.failed} == {aws.targets.dashboard, queue.name}
+    assert f"- dashboard {aws.targets.dashboard}: " in str(caught.value)
+    assert f"- queue {queue.name}: " in str(caught.value) and "2 of" in str(caught.value)
+    summary = latest(ARTIFACT_KEY, since)
+    assert "checklist FAILED" in summary and f"❌ FAIL | queue | `{queue.name}`" in summary
+
+
+def test_verify_alone_passes_on_the_provisioned_account(aws):
+    inbox(aws)
+    since = time.time()
+    assert verify_on(checker_for(aws.get_client, aws.targets)).passed
+    assert "checklist passed" in latest(CHECKLIST_ARTIFACT_KEY, since)
+
+
+def test_verify_alone_fails_naming_the_items(aws):
+    with pytest.raises(ChecklistFailed, match=f"alert topic {aws.targets.alert_topic}: it has no confirmed"):
+        verify_on(checker_for(aws.get_client, aws.targets))
+
+
+# --- the flow itself: its parameters are refused before anything runs -----------------------
+
+
+def test_a_bad_stack_name_is_refused_by_the_parameters(tmp_path):
+    with pytest.raises(ParameterTypeError, match="stacks"):
+        deploy_infrastructure(cdk_app_dir=str(tmp_path), stacks=["not a stack!"])
+
+
+def test_an_app_dir_without_cdk_json_is_refused(tmp_path):
+    with pytest.raises(InfraRefused, match="no cdk.json"):
+        deploy_infrastructure(cdk_app_dir=str(tmp_path))
+    with pytest.raises(InfraRefused, match="not a directory"):
+        deploy_infrastructure(cdk_app_dir=str(tmp_path / "nope"))
+
+
+def test_a_missing_cdk_executable_is_refused(tmp_path):
+    (tmp_path / "cdk.json").write_text('{"app": "true"}')
+    with pytest.raises(ToolMissing, match="no-such-cdk"):
+        deploy_infrastructure(cdk_app_dir=str(tmp_path), cdk_executable="no-such-cdk")
+
+
+def test_duplicate_stacks_are_refused_before_the_app_is_read(tmp_path):
+    (tmp_path / "cdk.json").write_text('{"app": "true"}')
+    with pytest.raises(PlanRefused, match="more than once"):
+        deploy_infrastructure(cdk_app_dir=str(tmp_path), cdk_executable="true",
+                              stacks=["WebordinarySQSStack", "WebordinarySQSStack"])
+
+
+def test_a_timeout_below_a_second_is_refused(tmp_path):
+    with pytest.raises(ParameterTypeError, match="stack_timeout_seconds"):
+        deploy_infrastructure(cdk_app_dir=str(tmp_path), stack_timeout_seconds=0)
+
+
+# --- the credentials cdk gets, from the AwsCredentials block ---------------------------------
+
+
+def test_cdk_gets_the_blocks_keys_and_endpoint():
+    from blocks.credentials import credentials_for_endpoint
+    from flows.infra import cdk_environment
+
+    env = cdk_environment(credentials_for_endpoint("http://127.0.0.1:4566", "us-west-2"), "us-west-2", "123456789012")
+    variables = env.variables({})
+    assert variables["AWS_ACCESS_KEY_ID"] == "testing" and variables["AWS_SECRET_ACCESS_KEY"] == "testing"
+    assert variables["AWS_ENDPOINT_URL"] == "http://127.0.0.1:4566"
+    assert variables["CDK_DEFAULT_ACCOUNT"] == "123456789012" and env.secrets == ("testing",)
+
+
+def test_cdk_gets_the_blocks_profile_or_the_workers_chain():
+    from prefect_aws import AwsCredentials
+
+    from flows.infra import cdk_environment
+
+    profiled = cdk_environment(AwsCredentials(profile_name="deploy"), "us-west-2", "123456789012")
+    assert profiled.profile == "deploy" and profiled.access_key_id is None and profiled.endpoint_url is None
+    chain = cdk_environment(AwsCredentials(), "us-west-2", "123456789012")
+    assert chain.variables({"AWS_ACCESS_KEY_ID": "worker"})["AWS_ACCESS_KEY_ID"] == "worker"
+
+
+# --- the whole flow with the real cdk CLI on the embedded AWS --------------------------------
+
+
+@pytest.mark.integration
+def test_the_flow_bootstraps_deploys_in_order_and_checks_with_the_real_cdk(embedded_aws, tmp_path):
+    from blocks.credentials import credentials_for_endpoint
+    from blocks.register import save_blocks
+    from rollway.targets import QueueSpec, TableSpec
+    from tests.integration.test_cdk import CDK, app_copy
+
+    embedded_aws.reset()
+    targets = Targets(tables=(TableSpec(name="it-sessions", hash_key="sessionId", indexes=("userId-index",)),),
+                      queues=(QueueSpec(name="it-input", dlq_name="it-input-dlq"),), alarms=("it-errors",))
+    save_blocks(targets, credentials_for_endpoint(embedded_aws.endpoint_url, targets.region),
+                targets_block="infra-it-targets", credentials_block="infra-it-aws")
+    since = time.time()
+    with pytest.raises(ChecklistFailed) as caught:
+        deploy_infrastructure(cdk_app_dir=str(app_copy(tmp_path / "app")), stacks=["ItSessionStack", "ItSQSStack"],
+                              cdk_executable=str(CDK), direct=True, bootstrap=True, stack_timeout_seconds=120,
+                              targets_block="infra-it-targets", aws_credentials_block="infra-it-aws")
+    # The app makes the sessions table and the queue with its DLQ, which pass; the rest of the
+    # checklist (rollway's tables, the dashboard, the alarm, the alert topic) it does not make.
+    failed = {i.name for i in caught.value.checklist.failed}
+    assert failed == {targets.flags_table, targets.rollouts_table, targets.dashboard, "it-errors", targets.alert_topic}
+    summary = latest(ARTIFACT_KEY, since)
+    assert "| 1 | `ItSQSStack` | deployed |" in summary and "| 2 | `ItSessionStack` | deployed |" in summary
+    assert "✅ pass | table | `it-sessions`" in summary and "✅ pass | queue | `it-input`" in summary

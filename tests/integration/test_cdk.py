@@ -1,0 +1,113 @@
+"""The real cdk CLI against the embedded AWS: list a small app's stacks, deploy them in the
+plan's order with ``--method=direct``, and read what they made with the checklist's adapter."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+from pydantic import SecretStr
+
+from blocks.credentials import client_factory, credentials_for_endpoint
+from rollway.aws.checklist import AwsInfraChecker
+from rollway.infra import AppNotListed, AppStacks, PlanRefused, StackDeployFailed, plan_deployment
+from rollway.targets import QueueSpec, TableSpec, Targets
+from rollway.toolchain.cdk import CdkCli, CdkEnvironment
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+CDK = ROOT / ".rollway" / "node" / "node_modules" / ".bin" / "cdk"
+APP = Path(__file__).with_name("cdk_app")
+ACCOUNT, REGION = "123456789012", "us-west-2"
+# moto takes any key; a distinctive one shows whether it ever leaks into cdk's output.
+SECRET = "integration-secret-key-7f3a"
+
+
+def app_copy(where: Path, command: str | None = None) -> Path:
+    """The test app in ``where``, its cdk.json running it with this venv's python."""
+    shutil.copytree(APP, where, ignore=shutil.ignore_patterns("cdk.out", "__pycache__", "cdk.json"))
+    app = command or f"{sys.executable} app.py"
+    (where / "cdk.json").write_text(json.dumps({"app": app, "context": {"prefix": "It"}}))
+    return where
+
+
+@dataclass
+class Deployed:
+    cli: CdkCli
+    app: AppStacks
+    lines: list[str]
+    get_client: object
+
+
+@pytest.fixture(scope="module")
+def cdk(embedded_aws, tmp_path_factory) -> Iterator[Deployed]:
+    if not CDK.exists():
+        pytest.fail(f"{CDK} is missing: `make .rollway/.tools-installed` installs the pinned cdk CLI")
+    embedded_aws.reset()
+    env = CdkEnvironment(region=REGION, account=ACCOUNT, access_key_id="testing",
+                         secret_access_key=SecretStr(SECRET), endpoint_url=embedded_aws.endpoint_url)
+    lines: list[str] = []
+    with CdkCli(str(CDK), app_copy(tmp_path_factory.mktemp("cdk") / "app"), env, direct=True) as cli:
+        cli.bootstrap(timeout_seconds=120, on_line=lines.append)
+        app = cli.list_stacks(on_line=lines.append)
+        yield Deployed(cli, app, lines, client_factory(credentials_for_endpoint(embedded_aws.endpoint_url, REGION)))
+
+
+def test_the_app_lists_its_stacks_and_their_dependencies(cdk):
+    assert cdk.app.dependencies == {"ItSQSStack": (), "ItSessionStack": ("ItSQSStack",), "ItBrokenStack": ()}
+
+
+def test_stacks_deploy_in_the_plans_order_and_make_what_the_checklist_expects(cdk):
+    plan = plan_deployment(["ItSessionStack", "ItSQSStack"], cdk.app)
+    assert plan.order == ("ItSQSStack", "ItSessionStack")
+    seen: list[str] = []
+    deployed = [cdk.cli.deploy(stack, timeout_seconds=120, on_line=seen.append) for stack in plan.to_deploy]
+
+    assert [d.stack for d in deployed] == ["ItSQSStack", "ItSessionStack"]
+    for d in deployed:
+        assert d.arn and d.arn.startswith(f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/{d.stack}/"), d
+    assert deployed[1].outputs["TableName"] == "it-sessions"
+    assert deployed[1].outputs["InputQueueArn"] == f"arn:aws:sqs:{REGION}:{ACCOUNT}:it-input"
+    assert any("ItSessionStack" in line for line in seen)  # streamed as it came
+    assert not [line for line in [*seen, *cdk.lines] if SECRET in line]
+    # Deploying a stack again (a resumed run) changes nothing and succeeds.
+    again = cdk.cli.deploy("ItSQSStack", timeout_seconds=120)
+    assert again.arn == deployed[0].arn
+
+    # What the stacks made, read by the checklist's adapter.
+    targets = Targets(tables=(TableSpec(name="it-sessions", hash_key="sessionId", indexes=("userId-index",)),),
+                      queues=(QueueSpec(name="it-input", dlq_name="it-input-dlq", max_receive_count=3),))
+    g = cdk.get_client
+    items = {i.name: i for i in AwsInfraChecker(g("dynamodb"), g("sqs"), g("cloudwatch"), g("sns"), targets).check().items}
+    assert items["it-sessions"].passed, items["it-sessions"].reason
+    assert items["it-input"].passed, items["it-input"].reason
+
+
+def test_a_stack_cloudformation_refuses_raises_with_cdks_reason(cdk):
+    with pytest.raises(StackDeployFailed) as caught:
+        cdk.cli.deploy("ItBrokenStack", timeout_seconds=120)
+    assert caught.value.stack == "ItBrokenStack"
+    assert "failed to deploy" in caught.value.reason
+    assert "alphanumeric characters" in caught.value.reason  # CloudFormation's (moto's) own words
+    assert any("❌" in line for line in caught.value.tail)
+
+
+def test_an_unknown_stack_is_refused_without_running_cdk(cdk):
+    with pytest.raises(PlanRefused, match="no stack 'ItNope'"):
+        cdk.cli.deploy("ItNope", timeout_seconds=1)
+
+
+def test_an_app_that_does_not_synthesize_is_not_listed(tmp_path):
+    env = CdkEnvironment(region=REGION, account=ACCOUNT)
+    command = f"{sys.executable} -c \"raise SystemExit('the app is broken: no such construct')\""
+    with CdkCli(str(CDK), app_copy(tmp_path / "app", command), env) as cli:
+        with pytest.raises(AppNotListed) as caught:
+            cli.list_stacks()
+    assert "did not synthesize" in str(caught.value)
+    assert any("the app is broken" in line for line in caught.value.tail)

@@ -1,0 +1,181 @@
+"""CdkCli's pure parts: the environment handed to cdk, the cloud assembly's stacks, what a
+failure says. The real CLI is exercised in tests/integration/test_cdk.py."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import sys
+
+import pytest
+from pydantic import SecretStr, ValidationError
+
+from rollway.infra import AppNotListed, StackDeployFailed
+from rollway.toolchain.cdk import CdkCli, CdkEnvironment, failure_reason, read_assembly, stack_arn
+from rollway.toolchain.process import MASK, ToolMissing
+
+INHERITED = {"PATH": "/usr/bin", "HOME": "/root", "AWS_ACCESS_KEY_ID": "from-the-worker",
+             "AWS_SECRET_ACCESS_KEY": "worker-secret", "AWS_PROFILE": "worker", "UNRELATED": "x"}
+
+
+def test_given_keys_replace_the_workers_and_nothing_else_leaks_in():
+    env = CdkEnvironment(region="eu-west-1", account="123456789012", access_key_id="AKIA1",
+                         secret_access_key=SecretStr("s3cret"), session_token=SecretStr("tok"))
+    variables = env.variables(INHERITED)
+    assert variables["AWS_ACCESS_KEY_ID"] == "AKIA1" and variables["AWS_SECRET_ACCESS_KEY"] == "s3cret"
+    assert variables["AWS_SESSION_TOKEN"] == "tok"
+    assert "AWS_PROFILE" not in variables and "UNRELATED" not in variables
+    assert variables["PATH"] == "/usr/bin" and variables["HOME"] == "/root"
+    assert variables["CDK_DEFAULT_ACCOUNT"] == "123456789012"
+    assert variables["CDK_DEFAULT_REGION"] == variables["AWS_REGION"] == "eu-west-1"
+    assert variables["CDK_DISABLE_VERSION_CHECK"] == "1"
+    assert "AWS_ENDPOINT_URL" not in variables
+    assert env.secrets == ("s3cret", "tok")
+    assert "s3cret" not in repr(env) and "tok'" not in repr(env)
+
+
+def test_without_credentials_cdk_uses_the_workers_chain():
+    variables = CdkEnvironment(region="us-west-2").variables(INHERITED)
+    assert variables["AWS_ACCESS_KEY_ID"] == "from-the-worker" and variables["AWS_PROFILE"] == "worker"
+    assert "CDK_DEFAULT_ACCOUNT" not in variables
+
+
+def test_a_profile_is_named_and_the_workers_keys_are_not_inherited():
+    variables = CdkEnvironment(region="us-west-2", profile="deploy").variables(INHERITED)
+    assert variables["AWS_PROFILE"] == "deploy" and "AWS_ACCESS_KEY_ID" not in variables
+
+
+@pytest.mark.parametrize("endpoint, s3", [
+    ("http://127.0.0.1:5000", "http://localhost:5000"),
+    ("http://[::1]:5000", "http://localhost:5000"),
+    ("http://localhost:5000", "http://localhost:5000"),
+    ("https://aws.example.internal", "https://aws.example.internal"),
+])
+def test_an_endpoint_reaches_cdk_and_its_s3_templates_name_localhost(endpoint, s3):
+    variables = CdkEnvironment(region="us-west-2", endpoint_url=endpoint).variables({})
+    assert variables["AWS_ENDPOINT_URL"] == endpoint
+    assert variables["AWS_ENDPOINT_URL_S3_FOR_CLOUDFORMATION"] == s3
+
+
+@pytest.mark.parametrize("field, value", [("account", "12345"), ("endpoint_url", "ftp://x"), ("region_name", "x")])
+def test_bad_environments_are_refused(field, value):
+    with pytest.raises(ValidationError):
+        CdkEnvironment(region="us-west-2", **{field: value})
+
+
+def _manifest(tmp_path, artifacts):
+    (tmp_path / "manifest.json").write_text(json.dumps({"version": "48.0.0", "artifacts": artifacts}))
+    return tmp_path
+
+
+def test_the_assembly_gives_stacks_by_name_and_their_stack_dependencies(tmp_path):
+    stacks = read_assembly(_manifest(tmp_path, {
+        "Queues.assets": {"type": "cdk:asset-manifest"},
+        "Queues": {"type": "aws:cloudformation:stack", "dependencies": ["Queues.assets"]},
+        "Sessions": {"type": "aws:cloudformation:stack", "dependencies": ["Queues", "Sessions.assets"],
+                     "properties": {"stackName": "prod-sessions"}},
+        "Monitoring": {"type": "aws:cloudformation:stack", "dependencies": ["Sessions"]},
+        "Tree": {"type": "cdk:tree"},
+    }))
+    assert stacks.dependencies == {"Queues": (), "prod-sessions": ("Queues",), "Monitoring": ("prod-sessions",)}
+
+
+def test_an_assembly_with_stages_or_no_manifest_is_not_listed(tmp_path):
+    with pytest.raises(AppNotListed, match="could not be read"):
+        read_assembly(tmp_path)
+    with pytest.raises(AppNotListed, match="CDK stages"):
+        read_assembly(_manifest(tmp_path, {"assembly-Prod": {"type": "cdk:cloud-assembly"}}))
+
+
+def test_failure_reason_is_cdks_last_cross_and_what_follows():
+    tail = ["Stack: creating stack...", "", "❌  Stack failed to deploy", "‣ InvalidParameterValue: bad name", ""]
+    assert failure_reason(tail) == "❌  Stack failed to deploy InvalidParameterValue: bad name"
+    assert failure_reason(["Error: Need to perform AWS calls", "  "]) == "Error: Need to perform AWS calls"
+    assert failure_reason([]) == "cdk printed nothing"
+
+
+def test_stack_arn_is_read_from_the_line_after_its_label():
+    arn = "arn:aws:cloudformation:us-west-2:123456789012:stack/S/abc"
+    assert stack_arn(["✅  S", "Stack ARN:", arn, ""]) == arn
+    assert stack_arn(["Stack ARN:", "not an arn"]) is None
+    assert stack_arn(["Stack ARN:"]) is None
+
+
+def _fake_cdk(tmp_path, body: str):
+    """A stand-in for the cdk executable: a Python script (only to test how CdkCli runs a tool)."""
+    script = tmp_path / "bin" / "cdk"
+    script.parent.mkdir()
+    script.write_text(f"#!{sys.executable}\n{body}\n")
+    script.chmod(script.stat().st_mode | stat.S_IEXEC)
+    return script
+
+
+def test_a_missing_executable_or_app_is_refused_before_anything_runs(tmp_path):
+    env = CdkEnvironment(region="us-west-2")
+    with pytest.raises(ToolMissing, match="no-such-cdk"):
+        CdkCli("no-such-cdk", tmp_path, env)
+    with pytest.raises(ValueError, match="no cdk.json"):
+        CdkCli(sys.executable, tmp_path, env)
+
+
+FAKE_CDK = """
+import json, os, sys
+if sys.argv[1] == "synth":  # a cloud assembly with one stack, X
+    out = sys.argv[sys.argv.index("--output") + 1]
+    with open(os.path.join(out, "manifest.json"), "w") as f:
+        json.dump({"artifacts": {"X": {"type": "aws:cloudformation:stack"}}}, f)
+    sys.exit(0)
+print("X: creating stack...")
+print("❌  X failed to deploy")
+print("‣ AccessDenied for key " + os.environ["AWS_SECRET_ACCESS_KEY"])
+sys.exit(1)
+"""
+
+
+def test_a_relative_executable_still_runs_from_the_apps_directory(tmp_path, monkeypatch):
+    _fake_cdk(tmp_path, FAKE_CDK)
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "cdk.json").write_text("{}")
+    monkeypatch.chdir(tmp_path)
+    env = CdkEnvironment(region="us-west-2", access_key_id="a", secret_access_key=SecretStr("s3cret"))
+    with CdkCli(os.path.join("bin", "cdk"), app, env) as cli:
+        assert cli.list_stacks().names == ("X",)
+        with pytest.raises(StackDeployFailed) as caught:
+            cli.deploy("X", timeout_seconds=30)
+    assert caught.value.reason == f"❌  X failed to deploy AccessDenied for key {MASK}"
+    assert "s3cret" not in str(caught.value.tail)
+
+
+def test_a_deploy_past_its_time_is_stopped_and_says_cloudformation_may_still_be_working(tmp_path):
+    # The stand-in prints, then waits on its standard input (closed: it would block on a pipe
+    # it never gets) -- it never finishes on its own, so only the timeout ends it.
+    body = FAKE_CDK.replace('print("X: creating stack...")', 'print("X: creating stack...", flush=True)\n'
+                            'import threading; threading.Event().wait()')
+    _fake_cdk(tmp_path, body)
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "cdk.json").write_text("{}")
+    with CdkCli(str(tmp_path / "bin" / "cdk"), app, CdkEnvironment(region="us-west-2")) as cli:
+        cli.list_stacks()
+        with pytest.raises(StackDeployFailed) as caught:
+            cli.deploy("X", timeout_seconds=0.5)
+    assert caught.value.timed_out
+    assert "did not finish within 0.5 s" in caught.value.reason and "CloudFormation may still" in caught.value.reason
+    assert caught.value.tail == ("X: creating stack...",)
+
+
+def test_an_app_that_is_not_listed_leaves_no_assembly_behind(tmp_path, monkeypatch):
+    made = tmp_path / "tmp"
+    made.mkdir()
+    monkeypatch.setenv("TMPDIR", str(made))
+    monkeypatch.setattr("tempfile.tempdir", None)  # re-read TMPDIR
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "cdk.json").write_text("{}")
+    _fake_cdk(tmp_path, "import sys; sys.exit(0 if sys.argv[1] == 'synth' else 1)")  # synthesizes no manifest
+    with CdkCli(str(tmp_path / "bin" / "cdk"), app, CdkEnvironment(region="us-west-2")) as cli:
+        with pytest.raises(AppNotListed, match="could not be read"):
+            cli.list_stacks()
+    assert list(made.iterdir()) == []

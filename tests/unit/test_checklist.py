@@ -1,0 +1,200 @@
+"""The pre-deployment checklist judged from what AWS shows (pure, table-driven)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from rollway.checklist import (
+    Checklist, CheckItem, Observation, ReadFailed, check_alarm, check_dashboard, check_queue, check_table,
+    check_topic, evaluate,
+)
+from rollway.targets import QueueSpec, TableSpec, Targets
+
+SESSIONS = TableSpec(name="sessions", hash_key="sessionId", indexes=("userId-index",))
+ROLLOUTS = TableSpec(name="rollouts", hash_key="service", range_key="rollout_id")
+DENIED = ReadFailed("DescribeTable sessions", "AccessDeniedException: not allowed")
+
+
+def table(status="ACTIVE", keys=(("sessionId", "HASH"),), gsis=(("userId-index", "ACTIVE"),), lsis=()):
+    described = {"TableStatus": status, "KeySchema": [{"AttributeName": a, "KeyType": t} for a, t in keys]}
+    if gsis:
+        described["GlobalSecondaryIndexes"] = [{"IndexName": n, "IndexStatus": s} for n, s in gsis]
+    if lsis:
+        described["LocalSecondaryIndexes"] = [{"IndexName": n} for n in lsis]
+    return described
+
+
+@pytest.mark.parametrize("spec, described, passed, words", [
+    (SESSIONS, table(), True, ["ACTIVE", "userId-index"]),
+    (SESSIONS, table(lsis=("userId-index",), gsis=()), True, []),
+    (SESSIONS, None, False, ["does not exist"]),
+    (SESSIONS, DENIED, False, ["could not read", "AccessDenied"]),
+    (SESSIONS, table(status="CREATING"), False, ["CREATING, not ACTIVE"]),
+    (SESSIONS, {"KeySchema": [{"AttributeName": "sessionId", "KeyType": "HASH"}]}, False, ["not reported"]),
+    (SESSIONS, table(gsis=()), False, ["index userId-index is missing", "no indexes"]),
+    (SESSIONS, table(gsis=(("other-index", "ACTIVE"),)), False, ["userId-index is missing", "other-index"]),
+    (SESSIONS, table(gsis=(("userId-index", "CREATING"),)), False, ["userId-index is CREATING"]),
+    (SESSIONS, table(gsis=(("userId-index", None),)), False, ["unreported status"]),
+    (SESSIONS, table(keys=(("id", "HASH"),)), False, ["hash key is id, expected sessionId"]),
+    (SESSIONS, table(keys=()), False, ["hash key is none"]),
+    (ROLLOUTS, table(keys=(("service", "HASH"), ("rollout_id", "RANGE")), gsis=()), True, ["range key rollout_id"]),
+    (ROLLOUTS, table(keys=(("service", "HASH"),), gsis=()), False, ["range key is none, expected rollout_id"]),
+    (SESSIONS, table(keys=(("sessionId", "HASH"), ("at", "RANGE"))), False, ["range key is at, expected none"]),
+])
+def test_tables(spec, described, passed, words):
+    item = check_table(spec, described)
+    assert item.passed is passed, item.reason
+    for word in words:
+        assert word in item.reason
+
+
+QUEUE = QueueSpec(name="input", dlq_name="input-dlq", max_receive_count=3)
+DLQ_ARN = "arn:aws:sqs:us-west-2:123456789012:input-dlq"
+
+
+def redrive(target=DLQ_ARN, count=3):
+    return {"QueueArn": "arn:aws:sqs:us-west-2:123456789012:input",
+            "RedrivePolicy": json.dumps({"deadLetterTargetArn": target, "maxReceiveCount": count})}
+
+
+@pytest.mark.parametrize("queue, dlq, passed, words", [
+    (redrive(), {"QueueArn": DLQ_ARN}, True, ["redrives to input-dlq after 3"]),
+    (redrive(count="3"), {"QueueArn": DLQ_ARN}, True, []),
+    (None, {"QueueArn": DLQ_ARN}, False, ["SQS queue input does not exist"]),
+    (ReadFailed("GetQueueAttributes input", "Throttling: slow down"), {"QueueArn": DLQ_ARN}, False,
+     ["could not read", "Throttling"]),
+    ({"QueueArn": "arn:aws:sqs:us-west-2:123456789012:input"}, {"QueueArn": DLQ_ARN}, False,
+     ["no dead-letter queue"]),
+    (redrive(target="arn:aws:sqs:us-west-2:123456789012:other-dlq"), {"QueueArn": DLQ_ARN}, False,
+     ["redrives to other-dlq", "not to input-dlq"]),
+    (redrive(count=5), {"QueueArn": DLQ_ARN}, False, ["maxReceiveCount is 5, expected 3"]),
+    (redrive(), None, False, ["dead-letter queue input-dlq does not exist"]),
+    (redrive(), ReadFailed("GetQueueAttributes input-dlq", "AccessDenied: no"), False, ["could not read its dead"]),
+    ({"RedrivePolicy": "{not json"}, {"QueueArn": DLQ_ARN}, False, ["not JSON"]),
+    ({"RedrivePolicy": json.dumps({"maxReceiveCount": 3})}, {"QueueArn": DLQ_ARN}, False, ["no deadLetterTargetArn"]),
+    ({"RedrivePolicy": json.dumps({"deadLetterTargetArn": DLQ_ARN})}, {"QueueArn": DLQ_ARN}, False,
+     ["maxReceiveCount is not set"]),
+    # A DLQ of the same name in another account or region is not this queue's DLQ.
+    (redrive(target="arn:aws:sqs:eu-west-1:999999999999:input-dlq"), {"QueueArn": DLQ_ARN}, False, ["not to input-dlq"]),
+])
+def test_queues(queue, dlq, passed, words):
+    item = check_queue(QUEUE, queue, dlq)
+    assert item.passed is passed, item.reason
+    for word in words:
+        assert word in item.reason
+
+
+@pytest.mark.parametrize("dashboard, passed, words", [
+    ({"DashboardBody": json.dumps({"widgets": [{}, {}]})}, True, ["2 widget"]),
+    ({"DashboardBody": json.dumps({"widgets": []})}, False, ["no widgets"]),
+    ({}, False, ["no widgets"]),
+    (None, False, ["does not exist"]),
+    (ReadFailed("GetDashboard d", "AccessDenied: no"), False, ["could not read"]),
+])
+def test_dashboard(dashboard, passed, words):
+    item = check_dashboard("d", dashboard)
+    assert item.passed is passed, item.reason
+    for word in words:
+        assert word in item.reason
+
+
+TOPIC = "arn:aws:sns:us-west-2:123456789012:alerts"
+
+
+@pytest.mark.parametrize("alarm, topic, passed, words", [
+    ({"AlarmActions": [TOPIC], "ActionsEnabled": True}, TOPIC, True, ["notifies alerts"]),
+    ({"AlarmActions": ["arn:aws:sns:us-west-2:123456789012:other"], "ActionsEnabled": True}, TOPIC, False,
+     ["no alarm action on the alert topic", "other"]),
+    ({"AlarmActions": [], "ActionsEnabled": True}, TOPIC, False, ["its actions: none"]),
+    ({"AlarmActions": [TOPIC], "ActionsEnabled": False}, TOPIC, False, ["disabled"]),
+    ({"AlarmActions": [TOPIC]}, TOPIC, False, ["disabled"]),  # not said is not a pass
+    ({"AlarmActions": [TOPIC], "ActionsEnabled": True}, None, False, ["alert topic alerts was not found"]),
+    (None, TOPIC, False, ["does not exist"]),
+    (ReadFailed("DescribeAlarms", "Throttling: slow"), TOPIC, False, ["could not read", "Throttling"]),
+])
+def test_alarms(alarm, topic, passed, words):
+    item = check_alarm("high-errors", alarm, topic, "alerts")
+    assert item.passed is passed, item.reason
+    for word in words:
+        assert word in item.reason
+
+
+@pytest.mark.parametrize("topic, subscriptions, passed, words", [
+    (TOPIC, [{"SubscriptionArn": f"{TOPIC}:1", "Protocol": "email"}], True, ["1 subscription", "email"]),
+    (TOPIC, [], False, ["no confirmed subscription", "nobody gets the page"]),
+    (TOPIC, [{"SubscriptionArn": "PendingConfirmation", "Protocol": "email"}], False, ["1 pending confirmation"]),
+    (None, [], False, ["does not exist"]),
+    (TOPIC, ReadFailed("ListSubscriptionsByTopic alerts", "AccessDenied: no"), False, ["could not read"]),
+    (TOPIC, None, False, ["not read"]),
+])
+def test_topic(topic, subscriptions, passed, words):
+    item = check_topic("alerts", topic, subscriptions)
+    assert item.passed is passed, item.reason
+    for word in words:
+        assert word in item.reason
+
+
+def _everything_fine(targets: Targets) -> Observation:
+    from rollway.checklist import all_tables
+
+    def described(spec):
+        keys = [(spec.hash_key, "HASH")] + ([(spec.range_key, "RANGE")] if spec.range_key else [])
+        return table(keys=keys, gsis=[(i, "ACTIVE") for i in spec.indexes])
+
+    queues = {}
+    for q in targets.queues:
+        arn = f"arn:aws:sqs:{targets.region}:123456789012:{q.dlq_name}"
+        queues[q.dlq_name] = {"QueueArn": arn}
+        queues[q.name] = redrive(target=arn, count=q.max_receive_count)
+    topic = f"arn:aws:sns:{targets.region}:123456789012:{targets.alert_topic}"
+    return Observation(
+        tables={s.name: described(s) for s in all_tables(targets)}, queues=queues,
+        dashboard={"DashboardBody": json.dumps({"widgets": [{}]})},
+        alarms={a: {"AlarmActions": [topic], "ActionsEnabled": True} for a in targets.alarms},
+        topic_arn=topic, subscriptions=[{"SubscriptionArn": f"{topic}:x", "Protocol": "email"}])
+
+
+def test_evaluate_covers_every_named_resource_and_passes_when_all_is_there():
+    targets = Targets()
+    checklist = evaluate(targets, _everything_fine(targets))
+    assert checklist.passed, checklist.summary()
+    names = [(i.kind, i.name) for i in checklist.items]
+    assert names == (
+        [("table", t.name) for t in targets.tables]
+        + [("table", targets.flags_table), ("table", targets.rollouts_table)]
+        + [("queue", q.name) for q in targets.queues]
+        + [("dashboard", targets.dashboard)]
+        + [("alarm", a) for a in targets.alarms]
+        + [("alert topic", targets.alert_topic)]
+    )
+
+
+def test_a_resource_the_observation_lacks_fails_as_not_read():
+    targets = Targets()
+    seen = _everything_fine(targets)
+    tables = dict(seen.tables)
+    del tables[targets.flags_table]
+    checklist = evaluate(targets, Observation(**{**seen.__dict__, "tables": tables}))
+    assert [i.name for i in checklist.failed] == [targets.flags_table]
+    assert "not read" in checklist.failed[0].reason
+
+
+def test_topics_that_could_not_be_listed_fail_every_alarm_and_the_topic():
+    targets = Targets()
+    seen = _everything_fine(targets)
+    checklist = evaluate(targets, Observation(**{**seen.__dict__, "topic_arn": ReadFailed("ListTopics", "AccessDenied: x")}))
+    assert {i.name for i in checklist.failed} == {*targets.alarms, targets.alert_topic}
+    assert all("AccessDenied" in i.reason for i in checklist.failed)
+
+
+def test_an_empty_checklist_does_not_pass():
+    assert not Checklist(items=()).passed
+
+
+def test_summary_and_markdown_name_the_failed_items():
+    checklist = Checklist(items=(CheckItem(kind="queue", name="q", passed=False, reason="no DLQ | none"),
+                                 CheckItem(kind="dashboard", name="d", passed=True, reason="exists")))
+    assert checklist.summary() == "- queue q: no DLQ | none"
+    assert "❌ FAIL | queue | `q` | no DLQ \\| none |" in checklist.markdown()
