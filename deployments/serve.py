@@ -76,17 +76,22 @@ def build_deployments(
 
     Returns:
         RunnerDeployments for ``prefect.serve``: canary, progressive_rollout, advance_phase
-        (weekly), rollback, finalize and set-flags.
+        (weekly), rollback, finalize, set-flags, deploy_infrastructure, verify_infrastructure,
+        validate_deployment, rollout_report and cleanup (publish_container is added with its flow).
     """
     # Imported here: `python deployments/serve.py --help` should not pay for Prefect and boto3.
     from prefect.deployments.runner import EntrypointType
     from prefect.schedules import Cron
 
     from flows.canary import canary
+    from flows.cleanup import cleanup
     from flows.finalize import finalize
     from flows.flags import set_flags
+    from flows.infra import deploy_infrastructure, verify_infrastructure
     from flows.progressive import advance_phase, progressive_rollout
+    from flows.reports import rollout_report
     from flows.rollback import rollback
+    from flows.validate import validate_deployment
 
     blocks: dict[str, Any] = {"targets_block": targets_block, "aws_credentials_block": aws_credentials_block}
     clocked = {**blocks, "clock": clock.model_dump(mode="json")}
@@ -119,6 +124,22 @@ def build_deployments(
                "After a promotion: put the promoted version on the stable service, move the traffic back to it "
                "and scale the canary to 0, ready for the next rollout (idempotent)."),
         deploy(set_flags, blocks, "Set, enable or disable feature flags, recording who and why."),
+        deploy(deploy_infrastructure, blocks,
+               "Deploy the CDK app's stacks in dependency order (one cdk deploy each), then verify the "
+               "pre-deployment checklist; resume a failed run with from_stack."),
+        deploy(verify_infrastructure, blocks,
+               "Check the pre-deployment checklist (reads only): tables and indexes, queues and DLQs, "
+               "dashboard, alarms and the alert topic's subscribers."),
+        deploy(validate_deployment, clocked,
+               "After a deployment: the health check, a test session and message through the API, and the "
+               "SuccessRate over the last minutes; fails naming every check that did not pass."),
+        deploy(rollout_report, blocks,
+               "A rollout's report from the ledger (the newest by default), and its incident report if it was "
+               "rolled back. Read-only."),
+        # Destructive: the form starts as a dry run, so a click shows the plan before anything goes.
+        deploy(cleanup, {**blocks, "dry_run": True},
+               "After the migration: archive the old code under a git tag, then delete old ECR image tags and "
+               "old CloudFormation stacks; refuses live stacks, `latest` and images in use. Starts as a dry run."),
     ]
 
 

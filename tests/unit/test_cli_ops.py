@@ -28,7 +28,10 @@ from rollway.targets import Targets
 from tests.unit.alive import alive
 
 ROOT = Path(__file__).resolve().parents[2]
-FLOWS = {"canary", "progressive_rollout", "advance_phase", "rollback", "finalize", "set-flags"}
+FLOWS = {"canary", "progressive_rollout", "advance_phase", "rollback", "finalize", "set-flags",
+         "deploy_infrastructure", "verify_infrastructure", "validate_deployment", "rollout_report", "cleanup"}
+# Flows that act at once or only read: they take no rollout clock.
+UNCLOCKED = {"set-flags", "deploy_infrastructure", "verify_infrastructure", "rollout_report", "cleanup"}
 
 
 def record(**changes) -> RolloutRecord:
@@ -220,8 +223,10 @@ def test_every_flow_is_served_with_the_blocks_and_clock_as_defaults(served) -> N
     for name, deployment in deployments.items():
         assert deployment.parameters["targets_block"] == "t", name
         assert deployment.parameters["aws_credentials_block"] == "c", name
-    for name in FLOWS - {"set-flags"}:  # set-flags acts at once; it has no rollout clock
+    for name in FLOWS - UNCLOCKED:
         assert deployments[name].parameters["clock"] == clock.model_dump(mode="json"), name
+    # The one destructive flow: a click from the UI shows its plan before anything is deleted.
+    assert deployments["cleanup"].parameters["dry_run"] is True
     progressive = deployments["progressive_rollout"]
     assert progressive.parameters["spec"] == spec.model_dump(mode="json")
     assert progressive.parameters["phased"] is False
@@ -247,6 +252,7 @@ def test_prefect_yaml_describes_the_same_flows_and_schedule_as_serve(served) -> 
     for entrypoint, deployment in by_entrypoint.items():
         assert deployment.work_pool.name == "rollway-process", entrypoint
         assert {"targets_block", "aws_credentials_block"} <= set(deployment.parameters), entrypoint
+    assert by_entrypoint["flows.cleanup.cleanup"].parameters["dry_run"] is True
     (weekly,) = by_entrypoint["flows.progressive.advance_phase"].schedules
     assert (weekly.cron, weekly.timezone, weekly.active) == ("0 9 * * MON", "UTC", True)
 
