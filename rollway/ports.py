@@ -142,3 +142,37 @@ class FlagStore(Protocol):
 
     def audit(self, feature: str, limit: int | None = None) -> list["FlagAuditEntry"]:
         """The flag's recorded changes, newest first (the most recent ``limit``)."""
+
+
+# Imported here, with the port that needs them, so that this addition stays at the end of the module.
+import os  # noqa: E402
+from pydantic import SecretStr  # noqa: E402
+
+
+class ImagePublisher(Protocol):
+    """Builds an image and pushes it to a registry (``rollway.toolchain.docker.DockerCli``).
+
+    Every push has a read: ``remote_digest`` asks the registry what it holds for a reference.
+    """
+
+    def server_version(self) -> str:
+        """The builder's version; raises DaemonUnreachable when nothing answers."""
+
+    def build(self, context_dir: str | os.PathLike[str], *, dockerfile: str | os.PathLike[str] | None = None,
+              tags: Sequence[str] = (), labels: Mapping[str, str] | None = None) -> str:
+        """Build the context and return the image id (``sha256:...``); BuildFailed says why not."""
+
+    def tag(self, image: str, reference: str) -> None:
+        """Tag ``image`` as ``reference``."""
+
+    def login(self, registry: str, username: str, password: SecretStr) -> None:
+        """Log in to ``registry`` (the password handed on stdin, never shown)."""
+
+    def push(self, reference: str) -> str:
+        """Push ``reference`` and return the digest the registry stored; PushRefused if refused."""
+
+    def remote_digest(self, reference: str) -> str | None:
+        """The digest the registry holds for ``reference``, or None when it holds no such tag."""
+
+    def logout(self, registry: str) -> None:
+        """Forget the login to ``registry``."""

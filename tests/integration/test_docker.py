@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import base64
+
 import pytest
 from pydantic import SecretStr
 
 from rollway.toolchain.docker import BuildFailed, DaemonUnreachable, PushRefused, docker_session
+from rollway.toolchain.process import ToolMissing
 from tests.toolchain.docker_engine import docker_engine  # noqa: F401 - the fixture
 
 pytestmark = pytest.mark.integration
@@ -56,7 +59,8 @@ def test_login_keeps_the_password_out_of_every_line_and_the_home_config(docker_e
         private = docker.config_dir
         docker.login(docker_engine.registry, "robot", SecretStr(password))
         stored = (private / "config.json").read_text()
-        assert docker_engine.registry in stored  # the login landed in the private config...
+        # The password reached docker (on stdin) and landed in the private config...
+        assert base64.b64encode(f"robot:{password}".encode()).decode() in stored
         docker.logout(docker_engine.registry)
     assert any("Login Succeeded" in line for line in lines)
     assert not any(password in line for line in lines)
@@ -72,3 +76,18 @@ def test_an_unreachable_daemon_is_named(tmp_path):
         (tmp_path / "Dockerfile").write_text("FROM scratch\n")
         with pytest.raises(DaemonUnreachable):
             docker.build(tmp_path)
+
+
+def test_the_private_config_is_removed_when_the_session_fails():
+    with pytest.raises(RuntimeError, match="boom"):
+        with docker_session() as docker:
+            (docker.config_dir / "config.json").write_text('{"auths": {"r.example.com": {"auth": "c2VjcmV0"}}}')
+            assert oct(docker.config_dir.stat().st_mode & 0o777) == "0o700"
+            raise RuntimeError("boom")
+    assert not docker.config_dir.exists()
+
+
+def test_a_missing_docker_cli_is_named_before_anything_runs():
+    with pytest.raises(ToolMissing, match="/nonexistent/docker"):
+        with docker_session("/nonexistent/docker"):
+            pass
