@@ -84,7 +84,7 @@ class _Run:
 @flow(name="publish_container", log_prints=True)
 def publish_container(
     version: str,
-    context_dir: str = ".",
+    context_dir: str | None = None,
     dockerfile: str | None = None,
     registry: str | None = None,
     push_latest: bool = True,

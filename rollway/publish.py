@@ -37,7 +37,8 @@ class PublishRequest(BaseModel):
 
     Attributes:
         version: the release's tag (never ``latest``).
-        context_dir: the docker build context (an existing directory).
+        context_dir: the docker build context (an existing directory); not needed with
+            ``register_existing``.
         dockerfile: its Dockerfile, relative to the context or absolute (default: the
             context's ``Dockerfile``).
         registry: push to this registry host[:port] instead of the ECR repository's, with no
@@ -55,7 +56,7 @@ class PublishRequest(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     version: str
-    context_dir: Path
+    context_dir: Path | None = None
     dockerfile: Path | None = None
     registry: str | None = None
     push_latest: bool = True
@@ -114,6 +115,8 @@ class PublishRequest(BaseModel):
                 raise ValueError("register_existing only registers a task definition: it needs "
                                  "register_task_definition=True")
             return self  # nothing is built: the context is not needed
+        if self.context_dir is None:
+            raise ValueError("context_dir is required: the directory to build (docker build's context)")
         if not self.context_dir.is_dir():
             raise ValueError(f"context_dir {str(self.context_dir)!r} is not a directory")
         dockerfile = self.dockerfile_path
@@ -125,6 +128,7 @@ class PublishRequest(BaseModel):
     @property
     def dockerfile_path(self) -> Path:
         """The Dockerfile as docker will read it (a relative one is taken from the context)."""
+        assert self.context_dir is not None, "no context: nothing is built"
         if self.dockerfile is None:
             return self.context_dir / "Dockerfile"
         return self.dockerfile if self.dockerfile.is_absolute() else self.context_dir / self.dockerfile

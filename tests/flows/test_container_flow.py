@@ -14,6 +14,7 @@ from blocks.credentials import credentials_for_endpoint
 from blocks.targets import RollwayTargets
 from flows.container import ARTIFACT_KEY, publish_container
 from rollway.aws.ecs import READ_ONLY_FIELDS
+from rollway.aws.errors import TargetNotFound
 from rollway.publish import PublishIncomplete, PublishRefused
 from tests.adapters.test_ecr import MANIFEST
 from tests.toolchain.docker_engine import docker_engine  # noqa: F401 - the fixture
@@ -107,18 +108,26 @@ def test_a_failed_build_is_safe_to_re_run_and_a_pushed_version_is_registered_lat
     assert docker_engine.served_digest(REPOSITORY, "latest") != pushed.digest  # latest not moved
 
     # ...then registered without rebuilding.
-    registered = publish_container(version="2.1.0", context_dir="/nonexistent", register_existing=True, **common)
+    registered = publish_container(version="2.1.0", register_existing=True, **common)
     assert registered.image_id is None and registered.digest == pushed.digest
     assert described(aws, registered.task_definition)["containerDefinitions"][0]["image"] == pushed.image
 
 
-def test_a_bad_version_is_refused_before_any_docker_call(aws, tmp_path):
+def test_a_bad_version_or_a_missing_task_family_is_refused_before_any_docker_call(aws, tmp_path):
     # The table of bad versions is tests/unit/test_image_refs.py's; here, that the flow asks first.
     (tmp_path / "Dockerfile").write_text("FROM scratch\n")
     blocks = saved_blocks(aws)
     with pytest.raises(PublishRefused, match="moving tag 'latest'"):
         publish_container(version="latest", context_dir=str(tmp_path), docker_executable=NO_DOCKER,
                           targets_block=blocks, aws_credentials_block=blocks)
+    with pytest.raises(PublishRefused, match="context_dir is required"):
+        publish_container(version="2.0.0", docker_executable=NO_DOCKER, targets_block=blocks,
+                          aws_credentials_block=blocks)
+    for missing in ({"task_family": "no-such-family"}, {"ecr_repository": "webordinary/no-such-repo"}):
+        RollwayTargets(**{**aws.targets.model_dump(), **missing}).save(blocks, overwrite=True)
+        with pytest.raises(TargetNotFound, match=next(iter(missing.values()))):
+            publish_container(version="2.0.0", context_dir=str(tmp_path), docker_executable=NO_DOCKER,
+                              targets_block=blocks, aws_credentials_block=blocks)
 
 
 def test_ecr_refusals_come_before_building(aws, tmp_path):

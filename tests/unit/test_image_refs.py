@@ -156,7 +156,10 @@ def test_requests_refused(tmp_path, changes, why):
 def test_a_missing_context_is_refused_but_not_when_only_registering(tmp_path):
     with pytest.raises(ValueError, match="is not a directory"):
         PublishRequest(version="2.0.0", context_dir=tmp_path / "missing")
+    with pytest.raises(ValueError, match="context_dir is required"):
+        PublishRequest(version="2.0.0")
     assert PublishRequest(version="2.0.0", context_dir=tmp_path / "missing", register_existing=True)
+    assert PublishRequest(version="2.0.0", register_existing=True)
 
 
 def test_labels_carry_the_version_and_the_commit(tmp_path):
