@@ -28,8 +28,10 @@ _INSTALL_HINT = "install the docker CLI (Debian: apt-get install docker.io) or p
 _UNREACHABLE = ("Cannot connect to the Docker daemon", "error during connect", "Is the docker daemon running")
 _PUSHED_DIGEST = re.compile(r"digest: (sha256:[0-9a-f]{64})")
 _IMAGE_ID = re.compile(r"^sha256:[0-9a-f]{64}$")
-# Environment variables that would point the CLI somewhere other than where it was told.
-_OWN_ENV = ("DOCKER_CONFIG", "DOCKER_HOST", "DOCKER_CONTEXT", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH")
+# What the CLI inherits from this process: enough to run and to reach a registry through a
+# proxy, and nothing else (no AWS keys, no DOCKER_* pointing it somewhere it was not told).
+_INHERITED = frozenset({"PATH", "HOME", "TMPDIR", "LANG", "XDG_RUNTIME_DIR", "SSL_CERT_FILE", "SSL_CERT_DIR",
+                        "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy"})
 
 
 class DockerError(ToolError):
@@ -87,6 +89,19 @@ def _meaningful(lines: Sequence[str]) -> list[str]:
     return [line for line in lines if line.strip() and not any(n in line for n in noise)]
 
 
+def docker_environment(inherited: Mapping[str, str], config_dir: str | os.PathLike[str],
+                       docker_host: str | None) -> dict[str, str]:
+    """The docker CLI's whole environment: the few variables of ``inherited`` it needs, its
+    private config directory, and the daemon it was told (never one DOCKER_* chose)."""
+    env = {k: v for k, v in inherited.items() if k in _INHERITED or k.startswith("LC_")}
+    env["DOCKER_CONFIG"] = str(config_dir)
+    if docker_host:
+        env["DOCKER_HOST"] = docker_host
+    # No "What's next" hints in the logs.
+    env["DOCKER_CLI_HINTS"] = "false"
+    return env
+
+
 class DockerCli:
     """One docker CLI, one daemon, one private config directory.
 
@@ -107,13 +122,7 @@ class DockerCli:
         self._timeout = timeout_seconds
 
     def _env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if k not in _OWN_ENV}
-        env["DOCKER_CONFIG"] = str(self.config_dir)
-        if self.docker_host:
-            env["DOCKER_HOST"] = self.docker_host
-        # No "What's next" hints and no update checks in the logs.
-        env["DOCKER_CLI_HINTS"] = "false"
-        return env
+        return docker_environment(os.environ, self.config_dir, self.docker_host)
 
     def _run(self, *args: str, stdin: str | None = None, secrets: Sequence[str] = (),
              timeout_seconds: float | None = None, quiet: bool = False) -> ToolResult:
