@@ -9,7 +9,8 @@ The seed's "Deploy Container Image" step, made safe to run and re-run:
    revision is asked for, the base revision's container (``Targets.task_family``,
    ``Targets.container_name``); refuse before building a version the registry already holds
    (a version must mean one image) and ``latest`` on a repository with immutable tags;
-3. check the docker daemon answers, build (labels: the version, the git commit), tag the version
+3. check the docker daemon answers (with ``registry`` given, also ask that registry for the
+   version, and refuse as above), build (labels: the version, the git commit), tag the version
    and ``latest``;
 4. log in (ECR: GetAuthorizationToken, handed to ``docker login`` on stdin) in a private docker
    config directory, push the version then ``latest``;
@@ -22,7 +23,7 @@ With ``registry`` given, the release goes to that registry instead (no ECR login
 private registry that takes pushes without one) under the same repository path. A run that
 stops part-way raises ``PublishIncomplete`` saying what was pushed and registered and how to go
 on: re-running with the same version is safe while the version is not in the registry; once it
-is, ``register_existing=True`` registers the revision without rebuilding.
+is, ``register_existing=True`` registers the revision without rebuilding (for ECR, without docker).
 """
 
 from __future__ import annotations
