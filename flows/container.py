@@ -46,7 +46,6 @@ from rollway.publish import (
 from rollway.targets import Targets
 from rollway.toolchain.docker import DockerCli, docker_session
 from tasks import container as steps
-from tasks import ecs
 
 ARTIFACT_KEY = "publish-container"
 
@@ -118,7 +117,7 @@ def publish_container(
     # Everything that can refuse is asked before the first docker command.
     refs, latest_immutable, ecr_digest = _target(request, targets, ecr)
     if request.register_task_definition:
-        base_image = ecs.image_of(deployer, targets.task_family)
+        base_image = steps.base_image(deployer, targets.task_family)
         log.info("publish: the latest ACTIVE revision of %s runs %s in container %s", targets.task_family,
                  base_image, targets.container_name)
     if ecr is not None:

@@ -3,26 +3,44 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from prefect import task
 from prefect.cache_policies import NONE
 
 from rollway.aws.ecr import EcrRepository, RegistryLogin, Repository
+from rollway.aws.errors import AdapterError
 from rollway.ports import ImagePublisher, ServiceDeployer
+from rollway.toolchain.process import ToolError
 
 
-@task(name="describe-ecr-repository", retries=2, retry_delay_seconds=1, cache_policy=NONE)
+def _transient(_task: Any, _task_run: Any, state: Any) -> bool:
+    """Retry condition: not one of the adapters' named errors (a missing repository, a refused
+    push), which a retry would only meet again a second later."""
+    try:
+        state.result()
+    except (AdapterError, ToolError):
+        return False
+    except Exception:  # noqa: BLE001 - throttling, a dropped connection: worth another try
+        return True
+    return False
+
+
+_READ = {"retries": 2, "retry_delay_seconds": 1, "retry_condition_fn": _transient, "cache_policy": NONE}
+
+
+@task(name="describe-ecr-repository", **_READ)
 def describe_repository(repository: EcrRepository) -> Repository:
     return repository.describe()
 
 
-@task(name="ecr-image-digest", retries=2, retry_delay_seconds=1, cache_policy=NONE)
+@task(name="ecr-image-digest", **_READ)
 def ecr_image_digest(repository: EcrRepository, tag: str) -> str | None:
     return repository.image_digest(tag)
 
 
 # The login holds a SecretStr: never persisted (cache_policy NONE, no result persistence asked).
-@task(name="ecr-login-token", retries=2, retry_delay_seconds=1, cache_policy=NONE)
+@task(name="ecr-login-token", **_READ)
 def ecr_login(repository: EcrRepository) -> RegistryLogin:
     return repository.login()
 
@@ -32,7 +50,7 @@ def daemon_version(docker: ImagePublisher) -> str:
     return docker.server_version()
 
 
-@task(name="registry-digest", retries=1, retry_delay_seconds=2, cache_policy=NONE)
+@task(name="registry-digest", **_READ)
 def registry_digest(docker: ImagePublisher, reference: str) -> str | None:
     return docker.remote_digest(reference)
 
@@ -70,3 +88,9 @@ def logout(docker: ImagePublisher, registry: str) -> None:
 def register_revision(deployer: ServiceDeployer, image: str, base_task_definition: str) -> str:
     return deployer.register_revision(image, base_task_definition)
 
+
+
+@task(name="base-task-definition-image", **_READ)
+def base_image(deployer: ServiceDeployer, task_definition: str) -> str:
+    # The preflight read of the container the new image goes into (TargetNotFound is final).
+    return deployer.image_of(task_definition)

@@ -120,9 +120,6 @@ def test_a_bad_version_or_a_missing_task_family_is_refused_before_any_docker_cal
     with pytest.raises(PublishRefused, match="moving tag 'latest'"):
         publish_container(version="latest", context_dir=str(tmp_path), docker_executable=NO_DOCKER,
                           targets_block=blocks, aws_credentials_block=blocks)
-    with pytest.raises(PublishRefused, match="context_dir is required"):
-        publish_container(version="2.0.0", docker_executable=NO_DOCKER, targets_block=blocks,
-                          aws_credentials_block=blocks)
     for missing in ({"task_family": "no-such-family"}, {"ecr_repository": "webordinary/no-such-repo"}):
         RollwayTargets(**{**aws.targets.model_dump(), **missing}).save(blocks, overwrite=True)
         with pytest.raises(TargetNotFound, match=next(iter(missing.values()))):
