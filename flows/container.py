@@ -28,8 +28,8 @@ is, ``register_existing=True`` registers the revision without rebuilding (for EC
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 from prefect import flow, get_run_logger
@@ -43,8 +43,9 @@ from rollway.image import LATEST, ImageReferences, InvalidImageTarget, image_ref
 from rollway.publish import (
     PublishIncomplete, PublishProgress, PublishRefused, PublishRequest, PublishResult, release_refusal,
 )
+from rollway.ports import ImagePublisher
 from rollway.targets import Targets
-from rollway.toolchain.docker import DockerCli, docker_session
+from rollway.toolchain.docker import docker_session
 from tasks import container as steps
 
 ARTIFACT_KEY = "publish-container"
@@ -109,8 +110,29 @@ def publish_container(
                        push_latest=push_latest, register_task_definition=register_task_definition,
                        register_existing=register_existing, git_commit=git_commit, labels=labels or {},
                        docker_host=docker_host, docker_executable=docker_executable)
-    log = get_run_logger()
     targets, get_client = load_clients(targets_block, aws_credentials_block)
+    log = get_run_logger()
+    return run_publish(request, targets, get_client, open_publisher=lambda: docker_session(
+        request.docker_executable, docker_host=request.docker_host, on_line=lambda line: log.info("docker: %s", line)))
+
+
+def run_publish(request: PublishRequest, targets: Targets, get_client: Callable[[str], Any], *,
+                open_publisher: Callable[[], AbstractContextManager[ImagePublisher]]) -> PublishResult:
+    """Publish the release ``request`` asks for; see the module docstring for the order.
+
+    Args:
+        request: the validated parameters.
+        targets: the repository, task family and container names.
+        get_client: boto3 clients (``ecr``, ``ecs``) in ``targets.region``.
+        open_publisher: opens the image publisher (a docker CLI in a private config
+            directory) for the run's docker part, and cleans it up when that part ends.
+
+    Raises:
+        PublishRefused: before anything was built or pushed.
+        TargetNotFound: the repository or the task family (or its container) does not exist.
+        PublishIncomplete: a step failed; says what was pushed and registered, and how to go on.
+    """
+    log = get_run_logger()
     ecr = EcrRepository(get_client("ecr"), targets) if request.registry is None else None
     deployer = EcsDeployer(get_client("ecs"), targets)
 
@@ -129,7 +151,8 @@ def publish_container(
         run.progress.digests[refs.versioned] = ecr_digest
         run.done(f"{refs.versioned} is in ECR ({ecr_digest}): nothing built or pushed")
     else:
-        _with_docker(run, request, refs, ecr, log)
+        with open_publisher() as publisher:
+            _with_publisher(run, publisher, request, refs, ecr)
 
     if request.register_task_definition:
         with run.step(f"register a revision of {targets.task_family}"):
@@ -146,27 +169,25 @@ def publish_container(
     return result
 
 
-def _with_docker(run: _Run, request: PublishRequest, refs: ImageReferences, ecr: EcrRepository | None,
-                 log: Any) -> None:
-    """The docker part of a run, in a private docker config removed at the end: check the daemon
-    (and, for a registry other than ECR, what it holds), then build and push."""
-    with docker_session(request.docker_executable, docker_host=request.docker_host,
-                        on_line=lambda line: log.info("docker: %s", line)) as docker:
-        with run.step("reach the docker daemon"):
-            server = steps.daemon_version(docker)
-        run.done(f"docker daemon {server} answers at {request.docker_host or 'the default socket'}")
-        if ecr is None:
-            with run.step(f"ask {refs.registry} for {refs.versioned}"):
-                found = steps.registry_digest(docker, refs.versioned)
-            _refuse(refs, version_digest=found, latest_immutable=False, request=request)
-            if request.register_existing:
-                run.progress.digests[refs.versioned] = found
-                run.done(f"{refs.versioned} is in {refs.registry} ({found}): nothing built or pushed")
-                return
-        try:
-            _build_and_push(run, docker, request, refs, ecr)
-        finally:
-            _logout(run, docker)
+def _with_publisher(run: _Run, docker: ImagePublisher, request: PublishRequest, refs: ImageReferences,
+                    ecr: EcrRepository | None) -> None:
+    """The docker part of a run: check the daemon (and, for a registry other than ECR, what it
+    holds), then build and push, logging out at the end whatever happened."""
+    with run.step("reach the docker daemon"):
+        server = steps.daemon_version(docker)
+    run.done(f"docker daemon {server} answers at {request.docker_host or 'the default socket'}")
+    if ecr is None:
+        with run.step(f"ask {refs.registry} for {refs.versioned}"):
+            found = steps.registry_digest(docker, refs.versioned)
+        _refuse(refs, version_digest=found, latest_immutable=False, request=request)
+        if request.register_existing:
+            run.progress.digests[refs.versioned] = found
+            run.done(f"{refs.versioned} is in {refs.registry} ({found}): nothing built or pushed")
+            return
+    try:
+        _build_and_push(run, docker, request, refs, ecr)
+    finally:
+        _logout(run, docker)
 
 
 def _target(request: PublishRequest, targets: Targets,
@@ -197,7 +218,7 @@ def _refuse(refs: ImageReferences, *, version_digest: str | None, latest_immutab
         raise PublishRefused(f"refused before building anything: {why}")
 
 
-def _build_and_push(run: _Run, docker: DockerCli, request: PublishRequest, refs: ImageReferences,
+def _build_and_push(run: _Run, docker: ImagePublisher, request: PublishRequest, refs: ImageReferences,
                     ecr: EcrRepository | None) -> None:
     with run.step(f"build {request.context_dir}"):
         image_id = steps.build(docker, str(request.context_dir),
@@ -223,7 +244,7 @@ def _build_and_push(run: _Run, docker: DockerCli, request: PublishRequest, refs:
         run.done(f"pushed {reference} ({digest})")
 
 
-def _logout(run: _Run, docker: DockerCli) -> None:
+def _logout(run: _Run, docker: ImagePublisher) -> None:
     """Log out if logged in; the private config directory is deleted anyway when the session ends,
     so a failed logout is logged, never raised over the run's own outcome."""
     registry = run.progress.logged_in

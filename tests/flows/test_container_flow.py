@@ -4,18 +4,21 @@
 from __future__ import annotations
 
 import base64
+from contextlib import nullcontext
 from uuid import uuid4
 
 import pytest
+from prefect import flow
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
 from blocks.credentials import credentials_for_endpoint
 from blocks.targets import RollwayTargets
-from flows.container import ARTIFACT_KEY, publish_container
+from flows.container import ARTIFACT_KEY, publish_container, run_publish
 from rollway.aws.ecs import READ_ONLY_FIELDS
 from rollway.aws.errors import TargetNotFound
-from rollway.publish import PublishIncomplete, PublishRefused
+from rollway.fakes import FakeImagePublisher
+from rollway.publish import PublishIncomplete, PublishRefused, PublishRequest
 from tests.adapters.test_ecr import MANIFEST
 from tests.toolchain.docker_engine import docker_engine  # noqa: F401 - the fixture
 
@@ -169,3 +172,59 @@ def test_by_default_the_release_goes_to_ecr_with_ecrs_token_handed_to_docker_log
     assert "the image was built (sha256:" in message and "but nothing was pushed" in message
     assert "re-running with the same version is safe" in message
     assert password not in message
+
+
+# --- The ECR path end to end, with the image publisher faked (moto's ECR has no registry API) ---
+
+
+@flow
+def publish_with(aws, publisher: FakeImagePublisher, request: PublishRequest):
+    return run_publish(request, aws.targets, aws.get_client, open_publisher=lambda: nullcontext(publisher))
+
+
+def ecr_password(aws) -> str:
+    answer = aws.get_client("ecr").get_authorization_token()["authorizationData"][0]
+    return base64.b64decode(answer["authorizationToken"]).decode().split(":", 1)[1]
+
+
+def test_an_ecr_release_logs_in_with_ecrs_token_pushes_both_tags_and_registers_the_version(aws, tmp_path):
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    publisher = FakeImagePublisher()
+    uri = aws.topology.repository_uri
+    registry = uri.split("/", 1)[0]
+
+    result = publish_with(aws, publisher, PublishRequest(version="2.0.0", context_dir=tmp_path))
+
+    assert [c for c in publisher.calls if c.split()[0] in ("login", "push", "logout")] == [
+        f"login {registry}", f"push {uri}:2.0.0", f"push {uri}:latest", f"logout {registry}"]
+    assert publisher.registry == {f"{uri}:2.0.0": result.digest, f"{uri}:latest": result.digest}
+    assert publisher.logins == {}  # logged out
+    assert result.image == f"{uri}:2.0.0" and result.references == (f"{uri}:2.0.0", f"{uri}:latest")
+    assert described(aws, result.task_definition)["containerDefinitions"][0]["image"] == f"{uri}:2.0.0"
+
+
+def test_a_refused_latest_push_says_the_version_is_pushed_and_how_to_register_it(aws, tmp_path):
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    uri = aws.topology.repository_uri
+    registry = uri.split("/", 1)[0]
+    handed: list[tuple[str, str]] = []
+
+    class Watching(FakeImagePublisher):
+        def login(self, registry, username, password):
+            handed.append((username, password.get_secret_value()))
+            super().login(registry, username, password)
+
+    publisher = Watching(refuse=[f"{uri}:latest"])
+    before = revisions(aws)
+
+    with pytest.raises(PublishIncomplete) as caught:
+        publish_with(aws, publisher, PublishRequest(version="2.0.0", context_dir=tmp_path))
+
+    assert handed == [("AWS", ecr_password(aws))]  # ECR's token, decoded, reached docker login
+    assert publisher.calls[-1] == f"logout {registry}" and publisher.logins == {}  # logged out all the same
+    message = str(caught.value)
+    assert f"push {uri}:latest failed" in message and "denied: the fake registry refuses" in message
+    assert f"{uri}:2.0.0 is pushed (sha256:" in message and f"{uri}:latest was not pushed" in message
+    assert "no task definition was registered" in message and "register_existing=True" in message
+    assert ecr_password(aws) not in message
+    assert revisions(aws) == before
