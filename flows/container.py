@@ -79,7 +79,20 @@ class _Run:
         except Exception as err:  # noqa: BLE001 - every failure is reported with where things stand
             failed = PublishIncomplete(name, f"{type(err).__name__}: {err}", self.progress)
             self.log.error("%s", failed)
+            self._record(failed)
             raise failed from err
+
+    def _record(self, failed: PublishIncomplete) -> None:
+        """The run's artifact when it stopped part-way: what failed, what is where, what next."""
+        done = "\n".join(f"{i}. {s}" for i, s in enumerate(self.progress.steps, 1)) or "(none)"
+        try:
+            create_markdown_artifact(
+                key=ARTIFACT_KEY, description="container release (stopped)",
+                markdown=f"# Container release `{self.progress.refs.version}` stopped\n\n"
+                         f"**{failed.step} failed.**\n\n**Where things stand:** {failed.state}.\n\n"
+                         f"**To go on:** {failed.advice}.\n\n## Steps done\n\n{done}\n")
+        except Exception as err:  # noqa: BLE001 - the error raised says all of this too
+            self.log.warning("publish: could not write the artifact: %s", err)
 
 
 @flow(name="publish_container", log_prints=True)

@@ -44,10 +44,13 @@ def described(aws, arn: str) -> dict:
     return aws.get_client("ecs").describe_task_definition(taskDefinition=arn)["taskDefinition"]
 
 
-def artifact_markdown(version: str) -> str:
+def artifact_markdown(version: str, outcome: str = "", containing: str = "") -> str:
+    """The newest publish-container artifact of ``version`` whose heading says ``outcome`` and
+    whose text holds ``containing`` (the harness keeps every test's artifacts)."""
     with get_client(sync_client=True) as client:
         found = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[ARTIFACT_KEY])))
-    ours = [a.data for a in found if f"Container release `{version}`" in (a.data or "")]
+    heading = f"# Container release `{version}`{' ' + outcome if outcome else ''}\n"
+    ours = [a.data for a in sorted(found, key=lambda a: a.created) if heading in (a.data or "") and containing in a.data]
     assert ours, f"no {ARTIFACT_KEY} artifact for {version}"
     return ours[-1]
 
@@ -77,7 +80,7 @@ def test_a_release_is_built_pushed_and_registered_then_its_version_is_refused(aw
     assert {**container, "image": None} == {**base_container, "image": None}
     for field in sorted(set(base) - READ_ONLY_FIELDS - {"containerDefinitions"}):
         assert new.get(field) == base[field], field
-    summary = artifact_markdown("2.0.0")
+    summary = artifact_markdown("2.0.0", containing=versioned)
     assert versioned in summary and result.digest in summary and result.task_definition in summary
 
     # The same version again: refused before building (the Dockerfile now fails, and a build
@@ -228,3 +231,5 @@ def test_a_refused_latest_push_says_the_version_is_pushed_and_how_to_register_it
     assert "no task definition was registered" in message and "register_existing=True" in message
     assert ecr_password(aws) not in message
     assert revisions(aws) == before
+    stopped = artifact_markdown("2.0.0", "stopped", containing=uri)
+    assert f"{uri}:2.0.0 is pushed" in stopped and "register_existing=True" in stopped
