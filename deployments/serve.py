@@ -77,7 +77,7 @@ def build_deployments(
     Returns:
         RunnerDeployments for ``prefect.serve``: canary, progressive_rollout, advance_phase
         (weekly), rollback, finalize, set-flags, deploy_infrastructure, verify_infrastructure,
-        validate_deployment, rollout_report and cleanup (publish_container is added with its flow).
+        publish_container, validate_deployment, rollout_report and cleanup.
     """
     # Imported here: `python deployments/serve.py --help` should not pay for Prefect and boto3.
     from prefect.deployments.runner import EntrypointType
@@ -85,6 +85,7 @@ def build_deployments(
 
     from flows.canary import canary
     from flows.cleanup import cleanup
+    from flows.container import publish_container
     from flows.finalize import finalize
     from flows.flags import set_flags
     from flows.infra import deploy_infrastructure, verify_infrastructure
@@ -130,6 +131,9 @@ def build_deployments(
         deploy(verify_infrastructure, blocks,
                "Check the pre-deployment checklist (reads only): tables and indexes, queues and DLQs, "
                "dashboard, alarms and the alert topic's subscribers."),
+        deploy(publish_container, blocks,
+               "Build the release image from context_dir, push <ECR repository>:<version> and :latest, and register "
+               "a task-definition revision pinning the version (refuses a version already pushed)."),
         deploy(validate_deployment, clocked,
                "After a deployment: the health check, a test session and message through the API, and the "
                "SuccessRate over the last minutes; fails naming every check that did not pass."),

@@ -413,3 +413,65 @@ class FakeInfraDeployer:
         emit(f"✅  {stack}")
         self.deployed.append(stack)
         return DeployedStack(stack=stack, seconds=0.0, arn=f"arn:aws:cloudformation:us-west-2:123456789012:stack/{stack}/1")
+
+
+class FakeImagePublisher:
+    """An ImagePublisher in memory: builds give ids, pushes give digests (both derived from what
+    was built, so the same build gives the same ones), and the registry remembers them.
+
+    Args:
+        registry: reference -> digest the registry holds already.
+        refuse: references whose push the registry refuses (``PushRefused``).
+    """
+
+    def __init__(self, registry: Mapping[str, str] | None = None, refuse: Sequence[str] = ()) -> None:
+        self.registry: dict[str, str] = dict(registry or {})
+        self.images: dict[str, str] = {}  # local tags: reference -> image id
+        self.logins: dict[str, tuple[str, object]] = {}  # registry -> (username, SecretStr password)
+        self.refuse = set(refuse)
+        self.calls: list[str] = []
+
+    def server_version(self) -> str:
+        self.calls.append("server_version")
+        return "fake"
+
+    def build(self, context_dir, *, dockerfile=None, tags: Sequence[str] = (),
+              labels: Mapping[str, str] | None = None) -> str:
+        import hashlib
+
+        self.calls.append(f"build {context_dir}")
+        made = repr((str(context_dir), str(dockerfile), sorted((labels or {}).items())))
+        image_id = "sha256:" + hashlib.sha256(made.encode()).hexdigest()
+        for reference in tags:
+            self.images[reference] = image_id
+        return image_id
+
+    def tag(self, image: str, reference: str) -> None:
+        self.calls.append(f"tag {reference}")
+        self.images[reference] = image
+
+    def login(self, registry: str, username: str, password) -> None:
+        self.calls.append(f"login {registry}")
+        self.logins[registry] = (username, password)
+
+    def push(self, reference: str) -> str:
+        import hashlib
+
+        from rollway.toolchain.docker import PushRefused
+
+        self.calls.append(f"push {reference}")
+        if reference in self.refuse:
+            raise PushRefused(reference, ["denied: the fake registry refuses this push"])
+        if reference not in self.images:
+            raise PushRefused(reference, [f"An image does not exist locally with the tag: {reference}"])
+        digest = "sha256:" + hashlib.sha256(self.images[reference].encode()).hexdigest()
+        self.registry[reference] = digest
+        return digest
+
+    def remote_digest(self, reference: str) -> str | None:
+        self.calls.append(f"remote_digest {reference}")
+        return self.registry.get(reference)
+
+    def logout(self, registry: str) -> None:
+        self.calls.append(f"logout {registry}")
+        self.logins.pop(registry, None)

@@ -5,9 +5,14 @@ Every write has a read, so a flow can verify what it set (set_weights / get_weig
 
 from __future__ import annotations
 
+import os
 from typing import Callable, Mapping, Protocol, Sequence
 
+from pydantic import SecretStr
+
+from rollway.checklist import Checklist
 from rollway.flags import FlagAuditEntry, FlagState, Writer
+from rollway.infra import AppStacks, DeployedStack
 from rollway.ledger import RolloutRecord, Transition
 from rollway.model import Observation, ServiceState, Weights
 
@@ -163,5 +168,30 @@ class InfraChecker(Protocol):
         """Every checklist item, passed or failed with its reason; a failed read is a failed item."""
 
 
-from rollway.checklist import Checklist  # noqa: E402 - appended section's imports
-from rollway.infra import AppStacks, DeployedStack  # noqa: E402
+class ImagePublisher(Protocol):
+    """Builds an image and pushes it to a registry (``rollway.toolchain.docker.DockerCli``).
+
+    Every push has a read: ``remote_digest`` asks the registry what it holds for a reference.
+    """
+
+    def server_version(self) -> str:
+        """The builder's version; raises DaemonUnreachable when nothing answers."""
+
+    def build(self, context_dir: str | os.PathLike[str], *, dockerfile: str | os.PathLike[str] | None = None,
+              tags: Sequence[str] = (), labels: Mapping[str, str] | None = None) -> str:
+        """Build the context and return the image id (``sha256:...``); BuildFailed says why not."""
+
+    def tag(self, image: str, reference: str) -> None:
+        """Tag ``image`` as ``reference``."""
+
+    def login(self, registry: str, username: str, password: SecretStr) -> None:
+        """Log in to ``registry`` (the password handed on stdin, never shown)."""
+
+    def push(self, reference: str) -> str:
+        """Push ``reference`` and return the digest the registry stored; PushRefused if refused."""
+
+    def remote_digest(self, reference: str) -> str | None:
+        """The digest the registry holds for ``reference``, or None when it holds no such tag."""
+
+    def logout(self, registry: str) -> None:
+        """Forget the login to ``registry``."""

@@ -7,9 +7,7 @@ run. Defaults follow Webordinary's plan (stages 5, 25, 50, 75, 100; approvals be
 
 from __future__ import annotations
 
-import ipaddress
 import json
-import re
 from typing import Literal
 
 from pydantic import (
@@ -17,76 +15,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-# An image reference in docker's grammar (distribution/reference), which ECS pulls:
-#   [host[:port]/]path[:tag][@sha256:digest], at most 255 characters (ECS's limit on `image`).
-# The first '/'-separated part is a host only when it has a '.' or a ':' or is "localhost", as
-# docker reads it; otherwise it is the path's first component. rollway needs a pinned version,
-# so a tag or a digest (or both) is required.
-_IMAGE_MAX = 255
-_HOST = re.compile(
-    r"^(?:localhost|[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*)"
-    r"(?::[0-9]+)?$"
-)
-_PATH_COMPONENT = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
-_TAG = re.compile(r"^\w[\w.-]{0,127}$", re.ASCII)
-_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
-_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
-_IMAGE_FORM = (
-    "[registry[:port]/]repository:tag or [registry[:port]/]repository@sha256:<64 hex digits>, "
-    "e.g. 123456789012.dkr.ecr.us-west-2.amazonaws.com/webordinary/edit-container:2.0.0"
-)
-
-
-def _registry_host(host: str) -> bool:
-    """Whether docker takes ``host`` as a registry: a host name, or an IPv6 address in brackets
-    (``[fd00::5]:5000``), each with an optional :port."""
-    if not host.startswith("["):
-        return bool(_HOST.match(host))
-    address, bracket, port = host[1:].partition("]")
-    if not bracket or (port and not re.fullmatch(r":[0-9]+", port)):
-        return False
-    try:
-        ipaddress.IPv6Address(address)
-    except ValueError:
-        return False
-    return True
-
-
-def image_problem(image: str) -> str | None:
-    """Why docker and ECS could not pull ``image`` as a pinned reference, or None if they can."""
-    if _SCHEME.match(image):
-        bare = image.split("://", 1)[1]
-        return (f"is a URL, not an image reference: drop {image[:len(image) - len(bare)]!r}"
-                + (f" (use {bare!r})" if image_problem(bare) is None else ""))
-    if len(image) > _IMAGE_MAX:
-        return f"is {len(image)} characters long: ECS takes at most {_IMAGE_MAX}"
-    if any(c.isspace() for c in image):
-        return "contains whitespace"
-    name, at, digest = image.partition("@")
-    if at and not _DIGEST.match(digest):
-        return f"has a digest {digest!r} that is not sha256:<64 lowercase hex digits>"
-    host, slash, rest = name.partition("/")
-    if not slash or not ("." in host or ":" in host or host == "localhost"):
-        host, rest = "", name
-    elif not _registry_host(host):
-        return f"has a registry {host!r} that is not a host name or a [bracketed IPv6 address], with an optional :port"
-    path, colon, tag = rest.partition(":")
-    if ":" in tag:
-        return f"has more than one tag ({', '.join(repr(t) for t in tag.split(':'))}): give one :tag"
-    if colon and not _TAG.match(tag):
-        return (f"has a tag {tag!r} that docker does not take (1-128 letters, digits, '_', '.' and '-', "
-                "not starting with '.' or '-')")
-    components = path.split("/")
-    if "" in components:
-        return "has an empty repository path component (a leading, trailing or doubled '/')"
-    bad = [c for c in components if not _PATH_COMPONENT.match(c)]
-    if bad:
-        return (f"has a repository path component {bad[0]!r} that is not lowercase letters and digits "
-                "joined by single '.', '_', '__' or dashes")
-    if not colon and not at:
-        return "is not a pinned image reference: give a :tag or an @sha256: digest"
-    return None
-
+from rollway.image import IMAGE_FORM, image_problem
 
 # A key the model does not know is refused, not dropped: a misspelt "aproval" or "on_timout"
 # was silently ignored, and the rollout ran without the pause or with the default it named.
@@ -404,7 +333,7 @@ class RolloutSpec(BaseModel):
         if problem:
             # The old check let through a pasted URL, two tags and an empty path component:
             # the run registered a task definition and updated the canary service with it.
-            raise ValueError(f"image {value!r} {problem}; an image is {_IMAGE_FORM}")
+            raise ValueError(f"image {value!r} {problem}; an image is {IMAGE_FORM}")
         return value
 
     @field_validator("stages")

@@ -29,9 +29,11 @@ from tests.unit.alive import alive
 
 ROOT = Path(__file__).resolve().parents[2]
 FLOWS = {"canary", "progressive_rollout", "advance_phase", "rollback", "finalize", "set-flags",
-         "deploy_infrastructure", "verify_infrastructure", "validate_deployment", "rollout_report", "cleanup"}
+         "deploy_infrastructure", "verify_infrastructure", "publish_container", "validate_deployment",
+         "rollout_report", "cleanup"}
 # Flows that act at once or only read: they take no rollout clock.
-UNCLOCKED = {"set-flags", "deploy_infrastructure", "verify_infrastructure", "rollout_report", "cleanup"}
+UNCLOCKED = {"set-flags", "deploy_infrastructure", "verify_infrastructure", "publish_container", "rollout_report",
+             "cleanup"}
 
 
 def record(**changes) -> RolloutRecord:

@@ -1,0 +1,283 @@
+"""publish_container: build the release image, push it (version and latest), register its
+task-definition revision.
+
+The seed's "Deploy Container Image" step, made safe to run and re-run:
+
+1. refuse (``PublishRefused``, before any AWS call or docker command) a bad version (``latest``,
+   anything that is not a docker tag), registry, Dockerfile or docker host;
+2. read the ECR repository (``Targets.ecr_repository``; ``TargetNotFound`` if absent) and, when a
+   revision is asked for, the base revision's container (``Targets.task_family``,
+   ``Targets.container_name``); refuse before building a version the registry already holds
+   (a version must mean one image) and ``latest`` on a repository with immutable tags;
+3. check the docker daemon answers (with ``registry`` given, also ask that registry for the
+   version, and refuse as above), build (labels: the version, the git commit), tag the version
+   and ``latest``;
+4. log in (ECR: GetAuthorizationToken, handed to ``docker login`` on stdin) in a private docker
+   config directory, push the version then ``latest``;
+5. register a revision of ``Targets.task_family`` copied from its latest ACTIVE revision with
+   only the container's image changed, to the version reference (never ``latest``: a revision
+   pins its image);
+6. log out and delete the private config (always, in a finally), and write a markdown artifact.
+
+With ``registry`` given, the release goes to that registry instead (no ECR login: a local or
+private registry that takes pushes without one) under the same repository path. A run that
+stops part-way raises ``PublishIncomplete`` saying what was pushed and registered and how to go
+on: re-running with the same version is safe while the version is not in the registry; once it
+is, ``register_existing=True`` registers the revision without rebuilding (for ECR, without docker).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_markdown_artifact
+from pydantic import ValidationError
+
+from flows.env import load_clients
+from rollway.aws.ecr import EcrRepository
+from rollway.aws.ecs import EcsDeployer
+from rollway.image import LATEST, ImageReferences, InvalidImageTarget, image_references
+from rollway.publish import (
+    PublishIncomplete, PublishProgress, PublishRefused, PublishRequest, PublishResult, release_refusal,
+)
+from rollway.ports import ImagePublisher
+from rollway.targets import Targets
+from rollway.toolchain.docker import docker_session
+from tasks import container as steps
+
+ARTIFACT_KEY = "publish-container"
+
+
+def _request(**parameters: Any) -> PublishRequest:
+    """The parameters as a PublishRequest, or PublishRefused naming every one that is wrong."""
+    try:
+        return PublishRequest(**parameters)
+    except ValidationError as err:
+        problems = "; ".join(e["msg"].removeprefix("Value error, ") for e in err.errors())
+        raise PublishRefused(f"refused before building anything: {problems}") from None
+
+
+class _Run:
+    """One run's progress: each step logged as it is done and kept for the result, and a
+    failure turned into PublishIncomplete saying what is where."""
+
+    def __init__(self, refs: ImageReferences) -> None:
+        self.log = get_run_logger()
+        self.progress = PublishProgress(refs=refs)
+
+    def done(self, step: str) -> None:
+        self.log.info("publish: %s", step)
+        self.progress.steps.append(step)
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        try:
+            yield
+        except Exception as err:  # noqa: BLE001 - every failure is reported with where things stand
+            failed = PublishIncomplete(name, f"{type(err).__name__}: {err}", self.progress)
+            self.log.error("%s", failed)
+            self._record(failed)
+            raise failed from err
+
+    def _record(self, failed: PublishIncomplete) -> None:
+        """The run's artifact when it stopped part-way: what failed, what is where, what next."""
+        done = "\n".join(f"{i}. {s}" for i, s in enumerate(self.progress.steps, 1)) or "(none)"
+        try:
+            create_markdown_artifact(
+                key=ARTIFACT_KEY, description="container release (stopped)",
+                markdown=f"# Container release `{self.progress.refs.version}` stopped\n\n"
+                         f"**{failed.step} failed.**\n\n**Where things stand:** {failed.state}.\n\n"
+                         f"**To go on:** {failed.advice}.\n\n## Steps done\n\n{done}\n")
+        except Exception as err:  # noqa: BLE001 - the error raised says all of this too
+            self.log.warning("publish: could not write the artifact: %s", err)
+
+
+@flow(name="publish_container", log_prints=True)
+def publish_container(
+    version: str,
+    context_dir: str | None = None,
+    dockerfile: str | None = None,
+    registry: str | None = None,
+    push_latest: bool = True,
+    register_task_definition: bool = True,
+    register_existing: bool = False,
+    git_commit: str | None = None,
+    labels: dict[str, str] | None = None,
+    docker_host: str | None = None,
+    docker_executable: str = "docker",
+    targets_block: str | None = None,
+    aws_credentials_block: str | None = None,
+) -> PublishResult:
+    """Build the image in ``context_dir``, push it as ``<repository>:<version>`` and ``:latest``,
+    and register a task-definition revision pinning the version.
+
+    ``registry``: push to this registry host[:port] (a local or private registry, no ECR login)
+    instead of the ECR repository's. ``push_latest``: also move ``latest``. ``register_existing``:
+    the version is already pushed (a run stopped before registering): only register the revision.
+    ``docker_host``: the daemon (DOCKER_HOST). See the module docstring for the steps.
+    """
+    request = _request(version=version, context_dir=context_dir, dockerfile=dockerfile, registry=registry,
+                       push_latest=push_latest, register_task_definition=register_task_definition,
+                       register_existing=register_existing, git_commit=git_commit, labels=labels or {},
+                       docker_host=docker_host, docker_executable=docker_executable)
+    targets, get_client = load_clients(targets_block, aws_credentials_block)
+    log = get_run_logger()
+    return run_publish(request, targets, get_client, open_publisher=lambda: docker_session(
+        request.docker_executable, docker_host=request.docker_host, on_line=lambda line: log.info("docker: %s", line)))
+
+
+def run_publish(request: PublishRequest, targets: Targets, get_client: Callable[[str], Any], *,
+                open_publisher: Callable[[], AbstractContextManager[ImagePublisher]]) -> PublishResult:
+    """Publish the release ``request`` asks for; see the module docstring for the order.
+
+    Args:
+        request: the validated parameters.
+        targets: the repository, task family and container names.
+        get_client: boto3 clients (``ecr``, ``ecs``) in ``targets.region``.
+        open_publisher: opens the image publisher (a docker CLI in a private config
+            directory) for the run's docker part, and cleans it up when that part ends.
+
+    Raises:
+        PublishRefused: before anything was built or pushed.
+        TargetNotFound: the repository or the task family (or its container) does not exist.
+        PublishIncomplete: a step failed; says what was pushed and registered, and how to go on.
+    """
+    log = get_run_logger()
+    ecr = EcrRepository(get_client("ecr"), targets) if request.registry is None else None
+    deployer = EcsDeployer(get_client("ecs"), targets)
+
+    # Everything that can refuse is asked before the first docker command.
+    refs, latest_immutable, ecr_digest = _target(request, targets, ecr)
+    if request.register_task_definition:
+        base_image = steps.base_image(deployer, targets.task_family)
+        log.info("publish: the latest ACTIVE revision of %s runs %s in container %s", targets.task_family,
+                 base_image, targets.container_name)
+    if ecr is not None:
+        _refuse(refs, version_digest=ecr_digest, latest_immutable=latest_immutable, request=request)
+
+    run = _Run(refs)
+    if request.register_existing and ecr is not None:
+        # ECR answered already: registering a pushed version needs no docker at all.
+        run.progress.digests[refs.versioned] = ecr_digest
+        run.done(f"{refs.versioned} is in ECR ({ecr_digest}): nothing built or pushed")
+    else:
+        with open_publisher() as publisher:
+            _with_publisher(run, publisher, request, refs, ecr)
+
+    if request.register_task_definition:
+        with run.step(f"register a revision of {targets.task_family}"):
+            arn = steps.register_revision(deployer, refs.versioned, targets.task_family)
+        run.progress.task_definition = arn
+        run.done(f"registered {arn}: container {targets.container_name} runs {refs.versioned}")
+    result = PublishResult(
+        version=request.version, image=refs.versioned,
+        references=tuple(r for r in refs.all if r in run.progress.digests),
+        digest=run.progress.digests.get(refs.versioned), image_id=run.progress.image_id,
+        task_definition=run.progress.task_definition, steps=tuple(run.progress.steps),
+    )
+    create_markdown_artifact(key=ARTIFACT_KEY, markdown=_summary(result), description="container release")
+    return result
+
+
+def _with_publisher(run: _Run, docker: ImagePublisher, request: PublishRequest, refs: ImageReferences,
+                    ecr: EcrRepository | None) -> None:
+    """The docker part of a run: check the daemon (and, for a registry other than ECR, what it
+    holds), then build and push, logging out at the end whatever happened."""
+    with run.step("reach the docker daemon"):
+        server = steps.daemon_version(docker)
+    run.done(f"docker daemon {server} answers at {request.docker_host or 'the default socket'}")
+    if ecr is None:
+        with run.step(f"ask {refs.registry} for {refs.versioned}"):
+            found = steps.registry_digest(docker, refs.versioned)
+        _refuse(refs, version_digest=found, latest_immutable=False, request=request)
+        if request.register_existing:
+            run.progress.digests[refs.versioned] = found
+            run.done(f"{refs.versioned} is in {refs.registry} ({found}): nothing built or pushed")
+            return
+    try:
+        _build_and_push(run, docker, request, refs, ecr)
+    finally:
+        _logout(run, docker)
+
+
+def _target(request: PublishRequest, targets: Targets,
+            ecr: EcrRepository | None) -> tuple[ImageReferences, bool, str | None]:
+    """Where the release goes, whether ``latest`` is immutable there, and (ECR) the digest the
+    repository already holds for the version."""
+    if ecr is None:
+        assert request.registry is not None
+        return _references(request.registry, targets.ecr_repository, request), False, None
+    repository = steps.describe_repository(ecr)
+    refs = _references(repository.registry, repository.name, request)
+    return refs, repository.tag_immutable(LATEST), steps.ecr_image_digest(ecr, request.version)
+
+
+def _references(registry: str, repository: str, request: PublishRequest) -> ImageReferences:
+    try:
+        return image_references(registry, repository, request.version, push_latest=request.push_latest)
+    except InvalidImageTarget as err:
+        raise PublishRefused(f"refused before building anything: {err}") from None
+
+
+def _refuse(refs: ImageReferences, *, version_digest: str | None, latest_immutable: bool,
+            request: PublishRequest) -> None:
+    why = release_refusal(refs, version_digest=version_digest, latest_immutable=latest_immutable,
+                          register_existing=request.register_existing)
+    if why:
+        get_run_logger().error("publish: refused: %s", why)
+        raise PublishRefused(f"refused before building anything: {why}")
+
+
+def _build_and_push(run: _Run, docker: ImagePublisher, request: PublishRequest, refs: ImageReferences,
+                    ecr: EcrRepository | None) -> None:
+    with run.step(f"build {request.context_dir}"):
+        image_id = steps.build(docker, str(request.context_dir),
+                               str(request.dockerfile) if request.dockerfile else None, [], request.image_labels())
+    run.progress.image_id = image_id
+    run.done(f"built {image_id} from {request.context_dir}")
+    for reference in refs.all:
+        with run.step(f"tag {reference}"):
+            steps.tag(docker, image_id, reference)
+    run.done(f"tagged {', '.join(refs.all)}")
+    if ecr is not None:
+        with run.step(f"log in to {refs.registry}"):
+            credentials = steps.ecr_login(ecr)
+            if credentials.registry != refs.registry:
+                raise PublishRefused(f"ECR's login is for {credentials.registry}, the repository is on {refs.registry}")
+            steps.login(docker, credentials)
+        run.progress.logged_in = refs.registry
+        run.done(f"logged in to {refs.registry} as {credentials.username} (private docker config)")
+    for reference in refs.all:  # the version first: latest moves only once the version is there
+        with run.step(f"push {reference}"):
+            digest = steps.push(docker, reference)
+        run.progress.digests[reference] = digest
+        run.done(f"pushed {reference} ({digest})")
+
+
+def _logout(run: _Run, docker: ImagePublisher) -> None:
+    """Log out if logged in; the private config directory is deleted anyway when the session ends,
+    so a failed logout is logged, never raised over the run's own outcome."""
+    registry = run.progress.logged_in
+    if registry is None:
+        return
+    try:
+        steps.logout(docker, registry)
+        run.done(f"logged out of {registry}")
+    except Exception as err:  # noqa: BLE001 - see the docstring
+        run.log.warning("publish: docker logout of %s failed (%s); its private config is deleted anyway", registry, err)
+
+
+def _summary(result: PublishResult) -> str:
+    rows = [("Version", f"`{result.version}`"), ("Task definition image", f"`{result.image}`"),
+            ("Digest", f"`{result.digest}`" if result.digest else "—"),
+            ("Image id", f"`{result.image_id}`" if result.image_id else "— (not built: register_existing)"),
+            ("Task definition", f"`{result.task_definition}`" if result.task_definition else "— (not asked for)")]
+    table = "| | |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in rows)
+    pushed = "\n".join(f"- `{r}`" for r in result.references) or "- (none)"
+    steps_done = "\n".join(f"{i}. {s}" for i, s in enumerate(result.steps, 1))
+    return (f"# Container release `{result.version}`\n\n{table}\n\n## References\n\n{pushed}\n\n"
+            f"## Steps\n\n{steps_done}\n")
+

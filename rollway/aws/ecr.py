@@ -1,0 +1,157 @@
+"""ECR: the repository a release is pushed to, its login, and what it already holds.
+
+Read-only: rollway never creates repositories (the ECR stack does) and never writes images
+through the API (docker pushes them). Everything the `container` flow must know before it
+builds is here: the repository's URI, whether its tags are immutable, whether a tag is taken.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import fnmatch
+from typing import Any
+
+from botocore.exceptions import ClientError
+from pydantic import BaseModel, ConfigDict, SecretStr
+
+from rollway.aws.errors import AdapterError, TargetNotFound
+from rollway.image import registry_of_endpoint
+from rollway.targets import Targets
+
+
+class Repository(BaseModel):
+    """An ECR repository as DescribeRepositories shows it.
+
+    Attributes:
+        name: ``webordinary/edit-container``.
+        uri: ``<registry>/<name>``.
+        registry: the registry host (``<account>.dkr.ecr.<region>.amazonaws.com``).
+        tag_mutability: MUTABLE, IMMUTABLE, or one of them WITH_EXCLUSION.
+        exclusion_filters: the wildcard filters of the tags that are the exception.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    uri: str
+    registry: str
+    tag_mutability: str = "MUTABLE"
+    exclusion_filters: tuple[str, ...] = ()
+
+    def tag_immutable(self, tag: str) -> bool:
+        """Whether a pushed ``tag`` can never be pushed again (moved to another image)."""
+        excluded = any(fnmatch.fnmatchcase(tag, pattern) for pattern in self.exclusion_filters)
+        if self.tag_mutability == "IMMUTABLE":
+            return True
+        if self.tag_mutability == "IMMUTABLE_WITH_EXCLUSION":
+            return not excluded
+        if self.tag_mutability == "MUTABLE_WITH_EXCLUSION":
+            return excluded
+        return False
+
+
+class RegistryLogin(BaseModel):
+    """What ``docker login`` needs for an ECR registry. The password prints as ``**********``.
+
+    Attributes:
+        registry: the registry host (from the token's proxyEndpoint, scheme dropped).
+        username: always ``AWS`` for ECR.
+        password: the token's password, valid until ``expires_at``.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    registry: str
+    username: str
+    password: SecretStr
+    expires_at: dt.datetime | None = None
+
+
+class EcrRepository:
+    """The release repository ``targets.ecr_repository``.
+
+    Args:
+        client: a boto3 ``ecr`` client (in ``targets.region``).
+        targets: names the repository.
+    """
+
+    def __init__(self, client: Any, targets: Targets) -> None:
+        self._client = client
+        self._name = targets.ecr_repository
+
+    def describe(self) -> Repository:
+        """The repository: URI, registry and tag mutability.
+
+        Raises:
+            TargetNotFound: no such repository.
+        """
+        try:
+            found = self._client.describe_repositories(repositoryNames=[self._name])["repositories"][0]
+        except ClientError as err:
+            if _code(err) == "RepositoryNotFoundException":
+                raise TargetNotFound("ECR repository", self._name, "create it (the ECR stack) first") from err
+            raise
+        uri = found["repositoryUri"]
+        return Repository(
+            name=found["repositoryName"], uri=uri, registry=uri.split("/", 1)[0],
+            tag_mutability=found.get("imageTagMutability", "MUTABLE"),
+            exclusion_filters=tuple(f["filter"] for f in found.get("imageTagMutabilityExclusionFilters", [])),
+        )
+
+    def uri(self) -> str:
+        """The repository URI (``<registry>/<name>``); TargetNotFound if there is none."""
+        return self.describe().uri
+
+    def image_digest(self, tag: str) -> str | None:
+        """The digest of the image tagged ``tag``, or None when the repository holds no such tag.
+
+        Raises:
+            TargetNotFound: no such repository.
+        """
+        try:
+            found = self._client.describe_images(repositoryName=self._name, imageIds=[{"imageTag": tag}])
+        except ClientError as err:
+            if _code(err) == "ImageNotFoundException":
+                return None
+            if _code(err) == "RepositoryNotFoundException":
+                raise TargetNotFound("ECR repository", self._name) from err
+            raise
+        details = found.get("imageDetails", [])
+        return details[0]["imageDigest"] if details else None
+
+    def tag_exists(self, tag: str) -> bool:
+        """Whether the repository holds an image tagged ``tag`` (TargetNotFound: no repository)."""
+        return self.image_digest(tag) is not None
+
+    def login(self) -> RegistryLogin:
+        """A docker login for the repository's registry, from GetAuthorizationToken.
+
+        The token is base64 of ``AWS:<password>``; the password is kept as a SecretStr from the
+        moment it is decoded.
+
+        Raises:
+            AdapterError: ECR answered with no token, or one that does not decode.
+        """
+        answer = self._client.get_authorization_token()
+        data = answer.get("authorizationData") or []
+        if not data:
+            raise AdapterError("ECR returned no authorization data")
+        first = data[0]
+        try:
+            username, colon, password = base64.b64decode(first["authorizationToken"], validate=True).decode().partition(":")
+        except (KeyError, binascii.Error, UnicodeDecodeError) as err:
+            raise AdapterError(f"ECR's authorization token does not decode ({type(err).__name__})") from None
+        if not colon or not username or not password:
+            raise AdapterError("ECR's authorization token is not <user>:<password>")
+        try:
+            registry = registry_of_endpoint(first.get("proxyEndpoint", ""))
+        except ValueError as err:
+            raise AdapterError(str(err)) from None
+        return RegistryLogin(registry=registry, username=username, password=SecretStr(password),
+                             expires_at=first.get("expiresAt"))
+
+
+def _code(err: ClientError) -> str:
+    return err.response.get("Error", {}).get("Code", "")

@@ -1,0 +1,247 @@
+"""Publishing a container release: the request, the refusals before building, and what a run
+that stopped part-way has done.
+
+Pure apart from checking that the build context exists: the `container` flow
+(``flows/container.py``) validates its parameters with ``PublishRequest`` and asks
+``release_refusal`` whether the registry can take the release before it builds anything.
+
+A version means one image: a version the registry already holds is refused (a rebuild would
+give the tag another image, and every task definition pinning it would silently change), and so
+is ``latest`` on a repository whose tags are immutable (it could be pushed once, never moved).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from rollway.image import LATEST, ImageReferences, registry_problem, version_problem
+
+_DOCKER_HOST = re.compile(r"^(unix|tcp|ssh|fd|npipe)://\S+$")
+_GIT_COMMIT = re.compile(r"^[0-9a-f]{7,64}$")
+_LABEL_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,254}$")
+
+VERSION_LABEL = "org.opencontainers.image.version"
+REVISION_LABEL = "org.opencontainers.image.revision"
+
+
+class PublishRefused(ValueError):
+    """The release cannot be published as asked: refused before anything was built or pushed."""
+
+
+class PublishRequest(BaseModel):
+    """The `container` flow's parameters, checked before any AWS call or docker command.
+
+    Attributes:
+        version: the release's tag (never ``latest``).
+        context_dir: the docker build context (an existing directory); not needed with
+            ``register_existing``.
+        dockerfile: its Dockerfile, relative to the context or absolute (default: the
+            context's ``Dockerfile``).
+        registry: push to this registry host[:port] instead of the ECR repository's, with no
+            ECR login (a local or private registry that takes pushes without a login).
+        push_latest: also move ``latest`` to this release.
+        register_task_definition: register a task-definition revision pinning the version.
+        register_existing: the version is already pushed (a run that pushed it stopped before
+            registering): build and push nothing, only register the revision.
+        git_commit: recorded as the image's revision label.
+        labels: further image labels.
+        docker_host: DOCKER_HOST of the daemon that builds.
+        docker_executable: the docker CLI (a name on PATH or a path).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    version: str
+    context_dir: Path | None = None
+    dockerfile: Path | None = None
+    registry: str | None = None
+    push_latest: bool = True
+    register_task_definition: bool = True
+    register_existing: bool = False
+    git_commit: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    docker_host: str | None = None
+    docker_executable: str = "docker"
+
+    @field_validator("version")
+    @classmethod
+    def _version(cls, value: str) -> str:
+        problem = version_problem(value)
+        if problem:
+            raise ValueError(f"version {value!r} {problem}")
+        return value
+
+    @field_validator("registry")
+    @classmethod
+    def _registry(cls, value: str | None) -> str | None:
+        problem = registry_problem(value) if value is not None else None
+        if problem:
+            raise ValueError(f"registry {value!r} {problem}")
+        return value
+
+    @field_validator("docker_host")
+    @classmethod
+    def _docker_host(cls, value: str | None) -> str | None:
+        if value is not None and not _DOCKER_HOST.match(value):
+            raise ValueError(f"docker_host {value!r} is not unix://<socket>, tcp://<host>:<port>, ssh://... "
+                             "(what DOCKER_HOST takes)")
+        return value
+
+    @field_validator("git_commit")
+    @classmethod
+    def _git_commit(cls, value: str | None) -> str | None:
+        if value is not None and not _GIT_COMMIT.match(value):
+            raise ValueError(f"git_commit {value!r} is not a commit id (7-64 lowercase hex digits)")
+        return value
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, value: dict[str, str]) -> dict[str, str]:
+        for key, text in value.items():
+            if not _LABEL_KEY.match(key):
+                raise ValueError(f"label key {key!r} is not a label name (letters, digits, '.', '_', '/', '-')")
+            if "\n" in text or "\r" in text:
+                raise ValueError(f"label {key!r} holds a line break")
+        return value
+
+    @model_validator(mode="after")
+    def _paths(self) -> "PublishRequest":
+        if self.register_existing:
+            if not self.register_task_definition:
+                raise ValueError("register_existing only registers a task definition: it needs "
+                                 "register_task_definition=True")
+            return self  # nothing is built: the context is not needed
+        if self.context_dir is None:
+            raise ValueError("context_dir is required: the directory to build (docker build's context)")
+        if not self.context_dir.is_dir():
+            raise ValueError(f"context_dir {str(self.context_dir)!r} is not a directory")
+        dockerfile = self.dockerfile_path
+        if not dockerfile.is_file():
+            raise ValueError(f"the Dockerfile {str(dockerfile)!r} does not exist"
+                             + ("" if self.dockerfile else " (pass dockerfile=...)"))
+        return self
+
+    @property
+    def dockerfile_path(self) -> Path:
+        """The Dockerfile as docker will read it (a relative one is taken from the context)."""
+        assert self.context_dir is not None, "no context: nothing is built"
+        if self.dockerfile is None:
+            return self.context_dir / "Dockerfile"
+        return self.dockerfile if self.dockerfile.is_absolute() else self.context_dir / self.dockerfile
+
+    def image_labels(self) -> dict[str, str]:
+        """Labels the image is built with: the version, the commit, then the caller's."""
+        labels = {VERSION_LABEL: self.version}
+        if self.git_commit:
+            labels[REVISION_LABEL] = self.git_commit
+        return {**labels, **self.labels}
+
+
+def release_refusal(refs: ImageReferences, *, version_digest: str | None, latest_immutable: bool,
+                    register_existing: bool) -> str | None:
+    """Why the release cannot go ahead, or None: asked before anything is built.
+
+    Args:
+        refs: where it would be pushed.
+        version_digest: the digest the registry holds for the version, or None when it holds none.
+        latest_immutable: the registry will not let ``latest`` be pushed again.
+        register_existing: only a revision for an already pushed version is asked for.
+    """
+    if register_existing:
+        if version_digest is None:
+            return (f"register_existing: {refs.versioned} is not in the registry, so there is nothing to register; "
+                    "run without register_existing to build and push it")
+        return None
+    if version_digest is not None:
+        return (f"{refs.versioned} is already in the registry (digest {version_digest}): a version must mean one "
+                "image. Give the new build a new version; if a run pushed it and stopped before registering, "
+                "run again with register_existing=True")
+    if refs.latest is not None and latest_immutable:
+        return (f"the repository's tags are immutable, so the moving tag {LATEST!r} cannot be pushed (it could be "
+                "pushed once, and never moved to the next release): run with push_latest=False")
+    return None
+
+
+@dataclass
+class PublishProgress:
+    """What a run has done so far, to say on failure what is where and how to go on."""
+
+    refs: ImageReferences
+    image_id: str | None = None
+    digests: dict[str, str] = field(default_factory=dict)
+    task_definition: str | None = None
+    logged_in: str | None = None
+    steps: list[str] = field(default_factory=list)
+
+    def state(self) -> str:
+        """Where things stand, in a sentence or two."""
+        parts: list[str] = []
+        if self.image_id is None and not self.digests:
+            parts.append("nothing was pushed")
+        elif not self.digests:
+            parts.append(f"the image was built ({self.image_id}) but nothing was pushed")
+        for reference in self.refs.all:
+            if reference in self.digests:
+                parts.append(f"{reference} is pushed ({self.digests[reference]})")
+            elif self.digests:
+                parts.append(f"{reference} was not pushed")
+        if self.task_definition:
+            parts.append(f"task definition {self.task_definition} is registered")
+        elif self.digests:
+            parts.append("no task definition was registered")
+        return "; ".join(parts)
+
+    def how_to_go_on(self) -> str:
+        """What to run next: safe to re-run as is, or with register_existing."""
+        if self.refs.versioned not in self.digests:
+            return "re-running with the same version is safe (the version is not in the registry)"
+        if self.task_definition is None:
+            latest = (f"; {LATEST} was not moved, push it by hand if you need it"
+                      if self.refs.latest is not None and self.refs.latest not in self.digests else "")
+            return ("the version is in the registry, so a plain re-run is refused: run again with "
+                    f"register_existing=True to register its task definition without rebuilding{latest}")
+        return "nothing is left to do"
+
+
+class PublishIncomplete(RuntimeError):
+    """A step failed part-way through publishing.
+
+    Attributes:
+        step: the step that failed.
+        state: what was done (pushed references, registered revision).
+        advice: how to go on.
+    """
+
+    def __init__(self, step: str, why: str, progress: PublishProgress) -> None:
+        self.step = step
+        self.state = progress.state()
+        self.advice = progress.how_to_go_on()
+        super().__init__(f"{step} failed: {why}\nWhere things stand: {self.state}.\nTo go on: {self.advice}.")
+
+
+class PublishResult(BaseModel):
+    """What a `container` run published.
+
+    Attributes:
+        version: the release's tag.
+        image: the reference a task definition pins (``<registry>/<repository>:<version>``).
+        references: every reference pushed (or found, with register_existing).
+        digest: the registry's digest of the version.
+        image_id: the built image's id (None with register_existing).
+        task_definition: the registered revision's ARN (None when not asked for).
+        steps: what was done, in order.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    version: str
+    image: str
+    references: tuple[str, ...]
+    digest: str | None
+    image_id: str | None
+    task_definition: str | None
+    steps: tuple[str, ...]

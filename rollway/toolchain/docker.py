@@ -1,0 +1,276 @@
+"""The docker CLI as an adapter: build, tag, log in, push, log out.
+
+Every call goes through ``rollway.toolchain.process.run_tool`` (an argument list, output
+streamed line by line, secrets masked). Each ``DockerCli`` works in a docker config directory
+of its own (``DOCKER_CONFIG``), made by ``docker_session`` and removed when the session ends,
+so the registry credentials ``docker login`` stores never land in ``~/.docker`` and do not
+outlive the run. A consequence: the caller's ``~/.docker`` (its logins, credential helpers and
+contexts) is not used; name the daemon with ``docker_host``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from pydantic import SecretStr
+
+from rollway.image import is_loopback
+from rollway.toolchain.process import ToolError, ToolFailed, ToolResult, resolve, run_tool
+
+_INSTALL_HINT = "install the docker CLI (Debian: apt-get install docker.io) or pass its path"
+# The daemon's words when the CLI cannot reach it (the socket is missing, or nothing listens).
+_UNREACHABLE = ("Cannot connect to the Docker daemon", "error during connect", "Is the docker daemon running")
+_PUSHED_DIGEST = re.compile(r"digest: (sha256:[0-9a-f]{64})")
+_IMAGE_ID = re.compile(r"^sha256:[0-9a-f]{64}$")
+# What the CLI inherits from this process: enough to run and to reach a registry through a
+# proxy, and nothing else (no AWS keys, no DOCKER_* pointing it somewhere it was not told).
+_INHERITED = frozenset({"PATH", "HOME", "TMPDIR", "LANG", "XDG_RUNTIME_DIR", "SSL_CERT_FILE", "SSL_CERT_DIR",
+                        "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy"})
+
+
+class DockerError(ToolError):
+    """Base of every error this adapter raises on purpose."""
+
+
+class DaemonUnreachable(DockerError):
+    """The docker CLI runs but no docker daemon answers where it looked."""
+
+    def __init__(self, host: str | None, detail: str) -> None:
+        self.host = host
+        where = host or "the default socket (unix:///var/run/docker.sock)"
+        super().__init__(f"no docker daemon answers at {where}: start dockerd, or pass docker_host "
+                         f"(e.g. unix:///run/docker.sock); docker said: {detail}")
+
+
+class BuildFailed(DockerError):
+    """``docker build`` failed; ``tail`` holds docker's last lines (the reason is there)."""
+
+    def __init__(self, context: str, tail: Sequence[str]) -> None:
+        self.context = context
+        self.tail = tuple(tail)
+        shown = "\n".join(_meaningful(self.tail)[-12:]) or "(no output)"
+        super().__init__(f"docker build of {context} failed; docker's last output:\n{shown}")
+
+
+class PushRefused(DockerError):
+    """The registry refused a push (no login, denied, an immutable tag already there...)."""
+
+    def __init__(self, reference: str, tail: Sequence[str]) -> None:
+        self.reference = reference
+        self.tail = tuple(tail)
+        shown = "\n".join(_meaningful(self.tail)[-8:]) or "(no output)"
+        super().__init__(f"push of {reference} failed; docker said:\n{shown}")
+
+
+class LoginRefused(DockerError):
+    """The registry refused the login (the password is never part of the message)."""
+
+    def __init__(self, registry: str, tail: Sequence[str]) -> None:
+        self.registry = registry
+        self.tail = tuple(tail)
+        shown = "\n".join(_meaningful(self.tail)[-6:]) or "(no output)"
+        super().__init__(f"docker login to {registry} failed; docker said:\n{shown}")
+
+
+class DockerCommandFailed(DockerError):
+    """Another docker command failed (tag, logout, inspect)."""
+
+
+def _meaningful(lines: Sequence[str]) -> list[str]:
+    """Docker's lines without the legacy builder's deprecation notice (buildx is not installed
+    here), which otherwise fills the tail an error shows."""
+    noise = ("DEPRECATED: The legacy builder", "Install the buildx component", "https://docs.docker.com/go/buildx")
+    return [line for line in lines if line.strip() and not any(n in line for n in noise)]
+
+
+def docker_environment(inherited: Mapping[str, str], config_dir: str | os.PathLike[str],
+                       docker_host: str | None) -> dict[str, str]:
+    """The docker CLI's whole environment: the few variables of ``inherited`` it needs, its
+    private config directory, and the daemon it was told (never one DOCKER_* chose)."""
+    env = {k: v for k, v in inherited.items() if k in _INHERITED or k.startswith("LC_")}
+    env["DOCKER_CONFIG"] = str(config_dir)
+    if docker_host:
+        env["DOCKER_HOST"] = docker_host
+    # No "What's next" hints in the logs.
+    env["DOCKER_CLI_HINTS"] = "false"
+    return env
+
+
+class DockerCli:
+    """One docker CLI, one daemon, one private config directory.
+
+    Args:
+        executable: the resolved ``docker`` executable.
+        config_dir: the private ``DOCKER_CONFIG`` (``docker_session`` makes and removes one).
+        docker_host: ``DOCKER_HOST`` for the daemon (None: the CLI's default socket).
+        on_line: called with every line docker prints.
+        timeout_seconds: how long one build or push may take.
+    """
+
+    def __init__(self, executable: str, config_dir: str | os.PathLike[str], *, docker_host: str | None = None,
+                 on_line: Callable[[str], None] | None = None, timeout_seconds: float = 1800.0) -> None:
+        self.executable = executable
+        self.config_dir = Path(config_dir)
+        self.docker_host = docker_host
+        self._on_line = on_line
+        self._timeout = timeout_seconds
+
+    def _env(self) -> dict[str, str]:
+        return docker_environment(os.environ, self.config_dir, self.docker_host)
+
+    def _run(self, *args: str, stdin: str | None = None, secrets: Sequence[str] = (),
+             timeout_seconds: float | None = None, quiet: bool = False) -> ToolResult:
+        """Run ``docker <args>``; DaemonUnreachable when docker says it cannot reach the daemon,
+        the run_tool error as it came otherwise."""
+        try:
+            return run_tool([self.executable, *args], timeout_seconds=timeout_seconds or self._timeout,
+                            env=self._env(), stdin=stdin, secrets=secrets,
+                            on_line=None if quiet else self._on_line)
+        except ToolFailed as err:
+            unreachable = next((line for line in err.tail if any(u in line for u in _UNREACHABLE)), None)
+            if unreachable is not None:
+                raise DaemonUnreachable(self.docker_host, unreachable.strip()) from err
+            raise
+
+    def server_version(self) -> str:
+        """The daemon's version: the cheap check that it answers, before anything is built.
+
+        Raises:
+            DaemonUnreachable: it does not.
+        """
+        try:
+            result = self._run("version", "--format", "{{.Server.Version}}", timeout_seconds=60, quiet=True)
+        except ToolFailed as err:
+            raise DaemonUnreachable(self.docker_host, " ".join(_meaningful(err.tail)[-2:])) from err
+        return result.output[-1].strip() if result.output else ""
+
+    def build(self, context_dir: str | os.PathLike[str], *, dockerfile: str | os.PathLike[str] | None = None,
+              tags: Sequence[str] = (), labels: Mapping[str, str] | None = None) -> str:
+        """Build the image of ``context_dir`` and return its id (``sha256:...``).
+
+        Args:
+            context_dir: the build context.
+            dockerfile: the Dockerfile (default: ``Dockerfile`` in the context); a relative
+                path is taken from the context, as the seed's ``cd <dir>; docker build .`` did.
+            tags: references to tag the image with.
+            labels: image labels (e.g. ``org.opencontainers.image.version``).
+
+        Raises:
+            BuildFailed: docker's reason in its last lines.
+            DaemonUnreachable: no daemon.
+        """
+        context = Path(context_dir).resolve()
+        iidfile = Path(tempfile.mkdtemp(prefix="build-", dir=self.config_dir)) / "iid"
+        args = ["build", "--iidfile", str(iidfile)]
+        if dockerfile is not None:
+            path = Path(dockerfile)
+            args += ["--file", str(path if path.is_absolute() else context / path)]
+        for key, value in (labels or {}).items():
+            args += ["--label", f"{key}={value}"]
+        for tag in tags:
+            args += ["--tag", tag]
+        args.append(str(context))
+        try:
+            self._run(*args)
+        except ToolFailed as err:
+            raise BuildFailed(str(context), err.tail) from err
+        image_id = iidfile.read_text().strip()
+        shutil.rmtree(iidfile.parent, ignore_errors=True)
+        if not _IMAGE_ID.match(image_id):
+            raise DockerCommandFailed(f"docker build of {context} wrote no image id (got {image_id!r})")
+        return image_id
+
+    def tag(self, image: str, reference: str) -> None:
+        """Tag ``image`` (an id or reference) as ``reference``."""
+        try:
+            self._run("tag", image, reference, timeout_seconds=60)
+        except ToolFailed as err:
+            raise DockerCommandFailed(str(err)) from err
+
+    def login(self, registry: str, username: str, password: SecretStr) -> None:
+        """Log in to ``registry``; the password goes on stdin and is masked in every line.
+
+        The credentials land in this CLI's private config directory only.
+
+        Raises:
+            LoginRefused: the registry said no (or could not be reached).
+        """
+        secret = password.get_secret_value()
+        try:
+            self._run("login", "--username", username, "--password-stdin", registry, stdin=secret,
+                      secrets=[secret], timeout_seconds=120)
+        except ToolFailed as err:
+            raise LoginRefused(registry, err.tail) from None  # its command line is harmless, but say only why
+
+    def logout(self, registry: str) -> None:
+        """Forget the login to ``registry`` (in this CLI's private config)."""
+        try:
+            self._run("logout", registry, timeout_seconds=60)
+        except ToolFailed as err:
+            raise DockerCommandFailed(str(err)) from err
+
+    def push(self, reference: str) -> str:
+        """Push ``reference`` and return the digest the registry stored (``sha256:...``).
+
+        Raises:
+            PushRefused: the registry refused it; docker's reason is in the message.
+            DaemonUnreachable: no daemon.
+        """
+        try:
+            result = self._run("push", reference)
+        except ToolFailed as err:
+            raise PushRefused(reference, err.tail) from err
+        digests = [m.group(1) for line in result.output for m in [_PUSHED_DIGEST.search(line)] if m]
+        if not digests:
+            raise DockerCommandFailed(f"docker push {reference} printed no digest; its output: {result.output[-5:]}")
+        return digests[-1]
+
+    def remote_digest(self, reference: str) -> str | None:
+        """The digest the registry holds for ``reference``, or None when it holds no such tag
+        (``docker manifest inspect``, with this CLI's logins).
+
+        Plain HTTP is allowed only for a registry on this machine (as dockerd allows it).
+
+        Raises:
+            DockerCommandFailed: the registry could not be asked (unreachable, unauthorized).
+        """
+        registry = reference.split("/", 1)[0]
+        args = ["manifest", "inspect", "--verbose"]
+        if is_loopback(registry):
+            args.append("--insecure")
+        try:
+            result = self._run(*args, reference, timeout_seconds=120, quiet=True)
+        except ToolFailed as err:
+            if any("no such manifest" in line or "manifest unknown" in line for line in err.tail):
+                return None
+            raise DockerCommandFailed(f"could not ask {registry} whether {reference} exists: "
+                                      f"{' '.join(_meaningful(err.tail)[-3:])}") from err
+        found = re.search(r'"digest":\s*"(sha256:[0-9a-f]{64})"', "\n".join(result.output))
+        if found is None:
+            raise DockerCommandFailed(f"docker manifest inspect {reference} showed no digest")
+        return found.group(1)
+
+
+@contextmanager
+def docker_session(executable: str = "docker", *, docker_host: str | None = None,
+                   on_line: Callable[[str], None] | None = None,
+                   timeout_seconds: float = 1800.0) -> Iterator[DockerCli]:
+    """A ``DockerCli`` with a private config directory (mode 0700), removed at the end
+    whatever happened, with any credentials a login stored in it.
+
+    Raises:
+        ToolMissing: the executable is not installed (before anything runs).
+    """
+    found = resolve(executable, _INSTALL_HINT)
+    config_dir = tempfile.mkdtemp(prefix="rollway-docker-")  # mkdtemp makes it 0700
+    try:
+        yield DockerCli(found, config_dir, docker_host=docker_host, on_line=on_line,
+                        timeout_seconds=timeout_seconds)
+    finally:
+        shutil.rmtree(config_dir, ignore_errors=True)

@@ -1,0 +1,96 @@
+"""Thin tasks over the ECR repository and the docker CLI: one call each."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from prefect import task
+from prefect.cache_policies import NONE
+
+from rollway.aws.ecr import EcrRepository, RegistryLogin, Repository
+from rollway.aws.errors import AdapterError
+from rollway.ports import ImagePublisher, ServiceDeployer
+from rollway.toolchain.process import ToolError
+
+
+def _transient(_task: Any, _task_run: Any, state: Any) -> bool:
+    """Retry condition: not one of the adapters' named errors (a missing repository, a refused
+    push), which a retry would only meet again a second later."""
+    try:
+        state.result()
+    except (AdapterError, ToolError):
+        return False
+    except Exception:  # noqa: BLE001 - throttling, a dropped connection: worth another try
+        return True
+    return False
+
+
+_READ = {"retries": 2, "retry_delay_seconds": 1, "retry_condition_fn": _transient, "cache_policy": NONE}
+
+
+@task(name="describe-ecr-repository", **_READ)
+def describe_repository(repository: EcrRepository) -> Repository:
+    return repository.describe()
+
+
+@task(name="ecr-image-digest", **_READ)
+def ecr_image_digest(repository: EcrRepository, tag: str) -> str | None:
+    return repository.image_digest(tag)
+
+
+# The login holds a SecretStr: never persisted (cache_policy NONE, no result persistence asked).
+@task(name="ecr-login-token", **_READ)
+def ecr_login(repository: EcrRepository) -> RegistryLogin:
+    return repository.login()
+
+
+@task(name="docker-daemon-version", cache_policy=NONE)
+def daemon_version(docker: ImagePublisher) -> str:
+    return docker.server_version()
+
+
+@task(name="registry-digest", **_READ)
+def registry_digest(docker: ImagePublisher, reference: str) -> str | None:
+    return docker.remote_digest(reference)
+
+
+@task(name="docker-build", cache_policy=NONE)
+def build(docker: ImagePublisher, context_dir: str, dockerfile: str | None, tags: Sequence[str],
+          labels: Mapping[str, str]) -> str:
+    return docker.build(context_dir, dockerfile=dockerfile, tags=tags, labels=labels)
+
+
+@task(name="docker-tag", cache_policy=NONE)
+def tag(docker: ImagePublisher, image: str, reference: str) -> None:
+    docker.tag(image, reference)
+
+
+@task(name="docker-login", cache_policy=NONE)
+def login(docker: ImagePublisher, credentials: RegistryLogin) -> None:
+    docker.login(credentials.registry, credentials.username, credentials.password)
+
+
+# No task retries: docker push retries each layer's upload itself, and a refusal (denied, an
+# immutable tag) would only be refused again.
+@task(name="docker-push", cache_policy=NONE)
+def push(docker: ImagePublisher, reference: str) -> str:
+    return docker.push(reference)
+
+
+@task(name="docker-logout", cache_policy=NONE)
+def logout(docker: ImagePublisher, registry: str) -> None:
+    docker.logout(registry)
+
+
+# No retries: RegisterTaskDefinition makes a new revision on every call (see tasks/undoable.py).
+@task(name="register-task-definition", cache_policy=NONE)
+def register_revision(deployer: ServiceDeployer, image: str, base_task_definition: str) -> str:
+    return deployer.register_revision(image, base_task_definition)
+
+
+
+@task(name="base-task-definition-image", **_READ)
+def base_image(deployer: ServiceDeployer, task_definition: str) -> str:
+    # The preflight read of the container the new image goes into (TargetNotFound is final).
+    return deployer.image_of(task_definition)

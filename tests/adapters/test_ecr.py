@@ -1,0 +1,106 @@
+"""EcrRepository against the embedded AWS: URI, login, tags, immutability."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+
+from rollway.aws.ecr import EcrRepository, Repository
+from rollway.aws.errors import AdapterError, TargetNotFound
+from rollway.image import LATEST
+from rollway.targets import Targets
+
+MANIFEST = json.dumps({
+    "schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+    "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": 2,
+               "digest": "sha256:" + "1" * 64},
+    "layers": [],
+})
+
+
+@pytest.fixture
+def repository(aws) -> EcrRepository:
+    return EcrRepository(aws.get_client("ecr"), aws.targets)
+
+
+def test_the_repository_uri_and_registry_are_ecrs(aws, repository):
+    found = repository.describe()
+    assert repository.uri() == found.uri == aws.topology.repository_uri
+    assert found.uri == f"{found.registry}/{aws.targets.ecr_repository}"
+    assert found.registry.endswith(f".dkr.ecr.{aws.targets.region}.amazonaws.com")
+    assert found.tag_mutability == "MUTABLE" and not found.tag_immutable(LATEST)
+
+
+def test_a_missing_repository_is_named(aws):
+    missing = EcrRepository(aws.get_client("ecr"), Targets(ecr_repository="webordinary/no-such-repo"))
+    with pytest.raises(TargetNotFound, match="ECR repository 'webordinary/no-such-repo' not found"):
+        missing.describe()
+    with pytest.raises(TargetNotFound, match="no-such-repo"):
+        missing.image_digest("1.0.0")
+
+
+def test_login_decodes_the_token_and_keeps_the_password_secret(aws, repository):
+    answer = aws.get_client("ecr").get_authorization_token()["authorizationData"][0]
+    expected_password = base64.b64decode(answer["authorizationToken"]).decode().split(":", 1)[1]
+
+    login = repository.login()
+
+    assert login.registry == repository.describe().registry  # the proxyEndpoint without https://
+    assert login.username == "AWS"
+    assert login.password.get_secret_value() == expected_password
+    for shown in (repr(login), str(login), login.model_dump_json()):
+        assert expected_password not in shown
+
+
+class _Answers:
+    """An ecr client answering GetAuthorizationToken with a given token (moto has one token)."""
+
+    def __init__(self, token: str, endpoint: str = "https://123456789012.dkr.ecr.us-west-2.amazonaws.com"):
+        self.answer = {"authorizationData": [{"authorizationToken": token, "proxyEndpoint": endpoint}]}
+
+    def get_authorization_token(self):
+        return self.answer
+
+
+@pytest.mark.parametrize(("token", "why"), [
+    ("not base64!", "does not decode"),
+    (base64.b64encode(b"no-colon").decode(), "not <user>:<password>"),
+    (base64.b64encode(b"AWS:").decode(), "not <user>:<password>"),
+])
+def test_a_token_that_does_not_decode_is_refused_without_showing_it(token, why):
+    with pytest.raises(AdapterError, match=why) as caught:
+        EcrRepository(_Answers(token), Targets()).login()
+    assert token not in str(caught.value)
+
+
+def test_tag_existence_follows_the_images_pushed(aws, repository):
+    ecr = aws.get_client("ecr")
+    assert repository.image_digest("2.0.0") is None and not repository.tag_exists("2.0.0")
+    pushed = ecr.put_image(repositoryName=aws.targets.ecr_repository, imageManifest=MANIFEST,
+                           imageTag="2.0.0")["image"]["imageId"]["imageDigest"]
+    assert repository.image_digest("2.0.0") == pushed
+    assert repository.tag_exists("2.0.0")
+    assert not repository.tag_exists("2.0.1")
+
+
+def test_immutable_tags_are_read_from_the_repository(aws, repository):
+    ecr = aws.get_client("ecr")
+    ecr.put_image_tag_mutability(repositoryName=aws.targets.ecr_repository, imageTagMutability="IMMUTABLE")
+    found = repository.describe()
+    assert found.tag_mutability == "IMMUTABLE"
+    assert found.tag_immutable(LATEST) and found.tag_immutable("2.0.0")
+
+
+@pytest.mark.parametrize(("mutability", "filters", "latest", "version"), [
+    ("MUTABLE", (), False, False),
+    ("IMMUTABLE", (), True, True),
+    ("IMMUTABLE_WITH_EXCLUSION", ("latest",), False, True),
+    ("IMMUTABLE_WITH_EXCLUSION", ("dev-*",), True, True),
+    ("MUTABLE_WITH_EXCLUSION", ("2.*",), False, True),
+])
+def test_tag_immutability_with_exclusions(mutability, filters, latest, version):
+    repository = Repository(name="r", uri="x.example.com/r", registry="x.example.com", tag_mutability=mutability,
+                            exclusion_filters=filters)
+    assert (repository.tag_immutable(LATEST), repository.tag_immutable("2.0.0")) == (latest, version)

@@ -1,0 +1,235 @@
+"""The publish_container flow on the Prefect harness: a real docker engine and local registry
+(the ``registry`` override) with the embedded AWS account for ECR and ECS."""
+
+from __future__ import annotations
+
+import base64
+from contextlib import nullcontext
+from uuid import uuid4
+
+import pytest
+from prefect import flow
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+from blocks.credentials import credentials_for_endpoint
+from blocks.targets import RollwayTargets
+from flows.container import ARTIFACT_KEY, publish_container, run_publish
+from rollway.aws.ecs import READ_ONLY_FIELDS
+from rollway.aws.errors import TargetNotFound
+from rollway.fakes import FakeImagePublisher
+from rollway.publish import PublishIncomplete, PublishRefused, PublishRequest
+from tests.adapters.test_ecr import MANIFEST
+from tests.toolchain.docker_engine import docker_engine  # noqa: F401 - the fixture
+
+REPOSITORY = "webordinary/edit-container"
+# An executable that does not exist: a run that reached its first docker command would fail
+# with ToolMissing, so a PublishRefused proves nothing was handed to docker.
+NO_DOCKER = "/nonexistent/docker"
+
+
+def saved_blocks(aws) -> str:
+    """Targets and credentials blocks for the embedded AWS, under a name no other test uses."""
+    name = f"container-{uuid4().hex[:8]}"
+    RollwayTargets(**aws.targets.model_dump()).save(name, overwrite=True)
+    credentials_for_endpoint(aws.endpoint_url, aws.targets.region).save(name, overwrite=True)
+    return name
+
+
+def revisions(aws) -> list[str]:
+    return aws.get_client("ecs").list_task_definitions(familyPrefix=aws.targets.task_family)["taskDefinitionArns"]
+
+
+def described(aws, arn: str) -> dict:
+    return aws.get_client("ecs").describe_task_definition(taskDefinition=arn)["taskDefinition"]
+
+
+def artifact_markdown(version: str, outcome: str = "", containing: str = "") -> str:
+    """The newest publish-container artifact of ``version`` whose heading says ``outcome`` and
+    whose text holds ``containing`` (the harness keeps every test's artifacts)."""
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[ARTIFACT_KEY])))
+    heading = f"# Container release `{version}`{' ' + outcome if outcome else ''}\n"
+    ours = [a.data for a in sorted(found, key=lambda a: a.created) if heading in (a.data or "") and containing in a.data]
+    assert ours, f"no {ARTIFACT_KEY} artifact for {version}"
+    return ours[-1]
+
+
+@pytest.mark.integration
+def test_a_release_is_built_pushed_and_registered_then_its_version_is_refused(aws, docker_engine):
+    blocks = saved_blocks(aws)
+    base_arn = aws.topology.task_definition_arn
+    context = docker_engine.context("release", payload="edit-container 2.0.0")
+    common = {"registry": docker_engine.registry, "docker_host": docker_engine.docker_host,
+              "targets_block": blocks, "aws_credentials_block": blocks}
+
+    result = publish_container(version="2.0.0", context_dir=str(context), **common)
+
+    versioned = f"{docker_engine.registry}/{REPOSITORY}:2.0.0"
+    assert result.image == versioned
+    assert result.references == (versioned, f"{docker_engine.registry}/{REPOSITORY}:latest")
+    # Both tags name the one image, as the registry itself serves them.
+    assert docker_engine.served_digest(REPOSITORY, "2.0.0") == result.digest
+    assert docker_engine.served_digest(REPOSITORY, "latest") == result.digest
+    # The new revision pins the version, and everything else is the base revision's.
+    base, new = described(aws, base_arn), described(aws, result.task_definition)
+    assert new["revision"] == base["revision"] + 1
+    (container,) = new["containerDefinitions"]
+    assert container["image"] == versioned
+    (base_container,) = base["containerDefinitions"]
+    assert {**container, "image": None} == {**base_container, "image": None}
+    for field in sorted(set(base) - READ_ONLY_FIELDS - {"containerDefinitions"}):
+        assert new.get(field) == base[field], field
+    summary = artifact_markdown("2.0.0", containing=versioned)
+    assert versioned in summary and result.digest in summary and result.task_definition in summary
+
+    # The same version again: refused before building (the Dockerfile now fails, and a build
+    # would say so), nothing registered.
+    (context / "Dockerfile").write_text("FROM scratch\nCOPY gone.txt /\n")
+    with pytest.raises(PublishRefused, match=r"is already in the registry \(digest sha256:"):
+        publish_container(version="2.0.0", context_dir=str(context), **common)
+    assert revisions(aws)[-1] == result.task_definition
+
+
+@pytest.mark.integration
+def test_a_failed_build_is_safe_to_re_run_and_a_pushed_version_is_registered_later(aws, docker_engine):
+    blocks = saved_blocks(aws)
+    context = docker_engine.context("later", dockerfile="FROM scratch\nCOPY missing.txt /\n")
+    common = {"registry": docker_engine.registry, "docker_host": docker_engine.docker_host,
+              "targets_block": blocks, "aws_credentials_block": blocks}
+    before = revisions(aws)
+
+    with pytest.raises(PublishIncomplete) as caught:
+        publish_container(version="2.1.0", context_dir=str(context), **common)
+    message = str(caught.value)
+    assert "missing.txt" in message and "nothing was pushed" in message  # docker's reason, and where things stand
+    assert "re-running with the same version is safe" in message
+
+    # Fixed, pushed without a revision (as a run that stopped before registering leaves it)...
+    (context / "Dockerfile").write_text("FROM scratch\nCOPY payload.txt /\n")
+    pushed = publish_container(version="2.1.0", context_dir=str(context), push_latest=False,
+                               register_task_definition=False, **common)
+    assert pushed.task_definition is None and revisions(aws) == before
+    assert pushed.references == (f"{docker_engine.registry}/{REPOSITORY}:2.1.0",)
+    assert docker_engine.served_digest(REPOSITORY, "latest") != pushed.digest  # latest not moved
+
+    # ...then registered without rebuilding.
+    registered = publish_container(version="2.1.0", register_existing=True, **common)
+    assert registered.image_id is None and registered.digest == pushed.digest
+    assert described(aws, registered.task_definition)["containerDefinitions"][0]["image"] == pushed.image
+
+
+def test_a_bad_version_or_a_missing_task_family_is_refused_before_any_docker_call(aws, tmp_path):
+    # The table of bad versions is tests/unit/test_image_refs.py's; here, that the flow asks first.
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    blocks = saved_blocks(aws)
+    with pytest.raises(PublishRefused, match="moving tag 'latest'"):
+        publish_container(version="latest", context_dir=str(tmp_path), docker_executable=NO_DOCKER,
+                          targets_block=blocks, aws_credentials_block=blocks)
+    for missing in ({"task_family": "no-such-family"}, {"ecr_repository": "webordinary/no-such-repo"}):
+        RollwayTargets(**{**aws.targets.model_dump(), **missing}).save(blocks, overwrite=True)
+        with pytest.raises(TargetNotFound, match=next(iter(missing.values()))):
+            publish_container(version="2.0.0", context_dir=str(tmp_path), docker_executable=NO_DOCKER,
+                              targets_block=blocks, aws_credentials_block=blocks)
+
+
+def test_ecr_refusals_come_before_building(aws, tmp_path):
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    blocks = saved_blocks(aws)
+    ecr = aws.get_client("ecr")
+    before = revisions(aws)
+    ecr.put_image(repositoryName=aws.targets.ecr_repository, imageManifest=MANIFEST, imageTag="2.0.0")
+    with pytest.raises(PublishRefused, match="already in the registry.*a version must mean one image"):
+        publish_container(version="2.0.0", context_dir=str(tmp_path), docker_executable=NO_DOCKER,
+                          targets_block=blocks, aws_credentials_block=blocks)
+
+    ecr.put_image_tag_mutability(repositoryName=aws.targets.ecr_repository, imageTagMutability="IMMUTABLE")
+    with pytest.raises(PublishRefused, match="immutable.*run with push_latest=False"):
+        publish_container(version="2.0.1", context_dir=str(tmp_path), docker_executable=NO_DOCKER,
+                          targets_block=blocks, aws_credentials_block=blocks)
+    assert revisions(aws) == before
+
+    # The version ECR holds is registered on request, with no docker needed.
+    registered = publish_container(version="2.0.0", register_existing=True, docker_executable=NO_DOCKER,
+                                   targets_block=blocks, aws_credentials_block=blocks)
+    assert registered.image == f"{aws.topology.repository_uri}:2.0.0"
+    assert described(aws, registered.task_definition)["containerDefinitions"][0]["image"] == registered.image
+    assert revisions(aws) == [*before, registered.task_definition]
+
+
+@pytest.mark.integration
+def test_by_default_the_release_goes_to_ecr_with_ecrs_token_handed_to_docker_login(aws, docker_engine):
+    # moto's ECR has no registry API, so the login, made by the real docker with the token moto
+    # issued, fails (the host does not resolve offline; real ECR would refuse moto's token): what
+    # is tested is that the run gets that far on ECR's names, and says where things stand.
+    blocks = saved_blocks(aws)
+    context = docker_engine.context("ecr")
+    answer = aws.get_client("ecr").get_authorization_token()["authorizationData"][0]
+    password = base64.b64decode(answer["authorizationToken"]).decode().split(":", 1)[1]
+    with pytest.raises(PublishIncomplete) as caught:
+        publish_container(version="4.0.0", context_dir=str(context), docker_host=docker_engine.docker_host,
+                          targets_block=blocks, aws_credentials_block=blocks)
+    message = str(caught.value)
+    registry = aws.topology.repository_uri.split("/", 1)[0]
+    assert f"log in to {registry} failed: LoginRefused: docker login to {registry} failed" in message
+    assert "the image was built (sha256:" in message and "but nothing was pushed" in message
+    assert "re-running with the same version is safe" in message
+    assert password not in message
+
+
+# --- The ECR path end to end, with the image publisher faked (moto's ECR has no registry API) ---
+
+
+@flow
+def publish_with(aws, publisher: FakeImagePublisher, request: PublishRequest):
+    return run_publish(request, aws.targets, aws.get_client, open_publisher=lambda: nullcontext(publisher))
+
+
+def ecr_password(aws) -> str:
+    answer = aws.get_client("ecr").get_authorization_token()["authorizationData"][0]
+    return base64.b64decode(answer["authorizationToken"]).decode().split(":", 1)[1]
+
+
+def test_an_ecr_release_logs_in_with_ecrs_token_pushes_both_tags_and_registers_the_version(aws, tmp_path):
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    publisher = FakeImagePublisher()
+    uri = aws.topology.repository_uri
+    registry = uri.split("/", 1)[0]
+
+    result = publish_with(aws, publisher, PublishRequest(version="2.0.0", context_dir=tmp_path))
+
+    assert [c for c in publisher.calls if c.split()[0] in ("login", "push", "logout")] == [
+        f"login {registry}", f"push {uri}:2.0.0", f"push {uri}:latest", f"logout {registry}"]
+    assert publisher.registry == {f"{uri}:2.0.0": result.digest, f"{uri}:latest": result.digest}
+    assert publisher.logins == {}  # logged out
+    assert result.image == f"{uri}:2.0.0" and result.references == (f"{uri}:2.0.0", f"{uri}:latest")
+    assert described(aws, result.task_definition)["containerDefinitions"][0]["image"] == f"{uri}:2.0.0"
+
+
+def test_a_refused_latest_push_says_the_version_is_pushed_and_how_to_register_it(aws, tmp_path):
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    uri = aws.topology.repository_uri
+    registry = uri.split("/", 1)[0]
+    handed: list[tuple[str, str]] = []
+
+    class Watching(FakeImagePublisher):
+        def login(self, registry, username, password):
+            handed.append((username, password.get_secret_value()))
+            super().login(registry, username, password)
+
+    publisher = Watching(refuse=[f"{uri}:latest"])
+    before = revisions(aws)
+
+    with pytest.raises(PublishIncomplete) as caught:
+        publish_with(aws, publisher, PublishRequest(version="2.0.0", context_dir=tmp_path))
+
+    assert handed == [("AWS", ecr_password(aws))]  # ECR's token, decoded, reached docker login
+    assert publisher.calls[-1] == f"logout {registry}" and publisher.logins == {}  # logged out all the same
+    message = str(caught.value)
+    assert f"push {uri}:latest failed" in message and "denied: the fake registry refuses" in message
+    assert f"{uri}:2.0.0 is pushed (sha256:" in message and f"{uri}:latest was not pushed" in message
+    assert "no task definition was registered" in message and "register_existing=True" in message
+    assert ecr_password(aws) not in message
+    assert revisions(aws) == before
+    stopped = artifact_markdown("2.0.0", "stopped", containing=uri)
+    assert f"{uri}:2.0.0 is pushed" in stopped and "register_existing=True" in stopped

@@ -1,0 +1,93 @@
+"""DockerCli against a real dockerd and a local docker-registry."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+from pydantic import SecretStr
+
+from rollway.toolchain.docker import BuildFailed, DaemonUnreachable, PushRefused, docker_session
+from rollway.toolchain.process import ToolMissing
+from tests.toolchain.docker_engine import docker_engine  # noqa: F401 - the fixture
+
+pytestmark = pytest.mark.integration
+
+
+def test_build_tag_and_push_store_the_digest_the_registry_serves(docker_engine):
+    context = docker_engine.context("good", payload="release 1.0.0")
+    version = f"{docker_engine.registry}/webordinary/edit-container:1.0.0"
+    latest = f"{docker_engine.registry}/webordinary/edit-container:latest"
+    lines: list[str] = []
+    with docker_session(docker_host=docker_engine.docker_host, on_line=lines.append) as docker:
+        image_id = docker.build(context, labels={"org.opencontainers.image.version": "1.0.0"})
+        assert image_id.startswith("sha256:") and len(image_id) == 71
+        assert any("Successfully built" in line for line in lines)  # docker's output was streamed
+        docker.tag(image_id, version)
+        docker.tag(image_id, latest)
+        pushed = docker.push(version)
+        assert docker.push(latest) == pushed  # one image, one manifest
+        assert docker.remote_digest(version) == pushed
+        assert docker.remote_digest(f"{docker_engine.registry}/webordinary/edit-container:9.9.9") is None
+    assert docker_engine.served_digest("webordinary/edit-container", "1.0.0") == pushed
+    assert docker_engine.served_digest("webordinary/edit-container", "latest") == pushed
+
+
+def test_a_failing_build_raises_with_dockers_reason(docker_engine):
+    context = docker_engine.context("bad", dockerfile="FROM scratch\nCOPY no-such-file.txt /\n")
+    with docker_session(docker_host=docker_engine.docker_host) as docker:
+        with pytest.raises(BuildFailed) as caught:
+            docker.build(context)
+    message = str(caught.value)
+    assert "no-such-file.txt" in message and "COPY failed" in message
+    assert "legacy builder" not in message  # the deprecation notice is not the reason
+
+
+def test_a_push_of_an_image_not_built_is_refused_with_dockers_reason(docker_engine):
+    with docker_session(docker_host=docker_engine.docker_host) as docker:
+        with pytest.raises(PushRefused, match="does not exist locally"):
+            docker.push(f"{docker_engine.registry}/never/built:1")
+
+
+def test_login_keeps_the_password_out_of_every_line_and_the_home_config(docker_engine, monkeypatch, tmp_path):
+    password = "pa55-w0rd-that-must-not-leak"
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))  # where docker would otherwise store the login
+    lines: list[str] = []
+    with docker_session(docker_host=docker_engine.docker_host, on_line=lines.append) as docker:
+        private = docker.config_dir
+        docker.login(docker_engine.registry, "robot", SecretStr(password))
+        stored = (private / "config.json").read_text()
+        # The password reached docker (on stdin) and landed in the private config...
+        assert base64.b64encode(f"robot:{password}".encode()).decode() in stored
+        docker.logout(docker_engine.registry)
+    assert any("Login Succeeded" in line for line in lines)
+    assert not any(password in line for line in lines)
+    assert not private.exists()  # ...which is gone with the session
+    assert not (home / ".docker").exists()
+
+
+def test_an_unreachable_daemon_is_named(tmp_path):
+    host = f"unix://{tmp_path}/nothing-listens.sock"
+    with docker_session(docker_host=host) as docker:
+        with pytest.raises(DaemonUnreachable, match="no docker daemon answers at unix://.*nothing-listens.sock"):
+            docker.server_version()
+        (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+        with pytest.raises(DaemonUnreachable):
+            docker.build(tmp_path)
+
+
+def test_the_private_config_is_removed_when_the_session_fails():
+    with pytest.raises(RuntimeError, match="boom"):
+        with docker_session() as docker:
+            (docker.config_dir / "config.json").write_text('{"auths": {"r.example.com": {"auth": "c2VjcmV0"}}}')
+            assert oct(docker.config_dir.stat().st_mode & 0o777) == "0o700"
+            raise RuntimeError("boom")
+    assert not docker.config_dir.exists()
+
+
+def test_a_missing_docker_cli_is_named_before_anything_runs():
+    with pytest.raises(ToolMissing, match="/nonexistent/docker"):
+        with docker_session("/nonexistent/docker"):
+            pass

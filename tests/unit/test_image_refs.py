@@ -1,0 +1,169 @@
+"""Versions, registries and the references a release is pushed as (rollway.image), and the
+refusals before building (rollway.publish)."""
+
+from __future__ import annotations
+
+import pytest
+
+from rollway.image import (
+    InvalidImageTarget, image_problem, image_references, is_loopback, registry_of_endpoint, registry_problem,
+    version_problem,
+)
+from rollway.publish import PublishProgress, PublishRequest, release_refusal
+
+ECR = "123456789012.dkr.ecr.us-west-2.amazonaws.com"
+REPO = "webordinary/edit-container"
+
+
+@pytest.mark.parametrize("version", ["2.0.0", "v2.0.0-rc.1", "2024_06_01", "a", "A" * 128, "1.0.0-sqs"])
+def test_versions_docker_takes(version):
+    assert version_problem(version) is None
+
+
+@pytest.mark.parametrize(("version", "why"), [
+    ("latest", "moving tag"),
+    ("Latest", "moving tag"),
+    ("", "is empty"),
+    (" 2.0.0", "surrounding whitespace"),
+    ("2.0.0\n", "surrounding whitespace"),
+    (".2.0", "not a docker tag"),
+    ("-rc", "not a docker tag"),
+    ("2.0.0+build", "not a docker tag"),
+    ("A" * 129, "not a docker tag"),
+    ("édition", "not a docker tag"),
+    ("edit-container:2.0.0", "image reference"),
+    ("webordinary/edit-container", "image reference"),
+    ("sha256:" + "a" * 64, "digest"),
+    ("x@sha256:" + "a" * 64, "digest"),
+])
+def test_versions_refused(version, why):
+    assert why in version_problem(version)
+
+
+@pytest.mark.parametrize("registry", [ECR, "127.0.0.1:5000", "localhost", "localhost:5000", "[::1]:5000",
+                                      "registry.example.com", "registry:5000"])
+def test_registries_docker_takes(registry):
+    assert registry_problem(registry) is None
+
+
+@pytest.mark.parametrize(("registry", "why"), [
+    ("", "is empty"),
+    (f"https://{ECR}", f"is a URL: give the host only ('{ECR}')"),
+    (f"{ECR}/webordinary", "has a path"),
+    ("myregistry", "Docker Hub repository name"),
+    ("under_score.example.com", "not a host name"),
+    ("[not-ipv6]:5000", "not a host name"),
+    ("host.example.com:port", "not a host name"),
+])
+def test_registries_refused(registry, why):
+    assert why in registry_problem(registry)
+
+
+def test_references_are_the_version_and_latest_in_the_registry():
+    refs = image_references(ECR, REPO, "2.0.0")
+    assert refs.versioned == f"{ECR}/{REPO}:2.0.0"
+    assert refs.latest == f"{ECR}/{REPO}:latest"
+    assert refs.all == (refs.versioned, refs.latest)  # the version is pushed first
+    assert image_problem(refs.versioned) is None
+    assert image_references("127.0.0.1:5000", REPO, "2.0.0", push_latest=False).all == (
+        f"127.0.0.1:5000/{REPO}:2.0.0",)
+
+
+@pytest.mark.parametrize(("registry", "repository", "version", "part"), [
+    (ECR, REPO, "latest", "version 'latest'"),
+    ("https://x.example.com", REPO, "1", "registry 'https://x.example.com'"),
+    (ECR, "Webordinary/Edit", "1", "repository 'Webordinary/Edit'"),
+    (ECR, "webordinary//edit", "1", "empty repository path component"),
+    (ECR, "a" * 240, "1", "characters long"),
+])
+def test_bad_parts_are_refused_naming_the_part(registry, repository, version, part):
+    with pytest.raises(InvalidImageTarget, match=part):
+        image_references(registry, repository, version)
+
+
+def test_the_endpoint_of_an_ecr_token_gives_its_registry():
+    assert registry_of_endpoint(f"https://{ECR}") == ECR
+    assert registry_of_endpoint(f"https://{ECR}/") == ECR
+    with pytest.raises(ValueError, match="has a path"):
+        registry_of_endpoint(f"https://{ECR}/v2/x")
+
+
+@pytest.mark.parametrize(("registry", "loopback"), [
+    ("127.0.0.1:5000", True), ("localhost:5000", True), ("localhost", True), ("[::1]:5000", True),
+    ("127.8.0.1", True), (ECR, False), ("10.0.0.1:5000", False), ("localhost.example.com", False),
+])
+def test_loopback_registries(registry, loopback):
+    assert is_loopback(registry) is loopback
+
+
+def test_the_spec_still_refuses_images_with_the_same_grammar():
+    from rollway.spec import RolloutSpec
+
+    with pytest.raises(ValueError, match="has a repository path component 'Edit'"):
+        RolloutSpec(image=f"{ECR}/Edit:2.0.0")
+
+
+REFS = image_references(ECR, REPO, "2.0.0")
+DIGEST = "sha256:" + "b" * 64
+
+
+@pytest.mark.parametrize(("digest", "latest_immutable", "existing", "why"), [
+    (None, False, False, None),
+    (DIGEST, False, False, "already in the registry (digest sha256:bbbb"),
+    (DIGEST, True, False, "a version must mean one image"),
+    (None, True, False, "cannot be pushed"),
+    (DIGEST, True, True, None),  # only registering: nothing is pushed
+    (None, False, True, "nothing to register"),
+])
+def test_release_refusals(digest, latest_immutable, existing, why):
+    found = release_refusal(REFS, version_digest=digest, latest_immutable=latest_immutable, register_existing=existing)
+    assert (found is None) if why is None else (why in found)
+
+
+def test_immutable_tags_allow_a_release_without_latest():
+    refs = image_references(ECR, REPO, "2.0.0", push_latest=False)
+    assert release_refusal(refs, version_digest=None, latest_immutable=True, register_existing=False) is None
+
+
+def test_progress_says_what_is_where_and_how_to_go_on():
+    progress = PublishProgress(refs=REFS)
+    assert progress.state() == "nothing was pushed"
+    assert "re-running with the same version is safe" in progress.how_to_go_on()
+    progress.image_id = "sha256:" + "c" * 64
+    progress.digests[REFS.versioned] = DIGEST
+    assert f"{REFS.versioned} is pushed ({DIGEST})" in progress.state()
+    assert f"{REFS.latest} was not pushed" in progress.state()
+    assert "no task definition was registered" in progress.state()
+    assert "register_existing=True" in progress.how_to_go_on()
+    assert "latest was not moved" in progress.how_to_go_on()
+
+
+@pytest.mark.parametrize(("changes", "why"), [
+    ({"version": "latest"}, "moving tag"),
+    ({"registry": "http://127.0.0.1:5000"}, "is a URL"),
+    ({"docker_host": "/var/run/docker.sock"}, "docker_host"),
+    ({"git_commit": "HEAD"}, "not a commit id"),
+    ({"labels": {"bad key": "x"}}, "not a label name"),
+    ({"dockerfile": "Nope.dockerfile"}, "does not exist"),
+    ({"register_existing": True, "register_task_definition": False}, "needs register_task_definition"),
+])
+def test_requests_refused(tmp_path, changes, why):
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    with pytest.raises(ValueError, match=why):
+        PublishRequest(**{"version": "2.0.0", "context_dir": tmp_path, **changes})
+
+
+def test_a_missing_context_is_refused_but_not_when_only_registering(tmp_path):
+    with pytest.raises(ValueError, match="is not a directory"):
+        PublishRequest(version="2.0.0", context_dir=tmp_path / "missing")
+    with pytest.raises(ValueError, match="context_dir is required"):
+        PublishRequest(version="2.0.0")
+    assert PublishRequest(version="2.0.0", context_dir=tmp_path / "missing", register_existing=True)
+    assert PublishRequest(version="2.0.0", register_existing=True)
+
+
+def test_labels_carry_the_version_and_the_commit(tmp_path):
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    request = PublishRequest(version="2.0.0", context_dir=tmp_path, git_commit="abc1234", labels={"team": "edit"})
+    assert request.image_labels() == {"org.opencontainers.image.version": "2.0.0",
+                                      "org.opencontainers.image.revision": "abc1234", "team": "edit"}
