@@ -8,9 +8,7 @@ keeps the documented least-privilege policy in step with the code.
 
 from __future__ import annotations
 
-import json
 import time
-from pathlib import Path
 
 from prefect import flow
 
@@ -23,31 +21,10 @@ from rollway.clock import ClockSettings
 from rollway.flags import FlagState
 from rollway.sim.traffic import TrafficSimulator
 from rollway.spec import FlagBinding, RolloutSpec, Stage, WeeklyPhase
+from tests.flows.iam import allowed, recording
 from tests.flows.moto_env import HEALTHY, SPEED
 
-POLICY = Path(__file__).resolve().parents[2] / "deployments" / "iam-policy.json"
-PREFIX = {"elbv2": "elasticloadbalancing", "ecs": "ecs", "cloudwatch": "cloudwatch", "sns": "sns",
-          "dynamodb": "dynamodb"}
-# TransactWriteItems is authorised per item: each kind of item needs its own action.
-ITEM_ACTIONS = {"Put": "PutItem", "Update": "UpdateItem", "Delete": "DeleteItem", "ConditionCheck": "ConditionCheckItem"}
-
-
-def iam_actions(service: str, operation: str, params: dict) -> set[str]:
-    prefix = PREFIX[service]
-    if operation == "TransactWriteItems":
-        return {f"dynamodb:{ITEM_ACTIONS[kind]}" for item in params["TransactItems"] for kind in item}
-    actions = {f"{prefix}:{operation}"}
-    if operation == "RegisterTaskDefinition":
-        if params.get("tags"):
-            actions.add("ecs:TagResource")
-        if params.get("taskRoleArn") or params.get("executionRoleArn"):
-            actions.add("iam:PassRole")
-    return actions
-
-
-def allowed() -> set[str]:
-    policy = json.loads(POLICY.read_text())
-    return {action for statement in policy["Statement"] for action in statement["Action"]}
+POLICY = "iam-policy.json"
 
 
 @flow
@@ -62,17 +39,7 @@ def test_the_documented_policy_allows_every_call_a_rollout_makes(aws):
     # The rollout's own clients, not shared with the simulator (whose writes are not rollway's):
     # prefect-aws caches clients by credentials, so these get a key of their own.
     embedded = credentials_for_endpoint(aws.endpoint_url, aws.targets.region)
-    fresh = client_factory(embedded.model_copy(update={"aws_access_key_id": "rollway-iam-test"}))
-    watched: dict[str, object] = {}
-
-    def get_client(service: str):
-        client = fresh(service)
-        if service not in watched:
-            def record(model, params, **_):
-                used.update(iam_actions(service, model.name, params))
-            client.meta.events.register("before-parameter-build.*", record)
-            watched[service] = client
-        return client
+    get_client = recording(client_factory(embedded.model_copy(update={"aws_access_key_id": "rollway-iam-test"})), used)
 
     settings = ClockSettings(speed=SPEED, anchor=time.time())
     env = aws_environment(get_client, aws.targets, settings.build())
@@ -89,7 +56,7 @@ def test_the_documented_policy_allows_every_call_a_rollout_makes(aws):
         result = rollout_then_rollback(env, spec)
     assert result.outcome == "promoted", result.reason
 
-    missing = used - allowed()
+    missing = used - allowed(POLICY)
     assert not missing, f"calls the documented IAM policy does not allow: {sorted(missing)}"
     # Nothing granted that no call needs. Not on this path: a revision whose task has roles
     # (PassRole), a later rollout of the same service (the ledger's check of the newest one),
@@ -97,5 +64,5 @@ def test_the_documented_policy_allows_every_call_a_rollout_makes(aws):
     # target-group stickiness (AddTags and RemoveTags remember it; the embedded rule has none).
     other_paths = {"iam:PassRole", "dynamodb:ConditionCheckItem", "dynamodb:Scan", "ecs:DeregisterTaskDefinition",
                    "elasticloadbalancing:AddTags", "elasticloadbalancing:RemoveTags"}
-    unused = allowed() - used - other_paths
+    unused = allowed(POLICY) - used - other_paths
     assert not unused, f"the policy grants actions rollway never uses: {sorted(unused)}"

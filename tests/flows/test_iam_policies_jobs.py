@@ -1,0 +1,98 @@
+"""The IAM policies of the jobs beside the rollout: each allows every AWS call its job makes,
+and nothing it never makes.
+
+- ``iam-policy-release.json``: publish_container (ECR reads and login, the task-definition revision);
+- ``iam-policy-infrastructure.json``: the pre-deployment checklist and cleanup;
+- validate_deployment's SuccessRate read and rollout_report's ledger read need nothing beyond
+  the rollout worker's ``iam-policy.json``.
+
+What boto3 does not make is listed by hand in each policy and named here: docker's push to ECR
+(the registry API) and cdk's deploys (through the CDK bootstrap roles, which it assumes).
+"""
+
+from __future__ import annotations
+
+import json
+from contextlib import nullcontext
+
+from prefect import flow
+
+from blocks.credentials import client_factory, credentials_for_endpoint
+from flows.cleanup import run_cleanup
+from flows.container import run_publish
+from flows.infra import checker_for
+from rollway.aws.cloudwatch import read_service_averages
+from rollway.aws.ledger import DynamoLedger
+from rollway.cleanup import CleanupSpec
+from rollway.fakes import FakeImagePublisher
+from rollway.publish import PublishRequest
+from tests.flows.iam import allowed, recording
+from tests.flows.test_cleanup_flow import put_image
+
+# What docker push asks of ECR's registry API on the release's behalf (no boto3 call makes them).
+DOCKER_PUSH = {"ecr:BatchCheckLayerAvailability", "ecr:InitiateLayerUpload", "ecr:UploadLayerPart",
+               "ecr:CompleteLayerUpload", "ecr:PutImage", "ecr:BatchGetImage"}
+# What cdk does with the account: it assumes the bootstrap roles, which make the changes.
+CDK_DEPLOY = {"sts:AssumeRole"}
+
+
+def own_clients(aws, key: str, used: set[str]):
+    """Clients of their own (prefect-aws caches clients by credentials), recording into ``used``."""
+    embedded = credentials_for_endpoint(aws.endpoint_url, aws.targets.region)
+    return recording(client_factory(embedded.model_copy(update={"aws_access_key_id": key})), used)
+
+
+@flow
+def publish(aws, get_client, request):
+    return run_publish(request, aws.targets, get_client, open_publisher=lambda: nullcontext(FakeImagePublisher()))
+
+
+@flow
+def clean(aws, get_client, spec):
+    return run_cleanup(spec, aws.targets, get_client, stack_timeout_seconds=30)
+
+
+def test_the_release_policy_allows_every_call_publish_container_makes(aws, tmp_path):
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    used: set[str] = set()
+    result = publish(aws, own_clients(aws, "rollway-iam-release", used),
+                     PublishRequest(version="2.0.0", context_dir=tmp_path))
+    assert result.task_definition
+
+    policy = allowed("iam-policy-release.json")
+    assert not used - policy, f"calls the release policy does not allow: {sorted(used - policy)}"
+    unused = policy - used - DOCKER_PUSH
+    assert not unused, f"the release policy grants actions publish_container never uses: {sorted(unused)}"
+
+
+def test_the_infrastructure_policy_allows_every_call_the_checklist_and_cleanup_make(aws):
+    cloudformation = aws.get_client("cloudformation")
+    body = {"Resources": {"Queue": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": "old-queue"}}}}
+    cloudformation.create_stack(StackName="webordinary-old-stack", TemplateBody=json.dumps(body))
+    put_image(aws, "1.0.0", "1")
+    put_image(aws, "old-version", "2")
+    used: set[str] = set()
+    get_client = own_clients(aws, "rollway-iam-infrastructure", used)
+
+    checker_for(get_client, aws.targets).check()
+    result = clean(aws, get_client, CleanupSpec(old_stacks=("webordinary-old-stack",),
+                                                old_image_tags=("old-version",)))
+    assert result.deleted_stacks == ("webordinary-old-stack",) and result.deleted_tags == ("old-version",)
+
+    policy = allowed("iam-policy-infrastructure.json")
+    assert not used - policy, f"calls the infrastructure policy does not allow: {sorted(used - policy)}"
+    # Not on this path: cdk's own calls; the flow's read of the account id (for cdk's
+    # environment); passing the CDK execution role to a stack deletion (CloudFormation deletes a
+    # CDK stack with the role it was deployed with).
+    unused = policy - used - CDK_DEPLOY - {"iam:PassRole", "sts:GetCallerIdentity"}
+    assert not unused, f"the infrastructure policy grants actions its flows never use: {sorted(unused)}"
+
+
+def test_validation_and_reports_need_nothing_beyond_the_rollout_policy(aws):
+    used: set[str] = set()
+    get_client = own_clients(aws, "rollway-iam-validate", used)
+    read_service_averages(get_client("cloudwatch"), aws.targets.metrics_namespace, "SuccessRate",
+                          (aws.targets.stable_service, aws.targets.canary_service), 0.0, 600.0)
+    DynamoLedger(get_client("dynamodb"), aws.targets).history(aws.targets.canary_service)
+    policy = allowed("iam-policy.json")
+    assert used and not used - policy, f"calls the rollout policy does not allow: {sorted(used - policy)}"
