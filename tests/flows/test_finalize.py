@@ -31,7 +31,7 @@ from rollway.spec import RolloutSpec, Stage, WeeklyPhase
 from rollway.targets import Targets
 from tests.flows.moto_env import HEALTHY, SPEED, inbox
 from tests.flows.test_canary_moto import read_back
-from tests.flows.test_iam_policy import allowed, iam_actions
+from tests.flows.iam import allowed, iam_actions
 
 ALL_STABLE, ALL_CANARY = Weights(stable=100, canary=0), Weights(stable=0, canary=100)
 READS = ("Describe", "Get", "List", "Query")
@@ -185,7 +185,7 @@ def test_finalize_twice_the_second_run_changes_nothing(aws, watch_calls):
     assert first.outcome == "finalized" and first.weights == ALL_STABLE
     # deployments/iam-policy.json lets finalize make every call it makes.
     used = {action for service, names in made.items() for name in names for action in iam_actions(service, name, {})}
-    assert used - allowed() == set(), "calls the documented IAM policy does not allow"
+    assert used - allowed("iam-policy.json") == set(), "calls the documented IAM policy does not allow"
     after_first = read_back(aws), env.ledger.get(aws.targets.canary_service)
     calls = [watch_calls(aws.get_client(s)) for s in services]
     second = finalize_on(env, actor="bob")
