@@ -159,6 +159,12 @@ def run_tool(
         _kill_group(process)
         reader.join(timeout=5)
         raise ToolTimeout([_mask(a, masked) for a in command], timeout_seconds, list(tail)) from None
+    except BaseException:
+        # Interrupted while waiting (a run cancelled from the UI raises Prefect's TerminationSignal
+        # here; Ctrl-C raises KeyboardInterrupt): the tool is in a session of its own, so no signal
+        # reaches it unless sent; left alone a cancelled `cdk deploy` goes on deploying unwatched.
+        _kill_group(process)
+        raise
     reader.join(timeout=30)
     if returncode != 0:
         raise ToolFailed([_mask(a, masked) for a in command], returncode, list(tail))

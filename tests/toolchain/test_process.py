@@ -78,3 +78,51 @@ def _alive(pid: int) -> bool:
             return stat.read().split()[2] != "Z"
     except FileNotFoundError:
         return False
+
+
+class _Cancelled(BaseException):
+    """Stands for Prefect's TerminationSignal: a cancel from the UI raises it in the waiting thread."""
+
+
+def test_an_interrupted_wait_stops_the_tool_and_its_children(tmp_path, monkeypatch):
+    # Cancelling a run from the UI raises (a BaseException) in the thread waiting for the tool;
+    # the tool runs in a session of its own, so nothing else would stop it: a cancelled
+    # `cdk deploy` would go on deploying with nobody watching.
+    import subprocess
+
+    pid_file = tmp_path / "child.pid"
+    code = (
+        "import subprocess, sys, time;"
+        f"c = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']);"
+        f"open({str(pid_file)!r}, 'w').write(str(c.pid));"
+        "print('started', flush=True); time.sleep(60)"
+    )
+    real_wait = subprocess.Popen.wait
+    tool: list[subprocess.Popen] = []
+
+    def interrupted_wait(self, timeout=None):
+        if timeout is None:  # the kill's own wait
+            return real_wait(self)
+        tool.append(self)
+        deadline = time.monotonic() + 20
+        while not (pid_file.exists() and pid_file.read_text()) and time.monotonic() < deadline:
+            time.sleep(0.02)  # until the tool has started its child: the state a cancel finds
+        raise _Cancelled()
+
+    monkeypatch.setattr(subprocess.Popen, "wait", interrupted_wait)
+    try:
+        with pytest.raises(_Cancelled):
+            run_tool([PY, "-c", code], timeout_seconds=300)
+        monkeypatch.undo()
+        child = int(pid_file.read_text())
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and (_alive(child) or _alive(tool[0].pid)):
+            time.sleep(0.05)
+        assert not _alive(tool[0].pid), "the tool outlived the interrupted run"
+        assert not _alive(child), "the tool's child outlived the interrupted run"
+    finally:
+        if tool:
+            try:
+                os.killpg(tool[0].pid, 9)
+            except ProcessLookupError:
+                pass
