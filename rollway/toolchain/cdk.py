@@ -149,6 +149,7 @@ class CdkCli:
         self._synth_timeout = synth_timeout_seconds
         self._assembly: Path | None = None
         self._stacks: AppStacks | None = None
+        self._selectors: dict[str, str] = {}
 
     @property
     def assembly_dir(self) -> Path | None:
@@ -171,10 +172,11 @@ class CdkCli:
             except (ToolFailed, ToolTimeout) as err:
                 raise AppNotListed(f"the CDK app in {self._app_dir} did not synthesize: {err}", err.tail) from err
             stacks = read_assembly(out)
+            selectors = stack_selectors(out)
         except BaseException:
             shutil.rmtree(out, ignore_errors=True)  # whatever stopped it, no assembly is left behind
             raise
-        self._assembly, self._stacks = out, stacks
+        self._assembly, self._stacks, self._selectors = out, stacks, selectors
         return stacks
 
     def deploy(self, stack: str, *, timeout_seconds: float,
@@ -199,7 +201,10 @@ class CdkCli:
         assert self._assembly is not None
         outputs_file = self._assembly / f"rollway-outputs-{stack}.json"
         outputs_file.unlink(missing_ok=True)
-        command = ["deploy", stack, "--app", str(self._assembly), "--require-approval", "never", "--exclusively",
+        # cdk selects stacks by construct id, not by the CloudFormation name the plan speaks:
+        # handed the name of a stack whose app set stackName, it answered "No stacks match".
+        selector = self._selectors.get(stack, stack)
+        command = ["deploy", selector, "--app", str(self._assembly), "--require-approval", "never", "--exclusively",
                    "--outputs-file", str(outputs_file)]
         if self._direct:
             command.append("--method=direct")
@@ -218,7 +223,7 @@ class CdkCli:
 
     def close(self) -> None:
         """Remove the synthesized assembly (the next ``list_stacks`` synthesizes again)."""
-        assembly, self._assembly, self._stacks = self._assembly, None, None
+        assembly, self._assembly, self._stacks, self._selectors = self._assembly, None, None, {}
         if assembly is not None:
             shutil.rmtree(assembly, ignore_errors=True)
 
@@ -282,6 +287,14 @@ def read_assembly(assembly_dir: str | os.PathLike[str]) -> AppStacks:
         names[artifact_id]: tuple(names[d] for d in a.get("dependencies") or () if d in names)
         for artifact_id, a in stacks.items()
     })
+
+
+def stack_selectors(assembly_dir: str | os.PathLike[str]) -> dict[str, str]:
+    """Stack name -> what ``cdk deploy`` selects that stack by (its display name, the construct
+    path; its artifact id when the manifest gives none), for the stacks of ``read_assembly``."""
+    artifacts = json.loads((Path(assembly_dir) / "manifest.json").read_text()).get("artifacts") or {}
+    return {(a.get("properties") or {}).get("stackName") or artifact_id: a.get("displayName") or artifact_id
+            for artifact_id, a in artifacts.items() if a.get("type") == _STACK_ARTIFACT}
 
 
 def stack_arn(lines: Sequence[str]) -> str | None:
