@@ -165,6 +165,10 @@ def run_tool(
         # reaches it unless sent; left alone a cancelled `cdk deploy` goes on deploying unwatched.
         _kill_group(process)
         raise
+    # Whatever the tool left running in its group (a child still holding its stdout) is stopped:
+    # otherwise the reader never sees the end of the output, the run waits 30 s more, returns
+    # while still reading, and the child goes on outside any timeout.
+    _kill_leftovers(process)
     reader.join(timeout=30)
     if returncode != 0:
         raise ToolFailed([_mask(a, masked) for a in command], returncode, list(tail))
@@ -175,6 +179,15 @@ def _mask(line: str, secrets: Sequence[str]) -> str:
     for secret in secrets:
         line = line.replace(secret, MASK)
     return line
+
+
+def _kill_leftovers(process: subprocess.Popen) -> None:
+    # The group outlives its leader while members remain, and Linux does not reuse a pid that is
+    # still a group's id: this reaches only what the tool started.
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
 
 
 def _kill_group(process: subprocess.Popen) -> None:

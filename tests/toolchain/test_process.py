@@ -126,3 +126,23 @@ def test_an_interrupted_wait_stops_the_tool_and_its_children(tmp_path, monkeypat
                 os.killpg(tool[0].pid, 9)
             except ProcessLookupError:
                 pass
+
+
+def test_a_child_left_holding_the_output_is_stopped_when_the_tool_exits():
+    # A tool that exits leaving a child with its stdout open: the reader never saw the end of
+    # the output, so run_tool waited 30 s more, returned while still reading, and the child
+    # went on running, outside any timeout.
+    code = ("import subprocess, sys;"
+            "c = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']);"
+            "print(c.pid, flush=True)")
+    started = time.monotonic()
+    result = run_tool([PY, "-c", code], timeout_seconds=60)
+    child = int(result.output[0])
+    try:
+        assert not _alive(child), "the tool's child outlived it"
+        assert time.monotonic() - started < 20
+    finally:
+        try:
+            os.kill(child, 9)
+        except ProcessLookupError:
+            pass
