@@ -33,6 +33,7 @@ _NESTED_ASSEMBLY = "cdk:cloud-assembly"
 # reaches a proxy); AWS_* is never inherited when the credentials are given.
 _INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TZ", "NODE_OPTIONS", "NODE_EXTRA_CA_CERTS",
               "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy")
+_SECRET_VARIABLES = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN")
 _ARN = re.compile(r"^arn:aws[a-z-]*:cloudformation:\S+:stack/\S+$")
 _LOOPBACK = {"127.0.0.1", "::1"}
 
@@ -255,9 +256,12 @@ class CdkCli:
                                     timed_out=isinstance(err, ToolTimeout)) from err
 
     def _run(self, arguments: Sequence[str], timeout_seconds: float, on_line: Callable[[str], None] | None):
-        env = self._environment
+        variables = self._environment.variables()
+        # Masked: the secrets given, and those inherited from the worker when none were given
+        # (its AWS_* variables reach cdk too, and are no less secret).
+        secrets = [*self._environment.secrets, *(variables[k] for k in _SECRET_VARIABLES if k in variables)]
         return run_tool([self._cdk, *arguments, "--no-color"], timeout_seconds=timeout_seconds, cwd=self._app_dir,
-                        env=env.variables(), secrets=env.secrets, on_line=on_line)
+                        env=variables, secrets=secrets, on_line=on_line)
 
 
 def read_assembly(assembly_dir: str | os.PathLike[str]) -> AppStacks:

@@ -179,3 +179,20 @@ def test_an_app_that_is_not_listed_leaves_no_assembly_behind(tmp_path, monkeypat
         with pytest.raises(AppNotListed, match="could not be read"):
             cli.list_stacks()
     assert list(made.iterdir()) == []
+
+
+def test_the_workers_own_secret_key_is_masked_too(tmp_path, monkeypatch):
+    # Without keys in the block cdk inherits the worker's AWS_* variables (boto3's chain); its
+    # secret key and session token were handed to cdk but not masked in what it printed.
+    _fake_cdk(tmp_path, FAKE_CDK)
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "cdk.json").write_text("{}")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "from-the-worker")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "worker-s3cret")
+    seen: list[str] = []
+    with CdkCli(str(tmp_path / "bin" / "cdk"), app, CdkEnvironment(region="us-west-2")) as cli:
+        with pytest.raises(StackDeployFailed) as caught:
+            cli.deploy("X", timeout_seconds=30, on_line=seen.append)
+    assert caught.value.reason == f"❌  X failed to deploy AccessDenied for key {MASK}"
+    assert "worker-s3cret" not in f"{caught.value.tail} {seen} {caught.value}"
