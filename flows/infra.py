@@ -205,9 +205,10 @@ def _artifact(result: InfraResult, *, failed_at: str | None = None) -> None:
 def cdk_environment(credentials: AwsCredentials, region: str, account: str) -> CdkEnvironment:
     """The environment a cdk process deploys with, from the AwsCredentials block the flows load.
 
-    Keys go as they are; a profile by name; an assumed role as the temporary credentials of the
-    block's session (they last as long as the role's session, an hour by default); a block with
-    none of these leaves cdk to boto3's usual chain (this process's AWS_* variables, a role).
+    Keys go as they are; a profile by name; an assumed role as temporary credentials from a new
+    AssumeRole (they last as long as the role's session, an hour by default, so the flow calls
+    this again for every cdk run); a block with none of these leaves cdk to boto3's usual chain
+    (this process's AWS_* variables, a role).
     """
     endpoint = credentials.aws_client_parameters.endpoint_url
     common: dict[str, Any] = {"region": region, "account": account,
@@ -277,7 +278,12 @@ def deploy_infrastructure(
         raise AccountNotLoaded(str(err)) from err
     account = get_client("sts").get_caller_identity()["Account"]
     log.info("deploying to account %s in %s from %s", account, targets.region, app_dir)
-    with CdkCli(executable, app_dir, cdk_environment(credentials, targets.region, account), direct=direct) as cdk:
+    # Checked once here (a role that cannot be assumed fails before the app is read), then made
+    # afresh for every cdk run: an assumed role's credentials, frozen once, expired an hour into
+    # a run of deploys, in the middle of a stack.
+    cdk_environment(credentials, targets.region, account)
+    environment = lambda: cdk_environment(credentials, targets.region, account)  # noqa: E731
+    with CdkCli(executable, app_dir, environment, direct=direct) as cdk:
         return run_deploy_infrastructure(
             cdk, (lambda: checker_for(get_client, targets)) if verify else None, requested,
             from_stack=from_stack, already_deployed=already_deployed, stack_timeout_seconds=stack_timeout_seconds,

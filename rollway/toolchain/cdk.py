@@ -129,7 +129,8 @@ class CdkCli:
     Args:
         executable: the cdk CLI (a name on PATH or a path).
         app_dir: the CDK app's directory (where its cdk.json is).
-        environment: the account to deploy to.
+        environment: the account to deploy to; or a callable giving it afresh for each cdk run,
+            for temporary credentials that would expire during a long run of deploys.
         direct: deploy with ``--method=direct`` (no change sets: what the embedded AWS needs).
         synth_timeout_seconds: how long synthesizing the app may take.
 
@@ -138,7 +139,8 @@ class CdkCli:
         ValueError: ``app_dir`` is not a directory with a cdk.json.
     """
 
-    def __init__(self, executable: str, app_dir: str | os.PathLike[str], environment: CdkEnvironment, *,
+    def __init__(self, executable: str, app_dir: str | os.PathLike[str],
+                 environment: CdkEnvironment | Callable[[], CdkEnvironment], *,
                  direct: bool = False, synth_timeout_seconds: float = 600.0) -> None:
         # Absolute: cdk runs in the app's directory, where a relative path would name nothing.
         self._cdk = os.path.abspath(resolve(executable, "install the AWS CDK CLI (npm install aws-cdk) or pass its path"))
@@ -242,7 +244,7 @@ class CdkCli:
             AppNotListed: the app did not synthesize.
             StackDeployFailed: the bootstrap failed (stack ``CDKToolkit``).
         """
-        env = self._environment
+        env = self._current_environment()
         if env.account is None:
             raise ValueError("bootstrapping needs the account id (CdkEnvironment.account)")
         # From the synthesized assembly: in the app's directory (whose cdk.json may set the
@@ -255,11 +257,18 @@ class CdkCli:
             raise StackDeployFailed("CDKToolkit", failure_reason(err.tail), err.tail,
                                     timed_out=isinstance(err, ToolTimeout)) from err
 
+    def _current_environment(self) -> CdkEnvironment:
+        # Asked again for every run: an assumed role's credentials last an hour by default, and
+        # a run of deploys (each up to its timeout) can outlast them.
+        env = self._environment
+        return env if isinstance(env, CdkEnvironment) else env()
+
     def _run(self, arguments: Sequence[str], timeout_seconds: float, on_line: Callable[[str], None] | None):
-        variables = self._environment.variables()
+        environment = self._current_environment()
+        variables = environment.variables()
         # Masked: the secrets given, and those inherited from the worker when none were given
         # (its AWS_* variables reach cdk too, and are no less secret).
-        secrets = [*self._environment.secrets, *(variables[k] for k in _SECRET_VARIABLES if k in variables)]
+        secrets = [*environment.secrets, *(variables[k] for k in _SECRET_VARIABLES if k in variables)]
         return run_tool([self._cdk, *arguments, "--no-color"], timeout_seconds=timeout_seconds, cwd=self._app_dir,
                         env=variables, secrets=secrets, on_line=on_line)
 

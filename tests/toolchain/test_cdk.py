@@ -196,3 +196,27 @@ def test_the_workers_own_secret_key_is_masked_too(tmp_path, monkeypatch):
             cli.deploy("X", timeout_seconds=30, on_line=seen.append)
     assert caught.value.reason == f"❌  X failed to deploy AccessDenied for key {MASK}"
     assert "worker-s3cret" not in f"{caught.value.tail} {seen} {caught.value}"
+
+
+def test_a_callable_environment_is_asked_again_for_every_cdk_run(tmp_path):
+    # Temporary credentials (an assumed role's, an hour by default) frozen once at the start
+    # expired in the middle of a long run of deploys: each cdk run now gets them afresh.
+    body = FAKE_CDK.replace('print("X: creating stack...")',
+                            'print("key " + os.environ["AWS_ACCESS_KEY_ID"]); sys.exit(0)')
+    _fake_cdk(tmp_path, body)
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "cdk.json").write_text("{}")
+    issued = iter(range(1, 10))
+
+    def fresh() -> CdkEnvironment:
+        n = next(issued)
+        return CdkEnvironment(region="us-west-2", access_key_id=f"ASIA{n}", secret_access_key=SecretStr(f"s{n}x"),
+                              session_token=SecretStr(f"t{n}x"))
+
+    seen: list[str] = []
+    with CdkCli(str(tmp_path / "bin" / "cdk"), app, fresh) as cli:
+        cli.list_stacks()  # run 1
+        cli.deploy("X", timeout_seconds=30, on_line=seen.append)
+        cli.deploy("X", timeout_seconds=30, on_line=seen.append)
+    assert seen == ["key ASIA2", "key ASIA3"]
