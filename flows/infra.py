@@ -128,7 +128,14 @@ def run_deploy_infrastructure(
     for s in plan.skipped:
         reports[s] = StackReport(stack=s, status="skipped", detail="before from_stack: deployed by an earlier run")
     if prepare is not None:
-        prepare()
+        try:
+            prepare()
+        except Exception as err:  # noqa: BLE001 - like a failed stack: an artifact, and what to do next
+            # A failed bootstrap raised cdk's bare error: no artifact, nothing saying that no stack
+            # was deployed or how to go on.
+            result = InfraResult(stacks=tuple(reports.values()), reordered=plan.reordered)
+            _artifact(result, failed_at="cdk bootstrap", resume_from=from_stack)
+            raise InfraDeployFailed(_not_prepared(result, err, from_stack)) from err
     total = len(plan.order)
     for stack in plan.to_deploy:
         position = f"stack {plan.order.index(stack) + 1}/{total} {stack}"
@@ -181,6 +188,17 @@ def _stopped(result: InfraResult, failed: str, err: Exception, requested: Sequen
     return "\n".join(lines)
 
 
+def _not_prepared(result: InfraResult, err: Exception, from_stack: str | None) -> str:
+    tail = err.tail[-_TAIL_SHOWN:] if isinstance(err, StackDeployFailed) else ()
+    lines = [f"cdk bootstrap failed: {_reason(err)}",
+             f"no stack was deployed: {', '.join(r.stack for r in result.stacks if r.status == 'not deployed')}"]
+    if tail:
+        lines += ["cdk's last lines:", *(f"    {line}" for line in tail)]
+    again = f" with from_stack={from_stack!r}" if from_stack else ""
+    lines.append(f"once it is fixed, run deploy_infrastructure again{again} (bootstrapping again is safe)")
+    return "\n".join(lines)
+
+
 def _log_checklist(checklist: Checklist) -> None:
     log = get_run_logger()
     for item in checklist.items:
@@ -188,15 +206,17 @@ def _log_checklist(checklist: Checklist) -> None:
                                                  item.kind, item.name, item.reason)
 
 
-def _artifact(result: InfraResult, *, failed_at: str | None = None) -> None:
+def _artifact(result: InfraResult, *, failed_at: str | None = None, resume_from: str | None = "") -> None:
     heading = (f"# Infrastructure: stopped at {failed_at}" if failed_at
                else "# Infrastructure deployed" + ("" if result.checklist is None or result.checklist.passed
                                                    else ", checklist FAILED"))
     rows = [f"| {i} | `{r.stack}` | {r.status} | {'' if r.seconds is None else f'{r.seconds:.1f}'} | "
             f"{r.detail.replace('|', '/').replace(chr(10), ' ')} |" for i, r in enumerate(result.stacks, 1)]
     parts = [heading, "", "## Stacks", "", "| # | stack | status | seconds | detail |", "|---|---|---|---|---|", *rows]
+    resume_from = failed_at if resume_from == "" else resume_from  # a stack resumes at itself
     if failed_at:
-        parts += ["", f"Resume with `from_stack={failed_at!r}` once the cause is fixed."]
+        parts += ["", f"Resume with `from_stack={resume_from!r}` once the cause is fixed." if resume_from
+                  else "Run it again once the cause is fixed."]
     if result.checklist is not None:
         parts += ["", "## Pre-deployment checklist", "", result.checklist.markdown()]
     create_markdown_artifact(key=ARTIFACT_KEY, markdown="\n".join(parts), description="infrastructure deployment")
