@@ -22,6 +22,9 @@ from dataclasses import dataclass
 
 # Lines of output kept for the error message of a failed run: the end is where tools say why.
 TAIL_LINES = 40
+# A line longer than this is cut where it is kept or shown: one line of a template or a JSON
+# blob would otherwise fill the error message, the run's log and its artifact with megabytes.
+MAX_LINE_CHARS = 8000
 MASK = "****"
 
 
@@ -137,7 +140,7 @@ def run_tool(
     def read() -> None:
         assert process.stdout is not None
         for raw in process.stdout:
-            line = _mask(raw.rstrip("\n"), masked)
+            line = _cut(_mask(raw.rstrip("\n"), masked))  # masked first: a cut never splits a secret
             tail.append(line)
             if keep_output:
                 kept.append(line)
@@ -173,6 +176,12 @@ def run_tool(
     if returncode != 0:
         raise ToolFailed([_mask(a, masked) for a in command], returncode, list(tail))
     return ToolResult(tuple(command), tuple(kept if keep_output else tail), time.monotonic() - started)
+
+
+def _cut(line: str) -> str:
+    if len(line) <= MAX_LINE_CHARS:
+        return line
+    return f"{line[:MAX_LINE_CHARS]} ... ({len(line) - MAX_LINE_CHARS} characters cut)"
 
 
 def _mask(line: str, secrets: Sequence[str]) -> str:
