@@ -139,6 +139,9 @@ def test_a_child_left_holding_the_output_is_stopped_when_the_tool_exits():
     result = run_tool([PY, "-c", code], timeout_seconds=60)
     child = int(result.output[0])
     try:
+        deadline = time.monotonic() + 5  # killed: its output is closed a moment before it is gone
+        while time.monotonic() < deadline and _alive(child):
+            time.sleep(0.05)
         assert not _alive(child), "the tool's child outlived it"
         assert time.monotonic() - started < 20
     finally:
@@ -146,3 +149,15 @@ def test_a_child_left_holding_the_output_is_stopped_when_the_tool_exits():
             os.kill(child, 9)
         except ProcessLookupError:
             pass
+
+
+def test_a_huge_line_is_cut_where_it_is_kept_or_shown():
+    # A tool printing one enormous line (a template, a JSON blob) put all of it into the error
+    # message, the tail and every log line: megabytes in the run's state message and artifact.
+    seen: list[str] = []
+    code = "import sys; sys.stdout.write('hunter2' + 'x' * 3_000_000 + '\\n'); sys.stdout.flush(); raise SystemExit(2)"
+    with pytest.raises(ToolFailed) as caught:
+        run_tool([PY, "-c", code], timeout_seconds=60, secrets=["hunter2"], on_line=seen.append)
+    assert len(str(caught.value)) < 50_000
+    assert len(seen) == 1 and len(seen[0]) < 50_000 and seen[0].startswith("****xxx")
+    assert "characters cut" in caught.value.tail[0]
