@@ -33,6 +33,9 @@ _NESTED_ASSEMBLY = "cdk:cloud-assembly"
 # reaches a proxy); AWS_* is never inherited when the credentials are given.
 _INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TZ", "NODE_OPTIONS", "NODE_EXTRA_CA_CERTS",
               "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy")
+# Where the worker keeps its AWS config and whom it trusts: no credentials, but a profile is
+# looked up there and TLS to AWS (a corporate proxy) needs the bundle, whichever credentials.
+_AWS_SETTINGS = ("AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE", "AWS_CA_BUNDLE")
 _SECRET_VARIABLES = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN")
 _ARN = re.compile(r"^arn:aws[a-z-]*:cloudformation:\S+:stack/\S+$")
 _LOOPBACK = {"127.0.0.1", "::1"}
@@ -87,7 +90,7 @@ class CdkEnvironment(BaseModel):
                 this process's by default.
         """
         inherit = os.environ if inherit is None else inherit
-        env = {k: inherit[k] for k in _INHERITED if k in inherit}
+        env = {k: inherit[k] for k in (*_INHERITED, *_AWS_SETTINGS) if k in inherit}
         if self.access_key_id is None and self.profile is None:
             # No credentials given: cdk finds them as boto3 would, from this process's chain.
             env.update({k: v for k, v in inherit.items() if k.startswith("AWS_")})

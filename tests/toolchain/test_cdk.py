@@ -220,3 +220,17 @@ def test_a_callable_environment_is_asked_again_for_every_cdk_run(tmp_path):
         cli.deploy("X", timeout_seconds=30, on_line=seen.append)
         cli.deploy("X", timeout_seconds=30, on_line=seen.append)
     assert seen == ["key ASIA2", "key ASIA3"]
+
+
+def test_a_profile_is_looked_up_where_the_worker_keeps_its_aws_config():
+    # The flow's boto3 found the profile in the worker's AWS_CONFIG_FILE; cdk, not handed that
+    # variable, looked in ~/.aws and failed with "Unable to resolve AWS account".
+    worker = {**INHERITED, "AWS_CONFIG_FILE": "/etc/aws/config", "AWS_SHARED_CREDENTIALS_FILE": "/etc/aws/creds",
+              "AWS_CA_BUNDLE": "/etc/ssl/corp.pem"}
+    profiled = CdkEnvironment(region="us-west-2", profile="deploy").variables(worker)
+    assert profiled["AWS_CONFIG_FILE"] == "/etc/aws/config"
+    assert profiled["AWS_SHARED_CREDENTIALS_FILE"] == "/etc/aws/creds"
+    assert profiled["AWS_CA_BUNDLE"] == "/etc/ssl/corp.pem"  # whom to trust, with any credentials
+    keyed = CdkEnvironment(region="us-west-2", access_key_id="a", secret_access_key=SecretStr("s")).variables(worker)
+    assert keyed["AWS_CA_BUNDLE"] == "/etc/ssl/corp.pem"
+    assert keyed["AWS_ACCESS_KEY_ID"] == "a" and "AWS_PROFILE" not in keyed
