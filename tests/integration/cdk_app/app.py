@@ -58,6 +58,7 @@ prefix = app.node.try_get_context("prefix") or "Test"
 env = cdk.Environment(account=app.node.try_get_context("account") or None, region=app.node.try_get_context("region") or None)
 queues = QueueStack(app, f"{prefix}SQSStack", queue=f"{prefix.lower()}-input", dlq=f"{prefix.lower()}-input-dlq")
 SessionStack(app, f"{prefix}SessionStack", table=f"{prefix.lower()}-sessions", queue=queues.queue)
-NamedStack(app, f"{prefix}NamedStack", stack_name=f"{prefix.lower()}-named", queue=f"{prefix.lower()}-named-queue")
+NamedStack(app, f"{prefix}NamedStack", stack_name=f"{prefix.lower()}-named",
+           queue=f"{prefix.lower()}-named-queue")
 BrokenStack(app, f"{prefix}BrokenStack")
 app.synth()
