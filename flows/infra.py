@@ -128,7 +128,14 @@ def run_deploy_infrastructure(
     for s in plan.skipped:
         reports[s] = StackReport(stack=s, status="skipped", detail="before from_stack: deployed by an earlier run")
     if prepare is not None:
-        prepare()
+        try:
+            prepare()
+        except Exception as err:  # noqa: BLE001 - like a failed stack: an artifact, and what to do next
+            # A failed bootstrap raised cdk's bare error: no artifact, nothing saying that no stack
+            # was deployed or how to go on.
+            result = InfraResult(stacks=tuple(reports.values()), reordered=plan.reordered)
+            _artifact(result, failed_at="cdk bootstrap", resume_from=from_stack)
+            raise InfraDeployFailed(_not_prepared(result, err, from_stack)) from err
     total = len(plan.order)
     for stack in plan.to_deploy:
         position = f"stack {plan.order.index(stack) + 1}/{total} {stack}"
@@ -181,6 +188,17 @@ def _stopped(result: InfraResult, failed: str, err: Exception, requested: Sequen
     return "\n".join(lines)
 
 
+def _not_prepared(result: InfraResult, err: Exception, from_stack: str | None) -> str:
+    tail = err.tail[-_TAIL_SHOWN:] if isinstance(err, StackDeployFailed) else ()
+    lines = [f"cdk bootstrap failed: {_reason(err)}",
+             f"no stack was deployed: {', '.join(r.stack for r in result.stacks if r.status == 'not deployed')}"]
+    if tail:
+        lines += ["cdk's last lines:", *(f"    {line}" for line in tail)]
+    again = f" with from_stack={from_stack!r}" if from_stack else ""
+    lines.append(f"once it is fixed, run deploy_infrastructure again{again} (bootstrapping again is safe)")
+    return "\n".join(lines)
+
+
 def _log_checklist(checklist: Checklist) -> None:
     log = get_run_logger()
     for item in checklist.items:
@@ -188,15 +206,17 @@ def _log_checklist(checklist: Checklist) -> None:
                                                  item.kind, item.name, item.reason)
 
 
-def _artifact(result: InfraResult, *, failed_at: str | None = None) -> None:
+def _artifact(result: InfraResult, *, failed_at: str | None = None, resume_from: str | None = "") -> None:
     heading = (f"# Infrastructure: stopped at {failed_at}" if failed_at
                else "# Infrastructure deployed" + ("" if result.checklist is None or result.checklist.passed
                                                    else ", checklist FAILED"))
     rows = [f"| {i} | `{r.stack}` | {r.status} | {'' if r.seconds is None else f'{r.seconds:.1f}'} | "
             f"{r.detail.replace('|', '/').replace(chr(10), ' ')} |" for i, r in enumerate(result.stacks, 1)]
     parts = [heading, "", "## Stacks", "", "| # | stack | status | seconds | detail |", "|---|---|---|---|---|", *rows]
+    resume_from = failed_at if resume_from == "" else resume_from  # a stack resumes at itself
     if failed_at:
-        parts += ["", f"Resume with `from_stack={failed_at!r}` once the cause is fixed."]
+        parts += ["", f"Resume with `from_stack={resume_from!r}` once the cause is fixed." if resume_from
+                  else "Run it again once the cause is fixed."]
     if result.checklist is not None:
         parts += ["", "## Pre-deployment checklist", "", result.checklist.markdown()]
     create_markdown_artifact(key=ARTIFACT_KEY, markdown="\n".join(parts), description="infrastructure deployment")
@@ -205,9 +225,10 @@ def _artifact(result: InfraResult, *, failed_at: str | None = None) -> None:
 def cdk_environment(credentials: AwsCredentials, region: str, account: str) -> CdkEnvironment:
     """The environment a cdk process deploys with, from the AwsCredentials block the flows load.
 
-    Keys go as they are; a profile by name; an assumed role as the temporary credentials of the
-    block's session (they last as long as the role's session, an hour by default); a block with
-    none of these leaves cdk to boto3's usual chain (this process's AWS_* variables, a role).
+    Keys go as they are; a profile by name; an assumed role as temporary credentials from a new
+    AssumeRole (they last as long as the role's session, an hour by default, so the flow calls
+    this again for every cdk run); a block with none of these leaves cdk to boto3's usual chain
+    (this process's AWS_* variables, a role).
     """
     endpoint = credentials.aws_client_parameters.endpoint_url
     common: dict[str, Any] = {"region": region, "account": account,
@@ -277,7 +298,12 @@ def deploy_infrastructure(
         raise AccountNotLoaded(str(err)) from err
     account = get_client("sts").get_caller_identity()["Account"]
     log.info("deploying to account %s in %s from %s", account, targets.region, app_dir)
-    with CdkCli(executable, app_dir, cdk_environment(credentials, targets.region, account), direct=direct) as cdk:
+    # Checked once here (a role that cannot be assumed fails before the app is read), then made
+    # afresh for every cdk run: an assumed role's credentials, frozen once, expired an hour into
+    # a run of deploys, in the middle of a stack.
+    cdk_environment(credentials, targets.region, account)
+    environment = lambda: cdk_environment(credentials, targets.region, account)  # noqa: E731
+    with CdkCli(executable, app_dir, environment, direct=direct) as cdk:
         return run_deploy_infrastructure(
             cdk, (lambda: checker_for(get_client, targets)) if verify else None, requested,
             from_stack=from_stack, already_deployed=already_deployed, stack_timeout_seconds=stack_timeout_seconds,

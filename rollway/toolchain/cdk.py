@@ -33,6 +33,10 @@ _NESTED_ASSEMBLY = "cdk:cloud-assembly"
 # reaches a proxy); AWS_* is never inherited when the credentials are given.
 _INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TZ", "NODE_OPTIONS", "NODE_EXTRA_CA_CERTS",
               "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy")
+# Where the worker keeps its AWS config and whom it trusts: no credentials, but a profile is
+# looked up there and TLS to AWS (a corporate proxy) needs the bundle, whichever credentials.
+_AWS_SETTINGS = ("AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE", "AWS_CA_BUNDLE")
+_SECRET_VARIABLES = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN")
 _ARN = re.compile(r"^arn:aws[a-z-]*:cloudformation:\S+:stack/\S+$")
 _LOOPBACK = {"127.0.0.1", "::1"}
 
@@ -86,7 +90,7 @@ class CdkEnvironment(BaseModel):
                 this process's by default.
         """
         inherit = os.environ if inherit is None else inherit
-        env = {k: inherit[k] for k in _INHERITED if k in inherit}
+        env = {k: inherit[k] for k in (*_INHERITED, *_AWS_SETTINGS) if k in inherit}
         if self.access_key_id is None and self.profile is None:
             # No credentials given: cdk finds them as boto3 would, from this process's chain.
             env.update({k: v for k, v in inherit.items() if k.startswith("AWS_")})
@@ -128,7 +132,8 @@ class CdkCli:
     Args:
         executable: the cdk CLI (a name on PATH or a path).
         app_dir: the CDK app's directory (where its cdk.json is).
-        environment: the account to deploy to.
+        environment: the account to deploy to; or a callable giving it afresh for each cdk run,
+            for temporary credentials that would expire during a long run of deploys.
         direct: deploy with ``--method=direct`` (no change sets: what the embedded AWS needs).
         synth_timeout_seconds: how long synthesizing the app may take.
 
@@ -137,7 +142,8 @@ class CdkCli:
         ValueError: ``app_dir`` is not a directory with a cdk.json.
     """
 
-    def __init__(self, executable: str, app_dir: str | os.PathLike[str], environment: CdkEnvironment, *,
+    def __init__(self, executable: str, app_dir: str | os.PathLike[str],
+                 environment: CdkEnvironment | Callable[[], CdkEnvironment], *,
                  direct: bool = False, synth_timeout_seconds: float = 600.0) -> None:
         # Absolute: cdk runs in the app's directory, where a relative path would name nothing.
         self._cdk = os.path.abspath(resolve(executable, "install the AWS CDK CLI (npm install aws-cdk) or pass its path"))
@@ -149,6 +155,7 @@ class CdkCli:
         self._synth_timeout = synth_timeout_seconds
         self._assembly: Path | None = None
         self._stacks: AppStacks | None = None
+        self._selectors: dict[str, str] = {}
 
     @property
     def assembly_dir(self) -> Path | None:
@@ -171,10 +178,11 @@ class CdkCli:
             except (ToolFailed, ToolTimeout) as err:
                 raise AppNotListed(f"the CDK app in {self._app_dir} did not synthesize: {err}", err.tail) from err
             stacks = read_assembly(out)
+            selectors = stack_selectors(out)
         except BaseException:
             shutil.rmtree(out, ignore_errors=True)  # whatever stopped it, no assembly is left behind
             raise
-        self._assembly, self._stacks = out, stacks
+        self._assembly, self._stacks, self._selectors = out, stacks, selectors
         return stacks
 
     def deploy(self, stack: str, *, timeout_seconds: float,
@@ -199,7 +207,10 @@ class CdkCli:
         assert self._assembly is not None
         outputs_file = self._assembly / f"rollway-outputs-{stack}.json"
         outputs_file.unlink(missing_ok=True)
-        command = ["deploy", stack, "--app", str(self._assembly), "--require-approval", "never", "--exclusively",
+        # cdk selects stacks by construct id, not by the CloudFormation name the plan speaks:
+        # handed the name of a stack whose app set stackName, it answered "No stacks match".
+        selector = self._selectors.get(stack, stack)
+        command = ["deploy", selector, "--app", str(self._assembly), "--require-approval", "never", "--exclusively",
                    "--outputs-file", str(outputs_file)]
         if self._direct:
             command.append("--method=direct")
@@ -218,7 +229,7 @@ class CdkCli:
 
     def close(self) -> None:
         """Remove the synthesized assembly (the next ``list_stacks`` synthesizes again)."""
-        assembly, self._assembly, self._stacks = self._assembly, None, None
+        assembly, self._assembly, self._stacks, self._selectors = self._assembly, None, None, {}
         if assembly is not None:
             shutil.rmtree(assembly, ignore_errors=True)
 
@@ -236,7 +247,7 @@ class CdkCli:
             AppNotListed: the app did not synthesize.
             StackDeployFailed: the bootstrap failed (stack ``CDKToolkit``).
         """
-        env = self._environment
+        env = self._current_environment()
         if env.account is None:
             raise ValueError("bootstrapping needs the account id (CdkEnvironment.account)")
         # From the synthesized assembly: in the app's directory (whose cdk.json may set the
@@ -249,10 +260,20 @@ class CdkCli:
             raise StackDeployFailed("CDKToolkit", failure_reason(err.tail), err.tail,
                                     timed_out=isinstance(err, ToolTimeout)) from err
 
-    def _run(self, arguments: Sequence[str], timeout_seconds: float, on_line: Callable[[str], None] | None):
+    def _current_environment(self) -> CdkEnvironment:
+        # Asked again for every run: an assumed role's credentials last an hour by default, and
+        # a run of deploys (each up to its timeout) can outlast them.
         env = self._environment
+        return env if isinstance(env, CdkEnvironment) else env()
+
+    def _run(self, arguments: Sequence[str], timeout_seconds: float, on_line: Callable[[str], None] | None):
+        environment = self._current_environment()
+        variables = environment.variables()
+        # Masked: the secrets given, and those inherited from the worker when none were given
+        # (its AWS_* variables reach cdk too, and are no less secret).
+        secrets = [*environment.secrets, *(variables[k] for k in _SECRET_VARIABLES if k in variables)]
         return run_tool([self._cdk, *arguments, "--no-color"], timeout_seconds=timeout_seconds, cwd=self._app_dir,
-                        env=env.variables(), secrets=env.secrets, on_line=on_line)
+                        env=variables, secrets=secrets, on_line=on_line)
 
 
 def read_assembly(assembly_dir: str | os.PathLike[str]) -> AppStacks:
@@ -282,6 +303,14 @@ def read_assembly(assembly_dir: str | os.PathLike[str]) -> AppStacks:
         names[artifact_id]: tuple(names[d] for d in a.get("dependencies") or () if d in names)
         for artifact_id, a in stacks.items()
     })
+
+
+def stack_selectors(assembly_dir: str | os.PathLike[str]) -> dict[str, str]:
+    """Stack name -> what ``cdk deploy`` selects that stack by (its display name, the construct
+    path; its artifact id when the manifest gives none), for the stacks of ``read_assembly``."""
+    artifacts = json.loads((Path(assembly_dir) / "manifest.json").read_text()).get("artifacts") or {}
+    return {(a.get("properties") or {}).get("stackName") or artifact_id: a.get("displayName") or artifact_id
+            for artifact_id, a in artifacts.items() if a.get("type") == _STACK_ARTIFACT}
 
 
 def stack_arn(lines: Sequence[str]) -> str | None:

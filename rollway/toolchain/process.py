@@ -22,6 +22,9 @@ from dataclasses import dataclass
 
 # Lines of output kept for the error message of a failed run: the end is where tools say why.
 TAIL_LINES = 40
+# A line longer than this is cut where it is kept or shown: one line of a template or a JSON
+# blob would otherwise fill the error message, the run's log and its artifact with megabytes.
+MAX_LINE_CHARS = 8000
 MASK = "****"
 
 
@@ -137,7 +140,7 @@ def run_tool(
     def read() -> None:
         assert process.stdout is not None
         for raw in process.stdout:
-            line = _mask(raw.rstrip("\n"), masked)
+            line = _cut(_mask(raw.rstrip("\n"), masked))  # masked first: a cut never splits a secret
             tail.append(line)
             if keep_output:
                 kept.append(line)
@@ -159,16 +162,41 @@ def run_tool(
         _kill_group(process)
         reader.join(timeout=5)
         raise ToolTimeout([_mask(a, masked) for a in command], timeout_seconds, list(tail)) from None
+    except BaseException:
+        # Interrupted while waiting (a run cancelled from the UI raises Prefect's TerminationSignal
+        # here; Ctrl-C raises KeyboardInterrupt): the tool is in a session of its own, so no signal
+        # reaches it unless sent; left alone a cancelled `cdk deploy` goes on deploying unwatched.
+        _kill_group(process)
+        raise
+    # Whatever the tool left running in its group (a child still holding its stdout) is stopped:
+    # otherwise the reader never sees the end of the output, the run waits 30 s more, returns
+    # while still reading, and the child goes on outside any timeout.
+    _kill_leftovers(process)
     reader.join(timeout=30)
     if returncode != 0:
         raise ToolFailed([_mask(a, masked) for a in command], returncode, list(tail))
     return ToolResult(tuple(command), tuple(kept if keep_output else tail), time.monotonic() - started)
 
 
+def _cut(line: str) -> str:
+    if len(line) <= MAX_LINE_CHARS:
+        return line
+    return f"{line[:MAX_LINE_CHARS]} ... ({len(line) - MAX_LINE_CHARS} characters cut)"
+
+
 def _mask(line: str, secrets: Sequence[str]) -> str:
     for secret in secrets:
         line = line.replace(secret, MASK)
     return line
+
+
+def _kill_leftovers(process: subprocess.Popen) -> None:
+    # The group outlives its leader while members remain, and Linux does not reuse a pid that is
+    # still a group's id: this reaches only what the tool started.
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
 
 
 def _kill_group(process: subprocess.Popen) -> None:

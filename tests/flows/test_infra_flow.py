@@ -93,6 +93,27 @@ def test_preparing_comes_after_the_plan_and_before_the_first_deploy():
     assert deployer.calls[:3] == ["list", "bootstrap", f"deploy {STACKS[0]}"]
 
 
+def test_a_failed_bootstrap_says_nothing_was_deployed_and_leaves_an_artifact():
+    from rollway.infra import StackDeployFailed
+
+    def bootstrap():
+        raise StackDeployFailed("CDKToolkit", "AccessDenied: not allowed to create the toolkit bucket",
+                                ("CDKToolkit: creating...", "❌  Environment aws://123456789012/us-west-2 failed"))
+
+    since = time.time()
+    deployer = FakeInfraDeployer(WEBORDINARY)
+    with pytest.raises(InfraDeployFailed) as caught:
+        deploy_on(deployer, lambda: Passing(), prepare=bootstrap)
+    assert deployer.calls == ["list"]
+    message = str(caught.value)
+    assert "cdk bootstrap failed: AccessDenied" in message
+    assert f"no stack was deployed: {', '.join(STACKS)}" in message
+    assert "❌  Environment aws://123456789012/us-west-2 failed" in message
+    summary = latest(ARTIFACT_KEY, since)
+    assert "stopped at cdk bootstrap" in summary and "| 1 | `WebordinaryECRStack` | not deployed |" in summary
+    assert "from_stack" not in summary
+
+
 def test_a_failed_stack_stops_the_run_and_says_how_to_resume(caplog):
     since = time.time()
     deployer = FakeInfraDeployer(WEBORDINARY, failing={"WebordinarySQSStack": "Resource limit exceeded"})

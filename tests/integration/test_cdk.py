@@ -60,7 +60,16 @@ def cdk(embedded_aws, tmp_path_factory) -> Iterator[Deployed]:
 
 
 def test_the_app_lists_its_stacks_and_their_dependencies(cdk):
-    assert cdk.app.dependencies == {"ItSQSStack": (), "ItSessionStack": ("ItSQSStack",), "ItBrokenStack": ()}
+    assert cdk.app.dependencies == {"ItSQSStack": (), "ItSessionStack": ("ItSQSStack",), "it-named": (),
+                                    "ItBrokenStack": ()}
+
+
+def test_a_stack_named_apart_from_its_id_deploys_by_its_cloudformation_name(cdk):
+    # The plan speaks CloudFormation names (Targets.stacks); cdk selects stacks by construct id,
+    # and answered "No stacks match the name(s) it-named" when handed the name.
+    deployed = cdk.cli.deploy("it-named", timeout_seconds=120)
+    assert deployed.arn and f":stack/it-named/" in deployed.arn, deployed
+    assert deployed.outputs["QueueName"] == "it-named-queue"
 
 
 def test_stacks_deploy_in_the_plans_order_and_make_what_the_checklist_expects(cdk):

@@ -179,3 +179,58 @@ def test_an_app_that_is_not_listed_leaves_no_assembly_behind(tmp_path, monkeypat
         with pytest.raises(AppNotListed, match="could not be read"):
             cli.list_stacks()
     assert list(made.iterdir()) == []
+
+
+def test_the_workers_own_secret_key_is_masked_too(tmp_path, monkeypatch):
+    # Without keys in the block cdk inherits the worker's AWS_* variables (boto3's chain); its
+    # secret key and session token were handed to cdk but not masked in what it printed.
+    _fake_cdk(tmp_path, FAKE_CDK)
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "cdk.json").write_text("{}")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "from-the-worker")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "worker-s3cret")
+    seen: list[str] = []
+    with CdkCli(str(tmp_path / "bin" / "cdk"), app, CdkEnvironment(region="us-west-2")) as cli:
+        with pytest.raises(StackDeployFailed) as caught:
+            cli.deploy("X", timeout_seconds=30, on_line=seen.append)
+    assert caught.value.reason == f"❌  X failed to deploy AccessDenied for key {MASK}"
+    assert "worker-s3cret" not in f"{caught.value.tail} {seen} {caught.value}"
+
+
+def test_a_callable_environment_is_asked_again_for_every_cdk_run(tmp_path):
+    # Temporary credentials (an assumed role's, an hour by default) frozen once at the start
+    # expired in the middle of a long run of deploys: each cdk run now gets them afresh.
+    body = FAKE_CDK.replace('print("X: creating stack...")',
+                            'print("key " + os.environ["AWS_ACCESS_KEY_ID"]); sys.exit(0)')
+    _fake_cdk(tmp_path, body)
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "cdk.json").write_text("{}")
+    issued = iter(range(1, 10))
+
+    def fresh() -> CdkEnvironment:
+        n = next(issued)
+        return CdkEnvironment(region="us-west-2", access_key_id=f"ASIA{n}", secret_access_key=SecretStr(f"s{n}x"),
+                              session_token=SecretStr(f"t{n}x"))
+
+    seen: list[str] = []
+    with CdkCli(str(tmp_path / "bin" / "cdk"), app, fresh) as cli:
+        cli.list_stacks()  # run 1
+        cli.deploy("X", timeout_seconds=30, on_line=seen.append)
+        cli.deploy("X", timeout_seconds=30, on_line=seen.append)
+    assert seen == ["key ASIA2", "key ASIA3"]
+
+
+def test_a_profile_is_looked_up_where_the_worker_keeps_its_aws_config():
+    # The flow's boto3 found the profile in the worker's AWS_CONFIG_FILE; cdk, not handed that
+    # variable, looked in ~/.aws and failed with "Unable to resolve AWS account".
+    worker = {**INHERITED, "AWS_CONFIG_FILE": "/etc/aws/config", "AWS_SHARED_CREDENTIALS_FILE": "/etc/aws/creds",
+              "AWS_CA_BUNDLE": "/etc/ssl/corp.pem"}
+    profiled = CdkEnvironment(region="us-west-2", profile="deploy").variables(worker)
+    assert profiled["AWS_CONFIG_FILE"] == "/etc/aws/config"
+    assert profiled["AWS_SHARED_CREDENTIALS_FILE"] == "/etc/aws/creds"
+    assert profiled["AWS_CA_BUNDLE"] == "/etc/ssl/corp.pem"  # whom to trust, with any credentials
+    keyed = CdkEnvironment(region="us-west-2", access_key_id="a", secret_access_key=SecretStr("s")).variables(worker)
+    assert keyed["AWS_CA_BUNDLE"] == "/etc/ssl/corp.pem"
+    assert keyed["AWS_ACCESS_KEY_ID"] == "a" and "AWS_PROFILE" not in keyed

@@ -78,3 +78,86 @@ def _alive(pid: int) -> bool:
             return stat.read().split()[2] != "Z"
     except FileNotFoundError:
         return False
+
+
+class _Cancelled(BaseException):
+    """Stands for Prefect's TerminationSignal: a cancel from the UI raises it in the waiting thread."""
+
+
+def test_an_interrupted_wait_stops_the_tool_and_its_children(tmp_path, monkeypatch):
+    # Cancelling a run from the UI raises (a BaseException) in the thread waiting for the tool;
+    # the tool runs in a session of its own, so nothing else would stop it: a cancelled
+    # `cdk deploy` would go on deploying with nobody watching.
+    import subprocess
+
+    pid_file = tmp_path / "child.pid"
+    code = (
+        "import subprocess, sys, time;"
+        f"c = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']);"
+        f"open({str(pid_file)!r}, 'w').write(str(c.pid));"
+        "print('started', flush=True); time.sleep(60)"
+    )
+    real_wait = subprocess.Popen.wait
+    tool: list[subprocess.Popen] = []
+
+    def interrupted_wait(self, timeout=None):
+        if timeout is None:  # the kill's own wait
+            return real_wait(self)
+        tool.append(self)
+        deadline = time.monotonic() + 20
+        while not (pid_file.exists() and pid_file.read_text()) and time.monotonic() < deadline:
+            time.sleep(0.02)  # until the tool has started its child: the state a cancel finds
+        raise _Cancelled()
+
+    monkeypatch.setattr(subprocess.Popen, "wait", interrupted_wait)
+    try:
+        with pytest.raises(_Cancelled):
+            run_tool([PY, "-c", code], timeout_seconds=300)
+        monkeypatch.undo()
+        child = int(pid_file.read_text())
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and (_alive(child) or _alive(tool[0].pid)):
+            time.sleep(0.05)
+        assert not _alive(tool[0].pid), "the tool outlived the interrupted run"
+        assert not _alive(child), "the tool's child outlived the interrupted run"
+    finally:
+        if tool:
+            try:
+                os.killpg(tool[0].pid, 9)
+            except ProcessLookupError:
+                pass
+
+
+def test_a_child_left_holding_the_output_is_stopped_when_the_tool_exits():
+    # A tool that exits leaving a child with its stdout open: the reader never saw the end of
+    # the output, so run_tool waited 30 s more, returned while still reading, and the child
+    # went on running, outside any timeout.
+    code = ("import subprocess, sys;"
+            "c = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']);"
+            "print(c.pid, flush=True)")
+    started = time.monotonic()
+    result = run_tool([PY, "-c", code], timeout_seconds=60)
+    child = int(result.output[0])
+    try:
+        deadline = time.monotonic() + 5  # killed: its output is closed a moment before it is gone
+        while time.monotonic() < deadline and _alive(child):
+            time.sleep(0.05)
+        assert not _alive(child), "the tool's child outlived it"
+        assert time.monotonic() - started < 20
+    finally:
+        try:
+            os.kill(child, 9)
+        except ProcessLookupError:
+            pass
+
+
+def test_a_huge_line_is_cut_where_it_is_kept_or_shown():
+    # A tool printing one enormous line (a template, a JSON blob) put all of it into the error
+    # message, the tail and every log line: megabytes in the run's state message and artifact.
+    seen: list[str] = []
+    code = "import sys; sys.stdout.write('hunter2' + 'x' * 3_000_000 + '\\n'); sys.stdout.flush(); raise SystemExit(2)"
+    with pytest.raises(ToolFailed) as caught:
+        run_tool([PY, "-c", code], timeout_seconds=60, secrets=["hunter2"], on_line=seen.append)
+    assert len(str(caught.value)) < 50_000
+    assert len(seen) == 1 and len(seen[0]) < 50_000 and seen[0].startswith("****xxx")
+    assert "characters cut" in caught.value.tail[0]

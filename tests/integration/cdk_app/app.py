@@ -1,7 +1,8 @@
 """A small CDK app for rollway's integration tests: a queue stack and a session stack that depends on it.
 
 Names come from the context so a test can point them wherever it likes:
-``-c prefix=Test`` names the stacks ``<prefix>SQSStack``/``<prefix>SessionStack``/``<prefix>BrokenStack``.
+``-c prefix=Test`` names the stacks ``<prefix>SQSStack``/``<prefix>SessionStack``/``<prefix>BrokenStack``, and ``<prefix>NamedStack``
+whose CloudFormation name is ``<prefix lower>-named``.
 """
 
 from __future__ import annotations
@@ -35,6 +36,15 @@ class SessionStack(cdk.Stack):
         cdk.CfnOutput(self, "TableName", value=sessions.table_name)
 
 
+class NamedStack(cdk.Stack):
+    """A stack whose CloudFormation name (``stack_name``) is not its construct id, as apps set for
+    per-environment names: cdk selects it by id, CloudFormation knows it by name."""
+
+    def __init__(self, scope: Construct, name: str, *, queue: str, **kwargs) -> None:
+        super().__init__(scope, name, **kwargs)
+        cdk.CfnOutput(self, "QueueName", value=sqs.Queue(self, "Queue", queue_name=queue).queue_name)
+
+
 class BrokenStack(cdk.Stack):
     """A stack CloudFormation refuses: its queue's name is not a valid SQS queue name."""
 
@@ -48,5 +58,7 @@ prefix = app.node.try_get_context("prefix") or "Test"
 env = cdk.Environment(account=app.node.try_get_context("account") or None, region=app.node.try_get_context("region") or None)
 queues = QueueStack(app, f"{prefix}SQSStack", queue=f"{prefix.lower()}-input", dlq=f"{prefix.lower()}-input-dlq")
 SessionStack(app, f"{prefix}SessionStack", table=f"{prefix.lower()}-sessions", queue=queues.queue)
+NamedStack(app, f"{prefix}NamedStack", stack_name=f"{prefix.lower()}-named",
+           queue=f"{prefix.lower()}-named-queue")
 BrokenStack(app, f"{prefix}BrokenStack")
 app.synth()
