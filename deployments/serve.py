@@ -125,15 +125,18 @@ def build_deployments(
                "After a promotion: put the promoted version on the stable service, move the traffic back to it "
                "and scale the canary to 0, ready for the next rollout (idempotent)."),
         deploy(set_flags, blocks, "Set, enable or disable feature flags, recording who and why."),
+        # One run at a time for the jobs that change the account outside the rollout: two cdk
+        # deploys, two pushes of a version, or two cleanups at once would race each other.
         deploy(deploy_infrastructure, blocks,
                "Deploy the CDK app's stacks in dependency order (one cdk deploy each), then verify the "
-               "pre-deployment checklist; resume a failed run with from_stack."),
+               "pre-deployment checklist; resume a failed run with from_stack.", concurrency_limit=1),
         deploy(verify_infrastructure, blocks,
                "Check the pre-deployment checklist (reads only): tables and indexes, queues and DLQs, "
                "dashboard, alarms and the alert topic's subscribers."),
         deploy(publish_container, blocks,
                "Build the release image from context_dir, push <ECR repository>:<version> and :latest, and register "
-               "a task-definition revision pinning the version (refuses a version already pushed)."),
+               "a task-definition revision pinning the version (refuses a version already pushed).",
+               concurrency_limit=1),
         deploy(validate_deployment, clocked,
                "After a deployment: the health check, a test session and message through the API, and the "
                "SuccessRate over the last minutes; fails naming every check that did not pass."),
@@ -143,7 +146,8 @@ def build_deployments(
         # Destructive: the form starts as a dry run, so a click shows the plan before anything goes.
         deploy(cleanup, {**blocks, "dry_run": True},
                "After the migration: archive the old code under a git tag, then delete old ECR image tags and "
-               "old CloudFormation stacks; refuses live stacks, `latest` and images in use. Starts as a dry run."),
+               "old CloudFormation stacks; refuses live stacks, `latest` and images in use. Starts as a dry run.",
+               concurrency_limit=1),
     ]
 
 

@@ -229,6 +229,9 @@ def test_every_flow_is_served_with_the_blocks_and_clock_as_defaults(served) -> N
         assert deployments[name].parameters["clock"] == clock.model_dump(mode="json"), name
     # The one destructive flow: a click from the UI shows its plan before anything is deleted.
     assert deployments["cleanup"].parameters["dry_run"] is True
+    # The jobs that change the account outside the rollout run one at a time.
+    assert {name for name, d in deployments.items() if d.concurrency_limit == 1} == {
+        "deploy_infrastructure", "publish_container", "cleanup"}
     progressive = deployments["progressive_rollout"]
     assert progressive.parameters["spec"] == spec.model_dump(mode="json")
     assert progressive.parameters["phased"] is False
@@ -255,6 +258,8 @@ def test_prefect_yaml_describes_the_same_flows_and_schedule_as_serve(served) -> 
         assert deployment.work_pool.name == "rollway-process", entrypoint
         assert {"targets_block", "aws_credentials_block"} <= set(deployment.parameters), entrypoint
     assert by_entrypoint["flows.cleanup.cleanup"].parameters["dry_run"] is True
+    assert {e for e, d in by_entrypoint.items() if d.concurrency_limit == 1} == {
+        "flows.infra.deploy_infrastructure", "flows.container.publish_container", "flows.cleanup.cleanup"}
     (weekly,) = by_entrypoint["flows.progressive.advance_phase"].schedules
     assert (weekly.cron, weekly.timezone, weekly.active) == ("0 9 * * MON", "UTC", True)
 
