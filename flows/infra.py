@@ -256,7 +256,7 @@ def _app_dir(cdk_app_dir: str) -> Path:
 
 def checker_for(get_client: Callable[[str], Any], targets: Targets) -> InfraChecker:
     return AwsInfraChecker(get_client("dynamodb"), get_client("sqs"), get_client("cloudwatch"), get_client("sns"),
-                           targets)
+                           get_client("cloudformation"), targets)
 
 
 @flow(name="deploy_infrastructure", log_prints=True)

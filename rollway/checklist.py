@@ -1,7 +1,7 @@
 """The pre-deployment checklist, judged from what AWS shows (pure).
 
-The seed's plan ends its infrastructure step with boxes a person ticks by hand: DynamoDB tables
-created with their indexes, SQS queues configured with DLQs, CloudWatch dashboards active,
+The seed's plan ends its infrastructure step with boxes a person ticks by hand: all CDK stacks
+deployed, DynamoDB tables created with their indexes, SQS queues configured with DLQs, CloudWatch dashboards active,
 alerts configured. Here each box is a ``CheckItem`` that passes or fails with a reason a person
 can act on, judged from descriptions the adapter (``rollway.aws.checklist``) read. Something
 that could not be read is a failed item saying why; a field that is missing fails too: an
@@ -19,7 +19,11 @@ from pydantic import BaseModel, ConfigDict
 
 from rollway.targets import QueueSpec, TableSpec, Targets
 
-Kind = Literal["table", "queue", "dashboard", "alarm", "alert topic"]
+Kind = Literal["stack", "table", "queue", "dashboard", "alarm", "alert topic"]
+
+# A stack whose last operation finished and applied. UPDATE_ROLLBACK_COMPLETE is stable too, but
+# it means the last deploy was undone: the account runs the version before it.
+_DEPLOYED = frozenset({"CREATE_COMPLETE", "UPDATE_COMPLETE", "IMPORT_COMPLETE"})
 
 
 @dataclass(frozen=True)
@@ -47,7 +51,7 @@ class CheckItem(BaseModel):
 
 
 class Checklist(BaseModel):
-    """Every item of the checklist, in a stable order (tables, queues, dashboard, alarms, topic)."""
+    """Every item of the checklist, in a stable order (stacks, tables, queues, dashboard, alarms, topic)."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -174,6 +178,24 @@ def check_queue(spec: QueueSpec, queue: Observed, dlq: Observed) -> CheckItem:
     return item(True, f"redrives to {spec.dlq_name} after {spec.max_receive_count} receives; the DLQ exists")
 
 
+def check_stack(name: str, stack: Observed) -> CheckItem:
+    """The CloudFormation stack exists and its last operation completed (DescribeStacks' Stack)."""
+    if (problem := _unseen(stack, f"CloudFormation stack {name}", "deploy it (deploy_infrastructure)")):
+        return CheckItem(kind="stack", name=name, passed=False, reason=problem)
+    assert stack is not None and not isinstance(stack, ReadFailed)
+    status = str(stack.get("StackStatus") or "not reported")
+    if status in _DEPLOYED:
+        return CheckItem(kind="stack", name=name, passed=True, reason=status)
+    why = f": {stack['StackStatusReason']}" if stack.get("StackStatusReason") else ""
+    if status.endswith("_IN_PROGRESS"):
+        advice = "an operation is still under way; wait for it, then check again"
+    elif status == "UPDATE_ROLLBACK_COMPLETE":
+        advice = "its last update was rolled back, so the account runs the version before it; fix and deploy again"
+    else:
+        advice = "it is not deployed as planned; see its events, fix and deploy it again"
+    return CheckItem(kind="stack", name=name, passed=False, reason=f"{status}{why}: {advice}")
+
+
 def check_dashboard(name: str, dashboard: Observed) -> CheckItem:
     """The CloudWatch dashboard exists (GetDashboard's answer) and has a body."""
     if (problem := _unseen(dashboard, f"CloudWatch dashboard {name}", "create it (deploy the monitoring stack)")):
@@ -262,6 +284,7 @@ class Observation:
     """Everything the adapter read for the checklist.
 
     Attributes:
+        stacks: stack name -> DescribeStacks' ``Stack``.
         tables: table name -> DescribeTable's ``Table``.
         queues: queue name (work queues and DLQs) -> its attributes.
         dashboard: GetDashboard's answer.
@@ -271,6 +294,7 @@ class Observation:
         subscriptions: the alert topic's subscriptions.
     """
 
+    stacks: Mapping[str, Observed]
     tables: Mapping[str, Observed]
     queues: Mapping[str, Observed]
     dashboard: Observed
@@ -283,7 +307,8 @@ def evaluate(targets: Targets, seen: Observation) -> Checklist:
     """Every checklist item for ``targets`` from what was read. A resource absent from ``seen``
     counts as not read, never as passing."""
     not_read = ReadFailed("not read", "the checklist read nothing for it")
-    items = [check_table(spec, seen.tables.get(spec.name, not_read)) for spec in all_tables(targets)]
+    items = [check_stack(name, seen.stacks.get(name, not_read)) for name in targets.stacks]
+    items += [check_table(spec, seen.tables.get(spec.name, not_read)) for spec in all_tables(targets)]
     items += [check_queue(q, seen.queues.get(q.name, not_read), seen.queues.get(q.dlq_name, not_read))
               for q in targets.queues]
     items.append(check_dashboard(targets.dashboard, seen.dashboard))

@@ -1,5 +1,5 @@
-"""Reads what the pre-deployment checklist judges: DynamoDB tables, SQS queues, the CloudWatch
-dashboard and alarms, the SNS alert topic. Reads only; never writes.
+"""Reads what the pre-deployment checklist judges: CloudFormation stacks, DynamoDB tables, SQS
+queues, the CloudWatch dashboard and alarms, the SNS alert topic. Reads only; never writes.
 
 A resource that does not exist is read as None; a read that fails for another reason
 (AccessDenied, throttling past botocore's retries, no connection) as ``ReadFailed``, which the
@@ -8,6 +8,7 @@ checklist shows as a failed item saying so: one unreadable table does not hide t
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -22,6 +23,8 @@ _NOT_FOUND = frozenset({
     "ResourceNotFound",  # CloudWatch GetDashboard
     "NotFound", "NotFoundException",  # SNS
 })
+# CloudFormation answers a stack it does not know with a plain ValidationError.
+_NO_STACK = re.compile(r"Stack with id \S+ does not exist")
 
 
 class AwsInfraChecker:
@@ -32,10 +35,13 @@ class AwsInfraChecker:
         sqs: a boto3 ``sqs`` client.
         cloudwatch: a boto3 ``cloudwatch`` client.
         sns: a boto3 ``sns`` client.
+        cloudformation: a boto3 ``cloudformation`` client.
         targets: the names to check.
     """
 
-    def __init__(self, dynamodb: Any, sqs: Any, cloudwatch: Any, sns: Any, targets: Targets) -> None:
+    def __init__(self, dynamodb: Any, sqs: Any, cloudwatch: Any, sns: Any, cloudformation: Any,
+                 targets: Targets) -> None:
+        self._cloudformation = cloudformation
         self._dynamodb = dynamodb
         self._sqs = sqs
         self._cloudwatch = cloudwatch
@@ -49,6 +55,7 @@ class AwsInfraChecker:
     def observe(self) -> Observation:
         """Everything the checklist needs, read from AWS."""
         t = self._targets
+        stacks = {name: _read(f"DescribeStacks {name}", lambda n=name: self._stack(n)) for name in t.stacks}
         tables = {spec.name: _read(f"DescribeTable {spec.name}", lambda n=spec.name: self._table(n))
                   for spec in all_tables(t)}
         names = dict.fromkeys(n for q in t.queues for n in (q.name, q.dlq_name))
@@ -60,8 +67,17 @@ class AwsInfraChecker:
         subscriptions: Any = None
         if isinstance(topic, str):
             subscriptions = _read(f"ListSubscriptionsByTopic {t.alert_topic}", lambda: self._subscriptions(topic))
-        return Observation(tables=tables, queues=queues, dashboard=dashboard, alarms=alarms,
+        return Observation(stacks=stacks, tables=tables, queues=queues, dashboard=dashboard, alarms=alarms,
                            topic_arn=topic, subscriptions=subscriptions)
+
+    def _stack(self, name: str) -> dict[str, Any] | None:
+        try:
+            return self._cloudformation.describe_stacks(StackName=name)["Stacks"][0]
+        except ClientError as err:
+            error = err.response.get("Error", {})
+            if error.get("Code") == "ValidationError" and _NO_STACK.search(str(error.get("Message", ""))):
+                return None
+            raise
 
     def _table(self, name: str) -> dict[str, Any]:
         return self._dynamodb.describe_table(TableName=name)["Table"]

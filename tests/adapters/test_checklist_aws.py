@@ -10,12 +10,13 @@ import pytest
 
 from rollway.aws.checklist import AwsInfraChecker
 from rollway.checklist import Checklist
-from tests.flows.moto_env import inbox
+from tests.flows.moto_env import deployed_stacks, inbox
 
 
 def check(aws, **clients) -> Checklist:
     get = lambda name: clients.get(name) or aws.get_client(name)  # noqa: E731
-    return AwsInfraChecker(get("dynamodb"), get("sqs"), get("cloudwatch"), get("sns"), aws.targets).check()
+    return AwsInfraChecker(get("dynamodb"), get("sqs"), get("cloudwatch"), get("sns"), get("cloudformation"),
+                           aws.targets).check()
 
 
 def failed(checklist: Checklist) -> dict[str, str]:
@@ -24,17 +25,18 @@ def failed(checklist: Checklist) -> dict[str, str]:
 
 @pytest.fixture
 def paged(aws):
-    """The provisioned account with someone subscribed to the alert topic."""
+    """The provisioned account with its stacks recorded and someone subscribed to the alert topic."""
+    deployed_stacks(aws)
     inbox(aws)
     return aws
 
 
 def test_the_provisioned_account_passes_every_item(paged, watch_calls):
-    calls = [watch_calls(paged.get_client(s)) for s in ("dynamodb", "sqs", "cloudwatch", "sns")]
+    calls = [watch_calls(paged.get_client(s)) for s in ("dynamodb", "sqs", "cloudwatch", "sns", "cloudformation")]
     checklist = check(paged)
     assert checklist.passed, checklist.summary()
     t = paged.targets
-    assert len(checklist.items) == len(t.tables) + 2 + len(t.queues) + 1 + len(t.alarms) + 1
+    assert len(checklist.items) == len(t.stacks) + len(t.tables) + 2 + len(t.queues) + 1 + len(t.alarms) + 1
     # Reads only.
     made = {name for names in calls for name in names}
     assert made and all(name.startswith(("Describe", "Get", "List")) for name in made), made
@@ -42,8 +44,32 @@ def test_the_provisioned_account_passes_every_item(paged, watch_calls):
 
 def test_an_alert_topic_nobody_subscribes_to_fails(aws):
     # As provisioned, the embedded account's topic has no subscriber: nobody would get the page.
+    deployed_stacks(aws)
     reasons = failed(check(aws))
     assert list(reasons) == [aws.targets.alert_topic] and "no confirmed subscription" in reasons[aws.targets.alert_topic]
+
+
+def test_a_stack_never_deployed_fails_and_the_rest_is_still_checked(aws):
+    # The seed's first box, "all CDK stacks deployed": the embedded account as provisioned has
+    # every resource but no CloudFormation stack behind them.
+    inbox(aws)
+    reasons = failed(check(aws))
+    assert list(reasons) == list(aws.targets.stacks)
+    stack = aws.targets.stacks[0]
+    assert reasons[stack] == f"CloudFormation stack {stack} does not exist: deploy it (deploy_infrastructure)"
+
+
+def test_a_stack_deleted_fails(paged):
+    stack = paged.targets.stacks[3]
+    paged.get_client("cloudformation").delete_stack(StackName=stack)
+    assert list(failed(check(paged))) == [stack]
+
+
+def test_a_stack_read_refused_is_a_failed_item(paged, independent_client):
+    cloudformation = _refusing(independent_client("cloudformation"), "DescribeStacks", "AccessDenied")
+    reasons = failed(check(paged, cloudformation=cloudformation))
+    assert list(reasons) == list(paged.targets.stacks)
+    assert all("could not read" in r and "AccessDenied" in r for r in reasons.values())
 
 
 def test_a_table_without_its_index_fails(paged):
@@ -140,7 +166,8 @@ def test_a_read_refused_is_a_failed_item_saying_so_and_the_rest_is_still_checked
     assert set(reasons) == {*(t.name for t in paged.targets.tables), paged.targets.flags_table,
                             paged.targets.rollouts_table}
     assert all("AccessDeniedException" in r and "could not read" in r for r in reasons.values())
-    assert len(checklist.items) - len(reasons) == len(paged.targets.queues) + 1 + len(paged.targets.alarms) + 1
+    assert len(checklist.items) - len(reasons) == (len(paged.targets.stacks) + len(paged.targets.queues) + 1
+                                                   + len(paged.targets.alarms) + 1)
 
 
 def test_throttled_alarms_and_topics_fail_their_items(paged, independent_client):

@@ -20,7 +20,7 @@ from rollway.fakes import FakeInfraDeployer
 from rollway.infra import PlanRefused
 from rollway.targets import Targets
 from rollway.toolchain.process import ToolMissing
-from tests.flows.moto_env import inbox
+from tests.flows.moto_env import deployed_stacks, inbox
 from tests.unit.test_infra_plan import WEBORDINARY
 
 STACKS = Targets().stacks
@@ -143,6 +143,7 @@ def test_resume_from_the_failed_stack_deploys_it_and_the_rest_only():
 
 
 def test_a_failed_checklist_fails_the_run_naming_the_items(aws):
+    deployed_stacks(aws)
     inbox(aws)
     since = time.time()
     aws.get_client("cloudwatch").delete_dashboards(DashboardNames=[aws.targets.dashboard])
@@ -162,6 +163,7 @@ def test_a_failed_checklist_fails_the_run_naming_the_items(aws):
 
 
 def test_verify_alone_passes_on_the_provisioned_account(aws):
+    deployed_stacks(aws)
     inbox(aws)
     since = time.time()
     assert verify_on(checker_for(aws.get_client, aws.targets)).passed
@@ -169,6 +171,7 @@ def test_verify_alone_passes_on_the_provisioned_account(aws):
 
 
 def test_verify_alone_fails_naming_the_items(aws):
+    deployed_stacks(aws)
     with pytest.raises(ChecklistFailed, match=f"alert topic {aws.targets.alert_topic}: it has no confirmed"):
         verify_on(checker_for(aws.get_client, aws.targets))
 
@@ -243,7 +246,8 @@ def test_the_flow_bootstraps_deploys_in_order_and_checks_with_the_real_cdk(embed
 
     embedded_aws.reset()
     targets = Targets(tables=(TableSpec(name="it-sessions", hash_key="sessionId", indexes=("userId-index",)),),
-                      queues=(QueueSpec(name="it-input", dlq_name="it-input-dlq"),), alarms=("it-errors",))
+                      queues=(QueueSpec(name="it-input", dlq_name="it-input-dlq"),), alarms=("it-errors",),
+                      stacks=("ItSQSStack", "ItSessionStack"))
     save_blocks(targets, credentials_for_endpoint(embedded_aws.endpoint_url, targets.region),
                 targets_block="infra-it-targets", credentials_block="infra-it-aws")
     since = time.time()
@@ -258,3 +262,4 @@ def test_the_flow_bootstraps_deploys_in_order_and_checks_with_the_real_cdk(embed
     summary = latest(ARTIFACT_KEY, since)
     assert "| 1 | `ItSQSStack` | deployed |" in summary and "| 2 | `ItSessionStack` | deployed |" in summary
     assert "✅ pass | table | `it-sessions`" in summary and "✅ pass | queue | `it-input`" in summary
+    assert "✅ pass | stack | `ItSQSStack` | CREATE_COMPLETE" in summary

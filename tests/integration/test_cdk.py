@@ -93,7 +93,8 @@ def test_stacks_deploy_in_the_plans_order_and_make_what_the_checklist_expects(cd
     targets = Targets(tables=(TableSpec(name="it-sessions", hash_key="sessionId", indexes=("userId-index",)),),
                       queues=(QueueSpec(name="it-input", dlq_name="it-input-dlq", max_receive_count=3),))
     g = cdk.get_client
-    items = {i.name: i for i in AwsInfraChecker(g("dynamodb"), g("sqs"), g("cloudwatch"), g("sns"), targets).check().items}
+    items = {i.name: i for i in AwsInfraChecker(g("dynamodb"), g("sqs"), g("cloudwatch"), g("sns"), g("cloudformation"),
+                                                 targets).check().items}
     assert items["it-sessions"].passed, items["it-sessions"].reason
     assert items["it-input"].passed, items["it-input"].reason
 

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from rollway.checklist import (
-    Checklist, CheckItem, Observation, ReadFailed, check_alarm, check_dashboard, check_queue, check_table,
+    Checklist, CheckItem, Observation, ReadFailed, check_alarm, check_dashboard, check_queue, check_stack, check_table,
     check_topic, evaluate,
 )
 from rollway.targets import QueueSpec, TableSpec, Targets
@@ -150,6 +150,7 @@ def _everything_fine(targets: Targets) -> Observation:
         queues[q.name] = redrive(target=arn, count=q.max_receive_count)
     topic = f"arn:aws:sns:{targets.region}:123456789012:{targets.alert_topic}"
     return Observation(
+        stacks={name: {"StackName": name, "StackStatus": "UPDATE_COMPLETE"} for name in targets.stacks},
         tables={s.name: described(s) for s in all_tables(targets)}, queues=queues,
         dashboard={"DashboardBody": json.dumps({"widgets": [{}]})},
         alarms={a: {"AlarmActions": [topic], "ActionsEnabled": True} for a in targets.alarms},
@@ -162,7 +163,8 @@ def test_evaluate_covers_every_named_resource_and_passes_when_all_is_there():
     assert checklist.passed, checklist.summary()
     names = [(i.kind, i.name) for i in checklist.items]
     assert names == (
-        [("table", t.name) for t in targets.tables]
+        [("stack", s) for s in targets.stacks]
+        + [("table", t.name) for t in targets.tables]
         + [("table", targets.flags_table), ("table", targets.rollouts_table)]
         + [("queue", q.name) for q in targets.queues]
         + [("dashboard", targets.dashboard)]
@@ -198,3 +200,28 @@ def test_summary_and_markdown_name_the_failed_items():
                                  CheckItem(kind="dashboard", name="d", passed=True, reason="exists")))
     assert checklist.summary() == "- queue q: no DLQ | none"
     assert "❌ FAIL | queue | `q` | no DLQ \\| none |" in checklist.markdown()
+
+
+@pytest.mark.parametrize(("status", "reason", "passed", "says"), [
+    ("CREATE_COMPLETE", None, True, "CREATE_COMPLETE"),
+    ("UPDATE_COMPLETE", None, True, "UPDATE_COMPLETE"),
+    ("IMPORT_COMPLETE", None, True, "IMPORT_COMPLETE"),
+    ("UPDATE_ROLLBACK_COMPLETE", None, False, "its last update was rolled back"),
+    ("ROLLBACK_COMPLETE", "Resource creation cancelled", False, "ROLLBACK_COMPLETE: Resource creation cancelled"),
+    ("UPDATE_ROLLBACK_FAILED", None, False, "not deployed as planned"),
+    ("UPDATE_IN_PROGRESS", None, False, "still under way"),
+    ("CREATE_FAILED", "quota", False, "CREATE_FAILED: quota"),
+    (None, None, False, "not reported"),
+])
+def test_a_stack_passes_only_when_its_last_operation_completed(status, reason, passed, says):
+    stack = {"StackName": "S"} | ({"StackStatus": status} if status else {}) | (
+        {"StackStatusReason": reason} if reason else {})
+    item = check_stack("S", stack)
+    assert (item.kind, item.passed) == ("stack", passed)
+    assert says in item.reason
+
+
+def test_a_stack_missing_or_unread_fails():
+    assert check_stack("S", None).reason == "CloudFormation stack S does not exist: deploy it (deploy_infrastructure)"
+    unread = check_stack("S", ReadFailed("DescribeStacks S", "AccessDenied: no"))
+    assert not unread.passed and "AccessDenied" in unread.reason
