@@ -55,16 +55,19 @@ class Trigger(BaseModel):
     reason: str
 
     def describe(self) -> str:
+        # ``who`` is a person's name as typed (the pause form's text area): one line, or a line
+        # break in it would start a heading or a list of its own in the report.
+        who = cell(self.who)
         return {
             "judge": "the canary judge's verdict (the new version compared with the baseline)",
             "guardrail": "an absolute guardrail on the canary's errors (a fixed limit, not a comparison with the baseline)",
             "monitor": "the post-promotion monitor (the promoted version's error rate over its limit)",
-            "abort": f"a person, {self.who}, with `rollway abort`",
-            "reject": f"a person, {self.who}, who rejected the rollout at an approval pause",
+            "abort": f"a person, {who}, with `rollway abort`",
+            "reject": f"a person, {who}, who rejected the rollout at an approval pause",
             "approval-timeout": "an approval pause that timed out into the spec's `on_timeout: reject`",
-            "hook": f"a rollout run's {self.who.removeprefix('state ')}: the run failed, crashed or was cancelled",
+            "hook": f"a rollout run's {who.removeprefix('state ')}: the run failed, crashed or was cancelled",
             "drift": "the load balancer's weights moved by someone else while the rollout ran",
-            "manual": f"{self.who}, with the rollback flow",
+            "manual": f"{who}, with the rollback flow",
         }[self.kind]
 
 

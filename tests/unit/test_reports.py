@@ -198,3 +198,14 @@ def test_a_stage_that_passed_before_a_person_aborted_shows_both():
     assert line.verdict == ("passed: successful: canary 0.08% vs baseline 0.10%; then rolled back (carol): "
                             "aborted by carol: not today")
     assert line.ended_at == T0 + 750
+
+
+def test_a_name_with_a_line_break_cannot_add_a_heading_to_the_incident_report():
+    # The approver's name comes from the pause form's text area; the trigger line quotes it.
+    who = "dave\n\n# Rollback was a false alarm, nothing to do"
+    rec = before_trigger(who, f"rejected by {who}: latency looks off",
+                         Transition(at=T0 + 290, kind="reject", actor=who, to_stage=0, comment="reject: latency",
+                                    verdict="approval before 25%"))
+    text = incident_report(rec)
+    assert not any(line.startswith("# Rollback was a false alarm") for line in text.splitlines())
+    assert "a person, dave # Rollback was a false alarm, nothing to do, who rejected" in text
