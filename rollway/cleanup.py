@@ -5,6 +5,9 @@ from ECR and archiving the old code under a git tag. Each is destructive and is 
 person, so nothing production runs on may be deleted, whatever the person typed:
 
 - a stack named in ``Targets.stacks`` (the live stacks), or nested in one, is refused;
+- a stack holding a resource ``Targets`` names (its cluster, services, load balancer, target
+  groups, repository, queues, tables, topic, alarms, dashboard) is refused: deleting a stack
+  deletes what it made, whatever the stack is called;
 - a stack with termination protection is refused (someone protected it on purpose);
 - the tag ``latest`` is refused (what an image reference without a tag pulls);
 - an image tag that a task definition in use references is refused, and so is any other tag of
@@ -217,6 +220,7 @@ class StackState(BaseModel):
     status: str | None = None
     termination_protection: bool = False
     root_stack: str | None = Field(default=None, description="for a nested stack, the name of its root stack")
+    resources: tuple[str, ...] = Field(default=(), description="the physical ids of the resources it holds")
 
     @property
     def gone(self) -> bool:
@@ -376,7 +380,8 @@ def plan_cleanup(
         refusals += refused
     delete_tags, gone_tags, refused = _plan_images(spec.old_image_tags, targets.ecr_repository, in_use, images)
     refusals += refused
-    delete_stacks, gone_stacks, refused = _plan_stacks(spec.old_stacks, targets.stacks, stacks)
+    delete_stacks, gone_stacks, refused = _plan_stacks(spec.old_stacks, targets.stacks, stacks,
+                                                       production_resources(targets))
     refusals += refused
     return CleanupPlan(archive=archive_step, delete_tags=delete_tags, gone_tags=gone_tags,
                        delete_stacks=delete_stacks, gone_stacks=gone_stacks, refusals=tuple(refusals))
@@ -445,8 +450,45 @@ def _plan_images(
     return tuple(delete), tuple(gone), refusals
 
 
+def production_resources(targets: Targets) -> dict[str, str]:
+    """Every resource name in ``targets`` that production runs on -> what it is, for refusals."""
+    named = {
+        targets.cluster: "the ECS cluster (Targets.cluster)",
+        targets.stable_service: "the stable service (Targets.stable_service)",
+        targets.canary_service: "the canary service (Targets.canary_service)",
+        targets.load_balancer: "the load balancer (Targets.load_balancer)",
+        targets.stable_target_group: "the stable target group (Targets.stable_target_group)",
+        targets.canary_target_group: "the canary target group (Targets.canary_target_group)",
+        targets.ecr_repository: "the image repository (Targets.ecr_repository)",
+        targets.flags_table: "the feature flags table (Targets.flags_table)",
+        targets.rollouts_table: "the rollout ledger (Targets.rollouts_table)",
+        targets.alert_topic: "the alert topic (Targets.alert_topic)",
+        targets.dashboard: "the dashboard (Targets.dashboard)",
+    }
+    for queue in targets.queues:
+        named[queue.name] = "a queue in Targets.queues"
+        named[queue.dlq_name] = "a dead-letter queue in Targets.queues"
+    for table in targets.tables:
+        named[table.name] = "a table in Targets.tables"
+    for alarm in targets.alarms:
+        named[alarm] = "an alarm in Targets.alarms"
+    return named
+
+
+_ID_PARTS = re.compile(r"[/:]")
+
+
+def _holds(physical_id: str, name: str) -> bool:
+    """Whether a physical resource id (a name, an ARN or a queue URL) names ``name``: its
+    '/'- and ':'-separated parts hold the name's parts in a row (``.../service/cluster/<name>``,
+    ``...:loadbalancer/app/<name>/<id>``, ``https://sqs.../<account>/<name>``)."""
+    have, want = _ID_PARTS.split(physical_id), _ID_PARTS.split(name)
+    return any(have[i:i + len(want)] == want for i in range(len(have) - len(want) + 1))
+
+
 def _plan_stacks(
-    names: Sequence[str], live: Sequence[str], stacks: Mapping[str, StackState]
+    names: Sequence[str], live: Sequence[str], stacks: Mapping[str, StackState],
+    production: Mapping[str, str] | None = None,
 ) -> tuple[tuple[str, ...], tuple[str, ...], list[Refusal]]:
     # Compared without case: a name differing from a live stack only by case is far likelier
     # a typo of it than an old stack to delete.
@@ -454,6 +496,10 @@ def _plan_stacks(
     delete, gone, refusals = [], [], []
     for name in names:
         state = stacks.get(name, StackState(name=name))
+        # A stack deletes what it made: one that made something production still uses (the
+        # old stack kept the queue the new service reads) is refused, whatever its name.
+        held = sorted({f"{target} ({what})" for resource in state.resources
+                       for target, what in (production or {}).items() if _holds(resource, target)})
         if name.lower() in live_by_lower:
             refusals.append(Refusal(kind="stack", name=name, reason=(
                 f"it is the live stack {live_by_lower[name.lower()]!r} (Targets.stacks): production runs on it")))
@@ -462,6 +508,9 @@ def _plan_stacks(
         elif state.root_stack is not None and state.root_stack.lower() in live_by_lower:
             refusals.append(Refusal(kind="stack", name=name, reason=(
                 f"it is nested in the live stack {state.root_stack!r} (Targets.stacks): production runs on it")))
+        elif held:
+            refusals.append(Refusal(kind="stack", name=name, reason=(
+                f"it holds {'; '.join(held)}: deleting the stack deletes it, and production runs on it")))
         elif state.termination_protection:
             refusals.append(Refusal(kind="stack", name=name, reason=(
                 "termination protection is on; if it really is to go, lift it first with "

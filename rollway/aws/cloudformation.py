@@ -79,12 +79,23 @@ class CloudFormationStacks:
         if found is None:
             return StackState(name=name)
         root = found.get("RootId")
+        gone = found["StackStatus"] == "DELETE_COMPLETE"
         return StackState(
             name=name,
             status=found["StackStatus"],
             termination_protection=bool(found.get("EnableTerminationProtection")),
             root_stack=_stack_name(root) if root else None,
+            # What deleting it would delete: the plan refuses a stack holding what production uses.
+            resources=() if gone else self._resources(found["StackId"]),
         )
+
+    def _resources(self, stack_id: str) -> tuple[str, ...]:
+        """The physical ids of the stack's resources (every page)."""
+        ids = []
+        for page in self._client.get_paginator("list_stack_resources").paginate(StackName=stack_id):
+            ids += [r["PhysicalResourceId"] for r in page.get("StackResourceSummaries", [])
+                    if r.get("PhysicalResourceId")]
+        return tuple(ids)
 
     def delete(
         self, name: str, *, timeout_seconds: float, on_progress: Callable[[str], None] = lambda line: None

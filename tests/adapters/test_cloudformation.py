@@ -182,3 +182,19 @@ def test_a_deletion_that_ends_in_delete_failed_reports_the_events_reasons():
     assert failed.value.status == "DELETE_FAILED"
     assert failed.value.reasons == ("Logs (AWS::S3::Bucket): The bucket you tried to delete is not empty",)
     assert f"stack {OLD}: Logs (AWS::S3::Bucket) DELETE_FAILED: The bucket you tried to delete is not empty" in progress
+
+
+def test_an_old_stack_that_holds_a_resource_production_uses_is_refused(aws, stacks):
+    # The old stack made the queue the live service still reads: deleting it deletes the queue.
+    from rollway.cleanup import CleanupSpec, plan_cleanup
+
+    create(aws, OLD, "webordinary-edit-input")
+    create(aws, "webordinary-older-stack", "webordinary-older-queue")
+    spec = CleanupSpec(old_stacks=(OLD, "webordinary-older-stack"))
+    plan = plan_cleanup(spec, aws.targets, stacks={name: stacks.describe(name) for name in spec.old_stacks},
+                        in_use=(), images=())
+
+    assert plan.delete_stacks == ("webordinary-older-stack",)
+    (refusal,) = plan.refusals
+    assert refusal.name == OLD
+    assert "it holds webordinary-edit-input (a queue in Targets.queues)" in refusal.reason
