@@ -334,7 +334,10 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None) ->
                      "records the end.")
     lines += ["", "## Rollback steps", ""]
     if finished:
-        restored = record.previous_task_definition or "its previous task definition"
+        # Without a previous task definition the rollback points the canary at the stable
+        # service's (flows/rollback.py): say so, not "its previous", which nothing recorded.
+        restored = record.previous_task_definition or ("the stable service's task definition (the ledger records "
+                                                       "none from before the rollout)")
         lines += [
             "The rollback records its end only after every step succeeded, in this order:",
             "",

@@ -229,3 +229,11 @@ def test_a_rollback_the_monitor_finished_is_reported_finished():
     assert "**Exposed for:** 49.7 min" in text and "so far" not in text
     (line,) = stage_lines(rec)
     assert line.ended_at == T0 + 3040
+
+
+def test_a_rollback_without_a_recorded_previous_task_definition_names_what_it_restores():
+    # flows/rollback.py points the canary at the stable service's task definition when none is known.
+    rec = guardrail_rollback().model_copy(update={"previous_task_definition": None})
+    text = incident_report(rec)
+    assert "its previous task definition" not in text
+    assert "pointed back at the stable service's task definition (the ledger records none from before" in text
