@@ -60,7 +60,8 @@ class ValidationSpec(BaseModel):
         success_rate_services: the ECS services whose ``SuccessRate`` (dimension ``Service``) is
             read; empty means both of the targets' services, stable and canary: after a
             promotion the new version runs on the canary service, after ``finalize`` on the
-            stable one, and the average pools whichever published.
+            stable one, and the average pools whichever published (each of them must also be
+            at or above the floor on its own).
         attempts: how many times a check that failed in a way worth trying again is tried
             (1: no retry). A POST is tried again only when the request never reached the
             server, so that no second session is created and no message sent twice.
@@ -211,8 +212,10 @@ def judge_success_rate(averages: dict[str, tuple[float, float]], spec: Validatio
     """The ``SuccessRate`` check from what CloudWatch held: service -> (sum, sample count).
 
     Pooled over the services that published (as CloudWatch's Average over their series would
-    be). No datapoint at all fails: a service nobody measures is not a healthy one. No data is
-    also worth reading again (CloudWatch may still be ingesting the last minutes).
+    be), and each service on its own: every one that published must be at or above the floor.
+    Pooled alone, the old version's successes (its idle health checks) carried a new version
+    below the floor. No datapoint at all fails: a service nobody measures is not a healthy one.
+    No data is also worth reading again (CloudWatch may still be ingesting the last minutes).
     """
     window = spec.success_rate_window_minutes
     names = ", ".join(services)
@@ -223,10 +226,12 @@ def judge_success_rate(averages: dict[str, tuple[float, float]], spec: Validatio
     count = sum(n for _, n in averages.values())
     average = total / count
     each = ", ".join(f"{svc} {s / n:.2f}%" for svc, (s, n) in averages.items())
-    passed = average >= spec.success_rate_floor
-    verdict = "at or above" if passed else "BELOW"
+    below = [f"{svc} {s / n:.2f}%" for svc, (s, n) in averages.items() if s / n < spec.success_rate_floor]
+    passed = average >= spec.success_rate_floor and not below
+    verdict = "at or above" if average >= spec.success_rate_floor else "BELOW"
     return CheckResult(
         name=SUCCESS_RATE, outcome="passed" if passed else "failed", seconds=seconds,
         reason=(f"average SuccessRate {average:.2f}% over the last {window} minutes is {verdict} the "
-                f"{spec.success_rate_floor:g}% floor ({each}; {count:g} datapoints)"),
+                f"{spec.success_rate_floor:g}% floor ({each}; {count:g} datapoints)"
+                + (f"; {', '.join(below)} is BELOW it" if below and average >= spec.success_rate_floor else "")),
     )

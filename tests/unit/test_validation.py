@@ -92,7 +92,10 @@ def test_evaluate_refuses_nothing_checked_or_a_check_twice(results):
         ({"svc-a": (499.9, 5)}, 99.9, "passed", ["99.98%", "at or above the 99.9% floor"]),
         ({"svc-a": (495.0, 5)}, 99.9, "failed", ["99.00%", "BELOW the 99.9% floor"]),
         # Pooled as CloudWatch's Average: (500 + 480) / 10 = 98 %, each service shown.
-        ({"svc-a": (500.0, 5), "svc-b": (480.0, 5)}, 98.0, "passed", ["98.00%", "svc-a 100.00%", "svc-b 96.00%"]),
+        ({"svc-a": (500.0, 5), "svc-b": (480.0, 5)}, 96.0, "passed", ["98.00%", "svc-a 100.00%", "svc-b 96.00%"]),
+        # The pool is at the floor, the version on svc-b is not: the old version's successes
+        # (idle health checks) must not carry the new one's errors.
+        ({"svc-a": (500.0, 5), "svc-b": (480.0, 5)}, 98.0, "failed", ["98.00%", "svc-b 96.00% is BELOW"]),
     ],
 )
 def test_success_rate_judgement(averages, floor, outcome, says):
