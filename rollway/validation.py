@@ -31,15 +31,16 @@ Outcome = Literal["passed", "failed", "skipped"]
 def _http_url(value: str, what: str) -> str:
     value = value.strip()
     parts = urlsplit(value)
+    if parts.username or parts.password:
+        # A URL with credentials would print them in every log line and artifact that names it
+        # (and in this error: checked first, so no other message quotes it).
+        raise ValueError(f"{what} must not carry a user name or password (it is logged and shown in the report)")
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"{what} {value!r} is not an http:// or https:// URL with a host")
     try:
         parts.port  # noqa: B018 - raises ValueError for a port out of range
     except ValueError as err:
         raise ValueError(f"{what} {value!r} has a bad port: {err}") from None
-    if parts.username or parts.password:
-        # A URL with credentials would print them in every log line and artifact that names it.
-        raise ValueError(f"{what} must not carry a user name or password (it is logged and shown in the report)")
     return value
 
 
@@ -68,7 +69,8 @@ class ValidationSpec(BaseModel):
         retry_delay_seconds: wait between attempts.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # Errors name the rule broken and never echo the input: a URL may carry a password.
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
 
     health_url: str = "https://edit.ameliastamps.webordinary.com/health"
     api_base_url: str = "https://api.webordinary.com"

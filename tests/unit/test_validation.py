@@ -111,3 +111,14 @@ def test_markdown_table_shows_each_check_with_its_reason():
     assert "FAILED (session)" in text
     assert "| health | passed | health fine |" in text
     assert r"HTTP 500 \| body: down now" in text  # one cell: the pipe escaped, the line break folded
+
+
+def test_a_refused_url_with_credentials_is_not_echoed_in_the_error():
+    # The error goes to the run's logs and state message: the password must not go with it.
+    with pytest.raises(ValidationError) as refused:
+        ValidationSpec(api_base_url="https://deploy:s3cr3t-token@api.example.com")
+    assert "must not carry a user name or password" in str(refused.value)
+    assert "s3cr3t-token" not in str(refused.value)
+    with pytest.raises(ValidationError) as refused:
+        ValidationSpec(health_url="ftp://deploy:s3cr3t-token@edit.example.com/health")
+    assert "s3cr3t-token" not in str(refused.value)
