@@ -94,7 +94,13 @@ class ValidationSpec(BaseModel):
     @field_validator("api_base_url")
     @classmethod
     def _api(cls, value: str) -> str:
-        return _http_url(value, "api_base_url").rstrip("/")
+        value = _http_url(value, "api_base_url")
+        parts = urlsplit(value)
+        if parts.query or parts.fragment or value.endswith(("?", "#")):
+            # The sessions and messages paths are appended to it: after a query or fragment
+            # they would be part of it, and both POSTs would go to the base URL itself.
+            raise ValueError("api_base_url must not have a query or fragment: the paths are appended to it")
+        return value.rstrip("/")
 
     @field_validator("sessions_path", "messages_path")
     @classmethod

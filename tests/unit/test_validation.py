@@ -32,6 +32,9 @@ def test_defaults_are_the_seeds_script():
         ({"api_base_url": "https:///sessions"}, "api_base_url"),
         ({"api_base_url": "https://user:pw@api.example.com"}, "must not carry a user name or password"),
         ({"health_url": "http://edit.example.com:99999/health"}, "has a bad port"),
+        # The paths are appended to it: "...?stage=prod/sessions" would POST to the base itself.
+        ({"api_base_url": "https://api.example.com/v1?stage=prod"}, "api_base_url must not have a query"),
+        ({"api_base_url": "https://api.example.com/v1#top"}, "api_base_url must not have a query"),
         ({"timeout_seconds": 0}, "timeout_seconds"),
         ({"timeout_seconds": -1.5}, "greater than 0"),
         ({"attempts": 0}, "attempts"),
