@@ -453,17 +453,17 @@ def _plan_images(
 def production_resources(targets: Targets) -> dict[str, str]:
     """Every resource name in ``targets`` that production runs on -> what it is, for refusals."""
     named = {
-        targets.cluster: "the ECS cluster (Targets.cluster)",
-        targets.stable_service: "the stable service (Targets.stable_service)",
-        targets.canary_service: "the canary service (Targets.canary_service)",
-        targets.load_balancer: "the load balancer (Targets.load_balancer)",
-        targets.stable_target_group: "the stable target group (Targets.stable_target_group)",
-        targets.canary_target_group: "the canary target group (Targets.canary_target_group)",
-        targets.ecr_repository: "the image repository (Targets.ecr_repository)",
-        targets.flags_table: "the feature flags table (Targets.flags_table)",
-        targets.rollouts_table: "the rollout ledger (Targets.rollouts_table)",
-        targets.alert_topic: "the alert topic (Targets.alert_topic)",
-        targets.dashboard: "the dashboard (Targets.dashboard)",
+        targets.cluster: "Targets.cluster, the ECS cluster",
+        targets.stable_service: "Targets.stable_service, the stable service",
+        targets.canary_service: "Targets.canary_service, the canary service",
+        targets.load_balancer: "Targets.load_balancer, the load balancer",
+        targets.stable_target_group: "Targets.stable_target_group, the stable target group",
+        targets.canary_target_group: "Targets.canary_target_group, the canary target group",
+        targets.ecr_repository: "Targets.ecr_repository, the image repository",
+        targets.flags_table: "Targets.flags_table, the feature flags table",
+        targets.rollouts_table: "Targets.rollouts_table, the rollout ledger",
+        targets.alert_topic: "Targets.alert_topic, the alert topic",
+        targets.dashboard: "Targets.dashboard, the dashboard",
     }
     for queue in targets.queues:
         named[queue.name] = "a queue in Targets.queues"
