@@ -392,17 +392,23 @@ def _plan_archive(spec: CleanupSpec, archive: ArchiveState) -> tuple[ArchiveStep
     assert tag is not None
     refusals = []
     if archive.local_commit is not None and archive.local_commit != archive.commit:
+        # Without archive_commit the tag goes on HEAD, and a checkout that moved on since an
+        # earlier run tagged it would refuse the re-run that run's error asked for: say how to go on.
+        resume = ("; if an earlier cleanup run created it and the checkout has moved on since, run again with "
+                  f"archive_commit {archive.local_commit}" if spec.archive_commit is None else "")
         refusals.append(Refusal(kind="archive tag", name=tag, reason=(
             f"the tag exists already on commit {archive.local_commit}, not on {archive.commit}: a tag that moves "
-            "archives nothing; choose another name, or delete the old tag yourself if it is wrong")))
+            f"archives nothing; choose another name, or delete the old tag yourself if it is wrong{resume}")))
     elif archive.local_commit is not None and not archive.local_annotated:
         refusals.append(Refusal(kind="archive tag", name=tag, reason=(
             "the tag exists already as a lightweight tag (no message, no tagger); delete it (`git tag -d "
             f"{tag}`) to have it created annotated, or choose another name")))
     if spec.push and archive.remote_commit is not None and archive.remote_commit != archive.commit:
+        resume = ("; if an earlier cleanup run pushed it and the checkout has moved on since, run again with "
+                  f"archive_commit {archive.remote_commit}" if spec.archive_commit is None else "")
         refusals.append(Refusal(kind="archive tag", name=tag, reason=(
             f"remote {spec.remote!r} has the tag already on commit {archive.remote_commit}, not on "
-            f"{archive.commit}; choose another name")))
+            f"{archive.commit}; choose another name{resume}")))
     step = ArchiveStep(tag=tag, message=spec.archive_message, commit=archive.commit,
                        exists=archive.local_commit == archive.commit,
                        push_to=spec.remote if spec.push else None,

@@ -242,3 +242,17 @@ def test_a_stack_holding_a_production_resource_is_refused(resource, held):
     else:
         (refusal,) = plan.refusals
         assert f"it holds {held}" in refusal.reason, refusal.reason
+
+
+def test_a_rerun_after_head_moved_is_told_how_to_carry_on():
+    # Run 1 tagged HEAD (c0) and stopped at a stack; the checkout has moved on to c1 since. The
+    # run's own error said "run cleanup again with the same parameters": the refusal must say how.
+    spec = CleanupSpec(**ARCHIVE)
+    refusals = plan_cleanup(spec, T, stacks={}, in_use=(), images=(),
+                            archive=ArchiveState(commit="c1", local_commit="c0", remote_commit="c0")).refusals
+    assert len(refusals) == 2  # the local tag and the remote's
+    assert all("archive_commit c0" in r.reason and "earlier cleanup run" in r.reason for r in refusals)
+    pinned = CleanupSpec(**ARCHIVE, archive_commit="c1")
+    (refusal,) = plan_cleanup(pinned, T, stacks={}, in_use=(), images=(),
+                              archive=ArchiveState(commit="c1", local_commit="c0")).refusals
+    assert "earlier cleanup run" not in refusal.reason  # the person named the commit: no guess
