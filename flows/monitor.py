@@ -198,8 +198,10 @@ def _watch(
                             rollout=lease.rollout,
                         ),
                         begin=lambda: _begin_rollback(env, lease.rollout, reason),
-                        finish=lambda _: _record(env, lease.rollout, "rollback", reason,
-                                                 phase=RolloutPhase.ROLLED_BACK, weights=Weights(stable=100, canary=0)),
+                        # The weights the rollback read back, on the transition as every other
+                        # rollback's end has them: reports read a rollback's end from them.
+                        finish=lambda done: _record(env, lease.rollout, "rollback", reason, to_weights=done.weights,
+                                                    phase=RolloutPhase.ROLLED_BACK, weights=done.weights),
                         phase=RolloutPhase.PROMOTED,
                     )
                 except RolloutClosed as closed:
@@ -327,13 +329,15 @@ def _begin_rollback(env: Environment, rollout: str | None, reason: str) -> None:
                    rollout=rollout)
 
 
-def _record(env: Environment, rollout: str | None, kind: str, comment: str, **changes) -> None:
+def _record(env: Environment, rollout: str | None, kind: str, comment: str, *, to_weights: Weights | None = None,
+            **changes) -> None:
     """Record on the watched rollout; RolloutSuperseded if another one is the newest by now."""
     if env.ledger is None or rollout is None:
         return
     env.ledger.record(
         env.targets.canary_service, owner=None, now=env.clock.now(), rollout=rollout,
-        transition=Transition(at=env.clock.now(), kind=kind, actor="monitor", comment=comment), **changes,
+        transition=Transition(at=env.clock.now(), kind=kind, actor="monitor", comment=comment, to_weights=to_weights),
+        **changes,
     )
 
 

@@ -5,6 +5,9 @@ from ECR and archiving the old code under a git tag. Each is destructive and is 
 person, so nothing production runs on may be deleted, whatever the person typed:
 
 - a stack named in ``Targets.stacks`` (the live stacks), or nested in one, is refused;
+- a stack holding a resource ``Targets`` names (its cluster, services, load balancer, target
+  groups, repository, queues, tables, topic, alarms, dashboard) is refused: deleting a stack
+  deletes what it made, whatever the stack is called;
 - a stack with termination protection is refused (someone protected it on purpose);
 - the tag ``latest`` is refused (what an image reference without a tag pulls);
 - an image tag that a task definition in use references is refused, and so is any other tag of
@@ -217,6 +220,7 @@ class StackState(BaseModel):
     status: str | None = None
     termination_protection: bool = False
     root_stack: str | None = Field(default=None, description="for a nested stack, the name of its root stack")
+    resources: tuple[str, ...] = Field(default=(), description="the physical ids of the resources it holds")
 
     @property
     def gone(self) -> bool:
@@ -376,7 +380,8 @@ def plan_cleanup(
         refusals += refused
     delete_tags, gone_tags, refused = _plan_images(spec.old_image_tags, targets.ecr_repository, in_use, images)
     refusals += refused
-    delete_stacks, gone_stacks, refused = _plan_stacks(spec.old_stacks, targets.stacks, stacks)
+    delete_stacks, gone_stacks, refused = _plan_stacks(spec.old_stacks, targets.stacks, stacks,
+                                                       production_resources(targets))
     refusals += refused
     return CleanupPlan(archive=archive_step, delete_tags=delete_tags, gone_tags=gone_tags,
                        delete_stacks=delete_stacks, gone_stacks=gone_stacks, refusals=tuple(refusals))
@@ -387,17 +392,23 @@ def _plan_archive(spec: CleanupSpec, archive: ArchiveState) -> tuple[ArchiveStep
     assert tag is not None
     refusals = []
     if archive.local_commit is not None and archive.local_commit != archive.commit:
+        # Without archive_commit the tag goes on HEAD, and a checkout that moved on since an
+        # earlier run tagged it would refuse the re-run that run's error asked for: say how to go on.
+        resume = ("; if an earlier cleanup run created it and the checkout has moved on since, run again with "
+                  f"archive_commit {archive.local_commit}" if spec.archive_commit is None else "")
         refusals.append(Refusal(kind="archive tag", name=tag, reason=(
             f"the tag exists already on commit {archive.local_commit}, not on {archive.commit}: a tag that moves "
-            "archives nothing; choose another name, or delete the old tag yourself if it is wrong")))
+            f"archives nothing; choose another name, or delete the old tag yourself if it is wrong{resume}")))
     elif archive.local_commit is not None and not archive.local_annotated:
         refusals.append(Refusal(kind="archive tag", name=tag, reason=(
             "the tag exists already as a lightweight tag (no message, no tagger); delete it (`git tag -d "
             f"{tag}`) to have it created annotated, or choose another name")))
     if spec.push and archive.remote_commit is not None and archive.remote_commit != archive.commit:
+        resume = ("; if an earlier cleanup run pushed it and the checkout has moved on since, run again with "
+                  f"archive_commit {archive.remote_commit}" if spec.archive_commit is None else "")
         refusals.append(Refusal(kind="archive tag", name=tag, reason=(
             f"remote {spec.remote!r} has the tag already on commit {archive.remote_commit}, not on "
-            f"{archive.commit}; choose another name")))
+            f"{archive.commit}; choose another name{resume}")))
     step = ArchiveStep(tag=tag, message=spec.archive_message, commit=archive.commit,
                        exists=archive.local_commit == archive.commit,
                        push_to=spec.remote if spec.push else None,
@@ -445,8 +456,45 @@ def _plan_images(
     return tuple(delete), tuple(gone), refusals
 
 
+def production_resources(targets: Targets) -> dict[str, str]:
+    """Every resource name in ``targets`` that production runs on -> what it is, for refusals."""
+    named = {
+        targets.cluster: "Targets.cluster, the ECS cluster",
+        targets.stable_service: "Targets.stable_service, the stable service",
+        targets.canary_service: "Targets.canary_service, the canary service",
+        targets.load_balancer: "Targets.load_balancer, the load balancer",
+        targets.stable_target_group: "Targets.stable_target_group, the stable target group",
+        targets.canary_target_group: "Targets.canary_target_group, the canary target group",
+        targets.ecr_repository: "Targets.ecr_repository, the image repository",
+        targets.flags_table: "Targets.flags_table, the feature flags table",
+        targets.rollouts_table: "Targets.rollouts_table, the rollout ledger",
+        targets.alert_topic: "Targets.alert_topic, the alert topic",
+        targets.dashboard: "Targets.dashboard, the dashboard",
+    }
+    for queue in targets.queues:
+        named[queue.name] = "a queue in Targets.queues"
+        named[queue.dlq_name] = "a dead-letter queue in Targets.queues"
+    for table in targets.tables:
+        named[table.name] = "a table in Targets.tables"
+    for alarm in targets.alarms:
+        named[alarm] = "an alarm in Targets.alarms"
+    return named
+
+
+_ID_PARTS = re.compile(r"[/:]")
+
+
+def _holds(physical_id: str, name: str) -> bool:
+    """Whether a physical resource id (a name, an ARN or a queue URL) names ``name``: its
+    '/'- and ':'-separated parts hold the name's parts in a row (``.../service/cluster/<name>``,
+    ``...:loadbalancer/app/<name>/<id>``, ``https://sqs.../<account>/<name>``)."""
+    have, want = _ID_PARTS.split(physical_id), _ID_PARTS.split(name)
+    return any(have[i:i + len(want)] == want for i in range(len(have) - len(want) + 1))
+
+
 def _plan_stacks(
-    names: Sequence[str], live: Sequence[str], stacks: Mapping[str, StackState]
+    names: Sequence[str], live: Sequence[str], stacks: Mapping[str, StackState],
+    production: Mapping[str, str] | None = None,
 ) -> tuple[tuple[str, ...], tuple[str, ...], list[Refusal]]:
     # Compared without case: a name differing from a live stack only by case is far likelier
     # a typo of it than an old stack to delete.
@@ -454,6 +502,10 @@ def _plan_stacks(
     delete, gone, refusals = [], [], []
     for name in names:
         state = stacks.get(name, StackState(name=name))
+        # A stack deletes what it made: one that made something production still uses (the
+        # old stack kept the queue the new service reads) is refused, whatever its name.
+        held = sorted({f"{target} ({what})" for resource in state.resources
+                       for target, what in (production or {}).items() if _holds(resource, target)})
         if name.lower() in live_by_lower:
             refusals.append(Refusal(kind="stack", name=name, reason=(
                 f"it is the live stack {live_by_lower[name.lower()]!r} (Targets.stacks): production runs on it")))
@@ -462,6 +514,9 @@ def _plan_stacks(
         elif state.root_stack is not None and state.root_stack.lower() in live_by_lower:
             refusals.append(Refusal(kind="stack", name=name, reason=(
                 f"it is nested in the live stack {state.root_stack!r} (Targets.stacks): production runs on it")))
+        elif held:
+            refusals.append(Refusal(kind="stack", name=name, reason=(
+                f"it holds {'; '.join(held)}: deleting the stack deletes it, and production runs on it")))
         elif state.termination_protection:
             refusals.append(Refusal(kind="stack", name=name, reason=(
                 "termination protection is on; if it really is to go, lift it first with "

@@ -29,8 +29,13 @@ USER_AGENT = "rollway-validate"
 
 
 def client(spec: ValidationSpec) -> httpx.Client:
-    """An httpx client with the spec's per-request timeout; the caller closes it."""
-    return httpx.Client(timeout=spec.timeout_seconds, follow_redirects=True, headers={"User-Agent": USER_AGENT})
+    """An httpx client with the spec's per-request timeout; the caller closes it.
+
+    Redirects are not followed: a 3xx is the service not answering itself. Followed, a redirect
+    to a login page (an expired SSO session, a wrong host) answers 200 and passed the health and
+    message checks, and a 307 would send the session POST again to wherever it pointed.
+    """
+    return httpx.Client(timeout=spec.timeout_seconds, follow_redirects=False, headers={"User-Agent": USER_AGENT})
 
 
 def _tail(response: httpx.Response) -> str:
@@ -41,7 +46,10 @@ def _tail(response: httpx.Response) -> str:
 
 
 def _answered(response: httpx.Response) -> str:
-    return f"HTTP {response.status_code} from {response.request.method} {response.request.url}; {_tail(response)}"
+    # A redirect's body is usually empty: where it pointed is what says why.
+    where = f" to {response.headers['location']}" if response.is_redirect else ""
+    return (f"HTTP {response.status_code}{where} from {response.request.method} {response.request.url}; "
+            f"{_tail(response)}")
 
 
 def _transport(err: httpx.HTTPError, method: str, url: str) -> str:

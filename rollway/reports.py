@@ -55,16 +55,19 @@ class Trigger(BaseModel):
     reason: str
 
     def describe(self) -> str:
+        # ``who`` is a person's name as typed (the pause form's text area): one line, or a line
+        # break in it would start a heading or a list of its own in the report.
+        who = cell(self.who)
         return {
             "judge": "the canary judge's verdict (the new version compared with the baseline)",
             "guardrail": "an absolute guardrail on the canary's errors (a fixed limit, not a comparison with the baseline)",
             "monitor": "the post-promotion monitor (the promoted version's error rate over its limit)",
-            "abort": f"a person, {self.who}, with `rollway abort`",
-            "reject": f"a person, {self.who}, who rejected the rollout at an approval pause",
+            "abort": f"a person, {who}, with `rollway abort`",
+            "reject": f"a person, {who}, who rejected the rollout at an approval pause",
             "approval-timeout": "an approval pause that timed out into the spec's `on_timeout: reject`",
-            "hook": f"a rollout run's {self.who.removeprefix('state ')}: the run failed, crashed or was cancelled",
+            "hook": f"a rollout run's {who.removeprefix('state ')}: the run failed, crashed or was cancelled",
             "drift": "the load balancer's weights moved by someone else while the rollout ran",
-            "manual": f"{self.who}, with the rollback flow",
+            "manual": f"{who}, with the rollback flow",
         }[self.kind]
 
 
@@ -107,9 +110,9 @@ def stage_lines(record: RolloutRecord) -> list[StageLine]:
         elif t.kind == "rollback-start" or (t.kind == "rollback" and "rolled back" not in current["verdict"]):
             # After a stage passed (a rejection at the next approval, the monitor after a promotion), both show.
             current["verdict"] = _then(current["verdict"], f"rolled back ({t.actor}): {t.comment or 'no reason recorded'}")
-            if t.kind == "rollback" and t.to_weights is not None:
+            if t.kind == "rollback" and _traffic_back(t, record):
                 current["ended_at"] = t.at
-        elif t.kind == "rollback" and t.to_weights is not None:
+        elif t.kind == "rollback" and _traffic_back(t, record):
             current["ended_at"] = t.at
         elif t.kind == "promote":
             current["verdict"] = _then(current["verdict"], f"promoted: {t.comment or ''}".rstrip(": "))
@@ -120,6 +123,13 @@ def stage_lines(record: RolloutRecord) -> list[StageLine]:
         if line["ended_at"] is None and not line["verdict"]:
             line["verdict"] = "current" if not record.phase.terminal else record.phase.value
     return [StageLine(**line) for line in lines]
+
+
+def _traffic_back(end: Transition, record: RolloutRecord) -> bool:
+    """Whether ``end`` (a ``rollback``) marks the traffic back: it says the weights read back,
+    or it is the end of a finished rollback (the monitor's records no weights)."""
+    return end.to_weights is not None or (record.phase is RolloutPhase.ROLLED_BACK
+                                          and end is record.last_transition("rollback"))
 
 
 def _then(before: str, after: str) -> str:
@@ -252,7 +262,9 @@ def _exposure(record: RolloutRecord) -> tuple[Transition | None, int, Weights | 
     if start is None:
         at_trigger = None
     end = record.last_transition("rollback")
-    return first, peak, at_trigger, end.at if end is not None and end.to_weights is not None else None
+    # A finished rollback records its end only once the traffic is back, so its end bounds the
+    # exposure even when it kept no read-back weights (the monitor's rollback records none).
+    return first, peak, at_trigger, end.at if end is not None and _traffic_back(end, record) else None
 
 
 def incident_report(record: RolloutRecord, *, alert_topic: str | None = None) -> str:
@@ -310,18 +322,28 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None) ->
     if finished and end.to_weights is not None:
         lines.append(f"- {utc(end.at)}: the load balancer read back **{end.to_weights}** (stable/canary); "
                      f"recorded by {cell(end.actor)}.")
+    elif finished:
+        # The monitor's rollback records its end without the weights it read back: finished all
+        # the same, and not to be "finished" again by hand.
+        lines.append(f"- {utc(end.at)}: the rollback was recorded as finished by {cell(end.actor)}, after the "
+                     f"traffic was back; its record keeps no read-back weights (the rollout shows {record.weights} "
+                     "stable/canary).")
     else:
         lines.append("- **Not confirmed:** the ledger records no finished rollback. Run `rollway abort` (or the "
                      "rollback flow) to finish it: it is idempotent, never moves traffic toward the canary, and "
                      "records the end.")
     lines += ["", "## Rollback steps", ""]
     if finished:
-        restored = record.previous_task_definition or "its previous task definition"
+        # Without a previous task definition the rollback points the canary at the stable
+        # service's (flows/rollback.py): say so, not "its previous", which nothing recorded.
+        restored = record.previous_task_definition or ("the stable service's task definition (the ledger records "
+                                                       "none from before the rollout)")
         lines += [
             "The rollback records its end only after every step succeeded, in this order:",
             "",
             "1. the stable service made ready to take all traffic (scaled up and healthy if it was short);",
-            f"2. 100 % of the traffic to the stable target group, read back ({end.to_weights});",
+            "2. 100 % of the traffic to the stable target group, read back"
+            + (f" ({end.to_weights});" if end.to_weights is not None else ";"),
             f"3. the canary service scaled to 0 and pointed back at {restored};",
             (f"4. the feature flags it binds disabled ({', '.join(f'`{f}`' for f in bound_flags(record))}; their "
              "audit trail names this rollout);" if bound_flags(record) else "4. no feature flag is bound to it: none "

@@ -31,15 +31,16 @@ Outcome = Literal["passed", "failed", "skipped"]
 def _http_url(value: str, what: str) -> str:
     value = value.strip()
     parts = urlsplit(value)
+    if parts.username or parts.password:
+        # A URL with credentials would print them in every log line and artifact that names it
+        # (and in this error: checked first, so no other message quotes it).
+        raise ValueError(f"{what} must not carry a user name or password (it is logged and shown in the report)")
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"{what} {value!r} is not an http:// or https:// URL with a host")
     try:
         parts.port  # noqa: B018 - raises ValueError for a port out of range
     except ValueError as err:
         raise ValueError(f"{what} {value!r} has a bad port: {err}") from None
-    if parts.username or parts.password:
-        # A URL with credentials would print them in every log line and artifact that names it.
-        raise ValueError(f"{what} must not carry a user name or password (it is logged and shown in the report)")
     return value
 
 
@@ -60,14 +61,16 @@ class ValidationSpec(BaseModel):
         success_rate_services: the ECS services whose ``SuccessRate`` (dimension ``Service``) is
             read; empty means both of the targets' services, stable and canary: after a
             promotion the new version runs on the canary service, after ``finalize`` on the
-            stable one, and the average pools whichever published.
+            stable one, and the average pools whichever published (each of them must also be
+            at or above the floor on its own).
         attempts: how many times a check that failed in a way worth trying again is tried
             (1: no retry). A POST is tried again only when the request never reached the
             server, so that no second session is created and no message sent twice.
         retry_delay_seconds: wait between attempts.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # Errors name the rule broken and never echo the input: a URL may carry a password.
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
 
     health_url: str = "https://edit.ameliastamps.webordinary.com/health"
     api_base_url: str = "https://api.webordinary.com"
@@ -91,7 +94,13 @@ class ValidationSpec(BaseModel):
     @field_validator("api_base_url")
     @classmethod
     def _api(cls, value: str) -> str:
-        return _http_url(value, "api_base_url").rstrip("/")
+        value = _http_url(value, "api_base_url")
+        parts = urlsplit(value)
+        if parts.query or parts.fragment or value.endswith(("?", "#")):
+            # The sessions and messages paths are appended to it: after a query or fragment
+            # they would be part of it, and both POSTs would go to the base URL itself.
+            raise ValueError("api_base_url must not have a query or fragment: the paths are appended to it")
+        return value.rstrip("/")
 
     @field_validator("sessions_path", "messages_path")
     @classmethod
@@ -211,8 +220,10 @@ def judge_success_rate(averages: dict[str, tuple[float, float]], spec: Validatio
     """The ``SuccessRate`` check from what CloudWatch held: service -> (sum, sample count).
 
     Pooled over the services that published (as CloudWatch's Average over their series would
-    be). No datapoint at all fails: a service nobody measures is not a healthy one. No data is
-    also worth reading again (CloudWatch may still be ingesting the last minutes).
+    be), and each service on its own: every one that published must be at or above the floor.
+    Pooled alone, the old version's successes (its idle health checks) carried a new version
+    below the floor. No datapoint at all fails: a service nobody measures is not a healthy one.
+    No data is also worth reading again (CloudWatch may still be ingesting the last minutes).
     """
     window = spec.success_rate_window_minutes
     names = ", ".join(services)
@@ -223,10 +234,12 @@ def judge_success_rate(averages: dict[str, tuple[float, float]], spec: Validatio
     count = sum(n for _, n in averages.values())
     average = total / count
     each = ", ".join(f"{svc} {s / n:.2f}%" for svc, (s, n) in averages.items())
-    passed = average >= spec.success_rate_floor
-    verdict = "at or above" if passed else "BELOW"
+    below = [f"{svc} {s / n:.2f}%" for svc, (s, n) in averages.items() if s / n < spec.success_rate_floor]
+    passed = average >= spec.success_rate_floor and not below
+    verdict = "at or above" if average >= spec.success_rate_floor else "BELOW"
     return CheckResult(
         name=SUCCESS_RATE, outcome="passed" if passed else "failed", seconds=seconds,
         reason=(f"average SuccessRate {average:.2f}% over the last {window} minutes is {verdict} the "
-                f"{spec.success_rate_floor:g}% floor ({each}; {count:g} datapoints)"),
+                f"{spec.success_rate_floor:g}% floor ({each}; {count:g} datapoints)"
+                + (f"; {', '.join(below)} is BELOW it" if below and average >= spec.success_rate_floor else "")),
     )

@@ -79,12 +79,23 @@ class CloudFormationStacks:
         if found is None:
             return StackState(name=name)
         root = found.get("RootId")
+        gone = found["StackStatus"] == "DELETE_COMPLETE"
         return StackState(
             name=name,
             status=found["StackStatus"],
             termination_protection=bool(found.get("EnableTerminationProtection")),
             root_stack=_stack_name(root) if root else None,
+            # What deleting it would delete: the plan refuses a stack holding what production uses.
+            resources=() if gone else self._resources(found["StackId"]),
         )
+
+    def _resources(self, stack_id: str) -> tuple[str, ...]:
+        """The physical ids of the stack's resources (every page)."""
+        ids = []
+        for page in self._client.get_paginator("list_stack_resources").paginate(StackName=stack_id):
+            ids += [r["PhysicalResourceId"] for r in page.get("StackResourceSummaries", [])
+                    if r.get("PhysicalResourceId")]
+        return tuple(ids)
 
     def delete(
         self, name: str, *, timeout_seconds: float, on_progress: Callable[[str], None] = lambda line: None
@@ -119,7 +130,8 @@ class CloudFormationStacks:
                 f"update-termination-protection --no-enable-termination-protection --stack-name {name}`"))
         # The id, not the name: the wait must follow this stack, not one created later under its name.
         stack_id = found["StackId"]
-        seen = {e["EventId"] for e in self._events(stack_id)}
+        # The newest page is enough: every later event lands on top of it.
+        seen = {e["EventId"] for e in self._events(stack_id, until=lambda event: True)}
         self._client.delete_stack(StackName=stack_id)
         on_progress(f"stack {name}: deletion requested (was {found['StackStatus']})")
         self._wait_deleted(name, stack_id, timeout_seconds, seen, on_progress)
@@ -163,18 +175,31 @@ class CloudFormationStacks:
             raise
         return stacks[0] if stacks else None
 
-    def _events(self, stack_id: str) -> list[dict[str, Any]]:
-        """The stack's events, newest first (the first page: the newest 100 or so)."""
-        return self._client.describe_stack_events(StackName=stack_id).get("StackEvents", [])
+    def _events(self, stack_id: str, until: Callable[[dict[str, Any]], bool]) -> list[dict[str, Any]]:
+        """The stack's events, newest first, page after page up to the first page holding an
+        event ``until`` accepts (or the last page).
+
+        One page is only the newest 100 or so: a stack of many resources makes more than that in
+        one progress slice, and the failure of a resource deleted early sits pages back.
+        """
+        events: list[dict[str, Any]] = []
+        for page in self._client.get_paginator("describe_stack_events").paginate(StackName=stack_id):
+            batch = page.get("StackEvents", [])
+            events += batch
+            if any(until(e) for e in batch):
+                break
+        return events
 
     def _new_events(self, stack_id: str, seen: set[str]) -> list[str]:
         """Lines for the events not reported yet, oldest first."""
-        fresh = [e for e in self._events(stack_id) if e["EventId"] not in seen]
+        fresh = [e for e in self._events(stack_id, until=lambda event: event["EventId"] in seen)
+                 if e["EventId"] not in seen]
         seen.update(e["EventId"] for e in fresh)
         return [_event_line(e) for e in reversed(fresh)]
 
     def _failure_reasons(self, stack_id: str, found: dict[str, Any] | None) -> list[str]:
-        return failure_reasons(self._events(stack_id), (found or {}).get("StackStatusReason"))
+        events = self._events(stack_id, until=_deletion_start)
+        return failure_reasons(events, (found or {}).get("StackStatusReason"))
 
 
 def failure_reasons(events_newest_first: list[dict[str, Any]], stack_reason: str | None = None) -> list[str]:
@@ -186,16 +211,24 @@ def failure_reasons(events_newest_first: list[dict[str, Any]], stack_reason: str
     """
     reasons = []
     for event in events_newest_first:
-        is_stack = event.get("ResourceType") == "AWS::CloudFormation::Stack" and \
-            event.get("PhysicalResourceId") == event.get("StackId")
-        if is_stack and event.get("ResourceStatus") == "DELETE_IN_PROGRESS":
+        if _deletion_start(event):
             break  # the start of this deletion: older events belong to earlier attempts
-        if not is_stack and event.get("ResourceStatus") == "DELETE_FAILED":
+        if not _is_stack(event) and event.get("ResourceStatus") == "DELETE_FAILED":
             reasons.append(f"{event.get('LogicalResourceId')} ({event.get('ResourceType')}): "
                            f"{event.get('ResourceStatusReason') or 'no reason given'}")
     if not reasons and stack_reason:
         reasons.append(stack_reason)
     return list(reversed(reasons))
+
+
+def _is_stack(event: dict[str, Any]) -> bool:
+    """Whether the event is the stack's own (not one of its resources')."""
+    return event.get("ResourceType") == "AWS::CloudFormation::Stack" and \
+        event.get("PhysicalResourceId") == event.get("StackId")
+
+
+def _deletion_start(event: dict[str, Any]) -> bool:
+    return _is_stack(event) and event.get("ResourceStatus") == "DELETE_IN_PROGRESS"
 
 
 def _event_line(event: dict[str, Any]) -> str:

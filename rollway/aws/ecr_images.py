@@ -116,8 +116,9 @@ def images_in_use(ecs: Any, targets: Targets) -> tuple[ImageUse, ...]:
     """Every container image named by a task definition in use.
 
     In use: the task definition of every deployment of the stable and canary services (a
-    service mid-deployment runs two), and every ACTIVE revision of ``targets.task_family`` (and
-    of any family whose name begins with it: ECS's ``familyPrefix`` matches those too).
+    service mid-deployment runs two), every ACTIVE revision of ``targets.task_family`` (and
+    of any family whose name begins with it: ECS's ``familyPrefix`` matches those too), and the
+    digest every running task of the cluster resolved its image to.
 
     Raises:
         InUseUnknown: the cluster or either service cannot be found (wrong names would make
@@ -138,6 +139,40 @@ def images_in_use(ecs: Any, targets: Targets) -> tuple[ImageUse, ...]:
         for container in described.get("containerDefinitions", []):
             found.append(ImageUse(task_definition=described["taskDefinitionArn"], why=", ".join(whys),
                                   image=container["image"]))
+    return tuple(found) + _running_digests(ecs, targets)
+
+
+# DescribeTasks takes at most 100 tasks per call.
+_TASKS_BATCH = 100
+
+
+def _running_digests(ecs: Any, targets: Targets) -> tuple[ImageUse, ...]:
+    """The image digest each container of each running task in the cluster runs.
+
+    ECS resolves a task definition's tag to a digest when it deploys, and its tasks run (and are
+    replaced from) that digest. Once the tag has moved (pushed again), the image they run is no
+    longer what the tag names, only what its other tags do: without this, deleting one of those
+    left production's tasks on an image that is gone. Every task of the cluster counts, not only
+    the two services' (a one-off or another service's task runs on it too).
+    """
+    arns: list[str] = []
+    try:
+        for page in ecs.get_paginator("list_tasks").paginate(cluster=targets.cluster, desiredStatus="RUNNING"):
+            arns += page.get("taskArns", [])
+        described = [task for start in range(0, len(arns), _TASKS_BATCH)
+                     for task in ecs.describe_tasks(cluster=targets.cluster,
+                                                    tasks=arns[start:start + _TASKS_BATCH]).get("tasks", [])]
+    except ClientError as err:
+        raise InUseUnknown(f"the running tasks of cluster {targets.cluster} could not be read: {err}") from err
+    found = []
+    for task in described:
+        for container in task.get("containers", []):
+            image, digest = container.get("image"), container.get("imageDigest")
+            if image and digest:
+                task_id = task["taskArn"].rsplit("/", 1)[-1]
+                found.append(ImageUse(task_definition=task.get("taskDefinitionArn", "?"),
+                                      why=f"running task {task_id}, on the digest ECS resolved its tag to",
+                                      image=f"{image.partition('@')[0]}@{digest}"))
     return tuple(found)
 
 

@@ -182,3 +182,66 @@ def test_a_deletion_that_ends_in_delete_failed_reports_the_events_reasons():
     assert failed.value.status == "DELETE_FAILED"
     assert failed.value.reasons == ("Logs (AWS::S3::Bucket): The bucket you tried to delete is not empty",)
     assert f"stack {OLD}: Logs (AWS::S3::Bucket) DELETE_FAILED: The bucket you tried to delete is not empty" in progress
+
+
+def test_an_old_stack_that_holds_a_resource_production_uses_is_refused(aws, stacks):
+    # The old stack made the queue the live service still reads: deleting it deletes the queue.
+    from rollway.cleanup import CleanupSpec, plan_cleanup
+
+    create(aws, OLD, "webordinary-edit-input")
+    create(aws, "webordinary-older-stack", "webordinary-older-queue")
+    spec = CleanupSpec(old_stacks=(OLD, "webordinary-older-stack"))
+    plan = plan_cleanup(spec, aws.targets, stacks={name: stacks.describe(name) for name in spec.old_stacks},
+                        in_use=(), images=())
+
+    assert plan.delete_stacks == ("webordinary-older-stack",)
+    (refusal,) = plan.refusals
+    assert refusal.name == OLD
+    assert "it holds webordinary-edit-input (a queue in Targets.queues)" in refusal.reason
+
+
+def test_a_deletion_of_many_resources_reads_every_page_of_events():
+    # Played by botocore's Stubber (moto answers every event on one page): 60 resources, the
+    # first one deleted failed, so its reason is on the second page of DescribeStackEvents.
+    import boto3
+    from botocore.stub import Stubber
+
+    client = boto3.client("cloudformation", region_name="us-west-2", aws_access_key_id="x", aws_secret_access_key="x")
+    sid = f"arn:aws:cloudformation:us-west-2:123456789012:stack/{OLD}/1"
+
+    def stack(status: str) -> dict:
+        return {"Stacks": [{"StackName": OLD, "StackId": sid, "StackStatus": status,
+                            "CreationTime": "2026-01-01T00:00:00Z"}]}
+
+    def event(n: int, logical: str, kind: str, status: str, reason: str = "") -> dict:
+        physical = sid if kind == "AWS::CloudFormation::Stack" else f"{logical}-1"
+        found = {"EventId": f"e{n}", "StackId": sid, "StackName": OLD, "LogicalResourceId": logical,
+                 "PhysicalResourceId": physical, "ResourceType": kind, "ResourceStatus": status,
+                 "Timestamp": "2026-01-01T00:00:00Z"}
+        return {**found, "ResourceStatusReason": reason} if reason else found
+
+    created = event(0, OLD, "AWS::CloudFormation::Stack", "CREATE_COMPLETE")
+    oldest_first = [event(1, OLD, "AWS::CloudFormation::Stack", "DELETE_IN_PROGRESS", "User Initiated"),
+                    event(2, "Logs", "AWS::S3::Bucket", "DELETE_IN_PROGRESS"),
+                    event(3, "Logs", "AWS::S3::Bucket", "DELETE_FAILED", "The bucket you tried to delete is not empty")]
+    for i in range(59):
+        oldest_first += [event(10 + 2 * i, f"Queue{i}", "AWS::SQS::Queue", "DELETE_IN_PROGRESS"),
+                         event(11 + 2 * i, f"Queue{i}", "AWS::SQS::Queue", "DELETE_COMPLETE")]
+    oldest_first.append(event(500, OLD, "AWS::CloudFormation::Stack", "DELETE_FAILED", "resource(s) failed to delete"))
+    newest_first = list(reversed(oldest_first)) + [created]
+    pages = [({"StackEvents": newest_first[:100], "NextToken": "page2"}, {"StackName": sid}),
+             ({"StackEvents": newest_first[100:]}, {"StackName": sid, "NextToken": "page2"})]
+    with Stubber(client) as stub:
+        stub.add_response("describe_stacks", stack("CREATE_COMPLETE"), {"StackName": OLD})
+        stub.add_response("describe_stack_events", {"StackEvents": [created]}, {"StackName": sid})
+        stub.add_response("delete_stack", {}, {"StackName": sid})
+        stub.add_response("describe_stacks", stack("DELETE_FAILED"), {"StackName": sid})  # the waiter's poll
+        stub.add_response("describe_stacks", stack("DELETE_FAILED"), {"StackName": sid})
+        for answer, asked in pages * 2:  # the progress lines, then the failure's reasons
+            stub.add_response("describe_stack_events", answer, asked)
+        progress: list[str] = []
+        with pytest.raises(StackDeleteFailed) as failed:
+            CloudFormationStacks(client).delete(OLD, timeout_seconds=60, on_progress=progress.append)
+        stub.assert_no_pending_responses()
+    assert failed.value.reasons == ("Logs (AWS::S3::Bucket): The bucket you tried to delete is not empty",)
+    assert len([line for line in progress if " DELETE_" in line and "deletion requested" not in line]) == 122

@@ -112,3 +112,35 @@ def test_a_missing_repository_is_named(aws):
         images.list_images()
     with pytest.raises(TargetNotFound, match="webordinary/no-such-repo"):
         images.delete_tags(["old-version"])
+
+
+def test_an_image_a_running_task_resolved_its_tag_to_is_in_use_after_the_tag_moved(aws, images):
+    # ECS resolves a task definition's tag to a digest when it deploys, and its tasks run (and
+    # restart on) that digest. The tag moved since: the old image is only known by its other tag.
+    ecs, ecr = aws.get_client("ecs"), aws.get_client("ecr")
+    tag = aws.topology.initial_image.rsplit(":", 1)[1]
+    deployed = put(aws, tag, "1")
+    ecr.put_image(repositoryName=aws.targets.ecr_repository, imageTag="build-41",
+                  imageManifest=ecr.batch_get_image(repositoryName=aws.targets.ecr_repository,
+                                                    imageIds=[{"imageTag": tag}])["images"][0]["imageManifest"])
+    ecr.batch_delete_image(repositoryName=aws.targets.ecr_repository, imageIds=[{"imageTag": tag}])
+    moved = put(aws, tag, "2")
+    assert moved != deployed
+    ecs.run_task(cluster=aws.targets.cluster, taskDefinition=aws.topology.task_definition_arn, launchType="FARGATE",
+                 startedBy=f"ecs-svc/{aws.targets.stable_service}",
+                 networkConfiguration={"awsvpcConfiguration": {"subnets": list(aws.topology.subnet_ids),
+                                                           "securityGroups": [aws.topology.security_group_id]}})
+
+    def resolved(parsed, **_):  # what ECS answers and moto leaves out: the digest each container runs
+        for task in parsed.get("tasks", []):
+            for container in task.get("containers", []):
+                container["imageDigest"] = deployed
+    ecs.meta.events.register("after-call.ecs.DescribeTasks", resolved)
+
+    plan = plan_cleanup(CleanupSpec(old_image_tags=("build-41",)), aws.targets, stacks={},
+                        in_use=images_in_use(ecs, aws.targets), images=images.list_images())
+
+    assert plan.delete_tags == ()
+    (refusal,) = plan.refusals
+    assert refusal.name == "build-41" and f"it tags image {deployed}, which is in use" in refusal.reason
+    assert "on the digest ECS resolved its tag to) pins it by digest" in refusal.reason, refusal.reason

@@ -120,3 +120,53 @@ def test_a_refused_connection_is_a_failed_check_and_safe_to_retry_even_for_a_pos
     for result in (health, session, message):
         assert result.outcome == "failed" and "ConnectError" in result.reason
         assert result.retryable  # never sent: nothing was created
+
+
+class _LoginRedirect:
+    """A front door that sends every request to a login page (an expired SSO cookie, a wrong host):
+    every path answers 302 to /login, and /login answers 200 with an HTML form."""
+
+    def __enter__(self) -> str:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args) -> None:
+                pass
+
+            def _send(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                if length:
+                    self.rfile.read(length)
+                if self.path == "/login":
+                    body = b"<html><form>Sign in</form></html>"
+                    self.send_response(200)
+                    self.send_header("Content-Type", "text/html")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                else:
+                    self.send_response(302)
+                    self.send_header("Location", "/login")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+
+            do_GET = do_POST = _send
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def __exit__(self, *exc) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def test_a_redirect_to_a_login_page_is_not_a_healthy_service_nor_a_sent_message():
+    with _LoginRedirect() as url:
+        spec = spec_for(url)
+        with http_checks.client(spec) as http:
+            health = http_checks.check_health(http, spec)
+            message = http_checks.send_message(http, spec, "sess-1")
+    assert health.outcome == "failed" and "HTTP 302" in health.reason
+    assert message.outcome == "failed" and "HTTP 302" in message.reason

@@ -178,3 +178,13 @@ def test_a_rollback_by_hand_still_acts_when_the_window_closes_between_its_read_a
     env.ledger.record = decommission_lands_first
     rollback(reason="2.0.0 corrupts sessions", actor="erin")
     assert env.router.weights == Weights(stable=100, canary=0), env.router.weights
+
+
+def test_the_monitors_rollback_records_the_weights_it_read_back(monkeypatch):
+    """The rollback's end carried no weights, so reports took the finished rollback for one
+    never confirmed (rollway.reports: 'Not confirmed ... run rollway abort')."""
+    env, first = promoted_world(monkeypatch)
+    result = run_monitor_flow()
+    assert result.outcome == "rolled_back", result
+    end = env.ledger.get(env.targets.canary_service).last_transition("rollback")
+    assert end.actor == "monitor" and end.to_weights == Weights(stable=100, canary=0)

@@ -217,3 +217,42 @@ def test_summary_says_what_was_deleted_gone_and_refused():
     p = plan(tags=("2.0.0",))
     refused = summary_markdown(planned_result(p), T.ecr_repository)
     assert refused.startswith("# Cleanup refused: nothing was deleted") and "image tag `2.0.0`" in refused
+
+
+@pytest.mark.parametrize(
+    ("resource", "held"),
+    [
+        ("arn:aws:ecs:us-west-2:1:service/webordinary-edit-cluster/webordinary-edit-service",
+         "webordinary-edit-cluster (Targets.cluster, the ECS cluster); webordinary-edit-service (Targets.stable_service"),
+        ("arn:aws:elasticloadbalancing:us-west-2:1:loadbalancer/app/webordinary-edit-alb/50dc6c495c0c9188",
+         "webordinary-edit-alb (Targets.load_balancer"),
+        ("https://sqs.us-west-2.amazonaws.com/1/webordinary-edit-input-dlq", "webordinary-edit-input-dlq (a dead-letter"),
+        ("webordinary/edit-container", "webordinary/edit-container (Targets.ecr_repository"),
+        # Names that only begin like a production one are not it.
+        ("arn:aws:ecs:us-west-2:1:service/webordinary-old-cluster/webordinary-edit-service-old", None),
+        ("webordinary-edit-input-old", None),
+    ],
+)
+def test_a_stack_holding_a_production_resource_is_refused(resource, held):
+    state = StackState(name="webordinary-old-stack", status="CREATE_COMPLETE", resources=(resource,))
+    plan = plan_cleanup(CleanupSpec(old_stacks=("webordinary-old-stack",)), Targets(),
+                        stacks={"webordinary-old-stack": state}, in_use=(), images=())
+    if held is None:
+        assert plan.delete_stacks == ("webordinary-old-stack",) and not plan.refusals
+    else:
+        (refusal,) = plan.refusals
+        assert f"it holds {held}" in refusal.reason, refusal.reason
+
+
+def test_a_rerun_after_head_moved_is_told_how_to_carry_on():
+    # Run 1 tagged HEAD (c0) and stopped at a stack; the checkout has moved on to c1 since. The
+    # run's own error said "run cleanup again with the same parameters": the refusal must say how.
+    spec = CleanupSpec(**ARCHIVE)
+    refusals = plan_cleanup(spec, T, stacks={}, in_use=(), images=(),
+                            archive=ArchiveState(commit="c1", local_commit="c0", remote_commit="c0")).refusals
+    assert len(refusals) == 2  # the local tag and the remote's
+    assert all("archive_commit c0" in r.reason and "earlier cleanup run" in r.reason for r in refusals)
+    pinned = CleanupSpec(**ARCHIVE, archive_commit="c1")
+    (refusal,) = plan_cleanup(pinned, T, stacks={}, in_use=(), images=(),
+                              archive=ArchiveState(commit="c1", local_commit="c0")).refusals
+    assert "earlier cleanup run" not in refusal.reason  # the person named the commit: no guess

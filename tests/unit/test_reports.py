@@ -198,3 +198,42 @@ def test_a_stage_that_passed_before_a_person_aborted_shows_both():
     assert line.verdict == ("passed: successful: canary 0.08% vs baseline 0.10%; then rolled back (carol): "
                             "aborted by carol: not today")
     assert line.ended_at == T0 + 750
+
+
+def test_a_name_with_a_line_break_cannot_add_a_heading_to_the_incident_report():
+    # The approver's name comes from the pause form's text area; the trigger line quotes it.
+    who = "dave\n\n# Rollback was a false alarm, nothing to do"
+    rec = before_trigger(who, f"rejected by {who}: latency looks off",
+                         Transition(at=T0 + 290, kind="reject", actor=who, to_stage=0, comment="reject: latency",
+                                    verdict="approval before 25%"))
+    text = incident_report(rec)
+    assert not any(line.startswith("# Rollback was a false alarm") for line in text.splitlines())
+    assert "a person, dave # Rollback was a false alarm, nothing to do, who rejected" in text
+
+
+def test_a_rollback_the_monitor_finished_is_reported_finished():
+    # flows/monitor.py records its rollback's end with the record's weights, not the transition's.
+    reason = "monitoring after promotion: canary error rate 6.00% (60/1000) is over the 5% guardrail"
+    rec = record([started(), shift(60, 100, 0),
+                  Transition(at=T0 + 2200, kind="promote", actor="alice", to_weights=w(100), comment="every stage passed"),
+                  Transition(at=T0 + 3000, kind="rollback-start", actor="monitor", comment=reason),
+                  Transition(at=T0 + 3040, kind="rollback", actor="monitor", comment=reason)],
+                 RolloutPhase.ROLLED_BACK, stages=(100,), weights=w(0))
+    text = incident_report(rec)
+    assert f"was rolled back at {utc(T0 + 3040)}." in text
+    assert "**Trigger:** the post-promotion monitor" in text
+    # Finished in the ledger: not told to finish it, no "None" where the weights would be.
+    assert "Not confirmed" not in text and "rollway abort" not in text
+    assert "None" not in text
+    assert f"- {utc(T0 + 3040)}: the rollback was recorded as finished by monitor" in text
+    assert "**Exposed for:** 49.7 min" in text and "so far" not in text
+    (line,) = stage_lines(rec)
+    assert line.ended_at == T0 + 3040
+
+
+def test_a_rollback_without_a_recorded_previous_task_definition_names_what_it_restores():
+    # flows/rollback.py points the canary at the stable service's task definition when none is known.
+    rec = guardrail_rollback().model_copy(update={"previous_task_definition": None})
+    text = incident_report(rec)
+    assert "its previous task definition" not in text
+    assert "pointed back at the stable service's task definition (the ledger records none from before" in text

@@ -32,6 +32,9 @@ def test_defaults_are_the_seeds_script():
         ({"api_base_url": "https:///sessions"}, "api_base_url"),
         ({"api_base_url": "https://user:pw@api.example.com"}, "must not carry a user name or password"),
         ({"health_url": "http://edit.example.com:99999/health"}, "has a bad port"),
+        # The paths are appended to it: "...?stage=prod/sessions" would POST to the base itself.
+        ({"api_base_url": "https://api.example.com/v1?stage=prod"}, "api_base_url must not have a query"),
+        ({"api_base_url": "https://api.example.com/v1#top"}, "api_base_url must not have a query"),
         ({"timeout_seconds": 0}, "timeout_seconds"),
         ({"timeout_seconds": -1.5}, "greater than 0"),
         ({"attempts": 0}, "attempts"),
@@ -92,7 +95,10 @@ def test_evaluate_refuses_nothing_checked_or_a_check_twice(results):
         ({"svc-a": (499.9, 5)}, 99.9, "passed", ["99.98%", "at or above the 99.9% floor"]),
         ({"svc-a": (495.0, 5)}, 99.9, "failed", ["99.00%", "BELOW the 99.9% floor"]),
         # Pooled as CloudWatch's Average: (500 + 480) / 10 = 98 %, each service shown.
-        ({"svc-a": (500.0, 5), "svc-b": (480.0, 5)}, 98.0, "passed", ["98.00%", "svc-a 100.00%", "svc-b 96.00%"]),
+        ({"svc-a": (500.0, 5), "svc-b": (480.0, 5)}, 96.0, "passed", ["98.00%", "svc-a 100.00%", "svc-b 96.00%"]),
+        # The pool is at the floor, the version on svc-b is not: the old version's successes
+        # (idle health checks) must not carry the new one's errors.
+        ({"svc-a": (500.0, 5), "svc-b": (480.0, 5)}, 98.0, "failed", ["98.00%", "svc-b 96.00% is BELOW"]),
     ],
 )
 def test_success_rate_judgement(averages, floor, outcome, says):
@@ -108,3 +114,14 @@ def test_markdown_table_shows_each_check_with_its_reason():
     assert "FAILED (session)" in text
     assert "| health | passed | health fine |" in text
     assert r"HTTP 500 \| body: down now" in text  # one cell: the pipe escaped, the line break folded
+
+
+def test_a_refused_url_with_credentials_is_not_echoed_in_the_error():
+    # The error goes to the run's logs and state message: the password must not go with it.
+    with pytest.raises(ValidationError) as refused:
+        ValidationSpec(api_base_url="https://deploy:s3cr3t-token@api.example.com")
+    assert "must not carry a user name or password" in str(refused.value)
+    assert "s3cr3t-token" not in str(refused.value)
+    with pytest.raises(ValidationError) as refused:
+        ValidationSpec(health_url="ftp://deploy:s3cr3t-token@edit.example.com/health")
+    assert "s3cr3t-token" not in str(refused.value)
