@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 import time
 from contextlib import contextmanager
+from uuid import uuid4
 
+from blocks.credentials import credentials_for_endpoint
+from blocks.targets import RollwayTargets
 from rollway.aws.environment import aws_environment
 from rollway.clock import ClockSettings
 from rollway.sim.profiles import BehaviourProfile
@@ -28,6 +31,18 @@ def simulated(aws, canary_error_rate: float, *, tag: str = "2.0.0", rps: float =
     )
     with simulator:
         yield env, image
+
+
+def saved_blocks(aws, prefix: str = "test") -> str:
+    """Targets and credentials blocks for the embedded AWS, saved under one name no other test uses.
+
+    Returns:
+        The name of both blocks: pass it as ``targets_block`` and ``aws_credentials_block``.
+    """
+    name = f"{prefix}-{uuid4().hex[:8]}"
+    RollwayTargets(**aws.targets.model_dump()).save(name, overwrite=True)
+    credentials_for_endpoint(aws.endpoint_url, aws.targets.region).save(name, overwrite=True)
+    return name
 
 
 def inbox(aws) -> str:

@@ -6,17 +6,15 @@ from __future__ import annotations
 import json
 import subprocess
 from pathlib import Path
-from uuid import uuid4
 
 import pytest
 from botocore.exceptions import ClientError
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 
-from blocks.credentials import credentials_for_endpoint
-from blocks.targets import RollwayTargets
 from flows.cleanup import ARTIFACT_KEY, cleanup
 from rollway.cleanup import CleanupIncomplete, CleanupRefused
+from tests.flows.moto_env import saved_blocks
 
 OLD_STACK, OLD_QUEUE, LIVE_QUEUE = "webordinary-old-stack", "webordinary-old-queue", "webordinary-live-queue"
 TAG, MESSAGE = "pre-sqs-architecture", "Archive before SQS migration"
@@ -39,13 +37,6 @@ def repo(tmp_path: Path) -> Path:
     git(work, "commit", "-q", "-m", "old architecture")
     git(work, "remote", "add", "origin", str(origin))
     return work
-
-
-def saved_blocks(aws) -> str:
-    name = f"cleanup-{uuid4().hex[:8]}"
-    RollwayTargets(**aws.targets.model_dump()).save(name, overwrite=True)
-    credentials_for_endpoint(aws.endpoint_url, aws.targets.region).save(name, overwrite=True)
-    return name
 
 
 def put_image(aws, tag: str, layer: str) -> None:
@@ -107,7 +98,7 @@ def summary(state) -> str:
 
 
 def run(aws, repo: Path, **parameters):
-    blocks = saved_blocks(aws)
+    blocks = saved_blocks(aws, "cleanup")
     defaults = dict(archive_tag=TAG, archive_message=MESSAGE, repo_dir=str(repo), stack_timeout_seconds=30,
                     targets_block=blocks, aws_credentials_block=blocks)
     return cleanup(**{**defaults, **parameters}, return_state=True)

@@ -12,8 +12,6 @@ import pytest
 from botocore.exceptions import ClientError
 from prefect import flow
 
-from blocks.credentials import credentials_for_endpoint
-from blocks.targets import RollwayTargets
 from flows.canary import RolloutRefused, preflight
 from flows.finalize import finalize, run_finalize
 from flows.progressive import run_progressive
@@ -29,7 +27,7 @@ from rollway.phases import RolloutPhase
 from rollway.sim.traffic import TrafficSimulator
 from rollway.spec import RolloutSpec, Stage, WeeklyPhase
 from rollway.targets import Targets
-from tests.flows.moto_env import HEALTHY, SPEED, inbox
+from tests.flows.moto_env import HEALTHY, SPEED, inbox, saved_blocks  # other test_finalize_* import saved_blocks here
 from tests.flows.test_canary_moto import read_back
 from tests.flows.iam import allowed, iam_actions
 
@@ -71,14 +69,6 @@ def notice(aws, url: str, subject: str) -> str:
     got = aws.get_client("sqs").receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
     (message,) = [body["Message"] for body in map(json.loads, (m["Body"] for m in got)) if body["Subject"] == subject]
     return message
-
-
-def saved_blocks(aws) -> str:
-    """Targets and credentials blocks for the embedded AWS, under a name no other test uses."""
-    name = f"finalize-{uuid4().hex[:8]}"
-    RollwayTargets(**aws.targets.model_dump()).save(name, overwrite=True)
-    credentials_for_endpoint(aws.endpoint_url, aws.targets.region).save(name, overwrite=True)
-    return name
 
 
 # --- The whole story: promote, finalize, and the next rollout ------------------------------

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import time
-from uuid import uuid4
 
 import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 
-from blocks.credentials import credentials_for_endpoint
-from blocks.targets import RollwayTargets
 from flows.reports import ReportRefused, rollout_report
 from flows.rollback import rollback
 from rollway.aws.environment import aws_environment
@@ -20,14 +17,12 @@ from rollway.ledger import RolloutRecord, Transition, new_rollout_id, utc
 from rollway.model import Weights
 from rollway.phases import RolloutPhase
 from rollway.spec import RolloutSpec, Stage
+from tests.flows.moto_env import saved_blocks
 
 
 @pytest.fixture
 def blocks(aws) -> str:
-    name = f"reports-{uuid4().hex[:8]}"
-    RollwayTargets(**aws.targets.model_dump()).save(name, overwrite=True)
-    credentials_for_endpoint(aws.endpoint_url, aws.targets.region).save(name, overwrite=True)
-    return name
+    return saved_blocks(aws, "reports")
 
 
 def artifacts_of(state) -> dict[str, str]:

@@ -5,16 +5,14 @@ from __future__ import annotations
 import time
 from datetime import datetime, timezone
 from typing import Iterator
-from uuid import uuid4
 
 import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 
-from blocks.credentials import credentials_for_endpoint
-from blocks.targets import RollwayTargets
 from flows.validate import ValidationFailed, validate_deployment
 from rollway.sim.app import ValidationApp
+from tests.flows.moto_env import saved_blocks
 
 
 @pytest.fixture
@@ -25,10 +23,7 @@ def app() -> Iterator[ValidationApp]:
 
 @pytest.fixture
 def blocks(aws) -> str:
-    name = f"validate-{uuid4().hex[:8]}"
-    RollwayTargets(**aws.targets.model_dump()).save(name, overwrite=True)
-    credentials_for_endpoint(aws.endpoint_url, aws.targets.region).save(name, overwrite=True)
-    return name
+    return saved_blocks(aws, "validate")
 
 
 def publish_success_rate(aws, value: float) -> None:
