@@ -3,28 +3,13 @@ by digest) refused by the plan, absent tags reported as gone."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from rollway.aws.ecr_images import EcrImages, InUseUnknown, images_in_use
 from rollway.aws.ecs import EcsDeployer
 from rollway.aws.errors import TargetNotFound
 from rollway.cleanup import CleanupSpec, plan_cleanup
-
-
-def put(aws, tag: str, layer: str) -> str:
-    """Push a manifest to the repository under ``tag``; the layer makes its digest (in moto)."""
-    manifest = json.dumps({
-        "schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
-        "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": 7,
-                   "digest": "sha256:" + "c" * 64},
-        "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": 7,
-                    "digest": "sha256:" + layer * 64}],
-    })
-    answer = aws.get_client("ecr").put_image(repositoryName=aws.targets.ecr_repository, imageManifest=manifest,
-                                             imageTag=tag)
-    return answer["image"]["imageId"]["imageDigest"]
+from tests.flows.moto_env import put_image
 
 
 @pytest.fixture
@@ -37,9 +22,9 @@ def tags_in(images: EcrImages) -> set[str]:
 
 
 def test_old_tags_are_deleted_the_others_stay_and_an_absent_tag_is_reported_gone(aws, images):
-    old = put(aws, "old-version", "1")
-    put(aws, "0.9.0", "2")
-    put(aws, "1.0.0", "3")
+    old = put_image(aws, "old-version", "1")
+    put_image(aws, "0.9.0", "2")
+    put_image(aws, "1.0.0", "3")
     listed = {image.digest: image.tags for image in images.list_images()}
     assert listed[old] == ("old-version",) and len(listed) == 3
 
@@ -74,13 +59,13 @@ def test_what_the_task_definitions_in_use_name_is_read_from_ecs(aws):
 
 def test_a_tag_in_use_by_tag_or_by_digest_is_refused_and_stays(aws, images):
     ecs = aws.get_client("ecs")
-    running = put(aws, "1.0.0", "1")  # what the provisioned services run (by tag)
+    running = put_image(aws, "1.0.0", "1")  # what the provisioned services run (by tag)
     aws.get_client("ecr").put_image(  # the same image under a second tag
         repositoryName=aws.targets.ecr_repository, imageTag="release-1",
         imageManifest=aws.get_client("ecr").batch_get_image(
             repositoryName=aws.targets.ecr_repository, imageIds=[{"imageTag": "1.0.0"}])["images"][0]["imageManifest"])
-    pinned = put(aws, "pinned", "2")
-    put(aws, "old-version", "3")
+    pinned = put_image(aws, "pinned", "2")
+    put_image(aws, "old-version", "3")
     EcsDeployer(ecs, aws.targets).register_revision(f"{aws.topology.repository_uri}@{pinned}",
                                                     aws.topology.task_definition_arn)
 
@@ -119,12 +104,12 @@ def test_an_image_a_running_task_resolved_its_tag_to_is_in_use_after_the_tag_mov
     # restart on) that digest. The tag moved since: the old image is only known by its other tag.
     ecs, ecr = aws.get_client("ecs"), aws.get_client("ecr")
     tag = aws.topology.initial_image.rsplit(":", 1)[1]
-    deployed = put(aws, tag, "1")
+    deployed = put_image(aws, tag, "1")
     ecr.put_image(repositoryName=aws.targets.ecr_repository, imageTag="build-41",
                   imageManifest=ecr.batch_get_image(repositoryName=aws.targets.ecr_repository,
                                                     imageIds=[{"imageTag": tag}])["images"][0]["imageManifest"])
     ecr.batch_delete_image(repositoryName=aws.targets.ecr_repository, imageIds=[{"imageTag": tag}])
-    moved = put(aws, tag, "2")
+    moved = put_image(aws, tag, "2")
     assert moved != deployed
     ecs.run_task(cluster=aws.targets.cluster, taskDefinition=aws.topology.task_definition_arn, launchType="FARGATE",
                  startedBy=f"ecs-svc/{aws.targets.stable_service}",

@@ -33,6 +33,29 @@ def simulated(aws, canary_error_rate: float, *, tag: str = "2.0.0", rps: float =
         yield env, image
 
 
+def put_image(aws, tag: str, layer: str) -> str:
+    """Put an image manifest into the targets' ECR repository under ``tag``.
+
+    Args:
+        aws: The embedded account.
+        tag: The tag to put it under.
+        layer: One hex digit; its layer digest, so the image's digest, differs with it.
+
+    Returns:
+        The image's digest (``sha256:...``).
+    """
+    manifest = json.dumps({
+        "schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+        "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": 7,
+                   "digest": "sha256:" + "c" * 64},
+        "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": 7,
+                    "digest": "sha256:" + layer * 64}],
+    })
+    answer = aws.get_client("ecr").put_image(repositoryName=aws.targets.ecr_repository, imageManifest=manifest,
+                                             imageTag=tag)
+    return answer["image"]["imageId"]["imageDigest"]
+
+
 def saved_blocks(aws, prefix: str = "test") -> str:
     """Targets and credentials blocks for the embedded AWS, saved under one name no other test uses.
 

@@ -14,7 +14,7 @@ from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRun
 
 from flows.cleanup import ARTIFACT_KEY, cleanup
 from rollway.cleanup import CleanupIncomplete, CleanupRefused
-from tests.flows.moto_env import saved_blocks
+from tests.flows.moto_env import put_image, saved_blocks
 
 OLD_STACK, OLD_QUEUE, LIVE_QUEUE = "webordinary-old-stack", "webordinary-old-queue", "webordinary-live-queue"
 TAG, MESSAGE = "pre-sqs-architecture", "Archive before SQS migration"
@@ -37,17 +37,6 @@ def repo(tmp_path: Path) -> Path:
     git(work, "commit", "-q", "-m", "old architecture")
     git(work, "remote", "add", "origin", str(origin))
     return work
-
-
-def put_image(aws, tag: str, layer: str) -> None:
-    manifest = json.dumps({
-        "schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
-        "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": 7,
-                   "digest": "sha256:" + "c" * 64},
-        "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": 7,
-                    "digest": "sha256:" + layer * 64}],
-    })
-    aws.get_client("ecr").put_image(repositoryName=aws.targets.ecr_repository, imageManifest=manifest, imageTag=tag)
 
 
 @pytest.fixture

@@ -27,7 +27,7 @@ from rollway.cleanup import CleanupSpec
 from rollway.fakes import FakeImagePublisher
 from rollway.publish import PublishRequest
 from tests.flows.iam import allowed, recording
-from tests.flows.test_cleanup_flow import put_image
+from tests.flows.moto_env import put_image
 
 # What docker push asks of ECR's registry API on the release's behalf (no boto3 call makes them).
 DOCKER_PUSH = {"ecr:BatchCheckLayerAvailability", "ecr:InitiateLayerUpload", "ecr:UploadLayerPart",
