@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import pytest
-from botocore.exceptions import ClientError
 
 from rollway.aws.cloudformation import CloudFormationStacks, StackDeleteFailed, StackProtected, failure_reasons
 from rollway.targets import Targets
+from tests.flows.moto_env import queue_exists
 
 OLD = "webordinary-old-stack"
 
@@ -23,14 +23,6 @@ def template(queue: str) -> str:
 def create(aws, name: str, queue: str, **extra) -> str:
     return aws.get_client("cloudformation").create_stack(StackName=name, TemplateBody=template(queue),
                                                          **extra)["StackId"]
-
-
-def queue_exists(aws, queue: str) -> bool:
-    try:
-        aws.get_client("sqs").get_queue_url(QueueName=queue)
-    except ClientError:
-        return False
-    return True
 
 
 @dataclass(frozen=True)

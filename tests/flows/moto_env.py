@@ -1,4 +1,5 @@
-"""A rollout environment on the embedded AWS with traffic from the simulator, for flow tests."""
+"""Helpers for tests on the embedded AWS: a rollout environment with traffic from the simulator, and
+the blocks, images, stacks and queues tests set up or look for."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import json
 import time
 from contextlib import contextmanager
 from uuid import uuid4
+
+from botocore.exceptions import ClientError
 
 from blocks.credentials import credentials_for_endpoint
 from blocks.targets import RollwayTargets
@@ -54,6 +57,15 @@ def put_image(aws, tag: str, layer: str) -> str:
     answer = aws.get_client("ecr").put_image(repositoryName=aws.targets.ecr_repository, imageManifest=manifest,
                                              imageTag=tag)
     return answer["image"]["imageId"]["imageDigest"]
+
+
+def queue_exists(aws, queue: str) -> bool:
+    """Whether an SQS queue named ``queue`` exists in the embedded account."""
+    try:
+        aws.get_client("sqs").get_queue_url(QueueName=queue)
+    except ClientError:
+        return False
+    return True
 
 
 def saved_blocks(aws, prefix: str = "test") -> str:

@@ -14,7 +14,7 @@ from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRun
 
 from flows.cleanup import ARTIFACT_KEY, cleanup
 from rollway.cleanup import CleanupIncomplete, CleanupRefused
-from tests.flows.moto_env import put_image, saved_blocks
+from tests.flows.moto_env import put_image, queue_exists, saved_blocks
 
 OLD_STACK, OLD_QUEUE, LIVE_QUEUE = "webordinary-old-stack", "webordinary-old-queue", "webordinary-live-queue"
 TAG, MESSAGE = "pre-sqs-architecture", "Archive before SQS migration"
@@ -62,14 +62,6 @@ def stack_status(aws, name: str) -> str | None:
         return aws.get_client("cloudformation").describe_stacks(StackName=name)["Stacks"][0]["StackStatus"]
     except ClientError:
         return None
-
-
-def queue_exists(aws, queue: str) -> bool:
-    try:
-        aws.get_client("sqs").get_queue_url(QueueName=queue)
-    except ClientError:
-        return False
-    return True
 
 
 def untouched(aws, repo: Path) -> None:
