@@ -4,7 +4,6 @@ archive first, delete old images and an old stack, keep what production runs on.
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -15,28 +14,16 @@ from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRun
 from flows.cleanup import ARTIFACT_KEY, cleanup
 from rollway.cleanup import CleanupIncomplete, CleanupRefused
 from tests.flows.moto_env import put_image, queue_exists, saved_blocks
+from tests.toolchain.git_repo import git, git_repo
 
 OLD_STACK, OLD_QUEUE, LIVE_QUEUE = "webordinary-old-stack", "webordinary-old-queue", "webordinary-live-queue"
 TAG, MESSAGE = "pre-sqs-architecture", "Archive before SQS migration"
 
 
-def git(cwd: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
-
-
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
     """A checkout with one commit and a bare `origin`."""
-    origin, work = tmp_path / "origin.git", tmp_path / "work"
-    subprocess.run(["git", "init", "-q", "--bare", str(origin)], check=True)
-    subprocess.run(["git", "init", "-q", str(work)], check=True)
-    git(work, "config", "user.name", "Release Bot")
-    git(work, "config", "user.email", "release@example.com")
-    (work / "handler.ts").write_text("// the old architecture\n")
-    git(work, "add", ".")
-    git(work, "commit", "-q", "-m", "old architecture")
-    git(work, "remote", "add", "origin", str(origin))
-    return work
+    return git_repo(tmp_path, [("old architecture", {"handler.ts": "// the old architecture\n"})])
 
 
 @pytest.fixture

@@ -9,29 +9,15 @@ import pytest
 
 from rollway.cleanup import check_git_tag_name
 from rollway.toolchain.git import GitCli, GitError, TagConflict
+from tests.toolchain.git_repo import git, git_repo
 
 TAG, MESSAGE = "pre-sqs-architecture", "Archive before SQS migration"
-
-
-def git(cwd: Path, *args: str) -> str:
-    # The test's own set-up and checks: plain git, outside the code under test.
-    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
 
 
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
     """A repository with two commits, its identity configured, and a bare `origin`."""
-    origin, work = tmp_path / "origin.git", tmp_path / "work"
-    subprocess.run(["git", "init", "-q", "--bare", str(origin)], check=True)
-    subprocess.run(["git", "init", "-q", str(work)], check=True)
-    git(work, "config", "user.name", "Release Bot")
-    git(work, "config", "user.email", "release@example.com")
-    for n in (1, 2):
-        (work / "app.txt").write_text(f"version {n}\n")
-        git(work, "add", "app.txt")
-        git(work, "commit", "-q", "-m", f"version {n}")
-    git(work, "remote", "add", "origin", str(origin))
-    return work
+    return git_repo(tmp_path, [(f"version {n}", {"app.txt": f"version {n}\n"}) for n in (1, 2)])
 
 
 def test_an_annotated_tag_is_created_and_a_rerun_leaves_it_alone(repo: Path):
