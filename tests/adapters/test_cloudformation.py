@@ -7,13 +7,16 @@ import json
 from dataclasses import dataclass
 from typing import Any, Callable
 
+import boto3
 import pytest
+from botocore.stub import Stubber
 
 from rollway.aws.cloudformation import CloudFormationStacks, StackDeleteFailed, StackProtected, failure_reasons
 from rollway.targets import Targets
 from tests.flows.moto_env import queue_exists
 
 OLD = "webordinary-old-stack"
+SID = f"arn:aws:cloudformation:us-west-2:123456789012:stack/{OLD}/1"  # the stack's id in the Stubber tests
 
 
 def template(queue: str) -> str:
@@ -135,38 +138,51 @@ def test_a_failed_deletion_names_the_resources_and_their_reasons():
     assert failure_reasons([], "why the stack says") == ["why the stack says"]
 
 
+# --- for the tests botocore's Stubber plays: what moto never does ---------------------------
+
+
+def stubbed_client():
+    """A CloudFormation client for a Stubber: it never reaches an endpoint."""
+    return boto3.client("cloudformation", region_name="us-west-2", aws_access_key_id="x", aws_secret_access_key="x")
+
+
+def stack_answer(status: str) -> dict:
+    """DescribeStacks' answer for the stack ``OLD`` in ``status``."""
+    return {"Stacks": [{"StackName": OLD, "StackId": SID, "StackStatus": status,
+                        "CreationTime": "2026-01-01T00:00:00Z"}]}
+
+
+def event(n: int, logical: str, kind: str, status: str, reason: str = "") -> dict:
+    """One of the stack ``OLD``'s events: resource ``logical`` of type ``kind`` reached ``status``."""
+    physical = SID if kind == "AWS::CloudFormation::Stack" else f"{logical}-1"
+    found = {"EventId": f"e{n}", "StackId": SID, "StackName": OLD, "LogicalResourceId": logical,
+             "PhysicalResourceId": physical, "ResourceType": kind, "ResourceStatus": status,
+             "Timestamp": "2026-01-01T00:00:00Z"}
+    return {**found, "ResourceStatusReason": reason} if reason else found
+
+
+def until_delete_failed(stub: Stubber, created: dict) -> None:
+    """The calls and answers of a deletion until the waiter sees DELETE_FAILED (``created``: the
+    stack's one event before it)."""
+    stub.add_response("describe_stacks", stack_answer("CREATE_COMPLETE"), {"StackName": OLD})
+    stub.add_response("describe_stack_events", {"StackEvents": [created]}, {"StackName": SID})
+    stub.add_response("delete_stack", {}, {"StackName": SID})
+    stub.add_response("describe_stacks", stack_answer("DELETE_FAILED"), {"StackName": SID})  # the waiter's poll
+    stub.add_response("describe_stacks", stack_answer("DELETE_FAILED"), {"StackName": SID})
+
+
 def test_a_deletion_that_ends_in_delete_failed_reports_the_events_reasons():
     # moto never fails a deletion, so this one path is played by botocore's Stubber: the calls
     # and answers CloudFormation gives when a bucket that is not empty blocks the deletion.
-    import boto3
-    from botocore.stub import Stubber
-
-    client = boto3.client("cloudformation", region_name="us-west-2", aws_access_key_id="x", aws_secret_access_key="x")
-    sid = f"arn:aws:cloudformation:us-west-2:123456789012:stack/{OLD}/1"
-
-    def stack(status: str) -> dict:
-        return {"Stacks": [{"StackName": OLD, "StackId": sid, "StackStatus": status,
-                            "CreationTime": "2026-01-01T00:00:00Z"}]}
-
-    def event(n: int, logical: str, kind: str, status: str, reason: str = "") -> dict:
-        physical = sid if kind == "AWS::CloudFormation::Stack" else f"{logical}-1"
-        found = {"EventId": f"e{n}", "StackId": sid, "StackName": OLD, "LogicalResourceId": logical,
-                 "PhysicalResourceId": physical, "ResourceType": kind, "ResourceStatus": status,
-                 "Timestamp": "2026-01-01T00:00:00Z"}
-        return {**found, "ResourceStatusReason": reason} if reason else found
-
+    client = stubbed_client()
     created = event(1, OLD, "AWS::CloudFormation::Stack", "CREATE_COMPLETE")
     after = [event(4, OLD, "AWS::CloudFormation::Stack", "DELETE_FAILED", "The following resource(s) failed to delete"),
              event(3, "Logs", "AWS::S3::Bucket", "DELETE_FAILED", "The bucket you tried to delete is not empty"),
              event(2, OLD, "AWS::CloudFormation::Stack", "DELETE_IN_PROGRESS", "User Initiated"), created]
     with Stubber(client) as stub:
-        stub.add_response("describe_stacks", stack("CREATE_COMPLETE"), {"StackName": OLD})
-        stub.add_response("describe_stack_events", {"StackEvents": [created]}, {"StackName": sid})
-        stub.add_response("delete_stack", {}, {"StackName": sid})
-        stub.add_response("describe_stacks", stack("DELETE_FAILED"), {"StackName": sid})  # the waiter's poll
-        stub.add_response("describe_stacks", stack("DELETE_FAILED"), {"StackName": sid})
-        stub.add_response("describe_stack_events", {"StackEvents": after}, {"StackName": sid})
-        stub.add_response("describe_stack_events", {"StackEvents": after}, {"StackName": sid})
+        until_delete_failed(stub, created)
+        stub.add_response("describe_stack_events", {"StackEvents": after}, {"StackName": SID})
+        stub.add_response("describe_stack_events", {"StackEvents": after}, {"StackName": SID})
         progress: list[str] = []
         with pytest.raises(StackDeleteFailed) as failed:
             CloudFormationStacks(client).delete(OLD, timeout_seconds=60, on_progress=progress.append)
@@ -195,23 +211,7 @@ def test_an_old_stack_that_holds_a_resource_production_uses_is_refused(aws, stac
 def test_a_deletion_of_many_resources_reads_every_page_of_events():
     # Played by botocore's Stubber (moto answers every event on one page): 60 resources, the
     # first one deleted failed, so its reason is on the second page of DescribeStackEvents.
-    import boto3
-    from botocore.stub import Stubber
-
-    client = boto3.client("cloudformation", region_name="us-west-2", aws_access_key_id="x", aws_secret_access_key="x")
-    sid = f"arn:aws:cloudformation:us-west-2:123456789012:stack/{OLD}/1"
-
-    def stack(status: str) -> dict:
-        return {"Stacks": [{"StackName": OLD, "StackId": sid, "StackStatus": status,
-                            "CreationTime": "2026-01-01T00:00:00Z"}]}
-
-    def event(n: int, logical: str, kind: str, status: str, reason: str = "") -> dict:
-        physical = sid if kind == "AWS::CloudFormation::Stack" else f"{logical}-1"
-        found = {"EventId": f"e{n}", "StackId": sid, "StackName": OLD, "LogicalResourceId": logical,
-                 "PhysicalResourceId": physical, "ResourceType": kind, "ResourceStatus": status,
-                 "Timestamp": "2026-01-01T00:00:00Z"}
-        return {**found, "ResourceStatusReason": reason} if reason else found
-
+    client = stubbed_client()
     created = event(0, OLD, "AWS::CloudFormation::Stack", "CREATE_COMPLETE")
     oldest_first = [event(1, OLD, "AWS::CloudFormation::Stack", "DELETE_IN_PROGRESS", "User Initiated"),
                     event(2, "Logs", "AWS::S3::Bucket", "DELETE_IN_PROGRESS"),
@@ -221,14 +221,10 @@ def test_a_deletion_of_many_resources_reads_every_page_of_events():
                          event(11 + 2 * i, f"Queue{i}", "AWS::SQS::Queue", "DELETE_COMPLETE")]
     oldest_first.append(event(500, OLD, "AWS::CloudFormation::Stack", "DELETE_FAILED", "resource(s) failed to delete"))
     newest_first = list(reversed(oldest_first)) + [created]
-    pages = [({"StackEvents": newest_first[:100], "NextToken": "page2"}, {"StackName": sid}),
-             ({"StackEvents": newest_first[100:]}, {"StackName": sid, "NextToken": "page2"})]
+    pages = [({"StackEvents": newest_first[:100], "NextToken": "page2"}, {"StackName": SID}),
+             ({"StackEvents": newest_first[100:]}, {"StackName": SID, "NextToken": "page2"})]
     with Stubber(client) as stub:
-        stub.add_response("describe_stacks", stack("CREATE_COMPLETE"), {"StackName": OLD})
-        stub.add_response("describe_stack_events", {"StackEvents": [created]}, {"StackName": sid})
-        stub.add_response("delete_stack", {}, {"StackName": sid})
-        stub.add_response("describe_stacks", stack("DELETE_FAILED"), {"StackName": sid})  # the waiter's poll
-        stub.add_response("describe_stacks", stack("DELETE_FAILED"), {"StackName": sid})
+        until_delete_failed(stub, created)
         for answer, asked in pages * 2:  # the progress lines, then the failure's reasons
             stub.add_response("describe_stack_events", answer, asked)
         progress: list[str] = []
