@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -40,14 +41,20 @@ def test_secrets_on_stdin_reach_the_tool_and_never_its_output():
     assert "hunter2" not in str(caught.value)
 
 
-def test_a_timeout_kills_the_tool_and_the_processes_it_started(tmp_path):
-    pid_file = tmp_path / "child.pid"
-    code = (
+def parent_of_a_sleeper(pid_file: Path) -> str:
+    """A Python program that starts a sleeping child, writes its pid to ``pid_file``, prints
+    'started' and sleeps too: a tool with a process of its own to stop."""
+    return (
         "import subprocess, sys, time;"
         f"c = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']);"
         f"open({str(pid_file)!r}, 'w').write(str(c.pid));"
         "print('started', flush=True); time.sleep(60)"
     )
+
+
+def test_a_timeout_kills_the_tool_and_the_processes_it_started(tmp_path):
+    pid_file = tmp_path / "child.pid"
+    code = parent_of_a_sleeper(pid_file)
     started = time.monotonic()
     with pytest.raises(ToolTimeout) as caught:
         run_tool([PY, "-c", code], timeout_seconds=2)
@@ -91,12 +98,7 @@ def test_an_interrupted_wait_stops_the_tool_and_its_children(tmp_path, monkeypat
     import subprocess
 
     pid_file = tmp_path / "child.pid"
-    code = (
-        "import subprocess, sys, time;"
-        f"c = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']);"
-        f"open({str(pid_file)!r}, 'w').write(str(c.pid));"
-        "print('started', flush=True); time.sleep(60)"
-    )
+    code = parent_of_a_sleeper(pid_file)
     real_wait = subprocess.Popen.wait
     tool: list[subprocess.Popen] = []
 
