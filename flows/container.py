@@ -20,7 +20,8 @@ The seed's "Deploy Container Image" step, made safe to run and re-run:
 6. log out and delete the private config (always, in a finally), and write a markdown artifact.
 
 With ``registry`` given, the release goes to that registry instead (no ECR login: a local or
-private registry that takes pushes without one) under the same repository path. A run that
+private registry that takes pushes without one) under the same repository path. A revision is
+registered only into a family whose latest revision already pulls from that registry. A run that
 stops part-way raises ``PublishIncomplete`` saying what was pushed and registered and how to go
 on: re-running with the same version is safe while the version is not in the registry; once it
 is, ``register_existing=True`` registers the revision without rebuilding (for ECR, without docker).
@@ -39,7 +40,7 @@ from pydantic import ValidationError
 from flows.env import load_clients
 from rollway.aws.ecr import EcrRepository
 from rollway.aws.ecs import EcsDeployer
-from rollway.image import LATEST, ImageReferences, InvalidImageTarget, image_references
+from rollway.image import LATEST, ImageReferences, InvalidImageTarget, image_references, registry_of
 from rollway.publish import (
     PublishIncomplete, PublishProgress, PublishRefused, PublishRequest, PublishResult, release_refusal,
 )
@@ -155,6 +156,16 @@ def run_publish(request: PublishRequest, targets: Targets, get_client: Callable[
         base_image = steps.base_image(deployer, targets.task_family)
         log.info("publish: the latest ACTIVE revision of %s runs %s in container %s", targets.task_family,
                  base_image, targets.container_name)
+        # The override registry is where this run pushes, not necessarily where the family's
+        # tasks pull from: a revision pinning 127.0.0.1:5000/... in a family whose tasks pull
+        # from ECR is a revision no Fargate task can start. Only register it for a family that
+        # already pulls from that registry.
+        if request.registry is not None and registry_of(base_image) != refs.registry:
+            why = (f"the latest ACTIVE revision of {targets.task_family} pulls from {registry_of(base_image)} "
+                   f"({base_image}), and a revision pinning {refs.versioned} would make its tasks pull from "
+                   f"{refs.registry}: run with register_task_definition=False to only push there")
+            log.error("publish: refused: %s", why)
+            raise PublishRefused(f"refused before building anything: {why}")
     if ecr is not None:
         _refuse(refs, version_digest=ecr_digest, latest_immutable=latest_immutable, request=request)
 

@@ -15,7 +15,7 @@ from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 from blocks.credentials import credentials_for_endpoint
 from blocks.targets import RollwayTargets
 from flows.container import ARTIFACT_KEY, publish_container, run_publish
-from rollway.aws.ecs import READ_ONLY_FIELDS
+from rollway.aws.ecs import READ_ONLY_FIELDS, EcsDeployer
 from rollway.aws.errors import TargetNotFound
 from rollway.fakes import FakeImagePublisher
 from rollway.publish import PublishIncomplete, PublishRefused, PublishRequest
@@ -34,6 +34,14 @@ def saved_blocks(aws) -> str:
     RollwayTargets(**aws.targets.model_dump()).save(name, overwrite=True)
     credentials_for_endpoint(aws.endpoint_url, aws.targets.region).save(name, overwrite=True)
     return name
+
+
+def pulling_from(aws, registry: str) -> str:
+    """Register a revision of the task family whose container pulls from ``registry`` (as a
+    family served from a private registry does): the flow registers a registry override's
+    references only into such a family. Returns its ARN."""
+    return EcsDeployer(aws.get_client("ecs"), aws.targets).register_revision(
+        f"{registry}/{REPOSITORY}:1.0.0", aws.targets.task_family)
 
 
 def revisions(aws) -> list[str]:
@@ -58,7 +66,7 @@ def artifact_markdown(version: str, outcome: str = "", containing: str = "") -> 
 @pytest.mark.integration
 def test_a_release_is_built_pushed_and_registered_then_its_version_is_refused(aws, docker_engine):
     blocks = saved_blocks(aws)
-    base_arn = aws.topology.task_definition_arn
+    base_arn = pulling_from(aws, docker_engine.registry)
     context = docker_engine.context("release", payload="edit-container 2.0.0")
     common = {"registry": docker_engine.registry, "docker_host": docker_engine.docker_host,
               "targets_block": blocks, "aws_credentials_block": blocks}
@@ -95,6 +103,7 @@ def test_a_release_is_built_pushed_and_registered_then_its_version_is_refused(aw
 def test_a_failed_build_is_safe_to_re_run_and_a_pushed_version_is_registered_later(aws, docker_engine):
     blocks = saved_blocks(aws)
     context = docker_engine.context("later", dockerfile="FROM scratch\nCOPY missing.txt /\n")
+    pulling_from(aws, docker_engine.registry)
     common = {"registry": docker_engine.registry, "docker_host": docker_engine.docker_host,
               "targets_block": blocks, "aws_credentials_block": blocks}
     before = revisions(aws)
@@ -233,3 +242,15 @@ def test_a_refused_latest_push_says_the_version_is_pushed_and_how_to_register_it
     assert revisions(aws) == before
     stopped = artifact_markdown("2.0.0", "stopped", containing=uri)
     assert f"{uri}:2.0.0 is pushed" in stopped and "register_existing=True" in stopped
+
+
+def test_a_registry_override_is_not_registered_into_a_family_that_pulls_from_ecr(aws, tmp_path):
+    # The family's tasks pull from ECR: a revision pinning 127.0.0.1:5999/... would be a revision
+    # no Fargate task can start. Refused before any docker command, nothing registered.
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    blocks = saved_blocks(aws)
+    before = revisions(aws)
+    with pytest.raises(PublishRefused, match=r"pulls from .*\.dkr\.ecr\..*register_task_definition=False"):
+        publish_container(version="2.0.0", context_dir=str(tmp_path), registry="127.0.0.1:5999",
+                          docker_executable=NO_DOCKER, targets_block=blocks, aws_credentials_block=blocks)
+    assert revisions(aws) == before
