@@ -266,6 +266,20 @@ def _build_and_push(run: _Run, docker: ImagePublisher, request: PublishRequest, 
             digest = steps.push(docker, reference)
         run.progress.digests[reference] = digest
         run.done(f"pushed {reference} ({digest})")
+    # Two runs of the same version at once both find it absent and both push: the tag then names
+    # the image pushed last, and a revision pinning it would run the other run's image while this
+    # run reports its own digest. Ask the registry once more, right before registering.
+    with run.step(f"check {refs.versioned} in the registry"):
+        held = (steps.ecr_image_digest(ecr, request.version) if ecr is not None
+                else steps.registry_digest(docker, refs.versioned))
+        pushed = run.progress.digests[refs.versioned]
+        if held != pushed:
+            raise RuntimeError(
+                f"the registry now holds {held or 'no image'} for {refs.versioned}, not {pushed} which this run "
+                "pushed: another run pushed (or deleted) the same version meanwhile, so nothing was registered "
+                "from this run "
+                "(register_existing=True would register the image the registry holds now)")
+    run.done(f"{refs.versioned} in the registry is this run's image ({pushed})")
 
 
 def _logout(run: _Run, docker: ImagePublisher) -> None:

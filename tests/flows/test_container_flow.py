@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import base64
+import json
 from contextlib import nullcontext
 from uuid import uuid4
 
@@ -194,6 +195,30 @@ def publish_with(aws, publisher: FakeImagePublisher, request: PublishRequest):
     return run_publish(request, aws.targets, aws.get_client, open_publisher=lambda: nullcontext(publisher))
 
 
+class EcrBacked(FakeImagePublisher):
+    """A fake publisher whose pushes land in the embedded ECR (a manifest per image), so ECR
+    answers for what was pushed as it would after a real push."""
+
+    def __init__(self, aws, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.ecr, self.repository = aws.get_client("ecr"), aws.targets.ecr_repository
+
+    def push(self, reference: str) -> str:
+        super().push(reference)  # the fake's refusals
+        digest = put_manifest(self.ecr, self.repository, reference.rsplit(":", 1)[1], self.images[reference])
+        self.registry[reference] = digest
+        return digest
+
+
+def put_manifest(ecr, repository: str, tag: str, image_id: str) -> str:
+    """Put a manifest naming ``image_id`` under ``tag``; returns ECR's digest for it."""
+    manifest = json.loads(MANIFEST)  # moto's digest is made of the layers' digests: one layer per image
+    manifest["layers"] = [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": 1,
+                           "digest": image_id}]
+    return ecr.put_image(repositoryName=repository, imageManifest=json.dumps(manifest),
+                         imageTag=tag)["image"]["imageId"]["imageDigest"]
+
+
 def ecr_password(aws) -> str:
     answer = aws.get_client("ecr").get_authorization_token()["authorizationData"][0]
     return base64.b64decode(answer["authorizationToken"]).decode().split(":", 1)[1]
@@ -201,7 +226,7 @@ def ecr_password(aws) -> str:
 
 def test_an_ecr_release_logs_in_with_ecrs_token_pushes_both_tags_and_registers_the_version(aws, tmp_path):
     (tmp_path / "Dockerfile").write_text("FROM scratch\n")
-    publisher = FakeImagePublisher()
+    publisher = EcrBacked(aws)
     uri = aws.topology.repository_uri
     registry = uri.split("/", 1)[0]
 
@@ -221,12 +246,12 @@ def test_a_refused_latest_push_says_the_version_is_pushed_and_how_to_register_it
     registry = uri.split("/", 1)[0]
     handed: list[tuple[str, str]] = []
 
-    class Watching(FakeImagePublisher):
+    class Watching(EcrBacked):
         def login(self, registry, username, password):
             handed.append((username, password.get_secret_value()))
             super().login(registry, username, password)
 
-    publisher = Watching(refuse=[f"{uri}:latest"])
+    publisher = Watching(aws, refuse=[f"{uri}:latest"])
     before = revisions(aws)
 
     with pytest.raises(PublishIncomplete) as caught:
@@ -253,4 +278,27 @@ def test_a_registry_override_is_not_registered_into_a_family_that_pulls_from_ecr
     with pytest.raises(PublishRefused, match=r"pulls from .*\.dkr\.ecr\..*register_task_definition=False"):
         publish_container(version="2.0.0", context_dir=str(tmp_path), registry="127.0.0.1:5999",
                           docker_executable=NO_DOCKER, targets_block=blocks, aws_credentials_block=blocks)
+    assert revisions(aws) == before
+
+
+def test_a_version_another_run_pushed_over_meanwhile_is_not_registered(aws, tmp_path):
+    # Two runs of 2.0.0 at once (a double start from the UI) on a mutable repository: both find
+    # the version absent, both build and push. The one that pushed first must not register a
+    # revision pinning 2.0.0, which now names the other run's image, nor report its own digest.
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    uri = aws.topology.repository_uri
+    ecr = aws.get_client("ecr")
+
+    class Raced(EcrBacked):
+        def push(self, reference):
+            digest = super().push(reference)
+            if reference.endswith(":2.0.0"):  # the other run's push lands right after ours
+                put_manifest(ecr, aws.targets.ecr_repository, "2.0.0", "sha256:" + "2" * 64)
+            return digest
+
+    before = revisions(aws)
+    with pytest.raises(PublishIncomplete) as caught:
+        publish_with(aws, Raced(aws), PublishRequest(version="2.0.0", context_dir=tmp_path, push_latest=False))
+    message = str(caught.value)
+    assert f"{uri}:2.0.0" in message and "another" in message
     assert revisions(aws) == before
