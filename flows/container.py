@@ -263,7 +263,12 @@ def _build_and_push(run: _Run, docker: ImagePublisher, request: PublishRequest, 
         run.done(f"logged in to {refs.registry} as {credentials.username} (private docker config)")
     for reference in refs.all:  # the version first: latest moves only once the version is there
         with run.step(f"push {reference}"):
-            digest = steps.push(docker, reference)
+            try:
+                digest = steps.push(docker, reference)
+            except Exception:
+                if reference == refs.versioned:
+                    _note_held(run, docker, refs, ecr, request)
+                raise
         run.progress.digests[reference] = digest
         run.done(f"pushed {reference} ({digest})")
     # Two runs of the same version at once both find it absent and both push: the tag then names
@@ -280,6 +285,22 @@ def _build_and_push(run: _Run, docker: ImagePublisher, request: PublishRequest, 
                 "from this run "
                 "(register_existing=True would register the image the registry holds now)")
     run.done(f"{refs.versioned} in the registry is this run's image ({pushed})")
+
+
+def _note_held(run: _Run, docker: ImagePublisher, refs: ImageReferences, ecr: EcrRepository | None,
+               request: PublishRequest) -> None:
+    """After a failed push of the version: whether the registry holds it all the same (the push
+    got as far as the manifest before the daemon went away, or another run pushed it first). The
+    failure then says so, instead of promising that a re-run (which would be refused) is safe."""
+    try:
+        held = (steps.ecr_image_digest(ecr, request.version) if ecr is not None
+                else steps.registry_digest(docker, refs.versioned))
+    except Exception as err:  # noqa: BLE001 - the push's own failure is the one to report
+        run.log.warning("publish: could not ask the registry for %s after its push failed: %s", refs.versioned, err)
+        return
+    if held is not None:
+        run.log.warning("publish: the push failed, yet the registry holds %s (%s)", refs.versioned, held)
+        run.progress.digests[refs.versioned] = held
 
 
 def _logout(run: _Run, docker: ImagePublisher) -> None:

@@ -302,3 +302,26 @@ def test_a_version_another_run_pushed_over_meanwhile_is_not_registered(aws, tmp_
     message = str(caught.value)
     assert f"{uri}:2.0.0" in message and "another" in message
     assert revisions(aws) == before
+
+
+def test_a_failed_version_push_that_left_the_version_in_the_registry_does_not_promise_a_safe_re_run(aws, tmp_path):
+    # The push failed (the daemon went away after the manifest was up, or on an immutable
+    # repository another run pushed 2.0.0 first), yet ECR holds 2.0.0: "re-running is safe" would
+    # be a promise the re-run breaks (it is refused as already in the registry).
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    from rollway.toolchain.docker import PushRefused
+
+    class PushedThenFailed(EcrBacked):
+        def push(self, reference):
+            super().push(reference)
+            raise PushRefused(reference, ["tag invalid: the image tag '2.0.0' already exists and cannot be "
+                                          "overwritten because the repository is immutable"])
+
+    request = PublishRequest(version="2.0.0", context_dir=tmp_path, push_latest=False)
+    with pytest.raises(PublishIncomplete) as caught:
+        publish_with(aws, PushedThenFailed(aws), request)
+    message = str(caught.value)
+    assert "re-running with the same version is safe" not in message
+    assert "register_existing=True" in message
+    with pytest.raises(PublishRefused, match="already in the registry"):  # what the message said
+        publish_with(aws, EcrBacked(aws), request)
