@@ -284,6 +284,14 @@ def _build_and_push(run: _Run, docker: ImagePublisher, request: PublishRequest, 
                 "pushed: another run pushed (or deleted) the same version meanwhile, so nothing was registered "
                 "from this run "
                 "(register_existing=True would register the image the registry holds now)")
+        # The local tags are the daemon's, shared by every run on it: another run that tagged
+        # latest between this run's tag and push made this run push its image as latest.
+        latest = run.progress.digests.get(refs.latest) if refs.latest is not None else None
+        if latest is not None and latest != pushed:
+            raise RuntimeError(
+                f"{refs.latest} was pushed as {latest}, not as this run's {pushed}: another run on this docker "
+                f"daemon re-tagged it meanwhile, so latest names another image; push this release as latest by "
+                f"hand if it should be (docker tag {run.progress.image_id} {refs.latest}, then docker push)")
     run.done(f"{refs.versioned} in the registry is this run's image ({pushed})")
 
 

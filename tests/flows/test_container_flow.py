@@ -325,3 +325,24 @@ def test_a_failed_version_push_that_left_the_version_in_the_registry_does_not_pr
     assert "register_existing=True" in message
     with pytest.raises(PublishRefused, match="already in the registry"):  # what the message said
         publish_with(aws, EcrBacked(aws), request)
+
+
+def test_latest_pushed_as_another_runs_image_is_not_reported_as_this_release(aws, tmp_path):
+    # Two runs on one docker daemon share its local tags: the other run tags <repo>:latest with its
+    # image between this run's tag and push, so this run's `docker push :latest` moves latest to
+    # the other run's image (a version that may never be pushed). It must not end as a success.
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    uri = aws.topology.repository_uri
+
+    class SharedDaemon(EcrBacked):
+        def push(self, reference):
+            if reference.endswith(":latest"):
+                self.images[reference] = "sha256:" + "3" * 64  # the other run's `docker tag`
+            return super().push(reference)
+
+    before = revisions(aws)
+    with pytest.raises(PublishIncomplete) as caught:
+        publish_with(aws, SharedDaemon(aws), PublishRequest(version="2.0.0", context_dir=tmp_path))
+    message = str(caught.value)
+    assert f"{uri}:latest" in message and "another" in message and "register_existing=True" in message
+    assert revisions(aws) == before
