@@ -147,6 +147,16 @@ def run_publish(request: PublishRequest, targets: Targets, get_client: Callable[
         PublishIncomplete: a step failed; says what was pushed and registered, and how to go on.
     """
     log = get_run_logger()
+    # Targets.ecr_repository is a repository name in the account's own ECR in Targets.region. A
+    # URI there (what the ECR console shows, and how a repository in another account or region
+    # is written) was looked up as a repository named so ("not found: create it first") or, with
+    # a registry override, pushed as <registry>/<account>.dkr.ecr.../<name>.
+    host, slash, name = targets.ecr_repository.partition("/")
+    if slash and registry_of(targets.ecr_repository) == host:
+        raise PublishRefused(
+            f"refused before building anything: Targets.ecr_repository {targets.ecr_repository!r} is a repository "
+            f"URI: give the repository name ({name!r}); the registry is this account's ECR in {targets.region} "
+            "(a repository in another account or region is not supported)")
     ecr = EcrRepository(get_client("ecr"), targets) if request.registry is None else None
     deployer = EcsDeployer(get_client("ecs"), targets)
 

@@ -346,3 +346,18 @@ def test_latest_pushed_as_another_runs_image_is_not_reported_as_this_release(aws
     message = str(caught.value)
     assert f"{uri}:latest" in message and "another" in message and "register_existing=True" in message
     assert revisions(aws) == before
+
+
+def test_a_repository_uri_in_the_targets_is_refused_before_any_aws_call(aws, tmp_path):
+    # Targets.ecr_repository holding the URI (<account>.dkr.ecr.<region>.amazonaws.com/<name>, what
+    # the ECR console shows; a repository in another account or region looks like this) was looked
+    # up as a repository *named* so: "not found: create it first", or with a registry override a
+    # reference 127.0.0.1:5000/<account>.dkr.ecr.../<name>:<version>.
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    blocks = saved_blocks(aws)
+    RollwayTargets(**{**aws.targets.model_dump(), "ecr_repository": aws.topology.repository_uri}).save(
+        blocks, overwrite=True)
+    for registry in (None, "127.0.0.1:5999"):
+        with pytest.raises(PublishRefused, match=r"is a repository URI.*webordinary/edit-container"):
+            publish_container(version="2.0.0", context_dir=str(tmp_path), registry=registry,
+                              docker_executable=NO_DOCKER, targets_block=blocks, aws_credentials_block=blocks)
