@@ -65,9 +65,9 @@ class _Run:
     """One run's progress: each step logged as it is done and kept for the result, and a
     failure turned into PublishIncomplete saying what is where."""
 
-    def __init__(self, refs: ImageReferences) -> None:
+    def __init__(self, refs: ImageReferences, register: bool = True) -> None:
         self.log = get_run_logger()
-        self.progress = PublishProgress(refs=refs)
+        self.progress = PublishProgress(refs=refs, register=register)
 
     def done(self, step: str) -> None:
         self.log.info("publish: %s", step)
@@ -179,7 +179,7 @@ def run_publish(request: PublishRequest, targets: Targets, get_client: Callable[
     if ecr is not None:
         _refuse(refs, version_digest=ecr_digest, latest_immutable=latest_immutable, request=request)
 
-    run = _Run(refs)
+    run = _Run(refs, register=request.register_task_definition)
     if request.register_existing and ecr is not None:
         # ECR answered already: registering a pushed version needs no docker at all.
         run.progress.digests[refs.versioned] = ecr_digest

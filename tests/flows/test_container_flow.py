@@ -361,3 +361,17 @@ def test_a_repository_uri_in_the_targets_is_refused_before_any_aws_call(aws, tmp
         with pytest.raises(PublishRefused, match=r"is a repository URI.*webordinary/edit-container"):
             publish_container(version="2.0.0", context_dir=str(tmp_path), registry=registry,
                               docker_executable=NO_DOCKER, targets_block=blocks, aws_credentials_block=blocks)
+
+
+def test_a_run_that_registers_nothing_is_not_told_to_go_on_by_registering(aws, tmp_path):
+    # register_task_definition=False (push only): when latest's push is refused, the way on is to
+    # push latest, not "run again with register_existing=True" (which registers a revision).
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    uri = aws.topology.repository_uri
+    with pytest.raises(PublishIncomplete) as caught:
+        publish_with(aws, EcrBacked(aws, refuse=[f"{uri}:latest"]),
+                     PublishRequest(version="2.0.0", context_dir=tmp_path, register_task_definition=False))
+    message = str(caught.value)
+    assert f"{uri}:2.0.0 is pushed" in message
+    assert "register_existing" not in message and "task definition" not in message
+    assert f"{uri}:latest was not pushed" in message and "push it by hand" in message
