@@ -20,7 +20,8 @@ The seed's "Deploy Container Image" step, made safe to run and re-run:
 6. log out and delete the private config (always, in a finally), and write a markdown artifact.
 
 With ``registry`` given, the release goes to that registry instead (no ECR login: a local or
-private registry that takes pushes without one) under the same repository path. A run that
+private registry that takes pushes without one) under the same repository path. A revision is
+registered only into a family whose latest revision already pulls from that registry. A run that
 stops part-way raises ``PublishIncomplete`` saying what was pushed and registered and how to go
 on: re-running with the same version is safe while the version is not in the registry; once it
 is, ``register_existing=True`` registers the revision without rebuilding (for ECR, without docker).
@@ -39,7 +40,7 @@ from pydantic import ValidationError
 from flows.env import load_clients
 from rollway.aws.ecr import EcrRepository
 from rollway.aws.ecs import EcsDeployer
-from rollway.image import LATEST, ImageReferences, InvalidImageTarget, image_references
+from rollway.image import LATEST, ImageReferences, InvalidImageTarget, image_references, registry_of
 from rollway.publish import (
     PublishIncomplete, PublishProgress, PublishRefused, PublishRequest, PublishResult, release_refusal,
 )
@@ -64,9 +65,9 @@ class _Run:
     """One run's progress: each step logged as it is done and kept for the result, and a
     failure turned into PublishIncomplete saying what is where."""
 
-    def __init__(self, refs: ImageReferences) -> None:
+    def __init__(self, refs: ImageReferences, register: bool = True) -> None:
         self.log = get_run_logger()
-        self.progress = PublishProgress(refs=refs)
+        self.progress = PublishProgress(refs=refs, register=register)
 
     def done(self, step: str) -> None:
         self.log.info("publish: %s", step)
@@ -146,6 +147,16 @@ def run_publish(request: PublishRequest, targets: Targets, get_client: Callable[
         PublishIncomplete: a step failed; says what was pushed and registered, and how to go on.
     """
     log = get_run_logger()
+    # Targets.ecr_repository is a repository name in the account's own ECR in Targets.region. A
+    # URI there (what the ECR console shows, and how a repository in another account or region
+    # is written) was looked up as a repository named so ("not found: create it first") or, with
+    # a registry override, pushed as <registry>/<account>.dkr.ecr.../<name>.
+    host, slash, name = targets.ecr_repository.partition("/")
+    if slash and registry_of(targets.ecr_repository) == host:
+        raise PublishRefused(
+            f"refused before building anything: Targets.ecr_repository {targets.ecr_repository!r} is a repository "
+            f"URI: give the repository name ({name!r}); the registry is this account's ECR in {targets.region} "
+            "(a repository in another account or region is not supported)")
     ecr = EcrRepository(get_client("ecr"), targets) if request.registry is None else None
     deployer = EcsDeployer(get_client("ecs"), targets)
 
@@ -155,10 +166,20 @@ def run_publish(request: PublishRequest, targets: Targets, get_client: Callable[
         base_image = steps.base_image(deployer, targets.task_family)
         log.info("publish: the latest ACTIVE revision of %s runs %s in container %s", targets.task_family,
                  base_image, targets.container_name)
+        # The override registry is where this run pushes, not necessarily where the family's
+        # tasks pull from: a revision pinning 127.0.0.1:5000/... in a family whose tasks pull
+        # from ECR is a revision no Fargate task can start. Only register it for a family that
+        # already pulls from that registry.
+        if request.registry is not None and registry_of(base_image) != refs.registry:
+            why = (f"the latest ACTIVE revision of {targets.task_family} pulls from {registry_of(base_image)} "
+                   f"({base_image}), and a revision pinning {refs.versioned} would make its tasks pull from "
+                   f"{refs.registry}: run with register_task_definition=False to only push there")
+            log.error("publish: refused: %s", why)
+            raise PublishRefused(f"refused before building anything: {why}")
     if ecr is not None:
         _refuse(refs, version_digest=ecr_digest, latest_immutable=latest_immutable, request=request)
 
-    run = _Run(refs)
+    run = _Run(refs, register=request.register_task_definition)
     if request.register_existing and ecr is not None:
         # ECR answered already: registering a pushed version needs no docker at all.
         run.progress.digests[refs.versioned] = ecr_digest
@@ -252,9 +273,52 @@ def _build_and_push(run: _Run, docker: ImagePublisher, request: PublishRequest, 
         run.done(f"logged in to {refs.registry} as {credentials.username} (private docker config)")
     for reference in refs.all:  # the version first: latest moves only once the version is there
         with run.step(f"push {reference}"):
-            digest = steps.push(docker, reference)
+            try:
+                digest = steps.push(docker, reference)
+            except Exception:
+                if reference == refs.versioned:
+                    _note_held(run, docker, refs, ecr, request)
+                raise
         run.progress.digests[reference] = digest
         run.done(f"pushed {reference} ({digest})")
+    # Two runs of the same version at once both find it absent and both push: the tag then names
+    # the image pushed last, and a revision pinning it would run the other run's image while this
+    # run reports its own digest. Ask the registry once more, right before registering.
+    with run.step(f"check {refs.versioned} in the registry"):
+        held = (steps.ecr_image_digest(ecr, request.version) if ecr is not None
+                else steps.registry_digest(docker, refs.versioned))
+        pushed = run.progress.digests[refs.versioned]
+        if held != pushed:
+            raise RuntimeError(
+                f"the registry now holds {held or 'no image'} for {refs.versioned}, not {pushed} which this run "
+                "pushed: another run pushed (or deleted) the same version meanwhile, so nothing was registered "
+                "from this run "
+                "(register_existing=True would register the image the registry holds now)")
+        # The local tags are the daemon's, shared by every run on it: another run that tagged
+        # latest between this run's tag and push made this run push its image as latest.
+        latest = run.progress.digests.get(refs.latest) if refs.latest is not None else None
+        if latest is not None and latest != pushed:
+            raise RuntimeError(
+                f"{refs.latest} was pushed as {latest}, not as this run's {pushed}: another run on this docker "
+                f"daemon re-tagged it meanwhile, so latest names another image; push this release as latest by "
+                f"hand if it should be (docker tag {run.progress.image_id} {refs.latest}, then docker push)")
+    run.done(f"{refs.versioned} in the registry is this run's image ({pushed})")
+
+
+def _note_held(run: _Run, docker: ImagePublisher, refs: ImageReferences, ecr: EcrRepository | None,
+               request: PublishRequest) -> None:
+    """After a failed push of the version: whether the registry holds it all the same (the push
+    got as far as the manifest before the daemon went away, or another run pushed it first). The
+    failure then says so, instead of promising that a re-run (which would be refused) is safe."""
+    try:
+        held = (steps.ecr_image_digest(ecr, request.version) if ecr is not None
+                else steps.registry_digest(docker, refs.versioned))
+    except Exception as err:  # noqa: BLE001 - the push's own failure is the one to report
+        run.log.warning("publish: could not ask the registry for %s after its push failed: %s", refs.versioned, err)
+        return
+    if held is not None:
+        run.log.warning("publish: the push failed, yet the registry holds %s (%s)", refs.versioned, held)
+        run.progress.digests[refs.versioned] = held
 
 
 def _logout(run: _Run, docker: ImagePublisher) -> None:

@@ -155,6 +155,16 @@ def registry_of_endpoint(endpoint: str) -> str:
     return host
 
 
+def registry_of(image: str) -> str:
+    """The registry host[:port] docker pulls ``image`` from, as docker reads it: the first
+    '/'-separated part when it has a '.' or a ':' or is ``localhost``, otherwise Docker Hub
+    (``docker.io``)."""
+    host, slash, _ = image.partition("/")
+    if slash and ("." in host or ":" in host or host == "localhost"):
+        return host
+    return "docker.io"
+
+
 def is_loopback(registry: str) -> bool:
     """Whether ``registry`` is on this machine (localhost, 127.0.0.0/8, [::1]): the registries
     docker talks plain HTTP to without being told."""

@@ -171,6 +171,9 @@ class PublishProgress:
     """What a run has done so far, to say on failure what is where and how to go on."""
 
     refs: ImageReferences
+    # Whether the run registers a revision: one that only pushes must not be told to go on by
+    # registering one (register_existing).
+    register: bool = True
     image_id: str | None = None
     digests: dict[str, str] = field(default_factory=dict)
     task_definition: str | None = None
@@ -191,7 +194,7 @@ class PublishProgress:
                 parts.append(f"{reference} was not pushed")
         if self.task_definition:
             parts.append(f"task definition {self.task_definition} is registered")
-        elif self.digests:
+        elif self.digests and self.register:
             parts.append("no task definition was registered")
         return "; ".join(parts)
 
@@ -199,9 +202,11 @@ class PublishProgress:
         """What to run next: safe to re-run as is, or with register_existing."""
         if self.refs.versioned not in self.digests:
             return "re-running with the same version is safe (the version is not in the registry)"
+        latest = (f"; {LATEST} was not moved, push it by hand if you need it"
+                  if self.refs.latest is not None and self.refs.latest not in self.digests else "")
+        if not self.register:
+            return f"the version is in the registry, so a plain re-run is refused{latest}"
         if self.task_definition is None:
-            latest = (f"; {LATEST} was not moved, push it by hand if you need it"
-                      if self.refs.latest is not None and self.refs.latest not in self.digests else "")
             return ("the version is in the registry, so a plain re-run is refused: run again with "
                     f"register_existing=True to register its task definition without rebuilding{latest}")
         return "nothing is left to do"

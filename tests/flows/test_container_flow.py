@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import base64
+import json
 from contextlib import nullcontext
 from uuid import uuid4
 
@@ -15,7 +16,7 @@ from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 from blocks.credentials import credentials_for_endpoint
 from blocks.targets import RollwayTargets
 from flows.container import ARTIFACT_KEY, publish_container, run_publish
-from rollway.aws.ecs import READ_ONLY_FIELDS
+from rollway.aws.ecs import READ_ONLY_FIELDS, EcsDeployer
 from rollway.aws.errors import TargetNotFound
 from rollway.fakes import FakeImagePublisher
 from rollway.publish import PublishIncomplete, PublishRefused, PublishRequest
@@ -34,6 +35,14 @@ def saved_blocks(aws) -> str:
     RollwayTargets(**aws.targets.model_dump()).save(name, overwrite=True)
     credentials_for_endpoint(aws.endpoint_url, aws.targets.region).save(name, overwrite=True)
     return name
+
+
+def pulling_from(aws, registry: str) -> str:
+    """Register a revision of the task family whose container pulls from ``registry`` (as a
+    family served from a private registry does): the flow registers a registry override's
+    references only into such a family. Returns its ARN."""
+    return EcsDeployer(aws.get_client("ecs"), aws.targets).register_revision(
+        f"{registry}/{REPOSITORY}:1.0.0", aws.targets.task_family)
 
 
 def revisions(aws) -> list[str]:
@@ -58,7 +67,7 @@ def artifact_markdown(version: str, outcome: str = "", containing: str = "") -> 
 @pytest.mark.integration
 def test_a_release_is_built_pushed_and_registered_then_its_version_is_refused(aws, docker_engine):
     blocks = saved_blocks(aws)
-    base_arn = aws.topology.task_definition_arn
+    base_arn = pulling_from(aws, docker_engine.registry)
     context = docker_engine.context("release", payload="edit-container 2.0.0")
     common = {"registry": docker_engine.registry, "docker_host": docker_engine.docker_host,
               "targets_block": blocks, "aws_credentials_block": blocks}
@@ -95,6 +104,7 @@ def test_a_release_is_built_pushed_and_registered_then_its_version_is_refused(aw
 def test_a_failed_build_is_safe_to_re_run_and_a_pushed_version_is_registered_later(aws, docker_engine):
     blocks = saved_blocks(aws)
     context = docker_engine.context("later", dockerfile="FROM scratch\nCOPY missing.txt /\n")
+    pulling_from(aws, docker_engine.registry)
     common = {"registry": docker_engine.registry, "docker_host": docker_engine.docker_host,
               "targets_block": blocks, "aws_credentials_block": blocks}
     before = revisions(aws)
@@ -185,6 +195,30 @@ def publish_with(aws, publisher: FakeImagePublisher, request: PublishRequest):
     return run_publish(request, aws.targets, aws.get_client, open_publisher=lambda: nullcontext(publisher))
 
 
+class EcrBacked(FakeImagePublisher):
+    """A fake publisher whose pushes land in the embedded ECR (a manifest per image), so ECR
+    answers for what was pushed as it would after a real push."""
+
+    def __init__(self, aws, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.ecr, self.repository = aws.get_client("ecr"), aws.targets.ecr_repository
+
+    def push(self, reference: str) -> str:
+        super().push(reference)  # the fake's refusals
+        digest = put_manifest(self.ecr, self.repository, reference.rsplit(":", 1)[1], self.images[reference])
+        self.registry[reference] = digest
+        return digest
+
+
+def put_manifest(ecr, repository: str, tag: str, image_id: str) -> str:
+    """Put a manifest naming ``image_id`` under ``tag``; returns ECR's digest for it."""
+    manifest = json.loads(MANIFEST)  # moto's digest is made of the layers' digests: one layer per image
+    manifest["layers"] = [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": 1,
+                           "digest": image_id}]
+    return ecr.put_image(repositoryName=repository, imageManifest=json.dumps(manifest),
+                         imageTag=tag)["image"]["imageId"]["imageDigest"]
+
+
 def ecr_password(aws) -> str:
     answer = aws.get_client("ecr").get_authorization_token()["authorizationData"][0]
     return base64.b64decode(answer["authorizationToken"]).decode().split(":", 1)[1]
@@ -192,7 +226,7 @@ def ecr_password(aws) -> str:
 
 def test_an_ecr_release_logs_in_with_ecrs_token_pushes_both_tags_and_registers_the_version(aws, tmp_path):
     (tmp_path / "Dockerfile").write_text("FROM scratch\n")
-    publisher = FakeImagePublisher()
+    publisher = EcrBacked(aws)
     uri = aws.topology.repository_uri
     registry = uri.split("/", 1)[0]
 
@@ -212,12 +246,12 @@ def test_a_refused_latest_push_says_the_version_is_pushed_and_how_to_register_it
     registry = uri.split("/", 1)[0]
     handed: list[tuple[str, str]] = []
 
-    class Watching(FakeImagePublisher):
+    class Watching(EcrBacked):
         def login(self, registry, username, password):
             handed.append((username, password.get_secret_value()))
             super().login(registry, username, password)
 
-    publisher = Watching(refuse=[f"{uri}:latest"])
+    publisher = Watching(aws, refuse=[f"{uri}:latest"])
     before = revisions(aws)
 
     with pytest.raises(PublishIncomplete) as caught:
@@ -233,3 +267,111 @@ def test_a_refused_latest_push_says_the_version_is_pushed_and_how_to_register_it
     assert revisions(aws) == before
     stopped = artifact_markdown("2.0.0", "stopped", containing=uri)
     assert f"{uri}:2.0.0 is pushed" in stopped and "register_existing=True" in stopped
+
+
+def test_a_registry_override_is_not_registered_into_a_family_that_pulls_from_ecr(aws, tmp_path):
+    # The family's tasks pull from ECR: a revision pinning 127.0.0.1:5999/... would be a revision
+    # no Fargate task can start. Refused before any docker command, nothing registered.
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    blocks = saved_blocks(aws)
+    before = revisions(aws)
+    with pytest.raises(PublishRefused, match=r"pulls from .*\.dkr\.ecr\..*register_task_definition=False"):
+        publish_container(version="2.0.0", context_dir=str(tmp_path), registry="127.0.0.1:5999",
+                          docker_executable=NO_DOCKER, targets_block=blocks, aws_credentials_block=blocks)
+    assert revisions(aws) == before
+
+
+def test_a_version_another_run_pushed_over_meanwhile_is_not_registered(aws, tmp_path):
+    # Two runs of 2.0.0 at once (a double start from the UI) on a mutable repository: both find
+    # the version absent, both build and push. The one that pushed first must not register a
+    # revision pinning 2.0.0, which now names the other run's image, nor report its own digest.
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    uri = aws.topology.repository_uri
+    ecr = aws.get_client("ecr")
+
+    class Raced(EcrBacked):
+        def push(self, reference):
+            digest = super().push(reference)
+            if reference.endswith(":2.0.0"):  # the other run's push lands right after ours
+                put_manifest(ecr, aws.targets.ecr_repository, "2.0.0", "sha256:" + "2" * 64)
+            return digest
+
+    before = revisions(aws)
+    with pytest.raises(PublishIncomplete) as caught:
+        publish_with(aws, Raced(aws), PublishRequest(version="2.0.0", context_dir=tmp_path, push_latest=False))
+    message = str(caught.value)
+    assert f"{uri}:2.0.0" in message and "another" in message
+    assert revisions(aws) == before
+
+
+def test_a_failed_version_push_that_left_the_version_in_the_registry_does_not_promise_a_safe_re_run(aws, tmp_path):
+    # The push failed (the daemon went away after the manifest was up, or on an immutable
+    # repository another run pushed 2.0.0 first), yet ECR holds 2.0.0: "re-running is safe" would
+    # be a promise the re-run breaks (it is refused as already in the registry).
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    from rollway.toolchain.docker import PushRefused
+
+    class PushedThenFailed(EcrBacked):
+        def push(self, reference):
+            super().push(reference)
+            raise PushRefused(reference, ["tag invalid: the image tag '2.0.0' already exists and cannot be "
+                                          "overwritten because the repository is immutable"])
+
+    request = PublishRequest(version="2.0.0", context_dir=tmp_path, push_latest=False)
+    with pytest.raises(PublishIncomplete) as caught:
+        publish_with(aws, PushedThenFailed(aws), request)
+    message = str(caught.value)
+    assert "re-running with the same version is safe" not in message
+    assert "register_existing=True" in message
+    with pytest.raises(PublishRefused, match="already in the registry"):  # what the message said
+        publish_with(aws, EcrBacked(aws), request)
+
+
+def test_latest_pushed_as_another_runs_image_is_not_reported_as_this_release(aws, tmp_path):
+    # Two runs on one docker daemon share its local tags: the other run tags <repo>:latest with its
+    # image between this run's tag and push, so this run's `docker push :latest` moves latest to
+    # the other run's image (a version that may never be pushed). It must not end as a success.
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    uri = aws.topology.repository_uri
+
+    class SharedDaemon(EcrBacked):
+        def push(self, reference):
+            if reference.endswith(":latest"):
+                self.images[reference] = "sha256:" + "3" * 64  # the other run's `docker tag`
+            return super().push(reference)
+
+    before = revisions(aws)
+    with pytest.raises(PublishIncomplete) as caught:
+        publish_with(aws, SharedDaemon(aws), PublishRequest(version="2.0.0", context_dir=tmp_path))
+    message = str(caught.value)
+    assert f"{uri}:latest" in message and "another" in message and "register_existing=True" in message
+    assert revisions(aws) == before
+
+
+def test_a_repository_uri_in_the_targets_is_refused_before_any_aws_call(aws, tmp_path):
+    # Targets.ecr_repository holding the URI (<account>.dkr.ecr.<region>.amazonaws.com/<name>, what
+    # the ECR console shows; a repository in another account or region looks like this) was looked
+    # up as a repository *named* so: "not found: create it first", or with a registry override a
+    # reference 127.0.0.1:5000/<account>.dkr.ecr.../<name>:<version>.
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    blocks = saved_blocks(aws)
+    RollwayTargets(**{**aws.targets.model_dump(), "ecr_repository": aws.topology.repository_uri}).save(
+        blocks, overwrite=True)
+    for registry in (None, "127.0.0.1:5999"):
+        with pytest.raises(PublishRefused, match=r"is a repository URI.*webordinary/edit-container"):
+            publish_container(version="2.0.0", context_dir=str(tmp_path), registry=registry,
+                              docker_executable=NO_DOCKER, targets_block=blocks, aws_credentials_block=blocks)
+
+
+def test_a_run_that_registers_nothing_is_not_told_to_go_on_by_registering(aws, tmp_path):
+    # register_task_definition=False (push only): when latest's push is refused, the way on is to
+    # push latest, not "run again with register_existing=True" (which registers a revision).
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    uri = aws.topology.repository_uri
+    with pytest.raises(PublishIncomplete) as caught:
+        publish_with(aws, EcrBacked(aws, refuse=[f"{uri}:latest"]),
+                     PublishRequest(version="2.0.0", context_dir=tmp_path, register_task_definition=False))
+    message = str(caught.value)
+    assert f"{uri}:2.0.0 is pushed" in message
+    assert "register_existing" not in message and "task definition" not in message
+    assert f"{uri}:latest was not pushed" in message and "push it by hand" in message

@@ -24,7 +24,7 @@ from flows.infra import checker_for
 from rollway.aws.cloudwatch import read_service_averages
 from rollway.aws.ledger import DynamoLedger
 from rollway.cleanup import CleanupSpec
-from rollway.fakes import FakeImagePublisher
+from tests.flows.test_container_flow import EcrBacked
 from rollway.publish import PublishRequest
 from tests.flows.iam import allowed, recording
 from tests.flows.moto_env import put_image
@@ -44,7 +44,9 @@ def own_clients(aws, key: str, used: set[str]):
 
 @flow
 def publish(aws, get_client, request):
-    return run_publish(request, aws.targets, get_client, open_publisher=lambda: nullcontext(FakeImagePublisher()))
+    # Pushes land in the embedded ECR (through the test's own client, as docker's would: not a
+    # call the policy grants), since the flow asks ECR for the version it pushed.
+    return run_publish(request, aws.targets, get_client, open_publisher=lambda: nullcontext(EcrBacked(aws)))
 
 
 @flow

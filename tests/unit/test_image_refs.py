@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from rollway.image import (
-    InvalidImageTarget, image_problem, image_references, is_loopback, registry_of_endpoint, registry_problem,
-    version_problem,
+    InvalidImageTarget, image_problem, image_references, is_loopback, registry_of, registry_of_endpoint,
+    registry_problem, version_problem,
 )
 from rollway.publish import PublishProgress, PublishRequest, release_refusal
 
@@ -167,3 +167,15 @@ def test_labels_carry_the_version_and_the_commit(tmp_path):
     request = PublishRequest(version="2.0.0", context_dir=tmp_path, git_commit="abc1234", labels={"team": "edit"})
     assert request.image_labels() == {"org.opencontainers.image.version": "2.0.0",
                                       "org.opencontainers.image.revision": "abc1234", "team": "edit"}
+
+
+@pytest.mark.parametrize(("image", "registry"), [
+    ("123456789012.dkr.ecr.us-west-2.amazonaws.com/webordinary/edit-container:2.0.0",
+     "123456789012.dkr.ecr.us-west-2.amazonaws.com"),
+    ("127.0.0.1:5000/webordinary/edit-container:2.0.0", "127.0.0.1:5000"),
+    ("localhost/app:1", "localhost"),
+    ("webordinary/edit-container:2.0.0", "docker.io"),
+    ("nginx:1.25", "docker.io"),
+])
+def test_the_registry_an_image_is_pulled_from(image, registry):
+    assert registry_of(image) == registry
