@@ -6,14 +6,12 @@ from __future__ import annotations
 import base64
 import json
 from contextlib import nullcontext
-from uuid import uuid4
 
 import pytest
 from prefect import flow
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
-from blocks.credentials import credentials_for_endpoint
 from blocks.targets import RollwayTargets
 from flows.container import ARTIFACT_KEY, publish_container, run_publish
 from rollway.aws.ecs import READ_ONLY_FIELDS, EcsDeployer
@@ -21,20 +19,13 @@ from rollway.aws.errors import TargetNotFound
 from rollway.fakes import FakeImagePublisher
 from rollway.publish import PublishIncomplete, PublishRefused, PublishRequest
 from tests.adapters.test_ecr import MANIFEST
+from tests.flows.moto_env import saved_blocks
 from tests.toolchain.docker_engine import docker_engine  # noqa: F401 - the fixture
 
 REPOSITORY = "webordinary/edit-container"
 # An executable that does not exist: a run that reached its first docker command would fail
 # with ToolMissing, so a PublishRefused proves nothing was handed to docker.
 NO_DOCKER = "/nonexistent/docker"
-
-
-def saved_blocks(aws) -> str:
-    """Targets and credentials blocks for the embedded AWS, under a name no other test uses."""
-    name = f"container-{uuid4().hex[:8]}"
-    RollwayTargets(**aws.targets.model_dump()).save(name, overwrite=True)
-    credentials_for_endpoint(aws.endpoint_url, aws.targets.region).save(name, overwrite=True)
-    return name
 
 
 def pulling_from(aws, registry: str) -> str:
@@ -66,7 +57,7 @@ def artifact_markdown(version: str, outcome: str = "", containing: str = "") -> 
 
 @pytest.mark.integration
 def test_a_release_is_built_pushed_and_registered_then_its_version_is_refused(aws, docker_engine):
-    blocks = saved_blocks(aws)
+    blocks = saved_blocks(aws, "container")
     base_arn = pulling_from(aws, docker_engine.registry)
     context = docker_engine.context("release", payload="edit-container 2.0.0")
     common = {"registry": docker_engine.registry, "docker_host": docker_engine.docker_host,
@@ -102,7 +93,7 @@ def test_a_release_is_built_pushed_and_registered_then_its_version_is_refused(aw
 
 @pytest.mark.integration
 def test_a_failed_build_is_safe_to_re_run_and_a_pushed_version_is_registered_later(aws, docker_engine):
-    blocks = saved_blocks(aws)
+    blocks = saved_blocks(aws, "container")
     context = docker_engine.context("later", dockerfile="FROM scratch\nCOPY missing.txt /\n")
     pulling_from(aws, docker_engine.registry)
     common = {"registry": docker_engine.registry, "docker_host": docker_engine.docker_host,
@@ -132,7 +123,7 @@ def test_a_failed_build_is_safe_to_re_run_and_a_pushed_version_is_registered_lat
 def test_a_bad_version_or_a_missing_task_family_is_refused_before_any_docker_call(aws, tmp_path):
     # The table of bad versions is tests/unit/test_image_refs.py's; here, that the flow asks first.
     (tmp_path / "Dockerfile").write_text("FROM scratch\n")
-    blocks = saved_blocks(aws)
+    blocks = saved_blocks(aws, "container")
     with pytest.raises(PublishRefused, match="moving tag 'latest'"):
         publish_container(version="latest", context_dir=str(tmp_path), docker_executable=NO_DOCKER,
                           targets_block=blocks, aws_credentials_block=blocks)
@@ -145,7 +136,7 @@ def test_a_bad_version_or_a_missing_task_family_is_refused_before_any_docker_cal
 
 def test_ecr_refusals_come_before_building(aws, tmp_path):
     (tmp_path / "Dockerfile").write_text("FROM scratch\n")
-    blocks = saved_blocks(aws)
+    blocks = saved_blocks(aws, "container")
     ecr = aws.get_client("ecr")
     before = revisions(aws)
     ecr.put_image(repositoryName=aws.targets.ecr_repository, imageManifest=MANIFEST, imageTag="2.0.0")
@@ -172,7 +163,7 @@ def test_by_default_the_release_goes_to_ecr_with_ecrs_token_handed_to_docker_log
     # moto's ECR has no registry API, so the login, made by the real docker with the token moto
     # issued, fails (the host does not resolve offline; real ECR would refuse moto's token): what
     # is tested is that the run gets that far on ECR's names, and says where things stand.
-    blocks = saved_blocks(aws)
+    blocks = saved_blocks(aws, "container")
     context = docker_engine.context("ecr")
     answer = aws.get_client("ecr").get_authorization_token()["authorizationData"][0]
     password = base64.b64decode(answer["authorizationToken"]).decode().split(":", 1)[1]
@@ -273,7 +264,7 @@ def test_a_registry_override_is_not_registered_into_a_family_that_pulls_from_ecr
     # The family's tasks pull from ECR: a revision pinning 127.0.0.1:5999/... would be a revision
     # no Fargate task can start. Refused before any docker command, nothing registered.
     (tmp_path / "Dockerfile").write_text("FROM scratch\n")
-    blocks = saved_blocks(aws)
+    blocks = saved_blocks(aws, "container")
     before = revisions(aws)
     with pytest.raises(PublishRefused, match=r"pulls from .*\.dkr\.ecr\..*register_task_definition=False"):
         publish_container(version="2.0.0", context_dir=str(tmp_path), registry="127.0.0.1:5999",
@@ -354,7 +345,7 @@ def test_a_repository_uri_in_the_targets_is_refused_before_any_aws_call(aws, tmp
     # up as a repository *named* so: "not found: create it first", or with a registry override a
     # reference 127.0.0.1:5000/<account>.dkr.ecr.../<name>:<version>.
     (tmp_path / "Dockerfile").write_text("FROM scratch\n")
-    blocks = saved_blocks(aws)
+    blocks = saved_blocks(aws, "container")
     RollwayTargets(**{**aws.targets.model_dump(), "ecr_repository": aws.topology.repository_uri}).save(
         blocks, overwrite=True)
     for registry in (None, "127.0.0.1:5999"):
