@@ -23,7 +23,9 @@ from prefect.artifacts import create_markdown_artifact
 from flows.env import load_clients
 from flows.journal import artifact_key
 from rollway.clock import ClockSettings
-from rollway.validation import MESSAGE, CheckResult, ValidationSpec, ValidationSummary, evaluate, markdown, skipped
+from rollway.validation import (
+    MESSAGE, CheckResult, ValidationSpec, ValidationSummary, evaluate, markdown, shown_url, skipped,
+)
 from tasks import validation as checks
 
 
@@ -53,7 +55,7 @@ def validate_deployment(
     targets, get_client = load_clients(targets_block, aws_credentials_block)
     services = spec.success_rate_services or (targets.stable_service, targets.canary_service)
     log.info("validating: health %s, sessions %s, SuccessRate of %s in %s over %d min (floor %g%%), "
-             "%d attempt(s) per check", spec.health_url, spec.sessions_url, ", ".join(services),
+             "%d attempt(s) per check", shown_url(spec.health_url), shown_url(spec.sessions_url), ", ".join(services),
              targets.metrics_namespace, spec.success_rate_window_minutes, spec.success_rate_floor, spec.attempts)
 
     results: list[CheckResult] = []

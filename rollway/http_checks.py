@@ -20,7 +20,7 @@ from typing import Callable, Iterator
 
 import httpx
 
-from rollway.validation import HEALTH, MESSAGE, SESSION, CheckResult, ValidationSpec
+from rollway.validation import HEALTH, MESSAGE, SESSION, CheckResult, ValidationSpec, shown_url
 
 BODY_TAIL = 200
 """Characters of a response body quoted in a failed check's reason (its end: where errors are)."""
@@ -47,14 +47,14 @@ def _tail(response: httpx.Response) -> str:
 
 def _answered(response: httpx.Response) -> str:
     # A redirect's body is usually empty: where it pointed is what says why.
-    where = f" to {response.headers['location']}" if response.is_redirect else ""
-    return (f"HTTP {response.status_code}{where} from {response.request.method} {response.request.url}; "
+    where = f" to {shown_url(response.headers['location'])}" if response.is_redirect else ""
+    return (f"HTTP {response.status_code}{where} from {response.request.method} {shown_url(response.request.url)}; "
             f"{_tail(response)}")
 
 
 def _transport(err: httpx.HTTPError, method: str, url: str) -> str:
     kind = "timed out" if isinstance(err, httpx.TimeoutException) else "failed"
-    return f"{method} {url} {kind}: {type(err).__name__}: {err or 'no detail'}"
+    return f"{method} {shown_url(url)} {kind}: {type(err).__name__}: {err or 'no detail'}"
 
 
 def _never_sent(err: httpx.HTTPError) -> bool:
@@ -78,7 +78,7 @@ def check_health(http: httpx.Client, spec: ValidationSpec) -> CheckResult:
             return CheckResult(name=HEALTH, outcome="failed", reason=_transport(err, "GET", url), seconds=took(),
                                retryable=True)
     if response.is_success:
-        return CheckResult(name=HEALTH, outcome="passed", reason=f"HTTP {response.status_code} from GET {url}",
+        return CheckResult(name=HEALTH, outcome="passed", reason=f"HTTP {response.status_code} from GET {shown_url(url)}",
                            seconds=took())
     # A 4xx will not change by asking again (a wrong path); a 5xx or 429 may (a task starting).
     retry = response.status_code >= 500 or response.status_code == 429
@@ -101,16 +101,16 @@ def create_session(http: httpx.Client, spec: ValidationSpec) -> CheckResult:
         body = response.json()
     except (json.JSONDecodeError, UnicodeDecodeError):
         return CheckResult(name=SESSION, outcome="failed", seconds=took(),
-                           reason=f"HTTP {response.status_code} from POST {url} is not JSON; {_tail(response)}")
+                           reason=f"HTTP {response.status_code} from POST {shown_url(url)} is not JSON; {_tail(response)}")
     session_id = body.get("sessionId") if isinstance(body, dict) else None
     if not isinstance(session_id, str) or not session_id.strip():
         got = (f"sessionId is {json.dumps(session_id)}" if isinstance(body, dict) and "sessionId" in body
                else f"no sessionId (keys: {', '.join(sorted(map(str, body))) or 'none'})" if isinstance(body, dict)
                else f"a JSON {type(body).__name__}, not an object")
         return CheckResult(name=SESSION, outcome="failed", seconds=took(),
-                           reason=f"HTTP {response.status_code} from POST {url} but {got}; {_tail(response)}")
+                           reason=f"HTTP {response.status_code} from POST {shown_url(url)} but {got}; {_tail(response)}")
     return CheckResult(name=SESSION, outcome="passed", seconds=took(), detail=session_id,
-                       reason=f"HTTP {response.status_code} from POST {url}: session {session_id}")
+                       reason=f"HTTP {response.status_code} from POST {shown_url(url)}: session {session_id}")
 
 
 def send_message(http: httpx.Client, spec: ValidationSpec, session_id: str) -> CheckResult:
@@ -125,4 +125,4 @@ def send_message(http: httpx.Client, spec: ValidationSpec, session_id: str) -> C
     if not response.is_success:
         return CheckResult(name=MESSAGE, outcome="failed", reason=_answered(response), seconds=took())
     return CheckResult(name=MESSAGE, outcome="passed", seconds=took(),
-                       reason=f"HTTP {response.status_code} from POST {url}")
+                       reason=f"HTTP {response.status_code} from POST {shown_url(url)}")

@@ -12,7 +12,7 @@ failed check and why. The checks themselves live in ``rollway.http_checks`` (HTT
 from __future__ import annotations
 
 from typing import Literal
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -26,6 +26,19 @@ CHECKS = (HEALTH, SESSION, MESSAGE, SUCCESS_RATE)
 """Every check, in the order they run and are reported."""
 
 Outcome = Literal["passed", "failed", "skipped"]
+
+
+def shown_url(url: str) -> str:
+    """``url`` as logs, reasons and artifacts show it: every query value masked.
+
+    A query often carries a token (``?token=...``, a signed URL's signature); the request sends
+    it as given, but what people read names only the keys.
+    """
+    parts = urlsplit(str(url))
+    if not parts.query:
+        return str(url)
+    masked = urlencode([(key, "****") for key, _ in parse_qsl(parts.query, keep_blank_values=True)], safe="*")
+    return urlunsplit(parts._replace(query=masked, fragment=""))
 
 
 def _http_url(value: str, what: str) -> str:

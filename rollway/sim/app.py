@@ -26,6 +26,7 @@ import uuid
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
+from urllib.parse import urlsplit
 from typing import Any
 
 _HOST = "127.0.0.1"
@@ -91,7 +92,8 @@ class _Handler(BaseHTTPRequestHandler):
         state = self.server.state
         with state.lock:
             state.requests.append(("GET", self.path))
-        if self.path == "/health":
+        # The query is not routed on: a health URL may carry a token (``/health?token=...``).
+        if urlsplit(self.path).path == "/health":
             status = state.faults.health_status
             self._answer(status, {"status": "ok" if status < 400 else "unhealthy"})
         else:

@@ -170,3 +170,14 @@ def test_a_redirect_to_a_login_page_is_not_a_healthy_service_nor_a_sent_message(
             message = http_checks.send_message(http, spec, "sess-1")
     assert health.outcome == "failed" and "HTTP 302" in health.reason
     assert message.outcome == "failed" and "HTTP 302" in message.reason
+
+
+def test_a_token_in_the_query_is_sent_but_never_shown(app):
+    spec = ValidationSpec(health_url=f"{app.url}/health?token=s3cr3t&region=eu", api_base_url=app.url)
+    health, _, _ = run_all(app, spec)
+    assert health.outcome == "passed"
+    assert ("GET", "/health?token=s3cr3t&region=eu") in app.requests  # sent as given
+    assert "s3cr3t" not in health.reason and "token=****&region=****" in health.reason
+    app.faults.health_status = 503
+    failed, _, _ = run_all(app, spec)
+    assert failed.outcome == "failed" and "s3cr3t" not in failed.reason and "token=****" in failed.reason

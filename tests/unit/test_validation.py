@@ -11,6 +11,7 @@ from rollway.validation import (
     evaluate,
     judge_success_rate,
     markdown,
+    shown_url,
     skipped,
 )
 
@@ -125,3 +126,12 @@ def test_a_refused_url_with_credentials_is_not_echoed_in_the_error():
     with pytest.raises(ValidationError) as refused:
         ValidationSpec(health_url="ftp://deploy:s3cr3t-token@edit.example.com/health")
     assert "s3cr3t-token" not in str(refused.value)
+
+
+@pytest.mark.parametrize(("url", "shown"), [
+    ("https://edit.example.com/health", "https://edit.example.com/health"),
+    ("https://edit.example.com/health?token=abc", "https://edit.example.com/health?token=****"),
+    ("https://x/h?a=1&b=&c=3#frag", "https://x/h?a=****&b=****&c=****"),
+])
+def test_shown_urls_mask_every_query_value(url, shown):
+    assert shown_url(url) == shown
