@@ -303,6 +303,9 @@ def test_a_work_pool_run_that_refused_to_start_is_not_rolled_back(monkeypatch, f
     (["--limit", "0"], "--limit"),
     (["--spec-json", "{}"], "--spec-json"),
     (["--spec-json", "{not json"], "--spec-json"),
+    # validate_deployment's default: every run of it would fail on an unusable address.
+    (["--validation-url", "ftp://127.0.0.1:5000"], "--validation-url is not a usable base URL"),
+    (["--validation-url", "http://127.0.0.1:5000/?q=1"], "--validation-url is not a usable base URL"),
 ])
 def test_serve_script_refuses_bad_options_in_one_line(options, message) -> None:
     """Refused before anything is registered, with the error on stderr and exit code 2, not a
@@ -317,6 +320,21 @@ def test_serve_script_refuses_bad_options_in_one_line(options, message) -> None:
     )
     assert done.returncode == 2, done.stderr
     assert message in done.stderr and "Traceback" not in done.stderr, done.stderr
+
+
+def test_validate_deployment_defaults_to_the_given_validation_spec_or_else_its_own(served) -> None:
+    """Without one, the flow's own default (Webordinary's real addresses) stands; the spec
+    parameter of the rollout flows is not mistaken for it."""
+    from deployments.serve import build_deployments, validation_spec
+
+    deployments, _, rollout = served
+    assert "spec" not in deployments["validate_deployment"].parameters
+    validation = validation_spec("http://127.0.0.1:5000")
+    pointed = {d.flow_name: d for d in build_deployments(spec=rollout, validation=validation)}
+    assert pointed["validate_deployment"].parameters["spec"] == validation.model_dump(mode="json")
+    assert validation.health_url == "http://127.0.0.1:5000/health"
+    assert validation.sessions_url == "http://127.0.0.1:5000/sessions"
+    assert pointed["canary"].parameters["spec"] == rollout.model_dump(mode="json")
 
 
 # --- child processes ----------------------------------------------------------------------
