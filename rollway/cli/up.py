@@ -45,7 +45,9 @@ DEFAULT_PORT = 4200
 INBOX_QUEUE = "rollway-up-inbox"
 """SQS queue ``rollway up`` subscribes to the alert topic: the checklist wants a subscriber,
 and a person can read the rollback pages there."""
-HEALTHY = BehaviourProfile(error_probability=0.001, median_ms=120, sigma=0.5)
+# 0.01% errors: validate_deployment's SuccessRate floor is 99.9% (the seed's "error rate < 0.1%"),
+# and a healthy version right at it (0.1%) would pass or fail its check by chance.
+HEALTHY = BehaviourProfile(error_probability=0.0001, median_ms=120, sigma=0.5)
 IMAGE_PROFILES: dict[str, BehaviourProfile] = {
     "2.0.0": HEALTHY,
     "2.1.0": HEALTHY.model_copy(update={"error_probability": 0.05}),

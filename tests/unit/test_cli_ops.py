@@ -433,6 +433,24 @@ def test_up_serves_with_the_app_it_started_and_names_the_inbox_and_stacks(monkey
         urllib.request.urlopen(url + "/health", timeout=5)
 
 
+def test_up_images_pass_or_fail_validations_success_rate_floor_by_design_not_by_chance() -> None:
+    """validate_deployment's SuccessRate check under `rollway up`: the healthy images clear the
+    default floor by more than three standard errors of a 5-minute window at 10 requests per
+    second (at the floor itself, half the runs failed), and :2.1.0 stays below it."""
+    import math
+
+    from rollway.cli.up import HEALTHY, IMAGE_PROFILES
+    from rollway.validation import ValidationSpec
+
+    spec = ValidationSpec()
+    requests = 10 * 60 * spec.success_rate_window_minutes
+    for tag, profile in {"stable": HEALTHY, **IMAGE_PROFILES}.items():
+        p = profile.error_probability
+        margin = 100 * (1 - p) - spec.success_rate_floor
+        noise = 100 * math.sqrt(p * (1 - p) / requests)
+        assert (margin > 3 * noise) if tag != "2.1.0" else (margin < -3 * noise), (tag, margin, noise)
+
+
 # --- child processes ----------------------------------------------------------------------
 
 
