@@ -22,6 +22,7 @@ from cyclopts import App
 
 from rollway.clock import ClockSettings
 from rollway.spec import RolloutSpec
+from rollway.validation import ValidationSpec
 
 if TYPE_CHECKING:
     from prefect.deployments.runner import RunnerDeployment
@@ -53,6 +54,7 @@ def build_deployments(
     clock: ClockSettings = ClockSettings(),
     approval_poll_seconds: int = 2,
     spec: RolloutSpec | None = None,
+    validation: ValidationSpec | None = None,
     phased: bool = True,
     weekly_cron: str = WEEKLY_CRON,
     weekly_timezone: str = WEEKLY_TIMEZONE,
@@ -68,6 +70,8 @@ def build_deployments(
         approval_poll_seconds: how often a paused rollout checks for an answer.
         spec: a RolloutSpec to pre-fill in the canary and progressive_rollout forms
             (None: the form starts empty and the image must be typed in).
+        validation: validate_deployment's ``spec`` default (None: the flow's own, Webordinary's
+            real addresses); ``rollway up`` points it at its stand-in app on 127.0.0.1.
         phased: progressive_rollout's default: True stops at the end of each weekly phase
             (advance_phase starts the next), False runs every stage in one run.
         weekly_cron: when advance_phase runs.
@@ -98,6 +102,7 @@ def build_deployments(
     clocked = {**blocks, "clock": clock.model_dump(mode="json")}
     paused_flows = {**clocked, "approval_poll_seconds": approval_poll_seconds}
     with_spec = {"spec": spec.model_dump(mode="json")} if spec is not None else {}
+    with_validation = {"spec": validation.model_dump(mode="json")} if validation is not None else {}
 
     def deploy(flow: Any, parameters: dict[str, Any], description: str, **extra: Any) -> "RunnerDeployment":
         return flow.to_deployment(
@@ -137,7 +142,7 @@ def build_deployments(
                "Build the release image from context_dir, push <ECR repository>:<version> and :latest, and register "
                "a task-definition revision pinning the version (refuses a version already pushed).",
                concurrency_limit=1),
-        deploy(validate_deployment, clocked,
+        deploy(validate_deployment, {**clocked, **with_validation},
                "After a deployment: the health check, a test session and message through the API, and the "
                "SuccessRate over the last minutes; fails naming every check that did not pass."),
         deploy(rollout_report, blocks,
@@ -167,6 +172,19 @@ def serve_all(
     from prefect import serve
 
     serve(*deployments, limit=limit, query_seconds=poll_seconds)
+
+
+def validation_spec(url: str) -> ValidationSpec:
+    """validate_deployment's checks against the app at ``url``: its ``/health`` and its sessions API.
+
+    Raises:
+        ValueError: naming --validation-url and the rule it breaks.
+    """
+    try:
+        return ValidationSpec(health_url=url.rstrip("/") + "/health", api_base_url=url)
+    except ValueError as err:
+        reasons = "; ".join(e["msg"] for e in getattr(err, "errors", lambda: [])()) or str(err)
+        raise ValueError(f"--validation-url is not a usable base URL: {reasons}") from None
 
 
 def _checked(*, speed: float, anchor: float | None, approval_poll_seconds: int, poll_seconds: float, limit: int,
@@ -203,6 +221,7 @@ def main(
     anchor: float | None = None,
     approval_poll_seconds: int = 2,
     spec_json: str | None = None,
+    validation_url: str | None = None,
     phased: bool = True,
     poll_seconds: float = DEFAULT_POLL_SECONDS,
     limit: int = 10,
@@ -218,6 +237,8 @@ def main(
             source (needed when speed != 1).
         approval_poll_seconds: how often a paused run checks for an answer.
         spec_json: a RolloutSpec (JSON) to pre-fill in the run forms.
+        validation_url: base URL of the app validate_deployment checks by default (``/health``
+            and the sessions API under it); none: Webordinary's real addresses.
         phased: progressive_rollout stops at the end of each weekly phase by default.
         poll_seconds: how often the runner looks for new runs.
         limit: most runs at once.
@@ -228,6 +249,7 @@ def main(
     try:
         clock, spec = _checked(speed=speed, anchor=anchor, approval_poll_seconds=approval_poll_seconds,
                                poll_seconds=poll_seconds, limit=limit, spec_json=spec_json)
+        validation = validation_spec(validation_url) if validation_url is not None else None
     except ValueError as err:  # pydantic's ValidationError and json's JSONDecodeError are ValueErrors
         print(f"error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
@@ -237,6 +259,7 @@ def main(
         clock=clock,
         approval_poll_seconds=approval_poll_seconds,
         spec=spec,
+        validation=validation,
         phased=phased,
         schedules_active=not paused_schedules,
     )

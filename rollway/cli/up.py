@@ -8,7 +8,11 @@ What a new user needs to try rollway from the Prefect UI on one machine:
    ``:2.1.0`` fails 5% of its requests, so both a promotion and a rollback can be tried;
 4. the RollwayTargets and AwsCredentials blocks saved on the server;
 5. every deployment served (``deployments/serve.py``), its parameters defaulting to those
-   blocks and to the simulator's clock.
+   blocks and to the simulator's clock;
+6. a stand-in for Webordinary's edit API on 127.0.0.1 (``ValidationApp``), which
+   validate_deployment checks by default, and what verify_infrastructure's checklist needs of
+   the embedded account: an SQS inbox subscribed to the alert topic (where the rollback
+   pages can be read) and the targets' CloudFormation stacks recorded.
 
 Ctrl-C (or SIGTERM) stops all of it, children by their pid, the runner before the server.
 """
@@ -16,6 +20,7 @@ Ctrl-C (or SIGTERM) stops all of it, children by their pid, the runner before th
 from __future__ import annotations
 
 import fcntl
+import json
 import math
 import os
 import signal
@@ -37,7 +42,12 @@ from rollway.spec import RolloutSpec
 from rollway.targets import Targets
 
 DEFAULT_PORT = 4200
-HEALTHY = BehaviourProfile(error_probability=0.001, median_ms=120, sigma=0.5)
+INBOX_QUEUE = "rollway-up-inbox"
+"""SQS queue ``rollway up`` subscribes to the alert topic: the checklist wants a subscriber,
+and a person can read the rollback pages there."""
+# 0.01% errors: validate_deployment's SuccessRate floor is 99.9% (the seed's "error rate < 0.1%"),
+# and a healthy version right at it (0.1%) would pass or fail its check by chance.
+HEALTHY = BehaviourProfile(error_probability=0.0001, median_ms=120, sigma=0.5)
 IMAGE_PROFILES: dict[str, BehaviourProfile] = {
     "2.0.0": HEALTHY,
     "2.1.0": HEALTHY.model_copy(update={"error_probability": 0.05}),
@@ -64,6 +74,42 @@ def simulator_for(
         get_client, targets, topology, clock, profiles=profiles, default_profile=HEALTHY,
         total_rps=rps, tick_seconds=60, seed=seed,
     )
+
+
+def prepare_checklist(get_client: Callable[[str], Any], targets: Targets, topology: Topology) -> str:
+    """Give the embedded account what verify_infrastructure checks and ``provision`` leaves out.
+
+    ``provision`` builds the account every test starts from, where "no subscriber" and "no
+    stacks" are findings worth testing; ``rollway up`` is where people try the flows, so it
+    adds them here: an SQS inbox subscribed to the alert topic (raw delivery off, so each
+    message is SNS's envelope with its Subject) and each of ``targets.stacks`` recorded as a
+    CloudFormation stack holding one small resource, as cdk would have left it. Safe to call
+    again: the queue and subscription are found, a stack already recorded is left alone.
+
+    Returns:
+        The inbox queue's URL.
+    """
+    sqs = get_client("sqs")
+    queue_url = sqs.create_queue(QueueName=INBOX_QUEUE)["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    get_client("sns").subscribe(TopicArn=topology.topic_arn, Protocol="sqs", Endpoint=queue_arn)
+    cloudformation = get_client("cloudformation")
+    recorded = {
+        stack["StackName"]
+        for page in cloudformation.get_paginator("list_stacks").paginate()
+        for stack in page["StackSummaries"]
+        if stack["StackStatus"] != "DELETE_COMPLETE"
+    }
+    body = json.dumps({"Resources": {"Topic": {"Type": "AWS::SNS::Topic"}}})
+    for stack in targets.stacks:
+        if stack not in recorded:
+            cloudformation.create_stack(StackName=stack, TemplateBody=body)
+    return queue_url
+
+
+def serve_validation_args(validation_url: str) -> list[str]:
+    """The serve script's option pointing validate_deployment's default ``spec`` at ``validation_url``."""
+    return ["--validation-url", validation_url]
 
 
 def prefect_home() -> Path:
@@ -186,13 +232,17 @@ def server_port(port: int | None) -> int:
     return chosen
 
 
-def _instructions(server: PrefectServer, topology: Topology, speed: float, home: Path) -> None:
+def _instructions(server: PrefectServer, topology: Topology, speed: float, home: Path, *,
+                  validation_url: str, targets: Targets) -> None:
     repo = topology.repository_uri
     console.rule("[bold]rollway is up")
     console.print(f"Prefect UI:      [bold]{server.url}[/bold]   (API {server.api_url})")
     console.print(f"Prefect home:    {home} (server log: {server.log})")
     console.print(f"Rollout clock:   {speed:g}x (a 10-minute bake takes {600 / speed:.0f} s)")
     console.print(f"Images to try:   {repo}:2.0.0 (healthy), {repo}:2.1.0 (fails 5% of requests)")
+    console.print(f"Edit API:        {validation_url} (a stand-in; validate_deployment checks it by default)")
+    console.print(f"Alert inbox:     SQS queue {INBOX_QUEUE}, subscribed to {targets.alert_topic} (rollback pages)")
+    console.print(f"Stacks recorded for the checklist: {', '.join(targets.stacks)}")
     console.print(
         "\n[bold]Try it:[/bold]\n"
         f"  1. Open {server.url} -> Deployments -> progressive_rollout/rollway -> Run -> Custom run.\n"
@@ -206,6 +256,8 @@ def _instructions(server: PrefectServer, topology: Topology, speed: float, home:
         "  .venv/bin/rollway status     # ledger, stage, live ALB weights, the paused run\n"
         "  .venv/bin/rollway promote --approver you\n"
         "  .venv/bin/rollway abort --approver you\n"
+        "\nverify_infrastructure and validate_deployment run as they are against the embedded account\n"
+        "and the stand-in edit API.\n"
         "\nThe weekly advance_phase deployment runs Mondays 09:00 UTC; set phased=true in the form to\n"
         "stop at the end of each weekly phase. Ctrl-C stops everything."
     )
@@ -252,6 +304,7 @@ def _run(home: Path, port: int, *, speed: float, rps: float, seed: int, poll_sec
 
     from blocks.credentials import client_factory, credentials_for_endpoint
     from blocks.register import CREDENTIALS_BLOCK, TARGETS_BLOCK, save_blocks
+    from rollway.sim.app import ValidationApp
     from rollway.sim.server import EmbeddedAws
     from rollway.sim.topology import provision
 
@@ -270,16 +323,21 @@ def _run(home: Path, port: int, *, speed: float, rps: float, seed: int, poll_sec
             credentials = credentials_for_endpoint(aws.endpoint_url, targets.region)
             get_client = client_factory(credentials)
             topology = provision(get_client, targets)
+            prepare_checklist(get_client, targets, topology)
             save_blocks(targets, credentials)
             clock = ClockSettings(speed=speed, anchor=time.time())
             stack.enter_context(simulator_for(get_client, targets, topology, clock.build(), rps=rps, seed=seed))
+            validation_url = stack.enter_context(ValidationApp()).url
             spec = RolloutSpec(image=f"{topology.repository_uri}:2.0.0")
-            serve = stack.enter_context(serve_process(
+            serve = serve_process(
                 server.api_url, targets_block=TARGETS_BLOCK, credentials_block=CREDENTIALS_BLOCK, clock=clock,
                 poll_seconds=poll_seconds, spec_json=spec.model_dump_json(), phased=False, home=home,
                 pass_fds=(lock,),
-            ))
-            _instructions(server, topology, speed, home)
+            )
+            # serve_process (rollway/cli/processes.py) has no parameter for it yet: the option is added here.
+            serve.argv += serve_validation_args(validation_url)
+            stack.enter_context(serve)
+            _instructions(server, topology, speed, home, validation_url=validation_url, targets=targets)
             _watch(server, serve)
     except KeyboardInterrupt:
         console.print("stopped.")

@@ -6,6 +6,7 @@ tests/integration/test_prefect_server.py.
 
 from __future__ import annotations
 
+import json
 import signal
 import sys
 import time
@@ -303,6 +304,9 @@ def test_a_work_pool_run_that_refused_to_start_is_not_rolled_back(monkeypatch, f
     (["--limit", "0"], "--limit"),
     (["--spec-json", "{}"], "--spec-json"),
     (["--spec-json", "{not json"], "--spec-json"),
+    # validate_deployment's default: every run of it would fail on an unusable address.
+    (["--validation-url", "ftp://127.0.0.1:5000"], "--validation-url is not a usable base URL"),
+    (["--validation-url", "http://127.0.0.1:5000/?q=1"], "--validation-url is not a usable base URL"),
 ])
 def test_serve_script_refuses_bad_options_in_one_line(options, message) -> None:
     """Refused before anything is registered, with the error on stderr and exit code 2, not a
@@ -317,6 +321,134 @@ def test_serve_script_refuses_bad_options_in_one_line(options, message) -> None:
     )
     assert done.returncode == 2, done.stderr
     assert message in done.stderr and "Traceback" not in done.stderr, done.stderr
+
+
+def test_validate_deployment_defaults_to_the_given_validation_spec_or_else_its_own(served) -> None:
+    """Without one, the flow's own default (Webordinary's real addresses) stands; the spec
+    parameter of the rollout flows is not mistaken for it."""
+    from deployments.serve import build_deployments, validation_spec
+
+    deployments, _, rollout = served
+    assert "spec" not in deployments["validate_deployment"].parameters
+    validation = validation_spec("http://127.0.0.1:5000")
+    pointed = {d.flow_name: d for d in build_deployments(spec=rollout, validation=validation)}
+    assert pointed["validate_deployment"].parameters["spec"] == validation.model_dump(mode="json")
+    assert validation.health_url == "http://127.0.0.1:5000/health"
+    assert validation.sessions_url == "http://127.0.0.1:5000/sessions"
+    assert pointed["canary"].parameters["spec"] == rollout.model_dump(mode="json")
+
+
+def test_the_serve_options_up_adds_point_validate_deployment_at_the_app(monkeypatch) -> None:
+    """What `rollway up` appends to the serve command becomes validate_deployment's default, and
+    the checks it makes answer on the stand-in app up starts."""
+    import httpx
+
+    import deployments.serve as serve
+    from rollway.cli.up import serve_validation_args
+    from rollway.sim.app import ValidationApp
+    from rollway.validation import ValidationSpec
+
+    served: dict = {}
+    monkeypatch.setattr(serve, "serve_all", lambda deployments, **kwargs: served.update(
+        {d.flow_name: d for d in deployments}))
+    with ValidationApp() as app:
+        with pytest.raises(SystemExit) as done:
+            serve.cli(["--targets-block", "t", *serve_validation_args(app.url)])
+        assert done.value.code == 0
+        spec = ValidationSpec.model_validate(served["validate_deployment"].parameters["spec"])
+        assert httpx.get(spec.health_url).status_code == 200
+        session = httpx.post(spec.sessions_url, json={"clientId": spec.client_id, "userId": spec.user_id})
+        assert session.status_code == 201
+        message = httpx.post(spec.messages_url(session.json()["sessionId"]), json={"instruction": spec.instruction})
+        assert message.status_code == 202
+
+
+def test_up_gives_the_embedded_account_what_verify_infrastructure_checks(aws) -> None:
+    """provision leaves the alert topic without a subscriber and no stacks (findings the
+    checklist's own tests need); `rollway up` adds them, so the checklist passes there, and
+    the inbox receives what the alert topic publishes. Running it again changes nothing."""
+    from flows.infra import checker_for
+    from rollway.cli.up import INBOX_QUEUE, prepare_checklist
+
+    assert not checker_for(aws.get_client, aws.targets).check().passed
+    url = prepare_checklist(aws.get_client, aws.targets, aws.topology)
+    assert prepare_checklist(aws.get_client, aws.targets, aws.topology) == url
+    checklist = checker_for(aws.get_client, aws.targets).check()
+    assert checklist.passed, checklist.summary()
+    assert url.endswith("/" + INBOX_QUEUE)
+    subscriptions = aws.get_client("sns").list_subscriptions_by_topic(TopicArn=aws.topology.topic_arn)
+    assert len(subscriptions["Subscriptions"]) == 1
+    stacks = aws.get_client("cloudformation").list_stacks()["StackSummaries"]
+    assert sorted(s["StackName"] for s in stacks) == sorted(aws.targets.stacks)
+    aws.get_client("sns").publish(TopicArn=aws.topology.topic_arn, Subject="rollback", Message="rolled back")
+    got = aws.get_client("sqs").receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
+    assert [json.loads(m["Body"])["Subject"] for m in got] == ["rollback"]
+
+
+def test_up_serves_with_the_app_it_started_and_names_the_inbox_and_stacks(monkeypatch, tmp_path, capsys) -> None:
+    """`rollway up` on the embedded AWS, with stand-ins for the server and the runner: the
+    runner is handed --validation-url of an app that answers while up runs (and is stopped
+    with everything else), and the instructions name the inbox and the recorded stacks."""
+    import urllib.request
+
+    import blocks.register
+    import rollway.cli.up as up
+
+    class QuietServer(Child):
+        def __init__(self, home, port, log=None, pass_fds=()) -> None:
+            super().__init__("prefect server", [sys.executable, "-c", "import time; time.sleep(60)"], {}, log,
+                             pass_fds)
+            self.url = self.api_url = f"http://127.0.0.1:{port}"
+
+        def wait_healthy(self, timeout_seconds: float = 0) -> None:
+            pass
+
+    class Nothing:
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc) -> None:
+            pass
+
+    # The runner stand-in asks the app it was pointed at for its health, says so and stops.
+    probe = ("import sys, urllib.request; url = sys.argv[sys.argv.index('--validation-url') + 1]; "
+             "print('validation-url', url, urllib.request.urlopen(url + '/health').status, flush=True); sys.exit(3)")
+    monkeypatch.setattr(up, "PrefectServer", QuietServer)
+    monkeypatch.setattr(up, "stop_on_signals", lambda: None)
+    monkeypatch.setattr(up, "simulator_for", lambda *args, **kwargs: Nothing())
+    monkeypatch.setattr(up, "serve_process", lambda api_url, **kwargs: Child(
+        "serve", [sys.executable, "-c", probe], child_env({}), tmp_path / "serve.log"))
+    monkeypatch.setattr(blocks.register, "save_blocks", lambda *args, **kwargs: None)
+    monkeypatch.setenv("PREFECT_HOME", str(tmp_path))
+
+    assert up.run_up(port=None, speed=60.0, rps=0.0, seed=7, poll_seconds=1.0) == 1
+    out, err = capsys.readouterr()
+    (line,) = [line for line in (tmp_path / "serve.log").read_text().splitlines() if line.startswith("validation-url")]
+    _, url, status = line.split()
+    assert status == "200"
+    assert f"Edit API:        {url}" in out
+    assert f"SQS queue {up.INBOX_QUEUE}" in out
+    assert "Stacks recorded for the checklist: " + ", ".join(Targets().stacks) in out
+    with pytest.raises(OSError):  # stopped with everything else
+        urllib.request.urlopen(url + "/health", timeout=5)
+
+
+def test_up_images_pass_or_fail_validations_success_rate_floor_by_design_not_by_chance() -> None:
+    """validate_deployment's SuccessRate check under `rollway up`: the healthy images clear the
+    default floor by more than three standard errors of a 5-minute window at 10 requests per
+    second (at the floor itself, half the runs failed), and :2.1.0 stays below it."""
+    import math
+
+    from rollway.cli.up import HEALTHY, IMAGE_PROFILES
+    from rollway.validation import ValidationSpec
+
+    spec = ValidationSpec()
+    requests = 10 * 60 * spec.success_rate_window_minutes
+    for tag, profile in {"stable": HEALTHY, **IMAGE_PROFILES}.items():
+        p = profile.error_probability
+        margin = 100 * (1 - p) - spec.success_rate_floor
+        noise = 100 * math.sqrt(p * (1 - p) / requests)
+        assert (margin > 3 * noise) if tag != "2.1.0" else (margin < -3 * noise), (tag, margin, noise)
 
 
 # --- child processes ----------------------------------------------------------------------
