@@ -17,7 +17,8 @@ The seed's "Deploy Container Image" step, made safe to run and re-run:
 5. register a revision of ``Targets.task_family`` copied from its latest ACTIVE revision with
    only the container's image changed, to the version reference (never ``latest``: a revision
    pins its image);
-6. log out and delete the private config (always, in a finally), and write a markdown artifact.
+6. log out and delete the private config (always, in a finally), and write a markdown artifact
+   (a refused run too: why, and that nothing was built, pushed or registered).
 
 With ``registry`` given, the release goes to that registry instead (no ECR login: a local or
 private registry that takes pushes without one) under the same repository path. A revision is
@@ -40,6 +41,7 @@ from pydantic import ValidationError
 from flows.env import load_clients
 from rollway.aws.ecr import EcrRepository
 from rollway.aws.ecs import EcsDeployer
+from rollway.aws.errors import TargetNotFound
 from rollway.image import LATEST, ImageReferences, InvalidImageTarget, image_references, registry_of
 from rollway.publish import (
     PublishIncomplete, PublishProgress, PublishRefused, PublishRequest, PublishResult, release_refusal,
@@ -120,14 +122,34 @@ def publish_container(
     the version is already pushed (a run stopped before registering): only register the revision.
     ``docker_host``: the daemon (DOCKER_HOST). See the module docstring for the steps.
     """
-    request = _request(version=version, context_dir=context_dir, dockerfile=dockerfile, registry=registry,
-                       push_latest=push_latest, register_task_definition=register_task_definition,
-                       register_existing=register_existing, git_commit=git_commit, labels=labels or {},
-                       docker_host=docker_host, docker_executable=docker_executable)
-    targets, get_client = load_clients(targets_block, aws_credentials_block)
-    log = get_run_logger()
-    return run_publish(request, targets, get_client, open_publisher=lambda: docker_session(
-        request.docker_executable, docker_host=request.docker_host, on_line=lambda line: log.info("docker: %s", line)))
+    try:
+        request = _request(version=version, context_dir=context_dir, dockerfile=dockerfile, registry=registry,
+                           push_latest=push_latest, register_task_definition=register_task_definition,
+                           register_existing=register_existing, git_commit=git_commit, labels=labels or {},
+                           docker_host=docker_host, docker_executable=docker_executable)
+        targets, get_client = load_clients(targets_block, aws_credentials_block)
+        log = get_run_logger()
+        return run_publish(request, targets, get_client, open_publisher=lambda: docker_session(
+            request.docker_executable, docker_host=request.docker_host,
+            on_line=lambda line: log.info("docker: %s", line)))
+    except (PublishRefused, TargetNotFound) as refused:
+        _record_refusal(version, refused)
+        raise
+
+
+def _record_refusal(version: str, refused: Exception) -> None:
+    """The run's artifact when it was refused: why, and that nothing was built, pushed or
+    registered (every PublishRefused, and a TargetNotFound that ends a run, comes before any
+    of that: later failures are PublishIncomplete)."""
+    # The version may be the refused value itself: backticks in it would break the heading's code span.
+    shown = str(version).replace("`", "'")
+    try:
+        create_markdown_artifact(
+            key=ARTIFACT_KEY, description="container release (refused)",
+            markdown=f"# Container release `{shown}` refused\n\n**Why:** {refused}\n\n"
+                     "**Nothing was built, pushed or registered.** Fix the cause above and run again.\n")
+    except Exception as err:  # noqa: BLE001 - the PublishRefused raised says all of this too
+        get_run_logger().warning("publish: could not write the artifact: %s", err)
 
 
 def run_publish(request: PublishRequest, targets: Targets, get_client: Callable[[str], Any], *,

@@ -134,6 +134,31 @@ def test_a_bad_version_or_a_missing_task_family_is_refused_before_any_docker_cal
                               targets_block=blocks, aws_credentials_block=blocks)
 
 
+def test_a_refused_run_leaves_an_artifact_saying_why_and_that_nothing_was_done(aws, tmp_path):
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    blocks = saved_blocks(aws, "container")
+    common = {"context_dir": str(tmp_path), "docker_executable": NO_DOCKER, "targets_block": blocks,
+              "aws_credentials_block": blocks}
+    with pytest.raises(PublishRefused):
+        publish_container(version="latest", **common)
+    refused = artifact_markdown("latest", "refused")
+    assert "moving tag 'latest'" in refused and "Nothing was built, pushed or registered" in refused
+
+    aws.get_client("ecr").put_image(repositoryName=aws.targets.ecr_repository, imageManifest=MANIFEST,
+                                    imageTag="2.0.0")
+    with pytest.raises(PublishRefused):
+        publish_container(version="2.0.0", **common)
+    refused = artifact_markdown("2.0.0", "refused")
+    assert "already in the registry" in refused and "Nothing was built, pushed or registered" in refused
+
+    RollwayTargets(**{**aws.targets.model_dump(), "ecr_repository": "webordinary/gone-repo"}).save(
+        blocks, overwrite=True)
+    with pytest.raises(TargetNotFound):
+        publish_container(version="2.0.1", **common)
+    refused = artifact_markdown("2.0.1", "refused")
+    assert "webordinary/gone-repo" in refused and "Nothing was built, pushed or registered" in refused
+
+
 def test_ecr_refusals_come_before_building(aws, tmp_path):
     (tmp_path / "Dockerfile").write_text("FROM scratch\n")
     blocks = saved_blocks(aws, "container")
