@@ -12,8 +12,9 @@ The seed's "Deploy Container Image" step, made safe to run and re-run:
 3. check the docker daemon answers (with ``registry`` given, also ask that registry for the
    version, and refuse as above), build (labels: the version, the git commit), tag the version
    and ``latest``;
-4. log in (ECR: GetAuthorizationToken, handed to ``docker login`` on stdin) in a private docker
-   config directory, push the version then ``latest``;
+4. log in (ECR: the GetAuthorizationToken asked for before building, so a role without it is
+   refused before any build; handed to ``docker login`` on stdin) in a private docker config
+   directory, push the version then ``latest``;
 5. register a revision of ``Targets.task_family`` copied from its latest ACTIVE revision with
    only the container's image changed, to the version reference (never ``latest``: a revision
    pins its image);
@@ -30,18 +31,20 @@ is, ``register_existing=True`` registers the revision without rebuilding (for EC
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
+from botocore.exceptions import ClientError
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 from pydantic import ValidationError
 
 from flows.env import load_clients
-from rollway.aws.ecr import EcrRepository
+from rollway.aws.ecr import EcrRepository, RegistryLogin
 from rollway.aws.ecs import EcsDeployer
-from rollway.aws.errors import TargetNotFound
+from rollway.aws.errors import AdapterError, TargetNotFound
 from rollway.image import LATEST, ImageReferences, InvalidImageTarget, image_references, registry_of
 from rollway.publish import (
     PublishIncomplete, PublishProgress, PublishRefused, PublishRequest, PublishResult, release_refusal,
@@ -198,8 +201,13 @@ def run_publish(request: PublishRequest, targets: Targets, get_client: Callable[
                    f"{refs.registry}: run with register_task_definition=False to only push there")
             log.error("publish: refused: %s", why)
             raise PublishRefused(f"refused before building anything: {why}")
+    credentials = None
     if ecr is not None:
         _refuse(refs, version_digest=ecr_digest, latest_immutable=latest_immutable, request=request)
+        if not request.register_existing:
+            # Asked before building: a role without ecr:GetAuthorizationToken learns it now, not
+            # after a build that may take many minutes.
+            credentials = _ecr_login(ecr, refs)
 
     run = _Run(refs, register=request.register_task_definition)
     if request.register_existing and ecr is not None:
@@ -207,8 +215,10 @@ def run_publish(request: PublishRequest, targets: Targets, get_client: Callable[
         run.progress.digests[refs.versioned] = ecr_digest
         run.done(f"{refs.versioned} is in ECR ({ecr_digest}): nothing built or pushed")
     else:
+        if credentials is not None:
+            run.done(f"ECR issued a docker login for {credentials.registry}")
         with open_publisher() as publisher:
-            _with_publisher(run, publisher, request, refs, ecr)
+            _with_publisher(run, publisher, request, refs, ecr, credentials)
 
     if request.register_task_definition:
         with run.step(f"register a revision of {targets.task_family}"):
@@ -225,8 +235,23 @@ def run_publish(request: PublishRequest, targets: Targets, get_client: Callable[
     return result
 
 
+def _ecr_login(ecr: EcrRepository, refs: ImageReferences) -> RegistryLogin:
+    """ECR's docker login for the repository's registry, or PublishRefused (nothing built yet)."""
+    try:
+        credentials = steps.ecr_login(ecr)
+    except (ClientError, AdapterError) as err:
+        why = f"ECR gave no docker login (GetAuthorizationToken): {err}"
+        get_run_logger().error("publish: refused: %s", why)
+        raise PublishRefused(f"refused before building anything: {why}") from None
+    if credentials.registry != refs.registry:
+        why = f"ECR's login is for {credentials.registry}, the repository is on {refs.registry}"
+        get_run_logger().error("publish: refused: %s", why)
+        raise PublishRefused(f"refused before building anything: {why}")
+    return credentials
+
+
 def _with_publisher(run: _Run, docker: ImagePublisher, request: PublishRequest, refs: ImageReferences,
-                    ecr: EcrRepository | None) -> None:
+                    ecr: EcrRepository | None, credentials: RegistryLogin | None = None) -> None:
     """The docker part of a run: check the daemon (and, for a registry other than ECR, what it
     holds), then build and push, logging out at the end whatever happened."""
     with run.step("reach the docker daemon"):
@@ -241,7 +266,7 @@ def _with_publisher(run: _Run, docker: ImagePublisher, request: PublishRequest, 
             run.done(f"{refs.versioned} is in {refs.registry} ({found}): nothing built or pushed")
             return
     try:
-        _build_and_push(run, docker, request, refs, ecr)
+        _build_and_push(run, docker, request, refs, ecr, credentials)
     finally:
         _logout(run, docker)
 
@@ -275,7 +300,7 @@ def _refuse(refs: ImageReferences, *, version_digest: str | None, latest_immutab
 
 
 def _build_and_push(run: _Run, docker: ImagePublisher, request: PublishRequest, refs: ImageReferences,
-                    ecr: EcrRepository | None) -> None:
+                    ecr: EcrRepository | None, credentials: RegistryLogin | None) -> None:
     with run.step(f"build {request.context_dir}"):
         image_id = steps.build(docker, str(request.context_dir),
                                str(request.dockerfile) if request.dockerfile else None, [], request.image_labels())
@@ -286,10 +311,10 @@ def _build_and_push(run: _Run, docker: ImagePublisher, request: PublishRequest, 
             steps.tag(docker, image_id, reference)
     run.done(f"tagged {', '.join(refs.all)}")
     if ecr is not None:
+        assert credentials is not None  # asked for before building (run_publish)
         with run.step(f"log in to {refs.registry}"):
-            credentials = steps.ecr_login(ecr)
-            if credentials.registry != refs.registry:
-                raise PublishRefused(f"ECR's login is for {credentials.registry}, the repository is on {refs.registry}")
+            if _expiring(credentials):  # a build longer than the token's 12 hours
+                credentials = steps.ecr_login(ecr)
             steps.login(docker, credentials)
         run.progress.logged_in = refs.registry
         run.done(f"logged in to {refs.registry} as {credentials.username} (private docker config)")
@@ -325,6 +350,16 @@ def _build_and_push(run: _Run, docker: ImagePublisher, request: PublishRequest, 
                 f"daemon re-tagged it meanwhile, so latest names another image; push this release as latest by "
                 f"hand if it should be (docker tag {run.progress.image_id} {refs.latest}, then docker push)")
     run.done(f"{refs.versioned} in the registry is this run's image ({pushed})")
+
+
+def _expiring(credentials: RegistryLogin) -> bool:
+    """Whether the login expires within the next ten minutes (the pushes need it a while)."""
+    if credentials.expires_at is None:
+        return False
+    expires = credentials.expires_at
+    if expires.tzinfo is None:
+        expires = expires.replace(tzinfo=dt.timezone.utc)
+    return expires - dt.datetime.now(dt.timezone.utc) < dt.timedelta(minutes=10)
 
 
 def _note_held(run: _Run, docker: ImagePublisher, refs: ImageReferences, ecr: EcrRepository | None,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 from contextlib import nullcontext
+from types import SimpleNamespace
 
 import pytest
 from prefect import flow
@@ -254,6 +255,35 @@ def test_an_ecr_release_logs_in_with_ecrs_token_pushes_both_tags_and_registers_t
     assert publisher.logins == {}  # logged out
     assert result.image == f"{uri}:2.0.0" and result.references == (f"{uri}:2.0.0", f"{uri}:latest")
     assert described(aws, result.task_definition)["containerDefinitions"][0]["image"] == f"{uri}:2.0.0"
+
+
+def _refusing(client, operation: str, code: str):
+    """``client`` answering ``operation`` with an error, as AWS does for a role without the permission."""
+    def refuse(**_):
+        return SimpleNamespace(status_code=400, headers={}), {
+            "Error": {"Code": code, "Message": f"not allowed to {operation}"}, "ResponseMetadata": {}}
+
+    client.meta.events.register(f"before-call.{client.meta.service_model.service_id.hyphenize()}.{operation}", refuse)
+    return client
+
+
+def test_a_role_ecr_refuses_a_login_token_is_refused_before_any_build(aws, tmp_path, independent_client):
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    # A client of its own: the refusal must not outlive this test on the shared clients.
+    ecr = _refusing(independent_client("ecr"), "GetAuthorizationToken", "AccessDeniedException")
+    publisher = EcrBacked(aws)
+    before = revisions(aws)
+
+    @flow
+    def refused_token():
+        return run_publish(PublishRequest(version="2.0.0", context_dir=tmp_path), aws.targets,
+                           lambda name: ecr if name == "ecr" else aws.get_client(name),
+                           open_publisher=lambda: nullcontext(publisher))
+
+    with pytest.raises(PublishRefused, match="GetAuthorizationToken.*AccessDeniedException"):
+        refused_token()
+    assert publisher.calls == []  # no docker command at all, least of all a build
+    assert revisions(aws) == before
 
 
 def test_a_refused_latest_push_says_the_version_is_pushed_and_how_to_register_it(aws, tmp_path):
