@@ -26,7 +26,8 @@ private registry that takes pushes without one) under the same repository path. 
 registered only into a family whose latest revision already pulls from that registry. A run that
 stops part-way raises ``PublishIncomplete`` saying what was pushed and registered and how to go
 on: re-running with the same version is safe while the version is not in the registry; once it
-is, ``register_existing=True`` registers the revision without rebuilding (for ECR, without docker).
+is, ``register_existing=True`` registers the revision without rebuilding (for ECR, without docker;
+refused while ECR reports the image ARCHIVED or ACTIVATING, which no task could pull).
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from prefect.artifacts import create_markdown_artifact
 from pydantic import ValidationError
 
 from flows.env import load_clients
-from rollway.aws.ecr import EcrRepository, RegistryLogin
+from rollway.aws.ecr import ACTIVE, EcrRepository, HeldImage, RegistryLogin
 from rollway.aws.ecs import EcsDeployer
 from rollway.aws.errors import AdapterError, TargetNotFound
 from rollway.image import LATEST, ImageReferences, InvalidImageTarget, image_references, registry_of
@@ -186,7 +187,8 @@ def run_publish(request: PublishRequest, targets: Targets, get_client: Callable[
     deployer = EcsDeployer(get_client("ecs"), targets)
 
     # Everything that can refuse is asked before the first docker command.
-    refs, latest_immutable, ecr_digest = _target(request, targets, ecr)
+    refs, latest_immutable, ecr_image = _target(request, targets, ecr)
+    ecr_digest = ecr_image.digest if ecr_image is not None else None
     if request.register_task_definition:
         base_image = steps.base_image(deployer, targets.task_family)
         log.info("publish: the latest ACTIVE revision of %s runs %s in container %s", targets.task_family,
@@ -203,7 +205,8 @@ def run_publish(request: PublishRequest, targets: Targets, get_client: Callable[
             raise PublishRefused(f"refused before building anything: {why}")
     credentials = None
     if ecr is not None:
-        _refuse(refs, version_digest=ecr_digest, latest_immutable=latest_immutable, request=request)
+        _refuse(refs, version_digest=ecr_digest, latest_immutable=latest_immutable, request=request,
+                version_status=ecr_image.status if ecr_image is not None else ACTIVE)
         if not request.register_existing:
             # Asked before building: a role without ecr:GetAuthorizationToken learns it now, not
             # after a build that may take many minutes.
@@ -272,15 +275,15 @@ def _with_publisher(run: _Run, docker: ImagePublisher, request: PublishRequest, 
 
 
 def _target(request: PublishRequest, targets: Targets,
-            ecr: EcrRepository | None) -> tuple[ImageReferences, bool, str | None]:
-    """Where the release goes, whether ``latest`` is immutable there, and (ECR) the digest the
-    repository already holds for the version."""
+            ecr: EcrRepository | None) -> tuple[ImageReferences, bool, HeldImage | None]:
+    """Where the release goes, whether ``latest`` is immutable there, and (ECR) the image the
+    repository already holds for the version (its digest and status)."""
     if ecr is None:
         assert request.registry is not None
         return _references(request.registry, targets.ecr_repository, request), False, None
     repository = steps.describe_repository(ecr)
     refs = _references(repository.registry, repository.name, request)
-    return refs, repository.tag_immutable(LATEST), steps.ecr_image_digest(ecr, request.version)
+    return refs, repository.tag_immutable(LATEST), steps.ecr_image(ecr, request.version)
 
 
 def _references(registry: str, repository: str, request: PublishRequest) -> ImageReferences:
@@ -291,9 +294,9 @@ def _references(registry: str, repository: str, request: PublishRequest) -> Imag
 
 
 def _refuse(refs: ImageReferences, *, version_digest: str | None, latest_immutable: bool,
-            request: PublishRequest) -> None:
+            request: PublishRequest, version_status: str = ACTIVE) -> None:
     why = release_refusal(refs, version_digest=version_digest, latest_immutable=latest_immutable,
-                          register_existing=request.register_existing)
+                          register_existing=request.register_existing, version_status=version_status)
     if why:
         get_run_logger().error("publish: refused: %s", why)
         raise PublishRefused(f"refused before building anything: {why}")

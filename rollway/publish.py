@@ -142,7 +142,7 @@ class PublishRequest(BaseModel):
 
 
 def release_refusal(refs: ImageReferences, *, version_digest: str | None, latest_immutable: bool,
-                    register_existing: bool) -> str | None:
+                    register_existing: bool, version_status: str = "ACTIVE") -> str | None:
     """Why the release cannot go ahead, or None: asked before anything is built.
 
     Args:
@@ -150,11 +150,17 @@ def release_refusal(refs: ImageReferences, *, version_digest: str | None, latest
         version_digest: the digest the registry holds for the version, or None when it holds none.
         latest_immutable: the registry will not let ``latest`` be pushed again.
         register_existing: only a revision for an already pushed version is asked for.
+        version_status: the version's image status in ECR (ACTIVE, ARCHIVED, ACTIVATING): only
+            an ACTIVE image can be pulled by the tasks a revision starts.
     """
     if register_existing:
         if version_digest is None:
             return (f"register_existing: {refs.versioned} is not in the registry, so there is nothing to register; "
                     "run without register_existing to build and push it")
+        if version_status != "ACTIVE":
+            return (f"register_existing: {refs.versioned} is {version_status} in ECR, not ACTIVE, so no task could "
+                    "pull it: restore it (ECR UpdateImageStorageClass to STANDARD) and, once it is ACTIVE, run "
+                    "again")
         return None
     if version_digest is not None:
         return (f"{refs.versioned} is already in the registry (digest {version_digest}): a version must mean one "

@@ -286,6 +286,25 @@ def test_a_role_ecr_refuses_a_login_token_is_refused_before_any_build(aws, tmp_p
     assert revisions(aws) == before
 
 
+def test_an_archived_version_is_not_registered(aws, independent_client):
+    # DescribeImages says the version's image is ARCHIVED (moto reports no imageStatus: stubbed):
+    # a revision pinning it would start tasks that cannot pull their image.
+    from tests.adapters.test_ecr import archived
+
+    ecr = archived(independent_client("ecr"))
+    before = revisions(aws)
+
+    @flow
+    def register_archived():
+        return run_publish(PublishRequest(version="2.0.0", register_existing=True), aws.targets,
+                           lambda name: ecr if name == "ecr" else aws.get_client(name),
+                           open_publisher=lambda: nullcontext(EcrBacked(aws)))
+
+    with pytest.raises(PublishRefused, match="2.0.0 is ARCHIVED in ECR, not ACTIVE"):
+        register_archived()
+    assert revisions(aws) == before
+
+
 def test_a_refused_latest_push_says_the_version_is_pushed_and_how_to_register_it(aws, tmp_path):
     (tmp_path / "Dockerfile").write_text("FROM scratch\n")
     uri = aws.topology.repository_uri
