@@ -43,12 +43,13 @@ from prefect.artifacts import create_markdown_artifact
 from pydantic import ValidationError
 
 from flows.env import load_clients
+from flows.params import WaitSeconds
 from rollway.aws.ecr import ACTIVE, EcrRepository, HeldImage, RegistryLogin
 from rollway.aws.ecs import EcsDeployer
 from rollway.aws.errors import AdapterError, TargetNotFound
 from rollway.image import LATEST, ImageReferences, InvalidImageTarget, image_references, registry_of
 from rollway.publish import (
-    PublishIncomplete, PublishProgress, PublishRefused, PublishRequest, PublishResult, release_refusal,
+    DOCKER_TIMEOUT_SECONDS, PublishIncomplete, PublishProgress, PublishRefused, PublishRequest, PublishResult, release_refusal,
 )
 from rollway.ports import ImagePublisher
 from rollway.targets import Targets
@@ -63,7 +64,9 @@ def _request(**parameters: Any) -> PublishRequest:
     try:
         return PublishRequest(**parameters)
     except ValidationError as err:
-        problems = "; ".join(e["msg"].removeprefix("Value error, ") for e in err.errors())
+        # The validators' own messages name the parameter; pydantic's (a bound, a type) do not.
+        problems = "; ".join(e["msg"].removeprefix("Value error, ") if e["type"] == "value_error"
+                             else f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
         raise PublishRefused(f"refused before building anything: {problems}") from None
 
 
@@ -115,6 +118,7 @@ def publish_container(
     labels: dict[str, str] | None = None,
     docker_host: str | None = None,
     docker_executable: str = "docker",
+    docker_timeout_seconds: WaitSeconds = DOCKER_TIMEOUT_SECONDS,
     targets_block: str | None = None,
     aws_credentials_block: str | None = None,
 ) -> PublishResult:
@@ -124,18 +128,20 @@ def publish_container(
     ``registry``: push to this registry host[:port] (a local or private registry, no ECR login)
     instead of the ECR repository's. ``push_latest``: also move ``latest``. ``register_existing``:
     the version is already pushed (a run stopped before registering): only register the revision.
-    ``docker_host``: the daemon (DOCKER_HOST). See the module docstring for the steps.
+    ``docker_host``: the daemon (DOCKER_HOST). ``docker_timeout_seconds``: how long one docker
+    build or push may take (at most a day). See the module docstring for the steps.
     """
     try:
         request = _request(version=version, context_dir=context_dir, dockerfile=dockerfile, registry=registry,
                            push_latest=push_latest, register_task_definition=register_task_definition,
                            register_existing=register_existing, git_commit=git_commit, labels=labels or {},
-                           docker_host=docker_host, docker_executable=docker_executable)
+                           docker_host=docker_host, docker_executable=docker_executable,
+                           docker_timeout_seconds=docker_timeout_seconds)
         targets, get_client = load_clients(targets_block, aws_credentials_block)
         log = get_run_logger()
         return run_publish(request, targets, get_client, open_publisher=lambda: docker_session(
             request.docker_executable, docker_host=request.docker_host,
-            on_line=lambda line: log.info("docker: %s", line)))
+            on_line=lambda line: log.info("docker: %s", line), timeout_seconds=request.docker_timeout_seconds))
     except (PublishRefused, TargetNotFound) as refused:
         _record_refusal(version, refused)
         raise

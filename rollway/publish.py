@@ -24,6 +24,9 @@ _DOCKER_HOST = re.compile(r"^(unix|tcp|ssh|fd|npipe)://\S+$")
 _GIT_COMMIT = re.compile(r"^[0-9a-f]{7,64}$")
 _LABEL_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,254}$")
 
+DOCKER_TIMEOUT_SECONDS = 1800.0
+MAX_DOCKER_TIMEOUT_SECONDS = 24 * 3600.0
+
 VERSION_LABEL = "org.opencontainers.image.version"
 REVISION_LABEL = "org.opencontainers.image.revision"
 
@@ -51,6 +54,7 @@ class PublishRequest(BaseModel):
         labels: further image labels.
         docker_host: DOCKER_HOST of the daemon that builds.
         docker_executable: the docker CLI (a name on PATH or a path).
+        docker_timeout_seconds: how long one docker build or push may take.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -66,6 +70,9 @@ class PublishRequest(BaseModel):
     labels: dict[str, str] = Field(default_factory=dict)
     docker_host: str | None = None
     docker_executable: str = "docker"
+    # Bounded as the flows' other waits (flows/params.py WaitSeconds): positive, at most a day.
+    docker_timeout_seconds: float = Field(default=DOCKER_TIMEOUT_SECONDS, gt=0, le=MAX_DOCKER_TIMEOUT_SECONDS,
+                                          allow_inf_nan=False)
 
     @field_validator("version")
     @classmethod

@@ -14,6 +14,7 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
 from blocks.targets import RollwayTargets
+import flows.container as flows_container
 from flows.container import ARTIFACT_KEY, publish_container, run_publish
 from rollway.aws.ecs import READ_ONLY_FIELDS, EcsDeployer
 from rollway.aws.errors import TargetNotFound
@@ -158,6 +159,28 @@ def test_a_refused_run_leaves_an_artifact_saying_why_and_that_nothing_was_done(a
         publish_container(version="2.0.1", **common)
     refused = artifact_markdown("2.0.1", "refused")
     assert "webordinary/gone-repo" in refused and "Nothing was built, pushed or registered" in refused
+
+
+def test_the_docker_timeout_is_a_bounded_parameter_handed_to_the_docker_session(aws, tmp_path, monkeypatch):
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    blocks = saved_blocks(aws, "container")
+    common = {"version": "2.0.0", "context_dir": str(tmp_path), "targets_block": blocks,
+              "aws_credentials_block": blocks}
+    for bad in (0, -1, float("inf"), 2 * 24 * 3600):
+        with pytest.raises(Exception, match="docker_timeout_seconds"):
+            publish_container(docker_timeout_seconds=bad, **common)
+    with pytest.raises(PublishRefused, match="docker_timeout_seconds"):  # run_publish's own check
+        flows_container._request(version="2.0.0", docker_timeout_seconds=0)
+
+    opened: list[dict] = []
+
+    def session(executable, **kwargs):
+        opened.append(kwargs)
+        return nullcontext(EcrBacked(aws))
+
+    monkeypatch.setattr(flows_container, "docker_session", session)
+    publish_container(docker_timeout_seconds=7200, **common)
+    assert [o["timeout_seconds"] for o in opened] == [7200]
 
 
 def test_ecr_refusals_come_before_building(aws, tmp_path):
