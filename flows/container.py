@@ -49,7 +49,8 @@ from rollway.aws.ecs import EcsDeployer
 from rollway.aws.errors import AdapterError, TargetNotFound
 from rollway.image import LATEST, ImageReferences, InvalidImageTarget, image_references, registry_of
 from rollway.publish import (
-    DOCKER_TIMEOUT_SECONDS, PublishIncomplete, PublishProgress, PublishRefused, PublishRequest, PublishResult, release_refusal,
+    DOCKER_TIMEOUT_SECONDS, PublishIncomplete, PublishProgress, PublishRefused, PublishRequest, PublishResult,
+    release_refusal,
 )
 from rollway.ports import ImagePublisher
 from rollway.targets import Targets
