@@ -463,3 +463,17 @@ def test_a_run_that_registers_nothing_is_not_told_to_go_on_by_registering(aws, t
     assert f"{uri}:2.0.0 is pushed" in message
     assert "register_existing" not in message and "task definition" not in message
     assert f"{uri}:latest was not pushed" in message and "push it by hand" in message
+
+
+def test_a_login_about_to_expire_is_asked_for_again_before_docker_login():
+    # The token is asked for before the build; a build of hours can outlive it (ECR: 12 hours).
+    import datetime as dt
+
+    from rollway.aws.ecr import RegistryLogin
+
+    now = dt.datetime.now(dt.timezone.utc)
+    login = {"registry": "r.example.com", "username": "AWS", "password": "p"}
+    assert flows_container._expiring(RegistryLogin(**login, expires_at=now + dt.timedelta(minutes=5)))
+    assert flows_container._expiring(RegistryLogin(**login, expires_at=now - dt.timedelta(hours=1)))
+    assert not flows_container._expiring(RegistryLogin(**login, expires_at=now + dt.timedelta(hours=11)))
+    assert not flows_container._expiring(RegistryLogin(**login))
