@@ -12,37 +12,45 @@ The seed's "Deploy Container Image" step, made safe to run and re-run:
 3. check the docker daemon answers (with ``registry`` given, also ask that registry for the
    version, and refuse as above), build (labels: the version, the git commit), tag the version
    and ``latest``;
-4. log in (ECR: GetAuthorizationToken, handed to ``docker login`` on stdin) in a private docker
-   config directory, push the version then ``latest``;
+4. log in (ECR: the GetAuthorizationToken asked for before building, so a role without it is
+   refused before any build; handed to ``docker login`` on stdin) in a private docker config
+   directory, push the version then ``latest``;
 5. register a revision of ``Targets.task_family`` copied from its latest ACTIVE revision with
    only the container's image changed, to the version reference (never ``latest``: a revision
    pins its image);
-6. log out and delete the private config (always, in a finally), and write a markdown artifact.
+6. log out and delete the private config (always, in a finally), and write a markdown artifact
+   (a refused run too: why, and that nothing was built, pushed or registered).
 
 With ``registry`` given, the release goes to that registry instead (no ECR login: a local or
 private registry that takes pushes without one) under the same repository path. A revision is
 registered only into a family whose latest revision already pulls from that registry. A run that
 stops part-way raises ``PublishIncomplete`` saying what was pushed and registered and how to go
 on: re-running with the same version is safe while the version is not in the registry; once it
-is, ``register_existing=True`` registers the revision without rebuilding (for ECR, without docker).
+is, ``register_existing=True`` registers the revision without rebuilding (for ECR, without docker;
+refused while ECR reports the image ARCHIVED or ACTIVATING, which no task could pull).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
+from botocore.exceptions import ClientError
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 from pydantic import ValidationError
 
 from flows.env import load_clients
-from rollway.aws.ecr import EcrRepository
+from flows.params import WaitSeconds
+from rollway.aws.ecr import ACTIVE, EcrRepository, HeldImage, RegistryLogin
 from rollway.aws.ecs import EcsDeployer
+from rollway.aws.errors import AdapterError, TargetNotFound
 from rollway.image import LATEST, ImageReferences, InvalidImageTarget, image_references, registry_of
 from rollway.publish import (
-    PublishIncomplete, PublishProgress, PublishRefused, PublishRequest, PublishResult, release_refusal,
+    DOCKER_TIMEOUT_SECONDS, PublishIncomplete, PublishProgress, PublishRefused, PublishRequest, PublishResult,
+    release_refusal,
 )
 from rollway.ports import ImagePublisher
 from rollway.targets import Targets
@@ -57,7 +65,9 @@ def _request(**parameters: Any) -> PublishRequest:
     try:
         return PublishRequest(**parameters)
     except ValidationError as err:
-        problems = "; ".join(e["msg"].removeprefix("Value error, ") for e in err.errors())
+        # The validators' own messages name the parameter; pydantic's (a bound, a type) do not.
+        problems = "; ".join(e["msg"].removeprefix("Value error, ") if e["type"] == "value_error"
+                             else f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
         raise PublishRefused(f"refused before building anything: {problems}") from None
 
 
@@ -109,6 +119,7 @@ def publish_container(
     labels: dict[str, str] | None = None,
     docker_host: str | None = None,
     docker_executable: str = "docker",
+    docker_timeout_seconds: WaitSeconds = DOCKER_TIMEOUT_SECONDS,
     targets_block: str | None = None,
     aws_credentials_block: str | None = None,
 ) -> PublishResult:
@@ -118,16 +129,38 @@ def publish_container(
     ``registry``: push to this registry host[:port] (a local or private registry, no ECR login)
     instead of the ECR repository's. ``push_latest``: also move ``latest``. ``register_existing``:
     the version is already pushed (a run stopped before registering): only register the revision.
-    ``docker_host``: the daemon (DOCKER_HOST). See the module docstring for the steps.
+    ``docker_host``: the daemon (DOCKER_HOST). ``docker_timeout_seconds``: how long one docker
+    build or push may take (at most a day). See the module docstring for the steps.
     """
-    request = _request(version=version, context_dir=context_dir, dockerfile=dockerfile, registry=registry,
-                       push_latest=push_latest, register_task_definition=register_task_definition,
-                       register_existing=register_existing, git_commit=git_commit, labels=labels or {},
-                       docker_host=docker_host, docker_executable=docker_executable)
-    targets, get_client = load_clients(targets_block, aws_credentials_block)
-    log = get_run_logger()
-    return run_publish(request, targets, get_client, open_publisher=lambda: docker_session(
-        request.docker_executable, docker_host=request.docker_host, on_line=lambda line: log.info("docker: %s", line)))
+    try:
+        request = _request(version=version, context_dir=context_dir, dockerfile=dockerfile, registry=registry,
+                           push_latest=push_latest, register_task_definition=register_task_definition,
+                           register_existing=register_existing, git_commit=git_commit, labels=labels or {},
+                           docker_host=docker_host, docker_executable=docker_executable,
+                           docker_timeout_seconds=docker_timeout_seconds)
+        targets, get_client = load_clients(targets_block, aws_credentials_block)
+        log = get_run_logger()
+        return run_publish(request, targets, get_client, open_publisher=lambda: docker_session(
+            request.docker_executable, docker_host=request.docker_host,
+            on_line=lambda line: log.info("docker: %s", line), timeout_seconds=request.docker_timeout_seconds))
+    except (PublishRefused, TargetNotFound) as refused:
+        _record_refusal(version, refused)
+        raise
+
+
+def _record_refusal(version: str, refused: Exception) -> None:
+    """The run's artifact when it was refused: why, and that nothing was built, pushed or
+    registered (every PublishRefused, and a TargetNotFound that ends a run, comes before any
+    of that: later failures are PublishIncomplete)."""
+    # The version may be the refused value itself: backticks in it would break the heading's code span.
+    shown = str(version).replace("`", "'")
+    try:
+        create_markdown_artifact(
+            key=ARTIFACT_KEY, description="container release (refused)",
+            markdown=f"# Container release `{shown}` refused\n\n**Why:** {refused}\n\n"
+                     "**Nothing was built, pushed or registered.** Fix the cause above and run again.\n")
+    except Exception as err:  # noqa: BLE001 - the PublishRefused raised says all of this too
+        get_run_logger().warning("publish: could not write the artifact: %s", err)
 
 
 def run_publish(request: PublishRequest, targets: Targets, get_client: Callable[[str], Any], *,
@@ -161,7 +194,8 @@ def run_publish(request: PublishRequest, targets: Targets, get_client: Callable[
     deployer = EcsDeployer(get_client("ecs"), targets)
 
     # Everything that can refuse is asked before the first docker command.
-    refs, latest_immutable, ecr_digest = _target(request, targets, ecr)
+    refs, latest_immutable, ecr_image = _target(request, targets, ecr)
+    ecr_digest = ecr_image.digest if ecr_image is not None else None
     if request.register_task_definition:
         base_image = steps.base_image(deployer, targets.task_family)
         log.info("publish: the latest ACTIVE revision of %s runs %s in container %s", targets.task_family,
@@ -176,8 +210,14 @@ def run_publish(request: PublishRequest, targets: Targets, get_client: Callable[
                    f"{refs.registry}: run with register_task_definition=False to only push there")
             log.error("publish: refused: %s", why)
             raise PublishRefused(f"refused before building anything: {why}")
+    credentials = None
     if ecr is not None:
-        _refuse(refs, version_digest=ecr_digest, latest_immutable=latest_immutable, request=request)
+        _refuse(refs, version_digest=ecr_digest, latest_immutable=latest_immutable, request=request,
+                version_status=ecr_image.status if ecr_image is not None else ACTIVE)
+        if not request.register_existing:
+            # Asked before building: a role without ecr:GetAuthorizationToken learns it now, not
+            # after a build that may take many minutes.
+            credentials = _ecr_login(ecr, refs)
 
     run = _Run(refs, register=request.register_task_definition)
     if request.register_existing and ecr is not None:
@@ -185,8 +225,10 @@ def run_publish(request: PublishRequest, targets: Targets, get_client: Callable[
         run.progress.digests[refs.versioned] = ecr_digest
         run.done(f"{refs.versioned} is in ECR ({ecr_digest}): nothing built or pushed")
     else:
+        if credentials is not None:
+            run.done(f"ECR issued a docker login for {credentials.registry}")
         with open_publisher() as publisher:
-            _with_publisher(run, publisher, request, refs, ecr)
+            _with_publisher(run, publisher, request, refs, ecr, credentials)
 
     if request.register_task_definition:
         with run.step(f"register a revision of {targets.task_family}"):
@@ -203,8 +245,23 @@ def run_publish(request: PublishRequest, targets: Targets, get_client: Callable[
     return result
 
 
+def _ecr_login(ecr: EcrRepository, refs: ImageReferences) -> RegistryLogin:
+    """ECR's docker login for the repository's registry, or PublishRefused (nothing built yet)."""
+    try:
+        credentials = steps.ecr_login(ecr)
+    except (ClientError, AdapterError) as err:
+        why = f"ECR gave no docker login (GetAuthorizationToken): {err}"
+        get_run_logger().error("publish: refused: %s", why)
+        raise PublishRefused(f"refused before building anything: {why}") from None
+    if credentials.registry != refs.registry:
+        why = f"ECR's login is for {credentials.registry}, the repository is on {refs.registry}"
+        get_run_logger().error("publish: refused: %s", why)
+        raise PublishRefused(f"refused before building anything: {why}")
+    return credentials
+
+
 def _with_publisher(run: _Run, docker: ImagePublisher, request: PublishRequest, refs: ImageReferences,
-                    ecr: EcrRepository | None) -> None:
+                    ecr: EcrRepository | None, credentials: RegistryLogin | None = None) -> None:
     """The docker part of a run: check the daemon (and, for a registry other than ECR, what it
     holds), then build and push, logging out at the end whatever happened."""
     with run.step("reach the docker daemon"):
@@ -219,21 +276,21 @@ def _with_publisher(run: _Run, docker: ImagePublisher, request: PublishRequest, 
             run.done(f"{refs.versioned} is in {refs.registry} ({found}): nothing built or pushed")
             return
     try:
-        _build_and_push(run, docker, request, refs, ecr)
+        _build_and_push(run, docker, request, refs, ecr, credentials)
     finally:
         _logout(run, docker)
 
 
 def _target(request: PublishRequest, targets: Targets,
-            ecr: EcrRepository | None) -> tuple[ImageReferences, bool, str | None]:
-    """Where the release goes, whether ``latest`` is immutable there, and (ECR) the digest the
-    repository already holds for the version."""
+            ecr: EcrRepository | None) -> tuple[ImageReferences, bool, HeldImage | None]:
+    """Where the release goes, whether ``latest`` is immutable there, and (ECR) the image the
+    repository already holds for the version (its digest and status)."""
     if ecr is None:
         assert request.registry is not None
         return _references(request.registry, targets.ecr_repository, request), False, None
     repository = steps.describe_repository(ecr)
     refs = _references(repository.registry, repository.name, request)
-    return refs, repository.tag_immutable(LATEST), steps.ecr_image_digest(ecr, request.version)
+    return refs, repository.tag_immutable(LATEST), steps.ecr_image(ecr, request.version)
 
 
 def _references(registry: str, repository: str, request: PublishRequest) -> ImageReferences:
@@ -244,16 +301,16 @@ def _references(registry: str, repository: str, request: PublishRequest) -> Imag
 
 
 def _refuse(refs: ImageReferences, *, version_digest: str | None, latest_immutable: bool,
-            request: PublishRequest) -> None:
+            request: PublishRequest, version_status: str = ACTIVE) -> None:
     why = release_refusal(refs, version_digest=version_digest, latest_immutable=latest_immutable,
-                          register_existing=request.register_existing)
+                          register_existing=request.register_existing, version_status=version_status)
     if why:
         get_run_logger().error("publish: refused: %s", why)
         raise PublishRefused(f"refused before building anything: {why}")
 
 
 def _build_and_push(run: _Run, docker: ImagePublisher, request: PublishRequest, refs: ImageReferences,
-                    ecr: EcrRepository | None) -> None:
+                    ecr: EcrRepository | None, credentials: RegistryLogin | None) -> None:
     with run.step(f"build {request.context_dir}"):
         image_id = steps.build(docker, str(request.context_dir),
                                str(request.dockerfile) if request.dockerfile else None, [], request.image_labels())
@@ -264,10 +321,10 @@ def _build_and_push(run: _Run, docker: ImagePublisher, request: PublishRequest, 
             steps.tag(docker, image_id, reference)
     run.done(f"tagged {', '.join(refs.all)}")
     if ecr is not None:
+        assert credentials is not None  # asked for before building (run_publish)
         with run.step(f"log in to {refs.registry}"):
-            credentials = steps.ecr_login(ecr)
-            if credentials.registry != refs.registry:
-                raise PublishRefused(f"ECR's login is for {credentials.registry}, the repository is on {refs.registry}")
+            if _expiring(credentials):  # a build longer than the token's 12 hours
+                credentials = steps.ecr_login(ecr)
             steps.login(docker, credentials)
         run.progress.logged_in = refs.registry
         run.done(f"logged in to {refs.registry} as {credentials.username} (private docker config)")
@@ -303,6 +360,16 @@ def _build_and_push(run: _Run, docker: ImagePublisher, request: PublishRequest, 
                 f"daemon re-tagged it meanwhile, so latest names another image; push this release as latest by "
                 f"hand if it should be (docker tag {run.progress.image_id} {refs.latest}, then docker push)")
     run.done(f"{refs.versioned} in the registry is this run's image ({pushed})")
+
+
+def _expiring(credentials: RegistryLogin) -> bool:
+    """Whether the login expires within the next ten minutes (the pushes need it a while)."""
+    if credentials.expires_at is None:
+        return False
+    expires = credentials.expires_at
+    if expires.tzinfo is None:
+        expires = expires.replace(tzinfo=dt.timezone.utc)
+    return expires - dt.datetime.now(dt.timezone.utc) < dt.timedelta(minutes=10)
 
 
 def _note_held(run: _Run, docker: ImagePublisher, refs: ImageReferences, ecr: EcrRepository | None,

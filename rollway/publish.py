@@ -24,6 +24,9 @@ _DOCKER_HOST = re.compile(r"^(unix|tcp|ssh|fd|npipe)://\S+$")
 _GIT_COMMIT = re.compile(r"^[0-9a-f]{7,64}$")
 _LABEL_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,254}$")
 
+DOCKER_TIMEOUT_SECONDS = 1800.0
+MAX_DOCKER_TIMEOUT_SECONDS = 24 * 3600.0
+
 VERSION_LABEL = "org.opencontainers.image.version"
 REVISION_LABEL = "org.opencontainers.image.revision"
 
@@ -51,6 +54,7 @@ class PublishRequest(BaseModel):
         labels: further image labels.
         docker_host: DOCKER_HOST of the daemon that builds.
         docker_executable: the docker CLI (a name on PATH or a path).
+        docker_timeout_seconds: how long one docker build or push may take.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -66,6 +70,9 @@ class PublishRequest(BaseModel):
     labels: dict[str, str] = Field(default_factory=dict)
     docker_host: str | None = None
     docker_executable: str = "docker"
+    # Bounded as the flows' other waits (flows/params.py WaitSeconds): positive, at most a day.
+    docker_timeout_seconds: float = Field(default=DOCKER_TIMEOUT_SECONDS, gt=0, le=MAX_DOCKER_TIMEOUT_SECONDS,
+                                          allow_inf_nan=False)
 
     @field_validator("version")
     @classmethod
@@ -142,7 +149,7 @@ class PublishRequest(BaseModel):
 
 
 def release_refusal(refs: ImageReferences, *, version_digest: str | None, latest_immutable: bool,
-                    register_existing: bool) -> str | None:
+                    register_existing: bool, version_status: str = "ACTIVE") -> str | None:
     """Why the release cannot go ahead, or None: asked before anything is built.
 
     Args:
@@ -150,11 +157,17 @@ def release_refusal(refs: ImageReferences, *, version_digest: str | None, latest
         version_digest: the digest the registry holds for the version, or None when it holds none.
         latest_immutable: the registry will not let ``latest`` be pushed again.
         register_existing: only a revision for an already pushed version is asked for.
+        version_status: the version's image status in ECR (ACTIVE, ARCHIVED, ACTIVATING): only
+            an ACTIVE image can be pulled by the tasks a revision starts.
     """
     if register_existing:
         if version_digest is None:
             return (f"register_existing: {refs.versioned} is not in the registry, so there is nothing to register; "
                     "run without register_existing to build and push it")
+        if version_status != "ACTIVE":
+            return (f"register_existing: {refs.versioned} is {version_status} in ECR, not ACTIVE, so no task could "
+                    "pull it: restore it (ECR UpdateImageStorageClass to STANDARD) and, once it is ACTIVE, run "
+                    "again")
         return None
     if version_digest is not None:
         return (f"{refs.versioned} is already in the registry (digest {version_digest}): a version must mean one "

@@ -8,7 +8,7 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NONE
 
-from rollway.aws.ecr import EcrRepository, RegistryLogin, Repository
+from rollway.aws.ecr import EcrRepository, HeldImage, RegistryLogin, Repository
 from rollway.aws.errors import AdapterError
 from rollway.ports import ImagePublisher, ServiceDeployer
 from rollway.toolchain.process import ToolError
@@ -37,6 +37,11 @@ def describe_repository(repository: EcrRepository) -> Repository:
 @task(name="ecr-image-digest", **_READ)
 def ecr_image_digest(repository: EcrRepository, tag: str) -> str | None:
     return repository.image_digest(tag)
+
+
+@task(name="ecr-image", **_READ)
+def ecr_image(repository: EcrRepository, tag: str) -> HeldImage | None:
+    return repository.image(tag)
 
 
 # The login holds a SecretStr: never persisted (cache_policy NONE, no result persistence asked).

@@ -69,6 +69,24 @@ class RegistryLogin(BaseModel):
     expires_at: dt.datetime | None = None
 
 
+ACTIVE = "ACTIVE"
+
+
+class HeldImage(BaseModel):
+    """An image the repository holds under a tag.
+
+    Attributes:
+        digest: its manifest digest.
+        status: ACTIVE, or ARCHIVED / ACTIVATING (archived to ECR's archive storage class, or
+            being restored from it): only an ACTIVE image can be pulled.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    digest: str
+    status: str = ACTIVE
+
+
 class EcrRepository:
     """The release repository ``targets.ecr_repository``.
 
@@ -110,6 +128,15 @@ class EcrRepository:
         Raises:
             TargetNotFound: no such repository.
         """
+        held = self.image(tag)
+        return held.digest if held is not None else None
+
+    def image(self, tag: str) -> HeldImage | None:
+        """The image tagged ``tag`` (digest and status), or None when the repository holds no such tag.
+
+        Raises:
+            TargetNotFound: no such repository.
+        """
         try:
             found = self._client.describe_images(repositoryName=self._name, imageIds=[{"imageTag": tag}])
         except ClientError as err:
@@ -119,7 +146,10 @@ class EcrRepository:
                 raise TargetNotFound("ECR repository", self._name) from err
             raise
         details = found.get("imageDetails", [])
-        return details[0]["imageDigest"] if details else None
+        if not details:
+            return None
+        # An answer without imageStatus (older APIs, moto) is an image that was never archived.
+        return HeldImage(digest=details[0]["imageDigest"], status=details[0].get("imageStatus") or ACTIVE)
 
     def tag_exists(self, tag: str) -> bool:
         """Whether the repository holds an image tagged ``tag`` (TargetNotFound: no repository)."""

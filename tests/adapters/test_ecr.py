@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import base64
 import json
+from types import SimpleNamespace
 
 import pytest
 
-from rollway.aws.ecr import EcrRepository, Repository
+from rollway.aws.ecr import EcrRepository, HeldImage, Repository
 from rollway.aws.errors import AdapterError, TargetNotFound
 from rollway.image import LATEST
 from rollway.targets import Targets
@@ -83,6 +84,28 @@ def test_tag_existence_follows_the_images_pushed(aws, repository):
     assert repository.image_digest("2.0.0") == pushed
     assert repository.tag_exists("2.0.0")
     assert not repository.tag_exists("2.0.1")
+
+
+def archived(client, status: str = "ARCHIVED"):
+    """``client`` answering DescribeImages with one image in ``status`` (moto reports no imageStatus)."""
+    def answer(**_):
+        return SimpleNamespace(status_code=200, headers={}), {
+            "imageDetails": [{"imageDigest": "sha256:" + "a" * 64, "imageTags": ["2.0.0"], "imageStatus": status}],
+            "ResponseMetadata": {}}
+
+    client.meta.events.register(f"before-call.{client.meta.service_model.service_id.hyphenize()}.DescribeImages",
+                                answer)
+    return client
+
+
+def test_an_images_status_is_read_and_absent_means_active(aws, repository, independent_client):
+    ecr = aws.get_client("ecr")
+    assert repository.image("2.0.0") is None
+    pushed = ecr.put_image(repositoryName=aws.targets.ecr_repository, imageManifest=MANIFEST,
+                           imageTag="2.0.0")["image"]["imageId"]["imageDigest"]
+    assert repository.image("2.0.0") == HeldImage(digest=pushed, status="ACTIVE")  # moto: no imageStatus
+    stubbed = EcrRepository(archived(independent_client("ecr")), aws.targets)
+    assert stubbed.image("2.0.0") == HeldImage(digest="sha256:" + "a" * 64, status="ARCHIVED")
 
 
 def test_immutable_tags_are_read_from_the_repository(aws, repository):

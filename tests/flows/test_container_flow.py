@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 from contextlib import nullcontext
+from types import SimpleNamespace
 
 import pytest
 from prefect import flow
@@ -13,6 +14,7 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
 from blocks.targets import RollwayTargets
+import flows.container as flows_container
 from flows.container import ARTIFACT_KEY, publish_container, run_publish
 from rollway.aws.ecs import READ_ONLY_FIELDS, EcsDeployer
 from rollway.aws.errors import TargetNotFound
@@ -134,6 +136,53 @@ def test_a_bad_version_or_a_missing_task_family_is_refused_before_any_docker_cal
                               targets_block=blocks, aws_credentials_block=blocks)
 
 
+def test_a_refused_run_leaves_an_artifact_saying_why_and_that_nothing_was_done(aws, tmp_path):
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    blocks = saved_blocks(aws, "container")
+    common = {"context_dir": str(tmp_path), "docker_executable": NO_DOCKER, "targets_block": blocks,
+              "aws_credentials_block": blocks}
+    with pytest.raises(PublishRefused):
+        publish_container(version="latest", **common)
+    refused = artifact_markdown("latest", "refused")
+    assert "moving tag 'latest'" in refused and "Nothing was built, pushed or registered" in refused
+
+    aws.get_client("ecr").put_image(repositoryName=aws.targets.ecr_repository, imageManifest=MANIFEST,
+                                    imageTag="2.0.0")
+    with pytest.raises(PublishRefused):
+        publish_container(version="2.0.0", **common)
+    refused = artifact_markdown("2.0.0", "refused")
+    assert "already in the registry" in refused and "Nothing was built, pushed or registered" in refused
+
+    RollwayTargets(**{**aws.targets.model_dump(), "ecr_repository": "webordinary/gone-repo"}).save(
+        blocks, overwrite=True)
+    with pytest.raises(TargetNotFound):
+        publish_container(version="2.0.1", **common)
+    refused = artifact_markdown("2.0.1", "refused")
+    assert "webordinary/gone-repo" in refused and "Nothing was built, pushed or registered" in refused
+
+
+def test_the_docker_timeout_is_a_bounded_parameter_handed_to_the_docker_session(aws, tmp_path, monkeypatch):
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    blocks = saved_blocks(aws, "container")
+    common = {"version": "2.0.0", "context_dir": str(tmp_path), "targets_block": blocks,
+              "aws_credentials_block": blocks}
+    for bad in (0, -1, float("inf"), 2 * 24 * 3600):
+        with pytest.raises(Exception, match="docker_timeout_seconds"):
+            publish_container(docker_timeout_seconds=bad, **common)
+    with pytest.raises(PublishRefused, match="docker_timeout_seconds"):  # run_publish's own check
+        flows_container._request(version="2.0.0", docker_timeout_seconds=0)
+
+    opened: list[dict] = []
+
+    def session(executable, **kwargs):
+        opened.append(kwargs)
+        return nullcontext(EcrBacked(aws))
+
+    monkeypatch.setattr(flows_container, "docker_session", session)
+    publish_container(docker_timeout_seconds=7200, **common)
+    assert [o["timeout_seconds"] for o in opened] == [7200]
+
+
 def test_ecr_refusals_come_before_building(aws, tmp_path):
     (tmp_path / "Dockerfile").write_text("FROM scratch\n")
     blocks = saved_blocks(aws, "container")
@@ -229,6 +278,54 @@ def test_an_ecr_release_logs_in_with_ecrs_token_pushes_both_tags_and_registers_t
     assert publisher.logins == {}  # logged out
     assert result.image == f"{uri}:2.0.0" and result.references == (f"{uri}:2.0.0", f"{uri}:latest")
     assert described(aws, result.task_definition)["containerDefinitions"][0]["image"] == f"{uri}:2.0.0"
+
+
+def _refusing(client, operation: str, code: str):
+    """``client`` answering ``operation`` with an error, as AWS does for a role without the permission."""
+    def refuse(**_):
+        return SimpleNamespace(status_code=400, headers={}), {
+            "Error": {"Code": code, "Message": f"not allowed to {operation}"}, "ResponseMetadata": {}}
+
+    client.meta.events.register(f"before-call.{client.meta.service_model.service_id.hyphenize()}.{operation}", refuse)
+    return client
+
+
+def test_a_role_ecr_refuses_a_login_token_is_refused_before_any_build(aws, tmp_path, independent_client):
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    # A client of its own: the refusal must not outlive this test on the shared clients.
+    ecr = _refusing(independent_client("ecr"), "GetAuthorizationToken", "AccessDeniedException")
+    publisher = EcrBacked(aws)
+    before = revisions(aws)
+
+    @flow
+    def refused_token():
+        return run_publish(PublishRequest(version="2.0.0", context_dir=tmp_path), aws.targets,
+                           lambda name: ecr if name == "ecr" else aws.get_client(name),
+                           open_publisher=lambda: nullcontext(publisher))
+
+    with pytest.raises(PublishRefused, match="GetAuthorizationToken.*AccessDeniedException"):
+        refused_token()
+    assert publisher.calls == []  # no docker command at all, least of all a build
+    assert revisions(aws) == before
+
+
+def test_an_archived_version_is_not_registered(aws, independent_client):
+    # DescribeImages says the version's image is ARCHIVED (moto reports no imageStatus: stubbed):
+    # a revision pinning it would start tasks that cannot pull their image.
+    from tests.adapters.test_ecr import archived
+
+    ecr = archived(independent_client("ecr"))
+    before = revisions(aws)
+
+    @flow
+    def register_archived():
+        return run_publish(PublishRequest(version="2.0.0", register_existing=True), aws.targets,
+                           lambda name: ecr if name == "ecr" else aws.get_client(name),
+                           open_publisher=lambda: nullcontext(EcrBacked(aws)))
+
+    with pytest.raises(PublishRefused, match="2.0.0 is ARCHIVED in ECR, not ACTIVE"):
+        register_archived()
+    assert revisions(aws) == before
 
 
 def test_a_refused_latest_push_says_the_version_is_pushed_and_how_to_register_it(aws, tmp_path):
@@ -366,3 +463,17 @@ def test_a_run_that_registers_nothing_is_not_told_to_go_on_by_registering(aws, t
     assert f"{uri}:2.0.0 is pushed" in message
     assert "register_existing" not in message and "task definition" not in message
     assert f"{uri}:latest was not pushed" in message and "push it by hand" in message
+
+
+def test_a_login_about_to_expire_is_asked_for_again_before_docker_login():
+    # The token is asked for before the build; a build of hours can outlive it (ECR: 12 hours).
+    import datetime as dt
+
+    from rollway.aws.ecr import RegistryLogin
+
+    now = dt.datetime.now(dt.timezone.utc)
+    login = {"registry": "r.example.com", "username": "AWS", "password": "p"}
+    assert flows_container._expiring(RegistryLogin(**login, expires_at=now + dt.timedelta(minutes=5)))
+    assert flows_container._expiring(RegistryLogin(**login, expires_at=now - dt.timedelta(hours=1)))
+    assert not flows_container._expiring(RegistryLogin(**login, expires_at=now + dt.timedelta(hours=11)))
+    assert not flows_container._expiring(RegistryLogin(**login))

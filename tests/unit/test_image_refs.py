@@ -120,6 +120,13 @@ def test_release_refusals(digest, latest_immutable, existing, why):
     assert (found is None) if why is None else (why in found)
 
 
+@pytest.mark.parametrize("status", ["ARCHIVED", "ACTIVATING"])
+def test_an_image_that_is_not_active_is_not_registered(status):
+    why = release_refusal(REFS, version_digest=DIGEST, latest_immutable=False, register_existing=True,
+                          version_status=status)
+    assert why is not None and f"is {status} in ECR, not ACTIVE" in why and "UpdateImageStorageClass" in why
+
+
 def test_immutable_tags_allow_a_release_without_latest():
     refs = image_references(ECR, REPO, "2.0.0", push_latest=False)
     assert release_refusal(refs, version_digest=None, latest_immutable=True, register_existing=False) is None
