@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from botocore.exceptions import ClientError
 from prefect import task
 from prefect.cache_policies import NONE
 
@@ -14,13 +15,20 @@ from rollway.ports import ImagePublisher, ServiceDeployer
 from rollway.toolchain.process import ToolError
 
 
+# AWS's answers to a role without the permission: a second ask a second later gets the same.
+_DENIED = frozenset({"AccessDenied", "AccessDeniedException", "UnauthorizedOperation",
+                     "UnrecognizedClientException", "InvalidClientTokenId"})
+
+
 def _transient(_task: Any, _task_run: Any, state: Any) -> bool:
     """Retry condition: not one of the adapters' named errors (a missing repository, a refused
-    push), which a retry would only meet again a second later."""
+    push) nor a permission AWS refused, which a retry would only meet again a second later."""
     try:
         state.result()
     except (AdapterError, ToolError):
         return False
+    except ClientError as err:
+        return err.response.get("Error", {}).get("Code") not in _DENIED
     except Exception:  # noqa: BLE001 - throttling, a dropped connection: worth another try
         return True
     return False
