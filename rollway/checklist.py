@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from rollway.report import markdown_cell
 from rollway.targets import QueueSpec, TableSpec, Targets
 
 Kind = Literal["stack", "table", "queue", "dashboard", "alarm", "alert topic"]
@@ -73,13 +74,9 @@ class Checklist(BaseModel):
 
     def markdown(self) -> str:
         """The checklist as a markdown table."""
-        rows = [f"| {'✅ pass' if i.passed else '❌ FAIL'} | {i.kind} | `{i.name}` | {_cell(i.reason)} |"
+        rows = [f"| {'✅ pass' if i.passed else '❌ FAIL'} | {i.kind} | `{i.name}` | {markdown_cell(i.reason)} |"
                 for i in self.items]
         return "\n".join(["| result | kind | name | detail |", "|---|---|---|---|", *rows])
-
-
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
 
 
 def state_tables(targets: Targets) -> tuple[TableSpec, ...]:
