@@ -20,17 +20,11 @@ from rollway.aws.errors import AdapterError
 from rollway.cleanup import ArchiveState, ImageUse, RepositoryImage, StackState
 from rollway.targets import Targets
 from rollway.toolchain.git import GitCli, GitError
+from tasks import retry
 
 
-def _transient(_task: Any, _task_run: Any, state: Any) -> bool:
-    """Retry condition: anything but a named adapter or git error (those fail the same way again)."""
-    try:
-        state.result()
-    except (AdapterError, GitError, ValueError):
-        return False
-    except Exception:  # noqa: BLE001 - a refused or dropped call may pass on the next try
-        return True
-    return False
+# Anything but a named adapter or git error (those fail the same way again).
+_transient = retry.unless(AdapterError, GitError, ValueError)
 
 
 _READ = {"retries": 2, "retry_delay_seconds": [1, 5], "retry_condition_fn": _transient, "cache_policy": NONE}

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
 
-from botocore.exceptions import ClientError
 from prefect import task
 from prefect.cache_policies import NONE
 
@@ -13,25 +11,14 @@ from rollway.aws.ecr import EcrRepository, HeldImage, RegistryLogin, Repository
 from rollway.aws.errors import AdapterError
 from rollway.ports import ImagePublisher, ServiceDeployer
 from rollway.toolchain.process import ToolError
-
+from tasks import retry
 
 # AWS's answers to a role without the permission: a second ask a second later gets the same.
 _DENIED = frozenset({"AccessDenied", "AccessDeniedException", "UnauthorizedOperation",
                      "UnrecognizedClientException", "InvalidClientTokenId"})
-
-
-def _transient(_task: Any, _task_run: Any, state: Any) -> bool:
-    """Retry condition: not one of the adapters' named errors (a missing repository, a refused
-    push) nor a permission AWS refused, which a retry would only meet again a second later."""
-    try:
-        state.result()
-    except (AdapterError, ToolError):
-        return False
-    except ClientError as err:
-        return err.response.get("Error", {}).get("Code") not in _DENIED
-    except Exception:  # noqa: BLE001 - throttling, a dropped connection: worth another try
-        return True
-    return False
+# Not worth a second ask a second later: the adapters' named errors (a missing repository, a
+# refused push) and a permission AWS refused.
+_transient = retry.unless(AdapterError, ToolError, denied=_DENIED)
 
 
 _READ = {"retries": 2, "retry_delay_seconds": 1, "retry_condition_fn": _transient, "cache_policy": NONE}

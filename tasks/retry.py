@@ -1,0 +1,26 @@
+"""Retry conditions for thin tasks: try again only what a second ask could get past."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+
+def unless(*final: type[BaseException], denied: frozenset[str] = frozenset()) -> Callable[[Any, Any, Any], bool]:
+    """A ``retry_condition_fn``: retry any failure but the ``final`` exceptions (named errors
+    that fail the same way every time) and AWS errors whose code is in ``denied``."""
+
+    def condition(_task: Any, _task_run: Any, state: Any) -> bool:
+        try:
+            state.result()
+        except final:
+            return False
+        except ClientError as err:
+            return err.response.get("Error", {}).get("Code") not in denied
+        except Exception:  # noqa: BLE001 - throttling, a dropped connection: worth another try
+            return True
+        return False
+
+    return condition
