@@ -142,7 +142,11 @@ def shift_to(
     canary = ecs.describe_service(env.deployer, t.canary_service)
     if canary.desired < needed:
         ecs.update_service(env.deployer, t.canary_service, desired=needed)
-        ecs.wait_stable(env.deployer, [t.canary_service])
+        # The revision read just now is the one to come up: after a resume in a new process the
+        # adapter remembers no revision of its own, and a deployment ECS's circuit breaker rolled
+        # back (steady, on the old revision) must fail the wait rather than pass it.
+        ecs.wait_stable(env.deployer, [t.canary_service], spec.scale_timeout_seconds,
+                        {t.canary_service: canary.task_definition})
     wait_healthy(env, "canary", spec.healthy_timeout_seconds)
     target = Weights.canary_at(weight)
     if not (spec.flags and env.flags is not None):

@@ -308,6 +308,11 @@ class RolloutSpec(BaseModel):
         default=300.0, gt=0, le=MAX_VERIFY_TIMEOUT_SECONDS,
         description="how long newly started tasks may take to pass the load balancer's health checks",
     )
+    scale_timeout_seconds: float = Field(
+        default=600.0, gt=0, le=MAX_VERIFY_TIMEOUT_SECONDS,
+        description="how long ECS may take to start the canary's new tasks when a stage scales it up "
+        "(steady state on the rollout's revision), before the health-check wait begins",
+    )
     monitor_seconds: float = Field(
         default=3600.0, ge=0, le=MAX_MONITOR_SECONDS,
         description="after 100%: how long to watch before decommissioning the old service (at most 90 days)",
@@ -320,6 +325,10 @@ class RolloutSpec(BaseModel):
     # waits for: this wait is minutes where a weight read-back is seconds.
     _healthy_bound = _at_most("healthy_timeout_seconds", MAX_VERIFY_TIMEOUT_SECONDS, "an hour",
                               "it bounds how long a scaled-up service's targets may take to become healthy")
+    # A large image on Fargate can take minutes to pull and start: a scale-up that outlasts a
+    # fixed wait failed the run, and its hook rolled a healthy rollout back.
+    _scale_bound = _at_most("scale_timeout_seconds", MAX_VERIFY_TIMEOUT_SECONDS, "an hour",
+                            "it bounds how long ECS may take to start the canary's new tasks")
     _monitor_bound = _at_most("monitor_seconds", MAX_MONITOR_SECONDS, "90 days",
                               "watch for longer with your own alarms after the window")
 
