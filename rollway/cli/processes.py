@@ -3,11 +3,14 @@
 Each child starts in a session of its own, so a Ctrl-C in the terminal reaches only the
 parent, which then stops its children in order (the runner before the API it talks to).
 A child is stopped by its pid; whatever it started in its own process group (the runner's
-flow-run processes) is stopped after it, so nothing outlives ``rollway up``.
+flow-run processes) is stopped after it, so nothing outlives ``rollway up``. A parent killed
+outright runs none of that: its children then get SIGTERM from the kernel (``_end_with_parent``).
 """
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import os
 import signal
 import socket
@@ -112,6 +115,7 @@ class Child:
         self._process = subprocess.Popen(
             self.argv, env=self.env, stdout=output, stderr=subprocess.STDOUT if output else None,
             stdin=subprocess.DEVNULL, start_new_session=True, pass_fds=self.pass_fds,
+            preexec_fn=functools.partial(_end_with_parent, os.getpid()),
         )
         return self
 
@@ -162,6 +166,26 @@ class Child:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+_PR_SET_PDEATHSIG = 1
+# Resolved before any fork: the child runs only this call between fork and exec.
+_prctl = ctypes.CDLL(None, use_errno=True).prctl if sys.platform == "linux" else None
+
+
+def _end_with_parent(parent: int) -> None:
+    """In the child, before exec: SIGTERM it when the process that started it dies.
+
+    A child runs in a session of its own (so a Ctrl-C reaches only the parent), and a parent
+    killed with SIGKILL (or by the OOM killer) runs no cleanup: without this, the Prefect server
+    and the runner outlived ``rollway up``, holding its port and its lock. The signal goes to the
+    child alone; on SIGTERM the server and the runner stop what they run. Linux only, and tied to
+    the thread that starts the child: ``rollway up`` starts its children from its main thread.
+    """
+    if _prctl is not None and _prctl(_PR_SET_PDEATHSIG, signal.SIGTERM) != 0:
+        os._exit(126)  # exec never happens; Popen reports the child as exited at once
+    if os.getppid() != parent:
+        os._exit(126)  # the parent died before the line above: no signal will come
 
 
 def _terminate(process: subprocess.Popen, timeout_seconds: float) -> int:

@@ -192,13 +192,10 @@ def test_a_second_up_on_the_same_prefect_home_is_refused_before_anything_starts(
         holder.wait(timeout=10)
 
 
-def test_the_children_of_a_killed_up_keep_its_prefect_home(no_server, tmp_path, capsys):
-    """kill -9 (or the OOM killer) ends `rollway up` but not its server and runner, which run in
-    sessions of their own: they still use the home, so a second instance is refused until
-    they are gone too."""
+def _killed_up(tmp_path, child_code: str):
+    """A stand-in for `rollway up` holding the home lock, with one child running ``child_code``;
+    it is started, and the child's pid read. Returns (parent, child pid)."""
     import subprocess
-
-    import rollway.cli.up as up
 
     script = (
         "import sys, time\n"
@@ -206,29 +203,65 @@ def test_the_children_of_a_killed_up_keep_its_prefect_home(no_server, tmp_path, 
         "from rollway.cli.processes import Child\n"
         "from rollway.cli.up import home_lock\n"
         "with home_lock(Path(sys.argv[1])) as lock:\n"
-        "    child = Child('server', [sys.executable, '-c', 'import time; time.sleep(60)'], {}, pass_fds=(lock,)).start()\n"
+        f"    child = Child('server', [sys.executable, '-c', {child_code!r}], {{}}, pass_fds=(lock,)).start()\n"
         "    print(child.pid, flush=True)\n"
         "    time.sleep(60)\n"
     )
     parent = subprocess.Popen([sys.executable, "-c", script, str(tmp_path)], stdout=subprocess.PIPE, text=True)
-    child = int(parent.stdout.readline())
+    return parent, int(parent.stdout.readline())
+
+
+def _gone(pid: int, within: float) -> bool:
+    deadline = time.monotonic() + within
+    while alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return not alive(pid)
+
+
+def test_the_children_of_a_killed_up_stop_with_it(no_server, tmp_path):
+    """kill -9 (or the OOM killer) ends `rollway up` without its cleanup. Its server and runner
+    run in sessions of their own (a Ctrl-C reaches only `up`), and used to outlive it, holding
+    its port and its Prefect home; they now get SIGTERM when it dies, and the home is free."""
+    import rollway.cli.up as up
+
+    parent, child = _killed_up(tmp_path, "import time; time.sleep(60)")
     try:
+        parent.kill()
+        parent.wait(timeout=10)
+        assert _gone(child, within=10), "the child outlived the `rollway up` that started it"
+        assert up.run_up(port=None, speed=60.0, rps=1000.0, seed=7, poll_seconds=1.0) == 1  # NoServer: home free
+    finally:
+        parent.kill()
+        if alive(child):
+            os.kill(child, signal.SIGKILL)
+
+
+def test_a_child_still_stopping_after_up_was_killed_keeps_its_prefect_home(no_server, tmp_path, capsys):
+    """A child slow to stop (here one that ignores SIGTERM) still uses the home: a second
+    instance is refused until it is gone."""
+    import rollway.cli.up as up
+
+    ready = tmp_path / "ignoring-sigterm"
+    parent, child = _killed_up(
+        tmp_path, "import pathlib, signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+                  f"pathlib.Path({str(ready)!r}).touch(); time.sleep(60)")
+    try:
+        deadline = time.monotonic() + 30
+        while not ready.exists():  # killed before it ignores SIGTERM, it would just stop
+            assert time.monotonic() < deadline, "the child never started"
+            time.sleep(0.05)
         parent.kill()
         parent.wait(timeout=10)
         assert alive(child)
         assert up.run_up(port=None, speed=60.0, rps=1000.0, seed=7, poll_seconds=1.0) == 2
         assert no_server == [] and "or the server and runner it started" in capsys.readouterr().err
         os.kill(child, signal.SIGKILL)
-        deadline = time.monotonic() + 10
-        while alive(child) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        assert _gone(child, within=10)
         assert up.run_up(port=None, speed=60.0, rps=1000.0, seed=7, poll_seconds=1.0) == 1  # NoServer
     finally:
         parent.kill()
-        try:
+        if alive(child):
             os.kill(child, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
 
 def test_a_failed_serve_child_is_reported_with_its_own_output_not_the_servers(no_server, monkeypatch, tmp_path, capsys):
