@@ -145,7 +145,8 @@ def test_a_kill_between_stage_passed_and_phase_complete_costs_no_week(kill_in_ph
     A watchdog run in the same week as the kill already completed the phase (and must still
     start nothing until Monday)."""
     expected, expected_shifts = _without_a_kill(watchdog_midweek)
-    assert expected_shifts == [5, 25, 50, 75, 100] and expected[-1 if not watchdog_midweek else -2][0] is RolloutPhase.PROMOTED
+    after_week_3 = expected[-2] if watchdog_midweek else expected[-1]
+    assert expected_shifts == [5, 25, 50, 75, 100] and after_week_3[0] is RolloutPhase.PROMOTED
     states, got_shifts = _timeline(kill_in_phase, watchdog_midweek)
     # Week by week the phase state (which phase, when it started, whether it passed, the
     # weights) is what it would have been without the kill; the kill's own row is compared

@@ -56,7 +56,8 @@ CASES = [
 
 def _ids(case) -> str:
     zone, started, now, minimum, due, _ = case
-    return f"{zone}-{started[1]:02d}{started[2]:02d}T{started[3]:02d}{started[4]:02d}-min{minimum // H}h-{'due' if due else 'wait'}"
+    stamp = f"{started[1]:02d}{started[2]:02d}T{started[3]:02d}{started[4]:02d}"
+    return f"{zone}-{stamp}-min{minimum // H}h-{'due' if due else 'wait'}"
 
 
 @pytest.mark.parametrize("case", CASES, ids=[_ids(c) for c in CASES])
