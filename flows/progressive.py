@@ -9,7 +9,6 @@ again reconciles the ledger with the load balancer and carries on from the recor
 
 from __future__ import annotations
 
-import datetime as dt
 import functools
 from typing import Callable
 
@@ -25,6 +24,7 @@ from flows.journal import LedgerJournal
 from flows.monitor import after_window, run_monitor
 from flows.params import Actor, LeaseSeconds, PollSeconds
 from flows.rollback import finish_rollback, judge_rollback
+from rollway import weekly
 from rollway.approvals import Approver
 from rollway.aws.environment import aws_environment
 from rollway.clock import ClockSettings
@@ -78,11 +78,6 @@ def recorded_policy(record: RolloutRecord) -> RolloutSpec:
 def phase_end_stage(spec: RolloutSpec, phase_index: int) -> int:
     """Index of the last stage of weekly phase ``phase_index``."""
     return sum(len(p.weights) for p in spec.phases[: phase_index + 1]) - 1
-
-
-def week_of(seconds: float) -> tuple[int, int]:
-    iso = dt.datetime.fromtimestamp(seconds, dt.timezone.utc).isocalendar()
-    return iso.year, iso.week
 
 
 def create_rollout(env: Environment, spec: RolloutSpec, *, owner: str, actor: str, lease_seconds: float) -> RolloutRecord:
@@ -379,6 +374,13 @@ def advance(env: Environment, approver: Approver, *, owner: str, actor: str = "s
     window whose run died (the old service would otherwise run unwatched and never be
     decommissioned), and a rollback left half-done is finished.
 
+    A phase whose last stage passed but whose run died before recording the phase complete
+    is recorded complete, and the next phase starts on the same tick if it is due, as it would
+    have without the kill.
+
+    Whether the next phase is due is read on the calendar of the recorded spec's
+    ``weekly_timezone`` (``rollway.weekly``).
+
     Returns None when there is nothing to do (no rollout, finished, or this week's phase
     already started and still owned). Raises PhaseRefused when the previous phase did not pass,
     DriftDetected (before anything is recorded) when the load balancer disagrees with the ledger.
@@ -404,13 +406,48 @@ def advance(env: Environment, approver: Approver, *, owner: str, actor: str = "s
         log.info("no unfinished rollout of %s: nothing to advance", service)
         return None
     spec = recorded_policy(record)
+    completed = None
     # PENDING: the first run died before its first phase started (or before it deployed).
     if (not record.weekly_phase_passed or not record.phased) and record.phase in (RolloutPhase.PROGRESSING, RolloutPhase.PENDING):
         if _abandoned(record, now, owner_finished):
+            # Read before the resume: its run passed the phase's last stage and died before
+            # recording the phase complete (stage_passed and phase_complete are two writes).
+            passed_unrecorded = phase_passed_unrecorded(spec, record)
             log.warning("phase %s of %s was left unfinished by %s: resuming it at %s",
                         max(record.weekly_phase_index, 0) + 1, service, record.owner, record.weights)
-            return run_progressive(env, spec, approver, owner=owner, actor=actor, phased=record.phased,
-                                   adopt_live_weights=adopt_live_weights, lease_seconds=lease_seconds)
+            resumed = run_progressive(env, spec, approver, owner=owner, actor=actor, phased=record.phased,
+                                      adopt_live_weights=adopt_live_weights, lease_seconds=lease_seconds)
+            if not (passed_unrecorded and resumed.outcome == "holding"):
+                return resumed
+            # The resume only recorded what the dead run had earned: without the kill the phase
+            # would have been complete already, and this tick would start the next one if it is
+            # due. So it does, instead of leaving that to next week's schedule.
+            log.info("phase %s of %s had passed before its run died; its completion is recorded now",
+                     record.weekly_phase_index + 1, service)
+            completed = resumed
+            record, now = env.ledger.get(service), env.clock.now()
+            if record is None or record.phase is not RolloutPhase.PAUSED or not record.weekly_phase_passed:
+                return completed
+    started = _next_phase(env, spec, record, now, approver, owner=owner, actor=actor, lease_seconds=lease_seconds,
+                          adopt_live_weights=adopt_live_weights, owner_finished=owner_finished)
+    return started if started is not None else completed
+
+
+def phase_passed_unrecorded(spec: RolloutSpec, record: RolloutRecord) -> bool:
+    """Whether the last stage of the recorded weekly phase passed, but the phase was not
+    recorded complete (its run died between the two writes), and a later phase follows it."""
+    index = record.weekly_phase_index
+    return (record.phased and record.phase is RolloutPhase.PROGRESSING and not record.weekly_phase_passed
+            and record.stage_passed and 0 <= index < len(spec.phases) - 1
+            and record.stage_index == phase_end_stage(spec, index))
+
+
+def _next_phase(env: Environment, spec: RolloutSpec, record: RolloutRecord, now: float, approver: Approver, *,
+                owner: str, actor: str, lease_seconds: float, adopt_live_weights: bool,
+                owner_finished: Callable[[str | None], bool]) -> RolloutResult | None:
+    """Start the next weekly phase if the calendar says it is due; None when there is nothing to do."""
+    log = get_run_logger()
+    service = env.targets.canary_service
     if record.owner is not None and not owner_finished(record.owner):
         # A live run drives it (one paused for an approval renews no lease, so the lease says
         # nothing): starting a phase over it would leave two runs moving the traffic.
@@ -419,14 +456,17 @@ def advance(env: Environment, approver: Approver, *, owner: str, actor: str = "s
     if not record.phased:
         log.info("%s's rollout runs every stage now (unphased), not by the weekly plan: nothing to do", service)
         return None
-    if record.weekly_phase_started_at is not None and week_of(record.weekly_phase_started_at) == week_of(now):
-        log.info("this week's phase of %s already started: nothing to do", service)
-        return None
-    if record.weekly_phase_started_at is not None and now - record.weekly_phase_started_at < spec.min_phase_seconds:
-        # Calendar weeks alone would end a phase started on Sunday evening the next morning.
-        log.info("phase %s of %s started %.1f h ago, under min_phase_seconds (%.0f h): it runs until a later "
-                 "schedule", record.weekly_phase_index + 1, service, (now - record.weekly_phase_started_at) / 3600,
-                 spec.min_phase_seconds / 3600)
+    # Calendar weeks in the rollout's own zone (the one its Monday cron fires in), and at least
+    # min_phase_seconds: calendar weeks alone would end a phase started on Sunday evening the
+    # next morning.
+    wait = weekly.phase_wait(record.weekly_phase_started_at, now, timezone=spec.weekly_timezone,
+                             min_phase_seconds=spec.min_phase_seconds)
+    if wait is not None:
+        due = weekly.next_phase_due(record.weekly_phase_started_at, timezone=spec.weekly_timezone,
+                                    min_phase_seconds=spec.min_phase_seconds)
+        log.info("phase %s of %s runs on: %s; the next phase may start from %s%s: nothing to do",
+                 record.weekly_phase_index + 1, service, wait, weekly.describe(due, spec.weekly_timezone),
+                 _on_the_wall(env.clock, due, now))
         return None
     if not record.weekly_phase_passed:
         raise PhaseRefused(
@@ -447,6 +487,16 @@ def advance(env: Environment, approver: Approver, *, owner: str, actor: str = "s
         raise
     start_phase(env, spec, nxt, owner=owner, actor=actor, lease_seconds=lease_seconds)
     return run_progressive(env, spec, approver, owner=owner, actor=actor, phased=True, lease_seconds=lease_seconds)
+
+
+def _on_the_wall(clock, due: float, now: float) -> str:
+    """When ``due`` (rollout clock) comes in wall time, for a clock faster than real time: at
+    ``make up``'s 60x a rollout week passes in under three wall hours, while the cron fires on
+    the wall calendar, so a run by hand in between finds nothing to do and should say how long."""
+    speed = getattr(clock, "speed", 1.0)
+    if speed == 1.0 or due <= now:
+        return ""
+    return f" (the rollout clock runs {speed:g}x wall time: about {(due - now) / speed / 60:.0f} wall minutes from now)"
 
 
 def _abandoned(record: RolloutRecord, now: float, owner_finished: Callable[[str | None], bool]) -> bool:
@@ -488,12 +538,17 @@ def advance_phase(
     approval_poll_seconds: PollSeconds = 2,
     lease_wall_seconds: LeaseSeconds = 600.0,
     adopt_live_weights: bool = False,
+    spec: RolloutSpec | None = None,
 ) -> RolloutResult | None:
     """Weekly: start the next phase of the running rollout (idempotent within a week); resume
     a phase whose run died; finish a half-done rollback.
 
     ``adopt_live_weights``: on drift, continue from the load balancer's weights.
+    ``spec``: the rollout's spec, as given to ``progressive_rollout``, used only by this run's
+    rollback hooks when they cannot read the ledger (its bound flags are then the ones
+    disabled). The run itself always drives the spec recorded in the ledger.
     """
+    log = get_run_logger()
     targets, get_client = load_clients(targets_block, aws_credentials_block)
     env = aws_environment(get_client, targets, clock.build())
     with before_any_write():  # a failed read here is a refusal: the hooks must not roll production back
@@ -501,6 +556,12 @@ def advance_phase(
     # Leniently: ``advance`` decides whether the recorded policy is needed, and refuses a resume
     # of one today's rules refuse.
     recorded = RolloutSpec.for_rollback(record.spec_json) if record else None
+    if spec is not None and record is not None and not record.phase.terminal and spec.image != record.image:
+        # Said now: should this run fail with the ledger unreadable, its hooks would disable the
+        # given spec's flags, which belong to another image's rollout.
+        log.warning("the spec given to this run is for %s, but %s's rollout %s is of %s: the recorded spec governs "
+                    "this run; the given one only names the flags its rollback disables if the ledger cannot be "
+                    "read", spec.image, record.service, record.rollout_id, record.image)
     if recorded is not None:
         # CloudWatch must be read at the period the rollout's stages are aligned to (the blocks
         # are not read again).

@@ -16,6 +16,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from rollway.image import IMAGE_FORM, image_problem
+from rollway.weekly import DEFAULT_TIMEZONE, zone
 
 # A key the model does not know is refused, not dropped: a misspelt "aproval" or "on_timout"
 # was silently ignored, and the rollout ran without the pause or with the default it named.
@@ -300,6 +301,11 @@ class RolloutSpec(BaseModel):
         default=3 * _DAY, ge=0, le=30 * _DAY,
         description="a weekly phase runs at least this long before the schedule starts the next one (at most 30 days)",
     )
+    weekly_timezone: str = Field(
+        default=DEFAULT_TIMEZONE,
+        description="the IANA time zone (UTC, Europe/Berlin, ...) whose calendar weeks the phase plan counts: a "
+        "week starts on Monday at 00:00 there. Give the zone the weekly advance_phase schedule fires in",
+    )
     flags: tuple[FlagBinding, ...] = ()
     verify_timeout_seconds: float = Field(
         default=30.0, gt=0, le=MAX_VERIFY_TIMEOUT_SECONDS, description="how long a weight read-back may lag"
@@ -343,6 +349,15 @@ class RolloutSpec(BaseModel):
             # The old check let through a pasted URL, two tags and an empty path component:
             # the run registered a task definition and updated the canary service with it.
             raise ValueError(f"image {value!r} {problem}; an image is {IMAGE_FORM}")
+        return value
+
+    @field_validator("weekly_timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        # Checked here, so a misspelt zone refuses the run before any AWS call (Prefect validates
+        # the spec parameter before the body starts), not the weekly schedule a week later.
+        value = value.strip()
+        zone(value)
         return value
 
     @field_validator("stages")

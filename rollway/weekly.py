@@ -1,0 +1,80 @@
+"""The weekly calendar: when the schedule may start a rollout's next phase. Pure: no clock, no I/O.
+
+A phase ends, and the next one may start, once it has run ``min_phase_seconds`` and a new
+calendar week has begun since it started. "Calendar week" is the ISO week (Monday 00:00 to
+Sunday 24:00) in the rollout's ``weekly_timezone``, the IANA zone its Monday cron fires in:
+compared in UTC instead, a phase started early on a Monday in Auckland (still Sunday in UTC)
+counted as last week's, and one started late on a Sunday in Los Angeles (already Monday in UTC)
+as this week's, so the schedule ended a phase a week early or spent a week doing nothing.
+Local wall time is read through ``zoneinfo``, so a week that holds a daylight-saving switch
+(167 or 169 hours long) still ends at the local Monday's midnight.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+DEFAULT_TIMEZONE = "UTC"
+
+
+def zone(name: str) -> ZoneInfo:
+    """The IANA time zone ``name`` (``Europe/Berlin``); ValueError, saying what is expected, if unknown."""
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError("weekly_timezone must name an IANA time zone, such as UTC or Europe/Berlin")
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError) as err:
+        # ZoneInfo raises ValueError for a malformed key ("../x", "/abs") and ZoneInfoNotFoundError
+        # (a KeyError) for an unknown one; both mean the same to the person who typed it.
+        raise ValueError(
+            f"weekly_timezone {name!r} is not an IANA time zone this host knows (names are case-sensitive "
+            "Area/Location keys such as UTC, Europe/Berlin, America/Los_Angeles, Asia/Kolkata)"
+        ) from err
+
+
+def local_week(seconds: float, timezone: str) -> tuple[int, int]:
+    """The ISO (year, week) that the instant ``seconds`` falls in, on ``timezone``'s calendar."""
+    iso = dt.datetime.fromtimestamp(seconds, zone(timezone)).isocalendar()
+    return iso.year, iso.week
+
+
+def next_week_starts(seconds: float, timezone: str) -> float:
+    """The instant the calendar week after the one holding ``seconds`` begins: the next Monday,
+    00:00 local time in ``timezone`` (on a day whose midnight a clock change skips, the moment
+    the clocks jump)."""
+    tz = zone(timezone)
+    local = dt.datetime.fromtimestamp(seconds, tz)
+    monday = local.date() + dt.timedelta(days=7 - local.weekday())
+    # fold=0 maps a local time the clocks skip to the instant of the jump (PEP 495).
+    return dt.datetime.combine(monday, dt.time(0), tzinfo=tz).timestamp()
+
+
+def next_phase_due(started_at: float, *, timezone: str, min_phase_seconds: float) -> float:
+    """The earliest instant the next phase may start after a phase that started at ``started_at``."""
+    return max(next_week_starts(started_at, timezone), started_at + min_phase_seconds)
+
+
+def phase_wait(started_at: float | None, now: float, *, timezone: str, min_phase_seconds: float) -> str | None:
+    """Why the next phase may not start at ``now``; None when it may.
+
+    Args:
+        started_at: when the current phase started (None: no phase has, nothing holds it back).
+        now: the rollout clock's time.
+        timezone: the IANA zone whose calendar weeks count.
+        min_phase_seconds: how long a phase runs at least.
+    """
+    if started_at is None:
+        return None
+    if now >= next_phase_due(started_at, timezone=timezone, min_phase_seconds=min_phase_seconds):
+        return None
+    if local_week(now, timezone) == local_week(started_at, timezone):
+        return f"the phase started this calendar week ({describe(started_at, timezone)})"
+    # A new week, but the phase is younger than min_phase_seconds (say, started on Sunday evening).
+    return (f"the phase started {(now - started_at) / 3600:.1f} h ago ({describe(started_at, timezone)}), "
+            f"under min_phase_seconds ({min_phase_seconds / 3600:.0f} h)")
+
+
+def describe(seconds: float, timezone: str) -> str:
+    """``seconds`` as a person in ``timezone`` reads it: ``Mon 2027-03-29 09:00 CEST``."""
+    return dt.datetime.fromtimestamp(seconds, zone(timezone)).strftime("%a %Y-%m-%d %H:%M %Z")
