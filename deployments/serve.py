@@ -101,6 +101,9 @@ def build_deployments(
     blocks: dict[str, Any] = {"targets_block": targets_block, "aws_credentials_block": aws_credentials_block}
     clocked = {**blocks, "clock": clock.model_dump(mode="json")}
     paused_flows = {**clocked, "approval_poll_seconds": approval_poll_seconds}
+    if spec is not None and "weekly_timezone" not in spec.model_fields_set:
+        # A rollout started from the form counts its weeks where advance_phase's cron fires.
+        spec = spec.model_copy(update={"weekly_timezone": weekly_timezone})
     with_spec = {"spec": spec.model_dump(mode="json")} if spec is not None else {}
     with_validation = {"spec": validation.model_dump(mode="json")} if validation is not None else {}
 
@@ -121,8 +124,10 @@ def build_deployments(
         deploy(progressive_rollout, {**paused_flows, **with_spec, "phased": phased},
                "Start or resume the service's progressive rollout; runs the current weekly phase, "
                "pausing for approval where the spec says."),
-        deploy(advance_phase, paused_flows,
-               "Weekly: start the next phase of the running rollout (does nothing twice in a week).",
+        # The spec serves only its failure hook: the flags to disable when the ledger cannot be read.
+        deploy(advance_phase, {**paused_flows, **with_spec},
+               "Weekly: start the next phase of the running rollout (does nothing twice in a calendar week "
+               "of the rollout's weekly_timezone).",
                schedules=[Cron(weekly_cron, timezone=weekly_timezone, active=schedules_active)]),
         deploy(rollback, clocked,
                "Move all traffic back to the stable service and retire the canary (idempotent)."),

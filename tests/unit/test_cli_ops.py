@@ -247,6 +247,25 @@ def test_only_advance_phase_runs_on_the_weekly_schedule(served) -> None:
     assert (weekly.schedule.cron, weekly.schedule.timezone, weekly.active) == ("0 9 * * MON", "UTC", True)
 
 
+def test_a_prefilled_spec_counts_weeks_where_the_weekly_cron_fires() -> None:
+    """A rollout started from the form with the pre-filled spec must count its calendar weeks in
+    the cron's zone, or the Monday run would compare Berlin's Monday with UTC weeks. A zone the
+    spec names itself stands. advance_phase gets the spec too: its hook's flags when the ledger
+    cannot be read."""
+    from deployments.serve import build_deployments
+
+    def served_with(spec):
+        return {d.flow_name: d for d in build_deployments(spec=spec, weekly_timezone="Europe/Berlin")}
+
+    berlin = served_with(RolloutSpec(image="repo/app:2.0.0"))
+    for name in ("canary", "progressive_rollout", "advance_phase"):
+        assert berlin[name].parameters["spec"]["weekly_timezone"] == "Europe/Berlin", name
+    (weekly,) = berlin["advance_phase"].schedules
+    assert weekly.schedule.timezone == "Europe/Berlin"
+    own = served_with(RolloutSpec(image="repo/app:2.0.0", weekly_timezone="Asia/Kolkata"))
+    assert own["progressive_rollout"].parameters["spec"]["weekly_timezone"] == "Asia/Kolkata"
+
+
 def test_prefect_yaml_describes_the_same_flows_and_schedule_as_serve(served) -> None:
     from prefect.cli.deploy._models import PrefectYamlModel
 
