@@ -15,10 +15,9 @@ from contextlib import contextmanager
 from dataclasses import replace
 from typing import Iterator
 
-import httpx
 from prefect import flow, get_client, get_run_logger
 from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
-from prefect.concurrency.sync import concurrency
+from prefect.context import FlowRunContext
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 
 from flows.approvals import prefect_approver
@@ -29,11 +28,13 @@ from flows.hooks import rollback_hooks
 from flows.monitor import MonitorResult, after_window, run_monitor
 from flows.params import Actor
 from flows.rollback import judge_rollback
+from flows.slot import HeldSlot, SlotTaken, hand_over, hooks_release_slots, take_back
 from rollway.approvals import Approver
 from rollway.clock import ClockSettings
 from rollway.decide import StageState
 from rollway.environment import Environment
 from rollway.finalize import UNRECORDED_AGAIN, FinalizeRefused, is_finalized, moved_onto_stable
+from rollway.lease import RenewalPolicy
 from rollway.ledger import RolloutRecord, new_rollout_id
 from rollway.model import ServiceState
 from rollway.phases import RolloutPhase
@@ -179,9 +180,11 @@ def open_rollout_refusal(record: RolloutRecord, service: str) -> str:
 # The canary flow keeps no ledger, so it has no ledger lease to keep a second `canary` run of the
 # service out: without one, a run started while another deployed passed the preflight (the canary
 # still at 0 %) and both drove the same listener rule. This Prefect global concurrency limit, one
-# slot per canary service, is that lease: held under a lease the run renews, so a run that dies
-# frees it within CANARY_SLOT_LEASE_SECONDS.
+# slot per canary service, is that lease: held under a lease the run renews for as long as it holds
+# the slot (flows/slot.py), through its failure hook's rollback, so a run that dies frees it within
+# CANARY_SLOT_LEASE_SECONDS.
 CANARY_SLOT_LEASE_SECONDS = 300.0
+CANARY_SLOT_POLICY = RenewalPolicy(lease_seconds=CANARY_SLOT_LEASE_SECONDS)
 
 
 def canary_slot_name(targets: Targets) -> str:
@@ -193,47 +196,55 @@ def canary_slot_name(targets: Targets) -> str:
 
 
 @contextmanager
-def one_canary_run(targets: Targets) -> Iterator[None]:
+def one_canary_run(targets: Targets, *, policy: RenewalPolicy = CANARY_SLOT_POLICY) -> Iterator[None]:
     """Hold the service's canary slot while the body runs; RolloutRefused if another run holds it.
 
-    The limit (one slot) is created on first use, and taken with ``strict`` so that a missing
-    or unreadable limit refuses rather than letting the run through unguarded.
+    The limit (one slot) is created on first use, and taken so that a missing or unreadable limit
+    refuses rather than letting the run through unguarded. The lease is renewed on a thread for as
+    long as the slot is held, whatever the API does meanwhile (flows/slot.py). When the body
+    returns, the slot is released. When it raises in a flow run whose state hooks take slots over
+    (``rollback_hooks``), the slot stays held and goes to the hook, which releases it once its
+    rollback is over: a second run cannot start under that rollback. A retry of the same flow run
+    holds it again.
+
+    Args:
+        targets: The service the run drives.
+        policy: How the lease is renewed (tests shorten the waits).
     """
     name = canary_slot_name(targets)
-    try:
-        _create_slot(name)
-        # A lease renewal that fails (the API busy for a moment) must not end a rollout
-        # midway: its hooks would roll it back.
-        slot = concurrency(name, occupy=1, max_retries=0, strict=True, lease_duration=CANARY_SLOT_LEASE_SECONDS,
-                           raise_on_lease_renewal_failure=False)
-        slot.__enter__()
-    except Exception as err:
-        cause = err.__cause__
-        if isinstance(cause, httpx.HTTPStatusError) and cause.response.status_code == 423:
+    run = FlowRunContext.get()
+    run_id = run.flow_run.id if run is not None and run.flow_run is not None else None
+    log = get_run_logger() if run is not None else None
+    slot = take_back(run_id) if run_id is not None else None
+    if slot is not None:
+        log.info("this attempt holds the Prefect concurrency slot %r its earlier attempt handed over", name)
+    else:
+        try:
+            _create_slot(name)
+            slot = HeldSlot.take(name, policy, flow_run_id=run_id, logger=log)
+        except SlotTaken as err:
             raise RolloutRefused(
                 f"another canary run of {targets.canary_service} is under way (it holds the Prefect concurrency "
-                f"limit {name!r}; a run that died frees it within {CANARY_SLOT_LEASE_SECONDS / 60:g} minutes): "
+                f"limit {name!r}; a run that died frees it within {policy.lease_seconds / 60:g} minutes): "
                 "let it finish or cancel it, then start this one; nothing was changed"
             ) from err
-        raise RolloutRefused(f"refused before any write: could not take the Prefect concurrency limit {name!r} "
-                             f"that keeps one canary run per service: {err}") from err
+        except Exception as err:
+            raise RolloutRefused(f"refused before any write: could not take the Prefect concurrency limit {name!r} "
+                                 f"that keeps one canary run per service: {err}") from err
+        slot.start()
     try:
         yield
-    finally:
-        _release(slot, name)
-
-
-def _release(slot, name: str) -> None:
-    """Give the slot back; a release the API refuses is logged, never raised.
-
-    Raised, it would replace the run's own outcome: a promoted run would fail, and its hooks
-    roll the promotion back. The slot frees itself when its lease runs out.
-    """
-    try:
-        slot.__exit__(None, None, None)
-    except Exception as err:  # noqa: BLE001 - whatever failed, the lease ends it
-        get_run_logger().error("could not release the Prefect concurrency limit %r (%s): it frees itself within "
-                               "%g minutes, when its lease runs out", name, err, CANARY_SLOT_LEASE_SECONDS / 60)
+    except GeneratorExit:
+        slot.release()
+        raise
+    except BaseException:
+        if run is not None and run_id is not None and hooks_release_slots(run.flow):
+            # Its hook rolls back next, in this thread: the slot stays held, renewed, until it is done.
+            hand_over(run_id, slot)
+        else:
+            slot.release()
+        raise
+    slot.release()
 
 
 def _create_slot(name: str) -> None:

@@ -1,13 +1,16 @@
 """State hooks that roll a rollout back when its run fails, crashes or is cancelled.
 
 The hook rebuilds the environment from the run's own parameters (block names, clock) and
-runs the rollback flow, so the rollback shows in the UI as a run of its own.
+runs the rollback flow, so the rollback shows in the UI as a run of its own. A `canary` run that
+failed handed its Prefect concurrency slot to the hook (flows/slot.py): the hook holds it until its
+rollback is over, so no second `canary` run of the service starts under that rollback.
 """
 
 from __future__ import annotations
 
 from prefect.logging.loggers import flow_run_logger
 
+from flows.slot import releases_handed_over_slot
 from rollway.clock import ClockSettings
 
 # How Prefect 3's flow engine words the failure of a run whose parameters did not validate,
@@ -105,6 +108,7 @@ def leave_alone(state, params: dict, finalizing: bool = False) -> str | None:
     return None
 
 
+@releases_handed_over_slot
 def _rollback_from_state(flow, flow_run, state) -> None:
     from flows.env import CANARY_FLOW, began_finalizing
     from flows.rollback import RollbackRefused, rollback

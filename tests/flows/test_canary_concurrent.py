@@ -80,12 +80,12 @@ def test_a_slot_release_the_api_refuses_does_not_fail_a_promoted_run(monkeypatch
     """The Prefect API was unreachable at the moment the run gave its slot back: the error
     replaced the promotion's result, the run failed, and its hook rolled the promotion back."""
     import httpx
-    import prefect.concurrency._sync
+    from prefect.client.orchestration import SyncPrefectClient
 
-    def unreachable(lease_id):
+    def unreachable(self, lease_id):
         raise httpx.ConnectError("Prefect API unreachable for a moment")
 
-    monkeypatch.setattr(prefect.concurrency._sync, "release_concurrency_slots_with_lease", unreachable)
+    monkeypatch.setattr(SyncPrefectClient, "release_concurrency_slots_with_lease", unreachable)
     env = fake_environment()
     assert canary_on(env, spec(IMAGE)).outcome == "promoted"
     assert env.router.weights == Weights(stable=0, canary=100)

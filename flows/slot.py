@@ -1,0 +1,309 @@
+"""A slot of a Prefect global concurrency limit, held under a lease for the whole life of a run.
+
+Prefect's own ``concurrency()`` context manager renews its lease on a thread that tries three
+times and then stops for good, without a word unless asked to fail the run: after an API outage
+of a minute in a canary run that lasts hours, the lease ran out five minutes later and a second
+run of the same service could start. This holder renews through the public client methods
+(``increment_concurrency_slots_with_lease``, ``renew_concurrency_lease``,
+``release_concurrency_slots_with_lease``) for as long as the run holds the slot, backing off
+after failures (``rollway.lease.RenewalPolicy``) and never raising into the run.
+
+It also outlives the body of a run that fails. A failed, crashed or cancelled run rolls back
+in its state hook, which Prefect runs in the same thread once the run's final state is set;
+freeing the slot when the body raised let a second run start and drive the load balancer while
+the first run's rollback moved its traffic. So a run whose flow has a hook that takes slots over
+(``releases_handed_over_slot``) hands its slot to that hook (``hand_over``, keyed by the flow run
+id), still renewed; the hook takes it (``claim_handed_over``) and releases it when it returns,
+whatever its rollback did. A hook that runs in another process (a runner reporting a crash)
+finds nothing to release: the run's process is gone, and its lease runs out on its own.
+
+A slot is never kept forever in a live process: a hand-over no hook takes within the policy's
+``handover_seconds`` stops being renewed, and its lease runs out one lease later. A claimed slot
+is released in the hook's ``finally``; only a hook that never returns keeps it, and that hook is
+still rolling back.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+import time
+from contextlib import AbstractContextManager
+from typing import Any, Callable
+from uuid import UUID
+
+import httpx
+from prefect import get_client
+from prefect.client.schemas.objects import ConcurrencyLeaseHolder
+from prefect.client.schemas.responses import ConcurrencyLimitWithLeaseResponse
+from prefect.context import get_settings_context
+from prefect.logging import get_logger
+
+from rollway.lease import RenewalPolicy
+
+# What the API answers a renewal of a lease it no longer has: 410 Gone in Prefect 3.9 (it ran out and
+# the server revoked it, or it was released); 404 from servers that say it that way.
+LEASE_GONE = frozenset({404, 410})
+
+ClientFactory = Callable[[], AbstractContextManager[Any]]
+
+
+class SlotTaken(Exception):
+    """Another holder has the limit's slots: the API answered 423 Locked."""
+
+
+class SlotMissing(Exception):
+    """The concurrency limit does not exist, so taking it would guard nothing."""
+
+
+def _sync_client() -> AbstractContextManager[Any]:
+    return get_client(sync_client=True)
+
+
+class HeldSlot:
+    """One slot of the limit ``name``, held under the lease ``lease_id`` until ``release``.
+
+    Use ``take`` to get one, then ``start`` to renew it on a background thread.
+    ``renew_until_released`` is that thread's loop; tests drive it with a fake clock and a fake
+    wait instead of a thread.
+    """
+
+    def __init__(self, name: str, lease_id: UUID, policy: RenewalPolicy, *, taken_at: float,
+                 client: ClientFactory = _sync_client, clock: Callable[[], float] = time.monotonic,
+                 logger: logging.Logger | logging.LoggerAdapter | None = None) -> None:
+        self.name = name
+        self.lease_id = lease_id
+        self.policy = policy
+        self._client = client
+        self._clock = clock
+        self._log = logger or get_logger("rollway.slot")
+        self._renewed_at = taken_at
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._handed_over_at: float | None = None
+        self._claimed = False
+        self._released = False
+        self._thread: threading.Thread | None = None
+        self.lost = False
+        """The API said the lease is gone: it ran out, and another run may have taken the slot."""
+
+    @classmethod
+    def take(cls, name: str, policy: RenewalPolicy, *, flow_run_id: UUID | None = None,
+             client: ClientFactory = _sync_client, clock: Callable[[], float] = time.monotonic,
+             logger: logging.Logger | logging.LoggerAdapter | None = None) -> "HeldSlot":
+        """Take one slot of ``name`` under a lease of ``policy.lease_seconds``, without waiting.
+
+        Raises:
+            SlotTaken: another holder has it (423).
+            SlotMissing: no limit of that name exists.
+            Exception: whatever else the API or the client raised; nothing is held then.
+        """
+        holder = ConcurrencyLeaseHolder(type="flow_run", id=flow_run_id) if flow_run_id is not None else None
+        sent = clock()
+        with client() as api:
+            try:
+                response = api.increment_concurrency_slots_with_lease(
+                    names=[name], slots=1, mode="concurrency", lease_duration=policy.lease_seconds, holder=holder)
+            except httpx.HTTPStatusError as err:
+                if err.response.status_code == 423:
+                    raise SlotTaken(f"another holder has the slot of the Prefect concurrency limit {name!r}") from err
+                raise
+            granted = ConcurrencyLimitWithLeaseResponse.model_validate(response.json())
+            if not any(limit.name == name for limit in granted.limits):
+                # The API grants a lease on no limit at all when the name is unknown; give it back.
+                try:
+                    api.release_concurrency_slots_with_lease(granted.lease_id)
+                except Exception:  # noqa: BLE001 - a lease on nothing guards nothing; it runs out
+                    pass
+                raise SlotMissing(f"the Prefect concurrency limit {name!r} does not exist")
+        return cls(name, granted.lease_id, policy, taken_at=sent, client=client, clock=clock, logger=logger)
+
+    # -- the renewals ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Renew the lease on a daemon thread until ``release`` (a process that exits stops it)."""
+        # A thread starts with no Prefect settings: give it the caller's (the API URL the run
+        # uses), in a context of its own, so its client is not the run's (closed when the run ends).
+        settings = get_settings_context().model_copy()
+
+        def renew() -> None:
+            with settings:
+                self.renew_until_released(self._stop.wait)
+
+        self._thread = threading.Thread(target=renew, name=f"rollway-slot-{self.name}", daemon=True)
+        self._thread.start()
+
+    def renew_until_released(self, wait: Callable[[float], bool]) -> None:
+        """Renew the lease until ``wait`` says the slot was released (returns True), the API says
+        the lease is gone, or a hand-over goes unclaimed too long. Never raises.
+
+        Args:
+            wait: Waits the given seconds; True when told to stop meanwhile (``Event.wait``).
+        """
+        failures = 0
+        while not wait(self.policy.next_wait(failures)):
+            now = self._clock()
+            if not self._renewing(now):
+                self._log.warning(
+                    "no state hook took over the Prefect concurrency slot %r in the %g s since its run ended: renewals "
+                    "stop, and it frees itself within %g minutes, when its lease runs out", self.name,
+                    self.policy.handover_seconds, self.policy.lease_seconds / 60)
+                _forget(self)
+                return
+            try:
+                with self._client() as api:
+                    api.renew_concurrency_lease(lease_id=self.lease_id, lease_duration=self.policy.lease_seconds)
+            except Exception as err:  # noqa: BLE001 - a renewal must never fail the run: its hooks would roll back
+                if self._stop.is_set():
+                    return  # released while this renewal was under way: nothing to say
+                if isinstance(err, httpx.HTTPStatusError) and err.response.status_code in LEASE_GONE:
+                    self._lost(err)
+                    return
+                failures += 1
+                self._failed(err, failures)
+                continue
+            self._renewed_at = now
+            if failures:
+                self._log.info("renewed the lease on the Prefect concurrency slot %r after %d failed attempts",
+                               self.name, failures)
+            failures = 0
+
+    def _renewing(self, now: float) -> bool:
+        with self._lock:
+            return self.policy.keeps_renewing(now, self._handed_over_at, self._claimed)
+
+    def _failed(self, err: Exception, failures: int) -> None:
+        left = self.policy.left(self._renewed_at, self._clock())
+        retry = self.policy.next_wait(failures)
+        if left > 0:
+            self._log.warning(
+                "could not renew the lease on the Prefect concurrency slot %r (%d failed in a row, the last: %s): "
+                "%.0f s of the lease left; trying again in %g s", self.name, failures, err, left, retry)
+        else:
+            self._log.error(
+                "could not renew the lease on the Prefect concurrency slot %r (%d failed in a row, the last: %s): "
+                "the lease ran out %.0f s ago unless the API still has it, and another canary run may take the slot; "
+                "trying again in %g s", self.name, failures, err, max(0.0, -left), retry)
+
+    def _lost(self, err: Exception) -> None:
+        self.lost = True
+        _forget(self)
+        self._log.error(
+            "the Prefect concurrency slot %r is no longer held: the API no longer has its lease (%s), so it ran out "
+            "while renewals failed and another run may have taken the slot and be driving the same service. This run "
+            "goes on without it", self.name, err)
+
+    # -- hand-over to the failure hook, and release ---------------------------------------------
+
+    def hand_over(self) -> None:
+        """Mark the slot as waiting for the run's state hook (renewed ``handover_seconds`` more)."""
+        with self._lock:
+            self._handed_over_at = self._clock()
+            self._claimed = False
+
+    def claim(self) -> None:
+        """A hook took the slot over: renewed until it releases it."""
+        with self._lock:
+            self._claimed = True
+
+    def take_back(self) -> None:
+        """The run's body holds the slot again (a retry of the run): renewed until released."""
+        with self._lock:
+            self._handed_over_at = None
+            self._claimed = False
+
+    @property
+    def renewing(self) -> bool:
+        """Whether the renewal thread is still running."""
+        return self._thread is not None and self._thread.is_alive()
+
+    def release(self) -> None:
+        """Stop renewing and give the slot back; a release the API refuses is logged, never raised.
+
+        Raised, it would replace the run's own outcome (a promoted run would fail and its hooks roll
+        the promotion back). The slot then frees itself when its lease runs out. Idempotent.
+        """
+        with self._lock:
+            if self._released:
+                return
+            self._released = True
+        self._stop.set()
+        _forget(self)
+        if self._thread is not None and self._thread is not threading.current_thread():
+            # Brief: a renewal under way may be waiting on the API; it ends quietly once it answers.
+            self._thread.join(timeout=2.0)
+        try:
+            with self._client() as api:
+                api.release_concurrency_slots_with_lease(self.lease_id)
+        except Exception as err:  # noqa: BLE001 - whatever failed, the lease ends it
+            self._log.error("could not release the Prefect concurrency slot %r (%s): it frees itself within %g "
+                            "minutes, when its lease runs out", self.name, err, self.policy.lease_seconds / 60)
+
+
+# -- the hand-over registry: the run's body puts its slot here, the run's hook takes it --------
+
+_handed_over: dict[UUID, HeldSlot] = {}
+_registry = threading.Lock()
+RELEASES = "_rollway_releases_handed_over_slot"
+
+
+def hand_over(flow_run_id: UUID, slot: HeldSlot) -> None:
+    """Leave ``slot`` for the state hook of flow run ``flow_run_id`` (or a retry of its body)."""
+    slot.hand_over()
+    with _registry:
+        earlier = _handed_over.get(flow_run_id)
+        _handed_over[flow_run_id] = slot
+    if earlier is not None and earlier is not slot:
+        earlier.release()  # cannot happen in one run's thread; never keep two
+
+
+def take_back(flow_run_id: UUID) -> HeldSlot | None:
+    """The slot an earlier attempt of this flow run handed over, for its retry to hold again."""
+    with _registry:
+        slot = _handed_over.pop(flow_run_id, None)
+    if slot is not None:
+        slot.take_back()
+    return slot
+
+
+def claim_handed_over(flow_run_id: UUID) -> HeldSlot | None:
+    """The slot flow run ``flow_run_id`` handed to its hook, now the hook's to release; None if none."""
+    with _registry:
+        slot = _handed_over.pop(flow_run_id, None)
+    if slot is not None:
+        slot.claim()
+    return slot
+
+
+def _forget(slot: HeldSlot) -> None:
+    with _registry:
+        for run_id, held in list(_handed_over.items()):
+            if held is slot:
+                del _handed_over[run_id]
+
+
+def releases_handed_over_slot(hook: Callable[[Any, Any, Any], Any]) -> Callable[[Any, Any, Any], Any]:
+    """Wrap a flow state hook so that it holds the slot its run handed over until it returns.
+
+    The slot is taken before the hook starts and released in a ``finally``: after a rollback
+    that finished, failed or refused alike.
+    """
+    @functools.wraps(hook)
+    def holding(flow, flow_run, state):
+        slot = claim_handed_over(flow_run.id)
+        try:
+            return hook(flow, flow_run, state)
+        finally:
+            if slot is not None:
+                slot.release()
+
+    setattr(holding, RELEASES, True)
+    return holding
+
+
+def hooks_release_slots(flow: Any) -> bool:
+    """Whether every state hook list that runs after a failed, crashed or cancelled run of ``flow``
+    has a hook that releases a handed-over slot (``rollback_hooks`` gives all three)."""
+    lists = (flow.on_failure_hooks, flow.on_crashed_hooks, flow.on_cancellation_hooks)
+    return all(any(getattr(hook, RELEASES, False) for hook in hooks or []) for hooks in lists)

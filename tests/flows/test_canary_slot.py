@@ -1,0 +1,360 @@
+"""The canary run's Prefect concurrency slot is held for the whole life of the run, failure hook included.
+
+Two defects: Prefect's lease renewal tried three times and then stopped for good, so after an
+API outage of a minute the lease ran out mid-rollout and a second run of the service could
+start; and the slot was freed when the run's body raised, before its failure hook rolled back,
+so a second run could start under that rollback. The renewal loop is driven here with a fake
+API, clock and wait (no thread, no sleep); the rest runs on the real Prefect test harness.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from contextlib import contextmanager
+from uuid import uuid4
+
+import httpx
+import pytest
+from prefect import flow, get_client
+
+from flows.canary import RolloutRefused, _create_slot, canary_slot_name, one_canary_run
+from flows.slot import HeldSlot, SlotMissing, SlotTaken, claim_handed_over, hand_over, releases_handed_over_slot
+from rollway.lease import RenewalPolicy
+from rollway.spec import RolloutSpec, Stage
+from rollway.targets import Targets
+
+POLICY = RenewalPolicy()  # the canary slot's: a 300 s lease, renewed every 75 s
+# The API's shortest lease, renewed almost at once: the real-API tests see many renewals in a moment.
+QUICK = RenewalPolicy(lease_seconds=60, renew_fraction=0.001, first_retry_seconds=0.01, max_retry_seconds=0.02)
+LOG = logging.getLogger("tests.canary_slot")
+
+
+def gone() -> httpx.HTTPStatusError:
+    request = httpx.Request("POST", "http://prefect/api/v2/concurrency_limits/leases/x/renew")
+    return httpx.HTTPStatusError("410 Gone", request=request, response=httpx.Response(410, request=request))
+
+
+# -- the renewal loop on a fake API, clock and wait ----------------------------------------------
+
+
+class Clock:
+    """A clock the loop's waits move forward; the loop is told to stop at ``until``."""
+
+    def __init__(self, until: float) -> None:
+        self.now = 0.0
+        self.until = until
+
+    def __call__(self) -> float:
+        return self.now
+
+    def wait(self, seconds: float) -> bool:
+        self.now += seconds
+        return self.now > self.until
+
+
+class FakeApi:
+    """Answers each renewal with ``answer(now)``: None renews, an exception fails it."""
+
+    def __init__(self, clock: Clock, answer) -> None:
+        self.clock = clock
+        self.answer = answer
+        self.renewed: list[float] = []
+        self.failed: list[float] = []
+        self.released = 0
+
+    @contextmanager
+    def __call__(self):
+        yield self
+
+    def renew_concurrency_lease(self, lease_id, lease_duration):
+        assert lease_duration == POLICY.lease_seconds
+        error = self.answer(self.clock.now)
+        if error is not None:
+            self.failed.append(self.clock.now)
+            raise error
+        self.renewed.append(self.clock.now)
+
+    def release_concurrency_slots_with_lease(self, lease_id):
+        self.released += 1
+
+
+def held(api: FakeApi, clock: Clock) -> HeldSlot:
+    return HeldSlot("rollway-canary:test:fake", uuid4(), POLICY, taken_at=clock(), client=api, clock=clock, logger=LOG)
+
+
+def test_renewals_go_on_through_a_long_outage_and_renew_the_lease_past_its_first_expiry(caplog):
+    """Prefect's renewal gave up after three failures; here eight minutes of failures (the lease
+    taken at 0 runs out at 300 s by the holder's count) are retried all along, and the first
+    renewal the API accepts afterwards holds the slot again."""
+    clock = Clock(until=2000.0)
+    api = FakeApi(clock, lambda now: httpx.ConnectError("Prefect API unreachable") if now < 480 else None)
+    caplog.set_level(logging.INFO, logger=LOG.name)
+
+    held(api, clock).renew_until_released(clock.wait)
+
+    assert len(api.failed) == 30 and api.failed[-1] >= 480 - POLICY.max_retry_seconds, "renewals stopped in the outage"
+    assert api.failed[0] == 75.0 and max(b - a for a, b in zip(api.failed, api.failed[1:])) <= POLICY.max_retry_seconds
+    assert api.renewed and api.renewed[0] > POLICY.expires_at(0.0), api.renewed
+    assert all(b - a == POLICY.renew_every for a, b in zip(api.renewed, api.renewed[1:])), "back to the normal pace"
+    warned = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert warned and "225 s of the lease left" in warned[0].getMessage(), [r.getMessage() for r in warned[:2]]
+    # Past 300 s with no renewal, the holder says plainly that the slot may be taken.
+    assert any(r.levelno == logging.ERROR and "ran out" in r.getMessage() and "may take the slot" in r.getMessage()
+               for r in caplog.records)
+    assert any("after" in r.getMessage() and "failed attempts" in r.getMessage() for r in caplog.records)
+
+
+def test_an_api_outage_of_a_minute_never_lets_the_lease_run_out():
+    """The closing notes' case: one minute of failures, then the API is back. The lease is
+    renewed well inside its 300 s from every earlier renewal, all along an hours-long run."""
+    clock = Clock(until=4 * 3600.0)
+    api = FakeApi(clock, lambda now: httpx.ConnectError("down") if 3000 <= now < 3060 else None)
+
+    held(api, clock).renew_until_released(clock.wait)
+
+    renewals = [0.0, *api.renewed]
+    assert len(api.failed) > 3 and api.renewed[-1] > 4 * 3600 - POLICY.renew_every
+    assert max(b - a for a, b in zip(renewals, renewals[1:])) < POLICY.lease_seconds / 2
+
+
+def test_a_lease_the_api_no_longer_has_is_reported_plainly_and_no_longer_renewed(caplog):
+    clock = Clock(until=2000.0)
+    api = FakeApi(clock, lambda now: gone() if now >= 150 else None)
+
+    slot = held(api, clock)
+    slot.renew_until_released(clock.wait)
+
+    assert slot.lost and api.renewed == [75.0] and api.failed == [150.0], "one answer of 410 is final"
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1 and "is no longer held" in errors[0] and "another run may have taken the slot" in errors[0]
+
+
+def test_a_slot_handed_over_and_taken_by_no_hook_stops_being_renewed_so_its_lease_runs_out(caplog):
+    """The run's body raised and handed its slot over, but no hook came for it (its final state
+    could not be set, say): renewed for handover_seconds, then left to run out."""
+    clock = Clock(until=100_000.0)
+    api = FakeApi(clock, lambda now: None)
+    slot = held(api, clock)
+    clock.now = 1000.0
+    run = uuid4()
+    hand_over(run, slot)
+
+    slot.renew_until_released(clock.wait)
+
+    assert api.renewed and max(api.renewed) < 1000.0 + POLICY.handover_seconds
+    assert clock.now < 1000.0 + POLICY.handover_seconds + POLICY.renew_every + 1, "the loop ended"
+    assert claim_handed_over(run) is None, "a hook that comes this late finds nothing to release"
+    assert any("no state hook took over" in r.getMessage() for r in caplog.records)
+
+
+def test_a_slot_a_hook_took_over_is_renewed_until_the_hook_releases_it():
+    clock = Clock(until=5000.0)
+    api = FakeApi(clock, lambda now: None)
+    slot = held(api, clock)
+    run = uuid4()
+    hand_over(run, slot)
+    assert claim_handed_over(run) is slot
+
+    slot.renew_until_released(clock.wait)
+
+    assert max(api.renewed) > 5000.0 - POLICY.renew_every, "still renewed long after the hand-over"
+
+
+def test_a_renewal_answered_after_the_release_says_nothing(caplog):
+    """The run released the slot while a renewal waited on the API: the 410 that renewal gets
+    is the release's doing, not a lost lease."""
+    clock = Clock(until=2000.0)
+    slot: list[HeldSlot] = []
+
+    def released_meanwhile(now):
+        slot[0].release()
+        return gone()
+
+    api = FakeApi(clock, released_meanwhile)
+    slot.append(held(api, clock))
+    slot[0].renew_until_released(clock.wait)
+
+    assert api.released == 1 and not slot[0].lost
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+# -- the real API ------------------------------------------------------------------------------------
+
+
+def active_slots(name: str) -> int:
+    with get_client(sync_client=True) as client:
+        return client.read_global_concurrency_limit_by_name(name).active_slots
+
+
+class FlakyRenewals:
+    """A client factory over the harness whose first ``failures`` renewals fail, as in an outage."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.calls: list[str] = []
+        self.renewed = threading.Event()
+
+    @contextmanager
+    def __call__(self):
+        with get_client(sync_client=True) as api:
+            yield _Flaky(api, self)
+
+
+class _Flaky:
+    def __init__(self, api, flaky: FlakyRenewals) -> None:
+        self._api = api
+        self._flaky = flaky
+
+    def __getattr__(self, name):
+        return getattr(self._api, name)
+
+    def renew_concurrency_lease(self, lease_id, lease_duration):
+        flaky = self._flaky
+        if flaky.calls.count("failed") < flaky.failures:
+            flaky.calls.append("failed")
+            raise httpx.ConnectError("Prefect API unreachable for a moment")
+        answer = self._api.renew_concurrency_lease(lease_id=lease_id, lease_duration=lease_duration)
+        flaky.calls.append(f"renewed {answer.status_code}")  # the API answers 410 for a lease it no longer has
+        flaky.renewed.set()
+        return answer
+
+
+def test_on_the_api_renewal_goes_on_after_failures_and_the_slot_stays_held(caplog):
+    name = "rollway-canary:test:renewals"
+    _create_slot(name)
+    flaky = FlakyRenewals(failures=6)
+    slot = HeldSlot.take(name, QUICK, client=flaky, logger=LOG)
+    slot.start()
+    try:
+        assert flaky.renewed.wait(timeout=15), f"no renewal reached the API after the failures: {flaky.calls}"
+        assert flaky.calls[:7] == ["failed"] * 6 + ["renewed 204"], flaky.calls
+        assert slot.renewing and not slot.lost
+        assert active_slots(name) == 1
+        with pytest.raises(SlotTaken):
+            HeldSlot.take(name, QUICK)
+    finally:
+        slot.release()
+    assert active_slots(name) == 0 and not slot.renewing
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and r.name == LOG.name]
+    assert len(warned) >= 6 and all("of the lease left" in m for m in warned[:6]), warned
+
+
+def test_a_missing_limit_is_not_taken():
+    with pytest.raises(SlotMissing, match="does not exist"):
+        HeldSlot.take("rollway-canary:test:nobody-made-it", QUICK)
+
+
+TARGETS = Targets(cluster="slot-tests", canary_service="slot-canary")
+
+
+def second_run_refused() -> str:
+    """What a second run of the same service gets now; raises if it was let through."""
+    with pytest.raises(RolloutRefused, match="another canary run") as refused:
+        with one_canary_run(TARGETS, policy=QUICK):
+            pass
+    return str(refused.value)
+
+
+def test_a_failed_runs_slot_is_held_through_its_hook_and_freed_after_it():
+    name = canary_slot_name(TARGETS)
+    seen: dict = {}
+
+    def rolling_back(flow, flow_run, state):
+        seen["slots"] = active_slots(name)
+        seen["second"] = second_run_refused()
+
+    hook = releases_handed_over_slot(rolling_back)
+
+    @flow(on_failure=[hook], on_crashed=[hook], on_cancellation=[hook])
+    def failing():
+        with one_canary_run(TARGETS, policy=QUICK):
+            raise RuntimeError("the deploy failed midway")
+
+    state = failing(return_state=True)
+
+    assert state.is_failed()
+    assert seen.get("slots") == 1, f"the slot was free while the hook rolled back: {seen}"
+    assert "is under way" in seen["second"]
+    assert active_slots(name) == 0
+    with one_canary_run(TARGETS, policy=QUICK):
+        assert active_slots(name) == 1
+
+
+def test_a_hook_whose_rollback_fails_still_frees_the_slot():
+    name = canary_slot_name(TARGETS)
+
+    def rollback_fails(flow, flow_run, state):
+        assert active_slots(name) == 1
+        raise RuntimeError("the rollback failed too")
+
+    hook = releases_handed_over_slot(rollback_fails)
+
+    @flow(on_failure=[hook], on_crashed=[hook], on_cancellation=[hook])
+    def failing():
+        with one_canary_run(TARGETS, policy=QUICK):
+            raise RuntimeError("the deploy failed midway")
+
+    assert failing(return_state=True).is_failed()
+    assert active_slots(name) == 0
+
+
+def test_a_retry_of_a_failed_run_holds_the_slot_its_first_attempt_kept():
+    """The first attempt's failure keeps the slot for the hook, but a retry comes instead (no
+    hook runs between attempts): the retry takes the slot back, not a 423 from itself."""
+    name = canary_slot_name(TARGETS)
+    attempts: list[int] = []
+
+    hook = releases_handed_over_slot(lambda flow, flow_run, state: None)
+
+    @flow(retries=1, retry_delay_seconds=0, on_failure=[hook], on_crashed=[hook], on_cancellation=[hook])
+    def flaky_run():
+        with one_canary_run(TARGETS, policy=QUICK):
+            attempts.append(active_slots(name))
+            if len(attempts) == 1:
+                raise RuntimeError("a read failed; the run is retried")
+        return "done"
+
+    assert flaky_run() == "done"
+    assert attempts == [1, 1] and active_slots(name) == 0
+
+
+def test_the_canary_flows_slot_is_held_while_its_hook_rolls_back_on_aws(aws, monkeypatch):
+    """The real `canary` flow and its real hook, on the embedded AWS: the run fails after it
+    deployed the new image, and while the hook's rollback runs, a second run of the service is
+    refused; once the rollback has put the canary back, the slot is free."""
+    import flows.canary
+    import flows.rollback
+    from tests.flows.moto_env import saved_blocks
+    from tests.flows.test_canary_moto import read_back
+
+    blocks = saved_blocks(aws, "slot")
+    name = canary_slot_name(aws.targets)
+    real_rollback = flows.rollback.rollback
+    seen: dict = {}
+
+    def rollback_watched(**kwargs):
+        seen["slots"] = active_slots(name)
+        seen["deployed"] = read_back(aws)[2].task_definition
+        with pytest.raises(RolloutRefused, match="another canary run") as refused:
+            with one_canary_run(aws.targets, policy=QUICK):
+                pass
+        seen["second"] = str(refused.value)
+        return real_rollback(**kwargs)
+
+    def first_shift_fails(*args, **kwargs):
+        raise RuntimeError("the load balancer refused the first shift")
+
+    monkeypatch.setattr(flows.rollback, "rollback", rollback_watched)  # the hook imports it when it runs
+    monkeypatch.setattr(flows.canary, "run_stages", first_shift_fails)
+    image = f"{aws.topology.repository_uri}:2.0.0"
+    with pytest.raises(RuntimeError, match="refused the first shift"):
+        flows.canary.canary(spec=RolloutSpec(image=image, stages=[Stage(weight=5), Stage(weight=100)]),
+                            targets_block=blocks, aws_credentials_block=blocks)
+
+    assert seen.get("slots") == 1, f"the slot was free while the hook rolled back: {seen}"
+    assert "is under way" in seen["second"]
+    weights, stable, canary_service = read_back(aws)
+    assert seen["deployed"] != stable.task_definition, "the run deployed before it failed: a rollback to do"
+    assert canary_service.task_definition == stable.task_definition and canary_service.desired == 0, "rolled back"
+    assert active_slots(name) == 0
