@@ -26,7 +26,9 @@ def prefect_harness() -> Iterator[str]:
     the kill-at-every-step tests ran 2.5x faster without it.
     """
     off = {PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None, PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_ENABLED: False}
-    with temporary_settings(updates=off), prefect_test_harness():
+    # Prefect's 30 s default for the harness's server to start is too short on a loaded 2-core
+    # machine: one slow start errored every flow test of that pytest worker.
+    with temporary_settings(updates=off), prefect_test_harness(server_startup_timeout=120):
         yield PREFECT_API_URL.value()
 
 
@@ -36,10 +38,9 @@ def on_the_harness(prefect_harness: str) -> Iterator[None]:
 
     tests/integration's ``prefect_server`` points PREFECT_API_URL at its `prefect server start`
     for the rest of the session, so a flow test run after it in the same pytest worker talked to
-    two servers: its own calls went to that one, while Prefect's slot-acquisition service (one
-    per process and limit, its client bound when first used) kept the harness. The canary flow
-    created its concurrency limit on one and took the slot on the other ("must be created
-    before acquiring slots", or a slot never released: "423 Locked" for the next run).
+    two servers: its own calls went to that one, while a client bound earlier kept the harness.
+    (The canary flow, when it took its slot through Prefect's slot-acquisition service, created
+    its concurrency limit on one and took the slot on the other.)
     """
     with temporary_settings(updates={PREFECT_API_URL: prefect_harness}):
         yield
