@@ -6,6 +6,11 @@ of its own (``DOCKER_CONFIG``), made by ``docker_session`` and removed when the 
 so the registry credentials ``docker login`` stores never land in ``~/.docker`` and do not
 outlive the run. A consequence: the caller's ``~/.docker`` (its logins, credential helpers and
 contexts) is not used; name the daemon with ``docker_host``.
+
+A process killed outright (SIGKILL, the OOM killer) never runs the session's cleanup, and the
+login token in its directory stays valid for hours (an ECR token: 12 h). Each directory's name
+carries the pid of the process that made it, so the next session removes those whose maker is
+gone (``remove_stale_configs``); a live run's directory is never touched.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import stat
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -257,6 +263,65 @@ class DockerCli:
         return found.group(1)
 
 
+CONFIG_PREFIX = "rollway-docker-"
+# CONFIG_PREFIX, the maker's pid, mkdtemp's random part (letters, digits, "_"; never "-").
+_OURS = re.compile(rf"^{re.escape(CONFIG_PREFIX)}(\d+)-[a-z0-9_]+$")
+
+
+def _running(pid: int) -> bool:
+    """Whether process ``pid`` exists and has not exited (a zombie has: it only awaits its reaper)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process holds the pid: not ours to judge
+    try:
+        # /proc/<pid>/stat: "pid (comm) state ..."; comm may hold spaces and parentheses.
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True  # no /proc (not Linux) or it just went: err on the side of keeping it
+    return state not in ("Z", "X")
+
+
+def remove_stale_configs(root: str | os.PathLike[str] | None = None) -> list[Path]:
+    """Remove the private docker configs of sessions whose process is gone, and say which.
+
+    Only directories this user owns, named by ``docker_session`` (``CONFIG_PREFIX``, a pid,
+    a random part), that are real directories (not symlinks) and whose pid no longer runs.
+    A reused pid keeps its directory until that process ends too: never a live run's.
+
+    Args:
+        root: where the sessions make their directories (default: the temporary directory).
+
+    Returns:
+        The directories removed.
+    """
+    base = Path(root if root is not None else tempfile.gettempdir())
+    removed: list[Path] = []
+    try:
+        entries = list(os.scandir(base))
+    except OSError:
+        return removed
+    for entry in entries:
+        found = _OURS.match(entry.name)
+        if found is None:
+            continue
+        try:
+            info = entry.stat(follow_symlinks=False)
+        except OSError:
+            continue
+        if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid():
+            continue
+        pid = int(found.group(1))
+        if pid == os.getpid() or _running(pid):
+            continue
+        shutil.rmtree(entry.path, ignore_errors=True)
+        if not os.path.lexists(entry.path):
+            removed.append(Path(entry.path))
+    return removed
+
+
 @contextmanager
 def docker_session(executable: str = "docker", *, docker_host: str | None = None,
                    on_line: Callable[[str], None] | None = None,
@@ -264,11 +329,18 @@ def docker_session(executable: str = "docker", *, docker_host: str | None = None
     """A ``DockerCli`` with a private config directory (mode 0700), removed at the end
     whatever happened, with any credentials a login stored in it.
 
+    First it removes the directories of sessions whose process was killed before it could
+    (``remove_stale_configs``), naming each through ``on_line``.
+
     Raises:
         ToolMissing: the executable is not installed (before anything runs).
     """
     found = resolve(executable, _INSTALL_HINT)
-    config_dir = tempfile.mkdtemp(prefix="rollway-docker-")  # mkdtemp makes it 0700
+    for stale in remove_stale_configs():
+        if on_line is not None:
+            on_line(f"removed {stale}, the private docker config of a run that was killed before removing it")
+    # mkdtemp makes it 0700 (the umask can only narrow that); the pid tells later sessions whose it is.
+    config_dir = tempfile.mkdtemp(prefix=f"{CONFIG_PREFIX}{os.getpid()}-")
     try:
         yield DockerCli(found, config_dir, docker_host=docker_host, on_line=on_line,
                         timeout_seconds=timeout_seconds)
