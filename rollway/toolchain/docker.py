@@ -7,6 +7,13 @@ so the registry credentials ``docker login`` stores never land in ``~/.docker`` 
 outlive the run. A consequence: the caller's ``~/.docker`` (its logins, credential helpers and
 contexts) is not used; name the daemon with ``docker_host``.
 
+No credential helper is used either: when a config file holds no credentials, the docker CLI
+looks for a platform default (on Linux ``docker-credential-pass`` when ``pass`` is on PATH,
+else ``docker-credential-secretservice``) and would hand it the login to keep in a keyring
+that outlives the session; ``"credsStore": ""`` reads as unset and does not stop that. A
+config that already names a registry in ``auths`` does (the CLI then keeps what the file
+says), so each session's config starts with one that never resolves (``PINNED_CONFIG``).
+
 A process killed outright (SIGKILL, the OOM killer) never runs the session's cleanup, and the
 login token in its directory stays valid for hours (an ECR token: 12 h). Each directory's name
 carries the pid of the process that made it, so the next session removes those whose maker is
@@ -264,6 +271,12 @@ class DockerCli:
 
 
 CONFIG_PREFIX = "rollway-docker-"
+# The docker CLI detects a default credential helper only for a config file without credentials
+# (config.LoadDefaultConfigFile: "if !configFile.ContainsAuth()"; an empty credsStore counts as
+# none). An entry in auths, for a host that never resolves (RFC 6761), makes it keep logins in
+# this file: in the session's directory, removed with it.
+PINNED_CONFIG = '{"auths": {"rollway.invalid": {}}}\n'
+
 # CONFIG_PREFIX, the maker's pid, mkdtemp's random part (letters, digits, "_"; never "-").
 _OURS = re.compile(rf"^{re.escape(CONFIG_PREFIX)}(\d+)-[a-z0-9_]+$")
 
@@ -329,8 +342,9 @@ def docker_session(executable: str = "docker", *, docker_host: str | None = None
     """A ``DockerCli`` with a private config directory (mode 0700), removed at the end
     whatever happened, with any credentials a login stored in it.
 
-    First it removes the directories of sessions whose process was killed before it could
-    (``remove_stale_configs``), naming each through ``on_line``.
+    Its ``config.json`` keeps logins in the file, never in a credential helper
+    (``PINNED_CONFIG``). First it removes the directories of sessions whose process was
+    killed before it could (``remove_stale_configs``), naming each through ``on_line``.
 
     Raises:
         ToolMissing: the executable is not installed (before anything runs).
@@ -342,6 +356,10 @@ def docker_session(executable: str = "docker", *, docker_host: str | None = None
     # mkdtemp makes it 0700 (the umask can only narrow that); the pid tells later sessions whose it is.
     config_dir = tempfile.mkdtemp(prefix=f"{CONFIG_PREFIX}{os.getpid()}-")
     try:
+        # Logins stay in this file, never in a credential helper's keyring (PINNED_CONFIG).
+        descriptor = os.open(Path(config_dir) / "config.json", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as config:
+            config.write(PINNED_CONFIG)
         yield DockerCli(found, config_dir, docker_host=docker_host, on_line=on_line,
                         timeout_seconds=timeout_seconds)
     finally:
