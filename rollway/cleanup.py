@@ -456,45 +456,97 @@ def _plan_images(
     return tuple(delete), tuple(gone), refusals
 
 
-def production_resources(targets: Targets) -> dict[str, str]:
-    """Every resource name in ``targets`` that production runs on -> what it is, for refusals."""
-    named = {
-        targets.cluster: "Targets.cluster, the ECS cluster",
-        targets.stable_service: "Targets.stable_service, the stable service",
-        targets.canary_service: "Targets.canary_service, the canary service",
-        targets.load_balancer: "Targets.load_balancer, the load balancer",
-        targets.stable_target_group: "Targets.stable_target_group, the stable target group",
-        targets.canary_target_group: "Targets.canary_target_group, the canary target group",
-        targets.ecr_repository: "Targets.ecr_repository, the image repository",
-        targets.flags_table: "Targets.flags_table, the feature flags table",
-        targets.rollouts_table: "Targets.rollouts_table, the rollout ledger",
-        targets.alert_topic: "Targets.alert_topic, the alert topic",
-        targets.dashboard: "Targets.dashboard, the dashboard",
+# What a physical resource id identifies, compared whole: (kind, name) or, for an ECS service,
+# (kind, cluster, name). CloudFormation's physical id of a cluster, a repository, a table, an
+# alarm or a dashboard is its bare name, which carries no kind: those share the kind "name".
+_Identity = tuple[str, ...]
+_NAMED = "name"
+# An SQS queue URL: scheme, host, account, queue name; nothing after.
+_QUEUE_URL = re.compile(r"^https?://[^/]+/[^/]+/([^/]+)$", re.IGNORECASE)
+
+
+def production_resources(targets: Targets) -> dict[_Identity, str]:
+    """Every resource ``targets`` names that production runs on, by identity -> what it is, for refusals."""
+    named: dict[_Identity, str] = {
+        (_NAMED, targets.cluster): f"{targets.cluster} (Targets.cluster, the ECS cluster)",
+        ("service", targets.cluster, targets.stable_service):
+            f"{targets.stable_service} (Targets.stable_service, the stable service)",
+        ("service", targets.cluster, targets.canary_service):
+            f"{targets.canary_service} (Targets.canary_service, the canary service)",
+        ("load-balancer", targets.load_balancer): f"{targets.load_balancer} (Targets.load_balancer, the load balancer)",
+        ("target-group", targets.stable_target_group):
+            f"{targets.stable_target_group} (Targets.stable_target_group, the stable target group)",
+        ("target-group", targets.canary_target_group):
+            f"{targets.canary_target_group} (Targets.canary_target_group, the canary target group)",
+        (_NAMED, targets.ecr_repository): f"{targets.ecr_repository} (Targets.ecr_repository, the image repository)",
+        (_NAMED, targets.flags_table): f"{targets.flags_table} (Targets.flags_table, the feature flags table)",
+        (_NAMED, targets.rollouts_table): f"{targets.rollouts_table} (Targets.rollouts_table, the rollout ledger)",
+        ("topic", targets.alert_topic): f"{targets.alert_topic} (Targets.alert_topic, the alert topic)",
+        (_NAMED, targets.dashboard): f"{targets.dashboard} (Targets.dashboard, the dashboard)",
     }
     for queue in targets.queues:
-        named[queue.name] = "a queue in Targets.queues"
-        named[queue.dlq_name] = "a dead-letter queue in Targets.queues"
+        named[("queue", queue.name)] = f"{queue.name} (a queue in Targets.queues)"
+        named[("queue", queue.dlq_name)] = f"{queue.dlq_name} (a dead-letter queue in Targets.queues)"
     for table in targets.tables:
-        named[table.name] = "a table in Targets.tables"
+        named.setdefault((_NAMED, table.name), f"{table.name} (a table in Targets.tables)")
     for alarm in targets.alarms:
-        named[alarm] = "an alarm in Targets.alarms"
+        named.setdefault((_NAMED, alarm), f"{alarm} (an alarm in Targets.alarms)")
     return named
 
 
-_ID_PARTS = re.compile(r"[/:]")
+def resource_identity(physical_id: str) -> _Identity | None:
+    """What a CloudFormation physical resource id identifies, read whole, or None when it is of a
+    kind production's resources never are (a listener, a role, a log stream...).
+
+    A bare name (cluster, repository, table, alarm, dashboard), a queue URL, or the ARN of a
+    queue, topic, table, cluster, service, load balancer, target group, repository, alarm or
+    dashboard. A service ARN of the old form (no cluster in it) counts as in every cluster.
+    """
+    if not physical_id.startswith("arn:"):
+        if "://" in physical_id:
+            found = _QUEUE_URL.match(physical_id)
+            return ("queue", found.group(1)) if found else None
+        return (_NAMED, physical_id)
+    parts = physical_id.split(":", 5)
+    if len(parts) != 6:
+        return None
+    service, resource = parts[2], parts[5]
+    kind, _, rest = resource.partition("/")
+    if service == "sqs" and "/" not in resource:
+        return ("queue", resource)
+    if service == "sns" and "/" not in resource:
+        return ("topic", resource)
+    if service == "cloudwatch" and resource.startswith("alarm:"):
+        return (_NAMED, resource.removeprefix("alarm:"))
+    if (service, kind) in {("dynamodb", "table"), ("ecs", "cluster"), ("cloudwatch", "dashboard")} and "/" not in rest:
+        return (_NAMED, rest) if rest else None
+    if (service, kind) == ("ecr", "repository") and rest:
+        return (_NAMED, rest)
+    if (service, kind) == ("ecs", "service"):
+        cluster, _, name = rest.rpartition("/")
+        return ("service", cluster, name) if name and "/" not in cluster else None
+    segments = rest.split("/")
+    if (service, kind) == ("elasticloadbalancing", "loadbalancer") and len(segments) == 3:
+        return ("load-balancer", segments[1])  # loadbalancer/app/<name>/<id>
+    if (service, kind) == ("elasticloadbalancing", "targetgroup") and len(segments) == 2:
+        return ("target-group", segments[0])  # targetgroup/<name>/<id>
+    return None
 
 
-def _holds(physical_id: str, name: str) -> bool:
-    """Whether a physical resource id (a name, an ARN or a queue URL) names ``name``: its
-    '/'- and ':'-separated parts hold the name's parts in a row (``.../service/cluster/<name>``,
-    ``...:loadbalancer/app/<name>/<id>``, ``https://sqs.../<account>/<name>``)."""
-    have, want = _ID_PARTS.split(physical_id), _ID_PARTS.split(name)
-    return any(have[i:i + len(want)] == want for i in range(len(have) - len(want) + 1))
+def _held(physical_id: str, production: Mapping[_Identity, str]) -> str | None:
+    """What of ``production`` the resource ``physical_id`` is, or None."""
+    identity = resource_identity(physical_id)
+    if identity is None:
+        return None
+    if identity[0] == "service" and not identity[1]:  # old-form ARN: whatever cluster it is in
+        return next((what for (kind, *rest), what in production.items()
+                     if kind == "service" and rest[-1] == identity[2]), None)
+    return production.get(identity)
 
 
 def _plan_stacks(
     names: Sequence[str], live: Sequence[str], stacks: Mapping[str, StackState],
-    production: Mapping[str, str] | None = None,
+    production: Mapping[_Identity, str] | None = None,
 ) -> tuple[tuple[str, ...], tuple[str, ...], list[Refusal]]:
     # Compared without case: a name differing from a live stack only by case is far likelier
     # a typo of it than an old stack to delete.
@@ -504,8 +556,8 @@ def _plan_stacks(
         state = stacks.get(name, StackState(name=name))
         # A stack deletes what it made: one that made something production still uses (the
         # old stack kept the queue the new service reads) is refused, whatever its name.
-        held = sorted({f"{target} ({what})" for resource in state.resources
-                       for target, what in (production or {}).items() if _holds(resource, target)})
+        held = sorted({what for resource in state.resources
+                       for what in [_held(resource, production or {})] if what is not None})
         if name.lower() in live_by_lower:
             refusals.append(Refusal(kind="stack", name=name, reason=(
                 f"it is the live stack {live_by_lower[name.lower()]!r} (Targets.stacks): production runs on it")))

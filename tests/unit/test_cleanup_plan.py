@@ -219,18 +219,45 @@ def test_summary_says_what_was_deleted_gone_and_refused():
     assert refused.startswith("# Cleanup refused: nothing was deleted") and "image tag `2.0.0`" in refused
 
 
+A = "arn:aws:{}:us-west-2:123456789012:{}"
+
+
 @pytest.mark.parametrize(
     ("resource", "held"),
     [
-        ("arn:aws:ecs:us-west-2:1:service/webordinary-edit-cluster/webordinary-edit-service",
-         "webordinary-edit-cluster (Targets.cluster, the ECS cluster); webordinary-edit-service (Targets.stable_service"),
-        ("arn:aws:elasticloadbalancing:us-west-2:1:loadbalancer/app/webordinary-edit-alb/50dc6c495c0c9188",
+        # Real holds: each production resource as CloudFormation names it (and its ARN).
+        (A.format("ecs", "service/webordinary-edit-cluster/webordinary-edit-service"),
+         "webordinary-edit-service (Targets.stable_service, the stable service)"),
+        (A.format("ecs", "service/webordinary-edit-service-canary"),  # the old ARN form, no cluster
+         "webordinary-edit-service-canary (Targets.canary_service"),
+        ("webordinary-edit-cluster", "webordinary-edit-cluster (Targets.cluster"),
+        (A.format("ecs", "cluster/webordinary-edit-cluster"), "webordinary-edit-cluster (Targets.cluster"),
+        (A.format("elasticloadbalancing", "loadbalancer/app/webordinary-edit-alb/50dc6c495c0c9188"),
          "webordinary-edit-alb (Targets.load_balancer"),
+        (A.format("elasticloadbalancing", "targetgroup/webordinary-edit-canary/73e2d6bc24d8a067"),
+         "webordinary-edit-canary (Targets.canary_target_group"),
         ("https://sqs.us-west-2.amazonaws.com/1/webordinary-edit-input-dlq", "webordinary-edit-input-dlq (a dead-letter"),
+        (A.format("sqs", "webordinary-edit-input"), "webordinary-edit-input (a queue in Targets.queues)"),
+        ("webordinary-feature-flags", "webordinary-feature-flags (Targets.flags_table"),
+        (A.format("dynamodb", "table/webordinary-rollouts"), "webordinary-rollouts (Targets.rollouts_table"),
+        (A.format("sns", "webordinary-alerts"), "webordinary-alerts (Targets.alert_topic"),
+        (A.format("cloudwatch", "alarm:webordinary-edit-dlq-messages"), "webordinary-edit-dlq-messages (an alarm"),
+        ("webordinary-edit-dashboard", "webordinary-edit-dashboard (Targets.dashboard"),
         ("webordinary/edit-container", "webordinary/edit-container (Targets.ecr_repository"),
+        (A.format("ecr", "repository/webordinary/edit-container"), "webordinary/edit-container (Targets.ecr_repository"),
         # Names that only begin like a production one are not it.
-        ("arn:aws:ecs:us-west-2:1:service/webordinary-old-cluster/webordinary-edit-service-old", None),
+        (A.format("ecs", "service/webordinary-old-cluster/webordinary-edit-service-old"), None),
         ("webordinary-edit-input-old", None),
+        # Resources whose id merely contains a production name are other resources.
+        (A.format("ecs", "service/webordinary-old-cluster/webordinary-edit-service"), None),  # another cluster's
+        ("/ecs/webordinary-edit-service", None),  # a log group
+        (A.format("iam", "role/webordinary-edit-cluster").replace("us-west-2", ""), None),
+        (A.format("elasticloadbalancing", "listener/app/webordinary-edit-alb/50dc6c495c0c9188/f2f7dc8efc522ab2"),
+         None),
+        ("https://sqs.us-west-2.amazonaws.com/1/webordinary-edit-input-old", None),
+        (A.format("dynamodb", "table/webordinary-rollouts/stream/2026-11-30T00:00:00.000"), None),
+        (A.format("sns", "webordinary-alerts:0f6a0d6e-3c4f-4b43-9b86-1f0c51a0e4c1"), None),  # a subscription
+        ("webordinary-edit-cluster/webordinary-edit-service", None),
     ],
 )
 def test_a_stack_holding_a_production_resource_is_refused(resource, held):
