@@ -333,6 +333,8 @@ class CleanupPlan(BaseModel):
         delete_stacks: stacks that exist, to delete.
         gone_stacks: stacks that no longer exist.
         refusals: what will not be deleted, with reasons; any refusal stops the run before it deletes.
+        in_use: every task definition in use and the image it runs (``describe_uses``), for the
+            run's artifact: a refusal and the run's log name only the first few.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -343,6 +345,7 @@ class CleanupPlan(BaseModel):
     delete_stacks: tuple[str, ...] = ()
     gone_stacks: tuple[str, ...] = ()
     refusals: tuple[Refusal, ...] = ()
+    in_use: tuple[str, ...] = ()
 
     @property
     def refused(self) -> bool:
@@ -384,7 +387,41 @@ def plan_cleanup(
                                                        production_resources(targets))
     refusals += refused
     return CleanupPlan(archive=archive_step, delete_tags=delete_tags, gone_tags=gone_tags,
-                       delete_stacks=delete_stacks, gone_stacks=gone_stacks, refusals=tuple(refusals))
+                       delete_stacks=delete_stacks, gone_stacks=gone_stacks, refusals=tuple(refusals),
+                       in_use=describe_uses(in_use))
+
+
+FIRST_FEW = 3
+"""How many items a log line or a refusal names before it says how many more there are."""
+
+
+def describe_use(use: ImageUse) -> str:
+    """One task definition in use, for a person: ``family:revision (why) runs image``."""
+    return f"task definition {_short(use.task_definition)} ({use.why}) runs {use.image}"
+
+
+def describe_uses(in_use: Sequence[ImageUse]) -> tuple[str, ...]:
+    return tuple(describe_use(use) for use in in_use)
+
+
+def first_few(items: Sequence[str], first: int = FIRST_FEW) -> str:
+    """``items`` joined with "; ", at most ``first`` of them, then how many more and where they are.
+
+    A big cluster keeps hundreds of ACTIVE revisions in use: the full list goes to the run's
+    artifact (its "In use" section), the log and the refusals name the first few.
+    """
+    shown = "; ".join(items[:first])
+    more = len(items) - first
+    return f"{shown}; and {more} more (every one under In use in the run's artifact)" if more > 0 else shown
+
+
+def in_use_summary(in_use: Sequence[ImageUse]) -> str:
+    """The log's one line about what production runs: counts, then the first few."""
+    if not in_use:
+        return "no task definition in use"
+    images = len({use.image for use in in_use})
+    return (f"{len(in_use)} task definition(s) in use, running {images} distinct image(s): "
+            f"{first_few(describe_uses(in_use))}")
 
 
 def _plan_archive(spec: CleanupSpec, archive: ArchiveState) -> tuple[ArchiveStep, list[Refusal]]:
@@ -444,11 +481,10 @@ def _plan_images(
                 "'latest' is what an image reference without a tag pulls; it is never deleted by cleanup")))
         elif tag in by_tag:
             uses = by_tag[tag]
-            refusals.append(Refusal(kind="image tag", name=tag, reason="in use: " + "; ".join(
-                f"task definition {_short(u.task_definition)} ({u.why}) runs {u.image}" for u in uses)))
+            refusals.append(Refusal(kind="image tag", name=tag, reason="in use: " + first_few(describe_uses(uses))))
         elif tag in digest_of and digest_of[tag] in by_digest:
             refusals.append(Refusal(kind="image tag", name=tag, reason=(
-                f"it tags image {digest_of[tag]}, which is in use: " + "; ".join(by_digest[digest_of[tag]]))))
+                f"it tags image {digest_of[tag]}, which is in use: " + first_few(by_digest[digest_of[tag]]))))
         elif tag not in digest_of:
             gone.append(tag)
         else:
@@ -597,6 +633,7 @@ class CleanupResult(BaseModel):
         deleted_tags, deleted_stacks: what was deleted (would be, in a dry run).
         gone_tags, gone_stacks: what was already gone.
         refusals: what was refused (a run with any deletes nothing).
+        in_use: every task definition in use and the image it runs (what image tags it kept).
         not_done: what a run that stopped part-way left as it was.
         stopped: why it stopped part-way, or None.
     """
@@ -611,6 +648,7 @@ class CleanupResult(BaseModel):
     deleted_stacks: tuple[str, ...] = ()
     gone_stacks: tuple[str, ...] = ()
     refusals: tuple[Refusal, ...] = ()
+    in_use: tuple[str, ...] = ()
     not_done: tuple[str, ...] = ()
     stopped: str | None = None
 
@@ -625,7 +663,7 @@ def planned_result(plan: CleanupPlan) -> CleanupResult:
             pushed = f"`{a.tag}` on remote `{a.push_to}`: " + ("there already" if a.pushed else "would be pushed")
     return CleanupResult(dry_run=True, archived=archived, pushed=pushed, deleted_tags=plan.delete_tags,
                          gone_tags=plan.gone_tags, deleted_stacks=plan.delete_stacks, gone_stacks=plan.gone_stacks,
-                         refusals=plan.refusals)
+                         refusals=plan.refusals, in_use=plan.in_use)
 
 
 def summary_markdown(result: CleanupResult, repository: str) -> str:
@@ -655,4 +693,6 @@ def summary_markdown(result: CleanupResult, repository: str) -> str:
     section("Refused", [f"{r.kind} `{r.name}`: {r.reason}" for r in result.refusals])
     if result.stopped or result.not_done:
         section("Not done", list(result.not_done))
+    if result.in_use:
+        section(f"In use: {len(result.in_use)} task definition(s), whose images are kept", list(result.in_use))
     return "\n".join(lines).rstrip() + "\n"

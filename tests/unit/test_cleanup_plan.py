@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from rollway.cleanup import (
     ArchiveState, CleanupResult, CleanupSpec, ImageUse, RepositoryImage, StackState, check_git_tag_name,
-    parse_image, plan_cleanup, planned_result, summary_markdown,
+    in_use_summary, parse_image, plan_cleanup, planned_result, summary_markdown,
 )
 from rollway.targets import Targets
 
@@ -283,3 +283,32 @@ def test_a_rerun_after_head_moved_is_told_how_to_carry_on():
     (refusal,) = plan_cleanup(pinned, T, stacks={}, in_use=(), images=(),
                               archive=ArchiveState(commit="c1", local_commit="c0")).refusals
     assert "earlier cleanup run" not in refusal.reason  # the person named the commit: no guess
+
+
+def test_a_big_clusters_uses_are_counted_in_the_log_and_refusals_and_listed_in_full_in_the_artifact():
+    # 200 ACTIVE revisions, every one running 2.0.0 (or pinning its digest): a rollback may restore any.
+    uses = tuple(ImageUse(task_definition=f"arn:aws:ecs:us-west-2:1:task-definition/webordinary-edit-task:{n}",
+                          why="an ACTIVE revision", image=f"{REPO}:2.0.0" if n % 2 else f"{REPO}@{D_CUR}")
+                 for n in range(1, 201))
+    planned = plan_cleanup(CleanupSpec(old_image_tags=("2.0.0", "release")), T, stacks={}, in_use=uses,
+                           images=IMAGES)
+    by_tag = {r.name: r.reason for r in planned.refusals}
+    assert by_tag["2.0.0"].startswith("in use: task definition webordinary-edit-task:1 (an ACTIVE revision) runs")
+    assert by_tag["2.0.0"].count("task definition") == 3 and "; and 97 more (every one under In use" in by_tag["2.0.0"]
+    assert by_tag["release"].count("task definition") == 3 and "; and 197 more" in by_tag["release"]
+    line = in_use_summary(uses)
+    assert line.startswith("200 task definition(s) in use, running 2 distinct image(s): task definition "
+                           "webordinary-edit-task:1 (an ACTIVE revision) runs")
+    assert line.count("task definition webordinary-edit-task:") == 3 and line.endswith(
+        "; and 197 more (every one under In use in the run's artifact)")
+    text = summary_markdown(planned_result(planned), T.ecr_repository)
+    assert "## In use: 200 task definition(s), whose images are kept" in text
+    assert all(f"- task definition webordinary-edit-task:{n} (an ACTIVE revision) runs" in text for n in range(1, 201))
+
+
+def test_a_few_uses_are_named_in_full():
+    assert in_use_summary(IN_USE[:2]) == (
+        "2 task definition(s) in use, running 2 distinct image(s): task definition webordinary-edit-task:3 "
+        f"(the stable service deploys it) runs {REPO}:2.0.0; task definition webordinary-edit-task:2 "
+        f"(an ACTIVE revision) runs {REPO}:1.0.0")
+    assert in_use_summary(()) == "no task definition in use"
