@@ -22,6 +22,8 @@ gone (``remove_stale_configs``); a live run's directory is never touched.
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import re
 import shutil
@@ -33,8 +35,8 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from rollway.image import is_loopback
 from rollway.toolchain.process import ToolError, ToolFailed, ToolResult, resolve, run_tool
+from rollway.toolchain.registry import RegistryUnanswered, manifest_digest, split_reference
 
 _INSTALL_HINT = "install the docker CLI (Debian: apt-get install docker.io) or pass its path"
 # The daemon's words when the CLI cannot reach it (the socket is missing, or nothing listens).
@@ -245,29 +247,31 @@ class DockerCli:
         return digests[-1]
 
     def remote_digest(self, reference: str) -> str | None:
-        """The digest the registry holds for ``reference``, or None when it holds no such tag
-        (``docker manifest inspect``, with this CLI's logins).
+        """The digest the registry holds for ``reference``, or None when it holds no such tag,
+        with this CLI's login to the registry when it has one.
 
+        Asked over the registry's API (``rollway.toolchain.registry``), not with ``docker
+        manifest inspect``: for an image index (what the containerd image store pushes) that
+        shows only the platform manifests' digests, never the index's that ``push`` reported.
         Plain HTTP is allowed only for a registry on this machine (as dockerd allows it).
 
         Raises:
             DockerCommandFailed: the registry could not be asked (unreachable, unauthorized).
         """
-        registry = reference.split("/", 1)[0]
-        args = ["manifest", "inspect", "--verbose"]
-        if is_loopback(registry):
-            args.append("--insecure")
         try:
-            result = self._run(*args, reference, timeout_seconds=120, quiet=True)
-        except ToolFailed as err:
-            if any("no such manifest" in line or "manifest unknown" in line for line in err.tail):
-                return None
-            raise DockerCommandFailed(f"could not ask {registry} whether {reference} exists: "
-                                      f"{' '.join(_meaningful(err.tail)[-3:])}") from err
-        found = re.search(r'"digest":\s*"(sha256:[0-9a-f]{64})"', "\n".join(result.output))
-        if found is None:
-            raise DockerCommandFailed(f"docker manifest inspect {reference} showed no digest")
-        return found.group(1)
+            registry = split_reference(reference)[0]
+            return manifest_digest(reference, login=self._login_for(registry), timeout_seconds=120)
+        except RegistryUnanswered as err:
+            raise DockerCommandFailed(f"could not ask the registry whether {reference} exists: {err}") from None
+
+    def _login_for(self, registry: str) -> tuple[str, str] | None:
+        """The (username, password) ``login`` left in the private config for ``registry``, if any."""
+        try:
+            auths = json.loads((self.config_dir / "config.json").read_text()).get("auths", {})
+            username, _, password = base64.b64decode(auths[registry]["auth"]).decode().partition(":")
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return None
+        return (username, password) if username else None
 
 
 CONFIG_PREFIX = "rollway-docker-"

@@ -9,8 +9,8 @@ import os
 import pytest
 from pydantic import SecretStr
 
-from rollway.toolchain.docker import BuildFailed, DaemonUnreachable, PushRefused, docker_session
-from rollway.toolchain.process import ToolMissing
+from rollway.toolchain.docker import BuildFailed, DaemonUnreachable, PushRefused, docker_environment, docker_session
+from rollway.toolchain.process import ToolMissing, run_tool
 from tests.toolchain.docker_engine import docker_engine  # noqa: F401 - the fixture
 
 pytestmark = pytest.mark.integration
@@ -118,3 +118,23 @@ def test_no_credential_helper_on_path_is_used_for_the_login(docker_engine, monke
     assert stored["auths"][docker_engine.registry]["auth"] == base64.b64encode(
         b"robot:token-for-the-file-only").decode()
     assert not stored.get("credsStore") and not stored.get("credHelpers")
+
+
+def test_the_digest_of_an_index_is_the_index_s_own_as_the_push_reported_it(docker_engine):
+    """The containerd image store (docker 24+; not this dockerd 20.10) pushes an image index and
+    `docker push` reports the index's digest. An index pushed with `docker manifest push` stands
+    in for it here: the registry's digest of the tag is the index's, not a platform manifest's."""
+    context = docker_engine.context("indexed", payload="an image behind an index")
+    single = f"{docker_engine.registry}/webordinary/indexed:1.0.0-amd64"
+    indexed = f"{docker_engine.registry}/webordinary/indexed:1.0.0"
+    with docker_session(docker_host=docker_engine.docker_host) as docker:
+        docker.tag(docker.build(context), single)
+        platform_digest = docker.push(single)
+        env = docker_environment(os.environ, docker.config_dir, docker.docker_host)
+        run_tool([docker.executable, "manifest", "create", "--insecure", indexed, single], env=env, timeout_seconds=60)
+        pushed = run_tool([docker.executable, "manifest", "push", "--insecure", indexed], env=env,
+                          timeout_seconds=120).output[-1].strip()
+        assert pushed.startswith("sha256:") and pushed != platform_digest
+        assert docker_engine.served_digest("webordinary/indexed", "1.0.0") == pushed
+        assert docker.remote_digest(indexed) == pushed
+        assert docker.remote_digest(single) == platform_digest
