@@ -1,7 +1,8 @@
 """The docker CLI as an adapter: build, tag, log in, push, log out.
 
 Every call goes through ``rollway.toolchain.process.run_tool`` (an argument list, output
-streamed line by line, secrets masked). Each ``DockerCli`` works in a docker config directory
+streamed line by line, secrets masked), except ``remote_digest``, which asks the registry's
+API (``rollway.toolchain.registry``). Each ``DockerCli`` works in a docker config directory
 of its own (``DOCKER_CONFIG``), made by ``docker_session`` and removed when the session ends,
 so the registry credentials ``docker login`` stores never land in ``~/.docker`` and do not
 outlive the run. A consequence: the caller's ``~/.docker`` (its logins, credential helpers and
@@ -16,8 +17,9 @@ says), so each session's config starts with one that never resolves (``PINNED_CO
 
 A process killed outright (SIGKILL, the OOM killer) never runs the session's cleanup, and the
 login token in its directory stays valid for hours (an ECR token: 12 h). Each directory's name
-carries the pid of the process that made it, so the next session removes those whose maker is
-gone (``remove_stale_configs``); a live run's directory is never touched.
+carries the pid of the process that made it and its pid namespace, so the next session removes
+those whose maker is gone (``remove_stale_configs``); a live run's directory is never touched,
+nor one made in another pid namespace (a container sharing this /tmp), whose pids mean nothing here.
 """
 
 from __future__ import annotations
@@ -281,8 +283,20 @@ CONFIG_PREFIX = "rollway-docker-"
 # this file: in the session's directory, removed with it.
 PINNED_CONFIG = '{"auths": {"rollway.invalid": {}}}\n'
 
-# CONFIG_PREFIX, the maker's pid, mkdtemp's random part (letters, digits, "_"; never "-").
-_OURS = re.compile(rf"^{re.escape(CONFIG_PREFIX)}(\d+)-[a-z0-9_]+$")
+# CONFIG_PREFIX, the maker's pid and pid namespace, mkdtemp's random part (letters, digits, "_"; never "-").
+_OURS = re.compile(rf"^{re.escape(CONFIG_PREFIX)}p(\d+)-n(\d+)-[a-z0-9_]+$")
+
+
+def _pid_namespace() -> int:
+    """This process's pid namespace (the inode /proc/self/ns/pid names); 0 where there is none."""
+    try:
+        return int(re.sub(r"\D", "", os.readlink("/proc/self/ns/pid")) or 0)
+    except (OSError, ValueError):
+        return 0
+
+
+def _config_prefix() -> str:
+    return f"{CONFIG_PREFIX}p{os.getpid()}-n{_pid_namespace()}-"
 
 
 def _running(pid: int) -> bool:
@@ -305,8 +319,9 @@ def remove_stale_configs(root: str | os.PathLike[str] | None = None) -> list[Pat
     """Remove the private docker configs of sessions whose process is gone, and say which.
 
     Only directories this user owns, named by ``docker_session`` (``CONFIG_PREFIX``, a pid,
-    a random part), that are real directories (not symlinks) and whose pid no longer runs.
-    A reused pid keeps its directory until that process ends too: never a live run's.
+    a pid namespace, a random part) in this process's pid namespace, that are real directories
+    (not symlinks) and whose pid no longer runs. A reused pid keeps its directory until that
+    process ends too: never a live run's.
 
     Args:
         root: where the sessions make their directories (default: the temporary directory).
@@ -315,6 +330,7 @@ def remove_stale_configs(root: str | os.PathLike[str] | None = None) -> list[Pat
         The directories removed.
     """
     base = Path(root if root is not None else tempfile.gettempdir())
+    namespace = _pid_namespace()
     removed: list[Path] = []
     try:
         entries = list(os.scandir(base))
@@ -322,7 +338,7 @@ def remove_stale_configs(root: str | os.PathLike[str] | None = None) -> list[Pat
         return removed
     for entry in entries:
         found = _OURS.match(entry.name)
-        if found is None:
+        if found is None or int(found.group(2)) != namespace:
             continue
         try:
             info = entry.stat(follow_symlinks=False)
@@ -358,7 +374,7 @@ def docker_session(executable: str = "docker", *, docker_host: str | None = None
         if on_line is not None:
             on_line(f"removed {stale}, the private docker config of a run that was killed before removing it")
     # mkdtemp makes it 0700 (the umask can only narrow that); the pid tells later sessions whose it is.
-    config_dir = tempfile.mkdtemp(prefix=f"{CONFIG_PREFIX}{os.getpid()}-")
+    config_dir = tempfile.mkdtemp(prefix=_config_prefix())
     try:
         # Logins stay in this file, never in a credential helper's keyring (PINNED_CONFIG).
         descriptor = os.open(Path(config_dir) / "config.json", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

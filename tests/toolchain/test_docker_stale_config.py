@@ -64,7 +64,8 @@ def test_a_session_removes_the_config_of_a_killed_run_and_keeps_a_live_ones(tmp:
         with docker_session(sys.executable, on_line=lines.append) as docker:
             assert not killed.config_dir.exists()
             assert (live.config_dir / "config.json").exists()
-            assert docker.config_dir.name.startswith(f"{CONFIG_PREFIX}{os.getpid()}-")
+            namespace = os.readlink("/proc/self/ns/pid").strip("pid:[]")
+            assert docker.config_dir.name.startswith(f"{CONFIG_PREFIX}p{os.getpid()}-n{namespace}-")
             assert oct(docker.config_dir.stat().st_mode & 0o777) == "0o700"
         assert lines == [f"removed {killed.config_dir}, the private docker config of a run that was killed "
                          "before removing it"]
@@ -81,22 +82,26 @@ def test_only_our_own_directories_of_dead_runs_are_removed(tmp: Path) -> None:
     killed.kill()
     killed.end()
     dead = killed.process.pid
-    others = tmp / f"{CONFIG_PREFIX}{dead}-another_user"  # another user's, same pattern
+    ours = killed.config_dir.name.removesuffix(killed.config_dir.name.rsplit("-", 1)[1])  # prefix, pid, namespace
+    others = tmp / f"{ours}another_user"  # another user's, same pattern
     others.mkdir()
     os.chown(others, 65534, 65534)  # the tests run as root (make test needs it for dockerd)
     target = tmp / "elsewhere"
     target.mkdir()
     (target / "keep").write_text("x")
-    link = tmp / f"{CONFIG_PREFIX}{dead}-a_link"  # a symlink in a shared /tmp is never followed
+    link = tmp / f"{ours}a_link"  # a symlink in a shared /tmp is never followed
     link.symlink_to(target)
-    plain_file = tmp / f"{CONFIG_PREFIX}{dead}-a_file"
+    plain_file = tmp / f"{ours}a_file"
     plain_file.write_text("x")
     unnamed = tmp / f"{CONFIG_PREFIX}x1y2z3ab"  # an older session's name: no pid, whose is unknown
     unnamed.mkdir()
+    # Made in another pid namespace (a container sharing this /tmp): its pid means nothing here.
+    elsewhere = tmp / f"{CONFIG_PREFIX}p{dead}-n1-other_ns"
+    elsewhere.mkdir()
     unrelated = tmp / f"other-{dead}-thing"
     unrelated.mkdir()
     with docker_session(sys.executable):
         pass
     assert not killed.config_dir.exists()
-    for kept in (others, link, target / "keep", plain_file, unnamed, unrelated):
+    for kept in (others, link, target / "keep", plain_file, unnamed, elsewhere, unrelated):
         assert os.path.lexists(kept), kept
