@@ -114,13 +114,15 @@ def _authorized_get(client: httpx.Client, url: str, login: tuple[str, str] | Non
     if scheme != "bearer" or "realm" not in params:
         return answer  # nothing rollway can answer it with: the 401 is reported
     query = {k: v for k, v in params.items() if k in ("service", "scope")}
-    granted = client.get(params["realm"], params=query, auth=login) if login else client.get(params["realm"],
-                                                                                               params=query)
+    granted = client.get(params["realm"], params=query, auth=login)  # None: anonymous, as docker pulls
     if granted.status_code != 200:
         return granted
-    token = _token(granted.json() if granted.content else {})
+    try:
+        token = _token(granted.json())
+    except ValueError:  # not JSON: no token in it
+        token = None
     if token is None:
-        return granted
+        raise RegistryUnanswered(f"the token server {params['realm']} answered without a token")
     return client.get(url, headers={**headers, "Authorization": f"Bearer {token}"})
 
 

@@ -67,6 +67,16 @@ def test_the_login_buys_the_token_when_the_realm_wants_one_and_never_shows_in_er
     assert SECRET not in str(refused.value) and "wrong" not in str(refused.value)
 
 
+def test_a_token_server_answering_without_a_token_is_reported_not_taken_for_the_manifest():
+    def handle(request: httpx.Request) -> httpx.Response:
+        if request.url.host == "auth.example.com":
+            return httpx.Response(200, text="<html>sign in</html>")
+        return httpx.Response(401, headers={"WWW-Authenticate": BEARER})
+
+    with pytest.raises(RegistryUnanswered, match="answered without a token"):
+        manifest_digest("registry.example.com/team/repo:1.0.0", transport=httpx.MockTransport(handle))
+
+
 def test_basic_authentication_uses_the_login_and_without_one_the_401_is_reported():
     transport, _ = registry(challenge='Basic realm="registry"')
     assert manifest_digest("registry.example.com/team/repo:1.0.0", login=("robot", SECRET), transport=transport) == DIGEST
