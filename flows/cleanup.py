@@ -31,8 +31,8 @@ from flows.params import WaitSeconds
 from rollway.aws.cloudformation import CloudFormationStacks
 from rollway.aws.ecr_images import EcrImages
 from rollway.cleanup import (
-    CleanupIncomplete, CleanupPlan, CleanupRefused, CleanupResult, CleanupSpec, plan_cleanup, planned_result,
-    summary_markdown,
+    CleanupIncomplete, CleanupPlan, CleanupRefused, CleanupResult, CleanupSpec, in_use_summary, plan_cleanup,
+    planned_result, summary_markdown,
 )
 from rollway.targets import Targets
 from rollway.toolchain.git import GitCli
@@ -67,8 +67,8 @@ def run_cleanup(spec: CleanupSpec, targets: Targets, get_client: Callable[[str],
                  archive.remote_commit or "no such tag")
     # What production runs matters to image tags only; a stacks-only run does not read it.
     in_use = steps.images_in_use(get_client("ecs"), targets) if spec.old_image_tags else ()
-    for use in in_use:
-        log.info("in use: %s (%s) runs %s", use.task_definition.rsplit("/", 1)[-1], use.why, use.image)
+    if spec.old_image_tags:  # counts and the first few: a big cluster's full list is the artifact's
+        log.info("in use: %s", in_use_summary(in_use))
     repository_images = steps.list_images(images) if spec.old_image_tags else ()
     described = {name: steps.describe_stack(stacks, name) for name in spec.old_stacks}
     for state in described.values():
@@ -95,7 +95,8 @@ class _Progress:
 
     def __init__(self, spec: CleanupSpec, plan: CleanupPlan) -> None:
         self.log = get_run_logger()
-        self.fields: dict[str, Any] = {"gone_tags": plan.gone_tags, "gone_stacks": plan.gone_stacks}
+        self.fields: dict[str, Any] = {"gone_tags": plan.gone_tags, "gone_stacks": plan.gone_stacks,
+                                       "in_use": plan.in_use}
         self.done: list[str] = []
         self.left: list[str] = []
         if plan.archive is not None:

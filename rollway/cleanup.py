@@ -333,6 +333,8 @@ class CleanupPlan(BaseModel):
         delete_stacks: stacks that exist, to delete.
         gone_stacks: stacks that no longer exist.
         refusals: what will not be deleted, with reasons; any refusal stops the run before it deletes.
+        in_use: every task definition in use and the image it runs (``describe_uses``), for the
+            run's artifact: a refusal and the run's log name only the first few.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -343,6 +345,7 @@ class CleanupPlan(BaseModel):
     delete_stacks: tuple[str, ...] = ()
     gone_stacks: tuple[str, ...] = ()
     refusals: tuple[Refusal, ...] = ()
+    in_use: tuple[str, ...] = ()
 
     @property
     def refused(self) -> bool:
@@ -384,7 +387,41 @@ def plan_cleanup(
                                                        production_resources(targets))
     refusals += refused
     return CleanupPlan(archive=archive_step, delete_tags=delete_tags, gone_tags=gone_tags,
-                       delete_stacks=delete_stacks, gone_stacks=gone_stacks, refusals=tuple(refusals))
+                       delete_stacks=delete_stacks, gone_stacks=gone_stacks, refusals=tuple(refusals),
+                       in_use=describe_uses(in_use))
+
+
+FIRST_FEW = 3
+"""How many items a log line or a refusal names before it says how many more there are."""
+
+
+def describe_use(use: ImageUse) -> str:
+    """One task definition in use, for a person: ``family:revision (why) runs image``."""
+    return f"task definition {_short(use.task_definition)} ({use.why}) runs {use.image}"
+
+
+def describe_uses(in_use: Sequence[ImageUse]) -> tuple[str, ...]:
+    return tuple(describe_use(use) for use in in_use)
+
+
+def first_few(items: Sequence[str], first: int = FIRST_FEW) -> str:
+    """``items`` joined with "; ", at most ``first`` of them, then how many more and where they are.
+
+    A big cluster keeps hundreds of ACTIVE revisions in use: the full list goes to the run's
+    artifact (its "In use" section), the log and the refusals name the first few.
+    """
+    shown = "; ".join(items[:first])
+    more = len(items) - first
+    return f"{shown}; and {more} more (every one under In use in the run's artifact)" if more > 0 else shown
+
+
+def in_use_summary(in_use: Sequence[ImageUse]) -> str:
+    """The log's one line about what production runs: counts, then the first few."""
+    if not in_use:
+        return "no task definition in use"
+    images = len({use.image for use in in_use})
+    return (f"{len(in_use)} task definition(s) in use, running {images} distinct image(s): "
+            f"{first_few(describe_uses(in_use))}")
 
 
 def _plan_archive(spec: CleanupSpec, archive: ArchiveState) -> tuple[ArchiveStep, list[Refusal]]:
@@ -444,11 +481,10 @@ def _plan_images(
                 "'latest' is what an image reference without a tag pulls; it is never deleted by cleanup")))
         elif tag in by_tag:
             uses = by_tag[tag]
-            refusals.append(Refusal(kind="image tag", name=tag, reason="in use: " + "; ".join(
-                f"task definition {_short(u.task_definition)} ({u.why}) runs {u.image}" for u in uses)))
+            refusals.append(Refusal(kind="image tag", name=tag, reason="in use: " + first_few(describe_uses(uses))))
         elif tag in digest_of and digest_of[tag] in by_digest:
             refusals.append(Refusal(kind="image tag", name=tag, reason=(
-                f"it tags image {digest_of[tag]}, which is in use: " + "; ".join(by_digest[digest_of[tag]]))))
+                f"it tags image {digest_of[tag]}, which is in use: " + first_few(by_digest[digest_of[tag]]))))
         elif tag not in digest_of:
             gone.append(tag)
         else:
@@ -456,45 +492,97 @@ def _plan_images(
     return tuple(delete), tuple(gone), refusals
 
 
-def production_resources(targets: Targets) -> dict[str, str]:
-    """Every resource name in ``targets`` that production runs on -> what it is, for refusals."""
-    named = {
-        targets.cluster: "Targets.cluster, the ECS cluster",
-        targets.stable_service: "Targets.stable_service, the stable service",
-        targets.canary_service: "Targets.canary_service, the canary service",
-        targets.load_balancer: "Targets.load_balancer, the load balancer",
-        targets.stable_target_group: "Targets.stable_target_group, the stable target group",
-        targets.canary_target_group: "Targets.canary_target_group, the canary target group",
-        targets.ecr_repository: "Targets.ecr_repository, the image repository",
-        targets.flags_table: "Targets.flags_table, the feature flags table",
-        targets.rollouts_table: "Targets.rollouts_table, the rollout ledger",
-        targets.alert_topic: "Targets.alert_topic, the alert topic",
-        targets.dashboard: "Targets.dashboard, the dashboard",
+# What a physical resource id identifies, compared whole: (kind, name) or, for an ECS service,
+# (kind, cluster, name). CloudFormation's physical id of a cluster, a repository, a table, an
+# alarm or a dashboard is its bare name, which carries no kind: those share the kind "name".
+_Identity = tuple[str, ...]
+_NAMED = "name"
+# An SQS queue URL: scheme, host, account, queue name; nothing after.
+_QUEUE_URL = re.compile(r"^https?://[^/]+/[^/]+/([^/]+)$", re.IGNORECASE)
+
+
+def production_resources(targets: Targets) -> dict[_Identity, str]:
+    """Every resource ``targets`` names that production runs on, by identity -> what it is, for refusals."""
+    named: dict[_Identity, str] = {
+        (_NAMED, targets.cluster): f"{targets.cluster} (Targets.cluster, the ECS cluster)",
+        ("service", targets.cluster, targets.stable_service):
+            f"{targets.stable_service} (Targets.stable_service, the stable service)",
+        ("service", targets.cluster, targets.canary_service):
+            f"{targets.canary_service} (Targets.canary_service, the canary service)",
+        ("load-balancer", targets.load_balancer): f"{targets.load_balancer} (Targets.load_balancer, the load balancer)",
+        ("target-group", targets.stable_target_group):
+            f"{targets.stable_target_group} (Targets.stable_target_group, the stable target group)",
+        ("target-group", targets.canary_target_group):
+            f"{targets.canary_target_group} (Targets.canary_target_group, the canary target group)",
+        (_NAMED, targets.ecr_repository): f"{targets.ecr_repository} (Targets.ecr_repository, the image repository)",
+        (_NAMED, targets.flags_table): f"{targets.flags_table} (Targets.flags_table, the feature flags table)",
+        (_NAMED, targets.rollouts_table): f"{targets.rollouts_table} (Targets.rollouts_table, the rollout ledger)",
+        ("topic", targets.alert_topic): f"{targets.alert_topic} (Targets.alert_topic, the alert topic)",
+        (_NAMED, targets.dashboard): f"{targets.dashboard} (Targets.dashboard, the dashboard)",
     }
     for queue in targets.queues:
-        named[queue.name] = "a queue in Targets.queues"
-        named[queue.dlq_name] = "a dead-letter queue in Targets.queues"
+        named[("queue", queue.name)] = f"{queue.name} (a queue in Targets.queues)"
+        named[("queue", queue.dlq_name)] = f"{queue.dlq_name} (a dead-letter queue in Targets.queues)"
     for table in targets.tables:
-        named[table.name] = "a table in Targets.tables"
+        named.setdefault((_NAMED, table.name), f"{table.name} (a table in Targets.tables)")
     for alarm in targets.alarms:
-        named[alarm] = "an alarm in Targets.alarms"
+        named.setdefault((_NAMED, alarm), f"{alarm} (an alarm in Targets.alarms)")
     return named
 
 
-_ID_PARTS = re.compile(r"[/:]")
+def resource_identity(physical_id: str) -> _Identity | None:
+    """What a CloudFormation physical resource id identifies, read whole, or None when it is of a
+    kind production's resources never are (a listener, a role, a log stream...).
+
+    A bare name (cluster, repository, table, alarm, dashboard), a queue URL, or the ARN of a
+    queue, topic, table, cluster, service, load balancer, target group, repository, alarm or
+    dashboard. A service ARN of the old form (no cluster in it) counts as in every cluster.
+    """
+    if not physical_id.startswith("arn:"):
+        if "://" in physical_id:
+            found = _QUEUE_URL.match(physical_id)
+            return ("queue", found.group(1)) if found else None
+        return (_NAMED, physical_id)
+    parts = physical_id.split(":", 5)
+    if len(parts) != 6:
+        return None
+    service, resource = parts[2], parts[5]
+    kind, _, rest = resource.partition("/")
+    if service == "sqs" and "/" not in resource:
+        return ("queue", resource)
+    if service == "sns" and "/" not in resource:
+        return ("topic", resource)
+    if service == "cloudwatch" and resource.startswith("alarm:"):
+        return (_NAMED, resource.removeprefix("alarm:"))
+    if (service, kind) in {("dynamodb", "table"), ("ecs", "cluster"), ("cloudwatch", "dashboard")} and "/" not in rest:
+        return (_NAMED, rest) if rest else None
+    if (service, kind) == ("ecr", "repository") and rest:
+        return (_NAMED, rest)
+    if (service, kind) == ("ecs", "service"):
+        cluster, _, name = rest.rpartition("/")
+        return ("service", cluster, name) if name and "/" not in cluster else None
+    segments = rest.split("/")
+    if (service, kind) == ("elasticloadbalancing", "loadbalancer") and len(segments) == 3:
+        return ("load-balancer", segments[1])  # loadbalancer/app/<name>/<id>
+    if (service, kind) == ("elasticloadbalancing", "targetgroup") and len(segments) == 2:
+        return ("target-group", segments[0])  # targetgroup/<name>/<id>
+    return None
 
 
-def _holds(physical_id: str, name: str) -> bool:
-    """Whether a physical resource id (a name, an ARN or a queue URL) names ``name``: its
-    '/'- and ':'-separated parts hold the name's parts in a row (``.../service/cluster/<name>``,
-    ``...:loadbalancer/app/<name>/<id>``, ``https://sqs.../<account>/<name>``)."""
-    have, want = _ID_PARTS.split(physical_id), _ID_PARTS.split(name)
-    return any(have[i:i + len(want)] == want for i in range(len(have) - len(want) + 1))
+def _held(physical_id: str, production: Mapping[_Identity, str]) -> str | None:
+    """What of ``production`` the resource ``physical_id`` is, or None."""
+    identity = resource_identity(physical_id)
+    if identity is None:
+        return None
+    if identity[0] == "service" and not identity[1]:  # old-form ARN: whatever cluster it is in
+        return next((what for (kind, *rest), what in production.items()
+                     if kind == "service" and rest[-1] == identity[2]), None)
+    return production.get(identity)
 
 
 def _plan_stacks(
     names: Sequence[str], live: Sequence[str], stacks: Mapping[str, StackState],
-    production: Mapping[str, str] | None = None,
+    production: Mapping[_Identity, str] | None = None,
 ) -> tuple[tuple[str, ...], tuple[str, ...], list[Refusal]]:
     # Compared without case: a name differing from a live stack only by case is far likelier
     # a typo of it than an old stack to delete.
@@ -504,8 +592,8 @@ def _plan_stacks(
         state = stacks.get(name, StackState(name=name))
         # A stack deletes what it made: one that made something production still uses (the
         # old stack kept the queue the new service reads) is refused, whatever its name.
-        held = sorted({f"{target} ({what})" for resource in state.resources
-                       for target, what in (production or {}).items() if _holds(resource, target)})
+        held = sorted({what for resource in state.resources
+                       for what in [_held(resource, production or {})] if what is not None})
         if name.lower() in live_by_lower:
             refusals.append(Refusal(kind="stack", name=name, reason=(
                 f"it is the live stack {live_by_lower[name.lower()]!r} (Targets.stacks): production runs on it")))
@@ -545,6 +633,7 @@ class CleanupResult(BaseModel):
         deleted_tags, deleted_stacks: what was deleted (would be, in a dry run).
         gone_tags, gone_stacks: what was already gone.
         refusals: what was refused (a run with any deletes nothing).
+        in_use: every task definition in use and the image it runs (what image tags it kept).
         not_done: what a run that stopped part-way left as it was.
         stopped: why it stopped part-way, or None.
     """
@@ -559,6 +648,7 @@ class CleanupResult(BaseModel):
     deleted_stacks: tuple[str, ...] = ()
     gone_stacks: tuple[str, ...] = ()
     refusals: tuple[Refusal, ...] = ()
+    in_use: tuple[str, ...] = ()
     not_done: tuple[str, ...] = ()
     stopped: str | None = None
 
@@ -573,7 +663,7 @@ def planned_result(plan: CleanupPlan) -> CleanupResult:
             pushed = f"`{a.tag}` on remote `{a.push_to}`: " + ("there already" if a.pushed else "would be pushed")
     return CleanupResult(dry_run=True, archived=archived, pushed=pushed, deleted_tags=plan.delete_tags,
                          gone_tags=plan.gone_tags, deleted_stacks=plan.delete_stacks, gone_stacks=plan.gone_stacks,
-                         refusals=plan.refusals)
+                         refusals=plan.refusals, in_use=plan.in_use)
 
 
 def summary_markdown(result: CleanupResult, repository: str) -> str:
@@ -603,4 +693,6 @@ def summary_markdown(result: CleanupResult, repository: str) -> str:
     section("Refused", [f"{r.kind} `{r.name}`: {r.reason}" for r in result.refusals])
     if result.stopped or result.not_done:
         section("Not done", list(result.not_done))
+    if result.in_use:
+        section(f"In use: {len(result.in_use)} task definition(s), whose images are kept", list(result.in_use))
     return "\n".join(lines).rstrip() + "\n"

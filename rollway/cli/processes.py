@@ -297,13 +297,18 @@ def serve_process(
     poll_seconds: float = 1.0,
     approval_poll_seconds: int = 1,
     spec_json: str | None = None,
+    validation_url: str | None = None,
     phased: bool = True,
     paused_schedules: bool = False,
     log: Path | None = None,
     home: Path | None = None,
     pass_fds: Sequence[int] = (),
 ) -> Child:
-    """The serve script as a child process, talking to the API at ``api_url`` (not started)."""
+    """The serve script as a child process, talking to the API at ``api_url`` (not started).
+
+    ``validation_url``: base URL of the app validate_deployment checks by default (the serve
+    script's ``--validation-url``); None: Webordinary's real addresses.
+    """
     if not SERVE_SCRIPT.exists():
         raise ProcessFailed(
             f"{SERVE_SCRIPT} not found: `rollway up` serves the deployments of a rollway checkout "
@@ -314,7 +319,7 @@ def serve_process(
     if clock.anchor is not None:
         argv += ["--anchor", repr(clock.anchor)]
     for flag, value in (("--targets-block", targets_block), ("--credentials-block", credentials_block),
-                        ("--spec-json", spec_json)):
+                        ("--spec-json", spec_json), ("--validation-url", validation_url)):
         if value is not None:
             argv += [flag, value]
     argv += ["--phased" if phased else "--no-phased"]

@@ -107,11 +107,6 @@ def prepare_checklist(get_client: Callable[[str], Any], targets: Targets, topolo
     return queue_url
 
 
-def serve_validation_args(validation_url: str) -> list[str]:
-    """The serve script's option pointing validate_deployment's default ``spec`` at ``validation_url``."""
-    return ["--validation-url", validation_url]
-
-
 def prefect_home() -> Path:
     return Path(os.environ.get("PREFECT_HOME") or Path.home() / ".prefect").expanduser().resolve()
 
@@ -331,11 +326,9 @@ def _run(home: Path, port: int, *, speed: float, rps: float, seed: int, poll_sec
             spec = RolloutSpec(image=f"{topology.repository_uri}:2.0.0")
             serve = serve_process(
                 server.api_url, targets_block=TARGETS_BLOCK, credentials_block=CREDENTIALS_BLOCK, clock=clock,
-                poll_seconds=poll_seconds, spec_json=spec.model_dump_json(), phased=False, home=home,
-                pass_fds=(lock,),
+                poll_seconds=poll_seconds, spec_json=spec.model_dump_json(), validation_url=validation_url,
+                phased=False, home=home, pass_fds=(lock,),
             )
-            # serve_process (rollway/cli/processes.py) has no parameter for it yet: the option is added here.
-            serve.argv += serve_validation_args(validation_url)
             stack.enter_context(serve)
             _instructions(server, topology, speed, home, validation_url=validation_url, targets=targets)
             _watch(server, serve)

@@ -1,18 +1,35 @@
 """The docker CLI as an adapter: build, tag, log in, push, log out.
 
 Every call goes through ``rollway.toolchain.process.run_tool`` (an argument list, output
-streamed line by line, secrets masked). Each ``DockerCli`` works in a docker config directory
+streamed line by line, secrets masked), except ``remote_digest``, which asks the registry's
+API (``rollway.toolchain.registry``). Each ``DockerCli`` works in a docker config directory
 of its own (``DOCKER_CONFIG``), made by ``docker_session`` and removed when the session ends,
 so the registry credentials ``docker login`` stores never land in ``~/.docker`` and do not
 outlive the run. A consequence: the caller's ``~/.docker`` (its logins, credential helpers and
 contexts) is not used; name the daemon with ``docker_host``.
+
+No credential helper is used either: when a config file holds no credentials, the docker CLI
+looks for a platform default (on Linux ``docker-credential-pass`` when ``pass`` is on PATH,
+else ``docker-credential-secretservice``) and would hand it the login to keep in a keyring
+that outlives the session; ``"credsStore": ""`` reads as unset and does not stop that. A
+config that already names a registry in ``auths`` does (the CLI then keeps what the file
+says), so each session's config starts with one that never resolves (``PINNED_CONFIG``).
+
+A process killed outright (SIGKILL, the OOM killer) never runs the session's cleanup, and the
+login token in its directory stays valid for hours (an ECR token: 12 h). Each directory's name
+carries the pid of the process that made it and its pid namespace, so the next session removes
+those whose maker is gone (``remove_stale_configs``); a live run's directory is never touched,
+nor one made in another pid namespace (a container sharing this /tmp), whose pids mean nothing here.
 """
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import re
 import shutil
+import stat
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -20,8 +37,8 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from rollway.image import is_loopback
 from rollway.toolchain.process import ToolError, ToolFailed, ToolResult, resolve, run_tool
+from rollway.toolchain.registry import RegistryUnanswered, manifest_digest, split_reference
 
 _INSTALL_HINT = "install the docker CLI (Debian: apt-get install docker.io) or pass its path"
 # The daemon's words when the CLI cannot reach it (the socket is missing, or nothing listens).
@@ -232,29 +249,110 @@ class DockerCli:
         return digests[-1]
 
     def remote_digest(self, reference: str) -> str | None:
-        """The digest the registry holds for ``reference``, or None when it holds no such tag
-        (``docker manifest inspect``, with this CLI's logins).
+        """The digest the registry holds for ``reference``, or None when it holds no such tag,
+        with this CLI's login to the registry when it has one.
 
+        Asked over the registry's API (``rollway.toolchain.registry``), not with ``docker
+        manifest inspect``: for an image index (what the containerd image store pushes) that
+        shows only the platform manifests' digests, never the index's that ``push`` reported.
         Plain HTTP is allowed only for a registry on this machine (as dockerd allows it).
 
         Raises:
             DockerCommandFailed: the registry could not be asked (unreachable, unauthorized).
         """
-        registry = reference.split("/", 1)[0]
-        args = ["manifest", "inspect", "--verbose"]
-        if is_loopback(registry):
-            args.append("--insecure")
         try:
-            result = self._run(*args, reference, timeout_seconds=120, quiet=True)
-        except ToolFailed as err:
-            if any("no such manifest" in line or "manifest unknown" in line for line in err.tail):
-                return None
-            raise DockerCommandFailed(f"could not ask {registry} whether {reference} exists: "
-                                      f"{' '.join(_meaningful(err.tail)[-3:])}") from err
-        found = re.search(r'"digest":\s*"(sha256:[0-9a-f]{64})"', "\n".join(result.output))
-        if found is None:
-            raise DockerCommandFailed(f"docker manifest inspect {reference} showed no digest")
-        return found.group(1)
+            registry = split_reference(reference)[0]
+            return manifest_digest(reference, login=self._login_for(registry), timeout_seconds=120)
+        except RegistryUnanswered as err:
+            raise DockerCommandFailed(f"could not ask the registry whether {reference} exists: {err}") from None
+
+    def _login_for(self, registry: str) -> tuple[str, str] | None:
+        """The (username, password) ``login`` left in the private config for ``registry``, if any."""
+        try:
+            auths = json.loads((self.config_dir / "config.json").read_text()).get("auths", {})
+            username, _, password = base64.b64decode(auths[registry]["auth"]).decode().partition(":")
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return None
+        return (username, password) if username else None
+
+
+CONFIG_PREFIX = "rollway-docker-"
+# The docker CLI detects a default credential helper only for a config file without credentials
+# (config.LoadDefaultConfigFile: "if !configFile.ContainsAuth()"; an empty credsStore counts as
+# none). An entry in auths, for a host that never resolves (RFC 6761), makes it keep logins in
+# this file: in the session's directory, removed with it.
+PINNED_CONFIG = '{"auths": {"rollway.invalid": {}}}\n'
+
+# CONFIG_PREFIX, the maker's pid and pid namespace, mkdtemp's random part (letters, digits, "_"; never "-").
+_OURS = re.compile(rf"^{re.escape(CONFIG_PREFIX)}p(\d+)-n(\d+)-[a-z0-9_]+$")
+
+
+def _pid_namespace() -> int:
+    """This process's pid namespace (the inode /proc/self/ns/pid names); 0 where there is none."""
+    try:
+        return int(re.sub(r"\D", "", os.readlink("/proc/self/ns/pid")) or 0)
+    except (OSError, ValueError):
+        return 0
+
+
+def _config_prefix() -> str:
+    return f"{CONFIG_PREFIX}p{os.getpid()}-n{_pid_namespace()}-"
+
+
+def _running(pid: int) -> bool:
+    """Whether process ``pid`` exists and has not exited (a zombie has: it only awaits its reaper)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process holds the pid: not ours to judge
+    try:
+        # /proc/<pid>/stat: "pid (comm) state ..."; comm may hold spaces and parentheses.
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True  # no /proc (not Linux) or it just went: err on the side of keeping it
+    return state not in ("Z", "X")
+
+
+def remove_stale_configs(root: str | os.PathLike[str] | None = None) -> list[Path]:
+    """Remove the private docker configs of sessions whose process is gone, and say which.
+
+    Only directories this user owns, named by ``docker_session`` (``CONFIG_PREFIX``, a pid,
+    a pid namespace, a random part) in this process's pid namespace, that are real directories
+    (not symlinks) and whose pid no longer runs. A reused pid keeps its directory until that
+    process ends too: never a live run's.
+
+    Args:
+        root: where the sessions make their directories (default: the temporary directory).
+
+    Returns:
+        The directories removed.
+    """
+    base = Path(root if root is not None else tempfile.gettempdir())
+    namespace = _pid_namespace()
+    removed: list[Path] = []
+    try:
+        entries = list(os.scandir(base))
+    except OSError:
+        return removed
+    for entry in entries:
+        found = _OURS.match(entry.name)
+        if found is None or int(found.group(2)) != namespace:
+            continue
+        try:
+            info = entry.stat(follow_symlinks=False)
+        except OSError:
+            continue
+        if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid():
+            continue
+        pid = int(found.group(1))
+        if pid == os.getpid() or _running(pid):
+            continue
+        shutil.rmtree(entry.path, ignore_errors=True)
+        if not os.path.lexists(entry.path):
+            removed.append(Path(entry.path))
+    return removed
 
 
 @contextmanager
@@ -264,12 +362,24 @@ def docker_session(executable: str = "docker", *, docker_host: str | None = None
     """A ``DockerCli`` with a private config directory (mode 0700), removed at the end
     whatever happened, with any credentials a login stored in it.
 
+    Its ``config.json`` keeps logins in the file, never in a credential helper
+    (``PINNED_CONFIG``). First it removes the directories of sessions whose process was
+    killed before it could (``remove_stale_configs``), naming each through ``on_line``.
+
     Raises:
         ToolMissing: the executable is not installed (before anything runs).
     """
     found = resolve(executable, _INSTALL_HINT)
-    config_dir = tempfile.mkdtemp(prefix="rollway-docker-")  # mkdtemp makes it 0700
+    for stale in remove_stale_configs():
+        if on_line is not None:
+            on_line(f"removed {stale}, the private docker config of a run that was killed before removing it")
+    # mkdtemp makes it 0700 (the umask can only narrow that); the pid tells later sessions whose it is.
+    config_dir = tempfile.mkdtemp(prefix=_config_prefix())
     try:
+        # Logins stay in this file, never in a credential helper's keyring (PINNED_CONFIG).
+        descriptor = os.open(Path(config_dir) / "config.json", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as config:
+            config.write(PINNED_CONFIG)
         yield DockerCli(found, config_dir, docker_host=docker_host, on_line=on_line,
                         timeout_seconds=timeout_seconds)
     finally:

@@ -115,6 +115,10 @@ def test_a_plan_naming_a_live_stack_or_an_image_in_use_fails_before_anything_is_
     assert stack_status(aws, live) == "CREATE_COMPLETE"
     text = summary(state)
     assert text.startswith("# Cleanup refused: nothing was deleted") and f"stack `{live}`" in text
+    # What production runs is listed in full in the artifact (the log names the first few).
+    in_use = text[text.index("## In use: "):]
+    assert "task definition webordinary-edit-task:1 (the stable service deploys it" in in_use
+    assert in_use.rstrip().endswith("/webordinary/edit-container:1.0.0")
 
 
 def test_a_dry_run_reports_what_it_would_do_and_changes_nothing(account, repo):

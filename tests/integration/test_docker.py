@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import base64
+import json
+import os
 
 import pytest
 from pydantic import SecretStr
 
-from rollway.toolchain.docker import BuildFailed, DaemonUnreachable, PushRefused, docker_session
-from rollway.toolchain.process import ToolMissing
+from rollway.toolchain.docker import BuildFailed, DaemonUnreachable, PushRefused, docker_environment, docker_session
+from rollway.toolchain.process import ToolMissing, run_tool
 from tests.toolchain.docker_engine import docker_engine  # noqa: F401 - the fixture
 
 pytestmark = pytest.mark.integration
@@ -91,3 +93,48 @@ def test_a_missing_docker_cli_is_named_before_anything_runs():
     with pytest.raises(ToolMissing, match="/nonexistent/docker"):
         with docker_session("/nonexistent/docker"):
             pass
+
+
+def test_no_credential_helper_on_path_is_used_for_the_login(docker_engine, monkeypatch, tmp_path):
+    """The docker CLI's default helpers on Linux (docker-credential-pass when `pass` is on PATH,
+    else docker-credential-secretservice) would keep the login in a keyring that outlives the
+    session: stand-ins for them on PATH record any call, and none comes."""
+    helpers = tmp_path / "bin"
+    helpers.mkdir()
+    calls = tmp_path / "calls"
+    for name in ("pass", "docker-credential-pass", "docker-credential-secretservice", "docker-credential-desktop"):
+        script = helpers / name
+        # A helper answers "get" for an unknown registry like this; "store" and "erase" say nothing.
+        script.write_text(f'#!/bin/sh\necho "{name} $*" >> {calls}\ncat > /dev/null\n'
+                          'if [ "$1" = get ]; then echo "credentials not found in native keychain"; exit 1; fi\n')
+        script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{helpers}{os.pathsep}{os.environ['PATH']}")
+    with docker_session(docker_host=docker_engine.docker_host) as docker:
+        docker.login(docker_engine.registry, "robot", SecretStr("token-for-the-file-only"))
+        assert docker.remote_digest(f"{docker_engine.registry}/never/pushed:1") is None  # reads the login
+        stored = json.loads((docker.config_dir / "config.json").read_text())
+        docker.logout(docker_engine.registry)
+    assert not calls.exists(), calls.read_text()
+    assert stored["auths"][docker_engine.registry]["auth"] == base64.b64encode(
+        b"robot:token-for-the-file-only").decode()
+    assert not stored.get("credsStore") and not stored.get("credHelpers")
+
+
+def test_the_digest_of_an_index_is_the_index_s_own_as_the_push_reported_it(docker_engine):
+    """The containerd image store (docker 24+; not this dockerd 20.10) pushes an image index and
+    `docker push` reports the index's digest. An index pushed with `docker manifest push` stands
+    in for it here: the registry's digest of the tag is the index's, not a platform manifest's."""
+    context = docker_engine.context("indexed", payload="an image behind an index")
+    single = f"{docker_engine.registry}/webordinary/indexed:1.0.0-amd64"
+    indexed = f"{docker_engine.registry}/webordinary/indexed:1.0.0"
+    with docker_session(docker_host=docker_engine.docker_host) as docker:
+        docker.tag(docker.build(context), single)
+        platform_digest = docker.push(single)
+        env = docker_environment(os.environ, docker.config_dir, docker.docker_host)
+        run_tool([docker.executable, "manifest", "create", "--insecure", indexed, single], env=env, timeout_seconds=60)
+        pushed = run_tool([docker.executable, "manifest", "push", "--insecure", indexed], env=env,
+                          timeout_seconds=120).output[-1].strip()
+        assert pushed.startswith("sha256:") and pushed != platform_digest
+        assert docker_engine.served_digest("webordinary/indexed", "1.0.0") == pushed
+        assert docker.remote_digest(indexed) == pushed
+        assert docker.remote_digest(single) == platform_digest

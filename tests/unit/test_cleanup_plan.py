@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from rollway.cleanup import (
     ArchiveState, CleanupResult, CleanupSpec, ImageUse, RepositoryImage, StackState, check_git_tag_name,
-    parse_image, plan_cleanup, planned_result, summary_markdown,
+    in_use_summary, parse_image, plan_cleanup, planned_result, summary_markdown,
 )
 from rollway.targets import Targets
 
@@ -219,18 +219,45 @@ def test_summary_says_what_was_deleted_gone_and_refused():
     assert refused.startswith("# Cleanup refused: nothing was deleted") and "image tag `2.0.0`" in refused
 
 
+A = "arn:aws:{}:us-west-2:123456789012:{}"
+
+
 @pytest.mark.parametrize(
     ("resource", "held"),
     [
-        ("arn:aws:ecs:us-west-2:1:service/webordinary-edit-cluster/webordinary-edit-service",
-         "webordinary-edit-cluster (Targets.cluster, the ECS cluster); webordinary-edit-service (Targets.stable_service"),
-        ("arn:aws:elasticloadbalancing:us-west-2:1:loadbalancer/app/webordinary-edit-alb/50dc6c495c0c9188",
+        # Real holds: each production resource as CloudFormation names it (and its ARN).
+        (A.format("ecs", "service/webordinary-edit-cluster/webordinary-edit-service"),
+         "webordinary-edit-service (Targets.stable_service, the stable service)"),
+        (A.format("ecs", "service/webordinary-edit-service-canary"),  # the old ARN form, no cluster
+         "webordinary-edit-service-canary (Targets.canary_service"),
+        ("webordinary-edit-cluster", "webordinary-edit-cluster (Targets.cluster"),
+        (A.format("ecs", "cluster/webordinary-edit-cluster"), "webordinary-edit-cluster (Targets.cluster"),
+        (A.format("elasticloadbalancing", "loadbalancer/app/webordinary-edit-alb/50dc6c495c0c9188"),
          "webordinary-edit-alb (Targets.load_balancer"),
+        (A.format("elasticloadbalancing", "targetgroup/webordinary-edit-canary/73e2d6bc24d8a067"),
+         "webordinary-edit-canary (Targets.canary_target_group"),
         ("https://sqs.us-west-2.amazonaws.com/1/webordinary-edit-input-dlq", "webordinary-edit-input-dlq (a dead-letter"),
+        (A.format("sqs", "webordinary-edit-input"), "webordinary-edit-input (a queue in Targets.queues)"),
+        ("webordinary-feature-flags", "webordinary-feature-flags (Targets.flags_table"),
+        (A.format("dynamodb", "table/webordinary-rollouts"), "webordinary-rollouts (Targets.rollouts_table"),
+        (A.format("sns", "webordinary-alerts"), "webordinary-alerts (Targets.alert_topic"),
+        (A.format("cloudwatch", "alarm:webordinary-edit-dlq-messages"), "webordinary-edit-dlq-messages (an alarm"),
+        ("webordinary-edit-dashboard", "webordinary-edit-dashboard (Targets.dashboard"),
         ("webordinary/edit-container", "webordinary/edit-container (Targets.ecr_repository"),
+        (A.format("ecr", "repository/webordinary/edit-container"), "webordinary/edit-container (Targets.ecr_repository"),
         # Names that only begin like a production one are not it.
-        ("arn:aws:ecs:us-west-2:1:service/webordinary-old-cluster/webordinary-edit-service-old", None),
+        (A.format("ecs", "service/webordinary-old-cluster/webordinary-edit-service-old"), None),
         ("webordinary-edit-input-old", None),
+        # Resources whose id merely contains a production name are other resources.
+        (A.format("ecs", "service/webordinary-old-cluster/webordinary-edit-service"), None),  # another cluster's
+        ("/ecs/webordinary-edit-service", None),  # a log group
+        (A.format("iam", "role/webordinary-edit-cluster").replace("us-west-2", ""), None),
+        (A.format("elasticloadbalancing", "listener/app/webordinary-edit-alb/50dc6c495c0c9188/f2f7dc8efc522ab2"),
+         None),
+        ("https://sqs.us-west-2.amazonaws.com/1/webordinary-edit-input-old", None),
+        (A.format("dynamodb", "table/webordinary-rollouts/stream/2026-11-30T00:00:00.000"), None),
+        (A.format("sns", "webordinary-alerts:0f6a0d6e-3c4f-4b43-9b86-1f0c51a0e4c1"), None),  # a subscription
+        ("webordinary-edit-cluster/webordinary-edit-service", None),
     ],
 )
 def test_a_stack_holding_a_production_resource_is_refused(resource, held):
@@ -256,3 +283,32 @@ def test_a_rerun_after_head_moved_is_told_how_to_carry_on():
     (refusal,) = plan_cleanup(pinned, T, stacks={}, in_use=(), images=(),
                               archive=ArchiveState(commit="c1", local_commit="c0")).refusals
     assert "earlier cleanup run" not in refusal.reason  # the person named the commit: no guess
+
+
+def test_a_big_clusters_uses_are_counted_in_the_log_and_refusals_and_listed_in_full_in_the_artifact():
+    # 200 ACTIVE revisions, every one running 2.0.0 (or pinning its digest): a rollback may restore any.
+    uses = tuple(ImageUse(task_definition=f"arn:aws:ecs:us-west-2:1:task-definition/webordinary-edit-task:{n}",
+                          why="an ACTIVE revision", image=f"{REPO}:2.0.0" if n % 2 else f"{REPO}@{D_CUR}")
+                 for n in range(1, 201))
+    planned = plan_cleanup(CleanupSpec(old_image_tags=("2.0.0", "release")), T, stacks={}, in_use=uses,
+                           images=IMAGES)
+    by_tag = {r.name: r.reason for r in planned.refusals}
+    assert by_tag["2.0.0"].startswith("in use: task definition webordinary-edit-task:1 (an ACTIVE revision) runs")
+    assert by_tag["2.0.0"].count("task definition") == 3 and "; and 97 more (every one under In use" in by_tag["2.0.0"]
+    assert by_tag["release"].count("task definition") == 3 and "; and 197 more" in by_tag["release"]
+    line = in_use_summary(uses)
+    assert line.startswith("200 task definition(s) in use, running 2 distinct image(s): task definition "
+                           "webordinary-edit-task:1 (an ACTIVE revision) runs")
+    assert line.count("task definition webordinary-edit-task:") == 3 and line.endswith(
+        "; and 197 more (every one under In use in the run's artifact)")
+    text = summary_markdown(planned_result(planned), T.ecr_repository)
+    assert "## In use: 200 task definition(s), whose images are kept" in text
+    assert all(f"- task definition webordinary-edit-task:{n} (an ACTIVE revision) runs" in text for n in range(1, 201))
+
+
+def test_a_few_uses_are_named_in_full():
+    assert in_use_summary(IN_USE[:2]) == (
+        "2 task definition(s) in use, running 2 distinct image(s): task definition webordinary-edit-task:3 "
+        f"(the stable service deploys it) runs {REPO}:2.0.0; task definition webordinary-edit-task:2 "
+        f"(an ACTIVE revision) runs {REPO}:1.0.0")
+    assert in_use_summary(()) == "no task definition in use"

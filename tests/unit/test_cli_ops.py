@@ -357,22 +357,30 @@ def test_validate_deployment_defaults_to_the_given_validation_spec_or_else_its_o
     assert pointed["canary"].parameters["spec"] == rollout.model_dump(mode="json")
 
 
-def test_the_serve_options_up_adds_point_validate_deployment_at_the_app(monkeypatch) -> None:
-    """What `rollway up` appends to the serve command becomes validate_deployment's default, and
-    the checks it makes answer on the stand-in app up starts."""
+def test_serve_process_points_validate_deployment_at_the_app(monkeypatch) -> None:
+    """serve_process's validation_url (what `rollway up` hands it) becomes validate_deployment's
+    default, and the checks it makes answer on the stand-in app up starts; without it the
+    serve script gets no --validation-url (Webordinary's real addresses)."""
     import httpx
 
     import deployments.serve as serve
-    from rollway.cli.up import serve_validation_args
+    from rollway.cli.processes import SERVE_SCRIPT, serve_process
     from rollway.sim.app import ValidationApp
     from rollway.validation import ValidationSpec
 
+    def options(**kwargs) -> list[str]:
+        argv = serve_process("http://127.0.0.1:1/api", targets_block="t", credentials_block=None,
+                             clock=ClockSettings(), **kwargs).argv
+        assert argv[:2] == [sys.executable, str(SERVE_SCRIPT)]
+        return argv[2:]
+
+    assert "--validation-url" not in options()
     served: dict = {}
     monkeypatch.setattr(serve, "serve_all", lambda deployments, **kwargs: served.update(
         {d.flow_name: d for d in deployments}))
     with ValidationApp() as app:
         with pytest.raises(SystemExit) as done:
-            serve.cli(["--targets-block", "t", *serve_validation_args(app.url)])
+            serve.cli(options(validation_url=app.url))
         assert done.value.code == 0
         spec = ValidationSpec.model_validate(served["validate_deployment"].parameters["spec"])
         assert httpx.get(spec.health_url).status_code == 200
@@ -412,6 +420,7 @@ def test_up_serves_with_the_app_it_started_and_names_the_inbox_and_stacks(monkey
 
     import blocks.register
     import rollway.cli.up as up
+    from rollway.cli.processes import serve_process
 
     class QuietServer(Child):
         def __init__(self, home, port, log=None, pass_fds=()) -> None:
@@ -435,8 +444,10 @@ def test_up_serves_with_the_app_it_started_and_names_the_inbox_and_stacks(monkey
     monkeypatch.setattr(up, "PrefectServer", QuietServer)
     monkeypatch.setattr(up, "stop_on_signals", lambda: None)
     monkeypatch.setattr(up, "simulator_for", lambda *args, **kwargs: Nothing())
+    # ...handed the options the real serve_process makes of what up gives it.
     monkeypatch.setattr(up, "serve_process", lambda api_url, **kwargs: Child(
-        "serve", [sys.executable, "-c", probe], child_env({}), tmp_path / "serve.log"))
+        "serve", [sys.executable, "-c", probe, *serve_process(api_url, **kwargs).argv[2:]], child_env({}),
+        tmp_path / "serve.log"))
     monkeypatch.setattr(blocks.register, "save_blocks", lambda *args, **kwargs: None)
     monkeypatch.setenv("PREFECT_HOME", str(tmp_path))
 

@@ -1,0 +1,135 @@
+"""The digest a registry holds for a tag, asked over the registry's own HTTP API.
+
+``docker manifest inspect --verbose`` cannot give it for an image index (a multi-platform
+image, or what docker's containerd image store pushes for any build): it prints one entry per
+platform manifest, each with that manifest's digest, and the index's own digest nowhere. ``docker
+push`` reports the index's digest, so comparing the two would take a good push for someone
+else's. The registry answers ``GET /v2/<repository>/manifests/<tag>`` with the manifest (or
+index) as stored and its digest in ``Docker-Content-Digest``: that is the tag's digest.
+
+Authentication as docker does it for a pull: anonymous, or a token from the realm a 401 names
+(the Bearer flow of the distribution spec), with the login the private docker config holds for
+the registry when it holds one. Plain HTTP only for a registry on this machine (as dockerd):
+HTTPS first, then HTTP.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping
+
+import httpx
+
+from rollway.image import is_loopback
+
+# Every manifest type docker and the registries store: a registry converts (and re-digests) a
+# manifest whose type the client does not accept, so all are accepted.
+ACCEPT = ", ".join((
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+))
+_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+# key="value" pairs of a WWW-Authenticate challenge (RFC 7235; values quoted, as registries send them).
+_CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
+
+
+class RegistryUnanswered(RuntimeError):
+    """The registry could not be asked, or refused to answer (the login is never in the message)."""
+
+
+def split_reference(reference: str) -> tuple[str, str, str]:
+    """``host[:port]/repository:tag`` (or ``@digest``) as (registry, repository, tag or digest).
+
+    Raises:
+        RegistryUnanswered: no registry host in it (docker would ask Docker Hub), or no tag.
+    """
+    registry, _, rest = reference.partition("/")
+    if not rest or not ("." in registry or ":" in registry or registry == "localhost"):
+        raise RegistryUnanswered(f"{reference!r} names no registry host to ask")
+    if "@" in rest:
+        repository, _, wanted = rest.partition("@")
+        repository = repository.rsplit(":", 1)[0] if ":" in repository else repository
+    else:
+        repository, _, wanted = rest.rpartition(":")
+    if not repository or not wanted:
+        raise RegistryUnanswered(f"{reference!r} names no tag or digest")
+    return registry, repository, wanted
+
+
+def _challenge(header: str) -> tuple[str, dict[str, str]]:
+    scheme, _, params = header.strip().partition(" ")
+    return scheme.lower(), dict(_CHALLENGE_PARAM.findall(params))
+
+
+def manifest_digest(reference: str, *, login: tuple[str, str] | None = None, timeout_seconds: float = 60.0,
+                    transport: httpx.BaseTransport | None = None) -> str | None:
+    """The digest the registry holds for ``reference``, or None when it holds no such tag.
+
+    Args:
+        reference: ``host[:port]/repository:tag``.
+        login: (username, password) the docker config holds for the registry, if any.
+        timeout_seconds: for each request.
+        transport: httpx transport (tests); None: the network.
+
+    Raises:
+        RegistryUnanswered: unreachable, unauthorized, or an answer that is not a manifest.
+    """
+    registry, repository, wanted = split_reference(reference)
+    local = is_loopback(registry)
+    schemes = ("https", "http") if local else ("https",)
+    # A proxy cannot reach this machine's loopback; elsewhere the environment's proxy applies.
+    with httpx.Client(timeout=timeout_seconds, trust_env=not local, transport=transport) as client:
+        for scheme in schemes:
+            url = f"{scheme}://{registry}/v2/{repository}/manifests/{wanted}"
+            try:
+                answer = _authorized_get(client, url, login)
+            except httpx.TransportError as err:
+                if scheme != schemes[-1]:
+                    continue  # a loopback registry speaking plain HTTP: as dockerd, try that next
+                raise RegistryUnanswered(f"{registry} did not answer: {type(err).__name__}: {err}") from None
+            break
+    if answer.status_code == 404:
+        return None
+    if answer.status_code != 200:
+        raise RegistryUnanswered(f"{registry} answered {answer.status_code} for {repository}:{wanted}: "
+                                 f"{answer.text[:300].strip()}")
+    digest = answer.headers.get("Docker-Content-Digest") or "sha256:" + hashlib.sha256(answer.content).hexdigest()
+    if not _DIGEST.match(digest):
+        raise RegistryUnanswered(f"{registry} gave {repository}:{wanted} a digest rollway does not know: {digest!r}")
+    return digest
+
+
+def _authorized_get(client: httpx.Client, url: str, login: tuple[str, str] | None) -> httpx.Response:
+    """GET ``url``; on a 401, once more with what its challenge asks for (a token, or the login)."""
+    headers = {"Accept": ACCEPT}
+    answer = client.get(url, headers=headers)
+    if answer.status_code != 401:
+        return answer
+    scheme, params = _challenge(answer.headers.get("WWW-Authenticate", ""))
+    if scheme == "basic" and login is not None:
+        return client.get(url, headers=headers, auth=login)
+    if scheme != "bearer" or "realm" not in params:
+        return answer  # nothing rollway can answer it with: the 401 is reported
+    query = {k: v for k, v in params.items() if k in ("service", "scope")}
+    granted = client.get(params["realm"], params=query, auth=login)  # None: anonymous, as docker pulls
+    if granted.status_code != 200:
+        return granted
+    try:
+        token = _token(granted.json())
+    except ValueError:  # not JSON: no token in it
+        token = None
+    if token is None:
+        raise RegistryUnanswered(f"the token server {params['realm']} answered without a token")
+    return client.get(url, headers={**headers, "Authorization": f"Bearer {token}"})
+
+
+def _token(body: Mapping[str, object]) -> str | None:
+    """The token of a token server's answer (``token``, or OAuth2's ``access_token``)."""
+    for key in ("token", "access_token"):
+        value = body.get(key) if isinstance(body, Mapping) else None
+        if isinstance(value, str) and value:
+            return value
+    return None

@@ -1,0 +1,126 @@
+"""How rollway.toolchain.registry asks a registry for a tag's digest: the authentication flows
+a real registry may ask for, on an httpx transport standing in for it (the real registry's
+anonymous answers, an image index among them, are in tests/integration/test_docker.py)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+
+import httpx
+import pytest
+
+from rollway.toolchain.docker import DockerCli
+from rollway.toolchain.registry import ACCEPT, RegistryUnanswered, manifest_digest, split_reference
+
+INDEX = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": []})
+DIGEST = "sha256:" + hashlib.sha256(INDEX.encode()).hexdigest()
+SECRET = "s3cr3t-passw0rd"
+
+
+def registry(*, challenge: str | None, token_needs_login: bool = False, header: bool = True):
+    """A registry holding ``repo:1.0.0`` behind ``challenge``; it records every request."""
+    seen: list[httpx.Request] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        if request.url.host == "auth.example.com":
+            if token_needs_login and request.headers.get("Authorization") != basic("robot", SECRET):
+                return httpx.Response(401, text="no")
+            assert request.url.params["scope"] == "repository:team/repo:pull"
+            return httpx.Response(200, json={"access_token": "tok"})
+        authorized = {None: True, "bearer": request.headers.get("Authorization") == "Bearer tok",
+                      "basic": request.headers.get("Authorization") == basic("robot", SECRET)}
+        kind = challenge.split()[0].lower() if challenge else None
+        if not authorized[kind]:
+            return httpx.Response(401, headers={"WWW-Authenticate": challenge}, text='{"errors":[{"code":"UNAUTHORIZED"}]}')
+        assert request.headers["Accept"] == ACCEPT
+        if request.url.path != "/v2/team/repo/manifests/1.0.0":
+            return httpx.Response(404, text='{"errors":[{"code":"MANIFEST_UNKNOWN"}]}')
+        return httpx.Response(200, text=INDEX, headers={"Docker-Content-Digest": DIGEST} if header else {})
+
+    return httpx.MockTransport(handle), seen
+
+
+def basic(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+BEARER = 'Bearer realm="https://auth.example.com/token",service="registry.example.com",scope="repository:team/repo:pull"'
+
+
+def test_an_anonymous_token_is_fetched_from_the_realm_the_challenge_names():
+    transport, seen = registry(challenge=BEARER)
+    assert manifest_digest("registry.example.com/team/repo:1.0.0", transport=transport) == DIGEST
+    assert [str(r.url).split("?")[0] for r in seen] == [
+        "https://registry.example.com/v2/team/repo/manifests/1.0.0", "https://auth.example.com/token",
+        "https://registry.example.com/v2/team/repo/manifests/1.0.0"]
+    assert "Authorization" not in seen[1].headers
+
+
+def test_the_login_buys_the_token_when_the_realm_wants_one_and_never_shows_in_errors():
+    transport, seen = registry(challenge=BEARER, token_needs_login=True)
+    assert manifest_digest("registry.example.com/team/repo:1.0.0", login=("robot", SECRET), transport=transport) == DIGEST
+    with pytest.raises(RegistryUnanswered, match="answered 401") as refused:
+        manifest_digest("registry.example.com/team/repo:1.0.0", login=("robot", "wrong"), transport=transport)
+    assert SECRET not in str(refused.value) and "wrong" not in str(refused.value)
+
+
+def test_a_token_server_answering_without_a_token_is_reported_not_taken_for_the_manifest():
+    def handle(request: httpx.Request) -> httpx.Response:
+        if request.url.host == "auth.example.com":
+            return httpx.Response(200, text="<html>sign in</html>")
+        return httpx.Response(401, headers={"WWW-Authenticate": BEARER})
+
+    with pytest.raises(RegistryUnanswered, match="answered without a token"):
+        manifest_digest("registry.example.com/team/repo:1.0.0", transport=httpx.MockTransport(handle))
+
+
+def test_basic_authentication_uses_the_login_and_without_one_the_401_is_reported():
+    transport, _ = registry(challenge='Basic realm="registry"')
+    assert manifest_digest("registry.example.com/team/repo:1.0.0", login=("robot", SECRET), transport=transport) == DIGEST
+    with pytest.raises(RegistryUnanswered, match="answered 401"):
+        manifest_digest("registry.example.com/team/repo:1.0.0", transport=transport)
+
+
+def test_a_missing_tag_is_none_and_a_digest_without_the_header_is_the_bodys():
+    transport, _ = registry(challenge=None, header=False)
+    assert manifest_digest("registry.example.com/team/repo:9.9.9", transport=transport) is None
+    assert manifest_digest("registry.example.com/team/repo:1.0.0", transport=transport) == DIGEST
+
+
+def test_plain_http_only_for_a_registry_on_this_machine():
+    def refuse_tls(request: httpx.Request) -> httpx.Response:
+        if request.url.scheme == "https":
+            raise httpx.ConnectError("wrong version number", request=request)
+        return httpx.Response(200, text=INDEX, headers={"Docker-Content-Digest": DIGEST})
+
+    transport = httpx.MockTransport(refuse_tls)
+    assert manifest_digest("127.0.0.1:5000/team/repo:1.0.0", transport=transport) == DIGEST
+    with pytest.raises(RegistryUnanswered, match="did not answer"):
+        manifest_digest("registry.example.com/team/repo:1.0.0", transport=transport)
+
+
+@pytest.mark.parametrize(("reference", "parts"), [
+    ("127.0.0.1:5000/webordinary/edit-container:1.0.0", ("127.0.0.1:5000", "webordinary/edit-container", "1.0.0")),
+    ("localhost/a:b", ("localhost", "a", "b")),
+    (f"r.example.com/a/b@{DIGEST}", ("r.example.com", "a/b", DIGEST)),
+    (f"r.example.com/a/b:t@{DIGEST}", ("r.example.com", "a/b", DIGEST)),
+])
+def test_split_reference(reference, parts):
+    assert split_reference(reference) == parts
+
+
+@pytest.mark.parametrize("reference", ["webordinary/edit-container:1.0.0", "r.example.com/a", "nginx:1"])
+def test_a_reference_without_a_registry_or_tag_is_refused(reference):
+    with pytest.raises(RegistryUnanswered):
+        split_reference(reference)
+
+
+def test_the_cli_hands_over_the_login_its_private_config_holds(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({"auths": {
+        "r.example.com": {"auth": base64.b64encode(f"robot:{SECRET}".encode()).decode()}, "rollway.invalid": {}}}))
+    cli = DockerCli("docker", tmp_path)
+    assert cli._login_for("r.example.com") == ("robot", SECRET)
+    assert cli._login_for("rollway.invalid") is None and cli._login_for("other.example.com") is None
