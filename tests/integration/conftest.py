@@ -24,6 +24,7 @@ from blocks.register import CREDENTIALS_BLOCK, TARGETS_BLOCK, save_blocks
 from rollway.cli.processes import Child, PrefectServer, free_port, serve_process
 from rollway.cli.up import simulator_for
 from rollway.clock import ClockSettings
+from rollway.sim.app import ValidationApp
 from rollway.sim.traffic import TrafficSimulator
 from tests.conftest import AwsAccount
 
@@ -90,11 +91,12 @@ def served(prefect_server: PrefectServer, embedded_aws, clock: ClockSettings,
     targets = Targets()
     save_blocks(targets, credentials_for_endpoint(embedded_aws.endpoint_url, targets.region))
     log = tmp_path_factory.mktemp("serve") / "serve.log"
-    process = serve_process(
+    # As `rollway up` serves them: validate_deployment checks a stand-in edit API by default.
+    with ValidationApp() as app, serve_process(
         prefect_server.api_url, targets_block=TARGETS_BLOCK, credentials_block=CREDENTIALS_BLOCK, clock=clock,
         poll_seconds=1.0, approval_poll_seconds=1, paused_schedules=True, log=log, home=prefect_server.home,
-    )
-    with process:
+        validation_url=app.url,
+    ) as process:
         try:
             wait_for_deployments([deployment_path(f) for f in ("progressive_rollout", "rollback")], process, 120)
         except Exception as err:
