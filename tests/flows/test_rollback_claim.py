@@ -16,7 +16,8 @@ import pytest
 
 import rollway.cli.ops as ops
 from flows.progressive import progressive_rollout
-from flows.rollback import RollbackIncomplete, rollback
+from flows.rollback import rollback
+from rollway.aws.errors import TargetNotFound
 from rollway.fakes import FakeLedger
 from rollway.ledger import RollbackClaimed, RolloutRecord, Transition, begin_rollback, new_rollout_id
 from rollway.model import Weights
@@ -189,16 +190,15 @@ def test_a_live_claim_is_waited_for_only_so_long_and_nothing_moves(monkeypatch, 
 
 def test_a_rollback_that_fails_a_step_gives_its_claim_up_for_the_next_one(monkeypatch):
     env, first = rolling_back(monkeypatch, FakeLedger(), holder=None, expires=0.0)
-    real_update = env.deployer.update_service
 
-    def restore_refused(service, *, task_definition=None, desired=None):
-        if service == env.targets.canary_service and task_definition is not None:
-            raise RuntimeError("task definition is INACTIVE")
-        return real_update(service, task_definition=task_definition, desired=desired)
+    def topic_gone(subject, message):
+        raise TargetNotFound("SNS topic", "webordinary-alerts", "in region us-west-2")
 
-    env.deployer.update_service = restore_refused
-    with pytest.raises(RollbackIncomplete):
+    env.notifier.notify = topic_gone
+    with pytest.raises(TargetNotFound):
         rollback(reason="abort")
+    assert env.router.weights == Weights(stable=100, canary=0)  # it acted ...
     record = env.ledger.get(env.targets.canary_service)
+    # ... and stays open, its claim given up: the next rollback finishes it without waiting.
     assert record.phase is RolloutPhase.ROLLING_BACK and record.rollback_holder is None
-    assert "claim_rollback" in " ".join(env.ledger.calls[-2:]), env.ledger.calls[-3:]
+    assert sum(c.startswith("claim_rollback") for c in env.ledger.calls) == 2, env.ledger.calls  # taken, given up
