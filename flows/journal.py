@@ -7,15 +7,14 @@ resumed run reads), then the artifacts and messages people see.
 from __future__ import annotations
 
 import re
-import time
 
 from prefect.artifacts import create_markdown_artifact, create_progress_artifact, create_table_artifact, update_progress_artifact
 
-from flows.rollback import ClaimKeeper, claimant, record_rollback_end, try_record, unrecorded
+from flows.rollback import ClaimKeeper, claimant, on_clock, record_rollback_end, try_record, unrecorded
 from rollway.approvals import ApprovalAnswer
 from rollway.decide import Pause, StageState, stage_end
 from rollway.environment import Environment
-from rollway.ledger import RolloutMovedOn, RolloutRecord, Transition, begin_rollback
+from rollway.ledger import CLAIM_SECONDS, RolloutMovedOn, RolloutRecord, Transition, begin_rollback
 from rollway.model import Verdict, Weights
 from rollway.phases import RolloutPhase
 from rollway.report import HEADERS, RollbackResult, RolloutResult, StageReport, markdown_table, stage_rows
@@ -193,7 +192,7 @@ class LedgerJournal:
         # like any RolloutEnded; its hook then waits for that rollback and pages nobody again.
         self._unrecorded = try_record("the rollback's start", lambda: begin_rollback(
             self.ledger, self.service, actor=actor, reason=reason, now=self.env.clock.now(),
-            rollout=self.rollout_id, holder=holder, wall=time.time()))
+            rollout=self.rollout_id, holder=holder, lease_seconds=on_clock(self.env, CLAIM_SECONDS)))
         if self._unrecorded is None:
             self._claim = ClaimKeeper(self.env, holder, self.rollout_id).__enter__()
         return self._unrecorded

@@ -17,7 +17,6 @@ rolling back the newer one.
 
 from __future__ import annotations
 
-import time
 from typing import Literal
 
 from prefect import flow, get_run_logger
@@ -26,12 +25,12 @@ from pydantic import BaseModel, ConfigDict
 from flows.engine import AlertsOnce, canary_targets_if_unattributed
 from flows.env import load_environment, run_owner
 from flows.params import LeaseSeconds, WindowSeconds
-from flows.rollback import act_recorded, claimant, execute_rollback
+from flows.rollback import act_recorded, claimant, execute_rollback, on_clock
 from rollway.aws.ledger import write_or_why
 from rollway.clock import ClockSettings
 from rollway.environment import Environment
 from rollway.judge.guardrails import check
-from rollway.ledger import RolloutClosed, RolloutRecord, Transition, begin_rollback
+from rollway.ledger import CLAIM_SECONDS, RolloutClosed, RolloutRecord, Transition, begin_rollback
 from rollway.model import Observation, Weights
 from rollway.phases import Phase, RolloutPhase
 from rollway.report import RollbackResult, RolloutResult
@@ -207,7 +206,7 @@ def _watch(
                                                     task_definition=done.canary_task_definition,
                                                     phase=RolloutPhase.ROLLED_BACK, weights=done.weights,
                                                     rollback_holder=None, rollback_expires=0.0),
-                        phase=RolloutPhase.PROMOTED, rollout_id=lease.rollout, holder=holder,
+                        phase=RolloutPhase.PROMOTED, claim_rollout=lease.rollout, holder=holder,
                     )
                 except RolloutClosed as closed:
                     # `rollway abort` finished its rollback since this check's lease renewal:
@@ -332,7 +331,7 @@ def _begin_rollback(env: Environment, rollout: str | None, reason: str, holder: 
     if env.ledger is None or rollout is None:
         return
     begin_rollback(env.ledger, env.targets.canary_service, actor="monitor", reason=reason, now=env.clock.now(),
-                   rollout=rollout, holder=holder, wall=time.time())
+                   rollout=rollout, holder=holder, lease_seconds=on_clock(env, CLAIM_SECONDS))
 
 
 def _record(env: Environment, rollout: str | None, kind: str, comment: str, *, to_weights: Weights | None = None,

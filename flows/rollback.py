@@ -14,6 +14,13 @@ The ledger never stops a rollback either: if DynamoDB refuses to record its star
 table, an item grown past 400 KB, access denied, throttling), the rollback still does every
 step, the notice says the ledger could not record it, and the run then fails with
 RollbackUnrecorded; the same when recording its end fails.
+
+One rollback at a time carries a rollout's rollback out: it holds the rollback's claim in the
+ledger (who, and a lease of CLAIM_SECONDS of wall time, stamped on the rollout clock as the run's
+own lease is, renewed while it acts). Another
+(`rollway abort` and the cancelled run's hook, at once) waits for it to end, logging its
+progress, and returns what it did from its ledger entry, moving nothing and paging nobody; once
+the claim is given up (a step failed) or lapses (its holder died), it takes it over and finishes.
 """
 
 from __future__ import annotations
@@ -23,7 +30,6 @@ import os
 import re
 import socket
 import threading
-import time
 from typing import Annotated, Callable, Sequence
 
 from prefect import flow, get_run_logger
@@ -287,9 +293,16 @@ def record_rollback_end(env: Environment, *, rollout: str | None, actor: str, re
 # --- Two rollbacks of one rollout (`rollway abort` and a cancelled run's hook, say) -----------
 
 CLAIM_WAIT_SECONDS = 900.0
-"""How long a rollback waits for another one holding the claim to end (rollout clock): longer
+"""How long a rollback waits for another one holding the claim to end (wall seconds): longer
 than a rollback takes with the default waits for the stable service and its health checks."""
 CLAIM_POLL_SECONDS = 10.0
+
+
+def on_clock(env: Environment, wall_seconds: float) -> float:
+    """``wall_seconds`` on the rollout clock, which stamps claims as it stamps leases: a claim is
+    about a process being alive, so its lease, renewals and waits last the same wall time
+    whatever the clock's speed (a scaled clock runs ``speed`` clock seconds per wall second)."""
+    return wall_seconds * getattr(env.clock, "speed", 1.0)
 
 
 def claimant(actor: str) -> str:
@@ -319,8 +332,8 @@ class ClaimKeeper:
         self._thread = threading.Thread(target=self._run, name=f"rollback-claim {holder}", daemon=True)
 
     def _claim(self, lease_seconds: float) -> None:
-        self.env.ledger.claim_rollback(self.env.targets.canary_service, holder=self.holder, now=time.time(),
-                                       lease_seconds=lease_seconds, rollout=self.rollout)
+        self.env.ledger.claim_rollback(self.env.targets.canary_service, holder=self.holder, now=self.env.clock.now(),
+                                       lease_seconds=on_clock(self.env, lease_seconds), rollout=self.rollout)
 
     def _run(self) -> None:
         while not self._stop.wait(CLAIM_SECONDS / 3):
@@ -372,18 +385,18 @@ def wait_for_claim(env: Environment, held: RollbackClaimed, *, holder: str, roll
         check_rollout(record, rollout)
         if record.phase is not RolloutPhase.ROLLING_BACK:
             return record
-        if record.rollback_holder in (None, holder) or record.rollback_expires < time.time():
+        if record.rollback_holder in (None, holder) or record.rollback_expires < env.clock.now():
             log.warning("the rollback by %s %s: this one takes it over", record.rollback_holder or held.holder,
                         "gave up its claim" if record.rollback_holder is None else "stopped renewing its claim")
             return None
-        waited = env.clock.now() - started
+        waited = (env.clock.now() - started) / on_clock(env, 1.0)  # wall seconds
         if waited >= wait_seconds:
             raise RollbackClaimed(
-                f"{held} It was still under way after {waited:.0f} s of waiting: it notifies people when it ends; "
+                f"{held}. It was still under way after {waited:.0f} s of waiting: it notifies people when it ends; "
                 "run the rollback again if it does not", holder=record.rollback_holder, expires=record.rollback_expires)
         log.info("rollback by %s still under way (claim renewed until %s); waited %.0f s of %.0f s",
                  record.rollback_holder, utc(record.rollback_expires), waited, wait_seconds)
-        env.clock.sleep(min(CLAIM_POLL_SECONDS, wait_seconds - waited))
+        env.clock.sleep(on_clock(env, min(CLAIM_POLL_SECONDS, wait_seconds - waited)))
 
 
 def done_by_other(record: RolloutRecord, held: RollbackClaimed) -> RollbackResult:
@@ -441,7 +454,7 @@ def act_recorded(env: Environment, act: Callable[[str | None], RollbackResult], 
                  begin: Callable[[], object] | None = None, finish: Callable[[RollbackResult], object] | None = None,
                  failure: str | None = None, rollout_id: str | None = None,
                  phase: RolloutPhase | None = None, holder: str | None = None,
-                 wait_seconds: float = CLAIM_WAIT_SECONDS) -> RollbackResult:
+                 claim_rollout: str | None = None, wait_seconds: float = CLAIM_WAIT_SECONDS) -> RollbackResult:
     """Record a rollback's start (``begin``), act (``act(ledger_failure)``), record its end
     (``finish(result)``), without letting the ledger stop the rollback.
 
@@ -453,12 +466,14 @@ def act_recorded(env: Environment, act: Callable[[str | None], RollbackResult], 
             while another rollback holds it, this one waits for it to end and returns what it
             did, acting on nothing and paging nobody (or takes over a claim its holder gave up
             or let lapse); while acting, this one renews its own.
-        wait_seconds: how long to wait for another rollback (rollout clock).
+        claim_rollout: the rollout whose rollback is claimed, when not ``rollout_id``.
+        wait_seconds: how long to wait for another rollback (wall seconds).
 
     Raises:
         RollbackUnrecorded: after acting, when the ledger could not record the start or the end.
         RollbackClaimed: another rollback still held the claim after ``wait_seconds``.
     """
+    rollout = claim_rollout if claim_rollout is not None else rollout_id
     take = begin
     while take is not None:
         try:
@@ -467,17 +482,17 @@ def act_recorded(env: Environment, act: Callable[[str | None], RollbackResult], 
         except RollbackClaimed as held:
             if holder is None:
                 raise
-            ended = wait_for_claim(env, held, holder=holder, rollout=rollout_id, wait_seconds=wait_seconds)
+            ended = wait_for_claim(env, held, holder=holder, rollout=rollout, wait_seconds=wait_seconds)
             if ended is not None:
                 get_run_logger().warning("the rollback by %s ended while this one waited: not rolling back or "
                                          "notifying again", held.holder)
                 return done_by_other(ended, held)
 
             def take():
-                env.ledger.claim_rollback(env.targets.canary_service, holder=holder, now=time.time(),
-                                          lease_seconds=CLAIM_SECONDS, rollout=rollout_id)
+                env.ledger.claim_rollback(env.targets.canary_service, holder=holder, now=env.clock.now(),
+                                          lease_seconds=on_clock(env, CLAIM_SECONDS), rollout=rollout)
     if holder is not None and begin is not None and failure is None:
-        with ClaimKeeper(env, holder, rollout_id):
+        with ClaimKeeper(env, holder, rollout):
             result = act(failure)
     else:
         result = act(failure)
@@ -587,8 +602,8 @@ def rollback_recorded(env: Environment, reason: str, *, actor: str, previous_tas
             # Begun already (by `rollway abort`'s intent, or a rollback that died or failed a step):
             # carry it out only while no other rollback does, which would page people too.
             def begin():
-                env.ledger.claim_rollback(service, holder=holder, now=time.time(), lease_seconds=CLAIM_SECONDS,
-                                          rollout=record.rollout_id)
+                env.ledger.claim_rollback(service, holder=holder, now=env.clock.now(),
+                                          lease_seconds=on_clock(env, CLAIM_SECONDS), rollout=record.rollout_id)
         else:
             # Intent before action: if this process dies half-way, the ledger says a rollback
             # is unfinished, and a resumed run or `rollway abort` finishes it.
@@ -596,7 +611,8 @@ def rollback_recorded(env: Environment, reason: str, *, actor: str, previous_tas
             def begin():
                 try:
                     begin_rollback(env.ledger, service, actor=actor, reason=reason, now=env.clock.now(),
-                                   rollout=record.rollout_id, holder=holder, wall=time.time())
+                                   rollout=record.rollout_id, holder=holder,
+                                   lease_seconds=on_clock(env, CLAIM_SECONDS))
                 except RolloutClosed:
                     if only_open or record.phase is not RolloutPhase.PROMOTED:
                         raise

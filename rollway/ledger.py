@@ -58,7 +58,7 @@ class RollbackClaimed(RolloutEnded):
 
     Attributes:
         holder: who holds the claim (actor, and the flow run or process).
-        expires: when the claim lapses unless its holder renews it (wall clock, epoch seconds).
+        expires: when the claim lapses unless its holder renews it (rollout clock, epoch seconds).
     """
 
     def __init__(self, message: str, *, holder: str, expires: float) -> None:
@@ -171,7 +171,7 @@ class RolloutRecord(BaseModel):
     rollback_holder: str | None = Field(
         default=None, description="who is carrying out the rollback (phase rolling_back): actor and flow run or process")
     rollback_expires: float = Field(
-        default=0.0, description="when the rollback's claim lapses unless its holder renews it (wall clock)")
+        default=0.0, description="when the rollback's claim lapses unless its holder renews it (rollout clock)")
     version: int = 0
     created_at: float = 0.0
     updated_at: float = 0.0
@@ -466,14 +466,15 @@ def rejection_reason(reject: Transition) -> str:
 
 
 CLAIM_SECONDS = 60.0
-"""How long a rollback's claim lasts without renewal (wall seconds). Its holder renews it while it
+"""How long a rollback's claim lasts without renewal (wall seconds; flows.rollback.on_clock puts
+them on a scaled rollout clock). Its holder renews it while it
 acts; a holder that died loses it this long after its last renewal, and the next rollback
 finishes its work."""
 
 
 def check_rollback_claim(record: RolloutRecord, holder: str, now: float) -> None:
     """Allow ``holder`` to carry out the rollout's rollback: nobody holds the claim, ``holder``
-    does, or the claim lapsed at ``now`` (wall clock): its holder died.
+    does, or the claim lapsed at ``now``: its holder died.
 
     Raises:
         RollbackClaimed: another rollback holds a live claim.
@@ -508,7 +509,7 @@ def check_claimable(holder: str, now: float) -> Callable[[RolloutRecord], None]:
 
 
 def begin_rollback(ledger: Any, service: str, *, actor: str, reason: str, now: float,
-                   rollout: str | None = None, holder: str | None = None, wall: float | None = None,
+                   rollout: str | None = None, holder: str | None = None,
                    lease_seconds: float = CLAIM_SECONDS) -> RolloutRecord:
     """Record a rollback's intent (phase rolling_back, who and why) before it acts.
 
@@ -518,9 +519,9 @@ def begin_rollback(ledger: Any, service: str, *, actor: str, reason: str, now: f
     by now (None only where no rollout was read).
 
     ``holder``: the rollback that will carry it out takes its claim in the same write, lasting
-    ``lease_seconds`` from ``wall`` (the wall clock: a claim is about a process being alive, and
-    two processes may run rollout clocks of different speeds). Without one (`rollway abort`
-    recording a person's intent before it stops the owning run) the claim is left as it is.
+    ``lease_seconds`` from ``now`` (the rollout clock, as the run's own lease). Without one
+    (`rollway abort` recording a person's intent before it stops the owning run) the claim is
+    left as it is.
 
     Raises:
         RolloutClosed: the rollout was closed since the caller read it (say, the judge's own
@@ -531,12 +532,11 @@ def begin_rollback(ledger: Any, service: str, *, actor: str, reason: str, now: f
     changes: dict[str, Any] = {}
     rule: Callable[[RolloutRecord], None] = check_open_for_rollback
     if holder is not None:
-        wall = now if wall is None else wall
-        changes = {"rollback_holder": holder, "rollback_expires": wall + lease_seconds}
+        changes = {"rollback_holder": holder, "rollback_expires": now + lease_seconds}
 
         def rule(record: RolloutRecord) -> None:
             check_open_for_rollback(record)
-            check_rollback_claim(record, holder, wall)
+            check_rollback_claim(record, holder, now)
 
     return ledger.record(
         service, owner=None, now=now, rollout=rollout, rule=rule,

@@ -239,7 +239,7 @@ class DynamoLedger:
         """Take, renew or (``lease_seconds`` 0) give up the claim on the rollback under way, in one
         conditional UpdateItem: the rollout is rolling back and nobody else holds a live claim.
 
-        ``now``: the wall clock. No history entry is appended: a renewal every few seconds of a
+        ``now``: the rollout clock, as for leases. No history entry is appended: a renewal every few seconds of a
         long rollback must not grow the item.
 
         Raises:

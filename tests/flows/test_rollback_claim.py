@@ -84,8 +84,8 @@ class FinishesWhileWatched(FakeLedger):
         return got
 
 
-def rolling_back(monkeypatch, ledger, *, holder: str | None, expires: float):
-    """A rollout at 5% whose rollback has begun, its claim held by ``holder`` until ``expires`` (wall clock)."""
+def rolling_back(monkeypatch, ledger, *, holder: str | None, expires_in: float):
+    """A rollout at 5% whose rollback has begun, its claim held by ``holder`` for ``expires_in`` more seconds."""
     env = fake_environment()
     env.ledger = ledger
     now = env.clock.now()
@@ -98,7 +98,7 @@ def rolling_back(monkeypatch, ledger, *, holder: str | None, expires: float):
     if holder is not None:
         FakeLedger.record(ledger, env.targets.canary_service, owner=None, now=now - 4,
                           transition=Transition(at=now - 4, kind="rollback-start", actor="hook", comment="cancelled"),
-                          rollback_holder=holder, rollback_expires=expires)
+                          rollback_holder=holder, rollback_expires=now + expires_in)
     env.router.weights = Weights.canary_at(5)
     env.deployer.services[env.targets.canary_service] = env.deployer.services[env.targets.canary_service].model_copy(
         update={"task_definition": SERVICE_TD, "desired": 2, "running": 2})
@@ -108,7 +108,7 @@ def rolling_back(monkeypatch, ledger, *, holder: str | None, expires: float):
 
 def test_abort_waits_for_the_hooks_rollback_and_reports_it_without_paging_again(monkeypatch, capsys):
     ledger = FinishesWhileWatched()
-    env, first = rolling_back(monkeypatch, ledger, holder=HOOK, expires=time.time() + 60)
+    env, first = rolling_back(monkeypatch, ledger, holder=HOOK, expires_in=60)
     ledger.other = OtherRollback(env, HOOK)
     service = ops.Service(targets=env.targets, targets_block=f"claim-{uuid4().hex[:8]}", credentials_block=None,
                           ledger=env.ledger, router=env.router)
@@ -133,7 +133,7 @@ class AbortClaimsFirst(FinishesWhileWatched):
     def record(self, service, *, transition, **kwargs):
         if transition.kind == "rollback-start" and transition.actor.startswith("state hook") and not self.refused:
             begin_rollback(self, service, actor="erin", reason="aborted by erin", now=transition.at,
-                           holder=self.other.holder, wall=time.time())
+                           holder=self.other.holder)
         return super().record(service, transition=transition, **kwargs)
 
 
@@ -162,7 +162,7 @@ def test_a_failed_runs_hook_waits_for_the_aborts_rollback_and_pages_nobody(monke
 
 def test_a_claim_whose_holder_died_is_taken_over_and_the_rollback_finished(monkeypatch):
     env, first = rolling_back(monkeypatch, FakeLedger(), holder="erin (process 4242 on laptop)",
-                              expires=time.time() - 1)
+                              expires_in=-1)
 
     result = rollback(reason="finish the abort that died")
 
@@ -176,7 +176,7 @@ def test_a_claim_whose_holder_died_is_taken_over_and_the_rollback_finished(monke
 
 
 def test_a_live_claim_is_waited_for_only_so_long_and_nothing_moves(monkeypatch, caplog):
-    env, first = rolling_back(monkeypatch, FakeLedger(), holder=HOOK, expires=time.time() + 3600)
+    env, first = rolling_back(monkeypatch, FakeLedger(), holder=HOOK, expires_in=3600)
 
     with caplog.at_level(logging.INFO), pytest.raises(RollbackClaimed, match="still under way after 900 s"):
         rollback(reason="abort again")
@@ -189,7 +189,7 @@ def test_a_live_claim_is_waited_for_only_so_long_and_nothing_moves(monkeypatch, 
 
 
 def test_a_rollback_that_fails_a_step_gives_its_claim_up_for_the_next_one(monkeypatch):
-    env, first = rolling_back(monkeypatch, FakeLedger(), holder=None, expires=0.0)
+    env, first = rolling_back(monkeypatch, FakeLedger(), holder=None, expires_in=0.0)
 
     def topic_gone(subject, message):
         raise TargetNotFound("SNS topic", "webordinary-alerts", "in region us-west-2")
@@ -202,3 +202,31 @@ def test_a_rollback_that_fails_a_step_gives_its_claim_up_for_the_next_one(monkey
     # ... and stays open, its claim given up: the next rollback finishes it without waiting.
     assert record.phase is RolloutPhase.ROLLING_BACK and record.rollback_holder is None
     assert sum(c.startswith("claim_rollback") for c in env.ledger.calls) == 2, env.ledger.calls  # taken, given up
+
+
+def test_on_the_embedded_aws_a_lapsed_claim_is_taken_over_and_the_end_recorded(aws):
+    """The same on DynamoDB and SNS (moto), through the blocks a person's rollback flow loads."""
+    from rollway.aws.environment import aws_environment
+    from rollway.aws.ledger import DynamoLedger
+    from rollway.clock import ClockSettings
+    from tests.flows.moto_env import saved_blocks
+    from tests.flows.test_reports_flow import start_at_five_percent
+
+    blocks = saved_blocks(aws, "claim")
+    record, _ = start_at_five_percent(aws)
+    ledger = DynamoLedger(aws.get_client("dynamodb"), aws.targets)
+    router = aws_environment(aws.get_client, aws.targets, ClockSettings().build()).router
+    service = aws.targets.canary_service
+    # erin's abort took the claim 61 s ago and its process died: nothing renewed it.
+    begin_rollback(ledger, service, actor="erin", reason="aborted by erin: errors", now=time.time() - 61,
+                   rollout=record.rollout_id, holder="erin (process 4242 on laptop)", lease_seconds=60)
+
+    done = rollback(reason="finish erin's abort", actor="carol", targets_block=blocks, aws_credentials_block=blocks)
+
+    assert done.done_by is None and router.get_weights() == Weights(stable=100, canary=0)
+    stored = ledger.get(service)
+    end = stored.history[-1]
+    assert stored.phase is RolloutPhase.ROLLED_BACK and stored.rollback_holder is None
+    assert done.notification_id  # SNS's id for the one notice ...
+    assert (end.kind, end.actor, end.message_id, end.task_definition) == (  # ... kept with the rollback's end
+        "rollback", "carol", done.notification_id, done.canary_task_definition)

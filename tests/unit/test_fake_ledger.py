@@ -382,7 +382,7 @@ class RollbackClaimContract:
 
         def begin(holder: str) -> Callable[[], RolloutRecord]:
             return lambda: begin_rollback(ledger, SERVICE, actor=holder, reason="errors", now=START + 5,
-                                          rollout=first.rollout_id, holder=holder, wall=START + 5, lease_seconds=LEASE)
+                                          rollout=first.rollout_id, holder=holder, lease_seconds=LEASE)
 
         outcomes = together(begin("hook (run a)"), begin("erin (run b)"))
         won = [o for o in outcomes if isinstance(o, RolloutRecord)]
@@ -397,13 +397,13 @@ class RollbackClaimContract:
     def test_the_holder_renews_its_claim_and_another_takes_it_only_once_it_lapsed(self, ledger):
         first = started(ledger)
         begin_rollback(ledger, SERVICE, actor="hook", reason="cancelled", now=START + 1, rollout=first.rollout_id,
-                       holder="hook", wall=START + 1, lease_seconds=LEASE)
+                       holder="hook", lease_seconds=LEASE)
         renewed = ledger.claim_rollback(SERVICE, holder="hook", now=START + 50, lease_seconds=LEASE,
                                         rollout=first.rollout_id)
         assert renewed.rollback_expires == START + 50 + LEASE and len(renewed.history) == 1  # nothing appended
         for claim in (lambda: ledger.claim_rollback(SERVICE, holder="erin", now=START + 100, lease_seconds=LEASE),
                       lambda: begin_rollback(ledger, SERVICE, actor="erin", reason="abort", now=START + 100,
-                                             holder="erin", wall=START + 100)):
+                                             holder="erin")):
             with pytest.raises(RollbackClaimed, match="being rolled back by hook"):
                 claim()
         assert ledger.get(SERVICE) == renewed
@@ -420,7 +420,7 @@ class RollbackClaimContract:
     def test_intent_without_a_holder_leaves_a_live_claim_alone(self, ledger):
         """`rollway abort` records the person's intent before it stops the owning run; the claim stays whose it was."""
         first = started(ledger)
-        begin_rollback(ledger, SERVICE, actor="hook", reason="failed", now=START + 1, holder="hook", wall=START + 1,
+        begin_rollback(ledger, SERVICE, actor="hook", reason="failed", now=START + 1, holder="hook",
                        lease_seconds=LEASE)
         intent = begin_rollback(ledger, SERVICE, actor="erin", reason="aborted by erin", now=START + 2,
                                 rollout=first.rollout_id)
@@ -430,7 +430,7 @@ class RollbackClaimContract:
         first = started(ledger)
         with pytest.raises(LedgerError, match="no rollback has begun"):
             ledger.claim_rollback(SERVICE, holder="erin", now=START + 1, lease_seconds=LEASE)
-        begin_rollback(ledger, SERVICE, actor="hook", reason="failed", now=START + 1, holder="hook", wall=START + 1)
+        begin_rollback(ledger, SERVICE, actor="hook", reason="failed", now=START + 1, holder="hook")
         done = ledger.record(SERVICE, owner=None, now=START + 2, transition=step(START + 2, "rollback", "hook"),
                              phase=RolloutPhase.ROLLED_BACK, rollback_holder=None)
         assert done.rollback_holder is None
