@@ -61,6 +61,9 @@ class Journal(Protocol):
     def rolling_back(self, reason: str, actor: str) -> str | None:
         """Record the rollback's intent; what could not be recorded and why, or None."""
 
+    def rollback_failed(self, error: BaseException) -> None:
+        """The rollback begun by ``rolling_back`` raised ``error`` (it stays open for the next one)."""
+
     def rolled_back(self, result: RollbackResult, stages: list[StageReport]) -> None: ...
 
     def promoted(self, result: RolloutResult) -> None: ...
@@ -80,6 +83,8 @@ class NullJournal:
     def answered(self, pause, answer, approved_stage): pass
 
     def rolling_back(self, reason, actor): pass
+
+    def rollback_failed(self, error): pass
 
     def rolled_back(self, result, stages): pass
 
@@ -469,7 +474,11 @@ def _rolled_back(env, spec, rollback, journal, reports, weights, reason: str, ac
     # Intent first: a run that dies mid-rollback is finished on resume. A ledger that cannot
     # record it does not stop the rollback; the journal fails the run once it is done.
     unrecorded = journal.rolling_back(reason, actor)
-    result = rollback(reason, actor=actor, ledger_failure=unrecorded)
+    try:
+        result = rollback(reason, actor=actor, ledger_failure=unrecorded)
+    except BaseException as error:
+        journal.rollback_failed(error)
+        raise
     journal.rolled_back(result, reports)
     return RolloutResult(
         outcome="rolled_back", reason=reason, image=spec.image,

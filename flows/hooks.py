@@ -112,7 +112,7 @@ def leave_alone(state, params: dict, finalizing: bool = False) -> str | None:
 def _rollback_from_state(flow, flow_run, state) -> None:
     from flows.env import CANARY_FLOW, began_finalizing
     from flows.rollback import RollbackRefused, rollback
-    from rollway.ledger import RollbackUnrecorded, RolloutClosed
+    from rollway.ledger import RollbackClaimed, RollbackUnrecorded, RolloutClosed
 
     log = flow_run_logger(flow_run, flow)
     params = dict(flow_run.parameters or {})
@@ -135,7 +135,7 @@ def _rollback_from_state(flow, flow_run, state) -> None:
     flags = (spec.get("flags") if isinstance(spec, dict) else None) or None
     reason = f"run {flow_run.name} ended {state.type.value.lower()}: {state.message or 'no message'}"
     try:
-        rollback(
+        result = rollback(
             reason=reason,
             actor=f"state hook ({state.type.value.lower()})",
             bindings=None if ledgered else flags,
@@ -151,14 +151,18 @@ def _rollback_from_state(flow, flow_run, state) -> None:
     except RollbackRefused as err:  # nothing moved, on purpose: say why, not that the rollback failed
         log.error("no automatic rollback after run %s: %s", flow_run.name, err)
         raise
-    except RolloutClosed as err:
-        # Another rollback (`rollway abort`, say) finished between this one's read and its start:
-        # the rollout is where it should be, and nothing is left to do or to page about.
+    except (RolloutClosed, RollbackClaimed) as err:
+        # Another rollback (`rollway abort`, say) finished between this one's read and its start,
+        # or is still carrying it out after this one waited: it does (or did) everything and tells
+        # people; nothing is left to do or to page about.
         log.info("not rolling back after run %s: %s", flow_run.name, err)
         return
     except Exception:  # a hook must not hide the original failure; log loudly instead
         log.exception("automatic rollback after %s failed; run `rollway abort` by hand", flow_run.name)
         raise
+    if result.done_by is not None:
+        log.info("not rolling back after run %s: %s", flow_run.name, "; ".join(result.steps))
+        return
     log.warning("rolled back after run %s ended %s", flow_run.name, state.type.value.lower())
 
 

@@ -10,11 +10,11 @@ import re
 
 from prefect.artifacts import create_markdown_artifact, create_progress_artifact, create_table_artifact, update_progress_artifact
 
-from flows.rollback import record_rollback_end, try_record, unrecorded
+from flows.rollback import ClaimKeeper, claimant, on_clock, record_rollback_end, try_record, unrecorded
 from rollway.approvals import ApprovalAnswer
 from rollway.decide import Pause, StageState, stage_end
 from rollway.environment import Environment
-from rollway.ledger import RolloutMovedOn, RolloutRecord, Transition, begin_rollback
+from rollway.ledger import CLAIM_SECONDS, RolloutMovedOn, RolloutRecord, Transition, begin_rollback
 from rollway.model import Verdict, Weights
 from rollway.phases import RolloutPhase
 from rollway.report import HEADERS, RollbackResult, RolloutResult, StageReport, markdown_table, stage_rows
@@ -64,6 +64,7 @@ class LedgerJournal:
         self._seen: RolloutRecord | None = None  # the record as this run last read or wrote it
         self._rollback_actor = actor  # who asked for the rollback: the judge, a person, "timeout"
         self._unrecorded: str | None = None  # what the ledger could not record of the rollback's start
+        self._claim: ClaimKeeper | None = None  # renews the rollback's claim while it acts
 
     # --- helpers -----------------------------------------------------------------------
     def _record(self, transition: Transition, owner: str | None = "self", followed_by: tuple = (), **changes):
@@ -186,19 +187,33 @@ class LedgerJournal:
         """Record the rollback's intent; what the ledger could not record and why (the rollback
         goes ahead and says so), or None."""
         self._rollback_actor = actor
+        holder = claimant(actor)
+        # RollbackClaimed (another rollback, `rollway abort`'s, carries it out) stops this run
+        # like any RolloutEnded; its hook then waits for that rollback and pages nobody again.
         self._unrecorded = try_record("the rollback's start", lambda: begin_rollback(
             self.ledger, self.service, actor=actor, reason=reason, now=self.env.clock.now(),
-            rollout=self.rollout_id))
+            rollout=self.rollout_id, holder=holder, lease_seconds=on_clock(self.env, CLAIM_SECONDS)))
+        if self._unrecorded is None:
+            self._claim = ClaimKeeper(self.env, holder, self.rollout_id).__enter__()
         return self._unrecorded
+
+    def rollback_failed(self, error: BaseException) -> None:
+        """The rollback raised: give its claim up, so the next rollback finishes it at once."""
+        claim, self._claim = self._claim, None
+        if claim is not None:
+            claim.__exit__(type(error), error, error.__traceback__)
 
     def rolled_back(self, result: RollbackResult, stages: list[StageReport]) -> None:
         """Record the rollback's end; raises RollbackUnrecorded when its start or end is not recorded."""
+        claim, self._claim = self._claim, None
+        if claim is not None:
+            claim.__exit__(None, None, None)  # the end below gives the claim up
         seen = self._seen  # as this run last read it: the phase the ledger shows if the start failed
         failure, phase, tell = self._unrecorded, seen.phase if seen is not None else None, False
         if failure is None:
             failure = try_record("the rollback's end", lambda: record_rollback_end(
                 self.env, rollout=self.rollout_id, actor=self._rollback_actor, reason=result.reason,
-                weights=result.weights))
+                result=result))
             # The notice went out before this write: people are told again if it failed.
             phase, tell = RolloutPhase.ROLLING_BACK, True
         if failure is None:

@@ -25,12 +25,12 @@ from pydantic import BaseModel, ConfigDict
 from flows.engine import AlertsOnce, canary_targets_if_unattributed
 from flows.env import load_environment, run_owner
 from flows.params import LeaseSeconds, WindowSeconds
-from flows.rollback import act_recorded, execute_rollback
+from flows.rollback import act_recorded, claimant, execute_rollback, on_clock
 from rollway.aws.ledger import write_or_why
 from rollway.clock import ClockSettings
 from rollway.environment import Environment
 from rollway.judge.guardrails import check
-from rollway.ledger import RolloutClosed, RolloutRecord, Transition, begin_rollback
+from rollway.ledger import CLAIM_SECONDS, RolloutClosed, RolloutRecord, Transition, begin_rollback
 from rollway.model import Observation, Weights
 from rollway.phases import Phase, RolloutPhase
 from rollway.report import RollbackResult, RolloutResult
@@ -189,6 +189,7 @@ def _watch(
             if verdict.phase is Phase.FAILED:
                 reason = f"monitoring after promotion: {verdict.reason}"
                 log.warning(reason)
+                holder = claimant("monitor")
                 # The ledger never stops the rollback: a write DynamoDB refuses fails the run after it.
                 try:
                     result = act_recorded(
@@ -197,12 +198,15 @@ def _watch(
                             stable_desired=stable_desired, bindings=spec.flags, ledger_failure=ledger_failure,
                             rollout=lease.rollout,
                         ),
-                        begin=lambda: _begin_rollback(env, lease.rollout, reason),
+                        begin=lambda: _begin_rollback(env, lease.rollout, reason, holder),
                         # The weights the rollback read back, on the transition as every other
                         # rollback's end has them: reports read a rollback's end from them.
                         finish=lambda done: _record(env, lease.rollout, "rollback", reason, to_weights=done.weights,
-                                                    phase=RolloutPhase.ROLLED_BACK, weights=done.weights),
-                        phase=RolloutPhase.PROMOTED,
+                                                    message_id=done.notification_id,
+                                                    task_definition=done.canary_task_definition,
+                                                    phase=RolloutPhase.ROLLED_BACK, weights=done.weights,
+                                                    rollback_holder=None, rollback_expires=0.0),
+                        phase=RolloutPhase.PROMOTED, claim_rollout=lease.rollout, holder=holder,
                     )
                 except RolloutClosed as closed:
                     # `rollway abort` finished its rollback since this check's lease renewal:
@@ -320,23 +324,25 @@ def _rollback_since(env: Environment) -> str | None:
     return None
 
 
-def _begin_rollback(env: Environment, rollout: str | None, reason: str) -> None:
-    """Record the monitor's rollback start on the watched rollout; refused (RolloutClosed) when
-    another rollback closed it since, by the same rule as every rollback's start."""
+def _begin_rollback(env: Environment, rollout: str | None, reason: str, holder: str) -> None:
+    """Record the monitor's rollback start on the watched rollout, taking the rollback's claim;
+    refused (RolloutClosed) when another rollback closed it since, by the same rule as every
+    rollback's start, and RollbackClaimed while another one carries it out."""
     if env.ledger is None or rollout is None:
         return
     begin_rollback(env.ledger, env.targets.canary_service, actor="monitor", reason=reason, now=env.clock.now(),
-                   rollout=rollout)
+                   rollout=rollout, holder=holder, lease_seconds=on_clock(env, CLAIM_SECONDS))
 
 
 def _record(env: Environment, rollout: str | None, kind: str, comment: str, *, to_weights: Weights | None = None,
-            **changes) -> None:
+            message_id: str | None = None, task_definition: str | None = None, **changes) -> None:
     """Record on the watched rollout; RolloutSuperseded if another one is the newest by now."""
     if env.ledger is None or rollout is None:
         return
     env.ledger.record(
         env.targets.canary_service, owner=None, now=env.clock.now(), rollout=rollout,
-        transition=Transition(at=env.clock.now(), kind=kind, actor="monitor", comment=comment, to_weights=to_weights),
+        transition=Transition(at=env.clock.now(), kind=kind, actor="monitor", comment=comment, to_weights=to_weights,
+                              message_id=message_id, task_definition=task_definition),
         **changes,
     )
 

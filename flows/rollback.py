@@ -14,12 +14,22 @@ The ledger never stops a rollback either: if DynamoDB refuses to record its star
 table, an item grown past 400 KB, access denied, throttling), the rollback still does every
 step, the notice says the ledger could not record it, and the run then fails with
 RollbackUnrecorded; the same when recording its end fails.
+
+One rollback at a time carries a rollout's rollback out: it holds the rollback's claim in the
+ledger (who, and a lease of CLAIM_SECONDS of wall time, stamped on the rollout clock as the run's
+own lease is, renewed while it acts). Another
+(`rollway abort` and the cancelled run's hook, at once) waits for it to end, logging its
+progress, and returns what it did from its ledger entry, moving nothing and paging nobody; once
+the claim is given up (a step failed) or lapses (its holder died), it takes it over and finishes.
 """
 
 from __future__ import annotations
 
 import functools
+import os
 import re
+import socket
+import threading
 from typing import Annotated, Callable, Sequence
 
 from prefect import flow, get_run_logger
@@ -31,7 +41,8 @@ from flows.params import Actor, TaskCount
 from rollway.aws.ledger import STORAGE_ERRORS, storage_failure, write_or_why
 from rollway.clock import ClockSettings
 from rollway.environment import Environment
-from rollway.ledger import RollbackUnrecorded, RolloutSuperseded, Transition, check_rollout
+from rollway.ledger import (CLAIM_SECONDS, LedgerError, RollbackClaimed, RollbackUnrecorded, RolloutRecord,
+                            RolloutSuperseded, Transition, check_rollout, utc)
 from rollway.model import Weights
 from rollway.phases import RolloutPhase
 from rollway.report import RollbackResult, RolloutResult
@@ -258,9 +269,11 @@ def judge_rollback(env: Environment, spec, *, previous_task_definition: str | No
     )
 
 
-def record_rollback_end(env: Environment, *, rollout: str | None, actor: str, reason: str, weights: Weights) -> None:
+def record_rollback_end(env: Environment, *, rollout: str | None, actor: str, reason: str,
+                        result: RollbackResult) -> None:
     """Record that ``rollout``'s rollback ended, lease-free (a rollback must always be able to
-    act, whoever holds the lease).
+    act, whoever holds the lease), with what it read back, the task definition it restored on the
+    canary and its notice's SNS message id; its claim ends with it.
 
     If another rollback ended that rollout and a new rollout started while this one acted, the
     end belongs to the old record, never to the new one: nothing is written, and the log says so.
@@ -269,11 +282,142 @@ def record_rollback_end(env: Environment, *, rollout: str | None, actor: str, re
     try:
         env.ledger.record(
             env.targets.canary_service, owner=None, now=now, rollout=rollout,
-            transition=Transition(at=now, kind="rollback", actor=actor, to_weights=weights, comment=reason),
-            phase=RolloutPhase.ROLLED_BACK, weights=weights,
+            transition=Transition(at=now, kind="rollback", actor=actor, to_weights=result.weights, comment=reason,
+                                  message_id=result.notification_id, task_definition=result.canary_task_definition),
+            phase=RolloutPhase.ROLLED_BACK, weights=result.weights, rollback_holder=None, rollback_expires=0.0,
         )
     except RolloutSuperseded as moved:
         get_run_logger().warning("this rollback's end is not recorded: %s", moved)
+
+
+# --- Two rollbacks of one rollout (`rollway abort` and a cancelled run's hook, say) -----------
+
+CLAIM_WAIT_SECONDS = 900.0
+"""How long a rollback waits for another one holding the claim to end (wall seconds): longer
+than a rollback takes with the default waits for the stable service and its health checks."""
+CLAIM_POLL_SECONDS = 10.0
+
+
+def on_clock(env: Environment, wall_seconds: float) -> float:
+    """``wall_seconds`` on the rollout clock, which stamps claims as it stamps leases: a claim is
+    about a process being alive, so its lease, renewals and waits last the same wall time
+    whatever the clock's speed (a scaled clock runs ``speed`` clock seconds per wall second)."""
+    return wall_seconds * getattr(env.clock, "speed", 1.0)
+
+
+def claimant(actor: str) -> str:
+    """Who holds a rollback's claim: ``actor`` and this flow run (or, outside one, this process)."""
+    from prefect.context import FlowRunContext
+
+    context = FlowRunContext.get()
+    run = context.flow_run if context is not None else None
+    if run is not None:
+        return f"{actor} (flow run {run.name}, {run.id})"
+    return f"{actor} (process {os.getpid()} on {socket.gethostname()})"
+
+
+class ClaimKeeper:
+    """Renews a rollback's claim while it acts, so it stays short: a holder that dies loses it
+    within CLAIM_SECONDS, and the next rollback finishes the work. On a failure the claim is given
+    up at once (the rollback stays open for the next run to finish, without waiting).
+
+    Renewals run on a daemon thread every third of the lease; one DynamoDB refuses is logged and
+    tried again, a claim lost (taken over, the rollback ended) stops them.
+    """
+
+    def __init__(self, env: Environment, holder: str, rollout: str | None) -> None:
+        self.env, self.holder, self.rollout = env, holder, rollout
+        self._stop = threading.Event()
+        self._log = get_run_logger()  # the run's logger, for the thread (which has no run context)
+        self._thread = threading.Thread(target=self._run, name=f"rollback-claim {holder}", daemon=True)
+
+    def _claim(self, lease_seconds: float) -> None:
+        self.env.ledger.claim_rollback(self.env.targets.canary_service, holder=self.holder, now=self.env.clock.now(),
+                                       lease_seconds=on_clock(self.env, lease_seconds), rollout=self.rollout)
+
+    def _run(self) -> None:
+        while not self._stop.wait(CLAIM_SECONDS / 3):
+            try:
+                self._claim(CLAIM_SECONDS)
+            except LedgerError as lost:
+                self._log.warning("this rollback no longer holds its claim: %s", lost)
+                return
+            except Exception as err:  # noqa: BLE001 - storage trouble: the next renewal may pass
+                self._log.warning("could not renew this rollback's claim: %s", err)
+
+    def __enter__(self) -> "ClaimKeeper":
+        if self.env.ledger is not None:
+            self._thread.start()
+        return self
+
+    def __exit__(self, kind, error, trace) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+        if kind is not None and self.env.ledger is not None:
+            try:
+                self._claim(0.0)
+            except Exception as err:  # noqa: BLE001 - the lease lapses by itself
+                self._log.warning("could not give up this rollback's claim (it lapses in %.0f s): %s", CLAIM_SECONDS,
+                                  err)
+
+
+def wait_for_claim(env: Environment, held: RollbackClaimed, *, holder: str, rollout: str | None,
+                   wait_seconds: float = CLAIM_WAIT_SECONDS) -> RolloutRecord | None:
+    """Wait while another rollback holds the claim on the rollout's rollback, showing progress.
+
+    Returns:
+        The rollout once that rollback has ended (rolled back), or None once the claim is free to
+        take: given up after a failed step, or lapsed (its holder died).
+
+    Raises:
+        RollbackClaimed: still held after ``wait_seconds`` (nothing was changed by this rollback).
+        RolloutSuperseded: another rollout is the newest by now.
+    """
+    log = get_run_logger()
+    service = env.targets.canary_service
+    started = env.clock.now()
+    log.warning("%s: waiting up to %.0f s for that rollback to end", held, wait_seconds)
+    while True:
+        record = env.ledger.get(service)
+        if record is None:
+            return None
+        check_rollout(record, rollout)
+        if record.phase is not RolloutPhase.ROLLING_BACK:
+            return record
+        if record.rollback_holder in (None, holder) or record.rollback_expires < env.clock.now():
+            log.warning("the rollback by %s %s: this one takes it over", record.rollback_holder or held.holder,
+                        "gave up its claim" if record.rollback_holder is None else "stopped renewing its claim")
+            return None
+        waited = (env.clock.now() - started) / on_clock(env, 1.0)  # wall seconds
+        if waited >= wait_seconds:
+            raise RollbackClaimed(
+                f"{held}. It was still under way after {waited:.0f} s of waiting: it notifies people when it ends; "
+                "run the rollback again if it does not", holder=record.rollback_holder, expires=record.rollback_expires)
+        log.info("rollback by %s still under way (claim renewed until %s); waited %.0f s of %.0f s",
+                 record.rollback_holder, utc(record.rollback_expires), waited, wait_seconds)
+        env.clock.sleep(on_clock(env, min(CLAIM_POLL_SECONDS, wait_seconds - waited)))
+
+
+def done_by_other(record: RolloutRecord, held: RollbackClaimed) -> RollbackResult:
+    """What the rollback this one waited for did, from its ledger entry: nothing is done again,
+    nobody is paged again."""
+    end = record.last_transition("rollback")
+    by = end.actor if end is not None else held.holder
+    weights = (end.to_weights if end is not None and end.to_weights is not None else record.weights)
+    restored = (end.task_definition if end is not None and end.task_definition
+                else record.previous_task_definition or "not recorded")
+    told = (f"notified (SNS message {end.message_id})" if end is not None and end.message_id
+            else "its notice's id is not recorded")
+    return RollbackResult(
+        reason=end.comment if end is not None and end.comment else "rolled back by another rollback",
+        weights=weights, stable_desired=record.stable_desired or 0, canary_desired=0,
+        canary_task_definition=restored, notification_id=end.message_id if end is not None else None,
+        done_by=held.holder,
+        steps=(f"rolled back by {by} ({held.holder}) while this rollback waited"
+               + (f", finished at {utc(end.at)}" if end is not None else "")
+               + f": weights {weights}, canary on {restored}, {told}; not done or notified again",),
+    )
 
 
 def try_record(what: str, write: Callable[[], object]) -> str | None:
@@ -309,7 +453,8 @@ def unrecorded(env: Environment, result: RollbackResult, failure: str, *, rollou
 def act_recorded(env: Environment, act: Callable[[str | None], RollbackResult], *,
                  begin: Callable[[], object] | None = None, finish: Callable[[RollbackResult], object] | None = None,
                  failure: str | None = None, rollout_id: str | None = None,
-                 phase: RolloutPhase | None = None) -> RollbackResult:
+                 phase: RolloutPhase | None = None, holder: str | None = None,
+                 claim_rollout: str | None = None, wait_seconds: float = CLAIM_WAIT_SECONDS) -> RollbackResult:
     """Record a rollback's start (``begin``), act (``act(ledger_failure)``), record its end
     (``finish(result)``), without letting the ledger stop the rollback.
 
@@ -317,13 +462,40 @@ def act_recorded(env: Environment, act: Callable[[str | None], RollbackResult], 
         failure: what the ledger could not do already (read the rollout), if anything.
         rollout_id: the rollout the ledger shows, if known.
         phase: the phase it shows before the rollback, if known.
+        holder: who this rollback is (``claimant``), when ``begin`` takes the rollback's claim:
+            while another rollback holds it, this one waits for it to end and returns what it
+            did, acting on nothing and paging nobody (or takes over a claim its holder gave up
+            or let lapse); while acting, this one renews its own.
+        claim_rollout: the rollout whose rollback is claimed, when not ``rollout_id``.
+        wait_seconds: how long to wait for another rollback (wall seconds).
 
     Raises:
         RollbackUnrecorded: after acting, when the ledger could not record the start or the end.
+        RollbackClaimed: another rollback still held the claim after ``wait_seconds``.
     """
-    if begin is not None:
-        failure = try_record("the rollback's start", begin)
-    result = act(failure)
+    rollout = claim_rollout if claim_rollout is not None else rollout_id
+    take = begin
+    while take is not None:
+        try:
+            failure = try_record("the rollback's start", take)
+            break
+        except RollbackClaimed as held:
+            if holder is None:
+                raise
+            ended = wait_for_claim(env, held, holder=holder, rollout=rollout, wait_seconds=wait_seconds)
+            if ended is not None:
+                get_run_logger().warning("the rollback by %s ended while this one waited: not rolling back or "
+                                         "notifying again", held.holder)
+                return done_by_other(ended, held)
+
+            def take():
+                env.ledger.claim_rollback(env.targets.canary_service, holder=holder, now=env.clock.now(),
+                                          lease_seconds=on_clock(env, CLAIM_SECONDS), rollout=rollout)
+    if holder is not None and begin is not None and failure is None:
+        with ClaimKeeper(env, holder, rollout):
+            result = act(failure)
+    else:
+        result = act(failure)
     if failure is not None:
         raise unrecorded(env, result, failure, rollout_id=rollout_id, phase=phase, tell=False)
     if finish is not None:
@@ -414,7 +586,7 @@ def rollback_recorded(env: Environment, reason: str, *, actor: str, previous_tas
             "production now, and a rollback would put the previous version back. Nothing was changed. To roll it "
             "back regardless, run the rollback flow by hand"
         )
-    begin = finish = None
+    begin = finish = holder = None
     closed_since_read: list[bool] = []  # begin() found the window closed since the read
     # The rollout's own read-back wait, if longer: a load balancer it was given longer to settle
     # must not fail its rollback on the default 30 s after the traffic moved.
@@ -425,14 +597,22 @@ def rollback_recorded(env: Environment, reason: str, *, actor: str, previous_tas
         stable_desired = stable_desired or record.stable_desired
         if bindings is None:
             bindings = recorded.flags
-        if record.phase is not RolloutPhase.ROLLING_BACK:
+        holder = claimant(actor)
+        if record.phase is RolloutPhase.ROLLING_BACK:
+            # Begun already (by `rollway abort`'s intent, or a rollback that died or failed a step):
+            # carry it out only while no other rollback does, which would page people too.
+            def begin():
+                env.ledger.claim_rollback(service, holder=holder, now=env.clock.now(),
+                                          lease_seconds=on_clock(env, CLAIM_SECONDS), rollout=record.rollout_id)
+        else:
             # Intent before action: if this process dies half-way, the ledger says a rollback
             # is unfinished, and a resumed run or `rollway abort` finishes it.
             # Of the rollout read above: if another one started since, it is not this one to roll back.
             def begin():
                 try:
                     begin_rollback(env.ledger, service, actor=actor, reason=reason, now=env.clock.now(),
-                                   rollout=record.rollout_id)
+                                   rollout=record.rollout_id, holder=holder,
+                                   lease_seconds=on_clock(env, CLAIM_SECONDS))
                 except RolloutClosed:
                     if only_open or record.phase is not RolloutPhase.PROMOTED:
                         raise
@@ -445,8 +625,7 @@ def rollback_recorded(env: Environment, reason: str, *, actor: str, previous_tas
 
         def finish(result: RollbackResult):
             if not closed_since_read:
-                record_rollback_end(env, rollout=record.rollout_id, actor=actor, reason=reason,
-                                    weights=result.weights)
+                record_rollback_end(env, rollout=record.rollout_id, actor=actor, reason=reason, result=result)
 
     def act(ledger_failure: str | None) -> RollbackResult:
         return execute_rollback(
@@ -458,7 +637,8 @@ def rollback_recorded(env: Environment, reason: str, *, actor: str, previous_tas
         )
 
     return act_recorded(env, act, begin=begin, finish=finish, failure=unread,
-                        rollout_id=record.rollout_id if record else None, phase=record.phase if record else None)
+                        rollout_id=record.rollout_id if record else None, phase=record.phase if record else None,
+                        holder=holder)
 
 
 def finish_rollback(env: Environment, record, *, actor: str) -> RolloutResult:

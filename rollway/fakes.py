@@ -267,6 +267,7 @@ from rollway.ledger import (  # noqa: E402
     check_lease_seconds,
     check_new_rollout,
     check_owner,
+    check_claimable,
     check_rollout,
     validate_changes,
 )
@@ -358,6 +359,18 @@ class FakeLedger:
             return self._write(
                 service, current, **fields, updated_at=now, history=current.history + (transition, *followed_by)
             )
+
+    def claim_rollback(self, service: str, *, holder: str, now: float, lease_seconds: float,
+                       rollout: str | None = None) -> RolloutRecord:
+        now = float(now)
+        with self._lock:
+            self.calls.append(f"claim_rollback {service} {holder}")
+            current = self._newest(service)
+            check_rollout(current, rollout)
+            check_claimable(holder, now)(current)
+            if lease_seconds > 0:
+                return self._write(service, current, rollback_holder=holder, rollback_expires=now + lease_seconds)
+            return self._write(service, current, rollback_holder=None, rollback_expires=0.0)
 
     def _newest(self, service: str) -> RolloutRecord:
         rollouts = self._rollouts.get(service)

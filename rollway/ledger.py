@@ -10,7 +10,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Mapping
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -49,6 +49,21 @@ class RolloutClosed(RolloutEnded):
     Raised by the ledger write itself, so two rollbacks that both read the rollout open cannot
     both begin: the second would move the traffic and page people again.
     """
+
+
+class RollbackClaimed(RolloutEnded):
+    """Another rollback of the rollout is under way: it holds the rollback's claim, and its lease
+    has not lapsed. This one must not act (it would move the traffic and page people again): it
+    waits for that one to end, or, once its holder died and the lease lapsed, takes it over.
+
+    Attributes:
+        holder: who holds the claim (actor, and the flow run or process).
+        expires: when the claim lapses unless its holder renews it (rollout clock, epoch seconds).
+    """
+
+    def __init__(self, message: str, *, holder: str, expires: float) -> None:
+        super().__init__(message)
+        self.holder, self.expires = holder, expires
 
 
 class RolloutMovedOn(LedgerError):
@@ -113,6 +128,11 @@ class Transition(BaseModel):
     to_stage: int | None = None
     verdict: str | None = Field(default=None, description="verdict summary a person can read")
     comment: str | None = None
+    # A rollback's end (kind "rollback") records what it did that nothing else keeps: the id SNS
+    # gave its notice (None: not notified, or recorded before ids were kept), and the task
+    # definition it pointed the canary service back at.
+    message_id: str | None = Field(default=None, description="SNS message id of the notice a rollback sent")
+    task_definition: str | None = Field(default=None, description="task definition a rollback restored on the canary")
 
 
 class RolloutRecord(BaseModel):
@@ -148,6 +168,10 @@ class RolloutRecord(BaseModel):
                                   "was recorded; records from before windows without a decommission)")
     owner: str | None = None
     lease_expires: float = 0.0
+    rollback_holder: str | None = Field(
+        default=None, description="who is carrying out the rollback (phase rolling_back): actor and flow run or process")
+    rollback_expires: float = Field(
+        default=0.0, description="when the rollback's claim lapses unless its holder renews it (rollout clock)")
     version: int = 0
     created_at: float = 0.0
     updated_at: float = 0.0
@@ -441,8 +465,52 @@ def rejection_reason(reject: Transition) -> str:
     return f"rejected by {reject.actor}: {said or reject.verdict or 'no reason given'}"
 
 
+CLAIM_SECONDS = 60.0
+"""How long a rollback's claim lasts without renewal (wall seconds; flows.rollback.on_clock puts
+them on a scaled rollout clock). Its holder renews it while it
+acts; a holder that died loses it this long after its last renewal, and the next rollback
+finishes its work."""
+
+
+def check_rollback_claim(record: RolloutRecord, holder: str, now: float) -> None:
+    """Allow ``holder`` to carry out the rollout's rollback: nobody holds the claim, ``holder``
+    does, or the claim lapsed at ``now``: its holder died.
+
+    Raises:
+        RollbackClaimed: another rollback holds a live claim.
+    """
+    held = record.rollback_holder
+    if record.phase is not RolloutPhase.ROLLING_BACK or held is None or held == holder or record.rollback_expires < now:
+        return
+    raise RollbackClaimed(
+        f"rollout {record.rollout_id!r} of service {record.service!r} is being rolled back by {held} (claim held "
+        f"until {utc(record.rollback_expires)} unless renewed); {holder} neither moves the traffic nor pages anyone",
+        holder=held, expires=record.rollback_expires,
+    )
+
+
+def check_claimable(holder: str, now: float) -> Callable[[RolloutRecord], None]:
+    """The rule of ``claim_rollback``: a rollback is under way (rolling_back) and ``holder`` may hold it.
+
+    Raises (from the rule):
+        RolloutClosed: the rollback has finished (or the rollout is closed).
+        RollbackClaimed: another rollback holds a live claim.
+        LedgerError: no rollback has begun (begin_rollback records one).
+    """
+
+    def rule(record: RolloutRecord) -> None:
+        check_open_for_rollback(record)
+        if record.phase is not RolloutPhase.ROLLING_BACK:
+            raise LedgerError(f"rollout {record.rollout_id!r} of service {record.service!r} is {record.phase.value}: "
+                              "no rollback has begun to claim")
+        check_rollback_claim(record, holder, now)
+
+    return rule
+
+
 def begin_rollback(ledger: Any, service: str, *, actor: str, reason: str, now: float,
-                   rollout: str | None = None) -> RolloutRecord:
+                   rollout: str | None = None, holder: str | None = None,
+                   lease_seconds: float = CLAIM_SECONDS) -> RolloutRecord:
     """Record a rollback's intent (phase rolling_back, who and why) before it acts.
 
     Lease-free: a rollback acts whoever holds the lease. From here no owner may record
@@ -450,13 +518,28 @@ def begin_rollback(ledger: Any, service: str, *, actor: str, reason: str, now: f
     ``rollout``: the id of the rollout the rollback read; RolloutSuperseded if another one is newest
     by now (None only where no rollout was read).
 
+    ``holder``: the rollback that will carry it out takes its claim in the same write, lasting
+    ``lease_seconds`` from ``now`` (the rollout clock, as the run's own lease). Without one
+    (`rollway abort` recording a person's intent before it stops the owning run) the claim is
+    left as it is.
+
     Raises:
         RolloutClosed: the rollout was closed since the caller read it (say, the judge's own
             rollback finished first); checked by the write itself (``check_open_for_rollback``),
             so it cannot reopen a finished rollback and have it done twice.
+        RollbackClaimed: ``holder`` is given and another rollback holds a live claim on it.
     """
+    changes: dict[str, Any] = {}
+    rule: Callable[[RolloutRecord], None] = check_open_for_rollback
+    if holder is not None:
+        changes = {"rollback_holder": holder, "rollback_expires": now + lease_seconds}
+
+        def rule(record: RolloutRecord) -> None:
+            check_open_for_rollback(record)
+            check_rollback_claim(record, holder, now)
+
     return ledger.record(
-        service, owner=None, now=now, rollout=rollout, rule=check_open_for_rollback,
+        service, owner=None, now=now, rollout=rollout, rule=rule,
         transition=Transition(at=now, kind="rollback-start", actor=actor, comment=reason),
-        phase=RolloutPhase.ROLLING_BACK,
+        phase=RolloutPhase.ROLLING_BACK, **changes,
     )

@@ -195,3 +195,16 @@ class ImagePublisher(Protocol):
 
     def logout(self, registry: str) -> None:
         """Forget the login to ``registry``."""
+
+
+class RollbackClaims(Protocol):
+    """The claim on a rollout's rollback, which both Ledgers (DynamoLedger, FakeLedger) have
+    beside the Ledger port: the one rollback carrying it out holds it, so a second one (`rollway
+    abort` and a cancelled run's hook at once) waits instead of moving the traffic and paging again.
+    ``rollway.ledger.begin_rollback`` takes it with the rollback's start."""
+
+    def claim_rollback(self, service: str, *, holder: str, now: float, lease_seconds: float,
+                       rollout: str | None = None) -> RolloutRecord:
+        """Take, renew or (``lease_seconds`` 0) give up the claim, ``now`` on the rollout clock, in one
+        conditional write appending nothing; raises RollbackClaimed while another holder's claim
+        is live, RolloutClosed once the rollback ended, LedgerError when none has begun."""

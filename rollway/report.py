@@ -53,6 +53,8 @@ class RollbackResult(BaseModel):
     flags_disabled: tuple[str, ...] = ()
     notification_id: str | None = None
     steps: tuple[str, ...] = Field(default=(), description="what was done, in order")
+    done_by: str | None = Field(default=None, description="the other rollback that did all this while this one "
+                                                          "waited for it (None: this one did)")
 
 
 RolloutResult.model_rebuild()

@@ -6,10 +6,12 @@ alone: every shift, verdict, person's answer and rollback transition, with who a
 they can be written for any recorded rollout, long after its runs ended, by whoever asks.
 
 What the ledger does not hold is not invented: the per-stage request counts are in the runs'
-stage artifacts, the rollback's notification id in its run's result. What the ledger's
-writes imply is said as such: the rollback flow records a rollback's end only after every step
-succeeded (traffic moved and read back, canary scaled to 0 on its previous task definition,
-bound flags disabled, people notified); a step that failed leaves the rollout ``rolling_back``.
+stage artifacts. A rollback's end records the SNS message id of its notice and the task
+definition it restored on the canary; for an end recorded before it kept them, what the ledger's
+writes imply is said as such, marked "inferred": the rollback flow records a rollback's end only
+after every step succeeded (traffic moved and read back, canary scaled to 0 on its previous task
+definition, bound flags disabled, people notified); a step that failed leaves the rollout
+``rolling_back``.
 """
 
 from __future__ import annotations
@@ -219,7 +221,9 @@ def _timeline(record: RolloutRecord) -> list[str]:
     rows = ["| when | what | who | weights | detail |", "|---|---|---|---|---|"]
     for t in record.history:
         moved = f"{t.from_weights} → {t.to_weights}" if t.from_weights and t.to_weights else str(t.to_weights or "")
-        detail = "; ".join(x for x in (t.comment, t.verdict) if x)
+        detail = "; ".join(x for x in (t.comment, t.verdict,
+                                       f"canary restored to {t.task_definition}" if t.task_definition else None,
+                                       f"SNS message {t.message_id}" if t.message_id else None) if x)
         rows.append(f"| {utc(t.at)} | {t.kind} | {cell(t.actor)} | {moved} | {cell(detail)} |")
     return rows
 
@@ -334,10 +338,16 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None) ->
                      "records the end.")
     lines += ["", "## Rollback steps", ""]
     if finished:
-        # Without a previous task definition the rollback points the canary at the stable
-        # service's (flows/rollback.py): say so, not "its previous", which nothing recorded.
-        restored = record.previous_task_definition or ("the stable service's task definition (the ledger records "
-                                                       "none from before the rollout)")
+        if end.task_definition:
+            restored = f"{end.task_definition} (recorded by the rollback)"
+        else:
+            # An end recorded before rollbacks kept it. Without a previous task definition the
+            # rollback points the canary at the stable service's (flows/rollback.py): say so,
+            # not "its previous", which nothing recorded.
+            restored = ((f"{record.previous_task_definition} (inferred: the rollout's previous task definition; "
+                         "this rollback's record does not say which it restored)") if record.previous_task_definition
+                        else "the stable service's task definition (inferred: the ledger records none from before "
+                             "the rollout, nor which this rollback restored)")
         lines += [
             "The rollback records its end only after every step succeeded, in this order:",
             "",
@@ -356,9 +366,15 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None) ->
                      "(`rolling_back`), and its run's error names the failed step. The traffic comes first: "
                      "check the load balancer with `rollway status`.")
     lines += ["", "## Notification", ""]
-    if finished:
-        lines.append(f"Sent on {topic} when the traffic was back (the message id is in the rollback run's result). "
-                     "A rollback of a rollout already rolled back sends none again.")
+    if finished and end.message_id:
+        lines.append(f"Sent on {topic} when the traffic was back: SNS message id `{cell(end.message_id)}` (recorded "
+                     "with the rollback's end). A rollback of a rollout already rolled back, or one that waited for "
+                     "this rollback to end, sends none again.")
+    elif finished:
+        lines.append(f"Inferred: sent on {topic} when the traffic was back (a rollback records its end only after "
+                     "notifying), but this rollback's record keeps no message id (it was recorded before ids were "
+                     "kept): the id is in the rollback run's result. A rollback of a rollout already rolled back "
+                     "sends none again.")
     else:
         lines.append(f"Not confirmed: the rollback's notice on {topic} goes out after the traffic is back and the "
                      "canary retired; the finishing run sends it.")

@@ -5,8 +5,10 @@ from __future__ import annotations
 from prefect import task
 from prefect.cache_policies import NONE
 
+from rollway.aws.errors import AdapterError
 from rollway.model import Observation
 from rollway.ports import MetricSource, Notifier
+from tasks import retry
 
 
 # No retries: a failed query comes back as an Observation with its error, and the next
@@ -16,7 +18,23 @@ def observe(metrics: MetricSource, start: float, end: float) -> Observation:
     return metrics.observe(start, end)
 
 
-@task(name="notify", retries=3, retry_delay_seconds=2, cache_policy=NONE)
+# SNS's answers that a second ask seconds later gets again: a missing topic or endpoint, a
+# parameter it refuses, a permission it (or KMS, for an encrypted topic) refuses, a KMS key
+# disabled or gone. Throttling (Throttled, KMSThrottling) and InternalError are worth another try.
+_FINAL_SNS = frozenset({
+    "AuthorizationError", "AccessDenied", "AccessDeniedException", "NotFound", "ResourceNotFound",
+    "InvalidParameter", "InvalidParameterValue", "ValidationError", "EndpointDisabled", "InvalidSecurity",
+    "KMSAccessDenied", "KMSDisabled", "KMSInvalidState", "KMSNotFound", "KMSOptInRequired",
+    "UnrecognizedClientException", "InvalidClientTokenId",
+})
+
+
+# Only what another try could get past is retried: a refused publish repeated three times
+# delays a rollback's end (and its failure, which names it) by the retries' waits, for nothing.
+# The adapter's own errors (TargetNotFound: no such topic) and ValueError (an empty message) are
+# final too.
+@task(name="notify", retries=3, retry_delay_seconds=2, cache_policy=NONE,
+      retry_condition_fn=retry.unless(AdapterError, ValueError, denied=_FINAL_SNS))
 def notify(notifier: Notifier, subject: str, message: str) -> str:
     return notifier.notify(subject, message)
 

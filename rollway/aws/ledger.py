@@ -64,6 +64,7 @@ from rollway.ledger import (
     as_started,
     check_lease,
     check_lease_seconds,
+    check_claimable,
     check_new_rollout,
     check_owner,
     check_rollout,
@@ -232,6 +233,39 @@ class DynamoLedger:
             )
         except (_Refused, RolloutNotFound):
             return
+
+    def claim_rollback(self, service: str, *, holder: str, now: float, lease_seconds: float,
+                       rollout: str | None = None) -> RolloutRecord:
+        """Take, renew or (``lease_seconds`` 0) give up the claim on the rollback under way, in one
+        conditional UpdateItem: the rollout is rolling back and nobody else holds a live claim.
+
+        ``now``: the rollout clock, as for leases. No history entry is appended: a renewal every few seconds of a
+        long rollback must not grow the item.
+
+        Raises:
+            RollbackClaimed: another rollback holds a live claim.
+            RolloutClosed: the rollback has finished (or the rollout is closed).
+            RolloutSuperseded: the newest rollout is not ``rollout``.
+            LedgerError: no rollback has begun.
+        """
+        condition = ("#phase = :rolling AND (attribute_not_exists(#rollback_holder) OR #rollback_holder = :holder "
+                     "OR #rollback_expires < :now)")
+        values: dict[str, Any] = {":rolling": RolloutPhase.ROLLING_BACK.value, ":holder": holder, ":now": now}
+        if rollout is not None:
+            condition += " AND #rollout_id = :rollout"
+            values[":rollout"] = rollout
+        claimable = check_claimable(holder, now)
+
+        def rules(record: RolloutRecord) -> None:
+            check_rollout(record, rollout)
+            claimable(record)
+
+        sets = ({"rollback_holder": holder, "rollback_expires": now + lease_seconds} if lease_seconds > 0
+                else {"rollback_holder": None, "rollback_expires": 0.0})
+        try:
+            return self._update(service, sets=sets, condition=condition, values=values)
+        except _Refused as refused:
+            raise _explain(refused, service, rules)
 
     def record(
         self,

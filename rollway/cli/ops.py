@@ -563,6 +563,12 @@ def _rollback_directly(service: Service, who: str, reason: str, wait_seconds: fl
         return 1
     # The rollback flow records the abort (intent, then completion) with lease-free writes,
     # unless the cancelled run's own rollback hook finished it first.
+    if result.done_by is not None:
+        # The cancelled run's hook (or another rollback) held the rollback: this command waited
+        # for it and did nothing again, so people were paged once.
+        console.print(f"rolled back {service.name} by {result.done_by} while this command waited: "
+                      + "; ".join(result.steps))
+        return 0
     console.print(f"rolled back {service.name}: load balancer {result.weights} (stable/canary), "
                   f"{service.targets.canary_service} at {result.canary_desired} tasks")
     return 0

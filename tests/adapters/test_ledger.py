@@ -27,7 +27,8 @@ from rollway.ledger import RolloutClosed, RolloutRecord, begin_rollback
 from rollway.model import Weights
 from rollway.phases import RolloutPhase
 from rollway.targets import Targets
-from tests.unit.test_fake_ledger import LEASE, SERVICE, START, LedgerContract, finish, started, step
+from tests.unit.test_fake_ledger import (LEASE, SERVICE, START, LedgerContract, RollbackClaimContract, finish, started,
+                                         step)
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +68,7 @@ def ledger_targets(dynamodb: Any) -> Iterator[Targets]:
     dynamodb.delete_table(TableName=targets.rollouts_table)
 
 
-class TestDynamoLedger(LedgerContract):
+class TestDynamoLedger(LedgerContract, RollbackClaimContract):
     @pytest.fixture
     def ledger(self, dynamodb: Any, ledger_targets: Targets) -> DynamoLedger:
         return DynamoLedger(dynamodb, ledger_targets)

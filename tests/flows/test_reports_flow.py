@@ -59,7 +59,8 @@ def start_at_five_percent(aws) -> tuple[RolloutRecord, float]:
 def test_a_rolled_back_rollout_gets_its_rollout_and_incident_reports(aws, blocks):
     record, shifted = start_at_five_percent(aws)
     # The real rollback flow, as `rollway abort` runs it: it records its start and end in the ledger.
-    rollback(reason="users report 500s on save", actor="carol", targets_block=blocks, aws_credentials_block=blocks)
+    done = rollback(reason="users report 500s on save", actor="carol", targets_block=blocks,
+                    aws_credentials_block=blocks)
 
     state = rollout_report(targets_block=blocks, aws_credentials_block=blocks, return_state=True)
     result = state.result()
@@ -80,7 +81,9 @@ def test_a_rolled_back_rollout_gets_its_rollout_and_incident_reports(aws, blocks
     assert f"**First traffic to the new version:** {utc(shifted)} (5%)" in incident
     assert "**Weight when the rollback began:** 5% (95/5 stable/canary)" in incident
     assert "the load balancer read back **100/0** (stable/canary); recorded by carol" in incident
-    assert f"pointed back at {record.previous_task_definition}" in incident
+    assert f"pointed back at {record.previous_task_definition} (recorded by the rollback)" in incident
+    # The id SNS gave the rollback's notice, recorded in DynamoDB with the rollback's end.
+    assert done.notification_id and f"SNS message id `{done.notification_id}`" in incident
     assert "`webordinary-alerts` (subject `Rollback: webordinary-edit-service-canary`" in incident
     assert "## Next steps" in incident
 

@@ -13,7 +13,9 @@ import pytest
 
 from rollway.fakes import FakeLedger
 from rollway.ledger import (
+    LedgerError,
     LockHeld,
+    RollbackClaimed,
     NotOwner,
     RolloutClosed,
     RolloutEnded,
@@ -371,7 +373,80 @@ class LedgerContract:
             assert [t.at for t in final.history if t.actor == actor] == [START + n for n in range(per_writer)]
 
 
-class TestFakeLedger(LedgerContract):
+class RollbackClaimContract:
+    """Two rollbacks of one rollout (`rollway abort` and a cancelled run's hook) both find it
+    rolling back: the claim lets one act and page, and keeps the other out while its holder lives."""
+
+    def test_of_racing_rollbacks_one_takes_the_claim_and_the_other_is_told_who(self, ledger):
+        first = started(ledger)
+
+        def begin(holder: str) -> Callable[[], RolloutRecord]:
+            return lambda: begin_rollback(ledger, SERVICE, actor=holder, reason="errors", now=START + 5,
+                                          rollout=first.rollout_id, holder=holder, lease_seconds=LEASE)
+
+        outcomes = together(begin("hook (run a)"), begin("erin (run b)"))
+        won = [o for o in outcomes if isinstance(o, RolloutRecord)]
+        lost = [o for o in outcomes if isinstance(o, RollbackClaimed)]
+        assert len(won) == 1 and len(lost) == 1, outcomes
+        holder = won[0].rollback_holder
+        assert lost[0].holder == holder and holder in str(lost[0]) and lost[0].expires == START + 5 + LEASE
+        stored = ledger.get(SERVICE)
+        assert (stored.rollback_holder, stored.rollback_expires) == (holder, START + 5 + LEASE)
+        assert [t.actor for t in stored.history if t.kind == "rollback-start"] == [holder]
+
+    def test_the_holder_renews_its_claim_and_another_takes_it_only_once_it_lapsed(self, ledger):
+        first = started(ledger)
+        begin_rollback(ledger, SERVICE, actor="hook", reason="cancelled", now=START + 1, rollout=first.rollout_id,
+                       holder="hook", lease_seconds=LEASE)
+        renewed = ledger.claim_rollback(SERVICE, holder="hook", now=START + 50, lease_seconds=LEASE,
+                                        rollout=first.rollout_id)
+        assert renewed.rollback_expires == START + 50 + LEASE and len(renewed.history) == 1  # nothing appended
+        for claim in (lambda: ledger.claim_rollback(SERVICE, holder="erin", now=START + 100, lease_seconds=LEASE),
+                      lambda: begin_rollback(ledger, SERVICE, actor="erin", reason="abort", now=START + 100,
+                                             holder="erin")):
+            with pytest.raises(RollbackClaimed, match="being rolled back by hook"):
+                claim()
+        assert ledger.get(SERVICE) == renewed
+        # The hook died: its claim lapses, and the next rollback takes it over to finish the work.
+        taken = ledger.claim_rollback(SERVICE, holder="erin", now=START + 50 + LEASE + 1, lease_seconds=LEASE)
+        assert taken.rollback_holder == "erin"
+        with pytest.raises(RollbackClaimed, match="by erin"):
+            ledger.claim_rollback(SERVICE, holder="hook", now=START + 50 + LEASE + 2, lease_seconds=LEASE)
+        # A lease of 0 gives the claim up (a rollback that failed a step): the next one need not wait.
+        released = ledger.claim_rollback(SERVICE, holder="erin", now=START + 120, lease_seconds=0)
+        assert (released.rollback_holder, released.rollback_expires) == (None, 0.0)
+        assert ledger.claim_rollback(SERVICE, holder="hook", now=START + 121, lease_seconds=LEASE).rollback_holder == "hook"
+
+    def test_intent_without_a_holder_leaves_a_live_claim_alone(self, ledger):
+        """`rollway abort` records the person's intent before it stops the owning run; the claim stays whose it was."""
+        first = started(ledger)
+        begin_rollback(ledger, SERVICE, actor="hook", reason="failed", now=START + 1, holder="hook",
+                       lease_seconds=LEASE)
+        intent = begin_rollback(ledger, SERVICE, actor="erin", reason="aborted by erin", now=START + 2,
+                                rollout=first.rollout_id)
+        assert (intent.rollback_holder, intent.rollback_expires) == ("hook", START + 1 + LEASE)
+
+    def test_only_a_rollback_under_way_can_be_claimed(self, ledger):
+        first = started(ledger)
+        with pytest.raises(LedgerError, match="no rollback has begun"):
+            ledger.claim_rollback(SERVICE, holder="erin", now=START + 1, lease_seconds=LEASE)
+        begin_rollback(ledger, SERVICE, actor="hook", reason="failed", now=START + 1, holder="hook")
+        done = ledger.record(SERVICE, owner=None, now=START + 2, transition=step(START + 2, "rollback", "hook"),
+                             phase=RolloutPhase.ROLLED_BACK, rollback_holder=None)
+        assert done.rollback_holder is None
+        with pytest.raises(RolloutClosed, match="already rolled back by hook"):
+            ledger.claim_rollback(SERVICE, holder="erin", now=START + 3, lease_seconds=LEASE, rollout=first.rollout_id)
+        assert ledger.get(SERVICE) == done
+
+    def test_a_rollbacks_end_keeps_its_message_id_and_restored_task_definition(self, ledger):
+        started(ledger)
+        end = step(START + 1, "rollback", "erin", to_weights=Weights(stable=100, canary=0), message_id="sns-1",
+                   task_definition="webordinary-edit-task:3")
+        stored = ledger.record(SERVICE, owner=None, now=START + 1, transition=end, phase=RolloutPhase.ROLLED_BACK)
+        assert ledger.get(SERVICE).history[-1] == end == stored.history[-1]
+
+
+class TestFakeLedger(LedgerContract, RollbackClaimContract):
     @pytest.fixture
     def ledger(self) -> FakeLedger:
         return FakeLedger()

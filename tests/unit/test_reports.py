@@ -236,4 +236,28 @@ def test_a_rollback_without_a_recorded_previous_task_definition_names_what_it_re
     rec = guardrail_rollback().model_copy(update={"previous_task_definition": None})
     text = incident_report(rec)
     assert "its previous task definition" not in text
-    assert "pointed back at the stable service's task definition (the ledger records none from before" in text
+    assert "pointed back at the stable service's task definition (inferred: the ledger records none from before" in text
+
+
+def test_the_incident_report_names_the_message_id_and_task_definition_the_rollback_recorded():
+    """A hand-run rollback told to restore another revision than the rollout's previous one:
+    the report used to name the recorded previous revision, and send people to the run's result
+    for the notice's id. Both are in the rollback's ledger entry now."""
+    rec = guardrail_rollback()
+    end = rec.history[-1].model_copy(update={"actor": "carol", "message_id": "5f2b9e4c-0d1a-4c8e-9e51-1b7d3a0c6f42",
+                                             "task_definition": "webordinary-edit-task:2"})
+    text = incident_report(rec.model_copy(update={"history": rec.history[:-1] + (end,)}), alert_topic="webordinary-alerts")
+    assert "pointed back at webordinary-edit-task:2 (recorded by the rollback)" in text
+    assert "SNS message id `5f2b9e4c-0d1a-4c8e-9e51-1b7d3a0c6f42`" in text
+    assert "inferred" not in text.lower() and "run's result" not in text
+    assert "canary restored to webordinary-edit-task:2; SNS message 5f2b9e4c" in rollout_report(
+        rec.model_copy(update={"history": rec.history[:-1] + (end,)}))
+
+
+def test_an_older_rollback_entry_without_them_still_reads_and_says_what_is_inferred():
+    text = incident_report(guardrail_rollback(), alert_topic="webordinary-alerts")
+    assert "pointed back at webordinary-edit-task:3 (inferred: the rollout's previous task definition" in text
+    assert "Inferred: sent on `webordinary-alerts`" in text and "keeps no message id" in text
+    # As DynamoDB hands back an entry written before the fields existed (absent attributes).
+    old = Transition.model_validate({"at": T0, "kind": "rollback", "actor": "judge"})
+    assert (old.message_id, old.task_definition) == (None, None)

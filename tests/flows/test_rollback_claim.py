@@ -1,0 +1,232 @@
+"""Two rollbacks of one rollout at once: `rollway abort` and the cancelled run's hook.
+
+Both start from the phase rolling_back (the abort records its intent before it stops the run),
+which stays open so that a rollback that died midway can be finished. They used to both move
+the traffic and both page people. Now one holds the rollback's claim; the other waits for it to
+end and reports what it did, paging nobody; a claim whose holder died (its lease lapsed) is
+taken over and the rollback finished.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from uuid import uuid4
+
+import pytest
+
+import rollway.cli.ops as ops
+from flows.progressive import progressive_rollout
+from flows.rollback import rollback
+from rollway.aws.errors import TargetNotFound
+from rollway.fakes import FakeLedger
+from rollway.ledger import RollbackClaimed, RolloutRecord, Transition, begin_rollback, new_rollout_id
+from rollway.model import Weights
+from rollway.phases import RolloutPhase
+from rollway.spec import RolloutSpec, Stage
+from tests.flows.fake_env import STABLE_TD, fake_environment
+from tests.flows.test_refusals import hooks_and_flows_see
+
+SPEC = RolloutSpec(image="webordinary/edit-container:2.0.0", stages=[Stage(weight=w, bake_seconds=600) for w in (5, 100)])
+HOOK = "state hook (cancelled) (flow run brave-otter, 0d6e...)"
+SERVICE_TD = "arn:aws:ecs:us-west-2:123456789012:task-definition/webordinary-edit-task:2"
+
+
+class OtherRollback:
+    """Another rollback, in another process, carrying out the rollout's rollback: it moves the
+    traffic back, pages once and records its end (with its message id) when ``finish`` is called."""
+
+    def __init__(self, env, holder: str) -> None:
+        self.env, self.holder = env, holder
+
+    def finish(self, ledger, service, rollout) -> None:
+        env = self.env
+        env.router.set_weights(Weights(stable=100, canary=0))
+        env.deployer.update_service(env.targets.canary_service, task_definition=STABLE_TD, desired=0)
+        message_id = env.notifier.notify(f"Rollback: {service}", f"rolled back by {self.holder}")
+        now = env.clock.now()
+        FakeLedger.record(ledger, service, owner=None, now=now, rollout=rollout,
+                          transition=Transition(at=now, kind="rollback", actor=self.holder.split(" (")[0],
+                                                comment="run cancelled", to_weights=Weights(stable=100, canary=0),
+                                                message_id=message_id, task_definition=STABLE_TD),
+                          phase=RolloutPhase.ROLLED_BACK, weights=Weights(stable=100, canary=0), rollback_holder=None)
+
+
+class FinishesWhileWatched(FakeLedger):
+    """The other rollback ends while this one waits: after this one was refused the claim and
+    has looked at the live claim ``after`` times."""
+
+    def __init__(self, after: int = 2) -> None:
+        super().__init__()
+        self.other: OtherRollback | None = None
+        self.after, self.looks, self.refused = after, 0, False
+
+    def claim_rollback(self, service, **kwargs):
+        try:
+            return super().claim_rollback(service, **kwargs)
+        except RollbackClaimed:
+            self.refused = True
+            raise
+
+    def record(self, service, **kwargs):
+        try:
+            return super().record(service, **kwargs)
+        except RollbackClaimed:
+            self.refused = True
+            raise
+
+    def get(self, service):
+        got = super().get(service)
+        if self.refused and got is not None and got.rollback_holder == self.other.holder:
+            self.looks += 1
+            if self.looks == self.after:
+                self.other.finish(self, service, got.rollout_id)
+                got = super().get(service)
+        return got
+
+
+def rolling_back(monkeypatch, ledger, *, holder: str | None, expires_in: float):
+    """A rollout at 5% whose rollback has begun, its claim held by ``holder`` for ``expires_in`` more seconds."""
+    env = fake_environment()
+    env.ledger = ledger
+    now = env.clock.now()
+    first = RolloutRecord(service=env.targets.canary_service, rollout_id=new_rollout_id(now - 100), image=SPEC.image,
+                          spec_json=SPEC.model_dump_json(), phase=RolloutPhase.PROGRESSING, stage_index=0,
+                          weights=Weights.canary_at(5), previous_task_definition=STABLE_TD, stable_desired=4)
+    ledger.create(first, owner="process/old", now=now - 100, lease_seconds=0)
+    begin_rollback(ledger, env.targets.canary_service, actor="erin", reason="aborted by erin: errors", now=now - 5,
+                   rollout=first.rollout_id)  # `rollway abort`'s intent: no claim
+    if holder is not None:
+        FakeLedger.record(ledger, env.targets.canary_service, owner=None, now=now - 4,
+                          transition=Transition(at=now - 4, kind="rollback-start", actor="hook", comment="cancelled"),
+                          rollback_holder=holder, rollback_expires=now + expires_in)
+    env.router.weights = Weights.canary_at(5)
+    env.deployer.services[env.targets.canary_service] = env.deployer.services[env.targets.canary_service].model_copy(
+        update={"task_definition": SERVICE_TD, "desired": 2, "running": 2})
+    hooks_and_flows_see(monkeypatch, env)
+    return env, first
+
+
+def test_abort_waits_for_the_hooks_rollback_and_reports_it_without_paging_again(monkeypatch, capsys):
+    ledger = FinishesWhileWatched()
+    env, first = rolling_back(monkeypatch, ledger, holder=HOOK, expires_in=60)
+    ledger.other = OtherRollback(env, HOOK)
+    service = ops.Service(targets=env.targets, targets_block=f"claim-{uuid4().hex[:8]}", credentials_block=None,
+                          ledger=env.ledger, router=env.router)
+    monkeypatch.setattr(ops, "connect", lambda *a: service)
+
+    code = ops.abort(approver="erin", reason="errors", flow_run=None, wait_seconds=0,
+                     targets_block=service.targets_block, credentials_block=None)
+
+    assert len(env.notifier.messages) == 1, env.notifier.messages  # the hook's page only
+    assert env.router.calls.count("set_weights 100/0") == 1, "the abort moved the traffic too"
+    out = " ".join(capsys.readouterr().out.split())
+    assert code == 0
+    assert f"by {HOOK} while this command waited" in out and "SNS message msg-1" in out, out
+    record = env.ledger.get(env.targets.canary_service)
+    assert record.phase is RolloutPhase.ROLLED_BACK and record.history[-1].actor == "state hook"
+
+
+class AbortClaimsFirst(FinishesWhileWatched):
+    """As the failed run's hook records its rollback's start, the abort's rollback flow has just
+    taken the claim (it ends a few looks later)."""
+
+    def record(self, service, *, transition, **kwargs):
+        if transition.kind == "rollback-start" and transition.actor.startswith("state hook") and not self.refused:
+            begin_rollback(self, service, actor="erin", reason="aborted by erin", now=transition.at,
+                           holder=self.other.holder)
+        return super().record(service, transition=transition, **kwargs)
+
+
+def test_a_failed_runs_hook_waits_for_the_aborts_rollback_and_pages_nobody(monkeypatch, caplog):
+    env = fake_environment()
+    env.ledger = AbortClaimsFirst()
+    env.ledger.other = OtherRollback(env, "erin (flow run calm-heron, 7f1c...)")
+    hooks_and_flows_see(monkeypatch, env)
+    real_update = env.deployer.update_service
+
+    def canary_cannot_scale(service, *, task_definition=None, desired=None):
+        if service == env.targets.canary_service and desired and task_definition is None:
+            raise RuntimeError("UpdateService throttled")
+        return real_update(service, task_definition=task_definition, desired=desired)
+
+    env.deployer.update_service = canary_cannot_scale
+    with caplog.at_level(logging.INFO), pytest.raises(RuntimeError, match="throttled"):
+        progressive_rollout(spec=SPEC.model_dump(mode="json"), phased=False)
+    assert len(env.notifier.messages) == 1, env.notifier.messages  # the abort's page only
+    assert env.router.calls.count("set_weights 100/0") == 1, "the hook moved the traffic too"
+    said = [r.getMessage() for r in caplog.records]
+    assert any("not rolling back after run" in m and "rolled back by erin" in m for m in said), said
+    assert any("waiting up to" in m for m in said), said  # it showed that it waited, and for whom
+    assert env.ledger.get(env.targets.canary_service).history[-1].message_id == "msg-1"
+
+
+def test_a_claim_whose_holder_died_is_taken_over_and_the_rollback_finished(monkeypatch):
+    env, first = rolling_back(monkeypatch, FakeLedger(), holder="erin (process 4242 on laptop)",
+                              expires_in=-1)
+
+    result = rollback(reason="finish the abort that died")
+
+    assert result.done_by is None and env.router.weights == Weights(stable=100, canary=0)
+    assert len(env.notifier.messages) == 1
+    record = env.ledger.get(env.targets.canary_service)
+    assert record.phase is RolloutPhase.ROLLED_BACK and record.rollback_holder is None
+    end = record.history[-1]
+    # The rollback's entry keeps what it sent and what it restored (the incident report reads them).
+    assert (end.kind, end.message_id, end.task_definition) == ("rollback", "msg-1", STABLE_TD)
+
+
+def test_a_live_claim_is_waited_for_only_so_long_and_nothing_moves(monkeypatch, caplog):
+    env, first = rolling_back(monkeypatch, FakeLedger(), holder=HOOK, expires_in=3600)
+
+    with caplog.at_level(logging.INFO), pytest.raises(RollbackClaimed, match="still under way after 900 s"):
+        rollback(reason="abort again")
+
+    assert env.notifier.messages == [] and env.router.weights == Weights.canary_at(5)
+    assert env.router.calls.count("set_weights 100/0") == 0
+    progress = [r.getMessage() for r in caplog.records if "still under way (claim renewed until" in r.getMessage()]
+    assert len(progress) >= 10, progress  # a line per look while it waits
+    assert env.ledger.get(env.targets.canary_service).rollback_holder == HOOK
+
+
+def test_a_rollback_that_fails_a_step_gives_its_claim_up_for_the_next_one(monkeypatch):
+    env, first = rolling_back(monkeypatch, FakeLedger(), holder=None, expires_in=0.0)
+
+    def topic_gone(subject, message):
+        raise TargetNotFound("SNS topic", "webordinary-alerts", "in region us-west-2")
+
+    env.notifier.notify = topic_gone
+    with pytest.raises(TargetNotFound):
+        rollback(reason="abort")
+    assert env.router.weights == Weights(stable=100, canary=0)  # it acted ...
+    record = env.ledger.get(env.targets.canary_service)
+    # ... and stays open, its claim given up: the next rollback finishes it without waiting.
+    assert record.phase is RolloutPhase.ROLLING_BACK and record.rollback_holder is None
+    assert sum(c.startswith("claim_rollback") for c in env.ledger.calls) == 2, env.ledger.calls  # taken, given up
+
+
+def test_on_the_embedded_aws_a_lapsed_claim_is_taken_over_and_the_end_recorded(aws):
+    """The same on DynamoDB and SNS (moto), through the blocks a person's rollback flow loads."""
+    from rollway.aws.environment import aws_environment
+    from rollway.aws.ledger import DynamoLedger
+    from rollway.clock import ClockSettings
+    from tests.flows.moto_env import saved_blocks
+    from tests.flows.test_reports_flow import start_at_five_percent
+
+    blocks = saved_blocks(aws, "claim")
+    record, _ = start_at_five_percent(aws)
+    ledger = DynamoLedger(aws.get_client("dynamodb"), aws.targets)
+    router = aws_environment(aws.get_client, aws.targets, ClockSettings().build()).router
+    service = aws.targets.canary_service
+    # erin's abort took the claim 61 s ago and its process died: nothing renewed it.
+    begin_rollback(ledger, service, actor="erin", reason="aborted by erin: errors", now=time.time() - 61,
+                   rollout=record.rollout_id, holder="erin (process 4242 on laptop)", lease_seconds=60)
+
+    done = rollback(reason="finish erin's abort", actor="carol", targets_block=blocks, aws_credentials_block=blocks)
+
+    assert done.done_by is None and router.get_weights() == Weights(stable=100, canary=0)
+    stored = ledger.get(service)
+    end = stored.history[-1]
+    assert stored.phase is RolloutPhase.ROLLED_BACK and stored.rollback_holder is None
+    assert done.notification_id  # SNS's id for the one notice ...
+    assert (end.kind, end.actor, end.message_id, end.task_definition) == (  # ... kept with the rollback's end
+        "rollback", "carol", done.notification_id, done.canary_task_definition)
