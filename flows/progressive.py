@@ -548,7 +548,6 @@ def advance_phase(
     rollback hooks when they cannot read the ledger (its bound flags are then the ones
     disabled). The run itself always drives the spec recorded in the ledger.
     """
-    log = get_run_logger()
     targets, get_client = load_clients(targets_block, aws_credentials_block)
     env = aws_environment(get_client, targets, clock.build())
     with before_any_write():  # a failed read here is a refusal: the hooks must not roll production back
@@ -559,9 +558,10 @@ def advance_phase(
     if spec is not None and record is not None and not record.phase.terminal and spec.image != record.image:
         # Said now: should this run fail with the ledger unreadable, its hooks would disable the
         # given spec's flags, which belong to another image's rollout.
-        log.warning("the spec given to this run is for %s, but %s's rollout %s is of %s: the recorded spec governs "
-                    "this run; the given one only names the flags its rollback disables if the ledger cannot be "
-                    "read", spec.image, record.service, record.rollout_id, record.image)
+        get_run_logger().warning(
+            "the spec given to this run is for %s, but %s's rollout %s is of %s: the recorded spec governs this run; "
+            "the given one only names the flags its rollback disables if the ledger cannot be read",
+            spec.image, record.service, record.rollout_id, record.image)
     if recorded is not None:
         # CloudWatch must be read at the period the rollout's stages are aligned to (the blocks
         # are not read again).

@@ -8,6 +8,7 @@ check refuses a rollback the fixed guardrail made, so the demo cannot pass with 
 from __future__ import annotations
 
 import dataclasses
+import importlib
 
 import pytest
 
@@ -31,9 +32,21 @@ def test_a_regression_under_the_guardrail_is_rolled_back_by_the_judge_at_5_perce
     assert run_scenario(scenario("2.2.0"), aws, get_client, targets, speed=120.0, seed=7, rps=1000.0)
 
 
-def test_the_demo_refuses_a_judge_scenario_the_guardrail_rolled_back(demo_account):
-    """Scenario B (5 % errors) is rolled back by the 1 % guardrail: as B it is as expected, but
-    held to C's standard (the judge's rollback) the check says no."""
+def test_the_demo_refuses_a_judge_scenario_the_guardrail_rolled_back(demo_account, monkeypatch):
+    """Scenario B (5 % errors) rolled back by the 1 % guardrail: as B it is as expected, but
+    held to C's standard (the judge's rollback) the check says no.
+
+    The judge is held back (a bar it cannot reach in one stage) so the guardrail acts: left as it
+    is, the judge rolls B back too, from its second period, and which one speaks first depended on
+    how many periods a loaded machine let pass before the first tick."""
     aws, get_client, targets = demo_account
+    demo = importlib.import_module("rollway.cli.demo")  # the package's `demo` is the CLI command
+    real_spec = demo.demo_spec
+
+    def guardrail_only(image):
+        spec = real_spec(image)
+        return spec.model_copy(update={"analysis": spec.analysis.model_copy(update={"alpha": 1e-9})})
+
+    monkeypatch.setattr(demo, "demo_spec", guardrail_only)
     as_judge = dataclasses.replace(scenario("2.1.0"), by_judge=True)
     assert not run_scenario(as_judge, aws, get_client, targets, speed=120.0, seed=7, rps=1000.0)
