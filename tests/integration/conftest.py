@@ -85,7 +85,7 @@ def wait_for_deployments(names: list[str], process: Child, timeout_seconds: floa
 def served(prefect_server: PrefectServer, embedded_aws, clock: ClockSettings,
            tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     """Every deployment served by a subprocess; the blocks point at the embedded AWS."""
-    from deployments.serve import deployment_path
+    from deployments.serve import build_deployments, deployment_path
     from rollway.targets import Targets
 
     targets = Targets()
@@ -98,7 +98,9 @@ def served(prefect_server: PrefectServer, embedded_aws, clock: ClockSettings,
         validation_url=app.url,
     ) as process:
         try:
-            wait_for_deployments([deployment_path(f) for f in ("progressive_rollout", "rollback")], process, 120)
+            # Every one: serve.py registers them one by one, and a test may use any.
+            every = [deployment_path(d.flow_name) for d in build_deployments()]
+            wait_for_deployments(every, process, 120)
         except Exception as err:
             pytest.fail(f"{err}{_tail_on_failure(process)}")
         yield Served(prefect_server, process, clock)
