@@ -114,7 +114,12 @@ def _authorized_get(client: httpx.Client, url: str, login: tuple[str, str] | Non
     if scheme != "bearer" or "realm" not in params:
         return answer  # nothing rollway can answer it with: the 401 is reported
     query = {k: v for k, v in params.items() if k in ("service", "scope")}
-    granted = client.get(params["realm"], params=query, auth=login)  # None: anonymous, as docker pulls
+    realm = httpx.URL(params["realm"])
+    if login is not None and realm.scheme != "https" and not is_loopback(realm.netloc.decode()):
+        # The realm is the registry's to name: a plain-HTTP one elsewhere would get the login in clear.
+        raise RegistryUnanswered(f"the token server {realm.scheme}://{realm.netloc.decode()} is not HTTPS: "
+                                 "rollway does not send the registry login to it")
+    granted = client.get(realm, params=query, auth=login)  # None: anonymous, as docker pulls
     if granted.status_code != 200:
         return granted
     try:

@@ -67,6 +67,29 @@ def test_the_login_buys_the_token_when_the_realm_wants_one_and_never_shows_in_er
     assert SECRET not in str(refused.value) and "wrong" not in str(refused.value)
 
 
+def test_the_login_never_goes_in_clear_to_a_plain_http_token_server_elsewhere():
+    """The registry names the token server: one on plain HTTP on another machine would read the
+    login off the wire. Anonymous tokens may still come from it; a loopback one may have the login."""
+    clear = BEARER.replace("https://auth.example.com", "http://auth.example.com")
+    transport, seen = registry(challenge=clear)
+    with pytest.raises(RegistryUnanswered, match="not HTTPS") as refused:
+        manifest_digest("registry.example.com/team/repo:1.0.0", login=("robot", SECRET), transport=transport)
+    assert SECRET not in str(refused.value)
+    assert [r.url.host for r in seen] == ["registry.example.com"], "the token server was asked with the login"
+    assert manifest_digest("registry.example.com/team/repo:1.0.0", transport=transport) == DIGEST
+
+    def loopback(request: httpx.Request) -> httpx.Response:
+        if request.url.host == "127.0.0.1":
+            assert request.headers.get("Authorization") == basic("robot", SECRET)
+            return httpx.Response(200, json={"token": "tok"})
+        if request.headers.get("Authorization") != "Bearer tok":
+            return httpx.Response(401, headers={"WWW-Authenticate": 'Bearer realm="http://127.0.0.1:5001/token"'})
+        return httpx.Response(200, text=INDEX, headers={"Docker-Content-Digest": DIGEST})
+
+    assert manifest_digest("registry.example.com/team/repo:1.0.0", login=("robot", SECRET),
+                           transport=httpx.MockTransport(loopback)) == DIGEST
+
+
 def test_a_token_server_answering_without_a_token_is_reported_not_taken_for_the_manifest():
     def handle(request: httpx.Request) -> httpx.Response:
         if request.url.host == "auth.example.com":
