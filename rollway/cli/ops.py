@@ -307,6 +307,11 @@ def print_status(service: Service, record: RolloutRecord, live: Weights | str, p
         why = f" ({started.actor}: {started.comment})" if started is not None else ""
         console.print(f"[yellow]a rollback was started{why} and is not recorded as finished; if no run is "
                       "finishing it, `rollway abort` does[/yellow]")
+        if record.rollback_holder:
+            # Who is carrying it out: another rollback started now waits for that one while its
+            # claim is renewed, and takes it over once the claim lapses.
+            console.print(f"[yellow]carried out by {record.rollback_holder}, its claim renewed until "
+                          f"{utc(record.rollback_expires)} (a rollback started meanwhile waits for it)[/yellow]")
     elif rejection_owed(record):
         # The run that recorded the rejection died before it began the rollback.
         console.print(f"[yellow]{escape(rejection_reason(record.history[-1]))}: a rollback is owed; if no run is "

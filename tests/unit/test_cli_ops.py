@@ -97,6 +97,17 @@ def test_status_of_an_unfinished_rollback_says_how_to_finish_it_not_drift(capsys
     assert "rolling_back" in out
     assert "a rollback was started (judge: canary errors 9/600)" in out and "`rollway abort`" in out
     assert "drift" not in out
+    assert "carried out by" not in out, "nobody holds this rollback's claim"
+
+
+def test_status_of_a_rollback_under_way_names_who_carries_it_out(capsys) -> None:
+    started = Transition(at=1_800_000_100.0, kind="rollback-start", actor="on-call", comment="errors")
+    claimed = record(phase=RolloutPhase.ROLLING_BACK, history=(*record().history, started),
+                     rollback_holder="on-call (flow run brave-otter, 1234)", rollback_expires=1_800_000_160.0)
+    print_status(SimpleNamespace(name="svc-canary", targets=Targets()), claimed, Weights(stable=100, canary=0),
+                 None, limit=10)
+    out = " ".join(capsys.readouterr().out.split())
+    assert "carried out by on-call (flow run brave-otter, 1234), its claim renewed until 2027-01-15" in out
 
 
 class ForgetfulApi:
