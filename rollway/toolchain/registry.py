@@ -21,7 +21,7 @@ from collections.abc import Mapping
 
 import httpx
 
-from rollway.image import is_loopback
+from rollway.image import is_loopback, registry_of
 
 # Every manifest type docker and the registries store: a registry converts (and re-digests) a
 # manifest whose type the client does not accept, so all are accepted.
@@ -47,7 +47,7 @@ def split_reference(reference: str) -> tuple[str, str, str]:
         RegistryUnanswered: no registry host in it (docker would ask Docker Hub), or no tag.
     """
     registry, _, rest = reference.partition("/")
-    if not rest or not ("." in registry or ":" in registry or registry == "localhost"):
+    if not rest or registry_of(reference) != registry:  # docker's own rule for a registry host
         raise RegistryUnanswered(f"{reference!r} names no registry host to ask")
     if "@" in rest:
         repository, _, wanted = rest.partition("@")
