@@ -30,7 +30,7 @@ from rollway.aws.ledger import write_or_why
 from rollway.clock import ClockSettings
 from rollway.environment import Environment
 from rollway.judge.guardrails import check
-from rollway.ledger import CLAIM_SECONDS, RolloutClosed, RolloutRecord, Transition, begin_rollback
+from rollway.ledger import CLAIM_SECONDS, RolloutClosed, RolloutRecord, Transition, begin_rollback, claim_changes
 from rollway.model import Observation, Weights
 from rollway.phases import Phase, RolloutPhase
 from rollway.report import RollbackResult, RolloutResult
@@ -205,7 +205,7 @@ def _watch(
                                                     message_id=done.notification_id,
                                                     task_definition=done.canary_task_definition,
                                                     phase=RolloutPhase.ROLLED_BACK, weights=done.weights,
-                                                    rollback_holder=None, rollback_expires=0.0),
+                                                    **claim_changes(None)),
                         phase=RolloutPhase.PROMOTED, claim_rollout=lease.rollout, holder=holder,
                     )
                 except RolloutClosed as closed:

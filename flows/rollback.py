@@ -42,7 +42,7 @@ from rollway.aws.ledger import STORAGE_ERRORS, storage_failure, write_or_why
 from rollway.clock import ClockSettings
 from rollway.environment import Environment
 from rollway.ledger import (CLAIM_SECONDS, LedgerError, RollbackClaimed, RollbackUnrecorded, RolloutRecord,
-                            RolloutSuperseded, Transition, check_rollout, utc)
+                            RolloutSuperseded, Transition, check_rollout, claim_changes, utc)
 from rollway.model import Weights
 from rollway.phases import RolloutPhase
 from rollway.report import RollbackResult, RolloutResult
@@ -284,7 +284,7 @@ def record_rollback_end(env: Environment, *, rollout: str | None, actor: str, re
             env.targets.canary_service, owner=None, now=now, rollout=rollout,
             transition=Transition(at=now, kind="rollback", actor=actor, to_weights=result.weights, comment=reason,
                                   message_id=result.notification_id, task_definition=result.canary_task_definition),
-            phase=RolloutPhase.ROLLED_BACK, weights=result.weights, rollback_holder=None, rollback_expires=0.0,
+            phase=RolloutPhase.ROLLED_BACK, weights=result.weights, **claim_changes(None),
         )
     except RolloutSuperseded as moved:
         get_run_logger().warning("this rollback's end is not recorded: %s", moved)

@@ -268,6 +268,7 @@ from rollway.ledger import (  # noqa: E402
     check_new_rollout,
     check_owner,
     check_claimable,
+    claim_changes,
     check_rollout,
     validate_changes,
 )
@@ -368,9 +369,7 @@ class FakeLedger:
             current = self._newest(service)
             check_rollout(current, rollout)
             check_claimable(holder, now)(current)
-            if lease_seconds > 0:
-                return self._write(service, current, rollback_holder=holder, rollback_expires=now + lease_seconds)
-            return self._write(service, current, rollback_holder=None, rollback_expires=0.0)
+            return self._write(service, current, **claim_changes(holder, now, lease_seconds))
 
     def _newest(self, service: str) -> RolloutRecord:
         rollouts = self._rollouts.get(service)

@@ -472,6 +472,14 @@ acts; a holder that died loses it this long after its last renewal, and the next
 finishes its work."""
 
 
+def claim_changes(holder: str | None, now: float = 0.0, lease_seconds: float = 0.0) -> dict[str, Any]:
+    """The record fields of a rollback's claim: ``holder``'s until ``now + lease_seconds``, or
+    released (no holder, or a lease of 0: given up, or the rollback ended)."""
+    if holder is None or lease_seconds <= 0:
+        return {"rollback_holder": None, "rollback_expires": 0.0}
+    return {"rollback_holder": holder, "rollback_expires": now + lease_seconds}
+
+
 def check_rollback_claim(record: RolloutRecord, holder: str, now: float) -> None:
     """Allow ``holder`` to carry out the rollout's rollback: nobody holds the claim, ``holder``
     does, or the claim lapsed at ``now``: its holder died.

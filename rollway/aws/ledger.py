@@ -65,6 +65,7 @@ from rollway.ledger import (
     check_lease,
     check_lease_seconds,
     check_claimable,
+    claim_changes,
     check_new_rollout,
     check_owner,
     check_rollout,
@@ -260,10 +261,9 @@ class DynamoLedger:
             check_rollout(record, rollout)
             claimable(record)
 
-        sets = ({"rollback_holder": holder, "rollback_expires": now + lease_seconds} if lease_seconds > 0
-                else {"rollback_holder": None, "rollback_expires": 0.0})
         try:
-            return self._update(service, sets=sets, condition=condition, values=values)
+            return self._update(service, sets=claim_changes(holder, now, lease_seconds), condition=condition,
+                                values=values)
         except _Refused as refused:
             raise _explain(refused, service, rules)
 
