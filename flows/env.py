@@ -246,32 +246,30 @@ def acts_on(targets: Targets) -> Callable[[Any], bool]:
     return same
 
 
-PAGE_OVERLAP = 50
-"""Runs each page re-reads of the one before: a run that ends between two reads moves the rest
-of the list up by one, and the overlap catches up to this many of them."""
-
-
 def runs_in_states(client: Any, flow_names: Sequence[str], states: Sequence[Any]) -> list[Any]:
     """Runs of the named flows whose state type is one of ``states``, asked of the Prefect API,
     every page of them: the API answers one page at a time (its size is the server's setting,
     200 by default), and a caller filtering the runs (by service, by targets block) would miss
-    the ones past the first. Pages overlap and runs are counted once, so a run that starts or
-    ends while the pages are read neither hides another nor shows twice; the last read is the
-    one that brings nothing new."""
+    the ones past the first.
+
+    Each page is the top of the list minus the runs already read, not an offset into it: runs
+    that end between two reads move the rest of the list up, and however many end, no run can
+    move past an offset it never had. The last read is the one that brings nothing new. The
+    filter grows by one id per run read, which the few rollout runs alive at once keep small.
+    """
     from prefect.client.schemas import filters
     from prefect.client.schemas.sorting import FlowRunSort
 
     seen: dict[Any, Any] = {}
-    offset = 0
     while True:
         page = client.read_flow_runs(
             flow_filter=filters.FlowFilter(name=filters.FlowFilterName(any_=list(flow_names))),
             flow_run_filter=filters.FlowRunFilter(
+                id=filters.FlowRunFilterId(not_any_=list(seen)) if seen else None,
                 state=filters.FlowRunFilterState(type=filters.FlowRunFilterStateType(any_=list(states)))),
-            sort=FlowRunSort.ID_DESC, offset=offset,
+            sort=FlowRunSort.ID_DESC,
         )
         new = [run for run in page if run.id not in seen]
         if not new:
             return list(seen.values())
         seen.update((run.id, run) for run in new)
-        offset += max(len(page) - PAGE_OVERLAP, 1)

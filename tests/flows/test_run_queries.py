@@ -77,3 +77,28 @@ def test_a_server_with_a_smaller_page_is_read_to_the_end(running_runs):
     finally:
         client.read_flow_runs = real
     assert set(created) <= {run.id for run in runs}
+
+
+def test_many_runs_ending_between_two_pages_hide_no_other_run(running_runs):
+    """Seventy runs of the first page end while the next is asked for: more than any fixed overlap
+    between pages re-reads, so the runs that moved up past the overlap were never read."""
+    client, created = running_runs
+    real = client.read_flow_runs
+    pages: list = []
+
+    def read_flow_runs(**kwargs):
+        page = real(**kwargs)
+        pages.append(page)
+        if len(pages) == 1:
+            for run in page[:70]:
+                client.set_flow_run_state(run.id, Cancelled(message="finished meanwhile"), force=True)
+        return page
+
+    client.read_flow_runs = read_flow_runs
+    try:
+        runs = runs_in_states(client, [FLOW], [StateType.RUNNING])
+    finally:
+        client.read_flow_runs = real
+    ended = {run.id for run in pages[0][:70]}
+    missed = set(created) - ended - {run.id for run in runs}
+    assert not missed, f"{len(missed)} running runs were never read"
