@@ -28,7 +28,7 @@ from flows.hooks import rollback_hooks
 from flows.monitor import MonitorResult, after_window, run_monitor
 from flows.params import Actor
 from flows.rollback import judge_rollback
-from flows.slot import HeldSlot, SlotTaken, hand_over, hooks_release_slots, take_back
+from flows.slot import HeldSlot, SlotTaken, hand_over, hooks_release_slots, record_lease, take_back
 from rollway.approvals import Approver
 from rollway.clock import ClockSettings
 from rollway.decide import StageState
@@ -232,6 +232,13 @@ def one_canary_run(targets: Targets, *, policy: RenewalPolicy = CANARY_SLOT_POLI
             raise RolloutRefused(f"refused before any write: could not take the Prefect concurrency limit {name!r} "
                                  f"that keeps one canary run per service: {err}") from err
         slot.start()
+        if run_id is not None:
+            try:
+                record_lease(run_id, slot)
+            except Exception as err:  # noqa: BLE001 - the slot is held; only a hook elsewhere misses it
+                log.warning("could not record the lease on the Prefect concurrency slot %r on this flow run (%s): a "
+                            "hook in another process (after a crash, or the UI's Cancel) will roll back without the "
+                            "slot, which frees itself within %g minutes", name, err, policy.lease_seconds / 60)
     try:
         yield
     except GeneratorExit:

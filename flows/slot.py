@@ -14,8 +14,12 @@ freeing the slot when the body raised let a second run start and drive the load 
 the first run's rollback moved its traffic. So a run whose flow has a hook that takes slots over
 (``releases_handed_over_slot``) hands its slot to that hook (``hand_over``, keyed by the flow run
 id), still renewed; the hook takes it (``claim_handed_over``) and releases it when it returns,
-whatever its rollback did. A hook that runs in another process (a runner reporting a crash)
-finds nothing to release: the run's process is gone, and its lease runs out on its own.
+whatever its rollback did. A hook that runs in another process (the runner
+that reports a crash, or that cancels the run's process for the UI's Cancel) has no hand-over:
+the run's process, and its renewals, are gone. So the run also records its lease on its own
+flow run, as a tag (``record_lease``), and such a hook adopts it (``adopt_recorded``): it renews
+the lease while it rolls back and releases it after, or, when the lease has already run out,
+takes the slot afresh if no other run has.
 
 A slot is never kept forever in a live process: a hand-over no hook takes within the policy's
 ``handover_seconds`` stops being renewed, and its lease runs out one lease later. A claimed slot
@@ -241,6 +245,81 @@ class HeldSlot:
                             "minutes, when its lease runs out", self.name, err, self.policy.lease_seconds / 60)
 
 
+# -- the lease recorded on the flow run, for a hook in another process ----------------------------
+
+LEASE_TAG = "rollway:slot-lease"
+
+
+def lease_tag(name: str, lease_id: UUID) -> str:
+    """The flow-run tag that records the slot ``name`` held under ``lease_id``."""
+    return f"{LEASE_TAG}:{lease_id}:{name}"
+
+
+def recorded_lease(tags: list[str] | None) -> tuple[str, UUID] | None:
+    """The (limit name, lease id) a flow run's tags record, or None."""
+    for tag in tags or []:
+        if tag.startswith(f"{LEASE_TAG}:"):
+            lease, _, name = tag[len(LEASE_TAG) + 1:].partition(":")
+            try:
+                return name, UUID(lease)
+            except ValueError:
+                continue  # a tag a person wrote by hand: not ours to act on
+    return None
+
+
+def record_lease(flow_run_id: UUID, slot: "HeldSlot", *, client: ClientFactory = _sync_client) -> None:
+    """Tag flow run ``flow_run_id`` with ``slot``'s lease, replacing any lease it recorded before.
+
+    Raises whatever the API raises.
+    """
+    with client() as api:
+        run = api.read_flow_run(flow_run_id)
+        tags = [tag for tag in run.tags or [] if not tag.startswith(f"{LEASE_TAG}:")]
+        api.update_flow_run(flow_run_id, tags=[*tags, lease_tag(slot.name, slot.lease_id)])
+
+
+def adopt_recorded(flow_run_id: UUID, policy: RenewalPolicy, *, client: ClientFactory = _sync_client,
+                   clock: Callable[[], float] = time.monotonic,
+                   logger: logging.Logger | logging.LoggerAdapter | None = None) -> "HeldSlot | None":
+    """The slot flow run ``flow_run_id`` recorded, held for a hook in a process that did not run it.
+
+    The recorded lease is renewed at once, and then on a thread until ``release``. When the API no
+    longer has it (the run's process died a lease ago), the slot is taken afresh, so that no
+    other run starts under the hook's rollback; when another run already holds it, that is
+    logged and None returned. Never raises: a hook must roll back whatever happens here.
+    """
+    log = logger or get_logger("rollway.slot")
+    try:
+        with client() as api:
+            recorded = recorded_lease(api.read_flow_run(flow_run_id).tags)
+        if recorded is None:
+            return None
+        name, lease_id = recorded
+        slot = HeldSlot(name, lease_id, policy, taken_at=clock(), client=client, clock=clock, logger=log)
+        try:
+            with client() as api:
+                api.renew_concurrency_lease(lease_id=lease_id, lease_duration=policy.lease_seconds)
+            log.info("this hook holds the Prefect concurrency slot %r its run recorded, until its rollback ends", name)
+        except httpx.HTTPStatusError as err:
+            if err.response.status_code not in LEASE_GONE:
+                raise
+            try:
+                slot = HeldSlot.take(name, policy, flow_run_id=flow_run_id, client=client, clock=clock, logger=log)
+            except SlotTaken:
+                log.warning("the Prefect concurrency slot %r ran out before this hook began, and another run holds "
+                            "it now: that run may drive the same service while this hook rolls back", name)
+                return None
+            log.info("the lease the run recorded on the Prefect concurrency slot %r had run out; this hook took the "
+                     "slot again, until its rollback ends", name)
+    except Exception as err:  # noqa: BLE001 - the rollback matters more than the slot
+        log.warning("could not read or hold a Prefect concurrency slot the run recorded (%s): this hook rolls "
+                    "back without it", err)
+        return None
+    slot.claim()
+    slot.start()
+    return slot
+
+
 # -- the hand-over registry: the run's body puts its slot here, the run's hook takes it --------
 
 _handed_over: dict[UUID, HeldSlot] = {}
@@ -287,11 +366,16 @@ def releases_handed_over_slot(hook: Callable[[Any, Any, Any], Any]) -> Callable[
     """Wrap a flow state hook so that it holds the slot its run handed over until it returns.
 
     The slot is taken before the hook starts and released in a ``finally``: after a rollback
-    that finished, failed or refused alike.
+    that finished, failed or refused alike. A hook with no slot handed over in this process
+    adopts the one its run recorded on the API (``adopt_recorded``).
     """
     @functools.wraps(hook)
     def holding(flow, flow_run, state):
         slot = claim_handed_over(flow_run.id)
+        if slot is None:
+            # The run's body ran in another process (this is the runner reporting a crash or a
+            # cancel): hold the lease it recorded, if any.
+            slot = adopt_recorded(flow_run.id, RenewalPolicy())
         try:
             return hook(flow, flow_run, state)
         finally:

@@ -19,7 +19,8 @@ import pytest
 from prefect import flow, get_client
 
 from flows.canary import RolloutRefused, _create_slot, canary_slot_name, one_canary_run
-from flows.slot import HeldSlot, SlotMissing, SlotTaken, claim_handed_over, hand_over, releases_handed_over_slot
+from flows.slot import (HeldSlot, SlotMissing, SlotTaken, claim_handed_over, hand_over, record_lease, recorded_lease,
+                        releases_handed_over_slot)
 from rollway.lease import RenewalPolicy
 from rollway.spec import RolloutSpec, Stage
 from rollway.targets import Targets
@@ -358,3 +359,86 @@ def test_the_canary_flows_slot_is_held_while_its_hook_rolls_back_on_aws(aws, mon
     assert seen["deployed"] != stable.task_definition, "the run deployed before it failed: a rollback to do"
     assert canary_service.task_definition == stable.task_definition and canary_service.desired == 0, "rolled back"
     assert active_slots(name) == 0
+
+
+# -- a hook in another process: the runner reporting a crash, or cancelling for the UI ----------
+
+
+@flow(name="slot-elsewhere")
+def ran_elsewhere() -> None:
+    pass
+
+
+def run_that_took_the_slot_and_died(name: str):
+    """A flow run whose process took ``name``'s slot, recorded its lease, and died: nothing in
+    this process holds the slot, nothing renews it, nothing handed it over."""
+    from prefect.states import Running
+
+    _create_slot(name)
+    with get_client(sync_client=True) as client:
+        run = client.create_flow_run(ran_elsewhere, state=Running())
+    slot = HeldSlot.take(name, POLICY, flow_run_id=run.id)
+    record_lease(run.id, slot)
+    with get_client(sync_client=True) as client:
+        return client.read_flow_run(run.id), slot.lease_id
+
+
+def test_a_hook_in_another_process_holds_the_recorded_slot_through_its_rollback_and_frees_it():
+    targets = Targets(cluster="slot-tests", canary_service="slot-elsewhere")
+    name = canary_slot_name(targets)
+    flow_run, _ = run_that_took_the_slot_and_died(name)
+    seen: dict = {}
+
+    def rolling_back(flow, flow_run, state):
+        seen["slots"] = active_slots(name)
+        with pytest.raises(RolloutRefused, match="another canary run"):
+            with one_canary_run(targets, policy=QUICK):
+                pass
+        seen["refused"] = True
+
+    releases_handed_over_slot(rolling_back)(ran_elsewhere, flow_run, None)
+
+    assert seen == {"slots": 1, "refused": True}
+    assert active_slots(name) == 0, "the dead run's slot stayed taken after its hook's rollback"
+
+
+def test_a_hook_after_the_recorded_lease_ran_out_takes_the_slot_for_its_rollback():
+    targets = Targets(cluster="slot-tests", canary_service="slot-lapsed")
+    name = canary_slot_name(targets)
+    flow_run, lease_id = run_that_took_the_slot_and_died(name)
+    with get_client(sync_client=True) as client:
+        client.release_concurrency_slots_with_lease(lease_id)  # what the server does when it runs out
+    seen: dict = {}
+
+    def rolling_back(flow, flow_run, state):
+        seen["slots"] = active_slots(name)
+
+    releases_handed_over_slot(rolling_back)(ran_elsewhere, flow_run, None)
+
+    assert seen == {"slots": 1}, "a second canary run could have started under the rollback"
+    assert active_slots(name) == 0
+
+
+def test_a_canary_run_records_its_live_lease_on_its_flow_run():
+    from prefect.context import FlowRunContext
+
+    targets = Targets(cluster="slot-tests", canary_service="slot-recorded")
+
+    @flow
+    def canary_like():
+        with one_canary_run(targets, policy=QUICK):
+            run_id = FlowRunContext.get().flow_run.id
+            with get_client(sync_client=True) as client:
+                recorded = recorded_lease(client.read_flow_run(run_id).tags)
+                assert recorded is not None, "no lease recorded on the run"
+                renewed = client.renew_concurrency_lease(lease_id=recorded[1], lease_duration=60)
+            return recorded[0], renewed.status_code
+
+    assert canary_like() == (canary_slot_name(targets), 204)
+
+
+def test_tags_that_are_not_a_lease_are_not_read_as_one():
+    lease = uuid4()
+    assert recorded_lease(["env:prod", f"rollway:slot-lease:{lease}:rollway-canary:c:s"]) == ("rollway-canary:c:s", lease)
+    assert recorded_lease(["rollway:slot-lease:not-a-uuid:x", "rollway:finalizing:run-count-1"]) is None
+    assert recorded_lease(None) is None
