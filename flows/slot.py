@@ -6,7 +6,8 @@ of a minute in a canary run that lasts hours, the lease ran out five minutes lat
 run of the same service could start. This holder renews through the public client methods
 (``increment_concurrency_slots_with_lease``, ``renew_concurrency_lease``,
 ``release_concurrency_slots_with_lease``) for as long as the run holds the slot, backing off
-after failures (``rollway.lease.RenewalPolicy``) and never raising into the run.
+after failures (``rollway.lease.RenewalPolicy``) and never raising into the run. A lease the API
+no longer has (it ran out during an outage) is taken again when no other run took the slot.
 
 It also outlives the body of a run that fails. A failed, crashed or cancelled run rolls back
 in its state hook, which Prefect runs in the same thread once the run's final state is set;
@@ -75,8 +76,10 @@ class HeldSlot:
 
     def __init__(self, name: str, lease_id: UUID, policy: RenewalPolicy, *, taken_at: float,
                  client: ClientFactory = _sync_client, clock: Callable[[], float] = time.monotonic,
-                 logger: logging.Logger | logging.LoggerAdapter | None = None) -> None:
+                 logger: logging.Logger | logging.LoggerAdapter | None = None,
+                 flow_run_id: UUID | None = None) -> None:
         self.name = name
+        self.flow_run_id = flow_run_id
         self.lease_id = lease_id
         self.policy = policy
         self._client = client
@@ -103,25 +106,10 @@ class HeldSlot:
             SlotMissing: no limit of that name exists.
             Exception: whatever else the API or the client raised; nothing is held then.
         """
-        holder = ConcurrencyLeaseHolder(type="flow_run", id=flow_run_id) if flow_run_id is not None else None
         sent = clock()
-        with client() as api:
-            try:
-                response = api.increment_concurrency_slots_with_lease(
-                    names=[name], slots=1, mode="concurrency", lease_duration=policy.lease_seconds, holder=holder)
-            except httpx.HTTPStatusError as err:
-                if err.response.status_code == 423:
-                    raise SlotTaken(f"another holder has the slot of the Prefect concurrency limit {name!r}") from err
-                raise
-            granted = ConcurrencyLimitWithLeaseResponse.model_validate(response.json())
-            if not any(limit.name == name for limit in granted.limits):
-                # The API grants a lease on no limit at all when the name is unknown; give it back.
-                try:
-                    api.release_concurrency_slots_with_lease(granted.lease_id)
-                except Exception:  # noqa: BLE001 - a lease on nothing guards nothing; it runs out
-                    pass
-                raise SlotMissing(f"the Prefect concurrency limit {name!r} does not exist")
-        return cls(name, granted.lease_id, policy, taken_at=sent, client=client, clock=clock, logger=logger)
+        lease_id = _increment(client, name, policy, flow_run_id)
+        return cls(name, lease_id, policy, taken_at=sent, client=client, clock=clock, logger=logger,
+                   flow_run_id=flow_run_id)
 
     # -- the renewals ------------------------------------------------------------------------
 
@@ -162,7 +150,9 @@ class HeldSlot:
                 if self._stop.is_set():
                     return  # released while this renewal was under way: nothing to say
                 if isinstance(err, httpx.HTTPStatusError) and err.response.status_code in LEASE_GONE:
-                    self._lost(err)
+                    if self._retake(err):
+                        failures = 0
+                        continue
                     return
                 failures += 1
                 self._failed(err, failures)
@@ -190,13 +180,39 @@ class HeldSlot:
                 "the lease ran out %.0f s ago unless the API still has it, and another canary run may take the slot; "
                 "trying again in %g s", self.name, failures, err, max(0.0, -left), retry)
 
-    def _lost(self, err: Exception) -> None:
+    def _retake(self, gone: Exception) -> bool:
+        """The API no longer has the lease (it ran out while renewals failed): take the slot again
+        unless another run has meanwhile. True when this holder holds it again."""
+        try:
+            lease_id = _increment(self._client, self.name, self.policy, self.flow_run_id)
+        except Exception as err:  # noqa: BLE001 - taken by another run, or the API failing again: lost
+            self._lost(gone, err)
+            return False
+        with self._lock:
+            self.lease_id, self._renewed_at = lease_id, self._clock()
+        if self._stop.is_set():
+            # Released while the slot was taken again: the release may have given back the old
+            # lease only, so give back the new one too rather than hold it a lease longer.
+            self._give_back(lease_id)
+            return False
+        self._log.error(
+            "the lease on the Prefect concurrency slot %r ran out while renewals failed (%s); no other run had taken "
+            "the slot, and this run holds it again under a new lease", self.name, gone)
+        if self.flow_run_id is not None:
+            try:
+                record_lease(self.flow_run_id, self, client=self._client)
+            except Exception as err:  # noqa: BLE001 - only a hook in another process misses the new lease
+                self._log.warning("could not record the new lease on the flow run (%s): a hook in another process "
+                                  "would not find it", err)
+        return True
+
+    def _lost(self, gone: Exception, retaking: Exception) -> None:
         self.lost = True
         _forget(self)
         self._log.error(
             "the Prefect concurrency slot %r is no longer held: the API no longer has its lease (%s), so it ran out "
-            "while renewals failed and another run may have taken the slot and be driving the same service. This run "
-            "goes on without it", self.name, err)
+            "while renewals failed, and it could not be taken again (%s): another run may be driving the same "
+            "service. This run goes on without it", self.name, gone, retaking)
 
     # -- hand-over to the failure hook, and release ---------------------------------------------
 
@@ -237,12 +253,37 @@ class HeldSlot:
         if self._thread is not None and self._thread is not threading.current_thread():
             # Brief: a renewal under way may be waiting on the API; it ends quietly once it answers.
             self._thread.join(timeout=2.0)
+        self._give_back(self.lease_id)
+
+    def _give_back(self, lease_id: UUID) -> None:
         try:
             with self._client() as api:
-                api.release_concurrency_slots_with_lease(self.lease_id)
+                api.release_concurrency_slots_with_lease(lease_id)
         except Exception as err:  # noqa: BLE001 - whatever failed, the lease ends it
             self._log.error("could not release the Prefect concurrency slot %r (%s): it frees itself within %g "
                             "minutes, when its lease runs out", self.name, err, self.policy.lease_seconds / 60)
+
+
+def _increment(client: ClientFactory, name: str, policy: RenewalPolicy, flow_run_id: UUID | None) -> UUID:
+    """Take one slot of ``name`` under a new lease; its id. Raises as ``HeldSlot.take`` says."""
+    holder = ConcurrencyLeaseHolder(type="flow_run", id=flow_run_id) if flow_run_id is not None else None
+    with client() as api:
+        try:
+            response = api.increment_concurrency_slots_with_lease(
+                names=[name], slots=1, mode="concurrency", lease_duration=policy.lease_seconds, holder=holder)
+        except httpx.HTTPStatusError as err:
+            if err.response.status_code == 423:
+                raise SlotTaken(f"another holder has the slot of the Prefect concurrency limit {name!r}") from err
+            raise
+        granted = ConcurrencyLimitWithLeaseResponse.model_validate(response.json())
+        if not any(limit.name == name for limit in granted.limits):
+            # The API grants a lease on no limit at all when the name is unknown; give it back.
+            try:
+                api.release_concurrency_slots_with_lease(granted.lease_id)
+            except Exception:  # noqa: BLE001 - a lease on nothing guards nothing; it runs out
+                pass
+            raise SlotMissing(f"the Prefect concurrency limit {name!r} does not exist")
+    return granted.lease_id
 
 
 # -- the lease recorded on the flow run, for a hook in another process ----------------------------
@@ -295,7 +336,8 @@ def adopt_recorded(flow_run_id: UUID, policy: RenewalPolicy, *, client: ClientFa
         if recorded is None:
             return None
         name, lease_id = recorded
-        slot = HeldSlot(name, lease_id, policy, taken_at=clock(), client=client, clock=clock, logger=log)
+        slot = HeldSlot(name, lease_id, policy, taken_at=clock(), client=client, clock=clock, logger=log,
+                        flow_run_id=flow_run_id)
         try:
             with client() as api:
                 api.renew_concurrency_lease(lease_id=lease_id, lease_duration=policy.lease_seconds)

@@ -79,6 +79,11 @@ class FakeApi:
     def release_concurrency_slots_with_lease(self, lease_id):
         self.released += 1
 
+    def increment_concurrency_slots_with_lease(self, names, slots, mode, lease_duration, holder):
+        """Another run took the slot once the lease ran out: 423, as the API answers then."""
+        request = httpx.Request("POST", "http://prefect/api/v2/concurrency_limits/increment-with-lease")
+        raise httpx.HTTPStatusError("423 Locked", request=request, response=httpx.Response(423, request=request))
+
 
 def held(api: FakeApi, clock: Clock) -> HeldSlot:
     return HeldSlot("rollway-canary:test:fake", uuid4(), POLICY, taken_at=clock(), client=api, clock=clock, logger=LOG)
@@ -128,7 +133,8 @@ def test_a_lease_the_api_no_longer_has_is_reported_plainly_and_no_longer_renewed
 
     assert slot.lost and api.renewed == [75.0] and api.failed == [150.0], "one answer of 410 is final"
     errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
-    assert len(errors) == 1 and "is no longer held" in errors[0] and "another run may have taken the slot" in errors[0]
+    assert len(errors) == 1 and "is no longer held" in errors[0] and "could not be taken again" in errors[0]
+    assert "another run may be driving the same service" in errors[0]
 
 
 def test_a_slot_handed_over_and_taken_by_no_hook_stops_being_renewed_so_its_lease_runs_out(caplog):
@@ -442,3 +448,29 @@ def test_tags_that_are_not_a_lease_are_not_read_as_one():
     assert recorded_lease(["env:prod", f"rollway:slot-lease:{lease}:rollway-canary:c:s"]) == ("rollway-canary:c:s", lease)
     assert recorded_lease(["rollway:slot-lease:not-a-uuid:x", "rollway:finalizing:run-count-1"]) is None
     assert recorded_lease(None) is None
+
+
+def test_a_lease_that_ran_out_is_taken_again_when_no_other_run_took_the_slot(caplog):
+    """The API's answer to a renewal of a lease it no longer has (it ran out in an outage longer
+    than the lease) used to end the renewals: the run went on unguarded though the slot was free."""
+    name = "rollway-canary:test:retaken"
+    _create_slot(name)
+    slot = HeldSlot.take(name, QUICK, logger=LOG)
+    first = slot.lease_id
+    with get_client(sync_client=True) as client:
+        client.release_concurrency_slots_with_lease(first)  # what the server does once the lease runs out
+    assert active_slots(name) == 0
+    slot.start()
+    try:
+        for _ in range(200):
+            if slot.lease_id != first or slot.lost:
+                break
+            threading.Event().wait(0.05)
+        assert not slot.lost and slot.lease_id != first, "the free slot was not taken again"
+        assert active_slots(name) == 1
+        with pytest.raises(SlotTaken):
+            HeldSlot.take(name, QUICK)
+    finally:
+        slot.release()
+    assert active_slots(name) == 0, "the new lease was not given back"
+    assert any("holds it again" in r.getMessage() for r in caplog.records if r.levelno == logging.ERROR)
