@@ -283,8 +283,9 @@ CONFIG_PREFIX = "rollway-docker-"
 # this file: in the session's directory, removed with it.
 PINNED_CONFIG = '{"auths": {"rollway.invalid": {}}}\n'
 
-# CONFIG_PREFIX, the maker's pid and pid namespace, mkdtemp's random part (letters, digits, "_"; never "-").
-_OURS = re.compile(rf"^{re.escape(CONFIG_PREFIX)}p(\d+)-n(\d+)-[a-z0-9_]+$")
+# CONFIG_PREFIX, the maker's pid, its start time (absent in names made before it was recorded), its pid
+# namespace, mkdtemp's random part (letters, digits, "_"; never "-").
+_OURS = re.compile(rf"^{re.escape(CONFIG_PREFIX)}p(\d+)(?:-s(\d+))?-n(\d+)-[a-z0-9_]+$")
 
 
 def _pid_namespace() -> int:
@@ -296,7 +297,19 @@ def _pid_namespace() -> int:
 
 
 def _config_prefix() -> str:
-    return f"{CONFIG_PREFIX}p{os.getpid()}-n{_pid_namespace()}-"
+    started = _started(os.getpid())
+    return f"{CONFIG_PREFIX}p{os.getpid()}{'' if started is None else f'-s{started}'}-n{_pid_namespace()}-"
+
+
+def _started(pid: int) -> int | None:
+    """When process ``pid`` started, in clock ticks after boot (/proc/<pid>/stat's 22nd field);
+    None where it cannot be read. A pid used again belongs to a process that started later."""
+    try:
+        # "pid (comm) state ppid ...": comm may hold spaces and parentheses; the start time is
+        # the 20th field after it.
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def _running(pid: int) -> bool:
@@ -319,9 +332,10 @@ def remove_stale_configs(root: str | os.PathLike[str] | None = None) -> list[Pat
     """Remove the private docker configs of sessions whose process is gone, and say which.
 
     Only directories this user owns, named by ``docker_session`` (``CONFIG_PREFIX``, a pid,
-    a pid namespace, a random part) in this process's pid namespace, that are real directories
-    (not symlinks) and whose pid no longer runs. A reused pid keeps its directory until that
-    process ends too: never a live run's.
+    its start time, a pid namespace, a random part) in this process's pid namespace, that are
+    real directories (not symlinks) and whose process no longer runs: its pid is free, or held
+    by a process that started at another time (the pid was used again). Never a live run's.
+    A name without a start time (made by an earlier version) is kept while its pid runs.
 
     Args:
         root: where the sessions make their directories (default: the temporary directory).
@@ -338,7 +352,7 @@ def remove_stale_configs(root: str | os.PathLike[str] | None = None) -> list[Pat
         return removed
     for entry in entries:
         found = _OURS.match(entry.name)
-        if found is None or int(found.group(2)) != namespace:
+        if found is None or int(found.group(3)) != namespace:
             continue
         try:
             info = entry.stat(follow_symlinks=False)
@@ -346,8 +360,8 @@ def remove_stale_configs(root: str | os.PathLike[str] | None = None) -> list[Pat
             continue
         if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid():
             continue
-        pid = int(found.group(1))
-        if pid == os.getpid() or _running(pid):
+        pid, started = int(found.group(1)), found.group(2)
+        if pid == os.getpid() or (_running(pid) and (started is None or _started(pid) in (None, int(started)))):
             continue
         shutil.rmtree(entry.path, ignore_errors=True)
         if not os.path.lexists(entry.path):

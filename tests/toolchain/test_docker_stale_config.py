@@ -65,7 +65,8 @@ def test_a_session_removes_the_config_of_a_killed_run_and_keeps_a_live_ones(tmp:
             assert not killed.config_dir.exists()
             assert (live.config_dir / "config.json").exists()
             namespace = os.readlink("/proc/self/ns/pid").strip("pid:[]")
-            assert docker.config_dir.name.startswith(f"{CONFIG_PREFIX}p{os.getpid()}-n{namespace}-")
+            started = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19]
+            assert docker.config_dir.name.startswith(f"{CONFIG_PREFIX}p{os.getpid()}-s{started}-n{namespace}-")
             assert oct(docker.config_dir.stat().st_mode & 0o777) == "0o700"
         assert lines == [f"removed {killed.config_dir}, the private docker config of a run that was killed "
                          "before removing it"]
@@ -105,3 +106,25 @@ def test_only_our_own_directories_of_dead_runs_are_removed(tmp: Path) -> None:
     assert not killed.config_dir.exists()
     for kept in (others, link, target / "keep", plain_file, unnamed, elsewhere, unrelated):
         assert os.path.lexists(kept), kept
+
+
+def test_a_config_whose_pid_was_used_again_is_removed_and_the_live_runs_kept(tmp: Path) -> None:
+    """The maker was killed and its pid went to another process: the pid runs, but not the
+    process that made the config, whose start time the name records."""
+    live = Run(tmp)
+    try:
+        name = live.config_dir.name
+        started = int(name.split("-s", 1)[1].split("-", 1)[0])
+        reused = tmp / name.replace(f"-s{started}-", f"-s{started - 1}-").replace(name.rsplit("-", 1)[1], "reused")
+        reused.mkdir()
+        (reused / "config.json").write_text('{"auths": {"ecr": {"auth": "dG9rZW4="}}}')
+        older = tmp / name.replace(f"-s{started}-", "-").replace(name.rsplit("-", 1)[1], "older")
+        older.mkdir()  # a name from before start times were recorded: kept while its pid runs
+        lines: list[str] = []
+        with docker_session(sys.executable, on_line=lines.append):
+            pass
+        assert not reused.exists(), "a config whose pid now belongs to another process was kept"
+        assert lines == [f"removed {reused}, the private docker config of a run that was killed before removing it"]
+        assert (live.config_dir / "config.json").exists() and older.exists()
+    finally:
+        live.end()
