@@ -24,7 +24,7 @@ from flows.journal import LedgerJournal
 from flows.monitor import after_window, run_monitor
 from flows.params import Actor, LeaseSeconds, PollSeconds
 from flows.rollback import finish_rollback, judge_rollback
-from rollway import weekly
+from rollway import lapse, weekly
 from rollway.approvals import Approver
 from rollway.aws.environment import aws_environment
 from rollway.clock import ClockSettings
@@ -381,6 +381,10 @@ def advance(env: Environment, approver: Approver, *, owner: str, actor: str = "s
     Whether the next phase is due is read on the calendar of the recorded spec's
     ``weekly_timezone`` (``rollway.weekly``).
 
+    A lease left running by a run that has ended (killed less than a lease before this tick)
+    is waited out, up to this run's own lease and a minute (``wait_out_an_ended_runs_lease``),
+    when the tick has something to do; a longer one is refused with PhaseRefused saying until when.
+
     Returns None when there is nothing to do (no rollout, finished, or this week's phase
     already started and still owned). Raises PhaseRefused when the previous phase did not pass,
     DriftDetected (before anything is recorded) when the load balancer disagrees with the ledger.
@@ -388,6 +392,9 @@ def advance(env: Environment, approver: Approver, *, owner: str, actor: str = "s
     log = get_run_logger()
     service = env.targets.canary_service
     owner_finished = functools.cache(owner_finished)  # each question is a call to the Prefect API
+    # A run killed less than a lease before this tick left its lease running: waited out here,
+    # so the tick resumes or advances the rollout today, not a week later.
+    wait_out_an_ended_runs_lease(env, owner=owner, lease_seconds=lease_seconds, owner_finished=owner_finished)
     with before_any_write():  # as in run_progressive: nothing read, nothing to roll back
         record = env.ledger.get(service)
     if record is not None and record.phase is RolloutPhase.ROLLING_BACK:
@@ -431,6 +438,67 @@ def advance(env: Environment, approver: Approver, *, owner: str, actor: str = "s
     started = _next_phase(env, spec, record, now, approver, owner=owner, actor=actor, lease_seconds=lease_seconds,
                           adopt_live_weights=adopt_live_weights, owner_finished=owner_finished)
     return started if started is not None else completed
+
+
+LAPSE_MARGIN_WALL_SECONDS = 60.0
+"""How much longer than its own lease the tick waits for an ended run's lease (wall seconds): for
+clocks that disagree a little between the two runs' hosts."""
+
+LAPSE_PROGRESS_WALL_SECONDS = 60.0
+"""How often a tick waiting for a lease to lapse says how long is left (wall seconds)."""
+
+
+def wait_out_an_ended_runs_lease(env: Environment, *, owner: str, lease_seconds: float,
+                                 owner_finished: Callable[[str | None], bool]) -> None:
+    """Wait, bounded, for the lease of a run that has ended to lapse, when the tick needs it.
+
+    Only a lease whose holder's flow run has ended (``owner_finished``: Prefect says so, or the
+    holder is no flow run) is waited for, and only when the tick has something to do with the
+    rollout (``rollway.lapse.tick_needs_the_lease``). The wait ends early when the record's lease
+    changes (released, taken or renewed: the caller then reads the record afresh).
+
+    Raises:
+        PhaseRefused: the lease runs out further off than this run waits (a longer lease than
+            this run's own): nothing was changed; the message says when to run again.
+    """
+    log = get_run_logger()
+    service = env.targets.canary_service
+    with before_any_write():
+        record = env.ledger.get(service)
+    now = env.clock.now()
+    if record is None or record.owner in (None, owner) or record.lease_expires < now:
+        return
+    if not lapse.tick_needs_the_lease(RolloutSpec.for_rollback(record.spec_json), record, now):
+        return
+    if not owner_finished(record.owner):
+        return  # a live run (one paused for an approval renews no lease): left alone, as before
+    speed = getattr(env.clock, "speed", 1.0)
+    wait = lapse.lapse_wait(record.lease_expires, now, max_wait=lease_seconds + LAPSE_MARGIN_WALL_SECONDS * speed)
+    until = weekly.describe(record.lease_expires, "UTC")
+    if wait is None:
+        raise PhaseRefused(
+            f"{service}'s rollout is held by {record.owner}, whose run has ended, under a lease that runs until "
+            f"{until}: longer than this run waits ({lease_seconds / speed:.0f} wall s and a margin). Nothing was "
+            "changed; run advance_phase again once that lease has run out"
+        )
+    log.warning("%s's rollout is held by %s, whose run has ended, under a lease until %s: waiting about %.0f wall s "
+                "for it to lapse, then going on", service, record.owner, until, wait / speed)
+    deadline = now + wait
+    while (left := deadline - env.clock.now()) > 0:
+        env.clock.sleep(min(left, LAPSE_PROGRESS_WALL_SECONDS * speed))
+        with before_any_write():
+            current = env.ledger.get(service)
+        if current is None or (current.owner, current.lease_expires) != (record.owner, record.lease_expires):
+            # Released (its hook ended it), taken by another run, or renewed: a renewal means the
+            # holder is alive after all, and the tick leaves the rollout to it.
+            log.warning("%s's lease changed while this run waited (now %s until %s): going on from the record as "
+                        "it is", service, current and current.owner,
+                        current and weekly.describe(current.lease_expires, "UTC"))
+            return
+        if deadline - env.clock.now() > 0:
+            log.info("waiting for %s's lease on %s to lapse: about %.0f wall s left", record.owner, service,
+                     (deadline - env.clock.now()) / speed)
+    log.info("%s's lease on %s has lapsed: going on", record.owner, service)
 
 
 def phase_passed_unrecorded(spec: RolloutSpec, record: RolloutRecord) -> bool:
