@@ -22,7 +22,7 @@ from flows.env import load_clients, load_environment, owner_finished, run_owner
 from flows.hooks import rollback_hooks
 from flows.journal import LedgerJournal
 from flows.monitor import after_window, run_monitor
-from flows.params import Actor, LeaseSeconds, PollSeconds
+from flows.params import Actor, EarlyReason, LeaseSeconds, PollSeconds
 from flows.rollback import finish_rollback, judge_rollback
 from rollway import lapse, weekly
 from rollway.approvals import Approver
@@ -128,11 +128,12 @@ def deploy_canary(env: Environment, spec: RolloutSpec, record: RolloutRecord, *,
 
 
 def start_phase(env: Environment, spec: RolloutSpec, index: int, *, owner: str, actor: str,
-                lease_seconds: float) -> RolloutRecord:
+                lease_seconds: float, why: str = "") -> RolloutRecord:
+    """Record weekly phase ``index`` started now; ``why`` is added to the transition's comment."""
     now = env.clock.now()
     return env.ledger.record(
         env.targets.canary_service, owner=owner, now=now, lease_seconds=lease_seconds,
-        transition=Transition(at=now, kind="phase", actor=actor, comment=f"starting {spec.phases[index].name}"),
+        transition=Transition(at=now, kind="phase", actor=actor, comment=f"starting {spec.phases[index].name}{why}"),
         weekly_phase_index=index, weekly_phase_passed=False, weekly_phase_started_at=now,
         phase=RolloutPhase.PROGRESSING,
     )
@@ -366,7 +367,8 @@ def run_progressive(
 
 def advance(env: Environment, approver: Approver, *, owner: str, actor: str = "schedule",
             lease_seconds: float = 600.0, adopt_live_weights: bool = False,
-            owner_finished: Callable[[str | None], bool] = lambda owner: True) -> RolloutResult | None:
+            owner_finished: Callable[[str | None], bool] = lambda owner: True,
+            early_reason: str | None = None) -> RolloutResult | None:
     """Start the next weekly phase of the service's rollout, at most once per calendar week.
 
     It is also the rollout's watchdog: a phase whose run died (its lease ran out and
@@ -385,12 +387,21 @@ def advance(env: Environment, approver: Approver, *, owner: str, actor: str = "s
     is waited out, up to this run's own lease and a minute (``wait_out_an_ended_runs_lease``),
     when the tick has something to do; a longer one is refused with PhaseRefused saying until when.
 
+    ``early_reason``: a person starts the next phase now, before the calendar says it is due,
+    and says why (recorded in the ledger with ``actor``). Everything else still holds: the
+    current phase must have passed its stages, and a live run driving it is left alone.
+
     Returns None when there is nothing to do (no rollout, finished, or this week's phase
     already started and still owned). Raises PhaseRefused when the previous phase did not pass,
     DriftDetected (before anything is recorded) when the load balancer disagrees with the ledger.
     """
     log = get_run_logger()
     service = env.targets.canary_service
+    if early_reason is not None and actor == "schedule":
+        # Refused before anything is read: the schedule keeps to the calendar; an early start is
+        # a person's decision, recorded with their name.
+        raise PhaseRefused("a phase started early needs the name of the person who starts it as actor, "
+                           "not 'schedule': nothing was changed")
     owner_finished = functools.cache(owner_finished)  # each question is a call to the Prefect API
     # A run killed less than a lease before this tick left its lease running: waited out here,
     # so the tick resumes or advances the rollout today, not a week later.
@@ -436,7 +447,8 @@ def advance(env: Environment, approver: Approver, *, owner: str, actor: str = "s
             if record is None or record.phase is not RolloutPhase.PAUSED or not record.weekly_phase_passed:
                 return completed
     started = _next_phase(env, spec, record, now, approver, owner=owner, actor=actor, lease_seconds=lease_seconds,
-                          adopt_live_weights=adopt_live_weights, owner_finished=owner_finished)
+                          adopt_live_weights=adopt_live_weights, owner_finished=owner_finished,
+                          early_reason=early_reason)
     return started if started is not None else completed
 
 
@@ -512,8 +524,10 @@ def phase_passed_unrecorded(spec: RolloutSpec, record: RolloutRecord) -> bool:
 
 def _next_phase(env: Environment, spec: RolloutSpec, record: RolloutRecord, now: float, approver: Approver, *,
                 owner: str, actor: str, lease_seconds: float, adopt_live_weights: bool,
-                owner_finished: Callable[[str | None], bool]) -> RolloutResult | None:
-    """Start the next weekly phase if the calendar says it is due; None when there is nothing to do."""
+                owner_finished: Callable[[str | None], bool],
+                early_reason: str | None = None) -> RolloutResult | None:
+    """Start the next weekly phase if the calendar says it is due, or now if a person gave
+    ``early_reason``; None when there is nothing to do."""
     log = get_run_logger()
     service = env.targets.canary_service
     if record.owner is not None and not owner_finished(record.owner):
@@ -529,7 +543,12 @@ def _next_phase(env: Environment, spec: RolloutSpec, record: RolloutRecord, now:
     # next morning.
     wait = weekly.phase_wait(record.weekly_phase_started_at, now, timezone=spec.weekly_timezone,
                              min_phase_seconds=spec.min_phase_seconds)
-    if wait is not None:
+    why = ""
+    if wait is not None and early_reason is not None:
+        due = weekly.next_phase_due(record.weekly_phase_started_at, timezone=spec.weekly_timezone,
+                                    min_phase_seconds=spec.min_phase_seconds)
+        why = f" early, before {weekly.describe(due, spec.weekly_timezone)}, by {actor}: {early_reason}"
+    elif wait is not None:
         due = weekly.next_phase_due(record.weekly_phase_started_at, timezone=spec.weekly_timezone,
                                     min_phase_seconds=spec.min_phase_seconds)
         log.info("phase %s of %s runs on: %s; the next phase may start from %s%s: nothing to do",
@@ -545,6 +564,9 @@ def _next_phase(env: Environment, spec: RolloutSpec, record: RolloutRecord, now:
     if nxt >= len(spec.phases):
         log.info("every phase of %s has run", service)
         return None
+    if why:
+        log.warning("phase %s of %s would run on (%s); %s starts the next one now: %s",
+                    record.weekly_phase_index + 1, service, wait, actor, early_reason)
     env.ledger.acquire(service, owner=owner, now=now, lease_seconds=lease_seconds)
     try:
         # Drift is refused before the phase is recorded, so this week's start is not used up.
@@ -553,7 +575,7 @@ def _next_phase(env: Environment, spec: RolloutSpec, record: RolloutRecord, now:
     except DriftDetected:
         env.ledger.release(service, owner=owner)
         raise
-    start_phase(env, spec, nxt, owner=owner, actor=actor, lease_seconds=lease_seconds)
+    start_phase(env, spec, nxt, owner=owner, actor=actor, lease_seconds=lease_seconds, why=why)
     return run_progressive(env, spec, approver, owner=owner, actor=actor, phased=True, lease_seconds=lease_seconds)
 
 
@@ -607,6 +629,7 @@ def advance_phase(
     lease_wall_seconds: LeaseSeconds = 600.0,
     adopt_live_weights: bool = False,
     spec: RolloutSpec | None = None,
+    start_early_because: EarlyReason = None,
 ) -> RolloutResult | None:
     """Weekly: start the next phase of the running rollout (idempotent within a week); resume
     a phase whose run died; finish a half-done rollback.
@@ -615,6 +638,9 @@ def advance_phase(
     ``spec``: the rollout's spec, as given to ``progressive_rollout``, used only by this run's
     rollback hooks when they cannot read the ledger (its bound flags are then the ones
     disabled). The run itself always drives the spec recorded in the ledger.
+    ``start_early_because``: start the next phase now, before the weekly calendar says it is
+    due, and why (recorded in the ledger with ``actor``, which must then name a person). Refused
+    while the current phase has not passed its stages.
     """
     targets, get_client = load_clients(targets_block, aws_credentials_block)
     env = aws_environment(get_client, targets, clock.build())
@@ -639,4 +665,5 @@ def advance_phase(
     # The lease guards against a silent process, whose silence is wall time; on a faster
     # rollout clock the same wall time is more rollout seconds.
     return advance(env, approver, owner=run_owner(), actor=actor, lease_seconds=lease_wall_seconds * clock.speed,
-                   adopt_live_weights=adopt_live_weights, owner_finished=owner_finished)
+                   adopt_live_weights=adopt_live_weights, owner_finished=owner_finished,
+                   early_reason=start_early_because)
