@@ -47,3 +47,22 @@ datetime out of range, after the run had read AWS)."""
 
 TaskCount = Annotated[int, Field(ge=1, le=5000)]
 """How many tasks a service runs: at least one, at most ECS's quota of 5,000 tasks per service."""
+
+MAX_REASON = 500
+
+
+def _reason(reason: str | None) -> str | None:
+    if reason is None:
+        return None
+    reason = reason.strip()
+    if not reason:
+        raise ValueError("a reason to start the next phase early must say why (it is recorded in the ledger); "
+                         "leave it empty to wait for the weekly calendar")
+    if len(reason) > MAX_REASON:
+        raise ValueError(f"the reason is {len(reason)} characters; at most {MAX_REASON} are recorded")
+    return reason
+
+
+EarlyReason = Annotated[str | None, AfterValidator(_reason)]
+"""Why a person starts the next weekly phase before the calendar says it is due: None, or not
+blank and at most MAX_REASON characters."""

@@ -22,9 +22,9 @@ from flows.env import load_clients, load_environment, owner_finished, run_owner
 from flows.hooks import rollback_hooks
 from flows.journal import LedgerJournal
 from flows.monitor import after_window, run_monitor
-from flows.params import Actor, LeaseSeconds, PollSeconds
+from flows.params import Actor, EarlyReason, LeaseSeconds, PollSeconds
 from flows.rollback import finish_rollback, judge_rollback
-from rollway import weekly
+from rollway import lapse, weekly
 from rollway.approvals import Approver
 from rollway.aws.environment import aws_environment
 from rollway.clock import ClockSettings
@@ -128,11 +128,12 @@ def deploy_canary(env: Environment, spec: RolloutSpec, record: RolloutRecord, *,
 
 
 def start_phase(env: Environment, spec: RolloutSpec, index: int, *, owner: str, actor: str,
-                lease_seconds: float) -> RolloutRecord:
+                lease_seconds: float, why: str = "") -> RolloutRecord:
+    """Record weekly phase ``index`` started now; ``why`` is added to the transition's comment."""
     now = env.clock.now()
     return env.ledger.record(
         env.targets.canary_service, owner=owner, now=now, lease_seconds=lease_seconds,
-        transition=Transition(at=now, kind="phase", actor=actor, comment=f"starting {spec.phases[index].name}"),
+        transition=Transition(at=now, kind="phase", actor=actor, comment=f"starting {spec.phases[index].name}{why}"),
         weekly_phase_index=index, weekly_phase_passed=False, weekly_phase_started_at=now,
         phase=RolloutPhase.PROGRESSING,
     )
@@ -366,7 +367,8 @@ def run_progressive(
 
 def advance(env: Environment, approver: Approver, *, owner: str, actor: str = "schedule",
             lease_seconds: float = 600.0, adopt_live_weights: bool = False,
-            owner_finished: Callable[[str | None], bool] = lambda owner: True) -> RolloutResult | None:
+            owner_finished: Callable[[str | None], bool] = lambda owner: True,
+            early_reason: str | None = None) -> RolloutResult | None:
     """Start the next weekly phase of the service's rollout, at most once per calendar week.
 
     It is also the rollout's watchdog: a phase whose run died (its lease ran out and
@@ -381,13 +383,29 @@ def advance(env: Environment, approver: Approver, *, owner: str, actor: str = "s
     Whether the next phase is due is read on the calendar of the recorded spec's
     ``weekly_timezone`` (``rollway.weekly``).
 
+    A lease left running by a run that has ended (killed less than a lease before this tick)
+    is waited out, up to this run's own lease and a minute (``wait_out_an_ended_runs_lease``),
+    when the tick has something to do; a longer one is refused with PhaseRefused saying until when.
+
+    ``early_reason``: a person starts the next phase now, before the calendar says it is due,
+    and says why (recorded in the ledger with ``actor``). Everything else still holds: the
+    current phase must have passed its stages, and a live run driving it is left alone.
+
     Returns None when there is nothing to do (no rollout, finished, or this week's phase
     already started and still owned). Raises PhaseRefused when the previous phase did not pass,
     DriftDetected (before anything is recorded) when the load balancer disagrees with the ledger.
     """
     log = get_run_logger()
     service = env.targets.canary_service
+    if early_reason is not None and actor == "schedule":
+        # Refused before anything is read: the schedule keeps to the calendar; an early start is
+        # a person's decision, recorded with their name.
+        raise PhaseRefused("a phase started early needs the name of the person who starts it as actor, "
+                           "not 'schedule': nothing was changed")
     owner_finished = functools.cache(owner_finished)  # each question is a call to the Prefect API
+    # A run killed less than a lease before this tick left its lease running: waited out here,
+    # so the tick resumes or advances the rollout today, not a week later.
+    wait_out_an_ended_runs_lease(env, owner=owner, lease_seconds=lease_seconds, owner_finished=owner_finished)
     with before_any_write():  # as in run_progressive: nothing read, nothing to roll back
         record = env.ledger.get(service)
     if record is not None and record.phase is RolloutPhase.ROLLING_BACK:
@@ -429,8 +447,70 @@ def advance(env: Environment, approver: Approver, *, owner: str, actor: str = "s
             if record is None or record.phase is not RolloutPhase.PAUSED or not record.weekly_phase_passed:
                 return completed
     started = _next_phase(env, spec, record, now, approver, owner=owner, actor=actor, lease_seconds=lease_seconds,
-                          adopt_live_weights=adopt_live_weights, owner_finished=owner_finished)
+                          adopt_live_weights=adopt_live_weights, owner_finished=owner_finished,
+                          early_reason=early_reason)
     return started if started is not None else completed
+
+
+LAPSE_MARGIN_WALL_SECONDS = 60.0
+"""How much longer than its own lease the tick waits for an ended run's lease (wall seconds): for
+clocks that disagree a little between the two runs' hosts."""
+
+LAPSE_PROGRESS_WALL_SECONDS = 60.0
+"""How often a tick waiting for a lease to lapse says how long is left (wall seconds)."""
+
+
+def wait_out_an_ended_runs_lease(env: Environment, *, owner: str, lease_seconds: float,
+                                 owner_finished: Callable[[str | None], bool]) -> None:
+    """Wait, bounded, for the lease of a run that has ended to lapse, when the tick needs it.
+
+    Only a lease whose holder's flow run has ended (``owner_finished``: Prefect says so, or the
+    holder is no flow run) is waited for, and only when the tick has something to do with the
+    rollout (``rollway.lapse.tick_needs_the_lease``). The wait ends early when the record's lease
+    changes (released, taken or renewed: the caller then reads the record afresh).
+
+    Raises:
+        PhaseRefused: the lease runs out further off than this run waits (a longer lease than
+            this run's own): nothing was changed; the message says when to run again.
+    """
+    log = get_run_logger()
+    service = env.targets.canary_service
+    with before_any_write():
+        record = env.ledger.get(service)
+    now = env.clock.now()
+    if record is None or record.owner in (None, owner) or record.lease_expires < now:
+        return
+    if not lapse.tick_needs_the_lease(RolloutSpec.for_rollback(record.spec_json), record, now):
+        return
+    if not owner_finished(record.owner):
+        return  # a live run (one paused for an approval renews no lease): left alone, as before
+    speed = getattr(env.clock, "speed", 1.0)
+    wait = lapse.lapse_wait(record.lease_expires, now, max_wait=lease_seconds + LAPSE_MARGIN_WALL_SECONDS * speed)
+    until = weekly.describe(record.lease_expires, "UTC")
+    if wait is None:
+        raise PhaseRefused(
+            f"{service}'s rollout is held by {record.owner}, whose run has ended, under a lease that runs until "
+            f"{until}: longer than this run waits ({lease_seconds / speed:.0f} wall s and a margin). Nothing was "
+            "changed; run advance_phase again once that lease has run out"
+        )
+    log.warning("%s's rollout is held by %s, whose run has ended, under a lease until %s: waiting about %.0f wall s "
+                "for it to lapse, then going on", service, record.owner, until, wait / speed)
+    deadline = now + wait
+    while (left := deadline - env.clock.now()) > 0:
+        env.clock.sleep(min(left, LAPSE_PROGRESS_WALL_SECONDS * speed))
+        with before_any_write():
+            current = env.ledger.get(service)
+        if current is None or (current.owner, current.lease_expires) != (record.owner, record.lease_expires):
+            # Released (its hook ended it), taken by another run, or renewed: a renewal means the
+            # holder is alive after all, and the tick leaves the rollout to it.
+            log.warning("%s's lease changed while this run waited (now %s until %s): going on from the record as "
+                        "it is", service, current and current.owner,
+                        current and weekly.describe(current.lease_expires, "UTC"))
+            return
+        if deadline - env.clock.now() > 0:
+            log.info("waiting for %s's lease on %s to lapse: about %.0f wall s left", record.owner, service,
+                     (deadline - env.clock.now()) / speed)
+    log.info("%s's lease on %s has lapsed: going on", record.owner, service)
 
 
 def phase_passed_unrecorded(spec: RolloutSpec, record: RolloutRecord) -> bool:
@@ -444,8 +524,10 @@ def phase_passed_unrecorded(spec: RolloutSpec, record: RolloutRecord) -> bool:
 
 def _next_phase(env: Environment, spec: RolloutSpec, record: RolloutRecord, now: float, approver: Approver, *,
                 owner: str, actor: str, lease_seconds: float, adopt_live_weights: bool,
-                owner_finished: Callable[[str | None], bool]) -> RolloutResult | None:
-    """Start the next weekly phase if the calendar says it is due; None when there is nothing to do."""
+                owner_finished: Callable[[str | None], bool],
+                early_reason: str | None = None) -> RolloutResult | None:
+    """Start the next weekly phase if the calendar says it is due, or now if a person gave
+    ``early_reason``; None when there is nothing to do."""
     log = get_run_logger()
     service = env.targets.canary_service
     if record.owner is not None and not owner_finished(record.owner):
@@ -461,7 +543,12 @@ def _next_phase(env: Environment, spec: RolloutSpec, record: RolloutRecord, now:
     # next morning.
     wait = weekly.phase_wait(record.weekly_phase_started_at, now, timezone=spec.weekly_timezone,
                              min_phase_seconds=spec.min_phase_seconds)
-    if wait is not None:
+    why = ""
+    if wait is not None and early_reason is not None:
+        due = weekly.next_phase_due(record.weekly_phase_started_at, timezone=spec.weekly_timezone,
+                                    min_phase_seconds=spec.min_phase_seconds)
+        why = f" early, before {weekly.describe(due, spec.weekly_timezone)}, by {actor}: {early_reason}"
+    elif wait is not None:
         due = weekly.next_phase_due(record.weekly_phase_started_at, timezone=spec.weekly_timezone,
                                     min_phase_seconds=spec.min_phase_seconds)
         log.info("phase %s of %s runs on: %s; the next phase may start from %s%s: nothing to do",
@@ -477,6 +564,9 @@ def _next_phase(env: Environment, spec: RolloutSpec, record: RolloutRecord, now:
     if nxt >= len(spec.phases):
         log.info("every phase of %s has run", service)
         return None
+    if why:
+        log.warning("phase %s of %s would run on (%s); %s starts the next one now: %s",
+                    record.weekly_phase_index + 1, service, wait, actor, early_reason)
     env.ledger.acquire(service, owner=owner, now=now, lease_seconds=lease_seconds)
     try:
         # Drift is refused before the phase is recorded, so this week's start is not used up.
@@ -485,7 +575,7 @@ def _next_phase(env: Environment, spec: RolloutSpec, record: RolloutRecord, now:
     except DriftDetected:
         env.ledger.release(service, owner=owner)
         raise
-    start_phase(env, spec, nxt, owner=owner, actor=actor, lease_seconds=lease_seconds)
+    start_phase(env, spec, nxt, owner=owner, actor=actor, lease_seconds=lease_seconds, why=why)
     return run_progressive(env, spec, approver, owner=owner, actor=actor, phased=True, lease_seconds=lease_seconds)
 
 
@@ -539,6 +629,7 @@ def advance_phase(
     lease_wall_seconds: LeaseSeconds = 600.0,
     adopt_live_weights: bool = False,
     spec: RolloutSpec | None = None,
+    start_early_because: EarlyReason = None,
 ) -> RolloutResult | None:
     """Weekly: start the next phase of the running rollout (idempotent within a week); resume
     a phase whose run died; finish a half-done rollback.
@@ -547,6 +638,9 @@ def advance_phase(
     ``spec``: the rollout's spec, as given to ``progressive_rollout``, used only by this run's
     rollback hooks when they cannot read the ledger (its bound flags are then the ones
     disabled). The run itself always drives the spec recorded in the ledger.
+    ``start_early_because``: start the next phase now, before the weekly calendar says it is
+    due, and why (recorded in the ledger with ``actor``, which must then name a person). Refused
+    while the current phase has not passed its stages.
     """
     targets, get_client = load_clients(targets_block, aws_credentials_block)
     env = aws_environment(get_client, targets, clock.build())
@@ -571,4 +665,5 @@ def advance_phase(
     # The lease guards against a silent process, whose silence is wall time; on a faster
     # rollout clock the same wall time is more rollout seconds.
     return advance(env, approver, owner=run_owner(), actor=actor, lease_seconds=lease_wall_seconds * clock.speed,
-                   adopt_live_weights=adopt_live_weights, owner_finished=owner_finished)
+                   adopt_live_weights=adopt_live_weights, owner_finished=owner_finished,
+                   early_reason=start_early_because)

@@ -299,7 +299,9 @@ class RolloutSpec(BaseModel):
     phases: tuple[WeeklyPhase, ...] = Field(default_factory=default_phases)
     min_phase_seconds: float = Field(
         default=3 * _DAY, ge=0, le=30 * _DAY,
-        description="a weekly phase runs at least this long before the schedule starts the next one (at most 30 days)",
+        description="a weekly phase runs at least this long before the schedule starts the next one (at most 30 days). "
+        "Counted on the weekly_timezone's wall clock, so a week across a daylight-saving switch counts 7 days, less an "
+        "hour's slack for the scheduled runs' start-up delays: 7 days (604800) passes at the next week's cron",
     )
     weekly_timezone: str = Field(
         default=DEFAULT_TIMEZONE,

@@ -8,14 +8,28 @@ counted as last week's, and one started late on a Sunday in Los Angeles (already
 as this week's, so the schedule ended a phase a week early or spent a week doing nothing.
 Local wall time is read through ``zoneinfo``, so a week that holds a daylight-saving switch
 (167 or 169 hours long) still ends at the local Monday's midnight.
+
+``min_phase_seconds`` is counted the same way, on the zone's wall clock, less
+``SCHEDULE_SLACK_SECONDS``. Counted in elapsed seconds, a minimum of exactly 7 days could never
+pass at a weekly cron: the week of the spring switch is 167 hours, and in every other week the
+run that checks starts a few seconds earlier after its cron time than the one that recorded the
+phase's start did, half the time. The same held for 14, 21 and 28 days.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import math
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 DEFAULT_TIMEZONE = "UTC"
+
+SCHEDULE_SLACK_SECONDS = 3600.0
+"""How much shorter than ``min_phase_seconds`` (on the local clock) a phase may have run when the
+schedule ends it. A phase's start is recorded by a scheduled run some seconds to minutes after
+its cron time (a worker polls, a run starts, the ledger is read), and so is the check a week
+later: the two delays differ, either way. An hour covers a worker that was slow or briefly down
+when either run started, and ends a phase at most an hour early on its minimum."""
 
 
 def zone(name: str) -> ZoneInfo:
@@ -39,20 +53,55 @@ def local_week(seconds: float, timezone: str) -> tuple[int, int]:
     return iso.year, iso.week
 
 
+def wall_time(seconds: float, timezone: str) -> dt.datetime:
+    """What the clocks in ``timezone`` read at the instant ``seconds`` (a naive datetime)."""
+    return dt.datetime.fromtimestamp(seconds, zone(timezone)).replace(tzinfo=None)
+
+
+def first_instant_reading(wall: dt.datetime, timezone: str) -> float:
+    """The first instant at which the clocks in ``timezone`` read ``wall`` (naive) or later.
+
+    A wall time read twice (the hour repeated when the clocks go back) is its first reading; one
+    the clocks skip (going forward) is the moment of the jump, the first instant reading later.
+    """
+    tz = zone(timezone)
+    first = wall.replace(tzinfo=tz, fold=0).timestamp()  # fold=0: the earlier of two readings (PEP 495)
+    if wall_time(first, timezone) == wall:
+        return first
+    # Skipped: read with the offset from after the switch it is an instant before the jump, with
+    # the one from before it an instant after. Zones switch on whole seconds: bisect to the jump.
+    before, after = math.floor(wall.replace(tzinfo=tz, fold=1).timestamp()), math.ceil(first)
+    while after - before > 1:
+        middle = (before + after) // 2
+        if wall_time(middle, timezone) >= wall:
+            after = middle
+        else:
+            before = middle
+    return float(after)
+
+
 def next_week_starts(seconds: float, timezone: str) -> float:
     """The instant the calendar week after the one holding ``seconds`` begins: the next Monday,
     00:00 local time in ``timezone`` (on a day whose midnight a clock change skips, the moment
     the clocks jump)."""
-    tz = zone(timezone)
-    local = dt.datetime.fromtimestamp(seconds, tz)
+    local = wall_time(seconds, timezone)
     monday = local.date() + dt.timedelta(days=7 - local.weekday())
-    # fold=0 maps a local time the clocks skip to the instant of the jump (PEP 495).
-    return dt.datetime.combine(monday, dt.time(0), tzinfo=tz).timestamp()
+    return first_instant_reading(dt.datetime.combine(monday, dt.time(0)), timezone)
+
+
+def old_enough_at(started_at: float, *, timezone: str, min_phase_seconds: float) -> float:
+    """The first instant a phase started at ``started_at`` has run ``min_phase_seconds``, less
+    ``SCHEDULE_SLACK_SECONDS``, on ``timezone``'s wall clock: a week that holds a daylight-saving
+    switch counts 7 days, whether it lasted 167 or 169 hours."""
+    counted = max(0.0, min_phase_seconds - SCHEDULE_SLACK_SECONDS)
+    return first_instant_reading(wall_time(started_at, timezone) + dt.timedelta(seconds=counted), timezone)
 
 
 def next_phase_due(started_at: float, *, timezone: str, min_phase_seconds: float) -> float:
-    """The earliest instant the next phase may start after a phase that started at ``started_at``."""
-    return max(next_week_starts(started_at, timezone), started_at + min_phase_seconds)
+    """The earliest instant the next phase may start after a phase that started at ``started_at``:
+    a new calendar week has begun and the phase is old enough (``old_enough_at``)."""
+    return max(next_week_starts(started_at, timezone),
+               old_enough_at(started_at, timezone=timezone, min_phase_seconds=min_phase_seconds))
 
 
 def phase_wait(started_at: float | None, now: float, *, timezone: str, min_phase_seconds: float) -> str | None:
@@ -72,7 +121,8 @@ def phase_wait(started_at: float | None, now: float, *, timezone: str, min_phase
         return f"the phase started this calendar week ({describe(started_at, timezone)})"
     # A new week, but the phase is younger than min_phase_seconds (say, started on Sunday evening).
     return (f"the phase started {(now - started_at) / 3600:.1f} h ago ({describe(started_at, timezone)}), "
-            f"under min_phase_seconds ({min_phase_seconds / 3600:.0f} h)")
+            f"under min_phase_seconds ({min_phase_seconds / 3600:g} h on the local clock, less "
+            f"{SCHEDULE_SLACK_SECONDS / 3600:g} h of schedule slack)")
 
 
 def describe(seconds: float, timezone: str) -> str:

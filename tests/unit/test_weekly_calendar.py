@@ -92,8 +92,9 @@ def test_the_reason_to_wait_says_which_rule_holds_the_phase_and_when_it_started_
     too_young = weekly.phase_wait(at("UTC", 2027, 1, 17, 23, 0), at("UTC", 2027, 1, 18, 9, 0), timezone="UTC",
                                   min_phase_seconds=3 * D)
     assert too_young is not None and "min_phase_seconds" in too_young and "10.0 h ago" in too_young
+    # Three days less the schedule's hour of slack.
     assert weekly.next_phase_due(at("UTC", 2027, 1, 17, 23, 0), timezone="UTC", min_phase_seconds=3 * D) \
-        == at("UTC", 2027, 1, 20, 23, 0)
+        == at("UTC", 2027, 1, 20, 22, 0)
 
 
 def test_a_spec_takes_its_weekly_timezone_as_an_iana_name_and_defaults_to_utc():
@@ -109,3 +110,91 @@ def test_a_spec_takes_its_weekly_timezone_as_an_iana_name_and_defaults_to_utc():
 def test_a_spec_with_an_unknown_weekly_timezone_is_refused_with_what_is_expected(name):
     with pytest.raises(ValidationError, match=r"weekly_timezone[\s\S]*(IANA time zone)"):
         RolloutSpec(image="repo/app:1", weekly_timezone=name)
+
+
+# --- min_phase_seconds on the local clock, with the schedule's slack ------------------------------
+#
+# The cron fires on Mondays at 09:00 local time; each run starts some seconds after its cron time
+# (here the run that recorded the phase's start took 5 s, the one that checks 2 s). Counted in
+# elapsed seconds, a 7-day minimum failed at every such tick, and in any zone's spring week (167 h)
+# at every tick: the schedule never ended the phase. ``elapsed_fails`` marks those rows.
+
+# (zone, phase started (local, with seconds), now (local, with seconds), min_phase_seconds, due?, elapsed_fails)
+MIN_PHASE_CASES = [
+    # A 7-day minimum at the next Monday's cron, with the check's run starting 3 s "earlier".
+    ("UTC", (2027, 1, 11, 9, 0, 5), (2027, 1, 18, 9, 0, 2), 7 * D, True, True),
+    ("UTC", (2027, 1, 11, 9, 0, 5), (2027, 1, 18, 9, 0, 9), 7 * D, True, False),
+    # 14 days: not at the first Monday, at the second (jitter as above).
+    ("UTC", (2027, 1, 11, 9, 0, 5), (2027, 1, 18, 9, 0, 2), 14 * D, False, False),
+    ("UTC", (2027, 1, 11, 9, 0, 5), (2027, 1, 25, 9, 0, 2), 14 * D, True, True),
+    # The slack is an hour, no more: a phase started by hand at 10:30 has not run 7 days by 09:00.
+    ("UTC", (2027, 1, 11, 10, 30, 0), (2027, 1, 18, 9, 0, 0), 7 * D, False, False),
+    ("UTC", (2027, 1, 11, 9, 0, 0), (2027, 1, 18, 8, 0, 0), 7 * D, True, True),
+    ("UTC", (2027, 1, 11, 9, 0, 0), (2027, 1, 18, 7, 59, 59), 7 * D, False, False),
+    # Europe/Berlin: the spring week (clocks forward on 2027-03-28) is 167 h, the autumn week
+    # (back on 2027-10-31) 169 h; both count 7 days.
+    ("Europe/Berlin", (2027, 3, 22, 9, 0, 5), (2027, 3, 29, 9, 0, 9), 7 * D, True, True),
+    ("Europe/Berlin", (2027, 3, 22, 9, 0, 5), (2027, 3, 29, 9, 0, 2), 7 * D, True, True),
+    ("Europe/Berlin", (2027, 10, 25, 9, 0, 5), (2027, 11, 1, 9, 0, 2), 7 * D, True, False),
+    ("Europe/Berlin", (2027, 3, 22, 10, 30, 0), (2027, 3, 29, 9, 0, 0), 7 * D, False, False),  # 1.5 h short
+    # America/New_York: forward on 2027-03-14, back on 2027-11-07.
+    ("America/New_York", (2027, 3, 8, 9, 0, 5), (2027, 3, 15, 9, 0, 2), 7 * D, True, True),
+    ("America/New_York", (2027, 3, 8, 9, 0, 5), (2027, 3, 15, 9, 0, 9), 7 * D, True, True),
+    ("America/New_York", (2027, 11, 1, 9, 0, 5), (2027, 11, 8, 9, 0, 2), 7 * D, True, False),
+    ("America/New_York", (2027, 3, 1, 9, 0, 5), (2027, 3, 15, 9, 0, 2), 14 * D, True, True),
+    # A 3-day minimum across the spring switch: 3 local days less the slack, 70 hours elapsed.
+    ("America/New_York", (2027, 3, 12, 9, 0, 0), (2027, 3, 15, 7, 59, 0), 3 * D, False, False),
+    ("America/New_York", (2027, 3, 12, 9, 0, 0), (2027, 3, 15, 8, 0, 0), 3 * D, True, True),
+]
+
+
+def _min_ids(case) -> str:
+    zone, started, now, minimum, due, _ = case
+    return (f"{zone}-{started[1]:02d}{started[2]:02d}T{started[3]:02d}{started[4]:02d}{started[5]:02d}-"
+            f"{now[1]:02d}{now[2]:02d}T{now[3]:02d}{now[4]:02d}{now[5]:02d}-"
+            f"min{minimum // D}d-{'due' if due else 'wait'}")
+
+
+@pytest.mark.parametrize("case", MIN_PHASE_CASES, ids=[_min_ids(c) for c in MIN_PHASE_CASES])
+def test_min_phase_seconds_counts_local_days_less_the_schedules_slack(case):
+    zone, started, now, minimum, due, _ = case
+    wait = weekly.phase_wait(at(zone, *started), at(zone, *now), timezone=zone, min_phase_seconds=minimum)
+    assert (wait is None) == due, \
+        f"{zone}: phase started {started}, now {now}, minimum {minimum / D:g} d: {wait or 'due'}"
+
+
+ELAPSED_FAILS = [c for c in MIN_PHASE_CASES if c[5]]
+
+
+@pytest.mark.parametrize("case", ELAPSED_FAILS, ids=[_min_ids(c) for c in ELAPSED_FAILS])
+def test_these_rows_are_ones_elapsed_seconds_decide_the_other_way(case):
+    zone, started, now, minimum, due, _ = case
+    start, then = at(zone, *started), at(zone, *now)
+    by_elapsed = then >= max(weekly.next_week_starts(start, zone), start + minimum)
+    assert by_elapsed != due
+
+
+def test_the_slack_is_an_hour_and_the_fields_description_says_how_the_minimum_is_counted():
+    assert weekly.SCHEDULE_SLACK_SECONDS == H
+    said = RolloutSpec.model_fields["min_phase_seconds"].description
+    assert "wall clock" in said and "daylight-saving" in said and "slack" in said and "604800" in said
+
+
+@pytest.mark.parametrize("zone,wall,first_utc", [
+    # Skipped by the spring switch: the first instant reading 02:30 or later is the jump (01:00 UTC).
+    ("Europe/Berlin", (2027, 3, 28, 2, 30), (2027, 3, 28, 1, 0)),
+    ("America/New_York", (2027, 3, 14, 2, 59), (2027, 3, 14, 7, 0)),
+    # Read twice in autumn: the first reading (still summer time).
+    ("Europe/Berlin", (2027, 10, 31, 2, 30), (2027, 10, 31, 0, 30)),
+    ("America/New_York", (2027, 11, 7, 1, 30), (2027, 11, 7, 5, 30)),
+    ("Europe/Berlin", (2027, 7, 5, 9, 0), (2027, 7, 5, 7, 0)),
+])
+def test_a_wall_time_is_reached_at_its_first_reading_or_at_the_jump_past_it(zone, wall, first_utc):
+    assert weekly.first_instant_reading(dt.datetime(*wall), zone) == at("UTC", *first_utc)
+
+
+def test_a_minimum_ending_in_a_skipped_hour_is_reached_when_the_clocks_jump():
+    # Started Saturday 02:30 CET; 1 day + the slack later is Sunday 02:30, which Berlin skips.
+    started = at("Europe/Berlin", 2027, 3, 27, 2, 30)
+    reached = weekly.old_enough_at(started, timezone="Europe/Berlin", min_phase_seconds=D + H)
+    assert reached == at("UTC", 2027, 3, 28, 1, 0)

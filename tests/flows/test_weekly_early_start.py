@@ -1,0 +1,77 @@
+"""A person starts the next weekly phase early (`advance_phase(start_early_because=...)`).
+
+At `make up`'s 60x a rollout week passes in under three wall hours while the Monday cron fires
+on the wall calendar, and in production a person may have a reason not to wait for Monday: a
+run by hand said "nothing to do". An early start is recorded in the ledger with who and why;
+it still refuses a phase that has not passed, and the schedule itself cannot give one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from prefect import flow
+
+from flows.progressive import PhaseRefused, advance, advance_phase, run_progressive
+from rollway.approvals import auto_approve
+from rollway.ledger import Transition
+from tests.flows.test_progressive_fakes import env_with_ledger, full_spec, shifts
+
+H = 3600
+TUESDAY = dt.datetime(2027, 1, 12, 9, 0, tzinfo=dt.timezone.utc).timestamp()
+REASON = "the demo's week passed; showing week 2 to the team"
+
+
+@flow
+def week_1(env):
+    return run_progressive(env, full_spec(), auto_approve("alice"), owner="run-1", actor="alice", phased=True)
+
+
+@flow
+def by_hand(env, actor, reason):
+    return advance(env, auto_approve(actor), owner="by-hand", actor=actor, early_reason=reason)
+
+
+def test_a_person_starts_the_next_phase_early_and_the_ledger_says_who_and_why():
+    env = env_with_ledger()
+    env.clock.t = TUESDAY
+    assert week_1(env).outcome == "holding"
+    env.clock.t += 2 * H
+    assert by_hand(env, "bob", None) is None and shifts(env) == [5], "without a reason: the calendar holds"
+    assert by_hand(env, "bob", REASON).outcome == "holding"
+    record = env.ledger.get(env.targets.canary_service)
+    assert record.weekly_phase_index == 1 and shifts(env) == [5, 25, 50]
+    started = [t for t in record.history if t.kind == "phase" and t.comment.startswith("starting week 2")]
+    assert started and started[-1].actor == "bob", started
+    assert "early, before Mon 2027-01-18 00:00 UTC, by bob" in started[-1].comment and REASON in started[-1].comment
+
+
+def test_an_early_start_is_refused_while_the_current_phase_has_not_passed():
+    env = env_with_ledger()
+    env.clock.t = TUESDAY
+    assert week_1(env).outcome == "holding"
+    service = env.targets.canary_service
+    # Week 1 held without passing (as a phase whose stage was inconclusive leaves it).
+    now = env.clock.now()
+    env.ledger.record(service, owner=None, now=now, transition=Transition(at=now, kind="note", actor="test"),
+                      weekly_phase_passed=False, stage_passed=False)
+    env.clock.t += 2 * H
+    with pytest.raises(PhaseRefused, match="phase 1 has not passed"):
+        by_hand(env, "bob", REASON)
+    assert shifts(env) == [5] and env.ledger.get(service).weekly_phase_index == 0
+
+
+def test_the_schedule_cannot_start_a_phase_early():
+    env = env_with_ledger()
+    env.clock.t = TUESDAY
+    week_1(env)
+    with pytest.raises(PhaseRefused, match="name of the person"):
+        by_hand(env, "schedule", REASON)
+    assert shifts(env) == [5]
+
+
+@pytest.mark.parametrize("reason", ["", "   ", "x" * 501])
+def test_a_blank_or_overlong_reason_is_refused_before_the_run(reason):
+    state = advance_phase(actor="bob", start_early_because=reason, return_state=True)
+    assert state.is_failed() and "Validation of flow parameters failed" in (state.message or ""), state.message
