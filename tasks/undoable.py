@@ -14,9 +14,11 @@ from prefect import task
 from prefect.cache_policies import NONE
 from prefect.transactions import get_transaction, transaction
 
+from rollway.aws.errors import AdapterError
 from rollway.ledger import RolloutEnded, check_not_ended
 from rollway.model import Weights
 from rollway.ports import Ledger, ServiceDeployer, TrafficRouter
+from tasks import retry
 
 log = logging.getLogger("rollway.undo")
 T = TypeVar("T")
@@ -129,7 +131,22 @@ def _deregister(txn) -> None:
     _patiently(f"deregistering {arn}", lambda: txn.get("deployer").obj.deregister_revision(arn))
 
 
-@task(name="point-service-undoable", cache_policy=NONE)
+# ECS's answers to UpdateService that a second ask gets again: no such cluster or service (the
+# adapter names those TargetNotFound), a parameter or a task definition it refuses, a permission
+# refused. Throttling, ServerException (5xx) and a dropped connection are worth another try.
+_FINAL_ECS = frozenset({
+    "ClientException", "InvalidParameterException", "AccessDeniedException", "ClusterNotFoundException",
+    "ServiceNotFoundException", "ServiceNotActiveException", "PlatformUnknownException",
+    "PlatformTaskDefinitionIncompatibilityException", "UnsupportedFeatureException", "NamespaceNotFoundException",
+    "UnrecognizedClientException", "InvalidClientTokenId", "ValidationException",
+})
+
+
+# UpdateService with the same arguments is idempotent, so a retry after a lost answer is safe;
+# what ECS refuses the same way every time (a missing cluster, a denied permission) fails at once:
+# retrying it only delays the undo of the registration, which deploy_revision runs on failure.
+@task(name="point-service-undoable", retries=2, retry_delay_seconds=2, cache_policy=NONE,
+      retry_condition_fn=retry.unless(AdapterError, ValueError, denied=_FINAL_ECS))
 def point_service(deployer: ServiceDeployer, service: str, task_definition: str, previous: str) -> None:
     txn = get_transaction()
     txn.set("deployer", Live(deployer))
