@@ -174,8 +174,9 @@ def _restore_weights(txn) -> None:
 
 
 # No task retries: RegisterTaskDefinition makes a new revision on every call, so a retry after a
-# lost response would leave an unused revision behind. (botocore's own retry mode can still do
-# that after a dropped connection; such a revision is inert, and never pointed at.)
+# lost response would leave an unused revision behind. (botocore's own resending after a dropped
+# connection is caught by the adapter: EcsDeployer.register_revision tags each call with a token,
+# uses the revision a call whose answer was lost made, and deregisters a second copy.)
 @task(name="register-task-definition-undoable", cache_policy=NONE)
 def register_revision(deployer: ServiceDeployer, image: str, base_task_definition: str) -> str:
     arn = deployer.register_revision(image, base_task_definition)
