@@ -132,7 +132,12 @@ class EcsDeployer:
         arn = answer["taskDefinition"]["taskDefinitionArn"]
         if answer.get("ResponseMetadata", {}).get("RetryAttempts"):
             # Sent more than once: an attempt whose answer was lost may have registered too.
-            extras = [other for other in self._registered_with(family, token) if other != arn]
+            try:
+                extras = [other for other in self._registered_with(family, token) if other != arn]
+            except Exception as err:  # noqa: BLE001 - the registration succeeded: a failed search must not fail it
+                _log.error("could not look for a second copy of %s (%s=%s) that botocore's resending may have "
+                           "registered: %s", arn, REQUEST_TAG, token, err)
+                return arn
             self._deregister_extras(extras)
         return arn
 

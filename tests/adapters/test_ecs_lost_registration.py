@@ -111,3 +111,28 @@ def test_each_registration_carries_a_token_of_its_own(aws):
     second = deployer.register_revision("repo/app:3", first)
     (first_token,), (second_token,) = request_tags(aws, first), request_tags(aws, second)
     assert first_token != second_token
+
+
+def test_a_resent_registration_whose_search_fails_still_returns_its_revision(aws, independent_client):
+    """botocore sent it twice, and the search for the first copy is refused: the revision the
+    call answered with is still used (the first copy stays, as it did before the search)."""
+    ecs = boto3.client("ecs", endpoint_url=aws.endpoint_url, region_name=aws.targets.region,
+                       aws_access_key_id="testing", aws_secret_access_key="testing",
+                       config=Config(retries={"mode": "standard", "total_max_attempts": 3}))
+    sent = []
+
+    def send_then_drop(request, **_):
+        sent.append(request.url)
+        if len(sent) == 1:
+            ecs._endpoint.http_session.send(request)
+            raise ConnectionClosedError(endpoint_url=request.url)
+        return None
+
+    def refuse(**_):
+        raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": "no ecs:ListTaskDefinitions"}},
+                          "ListTaskDefinitions")
+
+    ecs.meta.events.register("before-call.ecs.ListTaskDefinitions", refuse)
+    with hooked(ecs, "before-send", send_then_drop):
+        arn = EcsDeployer(ecs, aws.targets).register_revision("repo/app:2", aws.topology.task_definition_arn)
+    assert arn in active_revisions(aws) and len(active_revisions(aws)) == 3
