@@ -185,17 +185,23 @@ def reconcile(env: Environment, spec: RolloutSpec, record: RolloutRecord, *, own
     updates = flags.apply_bindings(env.flags, list(spec.flags), live.canary, actor=actor, now=now,
                                    rollout=record.rollout_id) \
         if spec.flags and env.flags is not None else []
+    found: list[str] = []
     if made is not None:
         transition = Transition(at=now, kind="shift", actor="reconcile", from_weights=record.weights, to_weights=live,
                                 to_stage=made, comment="shift found on the load balancer but not in the ledger")
+        if spec.flags and env.flags is not None:
+            # The dead run moved the bound flags with the shift; applying the stage again moved
+            # nothing, so the moves are read from the flags' audit trails, or never recorded.
+            found = flags.unrecorded_moves(env.flags, list(spec.flags), spec.stages[made].weight,
+                                           rollout=record.rollout_id, skip=[u.feature for u in updates])
     else:
         below = [i for i, s in enumerate(spec.stages) if s.weight <= live.canary]
         made = below[-1] if below else -1
         transition = Transition(at=now, kind="adopt", actor=actor, from_weights=record.weights, to_weights=live,
                                 to_stage=made, comment="operator adopted the live weights")
     # One write, as the journal records a shift: a kill between two would lose the flag moves.
-    flag_moves = tuple(Transition(at=now, kind="flag", actor=transition.actor, comment=update.describe())
-                       for update in updates)
+    flag_moves = tuple(Transition(at=now, kind="flag", actor=transition.actor, comment=line)
+                       for line in found + [update.describe() for update in updates])
     return env.ledger.record(record.service, owner=owner, now=now, lease_seconds=lease_seconds,
                              transition=transition, followed_by=flag_moves, weights=live, stage_index=made,
                              stage_started_at=now, stage_passed=False)

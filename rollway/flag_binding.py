@@ -534,3 +534,37 @@ def flag_transition(update: FlagUpdate, *, at: float, actor: str) -> Transition:
     """The ledger entry recording a flag change."""
     why = f": {update.reason}" if update.reason else ""
     return Transition(at=at, kind="flag", actor=actor, comment=update.describe() + why)
+
+
+def unrecorded_moves(store: FlagStore, bindings: Sequence[FlagBinding], weight: int, *, rollout: str,
+                     skip: Sequence[str] = ()) -> list[str]:
+    """The moves of bound flags that rollout ``rollout`` made for the stage of ``weight`` and that
+    are the flag's newest write, as lines for the ledger (like ``FlagUpdate.describe``).
+
+    For a resume that finds a shift on the load balancer the ledger lacks: the run that made it
+    moved the flags and died before the one write recording both. The flags' audit trails still
+    hold the moves; applying the stage again writes nothing (the flags are at its settings, and
+    this rollout wrote them last), so without this the ledger would never say they moved.
+
+    Args:
+        skip: features the resume itself reports (moved or left alone), whose entries it records.
+    """
+    lines = []
+    for binding in bindings:
+        if binding.feature in skip:
+            continue
+        trail = store.audit(binding.feature, limit=1)
+        if not trail:
+            continue
+        entry = trail[0]
+        own = _OWN.match(entry.reason)
+        if _writer(entry) != ("rollout", rollout) or own is None or own.group("weight") != str(weight):
+            continue
+        before = (entry.previous_enabled, entry.previous_percentage)
+        if before == (entry.enabled, entry.percentage):
+            continue  # a claim: nothing moved
+        was = "absent" if entry.previous_enabled is None else (
+            f"{'on' if entry.previous_enabled else 'off'} {entry.previous_percentage:g}%")
+        lines.append(f"{entry.feature}: {was} -> {'on' if entry.enabled else 'off'} {entry.percentage:g}% "
+                     f"(v{entry.version}), by the run that made the shift (from the flag's audit trail)")
+    return lines

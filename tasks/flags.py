@@ -67,3 +67,9 @@ def disable_bindings(
     rollout: str | None = None,
 ) -> list[FlagUpdate]:
     return flag_binding.disable_bindings(store, bindings, actor=actor, reason=reason, now=now, rollout=rollout)
+
+
+@task(name="unrecorded-flag-moves", **_RETRY)
+def unrecorded_moves(store: FlagStore, bindings: Sequence[FlagBinding], weight: int, *, rollout: str,
+                     skip: Sequence[str] = ()) -> list[str]:
+    return flag_binding.unrecorded_moves(store, bindings, weight, rollout=rollout, skip=skip)

@@ -10,13 +10,16 @@ import logging
 import time
 from typing import Callable, TypeVar
 
+from botocore.exceptions import ClientError
 from prefect import task
 from prefect.cache_policies import NONE
 from prefect.transactions import get_transaction, transaction
 
+from rollway.aws.errors import AdapterError
 from rollway.ledger import RolloutEnded, check_not_ended
 from rollway.model import Weights
 from rollway.ports import Ledger, ServiceDeployer, TrafficRouter
+from tasks import retry
 
 log = logging.getLogger("rollway.undo")
 T = TypeVar("T")
@@ -52,18 +55,74 @@ class Live:
         return self
 
 
-@task(name="set-weights-undoable", cache_policy=NONE)
+class _Write:
+    """What became of a shift's ModifyRule, for its undo to read: kept in the undo's record, where
+    it copies as itself (``Transaction.get`` deep-copies), so the write's task can fill it in."""
+
+    def __init__(self) -> None:
+        self.not_applied: str | None = None  # why the write certainly did not land, once known
+
+    def __deepcopy__(self, memo) -> "_Write":
+        return self
+
+
+# ClientError codes with which AWS says its own side failed: the write may have landed anyway.
+_SERVER_SIDE = frozenset({"InternalError", "InternalFailure", "InternalServerError", "ServiceUnavailable",
+                          "ServiceUnavailableException", "ServerException"})
+
+
+def _not_applied(err: BaseException) -> str | None:
+    """Why a failed write certainly changed nothing, or None when it may have landed.
+
+    An adapter's own error is raised before it writes (a rule it refuses, a name not found), and
+    an answer naming a refusal (throttling, access denied, a parameter) is AWS saying it did not
+    act. A lost answer (a dropped connection, a read timeout) or an internal error says nothing
+    of what AWS did.
+    """
+    if isinstance(err, AdapterError):
+        return f"refused before the write: {err}"
+    if isinstance(err, ClientError):
+        code = err.response.get("Error", {}).get("Code", "")
+        if code and code not in _SERVER_SIDE:
+            return f"refused: {code}"
+    return None
+
+
 def set_weights(router: TrafficRouter, weights: Weights, previous: Weights, ledger: Ledger | None = None,
                 service: str | None = None, rollout: str | None = None) -> None:
     """Set ``weights``; undone back to ``previous``, unless the ledger by then records
-    ``rollout`` of ``service`` as being or having been rolled back (None: no ledger to ask)."""
+    ``rollout`` of ``service`` as being or having been rolled back (None: no ledger to ask).
+
+    The undo is staged before the write is sent: Prefect stages a task's undo only when the task
+    succeeds, and a ModifyRule whose answer was lost (a dropped connection, a timeout) may have
+    moved the traffic while its task failed. The undo then finds the weights written, or those
+    from before, and puts ``previous`` back either way. A write that certainly did not land (AWS
+    refused it, or the adapter refused before sending) drops the undo: there is nothing to undo.
+    """
+    write = _Write()
+    _stage_weights_undo(router, weights, previous, ledger, service, rollout, write)
+    _write_weights(router, weights, write)
+
+
+@task(name="stage-weights-undo", cache_policy=NONE)
+def _stage_weights_undo(router: TrafficRouter, weights: Weights, previous: Weights, ledger: Ledger | None,
+                        service: str | None, rollout: str | None, write: _Write) -> None:
     txn = get_transaction()
     txn.set("router", Live(router))
     txn.set("previous", previous)
     txn.set("written", weights)
     txn.set("ledger", Live(ledger))
     txn.set("rollout", (service, rollout))
-    router.set_weights(weights)
+    txn.set("write", write)
+
+
+@task(name="set-weights-undoable", cache_policy=NONE)
+def _write_weights(router: TrafficRouter, weights: Weights, write: _Write) -> None:
+    try:
+        router.set_weights(weights)
+    except Exception as err:
+        write.not_applied = _not_applied(err)
+        raise
 
 
 def _rolled_back(ledger: Ledger | None, service: str | None, rollout: str | None) -> str | None:
@@ -89,9 +148,13 @@ def _rolled_back(ledger: Ledger | None, service: str | None, rollout: str | None
     return None
 
 
-@set_weights.on_rollback
+@_stage_weights_undo.on_rollback
 def _restore_weights(txn) -> None:
     router, previous, written = txn.get("router").obj, txn.get("previous"), txn.get("written")
+    not_applied = txn.get("write").not_applied
+    if not_applied is not None:
+        log.info("no shift to %s to undo: its write was %s", written, not_applied)
+        return
     now = _patiently("reading the weights", router.get_weights)
     if now not in (written, previous):
         # Someone else moved the traffic since this shift (a rollback by hand, say): putting
@@ -111,8 +174,9 @@ def _restore_weights(txn) -> None:
 
 
 # No task retries: RegisterTaskDefinition makes a new revision on every call, so a retry after a
-# lost response would leave an unused revision behind. (botocore's own retry mode can still do
-# that after a dropped connection; such a revision is inert, and never pointed at.)
+# lost response would leave an unused revision behind. (botocore's own resending after a dropped
+# connection is caught by the adapter: EcsDeployer.register_revision tags each call with a token,
+# uses the revision a call whose answer was lost made, and deregisters a second copy.)
 @task(name="register-task-definition-undoable", cache_policy=NONE)
 def register_revision(deployer: ServiceDeployer, image: str, base_task_definition: str) -> str:
     arn = deployer.register_revision(image, base_task_definition)
@@ -129,7 +193,22 @@ def _deregister(txn) -> None:
     _patiently(f"deregistering {arn}", lambda: txn.get("deployer").obj.deregister_revision(arn))
 
 
-@task(name="point-service-undoable", cache_policy=NONE)
+# ECS's answers to UpdateService that a second ask gets again: no such cluster or service (the
+# adapter names those TargetNotFound), a parameter or a task definition it refuses, a permission
+# refused. Throttling, ServerException (5xx) and a dropped connection are worth another try.
+_FINAL_ECS = frozenset({
+    "ClientException", "InvalidParameterException", "AccessDeniedException", "ClusterNotFoundException",
+    "ServiceNotFoundException", "ServiceNotActiveException", "PlatformUnknownException",
+    "PlatformTaskDefinitionIncompatibilityException", "UnsupportedFeatureException", "NamespaceNotFoundException",
+    "UnrecognizedClientException", "InvalidClientTokenId", "ValidationException",
+})
+
+
+# UpdateService with the same arguments is idempotent, so a retry after a lost answer is safe;
+# what ECS refuses the same way every time (a missing cluster, a denied permission) fails at once:
+# retrying it only delays the undo of the registration, which deploy_revision runs on failure.
+@task(name="point-service-undoable", retries=2, retry_delay_seconds=2, cache_policy=NONE,
+      retry_condition_fn=retry.unless(AdapterError, ValueError, denied=_FINAL_ECS))
 def point_service(deployer: ServiceDeployer, service: str, task_definition: str, previous: str) -> None:
     txn = get_transaction()
     txn.set("deployer", Live(deployer))

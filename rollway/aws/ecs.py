@@ -8,12 +8,14 @@ AWS adds later is carried over too instead of being silently dropped.
 from __future__ import annotations
 
 import copy
+import logging
 import math
 import time
+import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from rollway.aws.errors import AdapterError, ServiceGone, ServiceNotStable, TargetNotFound
 from rollway.model import ServiceState
@@ -33,6 +35,16 @@ READ_ONLY_FIELDS = frozenset(
         "deleteRequestedAt",
     }
 )
+# Tag on each revision register_revision makes: a token of that call's own, by which a
+# registration whose answer was lost finds the revision it made (RegisterTaskDefinition is not
+# idempotent, and takes no client token).
+REQUEST_TAG = "rollway:request"
+# How many of a family's newest revisions are searched for that token.
+REQUEST_LOOKBACK = 10
+# ClientError codes with which AWS says its own side failed: the call may have acted anyway.
+_SERVER_SIDE = frozenset({"ServerException", "InternalFailure", "InternalError", "ServiceUnavailable",
+                          "ServiceUnavailableException"})
+_log = logging.getLogger(__name__)
 # wait_stable polls at most this often; real ECS needs minutes, so finer polling only adds calls.
 _MAX_DELAY_SECONDS = 15
 
@@ -74,12 +86,19 @@ class EcsDeployer:
             image: the new image of the container ``targets.container_name``.
             base_task_definition: family, family:revision or ARN of the revision to copy.
 
+        The revision is tagged ``rollway:request`` with a token of this call's own. When the
+        answer is lost (a dropped connection, a timeout, an internal error), or botocore sent
+        the call more than once, the family's newest revisions are searched for the token: a
+        revision the call made is used rather than reported as a failure (and left unused), and
+        any second copy botocore's resending made is deregistered.
+
         Returns:
             The new revision's ARN.
 
         Raises:
             ValueError: ``image`` is empty (raised before any call).
             TargetNotFound: the base does not exist, or has no container of that name.
+            ClientError, BotoCoreError: the registration failed and made no revision.
         """
         if not image or not image.strip():
             raise ValueError("image must not be empty")
@@ -95,7 +114,73 @@ class EcsDeployer:
             self._registerable_fields(),
         )
         _swap_image(arguments, self._targets.container_name, image, base_task_definition)
-        return self._client.register_task_definition(**arguments)["taskDefinition"]["taskDefinitionArn"]
+        # RegisterTaskDefinition is not idempotent: botocore sends it again after a lost answer,
+        # and each copy that arrived is a revision. A token of this call's own, as a tag, tells
+        # which revisions it made (a base made by rollway carries an older call's: it is replaced).
+        token = uuid.uuid4().hex
+        arguments["tags"] = [tag for tag in arguments.get("tags", []) if tag.get("key") != REQUEST_TAG]
+        arguments["tags"].append({"key": REQUEST_TAG, "value": token})
+        family = arguments["family"]
+        try:
+            answer = self._client.register_task_definition(**arguments)
+        except ClientError as err:
+            if _code(err) not in _SERVER_SIDE and not err.response.get("ResponseMetadata", {}).get("RetryAttempts"):
+                raise  # ECS refused the only copy sent: nothing was registered
+            return self._recover(family, token, err)
+        except BotoCoreError as err:  # the connection dropped, or the answer timed out
+            return self._recover(family, token, err)
+        arn = answer["taskDefinition"]["taskDefinitionArn"]
+        if answer.get("ResponseMetadata", {}).get("RetryAttempts"):
+            # Sent more than once: an attempt whose answer was lost may have registered too.
+            try:
+                extras = [other for other in self._registered_with(family, token) if other != arn]
+            except Exception as err:  # noqa: BLE001 - the registration succeeded: a failed search must not fail it
+                _log.error("could not look for a second copy of %s (%s=%s) that botocore's resending may have "
+                           "registered: %s", arn, REQUEST_TAG, token, err)
+                return arn
+            self._deregister_extras(extras)
+        return arn
+
+    def _recover(self, family: str, token: str, err: Exception) -> str:
+        """The revision a failed RegisterTaskDefinition made after all (its answer was lost), or
+        ``err`` raised when it made none (or they cannot be looked up). Of several (botocore
+        sent it more than once), the newest is kept and the others deregistered."""
+        try:
+            found = self._registered_with(family, token)
+        except Exception as lookup:  # noqa: BLE001 - the registration's own error is the one to tell
+            err.add_note(f"looking up a revision registered with {REQUEST_TAG}={token} failed too: {lookup}")
+            raise err from None
+        if not found:
+            raise err
+        keep, extras = found[0], found[1:]
+        _log.warning("RegisterTaskDefinition failed (%s) but registered %s: using it", err, keep)
+        self._deregister_extras(extras)
+        return keep
+
+    def _registered_with(self, family: str, token: str) -> list[str]:
+        """ARNs of the ACTIVE revisions of ``family`` tagged ``rollway:request=token``, newest
+        first, among its ``REQUEST_LOOKBACK`` newest (other runs may have registered since)."""
+        listed = self._client.list_task_definitions(familyPrefix=family, status="ACTIVE", sort="DESC",
+                                                    maxResults=REQUEST_LOOKBACK)["taskDefinitionArns"]
+        # familyPrefix is a prefix ("app" lists "app-v2" too); moto ignores sort and maxResults.
+        ours = [arn for arn in listed if _revision(arn).rsplit(":", 1)[0] == family]
+        newest = sorted(ours, key=lambda arn: int(arn.rsplit(":", 1)[1]), reverse=True)[:REQUEST_LOOKBACK]
+        found = []
+        for arn in newest:
+            tags = self._client.describe_task_definition(taskDefinition=arn, include=["TAGS"]).get("tags", [])
+            if {"key": REQUEST_TAG, "value": token} in tags:
+                found.append(arn)
+        return found
+
+    def _deregister_extras(self, extras: list[str]) -> None:
+        """Deregister revisions a resent registration made besides the one used. A failure is
+        logged, not raised: the registration itself succeeded, and an extra is inert."""
+        for arn in extras:
+            try:
+                self._client.deregister_task_definition(taskDefinition=arn)
+                _log.warning("deregistered %s: a second copy of a registration that botocore sent again", arn)
+            except Exception as err:  # noqa: BLE001 - see above
+                _log.error("could not deregister %s, an unused copy of a registration (%s)", arn, err)
 
     def image_of(self, task_definition: str) -> str:
         """The image of the container ``targets.container_name`` in ``task_definition``
@@ -323,6 +408,10 @@ def _container(task_definition: dict[str, Any], container: str, name: str) -> di
             return definition
     names = [d.get("name") for d in task_definition.get("containerDefinitions", [])]
     raise TargetNotFound("container", container, f"in task definition {name} (it has {names})")
+
+
+def _code(err: ClientError) -> str:
+    return err.response.get("Error", {}).get("Code", "")
 
 
 def _named(err: ClientError, task_definition: str) -> Exception:

@@ -1,0 +1,138 @@
+"""A RegisterTaskDefinition whose answer is lost leaves one revision, the one rollway uses.
+
+RegisterTaskDefinition is not idempotent: a registration that went through but whose answer was
+lost failed the deploy while its revision stayed, unused; one that botocore sent again made two
+revisions, of which rollway recorded one. Each registration now carries a token of its own
+(tag rollway:request), by which its revisions are found.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import boto3
+import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError, ConnectionClosedError, ReadTimeoutError
+
+from rollway.aws.ecs import REQUEST_TAG, EcsDeployer
+
+IMAGE_TAG = "2.0.0"
+
+
+@contextmanager
+def hooked(client, event: str, handler):
+    """``handler`` on ``event`` of ``client``'s RegisterTaskDefinition, for the test only (clients are shared)."""
+    name = f"{event}.ecs.RegisterTaskDefinition"
+    client.meta.events.register(name, handler)
+    try:
+        yield
+    finally:
+        client.meta.events.unregister(name, handler)
+
+
+def active_revisions(aws) -> list[str]:
+    family = aws.topology.task_definition_arn.rsplit("/", 1)[1].rsplit(":", 1)[0]
+    return aws.get_client("ecs").list_task_definitions(familyPrefix=family, status="ACTIVE")["taskDefinitionArns"]
+
+
+def request_tags(aws, arn: str) -> list[str]:
+    tags = aws.get_client("ecs").describe_task_definition(taskDefinition=arn, include=["TAGS"])["tags"]
+    return [t["value"] for t in tags if t["key"] == REQUEST_TAG]
+
+
+def test_a_registration_whose_answer_is_lost_uses_the_revision_it_made(aws, watch_calls):
+    ecs = aws.get_client("ecs")
+    base = aws.topology.task_definition_arn
+
+    def lose_answer(**_):  # the revision is registered on moto; its answer never arrives
+        raise ReadTimeoutError(endpoint_url=aws.endpoint_url)
+
+    calls = watch_calls(ecs)
+    with hooked(ecs, "after-call", lose_answer):
+        arn = EcsDeployer(ecs, aws.targets).register_revision(f"{aws.topology.repository_uri}:{IMAGE_TAG}", base)
+    assert sorted(active_revisions(aws)) == sorted([base, arn]), "exactly one new revision, the one returned"
+    assert calls.count("RegisterTaskDefinition") == 1, calls
+    assert ecs.describe_task_definition(taskDefinition=arn)["taskDefinition"]["containerDefinitions"][0][
+        "image"].endswith(f":{IMAGE_TAG}")
+
+
+def test_a_registration_botocore_sent_twice_leaves_one_revision(aws, independent_client):
+    """The first copy registers, its connection drops before the answer, botocore sends it again."""
+    plain = independent_client("ecs")
+    ecs = boto3.client("ecs", endpoint_url=aws.endpoint_url, region_name=aws.targets.region,
+                       aws_access_key_id="testing", aws_secret_access_key="testing",
+                       config=Config(retries={"mode": "standard", "total_max_attempts": 3}))
+    base = aws.topology.task_definition_arn
+    sent = []
+
+    def send_then_drop(request, **_):
+        sent.append(request.url)
+        if len(sent) == 1:
+            ecs._endpoint.http_session.send(request)  # it arrives, and registers
+            raise ConnectionClosedError(endpoint_url=request.url)
+        return None  # botocore sends it itself
+
+    with hooked(ecs, "before-send", send_then_drop):
+        arn = EcsDeployer(ecs, aws.targets).register_revision(f"{aws.topology.repository_uri}:{IMAGE_TAG}", base)
+    assert len(sent) == 2
+    assert sorted(active_revisions(aws)) == sorted([base, arn]), "the copy botocore sent first is left ACTIVE"
+    inactive = plain.list_task_definitions(status="INACTIVE")["taskDefinitionArns"]
+    assert len(inactive) == 1 and request_tags(aws, inactive[0]) == request_tags(aws, arn)
+
+
+def test_a_refused_registration_looks_nothing_up(aws, watch_calls):
+    ecs = aws.get_client("ecs")
+
+    def refuse(**_):
+        raise ClientError({"Error": {"Code": "ClientException", "Message": "too many revisions"}},
+                          "RegisterTaskDefinition")
+
+    calls = watch_calls(ecs)
+    with hooked(ecs, "before-call", refuse), pytest.raises(ClientError, match="too many revisions"):
+        EcsDeployer(ecs, aws.targets).register_revision("repo/app:2", aws.topology.task_definition_arn)
+    assert "ListTaskDefinitions" not in calls, calls
+
+
+def test_a_lost_answer_of_a_registration_that_made_nothing_is_raised(aws):
+    ecs = aws.get_client("ecs")
+
+    def drop(request, **_):
+        raise ConnectionClosedError(endpoint_url=request.url)
+
+    with hooked(ecs, "before-send", drop), pytest.raises(ConnectionClosedError):
+        EcsDeployer(ecs, aws.targets).register_revision("repo/app:2", aws.topology.task_definition_arn)
+    assert active_revisions(aws) == [aws.topology.task_definition_arn]
+
+
+def test_each_registration_carries_a_token_of_its_own(aws):
+    """A revision copied from one rollway made carries one token, its own, not its base's too."""
+    deployer = EcsDeployer(aws.get_client("ecs"), aws.targets)
+    first = deployer.register_revision("repo/app:2", aws.topology.task_definition_arn)
+    second = deployer.register_revision("repo/app:3", first)
+    (first_token,), (second_token,) = request_tags(aws, first), request_tags(aws, second)
+    assert first_token != second_token
+
+
+def test_a_resent_registration_whose_search_fails_still_returns_its_revision(aws, independent_client):
+    """botocore sent it twice, and the search for the first copy is refused: the revision the
+    call answered with is still used (the first copy stays, as it did before the search)."""
+    ecs = boto3.client("ecs", endpoint_url=aws.endpoint_url, region_name=aws.targets.region,
+                       aws_access_key_id="testing", aws_secret_access_key="testing",
+                       config=Config(retries={"mode": "standard", "total_max_attempts": 3}))
+    sent = []
+
+    def send_then_drop(request, **_):
+        sent.append(request.url)
+        if len(sent) == 1:
+            ecs._endpoint.http_session.send(request)
+            raise ConnectionClosedError(endpoint_url=request.url)
+        return None
+
+    def refuse(**_):
+        raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": "no ecs:ListTaskDefinitions"}},
+                          "ListTaskDefinitions")
+
+    ecs.meta.events.register("before-call.ecs.ListTaskDefinitions", refuse)
+    with hooked(ecs, "before-send", send_then_drop):
+        arn = EcsDeployer(ecs, aws.targets).register_revision("repo/app:2", aws.topology.task_definition_arn)
+    assert arn in active_revisions(aws) and len(active_revisions(aws)) == 3

@@ -1,0 +1,33 @@
+"""A deploy whose RegisterTaskDefinition answer was lost points the canary at the revision it
+made, and leaves no other (tasks/undoable.deploy_revision over EcsDeployer on the embedded AWS)."""
+from __future__ import annotations
+
+from botocore.exceptions import ReadTimeoutError
+from prefect import flow
+
+from rollway.aws.ecs import EcsDeployer
+from tasks.undoable import deploy_revision
+
+
+@flow
+def deploy(deployer, service, image, base):
+    return deploy_revision(deployer, service, image, base, base)
+
+
+def test_a_deploy_whose_registration_answer_was_lost_runs_the_one_revision_it_made(aws):
+    ecs = aws.get_client("ecs")
+    base, service = aws.topology.task_definition_arn, aws.targets.canary_service
+
+    def lose_answer(**_):  # registered on moto; the answer never arrives
+        raise ReadTimeoutError(endpoint_url=aws.endpoint_url)
+
+    ecs.meta.events.register("after-call.ecs.RegisterTaskDefinition", lose_answer)
+    try:
+        recorded = deploy(EcsDeployer(ecs, aws.targets), service, f"{aws.topology.repository_uri}:2.0.0", base)
+    finally:
+        ecs.meta.events.unregister("after-call.ecs.RegisterTaskDefinition", lose_answer)
+    family = base.rsplit("/", 1)[1].rsplit(":", 1)[0]
+    active = ecs.list_task_definitions(familyPrefix=family, status="ACTIVE")["taskDefinitionArns"]
+    assert sorted(active) == sorted([base, recorded])
+    runs = ecs.describe_services(cluster=aws.targets.cluster, services=[service])["services"][0]["taskDefinition"]
+    assert runs == recorded

@@ -1,0 +1,91 @@
+"""A weight shift's undo is staged before its ModifyRule is sent (tasks/undoable.set_weights).
+
+Prefect stages a task's undo only when the task succeeds: a ModifyRule that moved the traffic
+but whose answer was lost failed its task, staged no undo, and the transaction's rollback left
+the canary at its new weight with its flags never moved.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import pytest
+from botocore.awsrequest import AWSResponse
+from botocore.exceptions import ClientError, ReadTimeoutError
+from prefect import flow
+from prefect.transactions import transaction
+
+from rollway.aws.elbv2 import AlbRouter
+from rollway.model import Weights
+from tasks import undoable
+
+BEFORE, SHIFTED = Weights(stable=100, canary=0), Weights.canary_at(5)
+
+
+class LaterStepFailed(RuntimeError):
+    """A step after the shift, in the same transaction (the flags' write, say), failed."""
+
+
+@flow
+def shift(router, then_fail: bool = False):
+    with transaction():
+        undoable.set_weights(router, SHIFTED, BEFORE)
+        if then_fail:
+            raise LaterStepFailed("the flags could not follow")
+
+
+@contextmanager
+def hooked(client, event: str, handler):
+    """``handler`` on ``event`` of ``client``'s ModifyRule, for the test only (clients are shared)."""
+    name = f"{event}.{client.meta.service_model.service_id.hyphenize()}.ModifyRule"
+    client.meta.events.register(name, handler)
+    try:
+        yield
+    finally:
+        client.meta.events.unregister(name, handler)
+
+
+def test_a_shift_whose_answer_is_lost_is_undone(aws):
+    elbv2 = aws.get_client("elbv2")
+    router = AlbRouter(elbv2, aws.targets)
+    assert router.get_weights() == BEFORE
+
+    def lose_answer(**_):  # ModifyRule went through on moto; its answer never arrives
+        raise ReadTimeoutError(endpoint_url=aws.endpoint_url)
+
+    with hooked(elbv2, "after-call", lose_answer), pytest.raises(ReadTimeoutError):
+        shift(router)
+    assert router.get_weights() == BEFORE, "the shift whose answer was lost was left in place"
+
+
+def test_a_refused_shift_has_nothing_undone(aws, watch_calls):
+    """AWS answered that it did not act: the undo is dropped, not a second write of the old weights."""
+    elbv2 = aws.get_client("elbv2")
+    router = AlbRouter(elbv2, aws.targets)
+    router.resolve()
+
+    def refuse(**_):
+        body = {"Error": {"Code": "AccessDenied", "Message": "not allowed"}, "ResponseMetadata": {"HTTPStatusCode": 403}}
+        return AWSResponse(aws.endpoint_url, 403, {}, None), body
+
+    calls = watch_calls(elbv2)
+    with hooked(elbv2, "before-call", refuse), pytest.raises(ClientError, match="AccessDenied"):
+        shift(router)
+    assert calls.count("ModifyRule") == 1, calls
+    assert router.get_weights() == BEFORE
+
+
+def test_a_shift_that_went_through_is_undone_as_before(aws, watch_calls):
+    elbv2 = aws.get_client("elbv2")
+    router = AlbRouter(elbv2, aws.targets)
+    router.resolve()
+    calls = watch_calls(elbv2)
+    with pytest.raises(LaterStepFailed):
+        shift(router, then_fail=True)
+    assert router.get_weights() == BEFORE
+    assert calls.count("ModifyRule") == 2, calls  # the shift, and its undo
+
+
+def test_a_shift_that_went_through_stays_when_nothing_fails(aws):
+    router = AlbRouter(aws.get_client("elbv2"), aws.targets)
+    shift(router)
+    assert router.get_weights() == SHIFTED
