@@ -63,7 +63,9 @@ def test_the_release_policy_allows_every_call_publish_container_makes(aws, tmp_p
 
     policy = allowed("iam-policy-release.json")
     assert not used - policy, f"calls the release policy does not allow: {sorted(used - policy)}"
-    unused = policy - used - DOCKER_PUSH
+    # A registration whose answer was lost searches the family for the revision it made and
+    # retires a second copy botocore's resend made: not on this path.
+    unused = policy - used - DOCKER_PUSH - {"ecs:ListTaskDefinitions", "ecs:DeregisterTaskDefinition"}
     assert not unused, f"the release policy grants actions publish_container never uses: {sorted(unused)}"
 
 

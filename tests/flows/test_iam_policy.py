@@ -61,8 +61,10 @@ def test_the_documented_policy_allows_every_call_a_rollout_makes(aws):
     # Nothing granted that no call needs. Not on this path: a revision whose task has roles
     # (PassRole), a later rollout of the same service (the ledger's check of the newest one),
     # `rollway flags list` (Scan), undoing a deploy whose UpdateService failed, a rule with
-    # target-group stickiness (AddTags and RemoveTags remember it; the embedded rule has none).
+    # target-group stickiness (AddTags and RemoveTags remember it; the embedded rule has none), a
+    # registration whose answer was lost (ListTaskDefinitions finds the revision it made).
     other_paths = {"iam:PassRole", "dynamodb:ConditionCheckItem", "dynamodb:Scan", "ecs:DeregisterTaskDefinition",
+                   "ecs:ListTaskDefinitions",
                    "elasticloadbalancing:AddTags", "elasticloadbalancing:RemoveTags"}
     unused = allowed(POLICY) - used - other_paths
     assert not unused, f"the policy grants actions rollway never uses: {sorted(unused)}"
