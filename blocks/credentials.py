@@ -23,8 +23,9 @@ ClientFactory = Callable[[str], Any]
 # Standard retry mode: botocore's own backoff for throttling and transient errors, so no
 # adapter writes a retry loop of its own.
 _RETRY_CONFIG = {"retries": {"mode": "standard", "max_attempts": 5}}
-# moto's server answers every error with HTTP 500, which standard mode retries; one attempt
-# keeps a refused call from stretching into seconds of backoff.
+# moto's server answers every error with HTTP 500, which standard mode retries; botocore's
+# max_attempts counts retries, not the first call, so this is one call and one retry: a refused
+# call does not stretch into seconds of backoff, and a dropped connection is still sent again.
 _EMBEDDED_CONFIG = {"retries": {"mode": "standard", "max_attempts": 1}}
 
 
