@@ -21,6 +21,8 @@ own lease is, renewed while it acts). Another
 (`rollway abort` and the cancelled run's hook, at once) waits for it to end, logging its
 progress, and returns what it did from its ledger entry, moving nothing and paging nobody; once
 the claim is given up (a step failed) or lapses (its holder died), it takes it over and finishes.
+A holder that finds its claim taken over (its renewals stalled and it lapsed) stops before its
+next step, moving nothing more and paging nobody (RollbackClaimLost): the new holder finishes.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import os
 import re
 import socket
 import threading
+from contextvars import ContextVar
 from typing import Annotated, Callable, Sequence
 
 from prefect import flow, get_run_logger
@@ -41,8 +44,9 @@ from flows.params import Actor, TaskCount
 from rollway.aws.ledger import STORAGE_ERRORS, storage_failure, write_or_why
 from rollway.clock import ClockSettings
 from rollway.environment import Environment
-from rollway.ledger import (CLAIM_SECONDS, LedgerError, RollbackClaimed, RollbackUnrecorded, RolloutRecord,
-                            RolloutSuperseded, Transition, check_rollout, claim_changes, utc)
+from rollway.ledger import (CLAIM_SECONDS, LedgerError, RollbackClaimed, RollbackUnrecorded, RolloutEnded,
+                            RolloutNotFound, RolloutRecord, RolloutSuperseded, Transition, check_claimable,
+                            check_rollout, claim_changes, utc)
 from rollway.model import Weights
 from rollway.phases import RolloutPhase
 from rollway.report import RollbackResult, RolloutResult
@@ -99,6 +103,33 @@ class RollbackIncomplete(RuntimeError):
         )
 
 
+class RollbackClaimLost(RolloutEnded):
+    """This rollback lost its claim while it acted (another rollback took over a claim that lapsed,
+    or finished the rollback): it stopped before its next step, so that only the rollback holding
+    the claim moves what is left and pages people, once.
+
+    A RolloutEnded: the run it stopped is not rolled back again by its hook while the rollout is
+    rolled back, and a hook that finds it still rolling back waits for the holder, paging nobody.
+
+    Attributes:
+        steps: the steps this rollback did before it stopped.
+        next_step: the step it did not take.
+        holder: who holds the claim now (None: the rollback ended, or nobody could say).
+        cause: the ledger's answer that showed the claim lost.
+    """
+
+    def __init__(self, steps: Sequence[str], next_step: str, holder: str | None, cause: BaseException) -> None:
+        self.steps, self.next_step, self.holder, self.cause = tuple(steps), next_step, holder, cause
+        done = "; ".join(self.steps) if self.steps else "nothing"
+        super().__init__(
+            f"this rollback no longer holds its claim ({cause}); it stopped before it would {next_step}, and "
+            f"notified nobody. Done before it stopped: {done}. "
+            + (f"{holder} holds the claim now and finishes the rollback (its notice is the one people get)"
+               if holder else "the rollback that took the claim over finishes it")
+            + "; `rollway status` shows it"
+        )
+
+
 def execute_rollback(
     env: Environment,
     reason: str,
@@ -136,6 +167,17 @@ def execute_rollback(
     log = get_run_logger()
     t = env.targets
     steps: list[str] = []
+    keeper = ClaimKeeper.acting()
+
+    def still_holds(next_step: str) -> None:
+        """Before each step that changes something: a rollback that lost its claim stops here, so
+        that it moves nothing more and pages nobody; the holder now does the rest, and pages."""
+        lost = keeper.verify() if keeper is not None else None
+        if lost is not None:
+            error = RollbackClaimLost(steps, next_step, keeper.lost_to, lost)
+            log.error("%s", error)
+            raise error
+
     stable = ecs.describe_service(env.deployer, t.stable_service)
     canary = ecs.describe_service(env.deployer, t.canary_service)
     needed = stable_desired or max(stable.desired, canary.desired, 1)
@@ -145,6 +187,7 @@ def execute_rollback(
     desired = max(needed, stable.desired)
 
     def scale_stable(why: str) -> None:
+        still_holds(f"scale {t.stable_service} to {desired}")
         log.warning("%s; scaling %s to %s", why, t.stable_service, desired)
         ecs.update_service(env.deployer, t.stable_service, desired=desired)
         # On the revision it runs now: not one a run in this process pointed it at earlier and
@@ -159,6 +202,7 @@ def execute_rollback(
     wait_healthy(env, "stable", healthy_timeout_seconds)
 
     target = Weights(stable=100, canary=0)
+    still_holds(f"move the traffic to {t.stable_service}")
     traffic.set_weights(env.router, target)
     weights = traffic.verify_weights(env.router, target, verify_timeout_seconds)
     steps.append(f"weights {weights} verified")
@@ -173,6 +217,7 @@ def execute_rollback(
     # failure is noted, told in the notification, and fails the run at the end.
     failed_steps: list[str] = []
     restore = previous_task_definition or stable.task_definition
+    still_holds(f"scale {t.canary_service} to 0 on {restore}")
     try:
         retired = ecs.update_service(env.deployer, t.canary_service, task_definition=restore, desired=0)
         canary_line = f"{t.canary_service} is at 0 tasks on {restore}."
@@ -196,6 +241,7 @@ def execute_rollback(
     if bindings and env.flags is not None:
         from rollway.flag_binding import FlagsNotDisabled, disable_bindings
 
+        still_holds("disable the bound feature flags")
         try:
             changes = disable_bindings(env.flags, list(bindings), actor=actor, reason=reason, now=env.clock.now(),
                                        rollout=rollout)
@@ -229,6 +275,8 @@ def execute_rollback(
         message_id = None
         steps.append("nothing had changed since the rollback: not notified again")
     else:
+        # Above all before the page: the rollback that took the claim over sends its own.
+        still_holds("notify people")
         try:
             message_id = metrics.notify(env.notifier, f"Rollback: {t.canary_service}", message)
             steps.append("notified")
@@ -322,14 +370,53 @@ class ClaimKeeper:
     up at once (the rollback stays open for the next run to finish, without waiting).
 
     Renewals run on a daemon thread every third of the lease; one DynamoDB refuses is logged and
-    tried again, a claim lost (taken over, the rollback ended) stops them.
+    tried again, a claim lost (taken over, the rollback ended) stops them. The rollback acting
+    under it (``ClaimKeeper.acting()``) asks ``verify`` before each step, and stops once the claim
+    is lost: another rollback carries on, and only that one pages people.
     """
 
     def __init__(self, env: Environment, holder: str, rollout: str | None) -> None:
         self.env, self.holder, self.rollout = env, holder, rollout
+        self.lost: LedgerError | None = None  # why the claim is no longer this rollback's
+        self.lost_to: str | None = None  # who holds it since, when known
         self._stop = threading.Event()
         self._log = get_run_logger()  # the run's logger, for the thread (which has no run context)
         self._thread = threading.Thread(target=self._run, name=f"rollback-claim {holder}", daemon=True)
+        self._token = None
+
+    @staticmethod
+    def acting() -> "ClaimKeeper | None":
+        """The claim the rollback running here acts under, if it took one."""
+        return _ACTING.get()
+
+    def _lose(self, lost: LedgerError, record: RolloutRecord | None = None) -> None:
+        if self.lost is not None:
+            return
+        holder = getattr(lost, "holder", None)
+        if holder is None and record is not None:
+            end = record.last_transition("rollback")
+            holder = record.rollback_holder or (f"{end.actor} (who finished it)" if end is not None
+                                                and record.phase is RolloutPhase.ROLLED_BACK else None)
+        self.lost_to, self.lost = holder, lost
+        self._stop.set()
+
+    def verify(self) -> LedgerError | None:
+        """Why this rollback no longer holds its claim, or None while it does (or the ledger
+        cannot say: a storage error never stops a rollback). Reads the rollout once, and judges
+        it by the rule the ledger's own claim writes use."""
+        if self.lost is None and self.env.ledger is not None:
+            record = None
+            try:
+                record = self.env.ledger.get(self.env.targets.canary_service)
+                if record is None:
+                    raise RolloutNotFound(f"no rollout of {self.env.targets.canary_service} is recorded any more")
+                check_rollout(record, self.rollout)
+                check_claimable(self.holder, self.env.clock.now())(record)
+            except LedgerError as lost:
+                self._lose(lost, record)
+            except Exception as err:  # noqa: BLE001 - storage trouble: the renewals say whether the claim holds
+                self._log.warning("could not read this rollback's claim (%s); going on", err)
+        return self.lost
 
     def _claim(self, lease_seconds: float) -> None:
         self.env.ledger.claim_rollback(self.env.targets.canary_service, holder=self.holder, now=self.env.clock.now(),
@@ -341,11 +428,13 @@ class ClaimKeeper:
                 self._claim(CLAIM_SECONDS)
             except LedgerError as lost:
                 self._log.warning("this rollback no longer holds its claim: %s", lost)
+                self._lose(lost)
                 return
             except Exception as err:  # noqa: BLE001 - storage trouble: the next renewal may pass
                 self._log.warning("could not renew this rollback's claim: %s", err)
 
     def __enter__(self) -> "ClaimKeeper":
+        self._token = _ACTING.set(self)
         if self.env.ledger is not None:
             self._thread.start()
         return self
@@ -354,12 +443,23 @@ class ClaimKeeper:
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join()
-        if kind is not None and self.env.ledger is not None:
+        if self._token is not None:
+            try:
+                _ACTING.reset(self._token)
+            except ValueError:  # entered in another context (a journal's): just forget this claim
+                _ACTING.set(None)
+            self._token = None
+        # A claim lost is another rollback's now: giving it "up" would be refused, or free it under that one.
+        if kind is not None and self.env.ledger is not None and self.lost is None:
             try:
                 self._claim(0.0)
             except Exception as err:  # noqa: BLE001 - the lease lapses by itself
                 self._log.warning("could not give up this rollback's claim (it lapses in %.0f s): %s", CLAIM_SECONDS,
                                   err)
+
+
+_ACTING: ContextVar[ClaimKeeper | None] = ContextVar("rollway_rollback_claim", default=None)
+"""The claim of the rollback running in this context (execute_rollback checks it before each step)."""
 
 
 def wait_for_claim(env: Environment, held: RollbackClaimed, *, holder: str, rollout: str | None,
