@@ -10,7 +10,8 @@ import re
 
 from prefect.artifacts import create_markdown_artifact, create_progress_artifact, create_table_artifact, update_progress_artifact
 
-from flows.rollback import ClaimKeeper, claimant, on_clock, record_rollback_end, try_record, unrecorded
+from flows.rollback import (ClaimKeeper, claimant, on_clock, record_rollback_end, rollback_overtaken, try_record,
+                            unrecorded)
 from rollway.approvals import ApprovalAnswer
 from rollway.decide import Pause, StageState, stage_end
 from rollway.environment import Environment
@@ -202,6 +203,11 @@ class LedgerJournal:
         claim, self._claim = self._claim, None
         if claim is not None:
             claim.__exit__(type(error), error, error.__traceback__)
+
+    def overtaken(self, reason: str, rollback) -> None:
+        """Someone else began the rollback while this run shifted: through its claim, so that the
+        rollout keeps one rollback record and people one page (``rollback_overtaken``)."""
+        rollback_overtaken(self.env, reason, actor=self.actor, rollout=self.rollout_id, rollback=rollback)
 
     def rolled_back(self, result: RollbackResult, stages: list[StageReport]) -> None:
         """Record the rollback's end; raises RollbackUnrecorded when its start or end is not recorded."""

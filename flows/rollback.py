@@ -144,6 +144,7 @@ def execute_rollback(
     quiet_if_unchanged: bool = False,
     ledger_failure: str | None = None,
     rollout: str | None = None,
+    notify: bool = True,
 ) -> RollbackResult:
     """Move all traffic back to the stable version, then retire the canary.
 
@@ -163,6 +164,8 @@ def execute_rollback(
             were told the first time, and a second page is noise. Costs one DescribeRules.
         ledger_failure: what the ledger could not record about this rollback and why (the
             caller rolls back anyway): said in the notification, which is then always sent.
+        notify: False sends no notification at all: another rollback of this rollout told people
+            already, and this one only makes sure of its end state (``rollback_overtaken``).
     """
     log = get_run_logger()
     t = env.targets
@@ -274,6 +277,10 @@ def execute_rollback(
         log.info("%s was already rolled back and nothing had changed: no notification", t.canary_service)
         message_id = None
         steps.append("nothing had changed since the rollback: not notified again")
+    elif not notify:
+        log.info("another rollback of this rollout told people: no notification")
+        message_id = None
+        steps.append("not notified (another rollback of this rollout told people)")
     else:
         # Above all before the page: the rollback that took the claim over sends its own.
         still_holds("notify people")
@@ -739,6 +746,51 @@ def rollback_recorded(env: Environment, reason: str, *, actor: str, previous_tas
     return act_recorded(env, act, begin=begin, finish=finish, failure=unread,
                         rollout_id=record.rollout_id if record else None, phase=record.phase if record else None,
                         holder=holder)
+
+
+def rollback_overtaken(env: Environment, reason: str, *, actor: str, rollout: str | None,
+                       rollback: Callable[..., RollbackResult]) -> RollbackResult:
+    """A run's shift lost a race with a rollback begun by someone else (`rollway abort`, a hook):
+    it moved the weights just as that rollback began, maybe after that one put them back. Make
+    sure the traffic is off the canary, going through the rollback's claim, so that people are
+    paged once and the rollout gets one rollback record.
+
+    While the rollback is under way (rolling_back), this run takes part as any rollback does
+    (``rollback_recorded``): it waits for the claim's holder to end, or takes a claim nobody holds
+    (a person's intent recorded, their rollback not begun) and carries the rollback out, paging
+    once. Once another rollback has ended it, ``rollback`` (the run's own, idempotent) puts back
+    what this run's shift moved, notifying nobody: that rollback told people.
+
+    Args:
+        rollback: the run's rollback, called with ``notify=False``.
+
+    Returns:
+        What this run did: the rollback it carried out, or the quiet restore after another's.
+
+    Raises:
+        RollbackClaimed: another rollback still held the claim after waiting for it.
+        RollbackUnrecorded: this run carried the rollback out and the ledger could not record it.
+    """
+    from rollway.ledger import RolloutClosed
+
+    log = get_run_logger()
+    record = None
+    try:
+        record = env.ledger.get(env.targets.canary_service) if env.ledger is not None else None
+    except STORAGE_ERRORS as err:
+        log.error("the ledger could not be read (%s): putting the traffic back without paging again",
+                  storage_failure(err))
+    if record is not None and record.phase is RolloutPhase.ROLLING_BACK and record.rollout_id == rollout:
+        try:
+            done = rollback_recorded(env, reason, actor=actor, rollout=rollout)
+        except (RolloutClosed, RolloutSuperseded) as moved:  # it ended (or the next rollout began) meanwhile
+            log.info("the rollback ended meanwhile: %s", moved)
+        else:
+            if done.done_by is None:
+                return done  # this run carried it out: its notice is the one page
+    log.warning("the rollout was rolled back by someone else while this run shifted: making sure the traffic is "
+                "off the canary, without paging again")
+    return rollback(reason, notify=False)
 
 
 def finish_rollback(env: Environment, record, *, actor: str) -> RolloutResult:
