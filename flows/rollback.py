@@ -561,7 +561,8 @@ def act_recorded(env: Environment, act: Callable[[str | None], RollbackResult], 
                  begin: Callable[[], object] | None = None, finish: Callable[[RollbackResult], object] | None = None,
                  failure: str | None = None, rollout_id: str | None = None,
                  phase: RolloutPhase | None = None, holder: str | None = None,
-                 claim_rollout: str | None = None, wait_seconds: float = CLAIM_WAIT_SECONDS) -> RollbackResult:
+                 claim_rollout: str | None = None, wait_seconds: float = CLAIM_WAIT_SECONDS,
+                 claimed: Callable[[], bool] = lambda: True) -> RollbackResult:
     """Record a rollback's start (``begin``), act (``act(ledger_failure)``), record its end
     (``finish(result)``), without letting the ledger stop the rollback.
 
@@ -575,6 +576,8 @@ def act_recorded(env: Environment, act: Callable[[str | None], RollbackResult], 
             or let lapse); while acting, this one renews its own.
         claim_rollout: the rollout whose rollback is claimed, when not ``rollout_id``.
         wait_seconds: how long to wait for another rollback (wall seconds).
+        claimed: asked once ``begin`` is recorded: whether it took the claim (False: it found the
+            rollout closed and the rollback goes ahead unrecorded, under no claim to keep).
 
     Raises:
         RollbackUnrecorded: after acting, when the ledger could not record the start or the end.
@@ -598,7 +601,7 @@ def act_recorded(env: Environment, act: Callable[[str | None], RollbackResult], 
             def take():
                 env.ledger.claim_rollback(env.targets.canary_service, holder=holder, now=env.clock.now(),
                                           lease_seconds=on_clock(env, CLAIM_SECONDS), rollout=rollout)
-    if holder is not None and begin is not None and failure is None:
+    if holder is not None and begin is not None and failure is None and claimed():
         with ClaimKeeper(env, holder, rollout):
             result = act(failure)
     else:
@@ -745,7 +748,7 @@ def rollback_recorded(env: Environment, reason: str, *, actor: str, previous_tas
 
     return act_recorded(env, act, begin=begin, finish=finish, failure=unread,
                         rollout_id=record.rollout_id if record else None, phase=record.phase if record else None,
-                        holder=holder)
+                        holder=holder, claimed=lambda: not closed_since_read)
 
 
 def rollback_overtaken(env: Environment, reason: str, *, actor: str, rollout: str | None,
