@@ -16,8 +16,9 @@ step, the notice says the ledger could not record it, and the run then fails wit
 RollbackUnrecorded; the same when recording its end fails.
 
 One rollback at a time carries a rollout's rollback out: it holds the rollback's claim in the
-ledger (who, and a lease of CLAIM_SECONDS of wall time, stamped on the rollout clock as the run's
-own lease is, renewed while it acts). Another
+ledger (who, and a lease of CLAIM_SECONDS, stamped on the wall clock as the run's own lease is,
+renewed while it acts): `rollway abort`, a hook and runs on rollout clocks of other speeds judge
+it alike. Another
 (`rollway abort` and the cancelled run's hook, at once) waits for it to end, logging its
 progress, and returns what it did from its ledger entry, moving nothing and paging nobody; once
 the claim is given up (a step failed) or lapses (its holder died), it takes it over and finishes.
@@ -353,11 +354,10 @@ than a rollback takes with the default waits for the stable service and its heal
 CLAIM_POLL_SECONDS = 10.0
 
 
-def on_clock(env: Environment, wall_seconds: float) -> float:
-    """``wall_seconds`` on the rollout clock, which stamps claims as it stamps leases: a claim is
-    about a process being alive, so its lease, renewals and waits last the same wall time
-    whatever the clock's speed (a scaled clock runs ``speed`` clock seconds per wall second)."""
-    return wall_seconds * getattr(env.clock, "speed", 1.0)
+def sleep_wall(env: Environment, wall_seconds: float) -> None:
+    """Sleep ``wall_seconds`` of wall time, on the rollout clock (the one that sleeps; a scaled
+    clock runs ``speed`` clock seconds per wall second, and a fake one moves its fake wall)."""
+    env.clock.sleep(wall_seconds * getattr(env.clock, "speed", 1.0))
 
 
 def claimant(actor: str) -> str:
@@ -418,7 +418,7 @@ class ClaimKeeper:
                 if record is None:
                     raise RolloutNotFound(f"no rollout of {self.env.targets.canary_service} is recorded any more")
                 check_rollout(record, self.rollout)
-                check_claimable(self.holder, self.env.clock.now())(record)
+                check_claimable(self.holder, self.env.wall())(record)
             except LedgerError as lost:
                 self._lose(lost, record)
             except Exception as err:  # noqa: BLE001 - storage trouble: the renewals say whether the claim holds
@@ -426,8 +426,8 @@ class ClaimKeeper:
         return self.lost
 
     def _claim(self, lease_seconds: float) -> None:
-        self.env.ledger.claim_rollback(self.env.targets.canary_service, holder=self.holder, now=self.env.clock.now(),
-                                       lease_seconds=on_clock(self.env, lease_seconds), rollout=self.rollout)
+        self.env.ledger.claim_rollback(self.env.targets.canary_service, holder=self.holder, now=self.env.wall(),
+                                       lease_seconds=lease_seconds, rollout=self.rollout)
 
     def _run(self) -> None:
         while not self._stop.wait(CLAIM_SECONDS / 3):
@@ -483,7 +483,7 @@ def wait_for_claim(env: Environment, held: RollbackClaimed, *, holder: str, roll
     """
     log = get_run_logger()
     service = env.targets.canary_service
-    started = env.clock.now()
+    started = env.wall()
     log.warning("%s: waiting up to %.0f s for that rollback to end", held, wait_seconds)
     while True:
         record = env.ledger.get(service)
@@ -492,18 +492,18 @@ def wait_for_claim(env: Environment, held: RollbackClaimed, *, holder: str, roll
         check_rollout(record, rollout)
         if record.phase is not RolloutPhase.ROLLING_BACK:
             return record
-        if record.rollback_holder in (None, holder) or record.rollback_expires < env.clock.now():
+        if record.rollback_holder in (None, holder) or record.rollback_expires < env.wall():
             log.warning("the rollback by %s %s: this one takes it over", record.rollback_holder or held.holder,
                         "gave up its claim" if record.rollback_holder is None else "stopped renewing its claim")
             return None
-        waited = (env.clock.now() - started) / on_clock(env, 1.0)  # wall seconds
+        waited = env.wall() - started
         if waited >= wait_seconds:
             raise RollbackClaimed(
                 f"{held}. It was still under way after {waited:.0f} s of waiting: it notifies people when it ends; "
                 "run the rollback again if it does not", holder=record.rollback_holder, expires=record.rollback_expires)
         log.info("rollback by %s still under way (claim renewed until %s); waited %.0f s of %.0f s",
                  record.rollback_holder, utc(record.rollback_expires), waited, wait_seconds)
-        env.clock.sleep(on_clock(env, min(CLAIM_POLL_SECONDS, wait_seconds - waited)))
+        sleep_wall(env, min(CLAIM_POLL_SECONDS, wait_seconds - waited))
 
 
 def done_by_other(record: RolloutRecord, held: RollbackClaimed) -> RollbackResult:
@@ -599,8 +599,8 @@ def act_recorded(env: Environment, act: Callable[[str | None], RollbackResult], 
                 return done_by_other(ended, held)
 
             def take():
-                env.ledger.claim_rollback(env.targets.canary_service, holder=holder, now=env.clock.now(),
-                                          lease_seconds=on_clock(env, CLAIM_SECONDS), rollout=rollout)
+                env.ledger.claim_rollback(env.targets.canary_service, holder=holder, now=env.wall(),
+                                          lease_seconds=CLAIM_SECONDS, rollout=rollout)
     if holder is not None and begin is not None and failure is None and claimed():
         with ClaimKeeper(env, holder, rollout):
             result = act(failure)
@@ -712,8 +712,8 @@ def rollback_recorded(env: Environment, reason: str, *, actor: str, previous_tas
             # Begun already (by `rollway abort`'s intent, or a rollback that died or failed a step):
             # carry it out only while no other rollback does, which would page people too.
             def begin():
-                env.ledger.claim_rollback(service, holder=holder, now=env.clock.now(),
-                                          lease_seconds=on_clock(env, CLAIM_SECONDS), rollout=record.rollout_id)
+                env.ledger.claim_rollback(service, holder=holder, now=env.wall(), lease_seconds=CLAIM_SECONDS,
+                                          rollout=record.rollout_id)
         else:
             # Intent before action: if this process dies half-way, the ledger says a rollback
             # is unfinished, and a resumed run or `rollway abort` finishes it.
@@ -721,8 +721,8 @@ def rollback_recorded(env: Environment, reason: str, *, actor: str, previous_tas
             def begin():
                 try:
                     begin_rollback(env.ledger, service, actor=actor, reason=reason, now=env.clock.now(),
-                                   rollout=record.rollout_id, holder=holder,
-                                   lease_seconds=on_clock(env, CLAIM_SECONDS))
+                                   rollout=record.rollout_id, holder=holder, lease_seconds=CLAIM_SECONDS,
+                                   wall=env.wall())
                 except RolloutClosed:
                     if only_open or record.phase is not RolloutPhase.PROMOTED:
                         raise
