@@ -268,3 +268,37 @@ def test_a_rollback_whose_claim_is_taken_over_stops_before_its_next_step_and_pag
 
     OtherRollback(env, CAROL).finish(env.ledger, service, first.rollout_id)
     assert len(env.notifier.messages) == 1  # carol's page: the one people get
+
+
+def test_a_judges_rollback_that_loses_its_claim_stops_and_its_hook_waits_for_the_holder(monkeypatch):
+    """The same for the judge's own rollback (the journal holds its claim): the run stops with
+    RollbackClaimLost, and its hook waits for carol's rollback instead of rolling back again:
+    people get carol's page only."""
+    from flows.rollback import RollbackClaimLost
+    from rollway.ledger import CLAIM_SECONDS
+
+    env = fake_environment(canary_error_rate=0.3)
+    env.ledger = FinishesWhileWatched()
+    env.ledger.other = OtherRollback(env, CAROL)
+    hooks_and_flows_see(monkeypatch, env)
+    service = env.targets.canary_service
+    real_set = env.router.set_weights
+    taken: list[bool] = []
+
+    def back_then_lose_the_claim(weights):
+        real_set(weights)
+        if weights == Weights(stable=100, canary=0) and not taken:
+            taken.append(True)
+            env.clock.sleep(3600)  # the judge's rollback stalled: its claim lapsed, carol's took it
+            env.ledger.claim_rollback(service, holder=CAROL, now=env.wall(), lease_seconds=CLAIM_SECONDS)
+
+    env.router.set_weights = back_then_lose_the_claim
+    with pytest.raises(RollbackClaimLost, match="carol"):
+        progressive_rollout(spec=SPEC.model_dump(mode="json"), phased=False)
+
+    assert taken, "the judge never rolled back"
+    rollbacks = [s for s, _ in env.notifier.messages if s.startswith("Rollback")]
+    assert len(rollbacks) == 1, env.notifier.messages  # carol's, sent while the hook waited
+    record = env.ledger.get(service)
+    assert record.phase is RolloutPhase.ROLLED_BACK and record.history[-1].actor == "carol"
+    assert [t.kind for t in record.history].count("rollback") == 1
