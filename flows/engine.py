@@ -64,6 +64,11 @@ class Journal(Protocol):
     def rollback_failed(self, error: BaseException) -> None:
         """The rollback begun by ``rolling_back`` raised ``error`` (it stays open for the next one)."""
 
+    def overtaken(self, reason: str, rollback: "Rollbacker") -> None:
+        """Someone else began rolling the rollout back while this run shifted (``shifted`` raised
+        RolloutEnded): make sure the traffic the shift may just have moved is off the canary,
+        without a second rollback record or a second page."""
+
     def rolled_back(self, result: RollbackResult, stages: list[StageReport]) -> None: ...
 
     def promoted(self, result: RolloutResult) -> None: ...
@@ -86,6 +91,10 @@ class NullJournal:
 
     def rollback_failed(self, error): pass
 
+    def overtaken(self, reason, rollback):
+        # Nothing records a rollout here, so nothing else rolled it back: this run does.
+        rollback(reason)
+
     def rolled_back(self, result, stages): pass
 
     def promoted(self, result): pass
@@ -94,9 +103,11 @@ class NullJournal:
 
 
 class Rollbacker(Protocol):
-    def __call__(self, reason: str, *, actor: str = "judge", ledger_failure: str | None = None) -> RollbackResult:
+    def __call__(self, reason: str, *, actor: str = "judge", ledger_failure: str | None = None,
+                 notify: bool = True) -> RollbackResult:
         """Roll back; ``actor``: who asked (the judge, the person who rejected, "timeout");
-        ``ledger_failure``: what the journal could not record of it, told with the rollback."""
+        ``ledger_failure``: what the journal could not record of it, told with the rollback;
+        ``notify``: False when another rollback of the rollout has told people already."""
 
 
 def canary_capacity(stable_desired: int, weight: int) -> int:
@@ -327,9 +338,11 @@ def run_stages(
             try:
                 journal.shifted(state, before, weights, decision.reason, flag_updates, from_stage=left)
             except RolloutEnded:
-                # Rolled back between the claim and the shift: take the traffic back off the
-                # canary ourselves (the rollback is idempotent) before stopping.
-                rollback(f"the rollout was rolled back while this run shifted to {weights.canary}%")
+                # Rolled back between the claim and the shift, by someone who pages people: the
+                # traffic this shift may have moved goes back off the canary before this run stops,
+                # through that rollback's claim (the journal's), so nobody is paged twice.
+                journal.overtaken(f"the rollout was rolled back while this run shifted to {weights.canary}%",
+                                  rollback)
                 raise
             log.info("shifted %s -> %s: %s", before, weights, decision.reason)
             continue

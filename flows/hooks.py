@@ -28,13 +28,14 @@ def _exception(state) -> BaseException | None:
 
 
 def _ledger_record(params: dict):
-    """The run's rollout as its ledger has it now (None without a ledger or a rollout), and the time."""
+    """The run's rollout as its ledger has it now (None without a ledger or a rollout), and the wall
+    time (which stamps leases)."""
     from flows.env import load_environment
 
     env = load_environment(params.get("targets_block"), params.get("aws_credentials_block"),
                            ClockSettings.model_validate(params.get("clock") or {}))
     record = env.ledger.get(env.targets.canary_service) if env.ledger is not None else None
-    return record, env.clock.now()
+    return record, env.wall()
 
 
 def _someone_else_owns(params: dict) -> bool:

@@ -10,7 +10,8 @@ import re
 
 from prefect.artifacts import create_markdown_artifact, create_progress_artifact, create_table_artifact, update_progress_artifact
 
-from flows.rollback import ClaimKeeper, claimant, on_clock, record_rollback_end, try_record, unrecorded
+from flows.rollback import (ClaimKeeper, claimant, record_rollback_end, rollback_overtaken, try_record,
+                            unrecorded)
 from rollway.approvals import ApprovalAnswer
 from rollway.decide import Pause, StageState, stage_end
 from rollway.environment import Environment
@@ -43,7 +44,7 @@ class LedgerJournal:
         env: ports (ledger, notifier, clock).
         spec: the rollout's policy.
         owner: the run that holds the rollout's lease.
-        lease_seconds: lease length on the rollout clock; renewed every analysis tick.
+        lease_seconds: lease length in wall seconds (leases are on the wall clock); renewed every analysis tick.
         actor: who started the rollout.
         rollout_id: the rollout it records; the lease-free rollback writes name it, so that they
             never land on a rollout started since (None: the newest, whichever it is).
@@ -76,6 +77,7 @@ class LedgerJournal:
             transition=transition,
             followed_by=followed_by,
             lease_seconds=self.lease_seconds if owner == "self" else 0.0,
+            wall=self.env.wall(),
             **changes,
         )
         return self._seen
@@ -98,7 +100,7 @@ class LedgerJournal:
     def tick(self, state: StageState, verdict: Verdict | None) -> None:
         # Renews the lease, so a live run keeps the rollout and a dead one loses it.
         self._seen = self.ledger.acquire(self.service, owner=self.owner, now=self.env.clock.now(),
-                                         lease_seconds=self.lease_seconds)
+                                         lease_seconds=self.lease_seconds, wall=self.env.wall())
 
     def shifted(self, state: StageState, before: Weights, after: Weights, reason: str, flags: list,
                 from_stage: int | None) -> None:
@@ -156,7 +158,8 @@ class LedgerJournal:
             changes["stage_passed"] = True
         # A person may answer after the lease ran out (nothing renews it during a pause): take it back first.
         before = self._seen
-        now = self.ledger.acquire(self.service, owner=self.owner, now=self.env.clock.now(), lease_seconds=self.lease_seconds)
+        now = self.ledger.acquire(self.service, owner=self.owner, now=self.env.clock.now(), lease_seconds=self.lease_seconds,
+                                  wall=self.env.wall())
         if before is not None and (now.rollout_id != before.rollout_id or len(now.history) != len(before.history)):
             # Another run drove the rollout while this one waited (say, it took the expired lease
             # and promoted): acting on this answer would undo that, a timeout would roll it back.
@@ -192,7 +195,7 @@ class LedgerJournal:
         # like any RolloutEnded; its hook then waits for that rollback and pages nobody again.
         self._unrecorded = try_record("the rollback's start", lambda: begin_rollback(
             self.ledger, self.service, actor=actor, reason=reason, now=self.env.clock.now(),
-            rollout=self.rollout_id, holder=holder, lease_seconds=on_clock(self.env, CLAIM_SECONDS)))
+            rollout=self.rollout_id, holder=holder, lease_seconds=CLAIM_SECONDS, wall=self.env.wall()))
         if self._unrecorded is None:
             self._claim = ClaimKeeper(self.env, holder, self.rollout_id).__enter__()
         return self._unrecorded
@@ -202,6 +205,11 @@ class LedgerJournal:
         claim, self._claim = self._claim, None
         if claim is not None:
             claim.__exit__(type(error), error, error.__traceback__)
+
+    def overtaken(self, reason: str, rollback) -> None:
+        """Someone else began the rollback while this run shifted: through its claim, so that the
+        rollout keeps one rollback record and people one page (``rollback_overtaken``)."""
+        rollback_overtaken(self.env, reason, actor=self.actor, rollout=self.rollout_id, rollback=rollback)
 
     def rolled_back(self, result: RollbackResult, stages: list[StageReport]) -> None:
         """Record the rollback's end; raises RollbackUnrecorded when its start or end is not recorded."""

@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict
 from flows.engine import AlertsOnce, canary_targets_if_unattributed
 from flows.env import load_environment, run_owner
 from flows.params import LeaseSeconds, WindowSeconds
-from flows.rollback import act_recorded, claimant, execute_rollback, on_clock
+from flows.rollback import act_recorded, claimant, execute_rollback
 from rollway.aws.ledger import write_or_why
 from rollway.clock import ClockSettings
 from rollway.environment import Environment
@@ -140,7 +140,7 @@ class _Lease:
             return
         # Named, so that the monitor never holds the lease of a rollout that superseded the one it watches.
         self.env.ledger.acquire(self.service, owner=self.owner, now=self.env.clock.now(), lease_seconds=self.seconds,
-                                rollout=self.rollout)
+                                rollout=self.rollout, wall=self.env.wall())
 
     def release(self) -> None:
         if self.owner is not None:
@@ -331,7 +331,7 @@ def _begin_rollback(env: Environment, rollout: str | None, reason: str, holder: 
     if env.ledger is None or rollout is None:
         return
     begin_rollback(env.ledger, env.targets.canary_service, actor="monitor", reason=reason, now=env.clock.now(),
-                   rollout=rollout, holder=holder, lease_seconds=on_clock(env, CLAIM_SECONDS))
+                   rollout=rollout, holder=holder, lease_seconds=CLAIM_SECONDS, wall=env.wall())
 
 
 def _record(env: Environment, rollout: str | None, kind: str, comment: str, *, to_weights: Weights | None = None,
@@ -390,5 +390,5 @@ def monitor(
     return run_monitor(
         env, spec, window_seconds=window_seconds, decommission=decommission,
         previous_task_definition=record.previous_task_definition, stable_desired=record.stable_desired,
-        owner=run_owner(), lease_seconds=lease_wall_seconds * clock.speed, rollout=record.rollout_id,
+        owner=run_owner(), lease_seconds=lease_wall_seconds, rollout=record.rollout_id,
     )

@@ -96,7 +96,7 @@ def create_rollout(env: Environment, spec: RolloutSpec, *, owner: str, actor: st
         history=(Transition(at=now, kind="start", actor=actor, comment=f"rollout of {spec.image}"),),
     )
     try:
-        return env.ledger.create(record, owner=owner, now=now, lease_seconds=lease_seconds)
+        return env.ledger.create(record, owner=owner, now=now, lease_seconds=lease_seconds, wall=env.wall())
     except ValueError as err:
         # Refused before anything was written (an id or a lease the ledger will not take): as a
         # RolloutRefused, the hooks leave alone the rollout that holds the service.
@@ -121,7 +121,7 @@ def deploy_canary(env: Environment, spec: RolloutSpec, record: RolloutRecord, *,
         revision = undoable.deploy_revision(env.deployer, t.canary_service, spec.image, stable.task_definition,
                                             record.previous_task_definition)
     return env.ledger.record(
-        t.canary_service, owner=owner, now=env.clock.now(), lease_seconds=lease_seconds,
+        t.canary_service, owner=owner, now=env.clock.now(), lease_seconds=lease_seconds, wall=env.wall(),
         transition=Transition(at=env.clock.now(), kind="deploy", actor=actor, comment=f"{t.canary_service} on {revision}"),
         canary_task_definition=revision, phase=RolloutPhase.PROGRESSING,
     )
@@ -132,7 +132,7 @@ def start_phase(env: Environment, spec: RolloutSpec, index: int, *, owner: str, 
     """Record weekly phase ``index`` started now; ``why`` is added to the transition's comment."""
     now = env.clock.now()
     return env.ledger.record(
-        env.targets.canary_service, owner=owner, now=now, lease_seconds=lease_seconds,
+        env.targets.canary_service, owner=owner, now=now, lease_seconds=lease_seconds, wall=env.wall(),
         transition=Transition(at=now, kind="phase", actor=actor, comment=f"starting {spec.phases[index].name}{why}"),
         weekly_phase_index=index, weekly_phase_passed=False, weekly_phase_started_at=now,
         phase=RolloutPhase.PROGRESSING,
@@ -202,7 +202,7 @@ def reconcile(env: Environment, spec: RolloutSpec, record: RolloutRecord, *, own
     # One write, as the journal records a shift: a kill between two would lose the flag moves.
     flag_moves = tuple(Transition(at=now, kind="flag", actor=transition.actor, comment=line)
                        for line in found + [update.describe() for update in updates])
-    return env.ledger.record(record.service, owner=owner, now=now, lease_seconds=lease_seconds,
+    return env.ledger.record(record.service, owner=owner, now=now, lease_seconds=lease_seconds, wall=env.wall(),
                              transition=transition, followed_by=flag_moves, weights=live, stage_index=made,
                              stage_started_at=now, stage_passed=False)
 
@@ -225,7 +225,7 @@ def record_mode(env: Environment, record: RolloutRecord, *, phased: bool, owner:
     # lives, resumed unphased if it dies), not start the next phase over it.
     leaving = {"phase": RolloutPhase.PROGRESSING, "weekly_phase_passed": False} if leaving_pause else {}
     return env.ledger.record(
-        record.service, owner=owner, now=now, lease_seconds=lease_seconds,
+        record.service, owner=owner, now=now, lease_seconds=lease_seconds, wall=env.wall(),
         transition=Transition(at=now, kind="resume", actor=actor, comment=f"this run stops {how}"),
         phased=phased, **leaving,
     )
@@ -243,7 +243,7 @@ def catch_up_phase(env: Environment, spec: RolloutSpec, record: RolloutRecord, *
         return record
     now = env.clock.now()
     return env.ledger.record(
-        record.service, owner=owner, now=now, lease_seconds=lease_seconds,
+        record.service, owner=owner, now=now, lease_seconds=lease_seconds, wall=env.wall(),
         transition=Transition(at=now, kind="phase", actor=actor,
                               comment=f"in {spec.phases[index].name}: the rollout is at "
                                       f"{spec.stages[record.stage_index].weight}% already"),
@@ -270,7 +270,7 @@ def run_progressive(
         phased: stop at the end of the weekly phase (the schedule starts the next one);
             False runs every remaining stage now.
         adopt_live_weights: on drift, continue from the load balancer's weights.
-        lease_seconds: how long the run's ownership lasts without renewal (rollout clock).
+        lease_seconds: how long the run's ownership lasts without renewal (wall seconds: leases are on the wall clock).
         owner_finished: whether the run that owns the rollout has ended (a resume never
             takes the rollout from a live run, whatever its lease says).
     """
@@ -326,7 +326,7 @@ def run_progressive(
                 "(it may be waiting for an approval): answer, cancel or wait for that run"
             )
         spec = recorded_policy(record)  # the recorded policy governs a resume; checked before taking it
-        record = env.ledger.acquire(service, owner=owner, now=env.clock.now(), lease_seconds=lease_seconds)
+        record = env.ledger.acquire(service, owner=owner, now=env.clock.now(), lease_seconds=lease_seconds, wall=env.wall())
         log.info("resuming %s at stage %s (%s)", service, record.stage_index + 1, record.weights)
     # Each step below is recorded when done, so a run that died between them redoes only
     # what is missing.
@@ -422,7 +422,7 @@ def advance(env: Environment, approver: Approver, *, owner: str, actor: str = "s
     # Whether anything is left to do is read leniently: a finished rollout whose spec today's
     # rules refuse is history, not an error every week. What resumes runs the whole policy.
     if record is not None and monitoring_owed(RolloutSpec.for_rollback(record.spec_json), record) \
-            and _abandoned(record, now, owner_finished):
+            and _abandoned(record, env.wall(), owner_finished):
         log.warning("the monitoring window of %s was left unfinished by %s: resuming it", service, record.owner)
         return run_progressive(env, recorded_policy(record), approver, owner=owner, actor=actor, phased=True,
                                lease_seconds=lease_seconds)
@@ -433,7 +433,7 @@ def advance(env: Environment, approver: Approver, *, owner: str, actor: str = "s
     completed = None
     # PENDING: the first run died before its first phase started (or before it deployed).
     if (not record.weekly_phase_passed or not record.phased) and record.phase in (RolloutPhase.PROGRESSING, RolloutPhase.PENDING):
-        if _abandoned(record, now, owner_finished):
+        if _abandoned(record, env.wall(), owner_finished):
             # Read before the resume: its run passed the phase's last stage and died before
             # recording the phase complete (stage_passed and phase_complete are two writes).
             passed_unrecorded = phase_passed_unrecorded(spec, record)
@@ -483,27 +483,30 @@ def wait_out_an_ended_runs_lease(env: Environment, *, owner: str, lease_seconds:
     service = env.targets.canary_service
     with before_any_write():
         record = env.ledger.get(service)
-    now = env.clock.now()
-    if record is None or record.owner in (None, owner) or record.lease_expires < now:
+    # Leases are stamped on the wall clock (Environment.wall) and last wall seconds; the phase
+    # calendar the tick acts on is the rollout clock's.
+    now, wall = env.clock.now(), env.wall()
+    if record is None or record.owner in (None, owner) or record.lease_expires < wall:
         return
     if not lapse.tick_needs_the_lease(RolloutSpec.for_rollback(record.spec_json), record, now):
         return
     if not owner_finished(record.owner):
         return  # a live run (one paused for an approval renews no lease): left alone, as before
     speed = getattr(env.clock, "speed", 1.0)
-    wait = lapse.lapse_wait(record.lease_expires, now, max_wait=lease_seconds + LAPSE_MARGIN_WALL_SECONDS * speed)
+    wait = lapse.lapse_wait(record.lease_expires, wall, max_wait=lease_seconds + LAPSE_MARGIN_WALL_SECONDS)
     until = weekly.describe(record.lease_expires, "UTC")
     if wait is None:
         raise PhaseRefused(
             f"{service}'s rollout is held by {record.owner}, whose run has ended, under a lease that runs until "
-            f"{until}: longer than this run waits ({lease_seconds / speed:.0f} wall s and a margin). Nothing was "
+            f"{until}: longer than this run waits ({lease_seconds:.0f} wall s and a margin). Nothing was "
             "changed; run advance_phase again once that lease has run out"
         )
     log.warning("%s's rollout is held by %s, whose run has ended, under a lease until %s: waiting about %.0f wall s "
-                "for it to lapse, then going on", service, record.owner, until, wait / speed)
-    deadline = now + wait
-    while (left := deadline - env.clock.now()) > 0:
-        env.clock.sleep(min(left, LAPSE_PROGRESS_WALL_SECONDS * speed))
+                "for it to lapse, then going on", service, record.owner, until, wait)
+    deadline = wall + wait
+    while (left := deadline - env.wall()) > 0:
+        # The rollout clock is the one that sleeps: ``speed`` of its seconds per wall second.
+        env.clock.sleep(min(left, LAPSE_PROGRESS_WALL_SECONDS) * speed)
         with before_any_write():
             current = env.ledger.get(service)
         if current is None or (current.owner, current.lease_expires) != (record.owner, record.lease_expires):
@@ -513,9 +516,9 @@ def wait_out_an_ended_runs_lease(env: Environment, *, owner: str, lease_seconds:
                         "it is", service, current and current.owner,
                         current and weekly.describe(current.lease_expires, "UTC"))
             return
-        if deadline - env.clock.now() > 0:
+        if deadline - env.wall() > 0:
             log.info("waiting for %s's lease on %s to lapse: about %.0f wall s left", record.owner, service,
-                     (deadline - env.clock.now()) / speed)
+                     deadline - env.wall())
     log.info("%s's lease on %s has lapsed: going on", record.owner, service)
 
 
@@ -573,7 +576,7 @@ def _next_phase(env: Environment, spec: RolloutSpec, record: RolloutRecord, now:
     if why:
         log.warning("phase %s of %s would run on (%s); %s starts the next one now: %s",
                     record.weekly_phase_index + 1, service, wait, actor, early_reason)
-    env.ledger.acquire(service, owner=owner, now=now, lease_seconds=lease_seconds)
+    env.ledger.acquire(service, owner=owner, now=now, lease_seconds=lease_seconds, wall=env.wall())
     try:
         # Drift is refused before the phase is recorded, so this week's start is not used up.
         reconcile(env, spec, record, owner=owner, actor=actor, adopt_live_weights=adopt_live_weights,
@@ -595,9 +598,10 @@ def _on_the_wall(clock, due: float, now: float) -> str:
     return f" (the rollout clock runs {speed:g}x wall time: about {(due - now) / speed / 60:.0f} wall minutes from now)"
 
 
-def _abandoned(record: RolloutRecord, now: float, owner_finished: Callable[[str | None], bool]) -> bool:
-    """Whether no live run drives the rollout: its lease ran out and its run has ended."""
-    return (record.owner is None or record.lease_expires < now) and owner_finished(record.owner)
+def _abandoned(record: RolloutRecord, wall: float, owner_finished: Callable[[str | None], bool]) -> bool:
+    """Whether no live run drives the rollout: its lease ran out at ``wall`` (the wall clock,
+    which stamps leases) and its run has ended."""
+    return (record.owner is None or record.lease_expires < wall) and owner_finished(record.owner)
 
 
 @flow(name="progressive_rollout", log_prints=True, **rollback_hooks())
@@ -620,7 +624,7 @@ def progressive_rollout(
     env = load_environment(targets_block, aws_credentials_block, clock, interval_seconds=spec.analysis.interval_seconds)
     return run_progressive(
         env, spec, prefect_approver(spec.approvals, approval_poll_seconds), owner=run_owner(), actor=actor,
-        phased=phased, adopt_live_weights=adopt_live_weights, lease_seconds=lease_wall_seconds * clock.speed,
+        phased=phased, adopt_live_weights=adopt_live_weights, lease_seconds=lease_wall_seconds,
         owner_finished=owner_finished,
     )
 
@@ -668,8 +672,8 @@ def advance_phase(
         env = aws_environment(get_client, targets, clock.build(), interval_seconds=recorded.analysis.interval_seconds)
     approvals = recorded.approvals if recorded else None
     approver = prefect_approver(approvals, approval_poll_seconds) if approvals else None
-    # The lease guards against a silent process, whose silence is wall time; on a faster
-    # rollout clock the same wall time is more rollout seconds.
-    return advance(env, approver, owner=run_owner(), actor=actor, lease_seconds=lease_wall_seconds * clock.speed,
+    # The lease guards against a silent process, whose silence is wall time: leases are on the
+    # wall clock (Environment.wall), whatever the rollout clock's speed.
+    return advance(env, approver, owner=run_owner(), actor=actor, lease_seconds=lease_wall_seconds,
                    adopt_live_weights=adopt_live_weights, owner_finished=owner_finished,
                    early_reason=start_early_because)

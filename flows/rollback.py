@@ -16,11 +16,14 @@ step, the notice says the ledger could not record it, and the run then fails wit
 RollbackUnrecorded; the same when recording its end fails.
 
 One rollback at a time carries a rollout's rollback out: it holds the rollback's claim in the
-ledger (who, and a lease of CLAIM_SECONDS of wall time, stamped on the rollout clock as the run's
-own lease is, renewed while it acts). Another
+ledger (who, and a lease of CLAIM_SECONDS, stamped on the wall clock as the run's own lease is,
+renewed while it acts): `rollway abort`, a hook and runs on rollout clocks of other speeds judge
+it alike. Another
 (`rollway abort` and the cancelled run's hook, at once) waits for it to end, logging its
 progress, and returns what it did from its ledger entry, moving nothing and paging nobody; once
 the claim is given up (a step failed) or lapses (its holder died), it takes it over and finishes.
+A holder that finds its claim taken over (its renewals stalled and it lapsed) stops before its
+next step, moving nothing more and paging nobody (RollbackClaimLost): the new holder finishes.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import os
 import re
 import socket
 import threading
+from contextvars import ContextVar
 from typing import Annotated, Callable, Sequence
 
 from prefect import flow, get_run_logger
@@ -41,8 +45,9 @@ from flows.params import Actor, TaskCount
 from rollway.aws.ledger import STORAGE_ERRORS, storage_failure, write_or_why
 from rollway.clock import ClockSettings
 from rollway.environment import Environment
-from rollway.ledger import (CLAIM_SECONDS, LedgerError, RollbackClaimed, RollbackUnrecorded, RolloutRecord,
-                            RolloutSuperseded, Transition, check_rollout, claim_changes, utc)
+from rollway.ledger import (CLAIM_SECONDS, LedgerError, RollbackClaimed, RollbackUnrecorded, RolloutEnded,
+                            RolloutNotFound, RolloutRecord, RolloutSuperseded, Transition, check_claimable,
+                            check_rollout, claim_changes, utc)
 from rollway.model import Weights
 from rollway.phases import RolloutPhase
 from rollway.report import RollbackResult, RolloutResult
@@ -99,6 +104,33 @@ class RollbackIncomplete(RuntimeError):
         )
 
 
+class RollbackClaimLost(RolloutEnded):
+    """This rollback lost its claim while it acted (another rollback took over a claim that lapsed,
+    or finished the rollback): it stopped before its next step, so that only the rollback holding
+    the claim moves what is left and pages people, once.
+
+    A RolloutEnded: the run it stopped is not rolled back again by its hook while the rollout is
+    rolled back, and a hook that finds it still rolling back waits for the holder, paging nobody.
+
+    Attributes:
+        steps: the steps this rollback did before it stopped.
+        next_step: the step it did not take.
+        holder: who holds the claim now (None: the rollback ended, or nobody could say).
+        cause: the ledger's answer that showed the claim lost.
+    """
+
+    def __init__(self, steps: Sequence[str], next_step: str, holder: str | None, cause: BaseException) -> None:
+        self.steps, self.next_step, self.holder, self.cause = tuple(steps), next_step, holder, cause
+        done = "; ".join(self.steps) if self.steps else "nothing"
+        super().__init__(
+            f"this rollback no longer holds its claim ({cause}); it stopped before it would {next_step}, and "
+            f"notified nobody. Done before it stopped: {done}. "
+            + (f"{holder} holds the claim now and finishes the rollback (its notice is the one people get)"
+               if holder else "the rollback that took the claim over finishes it")
+            + "; `rollway status` shows it"
+        )
+
+
 def execute_rollback(
     env: Environment,
     reason: str,
@@ -113,6 +145,7 @@ def execute_rollback(
     quiet_if_unchanged: bool = False,
     ledger_failure: str | None = None,
     rollout: str | None = None,
+    notify: bool = True,
 ) -> RollbackResult:
     """Move all traffic back to the stable version, then retire the canary.
 
@@ -132,10 +165,23 @@ def execute_rollback(
             were told the first time, and a second page is noise. Costs one DescribeRules.
         ledger_failure: what the ledger could not record about this rollback and why (the
             caller rolls back anyway): said in the notification, which is then always sent.
+        notify: False sends no notification at all: another rollback of this rollout told people
+            already, and this one only makes sure of its end state (``rollback_overtaken``).
     """
     log = get_run_logger()
     t = env.targets
     steps: list[str] = []
+    keeper = ClaimKeeper.acting()
+
+    def still_holds(next_step: str) -> None:
+        """Before each step that changes something: a rollback that lost its claim stops here, so
+        that it moves nothing more and pages nobody; the holder now does the rest, and pages."""
+        lost = keeper.verify() if keeper is not None else None
+        if lost is not None:
+            error = RollbackClaimLost(steps, next_step, keeper.lost_to, lost)
+            log.error("%s", error)
+            raise error
+
     stable = ecs.describe_service(env.deployer, t.stable_service)
     canary = ecs.describe_service(env.deployer, t.canary_service)
     needed = stable_desired or max(stable.desired, canary.desired, 1)
@@ -145,6 +191,7 @@ def execute_rollback(
     desired = max(needed, stable.desired)
 
     def scale_stable(why: str) -> None:
+        still_holds(f"scale {t.stable_service} to {desired}")
         log.warning("%s; scaling %s to %s", why, t.stable_service, desired)
         ecs.update_service(env.deployer, t.stable_service, desired=desired)
         # On the revision it runs now: not one a run in this process pointed it at earlier and
@@ -159,6 +206,7 @@ def execute_rollback(
     wait_healthy(env, "stable", healthy_timeout_seconds)
 
     target = Weights(stable=100, canary=0)
+    still_holds(f"move the traffic to {t.stable_service}")
     traffic.set_weights(env.router, target)
     weights = traffic.verify_weights(env.router, target, verify_timeout_seconds)
     steps.append(f"weights {weights} verified")
@@ -173,6 +221,7 @@ def execute_rollback(
     # failure is noted, told in the notification, and fails the run at the end.
     failed_steps: list[str] = []
     restore = previous_task_definition or stable.task_definition
+    still_holds(f"scale {t.canary_service} to 0 on {restore}")
     try:
         retired = ecs.update_service(env.deployer, t.canary_service, task_definition=restore, desired=0)
         canary_line = f"{t.canary_service} is at 0 tasks on {restore}."
@@ -196,6 +245,7 @@ def execute_rollback(
     if bindings and env.flags is not None:
         from rollway.flag_binding import FlagsNotDisabled, disable_bindings
 
+        still_holds("disable the bound feature flags")
         try:
             changes = disable_bindings(env.flags, list(bindings), actor=actor, reason=reason, now=env.clock.now(),
                                        rollout=rollout)
@@ -228,7 +278,13 @@ def execute_rollback(
         log.info("%s was already rolled back and nothing had changed: no notification", t.canary_service)
         message_id = None
         steps.append("nothing had changed since the rollback: not notified again")
+    elif not notify:
+        log.info("another rollback of this rollout told people: no notification")
+        message_id = None
+        steps.append("not notified (another rollback of this rollout told people)")
     else:
+        # Above all before the page: the rollback that took the claim over sends its own.
+        still_holds("notify people")
         try:
             message_id = metrics.notify(env.notifier, f"Rollback: {t.canary_service}", message)
             steps.append("notified")
@@ -298,11 +354,10 @@ than a rollback takes with the default waits for the stable service and its heal
 CLAIM_POLL_SECONDS = 10.0
 
 
-def on_clock(env: Environment, wall_seconds: float) -> float:
-    """``wall_seconds`` on the rollout clock, which stamps claims as it stamps leases: a claim is
-    about a process being alive, so its lease, renewals and waits last the same wall time
-    whatever the clock's speed (a scaled clock runs ``speed`` clock seconds per wall second)."""
-    return wall_seconds * getattr(env.clock, "speed", 1.0)
+def sleep_wall(env: Environment, wall_seconds: float) -> None:
+    """Sleep ``wall_seconds`` of wall time, on the rollout clock (the one that sleeps; a scaled
+    clock runs ``speed`` clock seconds per wall second, and a fake one moves its fake wall)."""
+    env.clock.sleep(wall_seconds * getattr(env.clock, "speed", 1.0))
 
 
 def claimant(actor: str) -> str:
@@ -322,18 +377,57 @@ class ClaimKeeper:
     up at once (the rollback stays open for the next run to finish, without waiting).
 
     Renewals run on a daemon thread every third of the lease; one DynamoDB refuses is logged and
-    tried again, a claim lost (taken over, the rollback ended) stops them.
+    tried again, a claim lost (taken over, the rollback ended) stops them. The rollback acting
+    under it (``ClaimKeeper.acting()``) asks ``verify`` before each step, and stops once the claim
+    is lost: another rollback carries on, and only that one pages people.
     """
 
     def __init__(self, env: Environment, holder: str, rollout: str | None) -> None:
         self.env, self.holder, self.rollout = env, holder, rollout
+        self.lost: LedgerError | None = None  # why the claim is no longer this rollback's
+        self.lost_to: str | None = None  # who holds it since, when known
         self._stop = threading.Event()
         self._log = get_run_logger()  # the run's logger, for the thread (which has no run context)
         self._thread = threading.Thread(target=self._run, name=f"rollback-claim {holder}", daemon=True)
+        self._token = None
+
+    @staticmethod
+    def acting() -> "ClaimKeeper | None":
+        """The claim the rollback running here acts under, if it took one."""
+        return _ACTING.get()
+
+    def _lose(self, lost: LedgerError, record: RolloutRecord | None = None) -> None:
+        if self.lost is not None:
+            return
+        holder = getattr(lost, "holder", None)
+        if holder is None and record is not None:
+            end = record.last_transition("rollback")
+            holder = record.rollback_holder or (f"{end.actor} (who finished it)" if end is not None
+                                                and record.phase is RolloutPhase.ROLLED_BACK else None)
+        self.lost_to, self.lost = holder, lost
+        self._stop.set()
+
+    def verify(self) -> LedgerError | None:
+        """Why this rollback no longer holds its claim, or None while it does (or the ledger
+        cannot say: a storage error never stops a rollback). Reads the rollout once, and judges
+        it by the rule the ledger's own claim writes use."""
+        if self.lost is None and self.env.ledger is not None:
+            record = None
+            try:
+                record = self.env.ledger.get(self.env.targets.canary_service)
+                if record is None:
+                    raise RolloutNotFound(f"no rollout of {self.env.targets.canary_service} is recorded any more")
+                check_rollout(record, self.rollout)
+                check_claimable(self.holder, self.env.wall())(record)
+            except LedgerError as lost:
+                self._lose(lost, record)
+            except Exception as err:  # noqa: BLE001 - storage trouble: the renewals say whether the claim holds
+                self._log.warning("could not read this rollback's claim (%s); going on", err)
+        return self.lost
 
     def _claim(self, lease_seconds: float) -> None:
-        self.env.ledger.claim_rollback(self.env.targets.canary_service, holder=self.holder, now=self.env.clock.now(),
-                                       lease_seconds=on_clock(self.env, lease_seconds), rollout=self.rollout)
+        self.env.ledger.claim_rollback(self.env.targets.canary_service, holder=self.holder, now=self.env.wall(),
+                                       lease_seconds=lease_seconds, rollout=self.rollout)
 
     def _run(self) -> None:
         while not self._stop.wait(CLAIM_SECONDS / 3):
@@ -341,11 +435,13 @@ class ClaimKeeper:
                 self._claim(CLAIM_SECONDS)
             except LedgerError as lost:
                 self._log.warning("this rollback no longer holds its claim: %s", lost)
+                self._lose(lost)
                 return
             except Exception as err:  # noqa: BLE001 - storage trouble: the next renewal may pass
                 self._log.warning("could not renew this rollback's claim: %s", err)
 
     def __enter__(self) -> "ClaimKeeper":
+        self._token = _ACTING.set(self)
         if self.env.ledger is not None:
             self._thread.start()
         return self
@@ -354,12 +450,23 @@ class ClaimKeeper:
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join()
-        if kind is not None and self.env.ledger is not None:
+        if self._token is not None:
+            try:
+                _ACTING.reset(self._token)
+            except ValueError:  # entered in another context (a journal's): just forget this claim
+                _ACTING.set(None)
+            self._token = None
+        # A claim lost is another rollback's now: giving it "up" would be refused, or free it under that one.
+        if kind is not None and self.env.ledger is not None and self.lost is None:
             try:
                 self._claim(0.0)
             except Exception as err:  # noqa: BLE001 - the lease lapses by itself
                 self._log.warning("could not give up this rollback's claim (it lapses in %.0f s): %s", CLAIM_SECONDS,
                                   err)
+
+
+_ACTING: ContextVar[ClaimKeeper | None] = ContextVar("rollway_rollback_claim", default=None)
+"""The claim of the rollback running in this context (execute_rollback checks it before each step)."""
 
 
 def wait_for_claim(env: Environment, held: RollbackClaimed, *, holder: str, rollout: str | None,
@@ -376,7 +483,7 @@ def wait_for_claim(env: Environment, held: RollbackClaimed, *, holder: str, roll
     """
     log = get_run_logger()
     service = env.targets.canary_service
-    started = env.clock.now()
+    started = env.wall()
     log.warning("%s: waiting up to %.0f s for that rollback to end", held, wait_seconds)
     while True:
         record = env.ledger.get(service)
@@ -385,18 +492,18 @@ def wait_for_claim(env: Environment, held: RollbackClaimed, *, holder: str, roll
         check_rollout(record, rollout)
         if record.phase is not RolloutPhase.ROLLING_BACK:
             return record
-        if record.rollback_holder in (None, holder) or record.rollback_expires < env.clock.now():
+        if record.rollback_holder in (None, holder) or record.rollback_expires < env.wall():
             log.warning("the rollback by %s %s: this one takes it over", record.rollback_holder or held.holder,
                         "gave up its claim" if record.rollback_holder is None else "stopped renewing its claim")
             return None
-        waited = (env.clock.now() - started) / on_clock(env, 1.0)  # wall seconds
+        waited = env.wall() - started
         if waited >= wait_seconds:
             raise RollbackClaimed(
                 f"{held}. It was still under way after {waited:.0f} s of waiting: it notifies people when it ends; "
                 "run the rollback again if it does not", holder=record.rollback_holder, expires=record.rollback_expires)
         log.info("rollback by %s still under way (claim renewed until %s); waited %.0f s of %.0f s",
                  record.rollback_holder, utc(record.rollback_expires), waited, wait_seconds)
-        env.clock.sleep(on_clock(env, min(CLAIM_POLL_SECONDS, wait_seconds - waited)))
+        sleep_wall(env, min(CLAIM_POLL_SECONDS, wait_seconds - waited))
 
 
 def done_by_other(record: RolloutRecord, held: RollbackClaimed) -> RollbackResult:
@@ -454,7 +561,8 @@ def act_recorded(env: Environment, act: Callable[[str | None], RollbackResult], 
                  begin: Callable[[], object] | None = None, finish: Callable[[RollbackResult], object] | None = None,
                  failure: str | None = None, rollout_id: str | None = None,
                  phase: RolloutPhase | None = None, holder: str | None = None,
-                 claim_rollout: str | None = None, wait_seconds: float = CLAIM_WAIT_SECONDS) -> RollbackResult:
+                 claim_rollout: str | None = None, wait_seconds: float = CLAIM_WAIT_SECONDS,
+                 claimed: Callable[[], bool] = lambda: True) -> RollbackResult:
     """Record a rollback's start (``begin``), act (``act(ledger_failure)``), record its end
     (``finish(result)``), without letting the ledger stop the rollback.
 
@@ -468,6 +576,8 @@ def act_recorded(env: Environment, act: Callable[[str | None], RollbackResult], 
             or let lapse); while acting, this one renews its own.
         claim_rollout: the rollout whose rollback is claimed, when not ``rollout_id``.
         wait_seconds: how long to wait for another rollback (wall seconds).
+        claimed: asked once ``begin`` is recorded: whether it took the claim (False: it found the
+            rollout closed and the rollback goes ahead unrecorded, under no claim to keep).
 
     Raises:
         RollbackUnrecorded: after acting, when the ledger could not record the start or the end.
@@ -489,9 +599,9 @@ def act_recorded(env: Environment, act: Callable[[str | None], RollbackResult], 
                 return done_by_other(ended, held)
 
             def take():
-                env.ledger.claim_rollback(env.targets.canary_service, holder=holder, now=env.clock.now(),
-                                          lease_seconds=on_clock(env, CLAIM_SECONDS), rollout=rollout)
-    if holder is not None and begin is not None and failure is None:
+                env.ledger.claim_rollback(env.targets.canary_service, holder=holder, now=env.wall(),
+                                          lease_seconds=CLAIM_SECONDS, rollout=rollout)
+    if holder is not None and begin is not None and failure is None and claimed():
         with ClaimKeeper(env, holder, rollout):
             result = act(failure)
     else:
@@ -602,8 +712,8 @@ def rollback_recorded(env: Environment, reason: str, *, actor: str, previous_tas
             # Begun already (by `rollway abort`'s intent, or a rollback that died or failed a step):
             # carry it out only while no other rollback does, which would page people too.
             def begin():
-                env.ledger.claim_rollback(service, holder=holder, now=env.clock.now(),
-                                          lease_seconds=on_clock(env, CLAIM_SECONDS), rollout=record.rollout_id)
+                env.ledger.claim_rollback(service, holder=holder, now=env.wall(), lease_seconds=CLAIM_SECONDS,
+                                          rollout=record.rollout_id)
         else:
             # Intent before action: if this process dies half-way, the ledger says a rollback
             # is unfinished, and a resumed run or `rollway abort` finishes it.
@@ -611,8 +721,8 @@ def rollback_recorded(env: Environment, reason: str, *, actor: str, previous_tas
             def begin():
                 try:
                     begin_rollback(env.ledger, service, actor=actor, reason=reason, now=env.clock.now(),
-                                   rollout=record.rollout_id, holder=holder,
-                                   lease_seconds=on_clock(env, CLAIM_SECONDS))
+                                   rollout=record.rollout_id, holder=holder, lease_seconds=CLAIM_SECONDS,
+                                   wall=env.wall())
                 except RolloutClosed:
                     if only_open or record.phase is not RolloutPhase.PROMOTED:
                         raise
@@ -638,7 +748,52 @@ def rollback_recorded(env: Environment, reason: str, *, actor: str, previous_tas
 
     return act_recorded(env, act, begin=begin, finish=finish, failure=unread,
                         rollout_id=record.rollout_id if record else None, phase=record.phase if record else None,
-                        holder=holder)
+                        holder=holder, claimed=lambda: not closed_since_read)
+
+
+def rollback_overtaken(env: Environment, reason: str, *, actor: str, rollout: str | None,
+                       rollback: Callable[..., RollbackResult]) -> RollbackResult:
+    """A run's shift lost a race with a rollback begun by someone else (`rollway abort`, a hook):
+    it moved the weights just as that rollback began, maybe after that one put them back. Make
+    sure the traffic is off the canary, going through the rollback's claim, so that people are
+    paged once and the rollout gets one rollback record.
+
+    While the rollback is under way (rolling_back), this run takes part as any rollback does
+    (``rollback_recorded``): it waits for the claim's holder to end, or takes a claim nobody holds
+    (a person's intent recorded, their rollback not begun) and carries the rollback out, paging
+    once. Once another rollback has ended it, ``rollback`` (the run's own, idempotent) puts back
+    what this run's shift moved, notifying nobody: that rollback told people.
+
+    Args:
+        rollback: the run's rollback, called with ``notify=False``.
+
+    Returns:
+        What this run did: the rollback it carried out, or the quiet restore after another's.
+
+    Raises:
+        RollbackClaimed: another rollback still held the claim after waiting for it.
+        RollbackUnrecorded: this run carried the rollback out and the ledger could not record it.
+    """
+    from rollway.ledger import RolloutClosed
+
+    log = get_run_logger()
+    record = None
+    try:
+        record = env.ledger.get(env.targets.canary_service) if env.ledger is not None else None
+    except STORAGE_ERRORS as err:
+        log.error("the ledger could not be read (%s): putting the traffic back without paging again",
+                  storage_failure(err))
+    if record is not None and record.phase is RolloutPhase.ROLLING_BACK and record.rollout_id == rollout:
+        try:
+            done = rollback_recorded(env, reason, actor=actor, rollout=rollout)
+        except (RolloutClosed, RolloutSuperseded) as moved:  # it ended (or the next rollout began) meanwhile
+            log.info("the rollback ended meanwhile: %s", moved)
+        else:
+            if done.done_by is None:
+                return done  # this run carried it out: its notice is the one page
+    log.warning("the rollout was rolled back by someone else while this run shifted: making sure the traffic is "
+                "off the canary, without paging again")
+    return rollback(reason, notify=False)
 
 
 def finish_rollback(env: Environment, record, *, actor: str) -> RolloutResult:

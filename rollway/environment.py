@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
 
 from rollway.ports import Clock, Ledger, MetricSource, Notifier, ServiceDeployer, TrafficRouter
 from rollway.targets import Targets
@@ -11,7 +12,13 @@ from rollway.targets import Targets
 
 @dataclass
 class Environment:
-    """Everything a flow acts on. ``ledger`` and ``flags`` are optional: a bare canary runs without."""
+    """Everything a flow acts on. ``ledger`` and ``flags`` are optional: a bare canary runs without.
+
+    Two times: ``clock`` is the rollout clock (bakes, windows, transitions, metrics; sped up in
+    the demo), ``wall`` the wall clock (epoch seconds) of what says a process is alive: the
+    owner's lease and a rollback's claim, which processes on other clocks (`rollway abort`, a hook,
+    a run on a faster clock) must judge alike. Fakes pass their fake clock's ``now``.
+    """
 
     targets: Targets
     router: TrafficRouter
@@ -21,3 +28,4 @@ class Environment:
     clock: Clock
     ledger: Ledger | None = None
     flags: Any | None = None  # rollway.ports.FlagStore
+    wall: Callable[[], float] = field(default=time.time)

@@ -270,6 +270,7 @@ from rollway.ledger import (  # noqa: E402
     check_claimable,
     claim_changes,
     check_rollout,
+    lease_time,
     validate_changes,
 )
 
@@ -298,12 +299,13 @@ class FakeLedger:
             self.calls.append(f"history {service}")
             return list(reversed(self._rollouts.get(service, [])))
 
-    def create(self, record: RolloutRecord, *, owner: str, now: float, lease_seconds: float) -> RolloutRecord:
+    def create(self, record: RolloutRecord, *, owner: str, now: float, lease_seconds: float,
+               wall: float | None = None) -> RolloutRecord:
         check_lease_seconds(lease_seconds, owner)
         with self._lock:
             self.calls.append(f"create {record.service} {record.rollout_id}")
             rollouts = self._rollouts.setdefault(record.service, [])
-            stored = as_started(record, owner=owner, now=now, lease_seconds=lease_seconds)
+            stored = as_started(record, owner=owner, now=now, lease_seconds=lease_seconds, wall=wall)
             if rollouts and rollouts[-1] == stored:
                 # As DynamoLedger: the same create again is a retry of one that committed (a
                 # Prefect task retry), answered with the record stored, not RolloutInProgress.
@@ -313,16 +315,17 @@ class FakeLedger:
             return stored
 
     def acquire(self, service: str, *, owner: str, now: float, lease_seconds: float,
-                rollout: str | None = None) -> RolloutRecord:
+                rollout: str | None = None, wall: float | None = None) -> RolloutRecord:
         check_lease_seconds(lease_seconds, owner)
         now = float(now)  # as DynamoDB hands numbers back: the same record from both ledgers
+        leased = lease_time(now, wall)
         with self._lock:
             self.calls.append(f"acquire {service} {owner}")
             current = self._newest(service)
             check_rollout(current, rollout)
-            check_lease(current, owner, now)
+            check_lease(current, owner, leased)
             return self._write(
-                service, current, owner=owner, lease_expires=now + lease_seconds, updated_at=now
+                service, current, owner=owner, lease_expires=leased + lease_seconds, updated_at=now
             )
 
     def release(self, service: str, *, owner: str) -> None:
@@ -343,6 +346,7 @@ class FakeLedger:
         rollout: str | None = None,
         followed_by: Sequence[Transition] = (),
         rule: Callable[[RolloutRecord], None] | None = None,
+        wall: float | None = None,
         **changes: Any,
     ) -> RolloutRecord:
         fields = validate_changes(changes)
@@ -356,7 +360,7 @@ class FakeLedger:
             if rule is not None:  # under the lock: on the very record the write changes
                 rule(current)
             if lease_seconds > 0:
-                fields["lease_expires"] = now + lease_seconds
+                fields["lease_expires"] = lease_time(now, wall) + lease_seconds
             return self._write(
                 service, current, **fields, updated_at=now, history=current.history + (transition, *followed_by)
             )

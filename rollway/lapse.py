@@ -22,7 +22,7 @@ from rollway.phases import RolloutPhase
 from rollway.spec import RolloutSpec
 
 PAST_EXPIRY_SECONDS = 1.0
-"""How long after ``lease_expires`` the wait ends (rollout clock): a lease is taken once it has
+"""How long after ``lease_expires`` the wait ends (wall seconds, as leases are): a lease is taken once it has
 expired (``lease_expires < now``), not at the instant it does."""
 
 
@@ -50,8 +50,8 @@ def lapse_wait(lease_expires: float, now: float, *, max_wait: float) -> float | 
     """How long to wait at ``now`` for a lease expiring at ``lease_expires`` to have run out.
 
     Args:
-        lease_expires: when the lease runs out (rollout clock).
-        now: the rollout clock's time.
+        lease_expires: when the lease runs out (wall clock, as leases are stamped).
+        now: the wall clock's time.
         max_wait: the longest the caller waits: its own lease length plus a margin, since the
             run that ended took a lease of the same deployment's length, renewed it at most
             that long ago.

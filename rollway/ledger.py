@@ -58,7 +58,7 @@ class RollbackClaimed(RolloutEnded):
 
     Attributes:
         holder: who holds the claim (actor, and the flow run or process).
-        expires: when the claim lapses unless its holder renews it (rollout clock, epoch seconds).
+        expires: when the claim lapses unless its holder renews it (wall clock, epoch seconds).
     """
 
     def __init__(self, message: str, *, holder: str, expires: float) -> None:
@@ -167,11 +167,14 @@ class RolloutRecord(BaseModel):
         default=None, description="end of the post-promotion window, recorded with the promotion (None: no window "
                                   "was recorded; records from before windows without a decommission)")
     owner: str | None = None
-    lease_expires: float = 0.0
+    lease_expires: float = Field(
+        default=0.0, description="when the owner's lease runs out unless renewed (wall clock; records written before "
+                                 "leases were on the wall clock hold a rollout-clock time, the same at speed 1)")
     rollback_holder: str | None = Field(
         default=None, description="who is carrying out the rollback (phase rolling_back): actor and flow run or process")
     rollback_expires: float = Field(
-        default=0.0, description="when the rollback's claim lapses unless its holder renews it (rollout clock)")
+        default=0.0, description="when the rollback's claim lapses unless its holder renews it (wall clock; as "
+                                 "lease_expires for records written before)")
     version: int = 0
     created_at: float = 0.0
     updated_at: float = 0.0
@@ -276,7 +279,8 @@ def _by(transition: Transition | None) -> str:
 
 
 def check_lease(record: RolloutRecord, owner: str, now: float) -> None:
-    """Allow ``owner`` to take the lease: nobody holds it, ``owner`` does, or it expired.
+    """Allow ``owner`` to take the lease: nobody holds it, ``owner`` does, or it expired at
+    ``now`` (the wall clock, which stamps leases).
 
     Raises:
         RolloutEnded: the rollout is being or has been rolled back.
@@ -372,12 +376,22 @@ def check_lease_seconds(lease_seconds: float, owner: str | None) -> None:
         raise ValueError(f"only the lease's owner can renew it, but owner is None (lease_seconds={lease_seconds})")
 
 
-def as_started(record: RolloutRecord, *, owner: str, now: float, lease_seconds: float) -> RolloutRecord:
-    """``record`` as ``create`` stores it: owned by ``owner``, version 1, created at ``now``."""
+def as_started(record: RolloutRecord, *, owner: str, now: float, lease_seconds: float,
+               wall: float | None = None) -> RolloutRecord:
+    """``record`` as ``create`` stores it: owned by ``owner``, version 1, created at ``now``, its
+    lease running ``lease_seconds`` from ``wall`` (None: ``now``)."""
     now = float(now)
+    leased = float(wall) if wall is not None else now
     return record.model_copy(
-        update={"owner": owner, "lease_expires": now + lease_seconds, "version": 1, "created_at": now, "updated_at": now}
+        update={"owner": owner, "lease_expires": leased + lease_seconds, "version": 1, "created_at": now,
+                "updated_at": now}
     )
+
+
+def lease_time(now: float, wall: float | None) -> float:
+    """The time a ledger write stamps and judges leases with: ``wall`` (the wall clock) when the
+    caller gives it, else ``now`` (callers on the wall clock, or at speed 1, where they agree)."""
+    return float(wall) if wall is not None else float(now)
 
 
 WINDOW_ENDS = ("decommission", "rollback", "watched")
@@ -466,8 +480,8 @@ def rejection_reason(reject: Transition) -> str:
 
 
 CLAIM_SECONDS = 60.0
-"""How long a rollback's claim lasts without renewal (wall seconds; flows.rollback.on_clock puts
-them on a scaled rollout clock). Its holder renews it while it
+"""How long a rollback's claim lasts without renewal (wall seconds: claims are stamped on the wall
+clock, ``Environment.wall``, whatever the speed of the rollout clock). Its holder renews it while it
 acts; a holder that died loses it this long after its last renewal, and the next rollback
 finishes its work."""
 
@@ -518,7 +532,7 @@ def check_claimable(holder: str, now: float) -> Callable[[RolloutRecord], None]:
 
 def begin_rollback(ledger: Any, service: str, *, actor: str, reason: str, now: float,
                    rollout: str | None = None, holder: str | None = None,
-                   lease_seconds: float = CLAIM_SECONDS) -> RolloutRecord:
+                   lease_seconds: float = CLAIM_SECONDS, wall: float | None = None) -> RolloutRecord:
     """Record a rollback's intent (phase rolling_back, who and why) before it acts.
 
     Lease-free: a rollback acts whoever holds the lease. From here no owner may record
@@ -527,7 +541,8 @@ def begin_rollback(ledger: Any, service: str, *, actor: str, reason: str, now: f
     by now (None only where no rollout was read).
 
     ``holder``: the rollback that will carry it out takes its claim in the same write, lasting
-    ``lease_seconds`` from ``now`` (the rollout clock, as the run's own lease). Without one
+    ``lease_seconds`` from ``wall`` (the wall clock; None: ``now``, the rollout clock the transition
+    is stamped with, which is the same at speed 1). Without one
     (`rollway abort` recording a person's intent before it stops the owning run) the claim is
     left as it is.
 
@@ -540,11 +555,12 @@ def begin_rollback(ledger: Any, service: str, *, actor: str, reason: str, now: f
     changes: dict[str, Any] = {}
     rule: Callable[[RolloutRecord], None] = check_open_for_rollback
     if holder is not None:
-        changes = {"rollback_holder": holder, "rollback_expires": now + lease_seconds}
+        claimed = lease_time(now, wall)
+        changes = {"rollback_holder": holder, "rollback_expires": claimed + lease_seconds}
 
         def rule(record: RolloutRecord) -> None:
             check_open_for_rollback(record)
-            check_rollback_claim(record, holder, now)
+            check_rollback_claim(record, holder, claimed)
 
     return ledger.record(
         service, owner=None, now=now, rollout=rollout, rule=rule,

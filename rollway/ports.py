@@ -84,13 +84,18 @@ class Ledger(Protocol):
     def get(self, service: str) -> "RolloutRecord | None":
         """The current (most recent) rollout of ``service``, or None."""
 
-    def create(self, record: "RolloutRecord", *, owner: str, now: float, lease_seconds: float) -> "RolloutRecord":
-        """Start a rollout owned by ``owner``; raises RolloutInProgress if an unfinished one exists."""
+    def create(self, record: "RolloutRecord", *, owner: str, now: float, lease_seconds: float,
+               wall: float | None = None) -> "RolloutRecord":
+        """Start a rollout owned by ``owner``; raises RolloutInProgress if an unfinished one exists.
+
+        ``now`` is the rollout clock (created_at, updated_at); leases are stamped and judged on
+        ``wall``, the wall clock (None: ``now``), for ``lease_seconds`` wall seconds; the same in
+        ``acquire`` and ``record``."""
 
     def acquire(self, service: str, *, owner: str, now: float, lease_seconds: float,
-                rollout: str | None = None) -> "RolloutRecord":
-        """Take (or renew) ownership; raises LockHeld while another owner's lease runs, and
-        RolloutSuperseded when ``rollout`` (None: the newest, whichever) is not the newest."""
+                rollout: str | None = None, wall: float | None = None) -> "RolloutRecord":
+        """Take (or renew) ownership; raises LockHeld while another owner's lease runs (at
+        ``wall``), and RolloutSuperseded when ``rollout`` (None: the newest, whichever) is not the newest."""
 
     def release(self, service: str, *, owner: str) -> None:
         """Give up ownership (no error if not owned)."""
@@ -98,14 +103,14 @@ class Ledger(Protocol):
     def record(
         self, service: str, *, owner: str | None, now: float, transition: "Transition", lease_seconds: float = 0.0,
         rollout: str | None = None, followed_by: "Sequence[Transition]" = (),
-        rule: "Callable[[RolloutRecord], None] | None" = None, **changes
+        rule: "Callable[[RolloutRecord], None] | None" = None, wall: float | None = None, **changes
     ) -> "RolloutRecord":
         """Append ``transition`` and apply ``changes`` (fields of RolloutRecord) atomically.
 
         ``owner=None`` writes without a lease (rollback and manual actions, which must always
         be able to act); otherwise raises NotOwner if ``owner`` is not the recorded owner (an
         owner whose lease expired may still write until another run takes the rollout over).
-        A positive ``lease_seconds`` renews the lease. ``rollout``: the id of the rollout the write
+        A positive ``lease_seconds`` renews the lease, from ``wall`` (None: ``now``). ``rollout``: the id of the rollout the write
         is for; raises RolloutSuperseded when the newest rollout is another one (None: the newest).
         ``followed_by``: transitions appended after ``transition`` in the same write.
         ``rule``: a further check of the stored rollout that raises to refuse the write, made
@@ -205,6 +210,6 @@ class RollbackClaims(Protocol):
 
     def claim_rollback(self, service: str, *, holder: str, now: float, lease_seconds: float,
                        rollout: str | None = None) -> RolloutRecord:
-        """Take, renew or (``lease_seconds`` 0) give up the claim, ``now`` on the rollout clock, in one
+        """Take, renew or (``lease_seconds`` 0) give up the claim, ``now`` on the wall clock, in one
         conditional write appending nothing; raises RollbackClaimed while another holder's claim
         is live, RolloutClosed once the rollback ended, LedgerError when none has begun."""

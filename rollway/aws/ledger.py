@@ -66,6 +66,7 @@ from rollway.ledger import (
     check_lease_seconds,
     check_claimable,
     claim_changes,
+    lease_time,
     check_new_rollout,
     check_owner,
     check_rollout,
@@ -155,11 +156,12 @@ class DynamoLedger:
         return [_from_item(item) for page in pages for item in page["Items"]]
 
     def create(
-        self, record: RolloutRecord, *, owner: str, now: float, lease_seconds: float
+        self, record: RolloutRecord, *, owner: str, now: float, lease_seconds: float, wall: float | None = None
     ) -> RolloutRecord:
         """Store ``record`` as the service's newest rollout, owned by ``owner``.
 
-        The stored record has ``owner``, ``lease_expires = now + lease_seconds``,
+        The stored record has ``owner``, ``lease_expires = wall + lease_seconds`` (``wall``: the
+        wall clock; None: ``now``),
         ``version = 1`` and ``created_at = updated_at = now``; its other fields (including
         any history) are ``record``'s.
 
@@ -170,7 +172,7 @@ class DynamoLedger:
             LedgerError: concurrent writes kept the ledger changing for several attempts.
         """
         check_lease_seconds(lease_seconds, owner)
-        stored = as_started(record, owner=owner, now=now, lease_seconds=lease_seconds)
+        stored = as_started(record, owner=owner, now=now, lease_seconds=lease_seconds, wall=wall)
         stale = None
         for _ in range(_CREATE_ATTEMPTS):
             newest = self.get(record.service)
@@ -195,11 +197,13 @@ class DynamoLedger:
         )
 
     def acquire(self, service: str, *, owner: str, now: float, lease_seconds: float,
-                rollout: str | None = None) -> RolloutRecord:
+                rollout: str | None = None, wall: float | None = None) -> RolloutRecord:
         """Take or renew the lease on the newest rollout of ``service``.
 
         ``rollout``: the id of the rollout meant (None: the newest, whichever it is); the write's
         condition refuses another, so a run never holds the lease of a rollout that superseded its own.
+        ``wall``: the wall clock the lease is stamped and judged on (None: ``now``, the rollout
+        clock ``updated_at`` keeps).
 
         Raises:
             LockHeld: another owner's lease has not expired at ``now``.
@@ -207,20 +211,21 @@ class DynamoLedger:
             RolloutNotFound: the service has no rollout.
         """
         check_lease_seconds(lease_seconds, owner)
-        condition = f"{_NOT_ENDED} AND (attribute_not_exists(#owner) OR #owner = :owner OR #lease_expires < :now)"
-        values: dict[str, Any] = {":now": now, **_ENDED_VALUES}
+        leased = lease_time(now, wall)
+        condition = f"{_NOT_ENDED} AND (attribute_not_exists(#owner) OR #owner = :owner OR #lease_expires < :leased)"
+        values: dict[str, Any] = {":leased": leased, **_ENDED_VALUES}
         if rollout is not None:
             condition += " AND #rollout_id = :rollout"
             values[":rollout"] = rollout
 
         def rules(record: RolloutRecord) -> None:
             check_rollout(record, rollout)
-            check_lease(record, owner, now)
+            check_lease(record, owner, leased)
 
         try:
             return self._update(
                 service,
-                sets={"owner": owner, "lease_expires": now + lease_seconds, "updated_at": now},
+                sets={"owner": owner, "lease_expires": leased + lease_seconds, "updated_at": now},
                 condition=condition, values=values,
             )
         except _Refused as refused:
@@ -240,7 +245,7 @@ class DynamoLedger:
         """Take, renew or (``lease_seconds`` 0) give up the claim on the rollback under way, in one
         conditional UpdateItem: the rollout is rolling back and nobody else holds a live claim.
 
-        ``now``: the rollout clock, as for leases. No history entry is appended: a renewal every few seconds of a
+        ``now``: the wall clock, as for leases. No history entry is appended: a renewal every few seconds of a
         long rollback must not grow the item.
 
         Raises:
@@ -278,6 +283,7 @@ class DynamoLedger:
         rollout: str | None = None,
         followed_by: Sequence[Transition] = (),
         rule: Callable[[RolloutRecord], None] | None = None,
+        wall: float | None = None,
         **changes: Any,
     ) -> RolloutRecord:
         """Apply ``changes``, append ``transition`` and bump the version in one conditional write.
@@ -291,7 +297,8 @@ class DynamoLedger:
             transition: appended to the history.
             followed_by: appended after ``transition`` in the same write (a shift's flag moves),
                 so that no kill between two writes can keep one without the others.
-            lease_seconds: if positive, the lease is renewed to ``now + lease_seconds``.
+            lease_seconds: if positive, the lease is renewed to ``wall + lease_seconds``.
+            wall: the wall clock leases are stamped on (None: ``now``).
             rollout: the id of the rollout the write is meant for; None writes to the newest,
                 whichever it is. Lease-free writes pass it: nothing else ties them to a rollout.
             rule: a further check of the rollout as stored, raising a LedgerError to refuse
@@ -314,7 +321,7 @@ class DynamoLedger:
         check_lease_seconds(lease_seconds, owner)
         sets = {**fields, "updated_at": now}
         if lease_seconds > 0:
-            sets["lease_expires"] = now + lease_seconds
+            sets["lease_expires"] = lease_time(now, wall) + lease_seconds
         # On the version read just before: botocore resends an UpdateItem whose answer was lost
         # (a timeout, a 500 after the commit), and list_append would append the transition again.
         conditions, values = ["#version = :expected"], {}

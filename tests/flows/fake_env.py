@@ -20,7 +20,7 @@ def fake_environment(canary_error_rate: float = 0.0, stable_error_rate: float = 
         },
         task_definitions={STABLE_TD: "webordinary/edit-container:1.0.0"},
     )
-    return Environment(
+    env = Environment(
         targets=targets,
         router=router,
         deployer=deployer,
@@ -28,3 +28,7 @@ def fake_environment(canary_error_rate: float = 0.0, stable_error_rate: float = 
         notifier=FakeNotifier(),
         clock=FakeClock(),
     )
+    # One fake time: leases and claims on the wall clock move with the fake clock (whichever
+    # clock a test puts in), as wall and rollout time agree at speed 1.
+    env.wall = lambda: env.clock.now()
+    return env

@@ -230,3 +230,75 @@ def test_on_the_embedded_aws_a_lapsed_claim_is_taken_over_and_the_end_recorded(a
     assert done.notification_id  # SNS's id for the one notice ...
     assert (end.kind, end.actor, end.message_id, end.task_definition) == (  # ... kept with the rollback's end
         "rollback", "carol", done.notification_id, done.canary_task_definition)
+
+
+CAROL = "carol (flow run quick-lynx, 5e2a...)"
+
+
+def test_a_rollback_whose_claim_is_taken_over_stops_before_its_next_step_and_pages_nobody(monkeypatch, caplog):
+    """Its renewals stalled (a long wait on the stable service, a DynamoDB outage), the claim
+    lapsed and carol's rollback took it over. This one used to carry on, restoring and paging as
+    well; now it stops before its next step, says what it did and who holds the claim, and
+    carol's rollback finishes the work and sends the one page."""
+    from flows.rollback import RollbackClaimLost
+
+    env, first = rolling_back(monkeypatch, FakeLedger(), holder=None, expires_in=0.0)
+    service = env.targets.canary_service
+    real_set = env.router.set_weights
+
+    def set_then_lose_the_claim(weights):
+        real_set(weights)
+        # Long after this rollback's last renewal: its claim lapsed, and carol's rollback took it.
+        env.ledger.claim_rollback(service, holder=CAROL, now=env.clock.now() + 3600, lease_seconds=3660,
+                                  rollout=first.rollout_id)
+
+    env.router.set_weights = set_then_lose_the_claim
+    with caplog.at_level(logging.INFO), pytest.raises(RollbackClaimLost) as lost:
+        rollback(reason="abort")
+
+    assert env.notifier.messages == [], "a rollback that lost its claim paged people"
+    canary = env.deployer.services[service]
+    assert (canary.task_definition, canary.desired) == (SERVICE_TD, 2), "it went on to retire the canary"
+    assert lost.value.holder == CAROL and lost.value.steps == ("weights 100/0 verified",)
+    assert CAROL in str(lost.value) and "weights 100/0 verified" in str(lost.value)
+    assert any("no longer holds its claim" in r.getMessage() for r in caplog.records)
+    record = env.ledger.get(service)
+    # Still carol's to finish: nothing recorded as ended, her claim untouched (not "given up").
+    assert record.phase is RolloutPhase.ROLLING_BACK and record.rollback_holder == CAROL
+
+    OtherRollback(env, CAROL).finish(env.ledger, service, first.rollout_id)
+    assert len(env.notifier.messages) == 1  # carol's page: the one people get
+
+
+def test_a_judges_rollback_that_loses_its_claim_stops_and_its_hook_waits_for_the_holder(monkeypatch):
+    """The same for the judge's own rollback (the journal holds its claim): the run stops with
+    RollbackClaimLost, and its hook waits for carol's rollback instead of rolling back again:
+    people get carol's page only."""
+    from flows.rollback import RollbackClaimLost
+    from rollway.ledger import CLAIM_SECONDS
+
+    env = fake_environment(canary_error_rate=0.3)
+    env.ledger = FinishesWhileWatched()
+    env.ledger.other = OtherRollback(env, CAROL)
+    hooks_and_flows_see(monkeypatch, env)
+    service = env.targets.canary_service
+    real_set = env.router.set_weights
+    taken: list[bool] = []
+
+    def back_then_lose_the_claim(weights):
+        real_set(weights)
+        if weights == Weights(stable=100, canary=0) and not taken:
+            taken.append(True)
+            env.clock.sleep(3600)  # the judge's rollback stalled: its claim lapsed, carol's took it
+            env.ledger.claim_rollback(service, holder=CAROL, now=env.wall(), lease_seconds=CLAIM_SECONDS)
+
+    env.router.set_weights = back_then_lose_the_claim
+    with pytest.raises(RollbackClaimLost, match="carol"):
+        progressive_rollout(spec=SPEC.model_dump(mode="json"), phased=False)
+
+    assert taken, "the judge never rolled back"
+    rollbacks = [s for s, _ in env.notifier.messages if s.startswith("Rollback")]
+    assert len(rollbacks) == 1, env.notifier.messages  # carol's, sent while the hook waited
+    record = env.ledger.get(service)
+    assert record.phase is RolloutPhase.ROLLED_BACK and record.history[-1].actor == "carol"
+    assert [t.kind for t in record.history].count("rollback") == 1

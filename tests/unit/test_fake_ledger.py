@@ -185,6 +185,20 @@ class LedgerContract:
         taken = ledger.acquire(SERVICE, owner="run-2", now=START + 90.5, lease_seconds=LEASE)
         assert (taken.owner, taken.lease_expires, taken.version) == ("run-2", START + 150.5, renewed.version + 1)
 
+    def test_leases_are_stamped_and_judged_on_the_wall_clock_given_and_the_rest_on_now(self, ledger):
+        """Writers on rollout clocks of different speeds pass ``wall``: the lease is stamped and
+        judged on it, while ``now`` (the writer's rollout clock) keeps the bookkeeping."""
+        fast = START + 200_000  # a 60x rollout clock, far ahead of the wall
+        created = ledger.create(rollout(), owner="run-1", now=fast, lease_seconds=LEASE, wall=START)
+        assert (created.lease_expires, created.created_at, created.updated_at) == (START + LEASE, fast, fast)
+        kept = ledger.record(SERVICE, owner="run-1", now=fast + 30, transition=step(fast + 30), lease_seconds=LEASE,
+                             wall=START + 1)
+        assert (kept.lease_expires, kept.updated_at) == (START + 1 + LEASE, fast + 30)
+        with pytest.raises(LockHeld):  # a writer whose own clock is far past the stamp judges on the wall
+            ledger.acquire(SERVICE, owner="run-2", now=fast + 31, lease_seconds=LEASE, wall=START + 2)
+        taken = ledger.acquire(SERVICE, owner="run-2", now=START + 62, lease_seconds=LEASE, wall=START + 61.5)
+        assert (taken.owner, taken.lease_expires, taken.updated_at) == ("run-2", START + 121.5, START + 62)
+
     def test_the_previous_owner_cannot_write_after_a_takeover(self, ledger):
         started(ledger)
         ledger.acquire(SERVICE, owner="run-2", now=START + 61, lease_seconds=LEASE)
