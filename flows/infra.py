@@ -7,7 +7,9 @@ The seed's "Step 1: Deploy Infrastructure" as one run, in order:
    the app once to list its stacks and their dependencies: all before the first deploy;
 2. plan (``rollway.infra.plan_deployment``): refuse unknown stacks, a dependency left out of
    the plan, a cycle; order by dependencies, the order asked for breaking ties; with
-   ``from_stack``, the stacks before it count as deployed by an earlier run;
+   ``from_stack``, the stacks before it count as deployed by an earlier run once CloudFormation
+   shows them deployed (``confirm_skipped``): one that does not exist, was rolled back or
+   deleted is deployed too, in dependency order, and the log and artifact say why;
 3. with ``bootstrap``, ``cdk bootstrap`` (only once the plan stands); then deploy one stack per
    task (``cdk deploy <Stack> --require-approval never --exclusively``), logging cdk's lines as
    they come; on a failure stop at once, saying what was deployed, what failed (cdk's last
@@ -34,8 +36,11 @@ from flows.env import AccountNotLoaded, load_clients, load_credentials, load_tar
 from flows.params import WaitSeconds
 from rollway.aws.checklist import AwsInfraChecker
 from rollway.checklist import Checklist
-from rollway.infra import DeployedStack, StackDeployFailed, check_request, plan_deployment
-from rollway.ports import InfraChecker, InfraDeployer
+from rollway.aws.cloudformation import CloudFormationStacks
+from rollway.infra import (
+    AddedBack, DeployedStack, DeploymentPlan, StackDeployFailed, check_request, confirm_skipped, plan_deployment,
+)
+from rollway.ports import InfraChecker, InfraDeployer, StackStatuses
 from rollway.targets import Targets
 from rollway.toolchain.cdk import CdkCli, CdkEnvironment
 from rollway.toolchain.process import resolve
@@ -86,6 +91,7 @@ class InfraResult(BaseModel):
     stacks: tuple[StackReport, ...]
     checklist: Checklist | None = None
     reordered: bool = False
+    added: tuple[AddedBack, ...] = ()
 
 
 def run_deploy_infrastructure(
@@ -97,6 +103,7 @@ def run_deploy_infrastructure(
     already_deployed: Sequence[str] = (),
     stack_timeout_seconds: float = 1800.0,
     prepare: Callable[[], None] | None = None,
+    statuses: Callable[[], StackStatuses] | None = None,
 ) -> InfraResult:
     """Plan, deploy stack by stack, then check; see the module docstring for the order.
 
@@ -109,6 +116,9 @@ def run_deploy_infrastructure(
         stack_timeout_seconds: how long one stack's deploy may take.
         prepare: run once the plan stands, before the first deploy (``cdk bootstrap``), so a
             refused plan writes nothing.
+        statuses: makes the reader of the CloudFormation status of the stacks before
+            ``from_stack``: those not deployed are deployed after all (``confirm_skipped``). None
+            counts them as deployed unread.
 
     Raises:
         PlanRefused: before any deploy (and before ``prepare``).
@@ -122,18 +132,31 @@ def run_deploy_infrastructure(
     if plan.reordered:
         log.warning("stacks reordered by their dependencies: %s (asked: %s)", " -> ".join(plan.order),
                     " -> ".join(requested))
+    seen: dict[str, str | None] = {}
+    if plan.skipped and statuses is not None:
+        # Counted as deployed only if CloudFormation says so: the app may have gained a stack
+        # ordered before from_stack since the run that failed, which no run ever deployed.
+        seen = tasks.read_stack_statuses(statuses(), plan.skipped)
+        plan = confirm_skipped(plan, seen)
+        for added in plan.added:
+            log.warning("resuming at %s: %s is deployed too, though ordered before it: %s", from_stack, added.stack,
+                        added.reason)
     if plan.skipped:
         log.info("resuming at %s: %s counted as deployed by an earlier run", from_stack, ", ".join(plan.skipped))
     reports: dict[str, StackReport] = {s: StackReport(stack=s, status="not deployed") for s in plan.order}
     for s in plan.skipped:
-        reports[s] = StackReport(stack=s, status="skipped", detail="before from_stack: deployed by an earlier run")
+        shown = f" ({seen[s]})" if seen.get(s) else ""
+        reports[s] = StackReport(stack=s, status="skipped", detail=f"before from_stack: deployed by an earlier run{shown}")
+    for added in plan.added:
+        reports[added.stack] = StackReport(stack=added.stack, status="not deployed",
+                                           detail=f"before from_stack, deployed all the same: {added.reason}")
     if prepare is not None:
         try:
             prepare()
         except Exception as err:  # noqa: BLE001 - like a failed stack: an artifact, and what to do next
             # A failed bootstrap raised cdk's bare error: no artifact, nothing saying that no stack
             # was deployed or how to go on.
-            result = InfraResult(stacks=tuple(reports.values()), reordered=plan.reordered)
+            result = InfraResult(stacks=tuple(reports.values()), reordered=plan.reordered, added=plan.added)
             _artifact(result, failed_at="cdk bootstrap", resume_from=from_stack)
             raise InfraDeployFailed(_not_prepared(result, err, from_stack)) from err
     total = len(plan.order)
@@ -143,12 +166,12 @@ def run_deploy_infrastructure(
             deployed = tasks.deploy_stack(deployer, stack, stack_timeout_seconds, position)
         except Exception as err:  # noqa: BLE001 - any failure stops the run, and says where it stands
             reports[stack] = StackReport(stack=stack, status="failed", detail=_reason(err))
-            result = InfraResult(stacks=tuple(reports.values()), reordered=plan.reordered)
+            result = InfraResult(stacks=tuple(reports.values()), reordered=plan.reordered, added=plan.added)
             _artifact(result, failed_at=stack)
             raise InfraDeployFailed(_stopped(result, stack, err, requested)) from err
         reports[stack] = StackReport(stack=stack, status="deployed", seconds=deployed.seconds,
-                                     detail=_deployed_detail(deployed))
-    result = InfraResult(stacks=tuple(reports.values()), reordered=plan.reordered)
+                                     detail=_deployed_detail(deployed, plan))
+    result = InfraResult(stacks=tuple(reports.values()), reordered=plan.reordered, added=plan.added)
     log.info("all %d stack(s) of the plan are deployed", total)
     if checker is None:
         _artifact(result)
@@ -166,8 +189,10 @@ def _reason(err: Exception) -> str:
     return err.reason if isinstance(err, StackDeployFailed) else f"{type(err).__name__}: {err}"
 
 
-def _deployed_detail(deployed: DeployedStack) -> str:
-    return deployed.arn or ""
+def _deployed_detail(deployed: DeployedStack, plan: DeploymentPlan) -> str:
+    why = next((f"before from_stack, deployed all the same: {a.reason}" for a in plan.added
+                if a.stack == deployed.stack), "")
+    return "; ".join(part for part in (deployed.arn or "", why) if part)
 
 
 def _stopped(result: InfraResult, failed: str, err: Exception, requested: Sequence[str]) -> str:
@@ -213,6 +238,10 @@ def _artifact(result: InfraResult, *, failed_at: str | None = None, resume_from:
     rows = [f"| {i} | `{r.stack}` | {r.status} | {'' if r.seconds is None else f'{r.seconds:.1f}'} | "
             f"{r.detail.replace('|', '/').replace(chr(10), ' ')} |" for i, r in enumerate(result.stacks, 1)]
     parts = [heading, "", "## Stacks", "", "| # | stack | status | seconds | detail |", "|---|---|---|---|---|", *rows]
+    if result.added:
+        parts += ["", "## Deployed though before from_stack", "",
+                  "CloudFormation did not show these stacks deployed, so this resumed run deployed them too:", "",
+                  *(f"- `{a.stack}`: {a.reason}" for a in result.added)]
     resume_from = failed_at if resume_from == "" else resume_from  # a stack resumes at itself
     if failed_at:
         parts += ["", f"Resume with `from_stack={resume_from!r}` once the cause is fixed." if resume_from
@@ -307,7 +336,8 @@ def deploy_infrastructure(
         return run_deploy_infrastructure(
             cdk, (lambda: checker_for(get_client, targets)) if verify else None, requested,
             from_stack=from_stack, already_deployed=already_deployed, stack_timeout_seconds=stack_timeout_seconds,
-            prepare=(lambda: tasks.bootstrap(cdk, stack_timeout_seconds)) if bootstrap else None)
+            prepare=(lambda: tasks.bootstrap(cdk, stack_timeout_seconds)) if bootstrap else None,
+            statuses=lambda: CloudFormationStacks(get_client("cloudformation")))
 
 
 def run_verify_infrastructure(checker: InfraChecker) -> Checklist:

@@ -6,6 +6,8 @@ stacks asked for (``Targets.stacks`` by default) and what the CDK app says each 
 on, and either refuses (an unknown stack, a dependency left out, a cycle) or returns the
 stacks in an order where every stack comes after the ones it depends on; the order asked for
 breaks ties, so a plan that already respects the dependencies runs exactly as written.
+Resuming (``from_stack``), ``confirm_skipped`` keeps skipping only the stacks ordered before it
+that CloudFormation shows deployed; the others are deployed too, each with why.
 
 No I/O here: the CDK adapter (``rollway.toolchain.cdk``) reads the app, the flow acts.
 """
@@ -82,13 +84,48 @@ class DeployedStack(BaseModel):
     outputs: dict[str, str] = Field(default_factory=dict)
 
 
+# A stack in one of these was deployed: its last operation finished and what it applied stands.
+# UPDATE_ROLLBACK_COMPLETE is stable, but its last update was undone: the account runs the version
+# before the one the earlier run set out to deploy (the checklist fails it too), so a resume deploys
+# it again rather than skip it; a deploy that changes nothing is cheap and safe.
+DEPLOYED_STATUSES = frozenset({"CREATE_COMPLETE", "UPDATE_COMPLETE", "IMPORT_COMPLETE"})
+# Why a stack before from_stack is deployed after all, by the status CloudFormation gave.
+_NOT_DEPLOYED_WHY = {
+    None: "it does not exist",
+    "DELETE_COMPLETE": "it was deleted (DELETE_COMPLETE)",
+    "ROLLBACK_COMPLETE": "its creation failed and was rolled back (ROLLBACK_COMPLETE)",
+    "UPDATE_ROLLBACK_COMPLETE": "its last update was rolled back (UPDATE_ROLLBACK_COMPLETE): the account runs "
+                                "the version before it",
+    "REVIEW_IN_PROGRESS": "it was never created: only a change set waits for review (REVIEW_IN_PROGRESS)",
+}
+
+
+class AddedBack(BaseModel):
+    """A stack before ``from_stack`` that CloudFormation does not show as deployed, so the resumed
+    run deploys it after all.
+
+    Attributes:
+        stack: the stack.
+        status: what CloudFormation said (None: no such stack, or ``unread``).
+        reason: why it counts as not deployed, in words.
+    """
+
+    model_config = _FROZEN
+
+    stack: str
+    status: str | None
+    reason: str
+
+
 class DeploymentPlan(BaseModel):
     """The stacks to deploy, in order, and those counted as done before the run starts.
 
     Attributes:
         order: every stack of the plan, in deployment order.
-        skipped: the stacks before ``from_stack`` (resuming): deployed by an earlier run.
-        to_deploy: the stacks this run deploys, in order.
+        skipped: the stacks before ``from_stack`` (resuming) counted as deployed by an earlier run.
+        added: stacks before ``from_stack`` deployed all the same, because CloudFormation does not
+            show them deployed (``confirm_skipped``); in ``to_deploy``, not in ``skipped``.
+        to_deploy: the stacks this run deploys, in order (dependency order, ``added`` included).
         reordered: True when the dependencies changed the order asked for.
     """
 
@@ -96,11 +133,13 @@ class DeploymentPlan(BaseModel):
 
     order: tuple[str, ...]
     skipped: tuple[str, ...] = ()
+    added: tuple[AddedBack, ...] = ()
     reordered: bool = False
 
     @property
     def to_deploy(self) -> tuple[str, ...]:
-        return self.order[len(self.skipped):]
+        skipped = set(self.skipped)
+        return tuple(s for s in self.order if s not in skipped)
 
 
 def plan_deployment(
@@ -152,6 +191,49 @@ def plan_deployment(
     if from_stack is not None:
         skipped = order[:order.index(from_stack)]
     return DeploymentPlan(order=order, skipped=skipped, reordered=list(order) != requested)
+
+
+def confirm_skipped(plan: DeploymentPlan, statuses: Mapping[str, str | None]) -> DeploymentPlan:
+    """Keep skipping only the stacks before ``from_stack`` that CloudFormation shows deployed.
+
+    A resume counts the stacks ordered before ``from_stack`` as deployed by an earlier run; the app
+    may have gained a dependency since (a new stack ordered early), or a stack may have been
+    deleted or rolled back. Those are deployed after all, in dependency order, each with why.
+
+    Args:
+        plan: the plan as ``plan_deployment`` made it.
+        statuses: skipped stack -> its CloudFormation status, None when it does not exist; a stack
+            missing from the mapping was not read (e.g. in an account the run cannot read) and is
+            deployed again to be sure.
+
+    Returns:
+        The plan with the stacks not deployed moved from ``skipped`` to ``added``.
+
+    Raises:
+        PlanRefused: a stack before ``from_stack`` is still being changed (``*_IN_PROGRESS``):
+            deploying over it would fail; nothing was deployed.
+    """
+    busy = [f"{s} is {statuses[s]}" for s in plan.skipped
+            if (statuses.get(s) or "").endswith("_IN_PROGRESS") and statuses.get(s) != "REVIEW_IN_PROGRESS"]
+    if busy:
+        raise PlanRefused(f"{'; '.join(busy)}: CloudFormation is still working on it; wait until it is no longer "
+                          "IN_PROGRESS, then resume (nothing was deployed)")
+    added: list[AddedBack] = []
+    for stack in plan.skipped:
+        if stack not in statuses:
+            added.append(AddedBack(stack=stack, status="unread",
+                                   reason="its status was not read: deployed again to be sure"))
+            continue
+        status = statuses[stack]
+        if status in DEPLOYED_STATUSES:
+            continue
+        why = _NOT_DEPLOYED_WHY.get(status, f"it is {status}, not deployed")
+        added.append(AddedBack(stack=stack, status=status, reason=why))
+    if not added:
+        return plan
+    again = {a.stack for a in added}
+    return plan.model_copy(update={"skipped": tuple(s for s in plan.skipped if s not in again),
+                                   "added": (*plan.added, *added)})
 
 
 def check_request(requested: Sequence[str], *, from_stack: str | None = None,

@@ -142,6 +142,44 @@ def test_resume_from_the_failed_stack_deploys_it_and_the_rest_only():
     assert [r.status for r in result.stacks] == ["skipped"] * 4 + ["deployed"] * 4
 
 
+def test_a_resume_deploys_the_stacks_before_from_stack_cloudformation_does_not_show_deployed(aws, caplog):
+    # The earlier run deployed the first four stacks; since then the EFS stack was never made (the
+    # app gained it) and the ALB stack was deleted. CloudFormation says so; the resume listens.
+    from rollway.aws.cloudformation import CloudFormationStacks
+
+    cloudformation = aws.get_client("cloudformation")
+    body = '{"Resources": {"Topic": {"Type": "AWS::SNS::Topic"}}}'
+    for stack in ("WebordinaryECRStack", "WebordinarySecretsStack", "WebordinaryALBStack"):
+        cloudformation.create_stack(StackName=stack, TemplateBody=body)
+    cloudformation.delete_stack(StackName="WebordinaryALBStack")
+    since = time.time()
+    deployer = FakeInfraDeployer(WEBORDINARY, already=STACKS[:2])
+    result = deploy_on(deployer, None, from_stack="WebordinarySQSStack",
+                       statuses=lambda: CloudFormationStacks(aws.get_client("cloudformation")))
+    assert deployer.calls == ["list", "deploy WebordinaryEFSStack", "deploy WebordinaryALBStack",
+                              *(f"deploy {s}" for s in STACKS[4:])]
+    assert [r.status for r in result.stacks] == ["skipped"] * 2 + ["deployed"] * 6
+    assert [a.stack for a in result.added] == ["WebordinaryEFSStack", "WebordinaryALBStack"]
+    assert "WebordinaryEFSStack is deployed too, though ordered before it: it does not exist" in caplog.text
+    summary = latest(ARTIFACT_KEY, since)
+    assert "## Deployed though before from_stack" in summary
+    assert "- `WebordinaryEFSStack`: it does not exist" in summary
+    assert "| 1 | `WebordinaryECRStack` | skipped |" in summary and "(CREATE_COMPLETE)" in summary
+    assert "| 3 | `WebordinaryEFSStack` | deployed |" in summary
+
+
+def test_a_resume_over_a_stack_still_changing_is_refused_before_any_deploy():
+    class Busy:
+        def status(self, name):
+            return "UPDATE_IN_PROGRESS" if name == "WebordinaryEFSStack" else "CREATE_COMPLETE"
+
+    deployer = FakeInfraDeployer(WEBORDINARY, already=STACKS[:4])
+    with pytest.raises(PlanRefused, match="WebordinaryEFSStack is UPDATE_IN_PROGRESS"):
+        deploy_on(deployer, None, from_stack="WebordinarySQSStack", statuses=Busy,
+                  prepare=lambda: deployer.calls.append("bootstrap"))
+    assert deployer.calls == ["list"]
+
+
 def test_a_failed_checklist_fails_the_run_naming_the_items(aws):
     deployed_stacks(aws)
     inbox(aws)
@@ -263,3 +301,4 @@ def test_the_flow_bootstraps_deploys_in_order_and_checks_with_the_real_cdk(embed
     assert "| 1 | `ItSQSStack` | deployed |" in summary and "| 2 | `ItSessionStack` | deployed |" in summary
     assert "✅ pass | table | `it-sessions`" in summary and "✅ pass | queue | `it-input`" in summary
     assert "✅ pass | stack | `ItSQSStack` | CREATE_COMPLETE" in summary
+
