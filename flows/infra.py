@@ -10,7 +10,10 @@ The seed's "Step 1: Deploy Infrastructure" as one run, in order:
    ``from_stack``, the stacks before it count as deployed by an earlier run once CloudFormation
    shows them deployed (``confirm_skipped``): one that does not exist, was rolled back or
    deleted is deployed too, in dependency order, and the log and artifact say why;
-3. with ``bootstrap``, ``cdk bootstrap`` (only once the plan stands); then deploy one stack per
+3. with ``bootstrap``, ``cdk bootstrap`` of every distinct account/region the stacks to deploy
+   go to (their manifest's environments, checked before anything runs; an environment-agnostic
+   stack goes to the deploying account and ``Targets.region``), each once, only once the plan
+   stands, a failure naming the environment; then deploy one stack per
    task (``cdk deploy <Stack> --require-approval never --exclusively``), logging cdk's lines as
    they come; on a failure stop at once, saying what was deployed, what failed (cdk's last
    lines) and how to resume; a later stack is never deployed;
@@ -38,7 +41,8 @@ from rollway.aws.checklist import AwsInfraChecker
 from rollway.checklist import Checklist
 from rollway.aws.cloudformation import CloudFormationStacks
 from rollway.infra import (
-    AddedBack, DeployedStack, DeploymentPlan, StackDeployFailed, check_request, confirm_skipped, plan_deployment,
+    AddedBack, DeployedStack, DeploymentPlan, StackDeployFailed, StackEnvironment, bootstrap_environments,
+    check_request, confirm_skipped, plan_deployment, stack_environments,
 )
 from rollway.ports import InfraChecker, InfraDeployer, StackStatuses
 from rollway.targets import Targets
@@ -102,8 +106,9 @@ def run_deploy_infrastructure(
     from_stack: str | None = None,
     already_deployed: Sequence[str] = (),
     stack_timeout_seconds: float = 1800.0,
-    prepare: Callable[[], None] | None = None,
-    statuses: Callable[[], StackStatuses] | None = None,
+    home: StackEnvironment | None = None,
+    bootstrap: Callable[[StackEnvironment, str], None] | None = None,
+    statuses: Callable[[str], StackStatuses] | None = None,
 ) -> InfraResult:
     """Plan, deploy stack by stack, then check; see the module docstring for the order.
 
@@ -114,14 +119,18 @@ def run_deploy_infrastructure(
         from_stack: resume at this stack; the ones planned before it count as deployed.
         already_deployed: stacks outside the plan that are deployed (plan stacks may depend on them).
         stack_timeout_seconds: how long one stack's deploy may take.
-        prepare: run once the plan stands, before the first deploy (``cdk bootstrap``), so a
-            refused plan writes nothing.
-        statuses: makes the reader of the CloudFormation status of the stacks before
-            ``from_stack``: those not deployed are deployed after all (``confirm_skipped``). None
-            counts them as deployed unread.
+        home: the account deployed to and ``Targets.region``: where an environment-agnostic stack
+            goes (the stacks' environments are checked before anything runs); needed with
+            ``bootstrap`` or ``statuses``.
+        bootstrap: ``cdk bootstrap`` of one environment (and the progress prefix of its lines),
+            called once per distinct environment of the stacks to deploy, once the plan stands and
+            before the first deploy, so a refused plan writes nothing.
+        statuses: region -> a reader of the CloudFormation status of the stacks before
+            ``from_stack`` there: those not deployed are deployed after all (``confirm_skipped``).
+            None counts them as deployed unread.
 
     Raises:
-        PlanRefused: before any deploy (and before ``prepare``).
+        PlanRefused: before any deploy (and before any bootstrap).
         InfraDeployFailed: a stack failed; later stacks were not deployed.
         ChecklistFailed: every stack deployed, checklist items failed.
     """
@@ -132,11 +141,16 @@ def run_deploy_infrastructure(
     if plan.reordered:
         log.warning("stacks reordered by their dependencies: %s (asked: %s)", " -> ".join(plan.order),
                     " -> ".join(requested))
+    if (bootstrap is not None or statuses is not None) and home is None:
+        raise ValueError("bootstrap and statuses need home: the account and region of environment-agnostic stacks")
+    # Every stack's environment checked (a malformed region in the app) before anything acts on it.
+    environments = stack_environments(app, plan.order, home) if home is not None else {}
     seen: dict[str, str | None] = {}
     if plan.skipped and statuses is not None:
         # Counted as deployed only if CloudFormation says so: the app may have gained a stack
         # ordered before from_stack since the run that failed, which no run ever deployed.
-        seen = tasks.read_stack_statuses(statuses(), plan.skipped)
+        assert home is not None
+        seen = _read_statuses(statuses, plan.skipped, environments, home)
         plan = confirm_skipped(plan, seen)
         for added in plan.added:
             log.warning("resuming at %s: %s is deployed too, though ordered before it: %s", from_stack, added.stack,
@@ -150,15 +164,22 @@ def run_deploy_infrastructure(
     for added in plan.added:
         reports[added.stack] = StackReport(stack=added.stack, status="not deployed",
                                            detail=f"before from_stack, deployed all the same: {added.reason}")
-    if prepare is not None:
-        try:
-            prepare()
-        except Exception as err:  # noqa: BLE001 - like a failed stack: an artifact, and what to do next
-            # A failed bootstrap raised cdk's bare error: no artifact, nothing saying that no stack
-            # was deployed or how to go on.
-            result = InfraResult(stacks=tuple(reports.values()), reordered=plan.reordered, added=plan.added)
-            _artifact(result, failed_at="cdk bootstrap", resume_from=from_stack)
-            raise InfraDeployFailed(_not_prepared(result, err, from_stack)) from err
+    if bootstrap is not None:
+        assert home is not None
+        # Every environment a stack to deploy goes to, each once: bootstrapping Targets.region
+        # alone left a stack pinned to another region or account to fail on a missing toolkit.
+        wanted = bootstrap_environments(app, plan.to_deploy, home)
+        log.info("bootstrapping %d environment(s): %s", len(wanted), ", ".join(e.uri for e in wanted))
+        for i, environment in enumerate(wanted):
+            try:
+                bootstrap(environment, f"bootstrap {i + 1}/{len(wanted)} {environment.uri}")
+            except Exception as err:  # noqa: BLE001 - like a failed stack: an artifact, and what to do next
+                # A failed bootstrap raised cdk's bare error: no artifact, nothing saying that no
+                # stack was deployed or how to go on.
+                result = InfraResult(stacks=tuple(reports.values()), reordered=plan.reordered, added=plan.added)
+                _artifact(result, failed_at=f"cdk bootstrap of {environment.uri}", resume_from=from_stack)
+                raise InfraDeployFailed(_not_prepared(result, err, from_stack, environment,
+                                                      done=wanted[:i], left=wanted[i + 1:])) from err
     total = len(plan.order)
     for stack in plan.to_deploy:
         position = f"stack {plan.order.index(stack) + 1}/{total} {stack}"
@@ -183,6 +204,25 @@ def run_deploy_infrastructure(
     if not checklist.passed:
         raise ChecklistFailed(checklist)
     return result
+
+
+def _read_statuses(statuses: Callable[[str], StackStatuses], stacks: Sequence[str],
+                   environments: dict[str, StackEnvironment], home: StackEnvironment) -> dict[str, str | None]:
+    """The CloudFormation status of ``stacks``, read in each one's region; a stack of another account
+    is left unread (this run's credentials read the home account), so it is deployed again."""
+    log = get_run_logger()
+    by_region: dict[str, list[str]] = {}
+    for stack in stacks:
+        environment = environments[stack]
+        if environment.account != home.account:
+            log.warning("%s is in account %s, whose stacks this run does not read: it is deployed again to be sure",
+                        stack, environment.account)
+            continue
+        by_region.setdefault(environment.region, []).append(stack)
+    seen: dict[str, str | None] = {}
+    for region, names in by_region.items():
+        seen.update(tasks.read_stack_statuses(statuses(region), names))
+    return seen
 
 
 def _reason(err: Exception) -> str:
@@ -213,9 +253,12 @@ def _stopped(result: InfraResult, failed: str, err: Exception, requested: Sequen
     return "\n".join(lines)
 
 
-def _not_prepared(result: InfraResult, err: Exception, from_stack: str | None) -> str:
+def _not_prepared(result: InfraResult, err: Exception, from_stack: str | None, environment: StackEnvironment,
+                  *, done: Sequence[StackEnvironment], left: Sequence[StackEnvironment]) -> str:
     tail = err.tail[-_TAIL_SHOWN:] if isinstance(err, StackDeployFailed) else ()
-    lines = [f"cdk bootstrap failed: {_reason(err)}",
+    lines = [f"cdk bootstrap of {environment.uri} failed: {_reason(err)}",
+             f"bootstrapped: {', '.join(e.uri for e in done) or 'none'}; not bootstrapped: "
+             f"{', '.join(e.uri for e in [environment, *left])}",
              f"no stack was deployed: {', '.join(r.stack for r in result.stacks if r.status == 'not deployed')}"]
     if tail:
         lines += ["cdk's last lines:", *(f"    {line}" for line in tail)]
@@ -310,7 +353,8 @@ def deploy_infrastructure(
     the stacks before it are not deployed again. ``already_deployed``: stacks outside ``stacks``
     that are deployed, so stacks of the plan may depend on them. ``cdk_executable``: the cdk CLI.
     ``direct``: deploy with ``--method=direct`` (no change sets; for the embedded AWS).
-    ``bootstrap``: run ``cdk bootstrap`` first. ``verify``: run the checklist after the deploys.
+    ``bootstrap``: first ``cdk bootstrap`` every account/region the stacks to deploy go to (an
+    environment-agnostic stack: this account and the targets' region), each once. ``verify``: run the checklist after the deploys.
     ``stack_timeout_seconds``: how long one stack's deploy may take.
     """
     log = get_run_logger()
@@ -332,12 +376,19 @@ def deploy_infrastructure(
     # a run of deploys, in the middle of a stack.
     cdk_environment(credentials, targets.region, account)
     environment = lambda: cdk_environment(credentials, targets.region, account)  # noqa: E731
+
+    def _client_in(region: str, service: str) -> Any:
+        # A stack pinned to another region is read there (its status, on a resume).
+        return (get_client if region == targets.region else client_factory(credentials, region=region))(service)
+
     with CdkCli(executable, app_dir, environment, direct=direct) as cdk:
         return run_deploy_infrastructure(
             cdk, (lambda: checker_for(get_client, targets)) if verify else None, requested,
             from_stack=from_stack, already_deployed=already_deployed, stack_timeout_seconds=stack_timeout_seconds,
-            prepare=(lambda: tasks.bootstrap(cdk, stack_timeout_seconds)) if bootstrap else None,
-            statuses=lambda: CloudFormationStacks(get_client("cloudformation")))
+            home=StackEnvironment(account=account, region=targets.region),
+            bootstrap=(lambda env, progress: tasks.bootstrap(cdk, env.uri, stack_timeout_seconds, progress))
+            if bootstrap else None,
+            statuses=lambda region: CloudFormationStacks(_client_in(region, "cloudformation")))
 
 
 def run_verify_infrastructure(checker: InfraChecker) -> Checklist:

@@ -15,6 +15,7 @@ No I/O here: the CDK adapter (``rollway.toolchain.cdk``) reads the app, the flow
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Mapping, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -62,11 +63,19 @@ class StackDeployFailed(InfraError):
 
 
 class AppStacks(BaseModel):
-    """The stacks a CDK app defines, each with the stacks it depends on (by stack name)."""
+    """The stacks a CDK app defines, each with the stacks it depends on (by stack name).
+
+    Attributes:
+        dependencies: stack -> the stacks it depends on.
+        environments: stack -> the environment its manifest gives (``aws://<account>/<region>``,
+            ``unknown-account``/``unknown-region`` for an environment-agnostic stack); a stack
+            missing here is environment-agnostic.
+    """
 
     model_config = _FROZEN
 
     dependencies: dict[str, tuple[str, ...]]
+    environments: dict[str, str] = Field(default_factory=dict)
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -234,6 +243,61 @@ def confirm_skipped(plan: DeploymentPlan, statuses: Mapping[str, str | None]) ->
     again = {a.stack for a in added}
     return plan.model_copy(update={"skipped": tuple(s for s in plan.skipped if s not in again),
                                    "added": (*plan.added, *added)})
+
+
+# The syntax of Targets.region (us-west-2, us-gov-west-1, ...): a check, not a list of regions.
+_REGION = re.compile(r"^[a-z]{2}(?:-[a-z]+)+-\d+$")
+_ACCOUNT = re.compile(r"^\d{12}$")
+_ENVIRONMENT = re.compile(r"^aws://(?P<account>[^/]+)/(?P<region>[^/]+)$")
+UNKNOWN_ACCOUNT, UNKNOWN_REGION = "unknown-account", "unknown-region"
+
+
+class StackEnvironment(BaseModel):
+    """Where a stack goes: an account and a region (what ``cdk bootstrap`` prepares)."""
+
+    model_config = _FROZEN
+
+    account: str = Field(pattern=_ACCOUNT.pattern)
+    region: str = Field(pattern=_REGION.pattern)
+
+    @property
+    def uri(self) -> str:
+        return f"aws://{self.account}/{self.region}"
+
+
+def stack_environments(app: AppStacks, stacks: Sequence[str], home: StackEnvironment) -> dict[str, StackEnvironment]:
+    """Each stack's environment, the unknown parts taken from ``home`` (the account deployed to
+    and ``Targets.region``), checked before any tool acts on them.
+
+    Raises:
+        PlanRefused: a stack's environment is not ``aws://<12-digit account>/<region>``.
+    """
+    found: dict[str, StackEnvironment] = {}
+    bad: list[str] = []
+    for stack in stacks:
+        raw = app.environments.get(stack, f"aws://{UNKNOWN_ACCOUNT}/{UNKNOWN_REGION}")
+        match = _ENVIRONMENT.match(raw)
+        account = match and (home.account if match["account"] == UNKNOWN_ACCOUNT else match["account"])
+        region = match and (home.region if match["region"] == UNKNOWN_REGION else match["region"])
+        if not match or not _ACCOUNT.match(account or "") or not _REGION.match(region or ""):
+            bad.append(f"{stack} ({raw!r})")
+            continue
+        found[stack] = StackEnvironment(account=account, region=region)
+    if bad:
+        raise PlanRefused("stacks whose environment is not aws://<12-digit account>/<region like us-west-2>: "
+                          + ", ".join(bad) + "; fix the env of these stacks in the CDK app (nothing was deployed)")
+    return found
+
+
+def bootstrap_environments(app: AppStacks, stacks: Sequence[str],
+                           home: StackEnvironment) -> tuple[StackEnvironment, ...]:
+    """The distinct environments ``stacks`` go to, each once, in the order of the first stack
+    going there: what ``cdk bootstrap`` must prepare before they deploy.
+
+    Raises:
+        PlanRefused: as ``stack_environments``.
+    """
+    return tuple(dict.fromkeys(stack_environments(app, stacks, home).values()))
 
 
 def check_request(requested: Sequence[str], *, from_stack: str | None = None,

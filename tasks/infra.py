@@ -49,11 +49,19 @@ def read_stack_statuses(reader: StackStatuses, stacks: Sequence[str]) -> dict[st
     return statuses
 
 
-@task(name="cdk-bootstrap", cache_policy=NONE)
-def bootstrap(cdk: CdkCli, timeout_seconds: float) -> None:
+@task(name="cdk-bootstrap", task_run_name="bootstrap-{environment}", cache_policy=NONE)
+def bootstrap(cdk: CdkCli, environment: str, timeout_seconds: float, progress: str) -> None:
+    """``cdk bootstrap`` of one environment (``aws://account/region``), logging cdk's lines.
+
+    Args:
+        progress: the prefix of every line, e.g. ``bootstrap 1/2 aws://123456789012/us-west-2``.
+    """
     # CdkCli's own, not a port's: bootstrapping is a CDK matter (the toolkit stack its deploys need).
     log = get_run_logger()
-    cdk.bootstrap(timeout_seconds=timeout_seconds, on_line=lambda line: log.info("bootstrap | %s", line))
+    log.info("%s: bootstrapping", progress)
+    cdk.bootstrap(environment, timeout_seconds=timeout_seconds,
+                  on_line=lambda line: log.info("%s | %s", progress, line))
+    log.info("%s: bootstrapped", progress)
 
 
 @task(name="infra-checklist", retries=1, retry_delay_seconds=2, cache_policy=NONE)

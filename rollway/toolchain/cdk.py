@@ -239,26 +239,34 @@ class CdkCli:
     def __exit__(self, *_: object) -> None:
         self.close()
 
-    def bootstrap(self, *, timeout_seconds: float = 600.0, on_line: Callable[[str], None] | None = None) -> None:
+    def bootstrap(self, environment: str | None = None, *, timeout_seconds: float = 600.0,
+                  on_line: Callable[[str], None] | None = None) -> None:
         """``cdk bootstrap aws://<account>/<region>``: the toolkit stack the deploys need.
 
+        Args:
+            environment: the environment to bootstrap (``aws://<account>/<region>``); by default
+                the account and region of this CLI's environment.
+
         Raises:
-            ValueError: the environment names no account.
+            ValueError: no environment given and this CLI's names no account, or a malformed one.
             AppNotListed: the app did not synthesize.
             StackDeployFailed: the bootstrap failed (stack ``CDKToolkit``).
         """
-        env = self._current_environment()
-        if env.account is None:
-            raise ValueError("bootstrapping needs the account id (CdkEnvironment.account)")
+        if environment is None:
+            env = self._current_environment()
+            if env.account is None:
+                raise ValueError("bootstrapping needs the account id (CdkEnvironment.account)")
+            environment = f"aws://{env.account}/{env.region}"
+        if not re.fullmatch(r"aws://\d{12}/[a-z]{2}(?:-[a-z]+)+-\d+", environment):
+            raise ValueError(f"{environment!r} is not an environment to bootstrap (aws://<account>/<region>)")
         # From the synthesized assembly: in the app's directory (whose cdk.json may set the
         # bootstrap qualifier) without running the app a second time.
         self.list_stacks(on_line)
         try:
-            self._run(["bootstrap", f"aws://{env.account}/{env.region}", "--app", str(self._assembly)],
-                      timeout_seconds, on_line)
+            self._run(["bootstrap", environment, "--app", str(self._assembly)], timeout_seconds, on_line)
         except (ToolFailed, ToolTimeout) as err:
-            raise StackDeployFailed("CDKToolkit", failure_reason(err.tail), err.tail,
-                                    timed_out=isinstance(err, ToolTimeout)) from err
+            raise StackDeployFailed("CDKToolkit", f"bootstrapping {environment} failed: {failure_reason(err.tail)}",
+                                    err.tail, timed_out=isinstance(err, ToolTimeout)) from err
 
     def _current_environment(self) -> CdkEnvironment:
         # Asked again for every run: an assumed role's credentials last an hour by default, and
@@ -277,7 +285,8 @@ class CdkCli:
 
 
 def read_assembly(assembly_dir: str | os.PathLike[str]) -> AppStacks:
-    """The stacks of a cloud assembly (``manifest.json``) and what each depends on, by stack name.
+    """The stacks of a cloud assembly (``manifest.json``), what each depends on, by stack name,
+    and the environment (``aws://account/region``) each goes to.
 
     Dependencies on non-stack artifacts (asset manifests) are left out. Stacks of nested
     assemblies (CDK Stages) are not deployable by name from the top level and are refused.
@@ -302,7 +311,8 @@ def read_assembly(assembly_dir: str | os.PathLike[str]) -> AppStacks:
     return AppStacks(dependencies={
         names[artifact_id]: tuple(names[d] for d in a.get("dependencies") or () if d in names)
         for artifact_id, a in stacks.items()
-    })
+    }, environments={names[artifact_id]: str(a["environment"]) for artifact_id, a in stacks.items()
+                     if a.get("environment")})
 
 
 def stack_selectors(assembly_dir: str | os.PathLike[str]) -> dict[str, str]:

@@ -81,6 +81,31 @@ def test_the_assembly_gives_stacks_by_name_and_their_stack_dependencies(tmp_path
     assert stacks.dependencies == {"Queues": (), "prod-sessions": ("Queues",), "Monitoring": ("prod-sessions",)}
 
 
+def test_the_assembly_gives_each_stacks_environment_by_name(tmp_path):
+    stacks = read_assembly(_manifest(tmp_path, {
+        "Queues": {"type": "aws:cloudformation:stack", "environment": "aws://123456789012/eu-west-1"},
+        "Sessions": {"type": "aws:cloudformation:stack", "environment": "aws://unknown-account/unknown-region",
+                     "properties": {"stackName": "prod-sessions"}},
+        "Old": {"type": "aws:cloudformation:stack"},
+    }))
+    assert stacks.environments == {"Queues": "aws://123456789012/eu-west-1",
+                                   "prod-sessions": "aws://unknown-account/unknown-region"}
+
+
+@pytest.mark.parametrize("environment", ["aws://123456789012/us west 2", "aws://1234/us-west-2", "us-west-2",
+                                         "aws://123456789012/us-west-2 --force"])
+def test_a_malformed_environment_is_not_bootstrapped(tmp_path, environment):
+    (tmp_path / "cdk.json").write_text('{"app": "true"}')
+    ran = tmp_path / "ran"
+    cdk = tmp_path / "cdk"
+    cdk.write_text(f"#!/bin/sh\ntouch {ran}\n")
+    cdk.chmod(0o755)
+    cli = CdkCli(str(cdk), tmp_path, CdkEnvironment(region="us-west-2", account="123456789012"))
+    with pytest.raises(ValueError, match="not an environment to bootstrap"):
+        cli.bootstrap(environment, timeout_seconds=5)
+    assert not ran.exists()
+
+
 def test_an_assembly_with_stages_or_no_manifest_is_not_listed(tmp_path):
     with pytest.raises(AppNotListed, match="could not be read"):
         read_assembly(tmp_path)
