@@ -46,7 +46,7 @@ from rollway.infra import (
 )
 from rollway.ports import InfraChecker, InfraDeployer, StackStatuses
 from rollway.targets import Targets
-from rollway.toolchain.cdk import CdkCli, CdkEnvironment
+from rollway.toolchain.cdk import CdkCli, CdkEnvironment, check_cdk_executable
 from rollway.toolchain.process import resolve
 from tasks import infra as tasks
 
@@ -364,6 +364,10 @@ def deploy_infrastructure(
     targets = load_targets(targets_block)
     requested = list(stacks) if stacks is not None else list(targets.stacks)
     check_request(requested, from_stack=from_stack, already_deployed=already_deployed)
+    try:
+        check_cdk_executable(executable)
+    except ValueError as err:
+        raise InfraRefused(f"cdk_executable {cdk_executable!r}: {err}") from err
     credentials = load_credentials(aws_credentials_block, targets.region)
     try:
         get_client = client_factory(credentials, region=targets.region)

@@ -37,8 +37,26 @@ _INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TZ", "NODE_OPTIONS", 
 # looked up there and TLS to AWS (a corporate proxy) needs the bundle, whichever credentials.
 _AWS_SETTINGS = ("AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE", "AWS_CA_BUNDLE")
 _SECRET_VARIABLES = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN")
+# What the CDK CLI is called: the npm shim on PATH (``cdk``, ``cdk.cmd`` on Windows) or its script.
+CDK_NAMES = ("cdk", "cdk.cmd", "cdk.js")
 _ARN = re.compile(r"^arn:aws[a-z-]*:cloudformation:\S+:stack/\S+$")
 _LOOPBACK = {"127.0.0.1", "::1"}
+
+
+def check_cdk_executable(path: str | os.PathLike[str]) -> None:
+    """Refuse a resolved executable that is not named like the CDK CLI.
+
+    A guard against a slip (``cdk_executable=python``, a path to another tool), not against
+    someone who may run the deployment: they run the app's code on the worker anyway.
+
+    Raises:
+        ValueError: the file's name is not one of ``CDK_NAMES``.
+    """
+    name = Path(path).name
+    if name.lower() not in CDK_NAMES:
+        raise ValueError(f"{str(path)!r} is not the AWS CDK CLI: its name is {name!r}, not one of "
+                         f"{', '.join(CDK_NAMES)}; pass the path of the cdk CLI (npm install aws-cdk puts it in "
+                         "node_modules/.bin/cdk)")
 
 
 class CdkEnvironment(BaseModel):
@@ -139,7 +157,8 @@ class CdkCli:
 
     Raises:
         ToolMissing: the executable is not found (at construction, before anything runs).
-        ValueError: ``app_dir`` is not a directory with a cdk.json.
+        ValueError: ``app_dir`` is not a directory with a cdk.json, or the executable is not
+            named like the cdk CLI (``check_cdk_executable``).
     """
 
     def __init__(self, executable: str, app_dir: str | os.PathLike[str],
@@ -150,6 +169,7 @@ class CdkCli:
         self._app_dir = Path(app_dir)
         if not (self._app_dir / "cdk.json").is_file():
             raise ValueError(f"{str(app_dir)!r} is not a CDK app directory: it has no cdk.json")
+        check_cdk_executable(self._cdk)
         self._environment = environment
         self._direct = direct
         self._synth_timeout = synth_timeout_seconds

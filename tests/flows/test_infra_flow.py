@@ -319,6 +319,13 @@ def test_a_missing_cdk_executable_is_refused(tmp_path):
         deploy_infrastructure(cdk_app_dir=str(tmp_path), cdk_executable="no-such-cdk")
 
 
+def test_a_cdk_executable_that_is_not_cdk_is_refused_before_any_aws_call(tmp_path):
+    (tmp_path / "cdk.json").write_text('{"app": "true"}')
+    with pytest.raises(InfraRefused, match="cdk_executable 'true': .* is not the AWS CDK CLI"):
+        # No such credentials block: had it got as far as loading it (or calling AWS), it would say so.
+        deploy_infrastructure(cdk_app_dir=str(tmp_path), cdk_executable="true", aws_credentials_block="no-such-aws")
+
+
 def test_duplicate_stacks_are_refused_before_the_app_is_read(tmp_path):
     (tmp_path / "cdk.json").write_text('{"app": "true"}')
     with pytest.raises(PlanRefused, match="more than once"):

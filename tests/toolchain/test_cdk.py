@@ -144,6 +144,25 @@ def test_a_missing_executable_or_app_is_refused_before_anything_runs(tmp_path):
         CdkCli(sys.executable, tmp_path, env)
 
 
+@pytest.mark.parametrize("name", ["python3", "rm", "cdk-other", "mycdk", "cdk.sh"])
+def test_an_executable_not_named_like_cdk_is_refused_before_anything_runs(tmp_path, name):
+    (tmp_path / "cdk.json").write_text('{"app": "true"}')
+    tool = tmp_path / name
+    ran = tmp_path / "ran"
+    tool.write_text(f"#!/bin/sh\ntouch {ran}\n")
+    tool.chmod(0o755)
+    with pytest.raises(ValueError, match=f"its name is {name!r}, not one of cdk, cdk.cmd, cdk.js"):
+        CdkCli(str(tool), tmp_path, CdkEnvironment(region="us-west-2"))
+    assert not ran.exists()
+
+
+@pytest.mark.parametrize("name", ["cdk", "cdk.cmd", "cdk.js", "CDK.CMD"])
+def test_the_cdk_clis_names_are_taken(tmp_path, name):
+    from rollway.toolchain.cdk import check_cdk_executable
+
+    check_cdk_executable(tmp_path / "node_modules" / ".bin" / name)
+
+
 FAKE_CDK = """
 import json, os, sys
 if sys.argv[1] == "synth":  # a cloud assembly with one stack, X
