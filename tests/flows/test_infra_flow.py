@@ -393,3 +393,27 @@ def test_the_flow_bootstraps_deploys_in_order_and_checks_with_the_real_cdk(embed
     assert "✅ pass | table | `it-sessions`" in summary and "✅ pass | queue | `it-input`" in summary
     assert "✅ pass | stack | `ItSQSStack` | CREATE_COMPLETE" in summary
 
+
+
+@pytest.mark.integration
+def test_a_resume_with_the_real_cdk_deploys_the_stack_before_from_stack_that_no_run_deployed(embedded_aws, tmp_path):
+    # Resumed at ItSessionStack, the run counted ItSQSStack, which no run deployed, as deployed:
+    # cdk then deployed the session stack over an export that did not exist.
+    from blocks.credentials import credentials_for_endpoint
+    from blocks.register import save_blocks
+    from tests.integration.test_cdk import CDK, app_copy
+
+    embedded_aws.reset()
+    targets = Targets(stacks=("ItSQSStack", "ItSessionStack"))
+    credentials = credentials_for_endpoint(embedded_aws.endpoint_url, targets.region)
+    save_blocks(targets, credentials, targets_block="infra-resume-targets", credentials_block="infra-resume-aws")
+    since = time.time()
+    result = deploy_infrastructure(cdk_app_dir=str(app_copy(tmp_path / "app")), from_stack="ItSessionStack",
+                                   cdk_executable=str(CDK), direct=True, bootstrap=True, verify=False,
+                                   stack_timeout_seconds=120, targets_block="infra-resume-targets",
+                                   aws_credentials_block="infra-resume-aws")
+    assert [(r.stack, r.status) for r in result.stacks] == [("ItSQSStack", "deployed"), ("ItSessionStack", "deployed")]
+    assert [(a.stack, a.status) for a in result.added] == [("ItSQSStack", None)]
+    summary = latest(ARTIFACT_KEY, since)
+    assert "- `ItSQSStack`: it does not exist" in summary
+    assert "| 1 | `ItSQSStack` | deployed | " in summary and "stack/ItSQSStack/" in summary
