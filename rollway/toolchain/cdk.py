@@ -270,7 +270,7 @@ class CdkCli:
         Raises:
             ValueError: no environment given and this CLI's names no account, or a malformed one.
             AppNotListed: the app did not synthesize.
-            StackDeployFailed: the bootstrap failed (stack ``CDKToolkit``).
+            StackDeployFailed: the bootstrap failed (stack ``CDKToolkit (aws://account/region)``).
         """
         if environment is None:
             env = self._current_environment()
@@ -285,8 +285,9 @@ class CdkCli:
         try:
             self._run(["bootstrap", environment, "--app", str(self._assembly)], timeout_seconds, on_line)
         except (ToolFailed, ToolTimeout) as err:
-            raise StackDeployFailed("CDKToolkit", f"bootstrapping {environment} failed: {failure_reason(err.tail)}",
-                                    err.tail, timed_out=isinstance(err, ToolTimeout)) from err
+            # Named with its environment: with several bootstrapped, which one failed.
+            raise StackDeployFailed(f"CDKToolkit ({environment})", failure_reason(err.tail), err.tail,
+                                    timed_out=isinstance(err, ToolTimeout)) from err
 
     def _current_environment(self) -> CdkEnvironment:
         # Asked again for every run: an assumed role's credentials last an hour by default, and

@@ -154,7 +154,7 @@ def test_a_failed_bootstrap_names_the_environment_and_what_was_bootstrapped():
 
     def bootstrap(env, _progress):
         if env.account == "210987654321":
-            raise StackDeployFailed("CDKToolkit", f"bootstrapping {env.uri} failed: AccessDenied")
+            raise StackDeployFailed(f"CDKToolkit ({env.uri})", "AccessDenied")
         deployer.calls.append(env.uri)
 
     since = time.time()
@@ -163,7 +163,7 @@ def test_a_failed_bootstrap_names_the_environment_and_what_was_bootstrapped():
         deploy_on(deployer, None, bootstrap=bootstrap)
     assert deployer.calls == ["list", "aws://123456789012/eu-west-1"]
     message = str(caught.value)
-    assert "cdk bootstrap of aws://210987654321/us-west-2 failed: bootstrapping" in message
+    assert "cdk bootstrap of aws://210987654321/us-west-2 failed: AccessDenied" in message
     assert ("bootstrapped: aws://123456789012/eu-west-1; not bootstrapped: aws://210987654321/us-west-2, "
             "aws://123456789012/us-west-2") in message
     assert "stopped at cdk bootstrap of aws://210987654321/us-west-2" in latest(ARTIFACT_KEY, since)

@@ -192,6 +192,23 @@ def test_a_relative_executable_still_runs_from_the_apps_directory(tmp_path, monk
     assert "s3cret" not in str(caught.value.tail)
 
 
+def test_a_failed_bootstrap_names_its_environment(tmp_path):
+    body = FAKE_CDK.replace('print("X: creating stack...")',
+                            'print(" ⏳  Bootstrapping environment " + sys.argv[2] + "...")')
+    _fake_cdk(tmp_path, body)
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "cdk.json").write_text("{}")
+    env = CdkEnvironment(region="us-west-2", account="123456789012", access_key_id="a",
+                         secret_access_key=SecretStr("s3cret"))
+    with CdkCli(str(tmp_path / "bin" / "cdk"), app, env) as cli:
+        with pytest.raises(StackDeployFailed) as caught:
+            cli.bootstrap("aws://210987654321/eu-west-1", timeout_seconds=30)
+    assert caught.value.stack == "CDKToolkit (aws://210987654321/eu-west-1)"
+    assert caught.value.tail[0] == " ⏳  Bootstrapping environment aws://210987654321/eu-west-1..."
+    assert "s3cret" not in str(caught.value)
+
+
 def test_a_deploy_past_its_time_is_stopped_and_says_cloudformation_may_still_be_working(tmp_path):
     # The stand-in prints, then waits on its standard input (closed: it would block on a pipe
     # it never gets) -- it never finishes on its own, so only the timeout ends it.
