@@ -7,8 +7,13 @@ The seed's "Step 1: Deploy Infrastructure" as one run, in order:
    the app once to list its stacks and their dependencies: all before the first deploy;
 2. plan (``rollway.infra.plan_deployment``): refuse unknown stacks, a dependency left out of
    the plan, a cycle; order by dependencies, the order asked for breaking ties; with
-   ``from_stack``, the stacks before it count as deployed by an earlier run;
-3. with ``bootstrap``, ``cdk bootstrap`` (only once the plan stands); then deploy one stack per
+   ``from_stack``, the stacks before it count as deployed by an earlier run once CloudFormation
+   shows them deployed (``confirm_skipped``): one that does not exist, was rolled back or
+   deleted is deployed too, in dependency order, and the log and artifact say why;
+3. with ``bootstrap``, ``cdk bootstrap`` of every distinct account/region the stacks to deploy
+   go to (their manifest's environments, checked before anything runs; an environment-agnostic
+   stack goes to the deploying account and ``Targets.region``), each once, only once the plan
+   stands, a failure naming the environment; then deploy one stack per
    task (``cdk deploy <Stack> --require-approval never --exclusively``), logging cdk's lines as
    they come; on a failure stop at once, saying what was deployed, what failed (cdk's last
    lines) and how to resume; a later stack is never deployed;
@@ -34,10 +39,14 @@ from flows.env import AccountNotLoaded, load_clients, load_credentials, load_tar
 from flows.params import WaitSeconds
 from rollway.aws.checklist import AwsInfraChecker
 from rollway.checklist import Checklist
-from rollway.infra import DeployedStack, StackDeployFailed, check_request, plan_deployment
-from rollway.ports import InfraChecker, InfraDeployer
+from rollway.aws.cloudformation import CloudFormationStacks
+from rollway.infra import (
+    AddedBack, DeployedStack, DeploymentPlan, StackDeployFailed, StackEnvironment, bootstrap_environments,
+    check_request, confirm_skipped, plan_deployment, stack_environments,
+)
+from rollway.ports import InfraChecker, InfraDeployer, StackStatuses
 from rollway.targets import Targets
-from rollway.toolchain.cdk import CdkCli, CdkEnvironment
+from rollway.toolchain.cdk import CdkCli, CdkEnvironment, check_cdk_executable
 from rollway.toolchain.process import resolve
 from tasks import infra as tasks
 
@@ -86,6 +95,7 @@ class InfraResult(BaseModel):
     stacks: tuple[StackReport, ...]
     checklist: Checklist | None = None
     reordered: bool = False
+    added: tuple[AddedBack, ...] = ()
 
 
 def run_deploy_infrastructure(
@@ -96,7 +106,9 @@ def run_deploy_infrastructure(
     from_stack: str | None = None,
     already_deployed: Sequence[str] = (),
     stack_timeout_seconds: float = 1800.0,
-    prepare: Callable[[], None] | None = None,
+    home: StackEnvironment | None = None,
+    bootstrap: Callable[[StackEnvironment, str], None] | None = None,
+    statuses: Callable[[str], StackStatuses] | None = None,
 ) -> InfraResult:
     """Plan, deploy stack by stack, then check; see the module docstring for the order.
 
@@ -107,11 +119,18 @@ def run_deploy_infrastructure(
         from_stack: resume at this stack; the ones planned before it count as deployed.
         already_deployed: stacks outside the plan that are deployed (plan stacks may depend on them).
         stack_timeout_seconds: how long one stack's deploy may take.
-        prepare: run once the plan stands, before the first deploy (``cdk bootstrap``), so a
-            refused plan writes nothing.
+        home: the account deployed to and ``Targets.region``: where an environment-agnostic stack
+            goes (the stacks' environments are checked before anything runs); needed with
+            ``bootstrap`` or ``statuses``.
+        bootstrap: ``cdk bootstrap`` of one environment (and the progress prefix of its lines),
+            called once per distinct environment of the stacks to deploy, once the plan stands and
+            before the first deploy, so a refused plan writes nothing.
+        statuses: region -> a reader of the CloudFormation status of the stacks before
+            ``from_stack`` there: those not deployed are deployed after all (``confirm_skipped``).
+            None counts them as deployed unread.
 
     Raises:
-        PlanRefused: before any deploy (and before ``prepare``).
+        PlanRefused: before any deploy (and before any bootstrap).
         InfraDeployFailed: a stack failed; later stacks were not deployed.
         ChecklistFailed: every stack deployed, checklist items failed.
     """
@@ -122,20 +141,45 @@ def run_deploy_infrastructure(
     if plan.reordered:
         log.warning("stacks reordered by their dependencies: %s (asked: %s)", " -> ".join(plan.order),
                     " -> ".join(requested))
+    if (bootstrap is not None or statuses is not None) and home is None:
+        raise ValueError("bootstrap and statuses need home: the account and region of environment-agnostic stacks")
+    # Every stack's environment checked (a malformed region in the app) before anything acts on it.
+    environments = stack_environments(app, plan.order, home) if home is not None else {}
+    seen: dict[str, str | None] = {}
+    if plan.skipped and statuses is not None:
+        # Counted as deployed only if CloudFormation says so: the app may have gained a stack
+        # ordered before from_stack since the run that failed, which no run ever deployed.
+        assert home is not None
+        seen = _read_statuses(statuses, plan.skipped, environments, home)
+        plan = confirm_skipped(plan, seen)
+        for added in plan.added:
+            log.warning("resuming at %s: %s is deployed too, though ordered before it: %s", from_stack, added.stack,
+                        added.reason)
     if plan.skipped:
         log.info("resuming at %s: %s counted as deployed by an earlier run", from_stack, ", ".join(plan.skipped))
     reports: dict[str, StackReport] = {s: StackReport(stack=s, status="not deployed") for s in plan.order}
     for s in plan.skipped:
-        reports[s] = StackReport(stack=s, status="skipped", detail="before from_stack: deployed by an earlier run")
-    if prepare is not None:
-        try:
-            prepare()
-        except Exception as err:  # noqa: BLE001 - like a failed stack: an artifact, and what to do next
-            # A failed bootstrap raised cdk's bare error: no artifact, nothing saying that no stack
-            # was deployed or how to go on.
-            result = InfraResult(stacks=tuple(reports.values()), reordered=plan.reordered)
-            _artifact(result, failed_at="cdk bootstrap", resume_from=from_stack)
-            raise InfraDeployFailed(_not_prepared(result, err, from_stack)) from err
+        shown = f" ({seen[s]})" if seen.get(s) else ""
+        reports[s] = StackReport(stack=s, status="skipped", detail=f"before from_stack: deployed by an earlier run{shown}")
+    for added in plan.added:
+        reports[added.stack] = StackReport(stack=added.stack, status="not deployed",
+                                           detail=f"before from_stack, deployed all the same: {added.reason}")
+    if bootstrap is not None:
+        assert home is not None
+        # Every environment a stack to deploy goes to, each once: bootstrapping Targets.region
+        # alone left a stack pinned to another region or account to fail on a missing toolkit.
+        wanted = bootstrap_environments(app, plan.to_deploy, home)
+        log.info("bootstrapping %d environment(s): %s", len(wanted), ", ".join(e.uri for e in wanted))
+        for i, environment in enumerate(wanted):
+            try:
+                bootstrap(environment, f"bootstrap {i + 1}/{len(wanted)} {environment.uri}")
+            except Exception as err:  # noqa: BLE001 - like a failed stack: an artifact, and what to do next
+                # A failed bootstrap raised cdk's bare error: no artifact, nothing saying that no
+                # stack was deployed or how to go on.
+                result = InfraResult(stacks=tuple(reports.values()), reordered=plan.reordered, added=plan.added)
+                _artifact(result, failed_at=f"cdk bootstrap of {environment.uri}", resume_from=from_stack)
+                raise InfraDeployFailed(_not_prepared(result, err, from_stack, environment,
+                                                      done=wanted[:i], left=wanted[i + 1:])) from err
     total = len(plan.order)
     for stack in plan.to_deploy:
         position = f"stack {plan.order.index(stack) + 1}/{total} {stack}"
@@ -143,12 +187,12 @@ def run_deploy_infrastructure(
             deployed = tasks.deploy_stack(deployer, stack, stack_timeout_seconds, position)
         except Exception as err:  # noqa: BLE001 - any failure stops the run, and says where it stands
             reports[stack] = StackReport(stack=stack, status="failed", detail=_reason(err))
-            result = InfraResult(stacks=tuple(reports.values()), reordered=plan.reordered)
+            result = InfraResult(stacks=tuple(reports.values()), reordered=plan.reordered, added=plan.added)
             _artifact(result, failed_at=stack)
             raise InfraDeployFailed(_stopped(result, stack, err, requested)) from err
         reports[stack] = StackReport(stack=stack, status="deployed", seconds=deployed.seconds,
-                                     detail=_deployed_detail(deployed))
-    result = InfraResult(stacks=tuple(reports.values()), reordered=plan.reordered)
+                                     detail=_deployed_detail(deployed, plan))
+    result = InfraResult(stacks=tuple(reports.values()), reordered=plan.reordered, added=plan.added)
     log.info("all %d stack(s) of the plan are deployed", total)
     if checker is None:
         _artifact(result)
@@ -162,12 +206,33 @@ def run_deploy_infrastructure(
     return result
 
 
+def _read_statuses(statuses: Callable[[str], StackStatuses], stacks: Sequence[str],
+                   environments: dict[str, StackEnvironment], home: StackEnvironment) -> dict[str, str | None]:
+    """The CloudFormation status of ``stacks``, read in each one's region; a stack of another account
+    is left unread (this run's credentials read the home account), so it is deployed again."""
+    log = get_run_logger()
+    by_region: dict[str, list[str]] = {}
+    for stack in stacks:
+        environment = environments[stack]
+        if environment.account != home.account:
+            log.warning("%s is in account %s, whose stacks this run does not read: it is deployed again to be sure",
+                        stack, environment.account)
+            continue
+        by_region.setdefault(environment.region, []).append(stack)
+    seen: dict[str, str | None] = {}
+    for region, names in by_region.items():
+        seen.update(tasks.read_stack_statuses(statuses(region), names))
+    return seen
+
+
 def _reason(err: Exception) -> str:
     return err.reason if isinstance(err, StackDeployFailed) else f"{type(err).__name__}: {err}"
 
 
-def _deployed_detail(deployed: DeployedStack) -> str:
-    return deployed.arn or ""
+def _deployed_detail(deployed: DeployedStack, plan: DeploymentPlan) -> str:
+    why = next((f"before from_stack, deployed all the same: {a.reason}" for a in plan.added
+                if a.stack == deployed.stack), "")
+    return "; ".join(part for part in (deployed.arn or "", why) if part)
 
 
 def _stopped(result: InfraResult, failed: str, err: Exception, requested: Sequence[str]) -> str:
@@ -188,9 +253,12 @@ def _stopped(result: InfraResult, failed: str, err: Exception, requested: Sequen
     return "\n".join(lines)
 
 
-def _not_prepared(result: InfraResult, err: Exception, from_stack: str | None) -> str:
+def _not_prepared(result: InfraResult, err: Exception, from_stack: str | None, environment: StackEnvironment,
+                  *, done: Sequence[StackEnvironment], left: Sequence[StackEnvironment]) -> str:
     tail = err.tail[-_TAIL_SHOWN:] if isinstance(err, StackDeployFailed) else ()
-    lines = [f"cdk bootstrap failed: {_reason(err)}",
+    lines = [f"cdk bootstrap of {environment.uri} failed: {_reason(err)}",
+             f"bootstrapped: {', '.join(e.uri for e in done) or 'none'}; not bootstrapped: "
+             f"{', '.join(e.uri for e in [environment, *left])}",
              f"no stack was deployed: {', '.join(r.stack for r in result.stacks if r.status == 'not deployed')}"]
     if tail:
         lines += ["cdk's last lines:", *(f"    {line}" for line in tail)]
@@ -213,6 +281,10 @@ def _artifact(result: InfraResult, *, failed_at: str | None = None, resume_from:
     rows = [f"| {i} | `{r.stack}` | {r.status} | {'' if r.seconds is None else f'{r.seconds:.1f}'} | "
             f"{r.detail.replace('|', '/').replace(chr(10), ' ')} |" for i, r in enumerate(result.stacks, 1)]
     parts = [heading, "", "## Stacks", "", "| # | stack | status | seconds | detail |", "|---|---|---|---|---|", *rows]
+    if result.added:
+        parts += ["", "## Deployed though before from_stack", "",
+                  "CloudFormation did not show these stacks deployed, so this resumed run deployed them too:", "",
+                  *(f"- `{a.stack}`: {a.reason}" for a in result.added)]
     resume_from = failed_at if resume_from == "" else resume_from  # a stack resumes at itself
     if failed_at:
         parts += ["", f"Resume with `from_stack={resume_from!r}` once the cause is fixed." if resume_from
@@ -281,7 +353,8 @@ def deploy_infrastructure(
     the stacks before it are not deployed again. ``already_deployed``: stacks outside ``stacks``
     that are deployed, so stacks of the plan may depend on them. ``cdk_executable``: the cdk CLI.
     ``direct``: deploy with ``--method=direct`` (no change sets; for the embedded AWS).
-    ``bootstrap``: run ``cdk bootstrap`` first. ``verify``: run the checklist after the deploys.
+    ``bootstrap``: first ``cdk bootstrap`` every account/region the stacks to deploy go to (an
+    environment-agnostic stack: this account and the targets' region), each once. ``verify``: run the checklist after the deploys.
     ``stack_timeout_seconds``: how long one stack's deploy may take.
     """
     log = get_run_logger()
@@ -291,6 +364,10 @@ def deploy_infrastructure(
     targets = load_targets(targets_block)
     requested = list(stacks) if stacks is not None else list(targets.stacks)
     check_request(requested, from_stack=from_stack, already_deployed=already_deployed)
+    try:
+        check_cdk_executable(executable)
+    except ValueError as err:
+        raise InfraRefused(f"cdk_executable {cdk_executable!r}: {err}") from err
     credentials = load_credentials(aws_credentials_block, targets.region)
     try:
         get_client = client_factory(credentials, region=targets.region)
@@ -303,11 +380,19 @@ def deploy_infrastructure(
     # a run of deploys, in the middle of a stack.
     cdk_environment(credentials, targets.region, account)
     environment = lambda: cdk_environment(credentials, targets.region, account)  # noqa: E731
+
+    def _client_in(region: str, service: str) -> Any:
+        # A stack pinned to another region is read there (its status, on a resume).
+        return (get_client if region == targets.region else client_factory(credentials, region=region))(service)
+
     with CdkCli(executable, app_dir, environment, direct=direct) as cdk:
         return run_deploy_infrastructure(
             cdk, (lambda: checker_for(get_client, targets)) if verify else None, requested,
             from_stack=from_stack, already_deployed=already_deployed, stack_timeout_seconds=stack_timeout_seconds,
-            prepare=(lambda: tasks.bootstrap(cdk, stack_timeout_seconds)) if bootstrap else None)
+            home=StackEnvironment(account=account, region=targets.region),
+            bootstrap=(lambda env, progress: tasks.bootstrap(cdk, env.uri, stack_timeout_seconds, progress))
+            if bootstrap else None,
+            statuses=lambda region: CloudFormationStacks(_client_in(region, "cloudformation")))
 
 
 def run_verify_infrastructure(checker: InfraChecker) -> Checklist:

@@ -17,14 +17,15 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from rollway.infra import DEPLOYED_STATUSES
 from rollway.report import markdown_cell
 from rollway.targets import QueueSpec, TableSpec, Targets
 
 Kind = Literal["stack", "table", "queue", "dashboard", "alarm", "alert topic"]
 
-# A stack whose last operation finished and applied. UPDATE_ROLLBACK_COMPLETE is stable too, but
-# it means the last deploy was undone: the account runs the version before it.
-_DEPLOYED = frozenset({"CREATE_COMPLETE", "UPDATE_COMPLETE", "IMPORT_COMPLETE"})
+# A stack whose last operation finished and applied (UPDATE_ROLLBACK_COMPLETE is not: the last
+# deploy was undone): the same set a resumed deploy skips a stack by.
+_DEPLOYED = DEPLOYED_STATUSES
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,8 @@ stacks asked for (``Targets.stacks`` by default) and what the CDK app says each 
 on, and either refuses (an unknown stack, a dependency left out, a cycle) or returns the
 stacks in an order where every stack comes after the ones it depends on; the order asked for
 breaks ties, so a plan that already respects the dependencies runs exactly as written.
+Resuming (``from_stack``), ``confirm_skipped`` keeps skipping only the stacks ordered before it
+that CloudFormation shows deployed; the others are deployed too, each with why.
 
 No I/O here: the CDK adapter (``rollway.toolchain.cdk``) reads the app, the flow acts.
 """
@@ -13,6 +15,7 @@ No I/O here: the CDK adapter (``rollway.toolchain.cdk``) reads the app, the flow
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Mapping, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -60,11 +63,19 @@ class StackDeployFailed(InfraError):
 
 
 class AppStacks(BaseModel):
-    """The stacks a CDK app defines, each with the stacks it depends on (by stack name)."""
+    """The stacks a CDK app defines, each with the stacks it depends on (by stack name).
+
+    Attributes:
+        dependencies: stack -> the stacks it depends on.
+        environments: stack -> the environment its manifest gives (``aws://<account>/<region>``,
+            ``unknown-account``/``unknown-region`` for an environment-agnostic stack); a stack
+            missing here is environment-agnostic.
+    """
 
     model_config = _FROZEN
 
     dependencies: dict[str, tuple[str, ...]]
+    environments: dict[str, str] = Field(default_factory=dict)
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -82,13 +93,48 @@ class DeployedStack(BaseModel):
     outputs: dict[str, str] = Field(default_factory=dict)
 
 
+# A stack in one of these was deployed: its last operation finished and what it applied stands.
+# UPDATE_ROLLBACK_COMPLETE is stable, but its last update was undone: the account runs the version
+# before the one the earlier run set out to deploy (the checklist fails it too), so a resume deploys
+# it again rather than skip it; a deploy that changes nothing is cheap and safe.
+DEPLOYED_STATUSES = frozenset({"CREATE_COMPLETE", "UPDATE_COMPLETE", "IMPORT_COMPLETE"})
+# Why a stack before from_stack is deployed after all, by the status CloudFormation gave.
+_NOT_DEPLOYED_WHY = {
+    None: "it does not exist",
+    "DELETE_COMPLETE": "it was deleted (DELETE_COMPLETE)",
+    "ROLLBACK_COMPLETE": "its creation failed and was rolled back (ROLLBACK_COMPLETE)",
+    "UPDATE_ROLLBACK_COMPLETE": "its last update was rolled back (UPDATE_ROLLBACK_COMPLETE): the account runs "
+                                "the version before it",
+    "REVIEW_IN_PROGRESS": "it was never created: only a change set waits for review (REVIEW_IN_PROGRESS)",
+}
+
+
+class AddedBack(BaseModel):
+    """A stack before ``from_stack`` that CloudFormation does not show as deployed, so the resumed
+    run deploys it after all.
+
+    Attributes:
+        stack: the stack.
+        status: what CloudFormation said (None: no such stack, or ``unread``).
+        reason: why it counts as not deployed, in words.
+    """
+
+    model_config = _FROZEN
+
+    stack: str
+    status: str | None
+    reason: str
+
+
 class DeploymentPlan(BaseModel):
     """The stacks to deploy, in order, and those counted as done before the run starts.
 
     Attributes:
         order: every stack of the plan, in deployment order.
-        skipped: the stacks before ``from_stack`` (resuming): deployed by an earlier run.
-        to_deploy: the stacks this run deploys, in order.
+        skipped: the stacks before ``from_stack`` (resuming) counted as deployed by an earlier run.
+        added: stacks before ``from_stack`` deployed all the same, because CloudFormation does not
+            show them deployed (``confirm_skipped``); in ``to_deploy``, not in ``skipped``.
+        to_deploy: the stacks this run deploys, in order (dependency order, ``added`` included).
         reordered: True when the dependencies changed the order asked for.
     """
 
@@ -96,11 +142,13 @@ class DeploymentPlan(BaseModel):
 
     order: tuple[str, ...]
     skipped: tuple[str, ...] = ()
+    added: tuple[AddedBack, ...] = ()
     reordered: bool = False
 
     @property
     def to_deploy(self) -> tuple[str, ...]:
-        return self.order[len(self.skipped):]
+        skipped = set(self.skipped)
+        return tuple(s for s in self.order if s not in skipped)
 
 
 def plan_deployment(
@@ -152,6 +200,104 @@ def plan_deployment(
     if from_stack is not None:
         skipped = order[:order.index(from_stack)]
     return DeploymentPlan(order=order, skipped=skipped, reordered=list(order) != requested)
+
+
+def confirm_skipped(plan: DeploymentPlan, statuses: Mapping[str, str | None]) -> DeploymentPlan:
+    """Keep skipping only the stacks before ``from_stack`` that CloudFormation shows deployed.
+
+    A resume counts the stacks ordered before ``from_stack`` as deployed by an earlier run; the app
+    may have gained a dependency since (a new stack ordered early), or a stack may have been
+    deleted or rolled back. Those are deployed after all, in dependency order, each with why.
+
+    Args:
+        plan: the plan as ``plan_deployment`` made it.
+        statuses: skipped stack -> its CloudFormation status, None when it does not exist; a stack
+            missing from the mapping was not read (e.g. in an account the run cannot read) and is
+            deployed again to be sure.
+
+    Returns:
+        The plan with the stacks not deployed moved from ``skipped`` to ``added``.
+
+    Raises:
+        PlanRefused: a stack before ``from_stack`` is still being changed (``*_IN_PROGRESS``):
+            deploying over it would fail; nothing was deployed.
+    """
+    busy = [f"{s} is {statuses[s]}" for s in plan.skipped
+            if (statuses.get(s) or "").endswith("_IN_PROGRESS") and statuses.get(s) != "REVIEW_IN_PROGRESS"]
+    if busy:
+        raise PlanRefused(f"{'; '.join(busy)}: CloudFormation is still working on it; wait until it is no longer "
+                          "IN_PROGRESS, then resume (nothing was deployed)")
+    added: list[AddedBack] = []
+    for stack in plan.skipped:
+        if stack not in statuses:
+            added.append(AddedBack(stack=stack, status="unread",
+                                   reason="its status was not read: deployed again to be sure"))
+            continue
+        status = statuses[stack]
+        if status in DEPLOYED_STATUSES:
+            continue
+        why = _NOT_DEPLOYED_WHY.get(status, f"it is {status}, not deployed")
+        added.append(AddedBack(stack=stack, status=status, reason=why))
+    if not added:
+        return plan
+    again = {a.stack for a in added}
+    return plan.model_copy(update={"skipped": tuple(s for s in plan.skipped if s not in again),
+                                   "added": (*plan.added, *added)})
+
+
+# The syntax of Targets.region (us-west-2, us-gov-west-1, ...): a check, not a list of regions.
+_REGION = re.compile(r"^[a-z]{2}(?:-[a-z]+)+-\d+$")
+_ACCOUNT = re.compile(r"^\d{12}$")
+_ENVIRONMENT = re.compile(r"^aws://(?P<account>[^/]+)/(?P<region>[^/]+)$")
+UNKNOWN_ACCOUNT, UNKNOWN_REGION = "unknown-account", "unknown-region"
+
+
+class StackEnvironment(BaseModel):
+    """Where a stack goes: an account and a region (what ``cdk bootstrap`` prepares)."""
+
+    model_config = _FROZEN
+
+    account: str = Field(pattern=_ACCOUNT.pattern)
+    region: str = Field(pattern=_REGION.pattern)
+
+    @property
+    def uri(self) -> str:
+        return f"aws://{self.account}/{self.region}"
+
+
+def stack_environments(app: AppStacks, stacks: Sequence[str], home: StackEnvironment) -> dict[str, StackEnvironment]:
+    """Each stack's environment, the unknown parts taken from ``home`` (the account deployed to
+    and ``Targets.region``), checked before any tool acts on them.
+
+    Raises:
+        PlanRefused: a stack's environment is not ``aws://<12-digit account>/<region>``.
+    """
+    found: dict[str, StackEnvironment] = {}
+    bad: list[str] = []
+    for stack in stacks:
+        raw = app.environments.get(stack, f"aws://{UNKNOWN_ACCOUNT}/{UNKNOWN_REGION}")
+        match = _ENVIRONMENT.match(raw)
+        account = match and (home.account if match["account"] == UNKNOWN_ACCOUNT else match["account"])
+        region = match and (home.region if match["region"] == UNKNOWN_REGION else match["region"])
+        if not match or not _ACCOUNT.match(account or "") or not _REGION.match(region or ""):
+            bad.append(f"{stack} ({raw!r})")
+            continue
+        found[stack] = StackEnvironment(account=account, region=region)
+    if bad:
+        raise PlanRefused("stacks whose environment is not aws://<12-digit account>/<region like us-west-2>: "
+                          + ", ".join(bad) + "; fix the env of these stacks in the CDK app (nothing was deployed)")
+    return found
+
+
+def bootstrap_environments(app: AppStacks, stacks: Sequence[str],
+                           home: StackEnvironment) -> tuple[StackEnvironment, ...]:
+    """The distinct environments ``stacks`` go to, each once, in the order of the first stack
+    going there: what ``cdk bootstrap`` must prepare before they deploy.
+
+    Raises:
+        PlanRefused: as ``stack_environments``.
+    """
+    return tuple(dict.fromkeys(stack_environments(app, stacks, home).values()))
 
 
 def check_request(requested: Sequence[str], *, from_stack: str | None = None,

@@ -213,3 +213,11 @@ class RollbackClaims(Protocol):
         """Take, renew or (``lease_seconds`` 0) give up the claim, ``now`` on the wall clock, in one
         conditional write appending nothing; raises RollbackClaimed while another holder's claim
         is live, RolloutClosed once the rollback ended, LedgerError when none has begun."""
+
+
+class StackStatuses(Protocol):
+    """What CloudFormation says of a stack (``rollway.aws.cloudformation.CloudFormationStacks``):
+    a resumed infrastructure deploy asks it of the stacks it would skip."""
+
+    def status(self, name: str) -> str | None:
+        """The stack's status (``CREATE_COMPLETE``, ...), None when there is no such stack."""

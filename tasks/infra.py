@@ -6,12 +6,14 @@ resumes it with ``from_stack``. The checklist only reads, so it is retried once.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from prefect import get_run_logger, task
 from prefect.cache_policies import NONE
 
 from rollway.checklist import Checklist
 from rollway.infra import AppStacks, DeployedStack
-from rollway.ports import InfraChecker, InfraDeployer
+from rollway.ports import InfraChecker, InfraDeployer, StackStatuses
 from rollway.toolchain.cdk import CdkCli
 
 
@@ -37,11 +39,29 @@ def deploy_stack(deployer: InfraDeployer, stack: str, timeout_seconds: float, pr
     return deployed
 
 
-@task(name="cdk-bootstrap", cache_policy=NONE)
-def bootstrap(cdk: CdkCli, timeout_seconds: float) -> None:
+@task(name="read-stack-statuses", retries=1, retry_delay_seconds=2, cache_policy=NONE)
+def read_stack_statuses(reader: StackStatuses, stacks: Sequence[str]) -> dict[str, str | None]:
+    """Each stack's CloudFormation status (None: no such stack); reads only, so retried once."""
+    log = get_run_logger()
+    statuses = {stack: reader.status(stack) for stack in stacks}
+    for stack, status in statuses.items():
+        log.info("%s: %s", stack, status or "does not exist")
+    return statuses
+
+
+@task(name="cdk-bootstrap", task_run_name="bootstrap-{environment}", cache_policy=NONE)
+def bootstrap(cdk: CdkCli, environment: str, timeout_seconds: float, progress: str) -> None:
+    """``cdk bootstrap`` of one environment (``aws://account/region``), logging cdk's lines.
+
+    Args:
+        progress: the prefix of every line, e.g. ``bootstrap 1/2 aws://123456789012/us-west-2``.
+    """
     # CdkCli's own, not a port's: bootstrapping is a CDK matter (the toolkit stack its deploys need).
     log = get_run_logger()
-    cdk.bootstrap(timeout_seconds=timeout_seconds, on_line=lambda line: log.info("bootstrap | %s", line))
+    log.info("%s: bootstrapping", progress)
+    cdk.bootstrap(environment, timeout_seconds=timeout_seconds,
+                  on_line=lambda line: log.info("%s | %s", progress, line))
+    log.info("%s: bootstrapped", progress)
 
 
 @task(name="infra-checklist", retries=1, retry_delay_seconds=2, cache_policy=NONE)

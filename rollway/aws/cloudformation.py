@@ -89,6 +89,12 @@ class CloudFormationStacks:
             resources=() if gone else self._resources(found["StackId"]),
         )
 
+    def status(self, name: str) -> str | None:
+        """The stack's status (``CREATE_COMPLETE``, ...), None when there is no such stack: one
+        DescribeStacks, nothing else read (what a resumed deploy asks of the stacks it skips)."""
+        found = self._describe(name)
+        return None if found is None else str(found["StackStatus"])
+
     def _resources(self, stack_id: str) -> tuple[str, ...]:
         """The physical ids of the stack's resources (every page)."""
         ids = []

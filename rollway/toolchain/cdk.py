@@ -37,8 +37,26 @@ _INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TZ", "NODE_OPTIONS", 
 # looked up there and TLS to AWS (a corporate proxy) needs the bundle, whichever credentials.
 _AWS_SETTINGS = ("AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE", "AWS_CA_BUNDLE")
 _SECRET_VARIABLES = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN")
+# What the CDK CLI is called: the npm shim on PATH (``cdk``, ``cdk.cmd`` on Windows) or its script.
+CDK_NAMES = ("cdk", "cdk.cmd", "cdk.js")
 _ARN = re.compile(r"^arn:aws[a-z-]*:cloudformation:\S+:stack/\S+$")
 _LOOPBACK = {"127.0.0.1", "::1"}
+
+
+def check_cdk_executable(path: str | os.PathLike[str]) -> None:
+    """Refuse a resolved executable that is not named like the CDK CLI.
+
+    A guard against a slip (``cdk_executable=python``, a path to another tool), not against
+    someone who may run the deployment: they run the app's code on the worker anyway.
+
+    Raises:
+        ValueError: the file's name is not one of ``CDK_NAMES``.
+    """
+    name = Path(path).name
+    if name.lower() not in CDK_NAMES:
+        raise ValueError(f"{str(path)!r} is not the AWS CDK CLI: its name is {name!r}, not one of "
+                         f"{', '.join(CDK_NAMES)}; pass the path of the cdk CLI (npm install aws-cdk puts it in "
+                         "node_modules/.bin/cdk)")
 
 
 class CdkEnvironment(BaseModel):
@@ -139,7 +157,8 @@ class CdkCli:
 
     Raises:
         ToolMissing: the executable is not found (at construction, before anything runs).
-        ValueError: ``app_dir`` is not a directory with a cdk.json.
+        ValueError: ``app_dir`` is not a directory with a cdk.json, or the executable is not
+            named like the cdk CLI (``check_cdk_executable``).
     """
 
     def __init__(self, executable: str, app_dir: str | os.PathLike[str],
@@ -150,6 +169,7 @@ class CdkCli:
         self._app_dir = Path(app_dir)
         if not (self._app_dir / "cdk.json").is_file():
             raise ValueError(f"{str(app_dir)!r} is not a CDK app directory: it has no cdk.json")
+        check_cdk_executable(self._cdk)
         self._environment = environment
         self._direct = direct
         self._synth_timeout = synth_timeout_seconds
@@ -239,25 +259,34 @@ class CdkCli:
     def __exit__(self, *_: object) -> None:
         self.close()
 
-    def bootstrap(self, *, timeout_seconds: float = 600.0, on_line: Callable[[str], None] | None = None) -> None:
+    def bootstrap(self, environment: str | None = None, *, timeout_seconds: float = 600.0,
+                  on_line: Callable[[str], None] | None = None) -> None:
         """``cdk bootstrap aws://<account>/<region>``: the toolkit stack the deploys need.
 
+        Args:
+            environment: the environment to bootstrap (``aws://<account>/<region>``); by default
+                the account and region of this CLI's environment.
+
         Raises:
-            ValueError: the environment names no account.
+            ValueError: no environment given and this CLI's names no account, or a malformed one.
             AppNotListed: the app did not synthesize.
-            StackDeployFailed: the bootstrap failed (stack ``CDKToolkit``).
+            StackDeployFailed: the bootstrap failed (stack ``CDKToolkit (aws://account/region)``).
         """
-        env = self._current_environment()
-        if env.account is None:
-            raise ValueError("bootstrapping needs the account id (CdkEnvironment.account)")
+        if environment is None:
+            env = self._current_environment()
+            if env.account is None:
+                raise ValueError("bootstrapping needs the account id (CdkEnvironment.account)")
+            environment = f"aws://{env.account}/{env.region}"
+        if not re.fullmatch(r"aws://\d{12}/[a-z]{2}(?:-[a-z]+)+-\d+", environment):
+            raise ValueError(f"{environment!r} is not an environment to bootstrap (aws://<account>/<region>)")
         # From the synthesized assembly: in the app's directory (whose cdk.json may set the
         # bootstrap qualifier) without running the app a second time.
         self.list_stacks(on_line)
         try:
-            self._run(["bootstrap", f"aws://{env.account}/{env.region}", "--app", str(self._assembly)],
-                      timeout_seconds, on_line)
+            self._run(["bootstrap", environment, "--app", str(self._assembly)], timeout_seconds, on_line)
         except (ToolFailed, ToolTimeout) as err:
-            raise StackDeployFailed("CDKToolkit", failure_reason(err.tail), err.tail,
+            # Named with its environment: with several bootstrapped, which one failed.
+            raise StackDeployFailed(f"CDKToolkit ({environment})", failure_reason(err.tail), err.tail,
                                     timed_out=isinstance(err, ToolTimeout)) from err
 
     def _current_environment(self) -> CdkEnvironment:
@@ -277,7 +306,8 @@ class CdkCli:
 
 
 def read_assembly(assembly_dir: str | os.PathLike[str]) -> AppStacks:
-    """The stacks of a cloud assembly (``manifest.json``) and what each depends on, by stack name.
+    """The stacks of a cloud assembly (``manifest.json``), what each depends on, by stack name,
+    and the environment (``aws://account/region``) each goes to.
 
     Dependencies on non-stack artifacts (asset manifests) are left out. Stacks of nested
     assemblies (CDK Stages) are not deployable by name from the top level and are refused.
@@ -302,7 +332,8 @@ def read_assembly(assembly_dir: str | os.PathLike[str]) -> AppStacks:
     return AppStacks(dependencies={
         names[artifact_id]: tuple(names[d] for d in a.get("dependencies") or () if d in names)
         for artifact_id, a in stacks.items()
-    })
+    }, environments={names[artifact_id]: str(a["environment"]) for artifact_id, a in stacks.items()
+                     if a.get("environment")})
 
 
 def stack_selectors(assembly_dir: str | os.PathLike[str]) -> dict[str, str]:

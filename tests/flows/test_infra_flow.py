@@ -17,7 +17,7 @@ from flows.infra import (
 )
 from rollway.checklist import Checklist, CheckItem
 from rollway.fakes import FakeInfraDeployer
-from rollway.infra import PlanRefused
+from rollway.infra import AppStacks, PlanRefused, StackEnvironment
 from rollway.targets import Targets
 from rollway.toolchain.process import ToolMissing
 from tests.flows.moto_env import deployed_stacks, inbox
@@ -33,9 +33,12 @@ class Passing:
         return Checklist(items=(CheckItem(kind="dashboard", name="d", passed=True, reason="exists"),))
 
 
+HOME = StackEnvironment(account="123456789012", region="us-west-2")
+
+
 @flow
 def deploy_on(deployer, checker=None, requested=STACKS, **kwargs):
-    return run_deploy_infrastructure(deployer, checker, requested, stack_timeout_seconds=60, **kwargs)
+    return run_deploy_infrastructure(deployer, checker, requested, stack_timeout_seconds=60, home=HOME, **kwargs)
 
 
 @flow
@@ -82,36 +85,117 @@ def test_a_bad_plan_is_refused_before_any_deploy(requested, kwargs, match):
     deployer = FakeInfraDeployer(WEBORDINARY)
     prepared = []
     with pytest.raises(PlanRefused, match=match):
-        deploy_on(deployer, lambda: Passing(), requested=requested, prepare=lambda: prepared.append(1), **kwargs)
+        deploy_on(deployer, lambda: Passing(), requested=requested, bootstrap=lambda *_: prepared.append(1), **kwargs)
     assert deployer.calls in (["list"], [])
     assert not prepared  # no bootstrap either
 
 
 def test_preparing_comes_after_the_plan_and_before_the_first_deploy():
     deployer = FakeInfraDeployer(WEBORDINARY)
-    deploy_on(deployer, None, prepare=lambda: deployer.calls.append("bootstrap"))
-    assert deployer.calls[:3] == ["list", "bootstrap", f"deploy {STACKS[0]}"]
+    deploy_on(deployer, None, bootstrap=lambda env, _progress: deployer.calls.append(f"bootstrap {env.uri}"))
+    assert deployer.calls[:3] == ["list", "bootstrap aws://123456789012/us-west-2", f"deploy {STACKS[0]}"]
 
 
 def test_a_failed_bootstrap_says_nothing_was_deployed_and_leaves_an_artifact():
     from rollway.infra import StackDeployFailed
 
-    def bootstrap():
+    def bootstrap(_env, _progress):
         raise StackDeployFailed("CDKToolkit", "AccessDenied: not allowed to create the toolkit bucket",
                                 ("CDKToolkit: creating...", "❌  Environment aws://123456789012/us-west-2 failed"))
 
     since = time.time()
     deployer = FakeInfraDeployer(WEBORDINARY)
     with pytest.raises(InfraDeployFailed) as caught:
-        deploy_on(deployer, lambda: Passing(), prepare=bootstrap)
+        deploy_on(deployer, lambda: Passing(), bootstrap=bootstrap)
     assert deployer.calls == ["list"]
     message = str(caught.value)
-    assert "cdk bootstrap failed: AccessDenied" in message
+    assert "cdk bootstrap of aws://123456789012/us-west-2 failed: AccessDenied" in message
     assert f"no stack was deployed: {', '.join(STACKS)}" in message
     assert "❌  Environment aws://123456789012/us-west-2 failed" in message
     summary = latest(ARTIFACT_KEY, since)
     assert "stopped at cdk bootstrap" in summary and "| 1 | `WebordinaryECRStack` | not deployed |" in summary
     assert "from_stack" not in summary
+
+
+# The app pins its ECR stack to eu-west-1 and its secrets to another account; the rest follow
+# the deploying account and Targets.region.
+PINNED = {"WebordinaryECRStack": "aws://123456789012/eu-west-1",
+          "WebordinarySecretsStack": "aws://210987654321/us-west-2",
+          "WebordinaryEFSStack": "aws://unknown-account/unknown-region",
+          "WebordinaryALBStack": "aws://123456789012/unknown-region",
+          "WebordinarySQSStack": "aws://123456789012/eu-west-1"}
+
+
+def pinned_deployer(**kwargs) -> FakeInfraDeployer:
+    deployer = FakeInfraDeployer(WEBORDINARY, **kwargs)
+    deployer.app = AppStacks(dependencies=deployer.app.dependencies, environments=PINNED)
+    return deployer
+
+
+def test_every_environment_the_stacks_go_to_is_bootstrapped_once_in_order(caplog):
+    deployer = pinned_deployer()
+    deploy_on(deployer, None, bootstrap=lambda env, progress: deployer.calls.append(f"{progress}"))
+    assert deployer.calls[:4] == ["list", "bootstrap 1/3 aws://123456789012/eu-west-1",
+                                  "bootstrap 2/3 aws://210987654321/us-west-2",
+                                  "bootstrap 3/3 aws://123456789012/us-west-2"]
+    assert deployer.calls[4:] == [f"deploy {s}" for s in STACKS]
+    assert "bootstrapping 3 environment(s): aws://123456789012/eu-west-1, " in caplog.text
+
+
+def test_only_the_environments_of_the_stacks_to_deploy_are_bootstrapped():
+    deployer = pinned_deployer()
+    deploy_on(deployer, None, requested=["WebordinarySQSStack", "WebordinarySessionStack"],
+              bootstrap=lambda env, _progress: deployer.calls.append(env.uri))
+    assert deployer.calls[:3] == ["list", "aws://123456789012/eu-west-1", "aws://123456789012/us-west-2"]
+
+
+def test_a_failed_bootstrap_names_the_environment_and_what_was_bootstrapped():
+    from rollway.infra import StackDeployFailed
+
+    def bootstrap(env, _progress):
+        if env.account == "210987654321":
+            raise StackDeployFailed(f"CDKToolkit ({env.uri})", "AccessDenied")
+        deployer.calls.append(env.uri)
+
+    since = time.time()
+    deployer = pinned_deployer()
+    with pytest.raises(InfraDeployFailed) as caught:
+        deploy_on(deployer, None, bootstrap=bootstrap)
+    assert deployer.calls == ["list", "aws://123456789012/eu-west-1"]
+    message = str(caught.value)
+    assert "cdk bootstrap of aws://210987654321/us-west-2 failed: AccessDenied" in message
+    assert ("bootstrapped: aws://123456789012/eu-west-1; not bootstrapped: aws://210987654321/us-west-2, "
+            "aws://123456789012/us-west-2") in message
+    assert "stopped at cdk bootstrap of aws://210987654321/us-west-2" in latest(ARTIFACT_KEY, since)
+
+
+def test_a_resume_reads_each_skipped_stack_in_its_region_and_deploys_another_accounts_again():
+    asked = []
+
+    class Deployed:
+        def __init__(self, region):
+            self.region = region
+
+        def status(self, name):
+            asked.append((self.region, name))
+            return "CREATE_COMPLETE"
+
+    deployer = pinned_deployer(already=STACKS[:4])
+    result = deploy_on(deployer, None, from_stack="WebordinarySQSStack", statuses=Deployed)
+    assert sorted(asked) == [("eu-west-1", "WebordinaryECRStack"), ("us-west-2", "WebordinaryALBStack"),
+                             ("us-west-2", "WebordinaryEFSStack")]
+    assert [(a.stack, a.status) for a in result.added] == [("WebordinarySecretsStack", "unread")]
+    assert deployer.calls[:2] == ["list", "deploy WebordinarySecretsStack"]
+
+
+@pytest.mark.parametrize("environment", ["aws://123456789012/us west 2", "aws://12345/us-west-2", "us-west-2",
+                                         "aws://123456789012/"])
+def test_a_stack_with_a_malformed_environment_is_refused_before_any_bootstrap(environment):
+    deployer = FakeInfraDeployer(WEBORDINARY)
+    deployer.app = AppStacks(dependencies=deployer.app.dependencies, environments={"WebordinaryEFSStack": environment})
+    with pytest.raises(PlanRefused, match=r"WebordinaryEFSStack \(.*\); fix the env"):
+        deploy_on(deployer, None, bootstrap=lambda *_: deployer.calls.append("bootstrap"))
+    assert deployer.calls == ["list"]
 
 
 def test_a_failed_stack_stops_the_run_and_says_how_to_resume(caplog):
@@ -140,6 +224,44 @@ def test_resume_from_the_failed_stack_deploys_it_and_the_rest_only():
     result = deploy_on(deployer, lambda: Passing(), from_stack="WebordinarySQSStack")
     assert deployer.calls == ["list", *(f"deploy {s}" for s in STACKS[4:])]
     assert [r.status for r in result.stacks] == ["skipped"] * 4 + ["deployed"] * 4
+
+
+def test_a_resume_deploys_the_stacks_before_from_stack_cloudformation_does_not_show_deployed(aws, caplog):
+    # The earlier run deployed the first four stacks; since then the EFS stack was never made (the
+    # app gained it) and the ALB stack was deleted. CloudFormation says so; the resume listens.
+    from rollway.aws.cloudformation import CloudFormationStacks
+
+    cloudformation = aws.get_client("cloudformation")
+    body = '{"Resources": {"Topic": {"Type": "AWS::SNS::Topic"}}}'
+    for stack in ("WebordinaryECRStack", "WebordinarySecretsStack", "WebordinaryALBStack"):
+        cloudformation.create_stack(StackName=stack, TemplateBody=body)
+    cloudformation.delete_stack(StackName="WebordinaryALBStack")
+    since = time.time()
+    deployer = FakeInfraDeployer(WEBORDINARY, already=STACKS[:2])
+    result = deploy_on(deployer, None, from_stack="WebordinarySQSStack",
+                       statuses=lambda region: CloudFormationStacks(aws.get_client("cloudformation")))
+    assert deployer.calls == ["list", "deploy WebordinaryEFSStack", "deploy WebordinaryALBStack",
+                              *(f"deploy {s}" for s in STACKS[4:])]
+    assert [r.status for r in result.stacks] == ["skipped"] * 2 + ["deployed"] * 6
+    assert [a.stack for a in result.added] == ["WebordinaryEFSStack", "WebordinaryALBStack"]
+    assert "WebordinaryEFSStack is deployed too, though ordered before it: it does not exist" in caplog.text
+    summary = latest(ARTIFACT_KEY, since)
+    assert "## Deployed though before from_stack" in summary
+    assert "- `WebordinaryEFSStack`: it does not exist" in summary
+    assert "| 1 | `WebordinaryECRStack` | skipped |" in summary and "(CREATE_COMPLETE)" in summary
+    assert "| 3 | `WebordinaryEFSStack` | deployed |" in summary
+
+
+def test_a_resume_over_a_stack_still_changing_is_refused_before_any_deploy():
+    class Busy:
+        def status(self, name):
+            return "UPDATE_IN_PROGRESS" if name == "WebordinaryEFSStack" else "CREATE_COMPLETE"
+
+    deployer = FakeInfraDeployer(WEBORDINARY, already=STACKS[:4])
+    with pytest.raises(PlanRefused, match="WebordinaryEFSStack is UPDATE_IN_PROGRESS"):
+        deploy_on(deployer, None, from_stack="WebordinarySQSStack", statuses=lambda _region: Busy(),
+                  bootstrap=lambda *_: deployer.calls.append("bootstrap"))
+    assert deployer.calls == ["list"]
 
 
 def test_a_failed_checklist_fails_the_run_naming_the_items(aws):
@@ -195,6 +317,13 @@ def test_a_missing_cdk_executable_is_refused(tmp_path):
     (tmp_path / "cdk.json").write_text('{"app": "true"}')
     with pytest.raises(ToolMissing, match="no-such-cdk"):
         deploy_infrastructure(cdk_app_dir=str(tmp_path), cdk_executable="no-such-cdk")
+
+
+def test_a_cdk_executable_that_is_not_cdk_is_refused_before_any_aws_call(tmp_path):
+    (tmp_path / "cdk.json").write_text('{"app": "true"}')
+    with pytest.raises(InfraRefused, match="cdk_executable 'true': .* is not the AWS CDK CLI"):
+        # No such credentials block: had it got as far as loading it (or calling AWS), it would say so.
+        deploy_infrastructure(cdk_app_dir=str(tmp_path), cdk_executable="true", aws_credentials_block="no-such-aws")
 
 
 def test_duplicate_stacks_are_refused_before_the_app_is_read(tmp_path):
@@ -263,3 +392,28 @@ def test_the_flow_bootstraps_deploys_in_order_and_checks_with_the_real_cdk(embed
     assert "| 1 | `ItSQSStack` | deployed |" in summary and "| 2 | `ItSessionStack` | deployed |" in summary
     assert "✅ pass | table | `it-sessions`" in summary and "✅ pass | queue | `it-input`" in summary
     assert "✅ pass | stack | `ItSQSStack` | CREATE_COMPLETE" in summary
+
+
+
+@pytest.mark.integration
+def test_a_resume_with_the_real_cdk_deploys_the_stack_before_from_stack_that_no_run_deployed(embedded_aws, tmp_path):
+    # Resumed at ItSessionStack, the run counted ItSQSStack, which no run deployed, as deployed:
+    # cdk then deployed the session stack over an export that did not exist.
+    from blocks.credentials import credentials_for_endpoint
+    from blocks.register import save_blocks
+    from tests.integration.test_cdk import CDK, app_copy
+
+    embedded_aws.reset()
+    targets = Targets(stacks=("ItSQSStack", "ItSessionStack"))
+    credentials = credentials_for_endpoint(embedded_aws.endpoint_url, targets.region)
+    save_blocks(targets, credentials, targets_block="infra-resume-targets", credentials_block="infra-resume-aws")
+    since = time.time()
+    result = deploy_infrastructure(cdk_app_dir=str(app_copy(tmp_path / "app")), from_stack="ItSessionStack",
+                                   cdk_executable=str(CDK), direct=True, bootstrap=True, verify=False,
+                                   stack_timeout_seconds=120, targets_block="infra-resume-targets",
+                                   aws_credentials_block="infra-resume-aws")
+    assert [(r.stack, r.status) for r in result.stacks] == [("ItSQSStack", "deployed"), ("ItSessionStack", "deployed")]
+    assert [(a.stack, a.status) for a in result.added] == [("ItSQSStack", None)]
+    summary = latest(ARTIFACT_KEY, since)
+    assert "- `ItSQSStack`: it does not exist" in summary
+    assert "| 1 | `ItSQSStack` | deployed | " in summary and "stack/ItSQSStack/" in summary

@@ -64,6 +64,19 @@ def test_the_app_lists_its_stacks_and_their_dependencies(cdk):
                                     "ItBrokenStack": ()}
 
 
+def test_the_manifest_gives_the_environment_agnostic_stacks_unknown_account_and_region(cdk):
+    assert cdk.app.environments == dict.fromkeys(cdk.app.names, "aws://unknown-account/unknown-region")
+
+
+def test_another_region_is_bootstrapped_when_named(cdk, embedded_aws):
+    lines: list[str] = []
+    cdk.cli.bootstrap(f"aws://{ACCOUNT}/eu-west-1", timeout_seconds=120, on_line=lines.append)
+    other = client_factory(credentials_for_endpoint(embedded_aws.endpoint_url, "eu-west-1"))("cloudformation")
+    assert other.describe_stacks(StackName="CDKToolkit")["Stacks"][0]["StackStatus"] in ("CREATE_COMPLETE",
+                                                                                         "UPDATE_COMPLETE")
+    assert any("eu-west-1" in line for line in lines), lines[-5:]
+
+
 def test_a_stack_named_apart_from_its_id_deploys_by_its_cloudformation_name(cdk):
     # The plan speaks CloudFormation names (Targets.stacks); cdk selects stacks by construct id,
     # and answered "No stacks match the name(s) it-named" when handed the name.

@@ -81,6 +81,31 @@ def test_the_assembly_gives_stacks_by_name_and_their_stack_dependencies(tmp_path
     assert stacks.dependencies == {"Queues": (), "prod-sessions": ("Queues",), "Monitoring": ("prod-sessions",)}
 
 
+def test_the_assembly_gives_each_stacks_environment_by_name(tmp_path):
+    stacks = read_assembly(_manifest(tmp_path, {
+        "Queues": {"type": "aws:cloudformation:stack", "environment": "aws://123456789012/eu-west-1"},
+        "Sessions": {"type": "aws:cloudformation:stack", "environment": "aws://unknown-account/unknown-region",
+                     "properties": {"stackName": "prod-sessions"}},
+        "Old": {"type": "aws:cloudformation:stack"},
+    }))
+    assert stacks.environments == {"Queues": "aws://123456789012/eu-west-1",
+                                   "prod-sessions": "aws://unknown-account/unknown-region"}
+
+
+@pytest.mark.parametrize("environment", ["aws://123456789012/us west 2", "aws://1234/us-west-2", "us-west-2",
+                                         "aws://123456789012/us-west-2 --force"])
+def test_a_malformed_environment_is_not_bootstrapped(tmp_path, environment):
+    (tmp_path / "cdk.json").write_text('{"app": "true"}')
+    ran = tmp_path / "ran"
+    cdk = tmp_path / "cdk"
+    cdk.write_text(f"#!/bin/sh\ntouch {ran}\n")
+    cdk.chmod(0o755)
+    cli = CdkCli(str(cdk), tmp_path, CdkEnvironment(region="us-west-2", account="123456789012"))
+    with pytest.raises(ValueError, match="not an environment to bootstrap"):
+        cli.bootstrap(environment, timeout_seconds=5)
+    assert not ran.exists()
+
+
 def test_an_assembly_with_stages_or_no_manifest_is_not_listed(tmp_path):
     with pytest.raises(AppNotListed, match="could not be read"):
         read_assembly(tmp_path)
@@ -119,6 +144,25 @@ def test_a_missing_executable_or_app_is_refused_before_anything_runs(tmp_path):
         CdkCli(sys.executable, tmp_path, env)
 
 
+@pytest.mark.parametrize("name", ["python3", "rm", "cdk-other", "mycdk", "cdk.sh"])
+def test_an_executable_not_named_like_cdk_is_refused_before_anything_runs(tmp_path, name):
+    (tmp_path / "cdk.json").write_text('{"app": "true"}')
+    tool = tmp_path / name
+    ran = tmp_path / "ran"
+    tool.write_text(f"#!/bin/sh\ntouch {ran}\n")
+    tool.chmod(0o755)
+    with pytest.raises(ValueError, match=f"its name is {name!r}, not one of cdk, cdk.cmd, cdk.js"):
+        CdkCli(str(tool), tmp_path, CdkEnvironment(region="us-west-2"))
+    assert not ran.exists()
+
+
+@pytest.mark.parametrize("name", ["cdk", "cdk.cmd", "cdk.js", "CDK.CMD"])
+def test_the_cdk_clis_names_are_taken(tmp_path, name):
+    from rollway.toolchain.cdk import check_cdk_executable
+
+    check_cdk_executable(tmp_path / "node_modules" / ".bin" / name)
+
+
 FAKE_CDK = """
 import json, os, sys
 if sys.argv[1] == "synth":  # a cloud assembly with one stack, X
@@ -146,6 +190,23 @@ def test_a_relative_executable_still_runs_from_the_apps_directory(tmp_path, monk
             cli.deploy("X", timeout_seconds=30)
     assert caught.value.reason == f"❌  X failed to deploy AccessDenied for key {MASK}"
     assert "s3cret" not in str(caught.value.tail)
+
+
+def test_a_failed_bootstrap_names_its_environment(tmp_path):
+    body = FAKE_CDK.replace('print("X: creating stack...")',
+                            'print(" ⏳  Bootstrapping environment " + sys.argv[2] + "...")')
+    _fake_cdk(tmp_path, body)
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "cdk.json").write_text("{}")
+    env = CdkEnvironment(region="us-west-2", account="123456789012", access_key_id="a",
+                         secret_access_key=SecretStr("s3cret"))
+    with CdkCli(str(tmp_path / "bin" / "cdk"), app, env) as cli:
+        with pytest.raises(StackDeployFailed) as caught:
+            cli.bootstrap("aws://210987654321/eu-west-1", timeout_seconds=30)
+    assert caught.value.stack == "CDKToolkit (aws://210987654321/eu-west-1)"
+    assert caught.value.tail[0] == " ⏳  Bootstrapping environment aws://210987654321/eu-west-1..."
+    assert "s3cret" not in str(caught.value)
 
 
 def test_a_deploy_past_its_time_is_stopped_and_says_cloudformation_may_still_be_working(tmp_path):

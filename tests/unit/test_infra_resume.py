@@ -1,0 +1,76 @@
+"""Resuming: the stacks before from_stack are skipped only if CloudFormation shows them deployed
+(``rollway.infra.confirm_skipped``, pure, table-driven)."""
+
+from __future__ import annotations
+
+import pytest
+
+from rollway.infra import PlanRefused, confirm_skipped, plan_deployment
+from tests.unit.test_infra_plan import ABC, WEBORDINARY
+
+# A resume at C: A and B are ordered before it (B depends on A), D after nothing.
+RESUMED = plan_deployment(["A", "B", "C"], ABC, from_stack="C")
+
+
+@pytest.mark.parametrize("statuses, skipped, added, to_deploy", [
+    # Deployed: skipped as before.
+    ({"A": "CREATE_COMPLETE", "B": "UPDATE_COMPLETE"}, ("A", "B"), (), ("C",)),
+    ({"A": "IMPORT_COMPLETE", "B": "CREATE_COMPLETE"}, ("A", "B"), (), ("C",)),
+    # Not deployed: deployed after all, in dependency order, ahead of from_stack.
+    ({"A": None, "B": None}, (), ("A", "B"), ("A", "B", "C")),
+    ({"A": "CREATE_COMPLETE", "B": None}, ("A",), ("B",), ("B", "C")),
+    ({"A": None, "B": "CREATE_COMPLETE"}, ("B",), ("A",), ("A", "C")),
+    ({"A": "ROLLBACK_COMPLETE", "B": "CREATE_COMPLETE"}, ("B",), ("A",), ("A", "C")),
+    ({"A": "DELETE_COMPLETE", "B": "CREATE_COMPLETE"}, ("B",), ("A",), ("A", "C")),
+    ({"A": "REVIEW_IN_PROGRESS", "B": "CREATE_COMPLETE"}, ("B",), ("A",), ("A", "C")),
+    ({"A": "CREATE_COMPLETE", "B": "UPDATE_ROLLBACK_COMPLETE"}, ("A",), ("B",), ("B", "C")),
+    ({"A": "CREATE_FAILED", "B": "UPDATE_ROLLBACK_FAILED"}, (), ("A", "B"), ("A", "B", "C")),
+    # Not read (another account): deployed again to be sure.
+    ({"B": "CREATE_COMPLETE"}, ("B",), ("A",), ("A", "C")),
+])
+def test_only_stacks_cloudformation_shows_deployed_stay_skipped(statuses, skipped, added, to_deploy):
+    plan = confirm_skipped(RESUMED, statuses)
+    assert plan.skipped == skipped
+    assert tuple(a.stack for a in plan.added) == added
+    assert plan.to_deploy == to_deploy
+    assert plan.order == RESUMED.order
+
+
+@pytest.mark.parametrize("status, words", [
+    (None, "does not exist"),
+    ("DELETE_COMPLETE", "deleted"),
+    ("ROLLBACK_COMPLETE", "creation failed and was rolled back"),
+    ("UPDATE_ROLLBACK_COMPLETE", "runs the version before it"),
+    ("REVIEW_IN_PROGRESS", "never created"),
+    ("IMPORT_ROLLBACK_COMPLETE", "it is IMPORT_ROLLBACK_COMPLETE, not deployed"),
+])
+def test_each_stack_added_says_why(status, words):
+    plan = confirm_skipped(RESUMED, {"A": status, "B": "CREATE_COMPLETE"})
+    (added,) = plan.added
+    assert added.stack == "A" and added.status == status and words in added.reason
+
+
+def test_a_stack_the_app_gained_before_from_stack_is_deployed_with_the_rest():
+    # The earlier run failed at the Fargate stack; since then the app gained a stack it depends on
+    # ("WebordinaryLogsStack"), ordered before it, which no run deployed.
+    app = {**WEBORDINARY, "WebordinaryLogsStack": (),
+           "WebordinaryFargateStack": (*WEBORDINARY["WebordinaryFargateStack"], "WebordinaryLogsStack")}
+    stacks = ["WebordinaryLogsStack", *WEBORDINARY]
+    plan = plan_deployment(stacks, app, from_stack="WebordinaryFargateStack")
+    assert "WebordinaryLogsStack" in plan.skipped
+    statuses = {s: "CREATE_COMPLETE" for s in plan.skipped} | {"WebordinaryLogsStack": None}
+    confirmed = confirm_skipped(plan, statuses)
+    assert confirmed.to_deploy == ("WebordinaryLogsStack", "WebordinaryFargateStack", "WebordinaryMonitoringStack")
+    assert "WebordinaryLogsStack" not in confirmed.skipped
+
+
+@pytest.mark.parametrize("status", ["UPDATE_IN_PROGRESS", "CREATE_IN_PROGRESS", "UPDATE_ROLLBACK_IN_PROGRESS",
+                                    "DELETE_IN_PROGRESS"])
+def test_a_stack_still_changing_refuses_the_resume(status):
+    with pytest.raises(PlanRefused, match=f"B is {status}: CloudFormation is still working on it"):
+        confirm_skipped(RESUMED, {"A": "CREATE_COMPLETE", "B": status})
+
+
+def test_a_plan_that_skips_nothing_is_unchanged():
+    plan = plan_deployment(["A", "B", "C"], ABC)
+    assert confirm_skipped(plan, {}) == plan
