@@ -104,10 +104,11 @@ class NullJournal:
 
 class Rollbacker(Protocol):
     def __call__(self, reason: str, *, actor: str = "judge", ledger_failure: str | None = None,
-                 notify: bool = True) -> RollbackResult:
+                 notify: bool = True, traffic_only: bool = False) -> RollbackResult:
         """Roll back; ``actor``: who asked (the judge, the person who rejected, "timeout");
         ``ledger_failure``: what the journal could not record of it, told with the rollback;
-        ``notify``: False when another rollback of the rollout has told people already."""
+        ``notify``: False when another rollback of the rollout has told people already;
+        ``traffic_only``: only put the traffic back on stable (another rollback does the rest)."""
 
 
 def canary_capacity(stable_desired: int, weight: int) -> int:

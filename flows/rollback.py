@@ -146,6 +146,7 @@ def execute_rollback(
     ledger_failure: str | None = None,
     rollout: str | None = None,
     notify: bool = True,
+    traffic_only: bool = False,
 ) -> RollbackResult:
     """Move all traffic back to the stable version, then retire the canary.
 
@@ -167,6 +168,9 @@ def execute_rollback(
             caller rolls back anyway): said in the notification, which is then always sent.
         notify: False sends no notification at all: another rollback of this rollout told people
             already, and this one only makes sure of its end state (``rollback_overtaken``).
+        traffic_only: stop once the traffic is back on stable (capacity and health first, as
+            always), retiring nothing, disabling nothing and notifying nobody: another rollback
+            still holds the claim and does the rest (``rollback_overtaken`` after a long wait).
     """
     log = get_run_logger()
     t = env.targets
@@ -216,6 +220,14 @@ def execute_rollback(
     if after.desired < needed:
         scale_stable(f"it was scaled to {after.desired} during the rollback")
         scaled = True
+    if traffic_only:
+        log.warning("the traffic is back on %s (%s); leaving %s and the flags to the rollback that holds the claim",
+                    t.stable_service, weights, t.canary_service)
+        return RollbackResult(
+            reason=reason, weights=weights, stable_desired=max(stable.desired, needed),
+            canary_desired=canary.desired, canary_task_definition=canary.task_definition, scaled_stable=scaled,
+            steps=(*steps, "the canary and the flags left to the rollback holding the claim; not notified"),
+        )
 
     # The traffic is back: from here on a failing step must not stop the ones after it. Each
     # failure is noted, told in the notification, and fails the run at the end.
@@ -762,16 +774,27 @@ def rollback_overtaken(env: Environment, reason: str, *, actor: str, rollout: st
     (``rollback_recorded``): it waits for the claim's holder to end, or takes a claim nobody holds
     (a person's intent recorded, their rollback not begun) and carries the rollback out, paging
     once. Once another rollback has ended it, ``rollback`` (the run's own, idempotent) puts back
-    what this run's shift moved, notifying nobody: that rollback told people.
+    what this run's shift moved, without a second rollback page; if it did move traffic off the
+    canary, a short follow-up notice says so (``tell_put_back``): that rollback's page said the
+    traffic was at 100% on stable, and for a while it was not.
+
+    If the holder is still at it when the wait runs out (CLAIM_WAIT_SECONDS), the ledger is read
+    again (``after_long_wait``): a rollback that ended just then gets the quiet restore; one still
+    under way keeps its claim, and this run only takes the traffic off the canary (``rollback``'s
+    traffic step, stable's capacity and health first), so that a shift that landed after that
+    rollback moved the traffic does not stay on the canary until someone runs the rollback again.
 
     Args:
-        rollback: the run's rollback, called with ``notify=False``.
+        rollback: the run's rollback, called with ``notify=False`` (and ``traffic_only=True``
+            while another rollback holds the claim).
 
     Returns:
         What this run did: the rollback it carried out, or the quiet restore after another's.
 
     Raises:
-        RollbackClaimed: another rollback still held the claim after waiting for it.
+        RollbackClaimed: another rollback still held the claim after waiting for it (what this run
+            did about the traffic is in its message).
+        RolloutSuperseded: the wait ran out and another rollout is the newest: nothing was moved.
         RollbackUnrecorded: this run carried the rollback out and the ledger could not record it.
     """
     from rollway.ledger import RolloutClosed
@@ -788,12 +811,121 @@ def rollback_overtaken(env: Environment, reason: str, *, actor: str, rollout: st
             done = rollback_recorded(env, reason, actor=actor, rollout=rollout)
         except (RolloutClosed, RolloutSuperseded) as moved:  # it ended (or the next rollout began) meanwhile
             log.info("the rollback ended meanwhile: %s", moved)
+        except RollbackClaimed as held:
+            after_long_wait(env, reason, held, rollout=rollout, rollback=rollback)  # returns once it ended
         else:
             if done.done_by is None:
                 return done  # this run carried it out: its notice is the one page
     log.warning("the rollout was rolled back by someone else while this run shifted: making sure the traffic is "
                 "off the canary, without paging again")
-    return rollback(reason, notify=False)
+    before = None
+    try:
+        before = traffic.get_weights(env.router)
+    except Exception as err:  # noqa: BLE001 - the rollback below reads it back anyway; only the notice needs it
+        log.warning("could not read the load balancer before putting the traffic back (%s)", err)
+    result = rollback(reason, notify=False)
+    if before is not None and before.canary > 0:
+        result = tell_put_back(env, reason, before, result, rollout=rollout)
+    return result
+
+
+def after_long_wait(env: Environment, reason: str, held: RollbackClaimed, *, rollout: str | None,
+                    rollback: Callable[..., RollbackResult]) -> None:
+    """``rollback_overtaken``'s wait for the claim's holder ran out: read the rollout again.
+
+    Returns (the caller puts the traffic back, quietly) when that rollback has ended by now.
+    Otherwise it still holds the claim: the canary and the flags, and the page, stay its to do;
+    but if the load balancer sends traffic to the canary (this run's shift, landed after that
+    rollback moved the traffic back, or before it got there), this run moves it back to stable
+    first (``rollback``'s traffic step: idempotent, stable's capacity and health checked first),
+    paging nobody, and says so loudly.
+
+    Raises:
+        RollbackClaimed: always, when that rollback is still under way, saying what this run did.
+        RolloutSuperseded: another rollout is the newest now; its traffic is not this run's to move.
+    """
+    log = get_run_logger()
+    service = env.targets.canary_service
+    record = None
+    try:
+        record = env.ledger.get(service)
+    except STORAGE_ERRORS as err:
+        log.error("could not read the rollout again after waiting for %s (%s)", held.holder, storage_failure(err))
+    if record is not None and record.rollout_id != rollout:
+        raise RolloutSuperseded(
+            f"{held}. Since then rollout {record.rollout_id} became the newest of {service}: its traffic is not this "
+            "run's to move, and nothing was moved")
+    if record is not None and record.phase is not RolloutPhase.ROLLING_BACK:
+        log.warning("the rollback by %s ended just after this run stopped waiting for it", held.holder)
+        return
+    live = traffic.get_weights(env.router)
+    if live.canary == 0:
+        error = RollbackClaimed(f"{held}. The load balancer sends nothing to {service} ({live}): this run moved "
+                                "nothing", holder=held.holder, expires=held.expires)
+        log.warning("%s", error)
+        raise error
+    log.error("the rollback by %s is still under way after %.0f s, and the load balancer sends %s%% of the traffic "
+              "to %s (%s, stable/canary): taking it off the canary now, paging nobody; that rollback keeps its claim "
+              "and does the rest", held.holder, CLAIM_WAIT_SECONDS, live.canary, service, live)
+    try:
+        moved = rollback(reason, notify=False, traffic_only=True)
+    except Exception as err:
+        error = RollbackClaimed(
+            f"{held}. The load balancer still sent {live.canary}% of the traffic to {service} ({live}) and this run "
+            f"could NOT move it back ({err}): run `rollway abort` once that rollback has ended",
+            holder=held.holder, expires=held.expires)
+        log.error("%s", error)
+        raise error from err
+    error = RollbackClaimed(
+        f"{held}. The load balancer sent {live.canary}% of the traffic to {service} ({live}): this run put it back on "
+        f"{env.targets.stable_service} ({moved.weights}, read back), paging nobody; that rollback still retires the "
+        "canary and tells people", holder=held.holder, expires=held.expires)
+    log.error("%s", error)
+    raise error
+
+
+def tell_put_back(env: Environment, reason: str, before: Weights, result: RollbackResult, *,
+                  rollout: str | None) -> RollbackResult:
+    """One short notice after ``rollback_overtaken``'s quiet restore took traffic off the canary:
+    the rollback that ended the rollout paged "100% on stable", and this run's shift, landing
+    after it, made that briefly untrue. Not the rollback page again (that rollback's stands), and
+    a notice that cannot be sent is logged only: the traffic is back either way.
+
+    Returns:
+        ``result``, its steps saying whether the notice went out.
+    """
+    log = get_run_logger()
+    t = env.targets
+    ended = None
+    try:
+        record = env.ledger.get(t.canary_service) if env.ledger is not None else None
+        ended = record.last_transition("rollback") if record is not None and record.rollout_id == rollout else None
+    except STORAGE_ERRORS as err:
+        log.warning("could not read who ended the rollback (%s); the notice does without", storage_failure(err))
+    by = (f"The rollback by {ended.actor} (ended at {utc(ended.at)}"
+          + (f", notice {ended.message_id})" if ended.message_id else ")")
+          if ended is not None else "Another rollback of this rollout")
+    message = (
+        f"rollway put traffic back on {t.stable_service} (cluster {t.cluster}) after a rollback"
+        + (f" of rollout {rollout}" if rollout else "") + ".\n\n"
+        f"{by} said the traffic was at 100% on {t.stable_service}. A run of this rollout had begun shifting "
+        f"to the canary just before, and its shift reached the load balancer after that rollback: for a short while "
+        f"{before.canary}% of the traffic went to {t.canary_service} again (the load balancer showed {before}, "
+        "stable/canary).\n\n"
+        f"This run put it back: {result.weights} read back from the load balancer; {t.canary_service} is at "
+        f"{result.canary_desired} tasks on {result.canary_task_definition}. ({reason}.)\n\n"
+        "This is not a second rollback: nothing else to do. Include this short window when looking at the canary's "
+        "metrics."
+    )
+    log.warning("this run's shift had put %s%% of the traffic back on %s after the rollback ended; put back (%s), "
+                "telling people once", before.canary, t.canary_service, result.weights)
+    try:
+        message_id = metrics.notify(env.notifier, f"Rollback follow-up: {t.canary_service}", message)
+        step = f"followed up: {before.canary}% had reached the canary again after the rollback (message {message_id})"
+    except Exception as err:  # noqa: BLE001 - the traffic is back; the run stops on RolloutEnded either way
+        log.error("could not send the follow-up notice that the traffic was put back: %s", err)
+        step = f"the follow-up notice that {before.canary}% had reached the canary again could NOT be sent ({err})"
+    return result.model_copy(update={"steps": (*result.steps, step)})
 
 
 def finish_rollback(env: Environment, record, *, actor: str) -> RolloutResult:

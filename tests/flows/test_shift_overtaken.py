@@ -14,11 +14,12 @@ import logging
 import pytest
 
 from flows.progressive import progressive_rollout
+from flows.rollback import CLAIM_WAIT_SECONDS
 from rollway.fakes import FakeLedger
-from rollway.ledger import RolloutEnded, begin_rollback
+from rollway.ledger import CLAIM_SECONDS, RollbackClaimed, RolloutEnded, Transition, begin_rollback
 from rollway.model import Weights
 from rollway.phases import RolloutPhase
-from tests.flows.fake_env import fake_environment
+from tests.flows.fake_env import STABLE_TD, fake_environment
 from tests.flows.test_refusals import hooks_and_flows_see
 from tests.flows.test_rollback_claim import SPEC, FinishesWhileWatched, OtherRollback
 
@@ -48,7 +49,12 @@ def shift_raced_by(monkeypatch, ledger, erin_acts):
 
 
 def rollback_pages(env) -> list[str]:
-    return [subject for subject, _ in env.notifier.messages if subject.startswith("Rollback")]
+    """The full rollback pages sent (not the follow-up a quiet restore may send)."""
+    return [subject for subject, _ in env.notifier.messages if subject.startswith("Rollback: ")]
+
+
+def follow_ups(env) -> list[str]:
+    return [body for subject, body in env.notifier.messages if subject.startswith("Rollback follow-up: ")]
 
 
 def ended_once(env):
@@ -79,6 +85,115 @@ def test_a_shift_landing_after_a_finished_rollback_is_put_back_without_a_second_
     assert env.router.calls.count("set_weights 100/0") == 2, env.router.calls  # erin's, and the run's put-back
 
 
+def test_a_quiet_put_back_after_a_finished_rollback_sends_one_short_follow_up(monkeypatch):
+    """Erin's page said "100% on stable"; the run's shift made that untrue for a while. The run's
+    quiet put-back tells people so, once, naming the rollout, what it put back and why; it is
+    not the rollback page again."""
+
+    def erin_rolls_back(env, rollout_id):
+        service = env.targets.canary_service
+        begin_rollback(env.ledger, service, actor="erin", reason="aborted by erin", now=env.clock.now(),
+                       rollout=rollout_id, holder=ERIN)
+        OtherRollback(env, ERIN).finish(env.ledger, service, rollout_id)
+
+    env = shift_raced_by(monkeypatch, FakeLedger(), erin_rolls_back)
+
+    assert len(rollback_pages(env)) == 1, env.notifier.messages
+    record = ended_once(env)
+    [notice] = follow_ups(env)
+    assert record.rollout_id in notice and "erin" in notice and "msg-1" in notice, notice
+    assert "5% of the traffic went to " + env.targets.canary_service in notice, notice
+    assert "100/0 read back" in notice and "not a second rollback" in notice, notice
+    assert len(env.notifier.messages) == 2, env.notifier.messages
+
+
+def erin_ends(env, ledger, service, rollout_id) -> None:
+    """Erin's rollback, which moved the traffic back long ago, ends: it pages and records its end."""
+    message_id = env.notifier.notify(f"Rollback: {service}", f"rolled back by {ERIN}: 100% on stable")
+    now = env.clock.now()
+    FakeLedger.record(ledger, service, owner=None, now=now, rollout=rollout_id,
+                      transition=Transition(at=now, kind="rollback", actor="erin", comment="aborted by erin",
+                                            to_weights=Weights(stable=100, canary=0), message_id=message_id,
+                                            task_definition=STABLE_TD),
+                      phase=RolloutPhase.ROLLED_BACK, weights=Weights(stable=100, canary=0), rollback_holder=None)
+
+
+class ErinStillActing(FakeLedger):
+    """Erin's rollback holds the claim and renews it (at every read, as her claim keeper would)
+    past the run's whole wait for her (CLAIM_WAIT_SECONDS on the fake clock). With
+    ``ends_after_wait`` it ends just after the run stopped waiting (at its next read)."""
+
+    def __init__(self, ends_after_wait: bool = False) -> None:
+        super().__init__()
+        self.env, self.ends_after_wait = None, ends_after_wait
+        self.refused_at: float | None = None  # when the run was first refused erin's claim
+        self.late_reads = 0
+
+    def claim_rollback(self, service, **kwargs):
+        try:
+            return super().claim_rollback(service, **kwargs)
+        except RollbackClaimed:
+            if self.refused_at is None:
+                self.refused_at = self.env.wall()
+            raise
+
+    def get(self, service):
+        got = super().get(service)
+        if got is None or got.phase is not RolloutPhase.ROLLING_BACK or got.rollback_holder != ERIN:
+            return got
+        if self.ends_after_wait and self.refused_at is not None \
+                and self.env.wall() >= self.refused_at + CLAIM_WAIT_SECONDS:
+            self.late_reads += 1
+            if self.late_reads == 2:  # the first is the wait's last look, which gives up
+                erin_ends(self.env, self, service, got.rollout_id)
+                return super().get(service)
+        return super().claim_rollback(service, holder=ERIN, now=self.env.wall(), lease_seconds=CLAIM_SECONDS,
+                                      rollout=got.rollout_id)
+
+
+def erin_moves_the_traffic_first(ledger):
+    def erin_acts(env, rollout_id):
+        ledger.env = env
+        begin_rollback(ledger, env.targets.canary_service, actor="erin", reason="aborted by erin",
+                       now=env.clock.now(), rollout=rollout_id, holder=ERIN, wall=env.wall())
+        env.router.set_weights(Weights(stable=100, canary=0))  # before the run's 5% lands
+    return erin_acts
+
+
+def test_a_shift_outwaited_by_a_rollback_still_under_way_takes_the_traffic_off_the_canary(monkeypatch, caplog):
+    """Erin's rollback moved the traffic back, then the run's shift put 5% on the canary, and her
+    rollback is still under way (claim renewed) after the run's 15-minute wait. The run used to
+    stop there, and its hook to wait again: 5% stayed on the canary. Now the run takes it off
+    (stable's capacity and health first), leaves the canary, the flags and the page to erin, and
+    says so loudly in its log and its error."""
+    ledger = ErinStillActing()
+    with caplog.at_level(logging.INFO):
+        env = shift_raced_by(monkeypatch, ledger, erin_moves_the_traffic_first(ledger))
+
+    assert env.router.weights == Weights(stable=100, canary=0), env.router.calls
+    assert env.router.calls.count("set_weights 100/0") == 2, env.router.calls  # erin's, and the run's
+    assert ledger.refused_at is not None and env.wall() >= ledger.refused_at + CLAIM_WAIT_SECONDS
+    record = env.ledger.get(env.targets.canary_service)
+    assert record.phase is RolloutPhase.ROLLING_BACK and record.rollback_holder == ERIN  # still erin's to finish
+    assert env.deployer.services[env.targets.canary_service].desired > 0  # retiring the canary is erin's step too
+    assert env.notifier.messages == []  # erin pages when she ends; the run pages nobody
+    loud = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert any("this run put it back on" in m and ERIN in m and "95/5" in m for m in loud), loud
+
+
+def test_a_rollback_ending_just_after_the_wait_ran_out_gets_the_quiet_put_back(monkeypatch):
+    """Erin's rollback ends just after the run stopped waiting for it: the run reads the rollout
+    again, finds it rolled back, and puts its 5% back as after any finished rollback (one
+    follow-up, not a second page). Its hook used to find the rollout rolled back and leave the
+    5% on the canary."""
+    ledger = ErinStillActing(ends_after_wait=True)
+    env = shift_raced_by(monkeypatch, ledger, erin_moves_the_traffic_first(ledger))
+
+    assert ledger.late_reads >= 2, "erin's rollback did not end after the wait"
+    assert ended_once(env).history[-1].actor == "erin"  # and the 5% is off the canary
+    assert len(rollback_pages(env)) == 1 and len(follow_ups(env)) == 1, env.notifier.messages
+
+
 def test_a_shift_overtaken_by_a_rollback_under_way_waits_for_it_and_pages_nobody(monkeypatch, caplog):
     """Erin's rollback holds the claim and is still acting when the run finds its shift
     overtaken: the run waits for it to end (as a second rollback does), then makes sure the
@@ -97,6 +212,7 @@ def test_a_shift_overtaken_by_a_rollback_under_way_waits_for_it_and_pages_nobody
     assert ended_once(env).history[-1].message_id == "msg-1"  # erin's notice, kept with her rollback's end
     said = [r.getMessage() for r in caplog.records]
     assert any(ERIN in m and "waiting up to" in m for m in said), said
+    assert follow_ups(env) == []  # erin's rollback moved the run's 5% back itself: her page was true
 
 
 def test_a_shift_overtaken_by_an_abort_not_yet_carried_out_carries_it_out_and_pages_once(monkeypatch):
