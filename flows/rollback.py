@@ -794,7 +794,8 @@ def rollback_overtaken(env: Environment, reason: str, *, actor: str, rollout: st
     Raises:
         RollbackClaimed: another rollback still held the claim after waiting for it (what this run
             did about the traffic is in its message).
-        RolloutSuperseded: the wait ran out and another rollout is the newest: nothing was moved.
+        RolloutSuperseded: another rollout is the newest (it began once the rollback ended, before
+            or after the wait): nothing was moved, nobody paged.
         RollbackUnrecorded: this run carried the rollback out and the ledger could not record it.
     """
     from rollway.ledger import RolloutClosed
@@ -806,10 +807,16 @@ def rollback_overtaken(env: Environment, reason: str, *, actor: str, rollout: st
     except STORAGE_ERRORS as err:
         log.error("the ledger could not be read (%s): putting the traffic back without paging again",
                   storage_failure(err))
+    if record is not None and rollout is not None and record.rollout_id != rollout:
+        # The rollback ended and a new rollout began since: the traffic on the load balancer is
+        # that rollout's now, not this run's to move.
+        raise RolloutSuperseded(
+            f"rollout {rollout} was rolled back by someone else while this run shifted, and rollout "
+            f"{record.rollout_id} has begun since: its traffic is not this run's to move, so nothing was moved")
     if record is not None and record.phase is RolloutPhase.ROLLING_BACK and record.rollout_id == rollout:
         try:
             done = rollback_recorded(env, reason, actor=actor, rollout=rollout)
-        except (RolloutClosed, RolloutSuperseded) as moved:  # it ended (or the next rollout began) meanwhile
+        except RolloutClosed as moved:  # it ended meanwhile
             log.info("the rollback ended meanwhile: %s", moved)
         except RollbackClaimed as held:
             after_long_wait(env, reason, held, rollout=rollout, rollback=rollback)  # returns once it ended

@@ -229,3 +229,38 @@ def test_a_shift_overtaken_by_an_abort_not_yet_carried_out_carries_it_out_and_pa
     assert len(rollback_pages(env)) == 1, env.notifier.messages
     record = ended_once(env)
     assert record.history[-1].message_id == "msg-" + str(len(env.notifier.messages))
+
+
+
+def test_an_overtaken_shift_whose_rollout_was_followed_by_another_moves_nothing():
+    """By the time the run handles its overtaken shift, its rollout was rolled back and ended and
+    the next one began: the load balancer's traffic may be that rollout's, so the run moves
+    nothing and tells nobody (as its journal does when its own write finds the next rollout). It
+    used to put "its" shift back, and could take the new rollout's canary traffic away."""
+    from prefect import flow
+
+    from flows.progressive import create_rollout
+    from flows.rollback import rollback_overtaken
+    from rollway.ledger import RolloutSuperseded
+    from rollway.spec import RolloutSpec, Stage
+
+    env = fake_environment()
+    env.ledger = FakeLedger()
+    service = env.targets.canary_service
+    first = create_rollout(env, SPEC, owner="run-1", actor="alice", lease_seconds=600)
+    begin_rollback(env.ledger, service, actor="erin", reason="aborted by erin", now=env.clock.now(),
+                   rollout=first.rollout_id, holder=ERIN)
+    OtherRollback(env, ERIN).finish(env.ledger, service, first.rollout_id)
+    env.clock.sleep(1)
+    create_rollout(env, RolloutSpec(image="app:3", stages=[Stage(weight=5), Stage(weight=100)]), owner="run-2",
+                   actor="frank", lease_seconds=600)
+    called: list = []
+
+    @flow
+    def handle():
+        rollback_overtaken(env, "shift overtaken", actor="alice", rollout=first.rollout_id,
+                           rollback=lambda *a, **k: called.append((a, k)))
+
+    with pytest.raises(RolloutSuperseded, match="not this run's to move"):
+        handle()
+    assert called == [] and follow_ups(env) == []
