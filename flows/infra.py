@@ -17,15 +17,20 @@ The seed's "Step 1: Deploy Infrastructure" as one run, in order:
    task (``cdk deploy <Stack> --require-approval never --exclusively``), logging cdk's lines as
    they come; on a failure stop at once, saying what was deployed, what failed (cdk's last
    lines) and how to resume; a later stack is never deployed;
-4. the pre-deployment checklist (tables and indexes, queues and DLQs, dashboard, alarms and
-   the alert topic), failing the run with the list of failed items;
+4. the pre-deployment checklist (stacks, tables and indexes, queues and DLQs, dashboard, alarms
+   and the alert topic), failing the run with the list of failed items; each stack is read in
+   the region its manifest gives (``Targets.region`` for an environment-agnostic one), and one
+   in another account fails its item as not readable with the run's credentials;
 5. a markdown artifact with the stacks and the checklist, also when the run fails.
 
-``verify_infrastructure`` runs step 4 alone (reads only): cheap to run from the UI.
+``verify_infrastructure`` runs step 4 alone (reads only): cheap to run from the UI. Given
+``cdk_app_dir`` it synthesizes the app first to learn where each stack goes; without it every
+stack is read in ``Targets.region``.
 """
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Annotated, Any, Callable, Literal, Sequence
 
@@ -35,13 +40,13 @@ from prefect_aws import AwsCredentials
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from blocks.credentials import client_factory
-from flows.env import AccountNotLoaded, load_clients, load_credentials, load_targets
+from flows.env import AccountNotLoaded, load_credentials, load_targets
 from flows.params import WaitSeconds
 from rollway.aws.checklist import AwsInfraChecker
 from rollway.checklist import Checklist
 from rollway.aws.cloudformation import CloudFormationStacks
 from rollway.infra import (
-    AddedBack, DeployedStack, DeploymentPlan, StackDeployFailed, StackEnvironment, bootstrap_environments,
+    AddedBack, AppStacks, DeployedStack, DeploymentPlan, StackDeployFailed, StackEnvironment, bootstrap_environments,
     check_request, confirm_skipped, plan_deployment, stack_environments,
 )
 from rollway.ports import InfraChecker, InfraDeployer, StackStatuses
@@ -100,7 +105,7 @@ class InfraResult(BaseModel):
 
 def run_deploy_infrastructure(
     deployer: InfraDeployer,
-    checker: Callable[[], InfraChecker] | None,
+    checker: Callable[[AppStacks], InfraChecker] | None,
     requested: Sequence[str],
     *,
     from_stack: str | None = None,
@@ -114,7 +119,9 @@ def run_deploy_infrastructure(
 
     Args:
         deployer: the app's stacks and how to deploy one.
-        checker: makes the checklist's reader; None skips the checklist.
+        checker: makes the checklist's reader from the app's stacks (so it reads each stack where
+            the app deploys it), called once the plan stands and before anything is deployed, so
+            what it refuses is refused before any deploy; None skips the checklist.
         requested: the stacks to deploy, in the order asked for.
         from_stack: resume at this stack; the ones planned before it count as deployed.
         already_deployed: stacks outside the plan that are deployed (plan stacks may depend on them).
@@ -145,6 +152,9 @@ def run_deploy_infrastructure(
         raise ValueError("bootstrap and statuses need home: the account and region of environment-agnostic stacks")
     # Every stack's environment checked (a malformed region in the app) before anything acts on it.
     environments = stack_environments(app, plan.order, home) if home is not None else {}
+    # Made now, not after the deploys: what it refuses (a checked stack's malformed environment)
+    # is refused before anything is written.
+    reader = checker(app) if checker is not None else None
     seen: dict[str, str | None] = {}
     if plan.skipped and statuses is not None:
         # Counted as deployed only if CloudFormation says so: the app may have gained a stack
@@ -194,10 +204,10 @@ def run_deploy_infrastructure(
                                      detail=_deployed_detail(deployed, plan))
     result = InfraResult(stacks=tuple(reports.values()), reordered=plan.reordered, added=plan.added)
     log.info("all %d stack(s) of the plan are deployed", total)
-    if checker is None:
+    if reader is None:
         _artifact(result)
         return result
-    checklist = tasks.run_checklist(checker())
+    checklist = tasks.run_checklist(reader)
     result = result.model_copy(update={"checklist": checklist})
     _artifact(result)
     _log_checklist(checklist)
@@ -326,9 +336,51 @@ def _app_dir(cdk_app_dir: str) -> Path:
     return path
 
 
-def checker_for(get_client: Callable[[str], Any], targets: Targets) -> InfraChecker:
+def regional_clients(credentials: AwsCredentials, get_client: Callable[[str], Any],
+                     home_region: str) -> Callable[[str], Callable[[str], Any]]:
+    """region -> a client factory there (one per region): ``get_client`` for ``home_region``,
+    else the same credentials in that region.
+
+    The region is set on a copy of the block: ``client_factory`` refuses a block naming
+    Targets.region for any other region (it guards the rollout's clients against acting on
+    another region's service), and the block saved by ``rollway up`` names it, so reading a
+    stack the app pins to eu-west-1 failed with "the AWS credentials are for region us-west-2".
+    """
+    @functools.cache
+    def in_region(region: str) -> Callable[[str], Any]:
+        if region == home_region:
+            return get_client
+        return client_factory(credentials.model_copy(update={"region_name": region}), region=region)
+
+    return in_region
+
+
+def checker_for(get_client: Callable[[str], Any], targets: Targets, *, app: AppStacks | None = None,
+                home: StackEnvironment | None = None,
+                clients_in: Callable[[str], Callable[[str], Any]] | None = None) -> InfraChecker:
+    """The checklist's reader.
+
+    Args:
+        get_client: clients in ``Targets.region``.
+        targets: what to check.
+        app: the CDK app's stacks (its manifest); with ``home``, each of ``targets.stacks`` the
+            app defines is read in the region the app deploys it to, and one in another account
+            fails its item as not readable. Without, every stack is read in ``Targets.region``.
+        home: the account the clients read and ``Targets.region`` (for environment-agnostic stacks).
+        clients_in: region -> clients there (``regional_clients``), for stacks in other regions.
+
+    Raises:
+        PlanRefused: a checked stack's environment in the app is not ``aws://<account>/<region>``.
+        ValueError: a stack in another region and no ``clients_in``.
+    """
+    located: dict[str, StackEnvironment] = {}
+    if app is not None and home is not None:
+        located = stack_environments(app, [s for s in targets.stacks if s in app.dependencies], home)
     return AwsInfraChecker(get_client("dynamodb"), get_client("sqs"), get_client("cloudwatch"), get_client("sns"),
-                           get_client("cloudformation"), targets)
+                           get_client("cloudformation"), targets, stack_environments=located,
+                           account=home.account if home is not None else None,
+                           cloudformation_in=(lambda region: clients_in(region)("cloudformation"))
+                           if clients_in is not None else None)
 
 
 @flow(name="deploy_infrastructure", log_prints=True)
@@ -381,18 +433,18 @@ def deploy_infrastructure(
     cdk_environment(credentials, targets.region, account)
     environment = lambda: cdk_environment(credentials, targets.region, account)  # noqa: E731
 
-    def _client_in(region: str, service: str) -> Any:
-        # A stack pinned to another region is read there (its status, on a resume).
-        return (get_client if region == targets.region else client_factory(credentials, region=region))(service)
-
+    # A stack pinned to another region is read there: its status on a resume, its checklist item.
+    clients_in = regional_clients(credentials, get_client, targets.region)
+    home = StackEnvironment(account=account, region=targets.region)
     with CdkCli(executable, app_dir, environment, direct=direct) as cdk:
         return run_deploy_infrastructure(
-            cdk, (lambda: checker_for(get_client, targets)) if verify else None, requested,
+            cdk, (lambda app: checker_for(get_client, targets, app=app, home=home, clients_in=clients_in))
+            if verify else None, requested,
             from_stack=from_stack, already_deployed=already_deployed, stack_timeout_seconds=stack_timeout_seconds,
-            home=StackEnvironment(account=account, region=targets.region),
+            home=home,
             bootstrap=(lambda env, progress: tasks.bootstrap(cdk, env.uri, stack_timeout_seconds, progress))
             if bootstrap else None,
-            statuses=lambda region: CloudFormationStacks(_client_in(region, "cloudformation")))
+            statuses=lambda region: CloudFormationStacks(clients_in(region)("cloudformation")))
 
 
 def run_verify_infrastructure(checker: InfraChecker) -> Checklist:
@@ -409,8 +461,38 @@ def run_verify_infrastructure(checker: InfraChecker) -> Checklist:
 
 
 @flow(name="verify_infrastructure", log_prints=True)
-def verify_infrastructure(targets_block: str | None = None, aws_credentials_block: str | None = None) -> Checklist:
-    """Check the pre-deployment checklist (reads only): tables and indexes, queues and their DLQs,
-    the dashboard, the alarms and the alert topic with a subscription."""
-    targets, get_client = load_clients(targets_block, aws_credentials_block)
-    return run_verify_infrastructure(checker_for(get_client, targets))
+def verify_infrastructure(targets_block: str | None = None, aws_credentials_block: str | None = None,
+                          cdk_app_dir: str | None = None, cdk_executable: str = "cdk") -> Checklist:
+    """Check the pre-deployment checklist (reads only): the stacks, tables and indexes, queues and
+    their DLQs, the dashboard, the alarms and the alert topic with a subscription.
+
+    ``cdk_app_dir``: the CDK app; when given, it is synthesized (``cdk synth``, no deploy) to read
+    where each stack goes, so a stack the app pins to another region is read there and one in
+    another account fails its item as not readable with these credentials. Without it every
+    stack is read in the targets' region. ``cdk_executable``: the cdk CLI (with ``cdk_app_dir``).
+    """
+    log = get_run_logger()
+    app_dir = executable = None
+    if cdk_app_dir is not None:  # refused before any block is read or anything runs
+        app_dir = _app_dir(cdk_app_dir)
+        executable = resolve(cdk_executable, "install the AWS CDK CLI (npm install aws-cdk) or pass cdk_executable")
+        try:
+            check_cdk_executable(executable)
+        except ValueError as err:
+            raise InfraRefused(f"cdk_executable {cdk_executable!r}: {err}") from err
+    targets = load_targets(targets_block)
+    credentials = load_credentials(aws_credentials_block, targets.region)
+    try:
+        get_client = client_factory(credentials, region=targets.region)
+    except ValueError as err:
+        raise AccountNotLoaded(str(err)) from err
+    if app_dir is None or executable is None:
+        log.info("no cdk_app_dir: every stack is read in %s (pass cdk_app_dir to read a stack the app pins to "
+                 "another region there)", targets.region)
+        return run_verify_infrastructure(checker_for(get_client, targets))
+    account = get_client("sts").get_caller_identity()["Account"]
+    home = StackEnvironment(account=account, region=targets.region)
+    with CdkCli(executable, app_dir, lambda: cdk_environment(credentials, targets.region, account)) as cdk:
+        app = tasks.list_stacks(cdk)
+    return run_verify_infrastructure(checker_for(get_client, targets, app=app, home=home,
+                                                 clients_in=regional_clients(credentials, get_client, targets.region)))

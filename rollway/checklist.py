@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -176,14 +176,22 @@ def check_queue(spec: QueueSpec, queue: Observed, dlq: Observed) -> CheckItem:
     return item(True, f"redrives to {spec.dlq_name} after {spec.max_receive_count} receives; the DLQ exists")
 
 
-def check_stack(name: str, stack: Observed) -> CheckItem:
-    """The CloudFormation stack exists and its last operation completed (DescribeStacks' Stack)."""
-    if (problem := _unseen(stack, f"CloudFormation stack {name}", "deploy it (deploy_infrastructure)")):
+def check_stack(name: str, stack: Observed, region: str | None = None) -> CheckItem:
+    """The CloudFormation stack exists and its last operation completed (DescribeStacks' Stack).
+
+    Args:
+        name: the stack.
+        stack: DescribeStacks' Stack, None when it does not exist, or the failed read.
+        region: where it was read, when not ``Targets.region`` (a stack the app pins elsewhere):
+            named in the reason, so "does not exist" says where it was looked for.
+    """
+    where = f" in {region}" if region else ""
+    if (problem := _unseen(stack, f"CloudFormation stack {name}{where}", "deploy it (deploy_infrastructure)")):
         return CheckItem(kind="stack", name=name, passed=False, reason=problem)
     assert stack is not None and not isinstance(stack, ReadFailed)
     status = str(stack.get("StackStatus") or "not reported")
     if status in _DEPLOYED:
-        return CheckItem(kind="stack", name=name, passed=True, reason=status)
+        return CheckItem(kind="stack", name=name, passed=True, reason=f"{status}{where}")
     why = f": {stack['StackStatusReason']}" if stack.get("StackStatusReason") else ""
     if status.endswith("_IN_PROGRESS"):
         advice = "an operation is still under way; wait for it, then check again"
@@ -290,6 +298,7 @@ class Observation:
         topic_arn: the alert topic's ARN; None when not found; ReadFailed when the topics
             could not be listed.
         subscriptions: the alert topic's subscriptions.
+        stack_regions: stack -> the region it was read in, for those read outside ``Targets.region``.
     """
 
     stacks: Mapping[str, Observed]
@@ -299,13 +308,15 @@ class Observation:
     alarms: Mapping[str, Observed]
     topic_arn: str | None | ReadFailed
     subscriptions: Sequence[Mapping[str, Any]] | ReadFailed | None
+    stack_regions: Mapping[str, str] = field(default_factory=dict)
 
 
 def evaluate(targets: Targets, seen: Observation) -> Checklist:
     """Every checklist item for ``targets`` from what was read. A resource absent from ``seen``
     counts as not read, never as passing."""
     not_read = ReadFailed("not read", "the checklist read nothing for it")
-    items = [check_stack(name, seen.stacks.get(name, not_read)) for name in targets.stacks]
+    items = [check_stack(name, seen.stacks.get(name, not_read), seen.stack_regions.get(name))
+             for name in targets.stacks]
     items += [check_table(spec, seen.tables.get(spec.name, not_read)) for spec in all_tables(targets)]
     items += [check_queue(q, seen.queues.get(q.name, not_read), seen.queues.get(q.dlq_name, not_read))
               for q in targets.queues]

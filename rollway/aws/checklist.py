@@ -9,12 +9,13 @@ checklist shows as a failed item saying so: one unreadable table does not hide t
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from rollway.checklist import Checklist, Observation, Observed, ReadFailed, all_tables, evaluate
+from rollway.infra import StackEnvironment
 from rollway.targets import Targets
 
 _NOT_FOUND = frozenset({
@@ -35,12 +36,34 @@ class AwsInfraChecker:
         sqs: a boto3 ``sqs`` client.
         cloudwatch: a boto3 ``cloudwatch`` client.
         sns: a boto3 ``sns`` client.
-        cloudformation: a boto3 ``cloudformation`` client.
+        cloudformation: a boto3 ``cloudformation`` client (in ``Targets.region``).
         targets: the names to check.
+        stack_environments: stack -> the account and region the CDK app deploys it to (its
+            manifest); a stack missing here is read in ``Targets.region``. A stack in another
+            region is read there; one in another account than ``account`` is not read (these
+            credentials cannot) and fails its item saying so, never passes on a same-named
+            stack of this account.
+        account: the account the clients read (STS); needed with ``stack_environments``.
+        cloudformation_in: region -> a ``cloudformation`` client there; needed when a stack's
+            region is not ``Targets.region``.
+
+    Raises:
+        ValueError: ``stack_environments`` without ``account``, or naming another region
+            without ``cloudformation_in`` (before any call).
     """
 
     def __init__(self, dynamodb: Any, sqs: Any, cloudwatch: Any, sns: Any, cloudformation: Any,
-                 targets: Targets) -> None:
+                 targets: Targets, *, stack_environments: Mapping[str, StackEnvironment] | None = None,
+                 account: str | None = None, cloudformation_in: Callable[[str], Any] | None = None) -> None:
+        environments = dict(stack_environments or {})
+        if environments and account is None:
+            raise ValueError("stack_environments needs account: the account these clients read")
+        elsewhere = sorted({e.region for e in environments.values() if e.region != targets.region})
+        if elsewhere and cloudformation_in is None:
+            raise ValueError(f"stacks in {', '.join(elsewhere)} need cloudformation_in: a client in their region")
+        self._environments = environments
+        self._account = account
+        self._cloudformation_in = cloudformation_in
         self._cloudformation = cloudformation
         self._dynamodb = dynamodb
         self._sqs = sqs
@@ -55,7 +78,9 @@ class AwsInfraChecker:
     def observe(self) -> Observation:
         """Everything the checklist needs, read from AWS."""
         t = self._targets
-        stacks = {name: _read(f"DescribeStacks {name}", lambda n=name: self._stack(n)) for name in t.stacks}
+        stacks = {name: self._read_stack(name) for name in t.stacks}
+        stack_regions = {name: e.region for name, e in self._environments.items()
+                         if name in stacks and e.region != t.region and e.account == self._account}
         tables = {spec.name: _read(f"DescribeTable {spec.name}", lambda n=spec.name: self._table(n))
                   for spec in all_tables(t)}
         names = dict.fromkeys(n for q in t.queues for n in (q.name, q.dlq_name))
@@ -68,11 +93,27 @@ class AwsInfraChecker:
         if isinstance(topic, str):
             subscriptions = _read(f"ListSubscriptionsByTopic {t.alert_topic}", lambda: self._subscriptions(topic))
         return Observation(stacks=stacks, tables=tables, queues=queues, dashboard=dashboard, alarms=alarms,
-                           topic_arn=topic, subscriptions=subscriptions)
+                           topic_arn=topic, subscriptions=subscriptions, stack_regions=stack_regions)
 
-    def _stack(self, name: str) -> dict[str, Any] | None:
+    def _read_stack(self, name: str) -> Observed:
+        """The stack read where the app deploys it; another account's as a failed read saying why."""
+        environment = self._environments.get(name)
+        if environment is None or (environment.account == self._account and environment.region == self._targets.region):
+            return _read(f"DescribeStacks {name}", lambda: self._stack(self._cloudformation, name))
+        if environment.account != self._account:
+            # Read here, a stack of the same name in this account would pass for it.
+            return ReadFailed(f"it is in {environment.uri}",
+                              f"another account than the one these credentials read ({self._account}), so it "
+                              f"was not read; check it with credentials for account {environment.account}")
+        assert self._cloudformation_in is not None
+        region = environment.region
+        return _read(f"DescribeStacks {name} in {region}",
+                     lambda: self._stack(self._cloudformation_in(region), name))  # type: ignore[misc]
+
+    @staticmethod
+    def _stack(client: Any, name: str) -> dict[str, Any] | None:
         try:
-            return self._cloudformation.describe_stacks(StackName=name)["Stacks"][0]
+            return client.describe_stacks(StackName=name)["Stacks"][0]
         except ClientError as err:
             error = err.response.get("Error", {})
             if error.get("Code") == "ValidationError" and _NO_STACK.search(str(error.get("Message", ""))):

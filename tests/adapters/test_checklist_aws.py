@@ -176,3 +176,81 @@ def test_throttled_alarms_and_topics_fail_their_items(paged, independent_client)
     reasons = failed(check(paged, cloudwatch=cloudwatch, sns=sns))
     assert set(reasons) == {*paged.targets.alarms, paged.targets.alert_topic}
     assert all("Throttling" in r for r in reasons.values())
+
+
+# --- stacks the app pins to another region or account ----------------------------------------
+
+ACCOUNT = "123456789012"  # the embedded account's
+
+
+def _pinned(aws, get_client_for_region, where: dict[str, str]):
+    """The account with its stacks recorded, each in the region ``where`` gives (home otherwise)."""
+    from rollway.infra import StackEnvironment
+
+    inbox(aws)
+    body = json.dumps({"Resources": {"Topic": {"Type": "AWS::SNS::Topic"}}})
+    for stack in aws.targets.stacks:
+        region = where.get(stack, aws.targets.region)
+        get_client_for_region(region)("cloudformation").create_stack(StackName=stack, TemplateBody=body)
+    return {stack: StackEnvironment(account=ACCOUNT, region=region) for stack, region in where.items()}
+
+
+SERVICES = ("dynamodb", "sqs", "cloudwatch", "sns", "cloudformation")
+
+
+def check_placed(aws, get_client_for_region, environments) -> Checklist:
+    """The checklist reading each stack where ``environments`` places it."""
+    return AwsInfraChecker(*(aws.get_client(s) for s in SERVICES), aws.targets, stack_environments=environments,
+                           account=ACCOUNT,
+                           cloudformation_in=lambda region: get_client_for_region(region)("cloudformation")).check()
+
+
+def test_a_stack_pinned_to_another_region_is_read_there(aws, _get_client_for_region):
+    stack = aws.targets.stacks[0]
+    environments = _pinned(aws, _get_client_for_region, {stack: "eu-west-1"})
+    assert failed(check(aws)) == {stack: f"CloudFormation stack {stack} does not exist: deploy it "
+                                         "(deploy_infrastructure)"}  # looked for in Targets.region
+    checklist = check_placed(aws, _get_client_for_region, environments)
+    assert checklist.passed, checklist.summary()
+    assert next(i.reason for i in checklist.items if i.name == stack) == "CREATE_COMPLETE in eu-west-1"
+
+
+def test_a_stack_pinned_to_another_region_missing_there_fails_naming_the_region(aws, _get_client_for_region):
+    from rollway.infra import StackEnvironment
+
+    stack = aws.targets.stacks[0]
+    _pinned(aws, _get_client_for_region, {})  # every stack in Targets.region, none in eu-west-1
+    checklist = check_placed(aws, _get_client_for_region,
+                             {stack: StackEnvironment(account=ACCOUNT, region="eu-west-1")})
+    assert failed(checklist) == {stack: f"CloudFormation stack {stack} in eu-west-1 does not exist: deploy it "
+                                        "(deploy_infrastructure)"}
+
+
+def test_a_stack_of_another_account_fails_saying_so_and_is_not_read(aws, _get_client_for_region, watch_calls):
+    from rollway.infra import StackEnvironment
+
+    stack = aws.targets.stacks[1]
+    _pinned(aws, _get_client_for_region, {})  # a stack of that name in this account must not pass for it
+    cloudformation = aws.get_client("cloudformation")
+    calls = watch_calls(cloudformation)
+    checklist = AwsInfraChecker(*(aws.get_client(s) for s in ("dynamodb", "sqs", "cloudwatch", "sns")), cloudformation,
+                                aws.targets, account=ACCOUNT,
+                                stack_environments={stack: StackEnvironment(account="210987654321", region="us-west-2")}
+                                ).check()
+    reasons = failed(checklist)
+    assert list(reasons) == [stack]
+    assert reasons[stack] == (f"could not read CloudFormation stack {stack} (it is in aws://210987654321/us-west-2): "
+                              f"another account than the one these credentials read ({ACCOUNT}), so it was not "
+                              "read; check it with credentials for account 210987654321")
+    assert calls.count("DescribeStacks") == len(aws.targets.stacks) - 1
+
+
+def test_stacks_elsewhere_without_the_means_to_read_them_are_refused_before_any_call(aws):
+    from rollway.infra import StackEnvironment
+
+    clients = [aws.get_client(s) for s in SERVICES]
+    elsewhere = {aws.targets.stacks[0]: StackEnvironment(account=ACCOUNT, region="eu-west-1")}
+    with pytest.raises(ValueError, match="eu-west-1 need cloudformation_in"):
+        AwsInfraChecker(*clients, aws.targets, stack_environments=elsewhere, account=ACCOUNT)
+    with pytest.raises(ValueError, match="needs account"):
+        AwsInfraChecker(*clients, aws.targets, stack_environments=elsewhere, cloudformation_in=lambda r: None)

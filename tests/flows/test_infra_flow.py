@@ -57,7 +57,7 @@ def latest(key: str, since: float) -> str:
 def test_every_stack_deploys_in_order_then_the_checklist_passes(caplog):
     since = time.time()
     deployer = FakeInfraDeployer(WEBORDINARY)
-    result = deploy_on(deployer, lambda: Passing())
+    result = deploy_on(deployer, lambda _app: Passing())
     assert deployer.calls == ["list", *(f"deploy {s}" for s in STACKS)]
     assert [r.status for r in result.stacks] == ["deployed"] * len(STACKS)
     assert result.checklist is not None and result.checklist.passed
@@ -85,7 +85,8 @@ def test_a_bad_plan_is_refused_before_any_deploy(requested, kwargs, match):
     deployer = FakeInfraDeployer(WEBORDINARY)
     prepared = []
     with pytest.raises(PlanRefused, match=match):
-        deploy_on(deployer, lambda: Passing(), requested=requested, bootstrap=lambda *_: prepared.append(1), **kwargs)
+        deploy_on(deployer, lambda _app: Passing(), requested=requested, bootstrap=lambda *_: prepared.append(1),
+                  **kwargs)
     assert deployer.calls in (["list"], [])
     assert not prepared  # no bootstrap either
 
@@ -106,7 +107,7 @@ def test_a_failed_bootstrap_says_nothing_was_deployed_and_leaves_an_artifact():
     since = time.time()
     deployer = FakeInfraDeployer(WEBORDINARY)
     with pytest.raises(InfraDeployFailed) as caught:
-        deploy_on(deployer, lambda: Passing(), bootstrap=bootstrap)
+        deploy_on(deployer, lambda _app: Passing(), bootstrap=bootstrap)
     assert deployer.calls == ["list"]
     message = str(caught.value)
     assert "cdk bootstrap of aws://123456789012/us-west-2 failed: AccessDenied" in message
@@ -202,8 +203,14 @@ def test_a_failed_stack_stops_the_run_and_says_how_to_resume(caplog):
     since = time.time()
     deployer = FakeInfraDeployer(WEBORDINARY, failing={"WebordinarySQSStack": "Resource limit exceeded"})
     checked = []
+
+    class Recording(Passing):
+        def check(self) -> Checklist:
+            checked.append(1)
+            return super().check()
+
     with pytest.raises(InfraDeployFailed) as caught:
-        deploy_on(deployer, lambda: checked.append(1) or Passing())
+        deploy_on(deployer, lambda _app: Recording())
     assert deployer.deployed == list(STACKS[:4])
     assert deployer.calls[-1] == "deploy WebordinarySQSStack"  # nothing after it, not even the checklist
     assert not checked
@@ -221,7 +228,7 @@ def test_a_failed_stack_stops_the_run_and_says_how_to_resume(caplog):
 
 def test_resume_from_the_failed_stack_deploys_it_and_the_rest_only():
     deployer = FakeInfraDeployer(WEBORDINARY, already=STACKS[:4])
-    result = deploy_on(deployer, lambda: Passing(), from_stack="WebordinarySQSStack")
+    result = deploy_on(deployer, lambda _app: Passing(), from_stack="WebordinarySQSStack")
     assert deployer.calls == ["list", *(f"deploy {s}" for s in STACKS[4:])]
     assert [r.status for r in result.stacks] == ["skipped"] * 4 + ["deployed"] * 4
 
@@ -275,7 +282,7 @@ def test_a_failed_checklist_fails_the_run_naming_the_items(aws):
                              Attributes={"RedrivePolicy": ""})
     deployer = FakeInfraDeployer(WEBORDINARY)
     with pytest.raises(ChecklistFailed) as caught:
-        deploy_on(deployer, lambda: checker_for(aws.get_client, aws.targets))
+        deploy_on(deployer, lambda _app: checker_for(aws.get_client, aws.targets))
     assert deployer.deployed == list(STACKS)
     assert {i.name for i in caught.value.checklist.failed} == {aws.targets.dashboard, queue.name}
     assert f"- dashboard {aws.targets.dashboard}: " in str(caught.value)
@@ -417,3 +424,15 @@ def test_a_resume_with_the_real_cdk_deploys_the_stack_before_from_stack_that_no_
     summary = latest(ARTIFACT_KEY, since)
     assert "- `ItSQSStack`: it does not exist" in summary
     assert "| 1 | `ItSQSStack` | deployed | " in summary and "stack/ItSQSStack/" in summary
+
+
+def test_a_checked_stack_with_a_malformed_environment_is_refused_before_any_deploy(aws):
+    # The checklist reads every Targets stack where the app deploys it, also those this run does
+    # not deploy: one it could not place is refused before the first deploy, not after the last.
+    deployer = FakeInfraDeployer(WEBORDINARY)
+    deployer.app = AppStacks(dependencies=deployer.app.dependencies,
+                             environments={"WebordinaryMonitoringStack": "aws://12345/us-west-2"})
+    with pytest.raises(PlanRefused, match=r"WebordinaryMonitoringStack \('aws://12345/us-west-2'\)"):
+        deploy_on(deployer, lambda app: checker_for(aws.get_client, aws.targets, app=app, home=HOME),
+                  requested=STACKS[:5])
+    assert deployer.calls == ["list"]

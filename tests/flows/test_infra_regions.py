@@ -1,0 +1,125 @@
+"""The infra flows on the embedded AWS with an app that pins stacks to another region and to
+another account: the checklist reads each stack where the app deploys it, and a resume reads
+a skipped stack's status there. cdk is a stand-in script (the real cdk's manifest reading is
+covered by tests/integration/test_cdk.py): it writes the manifest and "deploys" by printing."""
+
+from __future__ import annotations
+
+import json
+import stat
+import sys
+
+import pytest
+
+from blocks.credentials import credentials_for_endpoint
+from blocks.register import save_blocks
+from flows.infra import ChecklistFailed, InfraRefused, deploy_infrastructure, verify_infrastructure
+from tests.flows.moto_env import inbox
+from tests.unit.test_infra_plan import WEBORDINARY
+
+ACCOUNT = "123456789012"  # the embedded account's
+OTHER_ACCOUNT = "210987654321"
+ELSEWHERE = "eu-west-1"
+TARGETS_BLOCK, CREDENTIALS_BLOCK = "infra-regions-targets", "infra-regions-aws"
+# The app deploys its ECR stack to eu-west-1 and its secrets to another account; the rest go
+# wherever the run deploys (environment-agnostic).
+PINNED = {"WebordinaryECRStack": f"aws://{ACCOUNT}/{ELSEWHERE}",
+          "WebordinarySecretsStack": f"aws://{OTHER_ACCOUNT}/us-west-2"}
+
+
+def fake_cdk(tmp_path):
+    """A cdk stand-in: ``synth`` writes the pinned app's manifest; ``deploy`` succeeds."""
+    manifest = {"version": "36.0.0", "artifacts": {
+        name: {"type": "aws:cloudformation:stack", "dependencies": list(deps),
+               "environment": PINNED.get(name, "aws://unknown-account/unknown-region")}
+        for name, deps in WEBORDINARY.items()}}
+    script = tmp_path / "bin" / "cdk"
+    script.parent.mkdir()
+    script.write_text(f"""#!{sys.executable}
+import json, os, sys
+if sys.argv[1] == "synth":
+    out = sys.argv[sys.argv.index("--output") + 1]
+    with open(os.path.join(out, "manifest.json"), "w") as f:
+        f.write({json.dumps(manifest)!r})
+elif sys.argv[1] == "deploy":
+    print("✅  " + sys.argv[2])
+else:
+    sys.exit(2)
+""")
+    script.chmod(script.stat().st_mode | stat.S_IEXEC)
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "cdk.json").write_text('{"app": "true"}')
+    return str(script), str(app)
+
+
+@pytest.fixture
+def pinned(aws, _get_client_for_region):
+    """The provisioned account with someone paged and every stack recorded: the ECR stack in
+    eu-west-1 only, and a stack named like the other account's secrets stack in this account
+    (which must not pass for it)."""
+    inbox(aws)
+    body = json.dumps({"Resources": {"Topic": {"Type": "AWS::SNS::Topic"}}})
+    for stack in aws.targets.stacks:
+        region = ELSEWHERE if stack == "WebordinaryECRStack" else aws.targets.region
+        _get_client_for_region(region)("cloudformation").create_stack(StackName=stack, TemplateBody=body)
+    save_blocks(aws.targets, credentials_for_endpoint(aws.endpoint_url, aws.targets.region),
+                targets_block=TARGETS_BLOCK, credentials_block=CREDENTIALS_BLOCK)
+    return aws
+
+
+def _only_the_other_accounts_stack_fails(checklist) -> None:
+    reasons = {i.name: i.reason for i in checklist.failed}
+    assert list(reasons) == ["WebordinarySecretsStack"], reasons
+    assert reasons["WebordinarySecretsStack"].startswith(
+        f"could not read CloudFormation stack WebordinarySecretsStack (it is in aws://{OTHER_ACCOUNT}/us-west-2): "
+        f"another account than the one these credentials read ({ACCOUNT})")
+    ecr = next(i for i in checklist.items if i.name == "WebordinaryECRStack")
+    assert ecr.passed and ecr.reason == f"CREATE_COMPLETE in {ELSEWHERE}"
+
+
+def test_the_checklist_after_a_deploy_reads_each_stack_where_the_app_deploys_it(pinned, tmp_path):
+    cdk, app = fake_cdk(tmp_path)
+    with pytest.raises(ChecklistFailed) as caught:
+        deploy_infrastructure(cdk_app_dir=app, cdk_executable=cdk, stack_timeout_seconds=60,
+                              targets_block=TARGETS_BLOCK, aws_credentials_block=CREDENTIALS_BLOCK)
+    _only_the_other_accounts_stack_fails(caught.value.checklist)
+
+
+def test_a_resume_reads_a_skipped_stack_in_its_region_with_a_block_naming_the_targets_region(pinned, tmp_path):
+    # The saved block names us-west-2; reading the ECR stack's status in eu-west-1 with it was
+    # refused ("the AWS credentials are for region us-west-2"), failing the resume.
+    cdk, app = fake_cdk(tmp_path)
+    result = deploy_infrastructure(cdk_app_dir=app, cdk_executable=cdk, from_stack="WebordinarySQSStack",
+                                   verify=False, stack_timeout_seconds=60, targets_block=TARGETS_BLOCK,
+                                   aws_credentials_block=CREDENTIALS_BLOCK)
+    by_stack = {r.stack: r for r in result.stacks}
+    ecr = by_stack["WebordinaryECRStack"]
+    assert ecr.status == "skipped" and "CREATE_COMPLETE" in ecr.detail
+    assert [(a.stack, a.status) for a in result.added] == [("WebordinarySecretsStack", "unread")]
+
+
+def test_verify_alone_given_the_app_reads_each_stack_where_the_app_deploys_it(pinned, tmp_path):
+    cdk, app = fake_cdk(tmp_path)
+    with pytest.raises(ChecklistFailed) as caught:
+        verify_infrastructure(targets_block=TARGETS_BLOCK, aws_credentials_block=CREDENTIALS_BLOCK,
+                              cdk_app_dir=app, cdk_executable=cdk)
+    _only_the_other_accounts_stack_fails(caught.value.checklist)
+
+
+def test_verify_alone_without_the_app_reads_every_stack_in_the_targets_region(pinned):
+    with pytest.raises(ChecklistFailed) as caught:
+        verify_infrastructure(targets_block=TARGETS_BLOCK, aws_credentials_block=CREDENTIALS_BLOCK)
+    reasons = {i.name: i.reason for i in caught.value.checklist.failed}
+    assert reasons == {"WebordinaryECRStack": "CloudFormation stack WebordinaryECRStack does not exist: deploy it "
+                                              "(deploy_infrastructure)"}
+
+
+def test_verify_refuses_a_bad_app_or_cdk_before_reading_any_block(tmp_path):
+    # No such blocks: had it got as far as loading them (or calling AWS), it would say so.
+    blocks = {"targets_block": "no-such-targets", "aws_credentials_block": "no-such-aws"}
+    with pytest.raises(InfraRefused, match="not a directory"):
+        verify_infrastructure(cdk_app_dir=str(tmp_path / "nope"), **blocks)
+    (tmp_path / "cdk.json").write_text('{"app": "true"}')
+    with pytest.raises(InfraRefused, match="cdk_executable 'true': .* is not the AWS CDK CLI"):
+        verify_infrastructure(cdk_app_dir=str(tmp_path), cdk_executable="true", **blocks)
