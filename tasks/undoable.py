@@ -82,7 +82,7 @@ _SERVER_SIDE = frozenset({"InternalError", "InternalFailure", "InternalServerErr
                           "ServiceUnavailableException", "ServerException"})
 
 
-def _not_applied(err: BaseException) -> str | None:
+def not_applied(err: BaseException) -> str | None:
     """Why a failed write certainly changed nothing, or None when it may have landed.
 
     An adapter's own error is raised before it writes (a rule it refuses, a name not found), and
@@ -132,7 +132,7 @@ def _write_weights(router: TrafficRouter, weights: Weights, write: _Write) -> No
     try:
         router.set_weights(weights)
     except Exception as err:
-        write.not_applied = _not_applied(err)
+        write.not_applied = not_applied(err)
         raise
 
 
