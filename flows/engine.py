@@ -12,6 +12,7 @@ import re
 import time
 from typing import Protocol
 
+from botocore.exceptions import BotoCoreError, ClientError
 from prefect import get_run_logger
 
 from rollway.approvals import ApprovalAnswer, Approver, next_stage_for
@@ -152,7 +153,9 @@ def set_and_verify(env: Environment, target: Weights, timeout_seconds: float) ->
     try:
         traffic.set_weights(env.router, target)
     except Exception as err:
-        if undoable.not_applied(err) is not None:
+        # Only an AWS call's own failure can be a lost answer; any other error (a bug, a refusal
+        # named before the write) is raised at once rather than waited on for the read-back.
+        if not isinstance(err, (BotoCoreError, ClientError)) or undoable.not_applied(err) is not None:
             raise
         log = get_run_logger()
         log.warning("the answer to setting the weights to %s was lost (%s); reading them back", target, err)

@@ -93,3 +93,17 @@ def test_a_refused_shift_fails_at_once(aws, watch_calls):
         first_stage(env, spec())
     assert "DescribeRules" not in calls[calls.index("ModifyRule"):], calls
     assert env.router.get_weights() == BEFORE
+
+
+def test_an_error_not_from_aws_is_not_read_back(aws, watch_calls):
+    """Only an AWS call's failure can be a lost answer: anything else is raised at once."""
+    env, elbv2 = on_moto(aws)
+
+    def broken(weights):
+        raise RuntimeError("a bug before the write")
+
+    env.router.set_weights = broken
+    calls = watch_calls(elbv2)
+    with pytest.raises(RuntimeError, match="a bug"):
+        first_stage(env, spec())
+    assert "DescribeRules" not in calls, calls
