@@ -12,6 +12,7 @@ import re
 import time
 from typing import Protocol
 
+from botocore.exceptions import BotoCoreError, ClientError
 from prefect import get_run_logger
 
 from rollway.approvals import ApprovalAnswer, Approver, next_stage_for
@@ -142,6 +143,33 @@ def wait_healthy(env: Environment, version: str, timeout_seconds: float) -> int:
         gap = min(gap * 2, HEALTHY_POLL_MAX_SECONDS)
 
 
+def set_and_verify(env: Environment, target: Weights, timeout_seconds: float) -> Weights:
+    """Set the weights (no flags move with them) and read them back until they match.
+
+    A ModifyRule whose answer was lost (a dropped connection, a read timeout) may have moved the
+    traffic all the same: the read-back decides. When it shows ``target``, the shift landed and
+    the rollout goes on, rather than failing a run (and rolling it back) over an answer that
+    never came. When it does not, or AWS said it did not act, the write's error is raised.
+    """
+    try:
+        traffic.set_weights(env.router, target)
+    except Exception as err:
+        # Only an AWS call's own failure can be a lost answer; any other error (a bug, a refusal
+        # named before the write) is raised at once rather than waited on for the read-back.
+        if not isinstance(err, (BotoCoreError, ClientError)) or undoable.not_applied(err) is not None:
+            raise
+        log = get_run_logger()
+        log.warning("the answer to setting the weights to %s was lost (%s); reading them back", target, err)
+        try:
+            verified = traffic.verify_weights(env.router, target, timeout_seconds)
+        except WeightMismatch:
+            log.error("the weights did not become %s after the lost answer: the shift did not land", target)
+            raise err from None
+        log.info("the shift to %s landed although its answer was lost; going on", target)
+        return verified
+    return traffic.verify_weights(env.router, target, timeout_seconds)
+
+
 def shift_to(
     env: Environment, spec: RolloutSpec, weight: int, stable_desired: int, before: Weights, *, actor: str,
     rollout: str,
@@ -167,8 +195,7 @@ def shift_to(
     wait_healthy(env, "canary", spec.healthy_timeout_seconds)
     target = Weights.canary_at(weight)
     if not (spec.flags and env.flags is not None):
-        traffic.set_weights(env.router, target)
-        return traffic.verify_weights(env.router, target, spec.verify_timeout_seconds), []
+        return set_and_verify(env, target, spec.verify_timeout_seconds), []
     with transaction():
         # The ledger and the rollout go along: the undo must not put traffic back on the canary
         # once the rollout is being rolled back (by `rollway abort`, say).

@@ -24,20 +24,31 @@ from tasks import retry
 log = logging.getLogger("rollway.undo")
 T = TypeVar("T")
 UNDO_ATTEMPTS = 3
+UNDO_FIRST_DELAY_SECONDS = 1.0  # then doubled: 1 s, 2 s
 
 
-def _patiently(what: str, call: Callable[[], T]) -> T:
-    """``call()``, tried up to three times a second apart: an undo is one hook that Prefect runs
-    once and whose error it only logs, so one throttled call must not leave the step done."""
+def _never_final(err: BaseException) -> bool:
+    return False
+
+
+def _patiently(what: str, call: Callable[[], T], final: Callable[[BaseException], bool] = _never_final) -> T:
+    """``call()``, tried up to three times with a doubling wait between: an undo is one hook that
+    Prefect runs once and whose error it only logs, so one throttled call must not leave the step
+    done. An error ``final`` names (one a second ask gets again) is raised at once."""
+    delay = UNDO_FIRST_DELAY_SECONDS
     for attempt in range(1, UNDO_ATTEMPTS + 1):
         try:
             return call()
         except Exception as err:  # noqa: BLE001 - retried, then raised as it came
+            if final(err):
+                log.error("undo: %s failed, not tried again (another ask gets the same answer): %s", what, err)
+                raise
             if attempt == UNDO_ATTEMPTS:
                 log.error("undo: %s failed %d times, last: %s", what, attempt, err)
                 raise
-            log.warning("undo: %s failed (%s); trying again", what, err)
-            time.sleep(1.0)
+            log.warning("undo: %s failed (%s); trying again in %g s", what, err, delay)
+            time.sleep(delay)
+            delay *= 2
     raise AssertionError("unreachable")
 
 
@@ -71,7 +82,7 @@ _SERVER_SIDE = frozenset({"InternalError", "InternalFailure", "InternalServerErr
                           "ServiceUnavailableException", "ServerException"})
 
 
-def _not_applied(err: BaseException) -> str | None:
+def not_applied(err: BaseException) -> str | None:
     """Why a failed write certainly changed nothing, or None when it may have landed.
 
     An adapter's own error is raised before it writes (a rule it refuses, a name not found), and
@@ -121,7 +132,7 @@ def _write_weights(router: TrafficRouter, weights: Weights, write: _Write) -> No
     try:
         router.set_weights(weights)
     except Exception as err:
-        write.not_applied = _not_applied(err)
+        write.not_applied = not_applied(err)
         raise
 
 
@@ -204,6 +215,13 @@ _FINAL_ECS = frozenset({
 })
 
 
+def _final_for_ecs(err: BaseException) -> bool:
+    """Whether another UpdateService would be answered as ``err`` was (point_service's retry_condition_fn)."""
+    if isinstance(err, (AdapterError, ValueError)):
+        return True
+    return isinstance(err, ClientError) and err.response.get("Error", {}).get("Code") in _FINAL_ECS
+
+
 # UpdateService with the same arguments is idempotent, so a retry after a lost answer is safe;
 # what ECS refuses the same way every time (a missing cluster, a denied permission) fails at once:
 # retrying it only delays the undo of the registration, which deploy_revision runs on failure.
@@ -219,8 +237,14 @@ def point_service(deployer: ServiceDeployer, service: str, task_definition: str,
 
 @point_service.on_rollback
 def _restore_task_definition(txn) -> None:
-    log.warning("undoing a task definition change: %s back to %s", txn.get("service"), txn.get("previous"))
-    txn.get("deployer").obj.update_service(txn.get("service"), task_definition=txn.get("previous"))
+    service, previous = txn.get("service"), txn.get("previous")
+    log.warning("undoing a task definition change: %s back to %s", service, previous)
+    # The same policy as point_service's own retries: one throttled or dropped UpdateService used
+    # to leave the canary on the new revision (and the registration's undo then deregistered the
+    # revision it runs); what ECS refuses the same way every time fails at once.
+    _patiently(f"pointing {service} back at {previous}",
+               lambda: txn.get("deployer").obj.update_service(service, task_definition=previous),
+               final=_final_for_ecs)
 
 
 @task(name="apply-flag-bindings", cache_policy=NONE)

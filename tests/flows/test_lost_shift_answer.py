@@ -1,0 +1,109 @@
+"""A shift with no flags bound (flows/engine.shift_to's set_and_verify) whose ModifyRule answer is
+lost reads the weights back, on the embedded AWS: when the shift landed, the rollout goes on.
+
+It used to fail the stage on the lost answer, and the flow's failure hook rolled back a shift
+that had in fact gone through.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import pytest
+from botocore.awsrequest import AWSResponse
+from botocore.exceptions import ClientError, ReadTimeoutError
+from prefect import flow
+
+from flows.engine import shift_to
+from rollway.aws.elbv2 import AlbRouter
+from rollway.model import Weights
+from rollway.spec import RolloutSpec, Stage
+from tests.flows.fake_env import fake_environment
+
+BEFORE, SHIFTED = Weights(stable=100, canary=0), Weights.canary_at(5)
+
+
+@flow
+def first_stage(env, spec):
+    return shift_to(env, spec, 5, 4, BEFORE, actor="operator", rollout="r-1")
+
+
+def spec(**fields) -> RolloutSpec:
+    return RolloutSpec(image="webordinary/edit-container:2.0.0", stages=[Stage(weight=5), Stage(weight=100)],
+                       monitor_seconds=0, **fields)
+
+
+def on_moto(aws):
+    """The fakes' environment with the load balancer on moto, a canary task registered in its group
+    (moto reports every registered target healthy)."""
+    elbv2 = aws.get_client("elbv2")
+    router = AlbRouter(elbv2, aws.targets)
+    elbv2.register_targets(TargetGroupArn=router._lookups().canary_arn, Targets=[{"Id": "10.0.1.10", "Port": 8080}])
+    env = fake_environment()
+    env.targets, env.router = aws.targets, router
+    return env, elbv2
+
+
+@contextmanager
+def hooked(client, event: str, handler):
+    name = f"{event}.{client.meta.service_model.service_id.hyphenize()}.ModifyRule"
+    client.meta.events.register(name, handler)
+    try:
+        yield
+    finally:
+        client.meta.events.unregister(name, handler)
+
+
+def test_a_shift_that_landed_with_its_answer_lost_goes_on(aws, watch_calls):
+    env, elbv2 = on_moto(aws)
+    assert env.router.get_weights() == BEFORE
+
+    def lose_answer(**_):  # ModifyRule went through on moto; its answer never arrives
+        raise ReadTimeoutError(endpoint_url=aws.endpoint_url)
+
+    calls = watch_calls(elbv2)
+    with hooked(elbv2, "after-call", lose_answer):
+        verified, updates = first_stage(env, spec())
+    assert verified == SHIFTED and updates == []
+    assert env.router.get_weights() == SHIFTED
+    assert calls.count("ModifyRule") == 1, calls  # read back, not written again
+
+
+def test_a_shift_that_did_not_land_with_its_answer_lost_fails(aws):
+    """The connection dropped before ModifyRule reached AWS: the read-back shows the old weights."""
+    env, elbv2 = on_moto(aws)
+
+    def lost_before_sending(**_):
+        raise ReadTimeoutError(endpoint_url=aws.endpoint_url)
+
+    with hooked(elbv2, "before-call", lost_before_sending), pytest.raises(ReadTimeoutError):
+        first_stage(env, spec(verify_timeout_seconds=0.2))
+    assert env.router.get_weights() == BEFORE
+
+
+def test_a_refused_shift_fails_at_once(aws, watch_calls):
+    """AWS answered that it did not act: nothing to read back."""
+    env, elbv2 = on_moto(aws)
+
+    def refuse(**_):
+        body = {"Error": {"Code": "AccessDenied", "Message": "not allowed"}, "ResponseMetadata": {"HTTPStatusCode": 403}}
+        return AWSResponse(aws.endpoint_url, 403, {}, None), body
+
+    calls = watch_calls(elbv2)
+    with hooked(elbv2, "before-call", refuse), pytest.raises(ClientError, match="AccessDenied"):
+        first_stage(env, spec())
+    assert "DescribeRules" not in calls[calls.index("ModifyRule"):], calls
+    assert env.router.get_weights() == BEFORE
+
+
+def test_an_error_not_from_aws_is_not_read_back(aws, watch_calls):
+    """Only an AWS call's failure can be a lost answer: anything else is raised at once."""
+    env, elbv2 = on_moto(aws)
+
+    def broken(weights):
+        raise RuntimeError("a bug before the write")
+
+    env.router.set_weights = broken
+    calls = watch_calls(elbv2)
+    with pytest.raises(RuntimeError, match="a bug"):
+        first_stage(env, spec())
+    assert "DescribeRules" not in calls, calls

@@ -1,0 +1,105 @@
+"""point_service's undo (tasks/undoable._restore_task_definition) tries again what another ask
+could get past, and only that, on the embedded AWS.
+
+It used to make one UpdateService call: a throttle or a dropped connection left the canary on
+the new revision while the rest of the deploy was undone.
+"""
+from __future__ import annotations
+
+import pytest
+from botocore.exceptions import ClientError, ConnectionClosedError
+from prefect import flow
+from prefect.transactions import transaction
+
+import tasks.undoable
+from rollway.aws.ecs import EcsDeployer
+from tasks.undoable import point_service
+
+
+class LaterStepFailed(RuntimeError):
+    """A step after the pointing, in the same transaction, failed."""
+
+
+@flow
+def point_then_fail(deployer, service: str, revision: str, previous: str):
+    with transaction():
+        point_service(deployer, service, revision, previous)
+        raise LaterStepFailed("a later step failed")
+
+
+class Counting:
+    """An EcsDeployer on moto that counts its update_service calls; those numbered in ``refuse``
+    ECS answers with ``code`` (none: only counted)."""
+
+    def __init__(self, deployer: EcsDeployer, code: str | None = None, refuse: tuple[int, ...] = ()) -> None:
+        self.deployer, self.code, self.refuse, self.calls = deployer, code, refuse, 0
+
+    def update_service(self, service, *, task_definition=None, desired=None):
+        self.calls += 1
+        if self.calls in self.refuse:
+            raise ClientError({"Error": {"Code": self.code, "Message": f"{self.code} from ECS"}}, "UpdateService")
+        return self.deployer.update_service(service, task_definition=task_definition, desired=desired)
+
+
+@pytest.fixture(autouse=True)
+def no_waiting(monkeypatch):
+    """The undo's wait between tries is not what is tested: what is tried again is."""
+    monkeypatch.setattr(tasks.undoable.time, "sleep", lambda seconds: None)
+
+
+def new_revision(aws) -> str:
+    deployer = EcsDeployer(aws.get_client("ecs"), aws.targets)
+    return deployer.register_revision(f"{aws.topology.repository_uri}:2.0.0", aws.topology.task_definition_arn)
+
+
+def service_runs(aws) -> str:
+    ecs = aws.get_client("ecs")
+    found = ecs.describe_services(cluster=aws.targets.cluster, services=[aws.targets.canary_service])
+    return found["services"][0]["taskDefinition"]
+
+
+def test_an_undo_whose_connection_drops_is_tried_again(aws):
+    ecs = aws.get_client("ecs")
+    previous, revision = aws.topology.task_definition_arn, new_revision(aws)
+    deployer = Counting(EcsDeployer(ecs, aws.targets))
+
+    def drop(request, **_):  # every attempt botocore makes of the undo's first call loses its connection
+        if deployer.calls == 2:
+            raise ConnectionClosedError(endpoint_url=request.url)
+
+    ecs.meta.events.register("before-send.ecs.UpdateService", drop)
+    try:
+        with pytest.raises(LaterStepFailed):
+            point_then_fail(deployer, aws.targets.canary_service, revision, previous)
+    finally:
+        ecs.meta.events.unregister("before-send.ecs.UpdateService", drop)
+    assert deployer.calls == 3  # the pointing, the dropped undo, the undo again
+    assert service_runs(aws) == previous, "the canary was left on the new revision"
+
+
+@pytest.mark.parametrize("code", ["ThrottlingException", "ServerException"])
+def test_an_undo_refused_for_now_is_tried_again(aws, code):
+    previous, revision = aws.topology.task_definition_arn, new_revision(aws)
+    deployer = Counting(EcsDeployer(aws.get_client("ecs"), aws.targets), code, refuse=(2,))
+    with pytest.raises(LaterStepFailed):
+        point_then_fail(deployer, aws.targets.canary_service, revision, previous)
+    assert deployer.calls == 3
+    assert service_runs(aws) == previous, "the canary was left on the new revision"
+
+
+def test_an_undo_refused_for_good_is_asked_once(aws):
+    previous, revision = aws.topology.task_definition_arn, new_revision(aws)
+    deployer = Counting(EcsDeployer(aws.get_client("ecs"), aws.targets), "AccessDeniedException", refuse=(2, 3))
+    with pytest.raises(LaterStepFailed):
+        point_then_fail(deployer, aws.targets.canary_service, revision, previous)
+    assert deployer.calls == 2  # the pointing, and one undo: a second ask is denied again
+    assert service_runs(aws) == revision
+
+
+def test_an_undo_that_keeps_failing_is_tried_three_times(aws):
+    previous, revision = aws.topology.task_definition_arn, new_revision(aws)
+    deployer = Counting(EcsDeployer(aws.get_client("ecs"), aws.targets), "ThrottlingException", refuse=(2, 3, 4, 5))
+    with pytest.raises(LaterStepFailed):
+        point_then_fail(deployer, aws.targets.canary_service, revision, previous)
+    assert deployer.calls == 1 + tasks.undoable.UNDO_ATTEMPTS
+    assert service_runs(aws) == revision
