@@ -201,7 +201,10 @@ def register_revision(deployer: ServiceDeployer, image: str, base_task_definitio
 def _deregister(txn) -> None:
     arn = txn.get("arn")
     log.warning("undoing a task definition registration: deregistering %s", arn)
-    _patiently(f"deregistering {arn}", lambda: txn.get("deployer").obj.deregister_revision(arn))
+    # What ECS refuses for good (no such revision, a denied permission) is asked once, as for
+    # point_service's undo: three tries only delay the rest of the undo.
+    _patiently(f"deregistering {arn}", lambda: txn.get("deployer").obj.deregister_revision(arn),
+               final=_final_for_ecs)
 
 
 # ECS's answers to UpdateService that a second ask gets again: no such cluster or service (the

@@ -103,3 +103,35 @@ def test_an_undo_that_keeps_failing_is_tried_three_times(aws):
         point_then_fail(deployer, aws.targets.canary_service, revision, previous)
     assert deployer.calls == 1 + tasks.undoable.UNDO_ATTEMPTS
     assert service_runs(aws) == revision
+
+
+class RefusingDeregister:
+    """An EcsDeployer on moto whose deregister_revision ECS answers with ``code`` every time, counted."""
+
+    def __init__(self, deployer: EcsDeployer, code: str) -> None:
+        self.deployer, self.code, self.calls = deployer, code, 0
+
+    def register_revision(self, image, base):
+        return self.deployer.register_revision(image, base)
+
+    def deregister_revision(self, task_definition):
+        self.calls += 1
+        raise ClientError({"Error": {"Code": self.code, "Message": f"{self.code} from ECS"}},
+                          "DeregisterTaskDefinition")
+
+
+@flow
+def register_then_fail(deployer, image: str, base: str):
+    from tasks.undoable import register_revision
+
+    with transaction():
+        register_revision(deployer, image, base)
+        raise LaterStepFailed("a later step failed")
+
+
+@pytest.mark.parametrize("code, asked", [("AccessDeniedException", 1), ("ThrottlingException", 3)])
+def test_a_registrations_undo_asks_again_only_what_another_ask_could_get_past(aws, code, asked):
+    deployer = RefusingDeregister(EcsDeployer(aws.get_client("ecs"), aws.targets), code)
+    with pytest.raises(LaterStepFailed):
+        register_then_fail(deployer, f"{aws.topology.repository_uri}:2.0.0", aws.topology.task_definition_arn)
+    assert deployer.calls == asked
