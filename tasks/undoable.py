@@ -219,7 +219,8 @@ _FINAL_ECS = frozenset({
 
 
 def _final_for_ecs(err: BaseException) -> bool:
-    """Whether another UpdateService would be answered as ``err`` was (point_service's retry_condition_fn)."""
+    """Whether ECS would answer another ask as it answered ``err`` (point_service's retry_condition_fn;
+    its undo's and the registration undo's ``final``)."""
     if isinstance(err, (AdapterError, ValueError)):
         return True
     return isinstance(err, ClientError) and err.response.get("Error", {}).get("Code") in _FINAL_ECS

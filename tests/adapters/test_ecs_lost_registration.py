@@ -7,7 +7,7 @@ revisions, of which rollway recorded one. Each registration now carries a token 
 """
 from __future__ import annotations
 
-from contextlib import contextmanager
+from functools import partial
 
 import boto3
 import pytest
@@ -15,19 +15,13 @@ from botocore.config import Config
 from botocore.exceptions import ClientError, ConnectionClosedError, ReadTimeoutError
 
 from rollway.aws.ecs import REQUEST_TAG, EcsDeployer
+from tests.botocore_events import on_operation
 
 IMAGE_TAG = "2.0.0"
 
 
-@contextmanager
-def hooked(client, event: str, handler):
-    """``handler`` on ``event`` of ``client``'s RegisterTaskDefinition, for the test only (clients are shared)."""
-    name = f"{event}.ecs.RegisterTaskDefinition"
-    client.meta.events.register(name, handler)
-    try:
-        yield
-    finally:
-        client.meta.events.unregister(name, handler)
+# A handler on the ECS client's RegisterTaskDefinition, for the test only (clients are shared).
+hooked = partial(on_operation, operation="RegisterTaskDefinition")
 
 
 def active_revisions(aws) -> list[str]:

@@ -6,7 +6,7 @@ the canary at its new weight with its flags never moved.
 """
 from __future__ import annotations
 
-from contextlib import contextmanager
+from functools import partial
 
 import pytest
 from botocore.awsrequest import AWSResponse
@@ -17,6 +17,7 @@ from prefect.transactions import transaction
 from rollway.aws.elbv2 import AlbRouter
 from rollway.model import Weights
 from tasks import undoable
+from tests.botocore_events import on_operation
 
 BEFORE, SHIFTED = Weights(stable=100, canary=0), Weights.canary_at(5)
 
@@ -33,15 +34,8 @@ def shift(router, then_fail: bool = False):
             raise LaterStepFailed("the flags could not follow")
 
 
-@contextmanager
-def hooked(client, event: str, handler):
-    """``handler`` on ``event`` of ``client``'s ModifyRule, for the test only (clients are shared)."""
-    name = f"{event}.{client.meta.service_model.service_id.hyphenize()}.ModifyRule"
-    client.meta.events.register(name, handler)
-    try:
-        yield
-    finally:
-        client.meta.events.unregister(name, handler)
+# A handler on the load balancer client's ModifyRule, for the test only (clients are shared).
+hooked = partial(on_operation, operation="ModifyRule")
 
 
 def test_a_shift_whose_answer_is_lost_is_undone(aws):

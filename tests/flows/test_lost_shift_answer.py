@@ -6,7 +6,7 @@ that had in fact gone through.
 """
 from __future__ import annotations
 
-from contextlib import contextmanager
+from functools import partial
 
 import pytest
 from botocore.awsrequest import AWSResponse
@@ -17,6 +17,7 @@ from flows.engine import shift_to
 from rollway.aws.elbv2 import AlbRouter
 from rollway.model import Weights
 from rollway.spec import RolloutSpec, Stage
+from tests.botocore_events import on_operation
 from tests.flows.fake_env import fake_environment
 
 BEFORE, SHIFTED = Weights(stable=100, canary=0), Weights.canary_at(5)
@@ -43,14 +44,8 @@ def on_moto(aws):
     return env, elbv2
 
 
-@contextmanager
-def hooked(client, event: str, handler):
-    name = f"{event}.{client.meta.service_model.service_id.hyphenize()}.ModifyRule"
-    client.meta.events.register(name, handler)
-    try:
-        yield
-    finally:
-        client.meta.events.unregister(name, handler)
+# A handler on the load balancer client's ModifyRule, for the test only (clients are shared).
+hooked = partial(on_operation, operation="ModifyRule")
 
 
 def test_a_shift_that_landed_with_its_answer_lost_goes_on(aws, watch_calls):

@@ -14,6 +14,7 @@ from prefect.transactions import transaction
 import tasks.undoable
 from rollway.aws.ecs import EcsDeployer
 from tasks.undoable import point_service
+from tests.flows.test_point_service_retries import new_revision, service_runs
 
 
 class LaterStepFailed(RuntimeError):
@@ -45,17 +46,6 @@ class Counting:
 def no_waiting(monkeypatch):
     """The undo's wait between tries is not what is tested: what is tried again is."""
     monkeypatch.setattr(tasks.undoable.time, "sleep", lambda seconds: None)
-
-
-def new_revision(aws) -> str:
-    deployer = EcsDeployer(aws.get_client("ecs"), aws.targets)
-    return deployer.register_revision(f"{aws.topology.repository_uri}:2.0.0", aws.topology.task_definition_arn)
-
-
-def service_runs(aws) -> str:
-    ecs = aws.get_client("ecs")
-    found = ecs.describe_services(cluster=aws.targets.cluster, services=[aws.targets.canary_service])
-    return found["services"][0]["taskDefinition"]
 
 
 def test_an_undo_whose_connection_drops_is_tried_again(aws):

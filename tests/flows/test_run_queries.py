@@ -36,10 +36,9 @@ def running_runs() -> Iterator[tuple]:
                 client.set_flow_run_state(run_id, Cancelled(message="test over"), force=True)
 
 
-def test_a_run_ending_between_two_pages_hides_no_other_run(running_runs):
-    """A run of the first page ends while the next is asked for: the rest of the list moves up by
-    one, and with plain offsets the run that moved onto the first page's end was never read."""
-    client, created = running_runs
+def read_while_runs_end(client, ending: int) -> tuple[list, list]:
+    """``runs_in_states`` while the first ``ending`` runs of its first page end just after that
+    page is read; the runs it returns, and the pages it read."""
     real = client.read_flow_runs
     pages: list = []
 
@@ -47,7 +46,8 @@ def test_a_run_ending_between_two_pages_hides_no_other_run(running_runs):
         page = real(**kwargs)
         pages.append(page)
         if len(pages) == 1:
-            client.set_flow_run_state(page[0].id, Cancelled(message="finished meanwhile"), force=True)
+            for run in page[:ending]:
+                client.set_flow_run_state(run.id, Cancelled(message="finished meanwhile"), force=True)
         return page
 
     client.read_flow_runs = read_flow_runs
@@ -55,6 +55,14 @@ def test_a_run_ending_between_two_pages_hides_no_other_run(running_runs):
         runs = runs_in_states(client, [FLOW], [StateType.RUNNING])
     finally:
         client.read_flow_runs = real
+    return runs, pages
+
+
+def test_a_run_ending_between_two_pages_hides_no_other_run(running_runs):
+    """A run of the first page ends while the next is asked for: the rest of the list moves up by
+    one, and with plain offsets the run that moved onto the first page's end was never read."""
+    client, created = running_runs
+    runs, pages = read_while_runs_end(client, 1)
     ended = pages[0][0].id
     assert set(created) - {ended} <= {run.id for run in runs}
     assert len(runs) == len({run.id for run in runs}), "a run shows twice"
@@ -83,22 +91,7 @@ def test_many_runs_ending_between_two_pages_hide_no_other_run(running_runs):
     """Seventy runs of the first page end while the next is asked for: more than any fixed overlap
     between pages re-reads, so the runs that moved up past the overlap were never read."""
     client, created = running_runs
-    real = client.read_flow_runs
-    pages: list = []
-
-    def read_flow_runs(**kwargs):
-        page = real(**kwargs)
-        pages.append(page)
-        if len(pages) == 1:
-            for run in page[:70]:
-                client.set_flow_run_state(run.id, Cancelled(message="finished meanwhile"), force=True)
-        return page
-
-    client.read_flow_runs = read_flow_runs
-    try:
-        runs = runs_in_states(client, [FLOW], [StateType.RUNNING])
-    finally:
-        client.read_flow_runs = real
+    runs, pages = read_while_runs_end(client, 70)
     ended = {run.id for run in pages[0][:70]}
     missed = set(created) - ended - {run.id for run in runs}
     assert not missed, f"{len(missed)} running runs were never read"
