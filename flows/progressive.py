@@ -23,7 +23,7 @@ from flows.hooks import rollback_hooks
 from flows.journal import LedgerJournal
 from flows.monitor import after_window, run_monitor
 from flows.params import Actor, EarlyReason, LeaseSeconds, PollSeconds
-from flows.rollback import finish_rollback, judge_rollback
+from flows.rollback import finish_rollback, judge_rollback, sleep_wall
 from rollway import lapse, weekly
 from rollway.approvals import Approver
 from rollway.aws.environment import aws_environment
@@ -492,7 +492,6 @@ def wait_out_an_ended_runs_lease(env: Environment, *, owner: str, lease_seconds:
         return
     if not owner_finished(record.owner):
         return  # a live run (one paused for an approval renews no lease): left alone, as before
-    speed = getattr(env.clock, "speed", 1.0)
     wait = lapse.lapse_wait(record.lease_expires, wall, max_wait=lease_seconds + LAPSE_MARGIN_WALL_SECONDS)
     until = weekly.describe(record.lease_expires, "UTC")
     if wait is None:
@@ -505,8 +504,7 @@ def wait_out_an_ended_runs_lease(env: Environment, *, owner: str, lease_seconds:
                 "for it to lapse, then going on", service, record.owner, until, wait)
     deadline = wall + wait
     while (left := deadline - env.wall()) > 0:
-        # The rollout clock is the one that sleeps: ``speed`` of its seconds per wall second.
-        env.clock.sleep(min(left, LAPSE_PROGRESS_WALL_SECONDS) * speed)
+        sleep_wall(env, min(left, LAPSE_PROGRESS_WALL_SECONDS))
         with before_any_write():
             current = env.ledger.get(service)
         if current is None or (current.owner, current.lease_expires) != (record.owner, record.lease_expires):
