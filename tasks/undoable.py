@@ -15,7 +15,7 @@ from prefect import task
 from prefect.cache_policies import NONE
 from prefect.transactions import get_transaction, transaction
 
-from rollway.aws.errors import AdapterError
+from rollway.aws.errors import SERVER_SIDE_CODES, AdapterError, error_code
 from rollway.ledger import RolloutEnded, check_not_ended
 from rollway.model import Weights
 from rollway.ports import Ledger, ServiceDeployer, TrafficRouter
@@ -77,11 +77,6 @@ class _Write:
         return self
 
 
-# ClientError codes with which AWS says its own side failed: the write may have landed anyway.
-_SERVER_SIDE = frozenset({"InternalError", "InternalFailure", "InternalServerError", "ServiceUnavailable",
-                          "ServiceUnavailableException", "ServerException"})
-
-
 def not_applied(err: BaseException) -> str | None:
     """Why a failed write certainly changed nothing, or None when it may have landed.
 
@@ -93,8 +88,8 @@ def not_applied(err: BaseException) -> str | None:
     if isinstance(err, AdapterError):
         return f"refused before the write: {err}"
     if isinstance(err, ClientError):
-        code = err.response.get("Error", {}).get("Code", "")
-        if code and code not in _SERVER_SIDE:
+        code = error_code(err)
+        if code and code not in SERVER_SIDE_CODES:
             return f"refused: {code}"
     return None
 

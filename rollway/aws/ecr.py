@@ -16,7 +16,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, SecretStr
 
-from rollway.aws.errors import AdapterError, TargetNotFound
+from rollway.aws.errors import AdapterError, TargetNotFound, error_code
 from rollway.image import registry_of_endpoint
 from rollway.targets import Targets
 
@@ -108,7 +108,7 @@ class EcrRepository:
         try:
             found = self._client.describe_repositories(repositoryNames=[self._name])["repositories"][0]
         except ClientError as err:
-            if _code(err) == "RepositoryNotFoundException":
+            if error_code(err) == "RepositoryNotFoundException":
                 raise TargetNotFound("ECR repository", self._name, "create it (the ECR stack) first") from err
             raise
         uri = found["repositoryUri"]
@@ -140,9 +140,9 @@ class EcrRepository:
         try:
             found = self._client.describe_images(repositoryName=self._name, imageIds=[{"imageTag": tag}])
         except ClientError as err:
-            if _code(err) == "ImageNotFoundException":
+            if error_code(err) == "ImageNotFoundException":
                 return None
-            if _code(err) == "RepositoryNotFoundException":
+            if error_code(err) == "RepositoryNotFoundException":
                 raise TargetNotFound("ECR repository", self._name) from err
             raise
         details = found.get("imageDetails", [])
@@ -181,7 +181,3 @@ class EcrRepository:
             raise AdapterError(str(err)) from None
         return RegistryLogin(registry=registry, username=username, password=SecretStr(password),
                              expires_at=first.get("expiresAt"))
-
-
-def _code(err: ClientError) -> str:
-    return err.response.get("Error", {}).get("Code", "")

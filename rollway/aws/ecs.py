@@ -17,7 +17,8 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from rollway.aws.errors import AdapterError, ServiceGone, ServiceNotStable, TargetNotFound
+from rollway.aws.errors import (SERVER_SIDE_CODES, AdapterError, ServiceGone, ServiceNotStable, TargetNotFound,
+                                error_code)
 from rollway.model import ServiceState
 from rollway.targets import Targets
 
@@ -41,9 +42,6 @@ READ_ONLY_FIELDS = frozenset(
 REQUEST_TAG = "rollway:request"
 # How many of a family's newest revisions are searched for that token.
 REQUEST_LOOKBACK = 10
-# ClientError codes with which AWS says its own side failed: the call may have acted anyway.
-_SERVER_SIDE = frozenset({"ServerException", "InternalFailure", "InternalError", "ServiceUnavailable",
-                          "ServiceUnavailableException"})
 _log = logging.getLogger(__name__)
 # wait_stable polls at most this often; real ECS needs minutes, so finer polling only adds calls.
 _MAX_DELAY_SECONDS = 15
@@ -124,7 +122,8 @@ class EcsDeployer:
         try:
             answer = self._client.register_task_definition(**arguments)
         except ClientError as err:
-            if _code(err) not in _SERVER_SIDE and not err.response.get("ResponseMetadata", {}).get("RetryAttempts"):
+            resent = err.response.get("ResponseMetadata", {}).get("RetryAttempts")
+            if error_code(err) not in SERVER_SIDE_CODES and not resent:
                 raise  # ECS refused the only copy sent: nothing was registered
             return self._recover(family, token, err)
         except BotoCoreError as err:  # the connection dropped, or the answer timed out
@@ -408,10 +407,6 @@ def _container(task_definition: dict[str, Any], container: str, name: str) -> di
             return definition
     names = [d.get("name") for d in task_definition.get("containerDefinitions", [])]
     raise TargetNotFound("container", container, f"in task definition {name} (it has {names})")
-
-
-def _code(err: ClientError) -> str:
-    return err.response.get("Error", {}).get("Code", "")
 
 
 def _named(err: ClientError, task_definition: str) -> Exception:

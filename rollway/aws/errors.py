@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from botocore.exceptions import ClientError
+
 from rollway.model import Weights
 
 
@@ -93,3 +95,13 @@ class NoDatapoints(AdapterError):
         self.metric = metric
         suffix = f": {detail}" if detail else ""
         super().__init__(f"no datapoints for {metric}{suffix}")
+
+
+SERVER_SIDE_CODES = frozenset({"InternalError", "InternalFailure", "InternalServerError", "ServiceUnavailable",
+                               "ServiceUnavailableException", "ServerException"})
+"""ClientError codes with which AWS says its own side failed: the call may have acted anyway."""
+
+
+def error_code(err: ClientError) -> str:
+    """The code of an AWS error answer ("" when it names none)."""
+    return err.response.get("Error", {}).get("Code", "")

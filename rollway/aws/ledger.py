@@ -54,6 +54,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic_core import to_json
 
+from rollway.aws.errors import error_code
 from rollway.ledger import (
     ENDED_PHASES,
     RESERVED_ID_PREFIX,
@@ -495,7 +496,7 @@ class DynamoLedger:
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as err:
-            if _code(err) != "ConditionalCheckFailedException":
+            if error_code(err) != "ConditionalCheckFailedException":
                 raise
             old = err.response.get("Item")
             raise _Refused(_from_item(old) if old else None) from err
@@ -521,13 +522,9 @@ def _holds(history: tuple[Transition, ...], appended: tuple[Transition, ...]) ->
     return any(history[i:i + n] == appended for i in range(len(history) - n, -1, -1))
 
 
-def _code(err: ClientError) -> str:
-    return err.response.get("Error", {}).get("Code", "")
-
-
 def _lost_a_race(err: ClientError) -> bool:
     """A transaction cancelled only because the items changed since they were read."""
-    if _code(err) != "TransactionCanceledException":
+    if error_code(err) != "TransactionCanceledException":
         return False
     reasons = {reason.get("Code", "None") for reason in err.response.get("CancellationReasons", [])}
     return reasons <= _RACE_REASONS
