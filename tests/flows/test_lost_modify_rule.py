@@ -83,3 +83,49 @@ def test_a_shift_that_went_through_stays_when_nothing_fails(aws):
     router = AlbRouter(aws.get_client("elbv2"), aws.targets)
     shift(router)
     assert router.get_weights() == SHIFTED
+
+
+def refusing_after_the_first(aws, code: str, times: int):
+    """A before-call hook: ModifyRule goes through once (the shift), then the load balancer answers
+    ``code`` to the next ``times`` asks (the undo's), then lets them through."""
+    seen = {"calls": 0}
+
+    def refuse(**_):
+        seen["calls"] += 1
+        if 1 < seen["calls"] <= 1 + times:
+            body = {"Error": {"Code": code, "Message": f"{code} from the load balancer"},
+                    "ResponseMetadata": {"HTTPStatusCode": 400}}
+            return AWSResponse(aws.endpoint_url, 400, {}, None), body
+        return None
+
+    return refuse
+
+
+@pytest.fixture
+def no_undo_waits(monkeypatch):
+    """The undo's wait between tries is not what is tested: what is tried again is."""
+    monkeypatch.setattr(undoable.time, "sleep", lambda seconds: None)
+
+
+@pytest.mark.parametrize("code", ["AccessDenied", "RuleNotFound", "ValidationError"])
+def test_an_undo_the_load_balancer_refuses_for_good_is_asked_once(aws, watch_calls, no_undo_waits, code):
+    elbv2 = aws.get_client("elbv2")
+    router = AlbRouter(elbv2, aws.targets)
+    router.resolve()
+    calls = watch_calls(elbv2)
+    with hooked(elbv2, "before-call", refusing_after_the_first(aws, code, times=3)), pytest.raises(LaterStepFailed):
+        shift(router, then_fail=True)
+    assert calls.count("ModifyRule") == 2, calls  # the shift, and one undo: a second ask is refused again
+    assert router.get_weights() == SHIFTED
+
+
+@pytest.mark.parametrize("code", ["Throttling", "InternalFailure"])
+def test_an_undo_refused_for_now_is_tried_again(aws, watch_calls, no_undo_waits, code):
+    elbv2 = aws.get_client("elbv2")
+    router = AlbRouter(elbv2, aws.targets)
+    router.resolve()
+    calls = watch_calls(elbv2)
+    with hooked(elbv2, "before-call", refusing_after_the_first(aws, code, times=1)), pytest.raises(LaterStepFailed):
+        shift(router, then_fail=True)
+    assert calls.count("ModifyRule") == 3, calls  # the shift, the refused undo, the undo again
+    assert router.get_weights() == BEFORE, "the shift was left in place after one passing refusal"
