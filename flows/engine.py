@@ -143,14 +143,38 @@ def wait_healthy(env: Environment, version: str, timeout_seconds: float) -> int:
         gap = min(gap * 2, HEALTHY_POLL_MAX_SECONDS)
 
 
-def set_and_verify(env: Environment, target: Weights, timeout_seconds: float) -> Weights:
+def set_and_verify(env: Environment, target: Weights, timeout_seconds: float, *, tries: int = 1) -> Weights:
     """Set the weights (no flags move with them) and read them back until they match.
 
     A ModifyRule whose answer was lost (a dropped connection, a read timeout) may have moved the
     traffic all the same: the read-back decides. When it shows ``target``, the shift landed and
     the rollout goes on, rather than failing a run (and rolling it back) over an answer that
     never came. When it does not, or AWS said it did not act, the write's error is raised.
+
+    ``tries`` > 1 (a rollback's move to stable): a write that did not land is sent again, up to
+    that many times in all, 1 s and then 2 s apart, unless the load balancer refused it for good
+    (``undoable.final_for_elb``). Sending the same weights twice is harmless, and leaving users on
+    a canary being rolled back over one throttled or lost ModifyRule is not.
     """
+    delay = WRITE_RETRY_FIRST_DELAY_SECONDS
+    for attempt in range(1, tries + 1):
+        try:
+            return _set_and_verify_once(env, target, timeout_seconds)
+        except (BotoCoreError, ClientError) as err:
+            if attempt == tries or undoable.final_for_elb(err):
+                raise
+            get_run_logger().warning("setting the weights to %s failed (%s); sending it again in %g s (try %d of %d)",
+                                     target, err, delay, attempt + 1, tries)
+            time.sleep(delay)
+            delay *= 2
+    raise AssertionError("unreachable")
+
+
+# Wall seconds: throttling and a load balancer's own errors pass on AWS's time, not the rollout clock's.
+WRITE_RETRY_FIRST_DELAY_SECONDS = 1.0
+
+
+def _set_and_verify_once(env: Environment, target: Weights, timeout_seconds: float) -> Weights:
     try:
         traffic.set_weights(env.router, target)
     except Exception as err:

@@ -39,7 +39,7 @@ from typing import Annotated, Callable, Sequence
 from prefect import flow, get_run_logger
 from pydantic import AfterValidator
 
-from flows.engine import wait_healthy
+from flows.engine import set_and_verify, wait_healthy
 from flows.env import load_environment
 from flows.params import Actor, TaskCount
 from rollway.aws.ledger import STORAGE_ERRORS, storage_failure, write_or_why
@@ -53,6 +53,9 @@ from rollway.phases import RolloutPhase
 from rollway.report import RollbackResult, RolloutResult
 from rollway.spec import FlagBinding
 from tasks import ecs, metrics, traffic
+
+# How many times a rollback sends its move to stable (see set_and_verify's ``tries``).
+ROLLBACK_WRITE_TRIES = 3
 
 
 # A task definition ECS can name: its ARN or family:revision (families are 1-255 letters,
@@ -211,8 +214,9 @@ def execute_rollback(
 
     target = Weights(stable=100, canary=0)
     still_holds(f"move the traffic to {t.stable_service}")
-    traffic.set_weights(env.router, target)
-    weights = traffic.verify_weights(env.router, target, verify_timeout_seconds)
+    # A lost answer that moved the traffic all the same is read back, not failed on; one that did
+    # not land, or a throttle, is sent again: users stay on the canary until this lands.
+    weights = set_and_verify(env, target, verify_timeout_seconds, tries=ROLLBACK_WRITE_TRIES)
     steps.append(f"weights {weights} verified")
     # A decommission racing this rollback may have scaled the stable service down since the
     # check above; it carries all the traffic now, so look again (the monitor looks too).

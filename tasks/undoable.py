@@ -161,7 +161,7 @@ def _restore_weights(txn) -> None:
     if not_applied is not None:
         log.info("no shift to %s to undo: its write was %s", written, not_applied)
         return
-    now = _patiently("reading the weights", router.get_weights, final=_final_for_elb)
+    now = _patiently("reading the weights", router.get_weights, final=final_for_elb)
     if now not in (written, previous):
         # Someone else moved the traffic since this shift (a rollback by hand, say): putting
         # the old weights back would undo their change, not ours. Reading the weights from
@@ -176,7 +176,7 @@ def _restore_weights(txn) -> None:
         log.warning("not undoing the shift to %s: %s", written, ended)
         return
     log.warning("undoing a weight shift: back to %s", previous)
-    _patiently(f"setting the weights back to {previous}", lambda: router.set_weights(previous), final=_final_for_elb)
+    _patiently(f"setting the weights back to {previous}", lambda: router.set_weights(previous), final=final_for_elb)
 
 
 # The load balancer's answers that a second ask gets again: no such listener, rule or target
@@ -191,9 +191,10 @@ _FINAL_ELB = frozenset({
 })
 
 
-def _final_for_elb(err: BaseException) -> bool:
+def final_for_elb(err: BaseException) -> bool:
     """Whether the load balancer would answer another ask as it answered ``err`` (the weight undo's
-    ``final``): an adapter's own refusal (a rule it will not touch, a name not found) or a code above."""
+    ``final``, and when a rollback's move to stable stops sending it again): an adapter's own
+    refusal (a rule it will not touch, a name not found) or a code above."""
     if isinstance(err, (AdapterError, ValueError)):
         return True
     return isinstance(err, ClientError) and error_code(err) in _FINAL_ELB

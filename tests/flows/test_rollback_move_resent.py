@@ -1,0 +1,121 @@
+"""A rollback's move to stable (flows/rollback.execute_rollback, through set_and_verify with
+``tries``) on the embedded AWS load balancer: a lost answer is read back, and a write that did not
+land is sent again unless the load balancer refused it for good.
+
+It used to be one bare ModifyRule: a throttle or a dropped connection failed the rollback with
+the users still on the canary being rolled back.
+"""
+from __future__ import annotations
+
+from functools import partial
+
+import pytest
+from botocore.awsrequest import AWSResponse
+from botocore.exceptions import ClientError, ReadTimeoutError
+from prefect import flow
+
+import flows.engine
+from flows.rollback import ROLLBACK_WRITE_TRIES, execute_rollback
+from rollway.aws.elbv2 import AlbRouter
+from rollway.model import ServiceState, Weights
+from tests.botocore_events import on_operation
+from tests.flows.fake_env import STABLE_TD, fake_environment
+
+CANARY_TD = "arn:aws:ecs:us-west-2:123456789012:task-definition/edit-container:8"
+ON_CANARY, ALL_STABLE = Weights.canary_at(25), Weights(stable=100, canary=0)
+
+hooked = partial(on_operation, operation="ModifyRule")
+
+
+@flow
+def rollback_on(env):
+    return execute_rollback(env, "error rate 7%", actor="judge", verify_timeout_seconds=0.3)
+
+
+@pytest.fixture(autouse=True)
+def no_waits_between_sends(monkeypatch):
+    """The wait between sends is not what is tested: what is sent again is."""
+    monkeypatch.setattr(flows.engine, "WRITE_RETRY_FIRST_DELAY_SECONDS", 0.0)
+
+
+def on_moto(aws):
+    """The fakes' environment with the load balancer on moto at 25 % canary, a target registered in
+    each group (moto reports every registered target healthy)."""
+    elbv2 = aws.get_client("elbv2")
+    router = AlbRouter(elbv2, aws.targets)
+    groups = router._lookups()
+    for arn, ip in ((groups.stable_arn, "10.0.1.9"), (groups.canary_arn, "10.0.1.10")):
+        elbv2.register_targets(TargetGroupArn=arn, Targets=[{"Id": ip, "Port": 8080}])
+    router.set_weights(ON_CANARY)
+    env = fake_environment()
+    env.targets, env.router = aws.targets, router
+    env.deployer.task_definitions[CANARY_TD] = "webordinary/edit-container:2.0.0"
+    env.deployer.services[aws.targets.canary_service] = ServiceState(
+        name=aws.targets.canary_service, task_definition=CANARY_TD, desired=1, running=1)
+    return env, elbv2
+
+
+def answering(aws, code: str, times: int):
+    """A before-call hook: the load balancer answers ``code`` to the first ``times`` ModifyRules."""
+    seen = {"calls": 0}
+
+    def answer(**_):
+        seen["calls"] += 1
+        if seen["calls"] <= times:
+            body = {"Error": {"Code": code, "Message": f"{code} from the load balancer"},
+                    "ResponseMetadata": {"HTTPStatusCode": 400}}
+            return AWSResponse(aws.endpoint_url, 400, {}, None), body
+        return None
+
+    return answer
+
+
+@pytest.mark.parametrize("code", ["Throttling", "InternalFailure"])
+def test_a_move_to_stable_refused_for_now_is_sent_again(aws, watch_calls, code):
+    env, elbv2 = on_moto(aws)
+    calls = watch_calls(elbv2)
+    with hooked(elbv2, "before-call", answering(aws, code, times=ROLLBACK_WRITE_TRIES - 1)):
+        result = rollback_on(env)
+    assert result.weights == ALL_STABLE
+    assert env.router.get_weights() == ALL_STABLE, "the users were left on the canary being rolled back"
+    assert calls.count("ModifyRule") == ROLLBACK_WRITE_TRIES, calls
+    assert env.notifier.messages, "the rollback told nobody"
+
+
+def test_a_move_to_stable_refused_for_good_is_sent_once(aws, watch_calls):
+    env, elbv2 = on_moto(aws)
+    calls = watch_calls(elbv2)
+    with hooked(elbv2, "before-call", answering(aws, "AccessDenied", times=ROLLBACK_WRITE_TRIES)), \
+            pytest.raises(ClientError, match="AccessDenied"):
+        rollback_on(env)
+    assert calls.count("ModifyRule") == 1, calls
+    assert env.router.get_weights() == ON_CANARY
+
+
+def test_a_move_to_stable_whose_answer_was_lost_is_read_back_not_sent_again(aws, watch_calls):
+    env, elbv2 = on_moto(aws)
+
+    def lose_answer(**_):  # ModifyRule went through on moto; its answer never arrives
+        raise ReadTimeoutError(endpoint_url=aws.endpoint_url)
+
+    calls = watch_calls(elbv2)
+    with hooked(elbv2, "after-call", lose_answer):
+        result = rollback_on(env)
+    assert result.weights == ALL_STABLE
+    assert calls.count("ModifyRule") == 1, calls
+
+
+def test_a_move_to_stable_lost_before_it_reached_aws_is_sent_again(aws, watch_calls):
+    env, elbv2 = on_moto(aws)
+    seen = {"calls": 0}
+
+    def lost_before_sending(**_):
+        seen["calls"] += 1
+        if seen["calls"] == 1:
+            raise ReadTimeoutError(endpoint_url=aws.endpoint_url)
+
+    calls = watch_calls(elbv2)
+    with hooked(elbv2, "before-call", lost_before_sending):
+        result = rollback_on(env)
+    assert result.weights == ALL_STABLE
+    assert calls.count("ModifyRule") == 2, calls  # the lost one (read back: not landed), and again
