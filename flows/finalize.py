@@ -34,7 +34,7 @@ from typing import Callable, Iterator, Sequence
 
 from prefect import flow, get_run_logger
 
-from flows.engine import wait_healthy
+from flows.engine import set_and_verify, wait_healthy
 from flows.env import CANARY_FLOW, load_environment, unfinished_runs
 from flows.params import Actor, WaitSeconds
 from rollway.clock import ClockSettings
@@ -240,8 +240,9 @@ def _move_to_stable(env: Environment, record: RolloutRecord | None, plan: Finali
                 f"whichever target group serves them; {holds}.")
 
     with progress.trying("move the traffic to the stable target group", during):
-        traffic.set_weights(env.router, ALL_STABLE)
-        weights = traffic.verify_weights(env.router, ALL_STABLE, verify_timeout_seconds)
+        # A lost answer that moved the traffic all the same is read back rather than failing the
+        # finalize (one that did not land fails it, and a re-run sends it again).
+        weights = set_and_verify(env, ALL_STABLE, verify_timeout_seconds)
     progress.done(f"traffic moved: the load balancer holds {weights} (stable/canary), read back")
     return weights
 
