@@ -175,14 +175,14 @@ def execute_rollback(
     log = get_run_logger()
     t = env.targets
     steps: list[str] = []
-    keeper = ClaimKeeper.acting()
+    guard = ClaimKeeper.acting()
 
     def still_holds(next_step: str) -> None:
         """Before each step that changes something: a rollback that lost its claim stops here, so
-        that it moves nothing more and pages nobody; the holder now does the rest, and pages."""
-        lost = keeper.verify() if keeper is not None else None
-        if lost is not None:
-            error = RollbackClaimLost(steps, next_step, keeper.lost_to, lost)
+        that it moves nothing more and pages nobody; the holder now does the rest, and pages. A
+        quiet restore whose rollout is no longer the newest stops here too (``StillNewest``)."""
+        error = guard.stop_before(steps, next_step) if guard is not None else None
+        if error is not None:
             log.error("%s", error)
             raise error
 
@@ -404,9 +404,15 @@ class ClaimKeeper:
         self._token = None
 
     @staticmethod
-    def acting() -> "ClaimKeeper | None":
-        """The claim the rollback running here acts under, if it took one."""
+    def acting() -> "ClaimKeeper | StillNewest | None":
+        """What the rollback running here checks before each step: the claim it acts under, if it
+        took one, or (a quiet restore) that its rollout is still the newest."""
         return _ACTING.get()
+
+    def stop_before(self, steps: Sequence[str], next_step: str) -> RollbackClaimLost | None:
+        """The error that stops the rollback before ``next_step`` once its claim is lost, else None."""
+        lost = self.verify()
+        return RollbackClaimLost(steps, next_step, self.lost_to, lost) if lost is not None else None
 
     def _lose(self, lost: LedgerError, record: RolloutRecord | None = None) -> None:
         if self.lost is not None:
@@ -477,8 +483,52 @@ class ClaimKeeper:
                                   err)
 
 
-_ACTING: ContextVar[ClaimKeeper | None] = ContextVar("rollway_rollback_claim", default=None)
-"""The claim of the rollback running in this context (execute_rollback checks it before each step)."""
+class StillNewest:
+    """The per-step check of ``rollback_overtaken``'s quiet restore, which acts under no claim
+    (another rollback ended the rollout): before each step that changes something, the rollout is
+    read again, and once another one is the service's newest the restore stops (RolloutSuperseded):
+    the load balancer's traffic and the canary are that rollout's now. Any check already in force
+    (a claim this run holds) is asked first.
+    """
+
+    def __init__(self, env: Environment, rollout: str) -> None:
+        self.env, self.rollout = env, rollout
+        self._outer: ClaimKeeper | StillNewest | None = None
+        self._token = None
+
+    def stop_before(self, steps: Sequence[str], next_step: str) -> LedgerError | None:
+        """The error that stops the restore before ``next_step``, or None while its rollout is the
+        newest (or the ledger cannot say: a storage error never stops putting traffic back)."""
+        outer = self._outer.stop_before(steps, next_step) if self._outer is not None else None
+        if outer is not None:
+            return outer
+        service = self.env.targets.canary_service
+        try:
+            record = self.env.ledger.get(service)
+        except STORAGE_ERRORS as err:
+            get_run_logger().warning("could not read the rollout before the next step (%s); going on",
+                                     storage_failure(err))
+            return None
+        if record is None or record.rollout_id == self.rollout:
+            return None
+        done = "; ".join(steps) if steps else "nothing"
+        return RolloutSuperseded(
+            f"rollout {record.rollout_id} of {service} began while this run put the traffic back after rollout "
+            f"{self.rollout}'s rollback: the traffic and the canary are that rollout's now, so this run stopped "
+            f"before it would {next_step}, and notified nobody. Done before it stopped: {done}")
+
+    def __enter__(self) -> "StillNewest":
+        self._outer = _ACTING.get()
+        self._token = _ACTING.set(self)
+        return self
+
+    def __exit__(self, kind, error, trace) -> None:
+        _ACTING.reset(self._token)
+
+
+_ACTING: ContextVar[ClaimKeeper | StillNewest | None] = ContextVar("rollway_rollback_claim", default=None)
+"""What the rollback running in this context checks before each step (execute_rollback asks it):
+the claim it acts under, or that its rollout is still the newest."""
 
 
 def wait_for_claim(env: Environment, held: RollbackClaimed, *, holder: str, rollout: str | None,
@@ -795,7 +845,9 @@ def rollback_overtaken(env: Environment, reason: str, *, actor: str, rollout: st
         RollbackClaimed: another rollback still held the claim after waiting for it (what this run
             did about the traffic is in its message).
         RolloutSuperseded: another rollout is the newest (it began once the rollback ended, before
-            or after the wait): nothing was moved, nobody paged.
+            or after the wait): nothing was moved, nobody paged. Or it began during the quiet
+            restore, which stopped before its next step that changes something (``StillNewest``),
+            paging nobody; the message says which steps it did.
         RollbackUnrecorded: this run carried the rollback out and the ledger could not record it.
     """
     from rollway.ledger import RolloutClosed
@@ -830,7 +882,13 @@ def rollback_overtaken(env: Environment, reason: str, *, actor: str, rollout: st
         before = traffic.get_weights(env.router)
     except Exception as err:  # noqa: BLE001 - the rollback below reads it back anyway; only the notice needs it
         log.warning("could not read the load balancer before putting the traffic back (%s)", err)
-    result = rollback(reason, notify=False)
+    if env.ledger is not None and rollout is not None:
+        # The next rollout may begin while this restore waits for stable's capacity and health:
+        # from then on the traffic is that rollout's, so the restore re-reads before each step.
+        with StillNewest(env, rollout):
+            result = rollback(reason, notify=False)
+    else:
+        result = rollback(reason, notify=False)
     if before is not None and before.canary > 0:
         result = tell_put_back(env, reason, before, result, rollout=rollout)
     return result

@@ -264,3 +264,58 @@ def test_an_overtaken_shift_whose_rollout_was_followed_by_another_moves_nothing(
     with pytest.raises(RolloutSuperseded, match="not this run's to move"):
         handle()
     assert called == [] and follow_ups(env) == []
+
+
+def test_a_quiet_put_back_stops_before_its_next_step_once_the_next_rollout_begins(monkeypatch, caplog):
+    """Erin's rollback ended; the run's shift then put 5% on the canary, and its quiet restore
+    waits for stable's health checks before moving it back. Meanwhile frank's next rollout begins:
+    the traffic and the canary are his rollout's now. The restore used to go on regardless, moving
+    his traffic, retiring his canary and sending a follow-up; now it re-reads the rollout before
+    each step, stops before the move, moves nothing, pages nobody and says what it did."""
+    from rollway.ledger import RolloutRecord, RolloutSuperseded, new_rollout_id
+    from rollway.spec import RolloutSpec, Stage
+
+    env = fake_environment()
+    env.ledger = FakeLedger()
+    hooks_and_flows_see(monkeypatch, env)
+    service = env.targets.canary_service
+    real_set, real_healthy = env.router.set_weights, env.router.healthy_targets
+    raced: list[bool] = []
+    began: list[RolloutRecord] = []
+
+    def set_weights(weights):
+        if weights.canary > 0 and not raced:
+            raced.append(True)
+            rollout_id = env.ledger.get(service).rollout_id
+            begin_rollback(env.ledger, service, actor="erin", reason="aborted by erin", now=env.clock.now(),
+                           rollout=rollout_id, holder=ERIN)
+            OtherRollback(env, ERIN).finish(env.ledger, service, rollout_id)
+        real_set(weights)
+
+    def healthy_targets(version):
+        record = env.ledger.get(service)
+        if version == "stable" and record.phase is RolloutPhase.ROLLED_BACK and not began:
+            now = env.clock.now()
+            spec = RolloutSpec(image="webordinary/edit-container:3.0.0", stages=[Stage(weight=5), Stage(weight=100)])
+            began.append(RolloutRecord(
+                service=service, rollout_id=new_rollout_id(now, after=record.rollout_id), image=spec.image,
+                spec_json=spec.model_dump_json(), phase=RolloutPhase.PROGRESSING, stage_index=0,
+                weights=Weights(stable=100, canary=0), previous_task_definition=STABLE_TD, stable_desired=4))
+            env.ledger.create(began[0], owner="run-2 (frank)", now=now, lease_seconds=600)
+        return real_healthy(version)
+
+    env.router.set_weights, env.router.healthy_targets = set_weights, healthy_targets
+    with caplog.at_level(logging.INFO), pytest.raises(RolloutSuperseded) as stopped:
+        progressive_rollout(spec=SPEC.model_dump(mode="json"), phased=False)
+
+    assert began, "the next rollout never began during the restore"
+    said = " ".join(str(stopped.value).split())
+    assert f"rollout {began[0].rollout_id} of {service} began while this run put the traffic back" in said, said
+    assert "stopped before it would move the traffic to" in said and "Done before it stopped: nothing" in said, said
+    assert env.router.calls.count("set_weights 100/0") == 1, env.router.calls  # erin's only
+    assert env.router.weights == Weights.canary_at(5)  # as it stood when frank's rollout began
+    assert rollback_pages(env) == ["Rollback: " + service] and follow_ups(env) == [], env.notifier.messages
+    newest = env.ledger.get(service)
+    assert newest.rollout_id == began[0].rollout_id and newest.phase is RolloutPhase.PROGRESSING
+    assert any("not rolling back after run" in r.getMessage() and "no longer the newest" in r.getMessage()
+               for r in caplog.records), "the run's hook rolled back frank's rollout"
