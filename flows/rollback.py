@@ -562,7 +562,8 @@ def wait_for_claim(env: Environment, held: RollbackClaimed, *, holder: str, roll
         if waited >= wait_seconds:
             raise RollbackClaimed(
                 f"{held}. It was still under way after {waited:.0f} s of waiting: it notifies people when it ends; "
-                "run the rollback again if it does not", holder=record.rollback_holder, expires=record.rollback_expires)
+                "run the rollback again if it does not", holder=record.rollback_holder, expires=record.rollback_expires,
+                waited=waited)
         log.info("rollback by %s still under way (claim renewed until %s); waited %.0f s of %.0f s",
                  record.rollback_holder, utc(record.rollback_expires), waited, wait_seconds)
         sleep_wall(env, min(CLAIM_POLL_SECONDS, wait_seconds - waited))
@@ -926,7 +927,7 @@ def after_long_wait(env: Environment, reason: str, held: RollbackClaimed, *, rol
     live = traffic.get_weights(env.router)
     if live.canary == 0:
         error = RollbackClaimed(f"{held}. The load balancer sends nothing to {service} ({live}): this run moved "
-                                "nothing", holder=held.holder, expires=held.expires)
+                                "nothing", holder=held.holder, expires=held.expires, waited=held.waited)
         log.warning("%s", error)
         raise error
     log.error("the rollback by %s is still under way after %.0f s, and the load balancer sends %s%% of the traffic "
@@ -938,13 +939,13 @@ def after_long_wait(env: Environment, reason: str, held: RollbackClaimed, *, rol
         error = RollbackClaimed(
             f"{held}. The load balancer still sent {live.canary}% of the traffic to {service} ({live}) and this run "
             f"could NOT move it back ({err}): run `rollway abort` once that rollback has ended",
-            holder=held.holder, expires=held.expires)
+            holder=held.holder, expires=held.expires, waited=held.waited)
         log.error("%s", error)
         raise error from err
     error = RollbackClaimed(
         f"{held}. The load balancer sent {live.canary}% of the traffic to {service} ({live}): this run put it back on "
         f"{env.targets.stable_service} ({moved.weights}, read back), paging nobody; that rollback still retires the "
-        "canary and tells people", holder=held.holder, expires=held.expires)
+        "canary and tells people", holder=held.holder, expires=held.expires, waited=held.waited)
     log.error("%s", error)
     raise error
 

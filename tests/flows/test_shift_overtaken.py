@@ -319,3 +319,24 @@ def test_a_quiet_put_back_stops_before_its_next_step_once_the_next_rollout_begin
     assert newest.rollout_id == began[0].rollout_id and newest.phase is RolloutPhase.PROGRESSING
     assert any("not rolling back after run" in r.getMessage() and "no longer the newest" in r.getMessage()
                for r in caplog.records), "the run's hook rolled back frank's rollout"
+
+
+def test_the_hook_of_a_run_that_outwaited_a_rollback_under_way_does_not_wait_for_it_again(monkeypatch, caplog):
+    """The run waited its 15 minutes for erin's rollback (still under way, claim renewed), took
+    its 5% off the canary and failed saying so. Its hook used to run a rollback that waited
+    another 15 minutes for the same claim before giving up too: the run and its hook ended half
+    an hour after the shift, its failure reported twice. Now the hook sees the run already
+    waited and leaves the rollout to erin, at once."""
+    ledger = ErinStillActing()
+    with caplog.at_level(logging.INFO):
+        env = shift_raced_by(monkeypatch, ledger, erin_moves_the_traffic_first(ledger))
+
+    said = [r.getMessage() for r in caplog.records]
+    waits = [m for m in said if "waiting up to" in m and ERIN in m]
+    assert len(waits) == 1, waits  # the run's wait; none by its hook
+    assert env.wall() - ledger.refused_at < CLAIM_WAIT_SECONDS + 60, env.wall() - ledger.refused_at
+    assert any("not rolling back after run" in m and "the run already waited 900 s for the rollback by " + ERIN in m
+               for m in said), said
+    record = env.ledger.get(env.targets.canary_service)
+    assert record.phase is RolloutPhase.ROLLING_BACK and record.rollback_holder == ERIN  # still erin's to finish
+    assert env.notifier.messages == []
