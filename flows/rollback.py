@@ -104,6 +104,21 @@ class RollbackIncomplete(RuntimeError):
         )
 
 
+class TrafficMoveFailed(RuntimeError):
+    """A traffic-only move (``execute_rollback(traffic_only=True)``, from ``after_long_wait``) failed.
+
+    Attributes:
+        steps: what it did before it failed (stable scaled, the traffic read back).
+        cause: the failure.
+        weights: the weights read back once the traffic was on stable, if it got that far (None:
+            the traffic was not moved).
+    """
+
+    def __init__(self, steps: Sequence[str], cause: BaseException, weights: Weights | None) -> None:
+        self.steps, self.cause, self.weights = tuple(steps), cause, weights
+        super().__init__(f"{cause}; done before it failed: {'; '.join(self.steps) if self.steps else 'nothing'}")
+
+
 class RollbackClaimLost(RolloutEnded):
     """This rollback lost its claim while it acted (another rollback took over a claim that lapsed,
     or finished the rollback): it stopped before its next step, so that only the rollback holding
@@ -204,22 +219,36 @@ def execute_rollback(
                         {t.stable_service: stable.task_definition})
         steps.append(f"scaled {t.stable_service} to {desired} ({why})")
 
-    scaled = stable.desired < needed or stable.running < needed
-    if scaled:
-        scale_stable(f"it had {stable.running}/{stable.desired} tasks before taking the traffic")
-    wait_healthy(env, "stable", healthy_timeout_seconds)
+    def take_the_traffic() -> tuple[Weights, bool]:
+        scaled = stable.desired < needed or stable.running < needed
+        if scaled:
+            scale_stable(f"it had {stable.running}/{stable.desired} tasks before taking the traffic")
+        wait_healthy(env, "stable", healthy_timeout_seconds)
 
-    target = Weights(stable=100, canary=0)
-    still_holds(f"move the traffic to {t.stable_service}")
-    traffic.set_weights(env.router, target)
-    weights = traffic.verify_weights(env.router, target, verify_timeout_seconds)
-    steps.append(f"weights {weights} verified")
-    # A decommission racing this rollback may have scaled the stable service down since the
-    # check above; it carries all the traffic now, so look again (the monitor looks too).
-    after = ecs.describe_service(env.deployer, t.stable_service)
-    if after.desired < needed:
-        scale_stable(f"it was scaled to {after.desired} during the rollback")
-        scaled = True
+        target = Weights(stable=100, canary=0)
+        still_holds(f"move the traffic to {t.stable_service}")
+        traffic.set_weights(env.router, target)
+        moved.append(traffic.verify_weights(env.router, target, verify_timeout_seconds))
+        steps.append(f"weights {moved[0]} verified")
+        # A decommission racing this rollback may have scaled the stable service down since the
+        # check above; it carries all the traffic now, so look again (the monitor looks too).
+        after = ecs.describe_service(env.deployer, t.stable_service)
+        if after.desired < needed:
+            scale_stable(f"it was scaled to {after.desired} during the rollback")
+            scaled = True
+        return moved[0], scaled
+
+    moved: list[Weights] = []
+    try:
+        weights, scaled = take_the_traffic()
+    except LedgerError:
+        raise
+    except Exception as err:
+        if not traffic_only:
+            raise
+        # The caller's error says what was done (stable scaled, the traffic read back) as well as
+        # what failed: a person finding stable at more tasks knows which run did it.
+        raise TrafficMoveFailed(steps, err, moved[0] if moved else None) from err
     if traffic_only:
         log.warning("the traffic is back on %s (%s); leaving %s and the flags to the rollback that holds the claim",
                     t.stable_service, weights, t.canary_service)
@@ -936,9 +965,14 @@ def after_long_wait(env: Environment, reason: str, held: RollbackClaimed, *, rol
     try:
         moved = rollback(reason, notify=False, traffic_only=True)
     except Exception as err:
+        back = getattr(err, "weights", None)  # a TrafficMoveFailed after the traffic was read back on stable
         error = RollbackClaimed(
-            f"{held}. The load balancer still sent {live.canary}% of the traffic to {service} ({live}) and this run "
-            f"could NOT move it back ({err}): run `rollway abort` once that rollback has ended",
+            f"{held}. The load balancer sent {live.canary}% of the traffic to {service} ({live}): "
+            + (f"this run put it back on {env.targets.stable_service} ({back}, read back), paging nobody, but then "
+               f"failed ({err}); that rollback still retires the canary and tells people"
+               if back is not None else
+               f"this run could NOT move it back, and paged nobody ({err}): run `rollway abort` once that rollback "
+               "has ended"),
             holder=held.holder, expires=held.expires, waited=held.waited)
         log.error("%s", error)
         raise error from err

@@ -26,12 +26,15 @@ from tests.flows.test_rollback_claim import SPEC, FinishesWhileWatched, OtherRol
 ERIN = "erin (flow run calm-heron, 7f1c...)"
 
 
-def shift_raced_by(monkeypatch, ledger, erin_acts):
+def shift_raced_by(monkeypatch, ledger, erin_acts, prepare=None):
     """A progressive rollout on fakes whose first shift to the canary meets erin's rollback:
-    ``erin_acts(env, rollout_id)`` runs just before the run's weights reach the load balancer."""
+    ``erin_acts(env, rollout_id)`` runs just before the run's weights reach the load balancer.
+    ``prepare(env)``, if given, runs first (to give the fakes a fault)."""
     env = fake_environment()
     env.ledger = ledger
     hooks_and_flows_see(monkeypatch, env)
+    if prepare is not None:
+        prepare(env)
     real_set = env.router.set_weights
     raced: list[bool] = []
 
@@ -340,3 +343,97 @@ def test_the_hook_of_a_run_that_outwaited_a_rollback_under_way_does_not_wait_for
     record = env.ledger.get(env.targets.canary_service)
     assert record.phase is RolloutPhase.ROLLING_BACK and record.rollback_holder == ERIN  # still erin's to finish
     assert env.notifier.messages == []
+
+
+def outwaited_and_stuck(monkeypatch, caplog, prepare):
+    """As above (erin's rollback still under way after the run's wait, 5% on the canary), with a
+    fault ``prepare(env)`` gives the fakes: the run's move of the traffic off the canary fails.
+    Returns the env, erin's ledger and the log."""
+    import flows.engine as engine
+    from tests.flows.test_healthy_wait import WallTime
+
+    monkeypatch.setattr(engine, "time", WallTime())  # the health-check wait's wall time, on a fake
+    ledger = ErinStillActing()
+    with caplog.at_level(logging.INFO):
+        env = shift_raced_by(monkeypatch, ledger, erin_moves_the_traffic_first(ledger), prepare)
+    return env, ledger, list(caplog.records)
+
+
+def stuck_on_the_canary(env, ledger, records, why: str) -> str:
+    """What a person is told when the run could not move its 5% off the canary, and what it left."""
+    errors = [" ".join(r.getMessage().split()) for r in records if r.levelno >= logging.ERROR
+              and not r.getMessage().startswith("Encountered exception")]  # Prefect's own line, the same error
+    [said] = [m for m in errors if "could NOT move it back" in m]
+    assert ERIN in said and "5% of the traffic to" in said and why in said, said
+    assert "run `rollway abort` once that rollback has ended" in said, said
+    assert not any("this run put it back on" in m for m in errors), errors  # no success claimed
+    # Nothing half-done, nobody paged: the 5% is where it was, the canary and the rollback erin's.
+    assert env.router.weights == Weights.canary_at(5), env.router.calls
+    assert env.router.calls.count("set_weights 100/0") == 1, env.router.calls  # erin's only
+    assert env.deployer.services[env.targets.canary_service].desired > 0
+    record = env.ledger.get(env.targets.canary_service)
+    assert record.phase is RolloutPhase.ROLLING_BACK and record.rollback_holder == ERIN
+    assert [t.kind for t in record.history].count("rollback") == 0
+    assert env.notifier.messages == []
+    said_after = [r.getMessage() for r in records]
+    assert any("not rolling back after run" in m and "already waited" in m for m in said_after), said_after
+    return said
+
+
+def test_a_traffic_move_that_finds_no_healthy_stable_targets_says_so_and_pages_nobody(monkeypatch, caplog):
+    """The run outwaited erin's rollback with 5% on the canary, and stable has no healthy targets
+    to take it: it refuses to send traffic there, fails saying the 5% is still on the canary and
+    why, and what to run once erin's rollback ends; it moves nothing and pages nobody."""
+
+    def stable_unhealthy(env):
+        env.router.healthy["stable"] = 0
+
+    env, ledger, records = outwaited_and_stuck(monkeypatch, caplog, stable_unhealthy)
+    stuck_on_the_canary(env, ledger, records, "the stable target group has no healthy targets after 300 s")
+
+
+def test_a_traffic_move_whose_write_fails_says_so_and_pages_nobody(monkeypatch, caplog):
+    """As above, stable healthy, but the load balancer refuses the run's write (ModifyRule throttled)."""
+
+    def refuses_after_erin(env):
+        real_set = env.router.set_weights
+        moves: list[Weights] = []
+
+        def set_weights(weights):
+            if weights == Weights(stable=100, canary=0):
+                moves.append(weights)
+                if len(moves) > 1:  # erin's went through
+                    raise RuntimeError("ModifyRule: Throttling: Rate exceeded")
+            real_set(weights)
+
+        env.router.set_weights = set_weights
+
+    env, ledger, records = outwaited_and_stuck(monkeypatch, caplog, refuses_after_erin)
+    stuck_on_the_canary(env, ledger, records, "ModifyRule: Throttling: Rate exceeded")
+
+
+def test_a_traffic_move_that_scaled_stable_before_failing_says_it_did(monkeypatch, caplog):
+    """Stable had been scaled in to 2 tasks since the rollout began: the run scales it back to 4
+    to carry the traffic, then finds no healthy targets. Its error says the 5% is still on the
+    canary and that it scaled stable: a person finding stable at 4 tasks knows who did it."""
+
+    def stable_scaled_in_and_unhealthy(env):
+        stable = env.targets.stable_service
+        env.deployer.services[stable] = env.deployer.services[stable].model_copy(update={"desired": 2, "running": 2})
+        env.router.healthy["stable"] = 0
+
+    def prepare(env):
+        real_set = env.router.set_weights
+
+        def set_weights(weights):  # autoscaling scales stable in as the run's 5% lands
+            real_set(weights)
+            if weights.canary > 0:
+                stable_scaled_in_and_unhealthy(env)
+
+        env.router.set_weights = set_weights
+
+    env, ledger, records = outwaited_and_stuck(monkeypatch, caplog, prepare)
+    said = stuck_on_the_canary(env, ledger, records, "no healthy targets after 300 s")
+    stable = env.targets.stable_service
+    assert f"scaled {stable} to 4" in said, said
+    assert env.deployer.services[stable].desired == 4
