@@ -219,13 +219,14 @@ def execute_rollback(
                         {t.stable_service: stable.task_definition})
         steps.append(f"scaled {t.stable_service} to {desired} ({why})")
 
+    target = Weights(stable=100, canary=0)
+
     def take_the_traffic() -> tuple[Weights, bool]:
         scaled = stable.desired < needed or stable.running < needed
         if scaled:
             scale_stable(f"it had {stable.running}/{stable.desired} tasks before taking the traffic")
         wait_healthy(env, "stable", healthy_timeout_seconds)
 
-        target = Weights(stable=100, canary=0)
         still_holds(f"move the traffic to {t.stable_service}")
         traffic.set_weights(env.router, target)
         moved.append(traffic.verify_weights(env.router, target, verify_timeout_seconds))
