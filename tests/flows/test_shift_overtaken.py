@@ -437,3 +437,38 @@ def test_a_traffic_move_that_scaled_stable_before_failing_says_it_did(monkeypatc
     stable = env.targets.stable_service
     assert f"scaled {stable} to 4" in said, said
     assert env.deployer.services[stable].desired == 4
+
+
+def test_a_traffic_move_that_fails_after_the_traffic_is_back_says_the_traffic_is_back(monkeypatch, caplog):
+    """The run put its 5% back on stable (read back), then found stable scaled in meanwhile and
+    could not scale it up again. Its error says the traffic is back and what failed after, not
+    that it could not move the traffic."""
+
+    def prepare(env):
+        stable = env.targets.stable_service
+        real_set, real_update = env.router.set_weights, env.deployer.update_service
+        moves: list[Weights] = []
+
+        def set_weights(weights):
+            real_set(weights)
+            if weights == Weights(stable=100, canary=0):
+                moves.append(weights)
+                if len(moves) == 2:  # the run's move, after erin's: stable is scaled in as it lands
+                    env.deployer.services[stable] = env.deployer.services[stable].model_copy(update={"desired": 1})
+
+        def update_service(service, *, task_definition=None, desired=None):
+            if service == stable and len(moves) >= 2:
+                raise RuntimeError("UpdateService: Throttling: Rate exceeded")
+            return real_update(service, task_definition=task_definition, desired=desired)
+
+        env.router.set_weights, env.deployer.update_service = set_weights, update_service
+
+    env, ledger, records = outwaited_and_stuck(monkeypatch, caplog, prepare)
+    errors = [" ".join(r.getMessage().split()) for r in records if r.levelno >= logging.ERROR
+              and not r.getMessage().startswith("Encountered exception")]
+    [said] = [m for m in errors if "but then failed" in m]
+    assert f"this run put it back on {env.targets.stable_service} (100/0, read back), paging nobody" in said, said
+    assert "UpdateService: Throttling" in said and "done before it failed: weights 100/0 verified" in said, said
+    assert not any("could NOT move it back" in m for m in errors), errors
+    assert env.router.weights == Weights(stable=100, canary=0) and env.notifier.messages == []
+    assert env.ledger.get(env.targets.canary_service).rollback_holder == ERIN
