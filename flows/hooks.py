@@ -52,17 +52,6 @@ def _rolled_back_already(params: dict) -> bool:
     return bool(record and record.phase is RolloutPhase.ROLLED_BACK)
 
 
-def _claim_still_held(params: dict) -> str | None:
-    """Who holds the rollout's rollback claim, while a rollback still carries it out under a live one."""
-    from rollway.phases import RolloutPhase
-
-    record, now = _ledger_record(params)
-    if record and record.phase is RolloutPhase.ROLLING_BACK and record.rollback_holder \
-            and record.rollback_expires >= now:
-        return record.rollback_holder
-    return None
-
-
 def leave_alone(state, params: dict, finalizing: bool = False) -> str | None:
     """Why this failed run must not be rolled back, or None when it must.
 
@@ -75,10 +64,7 @@ def leave_alone(state, params: dict, finalizing: bool = False) -> str | None:
     rollout to the run that took it over, if that run is alive; if nobody holds it, traffic is
     on a version nobody watches, and it is rolled back. A run that rolled back itself but could
     not record it in the ledger has moved the traffic already: a second rollback would only
-    fail on the same ledger and page again, and the error tells a person how to record it. A run
-    that gave up waiting for another rollback holding the rollback's claim (RollbackClaimed with
-    ``waited``) leaves it to that rollback while its claim is live: a rollback here would only wait
-    as long again. A
+    fail on the same ledger and page again, and the error tells a person how to record it. A
     canary run whose promotion passed its window and whose finalize then refused or stopped
     keeps the promoted version in production: a rollback would put the previous one back. The
     same holds when its latest attempt crashed or was cancelled while finalizing
@@ -90,8 +76,8 @@ def leave_alone(state, params: dict, finalizing: bool = False) -> str | None:
     from flows.env import AccountNotLoaded
     from flows.progressive import DriftDetected, PhaseRefused
     from rollway.finalize import UNRECORDED_AGAIN, FinalizeIncomplete, FinalizeRefused
-    from rollway.ledger import (LockHeld, NotOwner, RollbackClaimed, RollbackUnrecorded, RolloutEnded,
-                                RolloutInProgress, RolloutMovedOn, RolloutSuperseded)
+    from rollway.ledger import (LockHeld, NotOwner, RollbackUnrecorded, RolloutEnded, RolloutInProgress,
+                                RolloutMovedOn, RolloutSuperseded)
 
     if (state.message or "").startswith(PARAMETERS_FAILED):
         # Checked by the message, not only the exception's type: a validator that raised a bare
@@ -118,12 +104,6 @@ def leave_alone(state, params: dict, finalizing: bool = False) -> str | None:
         return f"its rollout is no longer the newest ({exc})"
     if isinstance(exc, RolloutEnded) and _rolled_back_already(params):
         return f"its rollout was already rolled back ({exc})"
-    if isinstance(exc, RollbackClaimed) and exc.waited > 0 and (holder := _claim_still_held(params)):
-        # The run waited its CLAIM_WAIT_SECONDS for that rollback already: a hook's rollback would
-        # only wait as long again for the same live claim, and then give up too. A claim that
-        # lapsed since (its holder died) is not left alone: the hook's rollback takes it over.
-        return (f"the run already waited {exc.waited:.0f} s for the rollback by {holder}, which still holds its "
-                f"claim and finishes the rollout, telling people ({exc})")
     if isinstance(exc, (LockHeld, NotOwner)) and _someone_else_owns(params):
         return f"another run owns the rollout now ({exc})"
     return None
@@ -132,8 +112,8 @@ def leave_alone(state, params: dict, finalizing: bool = False) -> str | None:
 @releases_handed_over_slot
 def _rollback_from_state(flow, flow_run, state) -> None:
     from flows.env import CANARY_FLOW, began_finalizing
-    from flows.rollback import RollbackRefused, rollback
-    from rollway.ledger import RollbackClaimed, RollbackUnrecorded, RolloutClosed
+    from flows.rollback import CLAIM_POLL_SECONDS, RollbackRefused, rollback
+    from rollway.ledger import CLAIM_SECONDS, RollbackClaimed, RollbackUnrecorded, RolloutClosed
 
     log = flow_run_logger(flow_run, flow)
     params = dict(flow_run.parameters or {})
@@ -155,6 +135,15 @@ def _rollback_from_state(flow, flow_run, state) -> None:
     spec = params.get("spec") or {}
     flags = (spec.get("flags") if isinstance(spec, dict) else None) or None
     reason = f"run {flow_run.name} ended {state.type.value.lower()}: {state.message or 'no message'}"
+    claim_wait = {}
+    exc = _exception(state)
+    if isinstance(exc, RollbackClaimed) and exc.waited > 0:
+        # The run waited its full CLAIM_WAIT_SECONDS for that rollback already: wait only long enough
+        # to see whether its holder still renews the claim (it does every third of CLAIM_SECONDS), and
+        # take it over if it lapsed (the holder died), rather than the whole wait again.
+        claim_wait = {"claim_wait_seconds": CLAIM_SECONDS + CLAIM_POLL_SECONDS}
+        log.info("run %s waited %.0f s for the rollback by %s already: waiting at most %.0f s more, to see whether "
+                 "it is still alive", flow_run.name, exc.waited, exc.holder, claim_wait["claim_wait_seconds"])
     try:
         result = rollback(
             reason=reason,
@@ -165,6 +154,7 @@ def _rollback_from_state(flow, flow_run, state) -> None:
             aws_credentials_block=params.get("aws_credentials_block"),
             clock=ClockSettings.model_validate(params.get("clock") or {}),
             only_open_rollout=ledgered,
+            **claim_wait,
         )
     except RollbackUnrecorded as err:  # the traffic did move: say so, not that the rollback failed
         log.error("rolled back after run %s, but the ledger could not record it: %s", flow_run.name, err)

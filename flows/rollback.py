@@ -41,7 +41,7 @@ from pydantic import AfterValidator
 
 from flows.engine import wait_healthy
 from flows.env import load_environment
-from flows.params import Actor, TaskCount
+from flows.params import Actor, TaskCount, WaitSeconds
 from rollway.aws.ledger import STORAGE_ERRORS, storage_failure, write_or_why
 from rollway.clock import ClockSettings
 from rollway.environment import Environment
@@ -740,7 +740,8 @@ def rollback_recorded(env: Environment, reason: str, *, actor: str, previous_tas
                       stable_desired: int | None = None, bindings: Sequence[FlagBinding] | None = None,
                       only_open: bool = False,
                       fallback_bindings: Sequence[FlagBinding] | None = None,
-                      rollout: str | None = None) -> RollbackResult:
+                      rollout: str | None = None,
+                      claim_wait_seconds: float = CLAIM_WAIT_SECONDS) -> RollbackResult:
     """Roll back, taking what the ledger knows (previous task definition, stable capacity, bound
     flags) where the caller did not say, and record the rollback in the ledger.
 
@@ -755,6 +756,8 @@ def rollback_recorded(env: Environment, reason: str, *, actor: str, previous_tas
 
     ``rollout``: roll back only while this rollout is the service's newest (`rollway abort`
     passes the one it read): the traffic of a rollout started since belongs to nobody who asked.
+
+    ``claim_wait_seconds``: how long to wait for another rollback holding the claim (wall seconds).
 
     Raises:
         RollbackUnrecorded: the rollback acted, but the ledger could not be read or written.
@@ -841,7 +844,7 @@ def rollback_recorded(env: Environment, reason: str, *, actor: str, previous_tas
 
     return act_recorded(env, act, begin=begin, finish=finish, failure=unread,
                         rollout_id=record.rollout_id if record else None, phase=record.phase if record else None,
-                        holder=holder, claimed=lambda: not closed_since_read)
+                        holder=holder, claimed=lambda: not closed_since_read, wait_seconds=claim_wait_seconds)
 
 
 def rollback_overtaken(env: Environment, reason: str, *, actor: str, rollout: str | None,
@@ -1053,6 +1056,7 @@ def rollback(
     only_open_rollout: bool = False,
     fallback_bindings: list[FlagBinding] | None = None,
     rollout: str | None = None,
+    claim_wait_seconds: WaitSeconds = CLAIM_WAIT_SECONDS,
 ) -> RollbackResult:
     """Roll the service back to its stable version (idempotent; safe to run by hand at any time).
 
@@ -1060,10 +1064,12 @@ def rollback(
     monitoring window has closed (set by the rollout flows' state hooks; see ``rollback_recorded``).
     ``fallback_bindings``: flags to disable if the ledger cannot be read (the hooks pass their
     run's). ``rollout``: act only while this rollout is the newest (RolloutSuperseded otherwise).
+    ``claim_wait_seconds``: how long to wait for another rollback holding the rollback's claim
+    (wall seconds; a failed run's hook waits less when its run waited already).
     """
     env = load_environment(targets_block, aws_credentials_block, clock)
     return rollback_recorded(
         env, reason, actor=actor, previous_task_definition=previous_task_definition,
         stable_desired=stable_desired, bindings=bindings, only_open=only_open_rollout,
-        fallback_bindings=fallback_bindings, rollout=rollout,
+        fallback_bindings=fallback_bindings, rollout=rollout, claim_wait_seconds=claim_wait_seconds,
     )

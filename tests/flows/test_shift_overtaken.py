@@ -328,21 +328,46 @@ def test_the_hook_of_a_run_that_outwaited_a_rollback_under_way_does_not_wait_for
     """The run waited its 15 minutes for erin's rollback (still under way, claim renewed), took
     its 5% off the canary and failed saying so. Its hook used to run a rollback that waited
     another 15 minutes for the same claim before giving up too: the run and its hook ended half
-    an hour after the shift, its failure reported twice. Now the hook sees the run already
-    waited and leaves the rollout to erin, at once."""
+    an hour after the shift. Now the hook waits only a claim's lease and a look (70 s), long
+    enough to see erin still renews her claim, and leaves the rollout to her."""
     ledger = ErinStillActing()
     with caplog.at_level(logging.INFO):
         env = shift_raced_by(monkeypatch, ledger, erin_moves_the_traffic_first(ledger))
 
     said = [r.getMessage() for r in caplog.records]
     waits = [m for m in said if "waiting up to" in m and ERIN in m]
-    assert len(waits) == 1, waits  # the run's wait; none by its hook
-    assert env.wall() - ledger.refused_at < CLAIM_WAIT_SECONDS + 60, env.wall() - ledger.refused_at
-    assert any("not rolling back after run" in m and "the run already waited 900 s for the rollback by " + ERIN in m
-               for m in said), said
+    assert len(waits) == 2 and "waiting up to 900 s" in waits[0] and "waiting up to 70 s" in waits[1], waits
+    assert env.wall() - ledger.refused_at <= CLAIM_WAIT_SECONDS + CLAIM_SECONDS + 10, env.wall() - ledger.refused_at
+    assert any("waited 900 s for the rollback by " + ERIN + " already" in m for m in said), said
+    assert any("not rolling back after run" in m and "still under way after 70 s" in m for m in said), said
     record = env.ledger.get(env.targets.canary_service)
     assert record.phase is RolloutPhase.ROLLING_BACK and record.rollback_holder == ERIN  # still erin's to finish
     assert env.notifier.messages == []
+
+
+class ErinDiesAfterTheWait(ErinStillActing):
+    """As ErinStillActing, but erin's process dies just as the run stops waiting for her: her
+    claim is no longer renewed, and lapses CLAIM_SECONDS after her last renewal."""
+
+    def get(self, service):
+        if self.refused_at is not None and self.env.wall() >= self.refused_at + CLAIM_WAIT_SECONDS:
+            return FakeLedger.get(self, service)
+        return super().get(service)
+
+
+def test_the_hook_of_a_run_that_outwaited_a_rollback_whose_holder_then_died_takes_it_over(monkeypatch, caplog):
+    """Erin's process dies right after the run gave up waiting for her: the hook's short wait
+    sees her claim lapse, takes it over and finishes the rollback, paging once."""
+    ledger = ErinDiesAfterTheWait()
+    with caplog.at_level(logging.INFO):
+        env = shift_raced_by(monkeypatch, ledger, erin_moves_the_traffic_first(ledger))
+
+    said = [r.getMessage() for r in caplog.records]
+    assert any("waiting up to 70 s" in m for m in said), said
+    assert any("stopped renewing its claim: this one takes it over" in m for m in said), said
+    record = ended_once(env)
+    assert record.history[-1].actor.startswith("state hook"), record.history[-1]
+    assert len(rollback_pages(env)) == 1, env.notifier.messages
 
 
 def outwaited_and_stuck(monkeypatch, caplog, prepare):
@@ -376,7 +401,8 @@ def stuck_on_the_canary(env, ledger, records, why: str) -> str:
     assert [t.kind for t in record.history].count("rollback") == 0
     assert env.notifier.messages == []
     said_after = [r.getMessage() for r in records]
-    assert any("not rolling back after run" in m and "already waited" in m for m in said_after), said_after
+    # The hook waited a lease to see erin alive (not 15 minutes again), and left the rollout to her.
+    assert any("not rolling back after run" in m and "still under way after 70 s" in m for m in said_after), said_after
     return said
 
 
