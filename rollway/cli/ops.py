@@ -497,16 +497,22 @@ def rollout_clock(owner: UUID | None) -> ClockSettings:
     that owns it (`rollway up` serves the flows on a sped-up clock), or real time when no flow run
     owns it (released between weekly phases, say) or the API no longer has it.
 
-    Raises:
-        httpx.HTTPError: the Prefect API cannot be reached (``reporting`` says so in one line).
+    An API that cannot be reached does not stop the abort here: its intent is recorded all the
+    same (on real time, with a warning), as it was before the clock was asked for.
     """
+    import httpx
     from prefect.client.orchestration import get_client
     from pydantic import ValidationError
 
     if owner is None:
         return ClockSettings()
-    with get_client(sync_client=True) as client:
-        run = read_run(client, owner)
+    try:
+        with get_client(sync_client=True) as client:
+            run = read_run(client, owner)
+    except httpx.HTTPError as err:
+        errors.print(f"[yellow]warning:[/yellow] could not read the rollout's clock from flow run {owner} "
+                     f"({escape(str(err))}); stamping the abort on real time")
+        return ClockSettings()
     try:
         return ClockSettings.model_validate((run.parameters or {}).get("clock") or {}) if run else ClockSettings()
     except ValidationError:  # a run whose clock did not validate never started, nor stamped anything

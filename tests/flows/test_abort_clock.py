@@ -72,3 +72,40 @@ def test_abort_stamps_its_entries_on_the_owning_runs_60x_clock(monkeypatch, caps
     # Rollout-clock times: 59 hours ahead of the wall clock by now, not the wall clock's.
     assert start.at > time.time() + 3600 and end.at > time.time() + 3600, stamped
     assert built == [clock], built  # the rollback flow ran on the rollout's clock too
+
+
+def test_an_abort_that_cannot_reach_the_api_still_records_its_intent(monkeypatch, capsys):
+    """Asking the owning run for its clock must not cost the abort its first write: with the
+    Prefect API down, the intent is recorded (on real time, with a warning) before the abort
+    fails on stopping the run, as it did before it asked, so that the run stops at its next
+    write and its hook rolls back."""
+    import httpx
+
+    env = fake_environment()
+    env.ledger = FakeLedger()
+    monkeypatch.setattr(flows.rollback, "load_environment", lambda *a, **k: env)
+    now = time.time()
+    service = env.targets.canary_service
+    record = RolloutRecord(service=service, rollout_id=new_rollout_id(now - 600), image=SPEC.image,
+                           spec_json=SPEC.model_dump_json(), phase=RolloutPhase.PROGRESSING, stage_index=0,
+                           weights=Weights.canary_at(5), previous_task_definition=STABLE_TD, stable_desired=4)
+    env.ledger.create(record, owner=f"{OWNER_PREFIX}{uuid4()}", now=now - 600, lease_seconds=0)
+    ops_service = ops.Service(targets=env.targets, targets_block=f"abort-clock-{uuid4().hex[:8]}",
+                              credentials_block=None, ledger=env.ledger, router=env.router)
+    monkeypatch.setattr(ops, "connect", lambda *a: ops_service)
+    monkeypatch.setattr(ops, "find_paused_run", lambda *a, **k: (_ for _ in ()).throw(ops.NoPausedRun("none")))
+
+    def api_down(client, run_id):
+        raise httpx.ConnectError("connection refused")
+
+    monkeypatch.setattr(ops, "read_run", api_down)
+
+    code = ops.abort(approver="erin", reason="errors", flow_run=None, wait_seconds=0,
+                     targets_block=ops_service.targets_block, credentials_block=None)
+
+    err = " ".join(capsys.readouterr().err.split())
+    assert code == 1 and "cannot reach the Prefect API" in err, err
+    assert "could not read the rollout's clock" in err and "stamping the abort on real time" in err, err
+    recorded = env.ledger.get(service)
+    assert recorded.phase is RolloutPhase.ROLLING_BACK and recorded.history[-1].kind == "rollback-start", recorded
+    assert recorded.history[-1].actor == "erin"
