@@ -41,7 +41,7 @@ from pydantic import AfterValidator
 
 from flows.engine import set_and_verify, wait_healthy
 from flows.env import load_environment
-from flows.params import Actor, TaskCount
+from flows.params import Actor, TaskCount, WaitSeconds
 from rollway.aws.ledger import STORAGE_ERRORS, storage_failure, write_or_why
 from rollway.clock import ClockSettings
 from rollway.environment import Environment
@@ -105,6 +105,21 @@ class RollbackIncomplete(RuntimeError):
             + "; ".join(self.failed_steps)
             + ". Every other step was done; run the rollback again once the failed step can succeed"
         )
+
+
+class TrafficMoveFailed(RuntimeError):
+    """A traffic-only move (``execute_rollback(traffic_only=True)``, from ``after_long_wait``) failed.
+
+    Attributes:
+        steps: what it did before it failed (stable scaled, the traffic read back).
+        cause: the failure.
+        weights: the weights read back once the traffic was on stable, if it got that far (None:
+            the traffic was not moved).
+    """
+
+    def __init__(self, steps: Sequence[str], cause: BaseException, weights: Weights | None) -> None:
+        self.steps, self.cause, self.weights = tuple(steps), cause, weights
+        super().__init__(f"{cause}; done before it failed: {'; '.join(self.steps) if self.steps else 'nothing'}")
 
 
 class RollbackClaimLost(RolloutEnded):
@@ -178,14 +193,14 @@ def execute_rollback(
     log = get_run_logger()
     t = env.targets
     steps: list[str] = []
-    keeper = ClaimKeeper.acting()
+    guard = ClaimKeeper.acting()
 
     def still_holds(next_step: str) -> None:
         """Before each step that changes something: a rollback that lost its claim stops here, so
-        that it moves nothing more and pages nobody; the holder now does the rest, and pages."""
-        lost = keeper.verify() if keeper is not None else None
-        if lost is not None:
-            error = RollbackClaimLost(steps, next_step, keeper.lost_to, lost)
+        that it moves nothing more and pages nobody; the holder now does the rest, and pages. A
+        quiet restore whose rollout is no longer the newest stops here too (``StillNewest``)."""
+        error = guard.stop_before(steps, next_step) if guard is not None else None
+        if error is not None:
             log.error("%s", error)
             raise error
 
@@ -207,23 +222,38 @@ def execute_rollback(
                         {t.stable_service: stable.task_definition})
         steps.append(f"scaled {t.stable_service} to {desired} ({why})")
 
-    scaled = stable.desired < needed or stable.running < needed
-    if scaled:
-        scale_stable(f"it had {stable.running}/{stable.desired} tasks before taking the traffic")
-    wait_healthy(env, "stable", healthy_timeout_seconds)
-
     target = Weights(stable=100, canary=0)
-    still_holds(f"move the traffic to {t.stable_service}")
-    # A lost answer that moved the traffic all the same is read back, not failed on; one that did
-    # not land, or a throttle, is sent again: users stay on the canary until this lands.
-    weights = set_and_verify(env, target, verify_timeout_seconds, tries=ROLLBACK_WRITE_TRIES)
-    steps.append(f"weights {weights} verified")
-    # A decommission racing this rollback may have scaled the stable service down since the
-    # check above; it carries all the traffic now, so look again (the monitor looks too).
-    after = ecs.describe_service(env.deployer, t.stable_service)
-    if after.desired < needed:
-        scale_stable(f"it was scaled to {after.desired} during the rollback")
-        scaled = True
+
+    def take_the_traffic() -> tuple[Weights, bool]:
+        scaled = stable.desired < needed or stable.running < needed
+        if scaled:
+            scale_stable(f"it had {stable.running}/{stable.desired} tasks before taking the traffic")
+        wait_healthy(env, "stable", healthy_timeout_seconds)
+
+        still_holds(f"move the traffic to {t.stable_service}")
+        # A lost answer that moved the traffic all the same is read back, not failed on; one that
+        # did not land, or a throttle, is sent again: users stay on the canary until this lands.
+        moved.append(set_and_verify(env, target, verify_timeout_seconds, tries=ROLLBACK_WRITE_TRIES))
+        steps.append(f"weights {moved[0]} verified")
+        # A decommission racing this rollback may have scaled the stable service down since the
+        # check above; it carries all the traffic now, so look again (the monitor looks too).
+        after = ecs.describe_service(env.deployer, t.stable_service)
+        if after.desired < needed:
+            scale_stable(f"it was scaled to {after.desired} during the rollback")
+            scaled = True
+        return moved[0], scaled
+
+    moved: list[Weights] = []
+    try:
+        weights, scaled = take_the_traffic()
+    except LedgerError:
+        raise
+    except Exception as err:
+        if not traffic_only:
+            raise
+        # The caller's error says what was done (stable scaled, the traffic read back) as well as
+        # what failed: a person finding stable at more tasks knows which run did it.
+        raise TrafficMoveFailed(steps, err, moved[0] if moved else None) from err
     if traffic_only:
         log.warning("the traffic is back on %s (%s); leaving %s and the flags to the rollback that holds the claim",
                     t.stable_service, weights, t.canary_service)
@@ -408,9 +438,15 @@ class ClaimKeeper:
         self._token = None
 
     @staticmethod
-    def acting() -> "ClaimKeeper | None":
-        """The claim the rollback running here acts under, if it took one."""
+    def acting() -> "ClaimKeeper | StillNewest | None":
+        """What the rollback running here checks before each step: the claim it acts under, if it
+        took one, or (a quiet restore) that its rollout is still the newest."""
         return _ACTING.get()
+
+    def stop_before(self, steps: Sequence[str], next_step: str) -> RollbackClaimLost | None:
+        """The error that stops the rollback before ``next_step`` once its claim is lost, else None."""
+        lost = self.verify()
+        return RollbackClaimLost(steps, next_step, self.lost_to, lost) if lost is not None else None
 
     def _lose(self, lost: LedgerError, record: RolloutRecord | None = None) -> None:
         if self.lost is not None:
@@ -481,8 +517,52 @@ class ClaimKeeper:
                                   err)
 
 
-_ACTING: ContextVar[ClaimKeeper | None] = ContextVar("rollway_rollback_claim", default=None)
-"""The claim of the rollback running in this context (execute_rollback checks it before each step)."""
+class StillNewest:
+    """The per-step check of ``rollback_overtaken``'s quiet restore, which acts under no claim
+    (another rollback ended the rollout): before each step that changes something, the rollout is
+    read again, and once another one is the service's newest the restore stops (RolloutSuperseded):
+    the load balancer's traffic and the canary are that rollout's now. Any check already in force
+    (a claim this run holds) is asked first.
+    """
+
+    def __init__(self, env: Environment, rollout: str) -> None:
+        self.env, self.rollout = env, rollout
+        self._outer: ClaimKeeper | StillNewest | None = None
+        self._token = None
+
+    def stop_before(self, steps: Sequence[str], next_step: str) -> LedgerError | None:
+        """The error that stops the restore before ``next_step``, or None while its rollout is the
+        newest (or the ledger cannot say: a storage error never stops putting traffic back)."""
+        outer = self._outer.stop_before(steps, next_step) if self._outer is not None else None
+        if outer is not None:
+            return outer
+        service = self.env.targets.canary_service
+        try:
+            record = self.env.ledger.get(service)
+        except STORAGE_ERRORS as err:
+            get_run_logger().warning("could not read the rollout before the next step (%s); going on",
+                                     storage_failure(err))
+            return None
+        if record is None or record.rollout_id == self.rollout:
+            return None
+        done = "; ".join(steps) if steps else "nothing"
+        return RolloutSuperseded(
+            f"rollout {record.rollout_id} of {service} began while this run put the traffic back after rollout "
+            f"{self.rollout}'s rollback: the traffic and the canary are that rollout's now, so this run stopped "
+            f"before it would {next_step}, and notified nobody. Done before it stopped: {done}")
+
+    def __enter__(self) -> "StillNewest":
+        self._outer = _ACTING.get()
+        self._token = _ACTING.set(self)
+        return self
+
+    def __exit__(self, kind, error, trace) -> None:
+        _ACTING.reset(self._token)
+
+
+_ACTING: ContextVar[ClaimKeeper | StillNewest | None] = ContextVar("rollway_rollback_claim", default=None)
+"""What the rollback running in this context checks before each step (execute_rollback asks it):
+the claim it acts under, or that its rollout is still the newest."""
 
 
 def wait_for_claim(env: Environment, held: RollbackClaimed, *, holder: str, rollout: str | None,
@@ -516,7 +596,8 @@ def wait_for_claim(env: Environment, held: RollbackClaimed, *, holder: str, roll
         if waited >= wait_seconds:
             raise RollbackClaimed(
                 f"{held}. It was still under way after {waited:.0f} s of waiting: it notifies people when it ends; "
-                "run the rollback again if it does not", holder=record.rollback_holder, expires=record.rollback_expires)
+                "run the rollback again if it does not", holder=record.rollback_holder, expires=record.rollback_expires,
+                waited=waited)
         log.info("rollback by %s still under way (claim renewed until %s); waited %.0f s of %.0f s",
                  record.rollback_holder, utc(record.rollback_expires), waited, wait_seconds)
         sleep_wall(env, min(CLAIM_POLL_SECONDS, wait_seconds - waited))
@@ -663,7 +744,8 @@ def rollback_recorded(env: Environment, reason: str, *, actor: str, previous_tas
                       stable_desired: int | None = None, bindings: Sequence[FlagBinding] | None = None,
                       only_open: bool = False,
                       fallback_bindings: Sequence[FlagBinding] | None = None,
-                      rollout: str | None = None) -> RollbackResult:
+                      rollout: str | None = None,
+                      claim_wait_seconds: float = CLAIM_WAIT_SECONDS) -> RollbackResult:
     """Roll back, taking what the ledger knows (previous task definition, stable capacity, bound
     flags) where the caller did not say, and record the rollback in the ledger.
 
@@ -678,6 +760,8 @@ def rollback_recorded(env: Environment, reason: str, *, actor: str, previous_tas
 
     ``rollout``: roll back only while this rollout is the service's newest (`rollway abort`
     passes the one it read): the traffic of a rollout started since belongs to nobody who asked.
+
+    ``claim_wait_seconds``: how long to wait for another rollback holding the claim (wall seconds).
 
     Raises:
         RollbackUnrecorded: the rollback acted, but the ledger could not be read or written.
@@ -764,7 +848,7 @@ def rollback_recorded(env: Environment, reason: str, *, actor: str, previous_tas
 
     return act_recorded(env, act, begin=begin, finish=finish, failure=unread,
                         rollout_id=record.rollout_id if record else None, phase=record.phase if record else None,
-                        holder=holder, claimed=lambda: not closed_since_read)
+                        holder=holder, claimed=lambda: not closed_since_read, wait_seconds=claim_wait_seconds)
 
 
 def rollback_overtaken(env: Environment, reason: str, *, actor: str, rollout: str | None,
@@ -799,7 +883,9 @@ def rollback_overtaken(env: Environment, reason: str, *, actor: str, rollout: st
         RollbackClaimed: another rollback still held the claim after waiting for it (what this run
             did about the traffic is in its message).
         RolloutSuperseded: another rollout is the newest (it began once the rollback ended, before
-            or after the wait): nothing was moved, nobody paged.
+            or after the wait): nothing was moved, nobody paged. Or it began during the quiet
+            restore, which stopped before its next step that changes something (``StillNewest``),
+            paging nobody; the message says which steps it did.
         RollbackUnrecorded: this run carried the rollback out and the ledger could not record it.
     """
     from rollway.ledger import RolloutClosed
@@ -834,7 +920,13 @@ def rollback_overtaken(env: Environment, reason: str, *, actor: str, rollout: st
         before = traffic.get_weights(env.router)
     except Exception as err:  # noqa: BLE001 - the rollback below reads it back anyway; only the notice needs it
         log.warning("could not read the load balancer before putting the traffic back (%s)", err)
-    result = rollback(reason, notify=False)
+    if env.ledger is not None and rollout is not None:
+        # The next rollout may begin while this restore waits for stable's capacity and health:
+        # from then on the traffic is that rollout's, so the restore re-reads before each step.
+        with StillNewest(env, rollout):
+            result = rollback(reason, notify=False)
+    else:
+        result = rollback(reason, notify=False)
     if before is not None and before.canary > 0:
         result = tell_put_back(env, reason, before, result, rollout=rollout)
     return result
@@ -872,7 +964,7 @@ def after_long_wait(env: Environment, reason: str, held: RollbackClaimed, *, rol
     live = traffic.get_weights(env.router)
     if live.canary == 0:
         error = RollbackClaimed(f"{held}. The load balancer sends nothing to {service} ({live}): this run moved "
-                                "nothing", holder=held.holder, expires=held.expires)
+                                "nothing", holder=held.holder, expires=held.expires, waited=held.waited)
         log.warning("%s", error)
         raise error
     log.error("the rollback by %s is still under way after %.0f s, and the load balancer sends %s%% of the traffic "
@@ -881,16 +973,21 @@ def after_long_wait(env: Environment, reason: str, held: RollbackClaimed, *, rol
     try:
         moved = rollback(reason, notify=False, traffic_only=True)
     except Exception as err:
+        back = getattr(err, "weights", None)  # a TrafficMoveFailed after the traffic was read back on stable
         error = RollbackClaimed(
-            f"{held}. The load balancer still sent {live.canary}% of the traffic to {service} ({live}) and this run "
-            f"could NOT move it back ({err}): run `rollway abort` once that rollback has ended",
-            holder=held.holder, expires=held.expires)
+            f"{held}. The load balancer sent {live.canary}% of the traffic to {service} ({live}): "
+            + (f"this run put it back on {env.targets.stable_service} ({back}, read back), paging nobody, but then "
+               f"failed ({err}); that rollback still retires the canary and tells people"
+               if back is not None else
+               f"this run could NOT move it back, and paged nobody ({err}): run `rollway abort` once that rollback "
+               "has ended"),
+            holder=held.holder, expires=held.expires, waited=held.waited)
         log.error("%s", error)
         raise error from err
     error = RollbackClaimed(
         f"{held}. The load balancer sent {live.canary}% of the traffic to {service} ({live}): this run put it back on "
         f"{env.targets.stable_service} ({moved.weights}, read back), paging nobody; that rollback still retires the "
-        "canary and tells people", holder=held.holder, expires=held.expires)
+        "canary and tells people", holder=held.holder, expires=held.expires, waited=held.waited)
     log.error("%s", error)
     raise error
 
@@ -963,6 +1060,7 @@ def rollback(
     only_open_rollout: bool = False,
     fallback_bindings: list[FlagBinding] | None = None,
     rollout: str | None = None,
+    claim_wait_seconds: WaitSeconds = CLAIM_WAIT_SECONDS,
 ) -> RollbackResult:
     """Roll the service back to its stable version (idempotent; safe to run by hand at any time).
 
@@ -970,10 +1068,12 @@ def rollback(
     monitoring window has closed (set by the rollout flows' state hooks; see ``rollback_recorded``).
     ``fallback_bindings``: flags to disable if the ledger cannot be read (the hooks pass their
     run's). ``rollout``: act only while this rollout is the newest (RolloutSuperseded otherwise).
+    ``claim_wait_seconds``: how long to wait for another rollback holding the rollback's claim
+    (wall seconds; a failed run's hook waits less when its run waited already).
     """
     env = load_environment(targets_block, aws_credentials_block, clock)
     return rollback_recorded(
         env, reason, actor=actor, previous_task_definition=previous_task_definition,
         stable_desired=stable_desired, bindings=bindings, only_open=only_open_rollout,
-        fallback_bindings=fallback_bindings, rollout=rollout,
+        fallback_bindings=fallback_bindings, rollout=rollout, claim_wait_seconds=claim_wait_seconds,
     )

@@ -59,11 +59,22 @@ class RollbackClaimed(RolloutEnded):
     Attributes:
         holder: who holds the claim (actor, and the flow run or process).
         expires: when the claim lapses unless its holder renews it (wall clock, epoch seconds).
+        waited: wall seconds this rollback already waited for the holder before giving up (0: it
+            did not wait); the failed run's hook then does not wait for it all over again.
     """
 
-    def __init__(self, message: str, *, holder: str, expires: float) -> None:
+    def __init__(self, message: str, *, holder: str, expires: float, waited: float = 0.0) -> None:
         super().__init__(message)
-        self.holder, self.expires = holder, expires
+        self.holder, self.expires, self.waited = holder, expires, waited
+
+    def __reduce__(self):
+        # Keyword-only arguments: the default pickling (message only) could not rebuild it, and a
+        # hook reading the failed run's persisted result then took it for an unknown failure.
+        return _rollback_claimed, (str(self), self.holder, self.expires, self.waited)
+
+
+def _rollback_claimed(message: str, holder: str, expires: float, waited: float) -> RollbackClaimed:
+    return RollbackClaimed(message, holder=holder, expires=expires, waited=waited)
 
 
 class RolloutMovedOn(LedgerError):

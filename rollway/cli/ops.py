@@ -23,6 +23,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from rollway.clock import ClockSettings
 from rollway.ledger import RolloutRecord, Transition, rejection_owed, rejection_reason, utc
 from rollway.phases import RolloutPhase
 from rollway.model import Weights
@@ -491,6 +492,33 @@ def abort(
     return 0 if finished.state.is_completed() else 1
 
 
+def rollout_clock(owner: UUID | None) -> ClockSettings:
+    """The clock a rollout's ledger entries are stamped on: the ``clock`` parameter of the flow run
+    that owns it (`rollway up` serves the flows on a sped-up clock), or real time when no flow run
+    owns it (released between weekly phases, say) or the API no longer has it.
+
+    An API that cannot be reached does not stop the abort here: its intent is recorded all the
+    same (on real time, with a warning), as it was before the clock was asked for.
+    """
+    import httpx
+    from prefect.client.orchestration import get_client
+    from pydantic import ValidationError
+
+    if owner is None:
+        return ClockSettings()
+    try:
+        with get_client(sync_client=True) as client:
+            run = read_run(client, owner)
+    except httpx.HTTPError as err:
+        errors.print(f"[yellow]warning:[/yellow] could not read the rollout's clock from flow run {owner} "
+                     f"({escape(str(err))}); stamping the abort on real time")
+        return ClockSettings()
+    try:
+        return ClockSettings.model_validate((run.parameters or {}).get("clock") or {}) if run else ClockSettings()
+    except ValidationError:  # a run whose clock did not validate never started, nor stamped anything
+        return ClockSettings()
+
+
 def _rollback_directly(service: Service, who: str, reason: str, wait_seconds: float) -> int:
     """No run waits for an answer: stop the run that owns the rollout, then roll back here."""
     from prefect.client.orchestration import get_client
@@ -507,21 +535,23 @@ def _rollback_directly(service: Service, who: str, reason: str, wait_seconds: fl
         where = f"its newest rollout is {record.phase.value}" if record else "it has no rollout"
         raise NoRollout(f"nothing to abort for {service.name}: {where}")
     why = f"aborted by {who}: {reason}"
+    owner = owner_run_id(record)
+    # The abort's entries go in the rollout's history among its run's: on that run's clock (sped
+    # up under `rollway up`), the intent below and the rollback flow's own alike.
+    clock = rollout_clock(owner)
     if record.phase is not RolloutPhase.ROLLING_BACK:
         # Intent first, in the person's words: from here the owning run can no longer record
         # progress (RolloutEnded), and whichever rollback finishes (this one or the cancelled
         # run's hook) finishes this one.
-        # time.time(): the clock the rollback flow below records on (its default).
         try:
             unrecorded = write_or_why(lambda: begin_rollback(service.ledger, service.name, actor=who, reason=why,
-                                                             now=time.time(), rollout=record.rollout_id))
+                                                             now=clock.build().now(), rollout=record.rollout_id))
         except RolloutSuperseded as superseded:
             raise _moved_on(record, superseded) from superseded
         if unrecorded is not None:
             # The traffic comes first: roll back anyway; the rollback flow tries to record it again.
             errors.print(f"[yellow]warning:[/yellow] the ledger could not record the abort ({escape(unrecorded)}); "
                          "rolling back anyway")
-    owner = owner_run_id(record)
     if owner is not None:
         with get_client(sync_client=True) as client:
             run = read_run(client, owner)
@@ -544,7 +574,7 @@ def _rollback_directly(service: Service, who: str, reason: str, wait_seconds: fl
             reason=why, actor=who, previous_task_definition=record.previous_task_definition,
             stable_desired=record.stable_desired, bindings=list(spec.flags) or None,
             targets_block=service.targets_block, aws_credentials_block=service.credentials_block,
-            rollout=record.rollout_id,
+            clock=clock, rollout=record.rollout_id,
         )
     except RolloutSuperseded as superseded:
         raise _moved_on(record, superseded) from superseded

@@ -26,12 +26,15 @@ from tests.flows.test_rollback_claim import SPEC, FinishesWhileWatched, OtherRol
 ERIN = "erin (flow run calm-heron, 7f1c...)"
 
 
-def shift_raced_by(monkeypatch, ledger, erin_acts):
+def shift_raced_by(monkeypatch, ledger, erin_acts, prepare=None):
     """A progressive rollout on fakes whose first shift to the canary meets erin's rollback:
-    ``erin_acts(env, rollout_id)`` runs just before the run's weights reach the load balancer."""
+    ``erin_acts(env, rollout_id)`` runs just before the run's weights reach the load balancer.
+    ``prepare(env)``, if given, runs first (to give the fakes a fault)."""
     env = fake_environment()
     env.ledger = ledger
     hooks_and_flows_see(monkeypatch, env)
+    if prepare is not None:
+        prepare(env)
     real_set = env.router.set_weights
     raced: list[bool] = []
 
@@ -264,3 +267,234 @@ def test_an_overtaken_shift_whose_rollout_was_followed_by_another_moves_nothing(
     with pytest.raises(RolloutSuperseded, match="not this run's to move"):
         handle()
     assert called == [] and follow_ups(env) == []
+
+
+def test_a_quiet_put_back_stops_before_its_next_step_once_the_next_rollout_begins(monkeypatch, caplog):
+    """Erin's rollback ended; the run's shift then put 5% on the canary, and its quiet restore
+    waits for stable's health checks before moving it back. Meanwhile frank's next rollout begins:
+    the traffic and the canary are his rollout's now. The restore used to go on regardless, moving
+    his traffic, retiring his canary and sending a follow-up; now it re-reads the rollout before
+    each step, stops before the move, moves nothing, pages nobody and says what it did."""
+    from rollway.ledger import RolloutRecord, RolloutSuperseded, new_rollout_id
+    from rollway.spec import RolloutSpec, Stage
+
+    env = fake_environment()
+    env.ledger = FakeLedger()
+    hooks_and_flows_see(monkeypatch, env)
+    service = env.targets.canary_service
+    real_set, real_healthy = env.router.set_weights, env.router.healthy_targets
+    raced: list[bool] = []
+    began: list[RolloutRecord] = []
+
+    def set_weights(weights):
+        if weights.canary > 0 and not raced:
+            raced.append(True)
+            rollout_id = env.ledger.get(service).rollout_id
+            begin_rollback(env.ledger, service, actor="erin", reason="aborted by erin", now=env.clock.now(),
+                           rollout=rollout_id, holder=ERIN)
+            OtherRollback(env, ERIN).finish(env.ledger, service, rollout_id)
+        real_set(weights)
+
+    def healthy_targets(version):
+        record = env.ledger.get(service)
+        if version == "stable" and record.phase is RolloutPhase.ROLLED_BACK and not began:
+            now = env.clock.now()
+            spec = RolloutSpec(image="webordinary/edit-container:3.0.0", stages=[Stage(weight=5), Stage(weight=100)])
+            began.append(RolloutRecord(
+                service=service, rollout_id=new_rollout_id(now, after=record.rollout_id), image=spec.image,
+                spec_json=spec.model_dump_json(), phase=RolloutPhase.PROGRESSING, stage_index=0,
+                weights=Weights(stable=100, canary=0), previous_task_definition=STABLE_TD, stable_desired=4))
+            env.ledger.create(began[0], owner="run-2 (frank)", now=now, lease_seconds=600)
+        return real_healthy(version)
+
+    env.router.set_weights, env.router.healthy_targets = set_weights, healthy_targets
+    with caplog.at_level(logging.INFO), pytest.raises(RolloutSuperseded) as stopped:
+        progressive_rollout(spec=SPEC.model_dump(mode="json"), phased=False)
+
+    assert began, "the next rollout never began during the restore"
+    said = " ".join(str(stopped.value).split())
+    assert f"rollout {began[0].rollout_id} of {service} began while this run put the traffic back" in said, said
+    assert "stopped before it would move the traffic to" in said and "Done before it stopped: nothing" in said, said
+    assert env.router.calls.count("set_weights 100/0") == 1, env.router.calls  # erin's only
+    assert env.router.weights == Weights.canary_at(5)  # as it stood when frank's rollout began
+    assert rollback_pages(env) == ["Rollback: " + service] and follow_ups(env) == [], env.notifier.messages
+    newest = env.ledger.get(service)
+    assert newest.rollout_id == began[0].rollout_id and newest.phase is RolloutPhase.PROGRESSING
+    assert any("not rolling back after run" in r.getMessage() and "no longer the newest" in r.getMessage()
+               for r in caplog.records), "the run's hook rolled back frank's rollout"
+
+
+def test_the_hook_of_a_run_that_outwaited_a_rollback_under_way_does_not_wait_for_it_again(monkeypatch, caplog):
+    """The run waited its 15 minutes for erin's rollback (still under way, claim renewed), took
+    its 5% off the canary and failed saying so. Its hook used to run a rollback that waited
+    another 15 minutes for the same claim before giving up too: the run and its hook ended half
+    an hour after the shift. Now the hook waits only a claim's lease and a look (70 s), long
+    enough to see erin still renews her claim, and leaves the rollout to her."""
+    ledger = ErinStillActing()
+    with caplog.at_level(logging.INFO):
+        env = shift_raced_by(monkeypatch, ledger, erin_moves_the_traffic_first(ledger))
+
+    said = [r.getMessage() for r in caplog.records]
+    waits = [m for m in said if "waiting up to" in m and ERIN in m]
+    assert len(waits) == 2 and "waiting up to 900 s" in waits[0] and "waiting up to 70 s" in waits[1], waits
+    assert env.wall() - ledger.refused_at <= CLAIM_WAIT_SECONDS + CLAIM_SECONDS + 10, env.wall() - ledger.refused_at
+    assert any("waited 900 s for the rollback by " + ERIN + " already" in m for m in said), said
+    assert any("not rolling back after run" in m and "still under way after 70 s" in m for m in said), said
+    record = env.ledger.get(env.targets.canary_service)
+    assert record.phase is RolloutPhase.ROLLING_BACK and record.rollback_holder == ERIN  # still erin's to finish
+    assert env.notifier.messages == []
+
+
+class ErinDiesAfterTheWait(ErinStillActing):
+    """As ErinStillActing, but erin's process dies just as the run stops waiting for her: her
+    claim is no longer renewed, and lapses CLAIM_SECONDS after her last renewal."""
+
+    def get(self, service):
+        if self.refused_at is not None and self.env.wall() >= self.refused_at + CLAIM_WAIT_SECONDS:
+            return FakeLedger.get(self, service)
+        return super().get(service)
+
+
+def test_the_hook_of_a_run_that_outwaited_a_rollback_whose_holder_then_died_takes_it_over(monkeypatch, caplog):
+    """Erin's process dies right after the run gave up waiting for her: the hook's short wait
+    sees her claim lapse, takes it over and finishes the rollback, paging once."""
+    ledger = ErinDiesAfterTheWait()
+    with caplog.at_level(logging.INFO):
+        env = shift_raced_by(monkeypatch, ledger, erin_moves_the_traffic_first(ledger))
+
+    said = [r.getMessage() for r in caplog.records]
+    assert any("waiting up to 70 s" in m for m in said), said
+    assert any("stopped renewing its claim: this one takes it over" in m for m in said), said
+    record = ended_once(env)
+    assert record.history[-1].actor.startswith("state hook"), record.history[-1]
+    assert len(rollback_pages(env)) == 1, env.notifier.messages
+
+
+def outwaited_and_stuck(monkeypatch, caplog, prepare):
+    """As above (erin's rollback still under way after the run's wait, 5% on the canary), with a
+    fault ``prepare(env)`` gives the fakes: the run's move of the traffic off the canary fails.
+    Returns the env, erin's ledger and the log."""
+    import flows.engine as engine
+    from tests.flows.test_healthy_wait import WallTime
+
+    monkeypatch.setattr(engine, "time", WallTime())  # the health-check wait's wall time, on a fake
+    ledger = ErinStillActing()
+    with caplog.at_level(logging.INFO):
+        env = shift_raced_by(monkeypatch, ledger, erin_moves_the_traffic_first(ledger), prepare)
+    return env, ledger, list(caplog.records)
+
+
+def stuck_on_the_canary(env, ledger, records, why: str) -> str:
+    """What a person is told when the run could not move its 5% off the canary, and what it left."""
+    errors = [" ".join(r.getMessage().split()) for r in records if r.levelno >= logging.ERROR
+              and not r.getMessage().startswith("Encountered exception")]  # Prefect's own line, the same error
+    [said] = [m for m in errors if "could NOT move it back" in m]
+    assert ERIN in said and "5% of the traffic to" in said and why in said, said
+    assert "run `rollway abort` once that rollback has ended" in said, said
+    assert not any("this run put it back on" in m for m in errors), errors  # no success claimed
+    # Nothing half-done, nobody paged: the 5% is where it was, the canary and the rollback erin's.
+    assert env.router.weights == Weights.canary_at(5), env.router.calls
+    assert env.router.calls.count("set_weights 100/0") == 1, env.router.calls  # erin's only
+    assert env.deployer.services[env.targets.canary_service].desired > 0
+    record = env.ledger.get(env.targets.canary_service)
+    assert record.phase is RolloutPhase.ROLLING_BACK and record.rollback_holder == ERIN
+    assert [t.kind for t in record.history].count("rollback") == 0
+    assert env.notifier.messages == []
+    said_after = [r.getMessage() for r in records]
+    # The hook waited a lease to see erin alive (not 15 minutes again), and left the rollout to her.
+    assert any("not rolling back after run" in m and "still under way after 70 s" in m for m in said_after), said_after
+    return said
+
+
+def test_a_traffic_move_that_finds_no_healthy_stable_targets_says_so_and_pages_nobody(monkeypatch, caplog):
+    """The run outwaited erin's rollback with 5% on the canary, and stable has no healthy targets
+    to take it: it refuses to send traffic there, fails saying the 5% is still on the canary and
+    why, and what to run once erin's rollback ends; it moves nothing and pages nobody."""
+
+    def stable_unhealthy(env):
+        env.router.healthy["stable"] = 0
+
+    env, ledger, records = outwaited_and_stuck(monkeypatch, caplog, stable_unhealthy)
+    stuck_on_the_canary(env, ledger, records, "the stable target group has no healthy targets after 300 s")
+
+
+def test_a_traffic_move_whose_write_fails_says_so_and_pages_nobody(monkeypatch, caplog):
+    """As above, stable healthy, but the load balancer refuses the run's write (ModifyRule throttled)."""
+
+    def refuses_after_erin(env):
+        real_set = env.router.set_weights
+        moves: list[Weights] = []
+
+        def set_weights(weights):
+            if weights == Weights(stable=100, canary=0):
+                moves.append(weights)
+                if len(moves) > 1:  # erin's went through
+                    raise RuntimeError("ModifyRule: Throttling: Rate exceeded")
+            real_set(weights)
+
+        env.router.set_weights = set_weights
+
+    env, ledger, records = outwaited_and_stuck(monkeypatch, caplog, refuses_after_erin)
+    stuck_on_the_canary(env, ledger, records, "ModifyRule: Throttling: Rate exceeded")
+
+
+def test_a_traffic_move_that_scaled_stable_before_failing_says_it_did(monkeypatch, caplog):
+    """Stable had been scaled in to 2 tasks since the rollout began: the run scales it back to 4
+    to carry the traffic, then finds no healthy targets. Its error says the 5% is still on the
+    canary and that it scaled stable: a person finding stable at 4 tasks knows who did it."""
+
+    def stable_scaled_in_and_unhealthy(env):
+        stable = env.targets.stable_service
+        env.deployer.services[stable] = env.deployer.services[stable].model_copy(update={"desired": 2, "running": 2})
+        env.router.healthy["stable"] = 0
+
+    def prepare(env):
+        real_set = env.router.set_weights
+
+        def set_weights(weights):  # autoscaling scales stable in as the run's 5% lands
+            real_set(weights)
+            if weights.canary > 0:
+                stable_scaled_in_and_unhealthy(env)
+
+        env.router.set_weights = set_weights
+
+    env, ledger, records = outwaited_and_stuck(monkeypatch, caplog, prepare)
+    said = stuck_on_the_canary(env, ledger, records, "no healthy targets after 300 s")
+    stable = env.targets.stable_service
+    assert f"scaled {stable} to 4" in said, said
+    assert env.deployer.services[stable].desired == 4
+
+
+def test_a_traffic_move_that_fails_after_the_traffic_is_back_says_the_traffic_is_back(monkeypatch, caplog):
+    """The run put its 5% back on stable (read back), then found stable scaled in meanwhile and
+    could not scale it up again. Its error says the traffic is back and what failed after, not
+    that it could not move the traffic."""
+
+    def prepare(env):
+        stable = env.targets.stable_service
+        real_set, real_update = env.router.set_weights, env.deployer.update_service
+        moves: list[Weights] = []
+
+        def set_weights(weights):
+            real_set(weights)
+            if weights == Weights(stable=100, canary=0):
+                moves.append(weights)
+                if len(moves) == 2:  # the run's move, after erin's: stable is scaled in as it lands
+                    env.deployer.services[stable] = env.deployer.services[stable].model_copy(update={"desired": 1})
+
+        def update_service(service, *, task_definition=None, desired=None):
+            if service == stable and len(moves) >= 2:
+                raise RuntimeError("UpdateService: Throttling: Rate exceeded")
+            return real_update(service, task_definition=task_definition, desired=desired)
+
+        env.router.set_weights, env.deployer.update_service = set_weights, update_service
+
+    env, ledger, records = outwaited_and_stuck(monkeypatch, caplog, prepare)
+    errors = [" ".join(r.getMessage().split()) for r in records if r.levelno >= logging.ERROR
+              and not r.getMessage().startswith("Encountered exception")]
+    [said] = [m for m in errors if "but then failed" in m]
+    assert f"this run put it back on {env.targets.stable_service} (100/0, read back), paging nobody" in said, said
+    assert "UpdateService: Throttling" in said and "done before it failed: weights 100/0 verified" in said, said
+    assert not any("could NOT move it back" in m for m in errors), errors
+    assert env.router.weights == Weights(stable=100, canary=0) and env.notifier.messages == []
+    assert env.ledger.get(env.targets.canary_service).rollback_holder == ERIN

@@ -498,3 +498,18 @@ def test_open_for_rollback(phase, kinds, decommission, expected):
                        phases=[WeeklyPhase(name="all", weights=(5, 100), decommission=decommission)])
     record = rollout(phase=phase, history=tuple(step(START + i, kind) for i, kind in enumerate(kinds)))
     assert open_for_rollback(spec, record) is expected
+
+
+def test_a_rollback_claimed_error_survives_pickling_with_its_holder_and_wait() -> None:
+    """A failed run's result may be persisted (pickled) and read back by its hook: a
+    RollbackClaimed could not be rebuilt (its keyword-only fields), and the hook would take it for
+    an unknown failure, rolling back and waiting for the same claim all over again."""
+    import pickle
+
+    from rollway.ledger import RollbackClaimed, RolloutEnded
+
+    sent = RollbackClaimed("held by erin", holder="erin (flow run calm-heron)", expires=1234.5, waited=900.0)
+    got = pickle.loads(pickle.dumps(sent))
+    assert isinstance(got, RollbackClaimed) and isinstance(got, RolloutEnded)
+    assert (str(got), got.holder, got.expires, got.waited) == ("held by erin", "erin (flow run calm-heron)", 1234.5,
+                                                               900.0)

@@ -1,0 +1,111 @@
+"""`rollway abort` stamps its entries on the rollout's clock, not on wall time.
+
+Under `rollway up` (and the demo) the runs keep a sped-up rollout clock: at 60x, an hour of wall
+time is 60 hours of rollout time. The abort used to stamp its rollback-start entry with
+time.time() and run its rollback flow on the default (real-time) clock, so `rollway status`
+showed the abort and the rollback's end days before the deploy they ended.
+"""
+from __future__ import annotations
+
+import time
+from uuid import uuid4
+
+from prefect import flow
+from prefect.client.orchestration import get_client
+from prefect.states import Completed
+
+import flows.rollback
+import rollway.cli.ops as ops
+from flows.env import OWNER_PREFIX
+from rollway.clock import ClockSettings
+from rollway.fakes import FakeLedger
+from rollway.ledger import RolloutRecord, Transition, new_rollout_id
+from rollway.model import Weights
+from rollway.phases import RolloutPhase
+from tests.flows.fake_env import STABLE_TD, fake_environment
+from tests.flows.test_abort_races import SPEC
+
+
+@flow(name="progressive_rollout")
+def stand_in() -> None:
+    """Names the owning run's flow; never run."""
+
+
+def test_abort_stamps_its_entries_on_the_owning_runs_60x_clock(monkeypatch, capsys):
+    clock = ClockSettings(speed=60.0, anchor=time.time() - 3600)  # an hour into a 60x demo
+    with get_client(sync_client=True) as client:
+        owner = client.create_flow_run(stand_in, parameters={"clock": clock.model_dump(mode="json")},
+                                       state=Completed())
+    env = fake_environment()
+    env.ledger = FakeLedger()
+    env.wall = time.time
+    built: list[ClockSettings] = []
+
+    def load_environment(targets_block, aws_credentials_block, clock=ClockSettings(), **kwargs):
+        built.append(clock)
+        env.clock = clock.build()
+        return env
+
+    monkeypatch.setattr(flows.rollback, "load_environment", load_environment)
+    now = clock.build().now()
+    service = env.targets.canary_service
+    record = RolloutRecord(service=service, rollout_id=new_rollout_id(now - 600), image=SPEC.image,
+                           spec_json=SPEC.model_dump_json(), phase=RolloutPhase.PROGRESSING, stage_index=0,
+                           weights=Weights.canary_at(5), previous_task_definition=STABLE_TD, stable_desired=4)
+    env.ledger.create(record, owner=f"{OWNER_PREFIX}{owner.id}", now=now - 600, lease_seconds=0)
+    FakeLedger.record(env.ledger, service, owner=None, now=now,
+                      transition=Transition(at=now, kind="shift", actor="judge", to_weights=Weights.canary_at(5)))
+    env.router.weights = Weights.canary_at(5)
+    ops_service = ops.Service(targets=env.targets, targets_block=f"abort-clock-{uuid4().hex[:8]}",
+                              credentials_block=None, ledger=env.ledger, router=env.router)
+    monkeypatch.setattr(ops, "connect", lambda *a: ops_service)
+
+    code = ops.abort(approver="erin", reason="errors", flow_run=None, wait_seconds=0,
+                     targets_block=ops_service.targets_block, credentials_block=None)
+
+    assert code == 0, capsys.readouterr()
+    history = env.ledger.get(service).history
+    assert [t.kind for t in history][-2:] == ["rollback-start", "rollback"], history
+    start, end = history[-2:]
+    stamped = [(t.kind, t.at) for t in history]
+    assert start.at >= now and end.at >= start.at, stamped  # in order, after the run's shift
+    # Rollout-clock times: 59 hours ahead of the wall clock by now, not the wall clock's.
+    assert start.at > time.time() + 3600 and end.at > time.time() + 3600, stamped
+    assert built == [clock], built  # the rollback flow ran on the rollout's clock too
+
+
+def test_an_abort_that_cannot_reach_the_api_still_records_its_intent(monkeypatch, capsys):
+    """Asking the owning run for its clock must not cost the abort its first write: with the
+    Prefect API down, the intent is recorded (on real time, with a warning) before the abort
+    fails on stopping the run, as it did before it asked, so that the run stops at its next
+    write and its hook rolls back."""
+    import httpx
+
+    env = fake_environment()
+    env.ledger = FakeLedger()
+    monkeypatch.setattr(flows.rollback, "load_environment", lambda *a, **k: env)
+    now = time.time()
+    service = env.targets.canary_service
+    record = RolloutRecord(service=service, rollout_id=new_rollout_id(now - 600), image=SPEC.image,
+                           spec_json=SPEC.model_dump_json(), phase=RolloutPhase.PROGRESSING, stage_index=0,
+                           weights=Weights.canary_at(5), previous_task_definition=STABLE_TD, stable_desired=4)
+    env.ledger.create(record, owner=f"{OWNER_PREFIX}{uuid4()}", now=now - 600, lease_seconds=0)
+    ops_service = ops.Service(targets=env.targets, targets_block=f"abort-clock-{uuid4().hex[:8]}",
+                              credentials_block=None, ledger=env.ledger, router=env.router)
+    monkeypatch.setattr(ops, "connect", lambda *a: ops_service)
+    monkeypatch.setattr(ops, "find_paused_run", lambda *a, **k: (_ for _ in ()).throw(ops.NoPausedRun("none")))
+
+    def api_down(client, run_id):
+        raise httpx.ConnectError("connection refused")
+
+    monkeypatch.setattr(ops, "read_run", api_down)
+
+    code = ops.abort(approver="erin", reason="errors", flow_run=None, wait_seconds=0,
+                     targets_block=ops_service.targets_block, credentials_block=None)
+
+    err = " ".join(capsys.readouterr().err.split())
+    assert code == 1 and "cannot reach the Prefect API" in err, err
+    assert "could not read the rollout's clock" in err and "stamping the abort on real time" in err, err
+    recorded = env.ledger.get(service)
+    assert recorded.phase is RolloutPhase.ROLLING_BACK and recorded.history[-1].kind == "rollback-start", recorded
+    assert recorded.history[-1].actor == "erin"
