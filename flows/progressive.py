@@ -604,16 +604,13 @@ def _next_phase(env: Environment, spec: RolloutSpec, record: RolloutRecord, now:
     # Calendar weeks in the rollout's own zone (the one its Monday cron fires in), and at least
     # min_phase_seconds: calendar weeks alone would end a phase started on Sunday evening the
     # next morning.
-    wait = weekly.phase_wait(record.weekly_phase_started_at, now, timezone=spec.weekly_timezone,
-                             min_phase_seconds=spec.min_phase_seconds)
+    wait = weekly.phase_wait(record.weekly_phase_started_at, now, **spec.phase_calendar())
     why = ""
     if wait is not None and early_reason is not None:
-        due = weekly.next_phase_due(record.weekly_phase_started_at, timezone=spec.weekly_timezone,
-                                    min_phase_seconds=spec.min_phase_seconds)
+        due = weekly.next_phase_due(record.weekly_phase_started_at, **spec.phase_calendar())
         why = f" early, before {weekly.describe(due, spec.weekly_timezone)}, by {actor}: {early_reason}"
     elif wait is not None:
-        due = weekly.next_phase_due(record.weekly_phase_started_at, timezone=spec.weekly_timezone,
-                                    min_phase_seconds=spec.min_phase_seconds)
+        due = weekly.next_phase_due(record.weekly_phase_started_at, **spec.phase_calendar())
         log.info("phase %s of %s runs on: %s; the next phase may start from %s%s: nothing to do",
                  record.weekly_phase_index + 1, service, wait, weekly.describe(due, spec.weekly_timezone),
                  _on_the_wall(env.clock, due, now))

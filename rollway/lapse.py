@@ -47,8 +47,7 @@ def tick_needs_the_lease(spec: RolloutSpec, record: RolloutRecord, now: float) -
             and record.phase in (RolloutPhase.PROGRESSING, RolloutPhase.PENDING):
         return True
     return (record.phased and record.weekly_phase_index + 1 < len(spec.phases)
-            and weekly.phase_wait(record.weekly_phase_started_at, now, timezone=spec.weekly_timezone,
-                                  min_phase_seconds=spec.min_phase_seconds) is None)
+            and weekly.phase_wait(record.weekly_phase_started_at, now, **spec.phase_calendar()) is None)
 
 
 def run_needs_the_lease(image: str, spec: RolloutSpec, record: RolloutRecord, now: float) -> bool:
