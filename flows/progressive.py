@@ -483,11 +483,11 @@ def advance(env: Environment, approver: Approver, *, owner: str, actor: str = "s
 
 
 LAPSE_MARGIN_WALL_SECONDS = 60.0
-"""How much longer than its own lease the tick waits for an ended run's lease (wall seconds): for
+"""How much longer than its own lease a run (the tick, or one by hand) waits for an ended run's lease (wall s): for
 clocks that disagree a little between the two runs' hosts."""
 
 LAPSE_PROGRESS_WALL_SECONDS = 60.0
-"""How often a tick waiting for a lease to lapse says how long is left (wall seconds)."""
+"""How often a run waiting for a lease to lapse says how long is left (wall seconds)."""
 
 
 @dataclass(frozen=True)
@@ -539,7 +539,7 @@ def wait_out_an_ended_runs_lease(
     with before_any_write():
         record = env.ledger.get(service)
     # Leases are stamped on the wall clock (Environment.wall) and last wall seconds; the phase
-    # calendar the tick acts on is the rollout clock's.
+    # calendar a run acts on is the rollout clock's.
     now, wall = env.clock.now(), env.wall()
     if record is None or record.owner in (None, owner) or record.lease_expires < wall:
         return None
@@ -564,7 +564,7 @@ def wait_out_an_ended_runs_lease(
             current = env.ledger.get(service)
         if current is None or (current.owner, current.lease_expires) != (record.owner, record.lease_expires):
             # Released (its hook ended it), taken by another run, or renewed: a renewal means the
-            # holder is alive after all, and the tick leaves the rollout to it.
+            # holder is alive after all, and this run leaves the rollout to it.
             log.warning("%s's lease changed while this run waited (now %s until %s): going on from the record as "
                         "it is", service, current and current.owner,
                         current and weekly.describe(current.lease_expires, "UTC"))
