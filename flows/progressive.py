@@ -10,6 +10,7 @@ again reconciles the ledger with the load balancer and carries on from the recor
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 from typing import Callable
 
 from prefect import flow, get_run_logger
@@ -31,6 +32,7 @@ from rollway.clock import ClockSettings
 from rollway.decide import StageState
 from rollway.environment import Environment
 from rollway.ledger import (
+    LockHeld,
     RolloutInProgress,
     RolloutRecord,
     Transition,
@@ -273,11 +275,33 @@ def run_progressive(
         lease_seconds: how long the run's ownership lasts without renewal (wall seconds: leases are on the wall clock).
         owner_finished: whether the run that owns the rollout has ended (a resume never
             takes the rollout from a live run, whatever its lease says).
+
+    A lease left running by a run that has ended (Prefect says it crashed, say, less than a lease
+    ago) is waited out, bounded, as the weekly tick waits (``wait_out_an_ended_runs_lease``), when
+    this run would resume the rollout or finish its monitoring window.
+
+    Raises:
+        LockHeld: that lease runs longer than this run waits (its own lease and a minute), or its
+            holder renewed it while this run waited (its run is alive after all); nothing was changed.
     """
     log = get_run_logger()
     if env.ledger is None:
         raise ValueError("a progressive rollout needs a ledger")
     service = env.targets.canary_service
+    owner_finished = functools.cache(owner_finished)  # each question is a call to the Prefect API
+    waited = wait_out_an_ended_runs_lease(
+        env, owner=owner, lease_seconds=lease_seconds, owner_finished=owner_finished,
+        needs_the_lease=functools.partial(lapse.run_needs_the_lease, spec.image),
+        refusal=LockHeld, run_again="progressive_rollout")
+    if waited is not None and waited.renewed:
+        # Prefect said its run had ended, yet it wrote its lease: it is alive, and the rollout stays
+        # its own (as the tick leaves it). Said here: the ledger's own LockHeld would not say why.
+        raise LockHeld(
+            f"{service}'s rollout is held by {waited.held.owner}: Prefect says its run has ended, but it renewed "
+            f"its lease (now until {weekly.describe(waited.changed.lease_expires, 'UTC')}) while this run waited "
+            "for it to lapse, so it is still at work. Nothing was changed; run progressive_rollout again once that "
+            "run has finished or its lease has run out"
+        )
     with before_any_write():  # a ledger that cannot be read refuses the run: its hooks leave it alone
         record = env.ledger.get(service)
     if record is not None and record.phase is RolloutPhase.PROMOTED and record.image == spec.image:
@@ -459,46 +483,77 @@ def advance(env: Environment, approver: Approver, *, owner: str, actor: str = "s
 
 
 LAPSE_MARGIN_WALL_SECONDS = 60.0
-"""How much longer than its own lease the tick waits for an ended run's lease (wall seconds): for
+"""How much longer than its own lease a run (the tick, or one by hand) waits for an ended run's lease (wall s): for
 clocks that disagree a little between the two runs' hosts."""
 
 LAPSE_PROGRESS_WALL_SECONDS = 60.0
-"""How often a tick waiting for a lease to lapse says how long is left (wall seconds)."""
+"""How often a run waiting for a lease to lapse says how long is left (wall seconds)."""
 
 
-def wait_out_an_ended_runs_lease(env: Environment, *, owner: str, lease_seconds: float,
-                                 owner_finished: Callable[[str | None], bool]) -> None:
-    """Wait, bounded, for the lease of a run that has ended to lapse, when the tick needs it.
+@dataclass(frozen=True)
+class LeaseWaited:
+    """What ``wait_out_an_ended_runs_lease`` waited for, and how the wait ended.
+
+    Attributes:
+        held: the record whose lease was waited for.
+        changed: the record as read when its lease changed while this run waited (released,
+            taken by another run, or renewed); None when the lease ran out.
+    """
+
+    held: RolloutRecord
+    changed: RolloutRecord | None = None
+
+    @property
+    def renewed(self) -> bool:
+        """Whether the holder renewed its lease while this run waited: its run is alive after all."""
+        return self.changed is not None and self.changed.owner == self.held.owner
+
+
+def wait_out_an_ended_runs_lease(
+    env: Environment, *, owner: str, lease_seconds: float, owner_finished: Callable[[str | None], bool],
+    needs_the_lease: Callable[[RolloutSpec, RolloutRecord, float], bool] = lapse.tick_needs_the_lease,
+    refusal: Callable[[str], Exception] = PhaseRefused, run_again: str = "advance_phase",
+) -> LeaseWaited | None:
+    """Wait, bounded, for the lease of a run that has ended to lapse, when this run needs it.
 
     Only a lease whose holder's flow run has ended (``owner_finished``: Prefect says so, or the
-    holder is no flow run) is waited for, and only when the tick has something to do with the
-    rollout (``rollway.lapse.tick_needs_the_lease``). The wait ends early when the record's lease
-    changes (released, taken or renewed: the caller then reads the record afresh).
+    holder is no flow run) is waited for, and only when this run has something to do with the
+    rollout (``needs_the_lease``: the weekly tick's ``rollway.lapse.tick_needs_the_lease``, a run
+    started by hand ``rollway.lapse.run_needs_the_lease``). The wait ends early when the record's
+    lease changes (released, taken or renewed: the caller then reads the record afresh).
+
+    Args:
+        needs_the_lease: whether this run would act on the rollout (recorded spec, record, rollout clock's now).
+        refusal: the error raised for a lease longer than this run waits...
+        run_again: ...and the flow its message says to run again once that lease has run out.
+
+    Returns:
+        What was waited for and how the wait ended, or None when nothing was waited for.
 
     Raises:
-        PhaseRefused: the lease runs out further off than this run waits (a longer lease than
-            this run's own): nothing was changed; the message says when to run again.
+        PhaseRefused (or ``refusal``): the lease runs out further off than this run waits (a longer
+            lease than this run's own): nothing was changed; the message says when to run again.
     """
     log = get_run_logger()
     service = env.targets.canary_service
     with before_any_write():
         record = env.ledger.get(service)
     # Leases are stamped on the wall clock (Environment.wall) and last wall seconds; the phase
-    # calendar the tick acts on is the rollout clock's.
+    # calendar a run acts on is the rollout clock's.
     now, wall = env.clock.now(), env.wall()
     if record is None or record.owner in (None, owner) or record.lease_expires < wall:
-        return
-    if not lapse.tick_needs_the_lease(RolloutSpec.for_rollback(record.spec_json), record, now):
-        return
+        return None
+    if not needs_the_lease(RolloutSpec.for_rollback(record.spec_json), record, now):
+        return None
     if not owner_finished(record.owner):
-        return  # a live run (one paused for an approval renews no lease): left alone, as before
+        return None  # a live run (one paused for an approval renews no lease): left alone, as before
     wait = lapse.lapse_wait(record.lease_expires, wall, max_wait=lease_seconds + LAPSE_MARGIN_WALL_SECONDS)
     until = weekly.describe(record.lease_expires, "UTC")
     if wait is None:
-        raise PhaseRefused(
+        raise refusal(
             f"{service}'s rollout is held by {record.owner}, whose run has ended, under a lease that runs until "
             f"{until}: longer than this run waits ({lease_seconds:.0f} wall s and a margin). Nothing was "
-            "changed; run advance_phase again once that lease has run out"
+            f"changed; run {run_again} again once that lease has run out"
         )
     log.warning("%s's rollout is held by %s, whose run has ended, under a lease until %s: waiting about %.0f wall s "
                 "for it to lapse, then going on", service, record.owner, until, wait)
@@ -509,15 +564,16 @@ def wait_out_an_ended_runs_lease(env: Environment, *, owner: str, lease_seconds:
             current = env.ledger.get(service)
         if current is None or (current.owner, current.lease_expires) != (record.owner, record.lease_expires):
             # Released (its hook ended it), taken by another run, or renewed: a renewal means the
-            # holder is alive after all, and the tick leaves the rollout to it.
+            # holder is alive after all, and this run leaves the rollout to it.
             log.warning("%s's lease changed while this run waited (now %s until %s): going on from the record as "
                         "it is", service, current and current.owner,
                         current and weekly.describe(current.lease_expires, "UTC"))
-            return
+            return LeaseWaited(held=record, changed=current)
         if deadline - env.wall() > 0:
             log.info("waiting for %s's lease on %s to lapse: about %.0f wall s left", record.owner, service,
                      deadline - env.wall())
     log.info("%s's lease on %s has lapsed: going on", record.owner, service)
+    return LeaseWaited(held=record)
 
 
 def phase_passed_unrecorded(spec: RolloutSpec, record: RolloutRecord) -> bool:
@@ -548,16 +604,13 @@ def _next_phase(env: Environment, spec: RolloutSpec, record: RolloutRecord, now:
     # Calendar weeks in the rollout's own zone (the one its Monday cron fires in), and at least
     # min_phase_seconds: calendar weeks alone would end a phase started on Sunday evening the
     # next morning.
-    wait = weekly.phase_wait(record.weekly_phase_started_at, now, timezone=spec.weekly_timezone,
-                             min_phase_seconds=spec.min_phase_seconds)
+    wait = weekly.phase_wait(record.weekly_phase_started_at, now, **spec.phase_calendar())
     why = ""
     if wait is not None and early_reason is not None:
-        due = weekly.next_phase_due(record.weekly_phase_started_at, timezone=spec.weekly_timezone,
-                                    min_phase_seconds=spec.min_phase_seconds)
+        due = weekly.next_phase_due(record.weekly_phase_started_at, **spec.phase_calendar())
         why = f" early, before {weekly.describe(due, spec.weekly_timezone)}, by {actor}: {early_reason}"
     elif wait is not None:
-        due = weekly.next_phase_due(record.weekly_phase_started_at, timezone=spec.weekly_timezone,
-                                    min_phase_seconds=spec.min_phase_seconds)
+        due = weekly.next_phase_due(record.weekly_phase_started_at, **spec.phase_calendar())
         log.info("phase %s of %s runs on: %s; the next phase may start from %s%s: nothing to do",
                  record.weekly_phase_index + 1, service, wait, weekly.describe(due, spec.weekly_timezone),
                  _on_the_wall(env.clock, due, now))

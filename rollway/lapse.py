@@ -1,5 +1,5 @@
-"""When the weekly tick waits for the lease of a run that has ended, and for how long. Pure: no
-clock, no I/O.
+"""When the weekly tick, or a run started by hand, waits for the lease of a run that has ended, and
+for how long. Pure: no clock, no I/O.
 
 The run that drives a rollout holds its lease (``owner`` and ``lease_expires`` on the ledger
 record) and renews it as it works; another run may take the rollout over once the lease has run
@@ -12,12 +12,17 @@ rather than taking the rollout at once: Prefect's final state says the run has e
 run it marked crashed (its infrastructure was lost) may still be writing, and the lease is the
 one guard every writer honours. A lease renewed meanwhile shows its holder alive; the tick then
 stops waiting and leaves the rollout to it.
+
+A ``progressive_rollout`` run started by hand to resume such a rollout met the same lease and
+failed at once with LockHeld, though Prefect said its holder had ended: the person had to work
+out when the lease ran out and start the run again. It now waits the same way
+(``run_needs_the_lease`` says when it has to).
 """
 
 from __future__ import annotations
 
 from rollway import weekly
-from rollway.ledger import RolloutRecord, monitoring_owed
+from rollway.ledger import RolloutRecord, monitoring_owed, rejection_owed
 from rollway.phases import RolloutPhase
 from rollway.spec import RolloutSpec
 
@@ -42,8 +47,31 @@ def tick_needs_the_lease(spec: RolloutSpec, record: RolloutRecord, now: float) -
             and record.phase in (RolloutPhase.PROGRESSING, RolloutPhase.PENDING):
         return True
     return (record.phased and record.weekly_phase_index + 1 < len(spec.phases)
-            and weekly.phase_wait(record.weekly_phase_started_at, now, timezone=spec.weekly_timezone,
-                                  min_phase_seconds=spec.min_phase_seconds) is None)
+            and weekly.phase_wait(record.weekly_phase_started_at, now, **spec.phase_calendar()) is None)
+
+
+def run_needs_the_lease(image: str, spec: RolloutSpec, record: RolloutRecord, now: float) -> bool:
+    """Whether a ``progressive_rollout`` run of ``image`` would take ``record``'s rollout over
+    (``flows.progressive.run_progressive``), so that a lease left running by a run that has ended
+    holds it back.
+
+    It would to resume the rollout of the same image, or to finish its monitoring window. A
+    rollout of another image is refused whatever its lease (RolloutInProgress), one finished is
+    history (a new rollout starts beside it), and a rollback, or a rejection whose rollback is
+    owed, is carried out under the rollback's own claim, not the owner's lease.
+
+    Args:
+        image: the image the run was asked to roll out.
+        spec: the spec recorded with ``record`` (read leniently: only its monitoring plan counts).
+        record: the service's newest rollout.
+        now: the rollout clock's time (unused: the tick's question takes it; same signature).
+    """
+    del now
+    if record.image != image:
+        return False
+    if monitoring_owed(spec, record):
+        return True
+    return not record.phase.terminal and record.phase is not RolloutPhase.ROLLING_BACK and not rejection_owed(record)
 
 
 def lapse_wait(lease_expires: float, now: float, *, max_wait: float) -> float | None:

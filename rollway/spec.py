@@ -16,7 +16,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from rollway.image import IMAGE_FORM, image_problem
-from rollway.weekly import DEFAULT_TIMEZONE, zone
+from rollway.weekly import DEFAULT_SCHEDULE_SLACK_SECONDS, DEFAULT_TIMEZONE, zone
 
 # A key the model does not know is refused, not dropped: a misspelt "aproval" or "on_timout"
 # was silently ignored, and the rollout ran without the pause or with the default it named.
@@ -300,8 +300,15 @@ class RolloutSpec(BaseModel):
     min_phase_seconds: float = Field(
         default=3 * _DAY, ge=0, le=30 * _DAY,
         description="a weekly phase runs at least this long before the schedule starts the next one (at most 30 days). "
-        "Counted on the weekly_timezone's wall clock, so a week across a daylight-saving switch counts 7 days, less an "
-        "hour's slack for the scheduled runs' start-up delays: 7 days (604800) passes at the next week's cron",
+        "Counted on the weekly_timezone's wall clock, so a week across a daylight-saving switch counts 7 days, less "
+        "schedule_slack_seconds (an hour) for the scheduled runs' start-up delays: 7 days (604800) passes at the next "
+        "week's cron",
+    )
+    schedule_slack_seconds: float = Field(
+        default=DEFAULT_SCHEDULE_SLACK_SECONDS, ge=0,
+        description="how much shorter than min_phase_seconds a phase may have run when the weekly schedule ends it: "
+        "the scheduled runs start some seconds to minutes after their cron time, by a little more or less each week. "
+        "0 counts the minimum exactly (a 7-day minimum may then wait a week more); less than min_phase_seconds",
     )
     weekly_timezone: str = Field(
         default=DEFAULT_TIMEZONE,
@@ -401,6 +408,19 @@ class RolloutSpec(BaseModel):
         return data
 
     @model_validator(mode="after")
+    def _slack_under_the_minimum(self, info: ValidationInfo) -> "RolloutSpec":
+        # A slack as long as the minimum makes the minimum count for nothing, and a phase started
+        # on Sunday evening ended the next morning without a word. A minimum of 0 asks for none, so
+        # the slack does not matter then; a recorded spec runs as it was recorded.
+        if _new_spec(info) and 0 < self.min_phase_seconds <= self.schedule_slack_seconds:
+            raise ValueError(
+                f"schedule_slack_seconds ({self.schedule_slack_seconds:g} s) must be less than min_phase_seconds "
+                f"({self.min_phase_seconds:g} s), or the minimum counts for nothing: lower schedule_slack_seconds "
+                "(0 counts the minimum exactly) or raise min_phase_seconds"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _phases_cover_stages(self, info: ValidationInfo) -> "RolloutSpec":
         stage_weights = [s.weight for s in self.stages]
         if _new_spec(info):
@@ -446,6 +466,12 @@ class RolloutSpec(BaseModel):
                 raise ValueError(
                     f"flag {binding.feature!r}: schedule keys {strays} are not stage weights (stages are {stage_weights})"
                 )
+
+    def phase_calendar(self) -> dict:
+        """The weekly calendar's rules of this spec, as ``rollway.weekly.phase_wait`` and
+        ``next_phase_due`` take them: the zone, the minimum and the schedule's slack."""
+        return {"timezone": self.weekly_timezone, "min_phase_seconds": self.min_phase_seconds,
+                "slack_seconds": self.schedule_slack_seconds}
 
     @classmethod
     def from_record(cls, spec_json: str) -> "RolloutSpec":

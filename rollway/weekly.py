@@ -9,11 +9,12 @@ as this week's, so the schedule ended a phase a week early or spent a week doing
 Local wall time is read through ``zoneinfo``, so a week that holds a daylight-saving switch
 (167 or 169 hours long) still ends at the local Monday's midnight.
 
-``min_phase_seconds`` is counted the same way, on the zone's wall clock, less
-``SCHEDULE_SLACK_SECONDS``. Counted in elapsed seconds, a minimum of exactly 7 days could never
-pass at a weekly cron: the week of the spring switch is 167 hours, and in every other week the
-run that checks starts a few seconds earlier after its cron time than the one that recorded the
-phase's start did, half the time. The same held for 14, 21 and 28 days.
+``min_phase_seconds`` is counted the same way, on the zone's wall clock, less the spec's
+``schedule_slack_seconds`` (``DEFAULT_SCHEDULE_SLACK_SECONDS``, an hour, unless it says otherwise).
+Counted in elapsed seconds, a minimum of exactly 7 days could never pass at a weekly cron: the
+week of the spring switch is 167 hours, and in every other week the run that checks starts a few
+seconds earlier after its cron time than the one that recorded the phase's start did, half the
+time. The same held for 14, 21 and 28 days.
 """
 
 from __future__ import annotations
@@ -24,12 +25,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 DEFAULT_TIMEZONE = "UTC"
 
-SCHEDULE_SLACK_SECONDS = 3600.0
+DEFAULT_SCHEDULE_SLACK_SECONDS = 3600.0
 """How much shorter than ``min_phase_seconds`` (on the local clock) a phase may have run when the
-schedule ends it. A phase's start is recorded by a scheduled run some seconds to minutes after
-its cron time (a worker polls, a run starts, the ledger is read), and so is the check a week
-later: the two delays differ, either way. An hour covers a worker that was slow or briefly down
-when either run started, and ends a phase at most an hour early on its minimum."""
+schedule ends it, unless the spec's ``schedule_slack_seconds`` says otherwise. A phase's start is
+recorded by a scheduled run some seconds to minutes after its cron time (a worker polls, a run
+starts, the ledger is read), and so is the check a week later: the two delays differ, either way.
+An hour covers a worker that was slow or briefly down when either run started, and ends a phase at
+most an hour early on its minimum."""
 
 
 def zone(name: str) -> ZoneInfo:
@@ -89,40 +91,44 @@ def next_week_starts(seconds: float, timezone: str) -> float:
     return first_instant_reading(dt.datetime.combine(monday, dt.time(0)), timezone)
 
 
-def old_enough_at(started_at: float, *, timezone: str, min_phase_seconds: float) -> float:
+def old_enough_at(started_at: float, *, timezone: str, min_phase_seconds: float, slack_seconds: float) -> float:
     """The first instant a phase started at ``started_at`` has run ``min_phase_seconds``, less
-    ``SCHEDULE_SLACK_SECONDS``, on ``timezone``'s wall clock: a week that holds a daylight-saving
-    switch counts 7 days, whether it lasted 167 or 169 hours."""
-    counted = max(0.0, min_phase_seconds - SCHEDULE_SLACK_SECONDS)
+    ``slack_seconds`` (the spec's ``schedule_slack_seconds``), on ``timezone``'s wall clock: a week
+    that holds a daylight-saving switch counts 7 days, whether it lasted 167 or 169 hours."""
+    counted = max(0.0, min_phase_seconds - slack_seconds)
     return first_instant_reading(wall_time(started_at, timezone) + dt.timedelta(seconds=counted), timezone)
 
 
-def next_phase_due(started_at: float, *, timezone: str, min_phase_seconds: float) -> float:
+def next_phase_due(started_at: float, *, timezone: str, min_phase_seconds: float, slack_seconds: float) -> float:
     """The earliest instant the next phase may start after a phase that started at ``started_at``:
     a new calendar week has begun and the phase is old enough (``old_enough_at``)."""
     return max(next_week_starts(started_at, timezone),
-               old_enough_at(started_at, timezone=timezone, min_phase_seconds=min_phase_seconds))
+               old_enough_at(started_at, timezone=timezone, min_phase_seconds=min_phase_seconds,
+                             slack_seconds=slack_seconds))
 
 
-def phase_wait(started_at: float | None, now: float, *, timezone: str, min_phase_seconds: float) -> str | None:
+def phase_wait(started_at: float | None, now: float, *, timezone: str, min_phase_seconds: float,
+               slack_seconds: float) -> str | None:
     """Why the next phase may not start at ``now``; None when it may.
 
     Args:
         started_at: when the current phase started (None: no phase has, nothing holds it back).
         now: the rollout clock's time.
         timezone: the IANA zone whose calendar weeks count.
-        min_phase_seconds: how long a phase runs at least.
+        min_phase_seconds: how long a phase runs at least...
+        slack_seconds: ...less this (the spec's ``schedule_slack_seconds``), for the scheduled runs' start-up delays.
     """
     if started_at is None:
         return None
-    if now >= next_phase_due(started_at, timezone=timezone, min_phase_seconds=min_phase_seconds):
+    if now >= next_phase_due(started_at, timezone=timezone, min_phase_seconds=min_phase_seconds,
+                             slack_seconds=slack_seconds):
         return None
     if local_week(now, timezone) == local_week(started_at, timezone):
         return f"the phase started this calendar week ({describe(started_at, timezone)})"
     # A new week, but the phase is younger than min_phase_seconds (say, started on Sunday evening).
     return (f"the phase started {(now - started_at) / 3600:.1f} h ago ({describe(started_at, timezone)}), "
             f"under min_phase_seconds ({min_phase_seconds / 3600:g} h on the local clock, less "
-            f"{SCHEDULE_SLACK_SECONDS / 3600:g} h of schedule slack)")
+            f"{slack_seconds / 3600:g} h of schedule slack)")
 
 
 def describe(seconds: float, timezone: str) -> str:

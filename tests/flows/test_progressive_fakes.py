@@ -37,8 +37,11 @@ def full_spec() -> RolloutSpec:
 
 
 @flow
-def progressive_on(env, spec, approver, owner="run-1", phased=False, adopt=False):
-    return run_progressive(env, spec, approver, owner=owner, actor="alice", phased=phased, adopt_live_weights=adopt)
+def progressive_on(env, spec, approver, owner="run-1", phased=False, adopt=False, finished=None):
+    """``finished``: whether the holder's run has ended, as Prefect would say (default: every one has)."""
+    kwargs = {"owner_finished": finished} if finished is not None else {}
+    return run_progressive(env, spec, approver, owner=owner, actor="alice", phased=phased, adopt_live_weights=adopt,
+                           **kwargs)
 
 
 @flow
@@ -172,12 +175,15 @@ def test_second_rollout_of_the_service_is_refused():
 
 
 def test_a_live_lease_locks_out_a_second_run():
+    """The holder's run is alive (Prefect says so): refused at once, without waiting for its lease."""
     env = env_with_ledger()
     service = env.targets.canary_service
     progressive_on(env, full_spec(), auto_approve(), phased=True)
     env.ledger.acquire(service, owner="run-1", now=env.clock.now(), lease_seconds=600)
-    with pytest.raises(LockHeld):
-        progressive_on(env, full_spec(), auto_approve(), owner="run-2")
+    before = env.clock.now()
+    with pytest.raises(RolloutInProgress, match="driven by run-1, whose run has not ended"):
+        progressive_on(env, full_spec(), auto_approve(), owner="run-2", finished=lambda owner: False)
+    assert env.clock.now() == before and shifts(env) == [5]
 
 
 def test_drift_is_refused_unless_adopted():
@@ -445,13 +451,28 @@ def _killed_while_monitoring(spec: RolloutSpec | None = None):
     return env, spec
 
 
-def test_a_second_run_is_refused_while_the_dead_monitoring_runs_lease_lasts():
+def test_a_second_run_is_refused_at_once_while_a_live_monitoring_runs_lease_lasts():
+    """Prefect says the watching run is alive (its process stopped only as far as this test is
+    concerned): refused at once, its lease not waited for."""
     env, spec = _killed_while_monitoring()
-    before = env.metrics.calls
+    before, started = env.metrics.calls, env.clock.now()
     with pytest.raises(LockHeld):
-        progressive_on(env, spec, auto_approve(), owner="run-2")
+        progressive_on(env, spec, auto_approve(), owner="run-2", finished=lambda owner: False)
     assert env.metrics.calls == before, "the refused run watched nothing"
+    assert env.clock.now() == started, "it waited for a live run's lease"
     assert env.deployer.services[env.targets.stable_service].desired > 0
+
+
+def test_a_second_run_waits_out_an_ended_monitoring_runs_lease_and_finishes_the_window():
+    """Prefect says the watching run has ended: the second run waits for its lease (it used to
+    fail at once with LockHeld), then watches what is left of the window and decommissions."""
+    env, spec = _killed_while_monitoring()
+    dead = env.ledger.get(env.targets.canary_service)
+    result = progressive_on(env, spec, auto_approve(), owner="run-2", finished=lambda owner: True)
+    assert result.outcome == "promoted" and kinds(env)[-1] == "decommission"
+    assert env.deployer.services[env.targets.stable_service].desired == 0
+    record = env.ledger.get(env.targets.canary_service)
+    assert record.owner is None and record.history[-1].at > dead.lease_expires
 
 
 def test_a_run_killed_while_monitoring_is_resumed_for_the_rest_of_the_window():
@@ -480,7 +501,7 @@ def test_a_second_run_during_monitoring_is_refused_and_the_first_finishes():
             if seen["checks"] == 5:
                 assert record.owner == "run-1", "the watching run holds the lease"
                 with pytest.raises(LockHeld):
-                    progressive_on(env, spec, auto_approve(), owner="run-2")
+                    progressive_on(env, spec, auto_approve(), owner="run-2", finished=lambda owner: False)
                 seen["refused"] = True
 
     env.metrics = Intercept(env.metrics, second_run_at_the_5th_check)

@@ -9,6 +9,7 @@ answer is wrong (checked in the last test, so each of them is a row the old chec
 from __future__ import annotations
 
 import datetime as dt
+import json
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -19,6 +20,7 @@ from rollway.spec import RolloutSpec
 
 H = 3600
 D = 24 * H
+SLACK = RolloutSpec.model_fields["schedule_slack_seconds"].default  # a spec's slack unless it says otherwise
 
 
 def at(zone: str, *parts: int) -> float:
@@ -63,14 +65,16 @@ def _ids(case) -> str:
 @pytest.mark.parametrize("case", CASES, ids=[_ids(c) for c in CASES])
 def test_the_next_phase_is_due_on_the_zones_own_calendar(case):
     zone, started, now, minimum, due, _ = case
-    wait = weekly.phase_wait(at(zone, *started), at(zone, *now), timezone=zone, min_phase_seconds=minimum)
+    wait = weekly.phase_wait(at(zone, *started), at(zone, *now), timezone=zone, min_phase_seconds=minimum,
+                             slack_seconds=SLACK)
     assert (wait is None) == due, f"{zone}: phase started {started}, now {now}: {wait or 'due'}"
 
 
 @pytest.mark.parametrize("case", [c for c in CASES if c[5]], ids=[_ids(c) for c in CASES if c[5]])
 def test_these_rows_are_ones_a_utc_calendar_decides_the_other_way(case):
     zone, started, now, minimum, due, _ = case
-    utc = weekly.phase_wait(at(zone, *started), at(zone, *now), timezone="UTC", min_phase_seconds=minimum)
+    utc = weekly.phase_wait(at(zone, *started), at(zone, *now), timezone="UTC", min_phase_seconds=minimum,
+                            slack_seconds=SLACK)
     assert (utc is None) != due
 
 
@@ -87,14 +91,14 @@ def test_a_week_ends_at_the_local_mondays_midnight(zone, started, monday_utc):
 
 def test_the_reason_to_wait_says_which_rule_holds_the_phase_and_when_it_started_locally():
     same_week = weekly.phase_wait(at("Europe/Berlin", 2027, 3, 29, 0, 30), at("Europe/Berlin", 2027, 3, 29, 9, 0),
-                                  timezone="Europe/Berlin", min_phase_seconds=0)
+                                  timezone="Europe/Berlin", min_phase_seconds=0, slack_seconds=SLACK)
     assert same_week is not None and "this calendar week" in same_week and "Mon 2027-03-29 00:30 CEST" in same_week
     too_young = weekly.phase_wait(at("UTC", 2027, 1, 17, 23, 0), at("UTC", 2027, 1, 18, 9, 0), timezone="UTC",
-                                  min_phase_seconds=3 * D)
+                                  min_phase_seconds=3 * D, slack_seconds=SLACK)
     assert too_young is not None and "min_phase_seconds" in too_young and "10.0 h ago" in too_young
     # Three days less the schedule's hour of slack.
-    assert weekly.next_phase_due(at("UTC", 2027, 1, 17, 23, 0), timezone="UTC", min_phase_seconds=3 * D) \
-        == at("UTC", 2027, 1, 20, 22, 0)
+    assert weekly.next_phase_due(at("UTC", 2027, 1, 17, 23, 0), timezone="UTC", min_phase_seconds=3 * D,
+                                 slack_seconds=SLACK) == at("UTC", 2027, 1, 20, 22, 0)
 
 
 def test_a_spec_takes_its_weekly_timezone_as_an_iana_name_and_defaults_to_utc():
@@ -158,7 +162,8 @@ def _min_ids(case) -> str:
 @pytest.mark.parametrize("case", MIN_PHASE_CASES, ids=[_min_ids(c) for c in MIN_PHASE_CASES])
 def test_min_phase_seconds_counts_local_days_less_the_schedules_slack(case):
     zone, started, now, minimum, due, _ = case
-    wait = weekly.phase_wait(at(zone, *started), at(zone, *now), timezone=zone, min_phase_seconds=minimum)
+    wait = weekly.phase_wait(at(zone, *started), at(zone, *now), timezone=zone, min_phase_seconds=minimum,
+                             slack_seconds=SLACK)
     assert (wait is None) == due, \
         f"{zone}: phase started {started}, now {now}, minimum {minimum / D:g} d: {wait or 'due'}"
 
@@ -175,9 +180,9 @@ def test_these_rows_are_ones_elapsed_seconds_decide_the_other_way(case):
 
 
 def test_the_slack_is_an_hour_and_the_fields_description_says_how_the_minimum_is_counted():
-    assert weekly.SCHEDULE_SLACK_SECONDS == H
+    assert SLACK == weekly.DEFAULT_SCHEDULE_SLACK_SECONDS == H == RolloutSpec(image="repo/app:1").schedule_slack_seconds
     said = RolloutSpec.model_fields["min_phase_seconds"].description
-    assert "wall clock" in said and "daylight-saving" in said and "slack" in said and "604800" in said
+    assert "wall clock" in said and "daylight-saving" in said and "schedule_slack_seconds" in said and "604800" in said
 
 
 @pytest.mark.parametrize("zone,wall,first_utc", [
@@ -196,5 +201,47 @@ def test_a_wall_time_is_reached_at_its_first_reading_or_at_the_jump_past_it(zone
 def test_a_minimum_ending_in_a_skipped_hour_is_reached_when_the_clocks_jump():
     # Started Saturday 02:30 CET; 1 day + the slack later is Sunday 02:30, which Berlin skips.
     started = at("Europe/Berlin", 2027, 3, 27, 2, 30)
-    reached = weekly.old_enough_at(started, timezone="Europe/Berlin", min_phase_seconds=D + H)
+    reached = weekly.old_enough_at(started, timezone="Europe/Berlin", min_phase_seconds=D + H, slack_seconds=SLACK)
     assert reached == at("UTC", 2027, 3, 28, 1, 0)
+
+
+# --- the schedule's slack is the spec's -------------------------------------------------------
+
+def test_a_spec_takes_its_schedule_slack_and_an_old_record_reads_back_with_an_hour():
+    assert RolloutSpec(image="repo/app:1", schedule_slack_seconds=0).schedule_slack_seconds == 0
+    assert RolloutSpec(image="repo/app:1", schedule_slack_seconds=2 * H).phase_calendar() == {
+        "timezone": "UTC", "min_phase_seconds": 3 * D, "slack_seconds": 2 * H}
+    # A rollout recorded before the field existed reads back with the hour it ran with.
+    old = RolloutSpec(image="repo/app:1").model_dump(mode="json")
+    del old["schedule_slack_seconds"]
+    for read in (RolloutSpec.model_validate, lambda raw: RolloutSpec.from_record(json.dumps(raw)),
+                 lambda raw: RolloutSpec.for_rollback(json.dumps(raw))):
+        assert read(old).schedule_slack_seconds == H
+
+
+@pytest.mark.parametrize("fields,says", [
+    ({"schedule_slack_seconds": -1}, "greater than or equal to 0"),
+    ({"schedule_slack_seconds": float("nan")}, "finite number"),
+    ({"schedule_slack_seconds": "soon"}, "valid number"),
+    ({"schedule_slack_seconds": 3 * D}, r"must be less than min_phase_seconds \(259200 s\)"),
+    ({"min_phase_seconds": 1800}, r"schedule_slack_seconds \(3600 s\) must be less than min_phase_seconds \(1800 s\)"),
+    ({"min_phase_seconds": 2 * H, "schedule_slack_seconds": 2 * H}, "or the minimum counts for nothing"),
+])
+def test_a_schedule_slack_not_under_the_minimum_is_refused_saying_what_to_do(fields, says):
+    with pytest.raises(ValidationError, match=f"schedule_slack_seconds[\\s\\S]*{says}|{says}"):
+        RolloutSpec(image="repo/app:1", **fields)
+
+
+def test_a_minimum_of_0_takes_any_slack_and_a_recorded_spec_runs_as_it_was_recorded():
+    assert RolloutSpec(image="repo/app:1", min_phase_seconds=0).schedule_slack_seconds == H
+    recorded = RolloutSpec(image="repo/app:1").model_dump(mode="json") | {"min_phase_seconds": 1800}
+    assert RolloutSpec.from_record(json.dumps(recorded)).min_phase_seconds == 1800
+
+
+def test_the_slack_given_is_the_slack_counted():
+    started = at("UTC", 2027, 1, 11, 10, 30)  # by hand, 1.5 h after the Monday cron
+    monday = at("UTC", 2027, 1, 18, 9, 0)
+    assert weekly.phase_wait(started, monday, timezone="UTC", min_phase_seconds=7 * D, slack_seconds=SLACK)
+    assert weekly.phase_wait(started, monday, timezone="UTC", min_phase_seconds=7 * D, slack_seconds=2 * H) is None
+    said = weekly.phase_wait(started, monday, timezone="UTC", min_phase_seconds=7 * D, slack_seconds=0)
+    assert said and "less 0 h of schedule slack" in said
