@@ -19,13 +19,16 @@ The seed's "Step 1: Deploy Infrastructure" as one run, in order:
    lines) and how to resume; a later stack is never deployed;
 4. the pre-deployment checklist (stacks, tables and indexes, queues and DLQs, dashboard, alarms
    and the alert topic), failing the run with the list of failed items; each stack is read in
-   the region its manifest gives (``Targets.region`` for an environment-agnostic one), and one
-   in another account fails its item as not readable with the run's credentials;
+   the region its manifest gives (``Targets.region`` for an environment-agnostic one), each
+   table, queue, dashboard, alarm and the topic in the region of the stack whose synthesized
+   template names it (``Targets.region`` when none does), the item's reason saying where when
+   that is not ``Targets.region``; one in another account fails its item as not readable with
+   the run's credentials;
 5. a markdown artifact with the stacks and the checklist, also when the run fails.
 
 ``verify_infrastructure`` runs step 4 alone (reads only): cheap to run from the UI. Given
-``cdk_app_dir`` it synthesizes the app first to learn where each stack goes; without it every
-stack is read in ``Targets.region``.
+``cdk_app_dir`` it synthesizes the app first to learn where each stack and what it defines goes;
+without it everything is read in ``Targets.region``.
 """
 
 from __future__ import annotations
@@ -43,11 +46,11 @@ from blocks.credentials import client_factory
 from flows.env import AccountNotLoaded, load_credentials, load_targets
 from flows.params import WaitSeconds
 from rollway.aws.checklist import AwsInfraChecker
-from rollway.checklist import Checklist
+from rollway.checklist import Checklist, checked_resources
 from rollway.aws.cloudformation import CloudFormationStacks
 from rollway.infra import (
-    AddedBack, AppStacks, DeployedStack, DeploymentPlan, StackDeployFailed, StackEnvironment, bootstrap_environments,
-    check_request, confirm_skipped, plan_deployment, stack_environments,
+    AddedBack, AppStacks, DeployedStack, DeploymentPlan, ResourcePlace, StackDeployFailed, StackEnvironment,
+    bootstrap_environments, check_request, confirm_skipped, plan_deployment, resource_places, stack_environments,
 )
 from rollway.ports import InfraChecker, InfraDeployer, StackStatuses
 from rollway.targets import Targets
@@ -363,24 +366,27 @@ def checker_for(get_client: Callable[[str], Any], targets: Targets, *, app: AppS
     Args:
         get_client: clients in ``Targets.region``.
         targets: what to check.
-        app: the CDK app's stacks (its manifest); with ``home``, each of ``targets.stacks`` the
-            app defines is read in the region the app deploys it to, and one in another account
-            fails its item as not readable. Without, every stack is read in ``Targets.region``.
+        app: the CDK app's stacks (its manifest and templates); with ``home``, each of
+            ``targets.stacks`` the app defines is read in the region the app deploys it to, and
+            each table, queue, dashboard, alarm and the alert topic whose name a stack's template
+            gives is read in that stack's region; one in another account fails its item as not
+            readable. Without, everything is read in ``Targets.region``.
         home: the account the clients read and ``Targets.region`` (for environment-agnostic stacks).
-        clients_in: region -> clients there (``regional_clients``), for stacks in other regions.
+        clients_in: region -> clients there (``regional_clients``), for what is read in other regions.
 
     Raises:
-        PlanRefused: a checked stack's environment in the app is not ``aws://<account>/<region>``.
-        ValueError: a stack in another region and no ``clients_in``.
+        PlanRefused: a checked stack's environment in the app, or that of a stack defining a
+            checked resource, is not ``aws://<account>/<region>``.
+        ValueError: something to read in another region and no ``clients_in``.
     """
     located: dict[str, StackEnvironment] = {}
+    places: dict[tuple[str, str], ResourcePlace] = {}
     if app is not None and home is not None:
         located = stack_environments(app, [s for s in targets.stacks if s in app.dependencies], home)
+        places = resource_places(app, checked_resources(targets), home)
     return AwsInfraChecker(get_client("dynamodb"), get_client("sqs"), get_client("cloudwatch"), get_client("sns"),
-                           get_client("cloudformation"), targets, stack_environments=located,
-                           account=home.account if home is not None else None,
-                           cloudformation_in=(lambda region: clients_in(region)("cloudformation"))
-                           if clients_in is not None else None)
+                           get_client("cloudformation"), targets, stack_environments=located, resource_places=places,
+                           account=home.account if home is not None else None, clients_in=clients_in)
 
 
 @flow(name="deploy_infrastructure", log_prints=True)
@@ -467,9 +473,10 @@ def verify_infrastructure(targets_block: str | None = None, aws_credentials_bloc
     their DLQs, the dashboard, the alarms and the alert topic with a subscription.
 
     ``cdk_app_dir``: the CDK app; when given, it is synthesized (``cdk synth``, no deploy) to read
-    where each stack goes, so a stack the app pins to another region is read there and one in
-    another account fails its item as not readable with these credentials. Without it every
-    stack is read in the targets' region. ``cdk_executable``: the cdk CLI (with ``cdk_app_dir``).
+    where each stack goes, so a stack the app pins to another region is read there, and so is
+    each table, queue, dashboard, alarm or topic its template names; one in another account fails
+    its item as not readable with these credentials. Without it everything is read in the
+    targets' region. ``cdk_executable``: the cdk CLI (with ``cdk_app_dir``).
     """
     log = get_run_logger()
     app_dir = executable = None
@@ -487,8 +494,8 @@ def verify_infrastructure(targets_block: str | None = None, aws_credentials_bloc
     except ValueError as err:
         raise AccountNotLoaded(str(err)) from err
     if app_dir is None or executable is None:
-        log.info("no cdk_app_dir: every stack is read in %s (pass cdk_app_dir to read a stack the app pins to "
-                 "another region there)", targets.region)
+        log.info("no cdk_app_dir: every stack and resource is read in %s (pass cdk_app_dir to read what the app "
+                 "deploys to another region there)", targets.region)
         return run_verify_infrastructure(checker_for(get_client, targets))
     account = get_client("sts").get_caller_identity()["Account"]
     home = StackEnvironment(account=account, region=targets.region)

@@ -27,20 +27,25 @@ PINNED = {"WebordinaryECRStack": f"aws://{ACCOUNT}/{ELSEWHERE}",
           "WebordinarySecretsStack": f"aws://{OTHER_ACCOUNT}/us-west-2"}
 
 
-def fake_cdk(tmp_path):
-    """A cdk stand-in: ``synth`` writes the pinned app's manifest; ``deploy`` succeeds."""
+def fake_cdk(tmp_path, pinned=PINNED, templates=None):
+    """A cdk stand-in: ``synth`` writes the pinned app's manifest (and ``templates``: stack -> its
+    template); ``deploy`` succeeds."""
+    templates = templates or {}
     manifest = {"version": "36.0.0", "artifacts": {
         name: {"type": "aws:cloudformation:stack", "dependencies": list(deps),
-               "environment": PINNED.get(name, "aws://unknown-account/unknown-region")}
+               "environment": pinned.get(name, "aws://unknown-account/unknown-region"),
+               **({"properties": {"templateFile": f"{name}.template.json"}} if name in templates else {})}
         for name, deps in WEBORDINARY.items()}}
+    files = {"manifest.json": manifest, **{f"{name}.template.json": t for name, t in templates.items()}}
     script = tmp_path / "bin" / "cdk"
     script.parent.mkdir()
     script.write_text(f"""#!{sys.executable}
 import json, os, sys
 if sys.argv[1] == "synth":
     out = sys.argv[sys.argv.index("--output") + 1]
-    with open(os.path.join(out, "manifest.json"), "w") as f:
-        f.write({json.dumps(manifest)!r})
+    for name, body in json.loads({json.dumps(files)!r}).items():
+        with open(os.path.join(out, name), "w") as f:
+            json.dump(body, f)
 elif sys.argv[1] == "deploy":
     print("✅  " + sys.argv[2])
 else:
@@ -123,3 +128,56 @@ def test_verify_refuses_a_bad_app_or_cdk_before_reading_any_block(tmp_path):
     (tmp_path / "cdk.json").write_text('{"app": "true"}')
     with pytest.raises(InfraRefused, match="cdk_executable 'true': .* is not the AWS CDK CLI"):
         verify_infrastructure(cdk_app_dir=str(tmp_path), cdk_executable="true", **blocks)
+
+
+# --- the tables, queues, dashboard, alarms and topic of a stack in another region -------------
+
+def _monitoring_stack(targets) -> dict:
+    """The monitoring stack's template, as cdk synthesizes it: the dashboard, the alarms, the topic."""
+    resources = {"Dashboard": {"Type": "AWS::CloudWatch::Dashboard", "Properties": {"DashboardName": targets.dashboard}},
+                 "Topic": {"Type": "AWS::SNS::Topic", "Properties": {"TopicName": targets.alert_topic}},
+                 **{f"Alarm{i}": {"Type": "AWS::CloudWatch::Alarm", "Properties": {"AlarmName": a}}
+                    for i, a in enumerate(targets.alarms)}}
+    return {"Resources": resources}
+
+
+@pytest.fixture
+def monitored_elsewhere(aws, _get_client_for_region):
+    """The provisioned account (so a dashboard, alarms and topic of the same names in us-west-2), every
+    stack recorded, the monitoring stack in eu-west-1; nothing of it made there yet."""
+    inbox(aws)
+    body = json.dumps({"Resources": {"Topic": {"Type": "AWS::SNS::Topic"}}})
+    for stack in aws.targets.stacks:
+        region = ELSEWHERE if stack == "WebordinaryMonitoringStack" else aws.targets.region
+        _get_client_for_region(region)("cloudformation").create_stack(StackName=stack, TemplateBody=body)
+    save_blocks(aws.targets, credentials_for_endpoint(aws.endpoint_url, aws.targets.region),
+                targets_block=TARGETS_BLOCK, credentials_block=CREDENTIALS_BLOCK)
+    return aws
+
+
+def test_verify_reads_the_dashboard_alarms_and_topic_where_the_app_deploys_their_stack(
+        monitored_elsewhere, _get_client_for_region, tmp_path):
+    # The app deploys its monitoring stack to eu-west-1; the checklist read the dashboard, the
+    # alarms and the topic in us-west-2 all the same, where same-named ones passed for them.
+    from tests.adapters.test_checklist_aws import monitoring_in
+
+    t = monitored_elsewhere.targets
+    cdk, app = fake_cdk(tmp_path, pinned={"WebordinaryMonitoringStack": f"aws://{ACCOUNT}/{ELSEWHERE}"},
+                        templates={"WebordinaryMonitoringStack": _monitoring_stack(t)})
+    verify = lambda: verify_infrastructure(targets_block=TARGETS_BLOCK,  # noqa: E731
+                                           aws_credentials_block=CREDENTIALS_BLOCK, cdk_app_dir=app,
+                                           cdk_executable=cdk)
+    with pytest.raises(ChecklistFailed) as caught:
+        verify()
+    reasons = {i.name: i.reason for i in caught.value.checklist.failed}
+    assert set(reasons) == {t.dashboard, *t.alarms, t.alert_topic}, reasons
+    assert reasons[t.alert_topic] == (f"SNS topic {t.alert_topic} in {ELSEWHERE} does not exist: alarms have "
+                                      "nowhere to send; create it")
+    assert f"in {ELSEWHERE} does not exist" in reasons[t.dashboard]
+
+    monitoring_in(_get_client_for_region(ELSEWHERE), t)  # the monitoring stack's resources, made there
+    checklist = verify()
+    shown = {i.name: i.reason for i in checklist.items}
+    assert shown[t.alert_topic] == f"1 subscription(s) (sqs) (read in {ELSEWHERE})"
+    assert shown[t.dashboard].endswith(f"(read in {ELSEWHERE})") and shown[t.alarms[0]].endswith(f"(read in {ELSEWHERE})")
+    assert not shown[t.tables[0].name].endswith(")")  # read in the targets' region, said nowhere
