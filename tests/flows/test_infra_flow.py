@@ -426,6 +426,46 @@ def test_a_resume_with_the_real_cdk_deploys_the_stack_before_from_stack_that_no_
     assert "| 1 | `ItSQSStack` | deployed | " in summary and "stack/ItSQSStack/" in summary
 
 
+@pytest.mark.integration
+def test_a_stack_the_app_pins_to_another_region_is_bootstrapped_deployed_and_checked_there_with_the_real_cdk(
+        embedded_aws, _get_client_for_region, tmp_path):
+    from botocore.exceptions import ClientError
+
+    from blocks.credentials import credentials_for_endpoint
+    from blocks.register import save_blocks
+    from rollway.targets import QueueSpec
+    from tests.integration.test_cdk import CDK, app_copy
+
+    embedded_aws.reset()
+    targets = Targets(stacks=("ItPinnedStack",), queues=(QueueSpec(name="it-pinned", dlq_name="it-pinned-dlq"),),
+                      tables=(), alarms=())
+    save_blocks(targets, credentials_for_endpoint(embedded_aws.endpoint_url, targets.region),
+                targets_block="infra-pinned-targets", credentials_block="infra-pinned-aws")
+    since = time.time()
+    with pytest.raises(ChecklistFailed) as caught:
+        deploy_infrastructure(cdk_app_dir=str(app_copy(tmp_path / "app", pinned_region="eu-west-1")),
+                              stacks=["ItPinnedStack"], cdk_executable=str(CDK), direct=True, bootstrap=True,
+                              stack_timeout_seconds=120, targets_block="infra-pinned-targets",
+                              aws_credentials_block="infra-pinned-aws")
+    # Bootstrapped and deployed in eu-west-1, where the app pins it; nothing in us-west-2.
+    there, here = _get_client_for_region("eu-west-1")("cloudformation"), _get_client_for_region(targets.region)("cloudformation")
+    for stack in ("CDKToolkit", "ItPinnedStack"):
+        assert there.describe_stacks(StackName=stack)["Stacks"][0]["StackStatus"] == "CREATE_COMPLETE"
+        with pytest.raises(ClientError, match="does not exist"):
+            here.describe_stacks(StackName=stack)
+    assert _get_client_for_region("eu-west-1")("sqs").get_queue_url(QueueName="it-pinned")
+    # The checklist read the stack and its queue there, and says so; the rest (rollway's tables,
+    # the dashboard, the alert topic) the app does not make.
+    checklist = caught.value.checklist
+    assert {i.name for i in checklist.failed} == {targets.flags_table, targets.rollouts_table, targets.dashboard,
+                                                  targets.alert_topic}
+    shown = {i.name: i.reason for i in checklist.items}
+    assert shown["ItPinnedStack"] == "CREATE_COMPLETE in eu-west-1"
+    assert shown["it-pinned"] == "redrives to it-pinned-dlq after 3 receives; the DLQ exists (read in eu-west-1)"
+    summary = latest(ARTIFACT_KEY, since)
+    assert "| 1 | `ItPinnedStack` | deployed | " in summary and ":eu-west-1:123456789012:stack/ItPinnedStack/" in summary
+
+
 def test_a_checked_stack_with_a_malformed_environment_is_refused_before_any_deploy(aws):
     # The checklist reads every Targets stack where the app deploys it, also those this run does
     # not deploy: one it could not place is refused before the first deploy, not after the last.

@@ -29,11 +29,12 @@ ACCOUNT, REGION = "123456789012", "us-west-2"
 SECRET = "integration-secret-key-7f3a"
 
 
-def app_copy(where: Path, command: str | None = None) -> Path:
-    """The test app in ``where``, its cdk.json running it with this venv's python."""
+def app_copy(where: Path, command: str | None = None, **context: str) -> Path:
+    """The test app in ``where``, its cdk.json running it with this venv's python (``context``:
+    more of the app's context, e.g. ``pinned_region``)."""
     shutil.copytree(APP, where, ignore=shutil.ignore_patterns("cdk.out", "__pycache__", "cdk.json"))
     app = command or f"{sys.executable} app.py"
-    (where / "cdk.json").write_text(json.dumps({"app": app, "context": {"prefix": "It"}}))
+    (where / "cdk.json").write_text(json.dumps({"app": app, "context": {"prefix": "It", **context}}))
     return where
 
 
