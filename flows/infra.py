@@ -10,10 +10,13 @@ The seed's "Step 1: Deploy Infrastructure" as one run, in order:
    ``from_stack``, the stacks before it count as deployed by an earlier run once CloudFormation
    shows them deployed (``confirm_skipped``): one that does not exist, was rolled back or
    deleted is deployed too, in dependency order, and the log and artifact say why;
-3. with ``bootstrap``, ``cdk bootstrap`` of every distinct account/region the stacks to deploy
-   go to (their manifest's environments, checked before anything runs; an environment-agnostic
-   stack goes to the deploying account and ``Targets.region``), each once, only once the plan
-   stands, a failure naming the environment; then deploy one stack per
+3. with ``bootstrap``, ``cdk bootstrap`` of every distinct region of the deploying account the
+   stacks to deploy go to (their manifest's environments, checked before anything runs; an
+   environment-agnostic stack goes to the deploying account and ``Targets.region``), each once,
+   only once the plan stands, a failure naming the environment. An environment of another
+   account is not bootstrapped: the run's credentials cannot (cdk refuses them there), and it
+   must trust the deploying account anyway, which only its own credentials can grant; the log
+   and the artifact give the ``cdk bootstrap --trust`` to run there. Then deploy one stack per
    task (``cdk deploy <Stack> --require-approval never --exclusively``), logging cdk's lines as
    they come; on a failure stop at once, saying what was deployed, what failed (cdk's last
    lines) and how to resume; a later stack is never deployed;
@@ -51,6 +54,7 @@ from rollway.aws.cloudformation import CloudFormationStacks
 from rollway.infra import (
     AddedBack, AppStacks, DeployedStack, DeploymentPlan, ResourcePlace, StackDeployFailed, StackEnvironment,
     bootstrap_environments, check_request, confirm_skipped, plan_deployment, resource_places, stack_environments,
+    trust_command,
 )
 from rollway.ports import InfraChecker, InfraDeployer, StackStatuses
 from rollway.targets import Targets
@@ -104,6 +108,9 @@ class InfraResult(BaseModel):
     checklist: Checklist | None = None
     reordered: bool = False
     added: tuple[AddedBack, ...] = ()
+    bootstrap_elsewhere: tuple[str, ...] = Field(default=(), description=(
+        "for each environment of another account the stacks go to, which this run did not bootstrap: the cdk "
+        "bootstrap to run there with that account's credentials, trusting this one"))
 
 
 def run_deploy_infrastructure(
@@ -133,8 +140,8 @@ def run_deploy_infrastructure(
             goes (the stacks' environments are checked before anything runs); needed with
             ``bootstrap`` or ``statuses``.
         bootstrap: ``cdk bootstrap`` of one environment (and the progress prefix of its lines),
-            called once per distinct environment of the stacks to deploy, once the plan stands and
-            before the first deploy, so a refused plan writes nothing.
+            called once per distinct environment of the stacks to deploy in ``home``'s account,
+            once the plan stands and before the first deploy, so a refused plan writes nothing.
         statuses: region -> a reader of the CloudFormation status of the stacks before
             ``from_stack`` there: those not deployed are deployed after all (``confirm_skipped``).
             None counts them as deployed unread.
@@ -177,19 +184,32 @@ def run_deploy_infrastructure(
     for added in plan.added:
         reports[added.stack] = StackReport(stack=added.stack, status="not deployed",
                                            detail=f"before from_stack, deployed all the same: {added.reason}")
+    elsewhere: tuple[str, ...] = ()
     if bootstrap is not None:
         assert home is not None
         # Every environment a stack to deploy goes to, each once: bootstrapping Targets.region
-        # alone left a stack pinned to another region or account to fail on a missing toolkit.
-        wanted = bootstrap_environments(app, plan.to_deploy, home)
-        log.info("bootstrapping %d environment(s): %s", len(wanted), ", ".join(e.uri for e in wanted))
+        # alone left a stack pinned to another region to fail on a missing toolkit.
+        every = bootstrap_environments(app, plan.to_deploy, home)
+        wanted = tuple(e for e in every if e.account == home.account)
+        # Another account's: cdk refuses these credentials there ("Need to perform AWS calls for
+        # account ..., but the current credentials are for ..."), so trying stopped the run after
+        # bootstrapping the others; and its deploys need it to trust this account, which only
+        # its own credentials can grant. Its stacks still deploy, through the roles it trusts.
+        foreign = [e for e in every if e.account != home.account]
+        elsewhere = tuple(trust_command(e, home.account) for e in foreign)
+        for environment in foreign:
+            log.warning("%s is in another account than these credentials' (%s): not bootstrapped by this run. If "
+                        "it is not yet, bootstrap it once with that account's credentials, trusting this one: %s",
+                        environment.uri, home.account, trust_command(environment, home.account))
+        log.info("bootstrapping %d environment(s): %s", len(wanted), ", ".join(e.uri for e in wanted) or "none")
         for i, environment in enumerate(wanted):
             try:
                 bootstrap(environment, f"bootstrap {i + 1}/{len(wanted)} {environment.uri}")
             except Exception as err:  # noqa: BLE001 - like a failed stack: an artifact, and what to do next
                 # A failed bootstrap raised cdk's bare error: no artifact, nothing saying that no
                 # stack was deployed or how to go on.
-                result = InfraResult(stacks=tuple(reports.values()), reordered=plan.reordered, added=plan.added)
+                result = InfraResult(stacks=tuple(reports.values()), reordered=plan.reordered, added=plan.added,
+                                     bootstrap_elsewhere=elsewhere)
                 _artifact(result, failed_at=f"cdk bootstrap of {environment.uri}", resume_from=from_stack)
                 raise InfraDeployFailed(_not_prepared(result, err, from_stack, environment,
                                                       done=wanted[:i], left=wanted[i + 1:])) from err
@@ -200,12 +220,14 @@ def run_deploy_infrastructure(
             deployed = tasks.deploy_stack(deployer, stack, stack_timeout_seconds, position)
         except Exception as err:  # noqa: BLE001 - any failure stops the run, and says where it stands
             reports[stack] = StackReport(stack=stack, status="failed", detail=_reason(err))
-            result = InfraResult(stacks=tuple(reports.values()), reordered=plan.reordered, added=plan.added)
+            result = InfraResult(stacks=tuple(reports.values()), reordered=plan.reordered, added=plan.added,
+                                 bootstrap_elsewhere=elsewhere)
             _artifact(result, failed_at=stack)
             raise InfraDeployFailed(_stopped(result, stack, err, requested)) from err
         reports[stack] = StackReport(stack=stack, status="deployed", seconds=deployed.seconds,
                                      detail=_deployed_detail(deployed, plan))
-    result = InfraResult(stacks=tuple(reports.values()), reordered=plan.reordered, added=plan.added)
+    result = InfraResult(stacks=tuple(reports.values()), reordered=plan.reordered, added=plan.added,
+                         bootstrap_elsewhere=elsewhere)
     log.info("all %d stack(s) of the plan are deployed", total)
     if reader is None:
         _artifact(result)
@@ -261,6 +283,10 @@ def _stopped(result: InfraResult, failed: str, err: Exception, requested: Sequen
     if isinstance(err, StackDeployFailed) and err.timed_out:
         lines.append(f"CloudFormation may still be working on {failed}: wait until its stack is no longer "
                      "IN_PROGRESS before resuming")
+    if result.bootstrap_elsewhere:
+        lines.append("this run did not bootstrap the environments of other accounts; if the stack goes to one that is "
+                     "not bootstrapped to trust this account, run there with its credentials: "
+                     + "; ".join(result.bootstrap_elsewhere))
     lines.append(f"to resume once it is fixed: run deploy_infrastructure again with from_stack={failed!r} "
                  f"and the same stacks ({', '.join(requested)}); the stacks before it are not deployed again")
     return "\n".join(lines)
@@ -298,6 +324,11 @@ def _artifact(result: InfraResult, *, failed_at: str | None = None, resume_from:
         parts += ["", "## Deployed though before from_stack", "",
                   "CloudFormation did not show these stacks deployed, so this resumed run deployed them too:", "",
                   *(f"- `{a.stack}`: {a.reason}" for a in result.added)]
+    if result.bootstrap_elsewhere:
+        parts += ["", "## Not bootstrapped: another account", "",
+                  "These credentials cannot bootstrap another account's environment, and its deploys need it to "
+                  "trust this account. If it is not bootstrapped so yet, run with that account's credentials:", "",
+                  *(f"- `{command}`" for command in result.bootstrap_elsewhere)]
     resume_from = failed_at if resume_from == "" else resume_from  # a stack resumes at itself
     if failed_at:
         parts += ["", f"Resume with `from_stack={resume_from!r}` once the cause is fixed." if resume_from
@@ -411,8 +442,10 @@ def deploy_infrastructure(
     the stacks before it are not deployed again. ``already_deployed``: stacks outside ``stacks``
     that are deployed, so stacks of the plan may depend on them. ``cdk_executable``: the cdk CLI.
     ``direct``: deploy with ``--method=direct`` (no change sets; for the embedded AWS).
-    ``bootstrap``: first ``cdk bootstrap`` every account/region the stacks to deploy go to (an
-    environment-agnostic stack: this account and the targets' region), each once. ``verify``: run the checklist after the deploys.
+    ``bootstrap``: first ``cdk bootstrap`` every region of this account the stacks to deploy go to (an
+    environment-agnostic stack: the targets' region), each once; an environment of another account
+    is not bootstrapped (these credentials cannot), the log and the artifact give the
+    ``cdk bootstrap --trust`` to run there. ``verify``: run the checklist after the deploys.
     ``stack_timeout_seconds``: how long one stack's deploy may take.
     """
     log = get_run_logger()

@@ -294,6 +294,14 @@ def stack_environments(app: AppStacks, stacks: Sequence[str], home: StackEnviron
     return found
 
 
+def trust_command(environment: StackEnvironment, trusted_account: str) -> str:
+    """The ``cdk bootstrap`` a person runs with ``environment``'s own credentials so that
+    ``trusted_account`` may deploy there through its CDK roles (cdk requires the policies the
+    deploying role gets whenever ``--trust`` is given)."""
+    return (f"cdk bootstrap {environment.uri} --trust {trusted_account} "
+            "--cloudformation-execution-policies <ARN of the managed policy its stacks need>")
+
+
 def bootstrap_environments(app: AppStacks, stacks: Sequence[str],
                            home: StackEnvironment) -> tuple[StackEnvironment, ...]:
     """The distinct environments ``stacks`` go to, each once, in the order of the first stack

@@ -78,6 +78,15 @@ def test_another_region_is_bootstrapped_when_named(cdk, embedded_aws):
     assert any("eu-west-1" in line for line in lines), lines[-5:]
 
 
+def test_another_account_cannot_be_bootstrapped_with_this_accounts_credentials(cdk):
+    # Why deploy_infrastructure leaves another account's environment to that account's owner
+    # (with --trust this account) instead of bootstrapping it.
+    with pytest.raises(StackDeployFailed) as caught:
+        cdk.cli.bootstrap("aws://210987654321/us-west-2", timeout_seconds=120)
+    assert ("Need to perform AWS calls for account 210987654321, but the current credentials are for "
+            f"{ACCOUNT}") in caught.value.reason
+
+
 def test_a_stack_named_apart_from_its_id_deploys_by_its_cloudformation_name(cdk):
     # The plan speaks CloudFormation names (Targets.stacks); cdk selects stacks by construct id,
     # and answered "No stacks match the name(s) it-named" when handed the name.
