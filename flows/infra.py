@@ -26,7 +26,8 @@ The seed's "Step 1: Deploy Infrastructure" as one run, in order:
    table, queue, dashboard, alarm and the topic in the region of the stack whose synthesized
    template names it (``Targets.region`` when none does), the item's reason saying where when
    that is not ``Targets.region``; one in another account fails its item as not readable with
-   the run's credentials;
+   the run's credentials. Rollway's own tables and the alert topic are read in
+   ``Targets.region``, where rollway uses them, and fail when the app deploys them elsewhere;
 5. a markdown artifact with the stacks and the checklist, also when the run fails.
 
 ``verify_infrastructure`` runs step 4 alone (reads only): cheap to run from the UI. Given
@@ -400,8 +401,9 @@ def checker_for(get_client: Callable[[str], Any], targets: Targets, *, app: AppS
         app: the CDK app's stacks (its manifest and templates); with ``home``, each of
             ``targets.stacks`` the app defines is read in the region the app deploys it to, and
             each table, queue, dashboard, alarm and the alert topic whose name a stack's template
-            gives is read in that stack's region; one in another account fails its item as not
-            readable. Without, everything is read in ``Targets.region``.
+            gives is read in that stack's region (but rollway's own tables and the alert topic,
+            used in ``Targets.region``, fail when deployed elsewhere); one in another account
+            fails its item as not readable. Without, everything is read in ``Targets.region``.
         home: the account the clients read and ``Targets.region`` (for environment-agnostic stacks).
         clients_in: region -> clients there (``regional_clients``), for what is read in other regions.
 

@@ -103,6 +103,13 @@ def checked_resources(targets: Targets) -> tuple[tuple[str, str], ...]:
             ("dashboard", targets.dashboard), *(("alarm", a) for a in targets.alarms), ("topic", targets.alert_topic))
 
 
+def used_by_rollway(targets: Targets) -> tuple[tuple[str, str], ...]:
+    """(kind, name) of what rollway's own flows use in ``Targets.region``: its flags and rollouts
+    tables and the alert topic it pages. These are read there wherever the app deploys them: one
+    the app deploys to another region (or account) fails, as rollway would not find it."""
+    return (*(("table", spec.name) for spec in state_tables(targets)), ("topic", targets.alert_topic))
+
+
 # --- items ------------------------------------------------------------------------------
 
 
@@ -263,6 +270,12 @@ def check_alarm(name: str, alarm: Observed, topic_arn: str | None, topic_name: s
         return item(False, f"the alert topic {topic_name} was not found, so no alarm action can reach it "
                            f"(its actions: {', '.join(actions) or 'none'})")
     if topic_arn not in actions:
+        namesake = next((a for a in actions if a.startswith("arn:") and a.rsplit(":", 1)[-1] == topic_name), None)
+        if namesake is not None:
+            # An alarm notifies topics of its own region only: one deployed elsewhere pages a
+            # same-named topic that rollway's pages and the topic's subscribers never see.
+            return item(False, f"it notifies {namesake}, not the alert topic {topic_arn}: an alarm can notify "
+                               "only a topic of its own region; deploy it where the alert topic is")
         return item(False, f"no alarm action on the alert topic {topic_name}: nobody is told when it fires "
                            f"(its actions: {', '.join(actions) or 'none'})")
     if alarm.get("ActionsEnabled") is not True:
@@ -339,6 +352,8 @@ class Observation:
         stack_regions: stack -> the region it was read in, for those read outside ``Targets.region``.
         regions: (kind, name) -> the region it was read in, for the other resources read outside
             ``Targets.region`` (kinds: ``table``, ``queue``, ``dashboard``, ``alarm``, ``topic``).
+        misplaced: (kind, name) -> where the app deploys it, for those of ``used_by_rollway``
+            the app deploys outside ``Targets.region`` (or this account): their items fail.
     """
 
     stacks: Mapping[str, Observed]
@@ -350,6 +365,7 @@ class Observation:
     subscriptions: Sequence[Mapping[str, Any]] | ReadFailed | None
     stack_regions: Mapping[str, str] = field(default_factory=dict)
     regions: Mapping[tuple[str, str], str] = field(default_factory=dict)
+    misplaced: Mapping[tuple[str, str], str] = field(default_factory=dict)
 
 
 def evaluate(targets: Targets, seen: Observation) -> Checklist:
@@ -374,4 +390,15 @@ def evaluate(targets: Targets, seen: Observation) -> Checklist:
     items += [check_alarm(a, seen.alarms.get(a, not_read), topic, targets.alert_topic, where(("alarm", a)))
               for a in targets.alarms]
     items.append(check_topic(targets.alert_topic, topic, seen.subscriptions, where(("topic", targets.alert_topic))))
-    return Checklist(items=tuple(items))
+    return Checklist(items=tuple(_misplaced(item, seen.misplaced, targets.region) for item in items))
+
+
+def _misplaced(item: CheckItem, misplaced: Mapping[tuple[str, str], str], region: str) -> CheckItem:
+    """``item`` failed when the app deploys what rollway uses in ``region`` somewhere else."""
+    kind = "topic" if item.kind == "alert topic" else item.kind
+    where = misplaced.get((kind, item.name))
+    if where is None:
+        return item
+    return item.model_copy(update={"passed": False, "reason": (
+        f"rollway uses it in {region} (Targets.region), but {where}, where rollway would not find it: deploy that "
+        "stack to this account and region")})

@@ -17,7 +17,9 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from rollway.checklist import Checklist, Observation, Observed, ReadFailed, all_tables, checked_resources, evaluate
+from rollway.checklist import (
+    Checklist, Observation, Observed, ReadFailed, all_tables, checked_resources, evaluate, used_by_rollway,
+)
 from rollway.infra import ResourcePlace, StackEnvironment
 from rollway.targets import Targets
 
@@ -49,7 +51,8 @@ class AwsInfraChecker:
         resource_places: (kind, name) -> the stack whose template defines that table, queue,
             dashboard, alarm or topic, and where it goes (``rollway.infra.resource_places``);
             read there, as a stack is, with the same rule for another account. One missing here
-            is read in ``Targets.region``.
+            is read in ``Targets.region``, and so is what rollway itself uses there
+            (``used_by_rollway``: its tables, the alert topic), whose item fails when placed elsewhere.
         account: the account the clients read (STS); needed with ``stack_environments`` or
             ``resource_places``.
         clients_in: region -> a client factory there (``service -> client``); needed when
@@ -68,12 +71,20 @@ class AwsInfraChecker:
         places = dict(resource_places or {})
         if (environments or places) and account is None:
             raise ValueError("stack_environments and resource_places need account: the account these clients read")
-        elsewhere = sorted({e.region for e in [*environments.values(), *(p.environment for p in places.values())]
+        own = set(used_by_rollway(targets))
+        elsewhere = sorted({e.region for e in [*environments.values(),
+                                               *(p.environment for k, p in places.items() if k not in own)]
                             if e.region != targets.region and e.account == account})
         if elsewhere and clients_in is None:
             raise ValueError(f"reading in {', '.join(elsewhere)} needs clients_in: clients in that region")
         self._environments = environments
-        self._places = places
+        # What rollway itself uses is read where rollway uses it; the app placing it elsewhere
+        # fails its item (Observation.misplaced) instead of being read there.
+        own = set(used_by_rollway(targets))
+        self._misplaced = {key: f"the CDK app's stack {p.stack} deploys it to {p.environment.uri}"
+                           for key, p in places.items() if key in own
+                           and (p.environment.account, p.environment.region) != (account, targets.region)}
+        self._places = {key: p for key, p in places.items() if key not in own}
         self._account = account
         self._clients_in = clients_in
         self._home = {"dynamodb": dynamodb, "sqs": sqs, "cloudwatch": cloudwatch, "sns": sns,
@@ -108,7 +119,7 @@ class AwsInfraChecker:
         regions = {key: region for key in checked_resources(t) if (region := self._elsewhere(key)) is not None}
         return Observation(stacks=stacks, tables=tables, queues=queues, dashboard=dashboard, alarms=alarms,
                            topic_arn=topic, subscriptions=subscriptions, stack_regions=stack_regions,
-                           regions=regions)
+                           regions=regions, misplaced=self._misplaced)
 
     def _client(self, service: str, region: str) -> Any:
         if region == self._targets.region:

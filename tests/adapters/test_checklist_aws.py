@@ -278,18 +278,23 @@ def monitoring_in(get_client, targets) -> None:
     get_client("sns").subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn)
 
 
-def _placed_elsewhere(targets, account: str = ACCOUNT, region: str = "eu-west-1") -> dict:
-    """The sessions table, the first queue and its DLQ (the SQS stack's), the dashboard, alarms and
-    topic (the monitoring stack's) placed with stacks going to ``account``/``region``."""
+def _placed_elsewhere(targets, account: str = ACCOUNT, region: str = "eu-west-1", *, monitoring: bool = True,
+                      own: bool = False) -> dict:
+    """The sessions table, the first queue and its DLQ (the SQS stack's), the dashboard and alarms
+    (the monitoring stack's) placed with stacks going to ``account``/``region``; with ``own``, the
+    flags table and the alert topic (what rollway itself uses) too."""
     from rollway.infra import ResourcePlace, StackEnvironment
 
     there = StackEnvironment(account=account, region=region)
     q = targets.queues[0]
     keys = {("table", targets.tables[0].name): "WebordinarySessionStack",
-            ("queue", q.name): "WebordinarySQSStack", ("queue", q.dlq_name): "WebordinarySQSStack",
-            ("dashboard", targets.dashboard): "WebordinaryMonitoringStack",
-            ("topic", targets.alert_topic): "WebordinaryMonitoringStack",
-            **{("alarm", a): "WebordinaryMonitoringStack" for a in targets.alarms}}
+            ("queue", q.name): "WebordinarySQSStack", ("queue", q.dlq_name): "WebordinarySQSStack"}
+    if monitoring:
+        keys |= {("dashboard", targets.dashboard): "WebordinaryMonitoringStack",
+                 **{("alarm", a): "WebordinaryMonitoringStack" for a in targets.alarms}}
+    if own:
+        keys |= {("table", targets.flags_table): "WebordinaryStateStack",
+                 ("topic", targets.alert_topic): "WebordinaryMonitoringStack"}
     return {key: ResourcePlace(stack=stack, environment=there) for key, stack in keys.items()}
 
 
@@ -303,7 +308,8 @@ def test_resources_a_stack_in_another_region_defines_are_read_there_not_in_the_t
     # Every resource exists in us-west-2 too (the provisioned account): same-named decoys that
     # passed for the ones the app puts in eu-west-1 when the checklist read only Targets.region.
     t = paged.targets
-    places = _placed_elsewhere(t)
+    places = _placed_elsewhere(t, monitoring=False)
+    places |= {k: v for k, v in _placed_elsewhere(t).items() if k[0] == "dashboard"}
     reasons = failed(check_resources_placed(paged, _get_client_for_region, places))
     q = t.queues[0]
     assert reasons == {
@@ -312,19 +318,43 @@ def test_resources_a_stack_in_another_region_defines_are_read_there_not_in_the_t
         q.name: f"SQS queue {q.name} in eu-west-1 does not exist: create it (deploy the stack that defines it)",
         t.dashboard: f"CloudWatch dashboard {t.dashboard} in eu-west-1 does not exist: create it (deploy the "
                      "monitoring stack)",
-        **{a: f"CloudWatch alarm {a} in eu-west-1 does not exist: create it (deploy the monitoring stack)"
-           for a in t.alarms},
-        t.alert_topic: f"SNS topic {t.alert_topic} in eu-west-1 does not exist: alarms have nowhere to send; create it",
     }
     monitoring_in(_get_client_for_region("eu-west-1"), t)
     checklist = check_resources_placed(paged, _get_client_for_region, places)
     assert checklist.passed, checklist.summary()
-    placed = {name for _, name in places} - {t.queues[0].dlq_name}
+    placed = {name for _, name in places} - {q.dlq_name}  # the DLQ is part of its queue's item
     for item in checklist.items:
         assert item.reason.endswith(" (read in eu-west-1)") == (item.name in placed), (item.name, item.reason)
-    # The topic the alarms must notify is the one in eu-west-1, not the decoy of us-west-2.
-    paged.get_client("cloudwatch").delete_alarms(AlarmNames=list(t.alarms))
-    assert check_resources_placed(paged, _get_client_for_region, places).passed
+
+
+def test_alarms_of_another_region_fail_for_they_cannot_notify_the_alert_topic(paged, _get_client_for_region):
+    t = paged.targets
+    monitoring_in(_get_client_for_region("eu-west-1"), t)  # alarms there, on the topic of that region
+    places = {k: v for k, v in _placed_elsewhere(t).items() if k[0] == "alarm"}
+    reasons = failed(check_resources_placed(paged, _get_client_for_region, places))
+    here = paged.topology.topic_arn
+    there = here.replace(f":{t.region}:", ":eu-west-1:")
+    assert reasons == {a: f"it notifies {there}, not the alert topic {here}: an alarm can notify only a topic of "
+                          "its own region; deploy it where the alert topic is (read in eu-west-1)" for a in t.alarms}
+
+
+def test_what_rollway_uses_is_read_in_the_targets_region_and_fails_when_the_app_deploys_it_elsewhere(paged):
+    # Rollway keeps its flags in, and pages, Targets.region: a flags table the app deploys to
+    # eu-west-1 would pass the checklist read there and fail the rollout's first flag write.
+    t = paged.targets
+    places = {k: v for k, v in _placed_elsewhere(t, own=True).items() if k in {("table", t.flags_table),
+                                                                                ("topic", t.alert_topic)}}
+    checklist = AwsInfraChecker(*(paged.get_client(s) for s in SERVICES), t, resource_places=places,
+                                account=ACCOUNT).check()  # no clients in eu-west-1: nothing is read there
+    reasons = failed(checklist)
+    assert reasons == {
+        t.flags_table: f"rollway uses it in {t.region} (Targets.region), but the CDK app's stack WebordinaryStateStack "
+                       f"deploys it to aws://{ACCOUNT}/eu-west-1, where rollway would not find it: deploy that stack "
+                       "to this account and region",
+        t.alert_topic: f"rollway uses it in {t.region} (Targets.region), but the CDK app's stack "
+                       f"WebordinaryMonitoringStack deploys it to aws://{ACCOUNT}/eu-west-1, where rollway would not "
+                       "find it: deploy that stack to this account and region",
+    }
 
 
 def test_resources_a_stack_of_another_account_defines_fail_saying_so_and_are_not_read(
@@ -339,5 +369,6 @@ def test_resources_a_stack_of_another_account_defines_fail_saying_so_and_are_not
         f"aws://210987654321/{t.region}): another account than the one these credentials read ({ACCOUNT}), so it "
         "was not read; check it with credentials for account 210987654321")
     made = [name for names in calls for name in names]
-    assert "ListTopics" not in made and "GetDashboard" not in made and "DescribeAlarms" not in made
+    assert "GetDashboard" not in made and "DescribeAlarms" not in made
+    assert made.count("GetQueueUrl") == 2 * (len(t.queues) - 1)  # the other queues and their DLQs
     assert made.count("DescribeTable") == len(t.tables) + 1  # the other service table and rollway's two

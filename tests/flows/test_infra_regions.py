@@ -130,54 +130,63 @@ def test_verify_refuses_a_bad_app_or_cdk_before_reading_any_block(tmp_path):
         verify_infrastructure(cdk_app_dir=str(tmp_path), cdk_executable="true", **blocks)
 
 
-# --- the tables, queues, dashboard, alarms and topic of a stack in another region -------------
+# --- the tables and queues of stacks in another region -----------------------------------------
 
-def _monitoring_stack(targets) -> dict:
-    """The monitoring stack's template, as cdk synthesizes it: the dashboard, the alarms, the topic."""
-    resources = {"Dashboard": {"Type": "AWS::CloudWatch::Dashboard", "Properties": {"DashboardName": targets.dashboard}},
-                 "Topic": {"Type": "AWS::SNS::Topic", "Properties": {"TopicName": targets.alert_topic}},
-                 **{f"Alarm{i}": {"Type": "AWS::CloudWatch::Alarm", "Properties": {"AlarmName": a}}
-                    for i, a in enumerate(targets.alarms)}}
-    return {"Resources": resources}
+def _template(**names) -> dict:
+    """A template as cdk synthesizes it, naming tables and queues (``table=[...]``, ``queue=[...]``)."""
+    types = {"table": ("AWS::DynamoDB::Table", "TableName"), "queue": ("AWS::SQS::Queue", "QueueName")}
+    return {"Resources": {f"{kind}{i}": {"Type": types[kind][0], "Properties": {types[kind][1]: name}}
+                          for kind, listed in names.items() for i, name in enumerate(listed)}}
 
 
 @pytest.fixture
-def monitored_elsewhere(aws, _get_client_for_region):
-    """The provisioned account (so a dashboard, alarms and topic of the same names in us-west-2), every
-    stack recorded, the monitoring stack in eu-west-1; nothing of it made there yet."""
+def queued_elsewhere(aws, _get_client_for_region):
+    """The provisioned account (so tables and queues of the same names in us-west-2), every stack
+    recorded, the session and SQS stacks in eu-west-1; nothing of theirs made there yet."""
     inbox(aws)
     body = json.dumps({"Resources": {"Topic": {"Type": "AWS::SNS::Topic"}}})
     for stack in aws.targets.stacks:
-        region = ELSEWHERE if stack == "WebordinaryMonitoringStack" else aws.targets.region
+        region = ELSEWHERE if stack in ("WebordinarySessionStack", "WebordinarySQSStack") else aws.targets.region
         _get_client_for_region(region)("cloudformation").create_stack(StackName=stack, TemplateBody=body)
     save_blocks(aws.targets, credentials_for_endpoint(aws.endpoint_url, aws.targets.region),
                 targets_block=TARGETS_BLOCK, credentials_block=CREDENTIALS_BLOCK)
     return aws
 
 
-def test_verify_reads_the_dashboard_alarms_and_topic_where_the_app_deploys_their_stack(
-        monitored_elsewhere, _get_client_for_region, tmp_path):
-    # The app deploys its monitoring stack to eu-west-1; the checklist read the dashboard, the
-    # alarms and the topic in us-west-2 all the same, where same-named ones passed for them.
+def test_verify_reads_tables_and_queues_where_the_app_deploys_their_stacks(
+        queued_elsewhere, _get_client_for_region, tmp_path):
+    # The app deploys its session and SQS stacks to eu-west-1; the checklist read their table and
+    # queue in us-west-2 all the same, where same-named ones passed for them.
     from tests.adapters.test_checklist_aws import monitoring_in
 
-    t = monitored_elsewhere.targets
-    cdk, app = fake_cdk(tmp_path, pinned={"WebordinaryMonitoringStack": f"aws://{ACCOUNT}/{ELSEWHERE}"},
-                        templates={"WebordinaryMonitoringStack": _monitoring_stack(t)})
+    t = queued_elsewhere.targets
+    sessions, queue = t.tables[0].name, t.queues[0]
+    there = f"aws://{ACCOUNT}/{ELSEWHERE}"
+    cdk, app = fake_cdk(tmp_path, pinned={"WebordinarySessionStack": there, "WebordinarySQSStack": there},
+                        templates={"WebordinarySessionStack": _template(table=[sessions, t.flags_table]),
+                                   "WebordinarySQSStack": _template(queue=[queue.name, queue.dlq_name])})
     verify = lambda: verify_infrastructure(targets_block=TARGETS_BLOCK,  # noqa: E731
                                            aws_credentials_block=CREDENTIALS_BLOCK, cdk_app_dir=app,
                                            cdk_executable=cdk)
+    # Rollway keeps its flags in Targets.region: a flags table the app deploys elsewhere fails.
+    misplaced = (f"rollway uses it in {t.region} (Targets.region), but the CDK app's stack WebordinarySessionStack "
+                 f"deploys it to {there}, where rollway would not find it: deploy that stack to this account and "
+                 "region")
     with pytest.raises(ChecklistFailed) as caught:
         verify()
-    reasons = {i.name: i.reason for i in caught.value.checklist.failed}
-    assert set(reasons) == {t.dashboard, *t.alarms, t.alert_topic}, reasons
-    assert reasons[t.alert_topic] == (f"SNS topic {t.alert_topic} in {ELSEWHERE} does not exist: alarms have "
-                                      "nowhere to send; create it")
-    assert f"in {ELSEWHERE} does not exist" in reasons[t.dashboard]
+    assert {i.name: i.reason for i in caught.value.checklist.failed} == {
+        sessions: f"DynamoDB table {sessions} in {ELSEWHERE} does not exist: create it (deploy the stack that "
+                  "defines it)",
+        queue.name: f"SQS queue {queue.name} in {ELSEWHERE} does not exist: create it (deploy the stack that "
+                    "defines it)",
+        t.flags_table: misplaced}
 
-    monitoring_in(_get_client_for_region(ELSEWHERE), t)  # the monitoring stack's resources, made there
-    checklist = verify()
-    shown = {i.name: i.reason for i in checklist.items}
-    assert shown[t.alert_topic] == f"1 subscription(s) (sqs) (read in {ELSEWHERE})"
-    assert shown[t.dashboard].endswith(f"(read in {ELSEWHERE})") and shown[t.alarms[0]].endswith(f"(read in {ELSEWHERE})")
-    assert not shown[t.tables[0].name].endswith(")")  # read in the targets' region, said nowhere
+    monitoring_in(_get_client_for_region(ELSEWHERE), t)  # the sessions table and the queue, made there
+    with pytest.raises(ChecklistFailed) as caught:
+        verify()
+    assert {i.name: i.reason for i in caught.value.checklist.failed} == {t.flags_table: misplaced}
+    shown = {i.name: i.reason for i in caught.value.checklist.items}
+    assert shown[sessions] == f"ACTIVE, hash key sessionId, indexes userId-index ACTIVE (read in {ELSEWHERE})"
+    assert shown[queue.name] == (f"redrives to {queue.dlq_name} after {queue.max_receive_count} receives; the DLQ "
+                                 f"exists (read in {ELSEWHERE})")
+    assert shown[t.tables[1].name] == "ACTIVE, hash key projectKey"  # read in the targets' region, said nowhere
