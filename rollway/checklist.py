@@ -167,10 +167,11 @@ def check_queue(spec: QueueSpec, queue: Observed, dlq: Observed, region: str | N
     """
     def item(passed: bool, reason: str) -> CheckItem:
         read_in = _read_in(region) if dlq_region == region else (
-            f" (read in {region or 'the targets region'}, its DLQ in {dlq_region or 'the targets region'})")
+            f" (read in {region or 'Targets.region'}, its DLQ in {dlq_region or 'Targets.region'})")
         return CheckItem(kind="queue", name=spec.name, passed=passed, reason=reason + read_in)
 
-    if (problem := _unseen(queue, f"SQS queue {spec.name}{_in(region)}", "create it (deploy the stack that defines it)")):
+    if (problem := _unseen(queue, f"SQS queue {spec.name}{_in(region)}",
+                           "create it (deploy the stack that defines it)")):
         return CheckItem(kind="queue", name=spec.name, passed=False, reason=problem)
     assert queue is not None and not isinstance(queue, ReadFailed)
     problems: list[str] = []

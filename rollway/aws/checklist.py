@@ -80,7 +80,6 @@ class AwsInfraChecker:
         self._environments = environments
         # What rollway itself uses is read where rollway uses it; the app placing it elsewhere
         # fails its item (Observation.misplaced) instead of being read there.
-        own = set(used_by_rollway(targets))
         self._misplaced = {key: f"the CDK app's stack {p.stack} deploys it to {p.environment.uri}"
                            for key, p in places.items() if key in own
                            and (p.environment.account, p.environment.region) != (account, targets.region)}
@@ -130,9 +129,9 @@ class AwsInfraChecker:
     def _elsewhere(self, key: tuple[str, str]) -> str | None:
         """The region of this account ``key`` is read in, when not ``Targets.region``."""
         place = self._places.get(key)
-        if place is None or place.environment.account != self._account or place.environment.region == self._targets.region:
+        if place is None or place.environment.account != self._account:
             return None
-        return place.environment.region
+        return None if place.environment.region == self._targets.region else place.environment.region
 
     def _other_account(self, key: tuple[str, str]) -> ReadFailed | None:
         """The failed read of a resource whose stack goes to another account (None when it does not)."""

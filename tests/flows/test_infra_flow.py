@@ -474,7 +474,8 @@ def test_a_stack_the_app_pins_to_another_region_is_bootstrapped_deployed_and_che
                               stack_timeout_seconds=120, targets_block="infra-pinned-targets",
                               aws_credentials_block="infra-pinned-aws")
     # Bootstrapped and deployed in eu-west-1, where the app pins it; nothing in us-west-2.
-    there, here = _get_client_for_region("eu-west-1")("cloudformation"), _get_client_for_region(targets.region)("cloudformation")
+    there = _get_client_for_region("eu-west-1")("cloudformation")
+    here = _get_client_for_region(targets.region)("cloudformation")
     for stack in ("CDKToolkit", "ItPinnedStack"):
         assert there.describe_stacks(StackName=stack)["Stacks"][0]["StackStatus"] == "CREATE_COMPLETE"
         with pytest.raises(ClientError, match="does not exist"):
@@ -489,7 +490,8 @@ def test_a_stack_the_app_pins_to_another_region_is_bootstrapped_deployed_and_che
     assert shown["ItPinnedStack"] == "CREATE_COMPLETE in eu-west-1"
     assert shown["it-pinned"] == "redrives to it-pinned-dlq after 3 receives; the DLQ exists (read in eu-west-1)"
     summary = latest(ARTIFACT_KEY, since)
-    assert "| 1 | `ItPinnedStack` | deployed | " in summary and ":eu-west-1:123456789012:stack/ItPinnedStack/" in summary
+    assert "| 1 | `ItPinnedStack` | deployed | " in summary
+    assert ":eu-west-1:123456789012:stack/ItPinnedStack/" in summary
 
 
 def test_a_checked_stack_with_a_malformed_environment_is_refused_before_any_deploy(aws):
