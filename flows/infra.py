@@ -10,22 +10,29 @@ The seed's "Step 1: Deploy Infrastructure" as one run, in order:
    ``from_stack``, the stacks before it count as deployed by an earlier run once CloudFormation
    shows them deployed (``confirm_skipped``): one that does not exist, was rolled back or
    deleted is deployed too, in dependency order, and the log and artifact say why;
-3. with ``bootstrap``, ``cdk bootstrap`` of every distinct account/region the stacks to deploy
-   go to (their manifest's environments, checked before anything runs; an environment-agnostic
-   stack goes to the deploying account and ``Targets.region``), each once, only once the plan
-   stands, a failure naming the environment; then deploy one stack per
+3. with ``bootstrap``, ``cdk bootstrap`` of every distinct region of the deploying account the
+   stacks to deploy go to (their manifest's environments, checked before anything runs; an
+   environment-agnostic stack goes to the deploying account and ``Targets.region``), each once,
+   only once the plan stands, a failure naming the environment. An environment of another
+   account is not bootstrapped: the run's credentials cannot (cdk refuses them there), and it
+   must trust the deploying account anyway, which only its own credentials can grant; the log
+   and the artifact give the ``cdk bootstrap --trust`` to run there. Then deploy one stack per
    task (``cdk deploy <Stack> --require-approval never --exclusively``), logging cdk's lines as
    they come; on a failure stop at once, saying what was deployed, what failed (cdk's last
    lines) and how to resume; a later stack is never deployed;
 4. the pre-deployment checklist (stacks, tables and indexes, queues and DLQs, dashboard, alarms
    and the alert topic), failing the run with the list of failed items; each stack is read in
-   the region its manifest gives (``Targets.region`` for an environment-agnostic one), and one
-   in another account fails its item as not readable with the run's credentials;
+   the region its manifest gives (``Targets.region`` for an environment-agnostic one), each
+   table, queue, dashboard, alarm and the topic in the region of the stack whose synthesized
+   template names it (``Targets.region`` when none does), the item's reason saying where when
+   that is not ``Targets.region``; one in another account fails its item as not readable with
+   the run's credentials. Rollway's own tables and the alert topic are read in
+   ``Targets.region``, where rollway uses them, and fail when the app deploys them elsewhere;
 5. a markdown artifact with the stacks and the checklist, also when the run fails.
 
 ``verify_infrastructure`` runs step 4 alone (reads only): cheap to run from the UI. Given
-``cdk_app_dir`` it synthesizes the app first to learn where each stack goes; without it every
-stack is read in ``Targets.region``.
+``cdk_app_dir`` it synthesizes the app first to learn where each stack and what it defines goes;
+without it everything is read in ``Targets.region``.
 """
 
 from __future__ import annotations
@@ -43,11 +50,12 @@ from blocks.credentials import client_factory
 from flows.env import AccountNotLoaded, load_credentials, load_targets
 from flows.params import WaitSeconds
 from rollway.aws.checklist import AwsInfraChecker
-from rollway.checklist import Checklist
+from rollway.checklist import Checklist, checked_resources
 from rollway.aws.cloudformation import CloudFormationStacks
 from rollway.infra import (
-    AddedBack, AppStacks, DeployedStack, DeploymentPlan, StackDeployFailed, StackEnvironment, bootstrap_environments,
-    check_request, confirm_skipped, plan_deployment, stack_environments,
+    AddedBack, AppStacks, DeployedStack, DeploymentPlan, ResourcePlace, StackDeployFailed, StackEnvironment,
+    bootstrap_environments, check_request, confirm_skipped, plan_deployment, resource_places, stack_environments,
+    trust_command,
 )
 from rollway.ports import InfraChecker, InfraDeployer, StackStatuses
 from rollway.targets import Targets
@@ -101,6 +109,9 @@ class InfraResult(BaseModel):
     checklist: Checklist | None = None
     reordered: bool = False
     added: tuple[AddedBack, ...] = ()
+    bootstrap_elsewhere: tuple[str, ...] = Field(default=(), description=(
+        "for each environment of another account the stacks go to, which this run did not bootstrap: the cdk "
+        "bootstrap to run there with that account's credentials, trusting this one"))
 
 
 def run_deploy_infrastructure(
@@ -130,8 +141,8 @@ def run_deploy_infrastructure(
             goes (the stacks' environments are checked before anything runs); needed with
             ``bootstrap`` or ``statuses``.
         bootstrap: ``cdk bootstrap`` of one environment (and the progress prefix of its lines),
-            called once per distinct environment of the stacks to deploy, once the plan stands and
-            before the first deploy, so a refused plan writes nothing.
+            called once per distinct environment of the stacks to deploy in ``home``'s account,
+            once the plan stands and before the first deploy, so a refused plan writes nothing.
         statuses: region -> a reader of the CloudFormation status of the stacks before
             ``from_stack`` there: those not deployed are deployed after all (``confirm_skipped``).
             None counts them as deployed unread.
@@ -174,19 +185,32 @@ def run_deploy_infrastructure(
     for added in plan.added:
         reports[added.stack] = StackReport(stack=added.stack, status="not deployed",
                                            detail=f"before from_stack, deployed all the same: {added.reason}")
+    elsewhere: tuple[str, ...] = ()
     if bootstrap is not None:
         assert home is not None
         # Every environment a stack to deploy goes to, each once: bootstrapping Targets.region
-        # alone left a stack pinned to another region or account to fail on a missing toolkit.
-        wanted = bootstrap_environments(app, plan.to_deploy, home)
-        log.info("bootstrapping %d environment(s): %s", len(wanted), ", ".join(e.uri for e in wanted))
+        # alone left a stack pinned to another region to fail on a missing toolkit.
+        every = bootstrap_environments(app, plan.to_deploy, home)
+        wanted = tuple(e for e in every if e.account == home.account)
+        # Another account's: cdk refuses these credentials there ("Need to perform AWS calls for
+        # account ..., but the current credentials are for ..."), so trying stopped the run after
+        # bootstrapping the others; and its deploys need it to trust this account, which only
+        # its own credentials can grant. Its stacks still deploy, through the roles it trusts.
+        foreign = [e for e in every if e.account != home.account]
+        elsewhere = tuple(trust_command(e, home.account) for e in foreign)
+        for environment in foreign:
+            log.warning("%s is in another account than these credentials' (%s): not bootstrapped by this run. If "
+                        "it is not yet, bootstrap it once with that account's credentials, trusting this one: %s",
+                        environment.uri, home.account, trust_command(environment, home.account))
+        log.info("bootstrapping %d environment(s): %s", len(wanted), ", ".join(e.uri for e in wanted) or "none")
         for i, environment in enumerate(wanted):
             try:
                 bootstrap(environment, f"bootstrap {i + 1}/{len(wanted)} {environment.uri}")
             except Exception as err:  # noqa: BLE001 - like a failed stack: an artifact, and what to do next
                 # A failed bootstrap raised cdk's bare error: no artifact, nothing saying that no
                 # stack was deployed or how to go on.
-                result = InfraResult(stacks=tuple(reports.values()), reordered=plan.reordered, added=plan.added)
+                result = InfraResult(stacks=tuple(reports.values()), reordered=plan.reordered, added=plan.added,
+                                     bootstrap_elsewhere=elsewhere)
                 _artifact(result, failed_at=f"cdk bootstrap of {environment.uri}", resume_from=from_stack)
                 raise InfraDeployFailed(_not_prepared(result, err, from_stack, environment,
                                                       done=wanted[:i], left=wanted[i + 1:])) from err
@@ -197,12 +221,14 @@ def run_deploy_infrastructure(
             deployed = tasks.deploy_stack(deployer, stack, stack_timeout_seconds, position)
         except Exception as err:  # noqa: BLE001 - any failure stops the run, and says where it stands
             reports[stack] = StackReport(stack=stack, status="failed", detail=_reason(err))
-            result = InfraResult(stacks=tuple(reports.values()), reordered=plan.reordered, added=plan.added)
+            result = InfraResult(stacks=tuple(reports.values()), reordered=plan.reordered, added=plan.added,
+                                 bootstrap_elsewhere=elsewhere)
             _artifact(result, failed_at=stack)
             raise InfraDeployFailed(_stopped(result, stack, err, requested)) from err
         reports[stack] = StackReport(stack=stack, status="deployed", seconds=deployed.seconds,
                                      detail=_deployed_detail(deployed, plan))
-    result = InfraResult(stacks=tuple(reports.values()), reordered=plan.reordered, added=plan.added)
+    result = InfraResult(stacks=tuple(reports.values()), reordered=plan.reordered, added=plan.added,
+                         bootstrap_elsewhere=elsewhere)
     log.info("all %d stack(s) of the plan are deployed", total)
     if reader is None:
         _artifact(result)
@@ -258,6 +284,10 @@ def _stopped(result: InfraResult, failed: str, err: Exception, requested: Sequen
     if isinstance(err, StackDeployFailed) and err.timed_out:
         lines.append(f"CloudFormation may still be working on {failed}: wait until its stack is no longer "
                      "IN_PROGRESS before resuming")
+    if result.bootstrap_elsewhere:
+        lines.append("this run did not bootstrap the environments of other accounts; if the stack goes to one that is "
+                     "not bootstrapped to trust this account, run there with its credentials: "
+                     + "; ".join(result.bootstrap_elsewhere))
     lines.append(f"to resume once it is fixed: run deploy_infrastructure again with from_stack={failed!r} "
                  f"and the same stacks ({', '.join(requested)}); the stacks before it are not deployed again")
     return "\n".join(lines)
@@ -295,6 +325,11 @@ def _artifact(result: InfraResult, *, failed_at: str | None = None, resume_from:
         parts += ["", "## Deployed though before from_stack", "",
                   "CloudFormation did not show these stacks deployed, so this resumed run deployed them too:", "",
                   *(f"- `{a.stack}`: {a.reason}" for a in result.added)]
+    if result.bootstrap_elsewhere:
+        parts += ["", "## Not bootstrapped: another account", "",
+                  "These credentials cannot bootstrap another account's environment, and its deploys need it to "
+                  "trust this account. If it is not bootstrapped so yet, run with that account's credentials:", "",
+                  *(f"- `{command}`" for command in result.bootstrap_elsewhere)]
     resume_from = failed_at if resume_from == "" else resume_from  # a stack resumes at itself
     if failed_at:
         parts += ["", f"Resume with `from_stack={resume_from!r}` once the cause is fixed." if resume_from
@@ -363,24 +398,28 @@ def checker_for(get_client: Callable[[str], Any], targets: Targets, *, app: AppS
     Args:
         get_client: clients in ``Targets.region``.
         targets: what to check.
-        app: the CDK app's stacks (its manifest); with ``home``, each of ``targets.stacks`` the
-            app defines is read in the region the app deploys it to, and one in another account
-            fails its item as not readable. Without, every stack is read in ``Targets.region``.
+        app: the CDK app's stacks (its manifest and templates); with ``home``, each of
+            ``targets.stacks`` the app defines is read in the region the app deploys it to, and
+            each table, queue, dashboard, alarm and the alert topic whose name a stack's template
+            gives is read in that stack's region (but rollway's own tables and the alert topic,
+            used in ``Targets.region``, fail when deployed elsewhere); one in another account
+            fails its item as not readable. Without, everything is read in ``Targets.region``.
         home: the account the clients read and ``Targets.region`` (for environment-agnostic stacks).
-        clients_in: region -> clients there (``regional_clients``), for stacks in other regions.
+        clients_in: region -> clients there (``regional_clients``), for what is read in other regions.
 
     Raises:
-        PlanRefused: a checked stack's environment in the app is not ``aws://<account>/<region>``.
-        ValueError: a stack in another region and no ``clients_in``.
+        PlanRefused: a checked stack's environment in the app, or that of a stack defining a
+            checked resource, is not ``aws://<account>/<region>``.
+        ValueError: something to read in another region and no ``clients_in``.
     """
     located: dict[str, StackEnvironment] = {}
+    places: dict[tuple[str, str], ResourcePlace] = {}
     if app is not None and home is not None:
         located = stack_environments(app, [s for s in targets.stacks if s in app.dependencies], home)
+        places = resource_places(app, checked_resources(targets), home)
     return AwsInfraChecker(get_client("dynamodb"), get_client("sqs"), get_client("cloudwatch"), get_client("sns"),
-                           get_client("cloudformation"), targets, stack_environments=located,
-                           account=home.account if home is not None else None,
-                           cloudformation_in=(lambda region: clients_in(region)("cloudformation"))
-                           if clients_in is not None else None)
+                           get_client("cloudformation"), targets, stack_environments=located, resource_places=places,
+                           account=home.account if home is not None else None, clients_in=clients_in)
 
 
 @flow(name="deploy_infrastructure", log_prints=True)
@@ -405,8 +444,10 @@ def deploy_infrastructure(
     the stacks before it are not deployed again. ``already_deployed``: stacks outside ``stacks``
     that are deployed, so stacks of the plan may depend on them. ``cdk_executable``: the cdk CLI.
     ``direct``: deploy with ``--method=direct`` (no change sets; for the embedded AWS).
-    ``bootstrap``: first ``cdk bootstrap`` every account/region the stacks to deploy go to (an
-    environment-agnostic stack: this account and the targets' region), each once. ``verify``: run the checklist after the deploys.
+    ``bootstrap``: first ``cdk bootstrap`` every region of this account the stacks to deploy go to (an
+    environment-agnostic stack: the targets' region), each once; an environment of another account
+    is not bootstrapped (these credentials cannot), the log and the artifact give the
+    ``cdk bootstrap --trust`` to run there. ``verify``: run the checklist after the deploys.
     ``stack_timeout_seconds``: how long one stack's deploy may take.
     """
     log = get_run_logger()
@@ -467,9 +508,10 @@ def verify_infrastructure(targets_block: str | None = None, aws_credentials_bloc
     their DLQs, the dashboard, the alarms and the alert topic with a subscription.
 
     ``cdk_app_dir``: the CDK app; when given, it is synthesized (``cdk synth``, no deploy) to read
-    where each stack goes, so a stack the app pins to another region is read there and one in
-    another account fails its item as not readable with these credentials. Without it every
-    stack is read in the targets' region. ``cdk_executable``: the cdk CLI (with ``cdk_app_dir``).
+    where each stack goes, so a stack the app pins to another region is read there, and so is
+    each table, queue, dashboard, alarm or topic its template names; one in another account fails
+    its item as not readable with these credentials. Without it everything is read in the
+    targets' region. ``cdk_executable``: the cdk CLI (with ``cdk_app_dir``).
     """
     log = get_run_logger()
     app_dir = executable = None
@@ -487,8 +529,8 @@ def verify_infrastructure(targets_block: str | None = None, aws_credentials_bloc
     except ValueError as err:
         raise AccountNotLoaded(str(err)) from err
     if app_dir is None or executable is None:
-        log.info("no cdk_app_dir: every stack is read in %s (pass cdk_app_dir to read a stack the app pins to "
-                 "another region there)", targets.region)
+        log.info("no cdk_app_dir: every stack and resource is read in %s (pass cdk_app_dir to read what the app "
+                 "deploys to another region there)", targets.region)
         return run_verify_infrastructure(checker_for(get_client, targets))
     account = get_client("sts").get_caller_identity()["Account"]
     home = StackEnvironment(account=account, region=targets.region)

@@ -5,7 +5,8 @@ deployed, DynamoDB tables created with their indexes, SQS queues configured with
 alerts configured. Here each box is a ``CheckItem`` that passes or fails with a reason a person
 can act on, judged from descriptions the adapter (``rollway.aws.checklist``) read. Something
 that could not be read is a failed item saying why; a field that is missing fails too: an
-item never passes on data it did not see.
+item never passes on data it did not see. Something read outside ``Targets.region`` (the CDK
+app deploys its stack elsewhere) says where in its reason.
 """
 
 from __future__ import annotations
@@ -94,21 +95,39 @@ def all_tables(targets: Targets) -> tuple[TableSpec, ...]:
     return (*targets.tables, *state_tables(targets))
 
 
+def checked_resources(targets: Targets) -> tuple[tuple[str, str], ...]:
+    """(kind, name) of every resource the checklist reads besides the stacks, in the kinds
+    ``rollway.infra.named_resources`` gives: where the app's templates may place them."""
+    return (*(("table", spec.name) for spec in all_tables(targets)),
+            *(("queue", name) for name in dict.fromkeys(n for q in targets.queues for n in (q.name, q.dlq_name))),
+            ("dashboard", targets.dashboard), *(("alarm", a) for a in targets.alarms), ("topic", targets.alert_topic))
+
+
+def used_by_rollway(targets: Targets) -> tuple[tuple[str, str], ...]:
+    """(kind, name) of what rollway's own flows use in ``Targets.region``: its flags and rollouts
+    tables and the alert topic it pages. These are read there wherever the app deploys them: one
+    the app deploys to another region (or account) fails, as rollway would not find it."""
+    return (*(("table", spec.name) for spec in state_tables(targets)), ("topic", targets.alert_topic))
+
+
 # --- items ------------------------------------------------------------------------------
 
 
-def check_table(spec: TableSpec, table: Observed) -> CheckItem:
+def check_table(spec: TableSpec, table: Observed, region: str | None = None) -> CheckItem:
     """The table exists, is ACTIVE, has the expected keys, and each named index exists and is ACTIVE.
 
     Args:
         spec: the table expected.
         table: DescribeTable's ``Table``.
+        region: where it was read, when not ``Targets.region`` (the app's stack that defines it
+            goes elsewhere): named in the reason.
     """
     def item(passed: bool, reason: str) -> CheckItem:
-        return CheckItem(kind="table", name=spec.name, passed=passed, reason=reason)
+        return CheckItem(kind="table", name=spec.name, passed=passed, reason=reason + _read_in(region))
 
-    if (problem := _unseen(table, f"DynamoDB table {spec.name}", "create it (deploy the stack that defines it)")):
-        return item(False, problem)
+    if (problem := _unseen(table, f"DynamoDB table {spec.name}{_in(region)}",
+                           "create it (deploy the stack that defines it)")):
+        return CheckItem(kind="table", name=spec.name, passed=False, reason=problem)
     assert table is not None and not isinstance(table, ReadFailed)
     problems: list[str] = []
     status = table.get("TableStatus")
@@ -135,22 +154,28 @@ def check_table(spec: TableSpec, table: Observed) -> CheckItem:
     return item(True, f"ACTIVE, hash key {spec.hash_key}{range_key}{indexes}")
 
 
-def check_queue(spec: QueueSpec, queue: Observed, dlq: Observed) -> CheckItem:
+def check_queue(spec: QueueSpec, queue: Observed, dlq: Observed, region: str | None = None,
+                dlq_region: str | None = None) -> CheckItem:
     """The queue exists and redrives to its named DLQ after ``max_receive_count``; the DLQ exists.
 
     Args:
         spec: the queue expected.
         queue: GetQueueAttributes' ``Attributes`` of the queue (``QueueArn``, ``RedrivePolicy``).
         dlq: the same for the dead-letter queue.
+        region: where the queue was read, when not ``Targets.region``: named in the reason.
+        dlq_region: the same for the dead-letter queue.
     """
     def item(passed: bool, reason: str) -> CheckItem:
-        return CheckItem(kind="queue", name=spec.name, passed=passed, reason=reason)
+        read_in = _read_in(region) if dlq_region == region else (
+            f" (read in {region or 'Targets.region'}, its DLQ in {dlq_region or 'Targets.region'})")
+        return CheckItem(kind="queue", name=spec.name, passed=passed, reason=reason + read_in)
 
-    if (problem := _unseen(queue, f"SQS queue {spec.name}", "create it (deploy the stack that defines it)")):
-        return item(False, problem)
+    if (problem := _unseen(queue, f"SQS queue {spec.name}{_in(region)}",
+                           "create it (deploy the stack that defines it)")):
+        return CheckItem(kind="queue", name=spec.name, passed=False, reason=problem)
     assert queue is not None and not isinstance(queue, ReadFailed)
     problems: list[str] = []
-    if (dlq_problem := _unseen(dlq, f"its dead-letter queue {spec.dlq_name}", "create it")):
+    if (dlq_problem := _unseen(dlq, f"its dead-letter queue {spec.dlq_name}{_in(dlq_region)}", "create it")):
         problems.append(dlq_problem)
     raw = queue.get("RedrivePolicy")
     if not raw:
@@ -202,9 +227,14 @@ def check_stack(name: str, stack: Observed, region: str | None = None) -> CheckI
     return CheckItem(kind="stack", name=name, passed=False, reason=f"{status}{why}: {advice}")
 
 
-def check_dashboard(name: str, dashboard: Observed) -> CheckItem:
-    """The CloudWatch dashboard exists (GetDashboard's answer) and has a body."""
-    if (problem := _unseen(dashboard, f"CloudWatch dashboard {name}", "create it (deploy the monitoring stack)")):
+def check_dashboard(name: str, dashboard: Observed, region: str | None = None) -> CheckItem:
+    """The CloudWatch dashboard exists (GetDashboard's answer) and has a body.
+
+    Args:
+        region: where it was read, when not ``Targets.region``: named in the reason.
+    """
+    if (problem := _unseen(dashboard, f"CloudWatch dashboard {name}{_in(region)}",
+                           "create it (deploy the monitoring stack)")):
         return CheckItem(kind="dashboard", name=name, passed=False, reason=problem)
     assert dashboard is not None and not isinstance(dashboard, ReadFailed)
     body = dashboard.get("DashboardBody")
@@ -213,11 +243,14 @@ def check_dashboard(name: str, dashboard: Observed) -> CheckItem:
     except (ValueError, AttributeError):
         widgets = None
     if not widgets:
-        return CheckItem(kind="dashboard", name=name, passed=False, reason="it exists but shows no widgets")
-    return CheckItem(kind="dashboard", name=name, passed=True, reason=f"exists, {len(widgets)} widget(s)")
+        return CheckItem(kind="dashboard", name=name, passed=False,
+                         reason="it exists but shows no widgets" + _read_in(region))
+    return CheckItem(kind="dashboard", name=name, passed=True,
+                     reason=f"exists, {len(widgets)} widget(s)" + _read_in(region))
 
 
-def check_alarm(name: str, alarm: Observed, topic_arn: str | None, topic_name: str) -> CheckItem:
+def check_alarm(name: str, alarm: Observed, topic_arn: str | None, topic_name: str,
+                region: str | None = None) -> CheckItem:
     """The alarm exists, its actions are enabled and one of its alarm actions is the alert topic.
 
     Args:
@@ -225,18 +258,25 @@ def check_alarm(name: str, alarm: Observed, topic_arn: str | None, topic_name: s
         alarm: DescribeAlarms' MetricAlarm (or CompositeAlarm).
         topic_arn: the alert topic's ARN, None when it was not found (or could not be read).
         topic_name: the alert topic's name, for the reason.
+        region: where the alarm was read, when not ``Targets.region``: named in the reason.
     """
     def item(passed: bool, reason: str) -> CheckItem:
-        return CheckItem(kind="alarm", name=name, passed=passed, reason=reason)
+        return CheckItem(kind="alarm", name=name, passed=passed, reason=reason + _read_in(region))
 
-    if (problem := _unseen(alarm, f"CloudWatch alarm {name}", "create it (deploy the monitoring stack)")):
-        return item(False, problem)
+    if (problem := _unseen(alarm, f"CloudWatch alarm {name}{_in(region)}", "create it (deploy the monitoring stack)")):
+        return CheckItem(kind="alarm", name=name, passed=False, reason=problem)
     assert alarm is not None and not isinstance(alarm, ReadFailed)
     actions = [str(a) for a in alarm.get("AlarmActions") or ()]
     if topic_arn is None:
         return item(False, f"the alert topic {topic_name} was not found, so no alarm action can reach it "
                            f"(its actions: {', '.join(actions) or 'none'})")
     if topic_arn not in actions:
+        namesake = next((a for a in actions if a.startswith("arn:") and a.rsplit(":", 1)[-1] == topic_name), None)
+        if namesake is not None:
+            # An alarm notifies topics of its own region only: one deployed elsewhere pages a
+            # same-named topic that rollway's pages and the topic's subscribers never see.
+            return item(False, f"it notifies {namesake}, not the alert topic {topic_arn}: an alarm can notify "
+                               "only a topic of its own region; deploy it where the alert topic is")
         return item(False, f"no alarm action on the alert topic {topic_name}: nobody is told when it fires "
                            f"(its actions: {', '.join(actions) or 'none'})")
     if alarm.get("ActionsEnabled") is not True:
@@ -245,20 +285,22 @@ def check_alarm(name: str, alarm: Observed, topic_arn: str | None, topic_name: s
     return item(True, f"exists and notifies {topic_name}")
 
 
-def check_topic(name: str, topic_arn: str | None, subscriptions: Sequence[Mapping[str, Any]] | ReadFailed | None
-                ) -> CheckItem:
+def check_topic(name: str, topic_arn: str | None, subscriptions: Sequence[Mapping[str, Any]] | ReadFailed | None,
+                region: str | None = None) -> CheckItem:
     """The alert topic exists and has at least one confirmed subscription: someone gets the page.
 
     Args:
         name: the topic.
         topic_arn: its ARN, None when no topic of that name exists.
         subscriptions: ListSubscriptionsByTopic's ``Subscriptions``, or the failure to read them.
+        region: where it was read, when not ``Targets.region``: named in the reason.
     """
     def item(passed: bool, reason: str) -> CheckItem:
-        return CheckItem(kind="alert topic", name=name, passed=passed, reason=reason)
+        return CheckItem(kind="alert topic", name=name, passed=passed, reason=reason + _read_in(region))
 
     if topic_arn is None:
-        return item(False, f"SNS topic {name} does not exist: alarms have nowhere to send; create it")
+        return CheckItem(kind="alert topic", name=name, passed=False,
+                         reason=f"SNS topic {name}{_in(region)} does not exist: alarms have nowhere to send; create it")
     if isinstance(subscriptions, ReadFailed):
         return item(False, f"could not read its subscriptions ({subscriptions.what}): {subscriptions.message}")
     if subscriptions is None:
@@ -271,6 +313,16 @@ def check_topic(name: str, topic_arn: str | None, subscriptions: Sequence[Mappin
                            "on-call (email, chat, pager)")
     kinds = sorted({str(s.get("Protocol")) for s in confirmed})
     return item(True, f"{len(confirmed)} subscription(s) ({', '.join(kinds)})")
+
+
+def _in(region: str | None) -> str:
+    """`` in <region>`` for a resource read outside ``Targets.region``, after its name."""
+    return f" in {region}" if region else ""
+
+
+def _read_in(region: str | None) -> str:
+    """`` (read in <region>)`` after a reason, for a resource read outside ``Targets.region``."""
+    return f" (read in {region})" if region else ""
 
 
 def _unseen(observed: Observed, what: str, remedy: str) -> str | None:
@@ -299,6 +351,10 @@ class Observation:
             could not be listed.
         subscriptions: the alert topic's subscriptions.
         stack_regions: stack -> the region it was read in, for those read outside ``Targets.region``.
+        regions: (kind, name) -> the region it was read in, for the other resources read outside
+            ``Targets.region`` (kinds: ``table``, ``queue``, ``dashboard``, ``alarm``, ``topic``).
+        misplaced: (kind, name) -> where the app deploys it, for those of ``used_by_rollway``
+            the app deploys outside ``Targets.region`` (or this account): their items fail.
     """
 
     stacks: Mapping[str, Observed]
@@ -309,6 +365,8 @@ class Observation:
     topic_arn: str | None | ReadFailed
     subscriptions: Sequence[Mapping[str, Any]] | ReadFailed | None
     stack_regions: Mapping[str, str] = field(default_factory=dict)
+    regions: Mapping[tuple[str, str], str] = field(default_factory=dict)
+    misplaced: Mapping[tuple[str, str], str] = field(default_factory=dict)
 
 
 def evaluate(targets: Targets, seen: Observation) -> Checklist:
@@ -317,16 +375,31 @@ def evaluate(targets: Targets, seen: Observation) -> Checklist:
     not_read = ReadFailed("not read", "the checklist read nothing for it")
     items = [check_stack(name, seen.stacks.get(name, not_read), seen.stack_regions.get(name))
              for name in targets.stacks]
-    items += [check_table(spec, seen.tables.get(spec.name, not_read)) for spec in all_tables(targets)]
-    items += [check_queue(q, seen.queues.get(q.name, not_read), seen.queues.get(q.dlq_name, not_read))
+    where = seen.regions.get
+    items += [check_table(spec, seen.tables.get(spec.name, not_read), where(("table", spec.name)))
+              for spec in all_tables(targets)]
+    items += [check_queue(q, seen.queues.get(q.name, not_read), seen.queues.get(q.dlq_name, not_read),
+                          where(("queue", q.name)), where(("queue", q.dlq_name)))
               for q in targets.queues]
-    items.append(check_dashboard(targets.dashboard, seen.dashboard))
+    items.append(check_dashboard(targets.dashboard, seen.dashboard, where(("dashboard", targets.dashboard))))
     topic = seen.topic_arn
     if isinstance(topic, ReadFailed):
         failed = f"could not look the alert topic up ({topic.what}): {topic.message}"
         items += [CheckItem(kind="alarm", name=a, passed=False, reason=failed) for a in targets.alarms]
         items.append(CheckItem(kind="alert topic", name=targets.alert_topic, passed=False, reason=failed))
         return Checklist(items=tuple(items))
-    items += [check_alarm(a, seen.alarms.get(a, not_read), topic, targets.alert_topic) for a in targets.alarms]
-    items.append(check_topic(targets.alert_topic, topic, seen.subscriptions))
-    return Checklist(items=tuple(items))
+    items += [check_alarm(a, seen.alarms.get(a, not_read), topic, targets.alert_topic, where(("alarm", a)))
+              for a in targets.alarms]
+    items.append(check_topic(targets.alert_topic, topic, seen.subscriptions, where(("topic", targets.alert_topic))))
+    return Checklist(items=tuple(_misplaced(item, seen.misplaced, targets.region) for item in items))
+
+
+def _misplaced(item: CheckItem, misplaced: Mapping[tuple[str, str], str], region: str) -> CheckItem:
+    """``item`` failed when the app deploys what rollway uses in ``region`` somewhere else."""
+    kind = "topic" if item.kind == "alert topic" else item.kind
+    where = misplaced.get((kind, item.name))
+    if where is None:
+        return item
+    return item.model_copy(update={"passed": False, "reason": (
+        f"rollway uses it in {region} (Targets.region), but {where}, where rollway would not find it: deploy that "
+        "stack to this account and region")})

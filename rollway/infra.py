@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -70,12 +71,16 @@ class AppStacks(BaseModel):
         environments: stack -> the environment its manifest gives (``aws://<account>/<region>``,
             ``unknown-account``/``unknown-region`` for an environment-agnostic stack); a stack
             missing here is environment-agnostic.
+        resources: stack -> kind (``table``, ``queue``, ``dashboard``, ``alarm``, ``topic``) ->
+            the names its template gives the resources of that kind (``named_resources``); a
+            stack missing here defines none the checklist looks for.
     """
 
     model_config = _FROZEN
 
     dependencies: dict[str, tuple[str, ...]]
     environments: dict[str, str] = Field(default_factory=dict)
+    resources: dict[str, dict[str, tuple[str, ...]]] = Field(default_factory=dict)
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -289,6 +294,14 @@ def stack_environments(app: AppStacks, stacks: Sequence[str], home: StackEnviron
     return found
 
 
+def trust_command(environment: StackEnvironment, trusted_account: str) -> str:
+    """The ``cdk bootstrap`` a person runs with ``environment``'s own credentials so that
+    ``trusted_account`` may deploy there through its CDK roles (cdk requires the policies the
+    deploying role gets whenever ``--trust`` is given)."""
+    return (f"cdk bootstrap {environment.uri} --trust {trusted_account} "
+            "--cloudformation-execution-policies <ARN of the managed policy its stacks need>")
+
+
 def bootstrap_environments(app: AppStacks, stacks: Sequence[str],
                            home: StackEnvironment) -> tuple[StackEnvironment, ...]:
     """The distinct environments ``stacks`` go to, each once, in the order of the first stack
@@ -298,6 +311,76 @@ def bootstrap_environments(app: AppStacks, stacks: Sequence[str],
         PlanRefused: as ``stack_environments``.
     """
     return tuple(dict.fromkeys(stack_environments(app, stacks, home).values()))
+
+
+# The resources the checklist reads, by CloudFormation type: (their kind, the property naming them).
+_NAMED_BY = {
+    "AWS::DynamoDB::Table": ("table", "TableName"),
+    "AWS::DynamoDB::GlobalTable": ("table", "TableName"),
+    "AWS::SQS::Queue": ("queue", "QueueName"),
+    "AWS::CloudWatch::Dashboard": ("dashboard", "DashboardName"),
+    "AWS::CloudWatch::Alarm": ("alarm", "AlarmName"),
+    "AWS::CloudWatch::CompositeAlarm": ("alarm", "AlarmName"),
+    "AWS::SNS::Topic": ("topic", "TopicName"),
+}
+
+
+def named_resources(template: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
+    """kind (``table``, ``queue``, ``dashboard``, ``alarm``, ``topic``) -> the names a synthesized
+    CloudFormation template gives its resources of that kind, in the template's order.
+
+    Only names written out: a name CloudFormation generates, or one the template builds with an
+    intrinsic function (``{"Fn::Join": ...}``, ``{"Ref": ...}``), is not known before the deploy,
+    so it cannot be matched to a name of ``Targets`` and is left out.
+    """
+    found: dict[str, list[str]] = {}
+    resources = template.get("Resources") if isinstance(template, Mapping) else None
+    for resource in (resources or {}).values() if isinstance(resources, Mapping) else ():
+        if not isinstance(resource, Mapping) or resource.get("Type") not in _NAMED_BY:
+            continue
+        kind, prop = _NAMED_BY[resource["Type"]]
+        name = (resource.get("Properties") or {}).get(prop) if isinstance(resource.get("Properties"), Mapping) else None
+        if isinstance(name, str) and name:
+            found.setdefault(kind, []).append(name)
+    return {kind: tuple(dict.fromkeys(names)) for kind, names in found.items()}
+
+
+class ResourcePlace(BaseModel):
+    """Where the checklist reads one resource: the stack whose template names it, and where that
+    stack goes."""
+
+    model_config = _FROZEN
+
+    stack: str
+    environment: StackEnvironment
+
+
+def resource_places(app: AppStacks, wanted: Iterable[tuple[str, str]],
+                    home: StackEnvironment) -> dict[tuple[str, str], ResourcePlace]:
+    """(kind, name) -> the stack of the app that defines it and that stack's environment, for each
+    of ``wanted`` some stack's template names (``AppStacks.resources``). One no stack names is
+    left out: it is read in ``Targets.region``.
+
+    When several stacks name it (a table of the same name in two regions), the one going to
+    ``home`` wins, since that is the one the service in ``Targets.region`` uses; otherwise the
+    first in the manifest's order.
+
+    Raises:
+        PlanRefused: a stack defining one of them has a malformed environment (``stack_environments``).
+    """
+    wanted = set(wanted)
+    defining: dict[tuple[str, str], list[str]] = {}
+    for stack, kinds in app.resources.items():
+        for kind, names in kinds.items():
+            for name in names:
+                if (kind, name) in wanted:
+                    defining.setdefault((kind, name), []).append(stack)
+    environments = stack_environments(app, list(dict.fromkeys(s for ss in defining.values() for s in ss)), home)
+    places: dict[tuple[str, str], ResourcePlace] = {}
+    for key, stacks in defining.items():
+        chosen = next((s for s in stacks if environments[s] == home), stacks[0])
+        places[key] = ResourcePlace(stack=chosen, environment=environments[chosen])
+    return places
 
 
 def check_request(requested: Sequence[str], *, from_stack: str | None = None,

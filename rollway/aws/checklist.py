@@ -1,6 +1,9 @@
 """Reads what the pre-deployment checklist judges: CloudFormation stacks, DynamoDB tables, SQS
 queues, the CloudWatch dashboard and alarms, the SNS alert topic. Reads only; never writes.
 
+Each is read where the CDK app deploys it, when told: a stack in its manifest's region, another
+resource in the region of the stack whose template defines it; the rest in ``Targets.region``.
+
 A resource that does not exist is read as None; a read that fails for another reason
 (AccessDenied, throttling past botocore's retries, no connection) as ``ReadFailed``, which the
 checklist shows as a failed item saying so: one unreadable table does not hide the others.
@@ -14,8 +17,10 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from rollway.checklist import Checklist, Observation, Observed, ReadFailed, all_tables, evaluate
-from rollway.infra import StackEnvironment
+from rollway.checklist import (
+    Checklist, Observation, Observed, ReadFailed, all_tables, checked_resources, evaluate, used_by_rollway,
+)
+from rollway.infra import ResourcePlace, StackEnvironment
 from rollway.targets import Targets
 
 _NOT_FOUND = frozenset({
@@ -32,43 +37,57 @@ class AwsInfraChecker:
     """Reads the resources ``targets`` names and judges the checklist.
 
     Args:
-        dynamodb: a boto3 ``dynamodb`` client.
+        dynamodb: a boto3 ``dynamodb`` client (in ``Targets.region``, as all five).
         sqs: a boto3 ``sqs`` client.
         cloudwatch: a boto3 ``cloudwatch`` client.
         sns: a boto3 ``sns`` client.
-        cloudformation: a boto3 ``cloudformation`` client (in ``Targets.region``).
+        cloudformation: a boto3 ``cloudformation`` client.
         targets: the names to check.
         stack_environments: stack -> the account and region the CDK app deploys it to (its
             manifest); a stack missing here is read in ``Targets.region``. A stack in another
             region is read there; one in another account than ``account`` is not read (these
             credentials cannot) and fails its item saying so, never passes on a same-named
             stack of this account.
-        account: the account the clients read (STS); needed with ``stack_environments``.
-        cloudformation_in: region -> a ``cloudformation`` client there; needed when a stack's
-            region is not ``Targets.region``.
+        resource_places: (kind, name) -> the stack whose template defines that table, queue,
+            dashboard, alarm or topic, and where it goes (``rollway.infra.resource_places``);
+            read there, as a stack is, with the same rule for another account. One missing here
+            is read in ``Targets.region``, and so is what rollway itself uses there
+            (``used_by_rollway``: its tables, the alert topic), whose item fails when placed elsewhere.
+        account: the account the clients read (STS); needed with ``stack_environments`` or
+            ``resource_places``.
+        clients_in: region -> a client factory there (``service -> client``); needed when
+            something is read outside ``Targets.region``.
 
     Raises:
-        ValueError: ``stack_environments`` without ``account``, or naming another region
-            without ``cloudformation_in`` (before any call).
+        ValueError: placements without ``account``, or placing something in another region of
+            ``account`` without ``clients_in`` (before any call).
     """
 
     def __init__(self, dynamodb: Any, sqs: Any, cloudwatch: Any, sns: Any, cloudformation: Any,
                  targets: Targets, *, stack_environments: Mapping[str, StackEnvironment] | None = None,
-                 account: str | None = None, cloudformation_in: Callable[[str], Any] | None = None) -> None:
+                 resource_places: Mapping[tuple[str, str], ResourcePlace] | None = None,
+                 account: str | None = None, clients_in: Callable[[str], Callable[[str], Any]] | None = None) -> None:
         environments = dict(stack_environments or {})
-        if environments and account is None:
-            raise ValueError("stack_environments needs account: the account these clients read")
-        elsewhere = sorted({e.region for e in environments.values() if e.region != targets.region})
-        if elsewhere and cloudformation_in is None:
-            raise ValueError(f"stacks in {', '.join(elsewhere)} need cloudformation_in: a client in their region")
+        places = dict(resource_places or {})
+        if (environments or places) and account is None:
+            raise ValueError("stack_environments and resource_places need account: the account these clients read")
+        own = set(used_by_rollway(targets))
+        elsewhere = sorted({e.region for e in [*environments.values(),
+                                               *(p.environment for k, p in places.items() if k not in own)]
+                            if e.region != targets.region and e.account == account})
+        if elsewhere and clients_in is None:
+            raise ValueError(f"reading in {', '.join(elsewhere)} needs clients_in: clients in that region")
         self._environments = environments
+        # What rollway itself uses is read where rollway uses it; the app placing it elsewhere
+        # fails its item (Observation.misplaced) instead of being read there.
+        self._misplaced = {key: f"the CDK app's stack {p.stack} deploys it to {p.environment.uri}"
+                           for key, p in places.items() if key in own
+                           and (p.environment.account, p.environment.region) != (account, targets.region)}
+        self._places = {key: p for key, p in places.items() if key not in own}
         self._account = account
-        self._cloudformation_in = cloudformation_in
-        self._cloudformation = cloudformation
-        self._dynamodb = dynamodb
-        self._sqs = sqs
-        self._cloudwatch = cloudwatch
-        self._sns = sns
+        self._clients_in = clients_in
+        self._home = {"dynamodb": dynamodb, "sqs": sqs, "cloudwatch": cloudwatch, "sns": sns,
+                      "cloudformation": cloudformation}
         self._targets = targets
 
     def check(self) -> Checklist:
@@ -76,39 +95,76 @@ class AwsInfraChecker:
         return evaluate(self._targets, self.observe())
 
     def observe(self) -> Observation:
-        """Everything the checklist needs, read from AWS."""
+        """Everything the checklist needs, read from AWS, each where the app deploys it."""
         t = self._targets
         stacks = {name: self._read_stack(name) for name in t.stacks}
         stack_regions = {name: e.region for name, e in self._environments.items()
                          if name in stacks and e.region != t.region and e.account == self._account}
-        tables = {spec.name: _read(f"DescribeTable {spec.name}", lambda n=spec.name: self._table(n))
+        tables = {spec.name: self._read_in(("table", spec.name), "dynamodb", f"DescribeTable {spec.name}",
+                                           lambda client, n=spec.name: client.describe_table(TableName=n)["Table"])
                   for spec in all_tables(t)}
         names = dict.fromkeys(n for q in t.queues for n in (q.name, q.dlq_name))
-        queues = {name: _read(f"GetQueueAttributes {name}", lambda n=name: self._queue(n)) for name in names}
-        dashboard = _read(f"GetDashboard {t.dashboard}",
-                          lambda: self._cloudwatch.get_dashboard(DashboardName=t.dashboard))
+        queues = {name: self._read_in(("queue", name), "sqs", f"GetQueueAttributes {name}",
+                                      lambda client, n=name: self._queue(client, n)) for name in names}
+        dashboard = self._read_in(("dashboard", t.dashboard), "cloudwatch", f"GetDashboard {t.dashboard}",
+                                  lambda client: client.get_dashboard(DashboardName=t.dashboard))
         alarms = self._alarms()
-        topic = _read("ListTopics", self._topic_arn)
+        topic_key = ("topic", t.alert_topic)
+        topic = self._read_in(topic_key, "sns", "ListTopics", self._topic_arn)
         subscriptions: Any = None
         if isinstance(topic, str):
-            subscriptions = _read(f"ListSubscriptionsByTopic {t.alert_topic}", lambda: self._subscriptions(topic))
+            subscriptions = self._read_in(topic_key, "sns", f"ListSubscriptionsByTopic {t.alert_topic}",
+                                          lambda client: self._subscriptions(client, topic))
+        regions = {key: region for key in checked_resources(t) if (region := self._elsewhere(key)) is not None}
         return Observation(stacks=stacks, tables=tables, queues=queues, dashboard=dashboard, alarms=alarms,
-                           topic_arn=topic, subscriptions=subscriptions, stack_regions=stack_regions)
+                           topic_arn=topic, subscriptions=subscriptions, stack_regions=stack_regions,
+                           regions=regions, misplaced=self._misplaced)
+
+    def _client(self, service: str, region: str) -> Any:
+        if region == self._targets.region:
+            return self._home[service]
+        assert self._clients_in is not None  # checked at construction
+        return self._clients_in(region)(service)
+
+    def _elsewhere(self, key: tuple[str, str]) -> str | None:
+        """The region of this account ``key`` is read in, when not ``Targets.region``."""
+        place = self._places.get(key)
+        if place is None or place.environment.account != self._account:
+            return None
+        return None if place.environment.region == self._targets.region else place.environment.region
+
+    def _other_account(self, key: tuple[str, str]) -> ReadFailed | None:
+        """The failed read of a resource whose stack goes to another account (None when it does not)."""
+        place = self._places.get(key)
+        if place is None or place.environment.account == self._account:
+            return None
+        # Read here, a resource of the same name in this account would pass for it.
+        return ReadFailed(f"its stack {place.stack} is in {place.environment.uri}",
+                          f"another account than the one these credentials read ({self._account}), so it was not "
+                          f"read; check it with credentials for account {place.environment.account}")
+
+    def _read_in(self, key: tuple[str, str], service: str, what: str, call: Callable[[Any], Any]) -> Any:
+        """``call(client)`` with the ``service`` client of the region the resource ``key`` is read in."""
+        if (refused := self._other_account(key)) is not None:
+            return refused
+        region = self._elsewhere(key)
+        if region is None:
+            return _read(what, lambda: call(self._home[service]))
+        return _read(f"{what} in {region}", lambda: call(self._client(service, region)))
 
     def _read_stack(self, name: str) -> Observed:
         """The stack read where the app deploys it; another account's as a failed read saying why."""
         environment = self._environments.get(name)
         if environment is None or (environment.account == self._account and environment.region == self._targets.region):
-            return _read(f"DescribeStacks {name}", lambda: self._stack(self._cloudformation, name))
+            return _read(f"DescribeStacks {name}", lambda: self._stack(self._home["cloudformation"], name))
         if environment.account != self._account:
             # Read here, a stack of the same name in this account would pass for it.
             return ReadFailed(f"it is in {environment.uri}",
                               f"another account than the one these credentials read ({self._account}), so it "
                               f"was not read; check it with credentials for account {environment.account}")
-        assert self._cloudformation_in is not None
         region = environment.region
         return _read(f"DescribeStacks {name} in {region}",
-                     lambda: self._stack(self._cloudformation_in(region), name))  # type: ignore[misc]
+                     lambda: self._stack(self._client("cloudformation", region), name))
 
     @staticmethod
     def _stack(client: Any, name: str) -> dict[str, Any] | None:
@@ -120,41 +176,52 @@ class AwsInfraChecker:
                 return None
             raise
 
-    def _table(self, name: str) -> dict[str, Any]:
-        return self._dynamodb.describe_table(TableName=name)["Table"]
-
-    def _queue(self, name: str) -> dict[str, Any]:
-        url = self._sqs.get_queue_url(QueueName=name)["QueueUrl"]
-        return self._sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    @staticmethod
+    def _queue(sqs: Any, name: str) -> dict[str, Any]:
+        url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
+        return sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
 
     def _alarms(self) -> dict[str, Observed]:
-        wanted = list(self._targets.alarms)
-        if not wanted:
-            return {}
+        """Each alarm, read in batches per region (those of another account not read)."""
+        found: dict[str, Observed] = {}
+        by_region: dict[str, list[str]] = {}
+        for name in self._targets.alarms:
+            if (refused := self._other_account(("alarm", name))) is not None:
+                found[name] = refused
+            else:
+                by_region.setdefault(self._elsewhere(("alarm", name)) or self._targets.region, []).append(name)
+        for region, wanted in by_region.items():
+            found.update(self._alarms_in(self._client("cloudwatch", region), wanted,
+                                         "" if region == self._targets.region else f" in {region}"))
+        return {name: found[name] for name in self._targets.alarms}
+
+    @staticmethod
+    def _alarms_in(cloudwatch: Any, wanted: list[str], where: str) -> dict[str, Observed]:
         try:
             found: dict[str, Observed] = {}
             # DescribeAlarms takes at most 100 names per call.
             for start in range(0, len(wanted), 100):
-                pages = self._cloudwatch.get_paginator("describe_alarms").paginate(
+                pages = cloudwatch.get_paginator("describe_alarms").paginate(
                     AlarmNames=wanted[start:start + 100], AlarmTypes=["MetricAlarm", "CompositeAlarm"])
                 for page in pages:
                     for alarm in [*page.get("MetricAlarms", ()), *page.get("CompositeAlarms", ())]:
                         found[alarm["AlarmName"]] = alarm
         except (ClientError, BotoCoreError) as err:
-            failed = ReadFailed("DescribeAlarms", _message(err))
+            failed = ReadFailed(f"DescribeAlarms{where}", _message(err))
             return dict.fromkeys(wanted, failed)
         return {name: found.get(name) for name in wanted}
 
-    def _topic_arn(self) -> str | None:
+    def _topic_arn(self, sns: Any) -> str | None:
         name = self._targets.alert_topic
-        for page in self._sns.get_paginator("list_topics").paginate():
+        for page in sns.get_paginator("list_topics").paginate():
             for topic in page.get("Topics", ()):
                 if topic["TopicArn"].rsplit(":", 1)[-1] == name:
                     return topic["TopicArn"]
         return None
 
-    def _subscriptions(self, topic_arn: str) -> list[dict[str, Any]]:
-        return [s for page in self._sns.get_paginator("list_subscriptions_by_topic").paginate(TopicArn=topic_arn)
+    @staticmethod
+    def _subscriptions(sns: Any, topic_arn: str) -> list[dict[str, Any]]:
+        return [s for page in sns.get_paginator("list_subscriptions_by_topic").paginate(TopicArn=topic_arn)
                 for s in page.get("Subscriptions", ())]
 
 

@@ -24,7 +24,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, SecretStr, field_validator
 
-from rollway.infra import AppNotListed, AppStacks, DeployedStack, PlanRefused, StackDeployFailed
+from rollway.infra import AppNotListed, AppStacks, DeployedStack, PlanRefused, StackDeployFailed, named_resources
 from rollway.toolchain.process import ToolFailed, ToolTimeout, resolve, run_tool
 
 _STACK_ARTIFACT = "aws:cloudformation:stack"
@@ -307,13 +307,14 @@ class CdkCli:
 
 def read_assembly(assembly_dir: str | os.PathLike[str]) -> AppStacks:
     """The stacks of a cloud assembly (``manifest.json``), what each depends on, by stack name,
-    and the environment (``aws://account/region``) each goes to.
+    the environment (``aws://account/region``) each goes to, and the tables, queues, dashboards,
+    alarms and topics its template names.
 
     Dependencies on non-stack artifacts (asset manifests) are left out. Stacks of nested
     assemblies (CDK Stages) are not deployable by name from the top level and are refused.
 
     Raises:
-        AppNotListed: no readable manifest, or a stage's nested assembly.
+        AppNotListed: no readable manifest or template, or a stage's nested assembly.
     """
     path = Path(assembly_dir) / "manifest.json"
     try:
@@ -333,7 +334,27 @@ def read_assembly(assembly_dir: str | os.PathLike[str]) -> AppStacks:
         names[artifact_id]: tuple(names[d] for d in a.get("dependencies") or () if d in names)
         for artifact_id, a in stacks.items()
     }, environments={names[artifact_id]: str(a["environment"]) for artifact_id, a in stacks.items()
-                     if a.get("environment")})
+                     if a.get("environment")},
+        resources={names[artifact_id]: found for artifact_id, a in stacks.items()
+                   if (found := _template_resources(path.parent, names[artifact_id], a))})
+
+
+def _template_resources(assembly: Path, stack: str, artifact: Mapping) -> dict[str, tuple[str, ...]]:
+    """The named tables, queues, dashboards, alarms and topics of one stack's template
+    (``rollway.infra.named_resources``): where the checklist reads them.
+
+    Raises:
+        AppNotListed: the manifest names a template that cannot be read; read as naming nothing,
+            its resources would be looked for in Targets.region, where a same-named one could pass.
+    """
+    template_file = (artifact.get("properties") or {}).get("templateFile")
+    if not template_file:
+        return {}
+    template = assembly / str(template_file)
+    try:
+        return named_resources(json.loads(template.read_text()))
+    except (OSError, ValueError) as err:
+        raise AppNotListed(f"the template of stack {stack} ({template}) could not be read: {err}") from err
 
 
 def stack_selectors(assembly_dir: str | os.PathLike[str]) -> dict[str, str]:

@@ -202,7 +202,7 @@ def check_placed(aws, get_client_for_region, environments) -> Checklist:
     """The checklist reading each stack where ``environments`` places it."""
     return AwsInfraChecker(*(aws.get_client(s) for s in SERVICES), aws.targets, stack_environments=environments,
                            account=ACCOUNT,
-                           cloudformation_in=lambda region: get_client_for_region(region)("cloudformation")).check()
+                           clients_in=get_client_for_region).check()
 
 
 def test_a_stack_pinned_to_another_region_is_read_there(aws, _get_client_for_region):
@@ -250,7 +250,125 @@ def test_stacks_elsewhere_without_the_means_to_read_them_are_refused_before_any_
 
     clients = [aws.get_client(s) for s in SERVICES]
     elsewhere = {aws.targets.stacks[0]: StackEnvironment(account=ACCOUNT, region="eu-west-1")}
-    with pytest.raises(ValueError, match="eu-west-1 need cloudformation_in"):
+    with pytest.raises(ValueError, match="reading in eu-west-1 needs clients_in"):
         AwsInfraChecker(*clients, aws.targets, stack_environments=elsewhere, account=ACCOUNT)
-    with pytest.raises(ValueError, match="needs account"):
-        AwsInfraChecker(*clients, aws.targets, stack_environments=elsewhere, cloudformation_in=lambda r: None)
+    with pytest.raises(ValueError, match="need account"):
+        AwsInfraChecker(*clients, aws.targets, stack_environments=elsewhere, clients_in=lambda r: None)
+
+
+# --- tables, queues, the dashboard, alarms and the topic a stack of another region defines ----
+
+
+def monitoring_in(get_client, targets) -> None:
+    """In ``get_client``'s region: the sessions table, the first queue with its DLQ, the dashboard,
+    the alarms on the alert topic, and someone subscribed to it (what the stacks placed there make)."""
+    from rollway.sim.topology import _alarms, _queue_pair, _table, _topic
+
+    _table(get_client("dynamodb"), targets.tables[0])
+    _queue_pair(get_client("sqs"), targets.queues[0])
+    topic = _topic(get_client("sns"), targets.alert_topic)
+    _alarms(get_client("cloudwatch"), targets, topic)
+    get_client("cloudwatch").put_dashboard(DashboardName=targets.dashboard,
+                                           DashboardBody=json.dumps({"widgets": [{"type": "text", "x": 0, "y": 0,
+                                                                                  "width": 6, "height": 2,
+                                                                                  "properties": {"markdown": "x"}}]}))
+    sqs = get_client("sqs")
+    inbox = sqs.create_queue(QueueName="test-inbox")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=inbox, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    get_client("sns").subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn)
+
+
+def _placed_elsewhere(targets, account: str = ACCOUNT, region: str = "eu-west-1", *, monitoring: bool = True,
+                      own: bool = False) -> dict:
+    """The sessions table, the first queue and its DLQ (the SQS stack's), the dashboard and alarms
+    (the monitoring stack's) placed with stacks going to ``account``/``region``; with ``own``, the
+    flags table and the alert topic (what rollway itself uses) too."""
+    from rollway.infra import ResourcePlace, StackEnvironment
+
+    there = StackEnvironment(account=account, region=region)
+    q = targets.queues[0]
+    keys = {("table", targets.tables[0].name): "WebordinarySessionStack",
+            ("queue", q.name): "WebordinarySQSStack", ("queue", q.dlq_name): "WebordinarySQSStack"}
+    if monitoring:
+        keys |= {("dashboard", targets.dashboard): "WebordinaryMonitoringStack",
+                 **{("alarm", a): "WebordinaryMonitoringStack" for a in targets.alarms}}
+    if own:
+        keys |= {("table", targets.flags_table): "WebordinaryStateStack",
+                 ("topic", targets.alert_topic): "WebordinaryMonitoringStack"}
+    return {key: ResourcePlace(stack=stack, environment=there) for key, stack in keys.items()}
+
+
+def check_resources_placed(aws, get_client_for_region, places) -> Checklist:
+    return AwsInfraChecker(*(aws.get_client(s) for s in SERVICES), aws.targets, resource_places=places,
+                           account=ACCOUNT, clients_in=get_client_for_region).check()
+
+
+def test_resources_a_stack_in_another_region_defines_are_read_there_not_in_the_targets_region(
+        paged, _get_client_for_region):
+    # Every resource exists in us-west-2 too (the provisioned account): same-named decoys that
+    # passed for the ones the app puts in eu-west-1 when the checklist read only Targets.region.
+    t = paged.targets
+    places = _placed_elsewhere(t, monitoring=False)
+    places |= {k: v for k, v in _placed_elsewhere(t).items() if k[0] == "dashboard"}
+    reasons = failed(check_resources_placed(paged, _get_client_for_region, places))
+    q = t.queues[0]
+    assert reasons == {
+        t.tables[0].name: f"DynamoDB table {t.tables[0].name} in eu-west-1 does not exist: create it (deploy the "
+                          "stack that defines it)",
+        q.name: f"SQS queue {q.name} in eu-west-1 does not exist: create it (deploy the stack that defines it)",
+        t.dashboard: f"CloudWatch dashboard {t.dashboard} in eu-west-1 does not exist: create it (deploy the "
+                     "monitoring stack)",
+    }
+    monitoring_in(_get_client_for_region("eu-west-1"), t)
+    checklist = check_resources_placed(paged, _get_client_for_region, places)
+    assert checklist.passed, checklist.summary()
+    placed = {name for _, name in places} - {q.dlq_name}  # the DLQ is part of its queue's item
+    for item in checklist.items:
+        assert item.reason.endswith(" (read in eu-west-1)") == (item.name in placed), (item.name, item.reason)
+
+
+def test_alarms_of_another_region_fail_for_they_cannot_notify_the_alert_topic(paged, _get_client_for_region):
+    t = paged.targets
+    monitoring_in(_get_client_for_region("eu-west-1"), t)  # alarms there, on the topic of that region
+    places = {k: v for k, v in _placed_elsewhere(t).items() if k[0] == "alarm"}
+    reasons = failed(check_resources_placed(paged, _get_client_for_region, places))
+    here = paged.topology.topic_arn
+    there = here.replace(f":{t.region}:", ":eu-west-1:")
+    assert reasons == {a: f"it notifies {there}, not the alert topic {here}: an alarm can notify only a topic of "
+                          "its own region; deploy it where the alert topic is (read in eu-west-1)" for a in t.alarms}
+
+
+def test_what_rollway_uses_is_read_in_the_targets_region_and_fails_when_the_app_deploys_it_elsewhere(paged):
+    # Rollway keeps its flags in, and pages, Targets.region: a flags table the app deploys to
+    # eu-west-1 would pass the checklist read there and fail the rollout's first flag write.
+    t = paged.targets
+    places = {k: v for k, v in _placed_elsewhere(t, own=True).items() if k in {("table", t.flags_table),
+                                                                                ("topic", t.alert_topic)}}
+    checklist = AwsInfraChecker(*(paged.get_client(s) for s in SERVICES), t, resource_places=places,
+                                account=ACCOUNT).check()  # no clients in eu-west-1: nothing is read there
+    reasons = failed(checklist)
+    assert reasons == {
+        t.flags_table: f"rollway uses it in {t.region} (Targets.region), but the CDK app's stack WebordinaryStateStack "
+                       f"deploys it to aws://{ACCOUNT}/eu-west-1, where rollway would not find it: deploy that stack "
+                       "to this account and region",
+        t.alert_topic: f"rollway uses it in {t.region} (Targets.region), but the CDK app's stack "
+                       f"WebordinaryMonitoringStack deploys it to aws://{ACCOUNT}/eu-west-1, where rollway would not "
+                       "find it: deploy that stack to this account and region",
+    }
+
+
+def test_resources_a_stack_of_another_account_defines_fail_saying_so_and_are_not_read(
+        paged, _get_client_for_region, watch_calls):
+    t = paged.targets
+    places = _placed_elsewhere(t, account="210987654321", region=t.region)
+    calls = [watch_calls(paged.get_client(s)) for s in ("dynamodb", "sqs", "cloudwatch", "sns")]
+    reasons = failed(check_resources_placed(paged, _get_client_for_region, places))
+    assert set(reasons) == {name for _, name in places} - {t.queues[0].dlq_name}  # the DLQ fails its queue
+    assert reasons[t.tables[0].name] == (
+        f"could not read DynamoDB table {t.tables[0].name} (its stack WebordinarySessionStack is in "
+        f"aws://210987654321/{t.region}): another account than the one these credentials read ({ACCOUNT}), so it "
+        "was not read; check it with credentials for account 210987654321")
+    made = [name for names in calls for name in names]
+    assert "GetDashboard" not in made and "DescribeAlarms" not in made
+    assert made.count("GetQueueUrl") == 2 * (len(t.queues) - 1)  # the other queues and their DLQs
+    assert made.count("DescribeTable") == len(t.tables) + 1  # the other service table and rollway's two

@@ -133,14 +133,41 @@ def pinned_deployer(**kwargs) -> FakeInfraDeployer:
     return deployer
 
 
-def test_every_environment_the_stacks_go_to_is_bootstrapped_once_in_order(caplog):
+def test_every_environment_of_this_account_the_stacks_go_to_is_bootstrapped_once_in_order(caplog):
     deployer = pinned_deployer()
     deploy_on(deployer, None, bootstrap=lambda env, progress: deployer.calls.append(f"{progress}"))
-    assert deployer.calls[:4] == ["list", "bootstrap 1/3 aws://123456789012/eu-west-1",
-                                  "bootstrap 2/3 aws://210987654321/us-west-2",
-                                  "bootstrap 3/3 aws://123456789012/us-west-2"]
-    assert deployer.calls[4:] == [f"deploy {s}" for s in STACKS]
-    assert "bootstrapping 3 environment(s): aws://123456789012/eu-west-1, " in caplog.text
+    assert deployer.calls[:3] == ["list", "bootstrap 1/2 aws://123456789012/eu-west-1",
+                                  "bootstrap 2/2 aws://123456789012/us-west-2"]
+    assert deployer.calls[3:] == [f"deploy {s}" for s in STACKS]
+    assert ("bootstrapping 2 environment(s): aws://123456789012/eu-west-1, aws://123456789012/us-west-2"
+            in caplog.text)
+
+
+def test_another_accounts_environment_is_not_bootstrapped_and_the_run_says_how_to_prepare_it(caplog):
+    # cdk refuses this run's credentials in another account (IncorrectDefaultCredentials: "Need to
+    # perform AWS calls for account 210987654321, but the current credentials are for
+    # 123456789012"): bootstrapping it stopped every run with a stack there, after the others.
+    since = time.time()
+    deployer = pinned_deployer()
+    result = deploy_on(deployer, None, bootstrap=lambda env, _progress: deployer.calls.append(env.uri))
+    assert "aws://210987654321/us-west-2" not in deployer.calls
+    assert "deploy WebordinarySecretsStack" in deployer.calls  # through the roles that account trusts
+    command = ("cdk bootstrap aws://210987654321/us-west-2 --trust 123456789012 --cloudformation-execution-policies "
+               "<ARN of the managed policy its stacks need>")
+    assert result.bootstrap_elsewhere == (command,)
+    assert ("aws://210987654321/us-west-2 is in another account than these credentials' (123456789012): not "
+            f"bootstrapped by this run. If it is not yet, bootstrap it once with that account's credentials, trusting "
+            f"this one: {command}") in caplog.text
+    summary = latest(ARTIFACT_KEY, since)
+    assert "## Not bootstrapped: another account" in summary and f"- `{command}`" in summary
+
+
+def test_a_stack_of_another_account_that_fails_to_deploy_says_how_to_bootstrap_its_account():
+    deployer = pinned_deployer(failing={"WebordinarySecretsStack": "could not assume role cdk-hnb659fds-deploy-role"})
+    with pytest.raises(InfraDeployFailed) as caught:
+        deploy_on(deployer, None, bootstrap=lambda *_: None)
+    assert ("if the stack goes to one that is not bootstrapped to trust this account, run there with its "
+            "credentials: cdk bootstrap aws://210987654321/us-west-2 --trust 123456789012") in str(caught.value)
 
 
 def test_only_the_environments_of_the_stacks_to_deploy_are_bootstrapped():
@@ -154,7 +181,7 @@ def test_a_failed_bootstrap_names_the_environment_and_what_was_bootstrapped():
     from rollway.infra import StackDeployFailed
 
     def bootstrap(env, _progress):
-        if env.account == "210987654321":
+        if env.region == "eu-west-1":
             raise StackDeployFailed(f"CDKToolkit ({env.uri})", "AccessDenied")
         deployer.calls.append(env.uri)
 
@@ -162,12 +189,11 @@ def test_a_failed_bootstrap_names_the_environment_and_what_was_bootstrapped():
     deployer = pinned_deployer()
     with pytest.raises(InfraDeployFailed) as caught:
         deploy_on(deployer, None, bootstrap=bootstrap)
-    assert deployer.calls == ["list", "aws://123456789012/eu-west-1"]
+    assert deployer.calls == ["list"]
     message = str(caught.value)
-    assert "cdk bootstrap of aws://210987654321/us-west-2 failed: AccessDenied" in message
-    assert ("bootstrapped: aws://123456789012/eu-west-1; not bootstrapped: aws://210987654321/us-west-2, "
-            "aws://123456789012/us-west-2") in message
-    assert "stopped at cdk bootstrap of aws://210987654321/us-west-2" in latest(ARTIFACT_KEY, since)
+    assert "cdk bootstrap of aws://123456789012/eu-west-1 failed: AccessDenied" in message
+    assert "bootstrapped: none; not bootstrapped: aws://123456789012/eu-west-1, aws://123456789012/us-west-2" in message
+    assert "stopped at cdk bootstrap of aws://123456789012/eu-west-1" in latest(ARTIFACT_KEY, since)
 
 
 def test_a_resume_reads_each_skipped_stack_in_its_region_and_deploys_another_accounts_again():
@@ -424,6 +450,48 @@ def test_a_resume_with_the_real_cdk_deploys_the_stack_before_from_stack_that_no_
     summary = latest(ARTIFACT_KEY, since)
     assert "- `ItSQSStack`: it does not exist" in summary
     assert "| 1 | `ItSQSStack` | deployed | " in summary and "stack/ItSQSStack/" in summary
+
+
+@pytest.mark.integration
+def test_a_stack_the_app_pins_to_another_region_is_bootstrapped_deployed_and_checked_there_with_the_real_cdk(
+        embedded_aws, _get_client_for_region, tmp_path):
+    from botocore.exceptions import ClientError
+
+    from blocks.credentials import credentials_for_endpoint
+    from blocks.register import save_blocks
+    from rollway.targets import QueueSpec
+    from tests.integration.test_cdk import CDK, app_copy
+
+    embedded_aws.reset()
+    targets = Targets(stacks=("ItPinnedStack",), queues=(QueueSpec(name="it-pinned", dlq_name="it-pinned-dlq"),),
+                      tables=(), alarms=())
+    save_blocks(targets, credentials_for_endpoint(embedded_aws.endpoint_url, targets.region),
+                targets_block="infra-pinned-targets", credentials_block="infra-pinned-aws")
+    since = time.time()
+    with pytest.raises(ChecklistFailed) as caught:
+        deploy_infrastructure(cdk_app_dir=str(app_copy(tmp_path / "app", pinned_region="eu-west-1")),
+                              stacks=["ItPinnedStack"], cdk_executable=str(CDK), direct=True, bootstrap=True,
+                              stack_timeout_seconds=120, targets_block="infra-pinned-targets",
+                              aws_credentials_block="infra-pinned-aws")
+    # Bootstrapped and deployed in eu-west-1, where the app pins it; nothing in us-west-2.
+    there = _get_client_for_region("eu-west-1")("cloudformation")
+    here = _get_client_for_region(targets.region)("cloudformation")
+    for stack in ("CDKToolkit", "ItPinnedStack"):
+        assert there.describe_stacks(StackName=stack)["Stacks"][0]["StackStatus"] == "CREATE_COMPLETE"
+        with pytest.raises(ClientError, match="does not exist"):
+            here.describe_stacks(StackName=stack)
+    assert _get_client_for_region("eu-west-1")("sqs").get_queue_url(QueueName="it-pinned")
+    # The checklist read the stack and its queue there, and says so; the rest (rollway's tables,
+    # the dashboard, the alert topic) the app does not make.
+    checklist = caught.value.checklist
+    assert {i.name for i in checklist.failed} == {targets.flags_table, targets.rollouts_table, targets.dashboard,
+                                                  targets.alert_topic}
+    shown = {i.name: i.reason for i in checklist.items}
+    assert shown["ItPinnedStack"] == "CREATE_COMPLETE in eu-west-1"
+    assert shown["it-pinned"] == "redrives to it-pinned-dlq after 3 receives; the DLQ exists (read in eu-west-1)"
+    summary = latest(ARTIFACT_KEY, since)
+    assert "| 1 | `ItPinnedStack` | deployed | " in summary
+    assert ":eu-west-1:123456789012:stack/ItPinnedStack/" in summary
 
 
 def test_a_checked_stack_with_a_malformed_environment_is_refused_before_any_deploy(aws):

@@ -27,20 +27,25 @@ PINNED = {"WebordinaryECRStack": f"aws://{ACCOUNT}/{ELSEWHERE}",
           "WebordinarySecretsStack": f"aws://{OTHER_ACCOUNT}/us-west-2"}
 
 
-def fake_cdk(tmp_path):
-    """A cdk stand-in: ``synth`` writes the pinned app's manifest; ``deploy`` succeeds."""
+def fake_cdk(tmp_path, pinned=PINNED, templates=None):
+    """A cdk stand-in: ``synth`` writes the pinned app's manifest (and ``templates``: stack -> its
+    template); ``deploy`` succeeds."""
+    templates = templates or {}
     manifest = {"version": "36.0.0", "artifacts": {
         name: {"type": "aws:cloudformation:stack", "dependencies": list(deps),
-               "environment": PINNED.get(name, "aws://unknown-account/unknown-region")}
+               "environment": pinned.get(name, "aws://unknown-account/unknown-region"),
+               **({"properties": {"templateFile": f"{name}.template.json"}} if name in templates else {})}
         for name, deps in WEBORDINARY.items()}}
+    files = {"manifest.json": manifest, **{f"{name}.template.json": t for name, t in templates.items()}}
     script = tmp_path / "bin" / "cdk"
     script.parent.mkdir()
     script.write_text(f"""#!{sys.executable}
 import json, os, sys
 if sys.argv[1] == "synth":
     out = sys.argv[sys.argv.index("--output") + 1]
-    with open(os.path.join(out, "manifest.json"), "w") as f:
-        f.write({json.dumps(manifest)!r})
+    for name, body in json.loads({json.dumps(files)!r}).items():
+        with open(os.path.join(out, name), "w") as f:
+            json.dump(body, f)
 elif sys.argv[1] == "deploy":
     print("✅  " + sys.argv[2])
 else:
@@ -123,3 +128,65 @@ def test_verify_refuses_a_bad_app_or_cdk_before_reading_any_block(tmp_path):
     (tmp_path / "cdk.json").write_text('{"app": "true"}')
     with pytest.raises(InfraRefused, match="cdk_executable 'true': .* is not the AWS CDK CLI"):
         verify_infrastructure(cdk_app_dir=str(tmp_path), cdk_executable="true", **blocks)
+
+
+# --- the tables and queues of stacks in another region -----------------------------------------
+
+def _template(**names) -> dict:
+    """A template as cdk synthesizes it, naming tables and queues (``table=[...]``, ``queue=[...]``)."""
+    types = {"table": ("AWS::DynamoDB::Table", "TableName"), "queue": ("AWS::SQS::Queue", "QueueName")}
+    return {"Resources": {f"{kind}{i}": {"Type": types[kind][0], "Properties": {types[kind][1]: name}}
+                          for kind, listed in names.items() for i, name in enumerate(listed)}}
+
+
+@pytest.fixture
+def queued_elsewhere(aws, _get_client_for_region):
+    """The provisioned account (so tables and queues of the same names in us-west-2), every stack
+    recorded, the session and SQS stacks in eu-west-1; nothing of theirs made there yet."""
+    inbox(aws)
+    body = json.dumps({"Resources": {"Topic": {"Type": "AWS::SNS::Topic"}}})
+    for stack in aws.targets.stacks:
+        region = ELSEWHERE if stack in ("WebordinarySessionStack", "WebordinarySQSStack") else aws.targets.region
+        _get_client_for_region(region)("cloudformation").create_stack(StackName=stack, TemplateBody=body)
+    save_blocks(aws.targets, credentials_for_endpoint(aws.endpoint_url, aws.targets.region),
+                targets_block=TARGETS_BLOCK, credentials_block=CREDENTIALS_BLOCK)
+    return aws
+
+
+def test_verify_reads_tables_and_queues_where_the_app_deploys_their_stacks(
+        queued_elsewhere, _get_client_for_region, tmp_path):
+    # The app deploys its session and SQS stacks to eu-west-1; the checklist read their table and
+    # queue in us-west-2 all the same, where same-named ones passed for them.
+    from tests.adapters.test_checklist_aws import monitoring_in
+
+    t = queued_elsewhere.targets
+    sessions, queue = t.tables[0].name, t.queues[0]
+    there = f"aws://{ACCOUNT}/{ELSEWHERE}"
+    cdk, app = fake_cdk(tmp_path, pinned={"WebordinarySessionStack": there, "WebordinarySQSStack": there},
+                        templates={"WebordinarySessionStack": _template(table=[sessions, t.flags_table]),
+                                   "WebordinarySQSStack": _template(queue=[queue.name, queue.dlq_name])})
+    verify = lambda: verify_infrastructure(targets_block=TARGETS_BLOCK,  # noqa: E731
+                                           aws_credentials_block=CREDENTIALS_BLOCK, cdk_app_dir=app,
+                                           cdk_executable=cdk)
+    # Rollway keeps its flags in Targets.region: a flags table the app deploys elsewhere fails.
+    misplaced = (f"rollway uses it in {t.region} (Targets.region), but the CDK app's stack WebordinarySessionStack "
+                 f"deploys it to {there}, where rollway would not find it: deploy that stack to this account and "
+                 "region")
+    with pytest.raises(ChecklistFailed) as caught:
+        verify()
+    assert {i.name: i.reason for i in caught.value.checklist.failed} == {
+        sessions: f"DynamoDB table {sessions} in {ELSEWHERE} does not exist: create it (deploy the stack that "
+                  "defines it)",
+        queue.name: f"SQS queue {queue.name} in {ELSEWHERE} does not exist: create it (deploy the stack that "
+                    "defines it)",
+        t.flags_table: misplaced}
+
+    monitoring_in(_get_client_for_region(ELSEWHERE), t)  # the sessions table and the queue, made there
+    with pytest.raises(ChecklistFailed) as caught:
+        verify()
+    assert {i.name: i.reason for i in caught.value.checklist.failed} == {t.flags_table: misplaced}
+    shown = {i.name: i.reason for i in caught.value.checklist.items}
+    assert shown[sessions] == f"ACTIVE, hash key sessionId, indexes userId-index ACTIVE (read in {ELSEWHERE})"
+    assert shown[queue.name] == (f"redrives to {queue.dlq_name} after {queue.max_receive_count} receives; the DLQ "
+                                 f"exists (read in {ELSEWHERE})")
+    assert shown[t.tables[1].name] == "ACTIVE, hash key projectKey"  # read in the targets' region, said nowhere

@@ -29,11 +29,12 @@ ACCOUNT, REGION = "123456789012", "us-west-2"
 SECRET = "integration-secret-key-7f3a"
 
 
-def app_copy(where: Path, command: str | None = None) -> Path:
-    """The test app in ``where``, its cdk.json running it with this venv's python."""
+def app_copy(where: Path, command: str | None = None, **context: str) -> Path:
+    """The test app in ``where``, its cdk.json running it with this venv's python (``context``:
+    more of the app's context, e.g. ``pinned_region``)."""
     shutil.copytree(APP, where, ignore=shutil.ignore_patterns("cdk.out", "__pycache__", "cdk.json"))
     app = command or f"{sys.executable} app.py"
-    (where / "cdk.json").write_text(json.dumps({"app": app, "context": {"prefix": "It"}}))
+    (where / "cdk.json").write_text(json.dumps({"app": app, "context": {"prefix": "It", **context}}))
     return where
 
 
@@ -75,6 +76,15 @@ def test_another_region_is_bootstrapped_when_named(cdk, embedded_aws):
     assert other.describe_stacks(StackName="CDKToolkit")["Stacks"][0]["StackStatus"] in ("CREATE_COMPLETE",
                                                                                          "UPDATE_COMPLETE")
     assert any("eu-west-1" in line for line in lines), lines[-5:]
+
+
+def test_another_account_cannot_be_bootstrapped_with_this_accounts_credentials(cdk):
+    # Why deploy_infrastructure leaves another account's environment to that account's owner
+    # (with --trust this account) instead of bootstrapping it.
+    with pytest.raises(StackDeployFailed) as caught:
+        cdk.cli.bootstrap("aws://210987654321/us-west-2", timeout_seconds=120)
+    assert ("Need to perform AWS calls for account 210987654321, but the current credentials are for "
+            f"{ACCOUNT}") in caught.value.reason
 
 
 def test_a_stack_named_apart_from_its_id_deploys_by_its_cloudformation_name(cdk):

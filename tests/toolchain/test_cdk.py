@@ -92,6 +92,38 @@ def test_the_assembly_gives_each_stacks_environment_by_name(tmp_path):
                                    "prod-sessions": "aws://unknown-account/unknown-region"}
 
 
+def test_the_assembly_gives_the_names_each_stacks_template_gives_its_checked_resources(tmp_path):
+    # Where the checklist reads a table or an alarm: the region of the stack whose template names it.
+    (tmp_path / "Sessions.template.json").write_text(json.dumps({"Resources": {
+        "T": {"Type": "AWS::DynamoDB::Table", "Properties": {"TableName": "prod-sessions"}},
+        "Generated": {"Type": "AWS::SQS::Queue", "Properties": {}},
+        "Joined": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": {"Fn::Join": ["-", ["a", "b"]]}}},
+    }}))
+    (tmp_path / "Monitoring.template.json").write_text(json.dumps({"Resources": {
+        "D": {"Type": "AWS::CloudWatch::Dashboard", "Properties": {"DashboardName": "prod"}},
+        "A": {"Type": "AWS::CloudWatch::Alarm", "Properties": {"AlarmName": "prod-errors"}},
+        "T": {"Type": "AWS::SNS::Topic", "Properties": {"TopicName": "prod-alerts"}},
+        "Role": {"Type": "AWS::IAM::Role", "Properties": {"RoleName": "not-checked"}},
+    }}))
+    stacks = read_assembly(_manifest(tmp_path, {
+        "Sessions": {"type": "aws:cloudformation:stack", "properties": {"stackName": "prod-sessions-stack",
+                                                                        "templateFile": "Sessions.template.json"}},
+        "Monitoring": {"type": "aws:cloudformation:stack", "properties": {"templateFile": "Monitoring.template.json"}},
+        "Old": {"type": "aws:cloudformation:stack"},
+    }))
+    assert stacks.resources == {"prod-sessions-stack": {"table": ("prod-sessions",)},
+                                "Monitoring": {"dashboard": ("prod",), "alarm": ("prod-errors",),
+                                               "topic": ("prod-alerts",)}}
+
+
+def test_a_template_the_manifest_names_but_that_cannot_be_read_is_not_listed(tmp_path):
+    # Read as naming nothing, its table would be looked for in Targets.region and a same-named
+    # one there could pass.
+    with pytest.raises(AppNotListed, match="the template of stack Sessions .* could not be read"):
+        read_assembly(_manifest(tmp_path, {"Sessions": {"type": "aws:cloudformation:stack",
+                                                        "properties": {"templateFile": "gone.template.json"}}}))
+
+
 @pytest.mark.parametrize("environment", ["aws://123456789012/us west 2", "aws://1234/us-west-2", "us-west-2",
                                          "aws://123456789012/us-west-2 --force"])
 def test_a_malformed_environment_is_not_bootstrapped(tmp_path, environment):

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from rollway.infra import AppStacks, PlanRefused, StackEnvironment, bootstrap_environments, stack_environments
+from rollway.infra import (
+    AppStacks, PlanRefused, StackEnvironment, bootstrap_environments, named_resources, resource_places,
+    stack_environments,
+)
 
 HOME = StackEnvironment(account="123456789012", region="us-west-2")
 STACKS = {"A": (), "B": (), "C": (), "D": ()}
@@ -43,3 +46,48 @@ def test_a_malformed_environment_is_refused_naming_every_stack(environment):
 def test_only_the_stacks_asked_are_checked():
     app = AppStacks(dependencies=STACKS, environments={"D": "aws://bad/bad"})
     assert set(stack_environments(app, ["A", "B"], HOME)) == {"A", "B"}
+
+
+# --- where the checklist reads a table, a queue, the dashboard, an alarm, the topic ----------
+
+def test_only_the_names_a_template_writes_out_are_taken():
+    template = {"Resources": {
+        "A": {"Type": "AWS::DynamoDB::Table", "Properties": {"TableName": "t"}},
+        "B": {"Type": "AWS::DynamoDB::GlobalTable", "Properties": {"TableName": "g"}},
+        "C": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": "q"}},
+        "D": {"Type": "AWS::SQS::Queue"},  # CloudFormation names it: cannot be matched before the deploy
+        "E": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": {"Ref": "AWS::StackName"}}},
+        "F": {"Type": "AWS::CloudWatch::CompositeAlarm", "Properties": {"AlarmName": "c"}},
+        "G": {"Type": "AWS::S3::Bucket", "Properties": {"BucketName": "b"}},
+    }}
+    assert named_resources(template) == {"table": ("t", "g"), "queue": ("q",), "alarm": ("c",)}
+    assert named_resources({}) == {} and named_resources({"Resources": None}) == {}
+
+
+PLACED = AppStacks(dependencies=STACKS, environments={"A": "aws://123456789012/eu-west-1",
+                                                      "C": "aws://210987654321/us-west-2"},
+                   resources={"A": {"table": ("sessions", "both")}, "B": {"table": ("both",)},
+                              "C": {"queue": ("q",)}, "D": {"alarm": ("unwanted",)}})
+
+
+def test_a_resource_is_placed_with_the_stack_that_defines_it():
+    places = resource_places(PLACED, [("table", "sessions"), ("queue", "q"), ("table", "nobody"),
+                                      ("queue", "sessions")], HOME)
+    assert {k: (p.stack, p.environment.uri) for k, p in places.items()} == {
+        ("table", "sessions"): ("A", "aws://123456789012/eu-west-1"),
+        ("queue", "q"): ("C", "aws://210987654321/us-west-2"),
+    }  # a name no stack defines (or defines as another kind) is left to Targets.region
+
+
+def test_a_name_two_stacks_define_goes_with_the_one_in_the_targets_region():
+    places = resource_places(PLACED, [("table", "both")], HOME)
+    assert places[("table", "both")].stack == "B"
+    elsewhere = PLACED.model_copy(update={"environments": {**PLACED.environments, "B": "aws://123456789012/eu-west-2"}})
+    assert resource_places(elsewhere, [("table", "both")], HOME)[("table", "both")].stack == "A"  # the first
+
+
+def test_a_stack_defining_a_checked_resource_with_a_malformed_environment_is_refused():
+    bad = PLACED.model_copy(update={"environments": {"A": "aws://12345/eu-west-1", "D": "aws://bad/bad"}})
+    with pytest.raises(PlanRefused, match=r"A \('aws://12345/eu-west-1'\)"):
+        resource_places(bad, [("table", "sessions")], HOME)
+    assert resource_places(bad, [("queue", "q")], HOME)  # D's alarm is not checked: its env is not looked at

@@ -2,7 +2,8 @@
 
 Names come from the context so a test can point them wherever it likes:
 ``-c prefix=Test`` names the stacks ``<prefix>SQSStack``/``<prefix>SessionStack``/``<prefix>BrokenStack``, and ``<prefix>NamedStack``
-whose CloudFormation name is ``<prefix lower>-named``.
+whose CloudFormation name is ``<prefix lower>-named``. ``-c pinned_region=eu-west-1`` adds ``<prefix>PinnedStack``,
+a queue stack (``<prefix lower>-pinned`` and its DLQ) pinned to that region.
 """
 
 from __future__ import annotations
@@ -55,10 +56,14 @@ class BrokenStack(cdk.Stack):
 
 app = cdk.App()
 prefix = app.node.try_get_context("prefix") or "Test"
-env = cdk.Environment(account=app.node.try_get_context("account") or None, region=app.node.try_get_context("region") or None)
 queues = QueueStack(app, f"{prefix}SQSStack", queue=f"{prefix.lower()}-input", dlq=f"{prefix.lower()}-input-dlq")
 SessionStack(app, f"{prefix}SessionStack", table=f"{prefix.lower()}-sessions", queue=queues.queue)
 NamedStack(app, f"{prefix}NamedStack", stack_name=f"{prefix.lower()}-named",
            queue=f"{prefix.lower()}-named-queue")
 BrokenStack(app, f"{prefix}BrokenStack")
+if app.node.try_get_context("pinned_region"):
+    # A queue stack the app pins to a region of its own (the account left to the deploying one's),
+    # as an app pins, say, a replica or an edge stack away from the rest.
+    QueueStack(app, f"{prefix}PinnedStack", queue=f"{prefix.lower()}-pinned", dlq=f"{prefix.lower()}-pinned-dlq",
+               env=cdk.Environment(region=app.node.try_get_context("pinned_region")))
 app.synth()
