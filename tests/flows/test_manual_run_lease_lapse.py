@@ -13,7 +13,6 @@ import logging
 
 import pytest
 from prefect import flow, get_client
-from prefect.states import Running
 
 from flows.env import owner_finished, owner_run_id, run_owner
 from flows.progressive import run_progressive
@@ -23,7 +22,9 @@ from rollway.ledger import LockHeld, RolloutInProgress, Transition
 from rollway.phases import RolloutPhase
 from rollway.spec import RolloutSpec
 from tests.flows.test_progressive_fakes import IMAGE, full_spec, monitored_spec, shifts
-from tests.flows.test_weekly_lease_lapse import H, MONDAY_3, _a_dead_runs_record, _killed_just_before_monday_3
+from tests.flows.test_weekly_lease_lapse import (MONDAY_3, _a_dead_runs_record, _killed_just_before_monday_3,
+                                                held_by_a_running_run, leased_three_hours_past_the_cron,
+                                                renewing_while_waiting)
 
 
 @flow
@@ -68,11 +69,7 @@ def test_a_run_by_hand_asks_prefect_whether_the_holders_run_ended():
 
 
 def test_a_run_by_hand_is_refused_at_once_by_a_holder_prefect_says_is_running():
-    env, dead = _killed_just_before_monday_3("record")
-    with get_client(sync_client=True) as client:
-        alive = client.create_flow_run(flow=by_hand, state=Running())
-    service, live_owner = env.targets.canary_service, f"flow-run/{alive.id}"
-    env.ledger.acquire(service, owner=live_owner, now=dead.lease_expires + 1, lease_seconds=600)
+    env, service, live_owner = held_by_a_running_run(by_hand)
     before = env.clock.now()
     with pytest.raises(RolloutInProgress, match="whose run has not ended"):
         by_hand(env, finished=owner_finished)
@@ -85,14 +82,7 @@ def test_a_holder_that_renews_while_a_run_by_hand_waits_keeps_the_rollout():
     waiting and fails with LockHeld, saying so."""
     env, dead = _killed_just_before_monday_3("release")
     service = env.targets.canary_service
-    real_sleep = env.clock.sleep
-
-    def sleep(seconds):
-        real_sleep(seconds)
-        if env.ledger.get(service).owner == dead.owner and env.clock.now() < dead.lease_expires + 600:
-            env.ledger.acquire(service, owner=dead.owner, now=env.clock.now(), lease_seconds=600)
-
-    env.clock.sleep = sleep
+    renewing_while_waiting(env, dead)
     with pytest.raises(LockHeld, match=r"renewed its lease[\s\S]*while this run waited[\s\S]*Nothing was changed"):
         by_hand(env, finished=_ended)
     record = env.ledger.get(service)
@@ -101,10 +91,8 @@ def test_a_holder_that_renews_while_a_run_by_hand_waits_keeps_the_rollout():
 
 
 def test_a_lease_longer_than_a_run_by_hand_waits_is_refused_saying_until_when():
-    env, dead = _killed_just_before_monday_3("release")
+    env, dead = leased_three_hours_past_the_cron()
     service = env.targets.canary_service
-    env.ledger._rollouts[service][-1] = env.ledger._rollouts[service][-1].model_copy(
-        update={"lease_expires": MONDAY_3 + 3 * H})
     with pytest.raises(LockHeld, match=r"until Mon 2027-01-25 12:00 UTC[\s\S]*run progressive_rollout again"):
         by_hand(env, finished=_ended)
     assert env.clock.now() == MONDAY_3 and shifts(env) == [5, 25, 50]

@@ -122,13 +122,19 @@ def test_the_tick_asks_prefect_whether_the_holders_run_ended():
         f"weekly phase {record.weekly_phase_index + 1} ({record.phase.value}), shifts {shifts(env)}")
 
 
-def test_a_holder_whose_run_prefect_says_is_running_is_left_alone_without_waiting():
+def held_by_a_running_run(some_flow):
+    """The record week 2's run left when killed, held now by a run of ``some_flow`` that Prefect
+    says is running, under a lease running past the cron: (env, service, that run's owner)."""
     env, dead = _killed_just_before_monday_3("record")
     with get_client(sync_client=True) as client:
-        alive = client.create_flow_run(flow=tick, state=Running())
-    # The same record, held by a run Prefect says is running, under a lease running past the cron.
+        alive = client.create_flow_run(flow=some_flow, state=Running())
     service, live_owner = env.targets.canary_service, f"flow-run/{alive.id}"
     env.ledger.acquire(service, owner=live_owner, now=dead.lease_expires + 1, lease_seconds=600)
+    return env, service, live_owner
+
+
+def test_a_holder_whose_run_prefect_says_is_running_is_left_alone_without_waiting():
+    env, service, live_owner = held_by_a_running_run(tick)
     before = env.clock.now()
     assert tick(env, finished=owner_finished) is None
     record = env.ledger.get(service)
@@ -136,20 +142,27 @@ def test_a_holder_whose_run_prefect_says_is_running_is_left_alone_without_waitin
     assert record.owner == live_owner and record.weekly_phase_index == 1 and shifts(env) == [5, 25, 50]
 
 
-def test_a_lease_longer_than_the_tick_waits_is_refused_saying_until_when():
+def leased_three_hours_past_the_cron():
+    """The record week 2's run left when killed, its lease running three hours past the Monday cron."""
     env, dead = _killed_just_before_monday_3("release")
     service = env.targets.canary_service
     env.ledger._rollouts[service][-1] = env.ledger._rollouts[service][-1].model_copy(
         update={"lease_expires": MONDAY_3 + 3 * H})
+    return env, dead
+
+
+def test_a_lease_longer_than_the_tick_waits_is_refused_saying_until_when():
+    env, dead = leased_three_hours_past_the_cron()
+    service = env.targets.canary_service
     with pytest.raises(PhaseRefused, match=r"until Mon 2027-01-25 12:00 UTC[\s\S]*run advance_phase again"):
         tick(env, "cron-3", finished=lambda owner: True)
     assert env.clock.now() == MONDAY_3 and shifts(env) == [5, 25, 50]
     assert env.ledger.get(service).owner == dead.owner
 
 
-def test_a_holder_that_renews_while_the_tick_waits_keeps_the_rollout(caplog):
-    """Prefect said the run ended, but it renews its lease: it is alive, and the tick stops waiting."""
-    env, dead = _killed_just_before_monday_3("release")
+def renewing_while_waiting(env, dead) -> None:
+    """The holder ``dead`` is alive after all: each time the waiting run sleeps, it renews its lease
+    (for the first ten minutes past its old expiry)."""
     service = env.targets.canary_service
     real_sleep = env.clock.sleep
 
@@ -159,6 +172,13 @@ def test_a_holder_that_renews_while_the_tick_waits_keeps_the_rollout(caplog):
             env.ledger.acquire(service, owner=dead.owner, now=env.clock.now(), lease_seconds=600)
 
     env.clock.sleep = sleep
+
+
+def test_a_holder_that_renews_while_the_tick_waits_keeps_the_rollout(caplog):
+    """Prefect said the run ended, but it renews its lease: it is alive, and the tick stops waiting."""
+    env, dead = _killed_just_before_monday_3("release")
+    service = env.targets.canary_service
+    renewing_while_waiting(env, dead)
     with caplog.at_level(logging.WARNING), pytest.raises(Exception, match="owned by"):
         tick(env, "cron-3", finished=lambda owner: True)
     assert env.ledger.get(service).owner == dead.owner and shifts(env) == [5, 25, 50]
