@@ -122,6 +122,37 @@ class TrafficMoveFailed(RuntimeError):
         super().__init__(f"{cause}; done before it failed: {'; '.join(self.steps) if self.steps else 'nothing'}")
 
 
+def _page_failed_move(env: Environment, reason: str, actor: str, steps: Sequence[str], err: BaseException,
+                      weights: Weights | None) -> None:
+    """Page people that a rollback failed while taking the traffic off the canary (stable never got
+    healthy targets, the load balancer refused the write): the rollback's own page comes only once
+    the traffic is back, so without this one nobody heard that users are still on the version being
+    rolled back. A failure to page is logged; the rollback's own error is raised either way."""
+    log = get_run_logger()
+    t = env.targets
+    if weights is not None:
+        where = (f"The traffic is back on {t.stable_service} ({weights}, stable/canary, read back), but the step "
+                 f"after failed")
+    else:
+        try:
+            holds = f"the load balancer holds {traffic.get_weights(env.router)} (stable/canary), read back"
+        except Exception as read_err:  # noqa: BLE001 - the page still says what is known
+            holds = f"the load balancer could not be read back ({read_err})"
+        where = f"The traffic could NOT be moved back to {t.stable_service}: {holds}. It failed"
+    message = "\n".join([
+        f"The rollback of {t.canary_service} failed. Reason for the rollback: {reason} (asked by {actor}).",
+        f"{where}: {err}",
+        f"Done before it failed: {'; '.join(steps) if steps else 'nothing'}.",
+        f"{t.canary_service}, its task definition and the bound feature flags are as they were.",
+        f"Run the rollback again (`rollway abort`, or the rollback flow) once {t.stable_service} can take the traffic.",
+    ])
+    log.error("%s", message)
+    try:
+        metrics.notify(env.notifier, f"Rollback FAILED: {t.canary_service}", message)
+    except Exception as page_err:  # noqa: BLE001 - the rollback's own failure is the one raised
+        log.error("could not page people that the rollback failed: %s", page_err)
+
+
 class RollbackClaimLost(RolloutEnded):
     """This rollback lost its claim while it acted (another rollback took over a claim that lapsed,
     or finished the rollback): it stopped before its next step, so that only the rollback holding
@@ -250,6 +281,8 @@ def execute_rollback(
         raise
     except Exception as err:
         if not traffic_only:
+            if notify and (guard is None or guard.stop_before(steps, "page people") is None):
+                _page_failed_move(env, reason, actor, steps, err, moved[0] if moved else None)
             raise
         # The caller's error says what was done (stable scaled, the traffic read back) as well as
         # what failed: a person finding stable at more tasks knows which run did it.

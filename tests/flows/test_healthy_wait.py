@@ -137,3 +137,32 @@ def test_finalize_waits_for_a_stable_service_scaled_up_from_zero(wall):
     result = finalize_on(env)
     assert result.weights == Weights(stable=100, canary=0), result
     assert wall.t >= 90.0
+
+
+@flow
+def quiet_rollback_on(env):
+    return execute_rollback(env, "error rate 7%", actor="on-call", notify=False)
+
+
+@pytest.mark.parametrize("rolling_back, pages", [(rollback_on, 1), (quiet_rollback_on, 0)], ids=["paged", "quiet"])
+def test_a_rollback_whose_stable_service_never_gets_healthy_pages_that_it_failed(wall, rolling_back, pages):
+    """The rollback's own page goes out once the traffic is back on stable; one that never got
+    there used to page nobody, with users still on the version being rolled back. A quiet rollback
+    (another rollback of the rollout told people) pages nothing here either."""
+    env = slow_env(wall, after=float("inf"))
+    t = env.targets
+    env.deployer.services[t.stable_service] = ServiceState(name=t.stable_service, task_definition=STABLE_TD,
+                                                           desired=0, running=0)
+    env.deployer.services[t.canary_service] = ServiceState(name=t.canary_service, task_definition=STABLE_TD,
+                                                           desired=4, running=4)
+    env.router.weights = Weights(stable=0, canary=100)
+    with pytest.raises(RuntimeError, match="stable target group has no healthy targets"):
+        rolling_back(env)
+    assert len(env.notifier.messages) == pages, env.notifier.messages
+    if pages:
+        subject, body = env.notifier.messages[0]
+        assert subject == f"Rollback FAILED: {t.canary_service}"
+        assert f"could NOT be moved back to {t.stable_service}" in body
+        assert f"holds {Weights(stable=0, canary=100)}" in body
+        assert f"scaled {t.stable_service} to 4" in body and "error rate 7%" in body
+    assert env.router.weights == Weights(stable=0, canary=100)
