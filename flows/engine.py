@@ -158,8 +158,11 @@ def set_and_verify(env: Environment, target: Weights, timeout_seconds: float, *,
     """
     delay = WRITE_RETRY_FIRST_DELAY_SECONDS
     for attempt in range(1, tries + 1):
+        # While a send is left, a lost answer is read back briefly: a write that did not land is
+        # sent again seconds later rather than after the whole read-back wait (users wait on it).
+        lost = timeout_seconds if attempt == tries else min(timeout_seconds, LOST_ANSWER_READ_BACK_SECONDS)
         try:
-            return _set_and_verify_once(env, target, timeout_seconds)
+            return _set_and_verify_once(env, target, timeout_seconds, lost)
         except (BotoCoreError, ClientError) as err:
             if attempt == tries or undoable.final_for_elb(err):
                 raise
@@ -172,9 +175,13 @@ def set_and_verify(env: Environment, target: Weights, timeout_seconds: float, *,
 
 # Wall seconds: throttling and a load balancer's own errors pass on AWS's time, not the rollout clock's.
 WRITE_RETRY_FIRST_DELAY_SECONDS = 1.0
+# How long a lost answer is read back before the write is sent again (wall seconds): a ModifyRule
+# that landed shows in a read-back within about a second.
+LOST_ANSWER_READ_BACK_SECONDS = 5.0
 
 
-def _set_and_verify_once(env: Environment, target: Weights, timeout_seconds: float) -> Weights:
+def _set_and_verify_once(env: Environment, target: Weights, timeout_seconds: float,
+                         lost_timeout_seconds: float) -> Weights:
     try:
         traffic.set_weights(env.router, target)
     except Exception as err:
@@ -185,7 +192,7 @@ def _set_and_verify_once(env: Environment, target: Weights, timeout_seconds: flo
         log = get_run_logger()
         log.warning("the answer to setting the weights to %s was lost (%s); reading them back", target, err)
         try:
-            verified = traffic.verify_weights(env.router, target, timeout_seconds)
+            verified = traffic.verify_weights(env.router, target, lost_timeout_seconds)
         except WeightMismatch:
             log.error("the weights did not become %s after the lost answer: the shift did not land", target)
             raise err from None

@@ -15,11 +15,13 @@ from botocore.exceptions import ClientError, ReadTimeoutError
 from prefect import flow
 
 import flows.engine
+import tasks.traffic
 from flows.rollback import ROLLBACK_WRITE_TRIES, execute_rollback
 from rollway.aws.elbv2 import AlbRouter
 from rollway.model import ServiceState, Weights
 from tests.botocore_events import on_operation
-from tests.flows.fake_env import STABLE_TD, fake_environment
+from tests.flows.fake_env import fake_environment
+from tests.flows.test_healthy_wait import WallTime
 
 CANARY_TD = "arn:aws:ecs:us-west-2:123456789012:task-definition/edit-container:8"
 ON_CANARY, ALL_STABLE = Weights.canary_at(25), Weights(stable=100, canary=0)
@@ -119,3 +121,27 @@ def test_a_move_to_stable_lost_before_it_reached_aws_is_sent_again(aws, watch_ca
         result = rollback_on(env)
     assert result.weights == ALL_STABLE
     assert calls.count("ModifyRule") == 2, calls  # the lost one (read back: not landed), and again
+
+
+@flow
+def rollback_with_the_default_read_back(env):
+    return execute_rollback(env, "error rate 7%", actor="judge")
+
+
+def test_a_lost_move_to_stable_is_sent_again_after_a_short_read_back_not_the_whole_wait(aws, monkeypatch):
+    """The default read-back wait is 30 s; a lost answer whose write did not land is read back for
+    at most LOST_ANSWER_READ_BACK_SECONDS before the rollback sends it again."""
+    env, elbv2 = on_moto(aws)
+    wall = WallTime()
+    monkeypatch.setattr(tasks.traffic, "time", wall)
+    seen = {"calls": 0}
+
+    def lost_before_sending(**_):
+        seen["calls"] += 1
+        if seen["calls"] == 1:
+            raise ReadTimeoutError(endpoint_url=aws.endpoint_url)
+
+    with hooked(elbv2, "before-call", lost_before_sending):
+        result = rollback_with_the_default_read_back(env)
+    assert result.weights == ALL_STABLE and seen["calls"] == 2
+    assert wall.t <= flows.engine.LOST_ANSWER_READ_BACK_SECONDS + 2.0, f"read back for {wall.t:g} s before sending again"
