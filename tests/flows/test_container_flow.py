@@ -477,3 +477,37 @@ def test_a_login_about_to_expire_is_asked_for_again_before_docker_login():
     assert flows_container._expiring(RegistryLogin(**login, expires_at=now - dt.timedelta(hours=1)))
     assert not flows_container._expiring(RegistryLogin(**login, expires_at=now + dt.timedelta(hours=11)))
     assert not flows_container._expiring(RegistryLogin(**login))
+
+
+def test_an_ecr_token_about_to_expire_after_the_build_is_asked_for_again_and_that_one_used(aws, tmp_path,
+                                                                                            watch_calls):
+    """The flow asks ECR for its token before the build; ECR answers that it expires in five
+    minutes (a build of hours outlived a 12-hour token). docker login gets a new token, asked for
+    after the build, not the one about to expire."""
+    import datetime as dt
+
+    from tests.botocore_events import on_operation
+
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    ecr = aws.get_client("ecr")
+    answers: list[str] = []
+
+    def first_expiring(parsed, **_):
+        data = parsed["authorizationData"][0]
+        if not answers:
+            data["expiresAt"] = dt.datetime.now(dt.timezone.utc) + dt.timedelta(minutes=5)
+        answers.append(base64.b64decode(data["authorizationToken"]).decode().split(":", 1)[1])
+
+    class RecordingLogins(EcrBacked):
+        def login(self, registry, username, password):
+            super().login(registry, username, password)
+            self.passwords = [*getattr(self, "passwords", []),
+                              password.get_secret_value() if hasattr(password, "get_secret_value") else password]
+
+    publisher = RecordingLogins(aws)
+    calls = watch_calls(ecr)
+    with on_operation(ecr, "after-call", first_expiring, operation="GetAuthorizationToken"):
+        result = publish_with(aws, publisher, PublishRequest(version="2.0.0", context_dir=tmp_path))
+    assert calls.count("GetAuthorizationToken") == 2, calls
+    assert publisher.passwords == [answers[1]], "docker login got the token about to expire"
+    assert result.image == f"{aws.topology.repository_uri}:2.0.0"
