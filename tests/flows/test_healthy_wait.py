@@ -103,16 +103,21 @@ def rollback_on(env):
     return execute_rollback(env, "error rate 7%", actor="on-call")
 
 
-def test_a_rollback_waits_for_a_scaled_up_stable_service_to_pass_health_checks(wall):
-    """A rollback after the old service was scaled down must wait for its new targets, not
-    fail after 30 s with the traffic still on the version being rolled back."""
-    env = slow_env(wall, after=90.0)
+def scaled_down_with_all_on_the_canary(env):
+    """The old service scaled to 0 (decommissioned), the canary carrying everything on 4 tasks."""
     t = env.targets
     env.deployer.services[t.stable_service] = ServiceState(name=t.stable_service, task_definition=STABLE_TD,
                                                            desired=0, running=0)
     env.deployer.services[t.canary_service] = ServiceState(name=t.canary_service, task_definition=STABLE_TD,
                                                            desired=4, running=4)
     env.router.weights = Weights(stable=0, canary=100)
+    return env
+
+
+def test_a_rollback_waits_for_a_scaled_up_stable_service_to_pass_health_checks(wall):
+    """A rollback after the old service was scaled down must wait for its new targets, not
+    fail after 30 s with the traffic still on the version being rolled back."""
+    env = scaled_down_with_all_on_the_canary(slow_env(wall, after=90.0))
     result = rollback_on(env)
     assert result.weights == Weights(stable=100, canary=0)
     assert wall.t >= 90.0
@@ -149,13 +154,8 @@ def test_a_rollback_whose_stable_service_never_gets_healthy_pages_that_it_failed
     """The rollback's own page goes out once the traffic is back on stable; one that never got
     there used to page nobody, with users still on the version being rolled back. A quiet rollback
     (another rollback of the rollout told people) pages nothing here either."""
-    env = slow_env(wall, after=float("inf"))
+    env = scaled_down_with_all_on_the_canary(slow_env(wall, after=float("inf")))
     t = env.targets
-    env.deployer.services[t.stable_service] = ServiceState(name=t.stable_service, task_definition=STABLE_TD,
-                                                           desired=0, running=0)
-    env.deployer.services[t.canary_service] = ServiceState(name=t.canary_service, task_definition=STABLE_TD,
-                                                           desired=4, running=4)
-    env.router.weights = Weights(stable=0, canary=100)
     with pytest.raises(RuntimeError, match="stable target group has no healthy targets"):
         rolling_back(env)
     assert len(env.notifier.messages) == pages, env.notifier.messages
