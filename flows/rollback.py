@@ -107,6 +107,11 @@ class RollbackIncomplete(RuntimeError):
         )
 
 
+def _done(steps: Sequence[str]) -> str:
+    """The steps a rollback did before it stopped, for a message ("nothing" when none)."""
+    return "; ".join(steps) if steps else "nothing"
+
+
 class TrafficMoveFailed(RuntimeError):
     """A traffic-only move (``execute_rollback(traffic_only=True)``, from ``after_long_wait``) failed.
 
@@ -119,7 +124,7 @@ class TrafficMoveFailed(RuntimeError):
 
     def __init__(self, steps: Sequence[str], cause: BaseException, weights: Weights | None) -> None:
         self.steps, self.cause, self.weights = tuple(steps), cause, weights
-        super().__init__(f"{cause}; done before it failed: {'; '.join(self.steps) if self.steps else 'nothing'}")
+        super().__init__(f"{cause}; done before it failed: {_done(self.steps)}")
 
 
 def _page_failed_move(env: Environment, reason: str, actor: str, steps: Sequence[str], err: BaseException,
@@ -142,7 +147,7 @@ def _page_failed_move(env: Environment, reason: str, actor: str, steps: Sequence
     message = "\n".join([
         f"The rollback of {t.canary_service} failed. Reason for the rollback: {reason} (asked by {actor}).",
         f"{where}: {err}",
-        f"Done before it failed: {'; '.join(steps) if steps else 'nothing'}.",
+        f"Done before it failed: {_done(steps)}.",
         f"{t.canary_service}, its task definition and the bound feature flags are as they were.",
         f"Run the rollback again (`rollway abort`, or the rollback flow) once {t.stable_service} can take the traffic.",
     ])
@@ -170,7 +175,7 @@ class RollbackClaimLost(RolloutEnded):
 
     def __init__(self, steps: Sequence[str], next_step: str, holder: str | None, cause: BaseException) -> None:
         self.steps, self.next_step, self.holder, self.cause = tuple(steps), next_step, holder, cause
-        done = "; ".join(self.steps) if self.steps else "nothing"
+        done = _done(self.steps)
         super().__init__(
             f"this rollback no longer holds its claim ({cause}); it stopped before it would {next_step}, and "
             f"notified nobody. Done before it stopped: {done}. "
@@ -254,8 +259,8 @@ def execute_rollback(
         steps.append(f"scaled {t.stable_service} to {desired} ({why})")
 
     target = Weights(stable=100, canary=0)
-
-    def take_the_traffic() -> tuple[Weights, bool]:
+    moved: Weights | None = None  # once read back on stable: a failure after it says the traffic is back
+    try:
         scaled = stable.desired < needed or stable.running < needed
         if scaled:
             scale_stable(f"it had {stable.running}/{stable.desired} tasks before taking the traffic")
@@ -264,29 +269,24 @@ def execute_rollback(
         still_holds(f"move the traffic to {t.stable_service}")
         # A lost answer that moved the traffic all the same is read back, not failed on; one that
         # did not land, or a throttle, is sent again: users stay on the canary until this lands.
-        moved.append(set_and_verify(env, target, verify_timeout_seconds, tries=ROLLBACK_WRITE_TRIES))
-        steps.append(f"weights {moved[0]} verified")
+        weights = moved = set_and_verify(env, target, verify_timeout_seconds, tries=ROLLBACK_WRITE_TRIES)
+        steps.append(f"weights {weights} verified")
         # A decommission racing this rollback may have scaled the stable service down since the
         # check above; it carries all the traffic now, so look again (the monitor looks too).
         after = ecs.describe_service(env.deployer, t.stable_service)
         if after.desired < needed:
             scale_stable(f"it was scaled to {after.desired} during the rollback")
             scaled = True
-        return moved[0], scaled
-
-    moved: list[Weights] = []
-    try:
-        weights, scaled = take_the_traffic()
     except LedgerError:
         raise
     except Exception as err:
         if not traffic_only:
             if notify and (guard is None or guard.stop_before(steps, "page people") is None):
-                _page_failed_move(env, reason, actor, steps, err, moved[0] if moved else None)
+                _page_failed_move(env, reason, actor, steps, err, moved)
             raise
         # The caller's error says what was done (stable scaled, the traffic read back) as well as
         # what failed: a person finding stable at more tasks knows which run did it.
-        raise TrafficMoveFailed(steps, err, moved[0] if moved else None) from err
+        raise TrafficMoveFailed(steps, err, moved) from err
     if traffic_only:
         log.warning("the traffic is back on %s (%s); leaving %s and the flags to the rollback that holds the claim",
                     t.stable_service, weights, t.canary_service)
@@ -578,7 +578,7 @@ class StillNewest:
             return None
         if record is None or record.rollout_id == self.rollout:
             return None
-        done = "; ".join(steps) if steps else "nothing"
+        done = _done(steps)
         return RolloutSuperseded(
             f"rollout {record.rollout_id} of {service} began while this run put the traffic back after rollout "
             f"{self.rollout}'s rollback: the traffic and the canary are that rollout's now, so this run stopped "
