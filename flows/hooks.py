@@ -112,7 +112,7 @@ def leave_alone(state, params: dict, finalizing: bool = False) -> str | None:
 @releases_handed_over_slot
 def _rollback_from_state(flow, flow_run, state) -> None:
     from flows.env import CANARY_FLOW, began_finalizing
-    from flows.rollback import CLAIM_POLL_SECONDS, RollbackRefused, rollback
+    from flows.rollback import CLAIM_POLL_SECONDS, CLAIM_WAIT_SECONDS, RollbackRefused, rollback
     from rollway.ledger import CLAIM_SECONDS, RollbackClaimed, RollbackUnrecorded, RolloutClosed
 
     log = flow_run_logger(flow_run, flow)
@@ -135,15 +135,15 @@ def _rollback_from_state(flow, flow_run, state) -> None:
     spec = params.get("spec") or {}
     flags = (spec.get("flags") if isinstance(spec, dict) else None) or None
     reason = f"run {flow_run.name} ended {state.type.value.lower()}: {state.message or 'no message'}"
-    claim_wait = {}
+    claim_wait = CLAIM_WAIT_SECONDS
     exc = _exception(state)
     if isinstance(exc, RollbackClaimed) and exc.waited > 0:
         # The run waited its full CLAIM_WAIT_SECONDS for that rollback already: wait only long enough
         # to see whether its holder still renews the claim (it does every third of CLAIM_SECONDS), and
         # take it over if it lapsed (the holder died), rather than the whole wait again.
-        claim_wait = {"claim_wait_seconds": CLAIM_SECONDS + CLAIM_POLL_SECONDS}
+        claim_wait = CLAIM_SECONDS + CLAIM_POLL_SECONDS
         log.info("run %s waited %.0f s for the rollback by %s already: waiting at most %.0f s more, to see whether "
-                 "it is still alive", flow_run.name, exc.waited, exc.holder, claim_wait["claim_wait_seconds"])
+                 "it is still alive", flow_run.name, exc.waited, exc.holder, claim_wait)
     try:
         result = rollback(
             reason=reason,
@@ -154,7 +154,7 @@ def _rollback_from_state(flow, flow_run, state) -> None:
             aws_credentials_block=params.get("aws_credentials_block"),
             clock=ClockSettings.model_validate(params.get("clock") or {}),
             only_open_rollout=ledgered,
-            **claim_wait,
+            claim_wait_seconds=claim_wait,
         )
     except RollbackUnrecorded as err:  # the traffic did move: say so, not that the rollback failed
         log.error("rolled back after run %s, but the ledger could not record it: %s", flow_run.name, err)
