@@ -636,7 +636,8 @@ def _next_phase(env: Environment, spec: RolloutSpec, record: RolloutRecord, now:
         env.ledger.release(service, owner=owner)
         raise
     start_phase(env, spec, nxt, owner=owner, actor=actor, lease_seconds=lease_seconds, why=why)
-    return run_progressive(env, spec, approver, owner=owner, actor=actor, phased=True, lease_seconds=lease_seconds)
+    return run_progressive(env, spec, approver, owner=owner, actor=actor, phased=True, lease_seconds=lease_seconds,
+                           owner_finished=owner_finished)
 
 
 def _on_the_wall(clock, due: float, now: float) -> str:
