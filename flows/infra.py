@@ -51,6 +51,7 @@ from flows.env import AccountNotLoaded, load_credentials, load_targets
 from flows.params import WaitSeconds
 from rollway.aws.checklist import AwsInfraChecker
 from rollway.checklist import Checklist, checked_resources
+from rollway.errors_pickle import PicklableError
 from rollway.aws.cloudformation import CloudFormationStacks
 from rollway.infra import (
     AddedBack, AppStacks, DeployedStack, DeploymentPlan, ResourcePlace, StackDeployFailed, StackEnvironment,
@@ -80,7 +81,7 @@ class InfraDeployFailed(RuntimeError):
     what failed and how to resume."""
 
 
-class ChecklistFailed(RuntimeError):
+class ChecklistFailed(PicklableError, RuntimeError):
     """The stacks are deployed (or were not asked to be), but checklist items failed."""
 
     def __init__(self, checklist: Checklist) -> None:

@@ -45,6 +45,7 @@ from flows.params import Actor, TaskCount, WaitSeconds
 from rollway.aws.ledger import STORAGE_ERRORS, storage_failure, write_or_why
 from rollway.clock import ClockSettings
 from rollway.environment import Environment
+from rollway.errors_pickle import PicklableError
 from rollway.ledger import (CLAIM_SECONDS, LedgerError, RollbackClaimed, RollbackUnrecorded, RolloutEnded,
                             RolloutNotFound, RolloutRecord, RolloutSuperseded, Transition, check_claimable,
                             check_rollout, claim_changes, utc)
@@ -89,7 +90,7 @@ DEFAULT_HEALTHY_SECONDS = 300.0
 """How long a stable service scaled up to take the traffic may take to pass its health checks."""
 
 
-class RollbackIncomplete(RuntimeError):
+class RollbackIncomplete(PicklableError, RuntimeError):
     """The traffic is back on stable, but a later step of the rollback failed.
 
     Every step after the failed one was still done; the rollback stays open to be run again.
@@ -112,7 +113,7 @@ def _done(steps: Sequence[str]) -> str:
     return "; ".join(steps) if steps else "nothing"
 
 
-class TrafficMoveFailed(RuntimeError):
+class TrafficMoveFailed(PicklableError, RuntimeError):
     """A traffic-only move (``execute_rollback(traffic_only=True)``, from ``after_long_wait``) failed.
 
     Attributes:
@@ -158,7 +159,7 @@ def _page_failed_move(env: Environment, reason: str, actor: str, steps: Sequence
         log.error("could not page people that the rollback failed: %s", page_err)
 
 
-class RollbackClaimLost(RolloutEnded):
+class RollbackClaimLost(PicklableError, RolloutEnded):
     """This rollback lost its claim while it acted (another rollback took over a claim that lapsed,
     or finished the rollback): it stopped before its next step, so that only the rollback holding
     the claim moves what is left and pages people, once.

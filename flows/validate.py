@@ -23,13 +23,14 @@ from prefect.artifacts import create_markdown_artifact
 from flows.env import load_clients
 from flows.journal import artifact_key
 from rollway.clock import ClockSettings
+from rollway.errors_pickle import PicklableError
 from rollway.validation import (
     MESSAGE, CheckResult, ValidationSpec, ValidationSummary, evaluate, markdown, shown_url, skipped,
 )
 from tasks import validation as checks
 
 
-class ValidationFailed(RuntimeError):
+class ValidationFailed(PicklableError, RuntimeError):
     """One or more checks did not pass; ``summary`` holds every check's result."""
 
     def __init__(self, summary: ValidationSummary) -> None:

@@ -27,6 +27,7 @@ from typing import Literal, Mapping, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from rollway.errors_pickle import PicklableError
 from rollway.targets import Targets
 
 LATEST = "latest"
@@ -45,7 +46,7 @@ _REF_FORBIDDEN = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]")
 GONE_STATUSES = frozenset({"DELETE_COMPLETE"})
 
 
-class CleanupRefused(RuntimeError):
+class CleanupRefused(PicklableError, RuntimeError):
     """The plan names something production runs on (or that cannot be deleted): nothing was deleted.
 
     Attributes:
@@ -58,7 +59,7 @@ class CleanupRefused(RuntimeError):
         super().__init__(f"cleanup refused {len(self.refusals)} item(s); nothing was deleted:\n{listed}")
 
 
-class CleanupIncomplete(RuntimeError):
+class CleanupIncomplete(PicklableError, RuntimeError):
     """Cleanup stopped part-way: what was done and what was not are listed, and re-running is safe.
 
     Attributes:

@@ -19,6 +19,7 @@ from typing import Literal, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from rollway.errors_pickle import PicklableError
 from rollway.ledger import RolloutRecord, monitoring_owed, utc
 from rollway.model import ServiceState, Weights
 from rollway.phases import RolloutPhase
@@ -41,7 +42,7 @@ class FinalizeRefused(RuntimeError):
     """The service is not in a state finalize may act on; nothing was written or changed."""
 
 
-class FinalizeIncomplete(RuntimeError):
+class FinalizeIncomplete(PicklableError, RuntimeError):
     """Finalize stopped part-way. What users are served is said in the message, and running
     finalize again carries on from where it stopped.
 

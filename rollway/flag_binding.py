@@ -39,6 +39,7 @@ from typing import Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 
+from rollway.errors_pickle import PicklableError
 from rollway.flags import (
     DEFAULT_SALT,
     FeatureName,
@@ -73,7 +74,7 @@ _OWN = re.compile(r"^rollout (?:(?P<rollout>\S+) )?(?:stage (?P<weight>\d{1,3})%
 ROLLBACK_MARK = "rollway rollback: "
 
 
-class FlagsNotDisabled(FlagStoreUnavailable):
+class FlagsNotDisabled(PicklableError, FlagStoreUnavailable):
     """A rollback could not disable some bound flags; it disabled every other one.
 
     A store error, so the task that disables them retries (disabling is idempotent).

@@ -36,6 +36,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Callable, Literal, NoReturn
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
+from rollway.errors_pickle import PicklableError
+
 if TYPE_CHECKING:
     from rollway.ports import FlagStore
 
@@ -64,7 +66,7 @@ class FlagError(Exception):
     """Base of the feature-flag errors."""
 
 
-class UnknownFlag(FlagError):
+class UnknownFlag(PicklableError, FlagError):
     """No flag of that name exists.
 
     Attributes:
@@ -77,7 +79,7 @@ class UnknownFlag(FlagError):
         super().__init__(f"unknown feature flag {names}: create it first (nothing was written)")
 
 
-class FlagConflict(FlagError):
+class FlagConflict(PicklableError, FlagError):
     """A versioned write lost to a concurrent one.
 
     Attributes:
@@ -101,7 +103,7 @@ class InvalidFlagInput(FlagError):
     """A flag name, salt, percentage, user id or actor that cannot be used."""
 
 
-class InvalidPercentage(InvalidFlagInput):
+class InvalidPercentage(PicklableError, InvalidFlagInput):
     """A percentage outside 0..100 (or not a number).
 
     Attributes:
@@ -121,7 +123,7 @@ class FlagStoreUnavailable(FlagError):
     """The flag store could not be read or written (unreachable, no such table, denied...)."""
 
 
-class MalformedFlag(FlagStoreUnavailable):
+class MalformedFlag(PicklableError, FlagStoreUnavailable):
     """A stored flag whose item rollway cannot use (written outside rollway: the console, a script).
 
     A store error: an evaluation answers it as it answers an unreachable store (off, by
@@ -146,7 +148,7 @@ class MalformedFlag(FlagStoreUnavailable):
         )
 
 
-class MalformedFlags(FlagStoreUnavailable):
+class MalformedFlags(PicklableError, FlagStoreUnavailable):
     """A listing found flags it cannot use; every other flag was read.
 
     Attributes:

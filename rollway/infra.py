@@ -21,6 +21,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from rollway.errors_pickle import PicklableError
+
 _FROZEN = ConfigDict(frozen=True)
 
 
@@ -32,7 +34,7 @@ class PlanRefused(InfraError, ValueError):
     """The stacks asked for cannot be deployed as asked; nothing was deployed."""
 
 
-class AppNotListed(InfraError):
+class AppNotListed(PicklableError, InfraError):
     """The CDK app could not be synthesized or read, so its stacks are not known.
 
     Attributes:
@@ -44,7 +46,7 @@ class AppNotListed(InfraError):
         super().__init__(message)
 
 
-class StackDeployFailed(InfraError):
+class StackDeployFailed(PicklableError, InfraError):
     """``cdk deploy`` of one stack failed (or ran out of time).
 
     Attributes:

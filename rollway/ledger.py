@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from rollway.errors_pickle import PicklableError
 from rollway.model import Weights
 from rollway.phases import RolloutPhase
 
@@ -51,7 +52,7 @@ class RolloutClosed(RolloutEnded):
     """
 
 
-class RollbackClaimed(RolloutEnded):
+class RollbackClaimed(PicklableError, RolloutEnded):
     """Another rollback of the rollout is under way: it holds the rollback's claim, and its lease
     has not lapsed. This one must not act (it would move the traffic and page people again): it
     waits for that one to end, or, once its holder died and the lease lapsed, takes it over.
@@ -66,15 +67,6 @@ class RollbackClaimed(RolloutEnded):
     def __init__(self, message: str, *, holder: str, expires: float, waited: float = 0.0) -> None:
         super().__init__(message)
         self.holder, self.expires, self.waited = holder, expires, waited
-
-    def __reduce__(self):
-        # Keyword-only arguments: the default pickling (message only) could not rebuild it, and a
-        # hook reading the failed run's persisted result then took it for an unknown failure.
-        return _rollback_claimed, (str(self), self.holder, self.expires, self.waited)
-
-
-def _rollback_claimed(message: str, holder: str, expires: float, waited: float) -> RollbackClaimed:
-    return RollbackClaimed(message, holder=holder, expires=expires, waited=waited)
 
 
 class RolloutMovedOn(LedgerError):
@@ -93,7 +85,7 @@ class RolloutNotFound(LedgerError):
     """No rollout recorded for that service."""
 
 
-class RollbackUnrecorded(LedgerError):
+class RollbackUnrecorded(PicklableError, LedgerError):
     """A rollback moved the traffic back to the stable version, but the ledger could not record it.
 
     Raised after the rollback acted, so that the run fails where people look and nobody

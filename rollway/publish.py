@@ -18,6 +18,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from rollway.errors_pickle import PicklableError
 from rollway.image import LATEST, ImageReferences, registry_problem, version_problem
 
 _DOCKER_HOST = re.compile(r"^(unix|tcp|ssh|fd|npipe)://\S+$")
@@ -225,7 +226,7 @@ class PublishProgress:
         return "nothing is left to do"
 
 
-class PublishIncomplete(RuntimeError):
+class PublishIncomplete(PicklableError, RuntimeError):
     """A step failed part-way through publishing.
 
     Attributes:

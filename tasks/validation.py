@@ -21,11 +21,12 @@ from prefect.runtime import task_run
 
 from rollway import http_checks
 from rollway.aws.cloudwatch import MetricQueryError, read_service_averages
+from rollway.errors_pickle import PicklableError
 from rollway.aws.metric_schema import SUCCESS_RATE as SUCCESS_RATE_METRIC
 from rollway.validation import SUCCESS_RATE, CheckResult, ValidationSpec, judge_success_rate
 
 
-class CheckFailed(Exception):
+class CheckFailed(PicklableError, Exception):
     """A check failed in a way worth trying again; ``result`` is what it found."""
 
     def __init__(self, result: CheckResult) -> None:

@@ -16,6 +16,7 @@ from botocore.exceptions import ClientError, WaiterError
 from rollway.aws.ecs import waiter_schedule
 from rollway.aws.errors import AdapterError
 from rollway.cleanup import StackState
+from rollway.errors_pickle import PicklableError
 
 DeleteOutcome = Literal["deleted", "already_gone"]
 
@@ -23,7 +24,7 @@ DeleteOutcome = Literal["deleted", "already_gone"]
 PROGRESS_SECONDS = 60.0
 
 
-class StackProtected(AdapterError):
+class StackProtected(PicklableError, AdapterError):
     """The stack must not be deleted: termination protection is on, or it is a live stack."""
 
     def __init__(self, name: str, why: str) -> None:
@@ -31,7 +32,7 @@ class StackProtected(AdapterError):
         super().__init__(f"stack {name!r} was not deleted: {why}")
 
 
-class StackDeleteFailed(AdapterError):
+class StackDeleteFailed(PicklableError, AdapterError):
     """CloudFormation could not delete the stack (DELETE_FAILED, or another failure state).
 
     Attributes:
@@ -49,7 +50,7 @@ class StackDeleteFailed(AdapterError):
         )
 
 
-class StackDeleteTimeout(AdapterError):
+class StackDeleteTimeout(PicklableError, AdapterError):
     """The deletion was still going when the wait ended; CloudFormation carries on with it."""
 
     def __init__(self, name: str, status: str, timeout_seconds: float) -> None:

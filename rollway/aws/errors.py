@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 from botocore.exceptions import ClientError
 
+from rollway.errors_pickle import PicklableError
 from rollway.model import Weights
 
 
@@ -17,7 +18,7 @@ class AdapterError(RuntimeError):
     """Base of every error an AWS adapter raises on purpose."""
 
 
-class WeightMismatch(AdapterError):
+class WeightMismatch(PicklableError, AdapterError):
     """The load balancer holds weights other than the ones just set.
 
     Attributes:
@@ -33,7 +34,7 @@ class WeightMismatch(AdapterError):
         )
 
 
-class TargetNotFound(AdapterError):
+class TargetNotFound(PicklableError, AdapterError):
     """A named AWS resource does not exist.
 
     Attributes:
@@ -48,7 +49,7 @@ class TargetNotFound(AdapterError):
         super().__init__(f"{kind} {name!r} not found{suffix}")
 
 
-class ServiceNotStable(AdapterError):
+class ServiceNotStable(PicklableError, AdapterError):
     """ECS services did not reach a steady state in time.
 
     Attributes:
@@ -84,7 +85,7 @@ class ServiceGone(ServiceNotStable, TargetNotFound):
         AdapterError.__init__(self, f"ECS service {name!r} not found {detail} (waiting for {', '.join(self.services)})")
 
 
-class NoDatapoints(AdapterError):
+class NoDatapoints(PicklableError, AdapterError):
     """A metric query returned no datapoints where some were required.
 
     Attributes:

@@ -55,6 +55,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic_core import to_json
 
 from rollway.aws.errors import error_code
+from rollway.errors_pickle import PicklableError
 from rollway.ledger import (
     ENDED_PHASES,
     RESERVED_ID_PREFIX,
@@ -126,7 +127,7 @@ def write_or_why(write: Callable[[], object]) -> str | None:
     return None
 
 
-class _Refused(Exception):
+class _Refused(PicklableError, Exception):
     """A conditional write was refused; ``record`` is the item as it stood (None: gone)."""
 
     def __init__(self, record: RolloutRecord | None) -> None:

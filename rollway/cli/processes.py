@@ -23,13 +23,14 @@ from pathlib import Path
 from typing import IO, Mapping, Sequence
 
 from rollway.clock import ClockSettings
+from rollway.errors_pickle import PicklableError
 
 HOST = "127.0.0.1"
 SERVE_SCRIPT = Path(__file__).resolve().parents[2] / "deployments" / "serve.py"
 """The serve script of this checkout (rollway is installed in editable mode from it)."""
 
 
-class ProcessFailed(RuntimeError):
+class ProcessFailed(PicklableError, RuntimeError):
     """A child process could not start, exited early, or did not become ready.
 
     Args:

@@ -39,6 +39,7 @@ from typing import Any, Iterable, Iterator, Sequence, TextIO
 
 from pydantic import ValidationError
 
+from rollway.errors_pickle import PicklableError
 from rollway.judge import with_guardrails
 from rollway.judge.guardrails import RunningTotals, check_totals
 from rollway.judge.sequential import SequentialJudge
@@ -67,7 +68,7 @@ class ReplayError(ValueError):
     """A replay file that cannot be read; the message names the line."""
 
 
-class _DuplicateKey(Exception):
+class _DuplicateKey(PicklableError, Exception):
     """A JSON object with a key written twice (not a ValueError: parse_line reads those as JSON's own)."""
 
     def __init__(self, key: str) -> None:

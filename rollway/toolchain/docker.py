@@ -37,6 +37,7 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
+from rollway.errors_pickle import PicklableError
 from rollway.toolchain.process import ToolError, ToolFailed, ToolResult, resolve, run_tool
 from rollway.toolchain.registry import RegistryUnanswered, manifest_digest, split_reference
 
@@ -55,7 +56,7 @@ class DockerError(ToolError):
     """Base of every error this adapter raises on purpose."""
 
 
-class DaemonUnreachable(DockerError):
+class DaemonUnreachable(PicklableError, DockerError):
     """The docker CLI runs but no docker daemon answers where it looked."""
 
     def __init__(self, host: str | None, detail: str) -> None:
@@ -65,7 +66,7 @@ class DaemonUnreachable(DockerError):
                          f"(e.g. unix:///run/docker.sock); docker said: {detail}")
 
 
-class BuildFailed(DockerError):
+class BuildFailed(PicklableError, DockerError):
     """``docker build`` failed; ``tail`` holds docker's last lines (the reason is there)."""
 
     def __init__(self, context: str, tail: Sequence[str]) -> None:
@@ -75,7 +76,7 @@ class BuildFailed(DockerError):
         super().__init__(f"docker build of {context} failed; docker's last output:\n{shown}")
 
 
-class PushRefused(DockerError):
+class PushRefused(PicklableError, DockerError):
     """The registry refused a push (no login, denied, an immutable tag already there...)."""
 
     def __init__(self, reference: str, tail: Sequence[str]) -> None:
@@ -85,7 +86,7 @@ class PushRefused(DockerError):
         super().__init__(f"push of {reference} failed; docker said:\n{shown}")
 
 
-class LoginRefused(DockerError):
+class LoginRefused(PicklableError, DockerError):
     """The registry refused the login (the password is never part of the message)."""
 
     def __init__(self, registry: str, tail: Sequence[str]) -> None:

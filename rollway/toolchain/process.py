@@ -20,6 +20,8 @@ from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+from rollway.errors_pickle import PicklableError
+
 # Lines of output kept for the error message of a failed run: the end is where tools say why.
 TAIL_LINES = 40
 # A line longer than this is cut where it is kept or shown: one line of a template or a JSON
@@ -32,7 +34,7 @@ class ToolError(RuntimeError):
     """Base of every error a toolchain adapter raises on purpose."""
 
 
-class ToolMissing(ToolError):
+class ToolMissing(PicklableError, ToolError):
     """The executable is not installed (or not where it was said to be)."""
 
     def __init__(self, executable: str, hint: str = "") -> None:
@@ -41,7 +43,7 @@ class ToolMissing(ToolError):
         super().__init__(f"{executable!r} was not found on PATH{suffix}")
 
 
-class ToolFailed(ToolError):
+class ToolFailed(PicklableError, ToolError):
     """The tool ran and exited non-zero.
 
     Attributes:
@@ -58,7 +60,7 @@ class ToolFailed(ToolError):
         super().__init__(f"`{' '.join(self.command)}` exited with {returncode}; its last output:\n{shown}")
 
 
-class ToolTimeout(ToolError):
+class ToolTimeout(PicklableError, ToolError):
     """The tool ran longer than allowed and was killed (with every process it started)."""
 
     def __init__(self, command: Sequence[str], timeout_seconds: float, tail: Sequence[str]) -> None:

@@ -1,0 +1,205 @@
+"""Every rollway exception with a constructor of its own survives pickling.
+
+Python pickles an exception as ``type(e)(*e.args)`` plus its ``__dict__``; one whose
+``__init__`` takes other arguments than the message it stores could not be rebuilt. Prefect
+pickles a failed run's exception when its result is persisted, and a hook or the UI reading it
+in another process then got an unknown failure instead of the named one with its fields.
+``rollway.errors_pickle.PicklableError`` fixes that for all of them; this table checks each one
+as its raise sites build it, and the completeness test keeps a new one from slipping by.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import pickle
+import pkgutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from flows.infra import ChecklistFailed
+from flows.rollback import RollbackClaimLost, RollbackIncomplete, TrafficMoveFailed
+from flows.validate import ValidationFailed
+from rollway.aws.cloudformation import StackDeleteFailed, StackDeleteTimeout, StackProtected
+from rollway.aws.errors import NoDatapoints, ServiceGone, ServiceNotStable, TargetNotFound, WeightMismatch
+from rollway.aws.ledger import _Refused
+from rollway.checklist import Checklist, CheckItem
+from rollway.cleanup import CleanupIncomplete, CleanupRefused, Refusal
+from rollway.cli.processes import Child, ProcessFailed
+from rollway.finalize import FinalizeIncomplete
+from rollway.flag_binding import FlagsNotDisabled, FlagUpdate
+from rollway.flags import (
+    FlagConflict, FlagState, FlagStoreUnavailable, InvalidPercentage, MalformedFlag, MalformedFlags, UnknownFlag,
+)
+from rollway.image import image_references
+from rollway.infra import AppNotListed, StackDeployFailed
+from rollway.judge.replay import _DuplicateKey
+from rollway.ledger import RollbackClaimed, RollbackUnrecorded, RolloutRecord
+from rollway.model import Weights
+from rollway.phases import RolloutPhase
+from rollway.publish import PublishIncomplete, PublishProgress
+from rollway.report import RollbackResult
+from rollway.toolchain.docker import BuildFailed, DaemonUnreachable, LoginRefused, PushRefused
+from rollway.toolchain.process import ToolFailed, ToolMissing, ToolTimeout
+from rollway.validation import CheckResult, evaluate
+from tasks.validation import CheckFailed
+
+PACKAGES = ("rollway", "flows", "tasks")
+
+THROTTLED = ClientError(
+    {"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"},
+     "ResponseMetadata": {"RequestId": "8a1c", "HTTPStatusCode": 400}},
+    "ModifyRule",
+)
+CLAIMED = RollbackClaimed(
+    "rollout '20261201-0312-ab12' of service 'edit-canary' is being rolled back by erin (flow run calm-heron) "
+    "(claim held until 2026-12-01 03:20:00 UTC unless renewed); frank neither moves the traffic nor pages anyone",
+    holder="erin (flow run calm-heron)", expires=1796095200.0, waited=900.0,
+)
+ROLLED_BACK = RollbackResult(
+    reason="error rate 4.1% > 2%", weights=Weights(stable=100, canary=0), stable_desired=2, canary_desired=0,
+    canary_task_definition="arn:aws:ecs:us-east-2:123456789012:task-definition/edit:42", scaled_stable=True,
+    flags_disabled=("use_sqs_architecture",), steps=("weights 100/0 verified", "canary scaled to 0"),
+)
+ON = FlagState(feature="use_sqs_architecture", enabled=True, percentage=25.0, version=3)
+OFF = FlagState(feature="use_sqs_architecture", enabled=False, percentage=25.0, version=4)
+MALFORMED = MalformedFlag("beta_editor", ["percentage 'lots' is not a number"],
+                          {"feature": "beta_editor", "percentage": "lots", "version": 2}, 2)
+REFS = image_references("123456789012.dkr.ecr.us-east-2.amazonaws.com", "webordinary/edit", "v2")
+PROGRESS = PublishProgress(refs=REFS, image_id="sha256:5d1f", digests={REFS.versioned: "sha256:9e0a"},
+                           steps=["built", f"pushed {REFS.versioned}"])
+DOWN = CheckResult(name="health", outcome="failed", reason="GET /health answered 503", seconds=1.5, attempts=3,
+                   retryable=True)
+TAIL = ["#7 [3/4] RUN npm ci", "npm ERR! code ENOTFOUND", "npm ERR! network request failed"]
+
+# One realistic instance of every exception class that defines __init__, built as its raise sites do.
+CASES: list[BaseException] = [
+    StackProtected("EditCanaryStack", "it is a live stack (Targets.stacks)"),
+    StackDeleteFailed("WebordinaryOldStack", "DELETE_FAILED",
+                      ["EditBucket (AWS::S3::Bucket): The bucket you tried to delete is not empty"]),
+    StackDeleteTimeout("WebordinaryOldStack", "DELETE_IN_PROGRESS", 1800.0),
+    WeightMismatch(expected=Weights(stable=90, canary=10), actual=Weights(stable=100, canary=0)),
+    TargetNotFound("listener rule", "on listener :443 forwarding to edit-stable-tg, edit-canary-tg",
+                   "no rule forwards to both"),
+    ServiceNotStable(["edit-stable", "edit-canary"], 600.0, "edit-canary runs 1 of 2 tasks"),
+    ServiceNotStable(["edit-canary"], 600.0, "the deployment of task definition edit:42 failed: tasks stopped",
+                     timed_out=False),
+    ServiceGone(["edit-stable", "edit-canary"], "edit-canary", "in cluster webordinary: it is DRAINING"),
+    NoDatapoints("HTTPCode_Target_5XX_Count of edit-canary-tg", "no requests in the last 5 minutes"),
+    _Refused(RolloutRecord(service="edit-canary", rollout_id="20261201-0312-ab12", image="webordinary/edit:v2",
+                           spec_json="{}", phase=RolloutPhase.ROLLING_BACK, version=7)),
+    CleanupRefused([Refusal(kind="stack", name="EditCanaryStack", reason="it is a live stack (Targets.stacks)"),
+                    Refusal(kind="image tag", name="v2", reason="the canary runs it")]),
+    CleanupIncomplete("delete image tag v1", "ClientError: An error occurred (AccessDenied)",
+                      ["stack WebordinaryOldStack deleted"], ["image tag v1", "archive tag archive/v1"]),
+    ProcessFailed("the Prefect server did not answer within 60 s"),
+    ProcessFailed("prefect server exited with code 1 (its log: .rollway/logs/server.log)",
+                  Child("prefect server", ["prefect", "server", "start"], {"PREFECT_HOME": "/tmp/p"},
+                        Path(".rollway/logs/server.log"))),
+    FinalizeIncomplete("scale the old stable service to 0", "ServiceNotStable: not stable after 600s",
+                       "The canary carries all the traffic.", unrecorded=True),
+    FlagsNotDisabled([FlagUpdate(feature=ON.feature, before=ON, after=OFF, reason="rollback")],
+                     [("beta_editor", FlagConflict("beta_editor", 2, 3)),
+                      ("new_nav", FlagStoreUnavailable("flag table rollway-flags: AccessDeniedException"))]),
+    UnknownFlag("beta_editor", "new_nav"),
+    FlagConflict("use_sqs_architecture", 3, None),
+    InvalidPercentage("lots"),
+    MALFORMED,
+    MalformedFlags([ON], [MALFORMED]),
+    AppNotListed("the CDK app in infra did not synthesize: `cdk ls` exited with 1", TAIL),
+    StackDeployFailed("EditCanaryStack", "cdk did not finish within 900 s and was stopped", TAIL, timed_out=True),
+    _DuplicateKey("errors"),
+    CLAIMED,
+    RollbackUnrecorded("edit-canary", ROLLED_BACK, "the end of the rollback (ProvisionedThroughputExceeded)",
+                       rollout_id="20261201-0312-ab12", phase=RolloutPhase.ROLLING_BACK),
+    RollbackUnrecorded("edit-canary", ROLLED_BACK, "the start of the rollback (ResourceNotFoundException)",
+                       rollout_id=None, phase=None),
+    PublishIncomplete(f"push {REFS.latest}", "PushRefused: denied", PROGRESS),
+    DaemonUnreachable(None, "Cannot connect to the Docker daemon at unix:///var/run/docker.sock"),
+    BuildFailed("/work/app", TAIL),
+    PushRefused(REFS.versioned, ["denied: requested access to the resource is denied"]),
+    LoginRefused("123456789012.dkr.ecr.us-east-2.amazonaws.com", ["Error response from daemon: login denied"]),
+    ToolMissing("cdk", "run `make .rollway/.tools-installed`"),
+    ToolFailed(["cdk", "deploy", "EditCanaryStack", "--parameters", "Token=***"], 1, TAIL),
+    ToolTimeout(["docker", "build", "/work/app"], 900.0, TAIL),
+    ChecklistFailed(Checklist(items=(
+        CheckItem(kind="stack", name="EditCanaryStack", passed=True, reason="UPDATE_COMPLETE"),
+        CheckItem(kind="table", name="rollway-rollouts", passed=False, reason="not found"),
+    ))),
+    RollbackIncomplete(["disable bound feature flags: FlagsNotDisabled: beta_editor", "notify: 503"]),
+    TrafficMoveFailed(["stable scaled to 2"], THROTTLED, None),
+    TrafficMoveFailed(["stable scaled to 2"], WeightMismatch(Weights(stable=100, canary=0), Weights(stable=90,
+                                                                                                      canary=10)),
+                      Weights(stable=90, canary=10)),
+    RollbackClaimLost(["weights 100/0 verified"], "page people", "erin (flow run calm-heron)", CLAIMED),
+    ValidationFailed(evaluate([DOWN, CheckResult(name="session", outcome="skipped", reason="not run: health",
+                                                 attempts=0)])),
+    CheckFailed(DOWN),
+]
+
+
+def _same(got: Any, sent: Any) -> bool:
+    """Equal values, exceptions compared by type, args and fields (they do not compare equal)."""
+    if isinstance(sent, BaseException):
+        return type(got) is type(sent) and _same(got.args, sent.args) and _same(vars(got), vars(sent))
+    if isinstance(sent, (list, tuple)):
+        return type(got) is type(sent) and len(got) == len(sent) and all(map(_same, got, sent))
+    if isinstance(sent, dict):
+        return got.keys() == sent.keys() and all(_same(got[k], sent[k]) for k in sent)
+    if isinstance(sent, Child):  # a plain object: what it was started with
+        return type(got) is Child and _same(vars(got), vars(sent))
+    return got == sent
+
+
+def _case_id(error: BaseException) -> str:
+    return type(error).__qualname__
+
+
+@pytest.mark.parametrize("sent", CASES, ids=_case_id)
+def test_an_exception_comes_back_from_pickling_as_itself(sent: BaseException) -> None:
+    got = pickle.loads(pickle.dumps(sent))
+
+    assert type(got) is type(sent)
+    assert str(got) == str(sent)
+    assert _same(got, sent), (vars(got), vars(sent))
+
+
+def test_arguments_changed_after_the_raise_do_not_change_what_comes_back() -> None:
+    """The cleanup flow hands its live lists of done and not-done items: what the error said when
+    raised is what a reader in another process gets."""
+    done, left = ["stack WebordinaryOldStack deleted"], ["image tag v1"]
+    sent = CleanupIncomplete("delete image tag v1", "AccessDenied", done, left)
+    done.append("image tag v1 deleted")
+    left.clear()
+
+    got = pickle.loads(pickle.dumps(sent))
+
+    assert str(got) == str(sent) and "Not done: image tag v1." in str(got)
+    assert (got.done, got.not_done) == (("stack WebordinaryOldStack deleted",), ("image tag v1",))
+
+
+def _own_init_exceptions() -> set[type[BaseException]]:
+    found: set[type[BaseException]] = set()
+    for name in PACKAGES:
+        package = importlib.import_module(name)
+        modules = [package] + [importlib.import_module(info.name)
+                               for info in pkgutil.walk_packages(package.__path__, f"{name}.")]
+        for module in modules:
+            found.update(obj for obj in vars(module).values()
+                         if inspect.isclass(obj) and issubclass(obj, BaseException)
+                         and obj.__module__ == module.__name__ and "__init__" in vars(obj))
+    return found
+
+
+def test_every_exception_with_its_own_constructor_is_in_the_table() -> None:
+    """A new exception with an ``__init__`` of its own gets a row in CASES (and PicklableError first
+    in its bases, or its row fails)."""
+    covered = {type(case) for case in CASES}
+    found = _own_init_exceptions()
+    missing = sorted(f"{cls.__module__}.{cls.__qualname__}" for cls in found - covered)
+
+    assert not missing, f"exception classes with their own __init__ and no row in CASES: {', '.join(missing)}"
+    assert len(found) >= 38  # the walk found them at all (38 when this was written)
