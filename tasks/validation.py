@@ -21,8 +21,8 @@ from prefect.runtime import task_run
 
 from rollway import http_checks
 from rollway.aws.cloudwatch import MetricQueryError, read_service_averages
-from rollway.errors_pickle import PicklableError
 from rollway.aws.metric_schema import SUCCESS_RATE as SUCCESS_RATE_METRIC
+from rollway.errors_pickle import PicklableError
 from rollway.validation import SUCCESS_RATE, CheckResult, ValidationSpec, judge_success_rate
 
 
