@@ -155,3 +155,32 @@ def test_bad_parameters_fail_before_any_aws_call(account, repo, watch_calls):
     assert state.is_failed() and "contains '..'" in state.message + str(state.result(raise_on_failure=False))
     assert calls == [[], [], []]
     untouched(account, repo)
+
+
+def test_an_old_stack_holding_a_task_definition_in_use_is_refused_even_without_image_tags(account, repo):
+    # The old stack registered a revision of the live family (the stable service's, or the previous
+    # one a rollback restores): deleting the stack deregisters it, and ECS then refuses to point a
+    # service at it. A stacks-only run must read what production runs as well, not only an image run.
+    aws = account
+    ecs = aws.get_client("ecs")
+    image = ecs.describe_task_definition(taskDefinition=aws.targets.task_family)["taskDefinition"][
+        "containerDefinitions"][0]["image"]
+    body = {"Resources": {"Task": {"Type": "AWS::ECS::TaskDefinition", "Properties": {
+        "Family": aws.targets.task_family, "Memory": "512",
+        "ContainerDefinitions": [{"Name": aws.targets.container_name, "Image": image}]}}}}
+    old = "webordinary-older-stack"
+    aws.get_client("cloudformation").create_stack(StackName=old, TemplateBody=json.dumps(body))
+    (held,) = [r["PhysicalResourceId"] for r in
+               aws.get_client("cloudformation").list_stack_resources(StackName=old)["StackResourceSummaries"]]
+    assert ecs.describe_task_definition(taskDefinition=held)["taskDefinition"]["status"] == "ACTIVE"
+
+    state = run(aws, repo, old_stacks=[old], archive_tag=None, archive_message="", repo_dir=None)
+
+    assert state.is_failed()
+    with pytest.raises(CleanupRefused) as refused:
+        state.result()
+    (refusal,) = refused.value.refusals
+    assert (refusal.kind, refusal.name) == ("stack", old)
+    assert f"task definition {held.rsplit('/', 1)[-1]} (an ACTIVE revision of {aws.targets.task_family})" \
+        in refusal.reason, refusal.reason
+    assert stack_status(aws, old) == "CREATE_COMPLETE"
