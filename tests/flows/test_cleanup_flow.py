@@ -184,3 +184,44 @@ def test_an_old_stack_holding_a_task_definition_in_use_is_refused_even_without_i
     assert f"task definition {held.rsplit('/', 1)[-1]} (an ACTIVE revision of {aws.targets.task_family})" \
         in refusal.reason, refusal.reason
     assert stack_status(aws, old) == "CREATE_COMPLETE"
+
+
+def test_a_tag_deletion_failing_after_its_first_hundred_says_which_tags_were_deleted(account, repo):
+    # BatchDeleteImage takes 100 tags a call: a run deleting 150 old tags whose second call is
+    # refused has deleted the first 100. Its record must say so, not list all 150 as not done
+    # (nor, retried, report the 100 it deleted itself as deleted by someone else).
+    from prefect import flow
+
+    from flows.cleanup import run_cleanup
+    from rollway.cleanup import CleanupSpec
+    from tests.botocore_events import on_operation
+
+    aws = account
+    old = [f"build-{n:03d}" for n in range(150)]
+    for tag in old:
+        put_image(aws, tag, "5")
+    calls: list[int] = []
+
+    def refuse_after_the_first(params, **_):
+        calls.append(len(params["imageIds"]))
+        if len(calls) > 1:
+            raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": "not today"}},
+                              "BatchDeleteImage")
+
+    @flow(name="cleanup-refused-midway")
+    def cleanup_refused_midway():
+        return run_cleanup(CleanupSpec(old_image_tags=tuple(old)), aws.targets, aws.get_client)
+
+    with on_operation(aws.get_client("ecr"), "before-parameter-build", refuse_after_the_first, operation="BatchDeleteImage"):
+        state = cleanup_refused_midway(return_state=True)
+
+    with pytest.raises(CleanupIncomplete) as stopped:
+        state.result()
+    assert calls[0] == 100 and tags(aws) == {"1.0.0", "old-version", "0.9.0", *old[100:]}
+    done, not_done = stopped.value.done, stopped.value.not_done
+    assert done == tuple(f"deleted image tag {t} from {aws.targets.ecr_repository}" for t in old[:100])
+    assert not_done == tuple(f"image tag {t}" for t in old[100:])
+    assert "AccessDeniedException" in str(stopped.value)
+    text = summary(state)
+    assert "- `build-000`" in text[text.index("## Deleted: image tags"):text.index("## Deleted: stacks")]
+    assert "build-000" not in text[text.index("## Already gone"):]
