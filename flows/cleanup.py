@@ -8,7 +8,7 @@ Destructive, and started by a person (from the Prefect UI, after week 3), so in 
    deployment of the stable and canary services, every ACTIVE revision of the task family) and
    the images they name, the repository's images, and each old stack;
 3. plan (``rollway.cleanup.plan_cleanup``): a live stack, a stack holding a resource the targets
-   name, ``latest``, an image in use (by tag or by digest) or a protected stack is refused, and any refusal fails the run here, each one
+   name or a task definition in use, ``latest``, an image in use (by tag or by digest) or a protected stack is refused, and any refusal fails the run here, each one
    named with its reason, before anything is written;
 4. archive the code first (an annotated tag, pushed), so it is kept before its infrastructure goes;
 5. delete the old image tags (one batch);
@@ -65,9 +65,11 @@ def run_cleanup(spec: CleanupSpec, targets: Targets, get_client: Callable[[str],
         log.info("archive tag %s: to point at %s (locally on %s, on %s: %s)", spec.archive_tag, archive.commit,
                  archive.local_commit or "no such tag", spec.remote if spec.push else "not pushed",
                  archive.remote_commit or "no such tag")
-    # What production runs matters to image tags only; a stacks-only run does not read it.
-    in_use = steps.images_in_use(get_client("ecs"), targets) if spec.old_image_tags else ()
-    if spec.old_image_tags:  # counts and the first few: a big cluster's full list is the artifact's
+    # What production runs matters to image tags and to stacks (one that registered a task
+    # definition in use deregisters it when deleted); an archive-only run does not read it.
+    reads_in_use = bool(spec.old_image_tags or spec.old_stacks)
+    in_use = steps.images_in_use(get_client("ecs"), targets) if reads_in_use else ()
+    if reads_in_use:  # counts and the first few: a big cluster's full list is the artifact's
         log.info("in use: %s", in_use_summary(in_use))
     repository_images = steps.list_images(images) if spec.old_image_tags else ()
     described = {name: steps.describe_stack(stacks, name) for name in spec.old_stacks}

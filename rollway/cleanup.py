@@ -8,6 +8,8 @@ person, so nothing production runs on may be deleted, whatever the person typed:
 - a stack holding a resource ``Targets`` names (its cluster, services, load balancer, target
   groups, repository, queues, tables, topic, alarms, dashboard) is refused: deleting a stack
   deletes what it made, whatever the stack is called;
+- a stack holding a task definition in use (below) is refused: deleting it deregisters the
+  revision, and ECS will not point a service at it again (a rollback's restore);
 - a stack with termination protection is refused (someone protected it on purpose);
 - the tag ``latest`` is refused (what an image reference without a tag pulls);
 - an image tag that a task definition in use references is refused, and so is any other tag of
@@ -385,7 +387,7 @@ def plan_cleanup(
     delete_tags, gone_tags, refused = _plan_images(spec.old_image_tags, targets.ecr_repository, in_use, images)
     refusals += refused
     delete_stacks, gone_stacks, refused = _plan_stacks(spec.old_stacks, targets.stacks, stacks,
-                                                       production_resources(targets))
+                                                       {**production_resources(targets), **_task_definitions(in_use)})
     refusals += refused
     return CleanupPlan(archive=archive_step, delete_tags=delete_tags, gone_tags=gone_tags,
                        delete_stacks=delete_stacks, gone_stacks=gone_stacks, refusals=tuple(refusals),
@@ -531,13 +533,28 @@ def production_resources(targets: Targets) -> dict[_Identity, str]:
     return named
 
 
+def _task_definitions(in_use: Sequence[ImageUse]) -> dict[_Identity, str]:
+    """Every task definition in use, by identity -> what it is, for refusals.
+
+    A stack that registered one deregisters it when deleted: the service goes on running it, but
+    ECS refuses to point a service at an INACTIVE revision again (the rollback's restore).
+    """
+    named: dict[_Identity, str] = {}
+    for use in in_use:
+        family_revision = _short(use.task_definition)
+        if ":" in family_revision:
+            named.setdefault(("task-definition", family_revision),
+                             f"task definition {family_revision} ({use.why})")
+    return named
+
+
 def resource_identity(physical_id: str) -> _Identity | None:
     """What a CloudFormation physical resource id identifies, read whole, or None when it is of a
     kind production's resources never are (a listener, a role, a log stream...).
 
     A bare name (cluster, repository, table, alarm, dashboard), a queue URL, or the ARN of a
-    queue, topic, table, cluster, service, load balancer, target group, repository, alarm or
-    dashboard. A service ARN of the old form (no cluster in it) counts as in every cluster.
+    queue, topic, table, cluster, service, load balancer, target group, repository, alarm,
+    dashboard or task definition. A service ARN of the old form (no cluster in it) counts as in every cluster.
     """
     if not physical_id.startswith("arn:"):
         if "://" in physical_id:
@@ -559,6 +576,8 @@ def resource_identity(physical_id: str) -> _Identity | None:
         return (_NAMED, rest) if rest else None
     if (service, kind) == ("ecr", "repository") and rest:
         return (_NAMED, rest)
+    if (service, kind) == ("ecs", "task-definition") and rest and "/" not in rest:
+        return ("task-definition", rest)  # task-definition/<family>:<revision>
     if (service, kind) == ("ecs", "service"):
         cluster, _, name = rest.rpartition("/")
         return ("service", cluster, name) if name and "/" not in cluster else None

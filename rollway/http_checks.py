@@ -29,13 +29,53 @@ USER_AGENT = "rollway-validate"
 
 
 def client(spec: ValidationSpec) -> httpx.Client:
-    """An httpx client with the spec's per-request timeout; the caller closes it.
+    """An httpx client with the spec's timeout on each network operation; the caller closes it.
+
+    (The checks also bound each whole answer by it: see ``_send``.)
 
     Redirects are not followed: a 3xx is the service not answering itself. Followed, a redirect
     to a login page (an expired SSO session, a wrong host) answers 200 and passed the health and
     message checks, and a 307 would send the session POST again to wherever it pointed.
     """
     return httpx.Client(timeout=spec.timeout_seconds, follow_redirects=False, headers={"User-Agent": USER_AGENT})
+
+
+class _Deadline(httpx.SyncByteStream):
+    """A response body that fails with ``ReadTimeout`` once the request's whole time is up.
+
+    httpx's timeouts are per network operation: a body that arrives a byte at a time, each
+    within the read timeout, would be read for as long as the server kept sending.
+    """
+
+    def __init__(self, stream: httpx.SyncByteStream, request: httpx.Request, deadline: float, seconds: float) -> None:
+        self._stream, self._request, self._deadline, self._seconds = stream, request, deadline, seconds
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self._stream:
+            if time.monotonic() > self._deadline:
+                raise httpx.ReadTimeout(f"the answer was not complete within {self._seconds:g} s",
+                                        request=self._request)
+            yield chunk
+
+    def close(self) -> None:
+        self._stream.close()
+
+
+def _send(http: httpx.Client, method: str, url: str, spec: ValidationSpec, **kwargs) -> httpx.Response:
+    """``method url``, its whole answer (status, headers and body) within ``spec.timeout_seconds``.
+
+    Raises:
+        httpx.HTTPError: as httpx does; ``ReadTimeout`` when the answer was not complete in time.
+    """
+    deadline = time.monotonic() + spec.timeout_seconds
+    request = http.build_request(method, url, **kwargs)
+    response = http.send(request, stream=True)
+    try:
+        response.stream = _Deadline(response.stream, request, deadline, spec.timeout_seconds)
+        response.read()
+    finally:
+        response.close()
+    return response
 
 
 def _tail(response: httpx.Response) -> str:
@@ -73,7 +113,7 @@ def check_health(http: httpx.Client, spec: ValidationSpec) -> CheckResult:
     url = spec.health_url
     with _timed() as took:
         try:
-            response = http.get(url)
+            response = _send(http, "GET", url, spec)
         except httpx.HTTPError as err:
             return CheckResult(name=HEALTH, outcome="failed", reason=_transport(err, "GET", url), seconds=took(),
                                retryable=True)
@@ -91,7 +131,7 @@ def create_session(http: httpx.Client, spec: ValidationSpec) -> CheckResult:
     url = spec.sessions_url
     with _timed() as took:
         try:
-            response = http.post(url, json={"clientId": spec.client_id, "userId": spec.user_id})
+            response = _send(http, "POST", url, spec, json={"clientId": spec.client_id, "userId": spec.user_id})
         except httpx.HTTPError as err:
             return CheckResult(name=SESSION, outcome="failed", reason=_transport(err, "POST", url), seconds=took(),
                                retryable=_never_sent(err))
@@ -118,7 +158,7 @@ def send_message(http: httpx.Client, spec: ValidationSpec, session_id: str) -> C
     url = spec.messages_url(session_id)
     with _timed() as took:
         try:
-            response = http.post(url, json={"instruction": spec.instruction})
+            response = _send(http, "POST", url, spec, json={"instruction": spec.instruction})
         except httpx.HTTPError as err:
             return CheckResult(name=MESSAGE, outcome="failed", reason=_transport(err, "POST", url), seconds=took(),
                                retryable=_never_sent(err))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict
 
 from rollway.aws.errors import AdapterError, TargetNotFound
@@ -77,7 +77,10 @@ class EcrImages:
     def delete_tags(self, tags: Sequence[str]) -> TagDeletion:
         """Delete ``tags`` (an image loses the tag; one left with no tag is deleted by ECR).
 
-        A tag the repository does not have is reported as gone, not failed.
+        A tag the repository does not have is reported as gone, not failed. A call that fails
+        after an earlier one deleted tags marks its own tags failed (with the error) and the rest
+        goes on, so what was deleted is never lost from the answer; a call failing before any tag
+        was deleted or found gone is raised (nothing was done: trying the whole again is safe).
 
         Raises:
             TargetNotFound: there is no such repository.
@@ -91,9 +94,16 @@ class EcrImages:
             try:
                 answer = self._client.batch_delete_image(
                     repositoryName=self._repository, imageIds=[{"imageTag": tag} for tag in batch])
-            except ClientError as err:
-                if err.response.get("Error", {}).get("Code") == "RepositoryNotFoundException":
+            except (ClientError, BotoCoreError) as err:
+                if isinstance(err, ClientError) and \
+                        err.response.get("Error", {}).get("Code") == "RepositoryNotFoundException":
                     raise TargetNotFound("ECR repository", self._repository, str(err)) from err
+                if deleted or gone:
+                    # Raised now, the tags the earlier calls deleted would be lost from the record
+                    # (and a retry would report them as gone, deleted by someone else): this call's
+                    # tags are failed instead, the next calls still made, and all of it returned.
+                    failed.update((tag, f"BatchDeleteImage failed: {err}") for tag in batch)
+                    continue
                 raise
             removed = {i.get("imageTag") for i in answer.get("imageIds", [])}
             for failure in answer.get("failures", []):

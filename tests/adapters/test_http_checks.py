@@ -181,3 +181,68 @@ def test_a_token_in_the_query_is_sent_but_never_shown(app):
     app.faults.health_status = 503
     failed, _, _ = run_all(app, spec)
     assert failed.outcome == "failed" and "s3cr3t" not in failed.reason and "token=****" in failed.reason
+
+
+class _Drip:
+    """A service that answers 200 at once, then sends its body a byte at a time, each byte well
+    within a read timeout, for far longer than the whole timeout (a streaming endpoint behind the
+    health path, a proxy trickling an answer)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def __enter__(self) -> str:
+        import threading
+        import time
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        seconds = self.seconds
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args) -> None:
+                pass
+
+            def _send(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                if length:
+                    self.rfile.read(length)
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain")
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                end = time.monotonic() + seconds
+                try:
+                    while time.monotonic() < end:
+                        self.wfile.write(b"1\r\n.\r\n")
+                        self.wfile.flush()
+                        time.sleep(0.05)
+                    self.wfile.write(b"0\r\n\r\n")
+                except OSError:
+                    pass  # the client gave up: what is tested
+
+            do_GET = do_POST = _send
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def __exit__(self, *exc) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def test_an_answer_that_trickles_in_past_the_timeout_fails_on_it():
+    # Each byte arrives within the read timeout, so httpx's per-read timeout never fires: the
+    # spec's timeout must bound the whole answer, or one such endpoint holds the validation run
+    # (and its flow) for as long as it keeps sending.
+    with _Drip(seconds=3.0) as url:
+        spec = spec_for(url, timeout_seconds=0.5)
+        with http_checks.client(spec) as http:
+            health = http_checks.check_health(http, spec)
+            session = http_checks.create_session(http, spec)
+    assert health.outcome == "failed" and "timed out" in health.reason and health.retryable, health.reason
+    # The POST was sent and answered in part: sending it again could make a second session.
+    assert session.outcome == "failed" and "timed out" in session.reason and not session.retryable, session.reason

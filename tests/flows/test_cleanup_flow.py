@@ -155,3 +155,73 @@ def test_bad_parameters_fail_before_any_aws_call(account, repo, watch_calls):
     assert state.is_failed() and "contains '..'" in state.message + str(state.result(raise_on_failure=False))
     assert calls == [[], [], []]
     untouched(account, repo)
+
+
+def test_an_old_stack_holding_a_task_definition_in_use_is_refused_even_without_image_tags(account, repo):
+    # The old stack registered a revision of the live family (the stable service's, or the previous
+    # one a rollback restores): deleting the stack deregisters it, and ECS then refuses to point a
+    # service at it. A stacks-only run must read what production runs as well, not only an image run.
+    aws = account
+    ecs = aws.get_client("ecs")
+    image = ecs.describe_task_definition(taskDefinition=aws.targets.task_family)["taskDefinition"][
+        "containerDefinitions"][0]["image"]
+    body = {"Resources": {"Task": {"Type": "AWS::ECS::TaskDefinition", "Properties": {
+        "Family": aws.targets.task_family, "Memory": "512",
+        "ContainerDefinitions": [{"Name": aws.targets.container_name, "Image": image}]}}}}
+    old = "webordinary-older-stack"
+    aws.get_client("cloudformation").create_stack(StackName=old, TemplateBody=json.dumps(body))
+    (held,) = [r["PhysicalResourceId"] for r in
+               aws.get_client("cloudformation").list_stack_resources(StackName=old)["StackResourceSummaries"]]
+    assert ecs.describe_task_definition(taskDefinition=held)["taskDefinition"]["status"] == "ACTIVE"
+
+    state = run(aws, repo, old_stacks=[old], archive_tag=None, archive_message="", repo_dir=None)
+
+    assert state.is_failed()
+    with pytest.raises(CleanupRefused) as refused:
+        state.result()
+    (refusal,) = refused.value.refusals
+    assert (refusal.kind, refusal.name) == ("stack", old)
+    assert f"task definition {held.rsplit('/', 1)[-1]} (an ACTIVE revision of {aws.targets.task_family})" \
+        in refusal.reason, refusal.reason
+    assert stack_status(aws, old) == "CREATE_COMPLETE"
+
+
+def test_a_tag_deletion_failing_after_its_first_hundred_says_which_tags_were_deleted(account, repo):
+    # BatchDeleteImage takes 100 tags a call: a run deleting 150 old tags whose second call is
+    # refused has deleted the first 100. Its record must say so, not list all 150 as not done
+    # (nor, retried, report the 100 it deleted itself as deleted by someone else).
+    from prefect import flow
+
+    from flows.cleanup import run_cleanup
+    from rollway.cleanup import CleanupSpec
+    from tests.botocore_events import on_operation
+
+    aws = account
+    old = [f"build-{n:03d}" for n in range(150)]
+    for tag in old:
+        put_image(aws, tag, "5")
+    calls: list[int] = []
+
+    def refuse_after_the_first(params, **_):
+        calls.append(len(params["imageIds"]))
+        if len(calls) > 1:
+            raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": "not today"}},
+                              "BatchDeleteImage")
+
+    @flow(name="cleanup-refused-midway")
+    def cleanup_refused_midway():
+        return run_cleanup(CleanupSpec(old_image_tags=tuple(old)), aws.targets, aws.get_client)
+
+    with on_operation(aws.get_client("ecr"), "before-parameter-build", refuse_after_the_first, operation="BatchDeleteImage"):
+        state = cleanup_refused_midway(return_state=True)
+
+    with pytest.raises(CleanupIncomplete) as stopped:
+        state.result()
+    assert calls[0] == 100 and tags(aws) == {"1.0.0", "old-version", "0.9.0", *old[100:]}
+    done, not_done = stopped.value.done, stopped.value.not_done
+    assert done == tuple(f"deleted image tag {t} from {aws.targets.ecr_repository}" for t in old[:100])
+    assert not_done == tuple(f"image tag {t}" for t in old[100:])
+    assert "AccessDeniedException" in str(stopped.value)
+    text = summary(state)
+    assert "- `build-000`" in text[text.index("## Deleted: image tags"):text.index("## Deleted: stacks")]
+    assert "build-000" not in text[text.index("## Already gone"):]

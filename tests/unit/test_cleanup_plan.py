@@ -312,3 +312,18 @@ def test_a_few_uses_are_named_in_full():
         f"(the stable service deploys it) runs {REPO}:2.0.0; task definition webordinary-edit-task:2 "
         f"(an ACTIVE revision) runs {REPO}:1.0.0")
     assert in_use_summary(()) == "no task definition in use"
+
+
+def test_a_stack_holding_a_task_definition_in_use_is_refused_and_one_no_longer_in_use_is_not():
+    # Deleting a stack deregisters the revisions it registered: ECS then refuses to point a
+    # service back at one (the rollback's restore of an ACTIVE revision).
+    arn = "arn:aws:ecs:us-west-2:1:task-definition/webordinary-edit-task:{}"
+    spec = CleanupSpec(old_stacks=("webordinary-old-stack",))
+    for revision, refused in ((2, True), (7, False)):
+        state = StackState(name="webordinary-old-stack", status="CREATE_COMPLETE", resources=(arn.format(revision),))
+        planned = plan_cleanup(spec, T, stacks={"webordinary-old-stack": state}, in_use=IN_USE, images=IMAGES)
+        if refused:
+            (refusal,) = planned.refusals
+            assert "it holds task definition webordinary-edit-task:2 (an ACTIVE revision)" in refusal.reason
+        else:
+            assert planned.delete_stacks == ("webordinary-old-stack",) and not planned.refusals
