@@ -33,6 +33,7 @@ import os
 import re
 import socket
 import threading
+from contextlib import AbstractContextManager, nullcontext
 from contextvars import ContextVar
 from typing import Annotated, Callable, Sequence
 
@@ -235,7 +236,8 @@ def execute_rollback(
     def still_holds(next_step: str) -> None:
         """Before each step that changes something: a rollback that lost its claim stops here, so
         that it moves nothing more and pages nobody; the holder now does the rest, and pages. A
-        quiet restore whose rollout is no longer the newest stops here too (``StillNewest``)."""
+        quiet restore or traffic-only move whose rollout is no longer the newest stops here too
+        (``StillNewest``)."""
         error = guard.stop_before(steps, next_step) if guard is not None else None
         if error is not None:
             log.error("%s", error)
@@ -552,17 +554,29 @@ class ClaimKeeper:
 
 
 class StillNewest:
-    """The per-step check of ``rollback_overtaken``'s quiet restore, which acts under no claim
-    (another rollback ended the rollout): before each step that changes something, the rollout is
-    read again, and once another one is the service's newest the restore stops (RolloutSuperseded):
-    the load balancer's traffic and the canary are that rollout's now. Any check already in force
-    (a claim this run holds) is asked first.
+    """The per-step check of ``rollback_overtaken``'s quiet restore and ``after_long_wait``'s
+    traffic-only move, which act under no claim of their own (another rollback ended the rollout,
+    or still holds its claim): before each step that changes something, the rollout is read again,
+    and once another one is the service's newest the run stops (RolloutSuperseded): the load
+    balancer's traffic and the canary are that rollout's now. Any check already in force (a claim
+    this run holds) is asked first.
+
+    Args:
+        doing: what the run was doing, for the error ("put the traffic back after rollout X's
+            rollback" by default).
     """
 
-    def __init__(self, env: Environment, rollout: str) -> None:
+    def __init__(self, env: Environment, rollout: str, doing: str | None = None) -> None:
         self.env, self.rollout = env, rollout
+        self.doing = doing or f"put the traffic back after rollout {rollout}'s rollback"
         self._outer: ClaimKeeper | StillNewest | None = None
         self._token = None
+
+    @classmethod
+    def around(cls, env: Environment, rollout: str | None, doing: str | None = None) -> AbstractContextManager:
+        """The check, where there is one to make: without a ledger or a rollout id nothing says
+        which rollout is the newest, and the run goes on unchecked (as it did before the check)."""
+        return cls(env, rollout, doing) if env.ledger is not None and rollout is not None else nullcontext()
 
     def stop_before(self, steps: Sequence[str], next_step: str) -> LedgerError | None:
         """The error that stops the restore before ``next_step``, or None while its rollout is the
@@ -581,9 +595,9 @@ class StillNewest:
             return None
         done = _done(steps)
         return RolloutSuperseded(
-            f"rollout {record.rollout_id} of {service} began while this run put the traffic back after rollout "
-            f"{self.rollout}'s rollback: the traffic and the canary are that rollout's now, so this run stopped "
-            f"before it would {next_step}, and notified nobody. Done before it stopped: {done}")
+            f"rollout {record.rollout_id} of {service} began while this run {self.doing}: the traffic and the "
+            f"canary are that rollout's now, so this run stopped before it would {next_step}, moving nothing of "
+            f"that rollout's and notifying nobody. Done before it stopped: {done}")
 
     def __enter__(self) -> "StillNewest":
         self._outer = _ACTING.get()
@@ -918,8 +932,8 @@ def rollback_overtaken(env: Environment, reason: str, *, actor: str, rollout: st
             did about the traffic is in its message).
         RolloutSuperseded: another rollout is the newest (it began once the rollback ended, before
             or after the wait): nothing was moved, nobody paged. Or it began during the quiet
-            restore, which stopped before its next step that changes something (``StillNewest``),
-            paging nobody; the message says which steps it did.
+            restore or the traffic-only move, which stopped before its next step that changes
+            something (``StillNewest``), paging nobody; the message says which steps it did.
         RollbackUnrecorded: this run carried the rollback out and the ledger could not record it.
     """
     from rollway.ledger import RolloutClosed
@@ -954,12 +968,9 @@ def rollback_overtaken(env: Environment, reason: str, *, actor: str, rollout: st
         before = traffic.get_weights(env.router)
     except Exception as err:  # noqa: BLE001 - the rollback below reads it back anyway; only the notice needs it
         log.warning("could not read the load balancer before putting the traffic back (%s)", err)
-    if env.ledger is not None and rollout is not None:
-        # The next rollout may begin while this restore waits for stable's capacity and health:
-        # from then on the traffic is that rollout's, so the restore re-reads before each step.
-        with StillNewest(env, rollout):
-            result = rollback(reason, notify=False)
-    else:
+    # The next rollout may begin while this restore waits for stable's capacity and health:
+    # from then on the traffic is that rollout's, so the restore re-reads before each step.
+    with StillNewest.around(env, rollout):
         result = rollback(reason, notify=False)
     if before is not None and before.canary > 0:
         result = tell_put_back(env, reason, before, result, rollout=rollout)
@@ -980,6 +991,9 @@ def after_long_wait(env: Environment, reason: str, held: RollbackClaimed, *, rol
     Raises:
         RollbackClaimed: always, when that rollback is still under way, saying what this run did.
         RolloutSuperseded: another rollout is the newest now; its traffic is not this run's to move.
+            Or it became the newest during the traffic-only move (while stable scaled or got
+            healthy), which stopped before its next step (``StillNewest``): the message says what
+            was done (stable scaled, say); nothing of that rollout's was moved, nobody paged.
     """
     log = get_run_logger()
     service = env.targets.canary_service
@@ -1005,7 +1019,15 @@ def after_long_wait(env: Environment, reason: str, held: RollbackClaimed, *, rol
               "to %s (%s, stable/canary): taking it off the canary now, paging nobody; that rollback keeps its claim "
               "and does the rest", held.holder, CLAIM_WAIT_SECONDS, live.canary, service, live)
     try:
-        moved = rollback(reason, notify=False, traffic_only=True)
+        # That rollback may end and the next rollout begin while this move waits for stable's
+        # capacity and health: the traffic is that rollout's then, so re-read before each step.
+        with StillNewest.around(env, rollout, doing=f"was taking the traffic off the canary, with rollout "
+                                                    f"{rollout}'s rollback by {held.holder} still under way"):
+            moved = rollback(reason, notify=False, traffic_only=True)
+    except RolloutSuperseded:
+        # Not "could NOT move it back ... run `rollway abort`": there is nothing of this run's left
+        # to move. The step that stopped logged it, naming what was done.
+        raise
     except Exception as err:
         back = getattr(err, "weights", None)  # a TrafficMoveFailed after the traffic was read back on stable
         error = RollbackClaimed(

@@ -29,7 +29,13 @@ ERIN = "erin (flow run calm-heron, 7f1c...)"
 def shift_raced_by(monkeypatch, ledger, erin_acts, prepare=None):
     """A progressive rollout on fakes whose first shift to the canary meets erin's rollback:
     ``erin_acts(env, rollout_id)`` runs just before the run's weights reach the load balancer.
-    ``prepare(env)``, if given, runs first (to give the fakes a fault)."""
+    ``prepare(env)``, if given, runs first (to give the fakes a fault). The run stops on a
+    RolloutEnded; returns the env."""
+    return raced_run(monkeypatch, ledger, erin_acts, prepare)[0]
+
+
+def raced_run(monkeypatch, ledger, erin_acts, prepare=None, raises=RolloutEnded):
+    """As ``shift_raced_by``, the run stopping on ``raises``; returns the env and that error."""
     env = fake_environment()
     env.ledger = ledger
     hooks_and_flows_see(monkeypatch, env)
@@ -45,10 +51,10 @@ def shift_raced_by(monkeypatch, ledger, erin_acts, prepare=None):
         real_set(weights)
 
     env.router.set_weights = set_weights
-    with pytest.raises(RolloutEnded):
+    with pytest.raises(raises) as stopped:
         progressive_rollout(spec=SPEC.model_dump(mode="json"), phased=False)
     assert raced, "the rollout never shifted"
-    return env
+    return env, stopped.value
 
 
 def rollback_pages(env) -> list[str]:
@@ -171,8 +177,9 @@ def test_a_shift_outwaited_by_a_rollback_still_under_way_takes_the_traffic_off_t
     says so loudly in its log and its error."""
     ledger = ErinStillActing()
     with caplog.at_level(logging.INFO):
-        env = shift_raced_by(monkeypatch, ledger, erin_moves_the_traffic_first(ledger))
+        env, stopped = raced_run(monkeypatch, ledger, erin_moves_the_traffic_first(ledger), raises=RollbackClaimed)
 
+    assert "this run put it back on" in str(stopped), stopped
     assert env.router.weights == Weights(stable=100, canary=0), env.router.calls
     assert env.router.calls.count("set_weights 100/0") == 2, env.router.calls  # erin's, and the run's
     assert ledger.refused_at is not None and env.wall() >= ledger.refused_at + CLAIM_WAIT_SECONDS
@@ -269,31 +276,15 @@ def test_an_overtaken_shift_whose_rollout_was_followed_by_another_moves_nothing(
     assert called == [] and follow_ups(env) == []
 
 
-def test_a_quiet_put_back_stops_before_its_next_step_once_the_next_rollout_begins(monkeypatch, caplog):
-    """Erin's rollback ended; the run's shift then put 5% on the canary, and its quiet restore
-    waits for stable's health checks before moving it back. Meanwhile frank's next rollout begins:
-    the traffic and the canary are his rollout's now. The restore used to go on regardless, moving
-    his traffic, retiring his canary and sending a follow-up; now it re-reads the rollout before
-    each step, stops before the move, moves nothing, pages nobody and says what it did."""
-    from rollway.ledger import RolloutRecord, RolloutSuperseded, new_rollout_id
+def next_rollout_begins_once_rolled_back(env) -> list:
+    """Frank's next rollout begins at the first look at stable's health that finds the rollout
+    rolled back (a put-back waiting for stable's health checks). Returns the list that then holds
+    his rollout's record."""
+    from rollway.ledger import RolloutRecord, new_rollout_id
     from rollway.spec import RolloutSpec, Stage
 
-    env = fake_environment()
-    env.ledger = FakeLedger()
-    hooks_and_flows_see(monkeypatch, env)
-    service = env.targets.canary_service
-    real_set, real_healthy = env.router.set_weights, env.router.healthy_targets
-    raced: list[bool] = []
+    service, real_healthy = env.targets.canary_service, env.router.healthy_targets
     began: list[RolloutRecord] = []
-
-    def set_weights(weights):
-        if weights.canary > 0 and not raced:
-            raced.append(True)
-            rollout_id = env.ledger.get(service).rollout_id
-            begin_rollback(env.ledger, service, actor="erin", reason="aborted by erin", now=env.clock.now(),
-                           rollout=rollout_id, holder=ERIN)
-            OtherRollback(env, ERIN).finish(env.ledger, service, rollout_id)
-        real_set(weights)
 
     def healthy_targets(version):
         record = env.ledger.get(service)
@@ -307,7 +298,36 @@ def test_a_quiet_put_back_stops_before_its_next_step_once_the_next_rollout_begin
             env.ledger.create(began[0], owner="run-2 (frank)", now=now, lease_seconds=600)
         return real_healthy(version)
 
-    env.router.set_weights, env.router.healthy_targets = set_weights, healthy_targets
+    env.router.healthy_targets = healthy_targets
+    return began
+
+
+def test_a_quiet_put_back_stops_before_its_next_step_once_the_next_rollout_begins(monkeypatch, caplog):
+    """Erin's rollback ended; the run's shift then put 5% on the canary, and its quiet restore
+    waits for stable's health checks before moving it back. Meanwhile frank's next rollout begins:
+    the traffic and the canary are his rollout's now. The restore used to go on regardless, moving
+    his traffic, retiring his canary and sending a follow-up; now it re-reads the rollout before
+    each step, stops before the move, moves nothing, pages nobody and says what it did."""
+    from rollway.ledger import RolloutSuperseded
+
+    env = fake_environment()
+    env.ledger = FakeLedger()
+    hooks_and_flows_see(monkeypatch, env)
+    service = env.targets.canary_service
+    real_set = env.router.set_weights
+    raced: list[bool] = []
+    began = next_rollout_begins_once_rolled_back(env)
+
+    def set_weights(weights):
+        if weights.canary > 0 and not raced:
+            raced.append(True)
+            rollout_id = env.ledger.get(service).rollout_id
+            begin_rollback(env.ledger, service, actor="erin", reason="aborted by erin", now=env.clock.now(),
+                           rollout=rollout_id, holder=ERIN)
+            OtherRollback(env, ERIN).finish(env.ledger, service, rollout_id)
+        real_set(weights)
+
+    env.router.set_weights = set_weights
     with caplog.at_level(logging.INFO), pytest.raises(RolloutSuperseded) as stopped:
         progressive_rollout(spec=SPEC.model_dump(mode="json"), phased=False)
 
@@ -438,27 +458,31 @@ def test_a_traffic_move_whose_write_fails_says_so_and_pages_nobody(monkeypatch, 
     stuck_on_the_canary(env, ledger, records, "ModifyRule: Throttling: Rate exceeded")
 
 
+def stable_scaled_in_as_the_shift_lands(env, unhealthy: bool = False) -> None:
+    """Autoscaling scales stable in to 2 tasks as the run's 5% lands: a later move of the traffic
+    off the canary scales it back to 4 (the rollout's count) first. With ``unhealthy``, stable has
+    no healthy targets from then on."""
+    real_set = env.router.set_weights
+
+    def set_weights(weights):
+        real_set(weights)
+        if weights.canary > 0:
+            stable = env.targets.stable_service
+            env.deployer.services[stable] = env.deployer.services[stable].model_copy(update={"desired": 2,
+                                                                                              "running": 2})
+            if unhealthy:
+                env.router.healthy["stable"] = 0
+
+    env.router.set_weights = set_weights
+
+
 def test_a_traffic_move_that_scaled_stable_before_failing_says_it_did(monkeypatch, caplog):
     """Stable had been scaled in to 2 tasks since the rollout began: the run scales it back to 4
     to carry the traffic, then finds no healthy targets. Its error says the 5% is still on the
     canary and that it scaled stable: a person finding stable at 4 tasks knows who did it."""
 
-    def stable_scaled_in_and_unhealthy(env):
-        stable = env.targets.stable_service
-        env.deployer.services[stable] = env.deployer.services[stable].model_copy(update={"desired": 2, "running": 2})
-        env.router.healthy["stable"] = 0
-
-    def prepare(env):
-        real_set = env.router.set_weights
-
-        def set_weights(weights):  # autoscaling scales stable in as the run's 5% lands
-            real_set(weights)
-            if weights.canary > 0:
-                stable_scaled_in_and_unhealthy(env)
-
-        env.router.set_weights = set_weights
-
-    env, ledger, records = outwaited_and_stuck(monkeypatch, caplog, prepare)
+    env, ledger, records = outwaited_and_stuck(monkeypatch, caplog,
+                                               lambda env: stable_scaled_in_as_the_shift_lands(env, unhealthy=True))
     said = stuck_on_the_canary(env, ledger, records, "no healthy targets after 300 s")
     stable = env.targets.stable_service
     assert f"scaled {stable} to 4" in said, said
@@ -498,3 +522,53 @@ def test_a_traffic_move_that_fails_after_the_traffic_is_back_says_the_traffic_is
     assert not any("could NOT move it back" in m for m in errors), errors
     assert env.router.weights == Weights(stable=100, canary=0) and env.notifier.messages == []
     assert env.ledger.get(env.targets.canary_service).rollback_holder == ERIN
+
+
+def test_a_traffic_move_stops_before_moving_once_the_next_rollout_begins(monkeypatch, caplog):
+    """The run outwaited erin's rollback with 5% on the canary and scaled stable back to 4 to take
+    it; while it waits for stable's health checks, erin's rollback ends and frank's next rollout
+    begins: the traffic is his rollout's now. The move used to go on and set 100/0 on his
+    rollout, then fail telling people to run `rollway abort`; now it re-reads the rollout before
+    the move, stops with RolloutSuperseded saying it scaled stable and moved nothing of frank's,
+    and pages nobody."""
+    from rollway.ledger import RolloutSuperseded
+
+    ledger = ErinStillActing()
+    began: list = []
+
+    def prepare(env):
+        service = env.targets.canary_service
+        stable_scaled_in_as_the_shift_lands(env)
+        began.extend([next_rollout_begins_once_rolled_back(env)])
+        real_healthy = env.router.healthy_targets
+
+        def healthy_targets(version):  # the run's wait for stable, after its wait for erin ran out
+            if version == "stable" and ledger.refused_at is not None \
+                    and env.wall() >= ledger.refused_at + CLAIM_WAIT_SECONDS:
+                record = FakeLedger.get(ledger, service)
+                if record.phase is RolloutPhase.ROLLING_BACK and record.rollback_holder == ERIN:
+                    erin_ends(env, ledger, service, record.rollout_id)
+            return real_healthy(version)
+
+        env.router.healthy_targets = healthy_targets
+
+    with caplog.at_level(logging.INFO):
+        env, stopped = raced_run(monkeypatch, ledger, erin_moves_the_traffic_first(ledger), prepare,
+                                 raises=RolloutSuperseded)
+
+    [frank] = began[0]
+    service, stable = env.targets.canary_service, env.targets.stable_service
+    said = " ".join(str(stopped).split())
+    assert f"rollout {frank.rollout_id} of {service} began while this run" in said, said
+    assert f"stopped before it would move the traffic to {stable}" in said, said
+    assert f"Done before it stopped: scaled {stable} to 4" in said, said
+    assert "moving nothing of that rollout's and notifying nobody" in said and "rollway abort" not in said, said
+    assert env.router.weights == Weights.canary_at(5), env.router.calls  # as it stood when frank's rollout began
+    assert env.router.calls.count("set_weights 100/0") == 1, env.router.calls  # erin's only
+    assert env.deployer.services[stable].desired == 4
+    assert rollback_pages(env) == ["Rollback: " + service] and len(env.notifier.messages) == 1, \
+        env.notifier.messages  # erin's, as her rollback ended; the run pages nobody
+    newest = env.ledger.get(service)
+    assert newest.rollout_id == frank.rollout_id and newest.phase is RolloutPhase.PROGRESSING
+    assert any("not rolling back after run" in r.getMessage() and "no longer the newest" in r.getMessage()
+               for r in caplog.records), "the run's hook rolled back frank's rollout"
