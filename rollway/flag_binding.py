@@ -222,6 +222,29 @@ def _stored(store: FlagStore, feature: str) -> FlagState | MalformedFlag | None:
         return bad
 
 
+def check_changes(store: FlagStore, changes: Sequence[FlagChange]) -> None:
+    """Check ``changes`` against the store before the first of them is written.
+
+    A flag whose item cannot be used (``MalformedFlag``) exists: a change repairs it when it
+    gives every unreadable setting, and a disable always does, as ``set_flag`` does for one
+    flag. Reading it is not an outage to retry, nor a reason to refuse its kill switch.
+
+    Raises:
+        UnknownFlag: flags that do not exist and are not to be created (all named).
+        InvalidFlagInput: a change that would leave a malformed flag unreadable.
+    """
+    missing, readable = [], set()
+    for change in changes:
+        current = _stored(store, change.feature)
+        if current is None and not change.create:
+            missing.append(change.feature)
+        elif isinstance(current, MalformedFlag) and change.feature not in readable:
+            _repaired(current, change)  # an earlier change to the flag in the list repaired it
+        readable.add(change.feature)
+    if missing:
+        raise UnknownFlag(*missing)
+
+
 def _repaired(bad: MalformedFlag, change: FlagChange) -> FlagState:
     """The flag ``change`` makes of a malformed item, or InvalidFlagInput naming what it must give."""
     fields = {name: bad.fields[name] for name in ("enabled", "percentage", "salt") if name in bad.fields}
