@@ -429,8 +429,11 @@ def _changed_since_rollout(
             continue
         if writer == "rollback" or person is None:
             return None  # a rollback ended every hold, or a rollout wrote last: this one may set it
-        if current.settings() == (entry.enabled, entry.percentage, entry.salt):
-            return None  # set back as that rollout left it: handed back
+        if (current.enabled, current.percentage) == (entry.enabled, entry.percentage):
+            # Set back as that rollout left it: handed back. The salt is not compared: a rollout
+            # never sets one, so a person's reshuffle is no hold, and after one the flag could not
+            # be set back as the hold's message says (`rollway flags set` gives no salt).
+            return None
         if _mine(entry, rollout, weight) or _wrote_before(trail[at + 1:], rollout, weight):
             return person, entry
         return None  # another rollout's write, and this one had not set the flag yet: it takes it over
