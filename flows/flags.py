@@ -16,7 +16,7 @@ from flows.env import load_clients
 from flows.params import Actor
 from rollway.aws.flags import DynamoFlagStore
 from rollway.flag_binding import FlagChange, FlagUpdate
-from rollway.flags import UnknownFlag, validate_actor
+from rollway.flags import validate_actor
 from rollway.ports import FlagStore
 from tasks import flags as flag_tasks
 
@@ -27,11 +27,12 @@ def apply_changes(store: FlagStore, changes: Sequence[FlagChange], *, actor: str
     Raises:
         UnknownFlag: flags that do not exist and are not to be created (all named);
             nothing is written.
+        InvalidFlagInput: a change leaves a malformed flag's unreadable setting as it is;
+            nothing is written.
     """
     validate_actor(actor)
-    missing = [c.feature for c in changes if not c.create and flag_tasks.get_flag(store, c.feature) is None]
-    if missing:
-        raise UnknownFlag(*missing)
+    # A malformed flag counts as there, so its kill switch goes through here as from the CLI.
+    flag_tasks.check_changes(store, changes)
     log = get_run_logger()
     updates = []
     for change in changes:

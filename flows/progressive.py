@@ -46,7 +46,7 @@ from rollway.ledger import (
 from rollway.model import Weights, validation_problems
 from rollway.phases import RolloutPhase
 from rollway.report import RolloutResult
-from rollway.spec import RolloutSpec
+from rollway.spec import Approvals, RolloutSpec
 from tasks import ecs, flags, traffic, undoable
 
 
@@ -257,7 +257,7 @@ def catch_up_phase(env: Environment, spec: RolloutSpec, record: RolloutRecord, *
 def run_progressive(
     env: Environment,
     spec: RolloutSpec,
-    approver: Approver,
+    approver: Approver | None,
     *,
     owner: str,
     actor: str = "operator",
@@ -265,10 +265,14 @@ def run_progressive(
     adopt_live_weights: bool = False,
     lease_seconds: float = 600.0,
     owner_finished: Callable[[str | None], bool] = lambda owner: True,
+    approver_for: Callable[[Approvals], Approver] | None = None,
 ) -> RolloutResult:
     """Start or resume the service's rollout and run it to the end of the current phase.
 
     Args:
+        approver: asked at every pause; None with ``approver_for``.
+        approver_for: builds the approver from the approval policy of the spec that governs the
+            run, instead of ``approver``: on a resume that is the recorded spec, not ``spec``.
         phased: stop at the end of the weekly phase (the schedule starts the next one);
             False runs every remaining stage now.
         adopt_live_weights: on drift, continue from the load balancer's weights.
@@ -380,7 +384,9 @@ def run_progressive(
     journal = LedgerJournal(env, spec, owner=owner, lease_seconds=lease_seconds, actor=actor,
                             rollout_id=record.rollout_id)
     result = run_stages(
-        env, spec, state=state, stable_desired=record.stable_desired or 1, approver=approver,
+        env, spec, state=state, stable_desired=record.stable_desired or 1,
+        # The pauses' timeout and its policy are the governing spec's, as everything else here.
+        approver=approver_for(spec.approvals) if approver_for is not None else approver,
         rollback=rollback, journal=journal, actor=actor, rollout=record.rollout_id,
     )
     # Promotion ends the last phase and opens the monitoring window; the plan says whether the
@@ -675,9 +681,11 @@ def progressive_rollout(
     """
     env = load_environment(targets_block, aws_credentials_block, clock, interval_seconds=spec.analysis.interval_seconds)
     return run_progressive(
-        env, spec, prefect_approver(spec.approvals, approval_poll_seconds), owner=run_owner(), actor=actor,
+        env, spec, None, owner=run_owner(), actor=actor,
         phased=phased, adopt_live_weights=adopt_live_weights, lease_seconds=lease_wall_seconds,
         owner_finished=owner_finished,
+        # A resume runs the recorded spec: its pauses too, not the spec parameter's approvals.
+        approver_for=lambda approvals: prefect_approver(approvals, approval_poll_seconds),
     )
 
 

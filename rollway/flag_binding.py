@@ -223,6 +223,29 @@ def _stored(store: FlagStore, feature: str) -> FlagState | MalformedFlag | None:
         return bad
 
 
+def check_changes(store: FlagStore, changes: Sequence[FlagChange]) -> None:
+    """Check ``changes`` against the store before the first of them is written.
+
+    A flag whose item cannot be used (``MalformedFlag``) exists: a change repairs it when it
+    gives every unreadable setting, and a disable always does, as ``set_flag`` does for one
+    flag. Reading it is not an outage to retry, nor a reason to refuse its kill switch.
+
+    Raises:
+        UnknownFlag: flags that do not exist and are not to be created (all named).
+        InvalidFlagInput: a change that would leave a malformed flag unreadable.
+    """
+    missing, readable = [], set()
+    for change in changes:
+        current = _stored(store, change.feature)
+        if current is None and not change.create:
+            missing.append(change.feature)
+        elif isinstance(current, MalformedFlag) and change.feature not in readable:
+            _repaired(current, change)  # an earlier change to the flag in the list repaired it
+        readable.add(change.feature)
+    if missing:
+        raise UnknownFlag(*missing)
+
+
 def _repaired(bad: MalformedFlag, change: FlagChange) -> FlagState:
     """The flag ``change`` makes of a malformed item, or InvalidFlagInput naming what it must give."""
     fields = {name: bad.fields[name] for name in ("enabled", "percentage", "salt") if name in bad.fields}
@@ -407,8 +430,11 @@ def _changed_since_rollout(
             continue
         if writer == "rollback" or person is None:
             return None  # a rollback ended every hold, or a rollout wrote last: this one may set it
-        if current.settings() == (entry.enabled, entry.percentage, entry.salt):
-            return None  # set back as that rollout left it: handed back
+        if (current.enabled, current.percentage) == (entry.enabled, entry.percentage):
+            # Set back as that rollout left it: handed back. The salt is not compared: a rollout
+            # never sets one, so a person's reshuffle is no hold, and after one the flag could not
+            # be set back as the hold's message says (`rollway flags set` gives no salt).
+            return None
         if _mine(entry, rollout, weight) or _wrote_before(trail[at + 1:], rollout, weight):
             return person, entry
         return None  # another rollout's write, and this one had not set the flag yet: it takes it over

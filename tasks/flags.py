@@ -42,6 +42,11 @@ def list_flags(store: FlagStore) -> list[FlagState]:
     return store.list()
 
 
+@task(name="check-flag-changes", **_RETRY)
+def check_changes(store: FlagStore, changes: Sequence[FlagChange]) -> None:
+    flag_binding.check_changes(store, changes)
+
+
 @task(name="set-flag", **_RETRY)
 def set_flag(store: FlagStore, change: FlagChange, *, actor: str, now: float) -> FlagUpdate:
     # Safe to retry: the target settings are absolute and an unchanged flag is not written.

@@ -423,17 +423,32 @@ def check_next_weight(record: RolloutRecord, weight: int) -> None:
     """Refuse a ``--weight`` the run would refuse (it would only ask again), before resuming it.
 
     Raises:
-        OpsError: the weight is not one of the rollout's stages above where it stands.
+        OpsError: the weight is not one of the rollout's stages above where it stands, is past
+            the weekly phase a phased run stops at, or the run waits at a stage the judge could
+            not pass (approving there accepts the stage; the run takes no next weight).
     """
     from pydantic import ValidationError
 
     from rollway.spec import RolloutSpec
 
     try:
-        weights = RolloutSpec.from_record(record.spec_json).weights
+        spec = RolloutSpec.from_record(record.spec_json)
     except ValidationError:
         raise OpsError(f"rollout {record.rollout_id} was recorded with a spec today's rules refuse, so its run "
                        "cannot resume it; nothing was approved. `rollway abort` rolls it back") from None
+    if record.stage_index >= 0 and not record.stage_passed:
+        # The run's pause is then inconclusive or metrics: it refuses any next weight and asks again,
+        # which from here would read as approved (the refusal is shown in the UI's form only).
+        raise OpsError(f"the run waits at {record.weights.canary}%, a stage the judge could not pass: approve "
+                       "without --weight to accept it; nothing was approved")
+    weights = spec.weights
+    if record.phased and spec.phases:
+        # The same end as the run's: a phased run never shifts past its weekly phase.
+        phase = spec.phases[max(record.weekly_phase_index, 0)]
+        end = sum(len(p.weights) for p in spec.phases[: max(record.weekly_phase_index, 0) + 1])
+        if weight in weights[end:]:
+            raise OpsError(f"--weight {weight} is past {phase.name}, which ends at {weights[end - 1]}%: the run "
+                           f"stops there (`advance_phase` starts the next phase); nothing was approved")
     later = [w for w in weights if w > record.weights.canary]
     if weight not in later:
         raise OpsError(f"--weight {weight} is not a stage after {record.weights.canary}% (choose from {later}); "

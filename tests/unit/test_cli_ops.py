@@ -564,3 +564,38 @@ def test_promote_weight_is_checked_against_the_paused_runs_rollout_not_an_old_re
                        credentials_block=None)
     _, err = capsys.readouterr()
     assert code == 0 and sent and sent[0]["next_weight"] == 30, err
+
+
+def _weekly_record(**changes) -> RolloutRecord:
+    """A rollout of the default plan's stages in weekly phases, paused before 25 % in week 2."""
+    from rollway.spec import WeeklyPhase
+
+    spec = RolloutSpec(
+        image="repo/app:2.0.0", stages=[Stage(weight=w, approval=w == 25) for w in (5, 25, 50, 75, 100)],
+        phases=[WeeklyPhase(name="week 1", weights=(5,)), WeeklyPhase(name="week 2", weights=(25, 50)),
+                WeeklyPhase(name="week 3", weights=(75, 100))],
+    )
+    return record(spec_json=spec.model_dump_json(), stage_index=0, stage_passed=True, weights=Weights.canary_at(5),
+                  weekly_phase_index=1, weekly_phase_passed=False, phased=True).model_copy(update=changes)
+
+
+@pytest.mark.parametrize("weight,ok", [(25, True), (50, True), (75, False), (100, False)])
+def test_promote_refuses_a_weight_past_the_phase_the_run_stops_at(weight, ok) -> None:
+    """The run refuses to skip past its weekly phase and asks again; `promote` said "approved",
+    and the person who left then found the pause timed out into a rollback."""
+    from rollway.cli.ops import OpsError, check_next_weight
+
+    if ok:
+        check_next_weight(_weekly_record(), weight)
+    else:
+        with pytest.raises(OpsError, match="past week 2, which ends at 50%.*nothing was approved"):
+            check_next_weight(_weekly_record(), weight)
+    check_next_weight(_weekly_record(phased=False), weight)  # a run of every stage may skip to any later one
+
+
+def test_promote_refuses_a_weight_at_a_stage_the_judge_could_not_pass() -> None:
+    """There the run waits to have the stage accepted, and refuses any next weight (README)."""
+    from rollway.cli.ops import OpsError, check_next_weight
+
+    with pytest.raises(OpsError, match="could not pass.*without --weight.*nothing was approved"):
+        check_next_weight(record(stage_passed=False), 100)
