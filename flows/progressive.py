@@ -77,6 +77,23 @@ def recorded_policy(record: RolloutRecord) -> RolloutSpec:
         ) from err
 
 
+def metrics_period(record: RolloutRecord | None, spec: RolloutSpec) -> int:
+    """The period CloudWatch is read at for a run given ``spec``: the recorded spec's when the run
+    will drive that one (``run_progressive`` resumes an unfinished rollout of the same image, or
+    watches a promoted one's monitoring window, on its recorded spec), else ``spec``'s.
+
+    The judge counts each tick at the governing spec's interval: metrics read at another period
+    would count a tick's requests several times over, or only a part of them.
+
+    Raises:
+        RolloutRefused: the recorded spec is one today's rules refuse (as the resume would).
+    """
+    if record is not None and record.image == spec.image and (
+            not record.phase.terminal or record.phase is RolloutPhase.PROMOTED):
+        return recorded_policy(record).analysis.interval_seconds
+    return spec.analysis.interval_seconds
+
+
 def phase_end_stage(spec: RolloutSpec, phase_index: int) -> int:
     """Index of the last stage of weekly phase ``phase_index``."""
     return sum(len(p.weights) for p in spec.phases[: phase_index + 1]) - 1
@@ -680,6 +697,15 @@ def progressive_rollout(
     may take the rollout over; a resumed run waits that long after a kill.
     """
     env = load_environment(targets_block, aws_credentials_block, clock, interval_seconds=spec.analysis.interval_seconds)
+    with before_any_write():  # as in run_progressive: a ledger that cannot be read refuses the run
+        record = env.ledger.get(env.targets.canary_service) if env.ledger is not None else None
+    period = metrics_period(record, spec)
+    if period != spec.analysis.interval_seconds:
+        get_run_logger().warning(
+            "the spec given to this run reads metrics every %s s, but %s's rollout %s was recorded with %s s, and the "
+            "recorded spec governs this run: reading them every %s s", spec.analysis.interval_seconds,
+            record.service, record.rollout_id, period, period)
+        env = load_environment(targets_block, aws_credentials_block, clock, interval_seconds=period)
     return run_progressive(
         env, spec, None, owner=run_owner(), actor=actor,
         phased=phased, adopt_live_weights=adopt_live_weights, lease_seconds=lease_wall_seconds,
