@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Iterator
 
 import pytest
@@ -122,15 +125,21 @@ def test_a_refused_connection_is_a_failed_check_and_safe_to_retry_even_for_a_pos
         assert result.retryable  # never sent: nothing was created
 
 
-class _LoginRedirect:
-    """A front door that sends every request to a login page (an expired SSO cookie, a wrong host):
-    every path answers 302 to /login, and /login answers 200 with an HTML form."""
+class _LocalServer:
+    """A service of the test's own on 127.0.0.1: ``with`` starts it and gives its URL. Each
+    request's body is read, then ``answer`` writes the reply."""
+
+    protocol_version = "HTTP/1.0"
+
+    def answer(self, request: BaseHTTPRequestHandler) -> None:
+        raise NotImplementedError
 
     def __enter__(self) -> str:
-        import threading
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        service = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = service.protocol_version
+
             def log_message(self, *args) -> None:
                 pass
 
@@ -138,28 +147,37 @@ class _LoginRedirect:
                 length = int(self.headers.get("Content-Length") or 0)
                 if length:
                     self.rfile.read(length)
-                if self.path == "/login":
-                    body = b"<html><form>Sign in</form></html>"
-                    self.send_response(200)
-                    self.send_header("Content-Type", "text/html")
-                    self.send_header("Content-Length", str(len(body)))
-                    self.end_headers()
-                    self.wfile.write(body)
-                else:
-                    self.send_response(302)
-                    self.send_header("Location", "/login")
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
+                service.answer(self)
 
             do_GET = do_POST = _send
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return f"http://127.0.0.1:{self._server.server_address[1]}"
 
     def __exit__(self, *exc) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+class _LoginRedirect(_LocalServer):
+    """A front door that sends every request to a login page (an expired SSO cookie, a wrong host):
+    every path answers 302 to /login, and /login answers 200 with an HTML form."""
+
+    def answer(self, request: BaseHTTPRequestHandler) -> None:
+        if request.path == "/login":
+            body = b"<html><form>Sign in</form></html>"
+            request.send_response(200)
+            request.send_header("Content-Type", "text/html")
+            request.send_header("Content-Length", str(len(body)))
+            request.end_headers()
+            request.wfile.write(body)
+        else:
+            request.send_response(302)
+            request.send_header("Location", "/login")
+            request.send_header("Content-Length", "0")
+            request.end_headers()
 
 
 def test_a_redirect_to_a_login_page_is_not_a_healthy_service_nor_a_sent_message():
@@ -183,55 +201,30 @@ def test_a_token_in_the_query_is_sent_but_never_shown(app):
     assert failed.outcome == "failed" and "s3cr3t" not in failed.reason and "token=****" in failed.reason
 
 
-class _Drip:
+class _Drip(_LocalServer):
     """A service that answers 200 at once, then sends its body a byte at a time, each byte well
     within a read timeout, for far longer than the whole timeout (a streaming endpoint behind the
     health path, a proxy trickling an answer)."""
 
+    protocol_version = "HTTP/1.1"
+
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
 
-    def __enter__(self) -> str:
-        import threading
-        import time
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-        seconds = self.seconds
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args) -> None:
-                pass
-
-            def _send(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                if length:
-                    self.rfile.read(length)
-                self.send_response(200)
-                self.send_header("Content-Type", "text/plain")
-                self.send_header("Transfer-Encoding", "chunked")
-                self.end_headers()
-                end = time.monotonic() + seconds
-                try:
-                    while time.monotonic() < end:
-                        self.wfile.write(b"1\r\n.\r\n")
-                        self.wfile.flush()
-                        time.sleep(0.05)
-                    self.wfile.write(b"0\r\n\r\n")
-                except OSError:
-                    pass  # the client gave up: what is tested
-
-            do_GET = do_POST = _send
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def __exit__(self, *exc) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+    def answer(self, request: BaseHTTPRequestHandler) -> None:
+        request.send_response(200)
+        request.send_header("Content-Type", "text/plain")
+        request.send_header("Transfer-Encoding", "chunked")
+        request.end_headers()
+        end = time.monotonic() + self.seconds
+        try:
+            while time.monotonic() < end:
+                request.wfile.write(b"1\r\n.\r\n")
+                request.wfile.flush()
+                time.sleep(0.05)
+            request.wfile.write(b"0\r\n\r\n")
+        except OSError:
+            pass  # the client gave up: what is tested
 
 
 def test_an_answer_that_trickles_in_past_the_timeout_fails_on_it():
