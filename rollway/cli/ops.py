@@ -404,10 +404,32 @@ def who_answers(approver: str | None) -> str:
     return approver.strip()
 
 
-def _answer(action: str, approver: str, comment: str, weight: int | None = None) -> dict[str, Any]:
+def _answer(action: str, approver: str, comment: str, weight: int | None = None, *,
+            comment_option: str = "--comment") -> dict[str, Any]:
+    """The answer the Resume form would send, checked against the form's own rules before
+    anything is read.
+
+    The server checks a resume against the form's schema and refuses one that breaks it (a
+    comment over 1,000 characters, say): found only then, an abort did not abort. The same words
+    go into the ledger and the notice when no run is paused, so they are bounded alike.
+
+    Raises:
+        UsageError: an option breaks the form's rules; nothing was read or changed.
+    """
+    from pydantic import ValidationError
+
+    from flows.approvals import ApprovalInput
+
     answer: dict[str, Any] = {"action": action, "approver": approver, "comment": comment}
     if weight is not None:
         answer["next_weight"] = weight
+    try:
+        ApprovalInput.model_validate(answer)
+    except ValidationError as err:
+        options = {"approver": "--approver", "comment": comment_option, "next_weight": "--weight"}
+        problems = "; ".join(f"{options.get(str(e['loc'][0]), e['loc'][0]) if e['loc'] else 'the answer'}: {e['msg']}"
+                             for e in err.errors())
+        raise UsageError(f"{problems}; nothing was done") from None
     return answer
 
 
@@ -467,13 +489,14 @@ def promote(
 ) -> int:
     """Approve the paused run of the service's rollout."""
     who = who_answers(approver)
+    answer = _answer("approve", who, comment, weight)
     service = connect(targets_block, credentials_block)
     record, run = _paused(service, flow_run)
     # Only against the rollout this run drives: a `canary` flow run keeps no ledger, and the
     # ledger's newest rollout is then another one (the run checks the weight itself).
     if weight is not None and record is not None and owner_run_id(record) == run.id:
         check_next_weight(record, weight)
-    resume(run.id, _answer("approve", who, comment, weight))
+    resume(run.id, answer)
     console.print(f"approved by {who}: flow run {run.name} ({run.id}) resumed")
     return 0
 
@@ -490,6 +513,8 @@ def abort(
 ) -> int:
     """Roll the service's rollout back: reject its paused run, or roll back directly."""
     who = who_answers(approver)
+    # The rollback flow records and sends the same words when no run is paused: bounded alike.
+    answer = _answer("reject", who, reason, comment_option="--reason")
     service = connect(targets_block, credentials_block)
     try:
         record, run = _paused(service, flow_run)
@@ -497,7 +522,7 @@ def abort(
         if flow_run is not None:
             raise
         return _rollback_directly(service, who, reason, wait_seconds)
-    resume(run.id, _answer("reject", who, reason))
+    resume(run.id, answer)
     console.print(f"rejected by {who}: flow run {run.name} ({run.id}) resumed to roll back")
     if wait_seconds <= 0:
         return 0

@@ -210,6 +210,27 @@ def test_an_explicitly_blank_approver_is_refused_not_replaced_by_the_os_user(com
     assert "--approver" in err and "blank" in err and "Traceback" not in err
 
 
+@pytest.mark.parametrize("args, option", [
+    (["abort", "--reason", "x" * 1001], "--reason"),
+    (["promote", "--comment", "x" * 1001], "--comment"),
+    (["promote", "--weight", "0"], "--weight"),
+    (["abort", "--approver", "a" * 201], "--approver"),
+])
+def test_an_answer_the_form_would_refuse_is_refused_before_anything_is_read(args, option, capsys) -> None:
+    """The server checks a resume against the form's schema: a 1,001-character reason was refused
+    only there, after the paused run was found, and the abort did not abort. Refused up front
+    now, before any block, API or AWS call (none is set up here), naming the option."""
+    from rollway.cli import app
+
+    try:
+        code = app(args, result_action="return_value")
+    except SystemExit as stop:
+        code = int(stop.code)
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert option in err and "nothing was done" in err and "Traceback" not in err
+
+
 def test_command_defaults_name_the_blocks_that_up_saves() -> None:
     from blocks import register
 
