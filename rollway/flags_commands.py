@@ -116,13 +116,14 @@ def flags_set(
     def change() -> None:
         # Every input is checked before the table is read, so bad input is exit 2 whatever
         # state the table is in (a negative version was once reported as a concurrent change).
-        validate_actor(actor)
+        # Kept without surrounding spaces, as the set-flags flow and `rollway promote` keep names.
+        who = validate_actor(actor).strip()
         validate_expected_version(expected_version)
         given = {name: value for name, value in settings.items() if value is not None}
         update = set_flag(
             store,
             FlagChange(feature=feature, **given),
-            actor=actor,
+            actor=who,
             now=time.time() if now is None else now,
             expected_version=expected_version,
         )

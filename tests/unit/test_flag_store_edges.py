@@ -194,6 +194,14 @@ def test_flags_set_refuses_text_that_is_not_utf8_with_one_error_line(given):
     assert out.getvalue() == "" and store.get(SQS).version == 1
 
 
+def test_flags_set_records_the_actor_without_surrounding_spaces():
+    """As the set-flags flow and `rollway promote` record names: " alice " and "alice" are one person."""
+    store = seeded()
+    out, err = io.StringIO(), io.StringIO()
+    assert flags_set(store, out, SQS, err=err, actor="  alice ", percentage=30, now=5.0) == 0, err.getvalue()
+    assert sorted(entry.actor for entry in store.audit(SQS)) == ["alice", "seed"]
+
+
 def test_flags_eval_refuses_a_user_id_that_is_not_utf8():
     out, err = io.StringIO(), io.StringIO()
     assert flags_eval(seeded(), out, SQS, [BAD_BYTE], err=err) == EXIT_INVALID
