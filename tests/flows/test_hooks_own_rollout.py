@@ -54,7 +54,7 @@ def frank_begins_before_the_hook_acts(monkeypatch, seen: list) -> None:
         env = seen[0]
         service = env.targets.canary_service
         ended = env.ledger.get(service)
-        if ended.phase is RolloutPhase.ROLLING_BACK:
+        if not ended.phase.terminal:  # erin's rollback (or her abort) of the run's rollout ends
             erin_ends(env, env.ledger, service, ended.rollout_id)
         now = env.clock.now()
         frank = RolloutRecord(
@@ -135,3 +135,70 @@ def test_a_run_failing_mid_rollout_is_rolled_back_by_its_hook_as_its_own_rollout
     with get_client(sync_client=True) as client:
         tags = client.read_flow_run(state.state_details.flow_run_id).tags
     assert rollout_tag(record.rollout_id) in tags, tags
+
+
+def test_a_run_the_prefect_api_will_not_tag_gives_its_lease_back_and_moves_nothing(monkeypatch):
+    """Going on untagged, a crash later would leave a hook run elsewhere unable to tell the run's
+    rollout from the next one. The run stops before its first change to AWS, as a refusal its
+    hook leaves alone, with the rollout recorded and free to resume."""
+    import flows.progressive
+    from flows.canary import RolloutRefused
+
+    env = fake_environment()
+    env.ledger = FakeLedger()
+    hooks_and_flows_see(monkeypatch, env)
+    canary_before = env.deployer.services[env.targets.canary_service]
+
+    def api_down(rollout_id):
+        raise RuntimeError("PrefectHTTPStatusError: 503 Service Unavailable")
+
+    monkeypatch.setattr(flows.progressive, "mark_rollout", api_down, raising=False)
+    with pytest.raises(RolloutRefused, match="could not tag this run with rollout .*503.*nothing was changed on AWS"):
+        progressive_rollout(spec=SPEC.model_dump(mode="json"), phased=False)
+
+    record = env.ledger.get(env.targets.canary_service)
+    assert record.phase is RolloutPhase.PENDING and record.canary_task_definition is None and record.owner is None
+    assert env.router.weights == Weights(stable=100, canary=0) and "set_weights" not in " ".join(env.router.calls)
+    assert env.deployer.services[env.targets.canary_service] == canary_before
+    assert env.notifier.messages == []
+
+
+def test_a_weekly_tick_that_failed_starting_the_next_phase_leaves_the_next_rollout_alone(monkeypatch, caplog):
+    """The tick took the rollout's lease for week 2 and failed recording the phase's start (the
+    ledger throttled it); before its hook acted, erin rolled the rollout back and frank's began.
+    The tick held the rollout from its lease on: its hook leaves frank's alone."""
+    import flows.progressive
+    from flows.progressive import advance_phase
+    from tests.flows.test_progressive_fakes import env_with_ledger
+    from tests.flows.test_weekly_early_start import REASON, TUESDAY, week_1
+
+    env = env_with_ledger()
+    env.flags = FakeFlagStore()
+    env.clock.t = TUESDAY
+    assert week_1(env).outcome == "holding"
+    env.clock.t += 2 * 3600
+    hooks_and_flows_see(monkeypatch, env)
+    monkeypatch.setattr(flows.progressive, "load_clients", lambda *a, **k: (env.targets, None))
+    monkeypatch.setattr(flows.progressive, "aws_environment", lambda *a, **k: env)
+    ours = env.ledger.get(env.targets.canary_service).rollout_id
+    seen: list = [env, ours]
+    frank_begins_before_the_hook_acts(monkeypatch, seen)
+    real_record = env.ledger.record
+
+    def record(service, **kwargs):
+        if kwargs["transition"].comment.startswith("starting week 2"):
+            raise RuntimeError("ProvisionedThroughputExceededException: the ledger throttled the write")
+        return real_record(service, **kwargs)
+
+    env.ledger.record = record
+    with caplog.at_level(logging.INFO), pytest.raises(RuntimeError, match="ProvisionedThroughputExceeded"):
+        advance_phase(actor="bob", start_early_because=REASON)
+
+    frank, messages = seen[2:]
+    newest = env.ledger.get(env.targets.canary_service)
+    assert newest.rollout_id == frank.rollout_id and newest.history == frank.history, (
+        f"the hook acted on frank's rollout: {newest.phase.value}, history {[t.kind for t in newest.history]}")
+    assert env.router.weights == Weights.canary_at(5) and env.flags.flags[FRANK_FLAG].enabled
+    assert len(env.notifier.messages) == messages, env.notifier.messages[messages:]
+    said = [r.getMessage() for r in caplog.records if "not rolling back after run" in r.getMessage()]
+    assert any("no longer the newest" in m and frank.rollout_id in m for m in said), said
