@@ -267,11 +267,15 @@ def hold_rollout(env: Environment, record: RolloutRecord, *, owner: str) -> None
     try:
         mark_rollout(record.rollout_id)
     except Exception as err:
-        env.ledger.release(record.service, owner=owner)
+        try:
+            env.ledger.release(record.service, owner=owner)
+            released = "the rollout's lease was given back"
+        except Exception as release_err:  # the refusal must still reach the hooks as one
+            released = f"the rollout's lease could not be given back ({release_err}) and lapses on its own"
         raise RolloutRefused(
             f"could not tag this run with rollout {record.rollout_id} on the Prefect API ({err}), which its "
-            f"rollback hooks need: nothing was changed on AWS and the rollout's lease was given back; run again "
-            "to resume it (or roll it back with `rollway abort`)"
+            f"rollback hooks need: nothing was changed on AWS and {released}; run again to resume it (or roll "
+            "it back with `rollway abort`)"
         ) from err
 
 
