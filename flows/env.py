@@ -182,6 +182,55 @@ def latest_attempt_marked(run_id: uuid.UUID) -> bool:
     return attempt_tag(run.run_count) in (run.tags or [])
 
 
+# This process's own rollout flow runs: run id -> the rollout the run holds (the newest, should
+# it hold two in turn). Its hooks, run in the same process, need no API then.
+_rollout_here: dict[uuid.UUID, str] = {}
+
+
+def mark_rollout(rollout_id: str) -> None:
+    """Tag this flow run with the rollout it holds, on the Prefect API, and remember it here.
+
+    Its state hooks read it back (``run_rollout``) to roll back that rollout and no other. Nothing
+    outside a flow run.
+
+    Raises whatever the API raises, before anything is remembered: a caller relying on the tag
+    must not go on without it (a hook run elsewhere after a crash could not tell the run's
+    rollout, and would roll back whatever rollout is the newest then, perhaps someone else's).
+    """
+    from prefect.client.orchestration import get_client
+
+    from rollway.rollout_tags import rollout_tag
+
+    ctx = FlowRunContext.get()
+    if ctx is None or ctx.flow_run is None:
+        return
+    if _rollout_here.get(ctx.flow_run.id) == rollout_id:
+        return  # tagged already (a phase started by ``advance`` then runs as a resume)
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_run(ctx.flow_run.id)
+        tag, tags = rollout_tag(rollout_id), list(run.tags or [])
+        if tag not in tags:
+            client.update_flow_run(run.id, tags=[*tags, tag])
+    _rollout_here[ctx.flow_run.id] = rollout_id
+
+
+def run_rollout(flow_run: Any) -> str | None:
+    """The rollout the flow run held (None: it held none): known here if this process ran it,
+    else read from its tags on the Prefect API (a hook run elsewhere, after a crash).
+
+    Raises whatever the API raises.
+    """
+    from prefect.client.orchestration import get_client
+
+    from rollway.rollout_tags import tagged_rollout
+
+    if flow_run.id in _rollout_here:
+        return _rollout_here[flow_run.id]
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_run(flow_run.id)
+    return tagged_rollout(run.tags)
+
+
 CANARY_FLOW = "canary"
 """The name of the `canary` flow, whose runs keep no ledger: only the Prefect API knows them."""
 

@@ -1,7 +1,9 @@
 """State hooks that roll a rollout back when its run fails, crashes or is cancelled.
 
 The hook rebuilds the environment from the run's own parameters (block names, clock) and
-runs the rollback flow, so the rollback shows in the UI as a run of its own. A `canary` run that
+runs the rollback flow, so the rollback shows in the UI as a run of its own. A rollout flow's
+hook rolls back only the rollout its run held (``flows.env.mark_rollout`` / ``run_rollout``): once
+that one ended and the next began, the next is someone else's and is left alone. A `canary` run that
 failed handed its Prefect concurrency slot to the hook (flows/slot.py): the hook holds it until its
 rollback is over, so no second `canary` run of the service starts under that rollback.
 """
@@ -52,7 +54,17 @@ def _rolled_back_already(params: dict) -> bool:
     return bool(record and record.phase is RolloutPhase.ROLLED_BACK)
 
 
-def leave_alone(state, params: dict, finalizing: bool = False) -> str | None:
+def _next_rollout(params: dict, rollout: str | None) -> str | None:
+    """The newest rollout's id when it is not ``rollout``, the one the run held: the run's ended
+    and the next one (someone else's) began before the hook acted. None when it is the run's, or
+    the run's is not known (nothing read then)."""
+    if rollout is None:
+        return None
+    record, _now = _ledger_record(params)
+    return record.rollout_id if record is not None and record.rollout_id != rollout else None
+
+
+def leave_alone(state, params: dict, finalizing: bool = False, rollout: str | None = None) -> str | None:
     """Why this failed run must not be rolled back, or None when it must.
 
     A run that refused to start (parameters Prefect could not validate, whatever the error, a missing block, a failure before its first
@@ -69,6 +81,11 @@ def leave_alone(state, params: dict, finalizing: bool = False) -> str | None:
     keeps the promoted version in production: a rollback would put the previous one back. The
     same holds when its latest attempt crashed or was cancelled while finalizing
     (``finalizing``, from ``flows.env.began_finalizing``).
+
+    ``rollout``: the rollout the run held (``flows.env.run_rollout``), or None when it held none
+    (or cannot tell: then the newest rollout is judged, as before runs said which they held). A
+    run stopped because its rollout ended, or because it lost its lease, whose rollout is no longer
+    the newest leaves the next one alone: it is someone else's.
     """
     from prefect.exceptions import ParameterTypeError, SignatureMismatchError
 
@@ -102,6 +119,11 @@ def leave_alone(state, params: dict, finalizing: bool = False) -> str | None:
     if isinstance(exc, RolloutSuperseded):
         # Its rollout ended and another started: a rollback now would hit that other rollout.
         return f"its rollout is no longer the newest ({exc})"
+    if isinstance(exc, (RolloutEnded, LockHeld, NotOwner)) and (newest := _next_rollout(params, rollout)):
+        # Judged below on the newest record, which is the next rollout's: "not rolled back yet",
+        # "nobody holds it", and the hook would roll that one back.
+        return (f"its rollout is no longer the newest (this run held {rollout}; {newest} began since, and a "
+                f"rollback now would hit that one) ({exc})")
     if isinstance(exc, RolloutEnded) and _rolled_back_already(params):
         return f"its rollout was already rolled back ({exc})"
     if isinstance(exc, (LockHeld, NotOwner)) and _someone_else_owns(params):
@@ -111,9 +133,9 @@ def leave_alone(state, params: dict, finalizing: bool = False) -> str | None:
 
 @releases_handed_over_slot
 def _rollback_from_state(flow, flow_run, state) -> None:
-    from flows.env import CANARY_FLOW, began_finalizing
+    from flows.env import CANARY_FLOW, began_finalizing, run_rollout
     from flows.rollback import CLAIM_POLL_SECONDS, CLAIM_WAIT_SECONDS, RollbackRefused, rollback
-    from rollway.ledger import CLAIM_SECONDS, RollbackClaimed, RollbackUnrecorded, RolloutClosed
+    from rollway.ledger import CLAIM_SECONDS, RollbackClaimed, RollbackUnrecorded, RolloutClosed, RolloutSuperseded
 
     log = flow_run_logger(flow_run, flow)
     params = dict(flow_run.parameters or {})
@@ -124,7 +146,16 @@ def _rollback_from_state(flow, flow_run, state) -> None:
         except Exception as err:  # only a hook outside the run's process asks the API: it cannot tell
             log.warning("could not ask the Prefect API whether run %s was finalizing (%s): treating it as a run that "
                         "was not", flow_run.name, err)
-    why_not = leave_alone(state, params, finalizing)
+    # The rollout the run held: its rollback must be that one's, never the next rollout's, which
+    # may have begun (someone else's) once the run's own ended. The canary flow keeps no ledger.
+    rollout = None
+    if flow.name != CANARY_FLOW:
+        try:
+            rollout = run_rollout(flow_run)
+        except Exception as err:  # only a hook outside the run's process asks the API: it cannot tell
+            log.warning("could not ask the Prefect API which rollout run %s held (%s): rolling back the newest "
+                        "rollout, if it is open", flow_run.name, err)
+    why_not = leave_alone(state, params, finalizing, rollout)
     if why_not:
         log.info("not rolling back after run %s: %s", flow_run.name, why_not)
         return
@@ -154,6 +185,7 @@ def _rollback_from_state(flow, flow_run, state) -> None:
             aws_credentials_block=params.get("aws_credentials_block"),
             clock=ClockSettings.model_validate(params.get("clock") or {}),
             only_open_rollout=ledgered,
+            rollout=rollout,
             claim_wait_seconds=claim_wait,
         )
     except RollbackUnrecorded as err:  # the traffic did move: say so, not that the rollback failed
@@ -162,10 +194,11 @@ def _rollback_from_state(flow, flow_run, state) -> None:
     except RollbackRefused as err:  # nothing moved, on purpose: say why, not that the rollback failed
         log.error("no automatic rollback after run %s: %s", flow_run.name, err)
         raise
-    except (RolloutClosed, RollbackClaimed) as err:
+    except (RolloutClosed, RollbackClaimed, RolloutSuperseded) as err:
         # Another rollback (`rollway abort`, say) finished between this one's read and its start,
         # or is still carrying it out after this one waited: it does (or did) everything and tells
-        # people; nothing is left to do or to page about.
+        # people; nothing is left to do or to page about. Or the run's rollout ended and the next
+        # one began: that one is someone else's, and the rollback moved nothing.
         log.info("not rolling back after run %s: %s", flow_run.name, err)
         return
     except Exception:  # a hook must not hide the original failure; log loudly instead

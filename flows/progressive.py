@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from flows.approvals import prefect_approver
 from flows.canary import RolloutRefused, before_any_write, preflight
 from flows.engine import run_stages
-from flows.env import load_clients, load_environment, owner_finished, run_owner
+from flows.env import load_clients, load_environment, mark_rollout, owner_finished, run_owner
 from flows.hooks import rollback_hooks
 from flows.journal import LedgerJournal
 from flows.monitor import after_window, run_monitor
@@ -271,6 +271,31 @@ def catch_up_phase(env: Environment, spec: RolloutSpec, record: RolloutRecord, *
     )
 
 
+def hold_rollout(env: Environment, record: RolloutRecord, *, owner: str) -> None:
+    """Tag this run with the rollout it now holds, before its first change to AWS: should it fail,
+    its hooks roll back this rollout and no other (``flows.hooks``).
+
+    Raises:
+        RolloutRefused: the Prefect API did not take the tag. The run gives the lease back and
+            stops before it changes anything on AWS, as a refusal its hooks leave alone: going on
+            untagged, a crash later would leave a hook elsewhere unable to tell this run's rollout
+            from the next one, and it would roll back whichever is the newest then.
+    """
+    try:
+        mark_rollout(record.rollout_id)
+    except Exception as err:
+        try:
+            env.ledger.release(record.service, owner=owner)
+            released = "the rollout's lease was given back"
+        except Exception as release_err:  # the refusal must still reach the hooks as one
+            released = f"the rollout's lease could not be given back ({release_err}) and lapses on its own"
+        raise RolloutRefused(
+            f"could not tag this run with rollout {record.rollout_id} on the Prefect API ({err}), which its "
+            f"rollback hooks need: nothing was changed on AWS and {released}; run again to resume it (or roll "
+            "it back with `rollway abort`)"
+        ) from err
+
+
 def run_progressive(
     env: Environment,
     spec: RolloutSpec,
@@ -330,6 +355,7 @@ def run_progressive(
         left = monitoring_left(recorded, record, env.clock.now())
         if left is not None:
             log.info("%s was promoted but its monitoring did not finish: watching for the %.0f s left", service, left)
+            hold_rollout(env, record, owner=owner)
             watched = run_monitor(env, recorded, window_seconds=left, decommission=recorded.phases[-1].decommission,
                                   previous_task_definition=record.previous_task_definition,
                                   stable_desired=record.stable_desired, owner=owner, lease_seconds=lease_seconds,
@@ -373,6 +399,7 @@ def run_progressive(
         spec = recorded_policy(record)  # the recorded policy governs a resume; checked before taking it
         record = env.ledger.acquire(service, owner=owner, now=env.clock.now(), lease_seconds=lease_seconds, wall=env.wall())
         log.info("resuming %s at stage %s (%s)", service, record.stage_index + 1, record.weights)
+    hold_rollout(env, record, owner=owner)
     # Each step below is recorded when done, so a run that died between them redoes only
     # what is missing.
     if record.canary_task_definition is None:
@@ -651,6 +678,7 @@ def _next_phase(env: Environment, spec: RolloutSpec, record: RolloutRecord, now:
         log.warning("phase %s of %s would run on (%s); %s starts the next one now: %s",
                     record.weekly_phase_index + 1, service, wait, actor, early_reason)
     env.ledger.acquire(service, owner=owner, now=now, lease_seconds=lease_seconds, wall=env.wall())
+    hold_rollout(env, record, owner=owner)
     try:
         # Drift is refused before the phase is recorded, so this week's start is not used up.
         reconcile(env, spec, record, owner=owner, actor=actor, adopt_live_weights=adopt_live_weights,
