@@ -11,18 +11,24 @@ import time
 from typing import Sequence
 
 from prefect import flow, get_run_logger
+from prefect.artifacts import create_markdown_artifact
 
 from flows.env import load_clients
 from flows.params import Actor
 from rollway.aws.flags import DynamoFlagStore
 from rollway.flag_binding import FlagChange, FlagUpdate
 from rollway.flags import validate_actor
+from rollway.flags_commands import changes_markdown
 from rollway.ports import FlagStore
 from tasks import flags as flag_tasks
 
 
-def apply_changes(store: FlagStore, changes: Sequence[FlagChange], *, actor: str, now: float) -> list[FlagUpdate]:
+def apply_changes(store: FlagStore, changes: Sequence[FlagChange], *, actor: str, now: float,
+                  done: list[FlagUpdate] | None = None) -> list[FlagUpdate]:
     """Apply ``changes`` in order, after checking that every flag not created exists.
+
+    ``done``: where each applied change is appended as it is made, so that a caller still has
+    them when a later one fails.
 
     Raises:
         UnknownFlag: flags that do not exist and are not to be created (all named);
@@ -34,7 +40,7 @@ def apply_changes(store: FlagStore, changes: Sequence[FlagChange], *, actor: str
     # A malformed flag counts as there, so its kill switch goes through here as from the CLI.
     flag_tasks.check_changes(store, changes)
     log = get_run_logger()
-    updates = []
+    updates = done if done is not None else []
     for change in changes:
         update = flag_tasks.set_flag(store, change, actor=actor, now=now)
         log.info("%s", update.describe())
@@ -62,4 +68,18 @@ def set_flags(
     # block naming another region is refused (AccountNotLoaded) before any call.
     targets, get_client = load_clients(targets_block, aws_credentials_block)
     store = DynamoFlagStore(get_client("dynamodb"), targets)
-    return apply_changes(store, changes, actor=actor, now=time.time())
+    done: list[FlagUpdate] = []
+    try:
+        updates = apply_changes(store, changes, actor=actor, now=time.time(), done=done)
+    except Exception as err:
+        # The summary says it too: the changes before the one that failed were written.
+        _summary(changes, done, actor, failure=err)
+        raise
+    _summary(changes, updates, actor)
+    return updates
+
+
+def _summary(changes: Sequence[FlagChange], done: Sequence[FlagUpdate], actor: str,
+             failure: BaseException | None = None) -> None:
+    create_markdown_artifact(key="set-flags", markdown=changes_markdown(changes, done, actor=actor, failure=failure),
+                             description="set-flags: the changes asked for and what became of each")

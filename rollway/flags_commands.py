@@ -14,7 +14,7 @@ import json
 import time
 from typing import Any, Callable, Sequence, TextIO
 
-from rollway.flag_binding import FlagChange, set_flag
+from rollway.flag_binding import FlagChange, FlagUpdate, set_flag
 from rollway.flags import (
     FlagConflict,
     FlagError,
@@ -219,3 +219,28 @@ def _run(err: TextIO, action: Callable[[], None]) -> int:
 def _fail(err: TextIO, error: FlagError, code: int) -> int:
     err.write(f"error: {error}\n")
     return code
+
+
+def changes_markdown(changes: Sequence[FlagChange], updates: Sequence[FlagUpdate], *, actor: str,
+                     failure: BaseException | None = None) -> str:
+    """The set-flags run's summary: each change asked for, in order, and what became of it.
+
+    ``updates`` are the changes applied (the first ``len(updates)`` of ``changes``). After a
+    failure (named at the top), the others are listed as not written, so a person sees which
+    flags were written before it stopped (each write is also in its flag's audit trail).
+    """
+    lines = [f"# Flag changes by {actor}", ""]
+    if failure is not None:
+        lines += [f"**Stopped** after {len(updates)} of {len(changes)} changes: {failure}", ""]
+    lines += ["| # | flag | asked | result |", "|---|---|---|---|"]
+    for index, change in enumerate(changes):
+        asked = ", ".join(f"{name} {value}" for name, value in change.settings().items()) or "nothing"
+        if change.create:
+            asked += " (create)"
+        result = updates[index].describe() if index < len(updates) else "**not written**"
+        lines.append(f"| {index + 1} | {_cell(change.feature)} | {_cell(asked)} | {_cell(result)} |")
+    return "\n".join(lines) + "\n"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")

@@ -188,3 +188,44 @@ def test_a_rollback_that_cannot_disable_a_flag_still_tells_people_and_stays_open
     env.flags.failing.clear()
     again = rollback(env)
     assert again.flags_disabled == (SQS,) and env.flags.get(SQS).enabled is False
+
+
+def flags_summary(state) -> str:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(artifact_filter=ArtifactFilter(
+            flow_run_id=ArtifactFilterFlowRunId(any_=[state.state_details.flow_run_id])))
+    return next(a.data for a in found if a.key == "set-flags")
+
+
+def test_a_set_flags_run_ends_with_a_summary_of_each_change(dynamo):
+    state = set_flags(changes=[FlagChange(feature=SQS, enabled=True, percentage=5, reason="week 1"),
+                               FlagChange(feature=INTERRUPTS, enabled=False)],
+                      actor="alice", aws_credentials_block=CREDENTIALS, return_state=True)
+    assert state.is_completed()
+    text = flags_summary(state)
+    assert "# Flag changes by alice" in text and "Stopped" not in text
+    assert f"| 1 | {SQS} | enabled True, percentage 5.0 | {SQS}: off 0% -> on 5% (v2) |" in text
+    assert f"| 2 | {INTERRUPTS} | enabled False | {INTERRUPTS}: unchanged, off 0% (v1) |" in text
+
+
+def test_a_set_flags_run_that_stops_part_way_says_which_flags_were_written(dynamo, monkeypatch):
+    """The first change is written before the second one's write fails: the summary must not
+    read as if nothing, or everything, was done."""
+    import flows.flags
+
+    flaky = FlakyFlagStore([FlagState(feature=SQS), FlagState(feature=INTERRUPTS)], failing=[INTERRUPTS])
+    monkeypatch.setattr(flows.flags, "DynamoFlagStore", lambda client, targets: flaky)
+    state = set_flags(changes=[FlagChange(feature=SQS, enabled=True, percentage=5),
+                               FlagChange(feature=INTERRUPTS, enabled=True),
+                               FlagChange(feature=SQS, percentage=25)],
+                      actor="alice", aws_credentials_block=CREDENTIALS, return_state=True)
+    assert state.is_failed()
+    text = flags_summary(state)
+    assert "**Stopped** after 1 of 3 changes" in text and "ProvisionedThroughputExceededException" in text
+    assert f"| 1 | {SQS} | enabled True, percentage 5.0 | {SQS}: off 0% -> on 5% (v" in text
+    assert f"| 2 | {INTERRUPTS} | enabled True | **not written** |" in text
+    assert f"| 3 | {SQS} | percentage 25.0 | **not written** |" in text
+    assert flaky.get(SQS).percentage == 5.0  # what the summary says was written, was
