@@ -483,7 +483,9 @@ def _put_back(updates: Sequence[FlagUpdate], store: FlagStore, *, actor: str, no
     """Return flags moved for a stage to their settings before it (newest first).
 
     Best effort: ``failed`` is raised by the caller either way; a flag that cannot be put
-    back is named on it, for the person who reads the error.
+    back is named on it, for the person who reads the error. Each put-back is conditional on
+    the version this stage wrote: a flag changed since (a person's kill switch, thrown between
+    the stage's write and this) keeps that person's setting.
     """
     for update in reversed(updates):
         before = update.before
@@ -495,7 +497,12 @@ def _put_back(updates: Sequence[FlagUpdate], store: FlagStore, *, actor: str, no
             reason=_fit_reason(f"rollout {rollout} undone: {why}"),
         )
         try:
-            _set_flag(store, change, actor=actor, now=now, writer="rollout", rollout=rollout)
+            _set_flag(store, change, actor=actor, now=now, writer="rollout", rollout=rollout,
+                      expected_version=update.after.version)
+        except FlagConflict as err:
+            log.warning("feature flag %r changed since this stage set it: left as it is now (%s)", update.feature, err)
+            failed.add_note(f"feature flag {update.feature!r} was changed by someone else after this stage set it "
+                            f"to {_settings(update.after)}: left as they set it")
         except FlagError as err:
             log.error("feature flag %r could not be put back: %s", update.feature, err)
             failed.add_note(f"feature flag {update.feature!r} was left at {_settings(update.after)}: {err}")

@@ -341,6 +341,27 @@ def test_flags_a_stage_moved_go_back_when_a_later_one_cannot_follow():
     assert store.get(SQS).enabled is False
 
 
+def test_a_put_back_leaves_a_flag_a_person_changed_after_the_stage_set_it():
+    """The stage moved SQS, then a person changed it (on-call, mid-incident) before the next
+    flag's failure sent the stage's flags back: the put-back must not overwrite the person."""
+    store = FlakyFlagStore([flag(SQS), flag(INTERRUPTS)], failing=[INTERRUPTS])
+    put = store.put
+
+    def person_first(flag_state, **kwargs):
+        if flag_state.feature == INTERRUPTS:
+            set_flag(store, FlagChange(feature=SQS, enabled=True, percentage=50, reason="on-call: open to half"),
+                     actor="oncall", now=1.5)
+        return put(flag_state, **kwargs)
+
+    store.put = person_first
+    with pytest.raises(FlagStoreUnavailable) as raised:
+        apply_bindings(store, [FlagBinding(feature=SQS), FlagBinding(feature=INTERRUPTS)], 5, actor="r", rollout="r1",
+                       now=1.0)
+    sqs = store.get(SQS)
+    assert (sqs.enabled, sqs.percentage, sqs.updated_by) == (True, 50.0, "oncall")
+    assert any("changed by someone else" in note for note in raised.value.__notes__)
+
+
 def test_versioned_writes_conflict_and_keep_an_audit_trail():
     store = seeded_store()
     set_flag(store, FlagChange(feature=SQS, enabled=True, percentage=5, reason="week 1"), actor="alice", now=10.0)
