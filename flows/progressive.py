@@ -46,7 +46,7 @@ from rollway.ledger import (
 from rollway.model import Weights, validation_problems
 from rollway.phases import RolloutPhase
 from rollway.report import RolloutResult
-from rollway.spec import Approvals, RolloutSpec
+from rollway.spec import Approvals, RolloutSpec, phase_end_stage
 from tasks import ecs, flags, traffic, undoable
 
 
@@ -92,11 +92,6 @@ def metrics_period(record: RolloutRecord | None, spec: RolloutSpec) -> int:
             not record.phase.terminal or record.phase is RolloutPhase.PROMOTED):
         return recorded_policy(record).analysis.interval_seconds
     return spec.analysis.interval_seconds
-
-
-def phase_end_stage(spec: RolloutSpec, phase_index: int) -> int:
-    """Index of the last stage of weekly phase ``phase_index``."""
-    return sum(len(p.weights) for p in spec.phases[: phase_index + 1]) - 1
 
 
 def create_rollout(env: Environment, spec: RolloutSpec, *, owner: str, actor: str, lease_seconds: float) -> RolloutRecord:

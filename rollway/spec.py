@@ -516,3 +516,8 @@ class RolloutSpec(BaseModel):
             return self.weights.index(weight)
         except ValueError:
             raise ValueError(f"{weight}% is not a stage of this rollout ({list(self.weights)})") from None
+
+
+def phase_end_stage(spec: RolloutSpec, phase_index: int) -> int:
+    """Index of the last stage of weekly phase ``phase_index``."""
+    return sum(len(p.weights) for p in spec.phases[: phase_index + 1]) - 1

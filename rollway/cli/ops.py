@@ -451,7 +451,7 @@ def check_next_weight(record: RolloutRecord, weight: int) -> None:
     """
     from pydantic import ValidationError
 
-    from rollway.spec import RolloutSpec
+    from rollway.spec import RolloutSpec, phase_end_stage
 
     try:
         spec = RolloutSpec.from_record(record.spec_json)
@@ -466,8 +466,8 @@ def check_next_weight(record: RolloutRecord, weight: int) -> None:
     weights = spec.weights
     if record.phased and spec.phases:
         # The same end as the run's: a phased run never shifts past its weekly phase.
-        phase = spec.phases[max(record.weekly_phase_index, 0)]
-        end = sum(len(p.weights) for p in spec.phases[: max(record.weekly_phase_index, 0) + 1])
+        index = max(record.weekly_phase_index, 0)
+        phase, end = spec.phases[index], phase_end_stage(spec, index) + 1
         if weight in weights[end:]:
             raise OpsError(f"--weight {weight} is past {phase.name}, which ends at {weights[end - 1]}%: the run "
                            f"stops there (`advance_phase` starts the next phase); nothing was approved")
