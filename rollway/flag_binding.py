@@ -240,7 +240,8 @@ def check_changes(store: FlagStore, changes: Sequence[FlagChange]) -> None:
         if current is None and not change.create:
             missing.append(change.feature)
         elif isinstance(current, MalformedFlag) and change.feature not in readable:
-            _repaired(current, change)  # an earlier change to the flag in the list repaired it
+            # Only the flag's first change must repair it: the ones after find it repaired.
+            _repaired(current, change)
         readable.add(change.feature)
     if missing:
         raise UnknownFlag(*missing)
