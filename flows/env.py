@@ -149,17 +149,26 @@ def mark_finalizing() -> None:
 
     Raises whatever the API raises: a caller relying on the tag must not go on without it.
     """
-    from prefect.client.orchestration import get_client
-
     ctx = FlowRunContext.get()
     if ctx is None or ctx.flow_run is None:
         return
+    _add_tag(ctx.flow_run.id, lambda run: attempt_tag(run.run_count))
+    _finalizing_here[ctx.flow_run.id] = True
+
+
+def _add_tag(run_id: uuid.UUID, tag_for: Callable[[Any], str]) -> None:
+    """Add ``tag_for(run)`` (the run as the Prefect API has it now) to the flow run's tags, unless
+    it has it already.
+
+    Raises whatever the API raises.
+    """
+    from prefect.client.orchestration import get_client
+
     with get_client(sync_client=True) as client:
-        run = client.read_flow_run(ctx.flow_run.id)
-        tag, tags = attempt_tag(run.run_count), list(run.tags or [])
+        run = client.read_flow_run(run_id)
+        tag, tags = tag_for(run), list(run.tags or [])
         if tag not in tags:
             client.update_flow_run(run.id, tags=[*tags, tag])
-    _finalizing_here[ctx.flow_run.id] = True
 
 
 def began_finalizing(flow_run: Any) -> bool:
@@ -197,8 +206,6 @@ def mark_rollout(rollout_id: str) -> None:
     must not go on without it (a hook run elsewhere after a crash could not tell the run's
     rollout, and would roll back whatever rollout is the newest then, perhaps someone else's).
     """
-    from prefect.client.orchestration import get_client
-
     from rollway.rollout_tags import rollout_tag
 
     ctx = FlowRunContext.get()
@@ -206,11 +213,7 @@ def mark_rollout(rollout_id: str) -> None:
         return
     if _rollout_here.get(ctx.flow_run.id) == rollout_id:
         return  # tagged already (a phase started by ``advance`` then runs as a resume)
-    with get_client(sync_client=True) as client:
-        run = client.read_flow_run(ctx.flow_run.id)
-        tag, tags = rollout_tag(rollout_id), list(run.tags or [])
-        if tag not in tags:
-            client.update_flow_run(run.id, tags=[*tags, tag])
+    _add_tag(ctx.flow_run.id, lambda run: rollout_tag(rollout_id))
     _rollout_here[ctx.flow_run.id] = rollout_id
 
 
