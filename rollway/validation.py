@@ -29,16 +29,22 @@ Outcome = Literal["passed", "failed", "skipped"]
 
 
 def shown_url(url: str) -> str:
-    """``url`` as logs, reasons and artifacts show it: every query value masked.
+    """``url`` as logs, reasons and artifacts show it: every query value, any user and password,
+    and the fragment masked or dropped.
 
     A query often carries a token (``?token=...``, a signed URL's signature); the request sends
-    it as given, but what people read names only the keys.
+    it as given, but what people read names only the keys. The spec's own URLs refuse
+    credentials, but a redirect's ``Location`` is the server's to write, and an SSO hand-off can
+    put a login in its host part or a token in its fragment.
     """
     parts = urlsplit(str(url))
-    if not parts.query:
+    if not (parts.query or parts.fragment or "@" in parts.netloc):
         return str(url)
     masked = urlencode([(key, "****") for key, _ in parse_qsl(parts.query, keep_blank_values=True)], safe="*")
-    return urlunsplit(parts._replace(query=masked, fragment=""))
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = "****@" + netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=netloc, query=masked, fragment=""))
 
 
 def _http_url(value: str, what: str) -> str:

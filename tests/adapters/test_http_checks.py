@@ -190,6 +190,26 @@ def test_a_redirect_to_a_login_page_is_not_a_healthy_service_nor_a_sent_message(
     assert message.outcome == "failed" and "HTTP 302" in message.reason
 
 
+class _RedirectWithCredentials(_LocalServer):
+    """A front door whose redirect names a login server with a user and password in the URL and a
+    token in the fragment (an SSO hand-off written by a misconfigured proxy)."""
+
+    def answer(self, request: BaseHTTPRequestHandler) -> None:
+        request.send_response(302)
+        request.send_header("Location", "https://sso-bot:s3cr3t-pass@login.example.com/cb#access_token=t0k3n")
+        request.send_header("Content-Length", "0")
+        request.end_headers()
+
+
+def test_a_redirect_with_credentials_in_its_url_is_reported_without_them():
+    with _RedirectWithCredentials() as url:
+        spec = spec_for(url)
+        with http_checks.client(spec) as http:
+            health = http_checks.check_health(http, spec)
+    assert health.outcome == "failed" and "HTTP 302 to https://****@login.example.com/cb" in health.reason
+    assert "s3cr3t-pass" not in health.reason and "sso-bot" not in health.reason and "t0k3n" not in health.reason
+
+
 def test_a_token_in_the_query_is_sent_but_never_shown(app):
     spec = ValidationSpec(health_url=f"{app.url}/health?token=s3cr3t&region=eu", api_base_url=app.url)
     health, _, _ = run_all(app, spec)

@@ -132,6 +132,9 @@ def test_a_refused_url_with_credentials_is_not_echoed_in_the_error():
     ("https://edit.example.com/health", "https://edit.example.com/health"),
     ("https://edit.example.com/health?token=abc", "https://edit.example.com/health?token=****"),
     ("https://x/h?a=1&b=&c=3#frag", "https://x/h?a=****&b=****&c=****"),
+    ("https://u:pw@x/h#access_token=t", "https://****@x/h"),
+    ("https://u:pw@x:8443/h?t=1", "https://****@x:8443/h?t=****"),
+    ("https://u@x/h", "https://****@x/h"),
 ])
 def test_shown_urls_mask_every_query_value(url, shown):
     assert shown_url(url) == shown
