@@ -160,7 +160,11 @@ def _act(spec: CleanupSpec, plan: CleanupPlan, git: GitCli | None, images: EcrIm
         progress.fields["deleted_tags"] = deletion.deleted
         progress.fields["gone_tags"] = plan.gone_tags + deletion.gone
         if deletion.failed:
-            failures = "; ".join(f"{tag}: {why}" for tag, why in deletion.failed.items())
+            # One refused call fails up to 100 tags with the same error: say each error once.
+            by_reason: dict[str, list[str]] = {}
+            for tag, why in deletion.failed.items():
+                by_reason.setdefault(why, []).append(tag)
+            failures = "; ".join(f"{', '.join(tags)}: {why}" for why, tags in by_reason.items())
             raise progress.failed(step, RuntimeError(f"ECR did not delete {failures}"), targets)
 
     deleted_stacks: list[str] = []
