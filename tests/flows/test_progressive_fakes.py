@@ -489,6 +489,23 @@ def test_a_run_killed_while_monitoring_is_resumed_for_the_rest_of_the_window():
     assert env.clock.now() - started <= 10 * 60 + 1
 
 
+def test_a_run_resuming_a_monitoring_window_is_tagged_with_its_rollout_for_its_hooks():
+    """The resumed window can still roll the release back; a hook run elsewhere after a crash
+    finds the rollout to roll back only in the run's tag on the Prefect API."""
+    from prefect.client.orchestration import get_client
+
+    from rollway.rollout_tags import rollout_tag
+
+    env, spec = _killed_while_monitoring()
+    env.clock.sleep(601)  # the dead run's lease runs out
+    watched = env.ledger.get(env.targets.canary_service).rollout_id
+    state = progressive_on(env, spec, auto_approve(), owner="run-2", return_state=True)
+    assert state.result().outcome == "promoted" and kinds(env)[-1] == "decommission"
+    with get_client(sync_client=True) as client:
+        tags = client.read_flow_run(state.state_details.flow_run_id).tags
+    assert rollout_tag(watched) in tags, tags
+
+
 def test_a_second_run_during_monitoring_is_refused_and_the_first_finishes():
     env = env_with_ledger()
     spec = monitored_spec()
