@@ -29,7 +29,6 @@ Run it with ``python -m rollway.judge.replay FILE`` (or ``-`` for standard input
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import math
 import sys
@@ -207,7 +206,7 @@ def read_intervals(lines: Iterable[str]) -> list[Interval]:
     for number, text in enumerate(lines, start=1):
         if number == 1:
             # A UTF-8 byte order mark (Windows editors, PowerShell) is not part of the first
-            # line; files are opened as utf-8-sig, this covers standard input.
+            # line (files and standard input are decoded as plain UTF-8, which keeps it).
             text = text.removeprefix("\ufeff")
         if not text.strip():
             continue
@@ -356,28 +355,36 @@ def _load(path: str, err: TextIO) -> list[Interval] | None:
 
 
 @contextmanager
-def _open(path: str) -> Iterator[TextIO]:
-    """A replay file (``-``: standard input) as text split at line feeds only, a UTF-8 BOM skipped.
+def _open(path: str) -> Iterator[Iterable[str]]:
+    """The lines of a replay file (``-``: standard input), split at line feeds only.
 
     Python's default newline mode also ends a line at a lone carriage return, which JSON Lines
     does not: a record with a CR between its keys would be cut in two, and CR CR LF endings
-    would count two lines each. Standard input is decoded the same way, strictly, so bytes that
-    are not UTF-8 get the file's error rather than the locale's decoding (surrogateescape under
-    the C locales, which turned them into odd keys or "not valid JSON").
+    would count two lines each. The bytes are split first and each line decoded on its own,
+    strictly: a byte that is not UTF-8 is an error naming its line (a decoder reading ahead in
+    blocks cannot say which), and standard input gets the file's error rather than the
+    locale's decoding (surrogateescape under the C locales, which turned such bytes into odd
+    keys or "not valid JSON"). A UTF-8 BOM stays at the start of line 1, which
+    ``read_intervals`` skips.
     """
     if path != "-":
-        with open(path, encoding="utf-8-sig", newline="\n") as handle:
-            yield handle
+        with open(path, "rb") as handle:
+            yield _decoded(handle)
         return
     binary = getattr(sys.stdin, "buffer", None)
     if binary is None:  # a text stream put in place of stdin (an embedding program): read as given
         yield sys.stdin
         return
-    stream = io.TextIOWrapper(binary, encoding="utf-8-sig", newline="\n")
-    try:
-        yield stream
-    finally:
-        stream.detach()  # closing the wrapper would close sys.stdin's buffer
+    yield _decoded(binary)  # not closed: sys.stdin's buffer stays open for whoever reads it next
+
+
+def _decoded(lines: Iterable[bytes]) -> Iterator[str]:
+    """Each line of a binary stream as UTF-8 text; a line that is not names its number."""
+    for number, raw in enumerate(lines, start=1):
+        try:
+            yield raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ReplayError(f"line {number}: not UTF-8 text ({exc.reason} at byte {exc.start + 1})") from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -80,11 +80,21 @@ NOT_UTF8 = b'{"t": 60, "canary": {"requests": 60}}\n{"t": 120, "canary": {"reque
 
 def test_standard_input_that_is_not_utf8_gets_the_files_error(tmp_path, monkeypatch):
     code, lines = run_bytes(tmp_path, NOT_UTF8)
-    assert code == EXIT_BAD_INPUT and "stage.jsonl: not UTF-8 text (invalid start byte)" in bad_input(lines)
+    assert code == EXIT_BAD_INPUT and "stage.jsonl: line 2: not UTF-8 text (invalid start byte" in bad_input(lines)
     # Under the C and C.UTF-8 locales Python decodes stdin with surrogateescape, which turned
     # the byte into an unknown key '\udcff' rather than an encoding error.
     code, lines = run_stdin(monkeypatch, NOT_UTF8, errors="surrogateescape")
-    assert code == EXIT_BAD_INPUT and bad_input(lines) == "error: -: not UTF-8 text (invalid start byte)"
+    assert code == EXIT_BAD_INPUT and bad_input(lines).startswith("error: -: line 2: not UTF-8 text (invalid start byte")
+
+
+def test_a_byte_that_is_not_utf8_is_reported_with_its_line(tmp_path, monkeypatch):
+    """A Latin-1 "é" typed into line 203 of an export: the error says where, as every other error
+    does, instead of "not UTF-8 text" somewhere in a file of thousands of lines."""
+    good = "".join(GOOD % (60 * i) + "\n" for i in range(1, 203)).encode()
+    content = good + b'{"t": 99999, "canary": {"requests": 60, "note\xe9": 1}}\n' + good
+    for code, lines in (run_bytes(tmp_path, content), run_stdin(monkeypatch, content)):
+        assert code == EXIT_BAD_INPUT
+        assert ": line 203: not UTF-8 text (invalid continuation byte" in bad_input(lines)
 
 
 def test_the_rollway_command_reads_standard_input_as_bytes():
@@ -92,7 +102,7 @@ def test_the_rollway_command_reads_standard_input_as_bytes():
     rollway = Path(sys.executable).with_name("rollway")
     env = {**os.environ, "LC_ALL": "C"}
     for content, message in ((CR_CR_LF, "error: -: line 3: "),
-                             (NOT_UTF8, "error: -: not UTF-8 text")):
+                             (NOT_UTF8, "error: -: line 2: not UTF-8 text")):
         done = subprocess.run([str(rollway), "judge", "--replay", "-"], input=content, capture_output=True,
                               timeout=60, check=False, cwd=ROOT, env=env)
         assert done.returncode == EXIT_BAD_INPUT, done.stderr
