@@ -6,11 +6,13 @@ FILE is JSON Lines, one object per interval, in time order::
 
 ``errors`` and ``slow`` absent or null count as 0 (an absent 5xx datapoint means none); a
 version that is absent or null, or whose ``requests`` is null, had no request count in that
-interval (no data, not zero traffic). Counts may be whole decimals (1140.0, as CloudWatch
-returns them); latencies are numbers of at least 0, or null. Blank lines are skipped; anything
-else that is not such an object (a key written twice included) stops the replay with an error
-naming the line. Lines end at a line feed only, so line numbers are grep's and an editor's; a
-carriage return is whitespace (CRLF endings are fine).
+interval (no data, not zero traffic); 5xx with a null request count are refused, as more 5xx
+than requests are (the flows read both as contradictory, never as no data). Counts may be
+whole decimals (1140.0, as CloudWatch returns them); latencies are numbers of at least 0, or
+null. Blank lines are skipped; anything else that is not such an object (a key written twice
+included) stops the replay with an error naming the line. Lines end at a line feed only, so
+line numbers are grep's and an editor's; a carriage return is whitespace (CRLF endings are
+fine).
 
 The replay feeds the intervals one at a time to the sequential judge with the seed's
 guardrails on top (as the flows do), prints a line whenever the decision changes, and ends at
@@ -161,6 +163,13 @@ def parse_line(text: str, number: int, previous_t: float | None) -> Interval:
             if latency is not None and latency < 0:
                 raise ReplayError(f"{where}: '{name}.{key}' is {_short(latency)}; a latency cannot be negative")
         if "requests" not in value:
+            if value.get("errors"):
+                # Both are the load balancer's counts of one period: 5xx without a request count
+                # contradict each other (the flows never pass a stage on such a period), and
+                # reading them as no data would drop the errors without a word.
+                raise ReplayError(f"{where}: '{name}.errors' is {value['errors']} but '{name}.requests' is null: "
+                                  "5xx without a request count contradict each other (fix the export, or write "
+                                  "the period's request count)")
             continue  # a null request count: no data for the version, as when it is null or absent
         try:
             versions[name] = VersionSample.model_validate(value)

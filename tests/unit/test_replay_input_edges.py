@@ -166,3 +166,19 @@ def test_every_invalid_field_is_named(tmp_path):
     assert code == EXIT_BAD_INPUT
     assert bad_input(lines).endswith("line 1: 'canary.errors' is invalid: Input should be greater than or equal to 0; "
                                      "'canary.slow' is invalid: Input should be greater than or equal to 0")
+
+
+# 5xx with no request count: both are the load balancer's counts of one period, so they
+# contradict each other (the flows never pass a stage on such a period); dropping the 5xx as
+# "no data" let a canary that answered them promote.
+
+def test_errors_without_a_request_count_are_refused_not_dropped(tmp_path):
+    rows = [{"t": 60 * i, "baseline": {"requests": 6000, "errors": 6},
+             "canary": {"requests": 600} if i % 3 else {"requests": None, "errors": 300}} for i in range(1, 31)]
+    code, lines = run_bytes(tmp_path, "".join(json.dumps(row) + "\n" for row in rows).encode())
+    assert code == EXIT_BAD_INPUT, lines  # was: exit 0, {"verdict": "promote", ...}
+    assert "stage.jsonl: line 3: 'canary.errors' is 300 but 'canary.requests' is null" in bad_input(lines)
+    # Slow requests without a request count stay no data, as in the flows (SlowRequestCount is
+    # the application's own metric, published apart from the load balancer's).
+    code, lines = run_bytes(tmp_path, b'{"t": 60, "canary": {"requests": null, "slow": 3, "errors": 0}}\n')
+    assert code == EXIT_OK, lines
