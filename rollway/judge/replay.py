@@ -380,6 +380,8 @@ def _open(path: str) -> Iterator[Iterable[str]]:
         with open(path, "rb") as handle:
             yield _decoded(handle)
         return
+    if sys.stdin is None:  # started with standard input closed (``<&-``)
+        raise OSError("standard input is closed")
     binary = getattr(sys.stdin, "buffer", None)
     if binary is None:  # a text stream put in place of stdin (an embedding program): read as given
         yield sys.stdin

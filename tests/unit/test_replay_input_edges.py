@@ -110,6 +110,15 @@ def test_the_rollway_command_reads_standard_input_as_bytes():
         assert done.stderr.decode().startswith(message), done.stderr
 
 
+
+def test_closed_standard_input_is_an_error_not_a_traceback(monkeypatch):
+    """``rollway judge --replay - <&-`` (or a service started without stdin): Python sets
+    sys.stdin to None; the replay said TypeError: 'NoneType' object is not iterable."""
+    monkeypatch.setattr(sys, "stdin", None)
+    code, lines = run("-")
+    assert code == EXIT_BAD_INPUT
+    assert bad_input(lines) == "error: cannot read -: standard input is closed"
+
 # Duplicate keys: json.loads would keep the last one silently.
 
 @pytest.mark.parametrize("record,key", [
