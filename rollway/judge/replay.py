@@ -171,6 +171,12 @@ def parse_line(text: str, number: int, previous_t: float | None) -> Interval:
                                   "5xx without a request count contradict each other (fix the export, or write "
                                   "the period's request count)")
             continue  # a null request count: no data for the version, as when it is null or absent
+        for key in ("errors", "slow"):
+            # The model's own check says only "errors and slow requests": name the count and both
+            # figures. (A negative request count is the model's to name.)
+            if value["requests"] >= 0 and value.get(key, 0) > value["requests"]:
+                raise ReplayError(f"{where}: '{name}.{key}' is {value[key]}, more than '{name}.requests' "
+                                  f"({value['requests']})")
         try:
             versions[name] = VersionSample.model_validate(value)
         except ValidationError as exc:

@@ -137,7 +137,7 @@ def test_malformed_input_names_the_line(tmp_path, content, message):
 
 @pytest.mark.parametrize("name,message", [
     ("malformed_json.jsonl", "line 3: not valid JSON"),
-    ("malformed_counts.jsonl", "line 2: 'canary' is invalid: Value error, errors and slow requests cannot exceed requests"),
+    ("malformed_counts.jsonl", "line 2: 'canary.errors' is 61, more than 'canary.requests' (60)"),
 ])
 def test_malformed_files(name, message):
     code, lines = run(DATA / name)

@@ -191,3 +191,14 @@ def test_errors_without_a_request_count_are_refused_not_dropped(tmp_path):
     # the application's own metric, published apart from the load balancer's).
     code, lines = run_bytes(tmp_path, b'{"t": 60, "canary": {"requests": null, "slow": 3, "errors": 0}}\n')
     assert code == EXIT_OK, lines
+
+
+@pytest.mark.parametrize("version,field", [("canary", "errors"), ("baseline", "slow")])
+def test_a_count_over_the_requests_names_the_field_and_both_figures(tmp_path, version, field):
+    """'canary' is invalid: errors and slow requests cannot exceed requests" left the user to
+    find which of the two counts, in which of the 5 fields, was wrong."""
+    content = f"{GOOD % 60}\n{json.dumps({'t': 120, version: {'requests': 60, 'errors': 1, 'slow': 1, field: 61}})}\n"
+    code, lines = run_bytes(tmp_path, content.encode())
+    assert code == EXIT_BAD_INPUT
+    assert bad_input(lines).endswith(f"stage.jsonl: line 2: '{version}.{field}' is 61, more than "
+                                     f"'{version}.requests' (60)")
