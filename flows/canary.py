@@ -16,6 +16,7 @@ from dataclasses import replace
 from typing import Iterator
 
 from prefect import flow, get_client, get_run_logger
+from prefect.artifacts import create_markdown_artifact
 from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
 from prefect.context import FlowRunContext
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
@@ -25,6 +26,7 @@ from flows.engine import run_stages
 from flows.env import CANARY_FLOW, attempt_starts, load_environment, mark_finalizing
 from flows.finalize import run_finalize
 from flows.hooks import rollback_hooks
+from flows.journal import artifact_key
 from flows.monitor import MonitorResult, after_window, run_monitor
 from flows.params import Actor
 from flows.rollback import judge_rollback
@@ -38,7 +40,7 @@ from rollway.lease import RenewalPolicy
 from rollway.ledger import RolloutRecord, new_rollout_id
 from rollway.model import ServiceState
 from rollway.phases import RolloutPhase
-from rollway.report import RolloutResult
+from rollway.report import RolloutResult, markdown_table
 from rollway.spec import RolloutSpec, default_phases
 from rollway.targets import Targets
 from tasks import ecs, flags, metrics, traffic, undoable
@@ -277,7 +279,28 @@ def run_canary(env: Environment, spec: RolloutSpec, approver: Approver, *, actor
     """
     refuse_phase_plan(spec)
     with one_canary_run(env.targets):
-        return _run_canary(env, spec, approver, actor=actor, finalize=finalize)
+        result = _run_canary(env, spec, approver, actor=actor, finalize=finalize)
+    _summary_artifact(env, spec, result)
+    return result
+
+
+def _summary_artifact(env: Environment, spec: RolloutSpec, result: RolloutResult) -> None:
+    """The run's outcome and its stage table (verdicts, reasons, counts) in the Artifacts tab.
+
+    This flow keeps no ledger, hence no journal, whose artifacts the progressive flow leaves:
+    without this, a canary run's stages were shown only in its logs. The rollout is over by
+    now: an API error here is logged, never a failed run (whose hooks would roll back).
+    """
+    steps = "\n".join(f"- {step}" for step in result.rollback.steps) if result.rollback is not None else ""
+    try:
+        create_markdown_artifact(
+            key=artifact_key(env.targets.canary_service, "summary"),
+            markdown=f"# Canary of `{spec.image}` {result.outcome.replace('_', ' ')}\n\n{result.reason}\n\n"
+            + (f"{steps}\n\n" if steps else "") + (markdown_table(result.stages) if result.stages else ""),
+            description="rollout summary",
+        )
+    except Exception as err:  # noqa: BLE001 - a summary for people; the outcome stands without it
+        get_run_logger().warning("the run's summary artifact could not be created: %s", err)
 
 
 def _run_canary(env: Environment, spec: RolloutSpec, approver: Approver, *, actor: str,

@@ -6,11 +6,13 @@ FILE is JSON Lines, one object per interval, in time order::
 
 ``errors`` and ``slow`` absent or null count as 0 (an absent 5xx datapoint means none); a
 version that is absent or null, or whose ``requests`` is null, had no request count in that
-interval (no data, not zero traffic). Counts may be whole decimals (1140.0, as CloudWatch
-returns them); latencies are numbers of at least 0, or null. Blank lines are skipped; anything
-else that is not such an object (a key written twice included) stops the replay with an error
-naming the line. Lines end at a line feed only, so line numbers are grep's and an editor's; a
-carriage return is whitespace (CRLF endings are fine).
+interval (no data, not zero traffic); 5xx with a null request count are refused, as more 5xx
+than requests are (the flows read both as contradictory, never as no data). Counts may be
+whole decimals (1140.0, as CloudWatch returns them); latencies are numbers of at least 0, or
+null. Blank lines are skipped; anything else that is not such an object (a key written twice
+included) stops the replay with an error naming the line. Lines end at a line feed only, so
+line numbers are grep's and an editor's; a carriage return is whitespace (CRLF endings are
+fine).
 
 The replay feeds the intervals one at a time to the sequential judge with the seed's
 guardrails on top (as the flows do), prints a line whenever the decision changes, and ends at
@@ -29,7 +31,6 @@ Run it with ``python -m rollway.judge.replay FILE`` (or ``-`` for standard input
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import math
 import sys
@@ -162,7 +163,20 @@ def parse_line(text: str, number: int, previous_t: float | None) -> Interval:
             if latency is not None and latency < 0:
                 raise ReplayError(f"{where}: '{name}.{key}' is {_short(latency)}; a latency cannot be negative")
         if "requests" not in value:
+            if value.get("errors"):
+                # Both are the load balancer's counts of one period: 5xx without a request count
+                # contradict each other (the flows never pass a stage on such a period), and
+                # reading them as no data would drop the errors without a word.
+                raise ReplayError(f"{where}: '{name}.errors' is {value['errors']} but '{name}.requests' is null: "
+                                  "5xx without a request count contradict each other (fix the export, or write "
+                                  "the period's request count)")
             continue  # a null request count: no data for the version, as when it is null or absent
+        for key in ("errors", "slow"):
+            # The model's own check says only "errors and slow requests": name the count and both
+            # figures. (A negative request count is the model's to name.)
+            if value["requests"] >= 0 and value.get(key, 0) > value["requests"]:
+                raise ReplayError(f"{where}: '{name}.{key}' is {value[key]}, more than '{name}.requests' "
+                                  f"({value['requests']})")
         try:
             versions[name] = VersionSample.model_validate(value)
         except ValidationError as exc:
@@ -207,7 +221,7 @@ def read_intervals(lines: Iterable[str]) -> list[Interval]:
     for number, text in enumerate(lines, start=1):
         if number == 1:
             # A UTF-8 byte order mark (Windows editors, PowerShell) is not part of the first
-            # line; files are opened as utf-8-sig, this covers standard input.
+            # line (files and standard input are decoded as plain UTF-8, which keeps it).
             text = text.removeprefix("\ufeff")
         if not text.strip():
             continue
@@ -356,28 +370,38 @@ def _load(path: str, err: TextIO) -> list[Interval] | None:
 
 
 @contextmanager
-def _open(path: str) -> Iterator[TextIO]:
-    """A replay file (``-``: standard input) as text split at line feeds only, a UTF-8 BOM skipped.
+def _open(path: str) -> Iterator[Iterable[str]]:
+    """The lines of a replay file (``-``: standard input), split at line feeds only.
 
     Python's default newline mode also ends a line at a lone carriage return, which JSON Lines
     does not: a record with a CR between its keys would be cut in two, and CR CR LF endings
-    would count two lines each. Standard input is decoded the same way, strictly, so bytes that
-    are not UTF-8 get the file's error rather than the locale's decoding (surrogateescape under
-    the C locales, which turned them into odd keys or "not valid JSON").
+    would count two lines each. The bytes are split first and each line decoded on its own,
+    strictly: a byte that is not UTF-8 is an error naming its line (a decoder reading ahead in
+    blocks cannot say which), and standard input gets the file's error rather than the
+    locale's decoding (surrogateescape under the C locales, which turned such bytes into odd
+    keys or "not valid JSON"). A UTF-8 BOM stays at the start of line 1, which
+    ``read_intervals`` skips.
     """
     if path != "-":
-        with open(path, encoding="utf-8-sig", newline="\n") as handle:
-            yield handle
+        with open(path, "rb") as handle:
+            yield _decoded(handle)
         return
+    if sys.stdin is None:  # started with standard input closed (``<&-``)
+        raise OSError("standard input is closed")
     binary = getattr(sys.stdin, "buffer", None)
     if binary is None:  # a text stream put in place of stdin (an embedding program): read as given
         yield sys.stdin
         return
-    stream = io.TextIOWrapper(binary, encoding="utf-8-sig", newline="\n")
-    try:
-        yield stream
-    finally:
-        stream.detach()  # closing the wrapper would close sys.stdin's buffer
+    yield _decoded(binary)  # not closed: sys.stdin's buffer stays open for whoever reads it next
+
+
+def _decoded(lines: Iterable[bytes]) -> Iterator[str]:
+    """Each line of a binary stream as UTF-8 text; a line that is not names its number."""
+    for number, raw in enumerate(lines, start=1):
+        try:
+            yield raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ReplayError(f"line {number}: not UTF-8 text ({exc.reason} at byte {exc.start + 1})") from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,7 +1,8 @@
-"""What a progressive rollout shows in the Prefect UI: progress, a table per stage, a summary."""
+"""What a rollout shows in the Prefect UI: progress, a table per stage, a summary (the canary flow: the summary)."""
 
 from __future__ import annotations
 
+import pytest
 from prefect import flow
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
@@ -92,3 +93,53 @@ def test_an_approval_before_the_first_stage_shows_no_stage_that_never_ran():
 @flow
 def run_on(env, spec, approver):
     return run_progressive(env, spec, approver, owner="run-1", phased=False)
+
+
+# The canary flow (the one `make demo` runs, deployed as `canary`) keeps no ledger, so no journal
+# made its artifacts: a run ended with an empty Artifacts tab, the stages' verdicts only in its logs.
+
+@flow
+def canary_run(env, spec):
+    from flows.canary import run_canary
+
+    return run_canary(env, spec, auto_approve("frank"))
+
+
+def run_artifacts(state) -> dict[str, str]:
+    from prefect.client.schemas.filters import ArtifactFilterFlowRunId
+
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(artifact_filter=ArtifactFilter(
+            flow_run_id=ArtifactFilterFlowRunId(any_=[state.state_details.flow_run_id])))
+    return {a.key: a.data for a in found}
+
+
+@pytest.mark.parametrize("error_rate,outcome", [(0.001, "promoted"), (0.05, "rolled back")])
+def test_a_canary_run_ends_with_its_stage_table(error_rate, outcome):
+    env = fake_environment(canary_error_rate=error_rate)
+    spec = RolloutSpec(image=IMAGE, stages=[Stage(weight=w, bake_seconds=180) for w in (10, 100)], monitor_seconds=0)
+    state = canary_run(env, spec, return_state=True)
+    result = state.result()
+    artifacts = run_artifacts(state)
+    summary = artifacts.get(artifact_key(env.targets.canary_service, "summary"))
+    assert summary is not None, f"the canary run left no summary artifact: {sorted(artifacts)}"
+    assert IMAGE in summary and outcome in summary and result.reason in summary
+    rows = [line for line in summary.splitlines() if line.startswith("| ") and not line.startswith("| stage")]
+    assert len(rows) == len(result.stages) >= 1
+    last = result.stages[-1]
+    assert f"| {last.verdict.phase.value} |" in rows[-1] and f"| {last.canary.requests} |" in rows[-1]
+
+
+def test_a_canary_run_whose_summary_cannot_be_made_still_completes(monkeypatch):
+    """The rollout is over when the summary is made: a failed run would have its hooks roll back."""
+    import flows.canary
+
+    def unreachable(**kwargs):
+        raise RuntimeError("the Prefect API is unreachable")
+
+    monkeypatch.setattr(flows.canary, "create_markdown_artifact", unreachable)
+    env = fake_environment(canary_error_rate=0.001)
+    spec = RolloutSpec(image=IMAGE, stages=[Stage(weight=100, bake_seconds=180)], monitor_seconds=0)
+    state = canary_run(env, spec, return_state=True)
+    assert state.is_completed(), state.message
+    assert state.result().outcome == "promoted"

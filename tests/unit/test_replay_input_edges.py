@@ -80,11 +80,21 @@ NOT_UTF8 = b'{"t": 60, "canary": {"requests": 60}}\n{"t": 120, "canary": {"reque
 
 def test_standard_input_that_is_not_utf8_gets_the_files_error(tmp_path, monkeypatch):
     code, lines = run_bytes(tmp_path, NOT_UTF8)
-    assert code == EXIT_BAD_INPUT and "stage.jsonl: not UTF-8 text (invalid start byte)" in bad_input(lines)
+    assert code == EXIT_BAD_INPUT and "stage.jsonl: line 2: not UTF-8 text (invalid start byte" in bad_input(lines)
     # Under the C and C.UTF-8 locales Python decodes stdin with surrogateescape, which turned
     # the byte into an unknown key '\udcff' rather than an encoding error.
     code, lines = run_stdin(monkeypatch, NOT_UTF8, errors="surrogateescape")
-    assert code == EXIT_BAD_INPUT and bad_input(lines) == "error: -: not UTF-8 text (invalid start byte)"
+    assert code == EXIT_BAD_INPUT and bad_input(lines).startswith("error: -: line 2: not UTF-8 text (invalid start byte")
+
+
+def test_a_byte_that_is_not_utf8_is_reported_with_its_line(tmp_path, monkeypatch):
+    """A Latin-1 "é" typed into line 203 of an export: the error says where, as every other error
+    does, instead of "not UTF-8 text" somewhere in a file of thousands of lines."""
+    good = "".join(GOOD % (60 * i) + "\n" for i in range(1, 203)).encode()
+    content = good + b'{"t": 99999, "canary": {"requests": 60, "note\xe9": 1}}\n' + good
+    for code, lines in (run_bytes(tmp_path, content), run_stdin(monkeypatch, content)):
+        assert code == EXIT_BAD_INPUT
+        assert ": line 203: not UTF-8 text (invalid continuation byte" in bad_input(lines)
 
 
 def test_the_rollway_command_reads_standard_input_as_bytes():
@@ -92,13 +102,22 @@ def test_the_rollway_command_reads_standard_input_as_bytes():
     rollway = Path(sys.executable).with_name("rollway")
     env = {**os.environ, "LC_ALL": "C"}
     for content, message in ((CR_CR_LF, "error: -: line 3: "),
-                             (NOT_UTF8, "error: -: not UTF-8 text")):
+                             (NOT_UTF8, "error: -: line 2: not UTF-8 text")):
         done = subprocess.run([str(rollway), "judge", "--replay", "-"], input=content, capture_output=True,
                               timeout=60, check=False, cwd=ROOT, env=env)
         assert done.returncode == EXIT_BAD_INPUT, done.stderr
         assert done.stdout == b""
         assert done.stderr.decode().startswith(message), done.stderr
 
+
+
+def test_closed_standard_input_is_an_error_not_a_traceback(monkeypatch):
+    """``rollway judge --replay - <&-`` (or a service started without stdin): Python sets
+    sys.stdin to None; the replay said TypeError: 'NoneType' object is not iterable."""
+    monkeypatch.setattr(sys, "stdin", None)
+    code, lines = run("-")
+    assert code == EXIT_BAD_INPUT
+    assert bad_input(lines) == "error: cannot read -: standard input is closed"
 
 # Duplicate keys: json.loads would keep the last one silently.
 
@@ -156,3 +175,30 @@ def test_every_invalid_field_is_named(tmp_path):
     assert code == EXIT_BAD_INPUT
     assert bad_input(lines).endswith("line 1: 'canary.errors' is invalid: Input should be greater than or equal to 0; "
                                      "'canary.slow' is invalid: Input should be greater than or equal to 0")
+
+
+# 5xx with no request count: both are the load balancer's counts of one period, so they
+# contradict each other (the flows never pass a stage on such a period); dropping the 5xx as
+# "no data" let a canary that answered them promote.
+
+def test_errors_without_a_request_count_are_refused_not_dropped(tmp_path):
+    rows = [{"t": 60 * i, "baseline": {"requests": 6000, "errors": 6},
+             "canary": {"requests": 600} if i % 3 else {"requests": None, "errors": 300}} for i in range(1, 31)]
+    code, lines = run_bytes(tmp_path, "".join(json.dumps(row) + "\n" for row in rows).encode())
+    assert code == EXIT_BAD_INPUT, lines  # was: exit 0, {"verdict": "promote", ...}
+    assert "stage.jsonl: line 3: 'canary.errors' is 300 but 'canary.requests' is null" in bad_input(lines)
+    # Slow requests without a request count stay no data, as in the flows (SlowRequestCount is
+    # the application's own metric, published apart from the load balancer's).
+    code, lines = run_bytes(tmp_path, b'{"t": 60, "canary": {"requests": null, "slow": 3, "errors": 0}}\n')
+    assert code == EXIT_OK, lines
+
+
+@pytest.mark.parametrize("version,field", [("canary", "errors"), ("baseline", "slow")])
+def test_a_count_over_the_requests_names_the_field_and_both_figures(tmp_path, version, field):
+    """'canary' is invalid: errors and slow requests cannot exceed requests" left the user to
+    find which of the two counts, in which of the 5 fields, was wrong."""
+    content = f"{GOOD % 60}\n{json.dumps({'t': 120, version: {'requests': 60, 'errors': 1, 'slow': 1, field: 61}})}\n"
+    code, lines = run_bytes(tmp_path, content.encode())
+    assert code == EXIT_BAD_INPUT
+    assert bad_input(lines).endswith(f"stage.jsonl: line 2: '{version}.{field}' is 61, more than "
+                                     f"'{version}.requests' (60)")
