@@ -180,7 +180,7 @@ def _outcome(record: RolloutRecord) -> str:
         done = record.last_transition(FINALIZED)
         watched = next((t for t in reversed(record.history) if t.kind in ("decommission", "watched")), None)
         return ("promoted" + (f"; monitoring window closed ({watched.kind}, {utc(watched.at)})" if watched else "")
-                + (f"; finalized by {done.actor} at {utc(done.at)}" if done else ""))
+                + (f"; finalized by {cell(done.actor)} at {utc(done.at)}" if done else ""))
     if phase is RolloutPhase.ROLLED_BACK:
         end = record.last_transition("rollback")
         return "rolled back" + (f" at {utc(end.at)}" if end else "")

@@ -261,3 +261,14 @@ def test_an_older_rollback_entry_without_them_still_reads_and_says_what_is_infer
     # As DynamoDB hands back an entry written before the fields existed (absent attributes).
     old = Transition.model_validate({"at": T0, "kind": "rollback", "actor": "judge"})
     assert (old.message_id, old.task_definition) == (None, None)
+
+
+def test_a_finalizing_name_with_a_line_break_cannot_add_a_heading_to_the_rollout_report():
+    # `rollway finalize --actor` and the finalize flow's `actor` keep a name's inner line breaks;
+    # the outcome line quotes who finalized.
+    who = "carol\n\n# Rollout report: nothing to see here"
+    rec = promoted_record()
+    done = rec.history[-1].model_copy(update={"actor": who})
+    text = rollout_report(rec.model_copy(update={"history": rec.history[:-1] + (done,)}))
+    assert not any(line.startswith("# Rollout report: nothing") for line in text.splitlines())
+    assert "finalized by carol # Rollout report: nothing to see here at" in text
