@@ -113,7 +113,7 @@ def test_incident_report_of_an_unfinished_rollback_says_nothing_is_confirmed():
     assert "**not recorded as finished**" in text
     assert "**Not confirmed:** the ledger records no finished rollback. Run `rollway abort`" in text
     assert "Which steps were done is not recorded" in text
-    assert "so far (the traffic's return is not recorded)" in text
+    assert "the traffic's return is not recorded)" in text
     assert "read back **100/0**" not in text
 
 
@@ -272,3 +272,11 @@ def test_a_finalizing_name_with_a_line_break_cannot_add_a_heading_to_the_rollout
     text = rollout_report(rec.model_copy(update={"history": rec.history[:-1] + (done,)}))
     assert not any(line.startswith("# Rollout report: nothing") for line in text.splitlines())
     assert "finalized by carol # Rollout report: nothing to see here at" in text
+
+
+def test_an_unfinished_rollback_states_its_exposure_as_a_lower_bound_not_a_total():
+    """Read hours after a rollback stalled, the report said the canary was exposed for 10 min
+    "so far": that was only until the rollback began, and the canary may still have traffic."""
+    text = incident_report(guardrail_rollback(finished=False))
+    assert f"**Exposed for:** at least 10.0 min (until {utc(T0 + 660)}, when the rollback began; " in text
+    assert "so far" not in text
