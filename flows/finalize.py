@@ -18,7 +18,8 @@ In order, each step logged and recorded:
    the next rollout restores it on rollback), tell people, and record ``finalized``.
 
 A run that stops part-way raises ``FinalizeIncomplete`` saying what users are served, and the
-next run carries on. No state hooks: a failed finalize must not trigger a rollback, which
+next run carries on. The flow ends with a markdown artifact (``<canary service>-finalize``): what
+it did, or why it refused, or what it had done when it stopped and how to go on. No state hooks: a failed finalize must not trigger a rollback, which
 would put the previous version back in production.
 
 With ``unrecorded`` it finalizes a promotion the ledger does not record (the ``canary`` flow
@@ -33,9 +34,11 @@ from contextlib import contextmanager
 from typing import Callable, Iterator, Sequence
 
 from prefect import flow, get_run_logger
+from prefect.artifacts import create_markdown_artifact
 
 from flows.engine import set_and_verify, wait_healthy
 from flows.env import CANARY_FLOW, load_environment, unfinished_runs
+from flows.journal import artifact_key
 from flows.params import Actor, WaitSeconds
 from rollway.clock import ClockSettings
 from rollway.environment import Environment
@@ -45,7 +48,9 @@ from rollway.finalize import (
 )
 from rollway.ledger import RolloutRecord, Transition
 from rollway.model import Weights
+from rollway.report import markdown_cell
 from rollway.spec import RolloutSpec
+from rollway.targets import Targets
 from tasks import ecs, metrics, traffic
 
 class _Progress:
@@ -62,7 +67,7 @@ class _Progress:
         self.steps.append(step)
 
     def stopped(self, step: str, why: str, state: str) -> FinalizeIncomplete:
-        failed = FinalizeIncomplete(step, why, state, unrecorded=self.unrecorded)
+        failed = FinalizeIncomplete(step, why, state, unrecorded=self.unrecorded, done=self.steps)
         self.log.error("%s", failed)
         return failed
 
@@ -275,10 +280,55 @@ def finalize(
     `canary` flow run is still going; nothing is written to the ledger.
     """
     env = load_environment(targets_block, aws_credentials_block, clock)
-    return run_finalize(env, actor=actor, stable_timeout_seconds=stable_timeout_seconds,
-                        verify_timeout_seconds=verify_timeout_seconds,
-                        healthy_timeout_seconds=healthy_timeout_seconds, unrecorded=unrecorded,
-                        canary_runs=lambda: unfinished_runs(
-                            CANARY_FLOW, env.targets,
-                            starting_within_seconds=stable_timeout_seconds + healthy_timeout_seconds
-                                                    + verify_timeout_seconds + ROOM))
+    try:
+        result = run_finalize(env, actor=actor, stable_timeout_seconds=stable_timeout_seconds,
+                              verify_timeout_seconds=verify_timeout_seconds,
+                              healthy_timeout_seconds=healthy_timeout_seconds, unrecorded=unrecorded,
+                              canary_runs=lambda: unfinished_runs(
+                                  CANARY_FLOW, env.targets,
+                                  starting_within_seconds=stable_timeout_seconds + healthy_timeout_seconds
+                                                          + verify_timeout_seconds + ROOM))
+    except FinalizeRefused as refused:
+        _summarise(env.targets, f"# Finalize refused: {env.targets.canary_service}\n\n{markdown_cell(str(refused))}\n")
+        raise
+    except FinalizeIncomplete as stopped:
+        _summarise(env.targets, _stopped_markdown(stopped, env.targets))
+        raise
+    _summarise(env.targets, _result_markdown(result, env.targets))
+    return result
+
+
+def _summarise(targets: Targets, markdown: str) -> None:
+    """The run's markdown artifact; one the Prefect API refuses is logged, and the run's own
+    outcome (a result, or the error saying how to go on) stands."""
+    try:
+        create_markdown_artifact(key=artifact_key(targets.canary_service, "finalize"), markdown=markdown,
+                                 description="finalize summary")
+    except Exception as err:  # noqa: BLE001 - the summary must not replace what the run did
+        get_run_logger().warning("could not write the finalize summary artifact: %s", err)
+
+
+def _steps(steps: Sequence[str]) -> list[str]:
+    return [f"{number}. {markdown_cell(step)}" for number, step in enumerate(steps, start=1)]
+
+
+def _result_markdown(result: FinalizeResult, t: Targets) -> str:
+    title = {"finalized": "Finalized", "already_finalized": "Already finalized, nothing changed",
+             "nothing_to_finalize": "Nothing to finalize, nothing changed"}[result.outcome]
+    version = f"`{result.task_definition}`" + (f" (`{result.image}`)" if result.image else "")
+    lines = [
+        f"# {title}: {t.canary_service}", "",
+        f"- **Rollout:** {result.rollout_id or 'a promotion the ledger does not record (the `canary` flow keeps none)'}",
+        f"- **Stable service:** `{t.stable_service}` runs {version}, asking for {result.stable_desired} task(s)",
+        f"- **Traffic, read back from the load balancer:** {result.weights} stable/canary",
+        f"- **Canary service:** `{t.canary_service}` asks for {result.canary_desired} task(s)",
+    ]
+    if result.notification_id:
+        lines.append(f"- **Notice:** SNS message id `{result.notification_id}` on `{t.alert_topic}`")
+    return "\n".join([*lines, "", "## Steps", "", *_steps(result.steps)]) + "\n"
+
+
+def _stopped_markdown(stopped: FinalizeIncomplete, t: Targets) -> str:
+    done = _steps(stopped.done) or ["Nothing: it stopped at its first step."]
+    return "\n".join([f"# Finalize stopped: {t.canary_service}", "", markdown_cell(str(stopped)), "",
+                      "## Done before it stopped", "", *done]) + "\n"

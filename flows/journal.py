@@ -18,7 +18,7 @@ from rollway.environment import Environment
 from rollway.ledger import CLAIM_SECONDS, RolloutMovedOn, RolloutRecord, Transition, begin_rollback
 from rollway.model import Verdict, Weights
 from rollway.phases import RolloutPhase
-from rollway.report import HEADERS, RollbackResult, RolloutResult, StageReport, markdown_table, stage_rows
+from rollway.report import HEADERS, RollbackResult, RolloutResult, StageReport, markdown_cell, markdown_table, stage_rows
 from rollway.spec import RolloutSpec
 from tasks import metrics
 
@@ -228,7 +228,9 @@ class LedgerJournal:
             self.ledger.release(self.service, owner=self.owner)
         create_markdown_artifact(
             key=artifact_key(self.service, "summary"),
-            markdown=f"# Rollout of `{self.spec.image}` rolled back\n\n**Why:** {result.reason}\n\n"
+            # The reason may quote a person's comment (a rejection, typed in the pause form's text
+            # area): on one line, so a line break in it cannot start markdown of its own.
+            markdown=f"# Rollout of `{self.spec.image}` rolled back\n\n**Why:** {markdown_cell(result.reason)}\n\n"
             + (f"**The ledger could not record {failure}.**\n\n" if failure else "")
             + "\n".join(f"- {s}" for s in result.steps)
             + (f"\n\n{markdown_table(stages)}" if stages else ""),

@@ -49,10 +49,12 @@ class FinalizeIncomplete(PicklableError, RuntimeError):
     Attributes:
         step: the step that failed.
         state: what the load balancer and the services hold now, for a person.
+        done: the steps done before it, in order.
     """
 
-    def __init__(self, step: str, why: str, state: str, *, unrecorded: bool = False) -> None:
-        self.step, self.state = step, state
+    def __init__(self, step: str, why: str, state: str, *, unrecorded: bool = False,
+                 done: Sequence[str] = ()) -> None:
+        self.step, self.state, self.done = step, state, tuple(done)
         # Without --unrecorded, a run for a promotion the ledger does not record is refused: say which to run.
         again = UNRECORDED_AGAIN if unrecorded else "`rollway finalize` or the finalize deployment"
         super().__init__(

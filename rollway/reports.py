@@ -180,7 +180,7 @@ def _outcome(record: RolloutRecord) -> str:
         done = record.last_transition(FINALIZED)
         watched = next((t for t in reversed(record.history) if t.kind in ("decommission", "watched")), None)
         return ("promoted" + (f"; monitoring window closed ({watched.kind}, {utc(watched.at)})" if watched else "")
-                + (f"; finalized by {done.actor} at {utc(done.at)}" if done else ""))
+                + (f"; finalized by {cell(done.actor)} at {utc(done.at)}" if done else ""))
     if phase is RolloutPhase.ROLLED_BACK:
         end = record.last_transition("rollback")
         return "rolled back" + (f" at {utc(end.at)}" if end else "")
@@ -312,13 +312,18 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None) ->
         lines.append("The new version never took traffic: no shift to the canary is recorded.")
     else:
         until = back_at if back_at is not None else (start.at if start is not None else record.updated_at)
+        exposed = _duration(until - first.at)
+        if back_at is None:
+            # Counted only up to the rollback's start (or the last record): the canary may still
+            # carry traffic, so this is a floor, not the exposure "so far".
+            when = "when the rollback began" if start is not None else "when the ledger last recorded it"
+            exposed = f"at least {exposed} (until {utc(until)}, {when}; the traffic's return is not recorded)"
         lines += [
             f"- **First traffic to the new version:** {utc(first.at)} ({first.to_weights.canary}%)",
             f"- **Highest canary weight:** {peak}%",
             f"- **Weight when the rollback began:** "
             f"{f'{at_trigger.canary}% ({at_trigger} stable/canary)' if at_trigger else 'not recorded'}",
-            f"- **Exposed for:** {_duration(until - first.at)}"
-            + ("" if back_at is not None else " so far (the traffic's return is not recorded)"),
+            f"- **Exposed for:** {exposed}",
         ]
     lines += ["", "## Traffic moved back", ""]
     if start is not None:

@@ -35,7 +35,8 @@ def checked_actor(actor: str | None) -> str:
     """The name finalize records: ``--actor`` without surrounding spaces, or the OS user when omitted.
 
     Raises:
-        UsageError: ``--actor`` is blank or longer than the ledger keeps.
+        UsageError: ``--actor`` is blank or longer than the ledger keeps, or omitted where the OS
+            user has no name.
     """
     import getpass
 
@@ -45,7 +46,11 @@ def checked_actor(actor: str | None) -> str:
     from rollway.cli.ops import UsageError
 
     if actor is None:
-        return getpass.getuser()
+        try:
+            return getpass.getuser()
+        except (OSError, KeyError, ImportError) as err:
+            # A container's uid may have no passwd entry and no USER/LOGNAME: say so, not a traceback.
+            raise UsageError(f"cannot tell who you are ({err}): pass --actor to name who finalizes") from None
     try:
         return TypeAdapter(Actor).validate_python(actor)
     except ValidationError as err:

@@ -143,3 +143,17 @@ def test_a_canary_run_whose_summary_cannot_be_made_still_completes(monkeypatch):
     state = canary_run(env, spec, return_state=True)
     assert state.is_completed(), state.message
     assert state.result().outcome == "promoted"
+
+
+def test_a_rejection_comment_with_a_line_break_cannot_add_a_heading_to_the_summary():
+    # The pause form's comment is a text area: the rollback's reason quotes it in the summary.
+    env = fake_environment(canary_error_rate=0.001)
+    env.ledger = FakeLedger()
+    spec = RolloutSpec(image=IMAGE, stages=[Stage(weight=5, bake_seconds=180),
+                                            Stage(weight=100, bake_seconds=180, approval=True)], monitor_seconds=0)
+    comment = "latency looks off\n\n# Rollout of webordinary/edit-container:2.0.0 promoted"
+    result = run_on(env, spec, lambda pause, summary: ApprovalAnswer(action="reject", approver="bob", comment=comment))
+    assert result.outcome == "rolled_back"
+    summary = latest(artifact_key(env.targets.canary_service, "summary")).data
+    assert [line for line in summary.splitlines() if line.startswith("# ")] == [f"# Rollout of `{IMAGE}` rolled back"]
+    assert "rejected by bob: latency looks off # Rollout of" in summary

@@ -325,6 +325,27 @@ def test_rollway_finalize_refuses_bad_options_before_any_call(monkeypatch, capsy
     assert message in capsys.readouterr().err
 
 
+def test_rollway_finalize_without_actor_where_the_os_has_no_user_name_says_to_pass_one(monkeypatch, capsys):
+    """A container run under a uid with no passwd entry and no USER/LOGNAME: getpass.getuser()
+    raises, and the command died with a KeyError traceback."""
+    import pwd
+
+    import flows.env
+    from rollway.cli import app, ops
+
+    for name in ("LOGNAME", "USER", "LNAME", "USERNAME"):
+        monkeypatch.delenv(name, raising=False)
+
+    def no_entry(uid):
+        raise KeyError(f"getpwuid(): uid not found: {uid}")
+
+    monkeypatch.setattr(pwd, "getpwuid", no_entry)
+    monkeypatch.setattr(ops, "load_account", too_early)
+    monkeypatch.setattr(flows.env, "load_clients", too_early)
+    assert app(["finalize"], result_action="return_value") == 2
+    assert "pass --actor" in capsys.readouterr().err
+
+
 # --- What finalize decides, on hand-made states (pure) ------------------------------------
 
 

@@ -113,7 +113,7 @@ def test_incident_report_of_an_unfinished_rollback_says_nothing_is_confirmed():
     assert "**not recorded as finished**" in text
     assert "**Not confirmed:** the ledger records no finished rollback. Run `rollway abort`" in text
     assert "Which steps were done is not recorded" in text
-    assert "so far (the traffic's return is not recorded)" in text
+    assert "the traffic's return is not recorded)" in text
     assert "read back **100/0**" not in text
 
 
@@ -261,3 +261,22 @@ def test_an_older_rollback_entry_without_them_still_reads_and_says_what_is_infer
     # As DynamoDB hands back an entry written before the fields existed (absent attributes).
     old = Transition.model_validate({"at": T0, "kind": "rollback", "actor": "judge"})
     assert (old.message_id, old.task_definition) == (None, None)
+
+
+def test_a_finalizing_name_with_a_line_break_cannot_add_a_heading_to_the_rollout_report():
+    # `rollway finalize --actor` and the finalize flow's `actor` keep a name's inner line breaks;
+    # the outcome line quotes who finalized.
+    who = "carol\n\n# Rollout report: nothing to see here"
+    rec = promoted_record()
+    done = rec.history[-1].model_copy(update={"actor": who})
+    text = rollout_report(rec.model_copy(update={"history": rec.history[:-1] + (done,)}))
+    assert not any(line.startswith("# Rollout report: nothing") for line in text.splitlines())
+    assert "finalized by carol # Rollout report: nothing to see here at" in text
+
+
+def test_an_unfinished_rollback_states_its_exposure_as_a_lower_bound_not_a_total():
+    """Read hours after a rollback stalled, the report said the canary was exposed for 10 min
+    "so far": that was only until the rollback began, and the canary may still have traffic."""
+    text = incident_report(guardrail_rollback(finished=False))
+    assert f"**Exposed for:** at least 10.0 min (until {utc(T0 + 660)}, when the rollback began; " in text
+    assert "so far" not in text

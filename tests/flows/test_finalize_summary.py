@@ -1,0 +1,62 @@
+"""What a finalize run leaves in the Prefect UI: a markdown artifact saying what it did, and when it
+stopped part-way, what it had done and how to go on. On the embedded AWS with the Prefect test harness."""
+
+from __future__ import annotations
+
+import pytest
+
+import flows.finalize
+from flows.finalize import finalize
+from rollway.finalize import FinalizeIncomplete, FinalizeRefused
+from tests.flows.test_finalize import failing, promote_by_hand
+from tests.flows.test_reports_flow import artifacts_of
+
+KEY = "webordinary-edit-service-canary-finalize"
+
+
+def run(monkeypatch, env, **parameters):
+    # The flow on the test's environment, so that a failure can be injected into its clients.
+    monkeypatch.setattr(flows.finalize, "load_environment", lambda *args: env)
+    return finalize(actor="carol", stable_timeout_seconds=30, verify_timeout_seconds=5, return_state=True,
+                    **parameters)
+
+
+def test_a_finalized_promotion_leaves_a_summary_of_what_was_done(aws, monkeypatch):
+    env, release, _ = promote_by_hand(aws, "start", "promote", "decommission")
+    state = run(monkeypatch, env)
+    result = state.result()
+    assert result.outcome == "finalized"
+    summary = artifacts_of(state)[KEY]
+    assert "# Finalized: webordinary-edit-service-canary" in summary
+    assert f"`webordinary-edit-service` runs `{release}`" in summary and "100/0 stable/canary" in summary
+    for number, step in enumerate(result.steps, start=1):
+        assert f"{number}. {step}" in summary
+
+
+def test_a_finalize_that_stopped_says_what_it_had_done_and_how_to_go_on(aws, monkeypatch):
+    env, release, _ = promote_by_hand(aws, "start", "promote", "decommission")
+    restore = failing(aws.get_client("elbv2"), "ModifyRule")
+    try:
+        state = run(monkeypatch, env)
+    finally:
+        restore()
+    with pytest.raises(FinalizeIncomplete):
+        state.result()
+    summary = artifacts_of(state)[KEY]
+    assert "# Finalize stopped: webordinary-edit-service-canary" in summary
+    assert "while it tried to move the traffic to the stable target group" in summary
+    assert "the load balancer holds 0/100 (stable/canary)" in summary and "Run finalize again" in summary
+    # What it had done: the intent recorded, the stable service pointed at the release and healthy.
+    assert "1. recorded 'finalize-start'" in summary
+    assert f"2. webordinary-edit-service pointed at {release}" in summary
+    assert "3. webordinary-edit-service is steady" in summary and "4." not in summary
+
+
+def test_a_refused_finalize_says_why_and_that_nothing_changed(aws, monkeypatch):
+    env, _, _ = promote_by_hand(aws, "start", "promote")  # the monitoring window is still open
+    state = run(monkeypatch, env)
+    with pytest.raises(FinalizeRefused):
+        state.result()
+    summary = artifacts_of(state)[KEY]
+    assert "# Finalize refused: webordinary-edit-service-canary" in summary
+    assert "monitoring window is still open" in summary and "Nothing was changed" in summary
