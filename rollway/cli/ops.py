@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import getpass
+import math
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
@@ -404,6 +405,20 @@ def who_answers(approver: str | None) -> str:
     return approver.strip()
 
 
+def check_wait(wait_seconds: float) -> None:
+    """Refuse a ``--wait-seconds`` the waits cannot keep: NaN or infinity never reaches its
+    deadline, so the abort waited for ever on a run whose process had died.
+
+    Raises:
+        UsageError: not 0 or a positive number of seconds up to a day; nothing was read or changed.
+    """
+    from flows.params import MAX_WAIT_SECONDS
+
+    if not (math.isfinite(wait_seconds) and 0 <= wait_seconds <= MAX_WAIT_SECONDS):
+        raise UsageError(f"--wait-seconds {wait_seconds:g}: must be 0 (do not wait) or a positive number of "
+                         f"seconds, at most {MAX_WAIT_SECONDS:g} (a day); nothing was done")
+
+
 def _answer(action: str, approver: str, comment: str, weight: int | None = None, *,
             comment_option: str = "--comment") -> dict[str, Any]:
     """The answer the Resume form would send, checked against the form's own rules before
@@ -512,6 +527,7 @@ def abort(
     credentials_block: str | None,
 ) -> int:
     """Roll the service's rollout back: reject its paused run, or roll back directly."""
+    check_wait(wait_seconds)
     who = who_answers(approver)
     # The rollback flow records and sends the same words when no run is paused: bounded alike.
     answer = _answer("reject", who, reason, comment_option="--reason")

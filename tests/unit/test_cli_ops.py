@@ -620,3 +620,26 @@ def test_promote_refuses_a_weight_at_a_stage_the_judge_could_not_pass() -> None:
 
     with pytest.raises(OpsError, match="could not pass.*without --weight.*nothing was approved"):
         check_next_weight(record(stage_passed=False), 100)
+
+
+def _cli(*args: str) -> int:
+    from rollway.cli import app
+
+    try:
+        return app(list(args), result_action="return_value")
+    except SystemExit as stop:
+        return int(stop.code)
+
+
+@pytest.mark.parametrize("wait", ["nan", "inf", "-5", "86401"])
+def test_abort_refuses_a_wait_it_could_not_keep_before_anything_is_read(wait, capsys) -> None:
+    """`--wait-seconds nan` (or inf) was taken: the abort rejected the run or cancelled its owner,
+    then waited for ever on a run whose process had died (its deadline never came). Refused now,
+    with exit code 2, before any block, API or AWS call (the API here cannot be reached)."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings(updates={PREFECT_API_URL: f"http://127.0.0.1:{free_port(None)}/api"}):
+        code = _cli("abort", "--approver", "ann", "--wait-seconds", wait)
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "--wait-seconds" in err and "cannot reach the Prefect API" not in err and "Traceback" not in err
