@@ -154,7 +154,7 @@ def _refused(check: Callable[[], None]) -> int:
 def _run_id(value: str | None):
     from uuid import UUID
 
-    if not value:
+    if value is None:  # only a left-out --flow-run: an empty one (an unset variable) is refused below
         return None
     try:
         return UUID(value)

@@ -643,3 +643,16 @@ def test_abort_refuses_a_wait_it_could_not_keep_before_anything_is_read(wait, ca
     err = capsys.readouterr().err
     assert code == 2, err
     assert "--wait-seconds" in err and "cannot reach the Prefect API" not in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("command", ["promote", "abort"])
+def test_an_empty_flow_run_is_refused_not_taken_as_left_out(command, capsys) -> None:
+    """`--flow-run "$RUN"` with RUN unset answered whichever run the ledger pointed at (an abort
+    with no paused run went on to roll back directly): an empty id was read as no option."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings(updates={PREFECT_API_URL: f"http://127.0.0.1:{free_port(None)}/api"}):
+        code = _cli(command, "--approver", "ann", "--flow-run", "")
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "--flow-run '' is not a flow run id" in err and "cannot reach the Prefect API" not in err
