@@ -370,7 +370,7 @@ def status(*, targets_block: str | None, credentials_block: str | None, history:
     from prefect.client.orchestration import get_client
 
     if history < 1:
-        raise OpsError(f"--history {history}: show at least 1 transition")
+        raise UsageError(f"--history {history}: show at least 1 transition")
     service = connect(targets_block, credentials_block)
     record = service.ledger.get(service.name)
     if record is None:

@@ -158,7 +158,8 @@ def test_commands_answer_bad_input_and_an_unreachable_api_in_one_line(capsys) ->
         except SystemExit as stop:
             return int(stop.code)
 
-    assert run("status", "--history", "0") == 1
+    # A usage error, exit code 2 as every other refused option (it was 1, as a failure to read).
+    assert run("status", "--history", "0") == 2
     assert "show at least 1 transition" in capsys.readouterr().err
     assert run("promote", "--flow-run", "notauuid") == 2
     assert "is not a flow run id" in capsys.readouterr().err
