@@ -272,7 +272,8 @@ def _stage(record: RolloutRecord) -> str:
         return f"{record.stage_index + 1} (its recorded spec does not meet today's rules: it can be rolled back, not resumed)"
     if record.stage_index < 0:
         return f"not started (stages {', '.join(f'{w}%' for w in weights)})"
-    state = "passed" if record.stage_passed else "baking"
+    # Only a rollout under way bakes: one rolled back (or rolling back) mid-stage did not pass it.
+    state = "passed" if record.stage_passed else "baking" if record.phase is RolloutPhase.PROGRESSING else "not passed"
     return f"{record.stage_index + 1}/{len(weights)} ({weights[record.stage_index]}%), {state}"
 
 
@@ -298,8 +299,12 @@ def print_status(service: Service, record: RolloutRecord, live: Weights | str, p
         ("weights", f"ledger {record.weights}, load balancer {live} (stable/canary)"),
         ("owner", f"{record.owner}, lease until {utc(record.lease_expires)}" if record.owner else "none"),
     ]
-    if record.weekly_phase_index >= 0:
-        passed = "passed" if record.weekly_phase_passed else "running"
+    if record.weekly_phase_index >= 0 and not record.phased:
+        # An unphased run records week 1 as it starts and no later one: its index says nothing.
+        rows.append(("weekly phase", "none: the run goes through every stage (unphased)"))
+    elif record.weekly_phase_index >= 0:
+        passed = ("passed" if record.weekly_phase_passed
+                  else "running" if record.phase in (RolloutPhase.PROGRESSING, RolloutPhase.PAUSED) else "not passed")
         rows.append(("weekly phase", f"{record.weekly_phase_index + 1}, {passed}"))
     for key, value in rows:
         console.print(f"{key:<13}{value}")

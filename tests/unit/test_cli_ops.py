@@ -657,3 +657,24 @@ def test_an_empty_flow_run_is_refused_not_taken_as_left_out(command, capsys) -> 
     err = capsys.readouterr().err
     assert code == 2, err
     assert "--flow-run '' is not a flow run id" in err and "cannot reach the Prefect API" not in err
+
+
+def test_status_does_not_call_an_unphased_or_ended_rollout_running_or_baking(capsys) -> None:
+    """An unphased run (`make up`'s default) records week 1 when it starts and never another:
+    status said "weekly phase 1, running" at 75 % (a week-3 stage), and still after the rollout
+    was rolled back; a rollout rolled back mid-stage showed that stage as "baking"."""
+    service = SimpleNamespace(name="svc-canary", targets=Targets())
+    unphased = _weekly_record(phased=False, weekly_phase_index=0, stage_index=3, stage_passed=True,
+                              weights=Weights.canary_at(75))
+    print_status(service, unphased, Weights.canary_at(75), None, limit=1)
+    out = capsys.readouterr().out
+    assert "weekly phase 1" not in out and "every stage" in out
+    ended = _weekly_record(phase=RolloutPhase.ROLLED_BACK, stage_index=2, stage_passed=False,
+                           weights=Weights(stable=100, canary=0))
+    print_status(service, ended, Weights(stable=100, canary=0), None, limit=1)
+    out = capsys.readouterr().out
+    assert "3/5 (50%), not passed" in out and "baking" not in out
+    assert "weekly phase 2, not passed" in out and "running" not in out
+    print_status(service, _weekly_record(stage_index=2, stage_passed=False), Weights.canary_at(50), None, limit=1)
+    out = capsys.readouterr().out
+    assert "3/5 (50%), baking" in out and "weekly phase 2, running" in out, "a rollout under way still is"
