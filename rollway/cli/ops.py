@@ -497,6 +497,38 @@ def check_next_weight(record: RolloutRecord, weight: int) -> None:
                        "nothing was approved")
 
 
+def flow_name(run: Any) -> str:
+    """The name of the flow ``run`` is a run of (the run itself holds only the flow's id)."""
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        return client.read_flow(run.flow_id).name
+
+
+def check_canary_weight(run: Any, live: Weights, weight: int) -> None:
+    """Refuse a ``--weight`` a paused `canary` flow run would refuse (it would only ask again).
+
+    That run keeps no ledger: where it stands is the canary's live weight, and its stages are its
+    ``spec`` parameter. It pauses for an approval at the live weight, before a later stage, and
+    takes only a stage after it (and none at a stage the judge could not pass, which it checks).
+
+    Raises:
+        OpsError: the weight is not one of the run's stages after the live canary weight.
+    """
+    from pydantic import ValidationError
+
+    from rollway.spec import RolloutSpec
+
+    try:
+        weights = RolloutSpec.model_validate((run.parameters or {}).get("spec")).weights
+    except ValidationError:
+        return  # a spec the run could not have started with: nothing to check against
+    later = [w for w in weights if w > live.canary]
+    if weight not in later:
+        raise OpsError(f"--weight {weight} is not a stage of flow run {run.name} after the canary's "
+                       f"{live.canary}% (choose from {later}); nothing was approved")
+
+
 @reporting
 def promote(
     *,
@@ -508,14 +540,18 @@ def promote(
     credentials_block: str | None,
 ) -> int:
     """Approve the paused run of the service's rollout."""
+    from flows.env import CANARY_FLOW
+
     who = who_answers(approver)
     answer = _answer("approve", who, comment, weight)
     service = connect(targets_block, credentials_block)
     record, run = _paused(service, flow_run)
     # Only against the rollout this run drives: a `canary` flow run keeps no ledger, and the
-    # ledger's newest rollout is then another one (the run checks the weight itself).
+    # ledger's newest rollout is then another one; its own spec and the live weights say instead.
     if weight is not None and record is not None and owner_run_id(record) == run.id:
         check_next_weight(record, weight)
+    elif weight is not None and flow_name(run) == CANARY_FLOW:
+        check_canary_weight(run, service.router.get_weights(), weight)
     resume(run.id, answer)
     console.print(f"approved by {who}: flow run {run.name} ({run.id}) resumed")
     return 0
