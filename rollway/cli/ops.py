@@ -23,6 +23,7 @@ from uuid import UUID
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from rollway.clock import ClockSettings
 from rollway.ledger import RolloutRecord, Transition, rejection_owed, rejection_reason, utc
@@ -285,7 +286,8 @@ def history_table(history: Iterable[Transition], limit: int) -> Table:
     for t in transitions:
         weights = f"{_weights(t.from_weights)} -> {_weights(t.to_weights)}" if t.from_weights else _weights(t.to_weights)
         what = "; ".join(x for x in (t.comment, t.verdict) if x)
-        table.add_row(utc(t.at), t.kind, t.actor, weights, what)
+        # The ledger's words (people's names and comments, AWS's messages) are text, not markup.
+        table.add_row(*(Text(cell) for cell in (utc(t.at), t.kind, t.actor, weights, what)))
     return table
 
 
@@ -307,17 +309,17 @@ def print_status(service: Service, record: RolloutRecord, live: Weights | str, p
                   else "running" if record.phase in (RolloutPhase.PROGRESSING, RolloutPhase.PAUSED) else "not passed")
         rows.append(("weekly phase", f"{record.weekly_phase_index + 1}, {passed}"))
     for key, value in rows:
-        console.print(f"{key:<13}{value}")
+        console.print(f"{key:<13}{value}", markup=False)
     if record.phase is RolloutPhase.ROLLING_BACK:
         # The weights are expected to differ mid-rollback; what a person needs is how to finish it.
         started = record.last_transition("rollback-start")
-        why = f" ({started.actor}: {started.comment})" if started is not None else ""
+        why = escape(f" ({started.actor}: {started.comment})") if started is not None else ""
         console.print(f"[yellow]a rollback was started{why} and is not recorded as finished; if no run is "
                       "finishing it, `rollway abort` does[/yellow]")
         if record.rollback_holder:
             # Who is carrying it out: another rollback started now waits for that one while its
             # claim is renewed, and takes it over once the claim lapses.
-            console.print(f"[yellow]carried out by {record.rollback_holder}, its claim renewed until "
+            console.print(f"[yellow]carried out by {escape(record.rollback_holder)}, its claim renewed until "
                           f"{utc(record.rollback_expires)} (a rollback started meanwhile waits for it)[/yellow]")
     elif rejection_owed(record):
         # The run that recorded the rejection died before it began the rollback.
@@ -349,21 +351,21 @@ def reporting(command: Callable[..., int]) -> Callable[..., int]:
         try:
             return command(*args, **kwargs)
         except UsageError as err:
-            errors.print(f"[red]error:[/red] {err}")
+            errors.print(f"[red]error:[/red] {escape(str(err))}")
             return 2
         except (OpsError, TimeoutError, LedgerError) as err:
             # LedgerError: the ledger's refusals (a lease held, a rollout superseded) say what
-            # happened in their message.
-            errors.print(f"[red]error:[/red] {err}")
+            # happened in their message (names and AWS's words, which are not markup).
+            errors.print(f"[red]error:[/red] {escape(str(err))}")
             return 1
         except httpx.HTTPError as err:
             from prefect.settings import PREFECT_API_URL
 
             errors.print(f"[red]error:[/red] cannot reach the Prefect API ({PREFECT_API_URL.value() or 'ephemeral'}): "
-                         f"{err}; is `rollway up` running, and PREFECT_API_URL set to the URL it printed?")
+                         f"{escape(str(err))}; is `rollway up` running, and PREFECT_API_URL set to the URL it printed?")
             return 1
         except (BotoCoreError, ClientError) as err:
-            errors.print(f"[red]error:[/red] AWS refused or could not be reached: {err}")
+            errors.print(f"[red]error:[/red] AWS refused or could not be reached: {escape(str(err))}")
             return 1
 
     return run
@@ -553,7 +555,7 @@ def promote(
     elif weight is not None and flow_name(run) == CANARY_FLOW:
         check_canary_weight(run, service.router.get_weights(), weight)
     resume(run.id, answer)
-    console.print(f"approved by {who}: flow run {run.name} ({run.id}) resumed")
+    console.print(f"approved by {who}: flow run {run.name} ({run.id}) resumed", markup=False)
     return 0
 
 
@@ -580,7 +582,7 @@ def abort(
             raise
         return _rollback_directly(service, who, reason, wait_seconds)
     resume(run.id, answer)
-    console.print(f"rejected by {who}: flow run {run.name} ({run.id}) resumed to roll back")
+    console.print(f"rejected by {who}: flow run {run.name} ({run.id}) resumed to roll back", markup=False)
     if wait_seconds <= 0:
         return 0
     finished = wait_for_run(run.id, is_final, timeout_seconds=wait_seconds)
@@ -699,7 +701,7 @@ def _rollback_directly(service: Service, who: str, reason: str, wait_seconds: fl
         # The cancelled run's hook (or another rollback) held the rollback: this command waited
         # for it and did nothing again, so people were paged once.
         console.print(f"rolled back {service.name} by {result.done_by} while this command waited: "
-                      + "; ".join(result.steps))
+                      + "; ".join(result.steps), markup=False)
         return 0
     console.print(f"rolled back {service.name}: load balancer {result.weights} (stable/canary), "
                   f"{service.targets.canary_service} at {result.canary_desired} tasks")

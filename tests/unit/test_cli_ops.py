@@ -679,3 +679,43 @@ def test_status_does_not_call_an_unphased_or_ended_rollout_running_or_baking(cap
     print_status(service, _weekly_record(stage_index=2, stage_passed=False), Weights.canary_at(50), None, limit=1)
     out = capsys.readouterr().out
     assert "3/5 (50%), baking" in out and "weekly phase 2, running" in out, "a rollout under way still is"
+
+
+def test_status_shows_the_ledgers_words_as_written_brackets_and_all(capsys) -> None:
+    """Status printed the ledger's words as rich markup: a comment naming `[/var/log/app]` (a
+    closing tag to rich) crashed every `rollway status` with a traceback while the entry was in
+    the last --history transitions, and a `[wip]` or an approver `[bold]eve` lost its brackets."""
+    said = Transition(at=1_800_000_200.0, kind="approve", actor="[bold]eve", comment="[wip] logs in [/var/log/app] fine")
+    started = Transition(at=1_800_000_300.0, kind="rollback-start", actor="[ops]", comment="see [/tmp/trace]")
+    service = SimpleNamespace(name="svc-canary", targets=Targets())
+    print_status(service, record(history=(*record().history, said)), Weights.canary_at(50), None, limit=1)
+    out = " ".join(capsys.readouterr().out.replace("│", " ").split())
+    assert "[bold]eve" in out and "[wip] logs in" in out and "[/var/log/app] fine" in out, out
+    rolling = record(phase=RolloutPhase.ROLLING_BACK, history=(*record().history, started),
+                     rollback_holder="[ops] (flow run x, 1)", rollback_expires=1_800_000_360.0)
+    print_status(service, rolling, Weights(stable=100, canary=0), None, limit=1)
+    out = " ".join(capsys.readouterr().out.replace("│", " ").split())
+    assert "([ops]: see [/tmp/trace])" in out and "carried out by [ops] (flow run x, 1)" in out, out
+
+
+def test_promote_says_who_approved_as_given_not_as_markup(monkeypatch, capsys) -> None:
+    """`--approver '[/oncall]'` was recorded, the run resumed, and then the confirmation line
+    crashed with a traceback (exit 1): the operator could not tell the approval had landed."""
+    from rollway.cli import ops
+    from rollway.fakes import FakeLedger, FakeRouter
+
+    service = ops.Service(targets=Targets(), targets_block=None, credentials_block=None, ledger=FakeLedger(),
+                          router=FakeRouter())
+    monkeypatch.setattr(ops, "connect", lambda *a: service)
+    run = SimpleNamespace(id=uuid4(), name="calm-heron", parameters={})
+    monkeypatch.setattr(ops, "find_paused_run", lambda client, service, record, flow_run=None: run)
+    monkeypatch.setattr(ops, "resume", lambda run_id, answer: None)
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    # No request reaches this API (the run is found above): it only spares an ephemeral server.
+    with temporary_settings(updates={PREFECT_API_URL: f"http://127.0.0.1:{free_port(None)}/api"}):
+        code = ops.promote(approver="[/oncall]", comment="", weight=None, flow_run=None, targets_block=None,
+                           credentials_block=None)
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert f"approved by [/oncall]: flow run calm-heron ({run.id}) resumed" in out
