@@ -625,7 +625,8 @@ def _rollback_directly(service: Service, who: str, reason: str, wait_seconds: fl
 
     from flows.rollback import RollbackIncomplete, RollbackRefused, rollback
     from rollway.aws.ledger import write_or_why
-    from rollway.ledger import RollbackUnrecorded, RolloutSuperseded, begin_rollback, open_for_rollback
+    from rollway.ledger import (LedgerError, RollbackUnrecorded, RolloutSuperseded, begin_rollback,
+                                open_for_rollback)
     from rollway.spec import RolloutSpec
 
     record = service.ledger.get(service.name)
@@ -694,6 +695,15 @@ def _rollback_directly(service: Service, who: str, reason: str, wait_seconds: fl
         return 1
     except RollbackRefused as refused:
         errors.print(f"[red]error:[/red] {escape(str(refused))}")
+        return 1
+    except (LedgerError, OpsError):
+        raise  # the ledger's refusals say what happened; `reporting` prints them
+    except Exception as failed:  # noqa: BLE001 - a step that failed is said in words, not a traceback
+        # The stable service did not come up, the load balancer refused, ...: the rollback
+        # flow's log and page say what it did; the rollback stays open, and this command finishes it.
+        errors.print(f"[red]error:[/red] the rollback of {service.name} failed: {escape(str(failed))}")
+        errors.print(f"It is not recorded as finished: run `rollway abort` again once {service.targets.stable_service} "
+                     "can take the traffic (the rollback flow's log says what was done).", markup=False)
         return 1
     # The rollback flow records the abort (intent, then completion) with lease-free writes,
     # unless the cancelled run's own rollback hook finished it first.
