@@ -386,13 +386,13 @@ def status(*, targets_block: str | None, credentials_block: str | None, history:
         live: Weights | str = service.router.get_weights()
     except Exception as err:  # status still shows the ledger when the ALB cannot be read
         live = f"unreadable ({err})"
-    paused = None
-    if not record.phase.terminal:
-        with get_client(sync_client=True) as client:
-            try:
-                paused = find_paused_run(client, service, record)
-            except (NoPausedRun, AmbiguousRun):
-                paused = None
+    # Asked even when the ledger's newest rollout has ended: a `canary` flow run keeps no ledger,
+    # and its pause is still the one `rollway promote` and `abort` answer.
+    with get_client(sync_client=True) as client:
+        try:
+            paused = find_paused_run(client, service, record)
+        except (NoPausedRun, AmbiguousRun):
+            paused = None
     print_status(service, record, live, paused, history)
     return 0
 

@@ -22,12 +22,12 @@ from rollway.spec import RolloutSpec, Stage
 from rollway.targets import Targets
 
 
-def paused_canary_run(spec: RolloutSpec):
+def paused_canary_run(spec: RolloutSpec, targets_block: str):
     with get_client(sync_client=True) as client:
         flow_id = client.create_flow_from_name("canary")
         response = client.request("POST", "/flow_runs/", json={
             "flow_id": str(flow_id), "name": f"canary-{uuid4().hex[:6]}",
-            "parameters": {"targets_block": None, "spec": spec.model_dump(mode="json")},
+            "parameters": {"targets_block": targets_block, "spec": spec.model_dump(mode="json")},
         })
         run_id = response.json()["id"]
         client.set_flow_run_state(run_id, Running(), force=True)
@@ -48,12 +48,14 @@ def canary_paused_before_30(monkeypatch):
                                 history=(Transition(at=1.0, kind="start", actor="alice"),)),
                   owner="flow-run/" + str(uuid4()), now=1.0, lease_seconds=0)
     ledger.release(targets.canary_service, owner=ledger.get(targets.canary_service).owner)
-    service = ops.Service(targets=targets, targets_block=None, credentials_block=None, ledger=ledger,
+    # A block name of its own: the session's other paused runs are not this service's.
+    block = f"canary-paused-{uuid4().hex[:8]}"
+    service = ops.Service(targets=targets, targets_block=block, credentials_block=None, ledger=ledger,
                           router=FakeRouter(Weights.canary_at(10)))
     monkeypatch.setattr(ops, "connect", lambda *a: service)
     spec = RolloutSpec(image="repo/app:2.0.0", stages=[Stage(weight=10), Stage(weight=30, approval=True),
                                                        Stage(weight=100)])
-    run = paused_canary_run(spec)
+    run = paused_canary_run(spec, block)
     sent = []
     monkeypatch.setattr(ops, "resume", lambda run_id, answer: sent.append((run_id, answer)))
     return run, sent
@@ -77,3 +79,14 @@ def test_promote_passes_on_a_weight_the_canary_run_takes(canary_paused_before_30
     out, err = capsys.readouterr()
     assert code == 0, err
     assert sent == [(run.id, {"action": "approve", "approver": "alice", "comment": "", "next_weight": weight})]
+
+
+def test_status_names_a_paused_canary_run_after_a_finished_rollout(canary_paused_before_30, capsys):
+    """Status looked for a paused run only while the ledger's newest rollout was open: with a
+    `canary` run waiting for an approval after an old rollout ended, it showed "drift" and no
+    word of the run that `rollway promote` would answer."""
+    run, sent = canary_paused_before_30
+    code = ops.status(targets_block=None, credentials_block=None, history=1)
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert f"flow run {run.name} ({run.id}) is paused" in " ".join(out.split()), out
