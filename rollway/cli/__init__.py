@@ -130,7 +130,7 @@ def abort(*, approver: str | None = None, reason: str = "aborted from the comman
         approver: who aborts, recorded in the ledger (default: your user name).
         reason: why, recorded in the ledger and the rollback notification.
         flow_run: the paused flow run's id, when it cannot be found from the ledger.
-        wait_seconds: how long to wait for the rolled-back run to finish (0: do not wait).
+        wait_seconds: how long to wait for the rolled-back run to finish (0: do not wait; at most a day).
         targets_block: saved RollwayTargets block naming the service.
         credentials_block: saved AwsCredentials block of the account.
     """
@@ -154,7 +154,7 @@ def _refused(check: Callable[[], None]) -> int:
 def _run_id(value: str | None):
     from uuid import UUID
 
-    if not value:
+    if value is None:  # only a left-out --flow-run: an empty one (an unset variable) is refused below
         return None
     try:
         return UUID(value)

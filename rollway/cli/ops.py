@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import getpass
+import math
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
@@ -22,6 +23,7 @@ from uuid import UUID
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from rollway.clock import ClockSettings
 from rollway.ledger import RolloutRecord, Transition, rejection_owed, rejection_reason, utc
@@ -271,7 +273,8 @@ def _stage(record: RolloutRecord) -> str:
         return f"{record.stage_index + 1} (its recorded spec does not meet today's rules: it can be rolled back, not resumed)"
     if record.stage_index < 0:
         return f"not started (stages {', '.join(f'{w}%' for w in weights)})"
-    state = "passed" if record.stage_passed else "baking"
+    # Only a rollout under way bakes: one rolled back (or rolling back) mid-stage did not pass it.
+    state = "passed" if record.stage_passed else "baking" if record.phase is RolloutPhase.PROGRESSING else "not passed"
     return f"{record.stage_index + 1}/{len(weights)} ({weights[record.stage_index]}%), {state}"
 
 
@@ -283,7 +286,8 @@ def history_table(history: Iterable[Transition], limit: int) -> Table:
     for t in transitions:
         weights = f"{_weights(t.from_weights)} -> {_weights(t.to_weights)}" if t.from_weights else _weights(t.to_weights)
         what = "; ".join(x for x in (t.comment, t.verdict) if x)
-        table.add_row(utc(t.at), t.kind, t.actor, weights, what)
+        # The ledger's words (people's names and comments, AWS's messages) are text, not markup.
+        table.add_row(*(Text(cell) for cell in (utc(t.at), t.kind, t.actor, weights, what)))
     return table
 
 
@@ -297,21 +301,25 @@ def print_status(service: Service, record: RolloutRecord, live: Weights | str, p
         ("weights", f"ledger {record.weights}, load balancer {live} (stable/canary)"),
         ("owner", f"{record.owner}, lease until {utc(record.lease_expires)}" if record.owner else "none"),
     ]
-    if record.weekly_phase_index >= 0:
-        passed = "passed" if record.weekly_phase_passed else "running"
+    if record.weekly_phase_index >= 0 and not record.phased:
+        # An unphased run records week 1 as it starts and no later one: its index says nothing.
+        rows.append(("weekly phase", "none: the run goes through every stage (unphased)"))
+    elif record.weekly_phase_index >= 0:
+        passed = ("passed" if record.weekly_phase_passed
+                  else "running" if record.phase in (RolloutPhase.PROGRESSING, RolloutPhase.PAUSED) else "not passed")
         rows.append(("weekly phase", f"{record.weekly_phase_index + 1}, {passed}"))
     for key, value in rows:
-        console.print(f"{key:<13}{value}")
+        console.print(f"{key:<13}{value}", markup=False)
     if record.phase is RolloutPhase.ROLLING_BACK:
         # The weights are expected to differ mid-rollback; what a person needs is how to finish it.
         started = record.last_transition("rollback-start")
-        why = f" ({started.actor}: {started.comment})" if started is not None else ""
+        why = escape(f" ({started.actor}: {started.comment})") if started is not None else ""
         console.print(f"[yellow]a rollback was started{why} and is not recorded as finished; if no run is "
                       "finishing it, `rollway abort` does[/yellow]")
         if record.rollback_holder:
             # Who is carrying it out: another rollback started now waits for that one while its
             # claim is renewed, and takes it over once the claim lapses.
-            console.print(f"[yellow]carried out by {record.rollback_holder}, its claim renewed until "
+            console.print(f"[yellow]carried out by {escape(record.rollback_holder)}, its claim renewed until "
                           f"{utc(record.rollback_expires)} (a rollback started meanwhile waits for it)[/yellow]")
     elif rejection_owed(record):
         # The run that recorded the rejection died before it began the rollback.
@@ -343,21 +351,21 @@ def reporting(command: Callable[..., int]) -> Callable[..., int]:
         try:
             return command(*args, **kwargs)
         except UsageError as err:
-            errors.print(f"[red]error:[/red] {err}")
+            errors.print(f"[red]error:[/red] {escape(str(err))}")
             return 2
         except (OpsError, TimeoutError, LedgerError) as err:
             # LedgerError: the ledger's refusals (a lease held, a rollout superseded) say what
-            # happened in their message.
-            errors.print(f"[red]error:[/red] {err}")
+            # happened in their message (names and AWS's words, which are not markup).
+            errors.print(f"[red]error:[/red] {escape(str(err))}")
             return 1
         except httpx.HTTPError as err:
             from prefect.settings import PREFECT_API_URL
 
             errors.print(f"[red]error:[/red] cannot reach the Prefect API ({PREFECT_API_URL.value() or 'ephemeral'}): "
-                         f"{err}; is `rollway up` running, and PREFECT_API_URL set to the URL it printed?")
+                         f"{escape(str(err))}; is `rollway up` running, and PREFECT_API_URL set to the URL it printed?")
             return 1
         except (BotoCoreError, ClientError) as err:
-            errors.print(f"[red]error:[/red] AWS refused or could not be reached: {err}")
+            errors.print(f"[red]error:[/red] AWS refused or could not be reached: {escape(str(err))}")
             return 1
 
     return run
@@ -369,7 +377,7 @@ def status(*, targets_block: str | None, credentials_block: str | None, history:
     from prefect.client.orchestration import get_client
 
     if history < 1:
-        raise OpsError(f"--history {history}: show at least 1 transition")
+        raise UsageError(f"--history {history}: show at least 1 transition")
     service = connect(targets_block, credentials_block)
     record = service.ledger.get(service.name)
     if record is None:
@@ -378,13 +386,13 @@ def status(*, targets_block: str | None, credentials_block: str | None, history:
         live: Weights | str = service.router.get_weights()
     except Exception as err:  # status still shows the ledger when the ALB cannot be read
         live = f"unreadable ({err})"
-    paused = None
-    if not record.phase.terminal:
-        with get_client(sync_client=True) as client:
-            try:
-                paused = find_paused_run(client, service, record)
-            except (NoPausedRun, AmbiguousRun):
-                paused = None
+    # Asked even when the ledger's newest rollout has ended: a `canary` flow run keeps no ledger,
+    # and its pause is still the one `rollway promote` and `abort` answer.
+    with get_client(sync_client=True) as client:
+        try:
+            paused = find_paused_run(client, service, record)
+        except (NoPausedRun, AmbiguousRun):
+            paused = None
     print_status(service, record, live, paused, history)
     return 0
 
@@ -402,6 +410,20 @@ def who_answers(approver: str | None) -> str:
         raise UsageError(f"--approver {approver!r} is blank: name who answers, or leave --approver out "
                          "to answer as your user name")
     return approver.strip()
+
+
+def check_wait(wait_seconds: float) -> None:
+    """Refuse a ``--wait-seconds`` the waits cannot keep: NaN or infinity never reaches its
+    deadline, so the abort waited for ever on a run whose process had died.
+
+    Raises:
+        UsageError: not 0 or a positive number of seconds up to a day; nothing was read or changed.
+    """
+    from flows.params import MAX_WAIT_SECONDS
+
+    if not (math.isfinite(wait_seconds) and 0 <= wait_seconds <= MAX_WAIT_SECONDS):
+        raise UsageError(f"--wait-seconds {wait_seconds:g}: must be 0 (do not wait) or a positive number of "
+                         f"seconds, at most {MAX_WAIT_SECONDS:g} (a day); nothing was done")
 
 
 def _answer(action: str, approver: str, comment: str, weight: int | None = None, *,
@@ -477,6 +499,38 @@ def check_next_weight(record: RolloutRecord, weight: int) -> None:
                        "nothing was approved")
 
 
+def flow_name(run: Any) -> str:
+    """The name of the flow ``run`` is a run of (the run itself holds only the flow's id)."""
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        return client.read_flow(run.flow_id).name
+
+
+def check_canary_weight(run: Any, live: Weights, weight: int) -> None:
+    """Refuse a ``--weight`` a paused `canary` flow run would refuse (it would only ask again).
+
+    That run keeps no ledger: where it stands is the canary's live weight, and its stages are its
+    ``spec`` parameter. It pauses for an approval at the live weight, before a later stage, and
+    takes only a stage after it (and none at a stage the judge could not pass, which it checks).
+
+    Raises:
+        OpsError: the weight is not one of the run's stages after the live canary weight.
+    """
+    from pydantic import ValidationError
+
+    from rollway.spec import RolloutSpec
+
+    try:
+        weights = RolloutSpec.model_validate((run.parameters or {}).get("spec")).weights
+    except ValidationError:
+        return  # a spec the run could not have started with: nothing to check against
+    later = [w for w in weights if w > live.canary]
+    if weight not in later:
+        raise OpsError(f"--weight {weight} is not a stage of flow run {run.name} after the canary's "
+                       f"{live.canary}% (choose from {later}); nothing was approved")
+
+
 @reporting
 def promote(
     *,
@@ -488,16 +542,20 @@ def promote(
     credentials_block: str | None,
 ) -> int:
     """Approve the paused run of the service's rollout."""
+    from flows.env import CANARY_FLOW
+
     who = who_answers(approver)
     answer = _answer("approve", who, comment, weight)
     service = connect(targets_block, credentials_block)
     record, run = _paused(service, flow_run)
     # Only against the rollout this run drives: a `canary` flow run keeps no ledger, and the
-    # ledger's newest rollout is then another one (the run checks the weight itself).
+    # ledger's newest rollout is then another one; its own spec and the live weights say instead.
     if weight is not None and record is not None and owner_run_id(record) == run.id:
         check_next_weight(record, weight)
+    elif weight is not None and flow_name(run) == CANARY_FLOW:
+        check_canary_weight(run, service.router.get_weights(), weight)
     resume(run.id, answer)
-    console.print(f"approved by {who}: flow run {run.name} ({run.id}) resumed")
+    console.print(f"approved by {who}: flow run {run.name} ({run.id}) resumed", markup=False)
     return 0
 
 
@@ -512,6 +570,7 @@ def abort(
     credentials_block: str | None,
 ) -> int:
     """Roll the service's rollout back: reject its paused run, or roll back directly."""
+    check_wait(wait_seconds)
     who = who_answers(approver)
     # The rollback flow records and sends the same words when no run is paused: bounded alike.
     answer = _answer("reject", who, reason, comment_option="--reason")
@@ -523,7 +582,7 @@ def abort(
             raise
         return _rollback_directly(service, who, reason, wait_seconds)
     resume(run.id, answer)
-    console.print(f"rejected by {who}: flow run {run.name} ({run.id}) resumed to roll back")
+    console.print(f"rejected by {who}: flow run {run.name} ({run.id}) resumed to roll back", markup=False)
     if wait_seconds <= 0:
         return 0
     finished = wait_for_run(run.id, is_final, timeout_seconds=wait_seconds)
@@ -566,7 +625,8 @@ def _rollback_directly(service: Service, who: str, reason: str, wait_seconds: fl
 
     from flows.rollback import RollbackIncomplete, RollbackRefused, rollback
     from rollway.aws.ledger import write_or_why
-    from rollway.ledger import RollbackUnrecorded, RolloutSuperseded, begin_rollback, open_for_rollback
+    from rollway.ledger import (LedgerError, RollbackUnrecorded, RolloutSuperseded, begin_rollback,
+                                open_for_rollback)
     from rollway.spec import RolloutSpec
 
     record = service.ledger.get(service.name)
@@ -636,13 +696,22 @@ def _rollback_directly(service: Service, who: str, reason: str, wait_seconds: fl
     except RollbackRefused as refused:
         errors.print(f"[red]error:[/red] {escape(str(refused))}")
         return 1
+    except (LedgerError, OpsError):
+        raise  # the ledger's refusals say what happened; `reporting` prints them
+    except Exception as failed:  # noqa: BLE001 - a step that failed is said in words, not a traceback
+        # The stable service did not come up, the load balancer refused, ...: the rollback
+        # flow's log and page say what it did; the rollback stays open, and this command finishes it.
+        errors.print(f"[red]error:[/red] the rollback of {service.name} failed: {escape(str(failed))}")
+        errors.print(f"It is not recorded as finished: run `rollway abort` again once {service.targets.stable_service} "
+                     "can take the traffic (the rollback flow's log says what was done).", markup=False)
+        return 1
     # The rollback flow records the abort (intent, then completion) with lease-free writes,
     # unless the cancelled run's own rollback hook finished it first.
     if result.done_by is not None:
         # The cancelled run's hook (or another rollback) held the rollback: this command waited
         # for it and did nothing again, so people were paged once.
         console.print(f"rolled back {service.name} by {result.done_by} while this command waited: "
-                      + "; ".join(result.steps))
+                      + "; ".join(result.steps), markup=False)
         return 0
     console.print(f"rolled back {service.name}: load balancer {result.weights} (stable/canary), "
                   f"{service.targets.canary_service} at {result.canary_desired} tasks")

@@ -158,7 +158,8 @@ def test_commands_answer_bad_input_and_an_unreachable_api_in_one_line(capsys) ->
         except SystemExit as stop:
             return int(stop.code)
 
-    assert run("status", "--history", "0") == 1
+    # A usage error, exit code 2 as every other refused option (it was 1, as a failure to read).
+    assert run("status", "--history", "0") == 2
     assert "show at least 1 transition" in capsys.readouterr().err
     assert run("promote", "--flow-run", "notauuid") == 2
     assert "is not a flow run id" in capsys.readouterr().err
@@ -579,6 +580,7 @@ def test_promote_weight_is_checked_against_the_paused_runs_rollout_not_an_old_re
     spec = RolloutSpec(image="repo/app:2.0.0", stages=[Stage(weight=w) for w in (10, 30, 100)])
     run = SimpleNamespace(id=uuid4(), name="calm-heron", parameters={"spec": spec.model_dump(mode="json")})
     monkeypatch.setattr(ops, "find_paused_run", lambda client, service, record, flow_run=None: run)
+    monkeypatch.setattr(ops, "flow_name", lambda paused: "canary")
     sent = []
     monkeypatch.setattr(ops, "resume", lambda run_id, answer: sent.append(answer))
     code = ops.promote(approver="alice", comment="", weight=30, flow_run=None, targets_block=None,
@@ -620,3 +622,100 @@ def test_promote_refuses_a_weight_at_a_stage_the_judge_could_not_pass() -> None:
 
     with pytest.raises(OpsError, match="could not pass.*without --weight.*nothing was approved"):
         check_next_weight(record(stage_passed=False), 100)
+
+
+def _cli(*args: str) -> int:
+    from rollway.cli import app
+
+    try:
+        return app(list(args), result_action="return_value")
+    except SystemExit as stop:
+        return int(stop.code)
+
+
+@pytest.mark.parametrize("wait", ["nan", "inf", "-5", "86401"])
+def test_abort_refuses_a_wait_it_could_not_keep_before_anything_is_read(wait, capsys) -> None:
+    """`--wait-seconds nan` (or inf) was taken: the abort rejected the run or cancelled its owner,
+    then waited for ever on a run whose process had died (its deadline never came). Refused now,
+    with exit code 2, before any block, API or AWS call (the API here cannot be reached)."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings(updates={PREFECT_API_URL: f"http://127.0.0.1:{free_port(None)}/api"}):
+        code = _cli("abort", "--approver", "ann", "--wait-seconds", wait)
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "--wait-seconds" in err and "cannot reach the Prefect API" not in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("command", ["promote", "abort"])
+def test_an_empty_flow_run_is_refused_not_taken_as_left_out(command, capsys) -> None:
+    """`--flow-run "$RUN"` with RUN unset answered whichever run the ledger pointed at (an abort
+    with no paused run went on to roll back directly): an empty id was read as no option."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings(updates={PREFECT_API_URL: f"http://127.0.0.1:{free_port(None)}/api"}):
+        code = _cli(command, "--approver", "ann", "--flow-run", "")
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "--flow-run '' is not a flow run id" in err and "cannot reach the Prefect API" not in err
+
+
+def test_status_does_not_call_an_unphased_or_ended_rollout_running_or_baking(capsys) -> None:
+    """An unphased run (`make up`'s default) records week 1 when it starts and never another:
+    status said "weekly phase 1, running" at 75 % (a week-3 stage), and still after the rollout
+    was rolled back; a rollout rolled back mid-stage showed that stage as "baking"."""
+    service = SimpleNamespace(name="svc-canary", targets=Targets())
+    unphased = _weekly_record(phased=False, weekly_phase_index=0, stage_index=3, stage_passed=True,
+                              weights=Weights.canary_at(75))
+    print_status(service, unphased, Weights.canary_at(75), None, limit=1)
+    out = capsys.readouterr().out
+    assert "weekly phase 1" not in out and "every stage" in out
+    ended = _weekly_record(phase=RolloutPhase.ROLLED_BACK, stage_index=2, stage_passed=False,
+                           weights=Weights(stable=100, canary=0))
+    print_status(service, ended, Weights(stable=100, canary=0), None, limit=1)
+    out = capsys.readouterr().out
+    assert "3/5 (50%), not passed" in out and "baking" not in out
+    assert "weekly phase 2, not passed" in out and "running" not in out
+    print_status(service, _weekly_record(stage_index=2, stage_passed=False), Weights.canary_at(50), None, limit=1)
+    out = capsys.readouterr().out
+    assert "3/5 (50%), baking" in out and "weekly phase 2, running" in out, "a rollout under way still is"
+
+
+def test_status_shows_the_ledgers_words_as_written_brackets_and_all(capsys) -> None:
+    """Status printed the ledger's words as rich markup: a comment naming `[/var/log/app]` (a
+    closing tag to rich) crashed every `rollway status` with a traceback while the entry was in
+    the last --history transitions, and a `[wip]` or an approver `[bold]eve` lost its brackets."""
+    said = Transition(at=1_800_000_200.0, kind="approve", actor="[bold]eve", comment="[wip] logs in [/var/log/app] fine")
+    started = Transition(at=1_800_000_300.0, kind="rollback-start", actor="[ops]", comment="see [/tmp/trace]")
+    service = SimpleNamespace(name="svc-canary", targets=Targets())
+    print_status(service, record(history=(*record().history, said)), Weights.canary_at(50), None, limit=1)
+    out = " ".join(capsys.readouterr().out.replace("│", " ").split())
+    assert "[bold]eve" in out and "[wip] logs in" in out and "[/var/log/app] fine" in out, out
+    rolling = record(phase=RolloutPhase.ROLLING_BACK, history=(*record().history, started),
+                     rollback_holder="[ops] (flow run x, 1)", rollback_expires=1_800_000_360.0)
+    print_status(service, rolling, Weights(stable=100, canary=0), None, limit=1)
+    out = " ".join(capsys.readouterr().out.replace("│", " ").split())
+    assert "([ops]: see [/tmp/trace])" in out and "carried out by [ops] (flow run x, 1)" in out, out
+
+
+def test_promote_says_who_approved_as_given_not_as_markup(monkeypatch, capsys) -> None:
+    """`--approver '[/oncall]'` was recorded, the run resumed, and then the confirmation line
+    crashed with a traceback (exit 1): the operator could not tell the approval had landed."""
+    from rollway.cli import ops
+    from rollway.fakes import FakeLedger, FakeRouter
+
+    service = ops.Service(targets=Targets(), targets_block=None, credentials_block=None, ledger=FakeLedger(),
+                          router=FakeRouter())
+    monkeypatch.setattr(ops, "connect", lambda *a: service)
+    run = SimpleNamespace(id=uuid4(), name="calm-heron", parameters={})
+    monkeypatch.setattr(ops, "find_paused_run", lambda client, service, record, flow_run=None: run)
+    monkeypatch.setattr(ops, "resume", lambda run_id, answer: None)
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    # No request reaches this API (the run is found above): it only spares an ephemeral server.
+    with temporary_settings(updates={PREFECT_API_URL: f"http://127.0.0.1:{free_port(None)}/api"}):
+        code = ops.promote(approver="[/oncall]", comment="", weight=None, flow_run=None, targets_block=None,
+                           credentials_block=None)
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert f"approved by [/oncall]: flow run calm-heron ({run.id}) resumed" in out

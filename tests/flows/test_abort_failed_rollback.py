@@ -1,0 +1,51 @@
+"""`rollway abort` whose own rollback cannot move the traffic back (no nothing-paused shortcut).
+
+The stable service would not become steady at the capacity to take the traffic: the rollback
+flow paged people and raised, and the command ended in a Python traceback, never saying that
+the rollback stays open and that running it again finishes it.
+"""
+from __future__ import annotations
+
+import time
+from uuid import uuid4
+
+import flows.rollback
+import rollway.cli.ops as ops
+from rollway.fakes import FakeLedger
+from rollway.ledger import RolloutRecord, new_rollout_id
+from rollway.model import Weights
+from rollway.phases import RolloutPhase
+from tests.flows.fake_env import STABLE_TD, fake_environment
+from tests.flows.test_abort_races import SPEC
+
+
+def test_an_abort_whose_rollback_fails_says_so_in_a_few_lines_and_how_to_finish(monkeypatch, capsys):
+    env = fake_environment()
+    env.ledger = FakeLedger()
+    monkeypatch.setattr(flows.rollback, "load_environment", lambda *a, **k: env)
+    t = env.targets
+    # The stable service runs 1 of the 4 tasks the rollout recorded, and does not come up at 4.
+    env.deployer.services[t.stable_service] = env.deployer.services[t.stable_service].model_copy(
+        update={"desired": 1, "running": 1})
+    env.deployer.unstable.add(t.stable_service)
+    env.router.weights = Weights.canary_at(5)
+    now = time.time()
+    record = RolloutRecord(service=t.canary_service, rollout_id=new_rollout_id(now - 600), image=SPEC.image,
+                           spec_json=SPEC.model_dump_json(), phase=RolloutPhase.PROGRESSING, stage_index=0,
+                           weights=Weights.canary_at(5), previous_task_definition=STABLE_TD, stable_desired=4)
+    env.ledger.create(record, owner=f"process/{uuid4()}", now=now - 600, lease_seconds=0)
+    service = ops.Service(targets=t, targets_block=f"abort-fails-{uuid4().hex[:8]}", credentials_block=None,
+                          ledger=env.ledger, router=env.router)
+    monkeypatch.setattr(ops, "connect", lambda *a: service)
+
+    code = ops.abort(approver="erin", reason="errors", flow_run=None, wait_seconds=0,
+                     targets_block=service.targets_block, credentials_block=None)
+
+    out, err = capsys.readouterr()
+    assert code == 1, (out, err)
+    assert "rolled back" not in out
+    flat = " ".join(err.split())
+    assert f"the rollback of {t.canary_service} failed: services {t.stable_service} not stable" in flat, err
+    assert "run `rollway abort` again" in flat, err
+    assert env.ledger.get(t.canary_service).phase is RolloutPhase.ROLLING_BACK  # open: the next abort finishes it
+    assert env.router.weights == Weights.canary_at(5)

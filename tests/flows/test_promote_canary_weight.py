@@ -1,0 +1,92 @@
+"""`rollway promote --weight` when the paused run is the `canary` flow's, which keeps no ledger.
+
+The weight was checked only against a run owning the ledger's rollout, so for a `canary` run
+promote said "approved ... resumed" (exit 0) to a weight the run then refused, asking again:
+the operator left, and the pause timed out into a rollback.
+"""
+
+from __future__ import annotations
+
+from uuid import uuid4
+
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.states import Paused, Running
+
+from rollway.cli import ops
+from rollway.fakes import FakeLedger, FakeRouter
+from rollway.ledger import RolloutRecord, Transition
+from rollway.model import Weights
+from rollway.phases import RolloutPhase
+from rollway.spec import RolloutSpec, Stage
+from rollway.targets import Targets
+
+
+def paused_canary_run(spec: RolloutSpec, targets_block: str):
+    with get_client(sync_client=True) as client:
+        flow_id = client.create_flow_from_name("canary")
+        response = client.request("POST", "/flow_runs/", json={
+            "flow_id": str(flow_id), "name": f"canary-{uuid4().hex[:6]}",
+            "parameters": {"targets_block": targets_block, "spec": spec.model_dump(mode="json")},
+        })
+        run_id = response.json()["id"]
+        client.set_flow_run_state(run_id, Running(), force=True)
+        client.set_flow_run_state(run_id, Paused(timeout_seconds=600, pause_key=uuid4().hex), force=True)
+        return client.read_flow_run(run_id)
+
+
+@pytest.fixture
+def canary_paused_before_30(monkeypatch):
+    """A `canary` run of 10, 30, 100 % paused for its approval before 30 % (the ALB at 10 %);
+    the ledger's newest rollout is an old one, rolled back."""
+    targets = Targets()
+    old = RolloutSpec(image="repo/app:1.0.0", stages=[Stage(weight=w) for w in (5, 50, 100)])
+    ledger = FakeLedger()
+    ledger.create(RolloutRecord(service=targets.canary_service, rollout_id="20261001T000000Z-1a2b3c4d", image=old.image,
+                                spec_json=old.model_dump_json(), phase=RolloutPhase.ROLLED_BACK,
+                                weights=Weights(stable=100, canary=0),
+                                history=(Transition(at=1.0, kind="start", actor="alice"),)),
+                  owner="flow-run/" + str(uuid4()), now=1.0, lease_seconds=0)
+    ledger.release(targets.canary_service, owner=ledger.get(targets.canary_service).owner)
+    # A block name of its own: the session's other paused runs are not this service's.
+    block = f"canary-paused-{uuid4().hex[:8]}"
+    service = ops.Service(targets=targets, targets_block=block, credentials_block=None, ledger=ledger,
+                          router=FakeRouter(Weights.canary_at(10)))
+    monkeypatch.setattr(ops, "connect", lambda *a: service)
+    spec = RolloutSpec(image="repo/app:2.0.0", stages=[Stage(weight=10), Stage(weight=30, approval=True),
+                                                       Stage(weight=100)])
+    run = paused_canary_run(spec, block)
+    sent = []
+    monkeypatch.setattr(ops, "resume", lambda run_id, answer: sent.append((run_id, answer)))
+    return run, sent
+
+
+@pytest.mark.parametrize("weight", [7, 10, 50])
+def test_promote_refuses_a_weight_the_canary_run_would_refuse(canary_paused_before_30, weight, capsys):
+    run, sent = canary_paused_before_30
+    code = ops.promote(approver="alice", comment="", weight=weight, flow_run=run.id, targets_block=None,
+                       credentials_block=None)
+    out, err = capsys.readouterr()
+    assert code == 1 and not sent, (out, err)
+    assert "approved" not in out and f"--weight {weight}" in err and "[30, 100]" in err and "nothing was approved" in err
+
+
+@pytest.mark.parametrize("weight", [30, 100])
+def test_promote_passes_on_a_weight_the_canary_run_takes(canary_paused_before_30, weight, capsys):
+    run, sent = canary_paused_before_30
+    code = ops.promote(approver="alice", comment="", weight=weight, flow_run=run.id, targets_block=None,
+                       credentials_block=None)
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert sent == [(run.id, {"action": "approve", "approver": "alice", "comment": "", "next_weight": weight})]
+
+
+def test_status_names_a_paused_canary_run_after_a_finished_rollout(canary_paused_before_30, capsys):
+    """Status looked for a paused run only while the ledger's newest rollout was open: with a
+    `canary` run waiting for an approval after an old rollout ended, it showed "drift" and no
+    word of the run that `rollway promote` would answer."""
+    run, sent = canary_paused_before_30
+    code = ops.status(targets_block=None, credentials_block=None, history=1)
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert f"flow run {run.name} ({run.id}) is paused" in " ".join(out.split()), out
