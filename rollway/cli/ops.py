@@ -402,10 +402,15 @@ def who_answers(approver: str | None) -> str:
     user when it is omitted.
 
     Raises:
-        UsageError: ``--approver`` was given blank (it used to record the OS user instead).
+        UsageError: ``--approver`` was given blank (it used to record the OS user instead), or it
+            was left out and the OS user has no name.
     """
     if approver is None:
-        return getpass.getuser()
+        try:
+            return getpass.getuser()
+        except (OSError, KeyError, ImportError) as err:
+            # A container's uid may have no passwd entry and no USER/LOGNAME: say so, not a traceback.
+            raise UsageError(f"cannot tell who you are ({err}): pass --approver to name who answers") from None
     if not approver.strip():
         raise UsageError(f"--approver {approver!r} is blank: name who answers, or leave --approver out "
                          "to answer as your user name")

@@ -211,6 +211,30 @@ def test_an_explicitly_blank_approver_is_refused_not_replaced_by_the_os_user(com
     assert "--approver" in err and "blank" in err and "Traceback" not in err
 
 
+@pytest.mark.parametrize("command", ["promote", "abort"])
+def test_an_omitted_approver_where_the_os_has_no_user_name_says_to_pass_one(command, monkeypatch, capsys) -> None:
+    """A container run under a uid with no passwd entry and no USER/LOGNAME: getpass.getuser()
+    raises, and the command died with a KeyError traceback. Refused before anything is read."""
+    import pwd
+
+    from rollway.cli import app
+
+    for name in ("LOGNAME", "USER", "LNAME", "USERNAME"):
+        monkeypatch.delenv(name, raising=False)
+
+    def no_entry(uid):
+        raise KeyError(f"getpwuid(): uid not found: {uid}")
+
+    monkeypatch.setattr(pwd, "getpwuid", no_entry)
+    try:
+        code = app([command], result_action="return_value")
+    except SystemExit as stop:
+        code = int(stop.code)
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "pass --approver" in err and "Traceback" not in err
+
+
 @pytest.mark.parametrize("args, option", [
     (["abort", "--reason", "x" * 1001], "--reason"),
     (["promote", "--comment", "x" * 1001], "--comment"),
