@@ -168,15 +168,18 @@ def _watch(
     end = start + max(window_seconds, 2 * interval + spec.analysis.metrics_delay_seconds)
     alerted = AlertsOnce()
     checks = measured = 0
+    # Periods longer than 5 minutes: a look's newest whole period may have ended up to one
+    # period ago, and a 5-minute cut would leave every look of the window empty.
+    recent_seconds = max(RECENT_SECONDS, interval)
     while True:
         now = env.clock.now()
-        observation = metrics.observe(env.metrics, max(start, now - RECENT_SECONDS - interval), now)
+        observation = metrics.observe(env.metrics, max(start, now - recent_seconds - interval), now)
         # Until a period of the window has had time to be published (CloudWatch is about a
         # minute late), a look that finds nothing is early, not blind: it may alert (dead
         # letters) or roll back, but the window's verdict counts it only if it saw data.
         early = now - start <= interval + spec.analysis.metrics_delay_seconds
         if observation.error is None:
-            seen = recent(observation, RECENT_SECONDS)
+            seen = recent(observation, recent_seconds)
             if _saw_the_release(seen):
                 checks, measured = checks + 1, measured + 1
             elif not early:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from prefect import flow
 
 from flows.monitor import run_monitor
-from rollway.fakes import FakeMetrics, steady
+from rollway.fakes import FakeClock, FakeMetrics, steady
 from rollway.model import Weights
 from rollway.spec import RolloutSpec
 from tests.flows.fake_env import fake_environment
@@ -107,3 +107,25 @@ def test_a_window_resumed_with_no_time_left_watches_until_it_has_read_a_publishe
     result = monitor_on(env, 0)
     assert result.outcome == "decommissioned" and result.checks == 1, result.reason
     assert env.deployer.services[env.targets.stable_service].desired == 0
+
+
+SPEC_10_MIN = RolloutSpec(image=IMAGE, analysis={"interval_seconds": 600})
+
+
+@flow
+def monitor_10_min_periods(env, window):
+    return run_monitor(env, SPEC_10_MIN, window_seconds=window, stable_desired=4)
+
+
+def test_ten_minute_periods_are_judged_whenever_the_window_started():
+    """With 10-minute periods the monitor looks every 10 minutes; started in the second half
+    of a period, each look's newest whole period ended more than 5 minutes earlier. The
+    5-minute cut used to leave every look empty: an 8 % error rate was never rolled back and
+    the window ended "unverified" instead."""
+    env = promoted(canary_error_rate=0.08)
+    env.clock = FakeClock(1_800_000_000.0 + 400)  # 400 s into a 10-minute period
+    env.wall = lambda: env.clock.now()
+    env.metrics = FakeMetrics(env.router, steady(50.0, 0.001, 0.08, interval=600), interval=600)
+    result = monitor_10_min_periods(env, 3600)
+    assert result.outcome == "rolled_back" and "over the 5% guardrail" in result.reason, result.reason
+    assert env.router.weights == Weights(stable=100, canary=0)
