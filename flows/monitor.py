@@ -168,6 +168,7 @@ def _watch(
     end = start + max(window_seconds, 2 * interval + spec.analysis.metrics_delay_seconds)
     alerted = AlertsOnce()
     checks = measured = 0
+    failure: str | None = None  # the last failed read, named in an unverified window's message
     # Periods longer than 5 minutes: a look's newest whole period may have ended up to one
     # period ago, and a 5-minute cut would leave every look of the window empty.
     recent_seconds = max(RECENT_SECONDS, interval)
@@ -221,6 +222,7 @@ def _watch(
                                      alerts=alerted.messages(), rollback=result)
         else:
             checks += 1
+            failure = observation.error
             log.warning("monitoring check failed: %s", observation.error)
         if now >= end:
             break
@@ -237,8 +239,10 @@ def _watch(
     if measured == 0 or 2 * measured < checks:
         # A window nobody could see is not a clean window: the old service stays for a person,
         # and the window stays open (the watchdog or the monitor flow checks again).
+        # Say why: running the monitor again only helps once what refused the reads is mended.
+        why = f"; the last failed read: {failure}" if failure else ""
         return _skip(env, f"{reason}, but only {measured} of its {checks} checks could read the promoted version's "
-                          "metrics "
+                          f"metrics{why} "
                           f"({t.stable_service} kept running; run the monitor again)", checks, alerts,
                      subject="Monitoring unverified" if not decommission else "Decommission skipped", verified=False)
     if not decommission:

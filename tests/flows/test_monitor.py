@@ -129,3 +129,18 @@ def test_ten_minute_periods_are_judged_whenever_the_window_started():
     result = monitor_10_min_periods(env, 3600)
     assert result.outcome == "rolled_back" and "over the 5% guardrail" in result.reason, result.reason
     assert env.router.weights == Weights(stable=100, canary=0)
+
+
+def test_a_window_cloudwatch_refused_says_why_in_its_message():
+    """Every look failed (the role may not call GetMetricData): the old service is kept, and
+    the message people get said only "0 of its checks could read the metrics ... run the
+    monitor again", which fails the same way. It now names CloudWatch's answer."""
+    env = promoted(canary_error_rate=0.001)
+    env.metrics.error = ("metrics for [1800000000, 1800000060) unavailable: An error occurred (AccessDenied) when "
+                         "calling the GetMetricData operation: not authorized to perform cloudwatch:GetMetricData")
+    result = monitor_on(env, 600)
+    assert result.outcome == "passed" and not result.verified, result.reason
+    assert env.deployer.services[env.targets.stable_service].desired == 4
+    subject, message = env.notifier.messages[-1]
+    assert subject.startswith("Decommission skipped") and "AccessDenied" in message, message
+    assert "AccessDenied" in result.reason
