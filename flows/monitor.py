@@ -181,7 +181,8 @@ def _watch(
         early = now - start <= interval + spec.analysis.metrics_delay_seconds
         if observation.error is None:
             seen = recent(observation, recent_seconds)
-            if _saw_the_release(seen):
+            saw = _saw_the_release(seen)
+            if saw:
                 checks, measured = checks + 1, measured + 1
             elif not early:
                 checks += 1
@@ -190,6 +191,11 @@ def _watch(
             verdict = check(spec.guardrails, seen, monitoring=True, healthy_targets=healthy)
             for message in alerted.new(verdict):
                 metrics.alert(env.notifier, f"Alert: {t.canary_service}", f"While monitoring {spec.image}: {message}")
+            if verdict.phase is not Phase.FAILED:
+                # A window lasts an hour: each look shows in the run's log, with what it read.
+                log.info("monitoring check at %.0f of %.0f s (%d of %d checks read %s): %s%s", now - start, end - start,
+                         measured, checks, t.canary_service, "" if saw else "no request count in this look; ",
+                         verdict.reason)
             if verdict.phase is Phase.FAILED:
                 reason = f"monitoring after promotion: {verdict.reason}"
                 log.warning(reason)

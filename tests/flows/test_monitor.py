@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from prefect import flow
 
 from flows.monitor import run_monitor
@@ -144,3 +146,15 @@ def test_a_window_cloudwatch_refused_says_why_in_its_message():
     subject, message = env.notifier.messages[-1]
     assert subject.startswith("Decommission skipped") and "AccessDenied" in message, message
     assert "AccessDenied" in result.reason
+
+
+def test_each_look_of_a_healthy_window_shows_in_the_log(caplog):
+    """An hour's window of a healthy release used to log nothing until it ended: whoever opened
+    the run could not tell it was watching, nor what it saw. Each look now logs its reading."""
+    env = promoted(canary_error_rate=0.001)
+    with caplog.at_level(logging.INFO):
+        result = monitor_on(env, 600)
+    assert result.outcome == "decommissioned", result.reason
+    looks = [r.getMessage() for r in caplog.records if r.getMessage().startswith("monitoring check")]
+    assert len(looks) >= result.checks, looks
+    assert any("error rate" in m and "within the 5% guardrail" in m for m in looks), looks
