@@ -364,6 +364,9 @@ def run_stages(
         decision = decide(spec, state, verdict, now)
 
         if isinstance(decision, Hold):
+            # A bake lasts minutes to hours: each look shows in the run's log, with the judge's reading.
+            (log.warning if verdict is not None and verdict.phase is Phase.ERROR else log.info)(
+                "stage %s; next look in %.0f s", decision.reason, max(0.0, decision.until - now))
             env.clock.sleep(max(0.0, decision.until - now))
             continue
 
