@@ -20,10 +20,12 @@ from __future__ import annotations
 from typing import Literal
 
 from prefect import flow, get_run_logger
+from prefect.artifacts import create_markdown_artifact
 from pydantic import BaseModel, ConfigDict
 
 from flows.engine import AlertsOnce, canary_targets_if_unattributed
 from flows.env import load_environment, run_owner
+from flows.journal import artifact_key
 from flows.params import LeaseSeconds, WindowSeconds
 from flows.rollback import act_recorded, claimant, execute_rollback
 from rollway.aws.ledger import write_or_why
@@ -115,9 +117,11 @@ def run_monitor(
     if unclaimed is not None:
         get_run_logger().warning("could not claim the rollout's lease to monitor it (%s); watching anyway", unclaimed)
     try:
-        return _watch(env, spec, window_seconds=window_seconds, decommission=decommission,
-                      previous_task_definition=previous_task_definition, stable_desired=stable_desired,
-                      actor=actor, lease=lease)
+        watched = _watch(env, spec, window_seconds=window_seconds, decommission=decommission,
+                         previous_task_definition=previous_task_definition, stable_desired=stable_desired,
+                         actor=actor, lease=lease)
+        _summary(env, spec, watched)
+        return watched
     finally:
         # A ledger that cannot take the release must not replace the outcome being raised or
         # returned (a RollbackUnrecorded, which tells the hooks the traffic has moved): the
@@ -125,6 +129,18 @@ def run_monitor(
         why = write_or_why(lease.release)
         if why is not None:
             get_run_logger().error("could not release the rollout's lease after monitoring: %s", why)
+
+
+def _summary(env: Environment, spec: RolloutSpec, watched: MonitorResult) -> None:
+    """The window's end as the run's artifact: what people open an hour-long run for."""
+    lines = [f"# Monitoring of `{spec.image}` on {env.targets.canary_service}: {watched.outcome.replace('_', ' ')}"
+             + ("" if watched.verified else " (unverified)"), "", watched.reason, "",
+             f"- checks: {watched.checks}"]
+    if watched.rollback is not None:
+        lines.append(f"- traffic after the rollback (stable/canary): {watched.rollback.weights}")
+    lines += [f"- alert: {alert}" for alert in watched.alerts]
+    create_markdown_artifact(key=artifact_key(env.targets.canary_service, "monitoring"), markdown="\n".join(lines),
+                             description="monitoring window")
 
 
 class _Lease:

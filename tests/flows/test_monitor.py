@@ -158,3 +158,32 @@ def test_each_look_of_a_healthy_window_shows_in_the_log(caplog):
     looks = [r.getMessage() for r in caplog.records if r.getMessage().startswith("monitoring check")]
     assert len(looks) >= result.checks, looks
     assert any("error rate" in m and "within the 5% guardrail" in m for m in looks), looks
+
+
+def monitoring_artifact(env) -> str:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    from flows.journal import artifact_key
+
+    key = artifact_key(env.targets.canary_service, "monitoring")
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])))
+    assert found, f"no artifact {key}"
+    return max(found, key=lambda a: a.created).data
+
+
+def test_the_window_ends_with_a_summary_artifact():
+    """The monitor flow (and the monitoring window of a rollout) ended without an artifact: the
+    run's page did not say whether the hour passed, rolled back, or could not be verified."""
+    env = promoted(canary_error_rate=0.08)
+    result = monitor_on(env, 1800)
+    assert result.outcome == "rolled_back"
+    summary = monitoring_artifact(env)
+    assert IMAGE in summary and "rolled back" in summary and "over the 5% guardrail" in summary, summary
+
+    env = promoted(canary_error_rate=0.001)
+    env.metrics = FakeMetrics(env.router, no_request_count)
+    result = monitor_on(env, 600)
+    summary = monitoring_artifact(env)
+    assert "unverified" in summary and result.reason in summary, summary
