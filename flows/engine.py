@@ -365,8 +365,11 @@ def run_stages(
 
         if isinstance(decision, Hold):
             # A bake lasts minutes to hours: each look shows in the run's log, with the judge's reading.
+            # A pass before the stage's minimum bake waits for it: say so, or the log reads "pass" and nothing moves.
+            waits = (f"; it passes once the stage has baked {spec.stages[state.stage_index].earliest_pass_seconds:g} s"
+                     if verdict is not None and verdict.phase is Phase.SUCCESSFUL else "")
             (log.warning if verdict is not None and verdict.phase is Phase.ERROR else log.info)(
-                "stage %s; next look in %.0f s", decision.reason, max(0.0, decision.until - now))
+                "stage %s%s; next look in %.0f s", decision.reason, waits, max(0.0, decision.until - now))
             env.clock.sleep(max(0.0, decision.until - now))
             continue
 

@@ -31,3 +31,6 @@ def test_each_look_of_a_baking_stage_shows_in_the_log(caplog):
     looks = [r.getMessage() for r in caplog.records if r.getMessage().startswith("stage 5%: ")
              and "canary" in r.getMessage()]
     assert len(looks) >= 5, [r.getMessage() for r in caplog.records]
+    # The judge's pass waits for the bake (10 minutes): the lines say so rather than only "pass".
+    passing = [m for m in looks if "— pass" in m]
+    assert passing and all("it passes once the stage has baked 600 s" in m for m in passing), passing
