@@ -95,8 +95,9 @@ def refuse_phase_plan(spec: RolloutSpec) -> None:
 
 
 def preflight(env: Environment, spec: RolloutSpec) -> tuple[ServiceState, ServiceState]:
-    """Resolve every name and read the stable and canary services with read-only calls, so bad
-    targets (or unknown bound flags) fail before any write, as RolloutRefused.
+    """Resolve every name, read the stable and canary services and the metrics with read-only
+    calls, so bad targets (or unknown bound flags, or metrics that cannot be read) fail before
+    any write, as RolloutRefused.
 
     Returns:
         The stable and the canary service, as they are before the rollout.
@@ -150,6 +151,15 @@ def preflight(env: Environment, spec: RolloutSpec) -> tuple[ServiceState, Servic
         resolve_topic = getattr(env.notifier, "resolve", None)
         if resolve_topic is not None:
             resolve_topic()
+        # Every stage is judged on CloudWatch: a role that may not read it (AccessDenied) is refused
+        # here, not found out after the first shift, when the canary serves users and no stage can
+        # be judged. One read of the last periods; no data in them (a quiet hour) is no refusal.
+        interval = spec.analysis.interval_seconds
+        now = env.clock.now()
+        seen = metrics.observe(env.metrics, now - 2 * interval, now)
+        if seen.error is not None:
+            raise RolloutRefused(f"the metrics every stage is judged on cannot be read: {seen.error}. Nothing was "
+                                 "changed; start the rollout again once CloudWatch answers")
         if moved_onto_stable(record, stable) and canary.desired > 0:
             # A finalize moved the traffic onto the promoted version on stable and stopped before
             # idling the canary: its next run scales the canary down, which must not be the canary

@@ -331,7 +331,7 @@ def run_stages(
     reports = reports if reports is not None else []
     tracker = StageTracker()
     weights = traffic.get_weights(env.router)
-    history: tuple[Interval, ...] | None = None  # the baseline's past, read once per stage
+    history: tuple[Interval, ...] | None = None  # the baseline's past, read once per stage (again while it fails)
     refusal: str | None = None  # why the last answer was not applied, for the next form
 
     def finish_stage(decision_text: str, now: float, record=None) -> StageReport:
@@ -349,12 +349,13 @@ def run_stages(
             start = analysis_start(spec, state)
             judge = judge_for_stage(spec, state.stage_index)
             if history is None:
+                # None again when the read failed: the next look reads it again.
                 history = baseline_history(env, spec, judge, state.started_at)
             observation = metrics.observe(env.metrics, start, now)
             settled_until = now - spec.analysis.metrics_delay_seconds
             healthy = canary_targets_if_unattributed(env, observation, monitoring=False)
             verdict = assess(judge, spec.guardrails, observation, stage_over=stage_over(spec, state, now),
-                             history=history, settled_until=settled_until, healthy_targets=healthy)
+                             history=history or (), settled_until=settled_until, healthy_targets=healthy)
             for alert in tracker.update(observation, verdict, settled_until):
                 # Alerts do not roll back; they reach people once per kind of trouble per stage.
                 log.warning("stage %s%%: %s", spec.stages[state.stage_index].weight, alert)
@@ -364,6 +365,12 @@ def run_stages(
         decision = decide(spec, state, verdict, now)
 
         if isinstance(decision, Hold):
+            # A bake lasts minutes to hours: each look shows in the run's log, with the judge's reading.
+            # A pass before the stage's minimum bake waits for it: say so, or the log reads "pass" and nothing moves.
+            waits = (f"; it passes once the stage has baked {spec.stages[state.stage_index].earliest_pass_seconds:g} s"
+                     if verdict is not None and verdict.phase is Phase.SUCCESSFUL else "")
+            (log.warning if verdict is not None and verdict.phase is Phase.ERROR else log.info)(
+                "stage %s%s; next look in %.0f s", decision.reason, waits, max(0.0, decision.until - now))
             env.clock.sleep(max(0.0, decision.until - now))
             continue
 
@@ -487,8 +494,9 @@ def canary_targets_if_unattributed(env: Environment, observation: Observation, *
 BACKGROUND_SECONDS = 3600
 
 
-def baseline_history(env: Environment, spec: RolloutSpec, judge, shifted_at: float) -> tuple[Interval, ...]:
-    """The baseline's intervals in the ``calibration_seconds`` before a stage: one read per stage.
+def baseline_history(env: Environment, spec: RolloutSpec, judge, shifted_at: float) -> tuple[Interval, ...] | None:
+    """The baseline's intervals in the ``calibration_seconds`` before a stage: one read per stage
+    (None when the read failed, and the next look reads again).
 
     Read whatever the judge: the guardrail measures the load balancer's own 5xx rate in them.
     With ``calibration_seconds`` 0 the judge is not given them (``uses_history``), but the hour
@@ -500,14 +508,17 @@ def baseline_history(env: Environment, spec: RolloutSpec, judge, shifted_at: flo
     two weightings, and on the stage's first tick it has not even ended.
 
     Without them the judge keeps its one-interval cap, which is the safe side; a failed read
-    is therefore logged and the stage judged without them rather than stopped.
+    is therefore logged and the look judged without them rather than stopped. It is read again
+    at the next look: one throttled read used to leave the whole stage without the load
+    balancer's 5xx rate before it, and a steady background then kept a healthy canary from passing.
     """
     seconds = spec.analysis.calibration_seconds or BACKGROUND_SECONDS
     end = math.floor(shifted_at / spec.analysis.interval_seconds) * spec.analysis.interval_seconds
     past = metrics.observe(env.metrics, end - seconds, end)
     if past.error is not None:
-        get_run_logger().warning("baseline history unavailable (%s); judging this stage without it", past.error)
-        return ()
+        get_run_logger().warning("baseline history unavailable (%s); judging this look without it and reading it "
+                                 "again at the next", past.error)
+        return None
     return past.intervals
 
 

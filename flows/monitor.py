@@ -20,10 +20,12 @@ from __future__ import annotations
 from typing import Literal
 
 from prefect import flow, get_run_logger
+from prefect.artifacts import create_markdown_artifact
 from pydantic import BaseModel, ConfigDict
 
 from flows.engine import AlertsOnce, canary_targets_if_unattributed
 from flows.env import load_environment, run_owner
+from flows.journal import artifact_key
 from flows.params import LeaseSeconds, WindowSeconds
 from flows.rollback import act_recorded, claimant, execute_rollback
 from rollway.aws.ledger import write_or_why
@@ -115,9 +117,11 @@ def run_monitor(
     if unclaimed is not None:
         get_run_logger().warning("could not claim the rollout's lease to monitor it (%s); watching anyway", unclaimed)
     try:
-        return _watch(env, spec, window_seconds=window_seconds, decommission=decommission,
-                      previous_task_definition=previous_task_definition, stable_desired=stable_desired,
-                      actor=actor, lease=lease)
+        watched = _watch(env, spec, window_seconds=window_seconds, decommission=decommission,
+                         previous_task_definition=previous_task_definition, stable_desired=stable_desired,
+                         actor=actor, lease=lease)
+        _summary(env, spec, watched)
+        return watched
     finally:
         # A ledger that cannot take the release must not replace the outcome being raised or
         # returned (a RollbackUnrecorded, which tells the hooks the traffic has moved): the
@@ -125,6 +129,18 @@ def run_monitor(
         why = write_or_why(lease.release)
         if why is not None:
             get_run_logger().error("could not release the rollout's lease after monitoring: %s", why)
+
+
+def _summary(env: Environment, spec: RolloutSpec, watched: MonitorResult) -> None:
+    """The window's end as the run's artifact: what people open an hour-long run for."""
+    lines = [f"# Monitoring of `{spec.image}` on {env.targets.canary_service}: {watched.outcome.replace('_', ' ')}"
+             + ("" if watched.verified else " (unverified)"), "", watched.reason, "",
+             f"- checks: {watched.checks}"]
+    if watched.rollback is not None:
+        lines.append(f"- traffic after the rollback (stable/canary): {watched.rollback.weights}")
+    lines += [f"- alert: {alert}" for alert in watched.alerts]
+    create_markdown_artifact(key=artifact_key(env.targets.canary_service, "monitoring"), markdown="\n".join(lines),
+                             description="monitoring window")
 
 
 class _Lease:
@@ -168,16 +184,21 @@ def _watch(
     end = start + max(window_seconds, 2 * interval + spec.analysis.metrics_delay_seconds)
     alerted = AlertsOnce()
     checks = measured = 0
+    failure: str | None = None  # the last failed read, named in an unverified window's message
+    # Periods longer than 5 minutes: a look's newest whole period may have ended up to one
+    # period ago, and a 5-minute cut would leave every look of the window empty.
+    recent_seconds = max(RECENT_SECONDS, interval)
     while True:
         now = env.clock.now()
-        observation = metrics.observe(env.metrics, max(start, now - RECENT_SECONDS - interval), now)
+        observation = metrics.observe(env.metrics, max(start, now - recent_seconds - interval), now)
         # Until a period of the window has had time to be published (CloudWatch is about a
         # minute late), a look that finds nothing is early, not blind: it may alert (dead
         # letters) or roll back, but the window's verdict counts it only if it saw data.
         early = now - start <= interval + spec.analysis.metrics_delay_seconds
         if observation.error is None:
-            seen = recent(observation, RECENT_SECONDS)
-            if _saw_the_release(seen):
+            seen = recent(observation, recent_seconds)
+            saw = _saw_the_release(seen)
+            if saw:
                 checks, measured = checks + 1, measured + 1
             elif not early:
                 checks += 1
@@ -186,6 +207,11 @@ def _watch(
             verdict = check(spec.guardrails, seen, monitoring=True, healthy_targets=healthy)
             for message in alerted.new(verdict):
                 metrics.alert(env.notifier, f"Alert: {t.canary_service}", f"While monitoring {spec.image}: {message}")
+            if verdict.phase is not Phase.FAILED:
+                # A window lasts an hour: each look shows in the run's log, with what it read.
+                log.info("monitoring check at %.0f of %.0f s (%d of %d checks read %s): %s%s", now - start, end - start,
+                         measured, checks, t.canary_service, "" if saw else "no request count in this look; ",
+                         verdict.reason)
             if verdict.phase is Phase.FAILED:
                 reason = f"monitoring after promotion: {verdict.reason}"
                 log.warning(reason)
@@ -218,6 +244,7 @@ def _watch(
                                      alerts=alerted.messages(), rollback=result)
         else:
             checks += 1
+            failure = observation.error
             log.warning("monitoring check failed: %s", observation.error)
         if now >= end:
             break
@@ -234,8 +261,10 @@ def _watch(
     if measured == 0 or 2 * measured < checks:
         # A window nobody could see is not a clean window: the old service stays for a person,
         # and the window stays open (the watchdog or the monitor flow checks again).
+        # Say why: running the monitor again only helps once what refused the reads is mended.
+        why = f"; the last failed read: {failure}" if failure else ""
         return _skip(env, f"{reason}, but only {measured} of its {checks} checks could read the promoted version's "
-                          "metrics "
+                          f"metrics{why} "
                           f"({t.stable_service} kept running; run the monitor again)", checks, alerts,
                      subject="Monitoring unverified" if not decommission else "Decommission skipped", verified=False)
     if not decommission:

@@ -139,7 +139,8 @@ def test_the_monitoring_window_rolls_back_when_the_ledger_refuses_to_record_it()
     # Healthy through the stages, failing once promoted (inside the monitoring window).
 
     def behaviour(weights, t):
-        promoted = env.ledger.get(env.targets.canary_service).phase is RolloutPhase.PROMOTED
+        record = env.ledger.get(env.targets.canary_service)  # None at the preflight's read, before the rollout
+        promoted = record is not None and record.phase is RolloutPhase.PROMOTED
         return (failing if promoted else healthy)(weights, t)
 
     env.metrics = FakeMetrics(env.router, behaviour)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+
 from prefect import flow
 
 from flows.monitor import run_monitor
-from rollway.fakes import FakeMetrics, steady
+from rollway.fakes import FakeClock, FakeMetrics, steady
 from rollway.model import Weights
 from rollway.spec import RolloutSpec
 from tests.flows.fake_env import fake_environment
@@ -107,3 +109,81 @@ def test_a_window_resumed_with_no_time_left_watches_until_it_has_read_a_publishe
     result = monitor_on(env, 0)
     assert result.outcome == "decommissioned" and result.checks == 1, result.reason
     assert env.deployer.services[env.targets.stable_service].desired == 0
+
+
+SPEC_10_MIN = RolloutSpec(image=IMAGE, analysis={"interval_seconds": 600})
+
+
+@flow
+def monitor_10_min_periods(env, window):
+    return run_monitor(env, SPEC_10_MIN, window_seconds=window, stable_desired=4)
+
+
+def test_ten_minute_periods_are_judged_whenever_the_window_started():
+    """With 10-minute periods the monitor looks every 10 minutes; started in the second half
+    of a period, each look's newest whole period ended more than 5 minutes earlier. The
+    5-minute cut used to leave every look empty: an 8 % error rate was never rolled back and
+    the window ended "unverified" instead."""
+    env = promoted(canary_error_rate=0.08)
+    env.clock = FakeClock(1_800_000_000.0 + 400)  # 400 s into a 10-minute period
+    env.wall = lambda: env.clock.now()
+    env.metrics = FakeMetrics(env.router, steady(50.0, 0.001, 0.08, interval=600), interval=600)
+    result = monitor_10_min_periods(env, 3600)
+    assert result.outcome == "rolled_back" and "over the 5% guardrail" in result.reason, result.reason
+    assert env.router.weights == Weights(stable=100, canary=0)
+
+
+def test_a_window_cloudwatch_refused_says_why_in_its_message():
+    """Every look failed (the role may not call GetMetricData): the old service is kept, and
+    the message people get said only "0 of its checks could read the metrics ... run the
+    monitor again", which fails the same way. It now names CloudWatch's answer."""
+    env = promoted(canary_error_rate=0.001)
+    env.metrics.error = ("metrics for [1800000000, 1800000060) unavailable: An error occurred (AccessDenied) when "
+                         "calling the GetMetricData operation: not authorized to perform cloudwatch:GetMetricData")
+    result = monitor_on(env, 600)
+    assert result.outcome == "passed" and not result.verified, result.reason
+    assert env.deployer.services[env.targets.stable_service].desired == 4
+    subject, message = env.notifier.messages[-1]
+    assert subject.startswith("Decommission skipped") and "AccessDenied" in message, message
+    assert "AccessDenied" in result.reason
+
+
+def test_each_look_of_a_healthy_window_shows_in_the_log(caplog):
+    """An hour's window of a healthy release used to log nothing until it ended: whoever opened
+    the run could not tell it was watching, nor what it saw. Each look now logs its reading."""
+    env = promoted(canary_error_rate=0.001)
+    with caplog.at_level(logging.INFO):
+        result = monitor_on(env, 600)
+    assert result.outcome == "decommissioned", result.reason
+    looks = [r.getMessage() for r in caplog.records if r.getMessage().startswith("monitoring check")]
+    assert len(looks) >= result.checks, looks
+    assert any("error rate" in m and "within the 5% guardrail" in m for m in looks), looks
+
+
+def monitoring_artifact(env) -> str:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    from flows.journal import artifact_key
+
+    key = artifact_key(env.targets.canary_service, "monitoring")
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])))
+    assert found, f"no artifact {key}"
+    return max(found, key=lambda a: a.created).data
+
+
+def test_the_window_ends_with_a_summary_artifact():
+    """The monitor flow (and the monitoring window of a rollout) ended without an artifact: the
+    run's page did not say whether the hour passed, rolled back, or could not be verified."""
+    env = promoted(canary_error_rate=0.08)
+    result = monitor_on(env, 1800)
+    assert result.outcome == "rolled_back"
+    summary = monitoring_artifact(env)
+    assert IMAGE in summary and "rolled back" in summary and "over the 5% guardrail" in summary, summary
+
+    env = promoted(canary_error_rate=0.001)
+    env.metrics = FakeMetrics(env.router, no_request_count)
+    result = monitor_on(env, 600)
+    summary = monitoring_artifact(env)
+    assert "unverified" in summary and result.reason in summary, summary

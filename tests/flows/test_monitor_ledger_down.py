@@ -57,7 +57,8 @@ def test_a_monitor_rollback_on_a_ledger_that_is_down_is_reported_once_as_rollbac
     def behaviour(weights, t):
         if env.ledger.down:
             return failing(weights, t)
-        if FakeLedger.get(env.ledger, env.targets.canary_service).phase is RolloutPhase.PROMOTED:
+        record = FakeLedger.get(env.ledger, env.targets.canary_service)  # None at the preflight's read
+        if record is not None and record.phase is RolloutPhase.PROMOTED:
             env.ledger.down = True  # the table is deleted (or throttled) inside the window, as the canary fails
             return failing(weights, t)
         return healthy(weights, t)

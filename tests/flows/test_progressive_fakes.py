@@ -512,8 +512,8 @@ def test_a_second_run_during_monitoring_is_refused_and_the_first_finishes():
     seen: dict = {}
 
     def second_run_at_the_5th_check(name, args, kwargs):
-        record = env.ledger.get(env.targets.canary_service)
-        if name == "observe" and record.phase is RolloutPhase.PROMOTED:
+        record = env.ledger.get(env.targets.canary_service)  # None at the preflight's read, before the rollout
+        if name == "observe" and record is not None and record.phase is RolloutPhase.PROMOTED:
             seen["checks"] = seen.get("checks", 0) + 1
             if seen["checks"] == 5:
                 assert record.owner == "run-1", "the watching run holds the lease"

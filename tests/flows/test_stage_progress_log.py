@@ -1,0 +1,36 @@
+"""What a stage's bake shows in the run's log while it waits for the judge."""
+
+from __future__ import annotations
+
+import logging
+
+from prefect import flow
+
+from flows.canary import run_canary
+from rollway.approvals import scripted
+from rollway.spec import RolloutSpec, Stage
+from tests.flows.fake_env import fake_environment
+
+IMAGE = "webordinary/edit-container:2.0.0"
+
+
+@flow
+def canary_on(env, rollout: RolloutSpec):
+    return run_canary(env, rollout, scripted())
+
+
+def test_each_look_of_a_baking_stage_shows_in_the_log(caplog):
+    """A stage's bake (ten minutes here, hours in a weekly phase) logged nothing between the
+    shift and its end: whoever opened the run saw no sign that it was reading the metrics, nor
+    what the judge made of them. Each look that holds now logs the judge's reading."""
+    env = fake_environment(canary_error_rate=0.0)
+    rollout = RolloutSpec(image=IMAGE, stages=[Stage(weight=w, bake_seconds=600) for w in (5, 100)], monitor_seconds=0)
+    with caplog.at_level(logging.INFO):
+        result = canary_on(env, rollout)
+    assert result.outcome == "promoted", result.reason
+    looks = [r.getMessage() for r in caplog.records if r.getMessage().startswith("stage 5%: ")
+             and "canary" in r.getMessage()]
+    assert len(looks) >= 5, [r.getMessage() for r in caplog.records]
+    # The judge's pass waits for the bake (10 minutes): the lines say so rather than only "pass".
+    passing = [m for m in looks if "— pass" in m]
+    assert passing and all("it passes once the stage has baked 600 s" in m for m in passing), passing
