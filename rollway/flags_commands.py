@@ -20,7 +20,9 @@ from rollway.flags import (
     FlagError,
     FlagState,
     FlagStoreUnavailable,
+    InvalidFlagInput,
     MalformedFlags,
+    MissingUserId,
     UnknownFlag,
     bucket,
     evaluate,
@@ -71,6 +73,8 @@ def flags_get(
     """Print one flag and its last ``audit`` changes (newest first)."""
 
     def show() -> None:
+        if audit < 0:  # checked before the read: bad input is exit 2 whatever state the table is in
+            raise InvalidFlagInput(f"--audit {audit} is negative: give how many changes to show (0 for none)")
         flag = _require(store, feature)
         trail = store.audit(feature, limit=audit) if audit > 0 else []
         if as_json:
@@ -152,6 +156,8 @@ def flags_eval(
         # unreachable table (exit 4) may hide.
         validate_feature(feature)
         for user in user_ids or ():
+            if user == "":  # the library's message says "pass None": at a shell, that is no user id
+                raise MissingUserId("user id '' is empty: name a user, or give no user id to evaluate without one")
             validate_user_id(user)
         flag = _require(store, feature)
         rows = [

@@ -489,8 +489,9 @@ def test_commands_report_bad_input_on_stderr_and_write_nothing(command, args, kw
         (flags_eval, ("bad name", ["user-1"]), {}, "feature flag name 'bad name'"),
         (flags_set, (SQS,), {"enabled": True, "actor": "ops", "expected_version": -1}, "expected version -1"),
         (flags_set, (SQS,), {"enabled": True, "actor": ""}, "needs the id of who makes it"),
+        (flags_get, (SQS,), {"audit": -3}, "--audit -3 is negative"),
     ],
-    ids=["eval empty user", "eval bad name", "set negative version", "set empty actor"],
+    ids=["eval empty user", "eval bad name", "set negative version", "set empty actor", "get negative audit"],
 )
 def test_commands_refuse_bad_input_before_reading_the_table(command, args, kwargs, message):
     """Input is checked before the table is read: an empty user id once surfaced only after the
@@ -502,6 +503,13 @@ def test_commands_refuse_bad_input_before_reading_the_table(command, args, kwarg
     assert (code, text) == (EXIT_INVALID, "")
     assert err.startswith("error: ") and message in err
     assert (store.reads, store.writes) == (0, 0)
+
+
+def test_eval_of_an_empty_user_id_says_what_to_type_not_what_to_pass_in_python():
+    # "pass None" means nothing to a person at a shell: the way to evaluate without a user is to
+    # give no user id.
+    code, _, err = run(flags_eval, seeded_store(), SQS, [""])
+    assert code == EXIT_INVALID and "None" not in err and "give no user id" in err, err
 
 
 def test_commands_report_conflicts_and_outages_with_their_own_codes():
