@@ -171,7 +171,15 @@ def main() -> None:
     home = os.environ.get("PREFECT_HOME")
     if home:
         os.makedirs(home, exist_ok=True)  # Prefect does not create missing parents
-    result = app()
+    try:
+        result = app()
+        sys.stdout.flush()  # inside the try: a pipe closed early fails here, not at interpreter exit
+    except BrokenPipeError:
+        # The reader went away (``| head -1``, a pager quit early): not the command's failure, and
+        # no traceback. Standard output is pointed at /dev/null so the exit's own flush cannot
+        # fail again; 141 is what a command killed by SIGPIPE reports.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(141)
     sys.exit(result if isinstance(result, int) else 0)
 
 

@@ -211,3 +211,19 @@ def test_up_reports_a_server_that_cannot_start_on_stderr(tmp_path):
     assert "error: prefect server exited" in done.stderr
     assert "bogus" in done.stderr, "the server log's tail, which names the cause, is shown"
     assert "exited" not in done.stdout and "bogus" not in done.stdout
+
+
+def test_a_reader_that_stops_early_ends_the_command_without_a_traceback():
+    """``rollway judge --replay f | head -1``, a pager quit early: the reader closes the pipe,
+    and the command used to end in a BrokenPipeError traceback on standard error, read as a
+    failure of the work. It now stops quietly with 141, as a command killed by SIGPIPE does."""
+    rollway_bin = Path(sys.executable).with_name("rollway")
+    reader, writer = os.pipe()
+    os.close(reader)  # the reader is gone before the first line is written
+    try:
+        done = subprocess.run([str(rollway_bin), "judge", "--replay", str(DATA / "healthy.jsonl")], stdout=writer,
+                              stderr=subprocess.PIPE, text=True, timeout=60, check=False)
+    finally:
+        os.close(writer)
+    assert "Traceback" not in done.stderr and "BrokenPipeError" not in done.stderr, done.stderr
+    assert done.returncode == 141, done.stderr
