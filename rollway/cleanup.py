@@ -287,6 +287,8 @@ class ArchiveState(BaseModel):
         local_commit: the commit an existing local tag of that name points at (None: no such tag).
         local_annotated: whether that existing local tag is annotated.
         remote_commit: the commit the remote's tag of that name points at (None: none, or not asked).
+        tagger_problem: why git could not name the tagger of a new tag here (None: it can, or no
+            tag is to be created).
     """
 
     model_config = ConfigDict(frozen=True)
@@ -295,6 +297,7 @@ class ArchiveState(BaseModel):
     local_commit: str | None = None
     local_annotated: bool = True
     remote_commit: str | None = None
+    tagger_problem: str | None = None
 
 
 # --- The plan ------------------------------------------------------------------------------------
@@ -443,6 +446,11 @@ def _plan_archive(spec: CleanupSpec, archive: ArchiveState) -> tuple[ArchiveStep
         refusals.append(Refusal(kind="archive tag", name=tag, reason=(
             "the tag exists already as a lightweight tag (no message, no tagger); delete it (`git tag -d "
             f"{tag}`) to have it created annotated, or choose another name")))
+    if archive.local_commit is None and archive.tagger_problem is not None:
+        refusals.append(Refusal(kind="archive tag", name=tag, reason=(
+            f"git cannot name the tagger of an annotated tag on this worker ({archive.tagger_problem}); set "
+            "user.name and user.email in the checkout (`git config user.name ...`, `git config user.email ...`) "
+            "or GIT_COMMITTER_NAME and GIT_COMMITTER_EMAIL in the worker's environment")))
     if spec.push and archive.remote_commit is not None and archive.remote_commit != archive.commit:
         resume = ("; if an earlier cleanup run pushed it and the checkout has moved on since, run again with "
                   f"archive_commit {archive.remote_commit}" if spec.archive_commit is None else "")

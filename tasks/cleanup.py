@@ -50,7 +50,8 @@ def archive_state(git: GitCli, tag: str, commit: str | None, remote: str | None)
     """What git shows about the archive tag, locally and (when it is to be pushed) on ``remote``."""
     local, annotated = git.local_tag(tag)
     return ArchiveState(commit=git.commit_of(commit or "HEAD"), local_commit=local, local_annotated=annotated,
-                        remote_commit=git.remote_tag(remote, tag) if remote is not None else None)
+                        remote_commit=git.remote_tag(remote, tag) if remote is not None else None,
+                        tagger_problem=git.tagger_problem() if local is None else None)
 
 
 @task(name="create-archive-tag", cache_policy=NONE)

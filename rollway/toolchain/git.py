@@ -98,6 +98,18 @@ class GitCli:
         # An annotated tag is listed twice: the tag object, and (^{}) the commit it points at.
         return found.get(f"{ref}^{{}}") or found.get(ref)
 
+    def tagger_problem(self) -> str | None:
+        """Why git could not name the tagger of an annotated tag here (None: it can).
+
+        ``git tag -a`` needs a committer identity; a fresh worker (a container) often has none,
+        which is better told while nothing has been done than at the tag step.
+        """
+        try:
+            self._run("var", "GIT_COMMITTER_IDENT", quiet=True)
+        except ToolFailed as err:
+            return "; ".join(line for line in err.tail if line.startswith(("fatal:", "error:"))) or "; ".join(err.tail)
+        return None
+
     def create_tag(self, tag: str, message: str, commit: str | None = None) -> Literal["created", "exists"]:
         """``git tag -a <tag> -m <message> [<commit>]``; nothing to do when it exists on that commit.
 

@@ -121,6 +121,27 @@ def test_a_plan_naming_a_live_stack_or_an_image_in_use_fails_before_anything_is_
     assert in_use.rstrip().endswith("/webordinary/edit-container:1.0.0")
 
 
+@pytest.mark.parametrize("dry_run", [True, False])
+def test_a_worker_where_git_cannot_name_the_tagger_is_refused_before_anything_even_in_a_dry_run(
+        account, repo, tmp_path, monkeypatch, dry_run):
+    """A fresh worker (a container, say) with no git identity: `git tag -a` fails. The run used to
+    stop only at the archive step, and a dry run said all was well."""
+    aws = account
+    git(repo, "config", "--unset", "user.name")
+    git(repo, "config", "--unset", "user.email")
+    monkeypatch.setenv("HOME", str(tmp_path / "empty-home"))
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    for name in ("GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL", "GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "EMAIL"):
+        monkeypatch.delenv(name, raising=False)
+    state = run(aws, repo, old_stacks=[OLD_STACK], old_image_tags=["old-version"], dry_run=dry_run)
+    assert state.is_failed()
+    with pytest.raises(CleanupRefused) as refused:
+        state.result()
+    assert [(r.kind, r.name) for r in refused.value.refusals] == [("archive tag", TAG)]
+    assert "tagger" in str(refused.value) and "user.email" in str(refused.value)
+    untouched(aws, repo)
+
+
 def test_a_dry_run_reports_what_it_would_do_and_changes_nothing(account, repo):
     aws = account
     state = run(aws, repo, old_stacks=[OLD_STACK], old_image_tags=["old-version", "never-pushed"], dry_run=True)
