@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import re
 
+from prefect import get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_progress_artifact, create_table_artifact, update_progress_artifact
 
 from flows.rollback import (ClaimKeeper, claimant, record_rollback_end, rollback_overtaken, try_record,
                             unrecorded)
+from rollway import weekly
 from rollway.approvals import ApprovalAnswer
 from rollway.decide import Pause, StageState, stage_end
 from rollway.environment import Environment
@@ -250,6 +252,35 @@ class LedgerJournal:
             f"Rollout phase complete: {self.service} holds at {result.final_weights.canary}%",
             f"{self.spec.image}: {result.reason}. The next weekly phase starts on schedule.",
         )
+        self._holding_summary(result)
+
+    def _holding_summary(self, result: RolloutResult) -> None:
+        """The summary a promoted or rolled-back run leaves, for a run that ends a weekly phase:
+        without it, the run page did not say that the phase passed, where the traffic holds, or
+        when the next phase is due. The phase is recorded complete by now: an API error here is
+        logged, never a failed run (whose hooks would roll back)."""
+        record = self._seen
+        index = record.weekly_phase_index if record is not None else -1
+        phases = self.spec.phases
+        name = phases[index].name if 0 <= index < len(phases) else "its weekly phase"
+        if 0 <= index < len(phases) - 1 and record.weekly_phase_started_at is not None:
+            due = weekly.next_phase_due(record.weekly_phase_started_at, **self.spec.phase_calendar())
+            nxt = (f"**Next:** {phases[index + 1].name} may start from {weekly.describe(due, self.spec.weekly_timezone)}"
+                   f"{on_the_wall(self.env.clock, due, self.env.clock.now())}; the first `advance_phase` run "
+                   "from then on starts it.")
+        else:
+            nxt = "**Next:** the next weekly phase starts on schedule."
+        weights = result.final_weights
+        try:
+            create_markdown_artifact(
+                key=artifact_key(self.service, "summary"),
+                markdown=f"# Rollout of `{self.spec.image}` holding after {name}\n\n{result.reason}\n\n"
+                f"**Holds at:** {weights} (stable/canary): the canary serves {weights.canary}% of traffic.\n\n"
+                f"{nxt}" + (f"\n\n{markdown_table(result.stages)}" if result.stages else ""),
+                description="rollout summary",
+            )
+        except Exception as err:  # noqa: BLE001 - a summary for people; the outcome stands without it
+            get_run_logger().warning("the run's summary artifact could not be created: %s", err)
 
     def promoted(self, result: RolloutResult) -> None:
         now = self.env.clock.now()
@@ -277,3 +308,13 @@ def _repeats(history, kind: str, pause: Pause) -> bool:
     reason's wording may change from one asking to the next; the wait is the same)."""
     last = history[-1] if history else None
     return last is not None and last.kind == kind and last.to_stage == pause.stage_index
+
+
+def on_the_wall(clock, due: float, now: float) -> str:
+    """When ``due`` (rollout clock) comes in wall time, for a clock faster than real time: at
+    ``make up``'s 60x a rollout week passes in under three wall hours, while the cron fires on
+    the wall calendar, so a run by hand in between finds nothing to do and should say how long."""
+    speed = getattr(clock, "speed", 1.0)
+    if speed == 1.0 or due <= now:
+        return ""
+    return f" (the rollout clock runs {speed:g}x wall time: about {(due - now) / speed / 60:.0f} wall minutes from now)"

@@ -21,7 +21,7 @@ from flows.canary import RolloutRefused, before_any_write, preflight
 from flows.engine import run_stages
 from flows.env import load_clients, load_environment, mark_rollout, owner_finished, run_owner
 from flows.hooks import rollback_hooks
-from flows.journal import LedgerJournal
+from flows.journal import LedgerJournal, on_the_wall
 from flows.monitor import after_window, run_monitor
 from flows.params import Actor, EarlyReason, LeaseSeconds, PollSeconds
 from flows.rollback import finish_rollback, judge_rollback, sleep_wall
@@ -658,7 +658,7 @@ def _next_phase(env: Environment, spec: RolloutSpec, record: RolloutRecord, now:
         due = weekly.next_phase_due(record.weekly_phase_started_at, **spec.phase_calendar())
         log.info("phase %s of %s runs on: %s; the next phase may start from %s%s: nothing to do",
                  record.weekly_phase_index + 1, service, wait, weekly.describe(due, spec.weekly_timezone),
-                 _on_the_wall(env.clock, due, now))
+                 on_the_wall(env.clock, due, now))
         return None
     if not record.weekly_phase_passed:
         raise PhaseRefused(
@@ -684,16 +684,6 @@ def _next_phase(env: Environment, spec: RolloutSpec, record: RolloutRecord, now:
     start_phase(env, spec, nxt, owner=owner, actor=actor, lease_seconds=lease_seconds, why=why)
     return run_progressive(env, spec, approver, owner=owner, actor=actor, phased=True, lease_seconds=lease_seconds,
                            owner_finished=owner_finished)
-
-
-def _on_the_wall(clock, due: float, now: float) -> str:
-    """When ``due`` (rollout clock) comes in wall time, for a clock faster than real time: at
-    ``make up``'s 60x a rollout week passes in under three wall hours, while the cron fires on
-    the wall calendar, so a run by hand in between finds nothing to do and should say how long."""
-    speed = getattr(clock, "speed", 1.0)
-    if speed == 1.0 or due <= now:
-        return ""
-    return f" (the rollout clock runs {speed:g}x wall time: about {(due - now) / speed / 60:.0f} wall minutes from now)"
 
 
 def _abandoned(record: RolloutRecord, wall: float, owner_finished: Callable[[str | None], bool]) -> bool:

@@ -328,11 +328,15 @@ def print_status(service: Service, record: RolloutRecord, live: Weights | str, p
     elif isinstance(live, Weights) and live != record.weights:
         console.print(f"[yellow]drift: the load balancer holds {live} but the ledger says {record.weights}[/yellow]")
     if paused is not None:
-        console.print(
-            f"[bold]waiting for an answer:[/bold] flow run {paused.name} ({paused.id}) is paused; "
-            "`rollway promote` approves, `rollway abort` rejects and rolls back"
-        )
+        print_paused(paused)
     console.print(history_table(record.history, limit))
+
+
+def print_paused(paused: Any) -> None:
+    console.print(
+        f"[bold]waiting for an answer:[/bold] flow run {paused.name} ({paused.id}) is paused; "
+        "`rollway promote` approves, `rollway abort` rejects and rolls back"
+    )
 
 
 # --- the commands -----------------------------------------------------------------------
@@ -380,19 +384,26 @@ def status(*, targets_block: str | None, credentials_block: str | None, history:
         raise UsageError(f"--history {history}: show at least 1 transition")
     service = connect(targets_block, credentials_block)
     record = service.ledger.get(service.name)
-    if record is None:
-        raise NoRollout(f"no rollout recorded for {service.name} in table {service.targets.rollouts_table}")
+    unrecorded = f"no rollout recorded for {service.name} in table {service.targets.rollouts_table}"
     try:
         live: Weights | str = service.router.get_weights()
     except Exception as err:  # status still shows the ledger when the ALB cannot be read
         live = f"unreadable ({err})"
-    # Asked even when the ledger's newest rollout has ended: a `canary` flow run keeps no ledger,
-    # and its pause is still the one `rollway promote` and `abort` answer.
+    # Asked even when the ledger's newest rollout has ended, or there is none: a `canary` flow
+    # run keeps no ledger, and its pause is still the one `rollway promote` and `abort` answer.
     with get_client(sync_client=True) as client:
         try:
             paused = find_paused_run(client, service, record)
         except (NoPausedRun, AmbiguousRun):
             paused = None
+    if record is None:
+        if paused is None:
+            raise NoRollout(unrecorded)
+        console.print(f"{'service':<13}{service.name} (cluster {service.targets.cluster})", markup=False)
+        console.print(f"{'rollout':<13}none: {unrecorded} (a `canary` flow run keeps no ledger)", markup=False)
+        console.print(f"{'weights':<13}load balancer {live} (stable/canary)", markup=False)
+        print_paused(paused)
+        return 0
     print_status(service, record, live, paused, history)
     return 0
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from prefect import flow
 from prefect.client.orchestration import get_client
@@ -157,3 +159,52 @@ def test_a_rejection_comment_with_a_line_break_cannot_add_a_heading_to_the_summa
     summary = latest(artifact_key(env.targets.canary_service, "summary")).data
     assert [line for line in summary.splitlines() if line.startswith("# ")] == [f"# Rollout of `{IMAGE}` rolled back"]
     assert "rejected by bob: latency looks off # Rollout of" in summary
+
+
+# A run that ends a weekly phase "holding" left no summary (only promoted and rolled-back runs
+# made one): its run page did not say that the phase passed, where the traffic now holds, or
+# when the schedule starts the next phase.
+
+@flow
+def phased_run(env, spec):
+    return run_progressive(env, spec, auto_approve("frank"), owner="run-1", actor="alice", phased=True)
+
+
+def week_1_from_a_wednesday():
+    from tests.flows.test_progressive_fakes import full_spec
+
+    env = fake_environment(canary_error_rate=0.001)
+    env.ledger = FakeLedger()
+    # Wednesday 10:00 UTC: the next calendar week (Monday 00:00) comes after the 3-day minimum.
+    env.clock.t = dt.datetime(2027, 1, 13, 10, 0, tzinfo=dt.timezone.utc).timestamp()
+    return env, full_spec()
+
+
+def test_a_run_that_ends_a_weekly_phase_holding_says_so_in_its_summary():
+    env, spec = week_1_from_a_wednesday()
+    state = phased_run(env, spec, return_state=True)
+    result = state.result()
+    assert result.outcome == "holding"
+    summary = run_artifacts(state).get(artifact_key(env.targets.canary_service, "summary"))
+    assert summary is not None, "the holding run left no summary artifact"
+    headings = [line for line in summary.splitlines() if line.startswith("# ")]
+    assert headings == [f"# Rollout of `{IMAGE}` holding after week 1"], summary
+    assert "95/5" in summary and result.reason in summary
+    assert "week 2" in summary and "Mon 2027-01-18 00:00 UTC" in summary, "when the next phase is due"
+    rows = [line for line in summary.splitlines() if line.startswith("| ") and not line.startswith("| stage")]
+    assert len(rows) == len(result.stages) >= 1 and "| 95/5 |" in rows[-1], summary
+
+
+def test_a_holding_run_whose_summary_cannot_be_made_still_holds(monkeypatch):
+    """The phase is recorded complete: a failed run would have its hooks roll it back."""
+    import flows.journal
+
+    def unreachable(**kwargs):
+        raise RuntimeError("the Prefect API is unreachable")
+
+    monkeypatch.setattr(flows.journal, "create_markdown_artifact", unreachable)
+    env, spec = week_1_from_a_wednesday()
+    state = phased_run(env, spec, return_state=True)
+    assert state.is_completed(), state.message
+    assert state.result().outcome == "holding"
+    assert env.router.get_weights().canary == 5

@@ -90,3 +90,32 @@ def test_status_names_a_paused_canary_run_after_a_finished_rollout(canary_paused
     out, err = capsys.readouterr()
     assert code == 0, err
     assert f"flow run {run.name} ({run.id}) is paused" in " ".join(out.split()), out
+
+
+def test_status_names_a_paused_canary_run_when_the_ledger_has_no_rollout(monkeypatch, capsys):
+    """A `canary` run keeps no ledger: on a service that never had a progressive rollout, status
+    said "no rollout recorded" (exit 1) while the run waited for the approval `rollway promote`
+    would give it."""
+    from prefect.states import Completed
+
+    targets = Targets()
+    block = f"canary-unrecorded-{uuid4().hex[:8]}"
+    service = ops.Service(targets=targets, targets_block=block, credentials_block=None, ledger=FakeLedger(),
+                          router=FakeRouter(Weights.canary_at(10)))
+    monkeypatch.setattr(ops, "connect", lambda *a: service)
+    spec = RolloutSpec(image="repo/app:2.0.0", stages=[Stage(weight=10), Stage(weight=30, approval=True),
+                                                       Stage(weight=100)])
+    run = paused_canary_run(spec, block)
+
+    code = ops.status(targets_block=None, credentials_block=None, history=1)
+    out, err = capsys.readouterr()
+    shown = " ".join(out.split())
+    assert code == 0, err
+    assert f"flow run {run.name} ({run.id}) is paused" in shown, out
+    assert "no rollout recorded" in shown and targets.rollouts_table in shown, out
+    assert "load balancer 90/10" in shown, out
+
+    with get_client(sync_client=True) as client:
+        client.set_flow_run_state(run.id, Completed(), force=True)
+    assert ops.status(targets_block=None, credentials_block=None, history=1) == 1, "nothing paused, nothing recorded"
+    assert "no rollout recorded" in capsys.readouterr().err
