@@ -228,15 +228,13 @@ class LedgerJournal:
             phase, tell = RolloutPhase.ROLLING_BACK, True
         if failure is None:
             self.ledger.release(self.service, owner=self.owner)
-        create_markdown_artifact(
-            key=artifact_key(self.service, "summary"),
+        self._summary(
             # The reason may quote a person's comment (a rejection, typed in the pause form's text
             # area): on one line, so a line break in it cannot start markdown of its own.
             markdown=f"# Rollout of `{self.spec.image}` rolled back\n\n**Why:** {markdown_cell(result.reason)}\n\n"
             + (f"**The ledger could not record {failure}.**\n\n" if failure else "")
             + "\n".join(f"- {s}" for s in result.steps)
             + (f"\n\n{markdown_table(stages)}" if stages else ""),
-            description="rollout summary",
         )
         if failure is not None:
             raise unrecorded(self.env, result, failure, rollout_id=seen.rollout_id if seen is not None else None,
@@ -271,14 +269,19 @@ class LedgerJournal:
         else:
             nxt = "**Next:** the next weekly phase starts on schedule."
         weights = result.final_weights
+        self._summary(
+            f"# Rollout of `{self.spec.image}` holding after {name}\n\n{result.reason}\n\n"
+            f"**Holds at:** {weights} (stable/canary): the canary serves {weights.canary}% of traffic.\n\n"
+            f"{nxt}" + (f"\n\n{markdown_table(result.stages)}" if result.stages else ""))
+
+    def _summary(self, markdown: str) -> None:
+        """The run's summary artifact. It is made after the outcome is recorded (promoted, rolled
+        back, holding): a Prefect API error here is logged, never raised. Raised, it failed the
+        run, whose hook then rolled back a release just promoted, or it replaced the
+        RollbackUnrecorded that tells people what the ledger missed."""
         try:
-            create_markdown_artifact(
-                key=artifact_key(self.service, "summary"),
-                markdown=f"# Rollout of `{self.spec.image}` holding after {name}\n\n{result.reason}\n\n"
-                f"**Holds at:** {weights} (stable/canary): the canary serves {weights.canary}% of traffic.\n\n"
-                f"{nxt}" + (f"\n\n{markdown_table(result.stages)}" if result.stages else ""),
-                description="rollout summary",
-            )
+            create_markdown_artifact(key=artifact_key(self.service, "summary"), markdown=markdown,
+                                     description="rollout summary")
         except Exception as err:  # noqa: BLE001 - a summary for people; the outcome stands without it
             get_run_logger().warning("the run's summary artifact could not be created: %s", err)
 
@@ -292,11 +295,7 @@ class LedgerJournal:
             phase=RolloutPhase.PROMOTED, weights=result.final_weights, **window,
         )
         self.ledger.release(self.service, owner=self.owner)
-        create_markdown_artifact(
-            key=artifact_key(self.service, "summary"),
-            markdown=f"# Rollout of `{self.spec.image}` promoted\n\n{result.reason}\n\n{markdown_table(result.stages)}",
-            description="rollout summary",
-        )
+        self._summary(f"# Rollout of `{self.spec.image}` promoted\n\n{result.reason}\n\n{markdown_table(result.stages)}")
         self._notify(
             f"Rollout complete: {self.service}",
             f"{self.spec.image} serves {result.final_weights.canary}% of traffic. {result.reason}.",

@@ -208,3 +208,59 @@ def test_a_holding_run_whose_summary_cannot_be_made_still_holds(monkeypatch):
     assert state.is_completed(), state.message
     assert state.result().outcome == "holding"
     assert env.router.get_weights().canary == 5
+
+
+def test_a_promotion_whose_summary_cannot_be_made_is_kept_and_announced(monkeypatch):
+    """The promotion is recorded, with its monitoring window owed, before the summary is made: a
+    Prefect API error on the artifact failed the run, its hook rolled the good release back, and
+    the "Rollout complete" page was never sent."""
+    import flows.journal
+    from flows.progressive import progressive_rollout
+    from rollway.phases import RolloutPhase
+    from tests.flows.test_refusals import hooks_and_flows_see
+
+    def unreachable(**kwargs):
+        raise RuntimeError("the Prefect API is unreachable")
+
+    monkeypatch.setattr(flows.journal, "create_markdown_artifact", unreachable)
+    env = fake_environment(canary_error_rate=0.001)
+    env.ledger = FakeLedger()
+    hooks_and_flows_see(monkeypatch, env)
+    spec = RolloutSpec(image=IMAGE, stages=[Stage(weight=w, bake_seconds=180) for w in (5, 100)], monitor_seconds=300)
+    state = progressive_rollout(spec=spec.model_dump(mode="json"), phased=False, return_state=True)
+    assert state.is_completed(), state.message
+    record = env.ledger.get(env.targets.canary_service)
+    assert record.phase is RolloutPhase.PROMOTED and env.router.get_weights().canary == 100
+    subjects = [subject for subject, _ in env.notifier.messages]
+    assert "Rollout complete: webordinary-edit-service-canary" in subjects and not any(
+        s.startswith("Rollback") for s in subjects), subjects
+
+
+def test_a_rollback_whose_summary_cannot_be_made_still_says_what_the_ledger_missed(monkeypatch):
+    """An unrecorded rollback's end raises RollbackUnrecorded, telling people what the ledger
+    does not show; an artifact error raised first replaced it with the API's error."""
+    import flows.journal
+    from rollway.ledger import RollbackUnrecorded
+
+    def unreachable(**kwargs):
+        raise RuntimeError("the Prefect API is unreachable")
+
+    monkeypatch.setattr(flows.journal, "create_markdown_artifact", unreachable)
+    from botocore.exceptions import ClientError
+
+    def throttled(*args, **kwargs):
+        raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}, "UpdateItem")
+
+    monkeypatch.setattr(flows.journal, "record_rollback_end", throttled)
+    env = fake_environment(canary_error_rate=0.05)
+    env.ledger = FakeLedger()
+    spec = RolloutSpec(image=IMAGE, stages=[Stage(weight=w, bake_seconds=180) for w in (5, 100)], monitor_seconds=0)
+
+    @flow
+    def bad_canary():
+        return run_on(env, spec, auto_approve())
+
+    state = bad_canary(return_state=True)
+    with pytest.raises(RollbackUnrecorded):
+        state.result()
+    assert env.router.get_weights().canary == 0
