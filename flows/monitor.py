@@ -96,6 +96,7 @@ def run_monitor(
     owner: str | None = None,
     lease_seconds: float = 600.0,
     rollout: str | None = None,
+    opened_at: float | None = None,
 ) -> MonitorResult:
     """Watch the promoted version for ``window_seconds``; roll back or decommission the old one.
 
@@ -109,6 +110,9 @@ def run_monitor(
     Args:
         rollout: the id of the promoted rollout watched, named in every ledger write and
             checked before every lease renewal (None: no recorded rollout, nothing is written).
+        opened_at: when the window opened (the promotion), for a window resumed after its run
+            died: its looks read back to then, not only from the resume, so the periods the dead
+            run had not seen yet (its last one, published after the window's end) are judged.
 
     Raises:
         LockHeld: another run holds the rollout's lease (it is watching already).
@@ -123,7 +127,7 @@ def run_monitor(
     try:
         watched = _watch(env, spec, window_seconds=window_seconds, decommission=decommission,
                          previous_task_definition=previous_task_definition, stable_desired=stable_desired,
-                         actor=actor, lease=lease)
+                         actor=actor, lease=lease, opened_at=opened_at)
         _summary(env, spec, watched)
         return watched
     finally:
@@ -177,6 +181,7 @@ def _watch(
     stable_desired: int | None,
     actor: str,
     lease: _Lease,
+    opened_at: float | None = None,
 ) -> MonitorResult:
     log = get_run_logger()
     t = env.targets
@@ -190,6 +195,8 @@ def _watch(
     # about a minute late), as a stage's does: a look at the window's end would not see it, and
     # a regression in the last minute before the decommission would go unjudged.
     settled = end + spec.analysis.metrics_delay_seconds
+    # Periods before the promotion are the last stage's, judged there; those since are the window's.
+    since = start if opened_at is None else min(start, opened_at)
     alerted = AlertsOnce()
     checks = measured = 0
     failure: str | None = None  # the last failed read, named in an unverified window's message
@@ -198,7 +205,7 @@ def _watch(
     recent_seconds = max(RECENT_SECONDS, interval)
     while True:
         now = env.clock.now()
-        observation = metrics.observe(env.metrics, max(start, now - recent_seconds - interval), now)
+        observation = metrics.observe(env.metrics, max(since, now - recent_seconds - interval), now)
         # Until a period of the window has had time to be published (CloudWatch is about a
         # minute late), a look that finds nothing is early, not blind: it may alert (dead
         # letters) or roll back, but the window's verdict counts it only if it saw data.
