@@ -4,7 +4,8 @@ After 100 %, the old (stable) service is still running: this is the window in wh
 rollback is cheap. ``monitor`` checks the new version every interval for the configured
 window (default one hour, every minute, as the seed's DeploymentMonitor): a 5-minute error
 rate over the monitoring guardrail (5 %) rolls back while the old version can still take
-the traffic; DLQ messages and slow responses alert. Only when the window passes cleanly, with
+the traffic; DLQ messages and slow responses alert. As a stage's, the window's final verdict
+waits until its last period is published (``metrics_delay_seconds`` after its end) and judges it. Only when the window passes cleanly, with
 at least half of its checks measured, is the old service scaled to zero; and if a rollback
 lands while it is being scaled down, it is scaled back up (the rollback looks again too).
 A plan that does not decommission gets the same window, closed in the ledger ("watched")
@@ -95,8 +96,12 @@ def run_monitor(
     owner: str | None = None,
     lease_seconds: float = 600.0,
     rollout: str | None = None,
+    opened_at: float | None = None,
 ) -> MonitorResult:
     """Watch the promoted version for ``window_seconds``; roll back or decommission the old one.
+
+    The last look comes ``spec.analysis.metrics_delay_seconds`` after the window's end, once
+    its last period is published, so the window's last minute is judged before any decommission.
 
     With an ``owner``, the run holds the rollout's lease while it watches (renewed every
     check), so a second run of the same rollout is refused instead of watching and
@@ -105,6 +110,9 @@ def run_monitor(
     Args:
         rollout: the id of the promoted rollout watched, named in every ledger write and
             checked before every lease renewal (None: no recorded rollout, nothing is written).
+        opened_at: when the window opened (the promotion), for a window resumed after its run
+            died: its looks read back to then, not only from the resume, so the periods the dead
+            run had not seen yet (its last one, published after the window's end) are judged.
 
     Raises:
         LockHeld: another run holds the rollout's lease (it is watching already).
@@ -119,7 +127,7 @@ def run_monitor(
     try:
         watched = _watch(env, spec, window_seconds=window_seconds, decommission=decommission,
                          previous_task_definition=previous_task_definition, stable_desired=stable_desired,
-                         actor=actor, lease=lease)
+                         actor=actor, lease=lease, opened_at=opened_at)
         _summary(env, spec, watched)
         return watched
     finally:
@@ -173,15 +181,22 @@ def _watch(
     stable_desired: int | None,
     actor: str,
     lease: _Lease,
+    opened_at: float | None = None,
 ) -> MonitorResult:
     log = get_run_logger()
     t = env.targets
     interval = spec.analysis.interval_seconds
     start = env.clock.now()
-    # Long enough to read one published period (CloudWatch is about a minute late): a window
-    # resumed with little or no time left (the weekly watchdog's, a week on) is judged on what
-    # the version does now, not closed unseen nor left open for ever.
-    end = start + max(window_seconds, 2 * interval + spec.analysis.metrics_delay_seconds)
+    # Long enough to hold one whole period: a window resumed with little or no time left (the
+    # weekly watchdog's, a week on) is judged on what the version does now, not closed unseen
+    # nor left open for ever.
+    end = start + max(window_seconds, 2 * interval)
+    # The final verdict waits for the window's last period to be published (CloudWatch is
+    # about a minute late), as a stage's does: a look at the window's end would not see it, and
+    # a regression in the last minute before the decommission would go unjudged.
+    settled = end + spec.analysis.metrics_delay_seconds
+    # Periods before the promotion are the last stage's, judged there; those since are the window's.
+    since = start if opened_at is None else min(start, opened_at)
     alerted = AlertsOnce()
     checks = measured = 0
     failure: str | None = None  # the last failed read, named in an unverified window's message
@@ -190,7 +205,7 @@ def _watch(
     recent_seconds = max(RECENT_SECONDS, interval)
     while True:
         now = env.clock.now()
-        observation = metrics.observe(env.metrics, max(start, now - recent_seconds - interval), now)
+        observation = metrics.observe(env.metrics, max(since, now - recent_seconds - interval), now)
         # Until a period of the window has had time to be published (CloudWatch is about a
         # minute late), a look that finds nothing is early, not blind: it may alert (dead
         # letters) or roll back, but the window's verdict counts it only if it saw data.
@@ -209,7 +224,7 @@ def _watch(
                 metrics.alert(env.notifier, f"Alert: {t.canary_service}", f"While monitoring {spec.image}: {message}")
             if verdict.phase is not Phase.FAILED:
                 # A window lasts an hour: each look shows in the run's log, with what it read.
-                log.info("monitoring check at %.0f of %.0f s (%d of %d checks read %s): %s%s", now - start, end - start,
+                log.info("monitoring check at %.0f of %.0f s (%d of %d checks read %s): %s%s", now - start, settled - start,
                          measured, checks, t.canary_service, "" if saw else "no request count in this look; ",
                          verdict.reason)
             if verdict.phase is Phase.FAILED:
@@ -246,9 +261,9 @@ def _watch(
             checks += 1
             failure = observation.error
             log.warning("monitoring check failed: %s", observation.error)
-        if now >= end:
+        if now >= settled:
             break
-        env.clock.sleep(min(interval, end - now))
+        env.clock.sleep(min(interval, settled - now))
         # A run that went silent past its lease loses the rollout here (LockHeld). A renewal
         # DynamoDB throttled is not that: the watch goes on, since failing the run would have
         # its hook roll back a release whose window is passing cleanly.

@@ -354,7 +354,7 @@ def run_progressive(
             watched = run_monitor(env, recorded, window_seconds=left, decommission=recorded.phases[-1].decommission,
                                   previous_task_definition=record.previous_task_definition,
                                   stable_desired=record.stable_desired, owner=owner, lease_seconds=lease_seconds,
-                                  rollout=record.rollout_id)
+                                  rollout=record.rollout_id, opened_at=record.last_transition("promote").at)
             promoted = RolloutResult(outcome="promoted", reason=watched.reason, image=spec.image,
                                      final_weights=record.weights)
             return after_window(promoted, watched)

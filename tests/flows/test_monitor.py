@@ -76,7 +76,8 @@ def test_a_window_that_never_saw_the_promoted_version_keeps_the_old_service():
     env.metrics = FakeMetrics(env.router, no_request_count)
     result = monitor_on(env, 1800)
     assert result.outcome == "passed" and not result.verified, result.reason
-    assert "only 0 of its 28 checks could read the promoted version's metrics" in result.reason
+    # 29: the window's 28 counted looks and the one after it, once its last period is published.
+    assert "only 0 of its 29 checks could read the promoted version's metrics" in result.reason
     assert env.deployer.services[env.targets.stable_service].desired == 4
     assert env.notifier.messages[-1][0].startswith("Decommission skipped")
 
@@ -97,7 +98,9 @@ def test_looks_before_the_first_period_is_published_do_not_count_against_a_short
     env.metrics = PublishedLate(env.router, steady(50.0, 0.001, 0.001))
     result = monitor_on(env, 180)
     assert result.outcome == "decommissioned", result.reason
-    assert result.checks == 1  # the looks at 0, 60 and 120 s found nothing yet
+    # The looks at 0, 60 and 120 s found nothing yet; those at 180 s and, once the last period
+    # has had its metrics delay to be published, 240 s read the periods published by then.
+    assert result.checks == 2
 
 
 def test_a_window_resumed_with_no_time_left_watches_until_it_has_read_a_published_period():
@@ -187,3 +190,31 @@ def test_the_window_ends_with_a_summary_artifact():
     result = monitor_on(env, 600)
     summary = monitoring_artifact(env)
     assert "unverified" in summary and result.reason in summary, summary
+
+
+class PublishedAfterTheDelay(FakeMetrics):
+    """CloudWatch publishes a period ``metrics_delay_seconds`` (60 s) after it ends."""
+
+    def observe(self, start, end):
+        seen = super().observe(start, end)
+        delay = SPEC.analysis.metrics_delay_seconds
+        return seen.model_copy(update={"intervals": tuple(i for i in seen.intervals if i.t <= end - delay)})
+
+
+def test_a_regression_in_the_windows_last_period_rolls_back_and_keeps_the_old_service():
+    """The error rate jumps to 30 % in the window's last minute. The window's final look was at
+    its end, before CloudWatch had published that minute: the window passed on the minutes
+    before it and the old service was scaled to zero under a failing release. The final verdict
+    now waits for the last period to be published (``metrics_delay_seconds``), as a stage's
+    does, and rolls back while the old service still runs."""
+    env = promoted(canary_error_rate=0.001)
+    window = 600
+    last_period_end = env.clock.now() + window  # the fake clock starts on a period boundary
+    healthy, failing = steady(50.0, 0.001, 0.001), steady(50.0, 0.001, 0.30)
+    env.metrics = PublishedAfterTheDelay(
+        env.router, lambda weights, t: (failing if t == last_period_end else healthy)(weights, t))
+    result = monitor_on(env, window)
+    assert result.outcome == "rolled_back" and "over the 5% guardrail" in result.reason, result.reason
+    assert env.router.weights == Weights(stable=100, canary=0)
+    assert env.deployer.services[env.targets.stable_service].desired == 4
+    assert not any(subject.startswith("Old version decommissioned") for subject, _ in env.notifier.messages)

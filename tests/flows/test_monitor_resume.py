@@ -1,0 +1,63 @@
+"""A monitoring window resumed after its run died in the wait for the window's last period."""
+
+from __future__ import annotations
+
+import pytest
+from prefect import flow
+
+from flows.progressive import run_progressive
+from rollway.approvals import auto_approve
+from rollway.fakes import FakeMetrics, steady
+from rollway.model import Weights
+from tests.flows.test_progressive_fakes import Killed, env_with_ledger, kinds, monitored_spec, mortal
+
+SPEC = monitored_spec()
+DELAY = SPEC.analysis.metrics_delay_seconds
+LEASE = 60.0  # a short lease: the next run takes the window over a minute after the first one died
+
+
+class PublishedAfterTheDelay(FakeMetrics):
+    """CloudWatch publishes a period ``metrics_delay_seconds`` after it ends."""
+
+    def observe(self, start, end):
+        seen = super().observe(start, end)
+        return seen.model_copy(update={"intervals": tuple(i for i in seen.intervals if i.t <= end - DELAY)})
+
+
+@flow
+def progressive_on(env, owner):
+    return run_progressive(env, SPEC, auto_approve(), owner=owner, actor="alice", lease_seconds=LEASE,
+                           owner_finished=lambda holder: True)
+
+
+def test_a_window_resumed_after_its_run_died_waiting_for_the_last_period_judges_that_period():
+    """The run dies after the window's end, while it waits for the window's last period to be
+    published. The next run resumes the window with 0 s left: its looks read only from the
+    resume on, so the last period, which ended before it, was never judged, and a release failing
+    in its window's last minute was decommissioned. The resumed looks now read back to the
+    window's opening (the promotion): the last period is judged and the release rolled back."""
+    env = env_with_ledger()
+    env.metrics = PublishedAfterTheDelay(env.router, steady(50.0, 0.001, 0.001))
+    assert progressive_on(env, "run-0").outcome == "promoted" and kinds(env)[-1] == "decommission"
+    calls_in_a_full_run = env.metrics.calls  # the last one is the look after the settle wait
+    window_end = env.ledger.get(env.targets.canary_service).last_transition("promote").at + SPEC.monitor_seconds
+    last_period_end = window_end // 60 * 60
+
+    env = env_with_ledger()
+    healthy, failing = steady(50.0, 0.001, 0.001), steady(50.0, 0.001, 0.30)
+    real = (PublishedAfterTheDelay(env.router, lambda w, t: (failing if t == last_period_end else healthy)(w, t)),
+            env.ledger)
+    process: dict = {}
+    env.metrics = mortal(real[0], process, kill_after=calls_in_a_full_run)
+    env.ledger = mortal(real[1], process)
+    with pytest.raises(Killed):
+        progressive_on(env, "run-1")
+    env.metrics, env.ledger = real
+    assert window_end < env.clock.now() <= window_end + DELAY, "died after the window, before reading its last period"
+    assert env.deployer.services[env.targets.stable_service].desired > 0
+
+    result = progressive_on(env, "run-2")
+    assert result.outcome == "rolled_back" and "over the 5% guardrail" in result.reason, result.reason
+    assert env.router.weights == Weights(stable=100, canary=0)
+    assert env.deployer.services[env.targets.stable_service].desired > 0
+    assert "decommission" not in kinds(env)
