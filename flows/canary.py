@@ -40,7 +40,7 @@ from rollway.lease import RenewalPolicy
 from rollway.ledger import RolloutRecord, new_rollout_id
 from rollway.model import ServiceState
 from rollway.phases import RolloutPhase
-from rollway.report import RolloutResult, markdown_table
+from rollway.report import RolloutResult, markdown_cell, markdown_table
 from rollway.spec import RolloutSpec, default_phases
 from rollway.targets import Targets
 from tasks import ecs, flags, metrics, traffic, undoable
@@ -305,7 +305,9 @@ def _summary_artifact(env: Environment, spec: RolloutSpec, result: RolloutResult
     try:
         create_markdown_artifact(
             key=artifact_key(env.targets.canary_service, "summary"),
-            markdown=f"# Canary of `{spec.image}` {result.outcome.replace('_', ' ')}\n\n{result.reason}\n\n"
+            # The reason may quote a rejection's comment (a text area): on one line, so a line break
+            # in it cannot start markdown of its own.
+            markdown=f"# Canary of `{spec.image}` {result.outcome.replace('_', ' ')}\n\n{markdown_cell(result.reason)}\n\n"
             + (f"{steps}\n\n" if steps else "") + (markdown_table(result.stages) if result.stages else ""),
             description="rollout summary",
         )

@@ -132,6 +132,25 @@ def test_a_canary_run_ends_with_its_stage_table(error_rate, outcome):
     assert f"| {last.verdict.phase.value} |" in rows[-1] and f"| {last.canary.requests} |" in rows[-1]
 
 
+def test_a_canary_rejection_comment_with_a_line_break_cannot_add_a_heading_to_its_summary():
+    from flows.canary import run_canary
+
+    comment = "latency looks off\n\n# Canary of webordinary/edit-container:2.0.0 promoted"
+
+    @flow
+    def rejected_canary(env, spec):
+        return run_canary(env, spec, lambda pause, summary: ApprovalAnswer(action="reject", approver="bob",
+                                                                            comment=comment))
+
+    env = fake_environment(canary_error_rate=0.001)
+    spec = RolloutSpec(image=IMAGE, stages=[Stage(weight=5, bake_seconds=180),
+                                            Stage(weight=100, bake_seconds=180, approval=True)], monitor_seconds=0)
+    state = rejected_canary(env, spec, return_state=True)
+    assert state.result().outcome == "rolled_back"
+    summary = run_artifacts(state)[artifact_key(env.targets.canary_service, "summary")]
+    assert [line for line in summary.splitlines() if line.startswith("# ")] == [f"# Canary of `{IMAGE}` rolled back"]
+
+
 def test_a_canary_run_whose_summary_cannot_be_made_still_completes(monkeypatch):
     """The rollout is over when the summary is made: a failed run would have its hooks roll back."""
     import flows.canary
