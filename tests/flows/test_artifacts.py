@@ -283,3 +283,25 @@ def test_a_rollback_whose_summary_cannot_be_made_still_says_what_the_ledger_miss
     with pytest.raises(RollbackUnrecorded):
         state.result()
     assert env.router.get_weights().canary == 0
+
+
+def test_a_canary_whose_monitoring_summary_cannot_be_made_keeps_its_promotion(monkeypatch):
+    """The `canary` flow keeps no ledger: its hooks roll back whenever the run fails. A Prefect
+    API error on the monitoring window's artifact, made after the window passed, failed the run
+    and its hook rolled the release back."""
+    import flows.monitor
+    from tests.flows.test_refusals import hooks_and_flows_see
+
+    def unreachable(**kwargs):
+        raise RuntimeError("the Prefect API is unreachable")
+
+    monkeypatch.setattr(flows.monitor, "create_markdown_artifact", unreachable)
+    env = fake_environment(canary_error_rate=0.001)
+    hooks_and_flows_see(monkeypatch, env)
+    spec = RolloutSpec(image=IMAGE, stages=[Stage(weight=w, bake_seconds=180) for w in (5, 100)], monitor_seconds=300)
+    from flows.canary import canary
+
+    state = canary(spec=spec.model_dump(mode="json"), return_state=True)
+    assert state.is_completed(), state.message
+    assert state.result().outcome == "promoted" and env.router.get_weights().canary == 100
+    assert not any(s.startswith("Rollback") for s, _ in env.notifier.messages), env.notifier.messages
