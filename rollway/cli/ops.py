@@ -305,7 +305,8 @@ def print_status(service: Service, record: RolloutRecord, live: Weights | str, p
         # An unphased run records week 1 as it starts and no later one: its index says nothing.
         rows.append(("weekly phase", "none: the run goes through every stage (unphased)"))
     elif record.weekly_phase_index >= 0:
-        passed = ("passed" if record.weekly_phase_passed
+        # A promotion ends the last phase without setting weekly_phase_passed: it passed all the same.
+        passed = ("passed" if record.weekly_phase_passed or record.phase is RolloutPhase.PROMOTED
                   else "running" if record.phase in (RolloutPhase.PROGRESSING, RolloutPhase.PAUSED) else "not passed")
         rows.append(("weekly phase", f"{record.weekly_phase_index + 1}, {passed}"))
     for key, value in rows:

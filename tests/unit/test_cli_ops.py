@@ -703,6 +703,12 @@ def test_status_does_not_call_an_unphased_or_ended_rollout_running_or_baking(cap
     print_status(service, _weekly_record(stage_index=2, stage_passed=False), Weights.canary_at(50), None, limit=1)
     out = capsys.readouterr().out
     assert "3/5 (50%), baking" in out and "weekly phase 2, running" in out, "a rollout under way still is"
+    # A phased rollout promoted at the end of week 3: the promotion does not set weekly_phase_passed.
+    promoted = _weekly_record(phase=RolloutPhase.PROMOTED, weekly_phase_index=2, stage_index=4, stage_passed=True,
+                              weights=Weights.canary_at(100))
+    print_status(service, promoted, Weights.canary_at(100), None, limit=1)
+    out = capsys.readouterr().out
+    assert "weekly phase 3, passed" in out and "not passed" not in out, out
 
 
 def test_status_shows_the_ledgers_words_as_written_brackets_and_all(capsys) -> None:
