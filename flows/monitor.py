@@ -206,9 +206,10 @@ def _watch(
     alerted = AlertsOnce()
     checks = measured = 0
     failure: str | None = None  # the last failed read, named in an unverified window's message
-    # Periods longer than 5 minutes: a look's newest whole period may have ended up to one
-    # period ago, and a 5-minute cut would leave every look of the window empty.
-    recent_seconds = max(RECENT_SECONDS, interval)
+    # Periods longer than 5 minutes: a look's newest published period may have ended up to one
+    # period and the publication delay ago (every look sits at the same offset in its period),
+    # and a 5-minute cut would leave every look of the window empty.
+    recent_seconds = max(RECENT_SECONDS, interval + spec.analysis.metrics_delay_seconds)
     while True:
         now = env.clock.now()
         observation = metrics.observe(env.metrics, max(since, now - recent_seconds - interval), now)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import logging
 
 from prefect import flow
@@ -134,6 +136,22 @@ def test_ten_minute_periods_are_judged_whenever_the_window_started():
     result = monitor_10_min_periods(env, 3600)
     assert result.outcome == "rolled_back" and "over the 5% guardrail" in result.reason, result.reason
     assert env.router.weights == Weights(stable=100, canary=0)
+
+
+@pytest.mark.parametrize("offset", [30, 400])
+def test_ten_minute_periods_published_a_minute_late_are_judged_whenever_the_window_started(offset):
+    """CloudWatch publishes a period about a minute after it ends: opened in the first minute of
+    a 10-minute period, every look's newest whole period was not published yet, and the one
+    before it had ended more than 10 minutes earlier, outside the cut. Each look saw nothing, and
+    an 8 % error rate was never rolled back."""
+    env = promoted(canary_error_rate=0.08)
+    env.clock = FakeClock(1_800_000_000.0 + offset)
+    env.wall = lambda: env.clock.now()
+    env.metrics = PublishedAfterTheDelay(env.router, steady(50.0, 0.001, 0.08, interval=600), interval=600)
+    result = monitor_10_min_periods(env, 3600)
+    assert result.outcome == "rolled_back" and "over the 5% guardrail" in result.reason, result.reason
+    assert env.router.weights == Weights(stable=100, canary=0)
+    assert env.clock.now() - (1_800_000_000.0 + offset) <= 1200, "rolled back at the first look that could see"
 
 
 def test_a_window_cloudwatch_refused_says_why_in_its_message():
