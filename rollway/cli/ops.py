@@ -637,6 +637,7 @@ def rollout_clock(owner: UUID | None) -> ClockSettings:
 
 def _rollback_directly(service: Service, who: str, reason: str, wait_seconds: float) -> int:
     """No run waits for an answer: stop the run that owns the rollout, then roll back here."""
+    import httpx
     from prefect.client.orchestration import get_client
     from prefect.states import Cancelling
 
@@ -713,8 +714,10 @@ def _rollback_directly(service: Service, who: str, reason: str, wait_seconds: fl
     except RollbackRefused as refused:
         errors.print(f"[red]error:[/red] {escape(str(refused))}")
         return 1
-    except (LedgerError, OpsError):
-        raise  # the ledger's refusals say what happened; `reporting` prints them
+    except (LedgerError, OpsError, httpx.HTTPError, TimeoutError):
+        # The ledger's refusals say what happened, and an unreachable Prefect API (the rollback
+        # flow never started) has its own advice: `reporting` prints them.
+        raise
     except Exception as failed:  # noqa: BLE001 - a step that failed is said in words, not a traceback
         # The stable service did not come up, the load balancer refused, ...: the rollback
         # flow's log and page say what it did; the rollback stays open, and this command finishes it.

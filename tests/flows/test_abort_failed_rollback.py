@@ -49,3 +49,31 @@ def test_an_abort_whose_rollback_fails_says_so_in_a_few_lines_and_how_to_finish(
     assert "run `rollway abort` again" in flat, err
     assert env.ledger.get(t.canary_service).phase is RolloutPhase.ROLLING_BACK  # open: the next abort finishes it
     assert env.router.weights == Weights.canary_at(5)
+
+
+def test_an_abort_whose_rollback_cannot_reach_the_prefect_api_says_that(monkeypatch, capsys):
+    """The rollback flow never started (the API is down): the command said the rollback failed and
+    to run it again "once the stable service can take the traffic", which has nothing to do with it."""
+    import httpx
+
+    env = fake_environment()
+    env.ledger = FakeLedger()
+    t = env.targets
+    env.router.weights = Weights.canary_at(5)
+    now = time.time()
+    record = RolloutRecord(service=t.canary_service, rollout_id=new_rollout_id(now - 600), image=SPEC.image,
+                           spec_json=SPEC.model_dump_json(), phase=RolloutPhase.PROGRESSING, stage_index=0,
+                           weights=Weights.canary_at(5), previous_task_definition=STABLE_TD, stable_desired=4)
+    env.ledger.create(record, owner=f"process/{uuid4()}", now=now - 600, lease_seconds=0)
+    service = ops.Service(targets=t, targets_block=f"abort-no-api-{uuid4().hex[:8]}", credentials_block=None,
+                          ledger=env.ledger, router=env.router)
+    monkeypatch.setattr(ops, "connect", lambda *a: service)
+
+    def unreachable(**kwargs):
+        raise httpx.ConnectError("All connection attempts failed")
+
+    monkeypatch.setattr(flows.rollback, "rollback", unreachable)
+    code = ops.abort(approver="erin", reason="errors", flow_run=None, wait_seconds=0,
+                     targets_block=service.targets_block, credentials_block=None)
+    err = " ".join(capsys.readouterr().err.split())
+    assert code == 1 and "cannot reach the Prefect API" in err and "can take the traffic" not in err, err
