@@ -172,8 +172,10 @@ def main() -> None:
     if home:
         os.makedirs(home, exist_ok=True)  # Prefect does not create missing parents
     try:
+        # cyclopts exits by itself after a command, so the flush below is for a command that returns;
+        # a pipe closed early fails inside the command's own print or flush, caught here either way.
         result = app()
-        sys.stdout.flush()  # inside the try: a pipe closed early fails here, not at interpreter exit
+        sys.stdout.flush()
     except BrokenPipeError:
         # The reader went away (``| head -1``, a pager quit early): not the command's failure, and
         # no traceback. Standard output is pointed at /dev/null so the exit's own flush cannot
