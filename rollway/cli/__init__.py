@@ -172,9 +172,11 @@ def main() -> None:
     if home:
         os.makedirs(home, exist_ok=True)  # Prefect does not create missing parents
     try:
-        # cyclopts exits by itself after a command, so the flush below is for a command that returns;
-        # a pipe closed early fails inside the command's own print or flush, caught here either way.
-        result = app()
+        try:
+            result = app()
+        except SystemExit as stop:  # cyclopts exits by itself after a command: flush first
+            result = stop.code
+        # Inside the try: what a command printed last may fail only here, not at interpreter exit.
         sys.stdout.flush()
     except BrokenPipeError:
         # The reader went away (``| head -1``, a pager quit early): not the command's failure, and
@@ -182,7 +184,7 @@ def main() -> None:
         # fail again; 141 is what a command killed by SIGPIPE reports.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(141)
-    sys.exit(result if isinstance(result, int) else 0)
+    sys.exit(result if isinstance(result, (int, str)) else 0)
 
 
 if __name__ == "__main__":
