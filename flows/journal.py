@@ -91,12 +91,15 @@ class LedgerJournal:
         total = len(self.spec.stages)
         value = 100.0 * (stage_index + (1 if done else 0)) / total
         description = f"{self.service}: stage {stage_index + 1}/{total} ({self.spec.stages[stage_index].weight}%)"
-        if self._progress_id is None:
-            self._progress_id = create_progress_artifact(
-                progress=value, key=artifact_key(self.service, "progress"), description=description
-            )
-        else:
-            update_progress_artifact(self._progress_id, progress=value, description=description)
+        try:
+            if self._progress_id is None:
+                self._progress_id = create_progress_artifact(
+                    progress=value, key=artifact_key(self.service, "progress"), description=description
+                )
+            else:
+                update_progress_artifact(self._progress_id, progress=value, description=description)
+        except Exception as err:  # noqa: BLE001 - see _for_people
+            _for_people("progress", err)
 
     # --- Journal -----------------------------------------------------------------------
     def tick(self, state: StageState, verdict: Verdict | None) -> None:
@@ -143,11 +146,14 @@ class LedgerJournal:
 
     def stage_ended(self, state: StageState, report: StageReport) -> None:
         weight = self.spec.stages[state.stage_index].weight
-        create_table_artifact(
-            key=artifact_key(self.service, f"stage-{weight}"),
-            table=[dict(zip(HEADERS, row)) for row in stage_rows([report])],
-            description=f"{self.service} at {weight}%: canary vs baseline",
-        )
+        try:
+            create_table_artifact(
+                key=artifact_key(self.service, f"stage-{weight}"),
+                table=[dict(zip(HEADERS, row)) for row in stage_rows([report])],
+                description=f"{self.service} at {weight}%: canary vs baseline",
+            )
+        except Exception as err:  # noqa: BLE001 - see _for_people
+            _for_people(f"stage {weight}% table", err)
 
     def answered(self, pause: Pause, answer: ApprovalAnswer, approved_stage: int | None) -> None:
         """Record a person's answer; ``approved_stage``: the stage an approval lets the rollout
@@ -300,6 +306,13 @@ class LedgerJournal:
             f"Rollout complete: {self.service}",
             f"{self.spec.image} serves {result.final_weights.canary}% of traffic. {result.reason}.",
         )
+
+
+def _for_people(what: str, err: Exception) -> None:
+    """Log an artifact the Prefect API refused. Artifacts are for people to read; raised, the
+    error failed the run mid-rollout, and its hook rolled back a healthy canary over a 503 from
+    the Prefect server. The ledger and the log keep what the artifact would have shown."""
+    get_run_logger().warning("the run's %s artifact could not be made (%s); the rollout goes on", what, err)
 
 
 def _repeats(history, kind: str, pause: Pause) -> bool:

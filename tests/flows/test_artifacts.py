@@ -305,3 +305,27 @@ def test_a_canary_whose_monitoring_summary_cannot_be_made_keeps_its_promotion(mo
     assert state.is_completed(), state.message
     assert state.result().outcome == "promoted" and env.router.get_weights().canary == 100
     assert not any(s.startswith("Rollback") for s, _ in env.notifier.messages), env.notifier.messages
+
+
+def test_a_rollout_whose_progress_and_stage_tables_cannot_be_made_goes_on(monkeypatch):
+    """A progress bar or a stage table the Prefect API refused (a 503 from the server) failed the
+    run mid-rollout, and its hook rolled back a healthy canary. They are for people to read: the
+    rollout goes on without them and the log says so."""
+    import flows.journal
+    from flows.progressive import progressive_rollout
+    from rollway.phases import RolloutPhase
+    from tests.flows.test_refusals import hooks_and_flows_see
+
+    def unreachable(*args, **kwargs):
+        raise RuntimeError("the Prefect API answered 503")
+
+    for name in ("create_table_artifact", "create_progress_artifact", "update_progress_artifact"):
+        monkeypatch.setattr(flows.journal, name, unreachable)
+    env = fake_environment(canary_error_rate=0.001)
+    env.ledger = FakeLedger()
+    hooks_and_flows_see(monkeypatch, env)
+    spec = RolloutSpec(image=IMAGE, stages=[Stage(weight=w, bake_seconds=180) for w in (5, 100)], monitor_seconds=0)
+    state = progressive_rollout(spec=spec.model_dump(mode="json"), phased=False, return_state=True)
+    assert state.is_completed(), state.message
+    assert env.ledger.get(env.targets.canary_service).phase is RolloutPhase.PROMOTED
+    assert not any(s.startswith("Rollback") for s, _ in env.notifier.messages), env.notifier.messages
