@@ -53,16 +53,27 @@ def _get_client_for_region(embedded_aws: EmbeddedAws) -> Callable[[str], Callabl
 
 
 @pytest.fixture
-def aws(embedded_aws: EmbeddedAws, targets: Targets, _get_client_for_region) -> AwsAccount:
+def aws(new_account: Callable[[], AwsAccount]) -> AwsAccount:
     """A reset embedded account with the topology for ``targets`` provisioned."""
-    embedded_aws.reset()
-    get_client = _get_client_for_region(targets.region)
-    return AwsAccount(
-        get_client=get_client,
-        topology=provision(get_client, targets),
-        endpoint_url=embedded_aws.endpoint_url,
-        targets=targets,
-    )
+    return new_account()
+
+
+@pytest.fixture
+def new_account(embedded_aws: EmbeddedAws, targets: Targets, _get_client_for_region) -> Callable[[], AwsAccount]:
+    """``new_account()``: reset the embedded AWS and provision the topology for ``targets`` again,
+    for a test that must start a scenario over on a fresh account."""
+
+    def make() -> AwsAccount:
+        embedded_aws.reset()
+        get_client = _get_client_for_region(targets.region)
+        return AwsAccount(
+            get_client=get_client,
+            topology=provision(get_client, targets),
+            endpoint_url=embedded_aws.endpoint_url,
+            targets=targets,
+        )
+
+    return make
 
 
 @pytest.fixture
