@@ -19,6 +19,21 @@ from tests.flows.fake_env import STABLE_TD, fake_environment
 from tests.flows.test_abort_races import SPEC
 
 
+def open_rollout(monkeypatch, env, block: str):
+    """A rollout at 5 % that no live run owns, for `rollway abort` to roll back directly."""
+    t = env.targets
+    env.router.weights = Weights.canary_at(5)
+    now = time.time()
+    record = RolloutRecord(service=t.canary_service, rollout_id=new_rollout_id(now - 600), image=SPEC.image,
+                           spec_json=SPEC.model_dump_json(), phase=RolloutPhase.PROGRESSING, stage_index=0,
+                           weights=Weights.canary_at(5), previous_task_definition=STABLE_TD, stable_desired=4)
+    env.ledger.create(record, owner=f"process/{uuid4()}", now=now - 600, lease_seconds=0)
+    service = ops.Service(targets=t, targets_block=f"{block}-{uuid4().hex[:8]}", credentials_block=None,
+                          ledger=env.ledger, router=env.router)
+    monkeypatch.setattr(ops, "connect", lambda *a: service)
+    return service
+
+
 def test_an_abort_whose_rollback_fails_says_so_in_a_few_lines_and_how_to_finish(monkeypatch, capsys):
     env = fake_environment()
     env.ledger = FakeLedger()
@@ -28,15 +43,7 @@ def test_an_abort_whose_rollback_fails_says_so_in_a_few_lines_and_how_to_finish(
     env.deployer.services[t.stable_service] = env.deployer.services[t.stable_service].model_copy(
         update={"desired": 1, "running": 1})
     env.deployer.unstable.add(t.stable_service)
-    env.router.weights = Weights.canary_at(5)
-    now = time.time()
-    record = RolloutRecord(service=t.canary_service, rollout_id=new_rollout_id(now - 600), image=SPEC.image,
-                           spec_json=SPEC.model_dump_json(), phase=RolloutPhase.PROGRESSING, stage_index=0,
-                           weights=Weights.canary_at(5), previous_task_definition=STABLE_TD, stable_desired=4)
-    env.ledger.create(record, owner=f"process/{uuid4()}", now=now - 600, lease_seconds=0)
-    service = ops.Service(targets=t, targets_block=f"abort-fails-{uuid4().hex[:8]}", credentials_block=None,
-                          ledger=env.ledger, router=env.router)
-    monkeypatch.setattr(ops, "connect", lambda *a: service)
+    service = open_rollout(monkeypatch, env, "abort-fails")
 
     code = ops.abort(approver="erin", reason="errors", flow_run=None, wait_seconds=0,
                      targets_block=service.targets_block, credentials_block=None)
@@ -58,16 +65,7 @@ def test_an_abort_whose_rollback_cannot_reach_the_prefect_api_says_that(monkeypa
 
     env = fake_environment()
     env.ledger = FakeLedger()
-    t = env.targets
-    env.router.weights = Weights.canary_at(5)
-    now = time.time()
-    record = RolloutRecord(service=t.canary_service, rollout_id=new_rollout_id(now - 600), image=SPEC.image,
-                           spec_json=SPEC.model_dump_json(), phase=RolloutPhase.PROGRESSING, stage_index=0,
-                           weights=Weights.canary_at(5), previous_task_definition=STABLE_TD, stable_desired=4)
-    env.ledger.create(record, owner=f"process/{uuid4()}", now=now - 600, lease_seconds=0)
-    service = ops.Service(targets=t, targets_block=f"abort-no-api-{uuid4().hex[:8]}", credentials_block=None,
-                          ledger=env.ledger, router=env.router)
-    monkeypatch.setattr(ops, "connect", lambda *a: service)
+    service = open_rollout(monkeypatch, env, "abort-no-api")
 
     def unreachable(**kwargs):
         raise httpx.ConnectError("All connection attempts failed")

@@ -15,11 +15,10 @@ from prefect.states import Paused, Running
 
 from rollway.cli import ops
 from rollway.fakes import FakeLedger, FakeRouter
-from rollway.ledger import RolloutRecord, Transition
 from rollway.model import Weights
-from rollway.phases import RolloutPhase
 from rollway.spec import RolloutSpec, Stage
 from rollway.targets import Targets
+from tests.unit.test_cli_ops import rolled_back_ledger
 
 
 def paused_canary_run(spec: RolloutSpec, targets_block: str):
@@ -40,14 +39,7 @@ def canary_paused_before_30(monkeypatch):
     """A `canary` run of 10, 30, 100 % paused for its approval before 30 % (the ALB at 10 %);
     the ledger's newest rollout is an old one, rolled back."""
     targets = Targets()
-    old = RolloutSpec(image="repo/app:1.0.0", stages=[Stage(weight=w) for w in (5, 50, 100)])
-    ledger = FakeLedger()
-    ledger.create(RolloutRecord(service=targets.canary_service, rollout_id="20261001T000000Z-1a2b3c4d", image=old.image,
-                                spec_json=old.model_dump_json(), phase=RolloutPhase.ROLLED_BACK,
-                                weights=Weights(stable=100, canary=0),
-                                history=(Transition(at=1.0, kind="start", actor="alice"),)),
-                  owner="flow-run/" + str(uuid4()), now=1.0, lease_seconds=0)
-    ledger.release(targets.canary_service, owner=ledger.get(targets.canary_service).owner)
+    ledger = rolled_back_ledger(targets)
     # A block name of its own: the session's other paused runs are not this service's.
     block = f"canary-paused-{uuid4().hex[:8]}"
     service = ops.Service(targets=targets, targets_block=block, credentials_block=None, ledger=ledger,

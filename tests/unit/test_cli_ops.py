@@ -582,13 +582,11 @@ def test_status_says_a_rollback_is_owed_after_a_recorded_reject(answer, capsys):
     assert "a rollback is owed" in out and "rollway abort" in out and f"rejected by {answer.actor}" in out, out
 
 
-def test_promote_weight_is_checked_against_the_paused_runs_rollout_not_an_old_record(monkeypatch, capsys):
-    """A `canary` flow run keeps no ledger: its --weight used to be checked against the ledger's
-    newest rollout (finished weeks ago), and a weight the run accepts was refused."""
-    from rollway.cli import ops
-    from rollway.fakes import FakeLedger, FakeRouter
+def rolled_back_ledger(targets: Targets):
+    """A ledger whose newest rollout of the canary service (1.0.0 over 5, 50, 100 %) was rolled
+    back weeks ago, its lease given back."""
+    from rollway.fakes import FakeLedger
 
-    targets = Targets()
     old = RolloutSpec(image="repo/app:1.0.0", stages=[Stage(weight=w) for w in (5, 50, 100)])
     ledger = FakeLedger()
     ledger.create(RolloutRecord(service=targets.canary_service, rollout_id="20261001T000000Z-1a2b3c4d", image=old.image,
@@ -597,6 +595,17 @@ def test_promote_weight_is_checked_against_the_paused_runs_rollout_not_an_old_re
                                 history=(Transition(at=1.0, kind="start", actor="alice"),)),
                   owner="flow-run/" + str(uuid4()), now=1.0, lease_seconds=0)
     ledger.release(targets.canary_service, owner=ledger.get(targets.canary_service).owner)
+    return ledger
+
+
+def test_promote_weight_is_checked_against_the_paused_runs_rollout_not_an_old_record(monkeypatch, capsys):
+    """A `canary` flow run keeps no ledger: its --weight used to be checked against the ledger's
+    newest rollout (finished weeks ago), and a weight the run accepts was refused."""
+    from rollway.cli import ops
+    from rollway.fakes import FakeLedger, FakeRouter
+
+    targets = Targets()
+    ledger = rolled_back_ledger(targets)
     service = ops.Service(targets=targets, targets_block=None, credentials_block=None, ledger=ledger,
                           router=FakeRouter())
     monkeypatch.setattr(ops, "connect", lambda *a: service)
