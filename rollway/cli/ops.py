@@ -335,7 +335,7 @@ def print_status(service: Service, record: RolloutRecord, live: Weights | str, p
 
 def print_paused(paused: Any) -> None:
     console.print(
-        f"[bold]waiting for an answer:[/bold] flow run {paused.name} ({paused.id}) is paused; "
+        f"[bold]waiting for an answer:[/bold] flow run {escape(str(paused.name))} ({paused.id}) is paused; "
         "`rollway promote` approves, `rollway abort` rejects and rolls back"
     )
 

@@ -758,3 +758,13 @@ def test_promote_says_who_approved_as_given_not_as_markup(monkeypatch, capsys) -
     out, err = capsys.readouterr()
     assert code == 0, err
     assert f"approved by [/oncall]: flow run calm-heron ({run.id}) resumed" in out
+
+
+def test_a_paused_runs_name_prints_as_written(capsys) -> None:
+    """A run named by its deployment's `flow_run_name` template may hold brackets: printed as
+    rich markup, `[week-2]` vanished and `[/x]` crashed status with a traceback."""
+    from rollway.cli.ops import print_paused
+
+    print_paused(SimpleNamespace(name="rollout [/x] [week-2]", id="0d6e"))
+    out = " ".join(capsys.readouterr().out.split())
+    assert "flow run rollout [/x] [week-2] (0d6e) is paused" in out, out
