@@ -252,11 +252,25 @@ class LedgerJournal:
             weekly_phase_passed=True, phase=RolloutPhase.PAUSED,
         )
         self.ledger.release(self.service, owner=self.owner)
+        # People are told when the next phase is due, as the summary tells them (it used to say
+        # only "on schedule", leaving them to work out the weekly calendar).
         self._notify(
             f"Rollout phase complete: {self.service} holds at {result.final_weights.canary}%",
-            f"{self.spec.image}: {result.reason}. The next weekly phase starts on schedule.",
+            f"{self.spec.image}: {result.reason}. Next: {self._next_phase()}",
         )
         self._holding_summary(result)
+
+    def _next_phase(self) -> str:
+        """When the phase after the one just completed may start, in words."""
+        record = self._seen
+        index = record.weekly_phase_index if record is not None else -1
+        phases = self.spec.phases
+        if 0 <= index < len(phases) - 1 and record.weekly_phase_started_at is not None:
+            due = weekly.next_phase_due(record.weekly_phase_started_at, **self.spec.phase_calendar())
+            return (f"{phases[index + 1].name} may start from {weekly.describe(due, self.spec.weekly_timezone)}"
+                    f"{on_the_wall(self.env.clock, due, self.env.clock.now())}; the first `advance_phase` run "
+                    "from then on starts it.")
+        return "the next weekly phase starts on schedule."
 
     def _holding_summary(self, result: RolloutResult) -> None:
         """The summary a promoted or rolled-back run leaves, for a run that ends a weekly phase:
@@ -267,13 +281,7 @@ class LedgerJournal:
         index = record.weekly_phase_index if record is not None else -1
         phases = self.spec.phases
         name = phases[index].name if 0 <= index < len(phases) else "its weekly phase"
-        if 0 <= index < len(phases) - 1 and record.weekly_phase_started_at is not None:
-            due = weekly.next_phase_due(record.weekly_phase_started_at, **self.spec.phase_calendar())
-            nxt = (f"**Next:** {phases[index + 1].name} may start from {weekly.describe(due, self.spec.weekly_timezone)}"
-                   f"{on_the_wall(self.env.clock, due, self.env.clock.now())}; the first `advance_phase` run "
-                   "from then on starts it.")
-        else:
-            nxt = "**Next:** the next weekly phase starts on schedule."
+        nxt = f"**Next:** {self._next_phase()}"
         weights = result.final_weights
         self._summary(
             f"# Rollout of `{self.spec.image}` holding after {name}\n\n{result.reason}\n\n"

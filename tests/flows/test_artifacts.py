@@ -212,6 +212,9 @@ def test_a_run_that_ends_a_weekly_phase_holding_says_so_in_its_summary():
     assert "week 2" in summary and "Mon 2027-01-18 00:00 UTC" in summary, "when the next phase is due"
     rows = [line for line in summary.splitlines() if line.startswith("| ") and not line.startswith("| stage")]
     assert len(rows) == len(result.stages) >= 1 and "| 95/5 |" in rows[-1], summary
+    # The phase-complete message says when, too (it said only "on schedule").
+    (told,) = [body for subject, body in env.notifier.messages if subject.startswith("Rollout phase complete")]
+    assert "week 2 may start from Mon 2027-01-18 00:00 UTC" in told, told
 
 
 def test_a_holding_run_whose_summary_cannot_be_made_still_holds(monkeypatch):
