@@ -26,7 +26,7 @@ from flows.engine import run_stages
 from flows.env import CANARY_FLOW, attempt_starts, load_environment, mark_finalizing
 from flows.finalize import run_finalize
 from flows.hooks import rollback_hooks
-from flows.journal import artifact_key
+from flows.journal import artifact_key, for_people
 from flows.monitor import MonitorResult, after_window, run_monitor
 from flows.params import Actor
 from flows.rollback import judge_rollback
@@ -302,17 +302,14 @@ def _summary_artifact(env: Environment, spec: RolloutSpec, result: RolloutResult
     now: an API error here is logged, never a failed run (whose hooks would roll back).
     """
     steps = "\n".join(f"- {step}" for step in result.rollback.steps) if result.rollback is not None else ""
-    try:
-        create_markdown_artifact(
-            key=artifact_key(env.targets.canary_service, "summary"),
-            # The reason may quote a rejection's comment (a text area): on one line, so a line break
-            # in it cannot start markdown of its own.
-            markdown=f"# Canary of `{spec.image}` {result.outcome.replace('_', ' ')}\n\n{markdown_cell(result.reason)}\n\n"
-            + (f"{steps}\n\n" if steps else "") + (markdown_table(result.stages) if result.stages else ""),
-            description="rollout summary",
-        )
-    except Exception as err:  # noqa: BLE001 - a summary for people; the outcome stands without it
-        get_run_logger().warning("the run's summary artifact could not be created: %s", err)
+    for_people("summary", lambda: create_markdown_artifact(
+        key=artifact_key(env.targets.canary_service, "summary"),
+        # The reason may quote a rejection's comment (a text area): on one line, so a line break
+        # in it cannot start markdown of its own.
+        markdown=f"# Canary of `{spec.image}` {result.outcome.replace('_', ' ')}\n\n{markdown_cell(result.reason)}\n\n"
+        + (f"{steps}\n\n" if steps else "") + (markdown_table(result.stages) if result.stages else ""),
+        description="rollout summary",
+    ))
 
 
 def _run_canary(env: Environment, spec: RolloutSpec, approver: Approver, *, actor: str,

@@ -38,7 +38,7 @@ from prefect.artifacts import create_markdown_artifact
 
 from flows.engine import set_and_verify, wait_healthy
 from flows.env import CANARY_FLOW, load_environment, unfinished_runs
-from flows.journal import artifact_key
+from flows.journal import artifact_key, for_people
 from flows.params import Actor, WaitSeconds
 from rollway.clock import ClockSettings
 from rollway.environment import Environment
@@ -301,11 +301,8 @@ def finalize(
 def _summarise(targets: Targets, markdown: str) -> None:
     """The run's markdown artifact; one the Prefect API refuses is logged, and the run's own
     outcome (a result, or the error saying how to go on) stands."""
-    try:
-        create_markdown_artifact(key=artifact_key(targets.canary_service, "finalize"), markdown=markdown,
-                                 description="finalize summary")
-    except Exception as err:  # noqa: BLE001 - the summary must not replace what the run did
-        get_run_logger().warning("could not write the finalize summary artifact: %s", err)
+    for_people("finalize summary", lambda: create_markdown_artifact(
+        key=artifact_key(targets.canary_service, "finalize"), markdown=markdown, description="finalize summary"))
 
 
 def _steps(steps: Sequence[str]) -> list[str]:

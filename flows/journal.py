@@ -7,6 +7,7 @@ resumed run reads), then the artifacts and messages people see.
 from __future__ import annotations
 
 import re
+from typing import Callable, TypeVar
 
 from prefect import get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_progress_artifact, create_table_artifact, update_progress_artifact
@@ -24,10 +25,27 @@ from rollway.report import HEADERS, RollbackResult, RolloutResult, StageReport, 
 from rollway.spec import RolloutSpec
 from tasks import metrics
 
+T = TypeVar("T")
+
 
 def artifact_key(service: str, suffix: str) -> str:
     """Prefect artifact keys allow lowercase letters, digits and dashes only."""
     return re.sub(r"[^a-z0-9-]+", "-", f"{service}-{suffix}".lower()).strip("-")
+
+
+def for_people(what: str, make: Callable[[], T]) -> T | None:
+    """Make an artifact; one the Prefect API refuses is logged, never raised (None then).
+
+    Artifacts are for people to read, and every flow makes them after, or while, it acts:
+    raised, the error failed the run, and its hook rolled back a healthy canary or a release
+    just promoted, or it replaced the error saying what was done. The ledger, the log and SNS
+    keep what the artifact would have shown.
+    """
+    try:
+        return make()
+    except Exception as err:  # noqa: BLE001 - see above
+        get_run_logger().warning("the run's %s artifact could not be created: %s", what, err)
+        return None
 
 
 def verdict_summary(verdict: Verdict | None) -> str | None:
@@ -91,15 +109,12 @@ class LedgerJournal:
         total = len(self.spec.stages)
         value = 100.0 * (stage_index + (1 if done else 0)) / total
         description = f"{self.service}: stage {stage_index + 1}/{total} ({self.spec.stages[stage_index].weight}%)"
-        try:
-            if self._progress_id is None:
-                self._progress_id = create_progress_artifact(
-                    progress=value, key=artifact_key(self.service, "progress"), description=description
-                )
-            else:
-                update_progress_artifact(self._progress_id, progress=value, description=description)
-        except Exception as err:  # noqa: BLE001 - see _for_people
-            _for_people("progress", err)
+        if self._progress_id is None:
+            self._progress_id = for_people("progress", lambda: create_progress_artifact(
+                progress=value, key=artifact_key(self.service, "progress"), description=description))
+        else:
+            for_people("progress", lambda: update_progress_artifact(self._progress_id, progress=value,
+                                                                    description=description))
 
     # --- Journal -----------------------------------------------------------------------
     def tick(self, state: StageState, verdict: Verdict | None) -> None:
@@ -146,14 +161,11 @@ class LedgerJournal:
 
     def stage_ended(self, state: StageState, report: StageReport) -> None:
         weight = self.spec.stages[state.stage_index].weight
-        try:
-            create_table_artifact(
-                key=artifact_key(self.service, f"stage-{weight}"),
-                table=[dict(zip(HEADERS, row)) for row in stage_rows([report])],
-                description=f"{self.service} at {weight}%: canary vs baseline",
-            )
-        except Exception as err:  # noqa: BLE001 - see _for_people
-            _for_people(f"stage {weight}% table", err)
+        for_people(f"stage {weight}% table", lambda: create_table_artifact(
+            key=artifact_key(self.service, f"stage-{weight}"),
+            table=[dict(zip(HEADERS, row)) for row in stage_rows([report])],
+            description=f"{self.service} at {weight}%: canary vs baseline",
+        ))
 
     def answered(self, pause: Pause, answer: ApprovalAnswer, approved_stage: int | None) -> None:
         """Record a person's answer; ``approved_stage``: the stage an approval lets the rollout
@@ -289,15 +301,11 @@ class LedgerJournal:
             f"{nxt}" + (f"\n\n{markdown_table(result.stages)}" if result.stages else ""))
 
     def _summary(self, markdown: str) -> None:
-        """The run's summary artifact. It is made after the outcome is recorded (promoted, rolled
-        back, holding): a Prefect API error here is logged, never raised. Raised, it failed the
-        run, whose hook then rolled back a release just promoted, or it replaced the
-        RollbackUnrecorded that tells people what the ledger missed."""
-        try:
-            create_markdown_artifact(key=artifact_key(self.service, "summary"), markdown=markdown,
-                                     description="rollout summary")
-        except Exception as err:  # noqa: BLE001 - a summary for people; the outcome stands without it
-            get_run_logger().warning("the run's summary artifact could not be created: %s", err)
+        """The run's summary artifact, made after the outcome is recorded (promoted, rolled back,
+        holding): through ``for_people``, so a refused one cannot replace the RollbackUnrecorded
+        that tells people what the ledger missed, nor have a hook roll back a promotion."""
+        for_people("summary", lambda: create_markdown_artifact(
+            key=artifact_key(self.service, "summary"), markdown=markdown, description="rollout summary"))
 
     def promoted(self, result: RolloutResult) -> None:
         now = self.env.clock.now()
@@ -314,13 +322,6 @@ class LedgerJournal:
             f"Rollout complete: {self.service}",
             f"{self.spec.image} serves {result.final_weights.canary}% of traffic. {result.reason}.",
         )
-
-
-def _for_people(what: str, err: Exception) -> None:
-    """Log an artifact the Prefect API refused. Artifacts are for people to read; raised, the
-    error failed the run mid-rollout, and its hook rolled back a healthy canary over a 503 from
-    the Prefect server. The ledger and the log keep what the artifact would have shown."""
-    get_run_logger().warning("the run's %s artifact could not be made (%s); the rollout goes on", what, err)
 
 
 def _repeats(history, kind: str, pause: Pause) -> bool:

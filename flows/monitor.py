@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict
 
 from flows.engine import AlertsOnce, canary_targets_if_unattributed
 from flows.env import load_environment, run_owner
-from flows.journal import artifact_key
+from flows.journal import artifact_key, for_people
 from flows.params import LeaseSeconds, WindowSeconds
 from flows.rollback import act_recorded, claimant, execute_rollback
 from rollway.aws.ledger import write_or_why
@@ -148,13 +148,11 @@ def _summary(env: Environment, spec: RolloutSpec, watched: MonitorResult) -> Non
     if watched.rollback is not None:
         lines.append(f"- traffic after the rollback (stable/canary): {watched.rollback.weights}")
     lines += [f"- alert: {alert}" for alert in watched.alerts]
-    try:
-        create_markdown_artifact(key=artifact_key(env.targets.canary_service, "monitoring"), markdown="\n".join(lines),
-                                 description="monitoring window")
-    except Exception as err:  # noqa: BLE001 - the window's outcome stands without it
-        # Raised, it failed the run after the window's outcome: a `canary` run's hooks (no
-        # ledger) then rolled back a release whose window had passed.
-        get_run_logger().warning("the monitoring window's summary artifact could not be created: %s", err)
+    # After the window's outcome: raised, a refusal would fail the run, and a `canary` run's
+    # hooks (no ledger) would roll back a release whose window had passed.
+    for_people("monitoring window", lambda: create_markdown_artifact(
+        key=artifact_key(env.targets.canary_service, "monitoring"), markdown="\n".join(lines),
+        description="monitoring window"))
 
 
 class _Lease:
