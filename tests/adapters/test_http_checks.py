@@ -163,7 +163,10 @@ class _LocalServer:
 
 class _LoginRedirect(_LocalServer):
     """A front door that sends every request to a login page (an expired SSO cookie, a wrong host):
-    every path answers 302 to /login, and /login answers 200 with an HTML form."""
+    every path answers 302 to ``location`` (default /login), and /login answers 200 with an HTML form."""
+
+    def __init__(self, location: str = "/login") -> None:
+        self.location = location
 
     def answer(self, request: BaseHTTPRequestHandler) -> None:
         if request.path == "/login":
@@ -175,7 +178,7 @@ class _LoginRedirect(_LocalServer):
             request.wfile.write(body)
         else:
             request.send_response(302)
-            request.send_header("Location", "/login")
+            request.send_header("Location", self.location)
             request.send_header("Content-Length", "0")
             request.end_headers()
 
@@ -190,19 +193,10 @@ def test_a_redirect_to_a_login_page_is_not_a_healthy_service_nor_a_sent_message(
     assert message.outcome == "failed" and "HTTP 302" in message.reason
 
 
-class _RedirectWithCredentials(_LocalServer):
-    """A front door whose redirect names a login server with a user and password in the URL and a
-    token in the fragment (an SSO hand-off written by a misconfigured proxy)."""
-
-    def answer(self, request: BaseHTTPRequestHandler) -> None:
-        request.send_response(302)
-        request.send_header("Location", "https://sso-bot:s3cr3t-pass@login.example.com/cb#access_token=t0k3n")
-        request.send_header("Content-Length", "0")
-        request.end_headers()
-
-
 def test_a_redirect_with_credentials_in_its_url_is_reported_without_them():
-    with _RedirectWithCredentials() as url:
+    # An SSO hand-off written by a misconfigured proxy: a user and password in the URL, a token
+    # in the fragment.
+    with _LoginRedirect("https://sso-bot:s3cr3t-pass@login.example.com/cb#access_token=t0k3n") as url:
         spec = spec_for(url)
         with http_checks.client(spec) as http:
             health = http_checks.check_health(http, spec)

@@ -31,6 +31,30 @@ def latest(key: str):
     return max(found, key=lambda a: a.created)
 
 
+def api_refuses(monkeypatch, module, *names: str) -> None:
+    """The Prefect API refuses (a 503, an outage) each of ``module``'s artifact calls ``names``."""
+
+    def refused(*args, **kwargs):
+        raise RuntimeError("the Prefect API is unreachable")
+
+    for name in names:
+        monkeypatch.setattr(module, name, refused)
+
+
+def healthy_rollout_with_its_hooks(monkeypatch, monitor_seconds: int):
+    """A `progressive_rollout` run (its state hooks included) of a healthy canary, 5 then 100 %;
+    the fake environment and the run's final state."""
+    from flows.progressive import progressive_rollout
+    from tests.flows.test_refusals import hooks_and_flows_see
+
+    env = fake_environment(canary_error_rate=0.001)
+    env.ledger = FakeLedger()
+    hooks_and_flows_see(monkeypatch, env)
+    spec = RolloutSpec(image=IMAGE, stages=[Stage(weight=w, bake_seconds=180) for w in (5, 100)],
+                       monitor_seconds=monitor_seconds)
+    return env, progressive_rollout(spec=spec.model_dump(mode="json"), phased=False, return_state=True)
+
+
 def test_progress_stage_tables_and_summary():
     env = fake_environment(canary_error_rate=0.001)
     env.ledger = FakeLedger()
@@ -155,10 +179,7 @@ def test_a_canary_run_whose_summary_cannot_be_made_still_completes(monkeypatch):
     """The rollout is over when the summary is made: a failed run would have its hooks roll back."""
     import flows.canary
 
-    def unreachable(**kwargs):
-        raise RuntimeError("the Prefect API is unreachable")
-
-    monkeypatch.setattr(flows.canary, "create_markdown_artifact", unreachable)
+    api_refuses(monkeypatch, flows.canary, "create_markdown_artifact")
     env = fake_environment(canary_error_rate=0.001)
     spec = RolloutSpec(image=IMAGE, stages=[Stage(weight=100, bake_seconds=180)], monitor_seconds=0)
     state = canary_run(env, spec, return_state=True)
@@ -221,10 +242,7 @@ def test_a_holding_run_whose_summary_cannot_be_made_still_holds(monkeypatch):
     """The phase is recorded complete: a failed run would have its hooks roll it back."""
     import flows.journal
 
-    def unreachable(**kwargs):
-        raise RuntimeError("the Prefect API is unreachable")
-
-    monkeypatch.setattr(flows.journal, "create_markdown_artifact", unreachable)
+    api_refuses(monkeypatch, flows.journal, "create_markdown_artifact")
     env, spec = week_1_from_a_wednesday()
     state = phased_run(env, spec, return_state=True)
     assert state.is_completed(), state.message
@@ -237,19 +255,10 @@ def test_a_promotion_whose_summary_cannot_be_made_is_kept_and_announced(monkeypa
     Prefect API error on the artifact failed the run, its hook rolled the good release back, and
     the "Rollout complete" page was never sent."""
     import flows.journal
-    from flows.progressive import progressive_rollout
     from rollway.phases import RolloutPhase
-    from tests.flows.test_refusals import hooks_and_flows_see
 
-    def unreachable(**kwargs):
-        raise RuntimeError("the Prefect API is unreachable")
-
-    monkeypatch.setattr(flows.journal, "create_markdown_artifact", unreachable)
-    env = fake_environment(canary_error_rate=0.001)
-    env.ledger = FakeLedger()
-    hooks_and_flows_see(monkeypatch, env)
-    spec = RolloutSpec(image=IMAGE, stages=[Stage(weight=w, bake_seconds=180) for w in (5, 100)], monitor_seconds=300)
-    state = progressive_rollout(spec=spec.model_dump(mode="json"), phased=False, return_state=True)
+    api_refuses(monkeypatch, flows.journal, "create_markdown_artifact")
+    env, state = healthy_rollout_with_its_hooks(monkeypatch, monitor_seconds=300)
     assert state.is_completed(), state.message
     record = env.ledger.get(env.targets.canary_service)
     assert record.phase is RolloutPhase.PROMOTED and env.router.get_weights().canary == 100
@@ -264,10 +273,7 @@ def test_a_rollback_whose_summary_cannot_be_made_still_says_what_the_ledger_miss
     import flows.journal
     from rollway.ledger import RollbackUnrecorded
 
-    def unreachable(**kwargs):
-        raise RuntimeError("the Prefect API is unreachable")
-
-    monkeypatch.setattr(flows.journal, "create_markdown_artifact", unreachable)
+    api_refuses(monkeypatch, flows.journal, "create_markdown_artifact")
     from botocore.exceptions import ClientError
 
     def throttled(*args, **kwargs):
@@ -295,10 +301,7 @@ def test_a_canary_whose_monitoring_summary_cannot_be_made_keeps_its_promotion(mo
     import flows.monitor
     from tests.flows.test_refusals import hooks_and_flows_see
 
-    def unreachable(**kwargs):
-        raise RuntimeError("the Prefect API is unreachable")
-
-    monkeypatch.setattr(flows.monitor, "create_markdown_artifact", unreachable)
+    api_refuses(monkeypatch, flows.monitor, "create_markdown_artifact")
     env = fake_environment(canary_error_rate=0.001)
     hooks_and_flows_see(monkeypatch, env)
     spec = RolloutSpec(image=IMAGE, stages=[Stage(weight=w, bake_seconds=180) for w in (5, 100)], monitor_seconds=300)
@@ -315,20 +318,11 @@ def test_a_rollout_whose_progress_and_stage_tables_cannot_be_made_goes_on(monkey
     run mid-rollout, and its hook rolled back a healthy canary. They are for people to read: the
     rollout goes on without them and the log says so."""
     import flows.journal
-    from flows.progressive import progressive_rollout
     from rollway.phases import RolloutPhase
-    from tests.flows.test_refusals import hooks_and_flows_see
 
-    def unreachable(*args, **kwargs):
-        raise RuntimeError("the Prefect API answered 503")
-
-    for name in ("create_table_artifact", "create_progress_artifact", "update_progress_artifact"):
-        monkeypatch.setattr(flows.journal, name, unreachable)
-    env = fake_environment(canary_error_rate=0.001)
-    env.ledger = FakeLedger()
-    hooks_and_flows_see(monkeypatch, env)
-    spec = RolloutSpec(image=IMAGE, stages=[Stage(weight=w, bake_seconds=180) for w in (5, 100)], monitor_seconds=0)
-    state = progressive_rollout(spec=spec.model_dump(mode="json"), phased=False, return_state=True)
+    api_refuses(monkeypatch, flows.journal, "create_table_artifact", "create_progress_artifact",
+                "update_progress_artifact")
+    env, state = healthy_rollout_with_its_hooks(monkeypatch, monitor_seconds=0)
     assert state.is_completed(), state.message
     assert env.ledger.get(env.targets.canary_service).phase is RolloutPhase.PROMOTED
     assert not any(s.startswith("Rollback") for s, _ in env.notifier.messages), env.notifier.messages
