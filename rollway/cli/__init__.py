@@ -130,7 +130,9 @@ def abort(*, approver: str | None = None, reason: str = "aborted from the comman
         approver: who aborts, recorded in the ledger (default: your user name).
         reason: why, recorded in the ledger and the rollback notification.
         flow_run: the paused flow run's id, when it cannot be found from the ledger.
-        wait_seconds: how long to wait for the rolled-back run to finish (0: do not wait; at most a day).
+        wait_seconds: how long to wait for the rolled-back run to finish (0: do not wait), or, when no
+            run is paused, for the run that owns the rollout to stop before rolling back here (at
+            least 1 s; it rolls back anyway after that). At most a day.
         targets_block: saved RollwayTargets block naming the service.
         credentials_block: saved AwsCredentials block of the account.
     """

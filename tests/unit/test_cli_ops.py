@@ -680,6 +680,16 @@ def test_abort_refuses_a_wait_it_could_not_keep_before_anything_is_read(wait, ca
     assert "--wait-seconds" in err and "cannot reach the Prefect API" not in err and "Traceback" not in err
 
 
+def test_abort_help_says_the_wait_also_bounds_the_wait_for_the_owning_run(capsys) -> None:
+    """With no run paused, the abort cancels the run that owns the rollout and waits up to
+    --wait-seconds (at least 1 s) for it to stop before rolling back itself; the help said only
+    "the rolled-back run", so `--wait-seconds 0` read as "do not wait" there too."""
+    _cli("abort", "--help")
+    shown = " ".join(capsys.readouterr().out.replace("│", " ").split())
+    assert "when no run is paused, for the run that owns the rollout to stop" in shown
+    assert "at least 1 s" in shown
+
+
 @pytest.mark.parametrize("command", ["promote", "abort"])
 def test_an_empty_flow_run_is_refused_not_taken_as_left_out(command, capsys) -> None:
     """`--flow-run "$RUN"` with RUN unset answered whichever run the ledger pointed at (an abort
