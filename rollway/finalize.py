@@ -274,7 +274,20 @@ def _refuse_open_window(record: RolloutRecord, spec: RolloutSpec | None, targets
     if not monitoring_owed(spec, record):
         return
     promoted = record.last_transition("promote").at
-    if now is not None and now >= promoted + spec.monitor_seconds:
+    analysis = spec.analysis
+    # The watching run's last look waits for the window's last period to be published, then
+    # records its verdict (a look later at most): until then the window is closing, not abandoned.
+    settles = promoted + max(spec.monitor_seconds, 2 * analysis.interval_seconds) \
+        + analysis.metrics_delay_seconds + analysis.interval_seconds
+    if now is not None and promoted + spec.monitor_seconds <= now < settles:
+        raise FinalizeRefused(
+            f"rollout {record.rollout_id} of {record.image} was promoted at {utc(promoted)} and its "
+            f"{spec.monitor_seconds / 60:g}-minute monitoring window ended at {utc(promoted + spec.monitor_seconds)} "
+            f"(rollout clock). The run watching it judges the window's last period once CloudWatch has published "
+            f"it (about {analysis.metrics_delay_seconds:g} s late), then closes the window: run finalize again "
+            f"after {utc(settles)}. Nothing was changed"
+        )
+    if now is not None and now >= settles:
         # Its time is up but no run closed it: waiting changes nothing, running the rollout does.
         raise FinalizeRefused(
             f"rollout {record.rollout_id} of {record.image} was promoted at {utc(promoted)} and its "

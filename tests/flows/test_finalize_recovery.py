@@ -49,24 +49,42 @@ def test_after_a_stopped_finalize_and_a_rollback_by_hand_the_next_rollout_may_st
     preflight_on(env, rollout_spec(f"{aws.topology.repository_uri}:3.0.0"))
 
 
-def test_a_window_whose_time_is_up_but_that_no_run_closed_says_what_to_run():
-    now = time.time()
-    promoted_at = now - 3 * 3600  # promoted three hours ago, one-hour window
+def _promoted(promoted_at: float) -> RolloutRecord:
+    """A rollout promoted at ``promoted_at`` whose one-hour monitoring window no run has closed."""
     spec = RolloutSpec(image="repo/app:2.0.0", stages=[Stage(weight=5), Stage(weight=100)], monitor_seconds=3600,
                        phases=[WeeklyPhase(name="all", weights=(5, 100), decommission=True)])
-    record = RolloutRecord(service="svc", rollout_id="20260101T000000Z-00000000", image=spec.image,
-                           spec_json=spec.model_dump_json(), phase=RolloutPhase.PROMOTED,
-                           weights=Weights(stable=0, canary=100), canary_task_definition="app:2", stable_desired=2,
-                           monitor_until=promoted_at + 3600,
-                           history=(Transition(at=promoted_at, kind="promote", actor="run"),))
+    return RolloutRecord(service="svc", rollout_id="20260101T000000Z-00000000", image=spec.image,
+                         spec_json=spec.model_dump_json(), phase=RolloutPhase.PROMOTED,
+                         weights=Weights(stable=0, canary=100), canary_task_definition="app:2", stable_desired=2,
+                         monitor_until=promoted_at + 3600,
+                         history=(Transition(at=promoted_at, kind="promote", actor="run"),))
+
+
+def _finalize_refusal(record: RolloutRecord, now: float) -> str:
     state = lambda td, n: ServiceState(name="svc", task_definition=td, desired=n, running=n)  # noqa: E731
     with pytest.raises(FinalizeRefused) as refused:
         plan_finalize(record, RolloutSpec.for_rollback(record.spec_json), live=Weights(stable=0, canary=100),
                       stable=state("app:1", 2), canary=state("app:2", 2), targets=Targets(), now=now)
-    message = str(refused.value)
+    return str(refused.value)
+
+
+def test_a_window_whose_time_is_up_but_that_no_run_closed_says_what_to_run():
+    now = time.time()
+    record = _promoted(now - 3 * 3600)  # promoted three hours ago, one-hour window
+    message = _finalize_refusal(record, now)
     assert "still open" not in message and "no run closed it" in message
     assert "Run `progressive_rollout` of repo/app:2.0.0 again" in message
     # Within the window it is still open, and waiting is the advice.
-    with pytest.raises(FinalizeRefused, match="still open"):
-        plan_finalize(record, RolloutSpec.for_rollback(record.spec_json), live=Weights(stable=0, canary=100),
-                      stable=state("app:1", 2), canary=state("app:2", 2), targets=Targets(), now=promoted_at + 60)
+    assert "still open" in _finalize_refusal(record, now - 3 * 3600 + 60)
+
+
+def test_a_window_in_its_final_wait_is_closing_not_abandoned():
+    """The watching run's last look comes a publication delay after the window's end. A finalize
+    in that minute said "no run closed it: the run watching it stopped" and sent the person to run
+    the whole rollout again, while the run was about to close the window itself."""
+    promoted_at = time.time() - 3600 - 30  # the window ended 30 s ago (delay 60 s, interval 60 s)
+    message = _finalize_refusal(_promoted(promoted_at), promoted_at + 3600 + 30)
+    assert "no run closed it" not in message and "progressive_rollout" not in message
+    assert "judges the window's last period" in message and "run finalize again after" in message
+    # Once the last look and its record are overdue, the window is named as abandoned.
+    assert "no run closed it" in _finalize_refusal(_promoted(promoted_at), promoted_at + 3600 + 121)
