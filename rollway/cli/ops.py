@@ -69,6 +69,10 @@ class NoPausedRun(OpsError):
 class AmbiguousRun(OpsError):
     """Several paused runs could be the service's; the operator has to name one."""
 
+    def __init__(self, message: str, runs: Iterable[Any] = ()) -> None:
+        super().__init__(message)
+        self.runs = tuple(runs)  # for status, which shows them all
+
 
 class ResumeRefused(OpsError):
     """The Prefect API refused to resume the run."""
@@ -188,7 +192,7 @@ def find_paused_run(client: Any, service: Service, record: RolloutRecord | None,
         )
         raise NoPausedRun(f"no paused rollout run for {service.name}: {where}")
     listed = ", ".join(f"{r.name} ({r.id})" for r in candidates)
-    raise AmbiguousRun(f"several paused runs could be {service.name}'s: {listed}; pass --flow-run ID")
+    raise AmbiguousRun(f"several paused runs could be {service.name}'s: {listed}; pass --flow-run ID", candidates)
 
 
 def _state_name(run: Any) -> str:
@@ -334,6 +338,13 @@ def print_status(service: Service, record: RolloutRecord, live: Weights | str, p
 
 
 def print_paused(paused: Any) -> None:
+    """The run waiting for an answer, or (a tuple) the several that could be the service's."""
+    if isinstance(paused, tuple):
+        listed = ", ".join(f"{escape(str(run.name))} ({run.id})" for run in paused)
+        console.print(f"[bold]waiting for an answer:[/bold] {len(paused)} paused flow runs could be this "
+                      f"service's: {listed}; name one with `--flow-run ID` to `rollway promote` (approves) or "
+                      "`rollway abort` (rejects and rolls back)")
+        return
     console.print(
         f"[bold]waiting for an answer:[/bold] flow run {escape(str(paused.name))} ({paused.id}) is paused; "
         "`rollway promote` approves, `rollway abort` rejects and rolls back"
@@ -395,8 +406,10 @@ def status(*, targets_block: str | None, credentials_block: str | None, history:
     with get_client(sync_client=True) as client:
         try:
             paused = find_paused_run(client, service, record)
-        except (NoPausedRun, AmbiguousRun):
+        except NoPausedRun:
             paused = None
+        except AmbiguousRun as several:  # none owns the rollout: show them all, as promote names them
+            paused = several.runs
     if record is None:
         if paused is None:
             raise NoRollout(unrecorded)

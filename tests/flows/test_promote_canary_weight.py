@@ -111,3 +111,18 @@ def test_status_names_a_paused_canary_run_when_the_ledger_has_no_rollout(monkeyp
         client.set_flow_run_state(run.id, Completed(), force=True)
     assert ops.status(targets_block=None, credentials_block=None, history=1) == 1, "nothing paused, nothing recorded"
     assert "no rollout recorded" in capsys.readouterr().err
+
+
+def test_status_shows_every_paused_run_when_none_owns_the_rollout(canary_paused_before_30, capsys):
+    """Two paused runs on one service and none owning the ledger's rollout: status showed no
+    paused run at all, while `rollway promote` refused for ambiguity and named both."""
+    first, _ = canary_paused_before_30
+    second = paused_canary_run(RolloutSpec.model_validate(first.parameters["spec"]), first.parameters["targets_block"])
+
+    code = ops.status(targets_block=None, credentials_block=None, history=1)
+    out, err = capsys.readouterr()
+    shown = " ".join(out.split())
+    assert code == 0, err
+    assert "2 paused flow runs could be this service's" in shown, out
+    assert f"{first.name} ({first.id})" in shown and f"{second.name} ({second.id})" in shown, out
+    assert "--flow-run ID" in shown, out
