@@ -7,7 +7,8 @@ FILE is JSON Lines, one object per interval, in time order::
 ``errors`` and ``slow`` absent or null count as 0 (an absent 5xx datapoint means none); a
 version that is absent or null, or whose ``requests`` is null, had no request count in that
 interval (no data, not zero traffic); 5xx with a null request count are refused, as more 5xx
-than requests are (the flows read both as contradictory, never as no data). Counts may be
+than requests are (the flows read both as contradictory, never as no data); more slow requests
+than requests are read as all slow, with a warning, as the flows read them. Counts may be
 whole decimals (1140.0, as CloudWatch returns them); latencies are numbers of at least 0, or
 null. Blank lines are skipped; anything else that is not such an object (a key written twice
 included) stops the replay with an error naming the line. Lines end at a line feed only, so
@@ -93,8 +94,8 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return record
 
 
-def parse_line(text: str, number: int, previous_t: float | None) -> Interval:
-    """One JSON Lines record as an Interval.
+def parse_line(text: str, number: int, previous_t: float | None, notes: list[str] | None = None) -> Interval:
+    """One JSON Lines record as an Interval; what was read other than as written goes in ``notes``.
 
     Raises:
         ReplayError: naming line ``number`` and what is wrong with it.
@@ -171,12 +172,19 @@ def parse_line(text: str, number: int, previous_t: float | None) -> Interval:
                                   "5xx without a request count contradict each other (fix the export, or write "
                                   "the period's request count)")
             continue  # a null request count: no data for the version, as when it is null or absent
-        for key in ("errors", "slow"):
-            # The model's own check says only "errors and slow requests": name the count and both
-            # figures. (A negative request count is the model's to name.)
-            if value["requests"] >= 0 and value.get(key, 0) > value["requests"]:
-                raise ReplayError(f"{where}: '{name}.{key}' is {value[key]}, more than '{name}.requests' "
-                                  f"({value['requests']})")
+        if value["requests"] >= 0 and value.get("slow", 0) > value["requests"]:
+            # As the flows read CloudWatch: the slow count is the application's, the request count
+            # the load balancer's, with their own period edges; at most every request was slow.
+            if notes is not None:
+                notes.append(f"{where}: '{name}.slow' is {value['slow']}, more than '{name}.requests' "
+                             f"({value['requests']}); read as {value['requests']}")
+            value["slow"] = value["requests"]
+        # The model's own check says only "errors and slow requests": name the count and both
+        # figures. (A negative request count is the model's to name.) Both 5xx and requests are
+        # the load balancer's own counts: more 5xx is a broken export.
+        if value["requests"] >= 0 and value.get("errors", 0) > value["requests"]:
+            raise ReplayError(f"{where}: '{name}.errors' is {value['errors']}, more than '{name}.requests' "
+                              f"({value['requests']})")
         try:
             versions[name] = VersionSample.model_validate(value)
         except ValidationError as exc:
@@ -211,8 +219,9 @@ def _short(value: object) -> str:
     return text if len(text) <= 40 else f"{text[:20]}...({len(text)} characters)"
 
 
-def read_intervals(lines: Iterable[str]) -> list[Interval]:
-    """Every interval of a replay file, in order; blank lines are skipped.
+def read_intervals(lines: Iterable[str], notes: list[str] | None = None) -> list[Interval]:
+    """Every interval of a replay file, in order; blank lines are skipped. Counts read other
+    than as written (more slow requests than requests) are named in ``notes``.
 
     Raises:
         ReplayError: for the first malformed line, or when there is no interval at all.
@@ -225,7 +234,7 @@ def read_intervals(lines: Iterable[str]) -> list[Interval]:
             text = text.removeprefix("\ufeff")
         if not text.strip():
             continue
-        intervals.append(parse_line(text, number, intervals[-1].t if intervals else None))
+        intervals.append(parse_line(text, number, intervals[-1].t if intervals else None, notes))
     if not intervals:
         raise ReplayError("no intervals: the file has no JSON lines")
     return intervals
@@ -357,15 +366,22 @@ def replay_main(
 
 def _load(path: str, err: TextIO) -> list[Interval] | None:
     """The intervals of a replay file (``-``: standard input), or None after printing why not."""
+    notes: list[str] = []
     try:
         with _open(path) as handle:
-            return read_intervals(handle)
+            intervals = read_intervals(handle, notes)
     except OSError as exc:
         print(f"error: cannot read {path}: {exc.strerror or exc}", file=err)
     except ReplayError as exc:
         print(f"error: {path}: {exc}", file=err)
     except UnicodeDecodeError as exc:
         print(f"error: {path}: not UTF-8 text ({exc.reason})", file=err)
+    else:
+        if notes:
+            more = f" (and {len(notes) - 1} more line(s) alike)" if len(notes) > 1 else ""
+            print(f"warning: {path}: {notes[0]}{more}: at most every request was slow, as the flows read it",
+                  file=err)
+        return intervals
     return None
 
 
