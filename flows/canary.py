@@ -38,7 +38,8 @@ from rollway.environment import Environment
 from rollway.finalize import UNRECORDED_AGAIN, FinalizeRefused, is_finalized, moved_onto_stable
 from rollway.lease import RenewalPolicy
 from rollway.ledger import RolloutRecord, new_rollout_id
-from rollway.model import ServiceState
+from rollway.aws.metric_schema import RESPONSE_TIME_P99, SLOW_REQUEST_COUNT
+from rollway.model import Observation, ServiceState
 from rollway.phases import RolloutPhase
 from rollway.report import RolloutResult, markdown_cell, markdown_table
 from rollway.spec import RolloutSpec, default_phases
@@ -92,6 +93,21 @@ def refuse_phase_plan(spec: RolloutSpec) -> None:
     refusal = phase_plan_refusal(spec)
     if refusal is not None:
         raise RolloutRefused(f"refused before any AWS call: {refusal}")
+
+
+# Requests to the stable service, over the preflight's read, above which an application that
+# publishes its latency metrics has published some: fewer can fall in periods not yet published.
+LATENCY_SEEN_FLOOR = 100
+
+
+def _latency_unpublished(seen: Observation) -> int | None:
+    """The stable service's request count when it is high enough that the application's latency
+    metrics should show and none did (an absent slow count reads as 0, so a misnamed namespace
+    would pass every latency guardrail unmeasured); None otherwise."""
+    served = seen.totals("baseline")
+    if served.requests >= LATENCY_SEEN_FLOOR and served.slow == 0 and served.latency_p99_ms is None:
+        return served.requests
+    return None
 
 
 def preflight(env: Environment, spec: RolloutSpec) -> tuple[ServiceState, ServiceState]:
@@ -160,6 +176,13 @@ def preflight(env: Environment, spec: RolloutSpec) -> tuple[ServiceState, Servic
         if seen.error is not None:
             raise RolloutRefused(f"the metrics every stage is judged on cannot be read: {seen.error}. Nothing was "
                                  "changed; start the rollout again once CloudWatch answers")
+        unseen = _latency_unpublished(seen)
+        if unseen is not None:
+            get_run_logger().warning(
+                "the load balancer counted %d requests to %s in the last %d s, but namespace %r holds none of the "
+                "application's latency metrics (%s, %s) for it: the slow-request and p99 guardrails will measure "
+                "nothing. Check the targets' metrics_namespace and that the application publishes them",
+                unseen, t.stable_service, 2 * interval, t.metrics_namespace, SLOW_REQUEST_COUNT, RESPONSE_TIME_P99)
         if moved_onto_stable(record, stable) and canary.desired > 0:
             # A finalize moved the traffic onto the promoted version on stable and stopped before
             # idling the canary: its next run scales the canary down, which must not be the canary

@@ -1,0 +1,54 @@
+"""A rollout whose application latency metrics are missing is warned about before any traffic
+moves: an absent slow count reads as 0 (the documented rule), so a misnamed `metrics_namespace`,
+or an application that stopped publishing, let every stage pass its latency guardrails
+unmeasured, without a word."""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import datetime, timezone
+
+from rollway.aws.environment import aws_environment
+from rollway.clock import ClockSettings
+from rollway.spec import RolloutSpec, Stage
+from tests.adapters.test_traffic import schema
+from tests.flows.test_finalize import preflight_on
+
+UNSEEN = "holds none of the application's latency metrics"
+SPEC = RolloutSpec(image="example/edit:2.0.0", stages=[Stage(weight=w, bake_seconds=900) for w in (5, 100)])
+
+
+def _publish(aws, role: str, value: float, at: float) -> None:
+    series = schema(aws).version_series("stable")[role]
+    aws.get_client("cloudwatch").put_metric_data(Namespace=series.namespace, MetricData=[{
+        **{k: v for k, v in series.metric().items() if k != "Namespace"},
+        "Timestamp": datetime.fromtimestamp(at, timezone.utc), "Value": value, "Unit": series.unit}])
+
+
+def _warnings(aws, caplog) -> list[str]:
+    env = aws_environment(aws.get_client, aws.targets, ClockSettings().build())
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        preflight_on(env, SPEC.model_copy(update={"image": f"{aws.topology.repository_uri}:2.0.0"}))
+    return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and UNSEEN in r.getMessage()]
+
+
+def test_requests_without_the_applications_latency_metrics_are_warned_about(aws, caplog):
+    period = SPEC.analysis.interval_seconds
+    last = (time.time() // period - 1) * period  # the last whole period
+    _publish(aws, "requests", 600, last)
+    (warned,) = _warnings(aws, caplog)
+    assert f"600 requests to {aws.targets.stable_service}" in warned
+    assert repr(aws.targets.metrics_namespace) in warned and "SlowRequestCount" in warned
+    assert "metrics_namespace" in warned
+
+    # The application publishes its p99 there: the latency guardrails measure something.
+    _publish(aws, "p99", 180.0, last)
+    assert _warnings(aws, caplog) == []
+
+
+def test_a_quiet_stable_service_is_no_reason_to_warn(aws, caplog):
+    period = SPEC.analysis.interval_seconds
+    _publish(aws, "requests", 20, (time.time() // period - 1) * period)
+    assert _warnings(aws, caplog) == []
