@@ -22,7 +22,7 @@ from typing import Literal
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from flows.engine import AlertsOnce, canary_targets_if_unattributed
 from flows.env import load_environment, run_owner
@@ -414,6 +414,20 @@ def watched_rollout(record: RolloutRecord | None, spec: RolloutSpec, service: st
     return record
 
 
+def watched_spec(record: RolloutRecord, given: RolloutSpec) -> tuple[RolloutSpec, list[str]]:
+    """The spec a window started by hand judges and rolls back by, and what of the given one
+    differs: the rollout's recorded spec, as a resumed rollout runs. A form filled with only the
+    image would otherwise judge on default guardrails and, rolling back, leave the rollout's
+    bound flags on. A record today's rules refuse keeps the given judge, with the recorded flags.
+    """
+    try:
+        recorded = RolloutSpec.from_record(record.spec_json)
+    except ValidationError:
+        recorded = given.model_copy(update={"flags": RolloutSpec.for_rollback(record.spec_json).flags})
+    return recorded, [name for name in ("guardrails", "analysis", "flags")
+                      if getattr(given, name) != getattr(recorded, name)]
+
+
 @flow(name="monitor", log_prints=True)
 def monitor(
     spec: RolloutSpec,
@@ -436,6 +450,14 @@ def monitor(
     env = load_environment(targets_block, aws_credentials_block, clock, interval_seconds=spec.analysis.interval_seconds)
     service = env.targets.canary_service
     record = watched_rollout(env.ledger.get(service) if env.ledger else None, spec, service)
+    spec, differs = watched_spec(record, spec)
+    if differs:
+        get_run_logger().warning(
+            "the given spec's %s differ from what rollout %s recorded: the recorded ones govern this window (its "
+            "rollback disables the rollout's own flags)", " and ".join(differs), record.rollout_id)
+        # CloudWatch is read at the period the rollout's judge counts in.
+        env = load_environment(targets_block, aws_credentials_block, clock,
+                               interval_seconds=spec.analysis.interval_seconds)
     return run_monitor(
         env, spec, window_seconds=window_seconds, decommission=decommission,
         previous_task_definition=record.previous_task_definition, stable_desired=record.stable_desired,

@@ -24,11 +24,12 @@ NEXT_TD = "arn:aws:ecs:us-west-2:123456789012:task-definition/webordinary-edit-t
 SPEC = RolloutSpec(image=FIRST, stages=[Stage(weight=5), Stage(weight=100)], monitor_seconds=600)
 
 
-def add_rollout(env, image: str, phase: RolloutPhase, weights: Weights, td: str, *kinds: str) -> RolloutRecord:
+def add_rollout(env, image: str, phase: RolloutPhase, weights: Weights, td: str, *kinds: str,
+                spec: RolloutSpec = SPEC) -> RolloutRecord:
     """A rollout of ``image`` in the ledger, owned by nobody (its run released it, or is paused)."""
     now = env.clock.now()
     newest = env.ledger.get(env.targets.canary_service)
-    spec = SPEC.model_copy(update={"image": image})
+    spec = spec.model_copy(update={"image": image})
     record = RolloutRecord(
         service=env.targets.canary_service, rollout_id=new_rollout_id(now, newest.rollout_id if newest else None),
         image=image, spec_json=spec.model_dump_json(), phase=phase, weights=weights, canary_task_definition=td,
@@ -50,7 +51,7 @@ def the_next_rollout_starts(env) -> RolloutRecord:
     return add_rollout(env, SECOND, RolloutPhase.PROGRESSING, Weights.canary_at(5), NEXT_TD, "deploy", "shift")
 
 
-def promoted_world(monkeypatch, clock=None):
+def promoted_world(monkeypatch, clock=None, spec: RolloutSpec = SPEC):
     """2.0.0 promoted (rollout 1, its window open); the next image's canary fails 8 % of requests."""
     env = fake_environment()
     if clock is not None:
@@ -60,7 +61,8 @@ def promoted_world(monkeypatch, clock=None):
     env.deployer.update_service(env.targets.canary_service, task_definition=RELEASE_TD, desired=4)
     env.metrics = FakeMetrics(env.router, steady(5000, 0.001, 0.08))
     monkeypatch.setattr(flows.monitor, "load_environment", lambda *a, **k: env)
-    first = add_rollout(env, FIRST, RolloutPhase.PROMOTED, Weights(stable=0, canary=100), RELEASE_TD, "promote")
+    first = add_rollout(env, FIRST, RolloutPhase.PROMOTED, Weights(stable=0, canary=100), RELEASE_TD, "promote",
+                        spec=spec)
     return env, first
 
 
@@ -188,3 +190,25 @@ def test_the_monitors_rollback_records_the_weights_it_read_back(monkeypatch):
     assert result.outcome == "rolled_back", result
     end = env.ledger.get(env.targets.canary_service).last_transition("rollback")
     assert end.actor == "monitor" and end.to_weights == Weights(stable=100, canary=0)
+
+
+def test_a_monitor_started_with_only_the_image_rolls_back_by_the_rollouts_recorded_spec(monkeypatch, caplog):
+    """The `monitor` flow judged and rolled back by the spec it was given. A person filling the
+    form with the promoted image alone got default guardrails, and its rollback left the flags
+    the rollout had bound to its traffic on, for everyone."""
+    import logging
+
+    from rollway.fakes import FakeFlagStore
+    from rollway.flags import FlagState
+    from rollway.spec import FlagBinding
+
+    bound = SPEC.model_copy(update={"flags": (FlagBinding(feature="multi-session"),)})
+    env, _ = promoted_world(monkeypatch, spec=bound)
+    env.flags = FakeFlagStore([FlagState(feature="multi-session", enabled=True, percentage=100.0)])
+
+    with caplog.at_level(logging.WARNING):
+        result = monitor(spec={"image": FIRST, "stages": [{"weight": 5}, {"weight": 100}]}, window_seconds=600)
+    assert result.outcome == "rolled_back", result
+    assert env.flags.get("multi-session").enabled is False, "the rollout's bound flag is off after its rollback"
+    assert any("the recorded ones govern this window" in r.getMessage() and "flags" in r.getMessage()
+               for r in caplog.records)
