@@ -176,7 +176,11 @@ def serve_all(
     """
     from prefect import serve
 
-    serve(*deployments, limit=limit, query_seconds=poll_seconds)
+    # Prefect's runner pauses every deployment it served when it stops, and pausing deletes the
+    # scheduled runs: a serve process restarted (an upgrade, a reboot) across Monday 09:00 lost
+    # that advance_phase run, and the rollout a week. Left active, the run waits as Late and the
+    # runner starts it when it is back; the weekly calendar then decides as at the cron.
+    serve(*deployments, limit=limit, query_seconds=poll_seconds, pause_on_shutdown=False)
 
 
 def validation_spec(url: str) -> ValidationSpec:

@@ -105,16 +105,37 @@ def owner_finished(owner: str | None) -> bool:
     """Whether the flow run that owned a rollout has ended, asked of the Prefect API.
 
     A run paused for an approval does not renew its lease, so an expired lease alone does not
-    mean its run died. An owner that is not a flow run cannot be asked: its lease decides.
+    mean its run died. An owner that is not a flow run cannot be asked: its lease decides. Nor can
+    a flow run this Prefect API does not have (deleted in the UI or by a retention policy, or run
+    against another API, such as an ephemeral one): its lease decides too, and the log says so.
     """
     from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
 
     run_id = owner_run_id(owner)
     if run_id is None:
         return True
     with get_client(sync_client=True) as client:
-        run = client.read_flow_run(run_id)
+        try:
+            run = client.read_flow_run(run_id)
+        except ObjectNotFound:
+            # Raised, it failed the weekly tick with a bare "ObjectNotFound: None", and the run's
+            # hook rolled back the rollout the tick should have resumed or left alone.
+            _warn(f"the rollout's holder {owner} is not a flow run on the Prefect API at {client.api_url} "
+                  "(deleted, or run against another Prefect API): its lease decides whether it is still at work")
+            return True
     return run.state is not None and run.state.is_final()
+
+
+def _warn(message: str) -> None:
+    """``message`` in the run's log (the UI shows it), or this module's logger outside a run."""
+    from prefect.exceptions import MissingContextError
+    from prefect.logging import get_logger, get_run_logger
+
+    try:
+        get_run_logger().warning(message)
+    except MissingContextError:
+        get_logger(__name__).warning(message)
 
 
 FINALIZING_TAG = "rollway:finalizing"

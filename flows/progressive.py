@@ -464,7 +464,8 @@ def advance(env: Environment, approver: Approver, *, owner: str, actor: str = "s
 
     ``early_reason``: a person starts the next phase now, before the calendar says it is due,
     and says why (recorded in the ledger with ``actor``). Everything else still holds: the
-    current phase must have passed its stages, and a live run driving it is left alone.
+    current phase must have passed its stages, and a live run driving it is left alone. An
+    early start that finds no phase to start raises PhaseRefused saying why.
 
     Returns None when there is nothing to do (no rollout, finished, or this week's phase
     already started and still owned). Raises PhaseRefused when the previous phase did not pass,
@@ -496,6 +497,9 @@ def advance(env: Environment, approver: Approver, *, owner: str, actor: str = "s
         return run_progressive(env, recorded_policy(record), approver, owner=owner, actor=actor, phased=True,
                                lease_seconds=lease_seconds)
     if record is None or record.phase.terminal:
+        if early_reason is not None:
+            raise PhaseRefused(f"no unfinished rollout of {service}: there is no next phase to start early; "
+                               "nothing was changed")
         log.info("no unfinished rollout of %s: nothing to advance", service)
         return None
     spec = recorded_policy(record)
@@ -638,12 +642,21 @@ def _next_phase(env: Environment, spec: RolloutSpec, record: RolloutRecord, now:
     ``early_reason``; None when there is nothing to do."""
     log = get_run_logger()
     service = env.targets.canary_service
+    # A person who asked for an early start is told why nothing started: a run that completed
+    # after only logging "nothing to do" looked, in the UI, like the phase had started.
+    refuse_early = f"; nothing was changed, and no phase was started early for {actor}"
     if record.owner is not None and not owner_finished(record.owner):
         # A live run drives it (one paused for an approval renews no lease, so the lease says
         # nothing): starting a phase over it would leave two runs moving the traffic.
+        if early_reason is not None:
+            raise PhaseRefused(f"{service}: phase {record.weekly_phase_index + 1} is still driven by {record.owner}, "
+                               f"whose run has not ended (it may be waiting for an approval){refuse_early}")
         log.info("%s's rollout is driven by %s, whose run has not ended: nothing to do", service, record.owner)
         return None
     if not record.phased:
+        if early_reason is not None:
+            raise PhaseRefused(f"{service}'s rollout runs every stage now (unphased), not by weekly phases"
+                               f"{refuse_early}")
         log.info("%s's rollout runs every stage now (unphased), not by the weekly plan: nothing to do", service)
         return None
     # Calendar weeks in the rollout's own zone (the one its Monday cron fires in), and at least
@@ -667,6 +680,8 @@ def _next_phase(env: Environment, spec: RolloutSpec, record: RolloutRecord, now:
         )
     nxt = record.weekly_phase_index + 1
     if nxt >= len(spec.phases):
+        if early_reason is not None:
+            raise PhaseRefused(f"every phase of {service}'s rollout has run{refuse_early}")
         log.info("every phase of %s has run", service)
         return None
     if why:

@@ -16,6 +16,7 @@ from prefect import flow
 from flows.progressive import PhaseRefused, advance, advance_phase, run_progressive
 from rollway.approvals import auto_approve
 from rollway.ledger import Transition
+from rollway.phases import RolloutPhase
 from tests.flows.test_progressive_fakes import env_with_ledger, full_spec, shifts
 
 H = 3600
@@ -29,8 +30,10 @@ def week_1(env):
 
 
 @flow
-def by_hand(env, actor, reason):
-    return advance(env, auto_approve(actor), owner="by-hand", actor=actor, early_reason=reason)
+def by_hand(env, actor, reason, live_owner=None):
+    """A person's advance_phase run; ``live_owner``: a holder whose run Prefect says has not ended."""
+    return advance(env, auto_approve(actor), owner="by-hand", actor=actor, early_reason=reason,
+                   owner_finished=lambda owner: owner != live_owner)
 
 
 def test_a_person_starts_the_next_phase_early_and_the_ledger_says_who_and_why():
@@ -47,19 +50,40 @@ def test_a_person_starts_the_next_phase_early_and_the_ledger_says_who_and_why():
     assert "early, before Mon 2027-01-18 00:00 UTC, by bob" in started[-1].comment and REASON in started[-1].comment
 
 
-def test_an_early_start_is_refused_while_the_current_phase_has_not_passed():
+def week_1_not_passed(**changes):
+    """Week 1 ran on Tuesday and is recorded not passed (with ``changes``), two hours later: (env, service)."""
     env = env_with_ledger()
     env.clock.t = TUESDAY
     assert week_1(env).outcome == "holding"
     service = env.targets.canary_service
-    # Week 1 held without passing (as a phase whose stage was inconclusive leaves it).
     now = env.clock.now()
     env.ledger.record(service, owner=None, now=now, transition=Transition(at=now, kind="note", actor="test"),
-                      weekly_phase_passed=False, stage_passed=False)
+                      weekly_phase_passed=False, **changes)
     env.clock.t += 2 * H
+    return env, service
+
+
+def test_an_early_start_is_refused_while_the_current_phase_has_not_passed():
+    # Week 1 held without passing (as a phase whose stage was inconclusive leaves it).
+    env, service = week_1_not_passed(stage_passed=False)
     with pytest.raises(PhaseRefused, match="phase 1 has not passed"):
         by_hand(env, "bob", REASON)
     assert shifts(env) == [5] and env.ledger.get(service).weekly_phase_index == 0
+
+
+def test_an_early_start_while_the_phases_run_is_still_at_work_is_refused_saying_so():
+    """Week 1's run still drives it (waiting for an approval, say). bob's early start used to end
+    Completed, only its log saying "nothing to do": in the UI it looked as if week 2 had started."""
+    env, service = week_1_not_passed(phase=RolloutPhase.PROGRESSING)
+    env.ledger.acquire(service, owner="week-1-run", now=env.clock.now(), lease_seconds=600)
+    with pytest.raises(PhaseRefused, match=r"phase 1 is still driven by week-1-run[\s\S]*no phase was started early"):
+        by_hand(env, "bob", REASON, live_owner="week-1-run")
+    assert shifts(env) == [5] and env.ledger.get(service).weekly_phase_index == 0
+
+
+def test_an_early_start_with_no_rollout_is_refused():
+    with pytest.raises(PhaseRefused, match="no next phase to start early"):
+        by_hand(env_with_ledger(), "bob", REASON)
 
 
 def test_the_schedule_cannot_start_a_phase_early():

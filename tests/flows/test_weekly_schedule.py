@@ -17,7 +17,8 @@ import logging
 from zoneinfo import ZoneInfo
 
 import pytest
-from prefect import flow
+from prefect import flow, get_client
+from prefect.states import Crashed
 
 import flows.progressive
 from flows.progressive import advance, advance_phase, run_progressive
@@ -247,6 +248,28 @@ def test_an_advance_spec_with_an_unknown_timezone_is_refused_before_the_run(monk
     assert state.is_failed() and "Validation of flow parameters failed" in (state.message or "")
     assert "weekly_timezone" in state.message
     assert env.router.weights == Weights.canary_at(5) and env.flags.flags[FEATURE].percentage == 5
+
+
+def test_a_tick_whose_holder_prefect_no_longer_has_goes_on_and_rolls_nothing_back(monkeypatch, caplog):
+    """A run took the rollout after week 1 and died; its flow run was then deleted from the UI.
+    The Monday tick asked Prefect whether that run had ended, got ObjectNotFound, failed with
+    "ObjectNotFound: None", and its hook rolled back the healthy rollout. Prefect cannot say, so
+    the lapsed lease decides, as for an owner that is not a flow run: week 2 starts."""
+    env, spec = _week_one_with_a_bound_flag(monkeypatch)
+    with get_client(sync_client=True) as client:
+        gone = client.create_flow_run(flow=first_run, state=Crashed())
+        client.delete_flow_run(gone.id)
+    service = env.targets.canary_service
+    env.ledger.acquire(service, owner=f"flow-run/{gone.id}", now=env.clock.now() - WEEK / 2, lease_seconds=600,
+                       wall=env.wall() - 3600)
+    with caplog.at_level(logging.WARNING):
+        state = advance_phase(spec=spec.model_dump(mode="json"), return_state=True)
+    record = env.ledger.get(service)
+    assert state.is_completed(), state.message
+    assert record.phase is RolloutPhase.PROMOTED and [t for t in record.history if t.kind == "rollback"] == []
+    assert env.router.weights == Weights(stable=0, canary=100) and env.flags.flags[FEATURE].enabled
+    said = [r.getMessage() for r in caplog.records if str(gone.id) in r.getMessage()]
+    assert said and "its lease decides" in said[0], caplog.text
 
 
 # --- the rollout clock against the wall calendar ---------------------------------------------
