@@ -47,7 +47,9 @@ from flows.params import WaitSeconds
 from rollway.aws.ecr import ACTIVE, EcrRepository, HeldImage, RegistryLogin
 from rollway.aws.ecs import EcsDeployer
 from rollway.aws.errors import AdapterError, TargetNotFound
-from rollway.image import LATEST, ImageReferences, InvalidImageTarget, image_references, registry_of
+from rollway.image import (
+    LATEST, ImageReferences, InvalidImageTarget, image_references, registry_of, repository_problem,
+)
 from rollway.publish import (
     DOCKER_TIMEOUT_SECONDS, PublishIncomplete, PublishProgress, PublishRefused, PublishRequest, PublishResult,
     release_refusal,
@@ -190,6 +192,13 @@ def run_publish(request: PublishRequest, targets: Targets, get_client: Callable[
             f"refused before building anything: Targets.ecr_repository {targets.ecr_repository!r} is a repository "
             f"URI: give the repository name ({name!r}); the registry is this account's ECR in {targets.region} "
             "(a repository in another account or region is not supported)")
+    # Targets only checks it is an AWS name: one docker and ECR do not take (upper case, a
+    # doubled or trailing '/') went to DescribeRepositories and came back as "not found: create
+    # it first" (or InvalidParameterException, tried three times), never as the typo it is.
+    problem = repository_problem(targets.ecr_repository)
+    if problem:
+        raise PublishRefused(f"refused before building anything: Targets.ecr_repository {targets.ecr_repository!r} "
+                             f"{problem}")
     ecr = EcrRepository(get_client("ecr"), targets) if request.registry is None else None
     deployer = EcsDeployer(get_client("ecs"), targets)
 

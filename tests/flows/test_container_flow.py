@@ -231,8 +231,8 @@ def test_by_default_the_release_goes_to_ecr_with_ecrs_token_handed_to_docker_log
 
 
 @flow
-def publish_with(aws, publisher: FakeImagePublisher, request: PublishRequest):
-    return run_publish(request, aws.targets, aws.get_client, open_publisher=lambda: nullcontext(publisher))
+def publish_with(aws, publisher: FakeImagePublisher, request: PublishRequest, targets=None):
+    return run_publish(request, targets or aws.targets, aws.get_client, open_publisher=lambda: nullcontext(publisher))
 
 
 class EcrBacked(FakeImagePublisher):
@@ -436,19 +436,29 @@ def test_latest_pushed_as_another_runs_image_is_not_reported_as_this_release(aws
     assert revisions(aws) == before
 
 
-def test_a_repository_uri_in_the_targets_is_refused_before_any_aws_call(aws, tmp_path):
-    # Targets.ecr_repository holding the URI (<account>.dkr.ecr.<region>.amazonaws.com/<name>, what
-    # the ECR console shows; a repository in another account or region looks like this) was looked
-    # up as a repository *named* so: "not found: create it first", or with a registry override a
-    # reference 127.0.0.1:5000/<account>.dkr.ecr.../<name>:<version>.
+@pytest.mark.parametrize(("repository", "why"), [
+    # The URI (<account>.dkr.ecr.<region>.amazonaws.com/<name>, what the ECR console shows; a
+    # repository in another account or region looks like this) was looked up as a repository
+    # *named* so: "not found: create it first", or with a registry override a reference
+    # 127.0.0.1:5000/<account>.dkr.ecr.../<name>:<version>.
+    ("uri", r"is a repository URI.*webordinary/edit-container"),
+    # A name neither docker nor ECR takes was looked up too, and came back as "not found".
+    ("Webordinary/Edit-Container", r"Targets.ecr_repository 'Webordinary/Edit-Container' has a repository path "
+                                   r"component 'Webordinary' that is not lowercase"),
+    ("webordinary/edit-container/", r"Targets.ecr_repository 'webordinary/edit-container/' has an empty"),
+])
+@pytest.mark.parametrize("registry", [None, "127.0.0.1:5999"])
+def test_a_repository_that_is_not_a_repository_name_is_refused_before_any_aws_call(aws, tmp_path, watch_calls,
+                                                                                     repository, why, registry):
     (tmp_path / "Dockerfile").write_text("FROM scratch\n")
-    blocks = saved_blocks(aws, "container")
-    RollwayTargets(**{**aws.targets.model_dump(), "ecr_repository": aws.topology.repository_uri}).save(
-        blocks, overwrite=True)
-    for registry in (None, "127.0.0.1:5999"):
-        with pytest.raises(PublishRefused, match=r"is a repository URI.*webordinary/edit-container"):
-            publish_container(version="2.0.0", context_dir=str(tmp_path), registry=registry,
-                              docker_executable=NO_DOCKER, targets_block=blocks, aws_credentials_block=blocks)
+    targets = aws.targets.model_copy(
+        update={"ecr_repository": aws.topology.repository_uri if repository == "uri" else repository})
+    ecr_calls, ecs_calls = watch_calls(aws.get_client("ecr")), watch_calls(aws.get_client("ecs"))
+    publisher = FakeImagePublisher()
+    with pytest.raises(PublishRefused, match=why):
+        publish_with(aws, publisher, PublishRequest(version="2.0.0", context_dir=tmp_path, registry=registry),
+                     targets)
+    assert ecr_calls == ecs_calls == publisher.calls == []
 
 
 def test_a_run_that_registers_nothing_is_not_told_to_go_on_by_registering(aws, tmp_path):
