@@ -280,6 +280,24 @@ def test_an_ecr_release_logs_in_with_ecrs_token_pushes_both_tags_and_registers_t
     assert described(aws, result.task_definition)["containerDefinitions"][0]["image"] == f"{uri}:2.0.0"
 
 
+def test_a_release_whose_summary_artifact_cannot_be_written_still_returns_what_it_registered(aws, tmp_path,
+                                                                                            monkeypatch):
+    # The summary is written once everything is pushed and registered: a Prefect API that
+    # refused it failed a release that had happened, and the revision's ARN was lost with it.
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+
+    def api_down(**_):
+        raise RuntimeError("the Prefect API answered 503")
+
+    monkeypatch.setattr(flows_container, "create_markdown_artifact", api_down)
+    before = revisions(aws)
+
+    result = publish_with(aws, EcrBacked(aws), PublishRequest(version="2.0.0", context_dir=tmp_path))
+
+    assert revisions(aws) == [*before, result.task_definition]
+    assert described(aws, result.task_definition)["containerDefinitions"][0]["image"] == result.image
+
+
 def _refusing(client, operation: str, code: str):
     """``client`` answering ``operation`` with an error, as AWS does for a role without the permission."""
     def refuse(**_):
