@@ -10,8 +10,9 @@ The seed's "Deploy Container Image" step, made safe to run and re-run:
    ``Targets.container_name``); refuse before building a version the registry already holds
    (a version must mean one image) and ``latest`` on a repository with immutable tags;
 3. check the docker daemon answers (with ``registry`` given, also ask that registry for the
-   version, and refuse as above), build (labels: the version, the git commit), tag the version
-   and ``latest``;
+   version, and refuse as above), build (labels: the version, the git commit), check that the
+   image is built for the platform the family's tasks run on (push nothing otherwise), tag the
+   version and ``latest``;
 4. log in (ECR: the GetAuthorizationToken asked for before building, so a role without it is
    refused before any build; handed to ``docker login`` on stdin) in a private docker config
    directory, push the version then ``latest``;
@@ -205,6 +206,7 @@ def run_publish(request: PublishRequest, targets: Targets, get_client: Callable[
     # Everything that can refuse is asked before the first docker command.
     refs, latest_immutable, ecr_image = _target(request, targets, ecr)
     ecr_digest = ecr_image.digest if ecr_image is not None else None
+    platform = None
     if request.register_task_definition:
         base_image = steps.base_image(deployer, targets.task_family)
         log.info("publish: the latest ACTIVE revision of %s runs %s in container %s", targets.task_family,
@@ -219,6 +221,7 @@ def run_publish(request: PublishRequest, targets: Targets, get_client: Callable[
                    f"{refs.registry}: run with register_task_definition=False to only push there")
             log.error("publish: refused: %s", why)
             raise PublishRefused(f"refused before building anything: {why}")
+        platform = steps.base_platform(deployer, targets.task_family)
     credentials = None
     if ecr is not None:
         _refuse(refs, version_digest=ecr_digest, latest_immutable=latest_immutable, request=request,
@@ -237,7 +240,7 @@ def run_publish(request: PublishRequest, targets: Targets, get_client: Callable[
         if credentials is not None:
             run.done(f"ECR issued a docker login for {credentials.registry}")
         with open_publisher() as publisher:
-            _with_publisher(run, publisher, request, refs, ecr, credentials)
+            _with_publisher(run, publisher, request, refs, ecr, credentials, platform)
 
     if request.register_task_definition:
         with run.step(f"register a revision of {targets.task_family}"):
@@ -277,7 +280,8 @@ def _ecr_login(ecr: EcrRepository, refs: ImageReferences) -> RegistryLogin:
 
 
 def _with_publisher(run: _Run, docker: ImagePublisher, request: PublishRequest, refs: ImageReferences,
-                    ecr: EcrRepository | None, credentials: RegistryLogin | None = None) -> None:
+                    ecr: EcrRepository | None, credentials: RegistryLogin | None = None,
+                    platform: str | None = None) -> None:
     """The docker part of a run: check the daemon (and, for a registry other than ECR, what it
     holds), then build and push, logging out at the end whatever happened."""
     with run.step("reach the docker daemon"):
@@ -292,7 +296,7 @@ def _with_publisher(run: _Run, docker: ImagePublisher, request: PublishRequest, 
             run.done(f"{refs.versioned} is in {refs.registry} ({found}): nothing built or pushed")
             return
     try:
-        _build_and_push(run, docker, request, refs, ecr, credentials)
+        _build_and_push(run, docker, request, refs, ecr, credentials, platform)
     finally:
         _logout(run, docker)
 
@@ -326,12 +330,25 @@ def _refuse(refs: ImageReferences, *, version_digest: str | None, latest_immutab
 
 
 def _build_and_push(run: _Run, docker: ImagePublisher, request: PublishRequest, refs: ImageReferences,
-                    ecr: EcrRepository | None, credentials: RegistryLogin | None) -> None:
+                    ecr: EcrRepository | None, credentials: RegistryLogin | None, platform: str | None) -> None:
+    """Build, tag and push; ``platform``: what the task family's tasks run on (None: not known)."""
     with run.step(f"build {request.context_dir}"):
         image_id = steps.build(docker, str(request.context_dir),
                                str(request.dockerfile) if request.dockerfile else None, [], request.image_labels())
     run.progress.image_id = image_id
     run.done(f"built {image_id} from {request.context_dir}")
+    if platform is not None:
+        # docker builds for the machine it runs on: on an arm64 worker (Graviton, a Mac) the
+        # image of an X86_64 family was pushed and registered, and its tasks could not start
+        # ("exec format error", or no manifest for linux/amd64) until the canary failed on it.
+        with run.step(f"check that {image_id} runs on {platform}"):
+            built = steps.image_platform(docker, image_id)
+            if built != platform:
+                raise RuntimeError(
+                    f"the image was built for {built}, and the task family's tasks run on {platform} (its "
+                    "runtimePlatform; Fargate's default is linux/amd64), so they could not start it: build on a "
+                    f"{platform} machine (docker_host can name a daemon there)")
+        run.done(f"{image_id} is built for {platform}, what the task family runs on")
     for reference in refs.all:
         with run.step(f"tag {reference}"):
             steps.tag(docker, image_id, reference)

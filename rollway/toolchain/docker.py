@@ -204,6 +204,16 @@ class DockerCli:
             raise DockerCommandFailed(f"docker build of {context} wrote no image id (got {image_id!r})")
         return image_id
 
+    def image_platform(self, image: str) -> str:
+        """The platform ``image`` (an id or reference) was built for: ``os/architecture``
+        (``linux/amd64``), as the daemon records it."""
+        try:
+            result = self._run("image", "inspect", "--format", "{{.Os}}/{{.Architecture}}", image,
+                               timeout_seconds=60, quiet=True)
+        except ToolFailed as err:
+            raise DockerCommandFailed(str(err)) from err
+        return result.output[-1].strip() if result.output else ""
+
     def tag(self, image: str, reference: str) -> None:
         """Tag ``image`` (an id or reference) as ``reference``."""
         try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import platform
 from contextlib import nullcontext
 from types import SimpleNamespace
 
@@ -30,12 +31,20 @@ REPOSITORY = "webordinary/edit-container"
 NO_DOCKER = "/nonexistent/docker"
 
 
-def pulling_from(aws, registry: str) -> str:
+def pulling_from(aws, registry: str, architecture: str | None = None) -> str:
     """Register a revision of the task family whose container pulls from ``registry`` (as a
     family served from a private registry does): the flow registers a registry override's
-    references only into such a family. Returns its ARN."""
-    return EcsDeployer(aws.get_client("ecs"), aws.targets).register_revision(
+    references only into such a family. ``architecture``: its tasks run on that CPU
+    architecture (runtimePlatform) instead of the base's X86_64. Returns its ARN."""
+    arn = EcsDeployer(aws.get_client("ecs"), aws.targets).register_revision(
         f"{registry}/{REPOSITORY}:1.0.0", aws.targets.task_family)
+    if architecture is None:
+        return arn
+    copied = {k: v for k, v in described(aws, arn).items()
+              if k in ("family", "containerDefinitions", "networkMode", "requiresCompatibilities", "cpu", "memory")}
+    return aws.get_client("ecs").register_task_definition(
+        **copied, runtimePlatform={"cpuArchitecture": architecture, "operatingSystemFamily": "LINUX"},
+    )["taskDefinition"]["taskDefinitionArn"]
 
 
 def revisions(aws) -> list[str]:
@@ -120,6 +129,28 @@ def test_a_failed_build_is_safe_to_re_run_and_a_pushed_version_is_registered_lat
     registered = publish_container(version="2.1.0", register_existing=True, **common)
     assert registered.image_id is None and registered.digest == pushed.digest
     assert described(aws, registered.task_definition)["containerDefinitions"][0]["image"] == pushed.image
+
+
+@pytest.mark.integration
+def test_an_image_built_for_another_platform_than_the_family_runs_on_is_not_pushed(aws, docker_engine):
+    # docker builds for the machine it runs on; the family's tasks run on the other architecture
+    # (an arm64 worker building for X86_64 Fargate tasks is the common case).
+    built = "amd64" if platform.machine().lower() in ("x86_64", "amd64") else "arm64"
+    blocks = saved_blocks(aws, "container")
+    pulling_from(aws, docker_engine.registry, architecture="ARM64" if built == "amd64" else "X86_64")
+    before, latest = revisions(aws), docker_engine.served_digest(REPOSITORY, "latest")
+
+    with pytest.raises(PublishIncomplete) as caught:
+        publish_container(version="5.0.0", context_dir=str(docker_engine.context("platform")),
+                          registry=docker_engine.registry, docker_host=docker_engine.docker_host,
+                          targets_block=blocks, aws_credentials_block=blocks)
+
+    message = str(caught.value)
+    assert f"the image was built for linux/{built}" in message and "could not start it" in message
+    assert "nothing was pushed" in message and "re-running with the same version is safe" in message
+    assert docker_engine.served_digest(REPOSITORY, "5.0.0") is None
+    assert docker_engine.served_digest(REPOSITORY, "latest") == latest  # not moved
+    assert revisions(aws) == before
 
 
 def test_a_bad_version_or_a_missing_task_family_is_refused_before_any_docker_call(aws, tmp_path):
@@ -296,6 +327,19 @@ def test_a_release_whose_summary_artifact_cannot_be_written_still_returns_what_i
 
     assert revisions(aws) == [*before, result.task_definition]
     assert described(aws, result.task_definition)["containerDefinitions"][0]["image"] == result.image
+
+
+def test_an_image_built_for_another_platform_is_neither_pushed_nor_registered(aws, tmp_path):
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    publisher = EcrBacked(aws, platform="linux/arm64")  # an arm64 worker; the family runs on X86_64
+    before = revisions(aws)
+
+    with pytest.raises(PublishIncomplete, match=r"built for linux/arm64, and the task family's tasks run on "
+                                                r"linux/amd64"):
+        publish_with(aws, publisher, PublishRequest(version="2.0.0", context_dir=tmp_path))
+
+    assert not [c for c in publisher.calls if c.startswith("push")] and publisher.registry == {}
+    assert revisions(aws) == before
 
 
 def _refusing(client, operation: str, code: str):
