@@ -371,19 +371,16 @@ def _build_and_push(run: _Run, docker: ImagePublisher, request: PublishRequest, 
                 raise
         run.progress.digests[reference] = digest
         run.done(f"pushed {reference} ({digest})")
+        if reference == refs.versioned and refs.latest is not None:
+            # Before latest moves: a run that lost a race for the version (see below) moved
+            # latest to its own image all the same, one no version tag names any more.
+            with run.step(f"check {refs.versioned} in the registry"):
+                _version_is_ours(run, docker, refs, ecr, request)
     # Two runs of the same version at once both find it absent and both push: the tag then names
     # the image pushed last, and a revision pinning it would run the other run's image while this
     # run reports its own digest. Ask the registry once more, right before registering.
     with run.step(f"check {refs.versioned} in the registry"):
-        held = (steps.ecr_image_digest(ecr, request.version) if ecr is not None
-                else steps.registry_digest(docker, refs.versioned))
-        pushed = run.progress.digests[refs.versioned]
-        if held != pushed:
-            raise RuntimeError(
-                f"the registry now holds {held or 'no image'} for {refs.versioned}, not {pushed} which this run "
-                "pushed: another run pushed (or deleted) the same version meanwhile, so nothing was registered "
-                "from this run "
-                "(register_existing=True would register the image the registry holds now)")
+        pushed = _version_is_ours(run, docker, refs, ecr, request)
         # The local tags are the daemon's, shared by every run on it: another run that tagged
         # latest between this run's tag and push made this run push its image as latest.
         latest = run.progress.digests.get(refs.latest) if refs.latest is not None else None
@@ -393,6 +390,22 @@ def _build_and_push(run: _Run, docker: ImagePublisher, request: PublishRequest, 
                 f"daemon re-tagged it meanwhile, so latest names another image; push this release as latest by "
                 f"hand if it should be (docker tag {run.progress.image_id} {refs.latest}, then docker push)")
     run.done(f"{refs.versioned} in the registry is this run's image ({pushed})")
+
+
+def _version_is_ours(run: _Run, docker: ImagePublisher, refs: ImageReferences, ecr: EcrRepository | None,
+                     request: PublishRequest) -> str:
+    """The digest this run pushed for the version, once the registry says it still holds it;
+    RuntimeError when it holds another image (or none)."""
+    held = (steps.ecr_image_digest(ecr, request.version) if ecr is not None
+            else steps.registry_digest(docker, refs.versioned))
+    pushed = run.progress.digests[refs.versioned]
+    if held != pushed:
+        raise RuntimeError(
+            f"the registry now holds {held or 'no image'} for {refs.versioned}, not {pushed} which this run "
+            "pushed: another run pushed (or deleted) the same version meanwhile, so nothing was registered "
+            "from this run "
+            "(register_existing=True would register the image the registry holds now)")
+    return pushed
 
 
 def _expiring(credentials: RegistryLogin) -> bool:

@@ -431,10 +431,12 @@ def test_a_registry_override_is_not_registered_into_a_family_that_pulls_from_ecr
     assert revisions(aws) == before
 
 
-def test_a_version_another_run_pushed_over_meanwhile_is_not_registered(aws, tmp_path):
+@pytest.mark.parametrize("push_latest", [False, True])
+def test_a_version_another_run_pushed_over_meanwhile_is_not_registered(aws, tmp_path, push_latest):
     # Two runs of 2.0.0 at once (a double start from the UI) on a mutable repository: both find
     # the version absent, both build and push. The one that pushed first must not register a
-    # revision pinning 2.0.0, which now names the other run's image, nor report its own digest.
+    # revision pinning 2.0.0, which now names the other run's image, nor report its own digest,
+    # nor move latest to its own image, which no version tag names any more.
     (tmp_path / "Dockerfile").write_text("FROM scratch\n")
     uri = aws.topology.repository_uri
     ecr = aws.get_client("ecr")
@@ -446,12 +448,13 @@ def test_a_version_another_run_pushed_over_meanwhile_is_not_registered(aws, tmp_
                 put_manifest(ecr, aws.targets.ecr_repository, "2.0.0", "sha256:" + "2" * 64)
             return digest
 
-    before = revisions(aws)
+    before, publisher = revisions(aws), Raced(aws)
     with pytest.raises(PublishIncomplete) as caught:
-        publish_with(aws, Raced(aws), PublishRequest(version="2.0.0", context_dir=tmp_path, push_latest=False))
+        publish_with(aws, publisher, PublishRequest(version="2.0.0", context_dir=tmp_path, push_latest=push_latest))
     message = str(caught.value)
     assert f"{uri}:2.0.0" in message and "another" in message
     assert revisions(aws) == before
+    assert f"push {uri}:latest" not in publisher.calls
 
 
 def test_a_failed_version_push_that_left_the_version_in_the_registry_does_not_promise_a_safe_re_run(aws, tmp_path):
