@@ -10,8 +10,9 @@ The seed's "Deploy Container Image" step, made safe to run and re-run:
    ``Targets.container_name``); refuse before building a version the registry already holds
    (a version must mean one image) and ``latest`` on a repository with immutable tags;
 3. check the docker daemon answers (with ``registry`` given, also ask that registry for the
-   version, and refuse as above), build (labels: the version, the git commit), tag the version
-   and ``latest``;
+   version, and refuse as above), build (labels: the version, the git commit), check that the
+   image is built for the platform the family's tasks run on (push nothing otherwise), tag the
+   version and ``latest``;
 4. log in (ECR: the GetAuthorizationToken asked for before building, so a role without it is
    refused before any build; handed to ``docker login`` on stdin) in a private docker config
    directory, push the version then ``latest``;
@@ -47,7 +48,9 @@ from flows.params import WaitSeconds
 from rollway.aws.ecr import ACTIVE, EcrRepository, HeldImage, RegistryLogin
 from rollway.aws.ecs import EcsDeployer
 from rollway.aws.errors import AdapterError, TargetNotFound
-from rollway.image import LATEST, ImageReferences, InvalidImageTarget, image_references, registry_of
+from rollway.image import (
+    LATEST, ImageReferences, InvalidImageTarget, image_references, registry_of, repository_problem,
+)
 from rollway.publish import (
     DOCKER_TIMEOUT_SECONDS, PublishIncomplete, PublishProgress, PublishRefused, PublishRequest, PublishResult,
     release_refusal,
@@ -190,12 +193,20 @@ def run_publish(request: PublishRequest, targets: Targets, get_client: Callable[
             f"refused before building anything: Targets.ecr_repository {targets.ecr_repository!r} is a repository "
             f"URI: give the repository name ({name!r}); the registry is this account's ECR in {targets.region} "
             "(a repository in another account or region is not supported)")
+    # Targets only checks it is an AWS name: one docker and ECR do not take (upper case, a
+    # doubled or trailing '/') went to DescribeRepositories and came back as "not found: create
+    # it first" (or InvalidParameterException, tried three times), never as the typo it is.
+    problem = repository_problem(targets.ecr_repository)
+    if problem:
+        raise PublishRefused(f"refused before building anything: Targets.ecr_repository {targets.ecr_repository!r} "
+                             f"{problem}")
     ecr = EcrRepository(get_client("ecr"), targets) if request.registry is None else None
     deployer = EcsDeployer(get_client("ecs"), targets)
 
     # Everything that can refuse is asked before the first docker command.
     refs, latest_immutable, ecr_image = _target(request, targets, ecr)
     ecr_digest = ecr_image.digest if ecr_image is not None else None
+    platform = None
     if request.register_task_definition:
         base_image = steps.base_image(deployer, targets.task_family)
         log.info("publish: the latest ACTIVE revision of %s runs %s in container %s", targets.task_family,
@@ -210,6 +221,7 @@ def run_publish(request: PublishRequest, targets: Targets, get_client: Callable[
                    f"{refs.registry}: run with register_task_definition=False to only push there")
             log.error("publish: refused: %s", why)
             raise PublishRefused(f"refused before building anything: {why}")
+        platform = steps.base_platform(deployer, targets.task_family)
     credentials = None
     if ecr is not None:
         _refuse(refs, version_digest=ecr_digest, latest_immutable=latest_immutable, request=request,
@@ -228,7 +240,7 @@ def run_publish(request: PublishRequest, targets: Targets, get_client: Callable[
         if credentials is not None:
             run.done(f"ECR issued a docker login for {credentials.registry}")
         with open_publisher() as publisher:
-            _with_publisher(run, publisher, request, refs, ecr, credentials)
+            _with_publisher(run, publisher, request, refs, ecr, credentials, platform)
 
     if request.register_task_definition:
         with run.step(f"register a revision of {targets.task_family}"):
@@ -241,7 +253,14 @@ def run_publish(request: PublishRequest, targets: Targets, get_client: Callable[
         digest=run.progress.digests.get(refs.versioned), image_id=run.progress.image_id,
         task_definition=run.progress.task_definition, steps=tuple(run.progress.steps),
     )
-    create_markdown_artifact(key=ARTIFACT_KEY, markdown=_summary(result), description="container release")
+    try:
+        create_markdown_artifact(key=ARTIFACT_KEY, markdown=_summary(result), description="container release")
+    except Exception as err:  # noqa: BLE001 - see below
+        # Everything is pushed and registered by now: failing the run over its summary would
+        # report a release that happened as failed, lose the revision's ARN from the result, and
+        # a re-run (refused: the version is in the registry; or register_existing) would
+        # register a second revision. The log above holds every step.
+        log.warning("publish: could not write the artifact (the release itself is done): %s", err)
     return result
 
 
@@ -261,7 +280,8 @@ def _ecr_login(ecr: EcrRepository, refs: ImageReferences) -> RegistryLogin:
 
 
 def _with_publisher(run: _Run, docker: ImagePublisher, request: PublishRequest, refs: ImageReferences,
-                    ecr: EcrRepository | None, credentials: RegistryLogin | None = None) -> None:
+                    ecr: EcrRepository | None, credentials: RegistryLogin | None = None,
+                    platform: str | None = None) -> None:
     """The docker part of a run: check the daemon (and, for a registry other than ECR, what it
     holds), then build and push, logging out at the end whatever happened."""
     with run.step("reach the docker daemon"):
@@ -276,7 +296,7 @@ def _with_publisher(run: _Run, docker: ImagePublisher, request: PublishRequest, 
             run.done(f"{refs.versioned} is in {refs.registry} ({found}): nothing built or pushed")
             return
     try:
-        _build_and_push(run, docker, request, refs, ecr, credentials)
+        _build_and_push(run, docker, request, refs, ecr, credentials, platform)
     finally:
         _logout(run, docker)
 
@@ -310,12 +330,25 @@ def _refuse(refs: ImageReferences, *, version_digest: str | None, latest_immutab
 
 
 def _build_and_push(run: _Run, docker: ImagePublisher, request: PublishRequest, refs: ImageReferences,
-                    ecr: EcrRepository | None, credentials: RegistryLogin | None) -> None:
+                    ecr: EcrRepository | None, credentials: RegistryLogin | None, platform: str | None) -> None:
+    """Build, tag and push; ``platform``: what the task family's tasks run on (None: not known)."""
     with run.step(f"build {request.context_dir}"):
         image_id = steps.build(docker, str(request.context_dir),
                                str(request.dockerfile) if request.dockerfile else None, [], request.image_labels())
     run.progress.image_id = image_id
     run.done(f"built {image_id} from {request.context_dir}")
+    if platform is not None:
+        # docker builds for the machine it runs on: on an arm64 worker (Graviton, a Mac) the
+        # image of an X86_64 family was pushed and registered, and its tasks could not start
+        # ("exec format error", or no manifest for linux/amd64) until the canary failed on it.
+        with run.step(f"check that {image_id} runs on {platform}"):
+            built = steps.image_platform(docker, image_id)
+            if built != platform:
+                raise RuntimeError(
+                    f"the image was built for {built}, and the task family's tasks run on {platform} (its "
+                    "runtimePlatform; Fargate's default is linux/amd64), so they could not start it: build on a "
+                    f"{platform} machine (docker_host can name a daemon there)")
+        run.done(f"{image_id} is built for {platform}, what the task family runs on")
     for reference in refs.all:
         with run.step(f"tag {reference}"):
             steps.tag(docker, image_id, reference)
@@ -338,19 +371,16 @@ def _build_and_push(run: _Run, docker: ImagePublisher, request: PublishRequest, 
                 raise
         run.progress.digests[reference] = digest
         run.done(f"pushed {reference} ({digest})")
+        if reference == refs.versioned and refs.latest is not None:
+            # Before latest moves: a run that lost a race for the version (see below) moved
+            # latest to its own image all the same, one no version tag names any more.
+            with run.step(f"check {refs.versioned} in the registry"):
+                _version_is_ours(run, docker, refs, ecr, request)
     # Two runs of the same version at once both find it absent and both push: the tag then names
     # the image pushed last, and a revision pinning it would run the other run's image while this
     # run reports its own digest. Ask the registry once more, right before registering.
     with run.step(f"check {refs.versioned} in the registry"):
-        held = (steps.ecr_image_digest(ecr, request.version) if ecr is not None
-                else steps.registry_digest(docker, refs.versioned))
-        pushed = run.progress.digests[refs.versioned]
-        if held != pushed:
-            raise RuntimeError(
-                f"the registry now holds {held or 'no image'} for {refs.versioned}, not {pushed} which this run "
-                "pushed: another run pushed (or deleted) the same version meanwhile, so nothing was registered "
-                "from this run "
-                "(register_existing=True would register the image the registry holds now)")
+        pushed = _version_is_ours(run, docker, refs, ecr, request)
         # The local tags are the daemon's, shared by every run on it: another run that tagged
         # latest between this run's tag and push made this run push its image as latest.
         latest = run.progress.digests.get(refs.latest) if refs.latest is not None else None
@@ -360,6 +390,22 @@ def _build_and_push(run: _Run, docker: ImagePublisher, request: PublishRequest, 
                 f"daemon re-tagged it meanwhile, so latest names another image; push this release as latest by "
                 f"hand if it should be (docker tag {run.progress.image_id} {refs.latest}, then docker push)")
     run.done(f"{refs.versioned} in the registry is this run's image ({pushed})")
+
+
+def _version_is_ours(run: _Run, docker: ImagePublisher, refs: ImageReferences, ecr: EcrRepository | None,
+                     request: PublishRequest) -> str:
+    """The digest this run pushed for the version, once the registry says it still holds it;
+    RuntimeError when it holds another image (or none)."""
+    held = (steps.ecr_image_digest(ecr, request.version) if ecr is not None
+            else steps.registry_digest(docker, refs.versioned))
+    pushed = run.progress.digests[refs.versioned]
+    if held != pushed:
+        raise RuntimeError(
+            f"the registry now holds {held or 'no image'} for {refs.versioned}, not {pushed} which this run "
+            "pushed: another run pushed (or deleted) the same version meanwhile, so nothing was registered "
+            "from this run "
+            "(register_existing=True would register the image the registry holds now)")
+    return pushed
 
 
 def _expiring(credentials: RegistryLogin) -> bool:

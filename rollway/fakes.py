@@ -438,9 +438,12 @@ class FakeImagePublisher:
     Args:
         registry: reference -> digest the registry holds already.
         refuse: references whose push the registry refuses (``PushRefused``).
+        platform: what every build is built for (the machine docker runs on).
     """
 
-    def __init__(self, registry: Mapping[str, str] | None = None, refuse: Sequence[str] = ()) -> None:
+    def __init__(self, registry: Mapping[str, str] | None = None, refuse: Sequence[str] = (),
+                 platform: str = "linux/amd64") -> None:
+        self.platform = platform
         self.registry: dict[str, str] = dict(registry or {})
         self.images: dict[str, str] = {}  # local tags: reference -> image id
         self.logins: dict[str, tuple[str, object]] = {}  # registry -> (username, SecretStr password)
@@ -461,6 +464,10 @@ class FakeImagePublisher:
         for reference in tags:
             self.images[reference] = image_id
         return image_id
+
+    def image_platform(self, image: str) -> str:
+        self.calls.append(f"image_platform {image}")
+        return self.platform
 
     def tag(self, image: str, reference: str) -> None:
         self.calls.append(f"tag {reference}")

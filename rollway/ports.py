@@ -186,6 +186,9 @@ class ImagePublisher(Protocol):
               tags: Sequence[str] = (), labels: Mapping[str, str] | None = None) -> str:
         """Build the context and return the image id (``sha256:...``); BuildFailed says why not."""
 
+    def image_platform(self, image: str) -> str:
+        """The platform ``image`` was built for, ``os/architecture`` (``linux/amd64``)."""
+
     def tag(self, image: str, reference: str) -> None:
         """Tag ``image`` as ``reference``."""
 

@@ -8,6 +8,7 @@ from prefect import task
 from prefect.cache_policies import NONE
 
 from rollway.aws.ecr import EcrRepository, HeldImage, RegistryLogin, Repository
+from rollway.aws.ecs import EcsDeployer
 from rollway.aws.errors import AdapterError
 from rollway.ports import ImagePublisher, ServiceDeployer
 from rollway.toolchain.process import ToolError
@@ -61,6 +62,11 @@ def build(docker: ImagePublisher, context_dir: str, dockerfile: str | None, tags
     return docker.build(context_dir, dockerfile=dockerfile, tags=tags, labels=labels)
 
 
+@task(name="docker-image-platform", cache_policy=NONE)
+def image_platform(docker: ImagePublisher, image: str) -> str:
+    return docker.image_platform(image)
+
+
 @task(name="docker-tag", cache_policy=NONE)
 def tag(docker: ImagePublisher, image: str, reference: str) -> None:
     docker.tag(image, reference)
@@ -94,3 +100,9 @@ def register_revision(deployer: ServiceDeployer, image: str, base_task_definitio
 def base_image(deployer: ServiceDeployer, task_definition: str) -> str:
     # The preflight read of the container the new image goes into (TargetNotFound is final).
     return deployer.image_of(task_definition)
+
+
+@task(name="base-task-definition-platform", **_READ)
+def base_platform(deployer: EcsDeployer, task_definition: str) -> str | None:
+    # What the family's tasks run on: a build for another platform is never pushed.
+    return deployer.platform_of(task_definition)

@@ -194,6 +194,19 @@ class EcsDeployer:
             raise _named(err, task_definition) from err
         return _container(described["taskDefinition"], self._targets.container_name, task_definition)["image"]
 
+    def platform_of(self, task_definition: str) -> str | None:
+        """The platform the tasks of ``task_definition`` run on, as docker names it
+        (``linux/amd64``), or None when the revision does not say (``task_platform``).
+
+        Raises:
+            TargetNotFound: no such task definition.
+        """
+        try:
+            described = self._client.describe_task_definition(taskDefinition=task_definition)
+        except ClientError as err:
+            raise _named(err, task_definition) from err
+        return task_platform(described["taskDefinition"])
+
     def deregister_revision(self, task_definition: str) -> None:
         """Mark a revision INACTIVE: the undo of ``register_revision`` (running tasks keep it).
 
@@ -368,6 +381,27 @@ def waiter_schedule(timeout_seconds: float) -> tuple[int, int]:
     delay = max(1, min(_MAX_DELAY_SECONDS, int(timeout_seconds // 4)))
     attempts = max(1, math.ceil(timeout_seconds / delay))
     return delay, attempts
+
+
+# runtimePlatform.cpuArchitecture -> docker's architecture name.
+_ARCHITECTURES = {"X86_64": "amd64", "ARM64": "arm64"}
+
+
+def task_platform(task_definition: Mapping[str, Any]) -> str | None:
+    """The platform (``os/architecture`` as docker names it) a task definition's tasks run on.
+
+    Its ``runtimePlatform`` when it names a CPU architecture; otherwise, for a Fargate one,
+    Fargate's default (Linux on X86_64); otherwise (EC2 without runtimePlatform: the container
+    instance decides) None.
+    """
+    runtime = task_definition.get("runtimePlatform") or {}
+    architecture = runtime.get("cpuArchitecture")
+    if architecture is None and "FARGATE" in (task_definition.get("requiresCompatibilities") or []):
+        architecture = "X86_64"
+    if architecture is None:
+        return None
+    system = "windows" if (runtime.get("operatingSystemFamily") or "LINUX").startswith("WINDOWS") else "linux"
+    return f"{system}/{_ARCHITECTURES.get(architecture, architecture.lower())}"
 
 
 def registration_input(

@@ -31,6 +31,8 @@ import re
 import shutil
 import stat
 import tempfile
+import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -120,6 +122,42 @@ def docker_environment(inherited: Mapping[str, str], config_dir: str | os.PathLi
     return env
 
 
+# docker prints no upload or download progress when its output is not a terminal (only each
+# layer's "Preparing", "Pushed"...): a layer of a few hundred MB pushes, or a base image pulls,
+# for minutes with nothing in the log, as a hung push would look. After this long without a line,
+# one says the command is still going.
+QUIET_NOTICE_SECONDS = 60.0
+
+
+class _StillRunning:
+    """Passes docker's lines on, and after ``every`` seconds without one says the command is
+    still going (from a thread of its own, until ``stop``)."""
+
+    def __init__(self, what: str, on_line: Callable[[str], None], every: float) -> None:
+        self._what, self._on_line, self._every = what, on_line, every
+        self._started = self._last_line = self._last_notice = time.monotonic()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name=f"still-running-{what}", daemon=True)
+        self._thread.start()
+
+    def line(self, text: str) -> None:
+        self._last_line = time.monotonic()
+        self._on_line(text)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _watch(self) -> None:
+        while not self._stop.wait(max(0.05, self._every / 4)):
+            now = time.monotonic()
+            if now - max(self._last_line, self._last_notice) >= self._every:
+                self._last_notice = now
+                self._on_line(f"{self._what} is still running ({now - self._started:.0f} s so far, nothing printed "
+                              f"for {now - self._last_line:.0f} s: docker shows no upload or download progress "
+                              "when its output is not a terminal)")
+
+
 class DockerCli:
     """One docker CLI, one daemon, one private config directory.
 
@@ -127,17 +165,20 @@ class DockerCli:
         executable: the resolved ``docker`` executable.
         config_dir: the private ``DOCKER_CONFIG`` (``docker_session`` makes and removes one).
         docker_host: ``DOCKER_HOST`` for the daemon (None: the CLI's default socket).
-        on_line: called with every line docker prints.
+        on_line: called with every line docker prints, and with a line saying a command is still
+            running after ``quiet_notice_seconds`` without one.
         timeout_seconds: how long one build or push may take.
     """
 
     def __init__(self, executable: str, config_dir: str | os.PathLike[str], *, docker_host: str | None = None,
-                 on_line: Callable[[str], None] | None = None, timeout_seconds: float = 1800.0) -> None:
+                 on_line: Callable[[str], None] | None = None, timeout_seconds: float = 1800.0,
+                 quiet_notice_seconds: float = QUIET_NOTICE_SECONDS) -> None:
         self.executable = executable
         self.config_dir = Path(config_dir)
         self.docker_host = docker_host
         self._on_line = on_line
         self._timeout = timeout_seconds
+        self._quiet_notice = quiet_notice_seconds
 
     def _env(self) -> dict[str, str]:
         return docker_environment(os.environ, self.config_dir, self.docker_host)
@@ -146,15 +187,20 @@ class DockerCli:
              timeout_seconds: float | None = None, quiet: bool = False) -> ToolResult:
         """Run ``docker <args>``; DaemonUnreachable when docker says it cannot reach the daemon,
         the run_tool error as it came otherwise."""
+        watch = None if quiet or self._on_line is None else _StillRunning(f"docker {args[0]}", self._on_line,
+                                                                          self._quiet_notice)
         try:
             return run_tool([self.executable, *args], timeout_seconds=timeout_seconds or self._timeout,
                             env=self._env(), stdin=stdin, secrets=secrets,
-                            on_line=None if quiet else self._on_line)
+                            on_line=None if watch is None else watch.line)
         except ToolFailed as err:
             unreachable = next((line for line in err.tail if any(u in line for u in _UNREACHABLE)), None)
             if unreachable is not None:
                 raise DaemonUnreachable(self.docker_host, unreachable.strip()) from err
             raise
+        finally:
+            if watch is not None:
+                watch.stop()
 
     def server_version(self) -> str:
         """The daemon's version: the cheap check that it answers, before anything is built.
@@ -203,6 +249,16 @@ class DockerCli:
         if not _IMAGE_ID.match(image_id):
             raise DockerCommandFailed(f"docker build of {context} wrote no image id (got {image_id!r})")
         return image_id
+
+    def image_platform(self, image: str) -> str:
+        """The platform ``image`` (an id or reference) was built for: ``os/architecture``
+        (``linux/amd64``), as the daemon records it."""
+        try:
+            result = self._run("image", "inspect", "--format", "{{.Os}}/{{.Architecture}}", image,
+                               timeout_seconds=60, quiet=True)
+        except ToolFailed as err:
+            raise DockerCommandFailed(str(err)) from err
+        return result.output[-1].strip() if result.output else ""
 
     def tag(self, image: str, reference: str) -> None:
         """Tag ``image`` (an id or reference) as ``reference``."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rollway.aws.ecs import READ_ONLY_FIELDS, EcsDeployer, registration_input, waiter_schedule
+from rollway.aws.ecs import READ_ONLY_FIELDS, EcsDeployer, registration_input, task_platform, waiter_schedule
 from rollway.aws.errors import AdapterError, ServiceNotStable, TargetNotFound
 
 NEW_IMAGE_TAG = "1.1.0"
@@ -176,6 +176,24 @@ def test_a_field_that_cannot_be_copied_is_refused_not_dropped():
     tags = [{"key": "k", "value": "v"}]
     kept = registration_input({"family": "f", "revision": 3}, tags, frozenset({"family", "tags"}))
     assert kept == {"family": "f", "tags": tags}
+
+
+@pytest.mark.parametrize(("task_definition", "platform"), [
+    ({"requiresCompatibilities": ["FARGATE"], "runtimePlatform": {"cpuArchitecture": "ARM64",
+                                                                  "operatingSystemFamily": "LINUX"}}, "linux/arm64"),
+    ({"requiresCompatibilities": ["FARGATE"]}, "linux/amd64"),  # Fargate's default
+    ({"runtimePlatform": {"cpuArchitecture": "X86_64", "operatingSystemFamily": "WINDOWS_SERVER_2022_CORE"}},
+     "windows/amd64"),
+    ({"requiresCompatibilities": ["EC2"]}, None),  # the container instance decides
+])
+def test_the_platform_a_revisions_tasks_run_on_is_named_as_docker_names_it(task_definition, platform):
+    assert task_platform(task_definition) == platform
+
+
+def test_platform_of_reads_the_revisions_runtime_platform(aws, deployer):
+    assert deployer.platform_of(aws.topology.task_definition_arn) == "linux/amd64"
+    with pytest.raises(TargetNotFound):
+        deployer.platform_of("no-such-family:1")
 
 
 def test_deregister_revision_marks_it_inactive(aws):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import platform
 from contextlib import nullcontext
 from types import SimpleNamespace
 
@@ -30,12 +31,20 @@ REPOSITORY = "webordinary/edit-container"
 NO_DOCKER = "/nonexistent/docker"
 
 
-def pulling_from(aws, registry: str) -> str:
+def pulling_from(aws, registry: str, architecture: str | None = None) -> str:
     """Register a revision of the task family whose container pulls from ``registry`` (as a
     family served from a private registry does): the flow registers a registry override's
-    references only into such a family. Returns its ARN."""
-    return EcsDeployer(aws.get_client("ecs"), aws.targets).register_revision(
+    references only into such a family. ``architecture``: its tasks run on that CPU
+    architecture (runtimePlatform) instead of the base's X86_64. Returns its ARN."""
+    arn = EcsDeployer(aws.get_client("ecs"), aws.targets).register_revision(
         f"{registry}/{REPOSITORY}:1.0.0", aws.targets.task_family)
+    if architecture is None:
+        return arn
+    copied = {k: v for k, v in described(aws, arn).items()
+              if k in ("family", "containerDefinitions", "networkMode", "requiresCompatibilities", "cpu", "memory")}
+    return aws.get_client("ecs").register_task_definition(
+        **copied, runtimePlatform={"cpuArchitecture": architecture, "operatingSystemFamily": "LINUX"},
+    )["taskDefinition"]["taskDefinitionArn"]
 
 
 def revisions(aws) -> list[str]:
@@ -120,6 +129,28 @@ def test_a_failed_build_is_safe_to_re_run_and_a_pushed_version_is_registered_lat
     registered = publish_container(version="2.1.0", register_existing=True, **common)
     assert registered.image_id is None and registered.digest == pushed.digest
     assert described(aws, registered.task_definition)["containerDefinitions"][0]["image"] == pushed.image
+
+
+@pytest.mark.integration
+def test_an_image_built_for_another_platform_than_the_family_runs_on_is_not_pushed(aws, docker_engine):
+    # docker builds for the machine it runs on; the family's tasks run on the other architecture
+    # (an arm64 worker building for X86_64 Fargate tasks is the common case).
+    built = "amd64" if platform.machine().lower() in ("x86_64", "amd64") else "arm64"
+    blocks = saved_blocks(aws, "container")
+    pulling_from(aws, docker_engine.registry, architecture="ARM64" if built == "amd64" else "X86_64")
+    before, latest = revisions(aws), docker_engine.served_digest(REPOSITORY, "latest")
+
+    with pytest.raises(PublishIncomplete) as caught:
+        publish_container(version="5.0.0", context_dir=str(docker_engine.context("platform")),
+                          registry=docker_engine.registry, docker_host=docker_engine.docker_host,
+                          targets_block=blocks, aws_credentials_block=blocks)
+
+    message = str(caught.value)
+    assert f"the image was built for linux/{built}" in message and "could not start it" in message
+    assert "nothing was pushed" in message and "re-running with the same version is safe" in message
+    assert docker_engine.served_digest(REPOSITORY, "5.0.0") is None
+    assert docker_engine.served_digest(REPOSITORY, "latest") == latest  # not moved
+    assert revisions(aws) == before
 
 
 def test_a_bad_version_or_a_missing_task_family_is_refused_before_any_docker_call(aws, tmp_path):
@@ -231,8 +262,8 @@ def test_by_default_the_release_goes_to_ecr_with_ecrs_token_handed_to_docker_log
 
 
 @flow
-def publish_with(aws, publisher: FakeImagePublisher, request: PublishRequest):
-    return run_publish(request, aws.targets, aws.get_client, open_publisher=lambda: nullcontext(publisher))
+def publish_with(aws, publisher: FakeImagePublisher, request: PublishRequest, targets=None):
+    return run_publish(request, targets or aws.targets, aws.get_client, open_publisher=lambda: nullcontext(publisher))
 
 
 class EcrBacked(FakeImagePublisher):
@@ -278,6 +309,37 @@ def test_an_ecr_release_logs_in_with_ecrs_token_pushes_both_tags_and_registers_t
     assert publisher.logins == {}  # logged out
     assert result.image == f"{uri}:2.0.0" and result.references == (f"{uri}:2.0.0", f"{uri}:latest")
     assert described(aws, result.task_definition)["containerDefinitions"][0]["image"] == f"{uri}:2.0.0"
+
+
+def test_a_release_whose_summary_artifact_cannot_be_written_still_returns_what_it_registered(aws, tmp_path,
+                                                                                            monkeypatch):
+    # The summary is written once everything is pushed and registered: a Prefect API that
+    # refused it failed a release that had happened, and the revision's ARN was lost with it.
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+
+    def api_down(**_):
+        raise RuntimeError("the Prefect API answered 503")
+
+    monkeypatch.setattr(flows_container, "create_markdown_artifact", api_down)
+    before = revisions(aws)
+
+    result = publish_with(aws, EcrBacked(aws), PublishRequest(version="2.0.0", context_dir=tmp_path))
+
+    assert revisions(aws) == [*before, result.task_definition]
+    assert described(aws, result.task_definition)["containerDefinitions"][0]["image"] == result.image
+
+
+def test_an_image_built_for_another_platform_is_neither_pushed_nor_registered(aws, tmp_path):
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    publisher = EcrBacked(aws, platform="linux/arm64")  # an arm64 worker; the family runs on X86_64
+    before = revisions(aws)
+
+    with pytest.raises(PublishIncomplete, match=r"built for linux/arm64, and the task family's tasks run on "
+                                                r"linux/amd64"):
+        publish_with(aws, publisher, PublishRequest(version="2.0.0", context_dir=tmp_path))
+
+    assert not [c for c in publisher.calls if c.startswith("push")] and publisher.registry == {}
+    assert revisions(aws) == before
 
 
 def _refusing(client, operation: str, code: str):
@@ -369,10 +431,12 @@ def test_a_registry_override_is_not_registered_into_a_family_that_pulls_from_ecr
     assert revisions(aws) == before
 
 
-def test_a_version_another_run_pushed_over_meanwhile_is_not_registered(aws, tmp_path):
+@pytest.mark.parametrize("push_latest", [False, True])
+def test_a_version_another_run_pushed_over_meanwhile_is_not_registered(aws, tmp_path, push_latest):
     # Two runs of 2.0.0 at once (a double start from the UI) on a mutable repository: both find
     # the version absent, both build and push. The one that pushed first must not register a
-    # revision pinning 2.0.0, which now names the other run's image, nor report its own digest.
+    # revision pinning 2.0.0, which now names the other run's image, nor report its own digest,
+    # nor move latest to its own image, which no version tag names any more.
     (tmp_path / "Dockerfile").write_text("FROM scratch\n")
     uri = aws.topology.repository_uri
     ecr = aws.get_client("ecr")
@@ -384,12 +448,13 @@ def test_a_version_another_run_pushed_over_meanwhile_is_not_registered(aws, tmp_
                 put_manifest(ecr, aws.targets.ecr_repository, "2.0.0", "sha256:" + "2" * 64)
             return digest
 
-    before = revisions(aws)
+    before, publisher = revisions(aws), Raced(aws)
     with pytest.raises(PublishIncomplete) as caught:
-        publish_with(aws, Raced(aws), PublishRequest(version="2.0.0", context_dir=tmp_path, push_latest=False))
+        publish_with(aws, publisher, PublishRequest(version="2.0.0", context_dir=tmp_path, push_latest=push_latest))
     message = str(caught.value)
     assert f"{uri}:2.0.0" in message and "another" in message
     assert revisions(aws) == before
+    assert f"push {uri}:latest" not in publisher.calls
 
 
 def test_a_failed_version_push_that_left_the_version_in_the_registry_does_not_promise_a_safe_re_run(aws, tmp_path):
@@ -436,19 +501,29 @@ def test_latest_pushed_as_another_runs_image_is_not_reported_as_this_release(aws
     assert revisions(aws) == before
 
 
-def test_a_repository_uri_in_the_targets_is_refused_before_any_aws_call(aws, tmp_path):
-    # Targets.ecr_repository holding the URI (<account>.dkr.ecr.<region>.amazonaws.com/<name>, what
-    # the ECR console shows; a repository in another account or region looks like this) was looked
-    # up as a repository *named* so: "not found: create it first", or with a registry override a
-    # reference 127.0.0.1:5000/<account>.dkr.ecr.../<name>:<version>.
+@pytest.mark.parametrize(("repository", "why"), [
+    # The URI (<account>.dkr.ecr.<region>.amazonaws.com/<name>, what the ECR console shows; a
+    # repository in another account or region looks like this) was looked up as a repository
+    # *named* so: "not found: create it first", or with a registry override a reference
+    # 127.0.0.1:5000/<account>.dkr.ecr.../<name>:<version>.
+    ("uri", r"is a repository URI.*webordinary/edit-container"),
+    # A name neither docker nor ECR takes was looked up too, and came back as "not found".
+    ("Webordinary/Edit-Container", r"Targets.ecr_repository 'Webordinary/Edit-Container' has a repository path "
+                                   r"component 'Webordinary' that is not lowercase"),
+    ("webordinary/edit-container/", r"Targets.ecr_repository 'webordinary/edit-container/' has an empty"),
+])
+@pytest.mark.parametrize("registry", [None, "127.0.0.1:5999"])
+def test_a_repository_that_is_not_a_repository_name_is_refused_before_any_aws_call(aws, tmp_path, watch_calls,
+                                                                                     repository, why, registry):
     (tmp_path / "Dockerfile").write_text("FROM scratch\n")
-    blocks = saved_blocks(aws, "container")
-    RollwayTargets(**{**aws.targets.model_dump(), "ecr_repository": aws.topology.repository_uri}).save(
-        blocks, overwrite=True)
-    for registry in (None, "127.0.0.1:5999"):
-        with pytest.raises(PublishRefused, match=r"is a repository URI.*webordinary/edit-container"):
-            publish_container(version="2.0.0", context_dir=str(tmp_path), registry=registry,
-                              docker_executable=NO_DOCKER, targets_block=blocks, aws_credentials_block=blocks)
+    targets = aws.targets.model_copy(
+        update={"ecr_repository": aws.topology.repository_uri if repository == "uri" else repository})
+    ecr_calls, ecs_calls = watch_calls(aws.get_client("ecr")), watch_calls(aws.get_client("ecs"))
+    publisher = FakeImagePublisher()
+    with pytest.raises(PublishRefused, match=why):
+        publish_with(aws, publisher, PublishRequest(version="2.0.0", context_dir=tmp_path, registry=registry),
+                     targets)
+    assert ecr_calls == ecs_calls == publisher.calls == []
 
 
 def test_a_run_that_registers_nothing_is_not_told_to_go_on_by_registering(aws, tmp_path):
