@@ -156,7 +156,8 @@ def check_table(spec: TableSpec, table: Observed, region: str | None = None) -> 
 
 def check_queue(spec: QueueSpec, queue: Observed, dlq: Observed, region: str | None = None,
                 dlq_region: str | None = None) -> CheckItem:
-    """The queue exists and redrives to its named DLQ after ``max_receive_count``; the DLQ exists.
+    """The queue exists and redrives to its named DLQ after ``max_receive_count``; the DLQ exists
+    and keeps messages at least as long as the queue (a standard queue's).
 
     Args:
         spec: the queue expected.
@@ -196,9 +197,32 @@ def check_queue(spec: QueueSpec, queue: Observed, dlq: Observed, region: str | N
     if str(count) != str(spec.max_receive_count):
         problems.append(f"maxReceiveCount is {count if count is not None else 'not set'}, "
                         f"expected {spec.max_receive_count}")
+    if (short := _dlq_too_short(queue, dlq)) is not None:
+        problems.append(short)
     if problems:
         return item(False, "; ".join(problems))
     return item(True, f"redrives to {spec.dlq_name} after {spec.max_receive_count} receives; the DLQ exists")
+
+
+def _dlq_too_short(queue: Mapping[str, Any], dlq: Observed) -> str | None:
+    """Why the DLQ would delete what it receives too soon, or None.
+
+    A standard queue's message keeps its first enqueue time when it is moved to the DLQ, so a
+    DLQ keeping messages less long than the queue deletes a message that waited in the queue
+    longer than that as soon as it arrives: the dead letter the DLQ alarm is about is gone. (A
+    FIFO queue's move resets the time.) Judged when SQS gave both periods, as it always does.
+    """
+    if not isinstance(dlq, Mapping) or str(queue.get("FifoQueue", "")).lower() == "true":
+        return None
+    try:
+        kept, waits = int(dlq["MessageRetentionPeriod"]), int(queue["MessageRetentionPeriod"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    if kept >= waits:
+        return None
+    return (f"its DLQ keeps messages {kept} s, less than the queue's {waits} s: a message moved there keeps its "
+            f"enqueue time, so one that waited longer than {kept} s is deleted on arrival; set the DLQ's "
+            "MessageRetentionPeriod at least as long as the queue's (AWS advises longer)")
 
 
 def check_stack(name: str, stack: Observed, region: str | None = None) -> CheckItem:

@@ -123,6 +123,14 @@ def test_a_missing_dlq_fails_its_queue(paged):
     assert list(reasons) == [spec.name] and reasons[spec.name].startswith(f"its dead-letter queue {spec.dlq_name} does not exist")
 
 
+def test_a_dlq_keeping_messages_less_long_than_its_queue_fails_the_queue(paged):
+    spec = paged.targets.queues[0]
+    paged.get_client("sqs").set_queue_attributes(QueueUrl=_queue_url(paged, spec.dlq_name),
+                                                 Attributes={"MessageRetentionPeriod": "60"})
+    reasons = failed(check(paged))
+    assert list(reasons) == [spec.name] and "its DLQ keeps messages 60 s, less than the queue's" in reasons[spec.name]
+
+
 def test_a_missing_dashboard_fails(paged):
     paged.get_client("cloudwatch").delete_dashboards(DashboardNames=[paged.targets.dashboard])
     reasons = failed(check(paged))

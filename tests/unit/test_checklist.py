@@ -76,6 +76,13 @@ def redrive(target=DLQ_ARN, count=3):
     ({"RedrivePolicy": json.dumps({"maxReceiveCount": 3})}, {"QueueArn": DLQ_ARN}, False, ["no deadLetterTargetArn"]),
     ({"RedrivePolicy": json.dumps({"deadLetterTargetArn": DLQ_ARN})}, {"QueueArn": DLQ_ARN}, False,
      ["maxReceiveCount is not set"]),
+    # A DLQ deleting what the queue moves there before anyone reads it (SQS's default 4 days against 1 minute).
+    ({**redrive(), "MessageRetentionPeriod": "345600"}, {"QueueArn": DLQ_ARN, "MessageRetentionPeriod": "60"}, False,
+     ["its DLQ keeps messages 60 s, less than the queue's 345600 s"]),
+    ({**redrive(), "MessageRetentionPeriod": "345600"}, {"QueueArn": DLQ_ARN, "MessageRetentionPeriod": "1209600"},
+     True, []),
+    ({**redrive(), "MessageRetentionPeriod": "345600", "FifoQueue": "true"},
+     {"QueueArn": DLQ_ARN, "MessageRetentionPeriod": "60"}, True, []),
     # A DLQ of the same name in another account or region is not this queue's DLQ.
     (redrive(target="arn:aws:sqs:eu-west-1:999999999999:input-dlq"), {"QueueArn": DLQ_ARN}, False, ["not to input-dlq"]),
 ])
