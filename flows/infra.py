@@ -96,7 +96,7 @@ class StackReport(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     stack: str
-    status: Literal["deployed", "skipped", "failed", "not deployed"]
+    status: Literal["deployed", "skipped", "failed", "interrupted", "not deployed"]
     seconds: float | None = None
     detail: str = ""
 
@@ -226,6 +226,16 @@ def run_deploy_infrastructure(
                                  bootstrap_elsewhere=elsewhere)
             _artifact(result, failed_at=stack)
             raise InfraDeployFailed(_stopped(result, stack, err, requested)) from err
+        except BaseException:
+            # Cancelled from the UI (Prefect's TerminationSignal) or Ctrl-C: cdk is stopped, but
+            # CloudFormation goes on with what it had started. Such a run left no word of where it
+            # stood, and the key's newest artifact was still an earlier run's "deployed".
+            reports[stack] = StackReport(stack=stack, status="interrupted", detail=(
+                "the run was interrupted while cdk deployed it; CloudFormation may still be working on it"))
+            result = InfraResult(stacks=tuple(reports.values()), reordered=plan.reordered, added=plan.added,
+                                 bootstrap_elsewhere=elsewhere)
+            _interrupted(result, stack, requested)
+            raise
         reports[stack] = StackReport(stack=stack, status="deployed", seconds=deployed.seconds,
                                      detail=_deployed_detail(deployed, plan))
     result = InfraResult(stacks=tuple(reports.values()), reordered=plan.reordered, added=plan.added,
@@ -292,6 +302,21 @@ def _stopped(result: InfraResult, failed: str, err: Exception, requested: Sequen
     lines.append(f"to resume once it is fixed: run deploy_infrastructure again with from_stack={failed!r} "
                  f"and the same stacks ({', '.join(requested)}); the stacks before it are not deployed again")
     return "\n".join(lines)
+
+
+def _interrupted(result: InfraResult, stack: str, requested: Sequence[str]) -> None:
+    """Say, in the log and the artifact, where a run interrupted during ``stack``'s deploy stands."""
+    log = get_run_logger()
+    done = [r.stack for r in result.stacks if r.status == "deployed"]
+    left = [r.stack for r in result.stacks if r.status == "not deployed"]
+    log.error("interrupted while deploying %s: cdk was stopped, but CloudFormation may still be working on it. "
+              "Deployed in this run: %s; not deployed: %s. Once %s is no longer IN_PROGRESS, run "
+              "deploy_infrastructure again with from_stack=%r and the same stacks (%s)", stack,
+              ", ".join(done) or "none", ", ".join(left) or "none", stack, stack, ", ".join(requested))
+    try:
+        _artifact(result, failed_at=stack)
+    except Exception as err:  # noqa: BLE001 - the interruption is what the run ends with
+        log.warning("the artifact of the interrupted run could not be written: %s", err)
 
 
 def _not_prepared(result: InfraResult, err: Exception, from_stack: str | None, environment: StackEnvironment,

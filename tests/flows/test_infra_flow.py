@@ -252,6 +252,28 @@ def test_a_failed_stack_stops_the_run_and_says_how_to_resume(caplog):
     assert "| 5 | `WebordinarySQSStack` | failed |" in summary and "| 6 | `WebordinarySessionStack` | not deployed |" in summary
 
 
+def test_a_run_interrupted_during_a_deploy_says_where_it_stands_and_how_to_resume(caplog):
+    # Ctrl-C raises a KeyboardInterrupt in the deploy, and cancelling the run from the UI
+    # Prefect's TerminationSignal (which then ends the process, so not raised here); either way
+    # cdk is killed and CloudFormation goes on with the stack.
+    class Cancelled(FakeInfraDeployer):
+        def deploy(self, stack, **kwargs):
+            if stack == "WebordinarySQSStack":
+                raise KeyboardInterrupt
+            return super().deploy(stack, **kwargs)
+
+    since = time.time()
+    with pytest.raises(KeyboardInterrupt):
+        deploy_on(Cancelled(WEBORDINARY), None)
+    assert (f"interrupted while deploying WebordinarySQSStack: cdk was stopped, but CloudFormation may still be "
+            f"working on it. Deployed in this run: {', '.join(STACKS[:4])}; not deployed: {', '.join(STACKS[5:])}"
+            in caplog.text)
+    assert "from_stack='WebordinarySQSStack'" in caplog.text
+    summary = latest(ARTIFACT_KEY, since)
+    assert "stopped at WebordinarySQSStack" in summary and "| 5 | `WebordinarySQSStack` | interrupted |" in summary
+    assert "| 4 | `WebordinaryALBStack` | deployed |" in summary
+
+
 def test_resume_from_the_failed_stack_deploys_it_and_the_rest_only():
     deployer = FakeInfraDeployer(WEBORDINARY, already=STACKS[:4])
     result = deploy_on(deployer, lambda _app: Passing(), from_stack="WebordinarySQSStack")
