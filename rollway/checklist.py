@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -275,7 +276,8 @@ def check_dashboard(name: str, dashboard: Observed, region: str | None = None) -
 
 def check_alarm(name: str, alarm: Observed, topic_arn: str | None, topic_name: str,
                 region: str | None = None) -> CheckItem:
-    """The alarm exists, its actions are enabled and one of its alarm actions is the alert topic.
+    """The alarm exists, its actions are enabled, one of its alarm actions is the alert topic,
+    and it is not firing (ALARM) already.
 
     Args:
         name: the alarm.
@@ -306,7 +308,16 @@ def check_alarm(name: str, alarm: Observed, topic_arn: str | None, topic_name: s
     if alarm.get("ActionsEnabled") is not True:
         return item(False, "its actions are disabled (ActionsEnabled is not true): it fires without telling "
                            "anyone; enable them with enable-alarm-actions")
-    return item(True, f"exists and notifies {topic_name}")
+    state = alarm.get("StateValue")
+    if state == "ALARM":
+        # Firing before the deploy: what it watches is failing already, and a rollout judged
+        # against it (or its page lost among this one's) starts from a broken baseline.
+        since = alarm.get("StateUpdatedTimestamp")
+        when = f" since {since:%Y-%m-%d %H:%M:%S %Z}".rstrip() if isinstance(since, datetime) else ""
+        why = f": {alarm['StateReason']}" if alarm.get("StateReason") else ""
+        return item(False, f"it is in ALARM{when}{why}; what it watches is failing now: fix that, then check again "
+                           "once it is OK")
+    return item(True, f"exists{f', {state},' if state else ''} and notifies {topic_name}")
 
 
 def check_topic(name: str, topic_arn: str | None, subscriptions: Sequence[Mapping[str, Any]] | ReadFailed | None,

@@ -150,6 +150,15 @@ def test_an_alarm_without_the_topic_action_fails(paged):
     assert list(reasons) == [name] and "no alarm action on the alert topic" in reasons[name]
 
 
+def test_an_alarm_firing_before_the_deploy_fails(paged):
+    name = paged.targets.alarms[0]
+    paged.get_client("cloudwatch").set_alarm_state(AlarmName=name, StateValue="ALARM",
+                                                   StateReason="Threshold Crossed: 5xx rate 12 %")
+    reasons = failed(check(paged))
+    assert list(reasons) == [name] and "in ALARM since" in reasons[name]
+    assert "Threshold Crossed: 5xx rate 12 %" in reasons[name]
+
+
 def test_a_missing_alarm_fails(paged):
     name = paged.targets.alarms[0]
     paged.get_client("cloudwatch").delete_alarms(AlarmNames=[name])

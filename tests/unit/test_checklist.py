@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 
 import pytest
 
@@ -120,6 +121,14 @@ TOPIC = "arn:aws:sns:us-west-2:123456789012:alerts"
     ({"AlarmActions": [TOPIC], "ActionsEnabled": True}, None, False, ["alert topic alerts was not found"]),
     (None, TOPIC, False, ["does not exist"]),
     (ReadFailed("DescribeAlarms", "Throttling: slow"), TOPIC, False, ["could not read", "Throttling"]),
+    # Firing before the deploy: production is failing already.
+    ({"AlarmActions": [TOPIC], "ActionsEnabled": True, "StateValue": "ALARM",
+      "StateReason": "Threshold Crossed: 1 datapoint [12.0] was greater than 5.0",
+      "StateUpdatedTimestamp": datetime(2026, 12, 1, 9, 58, tzinfo=timezone.utc)}, TOPIC, False,
+     ["in ALARM since 2026-12-01 09:58:00 UTC: Threshold Crossed: 1 datapoint [12.0]"]),
+    ({"AlarmActions": [TOPIC], "ActionsEnabled": True, "StateValue": "INSUFFICIENT_DATA"}, TOPIC, True,
+     ["exists, INSUFFICIENT_DATA, and notifies alerts"]),
+    ({"AlarmActions": [TOPIC], "ActionsEnabled": True, "StateValue": "OK"}, TOPIC, True, ["OK"]),
 ])
 def test_alarms(alarm, topic, passed, words):
     item = check_alarm("high-errors", alarm, topic, "alerts")
