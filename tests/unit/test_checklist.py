@@ -207,6 +207,17 @@ def test_topics_that_could_not_be_listed_fail_every_alarm_and_the_topic():
     assert all("AccessDenied" in i.reason for i in checklist.failed)
 
 
+def test_a_rollway_table_the_app_deploys_elsewhere_fails_also_when_the_topics_could_not_be_listed():
+    targets = Targets()
+    seen = _everything_fine(targets)
+    misplaced = {("table", targets.rollouts_table): "the CDK app's stack S deploys it to aws://123456789012/eu-west-1"}
+    checklist = evaluate(targets, Observation(**{**seen.__dict__, "misplaced": misplaced,
+                                                 "topic_arn": ReadFailed("ListTopics", "AccessDenied: x")}))
+    assert {i.name for i in checklist.failed} == {*targets.alarms, targets.alert_topic, targets.rollouts_table}
+    assert "deploys it to aws://123456789012/eu-west-1" in next(
+        i.reason for i in checklist.failed if i.name == targets.rollouts_table)
+
+
 def test_an_empty_checklist_does_not_pass():
     assert not Checklist(items=()).passed
 
