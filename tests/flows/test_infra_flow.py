@@ -319,6 +319,37 @@ def test_a_resume_over_a_stack_still_changing_is_refused_before_any_deploy():
     assert deployer.calls == ["list"]
 
 
+def test_a_stack_named_as_already_deployed_that_is_not_is_refused_before_anything_runs(aws):
+    from rollway.aws.cloudformation import CloudFormationStacks
+
+    cloudformation = aws.get_client("cloudformation")
+    body = '{"Resources": {"Topic": {"Type": "AWS::SNS::Topic"}}}'
+    for stack in ("WebordinaryECRStack", "WebordinaryEFSStack"):
+        cloudformation.create_stack(StackName=stack, TemplateBody=body)
+    cloudformation.delete_stack(StackName="WebordinaryEFSStack")
+    deployer = FakeInfraDeployer(WEBORDINARY)
+    with pytest.raises(PlanRefused) as caught:
+        deploy_on(deployer, None, requested=STACKS[3:], already_deployed=STACKS[:3],
+                  statuses=lambda region: CloudFormationStacks(aws.get_client("cloudformation")),
+                  bootstrap=lambda *_: deployer.calls.append("bootstrap"))
+    assert deployer.calls == ["list"]  # no bootstrap, no deploy
+    assert ("named as already deployed, but CloudFormation shows nothing deployed: WebordinarySecretsStack (does not "
+            "exist), WebordinaryEFSStack (does not exist)") in str(caught.value)
+
+
+def test_a_stack_of_another_account_named_as_already_deployed_is_taken_at_its_word(caplog):
+    class Deployed:
+        def status(self, name):
+            return "CREATE_COMPLETE"
+
+    deployer = pinned_deployer(already=STACKS[:2])
+    deploy_on(deployer, None, requested=STACKS[2:], already_deployed=STACKS[:2], statuses=lambda _region: Deployed())
+    assert deployer.calls == ["list", *(f"deploy {s}" for s in STACKS[2:])]
+    assert ("WebordinarySecretsStack is in account 210987654321, whose stacks this run does not read: it is taken as "
+            "already deployed, as named") in caplog.text
+    assert "deployed again to be sure" not in caplog.text
+
+
 def test_a_failed_checklist_fails_the_run_naming_the_items(aws):
     deployed_stacks(aws)
     inbox(aws)
