@@ -64,6 +64,8 @@ def test_every_stack_deploys_in_order_then_the_checklist_passes(caplog):
     summary = latest(ARTIFACT_KEY, since)
     assert "# Infrastructure deployed" in summary and "| 5 | `WebordinarySQSStack` | deployed |" in summary
     assert "## Pre-deployment checklist" in summary
+    # Synthesizing (minutes for an app that bundles assets) is said before it starts.
+    assert "synthesizing the CDK app to read its stacks" in caplog.text
     # cdk's lines in the run's log as they came, each with where the run stands.
     assert "stack 5/8 WebordinarySQSStack | WebordinarySQSStack: deploying... [1/1]" in caplog.text
     assert "stack 8/8 WebordinaryMonitoringStack | ✅  WebordinaryMonitoringStack" in caplog.text
