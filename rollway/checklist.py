@@ -82,6 +82,12 @@ class Checklist(BaseModel):
         return "\n".join(["| result | kind | name | detail |", "|---|---|---|---|", *rows])
 
 
+# The attribute type of every key of rollway's own tables, as rollway.aws.flags and
+# rollway.aws.ledger write them.
+STATE_KEY_TYPE = "S"
+_TYPE_NAMES = {"S": "a string", "N": "a number", "B": "binary"}
+
+
 def state_tables(targets: Targets) -> tuple[TableSpec, ...]:
     """The tables rollway keeps its own state in, with the keys its adapters use
     (``rollway.aws.flags`` and ``rollway.aws.ledger``)."""
@@ -114,7 +120,7 @@ def used_by_rollway(targets: Targets) -> tuple[tuple[str, str], ...]:
 # --- items ------------------------------------------------------------------------------
 
 
-def check_table(spec: TableSpec, table: Observed, region: str | None = None) -> CheckItem:
+def check_table(spec: TableSpec, table: Observed, region: str | None = None, key_type: str | None = None) -> CheckItem:
     """The table exists, is ACTIVE, has the expected keys, and each named index exists and is ACTIVE.
 
     Args:
@@ -122,6 +128,8 @@ def check_table(spec: TableSpec, table: Observed, region: str | None = None) -> 
         table: DescribeTable's ``Table``.
         region: where it was read, when not ``Targets.region`` (the app's stack that defines it
             goes elsewhere): named in the reason.
+        key_type: the attribute type (``S``, ``N``, ``B``) every key must have, when known: rollway's
+            own tables, whose keys its adapters write as strings.
     """
     def item(passed: bool, reason: str) -> CheckItem:
         return CheckItem(kind="table", name=spec.name, passed=passed, reason=reason + _read_in(region))
@@ -135,9 +143,15 @@ def check_table(spec: TableSpec, table: Observed, region: str | None = None) -> 
     if status != "ACTIVE":
         problems.append(f"status is {status or 'not reported'}, not ACTIVE")
     keys = {k.get("KeyType"): k.get("AttributeName") for k in table.get("KeySchema") or ()}
-    for key_type, expected in (("HASH", spec.hash_key), ("RANGE", spec.range_key)):
-        if keys.get(key_type) != expected:
-            problems.append(f"{key_type.lower()} key is {keys.get(key_type) or 'none'}, expected {expected or 'none'}")
+    types = {d.get("AttributeName"): d.get("AttributeType") for d in table.get("AttributeDefinitions") or ()}
+    for role, expected in (("HASH", spec.hash_key), ("RANGE", spec.range_key)):
+        if keys.get(role) != expected:
+            problems.append(f"{role.lower()} key is {keys.get(role) or 'none'}, expected {expected or 'none'}")
+        elif expected is not None and key_type is not None and types.get(expected) != key_type:
+            # A key of another type refuses every write rollway makes ("Type mismatch for key"),
+            # found only when the first rollout or flag change tries one.
+            problems.append(f"{role.lower()} key {expected} is of type {types.get(expected) or 'not reported'}, "
+                            f"expected {key_type}: rollway writes it as {_TYPE_NAMES.get(key_type, key_type)}")
     global_indexes = {i.get("IndexName"): i for i in table.get("GlobalSecondaryIndexes") or ()}
     local_indexes = {i.get("IndexName") for i in table.get("LocalSecondaryIndexes") or ()}
     for index in spec.indexes:
@@ -411,7 +425,9 @@ def evaluate(targets: Targets, seen: Observation) -> Checklist:
     items = [check_stack(name, seen.stacks.get(name, not_read), seen.stack_regions.get(name))
              for name in targets.stacks]
     where = seen.regions.get
-    items += [check_table(spec, seen.tables.get(spec.name, not_read), where(("table", spec.name)))
+    own = state_tables(targets)
+    items += [check_table(spec, seen.tables.get(spec.name, not_read), where(("table", spec.name)),
+                          STATE_KEY_TYPE if spec in own else None)
               for spec in all_tables(targets)]
     items += [check_queue(q, seen.queues.get(q.name, not_read), seen.queues.get(q.dlq_name, not_read),
                           where(("queue", q.name)), where(("queue", q.dlq_name)))

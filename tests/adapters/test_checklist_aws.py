@@ -131,6 +131,19 @@ def test_a_dlq_keeping_messages_less_long_than_its_queue_fails_the_queue(paged):
     assert list(reasons) == [spec.name] and "its DLQ keeps messages 60 s, less than the queue's" in reasons[spec.name]
 
 
+def test_a_rollouts_table_with_a_number_key_fails_and_a_service_table_may_have_one(paged):
+    dynamodb, t = paged.get_client("dynamodb"), paged.targets
+    for name, keys in ((t.rollouts_table, (("service", "HASH", "S"), ("rollout_id", "RANGE", "N"))),
+                       (t.tables[1].name, ((t.tables[1].hash_key, "HASH", "N"),))):
+        dynamodb.delete_table(TableName=name)
+        dynamodb.create_table(TableName=name, BillingMode="PAY_PER_REQUEST",
+                              KeySchema=[{"AttributeName": a, "KeyType": k} for a, k, _ in keys],
+                              AttributeDefinitions=[{"AttributeName": a, "AttributeType": ty} for a, _, ty in keys])
+    reasons = failed(check(paged))
+    assert list(reasons) == [t.rollouts_table]
+    assert "range key rollout_id is of type N, expected S" in reasons[t.rollouts_table]
+
+
 def test_a_missing_dashboard_fails(paged):
     paged.get_client("cloudwatch").delete_dashboards(DashboardNames=[paged.targets.dashboard])
     reasons = failed(check(paged))

@@ -18,8 +18,9 @@ ROLLOUTS = TableSpec(name="rollouts", hash_key="service", range_key="rollout_id"
 DENIED = ReadFailed("DescribeTable sessions", "AccessDeniedException: not allowed")
 
 
-def table(status="ACTIVE", keys=(("sessionId", "HASH"),), gsis=(("userId-index", "ACTIVE"),), lsis=()):
-    described = {"TableStatus": status, "KeySchema": [{"AttributeName": a, "KeyType": t} for a, t in keys]}
+def table(status="ACTIVE", keys=(("sessionId", "HASH"),), gsis=(("userId-index", "ACTIVE"),), lsis=(), key_type="S"):
+    described = {"TableStatus": status, "KeySchema": [{"AttributeName": a, "KeyType": t} for a, t in keys],
+                 "AttributeDefinitions": [{"AttributeName": a, "AttributeType": key_type} for a, _ in keys]}
     if gsis:
         described["GlobalSecondaryIndexes"] = [{"IndexName": n, "IndexStatus": s} for n, s in gsis]
     if lsis:
@@ -46,6 +47,22 @@ def table(status="ACTIVE", keys=(("sessionId", "HASH"),), gsis=(("userId-index",
 ])
 def test_tables(spec, described, passed, words):
     item = check_table(spec, described)
+    assert item.passed is passed, item.reason
+    for word in words:
+        assert word in item.reason
+
+
+@pytest.mark.parametrize("described, passed, words", [
+    (table(keys=(("service", "HASH"), ("rollout_id", "RANGE")), gsis=()), True, ["range key rollout_id"]),
+    # Every write the ledger makes would be refused: "Type mismatch for key".
+    (table(keys=(("service", "HASH"), ("rollout_id", "RANGE")), gsis=(), key_type="N"), False,
+     ["hash key service is of type N, expected S", "range key rollout_id is of type N, expected S",
+      "rollway writes it as a string"]),
+    ({**table(keys=(("service", "HASH"), ("rollout_id", "RANGE")), gsis=()), "AttributeDefinitions": []}, False,
+     ["hash key service is of type not reported"]),
+])
+def test_rollways_own_tables_need_string_keys(described, passed, words):
+    item = check_table(ROLLOUTS, described, key_type="S")
     assert item.passed is passed, item.reason
     for word in words:
         assert word in item.reason
