@@ -55,8 +55,8 @@ from rollway.errors_pickle import PicklableError
 from rollway.aws.cloudformation import CloudFormationStacks
 from rollway.infra import (
     AddedBack, AppStacks, DeployedStack, DeploymentPlan, ResourcePlace, StackDeployFailed, StackEnvironment,
-    bootstrap_environments, check_request, confirm_skipped, plan_deployment, resource_places, stack_environments,
-    trust_command,
+    bootstrap_environments, check_already_deployed, check_request, confirm_skipped, plan_deployment, resource_places,
+    stack_environments, trust_command,
 )
 from rollway.ports import InfraChecker, InfraDeployer, StackStatuses
 from rollway.targets import Targets
@@ -96,7 +96,7 @@ class StackReport(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     stack: str
-    status: Literal["deployed", "skipped", "failed", "not deployed"]
+    status: Literal["deployed", "skipped", "failed", "interrupted", "not deployed"]
     seconds: float | None = None
     detail: str = ""
 
@@ -145,11 +145,13 @@ def run_deploy_infrastructure(
             called once per distinct environment of the stacks to deploy in ``home``'s account,
             once the plan stands and before the first deploy, so a refused plan writes nothing.
         statuses: region -> a reader of the CloudFormation status of the stacks before
-            ``from_stack`` there: those not deployed are deployed after all (``confirm_skipped``).
+            ``from_stack`` there: those not deployed are deployed after all (``confirm_skipped``);
+            and of the ``already_deployed`` stacks, refused when nothing of them is deployed.
             None counts them as deployed unread.
 
     Raises:
-        PlanRefused: before any deploy (and before any bootstrap).
+        PlanRefused: before any deploy (and before any bootstrap), also for an ``already_deployed``
+            stack CloudFormation shows with nothing deployed.
         InfraDeployFailed: a stack failed; later stacks were not deployed.
         ChecklistFailed: every stack deployed, checklist items failed.
     """
@@ -177,6 +179,13 @@ def run_deploy_infrastructure(
         for added in plan.added:
             log.warning("resuming at %s: %s is deployed too, though ordered before it: %s", from_stack, added.stack,
                         added.reason)
+    if already_deployed and statuses is not None:
+        # Taken at their word, a stack named by mistake (deleted, never created) reached cdk and
+        # failed a dependent's deploy on a missing export; checked now, before anything is written.
+        assert home is not None
+        check_already_deployed(_read_statuses(statuses, already_deployed,
+                                              stack_environments(app, already_deployed, home), home,
+                                              unread="it is taken as already deployed, as named"))
     if plan.skipped:
         log.info("resuming at %s: %s counted as deployed by an earlier run", from_stack, ", ".join(plan.skipped))
     reports: dict[str, StackReport] = {s: StackReport(stack=s, status="not deployed") for s in plan.order}
@@ -226,6 +235,16 @@ def run_deploy_infrastructure(
                                  bootstrap_elsewhere=elsewhere)
             _artifact(result, failed_at=stack)
             raise InfraDeployFailed(_stopped(result, stack, err, requested)) from err
+        except BaseException:
+            # Cancelled from the UI (Prefect's TerminationSignal) or Ctrl-C: cdk is stopped, but
+            # CloudFormation goes on with what it had started. Such a run left no word of where it
+            # stood, and the key's newest artifact was still an earlier run's "deployed".
+            reports[stack] = StackReport(stack=stack, status="interrupted", detail=(
+                "the run was interrupted while cdk deployed it; CloudFormation may still be working on it"))
+            result = InfraResult(stacks=tuple(reports.values()), reordered=plan.reordered, added=plan.added,
+                                 bootstrap_elsewhere=elsewhere)
+            _interrupted(result, stack, requested)
+            raise
         reports[stack] = StackReport(stack=stack, status="deployed", seconds=deployed.seconds,
                                      detail=_deployed_detail(deployed, plan))
     result = InfraResult(stacks=tuple(reports.values()), reordered=plan.reordered, added=plan.added,
@@ -244,16 +263,18 @@ def run_deploy_infrastructure(
 
 
 def _read_statuses(statuses: Callable[[str], StackStatuses], stacks: Sequence[str],
-                   environments: dict[str, StackEnvironment], home: StackEnvironment) -> dict[str, str | None]:
+                   environments: dict[str, StackEnvironment], home: StackEnvironment,
+                   unread: str = "it is deployed again to be sure") -> dict[str, str | None]:
     """The CloudFormation status of ``stacks``, read in each one's region; a stack of another account
-    is left unread (this run's credentials read the home account), so it is deployed again."""
+    is left unread (this run's credentials read the home account), with ``unread`` logged: what
+    the run does with it instead (a skipped stack is deployed again)."""
     log = get_run_logger()
     by_region: dict[str, list[str]] = {}
     for stack in stacks:
         environment = environments[stack]
         if environment.account != home.account:
-            log.warning("%s is in account %s, whose stacks this run does not read: it is deployed again to be sure",
-                        stack, environment.account)
+            log.warning("%s is in account %s, whose stacks this run does not read: %s", stack, environment.account,
+                        unread)
             continue
         by_region.setdefault(environment.region, []).append(stack)
     seen: dict[str, str | None] = {}
@@ -292,6 +313,21 @@ def _stopped(result: InfraResult, failed: str, err: Exception, requested: Sequen
     lines.append(f"to resume once it is fixed: run deploy_infrastructure again with from_stack={failed!r} "
                  f"and the same stacks ({', '.join(requested)}); the stacks before it are not deployed again")
     return "\n".join(lines)
+
+
+def _interrupted(result: InfraResult, stack: str, requested: Sequence[str]) -> None:
+    """Say, in the log and the artifact, where a run interrupted during ``stack``'s deploy stands."""
+    log = get_run_logger()
+    done = [r.stack for r in result.stacks if r.status == "deployed"]
+    left = [r.stack for r in result.stacks if r.status == "not deployed"]
+    log.error("interrupted while deploying %s: cdk was stopped, but CloudFormation may still be working on it. "
+              "Deployed in this run: %s; not deployed: %s. Once %s is no longer IN_PROGRESS, run "
+              "deploy_infrastructure again with from_stack=%r and the same stacks (%s)", stack,
+              ", ".join(done) or "none", ", ".join(left) or "none", stack, stack, ", ".join(requested))
+    try:
+        _artifact(result, failed_at=stack)
+    except Exception as err:  # noqa: BLE001 - the interruption is what the run ends with
+        log.warning("the artifact of the interrupted run could not be written: %s", err)
 
 
 def _not_prepared(result: InfraResult, err: Exception, from_stack: str | None, environment: StackEnvironment,

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -81,6 +82,12 @@ class Checklist(BaseModel):
         return "\n".join(["| result | kind | name | detail |", "|---|---|---|---|", *rows])
 
 
+# The attribute type of every key of rollway's own tables, as rollway.aws.flags and
+# rollway.aws.ledger write them.
+STATE_KEY_TYPE = "S"
+_TYPE_NAMES = {"S": "a string", "N": "a number", "B": "binary"}
+
+
 def state_tables(targets: Targets) -> tuple[TableSpec, ...]:
     """The tables rollway keeps its own state in, with the keys its adapters use
     (``rollway.aws.flags`` and ``rollway.aws.ledger``)."""
@@ -113,7 +120,7 @@ def used_by_rollway(targets: Targets) -> tuple[tuple[str, str], ...]:
 # --- items ------------------------------------------------------------------------------
 
 
-def check_table(spec: TableSpec, table: Observed, region: str | None = None) -> CheckItem:
+def check_table(spec: TableSpec, table: Observed, region: str | None = None, key_type: str | None = None) -> CheckItem:
     """The table exists, is ACTIVE, has the expected keys, and each named index exists and is ACTIVE.
 
     Args:
@@ -121,6 +128,8 @@ def check_table(spec: TableSpec, table: Observed, region: str | None = None) -> 
         table: DescribeTable's ``Table``.
         region: where it was read, when not ``Targets.region`` (the app's stack that defines it
             goes elsewhere): named in the reason.
+        key_type: the attribute type (``S``, ``N``, ``B``) every key must have, when known: rollway's
+            own tables, whose keys its adapters write as strings.
     """
     def item(passed: bool, reason: str) -> CheckItem:
         return CheckItem(kind="table", name=spec.name, passed=passed, reason=reason + _read_in(region))
@@ -134,9 +143,15 @@ def check_table(spec: TableSpec, table: Observed, region: str | None = None) -> 
     if status != "ACTIVE":
         problems.append(f"status is {status or 'not reported'}, not ACTIVE")
     keys = {k.get("KeyType"): k.get("AttributeName") for k in table.get("KeySchema") or ()}
-    for key_type, expected in (("HASH", spec.hash_key), ("RANGE", spec.range_key)):
-        if keys.get(key_type) != expected:
-            problems.append(f"{key_type.lower()} key is {keys.get(key_type) or 'none'}, expected {expected or 'none'}")
+    types = {d.get("AttributeName"): d.get("AttributeType") for d in table.get("AttributeDefinitions") or ()}
+    for role, expected in (("HASH", spec.hash_key), ("RANGE", spec.range_key)):
+        if keys.get(role) != expected:
+            problems.append(f"{role.lower()} key is {keys.get(role) or 'none'}, expected {expected or 'none'}")
+        elif expected is not None and key_type is not None and types.get(expected) != key_type:
+            # A key of another type refuses every write rollway makes ("Type mismatch for key"),
+            # found only when the first rollout or flag change tries one.
+            problems.append(f"{role.lower()} key {expected} is of type {types.get(expected) or 'not reported'}, "
+                            f"expected {key_type}: rollway writes it as {_TYPE_NAMES.get(key_type, key_type)}")
     global_indexes = {i.get("IndexName"): i for i in table.get("GlobalSecondaryIndexes") or ()}
     local_indexes = {i.get("IndexName") for i in table.get("LocalSecondaryIndexes") or ()}
     for index in spec.indexes:
@@ -156,7 +171,8 @@ def check_table(spec: TableSpec, table: Observed, region: str | None = None) -> 
 
 def check_queue(spec: QueueSpec, queue: Observed, dlq: Observed, region: str | None = None,
                 dlq_region: str | None = None) -> CheckItem:
-    """The queue exists and redrives to its named DLQ after ``max_receive_count``; the DLQ exists.
+    """The queue exists and redrives to its named DLQ after ``max_receive_count``; the DLQ exists
+    and keeps messages at least as long as the queue (a standard queue's).
 
     Args:
         spec: the queue expected.
@@ -196,9 +212,32 @@ def check_queue(spec: QueueSpec, queue: Observed, dlq: Observed, region: str | N
     if str(count) != str(spec.max_receive_count):
         problems.append(f"maxReceiveCount is {count if count is not None else 'not set'}, "
                         f"expected {spec.max_receive_count}")
+    if (short := _dlq_too_short(queue, dlq)) is not None:
+        problems.append(short)
     if problems:
         return item(False, "; ".join(problems))
     return item(True, f"redrives to {spec.dlq_name} after {spec.max_receive_count} receives; the DLQ exists")
+
+
+def _dlq_too_short(queue: Mapping[str, Any], dlq: Observed) -> str | None:
+    """Why the DLQ would delete what it receives too soon, or None.
+
+    A standard queue's message keeps its first enqueue time when it is moved to the DLQ, so a
+    DLQ keeping messages less long than the queue deletes a message that waited in the queue
+    longer than that as soon as it arrives: the dead letter the DLQ alarm is about is gone. (A
+    FIFO queue's move resets the time.) Judged when SQS gave both periods, as it always does.
+    """
+    if not isinstance(dlq, Mapping) or str(queue.get("FifoQueue", "")).lower() == "true":
+        return None
+    try:
+        kept, waits = int(dlq["MessageRetentionPeriod"]), int(queue["MessageRetentionPeriod"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    if kept >= waits:
+        return None
+    return (f"its DLQ keeps messages {kept} s, less than the queue's {waits} s: a message moved there keeps its "
+            f"enqueue time, so one that waited longer than {kept} s is deleted on arrival; set the DLQ's "
+            "MessageRetentionPeriod at least as long as the queue's (AWS advises longer)")
 
 
 def check_stack(name: str, stack: Observed, region: str | None = None) -> CheckItem:
@@ -251,7 +290,8 @@ def check_dashboard(name: str, dashboard: Observed, region: str | None = None) -
 
 def check_alarm(name: str, alarm: Observed, topic_arn: str | None, topic_name: str,
                 region: str | None = None) -> CheckItem:
-    """The alarm exists, its actions are enabled and one of its alarm actions is the alert topic.
+    """The alarm exists, its actions are enabled, one of its alarm actions is the alert topic,
+    and it is not firing (ALARM) already.
 
     Args:
         name: the alarm.
@@ -282,7 +322,16 @@ def check_alarm(name: str, alarm: Observed, topic_arn: str | None, topic_name: s
     if alarm.get("ActionsEnabled") is not True:
         return item(False, "its actions are disabled (ActionsEnabled is not true): it fires without telling "
                            "anyone; enable them with enable-alarm-actions")
-    return item(True, f"exists and notifies {topic_name}")
+    state = alarm.get("StateValue")
+    if state == "ALARM":
+        # Firing before the deploy: what it watches is failing already, and a rollout judged
+        # against it (or its page lost among this one's) starts from a broken baseline.
+        since = alarm.get("StateUpdatedTimestamp")
+        when = f" since {since:%Y-%m-%d %H:%M:%S %Z}".rstrip() if isinstance(since, datetime) else ""
+        why = f": {alarm['StateReason']}" if alarm.get("StateReason") else ""
+        return item(False, f"it is in ALARM{when}{why}; what it watches is failing now: fix that, then check again "
+                           "once it is OK")
+    return item(True, f"exists{f', {state},' if state else ''} and notifies {topic_name}")
 
 
 def check_topic(name: str, topic_arn: str | None, subscriptions: Sequence[Mapping[str, Any]] | ReadFailed | None,
@@ -376,7 +425,9 @@ def evaluate(targets: Targets, seen: Observation) -> Checklist:
     items = [check_stack(name, seen.stacks.get(name, not_read), seen.stack_regions.get(name))
              for name in targets.stacks]
     where = seen.regions.get
-    items += [check_table(spec, seen.tables.get(spec.name, not_read), where(("table", spec.name)))
+    own = state_tables(targets)
+    items += [check_table(spec, seen.tables.get(spec.name, not_read), where(("table", spec.name)),
+                          STATE_KEY_TYPE if spec in own else None)
               for spec in all_tables(targets)]
     items += [check_queue(q, seen.queues.get(q.name, not_read), seen.queues.get(q.dlq_name, not_read),
                           where(("queue", q.name)), where(("queue", q.dlq_name)))
@@ -387,10 +438,13 @@ def evaluate(targets: Targets, seen: Observation) -> Checklist:
         failed = f"could not look the alert topic up ({topic.what}): {topic.message}"
         items += [CheckItem(kind="alarm", name=a, passed=False, reason=failed) for a in targets.alarms]
         items.append(CheckItem(kind="alert topic", name=targets.alert_topic, passed=False, reason=failed))
-        return Checklist(items=tuple(items))
-    items += [check_alarm(a, seen.alarms.get(a, not_read), topic, targets.alert_topic, where(("alarm", a)))
-              for a in targets.alarms]
-    items.append(check_topic(targets.alert_topic, topic, seen.subscriptions, where(("topic", targets.alert_topic))))
+    else:
+        items += [check_alarm(a, seen.alarms.get(a, not_read), topic, targets.alert_topic, where(("alarm", a)))
+                  for a in targets.alarms]
+        items.append(check_topic(targets.alert_topic, topic, seen.subscriptions,
+                                 where(("topic", targets.alert_topic))))
+    # Also when the topics could not be listed: returning early passed a rollway table the app
+    # deploys to another region whenever a same-named one stood in Targets.region.
     return Checklist(items=tuple(_misplaced(item, seen.misplaced, targets.region) for item in items))
 
 

@@ -252,6 +252,32 @@ def confirm_skipped(plan: DeploymentPlan, statuses: Mapping[str, str | None]) ->
                                    "added": (*plan.added, *added)})
 
 
+# A stack in one of these has no version deployed (it was never created, or is being or was
+# deleted): the stacks depending on it would fail on its missing exports.
+_NOTHING_DEPLOYED = frozenset({"CREATE_IN_PROGRESS", "CREATE_FAILED", "ROLLBACK_IN_PROGRESS", "ROLLBACK_FAILED",
+                               "ROLLBACK_COMPLETE", "DELETE_IN_PROGRESS", "DELETE_FAILED", "DELETE_COMPLETE",
+                               "REVIEW_IN_PROGRESS"})
+
+
+def check_already_deployed(statuses: Mapping[str, str | None]) -> None:
+    """Refuse ``already_deployed`` stacks that CloudFormation shows with nothing deployed.
+
+    Args:
+        statuses: stack named as already deployed -> its CloudFormation status, None when it does
+            not exist; a stack missing from the mapping was not read (another account) and is
+            taken at its word.
+
+    Raises:
+        PlanRefused: naming each such stack and its status; nothing was deployed.
+    """
+    absent = [f"{stack} ({'does not exist' if status is None else status})" for stack, status in statuses.items()
+              if status is None or status in _NOTHING_DEPLOYED]
+    if absent:
+        raise PlanRefused(f"named as already deployed, but CloudFormation shows nothing deployed: {', '.join(absent)}; "
+                          "deploy them in this run (add them to the stacks to deploy) or wait until they are "
+                          "(nothing was deployed)")
+
+
 # The syntax of Targets.region (us-west-2, us-gov-west-1, ...): a check, not a list of regions.
 _REGION = re.compile(r"^[a-z]{2}(?:-[a-z]+)+-\d+$")
 _ACCOUNT = re.compile(r"^\d{12}$")

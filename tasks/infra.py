@@ -20,6 +20,9 @@ from rollway.toolchain.cdk import CdkCli
 @task(name="list-stacks", cache_policy=NONE)
 def list_stacks(deployer: InfraDeployer) -> AppStacks:
     log = get_run_logger()
+    # Said before it starts: an app bundling its assets (esbuild, docker) synthesizes for minutes,
+    # and with its output at debug level the run's log stood still that long.
+    log.info("synthesizing the CDK app to read its stacks (cdk synth; its output is logged at debug level)")
     # Synthesizing prints warnings a person may want; at debug level, not to crowd the run's log.
     return deployer.list_stacks(on_line=lambda line: log.debug("cdk: %s", line))
 

@@ -314,7 +314,8 @@ def read_assembly(assembly_dir: str | os.PathLike[str]) -> AppStacks:
     assemblies (CDK Stages) are not deployable by name from the top level and are refused.
 
     Raises:
-        AppNotListed: no readable manifest or template, or a stage's nested assembly.
+        AppNotListed: no readable manifest or template, a stage's nested assembly, or two stacks
+            of one CloudFormation name.
     """
     path = Path(assembly_dir) / "manifest.json"
     try:
@@ -330,6 +331,20 @@ def read_assembly(assembly_dir: str | os.PathLike[str]) -> AppStacks:
     # A stack's name is its artifact id unless the app set stackName.
     names = {artifact_id: (a.get("properties") or {}).get("stackName") or artifact_id
              for artifact_id, a in stacks.items()}
+    # The plan, the deploys and the checklist know a stack by its CloudFormation name: two stacks
+    # of one name (an app deploying `stackName: "Service"` to two regions) collapsed into the
+    # last one, so one of them was never deployed while the run reported the name deployed.
+    shared: dict[str, list[str]] = {}
+    for artifact_id, name in names.items():
+        shared.setdefault(name, []).append(artifact_id)
+    shared = {name: ids for name, ids in shared.items() if len(ids) > 1}
+    if shared:
+        raise AppNotListed(
+            "the app has stacks sharing a CloudFormation name, which rollway cannot tell apart (it deploys and "
+            "checks stacks by name): " + "; ".join(
+                f"{name} ({', '.join(f'{i} to {_environment_of(stacks[i])}' for i in ids)})"
+                for name, ids in shared.items())
+            + "; give each its own stackName, or deploy them with cdk itself (nothing was deployed)")
     return AppStacks(dependencies={
         names[artifact_id]: tuple(names[d] for d in a.get("dependencies") or () if d in names)
         for artifact_id, a in stacks.items()
@@ -337,6 +352,10 @@ def read_assembly(assembly_dir: str | os.PathLike[str]) -> AppStacks:
                      if a.get("environment")},
         resources={names[artifact_id]: found for artifact_id, a in stacks.items()
                    if (found := _template_resources(path.parent, names[artifact_id], a))})
+
+
+def _environment_of(artifact: Mapping) -> str:
+    return str(artifact.get("environment") or "no environment")
 
 
 def _template_resources(assembly: Path, stack: str, artifact: Mapping) -> dict[str, tuple[str, ...]]:

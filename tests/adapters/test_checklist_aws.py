@@ -123,6 +123,27 @@ def test_a_missing_dlq_fails_its_queue(paged):
     assert list(reasons) == [spec.name] and reasons[spec.name].startswith(f"its dead-letter queue {spec.dlq_name} does not exist")
 
 
+def test_a_dlq_keeping_messages_less_long_than_its_queue_fails_the_queue(paged):
+    spec = paged.targets.queues[0]
+    paged.get_client("sqs").set_queue_attributes(QueueUrl=_queue_url(paged, spec.dlq_name),
+                                                 Attributes={"MessageRetentionPeriod": "60"})
+    reasons = failed(check(paged))
+    assert list(reasons) == [spec.name] and "its DLQ keeps messages 60 s, less than the queue's" in reasons[spec.name]
+
+
+def test_a_rollouts_table_with_a_number_key_fails_and_a_service_table_may_have_one(paged):
+    dynamodb, t = paged.get_client("dynamodb"), paged.targets
+    for name, keys in ((t.rollouts_table, (("service", "HASH", "S"), ("rollout_id", "RANGE", "N"))),
+                       (t.tables[1].name, ((t.tables[1].hash_key, "HASH", "N"),))):
+        dynamodb.delete_table(TableName=name)
+        dynamodb.create_table(TableName=name, BillingMode="PAY_PER_REQUEST",
+                              KeySchema=[{"AttributeName": a, "KeyType": k} for a, k, _ in keys],
+                              AttributeDefinitions=[{"AttributeName": a, "AttributeType": ty} for a, _, ty in keys])
+    reasons = failed(check(paged))
+    assert list(reasons) == [t.rollouts_table]
+    assert "range key rollout_id is of type N, expected S" in reasons[t.rollouts_table]
+
+
 def test_a_missing_dashboard_fails(paged):
     paged.get_client("cloudwatch").delete_dashboards(DashboardNames=[paged.targets.dashboard])
     reasons = failed(check(paged))
@@ -140,6 +161,15 @@ def test_an_alarm_without_the_topic_action_fails(paged):
         Threshold=alarm["Threshold"], ComparisonOperator=alarm["ComparisonOperator"], AlarmActions=[])
     reasons = failed(check(paged))
     assert list(reasons) == [name] and "no alarm action on the alert topic" in reasons[name]
+
+
+def test_an_alarm_firing_before_the_deploy_fails(paged):
+    name = paged.targets.alarms[0]
+    paged.get_client("cloudwatch").set_alarm_state(AlarmName=name, StateValue="ALARM",
+                                                   StateReason="Threshold Crossed: 5xx rate 12 %")
+    reasons = failed(check(paged))
+    assert list(reasons) == [name] and "in ALARM since" in reasons[name]
+    assert "Threshold Crossed: 5xx rate 12 %" in reasons[name]
 
 
 def test_a_missing_alarm_fails(paged):

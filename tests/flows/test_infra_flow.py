@@ -64,6 +64,8 @@ def test_every_stack_deploys_in_order_then_the_checklist_passes(caplog):
     summary = latest(ARTIFACT_KEY, since)
     assert "# Infrastructure deployed" in summary and "| 5 | `WebordinarySQSStack` | deployed |" in summary
     assert "## Pre-deployment checklist" in summary
+    # Synthesizing (minutes for an app that bundles assets) is said before it starts.
+    assert "synthesizing the CDK app to read its stacks" in caplog.text
     # cdk's lines in the run's log as they came, each with where the run stands.
     assert "stack 5/8 WebordinarySQSStack | WebordinarySQSStack: deploying... [1/1]" in caplog.text
     assert "stack 8/8 WebordinaryMonitoringStack | ✅  WebordinaryMonitoringStack" in caplog.text
@@ -252,6 +254,28 @@ def test_a_failed_stack_stops_the_run_and_says_how_to_resume(caplog):
     assert "| 5 | `WebordinarySQSStack` | failed |" in summary and "| 6 | `WebordinarySessionStack` | not deployed |" in summary
 
 
+def test_a_run_interrupted_during_a_deploy_says_where_it_stands_and_how_to_resume(caplog):
+    # Ctrl-C raises a KeyboardInterrupt in the deploy, and cancelling the run from the UI
+    # Prefect's TerminationSignal (which then ends the process, so not raised here); either way
+    # cdk is killed and CloudFormation goes on with the stack.
+    class Cancelled(FakeInfraDeployer):
+        def deploy(self, stack, **kwargs):
+            if stack == "WebordinarySQSStack":
+                raise KeyboardInterrupt
+            return super().deploy(stack, **kwargs)
+
+    since = time.time()
+    with pytest.raises(KeyboardInterrupt):
+        deploy_on(Cancelled(WEBORDINARY), None)
+    assert (f"interrupted while deploying WebordinarySQSStack: cdk was stopped, but CloudFormation may still be "
+            f"working on it. Deployed in this run: {', '.join(STACKS[:4])}; not deployed: {', '.join(STACKS[5:])}"
+            in caplog.text)
+    assert "from_stack='WebordinarySQSStack'" in caplog.text
+    summary = latest(ARTIFACT_KEY, since)
+    assert "stopped at WebordinarySQSStack" in summary and "| 5 | `WebordinarySQSStack` | interrupted |" in summary
+    assert "| 4 | `WebordinaryALBStack` | deployed |" in summary
+
+
 def test_resume_from_the_failed_stack_deploys_it_and_the_rest_only():
     deployer = FakeInfraDeployer(WEBORDINARY, already=STACKS[:4])
     result = deploy_on(deployer, lambda _app: Passing(), from_stack="WebordinarySQSStack")
@@ -295,6 +319,37 @@ def test_a_resume_over_a_stack_still_changing_is_refused_before_any_deploy():
         deploy_on(deployer, None, from_stack="WebordinarySQSStack", statuses=lambda _region: Busy(),
                   bootstrap=lambda *_: deployer.calls.append("bootstrap"))
     assert deployer.calls == ["list"]
+
+
+def test_a_stack_named_as_already_deployed_that_is_not_is_refused_before_anything_runs(aws):
+    from rollway.aws.cloudformation import CloudFormationStacks
+
+    cloudformation = aws.get_client("cloudformation")
+    body = '{"Resources": {"Topic": {"Type": "AWS::SNS::Topic"}}}'
+    for stack in ("WebordinaryECRStack", "WebordinaryEFSStack"):
+        cloudformation.create_stack(StackName=stack, TemplateBody=body)
+    cloudformation.delete_stack(StackName="WebordinaryEFSStack")
+    deployer = FakeInfraDeployer(WEBORDINARY)
+    with pytest.raises(PlanRefused) as caught:
+        deploy_on(deployer, None, requested=STACKS[3:], already_deployed=STACKS[:3],
+                  statuses=lambda region: CloudFormationStacks(aws.get_client("cloudformation")),
+                  bootstrap=lambda *_: deployer.calls.append("bootstrap"))
+    assert deployer.calls == ["list"]  # no bootstrap, no deploy
+    assert ("named as already deployed, but CloudFormation shows nothing deployed: WebordinarySecretsStack (does not "
+            "exist), WebordinaryEFSStack (does not exist)") in str(caught.value)
+
+
+def test_a_stack_of_another_account_named_as_already_deployed_is_taken_at_its_word(caplog):
+    class Deployed:
+        def status(self, name):
+            return "CREATE_COMPLETE"
+
+    deployer = pinned_deployer(already=STACKS[:2])
+    deploy_on(deployer, None, requested=STACKS[2:], already_deployed=STACKS[:2], statuses=lambda _region: Deployed())
+    assert deployer.calls == ["list", *(f"deploy {s}" for s in STACKS[2:])]
+    assert ("WebordinarySecretsStack is in account 210987654321, whose stacks this run does not read: it is taken as "
+            "already deployed, as named") in caplog.text
+    assert "deployed again to be sure" not in caplog.text
 
 
 def test_a_failed_checklist_fails_the_run_naming_the_items(aws):

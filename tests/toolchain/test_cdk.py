@@ -116,6 +116,22 @@ def test_the_assembly_gives_the_names_each_stacks_template_gives_its_checked_res
                                                "topic": ("prod-alerts",)}}
 
 
+def test_two_stacks_of_one_cloudformation_name_are_not_listed(tmp_path):
+    # As the real cdk synthesizes an app deploying stackName "ServiceStack" to two regions: listed
+    # by name, one of them vanished and was never deployed while the run reported it deployed.
+    with pytest.raises(AppNotListed) as caught:
+        read_assembly(_manifest(tmp_path, {
+            "Svc-us-west-2": {"type": "aws:cloudformation:stack", "environment": "aws://123456789012/us-west-2",
+                              "properties": {"stackName": "ServiceStack"}},
+            "Svc-eu-west-1": {"type": "aws:cloudformation:stack", "environment": "aws://123456789012/eu-west-1",
+                              "properties": {"stackName": "ServiceStack"}},
+            "Other": {"type": "aws:cloudformation:stack"},
+        }))
+    assert ("ServiceStack (Svc-us-west-2 to aws://123456789012/us-west-2, Svc-eu-west-1 to "
+            "aws://123456789012/eu-west-1)") in str(caught.value)
+    assert "give each its own stackName" in str(caught.value)
+
+
 def test_a_template_the_manifest_names_but_that_cannot_be_read_is_not_listed(tmp_path):
     # Read as naming nothing, its table would be looked for in Targets.region and a same-named
     # one there could pass.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 
 import pytest
 
@@ -17,8 +18,9 @@ ROLLOUTS = TableSpec(name="rollouts", hash_key="service", range_key="rollout_id"
 DENIED = ReadFailed("DescribeTable sessions", "AccessDeniedException: not allowed")
 
 
-def table(status="ACTIVE", keys=(("sessionId", "HASH"),), gsis=(("userId-index", "ACTIVE"),), lsis=()):
-    described = {"TableStatus": status, "KeySchema": [{"AttributeName": a, "KeyType": t} for a, t in keys]}
+def table(status="ACTIVE", keys=(("sessionId", "HASH"),), gsis=(("userId-index", "ACTIVE"),), lsis=(), key_type="S"):
+    described = {"TableStatus": status, "KeySchema": [{"AttributeName": a, "KeyType": t} for a, t in keys],
+                 "AttributeDefinitions": [{"AttributeName": a, "AttributeType": key_type} for a, _ in keys]}
     if gsis:
         described["GlobalSecondaryIndexes"] = [{"IndexName": n, "IndexStatus": s} for n, s in gsis]
     if lsis:
@@ -50,6 +52,22 @@ def test_tables(spec, described, passed, words):
         assert word in item.reason
 
 
+@pytest.mark.parametrize("described, passed, words", [
+    (table(keys=(("service", "HASH"), ("rollout_id", "RANGE")), gsis=()), True, ["range key rollout_id"]),
+    # Every write the ledger makes would be refused: "Type mismatch for key".
+    (table(keys=(("service", "HASH"), ("rollout_id", "RANGE")), gsis=(), key_type="N"), False,
+     ["hash key service is of type N, expected S", "range key rollout_id is of type N, expected S",
+      "rollway writes it as a string"]),
+    ({**table(keys=(("service", "HASH"), ("rollout_id", "RANGE")), gsis=()), "AttributeDefinitions": []}, False,
+     ["hash key service is of type not reported"]),
+])
+def test_rollways_own_tables_need_string_keys(described, passed, words):
+    item = check_table(ROLLOUTS, described, key_type="S")
+    assert item.passed is passed, item.reason
+    for word in words:
+        assert word in item.reason
+
+
 QUEUE = QueueSpec(name="input", dlq_name="input-dlq", max_receive_count=3)
 DLQ_ARN = "arn:aws:sqs:us-west-2:123456789012:input-dlq"
 
@@ -76,6 +94,13 @@ def redrive(target=DLQ_ARN, count=3):
     ({"RedrivePolicy": json.dumps({"maxReceiveCount": 3})}, {"QueueArn": DLQ_ARN}, False, ["no deadLetterTargetArn"]),
     ({"RedrivePolicy": json.dumps({"deadLetterTargetArn": DLQ_ARN})}, {"QueueArn": DLQ_ARN}, False,
      ["maxReceiveCount is not set"]),
+    # A DLQ deleting what the queue moves there before anyone reads it (SQS's default 4 days against 1 minute).
+    ({**redrive(), "MessageRetentionPeriod": "345600"}, {"QueueArn": DLQ_ARN, "MessageRetentionPeriod": "60"}, False,
+     ["its DLQ keeps messages 60 s, less than the queue's 345600 s"]),
+    ({**redrive(), "MessageRetentionPeriod": "345600"}, {"QueueArn": DLQ_ARN, "MessageRetentionPeriod": "1209600"},
+     True, []),
+    ({**redrive(), "MessageRetentionPeriod": "345600", "FifoQueue": "true"},
+     {"QueueArn": DLQ_ARN, "MessageRetentionPeriod": "60"}, True, []),
     # A DLQ of the same name in another account or region is not this queue's DLQ.
     (redrive(target="arn:aws:sqs:eu-west-1:999999999999:input-dlq"), {"QueueArn": DLQ_ARN}, False, ["not to input-dlq"]),
 ])
@@ -113,6 +138,14 @@ TOPIC = "arn:aws:sns:us-west-2:123456789012:alerts"
     ({"AlarmActions": [TOPIC], "ActionsEnabled": True}, None, False, ["alert topic alerts was not found"]),
     (None, TOPIC, False, ["does not exist"]),
     (ReadFailed("DescribeAlarms", "Throttling: slow"), TOPIC, False, ["could not read", "Throttling"]),
+    # Firing before the deploy: production is failing already.
+    ({"AlarmActions": [TOPIC], "ActionsEnabled": True, "StateValue": "ALARM",
+      "StateReason": "Threshold Crossed: 1 datapoint [12.0] was greater than 5.0",
+      "StateUpdatedTimestamp": datetime(2026, 12, 1, 9, 58, tzinfo=timezone.utc)}, TOPIC, False,
+     ["in ALARM since 2026-12-01 09:58:00 UTC: Threshold Crossed: 1 datapoint [12.0]"]),
+    ({"AlarmActions": [TOPIC], "ActionsEnabled": True, "StateValue": "INSUFFICIENT_DATA"}, TOPIC, True,
+     ["exists, INSUFFICIENT_DATA, and notifies alerts"]),
+    ({"AlarmActions": [TOPIC], "ActionsEnabled": True, "StateValue": "OK"}, TOPIC, True, ["OK"]),
 ])
 def test_alarms(alarm, topic, passed, words):
     item = check_alarm("high-errors", alarm, topic, "alerts")
@@ -189,6 +222,17 @@ def test_topics_that_could_not_be_listed_fail_every_alarm_and_the_topic():
     checklist = evaluate(targets, Observation(**{**seen.__dict__, "topic_arn": ReadFailed("ListTopics", "AccessDenied: x")}))
     assert {i.name for i in checklist.failed} == {*targets.alarms, targets.alert_topic}
     assert all("AccessDenied" in i.reason for i in checklist.failed)
+
+
+def test_a_rollway_table_the_app_deploys_elsewhere_fails_also_when_the_topics_could_not_be_listed():
+    targets = Targets()
+    seen = _everything_fine(targets)
+    misplaced = {("table", targets.rollouts_table): "the CDK app's stack S deploys it to aws://123456789012/eu-west-1"}
+    checklist = evaluate(targets, Observation(**{**seen.__dict__, "misplaced": misplaced,
+                                                 "topic_arn": ReadFailed("ListTopics", "AccessDenied: x")}))
+    assert {i.name for i in checklist.failed} == {*targets.alarms, targets.alert_topic, targets.rollouts_table}
+    assert "deploys it to aws://123456789012/eu-west-1" in next(
+        i.reason for i in checklist.failed if i.name == targets.rollouts_table)
 
 
 def test_an_empty_checklist_does_not_pass():

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from rollway.infra import PlanRefused, confirm_skipped, plan_deployment
+from rollway.infra import PlanRefused, check_already_deployed, confirm_skipped, plan_deployment
 from tests.unit.test_infra_plan import ABC, WEBORDINARY
 
 # A resume at C: A and B are ordered before it (B depends on A), D after nothing.
@@ -74,3 +74,19 @@ def test_a_stack_still_changing_refuses_the_resume(status):
 def test_a_plan_that_skips_nothing_is_unchanged():
     plan = plan_deployment(["A", "B", "C"], ABC)
     assert confirm_skipped(plan, {}) == plan
+
+
+@pytest.mark.parametrize("statuses, refused", [
+    # Deployed in some version: its exports are there for the stacks depending on it.
+    ({"A": "CREATE_COMPLETE", "B": "UPDATE_ROLLBACK_COMPLETE", "C": "UPDATE_IN_PROGRESS"}, []),
+    ({}, []),  # not read (another account): taken at its word
+    ({"A": None, "B": "ROLLBACK_COMPLETE", "C": "CREATE_COMPLETE"}, ["A (does not exist)", "B (ROLLBACK_COMPLETE)"]),
+    ({"A": "DELETE_COMPLETE", "B": "REVIEW_IN_PROGRESS"}, ["A (DELETE_COMPLETE)", "B (REVIEW_IN_PROGRESS)"]),
+])
+def test_stacks_named_as_already_deployed_are_refused_when_nothing_of_them_is(statuses, refused):
+    if not refused:
+        check_already_deployed(statuses)
+        return
+    with pytest.raises(PlanRefused, match="named as already deployed") as caught:
+        check_already_deployed(statuses)
+    assert f"nothing deployed: {', '.join(refused)};" in str(caught.value)
