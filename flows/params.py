@@ -22,6 +22,13 @@ def _named(actor: str) -> str:
         raise ValueError("actor must name who runs the rollout (it is recorded in the ledger and the flags' audit trail)")
     if len(actor) > MAX_ACTOR:
         raise ValueError(f"actor is {len(actor)} characters; at most {MAX_ACTOR} are kept in the audit trail")
+    try:
+        actor.encode()
+    except UnicodeEncodeError as err:
+        # A byte that is not UTF-8 (a Latin-1 terminal) reaches Python as a lone surrogate, which no
+        # flow run's parameters, ledger item or audit trail can hold: `rollway finalize --actor` passed
+        # its option check, loaded the blocks and failed in Prefect with a bare UnicodeEncodeError.
+        raise ValueError(f"actor is not valid UTF-8 text (character {err.start + 1} cannot be encoded)") from None
     return actor
 
 
