@@ -22,6 +22,13 @@ def _named(actor: str) -> str:
         raise ValueError("actor must name who runs the rollout (it is recorded in the ledger and the flags' audit trail)")
     if len(actor) > MAX_ACTOR:
         raise ValueError(f"actor is {len(actor)} characters; at most {MAX_ACTOR} are kept in the audit trail")
+    try:
+        actor.encode()
+    except UnicodeEncodeError as err:
+        # A byte that is not UTF-8 (a Latin-1 terminal) reaches Python as a lone surrogate, which no
+        # flow run's parameters, ledger item or audit trail can hold: `rollway finalize --actor` passed
+        # its option check, loaded the blocks and failed in Prefect with a bare UnicodeEncodeError.
+        raise ValueError(f"actor is not valid UTF-8 text (character {err.start + 1} cannot be encoded)") from None
     return actor
 
 
@@ -33,8 +40,15 @@ Actor = Annotated[str, AfterValidator(_named), Field(json_schema_extra={"pattern
 PollSeconds = Annotated[int, Field(gt=0)]
 """How often a paused run looks for an answer: at least once a second."""
 
-LeaseSeconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]
-"""How long a run may go silent before another run may take its rollout over."""
+MAX_LEASE_SECONDS = 24 * 3600.0
+
+# At most a day: a live run renews its lease every analysis tick (at most a day apart), so a longer
+# lease only keeps a dead run's rollout from being resumed. A "never" such as 1e12 was accepted, and
+# its expiry could not be written as a date: the next run to meet it (a resume, `rollway status`)
+# failed with "year 33715 is out of range" instead of saying who held the rollout, and a resume's
+# hook then rolled the rollout back.
+LeaseSeconds = Annotated[float, Field(gt=0, le=MAX_LEASE_SECONDS, allow_inf_nan=False)]
+"""How long a run may go silent before another run may take its rollout over: positive, at most a day."""
 
 WindowSeconds = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 """A monitoring window; 0 watches nothing."""

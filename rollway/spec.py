@@ -41,6 +41,10 @@ MAX_INTERVAL_SECONDS = _DAY
 MAX_METRICS_DELAY_SECONDS = _DAY
 MAX_CALIBRATION_SECONDS = 15 * _DAY
 MAX_VERIFY_TIMEOUT_SECONDS = _HOUR
+# CloudWatch keeps one-minute periods for 15 days, five-minute ones for 63: a GetMetricData whose
+# start lies further back than its period's retention returns no data points for that time range.
+FINE_PERIOD_RETENTION_SECONDS = 15 * _DAY
+COARSE_PERIOD = 300
 
 
 def _at_most(field: str, limit: int, label: str, instead: str):
@@ -458,6 +462,20 @@ class RolloutSpec(BaseModel):
                 f"stage(s) {short}% bake for less than one analysis interval ({interval} s), "
                 "so the judge would never see a whole period to pass them: bake at least that long"
             )
+        if interval % COARSE_PERIOD:
+            # Every look reads the stage from its first period, until its bake and the metrics' delay are
+            # over. At a period CloudWatch keeps only 15 days, a stage baking longer lost its periods from
+            # the start as they aged: from day 15 on the judge and the guardrail read no data, and a
+            # canary that began failing then was never rolled back.
+            delay = self.analysis.metrics_delay_seconds
+            long = [s.weight for s in self.stages if s.bake_seconds + delay > FINE_PERIOD_RETENTION_SECONDS]
+            if long:
+                raise ValueError(
+                    f"stage(s) {long}% bake longer than CloudWatch keeps periods of interval_seconds {interval}: "
+                    f"15 days, and a look further back returns no data, so from day 15 on the stage would be judged "
+                    f"blind; bake at most 15 days less metrics_delay_seconds ({delay:g} s), or set interval_seconds "
+                    f"to a multiple of {COARSE_PERIOD} (periods CloudWatch keeps 63 days)"
+                )
         for binding in self.flags:
             strays = sorted(w for w in binding.schedule if w not in stage_weights)
             if strays:

@@ -239,13 +239,23 @@ class Targets(_KnownKeys):
 
     @field_validator("stable_target_group", "canary_target_group")
     @classmethod
-    def _target_group_ref(cls, value: str) -> str:
+    def _target_group_ref(cls, value: str, info: ValidationInfo) -> str:
         # A target group is a name, or the full ARN of one (e.g. in another stack's naming).
         if value.startswith("arn:"):
             if not _TARGET_GROUP_ARN.match(value):
                 raise ValueError(
                     f"{value!r} is not a well-formed target group ARN "
                     "(arn:<partition>:elasticloadbalancing:<region>:<account>:targetgroup/<name>/<id>)"
+                )
+            # Clients are made for Targets.region, and a load balancer forwards only to target groups
+            # of its own region: an ARN copied from another region's console was looked up there and
+            # reported "not found", though it names a group that exists.
+            arn_region, region = value.split(":")[3], info.data.get("region")
+            if region is not None and arn_region != region:
+                raise ValueError(
+                    f"{value!r} is a target group in {arn_region}, but region is {region}: rollway reaches the "
+                    f"load balancer and its target groups in {region} (set region to {arn_region}, or give a "
+                    f"target group of {region})"
                 )
             return value
         return cls._plain_name(value)

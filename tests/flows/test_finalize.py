@@ -310,6 +310,8 @@ def test_rollway_finalize_unrecorded_on_a_service_no_promotion_reached_claims_no
 @pytest.mark.parametrize(("options", "message"), [
     (["--actor", "   "], "--actor '   ': actor must name who"),
     (["--actor", "x" * 500], "--actor 'xxx"),
+    # A byte that is not UTF-8 arrives as a lone surrogate: no flow run's parameters hold it.
+    (["--actor", "jos\udce9"], "actor is not valid UTF-8 text (character 4"),
     (["--stable-timeout-seconds", "0"], "--stable-timeout-seconds 0: must be a positive"),
     (["--stable-timeout-seconds", "nan"], "--stable-timeout-seconds nan"),
     # A "wait for ever" used to pass, and --unrecorded died with an OverflowError after reading AWS.

@@ -197,6 +197,8 @@ def test_any_failure_of_prefects_parameter_validation_is_a_refusal():
     {"approval_poll_seconds": 0},
     {"lease_wall_seconds": -1},  # ValueError in the ledger's acquire, on a resume
     {"lease_wall_seconds": float("nan")},
+    # "Never": its expiry is no date, and the next run to meet the lease failed on it and rolled back
+    {"lease_wall_seconds": 1e12},
     {"actor": "  "},  # MissingUserId at the first shift of a bound flag, after the deploy
     {"clock": {"speed": 60}},  # a fast clock needs the anchor its metric source shares
     {"clock": {"speed": 60, "anchor": float("nan")}},

@@ -219,6 +219,17 @@ def test_targets_take_every_form_of_aws_region(region):
     assert Targets(region=region).region == region
 
 
+@pytest.mark.parametrize("field", ["stable_target_group", "canary_target_group"])
+def test_a_target_group_arn_of_another_region_is_refused_naming_both_regions(field):
+    """An ARN copied from another region's console was looked up in the targets' region and
+    reported "not found", though the group exists: the load balancer forwards only to its own
+    region's target groups."""
+    arn = "arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/edit-canary/0123456789abcdef"
+    with pytest.raises(ValidationError, match=f"{field}\n.*in eu-west-1, but region is us-west-2"):
+        Targets(**{field: arn})
+    assert getattr(Targets(region="eu-west-1", **{field: arn}), field) == arn
+
+
 def test_a_rollback_reads_what_it_needs_from_a_spec_todays_field_rules_refuse():
     """``for_rollback`` keeps the bound flags, the phase plan and the window of a recorded spec
     whose other fields no longer validate; ``from_record`` (a resume runs the policy) refuses it."""

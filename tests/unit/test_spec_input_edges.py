@@ -11,6 +11,8 @@ Each is now refused when the model is built, with a message naming the key or fi
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from prefect.exceptions import ParameterTypeError
 from pydantic import ValidationError
@@ -139,6 +141,20 @@ def test_the_longest_durations_allowed_are_taken():
         analysis={"interval_seconds": DAY, "metrics_delay_seconds": DAY, "calibration_seconds": 15 * DAY},
     )
     assert RolloutSpec.from_record(spec.model_dump_json()) == spec
+
+
+def test_a_stage_baking_longer_than_cloudwatch_keeps_its_periods_is_refused():
+    """CloudWatch keeps one-minute periods for 15 days and returns none for a look further back:
+    every look reads the stage from its start, so a 20-day bake at 60 s went blind on day 15."""
+    stages = [Stage(weight=5, bake_seconds=20 * DAY), Stage(weight=100)]
+    with pytest.raises(ValidationError, match=r"stage\(s\) \[5\]% bake longer than CloudWatch keeps periods of "
+                                              r"interval_seconds 60: 15 days.*multiple of 300"):
+        RolloutSpec(image=IMG, stages=stages)
+    # Five-minute periods are kept 63 days; a rollout recorded before the rule is still read back.
+    coarse = RolloutSpec(image=IMG, stages=stages, analysis={"interval_seconds": 300})
+    recorded = json.loads(coarse.model_dump_json())
+    recorded["analysis"]["interval_seconds"] = 60
+    assert RolloutSpec.from_record(json.dumps(recorded)).stages == coarse.stages
 
 
 def test_a_never_ending_approval_timeout_is_a_parameter_error_before_the_run_starts():
