@@ -612,7 +612,8 @@ def test_promote_weight_is_checked_against_the_paused_runs_rollout_not_an_old_re
     # A `canary` flow run (no ledger) paused at its approval before 30%; its spec: 10, 30, 100.
     spec = RolloutSpec(image="repo/app:2.0.0", stages=[Stage(weight=w) for w in (10, 30, 100)])
     run = SimpleNamespace(id=uuid4(), name="calm-heron", parameters={"spec": spec.model_dump(mode="json")})
-    monkeypatch.setattr(ops, "find_paused_run", lambda client, service, record, flow_run=None: run)
+    # Found without a Prefect API: under load, starting one made this test fail at random.
+    monkeypatch.setattr(ops, "_paused", lambda service, flow_run: (service.ledger.get(service.name), run))
     monkeypatch.setattr(ops, "flow_name", lambda paused: "canary")
     sent = []
     monkeypatch.setattr(ops, "resume", lambda run_id, answer: sent.append(answer))
