@@ -181,6 +181,16 @@ class Analysis(BaseModel):
         default=0.01, gt=0, le=0.5, description="one-sample mode: the share of slow requests the canary is held to"
     )
 
+    @field_validator("metrics")
+    @classmethod
+    def _each_metric_once(cls, value: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
+        # alpha is split over the entries: a metric named twice halves every metric's share, a
+        # stricter judge nobody asked for (slower promotions, more inconclusive stages).
+        if _new_spec(info) and len(set(value)) != len(value):
+            raise ValueError(f"name each metric once: {list(value)} names one twice, and alpha is split evenly "
+                             "across the entries")
+        return value
+
     _interval_bound = _at_most("interval_seconds", MAX_INTERVAL_SECONDS, "a day",
                                "a stage is judged on whole periods, and bakes for at most 30 days")
     _delay_bound = _at_most("metrics_delay_seconds", MAX_METRICS_DELAY_SECONDS, "a day",

@@ -178,3 +178,13 @@ def test_a_stage_weight_must_be_a_number_not_a_boolean(weight):
 
     with pytest.raises(ValidationError, match="a stage weight is a percentage 1..100"):
         Stage.model_validate({"weight": weight})
+
+
+def test_a_metric_named_twice_is_refused_in_a_new_spec_and_read_back_in_a_recorded_one():
+    """`metrics: [errors, errors]` was taken: alpha is split over the entries, so each metric got
+    a quarter of it, not the half a person asked for, and stages took longer to decide."""
+    raw = {"image": IMG, "stages": [{"weight": 5}, {"weight": 100}], "analysis": {"metrics": ["errors", "errors"]}}
+    with pytest.raises(ValidationError, match=r"name each metric once: \['errors', 'errors'\]"):
+        RolloutSpec.model_validate(raw)
+    # A rollout recorded before the rule can still be resumed and rolled back.
+    assert RolloutSpec.from_record(json.dumps(raw)).analysis.metrics == ("errors", "errors")
