@@ -7,21 +7,37 @@ from typing import Mapping, Sequence
 from prefect import task
 from prefect.cache_policies import NONE
 
+from rollway.aws.errors import AdapterError
 from rollway.model import ServiceState
 from rollway.ports import ServiceDeployer
+from tasks import retry
+
+# ECS's answers to UpdateService that a second ask gets again: no such cluster or service (the
+# adapter names those TargetNotFound), a parameter or a task definition it refuses, a permission
+# refused. Throttling, ServerException (5xx) and a dropped connection are worth another try.
+FINAL_ECS = frozenset({
+    "ClientException", "InvalidParameterException", "AccessDeniedException", "ClusterNotFoundException",
+    "ServiceNotFoundException", "ServiceNotActiveException", "PlatformUnknownException",
+    "PlatformTaskDefinitionIncompatibilityException", "UnsupportedFeatureException", "NamespaceNotFoundException",
+    "UnrecognizedClientException", "InvalidClientTokenId", "ValidationException",
+})
+# A misspelt service or task definition (TargetNotFound), a denied permission: asked again, ECS
+# answers the same, and the retries only delayed the refusal and logged it three times.
+_transient = retry.unless(AdapterError, ValueError, denied=FINAL_ECS)
 
 
-@task(name="describe-service", retries=2, retry_delay_seconds=1, cache_policy=NONE)
+@task(name="describe-service", retries=2, retry_delay_seconds=1, cache_policy=NONE, retry_condition_fn=_transient)
 def describe_service(deployer: ServiceDeployer, service: str) -> ServiceState:
     return deployer.describe(service)
 
 
-@task(name="image-of-task-definition", retries=2, retry_delay_seconds=1, cache_policy=NONE)
+@task(name="image-of-task-definition", retries=2, retry_delay_seconds=1, cache_policy=NONE,
+      retry_condition_fn=_transient)
 def image_of(deployer: ServiceDeployer, task_definition: str) -> str:
     return deployer.image_of(task_definition)
 
 
-@task(name="update-service", retries=2, retry_delay_seconds=2, cache_policy=NONE)
+@task(name="update-service", retries=2, retry_delay_seconds=2, cache_policy=NONE, retry_condition_fn=_transient)
 def update_service(
     deployer: ServiceDeployer, service: str, task_definition: str | None = None, desired: int | None = None
 ) -> ServiceState:

@@ -20,6 +20,7 @@ from rollway.ledger import RolloutEnded, check_not_ended
 from rollway.model import Weights
 from rollway.ports import Ledger, ServiceDeployer, TrafficRouter
 from tasks import retry
+from tasks.ecs import FINAL_ECS as _FINAL_ECS
 
 log = logging.getLogger("rollway.undo")
 T = TypeVar("T")
@@ -221,17 +222,6 @@ def _deregister(txn) -> None:
     # point_service's undo: three tries only delay the rest of the undo.
     _patiently(f"deregistering {arn}", lambda: txn.get("deployer").obj.deregister_revision(arn),
                final=_final_for_ecs)
-
-
-# ECS's answers to UpdateService that a second ask gets again: no such cluster or service (the
-# adapter names those TargetNotFound), a parameter or a task definition it refuses, a permission
-# refused. Throttling, ServerException (5xx) and a dropped connection are worth another try.
-_FINAL_ECS = frozenset({
-    "ClientException", "InvalidParameterException", "AccessDeniedException", "ClusterNotFoundException",
-    "ServiceNotFoundException", "ServiceNotActiveException", "PlatformUnknownException",
-    "PlatformTaskDefinitionIncompatibilityException", "UnsupportedFeatureException", "NamespaceNotFoundException",
-    "UnrecognizedClientException", "InvalidClientTokenId", "ValidationException",
-})
 
 
 def _final_for_ecs(err: BaseException) -> bool:

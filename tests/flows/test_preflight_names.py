@@ -50,3 +50,24 @@ def test_a_misnamed_container_or_alert_topic_is_refused_before_any_write(aws, wa
     assert leave_alone(state, {}) is not None, "the run's hook would roll back a rollout that never started"
     written = WRITES.intersection(name for names in calls for name in names)
     assert not written, f"refused only after writing: {sorted(written)}"
+
+
+@flow
+def describe(env, service):
+    from tasks import ecs
+
+    return ecs.describe_service(env.deployer, service)
+
+
+def test_a_misnamed_service_is_asked_for_once_not_three_times(aws, watch_calls):
+    """ECS answers a misspelt service the same every time: the task asked three times, a
+    second and more apart, and logged the failure each time before the refusal came."""
+    from rollway.aws.errors import TargetNotFound
+
+    env = aws_environment(aws.get_client, aws.targets, FakeClock())
+    calls = watch_calls(aws.get_client("ecs"))
+    with pytest.raises(TargetNotFound, match="edit-servce"):
+        describe(env, "edit-servce")
+    assert calls.count("DescribeServices") == 1, calls
+    # A service that is there is still read.
+    assert describe(env, aws.targets.stable_service).name == aws.targets.stable_service
