@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from cyclopts import App
 
+from flows.params import MAX_POLL_SECONDS
 from rollway.clock import ClockSettings
 from rollway.spec import RolloutSpec
 from rollway.validation import ValidationSpec
@@ -204,8 +205,9 @@ def _checked(*, speed: float, anchor: float | None, approval_poll_seconds: int, 
     except ValueError as err:
         raise ValueError(f"--speed {speed:g} / --anchor {anchor}: {err}") from None
     # The flows' own bound (flows/params.py): a deployment default outside it fails every run.
-    if approval_poll_seconds <= 0:
-        raise ValueError(f"--approval-poll-seconds {approval_poll_seconds}: must be at least 1")
+    if not 0 < approval_poll_seconds <= MAX_POLL_SECONDS:
+        raise ValueError(f"--approval-poll-seconds {approval_poll_seconds}: must be 1..{MAX_POLL_SECONDS} (an answer "
+                         "or a Cancel is seen only at a look)")
     if not (math.isfinite(poll_seconds) and poll_seconds > 0):
         raise ValueError(f"--poll-seconds {poll_seconds:g}: must be a positive number of seconds")
     if limit < 1:

@@ -37,8 +37,12 @@ def _named(actor: str) -> str:
 Actor = Annotated[str, AfterValidator(_named), Field(json_schema_extra={"pattern": r"\S", "maxLength": MAX_ACTOR})]
 """Who runs the flow: not blank, at most MAX_ACTOR characters."""
 
-PollSeconds = Annotated[int, Field(gt=0)]
-"""How often a paused run looks for an answer: at least once a second."""
+MAX_POLL_SECONDS = 300
+
+# At most 5 minutes: an answer, and the UI's Cancel, are seen only at a look. A typo (3600 for
+# 360) left a person's approval or Cancel unseen for an hour, or until the pause's deadline.
+PollSeconds = Annotated[int, Field(gt=0, le=MAX_POLL_SECONDS)]
+"""How often a paused run looks for an answer: every 1 to 300 seconds."""
 
 MAX_LEASE_SECONDS = 24 * 3600.0
 

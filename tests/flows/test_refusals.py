@@ -195,6 +195,7 @@ def test_any_failure_of_prefects_parameter_validation_is_a_refusal():
 @pytest.mark.parametrize("bad", [
     {"approval_poll_seconds": -1},  # time.sleep(-1) at the first pause, after the rollout moved
     {"approval_poll_seconds": 0},
+    {"approval_poll_seconds": 3600},  # an approval or a Cancel unseen for an hour
     {"lease_wall_seconds": -1},  # ValueError in the ledger's acquire, on a resume
     {"lease_wall_seconds": float("nan")},
     # "Never": its expiry is no date, and the next run to meet the lease failed on it and rolled back

@@ -376,6 +376,7 @@ def test_a_work_pool_run_that_refused_to_start_is_not_rolled_back(monkeypatch, f
     (["--speed", "60", "--anchor", "nan"], "anchor"),
     # It became the default of every deployment, and each paused run then failed.
     (["--approval-poll-seconds", "-1"], "--approval-poll-seconds"),
+    (["--approval-poll-seconds", "3600"], "--approval-poll-seconds 3600: must be 1..300"),
     (["--poll-seconds", "0"], "--poll-seconds"),
     (["--limit", "0"], "--limit"),
     (["--spec-json", "{}"], "--spec-json"),
