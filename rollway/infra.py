@@ -22,6 +22,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from rollway.errors_pickle import PicklableError
+from rollway.targets import REGION
 
 _FROZEN = ConfigDict(frozen=True)
 
@@ -279,7 +280,6 @@ def check_already_deployed(statuses: Mapping[str, str | None]) -> None:
 
 
 # The syntax of Targets.region (us-west-2, us-gov-west-1, ...): a check, not a list of regions.
-_REGION = re.compile(r"^[a-z]{2}(?:-[a-z]+)+-\d+$")
 _ACCOUNT = re.compile(r"^\d{12}$")
 _ENVIRONMENT = re.compile(r"^aws://(?P<account>[^/]+)/(?P<region>[^/]+)$")
 UNKNOWN_ACCOUNT, UNKNOWN_REGION = "unknown-account", "unknown-region"
@@ -291,7 +291,7 @@ class StackEnvironment(BaseModel):
     model_config = _FROZEN
 
     account: str = Field(pattern=_ACCOUNT.pattern)
-    region: str = Field(pattern=_REGION.pattern)
+    region: str = Field(pattern=REGION.pattern)
 
     @property
     def uri(self) -> str:
@@ -312,7 +312,7 @@ def stack_environments(app: AppStacks, stacks: Sequence[str], home: StackEnviron
         match = _ENVIRONMENT.match(raw)
         account = match and (home.account if match["account"] == UNKNOWN_ACCOUNT else match["account"])
         region = match and (home.region if match["region"] == UNKNOWN_REGION else match["region"])
-        if not match or not _ACCOUNT.match(account or "") or not _REGION.match(region or ""):
+        if not match or not _ACCOUNT.match(account or "") or not REGION.match(region or ""):
             bad.append(f"{stack} ({raw!r})")
             continue
         found[stack] = StackEnvironment(account=account, region=region)

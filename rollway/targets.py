@@ -16,7 +16,9 @@ from pydantic_core import PydanticCustomError
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,254}$")
 # AWS regions: us-west-2, eu-central-1, us-gov-west-1, us-iso-east-1, ... A syntax check, not a
 # list: an unknown region is found by the first read-only call, before any write.
-_REGION = re.compile(r"^[a-z]{2}(?:-[a-z]+)+-\d+$")
+# A two-letter prefix (us-west-2, us-gov-west-1, us-isob-east-1), or the European Sovereign
+# Cloud's eusc (eusc-de-east-1): a made-up mars-north-1 is still refused.
+REGION = re.compile(r"^(?:[a-z]{2}|eusc)(?:-[a-z]+)+-\d+$")
 # CloudFormation stack names.
 _STACK = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,127}$")
 _TARGET_GROUP_ARN = re.compile(
@@ -214,7 +216,7 @@ class Targets(_KnownKeys):
     @classmethod
     def _region(cls, value: str) -> str:
         # "", "us west 2" or "us-west-2 " built clients for endpoints that do not exist.
-        if not _REGION.match(value):
+        if not REGION.match(value):
             raise ValueError(f"{value!r} is not an AWS region (like us-west-2 or us-gov-west-1)")
         return value
 

@@ -22,6 +22,7 @@ STACKS = {"A": (), "B": (), "C": (), "D": ()}
     ({"B": "aws://123456789012/eu-west-1"}, "AB", ["aws://123456789012/us-west-2", "aws://123456789012/eu-west-1"]),
     ({"A": "aws://111111111111/unknown-region"}, "A", ["aws://111111111111/us-west-2"]),
     ({"A": "aws://unknown-account/us-gov-west-1"}, "A", ["aws://123456789012/us-gov-west-1"]),
+    ({"A": "aws://123456789012/eusc-de-east-1"}, "A", ["aws://123456789012/eusc-de-east-1"]),  # a 4-letter prefix
     ({"A": "aws://111111111111/eu-west-1", "B": "aws://111111111111/eu-west-1", "C": "aws://222222222222/eu-west-1"},
      "ABCD", ["aws://111111111111/eu-west-1", "aws://222222222222/eu-west-1", "aws://123456789012/us-west-2"]),
     ({"A": "aws://123456789012/eu-west-1"}, "BC", ["aws://123456789012/us-west-2"]),  # A is not deployed

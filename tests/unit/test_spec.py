@@ -214,7 +214,7 @@ def test_targets_refuse_names_aws_would_reject(fields):
 
 
 @pytest.mark.parametrize("region", ["us-west-2", "eu-central-1", "ap-southeast-4", "us-gov-west-1", "cn-north-1",
-                                    "us-iso-east-1", "us-isob-east-1", "il-central-1"])
+                                    "us-iso-east-1", "us-isob-east-1", "il-central-1", "eusc-de-east-1"])
 def test_targets_take_every_form_of_aws_region(region):
     assert Targets(region=region).region == region
 
