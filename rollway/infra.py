@@ -312,7 +312,7 @@ def stack_environments(app: AppStacks, stacks: Sequence[str], home: StackEnviron
         match = _ENVIRONMENT.match(raw)
         account = match and (home.account if match["account"] == UNKNOWN_ACCOUNT else match["account"])
         region = match and (home.region if match["region"] == UNKNOWN_REGION else match["region"])
-        if not match or not _ACCOUNT.match(account or "") or not REGION.match(region or ""):
+        if not match or not _ACCOUNT.match(account or "") or not REGION.fullmatch(region or ""):
             bad.append(f"{stack} ({raw!r})")
             continue
         found[stack] = StackEnvironment(account=account, region=region)

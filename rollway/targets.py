@@ -216,7 +216,7 @@ class Targets(_KnownKeys):
     @classmethod
     def _region(cls, value: str) -> str:
         # "", "us west 2" or "us-west-2 " built clients for endpoints that do not exist.
-        if not REGION.match(value):
+        if not REGION.fullmatch(value):
             raise ValueError(f"{value!r} is not an AWS region (like us-west-2 or us-gov-west-1)")
         return value
 

@@ -25,6 +25,7 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import BaseModel, ConfigDict, SecretStr, field_validator
 
 from rollway.infra import AppNotListed, AppStacks, DeployedStack, PlanRefused, StackDeployFailed, named_resources
+from rollway.targets import REGION
 from rollway.toolchain.process import ToolFailed, ToolTimeout, resolve, run_tool
 
 _STACK_ARTIFACT = "aws:cloudformation:stack"
@@ -277,7 +278,8 @@ class CdkCli:
             if env.account is None:
                 raise ValueError("bootstrapping needs the account id (CdkEnvironment.account)")
             environment = f"aws://{env.account}/{env.region}"
-        if not re.fullmatch(r"aws://\d{12}/[a-z]{2}(?:-[a-z]+)+-\d+", environment):
+        account, _, region = environment.removeprefix("aws://").partition("/")
+        if not (environment.startswith("aws://") and re.fullmatch(r"\d{12}", account) and REGION.fullmatch(region)):
             raise ValueError(f"{environment!r} is not an environment to bootstrap (aws://<account>/<region>)")
         # From the synthesized assembly: in the app's directory (whose cdk.json may set the
         # bootstrap qualifier) without running the app a second time.

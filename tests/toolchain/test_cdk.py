@@ -141,7 +141,8 @@ def test_a_template_the_manifest_names_but_that_cannot_be_read_is_not_listed(tmp
 
 
 @pytest.mark.parametrize("environment", ["aws://123456789012/us west 2", "aws://1234/us-west-2", "us-west-2",
-                                         "aws://123456789012/us-west-2 --force"])
+                                         "aws://123456789012/us-west-2 --force", "aws://123456789012/us-west-2\n",
+                                         "aws://123456789012/mars-north-1"])
 def test_a_malformed_environment_is_not_bootstrapped(tmp_path, environment):
     (tmp_path / "cdk.json").write_text('{"app": "true"}')
     ran = tmp_path / "ran"
@@ -152,6 +153,17 @@ def test_a_malformed_environment_is_not_bootstrapped(tmp_path, environment):
     with pytest.raises(ValueError, match="not an environment to bootstrap"):
         cli.bootstrap(environment, timeout_seconds=5)
     assert not ran.exists()
+
+
+def test_an_environment_in_the_european_sovereign_cloud_is_bootstrapped(tmp_path):
+    """eusc-de-east-1 has a four-letter prefix: the bootstrap refused it as malformed."""
+    (tmp_path / "cdk.json").write_text('{"app": "true"}')
+    cdk = tmp_path / "cdk"
+    cdk.write_text("#!/bin/sh\nexit 0\n")
+    cdk.chmod(0o755)
+    cli = CdkCli(str(cdk), tmp_path, CdkEnvironment(region="eusc-de-east-1", account="123456789012"))
+    with pytest.raises(AppNotListed):  # past the check: this stub synthesizes nothing
+        cli.bootstrap("aws://123456789012/eusc-de-east-1", timeout_seconds=5)
 
 
 def test_an_assembly_with_stages_or_no_manifest_is_not_listed(tmp_path):

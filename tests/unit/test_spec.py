@@ -199,7 +199,7 @@ def test_a_recorded_spec_is_read_back_even_if_later_rules_refuse_it():
 
 @pytest.mark.parametrize("fields", [
     {"region": ""}, {"region": "us-west-2 "}, {"region": "us west 2"}, {"region": "US-WEST-2"},
-    {"region": "mars-north-1"}, {"region": "us-west"},
+    {"region": "mars-north-1"}, {"region": "us-west"}, {"region": "us-west-2\n"},
     # An empty namespace was accepted, and every GetMetricData failed after the canary had 5 %.
     {"metrics_namespace": ""}, {"metrics_namespace": "   "}, {"metrics_namespace": " Webordinary/Production"},
     {"rule_path": ""}, {"rule_path": "/ *"},
