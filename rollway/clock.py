@@ -15,6 +15,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 MAX_SPEED = 10_000.0
 """The fastest rollout clock: simulated seconds per wall second."""
 
+MAX_ANCHOR = 1e11
+"""Past every anchor in epoch seconds (the year 5138): a bigger one is milliseconds."""
+
 
 class ClockSettings(BaseModel):
     """How fast rollout time runs relative to wall time. speed=1 is real time."""
@@ -23,6 +26,15 @@ class ClockSettings(BaseModel):
 
     speed: float = Field(default=1.0, gt=0, le=MAX_SPEED)
     anchor: float | None = Field(default=None, description="wall-clock epoch seconds where the scaled clock equals wall time")
+
+    @model_validator(mode="after")
+    def _anchor_in_seconds(self) -> "ClockSettings":
+        # Date.now() and many exporters give milliseconds: such an anchor put the rollout clock
+        # in the year 58,000, and the preflight refused with "metrics cannot be read".
+        if self.anchor is not None and not 0 <= self.anchor < MAX_ANCHOR:
+            raise ValueError(f"anchor {self.anchor:g} is not epoch seconds (like 1795000000); "
+                             "a value this size is milliseconds or not a time")
+        return self
 
     @model_validator(mode="after")
     def _anchored(self) -> "ClockSettings":

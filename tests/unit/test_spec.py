@@ -110,6 +110,9 @@ def test_stages_of_the_wrong_type_are_a_validation_error(stages):
     ({"speed": 60, "anchor": float("nan")}, "finite"),
     ({"speed": float("inf")}, "finite|less than"),
     ({"speed": 0}, "greater than 0"),
+    # Milliseconds (JavaScript's Date.now()): the preflight refused with "metrics cannot be read".
+    ({"speed": 60, "anchor": 1_795_000_000_000.0}, "is not epoch seconds"),
+    ({"speed": 60, "anchor": -1.0}, "is not epoch seconds"),
 ])
 def test_clock_settings_that_cannot_build_a_clock_are_refused(settings, message):
     """Refused when the settings are validated (a flow's parameters, the serve script's
