@@ -437,6 +437,13 @@ def run_progressive(
             stable_desired=record.stable_desired, owner=owner, lease_seconds=lease_seconds, rollout=record.rollout_id,
         )
         return after_window(result, watched)
+    if result.outcome == "promoted" and spec.phases[-1].decommission:
+        # The plan's decommission ends the monitoring window, and there is none: said, so that
+        # nobody takes the old service, still running at 0 %, for one scaled down.
+        get_run_logger().warning(
+            "monitor_seconds is 0: no monitoring window, so the plan's decommission does not run; %s keeps its "
+            "tasks at 0 %% of the traffic until `rollway finalize` moves the promoted version onto it",
+            env.targets.stable_service)
     return result
 
 

@@ -879,3 +879,17 @@ def test_a_rejection_before_the_first_stage_reports_no_stage():
     assert result.outcome == "rolled_back" and "rejected by bob" in result.reason
     assert result.stages == (), [(s.stage_index, s.decision) for s in result.stages]
     assert env.router.weights == Weights(stable=100, canary=0)
+
+
+def test_a_promotion_without_a_window_says_the_plans_decommission_does_not_run(caplog):
+    """monitor_seconds 0 with a plan that decommissions: the old service kept its tasks at 0 %
+    without a word, and a person read the plan as done."""
+    import logging
+
+    env = env_with_ledger()
+    spec = full_spec().model_copy(update={"monitor_seconds": 0})
+    with caplog.at_level(logging.WARNING):
+        result = progressive_on(env, spec, auto_approve("alice"))
+    assert result.outcome == "promoted"
+    assert env.deployer.services[env.targets.stable_service].desired > 0
+    assert any("the plan's decommission does not run" in r.getMessage() for r in caplog.records)
