@@ -57,7 +57,8 @@ from rollway.publish import (
 )
 from rollway.ports import ImagePublisher
 from rollway.targets import Targets
-from rollway.toolchain.docker import docker_session
+from rollway.toolchain.docker import docker_session, find_docker
+from rollway.toolchain.process import ToolMissing
 from tasks import container as steps
 
 ARTIFACT_KEY = "publish-container"
@@ -226,7 +227,15 @@ def run_publish(request: PublishRequest, targets: Targets, get_client: Callable[
     if ecr is not None:
         _refuse(refs, version_digest=ecr_digest, latest_immutable=latest_immutable, request=request,
                 version_status=ecr_image.status if ecr_image is not None else ACTIVE)
-        if not request.register_existing:
+    if not (request.register_existing and ecr is not None):
+        # A worker without the docker CLI used to log in to ECR, then fail with a bare
+        # ToolMissing and no refused artifact: a refusal now, before the login.
+        try:
+            find_docker(request.docker_executable)
+        except ToolMissing as missing:
+            log.error("publish: refused: %s", missing)
+            raise PublishRefused(f"refused before building anything: {missing}") from None
+        if ecr is not None:
             # Asked before building: a role without ecr:GetAuthorizationToken learns it now, not
             # after a build that may take many minutes.
             credentials = _ecr_login(ecr, refs)

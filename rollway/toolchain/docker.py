@@ -426,6 +426,11 @@ def remove_stale_configs(root: str | os.PathLike[str] | None = None) -> list[Pat
     return removed
 
 
+def find_docker(executable: str = "docker") -> str:
+    """The docker CLI's full path, or ToolMissing saying how to install it."""
+    return resolve(executable, _INSTALL_HINT)
+
+
 @contextmanager
 def docker_session(executable: str = "docker", *, docker_host: str | None = None,
                    on_line: Callable[[str], None] | None = None,
@@ -440,7 +445,7 @@ def docker_session(executable: str = "docker", *, docker_host: str | None = None
     Raises:
         ToolMissing: the executable is not installed (before anything runs).
     """
-    found = resolve(executable, _INSTALL_HINT)
+    found = find_docker(executable)
     for stale in remove_stale_configs():
         if on_line is not None:
             on_line(f"removed {stale}, the private docker config of a run that was killed before removing it")
