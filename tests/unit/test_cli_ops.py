@@ -262,6 +262,33 @@ def test_command_defaults_name_the_blocks_that_up_saves() -> None:
     assert (TARGETS_BLOCK, CREDENTIALS_BLOCK) == (register.TARGETS_BLOCK, register.CREDENTIALS_BLOCK)
 
 
+def _commands(app, path=()):
+    for name in app:
+        if not name.startswith("-"):
+            if app[name].default_command is not None:
+                yield " ".join((*path, name)), app[name].default_command
+            yield from _commands(app[name], (*path, name))
+
+
+def test_every_option_of_every_command_says_what_it_is_in_its_help() -> None:
+    """`rollway flags list|get|set|eval --help` showed --json, --targets-block and
+    --credentials-block with a default and no word on what they are, while every other command
+    described them. cyclopts takes each option's help from its function's Args section."""
+    import inspect
+
+    import docstring_parser
+
+    from rollway.cli import app
+
+    undocumented = {}
+    for command, function in _commands(app):
+        described = {p.arg_name for p in docstring_parser.parse(function.__doc__ or "").params if p.description}
+        missing = [name for name in inspect.signature(function).parameters if name not in described]
+        if missing:
+            undocumented[command] = missing
+    assert not undocumented
+
+
 # --- deployments: serve.py and prefect.yaml ----------------------------------------------
 
 
