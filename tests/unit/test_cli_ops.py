@@ -88,6 +88,18 @@ def test_status_without_drift_or_pause_says_neither(capsys) -> None:
     assert "last 1 transitions" in out and "shifting to 50%" in out and "rollout of" not in out
 
 
+def test_status_names_a_canary_flow_run_that_moved_the_weights_not_drift(capsys) -> None:
+    """A `canary` flow run (no ledger) at 5 % after the ledger's newest rollout was rolled back:
+    status said "drift: the load balancer holds 95/5 but the ledger says 100/0", as if someone
+    had moved the traffic by hand, and named the run only once it paused."""
+    ended = record(phase=RolloutPhase.ROLLED_BACK, weights=Weights(stable=100, canary=0), owner=None)
+    print_status(SimpleNamespace(name="svc-canary", targets=Targets()), ended, Weights.canary_at(5), None, limit=10,
+                 canary_runs=["calm-heron (1234, Running)"])
+    out = capsys.readouterr().out
+    assert "drift" not in out
+    assert "calm-heron (1234, Running)" in out and "`canary` flow keeps no ledger" in out
+
+
 def test_status_of_an_unfinished_rollback_says_how_to_finish_it_not_drift(capsys) -> None:
     started = Transition(at=1_800_000_100.0, kind="rollback-start", actor="judge", comment="canary errors 9/600")
     unfinished = record(phase=RolloutPhase.ROLLING_BACK, history=(*record().history, started))
