@@ -301,6 +301,14 @@ def test_every_option_of_every_command_says_what_it_is_in_its_help() -> None:
     assert not undocumented
 
 
+def test_promote_help_says_weight_skips_to_a_later_stage(capsys) -> None:
+    """`--weight` read "a different next canary weight, within the spec's stages", so an earlier
+    stage (or the current one) looked allowed; the command refuses both, approving nothing."""
+    _cli("promote", "--help")
+    shown = " ".join(capsys.readouterr().out.replace("│", " ").split())
+    assert "skip to this later stage's canary weight" in shown and "nothing approved" in shown, shown
+
+
 # --- deployments: serve.py and prefect.yaml ----------------------------------------------
 
 
