@@ -109,7 +109,8 @@ def promote(*, approver: str | None = None, comment: str = "", weight: int | Non
     Args:
         approver: who approves, recorded in the ledger (default: your user name).
         comment: why, recorded in the ledger.
-        weight: a different next canary weight, within the spec's stages.
+        weight: skip to this later stage's canary weight instead of the next one (refused, nothing
+            approved, when the run would refuse it).
         flow_run: the paused flow run's id, when it cannot be found from the ledger.
         targets_block: saved RollwayTargets block naming the service.
         credentials_block: saved AwsCredentials block of the account.

@@ -42,7 +42,13 @@ def _store(targets_block: str | None, credentials_block: str | None):
 @flags_app.command(name="list")
 def list_(*, json: bool = False, targets_block: str | None = TARGETS_BLOCK,
           credentials_block: str | None = CREDENTIALS_BLOCK) -> int:
-    """Every flag: state, percentage, version, last change."""
+    """Every flag: state, percentage, version, last change.
+
+    Args:
+        json: print JSON instead of a table (errors still go to standard error).
+        targets_block: saved RollwayTargets block naming the flags table.
+        credentials_block: saved AwsCredentials block of the account.
+    """
     from rollway.flags_commands import flags_list
 
     return flags_list(_store(targets_block, credentials_block), sys.stdout, err=sys.stderr, as_json=json)
@@ -56,6 +62,9 @@ def get(feature: str, *, audit: int = 10, json: bool = False, targets_block: str
     Args:
         feature: the flag.
         audit: how many changes to show.
+        json: print JSON instead of a table (errors still go to standard error).
+        targets_block: saved RollwayTargets block naming the flags table.
+        credentials_block: saved AwsCredentials block of the account.
     """
     from rollway.flags_commands import flags_get
 
@@ -77,6 +86,8 @@ def set_(feature: str, *, enabled: bool | None = None, percentage: float | None 
         create: create the flag if it does not exist.
         expected_version: change only if the flag is at this version.
         actor: who changes it (default: your user name).
+        targets_block: saved RollwayTargets block naming the flags table.
+        credentials_block: saved AwsCredentials block of the account.
     """
     from rollway.flags_commands import flags_set
 
@@ -103,6 +114,9 @@ def eval_(feature: str, *users: str, json: bool = False, targets_block: str | No
     Args:
         feature: the flag.
         users: user ids.
+        json: print JSON instead of a table (errors still go to standard error).
+        targets_block: saved RollwayTargets block naming the flags table.
+        credentials_block: saved AwsCredentials block of the account.
     """
     from rollway.flags_commands import flags_eval
 

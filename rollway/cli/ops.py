@@ -295,7 +295,14 @@ def history_table(history: Iterable[Transition], limit: int) -> Table:
     return table
 
 
-def print_status(service: Service, record: RolloutRecord, live: Weights | str, paused: Any | None, limit: int) -> None:
+def print_status(service: Service, record: RolloutRecord, live: Weights | str, paused: Any | None, limit: int,
+                 canary_runs: Iterable[str] = ()) -> None:
+    """The rollout's rows, what needs a person, and its latest transitions.
+
+    ``canary_runs``: `canary` flow runs acting on the service that have not ended (asked only
+    when the ledger's newest rollout has ended): they set the weights without a ledger.
+    """
+    canary_runs = list(canary_runs)
     rows = [
         ("service", f"{service.name} (cluster {service.targets.cluster})"),
         ("rollout", record.rollout_id),
@@ -330,11 +337,21 @@ def print_status(service: Service, record: RolloutRecord, live: Weights | str, p
         # The run that recorded the rejection died before it began the rollback.
         console.print(f"[yellow]{escape(rejection_reason(record.history[-1]))}: a rollback is owed; if no run is "
                       "carrying it out, `rollway abort` does[/yellow]")
+    elif canary_runs:
+        # The ledger's rollout has ended and a `canary` flow run, which keeps no ledger, drives
+        # the service: weights unlike the ledger's are its shifts, not a hand's (they used to be
+        # reported as drift).
+        print_canary_runs(canary_runs)
     elif isinstance(live, Weights) and live != record.weights:
         console.print(f"[yellow]drift: the load balancer holds {live} but the ledger says {record.weights}[/yellow]")
     if paused is not None:
         print_paused(paused)
     console.print(history_table(record.history, limit))
+
+
+def print_canary_runs(runs: Iterable[str]) -> None:
+    console.print(f"{'canary runs':<13}{', '.join(runs)}: the `canary` flow keeps no ledger; the load balancer's "
+                  "weights are its runs', not the ledger's", markup=False)
 
 
 def print_paused(paused: Any) -> None:
@@ -410,16 +427,33 @@ def status(*, targets_block: str | None, credentials_block: str | None, history:
             paused = None
         except AmbiguousRun as several:  # none owns the rollout: show them all, as promote names them
             paused = several.runs
+        # With no rollout under way in the ledger, a `canary` flow run may be driving the service.
+        canary_runs = live_canary_runs(client, service) if record is None or record.phase.terminal else []
     if record is None:
-        if paused is None:
+        if paused is None and not canary_runs:
             raise NoRollout(unrecorded)
         console.print(f"{'service':<13}{service.name} (cluster {service.targets.cluster})", markup=False)
         console.print(f"{'rollout':<13}none: {unrecorded} (a `canary` flow run keeps no ledger)", markup=False)
         console.print(f"{'weights':<13}load balancer {live} (stable/canary)", markup=False)
-        print_paused(paused)
+        if canary_runs:
+            print_canary_runs(canary_runs)
+        if paused is not None:
+            print_paused(paused)
         return 0
-    print_status(service, record, live, paused, history)
+    print_status(service, record, live, paused, history, canary_runs=canary_runs)
     return 0
+
+
+def live_canary_runs(client: Any, service: Service) -> list[str]:
+    """`canary` flow runs under way (pending, running, paused, cancelling) whose targets_block
+    parameter is ``service``'s, as ``paused_runs`` finds them, for a person to read."""
+    from prefect.client.schemas.objects import StateType
+
+    from flows.env import CANARY_FLOW, runs_in_states
+
+    under_way = [StateType.PENDING, StateType.RUNNING, StateType.PAUSED, StateType.CANCELLING]
+    return [f"{run.name} ({run.id}, {_state_name(run)})" for run in runs_in_states(client, [CANARY_FLOW], under_way)
+            if (run.parameters or {}).get("targets_block") == service.targets_block]
 
 
 def who_answers(approver: str | None) -> str:

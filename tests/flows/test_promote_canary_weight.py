@@ -21,7 +21,8 @@ from rollway.targets import Targets
 from tests.unit.test_cli_ops import rolled_back_ledger
 
 
-def paused_canary_run(spec: RolloutSpec, targets_block: str):
+def canary_run(spec: RolloutSpec, targets_block: str, *, paused: bool = True):
+    """A `canary` flow run on the session's Prefect API, Running (or then Paused for its approval)."""
     with get_client(sync_client=True) as client:
         flow_id = client.create_flow_from_name("canary")
         response = client.request("POST", "/flow_runs/", json={
@@ -30,7 +31,8 @@ def paused_canary_run(spec: RolloutSpec, targets_block: str):
         })
         run_id = response.json()["id"]
         client.set_flow_run_state(run_id, Running(), force=True)
-        client.set_flow_run_state(run_id, Paused(timeout_seconds=600, pause_key=uuid4().hex), force=True)
+        if paused:
+            client.set_flow_run_state(run_id, Paused(timeout_seconds=600, pause_key=uuid4().hex), force=True)
         return client.read_flow_run(run_id)
 
 
@@ -47,7 +49,7 @@ def canary_paused_before_30(monkeypatch):
     monkeypatch.setattr(ops, "connect", lambda *a: service)
     spec = RolloutSpec(image="repo/app:2.0.0", stages=[Stage(weight=10), Stage(weight=30, approval=True),
                                                        Stage(weight=100)])
-    run = paused_canary_run(spec, block)
+    run = canary_run(spec, block)
     sent = []
     monkeypatch.setattr(ops, "resume", lambda run_id, answer: sent.append((run_id, answer)))
     return run, sent
@@ -97,7 +99,7 @@ def test_status_names_a_paused_canary_run_when_the_ledger_has_no_rollout(monkeyp
     monkeypatch.setattr(ops, "connect", lambda *a: service)
     spec = RolloutSpec(image="repo/app:2.0.0", stages=[Stage(weight=10), Stage(weight=30, approval=True),
                                                        Stage(weight=100)])
-    run = paused_canary_run(spec, block)
+    run = canary_run(spec, block)
 
     code = ops.status(targets_block=None, credentials_block=None, history=1)
     out, err = capsys.readouterr()
@@ -117,7 +119,7 @@ def test_status_shows_every_paused_run_when_none_owns_the_rollout(canary_paused_
     """Two paused runs on one service and none owning the ledger's rollout: status showed no
     paused run at all, while `rollway promote` refused for ambiguity and named both."""
     first, _ = canary_paused_before_30
-    second = paused_canary_run(RolloutSpec.model_validate(first.parameters["spec"]), first.parameters["targets_block"])
+    second = canary_run(RolloutSpec.model_validate(first.parameters["spec"]), first.parameters["targets_block"])
 
     code = ops.status(targets_block=None, credentials_block=None, history=1)
     out, err = capsys.readouterr()
@@ -126,3 +128,26 @@ def test_status_shows_every_paused_run_when_none_owns_the_rollout(canary_paused_
     assert "2 paused flow runs could be this service's" in shown, out
     assert f"{first.name} ({first.id})" in shown and f"{second.name} ({second.id})" in shown, out
     assert "--flow-run ID" in shown, out
+
+
+@pytest.mark.parametrize("ledger", ["rolled back", "empty"])
+def test_status_names_a_running_canary_run_instead_of_drift_or_no_rollout(ledger, monkeypatch, capsys):
+    """A `canary` run at 10 %, baking (not paused): status said "drift: the load balancer holds
+    90/10 but the ledger says 100/0" after an old rollout, as if someone had moved the traffic by
+    hand, or, with no rollout in the ledger, "no rollout recorded" (exit 1) without the weights.
+    Only a paused run was looked for."""
+    targets = Targets()
+    block = f"canary-running-{uuid4().hex[:8]}"
+    service = ops.Service(targets=targets, targets_block=block, credentials_block=None,
+                          ledger=rolled_back_ledger(targets) if ledger == "rolled back" else FakeLedger(),
+                          router=FakeRouter(Weights.canary_at(10)))
+    monkeypatch.setattr(ops, "connect", lambda *a: service)
+    run = canary_run(RolloutSpec(image="repo/app:2.0.0", stages=[Stage(weight=10), Stage(weight=100)]), block,
+                     paused=False)
+
+    code = ops.status(targets_block=None, credentials_block=None, history=1)
+    out, err = capsys.readouterr()
+    shown = " ".join(out.split())
+    assert code == 0, err
+    assert f"{run.name} ({run.id}, Running)" in shown and "keeps no ledger" in shown, out
+    assert "drift" not in shown and "load balancer 90/10" in shown, out

@@ -88,6 +88,18 @@ def test_status_without_drift_or_pause_says_neither(capsys) -> None:
     assert "last 1 transitions" in out and "shifting to 50%" in out and "rollout of" not in out
 
 
+def test_status_names_a_canary_flow_run_that_moved_the_weights_not_drift(capsys) -> None:
+    """A `canary` flow run (no ledger) at 5 % after the ledger's newest rollout was rolled back:
+    status said "drift: the load balancer holds 95/5 but the ledger says 100/0", as if someone
+    had moved the traffic by hand, and named the run only once it paused."""
+    ended = record(phase=RolloutPhase.ROLLED_BACK, weights=Weights(stable=100, canary=0), owner=None)
+    print_status(SimpleNamespace(name="svc-canary", targets=Targets()), ended, Weights.canary_at(5), None, limit=10,
+                 canary_runs=["calm-heron (1234, Running)"])
+    out = capsys.readouterr().out
+    assert "drift" not in out
+    assert "calm-heron (1234, Running)" in out and "`canary` flow keeps no ledger" in out
+
+
 def test_status_of_an_unfinished_rollback_says_how_to_finish_it_not_drift(capsys) -> None:
     started = Transition(at=1_800_000_100.0, kind="rollback-start", actor="judge", comment="canary errors 9/600")
     unfinished = record(phase=RolloutPhase.ROLLING_BACK, history=(*record().history, started))
@@ -260,6 +272,41 @@ def test_command_defaults_name_the_blocks_that_up_saves() -> None:
     from blocks import register
 
     assert (TARGETS_BLOCK, CREDENTIALS_BLOCK) == (register.TARGETS_BLOCK, register.CREDENTIALS_BLOCK)
+
+
+def _commands(app, path=()):
+    for name in app:
+        if not name.startswith("-"):
+            if app[name].default_command is not None:
+                yield " ".join((*path, name)), app[name].default_command
+            yield from _commands(app[name], (*path, name))
+
+
+def test_every_option_of_every_command_says_what_it_is_in_its_help() -> None:
+    """`rollway flags list|get|set|eval --help` showed --json, --targets-block and
+    --credentials-block with a default and no word on what they are, while every other command
+    described them. cyclopts takes each option's help from its function's Args section."""
+    import inspect
+
+    import docstring_parser
+
+    from rollway.cli import app
+
+    undocumented = {}
+    for command, function in _commands(app):
+        described = {p.arg_name for p in docstring_parser.parse(function.__doc__ or "").params if p.description}
+        missing = [name for name in inspect.signature(function).parameters if name not in described]
+        if missing:
+            undocumented[command] = missing
+    assert not undocumented
+
+
+def test_promote_help_says_weight_skips_to_a_later_stage(capsys) -> None:
+    """`--weight` read "a different next canary weight, within the spec's stages", so an earlier
+    stage (or the current one) looked allowed; the command refuses both, approving nothing."""
+    _cli("promote", "--help")
+    shown = " ".join(capsys.readouterr().out.replace("│", " ").split())
+    assert "skip to this later stage's canary weight" in shown and "nothing approved" in shown, shown
 
 
 # --- deployments: serve.py and prefect.yaml ----------------------------------------------
