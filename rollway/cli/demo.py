@@ -1,7 +1,8 @@
 """``rollway demo``: the canary and rollback flows, end to end, on the embedded AWS.
 
 Scenario A ships a healthy version through 5 -> 25 -> 50 -> 100%; scenario B ships one that
-fails 5% of its requests and must be rolled back at 5%. Each scenario gets a freshly
+fails 5% of its requests and must be rolled back at 5%; scenario C ships one that fails 0.5%,
+under the 1% guardrail, which only the comparison with the baseline rolls back. Each scenario gets a freshly
 provisioned account, a traffic simulator on a scaled clock, and runs the real ``canary`` flow
 on Prefect (the ephemeral API), which reaches the embedded AWS through a saved AwsCredentials
 block exactly as it would reach a real account.

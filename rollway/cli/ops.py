@@ -284,7 +284,8 @@ def _stage(record: RolloutRecord) -> str:
 
 def history_table(history: Iterable[Transition], limit: int) -> Table:
     transitions = list(history)[-limit:]
-    table = Table(title=f"last {len(transitions)} transitions", title_justify="left")
+    shown = len(transitions)
+    table = Table(title=f"last {shown} transition{'' if shown == 1 else 's'}", title_justify="left")
     for column in ("at (rollout clock)", "kind", "actor", "weights", "what"):
         table.add_column(column, overflow="fold")
     for t in transitions:

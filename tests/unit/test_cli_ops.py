@@ -85,7 +85,7 @@ def test_status_without_drift_or_pause_says_neither(capsys) -> None:
     out = capsys.readouterr().out
     assert "drift" not in out and "waiting for an answer" not in out
     assert "owner        none" in out
-    assert "last 1 transitions" in out and "shifting to 50%" in out and "rollout of" not in out
+    assert "last 1 transition\n" in out and "shifting to 50%" in out and "rollout of" not in out
 
 
 def test_status_names_a_canary_flow_run_that_moved_the_weights_not_drift(capsys) -> None:
