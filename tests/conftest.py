@@ -116,3 +116,19 @@ def watch_calls() -> Iterator[Callable[[Any], list[str]]]:
     yield watch
     for client, record in registered:
         client.meta.events.unregister("before-call.*", record)
+
+
+@pytest.fixture
+def flow_run_records() -> Iterator[list[Any]]:
+    """What the ``prefect.flow_runs`` logger hands its handlers (the terminal shows these,
+    formatted) while the test runs a flow in-process."""
+    import logging
+
+    handed: list[Any] = []
+    handler = logging.Handler()
+    handler.emit = handed.append  # type: ignore[method-assign]
+    logging.getLogger("prefect.flow_runs").addHandler(handler)
+    try:
+        yield handed
+    finally:
+        logging.getLogger("prefect.flow_runs").removeHandler(handler)

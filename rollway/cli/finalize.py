@@ -8,9 +8,6 @@ any block is loaded or AWS called. Imports stay inside the function, so that ``r
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 from rollway.cli.blocks import CREDENTIALS_BLOCK, TARGETS_BLOCK
 
 
@@ -61,37 +58,13 @@ def checked_actor(actor: str | None) -> str:
         raise UsageError(f"--actor {actor!r}: {why}; or leave --actor out to finalize as your user name") from None
 
 
-@contextmanager
-def _without_traceback(*answers: type[BaseException]) -> Iterator[None]:
-    """Log the flow run's ``answers`` (a refusal: finalize said why and changed nothing) without
-    their traceback: Prefect's engine logs every exception a flow raises with one, and a refused
-    finalize printed some thirty lines of it on the terminal above its one-line answer, as if it
-    had crashed. The run's log keeps the message; other exceptions keep their traceback."""
-    import logging
-
-    class Untraced(logging.Filter):
-        def filter(self, record: logging.LogRecord) -> bool:
-            if record.exc_info and isinstance(record.exc_info[1], answers):
-                record.exc_info = record.exc_text = None
-            return True
-
-    # The engine's flow-run logger logs to this logger itself (an adapter over it), so a filter
-    # here sees the record before any handler does.
-    logger, untraced = logging.getLogger("prefect.flow_runs"), Untraced()
-    logger.addFilter(untraced)
-    try:
-        yield
-    finally:
-        logger.removeFilter(untraced)
-
-
 def _finalize(*, actor: str | None, stable_timeout_seconds: float, unrecorded: bool, targets_block: str | None,
               credentials_block: str | None) -> int:
     import math
 
     from rich.markup import escape
 
-    from rollway.cli.ops import UsageError, console, errors, load_account
+    from rollway.cli.ops import UsageError, console, errors, load_account, without_traceback
 
     who = checked_actor(actor)
     from flows.params import MAX_WAIT_SECONDS
@@ -106,7 +79,7 @@ def _finalize(*, actor: str | None, stable_timeout_seconds: float, unrecorded: b
     from rollway.finalize import FinalizeIncomplete, FinalizeRefused
 
     try:
-        with _without_traceback(FinalizeRefused):
+        with without_traceback(FinalizeRefused):
             result = finalize_flow(actor=who, targets_block=targets_block, aws_credentials_block=credentials_block,
                                    stable_timeout_seconds=stable_timeout_seconds, unrecorded=unrecorded)
     except (FinalizeRefused, FinalizeIncomplete) as err:

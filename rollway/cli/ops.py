@@ -16,8 +16,9 @@ import functools
 import getpass
 import math
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 from uuid import UUID
 
 from rich.console import Console
@@ -370,6 +371,31 @@ def print_paused(paused: Any) -> None:
 
 
 # --- the commands -----------------------------------------------------------------------
+
+
+@contextmanager
+def without_traceback(*answers: type[BaseException]) -> Iterator[None]:
+    """Log the in-process flow run's ``answers`` (refusals: the command says why, and nothing was
+    changed) without their traceback: Prefect's engine logs every exception a flow raises with
+    one, and a refused `rollway finalize` or `abort` printed some thirty lines of it on the
+    terminal above its one-line answer, as if it had crashed. The run's log keeps the message;
+    other exceptions keep their traceback."""
+    import logging
+
+    class Untraced(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            if record.exc_info and isinstance(record.exc_info[1], answers):
+                record.exc_info = record.exc_text = None
+            return True
+
+    # The engine's flow-run logger logs to this logger itself (an adapter over it), so a filter
+    # here sees the record before any handler does.
+    logger, untraced = logging.getLogger("prefect.flow_runs"), Untraced()
+    logger.addFilter(untraced)
+    try:
+        yield
+    finally:
+        logger.removeFilter(untraced)
 
 
 def reporting(command: Callable[..., int]) -> Callable[..., int]:
@@ -736,12 +762,13 @@ def _rollback_directly(service: Service, who: str, reason: str, wait_seconds: fl
         # rollout=: the rollback acts only while this rollout is the newest. While this command
         # waited for the owning run to stop, that run's hook may have finished this rollback and
         # someone may have started the next rollout, which nobody aborted.
-        result = rollback(
-            reason=why, actor=who, previous_task_definition=record.previous_task_definition,
-            stable_desired=record.stable_desired, bindings=list(spec.flags) or None,
-            targets_block=service.targets_block, aws_credentials_block=service.credentials_block,
-            clock=clock, rollout=record.rollout_id,
-        )
+        with without_traceback(RolloutSuperseded, RollbackRefused):
+            result = rollback(
+                reason=why, actor=who, previous_task_definition=record.previous_task_definition,
+                stable_desired=record.stable_desired, bindings=list(spec.flags) or None,
+                targets_block=service.targets_block, aws_credentials_block=service.credentials_block,
+                clock=clock, rollout=record.rollout_id,
+            )
     except RolloutSuperseded as superseded:
         raise _moved_on(record, superseded) from superseded
     except RollbackUnrecorded as unrecorded_rollback:

@@ -86,7 +86,7 @@ def test_abort_racing_a_new_rollout_answers_in_one_line_not_a_traceback(monkeypa
     assert "no longer the newest" in capsys.readouterr().err
 
 
-def test_abort_of_an_unfinished_rollback_does_not_roll_back_the_next_rollout(monkeypatch, capsys):
+def test_abort_of_an_unfinished_rollback_does_not_roll_back_the_next_rollout(monkeypatch, capsys, flow_run_records):
     env, service, first = setup(monkeypatch, RolloutPhase.ROLLING_BACK)
     code = ops.abort(approver="erin", reason="finish rollout 1's rollback", flow_run=None, wait_seconds=0,
                      targets_block=service.targets_block, credentials_block=None)
@@ -95,6 +95,10 @@ def test_abort_of_an_unfinished_rollback_does_not_roll_back_the_next_rollout(mon
     assert newest.phase is RolloutPhase.PROGRESSING, (code, newest.phase, newest.history[-1])
     assert env.router.weights == Weights.canary_at(5)
     assert code == 1 and "no longer the newest" in capsys.readouterr().err
+    # One line, not also the flow engine's thirty: the in-process rollback flow's refusal is
+    # logged without its traceback.
+    said = [r for r in flow_run_records if "RolloutSuperseded" in r.getMessage()]
+    assert said and not any(r.exc_info for r in said)
 
 
 class JudgeRollsBackFirst(RaceAtSecondRead):
