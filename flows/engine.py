@@ -120,24 +120,41 @@ def canary_capacity(stable_desired: int, weight: int) -> int:
 HEALTHY_POLL_MAX_SECONDS = 5.0
 
 
-def wait_healthy(env: Environment, version: str, timeout_seconds: float) -> int:
-    """Poll until the target group has a healthy target: traffic never goes to an empty group.
+def wait_healthy(env: Environment, version: str, timeout_seconds: float, needed: int = 1) -> int:
+    """Poll until the target group has ``needed`` healthy targets: traffic never goes to an
+    empty group, nor a stage's share to fewer targets than were started to carry it.
+
+    ``needed`` > 1 (a forward shift, sized by ``canary_capacity``): the targets that served the
+    last stage are healthy long before those just started for this one, and the load balancer
+    sends the new share to the healthy ones alone; a shift made as soon as one was healthy put
+    25 % of the traffic on the one task sized for 5 %, whose errors the judge then counted.
 
     The first look comes at once (a service that already runs has healthy targets); then the
     gap doubles up to 5 s, since new targets take a health check interval or more to change
     state, and each look is a DescribeTargetHealth call and a task run.
     """
     deadline = time.monotonic() + timeout_seconds
-    gap = 0.1
+    gap, told = 0.1, False
     while True:
         healthy = traffic.healthy_targets(env.router, version)
-        if healthy > 0:
+        if healthy >= needed:
             return healthy
+        if not told:
+            told = True
+            # Health checks take minutes: say what the run waits for, or it looks stuck.
+            get_run_logger().info("the %s target group has %d of the %d healthy target(s) needed; waiting up to "
+                                  "%g s for the load balancer's health checks", version, healthy, needed,
+                                  timeout_seconds)
         left = deadline - time.monotonic()
         if left <= 0:
+            if healthy == 0:
+                raise RuntimeError(
+                    f"the {version} target group has no healthy targets after {timeout_seconds:g} s; "
+                    "refusing to send traffic to it"
+                )
             raise RuntimeError(
-                f"the {version} target group has no healthy targets after {timeout_seconds:g} s; "
-                "refusing to send traffic to it"
+                f"the {version} target group has {healthy} healthy target(s) after {timeout_seconds:g} s, of the "
+                f"{needed} this stage needs; refusing to send it the stage's traffic"
             )
         time.sleep(min(gap, left))
         gap = min(gap * 2, HEALTHY_POLL_MAX_SECONDS)
@@ -223,7 +240,7 @@ def shift_to(
         # back (steady, on the old revision) must fail the wait rather than pass it.
         ecs.wait_stable(env.deployer, [t.canary_service], spec.scale_timeout_seconds,
                         {t.canary_service: canary.task_definition})
-    wait_healthy(env, "canary", spec.healthy_timeout_seconds)
+    wait_healthy(env, "canary", spec.healthy_timeout_seconds, needed)
     target = Weights.canary_at(weight)
     if not (spec.flags and env.flags is not None):
         return set_and_verify(env, target, spec.verify_timeout_seconds), []
