@@ -405,11 +405,8 @@ def run_stages(
                 # The traffic was moved behind this run's back: by a rollback the ledger could not
                 # record (so nothing told this run), or by hand. Never shift from weights this run
                 # did not set; finish the rollback instead (idempotent, and recorded if it can be).
-                reason = (f"the load balancer holds {live} (stable/canary), not the {weights} this run set: the "
-                          "traffic was moved by someone else, so this run rolls back instead of shifting to "
-                          f"{decision.weight}%")
-                log.warning(reason)
-                return _rolled_back(env, spec, rollback, journal, reports, live, reason, actor="drift")
+                return _moved_by_someone_else(env, spec, rollback, journal, reports, live, weights,
+                                              f"shifting to {decision.weight}%")
             before, left = weights, state.stage_index if state.stage_index >= 0 else None
             weights, flag_updates = shift_to(env, spec, decision.weight, stable_desired, before, actor=actor,
                                              rollout=rollout)
@@ -487,6 +484,13 @@ def run_stages(
 
         if isinstance(decision, (PhaseComplete, Promote)):
             done = isinstance(decision, Promote)
+            # Recorded as holding (or promoted at) the weights this run set: weights moved during the
+            # stage (a rollback the ledger could not record, a change by hand) are checked for as
+            # before a shift, or the ledger and people were told of a split the load balancer lacks.
+            live = _drift(env, weights, spec.verify_timeout_seconds)
+            if live is not None:
+                return _moved_by_someone_else(env, spec, rollback, journal, reports, live, weights,
+                                              "promoting" if done else "holding")
             result = RolloutResult(
                 outcome="promoted" if done else "holding", reason=decision.reason, image=spec.image,
                 final_weights=weights, stages=tuple(reports),
@@ -568,6 +572,15 @@ def _drift(env: Environment, expected: Weights, lag_seconds: float) -> Weights |
     except WeightMismatch as mismatch:
         return mismatch.actual
     return None
+
+
+def _moved_by_someone_else(env, spec, rollback, journal, reports, live: Weights, weights: Weights,
+                           instead: str) -> RolloutResult:
+    """Roll back because the load balancer holds ``live``, not the ``weights`` this run set."""
+    reason = (f"the load balancer holds {live} (stable/canary), not the {weights} this run set: the traffic was "
+              f"moved by someone else, so this run rolls back instead of {instead}")
+    get_run_logger().warning(reason)
+    return _rolled_back(env, spec, rollback, journal, reports, live, reason, actor="drift")
 
 
 def _rolled_back(env, spec, rollback, journal, reports, weights, reason: str, actor: str = "judge") -> RolloutResult:
