@@ -120,24 +120,41 @@ def canary_capacity(stable_desired: int, weight: int) -> int:
 HEALTHY_POLL_MAX_SECONDS = 5.0
 
 
-def wait_healthy(env: Environment, version: str, timeout_seconds: float) -> int:
-    """Poll until the target group has a healthy target: traffic never goes to an empty group.
+def wait_healthy(env: Environment, version: str, timeout_seconds: float, needed: int = 1) -> int:
+    """Poll until the target group has ``needed`` healthy targets: traffic never goes to an
+    empty group, nor a stage's share to fewer targets than were started to carry it.
+
+    ``needed`` > 1 (a forward shift, sized by ``canary_capacity``): the targets that served the
+    last stage are healthy long before those just started for this one, and the load balancer
+    sends the new share to the healthy ones alone; a shift made as soon as one was healthy put
+    25 % of the traffic on the one task sized for 5 %, whose errors the judge then counted.
 
     The first look comes at once (a service that already runs has healthy targets); then the
     gap doubles up to 5 s, since new targets take a health check interval or more to change
     state, and each look is a DescribeTargetHealth call and a task run.
     """
     deadline = time.monotonic() + timeout_seconds
-    gap = 0.1
+    gap, told = 0.1, False
     while True:
         healthy = traffic.healthy_targets(env.router, version)
-        if healthy > 0:
+        if healthy >= needed:
             return healthy
+        if not told:
+            told = True
+            # Health checks take minutes: say what the run waits for, or it looks stuck.
+            get_run_logger().info("the %s target group has %d of the %d healthy target(s) needed; waiting up to "
+                                  "%g s for the load balancer's health checks", version, healthy, needed,
+                                  timeout_seconds)
         left = deadline - time.monotonic()
         if left <= 0:
+            if healthy == 0:
+                raise RuntimeError(
+                    f"the {version} target group has no healthy targets after {timeout_seconds:g} s; "
+                    "refusing to send traffic to it"
+                )
             raise RuntimeError(
-                f"the {version} target group has no healthy targets after {timeout_seconds:g} s; "
-                "refusing to send traffic to it"
+                f"the {version} target group has {healthy} healthy target(s) after {timeout_seconds:g} s, of the "
+                f"{needed} this stage needs; refusing to send it the stage's traffic"
             )
         time.sleep(min(gap, left))
         gap = min(gap * 2, HEALTHY_POLL_MAX_SECONDS)
@@ -223,7 +240,7 @@ def shift_to(
         # back (steady, on the old revision) must fail the wait rather than pass it.
         ecs.wait_stable(env.deployer, [t.canary_service], spec.scale_timeout_seconds,
                         {t.canary_service: canary.task_definition})
-    wait_healthy(env, "canary", spec.healthy_timeout_seconds)
+    wait_healthy(env, "canary", spec.healthy_timeout_seconds, needed)
     target = Weights.canary_at(weight)
     if not (spec.flags and env.flags is not None):
         return set_and_verify(env, target, spec.verify_timeout_seconds), []
@@ -388,11 +405,8 @@ def run_stages(
                 # The traffic was moved behind this run's back: by a rollback the ledger could not
                 # record (so nothing told this run), or by hand. Never shift from weights this run
                 # did not set; finish the rollback instead (idempotent, and recorded if it can be).
-                reason = (f"the load balancer holds {live} (stable/canary), not the {weights} this run set: the "
-                          "traffic was moved by someone else, so this run rolls back instead of shifting to "
-                          f"{decision.weight}%")
-                log.warning(reason)
-                return _rolled_back(env, spec, rollback, journal, reports, live, reason, actor="drift")
+                return _moved_by_someone_else(env, spec, rollback, journal, reports, live, weights,
+                                              f"shifting to {decision.weight}%")
             before, left = weights, state.stage_index if state.stage_index >= 0 else None
             weights, flag_updates = shift_to(env, spec, decision.weight, stable_desired, before, actor=actor,
                                              rollout=rollout)
@@ -470,6 +484,13 @@ def run_stages(
 
         if isinstance(decision, (PhaseComplete, Promote)):
             done = isinstance(decision, Promote)
+            # Recorded as holding (or promoted at) the weights this run set: weights moved during the
+            # stage (a rollback the ledger could not record, a change by hand) are checked for as
+            # before a shift, or the ledger and people were told of a split the load balancer lacks.
+            live = _drift(env, weights, spec.verify_timeout_seconds)
+            if live is not None:
+                return _moved_by_someone_else(env, spec, rollback, journal, reports, live, weights,
+                                              "promoting" if done else "holding")
             result = RolloutResult(
                 outcome="promoted" if done else "holding", reason=decision.reason, image=spec.image,
                 final_weights=weights, stages=tuple(reports),
@@ -551,6 +572,15 @@ def _drift(env: Environment, expected: Weights, lag_seconds: float) -> Weights |
     except WeightMismatch as mismatch:
         return mismatch.actual
     return None
+
+
+def _moved_by_someone_else(env, spec, rollback, journal, reports, live: Weights, weights: Weights,
+                           instead: str) -> RolloutResult:
+    """Roll back because the load balancer holds ``live``, not the ``weights`` this run set."""
+    reason = (f"the load balancer holds {live} (stable/canary), not the {weights} this run set: the traffic was "
+              f"moved by someone else, so this run rolls back instead of {instead}")
+    get_run_logger().warning(reason)
+    return _rolled_back(env, spec, rollback, journal, reports, live, reason, actor="drift")
 
 
 def _rolled_back(env, spec, rollback, journal, reports, weights, reason: str, actor: str = "judge") -> RolloutResult:

@@ -10,9 +10,21 @@ from rollway.targets import Targets
 STABLE_TD = "arn:aws:ecs:us-west-2:123456789012:task-definition/webordinary-edit-task:1"
 
 
+class RegisteredTargets(dict):
+    """Healthy targets per version: one per task its service is to run (as on the embedded AWS,
+    where every registered target is healthy), unless a test sets a version's count."""
+
+    def __init__(self, deployer: FakeDeployer, targets: Targets) -> None:
+        super().__init__()
+        self.deployer = deployer
+        self.services = {"stable": targets.stable_service, "canary": targets.canary_service}
+
+    def __missing__(self, version: str) -> int:
+        return self.deployer.services[self.services[version]].desired
+
+
 def fake_environment(canary_error_rate: float = 0.0, stable_error_rate: float = 0.001, rps: float = 5000.0) -> Environment:
     targets = Targets()
-    router = FakeRouter()
     deployer = FakeDeployer(
         services={
             targets.stable_service: ServiceState(name=targets.stable_service, task_definition=STABLE_TD, desired=4, running=4),
@@ -20,6 +32,8 @@ def fake_environment(canary_error_rate: float = 0.0, stable_error_rate: float = 
         },
         task_definitions={STABLE_TD: "webordinary/edit-container:1.0.0"},
     )
+    # A stage waits for as many healthy canary targets as it scaled the canary to.
+    router = FakeRouter(healthy=RegisteredTargets(deployer, targets))
     env = Environment(
         targets=targets,
         router=router,

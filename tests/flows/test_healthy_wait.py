@@ -166,3 +166,41 @@ def test_a_rollback_whose_stable_service_never_gets_healthy_pages_that_it_failed
         assert f"holds {Weights(stable=0, canary=100)}" in body
         assert f"scaled {t.stable_service} to 4" in body and "error rate 7%" in body
     assert env.router.weights == Weights(stable=0, canary=100)
+
+
+class StaggeredTargets(FakeRouter):
+    """Each task's target turns healthy ``after`` seconds after the scale-up that started it: those
+    that served the last stage are healthy while the ones started for this stage are `initial`."""
+
+    def __init__(self, wall: WallTime, deployer, services: dict[str, str], after: float) -> None:
+        super().__init__()
+        self.wall, self.deployer, self.services, self.after = wall, deployer, services, after
+        self.started: dict[str, list[float]] = {version: [] for version in services}
+        self.shifts: list[tuple[int, int]] = []  # (canary weight written, healthy canary targets then)
+
+    def healthy_targets(self, version: str) -> int:
+        desired = self.deployer.services[self.services[version]].desired
+        started = self.started[version]
+        started.extend([self.wall.t] * (desired - len(started)))
+        del started[desired:]
+        return sum(1 for t in started if self.wall.t - t >= self.after)
+
+    def set_weights(self, weights: Weights) -> None:
+        self.shifts.append((weights.canary, self.healthy_targets("canary")))
+        super().set_weights(weights)
+
+
+def test_a_stage_waits_for_the_targets_started_for_it_not_only_for_those_already_healthy(wall):
+    """The wait ended at the first healthy target: a shift to 25 % went out while the four tasks
+    started for it were still `initial`, and the one task sized for 5 % took the whole 25 %."""
+    env = fake_environment(canary_error_rate=0.0)
+    t = env.targets
+    env.deployer.services[t.stable_service] = ServiceState(name=t.stable_service, task_definition=STABLE_TD,
+                                                           desired=20, running=20)
+    env.router = StaggeredTargets(wall, env.deployer, {"stable": t.stable_service, "canary": t.canary_service},
+                                  after=60.0)
+    env.router.started["stable"] = [0.0] * 20
+    env.metrics.router = env.router
+    result = canary_on(env, RolloutSpec(image=IMAGE, stages=[Stage(weight=w, bake_seconds=600) for w in (5, 25, 100)]))
+    assert result.outcome == "promoted", result.reason
+    assert env.router.shifts == [(5, 1), (25, 5), (100, 20)]

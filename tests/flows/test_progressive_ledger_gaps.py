@@ -64,7 +64,8 @@ def test_a_shift_that_outlasts_the_lease_is_still_recorded_by_its_run():
         return real_wait(services, timeout_seconds, expected)
 
     env.deployer.wait_stable = slow_wait
-    env.router.healthy_targets = lambda version: (env.clock.sleep(15), 1)[1]
+    healthy = env.router.healthy_targets
+    env.router.healthy_targets = lambda version: (env.clock.sleep(15), healthy(version))[1]
     result = progressive_on(env, quick_spec(5, 50, 100), auto_approve())
     assert result.outcome == "promoted"
     record = env.ledger.get(env.targets.canary_service)

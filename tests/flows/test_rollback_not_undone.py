@@ -12,9 +12,10 @@ import flows.rollback
 from flows.progressive import run_progressive
 from flows.rollback import rollback
 from rollway.approvals import ApprovalAnswer
-from rollway.fakes import FakeLedger
+from rollway.fakes import FakeLedger, FakeMetrics, steady
 from rollway.ledger import Transition
 from rollway.model import Weights
+from rollway.phases import RolloutPhase
 from rollway.spec import RolloutSpec, Stage
 from tests.flows.fake_env import fake_environment
 
@@ -87,3 +88,33 @@ def test_a_stale_read_of_the_load_balancer_before_a_shift_does_not_roll_back(mon
     result = owning_run()
     assert result.outcome == "promoted", result.reason
     assert env.router.weights == Weights(stable=0, canary=100)
+
+
+class MovedBackByHand(FakeMetrics):
+    """On-call moves half the traffic back to stable by hand once the last stage (100 %) bakes."""
+
+    def observe(self, start, end):
+        if self.router.weights == Weights(stable=0, canary=100):
+            self.router.weights = Weights(stable=50, canary=50)
+        return super().observe(start, end)
+
+
+def test_weights_moved_during_the_last_stage_are_not_recorded_as_promoted():
+    """The check for weights this run did not set came only before a shift: a last stage that
+    passed with traffic moved by hand recorded the rollout promoted at 0/100 and told people the
+    new version served 100 %, while the load balancer held 50/50."""
+    env = fake_environment()
+    env.ledger = FakeLedger()
+    env.metrics = MovedBackByHand(env.router, steady(5000.0, 0.001, 0.0))
+    spec = RolloutSpec(image=IMAGE, stages=[Stage(weight=5, bake_seconds=600), Stage(weight=100, bake_seconds=600)],
+                       monitor_seconds=0, verify_timeout_seconds=1)
+
+    @flow
+    def owning_run():
+        return run_progressive(env, spec, None, owner="run-1", phased=False)
+
+    result = owning_run()
+    assert result.outcome == "rolled_back" and "moved by someone else" in result.reason, result.reason
+    assert env.ledger.get(env.targets.canary_service).phase is not RolloutPhase.PROMOTED
+    assert env.router.weights == Weights(stable=100, canary=0)
+    assert not any(subject.startswith("Rollout complete") for subject, _ in env.notifier.messages)
