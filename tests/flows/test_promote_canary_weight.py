@@ -11,7 +11,7 @@ from uuid import uuid4
 
 import pytest
 from prefect.client.orchestration import get_client
-from prefect.states import Paused, Running
+from prefect.states import Cancelled, Paused, Running
 
 from rollway.cli import ops
 from rollway.fakes import FakeLedger, FakeRouter
@@ -21,8 +21,25 @@ from rollway.targets import Targets
 from tests.unit.test_cli_ops import rolled_back_ledger
 
 
+_CREATED: list = []  # the runs of the current test, ended after it
+
+
+@pytest.fixture(autouse=True)
+def _runs_end():
+    """Every `canary` run a test here made is Cancelled after it. Left Running or Paused on the
+    session's API, with a targets block that cannot be loaded, each was a `canary` run that may
+    act on any service: every later `finalize --unrecorded` in the session (the files after this
+    one) was refused for it."""
+    yield
+    with get_client(sync_client=True) as client:
+        for run_id in _CREATED:
+            client.set_flow_run_state(run_id, Cancelled(message="test over"), force=True)
+    _CREATED.clear()
+
+
 def canary_run(spec: RolloutSpec, targets_block: str, *, paused: bool = True):
-    """A `canary` flow run on the session's Prefect API, Running (or then Paused for its approval)."""
+    """A `canary` flow run on the session's Prefect API, Running (or then Paused for its approval),
+    until the test ends."""
     with get_client(sync_client=True) as client:
         flow_id = client.create_flow_from_name("canary")
         response = client.request("POST", "/flow_runs/", json={
@@ -30,6 +47,7 @@ def canary_run(spec: RolloutSpec, targets_block: str, *, paused: bool = True):
             "parameters": {"targets_block": targets_block, "spec": spec.model_dump(mode="json")},
         })
         run_id = response.json()["id"]
+        _CREATED.append(run_id)
         client.set_flow_run_state(run_id, Running(), force=True)
         if paused:
             client.set_flow_run_state(run_id, Paused(timeout_seconds=600, pause_key=uuid4().hex), force=True)
