@@ -68,11 +68,10 @@ class NoPausedRun(OpsError):
 
 
 class AmbiguousRun(OpsError):
-    """Several paused runs could be the service's; the operator has to name one."""
+    """Several paused runs could be the service's; the operator has to name one. ``runs`` holds
+    them, for status, which shows them all."""
 
-    def __init__(self, message: str, runs: Iterable[Any] = ()) -> None:
-        super().__init__(message)
-        self.runs = tuple(runs)  # for status, which shows them all
+    runs: tuple[Any, ...] = ()
 
 
 class ResumeRefused(OpsError):
@@ -193,7 +192,9 @@ def find_paused_run(client: Any, service: Service, record: RolloutRecord | None,
         )
         raise NoPausedRun(f"no paused rollout run for {service.name}: {where}")
     listed = ", ".join(f"{r.name} ({r.id})" for r in candidates)
-    raise AmbiguousRun(f"several paused runs could be {service.name}'s: {listed}; pass --flow-run ID", candidates)
+    several = AmbiguousRun(f"several paused runs could be {service.name}'s: {listed}; pass --flow-run ID")
+    several.runs = tuple(candidates)
+    raise several
 
 
 def _state_name(run: Any) -> str:
