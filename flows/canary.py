@@ -26,7 +26,8 @@ from flows.engine import run_stages
 from flows.env import CANARY_FLOW, attempt_starts, load_environment, mark_finalizing
 from flows.finalize import run_finalize
 from flows.hooks import rollback_hooks
-from flows.journal import artifact_key, for_people
+from flows.artifacts import for_people
+from flows.journal import artifact_key
 from flows.monitor import MonitorResult, after_window, run_monitor
 from flows.params import Actor
 from flows.rollback import judge_rollback

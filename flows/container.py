@@ -43,6 +43,7 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 from pydantic import ValidationError
 
+from flows.artifacts import for_people
 from flows.env import load_clients
 from flows.params import WaitSeconds
 from rollway.aws.ecr import ACTIVE, EcrRepository, HeldImage, RegistryLogin
@@ -262,14 +263,13 @@ def run_publish(request: PublishRequest, targets: Targets, get_client: Callable[
         digest=run.progress.digests.get(refs.versioned), image_id=run.progress.image_id,
         task_definition=run.progress.task_definition, steps=tuple(run.progress.steps),
     )
-    try:
-        create_markdown_artifact(key=ARTIFACT_KEY, markdown=_summary(result), description="container release")
-    except Exception as err:  # noqa: BLE001 - see below
-        # Everything is pushed and registered by now: failing the run over its summary would
-        # report a release that happened as failed, lose the revision's ARN from the result, and
-        # a re-run (refused: the version is in the registry; or register_existing) would
-        # register a second revision. The log above holds every step.
-        log.warning("publish: could not write the artifact (the release itself is done): %s", err)
+    # Everything is pushed and registered by now: failing the run over its summary would report
+    # a release that happened as failed, lose the revision's ARN from the result, and a re-run
+    # (refused: the version is in the registry; or register_existing) would register a second
+    # revision. The log above holds every step.
+    for_people("container release summary",
+               lambda: create_markdown_artifact(key=ARTIFACT_KEY, markdown=_summary(result),
+                                                description="container release"))
     return result
 
 

@@ -38,7 +38,8 @@ from prefect.artifacts import create_markdown_artifact
 
 from flows.engine import set_and_verify, wait_healthy
 from flows.env import CANARY_FLOW, load_environment, unfinished_runs
-from flows.journal import artifact_key, for_people
+from flows.artifacts import for_people
+from flows.journal import artifact_key
 from flows.params import Actor, WaitSeconds
 from rollway.clock import ClockSettings
 from rollway.environment import Environment

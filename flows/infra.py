@@ -47,6 +47,7 @@ from prefect_aws import AwsCredentials
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from blocks.credentials import client_factory
+from flows.artifacts import for_people
 from flows.env import AccountNotLoaded, load_credentials, load_targets
 from flows.params import WaitSeconds
 from rollway.aws.checklist import AwsInfraChecker
@@ -324,10 +325,8 @@ def _interrupted(result: InfraResult, stack: str, requested: Sequence[str]) -> N
               "Deployed in this run: %s; not deployed: %s. Once %s is no longer IN_PROGRESS, run "
               "deploy_infrastructure again with from_stack=%r and the same stacks (%s)", stack,
               ", ".join(done) or "none", ", ".join(left) or "none", stack, stack, ", ".join(requested))
-    try:
-        _artifact(result, failed_at=stack)
-    except Exception as err:  # noqa: BLE001 - the interruption is what the run ends with
-        log.warning("the artifact of the interrupted run could not be written: %s", err)
+    # The interruption is what the run ends with, not a refused artifact.
+    for_people("interrupted deploy", lambda: _artifact(result, failed_at=stack))
 
 
 def _not_prepared(result: InfraResult, err: Exception, from_stack: str | None, environment: StackEnvironment,

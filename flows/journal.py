@@ -7,11 +7,10 @@ resumed run reads), then the artifacts and messages people see.
 from __future__ import annotations
 
 import re
-from typing import Callable, TypeVar
 
-from prefect import get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_progress_artifact, create_table_artifact, update_progress_artifact
 
+from flows.artifacts import for_people
 from flows.rollback import (ClaimKeeper, claimant, record_rollback_end, rollback_overtaken, try_record,
                             unrecorded)
 from rollway import weekly
@@ -25,27 +24,10 @@ from rollway.report import HEADERS, RollbackResult, RolloutResult, StageReport, 
 from rollway.spec import RolloutSpec
 from tasks import metrics
 
-T = TypeVar("T")
-
 
 def artifact_key(service: str, suffix: str) -> str:
     """Prefect artifact keys allow lowercase letters, digits and dashes only."""
     return re.sub(r"[^a-z0-9-]+", "-", f"{service}-{suffix}".lower()).strip("-")
-
-
-def for_people(what: str, make: Callable[[], T]) -> T | None:
-    """Make an artifact; one the Prefect API refuses is logged, never raised (None then).
-
-    Artifacts are for people to read, and every flow makes them after, or while, it acts:
-    raised, the error failed the run, and its hook rolled back a healthy canary or a release
-    just promoted, or it replaced the error saying what was done. The ledger, the log and SNS
-    keep what the artifact would have shown.
-    """
-    try:
-        return make()
-    except Exception as err:  # noqa: BLE001 - see above
-        get_run_logger().warning("the run's %s artifact could not be created: %s", what, err)
-        return None
 
 
 def verdict_summary(verdict: Verdict | None) -> str | None:

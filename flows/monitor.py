@@ -26,7 +26,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from flows.engine import AlertsOnce, canary_targets_if_unattributed
 from flows.env import load_environment, run_owner
-from flows.journal import artifact_key, for_people
+from flows.artifacts import for_people
+from flows.journal import artifact_key
 from flows.params import LeaseSeconds, WindowSeconds
 from flows.rollback import act_recorded, claimant, execute_rollback
 from rollway.aws.ledger import write_or_why
