@@ -18,7 +18,7 @@ import math
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, Sequence
 from uuid import UUID
 
 from rich.console import Console
@@ -139,14 +139,19 @@ def _is_paused(run: Any) -> bool:
     return run.state is not None and run.state.is_paused()
 
 
+def runs_on(client: Any, targets_block: str | None, flows: Sequence[str], states: Sequence[Any]) -> list[Any]:
+    """Runs of ``flows`` in ``states`` whose targets_block parameter is ``targets_block``."""
+    from flows.env import runs_in_states
+
+    return [r for r in runs_in_states(client, flows, states)
+            if (r.parameters or {}).get("targets_block") == targets_block]
+
+
 def paused_runs(client: Any, targets_block: str | None) -> list[Any]:
     """Paused runs of the rollout flows whose targets_block parameter is ``targets_block``."""
     from prefect.client.schemas.objects import StateType
 
-    from flows.env import runs_in_states
-
-    runs = runs_in_states(client, ROLLOUT_FLOWS, [StateType.PAUSED])
-    return [r for r in runs if (r.parameters or {}).get("targets_block") == targets_block]
+    return runs_on(client, targets_block, ROLLOUT_FLOWS, [StateType.PAUSED])
 
 
 def read_run(client: Any, run_id: UUID) -> Any | None:
@@ -477,11 +482,11 @@ def live_canary_runs(client: Any, service: Service) -> list[str]:
     parameter is ``service``'s, as ``paused_runs`` finds them, for a person to read."""
     from prefect.client.schemas.objects import StateType
 
-    from flows.env import CANARY_FLOW, runs_in_states
+    from flows.env import CANARY_FLOW
 
     under_way = [StateType.PENDING, StateType.RUNNING, StateType.PAUSED, StateType.CANCELLING]
-    return [f"{run.name} ({run.id}, {_state_name(run)})" for run in runs_in_states(client, [CANARY_FLOW], under_way)
-            if (run.parameters or {}).get("targets_block") == service.targets_block]
+    return [f"{run.name} ({run.id}, {_state_name(run)})"
+            for run in runs_on(client, service.targets_block, [CANARY_FLOW], under_way)]
 
 
 def who_answers(approver: str | None) -> str:
