@@ -32,6 +32,7 @@ from flows.params import LeaseSeconds, WindowSeconds
 from flows.rollback import act_recorded, claimant, execute_rollback
 from rollway.aws.ledger import write_or_why
 from rollway.clock import ClockSettings
+from rollway.decide import window_settled
 from rollway.environment import Environment
 from rollway.judge.guardrails import check
 from rollway.ledger import CLAIM_SECONDS, RolloutClosed, RolloutRecord, Transition, begin_rollback, claim_changes
@@ -194,12 +195,11 @@ def _watch(
     start = env.clock.now()
     # Long enough to hold one whole period: a window resumed with little or no time left (the
     # weekly watchdog's, a week on) is judged on what the version does now, not closed unseen
-    # nor left open for ever.
-    end = start + max(window_seconds, 2 * interval)
-    # The final verdict waits for the window's last period to be published (CloudWatch is
-    # about a minute late), as a stage's does: a look at the window's end would not see it, and
-    # a regression in the last minute before the decommission would go unjudged.
-    settled = end + spec.analysis.metrics_delay_seconds
+    # nor left open for ever. The final verdict waits for the window's last period to be
+    # published (CloudWatch is about a minute late), as a stage's does: a look at the window's
+    # end would not see it, and a regression in the last minute before the decommission would
+    # go unjudged.
+    settled = window_settled(start, window_seconds, spec.analysis)
     # Periods before the promotion are the last stage's, judged there; those since are the window's.
     since = start if opened_at is None else min(start, opened_at)
     alerted = AlertsOnce()

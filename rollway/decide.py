@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict
 
 from rollway.model import Verdict
 from rollway.phases import Phase
-from rollway.spec import RolloutSpec
+from rollway.spec import Analysis, RolloutSpec
 
 
 class StageState(BaseModel):
@@ -87,6 +87,13 @@ def stage_end(spec: RolloutSpec, state: StageState) -> float:
     baked = max(state.started_at + spec.stages[state.stage_index].bake_seconds,
                 analysis_start(spec, state) + spec.analysis.interval_seconds)
     return baked + spec.analysis.metrics_delay_seconds
+
+
+def window_settled(start: float, window_seconds: float, analysis: Analysis) -> float:
+    """When a monitoring window opened at ``start`` gets its final verdict: its end (at least two
+    periods on, so a window resumed with little or no time left still holds a whole period),
+    plus the wait for its last period's metrics, as a stage's final verdict waits."""
+    return start + max(window_seconds, 2 * analysis.interval_seconds) + analysis.metrics_delay_seconds
 
 
 def stage_over(spec: RolloutSpec, state: StageState, now: float) -> bool:

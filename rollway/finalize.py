@@ -19,6 +19,7 @@ from typing import Literal, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from rollway.decide import window_settled
 from rollway.errors_pickle import PicklableError
 from rollway.ledger import RolloutRecord, monitoring_owed, utc
 from rollway.model import ServiceState, Weights
@@ -277,8 +278,7 @@ def _refuse_open_window(record: RolloutRecord, spec: RolloutSpec | None, targets
     analysis = spec.analysis
     # The watching run's last look waits for the window's last period to be published, then
     # records its verdict (a look later at most): until then the window is closing, not abandoned.
-    settles = promoted + max(spec.monitor_seconds, 2 * analysis.interval_seconds) \
-        + analysis.metrics_delay_seconds + analysis.interval_seconds
+    settles = window_settled(promoted, spec.monitor_seconds, analysis) + analysis.interval_seconds
     if now is not None and promoted + spec.monitor_seconds <= now < settles:
         raise FinalizeRefused(
             f"rollout {record.rollout_id} of {record.image} was promoted at {utc(promoted)} and its "
