@@ -322,6 +322,14 @@ def stack_environments(app: AppStacks, stacks: Sequence[str], home: StackEnviron
     return found
 
 
+def environment_of(uri: str) -> StackEnvironment | None:
+    """``aws://<12-digit account>/<region>``, whole, as a StackEnvironment; None when it is not."""
+    match = _ENVIRONMENT.fullmatch(uri)
+    if not match or not _ACCOUNT.fullmatch(match["account"]) or not REGION.fullmatch(match["region"]):
+        return None
+    return StackEnvironment(account=match["account"], region=match["region"])
+
+
 def trust_command(environment: StackEnvironment, trusted_account: str) -> str:
     """The ``cdk bootstrap`` a person runs with ``environment``'s own credentials so that
     ``trusted_account`` may deploy there through its CDK roles (cdk requires the policies the

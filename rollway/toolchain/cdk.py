@@ -24,8 +24,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, SecretStr, field_validator
 
-from rollway.infra import AppNotListed, AppStacks, DeployedStack, PlanRefused, StackDeployFailed, named_resources
-from rollway.targets import REGION
+from rollway.infra import (AppNotListed, AppStacks, DeployedStack, PlanRefused, StackDeployFailed, environment_of,
+                           named_resources)
 from rollway.toolchain.process import ToolFailed, ToolTimeout, resolve, run_tool
 
 _STACK_ARTIFACT = "aws:cloudformation:stack"
@@ -278,8 +278,7 @@ class CdkCli:
             if env.account is None:
                 raise ValueError("bootstrapping needs the account id (CdkEnvironment.account)")
             environment = f"aws://{env.account}/{env.region}"
-        account, _, region = environment.removeprefix("aws://").partition("/")
-        if not (environment.startswith("aws://") and re.fullmatch(r"\d{12}", account) and REGION.fullmatch(region)):
+        if environment_of(environment) is None:
             raise ValueError(f"{environment!r} is not an environment to bootstrap (aws://<account>/<region>)")
         # From the synthesized assembly: in the app's directory (whose cdk.json may set the
         # bootstrap qualifier) without running the app a second time.
