@@ -76,6 +76,15 @@ class QueueSpec(_KnownKeys):
     def _queue_name(cls, value: str) -> str:
         return _plain_name(value)
 
+    @field_validator("dlq_name")
+    @classmethod
+    def _dlq_is_another_queue(cls, value: str, info: ValidationInfo) -> str:
+        # A queue redriving into itself never parks a failing message: the checklist would pass a
+        # queue with no dead-letter queue at all, and the DLQ-depth guardrail would watch live work.
+        if value == info.data.get("name"):
+            raise ValueError(f"the dead-letter queue of {value!r} must be another queue, not the queue itself")
+        return value
+
 
 class TableSpec(_KnownKeys):
     """A DynamoDB table the pre-deployment checklist expects, with its key and indexes."""

@@ -56,6 +56,14 @@ def test_a_misspelt_key_in_a_queue_or_table_is_refused(data, where, meant):
         (QueueSpec if "queues" in data else TableSpec).model_validate(data[where.split(".")[0]][0])
 
 
+def test_a_queue_that_is_its_own_dead_letter_queue_is_refused():
+    # The checklist would otherwise pass a queue with no dead-letter queue, and the DLQ guardrail
+    # would watch the live queue's depth.
+    with pytest.raises(ValidationError, match="dead-letter queue of 'q' must be another queue"):
+        Targets.model_validate({"queues": [{"name": "q", "dlq_name": "q"}]})
+    assert QueueSpec(name="q", dlq_name="q-dlq").dlq_name == "q-dlq"
+
+
 def test_the_block_still_takes_prefects_own_keys():
     block = RollwayTargets(block_type_slug="rollway-targets", _block_document_name="saved", _is_anonymous=False)
     assert block.targets() == Targets()
