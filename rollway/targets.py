@@ -274,8 +274,14 @@ class Targets(_KnownKeys):
     @field_validator("canary_target_group")
     @classmethod
     def _distinct_groups(cls, value: str, info) -> str:
-        if value == info.data.get("stable_target_group"):
-            raise ValueError("the stable and canary target groups must differ")
+        stable = info.data.get("stable_target_group")
+        if stable is None:
+            return value
+        # Names are unique in an account's region: a name and an ARN ending in that name are one
+        # group (ARN: arn:...:targetgroup/<name>/<id>), which would split the traffic with itself.
+        named = [ref.split("/")[1] if ref.startswith("arn:") else ref for ref in (stable, value)]
+        if value == stable or (stable.startswith("arn:") != value.startswith("arn:") and named[0] == named[1]):
+            raise ValueError(f"the stable and canary target groups must differ (both name {named[1]!r})")
         return value
 
     @field_validator("canary_service")

@@ -65,11 +65,26 @@ def test_flag_binding_follows_traffic_or_its_schedule():
     assert [sched.percentage_at(w) for w in (5, 25, 50, 75, 100)] == [0, 0, 10, 10, 100]
 
 
+_ARN = "arn:aws:elasticloadbalancing:us-west-2:123456789012:targetgroup/{name}/0123456789abcdef"
+
+
 def test_targets_reject_same_stable_and_canary():
     with pytest.raises(ValidationError, match="must differ"):
         Targets(stable_target_group="tg", canary_target_group="tg")
     with pytest.raises(ValidationError, match="must differ"):
         Targets(stable_service="svc", canary_service="svc")
+
+
+@pytest.mark.parametrize("stable,canary", [
+    ("webordinary-edit-stable", _ARN.format(name="webordinary-edit-stable")),
+    (_ARN.format(name="webordinary-edit-stable"), "webordinary-edit-stable"),
+])
+def test_a_target_group_named_once_by_name_and_once_by_arn_is_refused(stable, canary):
+    # One group given two ways would take both sides of the split; refused before any AWS call.
+    with pytest.raises(ValidationError, match="must differ"):
+        Targets(stable_target_group=stable, canary_target_group=canary)
+    # A group of another name, by ARN, is a different group.
+    assert Targets(stable_target_group=stable, canary_target_group=_ARN.format(name="webordinary-edit-canary"))
 
 
 @pytest.mark.parametrize("stages,phases", [
