@@ -31,7 +31,10 @@ class ClockSettings(BaseModel):
     def _anchor_in_seconds(self) -> "ClockSettings":
         # Date.now() and many exporters give milliseconds: such an anchor put the rollout clock
         # in the year 58,000, and the preflight refused with "metrics cannot be read".
-        if self.anchor is not None and not 0 <= self.anchor < MAX_ANCHOR:
+        if self.anchor is not None and self.anchor < 0:
+            raise ValueError(f"anchor {self.anchor:g} is before 1970: give the epoch seconds (like 1795000000) "
+                             "where the rollout clock starts")
+        if self.anchor is not None and self.anchor >= MAX_ANCHOR:
             raise ValueError(f"anchor {self.anchor:g} is not epoch seconds (like 1795000000); "
                              "a value this size is milliseconds or not a time")
         return self

@@ -127,7 +127,8 @@ def test_stages_of_the_wrong_type_are_a_validation_error(stages):
     ({"speed": 0}, "greater than 0"),
     # Milliseconds (JavaScript's Date.now()): the preflight refused with "metrics cannot be read".
     ({"speed": 60, "anchor": 1_795_000_000_000.0}, "is not epoch seconds"),
-    ({"speed": 60, "anchor": -1.0}, "is not epoch seconds"),
+    # A negative anchor is no size of milliseconds: the message says what it is.
+    ({"speed": 60, "anchor": -1.0}, r"anchor -1 is before 1970: give the epoch seconds"),
 ])
 def test_clock_settings_that_cannot_build_a_clock_are_refused(settings, message):
     """Refused when the settings are validated (a flow's parameters, the serve script's
