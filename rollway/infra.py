@@ -309,10 +309,11 @@ def stack_environments(app: AppStacks, stacks: Sequence[str], home: StackEnviron
     bad: list[str] = []
     for stack in stacks:
         raw = app.environments.get(stack, f"aws://{UNKNOWN_ACCOUNT}/{UNKNOWN_REGION}")
-        match = _ENVIRONMENT.match(raw)
+        # Whole matches: "$" also matches before a trailing newline.
+        match = _ENVIRONMENT.fullmatch(raw)
         account = match and (home.account if match["account"] == UNKNOWN_ACCOUNT else match["account"])
         region = match and (home.region if match["region"] == UNKNOWN_REGION else match["region"])
-        if not match or not _ACCOUNT.match(account or "") or not REGION.fullmatch(region or ""):
+        if not match or not _ACCOUNT.fullmatch(account or "") or not REGION.fullmatch(region or ""):
             bad.append(f"{stack} ({raw!r})")
             continue
         found[stack] = StackEnvironment(account=account, region=region)

@@ -35,6 +35,9 @@ def test_each_distinct_environment_once_in_the_order_of_its_first_stack(environm
 @pytest.mark.parametrize("environment", [
     "aws://123456789012/us west 2", "aws://123456789012/US-WEST-2", "aws://123456789012/", "aws://12345/us-west-2",
     "aws://123456789012/us-west-2/x", "us-west-2", "aws://${Token[AWS.AccountId.1]}/us-west-2", "",
+    # An account with a trailing newline (a value pasted into the app's env) passed the account's
+    # check and failed later with a validation traceback instead of this refusal.
+    "aws://123456789012\n/us-west-2",
 ])
 def test_a_malformed_environment_is_refused_naming_every_stack(environment):
     app = AppStacks(dependencies=STACKS, environments={"A": environment, "C": environment})
