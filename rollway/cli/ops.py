@@ -303,6 +303,16 @@ def history_table(history: Iterable[Transition], limit: int) -> Table:
     return table
 
 
+def _owner_row(record: RolloutRecord) -> str:
+    if not record.owner:
+        return "none"
+    if record.phase in (RolloutPhase.ROLLED_BACK, RolloutPhase.FAILED):
+        # The ledger keeps the last holder (a rollback writes without a lease): shown as the
+        # owner with a lease, a dead run read as one still driving a rollout that has ended.
+        return f"none: the rollout has ended (last held by {record.owner})"
+    return f"{record.owner}, lease until {utc(record.lease_expires)}"
+
+
 def print_status(service: Service, record: RolloutRecord, live: Weights | str, paused: Any | None, limit: int,
                  canary_runs: Iterable[str] = ()) -> None:
     """The rollout's rows, what needs a person, and its latest transitions.
@@ -318,7 +328,7 @@ def print_status(service: Service, record: RolloutRecord, live: Weights | str, p
         ("phase", record.phase.value),
         ("stage", _stage(record)),
         ("weights", f"ledger {record.weights}, load balancer {live} (stable/canary)"),
-        ("owner", f"{record.owner}, lease until {utc(record.lease_expires)}" if record.owner else "none"),
+        ("owner", _owner_row(record)),
     ]
     if record.weekly_phase_index >= 0 and not record.phased:
         # An unphased run records week 1 as it starts and no later one: its index says nothing.

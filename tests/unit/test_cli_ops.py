@@ -768,6 +768,7 @@ def test_status_does_not_call_an_unphased_or_ended_rollout_running_or_baking(cap
     out = capsys.readouterr().out
     assert "3/5 (50%), not passed" in out and "baking" not in out
     assert "weekly phase 2, not passed" in out and "running" not in out
+    assert f"none: the rollout has ended (last held by {ended.owner})" in out and "lease until" not in out, out
     print_status(service, _weekly_record(stage_index=2, stage_passed=False), Weights.canary_at(50), None, limit=1)
     out = capsys.readouterr().out
     assert "3/5 (50%), baking" in out and "weekly phase 2, running" in out, "a rollout under way still is"
