@@ -220,6 +220,22 @@ def _checked(*, speed: float, anchor: float | None, approval_poll_seconds: int, 
         raise ValueError(f"--spec-json is not a usable RolloutSpec: {err}") from None
 
 
+def weekly_schedule(cron: str, timezone: str) -> tuple[str, str]:
+    """The weekly cron and its zone as Prefect will take them, or a ValueError naming the option.
+
+    Checked here: Prefect's ``Cron`` takes an unknown zone without a word, and the deployment's
+    registration then failed with a validation traceback.
+    """
+    from prefect.client.schemas.schedules import CronSchedule
+
+    try:
+        CronSchedule(cron=cron, timezone=timezone)
+    except ValueError as err:
+        reasons = "; ".join(e["msg"] for e in getattr(err, "errors", lambda: [])()) or str(err)
+        raise ValueError(f"--weekly-cron {cron!r} / --weekly-timezone {timezone!r}: {reasons}") from None
+    return cron, timezone
+
+
 cli = App(name="serve.py", help="Serve every rollway flow as a deployment (Ctrl-C stops).")
 
 
@@ -237,6 +253,8 @@ def main(
     poll_seconds: float = DEFAULT_POLL_SECONDS,
     limit: int = 10,
     paused_schedules: bool = False,
+    weekly_cron: str = WEEKLY_CRON,
+    weekly_timezone: str = WEEKLY_TIMEZONE,
 ) -> None:
     """Serve the deployments against the API in PREFECT_API_URL.
 
@@ -254,6 +272,9 @@ def main(
         poll_seconds: how often the runner looks for new runs.
         limit: most runs at once.
         paused_schedules: create the weekly schedule paused.
+        weekly_cron: when advance_phase starts the next weekly phase (default Mondays 09:00).
+        weekly_timezone: IANA time zone of the weekly cron, and of the weeks a pre-filled spec
+            that names no zone counts.
     """
     # Every option is checked before anything is registered: a bad one is a usage error, not a
     # traceback, and never a default that every deployment's runs would fail on.
@@ -261,6 +282,7 @@ def main(
         clock, spec = _checked(speed=speed, anchor=anchor, approval_poll_seconds=approval_poll_seconds,
                                poll_seconds=poll_seconds, limit=limit, spec_json=spec_json)
         validation = validation_spec(validation_url) if validation_url is not None else None
+        weekly_cron, weekly_timezone = weekly_schedule(weekly_cron, weekly_timezone)
     except ValueError as err:  # pydantic's ValidationError and json's JSONDecodeError are ValueErrors
         print(f"error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
@@ -272,6 +294,8 @@ def main(
         spec=spec,
         validation=validation,
         phased=phased,
+        weekly_cron=weekly_cron,
+        weekly_timezone=weekly_timezone,
         schedules_active=not paused_schedules,
     )
     serve_all(deployments, limit=limit, poll_seconds=poll_seconds)

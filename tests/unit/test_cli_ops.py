@@ -431,6 +431,9 @@ def test_a_work_pool_run_that_refused_to_start_is_not_rolled_back(monkeypatch, f
     # validate_deployment's default: every run of it would fail on an unusable address.
     (["--validation-url", "ftp://127.0.0.1:5000"], "--validation-url is not a usable base URL"),
     (["--validation-url", "http://127.0.0.1:5000/?q=1"], "--validation-url is not a usable base URL"),
+    # The weekly schedule: registered as given, a bad one failed the registration with a traceback.
+    (["--weekly-timezone", "Europe/Berln"], "--weekly-timezone 'Europe/Berln'"),
+    (["--weekly-cron", "0 9 * * XYZ"], "--weekly-cron '0 9 * * XYZ'"),
 ])
 def test_serve_script_refuses_bad_options_in_one_line(options, message) -> None:
     """Refused before anything is registered, with the error on stderr and exit code 2, not a
@@ -445,6 +448,20 @@ def test_serve_script_refuses_bad_options_in_one_line(options, message) -> None:
     )
     assert done.returncode == 2, done.stderr
     assert message in done.stderr and "Traceback" not in done.stderr, done.stderr
+
+
+def test_serve_script_serves_advance_phase_on_the_weekly_cron_and_zone_given(monkeypatch) -> None:
+    """serve.py had no options for them: a team whose Monday is Berlin's ran week 2 at 10:00."""
+    import deployments.serve as serve
+
+    served: list = []
+    monkeypatch.setattr(serve, "serve_all", lambda deployments, **_: served.extend(deployments))
+    serve.main(weekly_cron="30 7 * * TUE", weekly_timezone="Europe/Berlin", spec_json=RolloutSpec(
+        image="repo/app:2.0.0").model_dump_json(exclude_unset=True))
+    by_name = {d.flow_name: d for d in served}
+    (weekly,) = by_name["advance_phase"].schedules
+    assert (weekly.schedule.cron, weekly.schedule.timezone) == ("30 7 * * TUE", "Europe/Berlin")
+    assert by_name["progressive_rollout"].parameters["spec"]["weekly_timezone"] == "Europe/Berlin"
 
 
 def test_validate_deployment_defaults_to_the_given_validation_spec_or_else_its_own(served) -> None:
