@@ -94,8 +94,14 @@ def metrics_period(record: RolloutRecord | None, spec: RolloutSpec) -> int:
     return spec.analysis.interval_seconds
 
 
-def create_rollout(env: Environment, spec: RolloutSpec, *, owner: str, actor: str, lease_seconds: float) -> RolloutRecord:
-    """Record a new rollout (refused while another one of the service is unfinished)."""
+def create_rollout(env: Environment, spec: RolloutSpec, *, owner: str, actor: str, lease_seconds: float,
+                   phased: bool = True) -> RolloutRecord:
+    """Record a new rollout (refused while another one of the service is unfinished).
+
+    ``phased`` is recorded with it: the run's mode is part of the rollout from its first write,
+    so a run that dies before its first stage is resumed the way it ran, and a fresh run's
+    history does not open with a "resume".
+    """
     t = env.targets
     stable, canary = preflight(env, spec)
     now = env.clock.now()
@@ -106,7 +112,7 @@ def create_rollout(env: Environment, spec: RolloutSpec, *, owner: str, actor: st
         service=t.canary_service, rollout_id=new_rollout_id(now, after=newest.rollout_id if newest else None),
         image=spec.image, spec_json=spec.model_dump_json(), phase=RolloutPhase.PENDING,
         previous_task_definition=canary.task_definition, stable_desired=stable.desired,
-        created_at=now, updated_at=now,
+        created_at=now, updated_at=now, phased=phased,
         history=(Transition(at=now, kind="start", actor=actor, comment=f"rollout of {spec.image}"),),
     )
     try:
@@ -377,7 +383,7 @@ def run_progressive(
             return finished  # the rollback was the decision on this image; re-running does not undo it
         record = env.ledger.get(service)  # rolled back now: the new image's rollout starts below
     if record is None or record.phase.terminal:
-        record = create_rollout(env, spec, owner=owner, actor=actor, lease_seconds=lease_seconds)
+        record = create_rollout(env, spec, owner=owner, actor=actor, lease_seconds=lease_seconds, phased=phased)
     else:
         if record.image != spec.image:
             raise RolloutInProgress(

@@ -893,3 +893,16 @@ def test_a_promotion_without_a_window_says_the_plans_decommission_does_not_run(c
     assert result.outcome == "promoted"
     assert env.deployer.services[env.targets.stable_service].desired > 0
     assert any("the plan's decommission does not run" in r.getMessage() for r in caplog.records)
+
+
+def test_a_fresh_run_records_its_mode_with_the_rollout_not_as_a_resume():
+    env = env_with_ledger()
+    result = progressive_on(env, full_spec(), auto_approve("alice"), phased=False)
+    assert result.outcome == "promoted"
+    assert "resume" not in kinds(env), kinds(env)
+    # Dies right after its first write: the rollout already says it runs every stage now, so
+    # the watchdog resumes it unphased, as the person started it.
+    env, spec, killed, calls = _run_with_kill(kill_at=0)
+    first_write = calls.index("create") + 1
+    env, spec, killed, _ = _run_with_kill(first_write + 1)
+    assert killed and env.ledger.get(env.targets.canary_service).phased is False
