@@ -289,7 +289,10 @@ def _run_with_kill(kill_at: int):
     counter = {"n": 0, "kill_at": kill_at}
     real = (env.router, env.deployer, env.ledger)
     env.router, env.deployer, env.ledger = (KillAt(p, counter) for p in real)
-    spec = RolloutSpec(image=IMAGE, stages=[Stage(weight=w, bake_seconds=120) for w in (5, 50, 100)])
+    # A 5-minute monitoring window: its looks repeat the kinds of call a longer one makes, and
+    # each look costs Prefect task runs in every one of the test's ~60 runs.
+    spec = RolloutSpec(image=IMAGE, stages=[Stage(weight=w, bake_seconds=120) for w in (5, 50, 100)],
+                       monitor_seconds=300)
     killed = False
     try:
         progressive_on(env, spec, auto_approve(), owner="run-1")
