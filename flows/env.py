@@ -91,6 +91,24 @@ def run_owner() -> str:
     return f"{OWNER_PREFIX}{ctx.flow_run.id}" if ctx and ctx.flow_run else f"process/{uuid.uuid4()}"
 
 
+SCHEDULE_ACTOR = "schedule"
+
+
+def tick_actor(actor: str, run: Any = None) -> str:
+    """Who a weekly tick records as its actor: "schedule" only for a run its deployment's
+    schedule created. A person's quick run from the UI leaves the form's default, and was
+    recorded as the schedule's: it is recorded as a run started by hand, with the run's name.
+
+    ``run``: the flow run (default: this one); a name the person typed is kept as given.
+    """
+    if run is None:
+        ctx = FlowRunContext.get()
+        run = ctx.flow_run if ctx else None
+    if actor != SCHEDULE_ACTOR or run is None or run.auto_scheduled:
+        return actor
+    return f"started by hand (flow run {run.name})"
+
+
 def owner_run_id(owner: str | None) -> uuid.UUID | None:
     """The flow run a lease owner names, or None when the owner is not a flow run."""
     if not owner or not owner.startswith(OWNER_PREFIX):

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from flows.approvals import prefect_approver
 from flows.canary import RolloutRefused, before_any_write, preflight
 from flows.engine import run_stages
-from flows.env import load_clients, load_environment, mark_rollout, owner_finished, run_owner
+from flows.env import load_clients, load_environment, mark_rollout, owner_finished, run_owner, tick_actor
 from flows.hooks import rollback_hooks
 from flows.journal import LedgerJournal, on_the_wall
 from flows.monitor import after_window, run_monitor
@@ -801,6 +801,8 @@ def advance_phase(
     approver = prefect_approver(approvals, approval_poll_seconds) if approvals else None
     # The lease guards against a silent process, whose silence is wall time: leases are on the
     # wall clock (Environment.wall), whatever the rollout clock's speed.
-    return advance(env, approver, owner=run_owner(), actor=actor, lease_seconds=lease_wall_seconds,
+    # An early start keeps "schedule" so that advance refuses it: it needs a person's name.
+    who = actor if start_early_because is not None else tick_actor(actor)
+    return advance(env, approver, owner=run_owner(), actor=who, lease_seconds=lease_wall_seconds,
                    adopt_live_weights=adopt_live_weights, owner_finished=owner_finished,
                    early_reason=start_early_because)

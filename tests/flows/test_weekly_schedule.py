@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import uuid
 import logging
 from zoneinfo import ZoneInfo
 
@@ -302,3 +303,25 @@ def test_a_run_by_hand_on_a_fast_clock_that_finds_nothing_to_do_says_when_in_wal
     assert said and "Mon 2027-01-18 00:00 UTC" in said[-1] and "60x wall time" in said[-1], said
     wall_minutes = (at("UTC", 2027, 1, 18, 0, 0) - env.clock.now()) / 60 / 60  # rollout seconds / 60 / 60
     assert f"about {wall_minutes:.0f} wall minutes from now" in said[-1], said[-1]
+
+
+def test_a_quick_run_by_hand_is_not_recorded_as_the_schedule(monkeypatch):
+    """A person's quick run of advance_phase from the UI leaves the form's actor, "schedule":
+    week 2's start was recorded as the schedule's, and the report could not tell them apart."""
+    env, spec = _week_one_with_a_bound_flag(monkeypatch)
+    advance_phase()  # called directly: a run no deployment schedule created
+    record = env.ledger.get(env.targets.canary_service)
+    started = [t for t in record.history if t.kind == "phase" and t.comment.startswith("starting week 2")]
+    assert started and started[-1].actor.startswith("started by hand (flow run "), started
+
+
+def test_a_run_the_schedule_created_and_a_typed_name_keep_their_actor():
+    from prefect.client.schemas.objects import FlowRun
+
+    from flows.env import tick_actor
+
+    scheduled = FlowRun(name="calm-otter", flow_id=uuid.uuid4(), auto_scheduled=True)
+    by_hand = FlowRun(name="brisk-heron", flow_id=uuid.uuid4(), auto_scheduled=False)
+    assert tick_actor("schedule", scheduled) == "schedule"
+    assert tick_actor("schedule", by_hand) == "started by hand (flow run brisk-heron)"
+    assert tick_actor("bob", by_hand) == "bob"
