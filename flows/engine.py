@@ -247,7 +247,10 @@ def shift_to(
     with transaction():
         # The ledger and the rollout go along: the undo must not put traffic back on the canary
         # once the rollout is being rolled back (by `rollway abort`, say).
-        undoable.set_weights(env.router, target, before, env.ledger, t.canary_service, rollout)
+        # A lost answer is read back, as set_and_verify does: a shift that landed goes on with its
+        # flags, rather than being undone and the healthy rollout failed and rolled back.
+        undoable.set_weights(env.router, target, before, env.ledger, t.canary_service, rollout,
+                             lost_answer_seconds=spec.verify_timeout_seconds)
         verified = traffic.verify_weights(env.router, target, spec.verify_timeout_seconds)
         updates = undoable.apply_flags(env.flags, list(spec.flags), weight, actor, env.clock.now(), rollout)
     return verified, updates

@@ -31,6 +31,11 @@ def verify_weights(router: TrafficRouter, expected: Weights, timeout_seconds: fl
     The timeout is wall time: a load balancer's read-back lag does not speed up with the
     rollout clock.
     """
+    return read_back(router, expected, timeout_seconds)
+
+
+def read_back(router: TrafficRouter, expected: Weights, timeout_seconds: float) -> Weights:
+    """``verify_weights`` outside a task of its own (for a task that reads back its own write)."""
     deadline = time.monotonic() + timeout_seconds
     delay = 0.05
     while True:

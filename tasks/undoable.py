@@ -10,16 +10,16 @@ import logging
 import time
 from typing import Callable, TypeVar
 
-from botocore.exceptions import ClientError
-from prefect import task
+from botocore.exceptions import BotoCoreError, ClientError
+from prefect import get_run_logger, task
 from prefect.cache_policies import NONE
 from prefect.transactions import get_transaction, transaction
 
-from rollway.aws.errors import SERVER_SIDE_CODES, AdapterError, error_code
+from rollway.aws.errors import SERVER_SIDE_CODES, AdapterError, WeightMismatch, error_code
 from rollway.ledger import RolloutEnded, check_not_ended
 from rollway.model import Weights
 from rollway.ports import Ledger, ServiceDeployer, TrafficRouter
-from tasks import retry
+from tasks import retry, traffic
 from tasks.ecs import FINAL_ECS as _FINAL_ECS
 
 log = logging.getLogger("rollway.undo")
@@ -96,7 +96,7 @@ def not_applied(err: BaseException) -> str | None:
 
 
 def set_weights(router: TrafficRouter, weights: Weights, previous: Weights, ledger: Ledger | None = None,
-                service: str | None = None, rollout: str | None = None) -> None:
+                service: str | None = None, rollout: str | None = None, lost_answer_seconds: float = 0.0) -> None:
     """Set ``weights``; undone back to ``previous``, unless the ledger by then records
     ``rollout`` of ``service`` as being or having been rolled back (None: no ledger to ask).
 
@@ -105,10 +105,15 @@ def set_weights(router: TrafficRouter, weights: Weights, previous: Weights, ledg
     moved the traffic while its task failed. The undo then finds the weights written, or those
     from before, and puts ``previous`` back either way. A write that certainly did not land (AWS
     refused it, or the adapter refused before sending) drops the undo: there is nothing to undo.
+
+    ``lost_answer_seconds`` > 0: a write whose answer was lost is read back for up to that long,
+    and one that landed succeeds (its undo staged as for any shift). It is read back inside the
+    write's task: a failed task rolls back the whole transaction at once (Prefect), so a caller
+    that caught the error and read back would find the shift already undone.
     """
     write = _Write()
     _stage_weights_undo(router, weights, previous, ledger, service, rollout, write)
-    _write_weights(router, weights, write)
+    _write_weights(router, weights, write, lost_answer_seconds)
 
 
 @task(name="stage-weights-undo", cache_policy=NONE)
@@ -124,12 +129,22 @@ def _stage_weights_undo(router: TrafficRouter, weights: Weights, previous: Weigh
 
 
 @task(name="set-weights-undoable", cache_policy=NONE)
-def _write_weights(router: TrafficRouter, weights: Weights, write: _Write) -> None:
+def _write_weights(router: TrafficRouter, weights: Weights, write: _Write, lost_answer_seconds: float) -> None:
     try:
         router.set_weights(weights)
     except Exception as err:
         write.not_applied = not_applied(err)
-        raise
+        # Only an AWS call's own failure can be a lost answer (engine.set_and_verify reads back the same).
+        if write.not_applied is not None or lost_answer_seconds <= 0 or not isinstance(err, (BotoCoreError, ClientError)):
+            raise
+        run_log = get_run_logger()  # the run's own log: this is the shift's story, not an undo's
+        run_log.warning("the answer to setting the weights to %s was lost (%s); reading them back", weights, err)
+        try:
+            traffic.read_back(router, weights, lost_answer_seconds)
+        except WeightMismatch:
+            run_log.error("the weights did not become %s after the lost answer: the shift did not land", weights)
+            raise err from None
+        run_log.info("the shift to %s landed although its answer was lost; going on", weights)
 
 
 def _rolled_back(ledger: Ledger | None, service: str | None, rollout: str | None) -> str | None:

@@ -1,5 +1,6 @@
-"""A shift with no flags bound (flows/engine.shift_to's set_and_verify) whose ModifyRule answer is
-lost reads the weights back, on the embedded AWS: when the shift landed, the rollout goes on.
+"""A shift whose ModifyRule answer is lost reads the weights back, on the embedded AWS, with no
+flags bound (flows/engine.shift_to's set_and_verify) and with flags bound (its transaction's
+write, tasks/undoable.set_weights): when the shift landed, the rollout goes on.
 
 It used to fail the stage on the lost answer, and the flow's failure hook rolled back a shift
 that had in fact gone through.
@@ -15,8 +16,10 @@ from prefect import flow
 
 from flows.engine import shift_to
 from rollway.aws.elbv2 import AlbRouter
+from rollway.fakes import FakeFlagStore
+from rollway.flags import FlagState
 from rollway.model import Weights
-from rollway.spec import RolloutSpec, Stage
+from rollway.spec import FlagBinding, RolloutSpec, Stage
 from tests.botocore_events import on_operation
 from tests.flows.fake_env import fake_environment
 
@@ -102,3 +105,38 @@ def test_an_error_not_from_aws_is_not_read_back(aws, watch_calls):
     with pytest.raises(RuntimeError, match="a bug"):
         first_stage(env, spec())
     assert "DescribeRules" not in calls, calls
+
+
+FEATURE = "use_sqs_architecture"
+
+
+def test_a_shift_with_bound_flags_that_landed_with_its_answer_lost_goes_on_with_its_flags(aws, watch_calls):
+    """With flags bound, the shift runs in a transaction whose undo was staged before the write:
+    the lost answer failed the write, the undo put the weights back, and the run's hook rolled
+    back a healthy rollout. The read-back now decides there too."""
+    env, elbv2 = on_moto(aws)
+    env.flags = FakeFlagStore([FlagState(feature=FEATURE)])
+
+    def lose_answer(**_):
+        raise ReadTimeoutError(endpoint_url=aws.endpoint_url)
+
+    calls = watch_calls(elbv2)
+    with hooked(elbv2, "after-call", lose_answer):
+        verified, updates = first_stage(env, spec(flags=[FlagBinding(feature=FEATURE)]))
+    assert verified == SHIFTED and env.router.get_weights() == SHIFTED
+    assert [(u.after.enabled, u.after.percentage) for u in updates] == [(True, 5)]
+    assert env.flags.flags[FEATURE].percentage == 5
+    assert calls.count("ModifyRule") == 1, calls  # read back; neither written again nor undone
+
+
+def test_a_shift_with_bound_flags_that_did_not_land_fails_with_the_flags_unmoved(aws):
+    env, elbv2 = on_moto(aws)
+    env.flags = FakeFlagStore([FlagState(feature=FEATURE)])
+
+    def lost_before_sending(**_):
+        raise ReadTimeoutError(endpoint_url=aws.endpoint_url)
+
+    with hooked(elbv2, "before-call", lost_before_sending), pytest.raises(ReadTimeoutError):
+        first_stage(env, spec(flags=[FlagBinding(feature=FEATURE)], verify_timeout_seconds=0.2))
+    assert env.router.get_weights() == BEFORE
+    assert not env.flags.flags[FEATURE].enabled
