@@ -6,8 +6,8 @@ person, so nothing production runs on may be deleted, whatever the person typed:
 
 - a stack named in ``Targets.stacks`` (the live stacks), or nested in one, is refused;
 - a stack holding a resource ``Targets`` names (its cluster, services, load balancer, target
-  groups, repository, queues, tables, topic, alarms, dashboard) is refused: deleting a stack
-  deletes what it made, whatever the stack is called;
+  groups, repository, queues, tables, topic, alarms, dashboard), itself or in a nested stack of
+  its own, is refused: deleting a stack deletes what it made, whatever the stack is called;
 - a stack holding a task definition in use (below) is refused: deleting it deregisters the
   revision, and ECS will not point a service at it again (a rollback's restore);
 - a stack with termination protection is refused (someone protected it on purpose);
@@ -223,7 +223,10 @@ class StackState(BaseModel):
     status: str | None = None
     termination_protection: bool = False
     root_stack: str | None = Field(default=None, description="for a nested stack, the name of its root stack")
-    resources: tuple[str, ...] = Field(default=(), description="the physical ids of the resources it holds")
+    resources: tuple[str, ...] = Field(default=(), description=(
+        "the physical ids of the resources it holds, its nested stacks' resources included"))
+    nested_in: dict[str, str] = Field(default_factory=dict, description=(
+        "for a resource of a nested stack (a physical id in resources), that nested stack's name"))
 
     @property
     def gone(self) -> bool:
@@ -620,7 +623,10 @@ def _plan_stacks(
         state = stacks.get(name, StackState(name=name))
         # A stack deletes what it made: one that made something production still uses (the
         # old stack kept the queue the new service reads) is refused, whatever its name.
-        held = sorted({what for resource in state.resources
+        # Its nested stacks' resources count too: deleting it deletes them.
+        held = sorted({what + (f", in its nested stack {state.nested_in[resource]}"
+                               if resource in state.nested_in else "")
+                       for resource in state.resources
                        for what in [_held(resource, production or {})] if what is not None})
         if name.lower() in live_by_lower:
             refusals.append(Refusal(kind="stack", name=name, reason=(

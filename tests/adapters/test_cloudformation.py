@@ -94,7 +94,7 @@ def test_a_live_stack_is_never_deleted_even_if_asked_in_another_case(aws, stacks
 
 
 def test_a_nested_stack_names_its_root(aws, stacks, watch_calls):
-    # moto does not create nested stacks, so its answer is given the RootId a nested stack has.
+    # moto gives its nested stacks no RootId, so its answer is given the RootId a nested stack has.
     stack_id = create(aws, OLD, "q")
     root = stack_id.replace(f"stack/{OLD}/", "stack/WebordinarySQSStack/")
     client = aws.get_client("cloudformation")
@@ -206,6 +206,31 @@ def test_an_old_stack_that_holds_a_resource_production_uses_is_refused(aws, stac
     (refusal,) = plan.refusals
     assert refusal.name == OLD
     assert "it holds webordinary-edit-input (a queue in Targets.queues)" in refusal.reason
+
+
+def test_an_old_stack_whose_nested_stack_holds_a_resource_production_uses_is_refused(aws, stacks):
+    # Deleting a stack deletes its nested stacks and what they made; ListStackResources names a
+    # nested stack only by its id, so the live queue inside one was deleted with the old stack.
+    from rollway.cleanup import CleanupSpec, plan_cleanup
+
+    s3 = aws.get_client("s3")
+    s3.create_bucket(Bucket="old-templates", CreateBucketConfiguration={"LocationConstraint": aws.targets.region})
+    s3.put_object(Bucket="old-templates", Key="queues.json", Body=template("webordinary-edit-input"))
+    parent = {"Resources": {
+        "Queues": {"Type": "AWS::CloudFormation::Stack",
+                   "Properties": {"TemplateURL": "https://old-templates.s3.amazonaws.com/queues.json"}},
+        "OldQueue": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": "webordinary-old-queue"}}}}
+    aws.get_client("cloudformation").create_stack(StackName=OLD, TemplateBody=json.dumps(parent))
+
+    state = stacks.describe(OLD)
+    plan = plan_cleanup(CleanupSpec(old_stacks=(OLD,)), aws.targets, stacks={OLD: state}, in_use=(), images=())
+
+    assert plan.delete_stacks == ()
+    (refusal,) = plan.refusals
+    nested = state.nested_in[next(r for r in state.resources if r.endswith("/webordinary-edit-input"))]
+    assert nested.startswith(f"{OLD}-Queues")
+    assert (f"it holds webordinary-edit-input (a queue in Targets.queues), in its nested stack {nested}"
+            in refusal.reason)
 
 
 def test_a_deletion_of_many_resources_reads_every_page_of_events():
