@@ -10,6 +10,9 @@ person, so nothing production runs on may be deleted, whatever the person typed:
   its own, is refused: deleting a stack deletes what it made, whatever the stack is called;
 - a stack holding a task definition in use (below) is refused: deleting it deregisters the
   revision, and ECS will not point a service at it again (a rollback's restore);
+- a stack whose export (its own or a nested stack's) another stack imports is refused, unless
+  that stack is deleted first (listed before it): CloudFormation would not delete it, and the
+  run would stop there after deleting what came before;
 - a stack with termination protection is refused (someone protected it on purpose);
 - the tag ``latest`` is refused (what an image reference without a tag pulls);
 - an image tag that a task definition in use references is refused, and so is any other tag of
@@ -227,6 +230,8 @@ class StackState(BaseModel):
         "the physical ids of the resources it holds, its nested stacks' resources included"))
     nested_in: dict[str, str] = Field(default_factory=dict, description=(
         "for a resource of a nested stack (a physical id in resources), that nested stack's name"))
+    imported_by: dict[str, tuple[str, ...]] = Field(default_factory=dict, description=(
+        "export name -> the other stacks importing it, for each export of it (or of its nested stacks) in use"))
 
     @property
     def gone(self) -> bool:
@@ -619,8 +624,12 @@ def _plan_stacks(
     # a typo of it than an old stack to delete.
     live_by_lower = {name.lower(): name for name in live}
     delete, gone, refusals = [], [], []
-    for name in names:
+    for index, name in enumerate(names):
         state = stacks.get(name, StackState(name=name))
+        # CloudFormation does not delete a stack whose export another stack imports: the run
+        # would stop there after deleting what came before. An importer this run deletes first
+        # (listed before it) is no obstacle.
+        importers = sorted({stack for by in state.imported_by.values() for stack in by} - set(names[:index]))
         # A stack deletes what it made: one that made something production still uses (the
         # old stack kept the queue the new service reads) is refused, whatever its name.
         # Its nested stacks' resources count too: deleting it deletes them.
@@ -639,6 +648,12 @@ def _plan_stacks(
         elif held:
             refusals.append(Refusal(kind="stack", name=name, reason=(
                 f"it holds {'; '.join(held)}: deleting the stack deletes it, and production runs on it")))
+        elif importers:
+            exports = sorted(export for export, by in state.imported_by.items() if set(by) & set(importers))
+            refusals.append(Refusal(kind="stack", name=name, reason=(
+                f"stack(s) {', '.join(importers)} import its export(s) {', '.join(exports)}, and CloudFormation "
+                "does not delete a stack whose exports are imported; delete those stacks first (or list them "
+                f"before {name} in old_stacks)")))
         elif state.termination_protection:
             refusals.append(Refusal(kind="stack", name=name, reason=(
                 "termination protection is on; if it really is to go, lift it first with "

@@ -86,7 +86,8 @@ class CloudFormationStacks:
         gone = found["StackStatus"] == "DELETE_COMPLETE"
         # What deleting it would delete: the plan refuses a stack holding what production uses.
         nested_in: dict[str, str] = {}
-        resources = () if gone else self._resources(found["StackId"], nested_in)
+        stacks: set[str] = set()
+        resources = () if gone else self._resources(found["StackId"], nested_in, seen=stacks)
         return StackState(
             name=name,
             status=found["StackStatus"],
@@ -94,7 +95,37 @@ class CloudFormationStacks:
             root_stack=_stack_name(root) if root else None,
             resources=resources,
             nested_in=nested_in,
+            imported_by={} if gone else self._imported_by({_stack_name(stack) for stack in stacks}),
         )
+
+    def _imported_by(self, exporting: set[str]) -> dict[str, tuple[str, ...]]:
+        """Export name -> the other stacks importing it, for every export of the stacks ``exporting``
+        (a stack and its nested stacks, by name) that another stack imports.
+
+        CloudFormation does not delete a stack while another imports one of its exports: the
+        deletion fails, after the run has already deleted what came before it.
+        """
+        found: dict[str, tuple[str, ...]] = {}
+        for page in self._client.get_paginator("list_exports").paginate():
+            for export in page.get("Exports", []):
+                if _stack_name(export.get("ExportingStackId", "")) not in exporting:
+                    continue
+                importers = sorted(set(self._importers(export["Name"])) - exporting)
+                if importers:
+                    found[export["Name"]] = tuple(importers)
+        return found
+
+    def _importers(self, export: str) -> list[str]:
+        names: list[str] = []
+        try:
+            for page in self._client.get_paginator("list_imports").paginate(ExportName=export):
+                names += page.get("Imports", [])
+        except ClientError as err:
+            # ListImports answers a ValidationError "Export 'X' is not imported by any stack."
+            if err.response.get("Error", {}).get("Code") == "ValidationError" and "not imported" in str(err):
+                return []
+            raise
+        return names
 
     def status(self, name: str) -> str | None:
         """The stack's status (``CREATE_COMPLETE``, ...), None when there is no such stack: one

@@ -4,8 +4,10 @@ protected and live ones, and report a stack already gone as gone."""
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable
+from types import SimpleNamespace
+from typing import Any, Callable, Iterator
 
 import boto3
 import pytest
@@ -231,6 +233,55 @@ def test_an_old_stack_whose_nested_stack_holds_a_resource_production_uses_is_ref
     assert nested.startswith(f"{OLD}-Queues")
     assert (f"it holds webordinary-edit-input (a queue in Targets.queues), in its nested stack {nested}"
             in refusal.reason)
+
+
+@contextmanager
+def imports_answered(client, imports: dict[str, list[str]]) -> Iterator[None]:
+    """``client`` answering ListImports (moto has not implemented it) as CloudFormation does:
+    the importing stacks, or a ValidationError for an export no stack imports."""
+    def answer(params, **_):
+        export = params["body"]["ExportName"]
+        if imports.get(export):
+            return SimpleNamespace(status_code=200, headers={}), {"Imports": imports[export], "ResponseMetadata": {}}
+        return SimpleNamespace(status_code=400, headers={}), {"ResponseMetadata": {}, "Error": {
+            "Code": "ValidationError", "Message": f"Export '{export}' is not imported by any stack."}}
+
+    client.meta.events.register("before-call.cloudformation.ListImports", answer)
+    try:
+        yield
+    finally:
+        client.meta.events.unregister("before-call.cloudformation.ListImports", answer)
+
+
+def test_an_old_stack_whose_export_another_stack_imports_is_refused_unless_that_stack_goes_first(aws, stacks):
+    # CloudFormation does not delete a stack whose export is imported: the deletion failed after
+    # the run had deleted the image tags, and the dry run had said it would delete the stack.
+    from rollway.cleanup import CleanupSpec, plan_cleanup
+
+    client = aws.get_client("cloudformation")
+    exporting = json.loads(template("webordinary-old-queue"))
+    exporting["Outputs"] = {
+        "Arn": {"Value": {"Fn::GetAtt": ["OldQueue", "Arn"]}, "Export": {"Name": "old-queue-arn"}},
+        "Url": {"Value": {"Ref": "OldQueue"}, "Export": {"Name": "old-queue-url"}}}
+    client.create_stack(StackName=OLD, TemplateBody=json.dumps(exporting))
+    importing = {"Resources": {"Topic": {"Type": "AWS::SNS::Topic", "Properties": {
+        "TopicName": {"Fn::Select": [5, {"Fn::Split": [":", {"Fn::ImportValue": "old-queue-arn"}]}]}}}}}
+    client.create_stack(StackName="webordinary-reader", TemplateBody=json.dumps(importing))
+
+    with imports_answered(client, {"old-queue-arn": ["webordinary-reader"]}):
+        state = stacks.describe(OLD)
+        reader = stacks.describe("webordinary-reader")
+    assert state.imported_by == {"old-queue-arn": ("webordinary-reader",)}
+
+    def plan(*names: str):
+        return plan_cleanup(CleanupSpec(old_stacks=names), aws.targets,
+                            stacks={OLD: state, "webordinary-reader": reader}, in_use=(), images=())
+
+    (refusal,) = plan(OLD).refusals
+    assert refusal.name == OLD and refusal.reason.startswith(
+        "stack(s) webordinary-reader import its export(s) old-queue-arn, and CloudFormation does not delete")
+    assert [r.name for r in plan(OLD, "webordinary-reader").refusals] == [OLD], "the importer must go first"
+    assert plan("webordinary-reader", OLD).delete_stacks == ("webordinary-reader", OLD)
 
 
 def test_a_deletion_of_many_resources_reads_every_page_of_events():
