@@ -9,7 +9,8 @@ person, so nothing production runs on may be deleted, whatever the person typed:
   groups, repository, queues, tables, topic, alarms, dashboard), itself or in a nested stack of
   its own, is refused: deleting a stack deletes what it made, whatever the stack is called;
 - a stack holding a task definition in use (below) is refused: deleting it deregisters the
-  revision, and ECS will not point a service at it again (a rollback's restore);
+  revision, and ECS will not point a service at it again (a rollback's restore); so is one
+  holding the task execution role, task role or awslogs group of one (no task of it could start);
 - a stack whose export (its own or a nested stack's) another stack imports is refused, unless
   that stack is deleted first (listed before it): CloudFormation would not delete it, and the
   run would stop there after deleting what came before;
@@ -248,13 +249,20 @@ class RepositoryImage(BaseModel):
 
 
 class ImageUse(BaseModel):
-    """A container image named by a task definition in use."""
+    """A container image named by a task definition in use, with the roles and log group it runs with.
+
+    The roles and the log group are what a stack may have made too: deleting the task execution
+    role or the awslogs group stops new tasks of a revision in use from starting.
+    """
 
     model_config = ConfigDict(frozen=True)
 
     task_definition: str
     why: str = Field(description="why the task definition is in use, e.g. 'the stable service deploys it'")
     image: str
+    execution_role: str | None = Field(default=None, description="the task definition's executionRoleArn")
+    task_role: str | None = Field(default=None, description="the task definition's taskRoleArn")
+    log_group: str | None = Field(default=None, description="the container's awslogs-group")
 
 
 class ImageRef(BaseModel):
@@ -550,7 +558,7 @@ def production_resources(targets: Targets) -> dict[_Identity, str]:
 
 
 def _task_definitions(in_use: Sequence[ImageUse]) -> dict[_Identity, str]:
-    """Every task definition in use, by identity -> what it is, for refusals.
+    """Every task definition in use, its roles and its log groups, by identity -> what it is, for refusals.
 
     A stack that registered one deregisters it when deleted: the service goes on running it, but
     ECS refuses to point a service at an INACTIVE revision again (the rollback's restore).
@@ -561,6 +569,16 @@ def _task_definitions(in_use: Sequence[ImageUse]) -> dict[_Identity, str]:
         if ":" in family_revision:
             named.setdefault(("task-definition", family_revision),
                              f"task definition {family_revision} ({use.why})")
+        # A stack's role or log group has its bare name as physical id. Deleted, a revision in
+        # use can no longer start a task (no role to pull the image with, no log group to write to).
+        for role, which in ((use.execution_role, "task execution role"), (use.task_role, "task role")):
+            if role:
+                name = role.rsplit("/", 1)[-1]  # arn:aws:iam::<account>:role[/<path>]/<name>
+                named.setdefault((_NAMED, name), f"{name} (the {which} of task definition {family_revision}, "
+                                                 f"{use.why})")
+        if use.log_group:
+            named.setdefault((_NAMED, use.log_group), f"{use.log_group} (the log group of task definition "
+                                                      f"{family_revision}, {use.why})")
     return named
 
 
