@@ -357,6 +357,9 @@ class CleanupPlan(BaseModel):
         refusals: what will not be deleted, with reasons; any refusal stops the run before it deletes.
         in_use: every task definition in use and the image it runs (``describe_uses``), for the
             run's artifact: a refusal and the run's log name only the first few.
+        tag_digests: each of ``delete_tags`` -> the digest of the image it tags, for the record.
+        stack_resources: each of ``delete_stacks`` -> the physical ids of what it holds (its
+            nested stacks' included), all deleted with it, for the record.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -368,6 +371,8 @@ class CleanupPlan(BaseModel):
     gone_stacks: tuple[str, ...] = ()
     refusals: tuple[Refusal, ...] = ()
     in_use: tuple[str, ...] = ()
+    tag_digests: dict[str, str] = Field(default_factory=dict)
+    stack_resources: dict[str, tuple[str, ...]] = Field(default_factory=dict)
 
     @property
     def refused(self) -> bool:
@@ -408,9 +413,13 @@ def plan_cleanup(
     delete_stacks, gone_stacks, refused = _plan_stacks(spec.old_stacks, targets.stacks, stacks,
                                                        {**production_resources(targets), **_task_definitions(in_use)})
     refusals += refused
+    # What each deletion removes, so the run's record says more than names that then mean nothing.
+    digest_of = {tag: image.digest for image in images for tag in image.tags}
     return CleanupPlan(archive=archive_step, delete_tags=delete_tags, gone_tags=gone_tags,
                        delete_stacks=delete_stacks, gone_stacks=gone_stacks, refusals=tuple(refusals),
-                       in_use=describe_uses(in_use))
+                       in_use=describe_uses(in_use),
+                       tag_digests={tag: digest_of[tag] for tag in delete_tags},
+                       stack_resources={name: stacks[name].resources for name in delete_stacks})
 
 
 FIRST_FEW = 3
@@ -703,6 +712,7 @@ class CleanupResult(BaseModel):
         in_use: every task definition in use and the image it runs (what image tags it kept).
         not_done: what a run that stopped part-way left as it was.
         stopped: why it stopped part-way, or None.
+        tag_digests, stack_resources: what each tag named and each stack held (``CleanupPlan``'s).
     """
 
     model_config = ConfigDict(frozen=True)
@@ -718,6 +728,8 @@ class CleanupResult(BaseModel):
     in_use: tuple[str, ...] = ()
     not_done: tuple[str, ...] = ()
     stopped: str | None = None
+    tag_digests: dict[str, str] = Field(default_factory=dict)
+    stack_resources: dict[str, tuple[str, ...]] = Field(default_factory=dict)
 
 
 def planned_result(plan: CleanupPlan) -> CleanupResult:
@@ -730,7 +742,8 @@ def planned_result(plan: CleanupPlan) -> CleanupResult:
             pushed = f"`{a.tag}` on remote `{a.push_to}`: " + ("there already" if a.pushed else "would be pushed")
     return CleanupResult(dry_run=True, archived=archived, pushed=pushed, deleted_tags=plan.delete_tags,
                          gone_tags=plan.gone_tags, deleted_stacks=plan.delete_stacks, gone_stacks=plan.gone_stacks,
-                         refusals=plan.refusals, in_use=plan.in_use)
+                         refusals=plan.refusals, in_use=plan.in_use, tag_digests=plan.tag_digests,
+                         stack_resources=plan.stack_resources)
 
 
 def summary_markdown(result: CleanupResult, repository: str) -> str:
@@ -754,8 +767,13 @@ def summary_markdown(result: CleanupResult, repository: str) -> str:
 
     archive = [a for a in (result.archived, result.pushed) if a]
     section("Archived" if not (result.dry_run or result.refusals) else "Archive (not written)", archive)
-    section(f"{would}: image tags in `{repository}`", [f"`{t}`" for t in result.deleted_tags])
-    section(f"{would}: stacks", [f"`{s}`" for s in result.deleted_stacks])
+    section(f"{would}: image tags in `{repository}`",
+            [f"`{t}`" + (f" (image {result.tag_digests[t]})" if t in result.tag_digests else "")
+             for t in result.deleted_tags])
+    section(f"{would}: stacks", [
+        f"`{s}`" + (f", with the {len(held)} resource(s) it holds:" + "".join(f"\n  - `{r}`" for r in held)
+                    if (held := result.stack_resources.get(s)) else "")
+        for s in result.deleted_stacks])
     section("Already gone", [f"image tag `{t}`" for t in result.gone_tags] + [f"stack `{s}`" for s in result.gone_stacks])
     section("Refused", [f"{r.kind} `{r.name}`: {r.reason}" for r in result.refusals])
     if result.stopped or result.not_done:
