@@ -8,7 +8,7 @@ Destructive, and started by a person (from the Prefect UI, after week 3), so in 
    deployment of the stable and canary services, every ACTIVE revision of the task family) and
    the images they name, the repository's images, and each old stack;
 3. plan (``rollway.cleanup.plan_cleanup``): a live stack, a stack holding a resource the targets
-   name or a task definition in use, ``latest``, an image in use (by tag or by digest) or a protected stack is refused, and any refusal fails the run here, each one
+   name or a task definition in use, a stack whose export another stack imports, ``latest``, an image in use (by tag or by digest) or a protected stack is refused, and any refusal fails the run here, each one
    named with its reason, before anything is written;
 4. archive the code first (an annotated tag, pushed), so it is kept before its infrastructure goes;
 5. delete the old image tags (one batch);
@@ -98,7 +98,8 @@ class _Progress:
     def __init__(self, spec: CleanupSpec, plan: CleanupPlan) -> None:
         self.log = get_run_logger()
         self.fields: dict[str, Any] = {"gone_tags": plan.gone_tags, "gone_stacks": plan.gone_stacks,
-                                       "in_use": plan.in_use}
+                                       "in_use": plan.in_use, "tag_digests": plan.tag_digests,
+                                       "stack_resources": plan.stack_resources}
         self.done: list[str] = []
         self.left: list[str] = []
         if plan.archive is not None:
@@ -154,7 +155,8 @@ def _act(spec: CleanupSpec, plan: CleanupPlan, git: GitCli | None, images: EcrIm
         except Exception as err:  # noqa: BLE001
             raise progress.failed(step, err, targets) from err
         for tag in deletion.deleted:
-            progress.did(f"image tag {tag}", f"deleted image tag {tag} from {targets.ecr_repository}")
+            progress.did(f"image tag {tag}", f"deleted image tag {tag} (image {plan.tag_digests.get(tag, '?')}) "
+                                             f"from {targets.ecr_repository}")
         for tag in deletion.gone:  # deleted by someone else since the plan read the repository
             progress.did(f"image tag {tag}", f"image tag {tag} was already gone")
         progress.fields["deleted_tags"] = deletion.deleted

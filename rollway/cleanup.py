@@ -6,10 +6,14 @@ person, so nothing production runs on may be deleted, whatever the person typed:
 
 - a stack named in ``Targets.stacks`` (the live stacks), or nested in one, is refused;
 - a stack holding a resource ``Targets`` names (its cluster, services, load balancer, target
-  groups, repository, queues, tables, topic, alarms, dashboard) is refused: deleting a stack
-  deletes what it made, whatever the stack is called;
+  groups, repository, queues, tables, topic, alarms, dashboard), itself or in a nested stack of
+  its own, is refused: deleting a stack deletes what it made, whatever the stack is called;
 - a stack holding a task definition in use (below) is refused: deleting it deregisters the
-  revision, and ECS will not point a service at it again (a rollback's restore);
+  revision, and ECS will not point a service at it again (a rollback's restore); so is one
+  holding the task execution role, task role or awslogs group of one (no task of it could start);
+- a stack whose export (its own or a nested stack's) another stack imports is refused, unless
+  that stack is deleted first (listed before it): CloudFormation would not delete it, and the
+  run would stop there after deleting what came before;
 - a stack with termination protection is refused (someone protected it on purpose);
 - the tag ``latest`` is refused (what an image reference without a tag pulls);
 - an image tag that a task definition in use references is refused, and so is any other tag of
@@ -223,7 +227,12 @@ class StackState(BaseModel):
     status: str | None = None
     termination_protection: bool = False
     root_stack: str | None = Field(default=None, description="for a nested stack, the name of its root stack")
-    resources: tuple[str, ...] = Field(default=(), description="the physical ids of the resources it holds")
+    resources: tuple[str, ...] = Field(default=(), description=(
+        "the physical ids of the resources it holds, its nested stacks' resources included"))
+    nested_in: dict[str, str] = Field(default_factory=dict, description=(
+        "for a resource of a nested stack (a physical id in resources), that nested stack's name"))
+    imported_by: dict[str, tuple[str, ...]] = Field(default_factory=dict, description=(
+        "export name -> the other stacks importing it, for each export of it (or of its nested stacks) in use"))
 
     @property
     def gone(self) -> bool:
@@ -240,13 +249,20 @@ class RepositoryImage(BaseModel):
 
 
 class ImageUse(BaseModel):
-    """A container image named by a task definition in use."""
+    """A container image named by a task definition in use, with the roles and log group it runs with.
+
+    The roles and the log group are what a stack may have made too: deleting the task execution
+    role or the awslogs group stops new tasks of a revision in use from starting.
+    """
 
     model_config = ConfigDict(frozen=True)
 
     task_definition: str
     why: str = Field(description="why the task definition is in use, e.g. 'the stable service deploys it'")
     image: str
+    execution_role: str | None = Field(default=None, description="the task definition's executionRoleArn")
+    task_role: str | None = Field(default=None, description="the task definition's taskRoleArn")
+    log_group: str | None = Field(default=None, description="the container's awslogs-group")
 
 
 class ImageRef(BaseModel):
@@ -341,6 +357,9 @@ class CleanupPlan(BaseModel):
         refusals: what will not be deleted, with reasons; any refusal stops the run before it deletes.
         in_use: every task definition in use and the image it runs (``describe_uses``), for the
             run's artifact: a refusal and the run's log name only the first few.
+        tag_digests: each of ``delete_tags`` -> the digest of the image it tags, for the record.
+        stack_resources: each of ``delete_stacks`` -> the physical ids of what it holds (its
+            nested stacks' included), all deleted with it, for the record.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -352,6 +371,8 @@ class CleanupPlan(BaseModel):
     gone_stacks: tuple[str, ...] = ()
     refusals: tuple[Refusal, ...] = ()
     in_use: tuple[str, ...] = ()
+    tag_digests: dict[str, str] = Field(default_factory=dict)
+    stack_resources: dict[str, tuple[str, ...]] = Field(default_factory=dict)
 
     @property
     def refused(self) -> bool:
@@ -392,9 +413,13 @@ def plan_cleanup(
     delete_stacks, gone_stacks, refused = _plan_stacks(spec.old_stacks, targets.stacks, stacks,
                                                        {**production_resources(targets), **_task_definitions(in_use)})
     refusals += refused
+    # What each deletion removes, so the run's record says more than names that then mean nothing.
+    digest_of = {tag: image.digest for image in images for tag in image.tags}
     return CleanupPlan(archive=archive_step, delete_tags=delete_tags, gone_tags=gone_tags,
                        delete_stacks=delete_stacks, gone_stacks=gone_stacks, refusals=tuple(refusals),
-                       in_use=describe_uses(in_use))
+                       in_use=describe_uses(in_use),
+                       tag_digests={tag: digest_of[tag] for tag in delete_tags},
+                       stack_resources={name: stacks[name].resources for name in delete_stacks})
 
 
 FIRST_FEW = 3
@@ -542,7 +567,7 @@ def production_resources(targets: Targets) -> dict[_Identity, str]:
 
 
 def _task_definitions(in_use: Sequence[ImageUse]) -> dict[_Identity, str]:
-    """Every task definition in use, by identity -> what it is, for refusals.
+    """Every task definition in use, its roles and its log groups, by identity -> what it is, for refusals.
 
     A stack that registered one deregisters it when deleted: the service goes on running it, but
     ECS refuses to point a service at an INACTIVE revision again (the rollback's restore).
@@ -553,6 +578,16 @@ def _task_definitions(in_use: Sequence[ImageUse]) -> dict[_Identity, str]:
         if ":" in family_revision:
             named.setdefault(("task-definition", family_revision),
                              f"task definition {family_revision} ({use.why})")
+        # A stack's role or log group has its bare name as physical id. Deleted, a revision in
+        # use can no longer start a task (no role to pull the image with, no log group to write to).
+        for role, which in ((use.execution_role, "task execution role"), (use.task_role, "task role")):
+            if role:
+                name = role.rsplit("/", 1)[-1]  # arn:aws:iam::<account>:role[/<path>]/<name>
+                named.setdefault((_NAMED, name), f"{name} (the {which} of task definition {family_revision}, "
+                                                 f"{use.why})")
+        if use.log_group:
+            named.setdefault((_NAMED, use.log_group), f"{use.log_group} (the log group of task definition "
+                                                      f"{family_revision}, {use.why})")
     return named
 
 
@@ -616,11 +651,18 @@ def _plan_stacks(
     # a typo of it than an old stack to delete.
     live_by_lower = {name.lower(): name for name in live}
     delete, gone, refusals = [], [], []
-    for name in names:
+    for index, name in enumerate(names):
         state = stacks.get(name, StackState(name=name))
+        # CloudFormation does not delete a stack whose export another stack imports: the run
+        # would stop there after deleting what came before. An importer this run deletes first
+        # (listed before it) is no obstacle.
+        importers = sorted({stack for by in state.imported_by.values() for stack in by} - set(names[:index]))
         # A stack deletes what it made: one that made something production still uses (the
         # old stack kept the queue the new service reads) is refused, whatever its name.
-        held = sorted({what for resource in state.resources
+        # Its nested stacks' resources count too: deleting it deletes them.
+        held = sorted({what + (f", in its nested stack {state.nested_in[resource]}"
+                               if resource in state.nested_in else "")
+                       for resource in state.resources
                        for what in [_held(resource, production or {})] if what is not None})
         if name.lower() in live_by_lower:
             refusals.append(Refusal(kind="stack", name=name, reason=(
@@ -633,6 +675,12 @@ def _plan_stacks(
         elif held:
             refusals.append(Refusal(kind="stack", name=name, reason=(
                 f"it holds {'; '.join(held)}: deleting the stack deletes it, and production runs on it")))
+        elif importers:
+            exports = sorted(export for export, by in state.imported_by.items() if set(by) & set(importers))
+            refusals.append(Refusal(kind="stack", name=name, reason=(
+                f"stack(s) {', '.join(importers)} import its export(s) {', '.join(exports)}, and CloudFormation "
+                "does not delete a stack whose exports are imported; delete those stacks first (or list them "
+                f"before {name} in old_stacks)")))
         elif state.termination_protection:
             refusals.append(Refusal(kind="stack", name=name, reason=(
                 "termination protection is on; if it really is to go, lift it first with "
@@ -664,6 +712,7 @@ class CleanupResult(BaseModel):
         in_use: every task definition in use and the image it runs (what image tags it kept).
         not_done: what a run that stopped part-way left as it was.
         stopped: why it stopped part-way, or None.
+        tag_digests, stack_resources: what each tag named and each stack held (``CleanupPlan``'s).
     """
 
     model_config = ConfigDict(frozen=True)
@@ -679,6 +728,8 @@ class CleanupResult(BaseModel):
     in_use: tuple[str, ...] = ()
     not_done: tuple[str, ...] = ()
     stopped: str | None = None
+    tag_digests: dict[str, str] = Field(default_factory=dict)
+    stack_resources: dict[str, tuple[str, ...]] = Field(default_factory=dict)
 
 
 def planned_result(plan: CleanupPlan) -> CleanupResult:
@@ -691,7 +742,8 @@ def planned_result(plan: CleanupPlan) -> CleanupResult:
             pushed = f"`{a.tag}` on remote `{a.push_to}`: " + ("there already" if a.pushed else "would be pushed")
     return CleanupResult(dry_run=True, archived=archived, pushed=pushed, deleted_tags=plan.delete_tags,
                          gone_tags=plan.gone_tags, deleted_stacks=plan.delete_stacks, gone_stacks=plan.gone_stacks,
-                         refusals=plan.refusals, in_use=plan.in_use)
+                         refusals=plan.refusals, in_use=plan.in_use, tag_digests=plan.tag_digests,
+                         stack_resources=plan.stack_resources)
 
 
 def summary_markdown(result: CleanupResult, repository: str) -> str:
@@ -715,8 +767,13 @@ def summary_markdown(result: CleanupResult, repository: str) -> str:
 
     archive = [a for a in (result.archived, result.pushed) if a]
     section("Archived" if not (result.dry_run or result.refusals) else "Archive (not written)", archive)
-    section(f"{would}: image tags in `{repository}`", [f"`{t}`" for t in result.deleted_tags])
-    section(f"{would}: stacks", [f"`{s}`" for s in result.deleted_stacks])
+    section(f"{would}: image tags in `{repository}`",
+            [f"`{t}`" + (f" (image {result.tag_digests[t]})" if t in result.tag_digests else "")
+             for t in result.deleted_tags])
+    section(f"{would}: stacks", [
+        f"`{s}`" + (f", with the {len(held)} resource(s) it holds:" + "".join(f"\n  - `{r}`" for r in held)
+                    if (held := result.stack_resources.get(s)) else "")
+        for s in result.deleted_stacks])
     section("Already gone", [f"image tag `{t}`" for t in result.gone_tags] + [f"stack `{s}`" for s in result.gone_stacks])
     section("Refused", [f"{r.kind} `{r.name}`: {r.reason}" for r in result.refusals])
     if result.stopped or result.not_done:

@@ -17,6 +17,7 @@ import json
 import time
 from contextlib import contextmanager
 from typing import Callable, Iterator
+from urllib.parse import parse_qsl, quote, quote_plus
 
 import httpx
 
@@ -78,18 +79,35 @@ def _send(http: httpx.Client, method: str, url: str, spec: ValidationSpec, **kwa
     return response
 
 
+# Query values shorter than this are not masked in a quoted body: masking "eu" would garble the
+# text around it, and no token is that short.
+_MASKED_MIN = 4
+
+
 def _tail(response: httpx.Response) -> str:
     text = " ".join(response.text.split())
+    # An error page may echo the request's URL ("Cannot GET /health?token=..."): the query values
+    # the URL's own display masks are masked here too, as sent, decoded and percent-encoded.
+    query = response.request.url.query.decode("ascii", "replace")
+    values = {part.partition("=")[2] for part in query.split("&")}
+    values |= {value for _, value in parse_qsl(query, keep_blank_values=True)}
+    forms = {form for value in values if len(value) >= _MASKED_MIN
+             for form in (value, quote(value, safe=""), quote(value), quote_plus(value))}
+    for form in sorted(forms, key=len, reverse=True):
+        text = text.replace(form, "****")
     if not text:
         return "empty body"
     return f"body: {text}" if len(text) <= BODY_TAIL else f"body ends: …{text[-BODY_TAIL:]}"
 
 
 def _answered(response: httpx.Response) -> str:
-    # A redirect's body is usually empty: where it pointed is what says why.
-    where = f" to {shown_url(response.headers['location'])}" if response.is_redirect else ""
-    return (f"HTTP {response.status_code}{where} from {response.request.method} {shown_url(response.request.url)}; "
-            f"{_tail(response)}")
+    where = f"HTTP {response.status_code}"
+    if response.is_redirect:
+        # Where it pointed is what says why. Its body only repeats that URL ("Redirecting to
+        # /login?next=/health%3Ftoken%3D..."), unmasked: it is not quoted.
+        return f"{where} to {shown_url(response.headers['location'])} from {response.request.method} " \
+               f"{shown_url(response.request.url)}"
+    return f"{where} from {response.request.method} {shown_url(response.request.url)}; {_tail(response)}"
 
 
 def _transport(err: httpx.HTTPError, method: str, url: str) -> str:

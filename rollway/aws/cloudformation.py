@@ -20,6 +20,9 @@ from rollway.errors_pickle import PicklableError
 
 DeleteOutcome = Literal["deleted", "already_gone"]
 
+# The resource type of a nested stack (its physical id is the nested stack's id).
+_NESTED_STACK = "AWS::CloudFormation::Stack"
+
 # A progress line at least this often while a deletion runs (one waiter slice).
 PROGRESS_SECONDS = 60.0
 
@@ -81,14 +84,48 @@ class CloudFormationStacks:
             return StackState(name=name)
         root = found.get("RootId")
         gone = found["StackStatus"] == "DELETE_COMPLETE"
+        # What deleting it would delete: the plan refuses a stack holding what production uses.
+        nested_in: dict[str, str] = {}
+        stacks: set[str] = set()
+        resources = () if gone else self._resources(found["StackId"], nested_in, seen=stacks)
         return StackState(
             name=name,
             status=found["StackStatus"],
             termination_protection=bool(found.get("EnableTerminationProtection")),
             root_stack=_stack_name(root) if root else None,
-            # What deleting it would delete: the plan refuses a stack holding what production uses.
-            resources=() if gone else self._resources(found["StackId"]),
+            resources=resources,
+            nested_in=nested_in,
+            imported_by={} if gone else self._imported_by({_stack_name(stack) for stack in stacks}),
         )
+
+    def _imported_by(self, exporting: set[str]) -> dict[str, tuple[str, ...]]:
+        """Export name -> the other stacks importing it, for every export of the stacks ``exporting``
+        (a stack and its nested stacks, by name) that another stack imports.
+
+        CloudFormation does not delete a stack while another imports one of its exports: the
+        deletion fails, after the run has already deleted what came before it.
+        """
+        found: dict[str, tuple[str, ...]] = {}
+        for page in self._client.get_paginator("list_exports").paginate():
+            for export in page.get("Exports", []):
+                if _stack_name(export.get("ExportingStackId", "")) not in exporting:
+                    continue
+                importers = sorted(set(self._importers(export["Name"])) - exporting)
+                if importers:
+                    found[export["Name"]] = tuple(importers)
+        return found
+
+    def _importers(self, export: str) -> list[str]:
+        names: list[str] = []
+        try:
+            for page in self._client.get_paginator("list_imports").paginate(ExportName=export):
+                names += page.get("Imports", [])
+        except ClientError as err:
+            # ListImports answers a ValidationError "Export 'X' is not imported by any stack."
+            if err.response.get("Error", {}).get("Code") == "ValidationError" and "not imported" in str(err):
+                return []
+            raise
+        return names
 
     def status(self, name: str) -> str | None:
         """The stack's status (``CREATE_COMPLETE``, ...), None when there is no such stack: one
@@ -96,12 +133,35 @@ class CloudFormationStacks:
         found = self._describe(name)
         return None if found is None else str(found["StackStatus"])
 
-    def _resources(self, stack_id: str) -> tuple[str, ...]:
-        """The physical ids of the stack's resources (every page)."""
-        ids = []
-        for page in self._client.get_paginator("list_stack_resources").paginate(StackName=stack_id):
-            ids += [r["PhysicalResourceId"] for r in page.get("StackResourceSummaries", [])
-                    if r.get("PhysicalResourceId")]
+    def _resources(self, stack_id: str, nested_in: dict[str, str], within: str | None = None,
+                   seen: set[str] | None = None) -> tuple[str, ...]:
+        """The physical ids of the stack's resources (every page), and of its nested stacks' resources.
+
+        Deleting a stack deletes its nested stacks and all they made, and ListStackResources
+        names a nested stack only by its own id: the resources inside it (a queue production
+        reads) are read here too, each noted in ``nested_in`` with the nested stack's name.
+        """
+        seen = set() if seen is None else seen
+        seen.add(stack_id)
+        ids: list[str] = []
+        nested: list[str] = []
+        try:
+            for page in self._client.get_paginator("list_stack_resources").paginate(StackName=stack_id):
+                for summary in page.get("StackResourceSummaries", []):
+                    physical = summary.get("PhysicalResourceId")
+                    if not physical:
+                        continue
+                    ids.append(physical)
+                    if within is not None:
+                        nested_in.setdefault(physical, within)
+                    if summary.get("ResourceType") == _NESTED_STACK and physical not in seen:
+                        nested.append(physical)
+        except ClientError as err:
+            # A nested stack deleted since its parent was listed holds nothing any more.
+            if within is None or not _no_such_stack(err):
+                raise
+        for child in nested:
+            ids += self._resources(child, nested_in, within=_stack_name(child), seen=seen)
         return tuple(ids)
 
     def delete(
@@ -175,9 +235,7 @@ class CloudFormationStacks:
         try:
             stacks = self._client.describe_stacks(StackName=name_or_id)["Stacks"]
         except ClientError as err:
-            # CloudFormation answers a ValidationError "Stack with id X does not exist" for a
-            # name it does not know (and for a deleted stack asked by name).
-            if err.response.get("Error", {}).get("Code") == "ValidationError" and "does not exist" in str(err):
+            if _no_such_stack(err):
                 return None
             raise
         return stacks[0] if stacks else None
@@ -226,6 +284,12 @@ def failure_reasons(events_newest_first: list[dict[str, Any]], stack_reason: str
     if not reasons and stack_reason:
         reasons.append(stack_reason)
     return list(reversed(reasons))
+
+
+def _no_such_stack(err: ClientError) -> bool:
+    # CloudFormation answers a ValidationError "Stack with id X does not exist" for a name it
+    # does not know (and for a deleted stack asked by name).
+    return err.response.get("Error", {}).get("Code") == "ValidationError" and "does not exist" in str(err)
 
 
 def _is_stack(event: dict[str, Any]) -> bool:

@@ -147,8 +147,12 @@ def images_in_use(ecs: Any, targets: Targets) -> tuple[ImageUse, ...]:
             raise InUseUnknown(f"task definition {task_definition} (in use: {', '.join(whys)}) could not be read: "
                                f"{err}") from err
         for container in described.get("containerDefinitions", []):
-            found.append(ImageUse(task_definition=described["taskDefinitionArn"], why=", ".join(whys),
-                                  image=container["image"]))
+            logs = container.get("logConfiguration") or {}
+            found.append(ImageUse(
+                task_definition=described["taskDefinitionArn"], why=", ".join(whys), image=container["image"],
+                execution_role=described.get("executionRoleArn"), task_role=described.get("taskRoleArn"),
+                log_group=(logs.get("options") or {}).get("awslogs-group") if logs.get("logDriver") == "awslogs"
+                else None))
     return tuple(found) + _running_digests(ecs, targets)
 
 

@@ -4,8 +4,10 @@ protected and live ones, and report a stack already gone as gone."""
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable
+from types import SimpleNamespace
+from typing import Any, Callable, Iterator
 
 import boto3
 import pytest
@@ -94,7 +96,7 @@ def test_a_live_stack_is_never_deleted_even_if_asked_in_another_case(aws, stacks
 
 
 def test_a_nested_stack_names_its_root(aws, stacks, watch_calls):
-    # moto does not create nested stacks, so its answer is given the RootId a nested stack has.
+    # moto gives its nested stacks no RootId, so its answer is given the RootId a nested stack has.
     stack_id = create(aws, OLD, "q")
     root = stack_id.replace(f"stack/{OLD}/", "stack/WebordinarySQSStack/")
     client = aws.get_client("cloudformation")
@@ -206,6 +208,80 @@ def test_an_old_stack_that_holds_a_resource_production_uses_is_refused(aws, stac
     (refusal,) = plan.refusals
     assert refusal.name == OLD
     assert "it holds webordinary-edit-input (a queue in Targets.queues)" in refusal.reason
+
+
+def test_an_old_stack_whose_nested_stack_holds_a_resource_production_uses_is_refused(aws, stacks):
+    # Deleting a stack deletes its nested stacks and what they made; ListStackResources names a
+    # nested stack only by its id, so the live queue inside one was deleted with the old stack.
+    from rollway.cleanup import CleanupSpec, plan_cleanup
+
+    s3 = aws.get_client("s3")
+    s3.create_bucket(Bucket="old-templates", CreateBucketConfiguration={"LocationConstraint": aws.targets.region})
+    s3.put_object(Bucket="old-templates", Key="queues.json", Body=template("webordinary-edit-input"))
+    parent = {"Resources": {
+        "Queues": {"Type": "AWS::CloudFormation::Stack",
+                   "Properties": {"TemplateURL": "https://old-templates.s3.amazonaws.com/queues.json"}},
+        "OldQueue": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": "webordinary-old-queue"}}}}
+    aws.get_client("cloudformation").create_stack(StackName=OLD, TemplateBody=json.dumps(parent))
+
+    state = stacks.describe(OLD)
+    plan = plan_cleanup(CleanupSpec(old_stacks=(OLD,)), aws.targets, stacks={OLD: state}, in_use=(), images=())
+
+    assert plan.delete_stacks == ()
+    (refusal,) = plan.refusals
+    nested = state.nested_in[next(r for r in state.resources if r.endswith("/webordinary-edit-input"))]
+    assert nested.startswith(f"{OLD}-Queues")
+    assert (f"it holds webordinary-edit-input (a queue in Targets.queues), in its nested stack {nested}"
+            in refusal.reason)
+
+
+@contextmanager
+def imports_answered(client, imports: dict[str, list[str]]) -> Iterator[None]:
+    """``client`` answering ListImports (moto has not implemented it) as CloudFormation does:
+    the importing stacks, or a ValidationError for an export no stack imports."""
+    def answer(params, **_):
+        export = params["body"]["ExportName"]
+        if imports.get(export):
+            return SimpleNamespace(status_code=200, headers={}), {"Imports": imports[export], "ResponseMetadata": {}}
+        return SimpleNamespace(status_code=400, headers={}), {"ResponseMetadata": {}, "Error": {
+            "Code": "ValidationError", "Message": f"Export '{export}' is not imported by any stack."}}
+
+    client.meta.events.register("before-call.cloudformation.ListImports", answer)
+    try:
+        yield
+    finally:
+        client.meta.events.unregister("before-call.cloudformation.ListImports", answer)
+
+
+def test_an_old_stack_whose_export_another_stack_imports_is_refused_unless_that_stack_goes_first(aws, stacks):
+    # CloudFormation does not delete a stack whose export is imported: the deletion failed after
+    # the run had deleted the image tags, and the dry run had said it would delete the stack.
+    from rollway.cleanup import CleanupSpec, plan_cleanup
+
+    client = aws.get_client("cloudformation")
+    exporting = json.loads(template("webordinary-old-queue"))
+    exporting["Outputs"] = {
+        "Arn": {"Value": {"Fn::GetAtt": ["OldQueue", "Arn"]}, "Export": {"Name": "old-queue-arn"}},
+        "Url": {"Value": {"Ref": "OldQueue"}, "Export": {"Name": "old-queue-url"}}}
+    client.create_stack(StackName=OLD, TemplateBody=json.dumps(exporting))
+    importing = {"Resources": {"Topic": {"Type": "AWS::SNS::Topic", "Properties": {
+        "TopicName": {"Fn::Select": [5, {"Fn::Split": [":", {"Fn::ImportValue": "old-queue-arn"}]}]}}}}}
+    client.create_stack(StackName="webordinary-reader", TemplateBody=json.dumps(importing))
+
+    with imports_answered(client, {"old-queue-arn": ["webordinary-reader"]}):
+        state = stacks.describe(OLD)
+        reader = stacks.describe("webordinary-reader")
+    assert state.imported_by == {"old-queue-arn": ("webordinary-reader",)}
+
+    def plan(*names: str):
+        return plan_cleanup(CleanupSpec(old_stacks=names), aws.targets,
+                            stacks={OLD: state, "webordinary-reader": reader}, in_use=(), images=())
+
+    (refusal,) = plan(OLD).refusals
+    assert refusal.name == OLD and refusal.reason.startswith(
+        "stack(s) webordinary-reader import its export(s) old-queue-arn, and CloudFormation does not delete")
+    assert [r.name for r in plan(OLD, "webordinary-reader").refusals] == [OLD], "the importer must go first"
+    assert plan("webordinary-reader", OLD).delete_stacks == ("webordinary-reader", OLD)
 
 
 def test_a_deletion_of_many_resources_reads_every_page_of_events():

@@ -55,6 +55,11 @@ def test_what_the_task_definitions_in_use_name_is_read_from_ecs(aws):
                                                      f"an ACTIVE revision of {aws.targets.task_family}")}
     assert by_image[pinned] == {(revision, f"an ACTIVE revision of {aws.targets.task_family}")}
     assert f"{aws.topology.repository_uri}:retired" not in by_image, "an INACTIVE revision is not in use"
+    # What a stack may have made for them too: their roles and log group.
+    initial = next(use for use in uses if use.image == aws.topology.initial_image)
+    assert (initial.execution_role.endswith(f":role/{aws.targets.task_family}-execution")
+            and initial.task_role.endswith(f":role/{aws.targets.task_family}-task")
+            and initial.log_group == f"/ecs/{aws.targets.task_family}")
 
 
 def test_a_tag_in_use_by_tag_or_by_digest_is_refused_and_stays(aws, images):

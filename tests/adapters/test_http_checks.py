@@ -165,8 +165,8 @@ class _LoginRedirect(_LocalServer):
     """A front door that sends every request to a login page (an expired SSO cookie, a wrong host):
     every path answers 302 to ``location`` (default /login), and /login answers 200 with an HTML form."""
 
-    def __init__(self, location: str = "/login") -> None:
-        self.location = location
+    def __init__(self, location: str = "/login", body: bytes = b"") -> None:
+        self.location, self.body = location, body
 
     def answer(self, request: BaseHTTPRequestHandler) -> None:
         if request.path == "/login":
@@ -179,8 +179,9 @@ class _LoginRedirect(_LocalServer):
         else:
             request.send_response(302)
             request.send_header("Location", self.location)
-            request.send_header("Content-Length", "0")
+            request.send_header("Content-Length", str(len(self.body)))
             request.end_headers()
+            request.wfile.write(self.body)
 
 
 def test_a_redirect_to_a_login_page_is_not_a_healthy_service_nor_a_sent_message():
@@ -213,6 +214,37 @@ def test_a_token_in_the_query_is_sent_but_never_shown(app):
     app.faults.health_status = 503
     failed, _, _ = run_all(app, spec)
     assert failed.outcome == "failed" and "s3cr3t" not in failed.reason and "token=****" in failed.reason
+
+
+class _EchoNotFound(_LocalServer):
+    """A service whose 404 page echoes the URL it was asked, query and all (a framework's error page)."""
+
+    def answer(self, request: BaseHTTPRequestHandler) -> None:
+        body = f"<h1>Not found</h1><p>Request URL: http://{request.headers['Host']}{request.path}</p>".encode()
+        request.send_response(404)
+        request.send_header("Content-Length", str(len(body)))
+        request.end_headers()
+        request.wfile.write(body)
+
+
+def test_a_token_echoed_by_an_error_page_or_a_redirects_body_is_not_shown():
+    # The query is masked wherever the URL is shown, but the quoted body repeated it: a 404 page
+    # echoing the URL, a redirect to a login page whose body carries the URL to come back to.
+    token = "s3cr3t/tok+en"
+    with _EchoNotFound() as url:
+        spec = ValidationSpec(health_url=f"{url}/health?token={token}&region=eu", api_base_url=url)
+        with http_checks.client(spec) as http:
+            echoed = http_checks.check_health(http, spec)
+    back = "/login?next=%2Fhealth%3Ftoken%3Ds3cr3t%2Ftok%2Ben"
+    with _LoginRedirect(back, body=f"Found. Redirecting to {back}".encode()) as url:
+        spec = ValidationSpec(health_url=f"{url}/health?token={token}", api_base_url=url)
+        with http_checks.client(spec) as http:
+            redirected = http_checks.check_health(http, spec)
+    assert echoed.outcome == "failed" and "HTTP 404" in echoed.reason and "Request URL" in echoed.reason
+    assert redirected.outcome == "failed" and "HTTP 302 to /login?next=****" in redirected.reason
+    for result in (echoed, redirected):
+        assert "s3cr3t" not in result.reason and "tok+en" not in result.reason and "tok%2Ben" not in result.reason
+    assert "/health?token=****&region=eu</p>" in echoed.reason  # the echo is still quoted, masked
 
 
 class _Drip(_LocalServer):

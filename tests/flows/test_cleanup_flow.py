@@ -39,9 +39,14 @@ def account(aws):
     return aws
 
 
-def tags(aws) -> set[str]:
+def digests(aws) -> dict[str, str]:
+    """Each tag in the repository -> the digest of the image it tags."""
     details = aws.get_client("ecr").describe_images(repositoryName=aws.targets.ecr_repository)["imageDetails"]
-    return {t for d in details for t in d.get("imageTags", [])}
+    return {t: d["imageDigest"] for d in details for t in d.get("imageTags", [])}
+
+
+def tags(aws) -> set[str]:
+    return set(digests(aws))
 
 
 def stack_status(aws, name: str) -> str | None:
@@ -74,6 +79,9 @@ def run(aws, repo: Path, **parameters):
 
 def test_a_run_archives_then_deletes_old_images_and_the_old_stack_and_keeps_production(account, repo):
     aws = account
+    before = digests(aws)
+    (old_queue_url,) = [r["PhysicalResourceId"] for r in aws.get_client("cloudformation").list_stack_resources(
+        StackName=OLD_STACK)["StackResourceSummaries"]]
     state = run(aws, repo, old_stacks=[OLD_STACK, "deleted-long-ago"],
                 old_image_tags=["old-version", "0.9.0", "never-pushed"])
     assert state.is_completed(), state.message
@@ -92,6 +100,9 @@ def test_a_run_archives_then_deletes_old_images_and_the_old_stack_and_keeps_prod
     for line in (f"- `{OLD_STACK}`", "- `old-version`", "- image tag `never-pushed`", "- stack `deleted-long-ago`",
                  f"- tag `{TAG}` -> {head}: created"):
         assert line in text
+    # A record of what went: the image each tag named, and what the stack held.
+    assert f"- `old-version` (image {before['old-version']})\n" in text
+    assert f"- `{OLD_STACK}`, with the 1 resource(s) it holds:\n  - `{old_queue_url}`\n" in text
 
     # Re-running is safe: everything is reported as there already or gone.
     again = run(aws, repo, old_stacks=[OLD_STACK], old_image_tags=["old-version"]).result()
@@ -219,8 +230,7 @@ def test_a_tag_deletion_failing_after_its_first_hundred_says_which_tags_were_del
 
     aws = account
     old = [f"build-{n:03d}" for n in range(150)]
-    for tag in old:
-        put_image(aws, tag, "5")
+    (digest,) = {put_image(aws, tag, "5") for tag in old}  # one image under 150 tags
     calls: list[int] = []
 
     def refuse_after_the_first(params, **_):
@@ -240,7 +250,7 @@ def test_a_tag_deletion_failing_after_its_first_hundred_says_which_tags_were_del
         state.result()
     assert calls[0] == 100 and tags(aws) == {"1.0.0", "old-version", "0.9.0", *old[100:]}
     done, not_done = stopped.value.done, stopped.value.not_done
-    assert done == tuple(f"deleted image tag {t} from {aws.targets.ecr_repository}" for t in old[:100])
+    assert done == tuple(f"deleted image tag {t} (image {digest}) from {aws.targets.ecr_repository}" for t in old[:100])
     assert not_done == tuple(f"image tag {t}" for t in old[100:])
     # ECR's one refusal is said once, naming the 50 tags it stopped (not 50 copies of it).
     assert str(stopped.value).count("AccessDeniedException") == 1

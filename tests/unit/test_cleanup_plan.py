@@ -327,3 +327,31 @@ def test_a_stack_holding_a_task_definition_in_use_is_refused_and_one_no_longer_i
             assert "it holds task definition webordinary-edit-task:2 (an ACTIVE revision)" in refusal.reason
         else:
             assert planned.delete_stacks == ("webordinary-old-stack",) and not planned.refusals
+
+
+@pytest.mark.parametrize("resource, held", [
+    ("webordinary-edit-task-execution",
+     "webordinary-edit-task-execution (the task execution role of task definition webordinary-edit-task:2, an "
+     "ACTIVE revision)"),
+    ("webordinary-edit-task-role",
+     "webordinary-edit-task-role (the task role of task definition webordinary-edit-task:2, an ACTIVE revision)"),
+    ("/ecs/webordinary-edit-task",
+     "/ecs/webordinary-edit-task (the log group of task definition webordinary-edit-task:2, an ACTIVE revision)"),
+    ("webordinary-old-task-execution", None),  # a role no revision in use runs with
+    ("/ecs/webordinary-old-task", None),
+])
+def test_a_stack_holding_the_role_or_log_group_of_a_task_definition_in_use_is_refused(resource, held):
+    # The old stack made the execution role and log group the revisions in use still name:
+    # deleted with it, no task of those revisions could start again (no image pull, no logs).
+    role = "arn:aws:iam::1:role/{}"
+    uses = (IN_USE[1].model_copy(update={"execution_role": role.format("webordinary-edit-task-execution"),
+                                         "task_role": role.format("service-role/webordinary-edit-task-role"),
+                                         "log_group": "/ecs/webordinary-edit-task"}),)
+    state = StackState(name="webordinary-old-stack", status="CREATE_COMPLETE", resources=(resource,))
+    planned = plan_cleanup(CleanupSpec(old_stacks=("webordinary-old-stack",)), T,
+                           stacks={"webordinary-old-stack": state}, in_use=uses, images=IMAGES)
+    if held is None:
+        assert planned.delete_stacks == ("webordinary-old-stack",) and not planned.refusals
+    else:
+        (refusal,) = planned.refusals
+        assert f"it holds {held}: deleting the stack deletes it" in refusal.reason, refusal.reason
