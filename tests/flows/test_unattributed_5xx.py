@@ -3,8 +3,11 @@ rollback, no silent pass; the guarded version's targets say whose they are."""
 
 from __future__ import annotations
 
+import pytest
 from botocore.exceptions import ClientError
 from prefect import flow
+
+from tasks import traffic
 
 from flows.monitor import run_monitor
 from rollway.approvals import ApprovalAnswer
@@ -91,11 +94,18 @@ def test_a_stage_at_night_is_neither_rolled_back_nor_passed_on_stray_5xx():
     assert "its 1 healthy target(s)" in alerts[0]  # the run asked the load balancer (one task at 5 %)
 
 
+@pytest.fixture
+def retried_at_once(monkeypatch):
+    """The health read's retries without their 1-s waits: every look of a throttled stage slept
+    2 s, and these tests judge what the run does once the retries are spent, not their spacing."""
+    monkeypatch.setattr(traffic, "healthy_targets", traffic.healthy_targets.with_options(retry_delay_seconds=0))
+
+
 def throttled(*_args, **_kwargs):
     raise ClientError({"Error": {"Code": "Throttling", "Message": "Rate exceeded"}}, "DescribeTargetHealth")
 
 
-def test_a_throttled_target_health_read_at_night_leaves_the_stage_to_a_person():
+def test_a_throttled_target_health_read_at_night_leaves_the_stage_to_a_person(retried_at_once):
     """The read made only to attribute stray 5xx failed after its retries: the exception escaped
     the stage loop, the run failed and its hook rolled the canary back."""
     env = env_with_ledger()
@@ -121,7 +131,7 @@ def test_a_throttled_target_health_read_at_night_leaves_the_stage_to_a_person():
     assert result.outcome == "rolled_back" and result.reason.startswith("rejected by bob"), result.reason
 
 
-def test_a_throttled_target_health_read_while_monitoring_keeps_the_release():
+def test_a_throttled_target_health_read_while_monitoring_keeps_the_release(retried_at_once):
     env = night(healthy_canary=2, pick=lambda since: 600 < since <= 660)
     env.router.healthy_targets = throttled
     result = monitor_on(env, 1800)
