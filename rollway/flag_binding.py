@@ -263,7 +263,10 @@ def _repaired(bad: MalformedFlag, change: FlagChange) -> FlagState:
     return FlagState(feature=change.feature, **fields)
 
 
-_OPTION = {"enabled": "--enabled or --no-enabled", "percentage": "--percentage", "salt": "a salt"}
+# How to give each setting. `rollway flags set` has no option for a salt: its message must not send
+# people looking for one, and names where a salt can be given.
+_OPTION = {"enabled": "--enabled or --no-enabled", "percentage": "--percentage",
+           "salt": "a salt (the set-flags flow's `salt`; `rollway flags set` has no option for it)"}
 
 
 def apply_bindings(

@@ -636,6 +636,9 @@ class FlagEvaluator:
         except FlagStoreUnavailable as err:
             return self._unavailable(feature, err, now)
         if flag is None:
+            # The last value read is now "no such flag" (off): "stale" must not bring a deleted
+            # flag's older settings back on during a later outage.
+            self._last_good.pop(feature, None)
             if self._on_unknown == "raise":
                 self._unknown_until[feature] = now + self._ttl
                 raise UnknownFlag(feature)

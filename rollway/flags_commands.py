@@ -16,6 +16,7 @@ from typing import Any, Callable, Sequence, TextIO
 
 from rollway.flag_binding import FlagChange, FlagUpdate, set_flag
 from rollway.flags import (
+    FlagAuditEntry,
     FlagConflict,
     FlagError,
     FlagState,
@@ -82,14 +83,22 @@ def flags_get(
             return
         _print_flags([flag], out, as_json=False)
         for entry in trail:
-            before = "created" if entry.previous_enabled is None else (
-                f"{'on' if entry.previous_enabled else 'off'} {entry.previous_percentage:g}%"
-            )
             after = f"{'on' if entry.enabled else 'off'} {entry.percentage:g}%"
             why = f"  ({entry.reason})" if entry.reason else ""
-            out.write(f"  v{entry.version}  {_when(entry.at)}  {entry.actor}: {before} -> {after}{why}\n")
+            out.write(f"  v{entry.version}  {_when(entry.at)}  {entry.actor}: {_before(entry)} -> {after}{why}\n")
 
     return _run(err, show)
+
+
+def _before(entry: FlagAuditEntry) -> str:
+    """The settings a change found: none at all for a creation; some unreadable for the repair of
+    a malformed item (its entry keeps only what could be read, so no percentage to format)."""
+    previous = (entry.previous_enabled, entry.previous_percentage, entry.previous_salt)
+    if previous == (None, None, None):
+        return "created"
+    if entry.previous_enabled is None or entry.previous_percentage is None:
+        return "malformed"
+    return f"{'on' if entry.previous_enabled else 'off'} {entry.previous_percentage:g}%"
 
 
 def flags_set(

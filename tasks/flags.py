@@ -1,7 +1,8 @@
 """Thin tasks over the FlagStore port: one call each, retries on the decorator.
 
-Only a store that could not be reached is retried: bad input and unknown flags fail the
-same way every time, and ``set_flag`` already retries a lost race by reading again.
+Only a store that could not be reached is retried: bad input, unknown flags and items rollway
+cannot use (``MalformedFlag``, a store error for evaluators) fail the same way every time, and
+``set_flag`` already retries a lost race by reading again.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from prefect.cache_policies import NONE
 
 from rollway import flag_binding
 from rollway.flag_binding import FlagChange, FlagUpdate
-from rollway.flags import FlagState, FlagStoreUnavailable
+from rollway.flags import FlagState, FlagStoreUnavailable, MalformedFlag, MalformedFlags
 from rollway.ports import FlagStore
 from rollway.spec import FlagBinding
 
@@ -22,6 +23,8 @@ def _store_unavailable(_task: Any, _task_run: Any, state: Any) -> bool:
     """Retry condition: the task failed because the flag store could not be reached."""
     try:
         state.result()
+    except (MalformedFlag, MalformedFlags):
+        return False  # an item rollway cannot use reads the same way every time: no outage
     except FlagStoreUnavailable:
         return True
     except Exception:  # noqa: BLE001 - any other failure is final

@@ -14,7 +14,9 @@ read, so the flag and its audit entry change together or not at all, with no tra
 and a Scan of the table returns flags only (``list`` projects ``audit`` away). Capping the
 list keeps the item below DynamoDB's 400 KB limit. A write reads the item (consistent
 read) to carry its trail forward; the condition on ``version`` catches any write that lands
-between that read and the put. The trail is also bounded by size: the limits on a change's
+between that read and the put. botocore resends a PutItem whose answer was lost; its copy is
+refused by that condition, and a refusal whose item holds this write's audit entry is this write
+having committed, not a lost race. The trail is also bounded by size: the limits on a change's
 reason and actor count characters, and at four bytes a character a hundred long entries would
 outgrow the item, so the oldest entries are dropped until the item fits (the new one always does).
 """
@@ -147,14 +149,23 @@ class DynamoFlagStore:
         else:
             # The attribute as read (not the number): a malformed version is matched as stored.
             condition = {"ConditionExpression": "#v = :found", "ExpressionAttributeValues": {":found": found}}
-        with self._errors(conflict=(flag.feature, expected_version)):
-            self._client.put_item(
-                TableName=self._table,
-                Item=item,
-                ExpressionAttributeNames={"#v": "version"},
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
-                **condition,
-            )
+        try:
+            with self._errors(conflict=(flag.feature, expected_version)):
+                self._client.put_item(
+                    TableName=self._table,
+                    Item=item,
+                    ExpressionAttributeNames={"#v": "version"},
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                    **condition,
+                )
+        except FlagConflict as conflict:
+            # botocore resends a PutItem whose answer was lost (a timeout, a 500 after the
+            # commit); the copy is refused by this write's own version. Taken for a lost race, a
+            # person was told "unchanged" (or exit 3) and a stage left the flag out of its
+            # put-back and its ledger entry. The item the refusal returns holds this write's entry.
+            if _holds_entry(conflict.__cause__, entry):
+                return stored
+            raise
         return stored
 
     def audit(self, feature: str, limit: int | None = None) -> list[FlagAuditEntry]:
@@ -206,6 +217,19 @@ def _translated(table: str, conflict: tuple[str, int] | None) -> Iterator[None]:
         ) from err
     except BotoCoreError as err:
         raise FlagStoreUnavailable(f"feature flag table {table!r} unreachable: {err}") from err
+
+
+def _holds_entry(refusal: BaseException | None, entry: FlagAuditEntry) -> bool:
+    """Whether the item a refused put found (``ALL_OLD``) has ``entry`` in its audit trail: the
+    put committed before, and the refusal was of botocore's resent copy."""
+    old = refusal.response.get("Item") if isinstance(refusal, ClientError) else None
+    for raw in reversed((old or {}).get("audit", {}).get("L", [])):
+        try:
+            if FlagAuditEntry.model_validate(_deserializer.deserialize(raw)) == entry:
+                return True
+        except (ValidationError, TypeError, ValueError):
+            continue  # an entry rollway cannot read is not this write's
+    return False
 
 
 def _plain(item: dict[str, Any]) -> dict[str, Any]:

@@ -64,6 +64,11 @@ def test_one_out_of_range_item_hides_no_other_flag_and_can_be_repaired(store, cl
     repaired = store.get("bad_flag")
     assert (repaired.enabled, repaired.percentage, repaired.version, repaired.updated_by) == (True, 50.0, 1, "alice")
     assert store.audit("bad_flag")[0].previous_enabled is True
+    # The repair's audit entry has the settings that could be read before it, and no percentage:
+    # `flags get` showed a traceback on it (formatting None as a number).
+    out, err = io.StringIO(), io.StringIO()
+    assert flags_get(store, out, "bad_flag", err=err) == EXIT_OK, err.getvalue()
+    assert "alice: malformed -> on 50%" in out.getvalue()
 
 
 def test_a_rollback_disables_a_malformed_bound_flag(store, client, aws):

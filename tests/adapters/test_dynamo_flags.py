@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import socket
 import threading
+from contextlib import contextmanager
 
 import pytest
 
@@ -132,6 +133,41 @@ def test_the_conditional_write_catches_a_change_after_the_read(store, client, aw
         client.meta.events.unregister("before-call.dynamodb.PutItem", sneak_in)
     assert raised.value.actual_version == 2
     assert (store.get(SQS).updated_by, store.get(SQS).percentage) == ("rival", 50.0)
+
+
+@contextmanager
+def puts_answer_lost(client, times: int = 1):
+    """The answers of the next ``times`` PutItems are lost after they committed: botocore resends
+    each at once, and the copy is refused by the version the first copy wrote."""
+    lost = {"n": 0}
+
+    def resend(response, **kwargs):
+        if lost["n"] < times and response is not None and response[0].status_code == 200:
+            lost["n"] += 1
+            return 0  # retry now
+        return None
+
+    client.meta.events.register_first("needs-retry.dynamodb.PutItem", resend)
+    try:
+        yield lost
+    finally:
+        client.meta.events.unregister("needs-retry.dynamodb.PutItem", resend)
+
+
+def test_a_write_whose_answer_was_lost_is_reported_as_made(store, client):
+    """A person's change, or a stage's, whose PutItem committed and was resent: the refused copy
+    is no concurrent change. It was taken for one: `flags set` said "unchanged" (or exit 3 with
+    --expected-version), and a stage left the move out of its updates (the ledger, the put-back)."""
+    with puts_answer_lost(client) as lost:
+        update = set_flag(store, FlagChange(feature=SQS, enabled=True, percentage=5), actor="alice", now=10.0,
+                          expected_version=1)
+    assert lost["n"] == 1
+    assert update.describe() == f"{SQS}: off 0% -> on 5% (v2)"
+    with puts_answer_lost(client) as lost:
+        moved = apply_bindings(store, [FlagBinding(feature=SQS)], 25, actor="rollway", rollout="r1", now=20.0)
+    assert lost["n"] == 1
+    assert [u.describe() for u in moved] == [f"{SQS}: on 5% -> on 25% (v3)"]
+    assert [(e.version, e.actor) for e in store.audit(SQS)] == [(3, "rollway"), (2, "alice"), (1, "seed")]
 
 
 BAD_CHANGES = [

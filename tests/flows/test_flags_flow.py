@@ -11,7 +11,7 @@ from flows.flags import set_flags
 from rollway.aws.flags import DynamoFlagStore
 from rollway.fakes import FakeFlagStore, FakeLedger, FlakyFlagStore
 from rollway.flag_binding import FlagChange, FlagsNotDisabled
-from rollway.flags import FlagState, FlagStoreUnavailable, InvalidPercentage, UnknownFlag
+from rollway.flags import FlagState, FlagStoreUnavailable, InvalidPercentage, MalformedFlag, UnknownFlag
 from rollway.spec import FlagBinding
 from tasks import flags as flag_tasks
 
@@ -107,17 +107,21 @@ def test_flag_binding_tasks_on_the_fake_store():
 
 
 class FlakyStore(FakeFlagStore):
-    """Unreachable for the first ``outages`` reads."""
+    """Unreachable for the first ``outages`` reads; every read of a flag in ``malformed`` finds an
+    item rollway cannot use."""
 
-    def __init__(self, outages: int, flags=()) -> None:
+    def __init__(self, outages: int, flags=(), malformed=()) -> None:
         super().__init__(flags)
         self.outages = outages
+        self.malformed = set(malformed)
         self.attempts = 0
 
     def get(self, feature):
         self.attempts += 1
         if self.attempts <= self.outages:
             raise FlagStoreUnavailable("throttled")
+        if feature in self.malformed:
+            raise MalformedFlag(feature, ["enabled 'yes' is not a boolean"], {"feature": feature}, 0)
         return super().get(feature)
 
 
@@ -139,6 +143,21 @@ def test_only_an_unreachable_store_is_retried():
     with pytest.raises(UnknownFlag):
         set_missing()
     assert missing.attempts == 1, "an unknown flag is not retried"
+
+
+def test_a_malformed_bound_flag_fails_the_check_at_once():
+    """An item written outside rollway reads the same way every time: the preflight's check used to
+    retry it as an outage (two retries, their delays, and "Retry" lines in the log) before failing."""
+    malformed = FlakyStore(outages=0, malformed=[SQS])
+    check = flag_tasks.check_bindings.with_options(retry_delay_seconds=0)
+
+    @flow
+    def preflight() -> None:
+        check(malformed, [FlagBinding(feature=SQS)])
+
+    with pytest.raises(MalformedFlag, match="enabled 'yes' is not a boolean"):
+        preflight()
+    assert malformed.attempts == 1
 
 
 BOTH = [FlagBinding(feature=SQS), FlagBinding(feature=INTERRUPTS)]

@@ -166,6 +166,15 @@ def test_the_evaluator_answers_a_malformed_flag_as_an_unavailable_store(caplog):
     assert "'legacy'" in caplog.text and "fail closed" in caplog.text
 
 
+def test_a_malformed_salt_is_refused_with_a_way_the_command_line_has():
+    """The message asked for "a salt", which `rollway flags set` has no option for; the flow has."""
+    store = MalformedStore({"feature": "legacy", "enabled": True, "percentage": Decimal(5), "salt": "a:b"})
+    out, err = io.StringIO(), io.StringIO()
+    assert flags_set(store, out, "legacy", err=err, actor="alice", percentage=10, now=5.0) == EXIT_INVALID
+    assert "salt unreadable" in err.getvalue() and "`rollway flags set` has no option for it" in err.getvalue()
+    assert "or disable it" in err.getvalue() and out.getvalue() == ""
+
+
 # --- 4. text that is not UTF-8 ------------------------------------------------------------------
 
 @pytest.mark.parametrize("validate", [validate_user_id, validate_actor, validate_reason])

@@ -249,6 +249,26 @@ def test_fail_open_and_stale_are_configurable():
     assert opened.is_enabled(SQS, "user-1") is True
 
 
+@pytest.mark.parametrize("on_unknown", ["off", "raise"])
+def test_stale_does_not_bring_a_deleted_flag_back_on_in_an_outage(on_unknown):
+    """On-call deletes a flag (from the console) that was on for everyone: the evaluator reads it
+    as unknown, off. A later outage answered "stale" with the settings from before the deletion,
+    on for everyone again; the last value read was that no such flag exists."""
+    store, clock = seeded_store(flag(enabled=True, percentage=100)), Clock()
+    flags = evaluator(store, clock, on_unavailable="stale", on_unknown=on_unknown)
+    assert flags.is_enabled(SQS, "user-1") is True
+    del store.flags[SQS]
+    clock.t += 31
+    if on_unknown == "raise":
+        with pytest.raises(UnknownFlag):
+            flags.is_enabled(SQS, "user-1")
+    else:
+        assert flags.is_enabled(SQS, "user-1") is False
+    store.unavailable = "throttled"
+    clock.t += 31
+    assert flags.is_enabled(SQS, "user-1") is False and flags.is_enabled(SQS) is False
+
+
 def test_an_unknown_flag_is_off_with_a_warning_or_an_error_when_asked(caplog):
     store, clock = seeded_store(), Clock()
     with caplog.at_level(logging.WARNING, logger="rollway.flags"):
