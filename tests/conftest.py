@@ -13,6 +13,13 @@ import pytest
 # Offline machine: Prefect must not try to send analytics (set before anything imports it).
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
+from hypothesis import settings  # noqa: E402
+
+# The property tests check what holds, not how fast: Hypothesis's 200-ms deadline per example
+# failed one of them at random while the 2-core machine ran other suites alongside.
+settings.register_profile("rollway", deadline=None)
+settings.load_profile("rollway")
+
 from blocks.credentials import client_factory, credentials_for_endpoint  # noqa: E402
 from rollway.sim.server import EmbeddedAws  # noqa: E402
 from rollway.sim.topology import Topology, provision  # noqa: E402
