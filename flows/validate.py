@@ -17,16 +17,23 @@ the test session and message it sends, so running it again is safe.
 
 from __future__ import annotations
 
+from typing import Any, Callable
+
+from botocore.exceptions import BotoCoreError, ClientError
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
 from flows.env import load_clients
 from flows.journal import artifact_key
+from rollway.aws.elbv2 import AlbRouter
+from rollway.aws.errors import AdapterError
 from rollway.clock import ClockSettings
 from rollway.errors_pickle import PicklableError
+from rollway.targets import Targets
 from rollway.validation import (
-    MESSAGE, CheckResult, ValidationSpec, ValidationSummary, evaluate, markdown, shown_url, skipped,
+    MESSAGE, SUCCESS_RATE, CheckResult, ValidationSpec, ValidationSummary, evaluate, markdown, shown_url, skipped,
 )
+from tasks import traffic
 from tasks import validation as checks
 
 
@@ -74,8 +81,12 @@ def validate_deployment(
         note(_attempted(checks.send_message, spec, session.detail))
     else:
         note(skipped(MESSAGE, "no test session was created"))
-    note(_attempted(checks.read_success_rate, spec, get_client("cloudwatch"), targets.metrics_namespace,
-                    tuple(services), clock.build().now()))
+    serving, unread = ({}, None) if spec.success_rate_services else _serving(targets, get_client)
+    if unread is not None:
+        note(CheckResult(name=SUCCESS_RATE, outcome="failed", reason=unread))
+    else:
+        note(_attempted(checks.read_success_rate, spec, get_client("cloudwatch"), targets.metrics_namespace,
+                        tuple(services), clock.build().now(), serving))
 
     summary = evaluate(results)
     create_markdown_artifact(
@@ -87,6 +98,16 @@ def validate_deployment(
         raise ValidationFailed(summary)
     log.info("deployment validation passed: %s", summary.reason)
     return summary
+
+
+def _serving(targets: Targets, get_client: Callable[[str], Any]) -> tuple[dict[str, int], str | None]:
+    """Each of the two services' share of users' traffic, by the load balancer's weights (every
+    one that carries some must have published a SuccessRate), or why it could not be read."""
+    try:
+        weights = traffic.get_weights(AlbRouter(get_client("elbv2"), targets))
+    except (AdapterError, BotoCoreError, ClientError) as err:
+        return {}, f"could not read which service carries the traffic (the load balancer's weights): {err}"
+    return {targets.stable_service: weights.stable, targets.canary_service: weights.canary}, None
 
 
 def _attempted(task, spec: ValidationSpec, *args) -> CheckResult:

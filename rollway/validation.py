@@ -11,7 +11,7 @@ failed check and why. The checks themselves live in ``rollway.http_checks`` (HTT
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, Mapping
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -235,7 +235,7 @@ def markdown(summary: ValidationSummary, *, title: str = "Deployment validation"
 
 
 def judge_success_rate(averages: dict[str, tuple[float, float]], spec: ValidationSpec, services: tuple[str, ...],
-                       *, seconds: float = 0.0) -> CheckResult:
+                       *, seconds: float = 0.0, serving: Mapping[str, int] | None = None) -> CheckResult:
     """The ``SuccessRate`` check from what CloudWatch held: service -> (sum, sample count).
 
     Pooled over the services that published (as CloudWatch's Average over their series would
@@ -243,12 +243,22 @@ def judge_success_rate(averages: dict[str, tuple[float, float]], spec: Validatio
     Pooled alone, the old version's successes (its idle health checks) carried a new version
     below the floor. No datapoint at all fails: a service nobody measures is not a healthy one.
     No data is also worth reading again (CloudWatch may still be ingesting the last minutes).
+
+    ``serving``: service -> percent of users' traffic the load balancer sends it. A service that
+    carries some and published nothing fails the check: the version users reach is unmeasured,
+    and the other service's figures alone passed it (say, the old version's, after a promotion).
     """
     window = spec.success_rate_window_minutes
     names = ", ".join(services)
     if not averages:
         return CheckResult(name=SUCCESS_RATE, outcome="failed", seconds=seconds, retryable=True,
                            reason=f"no SuccessRate data in the last {window} minutes (services {names})")
+    unmeasured = [f"{svc} carries {weight}% of the traffic" for svc, weight in (serving or {}).items()
+                  if weight > 0 and svc not in averages]
+    if unmeasured:
+        return CheckResult(name=SUCCESS_RATE, outcome="failed", seconds=seconds, retryable=True,
+                           reason=f"{'; '.join(unmeasured)} but published no SuccessRate in the last {window} "
+                                  f"minutes (only {', '.join(averages)} did): the version users reach is unmeasured")
     total = sum(s for s, _ in averages.values())
     count = sum(n for _, n in averages.values())
     average = total / count

@@ -62,8 +62,9 @@ def send_message(spec: ValidationSpec, session_id: str) -> CheckResult:
 
 @task(name="read-success-rate", cache_policy=NONE)
 def read_success_rate(spec: ValidationSpec, cloudwatch: Any, namespace: str, services: tuple[str, ...],
-                      now: float) -> CheckResult:
-    """``SuccessRate`` of ``services`` over the spec's window ending at ``now``, judged against its floor."""
+                      now: float, serving: dict[str, int] | None = None) -> CheckResult:
+    """``SuccessRate`` of ``services`` over the spec's window ending at ``now``, judged against its
+    floor; ``serving``: each service's share of the traffic (``judge_success_rate``)."""
     start, began = now - 60 * spec.success_rate_window_minutes, time.monotonic()
     try:
         averages = read_service_averages(cloudwatch, namespace, SUCCESS_RATE_METRIC, services, start, now)
@@ -72,4 +73,4 @@ def read_success_rate(spec: ValidationSpec, cloudwatch: Any, namespace: str, ser
                                     seconds=time.monotonic() - began,
                                     reason=f"CloudWatch GetMetricData for {SUCCESS_RATE_METRIC} in {namespace} "
                                            f"failed: {err}"))
-    return _counted(judge_success_rate(averages, spec, services, seconds=time.monotonic() - began))
+    return _counted(judge_success_rate(averages, spec, services, seconds=time.monotonic() - began, serving=serving))

@@ -22,6 +22,7 @@ from flows.cleanup import run_cleanup
 from flows.container import run_publish
 from flows.infra import checker_for
 from rollway.aws.cloudwatch import read_service_averages
+from rollway.aws.elbv2 import AlbRouter
 from rollway.aws.ledger import DynamoLedger
 from rollway.cleanup import CleanupSpec
 from tests.flows.test_container_flow import EcrBacked
@@ -99,6 +100,7 @@ def test_validation_and_reports_need_nothing_beyond_the_rollout_policy(aws):
     get_client = own_clients(aws, "rollway-iam-validate", used)
     read_service_averages(get_client("cloudwatch"), aws.targets.metrics_namespace, "SuccessRate",
                           (aws.targets.stable_service, aws.targets.canary_service), 0.0, 600.0)
+    AlbRouter(get_client("elbv2"), aws.targets).get_weights()  # which service validation must see measured
     DynamoLedger(get_client("dynamodb"), aws.targets).history(aws.targets.canary_service)
     policy = allowed("iam-policy.json")
     assert used and not used - policy, f"calls the rollout policy does not allow: {sorted(used - policy)}"

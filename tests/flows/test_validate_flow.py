@@ -11,6 +11,8 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 
 from flows.validate import ValidationFailed, validate_deployment
+from rollway.aws.elbv2 import AlbRouter
+from rollway.model import Weights
 from rollway.sim.app import ValidationApp
 from tests.flows.moto_env import saved_blocks
 
@@ -96,6 +98,19 @@ def test_a_low_success_rate_alone_fails_the_run(aws, app, blocks):
         state.result()
     assert failed.value.summary.failed == ("success_rate",)
     assert "97.00% over the last 5 minutes is BELOW the 99.9% floor" in str(failed.value)
+
+
+def test_the_service_carrying_the_traffic_must_have_published_its_success_rate(aws, app, blocks):
+    """Promoted: the load balancer sends everything to the canary service, which published no
+    SuccessRate; the old service's 99.95 % passed the check for a version nobody measured."""
+    AlbRouter(aws.get_client("elbv2"), aws.targets).set_weights(Weights(stable=0, canary=100))
+    publish_success_rate(aws, 99.95)  # the stable service's, as before the promotion
+    state = validate_deployment(spec=spec(app), targets_block=blocks, aws_credentials_block=blocks, return_state=True)
+    with pytest.raises(ValidationFailed) as failed:
+        state.result()
+    assert failed.value.summary.failed == ("success_rate",)
+    assert (f"{aws.targets.canary_service} carries 100% of the traffic but published no SuccessRate"
+            in str(failed.value)), str(failed.value)
 
 
 def test_a_spec_with_a_bad_url_is_refused_before_any_request(app, blocks):

@@ -110,6 +110,22 @@ def test_success_rate_judgement(averages, floor, outcome, says):
     assert result.retryable == (not averages)  # no data may still be on its way; a low rate is a finding
 
 
+@pytest.mark.parametrize(("averages", "serving", "outcome"), [
+    # Promoted: the canary service carries everything and published nothing; the old service's
+    # figures alone passed the check for the version users reach.
+    ({"svc-a": (500.0, 5)}, {"svc-a": 0, "svc-b": 100}, "failed"),
+    ({"svc-a": (500.0, 5)}, {"svc-a": 95, "svc-b": 5}, "failed"),  # a canary stage: both serve
+    ({"svc-b": (500.0, 5)}, {"svc-a": 0, "svc-b": 100}, "passed"),  # the idle one need not publish
+    ({"svc-a": (500.0, 5), "svc-b": (499.9, 5)}, {"svc-a": 95, "svc-b": 5}, "passed"),
+])
+def test_a_service_carrying_traffic_must_have_published(averages, serving, outcome):
+    result = judge_success_rate(averages, ValidationSpec(), ("svc-a", "svc-b"), serving=serving)
+    assert result.outcome == outcome, result.reason
+    if outcome == "failed":
+        assert f"svc-b carries {serving['svc-b']}% of the traffic but published no SuccessRate" in result.reason
+        assert result.retryable, "CloudWatch may still be ingesting its last minutes"
+
+
 def test_markdown_table_shows_each_check_with_its_reason():
     text = markdown(evaluate([ok("health"), bad("session", "HTTP 500 | body: down\nnow")]))
     assert "FAILED (session)" in text
