@@ -66,7 +66,9 @@ class Trigger(BaseModel):
             "monitor": "the post-promotion monitor (the promoted version's error rate over its limit)",
             "abort": f"a person, {who}, with `rollway abort`",
             "reject": f"a person, {who}, who rejected the rollout at an approval pause",
-            "approval-timeout": "an approval pause that timed out into the spec's `on_timeout: reject`",
+            # The spec's setting as it is spelled (rollway.spec.Approvals), so a person can find it.
+            "approval-timeout": "an approval pause nobody answered in time, under the spec's "
+                                "`approvals.on_timeout: rollback` (the default)",
             "hook": f"a rollout run's {who.removeprefix('state ')}: the run failed, crashed or was cancelled",
             "drift": "the load balancer's weights moved by someone else while the rollout ran",
             "manual": f"{who}, with the rollback flow",

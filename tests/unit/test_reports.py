@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from rollway.ledger import RolloutRecord, Transition, utc
 from rollway.model import Weights
 from rollway.phases import RolloutPhase
 from rollway.reports import incident_report, rollback_trigger, rollout_report, stage_lines
-from rollway.spec import FlagBinding, RolloutSpec, Stage
+from rollway.spec import Approvals, FlagBinding, RolloutSpec, Stage
 
 T0 = 1_800_000_000.0
 IMAGE = "123456789012.dkr.ecr.us-west-2.amazonaws.com/webordinary/edit-container:2.1.0"
@@ -138,7 +140,7 @@ def before_trigger(actor: str, comment: str, *extra: Transition) -> RolloutRecor
         (before_trigger("timeout", "rejected by timeout: approval before 25%",
                         Transition(at=T0 + 290, kind="timeout", actor="timeout", to_stage=0, comment="reject",
                                    verdict="approval before 25%")),
-         "approval-timeout", "timed out into the spec's `on_timeout: reject`"),
+         "approval-timeout", "an approval pause nobody answered in time"),
         (before_trigger("state hook (crashed)", "run brave-fox ended crashed: worker lost"), "hook",
          "a rollout run's hook (crashed)"),
         (before_trigger("monitor", "the promoted version's error rate 6% is over 5%"), "monitor", "post-promotion monitor"),
@@ -152,6 +154,21 @@ def test_the_trigger_is_named_for_each_way_a_rollback_starts(rec, kind, says):
     assert trigger.kind == kind
     assert says in incident_report(rec)
     assert f"**Reason:** {rec.last_transition('rollback-start').comment}"[:60] in incident_report(rec)
+
+
+def timed_out_into_a_rollback() -> RolloutRecord:
+    return before_trigger("timeout", "rejected by timeout: no answer within 3600 s",
+                          Transition(at=T0 + 290, kind="timeout", actor="timeout", to_stage=1,
+                                     comment="reject: no answer within 3600 s", verdict="approval needed before 25%"))
+
+
+def test_an_approval_timeout_names_the_spec_setting_as_a_spec_spells_it():
+    """The report sent people to `on_timeout: reject`, which no spec accepts: the setting is
+    `approvals.on_timeout`, and its value that rolls back is `rollback`."""
+    text = incident_report(timed_out_into_a_rollback())
+    (quoted,) = re.findall(r"`approvals\.on_timeout: (\w+)`", text)
+    assert Approvals(on_timeout=quoted).on_timeout == "rollback"
+    assert "on_timeout: reject" not in text
 
 
 def test_a_rejection_report_quotes_what_the_person_answered():
