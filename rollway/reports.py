@@ -21,7 +21,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from rollway.finalize import DONE as FINALIZED
+from rollway.finalize import DONE as FINALIZED, START as FINALIZE_START, finalize_unfinished
 from rollway.ledger import RolloutRecord, Transition, utc
 from rollway.model import Weights
 from rollway.phases import RolloutPhase
@@ -181,8 +181,15 @@ def _outcome(record: RolloutRecord) -> str:
     if phase is RolloutPhase.PROMOTED:
         done = record.last_transition(FINALIZED)
         watched = next((t for t in reversed(record.history) if t.kind in ("decommission", "watched")), None)
-        return ("promoted" + (f"; monitoring window closed ({watched.kind}, {utc(watched.at)})" if watched else "")
-                + (f"; finalized by {cell(done.actor)} at {utc(done.at)}" if done else ""))
+        closed = f"; monitoring window closed ({watched.kind}, {utc(watched.at)})" if watched else ""
+        if finalize_unfinished(record):
+            # Begun and not recorded as finished: its run stopped part-way (or is still going),
+            # and the canary service is not free for the next rollout until finalize runs again.
+            began = record.last_transition(FINALIZE_START)
+            return (f"promoted{closed}; **finalize began** ({cell(began.actor)}, {utc(began.at)}) **and is not "
+                    "recorded as finished**: run `rollway finalize` (or the finalize deployment) again, which "
+                    "carries on from where it stopped")
+        return "promoted" + closed + (f"; finalized by {cell(done.actor)} at {utc(done.at)}" if done else "")
     if phase is RolloutPhase.ROLLED_BACK:
         end = record.last_transition("rollback")
         return "rolled back" + (f" at {utc(end.at)}" if end else "")

@@ -291,6 +291,21 @@ def test_a_finalizing_name_with_a_line_break_cannot_add_a_heading_to_the_rollout
     assert "finalized by carol # Rollout report: nothing to see here at" in text
 
 
+def test_a_finalize_that_stopped_part_way_is_in_the_outcome_with_what_to_run():
+    """A finalize whose run stopped between its start and its end left the report saying only
+    "promoted; monitoring window closed": the service looked done, while the finalize was
+    half-done and has to be run again (the timeline alone showed a finalize-start)."""
+    rec = promoted_record()
+    stopped = Transition(at=T0 + 9000, kind="finalize-start", actor="carol", from_weights=w(100),
+                         comment="moving webordinary-edit-task:4 onto webordinary-edit-service at 4 tasks")
+    text = rollout_report(rec.model_copy(update={"history": rec.history[:-1] + (stopped,)}))
+    (outcome,) = [line for line in text.splitlines() if line.startswith("- **Outcome:**")]
+    assert f"**finalize began** (carol, {utc(T0 + 9000)}) **and is not recorded as finished**" in outcome
+    assert "run `rollway finalize` (or the finalize deployment) again" in outcome
+    # A finished one is told as before.
+    assert "finalize began" not in rollout_report(rec)
+
+
 def test_an_unfinished_rollback_states_its_exposure_as_a_lower_bound_not_a_total():
     """Read hours after a rollback stalled, the report said the canary was exposed for 10 min
     "so far": that was only until the rollback began, and the canary may still have traffic."""
