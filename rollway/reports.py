@@ -22,10 +22,11 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from rollway.finalize import DONE as FINALIZED, START as FINALIZE_START, finalize_unfinished
-from rollway.ledger import RolloutRecord, Transition, utc
+from rollway.ledger import RolloutRecord, Transition, monitoring_owed, utc
 from rollway.model import Weights
 from rollway.phases import RolloutPhase
 from rollway.report import markdown_cell as cell
+from rollway.spec import RolloutSpec
 
 ANSWERS = ("approve", "reject", "hold", "timeout")
 """Transition kinds that record a person's answer to a pause (or its timeout)."""
@@ -181,7 +182,7 @@ def _outcome(record: RolloutRecord) -> str:
     if phase is RolloutPhase.PROMOTED:
         done = record.last_transition(FINALIZED)
         watched = next((t for t in reversed(record.history) if t.kind in ("decommission", "watched")), None)
-        closed = f"; monitoring window closed ({watched.kind}, {utc(watched.at)})" if watched else ""
+        closed = f"; monitoring window closed ({watched.kind}, {utc(watched.at)})" if watched else _window_open(record)
         if finalize_unfinished(record):
             # Begun and not recorded as finished: its run stopped part-way (or is still going),
             # and the canary service is not free for the next rollout until finalize runs again.
@@ -196,6 +197,24 @@ def _outcome(record: RolloutRecord) -> str:
     if phase is RolloutPhase.ROLLING_BACK:
         return "rolling back: the rollback began but is not recorded as finished"
     return f"{phase.value} (not finished) at {record.weights} stable/canary"
+
+
+def _window_open(record: RolloutRecord) -> str:
+    """What a promoted rollout whose monitoring window is not recorded as closed still owes (the
+    ledger's own rule, ``monitoring_owed``), or "" when it owes none or its spec is unreadable.
+
+    Without it the outcome read plain "promoted" while a run still watched the release, or after
+    that run died with the window owed: the previous version still runs, and a rollback still
+    puts it back."""
+    try:
+        spec = RolloutSpec.for_rollback(record.spec_json)
+    except (ValueError, KeyError, TypeError):  # pydantic's ValidationError is a ValueError
+        return ""
+    if not monitoring_owed(spec, record):
+        return ""
+    ends = record.last_transition("promote").at + spec.monitor_seconds
+    return (f"; **monitoring window not recorded as closed** (due to end {utc(ends)}): the previous version still "
+            "runs, and `rollway abort` can still roll the release back")
 
 
 def _stage_table(record: RolloutRecord) -> list[str]:

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from rollway.ledger import RolloutRecord, Transition, utc
+from rollway.ledger import RolloutRecord, Transition, open_for_rollback, utc
 from rollway.model import Weights
 from rollway.phases import RolloutPhase
 from rollway.reports import incident_report, rollback_trigger, rollout_report, stage_lines
@@ -304,6 +304,23 @@ def test_a_finalize_that_stopped_part_way_is_in_the_outcome_with_what_to_run():
     assert "run `rollway finalize` (or the finalize deployment) again" in outcome
     # A finished one is told as before.
     assert "finalize began" not in rollout_report(rec)
+
+
+def test_a_promotion_whose_monitoring_window_is_not_closed_says_so():
+    """Read while a run still watched the release (or after that run died with the window
+    owed), the outcome said plain "promoted": the release looked final, though the previous
+    version still runs and `rollway abort` still rolls it back."""
+    rec = promoted_record()
+    promote = next(i for i, t in enumerate(rec.history) if t.kind == "promote")
+    window = RolloutSpec.from_record(rec.spec_json).monitor_seconds
+    # As the journal records a promotion: the window's end with it.
+    watching = rec.model_copy(update={"history": rec.history[:promote + 1], "monitor_until": T0 + 2200 + window})
+    assert open_for_rollback(RolloutSpec.from_record(watching.spec_json), watching)  # as `rollway abort` decides
+    (outcome,) = [line for line in rollout_report(watching).splitlines() if line.startswith("- **Outcome:**")]
+    assert f"**monitoring window not recorded as closed** (due to end {utc(T0 + 2200 + window)})" in outcome
+    assert "`rollway abort` can still roll the release back" in outcome
+    # Closed (watched, then finalized): nothing owed is said.
+    assert "not recorded as closed" not in rollout_report(rec)
 
 
 def test_an_unfinished_rollback_states_its_exposure_as_a_lower_bound_not_a_total():
