@@ -62,7 +62,7 @@ class Trigger(BaseModel):
         # break in it would start a heading or a list of its own in the report.
         who = cell(self.who)
         return {
-            "judge": "the canary judge's verdict (the new version compared with the baseline)",
+            "judge": "the canary judge's verdict" + _judged_against(self.reason),
             "guardrail": "an absolute guardrail on the canary's errors (a fixed limit, not a comparison with the baseline)",
             "monitor": "the post-promotion monitor (the promoted version's error rate over its limit)",
             "abort": f"a person, {who}, with `rollway abort`",
@@ -74,6 +74,18 @@ class Trigger(BaseModel):
             "drift": "the load balancer's weights moved by someone else while the rollout ran",
             "manual": f"{who}, with the rollback flow",
         }[self.kind]
+
+
+def _judged_against(reason: str) -> str:
+    """What the judge held the new version to, as its reason says (the sequential judge's own
+    words, ``MetricEvidence.describe``: "... vs baseline ..." or "... vs SLO ..."). At 100 % no
+    baseline serves traffic and the judge holds the canary to the spec's SLO (as in the spec's
+    one-sample mode): "compared with the baseline" was wrong there. Other judges say neither."""
+    if " vs SLO " in reason:
+        return " (the new version held to the spec's SLO, not compared with the baseline)"
+    if " vs baseline " in reason:
+        return " (the new version compared with the baseline)"
+    return ""
 
 
 def stage_weights(record: RolloutRecord) -> tuple[int, ...]:

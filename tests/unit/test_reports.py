@@ -10,7 +10,8 @@ from rollway.ledger import RolloutRecord, Transition, open_for_rollback, utc
 from rollway.model import Weights
 from rollway.phases import RolloutPhase
 from rollway.reports import incident_report, rollback_trigger, rollout_report, stage_lines
-from rollway.spec import Approvals, FlagBinding, RolloutSpec, Stage
+from rollway.judge.sequential import StageEvidence
+from rollway.spec import Analysis, Approvals, FlagBinding, RolloutSpec, Stage
 
 T0 = 1_800_000_000.0
 IMAGE = "123456789012.dkr.ecr.us-west-2.amazonaws.com/webordinary/edit-container:2.1.0"
@@ -169,6 +170,23 @@ def test_an_approval_timeout_names_the_spec_setting_as_a_spec_spells_it():
     (quoted,) = re.findall(r"`approvals\.on_timeout: (\w+)`", text)
     assert Approvals(on_timeout=quoted).on_timeout == "rollback"
     assert "on_timeout: reject" not in text
+
+
+@pytest.mark.parametrize(("mode", "weight", "says", "not_said"), [
+    ("two-sample", 5, "(the new version compared with the baseline)", "SLO"),
+    # At 100 % no baseline serves traffic: the judge holds the canary to the SLO (judge_for_stage).
+    ("one-sample", 100, "(the new version held to the spec's SLO, not compared with the baseline)",
+     "(the new version compared with the baseline)"),
+])
+def test_a_judge_rollback_says_what_the_judge_held_the_new_version_to(mode, weight, says, not_said):
+    """A judge's rollback at 100% was said to compare the new version with the baseline,
+    which serves nothing there; its reason said "vs SLO"."""
+    (errors, _) = StageEvidence(Analysis(mode=mode)).metrics  # the judge's own words for what it compared
+    reason = f"{weight}%: {errors.describe()}: evidence 2.1e+04 reached 200 that the canary is worse — roll back"
+    (trigger,) = [line for line in incident_report(before_trigger("judge", reason)).splitlines()
+                  if line.startswith("- **Trigger:**")]
+    assert trigger == f"- **Trigger:** the canary judge's verdict {says}"
+    assert not_said not in trigger
 
 
 def test_a_rejection_report_quotes_what_the_person_answered():
