@@ -126,6 +126,7 @@ def stage_lines(record: RolloutRecord) -> list[StageLine]:
             current["verdict"] = f"accepted by {t.actor}: {t.verdict}"
         elif t.kind == "rollback-start" or (t.kind == "rollback" and "rolled back" not in current["verdict"]):
             # After a stage passed (a rejection at the next approval, the monitor after a promotion), both show.
+            current["rollback_from"] = len(current["verdict"])
             current["verdict"] = _then(current["verdict"], f"rolled back ({t.actor}): {t.comment or 'no reason recorded'}")
             if t.kind == "rollback" and _traffic_back(t, record):
                 current["ended_at"] = t.at
@@ -137,8 +138,15 @@ def stage_lines(record: RolloutRecord) -> list[StageLine]:
             current["ended_at"] = t.at
             current["verdict"] = current["verdict"] or "finalized"
     for line in lines:
+        began = line.pop("rollback_from", None)
         if line["ended_at"] is None and not line["verdict"]:
             line["verdict"] = "current" if not record.phase.terminal else record.phase.value
+        elif line["ended_at"] is None and began is not None and record.phase is RolloutPhase.ROLLING_BACK:
+            # Begun, and the traffic's return not recorded: "rolled back" told a reader of a
+            # stalled rollback that the stage's traffic was back on stable.
+            verdict = line["verdict"]
+            line["verdict"] = verdict[:began] + verdict[began:].replace(
+                "rolled back (", "rollback begun, not recorded as finished (", 1)
     return [StageLine(**line) for line in lines]
 
 

@@ -113,6 +113,10 @@ def test_incident_report_of_a_guardrail_rollback_has_trigger_exposure_steps_and_
 
 def test_incident_report_of_an_unfinished_rollback_says_nothing_is_confirmed():
     text = incident_report(guardrail_rollback(finished=False))
+    # The stage's verdict too: its traffic is not known to be back (it said "rolled back").
+    (line,) = stage_lines(guardrail_rollback(finished=False))
+    assert line.verdict.startswith("rollback begun, not recorded as finished (judge): 5%: canary error rate")
+    assert line.ended_at is None and "rolled back" not in line.verdict
     assert "**not recorded as finished**" in text
     assert "**Not confirmed:** the ledger records no finished rollback. Run `rollway abort`" in text
     assert "Which steps were done is not recorded" in text
