@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -99,8 +100,12 @@ def stage_rows(stages: tuple[StageReport, ...] | list[StageReport]) -> list[tupl
 def markdown_cell(text: str) -> str:
     """One markdown table cell. A line break would end the row (an approver's name comes from a
     text area) and a bare ``|`` would start a new cell: whitespace runs become one space, and
-    ``|`` is escaped, so the text reads as typed."""
-    return " ".join(text.split()).replace("|", r"\|")
+    ``|`` is escaped, so the text reads as typed.
+
+    Backslashes right before a ``|`` are doubled first: the Prefect UI's renderer (marked)
+    splits a row at every ``|`` behind an even number of them, so a comment quoting grep's
+    ``ERROR\\|FATAL`` opened a cell, shifted the rest of the row and lost its last column."""
+    return re.sub(r"(\\*)\|", lambda bar: bar.group(1) * 2 + r"\|", " ".join(text.split()))
 
 
 def markdown_table(stages: tuple[StageReport, ...] | list[StageReport]) -> str:

@@ -21,11 +21,12 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from rollway.finalize import DONE as FINALIZED
-from rollway.ledger import RolloutRecord, Transition, utc
+from rollway.finalize import DONE as FINALIZED, START as FINALIZE_START, finalize_unfinished
+from rollway.ledger import RolloutRecord, Transition, monitoring_owed, utc
 from rollway.model import Weights
 from rollway.phases import RolloutPhase
 from rollway.report import markdown_cell as cell
+from rollway.spec import RolloutSpec
 
 ANSWERS = ("approve", "reject", "hold", "timeout")
 """Transition kinds that record a person's answer to a pause (or its timeout)."""
@@ -61,16 +62,30 @@ class Trigger(BaseModel):
         # break in it would start a heading or a list of its own in the report.
         who = cell(self.who)
         return {
-            "judge": "the canary judge's verdict (the new version compared with the baseline)",
+            "judge": "the canary judge's verdict" + _judged_against(self.reason),
             "guardrail": "an absolute guardrail on the canary's errors (a fixed limit, not a comparison with the baseline)",
             "monitor": "the post-promotion monitor (the promoted version's error rate over its limit)",
             "abort": f"a person, {who}, with `rollway abort`",
             "reject": f"a person, {who}, who rejected the rollout at an approval pause",
-            "approval-timeout": "an approval pause that timed out into the spec's `on_timeout: reject`",
+            # The spec's setting as it is spelled (rollway.spec.Approvals), so a person can find it.
+            "approval-timeout": "an approval pause nobody answered in time, under the spec's "
+                                "`approvals.on_timeout: rollback` (the default)",
             "hook": f"a rollout run's {who.removeprefix('state ')}: the run failed, crashed or was cancelled",
             "drift": "the load balancer's weights moved by someone else while the rollout ran",
             "manual": f"{who}, with the rollback flow",
         }[self.kind]
+
+
+def _judged_against(reason: str) -> str:
+    """What the judge held the new version to, as its reason says (the sequential judge's own
+    words, ``MetricEvidence.describe``: "... vs baseline ..." or "... vs SLO ..."). At 100 % no
+    baseline serves traffic and the judge holds the canary to the spec's SLO (as in the spec's
+    one-sample mode): "compared with the baseline" was wrong there. Other judges say neither."""
+    if " vs SLO " in reason:
+        return " (the new version held to the spec's SLO, not compared with the baseline)"
+    if " vs baseline " in reason:
+        return " (the new version compared with the baseline)"
+    return ""
 
 
 def stage_weights(record: RolloutRecord) -> tuple[int, ...]:
@@ -111,6 +126,7 @@ def stage_lines(record: RolloutRecord) -> list[StageLine]:
             current["verdict"] = f"accepted by {t.actor}: {t.verdict}"
         elif t.kind == "rollback-start" or (t.kind == "rollback" and "rolled back" not in current["verdict"]):
             # After a stage passed (a rejection at the next approval, the monitor after a promotion), both show.
+            current["rollback_from"] = len(current["verdict"])
             current["verdict"] = _then(current["verdict"], f"rolled back ({t.actor}): {t.comment or 'no reason recorded'}")
             if t.kind == "rollback" and _traffic_back(t, record):
                 current["ended_at"] = t.at
@@ -122,8 +138,15 @@ def stage_lines(record: RolloutRecord) -> list[StageLine]:
             current["ended_at"] = t.at
             current["verdict"] = current["verdict"] or "finalized"
     for line in lines:
+        began = line.pop("rollback_from", None)
         if line["ended_at"] is None and not line["verdict"]:
             line["verdict"] = "current" if not record.phase.terminal else record.phase.value
+        elif line["ended_at"] is None and began is not None and record.phase is RolloutPhase.ROLLING_BACK:
+            # Begun, and the traffic's return not recorded: "rolled back" told a reader of a
+            # stalled rollback that the stage's traffic was back on stable.
+            verdict = line["verdict"]
+            line["verdict"] = verdict[:began] + verdict[began:].replace(
+                "rolled back (", "rollback begun, not recorded as finished (", 1)
     return [StageLine(**line) for line in lines]
 
 
@@ -179,14 +202,39 @@ def _outcome(record: RolloutRecord) -> str:
     if phase is RolloutPhase.PROMOTED:
         done = record.last_transition(FINALIZED)
         watched = next((t for t in reversed(record.history) if t.kind in ("decommission", "watched")), None)
-        return ("promoted" + (f"; monitoring window closed ({watched.kind}, {utc(watched.at)})" if watched else "")
-                + (f"; finalized by {cell(done.actor)} at {utc(done.at)}" if done else ""))
+        closed = f"; monitoring window closed ({watched.kind}, {utc(watched.at)})" if watched else _window_open(record)
+        if finalize_unfinished(record):
+            # Begun and not recorded as finished: its run stopped part-way (or is still going),
+            # and the canary service is not free for the next rollout until finalize runs again.
+            began = record.last_transition(FINALIZE_START)
+            return (f"promoted{closed}; **finalize began** ({cell(began.actor)}, {utc(began.at)}) **and is not "
+                    "recorded as finished**: run `rollway finalize` (or the finalize deployment) again, which "
+                    "carries on from where it stopped")
+        return "promoted" + closed + (f"; finalized by {cell(done.actor)} at {utc(done.at)}" if done else "")
     if phase is RolloutPhase.ROLLED_BACK:
         end = record.last_transition("rollback")
         return "rolled back" + (f" at {utc(end.at)}" if end else "")
     if phase is RolloutPhase.ROLLING_BACK:
         return "rolling back: the rollback began but is not recorded as finished"
     return f"{phase.value} (not finished) at {record.weights} stable/canary"
+
+
+def _window_open(record: RolloutRecord) -> str:
+    """What a promoted rollout whose monitoring window is not recorded as closed still owes (the
+    ledger's own rule, ``monitoring_owed``), or "" when it owes none or its spec is unreadable.
+
+    Without it the outcome read plain "promoted" while a run still watched the release, or after
+    that run died with the window owed: the previous version still runs, and a rollback still
+    puts it back."""
+    try:
+        spec = RolloutSpec.for_rollback(record.spec_json)
+    except (ValueError, KeyError, TypeError):  # pydantic's ValidationError is a ValueError
+        return ""
+    if not monitoring_owed(spec, record):
+        return ""
+    ends = record.last_transition("promote").at + spec.monitor_seconds
+    return (f"; **monitoring window not recorded as closed** (due to end {utc(ends)}): the previous version still "
+            "runs, and `rollway abort` can still roll the release back")
 
 
 def _stage_table(record: RolloutRecord) -> list[str]:

@@ -28,3 +28,22 @@ def test_a_bar_in_a_cell_is_escaped_not_rewritten():
     assert r"accepted by a\|b" in row and r"p99 \| latency" in row
     # Thirteen columns: escaped bars do not open cells.
     assert row.replace(r"\|", "").count("|") == 14
+
+
+def cells_as_the_prefect_ui_splits(row: str) -> list[str]:
+    """A row's cells as the Prefect UI's markdown renderer (marked's ``splitCells``) finds them:
+    a ``|`` is a border unless an odd number of backslashes stands right before it."""
+    borders = [i for i, c in enumerate(row) if c == "|" and (len(row[:i]) - len(row[:i].rstrip("\\"))) % 2 == 0]
+    return [row[a + 1:b].strip() for a, b in zip(borders, borders[1:])]
+
+
+def test_a_backslash_before_a_bar_does_not_open_a_cell_in_the_prefect_ui():
+    """A person quoting grep's alternation (ERROR\\|FATAL) in a comment: the escaped bar, behind
+    the comment's own backslash, opened a cell in the UI, and the row lost its last column."""
+    said = r"grep 'ERROR\|FATAL' finds nothing"
+    row = markdown_table([_report(f"accepted by alice: {said}", reason="p99 \\| latency")]).splitlines()[2]
+    cells = cells_as_the_prefect_ui_splits(row)
+    assert len(cells) == 13, cells
+    # Shown as typed: marked unescapes the cell's bars, then the markdown escape of the backslash.
+    shown = [cell.replace("\\|", "|").replace("\\\\", "\\") for cell in cells[-2:]]
+    assert shown == [f"accepted by alice: {said}", "p99 \\| latency"]

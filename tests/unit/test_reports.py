@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
-from rollway.ledger import RolloutRecord, Transition, utc
+from rollway.ledger import RolloutRecord, Transition, open_for_rollback, utc
 from rollway.model import Weights
 from rollway.phases import RolloutPhase
 from rollway.reports import incident_report, rollback_trigger, rollout_report, stage_lines
-from rollway.spec import FlagBinding, RolloutSpec, Stage
+from rollway.judge.sequential import StageEvidence
+from rollway.spec import Analysis, Approvals, FlagBinding, RolloutSpec, Stage
 
 T0 = 1_800_000_000.0
 IMAGE = "123456789012.dkr.ecr.us-west-2.amazonaws.com/webordinary/edit-container:2.1.0"
@@ -110,6 +113,10 @@ def test_incident_report_of_a_guardrail_rollback_has_trigger_exposure_steps_and_
 
 def test_incident_report_of_an_unfinished_rollback_says_nothing_is_confirmed():
     text = incident_report(guardrail_rollback(finished=False))
+    # The stage's verdict too: its traffic is not known to be back (it said "rolled back").
+    (line,) = stage_lines(guardrail_rollback(finished=False))
+    assert line.verdict.startswith("rollback begun, not recorded as finished (judge): 5%: canary error rate")
+    assert line.ended_at is None and "rolled back" not in line.verdict
     assert "**not recorded as finished**" in text
     assert "**Not confirmed:** the ledger records no finished rollback. Run `rollway abort`" in text
     assert "Which steps were done is not recorded" in text
@@ -138,7 +145,7 @@ def before_trigger(actor: str, comment: str, *extra: Transition) -> RolloutRecor
         (before_trigger("timeout", "rejected by timeout: approval before 25%",
                         Transition(at=T0 + 290, kind="timeout", actor="timeout", to_stage=0, comment="reject",
                                    verdict="approval before 25%")),
-         "approval-timeout", "timed out into the spec's `on_timeout: reject`"),
+         "approval-timeout", "an approval pause nobody answered in time"),
         (before_trigger("state hook (crashed)", "run brave-fox ended crashed: worker lost"), "hook",
          "a rollout run's hook (crashed)"),
         (before_trigger("monitor", "the promoted version's error rate 6% is over 5%"), "monitor", "post-promotion monitor"),
@@ -152,6 +159,38 @@ def test_the_trigger_is_named_for_each_way_a_rollback_starts(rec, kind, says):
     assert trigger.kind == kind
     assert says in incident_report(rec)
     assert f"**Reason:** {rec.last_transition('rollback-start').comment}"[:60] in incident_report(rec)
+
+
+def timed_out_into_a_rollback() -> RolloutRecord:
+    return before_trigger("timeout", "rejected by timeout: no answer within 3600 s",
+                          Transition(at=T0 + 290, kind="timeout", actor="timeout", to_stage=1,
+                                     comment="reject: no answer within 3600 s", verdict="approval needed before 25%"))
+
+
+def test_an_approval_timeout_names_the_spec_setting_as_a_spec_spells_it():
+    """The report sent people to `on_timeout: reject`, which no spec accepts: the setting is
+    `approvals.on_timeout`, and its value that rolls back is `rollback`."""
+    text = incident_report(timed_out_into_a_rollback())
+    (quoted,) = re.findall(r"`approvals\.on_timeout: (\w+)`", text)
+    assert Approvals(on_timeout=quoted).on_timeout == "rollback"
+    assert "on_timeout: reject" not in text
+
+
+@pytest.mark.parametrize(("mode", "weight", "says", "not_said"), [
+    ("two-sample", 5, "(the new version compared with the baseline)", "SLO"),
+    # At 100 % no baseline serves traffic: the judge holds the canary to the SLO (judge_for_stage).
+    ("one-sample", 100, "(the new version held to the spec's SLO, not compared with the baseline)",
+     "(the new version compared with the baseline)"),
+])
+def test_a_judge_rollback_says_what_the_judge_held_the_new_version_to(mode, weight, says, not_said):
+    """A judge's rollback at 100% was said to compare the new version with the baseline,
+    which serves nothing there; its reason said "vs SLO"."""
+    (errors, _) = StageEvidence(Analysis(mode=mode)).metrics  # the judge's own words for what it compared
+    reason = f"{weight}%: {errors.describe()}: evidence 2.1e+04 reached 200 that the canary is worse — roll back"
+    (trigger,) = [line for line in incident_report(before_trigger("judge", reason)).splitlines()
+                  if line.startswith("- **Trigger:**")]
+    assert trigger == f"- **Trigger:** the canary judge's verdict {says}"
+    assert not_said not in trigger
 
 
 def test_a_rejection_report_quotes_what_the_person_answered():
@@ -272,6 +311,38 @@ def test_a_finalizing_name_with_a_line_break_cannot_add_a_heading_to_the_rollout
     text = rollout_report(rec.model_copy(update={"history": rec.history[:-1] + (done,)}))
     assert not any(line.startswith("# Rollout report: nothing") for line in text.splitlines())
     assert "finalized by carol # Rollout report: nothing to see here at" in text
+
+
+def test_a_finalize_that_stopped_part_way_is_in_the_outcome_with_what_to_run():
+    """A finalize whose run stopped between its start and its end left the report saying only
+    "promoted; monitoring window closed": the service looked done, while the finalize was
+    half-done and has to be run again (the timeline alone showed a finalize-start)."""
+    rec = promoted_record()
+    stopped = Transition(at=T0 + 9000, kind="finalize-start", actor="carol", from_weights=w(100),
+                         comment="moving webordinary-edit-task:4 onto webordinary-edit-service at 4 tasks")
+    text = rollout_report(rec.model_copy(update={"history": rec.history[:-1] + (stopped,)}))
+    (outcome,) = [line for line in text.splitlines() if line.startswith("- **Outcome:**")]
+    assert f"**finalize began** (carol, {utc(T0 + 9000)}) **and is not recorded as finished**" in outcome
+    assert "run `rollway finalize` (or the finalize deployment) again" in outcome
+    # A finished one is told as before.
+    assert "finalize began" not in rollout_report(rec)
+
+
+def test_a_promotion_whose_monitoring_window_is_not_closed_says_so():
+    """Read while a run still watched the release (or after that run died with the window
+    owed), the outcome said plain "promoted": the release looked final, though the previous
+    version still runs and `rollway abort` still rolls it back."""
+    rec = promoted_record()
+    promote = next(i for i, t in enumerate(rec.history) if t.kind == "promote")
+    window = RolloutSpec.from_record(rec.spec_json).monitor_seconds
+    # As the journal records a promotion: the window's end with it.
+    watching = rec.model_copy(update={"history": rec.history[:promote + 1], "monitor_until": T0 + 2200 + window})
+    assert open_for_rollback(RolloutSpec.from_record(watching.spec_json), watching)  # as `rollway abort` decides
+    (outcome,) = [line for line in rollout_report(watching).splitlines() if line.startswith("- **Outcome:**")]
+    assert f"**monitoring window not recorded as closed** (due to end {utc(T0 + 2200 + window)})" in outcome
+    assert "`rollway abort` can still roll the release back" in outcome
+    # Closed (watched, then finalized): nothing owed is said.
+    assert "not recorded as closed" not in rollout_report(rec)
 
 
 def test_an_unfinished_rollback_states_its_exposure_as_a_lower_bound_not_a_total():
