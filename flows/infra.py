@@ -235,7 +235,7 @@ def run_deploy_infrastructure(
             result = InfraResult(stacks=tuple(reports.values()), reordered=plan.reordered, added=plan.added,
                                  bootstrap_elsewhere=elsewhere)
             _artifact(result, failed_at=stack)
-            raise InfraDeployFailed(_stopped(result, stack, err, requested)) from err
+            raise InfraDeployFailed(_stopped(result, stack, err, requested, already_deployed)) from err
         except BaseException:
             # Cancelled from the UI (Prefect's TerminationSignal) or Ctrl-C: cdk is stopped, but
             # CloudFormation goes on with what it had started. Such a run left no word of where it
@@ -244,7 +244,7 @@ def run_deploy_infrastructure(
                 "the run was interrupted while cdk deployed it; CloudFormation may still be working on it"))
             result = InfraResult(stacks=tuple(reports.values()), reordered=plan.reordered, added=plan.added,
                                  bootstrap_elsewhere=elsewhere)
-            _interrupted(result, stack, requested)
+            _interrupted(result, stack, requested, already_deployed)
             raise
         reports[stack] = StackReport(stack=stack, status="deployed", seconds=deployed.seconds,
                                      detail=_deployed_detail(deployed, plan))
@@ -294,7 +294,15 @@ def _deployed_detail(deployed: DeployedStack, plan: DeploymentPlan) -> str:
     return "; ".join(part for part in (deployed.arn or "", why) if part)
 
 
-def _stopped(result: InfraResult, failed: str, err: Exception, requested: Sequence[str]) -> str:
+def _same_request(requested: Sequence[str], already_deployed: Sequence[str]) -> str:
+    """The rest of a resume's parameters: a resume without the run's ``already_deployed`` is
+    refused when a stack of the plan depends on one of them."""
+    given = f" and already_deployed={list(already_deployed)!r}" if already_deployed else ""
+    return f"the same stacks ({', '.join(requested)}){given}"
+
+
+def _stopped(result: InfraResult, failed: str, err: Exception, requested: Sequence[str],
+             already_deployed: Sequence[str] = ()) -> str:
     by = {s: [r.stack for r in result.stacks if r.status == s] for s in ("deployed", "skipped", "not deployed")}
     tail = err.tail[-_TAIL_SHOWN:] if isinstance(err, StackDeployFailed) else ()
     lines = [f"stack {failed} failed to deploy: {_reason(err)}",
@@ -312,19 +320,20 @@ def _stopped(result: InfraResult, failed: str, err: Exception, requested: Sequen
                      "not bootstrapped to trust this account, run there with its credentials: "
                      + "; ".join(result.bootstrap_elsewhere))
     lines.append(f"to resume once it is fixed: run deploy_infrastructure again with from_stack={failed!r} "
-                 f"and the same stacks ({', '.join(requested)}); the stacks before it are not deployed again")
+                 f"and {_same_request(requested, already_deployed)}; the stacks before it are not deployed again")
     return "\n".join(lines)
 
 
-def _interrupted(result: InfraResult, stack: str, requested: Sequence[str]) -> None:
+def _interrupted(result: InfraResult, stack: str, requested: Sequence[str], already_deployed: Sequence[str] = ()) -> None:
     """Say, in the log and the artifact, where a run interrupted during ``stack``'s deploy stands."""
     log = get_run_logger()
     done = [r.stack for r in result.stacks if r.status == "deployed"]
     left = [r.stack for r in result.stacks if r.status == "not deployed"]
     log.error("interrupted while deploying %s: cdk was stopped, but CloudFormation may still be working on it. "
               "Deployed in this run: %s; not deployed: %s. Once %s is no longer IN_PROGRESS, run "
-              "deploy_infrastructure again with from_stack=%r and the same stacks (%s)", stack,
-              ", ".join(done) or "none", ", ".join(left) or "none", stack, stack, ", ".join(requested))
+              "deploy_infrastructure again with from_stack=%r and %s", stack,
+              ", ".join(done) or "none", ", ".join(left) or "none", stack, stack,
+              _same_request(requested, already_deployed))
     # The interruption is what the run ends with, not a refused artifact.
     for_people("interrupted deploy", lambda: _artifact(result, failed_at=stack))
 
