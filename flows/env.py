@@ -18,6 +18,7 @@ from blocks.targets import RollwayTargets
 from rollway.aws.environment import aws_environment
 from rollway.clock import ClockSettings
 from rollway.environment import Environment
+from rollway.ledger import RolloutInProgress
 from rollway.targets import Targets
 
 
@@ -142,6 +143,14 @@ def owner_finished(owner: str | None) -> bool:
             _warn(f"the rollout's holder {owner} is not a flow run on the Prefect API at {client.api_url} "
                   "(deleted, or run against another Prefect API): its lease decides whether it is still at work")
             return True
+        except Exception as err:
+            # Asked before the run writes anything: a refusal, which the hooks leave alone. Raised as
+            # the API's own error (an outage past the client's retries), the run's hook rolled back
+            # the rollout the holder may still be driving.
+            raise RolloutInProgress(
+                f"could not ask the Prefect API at {client.api_url} whether the rollout's holder {owner} has "
+                f"ended ({type(err).__name__}: {err}): it may still be driving the rollout. Nothing was changed; "
+                "run again once the API answers") from err
     return run.state is not None and run.state.is_final()
 
 

@@ -77,6 +77,31 @@ def test_a_run_by_hand_is_refused_at_once_by_a_holder_prefect_says_is_running():
     assert env.ledger.get(service).owner == live_owner and shifts(env) == [5, 25, 50]
 
 
+def test_a_run_by_hand_that_cannot_ask_prefect_about_the_holder_refuses_and_is_left_alone(monkeypatch):
+    """The Prefect API failed past its client's retries while the run asked whether the holder's
+    run had ended: the run failed with the API's own error, and its hook rolled back the rollout
+    the holder may still be driving."""
+    import httpx
+    from prefect.client.orchestration import SyncPrefectClient
+    from prefect.states import Failed
+
+    from flows.hooks import leave_alone
+
+    env, service, live_owner = held_by_a_running_run(by_hand)
+    real = SyncPrefectClient.read_flow_run
+
+    def outage(self, run_id):
+        if f"flow-run/{run_id}" == live_owner:
+            raise httpx.ConnectError("connection refused")
+        return real(self, run_id)
+
+    monkeypatch.setattr(SyncPrefectClient, "read_flow_run", outage)
+    with pytest.raises(RolloutInProgress, match=r"could not ask the Prefect API .* Nothing was changed") as refused:
+        by_hand(env, finished=owner_finished)
+    assert env.ledger.get(service).owner == live_owner and shifts(env) == [5, 25, 50]
+    assert leave_alone(Failed(data=refused.value), {}) is not None, "the hook would roll back the holder's rollout"
+
+
 def test_a_holder_that_renews_while_a_run_by_hand_waits_keeps_the_rollout():
     """Prefect said the run ended, but it renews its lease: it is alive; the run by hand stops
     waiting and fails with LockHeld, saying so."""
