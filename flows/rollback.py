@@ -371,10 +371,9 @@ def execute_rollback(
             message_id = metrics.notify(env.notifier, f"Rollback: {t.canary_service}", message)
             steps.append("notified")
         except Exception as err:  # noqa: BLE001 - the run fails below, naming this and any earlier failure
-            # Alone, a failed notification fails the run as it always did; after another failure
-            # it must not hide that one, which the run's error then names with it.
-            if not failed_steps and flags_failed is None:
-                raise
+            # A failed step like any other, even alone: the run's error says the traffic is back and
+            # only the page failed. SNS's bare error said neither, and `rollway abort` told people
+            # to wait until the stable service "can take the traffic", which it already had.
             log.error("could not send the rollback notification: %s", err)
             message_id = None
             failed_steps.append(f"notify ({err})")

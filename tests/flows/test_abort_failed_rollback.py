@@ -75,3 +75,35 @@ def test_an_abort_whose_rollback_cannot_reach_the_prefect_api_says_that(monkeypa
                      targets_block=service.targets_block, credentials_block=None)
     err = " ".join(capsys.readouterr().err.split())
     assert code == 1 and "cannot reach the Prefect API" in err and "can take the traffic" not in err, err
+
+
+class RefusingNotifier:
+    """SNS refusing every publish for good (the topic's policy denies it): never retried."""
+
+    def notify(self, subject: str, message: str) -> str:
+        from botocore.exceptions import ClientError
+
+        raise ClientError({"Error": {"Code": "AuthorizationError", "Message": "not authorized to publish"}}, "Publish")
+
+
+def test_an_abort_whose_rollback_page_cannot_be_sent_says_the_traffic_is_back_and_the_page_failed(monkeypatch, capsys):
+    """Only the notification failed: the command printed SNS's bare error and told people to run it
+    again "once the stable service can take the traffic", which it already had."""
+    env = fake_environment()
+    env.ledger = FakeLedger()
+    env.notifier = RefusingNotifier()
+    monkeypatch.setattr(flows.rollback, "load_environment", lambda *a, **k: env)
+    t = env.targets
+    service = open_rollout(monkeypatch, env, "abort-no-page")
+
+    code = ops.abort(approver="erin", reason="errors", flow_run=None, wait_seconds=0,
+                     targets_block=service.targets_block, credentials_block=None)
+
+    flat = " ".join(capsys.readouterr().err.split())
+    assert code == 1, flat
+    assert f"the traffic is back on {t.stable_service}, but the rollback did not finish" in flat, flat
+    assert "notify (" in flat and "not authorized to publish" in flat and "can take the traffic" not in flat, flat
+    assert env.router.weights == Weights(stable=100, canary=0)
+    assert env.deployer.services[t.canary_service].desired == 0
+    # Open: people were not told, and the next abort sends the page.
+    assert env.ledger.get(t.canary_service).phase is RolloutPhase.ROLLING_BACK
