@@ -129,8 +129,23 @@ class TrafficMoveFailed(PicklableError, RuntimeError):
         super().__init__(f"{cause}; done before it failed: {_done(self.steps)}")
 
 
+def _rolled_back(env: Environment, image: str | None, ran: str | None, rollout: str | None) -> str:
+    """The page's line naming what is rolled back, which on-call needs first: the image, the task
+    definition the canary ran (``ran``; None once it is back on the one restored, as on a rollback
+    run again) and the rollout (`rollway report --rollout` takes a ledgered one's id). Empty when
+    neither the image nor the task definition says what is taken out (a closed rollout's record
+    names a version this rollback does not take out of production)."""
+    if not (image or ran):
+        return ""
+    ran_as = f"{env.targets.canary_service} ran {ran}" if ran else None
+    line = "Version: " + (f"{image} ({ran_as})" if image and ran_as else image or ran_as)
+    if rollout:
+        line += f"; rollout {rollout}"
+    return line + ".\n"
+
+
 def _page_failed_move(env: Environment, reason: str, actor: str, steps: Sequence[str], err: BaseException,
-                      weights: Weights | None) -> None:
+                      weights: Weights | None, rolled_back: str) -> None:
     """Page people that a rollback failed while taking the traffic off the canary (stable never got
     healthy targets, the load balancer refused the write): the rollback's own page comes only once
     the traffic is back, so without this one nobody heard that users are still on the version being
@@ -148,7 +163,7 @@ def _page_failed_move(env: Environment, reason: str, actor: str, steps: Sequence
         where = f"The traffic could NOT be moved back to {t.stable_service}: {holds}. It failed"
     message = "\n".join([
         f"The rollback of {t.canary_service} failed. Reason for the rollback: {reason} (asked by {actor}).",
-        f"{where}: {err}",
+        rolled_back + f"{where}: {err}",
         f"Done before it failed: {_done(steps)}.",
         f"{t.canary_service}, its task definition and the bound feature flags are as they were.",
         f"Run the rollback again (`rollway abort`, or the rollback flow) once {t.stable_service} can take the traffic.",
@@ -203,6 +218,7 @@ def execute_rollback(
     rollout: str | None = None,
     notify: bool = True,
     traffic_only: bool = False,
+    image: str | None = None,
 ) -> RollbackResult:
     """Move all traffic back to the stable version, then retire the canary.
 
@@ -227,6 +243,7 @@ def execute_rollback(
         traffic_only: stop once the traffic is back on stable (capacity and health first, as
             always), retiring nothing, disabling nothing and notifying nobody: another rollback
             still holds the claim and does the rest (``rollback_overtaken`` after a long wait).
+        image: the image rolled back, when known: the notification names it.
     """
     log = get_run_logger()
     t = env.targets
@@ -261,6 +278,8 @@ def execute_rollback(
                         {t.stable_service: stable.task_definition})
         steps.append(f"scaled {t.stable_service} to {desired} ({why})")
 
+    restore = previous_task_definition or stable.task_definition
+    ran = canary.task_definition if canary.task_definition != restore else None  # the version taken out
     target = Weights(stable=100, canary=0)
     moved: Weights | None = None  # once read back on stable: a failure after it says the traffic is back
     try:
@@ -285,7 +304,7 @@ def execute_rollback(
     except Exception as err:
         if not traffic_only:
             if notify and (guard is None or guard.stop_before(steps, "page people") is None):
-                _page_failed_move(env, reason, actor, steps, err, moved)
+                _page_failed_move(env, reason, actor, steps, err, moved, _rolled_back(env, image, ran, rollout))
             raise
         # The caller's error says what was done (stable scaled, the traffic read back) as well as
         # what failed: a person finding stable at more tasks knows which run did it.
@@ -302,7 +321,6 @@ def execute_rollback(
     # The traffic is back: from here on a failing step must not stop the ones after it. Each
     # failure is noted, told in the notification, and fails the run at the end.
     failed_steps: list[str] = []
-    restore = previous_task_definition or stable.task_definition
     still_holds(f"scale {t.canary_service} to 0 on {restore}")
     try:
         retired = ecs.update_service(env.deployer, t.canary_service, task_definition=restore, desired=0)
@@ -340,7 +358,8 @@ def execute_rollback(
 
     message = (
         f"rollway rolled back {t.canary_service} on cluster {t.cluster}.\n\n"
-        f"Why: {reason}\nRequested by: {actor}\n\n"
+        + _rolled_back(env, image, ran, rollout)
+        + f"Why: {reason}\nRequested by: {actor}\n\n"
         f"Traffic is back at 100% on {t.stable_service} (read back from the load balancer: {weights}).\n"
         f"{canary_line}\n"
         + (f"The ledger could NOT record {ledger_failure}. It still shows the rollout in its earlier phase: "
@@ -351,7 +370,7 @@ def execute_rollback(
            "Run the rollback again once the flag store accepts writes.\n" if flags_failed else "")
         + ("Run the rollback again once the failed step above can succeed (with previous_task_definition "
            "set to what the canary ran before, if that was the step).\n" if failed_steps else "")
-        + "Next steps: look at the canary's logs and metrics for the window above before trying again."
+        + "Next steps: look at the canary's logs and metrics since the rollout began before trying again."
     )
     unchanged = (weights_before == target and not scaled and not disabled and flags_failed is None
                  and not failed_steps and canary.desired == 0 and canary.task_definition == restore
@@ -401,6 +420,7 @@ def judge_rollback(env: Environment, spec, *, previous_task_definition: str | No
     """The rollback a rollout's stage loop performs when the judge or a person says so."""
     return functools.partial(
         execute_rollback, env, actor="judge", previous_task_definition=previous_task_definition, rollout=rollout,
+        image=spec.image,
         stable_desired=stable_desired, bindings=spec.flags, verify_timeout_seconds=spec.verify_timeout_seconds,
         healthy_timeout_seconds=max(DEFAULT_HEALTHY_SECONDS, spec.healthy_timeout_seconds),
     )
@@ -891,6 +911,8 @@ def rollback_recorded(env: Environment, reason: str, *, actor: str, previous_tas
             verify_timeout_seconds=verify_timeout, healthy_timeout_seconds=healthy_timeout,
             quiet_if_unchanged=record is not None and record.phase is RolloutPhase.ROLLED_BACK,
             rollout=record.rollout_id if record is not None else None,
+            # A closed rollout's image may be production on stable (finalized): not what this takes out.
+            image=record.image if active else None,
         )
 
     return act_recorded(env, act, begin=begin, finish=finish, failure=unread,
