@@ -260,14 +260,6 @@ def execute_rollback(
             log.error("%s", error)
             raise error
 
-    stable = ecs.describe_service(env.deployer, t.stable_service)
-    canary = ecs.describe_service(env.deployer, t.canary_service)
-    needed = stable_desired or max(stable.desired, canary.desired, 1)
-    weights_before = traffic.get_weights(env.router) if quiet_if_unchanged else None
-    # Never below what the service already asks for (autoscaling may have raised it since the
-    # rollout recorded its count): this is the moment it takes all the traffic.
-    desired = max(needed, stable.desired)
-
     def scale_stable(why: str) -> None:
         still_holds(f"scale {t.stable_service} to {desired}")
         log.warning("%s; scaling %s to %s", why, t.stable_service, desired)
@@ -278,11 +270,21 @@ def execute_rollback(
                         {t.stable_service: stable.task_definition})
         steps.append(f"scaled {t.stable_service} to {desired} ({why})")
 
-    restore = previous_task_definition or stable.task_definition
-    ran = canary.task_definition if canary.task_definition != restore else None  # the version taken out
     target = Weights(stable=100, canary=0)
     moved: Weights | None = None  # once read back on stable: a failure after it says the traffic is back
+    ran: str | None = None  # the version taken out, for the pages, once the canary is read
     try:
+        # Read in here: a service that cannot be read (DescribeServices denied, a service renamed)
+        # fails the rollback with users still on the canary, and is paged like any such failure.
+        stable = ecs.describe_service(env.deployer, t.stable_service)
+        canary = ecs.describe_service(env.deployer, t.canary_service)
+        needed = stable_desired or max(stable.desired, canary.desired, 1)
+        weights_before = traffic.get_weights(env.router) if quiet_if_unchanged else None
+        # Never below what the service already asks for (autoscaling may have raised it since the
+        # rollout recorded its count): this is the moment it takes all the traffic.
+        desired = max(needed, stable.desired)
+        restore = previous_task_definition or stable.task_definition
+        ran = canary.task_definition if canary.task_definition != restore else None
         scaled = stable.desired < needed or stable.running < needed
         if scaled:
             scale_stable(f"it had {stable.running}/{stable.desired} tasks before taking the traffic")
