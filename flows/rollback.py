@@ -398,12 +398,12 @@ def execute_rollback(
             log.error("could not send the rollback notification: %s", err)
             message_id = None
             failed_steps.append(f"notify ({err})")
-    if failed_steps:
-        if flags_failed is not None:
-            failed_steps.append(f"disable every bound flag ({flags_failed})")
-        raise RollbackIncomplete(failed_steps)
     if flags_failed is not None:
-        raise flags_failed
+        # Named among the failed steps even alone: its bare error said nothing of the traffic being
+        # back, and `rollway abort` told people to wait until stable "can take the traffic".
+        failed_steps.append(f"disable every bound flag ({flags_failed})")
+    if failed_steps:
+        raise RollbackIncomplete(failed_steps)
     return RollbackResult(
         reason=reason,
         weights=weights,
