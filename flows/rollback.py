@@ -42,7 +42,7 @@ from pydantic import AfterValidator
 
 from flows.engine import set_and_verify, wait_healthy
 from flows.env import load_environment
-from flows.params import Actor, TaskCount, WaitSeconds
+from flows.params import Actor, Reason, TaskCount, WaitSeconds
 from rollway.aws.ledger import STORAGE_ERRORS, storage_failure, write_or_why
 from rollway.clock import ClockSettings
 from rollway.environment import Environment
@@ -1128,7 +1128,7 @@ def finish_rollback(env: Environment, record, *, actor: str) -> RolloutResult:
 
 @flow(name="rollback", log_prints=True)
 def rollback(
-    reason: str,
+    reason: Reason,
     actor: Actor = "operator",
     previous_task_definition: TaskDefinitionRef | None = None,
     stable_desired: TaskCount | None = None,
