@@ -243,7 +243,7 @@ def _watch(
                         env, lambda ledger_failure: execute_rollback(
                             env, reason, actor=actor, previous_task_definition=previous_task_definition,
                             stable_desired=stable_desired, bindings=spec.flags, ledger_failure=ledger_failure,
-                            rollout=lease.rollout,
+                            rollout=lease.rollout, image=spec.image,
                         ),
                         begin=lambda: _begin_rollback(env, lease.rollout, reason, holder),
                         # The weights the rollback read back, on the transition as every other

@@ -84,3 +84,17 @@ def _reason(reason: str | None) -> str | None:
 EarlyReason = Annotated[str | None, AfterValidator(_reason)]
 """Why a person starts the next weekly phase before the calendar says it is due: None, or not
 blank and at most MAX_REASON characters."""
+
+
+def _said(reason: str) -> str:
+    reason = reason.strip()
+    if not reason:
+        raise ValueError("reason must say why (it opens the page on-call gets, and goes in the ledger and the flags' "
+                         "audit trail)")
+    return reason
+
+
+# No length limit: a run's hook passes its run's failure, whatever its length (the notifier cuts a
+# page to SNS's size). Blank, the page on-call got said "Why: " and nothing else.
+Reason = Annotated[str, AfterValidator(_said), Field(json_schema_extra={"pattern": r"\S"})]
+"""Why a rollback is run: not blank."""

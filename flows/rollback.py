@@ -42,7 +42,7 @@ from pydantic import AfterValidator
 
 from flows.engine import set_and_verify, wait_healthy
 from flows.env import load_environment
-from flows.params import Actor, TaskCount, WaitSeconds
+from flows.params import Actor, Reason, TaskCount, WaitSeconds
 from rollway.aws.ledger import STORAGE_ERRORS, storage_failure, write_or_why
 from rollway.clock import ClockSettings
 from rollway.environment import Environment
@@ -129,8 +129,23 @@ class TrafficMoveFailed(PicklableError, RuntimeError):
         super().__init__(f"{cause}; done before it failed: {_done(self.steps)}")
 
 
+def _rolled_back(env: Environment, image: str | None, ran: str | None, rollout: str | None) -> str:
+    """The page's line naming what is rolled back, which on-call needs first: the image, the task
+    definition the canary ran (``ran``; None once it is back on the one restored, as on a rollback
+    run again) and the rollout (`rollway report --rollout` takes a ledgered one's id). Empty when
+    neither the image nor the task definition says what is taken out (a closed rollout's record
+    names a version this rollback does not take out of production)."""
+    if not (image or ran):
+        return ""
+    ran_as = f"{env.targets.canary_service} ran {ran}" if ran else None
+    line = "Version: " + (f"{image} ({ran_as})" if image and ran_as else image or ran_as)
+    if rollout:
+        line += f"; rollout {rollout}"
+    return line + ".\n"
+
+
 def _page_failed_move(env: Environment, reason: str, actor: str, steps: Sequence[str], err: BaseException,
-                      weights: Weights | None) -> None:
+                      weights: Weights | None, rolled_back: str) -> None:
     """Page people that a rollback failed while taking the traffic off the canary (stable never got
     healthy targets, the load balancer refused the write): the rollback's own page comes only once
     the traffic is back, so without this one nobody heard that users are still on the version being
@@ -148,7 +163,7 @@ def _page_failed_move(env: Environment, reason: str, actor: str, steps: Sequence
         where = f"The traffic could NOT be moved back to {t.stable_service}: {holds}. It failed"
     message = "\n".join([
         f"The rollback of {t.canary_service} failed. Reason for the rollback: {reason} (asked by {actor}).",
-        f"{where}: {err}",
+        rolled_back + f"{where}: {err}",
         f"Done before it failed: {_done(steps)}.",
         f"{t.canary_service}, its task definition and the bound feature flags are as they were.",
         f"Run the rollback again (`rollway abort`, or the rollback flow) once {t.stable_service} can take the traffic.",
@@ -203,6 +218,7 @@ def execute_rollback(
     rollout: str | None = None,
     notify: bool = True,
     traffic_only: bool = False,
+    image: str | None = None,
 ) -> RollbackResult:
     """Move all traffic back to the stable version, then retire the canary.
 
@@ -227,6 +243,7 @@ def execute_rollback(
         traffic_only: stop once the traffic is back on stable (capacity and health first, as
             always), retiring nothing, disabling nothing and notifying nobody: another rollback
             still holds the claim and does the rest (``rollback_overtaken`` after a long wait).
+        image: the image rolled back, when known: the notification names it.
     """
     log = get_run_logger()
     t = env.targets
@@ -243,14 +260,6 @@ def execute_rollback(
             log.error("%s", error)
             raise error
 
-    stable = ecs.describe_service(env.deployer, t.stable_service)
-    canary = ecs.describe_service(env.deployer, t.canary_service)
-    needed = stable_desired or max(stable.desired, canary.desired, 1)
-    weights_before = traffic.get_weights(env.router) if quiet_if_unchanged else None
-    # Never below what the service already asks for (autoscaling may have raised it since the
-    # rollout recorded its count): this is the moment it takes all the traffic.
-    desired = max(needed, stable.desired)
-
     def scale_stable(why: str) -> None:
         still_holds(f"scale {t.stable_service} to {desired}")
         log.warning("%s; scaling %s to %s", why, t.stable_service, desired)
@@ -263,7 +272,19 @@ def execute_rollback(
 
     target = Weights(stable=100, canary=0)
     moved: Weights | None = None  # once read back on stable: a failure after it says the traffic is back
+    ran: str | None = None  # the version taken out, for the pages, once the canary is read
     try:
+        # Read in here: a service that cannot be read (DescribeServices denied, a service renamed)
+        # fails the rollback with users still on the canary, and is paged like any such failure.
+        stable = ecs.describe_service(env.deployer, t.stable_service)
+        canary = ecs.describe_service(env.deployer, t.canary_service)
+        needed = stable_desired or max(stable.desired, canary.desired, 1)
+        weights_before = traffic.get_weights(env.router) if quiet_if_unchanged else None
+        # Never below what the service already asks for (autoscaling may have raised it since the
+        # rollout recorded its count): this is the moment it takes all the traffic.
+        desired = max(needed, stable.desired)
+        restore = previous_task_definition or stable.task_definition
+        ran = canary.task_definition if canary.task_definition != restore else None
         scaled = stable.desired < needed or stable.running < needed
         if scaled:
             scale_stable(f"it had {stable.running}/{stable.desired} tasks before taking the traffic")
@@ -285,7 +306,7 @@ def execute_rollback(
     except Exception as err:
         if not traffic_only:
             if notify and (guard is None or guard.stop_before(steps, "page people") is None):
-                _page_failed_move(env, reason, actor, steps, err, moved)
+                _page_failed_move(env, reason, actor, steps, err, moved, _rolled_back(env, image, ran, rollout))
             raise
         # The caller's error says what was done (stable scaled, the traffic read back) as well as
         # what failed: a person finding stable at more tasks knows which run did it.
@@ -302,7 +323,6 @@ def execute_rollback(
     # The traffic is back: from here on a failing step must not stop the ones after it. Each
     # failure is noted, told in the notification, and fails the run at the end.
     failed_steps: list[str] = []
-    restore = previous_task_definition or stable.task_definition
     still_holds(f"scale {t.canary_service} to 0 on {restore}")
     try:
         retired = ecs.update_service(env.deployer, t.canary_service, task_definition=restore, desired=0)
@@ -340,7 +360,8 @@ def execute_rollback(
 
     message = (
         f"rollway rolled back {t.canary_service} on cluster {t.cluster}.\n\n"
-        f"Why: {reason}\nRequested by: {actor}\n\n"
+        + _rolled_back(env, image, ran, rollout)
+        + f"Why: {reason}\nRequested by: {actor}\n\n"
         f"Traffic is back at 100% on {t.stable_service} (read back from the load balancer: {weights}).\n"
         f"{canary_line}\n"
         + (f"The ledger could NOT record {ledger_failure}. It still shows the rollout in its earlier phase: "
@@ -351,7 +372,7 @@ def execute_rollback(
            "Run the rollback again once the flag store accepts writes.\n" if flags_failed else "")
         + ("Run the rollback again once the failed step above can succeed (with previous_task_definition "
            "set to what the canary ran before, if that was the step).\n" if failed_steps else "")
-        + "Next steps: look at the canary's logs and metrics for the window above before trying again."
+        + "Next steps: look at the canary's logs and metrics since the rollout began before trying again."
     )
     unchanged = (weights_before == target and not scaled and not disabled and flags_failed is None
                  and not failed_steps and canary.desired == 0 and canary.task_definition == restore
@@ -371,19 +392,18 @@ def execute_rollback(
             message_id = metrics.notify(env.notifier, f"Rollback: {t.canary_service}", message)
             steps.append("notified")
         except Exception as err:  # noqa: BLE001 - the run fails below, naming this and any earlier failure
-            # Alone, a failed notification fails the run as it always did; after another failure
-            # it must not hide that one, which the run's error then names with it.
-            if not failed_steps and flags_failed is None:
-                raise
+            # A failed step like any other, even alone: the run's error says the traffic is back and
+            # only the page failed. SNS's bare error said neither, and `rollway abort` told people
+            # to wait until the stable service "can take the traffic", which it already had.
             log.error("could not send the rollback notification: %s", err)
             message_id = None
             failed_steps.append(f"notify ({err})")
-    if failed_steps:
-        if flags_failed is not None:
-            failed_steps.append(f"disable every bound flag ({flags_failed})")
-        raise RollbackIncomplete(failed_steps)
     if flags_failed is not None:
-        raise flags_failed
+        # Named among the failed steps even alone: its bare error said nothing of the traffic being
+        # back, and `rollway abort` told people to wait until stable "can take the traffic".
+        failed_steps.append(f"disable every bound flag ({flags_failed})")
+    if failed_steps:
+        raise RollbackIncomplete(failed_steps)
     return RollbackResult(
         reason=reason,
         weights=weights,
@@ -402,6 +422,7 @@ def judge_rollback(env: Environment, spec, *, previous_task_definition: str | No
     """The rollback a rollout's stage loop performs when the judge or a person says so."""
     return functools.partial(
         execute_rollback, env, actor="judge", previous_task_definition=previous_task_definition, rollout=rollout,
+        image=spec.image,
         stable_desired=stable_desired, bindings=spec.flags, verify_timeout_seconds=spec.verify_timeout_seconds,
         healthy_timeout_seconds=max(DEFAULT_HEALTHY_SECONDS, spec.healthy_timeout_seconds),
     )
@@ -892,6 +913,8 @@ def rollback_recorded(env: Environment, reason: str, *, actor: str, previous_tas
             verify_timeout_seconds=verify_timeout, healthy_timeout_seconds=healthy_timeout,
             quiet_if_unchanged=record is not None and record.phase is RolloutPhase.ROLLED_BACK,
             rollout=record.rollout_id if record is not None else None,
+            # A closed rollout's image may be production on stable (finalized): not what this takes out.
+            image=record.image if active else None,
         )
 
     return act_recorded(env, act, begin=begin, finish=finish, failure=unread,
@@ -1105,7 +1128,7 @@ def finish_rollback(env: Environment, record, *, actor: str) -> RolloutResult:
 
 @flow(name="rollback", log_prints=True)
 def rollback(
-    reason: str,
+    reason: Reason,
     actor: Actor = "operator",
     previous_task_definition: TaskDefinitionRef | None = None,
     stable_desired: TaskCount | None = None,

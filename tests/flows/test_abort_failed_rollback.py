@@ -9,23 +9,27 @@ from __future__ import annotations
 import time
 from uuid import uuid4
 
+import pytest
+
 import flows.rollback
 import rollway.cli.ops as ops
-from rollway.fakes import FakeLedger
+from rollway.fakes import FakeLedger, FlakyFlagStore
+from rollway.flags import FlagState
 from rollway.ledger import RolloutRecord, new_rollout_id
 from rollway.model import Weights
 from rollway.phases import RolloutPhase
+from rollway.spec import FlagBinding
 from tests.flows.fake_env import STABLE_TD, fake_environment
 from tests.flows.test_abort_races import SPEC
 
 
-def open_rollout(monkeypatch, env, block: str):
-    """A rollout at 5 % that no live run owns, for `rollway abort` to roll back directly."""
+def open_rollout(monkeypatch, env, block: str, spec=SPEC):
+    """A rollout of ``spec`` at 5 % that no live run owns, for `rollway abort` to roll back directly."""
     t = env.targets
     env.router.weights = Weights.canary_at(5)
     now = time.time()
-    record = RolloutRecord(service=t.canary_service, rollout_id=new_rollout_id(now - 600), image=SPEC.image,
-                           spec_json=SPEC.model_dump_json(), phase=RolloutPhase.PROGRESSING, stage_index=0,
+    record = RolloutRecord(service=t.canary_service, rollout_id=new_rollout_id(now - 600), image=spec.image,
+                           spec_json=spec.model_dump_json(), phase=RolloutPhase.PROGRESSING, stage_index=0,
                            weights=Weights.canary_at(5), previous_task_definition=STABLE_TD, stable_desired=4)
     env.ledger.create(record, owner=f"process/{uuid4()}", now=now - 600, lease_seconds=0)
     service = ops.Service(targets=t, targets_block=f"{block}-{uuid4().hex[:8]}", credentials_block=None,
@@ -75,3 +79,45 @@ def test_an_abort_whose_rollback_cannot_reach_the_prefect_api_says_that(monkeypa
                      targets_block=service.targets_block, credentials_block=None)
     err = " ".join(capsys.readouterr().err.split())
     assert code == 1 and "cannot reach the Prefect API" in err and "can take the traffic" not in err, err
+
+
+class RefusingNotifier:
+    """SNS refusing every publish for good (the topic's policy denies it): never retried."""
+
+    def notify(self, subject: str, message: str) -> str:
+        from botocore.exceptions import ClientError
+
+        raise ClientError({"Error": {"Code": "AuthorizationError", "Message": "not authorized to publish"}}, "Publish")
+
+
+@pytest.mark.parametrize("failing, step", [("page", "notify (An error occurred (AuthorizationError)"),
+                                            ("flag", "disable every bound flag (could not disable bound feature "
+                                                     "flag(s) beta_editor: PutItem")])
+def test_an_abort_whose_rollback_fails_only_after_the_traffic_says_the_traffic_is_back_and_what_failed(
+        monkeypatch, capsys, failing, step):
+    """Only the notification, or only a bound flag, failed: the command printed the bare error and
+    told people to run it again "once the stable service can take the traffic", which it already had."""
+    env = fake_environment()
+    env.ledger = FakeLedger()
+    spec = SPEC
+    if failing == "page":
+        env.notifier = RefusingNotifier()
+    else:
+        env.flags = FlakyFlagStore([FlagState(feature="beta_editor", enabled=True, percentage=5)],
+                                   failing=["beta_editor"])
+        spec = SPEC.model_copy(update={"flags": (FlagBinding(feature="beta_editor"),)})
+    monkeypatch.setattr(flows.rollback, "load_environment", lambda *a, **k: env)
+    t = env.targets
+    service = open_rollout(monkeypatch, env, f"abort-no-{failing}", spec)
+
+    code = ops.abort(approver="erin", reason="errors", flow_run=None, wait_seconds=0,
+                     targets_block=service.targets_block, credentials_block=None)
+
+    flat = " ".join(capsys.readouterr().err.split())
+    assert code == 1, flat
+    assert f"the traffic is back on {t.stable_service}, but the rollback did not finish" in flat, flat
+    assert step in flat and "can take the traffic" not in flat, flat
+    assert env.router.weights == Weights(stable=100, canary=0)
+    assert env.deployer.services[t.canary_service].desired == 0
+    # Open: the next abort finishes it.
+    assert env.ledger.get(t.canary_service).phase is RolloutPhase.ROLLING_BACK

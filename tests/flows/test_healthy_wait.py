@@ -168,6 +168,30 @@ def test_a_rollback_whose_stable_service_never_gets_healthy_pages_that_it_failed
     assert env.router.weights == Weights(stable=0, canary=100)
 
 
+def test_a_rollback_that_cannot_read_the_stable_service_pages_that_it_failed():
+    """The services were read before the part of the rollback whose failure pages: a DescribeServices
+    that IAM denied (or a renamed service) failed every rollback, the judge's and its hook's, with
+    users still on the canary and nobody paged."""
+    from botocore.exceptions import ClientError
+
+    env = fake_environment()
+    t = env.targets
+    env.router.weights = Weights.canary_at(25)
+
+    def denied(service):
+        raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": "not authorized: ecs:DescribeServices"}},
+                          "DescribeServices")
+
+    env.deployer.describe = denied
+    with pytest.raises(ClientError, match="DescribeServices"):
+        rollback_on(env)
+    [(subject, body)] = env.notifier.messages
+    assert subject == f"Rollback FAILED: {t.canary_service}"
+    assert f"could NOT be moved back to {t.stable_service}" in body and "not authorized: ecs:DescribeServices" in body
+    assert f"holds {Weights.canary_at(25)}" in body and "error rate 7%" in body
+    assert env.router.weights == Weights.canary_at(25)
+
+
 class StaggeredTargets(FakeRouter):
     """Each task's target turns healthy ``after`` seconds after the scale-up that started it: those
     that served the last stage are healthy while the ones started for this stage are `initial`."""

@@ -800,6 +800,45 @@ def test_a_rejection_is_rolled_back_in_the_name_of_the_person_who_rejected():
     assert [t.actor for t in record.history if t.kind in ("rollback-start", "rollback")] == ["dana", "dana"]
 
 
+def test_the_rollback_page_names_the_version_and_the_rollout_it_rolled_back():
+    """The page said which service was rolled back and why, never which version nor which rollout,
+    and sent on-call to "the window above", which it did not hold."""
+    env = env_with_ledger(canary_error_rate=0.3)
+    spec = RolloutSpec(image=IMAGE, stages=[Stage(weight=5, bake_seconds=600), Stage(weight=100, bake_seconds=600)],
+                       monitor_seconds=0)
+    result = progressive_on(env, spec, None)
+    assert result.outcome == "rolled_back", result.reason
+    record = env.ledger.get(env.targets.canary_service)
+    ran = next(td for td, image in env.deployer.task_definitions.items() if image == IMAGE)
+    notice = next(m for s, m in env.notifier.messages if s.startswith("Rollback"))
+    assert (f"Version: {IMAGE} ({env.targets.canary_service} ran {ran}); rollout {record.rollout_id}."
+            in notice), notice
+    assert "window above" not in notice
+
+
+def test_a_rollback_run_by_hand_after_a_finalized_promotion_names_no_version_it_did_not_take_out(monkeypatch):
+    """Once finalized, the promoted image runs on stable: a rollback by hand changes no version, and
+    its page must not name that image as the one rolled back."""
+    import flows.rollback
+
+    env = env_with_ledger()
+    monkeypatch.setattr(flows.rollback, "load_environment", lambda *a, **k: env)
+    t = env.targets
+    spec = RolloutSpec(image=IMAGE, stages=[Stage(weight=5, bake_seconds=120), Stage(weight=100, bake_seconds=120)],
+                       monitor_seconds=0)
+    assert progressive_on(env, spec, None).outcome == "promoted"
+    promoted = env.deployer.services[t.canary_service].task_definition
+    env.deployer.services[t.stable_service] = env.deployer.services[t.stable_service].model_copy(
+        update={"task_definition": promoted})  # finalize: stable takes the promoted version and the traffic
+    env.deployer.services[t.canary_service] = env.deployer.services[t.canary_service].model_copy(
+        update={"desired": 0, "running": 0})
+    env.router.weights = Weights(stable=100, canary=0)
+
+    flows.rollback.rollback(reason="checking", actor="erin")
+    notice = env.notifier.messages[-1][1]
+    assert notice.startswith(f"rollway rolled back {t.canary_service}") and "Version:" not in notice, notice
+
+
 def test_an_approval_that_cannot_be_applied_says_why_in_the_next_form():
     """dana approves next_weight 37, not a stage: nothing is approved, and the form asking
     again says why (from the UI her answer would look lost otherwise)."""

@@ -226,6 +226,7 @@ def test_a_progressive_run_with_an_unusable_parameter_is_refused_before_its_body
     ("rollback", {"actor": " "}),
     ("rollback", {"stable_desired": -2}),
     ("rollback", {"stable_desired": 40000}),  # a typo for 4: ECS allows 5,000 tasks per service
+    ("rollback", {"reason": " "}),  # the page on-call got said "Why: " and nothing else
 ])
 def test_other_flows_refuse_unusable_parameters_before_their_body(monkeypatch, flow_fn, bad):
     from flows.progressive import advance_phase
@@ -234,7 +235,7 @@ def test_other_flows_refuse_unusable_parameters_before_their_body(monkeypatch, f
     env = week_one_holding_at_5(monkeypatch)
     run = {"canary": canary, "advance_phase": advance_phase, "rollback": rollback}[flow_fn]
     args = {"canary": {"spec": {"image": NEWER}}, "rollback": {"reason": "by hand"}}.get(flow_fn, {})
-    state = run(return_state=True, **args, **bad)
+    state = run(return_state=True, **{**args, **bad})
     assert state.is_failed() and "Validation of flow parameters failed" in (state.message or ""), state.message
     assert_left_alone(env)
 
