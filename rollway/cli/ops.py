@@ -679,6 +679,9 @@ def abort(
     """Roll the service's rollout back: reject its paused run, or roll back directly."""
     check_wait(wait_seconds)
     who = who_answers(approver)
+    if not reason.strip():
+        # The rollback flow refuses a blank reason too: the page said "aborted by bob: " and nothing else.
+        raise UsageError("--reason: say why (it goes in the ledger and the page on-call gets); nothing was done")
     # The rollback flow records and sends the same words when no run is paused: bounded alike.
     answer = _answer("reject", who, reason, comment_option="--reason")
     service = connect(targets_block, credentials_block)

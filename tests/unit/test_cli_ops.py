@@ -746,6 +746,19 @@ def test_abort_refuses_a_wait_it_could_not_keep_before_anything_is_read(wait, ca
     assert "--wait-seconds" in err and "cannot reach the Prefect API" not in err and "Traceback" not in err
 
 
+@pytest.mark.parametrize("reason", ["", "   "])
+def test_abort_refuses_a_blank_reason_before_anything_is_read(reason, capsys) -> None:
+    """The rollback's page said "aborted by ann: " and nothing else (the rollback flow's form
+    refuses a blank reason; the command did not)."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings(updates={PREFECT_API_URL: f"http://127.0.0.1:{free_port(None)}/api"}):
+        code = _cli("abort", "--approver", "ann", "--reason", reason)
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "--reason: say why" in err and "cannot reach the Prefect API" not in err and "Traceback" not in err
+
+
 def test_abort_help_says_the_wait_also_bounds_the_wait_for_the_owning_run(capsys) -> None:
     """With no run paused, the abort cancels the run that owns the rollout and waits up to
     --wait-seconds (at least 1 s) for it to stop before rolling back itself; the help said only
