@@ -85,6 +85,11 @@ class RolloutNotFound(LedgerError):
     """No rollout recorded for that service."""
 
 
+class MalformedRollout(LedgerError):
+    """A rollout item in the table that rollway cannot read (edited by hand, or written by
+    another release): named, so a person can repair or remove it."""
+
+
 class RollbackUnrecorded(PicklableError, LedgerError):
     """A rollback moved the traffic back to the stable version, but the ledger could not record it.
 

@@ -52,6 +52,7 @@ from typing import Any, Callable, Sequence
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import ValidationError
 from pydantic_core import to_json
 
 from rollway.aws.errors import error_code
@@ -60,6 +61,7 @@ from rollway.ledger import (
     ENDED_PHASES,
     RESERVED_ID_PREFIX,
     LedgerError,
+    MalformedRollout,
     RolloutNotFound,
     RolloutRecord,
     Transition,
@@ -563,4 +565,14 @@ def _to_item(record: RolloutRecord) -> dict[str, Any]:
 
 def _from_item(item: dict[str, Any]) -> RolloutRecord:
     # pydantic accepts the Decimals TypeDeserializer returns for int and float fields.
-    return RolloutRecord.model_validate({name: _deserializer.deserialize(value) for name, value in item.items()})
+    values = {name: _deserializer.deserialize(value) for name, value in item.items()}
+    try:
+        return RolloutRecord.model_validate(values)
+    except ValidationError as err:
+        # Every command and flow reading the ledger printed pydantic's traceback, naming no item.
+        first = err.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "the item"
+        raise MalformedRollout(
+            f"the rollouts table's item of {values.get('service')!r}, rollout {values.get('rollout_id')!r}, is not one "
+            f"rollway can read ({err.error_count()} problem(s); first: {where}: {first['msg']}): repair or delete "
+            "that item in DynamoDB") from None

@@ -23,7 +23,7 @@ from werkzeug.serving import make_server
 
 from blocks.credentials import client_factory, credentials_for_endpoint
 from rollway.aws.ledger import POINTER_ID, DynamoLedger
-from rollway.ledger import RolloutClosed, RolloutRecord, begin_rollback
+from rollway.ledger import MalformedRollout, RolloutClosed, RolloutRecord, begin_rollback
 from rollway.model import Weights
 from rollway.phases import RolloutPhase
 from rollway.targets import Targets
@@ -196,3 +196,18 @@ def test_a_rollback_start_refused_when_another_rollback_ends_the_rollout_between
     stored = ledger.get(SERVICE)
     assert stored.phase is RolloutPhase.ROLLED_BACK
     assert [(t.kind, t.actor) for t in stored.history] == [("rollback-start", "judge"), ("rollback", "judge")]
+
+
+def test_an_item_rollway_cannot_read_is_named_not_a_validation_traceback(dynamodb, ledger_targets):
+    """An item edited by hand (a phase no release knows): every command and flow reading the
+    ledger failed with pydantic's traceback, naming neither the service nor the rollout."""
+    ledger = DynamoLedger(dynamodb, ledger_targets)
+    started(ledger)
+    record = ledger.get(SERVICE)
+    dynamodb.update_item(TableName=ledger_targets.rollouts_table,
+                         Key={"service": {"S": SERVICE}, "rollout_id": {"S": record.rollout_id}},
+                         UpdateExpression="SET phase = :p", ExpressionAttributeValues={":p": {"S": "paused-ish"}})
+    for read in (lambda: ledger.get(SERVICE), lambda: ledger.history(SERVICE)):
+        with pytest.raises(MalformedRollout, match=rf"item of '{SERVICE}', rollout '{record.rollout_id}', is not one "
+                                                   r"rollway can read \(1 problem\(s\); first: phase: "):
+            read()
