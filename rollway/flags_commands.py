@@ -133,6 +133,11 @@ def flags_set(
         who = validate_actor(actor).strip()
         validate_expected_version(expected_version)
         given = {name: value for name, value in settings.items() if value is not None}
+        if not given.keys() & {"enabled", "percentage", "salt", "create"}:
+            # Read, it printed "unchanged" with exit 0 and dropped any --reason: a typo'd command
+            # (`set F 30`, say) looked like one that found the flag already so.
+            raise InvalidFlagInput(f"nothing to set on {feature}: give --enabled or --no-enabled, --percentage "
+                                   "or --create; nothing was read or changed")
         update = set_flag(
             store,
             FlagChange(feature=feature, **given),

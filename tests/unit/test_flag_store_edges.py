@@ -211,6 +211,22 @@ def test_flags_set_records_the_actor_without_surrounding_spaces():
     assert sorted(entry.actor for entry in store.audit(SQS)) == ["alice", "seed"]
 
 
+@pytest.mark.parametrize("given", [{}, {"reason": "ticket 42"}], ids=["nothing", "only a reason"])
+def test_flags_set_with_nothing_to_set_is_refused_not_reported_unchanged(given):
+    """`rollway flags set F` (or with only --reason) read the table, printed "unchanged" with exit 0
+    and dropped the reason: it looked like a change that found the flag already so."""
+    class Unread(type(seeded())):
+        def get(self, feature):
+            raise AssertionError("the table was read")
+
+    out, err = io.StringIO(), io.StringIO()
+    assert flags_set(Unread(), out, SQS, err=err, actor="gina", now=5.0, **given) == EXIT_INVALID
+    assert err.getvalue().startswith(f"error: nothing to set on {SQS}: give --enabled") and out.getvalue() == ""
+    created = seeded()
+    assert flags_set(created, out, "brand_new", err=err, actor="gina", create=True, now=5.0) == 0, err.getvalue()
+    assert created.get("brand_new") is not None
+
+
 def test_flags_eval_refuses_a_user_id_that_is_not_utf8():
     out, err = io.StringIO(), io.StringIO()
     assert flags_eval(seeded(), out, SQS, [BAD_BYTE], err=err) == EXIT_INVALID
