@@ -134,7 +134,7 @@ def leave_alone(state, params: dict, finalizing: bool = False, rollout: str | No
 @releases_handed_over_slot
 def _rollback_from_state(flow, flow_run, state) -> None:
     from flows.env import CANARY_FLOW, began_finalizing, run_rollout
-    from flows.rollback import CLAIM_POLL_SECONDS, CLAIM_WAIT_SECONDS, RollbackRefused, rollback
+    from flows.rollback import CLAIM_POLL_SECONDS, CLAIM_WAIT_SECONDS, RollbackIncomplete, RollbackRefused, rollback
     from rollway.ledger import CLAIM_SECONDS, RollbackClaimed, RollbackUnrecorded, RolloutClosed, RolloutSuperseded
 
     log = flow_run_logger(flow_run, flow)
@@ -201,6 +201,10 @@ def _rollback_from_state(flow, flow_run, state) -> None:
         # one began: that one is someone else's, and the rollback moved nothing.
         log.info("not rolling back after run %s: %s", flow_run.name, err)
         return
+    except RollbackIncomplete as err:
+        # The traffic is back on stable: "the rollback failed" sent people to move it by hand.
+        log.error("rolled back the traffic after run %s, but later steps failed: %s", flow_run.name, err)
+        raise
     except Exception:  # a hook must not hide the original failure; log loudly instead
         log.exception("automatic rollback after %s failed; run `rollway abort` by hand", flow_run.name)
         raise

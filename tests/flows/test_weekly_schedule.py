@@ -325,3 +325,32 @@ def test_a_run_the_schedule_created_and_a_typed_name_keep_their_actor():
     assert tick_actor("schedule", scheduled) == "schedule"
     assert tick_actor("schedule", by_hand) == "started by hand (flow run brisk-heron)"
     assert tick_actor("bob", by_hand) == "bob"
+
+
+def test_a_hooks_rollback_whose_page_fails_says_the_traffic_is_back(monkeypatch, caplog):
+    """Week 2 fails at 50 %; its hook moves the traffic back, and only the SNS page fails. The hook
+    logged "automatic rollback ... failed; run `rollway abort` by hand", as if users were still
+    on the canary."""
+    env, spec = _week_one_with_a_bound_flag(monkeypatch)
+    real_observe = env.metrics.observe
+
+    def observe(start, end):
+        if env.router.weights.canary == 50:
+            raise RuntimeError("a bug mid-stage")
+        return real_observe(start, end)
+
+    real_notify = env.notifier.notify
+
+    def sns_down_for_the_page(subject, message):
+        if subject.startswith("Rollback"):
+            raise RuntimeError("SNS is down")
+        return real_notify(subject, message)
+
+    env.metrics.observe = observe
+    monkeypatch.setattr(env.notifier, "notify", sns_down_for_the_page)
+    with caplog.at_level(logging.INFO), pytest.raises(RuntimeError, match="a bug mid-stage"):
+        advance_phase(spec=spec.model_dump(mode="json"))
+    assert env.router.weights == Weights(stable=100, canary=0)
+    said = caplog.text
+    assert "rolled back the traffic after run" in said and "but later steps failed" in said, said
+    assert "automatic rollback after" not in said, said
