@@ -436,7 +436,11 @@ def run_stages(
             summary = markdown_table(reports + ([tracker.report(state, weights, now, "paused")] if running else []))
             note = f"> {refusal}\n\n" if refusal else ""
             refusal = None
-            answer = approver(decision, f"**{decision.reason}**\n\n{note}{summary}")
+            # What is being rolled out, and where: the form is all a person sees when answering
+            # (the run's name is random), and before the first stage its table has no row at all.
+            what = (f"{_plain(spec.image)} on {_plain(env.targets.canary_service)}: "
+                    f"traffic now {weights} (stable/canary)")
+            answer = approver(decision, f"**{decision.reason}**\n\n{what}\n\n{note}{summary}")
             target = None
             if answer.action == "approve":
                 try:

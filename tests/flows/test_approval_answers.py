@@ -1,7 +1,10 @@
-"""What a person's answer at a pause can do to the next form and to the rollout: an approver's
-name is shown as typed, and a skip ahead where none applies is refused, not dropped."""
+"""What a pause's form shows, and what a person's answer can do to the next form and to the rollout:
+the form names the release it asks about, an approver's name is shown as typed, and a skip ahead
+where none applies is refused, not dropped."""
 
 from __future__ import annotations
+
+import re
 
 from prefect import flow
 
@@ -138,3 +141,18 @@ def test_an_answer_the_server_took_just_before_the_run_left_its_pause_wins_over_
     answer = paused_once()
     assert landed, "the race was not staged"
     assert (answer.action, answer.approver, answer.timed_out) == ("reject", "erin", False), answer
+
+
+def test_the_form_names_the_image_the_service_and_the_live_weights():
+    """A pause before the first stage showed only "approval needed before 5%" and a table with
+    no row: nothing in the form said which release of which service was asked about."""
+    env = fake_environment()
+    env.ledger = FakeLedger()
+    spec = RolloutSpec(image=IMAGE, stages=[Stage(weight=5, bake_seconds=120, approval=True),
+                                            Stage(weight=100, bake_seconds=120)], monitor_seconds=0)
+    approver, seen = recording(ApprovalAnswer(action="reject", approver="dana"))
+    run(env, spec, approver)
+    (pause, summary), = seen
+    assert pause.stage_index == 0
+    shown = re.sub(r"\\(.)", r"\1", summary)  # as it reads in the UI: markdown's escapes gone
+    assert f"{IMAGE} on webordinary-edit-service-canary: traffic now 100/0 (stable/canary)" in shown, summary
