@@ -16,6 +16,7 @@ included. Here the wait reads the run's state itself and never forces a state.
 from __future__ import annotations
 
 import time
+from datetime import datetime, timedelta, timezone
 from typing import Literal
 from uuid import UUID, uuid4
 
@@ -173,6 +174,29 @@ def _stored_answer(form: type[ApprovalInput], paused: State, run_id: UUID) -> Ap
         return None
 
 
+def _duration(seconds: float) -> str:
+    """``seconds`` as a person reads a wait: "1 h", "1 h 30 min", "45 s"."""
+    if seconds < 60:
+        return f"{seconds:g} s"
+    days, rest = divmod(round(seconds), 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    return " ".join(f"{n} {unit}" for n, unit in ((days, "d"), (hours, "h"), (minutes, "min"), (secs, "s")) if n)
+
+
+def when_unanswered(approvals: Approvals, paused_at: datetime) -> str:
+    """The form's line saying when the pause times out and what the rollout then does.
+
+    The Prefect UI shows a pause's timeout nowhere, so without this line a person could not
+    tell that a pause left open rolls the rollout back, nor by when to answer.
+    """
+    due = (paused_at + timedelta(seconds=approvals.timeout_seconds)).strftime("%Y-%m-%d %H:%M:%S UTC")
+    then = ("the rollout **rolls back**" if approvals.on_timeout == "rollback"
+            else "the rollout stays at these weights and this pause is asked again")
+    return (f"Without an answer by **{due}** ({_duration(approvals.timeout_seconds)} after this pause began), "
+            f"{then} (`approvals.on_timeout: {approvals.on_timeout}`); a timeout never promotes.")
+
+
 def prefect_approver(approvals: Approvals, poll_interval: int = 2) -> Approver:
     """An Approver that pauses the flow run with an ApprovalInput form.
 
@@ -193,7 +217,8 @@ def prefect_approver(approvals: Approvals, poll_interval: int = 2) -> Approver:
         run_id = context.flow_run.id
         form = ApprovalInput.with_initial_data(
             description=f"## rollway: {pause.cause} pause\n\n{summary}\n\n"
-            "Answer **approve** to continue, **reject** to roll back now, **hold** to stay here.",
+            "Answer **approve** to continue, **reject** to roll back now, **hold** to stay here.\n\n"
+            + when_unanswered(approvals, datetime.now(timezone.utc)),
             action="approve" if pause.cause == "approval" else "hold",
         )
         # The deadline starts before the pause is proposed, as the server's does.

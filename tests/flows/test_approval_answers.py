@@ -1,11 +1,13 @@
 """What a pause's form shows, and what a person's answer can do to the next form and to the rollout:
-the form names the release it asks about, an approver's name is shown as typed, and a skip ahead
+the form names the release it asks about and says by when to answer, an approver's name is shown as typed, and a skip ahead
 where none applies is refused, not dropped."""
 
 from __future__ import annotations
 
 import re
+from datetime import datetime, timezone
 
+import pytest
 from prefect import flow
 
 from flows.progressive import run_progressive
@@ -29,13 +31,13 @@ def recording(*answers):
 
 
 @flow
-def paused_once():
-    """One approval pause of ten minutes whose timeout holds; returns the answer it took."""
+def paused_once(on_timeout: str = "hold"):
+    """One approval pause of ten minutes; returns the answer it took."""
     import flows.approvals
     from rollway.decide import Pause
     from rollway.spec import Approvals
 
-    approver = flows.approvals.prefect_approver(Approvals(timeout_seconds=600, on_timeout="hold"), poll_interval=1)
+    approver = flows.approvals.prefect_approver(Approvals(timeout_seconds=600, on_timeout=on_timeout), poll_interval=1)
     return approver(Pause(reason="approval needed before 100%", cause="approval", stage_index=1), "summary")
 
 
@@ -156,3 +158,28 @@ def test_the_form_names_the_image_the_service_and_the_live_weights():
     assert pause.stage_index == 0
     shown = re.sub(r"\\(.)", r"\1", summary)  # as it reads in the UI: markdown's escapes gone
     assert f"{IMAGE} on webordinary-edit-service-canary: traffic now 100/0 (stable/canary)" in shown, summary
+
+
+@pytest.mark.parametrize("on_timeout, then", [("rollback", "the rollout **rolls back**"),
+                                               ("hold", "the rollout stays at these weights")])
+def test_the_form_says_by_when_to_answer_and_what_a_timeout_does(monkeypatch, on_timeout, then):
+    """The Prefect UI shows a pause's timeout nowhere: the form said only "approve to continue,
+    reject to roll back now, hold to stay here", and a person could not tell that leaving it
+    open rolls the rollout back an hour later."""
+    import flows.approvals
+
+    forms = []
+
+    def read_the_form_then_time_out(client, run_id, paused, deadline, poll_interval):
+        keyset = paused.state_details.run_input_keyset
+        forms.append((client.read_flow_run_input(run_id, keyset["description"]), paused.state_details.pause_timeout))
+        return False
+
+    monkeypatch.setattr(flows.approvals, "_wait_for_resume", read_the_form_then_time_out)
+    answer = paused_once(on_timeout)
+    assert answer.timed_out
+    (form, server_deadline), = forms
+    shown = re.search(r"Without an answer by \*\*(.+) UTC\*\* \(10 min after this pause began\), (.+)", form)
+    assert shown is not None and shown.group(2).startswith(then), form
+    due = datetime.strptime(shown.group(1), "%Y-%m-%d %H:%M:%S").replace(tzinfo=timezone.utc)
+    assert abs((due - server_deadline).total_seconds()) < 2, (due, server_deadline)
