@@ -160,26 +160,41 @@ def test_the_form_names_the_image_the_service_and_the_live_weights():
     assert f"{IMAGE} on webordinary-edit-service-canary: traffic now 100/0 (stable/canary)" in shown, summary
 
 
+def pause_left_unanswered(monkeypatch, on_timeout: str):
+    """``paused_once`` with nobody answering: the form's description and the Paused state."""
+    import flows.approvals
+
+    seen = []
+
+    def read_the_form_then_time_out(client, run_id, paused, deadline, poll_interval):
+        keyset = paused.state_details.run_input_keyset
+        seen.append((client.read_flow_run_input(run_id, keyset["description"]), client.read_flow_run(run_id).state))
+        return False
+
+    monkeypatch.setattr(flows.approvals, "_wait_for_resume", read_the_form_then_time_out)
+    answer = paused_once(on_timeout)
+    assert answer.timed_out
+    (form, state), = seen
+    return form, state
+
+
 @pytest.mark.parametrize("on_timeout, then", [("rollback", "the rollout **rolls back**"),
                                                ("hold", "the rollout stays at these weights")])
 def test_the_form_says_by_when_to_answer_and_what_a_timeout_does(monkeypatch, on_timeout, then):
     """The Prefect UI shows a pause's timeout nowhere: the form said only "approve to continue,
     reject to roll back now, hold to stay here", and a person could not tell that leaving it
     open rolls the rollout back an hour later."""
-    import flows.approvals
-
-    forms = []
-
-    def read_the_form_then_time_out(client, run_id, paused, deadline, poll_interval):
-        keyset = paused.state_details.run_input_keyset
-        forms.append((client.read_flow_run_input(run_id, keyset["description"]), paused.state_details.pause_timeout))
-        return False
-
-    monkeypatch.setattr(flows.approvals, "_wait_for_resume", read_the_form_then_time_out)
-    answer = paused_once(on_timeout)
-    assert answer.timed_out
-    (form, server_deadline), = forms
+    form, state = pause_left_unanswered(monkeypatch, on_timeout)
     shown = re.search(r"Without an answer by \*\*(.+) UTC\*\* \(10 min after this pause began\), (.+)", form)
     assert shown is not None and shown.group(2).startswith(then), form
     due = datetime.strptime(shown.group(1), "%Y-%m-%d %H:%M:%S").replace(tzinfo=timezone.utc)
-    assert abs((due - server_deadline).total_seconds()) < 2, (due, server_deadline)
+    assert abs((due - state.state_details.pause_timeout).total_seconds()) < 2, (due, state.state_details)
+
+
+def test_the_paused_state_says_what_the_pause_asks_for_the_command_line(monkeypatch):
+    """`rollway status` and `promote` read the run's state, not its form: the Paused state had no
+    message, so at a terminal nothing said what an approval would approve."""
+    _, state = pause_left_unanswered(monkeypatch, "rollback")
+    assert state.is_paused()
+    assert re.fullmatch(r"approval pause: approval needed before 100%; unanswered by \S+ \S+ UTC the rollout "
+                        r"rolls back", state.message), state.message
