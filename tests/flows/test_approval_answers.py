@@ -81,8 +81,21 @@ def test_a_skip_ahead_at_an_inconclusive_pause_is_refused_and_asked_again():
                                ApprovalAnswer(action="reject", approver="dana"))
     run(env, spec, approver)
     assert [pause.cause for pause, _ in seen] == ["inconclusive", "inconclusive"]
+    assert "Leave **next_weight** empty: approving here accepts this stage" in seen[0][1], seen[0][1]
     assert "applies only at an approval pause" in seen[1][1]
     assert shifts == [5, 0], f"shifts {shifts}: nothing but the first stage and the rollback"
+
+
+def test_an_approval_form_lists_the_weights_next_weight_may_name():
+    """The form's next_weight takes any weight from 1 to 100; a weight that is no later stage was
+    refused only at the next pause, an analysis interval after the person answered."""
+    env = fake_environment()
+    env.ledger = FakeLedger()
+    spec = RolloutSpec(image=IMAGE, stages=[Stage(weight=5, bake_seconds=120, approval=True)]
+                       + [Stage(weight=w, bake_seconds=120) for w in (25, 50, 100)], monitor_seconds=0)
+    approver, seen = recording(ApprovalAnswer(action="reject", approver="dana"))
+    run(env, spec, approver)
+    assert "Approving shifts to 5%; to skip ahead instead, set **next_weight** to one of 25, 50, 100." in seen[0][1]
 
 
 def test_an_answer_the_server_took_after_the_last_poll_wins_over_the_timeout(monkeypatch):
