@@ -16,6 +16,7 @@ included. Here the wait reads the run's state itself and never forces a state.
 from __future__ import annotations
 
 import time
+from datetime import datetime, timedelta, timezone
 from typing import Literal
 from uuid import UUID, uuid4
 
@@ -90,14 +91,17 @@ def _left_for(state: State) -> PauseInterrupted:
     )
 
 
-def _pause(client: SyncPrefectClient, run_id: UUID, form: type[RunInput], timeout: float) -> State:
+def _pause(client: SyncPrefectClient, run_id: UUID, form: type[RunInput], timeout: float, question: str) -> State:
     """Pause the run for an answer to ``form`` and store the form; returns the Paused state.
+
+    ``question`` is the state's message: what the pause asks and what a timeout does, for
+    ``rollway status`` and ``promote``, which read the run's state, not its form.
 
     Raises:
         CancelledWhilePaused: the run was cancelled before it could pause.
     """
     # A key of our own for every pause: the server refuses a pause key that already fired.
-    proposed = Paused(timeout_seconds=timeout, pause_key=f"approval-{uuid4().hex}")
+    proposed = Paused(timeout_seconds=timeout, pause_key=f"approval-{uuid4().hex}", message=question)
     keyset = keyset_from_paused_state(proposed)
     proposed.state_details.run_input_keyset = keyset
     try:
@@ -173,6 +177,43 @@ def _stored_answer(form: type[ApprovalInput], paused: State, run_id: UUID) -> Ap
         return None
 
 
+def _duration(seconds: float) -> str:
+    """``seconds`` as a person reads a wait: "1 h", "1 h 30 min", "45 s"."""
+    if seconds < 60:
+        return f"{seconds:g} s"
+    days, rest = divmod(round(seconds), 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    return " ".join(f"{n} {unit}" for n, unit in ((days, "d"), (hours, "h"), (minutes, "min"), (secs, "s")) if n)
+
+
+def when_unanswered(approvals: Approvals, paused_at: datetime) -> str:
+    """The form's line saying when the pause times out and what the rollout then does.
+
+    The Prefect UI shows a pause's timeout nowhere, so without this line a person could not
+    tell that a pause left open rolls the rollout back, nor by when to answer.
+    """
+    due = _due(approvals, paused_at)
+    then = ("the rollout **rolls back**" if approvals.on_timeout == "rollback"
+            else "the rollout stays at these weights and this pause is asked again")
+    return (f"Without an answer by **{due}** ({_duration(approvals.timeout_seconds)} after this pause began), "
+            f"{then} (`approvals.on_timeout: {approvals.on_timeout}`); a timeout never promotes.")
+
+
+def _due(approvals: Approvals, paused_at: datetime) -> str:
+    return (paused_at + timedelta(seconds=approvals.timeout_seconds)).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def pause_question(pause: Pause, approvals: Approvals, paused_at: datetime) -> str:
+    """The Paused state's message, on one line: the pause's cause and reason, and what a timeout
+    does. A person at a terminal sees no form: without it, ``rollway promote`` at a stage the
+    judge could not pass accepted that stage while the person may have thought they approved
+    the routine next shift."""
+    then = "rolls back" if approvals.on_timeout == "rollback" else "asks again"
+    return " ".join(f"{pause.cause} pause: {pause.reason}; unanswered by {_due(approvals, paused_at)} "
+                    f"the rollout {then}".split())
+
+
 def prefect_approver(approvals: Approvals, poll_interval: int = 2) -> Approver:
     """An Approver that pauses the flow run with an ApprovalInput form.
 
@@ -191,15 +232,18 @@ def prefect_approver(approvals: Approvals, poll_interval: int = 2) -> Approver:
         if context is None or context.flow_run is None:
             raise RuntimeError("an approval pause needs a flow run: call the approver inside a @flow")
         run_id = context.flow_run.id
+        paused_at = datetime.now(timezone.utc)
         form = ApprovalInput.with_initial_data(
             description=f"## rollway: {pause.cause} pause\n\n{summary}\n\n"
-            "Answer **approve** to continue, **reject** to roll back now, **hold** to stay here.",
+            "Answer **approve** to continue, **reject** to roll back now, **hold** to stay here.\n\n"
+            + when_unanswered(approvals, paused_at),
             action="approve" if pause.cause == "approval" else "hold",
         )
         # The deadline starts before the pause is proposed, as the server's does.
         deadline = time.monotonic() + approvals.timeout_seconds
         with get_client(sync_client=True) as client:
-            paused = _pause(client, run_id, form, approvals.timeout_seconds)
+            paused = _pause(client, run_id, form, approvals.timeout_seconds,
+                            pause_question(pause, approvals, paused_at))
             log.info("paused for %s: resume the run with an answer within %ss", pause.cause, approvals.timeout_seconds)
             given = None
             if _wait_for_resume(client, run_id, paused, deadline, poll_interval):

@@ -436,7 +436,12 @@ def run_stages(
             summary = markdown_table(reports + ([tracker.report(state, weights, now, "paused")] if running else []))
             note = f"> {refusal}\n\n" if refusal else ""
             refusal = None
-            answer = approver(decision, f"**{decision.reason}**\n\n{note}{summary}")
+            # What is being rolled out, and where: the form is all a person sees when answering
+            # (the run's name is random), and before the first stage its table has no row at all.
+            what = (f"{_plain(spec.image)} on {_plain(env.targets.canary_service)}: "
+                    f"traffic now {weights} (stable/canary)")
+            answer = approver(decision, f"**{decision.reason}**\n\n{what}\n\n{note}{summary}\n\n"
+                              + next_weight_hint(spec, decision, state.until_stage))
             target = None
             if answer.action == "approve":
                 try:
@@ -549,6 +554,21 @@ def baseline_history(env: Environment, spec: RolloutSpec, judge, shifted_at: flo
 def _plain(text: str) -> str:
     """``text`` for a markdown form as it reads: one line, markdown's characters escaped."""
     return re.sub(r"([\\`*_{}\[\]()#+\-.!|<>~])", r"\\\1", " ".join(text.split()))
+
+
+def next_weight_hint(spec: RolloutSpec, pause: Pause, until_stage: int | None) -> str:
+    """The form's line on ``next_weight`` at this pause: the weights it may name, or that it does
+    not apply. The form's field takes any weight from 1 to 100, and one the run then refuses is
+    only said at the next pause, an analysis interval later, when the person may have gone."""
+    if pause.cause != "approval":
+        return ("Leave **next_weight** empty: approving here accepts this stage as passed on your word, "
+                "and skipping ahead applies only at an approval pause.")
+    last = len(spec.stages) - 1 if until_stage is None else until_stage
+    later = [f"{stage.weight}" for stage in spec.stages[pause.stage_index + 1:last + 1]]
+    shift = f"Approving shifts to {spec.stages[pause.stage_index].weight}%"
+    if not later:
+        return f"{shift}; leave **next_weight** empty (there is no later stage to skip to)."
+    return f"{shift}; to skip ahead instead, set **next_weight** to one of {', '.join(later)}."
 
 
 def approved_stage(spec: RolloutSpec, pause: Pause, answer: ApprovalAnswer, until_stage: int | None) -> int:

@@ -381,9 +381,18 @@ def print_paused(paused: Any) -> None:
                       "`rollway abort` (rejects and rolls back)")
         return
     console.print(
-        f"[bold]waiting for an answer:[/bold] flow run {escape(str(paused.name))} ({paused.id}) is paused; "
-        "`rollway promote` approves, `rollway abort` rejects and rolls back"
+        f"[bold]waiting for an answer:[/bold] flow run {escape(str(paused.name))} ({paused.id}) is paused"
+        f"{escape(_asking(paused))}; `rollway promote` approves, `rollway abort` rejects and rolls back"
     )
+
+
+def _asking(run: Any) -> str:
+    """What the run's pause asks, from its Paused state's message (set by rollway's approver):
+    at a stage the judge could not pass, approving accepts that stage, and a person at a
+    terminal sees no form to tell them so. Empty for a pause without a message."""
+    state = getattr(run, "state", None)
+    message = " ".join(str(getattr(state, "message", None) or "").split())
+    return f" ({message})" if message else ""
 
 
 # --- the commands -----------------------------------------------------------------------
@@ -662,7 +671,7 @@ def promote(
     elif weight is not None and flow_name(run) == CANARY_FLOW:
         check_canary_weight(run, service.router.get_weights(), weight)
     resume(run.id, answer)
-    console.print(f"approved by {who}: flow run {run.name} ({run.id}) resumed", markup=False)
+    console.print(f"approved by {who}: flow run {run.name} ({run.id}) resumed{_asking(run)}", markup=False)
     return 0
 
 

@@ -1,8 +1,13 @@
-"""What a person's answer at a pause can do to the next form and to the rollout: an approver's
-name is shown as typed, and a skip ahead where none applies is refused, not dropped."""
+"""What a pause's form shows, and what a person's answer can do to the next form and to the rollout:
+the form names the release it asks about and says by when to answer, an approver's name is shown as typed, and a skip ahead
+where none applies is refused, not dropped."""
 
 from __future__ import annotations
 
+import re
+from datetime import datetime, timezone
+
+import pytest
 from prefect import flow
 
 from flows.progressive import run_progressive
@@ -26,13 +31,13 @@ def recording(*answers):
 
 
 @flow
-def paused_once():
-    """One approval pause of ten minutes whose timeout holds; returns the answer it took."""
+def paused_once(on_timeout: str = "hold"):
+    """One approval pause of ten minutes; returns the answer it took."""
     import flows.approvals
     from rollway.decide import Pause
     from rollway.spec import Approvals
 
-    approver = flows.approvals.prefect_approver(Approvals(timeout_seconds=600, on_timeout="hold"), poll_interval=1)
+    approver = flows.approvals.prefect_approver(Approvals(timeout_seconds=600, on_timeout=on_timeout), poll_interval=1)
     return approver(Pause(reason="approval needed before 100%", cause="approval", stage_index=1), "summary")
 
 
@@ -76,8 +81,21 @@ def test_a_skip_ahead_at_an_inconclusive_pause_is_refused_and_asked_again():
                                ApprovalAnswer(action="reject", approver="dana"))
     run(env, spec, approver)
     assert [pause.cause for pause, _ in seen] == ["inconclusive", "inconclusive"]
+    assert "Leave **next_weight** empty: approving here accepts this stage" in seen[0][1], seen[0][1]
     assert "applies only at an approval pause" in seen[1][1]
     assert shifts == [5, 0], f"shifts {shifts}: nothing but the first stage and the rollback"
+
+
+def test_an_approval_form_lists_the_weights_next_weight_may_name():
+    """The form's next_weight takes any weight from 1 to 100; a weight that is no later stage was
+    refused only at the next pause, an analysis interval after the person answered."""
+    env = fake_environment()
+    env.ledger = FakeLedger()
+    spec = RolloutSpec(image=IMAGE, stages=[Stage(weight=5, bake_seconds=120, approval=True)]
+                       + [Stage(weight=w, bake_seconds=120) for w in (25, 50, 100)], monitor_seconds=0)
+    approver, seen = recording(ApprovalAnswer(action="reject", approver="dana"))
+    run(env, spec, approver)
+    assert "Approving shifts to 5%; to skip ahead instead, set **next_weight** to one of 25, 50, 100." in seen[0][1]
 
 
 def test_an_answer_the_server_took_after_the_last_poll_wins_over_the_timeout(monkeypatch):
@@ -138,3 +156,58 @@ def test_an_answer_the_server_took_just_before_the_run_left_its_pause_wins_over_
     answer = paused_once()
     assert landed, "the race was not staged"
     assert (answer.action, answer.approver, answer.timed_out) == ("reject", "erin", False), answer
+
+
+def test_the_form_names_the_image_the_service_and_the_live_weights():
+    """A pause before the first stage showed only "approval needed before 5%" and a table with
+    no row: nothing in the form said which release of which service was asked about."""
+    env = fake_environment()
+    env.ledger = FakeLedger()
+    spec = RolloutSpec(image=IMAGE, stages=[Stage(weight=5, bake_seconds=120, approval=True),
+                                            Stage(weight=100, bake_seconds=120)], monitor_seconds=0)
+    approver, seen = recording(ApprovalAnswer(action="reject", approver="dana"))
+    run(env, spec, approver)
+    (pause, summary), = seen
+    assert pause.stage_index == 0
+    shown = re.sub(r"\\(.)", r"\1", summary)  # as it reads in the UI: markdown's escapes gone
+    assert f"{IMAGE} on webordinary-edit-service-canary: traffic now 100/0 (stable/canary)" in shown, summary
+
+
+def pause_left_unanswered(monkeypatch, on_timeout: str):
+    """``paused_once`` with nobody answering: the form's description and the Paused state."""
+    import flows.approvals
+
+    seen = []
+
+    def read_the_form_then_time_out(client, run_id, paused, deadline, poll_interval):
+        keyset = paused.state_details.run_input_keyset
+        seen.append((client.read_flow_run_input(run_id, keyset["description"]), client.read_flow_run(run_id).state))
+        return False
+
+    monkeypatch.setattr(flows.approvals, "_wait_for_resume", read_the_form_then_time_out)
+    answer = paused_once(on_timeout)
+    assert answer.timed_out
+    (form, state), = seen
+    return form, state
+
+
+@pytest.mark.parametrize("on_timeout, then", [("rollback", "the rollout **rolls back**"),
+                                               ("hold", "the rollout stays at these weights")])
+def test_the_form_says_by_when_to_answer_and_what_a_timeout_does(monkeypatch, on_timeout, then):
+    """The Prefect UI shows a pause's timeout nowhere: the form said only "approve to continue,
+    reject to roll back now, hold to stay here", and a person could not tell that leaving it
+    open rolls the rollout back an hour later."""
+    form, state = pause_left_unanswered(monkeypatch, on_timeout)
+    shown = re.search(r"Without an answer by \*\*(.+) UTC\*\* \(10 min after this pause began\), (.+)", form)
+    assert shown is not None and shown.group(2).startswith(then), form
+    due = datetime.strptime(shown.group(1), "%Y-%m-%d %H:%M:%S").replace(tzinfo=timezone.utc)
+    assert abs((due - state.state_details.pause_timeout).total_seconds()) < 2, (due, state.state_details)
+
+
+def test_the_paused_state_says_what_the_pause_asks_for_the_command_line(monkeypatch):
+    """`rollway status` and `promote` read the run's state, not its form: the Paused state had no
+    message, so at a terminal nothing said what an approval would approve."""
+    _, state = pause_left_unanswered(monkeypatch, "rollback")
+    assert state.is_paused()
+    assert re.fullmatch(r"approval pause: approval needed before 100%; unanswered by \S+ \S+ UTC the rollout "
+                        r"rolls back", state.message), state.message

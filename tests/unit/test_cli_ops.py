@@ -827,27 +827,52 @@ def test_status_shows_the_ledgers_words_as_written_brackets_and_all(capsys) -> N
     assert "([ops]: see [/tmp/trace])" in out and "carried out by [ops] (flow run x, 1)" in out, out
 
 
-def test_promote_says_who_approved_as_given_not_as_markup(monkeypatch, capsys) -> None:
-    """`--approver '[/oncall]'` was recorded, the run resumed, and then the confirmation line
-    crashed with a traceback (exit 1): the operator could not tell the approval had landed."""
+def promote_paused(monkeypatch, capsys, run, approver: str) -> str:
+    """`rollway promote --approver approver` answering ``run``; what it printed."""
     from rollway.cli import ops
     from rollway.fakes import FakeLedger, FakeRouter
 
     service = ops.Service(targets=Targets(), targets_block=None, credentials_block=None, ledger=FakeLedger(),
                           router=FakeRouter())
     monkeypatch.setattr(ops, "connect", lambda *a: service)
-    run = SimpleNamespace(id=uuid4(), name="calm-heron", parameters={})
     monkeypatch.setattr(ops, "find_paused_run", lambda client, service, record, flow_run=None: run)
     monkeypatch.setattr(ops, "resume", lambda run_id, answer: None)
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     # No request reaches this API (the run is found above): it only spares an ephemeral server.
     with temporary_settings(updates={PREFECT_API_URL: f"http://127.0.0.1:{free_port(None)}/api"}):
-        code = ops.promote(approver="[/oncall]", comment="", weight=None, flow_run=None, targets_block=None,
+        code = ops.promote(approver=approver, comment="", weight=None, flow_run=None, targets_block=None,
                            credentials_block=None)
     out, err = capsys.readouterr()
     assert code == 0, err
+    return out
+
+
+def test_promote_says_who_approved_as_given_not_as_markup(monkeypatch, capsys) -> None:
+    """`--approver '[/oncall]'` was recorded, the run resumed, and then the confirmation line
+    crashed with a traceback (exit 1): the operator could not tell the approval had landed."""
+    run = SimpleNamespace(id=uuid4(), name="calm-heron", parameters={})
+    out = promote_paused(monkeypatch, capsys, run, "[/oncall]")
     assert f"approved by [/oncall]: flow run calm-heron ({run.id}) resumed" in out
+
+
+INCONCLUSIVE = ("inconclusive pause: 5%: stage over and no interval had request counts for both versions: "
+                "a person must decide; unanswered by 2026-12-01 15:00:00 UTC the rollout rolls back")
+
+
+def test_status_and_promote_say_what_the_pause_asks(monkeypatch, capsys) -> None:
+    """Status said only "flow run X is paused; `rollway promote` approves" and promote "resumed":
+    at a stage the judge could not pass, promote accepted that stage while the person at the
+    terminal, who sees no form, could take it for the routine approval of the next shift."""
+    from rollway.cli.ops import print_paused
+
+    run = SimpleNamespace(id=uuid4(), name="calm-heron", parameters={},
+                          state=SimpleNamespace(message=INCONCLUSIVE + " [/x]"))
+    print_paused(run)
+    out = " ".join(capsys.readouterr().out.split())
+    assert f"flow run calm-heron ({run.id}) is paused ({INCONCLUSIVE} [/x]); `rollway promote` approves" in out, out
+    out = promote_paused(monkeypatch, capsys, run, "dana")
+    assert f"approved by dana: flow run calm-heron ({run.id}) resumed ({INCONCLUSIVE} [/x])" in " ".join(out.split())
 
 
 def test_a_paused_runs_name_prints_as_written(capsys) -> None:
