@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from rollway.clock import ClockSettings
-from rollway.model import Weights
+from rollway.model import ServiceState, Weights
 from rollway.report import HEADERS, RolloutResult, stage_rows
 from rollway.spec import Analysis, RolloutSpec, Stage
 from rollway.targets import Targets
@@ -108,9 +108,10 @@ def run_scenario(scenario: Scenario, aws, get_client, targets: Targets, *, speed
         profiles={topology.initial_image: healthy, image: healthy.model_copy(update={"error_probability": scenario.error_probability})},
         default_profile=healthy, total_rps=rps, tick_seconds=60, seed=seed,
     )
+    spec = demo_spec(image)
     with simulator:
         result = canary(
-            spec=demo_spec(image), actor="demo", aws_credentials_block=DEMO_CREDENTIALS_BLOCK, clock=clock,
+            spec=spec, actor="demo", aws_credentials_block=DEMO_CREDENTIALS_BLOCK, clock=clock,
         )
     console.print(_stage_table(result))
 
@@ -123,21 +124,64 @@ def run_scenario(scenario: Scenario, aws, get_client, targets: Targets, *, speed
     console.print(f"  {canary_svc.name}: desired {canary_svc.desired}, {canary_svc.task_definition.rsplit('/', 1)[-1]}")
     console.print(f"  SNS messages: {subjects}")
 
-    if scenario.expect == "promoted":
-        ok = result.outcome == "promoted" and weights == Weights(stable=0, canary=100)
+    unmet = unmet_expectations(
+        scenario, spec, result, weights=weights, canary=canary_svc,
+        canary_image=deployer.image_of(canary_svc.task_definition), subjects=subjects, targets=targets,
+    )
+    if unmet:
+        console.print(f"[bold red]NOT as expected[/]: {result.outcome}: {result.reason}")
+        for why in unmet:
+            console.print(f"  [red]-[/] {why}")
     else:
-        ok = (
-            result.outcome == "rolled_back"
+        console.print(f"[bold green]as expected[/]: {result.reason}")
+    return not unmet
+
+
+def unmet_expectations(
+    scenario: Scenario, spec: RolloutSpec, result: RolloutResult, *, weights: Weights, canary: ServiceState,
+    canary_image: str, subjects: list[str], targets: Targets,
+) -> list[str]:
+    """What the scenario's end differs in from what the demo (and the README) says it shows, as
+    read back from AWS and the alert topic; empty when it is as expected.
+
+    A promotion is the whole story: every stage of ``spec`` passed in order, the ALB at 0/100 on
+    the canary service running the new image, and the window after 100 % watched ("Monitoring
+    passed": a window whose checks read no metrics pages "Monitoring unverified" and still ends
+    promoted). A rollback is the first stage's, with the rollback's own page ("Rollback: <canary>";
+    "Rollback FAILED" and the follow-up pages start with the same word).
+    """
+    stages = [s.weights.canary for s in result.stages]
+    paged = set(subjects)
+    if scenario.expect == "promoted":
+        planned = [s.weight for s in spec.stages]
+        checks = [
+            (result.outcome == "promoted", f"outcome {result.outcome}, not promoted"),
+            (stages == planned, f"stages {stages}, not {planned}"),
+            (all(s.decision == "passed" for s in result.stages),
+             f"stage decisions {[s.decision for s in result.stages]}, not all passed"),
+            (weights == Weights(stable=0, canary=100), f"the ALB is at {weights}, not 0/100"),
+            (canary.desired > 0 and canary_image == result.image,
+             f"{canary.name} runs {canary_image} at {canary.desired} task(s), not {result.image}"),
+            (f"Monitoring passed: {targets.canary_service}" in paged,
+             f"no 'Monitoring passed' page: the {spec.monitor_seconds / 60:g} minutes after 100% were not watched "
+             "cleanly"),
+            (not any(s.startswith("Rollback") for s in subjects), "a rollback was paged"),
+        ]
+    else:
+        checks = [
+            (result.outcome == "rolled_back", f"outcome {result.outcome}, not rolled_back"),
             # At the first stage, by the stage loop: not promoted and caught by the monitor later.
-            and [s.weights.canary for s in result.stages] == [5]
-            and result.stages[-1].decision == "rollback"
-            and (not scenario.by_judge or "guardrail" not in result.reason)
-            and weights == Weights(stable=100, canary=0)
-            and canary_svc.desired == 0
-            and any(s.startswith("Rollback") for s in subjects)
-        )
-    console.print(f"[bold {'green' if ok else 'red'}]{'as expected' if ok else 'NOT as expected'}[/]: {result.reason}")
-    return ok
+            (stages == [spec.stages[0].weight] and result.stages[-1].decision == "rollback",
+             f"stages {stages} ending in {result.stages[-1].decision if result.stages else 'none'!r}, not a "
+             f"rollback at {spec.stages[0].weight}%"),
+            (not scenario.by_judge or "guardrail" not in result.reason,
+             "rolled back by a guardrail, not by the judge's comparison with the baseline"),
+            (weights == Weights(stable=100, canary=0), f"the ALB is at {weights}, not 100/0"),
+            (canary.desired == 0, f"{canary.name} still wants {canary.desired} task(s)"),
+            (f"Rollback: {targets.canary_service}" in paged, "no 'Rollback' page went out"),
+            (not any(s.startswith("Rollback FAILED") for s in subjects), "a failed rollback was paged"),
+        ]
+    return [why for ok, why in checks if not ok]
 
 
 def run_demo(*, speed: float, seed: int, rps: float) -> int:

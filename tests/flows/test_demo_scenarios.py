@@ -12,8 +12,10 @@ import importlib
 
 import pytest
 
+import flows.canary
 from blocks.credentials import client_factory, credentials_for_endpoint
 from rollway.cli.demo import DEMO_CREDENTIALS_BLOCK, SCENARIOS, run_scenario
+from rollway.spec import RolloutSpec, Stage
 
 
 @pytest.fixture
@@ -50,3 +52,32 @@ def test_the_demo_refuses_a_judge_scenario_the_guardrail_rolled_back(demo_accoun
     monkeypatch.setattr(demo, "demo_spec", guardrail_only)
     as_judge = dataclasses.replace(scenario("2.1.0"), by_judge=True)
     assert not run_scenario(as_judge, aws, get_client, targets, speed=120.0, seed=7, rps=1000.0)
+
+
+@pytest.mark.parametrize(
+    ("tampered", "unmet"),
+    [
+        ({"stages": [Stage(weight=5, bake_seconds=900, min_bake_seconds=120), Stage(weight=100, bake_seconds=900,
+                                                                                   min_bake_seconds=120)]},
+         "stages [5, 100], not [5, 25, 50, 100]"),
+        ({"monitor_seconds": 0}, "no 'Monitoring passed' page"),
+    ],
+    ids=["skipped-stages", "not-watched-after-100"],
+)
+def test_a_promotion_is_as_expected_only_through_every_stage_and_a_watched_window(
+    demo_account, monkeypatch, capsys, tampered, unmet
+):
+    """Scenario A says it ships the healthy version through 5 -> 25 -> 50 -> 100 % and watches it
+    for ten minutes. A canary run that skipped stages, or was not watched after 100 %, still ends
+    promoted at 0/100; the demo called that "as expected". It now says what is missing."""
+    aws, get_client, targets = demo_account
+    real = flows.canary.canary
+
+    def run_with_another_spec(spec, **kwargs):
+        # Validated again, so that the phase plan follows the stages.
+        return real(spec=RolloutSpec(**{**spec.model_dump(exclude={"phases"}), **tampered}), **kwargs)
+
+    monkeypatch.setattr(flows.canary, "canary", run_with_another_spec)
+    assert not run_scenario(scenario("2.0.0"), aws, get_client, targets, speed=120.0, seed=7, rps=1000.0)
+    out = capsys.readouterr().out
+    assert "NOT as expected: promoted" in out and unmet in out, out
