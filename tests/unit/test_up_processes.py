@@ -299,6 +299,28 @@ def test_a_failed_serve_child_is_reported_with_its_own_output_not_the_servers(no
             assert f"(see {log})" in err and "the runner could not register" in err, err
 
 
+def test_a_failed_childs_log_tail_is_what_it_wrote_this_time_not_an_earlier_runs_log(tmp_path):
+    """The server's log (in the Prefect home) is appended to by every `rollway up`. A server that
+    died this time without a word (killed, out of memory) was reported with the last lines of an
+    earlier run's log under its error, as if they said why; one that wrote something had them
+    mixed in above its own lines."""
+    log = tmp_path / "rollway-up-server.log"
+    log.write_text("INFO:     Uvicorn running on http://127.0.0.1:4200\nINFO:     Shutting down (last week)\n")
+    for code, said in (("import os, signal; os.kill(os.getpid(), signal.SIGKILL)", ""),
+                       ("print('this run: database is locked', flush=True); raise SystemExit(1)",
+                        "this run: database is locked")):
+        child = Child("prefect server", [sys.executable, "-c", code], child_env({}), log).start()
+        deadline = time.monotonic() + 30
+        while child.exit_code() is None:
+            assert time.monotonic() < deadline, "the child did not exit"
+            time.sleep(0.05)
+        with pytest.raises(ProcessFailed):
+            child.check_running()
+        assert child.log_tail() == said
+        child.stop()
+    assert "last week" in log.read_text(), "the earlier runs' lines stay in the log"
+
+
 class _Nothing:
     def __enter__(self):
         return self
