@@ -185,6 +185,8 @@ def unmet_expectations(
 
 
 def run_demo(*, speed: float, seed: int, rps: float) -> int:
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
     from blocks.credentials import client_factory, credentials_for_endpoint
     from rollway.cli.up import stop_on_signals
     from rollway.sim.server import EmbeddedAws
@@ -192,8 +194,14 @@ def run_demo(*, speed: float, seed: int, rps: float) -> int:
     stop_on_signals()  # SIGTERM unwinds too, so the embedded AWS and the temporary server stop
     started = time.monotonic()
     targets = Targets()
-    with EmbeddedAws() as aws:
+    # The demo's flows run on Prefect's ephemeral API, as documented, whatever PREFECT_API_URL says:
+    # `rollway up` tells people to export it, and a demo run later in that shell failed with a
+    # connection traceback once `up` was stopped (or ran its scenarios on up's server while it ran).
+    elsewhere = PREFECT_API_URL.value()
+    with temporary_settings(restore_defaults={PREFECT_API_URL}), EmbeddedAws() as aws:
         console.print(f"embedded AWS (moto) on {aws.endpoint_url}; simulated clock at {speed:g}x")
+        if elsewhere:
+            console.print(f"Prefect: the demo's own ephemeral API, not PREFECT_API_URL ({elsewhere})")
         credentials = credentials_for_endpoint(aws.endpoint_url, targets.region)
         credentials.save(DEMO_CREDENTIALS_BLOCK, overwrite=True)
         get_client = client_factory(credentials)

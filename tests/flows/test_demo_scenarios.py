@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -81,3 +84,23 @@ def test_a_promotion_is_as_expected_only_through_every_stage_and_a_watched_windo
     assert not run_scenario(scenario("2.0.0"), aws, get_client, targets, speed=120.0, seed=7, rps=1000.0)
     out = capsys.readouterr().out
     assert "NOT as expected: promoted" in out and unmet in out, out
+
+
+def test_the_demo_runs_on_its_own_ephemeral_api_whatever_prefect_api_url_says(tmp_path):
+    """`rollway up` tells people to export PREFECT_API_URL; a demo run later in that shell, once
+    `up` was stopped, died with an httpx "Connection refused" traceback before its first scenario.
+    The demo's flows run on its own ephemeral API, as the README says, and it says so. (One
+    scenario, B, in a process of its own: `rollway demo` as a user runs it.)"""
+    code = (
+        "import sys\n"
+        "import rollway.cli.demo as demo\n"
+        "demo.SCENARIOS = tuple(s for s in demo.SCENARIOS if s.tag == '2.1.0')\n"
+        "from rollway.cli import main\n"
+        "sys.argv = ['rollway', 'demo']\n"
+        "main()\n"
+    )
+    env = {**os.environ, "PREFECT_API_URL": "http://127.0.0.1:9/api", "PREFECT_HOME": str(tmp_path / "home")}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "demo's own ephemeral API, not PREFECT_API_URL (http://127.0.0.1:9/api)" in done.stdout
+    assert "1/1 scenarios as expected" in done.stdout
