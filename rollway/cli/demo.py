@@ -184,6 +184,41 @@ def unmet_expectations(
     return [why for ok, why in checks if not ok]
 
 
+def free_leftover_slot(targets: Targets) -> None:
+    """Free the canary flow's Prefect concurrency slot of ``targets`` if a dead run left it taken.
+
+    A slot is held under a lease the API server keeps in its memory, and only a server's lease
+    service frees the slot of a lease that ran out. The demo's ephemeral API runs no such service
+    and ends with the demo: a demo killed outright (SIGKILL, the OOM killer, a CI job's kill after
+    its grace) during a scenario left the slot taken in the Prefect home's database, and every
+    later demo in that home was refused ("another canary run ... is under way") for good.
+
+    A fresh ephemeral API holds no lease, so a taken slot is a dead run's, unless a `rollway up`
+    on this Prefect home (whose server shares the database) runs a canary: the slot is freed only
+    while no `rollway up` holds the home.
+    """
+    from prefect import get_client
+    from prefect.client.schemas.actions import GlobalConcurrencyLimitUpdate
+    from prefect.exceptions import ObjectNotFound
+
+    from flows.canary import canary_slot_name
+    from rollway.cli.up import HomeInUse, home_lock, prefect_home
+
+    name = canary_slot_name(targets)
+    try:
+        with home_lock(prefect_home()), get_client(sync_client=True) as client:
+            try:
+                taken = client.read_global_concurrency_limit_by_name(name).active_slots
+            except ObjectNotFound:
+                return
+            if taken:
+                client.update_global_concurrency_limit(name, GlobalConcurrencyLimitUpdate(active_slots=0))
+                console.print(f"freed the Prefect concurrency slot {name!r}: a run that died with its Prefect API "
+                              "left it taken")
+    except HomeInUse:
+        pass  # a `rollway up` runs on this home: its canary run may hold the slot
+
+
 def run_demo(*, speed: float, seed: int, rps: float) -> int:
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
@@ -202,6 +237,7 @@ def run_demo(*, speed: float, seed: int, rps: float) -> int:
         console.print(f"embedded AWS (moto) on {aws.endpoint_url}; simulated clock at {speed:g}x")
         if elsewhere:
             console.print(f"Prefect: the demo's own ephemeral API, not PREFECT_API_URL ({elsewhere})")
+        free_leftover_slot(targets)
         credentials = credentials_for_endpoint(aws.endpoint_url, targets.region)
         credentials.save(DEMO_CREDENTIALS_BLOCK, overwrite=True)
         get_client = client_factory(credentials)
