@@ -259,6 +259,13 @@ class PrefectServer(Child):
         api_url = self.api_url
         return {
             "PREFECT_HOME": str(self.home),
+            # Concurrency leases in files under the home, not in the server's memory: a slot held
+            # when the server stopped (a Ctrl-C mid-rollout, `rollway up` killed) was otherwise
+            # never freed, since the next server knew no lease to let run out, and every later
+            # canary run on this home was refused. The next server frees it once its lease ends.
+            "PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE": os.environ.get(
+                "PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE", "prefect.server.concurrency.lease_storage.filesystem"
+            ),
             "PREFECT_API_URL": api_url,
             "PREFECT_UI_API_URL": api_url,
             "PREFECT_SERVER_UI_API_URL": api_url,  # its newer name, which wins when both are set
