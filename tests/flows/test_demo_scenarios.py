@@ -57,6 +57,30 @@ def test_the_demo_refuses_a_judge_scenario_the_guardrail_rolled_back(demo_accoun
     assert not run_scenario(as_judge, aws, get_client, targets, speed=120.0, seed=7, rps=1000.0)
 
 
+def canary_runs_another_spec(monkeypatch, tampered: dict) -> None:
+    """The demo's canary runs get its spec with ``tampered`` fields: a flow that does not do what
+    the demo asked."""
+    real = flows.canary.canary
+
+    def run_with_another_spec(spec, **kwargs):
+        # Validated again, so that the phase plan follows the stages.
+        return real(spec=RolloutSpec(**{**spec.model_dump(exclude={"phases"}), **tampered}), **kwargs)
+
+    monkeypatch.setattr(flows.canary, "canary", run_with_another_spec)
+
+
+def test_a_failed_canary_run_is_a_scenario_not_as_expected_not_the_end_of_the_demo(demo_account, monkeypatch,
+                                                                                     capsys):
+    """A canary run that fails (here: refused, its spec has weekly phases the flow would ignore; on
+    a loaded machine, say, a health wait that ran out) raised out of the demo: a traceback, the
+    scenarios after it never ran and no summary line. It is now that scenario's "NOT as expected"."""
+    aws, get_client, targets = demo_account
+    canary_runs_another_spec(monkeypatch, {"phases": [{"name": "week 1", "weights": [5]},
+                                                      {"name": "week 2", "weights": [25, 50, 100]}]})
+    assert not run_scenario(scenario("2.1.0"), aws, get_client, targets, speed=120.0, seed=7, rps=1000.0)
+    assert "NOT as expected: the canary run failed: RolloutRefused: " in capsys.readouterr().out
+
+
 @pytest.mark.parametrize(
     ("tampered", "unmet"),
     [
@@ -74,13 +98,7 @@ def test_a_promotion_is_as_expected_only_through_every_stage_and_a_watched_windo
     for ten minutes. A canary run that skipped stages, or was not watched after 100 %, still ends
     promoted at 0/100; the demo called that "as expected". It now says what is missing."""
     aws, get_client, targets = demo_account
-    real = flows.canary.canary
-
-    def run_with_another_spec(spec, **kwargs):
-        # Validated again, so that the phase plan follows the stages.
-        return real(spec=RolloutSpec(**{**spec.model_dump(exclude={"phases"}), **tampered}), **kwargs)
-
-    monkeypatch.setattr(flows.canary, "canary", run_with_another_spec)
+    canary_runs_another_spec(monkeypatch, tampered)
     assert not run_scenario(scenario("2.0.0"), aws, get_client, targets, speed=120.0, seed=7, rps=1000.0)
     out = capsys.readouterr().out
     assert "NOT as expected: promoted" in out and unmet in out, out
