@@ -37,7 +37,7 @@ def demo(speed: float = 120.0, seed: int = 7, rps: float = 1000.0) -> int:
 
     def check() -> None:
         check_speed(speed)
-        check_rps(rps, allow_zero=False)  # no traffic, nothing to judge: both scenarios would fail
+        check_rps(rps, allow_zero=False)  # no traffic, nothing to judge: every scenario would fail
 
     return _refused(check) or run_demo(speed=speed, seed=seed, rps=rps)
 

@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from rollway.clock import ClockSettings
-from rollway.model import Weights
+from rollway.model import ServiceState, Weights
 from rollway.report import HEADERS, RolloutResult, stage_rows
 from rollway.spec import Analysis, RolloutSpec, Stage
 from rollway.targets import Targets
@@ -108,10 +108,17 @@ def run_scenario(scenario: Scenario, aws, get_client, targets: Targets, *, speed
         profiles={topology.initial_image: healthy, image: healthy.model_copy(update={"error_probability": scenario.error_probability})},
         default_profile=healthy, total_rps=rps, tick_seconds=60, seed=seed,
     )
+    spec = demo_spec(image)
     with simulator:
-        result = canary(
-            spec=demo_spec(image), actor="demo", aws_credentials_block=DEMO_CREDENTIALS_BLOCK, clock=clock,
-        )
+        try:
+            result = canary(
+                spec=spec, actor="demo", aws_credentials_block=DEMO_CREDENTIALS_BLOCK, clock=clock,
+            )
+        except Exception as err:  # noqa: BLE001 - the run's own log above has the traceback
+            # A failed run is this scenario's result, not the end of the demo: the others still
+            # run, and the last line counts it. (Its hooks rolled it back; Ctrl-C still unwinds.)
+            console.print(f"[bold red]NOT as expected[/]: the canary run failed: {type(err).__name__}: {err}")
+            return False
     console.print(_stage_table(result))
 
     weights = AlbRouter(get_client("elbv2"), targets).get_weights()
@@ -123,24 +130,104 @@ def run_scenario(scenario: Scenario, aws, get_client, targets: Targets, *, speed
     console.print(f"  {canary_svc.name}: desired {canary_svc.desired}, {canary_svc.task_definition.rsplit('/', 1)[-1]}")
     console.print(f"  SNS messages: {subjects}")
 
-    if scenario.expect == "promoted":
-        ok = result.outcome == "promoted" and weights == Weights(stable=0, canary=100)
+    unmet = unmet_expectations(
+        scenario, spec, result, weights=weights, canary=canary_svc,
+        canary_image=deployer.image_of(canary_svc.task_definition), subjects=subjects, targets=targets,
+    )
+    if unmet:
+        console.print(f"[bold red]NOT as expected[/]: {result.outcome}: {result.reason}")
+        for why in unmet:
+            console.print(f"  [red]-[/] {why}")
     else:
-        ok = (
-            result.outcome == "rolled_back"
+        console.print(f"[bold green]as expected[/]: {result.reason}")
+    return not unmet
+
+
+def unmet_expectations(
+    scenario: Scenario, spec: RolloutSpec, result: RolloutResult, *, weights: Weights, canary: ServiceState,
+    canary_image: str, subjects: list[str], targets: Targets,
+) -> list[str]:
+    """What the scenario's end differs in from what the demo (and the README) says it shows, as
+    read back from AWS and the alert topic; empty when it is as expected.
+
+    A promotion is the whole story: every stage of ``spec`` passed in order, the ALB at 0/100 on
+    the canary service running the new image, and the window after 100 % watched ("Monitoring
+    passed": a window whose checks read no metrics pages "Monitoring unverified" and still ends
+    promoted). A rollback is the first stage's, with the rollback's own page ("Rollback: <canary>";
+    "Rollback FAILED" and the follow-up pages start with the same word).
+    """
+    stages = [s.weights.canary for s in result.stages]
+    paged = set(subjects)
+    if scenario.expect == "promoted":
+        planned = [s.weight for s in spec.stages]
+        checks = [
+            (result.outcome == "promoted", f"outcome {result.outcome}, not promoted"),
+            (stages == planned, f"stages {stages}, not {planned}"),
+            (all(s.decision == "passed" for s in result.stages),
+             f"stage decisions {[s.decision for s in result.stages]}, not all passed"),
+            (weights == Weights(stable=0, canary=100), f"the ALB is at {weights}, not 0/100"),
+            (canary.desired > 0 and canary_image == result.image,
+             f"{canary.name} runs {canary_image} at {canary.desired} task(s), not {result.image}"),
+            (f"Monitoring passed: {targets.canary_service}" in paged,
+             f"no 'Monitoring passed' page: the {spec.monitor_seconds / 60:g} minutes after 100% were not watched "
+             "cleanly"),
+            (not any(s.startswith("Rollback") for s in subjects), "a rollback was paged"),
+        ]
+    else:
+        checks = [
+            (result.outcome == "rolled_back", f"outcome {result.outcome}, not rolled_back"),
             # At the first stage, by the stage loop: not promoted and caught by the monitor later.
-            and [s.weights.canary for s in result.stages] == [5]
-            and result.stages[-1].decision == "rollback"
-            and (not scenario.by_judge or "guardrail" not in result.reason)
-            and weights == Weights(stable=100, canary=0)
-            and canary_svc.desired == 0
-            and any(s.startswith("Rollback") for s in subjects)
-        )
-    console.print(f"[bold {'green' if ok else 'red'}]{'as expected' if ok else 'NOT as expected'}[/]: {result.reason}")
-    return ok
+            (stages == [spec.stages[0].weight] and result.stages[-1].decision == "rollback",
+             f"stages {stages} ending in {result.stages[-1].decision if result.stages else 'none'!r}, not a "
+             f"rollback at {spec.stages[0].weight}%"),
+            (not scenario.by_judge or "guardrail" not in result.reason,
+             "rolled back by a guardrail, not by the judge's comparison with the baseline"),
+            (weights == Weights(stable=100, canary=0), f"the ALB is at {weights}, not 100/0"),
+            (canary.desired == 0, f"{canary.name} still wants {canary.desired} task(s)"),
+            (f"Rollback: {targets.canary_service}" in paged, "no 'Rollback' page went out"),
+            (not any(s.startswith("Rollback FAILED") for s in subjects), "a failed rollback was paged"),
+        ]
+    return [why for ok, why in checks if not ok]
+
+
+def free_leftover_slot(targets: Targets) -> None:
+    """Free the canary flow's Prefect concurrency slot of ``targets`` if a dead run left it taken.
+
+    A slot is held under a lease the API server keeps in its memory, and only a server's lease
+    service frees the slot of a lease that ran out. The demo's ephemeral API runs no such service
+    and ends with the demo: a demo killed outright (SIGKILL, the OOM killer, a CI job's kill after
+    its grace) during a scenario left the slot taken in the Prefect home's database, and every
+    later demo in that home was refused ("another canary run ... is under way") for good.
+
+    A fresh ephemeral API holds no lease, so a taken slot is a dead run's, unless a `rollway up`
+    on this Prefect home (whose server shares the database) runs a canary: the slot is freed only
+    while no `rollway up` holds the home.
+    """
+    from prefect import get_client
+    from prefect.client.schemas.actions import GlobalConcurrencyLimitUpdate
+    from prefect.exceptions import ObjectNotFound
+
+    from flows.canary import canary_slot_name
+    from rollway.cli.up import HomeInUse, home_lock, prefect_home
+
+    name = canary_slot_name(targets)
+    try:
+        with home_lock(prefect_home()), get_client(sync_client=True) as client:
+            try:
+                taken = client.read_global_concurrency_limit_by_name(name).active_slots
+            except ObjectNotFound:
+                return
+            if taken:
+                client.update_global_concurrency_limit(name, GlobalConcurrencyLimitUpdate(active_slots=0))
+                console.print(f"freed the Prefect concurrency slot {name!r}: a run that died with its Prefect API "
+                              "left it taken")
+    except HomeInUse:
+        pass  # a `rollway up` runs on this home: its canary run may hold the slot
 
 
 def run_demo(*, speed: float, seed: int, rps: float) -> int:
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
     from blocks.credentials import client_factory, credentials_for_endpoint
     from rollway.cli.up import stop_on_signals
     from rollway.sim.server import EmbeddedAws
@@ -148,8 +235,15 @@ def run_demo(*, speed: float, seed: int, rps: float) -> int:
     stop_on_signals()  # SIGTERM unwinds too, so the embedded AWS and the temporary server stop
     started = time.monotonic()
     targets = Targets()
-    with EmbeddedAws() as aws:
+    # The demo's flows run on Prefect's ephemeral API, as documented, whatever PREFECT_API_URL says:
+    # `rollway up` tells people to export it, and a demo run later in that shell failed with a
+    # connection traceback once `up` was stopped (or ran its scenarios on up's server while it ran).
+    elsewhere = PREFECT_API_URL.value()
+    with temporary_settings(restore_defaults={PREFECT_API_URL}), EmbeddedAws() as aws:
         console.print(f"embedded AWS (moto) on {aws.endpoint_url}; simulated clock at {speed:g}x")
+        if elsewhere:
+            console.print(f"Prefect: the demo's own ephemeral API, not PREFECT_API_URL ({elsewhere})")
+        free_leftover_slot(targets)
         credentials = credentials_for_endpoint(aws.endpoint_url, targets.region)
         credentials.save(DEMO_CREDENTIALS_BLOCK, overwrite=True)
         get_client = client_factory(credentials)

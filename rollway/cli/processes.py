@@ -101,6 +101,7 @@ class Child:
         self.pass_fds = tuple(pass_fds)
         self._process: subprocess.Popen | None = None
         self._log_file: IO[bytes] | None = None
+        self._log_start = 0  # where this start's output begins in ``log``
 
     @property
     def pid(self) -> int:
@@ -113,6 +114,9 @@ class Child:
         if self.log is not None:
             self.log.parent.mkdir(parents=True, exist_ok=True)
             self._log_file = output = self.log.open("ab")
+            # The log is appended to across runs (the server's lives in the Prefect home): only
+            # what this start wrote is this start's output.
+            self._log_start = os.fstat(output.fileno()).st_size
         self._process = subprocess.Popen(
             self.argv, env=self.env, stdout=output, stderr=subprocess.STDOUT if output else None,
             stdin=subprocess.DEVNULL, start_new_session=True, pass_fds=self.pass_fds,
@@ -131,9 +135,14 @@ class Child:
             raise ProcessFailed(f"{self.name} exited with code {code}{self._log_hint()}", self)
 
     def log_tail(self, lines: int = 40) -> str:
+        """The last ``lines`` lines the child wrote to its log since it was last started ("":
+        none, or no log). An earlier run's lines are not this failure's."""
         if self.log is None or not self.log.exists():
             return ""
-        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        with self.log.open("rb") as handle:
+            handle.seek(self._log_start)
+            written = handle.read().decode(errors="replace")
+        return "\n".join(written.splitlines()[-lines:])
 
     def stop(self, timeout_seconds: float = 15.0) -> int | None:
         """SIGTERM to the child, SIGKILL after ``timeout_seconds``; then the same for what it left
@@ -250,6 +259,13 @@ class PrefectServer(Child):
         api_url = self.api_url
         return {
             "PREFECT_HOME": str(self.home),
+            # Concurrency leases in files under the home, not in the server's memory: a slot held
+            # when the server stopped (a Ctrl-C mid-rollout, `rollway up` killed) was otherwise
+            # never freed, since the next server knew no lease to let run out, and every later
+            # canary run on this home was refused. The next server frees it once its lease ends.
+            "PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE": os.environ.get(
+                "PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE", "prefect.server.concurrency.lease_storage.filesystem"
+            ),
             "PREFECT_API_URL": api_url,
             "PREFECT_UI_API_URL": api_url,
             "PREFECT_SERVER_UI_API_URL": api_url,  # its newer name, which wins when both are set

@@ -9,11 +9,16 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import os
+import subprocess
+import sys
 
 import pytest
 
+import flows.canary
 from blocks.credentials import client_factory, credentials_for_endpoint
 from rollway.cli.demo import DEMO_CREDENTIALS_BLOCK, SCENARIOS, run_scenario
+from rollway.spec import RolloutSpec, Stage
 
 
 @pytest.fixture
@@ -50,3 +55,98 @@ def test_the_demo_refuses_a_judge_scenario_the_guardrail_rolled_back(demo_accoun
     monkeypatch.setattr(demo, "demo_spec", guardrail_only)
     as_judge = dataclasses.replace(scenario("2.1.0"), by_judge=True)
     assert not run_scenario(as_judge, aws, get_client, targets, speed=120.0, seed=7, rps=1000.0)
+
+
+def canary_runs_another_spec(monkeypatch, tampered: dict) -> None:
+    """The demo's canary runs get its spec with ``tampered`` fields: a flow that does not do what
+    the demo asked."""
+    real = flows.canary.canary
+
+    def run_with_another_spec(spec, **kwargs):
+        # Validated again, so that the phase plan follows the stages.
+        return real(spec=RolloutSpec(**{**spec.model_dump(exclude={"phases"}), **tampered}), **kwargs)
+
+    monkeypatch.setattr(flows.canary, "canary", run_with_another_spec)
+
+
+def test_a_failed_canary_run_is_a_scenario_not_as_expected_not_the_end_of_the_demo(demo_account, monkeypatch,
+                                                                                     capsys):
+    """A canary run that fails (here: refused, its spec has weekly phases the flow would ignore; on
+    a loaded machine, say, a health wait that ran out) raised out of the demo: a traceback, the
+    scenarios after it never ran and no summary line. It is now that scenario's "NOT as expected"."""
+    aws, get_client, targets = demo_account
+    canary_runs_another_spec(monkeypatch, {"phases": [{"name": "week 1", "weights": [5]},
+                                                      {"name": "week 2", "weights": [25, 50, 100]}]})
+    assert not run_scenario(scenario("2.1.0"), aws, get_client, targets, speed=120.0, seed=7, rps=1000.0)
+    assert "NOT as expected: the canary run failed: RolloutRefused: " in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("tampered", "unmet"),
+    [
+        ({"stages": [Stage(weight=5, bake_seconds=900, min_bake_seconds=120), Stage(weight=100, bake_seconds=900,
+                                                                                   min_bake_seconds=120)]},
+         "stages [5, 100], not [5, 25, 50, 100]"),
+        ({"monitor_seconds": 0}, "no 'Monitoring passed' page"),
+    ],
+    ids=["skipped-stages", "not-watched-after-100"],
+)
+def test_a_promotion_is_as_expected_only_through_every_stage_and_a_watched_window(
+    demo_account, monkeypatch, capsys, tampered, unmet
+):
+    """Scenario A says it ships the healthy version through 5 -> 25 -> 50 -> 100 % and watches it
+    for ten minutes. A canary run that skipped stages, or was not watched after 100 %, still ends
+    promoted at 0/100; the demo called that "as expected". It now says what is missing."""
+    aws, get_client, targets = demo_account
+    canary_runs_another_spec(monkeypatch, tampered)
+    assert not run_scenario(scenario("2.0.0"), aws, get_client, targets, speed=120.0, seed=7, rps=1000.0)
+    out = capsys.readouterr().out
+    assert "NOT as expected: promoted" in out and unmet in out, out
+
+
+def _rollway_demo_b(home, *, env: dict[str, str], before: str = "") -> subprocess.CompletedProcess:
+    """`rollway demo` with scenario B alone (the shortest), in a process of its own on Prefect home
+    ``home``, as a user runs it; ``before`` runs first in that process."""
+    code = (
+        "import sys\n"
+        f"{before}"
+        "import rollway.cli.demo as demo\n"
+        "demo.SCENARIOS = tuple(s for s in demo.SCENARIOS if s.tag == '2.1.0')\n"
+        "from rollway.cli import main\n"
+        "sys.argv = ['rollway', 'demo']\n"
+        "main()\n"
+    )
+    environment = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    # The first start migrates a new database: more than the ephemeral API's 20 s on a busy machine.
+    environment.update(env, PREFECT_HOME=str(home), PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="90")
+    done = subprocess.run([sys.executable, "-c", code], env=environment, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "1/1 scenarios as expected" in done.stdout
+    return done
+
+
+def test_the_demo_runs_on_its_own_ephemeral_api_whatever_prefect_api_url_says(tmp_path):
+    """`rollway up` tells people to export PREFECT_API_URL; a demo run later in that shell, once
+    `up` was stopped, died with an httpx "Connection refused" traceback before its first scenario.
+    The demo's flows run on its own ephemeral API, as the README says, and it says so."""
+    done = _rollway_demo_b(tmp_path / "home", env={"PREFECT_API_URL": "http://127.0.0.1:9/api"})
+    assert "demo's own ephemeral API, not PREFECT_API_URL (http://127.0.0.1:9/api)" in done.stdout
+
+
+def test_a_demo_killed_during_a_scenario_does_not_refuse_every_later_demo(tmp_path):
+    """A demo killed outright during a scenario (SIGKILL, the OOM killer) left the canary flow's
+    Prefect concurrency slot taken in the Prefect home's database: the ephemeral API that held its
+    lease died with it, and none frees a lease it never held. Every later demo in that home was
+    refused ("another canary run ... is under way ... a run that died frees it within 5 minutes")
+    for good. With no `rollway up` on the home, the demo frees such a slot and runs."""
+    killed_run_left = (
+        "from prefect import get_client\n"
+        "from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate\n"
+        "from flows.canary import canary_slot_name\n"
+        "from rollway.targets import Targets\n"
+        "with get_client(sync_client=True) as client:\n"
+        "    client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(\n"
+        "        name=canary_slot_name(Targets()), limit=1, active_slots=1))\n"
+    )
+    done = _rollway_demo_b(tmp_path / "home", env={}, before=killed_run_left)
+    assert "freed the Prefect concurrency slot 'rollway-canary:" in done.stdout, done.stdout[-3000:]
