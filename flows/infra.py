@@ -222,7 +222,8 @@ def run_deploy_infrastructure(
                 # stack was deployed or how to go on.
                 result = InfraResult(stacks=tuple(reports.values()), reordered=plan.reordered, added=plan.added,
                                      bootstrap_elsewhere=elsewhere)
-                _artifact(result, failed_at=f"cdk bootstrap of {environment.uri}", resume_from=from_stack)
+                _artifact(result, failed_at=f"cdk bootstrap of {environment.uri}", resume_from=from_stack,
+                          already_deployed=already_deployed)
                 raise InfraDeployFailed(_not_prepared(result, err, from_stack, environment,
                                                       done=wanted[:i], left=wanted[i + 1:])) from err
     total = len(plan.order)
@@ -234,7 +235,7 @@ def run_deploy_infrastructure(
             reports[stack] = StackReport(stack=stack, status="failed", detail=_reason(err))
             result = InfraResult(stacks=tuple(reports.values()), reordered=plan.reordered, added=plan.added,
                                  bootstrap_elsewhere=elsewhere)
-            _artifact(result, failed_at=stack)
+            _artifact(result, failed_at=stack, already_deployed=already_deployed)
             raise InfraDeployFailed(_stopped(result, stack, err, requested, already_deployed)) from err
         except BaseException:
             # Cancelled from the UI (Prefect's TerminationSignal) or Ctrl-C: cdk is stopped, but
@@ -335,7 +336,7 @@ def _interrupted(result: InfraResult, stack: str, requested: Sequence[str], alre
               ", ".join(done) or "none", ", ".join(left) or "none", stack, stack,
               _same_request(requested, already_deployed))
     # The interruption is what the run ends with, not a refused artifact.
-    for_people("interrupted deploy", lambda: _artifact(result, failed_at=stack))
+    for_people("interrupted deploy", lambda: _artifact(result, failed_at=stack, already_deployed=already_deployed))
 
 
 def _not_prepared(result: InfraResult, err: Exception, from_stack: str | None, environment: StackEnvironment,
@@ -359,7 +360,8 @@ def _log_checklist(checklist: Checklist) -> None:
                                                  item.kind, item.name, item.reason)
 
 
-def _artifact(result: InfraResult, *, failed_at: str | None = None, resume_from: str | None = "") -> None:
+def _artifact(result: InfraResult, *, failed_at: str | None = None, resume_from: str | None = "",
+              already_deployed: Sequence[str] = ()) -> None:
     heading = (f"# Infrastructure: stopped at {failed_at}" if failed_at
                else "# Infrastructure deployed" + ("" if result.checklist is None or result.checklist.passed
                                                    else ", checklist FAILED"))
@@ -377,8 +379,9 @@ def _artifact(result: InfraResult, *, failed_at: str | None = None, resume_from:
                   *(f"- `{command}`" for command in result.bootstrap_elsewhere)]
     resume_from = failed_at if resume_from == "" else resume_from  # a stack resumes at itself
     if failed_at:
-        parts += ["", f"Resume with `from_stack={resume_from!r}` once the cause is fixed." if resume_from
-                  else "Run it again once the cause is fixed."]
+        given = f" and `already_deployed={list(already_deployed)!r}`" if already_deployed else ""
+        parts += ["", f"Resume with `from_stack={resume_from!r}`{given} once the cause is fixed." if resume_from
+                  else f"Run it again{given.replace(' and', ' with', 1)} once the cause is fixed."]
     if result.checklist is not None:
         parts += ["", "## Pre-deployment checklist", "", result.checklist.markdown()]
     create_markdown_artifact(key=ARTIFACT_KEY, markdown="\n".join(parts), description="infrastructure deployment")

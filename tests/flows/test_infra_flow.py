@@ -353,17 +353,21 @@ def test_a_stack_of_another_account_named_as_already_deployed_is_taken_at_its_wo
 
 
 def test_the_resume_hint_of_a_run_given_already_deployed_stacks_names_them(caplog):
-    """The hint said "from_stack=... and the same stacks" only: a resume without the run's
-    already_deployed is refused when a stack of the plan depends on one of them."""
+    """The hint (error and artifact) said "from_stack=... and the same stacks" only: a resume
+    without the run's already_deployed is refused when a stack of the plan depends on one of them."""
     class Deployed:
         def status(self, name):
             return "CREATE_COMPLETE"
 
     deployer = FakeInfraDeployer(WEBORDINARY, already=STACKS[:2], failing={"WebordinarySQSStack": "Resource limit"})
+    since = time.time()
     with pytest.raises(InfraDeployFailed) as caught:
         deploy_on(deployer, None, requested=STACKS[2:], already_deployed=STACKS[:2], statuses=lambda _region: Deployed())
     assert (f"from_stack='WebordinarySQSStack' and the same stacks ({', '.join(STACKS[2:])}) and "
             f"already_deployed={list(STACKS[:2])!r}") in str(caught.value), str(caught.value)
+    summary = latest(ARTIFACT_KEY, since)
+    assert (f"Resume with `from_stack='WebordinarySQSStack'` and `already_deployed={list(STACKS[:2])!r}`"
+            in summary), summary
 
 
 def test_a_failed_checklist_fails_the_run_naming_the_items(aws):
