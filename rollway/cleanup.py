@@ -677,10 +677,14 @@ def _plan_stacks(
                 f"it holds {'; '.join(held)}: deleting the stack deletes it, and production runs on it")))
         elif importers:
             exports = sorted(export for export, by in state.imported_by.items() if set(by) & set(importers))
+            live_importers = [stack for stack in importers if stack.lower() in live_by_lower]
+            # "Delete those stacks first" about a live stack sent a person to delete production.
+            advice = (f"the live stack(s) {', '.join(live_importers)} (Targets.stacks) depend on it: production "
+                      "runs on them, so it stays until they no longer import it" if live_importers
+                      else f"delete those stacks first (or list them before {name} in old_stacks)")
             refusals.append(Refusal(kind="stack", name=name, reason=(
                 f"stack(s) {', '.join(importers)} import its export(s) {', '.join(exports)}, and CloudFormation "
-                "does not delete a stack whose exports are imported; delete those stacks first (or list them "
-                f"before {name} in old_stacks)")))
+                f"does not delete a stack whose exports are imported; {advice}")))
         elif state.termination_protection:
             refusals.append(Refusal(kind="stack", name=name, reason=(
                 "termination protection is on; if it really is to go, lift it first with "

@@ -98,6 +98,12 @@ OLD = "webordinary-old-stack"
          "refused", "nested in the live stack 'WebordinarySQSStack'"),
         (OLD, StackState(name=OLD, status="CREATE_COMPLETE", termination_protection=True), "refused",
          "--no-enable-termination-protection --stack-name webordinary-old-stack"),
+        # An importer that is another old stack: delete it first. A live one: the advice to delete
+        # it first sent a person to delete production.
+        (OLD, StackState(name=OLD, status="CREATE_COMPLETE", imported_by={"q-arn": ("older-reader",)}), "refused",
+         "delete those stacks first (or list them before webordinary-old-stack in old_stacks)"),
+        (OLD, StackState(name=OLD, status="CREATE_COMPLETE", imported_by={"q-arn": ("WebordinarySQSStack",)}),
+         "refused", "the live stack(s) WebordinarySQSStack (Targets.stacks) depend on it: production runs on them"),
     ],
 )
 def test_stacks(name, state, outcome, reason):
@@ -107,6 +113,7 @@ def test_stacks(name, state, outcome, reason):
     if reason:
         (refusal,) = p.refusals
         assert refusal.kind == "stack" and reason in refusal.reason
+        assert "WebordinarySQSStack" not in reason or "delete those stacks" not in refusal.reason, refusal.reason
 
 
 def test_live_stacks_come_from_the_targets_not_from_webordinarys_names():
