@@ -336,7 +336,9 @@ def _interrupted(result: InfraResult, stack: str, requested: Sequence[str], alre
               ", ".join(done) or "none", ", ".join(left) or "none", stack, stack,
               _same_request(requested, already_deployed))
     # The interruption is what the run ends with, not a refused artifact.
-    for_people("interrupted deploy", lambda: _artifact(result, failed_at=stack, already_deployed=already_deployed))
+    for_people("interrupted deploy", lambda: _artifact(
+        result, failed_at=stack, already_deployed=already_deployed,
+        when=f"once {stack} is no longer IN_PROGRESS in CloudFormation (cdk was stopped, CloudFormation was not)"))
 
 
 def _not_prepared(result: InfraResult, err: Exception, from_stack: str | None, environment: StackEnvironment,
@@ -361,7 +363,7 @@ def _log_checklist(checklist: Checklist) -> None:
 
 
 def _artifact(result: InfraResult, *, failed_at: str | None = None, resume_from: str | None = "",
-              already_deployed: Sequence[str] = ()) -> None:
+              already_deployed: Sequence[str] = (), when: str = "once the cause is fixed") -> None:
     heading = (f"# Infrastructure: stopped at {failed_at}" if failed_at
                else "# Infrastructure deployed" + ("" if result.checklist is None or result.checklist.passed
                                                    else ", checklist FAILED"))
@@ -380,8 +382,8 @@ def _artifact(result: InfraResult, *, failed_at: str | None = None, resume_from:
     resume_from = failed_at if resume_from == "" else resume_from  # a stack resumes at itself
     if failed_at:
         given = f" and `already_deployed={list(already_deployed)!r}`" if already_deployed else ""
-        parts += ["", f"Resume with `from_stack={resume_from!r}`{given} once the cause is fixed." if resume_from
-                  else f"Run it again{given.replace(' and', ' with', 1)} once the cause is fixed."]
+        parts += ["", f"Resume with `from_stack={resume_from!r}`{given} {when}." if resume_from
+                  else f"Run it again{given.replace(' and', ' with', 1)} {when}."]
     if result.checklist is not None:
         parts += ["", "## Pre-deployment checklist", "", result.checklist.markdown()]
     create_markdown_artifact(key=ARTIFACT_KEY, markdown="\n".join(parts), description="infrastructure deployment")

@@ -273,6 +273,9 @@ def test_a_run_interrupted_during_a_deploy_says_where_it_stands_and_how_to_resum
     assert "from_stack='WebordinarySQSStack'" in caplog.text
     summary = latest(ARTIFACT_KEY, since)
     assert "stopped at WebordinarySQSStack" in summary and "| 5 | `WebordinarySQSStack` | interrupted |" in summary
+    # As the log says: not "once the cause is fixed" (nothing failed), but once CloudFormation is done.
+    assert ("Resume with `from_stack='WebordinarySQSStack'` once WebordinarySQSStack is no longer IN_PROGRESS"
+            in summary), summary
     assert "| 4 | `WebordinaryALBStack` | deployed |" in summary
 
 
