@@ -5,7 +5,8 @@ rollback is cheap. ``monitor`` checks the new version every interval for the con
 window (default one hour, every minute, as the seed's DeploymentMonitor): a 5-minute error
 rate over the monitoring guardrail (5 %) rolls back while the old version can still take
 the traffic; DLQ messages and slow responses alert. As a stage's, the window's final verdict
-waits until its last period is published (``metrics_delay_seconds`` after its end) and judges it. Only when the window passes cleanly, with
+waits until its last period (the one its end falls in) is published
+(``metrics_delay_seconds`` after that period's end) and judges it. Only when the window passes cleanly, with
 at least half of its checks measured, is the old service scaled to zero; and if a rollback
 lands while it is being scaled down, it is scaled back up (the rollback looks again too).
 A plan that does not decommission gets the same window, closed in the ledger ("watched")
@@ -102,8 +103,9 @@ def run_monitor(
 ) -> MonitorResult:
     """Watch the promoted version for ``window_seconds``; roll back or decommission the old one.
 
-    The last look comes ``spec.analysis.metrics_delay_seconds`` after the window's end, once
-    its last period is published, so the window's last minute is judged before any decommission.
+    The last look comes ``spec.analysis.metrics_delay_seconds`` after the end of the period the
+    window ends in, once that period is published, so the window's last minute is judged before
+    any decommission.
 
     With an ``owner``, the run holds the rollout's lease while it watches (renewed every
     check), so a second run of the same rollout is refused instead of watching and
