@@ -35,6 +35,7 @@ from rollway.aws.ledger import write_or_why
 from rollway.clock import ClockSettings
 from rollway.decide import window_settled
 from rollway.environment import Environment
+from rollway.finalize import UNRECORDED_AGAIN, UNRECORDED_ROLLBACK
 from rollway.judge.guardrails import check
 from rollway.ledger import CLAIM_SECONDS, RolloutClosed, RolloutRecord, Transition, begin_rollback, claim_changes
 from rollway.model import Observation, Weights
@@ -286,9 +287,13 @@ def _watch(
         # and the window stays open (the watchdog or the monitor flow checks again).
         # Say why: running the monitor again only helps once what refused the reads is mended.
         why = f"; the last failed read: {failure}" if failure else ""
+        # A window of no recorded rollout (the `canary` flow's) cannot be watched again: the
+        # monitor flow refuses a rollout the ledger does not hold, as `rollway abort` does.
+        then = ("run the monitor again" if lease.rollout is not None else
+                f"check the metrics, then finalize it with {UNRECORDED_AGAIN} or roll it back with {UNRECORDED_ROLLBACK}")
         return _skip(env, f"{reason}, but only {measured} of its {checks} checks could read the promoted version's "
                           f"metrics{why} "
-                          f"({t.stable_service} kept running; run the monitor again)", checks, alerts,
+                          f"({t.stable_service} kept running; {then})", checks, alerts,
                      subject="Monitoring unverified" if not decommission else "Decommission skipped", verified=False)
     if not decommission:
         return _watched(env, spec, reason, window_seconds, checks, alerts, lease)
