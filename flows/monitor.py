@@ -66,11 +66,14 @@ class MonitorResult(BaseModel):
 
 def after_window(result: RolloutResult, watched: MonitorResult) -> RolloutResult:
     """A promotion's result once its monitoring window is over: rolled back if the window
-    rolled it back, unchanged otherwise."""
+    rolled it back (or found it rolled back by someone else), unchanged otherwise."""
     if watched.outcome != "rolled_back":
         return result
+    # No rollback of its own: another one (`rollway abort`) closed the rollout first, and the
+    # ledger records a rollback's end only once it has read the traffic back on stable.
+    weights = watched.rollback.weights if watched.rollback is not None else Weights(stable=100, canary=0)
     return result.model_copy(update={"outcome": "rolled_back", "reason": watched.reason,
-                                     "rollback": watched.rollback, "final_weights": watched.rollback.weights})
+                                     "rollback": watched.rollback, "final_weights": weights})
 
 
 def recent(observation: Observation, seconds: float) -> Observation:
