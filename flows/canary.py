@@ -36,7 +36,7 @@ from rollway.approvals import Approver
 from rollway.clock import ClockSettings
 from rollway.decide import StageState
 from rollway.environment import Environment
-from rollway.finalize import UNRECORDED_AGAIN, FinalizeRefused, is_finalized, moved_onto_stable
+from rollway.finalize import UNRECORDED_AGAIN, UNRECORDED_ROLLBACK, FinalizeRefused, is_finalized, moved_onto_stable
 from rollway.lease import RenewalPolicy
 from rollway.ledger import RolloutRecord, new_rollout_id
 from rollway.aws.metric_schema import RESPONSE_TIME_P99, SLOW_REQUEST_COUNT
@@ -147,7 +147,7 @@ def preflight(env: Environment, spec: RolloutSpec) -> tuple[ServiceState, Servic
                     f"{t.canary_service} is production now. To keep that version, finalize it: run "
                     f"{UNRECORDED_AGAIN}, which puts it on {t.stable_service}, moves the traffic back to it and "
                     f"scales {t.canary_service} to 0; then start this rollout again. If that version should not "
-                    "stay, roll it back (`rollway abort`) instead"
+                    f"stay, roll it back with {UNRECORDED_ROLLBACK} instead"
                 )
             raise RolloutRefused(
                 f"the canary target group already carries {weights.canary}% of traffic; "
@@ -403,7 +403,8 @@ def finalize_in_run(env: Environment, spec: RolloutSpec, result: RolloutResult, 
         raise FinalizeRefused(
             f"{spec.image} was promoted, but its monitoring window was not verified ({watched.reason}), so it was "
             f"not finalized: {t.stable_service} keeps the previous version for a cheap rollback. Check the metrics, "
-            f"then run {UNRECORDED_AGAIN} to finalize it, or `rollway abort` to roll it back. Nothing was changed"
+            f"then run {UNRECORDED_AGAIN} to finalize it, or roll it back with {UNRECORDED_ROLLBACK}. Nothing was "
+            "changed"
         )
     try:
         # Marked before any finalize step: a crash or a cancellation of this attempt from here

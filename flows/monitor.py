@@ -5,7 +5,8 @@ rollback is cheap. ``monitor`` checks the new version every interval for the con
 window (default one hour, every minute, as the seed's DeploymentMonitor): a 5-minute error
 rate over the monitoring guardrail (5 %) rolls back while the old version can still take
 the traffic; DLQ messages and slow responses alert. As a stage's, the window's final verdict
-waits until its last period is published (``metrics_delay_seconds`` after its end) and judges it. Only when the window passes cleanly, with
+waits until its last period (the one its end falls in) is published
+(``metrics_delay_seconds`` after that period's end) and judges it. Only when the window passes cleanly, with
 at least half of its checks measured, is the old service scaled to zero; and if a rollback
 lands while it is being scaled down, it is scaled back up (the rollback looks again too).
 A plan that does not decommission gets the same window, closed in the ledger ("watched")
@@ -34,6 +35,7 @@ from rollway.aws.ledger import write_or_why
 from rollway.clock import ClockSettings
 from rollway.decide import window_settled
 from rollway.environment import Environment
+from rollway.finalize import UNRECORDED_AGAIN, UNRECORDED_ROLLBACK
 from rollway.judge.guardrails import check
 from rollway.ledger import CLAIM_SECONDS, RolloutClosed, RolloutRecord, Transition, begin_rollback, claim_changes
 from rollway.model import Observation, Weights
@@ -64,11 +66,14 @@ class MonitorResult(BaseModel):
 
 def after_window(result: RolloutResult, watched: MonitorResult) -> RolloutResult:
     """A promotion's result once its monitoring window is over: rolled back if the window
-    rolled it back, unchanged otherwise."""
+    rolled it back (or found it rolled back by someone else), unchanged otherwise."""
     if watched.outcome != "rolled_back":
         return result
+    # No rollback of its own: another one (`rollway abort`) closed the rollout first, and the
+    # ledger records a rollback's end only once it has read the traffic back on stable.
+    weights = watched.rollback.weights if watched.rollback is not None else Weights(stable=100, canary=0)
     return result.model_copy(update={"outcome": "rolled_back", "reason": watched.reason,
-                                     "rollback": watched.rollback, "final_weights": watched.rollback.weights})
+                                     "rollback": watched.rollback, "final_weights": weights})
 
 
 def recent(observation: Observation, seconds: float) -> Observation:
@@ -102,8 +107,9 @@ def run_monitor(
 ) -> MonitorResult:
     """Watch the promoted version for ``window_seconds``; roll back or decommission the old one.
 
-    The last look comes ``spec.analysis.metrics_delay_seconds`` after the window's end, once
-    its last period is published, so the window's last minute is judged before any decommission.
+    The last look comes ``spec.analysis.metrics_delay_seconds`` after the end of the period the
+    window ends in, once that period is published, so the window's last minute is judged before
+    any decommission.
 
     With an ``owner``, the run holds the rollout's lease while it watches (renewed every
     check), so a second run of the same rollout is refused instead of watching and
@@ -284,9 +290,13 @@ def _watch(
         # and the window stays open (the watchdog or the monitor flow checks again).
         # Say why: running the monitor again only helps once what refused the reads is mended.
         why = f"; the last failed read: {failure}" if failure else ""
+        # A window of no recorded rollout (the `canary` flow's) cannot be watched again: the
+        # monitor flow refuses a rollout the ledger does not hold, as `rollway abort` does.
+        then = ("run the monitor again" if lease.rollout is not None else
+                f"check the metrics, then finalize it with {UNRECORDED_AGAIN} or roll it back with {UNRECORDED_ROLLBACK}")
         return _skip(env, f"{reason}, but only {measured} of its {checks} checks could read the promoted version's "
                           f"metrics{why} "
-                          f"({t.stable_service} kept running; run the monitor again)", checks, alerts,
+                          f"({t.stable_service} kept running; {then})", checks, alerts,
                      subject="Monitoring unverified" if not decommission else "Decommission skipped", verified=False)
     if not decommission:
         return _watched(env, spec, reason, window_seconds, checks, alerts, lease)

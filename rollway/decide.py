@@ -90,10 +90,18 @@ def stage_end(spec: RolloutSpec, state: StageState) -> float:
 
 
 def window_settled(start: float, window_seconds: float, analysis: Analysis) -> float:
-    """When a monitoring window opened at ``start`` gets its final verdict: its end (at least two
-    periods on, so a window resumed with little or no time left still holds a whole period),
-    plus the wait for its last period's metrics, as a stage's final verdict waits."""
-    return start + max(window_seconds, 2 * analysis.interval_seconds) + analysis.metrics_delay_seconds
+    """When a monitoring window opened at ``start`` gets its final verdict: the end of the period
+    its end falls in (the window lasts at least two periods, so a window resumed with little or
+    no time left still holds a whole period), plus the wait for that period's metrics, as a
+    stage's final verdict waits.
+
+    A window opens whenever the promotion landed, mid-period as a rule: its last seconds are in
+    a period that ends after it, and waiting only the metrics delay after the window's end
+    decided before that period was published, so a regression in those seconds went unjudged.
+    """
+    end = start + max(window_seconds, 2 * analysis.interval_seconds)
+    period = analysis.interval_seconds
+    return math.ceil(end / period) * period + analysis.metrics_delay_seconds
 
 
 def stage_over(spec: RolloutSpec, state: StageState, now: float) -> bool:

@@ -37,6 +37,9 @@ ALL_STABLE = Weights(stable=100, canary=0)
 
 UNRECORDED_AGAIN = "`rollway finalize --unrecorded`, or the finalize deployment with `unrecorded` ticked"
 """How a person finalizes a promotion the ledger does not record."""
+UNRECORDED_ROLLBACK = ("the `rollback` flow (the rollback deployment; `rollway abort` rolls back only rollouts the "
+                       "ledger records)")
+"""How a person rolls back a promotion the ledger does not record (the `canary` flow's)."""
 
 
 class FinalizeRefused(RuntimeError):

@@ -86,5 +86,6 @@ def test_a_window_in_its_final_wait_is_closing_not_abandoned():
     message = _finalize_refusal(_promoted(promoted_at), promoted_at + 3600 + 30)
     assert "no run closed it" not in message and "progressive_rollout" not in message
     assert "judges the window's last period" in message and "run finalize again after" in message
-    # Once the last look and its record are overdue, the window is named as abandoned.
-    assert "no run closed it" in _finalize_refusal(_promoted(promoted_at), promoted_at + 3600 + 121)
+    # Once the last look and its record are overdue, the window is named as abandoned: the last
+    # look waits for the end of the period the window ends in (up to 60 s after it), then 60 s.
+    assert "no run closed it" in _finalize_refusal(_promoted(promoted_at), promoted_at + 3600 + 180)

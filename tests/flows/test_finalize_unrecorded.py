@@ -345,7 +345,8 @@ def test_unrecorded_refuses_before_any_write(aws, watch_calls, history, phase, w
 
 
 @pytest.mark.parametrize(("history", "weights", "advice"), [
-    ((), ALL_CANARY, f"probably a promotion by the `canary` flow.*{UNRECORDED}.*roll it back"),
+    # `rollway abort` finds no rollout the ledger does not record: the rollback flow rolls it back.
+    ((), ALL_CANARY, f"probably a promotion by the `canary` flow.*{UNRECORDED}.*roll it back with the `rollback` flow"),
     # A recorded rollout finalized earlier says nothing about the 100% the canary carries now.
     (("start", "promote", "watched", "finalize-start", "finalized"), ALL_CANARY,
      f"probably a promotion by the `canary` flow.*{UNRECORDED}"),

@@ -219,15 +219,23 @@ class PublishedAfterTheDelay(FakeMetrics):
         return seen.model_copy(update={"intervals": tuple(i for i in seen.intervals if i.t <= end - delay)})
 
 
-def test_a_regression_in_the_windows_last_period_rolls_back_and_keeps_the_old_service():
+# 0: the promotion landed on a period boundary; 30: mid-period, as promotions do.
+@pytest.mark.parametrize("promoted_into_period", [0, 30])
+def test_a_regression_in_the_windows_last_period_rolls_back_and_keeps_the_old_service(promoted_into_period):
     """The error rate jumps to 30 % in the window's last minute. The window's final look was at
     its end, before CloudWatch had published that minute: the window passed on the minutes
     before it and the old service was scaled to zero under a failing release. The final verdict
     now waits for the last period to be published (``metrics_delay_seconds``), as a stage's
-    does, and rolls back while the old service still runs."""
+    does, and rolls back while the old service still runs.
+
+    A window opened mid-period ends mid-period: its last seconds are in a period that ends after
+    it. The final look came the metrics delay after the window's end, before that period was
+    published, and the window passed; it now waits for that period's end and its delay."""
     env = promoted(canary_error_rate=0.001)
+    env.clock.sleep(promoted_into_period)  # the fake clock starts on a period boundary
     window = 600
-    last_period_end = env.clock.now() + window  # the fake clock starts on a period boundary
+    interval = SPEC.analysis.interval_seconds
+    last_period_end = -(-(env.clock.now() + window) // interval) * interval  # the period the window ends in
     healthy, failing = steady(50.0, 0.001, 0.001), steady(50.0, 0.001, 0.30)
     env.metrics = PublishedAfterTheDelay(
         env.router, lambda weights, t: (failing if t == last_period_end else healthy)(weights, t))

@@ -129,10 +129,20 @@ def test_what_the_monitor_flow_refuses_to_watch(image, phase, refusal):
     assert watched_rollout(promoted, SPEC, "svc") is promoted
 
 
-def test_the_monitor_does_not_reopen_a_rollback_an_abort_just_finished(monkeypatch):
+def resume_the_window(monkeypatch, env):
+    """`progressive_rollout` run again on the promoted rollout: it watches what is left of its window."""
+    import flows.progressive
+
+    monkeypatch.setattr(flows.progressive, "load_environment", lambda *a, **k: env)
+    return flows.progressive.progressive_rollout(spec=SPEC.model_dump(mode="json"), phased=False)
+
+
+@pytest.mark.parametrize("watcher", ["monitor", "progressive_rollout"])
+def test_the_monitor_does_not_reopen_a_rollback_an_abort_just_finished(monkeypatch, watcher):
     """`rollway abort` of the failing promoted release finished while the monitor's check read the
     metrics: the monitor's own rollback start reopened the rolled-back rollout, moved the traffic
-    again and paged a second time."""
+    again and paged a second time. In a `progressive_rollout` run the window then failed the run
+    with an AttributeError (no rollback of its own to take the weights from)."""
     env, first = promoted_world(monkeypatch)
     service = env.targets.canary_service
     observe, done = env.metrics.observe, []
@@ -151,8 +161,10 @@ def test_the_monitor_does_not_reopen_a_rollback_an_abort_just_finished(monkeypat
         return seen
 
     env.metrics.observe = abort_lands_meanwhile
-    result = run_monitor_flow()
+    result = run_monitor_flow() if watcher == "monitor" else resume_the_window(monkeypatch, env)
     assert result.outcome == "rolled_back" and "already rolled back by erin" in result.reason, result
+    if watcher == "progressive_rollout":
+        assert result.final_weights == Weights(stable=100, canary=0) and result.rollback is None, result
     kinds = [(t.kind, t.actor) for t in env.ledger.get(service).history]
     assert kinds[-2:] == [("rollback-start", "erin"), ("rollback", "erin")], kinds
     assert [s for s, _ in env.notifier.messages if s.startswith("Rollback")] == []

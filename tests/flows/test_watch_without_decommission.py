@@ -83,11 +83,8 @@ def test_the_canary_flow_without_a_window_ends_at_the_promotion():
     assert subject.startswith("Rollout complete") and "Watching" not in message
 
 
-def test_the_canary_flow_does_not_finalize_a_promotion_whose_window_it_could_not_see():
-    """Metrics that go dark after the promotion leave a window nobody saw: finalizing would
-    drop the cheap rollback, so the run stops before it and says what to do."""
-    from rollway.finalize import FinalizeRefused
-
+def metrics_dark_after_promotion():
+    """An environment whose metrics reads fail (AccessDenied) once the 100% stage has baked."""
     env = fake_environment()
     healthy = steady(5000.0, 0.001, 0.0)
     seen: dict = {}
@@ -98,10 +95,34 @@ def test_the_canary_flow_does_not_finalize_a_promotion_whose_window_it_could_not
         return healthy(weights, t)
 
     env.metrics = FakeMetrics(env.router, dark_after_promotion)
-    with pytest.raises(FinalizeRefused, match="window was not verified .*rollway finalize --unrecorded"):
+    return env
+
+
+def test_the_canary_flow_does_not_finalize_a_promotion_whose_window_it_could_not_see():
+    """Metrics that go dark after the promotion leave a window nobody saw: finalizing would
+    drop the cheap rollback, so the run stops before it and says what to do: `rollway abort`
+    finds no rollout the ledger does not record, so rolling back is the `rollback` flow's."""
+    from rollway.finalize import FinalizeRefused
+
+    env = metrics_dark_after_promotion()
+    with pytest.raises(FinalizeRefused, match="window was not verified .*rollway finalize --unrecorded") as refused:
         canary_on(env, unphased_spec(), finalize=True)
+    assert "roll it back with the `rollback` flow" in str(refused.value)
+    assert "rollway abort` to roll it back" not in str(refused.value)
     assert env.router.weights == Weights(stable=0, canary=100), "the promotion stands, not finalized"
     assert env.deployer.services[env.targets.stable_service].task_definition == STABLE_TD
+
+
+def test_an_unverified_window_of_the_canary_flow_says_what_a_person_can_run():
+    """The page said "run the monitor again", which the monitor flow refuses for a promotion the
+    ledger does not record (the `canary` flow keeps none): it names finalize and the rollback flow."""
+    env = metrics_dark_after_promotion()
+    result = canary_on(env, unphased_spec())
+    assert result.outcome == "promoted"
+    subject, message = env.notifier.messages[-1]
+    assert subject.startswith("Monitoring unverified") and "AccessDenied" in message, (subject, message)
+    assert "run the monitor again" not in message
+    assert "rollway finalize --unrecorded" in message and "roll it back with the `rollback` flow" in message
 
 
 def test_the_canary_flows_window_writes_nothing_into_an_earlier_rollouts_record():
