@@ -12,6 +12,7 @@ import math
 import sys
 from typing import Sequence
 
+from rollway.judge import setting_percent
 from rollway.model import Alert, Interval, Observation, Verdict, VersionSample
 from rollway.phases import Phase
 from rollway.spec import Guardrails
@@ -131,13 +132,13 @@ def check_totals(guardrails: Guardrails, canary: VersionSample, baseline_request
     rate = errors / requests if requests else 0.0
     metric, statistic = "error_rate", rate
     phase = Phase.SUCCESSFUL
-    reason = f"canary error rate {rate:.2%} within the {limit:.0%} guardrail{refused}"
+    reason = f"canary error rate {rate:.2%} within the {setting_percent(limit)} guardrail{refused}"
     # A couple of errors in the first requests of a stage is not a rate: the guardrail acts
     # alone only on min_errors errors (with 2, it rolled back 1-2% of healthy stages at 1
     # req/s in benchmarks/judge.py; with 5, none of 1,000).
     if requests and rate > limit and errors >= guardrails.min_errors:
         phase = Phase.FAILED
-        reason = f"canary error rate {rate:.2%} ({errors}/{requests}) is over the {limit:.0%} guardrail{refused}"
+        reason = f"canary error rate {rate:.2%} ({errors}/{requests}) is over the {setting_percent(limit)} guardrail{refused}"
     elif unserved and not monitoring:
         share = unserved / received
         own = _canarys_share(unserved, background, canary.requests, baseline_requests)
@@ -145,13 +146,13 @@ def check_totals(guardrails: Guardrails, canary: VersionSample, baseline_request
         if share > limit and unserved >= guardrails.min_errors:
             phase, metric, statistic = Phase.FAILED, "unserved_rate", share
             reason = (f"{unserved} of the {received} requests the load balancer received ({share:.2%}) were "
-                      f"answered 5xx by the load balancer itself, no target serving them: over the {limit:.0%} "
+                      f"answered 5xx by the load balancer itself, no target serving them: over the {setting_percent(limit)} "
                       "guardrail")
         elif bound > limit:
             phase = Phase.RUNNING
             reason = (f"canary error rate {rate:.2%}{refused}; with the {own:.0f} of them that may be the canary's "
                       f"(beyond the rate before the stage), its error rate would be {bound:.2%}, over the "
-                      f"{limit:.0%} guardrail: not passing on it")
+                      f"{setting_percent(limit)} guardrail: not passing on it")
     return Verdict(
         phase=phase,
         reason=reason,

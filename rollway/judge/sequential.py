@@ -67,6 +67,7 @@ from rollway.judge.msprt import (
     conditional_log_lrs,
     logsumexp,
 )
+from rollway.judge import setting_percent
 from rollway.model import Interval, Verdict
 from rollway.phases import Phase
 from rollway.spec import Analysis
@@ -381,7 +382,7 @@ class MetricEvidence:
             at = self._snapshot(0.0, 0.0)
         canary = _count(at.canary_events, at.canary_requests)
         if self.reference is not None:
-            return f"canary {label} {canary} vs SLO {self.reference:.2%}"
+            return f"canary {label} {canary} vs SLO {setting_percent(self.reference, 2)}"
         return f"canary {label} {canary} vs baseline {_count(at.baseline_events, at.baseline_requests)}"
 
     def requests_to_pass(self) -> float | None:
@@ -410,7 +411,7 @@ class MetricEvidence:
         """What passing means for this metric, in words."""
         if self.reference is not None:
             return f"below {_pct(self.pass_bound)}"
-        return f"below {self.margin_ratio:g}x the baseline or {self.margin:.2%}"
+        return f"below {self.margin_ratio:g}x the baseline or {setting_percent(self.margin, 2)}"
 
 
 def _count(events: int, requests: float) -> str:
