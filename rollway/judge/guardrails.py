@@ -113,8 +113,8 @@ def check_totals(guardrails: Guardrails, canary: VersionSample, baseline_request
         alerts.append(Alert(kind="dead_letters", message=f"{dlq_messages} message(s) in the dead-letter queues"))
     if canary.latency_avg_ms is not None and canary.latency_avg_ms > guardrails.response_time_seconds * 1000:
         alerts.append(Alert(kind="response_time", message=(
-            f"canary average response time {canary.latency_avg_ms / 1000:.1f} s is over "
-            f"{guardrails.response_time_seconds:g} s"
+            f"canary average response time {_seconds_over(canary.latency_avg_ms / 1000, guardrails.response_time_seconds)}"
+            f" s is over {guardrails.response_time_seconds:g} s"
         )))
     # After promotion the rate is the promoted version's alone; during a stage the refused share
     # is taken over both versions.
@@ -163,6 +163,17 @@ def check_totals(guardrails: Guardrails, canary: VersionSample, baseline_request
         baseline_requests=baseline_requests,
         alerts=tuple(alerts),
     )
+
+
+def _seconds_over(seconds: float, limit: float) -> str:
+    """An average over ``limit`` with as many decimals as it takes to show it over: 10.04 s
+    printed to one decimal read "10.0 s is over 10 s"."""
+    digits = 1
+    text = f"{seconds:.{digits}f}"
+    while float(text) <= limit and digits < 6:
+        digits += 1
+        text = f"{seconds:.{digits}f}"
+    return text
 
 
 def _unattributed(guardrails: Guardrails, canary: VersionSample, baseline_requests: int, unserved: int,

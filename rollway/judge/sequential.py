@@ -427,6 +427,18 @@ def _evidence(value: float) -> str:
     return f"{value:.3g}" if value < 1e6 else f"{value:.1e}"
 
 
+def _evidence_of(value: float, bar: float) -> str:
+    """``value`` beside the ``bar`` it is compared with (printed ``.0f``): evidence just short of
+    the bar is never rounded onto it ("rollback evidence 200 of 200; observing" read as a
+    rollback the judge had not made)."""
+    text = _evidence(value)
+    digits = 3
+    while value < bar and float(text) >= round(bar) and digits < 17:
+        digits += 1
+        text = f"{value:.{digits}g}"
+    return text
+
+
 class StageEvidence:
     """The running state of a stage: one MetricEvidence per metric judged, and the verdict."""
 
@@ -566,8 +578,8 @@ class StageEvidence:
         passing = _ratio(m.log_pass_evidence())
         already = "".join(f"; {o.describe()} passed" for o in self.metrics if o.passed is not None and o is not m)
         state = (
-            f"{m.describe()}: rollback evidence {_evidence(roll)} of {1 / m.alpha:.0f}, "
-            f"pass evidence {_evidence(passing)} of {1 / m.beta:.0f} (canary {m.pass_target()}){already}"
+            f"{m.describe()}: rollback evidence {_evidence_of(roll, 1 / m.alpha)} of {1 / m.alpha:.0f}, "
+            f"pass evidence {_evidence_of(passing, 1 / m.beta)} of {1 / m.beta:.0f} (canary {m.pass_target()}){already}"
         )
         if not stage_over:
             return self._verdict(Phase.RUNNING, state + "; observing", m, roll, None)

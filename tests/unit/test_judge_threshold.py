@@ -155,3 +155,19 @@ def test_a_margin_or_slo_finer_than_a_hundredth_of_a_point_is_stated_as_set():
     one = make_judge(Analysis(mode="one-sample", slo_error_rate=0.00005), GUARDRAILS).evaluate(
         intervals((600, 0)), stage_over=False)
     assert "vs SLO 0.005%" in one.reason
+
+
+def test_a_response_time_alert_shows_the_average_over_its_limit():
+    # To one decimal a 10.04 s average read "10.0 s is over 10 s".
+    slow = [Interval(t=60.0, canary=VersionSample(requests=100, errors=0, latency_avg_ms=10_040.0))]
+    verdict = check(GUARDRAILS, Observation(start=0, end=60, intervals=tuple(slow)), monitoring=False)
+    assert [a.message for a in verdict.alerts] == ["canary average response time 10.04 s is over 10 s"]
+
+
+def test_evidence_just_short_of_its_bar_is_not_printed_as_the_bar():
+    # "rollback evidence 200 of 200; observing" read as a rollback the judge had not made.
+    from rollway.judge.sequential import _evidence_of
+
+    assert [_evidence_of(v, 200.0) for v in (199.7, 199.99, 150.0, 200.0, 250.0)] == [
+        "199.7", "199.99", "150", "200", "250"]
+    assert _evidence_of(99.96, 100.0) == "99.96"
