@@ -165,7 +165,7 @@ class Analysis(BaseModel):
         description="seconds of the baseline's metrics before each stage that measure how bursty its error "
         "counts are (one extra GetMetricData per stage); counts close to Poisson let one overwhelming interval "
         "roll back, bursty ones keep needing two; 0 turns this off for the judge (the guardrail still reads the hour "
-        "before each stage for the load balancer's own 5xx rate)",
+        "before each stage for the load balancer's own 5xx rate); otherwise at least interval_seconds",
     )
     metrics: tuple[Literal["errors", "slow"], ...] = Field(
         default=("errors", "slow"),
@@ -190,6 +190,20 @@ class Analysis(BaseModel):
             raise ValueError(f"name each metric once: {list(value)} names one twice, and alpha is split evenly "
                              "across the entries")
         return value
+
+    @model_validator(mode="after")
+    def _calibration_reads_a_period(self, info: ValidationInfo) -> "Analysis":
+        # The read before a stage takes whole periods only: fewer seconds than one period read
+        # nothing at all, so the judge got no calibration and the guardrail no rate of the load
+        # balancer's own 5xx before the stage (which 0 still reads an hour for), and every one
+        # of them then counted as the canary's, holding a healthy canary at a low weight.
+        if 0 < self.calibration_seconds < self.interval_seconds and _new_spec(info):
+            default = "" if "calibration_seconds" in self.model_fields_set else " (the default)"
+            raise ValueError(
+                f"calibration_seconds {self.calibration_seconds}{default} is less than one period (interval_seconds "
+                f"{self.interval_seconds}) and would read nothing before each stage; use 0 to turn calibration "
+                f"off (the guardrail still reads the hour before), or at least {self.interval_seconds}")
+        return self
 
     _interval_bound = _at_most("interval_seconds", MAX_INTERVAL_SECONDS, "a day",
                                "a stage is judged on whole periods, and bakes for at most 30 days")

@@ -6,11 +6,26 @@ guardrails on top, so a stage is judged by the worst of the two.
 
 from __future__ import annotations
 
+import math
 from typing import Protocol, Sequence
 
 from rollway.model import Interval, Observation, Verdict
 from rollway.phases import Phase, worst
 from rollway.spec import Analysis, Guardrails, RolloutSpec
+
+
+def setting_percent(rate: float, decimals: int = 0) -> str:
+    """A configured rate (a guardrail, a margin, an SLO) as a percentage, never rounded.
+
+    A reason states the threshold it was judged against: a 0.5 % guardrail printed with no
+    decimals read "0.70% is over the 0% guardrail", a 1.5 % one "1.60% is over the 2%
+    guardrail". ``decimals`` is the usual form, kept whenever it is exact; otherwise the
+    figure prints with as many digits as it has.
+    """
+    text = f"{rate:.{decimals}%}"
+    if math.isclose(float(text[:-1]) / 100, rate, rel_tol=1e-9, abs_tol=0.0):
+        return text
+    return f"{rate * 100:.6g}%"
 
 
 class Judge(Protocol):

@@ -12,6 +12,7 @@ import math
 import sys
 from typing import Sequence
 
+from rollway.judge import setting_percent
 from rollway.model import Alert, Interval, Observation, Verdict, VersionSample
 from rollway.phases import Phase
 from rollway.spec import Guardrails
@@ -112,8 +113,8 @@ def check_totals(guardrails: Guardrails, canary: VersionSample, baseline_request
         alerts.append(Alert(kind="dead_letters", message=f"{dlq_messages} message(s) in the dead-letter queues"))
     if canary.latency_avg_ms is not None and canary.latency_avg_ms > guardrails.response_time_seconds * 1000:
         alerts.append(Alert(kind="response_time", message=(
-            f"canary average response time {canary.latency_avg_ms / 1000:.1f} s is over "
-            f"{guardrails.response_time_seconds:g} s"
+            f"canary average response time {_seconds_over(canary.latency_avg_ms / 1000, guardrails.response_time_seconds)}"
+            f" s is over {guardrails.response_time_seconds:g} s"
         )))
     # After promotion the rate is the promoted version's alone; during a stage the refused share
     # is taken over both versions.
@@ -131,13 +132,13 @@ def check_totals(guardrails: Guardrails, canary: VersionSample, baseline_request
     rate = errors / requests if requests else 0.0
     metric, statistic = "error_rate", rate
     phase = Phase.SUCCESSFUL
-    reason = f"canary error rate {rate:.2%} within the {limit:.0%} guardrail{refused}"
+    reason = f"canary error rate {rate:.2%} within the {setting_percent(limit)} guardrail{refused}"
     # A couple of errors in the first requests of a stage is not a rate: the guardrail acts
     # alone only on min_errors errors (with 2, it rolled back 1-2% of healthy stages at 1
     # req/s in benchmarks/judge.py; with 5, none of 1,000).
     if requests and rate > limit and errors >= guardrails.min_errors:
         phase = Phase.FAILED
-        reason = f"canary error rate {rate:.2%} ({errors}/{requests}) is over the {limit:.0%} guardrail{refused}"
+        reason = f"canary error rate {rate:.2%} ({errors}/{requests}) is over the {setting_percent(limit)} guardrail{refused}"
     elif unserved and not monitoring:
         share = unserved / received
         own = _canarys_share(unserved, background, canary.requests, baseline_requests)
@@ -145,13 +146,13 @@ def check_totals(guardrails: Guardrails, canary: VersionSample, baseline_request
         if share > limit and unserved >= guardrails.min_errors:
             phase, metric, statistic = Phase.FAILED, "unserved_rate", share
             reason = (f"{unserved} of the {received} requests the load balancer received ({share:.2%}) were "
-                      f"answered 5xx by the load balancer itself, no target serving them: over the {limit:.0%} "
+                      f"answered 5xx by the load balancer itself, no target serving them: over the {setting_percent(limit)} "
                       "guardrail")
         elif bound > limit:
             phase = Phase.RUNNING
             reason = (f"canary error rate {rate:.2%}{refused}; with the {own:.0f} of them that may be the canary's "
                       f"(beyond the rate before the stage), its error rate would be {bound:.2%}, over the "
-                      f"{limit:.0%} guardrail: not passing on it")
+                      f"{setting_percent(limit)} guardrail: not passing on it")
     return Verdict(
         phase=phase,
         reason=reason,
@@ -162,6 +163,17 @@ def check_totals(guardrails: Guardrails, canary: VersionSample, baseline_request
         baseline_requests=baseline_requests,
         alerts=tuple(alerts),
     )
+
+
+def _seconds_over(seconds: float, limit: float) -> str:
+    """An average over ``limit`` with as many decimals as it takes to show it over: 10.04 s
+    printed to one decimal read "10.0 s is over 10 s"."""
+    digits = 1
+    text = f"{seconds:.{digits}f}"
+    while float(text) <= limit and digits < 6:
+        digits += 1
+        text = f"{seconds:.{digits}f}"
+    return text
 
 
 def _unattributed(guardrails: Guardrails, canary: VersionSample, baseline_requests: int, unserved: int,

@@ -24,7 +24,8 @@ without one is inconclusive. The last line is a JSON summary::
 
 ``--history FILE2`` (same format) gives the baseline's intervals from before the stage, as the
 flows read them (``analysis.calibration_seconds``): only their baseline counts are used, to
-measure how bursty the traffic is (see ``EvidenceSettings.lift_cap_below``).
+measure how bursty the traffic is (see ``EvidenceSettings.lift_cap_below``). Its last ``t`` must
+be before the stage file's first.
 
 Run it with ``python -m rollway.judge.replay FILE`` (or ``-`` for standard input).
 """
@@ -356,6 +357,13 @@ def replay_main(
         return EXIT_BAD_INPUT
     past = _load(history, err) if history is not None else []
     if past is None:
+        return EXIT_BAD_INPUT
+    if past and past[-1].t >= intervals[0].t:
+        # The judge would measure the traffic's burstiness on the stage's own periods (the stage
+        # file given twice, or the two swapped), which the flows never do: say so instead.
+        print(f"error: --history {history}: its last interval ends at t={format_t(past[-1].t)}, not before the "
+              f"stage's first (t={format_t(intervals[0].t)} in {path}); --history is the baseline's intervals "
+              "from before the stage", file=err)
         return EXIT_BAD_INPUT
     result = replay(intervals, analysis, Guardrails() if guardrails else None, past)
     for line in result.changes:

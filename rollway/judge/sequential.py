@@ -67,6 +67,7 @@ from rollway.judge.msprt import (
     conditional_log_lrs,
     logsumexp,
 )
+from rollway.judge import setting_percent
 from rollway.model import Interval, Verdict
 from rollway.phases import Phase
 from rollway.spec import Analysis
@@ -381,7 +382,7 @@ class MetricEvidence:
             at = self._snapshot(0.0, 0.0)
         canary = _count(at.canary_events, at.canary_requests)
         if self.reference is not None:
-            return f"canary {label} {canary} vs SLO {self.reference:.2%}"
+            return f"canary {label} {canary} vs SLO {setting_percent(self.reference, 2)}"
         return f"canary {label} {canary} vs baseline {_count(at.baseline_events, at.baseline_requests)}"
 
     def requests_to_pass(self) -> float | None:
@@ -410,7 +411,7 @@ class MetricEvidence:
         """What passing means for this metric, in words."""
         if self.reference is not None:
             return f"below {_pct(self.pass_bound)}"
-        return f"below {self.margin_ratio:g}x the baseline or {self.margin:.2%}"
+        return f"below {self.margin_ratio:g}x the baseline or {setting_percent(self.margin, 2)}"
 
 
 def _count(events: int, requests: float) -> str:
@@ -424,6 +425,18 @@ def _pct(rate: float) -> str:
 
 def _evidence(value: float) -> str:
     return f"{value:.3g}" if value < 1e6 else f"{value:.1e}"
+
+
+def _evidence_of(value: float, bar: float) -> str:
+    """``value`` beside the ``bar`` it is compared with (printed ``.0f``): evidence just short of
+    the bar is never rounded onto it ("rollback evidence 200 of 200; observing" read as a
+    rollback the judge had not made)."""
+    text = _evidence(value)
+    digits = 3
+    while value < bar and float(text) >= round(bar) and digits < 17:
+        digits += 1
+        text = f"{value:.{digits}g}"
+    return text
 
 
 class StageEvidence:
@@ -565,8 +578,8 @@ class StageEvidence:
         passing = _ratio(m.log_pass_evidence())
         already = "".join(f"; {o.describe()} passed" for o in self.metrics if o.passed is not None and o is not m)
         state = (
-            f"{m.describe()}: rollback evidence {_evidence(roll)} of {1 / m.alpha:.0f}, "
-            f"pass evidence {_evidence(passing)} of {1 / m.beta:.0f} (canary {m.pass_target()}){already}"
+            f"{m.describe()}: rollback evidence {_evidence_of(roll, 1 / m.alpha)} of {1 / m.alpha:.0f}, "
+            f"pass evidence {_evidence_of(passing, 1 / m.beta)} of {1 / m.beta:.0f} (canary {m.pass_target()}){already}"
         )
         if not stage_over:
             return self._verdict(Phase.RUNNING, state + "; observing", m, roll, None)

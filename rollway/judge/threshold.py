@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from rollway.judge import setting_percent
 from rollway.model import Interval, Observation, Verdict
 from rollway.phases import Phase
 from rollway.spec import Analysis, Guardrails
@@ -38,7 +39,7 @@ class ThresholdJudge:
         if canary.requests and rate > limit:
             return Verdict(
                 phase=Phase.FAILED,
-                reason=f"canary error rate {rate:.2%} ({canary.errors}/{canary.requests}) is over {limit:.0%}",
+                reason=f"canary error rate {rate:.2%} ({canary.errors}/{canary.requests}) is over {setting_percent(limit)}",
                 **common,
             )
         if not stage_over:
@@ -52,6 +53,6 @@ class ThresholdJudge:
             )
         return Verdict(
             phase=Phase.SUCCESSFUL,
-            reason=f"canary error rate {rate:.2%} ({canary.errors}/{canary.requests}) stayed within {limit:.0%}",
+            reason=f"canary error rate {rate:.2%} ({canary.errors}/{canary.requests}) stayed within {setting_percent(limit)}",
             **common,
         )

@@ -130,3 +130,44 @@ def test_make_judge_rejects_an_unknown_kind():
     bogus = Analysis.model_construct(**{**Analysis().model_dump(), "judge": "psychic"})
     with pytest.raises(ValueError, match="psychic"):
         make_judge(bogus, GUARDRAILS)
+
+
+@pytest.mark.parametrize("limit, canary, phase, stated", [
+    # (guardrail, canary (requests, errors), phase, the guardrail as the reasons state it)
+    (0.005, (1000, 7), Phase.FAILED, "0.5%"),
+    (0.015, (1000, 16), Phase.FAILED, "1.5%"),
+    (0.025, (1000, 20), Phase.SUCCESSFUL, "2.5%"),
+])
+def test_a_guardrail_reason_states_the_rate_it_was_judged_against(limit, canary, phase, stated):
+    # Printed with no decimals, a 0.5 % guardrail read "0.70% is over the 0% guardrail" and a
+    # 1.5 % one "1.60% is over the 2% guardrail": a rollback that contradicts its own reason.
+    guardrails = Guardrails(canary_error_rate=limit)
+    verdict = check(guardrails, Observation(start=0, end=60, intervals=tuple(intervals(canary))), monitoring=False)
+    assert verdict.phase is phase and f"the {stated} guardrail" in verdict.reason
+    threshold = ThresholdJudge(THRESHOLD, guardrails).evaluate(intervals(canary), stage_over=True)
+    assert threshold.phase is phase and threshold.reason.endswith(f" {stated}")
+
+
+def test_a_margin_or_slo_finer_than_a_hundredth_of_a_point_is_stated_as_set():
+    # ".2%" turned a 0.025 % margin into "0.03%" and a 0.005 % SLO into "0.01%".
+    two = make_judge(Analysis(margin=0.00025), GUARDRAILS).evaluate(intervals((600, 0)), stage_over=False)
+    assert "or 0.025%" in two.reason
+    one = make_judge(Analysis(mode="one-sample", slo_error_rate=0.00005), GUARDRAILS).evaluate(
+        intervals((600, 0)), stage_over=False)
+    assert "vs SLO 0.005%" in one.reason
+
+
+def test_a_response_time_alert_shows_the_average_over_its_limit():
+    # To one decimal a 10.04 s average read "10.0 s is over 10 s".
+    slow = [Interval(t=60.0, canary=VersionSample(requests=100, errors=0, latency_avg_ms=10_040.0))]
+    verdict = check(GUARDRAILS, Observation(start=0, end=60, intervals=tuple(slow)), monitoring=False)
+    assert [a.message for a in verdict.alerts] == ["canary average response time 10.04 s is over 10 s"]
+
+
+def test_evidence_just_short_of_its_bar_is_not_printed_as_the_bar():
+    # "rollback evidence 200 of 200; observing" read as a rollback the judge had not made.
+    from rollway.judge.sequential import _evidence_of
+
+    assert [_evidence_of(v, 200.0) for v in (199.7, 199.99, 150.0, 200.0, 250.0)] == [
+        "199.7", "199.99", "150", "200", "250"]
+    assert _evidence_of(99.96, 100.0) == "99.96"

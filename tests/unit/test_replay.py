@@ -280,3 +280,14 @@ def test_a_malformed_history_file_is_named_with_its_line(tmp_path):
         assert "history.jsonl: line 1: not valid JSON" in lines[0] and message in lines[0]
     code, lines = run("-", history="-")
     assert code == EXIT_BAD_INPUT and "standard input" in lines[0]
+
+
+def test_a_history_that_is_not_before_the_stage_is_refused(tmp_path):
+    # The stage file given as its own --history calibrated the judge on the stage's periods,
+    # and the replay ran as if nothing were wrong.
+    code, lines = run(DATA / "healthy.jsonl", history=str(DATA / "healthy.jsonl"))
+    assert code == EXIT_BAD_INPUT and len(lines) == 1
+    assert "--history" in lines[0] and "not before the stage's first (t=60 in" in lines[0]
+    before = write_lines(tmp_path / "before.jsonl", [{"t": 0, "baseline": {"requests": 1000}}])
+    code, lines = run(DATA / "healthy.jsonl", history=str(before))
+    assert code == EXIT_OK

@@ -151,6 +151,23 @@ def test_the_longest_durations_allowed_are_taken():
     assert RolloutSpec.from_record(spec.model_dump_json()) == spec
 
 
+def test_a_calibration_shorter_than_one_period_is_refused():
+    """The read before a stage takes whole periods: 30 s of 60-s periods read none, leaving the
+    guardrail without the load balancer's 5xx rate before the stage (0 still reads an hour)."""
+    with pytest.raises(ValidationError) as refused:
+        RolloutSpec.model_validate({"image": IMG, "analysis": {"calibration_seconds": 30}})
+    text = str(refused.value)
+    assert "\nanalysis\n" in text and "less than one period (interval_seconds 60)" in text, text
+    # The default hour is shorter than a 2-hour period: the message says it was not written.
+    with pytest.raises(ValidationError, match=r"calibration_seconds 3600 \(the default\) is less than one period"):
+        RolloutSpec.model_validate({"image": IMG, "analysis": {"interval_seconds": 7200}})
+    assert RolloutSpec(image=IMG, analysis={"calibration_seconds": 0}).analysis.calibration_seconds == 0
+    assert RolloutSpec(image=IMG, analysis={"calibration_seconds": 60}).analysis.calibration_seconds == 60
+    recorded = json.loads(RolloutSpec(image=IMG).model_dump_json())
+    recorded["analysis"]["calibration_seconds"] = 30
+    assert RolloutSpec.from_record(json.dumps(recorded)).analysis.calibration_seconds == 30
+
+
 def test_a_stage_baking_longer_than_cloudwatch_keeps_its_periods_is_refused():
     """CloudWatch keeps one-minute periods for 15 days and returns none for a look further back:
     every look reads the stage from its start, so a 20-day bake at 60 s went blind on day 15."""
