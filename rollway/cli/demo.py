@@ -20,7 +20,7 @@ from rich.table import Table
 from rollway.clock import ClockSettings
 from rollway.model import ServiceState, Weights
 from rollway.report import HEADERS, RolloutResult, stage_rows
-from rollway.spec import Analysis, RolloutSpec, Stage
+from rollway.spec import Analysis, Approvals, RolloutSpec, Stage
 from rollway.targets import Targets
 
 # Wide enough for the stage table on a log file or CI as well as on a terminal.
@@ -50,12 +50,20 @@ SCENARIOS = (
 )
 
 
+DEMO_PAUSE_SECONDS = 30.0
+"""How long (wall seconds) a demo run waits at a pause nobody can answer before rolling back."""
+
+
 def demo_spec(image: str) -> RolloutSpec:
     # Up to 15 minutes per stage, passed early once the judge has the evidence (a healthy
     # canary needs about 16,000 requests to be shown no worse than the baseline's 0.1%).
     stages = [Stage(weight=w, bake_seconds=900, min_bake_seconds=120) for w in (5, 25, 50, 100)]
     # Ten minutes of post-promotion monitoring instead of the default hour, to keep the demo short.
-    return RolloutSpec(image=image, stages=stages, analysis=Analysis(interval_seconds=60), monitor_seconds=600)
+    # Nobody can answer a pause here (the demo's ephemeral API has no UI): a stage the judge could
+    # not decide (a loaded machine shifts the simulated traffic) paused the demo for the default
+    # hour of wall time. It is rolled back after DEMO_PAUSE_SECONDS instead, and said so.
+    return RolloutSpec(image=image, stages=stages, analysis=Analysis(interval_seconds=60), monitor_seconds=600,
+                       approvals=Approvals(timeout_seconds=DEMO_PAUSE_SECONDS, on_timeout="rollback"))
 
 
 def _inbox(get_client, topic_arn: str) -> str:
