@@ -382,14 +382,15 @@ def _run_canary(env: Environment, spec: RolloutSpec, approver: Approver, *, acto
         )
         result = after_window(result, watched)
     if finalize and result.outcome == "promoted":
-        return finalize_in_run(env, spec, result, watched, actor=actor)
+        return finalize_in_run(env, spec, result, watched, actor=actor, revision=revision)
     return result
 
 
 def finalize_in_run(env: Environment, spec: RolloutSpec, result: RolloutResult, watched: MonitorResult | None, *,
-                    actor: str) -> RolloutResult:
+                    actor: str, revision: str) -> RolloutResult:
     """Finalize this run's promotion, its window passed: as the finalize flow does, without a
-    ledger (this flow keeps none, and must not write into another rollout's record).
+    ledger (this flow keeps none, and must not write into another rollout's record). Only
+    ``revision``, the task definition this run deployed and judged, is moved onto the stable service.
 
     Raises:
         FinalizeRefused: the window could not be verified, or AWS no longer shows this run's
@@ -416,7 +417,8 @@ def finalize_in_run(env: Environment, spec: RolloutSpec, result: RolloutResult, 
             f"Prefect API ({err}), so it did not finalize. Nothing was changed: run {UNRECORDED_AGAIN}"
         ) from err
     try:
-        done = run_finalize(replace(env, ledger=None), actor=actor, unrecorded=True, image=spec.image)
+        done = run_finalize(replace(env, ledger=None), actor=actor, unrecorded=True, image=spec.image,
+                            promoted=revision)
     except FinalizeRefused as err:
         raise FinalizeRefused(f"{spec.image} was promoted and its window passed, but finalize refused: {err}. "
                               f"Once that is resolved, run {UNRECORDED_AGAIN}") from err

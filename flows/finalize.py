@@ -108,7 +108,8 @@ def _as_read(read: RolloutRecord):
 
 def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float = 600.0,
                  verify_timeout_seconds: float = 30.0, healthy_timeout_seconds: float = 300.0, unrecorded: bool = False,
-                 canary_runs: Callable[[], Sequence[str]] = tuple, image: str | None = None) -> FinalizeResult:
+                 canary_runs: Callable[[], Sequence[str]] = tuple, image: str | None = None,
+                 promoted: str | None = None) -> FinalizeResult:
     """Finalize the service's promoted rollout; see the module docstring for the order.
 
     Args:
@@ -121,6 +122,8 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
             nothing is written to the ledger (``env.ledger`` may be None: nothing is read either).
         canary_runs: with ``unrecorded``, the `canary` flow runs that have not ended (any refuses).
         image: the promoted image, for the notice and result, when the ledger does not say.
+        promoted: with ``unrecorded``, the task definition the promotion put on the canary, when
+            known: a canary pointed elsewhere since is refused, not moved onto the stable service.
 
     Raises:
         FinalizeRefused: before any write, when there is nothing this run may finalize.
@@ -137,7 +140,7 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
     canary = ecs.describe_service(env.deployer, t.canary_service)
     if unrecorded:
         plan = plan_unrecorded(newest, spec, live=live, stable=stable, canary=canary, canary_runs=canary_runs(),
-                               targets=t, now=env.clock.now())
+                               targets=t, now=env.clock.now(), promoted=promoted)
     else:
         plan = plan_finalize(newest, spec, live=live, stable=stable, canary=canary, targets=t, now=env.clock.now())
     # The promoted rollout, when the ledger records it: what is written to and said about.
