@@ -184,15 +184,19 @@ def preflight(env: Environment, spec: RolloutSpec) -> tuple[ServiceState, Servic
                 "application's latency metrics (%s, %s) for it: the slow-request and p99 guardrails will measure "
                 "nothing. Check the targets' metrics_namespace and that the application publishes them",
                 unseen, t.stable_service, 2 * interval, t.metrics_namespace, SLOW_REQUEST_COUNT, RESPONSE_TIME_P99)
-        if moved_onto_stable(record, stable) and canary.desired > 0:
+        if moved_onto_stable(record, stable):
             # A finalize moved the traffic onto the promoted version on stable and stopped before
-            # idling the canary: its next run scales the canary down, which must not be the canary
-            # this rollout deploys to. (A finalize that stopped before moving anything, its
-            # rollout since rolled back by hand, has nothing left to do and blocks nothing.)
+            # it finished: its next run scales the canary down, which must not be the canary this
+            # rollout deploys to, then tells people and records it. With the canary at 0 already
+            # (it stopped at the notice or the ledger write), a rollout begun now would leave the
+            # promotion never announced nor recorded as finalized, finalize refusing it for good.
+            # (A finalize that stopped before moving anything, its rollout since rolled back by
+            # hand, has nothing left to do and blocks nothing.)
+            left = f"scale {t.canary_service} down, " if canary.desired > 0 else ""
             raise RolloutRefused(
                 f"the finalize of rollout {record.rollout_id} moved the traffic to {t.stable_service} and did not "
-                f"finish: run `rollway finalize` (or the finalize flow) again to scale {t.canary_service} down, then "
-                "start this rollout"
+                f"finish: run `rollway finalize` (or the finalize flow) again to {left}tell people and record it, "
+                "then start this rollout"
             )
         return stable, canary
 
