@@ -184,15 +184,19 @@ def preflight(env: Environment, spec: RolloutSpec) -> tuple[ServiceState, Servic
                 "application's latency metrics (%s, %s) for it: the slow-request and p99 guardrails will measure "
                 "nothing. Check the targets' metrics_namespace and that the application publishes them",
                 unseen, t.stable_service, 2 * interval, t.metrics_namespace, SLOW_REQUEST_COUNT, RESPONSE_TIME_P99)
-        if moved_onto_stable(record, stable) and canary.desired > 0:
+        if moved_onto_stable(record, stable):
             # A finalize moved the traffic onto the promoted version on stable and stopped before
-            # idling the canary: its next run scales the canary down, which must not be the canary
-            # this rollout deploys to. (A finalize that stopped before moving anything, its
-            # rollout since rolled back by hand, has nothing left to do and blocks nothing.)
+            # it finished: its next run scales the canary down, which must not be the canary this
+            # rollout deploys to, then tells people and records it. With the canary at 0 already
+            # (it stopped at the notice or the ledger write), a rollout begun now would leave the
+            # promotion never announced nor recorded as finalized, finalize refusing it for good.
+            # (A finalize that stopped before moving anything, its rollout since rolled back by
+            # hand, has nothing left to do and blocks nothing.)
+            left = f"scale {t.canary_service} down, " if canary.desired > 0 else ""
             raise RolloutRefused(
                 f"the finalize of rollout {record.rollout_id} moved the traffic to {t.stable_service} and did not "
-                f"finish: run `rollway finalize` (or the finalize flow) again to scale {t.canary_service} down, then "
-                "start this rollout"
+                f"finish: run `rollway finalize` (or the finalize flow) again to {left}tell people and record it, "
+                "then start this rollout"
             )
         return stable, canary
 
@@ -382,14 +386,15 @@ def _run_canary(env: Environment, spec: RolloutSpec, approver: Approver, *, acto
         )
         result = after_window(result, watched)
     if finalize and result.outcome == "promoted":
-        return finalize_in_run(env, spec, result, watched, actor=actor)
+        return finalize_in_run(env, spec, result, watched, actor=actor, revision=revision)
     return result
 
 
 def finalize_in_run(env: Environment, spec: RolloutSpec, result: RolloutResult, watched: MonitorResult | None, *,
-                    actor: str) -> RolloutResult:
+                    actor: str, revision: str) -> RolloutResult:
     """Finalize this run's promotion, its window passed: as the finalize flow does, without a
-    ledger (this flow keeps none, and must not write into another rollout's record).
+    ledger (this flow keeps none, and must not write into another rollout's record). Only
+    ``revision``, the task definition this run deployed and judged, is moved onto the stable service.
 
     Raises:
         FinalizeRefused: the window could not be verified, or AWS no longer shows this run's
@@ -416,7 +421,8 @@ def finalize_in_run(env: Environment, spec: RolloutSpec, result: RolloutResult, 
             f"Prefect API ({err}), so it did not finalize. Nothing was changed: run {UNRECORDED_AGAIN}"
         ) from err
     try:
-        done = run_finalize(replace(env, ledger=None), actor=actor, unrecorded=True, image=spec.image)
+        done = run_finalize(replace(env, ledger=None), actor=actor, unrecorded=True, image=spec.image,
+                            promoted=revision)
     except FinalizeRefused as err:
         raise FinalizeRefused(f"{spec.image} was promoted and its window passed, but finalize refused: {err}. "
                               f"Once that is resolved, run {UNRECORDED_AGAIN}") from err

@@ -47,7 +47,7 @@ from rollway.finalize import (
     ALL_STABLE, DONE, START, FinalizeIncomplete, FinalizePlan, FinalizeRefused, FinalizeResult, plan_finalize,
     plan_unrecorded,
 )
-from rollway.ledger import RolloutRecord, Transition
+from rollway.ledger import RolloutMovedOn, RolloutRecord, RolloutSuperseded, Transition
 from rollway.model import Weights
 from rollway.report import markdown_cell
 from rollway.spec import RolloutSpec
@@ -77,21 +77,39 @@ class _Progress:
         """Run a step; on failure raise FinalizeIncomplete with ``state`` (called then, if callable)."""
         try:
             yield
+        except FinalizeRefused:
+            raise  # the step found, before changing anything, that this run must not act
         except Exception as err:  # noqa: BLE001 - any failure is reported with where things stand
             raise self.stopped(step, f"{type(err).__name__}: {err}", state() if callable(state) else state) from err
 
 
-def _record(env: Environment, transition: dict, **changes) -> RolloutRecord:
+def _record(env: Environment, record: RolloutRecord, transition: dict, **changes) -> RolloutRecord:
     # owner=None: a promoted rollout past its window has no run owning it, and finalize acts
-    # whoever last held its lease, as a rollback does.
+    # whoever last held its lease, as a rollback does. Lease-free, so tied to ``record``'s id: a
+    # write that would land on a rollout begun since is refused (RolloutSuperseded), never applied to it.
     now = env.clock.now()
-    return env.ledger.record(env.targets.canary_service, owner=None, now=now,
+    return env.ledger.record(env.targets.canary_service, owner=None, now=now, rollout=record.rollout_id,
                              transition=Transition(at=now, **transition), **changes)
+
+
+def _as_read(read: RolloutRecord):
+    """A ledger rule: the rollout is as this run read it when it planned (no write since)."""
+
+    def rule(stored: RolloutRecord) -> None:
+        if stored.version != read.version:
+            last = stored.history[-1] if stored.history else None
+            raise RolloutMovedOn(
+                f"rollout {read.rollout_id} was written since this run read it"
+                + (f" (its newest entry: {last.kind!r} by {last.actor})" if last else "")
+            )
+
+    return rule
 
 
 def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float = 600.0,
                  verify_timeout_seconds: float = 30.0, healthy_timeout_seconds: float = 300.0, unrecorded: bool = False,
-                 canary_runs: Callable[[], Sequence[str]] = tuple, image: str | None = None) -> FinalizeResult:
+                 canary_runs: Callable[[], Sequence[str]] = tuple, image: str | None = None,
+                 promoted: str | None = None) -> FinalizeResult:
     """Finalize the service's promoted rollout; see the module docstring for the order.
 
     Args:
@@ -104,6 +122,8 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
             nothing is written to the ledger (``env.ledger`` may be None: nothing is read either).
         canary_runs: with ``unrecorded``, the `canary` flow runs that have not ended (any refuses).
         image: the promoted image, for the notice and result, when the ledger does not say.
+        promoted: with ``unrecorded``, the task definition the promotion put on the canary, when
+            known: a canary pointed elsewhere since is refused, not moved onto the stable service.
 
     Raises:
         FinalizeRefused: before any write, when there is nothing this run may finalize.
@@ -120,7 +140,7 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
     canary = ecs.describe_service(env.deployer, t.canary_service)
     if unrecorded:
         plan = plan_unrecorded(newest, spec, live=live, stable=stable, canary=canary, canary_runs=canary_runs(),
-                               targets=t, now=env.clock.now())
+                               targets=t, now=env.clock.now(), promoted=promoted)
     else:
         plan = plan_finalize(newest, spec, live=live, stable=stable, canary=canary, targets=t, now=env.clock.now())
     # The promoted rollout, when the ledger records it: what is written to and said about.
@@ -174,7 +194,7 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
     progress.done("notified")
     if record is not None:
         with progress.trying(f"record {DONE!r} in the ledger", after):
-            _record(env, {"kind": DONE, "actor": actor, "from_weights": live, "to_weights": weights,
+            _record(env, record, {"kind": DONE, "actor": actor, "from_weights": live, "to_weights": weights,
                           "comment": f"{t.stable_service} runs {td} and carries the traffic; {t.canary_service} at 0"},
                     weights=weights)
         progress.done(f"recorded {DONE!r} on rollout {record.rollout_id}")
@@ -221,12 +241,21 @@ def _move_to_stable(env: Environment, record: RolloutRecord | None, plan: Finali
     before = f"The load balancer was not changed: {t.canary_service} still serves {live.canary}% of the traffic on {td}."
     if record is not None:
         with progress.trying(f"record {START!r} in the ledger", before):
-            # canary_task_definition: what the stable service must run, so that a run finding the
-            # traffic already moved knows it was moved onto the promoted version.
-            _record(env, {"kind": START, "actor": actor, "from_weights": live,
-                          "comment": f"moving {td} onto {t.stable_service} at {plan.stable_desired} tasks, then the "
-                                     f"traffic from {t.canary_service} to it"},
-                    canary_task_definition=td)
+            try:
+                # canary_task_definition: what the stable service must run, so that a run finding the
+                # traffic already moved knows it was moved onto the promoted version. Only on the
+                # rollout as planned: a finalize that ran meanwhile (and a rollout begun after it)
+                # made this run's plan stale, and acting on it would move that rollout's traffic.
+                _record(env, record, {"kind": START, "actor": actor, "from_weights": live,
+                                      "comment": f"moving {td} onto {t.stable_service} at {plan.stable_desired} "
+                                                 f"tasks, then the traffic from {t.canary_service} to it"},
+                        rule=_as_read(record), canary_task_definition=td)
+            except (RolloutSuperseded, RolloutMovedOn) as err:
+                raise FinalizeRefused(
+                    f"the ledger changed after this run read it ({err}): another finalize, or a rollout begun since, "
+                    "acted meanwhile, so what this run planned may no longer hold. Run finalize again, which reads "
+                    "the ledger afresh. Nothing was changed"
+                ) from err
         progress.done(f"recorded {START!r} on rollout {record.rollout_id}")
     with progress.trying(f"point {t.stable_service} at {td}", before):
         ecs.update_service(env.deployer, t.stable_service, task_definition=td, desired=plan.stable_desired)

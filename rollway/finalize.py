@@ -213,6 +213,7 @@ def plan_unrecorded(
     canary_runs: Sequence[str],
     targets: Targets,
     now: float | None = None,
+    promoted: str | None = None,
 ) -> FinalizePlan:
     """Decide how to finalize a promotion the ledger does not record, or refuse.
 
@@ -230,6 +231,8 @@ def plan_unrecorded(
         canary_runs: `canary` flow runs on this service that have not ended, for a person (any refuses).
         targets: the names, for messages.
         now: as for ``plan_finalize``.
+        promoted: the task definition the promotion put on the canary, when known (the `canary`
+            flow finalizing its own promotion knows it): a canary changed since is refused.
 
     Raises:
         FinalizeRefused: the ledger's newest rollout is open or records the promotion, the
@@ -243,6 +246,15 @@ def plan_unrecorded(
         if plan.action == "done":
             return plan
     elif live.canary == 100:
+        if promoted is not None and canary.task_definition != promoted:
+            # Changed after the promotion (a hotfix, an UpdateService by hand): as plan_finalize,
+            # never put an unjudged revision on the stable service.
+            raise FinalizeRefused(
+                f"{service} runs {canary.task_definition}, not the promoted {promoted}: it was changed after the "
+                f"promotion, and finalize moves only the promoted revision onto {targets.stable_service}. To finalize, "
+                f"point {service} back at the promoted revision first; ship the change afterwards as a new rollout, "
+                "which judges it. Nothing was changed"
+            )
         # No record of what the stable service needed: at least what either service asks for now.
         plan = FinalizePlan(action="start", task_definition=canary.task_definition,
                             stable_desired=max(canary.desired, stable.desired, 1))

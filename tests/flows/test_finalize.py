@@ -195,6 +195,17 @@ def failing(client, operation: str, when=lambda params: True):
     return lambda: client.meta.events.unregister("before-parameter-build.*", refuse)
 
 
+def finalize_stopped_by(env, client, operation: str, match: str, when=lambda params: True) -> FinalizeIncomplete:
+    """Run finalize while ``client`` fails ``operation`` (see ``failing``); it stops with ``match``."""
+    restore = failing(client, operation, when)
+    try:
+        with pytest.raises(FinalizeIncomplete, match=match) as stopped:
+            finalize_on(env)
+    finally:
+        restore()
+    return stopped.value
+
+
 def test_a_finalize_stopped_before_the_traffic_moved_leaves_the_canary_serving_and_the_next_run_finishes(aws):
     env, release, _ = promote_by_hand(aws, "start", "promote", "decommission")
     restore = failing(aws.get_client("elbv2"), "ModifyRule")
@@ -242,12 +253,8 @@ def test_a_release_the_circuit_breaker_rolled_back_keeps_the_traffic_on_the_cana
 def test_a_finalize_stopped_after_the_traffic_moved_is_finished_from_there(aws, watch_calls):
     env, release, _ = promote_by_hand(aws, "start", "promote", "decommission")
     canary_name = aws.targets.canary_service
-    restore = failing(aws.get_client("ecs"), "UpdateService", when=lambda params: params.get("service") == canary_name)
-    try:
-        with pytest.raises(FinalizeIncomplete, match="The traffic is on webordinary-edit-service, which runs the promoted"):
-            finalize_on(env)
-    finally:
-        restore()
+    finalize_stopped_by(env, aws.get_client("ecs"), "UpdateService", "The traffic is on webordinary-edit-service, which "
+                        "runs the promoted", when=lambda params: params.get("service") == canary_name)
     weights, stable, canary = read_back(aws)
     assert weights == ALL_STABLE and stable.task_definition == release and canary.desired == 2
     # Until it is finished, a new rollout would deploy onto a canary the next finalize run scales down.

@@ -9,6 +9,7 @@ import time
 import pytest
 from prefect import flow
 
+from flows.canary import RolloutRefused
 from flows.rollback import rollback_recorded
 from rollway.finalize import FinalizeIncomplete, FinalizeRefused, finalize_unfinished, plan_finalize
 from rollway.ledger import RolloutRecord, Transition
@@ -18,7 +19,7 @@ from rollway.spec import RolloutSpec, Stage, WeeklyPhase
 from rollway.targets import Targets
 from tests.flows.test_canary_moto import read_back
 from tests.flows.test_finalize import (
-    ALL_CANARY, ALL_STABLE, failing, finalize_on, preflight_on, promote_by_hand, rollout_spec,
+    ALL_CANARY, ALL_STABLE, failing, finalize_on, finalize_stopped_by, preflight_on, promote_by_hand, rollout_spec,
 )
 
 
@@ -46,6 +47,22 @@ def test_after_a_stopped_finalize_and_a_rollback_by_hand_the_next_rollout_may_st
     # to refuse, sending the person back to finalize).
     with pytest.raises(FinalizeRefused, match="A new rollout can start from here"):
         finalize_on(env)
+    preflight_on(env, rollout_spec(f"{aws.topology.repository_uri}:3.0.0"))
+
+
+def test_a_finalize_stopped_at_its_notice_with_the_canary_at_0_still_holds_the_next_rollout(aws):
+    """The canary was scaled to 0 and the notice (or the ledger write) failed. Preflight let the
+    next rollout start, after which finalize refuses that promotion for good: never announced,
+    never recorded as finalized."""
+    env, release, _ = promote_by_hand(aws, "start", "promote", "decommission")
+    finalize_stopped_by(env, aws.get_client("sns"), "Publish", "while it tried to notify")
+    weights, stable, canary = read_back(aws)
+    assert (weights, stable.task_definition, canary.desired) == (ALL_STABLE, release, 0)
+    with pytest.raises(RolloutRefused, match="did not finish: run `rollway finalize` .* again to tell people and record"):
+        preflight_on(env, rollout_spec(f"{aws.topology.repository_uri}:3.0.0"))
+
+    assert finalize_on(env).outcome == "finalized"
+    assert not finalize_unfinished(env.ledger.get(aws.targets.canary_service))
     preflight_on(env, rollout_spec(f"{aws.topology.repository_uri}:3.0.0"))
 
 

@@ -20,6 +20,7 @@ import flows.canary
 import flows.finalize
 from flows.canary import RolloutRefused, canary
 from flows.finalize import finalize, run_finalize
+from rollway.aws.ecs import EcsDeployer
 from rollway.aws.ledger import DynamoLedger
 from rollway.finalize import FinalizeIncomplete, FinalizeRefused, plan_unrecorded
 from rollway.model import Weights
@@ -124,6 +125,35 @@ def test_a_finalize_that_fails_inside_the_canary_flow_is_not_rolled_back(aws, mo
     # What the error says to do finishes the job.
     assert finalize_flow(blocks, unrecorded=True).outcome == "finalized"
     assert read_back(aws)[0] == ALL_STABLE
+
+
+def test_the_canary_flow_does_not_finalize_a_canary_changed_during_its_window(aws, monkeypatch):
+    """A hotfix pointed the canary service at another revision while the run watched its
+    window: finalizing in-run moved that unjudged revision onto the stable service, where
+    `rollway finalize` (recorded) refuses it."""
+    blocks = saved_blocks(aws)
+    t = aws.targets
+    rollbacks = rollback_runs()
+    before = read_back(aws)[1].task_definition
+    watch = flows.canary.run_monitor
+    hotfix = {}
+
+    def hotfixed_during_the_window(*args, **kwargs):
+        watched = watch(*args, **kwargs)
+        deployer = EcsDeployer(aws.get_client("ecs"), t)
+        hotfix["td"] = deployer.register_revision(f"{aws.topology.repository_uri}:2.0.1", before)
+        aws.get_client("ecs").update_service(cluster=t.cluster, service=t.canary_service, taskDefinition=hotfix["td"])
+        return watched
+
+    monkeypatch.setattr(flows.canary, "run_monitor", hotfixed_during_the_window)
+    with simulated(aws, canary_error_rate=0.001) as (env, image):
+        with pytest.raises(FinalizeRefused, match="was changed after the promotion") as refused:
+            canary_flow(env, image, blocks, finalize=True)
+    assert UNRECORDED in str(refused.value) and "Nothing was changed" in str(refused.value)
+    weights, stable, canary_service = read_back(aws)
+    assert weights == ALL_CANARY and canary_service.task_definition == hotfix["td"], "the hotfix still serves"
+    assert stable.task_definition == before, "the unjudged revision was not put on the stable service"
+    assert rollback_runs() == rollbacks, "no rollback was started"
 
 
 class ProcessDied(BaseException):
