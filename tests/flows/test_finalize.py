@@ -239,7 +239,7 @@ def test_a_release_the_circuit_breaker_rolled_back_keeps_the_traffic_on_the_cana
     assert finalize_unfinished(env.ledger.get(t.canary_service))
 
 
-def test_a_finalize_stopped_after_the_traffic_moved_is_finished_from_there(aws, watch_calls):
+def test_a_finalize_stopped_after_the_traffic_moved_is_finished_from_there(aws, watch_calls, ecs_updates_retried_at_once):
     env, release, _ = promote_by_hand(aws, "start", "promote", "decommission")
     canary_name = aws.targets.canary_service
     restore = failing(aws.get_client("ecs"), "UpdateService", when=lambda params: params.get("service") == canary_name)

@@ -204,7 +204,8 @@ def unrecorded_on(env):
     return run_finalize(env, actor="alice", stable_timeout_seconds=30, verify_timeout_seconds=5, unrecorded=True)
 
 
-def test_an_unrecorded_finalize_stopped_after_the_traffic_moved_is_finished_by_the_next_run(aws, watch_calls):
+def test_an_unrecorded_finalize_stopped_after_the_traffic_moved_is_finished_by_the_next_run(aws, watch_calls,
+                                                                                          ecs_updates_retried_at_once):
     env, release, _ = promote_by_hand(aws)
     canary_name = aws.targets.canary_service
     restore = failing(aws.get_client("ecs"), "UpdateService", when=lambda params: params.get("service") == canary_name)
