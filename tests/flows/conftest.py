@@ -63,3 +63,13 @@ def no_canary_slot_held(on_the_harness: None) -> Iterator[None]:
             if limit.name.startswith("rollway-canary:"):
                 client.delete_global_concurrency_limit_by_name(limit.name)
     yield
+
+
+@pytest.fixture
+def ecs_updates_retried_at_once(monkeypatch) -> None:
+    """UpdateService's retries without their 2-s waits: a test that has ECS refuse it (throttled)
+    checks where the run stops once the retries are spent, not their spacing; each such refusal
+    slept 4 s."""
+    from tasks import ecs
+
+    monkeypatch.setattr(ecs, "update_service", ecs.update_service.with_options(retry_delay_seconds=0))

@@ -95,7 +95,8 @@ def rollback_on(env, stable_desired):
 
 @pytest.mark.parametrize(("scale_fails", "flag_fails"), [(False, False), (True, False), (False, True)],
                          ids=["restore fails", "restore and scale fail", "restore and a flag fail"])
-def test_a_rollback_step_that_fails_after_the_traffic_moved_does_not_stop_the_others(scale_fails, flag_fails):
+def test_a_rollback_step_that_fails_after_the_traffic_moved_does_not_stop_the_others(scale_fails, flag_fails,
+                                                                                    ecs_updates_retried_at_once):
     from flows.rollback import RollbackIncomplete
     from rollway.fakes import FlakyFlagStore
     from rollway.flags import FlagState

@@ -52,8 +52,8 @@ def preflight_on(env, spec):
 
 
 @flow
-def finalize_on(env, actor: str = "alice"):
-    return run_finalize(env, actor=actor, stable_timeout_seconds=30, verify_timeout_seconds=5)
+def finalize_on(env, actor: str = "alice", stable_timeout_seconds: float = 30):
+    return run_finalize(env, actor=actor, stable_timeout_seconds=stable_timeout_seconds, verify_timeout_seconds=5)
 
 
 def writes(*calls: list[str]) -> list[str]:
@@ -242,7 +242,8 @@ def test_a_release_the_circuit_breaker_rolled_back_keeps_the_traffic_on_the_cana
 
     env.deployer.update_service = then_rolled_back
     with pytest.raises(FinalizeIncomplete, match="rolled back by ECS's circuit breaker") as stopped:
-        finalize_on(env)
+        # 4 s: ECS's wait polls every second (30 s polled every 7) and the second poll tells.
+        finalize_on(env, stable_timeout_seconds=4)
     assert f"runs {old}, not {release}" in str(stopped.value)
     weights, stable, canary = read_back(aws)
     assert weights == ALL_CANARY and canary.desired == 2, "users stay on the release, served by the canary"
@@ -250,7 +251,7 @@ def test_a_release_the_circuit_breaker_rolled_back_keeps_the_traffic_on_the_cana
     assert finalize_unfinished(env.ledger.get(t.canary_service))
 
 
-def test_a_finalize_stopped_after_the_traffic_moved_is_finished_from_there(aws, watch_calls):
+def test_a_finalize_stopped_after_the_traffic_moved_is_finished_from_there(aws, watch_calls, ecs_updates_retried_at_once):
     env, release, _ = promote_by_hand(aws, "start", "promote", "decommission")
     canary_name = aws.targets.canary_service
     finalize_stopped_by(env, aws.get_client("ecs"), "UpdateService", "The traffic is on webordinary-edit-service, which "

@@ -68,7 +68,8 @@ def assert_rolled_back(aws, rollbacks_before: int) -> None:
     assert weights == ALL_STABLE and canary_service.desired == 0
 
 
-def test_a_flow_retry_after_a_stopped_finalize_is_rolled_back_when_it_fails_mid_stage(aws, monkeypatch):
+def test_a_flow_retry_after_a_stopped_finalize_is_rolled_back_when_it_fails_mid_stage(aws, monkeypatch,
+                                                                                      ecs_updates_retried_at_once):
     """Attempt 1 promoted, began finalizing and stopped (ECS refused the canary's scale-down, the
     traffic already on stable). Prefect retried the flow run: attempt 2 deployed again, shifted
     5 % to the canary and failed. Its hook left it alone, reading attempt 1's finalizing mark,

@@ -38,8 +38,10 @@ SERVICES = ("ecs", "elbv2", "dynamodb", "sns")
 UNRECORDED = "rollway finalize --unrecorded"
 
 
-def short_spec(image: str, monitor_seconds: float = 300) -> RolloutSpec:
-    # Two stages and a five-minute window: about 2.5 s of wall time for the window at SPEED.
+def short_spec(image: str, monitor_seconds: float = 180) -> RolloutSpec:
+    # Two stages and a three-minute window, its verdict due at most five minutes on: about 2 s of
+    # wall time for the window at SPEED. Its looks after the first published period count, so
+    # the window is verified (finalize refuses an unverified one) as a longer one is.
     return RolloutSpec(image=image, stages=[Stage(weight=w, bake_seconds=900, min_bake_seconds=120) for w in (5, 100)],
                        monitor_seconds=monitor_seconds)
 
@@ -234,7 +236,8 @@ def unrecorded_on(env):
     return run_finalize(env, actor="alice", stable_timeout_seconds=30, verify_timeout_seconds=5, unrecorded=True)
 
 
-def test_an_unrecorded_finalize_stopped_after_the_traffic_moved_is_finished_by_the_next_run(aws, watch_calls):
+def test_an_unrecorded_finalize_stopped_after_the_traffic_moved_is_finished_by_the_next_run(aws, watch_calls,
+                                                                                          ecs_updates_retried_at_once):
     env, release, _ = promote_by_hand(aws)
     canary_name = aws.targets.canary_service
     restore = failing(aws.get_client("ecs"), "UpdateService", when=lambda params: params.get("service") == canary_name)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 from prefect import flow
 
@@ -432,12 +434,20 @@ def mortal(inner, process: dict, kill_after: int | None = None):
     return Intercept(inner, before)
 
 
+@functools.cache
+def _checks_in_full_run(spec_json: str) -> int:
+    """The metrics reads of a whole run of the spec on the fakes (a fake clock, fixed traffic):
+    the same every time, so it is counted once per spec in a pytest worker, not once per test
+    (each count ran a whole hour-long window, about 2 s)."""
+    env = env_with_ledger()
+    progressive_on(env, RolloutSpec.model_validate_json(spec_json), auto_approve())
+    return env.metrics.calls
+
+
 def _killed_while_monitoring(spec: RolloutSpec | None = None):
     """A rollout promoted and killed twenty checks before its monitoring window ends."""
     spec = spec or monitored_spec()
-    env = env_with_ledger()
-    progressive_on(env, spec, auto_approve())
-    checks_in_full_run = env.metrics.calls
+    checks_in_full_run = _checks_in_full_run(spec.model_dump_json())
 
     env = env_with_ledger()
     process: dict = {}
