@@ -1,0 +1,60 @@
+"""`rollway demo` as a user runs it, in a process of its own with a Prefect home of its own (a
+fresh ephemeral API each): what it does with PREFECT_API_URL and with a slot a killed demo left.
+
+Moved out of tests/flows/test_demo_scenarios.py: each test starts a whole demo process (a new
+database migrated, a scenario run), and as a file of their own they run beside the others.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+
+def _rollway_demo_b(home, *, env: dict[str, str], before: str = "") -> subprocess.CompletedProcess:
+    """`rollway demo` with scenario B alone (the shortest), in a process of its own on Prefect home
+    ``home``, as a user runs it; ``before`` runs first in that process."""
+    code = (
+        "import sys\n"
+        f"{before}"
+        "import rollway.cli.demo as demo\n"
+        "demo.SCENARIOS = tuple(s for s in demo.SCENARIOS if s.tag == '2.1.0')\n"
+        "from rollway.cli import main\n"
+        "sys.argv = ['rollway', 'demo']\n"
+        "main()\n"
+    )
+    environment = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    # The first start migrates a new database: more than the ephemeral API's 20 s on a busy machine.
+    environment.update(env, PREFECT_HOME=str(home), PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="90")
+    done = subprocess.run([sys.executable, "-c", code], env=environment, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "1/1 scenarios as expected" in done.stdout
+    return done
+
+
+def test_the_demo_runs_on_its_own_ephemeral_api_whatever_prefect_api_url_says(tmp_path):
+    """`rollway up` tells people to export PREFECT_API_URL; a demo run later in that shell, once
+    `up` was stopped, died with an httpx "Connection refused" traceback before its first scenario.
+    The demo's flows run on its own ephemeral API, as the README says, and it says so."""
+    done = _rollway_demo_b(tmp_path / "home", env={"PREFECT_API_URL": "http://127.0.0.1:9/api"})
+    assert "demo's own ephemeral API, not PREFECT_API_URL (http://127.0.0.1:9/api)" in done.stdout
+
+
+def test_a_demo_killed_during_a_scenario_does_not_refuse_every_later_demo(tmp_path):
+    """A demo killed outright during a scenario (SIGKILL, the OOM killer) left the canary flow's
+    Prefect concurrency slot taken in the Prefect home's database: the ephemeral API that held its
+    lease died with it, and none frees a lease it never held. Every later demo in that home was
+    refused ("another canary run ... is under way ... a run that died frees it within 5 minutes")
+    for good. With no `rollway up` on the home, the demo frees such a slot and runs."""
+    killed_run_left = (
+        "from prefect import get_client\n"
+        "from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate\n"
+        "from flows.canary import canary_slot_name\n"
+        "from rollway.targets import Targets\n"
+        "with get_client(sync_client=True) as client:\n"
+        "    client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(\n"
+        "        name=canary_slot_name(Targets()), limit=1, active_slots=1))\n"
+    )
+    done = _rollway_demo_b(tmp_path / "home", env={}, before=killed_run_left)
+    assert "freed the Prefect concurrency slot 'rollway-canary:" in done.stdout, done.stdout[-3000:]
