@@ -139,3 +139,16 @@ def flow_run_records() -> Iterator[list[Any]]:
         yield handed
     finally:
         logging.getLogger("prefect.flow_runs").removeHandler(handler)
+
+
+# Whole-process tests first: pytest-xdist's loadfile hands files to the workers in collection
+# order, so a long file collected late (a real server, a demo process) ran while the other worker
+# sat idle at the end. The many small unit files come last and fill the workers evenly.
+_FIRST = ("tests/integration/", "tests/toolchain/", "tests/flows/", "tests/adapters/", "tests/unit/")
+
+
+def pytest_collection_modifyitems(config: Any, items: list[Any]) -> None:
+    def rank(item: Any) -> int:
+        return next((i for i, prefix in enumerate(_FIRST) if item.nodeid.startswith(prefix)), len(_FIRST))
+
+    items.sort(key=rank)  # stable: a file's tests keep their order
