@@ -202,19 +202,7 @@ def _set_and_verify_once(env: Environment, target: Weights, timeout_seconds: flo
     try:
         traffic.set_weights(env.router, target)
     except Exception as err:
-        # Only an AWS call's own failure can be a lost answer; any other error (a bug, a refusal
-        # named before the write) is raised at once rather than waited on for the read-back.
-        if not isinstance(err, (BotoCoreError, ClientError)) or undoable.not_applied(err) is not None:
-            raise
-        log = get_run_logger()
-        log.warning("the answer to setting the weights to %s was lost (%s); reading them back", target, err)
-        try:
-            verified = traffic.verify_weights(env.router, target, lost_timeout_seconds)
-        except WeightMismatch:
-            log.error("the weights did not become %s after the lost answer: the shift did not land", target)
-            raise err from None
-        log.info("the shift to %s landed although its answer was lost; going on", target)
-        return verified
+        return undoable.landed_although_lost(env.router, target, err, lost_timeout_seconds)
     return traffic.verify_weights(env.router, target, timeout_seconds)
 
 

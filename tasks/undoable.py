@@ -134,17 +134,29 @@ def _write_weights(router: TrafficRouter, weights: Weights, write: _Write, lost_
         router.set_weights(weights)
     except Exception as err:
         write.not_applied = not_applied(err)
-        # Only an AWS call's own failure can be a lost answer (engine.set_and_verify reads back the same).
-        if write.not_applied is not None or lost_answer_seconds <= 0 or not isinstance(err, (BotoCoreError, ClientError)):
+        if lost_answer_seconds <= 0:
             raise
-        run_log = get_run_logger()  # the run's own log: this is the shift's story, not an undo's
-        run_log.warning("the answer to setting the weights to %s was lost (%s); reading them back", weights, err)
-        try:
-            traffic.read_back(router, weights, lost_answer_seconds)
-        except WeightMismatch:
-            run_log.error("the weights did not become %s after the lost answer: the shift did not land", weights)
-            raise err from None
-        run_log.info("the shift to %s landed although its answer was lost; going on", weights)
+        landed_although_lost(router, weights, err, lost_answer_seconds)
+
+
+def landed_although_lost(router: TrafficRouter, weights: Weights, err: Exception, timeout_seconds: float) -> Weights:
+    """The weights read back after a write of ``weights`` failed with ``err``: a lost answer (a
+    dropped connection, a timeout) may have moved the traffic all the same. ``err`` is raised
+    when it cannot be a lost answer (not an AWS call's failure, or AWS said it did not act) or
+    the read-back does not show ``weights`` within ``timeout_seconds``."""
+    # Any other error (a bug, a refusal named before the write) is raised at once rather than
+    # waited on for the read-back.
+    if not isinstance(err, (BotoCoreError, ClientError)) or not_applied(err) is not None:
+        raise err
+    run_log = get_run_logger()  # the run's own log: this is the shift's story, not an undo's
+    run_log.warning("the answer to setting the weights to %s was lost (%s); reading them back", weights, err)
+    try:
+        verified = traffic.read_back(router, weights, timeout_seconds)
+    except WeightMismatch:
+        run_log.error("the weights did not become %s after the lost answer: the shift did not land", weights)
+        raise err from None
+    run_log.info("the shift to %s landed although its answer was lost; going on", weights)
+    return verified
 
 
 def _rolled_back(ledger: Ledger | None, service: str | None, rollout: str | None) -> str | None:
