@@ -36,7 +36,10 @@ _INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TZ", "NODE_OPTIONS", 
               "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy")
 # Where the worker keeps its AWS config and whom it trusts: no credentials, but a profile is
 # looked up there and TLS to AWS (a corporate proxy) needs the bundle, whichever credentials.
-_AWS_SETTINGS = ("AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE", "AWS_CA_BUNDLE")
+# Which endpoints to use: with keys given, a worker set to FIPS endpoints (GovCloud, FedRAMP)
+# read through them in the flow's boto3 while cdk deployed through the standard ones.
+_AWS_SETTINGS = ("AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE", "AWS_CA_BUNDLE", "AWS_USE_FIPS_ENDPOINT",
+                 "AWS_USE_DUALSTACK_ENDPOINT")
 # The docker daemon the worker uses and how to reach it: cdk runs docker to build and push an app's
 # image assets (ContainerImage.fromAsset) and to bundle its functions; without them docker went to
 # /var/run/docker.sock, and on a worker reaching its daemon through DOCKER_HOST (CI's docker-in-

@@ -382,3 +382,14 @@ def test_cdk_reaches_the_docker_daemon_the_worker_uses(tmp_path, monkeypatch):
     with CdkCli(cdk, app, keyed) as cli:
         cli.deploy("X", timeout_seconds=30, on_line=seen.append)
     assert seen == ["docker tcp://docker:2376 /certs/client finch"]
+
+
+def test_cdk_uses_the_endpoints_the_worker_is_set_to_whichever_credentials():
+    # A worker set to FIPS endpoints (GovCloud, FedRAMP) read through them in the flow's boto3,
+    # while cdk, handed the block's keys, deployed through the standard endpoints.
+    worker = {**INHERITED, "AWS_USE_FIPS_ENDPOINT": "true", "AWS_USE_DUALSTACK_ENDPOINT": "true"}
+    for env in (CdkEnvironment(region="us-gov-west-1", access_key_id="a", secret_access_key=SecretStr("s")),
+                CdkEnvironment(region="us-gov-west-1", profile="deploy")):
+        variables = env.variables(worker)
+        assert variables["AWS_USE_FIPS_ENDPOINT"] == "true" and variables["AWS_USE_DUALSTACK_ENDPOINT"] == "true"
+        assert variables.get("AWS_ACCESS_KEY_ID") != "from-the-worker"
