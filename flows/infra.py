@@ -226,6 +226,15 @@ def run_deploy_infrastructure(
                           already_deployed=already_deployed)
                 raise InfraDeployFailed(_not_prepared(result, err, from_stack, environment,
                                                       done=wanted[:i], left=wanted[i + 1:])) from err
+            except BaseException:
+                # Cancelled from the UI or Ctrl-C during a bootstrap, as during a deploy: cdk is
+                # stopped, CloudFormation goes on with the toolkit stack. Such a run left no word
+                # of where it stood, and the key's newest artifact was still an earlier run's
+                # "deployed".
+                result = InfraResult(stacks=tuple(reports.values()), reordered=plan.reordered, added=plan.added,
+                                     bootstrap_elsewhere=elsewhere)
+                _interrupted_bootstrap(result, environment, from_stack, already_deployed)
+                raise
     total = len(plan.order)
     for stack in plan.to_deploy:
         position = f"stack {plan.order.index(stack) + 1}/{total} {stack}"
@@ -339,6 +348,21 @@ def _interrupted(result: InfraResult, stack: str, requested: Sequence[str], alre
     for_people("interrupted deploy", lambda: _artifact(
         result, failed_at=stack, already_deployed=already_deployed,
         when=f"once {stack} is no longer IN_PROGRESS in CloudFormation (cdk was stopped, CloudFormation was not)"))
+
+
+def _interrupted_bootstrap(result: InfraResult, environment: StackEnvironment, from_stack: str | None,
+                           already_deployed: Sequence[str]) -> None:
+    """Say, in the log and the artifact, where a run interrupted during a bootstrap stands."""
+    again = f" with from_stack={from_stack!r}" if from_stack else ""
+    get_run_logger().error(
+        "interrupted while bootstrapping %s: cdk was stopped, but CloudFormation may still be working on its CDKToolkit "
+        "stack. No stack was deployed. Once that stack is no longer IN_PROGRESS, run deploy_infrastructure again%s",
+        environment.uri, again)
+    for_people("interrupted bootstrap", lambda: _artifact(
+        result, failed_at=f"cdk bootstrap of {environment.uri}", resume_from=from_stack,
+        already_deployed=already_deployed,
+        when=f"once the CDKToolkit stack of {environment.uri} is no longer IN_PROGRESS (cdk was stopped, "
+             "CloudFormation was not)"))
 
 
 def _not_prepared(result: InfraResult, err: Exception, from_stack: str | None, environment: StackEnvironment,

@@ -36,7 +36,17 @@ _INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TZ", "NODE_OPTIONS", 
               "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy")
 # Where the worker keeps its AWS config and whom it trusts: no credentials, but a profile is
 # looked up there and TLS to AWS (a corporate proxy) needs the bundle, whichever credentials.
-_AWS_SETTINGS = ("AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE", "AWS_CA_BUNDLE")
+# Which endpoints to use: with keys given, a worker set to FIPS endpoints (GovCloud, FedRAMP)
+# read through them in the flow's boto3 while cdk deployed through the standard ones.
+_AWS_SETTINGS = ("AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE", "AWS_CA_BUNDLE", "AWS_USE_FIPS_ENDPOINT",
+                 "AWS_USE_DUALSTACK_ENDPOINT")
+# The docker daemon the worker uses and how to reach it: cdk runs docker to build and push an app's
+# image assets (ContainerImage.fromAsset) and to bundle its functions; without them docker went to
+# /var/run/docker.sock, and on a worker reaching its daemon through DOCKER_HOST (CI's docker-in-
+# docker, rootless docker, colima, podman) the deploy failed with "Cannot connect to the Docker
+# daemon" where `cdk deploy` by hand worked. CDK_DOCKER names another docker-compatible CLI.
+_DOCKER_SETTINGS = ("DOCKER_HOST", "DOCKER_CONTEXT", "DOCKER_CONFIG", "DOCKER_CERT_PATH", "DOCKER_TLS_VERIFY",
+                    "CDK_DOCKER")
 _SECRET_VARIABLES = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN")
 # What the CDK CLI is called: the npm shim on PATH (``cdk``, ``cdk.cmd`` on Windows) or its script.
 CDK_NAMES = ("cdk", "cdk.cmd", "cdk.js")
@@ -105,11 +115,11 @@ class CdkEnvironment(BaseModel):
         """The whole environment of a cdk process.
 
         Args:
-            inherit: the environment to take PATH, HOME, proxies (and, without keys, AWS_*) from;
-                this process's by default.
+            inherit: the environment to take PATH, HOME, proxies, the docker daemon settings (and,
+                without keys, AWS_*) from; this process's by default.
         """
         inherit = os.environ if inherit is None else inherit
-        env = {k: inherit[k] for k in (*_INHERITED, *_AWS_SETTINGS) if k in inherit}
+        env = {k: inherit[k] for k in (*_INHERITED, *_AWS_SETTINGS, *_DOCKER_SETTINGS) if k in inherit}
         if self.access_key_id is None and self.profile is None:
             # No credentials given: cdk finds them as boto3 would, from this process's chain.
             env.update({k: v for k, v in inherit.items() if k.startswith("AWS_")})

@@ -279,6 +279,25 @@ def test_a_run_interrupted_during_a_deploy_says_where_it_stands_and_how_to_resum
     assert "| 4 | `WebordinaryALBStack` | deployed |" in summary
 
 
+def test_a_run_interrupted_during_a_bootstrap_says_where_it_stands(caplog):
+    # As during a deploy: cdk is stopped, CloudFormation goes on with the toolkit stack, and the
+    # key's newest artifact was still an earlier run's "deployed".
+    def bootstrap(_env, _progress):
+        raise KeyboardInterrupt
+
+    since = time.time()
+    deployer = FakeInfraDeployer(WEBORDINARY)
+    with pytest.raises(KeyboardInterrupt):
+        deploy_on(deployer, None, bootstrap=bootstrap)
+    assert deployer.calls == ["list"]
+    assert ("interrupted while bootstrapping aws://123456789012/us-west-2: cdk was stopped, but CloudFormation may "
+            "still be working on its CDKToolkit stack. No stack was deployed") in caplog.text
+    summary = latest(ARTIFACT_KEY, since)
+    assert "stopped at cdk bootstrap of aws://123456789012/us-west-2" in summary
+    assert "| 1 | `WebordinaryECRStack` | not deployed |" in summary
+    assert "Run it again once the CDKToolkit stack of aws://123456789012/us-west-2 is no longer IN_PROGRESS" in summary
+
+
 def test_resume_from_the_failed_stack_deploys_it_and_the_rest_only():
     deployer = FakeInfraDeployer(WEBORDINARY, already=STACKS[:4])
     result = deploy_on(deployer, lambda _app: Passing(), from_stack="WebordinarySQSStack")

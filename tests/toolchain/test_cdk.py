@@ -196,6 +196,15 @@ def _fake_cdk(tmp_path, body: str):
     return script
 
 
+def _fake_cdk_app(tmp_path, body: str):
+    """The stand-in cdk (``_fake_cdk``) and an app directory for it: (its path, the app)."""
+    script = _fake_cdk(tmp_path, body)
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "cdk.json").write_text("{}")
+    return str(script), app
+
+
 def test_a_missing_executable_or_app_is_refused_before_anything_runs(tmp_path):
     env = CdkEnvironment(region="us-west-2")
     with pytest.raises(ToolMissing, match="no-such-cdk"):
@@ -355,3 +364,32 @@ def test_a_profile_is_looked_up_where_the_worker_keeps_its_aws_config():
     keyed = CdkEnvironment(region="us-west-2", access_key_id="a", secret_access_key=SecretStr("s")).variables(worker)
     assert keyed["AWS_CA_BUNDLE"] == "/etc/ssl/corp.pem"
     assert keyed["AWS_ACCESS_KEY_ID"] == "a" and "AWS_PROFILE" not in keyed
+
+
+def test_cdk_reaches_the_docker_daemon_the_worker_uses(tmp_path, monkeypatch):
+    # cdk runs docker to build and push an app's image assets; on a worker reaching its daemon
+    # through DOCKER_HOST (docker-in-docker, rootless docker) the deploy failed with "Cannot
+    # connect to the Docker daemon at unix:///var/run/docker.sock", where cdk by hand worked.
+    cdk, app = _fake_cdk_app(tmp_path, FAKE_CDK.replace(
+        'print("X: creating stack...")',
+        'print("docker", *(os.environ.get(k, "-") for k in ("DOCKER_HOST", "DOCKER_CERT_PATH", "CDK_DOCKER")))\n'
+        'sys.exit(0)'))
+    worker = {"DOCKER_HOST": "tcp://docker:2376", "DOCKER_CERT_PATH": "/certs/client", "CDK_DOCKER": "finch"}
+    for name, value in worker.items():
+        monkeypatch.setenv(name, value)
+    seen: list[str] = []
+    keyed = CdkEnvironment(region="us-west-2", access_key_id="a", secret_access_key=SecretStr("s3cret"))
+    with CdkCli(cdk, app, keyed) as cli:
+        cli.deploy("X", timeout_seconds=30, on_line=seen.append)
+    assert seen == ["docker tcp://docker:2376 /certs/client finch"]
+
+
+def test_cdk_uses_the_endpoints_the_worker_is_set_to_whichever_credentials():
+    # A worker set to FIPS endpoints (GovCloud, FedRAMP) read through them in the flow's boto3,
+    # while cdk, handed the block's keys, deployed through the standard endpoints.
+    worker = {**INHERITED, "AWS_USE_FIPS_ENDPOINT": "true", "AWS_USE_DUALSTACK_ENDPOINT": "true"}
+    for env in (CdkEnvironment(region="us-gov-west-1", access_key_id="a", secret_access_key=SecretStr("s")),
+                CdkEnvironment(region="us-gov-west-1", profile="deploy")):
+        variables = env.variables(worker)
+        assert variables["AWS_USE_FIPS_ENDPOINT"] == "true" and variables["AWS_USE_DUALSTACK_ENDPOINT"] == "true"
+        assert variables.get("AWS_ACCESS_KEY_ID") != "from-the-worker"
