@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 
+from prefect import get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_progress_artifact, create_table_artifact, update_progress_artifact
 
 from flows.artifacts import for_people
@@ -246,6 +247,10 @@ class LedgerJournal:
             weekly_phase_passed=True, phase=RolloutPhase.PAUSED,
         )
         self.ledger.release(self.service, owner=self.owner)
+        # The run's log said nothing after the last stage passed: not that the phase was
+        # complete, where the traffic holds, nor when the next phase is due.
+        get_run_logger().info("%s of %s complete: holding at %s (stable/canary). Next: %s", self._phase_name(),
+                              self.service, result.final_weights, self._next_phase())
         # People are told when the next phase is due, as the summary tells them (it used to say
         # only "on schedule", leaving them to work out the weekly calendar).
         self._notify(
@@ -266,15 +271,19 @@ class LedgerJournal:
                     "from then on starts it.")
         return "the next weekly phase starts on schedule."
 
+    def _phase_name(self) -> str:
+        """The name of the weekly phase this run holds after, as the ledger last showed it."""
+        record = self._seen
+        index = record.weekly_phase_index if record is not None else -1
+        phases = self.spec.phases
+        return phases[index].name if 0 <= index < len(phases) else "its weekly phase"
+
     def _holding_summary(self, result: RolloutResult) -> None:
         """The summary a promoted or rolled-back run leaves, for a run that ends a weekly phase:
         without it, the run page did not say that the phase passed, where the traffic holds, or
         when the next phase is due. The phase is recorded complete by now: an API error here is
         logged, never a failed run (whose hooks would roll back)."""
-        record = self._seen
-        index = record.weekly_phase_index if record is not None else -1
-        phases = self.spec.phases
-        name = phases[index].name if 0 <= index < len(phases) else "its weekly phase"
+        name = self._phase_name()
         nxt = f"**Next:** {self._next_phase()}"
         weights = result.final_weights
         self._summary(
