@@ -1,10 +1,16 @@
-"""What the runs of a weekly rollout say in their logs, which is what a person reads on the
-run's page: which phase a run starts and why, and that a phase ended holding, until when."""
+"""What the runs of a weekly rollout tell people: in their logs, which is what a person reads on
+the run's page (which phase a run starts and why, that a phase ended holding, until when), and
+over SNS when the schedule's run waits for a person."""
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 
+from prefect import flow
+
+from flows.progressive import advance
+from rollway.approvals import ApprovalAnswer, scripted
 from tests.flows.test_progressive_fakes import env_with_ledger, full_spec
 from tests.flows.test_weekly_schedule import MONDAY, WEEK, at, first_run, tick
 
@@ -35,3 +41,31 @@ def test_a_phased_run_and_the_schedules_tick_say_which_phase_they_start_and_that
                in line for line in said), said
     assert any(f"starting week 2 of {service} (phase 2 of 3: 25%, 50%)" in line for line in said), said
     assert any(f"week 2 of {service} complete: holding at 50/50" in line for line in said), said
+
+
+@flow
+def tick_answered(env, *answers):
+    return advance(env, scripted(*answers), owner="cron-1")
+
+
+def test_the_schedules_run_that_pauses_for_an_approval_tells_people_once(caplog):
+    """The Monday tick starts week 2, which opens with the approval before 25 %: the run paused
+    and told nobody (the form is seen only by someone watching the Prefect UI), and an hour later
+    the unanswered pause rolled the healthy rollout back. A "hold" answer asks the same question
+    again every analysis interval: people are told of the pause once."""
+    env = env_with_ledger()
+    env.clock.t = at("UTC", *MONDAY)
+    first_run(env, full_spec())
+    env.notifier.messages.clear()
+    env.clock.t += WEEK
+    # The default approvals: an hour to answer, then roll back (the tick pauses as it starts).
+    due = dt.datetime.fromtimestamp(env.clock.t + 3600, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    hold = ApprovalAnswer(action="hold", approver="dan", comment="after the standup")
+    approve = ApprovalAnswer(action="approve", approver="dan", comment="ok")
+    assert tick_answered(env, hold, approve).outcome == "holding"
+    asked = [(subject, message) for subject, message in env.notifier.messages if "waits for a person" in subject]
+    assert len(asked) == 1, env.notifier.messages
+    subject, message = asked[0]
+    assert env.targets.canary_service in subject
+    assert "approval needed before 25%" in message and "95/5" in message, message
+    assert f"unanswered by {due} the rollout rolls back" in message, message
