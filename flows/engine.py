@@ -57,6 +57,9 @@ class Journal(Protocol):
     def stage_ended(self, state: StageState, report: StageReport) -> None:
         """Every stage that ends (passed, accepted, rejected, rolled back) shows its table."""
 
+    def asking(self, pause: Pause) -> None:
+        """A person is about to be asked ``pause``'s question (the run waits for the answer)."""
+
     def answered(self, pause: Pause, answer: ApprovalAnswer, approved_stage: int | None) -> None: ...
 
     def rolling_back(self, reason: str, actor: str) -> str | None:
@@ -85,6 +88,8 @@ class NullJournal:
     def stage_passed(self, state, report): pass
 
     def stage_ended(self, state, report): pass
+
+    def asking(self, pause): pass
 
     def answered(self, pause, answer, approved_stage): pass
 
@@ -428,6 +433,7 @@ def run_stages(
             # (the run's name is random), and before the first stage its table has no row at all.
             what = (f"{_plain(spec.image)} on {_plain(env.targets.canary_service)}: "
                     f"traffic now {weights} (stable/canary)")
+            journal.asking(decision)
             answer = approver(decision, f"**{decision.reason}**\n\n{what}\n\n{note}{summary}\n\n"
                               + next_weight_hint(spec, decision, state.until_stage))
             target = None

@@ -7,9 +7,13 @@ resumed run reads), then the artifacts and messages people see.
 from __future__ import annotations
 
 import re
+from datetime import datetime, timezone
 
+from prefect import get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_progress_artifact, create_table_artifact, update_progress_artifact
+from prefect.context import FlowRunContext
 
+from flows.approvals import pause_question
 from flows.artifacts import for_people
 from flows.rollback import (ClaimKeeper, claimant, record_rollback_end, rollback_overtaken, try_record,
                             unrecorded)
@@ -68,6 +72,7 @@ class LedgerJournal:
         self._rollback_actor = actor  # who asked for the rollback: the judge, a person, "timeout"
         self._unrecorded: str | None = None  # what the ledger could not record of the rollback's start
         self._claim: ClaimKeeper | None = None  # renews the rollback's claim while it acts
+        self._asked: tuple[int, str] | None = None  # the pause people were last told of (stage, cause)
 
     # --- helpers -----------------------------------------------------------------------
     def _record(self, transition: Transition, owner: str | None = "self", followed_by: tuple = (), **changes):
@@ -148,6 +153,26 @@ class LedgerJournal:
             table=[dict(zip(HEADERS, row)) for row in stage_rows([report])],
             description=f"{self.service} at {weight}%: canary vs baseline",
         ))
+
+    def asking(self, pause: Pause) -> None:
+        """Tell people a pause waits for them. The weekly schedule starts a phase on its own (week 2
+        opens with the approval before 25 % by default) and nobody was told: unanswered, the pause
+        timed out an hour later and rolled a healthy rollout back. Once per pause: a "hold" answer
+        asks the same question again every analysis interval. An alert: a message SNS refuses must
+        not fail the run, whose hooks would roll back."""
+        if self._asked == (pause.stage_index, pause.cause):
+            return
+        self._asked = (pause.stage_index, pause.cause)
+        context = FlowRunContext.get()
+        run = f" (flow run {context.flow_run.name})" if context and context.flow_run else ""
+        paused_at = datetime.fromtimestamp(self.env.wall(), timezone.utc)
+        where = f" (traffic at {self._seen.weights}, stable/canary)" if self._seen is not None else ""
+        metrics.alert(
+            self.env.notifier, f"Rollout waits for a person: {self.service}",
+            f"{self.spec.image} on {self.service}{where} waits for an answer{run}: "
+            f"{pause_question(pause, self.spec.approvals, paused_at)}.\n"
+            "Answer from the Prefect UI (the paused run: Resume), or with `rollway promote` / `rollway abort`.",
+        )
 
     def answered(self, pause: Pause, answer: ApprovalAnswer, approved_stage: int | None) -> None:
         """Record a person's answer; ``approved_stage``: the stage an approval lets the rollout
@@ -246,6 +271,10 @@ class LedgerJournal:
             weekly_phase_passed=True, phase=RolloutPhase.PAUSED,
         )
         self.ledger.release(self.service, owner=self.owner)
+        # The run's log said nothing after the last stage passed: not that the phase was
+        # complete, where the traffic holds, nor when the next phase is due.
+        get_run_logger().info("%s of %s complete: holding at %s (stable/canary). Next: %s", self._phase_name(),
+                              self.service, result.final_weights, self._next_phase())
         # People are told when the next phase is due, as the summary tells them (it used to say
         # only "on schedule", leaving them to work out the weekly calendar).
         self._notify(
@@ -266,15 +295,19 @@ class LedgerJournal:
                     "from then on starts it.")
         return "the next weekly phase starts on schedule."
 
+    def _phase_name(self) -> str:
+        """The name of the weekly phase this run holds after, as the ledger last showed it."""
+        record = self._seen
+        index = record.weekly_phase_index if record is not None else -1
+        phases = self.spec.phases
+        return phases[index].name if 0 <= index < len(phases) else "its weekly phase"
+
     def _holding_summary(self, result: RolloutResult) -> None:
         """The summary a promoted or rolled-back run leaves, for a run that ends a weekly phase:
         without it, the run page did not say that the phase passed, where the traffic holds, or
         when the next phase is due. The phase is recorded complete by now: an API error here is
         logged, never a failed run (whose hooks would roll back)."""
-        record = self._seen
-        index = record.weekly_phase_index if record is not None else -1
-        phases = self.spec.phases
-        name = phases[index].name if 0 <= index < len(phases) else "its weekly phase"
+        name = self._phase_name()
         nxt = f"**Next:** {self._next_phase()}"
         weights = result.final_weights
         self._summary(

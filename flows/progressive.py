@@ -151,6 +151,11 @@ def start_phase(env: Environment, spec: RolloutSpec, index: int, *, owner: str, 
                 lease_seconds: float, why: str = "") -> RolloutRecord:
     """Record weekly phase ``index`` started now; ``why`` is added to the transition's comment."""
     now = env.clock.now()
+    # Said in the run's log: a scheduled start logged only "resuming ... at stage 1", so the
+    # advance_phase run did not say which phase it started, nor that it started one at all.
+    get_run_logger().info("starting %s of %s (phase %s of %s: %s)%s", spec.phases[index].name,
+                          env.targets.canary_service, index + 1, len(spec.phases),
+                          ", ".join(f"{w}%" for w in spec.phases[index].weights), f",{why}" if why else "")
     return env.ledger.record(
         env.targets.canary_service, owner=owner, now=now, lease_seconds=lease_seconds, wall=env.wall(),
         transition=Transition(at=now, kind="phase", actor=actor, comment=f"starting {spec.phases[index].name}{why}"),
@@ -700,6 +705,10 @@ def _next_phase(env: Environment, spec: RolloutSpec, record: RolloutRecord, now:
     if why:
         log.warning("phase %s of %s would run on (%s); %s starts the next one now: %s",
                     record.weekly_phase_index + 1, service, wait, actor, early_reason)
+    elif record.weekly_phase_started_at is not None:
+        due = weekly.next_phase_due(record.weekly_phase_started_at, **spec.phase_calendar())
+        log.info("phase %s of %s passed, and the next phase has been due since %s: starting it",
+                 record.weekly_phase_index + 1, service, weekly.describe(due, spec.weekly_timezone))
     env.ledger.acquire(service, owner=owner, now=now, lease_seconds=lease_seconds, wall=env.wall())
     hold_rollout(env, record, owner=owner)
     try:

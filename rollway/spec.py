@@ -237,6 +237,16 @@ class WeeklyPhase(BaseModel):
     weights: tuple[int, ...]
     decommission: bool = False
 
+    @field_validator("name")
+    @classmethod
+    def _named(cls, value: str, info: ValidationInfo) -> str:
+        # The name is how people are told where a rollout is: "starting week 2", "holding after
+        # week 1", "week 2 may start from ...". A blank one was taken, and those lines named nothing.
+        value = value.strip()
+        if not value and _new_spec(info):
+            raise ValueError("a phase needs a name (the logs, the summary and the phase-complete notice name it)")
+        return value
+
     @field_validator("weights")
     @classmethod
     def _non_empty(cls, value: tuple[int, ...]) -> tuple[int, ...]:
@@ -454,6 +464,10 @@ class RolloutSpec(BaseModel):
         if _new_spec(info):
             self._runnable(stage_weights)
         phase_weights = [w for p in self.phases for w in p.weights]
+        names = [p.name for p in self.phases]
+        if _new_spec(info) and len(set(names)) != len(names):
+            # "holding after week 2; week 2 may start from ..." could not tell people which phase held.
+            raise ValueError(f"name each phase once: the phase plan names {names}")
         if self.phases and phase_weights != stage_weights:
             raise ValueError(
                 f"the phase plan must run the stages in order: phases give {phase_weights}, stages are {stage_weights}"

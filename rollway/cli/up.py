@@ -254,7 +254,15 @@ def _instructions(server: PrefectServer, topology: Topology, speed: float, home:
         "\nverify_infrastructure and validate_deployment run as they are against the embedded account\n"
         "and the stand-in edit API.\n"
         "\nThe weekly advance_phase deployment runs Mondays 09:00 UTC; set phased=true in the form to\n"
-        "stop at the end of each weekly phase. Ctrl-C stops everything."
+        "stop at the end of each weekly phase."
+        # The cron fires on the wall calendar while the rollout clock runs faster: a phase is due
+        # within hours of wall time, and the scheduled run may be days away. A person trying the
+        # weekly plan waited for a run that would not come before Monday.
+        + (f" At {speed:g}x a rollout week passes in {7 * 24 / speed:.1f} wall hours, long before\n"
+           "the schedule's next Monday: start each next phase yourself (Deployments -> advance_phase/rollway\n"
+           "-> Run) once the phased run's summary says it is due."
+           if speed > 1 else "")
+        + "\nCtrl-C stops everything."
     )
 
 

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from blocks.targets import RollwayTargets
 from flows.canary import canary
-from rollway.spec import RolloutSpec, Stage
+from rollway.spec import RolloutSpec, Stage, WeeklyPhase
 from rollway.targets import QueueSpec, TableSpec, Targets
 
 IMG = "webordinary/edit-container:2.0.0"
@@ -213,3 +213,23 @@ def test_a_metric_named_twice_is_refused_in_a_new_spec_and_read_back_in_a_record
         RolloutSpec.model_validate(raw)
     # A rollout recorded before the rule can still be resumed and rolled back.
     assert RolloutSpec.from_record(json.dumps(raw)).analysis.metrics == ("errors", "errors")
+
+
+@pytest.mark.parametrize("names,message", [
+    (["week 1", "  "], "a phase needs a name"),
+    (["week 1", "week 1"], "name each phase once: the phase plan names ['week 1', 'week 1']"),
+])
+def test_a_phase_plan_whose_names_cannot_tell_its_phases_apart_is_refused(names, message):
+    """A blank or repeated phase name was taken: the runs then logged "starting  of ...", and the
+    summary and SNS said "holding after week 1 ... week 1 may start from", naming no phase or the
+    wrong one. A recorded spec is read back as it was."""
+    phases = [{"name": names[0], "weights": [5]}, {"name": names[1], "weights": [100]}]
+    stages = [{"weight": 5}, {"weight": 100}]
+    with pytest.raises(ValidationError) as refused:
+        RolloutSpec.model_validate({"image": IMG, "stages": stages, "phases": phases})
+    assert message in str(refused.value), str(refused.value)
+    recorded = RolloutSpec.model_construct(
+        image=IMG, stages=(Stage(weight=5), Stage(weight=100)),
+        phases=tuple(WeeklyPhase.model_construct(name=n, weights=(w,), decommission=False)
+                     for n, w in zip(names, (5, 100))))
+    assert [p.name for p in RolloutSpec.from_record(recorded.model_dump_json()).phases] == [n.strip() for n in names]

@@ -439,3 +439,25 @@ def test_the_prefect_server_child_gets_no_aws_keys(monkeypatch, tmp_path):
     assert server.env["PREFECT_SERVER_ANALYTICS_ENABLED"] == "false"
     # Children that act on AWS keep them.
     assert child_env({})["AWS_SECRET_ACCESS_KEY"] == "not-for-the-server"
+
+
+@pytest.mark.parametrize("speed", [60.0, 1.0])
+def test_up_says_how_to_start_the_next_weekly_phase_on_its_fast_clock(speed, capsys) -> None:
+    """At `make up`'s 60x a rollout week is 2.8 wall hours and a phased run's summary says the next
+    phase is due in wall minutes, but advance_phase's cron fires on Monday 09:00 UTC of the wall
+    calendar: the instructions said only "runs Mondays 09:00 UTC", and a person waited for a run
+    that came days later."""
+    from types import SimpleNamespace
+
+    import rollway.cli.up as up
+    from rollway.targets import Targets
+
+    server = SimpleNamespace(url="http://127.0.0.1:4200", api_url="http://127.0.0.1:4200/api", log="server.log")
+    topology = SimpleNamespace(repository_uri="123456789012.dkr.ecr.us-west-2.amazonaws.com/edit")
+    up._instructions(server, topology, speed, Path("/tmp/home"), validation_url="http://127.0.0.1:5000",
+                     targets=Targets())
+    shown = " ".join(capsys.readouterr().out.split())
+    told = "start each next phase yourself (Deployments -> advance_phase/rollway -> Run)"
+    assert (told in shown) == (speed > 1), shown
+    if speed > 1:
+        assert "At 60x a rollout week passes in 2.8 wall hours" in shown, shown

@@ -1,0 +1,71 @@
+"""What the runs of a weekly rollout tell people: in their logs, which is what a person reads on
+the run's page (which phase a run starts and why, that a phase ended holding, until when), and
+over SNS when the schedule's run waits for a person."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+from prefect import flow
+
+from flows.progressive import advance
+from rollway.approvals import ApprovalAnswer, scripted
+from tests.flows.test_progressive_fakes import env_with_ledger, full_spec
+from tests.flows.test_weekly_schedule import MONDAY, WEEK, at, first_run, tick
+
+
+def _said(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "prefect.flow_runs"]
+
+
+def test_a_phased_run_and_the_schedules_tick_say_which_phase_they_start_and_that_it_ended_holding(caplog):
+    """The Monday tick that started week 2 logged only "resuming ... at stage 1 (95/5)", and a run
+    whose phase ended logged nothing after its last stage passed: neither log said that a phase
+    started or ended, which one, where the traffic holds, nor when the next one may start."""
+    env = env_with_ledger()
+    service = env.targets.canary_service
+    env.clock.t = at("UTC", *MONDAY)
+    with caplog.at_level(logging.INFO):
+        first_run(env, full_spec())
+    said = _said(caplog)
+    assert any(f"starting week 1 of {service} (phase 1 of 3: 5%)" in line for line in said), said
+    assert any(f"week 1 of {service} complete: holding at 95/5" in line
+               and "week 2 may start from Mon 2027-01-18 00:00 UTC" in line for line in said), said
+    caplog.clear()
+    env.clock.t += WEEK
+    with caplog.at_level(logging.INFO):
+        tick(env, "cron-1")
+    said = _said(caplog)
+    assert any(f"phase 1 of {service} passed, and the next phase has been due since Mon 2027-01-18 00:00 UTC"
+               in line for line in said), said
+    assert any(f"starting week 2 of {service} (phase 2 of 3: 25%, 50%)" in line for line in said), said
+    assert any(f"week 2 of {service} complete: holding at 50/50" in line for line in said), said
+
+
+@flow
+def tick_answered(env, *answers):
+    return advance(env, scripted(*answers), owner="cron-1")
+
+
+def test_the_schedules_run_that_pauses_for_an_approval_tells_people_once(caplog):
+    """The Monday tick starts week 2, which opens with the approval before 25 %: the run paused
+    and told nobody (the form is seen only by someone watching the Prefect UI), and an hour later
+    the unanswered pause rolled the healthy rollout back. A "hold" answer asks the same question
+    again every analysis interval: people are told of the pause once."""
+    env = env_with_ledger()
+    env.clock.t = at("UTC", *MONDAY)
+    first_run(env, full_spec())
+    env.notifier.messages.clear()
+    env.clock.t += WEEK
+    # The default approvals: an hour to answer, then roll back (the tick pauses as it starts).
+    due = dt.datetime.fromtimestamp(env.clock.t + 3600, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    hold = ApprovalAnswer(action="hold", approver="dan", comment="after the standup")
+    approve = ApprovalAnswer(action="approve", approver="dan", comment="ok")
+    assert tick_answered(env, hold, approve).outcome == "holding"
+    asked = [(subject, message) for subject, message in env.notifier.messages if "waits for a person" in subject]
+    assert len(asked) == 1, env.notifier.messages
+    subject, message = asked[0]
+    assert env.targets.canary_service in subject
+    assert "approval needed before 25%" in message and "95/5" in message, message
+    assert f"unanswered by {due} the rollout rolls back" in message, message
