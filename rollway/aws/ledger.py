@@ -77,6 +77,7 @@ from rollway.ledger import (
     validate_changes,
 )
 from rollway.phases import RolloutPhase
+from rollway.spec import RolloutSpec
 from rollway.targets import Targets
 
 POINTER_ID = RESERVED_ID_PREFIX + "active"
@@ -567,12 +568,32 @@ def _from_item(item: dict[str, Any]) -> RolloutRecord:
     # pydantic accepts the Decimals TypeDeserializer returns for int and float fields.
     values = {name: _deserializer.deserialize(value) for name, value in item.items()}
     try:
-        return RolloutRecord.model_validate(values)
+        record = RolloutRecord.model_validate(values)
     except ValidationError as err:
         # Every command and flow reading the ledger printed pydantic's traceback, naming no item.
         first = err.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or "the item"
-        raise MalformedRollout(
-            f"the rollouts table's item of {values.get('service')!r}, rollout {values.get('rollout_id')!r}, is not one "
-            f"rollway can read ({err.error_count()} problem(s); first: {where}: {first['msg']}): repair or delete "
-            "that item in DynamoDB") from None
+        raise _malformed(values, f"{err.error_count()} problem(s); first: {where}: {first['msg']}") from None
+    # The spec is a string to the record, so a hand edit of it (a typo in its JSON, a field
+    # removed) passed the read, and every rollback of the rollout (`rollway abort`, a hook) then
+    # failed on it with a bare JSONDecodeError or KeyError: said here, naming the item, as above.
+    # What a rollback reads of it is enough; a spec only today's rules refuse is read as before.
+    try:
+        RolloutSpec.for_rollback(record.spec_json)
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise _malformed(values, f"spec_json: {where + ': ' if where else ''}{first['msg']}") from None
+    except json.JSONDecodeError as err:
+        raise _malformed(values, f"spec_json is not JSON: {err}") from None
+    except KeyError as err:
+        raise _malformed(values, f"spec_json has no {err}") from None
+    except TypeError:
+        raise _malformed(values, "spec_json is not a JSON object") from None
+    return record
+
+
+def _malformed(values: dict[str, Any], problem: str) -> MalformedRollout:
+    return MalformedRollout(
+        f"the rollouts table's item of {values.get('service')!r}, rollout {values.get('rollout_id')!r}, is not one "
+        f"rollway can read ({problem}): repair or delete that item in DynamoDB")

@@ -211,3 +211,21 @@ def test_an_item_rollway_cannot_read_is_named_not_a_validation_traceback(dynamod
         with pytest.raises(MalformedRollout, match=rf"item of '{SERVICE}', rollout '{record.rollout_id}', is not one "
                                                    r"rollway can read \(1 problem\(s\); first: phase: "):
             read()
+
+
+@pytest.mark.parametrize("spec_json", ['{"image": "webordinary/edit-container:v2", "stages": [', '{"stages": []}'],
+                         ids=["a JSON typo", "no image"])
+def test_an_item_whose_recorded_spec_rollway_cannot_read_is_named(dynamodb, ledger_targets, spec_json):
+    """A spec edited by hand in the console (a bake shortened, with a typo): the item read, and every
+    rollback of it (`rollway abort`, a hook) then failed on the spec with a bare JSONDecodeError or
+    KeyError naming nothing, after `rollway status` had said the rollout could still be rolled back."""
+    ledger = DynamoLedger(dynamodb, ledger_targets)
+    started(ledger)
+    record = ledger.get(SERVICE)
+    dynamodb.update_item(TableName=ledger_targets.rollouts_table,
+                         Key={"service": {"S": SERVICE}, "rollout_id": {"S": record.rollout_id}},
+                         UpdateExpression="SET spec_json = :s", ExpressionAttributeValues={":s": {"S": spec_json}})
+    for read in (lambda: ledger.get(SERVICE), lambda: ledger.history(SERVICE)):
+        with pytest.raises(MalformedRollout, match=rf"item of '{SERVICE}', rollout '{record.rollout_id}', is not one "
+                                                   r"rollway can read \(.*spec_json.*\): repair or delete that item"):
+            read()

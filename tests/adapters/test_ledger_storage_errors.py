@@ -18,6 +18,7 @@ from moto import mock_aws
 from rollway.aws.ledger import DynamoLedger, write_or_why
 from rollway.ledger import RolloutEnded, RolloutRecord, Transition, begin_rollback
 from rollway.phases import RolloutPhase
+from rollway.spec import RolloutSpec
 from rollway.targets import Targets
 
 TARGETS = Targets()
@@ -38,7 +39,8 @@ def ledger() -> Iterator[DynamoLedger]:
         )
         ledger = DynamoLedger(client, TARGETS)
         ledger.create(RolloutRecord(service=SERVICE, rollout_id="20270101T000000Z-00000001", image="app:2",
-                                    spec_json="{}", phase=RolloutPhase.PROGRESSING),
+                                    spec_json=RolloutSpec(image="app:2").model_dump_json(),
+                                    phase=RolloutPhase.PROGRESSING),
                       owner="run-1", now=1_800_000_000.0, lease_seconds=600)
         yield ledger
 

@@ -37,6 +37,9 @@ START = 1_800_000_000.25  # a fraction, so numbers must survive the storage roun
 LEASE = 60.0
 
 
+SPEC_JSON = RolloutSpec(image="webordinary/edit-container:v2").model_dump_json()
+"""A recorded spec, as a flow records it (the DynamoDB ledger refuses to read one it cannot)."""
+
 WINDOWED_SPEC = RolloutSpec(image="webordinary/edit-container:v2", stages=[Stage(weight=w) for w in (5, 100)],
                             monitor_seconds=600,
                             phases=[WeeklyPhase(name="all", weights=(5, 100), decommission=True)]).model_dump_json()
@@ -45,7 +48,7 @@ WINDOWED_SPEC = RolloutSpec(image="webordinary/edit-container:v2", stages=[Stage
 
 def rollout(now: float = START, service: str = SERVICE, **fields: Any) -> RolloutRecord:
     """A new rollout as a flow would build it, with an id made at ``now``."""
-    fields.setdefault("spec_json", '{"stages": [5, 25, 50, 75, 100]}')
+    fields.setdefault("spec_json", SPEC_JSON)
     return RolloutRecord(
         service=service, rollout_id=new_rollout_id(now), image="webordinary/edit-container:v2", **fields,
     )
