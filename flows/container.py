@@ -29,7 +29,8 @@ registered only into a family whose latest revision already pulls from that regi
 stops part-way raises ``PublishIncomplete`` saying what was pushed and registered and how to go
 on: re-running with the same version is safe while the version is not in the registry; once it
 is, ``register_existing=True`` registers the revision without rebuilding (for ECR, without docker;
-refused while ECR reports the image ARCHIVED or ACTIVATING, which no task could pull).
+refused while ECR reports the image ARCHIVED or ACTIVATING, which no task could pull), or returns
+the family's latest ACTIVE revision when it already pins the version.
 """
 
 from __future__ import annotations
@@ -253,9 +254,15 @@ def run_publish(request: PublishRequest, targets: Targets, get_client: Callable[
         assert base is not None  # read before anything was built
         with run.step(f"register a revision of {targets.task_family}"):
             base = _base_now(run, deployer, refs, request, targets, checked=base)
-            arn = steps.register_revision(deployer, refs.versioned, base.arn)
+            # register_existing is the way on after a run that stopped (or was killed) before it
+            # said whether it registered: when it had, a copy was a second revision identical to
+            # the family's latest, which already pins the version.
+            registered = request.register_existing and base.image == refs.versioned
+            arn = base.arn if registered else steps.register_revision(deployer, refs.versioned, base.arn)
         run.progress.task_definition = arn
-        run.done(f"registered {arn}, a copy of {base.arn}: container {targets.container_name} runs {refs.versioned}")
+        run.done(f"{arn}, the family's latest ACTIVE revision, already pins {refs.versioned}: nothing registered"
+                 if registered else
+                 f"registered {arn}, a copy of {base.arn}: container {targets.container_name} runs {refs.versioned}")
     result = PublishResult(
         version=request.version, image=refs.versioned,
         references=tuple(r for r in refs.all if r in run.progress.digests),

@@ -394,6 +394,21 @@ def test_a_family_moved_to_another_platform_during_the_build_gets_no_revision_of
     assert revisions(aws)[-1] == publisher.registered[0]
 
 
+def test_register_existing_after_a_run_that_did_register_registers_no_second_revision(aws):
+    # A run registered its revision, then was killed before saying so; the way on it is told
+    # (the version is in the registry) is register_existing, which made a second identical revision.
+    aws.get_client("ecr").put_image(repositoryName=aws.targets.ecr_repository, imageManifest=MANIFEST,
+                                    imageTag="2.0.0")
+    request = PublishRequest(version="2.0.0", register_existing=True)
+    first = publish_with(aws, FakeImagePublisher(), request)
+    after_first = revisions(aws)
+
+    again = publish_with(aws, FakeImagePublisher(), request)
+
+    assert again.task_definition == first.task_definition and revisions(aws) == after_first
+    assert "already pins" in again.steps[-1] and again.image == first.image
+
+
 def _refusing(client, operation: str, code: str):
     """``client`` answering ``operation`` with an error, as AWS does for a role without the permission."""
     def refuse(**_):
