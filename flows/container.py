@@ -18,7 +18,8 @@ The seed's "Deploy Container Image" step, made safe to run and re-run:
    directory, push the version then ``latest``;
 5. register a revision of ``Targets.task_family`` copied from its latest ACTIVE revision with
    only the container's image changed, to the version reference (never ``latest``: a revision
-   pins its image);
+   pins its image); a revision registered into the family during the build is the one copied,
+   once checked as the first was;
 6. log out and delete the private config (always, in a finally), and write a markdown artifact
    (a refused run too: why, and that nothing was built, pushed or registered).
 
@@ -28,7 +29,8 @@ registered only into a family whose latest revision already pulls from that regi
 stops part-way raises ``PublishIncomplete`` saying what was pushed and registered and how to go
 on: re-running with the same version is safe while the version is not in the registry; once it
 is, ``register_existing=True`` registers the revision without rebuilding (for ECR, without docker;
-refused while ECR reports the image ARCHIVED or ACTIVATING, which no task could pull).
+refused while ECR reports the image ARCHIVED or ACTIVATING, which no task could pull), or returns
+the family's latest ACTIVE revision when it already pins the version.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ from flows.artifacts import for_people
 from flows.env import load_clients
 from flows.params import WaitSeconds
 from rollway.aws.ecr import ACTIVE, EcrRepository, HeldImage, RegistryLogin
-from rollway.aws.ecs import EcsDeployer
+from rollway.aws.ecs import BaseRevision, EcsDeployer
 from rollway.aws.errors import AdapterError, TargetNotFound
 from rollway.image import (
     LATEST, ImageReferences, InvalidImageTarget, image_references, registry_of, repository_problem,
@@ -83,6 +85,8 @@ class _Run:
     def __init__(self, refs: ImageReferences, register: bool = True) -> None:
         self.log = get_run_logger()
         self.progress = PublishProgress(refs=refs, register=register)
+        # What the image this run built runs on (None: nothing built).
+        self.built_platform: str | None = None
 
     def done(self, step: str) -> None:
         self.log.info("publish: %s", step)
@@ -208,22 +212,16 @@ def run_publish(request: PublishRequest, targets: Targets, get_client: Callable[
     # Everything that can refuse is asked before the first docker command.
     refs, latest_immutable, ecr_image = _target(request, targets, ecr)
     ecr_digest = ecr_image.digest if ecr_image is not None else None
-    platform = None
+    platform, base = None, None
     if request.register_task_definition:
-        base_image = steps.base_image(deployer, targets.task_family)
-        log.info("publish: the latest ACTIVE revision of %s runs %s in container %s", targets.task_family,
-                 base_image, targets.container_name)
-        # The override registry is where this run pushes, not necessarily where the family's
-        # tasks pull from: a revision pinning 127.0.0.1:5000/... in a family whose tasks pull
-        # from ECR is a revision no Fargate task can start. Only register it for a family that
-        # already pulls from that registry.
-        if request.registry is not None and registry_of(base_image) != refs.registry:
-            why = (f"the latest ACTIVE revision of {targets.task_family} pulls from {registry_of(base_image)} "
-                   f"({base_image}), and a revision pinning {refs.versioned} would make its tasks pull from "
-                   f"{refs.registry}: run with register_task_definition=False to only push there")
+        base = steps.base_revision(deployer, targets.task_family)
+        log.info("publish: the latest ACTIVE revision of %s is %s, whose container %s runs %s", targets.task_family,
+                 base.arn, targets.container_name, base.image)
+        why = _registry_problem(base, refs, request, targets)
+        if why:
             log.error("publish: refused: %s", why)
             raise PublishRefused(f"refused before building anything: {why}")
-        platform = steps.base_platform(deployer, targets.task_family)
+        platform = base.platform
     credentials = None
     if ecr is not None:
         _refuse(refs, version_digest=ecr_digest, latest_immutable=latest_immutable, request=request,
@@ -253,10 +251,18 @@ def run_publish(request: PublishRequest, targets: Targets, get_client: Callable[
             _with_publisher(run, publisher, request, refs, ecr, credentials, platform)
 
     if request.register_task_definition:
+        assert base is not None  # read before anything was built
         with run.step(f"register a revision of {targets.task_family}"):
-            arn = steps.register_revision(deployer, refs.versioned, targets.task_family)
+            base = _base_now(run, deployer, refs, request, targets, checked=base)
+            # register_existing is the way on after a run that stopped (or was killed) before it
+            # said whether it registered: when it had, a copy was a second revision identical to
+            # the family's latest, which already pins the version.
+            registered = request.register_existing and base.image == refs.versioned
+            arn = base.arn if registered else steps.register_revision(deployer, refs.versioned, base.arn)
         run.progress.task_definition = arn
-        run.done(f"registered {arn}: container {targets.container_name} runs {refs.versioned}")
+        run.done(f"{arn}, the family's latest ACTIVE revision, already pins {refs.versioned}: nothing registered"
+                 if registered else
+                 f"registered {arn}, a copy of {base.arn}: container {targets.container_name} runs {refs.versioned}")
     result = PublishResult(
         version=request.version, image=refs.versioned,
         references=tuple(r for r in refs.all if r in run.progress.digests),
@@ -271,6 +277,49 @@ def run_publish(request: PublishRequest, targets: Targets, get_client: Callable[
                lambda: create_markdown_artifact(key=ARTIFACT_KEY, markdown=_summary(result),
                                                 description="container release"))
     return result
+
+
+def _registry_problem(base: BaseRevision, refs: ImageReferences, request: PublishRequest,
+                      targets: Targets) -> str | None:
+    """Why a revision pinning ``refs.versioned`` must not be copied from ``base``, or None."""
+    # The override registry is where this run pushes, not necessarily where the family's
+    # tasks pull from: a revision pinning 127.0.0.1:5000/... in a family whose tasks pull
+    # from ECR is a revision no Fargate task can start. Only register it for a family that
+    # already pulls from that registry.
+    if request.registry is None or registry_of(base.image) == refs.registry:
+        return None
+    return (f"the latest ACTIVE revision of {targets.task_family} pulls from {registry_of(base.image)} "
+            f"({base.image}), and a revision pinning {refs.versioned} would make its tasks pull from "
+            f"{refs.registry}: run with register_task_definition=False to only push there")
+
+
+def _base_now(run: _Run, deployer: EcsDeployer, refs: ImageReferences, request: PublishRequest, targets: Targets,
+              *, checked: BaseRevision) -> BaseRevision:
+    """The revision to copy: the family's latest ACTIVE one as it is now, checked as ``checked``
+    (the one read before building) was.
+
+    A build takes minutes, and the family can get a newer revision meanwhile (a CDK deploy, a
+    rollout's canary). Its fields are the ones to copy (a secret or a role added meanwhile would
+    otherwise be lost), but the run was checked against the older one: a family moved to ARM64
+    got a copy pinning an amd64 image, and its tasks could not start. It is read once, checked,
+    and copied by ARN, so that no later revision is copied unchecked.
+    """
+    base = steps.base_revision(deployer, targets.task_family)
+    if base.arn == checked.arn:
+        return base
+    run.log.warning("publish: the latest ACTIVE revision of %s is now %s, not %s as before the build: it is "
+                    "the one copied", targets.task_family, base.arn, checked.arn)
+    why = _registry_problem(base, refs, request, targets)
+    if why is None and run.built_platform is not None and base.platform not in (None, run.built_platform):
+        why = (f"its tasks run on {base.platform}, and the image was built for {run.built_platform}, so they could "
+               f"not start it: build the release on a {base.platform} machine (docker_host can name a daemon "
+               "there), under a new version")
+    if why is not None:
+        # Registering this image into the family (register_existing) is no way on.
+        run.progress.register = False
+        raise RuntimeError(f"the latest ACTIVE revision of {targets.task_family} changed during the run, from "
+                           f"{checked.arn} to {base.arn}, and no revision was registered: {why}")
+    return base
 
 
 def _ecr_login(ecr: EcrRepository, refs: ImageReferences) -> RegistryLogin:
@@ -351,7 +400,7 @@ def _build_and_push(run: _Run, docker: ImagePublisher, request: PublishRequest, 
         # image of an X86_64 family was pushed and registered, and its tasks could not start
         # ("exec format error", or no manifest for linux/amd64) until the canary failed on it.
         with run.step(f"check that {image_id} runs on {platform}"):
-            built = steps.image_platform(docker, image_id)
+            built = run.built_platform = steps.image_platform(docker, image_id)
             if built != platform:
                 raise RuntimeError(
                     f"the image was built for {built}, and the task family's tasks run on {platform} (its "

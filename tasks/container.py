@@ -8,7 +8,7 @@ from prefect import task
 from prefect.cache_policies import NONE
 
 from rollway.aws.ecr import EcrRepository, HeldImage, RegistryLogin, Repository
-from rollway.aws.ecs import EcsDeployer
+from rollway.aws.ecs import BaseRevision, EcsDeployer
 from rollway.aws.errors import AdapterError
 from rollway.ports import ImagePublisher, ServiceDeployer
 from rollway.toolchain.process import ToolError
@@ -95,14 +95,8 @@ def register_revision(deployer: ServiceDeployer, image: str, base_task_definitio
     return deployer.register_revision(image, base_task_definition)
 
 
-
-@task(name="base-task-definition-image", **_READ)
-def base_image(deployer: ServiceDeployer, task_definition: str) -> str:
-    # The preflight read of the container the new image goes into (TargetNotFound is final).
-    return deployer.image_of(task_definition)
-
-
-@task(name="base-task-definition-platform", **_READ)
-def base_platform(deployer: EcsDeployer, task_definition: str) -> str | None:
-    # What the family's tasks run on: a build for another platform is never pushed.
-    return deployer.platform_of(task_definition)
+@task(name="base-task-definition", **_READ)
+def base_revision(deployer: EcsDeployer, task_definition: str) -> BaseRevision:
+    # The revision a new one is copied from (TargetNotFound is final): its container's image
+    # and the platform its tasks run on, against which the release is checked.
+    return deployer.base_revision(task_definition)

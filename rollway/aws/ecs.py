@@ -13,6 +13,7 @@ import math
 import time
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -43,6 +44,21 @@ REQUEST_TAG = "rollway:request"
 # How many of a family's newest revisions are searched for that token.
 REQUEST_LOOKBACK = 10
 _log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BaseRevision:
+    """A revision a new one is copied from, as read at one moment.
+
+    Attributes:
+        arn: its ARN (``family:revision`` pinned: a family name means whichever is latest).
+        image: the image of ``targets.container_name`` in it.
+        platform: what its tasks run on, as docker names it (``task_platform``), or None.
+    """
+
+    arn: str
+    image: str
+    platform: str | None
 # wait_stable polls at most this often; real ECS needs minutes, so finer polling only adds calls.
 _MAX_DELAY_SECONDS = 15
 
@@ -194,18 +210,20 @@ class EcsDeployer:
             raise _named(err, task_definition) from err
         return _container(described["taskDefinition"], self._targets.container_name, task_definition)["image"]
 
-    def platform_of(self, task_definition: str) -> str | None:
-        """The platform the tasks of ``task_definition`` run on, as docker names it
-        (``linux/amd64``), or None when the revision does not say (``task_platform``).
+    def base_revision(self, task_definition: str) -> BaseRevision:
+        """The revision ``task_definition`` names now (a family: its latest ACTIVE one), read
+        once: its ARN, the image of ``targets.container_name`` and the platform its tasks run on.
 
         Raises:
-            TargetNotFound: no such task definition.
+            TargetNotFound: no such task definition, or no container of that name in it.
         """
         try:
-            described = self._client.describe_task_definition(taskDefinition=task_definition)
+            described = self._client.describe_task_definition(taskDefinition=task_definition)["taskDefinition"]
         except ClientError as err:
             raise _named(err, task_definition) from err
-        return task_platform(described["taskDefinition"])
+        return BaseRevision(arn=described["taskDefinitionArn"],
+                            image=_container(described, self._targets.container_name, task_definition)["image"],
+                            platform=task_platform(described))
 
     def deregister_revision(self, task_definition: str) -> None:
         """Mark a revision INACTIVE: the undo of ``register_revision`` (running tasks keep it).

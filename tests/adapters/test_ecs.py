@@ -190,10 +190,12 @@ def test_the_platform_a_revisions_tasks_run_on_is_named_as_docker_names_it(task_
     assert task_platform(task_definition) == platform
 
 
-def test_platform_of_reads_the_revisions_runtime_platform(aws, deployer):
-    assert deployer.platform_of(aws.topology.task_definition_arn) == "linux/amd64"
+def test_base_revision_reads_the_familys_latest_revision_its_image_and_platform(aws, deployer):
+    base = deployer.base_revision(aws.targets.task_family)
+    assert base.arn == aws.topology.task_definition_arn and base.platform == "linux/amd64"
+    assert base.image == deployer.image_of(aws.topology.task_definition_arn)
     with pytest.raises(TargetNotFound):
-        deployer.platform_of("no-such-family:1")
+        deployer.base_revision("no-such-family:1")
 
 
 def test_deregister_revision_marks_it_inactive(aws):

@@ -342,6 +342,73 @@ def test_an_image_built_for_another_platform_is_neither_pushed_nor_registered(aw
     assert revisions(aws) == before
 
 
+def registered_during_the_build(aws, **changes) -> type[EcrBacked]:
+    """A publisher whose build sees a new revision of the family registered (a CDK deploy, a
+    rollout's canary): a copy of the latest with ``changes``. Its ARN lands in ``.registered``."""
+    class Meanwhile(EcrBacked):
+        registered: list[str] = []
+
+        def build(self, *args, **kwargs):
+            image_id = super().build(*args, **kwargs)
+            ecs = aws.get_client("ecs")
+            latest = described(aws, aws.targets.task_family)
+            copied = {k: v for k, v in latest.items() if k not in READ_ONLY_FIELDS}
+            self.registered.append(ecs.register_task_definition(**{**copied, **changes})["taskDefinition"]
+                                   ["taskDefinitionArn"])
+            return image_id
+
+    return Meanwhile
+
+
+def test_a_revision_registered_during_the_build_is_the_one_copied(aws, tmp_path):
+    # Its fields are the family's now (here an environment variable it added): copying the
+    # revision read before the build would lose them.
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    container = described(aws, aws.targets.task_family)["containerDefinitions"][0]
+    added = {**container, "environment": [*container.get("environment", []), {"name": "ADDED", "value": "1"}]}
+    publisher = registered_during_the_build(aws, containerDefinitions=[added])(aws)
+
+    result = publish_with(aws, publisher, PublishRequest(version="2.0.0", context_dir=tmp_path))
+
+    new = described(aws, result.task_definition)["containerDefinitions"][0]
+    assert {"name": "ADDED", "value": "1"} in new["environment"] and new["image"] == result.image
+    assert f"a copy of {publisher.registered[0]}" in result.steps[-1]
+
+
+def test_a_family_moved_to_another_platform_during_the_build_gets_no_revision_of_the_image(aws, tmp_path):
+    # Checked against the X86_64 revision before the build; the family moved to ARM64 while it
+    # ran: a copy of the new revision pinning the amd64 image was registered, tasks that could
+    # not start it.
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    publisher = registered_during_the_build(
+        aws, runtimePlatform={"cpuArchitecture": "ARM64", "operatingSystemFamily": "LINUX"})(aws)
+    uri = aws.topology.repository_uri
+
+    with pytest.raises(PublishIncomplete) as caught:
+        publish_with(aws, publisher, PublishRequest(version="2.0.0", context_dir=tmp_path))
+
+    message = str(caught.value)
+    assert f"changed during the run, from {aws.topology.task_definition_arn} to {publisher.registered[0]}" in message
+    assert "its tasks run on linux/arm64, and the image was built for linux/amd64" in message
+    assert f"{uri}:2.0.0 is pushed" in message and "register_existing" not in message
+    assert revisions(aws)[-1] == publisher.registered[0]
+
+
+def test_register_existing_after_a_run_that_did_register_registers_no_second_revision(aws):
+    # A run registered its revision, then was killed before saying so; the way on it is told
+    # (the version is in the registry) is register_existing, which made a second identical revision.
+    aws.get_client("ecr").put_image(repositoryName=aws.targets.ecr_repository, imageManifest=MANIFEST,
+                                    imageTag="2.0.0")
+    request = PublishRequest(version="2.0.0", register_existing=True)
+    first = publish_with(aws, FakeImagePublisher(), request)
+    after_first = revisions(aws)
+
+    again = publish_with(aws, FakeImagePublisher(), request)
+
+    assert again.task_definition == first.task_definition and revisions(aws) == after_first
+    assert "already pins" in again.steps[-1] and again.image == first.image
+
+
 def _refusing(client, operation: str, code: str):
     """``client`` answering ``operation`` with an error, as AWS does for a role without the permission."""
     def refuse(**_):
