@@ -134,7 +134,10 @@ class FlagChange(BaseModel):
     so a bad change fails before any I/O.
     """
 
-    model_config = ConfigDict(frozen=True)
+    # A key it does not know is refused, not dropped: the set-flags flow's change
+    # {"feature": F, "enabled": true, "percentag": 5} enabled F at the percentage it had stored
+    # (100 %, say), and one whose only setting was misspelt reported the flag "unchanged".
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     feature: FeatureName = Field(description="the flag's name")
     enabled: bool | None = Field(default=None, description="true enables, false disables")
