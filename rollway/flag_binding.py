@@ -37,7 +37,7 @@ import logging
 import re
 from typing import Mapping, Sequence
 
-from pydantic import BaseModel, ConfigDict, Field, computed_field
+from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validator
 
 from rollway.errors_pickle import PicklableError
 from rollway.flags import (
@@ -145,6 +145,15 @@ class FlagChange(BaseModel):
     salt: Salt | None = Field(default=None, description="a new salt reshuffles which users are on")
     reason: Reason = Field(default="", description="why, for the audit trail (at most 1,000 characters)")
     create: bool = Field(default=False, description="create the flag if it does not exist (off at 0% unless set)")
+
+    @model_validator(mode="after")
+    def _sets_something(self) -> "FlagChange":
+        # A change of nothing read the flag and reported it "unchanged": a set-flags run whose change
+        # named only the flag (its setting left out of the form) succeeded having done nothing.
+        if not self.settings() and not self.create:
+            raise InvalidFlagInput(f"the change of {self.feature} sets nothing: give its `enabled`, `percentage` or "
+                                   "`salt` (or `create` to create it off at 0%)")
+        return self
 
     def settings(self) -> dict[str, object]:
         """The settings this change sets."""

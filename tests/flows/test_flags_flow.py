@@ -12,7 +12,7 @@ from flows.flags import set_flags
 from rollway.aws.flags import DynamoFlagStore
 from rollway.fakes import FakeFlagStore, FakeLedger, FlakyFlagStore
 from rollway.flag_binding import FlagChange
-from rollway.flags import FlagState, FlagStoreUnavailable, InvalidPercentage, MalformedFlag, UnknownFlag
+from rollway.flags import FlagState, FlagStoreUnavailable, InvalidFlagInput, InvalidPercentage, MalformedFlag, UnknownFlag
 from rollway.spec import FlagBinding
 from tasks import flags as flag_tasks
 
@@ -259,3 +259,11 @@ def test_a_misspelt_setting_in_a_change_is_refused_before_the_run_starts(dynamo)
     with pytest.raises(ParameterTypeError, match="percentag"):
         set_flags(changes=[{"feature": SQS, "enabled": True, "percentag": 5}], aws_credentials_block=CREDENTIALS)
     assert (dynamo.get(SQS).enabled, dynamo.get(SQS).version) == (False, 2)
+
+
+def test_a_change_that_sets_nothing_is_refused_before_the_table_is_read(dynamo):
+    """A change naming only the flag (its setting left out of the form) was read and reported
+    "unchanged", and the run succeeded having done nothing; `rollway flags set` refuses the same."""
+    with pytest.raises(InvalidFlagInput, match="the change of use_sqs_architecture sets nothing: give its `enabled`"):
+        set_flags(changes=[{"feature": SQS, "reason": "week 1"}], aws_credentials_block=CREDENTIALS)
+    assert dynamo.get(SQS).version == 1
