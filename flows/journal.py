@@ -21,7 +21,7 @@ from rollway import weekly
 from rollway.approvals import ApprovalAnswer
 from rollway.decide import Pause, StageState, stage_end
 from rollway.environment import Environment
-from rollway.ledger import CLAIM_SECONDS, RolloutMovedOn, RolloutRecord, Transition, begin_rollback
+from rollway.ledger import CLAIM_SECONDS, RolloutMovedOn, RolloutRecord, Transition, answer_comment, begin_rollback
 from rollway.model import Verdict, Weights
 from rollway.phases import RolloutPhase
 from rollway.report import HEADERS, RollbackResult, RolloutResult, StageReport, markdown_cell, markdown_table, stage_rows
@@ -208,7 +208,7 @@ class LedgerJournal:
             Transition(
                 at=self.env.clock.now(), kind=kind, actor=answer.approver,
                 to_stage=pause.stage_index if approved_stage is None else approved_stage,
-                comment=f"{answer.action}: {answer.comment}".strip(": "), verdict=pause.reason,
+                comment=answer_comment(answer.action, answer.comment), verdict=pause.reason,
             ),
             **changes,
         )

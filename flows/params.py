@@ -98,3 +98,9 @@ def _said(reason: str) -> str:
 # page to SNS's size). Blank, the page on-call got said "Why: " and nothing else.
 Reason = Annotated[str, AfterValidator(_said), Field(json_schema_extra={"pattern": r"\S"})]
 """Why a rollback is run: not blank."""
+
+
+RolloutId = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^\S+$")]
+"""A rollout id as the ledger records it (``rollway status`` shows it): one word. As the rollback
+flow's ``rollout``, a blank or padded id was taken, and the rollback was then refused after reading
+the ledger as meant for "rollout '' ... no longer the newest", naming a rollout nobody started."""

@@ -14,22 +14,18 @@ keeps no ledger, so its runs have no report here (their own artifacts are the re
 
 from __future__ import annotations
 
-from typing import Annotated
-
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
 
 from flows.env import load_clients
 from flows.journal import artifact_key
+from flows.params import RolloutId
 from rollway.aws.ledger import DynamoLedger
 from rollway.ledger import RolloutRecord
 from rollway.phases import RolloutPhase
 from rollway.reports import incident_report, rollout_report as render_rollout
 from tasks.ledger import rollout_history
-
-RolloutId = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^\S+$")]
-"""A rollout id as the ledger records it (``rollway status`` shows it): one word."""
 
 INCIDENT_PHASES = (RolloutPhase.ROLLED_BACK, RolloutPhase.ROLLING_BACK)
 

@@ -42,7 +42,7 @@ from pydantic import AfterValidator
 
 from flows.engine import set_and_verify, wait_healthy
 from flows.env import load_environment
-from flows.params import Actor, Reason, TaskCount, WaitSeconds
+from flows.params import Actor, Reason, RolloutId, TaskCount, WaitSeconds
 from rollway.aws.ledger import STORAGE_ERRORS, storage_failure, write_or_why
 from rollway.clock import ClockSettings
 from rollway.environment import Environment
@@ -1138,7 +1138,7 @@ def rollback(
     clock: ClockSettings = ClockSettings(),
     only_open_rollout: bool = False,
     fallback_bindings: list[FlagBinding] | None = None,
-    rollout: str | None = None,
+    rollout: RolloutId | None = None,
     claim_wait_seconds: WaitSeconds = CLAIM_WAIT_SECONDS,
 ) -> RollbackResult:
     """Roll the service back to its stable version (idempotent; safe to run by hand at any time).

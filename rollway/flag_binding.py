@@ -35,9 +35,9 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Sequence
+from typing import Mapping, Sequence
 
-from pydantic import BaseModel, ConfigDict, Field, computed_field
+from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validator
 
 from rollway.errors_pickle import PicklableError
 from rollway.flags import (
@@ -134,7 +134,10 @@ class FlagChange(BaseModel):
     so a bad change fails before any I/O.
     """
 
-    model_config = ConfigDict(frozen=True)
+    # A key it does not know is refused, not dropped: the set-flags flow's change
+    # {"feature": F, "enabled": true, "percentag": 5} enabled F at the percentage it had stored
+    # (100 %, say), and one whose only setting was misspelt reported the flag "unchanged".
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     feature: FeatureName = Field(description="the flag's name")
     enabled: bool | None = Field(default=None, description="true enables, false disables")
@@ -143,13 +146,23 @@ class FlagChange(BaseModel):
     reason: Reason = Field(default="", description="why, for the audit trail (at most 1,000 characters)")
     create: bool = Field(default=False, description="create the flag if it does not exist (off at 0% unless set)")
 
+    @model_validator(mode="after")
+    def _sets_something(self) -> "FlagChange":
+        # A change of nothing read the flag and reported it "unchanged": a set-flags run whose change
+        # named only the flag (its setting left out of the form) succeeded having done nothing.
+        if not self.settings() and not self.create:
+            raise InvalidFlagInput(f"the change of {self.feature} sets nothing: give its `enabled`, `percentage` or "
+                                   "`salt` (or `create` to create it off at 0%)")
+        return self
+
     def settings(self) -> dict[str, object]:
         """The settings this change sets."""
         return self.model_dump(include={"enabled", "percentage", "salt"}, exclude_none=True)
 
 
 def set_flag(
-    store: FlagStore, change: FlagChange, *, actor: str, now: float, expected_version: int | None = None
+    store: FlagStore, change: FlagChange, *, actor: str, now: float, expected_version: int | None = None,
+    named: Mapping[str, str] | None = None,
 ) -> FlagUpdate:
     """Apply ``change`` to its flag; settings it leaves out keep their stored values.
 
@@ -165,6 +178,8 @@ def set_flag(
         now: epoch seconds.
         expected_version: write only if the flag is at this version (0: absent), no retry;
             None reads the current version and retries a lost race.
+        named: how the caller's user gives each setting (``enabled``, ``percentage``, ``salt``),
+            for the error on a malformed flag; None: the fields of a FlagChange.
 
     Returns:
         The flag before and after; ``changed`` is False when nothing had to be written.
@@ -177,12 +192,13 @@ def set_flag(
     """
     # Recorded as a person's change whatever its reason says: only this module's binding
     # functions write as a rollout or a rollback.
-    return _set_flag(store, change, actor=actor, now=now, expected_version=expected_version, writer="person")
+    return _set_flag(store, change, actor=actor, now=now, expected_version=expected_version, writer="person",
+                     named=named)
 
 
 def _set_flag(
     store: FlagStore, change: FlagChange, *, actor: str, now: float, expected_version: int | None = None,
-    writer: Writer, rollout: str | None = None,
+    writer: Writer, rollout: str | None = None, named: Mapping[str, str] | None = None,
 ) -> FlagUpdate:
     """``set_flag``, recording ``writer`` (and ``rollout``) in the audit entry."""
     validate_actor(actor)
@@ -196,7 +212,7 @@ def _set_flag(
         if expected_version is not None and version != expected_version:
             raise FlagConflict(feature, expected_version, version)
         if isinstance(current, MalformedFlag):
-            desired, before = _repaired(current, change), None
+            desired, before = _repaired(current, change, named), None
         else:
             base = current.model_dump() if current is not None else {"feature": feature}
             desired, before = FlagState.model_validate({**base, **settings}), current
@@ -241,14 +257,15 @@ def check_changes(store: FlagStore, changes: Sequence[FlagChange]) -> None:
             missing.append(change.feature)
         elif isinstance(current, MalformedFlag) and change.feature not in readable:
             # Only the flag's first change must repair it: the ones after find it repaired.
-            _repaired(current, change)
+            _repaired(current, change, None)
         readable.add(change.feature)
     if missing:
         raise UnknownFlag(*missing)
 
 
-def _repaired(bad: MalformedFlag, change: FlagChange) -> FlagState:
-    """The flag ``change`` makes of a malformed item, or InvalidFlagInput naming what it must give."""
+def _repaired(bad: MalformedFlag, change: FlagChange, named: Mapping[str, str] | None) -> FlagState:
+    """The flag ``change`` makes of a malformed item, or InvalidFlagInput naming what it must give
+    (each setting as ``named`` says, by default as a FlagChange's field)."""
     fields = {name: bad.fields[name] for name in ("enabled", "percentage", "salt") if name in bad.fields}
     fields.update(change.settings())
     if fields.get("enabled") is False:
@@ -258,15 +275,17 @@ def _repaired(bad: MalformedFlag, change: FlagChange) -> FlagState:
     if missing:
         raise InvalidFlagInput(
             f"{bad}; this change leaves {', '.join(missing)} unreadable: give "
-            f"{' and '.join(_OPTION[name] for name in missing)} too, or disable it (nothing was written)"
+            f"{' and '.join((named or CHANGE_FIELDS)[name] for name in missing)} too, or disable it "
+            "(nothing was written)"
         )
     return FlagState(feature=change.feature, **fields)
 
 
-# How to give each setting. `rollway flags set` has no option for a salt: its message must not send
-# people looking for one, and names where a salt can be given.
-_OPTION = {"enabled": "--enabled or --no-enabled", "percentage": "--percentage",
-           "salt": "a salt (the set-flags flow's `salt`; `rollway flags set` has no option for it)"}
+# How a FlagChange gives each setting: the set-flags flow's form (a list of changes) and any caller
+# of this module. The command line names its own options (rollway.flags_commands). The flow's
+# refusal once named only `--enabled or --no-enabled` and `--percentage`, options its form has not.
+CHANGE_FIELDS = {"enabled": "the change's `enabled` (true or false)", "percentage": "the change's `percentage`",
+                 "salt": "the change's `salt`"}
 
 
 def apply_bindings(

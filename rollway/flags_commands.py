@@ -34,6 +34,12 @@ from rollway.flags import (
 )
 from rollway.ports import FlagStore
 
+# How `rollway flags set` gives each setting, for the refusal of a change that leaves a malformed
+# flag unreadable. It has no option for a salt: the message must not send people looking for one,
+# and names where a salt can be given.
+_OPTIONS = {"enabled": "--enabled or --no-enabled", "percentage": "--percentage",
+            "salt": "a salt (the set-flags flow's `salt`; `rollway flags set` has no option for it)"}
+
 EXIT_OK = 0
 EXIT_INVALID = 2
 """Bad input: unknown flag, percentage outside 0..100, empty user id, blank actor."""
@@ -144,6 +150,7 @@ def flags_set(
             actor=who,
             now=time.time() if now is None else now,
             expected_version=expected_version,
+            named=_OPTIONS,
         )
         out.write(update.describe() + "\n")
 

@@ -480,10 +480,19 @@ def rejection_owed(record: RolloutRecord) -> bool:
             and (last.kind == "reject" or (last.kind == "timeout" and (last.comment or "").startswith("reject"))))
 
 
+def answer_comment(action: str, comment: str) -> str:
+    """The comment recorded for a person's answer: ``"<action>: <comment>"``, or the action alone.
+
+    Only the comment's surrounding spaces go: a comment ending in a colon (``see INC-42:``) lost
+    it, and every other trailing colon, when the line was cut with ``strip(": ")``."""
+    said = comment.strip()
+    return f"{action}: {said}" if said else action
+
+
 def rejection_reason(reject: Transition) -> str:
     """The reason the engine gives a rollback it does for a rejection, from the recorded answer
     (its comment is "reject: <the person's comment>", its verdict the pause's reason)."""
-    said = (reject.comment or "").removeprefix("reject").strip(": ")
+    said = (reject.comment or "").removeprefix("reject").removeprefix(":").strip()
     return f"rejected by {reject.actor}: {said or reject.verdict or 'no reason given'}"
 
 

@@ -45,6 +45,7 @@ MAX_VERIFY_TIMEOUT_SECONDS = _HOUR
 # start lies further back than its period's retention returns no data points for that time range.
 FINE_PERIOD_RETENTION_SECONDS = 15 * _DAY
 COARSE_PERIOD = 300
+MAX_PHASE_NAME = 100
 
 
 def _at_most(field: str, limit: int, label: str, instead: str):
@@ -239,12 +240,20 @@ class WeeklyPhase(BaseModel):
 
     @field_validator("name")
     @classmethod
-    def _named(cls, value: str, info: ValidationInfo) -> str:
-        # The name is how people are told where a rollout is: "starting week 2", "holding after
-        # week 1", "week 2 may start from ...". A blank one was taken, and those lines named nothing.
+    def _a_name_to_show(cls, value: str, info: ValidationInfo) -> str:
+        # The name is what people read of a phase: the ledger's "starting <name>", the summary's
+        # "holding after <name>" heading, "<name> may start from ...". Blank, those lines named
+        # nothing; a line break in it ended the summary's heading and began markdown of its own.
+        # A recorded spec is read back as it was.
+        if not _new_spec(info):
+            return value
         value = value.strip()
-        if not value and _new_spec(info):
-            raise ValueError("a phase needs a name (the logs, the summary and the phase-complete notice name it)")
+        if not value:
+            raise ValueError("a weekly phase needs a name (like 'week 1'): it is shown in the ledger and the "
+                             "run's summary")
+        if len(value) > MAX_PHASE_NAME or not value.isprintable():
+            shown = repr(value) if len(value) <= 40 else f"{value[:40]!r}..."
+            raise ValueError(f"phase name {shown} must be one line of at most {MAX_PHASE_NAME} printable characters")
         return value
 
     @field_validator("weights")

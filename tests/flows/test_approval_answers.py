@@ -13,6 +13,7 @@ from prefect import flow
 from flows.progressive import run_progressive
 from rollway.approvals import ApprovalAnswer
 from rollway.fakes import FakeLedger
+from rollway.ledger import rejection_reason
 from rollway.spec import RolloutSpec, Stage
 from tests.flows.fake_env import fake_environment
 
@@ -211,3 +212,18 @@ def test_the_paused_state_says_what_the_pause_asks_for_the_command_line(monkeypa
     assert state.is_paused()
     assert re.fullmatch(r"approval pause: approval needed before 100%; unanswered by \S+ \S+ UTC the rollout "
                         r"rolls back", state.message), state.message
+
+
+def test_an_answers_comment_is_recorded_as_given_even_ending_in_a_colon():
+    """The ledger's line was cut with strip(": "): "per INC-42:" was recorded as "per INC-42", and a
+    resumed run's rollback for a rejection gave its reason without the colon the person typed."""
+    env = fake_environment()
+    env.ledger = FakeLedger()
+    spec = RolloutSpec(image=IMAGE, stages=[Stage(weight=5, bake_seconds=120, approval=True),
+                                            Stage(weight=100, bake_seconds=120, approval=True)], monitor_seconds=0)
+    approver, _ = recording(ApprovalAnswer(action="approve", approver="dana", comment="per INC-42: "),
+                            ApprovalAnswer(action="reject", approver="erin", comment="wait for:"))
+    run(env, spec, approver)
+    answers = [t for t in env.ledger.get(env.targets.canary_service).history if t.kind in ("approve", "reject")]
+    assert [t.comment for t in answers] == ["approve: per INC-42:", "reject: wait for:"]
+    assert rejection_reason(answers[-1]) == "rejected by erin: wait for:"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from prefect import flow
+from prefect.exceptions import ParameterTypeError
 
 from blocks.credentials import credentials_for_endpoint
 from flows.env import AccountNotLoaded
@@ -11,7 +12,7 @@ from flows.flags import set_flags
 from rollway.aws.flags import DynamoFlagStore
 from rollway.fakes import FakeFlagStore, FakeLedger, FlakyFlagStore
 from rollway.flag_binding import FlagChange
-from rollway.flags import FlagState, FlagStoreUnavailable, InvalidPercentage, MalformedFlag, UnknownFlag
+from rollway.flags import FlagState, FlagStoreUnavailable, InvalidFlagInput, InvalidPercentage, MalformedFlag, UnknownFlag
 from rollway.spec import FlagBinding
 from tasks import flags as flag_tasks
 
@@ -248,3 +249,21 @@ def test_a_set_flags_run_that_stops_part_way_says_which_flags_were_written(dynam
     assert f"| 2 | {INTERRUPTS} | enabled True | **not written** |" in text
     assert f"| 3 | {SQS} | percentage 25.0 | **not written** |" in text
     assert flaky.get(SQS).percentage == 5.0  # what the summary says was written, was
+
+
+def test_a_misspelt_setting_in_a_change_is_refused_before_the_run_starts(dynamo):
+    """Dropped, "percentag" left the change enabling the flag at the percentage it had stored (here
+    100 %), not the 5 % the person asked for. Now Prefect refuses the run's parameters, naming the
+    key, before the body (and any AWS call) starts."""
+    dynamo.put(FlagState(feature=SQS, percentage=100), expected_version=1, actor="seed", now=2.0)
+    with pytest.raises(ParameterTypeError, match="percentag"):
+        set_flags(changes=[{"feature": SQS, "enabled": True, "percentag": 5}], aws_credentials_block=CREDENTIALS)
+    assert (dynamo.get(SQS).enabled, dynamo.get(SQS).version) == (False, 2)
+
+
+def test_a_change_that_sets_nothing_is_refused_before_the_table_is_read(dynamo):
+    """A change naming only the flag (its setting left out of the form) was read and reported
+    "unchanged", and the run succeeded having done nothing; `rollway flags set` refuses the same."""
+    with pytest.raises(InvalidFlagInput, match="the change of use_sqs_architecture sets nothing: give its `enabled`"):
+        set_flags(changes=[{"feature": SQS, "reason": "week 1"}], aws_credentials_block=CREDENTIALS)
+    assert dynamo.get(SQS).version == 1

@@ -44,3 +44,15 @@ def test_a_change_that_cannot_repair_a_malformed_flag_writes_nothing(aws, dynamo
                            FlagChange(feature="legacy", enabled=True)],
                   actor="oncall", aws_credentials_block=CREDENTIALS)
     assert dynamo.get(SQS).version == 1, "nothing was written"
+
+
+def test_the_flows_refusal_names_the_fields_of_its_form_not_command_line_options(aws, dynamo: DynamoFlagStore):  # noqa: F811
+    """The flow's form is a list of changes with `enabled`, `percentage` and `salt`: the refusal told
+    a person in the UI to give `--enabled or --no-enabled` and `--percentage`, which it has not."""
+    put_raw(aws, feature={"S": "legacy"}, enabled={"S": "yes"}, percentage={"N": "150"})
+    with pytest.raises(InvalidFlagInput) as refused:
+        set_flags(changes=[FlagChange(feature="legacy", salt="fresh")], actor="oncall",
+                  aws_credentials_block=CREDENTIALS)
+    message = str(refused.value)
+    assert "--" not in message, message
+    assert "`enabled`" in message and "`percentage`" in message and "nothing was written" in message

@@ -227,6 +227,9 @@ def test_a_progressive_run_with_an_unusable_parameter_is_refused_before_its_body
     ("rollback", {"stable_desired": -2}),
     ("rollback", {"stable_desired": 40000}),  # a typo for 4: ECS allows 5,000 tasks per service
     ("rollback", {"reason": " "}),  # the page on-call got said "Why: " and nothing else
+    # Refused only after the ledger's read, as meant for "rollout '' ... no longer the newest".
+    ("rollback", {"rollout": ""}),
+    ("rollback", {"rollout": " 20261201T120000Z "}),
 ])
 def test_other_flows_refuse_unusable_parameters_before_their_body(monkeypatch, flow_fn, bad):
     from flows.progressive import advance_phase

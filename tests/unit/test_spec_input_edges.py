@@ -216,7 +216,7 @@ def test_a_metric_named_twice_is_refused_in_a_new_spec_and_read_back_in_a_record
 
 
 @pytest.mark.parametrize("names,message", [
-    (["week 1", "  "], "a phase needs a name"),
+    (["week 1", "  "], "a weekly phase needs a name"),
     (["week 1", "week 1"], "name each phase once: the phase plan names ['week 1', 'week 1']"),
 ])
 def test_a_phase_plan_whose_names_cannot_tell_its_phases_apart_is_refused(names, message):
@@ -232,4 +232,26 @@ def test_a_phase_plan_whose_names_cannot_tell_its_phases_apart_is_refused(names,
         image=IMG, stages=(Stage(weight=5), Stage(weight=100)),
         phases=tuple(WeeklyPhase.model_construct(name=n, weights=(w,), decommission=False)
                      for n, w in zip(names, (5, 100))))
-    assert [p.name for p in RolloutSpec.from_record(recorded.model_dump_json()).phases] == [n.strip() for n in names]
+    assert [p.name for p in RolloutSpec.from_record(recorded.model_dump_json()).phases] == names
+
+
+@pytest.mark.parametrize("name, message", [
+    ("", "a weekly phase needs a name"),
+    ("   ", "a weekly phase needs a name"),
+    ("week 1\n\n## All checks passed", "must be one line of at most 100 printable characters"),
+    ("w" * 101, "must be one line of at most 100 printable characters"),
+])
+def test_a_phase_name_people_cannot_read_is_refused_in_a_new_spec_and_read_back_in_a_recorded_one(name, message):
+    """A blank name left the ledger's "starting " and the summary's "holding after " naming nothing,
+    and a line break in one began markdown of its own in the run's summary."""
+    raw = {"image": IMG, "stages": [{"weight": 5}, {"weight": 100}],
+           "phases": [{"name": name, "weights": [5]}, {"name": "week 2", "weights": [100]}]}
+    with pytest.raises(ValidationError, match=message):
+        RolloutSpec.model_validate(raw)
+    assert RolloutSpec.from_record(json.dumps(raw)).phases[0].name == name
+
+
+def test_a_phase_name_is_kept_without_surrounding_spaces():
+    spec = RolloutSpec.model_validate({"image": IMG, "stages": [{"weight": 100}],
+                                       "phases": [{"name": " week 1 ", "weights": [100]}]})
+    assert spec.phases[0].name == "week 1"
