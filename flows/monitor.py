@@ -66,9 +66,16 @@ class MonitorResult(BaseModel):
 
 def after_window(result: RolloutResult, watched: MonitorResult) -> RolloutResult:
     """A promotion's result once its monitoring window is over: rolled back if the window
-    rolled it back (or found it rolled back by someone else), unchanged otherwise."""
+    rolled it back (or found it rolled back by someone else), otherwise still promoted, and
+    said to be unverified when too few of the window's checks could read the metrics."""
     if watched.outcome != "rolled_back":
-        return result
+        if watched.verified:
+            return result.model_copy(update={"monitoring_verified": True})
+        # The page and the monitoring artifact say the window is unverified: so does the result
+        # (the `canary` run's summary), which said only "promoted" with the last stage's reason.
+        note = f"monitoring window unverified: {watched.reason}"
+        reason = note if result.reason == watched.reason else f"{result.reason}; {note}"
+        return result.model_copy(update={"reason": reason, "monitoring_verified": False})
     # No rollback of its own: another one (`rollway abort`) closed the rollout first, and the
     # ledger records a rollback's end only once it has read the traffic back on stable.
     weights = watched.rollback.weights if watched.rollback is not None else Weights(stable=100, canary=0)
