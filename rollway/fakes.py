@@ -10,7 +10,7 @@ import itertools
 from typing import Callable, Mapping, Sequence
 
 from rollway.aws.errors import ServiceNotStable
-from rollway.model import Interval, Observation, ServiceState, VersionSample, Weights
+from rollway.model import Interval, Observation, QueueDepth, ServiceState, VersionSample, Weights
 
 
 class FakeClock:
@@ -141,11 +141,13 @@ class FakeMetrics:
     the weights the router held then: like the simulator, but without AWS.
     """
 
-    def __init__(self, router: FakeRouter, behaviour: Behaviour, interval: float = 60.0, dlq: int = 0) -> None:
+    def __init__(self, router: FakeRouter, behaviour: Behaviour, interval: float = 60.0, dlq: int = 0,
+                 dlq_queue: str = "webordinary-edit-input-dlq") -> None:
         self.router = router
         self.behaviour = behaviour
         self.interval = interval
-        self.dlq = dlq
+        self.dlq = dlq  # visible messages in the one dead-letter queue, ``dlq_queue``
+        self.dlq_queue = dlq_queue
         self.error: str | None = None
         self._recorded: dict[float, Interval] = {}
         self.calls = 0
@@ -164,7 +166,8 @@ class FakeMetrics:
                 self._recorded[t] = Interval(t=t, baseline=baseline, canary=canary)
             intervals.append(self._recorded[t])
             t += self.interval
-        return Observation(start=start, end=end, intervals=tuple(intervals), dlq_messages=self.dlq)
+        held = (QueueDepth(queue=self.dlq_queue, first=self.dlq, deepest=self.dlq),) if self.dlq else ()
+        return Observation(start=start, end=end, intervals=tuple(intervals), dlq_messages=self.dlq, dead_letters=held)
 
 
 class FakeNotifier:

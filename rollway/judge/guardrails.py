@@ -13,7 +13,7 @@ import sys
 from typing import Sequence
 
 from rollway.judge import setting_percent
-from rollway.model import Alert, Interval, Observation, Verdict, VersionSample
+from rollway.model import Alert, Interval, Observation, QueueDepth, Verdict, VersionSample
 from rollway.phases import Phase
 from rollway.spec import Guardrails
 
@@ -31,7 +31,8 @@ def check(guardrails: Guardrails, observation: Observation, *, monitoring: bool,
     ``healthy_targets``: see ``check_totals``.
     """
     return check_totals(guardrails, observation.totals("canary"), observation.totals("baseline").requests,
-                        dlq_messages=observation.dlq_messages, unserved=observation.unserved(),
+                        dlq_messages=observation.dlq_messages, dead_letters=observation.dead_letters,
+                        unserved=observation.unserved(),
                         background=unserved_background(history), monitoring=monitoring,
                         healthy_targets=healthy_targets)
 
@@ -76,9 +77,11 @@ def _poisson_ceiling(mean: float) -> float:
 
 
 def check_totals(guardrails: Guardrails, canary: VersionSample, baseline_requests: int, *,
-                 dlq_messages: int = 0, unserved: int = 0, background: float | None = None,
-                 monitoring: bool, healthy_targets: int | None = None) -> Verdict:
+                 dlq_messages: int = 0, dead_letters: Sequence[QueueDepth] = (), unserved: int = 0,
+                 background: float | None = None, monitoring: bool, healthy_targets: int | None = None) -> Verdict:
     """``check`` on totals already summed (``canary``: the stage's totals, see RunningTotals).
+
+    ``dead_letters``: ``dlq_messages`` per queue, named in the alert.
 
     ``unserved``: requests the load balancer answered 5xx itself over the same intervals
     (``HTTPCode_ELB_5XX_Count``); a version with weight but no target shows up only there,
@@ -110,7 +113,10 @@ def check_totals(guardrails: Guardrails, canary: VersionSample, baseline_request
     limit = guardrails.monitor_error_rate if monitoring else guardrails.canary_error_rate
     alerts: list[Alert] = []
     if dlq_messages > guardrails.dlq_messages:
-        alerts.append(Alert(kind="dead_letters", message=f"{dlq_messages} message(s) in the dead-letter queues"))
+        # Which queue: on-call opens that one (its redrive source says which consumer failed).
+        held = ", ".join(f"{d.queue}: {d.deepest}" for d in dead_letters if d.deepest)
+        alerts.append(Alert(kind="dead_letters", message=f"{dlq_messages} message(s) in the dead-letter queues"
+                                                         + (f" ({held})" if held else "")))
     if canary.latency_avg_ms is not None and canary.latency_avg_ms > guardrails.response_time_seconds * 1000:
         alerts.append(Alert(kind="response_time", message=(
             f"canary average response time {_seconds_over(canary.latency_avg_ms / 1000, guardrails.response_time_seconds)}"

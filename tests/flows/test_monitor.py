@@ -55,7 +55,7 @@ def test_dlq_messages_alert_once_and_do_not_roll_back():
     result = monitor_on(env, 600)
     assert result.outcome == "decommissioned"
     alerts = [m for m in env.notifier.messages if m[0].startswith("Alert")]
-    assert len(alerts) == 1 and "dead-letter" in alerts[0][1]
+    assert len(alerts) == 1 and "dead-letter" in alerts[0][1] and "webordinary-edit-input-dlq: 3" in alerts[0][1]
 
 
 def test_the_old_service_is_not_decommissioned_while_it_still_carries_traffic():
