@@ -150,6 +150,7 @@ class FakeMetrics:
         self.dlq_queue = dlq_queue
         self.error: str | None = None
         self._recorded: dict[float, Interval] = {}
+        self._dlq_at: dict[float, int] = {}
         self.calls = 0
         self.windows: list[tuple[float, float]] = []
 
@@ -164,10 +165,14 @@ class FakeMetrics:
             if t not in self._recorded:
                 baseline, canary = self.behaviour(self.router.weights, t)
                 self._recorded[t] = Interval(t=t, baseline=baseline, canary=canary)
+                self._dlq_at[t] = self.dlq
             intervals.append(self._recorded[t])
             t += self.interval
-        held = (QueueDepth(queue=self.dlq_queue, first=self.dlq, deepest=self.dlq),) if self.dlq else ()
-        return Observation(start=start, end=end, intervals=tuple(intervals), dlq_messages=self.dlq, dead_letters=held)
+        # As CloudWatch: the DLQ's depth in each period, as it was when the period was first read.
+        depths = [self._dlq_at[i.t] for i in intervals] or [self.dlq]
+        held = (QueueDepth(queue=self.dlq_queue, first=depths[0], deepest=max(depths)),) if max(depths) else ()
+        return Observation(start=start, end=end, intervals=tuple(intervals), dlq_messages=max(depths),
+                           dead_letters=held)
 
 
 class FakeNotifier:

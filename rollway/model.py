@@ -99,8 +99,14 @@ class QueueDepth(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     queue: str
-    first: int = Field(ge=0, description="in the observation's first period with a reading")
+    first: int = Field(ge=0, description="in the observation's first period (0 without a reading there: SQS "
+                                         "publishes nothing for an idle, empty queue)")
     deepest: int = Field(ge=0, description="the most in any of its periods")
+
+    @property
+    def grown(self) -> int:
+        """Messages that arrived since the first period (0 if it only drained)."""
+        return max(0, self.deepest - self.first)
 
 
 class Observation(BaseModel):

@@ -136,11 +136,13 @@ class CloudWatchMetrics:
             return Observation(
                 start=start, end=end, error=f"metrics for [{start:.0f}, {end:.0f}) unavailable: {err}"
             )
-        # The deepest each DLQ got during the window, summed over the DLQs; and per DLQ, so that
-        # an alert names the queue to look at.
+        # The deepest each DLQ got during the window, summed over the DLQs; and per DLQ, with its
+        # depth at the window's start, so that an alert counts what arrived since and names the
+        # queue. SQS publishes nothing for an idle, empty queue: no reading in the first period
+        # means it held none then.
         dlq = sum(max(series[i].values(), default=0.0) for i in _dlq_ids(schema))
         depths = tuple(
-            QueueDepth(queue=name, first=round(readings[min(readings)]), deepest=round(max(readings.values())))
+            QueueDepth(queue=name, first=round(readings.get(first, 0.0)), deepest=round(max(readings.values())))
             for name, readings in ((n, series[i]) for n, i in zip(schema.dlq_series(), _dlq_ids(schema)))
             if readings
         )

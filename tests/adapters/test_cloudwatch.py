@@ -102,8 +102,12 @@ def test_the_dead_letter_alert_names_the_queues_that_hold_messages(aws):
 
     holding = {name: n for name, n in sim.history[-1].dlq_visible.items() if n}
     assert {d.queue: d.deepest for d in observation.dead_letters if d.deepest} == holding
+    # From the depth in the first period (0 where SQS published nothing: an idle, empty queue).
+    assert {d.queue: d.first for d in observation.dead_letters} == {
+        name: sim.history[0].dlq_visible[name] for name in holding}
     [alert] = check(Guardrails(), observation, monitoring=True).alerts
-    assert all(f"{name}: {n}" in alert.message for name, n in holding.items()), alert.message
+    assert all(f"{name}: {sim.history[0].dlq_visible[name]} → {n}" in alert.message
+               for name, n in holding.items()), alert.message
 
 
 def test_only_whole_periods_inside_the_window_are_returned(aws, get_metric_data_calls):
