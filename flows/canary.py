@@ -334,7 +334,9 @@ def _summary_artifact(env: Environment, spec: RolloutSpec, result: RolloutResult
         key=artifact_key(env.targets.canary_service, "summary"),
         # The reason may quote a rejection's comment (a text area): on one line, so a line break
         # in it cannot start markdown of its own.
-        markdown=f"# Canary of `{spec.image}` {result.outcome.replace('_', ' ')}\n\n{markdown_cell(result.reason)}\n\n"
+        markdown=f"# Canary of `{spec.image}` {result.outcome.replace('_', ' ')}"
+        + (" (monitoring unverified)" if result.monitoring_verified is False else "")
+        + f"\n\n{markdown_cell(result.reason)}\n\n"
         + (f"{steps}\n\n" if steps else "") + (markdown_table(result.stages) if result.stages else ""),
         description="rollout summary",
     ))

@@ -4,7 +4,7 @@ After 100 %, the old (stable) service is still running: this is the window in wh
 rollback is cheap. ``monitor`` checks the new version every interval for the configured
 window (default one hour, every minute, as the seed's DeploymentMonitor): a 5-minute error
 rate over the monitoring guardrail (5 %) rolls back while the old version can still take
-the traffic; DLQ messages and slow responses alert. As a stage's, the window's final verdict
+the traffic; DLQ messages that arrive during the window and slow responses alert. As a stage's, the window's final verdict
 waits until its last period (the one its end falls in) is published
 (``metrics_delay_seconds`` after that period's end) and judges it. Only when the window passes cleanly, with
 at least half of its checks measured, is the old service scaled to zero; and if a rollback
@@ -66,9 +66,16 @@ class MonitorResult(BaseModel):
 
 def after_window(result: RolloutResult, watched: MonitorResult) -> RolloutResult:
     """A promotion's result once its monitoring window is over: rolled back if the window
-    rolled it back (or found it rolled back by someone else), unchanged otherwise."""
+    rolled it back (or found it rolled back by someone else), otherwise still promoted, and
+    said to be unverified when too few of the window's checks could read the metrics."""
     if watched.outcome != "rolled_back":
-        return result
+        if watched.verified:
+            return result.model_copy(update={"monitoring_verified": True})
+        # The page and the monitoring artifact say the window is unverified: so does the result
+        # (the `canary` run's summary), which said only "promoted" with the last stage's reason.
+        note = f"monitoring window unverified: {watched.reason}"
+        reason = note if result.reason == watched.reason else f"{result.reason}; {note}"
+        return result.model_copy(update={"reason": reason, "monitoring_verified": False})
     # No rollback of its own: another one (`rollway abort`) closed the rollout first, and the
     # ledger records a rollback's end only once it has read the traffic back on stable.
     weights = watched.rollback.weights if watched.rollback is not None else Weights(stable=100, canary=0)
@@ -209,6 +216,10 @@ def _watch(
     # Periods before the promotion are the last stage's, judged there; those since are the window's.
     since = start if opened_at is None else min(start, opened_at)
     alerted = AlertsOnce()
+    # Each dead-letter queue's depth at the window's first read period: an alert counts what
+    # arrived since (a 5-minute look alone would count only its own minutes, and a DLQ that held
+    # messages before the promotion is no news about this release).
+    dlq_before: dict[str, int] | None = None
     checks = measured = 0
     failure: str | None = None  # the last failed read, named in an unverified window's message
     # Periods longer than 5 minutes: a look's newest published period may have ended up to one
@@ -223,7 +234,13 @@ def _watch(
         # letters) or roll back, but the window's verdict counts it only if it saw data.
         early = now - start <= interval + spec.analysis.metrics_delay_seconds
         if observation.error is None:
+            if dlq_before is None and observation.intervals:
+                # A queue with no reading held nothing: SQS publishes nothing for an idle, empty one.
+                dlq_before = {d.queue: d.first for d in observation.dead_letters}
             seen = recent(observation, recent_seconds)
+            if dlq_before is not None:
+                seen = seen.model_copy(update={"dead_letters": tuple(
+                    d.model_copy(update={"first": dlq_before.get(d.queue, 0)}) for d in observation.dead_letters)})
             saw = _saw_the_release(seen)
             if saw:
                 checks, measured = checks + 1, measured + 1

@@ -829,6 +829,7 @@ def rollback_recorded(env: Environment, reason: str, *, actor: str, previous_tas
 
     ``rollout``: roll back only while this rollout is the service's newest (`rollway abort`
     passes the one it read): the traffic of a rollout started since belongs to nobody who asked.
+    With no rollout of the service recorded, none is the newest: RolloutNotFound, nothing changed.
 
     ``claim_wait_seconds``: how long to wait for another rollback holding the claim (wall seconds).
 
@@ -838,6 +839,8 @@ def rollback_recorded(env: Environment, reason: str, *, actor: str, previous_tas
             or ``only_open`` and the newest rollout is closed (nothing was changed).
         RolloutClosed: another rollback closed the rollout between this one's read and the
             record of its start (nothing was changed, nobody paged).
+        RolloutSuperseded, RolloutNotFound: ``rollout`` is not the newest, or no rollout of the
+            service is recorded (nothing was changed).
     """
     from rollway.ledger import RolloutClosed, begin_rollback, open_for_rollback
     from rollway.spec import RolloutSpec
@@ -856,6 +859,12 @@ def rollback_recorded(env: Environment, reason: str, *, actor: str, previous_tas
             bindings = fallback_bindings
     if record is not None:
         check_rollout(record, rollout)  # before anything is changed
+    elif rollout is not None and env.ledger is not None and unread is None:
+        # Named, yet not recorded (a typo, another service's id): no rollout is the newest, so the
+        # one named is not, and acting would roll back whatever the service runs for nobody who asked.
+        raise RolloutNotFound(
+            f"no rollout of {service} is recorded, so rollout {rollout!r} is not its newest. Nothing was changed. "
+            "To roll the service back regardless, run the rollback flow without `rollout`")
     recorded = RolloutSpec.for_rollback(record.spec_json) if record is not None else None
     active = record is not None and open_for_rollback(recorded, record)
     if only_open and record is not None and record.phase is RolloutPhase.PROMOTED and not active \
@@ -1146,7 +1155,8 @@ def rollback(
     ``only_open_rollout``: do nothing when the ledger's newest rollout was promoted and its
     monitoring window has closed (set by the rollout flows' state hooks; see ``rollback_recorded``).
     ``fallback_bindings``: flags to disable if the ledger cannot be read (the hooks pass their
-    run's). ``rollout``: act only while this rollout is the newest (RolloutSuperseded otherwise).
+    run's). ``rollout``: act only while this rollout is the newest (RolloutSuperseded otherwise;
+    RolloutNotFound when no rollout of the service is recorded).
     ``claim_wait_seconds``: how long to wait for another rollback holding the rollback's claim
     (wall seconds; a failed run's hook waits less when its run waited already).
     """

@@ -10,7 +10,7 @@ import itertools
 from typing import Callable, Mapping, Sequence
 
 from rollway.aws.errors import ServiceNotStable
-from rollway.model import Interval, Observation, ServiceState, VersionSample, Weights
+from rollway.model import Interval, Observation, QueueDepth, ServiceState, VersionSample, Weights
 
 
 class FakeClock:
@@ -141,13 +141,16 @@ class FakeMetrics:
     the weights the router held then: like the simulator, but without AWS.
     """
 
-    def __init__(self, router: FakeRouter, behaviour: Behaviour, interval: float = 60.0, dlq: int = 0) -> None:
+    def __init__(self, router: FakeRouter, behaviour: Behaviour, interval: float = 60.0, dlq: int = 0,
+                 dlq_queue: str = "webordinary-edit-input-dlq") -> None:
         self.router = router
         self.behaviour = behaviour
         self.interval = interval
-        self.dlq = dlq
+        self.dlq = dlq  # visible messages in the one dead-letter queue, ``dlq_queue``
+        self.dlq_queue = dlq_queue
         self.error: str | None = None
         self._recorded: dict[float, Interval] = {}
+        self._dlq_at: dict[float, int] = {}
         self.calls = 0
         self.windows: list[tuple[float, float]] = []
 
@@ -162,9 +165,14 @@ class FakeMetrics:
             if t not in self._recorded:
                 baseline, canary = self.behaviour(self.router.weights, t)
                 self._recorded[t] = Interval(t=t, baseline=baseline, canary=canary)
+                self._dlq_at[t] = self.dlq
             intervals.append(self._recorded[t])
             t += self.interval
-        return Observation(start=start, end=end, intervals=tuple(intervals), dlq_messages=self.dlq)
+        # As CloudWatch: the DLQ's depth in each period, as it was when the period was first read.
+        depths = [self._dlq_at[i.t] for i in intervals] or [self.dlq]
+        held = (QueueDepth(queue=self.dlq_queue, first=depths[0], deepest=max(depths)),) if max(depths) else ()
+        return Observation(start=start, end=end, intervals=tuple(intervals), dlq_messages=max(depths),
+                           dead_letters=held)
 
 
 class FakeNotifier:

@@ -330,8 +330,11 @@ def _live_hint(live: Weights, targets: Targets) -> str:
     if live.canary == 0:
         return (f"The load balancer sends no traffic to {service} ({live} stable/canary): there is no promotion "
                 "to finalize, and a new rollout can start as things are")
+    # Only called when the ledger holds no open rollout: `rollway abort` refuses such a split.
     return (f"{service} carries {live.canary}% of the traffic ({live} stable/canary): a rollout in progress, not a "
-            "promotion (which sends it 100%). Finish it or roll it back (`rollway abort`)")
+            "promotion (which sends it 100%). The ledger records no open rollout, so it is a `canary` flow run's "
+            "(which keeps no ledger) or a change by hand: let that run finish, or cancel it (its hooks roll it back); "
+            f"otherwise roll it back with {UNRECORDED_ROLLBACK}")
 
 
 def _not_promoted_hint(phase: RolloutPhase) -> str:

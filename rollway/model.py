@@ -93,8 +93,27 @@ class Interval(BaseModel):
         return self
 
 
+class QueueDepth(BaseModel):
+    """One dead-letter queue's visible messages over an observation's periods."""
+
+    model_config = ConfigDict(frozen=True)
+
+    queue: str
+    first: int = Field(ge=0, description="in the observation's first period (0 without a reading there: SQS "
+                                         "publishes nothing for an idle, empty queue)")
+    deepest: int = Field(ge=0, description="the most in any of its periods")
+
+    @property
+    def grown(self) -> int:
+        """Messages that arrived since the first period (0 if it only drained)."""
+        return max(0, self.deepest - self.first)
+
+
 class Observation(BaseModel):
-    """Everything measured for a stage so far. Failures are data: ``error`` says what broke."""
+    """Everything measured for a stage so far. Failures are data: ``error`` says what broke.
+
+    ``dlq_messages`` is the deepest reading of every dead-letter queue, summed; ``dead_letters``
+    the same per queue (those with a reading), which an alert names."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -102,6 +121,7 @@ class Observation(BaseModel):
     end: float
     intervals: tuple[Interval, ...] = ()
     dlq_messages: int = 0
+    dead_letters: tuple[QueueDepth, ...] = ()
     error: str | None = None
 
     def unserved(self) -> int:

@@ -38,6 +38,9 @@ class RolloutResult(BaseModel):
     stages: tuple[StageReport, ...] = ()
     rollback: "RollbackResult | None" = None
     finalized: FinalizeResult | None = Field(default=None, description="the canary flow's finalize, with finalize=True")
+    monitoring_verified: bool | None = Field(
+        default=None, description="whether enough of the monitoring window's checks read the promoted version's "
+                                  "metrics (None: no window was watched, or it rolled back)")
 
 
 class RollbackResult(BaseModel):

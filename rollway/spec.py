@@ -121,7 +121,8 @@ class Guardrails(BaseModel):
 
     canary_error_rate: float = Field(default=0.01, gt=0, le=1, description="roll back above, during canary stages")
     monitor_error_rate: float = Field(default=0.05, gt=0, le=1, description="roll back above, while monitoring")
-    dlq_messages: int = Field(default=0, ge=0, description="alert above")
+    dlq_messages: int = Field(default=0, ge=0, description="alert when the dead-letter queues gain more than this "
+                                                           "many messages in a stage or the monitoring window")
     response_time_seconds: float = Field(default=10.0, gt=0, description="alert above (average)")
     min_errors: int = Field(default=5, ge=1, description="errors the canary must have before an error-rate guardrail acts")
 

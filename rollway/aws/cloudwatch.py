@@ -42,7 +42,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from rollway.aws.errors import AdapterError
 from rollway.aws.metric_schema import VERSIONS, AlbDimensions, MetricSchema, Version
-from rollway.model import Interval, Observation, VersionSample
+from rollway.model import Interval, Observation, QueueDepth, VersionSample
 from rollway.targets import Targets
 
 # role in MetricSchema.version_series -> the statistic read for it
@@ -136,9 +136,17 @@ class CloudWatchMetrics:
             return Observation(
                 start=start, end=end, error=f"metrics for [{start:.0f}, {end:.0f}) unavailable: {err}"
             )
-        # The deepest each DLQ got during the window, summed over the DLQs.
+        # The deepest each DLQ got during the window, summed over the DLQs; and per DLQ, with its
+        # depth at the window's start, so that an alert counts what arrived since and names the
+        # queue. SQS publishes nothing for an idle, empty queue: no reading in the first period
+        # means it held none then.
         dlq = sum(max(series[i].values(), default=0.0) for i in _dlq_ids(schema))
-        return Observation(start=start, end=end, intervals=intervals, dlq_messages=round(dlq))
+        depths = tuple(
+            QueueDepth(queue=name, first=round(readings.get(first, 0.0)), deepest=round(max(readings.values())))
+            for name, readings in ((n, series[i]) for n, i in zip(schema.dlq_series(), _dlq_ids(schema)))
+            if readings
+        )
+        return Observation(start=start, end=end, intervals=intervals, dlq_messages=round(dlq), dead_letters=depths)
 
     def _resolve(self) -> MetricSchema:
         """The schema, with the ALB's dimension values read from the router on first use.

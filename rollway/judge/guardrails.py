@@ -1,7 +1,9 @@
 """The seed's absolute thresholds, applied on top of any comparison.
 
 Error rate above the guardrail rolls back (1% during canary stages, 5% while monitoring after
-promotion); DLQ messages and slow responses only alert, as in the seed's DeploymentMonitor.
+promotion); DLQ messages and slow responses only alert, as in the seed's DeploymentMonitor
+("Messages in DLQ during deployment"): messages that arrived during the stage or the monitoring
+window, not those a DLQ held before (which alerted in every stage of every rollout).
 Requests the load balancer answered 5xx itself (``Observation.unserved``) count too, see
 ``check_totals``.
 """
@@ -13,7 +15,7 @@ import sys
 from typing import Sequence
 
 from rollway.judge import setting_percent
-from rollway.model import Alert, Interval, Observation, Verdict, VersionSample
+from rollway.model import Alert, Interval, Observation, QueueDepth, Verdict, VersionSample
 from rollway.phases import Phase
 from rollway.spec import Guardrails
 
@@ -31,7 +33,7 @@ def check(guardrails: Guardrails, observation: Observation, *, monitoring: bool,
     ``healthy_targets``: see ``check_totals``.
     """
     return check_totals(guardrails, observation.totals("canary"), observation.totals("baseline").requests,
-                        dlq_messages=observation.dlq_messages, unserved=observation.unserved(),
+                        dead_letters=observation.dead_letters, unserved=observation.unserved(),
                         background=unserved_background(history), monitoring=monitoring,
                         healthy_targets=healthy_targets)
 
@@ -76,9 +78,13 @@ def _poisson_ceiling(mean: float) -> float:
 
 
 def check_totals(guardrails: Guardrails, canary: VersionSample, baseline_requests: int, *,
-                 dlq_messages: int = 0, unserved: int = 0, background: float | None = None,
-                 monitoring: bool, healthy_targets: int | None = None) -> Verdict:
+                 dead_letters: Sequence[QueueDepth] = (), unserved: int = 0,
+                 background: float | None = None, monitoring: bool, healthy_targets: int | None = None) -> Verdict:
     """``check`` on totals already summed (``canary``: the stage's totals, see RunningTotals).
+
+    ``dead_letters``: each dead-letter queue's depth at the start of the stage (or of the
+    monitoring window) and its deepest since: an alert when, together, they gained more than
+    ``guardrails.dlq_messages``, naming the queues that did.
 
     ``unserved``: requests the load balancer answered 5xx itself over the same intervals
     (``HTTPCode_ELB_5XX_Count``); a version with weight but no target shows up only there,
@@ -109,8 +115,14 @@ def check_totals(guardrails: Guardrails, canary: VersionSample, baseline_request
         raise ValueError(f"unserved must not be negative, got {unserved}")
     limit = guardrails.monitor_error_rate if monitoring else guardrails.canary_error_rate
     alerts: list[Alert] = []
-    if dlq_messages > guardrails.dlq_messages:
-        alerts.append(Alert(kind="dead_letters", message=f"{dlq_messages} message(s) in the dead-letter queues"))
+    arrived = sum(d.grown for d in dead_letters)
+    if arrived > guardrails.dlq_messages:
+        # Which queue: on-call opens that one (its redrive source says which consumer failed).
+        grown = ", ".join(f"{d.queue}: {d.first} → {d.deepest}" for d in dead_letters if d.grown)
+        since = "since monitoring began" if monitoring else "since the stage began"
+        alerts.append(Alert(kind="dead_letters", message=(
+            f"{arrived} new message(s) in the dead-letter queues {since} ({grown}; messages they held before are "
+            "not counted)")))
     if canary.latency_avg_ms is not None and canary.latency_avg_ms > guardrails.response_time_seconds * 1000:
         alerts.append(Alert(kind="response_time", message=(
             f"canary average response time {_seconds_over(canary.latency_avg_ms / 1000, guardrails.response_time_seconds)}"

@@ -90,6 +90,26 @@ def test_dlq_depth_is_the_deepest_reading_summed_over_the_dlqs(aws):
     assert observation.dlq_messages == sum(sim.history[-1].dlq_visible.values()) > 0
 
 
+def test_the_dead_letter_alert_names_the_queues_that_hold_messages(aws):
+    """The alert said "3 message(s) in the dead-letter queues" of three: on-call had to open each."""
+    from rollway.judge.guardrails import check
+    from rollway.spec import Guardrails
+
+    sim = simulator(aws, default=BehaviourProfile(error_probability=0.0, dlq_rate=0.02), rps=10)
+    sim.run_ticks(3)
+
+    observation = metrics_for(aws).observe(ORIGIN, ORIGIN + 180)
+
+    holding = {name: n for name, n in sim.history[-1].dlq_visible.items() if n}
+    assert {d.queue: d.deepest for d in observation.dead_letters if d.deepest} == holding
+    # From the depth in the first period (0 where SQS published nothing: an idle, empty queue).
+    assert {d.queue: d.first for d in observation.dead_letters} == {
+        name: sim.history[0].dlq_visible[name] for name in holding}
+    [alert] = check(Guardrails(), observation, monitoring=True).alerts
+    assert all(f"{name}: {sim.history[0].dlq_visible[name]} → {n}" in alert.message
+               for name, n in holding.items()), alert.message
+
+
 def test_only_whole_periods_inside_the_window_are_returned(aws, get_metric_data_calls):
     sim = simulator(aws, rps=5)
     sim.run_ticks(3)

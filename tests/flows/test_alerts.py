@@ -60,6 +60,13 @@ def test_stage_alerts_are_sent_once_per_kind_per_stage_and_shown_in_the_stage_ta
     assert table.count("alert: ") == 2 * len(result.stages) and "dead-letter" in table and "response time" in table
 
 
+def test_a_dead_letter_queue_that_held_messages_before_the_rollout_does_not_alert_in_every_stage():
+    env = fake_environment()
+    env.metrics = FakeMetrics(env.router, slow_canary, dlq=7)  # held before, and nothing new arrives
+    canary_on(env)
+    assert not [m for m in alerts(env) if "dead-letter" in m], alerts(env)
+
+
 def promoted(metrics_cls, behaviour):
     env = fake_environment()
     env.router.weights = Weights(stable=0, canary=100)
@@ -101,7 +108,7 @@ def test_an_alert_that_cannot_be_sent_does_not_stop_the_rollout(monkeypatch):
     # Still retried (three times), without the waits between tries.
     monkeypatch.setattr(tasks.metrics, "notify", tasks.metrics.notify.with_options(retry_delay_seconds=0))
     env = fake_environment()
-    env.metrics = FakeMetrics(env.router, slow_canary, dlq=7)
+    env.metrics = GrowingDeadLetters(env.router, slow_canary, dlq=7)
     env.notifier = RefusingAlerts(env.notifier)
     result = canary_on(env)
     assert result.outcome == "promoted", result.reason

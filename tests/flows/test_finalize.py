@@ -394,6 +394,19 @@ def test_traffic_on_the_canary_after_a_finalize_is_another_rollouts_and_is_left_
         _plan(finalized, Weights.canary_at(25), _state("app:2", 3), _state("app:3", 1))
 
 
+@pytest.mark.parametrize("record", [None, _record("promote").model_copy(update={"phase": RolloutPhase.ROLLED_BACK})],
+                         ids=["no-record", "rolled-back-record"])
+def test_a_split_the_ledger_does_not_record_is_not_sent_to_rollway_abort(record):
+    """With no open rollout in the ledger, a 25% split is a `canary` flow run's (or a hand edit's):
+    `rollway abort` refuses it ("nothing to abort"), yet the refusal said to run it."""
+    spec = RolloutSpec.for_rollback(record.spec_json) if record is not None else None
+    with pytest.raises(FinalizeRefused, match="carries 25% of the traffic") as refused:
+        plan_finalize(record, spec, live=Weights.canary_at(25), stable=_state("app:1", 3), canary=_state("app:3", 1),
+                      targets=Targets())
+    assert "roll it back (`rollway abort`)" not in str(refused.value)
+    assert "`canary` flow" in str(refused.value) and "roll it back with the `rollback` flow" in str(refused.value)
+
+
 def test_traffic_moved_back_by_hand_without_finalize_is_refused():
     with pytest.raises(FinalizeRefused, match="moved the traffic back by hand"):
         _plan(_record("promote"), ALL_STABLE, _state("app:1", 3), _state("app:2", 3))

@@ -50,12 +50,40 @@ def test_error_rate_over_5_percent_rolls_back_while_the_old_service_runs():
     assert env.deployer.services[env.targets.canary_service].desired == 0
 
 
+class DeadLettersFrom(FakeMetrics):
+    """The dead-letter queue holds ``dlq`` messages, and 3 more from ``arrive`` on (None: never)."""
+
+    def __init__(self, router, behaviour, dlq: int, arrive: float | None) -> None:
+        super().__init__(router, behaviour, dlq=dlq)
+        self.before, self.arrive = dlq, arrive
+
+    def observe(self, start, end):
+        if self.arrive is not None and end >= self.arrive:
+            self.dlq = self.before + 3
+        return super().observe(start, end)
+
+
 def test_dlq_messages_alert_once_and_do_not_roll_back():
-    env = promoted(canary_error_rate=0.001, dlq=3)
+    env = promoted(canary_error_rate=0.001)
+    env.metrics = DeadLettersFrom(env.router, steady(50.0, 0.001, 0.001), dlq=0, arrive=env.clock.now() + 240)
     result = monitor_on(env, 600)
     assert result.outcome == "decommissioned"
     alerts = [m for m in env.notifier.messages if m[0].startswith("Alert")]
-    assert len(alerts) == 1 and "dead-letter" in alerts[0][1]
+    assert len(alerts) == 1 and "3 new message(s) in the dead-letter queues" in alerts[0][1], alerts
+    assert "webordinary-edit-input-dlq: 0 → 3" in alerts[0][1]
+
+
+def test_messages_a_dlq_held_before_the_promotion_do_not_alert_but_new_ones_do():
+    env = promoted(canary_error_rate=0.001)
+    env.metrics = DeadLettersFrom(env.router, steady(50.0, 0.001, 0.001), dlq=40, arrive=None)
+    monitor_on(env, 900)
+    assert not [m for m in env.notifier.messages if m[0].startswith("Alert")]
+    # Later than the 5 minutes a look reads: still counted from the window's start.
+    env = promoted(canary_error_rate=0.001)
+    env.metrics = DeadLettersFrom(env.router, steady(50.0, 0.001, 0.001), dlq=40, arrive=env.clock.now() + 600)
+    monitor_on(env, 900)
+    [alert] = [m for s, m in env.notifier.messages if s.startswith("Alert")]
+    assert "webordinary-edit-input-dlq: 40 → 43" in alert
 
 
 def test_the_old_service_is_not_decommissioned_while_it_still_carries_traffic():

@@ -317,3 +317,19 @@ def test_a_canary_run_refused_after_the_weights_were_moved_to_0_by_hand_says_so(
     assert "by hand or by a rollback the ledger could not record" in message
     assert message.count("(") == message.count(")"), message
     assert NEWER not in env.deployer.task_definitions.values()
+
+
+def test_a_rollback_run_by_hand_for_a_rollout_the_ledger_does_not_hold_changes_nothing(monkeypatch):
+    """`rollout` means "act only while this rollout is the newest": with no rollout of the service
+    recorded (a typo, another service's id, a ledger emptied since), none is, and the rollback used
+    to go ahead unchecked, moving the traffic and paging people for a rollout nobody named."""
+    from flows.rollback import rollback
+    from rollway.ledger import RolloutNotFound
+
+    env = ledger_env()
+    hooks_and_flows_see(monkeypatch, env)
+    env.router.weights = Weights(stable=50, canary=50)
+    with pytest.raises(RolloutNotFound, match="20261101T000000Z-deadbeef.*Nothing was changed"):
+        rollback(reason="bad canary", rollout="20261101T000000Z-deadbeef")
+    assert env.router.weights == Weights(stable=50, canary=50)
+    assert env.notifier.messages == []

@@ -125,6 +125,22 @@ def test_an_unverified_window_of_the_canary_flow_says_what_a_person_can_run():
     assert "rollway finalize --unrecorded" in message and "roll it back with the `rollback` flow" in message
 
 
+def test_an_unverified_window_of_the_canary_flow_is_not_a_plain_promotion_in_its_summary():
+    """The page and the monitoring artifact said the window was unverified, while the run's result
+    and its summary artifact said only "promoted", with the last stage's reason."""
+    from flows.journal import artifact_key
+    from tests.flows.test_artifacts import run_artifacts
+
+    env = metrics_dark_after_promotion()
+    state = canary_on(env, unphased_spec(), return_state=True)
+    result = state.result()
+    assert result.outcome == "promoted"
+    assert "monitoring window unverified" in result.reason and "AccessDenied" in result.reason
+    summary = run_artifacts(state)[artifact_key(env.targets.canary_service, "summary")]
+    assert f"# Canary of `{IMAGE}` promoted (monitoring unverified)" in summary.splitlines()
+    assert "AccessDenied" in summary
+
+
 def test_the_canary_flows_window_writes_nothing_into_an_earlier_rollouts_record():
     env = fake_environment()
     env.ledger = FakeLedger()

@@ -7,7 +7,7 @@ import pytest
 from rollway.judge import assess, make_judge
 from rollway.judge.guardrails import check
 from rollway.judge.threshold import ThresholdJudge
-from rollway.model import Alert, Interval, Observation, Verdict, VersionSample
+from rollway.model import Alert, Interval, Observation, QueueDepth, Verdict, VersionSample
 from rollway.phases import Phase
 from rollway.spec import Analysis, Guardrails
 
@@ -55,11 +55,13 @@ def test_threshold_judge_ignores_missing_canary_samples():
     assert (verdict.phase, verdict.canary_requests, verdict.decided_at_t) == (Phase.SUCCESSFUL, 600, 120.0)
 
 
-def observation(canary: tuple[int, int], *, latency_ms: float | None = None, dlq: int = 0,
+def observation(canary: tuple[int, int], *, latency_ms: float | None = None, dlq: int = 0, dlq_before: int = 0,
                 error: str | None = None) -> Observation:
+    """``dlq``: messages that arrived in the dead-letter queue since the start, on top of ``dlq_before``."""
     sample = VersionSample(requests=canary[0], errors=canary[1], latency_avg_ms=latency_ms)
+    depth = QueueDepth(queue="input-dlq", first=dlq_before, deepest=dlq_before + dlq)
     return Observation(
-        start=0, end=60, dlq_messages=dlq, error=error,
+        start=0, end=60, dlq_messages=depth.deepest, error=error, dead_letters=(depth,) if depth.deepest else (),
         intervals=(Interval(t=60, canary=sample, baseline=VersionSample(requests=1140, errors=1)),),
     )
 
@@ -85,6 +87,17 @@ def test_guardrails(name, canary, monitoring, latency, dlq, phase, alerts):
     assert verdict.phase is phase, verdict.reason
     assert len(verdict.alerts) == alerts
     assert "guardrail" in verdict.reason
+
+
+@pytest.mark.parametrize("monitoring,since", [(False, "since the stage began"), (True, "since monitoring began")])
+def test_dead_letters_alert_on_what_arrived_not_on_what_the_queue_held_before(monitoring, since):
+    """A DLQ that held 7 messages before the rollout alerted in every stage and every window,
+    saying nothing of whether any came from this release."""
+    held = check(GUARDRAILS, observation((600, 0), dlq_before=7), monitoring=monitoring)
+    assert held.alerts == ()
+    [alert] = check(GUARDRAILS, observation((600, 0), dlq_before=7, dlq=2), monitoring=monitoring).alerts
+    assert alert.message.startswith(f"2 new message(s) in the dead-letter queues {since} (input-dlq: 7 → 9;")
+    assert "held before are not counted" in alert.message
 
 
 class FixedJudge:
