@@ -135,7 +135,8 @@ def leave_alone(state, params: dict, finalizing: bool = False, rollout: str | No
 def _rollback_from_state(flow, flow_run, state) -> None:
     from flows.env import CANARY_FLOW, began_finalizing, run_rollout
     from flows.rollback import CLAIM_POLL_SECONDS, CLAIM_WAIT_SECONDS, RollbackIncomplete, RollbackRefused, rollback
-    from rollway.ledger import CLAIM_SECONDS, RollbackClaimed, RollbackUnrecorded, RolloutClosed, RolloutSuperseded
+    from rollway.ledger import (CLAIM_SECONDS, RollbackClaimed, RollbackUnrecorded, RolloutClosed, RolloutNotFound,
+                                RolloutSuperseded)
 
     log = flow_run_logger(flow_run, flow)
     params = dict(flow_run.parameters or {})
@@ -175,8 +176,8 @@ def _rollback_from_state(flow, flow_run, state) -> None:
         claim_wait = CLAIM_SECONDS + CLAIM_POLL_SECONDS
         log.info("run %s waited %.0f s for the rollback by %s already: waiting at most %.0f s more, to see whether "
                  "it is still alive", flow_run.name, exc.waited, exc.holder, claim_wait)
-    try:
-        result = rollback(
+    def roll_back(held: str | None):
+        return rollback(
             reason=reason,
             actor=f"state hook ({state.type.value.lower()})",
             bindings=None if ledgered else flags,
@@ -185,9 +186,20 @@ def _rollback_from_state(flow, flow_run, state) -> None:
             aws_credentials_block=params.get("aws_credentials_block"),
             clock=ClockSettings.model_validate(params.get("clock") or {}),
             only_open_rollout=ledgered,
-            rollout=rollout,
+            rollout=held,
             claim_wait_seconds=claim_wait,
         )
+
+    try:
+        try:
+            result = roll_back(rollout)
+        except RolloutNotFound as err:
+            # The run's rollout is no longer recorded (its item deleted by hand): no later rollout
+            # is either, so the traffic this run moved is nobody else's. Refusing left it on a
+            # version nobody watches, and `rollway abort` refuses an unrecorded rollout too.
+            log.warning("run %s's rollout %s is no longer recorded (%s): rolling back what the service runs",
+                        flow_run.name, rollout, err)
+            result = roll_back(None)
     except RollbackUnrecorded as err:  # the traffic did move: say so, not that the rollback failed
         log.error("rolled back after run %s, but the ledger could not record it: %s", flow_run.name, err)
         raise

@@ -14,6 +14,7 @@ import pytest
 from botocore.exceptions import ClientError
 from prefect import flow
 
+import flows.hooks
 import flows.progressive
 import rollway.cli.ops as ops
 from flows.canary import RolloutRefused
@@ -273,3 +274,24 @@ def test_the_rollback_of_an_old_rules_record_reads_back_as_long_as_its_spec_allo
     timeouts = read_back_waits(monkeypatch)
     rollback(reason="on-call: bad canary", actor="oncall")
     assert env.router.weights == Weights(stable=100, canary=0) and timeouts == [120.0]
+
+
+def test_the_hook_of_a_run_whose_rollout_record_was_deleted_still_rolls_the_traffic_back(monkeypatch, caplog):
+    """The run held its rollout at 5 % and failed; before its hook acted, the rollout's item was
+    deleted by hand. The hook names the rollout its run held, and a rollback naming a rollout the
+    ledger does not hold is refused: the traffic stayed on a version nobody watched, and `rollway
+    abort` refuses an unrecorded rollout too. No later rollout is recorded either, so the hook
+    rolls back what the service runs, and says why."""
+    env = holding_at_5(monkeypatch)
+    real = flows.hooks.leave_alone
+
+    def deleted_before_the_hook(state, params, *args, **kwargs):
+        env.ledger._rollouts.pop(env.targets.canary_service, None)
+        return real(state, params, *args, **kwargs)
+
+    monkeypatch.setattr(flows.hooks, "leave_alone", deleted_before_the_hook)
+    env.router.healthy["canary"] = 0  # the shift to 100 % fails
+    with pytest.raises(Exception):
+        progressive_rollout(spec=two_phase_spec().model_dump(mode="json"), phased=False)
+    assert env.router.weights == Weights(stable=100, canary=0), "the traffic was left on the unwatched canary"
+    assert "is no longer recorded" in caplog.text and "rolling back what the service runs" in caplog.text
