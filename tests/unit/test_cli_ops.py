@@ -571,6 +571,8 @@ def test_up_serves_with_the_app_it_started_and_names_the_inbox_and_stacks(monkey
         "serve", [sys.executable, "-c", probe, *serve_process(api_url, **kwargs).argv[2:]], child_env({}),
         tmp_path / "serve.log"))
     monkeypatch.setattr(blocks.register, "save_blocks", lambda *args, **kwargs: None)
+    # No API to register with: the wait for the runner's deployments is test_up_processes's subject.
+    monkeypatch.setattr(up, "wait_served", lambda *args, **kwargs: 12)
     monkeypatch.setenv("PREFECT_HOME", str(tmp_path))
 
     assert up.run_up(port=None, speed=60.0, rps=0.0, seed=7, poll_seconds=1.0) == 1
