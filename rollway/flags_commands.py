@@ -144,14 +144,20 @@ def flags_set(
             # (`set F 30`, say) looked like one that found the flag already so.
             raise InvalidFlagInput(f"nothing to set on {feature}: give --enabled or --no-enabled, --percentage "
                                    "or --create; nothing was read or changed")
-        update = set_flag(
-            store,
-            FlagChange(feature=feature, **given),
-            actor=who,
-            now=time.time() if now is None else now,
-            expected_version=expected_version,
-            named=_OPTIONS,
-        )
+        try:
+            update = set_flag(
+                store,
+                FlagChange(feature=feature, **given),
+                actor=who,
+                now=time.time() if now is None else now,
+                expected_version=expected_version,
+                named=_OPTIONS,
+            )
+        except UnknownFlag as unknown:
+            # The library's "create it first" names no way to do that from here: say the option.
+            names = ", ".join(repr(name) for name in unknown.features)
+            raise InvalidFlagInput(f"unknown feature flag {names}: add --create to create it (nothing was "
+                                   "written)") from None
         out.write(update.describe() + "\n")
 
     return _run(err, change)

@@ -102,6 +102,15 @@ def load_account(targets_block: str | None, credentials_block: str | None) -> tu
     from flows.env import load_clients
     from prefect.settings import PREFECT_API_URL
 
+    if not PREFECT_API_URL.value():
+        # Prefect would start a temporary server on PREFECT_HOME's database to read the blocks:
+        # minutes without a word on a loaded machine, and beside the server of any `rollway up`
+        # on that home. The blocks live on the server `rollway up` (or your account) runs.
+        raise OpsError(
+            "PREFECT_API_URL is not set: the commands read their blocks from a Prefect server; export "
+            "PREFECT_API_URL=<the API address `rollway up` printed> (http://127.0.0.1:4200/api by default), "
+            "or set it in your Prefect profile"
+        )
     try:
         return load_clients(targets_block, credentials_block)
     # RuntimeError: Prefect's Block.load for a saved block that no longer validates (saved

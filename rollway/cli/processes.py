@@ -305,6 +305,48 @@ class PrefectServer(Child):
         )
 
 
+def wait_served(runner: Child, api_url: str, *, deployment: str, since: float, timeout_seconds: float = 180.0) -> int:
+    """Wait until ``runner`` has registered its deployments and looks for their runs; their count.
+
+    A served deployment exists on the API as soon as it is registered, but its runs start only
+    once the runner polls for them, after it registered every one: a run started in between
+    waits, and a deployment not registered yet is missing from the UI. So this waits for the
+    deployments named ``deployment`` registered (created or updated) since ``since`` (epoch
+    seconds, taken before the runner started: a home's earlier runners left theirs in the
+    database) to have all been polled since then, which the API records as each one's
+    ``last_polled``.
+
+    Raises:
+        ProcessFailed: the runner exited, or did not poll within ``timeout_seconds``.
+    """
+    import json
+    from datetime import datetime
+
+    def stamp(value: str | None) -> float:
+        return datetime.fromisoformat(value).timestamp() if value else 0.0
+
+    body = json.dumps({"deployments": {"name": {"any_": [deployment]}}}).encode()
+    deadline = time.monotonic() + timeout_seconds
+    while time.monotonic() < deadline:
+        runner.check_running()
+        request = urllib.request.Request(f"{api_url}/deployments/filter", data=body, method="POST",
+                                         headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=5.0) as response:
+                found = json.loads(response.read())
+        except (urllib.error.URLError, OSError, ValueError):
+            found = []
+        registered = [d for d in found if stamp(d.get("updated")) >= since]
+        if registered and all(stamp(d.get("last_polled")) >= since for d in registered):
+            return len(registered)
+        # Waiting on another process's registrations; only the API can tell.
+        time.sleep(0.25)
+    raise ProcessFailed(
+        f"{runner.name} did not register and serve its deployments within {timeout_seconds:g} s{runner._log_hint()}",
+        runner,
+    )
+
+
 def serve_process(
     api_url: str,
     *,

@@ -32,7 +32,8 @@ from typing import Any, Callable
 
 from rich.console import Console
 
-from rollway.cli.processes import HOST, Child, PrefectServer, ProcessFailed, free_port, port_is_free, serve_process
+from rollway.cli.processes import (HOST, Child, PrefectServer, ProcessFailed, free_port, port_is_free, serve_process,
+                                   wait_served)
 from rollway.clock import MAX_SPEED, ClockSettings
 from rollway.ports import Clock
 from rollway.sim.profiles import BehaviourProfile
@@ -42,6 +43,8 @@ from rollway.spec import RolloutSpec
 from rollway.targets import Targets
 
 DEFAULT_PORT = 4200
+DEPLOYMENT = "rollway"
+"""The name deployments/serve.py gives every deployment it serves (``<flow>/rollway``)."""
 INBOX_QUEUE = "rollway-up-inbox"
 """SQS queue ``rollway up`` subscribes to the alert topic: the checklist wants a subscriber,
 and a person can read the rollback pages there."""
@@ -337,7 +340,12 @@ def _run(home: Path, port: int, *, speed: float, rps: float, seed: int, poll_sec
                 poll_seconds=poll_seconds, spec_json=spec.model_dump_json(), validation_url=validation_url,
                 phased=False, home=home, pass_fds=(lock,),
             )
+            console.print("serving every deployment (the runner registers them one by one) ...")
+            started = time.time()
             stack.enter_context(serve)
+            # "rollway is up" only once the runner takes runs: until then the UI lists some
+            # deployments or none, and a run started from it would wait.
+            wait_served(serve, server.api_url, deployment=DEPLOYMENT, since=started, timeout_seconds=180)
             _instructions(server, topology, speed, home, validation_url=validation_url, targets=targets)
             _watch(server, serve)
     except KeyboardInterrupt:

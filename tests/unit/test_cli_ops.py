@@ -187,7 +187,7 @@ def test_commands_answer_bad_input_and_an_unreachable_api_in_one_line(capsys) ->
     assert "cannot reach the Prefect API" in err and "Traceback" not in err
 
 
-def test_status_reports_a_block_that_fails_validation_in_one_line(monkeypatch, capsys) -> None:
+def test_status_reports_a_block_that_fails_validation_in_one_line(monkeypatch, capsys, an_api_url) -> None:
     """A block saved before a rule existed (region "us west 2", an empty metrics namespace) no
     longer validates: Prefect's Block.load raises a RuntimeError for it, which status printed
     as a traceback."""
@@ -571,6 +571,8 @@ def test_up_serves_with_the_app_it_started_and_names_the_inbox_and_stacks(monkey
         "serve", [sys.executable, "-c", probe, *serve_process(api_url, **kwargs).argv[2:]], child_env({}),
         tmp_path / "serve.log"))
     monkeypatch.setattr(blocks.register, "save_blocks", lambda *args, **kwargs: None)
+    # No API to register with: the wait for the runner's deployments is test_up_processes's subject.
+    monkeypatch.setattr(up, "wait_served", lambda *args, **kwargs: 12)
     monkeypatch.setenv("PREFECT_HOME", str(tmp_path))
 
     assert up.run_up(port=None, speed=60.0, rps=0.0, seed=7, poll_seconds=1.0) == 1
@@ -883,3 +885,36 @@ def test_a_paused_runs_name_prints_as_written(capsys) -> None:
     print_paused(SimpleNamespace(name="rollout [/x] [week-2]", id="0d6e"))
     out = " ".join(capsys.readouterr().out.split())
     assert "flow run rollout [/x] [week-2] (0d6e) is paused" in out, out
+
+
+@pytest.mark.parametrize(("command", "exit_code"), [
+    (["status"], 1), (["report"], 1), (["finalize", "--actor", "me"], 1),
+    (["flags", "list"], 2),  # `rollway flags` answers a block it cannot load with 2
+])
+def test_a_command_without_prefect_api_url_says_to_set_it_instead_of_starting_a_temporary_server(
+        monkeypatch, capsys, command, exit_code) -> None:
+    """With PREFECT_API_URL left unset (the `export` `rollway up` prints skipped), the commands
+    had Prefect start a temporary server on PREFECT_HOME's database to read their blocks: minutes
+    with no word on a loaded machine, beside the database of the `rollway up` on that home. They
+    now say at once which setting to give, as one `error:` line, with the exit code of a block
+    they cannot load."""
+    from prefect.server.api.server import SubprocessASGIServer
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from rollway.cli import app
+
+    def no_temporary_server(self, *args, **kwargs):
+        raise AssertionError("a temporary Prefect server was started")
+
+    monkeypatch.setattr(SubprocessASGIServer, "start", no_temporary_server)
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    with temporary_settings(restore_defaults={PREFECT_API_URL}):
+        assert PREFECT_API_URL.value() is None
+        try:
+            code = app(command, result_action="return_value")
+        except SystemExit as stop:
+            code = int(stop.code)
+    err = capsys.readouterr().err
+    assert code == exit_code, err
+    assert err.startswith("error: PREFECT_API_URL is not set") and "export PREFECT_API_URL=" in err, err
+    assert err.count("\n") == 1 and "Traceback" not in err

@@ -157,7 +157,7 @@ def test_flags_without_the_saved_blocks_say_so_on_stderr(monkeypatch, capsys):
 @pytest.mark.parametrize("region", ["", "eu west"])
 @pytest.mark.parametrize("args", [("flags", "list"), ("flags", "set", SQS, "--enabled", "--actor", "gina")],
                          ids=["list", "set"])
-def test_flags_with_a_region_boto3_refuses_say_so_on_one_line(monkeypatch, capsys, region, args):
+def test_flags_with_a_region_boto3_refuses_say_so_on_one_line(monkeypatch, capsys, region, args, an_api_url):
     """botocore refuses such a region when the client is built (ValueError: Invalid endpoint,
     InvalidRegionError); the command says so on one line instead of printing a traceback."""
     from prefect_aws import AwsCredentials

@@ -487,7 +487,8 @@ def test_list_get_set_and_eval_commands():
     ("command", "args", "kwargs", "message"),
     [
         (flags_set, (SQS,), {"percentage": 100.5, "actor": "ops"}, "percentage 100.5 is outside 0..100"),
-        (flags_set, ("no_such_flag",), {"enabled": True, "actor": "ops"}, "unknown feature flag 'no_such_flag'"),
+        (flags_set, ("no_such_flag",), {"enabled": True, "actor": "ops"},
+         "unknown feature flag 'no_such_flag': add --create to create it"),
         (flags_set, (SQS,), {"enabled": True, "actor": " "}, "needs the id of who makes it"),
         (flags_eval, (SQS, [""]), {}, "user id '' is empty"),
         (flags_get, ("no_such_flag",), {}, "unknown feature flag"),

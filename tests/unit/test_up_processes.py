@@ -461,3 +461,67 @@ def test_up_says_how_to_start_the_next_weekly_phase_on_its_fast_clock(speed, cap
     assert (told in shown) == (speed > 1), shown
     if speed > 1:
         assert "At 60x a rollout week passes in 2.8 wall hours" in shown, shown
+
+
+# --- "rollway is up" -------------------------------------------------------------------------
+
+# A runner as `prefect serve` behaves: it registers its deployments one by one, and only then
+# looks for their runs (which the API records as each deployment's last_polled).
+_SLOW_RUNNER = """
+import json, pathlib, sys, time, urllib.request
+api, marker = sys.argv[1], pathlib.Path(sys.argv[2])
+def post(path, body):
+    request = urllib.request.Request(api + path, data=json.dumps(body).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+ids = []
+for flow in ("canary", "progressive_rollout"):
+    flow_id = post("/flows/", {"name": flow})["id"]
+    ids.append(post("/deployments/", {"name": "rollway", "flow_id": flow_id})["id"])
+    time.sleep(1.5)  # registering the rest
+marker.write_text("polling")
+while True:
+    post("/deployments/get_scheduled_flow_runs", {"deployment_ids": ids})
+    time.sleep(0.5)
+"""
+
+
+def test_up_says_it_is_up_only_once_the_runner_serves_the_deployments(monkeypatch, tmp_path, capsys):
+    """`rollway up` printed "rollway is up" and where to click while the runner was still
+    registering the deployments: the UI listed some or none of them, and a run started then
+    waited. The address is printed once the runner looks for runs of every deployment it
+    registered; a deployment an earlier `rollway up` on the home left there does not hold it up."""
+    import rollway.cli.up as up
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("PREFECT_HOME", str(home))
+    monkeypatch.setattr(up, "stop_on_signals", lambda: None)
+    monkeypatch.setattr(up, "simulator_for", lambda *args, **kwargs: _Nothing())
+    marker = tmp_path / "runner-polls"
+    seen: list[bool] = []
+
+    def slow_runner(api_url, **kwargs):
+        # Left behind by an earlier runner of the home: registered before this one started, never polled again.
+        stale = _post(api_url, "/flows/", {"name": "retired_flow"})["id"]
+        _post(api_url, "/deployments/", {"name": "rollway", "flow_id": stale})
+        time.sleep(0.1)
+        return Child("serve", [sys.executable, "-c", _SLOW_RUNNER, api_url, str(marker)], child_env({}),
+                     tmp_path / "serve.log")
+
+    def instructions(*args, **kwargs):
+        seen.append(marker.exists())
+        raise KeyboardInterrupt  # as a Ctrl-C right after the address is printed
+
+    monkeypatch.setattr(up, "serve_process", slow_runner)
+    monkeypatch.setattr(up, "_instructions", instructions)
+    assert up.run_up(port=free_port(), speed=60.0, rps=0.0, seed=7, poll_seconds=1.0) == 0
+    assert seen == [True], "the address was printed before the runner served the deployments"
+    assert "serving every deployment" in capsys.readouterr().out
+
+
+def _post(api_url: str, path: str, body: dict) -> dict:
+    request = urllib.request.Request(api_url + path, data=json.dumps(body).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
