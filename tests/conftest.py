@@ -126,6 +126,37 @@ def watch_calls() -> Iterator[Callable[[Any], list[str]]]:
 
 
 @pytest.fixture
+def every_call(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], list[str]]:
+    """``every_call(service)`` returns a list that fills with the operation names called on
+    ``service`` ("ecs", "elbv2", ...) by ANY botocore client in this process, from now on.
+
+    For code under test that builds clients of its own: a flow given block names loads the
+    credentials and makes new clients, so ``watch_calls(aws.get_client(...))`` sees none of
+    its calls. Recorded before botocore validates or sends anything, in every thread.
+    """
+    from botocore.client import BaseClient
+
+    watchers: list[tuple[str, list[str]]] = []
+    real = BaseClient._make_api_call
+
+    def recorded(client: Any, operation_name: str, api_params: Any) -> Any:
+        service = client.meta.service_model.service_name
+        for watched, names in list(watchers):
+            if watched == service:
+                names.append(operation_name)
+        return real(client, operation_name, api_params)
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", recorded)
+
+    def watch(service: str) -> list[str]:
+        names: list[str] = []
+        watchers.append((service, names))
+        return names
+
+    return watch
+
+
+@pytest.fixture
 def flow_run_records() -> Iterator[list[Any]]:
     """What the ``prefect.flow_runs`` logger hands its handlers (the terminal shows these,
     formatted) while the test runs a flow in-process."""

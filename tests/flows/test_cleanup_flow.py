@@ -181,8 +181,9 @@ def test_a_failed_push_stops_before_any_delete_and_says_what_was_done(account, r
     assert run(aws, repo, old_stacks=[OLD_STACK], old_image_tags=["old-version"]).result().deleted_stacks == (OLD_STACK,)
 
 
-def test_bad_parameters_fail_before_any_aws_call(account, repo, watch_calls):
-    calls = [watch_calls(account.get_client(s)) for s in ("ecs", "ecr", "cloudformation")]
+def test_bad_parameters_fail_before_any_aws_call(account, repo, every_call):
+    # The flow makes clients of its own from the saved blocks: watch every client, not the test's.
+    calls = [every_call(s) for s in ("ecs", "ecr", "cloudformation")]
     state = run(account, repo, archive_tag="pre..sqs", old_stacks=[OLD_STACK])
     assert state.is_failed() and "contains '..'" in state.message + str(state.result(raise_on_failure=False))
     assert calls == [[], [], []]

@@ -655,20 +655,16 @@ def test_an_ecr_token_about_to_expire_after_the_build_is_asked_for_again_and_tha
     assert result.image == f"{aws.topology.repository_uri}:2.0.0"
 
 
-def test_a_worker_without_docker_is_refused_before_ecrs_login_and_says_so(aws, tmp_path):
+def test_a_worker_without_docker_is_refused_before_ecrs_login_and_says_so(aws, tmp_path, every_call):
     """The run logged in to ECR, then failed with a bare ToolMissing when it opened docker, and
     left no artifact: the key's newest one was still an earlier release's."""
     (tmp_path / "Dockerfile").write_text("FROM scratch\n")
     blocks = saved_blocks(aws, "container")
-    ecr = aws.get_client("ecr")
-    calls: list[str] = []
-    ecr.meta.events.register("before-call.ecr.GetAuthorizationToken", lambda **_: calls.append("login"))
-    try:
-        with pytest.raises(PublishRefused, match="'/nonexistent/docker' was not found.*install the docker CLI"):
-            publish_container(version="2.0.0", context_dir=str(tmp_path), docker_executable=NO_DOCKER,
-                              targets_block=blocks, aws_credentials_block=blocks)
-    finally:
-        ecr.meta.events.unregister("before-call.ecr.GetAuthorizationToken")
-    assert calls == []
+    # The flow makes its ECR client from the saved blocks: watch every client, not the test's.
+    calls = every_call("ecr")
+    with pytest.raises(PublishRefused, match="'/nonexistent/docker' was not found.*install the docker CLI"):
+        publish_container(version="2.0.0", context_dir=str(tmp_path), docker_executable=NO_DOCKER,
+                          targets_block=blocks, aws_credentials_block=blocks)
+    assert "GetAuthorizationToken" not in calls, calls
     refused = artifact_markdown("2.0.0", "refused")
     assert "install the docker CLI" in refused and "Nothing was built, pushed or registered" in refused

@@ -34,6 +34,8 @@ from tests.flows.test_finalize import (
     ALL_CANARY, ALL_STABLE, _record, _state, failing, preflight_on, promote_by_hand, rollout_spec, saved_blocks, writes,
 )
 
+# The finalize flow makes clients of its own from the saved blocks: its calls are watched on every
+# client in the process (every_call), not on the test's.
 SERVICES = ("ecs", "elbv2", "dynamodb", "sns")
 UNRECORDED = "rollway finalize --unrecorded"
 
@@ -203,7 +205,7 @@ def _none_to(group: str, params: dict) -> bool:
 # --- The canary flow promoted; the finalize flow finishes with `unrecorded` -----------------
 
 
-def test_a_canary_flow_promotion_is_finalized_with_unrecorded_and_refused_without(aws, watch_calls):
+def test_a_canary_flow_promotion_is_finalized_with_unrecorded_and_refused_without(aws, every_call):
     blocks = saved_blocks(aws)
     with simulated(aws, canary_error_rate=0.001) as (env, image):
         assert canary_flow(env, image, blocks).outcome == "promoted"
@@ -211,7 +213,7 @@ def test_a_canary_flow_promotion_is_finalized_with_unrecorded_and_refused_withou
     promoted = read_back(aws)
     assert promoted[0] == ALL_CANARY
 
-    calls = [watch_calls(aws.get_client(s)) for s in SERVICES]
+    calls = [every_call(s) for s in SERVICES]
     with pytest.raises(FinalizeRefused, match="The `canary` flow keeps no ledger") as refused:
         finalize_flow(blocks)
     assert UNRECORDED in str(refused.value) and "Nothing was changed" in str(refused.value)
@@ -225,7 +227,7 @@ def test_a_canary_flow_promotion_is_finalized_with_unrecorded_and_refused_withou
     assert ledger_of(aws) is None, "nothing written to the ledger"
 
     # A second run finds nothing to do from what AWS shows, and writes nothing.
-    calls = [watch_calls(aws.get_client(s)) for s in SERVICES]
+    calls = [every_call(s) for s in SERVICES]
     assert finalize_flow(blocks, unrecorded=True).outcome == "nothing_to_finalize"
     assert writes(*calls) == []
     preflight_on(env, rollout_spec(f"{aws.topology.repository_uri}:2.1.0"))
@@ -287,11 +289,11 @@ def canary_run_in(state, **parameters) -> Iterator[str]:
 
 
 @pytest.mark.parametrize("state", [Running, Paused, Pending], ids=["running", "paused", "pending"])
-def test_unrecorded_is_refused_while_a_canary_flow_run_has_not_ended(aws, watch_calls, state):
+def test_unrecorded_is_refused_while_a_canary_flow_run_has_not_ended(aws, every_call, state):
     blocks = saved_blocks(aws)
     promote_by_hand(aws)
     promoted = read_back(aws)
-    calls = [watch_calls(aws.get_client(s)) for s in SERVICES]
+    calls = [every_call(s) for s in SERVICES]
     with canary_run_in(state) as run_id:
         with pytest.raises(FinalizeRefused, match="`canary` flow on webordinary-edit-service-canary have not ended") as refused:
             finalize_flow(blocks, unrecorded=True)
@@ -361,12 +363,12 @@ def test_unrecorded_is_refused_by_a_canary_run_due_now_but_not_by_one_scheduled_
     (("start", "promote", "watched"), RolloutPhase.PROMOTED, ALL_CANARY,
      "records rollout .* as promoted and not finalized: finalize it without `unrecorded`"),
 ], ids=["partial-weight", "progressing-record", "window-open", "recorded-promotion"])
-def test_unrecorded_refuses_before_any_write(aws, watch_calls, history, phase, weights, refusal):
+def test_unrecorded_refuses_before_any_write(aws, every_call, history, phase, weights, refusal):
     env, _, _ = promote_by_hand(aws, *history, phase=phase or RolloutPhase.PROMOTED)
     env.router.set_weights(weights)
     blocks = saved_blocks(aws)
     state, record = read_back(aws), ledger_of(aws)
-    calls = [watch_calls(aws.get_client(s)) for s in SERVICES]
+    calls = [every_call(s) for s in SERVICES]
     with pytest.raises(FinalizeRefused, match=refusal) as refused:
         finalize_flow(blocks, unrecorded=True)
     assert "Nothing was changed" in str(refused.value)
