@@ -8,7 +8,10 @@ import pytest
 from prefect.settings import (
     PREFECT_API_URL,
     PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
+    PREFECT_SERVER_SERVICES_EVENT_LOGGER_ENABLED,
+    PREFECT_SERVER_SERVICES_EVENT_PERSISTER_ENABLED,
     PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_ENABLED,
+    PREFECT_SERVER_SERVICES_TRIGGERS_ENABLED,
     temporary_settings,
 )
 from prefect.testing.utilities import prefect_test_harness
@@ -24,8 +27,15 @@ def prefect_harness() -> Iterator[str]:
     the API answers 503 and the client retries after about 2 s. Tests assert on flow runs,
     their states, pauses and artifacts, never on recorded task runs, so the recorder is off:
     the kill-at-every-step tests ran 2.5x faster without it.
+
+    The server's event services (automation triggers, the event persister and event logger) are
+    off too: rollway uses no automations and reads no events, and the harness's server spent more
+    CPU on the events of every task run than the tests themselves did (the kill-at-every-step
+    file: 126 s with them, 103 s without, on a quiet machine).
     """
-    off = {PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None, PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_ENABLED: False}
+    off = {PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None, PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_ENABLED: False,
+           PREFECT_SERVER_SERVICES_TRIGGERS_ENABLED: False, PREFECT_SERVER_SERVICES_EVENT_PERSISTER_ENABLED: False,
+           PREFECT_SERVER_SERVICES_EVENT_LOGGER_ENABLED: False}
     # Prefect's 30 s default for the harness's server to start is too short on a loaded 2-core
     # machine: one slow start errored every flow test of that pytest worker.
     with temporary_settings(updates=off), prefect_test_harness(server_startup_timeout=120):
