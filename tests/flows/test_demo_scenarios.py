@@ -8,7 +8,6 @@ check refuses a rollback the fixed guardrail made, so the demo cannot pass with 
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import time
 
 import pytest
@@ -18,6 +17,7 @@ import rollway.cli.demo
 from blocks.credentials import client_factory, credentials_for_endpoint
 from rollway.cli.demo import DEMO_CREDENTIALS_BLOCK, SCENARIOS, demo_spec, run_scenario, unmet_expectations
 from rollway.model import ServiceState, VersionSample, Verdict, Weights
+from rollway.judge.sequential import SequentialJudge
 from rollway.phases import Phase
 from rollway.report import RolloutResult, StageReport
 from rollway.spec import RolloutSpec, Stage
@@ -39,24 +39,28 @@ def test_a_regression_under_the_guardrail_is_rolled_back_by_the_judge_at_5_perce
     assert run_scenario(scenario("2.2.0"), aws, get_client, targets, speed=120.0, seed=7, rps=1000.0)
 
 
-def test_the_demo_refuses_a_judge_scenario_the_guardrail_rolled_back(demo_account, monkeypatch):
+def test_the_demo_refuses_a_judge_scenario_the_guardrail_rolled_back(demo_account, monkeypatch, capsys):
     """Scenario B (5 % errors) rolled back by the 1 % guardrail: as B it is as expected, but
     held to C's standard (the judge's rollback) the check says no.
 
-    The judge is held back (a bar it cannot reach in one stage) so the guardrail acts: left as it
-    is, the judge rolls B back too, from its second period, and which one speaks first depended on
-    how many periods a loaded machine let pass before the first tick."""
+    The judge is held back (its rollbacks are turned into "observing") so that only the guardrail
+    can act. A bar it cannot reach in one stage (alpha 1e-9) was not enough: on a loaded machine
+    many periods pass before the first tick, 326 errors in 6,063 requests cross any bar, and when
+    both fail in one tick the judge's reason is the one reported."""
     aws, get_client, targets = demo_account
-    demo = importlib.import_module("rollway.cli.demo")  # the package's `demo` is the CLI command
-    real_spec = demo.demo_spec
+    real_evaluate = SequentialJudge.evaluate
 
-    def guardrail_only(image):
-        spec = real_spec(image)
-        return spec.model_copy(update={"analysis": spec.analysis.model_copy(update={"alpha": 1e-9})})
+    def never_rolls_back(self, *args, **kwargs):
+        verdict = real_evaluate(self, *args, **kwargs)
+        if verdict.phase is Phase.FAILED:
+            return verdict.model_copy(update={"phase": Phase.RUNNING, "reason": "judge held back by the test"})
+        return verdict
 
-    monkeypatch.setattr(demo, "demo_spec", guardrail_only)
+    monkeypatch.setattr(SequentialJudge, "evaluate", never_rolls_back)
     as_judge = dataclasses.replace(scenario("2.1.0"), by_judge=True)
     assert not run_scenario(as_judge, aws, get_client, targets, speed=120.0, seed=7, rps=1000.0)
+    out = " ".join(capsys.readouterr().out.split())
+    assert "rolled back by a guardrail, not by the judge's comparison with the baseline" in out
 
 
 def canary_runs_another_spec(monkeypatch, tampered: dict) -> None:
