@@ -11,6 +11,7 @@ import uuid
 from typing import Any, Callable
 
 import boto3
+import botocore.loaders
 import botocore.session
 from botocore.credentials import RefreshableCredentials
 
@@ -27,6 +28,22 @@ _RETRY_CONFIG = {"retries": {"mode": "standard", "max_attempts": 5}}
 # max_attempts counts retries, not the first call, so this is one call and one retry: a refused
 # call does not stretch into seconds of backoff, and a dropped connection is still sent again.
 _EMBEDDED_CONFIG = {"retries": {"mode": "standard", "max_attempts": 1}}
+
+
+# botocore parses a service's model files once per loader, and every boto3 Session builds a loader
+# of its own: a worker that builds its clients for each flow run parsed the same JSON every time
+# (most of a client's cost). Parsed models are read-only, so sessions share one loader per
+# data path (AWS_DATA_PATH may differ between sessions).
+_LOADERS: dict[str | None, botocore.loaders.Loader] = {}
+_LOADERS_LOCK = threading.Lock()
+
+
+def _sharing_models(session: boto3.Session) -> boto3.Session:
+    core = session._session  # boto3 has no public accessor for its botocore session
+    with _LOADERS_LOCK:
+        loader = _LOADERS.setdefault(core.get_config_variable("data_path"), core.get_component("data_loader"))
+    core.register_component("data_loader", loader)
+    return session
 
 
 def credentials_for_endpoint(endpoint_url: str, region: str) -> AwsCredentials:
@@ -90,15 +107,15 @@ def client_factory(credentials: AwsCredentials, region: str | None = None) -> Cl
     # An assumed role's credentials last an hour by default; prefect-aws assumes the role once
     # and keeps the result, so a rollout longer than that (bakes, approvals, the monitoring
     # window), and its rollback, would fail with ExpiredToken.
-    session = _refreshing_session(credentials) if credentials.assume_role_arn else None
+    session = _sharing_models(_refreshing_session(credentials) if credentials.assume_role_arn
+                              else credentials.get_boto3_session())
+    # What prefect-aws's own get_client passes: the block's client parameters and its region.
+    params = {**credentials.aws_client_parameters.get_params_override(), "region_name": credentials.region_name}
 
     def get_client(service_name: str) -> Any:
         with lock:
             if service_name not in clients:
-                clients[service_name] = (
-                    credentials.get_client(service_name) if session is None
-                    else session.client(service_name, **credentials.aws_client_parameters.get_params_override())
-                )
+                clients[service_name] = session.client(service_name, **params)
             return clients[service_name]
 
     return get_client
