@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Any, Iterator
 
 import pytest
 from prefect.settings import (
+    PREFECT_API_TLS_INSECURE_SKIP_VERIFY,
     PREFECT_API_URL,
     PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
     PREFECT_SERVER_SERVICES_EVENT_LOGGER_ENABLED,
@@ -32,10 +33,15 @@ def prefect_harness() -> Iterator[str]:
     off too: rollway uses no automations and reads no events, and the harness's server spent more
     CPU on the events of every task run than the tests themselves did (the kill-at-every-step
     file: 126 s with them, 103 s without, on a quiet machine).
+
+    The harness is plain HTTP on loopback, so no certificate is ever checked; but every Prefect
+    client (one per flow run, per block save or load) loaded certifi's whole CA bundle into a new
+    SSL context first, about 22 ms each and 70 s of CPU over the suite. Skipping verification
+    skips only that load.
     """
     off = {PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None, PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_ENABLED: False,
            PREFECT_SERVER_SERVICES_TRIGGERS_ENABLED: False, PREFECT_SERVER_SERVICES_EVENT_PERSISTER_ENABLED: False,
-           PREFECT_SERVER_SERVICES_EVENT_LOGGER_ENABLED: False}
+           PREFECT_SERVER_SERVICES_EVENT_LOGGER_ENABLED: False, PREFECT_API_TLS_INSECURE_SKIP_VERIFY: True}
     # Prefect's 30 s default for the harness's server to start is too short on a loaded 2-core
     # machine: one slow start errored every flow test of that pytest worker.
     with temporary_settings(updates=off), prefect_test_harness(server_startup_timeout=120):
@@ -51,14 +57,32 @@ def on_the_harness(prefect_harness: str) -> Iterator[None]:
     two servers: its own calls went to that one, while a client bound earlier kept the harness.
     (The canary flow, when it took its slot through Prefect's slot-acquisition service, created
     its concurrency limit on one and took the slot on the other.)
+
+    Settings are only swapped when they point elsewhere: a swap copies and validates every
+    Prefect setting (about 30 ms), in every flow test.
     """
+    if PREFECT_API_URL.value() == prefect_harness:
+        yield
+        return
     with temporary_settings(updates={PREFECT_API_URL: prefect_harness}):
         yield
 
 
+@pytest.fixture(scope="session")
+def harness_client(prefect_harness: str) -> Iterator[Any]:
+    """One synchronous client of the harness for the session's housekeeping."""
+    from prefect import get_client
+
+    # Bound to the harness whatever PREFECT_API_URL says by the time the first flow test runs.
+    with temporary_settings(updates={PREFECT_API_URL: prefect_harness}):
+        client = get_client(sync_client=True)
+    with client:
+        yield client
+
+
 
 @pytest.fixture(autouse=True)
-def no_canary_slot_held(on_the_harness: None) -> Iterator[None]:
+def no_canary_slot_held(on_the_harness: None, harness_client: Any) -> Iterator[None]:
     """Each test starts with no `canary` run holding its service's Prefect concurrency slot.
 
     Every test's canary service has the same name and the harness lives for the session, so a
@@ -66,12 +90,9 @@ def no_canary_slot_held(on_the_harness: None) -> Iterator[None]:
     test's run for up to the lease's five minutes. That refusal is what a user gets, and
     tests/flows/test_canary_concurrent.py covers it; here it would only couple unrelated tests.
     """
-    from prefect import get_client
-
-    with get_client(sync_client=True) as client:
-        for limit in client.read_global_concurrency_limits(limit=200):
-            if limit.name.startswith("rollway-canary:"):
-                client.delete_global_concurrency_limit_by_name(limit.name)
+    for limit in harness_client.read_global_concurrency_limits(limit=200):
+        if limit.name.startswith("rollway-canary:"):
+            harness_client.delete_global_concurrency_limit_by_name(limit.name)
     yield
 
 
