@@ -310,16 +310,24 @@ def _base_now(run: _Run, deployer: EcsDeployer, refs: ImageReferences, request: 
     run.log.warning("publish: the latest ACTIVE revision of %s is now %s, not %s as before the build: it is "
                     "the one copied", targets.task_family, base.arn, checked.arn)
     why = _registry_problem(base, refs, request, targets)
-    if why is None and run.built_platform is not None and base.platform not in (None, run.built_platform):
-        why = (f"its tasks run on {base.platform}, and the image was built for {run.built_platform}, so they could "
-               f"not start it: build the release on a {base.platform} machine (docker_host can name a daemon "
-               "there), under a new version")
+    if why is None and (why := _platform_problem(run.built_platform, base.platform)) is not None:
+        why = f"{why}, under a new version"  # this version's tag is pushed already
     if why is not None:
         # Registering this image into the family (register_existing) is no way on.
         run.progress.register = False
         raise RuntimeError(f"the latest ACTIVE revision of {targets.task_family} changed during the run, from "
                            f"{checked.arn} to {base.arn}, and no revision was registered: {why}")
     return base
+
+
+def _platform_problem(built: str | None, runs_on: str | None) -> str | None:
+    """Why the task family's tasks could not start an image built for ``built``; None when they
+    can, or when either platform is not known."""
+    if built is None or runs_on is None or built == runs_on:
+        return None
+    return (f"the image was built for {built}, and the task family's tasks run on {runs_on} (its runtimePlatform; "
+            f"Fargate's default is linux/amd64), so they could not start it: build on a {runs_on} machine "
+            "(docker_host can name a daemon there)")
 
 
 def _ecr_login(ecr: EcrRepository, refs: ImageReferences) -> RegistryLogin:
@@ -401,11 +409,8 @@ def _build_and_push(run: _Run, docker: ImagePublisher, request: PublishRequest, 
         # ("exec format error", or no manifest for linux/amd64) until the canary failed on it.
         with run.step(f"check that {image_id} runs on {platform}"):
             built = run.built_platform = steps.image_platform(docker, image_id)
-            if built != platform:
-                raise RuntimeError(
-                    f"the image was built for {built}, and the task family's tasks run on {platform} (its "
-                    "runtimePlatform; Fargate's default is linux/amd64), so they could not start it: build on a "
-                    f"{platform} machine (docker_host can name a daemon there)")
+            if (why := _platform_problem(built, platform)) is not None:
+                raise RuntimeError(why)
         run.done(f"{image_id} is built for {platform}, what the task family runs on")
     for reference in refs.all:
         with run.step(f"tag {reference}"):

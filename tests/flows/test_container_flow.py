@@ -389,7 +389,8 @@ def test_a_family_moved_to_another_platform_during_the_build_gets_no_revision_of
 
     message = str(caught.value)
     assert f"changed during the run, from {aws.topology.task_definition_arn} to {publisher.registered[0]}" in message
-    assert "its tasks run on linux/arm64, and the image was built for linux/amd64" in message
+    assert "the image was built for linux/amd64, and the task family's tasks run on linux/arm64" in message
+    assert "linux/arm64 machine (docker_host can name a daemon there), under a new version" in message
     assert f"{uri}:2.0.0 is pushed" in message and "register_existing" not in message
     assert revisions(aws)[-1] == publisher.registered[0]
 
