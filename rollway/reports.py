@@ -63,7 +63,11 @@ class Trigger(BaseModel):
         who = cell(self.who)
         return {
             "judge": "the canary judge's verdict" + _judged_against(self.reason),
-            "guardrail": "an absolute guardrail on the canary's errors (a fixed limit, not a comparison with the baseline)",
+            "guardrail": ("an absolute guardrail on the requests the load balancer answered 5xx itself, no target "
+                          "serving them (a fixed limit, not a comparison with the baseline)"
+                          if _LOAD_BALANCER_5XX in self.reason and "canary error rate" not in self.reason else
+                          "an absolute guardrail on the canary's errors (a fixed limit, not a comparison with the "
+                          "baseline)"),
             "monitor": "the post-promotion monitor (the promoted version's error rate over its limit)",
             "abort": f"a person, {who}, with `rollway abort`",
             "reject": f"a person, {who}, who rejected the rollout at an approval pause",
@@ -74,6 +78,11 @@ class Trigger(BaseModel):
             "drift": "the load balancer's weights moved by someone else while the rollout ran",
             "manual": f"{who}, with the rollback flow",
         }[self.kind]
+
+
+# What every guardrail verdict on requests the load balancer refused itself says
+# (rollway.judge.guardrails.check_totals): no comparison with the baseline is made on them.
+_LOAD_BALANCER_5XX = "answered 5xx by the load balancer itself"
 
 
 def _judged_against(reason: str) -> str:
@@ -180,7 +189,11 @@ def rollback_trigger(record: RolloutRecord) -> Trigger | None:
     elif actor == "drift":
         kind = "drift"
     elif actor == "judge":
-        kind = "guardrail" if "guardrail" in reason else "judge"
+        # The engine records every rollback its verdict asks for as the judge's, guardrails'
+        # included; the reason says which. The guardrail on load-balancer 5xx with no request
+        # count to set them against (the canary has no healthy target) names no "guardrail":
+        # it was reported as the canary judge's comparison with the baseline, which never ran.
+        kind = "guardrail" if "guardrail" in reason or _LOAD_BALANCER_5XX in reason else "judge"
     else:
         kind = "manual"
     return Trigger(kind=kind, who=actor, at=start.at, reason=reason)

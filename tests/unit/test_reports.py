@@ -161,6 +161,29 @@ def test_the_trigger_is_named_for_each_way_a_rollback_starts(rec, kind, says):
     assert f"**Reason:** {rec.last_transition('rollback-start').comment}"[:60] in incident_report(rec)
 
 
+def test_a_rollback_on_load_balancer_5xx_is_the_guardrails_not_the_judges():
+    """The guardrail on load-balancer 5xx with no request count (the canary has no healthy
+    target) fails a stage with a reason that names no "guardrail"; the engine records every
+    rollback a verdict asks for as the judge's, and the report said the canary judge's
+    comparison with the baseline rolled it back, when no comparison was made."""
+    from rollway.judge.guardrails import UNATTRIBUTED, check_totals
+    from rollway.model import VersionSample
+    from rollway.spec import Guardrails
+
+    verdict = check_totals(Guardrails(), VersionSample(requests=0, errors=0), 0, unserved=12, monitoring=False,
+                           healthy_targets=0)
+    assert (verdict.phase.value, verdict.metric) == ("failed", UNATTRIBUTED)
+    rec = before_trigger("judge", f"5%: {verdict.reason}")  # as decide() words the rollback
+    assert rollback_trigger(rec).kind == "guardrail"
+    (line,) = [x for x in incident_report(rec).splitlines() if x.startswith("- **Trigger:**")]
+    assert "guardrail on the requests the load balancer answered 5xx itself" in line
+    assert "judge" not in line and "baseline)" in line
+    # The canary's own error rate over the guardrail, with load-balancer 5xx beside it, is still its errors'.
+    over = check_totals(Guardrails(), VersionSample(requests=1000, errors=48), 19000, unserved=3, monitoring=False)
+    assert "answered 5xx by the load balancer itself" in over.reason
+    assert "guardrail on the canary's errors" in incident_report(before_trigger("judge", f"5%: {over.reason}"))
+
+
 def timed_out_into_a_rollback() -> RolloutRecord:
     return before_trigger("timeout", "rejected by timeout: no answer within 3600 s",
                           Transition(at=T0 + 290, kind="timeout", actor="timeout", to_stage=1,
