@@ -332,12 +332,33 @@ def _exposure(record: RolloutRecord) -> tuple[Transition | None, int, Weights | 
     return first, peak, at_trigger, end.at if end is not None and _traffic_back(end, record) else None
 
 
-def incident_report(record: RolloutRecord, *, alert_topic: str | None = None) -> str:
+def _claim_advice(record: RolloutRecord, now: float | None) -> str:
+    """Who holds the claim on a rollback not recorded as finished, for the advice to finish it.
+
+    A rollback under way renews its claim, and one started meanwhile waits for it instead of
+    acting: "run `rollway abort`" alone left a reader to start a second rollback beside the
+    first without knowing there was one, or which run to follow.
+    """
+    holder = record.rollback_holder
+    if record.phase is not RolloutPhase.ROLLING_BACK or not holder:
+        return ""
+    until = utc(record.rollback_expires)
+    if now is not None and record.rollback_expires < now:
+        return (f" It was carried out by {cell(holder)}, whose claim lapsed at {until} (it stopped renewing it: its "
+                "run stopped or died); a rollback started now takes it over at once.")
+    live = " (live when this report was written)" if now is not None else ""
+    return (f" **It is being carried out by {cell(holder)}**, its claim renewed until {until}{live}: follow that "
+            "run; a rollback started meanwhile waits for it, and takes over only once the claim lapses.")
+
+
+def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, now: float | None = None) -> str:
     """The incident report of a rolled-back (or rolling-back) rollout, as markdown.
 
     Args:
         record: the rollout, as the ledger holds it.
         alert_topic: the SNS topic rollback notices go to (``Targets.alert_topic``), named in the report.
+        now: the wall clock when the report is written (what rollback claims are stamped on), to
+            tell a rollback still carried out from one whose holder stopped; None: not told.
 
     Raises:
         ValueError: the rollout was not rolled back (nothing to report as an incident).
@@ -401,7 +422,7 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None) ->
     else:
         lines.append("- **Not confirmed:** the ledger records no finished rollback. Run `rollway abort` (or the "
                      "rollback flow) to finish it: it is idempotent, never moves traffic toward the canary, and "
-                     "records the end.")
+                     "records the end." + _claim_advice(record, now))
     lines += ["", "## Rollback steps", ""]
     if finished:
         if end.task_definition:

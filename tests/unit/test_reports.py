@@ -124,6 +124,25 @@ def test_incident_report_of_an_unfinished_rollback_says_nothing_is_confirmed():
     assert "read back **100/0**" not in text
 
 
+def test_an_unfinished_rollback_names_who_is_carrying_it_out_and_whether_its_claim_is_live():
+    """The advice said only "run `rollway abort`": nothing named the rollback under way (its
+    claim's holder), so a reader started a second one, which then waited on a run nobody named."""
+    holder = "judge (flow run brave-fox, 0f1e2d3c)"
+    claimed = guardrail_rollback(finished=False).model_copy(
+        update={"rollback_holder": holder, "rollback_expires": T0 + 720})
+    (live,) = [x for x in incident_report(claimed, now=T0 + 700).splitlines() if x.startswith("- **Not confirmed:**")]
+    assert f"**It is being carried out by {holder}**, its claim renewed until {utc(T0 + 720)} (live" in live
+    assert "a rollback started meanwhile waits for it" in live
+    (lapsed,) = [x for x in incident_report(claimed, now=T0 + 900).splitlines()
+                 if x.startswith("- **Not confirmed:**")]
+    assert f"It was carried out by {holder}, whose claim lapsed at {utc(T0 + 720)}" in lapsed
+    assert "takes it over at once" in lapsed and "being carried out" not in lapsed
+    # Without the time, the holder and its claim are still named, live or not left unsaid.
+    assert f"carried out by {holder}**, its claim renewed until {utc(T0 + 720)}:" in incident_report(claimed)
+    # Nobody holds it (given up after a failed step): no holder is named.
+    assert "carried out by" not in incident_report(guardrail_rollback(finished=False), now=T0 + 700)
+
+
 def before_trigger(actor: str, comment: str, *extra: Transition) -> RolloutRecord:
     return record([started(), shift(60, 5, 0), *extra,
                    Transition(at=T0 + 300, kind="rollback-start", actor=actor, comment=comment),
