@@ -362,3 +362,35 @@ def test_a_stack_holding_the_role_or_log_group_of_a_task_definition_in_use_is_re
     else:
         (refusal,) = planned.refusals
         assert f"it holds {held}: deleting the stack deletes it" in refusal.reason, refusal.reason
+
+
+SECRET_ARN = "arn:aws:secretsmanager:us-west-2:1:secret:webordinary/api-key-AbC123"
+
+
+@pytest.mark.parametrize("physical_id, named_in_use, held", [
+    (SECRET_ARN, SECRET_ARN, "webordinary/api-key-AbC123 (a secret of task definition webordinary-edit-task:2"),
+    # JSON-key form, and the partial ARN without the random suffix: the same secret.
+    (SECRET_ARN, SECRET_ARN + ":token::", "a secret of task definition"),
+    (SECRET_ARN, "arn:aws:secretsmanager:us-west-2:1:secret:webordinary/api-key", "a secret of task definition"),
+    ("/webordinary/db-password", "arn:aws:ssm:us-west-2:1:parameter/webordinary/db-password",
+     "/webordinary/db-password (a secret of task definition"),
+    ("webordinary-db-password", "webordinary-db-password", "webordinary-db-password (a secret of task definition"),
+    ("fs-0123abcd", "fs-0123abcd", "fs-0123abcd (an EFS file system task definition webordinary-edit-task:2 mounts"),
+    ("fsap-0123abcd", "fsap-0123abcd", "fsap-0123abcd (an EFS access point"),
+    ("arn:aws:secretsmanager:us-west-2:1:secret:webordinary/old-key-XyZ789", SECRET_ARN, None),
+    ("fs-9999aaaa", "fs-0123abcd", None),
+])
+def test_a_stack_holding_a_secret_or_file_system_of_a_task_definition_in_use_is_refused(physical_id, named_in_use,
+                                                                                        held):
+    # The old stack made the secret the revisions in use fetch at start, or the EFS file system
+    # they mount: deleted with it, no task could start (or every task's data went with it).
+    field = "file_systems" if named_in_use.startswith("fs") else "secrets"
+    uses = (IN_USE[1].model_copy(update={field: (named_in_use,)}),)
+    state = StackState(name="webordinary-old-stack", status="CREATE_COMPLETE", resources=(physical_id,))
+    planned = plan_cleanup(CleanupSpec(old_stacks=("webordinary-old-stack",)), T,
+                           stacks={"webordinary-old-stack": state}, in_use=uses, images=IMAGES)
+    if held is None:
+        assert planned.delete_stacks == ("webordinary-old-stack",) and not planned.refusals
+    else:
+        (refusal,) = planned.refusals
+        assert held in refusal.reason and "production runs on it" in refusal.reason, refusal.reason
