@@ -65,10 +65,13 @@ class Trigger(BaseModel):
             "judge": "the canary judge's verdict" + _judged_against(self.reason),
             "guardrail": ("an absolute guardrail on the requests the load balancer answered 5xx itself, no target "
                           "serving them (a fixed limit, not a comparison with the baseline)"
-                          if _LOAD_BALANCER_5XX in self.reason and "canary error rate" not in self.reason else
+                          if _load_balancer_refused(self.reason) else
                           "an absolute guardrail on the canary's errors (a fixed limit, not a comparison with the "
                           "baseline)"),
-            "monitor": "the post-promotion monitor (the promoted version's error rate over its limit)",
+            "monitor": ("the post-promotion monitor (requests the load balancer answered 5xx itself, the promoted "
+                        "version having no healthy target to serve them)"
+                        if _load_balancer_refused(self.reason) else
+                        "the post-promotion monitor (the promoted version's error rate over its limit)"),
             "abort": f"a person, {who}, with `rollway abort`",
             "reject": f"a person, {who}, who rejected the rollout at an approval pause",
             # The spec's setting as it is spelled (rollway.spec.Approvals), so a person can find it.
@@ -83,6 +86,12 @@ class Trigger(BaseModel):
 # What every guardrail verdict on requests the load balancer refused itself says
 # (rollway.judge.guardrails.check_totals): no comparison with the baseline is made on them.
 _LOAD_BALANCER_5XX = "answered 5xx by the load balancer itself"
+
+
+def _load_balancer_refused(reason: str) -> bool:
+    """Whether a guardrail failed on requests the load balancer refused itself, not on an error
+    rate (its reason then names the error rate, with those requests beside it)."""
+    return _LOAD_BALANCER_5XX in reason and "canary error rate" not in reason
 
 
 def _judged_against(reason: str) -> str:

@@ -203,6 +203,23 @@ def test_a_rollback_on_load_balancer_5xx_is_the_guardrails_not_the_judges():
     assert "guardrail on the canary's errors" in incident_report(before_trigger("judge", f"5%: {over.reason}"))
 
 
+def test_the_monitors_rollback_on_load_balancer_5xx_is_not_called_an_error_rate():
+    from rollway.judge.guardrails import check_totals
+    from rollway.model import VersionSample
+    from rollway.spec import Guardrails
+
+    refused = check_totals(Guardrails(), VersionSample(requests=0, errors=0), 0, unserved=12, monitoring=True,
+                           healthy_targets=0)
+    assert refused.phase.value == "failed"
+    text = incident_report(before_trigger("monitor", f"monitoring after promotion: {refused.reason}"))
+    assert "post-promotion monitor (requests the load balancer answered 5xx itself" in text
+    assert "error rate over its limit" not in text
+    over = check_totals(Guardrails(), VersionSample(requests=1000, errors=80), 0, unserved=3, monitoring=True)
+    assert over.phase.value == "failed" and "answered 5xx by the load balancer itself" in over.reason
+    assert "error rate over its limit" in incident_report(
+        before_trigger("monitor", f"monitoring after promotion: {over.reason}"))
+
+
 def timed_out_into_a_rollback() -> RolloutRecord:
     return before_trigger("timeout", "rejected by timeout: no answer within 3600 s",
                           Transition(at=T0 + 290, kind="timeout", actor="timeout", to_stage=1,
