@@ -15,6 +15,8 @@ person, so nothing production runs on may be deleted, whatever the person typed:
 - a stack whose export (its own or a nested stack's) another stack imports is refused, unless
   that stack is deleted first (listed before it): CloudFormation would not delete it, and the
   run would stop there after deleting what came before;
+- a stack holding the listener or the listener rule production's traffic comes through (read
+  from ELB: the listener on ``Targets.listener_port``, the rule rollouts shift) is refused;
 - a stack with termination protection is refused (someone protected it on purpose);
 - the tag ``latest`` is refused (what an image reference without a tag pulls);
 - an image tag that a task definition in use references is refused, and so is any other tag of
@@ -273,6 +275,20 @@ class ImageUse(BaseModel):
         "the EFS file systems and access points (``fs-...``, ``fsap-...``) the task definition's volumes mount"))
 
 
+class RoutingInUse(BaseModel):
+    """What production's traffic comes through on the load balancer, by ARN (read from ELB).
+
+    A stack that made the listener (on ``Targets.listener_port``) or the rule rollway shifts
+    deletes it with itself: every request then meets the listener's default action, or nothing.
+    Other listeners and rules of the load balancer (an old version's rule) may go.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    listener_arn: str
+    rule_arn: str
+
+
 class ImageRef(BaseModel):
     """An image reference split into repository path, tag and digest."""
 
@@ -395,6 +411,7 @@ def plan_cleanup(
     in_use: Sequence[ImageUse],
     images: Sequence[RepositoryImage],
     archive: ArchiveState | None = None,
+    routing: RoutingInUse | None = None,
 ) -> CleanupPlan:
     """Decide what to delete and refuse what must stay.
 
@@ -405,6 +422,7 @@ def plan_cleanup(
         in_use: the images named by the task definitions in use.
         images: every image in ``targets.ecr_repository``.
         archive: what git shows about the archive tag (required when ``spec.archive_tag`` is set).
+        routing: the listener and rule production's traffic comes through (None: not read).
 
     Raises:
         ValueError: ``spec`` asks for an archive tag and ``archive`` is None.
@@ -419,7 +437,8 @@ def plan_cleanup(
     delete_tags, gone_tags, refused = _plan_images(spec.old_image_tags, targets.ecr_repository, in_use, images)
     refusals += refused
     delete_stacks, gone_stacks, refused = _plan_stacks(spec.old_stacks, targets.stacks, stacks,
-                                                       {**production_resources(targets), **_task_definitions(in_use)})
+                                                       {**production_resources(targets), **_task_definitions(in_use),
+                                                        **_routing(routing, targets)})
     refusals += refused
     # What each deletion removes, so the run's record says more than names that then mean nothing.
     digest_of = {tag: image.digest for image in images for tag in image.tags}
@@ -610,6 +629,21 @@ def _task_definitions(in_use: Sequence[ImageUse]) -> dict[_Identity, str]:
     return named
 
 
+def _routing(routing: RoutingInUse | None, targets: Targets) -> dict[_Identity, str]:
+    """The listener and rule production's traffic comes through, by identity -> what it is."""
+    if routing is None:
+        return {}
+    rule = f"path {targets.rule_path}" + (f", host {targets.rule_host}" if targets.rule_host else "")
+    return {
+        ("listener", routing.listener_arn): (
+            f"the listener on port {targets.listener_port} of {targets.load_balancer} (Targets.listener_port), "
+            "which takes production's traffic"),
+        ("listener-rule", routing.rule_arn): (
+            f"the listener rule ({rule}) that forwards production's traffic to {targets.stable_target_group} and "
+            f"{targets.canary_target_group}, the rule rollouts shift"),
+    }
+
+
 def _secret_identity(value: str) -> _Identity | None:
     """What a container secret's ``valueFrom`` names, as ``resource_identity`` reads the physical
     id of the stack resource that made it: a Secrets Manager secret by its name (with the random
@@ -628,11 +662,12 @@ def _secret_identity(value: str) -> _Identity | None:
 
 def resource_identity(physical_id: str) -> _Identity | None:
     """What a CloudFormation physical resource id identifies, read whole, or None when it is of a
-    kind production's resources never are (a listener, a role, a log stream...).
+    kind production's resources never are (a log stream, a subscription...).
 
     A bare name (cluster, repository, table, alarm, dashboard, role, log group, SSM parameter, EFS
     file system or access point), a queue URL, or the ARN of a queue, topic, table, cluster,
-    service, load balancer, target group, repository, alarm, dashboard, task definition or secret.
+    service, load balancer, target group, listener, listener rule, repository, alarm, dashboard,
+    task definition or secret.
     A service ARN of the old form (no cluster in it) counts as in every cluster.
     """
     if not physical_id.startswith("arn:"):
@@ -667,6 +702,10 @@ def resource_identity(physical_id: str) -> _Identity | None:
         return ("load-balancer", segments[1])  # loadbalancer/app/<name>/<id>
     if (service, kind) == ("elasticloadbalancing", "targetgroup") and len(segments) == 2:
         return ("target-group", segments[0])  # targetgroup/<name>/<id>
+    if (service, kind) == ("elasticloadbalancing", "listener") and len(segments) == 4:
+        return ("listener", physical_id)  # listener/app/<lb name>/<lb id>/<id>: its ARN is its identity
+    if (service, kind) == ("elasticloadbalancing", "listener-rule") and len(segments) == 5:
+        return ("listener-rule", physical_id)
     return None
 
 

@@ -394,3 +394,33 @@ def test_a_stack_holding_a_secret_or_file_system_of_a_task_definition_in_use_is_
     else:
         (refusal,) = planned.refusals
         assert held in refusal.reason and "production runs on it" in refusal.reason, refusal.reason
+
+
+LISTENER = A.format("elasticloadbalancing", "listener/app/webordinary-edit-alb/50dc6c495c0c9188/f2f7dc8efc522ab2")
+RULE = A.format("elasticloadbalancing",
+                "listener-rule/app/webordinary-edit-alb/50dc6c495c0c9188/f2f7dc8efc522ab2/9683b2d02a6cabee")
+
+
+@pytest.mark.parametrize("resource, held", [
+    (LISTENER, "the listener on port 80 of webordinary-edit-alb (Targets.listener_port), which takes production's"),
+    (RULE, "the listener rule (path /*) that forwards production's traffic to webordinary-edit-stable and "
+           "webordinary-edit-canary, the rule rollouts shift"),
+    # The old version's own rule on the same listener, and another listener: theirs to delete.
+    (RULE.replace("9683b2d02a6cabee", "0000000000000001"), None),
+    (LISTENER.replace("f2f7dc8efc522ab2", "0000000000000002"), None),
+])
+def test_a_stack_holding_the_listener_or_rule_production_traffic_comes_through_is_refused(resource, held):
+    # A CDK service stack that adds targets to a shared listener holds the rule it made: the old
+    # edit stack may hold the very rule rollouts shift, and deleting it sends every request to
+    # the listener's default action.
+    from rollway.cleanup import RoutingInUse
+
+    state = StackState(name="webordinary-old-stack", status="CREATE_COMPLETE", resources=(resource,))
+    planned = plan_cleanup(CleanupSpec(old_stacks=("webordinary-old-stack",)), T,
+                           stacks={"webordinary-old-stack": state}, in_use=(), images=(),
+                           routing=RoutingInUse(listener_arn=LISTENER, rule_arn=RULE))
+    if held is None:
+        assert planned.delete_stacks == ("webordinary-old-stack",) and not planned.refusals
+    else:
+        (refusal,) = planned.refusals
+        assert f"it holds {held}" in refusal.reason, refusal.reason
