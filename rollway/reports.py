@@ -409,11 +409,16 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, no
             # carry traffic, so this is a floor, not the exposure "so far".
             when = "when the rollback began" if start is not None else "when the ledger last recorded it"
             exposed = f"at least {exposed} (until {utc(until)}, {when}; the traffic's return is not recorded)"
+        # A drift rollback began because the load balancer held weights nobody recorded: the
+        # ledger keeps them only in its reason, so the figures below are the recorded moves'.
+        drift = trigger is not None and trigger.kind == "drift"
+        drifted = (" as the rollout last recorded them; the load balancer held other weights then (the reason "
+                   "above says which), and those are not counted here" if drift else "")
         lines += [
             f"- **First traffic to the new version:** {utc(first.at)} ({first.to_weights.canary}%)",
-            f"- **Highest canary weight:** {peak}%",
+            f"- **Highest canary weight:** {peak}%" + (" (of the recorded moves)" if drifted else ""),
             f"- **Weight when the rollback began:** "
-            f"{f'{at_trigger.canary}% ({at_trigger} stable/canary)' if at_trigger else 'not recorded'}",
+            f"{f'{at_trigger.canary}% ({at_trigger} stable/canary)' if at_trigger else 'not recorded'}{drifted}",
             f"- **Exposed for:** {exposed}",
         ]
     lines += ["", "## Traffic moved back", ""]

@@ -220,6 +220,19 @@ def test_the_monitors_rollback_on_load_balancer_5xx_is_not_called_an_error_rate(
         before_trigger("monitor", f"monitoring after promotion: {over.reason}"))
 
 
+def test_a_drift_rollbacks_exposure_says_the_drifted_weights_are_not_counted():
+    """The ledger keeps a drift's weights only in its reason: the report gave the last recorded
+    move (5 %) as "the weight when the rollback began" while the load balancer held 20 %."""
+    text = incident_report(before_trigger(
+        "drift", "the load balancer holds 80/20 (stable/canary), not the 95/5 this run set: the traffic was moved "
+                 "by someone else, so this run rolls back instead of shifting to 25%"))
+    (began,) = [x for x in text.splitlines() if x.startswith("- **Weight when the rollback began:**")]
+    assert began.startswith("- **Weight when the rollback began:** 5% (95/5 stable/canary) as the rollout last "
+                            "recorded them; the load balancer held other weights then")
+    assert "- **Highest canary weight:** 5% (of the recorded moves)" in text
+    assert "of the recorded moves" not in incident_report(guardrail_rollback())
+
+
 def timed_out_into_a_rollback() -> RolloutRecord:
     return before_trigger("timeout", "rejected by timeout: no answer within 3600 s",
                           Transition(at=T0 + 290, kind="timeout", actor="timeout", to_stage=1,
