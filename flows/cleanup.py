@@ -8,7 +8,7 @@ Destructive, and started by a person (from the Prefect UI, after week 3), so in 
    deployment of the stable and canary services, every ACTIVE revision of the task family) and
    the images they name, the repository's images, and each old stack;
 3. plan (``rollway.cleanup.plan_cleanup``): a live stack, a stack holding a resource the targets
-   name or a task definition in use, a stack whose export another stack imports, ``latest``, an image in use (by tag or by digest) or a protected stack is refused, and any refusal fails the run here, each one
+   name, a task definition in use or the listener or rule production's traffic comes through, a stack whose export another stack imports, ``latest``, an image in use (by tag or by digest) or a protected stack is refused, and any refusal fails the run here, each one
    named with its reason, before anything is written;
 4. archive the code first (an annotated tag, pushed), so it is kept before its infrastructure goes;
 5. delete the old image tags (one batch);
@@ -30,6 +30,7 @@ from flows.env import load_clients
 from flows.params import WaitSeconds
 from rollway.aws.cloudformation import CloudFormationStacks
 from rollway.aws.ecr_images import EcrImages
+from rollway.aws.elbv2 import AlbRouter
 from rollway.cleanup import (
     CleanupIncomplete, CleanupPlan, CleanupRefused, CleanupResult, CleanupSpec, in_use_summary, plan_cleanup,
     planned_result, summary_markdown,
@@ -75,8 +76,13 @@ def run_cleanup(spec: CleanupSpec, targets: Targets, get_client: Callable[[str],
     described = {name: steps.describe_stack(stacks, name) for name in spec.old_stacks}
     for state in described.values():
         log.info("stack %s: %s", state.name, state.status or "does not exist")
+    # A stack may also hold the listener or the rule production's traffic comes through.
+    routing = steps.routing_in_use(AlbRouter(get_client("elbv2"), targets)) if spec.old_stacks else None
+    if routing is not None:
+        log.info("production's traffic comes through listener %s and rule %s", routing.listener_arn, routing.rule_arn)
 
-    plan = plan_cleanup(spec, targets, stacks=described, in_use=in_use, images=repository_images, archive=archive)
+    plan = plan_cleanup(spec, targets, stacks=described, in_use=in_use, images=repository_images, archive=archive,
+                        routing=routing)
     if plan.refused:
         for refusal in plan.refusals:
             log.error("refused: %s", refusal)

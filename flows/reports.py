@@ -14,6 +14,8 @@ keeps no ledger, so its runs have no report here (their own artifacts are the re
 
 from __future__ import annotations
 
+import time
+
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 from pydantic import BaseModel, ConfigDict
@@ -89,7 +91,9 @@ def rollout_report(
     log.info("wrote the rollout report (artifact %s)", keys[0])
     if record.phase in INCIDENT_PHASES:
         keys.append(artifact_key(service, "incident-report"))
-        create_markdown_artifact(key=keys[1], markdown=incident_report(record, alert_topic=targets.alert_topic),
+        # The wall clock, which rollback claims are stamped on: whether the rollback's holder still renews it.
+        incident = incident_report(record, alert_topic=targets.alert_topic, now=time.time())
+        create_markdown_artifact(key=keys[1], markdown=incident,
                                  description=f"incident: rollback of rollout {record.rollout_id} of {service}")
         log.warning("rollout %s was %s: wrote the incident report (artifact %s)", record.rollout_id,
                     record.phase.value.replace("_", " "), keys[1])

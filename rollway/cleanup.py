@@ -10,10 +10,13 @@ person, so nothing production runs on may be deleted, whatever the person typed:
   its own, is refused: deleting a stack deletes what it made, whatever the stack is called;
 - a stack holding a task definition in use (below) is refused: deleting it deregisters the
   revision, and ECS will not point a service at it again (a rollback's restore); so is one
-  holding the task execution role, task role or awslogs group of one (no task of it could start);
+  holding the task execution role, task role, awslogs group or a secret of one (no task of it
+  could start), or an EFS file system or access point it mounts (its data would go with it);
 - a stack whose export (its own or a nested stack's) another stack imports is refused, unless
   that stack is deleted first (listed before it): CloudFormation would not delete it, and the
   run would stop there after deleting what came before;
+- a stack holding the listener or the listener rule production's traffic comes through (read
+  from ELB: the listener on ``Targets.listener_port``, the rule rollouts shift) is refused;
 - a stack with termination protection is refused (someone protected it on purpose);
 - the tag ``latest`` is refused (what an image reference without a tag pulls);
 - an image tag that a task definition in use references is refused, and so is any other tag of
@@ -252,7 +255,9 @@ class ImageUse(BaseModel):
     """A container image named by a task definition in use, with the roles and log group it runs with.
 
     The roles and the log group are what a stack may have made too: deleting the task execution
-    role or the awslogs group stops new tasks of a revision in use from starting.
+    role or the awslogs group stops new tasks of a revision in use from starting. So are its
+    secrets and EFS file systems: ECS fetches the secrets before a task starts, and deleting the
+    file system deletes the data every task of it mounts.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -263,6 +268,25 @@ class ImageUse(BaseModel):
     execution_role: str | None = Field(default=None, description="the task definition's executionRoleArn")
     task_role: str | None = Field(default=None, description="the task definition's taskRoleArn")
     log_group: str | None = Field(default=None, description="the container's awslogs-group")
+    secrets: tuple[str, ...] = Field(default=(), description=(
+        "where the container's secrets come from (``secrets``, the log driver's ``secretOptions``, private "
+        "registry ``repositoryCredentials``): Secrets Manager secret ARNs, SSM parameter ARNs or names"))
+    file_systems: tuple[str, ...] = Field(default=(), description=(
+        "the EFS file systems and access points (``fs-...``, ``fsap-...``) the task definition's volumes mount"))
+
+
+class RoutingInUse(BaseModel):
+    """What production's traffic comes through on the load balancer, by ARN (read from ELB).
+
+    A stack that made the listener (on ``Targets.listener_port``) or the rule rollway shifts
+    deletes it with itself: every request then meets the listener's default action, or nothing.
+    Other listeners and rules of the load balancer (an old version's rule) may go.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    listener_arn: str
+    rule_arn: str
 
 
 class ImageRef(BaseModel):
@@ -387,6 +411,7 @@ def plan_cleanup(
     in_use: Sequence[ImageUse],
     images: Sequence[RepositoryImage],
     archive: ArchiveState | None = None,
+    routing: RoutingInUse | None = None,
 ) -> CleanupPlan:
     """Decide what to delete and refuse what must stay.
 
@@ -397,6 +422,7 @@ def plan_cleanup(
         in_use: the images named by the task definitions in use.
         images: every image in ``targets.ecr_repository``.
         archive: what git shows about the archive tag (required when ``spec.archive_tag`` is set).
+        routing: the listener and rule production's traffic comes through (None: not read).
 
     Raises:
         ValueError: ``spec`` asks for an archive tag and ``archive`` is None.
@@ -411,7 +437,8 @@ def plan_cleanup(
     delete_tags, gone_tags, refused = _plan_images(spec.old_image_tags, targets.ecr_repository, in_use, images)
     refusals += refused
     delete_stacks, gone_stacks, refused = _plan_stacks(spec.old_stacks, targets.stacks, stacks,
-                                                       {**production_resources(targets), **_task_definitions(in_use)})
+                                                       {**production_resources(targets), **_task_definitions(in_use),
+                                                        **_routing(routing, targets)})
     refusals += refused
     # What each deletion removes, so the run's record says more than names that then mean nothing.
     digest_of = {tag: image.digest for image in images for tag in image.tags}
@@ -533,6 +560,8 @@ def _plan_images(
 # alarm or a dashboard is its bare name, which carries no kind: those share the kind "name".
 _Identity = tuple[str, ...]
 _NAMED = "name"
+# The random suffix Secrets Manager appends to a secret's name in its ARN.
+_SECRET_SUFFIX = re.compile(r"-[A-Za-z0-9]{6}$")
 # An SQS queue URL: scheme, host, account, queue name; nothing after.
 _QUEUE_URL = re.compile(r"^https?://[^/]+/[^/]+/([^/]+)$", re.IGNORECASE)
 
@@ -588,16 +617,58 @@ def _task_definitions(in_use: Sequence[ImageUse]) -> dict[_Identity, str]:
         if use.log_group:
             named.setdefault((_NAMED, use.log_group), f"{use.log_group} (the log group of task definition "
                                                       f"{family_revision}, {use.why})")
+        for value in use.secrets:
+            identity = _secret_identity(value)
+            if identity is not None:
+                named.setdefault(identity, f"{identity[-1]} (a secret of task definition {family_revision}, "
+                                           f"{use.why})")
+        for volume in use.file_systems:
+            what = "access point" if volume.startswith("fsap-") else "file system"
+            named.setdefault((_NAMED, volume), f"{volume} (an EFS {what} task definition {family_revision} mounts, "
+                                               f"{use.why})")
     return named
+
+
+def _routing(routing: RoutingInUse | None, targets: Targets) -> dict[_Identity, str]:
+    """The listener and rule production's traffic comes through, by identity -> what it is."""
+    if routing is None:
+        return {}
+    rule = f"path {targets.rule_path}" + (f", host {targets.rule_host}" if targets.rule_host else "")
+    return {
+        ("listener", routing.listener_arn): (
+            f"the listener on port {targets.listener_port} of {targets.load_balancer} (Targets.listener_port), "
+            "which takes production's traffic"),
+        ("listener-rule", routing.rule_arn): (
+            f"the listener rule ({rule}) that forwards production's traffic to {targets.stable_target_group} and "
+            f"{targets.canary_target_group}, the rule rollouts shift"),
+    }
+
+
+def _secret_identity(value: str) -> _Identity | None:
+    """What a container secret's ``valueFrom`` names, as ``resource_identity`` reads the physical
+    id of the stack resource that made it: a Secrets Manager secret by its name (with the random
+    suffix its ARN carries), an SSM parameter by its name (a bare name, or an ARN's)."""
+    if not value.startswith("arn:"):
+        return (_NAMED, value)  # an SSM parameter in the task's region, by name
+    parts = value.split(":")
+    if len(parts) >= 7 and parts[2] == "secretsmanager" and parts[5] == "secret":
+        return ("secret", parts[6])  # ...:secret:<name>-<6 chars>[:json-key:stage:version]
+    if len(parts) >= 6 and parts[2] == "ssm" and parts[5].startswith("parameter/"):
+        name = parts[5].removeprefix("parameter/")
+        # A hierarchical name (/webordinary/api-key) loses its leading '/' in the ARN.
+        return (_NAMED, f"/{name}" if "/" in name else name)
+    return None
 
 
 def resource_identity(physical_id: str) -> _Identity | None:
     """What a CloudFormation physical resource id identifies, read whole, or None when it is of a
-    kind production's resources never are (a listener, a role, a log stream...).
+    kind production's resources never are (a log stream, a subscription...).
 
-    A bare name (cluster, repository, table, alarm, dashboard), a queue URL, or the ARN of a
-    queue, topic, table, cluster, service, load balancer, target group, repository, alarm,
-    dashboard or task definition. A service ARN of the old form (no cluster in it) counts as in every cluster.
+    A bare name (cluster, repository, table, alarm, dashboard, role, log group, SSM parameter, EFS
+    file system or access point), a queue URL, or the ARN of a queue, topic, table, cluster,
+    service, load balancer, target group, listener, listener rule, repository, alarm, dashboard,
+    task definition or secret.
+    A service ARN of the old form (no cluster in it) counts as in every cluster.
     """
     if not physical_id.startswith("arn:"):
         if "://" in physical_id:
@@ -613,6 +684,8 @@ def resource_identity(physical_id: str) -> _Identity | None:
         return ("queue", resource)
     if service == "sns" and "/" not in resource:
         return ("topic", resource)
+    if service == "secretsmanager" and resource.startswith("secret:"):
+        return ("secret", resource.removeprefix("secret:").split(":")[0])
     if service == "cloudwatch" and resource.startswith("alarm:"):
         return (_NAMED, resource.removeprefix("alarm:"))
     if (service, kind) in {("dynamodb", "table"), ("ecs", "cluster"), ("cloudwatch", "dashboard")} and "/" not in rest:
@@ -629,6 +702,10 @@ def resource_identity(physical_id: str) -> _Identity | None:
         return ("load-balancer", segments[1])  # loadbalancer/app/<name>/<id>
     if (service, kind) == ("elasticloadbalancing", "targetgroup") and len(segments) == 2:
         return ("target-group", segments[0])  # targetgroup/<name>/<id>
+    if (service, kind) == ("elasticloadbalancing", "listener") and len(segments) == 4:
+        return ("listener", physical_id)  # listener/app/<lb name>/<lb id>/<id>: its ARN is its identity
+    if (service, kind) == ("elasticloadbalancing", "listener-rule") and len(segments) == 5:
+        return ("listener-rule", physical_id)
     return None
 
 
@@ -640,6 +717,10 @@ def _held(physical_id: str, production: Mapping[_Identity, str]) -> str | None:
     if identity[0] == "service" and not identity[1]:  # old-form ARN: whatever cluster it is in
         return next((what for (kind, *rest), what in production.items()
                      if kind == "service" and rest[-1] == identity[2]), None)
+    if identity[0] == "secret":
+        # A task definition may name a secret by its partial ARN, without the 6 random
+        # characters Secrets Manager appends to the name in its full ARN.
+        return production.get(identity) or production.get(("secret", _SECRET_SUFFIX.sub("", identity[1])))
     return production.get(identity)
 
 

@@ -63,8 +63,15 @@ class Trigger(BaseModel):
         who = cell(self.who)
         return {
             "judge": "the canary judge's verdict" + _judged_against(self.reason),
-            "guardrail": "an absolute guardrail on the canary's errors (a fixed limit, not a comparison with the baseline)",
-            "monitor": "the post-promotion monitor (the promoted version's error rate over its limit)",
+            "guardrail": ("an absolute guardrail on the requests the load balancer answered 5xx itself, no target "
+                          "serving them (a fixed limit, not a comparison with the baseline)"
+                          if _load_balancer_refused(self.reason) else
+                          "an absolute guardrail on the canary's errors (a fixed limit, not a comparison with the "
+                          "baseline)"),
+            "monitor": ("the post-promotion monitor (requests the load balancer answered 5xx itself, the promoted "
+                        "version having no healthy target to serve them)"
+                        if _load_balancer_refused(self.reason) else
+                        "the post-promotion monitor (the promoted version's error rate over its limit)"),
             "abort": f"a person, {who}, with `rollway abort`",
             "reject": f"a person, {who}, who rejected the rollout at an approval pause",
             # The spec's setting as it is spelled (rollway.spec.Approvals), so a person can find it.
@@ -74,6 +81,17 @@ class Trigger(BaseModel):
             "drift": "the load balancer's weights moved by someone else while the rollout ran",
             "manual": f"{who}, with the rollback flow",
         }[self.kind]
+
+
+# What every guardrail verdict on requests the load balancer refused itself says
+# (rollway.judge.guardrails.check_totals): no comparison with the baseline is made on them.
+_LOAD_BALANCER_5XX = "answered 5xx by the load balancer itself"
+
+
+def _load_balancer_refused(reason: str) -> bool:
+    """Whether a guardrail failed on requests the load balancer refused itself, not on an error
+    rate (its reason then names the error rate, with those requests beside it)."""
+    return _LOAD_BALANCER_5XX in reason and "canary error rate" not in reason
 
 
 def _judged_against(reason: str) -> str:
@@ -180,7 +198,11 @@ def rollback_trigger(record: RolloutRecord) -> Trigger | None:
     elif actor == "drift":
         kind = "drift"
     elif actor == "judge":
-        kind = "guardrail" if "guardrail" in reason else "judge"
+        # The engine records every rollback its verdict asks for as the judge's, guardrails'
+        # included; the reason says which. The guardrail on load-balancer 5xx with no request
+        # count to set them against (the canary has no healthy target) names no "guardrail":
+        # it was reported as the canary judge's comparison with the baseline, which never ran.
+        kind = "guardrail" if "guardrail" in reason or _LOAD_BALANCER_5XX in reason else "judge"
     else:
         kind = "manual"
     return Trigger(kind=kind, who=actor, at=start.at, reason=reason)
@@ -319,12 +341,33 @@ def _exposure(record: RolloutRecord) -> tuple[Transition | None, int, Weights | 
     return first, peak, at_trigger, end.at if end is not None and _traffic_back(end, record) else None
 
 
-def incident_report(record: RolloutRecord, *, alert_topic: str | None = None) -> str:
+def _claim_advice(record: RolloutRecord, now: float | None) -> str:
+    """Who holds the claim on a rollback not recorded as finished, for the advice to finish it.
+
+    A rollback under way renews its claim, and one started meanwhile waits for it instead of
+    acting: "run `rollway abort`" alone left a reader to start a second rollback beside the
+    first without knowing there was one, or which run to follow.
+    """
+    holder = record.rollback_holder
+    if record.phase is not RolloutPhase.ROLLING_BACK or not holder:
+        return ""
+    until = utc(record.rollback_expires)
+    if now is not None and record.rollback_expires < now:
+        return (f" It was carried out by {cell(holder)}, whose claim lapsed at {until} (it stopped renewing it: its "
+                "run stopped or died); a rollback started now takes it over at once.")
+    live = " (live when this report was written)" if now is not None else ""
+    return (f" **It is being carried out by {cell(holder)}**, its claim renewed until {until}{live}: follow that "
+            "run; a rollback started meanwhile waits for it, and takes over only once the claim lapses.")
+
+
+def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, now: float | None = None) -> str:
     """The incident report of a rolled-back (or rolling-back) rollout, as markdown.
 
     Args:
         record: the rollout, as the ledger holds it.
         alert_topic: the SNS topic rollback notices go to (``Targets.alert_topic``), named in the report.
+        now: the wall clock when the report is written (what rollback claims are stamped on), to
+            tell a rollback still carried out from one whose holder stopped; None: not told.
 
     Raises:
         ValueError: the rollout was not rolled back (nothing to report as an incident).
@@ -366,11 +409,16 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None) ->
             # carry traffic, so this is a floor, not the exposure "so far".
             when = "when the rollback began" if start is not None else "when the ledger last recorded it"
             exposed = f"at least {exposed} (until {utc(until)}, {when}; the traffic's return is not recorded)"
+        # A drift rollback began because the load balancer held weights nobody recorded: the
+        # ledger keeps them only in its reason, so the figures below are the recorded moves'.
+        drift = trigger is not None and trigger.kind == "drift"
+        drifted = (" as the rollout last recorded them; the load balancer held other weights then (the reason "
+                   "above says which), and those are not counted here" if drift else "")
         lines += [
             f"- **First traffic to the new version:** {utc(first.at)} ({first.to_weights.canary}%)",
-            f"- **Highest canary weight:** {peak}%",
+            f"- **Highest canary weight:** {peak}%" + (" (of the recorded moves)" if drifted else ""),
             f"- **Weight when the rollback began:** "
-            f"{f'{at_trigger.canary}% ({at_trigger} stable/canary)' if at_trigger else 'not recorded'}",
+            f"{f'{at_trigger.canary}% ({at_trigger} stable/canary)' if at_trigger else 'not recorded'}{drifted}",
             f"- **Exposed for:** {exposed}",
         ]
     lines += ["", "## Traffic moved back", ""]
@@ -388,7 +436,7 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None) ->
     else:
         lines.append("- **Not confirmed:** the ledger records no finished rollback. Run `rollway abort` (or the "
                      "rollback flow) to finish it: it is idempotent, never moves traffic toward the canary, and "
-                     "records the end.")
+                     "records the end." + _claim_advice(record, now))
     lines += ["", "## Rollback steps", ""]
     if finished:
         if end.task_definition:

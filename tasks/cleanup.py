@@ -16,8 +16,9 @@ from prefect.cache_policies import NONE
 from rollway.aws.cloudformation import CloudFormationStacks, DeleteOutcome
 from rollway.aws.ecr_images import EcrImages, TagDeletion
 from rollway.aws.ecr_images import images_in_use as read_images_in_use
+from rollway.aws.elbv2 import AlbRouter
 from rollway.aws.errors import AdapterError
-from rollway.cleanup import ArchiveState, ImageUse, RepositoryImage, StackState
+from rollway.cleanup import ArchiveState, ImageUse, RepositoryImage, RoutingInUse, StackState
 from rollway.targets import Targets
 from rollway.toolchain.git import GitCli, GitError
 from tasks import retry
@@ -38,6 +39,12 @@ def describe_stack(stacks: CloudFormationStacks, name: str) -> StackState:
 @task(name="images-in-use", **_READ)
 def images_in_use(ecs: Any, targets: Targets) -> tuple[ImageUse, ...]:
     return read_images_in_use(ecs, targets)
+
+
+@task(name="routing-in-use", **_READ)
+def routing_in_use(router: AlbRouter) -> RoutingInUse:
+    """The listener and the rule production's traffic comes through (a stack holding one is kept)."""
+    return RoutingInUse(listener_arn=router.listener_arn, rule_arn=router.rule_arn)
 
 
 @task(name="list-repository-images", **_READ)

@@ -146,13 +146,22 @@ def images_in_use(ecs: Any, targets: Targets) -> tuple[ImageUse, ...]:
         except ClientError as err:
             raise InUseUnknown(f"task definition {task_definition} (in use: {', '.join(whys)}) could not be read: "
                                f"{err}") from err
+        # What its tasks need besides roles and logs, which a stack may have made as well: the
+        # file systems its volumes mount, and (per container) where its secrets come from.
+        file_systems = tuple(dict.fromkeys(
+            found_id for volume in described.get("volumes", [])
+            for efs in [volume.get("efsVolumeConfiguration") or {}]
+            for found_id in (efs.get("fileSystemId"), (efs.get("authorizationConfig") or {}).get("accessPointId"))
+            if found_id))
         for container in described.get("containerDefinitions", []):
             logs = container.get("logConfiguration") or {}
+            secrets = [s.get("valueFrom") for s in [*container.get("secrets", []), *logs.get("secretOptions", [])]]
+            secrets.append((container.get("repositoryCredentials") or {}).get("credentialsParameter"))
             found.append(ImageUse(
                 task_definition=described["taskDefinitionArn"], why=", ".join(whys), image=container["image"],
                 execution_role=described.get("executionRoleArn"), task_role=described.get("taskRoleArn"),
                 log_group=(logs.get("options") or {}).get("awslogs-group") if logs.get("logDriver") == "awslogs"
-                else None))
+                else None, secrets=tuple(dict.fromkeys(s for s in secrets if s)), file_systems=file_systems))
     return tuple(found) + _running_digests(ecs, targets)
 
 

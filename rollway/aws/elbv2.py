@@ -78,6 +78,16 @@ class AlbRouter:
         return self._lookups().load_balancer_arn
 
     @property
+    def listener_arn(self) -> str:
+        """The ARN of the listener on ``Targets.listener_port`` (resolved on first use)."""
+        return self._lookups().listener_arn
+
+    @property
+    def rule_arn(self) -> str:
+        """The ARN of the rule that forwards to the two target groups (resolved on first use)."""
+        return self._lookups().rule_arn
+
+    @property
     def stable_target_group_arn(self) -> str:
         return self._lookups().stable_arn
 

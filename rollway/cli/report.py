@@ -7,6 +7,8 @@ Imports stay inside the functions, so that ``rollway --help`` does not pay for P
 
 from __future__ import annotations
 
+import time
+
 from rollway.cli.blocks import CREDENTIALS_BLOCK, TARGETS_BLOCK
 
 
@@ -40,5 +42,6 @@ def _report(*, rollout: str | None, targets_block: str | None, credentials_block
         raise NoRollout(str(refused)) from refused
     print(rollout_report(record))
     if record.phase in INCIDENT_PHASES:
-        print(incident_report(record, alert_topic=targets.alert_topic))
+        # The wall clock, which rollback claims are stamped on: whether the rollback's holder still renews it.
+        print(incident_report(record, alert_topic=targets.alert_topic, now=time.time()))
     return 0

@@ -62,6 +62,39 @@ def test_what_the_task_definitions_in_use_name_is_read_from_ecs(aws):
             and initial.log_group == f"/ecs/{aws.targets.task_family}")
 
 
+def test_an_old_stack_that_made_a_secret_or_file_system_a_revision_in_use_needs_is_refused(aws):
+    """The old stack made the secret the running revision fetches at start, or the EFS file system
+    it mounts: cleanup deleted the stack (and with it the secret, or every task's data)."""
+    import json
+
+    from rollway.aws.cloudformation import CloudFormationStacks
+
+    cloudformation, ecs = aws.get_client("cloudformation"), aws.get_client("ecs")
+    # (moto's CloudFormation makes SSM parameters, not Secrets Manager secrets: the plan's tests have those.)
+    for stack, name in (("webordinary-old-stack", "/webordinary/api-key"), ("webordinary-spare-stack", "/spare")):
+        cloudformation.create_stack(StackName=stack, TemplateBody=json.dumps({"Resources": {"Key": {
+            "Type": "AWS::SSM::Parameter", "Properties": {"Name": name, "Type": "String", "Value": "x"}}}}))
+    # A parameter in the task's region named by its ARN, as ECS takes it.
+    secret = f"arn:aws:ssm:{aws.targets.region}:123456789012:parameter/webordinary/api-key"
+    current = ecs.describe_task_definition(taskDefinition=aws.topology.task_definition_arn)["taskDefinition"]
+    container = {**current["containerDefinitions"][0], "secrets": [{"name": "API_KEY", "valueFrom": secret}]}
+    ecs.register_task_definition(
+        family=aws.targets.task_family, containerDefinitions=[container], memory="512",
+        volumes=[{"name": "workspace", "efsVolumeConfiguration": {
+            "fileSystemId": "fs-0123abcd", "authorizationConfig": {"accessPointId": "fsap-0123abcd"}}}])
+
+    uses = images_in_use(ecs, aws.targets)
+    (needs,) = [use for use in uses if use.secrets]
+    assert needs.secrets == (secret,) and needs.file_systems == ("fs-0123abcd", "fsap-0123abcd")
+    stacks = CloudFormationStacks(cloudformation, keep=aws.targets.stacks)
+    described = {name: stacks.describe(name) for name in ("webordinary-old-stack", "webordinary-spare-stack")}
+    planned = plan_cleanup(CleanupSpec(old_stacks=tuple(described)), aws.targets, stacks=described, in_use=uses,
+                           images=())
+    (refusal,) = planned.refusals
+    assert refusal.name == "webordinary-old-stack" and "a secret of task definition" in refusal.reason
+    assert planned.delete_stacks == ("webordinary-spare-stack",)
+
+
 def test_a_tag_in_use_by_tag_or_by_digest_is_refused_and_stays(aws, images):
     ecs = aws.get_client("ecs")
     running = put_image(aws, "1.0.0", "1")  # what the provisioned services run (by tag)

@@ -259,3 +259,38 @@ def test_a_tag_deletion_failing_after_its_first_hundred_says_which_tags_were_del
     text = summary(state)
     assert "- `build-000`" in text[text.index("## Deleted: image tags"):text.index("## Deleted: stacks")]
     assert "build-000" not in text[text.index("## Already gone"):]
+
+
+def test_an_old_stack_holding_the_rule_production_traffic_comes_through_is_refused(account, repo):
+    # The old edit stack added its targets to the shared listener, so it holds the rule that now
+    # forwards to the stable and canary groups (moto's CloudFormation cannot make a rule on a
+    # listener it did not make: the stack's listing gains it here, as AWS would list it).
+    from prefect import flow
+
+    from flows.cleanup import run_cleanup
+    from rollway.aws.elbv2 import AlbRouter
+    from rollway.cleanup import CleanupSpec
+    from tests.botocore_events import on_operation
+
+    aws = account
+    rule = AlbRouter(aws.get_client("elbv2"), aws.targets).rule_arn
+    cloudformation = aws.get_client("cloudformation")
+
+    def holds_the_rule(parsed, **_):
+        parsed["StackResourceSummaries"].append({
+            "LogicalResourceId": "EditRule", "PhysicalResourceId": rule,
+            "ResourceType": "AWS::ElasticLoadBalancingV2::ListenerRule", "ResourceStatus": "CREATE_COMPLETE"})
+
+    @flow(name="cleanup-of-the-rule-holder")
+    def cleanup_of_the_rule_holder():
+        return run_cleanup(CleanupSpec(old_stacks=(OLD_STACK,)), aws.targets, aws.get_client)
+
+    with on_operation(cloudformation, "after-call", holds_the_rule, operation="ListStackResources"):
+        state = cleanup_of_the_rule_holder(return_state=True)
+
+    with pytest.raises(CleanupRefused) as refused:
+        state.result()
+    (refusal,) = refused.value.refusals
+    assert refusal.name == OLD_STACK and "the listener rule (path /*) that forwards production's traffic" in \
+        refusal.reason, refusal.reason
+    assert stack_status(aws, OLD_STACK) == "CREATE_COMPLETE" and queue_exists(aws, OLD_QUEUE)

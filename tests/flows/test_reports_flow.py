@@ -130,3 +130,20 @@ def test_rollway_report_without_a_rollout_exits_1_saying_why(aws, blocks, capsys
     assert report(targets_block=blocks, credentials_block=blocks) == 1
     assert "no rollout of webordinary-edit-service-canary is recorded" in capsys.readouterr().err
     assert report(rollout=" ", targets_block=blocks, credentials_block=blocks) == 2
+
+
+def test_a_rollback_under_way_is_reported_with_its_live_claim_holder_by_the_flow_and_the_cli(aws, blocks, capsys):
+    from rollway.cli.report import report
+    from rollway.ledger import begin_rollback
+
+    record, _ = start_at_five_percent(aws)
+    holder = "judge (flow run brave-fox, 0f1e2d3c)"
+    begin_rollback(DynamoLedger(aws.get_client("dynamodb"), aws.targets), aws.targets.canary_service, actor="judge",
+                   reason="5%: canary error rate 4.80% (48/1000) is over the 1% guardrail", now=time.time(),
+                   rollout=record.rollout_id, holder=holder, lease_seconds=600)
+    state = rollout_report(targets_block=blocks, aws_credentials_block=blocks, return_state=True)
+    incident = artifacts_of(state)[f"{aws.targets.canary_service}-incident-report"]
+    assert f"**It is being carried out by {holder}**" in incident and "(live when this report was written)" in incident
+    capsys.readouterr()
+    assert report(targets_block=blocks, credentials_block=blocks) == 0
+    assert "(live when this report was written)" in capsys.readouterr().out

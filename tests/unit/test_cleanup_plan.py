@@ -336,6 +336,22 @@ def test_a_stack_holding_a_task_definition_in_use_is_refused_and_one_no_longer_i
             assert planned.delete_stacks == ("webordinary-old-stack",) and not planned.refusals
 
 
+def old_stack_plan(resource: str, *, in_use=(), routing=None):
+    """The plan of a run deleting webordinary-old-stack, which holds ``resource``."""
+    state = StackState(name="webordinary-old-stack", status="CREATE_COMPLETE", resources=(resource,))
+    return plan_cleanup(CleanupSpec(old_stacks=("webordinary-old-stack",)), T, stacks={"webordinary-old-stack": state},
+                        in_use=in_use, images=IMAGES, routing=routing)
+
+
+def assert_holds(planned, held: str | None) -> None:
+    """``held`` None: the stack is to be deleted; otherwise refused, saying it holds ``held``."""
+    if held is None:
+        assert planned.delete_stacks == ("webordinary-old-stack",) and not planned.refusals
+    else:
+        (refusal,) = planned.refusals
+        assert f"it holds {held}" in refusal.reason and "production runs on it" in refusal.reason, refusal.reason
+
+
 @pytest.mark.parametrize("resource, held", [
     ("webordinary-edit-task-execution",
      "webordinary-edit-task-execution (the task execution role of task definition webordinary-edit-task:2, an "
@@ -354,11 +370,52 @@ def test_a_stack_holding_the_role_or_log_group_of_a_task_definition_in_use_is_re
     uses = (IN_USE[1].model_copy(update={"execution_role": role.format("webordinary-edit-task-execution"),
                                          "task_role": role.format("service-role/webordinary-edit-task-role"),
                                          "log_group": "/ecs/webordinary-edit-task"}),)
-    state = StackState(name="webordinary-old-stack", status="CREATE_COMPLETE", resources=(resource,))
-    planned = plan_cleanup(CleanupSpec(old_stacks=("webordinary-old-stack",)), T,
-                           stacks={"webordinary-old-stack": state}, in_use=uses, images=IMAGES)
-    if held is None:
-        assert planned.delete_stacks == ("webordinary-old-stack",) and not planned.refusals
-    else:
-        (refusal,) = planned.refusals
-        assert f"it holds {held}: deleting the stack deletes it" in refusal.reason, refusal.reason
+    assert_holds(old_stack_plan(resource, in_use=uses), held)
+
+
+SECRET_ARN = "arn:aws:secretsmanager:us-west-2:1:secret:webordinary/api-key-AbC123"
+
+
+@pytest.mark.parametrize("physical_id, named_in_use, held", [
+    (SECRET_ARN, SECRET_ARN, "webordinary/api-key-AbC123 (a secret of task definition webordinary-edit-task:2"),
+    # JSON-key form, and the partial ARN without the random suffix: the same secret.
+    (SECRET_ARN, SECRET_ARN + ":token::", "webordinary/api-key-AbC123 (a secret of task definition"),
+    (SECRET_ARN, "arn:aws:secretsmanager:us-west-2:1:secret:webordinary/api-key",
+     "webordinary/api-key (a secret of task definition"),
+    ("/webordinary/db-password", "arn:aws:ssm:us-west-2:1:parameter/webordinary/db-password",
+     "/webordinary/db-password (a secret of task definition"),
+    ("webordinary-db-password", "webordinary-db-password", "webordinary-db-password (a secret of task definition"),
+    ("fs-0123abcd", "fs-0123abcd", "fs-0123abcd (an EFS file system task definition webordinary-edit-task:2 mounts"),
+    ("fsap-0123abcd", "fsap-0123abcd", "fsap-0123abcd (an EFS access point task definition"),
+    ("arn:aws:secretsmanager:us-west-2:1:secret:webordinary/old-key-XyZ789", SECRET_ARN, None),
+    ("fs-9999aaaa", "fs-0123abcd", None),
+])
+def test_a_stack_holding_a_secret_or_file_system_of_a_task_definition_in_use_is_refused(physical_id, named_in_use,
+                                                                                        held):
+    # The old stack made the secret the revisions in use fetch at start, or the EFS file system
+    # they mount: deleted with it, no task could start (or every task's data went with it).
+    field = "file_systems" if named_in_use.startswith("fs") else "secrets"
+    uses = (IN_USE[1].model_copy(update={field: (named_in_use,)}),)
+    assert_holds(old_stack_plan(physical_id, in_use=uses), held)
+
+
+LISTENER = A.format("elasticloadbalancing", "listener/app/webordinary-edit-alb/50dc6c495c0c9188/f2f7dc8efc522ab2")
+RULE = A.format("elasticloadbalancing",
+                "listener-rule/app/webordinary-edit-alb/50dc6c495c0c9188/f2f7dc8efc522ab2/9683b2d02a6cabee")
+
+
+@pytest.mark.parametrize("resource, held", [
+    (LISTENER, "the listener on port 80 of webordinary-edit-alb (Targets.listener_port), which takes production's"),
+    (RULE, "the listener rule (path /*) that forwards production's traffic to webordinary-edit-stable and "
+           "webordinary-edit-canary, the rule rollouts shift"),
+    # The old version's own rule on the same listener, and another listener: theirs to delete.
+    (RULE.replace("9683b2d02a6cabee", "0000000000000001"), None),
+    (LISTENER.replace("f2f7dc8efc522ab2", "0000000000000002"), None),
+])
+def test_a_stack_holding_the_listener_or_rule_production_traffic_comes_through_is_refused(resource, held):
+    # A CDK service stack that adds targets to a shared listener holds the rule it made: the old
+    # edit stack may hold the very rule rollouts shift, and deleting it sends every request to
+    # the listener's default action.
+    from rollway.cleanup import RoutingInUse
+
+    assert_holds(old_stack_plan(resource, routing=RoutingInUse(listener_arn=LISTENER, rule_arn=RULE)), held)

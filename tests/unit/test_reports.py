@@ -124,6 +124,25 @@ def test_incident_report_of_an_unfinished_rollback_says_nothing_is_confirmed():
     assert "read back **100/0**" not in text
 
 
+def test_an_unfinished_rollback_names_who_is_carrying_it_out_and_whether_its_claim_is_live():
+    """The advice said only "run `rollway abort`": nothing named the rollback under way (its
+    claim's holder), so a reader started a second one, which then waited on a run nobody named."""
+    holder = "judge (flow run brave-fox, 0f1e2d3c)"
+    claimed = guardrail_rollback(finished=False).model_copy(
+        update={"rollback_holder": holder, "rollback_expires": T0 + 720})
+    (live,) = [x for x in incident_report(claimed, now=T0 + 700).splitlines() if x.startswith("- **Not confirmed:**")]
+    assert f"**It is being carried out by {holder}**, its claim renewed until {utc(T0 + 720)} (live" in live
+    assert "a rollback started meanwhile waits for it" in live
+    (lapsed,) = [x for x in incident_report(claimed, now=T0 + 900).splitlines()
+                 if x.startswith("- **Not confirmed:**")]
+    assert f"It was carried out by {holder}, whose claim lapsed at {utc(T0 + 720)}" in lapsed
+    assert "takes it over at once" in lapsed and "being carried out" not in lapsed
+    # Without the time, the holder and its claim are still named, live or not left unsaid.
+    assert f"carried out by {holder}**, its claim renewed until {utc(T0 + 720)}:" in incident_report(claimed)
+    # Nobody holds it (given up after a failed step): no holder is named.
+    assert "carried out by" not in incident_report(guardrail_rollback(finished=False), now=T0 + 700)
+
+
 def before_trigger(actor: str, comment: str, *extra: Transition) -> RolloutRecord:
     return record([started(), shift(60, 5, 0), *extra,
                    Transition(at=T0 + 300, kind="rollback-start", actor=actor, comment=comment),
@@ -159,6 +178,59 @@ def test_the_trigger_is_named_for_each_way_a_rollback_starts(rec, kind, says):
     assert trigger.kind == kind
     assert says in incident_report(rec)
     assert f"**Reason:** {rec.last_transition('rollback-start').comment}"[:60] in incident_report(rec)
+
+
+def test_a_rollback_on_load_balancer_5xx_is_the_guardrails_not_the_judges():
+    """The guardrail on load-balancer 5xx with no request count (the canary has no healthy
+    target) fails a stage with a reason that names no "guardrail"; the engine records every
+    rollback a verdict asks for as the judge's, and the report said the canary judge's
+    comparison with the baseline rolled it back, when no comparison was made."""
+    from rollway.judge.guardrails import UNATTRIBUTED, check_totals
+    from rollway.model import VersionSample
+    from rollway.spec import Guardrails
+
+    verdict = check_totals(Guardrails(), VersionSample(requests=0, errors=0), 0, unserved=12, monitoring=False,
+                           healthy_targets=0)
+    assert (verdict.phase.value, verdict.metric) == ("failed", UNATTRIBUTED)
+    rec = before_trigger("judge", f"5%: {verdict.reason}")  # as decide() words the rollback
+    assert rollback_trigger(rec).kind == "guardrail"
+    (line,) = [x for x in incident_report(rec).splitlines() if x.startswith("- **Trigger:**")]
+    assert "guardrail on the requests the load balancer answered 5xx itself" in line
+    assert "judge" not in line and "baseline)" in line
+    # The canary's own error rate over the guardrail, with load-balancer 5xx beside it, is still its errors'.
+    over = check_totals(Guardrails(), VersionSample(requests=1000, errors=48), 19000, unserved=3, monitoring=False)
+    assert "answered 5xx by the load balancer itself" in over.reason
+    assert "guardrail on the canary's errors" in incident_report(before_trigger("judge", f"5%: {over.reason}"))
+
+
+def test_the_monitors_rollback_on_load_balancer_5xx_is_not_called_an_error_rate():
+    from rollway.judge.guardrails import check_totals
+    from rollway.model import VersionSample
+    from rollway.spec import Guardrails
+
+    refused = check_totals(Guardrails(), VersionSample(requests=0, errors=0), 0, unserved=12, monitoring=True,
+                           healthy_targets=0)
+    assert refused.phase.value == "failed"
+    text = incident_report(before_trigger("monitor", f"monitoring after promotion: {refused.reason}"))
+    assert "post-promotion monitor (requests the load balancer answered 5xx itself" in text
+    assert "error rate over its limit" not in text
+    over = check_totals(Guardrails(), VersionSample(requests=1000, errors=80), 0, unserved=3, monitoring=True)
+    assert over.phase.value == "failed" and "answered 5xx by the load balancer itself" in over.reason
+    assert "error rate over its limit" in incident_report(
+        before_trigger("monitor", f"monitoring after promotion: {over.reason}"))
+
+
+def test_a_drift_rollbacks_exposure_says_the_drifted_weights_are_not_counted():
+    """The ledger keeps a drift's weights only in its reason: the report gave the last recorded
+    move (5 %) as "the weight when the rollback began" while the load balancer held 20 %."""
+    text = incident_report(before_trigger(
+        "drift", "the load balancer holds 80/20 (stable/canary), not the 95/5 this run set: the traffic was moved "
+                 "by someone else, so this run rolls back instead of shifting to 25%"))
+    (began,) = [x for x in text.splitlines() if x.startswith("- **Weight when the rollback began:**")]
+    assert began.startswith("- **Weight when the rollback began:** 5% (95/5 stable/canary) as the rollout last "
+                            "recorded them; the load balancer held other weights then")
+    assert "- **Highest canary weight:** 5% (of the recorded moves)" in text
+    assert "of the recorded moves" not in incident_report(guardrail_rollback())
 
 
 def timed_out_into_a_rollback() -> RolloutRecord:
