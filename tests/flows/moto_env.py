@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from uuid import uuid4
 
 from botocore.exceptions import ClientError
+from prefect.settings import PREFECT_API_URL
 
 from blocks.credentials import credentials_for_endpoint
 from blocks.targets import RollwayTargets
@@ -68,15 +69,28 @@ def queue_exists(aws, queue: str) -> bool:
     return True
 
 
-def saved_blocks(aws, prefix: str = "test") -> str:
-    """Targets and credentials blocks for the embedded AWS, saved under one name no other test uses.
+_SAVED: dict[tuple[str, ...], str] = {}
+
+
+def saved_blocks(aws, prefix: str = "test", *, fresh: bool = False) -> str:
+    """Targets and credentials blocks for the embedded AWS, saved under one name.
+
+    Blocks of the same content on the same Prefect API are saved once per session and their name
+    handed out again: Prefect's Block.save builds the block's whole JSON schema once per field,
+    0.3-1 s per pair of blocks on a quiet machine, several seconds under load. No flow writes a
+    block; a test that changes the saved blocks asks for ``fresh`` ones, a name no other test uses.
 
     Returns:
         The name of both blocks: pass it as ``targets_block`` and ``aws_credentials_block``.
     """
+    key = (str(PREFECT_API_URL.value()), prefix, aws.endpoint_url, aws.targets.model_dump_json())
+    if not fresh and key in _SAVED:
+        return _SAVED[key]
     name = f"{prefix}-{uuid4().hex[:8]}"
     RollwayTargets(**aws.targets.model_dump()).save(name, overwrite=True)
     credentials_for_endpoint(aws.endpoint_url, aws.targets.region).save(name, overwrite=True)
+    if not fresh:
+        _SAVED[key] = name
     return name
 
 

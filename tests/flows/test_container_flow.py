@@ -156,7 +156,7 @@ def test_an_image_built_for_another_platform_than_the_family_runs_on_is_not_push
 def test_a_bad_version_or_a_missing_task_family_is_refused_before_any_docker_call(aws, tmp_path):
     # The table of bad versions is tests/unit/test_image_refs.py's; here, that the flow asks first.
     (tmp_path / "Dockerfile").write_text("FROM scratch\n")
-    blocks = saved_blocks(aws, "container")
+    blocks = saved_blocks(aws, "container", fresh=True)  # changed below
     with pytest.raises(PublishRefused, match="moving tag 'latest'"):
         publish_container(version="latest", context_dir=str(tmp_path), docker_executable=NO_DOCKER,
                           targets_block=blocks, aws_credentials_block=blocks)
@@ -169,7 +169,7 @@ def test_a_bad_version_or_a_missing_task_family_is_refused_before_any_docker_cal
 
 def test_a_refused_run_leaves_an_artifact_saying_why_and_that_nothing_was_done(aws, tmp_path):
     (tmp_path / "Dockerfile").write_text("FROM scratch\n")
-    blocks = saved_blocks(aws, "container")
+    blocks = saved_blocks(aws, "container", fresh=True)  # changed below
     common = {"context_dir": str(tmp_path), "docker_executable": NO_DOCKER, "targets_block": blocks,
               "aws_credentials_block": blocks}
     with pytest.raises(PublishRefused):
