@@ -22,7 +22,11 @@ MAX_ANCHOR = 1e11
 class ClockSettings(BaseModel):
     """How fast rollout time runs relative to wall time. speed=1 is real time."""
 
-    model_config = ConfigDict(frozen=True, allow_inf_nan=False)
+    # A key the model does not know is refused, not dropped: {"sped": 60} from a person (a run's
+    # form, a deployment's parameters) ran the rollout at real time without a word, its bakes and
+    # approval timeouts 60 times longer than meant. Settings read back from a run's stored
+    # parameters go through ``of_run``, which still drops them.
+    model_config = ConfigDict(frozen=True, allow_inf_nan=False, extra="forbid")
 
     speed: float = Field(default=1.0, gt=0, le=MAX_SPEED)
     anchor: float | None = Field(default=None, description="wall-clock epoch seconds where the scaled clock equals wall time")
@@ -46,6 +50,18 @@ class ClockSettings(BaseModel):
         if self.speed != 1.0 and self.anchor is None:
             raise ValueError(f"a clock at speed {self.speed:g} (not real time) needs an anchor shared with the metric source")
         return self
+
+    @classmethod
+    def of_run(cls, stored: object) -> "ClockSettings":
+        """The clock a flow run ran on, from its stored ``clock`` parameter (None or {}: real time).
+
+        Keys the model does not know are dropped, as they were when such a run validated: the state
+        hooks and `rollway abort` read the parameters of runs that started before unknown keys
+        were refused, and refusing them there would leave a failed run's rollout not rolled back.
+        """
+        if isinstance(stored, dict):
+            stored = {key: value for key, value in stored.items() if key in cls.model_fields}
+        return cls.model_validate(stored or {})
 
     def build(self) -> "SystemClock | ScaledClock":
         if self.speed == 1.0:
