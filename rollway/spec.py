@@ -15,6 +15,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from rollway.flags import percent_sign_meant
 from rollway.image import IMAGE_FORM, image_problem
 from rollway.weekly import DEFAULT_SCHEDULE_SLACK_SECONDS, DEFAULT_TIMEZONE, zone
 
@@ -66,6 +67,13 @@ def _at_most(field: str, limit: int, label: str, instead: str):
     return field_validator(field, mode="wrap")(classmethod(check))
 
 
+def _no_percent_sign(what: str, value: object) -> None:
+    """Refuse "50%" saying to give 50: pydantic said only that it could not parse the string."""
+    meant = percent_sign_meant(value)
+    if meant is not None:
+        raise ValueError(f"{what} is a number of percent: give {meant}, not {value!r}")
+
+
 def _new_spec(info: ValidationInfo) -> bool:
     """Whether the rules a spec must meet to start a rollout apply: not to a recorded spec.
 
@@ -95,6 +103,7 @@ class Stage(BaseModel):
         # pydantic reads true as 1: a form's checkbox would become a 1 % stage.
         if isinstance(value, bool):
             raise ValueError(f"a stage weight is a percentage 1..100, not {str(value).lower()}")
+        _no_percent_sign("a stage weight", value)
         return value
 
     min_bake_seconds: float | None = Field(default=None, ge=0)
@@ -285,6 +294,14 @@ class FlagBinding(BaseModel):
     schedule: dict[int, float] = Field(
         default_factory=dict, description="stage weight -> flag percentage, when follow='schedule'"
     )
+
+    @field_validator("schedule", mode="before")
+    @classmethod
+    def _percentages_without_sign(cls, value: object) -> object:
+        if isinstance(value, dict):
+            for weight, pct in value.items():
+                _no_percent_sign(f"the flag percentage at stage {weight}", pct)
+        return value
 
     @model_validator(mode="after")
     def _schedule_valid(self, info: ValidationInfo) -> "FlagBinding":

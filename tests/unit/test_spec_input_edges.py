@@ -197,6 +197,21 @@ def test_a_flag_schedule_that_falls_as_the_traffic_grows_is_refused():
     assert FlagBinding(feature="new_editor", follow="schedule", schedule={5: 0, 50: 10, 100: 10}).percentage_at(75) == 10
 
 
+@pytest.mark.parametrize("spec,where,message", [
+    ({"stages": [{"weight": "50%"}, {"weight": 100}]}, "stages.0.weight",
+     "a stage weight is a number of percent: give 50, not '50%'"),
+    ({"stages": [{"weight": 50}, {"weight": 100}],
+      "flags": [{"feature": "f", "follow": "schedule", "schedule": {50: "10%", 100: 100}}]}, "flags.0.schedule",
+     "the flag percentage at stage 50 is a number of percent: give 10, not '10%'"),
+])
+def test_a_percentage_written_with_its_sign_is_refused_saying_what_to_give(spec, where, message):
+    """pydantic said only "unable to parse string as an integer" of a "50%" stage weight."""
+    with pytest.raises(ValidationError) as refused:
+        RolloutSpec.model_validate({"image": IMG, **spec})
+    text = str(refused.value)
+    assert f"\n{where}\n" in text and message in text, text
+
+
 @pytest.mark.parametrize("weight", [True, False])
 def test_a_stage_weight_must_be_a_number_not_a_boolean(weight):
     from rollway.spec import Stage
