@@ -187,6 +187,16 @@ def test_a_never_ending_approval_timeout_is_a_parameter_error_before_the_run_sta
         canary.validate_parameters({"spec": {"image": IMG, "approvals": {"timeout_seconds": 1e12, "on_timeout": "hold"}}})
 
 
+def test_a_monitor_window_too_long_to_watch_is_a_parameter_error_naming_the_maximum():
+    """The monitor flow's window_seconds had no bound: 1e12 held the rollout's lease for as long
+    (no next rollout of the service could start), where a spec's monitor_seconds stops at 90 days."""
+    from flows.monitor import monitor
+
+    with pytest.raises(ParameterTypeError, match=r"window_seconds must be at most 90 days \(7776000 s\), not 1e\+12"):
+        monitor.validate_parameters({"spec": {"image": IMG}, "window_seconds": 1e12})
+    assert monitor.validate_parameters({"spec": {"image": IMG}, "window_seconds": 90 * DAY})["window_seconds"] == 90 * DAY
+
+
 def test_a_flag_schedule_that_falls_as_the_traffic_grows_is_refused():
     """Bucketing keeps a user who has the feature at p % at every higher percentage; a falling
     schedule took the feature away from users as the rollout went on."""
