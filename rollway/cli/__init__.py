@@ -30,7 +30,7 @@ def demo(speed: float = 120.0, seed: int = 7, rps: float = 1000.0) -> int:
     Args:
         speed: simulated seconds per wall second.
         seed: traffic simulator seed (same seed, same traffic).
-        rps: total requests per simulated second across both versions.
+        rps: total requests per simulated second across both versions (at most 10,000).
     """
     from rollway.cli.demo import run_demo
     from rollway.cli.up import check_rps, check_speed
@@ -76,7 +76,7 @@ def up(*, port: int | None = None, speed: float = 60.0, rps: float = 1000.0, see
     Args:
         port: the Prefect server's port, refused when taken (default: 4200 if free, else any free port).
         speed: simulated seconds per wall second, shared by the simulator and the runs.
-        rps: total requests per simulated second across both versions.
+        rps: total requests per simulated second across both versions (at most 10,000).
         seed: traffic simulator seed.
         poll_seconds: how often the served deployments look for new runs.
     """

@@ -38,7 +38,7 @@ from rollway.clock import MAX_SPEED, ClockSettings
 from rollway.ports import Clock
 from rollway.sim.profiles import BehaviourProfile
 from rollway.sim.topology import Topology
-from rollway.sim.traffic import TrafficSimulator
+from rollway.sim.traffic import MAX_RPS, TrafficSimulator
 from rollway.spec import RolloutSpec
 from rollway.targets import Targets
 
@@ -192,6 +192,10 @@ def check_rps(rps: float, *, allow_zero: bool) -> None:
     if not (math.isfinite(rps) and (rps >= 0 if allow_zero else rps > 0)):
         least = "0 or more" if allow_zero else "over 0"
         raise ValueError(f"--rps {rps:g} is not a request rate: it must be a finite number, {least}")
+    if rps > MAX_RPS:
+        # The simulator draws every request: a tick at 1e12 never ended, and the runs saw no metrics.
+        raise ValueError(f"--rps {rps:g} is more than the traffic simulator can draw: at most {MAX_RPS:,.0f} "
+                         "requests per simulated second")
 
 
 def check_up_options(*, port: int | None, speed: float, rps: float, poll_seconds: float) -> None:

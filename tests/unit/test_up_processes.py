@@ -371,6 +371,23 @@ def test_up_refuses_unusable_options_before_starting_anything(no_server, capsys,
     assert captured.out == ""
 
 
+@pytest.mark.parametrize("command_name", ["up", "demo"])
+def test_a_request_rate_the_simulator_cannot_draw_is_refused_naming_the_maximum(
+        no_server, monkeypatch, capsys, command_name) -> None:
+    """The simulator draws every request: --rps 1e12 was taken, and its first tick never ended
+    (nor did the demo), after the server or the embedded AWS had started."""
+    import rollway.cli.demo
+
+    demos: list[dict] = []
+    monkeypatch.setattr(rollway.cli.demo, "run_demo", lambda **options: demos.append(options) or 0)
+    command, bound, _ = app.parse_args([command_name, "--rps", "1e12"])
+    assert command(*bound.args, **bound.kwargs) == 2
+    captured = capsys.readouterr()
+    assert no_server == [] and demos == []
+    assert captured.err == ("error: --rps 1e+12 is more than the traffic simulator can draw: at most 10,000 requests "
+                            "per simulated second\n"), captured.err
+
+
 def test_up_accepts_no_traffic(no_server) -> None:
     """--rps 0 is a quiet service, not a mistake: `up` goes on to start the server."""
     command, bound, _ = app.parse_args(["up", "--rps", "0", "--poll-seconds", "0.5"])
