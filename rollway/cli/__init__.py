@@ -78,7 +78,7 @@ def up(*, port: int | None = None, speed: float = 60.0, rps: float = 1000.0, see
         speed: simulated seconds per wall second, shared by the simulator and the runs.
         rps: total requests per simulated second across both versions (at most 10,000).
         seed: traffic simulator seed.
-        poll_seconds: how often the served deployments look for new runs.
+        poll_seconds: how often the served deployments look for new runs (at most 300 s).
     """
     from rollway.cli.up import check_up_options, run_up
 

@@ -205,12 +205,19 @@ def check_up_options(*, port: int | None, speed: float, rps: float, poll_seconds
     Raises:
         ValueError: naming the option and what it must be.
     """
+    from flows.params import MAX_POLL_SECONDS
+
     check_speed(speed)
     if port is not None and not 1 <= port <= 65535:
         raise ValueError(f"--port {port} is not a TCP port: it must be from 1 to 65535")
     check_rps(rps, allow_zero=True)
     if not (math.isfinite(poll_seconds) and poll_seconds > 0):
         raise ValueError(f"--poll-seconds {poll_seconds:g} is not an interval: it must be a finite number over 0")
+    if poll_seconds > MAX_POLL_SECONDS:
+        # Passed on to the served deployments' runner (deployments/serve.py), which refuses it too:
+        # checked here, before the server's first start migrates its database.
+        raise ValueError(f"--poll-seconds {poll_seconds:g} is too long: at most {MAX_POLL_SECONDS} (a run started "
+                         "from the UI or a schedule waits until the next look to start)")
 
 
 def server_port(port: int | None) -> int:
