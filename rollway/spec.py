@@ -42,6 +42,9 @@ MAX_INTERVAL_SECONDS = _DAY
 MAX_METRICS_DELAY_SECONDS = _DAY
 MAX_CALIBRATION_SECONDS = 15 * _DAY
 MAX_VERIFY_TIMEOUT_SECONDS = _HOUR
+# How far back the guardrail reads the load balancer's own 5xx rate before a stage when the judge
+# does not calibrate (calibration_seconds 0).
+BACKGROUND_SECONDS = _HOUR
 # CloudWatch keeps one-minute periods for 15 days, five-minute ones for 63: a GetMetricData whose
 # start lies further back than its period's retention returns no data points for that time range.
 FINE_PERIOD_RETENTION_SECONDS = 15 * _DAY
@@ -176,7 +179,8 @@ class Analysis(BaseModel):
         description="seconds of the baseline's metrics before each stage that measure how bursty its error "
         "counts are (one extra GetMetricData per stage); counts close to Poisson let one overwhelming interval "
         "roll back, bursty ones keep needing two; 0 turns this off for the judge (the guardrail still reads the hour "
-        "before each stage for the load balancer's own 5xx rate); otherwise at least interval_seconds",
+        "before each stage for the load balancer's own 5xx rate, so interval_seconds must then be at most 3600); "
+        "otherwise at least interval_seconds",
     )
     metrics: tuple[Literal["errors", "slow"], ...] = Field(
         default=("errors", "slow"),
@@ -201,6 +205,20 @@ class Analysis(BaseModel):
             raise ValueError(f"name each metric once: {list(value)} names one twice, and alpha is split evenly "
                              "across the entries")
         return value
+
+    @model_validator(mode="after")
+    def _background_reads_a_period(self, info: ValidationInfo) -> "Analysis":
+        # With calibration off, the guardrail still reads the hour before each stage for the load
+        # balancer's own 5xx rate (flows/engine.py's baseline_history): periods longer than that
+        # hour leave it no whole period, so every load-balancer 5xx of a stage could be the
+        # canary's, and a steady background held a healthy canary at a low weight.
+        if self.calibration_seconds == 0 and self.interval_seconds > BACKGROUND_SECONDS and _new_spec(info):
+            raise ValueError(
+                f"calibration_seconds 0 with interval_seconds {self.interval_seconds}: the guardrail still reads the "
+                f"{BACKGROUND_SECONDS} s before each stage for the load balancer's own 5xx rate, which holds no whole "
+                f"period of {self.interval_seconds} s; give calibration_seconds of at least {self.interval_seconds}, "
+                f"or interval_seconds of at most {BACKGROUND_SECONDS}")
+        return self
 
     @model_validator(mode="after")
     def _calibration_reads_a_period(self, info: ValidationInfo) -> "Analysis":

@@ -168,6 +168,26 @@ def test_a_calibration_shorter_than_one_period_is_refused():
     assert RolloutSpec.from_record(json.dumps(recorded)).analysis.calibration_seconds == 30
 
 
+@pytest.mark.parametrize("interval", [3660, 7200])
+def test_calibration_off_with_periods_longer_than_the_guardrails_hour_is_refused(interval):
+    """With calibration off the guardrail still reads the hour before each stage for the load
+    balancer's own 5xx rate: with longer periods that hour held none, and every load-balancer 5xx
+    of a stage could be the canary's, holding a healthy canary at a low weight."""
+    raw = {"image": IMG, "stages": [{"weight": 5, "bake_seconds": 4 * interval}, {"weight": 100, "bake_seconds": interval}],
+           "analysis": {"interval_seconds": interval, "calibration_seconds": 0}}
+    with pytest.raises(ValidationError) as refused:
+        RolloutSpec.model_validate(raw)
+    text = str(refused.value)
+    assert "\nanalysis\n" in text and (
+        f"calibration_seconds 0 with interval_seconds {interval}: the guardrail still reads the 3600 s before each "
+        f"stage for the load balancer's own 5xx rate, which holds no whole period of {interval} s; give "
+        f"calibration_seconds of at least {interval}, or interval_seconds of at most 3600") in text, text
+    assert RolloutSpec.model_validate({**raw, "analysis": {"interval_seconds": interval,
+                                                           "calibration_seconds": interval}})
+    assert RolloutSpec.model_validate({**raw, "analysis": {"interval_seconds": 3600, "calibration_seconds": 0}})
+    assert RolloutSpec.from_record(json.dumps(raw)).analysis.calibration_seconds == 0
+
+
 def test_a_stage_baking_longer_than_cloudwatch_keeps_its_periods_is_refused():
     """CloudWatch keeps one-minute periods for 15 days and returns none for a look further back:
     every look reads the stage from its start, so a 20-day bake at 60 s went blind on day 15."""
