@@ -131,12 +131,24 @@ class Guardrails(BaseModel):
 
     model_config = _STRICT
 
-    canary_error_rate: float = Field(default=0.01, gt=0, le=1, description="roll back above, during canary stages")
-    monitor_error_rate: float = Field(default=0.05, gt=0, le=1, description="roll back above, while monitoring")
+    canary_error_rate: float = Field(default=0.01, gt=0, le=1,
+                                     description="roll back above, during canary stages (a fraction below 1: 0.01 is 1 %)")
+    monitor_error_rate: float = Field(default=0.05, gt=0, le=1,
+                                      description="roll back above, while monitoring (a fraction below 1: 0.05 is 5 %)")
     dlq_messages: int = Field(default=0, ge=0, description="alert when the dead-letter queues gain more than this "
                                                            "many messages in a stage or the monitoring window")
     response_time_seconds: float = Field(default=10.0, gt=0, description="alert above (average)")
     min_errors: int = Field(default=5, ge=1, description="errors the canary must have before an error-rate guardrail acts")
+
+    @field_validator("canary_error_rate", "monitor_error_rate")
+    @classmethod
+    def _can_be_exceeded(cls, value: float, info: ValidationInfo) -> float:
+        # The guardrail rolls back above its rate, and no error rate is above 1: a rate of 1 (meant
+        # as 1 %, or as "off") was taken, and that guardrail then never acted whatever the canary did.
+        if value == 1 and _new_spec(info):
+            raise ValueError(f"{info.field_name} 1 can never be exceeded (an error rate is at most 1), so the guardrail "
+                             "would never act: it is a fraction of requests, 0.01 for 1 %")
+        return value
 
 
 class Analysis(BaseModel):

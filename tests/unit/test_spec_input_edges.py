@@ -217,6 +217,21 @@ def test_a_monitor_window_too_long_to_watch_is_a_parameter_error_naming_the_maxi
     assert monitor.validate_parameters({"spec": {"image": IMG}, "window_seconds": 90 * DAY})["window_seconds"] == 90 * DAY
 
 
+@pytest.mark.parametrize("field", ["canary_error_rate", "monitor_error_rate"])
+def test_an_error_rate_guardrail_that_can_never_be_exceeded_is_refused(field):
+    """The guardrail rolls back above its rate: at 1 (meant as 1 %) it never acted, however many
+    of the canary's requests failed. A recorded spec is read back as it was."""
+    raw = {"image": IMG, "guardrails": {field: 1}}
+    with pytest.raises(ValidationError) as refused:
+        RolloutSpec.model_validate(raw)
+    text = str(refused.value)
+    assert f"\nguardrails.{field}\n" in text and (
+        f"{field} 1 can never be exceeded (an error rate is at most 1), so the guardrail would never act: it is a "
+        "fraction of requests, 0.01 for 1 %") in text, text
+    assert getattr(RolloutSpec.from_record(json.dumps(raw)).guardrails, field) == 1
+    assert getattr(RolloutSpec.model_validate({"image": IMG, "guardrails": {field: 0.99}}).guardrails, field) == 0.99
+
+
 def test_a_flag_schedule_that_falls_as_the_traffic_grows_is_refused():
     """Bucketing keeps a user who has the feature at p % at every higher percentage; a falling
     schedule took the feature away from users as the rollout went on."""
