@@ -45,6 +45,9 @@ def demo(speed: float = 120.0, seed: int = 7, rps: float = 1000.0) -> int:
 @app.command
 def judge(
     replay: Annotated[str, Parameter(allow_leading_hyphen=True)],
+    # Keyword-only, as every other command's options: `rollway judge m.jsonl 0.05` took 0.05 as alpha
+    # without a word, and `rollway judge m.jsonl before.jsonl` said "Invalid value for ALPHA".
+    *,
     alpha: float = 0.01,
     margin: float = 0.001,
     mode: str = "two-sample",
