@@ -24,7 +24,7 @@ app.command(report)
 
 
 @app.command
-def demo(speed: float = 120.0, seed: int = 7, rps: float = 1000.0) -> int:
+def demo(*, speed: float = 120.0, seed: int = 7, rps: float = 1000.0) -> int:
     """Run the demo scenarios on the embedded AWS: a healthy canary promoted, two bad ones rolled back.
 
     Args:

@@ -389,6 +389,16 @@ def test_a_request_rate_the_simulator_cannot_draw_is_refused_naming_the_maximum(
                             "per simulated second\n"), captured.err
 
 
+def test_the_demos_options_are_named_not_taken_by_position() -> None:
+    """`rollway demo 7` (the seed meant) ran the demo at speed 7, 17 times slower, without a word."""
+    from cyclopts import CycloptsError
+
+    with pytest.raises(CycloptsError, match="Unused Tokens"):
+        app.parse_args(["demo", "7"], exit_on_error=False, print_error=False)
+    _command, bound, _ = app.parse_args(["demo", "--seed", "7"])
+    assert bound.arguments == {"seed": 7}
+
+
 def test_up_accepts_no_traffic(no_server) -> None:
     """--rps 0 is a quiet service, not a mistake: `up` goes on to start the server."""
     command, bound, _ = app.parse_args(["up", "--rps", "0", "--poll-seconds", "0.5"])
