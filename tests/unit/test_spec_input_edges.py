@@ -26,6 +26,14 @@ IMG = "webordinary/edit-container:2.0.0"
 DAY = 86400
 
 
+def refused_at(raw: dict, where: str, message: str) -> None:
+    """``raw`` as a spec is refused at the field ``where`` with ``message`` among the errors."""
+    with pytest.raises(ValidationError) as refused:
+        RolloutSpec.model_validate(raw)
+    text = str(refused.value)
+    assert f"\n{where}\n" in text and message in text, text
+
+
 # -- targets: a key no model knows ------------------------------------------------------------
 
 @pytest.mark.parametrize("model", [Targets, RollwayTargets])
@@ -135,10 +143,7 @@ def test_a_flow_run_with_a_malformed_image_is_refused_as_a_parameter_error():
      "calibration_seconds must be at most 15 days"),
 ])
 def test_a_duration_too_long_to_schedule_is_refused_naming_the_field(spec, where, message):
-    with pytest.raises(ValidationError) as refused:
-        RolloutSpec.model_validate({"image": IMG, **spec})
-    text = str(refused.value)
-    assert f"\n{where}\n" in text and message in text, text
+    refused_at({"image": IMG, **spec}, where, message)
 
 
 def test_the_longest_durations_allowed_are_taken():
@@ -175,13 +180,10 @@ def test_calibration_off_with_periods_longer_than_the_guardrails_hour_is_refused
     of a stage could be the canary's, holding a healthy canary at a low weight."""
     raw = {"image": IMG, "stages": [{"weight": 5, "bake_seconds": 4 * interval}, {"weight": 100, "bake_seconds": interval}],
            "analysis": {"interval_seconds": interval, "calibration_seconds": 0}}
-    with pytest.raises(ValidationError) as refused:
-        RolloutSpec.model_validate(raw)
-    text = str(refused.value)
-    assert "\nanalysis\n" in text and (
+    refused_at(raw, "analysis", (
         f"calibration_seconds 0 with interval_seconds {interval}: the guardrail still reads the 3600 s before each "
         f"stage for the load balancer's own 5xx rate, which holds no whole period of {interval} s; give "
-        f"calibration_seconds of at least {interval}, or interval_seconds of at most 3600") in text, text
+        f"calibration_seconds of at least {interval}, or interval_seconds of at most 3600"))
     assert RolloutSpec.model_validate({**raw, "analysis": {"interval_seconds": interval,
                                                            "calibration_seconds": interval}})
     assert RolloutSpec.model_validate({**raw, "analysis": {"interval_seconds": 3600, "calibration_seconds": 0}})
@@ -222,12 +224,9 @@ def test_an_error_rate_guardrail_that_can_never_be_exceeded_is_refused(field):
     """The guardrail rolls back above its rate: at 1 (meant as 1 %) it never acted, however many
     of the canary's requests failed. A recorded spec is read back as it was."""
     raw = {"image": IMG, "guardrails": {field: 1}}
-    with pytest.raises(ValidationError) as refused:
-        RolloutSpec.model_validate(raw)
-    text = str(refused.value)
-    assert f"\nguardrails.{field}\n" in text and (
+    refused_at(raw, f"guardrails.{field}", (
         f"{field} 1 can never be exceeded (an error rate is at most 1), so the guardrail would never act: it is a "
-        "fraction of requests, 0.01 for 1 %") in text, text
+        "fraction of requests, 0.01 for 1 %"))
     assert getattr(RolloutSpec.from_record(json.dumps(raw)).guardrails, field) == 1
     assert getattr(RolloutSpec.model_validate({"image": IMG, "guardrails": {field: 0.99}}).guardrails, field) == 0.99
 
@@ -251,10 +250,7 @@ def test_a_flag_schedule_that_falls_as_the_traffic_grows_is_refused():
 ])
 def test_a_percentage_written_with_its_sign_is_refused_saying_what_to_give(spec, where, message):
     """pydantic said only "unable to parse string as an integer" of a "50%" stage weight."""
-    with pytest.raises(ValidationError) as refused:
-        RolloutSpec.model_validate({"image": IMG, **spec})
-    text = str(refused.value)
-    assert f"\n{where}\n" in text and message in text, text
+    refused_at({"image": IMG, **spec}, where, message)
 
 
 @pytest.mark.parametrize("weight", [True, False])
