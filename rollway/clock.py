@@ -9,11 +9,19 @@ from __future__ import annotations
 
 import time
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+
+# Validation context of the clock a flow run ran on, read back from its parameters (of_run).
+_RECORDED = "rollway.recorded_clock"
 
 MAX_SPEED = 10_000.0
 """The fastest rollout clock: simulated seconds per wall second."""
+
+MIN_SPEED = 1.0
+"""The slowest rollout clock: real time. A slower one serves nothing (AWS stamps metrics on real
+time, the embedded AWS runs faster), and its sleeps are a period divided by the speed: at 1e-9 a
+60-s wait became 6e10 s, which time.sleep refuses, and the run failed at its first wait."""
 
 MAX_ANCHOR = 1e11
 """Past every anchor in epoch seconds (the year 5138): a bigger one is milliseconds."""
@@ -30,6 +38,15 @@ class ClockSettings(BaseModel):
 
     speed: float = Field(default=1.0, gt=0, le=MAX_SPEED)
     anchor: float | None = Field(default=None, description="wall-clock epoch seconds where the scaled clock equals wall time")
+
+    @field_validator("speed")
+    @classmethod
+    def _not_slower_than_real_time(cls, speed: float, info: ValidationInfo) -> float:
+        # A run's stored clock (of_run) is read as it ran: its hook must still roll it back.
+        if speed < MIN_SPEED and not (info.context or {}).get(_RECORDED, False):
+            raise ValueError(f"speed {speed:g} is slower than real time: 1 is real time (AWS's own clock), "
+                             f"more runs a rollout faster on the embedded AWS (at most {MAX_SPEED:g})")
+        return speed
 
     @model_validator(mode="after")
     def _anchor_in_seconds(self) -> "ClockSettings":
@@ -55,13 +72,14 @@ class ClockSettings(BaseModel):
     def of_run(cls, stored: object) -> "ClockSettings":
         """The clock a flow run ran on, from its stored ``clock`` parameter (None or {}: real time).
 
-        Keys the model does not know are dropped, as they were when such a run validated: the state
-        hooks and `rollway abort` read the parameters of runs that started before unknown keys
-        were refused, and refusing them there would leave a failed run's rollout not rolled back.
+        Keys the model does not know are dropped, and a speed under MIN_SPEED is taken, as they
+        were when such a run validated: the state hooks and `rollway abort` read the parameters of
+        runs that started before those were refused, and refusing them there would leave a failed
+        run's rollout not rolled back.
         """
         if isinstance(stored, dict):
             stored = {key: value for key, value in stored.items() if key in cls.model_fields}
-        return cls.model_validate(stored or {})
+        return cls.model_validate(stored or {}, context={_RECORDED: True})
 
     def build(self) -> "SystemClock | ScaledClock":
         if self.speed == 1.0:

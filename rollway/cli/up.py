@@ -34,7 +34,7 @@ from rich.console import Console
 
 from rollway.cli.processes import (HOST, Child, PrefectServer, ProcessFailed, free_port, port_is_free, serve_process,
                                    wait_served)
-from rollway.clock import MAX_SPEED, ClockSettings
+from rollway.clock import MAX_SPEED, MIN_SPEED, ClockSettings
 from rollway.ports import Clock
 from rollway.sim.profiles import BehaviourProfile
 from rollway.sim.topology import Topology
@@ -178,8 +178,9 @@ def check_speed(speed: float) -> None:
     Raises:
         ValueError: naming the allowed range.
     """
-    if not 0 < speed <= MAX_SPEED:
-        raise ValueError(f"--speed {speed:g} is not a usable rollout clock speed: it must be over 0 and at most {MAX_SPEED:g}")
+    if not MIN_SPEED <= speed <= MAX_SPEED:
+        raise ValueError(f"--speed {speed:g} is not a usable rollout clock speed: it must be from {MIN_SPEED:g} "
+                         f"(real time) to {MAX_SPEED:g}")
 
 
 def check_rps(rps: float, *, allow_zero: bool) -> None:

@@ -129,6 +129,9 @@ def test_stages_of_the_wrong_type_are_a_validation_error(stages):
     ({"speed": 60, "anchor": 1_795_000_000_000.0}, "is not epoch seconds"),
     # A negative anchor is no size of milliseconds: the message says what it is.
     ({"speed": 60, "anchor": -1.0}, r"anchor -1 is before 1970: give the epoch seconds"),
+    # Its waits are a period divided by the speed: at 1e-9 a 60-s one overflowed time.sleep, in the run.
+    ({"speed": 1e-9, "anchor": 1_795_000_000.0}, r"speed 1e-09 is slower than real time: 1 is real time"),
+    ({"speed": 0.5, "anchor": 1_795_000_000.0}, r"speed 0.5 is slower than real time"),
 ])
 def test_clock_settings_that_cannot_build_a_clock_are_refused(settings, message):
     """Refused when the settings are validated (a flow's parameters, the serve script's
@@ -165,6 +168,8 @@ def test_a_runs_stored_clock_is_read_back_without_keys_it_no_longer_knows():
     stored = {"speed": 60, "anchor": 1_795_000_000.0, "note": "demo"}
     assert ClockSettings.of_run(stored) == ClockSettings(speed=60, anchor=1_795_000_000.0)
     assert ClockSettings.of_run(None) == ClockSettings.of_run({}) == ClockSettings()
+    # A run that started on a slower clock, before such clocks were refused, is read as it ran.
+    assert ClockSettings.of_run({"speed": 0.5, "anchor": 1_795_000_000.0}).speed == 0.5
     with pytest.raises(ValidationError, match="needs an anchor"):
         ClockSettings.of_run({"speed": 60})
 

@@ -357,6 +357,7 @@ def test_up_refuses_a_negative_request_rate_before_starting_anything(no_server, 
         (["--port", "0"], "--port"),
         (["--port", "70000"], "--port"),
         (["--speed", "0"], "--speed"),
+        (["--speed", "0.5"], "--speed 0.5 is not a usable rollout clock speed: it must be from 1 (real time) to"),
     ],
 )
 def test_up_refuses_unusable_options_before_starting_anything(no_server, capsys, args, option) -> None:
