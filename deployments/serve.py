@@ -208,8 +208,11 @@ def _checked(*, speed: float, anchor: float | None, approval_poll_seconds: int, 
     if not 0 < approval_poll_seconds <= MAX_POLL_SECONDS:
         raise ValueError(f"--approval-poll-seconds {approval_poll_seconds}: must be 1..{MAX_POLL_SECONDS} (an answer "
                          "or a Cancel is seen only at a look)")
-    if not (math.isfinite(poll_seconds) and poll_seconds > 0):
-        raise ValueError(f"--poll-seconds {poll_seconds:g}: must be a positive number of seconds")
+    # A look an hour or more apart (1e12 was taken) left every run started from the UI or a schedule
+    # waiting as long to start, and a Cancel unseen: at most as long as a paused run's look.
+    if not (math.isfinite(poll_seconds) and 0 < poll_seconds <= MAX_POLL_SECONDS):
+        raise ValueError(f"--poll-seconds {poll_seconds:g}: must be a positive number of seconds, at most "
+                         f"{MAX_POLL_SECONDS} (a run waits until the next look to start)")
     if limit < 1:
         raise ValueError(f"--limit {limit}: at least one run must be able to execute")
     if not spec_json:

@@ -38,7 +38,7 @@ from rollway.ledger import RolloutEnded
 from rollway.model import Interval, Observation, VersionSample, Verdict, Weights
 from rollway.phases import Phase
 from rollway.report import RollbackResult, RolloutResult, StageReport, markdown_table
-from rollway.spec import RolloutSpec
+from rollway.spec import BACKGROUND_SECONDS, RolloutSpec
 from tasks import ecs, metrics, traffic, undoable
 
 _EMPTY = VersionSample(requests=0)
@@ -510,11 +510,6 @@ def canary_targets_if_unattributed(env: Environment, observation: Observation, *
     if not unattributed(observation, monitoring=monitoring):
         return None
     return traffic.healthy_targets_or_unknown(env.router, "canary")
-
-
-# How far back the guardrail looks for the load balancer's own 5xx rate when the judge does not
-# calibrate (``calibration_seconds`` 0).
-BACKGROUND_SECONDS = 3600
 
 
 def baseline_history(env: Environment, spec: RolloutSpec, judge, shifted_at: float) -> tuple[Interval, ...] | None:

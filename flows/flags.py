@@ -8,10 +8,11 @@ nothing written.
 from __future__ import annotations
 
 import time
-from typing import Sequence
+from typing import Annotated, Sequence
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
+from pydantic import AfterValidator, Field
 
 from flows.env import load_clients
 from flows.params import Actor
@@ -48,9 +49,21 @@ def apply_changes(store: FlagStore, changes: Sequence[FlagChange], *, actor: str
     return updates
 
 
+def _some(changes: list[FlagChange]) -> list[FlagChange]:
+    if not changes:
+        # An empty list loaded the account, wrote nothing and succeeded: a form submitted before its
+        # changes were filled in said nothing of having done nothing.
+        raise ValueError("changes is empty: give at least one flag to set, enable or disable")
+    return changes
+
+
+# minItems is for the UI's form; the validator gives the message.
+Changes = Annotated[list[FlagChange], AfterValidator(_some), Field(json_schema_extra={"minItems": 1})]
+
+
 @flow(name="set-flags")
 def set_flags(
-    changes: list[FlagChange],
+    changes: Changes,
     actor: Actor = "operator",
     aws_credentials_block: str | None = None,
     targets_block: str | None = None,
@@ -58,7 +71,7 @@ def set_flags(
     """Set, enable or disable feature flags in the flags table, recording who and why.
 
     Args:
-        changes: what to change, applied in order.
+        changes: what to change, applied in order: at least one.
         actor: who asks (recorded in each flag's audit trail): not blank, kept without
             surrounding spaces; Prefect refuses a run whose actor does not fit before it starts.
         aws_credentials_block: a saved AwsCredentials block; None uses boto3's default chain.

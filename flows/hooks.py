@@ -35,7 +35,7 @@ def _ledger_record(params: dict):
     from flows.env import load_environment
 
     env = load_environment(params.get("targets_block"), params.get("aws_credentials_block"),
-                           ClockSettings.model_validate(params.get("clock") or {}))
+                           ClockSettings.of_run(params.get("clock")))
     record = env.ledger.get(env.targets.canary_service) if env.ledger is not None else None
     return record, env.wall()
 
@@ -184,7 +184,7 @@ def _rollback_from_state(flow, flow_run, state) -> None:
             fallback_bindings=flags if ledgered else None,
             targets_block=params.get("targets_block"),
             aws_credentials_block=params.get("aws_credentials_block"),
-            clock=ClockSettings.model_validate(params.get("clock") or {}),
+            clock=ClockSettings.of_run(params.get("clock")),
             only_open_rollout=ledgered,
             rollout=held,
             claim_wait_seconds=claim_wait,

@@ -14,6 +14,7 @@ from typing import Annotated
 from pydantic import AfterValidator, Field
 
 from rollway.flags import MAX_ACTOR
+from rollway.spec import MAX_MONITOR_SECONDS
 
 
 def _named(actor: str) -> str:
@@ -54,8 +55,19 @@ MAX_LEASE_SECONDS = 24 * 3600.0
 LeaseSeconds = Annotated[float, Field(gt=0, le=MAX_LEASE_SECONDS, allow_inf_nan=False)]
 """How long a run may go silent before another run may take its rollout over: positive, at most a day."""
 
-WindowSeconds = Annotated[float, Field(ge=0, allow_inf_nan=False)]
-"""A monitoring window; 0 watches nothing."""
+def _window(seconds: float) -> float:
+    # A "for ever" such as 1e12 was taken: the run held the rollout for as long, and no next
+    # rollout of the service could start. Bounded as a spec's monitor_seconds is.
+    if seconds > MAX_MONITOR_SECONDS:
+        raise ValueError(f"window_seconds must be at most 90 days ({MAX_MONITOR_SECONDS} s), not {seconds:g}; "
+                         "watch for longer with your own alarms after the window")
+    return seconds
+
+
+# The maximum is for the UI's form; the validator gives the message.
+WindowSeconds = Annotated[float, Field(ge=0, allow_inf_nan=False, json_schema_extra={"maximum": MAX_MONITOR_SECONDS}),
+                          AfterValidator(_window)]
+"""A monitoring window; 0 watches nothing, at most 90 days as a spec's ``monitor_seconds``."""
 
 MAX_WAIT_SECONDS = 24 * 3600.0
 

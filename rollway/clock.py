@@ -9,11 +9,19 @@ from __future__ import annotations
 
 import time
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+
+# Validation context of the clock a flow run ran on, read back from its parameters (of_run).
+_RECORDED = "rollway.recorded_clock"
 
 MAX_SPEED = 10_000.0
 """The fastest rollout clock: simulated seconds per wall second."""
+
+MIN_SPEED = 1.0
+"""The slowest rollout clock: real time. A slower one serves nothing (AWS stamps metrics on real
+time, the embedded AWS runs faster), and its sleeps are a period divided by the speed: at 1e-9 a
+60-s wait became 6e10 s, which time.sleep refuses, and the run failed at its first wait."""
 
 MAX_ANCHOR = 1e11
 """Past every anchor in epoch seconds (the year 5138): a bigger one is milliseconds."""
@@ -22,10 +30,23 @@ MAX_ANCHOR = 1e11
 class ClockSettings(BaseModel):
     """How fast rollout time runs relative to wall time. speed=1 is real time."""
 
-    model_config = ConfigDict(frozen=True, allow_inf_nan=False)
+    # A key the model does not know is refused, not dropped: {"sped": 60} from a person (a run's
+    # form, a deployment's parameters) ran the rollout at real time without a word, its bakes and
+    # approval timeouts 60 times longer than meant. Settings read back from a run's stored
+    # parameters go through ``of_run``, which still drops them.
+    model_config = ConfigDict(frozen=True, allow_inf_nan=False, extra="forbid")
 
     speed: float = Field(default=1.0, gt=0, le=MAX_SPEED)
     anchor: float | None = Field(default=None, description="wall-clock epoch seconds where the scaled clock equals wall time")
+
+    @field_validator("speed")
+    @classmethod
+    def _not_slower_than_real_time(cls, speed: float, info: ValidationInfo) -> float:
+        # A run's stored clock (of_run) is read as it ran: its hook must still roll it back.
+        if speed < MIN_SPEED and not (info.context or {}).get(_RECORDED, False):
+            raise ValueError(f"speed {speed:g} is slower than real time: 1 is real time (AWS's own clock), "
+                             f"more runs a rollout faster on the embedded AWS (at most {MAX_SPEED:g})")
+        return speed
 
     @model_validator(mode="after")
     def _anchor_in_seconds(self) -> "ClockSettings":
@@ -46,6 +67,19 @@ class ClockSettings(BaseModel):
         if self.speed != 1.0 and self.anchor is None:
             raise ValueError(f"a clock at speed {self.speed:g} (not real time) needs an anchor shared with the metric source")
         return self
+
+    @classmethod
+    def of_run(cls, stored: object) -> "ClockSettings":
+        """The clock a flow run ran on, from its stored ``clock`` parameter (None or {}: real time).
+
+        Keys the model does not know are dropped, and a speed under MIN_SPEED is taken, as they
+        were when such a run validated: the state hooks and `rollway abort` read the parameters of
+        runs that started before those were refused, and refusing them there would leave a failed
+        run's rollout not rolled back.
+        """
+        if isinstance(stored, dict):
+            stored = {key: value for key, value in stored.items() if key in cls.model_fields}
+        return cls.model_validate(stored or {}, context={_RECORDED: True})
 
     def build(self) -> "SystemClock | ScaledClock":
         if self.speed == 1.0:

@@ -112,7 +112,32 @@ class InvalidPercentage(PicklableError, InvalidFlagInput):
 
     def __init__(self, value: object) -> None:
         self.value = value
-        super().__init__(f"percentage {value!r} is outside 0..100")
+        # "50%" was refused as "outside 0..100", which it is not: the person then tried 50.0%.
+        meant = percent_sign_meant(value)
+        if meant is not None:
+            why = f"is not a number: give {meant} (without the % sign)"
+        elif isinstance(value, str) and _number(value) is None:
+            why = "is not a number: give a percentage 0..100"
+        else:
+            why = "is outside 0..100"
+        super().__init__(f"percentage {value!r} {why}")
+
+
+def _number(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def percent_sign_meant(value: object) -> str | None:
+    """The number a person meant by a percentage written with its sign (``"50%"`` -> ``"50"``),
+    for a message saying to give that instead; None for anything else."""
+    if not isinstance(value, str) or not value.strip().endswith("%"):
+        return None
+    number = value.strip()[:-1].strip()
+    parsed = _number(number)
+    return number if parsed is not None and 0 <= parsed <= 100 else None
 
 
 class MissingUserId(InvalidFlagInput):

@@ -15,6 +15,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from rollway.flags import percent_sign_meant
 from rollway.image import IMAGE_FORM, image_problem
 from rollway.weekly import DEFAULT_SCHEDULE_SLACK_SECONDS, DEFAULT_TIMEZONE, zone
 
@@ -41,6 +42,9 @@ MAX_INTERVAL_SECONDS = _DAY
 MAX_METRICS_DELAY_SECONDS = _DAY
 MAX_CALIBRATION_SECONDS = 15 * _DAY
 MAX_VERIFY_TIMEOUT_SECONDS = _HOUR
+# How far back the guardrail reads the load balancer's own 5xx rate before a stage when the judge
+# does not calibrate (calibration_seconds 0).
+BACKGROUND_SECONDS = _HOUR
 # CloudWatch keeps one-minute periods for 15 days, five-minute ones for 63: a GetMetricData whose
 # start lies further back than its period's retention returns no data points for that time range.
 FINE_PERIOD_RETENTION_SECONDS = 15 * _DAY
@@ -64,6 +68,13 @@ def _at_most(field: str, limit: int, label: str, instead: str):
             ) from None
 
     return field_validator(field, mode="wrap")(classmethod(check))
+
+
+def _no_percent_sign(what: str, value: object) -> None:
+    """Refuse "50%" saying to give 50: pydantic said only that it could not parse the string."""
+    meant = percent_sign_meant(value)
+    if meant is not None:
+        raise ValueError(f"{what} is a number of percent: give {meant}, not {value!r}")
 
 
 def _new_spec(info: ValidationInfo) -> bool:
@@ -95,6 +106,7 @@ class Stage(BaseModel):
         # pydantic reads true as 1: a form's checkbox would become a 1 % stage.
         if isinstance(value, bool):
             raise ValueError(f"a stage weight is a percentage 1..100, not {str(value).lower()}")
+        _no_percent_sign("a stage weight", value)
         return value
 
     min_bake_seconds: float | None = Field(default=None, ge=0)
@@ -119,12 +131,24 @@ class Guardrails(BaseModel):
 
     model_config = _STRICT
 
-    canary_error_rate: float = Field(default=0.01, gt=0, le=1, description="roll back above, during canary stages")
-    monitor_error_rate: float = Field(default=0.05, gt=0, le=1, description="roll back above, while monitoring")
+    canary_error_rate: float = Field(default=0.01, gt=0, le=1,
+                                     description="roll back above, during canary stages (a fraction below 1: 0.01 is 1 %)")
+    monitor_error_rate: float = Field(default=0.05, gt=0, le=1,
+                                      description="roll back above, while monitoring (a fraction below 1: 0.05 is 5 %)")
     dlq_messages: int = Field(default=0, ge=0, description="alert when the dead-letter queues gain more than this "
                                                            "many messages in a stage or the monitoring window")
     response_time_seconds: float = Field(default=10.0, gt=0, description="alert above (average)")
     min_errors: int = Field(default=5, ge=1, description="errors the canary must have before an error-rate guardrail acts")
+
+    @field_validator("canary_error_rate", "monitor_error_rate")
+    @classmethod
+    def _can_be_exceeded(cls, value: float, info: ValidationInfo) -> float:
+        # The guardrail rolls back above its rate, and no error rate is above 1: a rate of 1 (meant
+        # as 1 %, or as "off") was taken, and that guardrail then never acted whatever the canary did.
+        if value == 1 and _new_spec(info):
+            raise ValueError(f"{info.field_name} 1 can never be exceeded (an error rate is at most 1), so the guardrail "
+                             "would never act: it is a fraction of requests, 0.01 for 1 %")
+        return value
 
 
 class Analysis(BaseModel):
@@ -167,7 +191,8 @@ class Analysis(BaseModel):
         description="seconds of the baseline's metrics before each stage that measure how bursty its error "
         "counts are (one extra GetMetricData per stage); counts close to Poisson let one overwhelming interval "
         "roll back, bursty ones keep needing two; 0 turns this off for the judge (the guardrail still reads the hour "
-        "before each stage for the load balancer's own 5xx rate); otherwise at least interval_seconds",
+        "before each stage for the load balancer's own 5xx rate, so interval_seconds must then be at most 3600); "
+        "otherwise at least interval_seconds",
     )
     metrics: tuple[Literal["errors", "slow"], ...] = Field(
         default=("errors", "slow"),
@@ -192,6 +217,20 @@ class Analysis(BaseModel):
             raise ValueError(f"name each metric once: {list(value)} names one twice, and alpha is split evenly "
                              "across the entries")
         return value
+
+    @model_validator(mode="after")
+    def _background_reads_a_period(self, info: ValidationInfo) -> "Analysis":
+        # With calibration off, the guardrail still reads the hour before each stage for the load
+        # balancer's own 5xx rate (flows/engine.py's baseline_history): periods longer than that
+        # hour leave it no whole period, so every load-balancer 5xx of a stage could be the
+        # canary's, and a steady background held a healthy canary at a low weight.
+        if self.calibration_seconds == 0 and self.interval_seconds > BACKGROUND_SECONDS and _new_spec(info):
+            raise ValueError(
+                f"calibration_seconds 0 with interval_seconds {self.interval_seconds}: the guardrail still reads the "
+                f"{BACKGROUND_SECONDS} s before each stage for the load balancer's own 5xx rate, which holds no whole "
+                f"period of {self.interval_seconds} s; give calibration_seconds of at least {self.interval_seconds}, "
+                f"or interval_seconds of at most {BACKGROUND_SECONDS}")
+        return self
 
     @model_validator(mode="after")
     def _calibration_reads_a_period(self, info: ValidationInfo) -> "Analysis":
@@ -285,6 +324,14 @@ class FlagBinding(BaseModel):
     schedule: dict[int, float] = Field(
         default_factory=dict, description="stage weight -> flag percentage, when follow='schedule'"
     )
+
+    @field_validator("schedule", mode="before")
+    @classmethod
+    def _percentages_without_sign(cls, value: object) -> object:
+        if isinstance(value, dict):
+            for weight, pct in value.items():
+                _no_percent_sign(f"the flag percentage at stage {weight}", pct)
+        return value
 
     @model_validator(mode="after")
     def _schedule_valid(self, info: ValidationInfo) -> "FlagBinding":

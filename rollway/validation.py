@@ -16,6 +16,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from rollway.flags import percent_sign_meant
 from rollway.report import markdown_cell
 
 HEALTH = "health"
@@ -104,6 +105,15 @@ class ValidationSpec(BaseModel):
     success_rate_services: tuple[str, ...] = ()
     attempts: int = Field(default=3, ge=1, le=20)
     retry_delay_seconds: float = Field(default=5.0, ge=0, le=600, allow_inf_nan=False)
+
+    @field_validator("success_rate_floor", mode="before")
+    @classmethod
+    def _floor_without_sign(cls, value: object) -> object:
+        # "99.9%" was refused only as "unable to parse string as a number".
+        meant = percent_sign_meant(value)
+        if meant is not None:
+            raise ValueError(f"success_rate_floor is a number of percent: give {meant}, not {value!r}")
+        return value
 
     @field_validator("health_url")
     @classmethod

@@ -24,13 +24,13 @@ app.command(report)
 
 
 @app.command
-def demo(speed: float = 120.0, seed: int = 7, rps: float = 1000.0) -> int:
+def demo(*, speed: float = 120.0, seed: int = 7, rps: float = 1000.0) -> int:
     """Run the demo scenarios on the embedded AWS: a healthy canary promoted, two bad ones rolled back.
 
     Args:
         speed: simulated seconds per wall second.
         seed: traffic simulator seed (same seed, same traffic).
-        rps: total requests per simulated second across both versions.
+        rps: total requests per simulated second across both versions (at most 10,000).
     """
     from rollway.cli.demo import run_demo
     from rollway.cli.up import check_rps, check_speed
@@ -45,6 +45,9 @@ def demo(speed: float = 120.0, seed: int = 7, rps: float = 1000.0) -> int:
 @app.command
 def judge(
     replay: Annotated[str, Parameter(allow_leading_hyphen=True)],
+    # Keyword-only, as every other command's options: `rollway judge m.jsonl 0.05` took 0.05 as alpha
+    # without a word, and `rollway judge m.jsonl before.jsonl` said "Invalid value for ALPHA".
+    *,
     alpha: float = 0.01,
     margin: float = 0.001,
     mode: str = "two-sample",
@@ -76,9 +79,9 @@ def up(*, port: int | None = None, speed: float = 60.0, rps: float = 1000.0, see
     Args:
         port: the Prefect server's port, refused when taken (default: 4200 if free, else any free port).
         speed: simulated seconds per wall second, shared by the simulator and the runs.
-        rps: total requests per simulated second across both versions.
+        rps: total requests per simulated second across both versions (at most 10,000).
         seed: traffic simulator seed.
-        poll_seconds: how often the served deployments look for new runs.
+        poll_seconds: how often the served deployments look for new runs (at most 300 s).
     """
     from rollway.cli.up import check_up_options, run_up
 

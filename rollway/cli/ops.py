@@ -741,7 +741,7 @@ def rollout_clock(owner: UUID | None) -> ClockSettings:
                      f"({escape(str(err))}); stamping the abort on real time")
         return ClockSettings()
     try:
-        return ClockSettings.model_validate((run.parameters or {}).get("clock") or {}) if run else ClockSettings()
+        return ClockSettings.of_run((run.parameters or {}).get("clock")) if run else ClockSettings()
     except ValidationError:  # a run whose clock did not validate never started, nor stamped anything
         return ClockSettings()
 

@@ -34,11 +34,11 @@ from rich.console import Console
 
 from rollway.cli.processes import (HOST, Child, PrefectServer, ProcessFailed, free_port, port_is_free, serve_process,
                                    wait_served)
-from rollway.clock import MAX_SPEED, ClockSettings
+from rollway.clock import MAX_SPEED, MIN_SPEED, ClockSettings
 from rollway.ports import Clock
 from rollway.sim.profiles import BehaviourProfile
 from rollway.sim.topology import Topology
-from rollway.sim.traffic import TrafficSimulator
+from rollway.sim.traffic import MAX_RPS, TrafficSimulator
 from rollway.spec import RolloutSpec
 from rollway.targets import Targets
 
@@ -178,8 +178,9 @@ def check_speed(speed: float) -> None:
     Raises:
         ValueError: naming the allowed range.
     """
-    if not 0 < speed <= MAX_SPEED:
-        raise ValueError(f"--speed {speed:g} is not a usable rollout clock speed: it must be over 0 and at most {MAX_SPEED:g}")
+    if not MIN_SPEED <= speed <= MAX_SPEED:
+        raise ValueError(f"--speed {speed:g} is not a usable rollout clock speed: it must be from {MIN_SPEED:g} "
+                         f"(real time) to {MAX_SPEED:g}")
 
 
 def check_rps(rps: float, *, allow_zero: bool) -> None:
@@ -192,6 +193,10 @@ def check_rps(rps: float, *, allow_zero: bool) -> None:
     if not (math.isfinite(rps) and (rps >= 0 if allow_zero else rps > 0)):
         least = "0 or more" if allow_zero else "over 0"
         raise ValueError(f"--rps {rps:g} is not a request rate: it must be a finite number, {least}")
+    if rps > MAX_RPS:
+        # The simulator draws every request: a tick at 1e12 never ended, and the runs saw no metrics.
+        raise ValueError(f"--rps {rps:g} is more than the traffic simulator can draw: at most {MAX_RPS:,.0f} "
+                         "requests per simulated second")
 
 
 def check_up_options(*, port: int | None, speed: float, rps: float, poll_seconds: float) -> None:
@@ -201,12 +206,19 @@ def check_up_options(*, port: int | None, speed: float, rps: float, poll_seconds
     Raises:
         ValueError: naming the option and what it must be.
     """
+    from flows.params import MAX_POLL_SECONDS
+
     check_speed(speed)
     if port is not None and not 1 <= port <= 65535:
         raise ValueError(f"--port {port} is not a TCP port: it must be from 1 to 65535")
     check_rps(rps, allow_zero=True)
     if not (math.isfinite(poll_seconds) and poll_seconds > 0):
         raise ValueError(f"--poll-seconds {poll_seconds:g} is not an interval: it must be a finite number over 0")
+    if poll_seconds > MAX_POLL_SECONDS:
+        # Passed on to the served deployments' runner (deployments/serve.py), which refuses it too:
+        # checked here, before the server's first start migrates its database.
+        raise ValueError(f"--poll-seconds {poll_seconds:g} is too long: at most {MAX_POLL_SECONDS} (a run started "
+                         "from the UI or a schedule waits until the next look to start)")
 
 
 def server_port(port: int | None) -> int:

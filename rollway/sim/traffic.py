@@ -54,6 +54,10 @@ _log = logging.getLogger(__name__)
 _SUBNETS = (ipaddress.ip_network("10.0.1.0/24"), ipaddress.ip_network("10.0.2.0/24"))
 _POOL_START: dict[str, int] = {"stable": 10, "canary": 130}
 _POOL_SIZE = 2 * 120
+# The most requests per simulated second `rollway up` and `rollway demo` take: every request is
+# drawn one by one (a Poisson count and a latency each, some microseconds), so a tick at this rate
+# is 600,000 draws, seconds of CPU; far above it a tick never ended (1e12 ran out of memory first).
+MAX_RPS = 10_000.0
 # How often the background thread looks at the clock (wall seconds).
 _POLL_SECONDS = 0.02
 _SQS_BATCH = 10

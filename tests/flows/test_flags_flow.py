@@ -267,3 +267,10 @@ def test_a_change_that_sets_nothing_is_refused_before_the_table_is_read(dynamo):
     with pytest.raises(InvalidFlagInput, match="the change of use_sqs_architecture sets nothing: give its `enabled`"):
         set_flags(changes=[{"feature": SQS, "reason": "week 1"}], aws_credentials_block=CREDENTIALS)
     assert dynamo.get(SQS).version == 1
+
+
+def test_a_run_with_no_changes_is_refused_before_the_run_starts():
+    """`changes: []` loaded the account, wrote nothing and succeeded, saying nothing of it."""
+    with pytest.raises(ParameterTypeError, match="changes is empty: give at least one flag to set, enable or disable"):
+        set_flags.validate_parameters({"changes": []})
+    assert set_flags.parameters.properties["changes"]["minItems"] == 1

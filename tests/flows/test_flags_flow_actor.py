@@ -15,7 +15,7 @@ from tests.flows.test_flags_flow import CREDENTIALS, SQS, dynamo  # noqa: F401 -
 @pytest.mark.parametrize("actor", ["", "   "])
 def test_a_blank_actor_is_a_parameter_error(actor):
     with pytest.raises(ParameterTypeError, match="actor"):
-        set_flags.validate_parameters({"changes": [], "actor": actor})
+        set_flags.validate_parameters({"changes": [{"feature": SQS, "enabled": True}], "actor": actor})
 
 
 def test_the_actor_is_recorded_without_surrounding_spaces(dynamo: DynamoFlagStore):  # noqa: F811

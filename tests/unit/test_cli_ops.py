@@ -425,6 +425,8 @@ def test_a_work_pool_run_that_refused_to_start_is_not_rolled_back(monkeypatch, f
     (["--approval-poll-seconds", "-1"], "--approval-poll-seconds"),
     (["--approval-poll-seconds", "3600"], "--approval-poll-seconds 3600: must be 1..300"),
     (["--poll-seconds", "0"], "--poll-seconds"),
+    # Every run started from the UI or a schedule waited until the runner's next look.
+    (["--poll-seconds", "1e12"], "--poll-seconds 1e+12: must be a positive number of seconds, at most 300"),
     (["--limit", "0"], "--limit"),
     (["--spec-json", "{}"], "--spec-json"),
     (["--spec-json", "{not json"], "--spec-json"),

@@ -154,6 +154,20 @@ def test_a_percentage_outside_0_to_100_is_refused_by_name(bad):
         flag(percentage=bad)
 
 
+@pytest.mark.parametrize("given,message", [
+    ("50%", "percentage '50%' is not a number: give 50 (without the % sign)"),
+    (" 12.5 % ", "is not a number: give 12.5 (without the % sign)"),
+    ("150%", "percentage '150%' is not a number: give a percentage 0..100"),
+    ("lots", "percentage 'lots' is not a number: give a percentage 0..100"),
+    (150, "percentage 150 is outside 0..100"),
+])
+def test_a_percentage_with_its_sign_is_refused_saying_what_to_give(given, message):
+    """"50%" was refused as "outside 0..100", which 50 is not: the message now says to drop the sign."""
+    with pytest.raises(InvalidPercentage) as refused:
+        FlagChange.model_validate({"feature": SQS, "percentage": given})
+    assert message in str(refused.value), str(refused.value)
+
+
 def test_percentages_have_basis_point_resolution():
     assert flag(percentage=33.333).percentage == 33.33
     assert flag(percentage=33.333).threshold == 3333

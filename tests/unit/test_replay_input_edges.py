@@ -111,6 +111,20 @@ def test_the_rollway_command_reads_standard_input_as_bytes():
 
 
 
+@pytest.mark.parametrize("extra", [["0.05"], ["before.jsonl"], ["0.05", "0.002", "one-sample"]])
+def test_the_judges_options_are_named_not_taken_by_position(extra):
+    """`rollway judge m.jsonl 0.05` judged at alpha 0.05 without a word (every other command's
+    options are named), and `rollway judge m.jsonl before.jsonl` said "Invalid value for ALPHA"."""
+    from cyclopts import CycloptsError
+
+    from rollway.cli import app
+
+    with pytest.raises(CycloptsError, match="Unused Tokens"):
+        app.parse_args(["judge", "m.jsonl", *extra], exit_on_error=False, print_error=False)
+    _command, bound, _ = app.parse_args(["judge", "m.jsonl", "--alpha", "0.05", "--history", "before.jsonl"])
+    assert bound.arguments == {"replay": "m.jsonl", "alpha": 0.05, "history": "before.jsonl"}
+
+
 def test_closed_standard_input_is_an_error_not_a_traceback(monkeypatch):
     """``rollway judge --replay - <&-`` (or a service started without stdin): Python sets
     sys.stdin to None; the replay said TypeError: 'NoneType' object is not iterable."""

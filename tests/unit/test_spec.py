@@ -129,6 +129,9 @@ def test_stages_of_the_wrong_type_are_a_validation_error(stages):
     ({"speed": 60, "anchor": 1_795_000_000_000.0}, "is not epoch seconds"),
     # A negative anchor is no size of milliseconds: the message says what it is.
     ({"speed": 60, "anchor": -1.0}, r"anchor -1 is before 1970: give the epoch seconds"),
+    # Its waits are a period divided by the speed: at 1e-9 a 60-s one overflowed time.sleep, in the run.
+    ({"speed": 1e-9, "anchor": 1_795_000_000.0}, r"speed 1e-09 is slower than real time: 1 is real time"),
+    ({"speed": 0.5, "anchor": 1_795_000_000.0}, r"speed 0.5 is slower than real time"),
 ])
 def test_clock_settings_that_cannot_build_a_clock_are_refused(settings, message):
     """Refused when the settings are validated (a flow's parameters, the serve script's
@@ -138,6 +141,37 @@ def test_clock_settings_that_cannot_build_a_clock_are_refused(settings, message)
     with pytest.raises(ValidationError, match=message):
         ClockSettings(**settings)
     assert ClockSettings(speed=60, anchor=1_795_000_000.0).build().speed == 60
+
+
+@pytest.mark.parametrize("module,flow_name", [("canary", "canary"), ("progressive", "progressive_rollout")])
+def test_a_misspelt_clock_key_is_a_parameter_error_not_real_time(module, flow_name):
+    """{"sped": 60} was dropped: the run went ahead at real time, its bakes and approval timeouts
+    60 times longer than the person meant. It is now refused before the run's body starts."""
+    from importlib import import_module
+
+    from prefect.exceptions import ParameterTypeError
+
+    from rollway.clock import ClockSettings
+
+    with pytest.raises(ValidationError, match=r"sped\n  Extra inputs are not permitted"):
+        ClockSettings.model_validate({"sped": 60})
+    flow = getattr(import_module(f"flows.{module}"), flow_name)
+    with pytest.raises(ParameterTypeError, match="clock.sped"):
+        flow.validate_parameters({"spec": {"image": "repo/app:1"}, "clock": {"sped": 60}})
+
+
+def test_a_runs_stored_clock_is_read_back_without_keys_it_no_longer_knows():
+    """The hooks and `rollway abort` read the clock of runs that started when unknown keys were
+    dropped: refusing it there would leave a failed run's rollout not rolled back."""
+    from rollway.clock import ClockSettings
+
+    stored = {"speed": 60, "anchor": 1_795_000_000.0, "note": "demo"}
+    assert ClockSettings.of_run(stored) == ClockSettings(speed=60, anchor=1_795_000_000.0)
+    assert ClockSettings.of_run(None) == ClockSettings.of_run({}) == ClockSettings()
+    # A run that started on a slower clock, before such clocks were refused, is read as it ran.
+    assert ClockSettings.of_run({"speed": 0.5, "anchor": 1_795_000_000.0}).speed == 0.5
+    with pytest.raises(ValidationError, match="needs an anchor"):
+        ClockSettings.of_run({"speed": 60})
 
 
 IMG = "webordinary/edit-container:2.0.0"

@@ -26,6 +26,14 @@ IMG = "webordinary/edit-container:2.0.0"
 DAY = 86400
 
 
+def refused_at(raw: dict, where: str, message: str) -> None:
+    """``raw`` as a spec is refused at the field ``where`` with ``message`` among the errors."""
+    with pytest.raises(ValidationError) as refused:
+        RolloutSpec.model_validate(raw)
+    text = str(refused.value)
+    assert f"\n{where}\n" in text and message in text, text
+
+
 # -- targets: a key no model knows ------------------------------------------------------------
 
 @pytest.mark.parametrize("model", [Targets, RollwayTargets])
@@ -135,10 +143,7 @@ def test_a_flow_run_with_a_malformed_image_is_refused_as_a_parameter_error():
      "calibration_seconds must be at most 15 days"),
 ])
 def test_a_duration_too_long_to_schedule_is_refused_naming_the_field(spec, where, message):
-    with pytest.raises(ValidationError) as refused:
-        RolloutSpec.model_validate({"image": IMG, **spec})
-    text = str(refused.value)
-    assert f"\n{where}\n" in text and message in text, text
+    refused_at({"image": IMG, **spec}, where, message)
 
 
 def test_the_longest_durations_allowed_are_taken():
@@ -168,6 +173,23 @@ def test_a_calibration_shorter_than_one_period_is_refused():
     assert RolloutSpec.from_record(json.dumps(recorded)).analysis.calibration_seconds == 30
 
 
+@pytest.mark.parametrize("interval", [3660, 7200])
+def test_calibration_off_with_periods_longer_than_the_guardrails_hour_is_refused(interval):
+    """With calibration off the guardrail still reads the hour before each stage for the load
+    balancer's own 5xx rate: with longer periods that hour held none, and every load-balancer 5xx
+    of a stage could be the canary's, holding a healthy canary at a low weight."""
+    raw = {"image": IMG, "stages": [{"weight": 5, "bake_seconds": 4 * interval}, {"weight": 100, "bake_seconds": interval}],
+           "analysis": {"interval_seconds": interval, "calibration_seconds": 0}}
+    refused_at(raw, "analysis", (
+        f"calibration_seconds 0 with interval_seconds {interval}: the guardrail still reads the 3600 s before each "
+        f"stage for the load balancer's own 5xx rate, which holds no whole period of {interval} s; give "
+        f"calibration_seconds of at least {interval}, or interval_seconds of at most 3600"))
+    assert RolloutSpec.model_validate({**raw, "analysis": {"interval_seconds": interval,
+                                                           "calibration_seconds": interval}})
+    assert RolloutSpec.model_validate({**raw, "analysis": {"interval_seconds": 3600, "calibration_seconds": 0}})
+    assert RolloutSpec.from_record(json.dumps(raw)).analysis.calibration_seconds == 0
+
+
 def test_a_stage_baking_longer_than_cloudwatch_keeps_its_periods_is_refused():
     """CloudWatch keeps one-minute periods for 15 days and returns none for a look further back:
     every look reads the stage from its start, so a 20-day bake at 60 s went blind on day 15."""
@@ -187,6 +209,28 @@ def test_a_never_ending_approval_timeout_is_a_parameter_error_before_the_run_sta
         canary.validate_parameters({"spec": {"image": IMG, "approvals": {"timeout_seconds": 1e12, "on_timeout": "hold"}}})
 
 
+def test_a_monitor_window_too_long_to_watch_is_a_parameter_error_naming_the_maximum():
+    """The monitor flow's window_seconds had no bound: 1e12 held the rollout's lease for as long
+    (no next rollout of the service could start), where a spec's monitor_seconds stops at 90 days."""
+    from flows.monitor import monitor
+
+    with pytest.raises(ParameterTypeError, match=r"window_seconds must be at most 90 days \(7776000 s\), not 1e\+12"):
+        monitor.validate_parameters({"spec": {"image": IMG}, "window_seconds": 1e12})
+    assert monitor.validate_parameters({"spec": {"image": IMG}, "window_seconds": 90 * DAY})["window_seconds"] == 90 * DAY
+
+
+@pytest.mark.parametrize("field", ["canary_error_rate", "monitor_error_rate"])
+def test_an_error_rate_guardrail_that_can_never_be_exceeded_is_refused(field):
+    """The guardrail rolls back above its rate: at 1 (meant as 1 %) it never acted, however many
+    of the canary's requests failed. A recorded spec is read back as it was."""
+    raw = {"image": IMG, "guardrails": {field: 1}}
+    refused_at(raw, f"guardrails.{field}", (
+        f"{field} 1 can never be exceeded (an error rate is at most 1), so the guardrail would never act: it is a "
+        "fraction of requests, 0.01 for 1 %"))
+    assert getattr(RolloutSpec.from_record(json.dumps(raw)).guardrails, field) == 1
+    assert getattr(RolloutSpec.model_validate({"image": IMG, "guardrails": {field: 0.99}}).guardrails, field) == 0.99
+
+
 def test_a_flag_schedule_that_falls_as_the_traffic_grows_is_refused():
     """Bucketing keeps a user who has the feature at p % at every higher percentage; a falling
     schedule took the feature away from users as the rollout went on."""
@@ -195,6 +239,18 @@ def test_a_flag_schedule_that_falls_as_the_traffic_grows_is_refused():
     with pytest.raises(ValidationError, match=r"falls as the traffic grows"):
         FlagBinding(feature="new_editor", follow="schedule", schedule={5: 50, 100: 10})
     assert FlagBinding(feature="new_editor", follow="schedule", schedule={5: 0, 50: 10, 100: 10}).percentage_at(75) == 10
+
+
+@pytest.mark.parametrize("spec,where,message", [
+    ({"stages": [{"weight": "50%"}, {"weight": 100}]}, "stages.0.weight",
+     "a stage weight is a number of percent: give 50, not '50%'"),
+    ({"stages": [{"weight": 50}, {"weight": 100}],
+      "flags": [{"feature": "f", "follow": "schedule", "schedule": {50: "10%", 100: 100}}]}, "flags.0.schedule",
+     "the flag percentage at stage 50 is a number of percent: give 10, not '10%'"),
+])
+def test_a_percentage_written_with_its_sign_is_refused_saying_what_to_give(spec, where, message):
+    """pydantic said only "unable to parse string as an integer" of a "50%" stage weight."""
+    refused_at({"image": IMG, **spec}, where, message)
 
 
 @pytest.mark.parametrize("weight", [True, False])

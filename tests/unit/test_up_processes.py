@@ -353,9 +353,11 @@ def test_up_refuses_a_negative_request_rate_before_starting_anything(no_server, 
         (["--poll-seconds", "-1"], "--poll-seconds"),
         (["--poll-seconds", "nan"], "--poll-seconds"),
         (["--poll-seconds", "inf"], "--poll-seconds"),
+        (["--poll-seconds", "1e12"], "--poll-seconds 1e+12 is too long: at most 300"),
         (["--port", "0"], "--port"),
         (["--port", "70000"], "--port"),
         (["--speed", "0"], "--speed"),
+        (["--speed", "0.5"], "--speed 0.5 is not a usable rollout clock speed: it must be from 1 (real time) to"),
     ],
 )
 def test_up_refuses_unusable_options_before_starting_anything(no_server, capsys, args, option) -> None:
@@ -369,6 +371,33 @@ def test_up_refuses_unusable_options_before_starting_anything(no_server, capsys,
     assert code == 2
     assert captured.err.startswith(f"error: {option} ") and captured.err.count("\n") == 1, captured.err
     assert captured.out == ""
+
+
+@pytest.mark.parametrize("command_name", ["up", "demo"])
+def test_a_request_rate_the_simulator_cannot_draw_is_refused_naming_the_maximum(
+        no_server, monkeypatch, capsys, command_name) -> None:
+    """The simulator draws every request: --rps 1e12 was taken, and its first tick never ended
+    (nor did the demo), after the server or the embedded AWS had started."""
+    import rollway.cli.demo
+
+    demos: list[dict] = []
+    monkeypatch.setattr(rollway.cli.demo, "run_demo", lambda **options: demos.append(options) or 0)
+    command, bound, _ = app.parse_args([command_name, "--rps", "1e12"])
+    assert command(*bound.args, **bound.kwargs) == 2
+    captured = capsys.readouterr()
+    assert no_server == [] and demos == []
+    assert captured.err == ("error: --rps 1e+12 is more than the traffic simulator can draw: at most 10,000 requests "
+                            "per simulated second\n"), captured.err
+
+
+def test_the_demos_options_are_named_not_taken_by_position() -> None:
+    """`rollway demo 7` (the seed meant) ran the demo at speed 7, 17 times slower, without a word."""
+    from cyclopts import CycloptsError
+
+    with pytest.raises(CycloptsError, match="Unused Tokens"):
+        app.parse_args(["demo", "7"], exit_on_error=False, print_error=False)
+    _command, bound, _ = app.parse_args(["demo", "--seed", "7"])
+    assert bound.arguments == {"seed": 7}
 
 
 def test_up_accepts_no_traffic(no_server) -> None:

@@ -41,6 +41,8 @@ def test_defaults_are_the_seeds_script():
         ({"attempts": 0}, "attempts"),
         ({"success_rate_window_minutes": 0}, "success_rate_window_minutes"),
         ({"success_rate_floor": 101}, "success_rate_floor"),
+        # It was refused only as "unable to parse string as a number".
+        ({"success_rate_floor": "99.9%"}, "success_rate_floor is a number of percent: give 99.9, not '99.9%'"),
         ({"messages_path": "/sessions/messages"}, "must hold '{session_id}' exactly once"),
         ({"sessions_path": "sessions"}, "must be a path starting with '/'"),
         ({"user_id": "  "}, "user_id must not be blank"),
