@@ -273,8 +273,11 @@ def _repaired(bad: MalformedFlag, change: FlagChange, named: Mapping[str, str] |
         fields = {"percentage": 0.0, "salt": DEFAULT_SALT, **fields}
     missing = [name for name in ("enabled", "percentage", "salt") if name not in fields]
     if missing:
+        # The problems, not str(bad): that ends with the command line's repair (`rollway flags set
+        # F ...`), which a person at the set-flags flow's form in the UI cannot run from there.
         raise InvalidFlagInput(
-            f"{bad}; this change leaves {', '.join(missing)} unreadable: give "
+            f"feature flag {bad.feature!r} is malformed in the table ({'; '.join(bad.problems)}); this change "
+            f"leaves {', '.join(missing)} unreadable: give "
             f"{' and '.join((named or CHANGE_FIELDS)[name] for name in missing)} too, or disable it "
             "(nothing was written)"
         )
