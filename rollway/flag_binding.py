@@ -55,6 +55,7 @@ from rollway.flags import (
     Reason,
     Salt,
     UnknownFlag,
+    UnreadableAudit,
     Writer,
     validate_actor,
     validate_percentage,
@@ -362,7 +363,7 @@ def _follow(store: FlagStore, change: FlagChange, rollout: str, weight: int, *, 
         current = store.get(change.feature)
         if current is None:
             return _set_flag(store, change, actor=actor, now=now, writer="rollout", rollout=rollout)  # created
-        trail = store.audit(change.feature)
+        trail = _trail(store, change.feature)
         try:
             held = _changed_since_rollout(trail, current, rollout, weight)
             if current.settings() == (change.enabled, change.percentage, current.salt):
@@ -381,6 +382,19 @@ def _follow(store: FlagStore, change: FlagChange, rollout: str, weight: int, *, 
                 raise
             log.info("feature flag %r changed while the stage was applied; reading it again", change.feature)
     raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+
+
+def _trail(store: FlagStore, feature: str, limit: int | None = None) -> list[FlagAuditEntry]:
+    """The flag's audit trail, newest first, without the entries rollway cannot read (logged).
+
+    The flag's settings do not depend on them: one such entry (written by hand in the console)
+    must not stop every rollout from moving the flag. It is read as if it were not there.
+    """
+    try:
+        return store.audit(feature, limit=limit)
+    except UnreadableAudit as partial:
+        log.warning("%s; reading the flag's trail without them", partial)
+        return partial.entries
 
 
 def _claimed(store: FlagStore, current: FlagState, trail: Sequence[FlagAuditEntry], change: FlagChange,
@@ -613,7 +627,7 @@ def unrecorded_moves(store: FlagStore, bindings: Sequence[FlagBinding], weight: 
     for binding in bindings:
         if binding.feature in skip:
             continue
-        trail = store.audit(binding.feature, limit=1)
+        trail = _trail(store, binding.feature, limit=1)
         if not trail:
             continue
         entry = trail[0]

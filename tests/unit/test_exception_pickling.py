@@ -32,7 +32,8 @@ from rollway.cli.processes import Child, ProcessFailed
 from rollway.finalize import FinalizeIncomplete
 from rollway.flag_binding import FlagsNotDisabled, FlagUpdate
 from rollway.flags import (
-    FlagConflict, FlagState, FlagStoreUnavailable, InvalidPercentage, MalformedFlag, MalformedFlags, UnknownFlag,
+    FlagAuditEntry, FlagConflict, FlagState, FlagStoreUnavailable, InvalidPercentage, MalformedFlag, MalformedFlags,
+    UnknownFlag, UnreadableAudit,
 )
 from rollway.image import image_references
 from rollway.infra import AppNotListed, StackDeployFailed
@@ -109,6 +110,9 @@ CASES: list[BaseException] = [
     InvalidPercentage("lots"),
     MALFORMED,
     MalformedFlags([ON], [MALFORMED]),
+    UnreadableAudit("use_sqs_architecture", [FlagAuditEntry(feature="use_sqs_architecture", version=1, at=1.0,
+                                                            actor="seed", enabled=False, percentage=0.0, salt="v1")],
+                    ["the 1st newest: 7 problem(s), first: feature: Field required"]),
     AppNotListed("the CDK app in infra did not synthesize: `cdk ls` exited with 1", TAIL),
     StackDeployFailed("EditCanaryStack", "cdk did not finish within 900 s and was stopped", TAIL, timed_out=True),
     _DuplicateKey("errors"),
