@@ -30,7 +30,7 @@ from rollway.checklist import Checklist, CheckItem
 from rollway.cleanup import CleanupIncomplete, CleanupRefused, Refusal
 from rollway.cli.processes import Child, ProcessFailed
 from rollway.finalize import FinalizeIncomplete
-from rollway.flag_binding import FlagsNotDisabled, FlagUpdate
+from rollway.flag_binding import FlagHeld, FlagsNotDisabled, FlagUpdate
 from rollway.flags import (
     FlagAuditEntry, FlagConflict, FlagState, FlagStoreUnavailable, InvalidPercentage, MalformedFlag, MalformedFlags,
     UnknownFlag, UnreadableAudit,
@@ -106,6 +106,9 @@ CASES: list[BaseException] = [
                      [("beta_editor", FlagConflict("beta_editor", 2, 3)),
                       ("new_nav", FlagStoreUnavailable("flag table rollway-flags: AccessDeniedException"))]),
     UnknownFlag("beta_editor", "new_nav"),
+    FlagHeld([("use_sqs_architecture", FlagAuditEntry(
+        feature="use_sqs_architecture", version=4, at=1.0, actor="alice", reason="rollout edit-r1 stage 25%",
+        enabled=True, percentage=25.0, salt="v1", writer="rollout", rollout="edit-r1"))]),
     FlagConflict("use_sqs_architecture", 3, None),
     InvalidPercentage("lots"),
     MALFORMED,
