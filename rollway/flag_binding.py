@@ -97,6 +97,10 @@ class FlagsNotDisabled(PicklableError, FlagStoreUnavailable):
         super().__init__(f"could not disable bound feature flag(s) {names}")
 
 
+class RolloutRolledBack(FlagError):
+    """A stage of a rollout whose rollback has already disabled its flags: not applied."""
+
+
 class FlagUpdate(BaseModel):
     """A flag before and after a change (``before`` is None for a flag just created or repaired)."""
 
@@ -369,6 +373,13 @@ def _follow(store: FlagStore, change: FlagChange, rollout: str, weight: int, *, 
         if current is None:
             return _set_flag(store, change, actor=actor, now=now, writer="rollout", rollout=rollout)  # created
         trail = _trail(store, change.feature)
+        ended = _rolled_back(trail, rollout)
+        if ended is not None:
+            # The run's stage landed after its rollback (`rollway abort` from another process while
+            # the run shifted): writing it turned the flag back on with the traffic on stable.
+            raise RolloutRolledBack(
+                f"feature flag {change.feature!r}: rollout {rollout} was rolled back (v{ended.version}, by "
+                f"{ended.actor}) after it last set the flag: its stage {weight}% does not turn it back on")
         try:
             held = _changed_since_rollout(trail, current, rollout, weight)
             if current.settings() == (change.enabled, change.percentage, current.salt):
@@ -400,6 +411,16 @@ def _trail(store: FlagStore, feature: str, limit: int | None = None) -> list[Fla
     except UnreadableAudit as partial:
         log.warning("%s; reading the flag's trail without them", partial)
         return partial.entries
+
+
+def _rolled_back(trail: Sequence[FlagAuditEntry], rollout: str) -> FlagAuditEntry | None:
+    """The rollback of ``rollout`` written after its last write of the flag, if there is one."""
+    for entry in trail:
+        if _writer(entry) == ("rollback", rollout):
+            return entry
+        if _writer(entry) == ("rollout", rollout):
+            return None
+    return None
 
 
 def _claimed(store: FlagStore, current: FlagState, trail: Sequence[FlagAuditEntry], change: FlagChange,

@@ -7,7 +7,9 @@ from __future__ import annotations
 import pytest
 
 from rollway.fakes import FakeFlagStore
-from rollway.flag_binding import FlagChange, FlagHeld, apply_bindings, check_bindings, disable_bindings, set_flag
+from rollway.flag_binding import (
+    FlagChange, FlagHeld, RolloutRolledBack, apply_bindings, check_bindings, disable_bindings, set_flag,
+)
 from rollway.flags import FlagState
 from rollway.spec import FlagBinding
 
@@ -226,3 +228,20 @@ def test_a_rollback_that_finds_the_flag_already_off_still_ends_its_rollouts_hold
     assert [(e.writer, e.rollout) for e in store.audit(SQS)][:3] == [
         ("rollback", "edit-r1"), ("person", None), ("rollout", "edit-r1")], "recorded once, changing nothing"
     assert settings(store) == (False, 5.0)
+
+
+def test_a_stage_that_lands_after_its_rollouts_rollback_does_not_turn_the_flag_back_on():
+    """`rollway abort` rolled edit back (traffic on stable, flag off) while its run was shifting to
+    25 %: the run's flag write came after the rollback and left the flag on at 25 % for good."""
+    store = seeded()
+    stages(store, "edit-r1", 5)
+    disable_bindings(store, BOUND, actor="oncall", reason="abort", now=3.0, rollout="edit-r1")
+
+    with pytest.raises(RolloutRolledBack, match="edit-r1 was rolled back"):
+        apply_bindings(store, BOUND, 25, actor="alice", now=4.0, rollout="edit-r1")
+    assert settings(store) == (False, 5.0)
+    # Another rollout's rollback is no reason to stop this one, nor is a rollout's next release.
+    stages(store, "edit-r2", 5, at=5.0)
+    disable_bindings(store, BOUND, actor="judge", reason="billing: 5xx", now=6.0, rollout="billing-r7")
+    stages(store, "edit-r2", 25, at=7.0)
+    assert settings(store) == (True, 25.0)
