@@ -19,6 +19,10 @@ kill switch is answered by all of them. A rollout that first sets the flag after
 change (the next release) takes it over, as does any rollout after a rollback's disable, or once
 the person sets the flag back as the rollout left it.
 
+A flag follows one rollout's stages at a time: a new rollout binding a flag another rollout holds
+(``holder``: it wrote the flag last and has been neither promoted nor rolled back) is refused
+before its first write (``check_bindings(..., starting=True)``, ``FlagHeld``).
+
 Which code wrote each change is recorded in its audit entry by the code that writes it
 (``FlagAuditEntry.writer`` and ``rollout``), never read from the free-text reason: a person's
 reason typed as ``rollout stage 5%`` is still a person's change. The reasons keep their marks
@@ -35,6 +39,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from typing import Mapping, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validator
@@ -55,6 +60,7 @@ from rollway.flags import (
     Reason,
     Salt,
     UnknownFlag,
+    UnreadableAudit,
     Writer,
     validate_actor,
     validate_percentage,
@@ -89,6 +95,10 @@ class FlagsNotDisabled(PicklableError, FlagStoreUnavailable):
         self.failures = failures
         names = "; ".join(f"{feature}: {err}" for feature, err in failures)
         super().__init__(f"could not disable bound feature flag(s) {names}")
+
+
+class RolloutRolledBack(FlagError):
+    """A stage of a rollout whose rollback has already disabled its flags: not applied."""
 
 
 class FlagUpdate(BaseModel):
@@ -273,8 +283,11 @@ def _repaired(bad: MalformedFlag, change: FlagChange, named: Mapping[str, str] |
         fields = {"percentage": 0.0, "salt": DEFAULT_SALT, **fields}
     missing = [name for name in ("enabled", "percentage", "salt") if name not in fields]
     if missing:
+        # The problems, not str(bad): that ends with the command line's repair (`rollway flags set
+        # F ...`), which a person at the set-flags flow's form in the UI cannot run from there.
         raise InvalidFlagInput(
-            f"{bad}; this change leaves {', '.join(missing)} unreadable: give "
+            f"feature flag {bad.feature!r} is malformed in the table ({'; '.join(bad.problems)}); this change "
+            f"leaves {', '.join(missing)} unreadable: give "
             f"{' and '.join((named or CHANGE_FIELDS)[name] for name in missing)} too, or disable it "
             "(nothing was written)"
         )
@@ -359,7 +372,14 @@ def _follow(store: FlagStore, change: FlagChange, rollout: str, weight: int, *, 
         current = store.get(change.feature)
         if current is None:
             return _set_flag(store, change, actor=actor, now=now, writer="rollout", rollout=rollout)  # created
-        trail = store.audit(change.feature)
+        trail = _trail(store, change.feature)
+        ended = _rolled_back(trail, rollout)
+        if ended is not None:
+            # The run's stage landed after its rollback (`rollway abort` from another process while
+            # the run shifted): writing it turned the flag back on with the traffic on stable.
+            raise RolloutRolledBack(
+                f"feature flag {change.feature!r}: rollout {rollout} was rolled back (v{ended.version}, by "
+                f"{ended.actor}) after it last set the flag: its stage {weight}% does not turn it back on")
         try:
             held = _changed_since_rollout(trail, current, rollout, weight)
             if current.settings() == (change.enabled, change.percentage, current.salt):
@@ -378,6 +398,29 @@ def _follow(store: FlagStore, change: FlagChange, rollout: str, weight: int, *, 
                 raise
             log.info("feature flag %r changed while the stage was applied; reading it again", change.feature)
     raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+
+
+def _trail(store: FlagStore, feature: str, limit: int | None = None) -> list[FlagAuditEntry]:
+    """The flag's audit trail, newest first, without the entries rollway cannot read (logged).
+
+    The flag's settings do not depend on them: one such entry (written by hand in the console)
+    must not stop every rollout from moving the flag. It is read as if it were not there.
+    """
+    try:
+        return store.audit(feature, limit=limit)
+    except UnreadableAudit as partial:
+        log.warning("%s; reading the flag's trail without them", partial)
+        return partial.entries
+
+
+def _rolled_back(trail: Sequence[FlagAuditEntry], rollout: str) -> FlagAuditEntry | None:
+    """The rollback of ``rollout`` written after its last write of the flag, if there is one."""
+    for entry in trail:
+        if _writer(entry) == ("rollback", rollout):
+            return entry
+        if _writer(entry) == ("rollout", rollout):
+            return None
+    return None
 
 
 def _claimed(store: FlagStore, current: FlagState, trail: Sequence[FlagAuditEntry], change: FlagChange,
@@ -531,15 +574,86 @@ def _put_back(updates: Sequence[FlagUpdate], store: FlagStore, *, actor: str, no
             failed.add_note(f"feature flag {update.feature!r} was left at {_settings(update.after)}: {err}")
 
 
-def check_bindings(store: FlagStore, bindings: Sequence[FlagBinding]) -> None:
+class FlagHeld(PicklableError, FlagError):
+    """A rollout about to start binds flags another rollout's stages are moving.
+
+    A flag follows one rollout's stages at a time: two rollouts (two services bound to one
+    flag) each set it to their own stage, so it went back and forth between them, and a user on
+    at one's 50 % was off again at the other's 5 %.
+
+    Attributes:
+        holders: (feature, the holding rollout's newest write) per held flag.
+    """
+
+    def __init__(self, holders: list[tuple[str, FlagAuditEntry]]) -> None:
+        self.holders = holders
+        held = "; ".join(
+            f"{feature!r} follows rollout {entry.rollout} ({_stage_of(entry)}, set by {entry.actor} at "
+            f"{_utc(entry.at)})" for feature, entry in holders)
+        super().__init__(
+            f"bound feature flag(s) held by another rollout: {held}. A flag follows one rollout's stages at a time: "
+            "bind another flag, or start this rollout once that one is promoted (its 100% stage) or rolled back "
+            "(nothing was changed)"
+        )
+
+
+def _stage_of(entry: FlagAuditEntry) -> str:
+    own = _OWN.match(entry.reason)
+    weight = own.group("weight") if own else None
+    return f"its stage {weight}%" if weight else "its stage being undone"
+
+
+def _utc(at: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at))
+
+
+def holder(trail: Sequence[FlagAuditEntry]) -> FlagAuditEntry | None:
+    """The newest write of the rollout whose stages the flag follows, or None when it follows none.
+
+    The rollout that wrote the flag last (a person's change since, say the kill switch, keeps it
+    that rollout's) holds it until its 100 % stage or its rollback: a rollback entry naming it
+    ends its hold, one naming no rollout ends every hold. Entries of an earlier release without
+    the rollout's id hold nothing (no rollout to name).
+
+    Args:
+        trail: the flag's audit trail, newest first.
+    """
+    ended: set[str | None] = set()
+    for entry in trail:
+        writer, by = _writer(entry)
+        if writer == "person":
+            continue
+        if writer == "rollback":
+            if by is None:
+                return None
+            ended.add(by)
+            continue
+        if by in ended:
+            continue
+        own = _OWN.match(entry.reason)
+        if by is None or (own is not None and own.group("weight") == "100"):
+            return None  # promoted, or no id to name
+        return entry
+    return None
+
+
+def check_bindings(store: FlagStore, bindings: Sequence[FlagBinding], *, starting: bool = False) -> None:
     """Read every bound flag; a rollout checks this before its first write.
+
+    Args:
+        starting: a new rollout is about to start: also refuse flags another rollout holds.
 
     Raises:
         UnknownFlag: naming every bound flag that does not exist.
+        FlagHeld: ``starting``, and other rollouts hold bound flags (all named).
     """
     missing = [b.feature for b in bindings if store.get(b.feature) is None]
     if missing:
         raise UnknownFlag(*missing)
+    if starting:
+        held = [(b.feature, entry) for b in bindings if (entry := holder(_trail(store, b.feature))) is not None]
+        if held:
+            raise FlagHeld(held)
 
 
 def disable_bindings(
@@ -577,9 +691,31 @@ def disable_bindings(
             continue
         if update.changed:
             updates.append(update)
+        else:
+            try:
+                _end_hold(store, update.after, actor=actor, now=now, reason=change_reason, rollout=rollout)
+            except FlagError as err:
+                # The flag is off: the rollback did its job, and is not failed (nor its flags reported
+                # left on) over the record that only frees the flag for the next rollout.
+                log.warning("bound feature flag %r is off, but its rollback could not be recorded in its audit "
+                            "trail: %s", binding.feature, err)
     if failures:
         raise FlagsNotDisabled(updates, failures)
     return updates
+
+
+def _end_hold(store: FlagStore, flag: FlagState, *, actor: str, now: float, reason: str, rollout: str | None) -> None:
+    """Record the rollback of a flag that was already off, when the rollback ends a hold.
+
+    Off already (a person's kill switch, a 0 % stage), the disable wrote nothing, so the trail
+    still showed the rolled-back rollout holding the flag, and every rollout bound to it was
+    refused from then on. One write that changes no setting ends it (rollout None: every hold).
+    """
+    found = holder(_trail(store, flag.feature))
+    if found is None or (rollout is not None and found.rollout != rollout):
+        return
+    store.put(flag, expected_version=flag.version, actor=actor, now=now, reason=reason, writer="rollback",
+              rollout=rollout)
 
 
 def _fit_reason(reason: str) -> str:
@@ -610,7 +746,7 @@ def unrecorded_moves(store: FlagStore, bindings: Sequence[FlagBinding], weight: 
     for binding in bindings:
         if binding.feature in skip:
             continue
-        trail = store.audit(binding.feature, limit=1)
+        trail = _trail(store, binding.feature, limit=1)
         if not trail:
             continue
         entry = trail[0]

@@ -187,6 +187,26 @@ class MalformedFlags(PicklableError, FlagStoreUnavailable):
         super().__init__("; ".join(str(f) for f in failures))
 
 
+class UnreadableAudit(PicklableError, FlagStoreUnavailable):
+    """A flag's audit trail holds entries rollway cannot read (written outside rollway); every
+    other entry was read.
+
+    Reported, not fatal: the flag's settings do not depend on its trail, so a rollout still
+    moves the flag and a person still sees the trail, told what was left out.
+
+    Attributes:
+        feature: the flag.
+        entries: the entries that were read, newest first (the most recent ``limit`` asked for).
+        problems: one line per entry that was not, naming its place in the trail.
+    """
+
+    def __init__(self, feature: str, entries: list["FlagAuditEntry"], problems: list[str]) -> None:
+        self.feature, self.entries, self.problems = feature, entries, problems
+        count = "1 entry" if len(problems) == 1 else f"{len(problems)} entries"
+        super().__init__(f"feature flag {feature!r}: its audit trail holds {count} rollway cannot read, left out "
+                         f"({'; '.join(problems)})")
+
+
 def validate_percentage(value: object) -> float:
     """``value`` as a percentage rounded to basis points.
 

@@ -25,6 +25,7 @@ from rollway.flags import (
     MalformedFlags,
     MissingUserId,
     UnknownFlag,
+    UnreadableAudit,
     bucket,
     evaluate,
     validate_actor,
@@ -48,7 +49,8 @@ EXIT_CONFLICT = 3
 EXIT_UNAVAILABLE = 4
 """The flag table could not be read or written."""
 EXIT_PARTIAL = 5
-"""``list`` printed the flags it could read; some items could not be used (named on stderr)."""
+"""``list`` printed the flags it could read; some items could not be used (named on stderr). Or ``get``
+printed the audit entries it could read; some could not (named on stderr)."""
 
 
 def flags_list(store: FlagStore, out: TextIO, *, err: TextIO, as_json: bool = False) -> int:
@@ -83,7 +85,12 @@ def flags_get(
         if audit < 0:  # checked before the read: bad input is exit 2 whatever state the table is in
             raise InvalidFlagInput(f"--audit {audit} is negative: give how many changes to show (0 for none)")
         flag = _require(store, feature)
-        trail = store.audit(feature, limit=audit) if audit > 0 else []
+        try:
+            trail = store.audit(feature, limit=audit) if audit > 0 else []
+        except UnreadableAudit as partial:
+            # The flag and the entries that can be read are shown; what was left out is named.
+            trail = partial.entries
+            failures.append(partial)
         if as_json:
             out.write(json.dumps({**flag.model_dump(), "audit": [e.model_dump() for e in trail]}, indent=2) + "\n")
             return
@@ -93,7 +100,12 @@ def flags_get(
             why = f"  ({entry.reason})" if entry.reason else ""
             out.write(f"  v{entry.version}  {_when(entry.at)}  {entry.actor}: {_before(entry)} -> {after}{why}\n")
 
-    return _run(err, show)
+    failures: list[UnreadableAudit] = []
+    code = _run(err, show)
+    for failure in failures:
+        err.write(f"warning: {failure}\n")
+    # As `flags list`: a script reading --json can tell the trail it got is not whole.
+    return EXIT_PARTIAL if code == EXIT_OK and failures else code
 
 
 def _before(entry: FlagAuditEntry) -> str:

@@ -66,7 +66,8 @@ def apply_bindings(
 
 @task(name="check-flag-bindings", **_RETRY)
 def check_bindings(store: FlagStore, bindings: Sequence[FlagBinding]) -> None:
-    flag_binding.check_bindings(store, bindings)
+    # A new rollout's preflight: flags another rollout's stages are moving are refused too.
+    flag_binding.check_bindings(store, bindings, starting=True)
 
 
 @task(name="disable-flag-bindings", **_RETRY)

@@ -41,6 +41,7 @@ from rollway.flags import (
     FlagStoreUnavailable,
     MalformedFlag,
     MalformedFlags,
+    UnreadableAudit,
     Writer,
     flag_from_item,
     prepare_write,
@@ -169,17 +170,32 @@ class DynamoFlagStore:
         return stored
 
     def audit(self, feature: str, limit: int | None = None) -> list[FlagAuditEntry]:
-        """The flag's recorded changes, newest first (an unknown flag has none)."""
+        """The flag's recorded changes, newest first (an unknown flag has none).
+
+        Raises:
+            UnreadableAudit: some entries cannot be read (written outside rollway); it holds the
+                others. One bad entry once made the whole trail unreadable, and with it every
+                rollout stage on the flag (rollbacks, which read no trail, still disabled it).
+            FlagStoreUnavailable: the table cannot be read.
+        """
         item = self._read(feature, ProjectionExpression="#t", ExpressionAttributeNames={"#t": "audit"})
-        try:
-            entries = [FlagAuditEntry.model_validate(e) for e in (item or {}).get("audit", [])]
-        except ValidationError as err:
-            raise FlagStoreUnavailable(
-                f"feature flag {feature!r}: its audit trail in table {self._table!r} holds an entry rollway "
-                f"cannot read ({err.error_count()} problem(s), first: {err.errors()[0]['msg']})"
-            ) from err
-        entries.reverse()
-        return entries if limit is None else entries[:limit]
+        stored = (item or {}).get("audit", [])
+        entries, problems = [], []
+        if not isinstance(stored, list):
+            problems.append(f"the trail is {type(stored).__name__}, not a list")
+            stored = []
+        # ``limit`` counts changes, read or not: with the newest unreadable, audit(limit=1) is
+        # no entry, never an older one passed off as the newest.
+        newest = list(reversed(stored))[:limit] if limit is not None else list(reversed(stored))
+        for place, raw in enumerate(newest, start=1):
+            try:
+                entries.append(FlagAuditEntry.model_validate(raw))
+            except ValidationError as err:
+                problems.append(f"the {_ordinal(place)} newest: {err.error_count()} problem(s), first: "
+                                f"{_field(err)}{err.errors()[0]['msg']}")
+        if problems:
+            raise UnreadableAudit(feature, entries, problems)
+        return entries
 
     def _read(self, feature: str, *, raw: bool = False, **projection: Any) -> dict[str, Any] | None:
         validate_feature(feature)
@@ -230,6 +246,15 @@ def _holds_entry(refusal: BaseException | None, entry: FlagAuditEntry) -> bool:
         except (ValidationError, TypeError, ValueError):
             continue  # an entry rollway cannot read is not this write's
     return False
+
+
+def _ordinal(n: int) -> str:
+    return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
+
+
+def _field(err: ValidationError) -> str:
+    where = ".".join(str(part) for part in err.errors()[0]["loc"])
+    return f"{where}: " if where else ""
 
 
 def _plain(item: dict[str, Any]) -> dict[str, Any]:

@@ -164,3 +164,44 @@ def test_a_rollback_names_its_rollout_on_dynamodb_and_another_services_hold_stay
     assert (flag.enabled, flag.percentage) == (False, 0.0)
     assert [(e.actor, e.writer, e.rollout) for e in store.audit(SQS)][:2] == [
         ("judge", "rollback", "edit-r1"), ("oncall", "person", None)]
+
+
+# --- an audit entry written outside rollway ---------------------------------------------------
+
+def add_unreadable_entry(client, aws) -> None:
+    """An entry appended by hand (the console): no version, time, settings."""
+    client.update_item(TableName=aws.targets.flags_table, Key={"feature": {"S": SQS}},
+                       UpdateExpression="SET audit = list_append(audit, :bad)",
+                       ExpressionAttributeValues={":bad": {"L": [{"M": {"note": {"S": "by hand"}}}]}})
+
+
+def test_one_unreadable_audit_entry_is_reported_and_does_not_stop_a_rollout_moving_the_flag(store, client, aws,
+                                                                                           caplog):
+    """It made the whole trail unreadable: every stage on the flag failed (retried as an outage, the
+    shift undone, the rollout rolled back), while a rollback, which reads no trail, still disabled it."""
+    add_unreadable_entry(client, aws)
+    bound = [FlagBinding(feature=SQS)]
+
+    with caplog.at_level(logging.WARNING, logger="rollway.flags"):
+        apply_bindings(store, bound, 5, actor="alice", now=2.0, rollout="r1")
+    flag = store.get(SQS)
+    assert (flag.enabled, flag.percentage) == (True, 5.0)
+    assert f"{SQS!r}: its audit trail holds 1 entry rollway cannot read" in caplog.text
+    assert "1st newest" in caplog.text, "the bad entry is named by its place"
+    # The trail around it still counts: a kill switch thrown after the stage holds.
+    set_flag(store, FlagChange(feature=SQS, enabled=False, reason="kill"), actor="oncall", now=3.0)
+    assert apply_bindings(store, bound, 25, actor="alice", now=4.0, rollout="r1")[0].kept
+    assert store.get(SQS).enabled is False
+
+
+def test_flags_get_shows_the_entries_it_can_read_and_names_the_one_it_cannot(store, client, aws):
+    add_unreadable_entry(client, aws)
+    set_flag(store, FlagChange(feature=SQS, enabled=True, percentage=5), actor="erin", now=2.0)
+
+    out, err = io.StringIO(), io.StringIO()
+    assert flags_get(store, out, SQS, err=err) == EXIT_PARTIAL, "a script reading --json can tell it is not whole"
+    assert "erin" in out.getvalue() and "seed" in out.getvalue()
+    assert err.getvalue().startswith("warning: ") and "2nd newest" in err.getvalue(), err.getvalue()
+    # A limit counts changes, read or not: the newest one is erin's, the next the unreadable one.
+    out, err = io.StringIO(), io.StringIO()
+    assert flags_get(store, out, SQS, err=err, audit=1) == EXIT_OK and "erin" in out.getvalue()

@@ -55,4 +55,6 @@ def test_the_flows_refusal_names_the_fields_of_its_form_not_command_line_options
                   aws_credentials_block=CREDENTIALS)
     message = str(refused.value)
     assert "--" not in message, message
+    # Nor the command to run instead: the repair is this form's change, given its settings.
+    assert "rollway flags set" not in message, message
     assert "`enabled`" in message and "`percentage`" in message and "nothing was written" in message

@@ -87,6 +87,28 @@ def test_a_canary_run_refused_for_an_unknown_bound_flag_does_not_roll_back_the_r
     assert env.router.weights == Weights.canary_at(5)
 
 
+def test_a_canary_run_binding_a_flag_another_services_rollout_is_moving_is_refused_before_any_write(monkeypatch):
+    """billing's rollout had the shared flag at 25 %: the edit canary's stages moved it too (5 %, then
+    25 %, 50 %...), each taking it away from the other's stage, and users went on and off with it."""
+    from rollway.flag_binding import apply_bindings
+
+    env = ledger_env()
+    env.flags = FakeFlagStore([FlagState(feature="use_sqs_architecture")])
+    hooks_and_flows_see(monkeypatch, env)
+    shared = [FlagBinding(feature="use_sqs_architecture")]
+    apply_bindings(env.flags, shared, 25, actor="bob", now=1.0, rollout="billing-r7")
+    version = env.flags.get("use_sqs_architecture").version
+
+    spec = RolloutSpec(image=NEWER, stages=[Stage(weight=w, bake_seconds=120) for w in (5, 100)], flags=shared)
+    with pytest.raises(RolloutRefused, match=r"follows rollout billing-r7 \(its stage 25%, set by bob"):
+        canary(spec=spec.model_dump(mode="json"))
+
+    flag = env.flags.get("use_sqs_architecture")
+    assert (flag.version, flag.enabled, flag.percentage) == (version, True, 25.0)
+    assert env.router.weights == Weights(stable=100, canary=0)
+    assert not [s for s, _ in env.notifier.messages if s.startswith("Rollback")]
+
+
 def test_a_run_waiting_for_an_approval_keeps_its_rollout_whatever_its_lease_says():
     """Run 1 waits at the approval before 100% longer than its lease (nothing renews a lease
     during a pause). A second run of the same image, started by hand, is refused while run 1

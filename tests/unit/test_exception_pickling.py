@@ -30,9 +30,10 @@ from rollway.checklist import Checklist, CheckItem
 from rollway.cleanup import CleanupIncomplete, CleanupRefused, Refusal
 from rollway.cli.processes import Child, ProcessFailed
 from rollway.finalize import FinalizeIncomplete
-from rollway.flag_binding import FlagsNotDisabled, FlagUpdate
+from rollway.flag_binding import FlagHeld, FlagsNotDisabled, FlagUpdate
 from rollway.flags import (
-    FlagConflict, FlagState, FlagStoreUnavailable, InvalidPercentage, MalformedFlag, MalformedFlags, UnknownFlag,
+    FlagAuditEntry, FlagConflict, FlagState, FlagStoreUnavailable, InvalidPercentage, MalformedFlag, MalformedFlags,
+    UnknownFlag, UnreadableAudit,
 )
 from rollway.image import image_references
 from rollway.infra import AppNotListed, StackDeployFailed
@@ -105,10 +106,16 @@ CASES: list[BaseException] = [
                      [("beta_editor", FlagConflict("beta_editor", 2, 3)),
                       ("new_nav", FlagStoreUnavailable("flag table rollway-flags: AccessDeniedException"))]),
     UnknownFlag("beta_editor", "new_nav"),
+    FlagHeld([("use_sqs_architecture", FlagAuditEntry(
+        feature="use_sqs_architecture", version=4, at=1.0, actor="alice", reason="rollout edit-r1 stage 25%",
+        enabled=True, percentage=25.0, salt="v1", writer="rollout", rollout="edit-r1"))]),
     FlagConflict("use_sqs_architecture", 3, None),
     InvalidPercentage("lots"),
     MALFORMED,
     MalformedFlags([ON], [MALFORMED]),
+    UnreadableAudit("use_sqs_architecture", [FlagAuditEntry(feature="use_sqs_architecture", version=1, at=1.0,
+                                                            actor="seed", enabled=False, percentage=0.0, salt="v1")],
+                    ["the 1st newest: 7 problem(s), first: feature: Field required"]),
     AppNotListed("the CDK app in infra did not synthesize: `cdk ls` exited with 1", TAIL),
     StackDeployFailed("EditCanaryStack", "cdk did not finish within 900 s and was stopped", TAIL, timed_out=True),
     _DuplicateKey("errors"),

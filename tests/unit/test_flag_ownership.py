@@ -7,7 +7,9 @@ from __future__ import annotations
 import pytest
 
 from rollway.fakes import FakeFlagStore
-from rollway.flag_binding import FlagChange, apply_bindings, disable_bindings, set_flag
+from rollway.flag_binding import (
+    FlagChange, FlagHeld, RolloutRolledBack, apply_bindings, check_bindings, disable_bindings, set_flag,
+)
 from rollway.flags import FlagState
 from rollway.spec import FlagBinding
 
@@ -125,8 +127,9 @@ def test_the_audit_trail_records_which_rollout_or_rollback_wrote_each_change():
     disable_bindings(store, BOUND, actor="judge", reason="5xx", now=4.0)
     set_flag(store, FlagChange(feature=SQS, enabled=True), actor="dana", now=5.0)
     disable_bindings(store, BOUND, actor="judge", reason="5xx", now=6.0)
+    # The first rollback found the flag off and wrote only to end r1's hold on it.
     assert [(e.actor, e.writer, e.rollout) for e in store.audit(SQS)] == [
-        ("judge", "rollback", None), ("dana", "person", None), ("oncall", "person", None),
+        ("judge", "rollback", None), ("dana", "person", None), ("judge", "rollback", None), ("oncall", "person", None),
         ("alice", "rollout", "r1"), ("seed", "person", None),
     ]
 
@@ -166,3 +169,79 @@ def test_one_services_rollback_does_not_hand_the_other_a_flag_a_person_took_to_0
     disable_bindings(store, BOUND, actor="judge", reason="billing: 5xx", now=9.0, rollout="billing-r7")
     apply_bindings(store, BOUND, 5, actor="carol", now=10.0, rollout="billing-r8")
     assert settings(store) == (True, 5.0)
+
+
+# --- one rollout's stages at a time ------------------------------------------------------------
+
+def stages(store: FakeFlagStore, rollout: str, *weights: int, actor: str = "alice", at: float = 2.0) -> None:
+    for step, weight in enumerate(weights):
+        apply_bindings(store, BOUND, weight, actor=actor, now=at + step, rollout=rollout)
+
+
+def test_a_rollout_binding_a_flag_another_rollout_is_moving_is_refused_before_its_first_write():
+    """Both moved it: billing's 5 % stage took edit's 50 % back to 5 %, and users on at 50 % were
+    off again until edit's next stage."""
+    store = seeded()
+    stages(store, "edit-r1", 5, 25, 50)
+    version = store.get(SQS).version
+
+    with pytest.raises(FlagHeld) as refused:
+        check_bindings(store, BOUND, starting=True)
+
+    message = str(refused.value)
+    assert "follows rollout edit-r1 (its stage 50%, set by alice" in message and "nothing was changed" in message
+    assert store.get(SQS).version == version
+    check_bindings(store, BOUND)  # a stage of the holding rollout reads the flags without the refusal
+
+
+def test_a_kill_switch_keeps_the_flag_held_by_the_rollout_it_was_thrown_under():
+    store = seeded()
+    stages(store, "edit-r1", 5, 25)
+    kill(store, 9.0)
+    with pytest.raises(FlagHeld, match="edit-r1"):
+        check_bindings(store, BOUND, starting=True)
+
+
+@pytest.mark.parametrize("end", ["promoted", "rolled back", "blind rollback"])
+def test_the_flag_is_free_once_its_rollout_is_promoted_or_rolled_back(end):
+    store = seeded()
+    stages(store, "edit-r1", 5, 25)
+    if end == "promoted":
+        stages(store, "edit-r1", 50, 100, at=5.0)
+    else:
+        disable_bindings(store, BOUND, actor="judge", reason="5xx", now=9.0,
+                         rollout="edit-r1" if end == "rolled back" else None)
+    check_bindings(store, BOUND, starting=True)
+
+
+def test_a_rollback_that_finds_the_flag_already_off_still_ends_its_rollouts_hold():
+    """On-call's kill switch had turned it off, so the disable wrote nothing, and the trail showed
+    the rolled-back rollout holding the flag: every later rollout bound to it was refused."""
+    store = seeded()
+    stages(store, "edit-r1", 5)
+    kill(store, 3.0)
+
+    assert disable_bindings(store, BOUND, actor="judge", reason="5xx", now=4.0, rollout="edit-r1") == []
+    assert disable_bindings(store, BOUND, actor="judge", reason="5xx", now=5.0, rollout="edit-r1") == []
+
+    check_bindings(store, BOUND, starting=True)
+    assert [(e.writer, e.rollout) for e in store.audit(SQS)][:3] == [
+        ("rollback", "edit-r1"), ("person", None), ("rollout", "edit-r1")], "recorded once, changing nothing"
+    assert settings(store) == (False, 5.0)
+
+
+def test_a_stage_that_lands_after_its_rollouts_rollback_does_not_turn_the_flag_back_on():
+    """`rollway abort` rolled edit back (traffic on stable, flag off) while its run was shifting to
+    25 %: the run's flag write came after the rollback and left the flag on at 25 % for good."""
+    store = seeded()
+    stages(store, "edit-r1", 5)
+    disable_bindings(store, BOUND, actor="oncall", reason="abort", now=3.0, rollout="edit-r1")
+
+    with pytest.raises(RolloutRolledBack, match="edit-r1 was rolled back"):
+        apply_bindings(store, BOUND, 25, actor="alice", now=4.0, rollout="edit-r1")
+    assert settings(store) == (False, 5.0)
+    # Another rollout's rollback is no reason to stop this one, nor is a rollout's next release.
+    stages(store, "edit-r2", 5, at=5.0)
+    disable_bindings(store, BOUND, actor="judge", reason="billing: 5xx", now=6.0, rollout="billing-r7")
+    stages(store, "edit-r2", 25, at=7.0)
+    assert settings(store) == (True, 25.0)
