@@ -35,6 +35,14 @@ from rollway.targets import Targets
 ROLLOUT_FLOWS = ("progressive_rollout", "advance_phase", "canary")
 """Flows whose paused runs promote and abort answer."""
 
+HOW_TO_START = (
+    "start one from the `progressive_rollout` deployment: in the Prefect UI, Deployments -> progressive_rollout "
+    "-> Run -> Custom run (its form holds the spec), or `prefect deployment run progressive_rollout/rollway` "
+    "under `rollway up`, whose form is pre-filled (`progressive_rollout/webordinary` with `--param spec=...` on "
+    "an account deployed from prefect.yaml)"
+)
+"""What ``status`` says when the ledger has no rollout of the service."""
+
 
 RESUME_PATIENCE_SECONDS = 30.0
 # The server refuses a resume with this reason while a freshly paused run has not yet stored
@@ -492,7 +500,8 @@ def status(*, targets_block: str | None, credentials_block: str | None, history:
         canary_runs = live_canary_runs(client, service) if record is None or record.phase.terminal else []
     if record is None:
         if paused is None and not canary_runs:
-            raise NoRollout(unrecorded)
+            # A first `rollway status` on a fresh `rollway up` lands here: say how to start one.
+            raise NoRollout(f"{unrecorded}; {HOW_TO_START}")
         console.print(f"{'service':<13}{service.name} (cluster {service.targets.cluster})", markup=False)
         console.print(f"{'rollout':<13}none: {unrecorded} (a `canary` flow run keeps no ledger)", markup=False)
         console.print(f"{'weights':<13}load balancer {live} (stable/canary)", markup=False)
