@@ -349,7 +349,8 @@ def print_status(service: Service, record: RolloutRecord, live: Weights | str, p
     ]
     if record.weekly_phase_index >= 0 and not record.phased:
         # An unphased run records week 1 as it starts and no later one: its index says nothing.
-        rows.append(("weekly phase", "none: the run goes through every stage (unphased)"))
+        # "not followed", not "none": the history shows the weekly phase the run started in.
+        rows.append(("weekly phase", "not followed: the run goes on through every stage (unphased)"))
     elif record.weekly_phase_index >= 0:
         # A promotion ends the last phase without setting weekly_phase_passed: it passed all the same.
         passed = ("passed" if record.weekly_phase_passed or record.phase is RolloutPhase.PROMOTED
