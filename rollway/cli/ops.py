@@ -756,6 +756,36 @@ def rollout_clock(owner: UUID | None) -> ClockSettings:
         return ClockSettings()
 
 
+def recorded_clock(record: RolloutRecord | None) -> ClockSettings:
+    """The clock ``record``'s rollout was run on: the ``clock`` parameter of the newest flow run
+    tagged with the rollout (every run that held it is), else of its owner, else real time.
+
+    A promoted rollout has no owner once its window is watched, so ``rollout_clock`` alone said
+    real time: under `rollway up`'s 60x clock, `rollway finalize` then stamped its entries hours
+    before the promotion they follow, and judged the monitoring window on the wrong clock.
+    """
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas import filters
+    from prefect.client.schemas.sorting import FlowRunSort
+    from pydantic import ValidationError
+
+    from rollway.rollout_tags import rollout_tag
+
+    if record is None:
+        return ClockSettings()
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(
+            flow_run_filter=filters.FlowRunFilter(tags=filters.FlowRunFilterTags(all_=[rollout_tag(record.rollout_id)])),
+            sort=FlowRunSort.EXPECTED_START_TIME_DESC, limit=1,
+        )
+    if runs:
+        try:
+            return ClockSettings.model_validate((runs[0].parameters or {}).get("clock") or {})
+        except ValidationError:  # a run whose clock did not validate never started, nor stamped anything
+            pass
+    return rollout_clock(owner_run_id(record))
+
+
 def _rollback_directly(service: Service, who: str, reason: str, wait_seconds: float) -> int:
     """No run waits for an answer: stop the run that owns the rollout, then roll back here."""
     import httpx
