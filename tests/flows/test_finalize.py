@@ -436,6 +436,23 @@ def test_a_split_the_ledger_does_not_record_is_not_sent_to_rollway_abort(record)
     assert "`canary` flow" in str(refused.value) and "roll it back with the `rollback` flow" in str(refused.value)
 
 
+@pytest.mark.parametrize(("speed", "said"), [(60.0, "about 50 wall seconds from now"), (1.0, None)])
+def test_a_window_still_open_says_when_it_closes_in_wall_time_under_a_fast_clock(speed, said):
+    """Under `rollway up`'s 60x clock the refusal said only "still open (until 01:00:00 UTC,
+    rollout clock)", an hour ahead of the wall clock: nothing said the window closes in under a
+    wall minute, nor when to run finalize again."""
+    spec = RolloutSpec(image="repo/app:2.0.0", stages=[Stage(weight=100)], monitor_seconds=3600)
+    record = _record("promote").model_copy(update={"spec_json": spec.model_dump_json(), "monitor_until": 3600.0})
+    with pytest.raises(FinalizeRefused, match="monitoring window is still open") as refused:
+        plan_finalize(record, spec, live=ALL_CANARY, stable=_state("app:1", 0), canary=_state("app:2", 3),
+                      targets=Targets(), now=600.0, speed=speed)
+    message = " ".join(str(refused.value).split())
+    if said is None:
+        assert "wall" not in message, message  # at real time the rollout clock is the wall clock
+    else:
+        assert f"rollout clock) (the rollout clock runs 60x wall time: {said})" in message, message
+
+
 def test_traffic_moved_back_by_hand_without_finalize_is_refused():
     with pytest.raises(FinalizeRefused, match="moved the traffic back by hand"):
         _plan(_record("promote"), ALL_STABLE, _state("app:1", 3), _state("app:2", 3))
