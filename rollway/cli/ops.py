@@ -327,7 +327,8 @@ def _owner_row(record: RolloutRecord) -> str:
         # The ledger keeps the last holder (a rollback writes without a lease): shown as the
         # owner with a lease, a dead run read as one still driving a rollout that has ended.
         return f"none: the rollout has ended (last held by {record.owner})"
-    return f"{record.owner}, lease until {utc(record.lease_expires)}"
+    # Leases are on the wall clock (the history beside it on the rollout clock).
+    return f"{record.owner}, lease until {utc(record.lease_expires)} (wall clock)"
 
 
 def print_status(service: Service, record: RolloutRecord, live: Weights | str, paused: Any | None, limit: int,

@@ -70,7 +70,7 @@ def test_the_schedules_run_that_pauses_for_an_approval_tells_people_once(caplog)
     subject, message = asked[0]
     assert env.targets.canary_service in subject
     assert "approval needed before 25%" in message and "95/5" in message, message
-    assert f"unanswered by {due} the rollout rolls back" in message, message
+    assert f"unanswered by {due} (wall clock) the rollout rolls back" in message, message
 
 
 @flow
