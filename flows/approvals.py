@@ -210,8 +210,11 @@ def pause_question(pause: Pause, approvals: Approvals, paused_at: datetime) -> s
     judge could not pass accepted that stage while the person may have thought they approved
     the routine next shift."""
     then = "rolls back" if approvals.on_timeout == "rollback" else "asks again"
+    # "wall clock": a pause times out in wall seconds, while `rollway status` shows the history
+    # on the rollout clock, hours ahead under `rollway up`'s 60x: unlabelled, the deadline read
+    # as long past.
     return " ".join(f"{pause.cause} pause: {pause.reason}; unanswered by {_due(approvals, paused_at)} "
-                    f"the rollout {then}".split())
+                    f"(wall clock) the rollout {then}".split())
 
 
 def prefect_approver(approvals: Approvals, poll_interval: int = 2) -> Approver:

@@ -19,6 +19,7 @@ from flows.rollback import (ClaimKeeper, claimant, record_rollback_end, rollback
                             unrecorded)
 from rollway import weekly
 from rollway.approvals import ApprovalAnswer
+from rollway.clock import on_the_wall as wall_wait
 from rollway.decide import Pause, StageState, stage_end
 from rollway.environment import Environment
 from rollway.ledger import CLAIM_SECONDS, RolloutMovedOn, RolloutRecord, Transition, answer_comment, begin_rollback
@@ -347,10 +348,7 @@ def _repeats(history, kind: str, pause: Pause) -> bool:
 
 
 def on_the_wall(clock, due: float, now: float) -> str:
-    """When ``due`` (rollout clock) comes in wall time, for a clock faster than real time: at
-    ``make up``'s 60x a rollout week passes in under three wall hours, while the cron fires on
-    the wall calendar, so a run by hand in between finds nothing to do and should say how long."""
-    speed = getattr(clock, "speed", 1.0)
-    if speed == 1.0 or due <= now:
-        return ""
-    return f" (the rollout clock runs {speed:g}x wall time: about {(due - now) / speed / 60:.0f} wall minutes from now)"
+    """When ``due`` (rollout clock) comes in wall time, for a clock faster than real time: the
+    cron fires on the wall calendar, so a run by hand in between finds nothing to do and should
+    say how long (``rollway.clock.on_the_wall``)."""
+    return wall_wait(getattr(clock, "speed", 1.0), due, now)

@@ -411,7 +411,12 @@ def run_progressive(
     if record.canary_task_definition is None:
         record = deploy_canary(env, spec, record, owner=owner, actor=actor, lease_seconds=lease_seconds)
     if record.weekly_phase_index < 0:
-        record = start_phase(env, spec, 0, owner=owner, actor=actor, lease_seconds=lease_seconds)
+        # An unphased run records week 1 too (a phased run that resumes it later stops at the end
+        # of the right phase), but says it will not stop there: the history read "starting week 1"
+        # while `rollway status` said the rollout follows no weekly phase.
+        record = start_phase(env, spec, 0, owner=owner, actor=actor, lease_seconds=lease_seconds,
+                             why="" if phased else " and going on through every stage (unphased: the run does "
+                                                   "not stop at the end of a weekly phase)")
     phase_index = record.weekly_phase_index
     try:
         record = reconcile(env, spec, record, owner=owner, actor=actor,

@@ -107,3 +107,15 @@ class ScaledClock:
     def sleep(self, seconds: float) -> None:
         if seconds > 0:
             time.sleep(seconds / self.speed)
+
+
+def on_the_wall(speed: float, due: float, now: float) -> str:
+    """When ``due`` (rollout clock) comes in wall time, for a clock faster than real time: at
+    ``make up``'s 60x a rollout week passes in under three wall hours and an hour's monitoring
+    window in a wall minute, so a time on the rollout clock alone does not tell a person at a
+    terminal how long to wait. Empty at real time or once ``due`` has passed."""
+    if speed == 1.0 or due <= now:
+        return ""
+    wall = (due - now) / speed
+    left = f"{max(wall, 1):.0f} wall seconds" if wall < 120 else f"{wall / 60:.0f} wall minutes"
+    return f" (the rollout clock runs {speed:g}x wall time: about {left} from now)"

@@ -19,6 +19,7 @@ from typing import Literal, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from rollway.clock import on_the_wall
 from rollway.decide import window_settled
 from rollway.errors_pickle import PicklableError
 from rollway.ledger import RolloutRecord, monitoring_owed, utc
@@ -134,6 +135,7 @@ def plan_finalize(
     canary: ServiceState,
     targets: Targets,
     now: float | None = None,
+    speed: float = 1.0,
 ) -> FinalizePlan:
     """Decide what a finalize run does, or refuse.
 
@@ -146,6 +148,8 @@ def plan_finalize(
         targets: the names, for messages.
         now: the rollout clock's time, to tell a window still running from one whose time
             is up but that no run closed (None: not said).
+        speed: the rollout clock's speed (rollout seconds per wall second): a refusal for a
+            window still open says when it closes in wall time too.
 
     Raises:
         FinalizeRefused: no promoted rollout to finalize, its monitoring window is still
@@ -164,7 +168,7 @@ def plan_finalize(
         hint = _live_hint(live, targets) if record.phase.terminal and live.canary else _not_promoted_hint(record.phase)
         raise FinalizeRefused(f"the newest rollout of {service}, {which}, is {record.phase.value}, not promoted: "
                               f"{hint}. Nothing was changed")
-    _refuse_open_window(record, spec, targets, now)
+    _refuse_open_window(record, spec, targets, now, speed)
     if is_finalized(record):
         if live == ALL_STABLE and canary.desired == 0:
             return FinalizePlan.on_stable("done", stable)
@@ -214,6 +218,7 @@ def plan_unrecorded(
     targets: Targets,
     now: float | None = None,
     promoted: str | None = None,
+    speed: float = 1.0,
 ) -> FinalizePlan:
     """Decide how to finalize a promotion the ledger does not record, or refuse.
 
@@ -240,7 +245,7 @@ def plan_unrecorded(
     """
     service = targets.canary_service
     if newest is not None:
-        _refuse_recorded(newest, spec, targets, now)
+        _refuse_recorded(newest, spec, targets, now, speed)
     if live == ALL_STABLE and stable.task_definition == canary.task_definition:
         plan = FinalizePlan.on_stable("done" if canary.desired == 0 else "after-traffic", stable)
         if plan.action == "done":
@@ -269,12 +274,13 @@ def plan_unrecorded(
     return plan
 
 
-def _refuse_recorded(record: RolloutRecord, spec: RolloutSpec | None, targets: Targets, now: float | None) -> None:
+def _refuse_recorded(record: RolloutRecord, spec: RolloutSpec | None, targets: Targets, now: float | None,
+                     speed: float = 1.0) -> None:
     """Refuse a finalize without the ledger while the ledger's newest rollout is still open or
     records a promotion that finalize (without ``unrecorded``) finishes and records."""
     which = f"rollout {record.rollout_id} of {record.image}"
     if record.phase is RolloutPhase.PROMOTED:
-        _refuse_open_window(record, spec, targets, now)
+        _refuse_open_window(record, spec, targets, now, speed)
         if not is_finalized(record):
             raise FinalizeRefused(
                 f"the ledger records {which} as promoted and not finalized: finalize it without `unrecorded` "
@@ -286,7 +292,7 @@ def _refuse_recorded(record: RolloutRecord, spec: RolloutSpec | None, targets: T
 
 
 def _refuse_open_window(record: RolloutRecord, spec: RolloutSpec | None, targets: Targets,
-                        now: float | None) -> None:
+                        now: float | None, speed: float = 1.0) -> None:
     if not monitoring_owed(spec, record):
         return
     promoted = record.last_transition("promote").at
@@ -300,7 +306,7 @@ def _refuse_open_window(record: RolloutRecord, spec: RolloutSpec | None, targets
             f"{spec.monitor_seconds / 60:g}-minute monitoring window ended at {utc(promoted + spec.monitor_seconds)} "
             f"(rollout clock). The run watching it judges the window's last period once CloudWatch has published "
             f"it (about {analysis.metrics_delay_seconds:g} s late), then closes the window: run finalize again "
-            f"after {utc(settles)}. Nothing was changed"
+            f"after {utc(settles)}{on_the_wall(speed, settles, now)}. Nothing was changed"
         )
     if now is not None and now >= settles:
         # Its time is up but no run closed it: waiting changes nothing, running the rollout does.
@@ -315,9 +321,10 @@ def _refuse_open_window(record: RolloutRecord, spec: RolloutSpec | None, targets
     raise FinalizeRefused(
         f"rollout {record.rollout_id} of {record.image} was promoted at {utc(promoted)} and its "
         f"{spec.monitor_seconds / 60:g}-minute monitoring window is still open (until "
-        f"{utc(promoted + spec.monitor_seconds)}, rollout clock): until it closes, {targets.stable_service} keeps the "
-        "previous version for a cheap rollback. Run finalize again once the window has passed (`rollway status` "
-        "then shows a `watched` or `decommission` transition). Nothing was changed"
+        f"{utc(promoted + spec.monitor_seconds)}, rollout clock)"
+        f"{'' if now is None else on_the_wall(speed, promoted + spec.monitor_seconds, now)}: until it closes, "
+        f"{targets.stable_service} keeps the previous version for a cheap rollback. Run finalize again once the "
+        "window has passed (`rollway status` then shows a `watched` or `decommission` transition). Nothing was changed"
     )
 
 

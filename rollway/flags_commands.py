@@ -223,7 +223,10 @@ def flags_eval(
 def _require(store: FlagStore, feature: str) -> FlagState:
     flag = store.get(validate_feature(feature))
     if flag is None:
-        raise UnknownFlag(feature)
+        # The library's "create it first (nothing was written)" is a change's answer: `flags get`
+        # and `flags eval` wrote nothing to begin with, and named no way to create the flag.
+        raise InvalidFlagInput(f"unknown feature flag {feature!r}: `rollway flags list` lists the flags there are; "
+                               f"`rollway flags set {feature} --create` creates it")
     return flag
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Sequence
 
 from rich.console import Console
 from rich.table import Table
@@ -22,6 +23,9 @@ from rollway.model import ServiceState, Weights
 from rollway.report import HEADERS, RolloutResult, stage_rows
 from rollway.spec import Analysis, Approvals, RolloutSpec, Stage
 from rollway.targets import Targets
+
+if TYPE_CHECKING:
+    from rollway.sim.traffic import TickRecord
 
 # Wide enough for the stage table on a log file or CI as well as on a terminal.
 console = Console(highlight=False, width=200)
@@ -142,6 +146,9 @@ def run_scenario(scenario: Scenario, aws, get_client, targets: Targets, *, speed
         scenario, spec, result, weights=weights, canary=canary_svc,
         canary_image=deployer.image_of(canary_svc.task_definition), subjects=subjects, targets=targets,
     )
+    unseen = unseen_traffic(result, simulator.history, simulator.errors)
+    if unseen:
+        unmet.insert(0, unseen)  # the cause of whatever else is unmet: said first
     if unmet:
         console.print(f"[bold red]NOT as expected[/]: {result.outcome}: {result.reason}")
         for why in unmet:
@@ -196,6 +203,26 @@ def unmet_expectations(
             (not any(s.startswith("Rollback FAILED") for s in subjects), "a failed rollback was paged"),
         ]
     return [why for ok, why in checks if not ok]
+
+
+def unseen_traffic(result: RolloutResult, ticks: Sequence[TickRecord], failures: Sequence[str]) -> str | None:
+    """Why the scenario judged nothing, when no stage of ``result`` read a single request of
+    either version (None when one did): what the traffic simulator published (``ticks``) and
+    its last failure, so that a reader can tell a simulator that drew nothing or failed from
+    traffic the run could not read back. The stage then ends inconclusive and the demo's
+    unanswerable pause rolls it back, which the other checks report without a cause."""
+    if not result.stages or any(s.canary.requests or s.baseline.requests for s in result.stages):
+        return None
+    served = sum(draw.requests for tick in ticks for draw in tick.served.values())
+    if not ticks:
+        published = "the traffic simulator published no simulated minute at all"
+    elif not served:
+        published = f"the traffic simulator published {len(ticks)} simulated minute(s) without a request"
+    else:
+        published = (f"the traffic simulator published {served} requests over {len(ticks)} simulated minute(s), "
+                     "but the run read none back from CloudWatch")
+    failed = f"; {len(failures)} of its minutes failed, the last: {failures[-1]}" if failures else ""
+    return f"no traffic at all: 0 requests of either version in every stage, so nothing was judged; {published}{failed}"
 
 
 def free_leftover_slot(targets: Targets) -> None:

@@ -64,7 +64,7 @@ def _finalize(*, actor: str | None, stable_timeout_seconds: float, unrecorded: b
 
     from rich.markup import escape
 
-    from rollway.cli.ops import UsageError, console, errors, load_account, without_traceback
+    from rollway.cli.ops import UsageError, connect, console, errors, recorded_clock, without_traceback
 
     who = checked_actor(actor)
     from flows.params import MAX_WAIT_SECONDS
@@ -73,7 +73,10 @@ def _finalize(*, actor: str | None, stable_timeout_seconds: float, unrecorded: b
         raise UsageError(f"--stable-timeout-seconds {stable_timeout_seconds:g}: must be a positive number of seconds, "
                          f"at most {MAX_WAIT_SECONDS:g} (a day)")
     # A missing or stale block is an OpsError naming the API, before a flow run is created.
-    load_account(targets_block, credentials_block)
+    service = connect(targets_block, credentials_block)
+    # The ledger's entries and the monitoring window are on the rollout's clock (`rollway up`
+    # runs its flows at 60x), as the served finalize deployment's are.
+    clock = recorded_clock(service.ledger.get(service.name))
 
     from flows.finalize import finalize as finalize_flow
     from rollway.finalize import FinalizeIncomplete, FinalizeRefused
@@ -81,7 +84,7 @@ def _finalize(*, actor: str | None, stable_timeout_seconds: float, unrecorded: b
     try:
         with without_traceback(FinalizeRefused):
             result = finalize_flow(actor=who, targets_block=targets_block, aws_credentials_block=credentials_block,
-                                   stable_timeout_seconds=stable_timeout_seconds, unrecorded=unrecorded)
+                                   stable_timeout_seconds=stable_timeout_seconds, unrecorded=unrecorded, clock=clock)
     except (FinalizeRefused, FinalizeIncomplete) as err:
         # AWS's words in the message may hold brackets that rich would read as markup.
         errors.print(f"[red]{'refused' if isinstance(err, FinalizeRefused) else 'error'}:[/red] {escape(str(err))}")

@@ -35,6 +35,14 @@ from rollway.targets import Targets
 ROLLOUT_FLOWS = ("progressive_rollout", "advance_phase", "canary")
 """Flows whose paused runs promote and abort answer."""
 
+HOW_TO_START = (
+    "start one from the `progressive_rollout` deployment: in the Prefect UI, Deployments -> progressive_rollout "
+    "-> Run -> Custom run (its form holds the spec), or `prefect deployment run progressive_rollout/rollway` "
+    "under `rollway up`, whose form is pre-filled (`progressive_rollout/webordinary` with `--param spec=...` on "
+    "an account deployed from prefect.yaml)"
+)
+"""What ``status`` says when the ledger has no rollout of the service."""
+
 
 RESUME_PATIENCE_SECONDS = 30.0
 # The server refuses a resume with this reason while a freshly paused run has not yet stored
@@ -319,7 +327,8 @@ def _owner_row(record: RolloutRecord) -> str:
         # The ledger keeps the last holder (a rollback writes without a lease): shown as the
         # owner with a lease, a dead run read as one still driving a rollout that has ended.
         return f"none: the rollout has ended (last held by {record.owner})"
-    return f"{record.owner}, lease until {utc(record.lease_expires)}"
+    # Leases are on the wall clock (the history beside it on the rollout clock).
+    return f"{record.owner}, lease until {utc(record.lease_expires)} (wall clock)"
 
 
 def print_status(service: Service, record: RolloutRecord, live: Weights | str, paused: Any | None, limit: int,
@@ -341,7 +350,8 @@ def print_status(service: Service, record: RolloutRecord, live: Weights | str, p
     ]
     if record.weekly_phase_index >= 0 and not record.phased:
         # An unphased run records week 1 as it starts and no later one: its index says nothing.
-        rows.append(("weekly phase", "none: the run goes through every stage (unphased)"))
+        # "not followed", not "none": the history shows the weekly phase the run started in.
+        rows.append(("weekly phase", "not followed: the run goes on through every stage (unphased)"))
     elif record.weekly_phase_index >= 0:
         # A promotion ends the last phase without setting weekly_phase_passed: it passed all the same.
         passed = ("passed" if record.weekly_phase_passed or record.phase is RolloutPhase.PROMOTED
@@ -492,7 +502,8 @@ def status(*, targets_block: str | None, credentials_block: str | None, history:
         canary_runs = live_canary_runs(client, service) if record is None or record.phase.terminal else []
     if record is None:
         if paused is None and not canary_runs:
-            raise NoRollout(unrecorded)
+            # A first `rollway status` on a fresh `rollway up` lands here: say how to start one.
+            raise NoRollout(f"{unrecorded}; {HOW_TO_START}")
         console.print(f"{'service':<13}{service.name} (cluster {service.targets.cluster})", markup=False)
         console.print(f"{'rollout':<13}none: {unrecorded} (a `canary` flow run keeps no ledger)", markup=False)
         console.print(f"{'weights':<13}load balancer {live} (stable/canary)", markup=False)
@@ -744,6 +755,36 @@ def rollout_clock(owner: UUID | None) -> ClockSettings:
         return ClockSettings.of_run((run.parameters or {}).get("clock")) if run else ClockSettings()
     except ValidationError:  # a run whose clock did not validate never started, nor stamped anything
         return ClockSettings()
+
+
+def recorded_clock(record: RolloutRecord | None) -> ClockSettings:
+    """The clock ``record``'s rollout was run on: the ``clock`` parameter of the newest flow run
+    tagged with the rollout (every run that held it is), else of its owner, else real time.
+
+    A promoted rollout has no owner once its window is watched, so ``rollout_clock`` alone said
+    real time: under `rollway up`'s 60x clock, `rollway finalize` then stamped its entries hours
+    before the promotion they follow, and judged the monitoring window on the wrong clock.
+    """
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas import filters
+    from prefect.client.schemas.sorting import FlowRunSort
+    from pydantic import ValidationError
+
+    from rollway.rollout_tags import rollout_tag
+
+    if record is None:
+        return ClockSettings()
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(
+            flow_run_filter=filters.FlowRunFilter(tags=filters.FlowRunFilterTags(all_=[rollout_tag(record.rollout_id)])),
+            sort=FlowRunSort.EXPECTED_START_TIME_DESC, limit=1,
+        )
+    if runs:
+        try:
+            return ClockSettings.model_validate((runs[0].parameters or {}).get("clock") or {})
+        except ValidationError:  # a run whose clock did not validate never started, nor stamped anything
+            pass
+    return rollout_clock(owner_run_id(record))
 
 
 def _rollback_directly(service: Service, who: str, reason: str, wait_seconds: float) -> int:

@@ -210,8 +210,8 @@ def test_the_paused_state_says_what_the_pause_asks_for_the_command_line(monkeypa
     message, so at a terminal nothing said what an approval would approve."""
     _, state = pause_left_unanswered(monkeypatch, "rollback")
     assert state.is_paused()
-    assert re.fullmatch(r"approval pause: approval needed before 100%; unanswered by \S+ \S+ UTC the rollout "
-                        r"rolls back", state.message), state.message
+    assert re.fullmatch(r"approval pause: approval needed before 100%; unanswered by \S+ \S+ UTC \(wall clock\) "
+                        r"the rollout rolls back", state.message), state.message
 
 
 def test_an_answers_comment_is_recorded_as_given_even_ending_in_a_colon():

@@ -139,3 +139,15 @@ def test_a_promotion_is_as_expected_only_through_every_stage_and_a_watched_windo
         assert found == [], found
     else:
         assert any(unmet in why for why in found), found
+
+
+def test_a_scenario_that_saw_no_traffic_says_so(demo_account, monkeypatch, capsys):
+    """With no requests read in any stage the judge has nothing to judge: the stage ends
+    inconclusive and its unanswerable pause rolls it back. The demo printed a table of zeros and
+    "NOT as expected: ... stages [5] ending in 'rejected'", nothing a reader could tell the cause
+    from (a loaded machine, a simulator that failed, metrics that could not be read)."""
+    aws, get_client, targets = demo_account
+    monkeypatch.setattr(rollway.cli.demo, "DEMO_PAUSE_SECONDS", 3.0)
+    assert not run_scenario(scenario("2.1.0"), aws, get_client, targets, speed=120.0, seed=7, rps=0.0)
+    out = " ".join(capsys.readouterr().out.split())
+    assert "no traffic at all" in out and "nothing was judged" in out, out

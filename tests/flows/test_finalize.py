@@ -119,15 +119,17 @@ def test_after_finalize_the_next_rollout_starts_and_rolls_back_to_the_promoted_v
 # --- Hand-made promotions: the refusals, a second run, a run that stops half-way --------------
 
 
-def promote_by_hand(aws, *history: str, monitor_seconds: float = 600, phase=RolloutPhase.PROMOTED):
+def promote_by_hand(aws, *history: str, monitor_seconds: float = 600, phase=RolloutPhase.PROMOTED,
+                    clock: ClockSettings = ClockSettings()):
     """The state a promotion leaves on the embedded AWS: 2.0.0 on the canary carrying everything,
-    the old service decommissioned, and (``history`` not empty) its rollout in the ledger.
+    the old service decommissioned, and (``history`` not empty) its rollout in the ledger, its
+    entries stamped on ``clock``.
 
     Returns:
         (env, the promoted task definition, the stable service's task definition before).
     """
     t = aws.targets
-    env = aws_environment(aws.get_client, t, ClockSettings().build())
+    env = aws_environment(aws.get_client, t, clock.build())
     ecs = aws.get_client("ecs")
     before = EcsDeployer(ecs, t).describe(t.stable_service)
     release = EcsDeployer(ecs, t).register_revision(f"{aws.topology.repository_uri}:2.0.0", before.task_definition)
@@ -307,6 +309,33 @@ def test_rollway_finalize_says_why_it_refuses_and_exits_non_zero(aws, capsys, fl
     assert read_back(aws)[0] == ALL_CANARY
 
 
+def test_rollway_finalize_stamps_the_ledger_on_the_clock_the_rollout_ran_on(aws, capsys):
+    """`rollway up` runs its flows on a 60x clock: the command ran finalize on real time, so its
+    entries came hours before the promotion they follow, in `rollway status` and the report. A
+    promoted rollout has no owner left to ask; the runs tagged with it say which clock it ran on."""
+    from prefect.client.orchestration import get_client
+    from prefect.states import Completed
+
+    from rollway.cli import app
+    from rollway.rollout_tags import rollout_tag
+    from tests.flows.test_abort_clock import stand_in
+
+    blocks = saved_blocks(aws)
+    clock = ClockSettings(speed=60.0, anchor=time.time() - 3600)  # an hour into `rollway up`
+    env, _, _ = promote_by_hand(aws, "start", "promote", "watched", clock=clock)
+    promoted = env.ledger.get(aws.targets.canary_service)
+    with get_client(sync_client=True) as client:
+        client.create_flow_run(stand_in, parameters={"clock": clock.model_dump(mode="json")},
+                               tags=[rollout_tag(promoted.rollout_id)], state=Completed())
+
+    options = ["--actor", "carol", "--targets-block", blocks, "--credentials-block", blocks]
+    assert app(["finalize", *options], result_action="return_value") == 0, capsys.readouterr()
+    history = env.ledger.get(aws.targets.canary_service).history
+    stamped = [(t.kind, t.at) for t in history]
+    assert [kind for kind, _ in stamped][-2:] == ["finalize-start", "finalized"], stamped
+    assert history[-2].at >= history[-3].at and history[-1].at >= history[-2].at, stamped
+
+
 def test_rollway_finalize_unrecorded_on_a_service_no_promotion_reached_claims_none(aws, capsys):
     """A freshly provisioned service (both services on one task definition, the canary at 0)
     looks to AWS exactly like a finalized promotion: the command said one was finalized."""
@@ -405,6 +434,23 @@ def test_a_split_the_ledger_does_not_record_is_not_sent_to_rollway_abort(record)
                       targets=Targets())
     assert "roll it back (`rollway abort`)" not in str(refused.value)
     assert "`canary` flow" in str(refused.value) and "roll it back with the `rollback` flow" in str(refused.value)
+
+
+@pytest.mark.parametrize(("speed", "said"), [(60.0, "about 50 wall seconds from now"), (1.0, None)])
+def test_a_window_still_open_says_when_it_closes_in_wall_time_under_a_fast_clock(speed, said):
+    """Under `rollway up`'s 60x clock the refusal said only "still open (until 01:00:00 UTC,
+    rollout clock)", an hour ahead of the wall clock: nothing said the window closes in under a
+    wall minute, nor when to run finalize again."""
+    spec = RolloutSpec(image="repo/app:2.0.0", stages=[Stage(weight=100)], monitor_seconds=3600)
+    record = _record("promote").model_copy(update={"spec_json": spec.model_dump_json(), "monitor_until": 3600.0})
+    with pytest.raises(FinalizeRefused, match="monitoring window is still open") as refused:
+        plan_finalize(record, spec, live=ALL_CANARY, stable=_state("app:1", 0), canary=_state("app:2", 3),
+                      targets=Targets(), now=600.0, speed=speed)
+    message = " ".join(str(refused.value).split())
+    if said is None:
+        assert "wall" not in message, message  # at real time the rollout clock is the wall clock
+    else:
+        assert f"rollout clock) (the rollout clock runs 60x wall time: {said})" in message, message
 
 
 def test_traffic_moved_back_by_hand_without_finalize_is_refused():

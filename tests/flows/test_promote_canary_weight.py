@@ -133,6 +133,21 @@ def test_status_names_a_paused_canary_run_when_the_ledger_has_no_rollout(monkeyp
     assert "no rollout recorded" in capsys.readouterr().err
 
 
+def test_status_with_no_rollout_says_how_to_start_one(monkeypatch, capsys):
+    """The first `rollway status` on a fresh `rollway up` said only "no rollout recorded for ...
+    in table ..." (exit 1): nothing on how a rollout is started, which is a deployment's run, not
+    a rollway command."""
+    service = ops.Service(targets=Targets(), targets_block=f"never-rolled-{uuid4().hex[:8]}", credentials_block=None,
+                          ledger=FakeLedger(), router=FakeRouter(Weights(stable=100, canary=0)))
+    monkeypatch.setattr(ops, "connect", lambda *a: service)
+
+    assert ops.status(targets_block=None, credentials_block=None, history=1) == 1
+    said = " ".join(capsys.readouterr().err.split())
+    assert "no rollout recorded" in said, said
+    assert "Deployments -> progressive_rollout -> Run" in said, said
+    assert "prefect deployment run progressive_rollout/rollway" in said, said
+
+
 def test_status_shows_every_paused_run_when_none_owns_the_rollout(canary_paused_before_30, capsys):
     """Two paused runs on one service and none owning the ledger's rollout: status showed no
     paused run at all, while `rollway promote` refused for ambiguity and named both."""

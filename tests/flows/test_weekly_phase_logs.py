@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from types import SimpleNamespace
 
 from prefect import flow
 
-from flows.progressive import advance
-from rollway.approvals import ApprovalAnswer, scripted
+from flows.progressive import advance, run_progressive
+from rollway.approvals import ApprovalAnswer, auto_approve, scripted
+from rollway.cli.ops import print_status
 from tests.flows.test_progressive_fakes import env_with_ledger, full_spec
 from tests.flows.test_weekly_schedule import MONDAY, WEEK, at, first_run, tick
 
@@ -68,4 +70,24 @@ def test_the_schedules_run_that_pauses_for_an_approval_tells_people_once(caplog)
     subject, message = asked[0]
     assert env.targets.canary_service in subject
     assert "approval needed before 25%" in message and "95/5" in message, message
-    assert f"unanswered by {due} the rollout rolls back" in message, message
+    assert f"unanswered by {due} (wall clock) the rollout rolls back" in message, message
+
+
+@flow
+def unphased_run(env, spec):
+    return run_progressive(env, spec, auto_approve("alice"), owner="run-1", actor="alice", phased=False)
+
+
+def test_an_unphased_runs_history_and_status_agree_on_the_weekly_phase(capsys):
+    """An unphased run (`rollway up`'s default) records week 1 as it starts: the history said
+    "starting week 1" while `rollway status` said "weekly phase none", and a reader could not tell
+    whether the run would stop at the end of week 1."""
+    env = env_with_ledger()
+    env.clock.t = at("UTC", *MONDAY)
+    unphased_run(env, full_spec())
+    record = env.ledger.get(env.targets.canary_service)
+    (started,) = [t for t in record.history if t.kind == "phase"]
+    assert started.comment.startswith("starting week 1") and "every stage" in started.comment, started
+    print_status(SimpleNamespace(name=record.service, targets=env.targets), record, record.weights, None, limit=1)
+    (row,) = [line for line in capsys.readouterr().out.splitlines() if line.startswith("weekly phase")]
+    assert "every stage" in row and "none" not in row, row

@@ -21,7 +21,7 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from blocks.credentials import credentials_for_endpoint
 from blocks.register import CREDENTIALS_BLOCK, TARGETS_BLOCK, save_blocks
-from rollway.cli.processes import Child, PrefectServer, free_port, serve_process
+from rollway.cli.processes import Child, PrefectServer, free_port, serve_process, wait_served
 from rollway.cli.up import simulator_for
 from rollway.clock import ClockSettings
 from rollway.sim.app import ValidationApp
@@ -62,35 +62,17 @@ class Served:
     clock: ClockSettings
 
 
-def wait_for_deployments(names: list[str], process: Child, timeout_seconds: float) -> None:
-    from prefect.client.orchestration import get_client
-    from prefect.exceptions import ObjectNotFound
-
-    deadline = time.monotonic() + timeout_seconds
-    with get_client(sync_client=True) as client:
-        for name in names:
-            while True:
-                process.check_running()
-                try:
-                    client.read_deployment_by_name(name)
-                    break
-                except ObjectNotFound:
-                    if time.monotonic() >= deadline:
-                        raise TimeoutError(f"deployment {name} not registered within {timeout_seconds:g} s")
-                # serve.py registers the deployments as it starts; only the API can tell.
-                time.sleep(0.25)
-
-
 @pytest.fixture(scope="session")
 def served(prefect_server: PrefectServer, embedded_aws, clock: ClockSettings,
            tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     """Every deployment served by a subprocess; the blocks point at the embedded AWS."""
-    from deployments.serve import build_deployments, deployment_path
+    from deployments.serve import DEPLOYMENT, build_deployments
     from rollway.targets import Targets
 
     targets = Targets()
     save_blocks(targets, credentials_for_endpoint(embedded_aws.endpoint_url, targets.region))
     log = tmp_path_factory.mktemp("serve") / "serve.log"
+    since = time.time()
     # As `rollway up` serves them: validate_deployment checks a stand-in edit API by default.
     with ValidationApp() as app, serve_process(
         prefect_server.api_url, targets_block=TARGETS_BLOCK, credentials_block=CREDENTIALS_BLOCK, clock=clock,
@@ -98,9 +80,12 @@ def served(prefect_server: PrefectServer, embedded_aws, clock: ClockSettings,
         validation_url=app.url,
     ) as process:
         try:
-            # Every one: serve.py registers them one by one, and a test may use any.
-            every = [deployment_path(d.flow_name) for d in build_deployments()]
-            wait_for_deployments(every, process, 120)
+            # As `rollway up` waits: every deployment registered by this process and polled for
+            # runs. One on the API is only registered; its runs start once the runner polls,
+            # after registering every one (and a test may use any).
+            serving = wait_served(process, prefect_server.api_url, deployment=DEPLOYMENT, since=since,
+                                  timeout_seconds=120)
+            assert serving == len(build_deployments()), f"serve.py serves {serving} deployments"
         except Exception as err:
             pytest.fail(f"{err}{_tail_on_failure(process)}")
         yield Served(prefect_server, process, clock)

@@ -14,10 +14,9 @@ from pathlib import Path
 
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
-from deployments.serve import deployment_path
-from rollway.cli.processes import PrefectServer, free_port, serve_process
+from deployments.serve import DEPLOYMENT, deployment_path
+from rollway.cli.processes import PrefectServer, free_port, serve_process, wait_served
 from rollway.clock import ClockSettings
-from tests.integration.conftest import wait_for_deployments
 
 
 def _mondays(client, deployment) -> list:
@@ -38,9 +37,10 @@ def test_stopping_the_serve_process_keeps_the_weekly_runs_scheduled(tmp_path: Pa
     with server:
         server.wait_healthy(timeout_seconds=180)
         with temporary_settings(updates={PREFECT_API_URL: server.api_url}), get_client(sync_client=True) as client:
+            since = time.time()
             with serve_process(server.api_url, targets_block=None, credentials_block=None, clock=ClockSettings(),
                                home=server.home, log=tmp_path / "serve.log") as serve:
-                wait_for_deployments([deployment_path("advance_phase")], serve, 120)
+                wait_served(serve, server.api_url, deployment=DEPLOYMENT, since=since, timeout_seconds=120)
                 weekly = client.read_deployment_by_name(deployment_path("advance_phase"))
                 deadline = time.monotonic() + 60
                 # The server's scheduler creates the coming Mondays' runs shortly after the deployment.

@@ -10,6 +10,7 @@ import json
 import signal
 import sys
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 from types import SimpleNamespace
 from uuid import uuid4
@@ -75,6 +76,22 @@ def test_status_shows_stage_weights_drift_the_paused_run_and_transitions(capsys)
     assert "drift: the load balancer holds 95/5 but the ledger says 50/50" in out
     assert f"brave-otter ({paused.id}) is paused" in out
     assert "95/5 -> 50/50" in out and "shifting to 50%" in out
+
+
+def test_status_says_which_of_its_times_are_on_the_wall_clock(capsys) -> None:
+    """Under `rollway up`'s 60x the history (rollout clock) runs hours ahead of the wall clock, on
+    which leases and pause timeouts run: status showed "lease until 19:45 UTC" and a pause
+    "unanswered by 20:35 UTC" under transitions at 20:42, as if both had long passed."""
+    from flows.approvals import pause_question
+    from rollway.decide import Pause
+    from rollway.spec import Approvals
+
+    print_status(SimpleNamespace(name="svc-canary", targets=Targets()), record(), Weights.canary_at(50), None, limit=1)
+    out = capsys.readouterr().out
+    assert "lease until 2027-01-15 08:00:00 UTC (wall clock)" in out and "at (rollout clock)" in out, out
+    asked = pause_question(Pause(stage_index=1, cause="approval", reason="approval needed before 100%"), Approvals(),
+                           datetime(2026, 12, 1, 19, 35, 31, tzinfo=timezone.utc))
+    assert "unanswered by 2026-12-01 20:35:31 UTC (wall clock) the rollout rolls back" in asked, asked
 
 
 def test_status_without_drift_or_pause_says_neither(capsys) -> None:

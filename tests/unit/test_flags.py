@@ -505,7 +505,10 @@ def test_list_get_set_and_eval_commands():
          "unknown feature flag 'no_such_flag': add --create to create it"),
         (flags_set, (SQS,), {"enabled": True, "actor": " "}, "needs the id of who makes it"),
         (flags_eval, (SQS, [""]), {}, "user id '' is empty"),
-        (flags_get, ("no_such_flag",), {}, "unknown feature flag"),
+        # A read was told "create it first (nothing was written)": how to, and no write it never tried.
+        (flags_get, ("no_such_flag",), {}, "unknown feature flag 'no_such_flag': `rollway flags list` lists the "
+                                           "flags there are; `rollway flags set no_such_flag --create` creates it"),
+        (flags_eval, ("no_such_flag", ["user-1"]), {}, "`rollway flags set no_such_flag --create` creates it"),
     ],
 )
 def test_commands_report_bad_input_on_stderr_and_write_nothing(command, args, kwargs, message):
