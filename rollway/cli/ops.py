@@ -821,7 +821,10 @@ def _rollback_directly(service: Service, who: str, reason: str, wait_seconds: fl
                       "did not finish:")
         for step in incomplete.failed_steps:
             errors.print(f"  {step}", markup=False)
-        errors.print("Every other step was done. Run `rollway abort` again once the failed step can succeed.")
+        # ``how``: running this command again cannot finish it (it restores the recorded revision).
+        errors.print(f"Every other step was done. To finish: {incomplete.how}." if incomplete.how else
+                     "Every other step was done. Run `rollway abort` again once the failed step can succeed.",
+                     markup=False)
         return 1
     except RollbackRefused as refused:
         errors.print(f"[red]error:[/red] {escape(str(refused))}")
