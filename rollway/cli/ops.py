@@ -844,9 +844,22 @@ def _rollback_directly(service: Service, who: str, reason: str, wait_seconds: fl
     # unless the cancelled run's own rollback hook finished it first.
     if result.done_by is not None:
         # The cancelled run's hook (or another rollback) held the rollback: this command waited
-        # for it and did nothing again, so people were paged once.
+        # for it and did nothing again, so people were paged once. Its steps are its ledger entry;
+        # where the traffic is now is read from the load balancer (a shift may have landed since).
         console.print(f"rolled back {service.name} by {result.done_by} while this command waited: "
                       + "; ".join(result.steps), markup=False)
+        try:
+            live = service.router.get_weights()
+        except Exception as err:  # noqa: BLE001 - the rollback ended either way; say what is not known
+            errors.print(f"[yellow]warning:[/yellow] could not read the load balancer back ({escape(str(err))}); "
+                         "`rollway status` shows it")
+            return 0
+        console.print(f"load balancer now {live} (stable/canary), read back", markup=False)
+        if live.canary:
+            errors.print(f"[red]error:[/red] the load balancer sends {live.canary}% of the traffic to "
+                         f"{service.targets.canary_service} after that rollback ended: `rollway status` shows who "
+                         "drives it; the rollback flow (the rollback deployment) moves it back")
+            return 1
         return 0
     console.print(f"rolled back {service.name}: load balancer {result.weights} (stable/canary), "
                   f"{service.targets.canary_service} at {result.canary_desired} tasks")
