@@ -259,6 +259,41 @@ def test_traffic_no_ledgered_rollout_holds_is_refused_with_advice_that_works(mon
     assert env.router.weights == Weights(stable=100, canary=0)
 
 
+def test_a_canary_runs_hook_whose_rollback_fails_names_the_rollback_flow(monkeypatch, caplog):
+    """The `canary` flow keeps no ledger. When its hook's rollback failed (the load balancer refused
+    the move to stable), the hook said to run `rollway abort` by hand, which finds no rollout to abort."""
+    import logging
+
+    from botocore.exceptions import ClientError
+
+    from flows.canary import canary
+    from tests.flows.test_refusals import hooks_and_flows_see
+
+    env = fake_environment()
+    hooks_and_flows_see(monkeypatch, env)
+    real_observe, real_set = env.metrics.observe, env.router.set_weights
+
+    def observe(start, end):
+        if env.router.weights.canary == 5:
+            raise RuntimeError("a bug mid-stage")
+        return real_observe(start, end)
+
+    def refuse_stable(weights):
+        if weights.canary == 0:
+            raise ClientError({"Error": {"Code": "AccessDenied", "Message": "not authorized"}}, "ModifyRule")
+        return real_set(weights)
+
+    env.metrics.observe = observe
+    monkeypatch.setattr(env.router, "set_weights", refuse_stable)
+    with caplog.at_level(logging.INFO):
+        state = canary(spec=spec(5, 100).model_dump(mode="json"), return_state=True)
+
+    assert state.is_failed() and env.router.weights.canary == 5
+    said = caplog.text
+    assert "automatic rollback after" in said and "run the `rollback` flow (the rollback deployment) by hand" in said, said
+    assert "run `rollway abort` by hand" not in said, said
+
+
 def test_approver_can_skip_ahead_to_a_later_stage_but_not_elsewhere():
     env = fake_environment()
     answers = scripted(
