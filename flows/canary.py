@@ -149,9 +149,19 @@ def preflight(env: Environment, spec: RolloutSpec) -> tuple[ServiceState, Servic
                     f"scales {t.canary_service} to 0; then start this rollout again. If that version should not "
                     f"stay, roll it back with {UNRECORDED_ROLLBACK} instead"
                 )
+            if record is not None and not record.phase.terminal:
+                raise RolloutRefused(
+                    f"the canary target group already carries {weights.canary}% of traffic; "
+                    "roll back (rollway abort) or resume that rollout before starting a new one"
+                )
+            # No rollout under way in the ledger, so `rollway abort` would refuse ("nothing to
+            # abort"): the traffic is a `canary` flow run's (it keeps no ledger) or was moved by hand.
             raise RolloutRefused(
-                f"the canary target group already carries {weights.canary}% of traffic; "
-                "roll back (rollway abort) or resume that rollout before starting a new one"
+                f"the canary target group already carries {weights.canary}% of traffic and the ledger records no "
+                f"rollout of {t.canary_service} under way: a `canary` flow run's, which keeps no ledger, or weights "
+                "moved by hand. If a `canary` flow run drives it (`rollway status` lists one), let it finish, answer "
+                "its pause (`rollway promote`, or `rollway abort`, which rejects it and rolls back) or cancel it; "
+                f"otherwise roll it back with {UNRECORDED_ROLLBACK}. Then start this rollout again"
             )
         if record is not None and not record.phase.terminal:
             # No traffic on the canary, yet a rollout holds it: one waiting for the approval

@@ -218,7 +218,10 @@ def _rollback_from_state(flow, flow_run, state) -> None:
         log.error("rolled back the traffic after run %s, but later steps failed: %s", flow_run.name, err)
         raise
     except Exception:  # a hook must not hide the original failure; log loudly instead
-        log.exception("automatic rollback after %s failed; run `rollway abort` by hand", flow_run.name)
+        # A `canary` flow run keeps no ledger, and `rollway abort` rolls back only rollouts the
+        # ledger records: it would answer "nothing to abort" here.
+        log.exception("automatic rollback after %s failed; run %s by hand", flow_run.name,
+                      "`rollway abort`" if ledgered else "the `rollback` flow (the rollback deployment)")
         raise
     if result.done_by is not None:
         log.info("not rolling back after run %s: %s", flow_run.name, "; ".join(result.steps))

@@ -43,6 +43,7 @@ from pydantic import AfterValidator
 from flows.engine import set_and_verify, wait_healthy
 from flows.env import load_environment
 from flows.params import Actor, Reason, RolloutId, TaskCount, WaitSeconds
+from rollway.aws.errors import TaskDefinitionInactive
 from rollway.aws.ledger import STORAGE_ERRORS, storage_failure, write_or_why
 from rollway.clock import ClockSettings
 from rollway.environment import Environment
@@ -98,14 +99,18 @@ class RollbackIncomplete(PicklableError, RuntimeError):
 
     Attributes:
         failed_steps: each failed step and why.
+        how: what a person does to finish it, when running the rollback again as it was run
+            cannot (no revision it knows can be restored on the canary); None otherwise.
     """
 
-    def __init__(self, failed_steps: Sequence[str]) -> None:
+    def __init__(self, failed_steps: Sequence[str], how: str | None = None) -> None:
         self.failed_steps = tuple(failed_steps)
+        self.how = how
         super().__init__(
             "the traffic is back on the stable service, but the rollback could not: "
             + "; ".join(self.failed_steps)
-            + ". Every other step was done; run the rollback again once the failed step can succeed"
+            + ". Every other step was done; "
+            + (how or "run the rollback again once the failed step can succeed")
         )
 
 
@@ -323,15 +328,50 @@ def execute_rollback(
     # The traffic is back: from here on a failing step must not stop the ones after it. Each
     # failure is noted, told in the notification, and fails the run at the end.
     failed_steps: list[str] = []
+    how = None  # what a person does to finish, when running the rollback again cannot
     still_holds(f"scale {t.canary_service} to 0 on {restore}")
     try:
-        retired = ecs.update_service(env.deployer, t.canary_service, task_definition=restore, desired=0)
-        canary_line = f"{t.canary_service} is at 0 tasks on {restore}."
-        steps.append(f"{t.canary_service} scaled to 0 on {restore}")
+        try:
+            retired = ecs.update_service(env.deployer, t.canary_service, task_definition=restore, desired=0)
+            canary_line = f"{t.canary_service} is at 0 tasks on {restore}."
+            steps.append(f"{t.canary_service} scaled to 0 on {restore}")
+        except TaskDefinitionInactive as inactive:
+            # Deregistered since it was recorded (a stack update replaced it, a cleanup by hand):
+            # ECS will never take it again, and every rollback run again would fail on it. The
+            # canary mirrors stable when idle: it goes to the revision stable runs now, and says so.
+            fallback = stable.task_definition
+            if _same_revision(fallback, restore):
+                raise TaskDefinitionInactive(restore, t.canary_service,
+                                             f"{t.stable_service} runs it too: no other revision to restore") from inactive
+            log.warning("%s; pointing %s at %s, the revision %s runs, instead", inactive, t.canary_service,
+                        fallback, t.stable_service)
+            still_holds(f"scale {t.canary_service} to 0 on {fallback}")
+            try:
+                retired = ecs.update_service(env.deployer, t.canary_service, task_definition=fallback, desired=0)
+            except TaskDefinitionInactive as also:
+                raise TaskDefinitionInactive(
+                    restore, t.canary_service, f"nor at {fallback}, which {t.stable_service} runs: INACTIVE too"
+                ) from also
+            except Exception as also:  # noqa: BLE001 - said with the refusal that led to it
+                raise RuntimeError(f"{inactive}; pointing it at {fallback}, which {t.stable_service} runs, "
+                                   f"instead failed: {also}") from also
+            canary_line = (f"{restore}, which {t.canary_service} ran before the rollout, was deregistered since "
+                           f"(INACTIVE: ECS refuses it), so {t.canary_service} is at 0 tasks on {fallback}, the "
+                           f"revision {t.stable_service} runs.")
+            steps.append(f"{t.canary_service} scaled to 0 on {fallback}, the revision {t.stable_service} runs "
+                         f"({restore} is INACTIVE)")
+            restore = fallback
+    except LedgerError:
+        raise  # this rollback lost its claim, or its rollout is no longer the newest: it stops here
     except Exception as err:  # noqa: BLE001 - any failure here is reported, and the run fails below
         log.error("could not point %s back at %s: %s", t.canary_service, restore, err)
-        failed_steps.append(f"restore {t.canary_service}'s task definition {restore} ({err})")
-        canary_line = f"Restoring {t.canary_service}'s task definition {restore} FAILED ({err}).\n"
+        if isinstance(err, TaskDefinitionInactive):
+            how = _how_to_restore(t, err)
+            failed_steps.append(f"restore {t.canary_service}'s task definition: {err}")
+            canary_line = f"Restoring {t.canary_service}'s task definition FAILED: {err}. To finish: {how}.\n"
+        else:
+            failed_steps.append(f"restore {t.canary_service}'s task definition {restore} ({err})")
+            canary_line = f"Restoring {t.canary_service}'s task definition {restore} FAILED ({err}).\n"
         try:
             # Still stop the canary's tasks, on whatever task definition it runs.
             retired = ecs.update_service(env.deployer, t.canary_service, desired=0)
@@ -403,7 +443,7 @@ def execute_rollback(
         # back, and `rollway abort` told people to wait until stable "can take the traffic".
         failed_steps.append(f"disable every bound flag ({flags_failed})")
     if failed_steps:
-        raise RollbackIncomplete(failed_steps)
+        raise RollbackIncomplete(failed_steps, how)
     return RollbackResult(
         reason=reason,
         weights=weights,
@@ -415,6 +455,20 @@ def execute_rollback(
         notification_id=message_id,
         steps=tuple(steps),
     )
+
+
+def _same_revision(one: str, other: str) -> bool:
+    """Whether two names of a task definition (ARN or family:revision) name one revision."""
+    return one.rsplit("/", 1)[-1] == other.rsplit("/", 1)[-1]
+
+
+def _how_to_restore(t, inactive: TaskDefinitionInactive) -> str:
+    """What a person does when no revision the rollback knows can be restored on the canary:
+    running it again as it is (`rollway abort` passes the recorded revision) would fail the same."""
+    return (f"register an ACTIVE revision for {t.canary_service} (a copy of the one it should run: "
+            "`aws ecs describe-task-definition`, then `aws ecs register-task-definition`), then run the rollback "
+            "flow with previous_task_definition set to it, which finishes the rollback (`rollway abort` would ask "
+            f"for {inactive.task_definition} again)")
 
 
 def judge_rollback(env: Environment, spec, *, previous_task_definition: str | None,

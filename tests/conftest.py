@@ -157,6 +157,37 @@ def every_call(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], list[str]]:
 
 
 @pytest.fixture
+def ecs_refuses_inactive_revisions(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every botocore client in this process answers UpdateService naming an INACTIVE (deregistered)
+    task definition as real ECS does ("ClientException: TaskDefinition is inactive"); moto points
+    the service at it. Returns the revisions so refused, as named, in order.
+
+    At the botocore level, in every thread: a flow given block names makes clients of its own.
+    """
+    from botocore.client import BaseClient
+    from botocore.exceptions import ClientError
+
+    real = BaseClient._make_api_call
+    refused: list[str] = []
+
+    def answered(client: Any, operation_name: str, api_params: Any) -> Any:
+        named = api_params.get("taskDefinition") if operation_name == "UpdateService" else None
+        if named is not None and client.meta.service_model.service_name == "ecs":
+            try:
+                status = real(client, "DescribeTaskDefinition", {"taskDefinition": named})["taskDefinition"]["status"]
+            except ClientError:
+                status = None  # no such revision: moto's own refusal follows
+            if status == "INACTIVE":
+                refused.append(named)
+                raise ClientError({"Error": {"Code": "ClientException", "Message": "TaskDefinition is inactive"}},
+                                  operation_name)
+        return real(client, operation_name, api_params)
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", answered)
+    return refused
+
+
+@pytest.fixture
 def flow_run_records() -> Iterator[list[Any]]:
     """What the ``prefect.flow_runs`` logger hands its handlers (the terminal shows these,
     formatted) while the test runs a flow in-process."""

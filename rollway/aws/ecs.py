@@ -19,7 +19,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from rollway.aws.errors import (SERVER_SIDE_CODES, AdapterError, ServiceGone, ServiceNotStable, TargetNotFound,
-                                error_code)
+                                TaskDefinitionInactive, error_code)
 from rollway.model import ServiceState
 from rollway.targets import Targets
 
@@ -243,7 +243,9 @@ class EcsDeployer:
 
         Raises:
             ValueError: neither change was asked for, or ``desired`` is negative.
-            TargetNotFound: no such cluster, or no such (active) service in it.
+            TargetNotFound: no such cluster, or no such (active) service in it, or no such
+                task definition.
+            TaskDefinitionInactive: ``task_definition`` was deregistered; ECS refuses it.
         """
         if task_definition is None and desired is None:
             raise ValueError("update_service needs a task_definition or a desired count")
@@ -257,10 +259,30 @@ class EcsDeployer:
         try:
             state = _service_state(self._client.update_service(**arguments)["service"])
         except ClientError as err:
+            if task_definition is not None and error_code(err) == "ClientException":
+                # ECS answers a revision deregistered since it was recorded ("TaskDefinition is
+                # inactive") with the code it uses for most refusals: the revision's status says
+                # which, so a caller can name it (a rollback restores another revision instead).
+                raise self._refused_revision(err, task_definition, service) from err
             raise _missing(err, self._targets.cluster, service) from err
         if task_definition is not None:
             self._pointed[service] = state.task_definition
         return state
+
+    def _refused_revision(self, err: ClientError, task_definition: str, service: str) -> Exception:
+        """TaskDefinitionInactive when UpdateService was refused ``task_definition`` because it is
+        INACTIVE, TargetNotFound when ECS cannot find it; otherwise the refusal as ``_missing``
+        names it (also when the revision cannot be described: the refusal's own words stand)."""
+        try:
+            described = self._client.describe_task_definition(taskDefinition=task_definition)["taskDefinition"]
+        except ClientError as lookup:
+            named = _named(lookup, task_definition)
+            if isinstance(named, TargetNotFound):
+                return named
+        else:
+            if described.get("status") == "INACTIVE":
+                return TaskDefinitionInactive(task_definition, service, str(err))
+        return _missing(err, self._targets.cluster, service)
 
     def wait_stable(
         self, services: Sequence[str], timeout_seconds: float, expected: Mapping[str, str] | None = None

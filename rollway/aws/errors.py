@@ -85,6 +85,24 @@ class ServiceGone(ServiceNotStable, TargetNotFound):
         AdapterError.__init__(self, f"ECS service {name!r} not found {detail} (waiting for {', '.join(self.services)})")
 
 
+class TaskDefinitionInactive(PicklableError, AdapterError):
+    """ECS refused to point a service at a task definition revision that was deregistered
+    (INACTIVE): tasks already running on it keep running, but no service may be pointed at it
+    again, so asking again cannot help.
+
+    Attributes:
+        task_definition: the revision, as it was named.
+        service: the service that was to be pointed at it.
+    """
+
+    def __init__(self, task_definition: str, service: str, detail: str = "") -> None:
+        self.task_definition = task_definition
+        self.service = service
+        suffix = f" ({detail})" if detail else ""
+        super().__init__(f"task definition {task_definition} is INACTIVE (deregistered): ECS will not point "
+                         f"{service} at it{suffix}")
+
+
 class NoDatapoints(PicklableError, AdapterError):
     """A metric query returned no datapoints where some were required.
 

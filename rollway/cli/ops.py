@@ -27,7 +27,7 @@ from rich.table import Table
 from rich.text import Text
 
 from rollway.clock import ClockSettings
-from rollway.ledger import RolloutRecord, Transition, rejection_owed, rejection_reason, utc
+from rollway.ledger import RolloutClosed, RolloutRecord, Transition, rejection_owed, rejection_reason, utc
 from rollway.phases import RolloutPhase
 from rollway.model import Weights
 from rollway.targets import Targets
@@ -719,7 +719,14 @@ def abort(
     except NoPausedRun:
         if flow_run is not None:
             raise
-        return _rollback_directly(service, who, reason, wait_seconds)
+        try:
+            return _rollback_directly(service, who, reason, wait_seconds)
+        except RolloutClosed as closed:
+            # Another rollback ended the rollout first: who and when are the ledger's words; where
+            # the traffic is now is the load balancer's (a shift may have landed after it).
+            errors.print(f"[red]error:[/red] {escape(str(closed))}")
+            say_live(service)
+            return 1
     resume(run.id, answer)
     console.print(f"rejected by {who}: flow run {run.name} ({run.id}) resumed to roll back", markup=False)
     if wait_seconds <= 0:
@@ -728,6 +735,18 @@ def abort(
     console.print(f"flow run {finished.name} is {_state_name(finished)}; "
                   f"load balancer now {service.router.get_weights()} (stable/canary)")
     return 0 if finished.state.is_completed() else 1
+
+
+def say_live(service: Service) -> Weights | None:
+    """Print the split the load balancer holds now, read back (None, said, when it cannot be read)."""
+    try:
+        live = service.router.get_weights()
+    except Exception as err:  # noqa: BLE001 - a report, not a step: say what is not known
+        errors.print(f"[yellow]warning:[/yellow] could not read the load balancer back ({escape(str(err))}); "
+                     "`rollway status` shows it")
+        return None
+    console.print(f"load balancer now {live} (stable/canary), read back", markup=False)
+    return live
 
 
 def rollout_clock(owner: UUID | None) -> ClockSettings:
@@ -862,7 +881,10 @@ def _rollback_directly(service: Service, who: str, reason: str, wait_seconds: fl
                       "did not finish:")
         for step in incomplete.failed_steps:
             errors.print(f"  {step}", markup=False)
-        errors.print("Every other step was done. Run `rollway abort` again once the failed step can succeed.")
+        # ``how``: running this command again cannot finish it (it restores the recorded revision).
+        errors.print(f"Every other step was done. To finish: {incomplete.how}." if incomplete.how else
+                     "Every other step was done. Run `rollway abort` again once the failed step can succeed.",
+                     markup=False)
         return 1
     except RollbackRefused as refused:
         errors.print(f"[red]error:[/red] {escape(str(refused))}")
@@ -882,9 +904,16 @@ def _rollback_directly(service: Service, who: str, reason: str, wait_seconds: fl
     # unless the cancelled run's own rollback hook finished it first.
     if result.done_by is not None:
         # The cancelled run's hook (or another rollback) held the rollback: this command waited
-        # for it and did nothing again, so people were paged once.
+        # for it and did nothing again, so people were paged once. Its steps are its ledger entry;
+        # where the traffic is now is read from the load balancer (a shift may have landed since).
         console.print(f"rolled back {service.name} by {result.done_by} while this command waited: "
                       + "; ".join(result.steps), markup=False)
+        live = say_live(service)
+        if live is not None and live.canary:
+            errors.print(f"[red]error:[/red] the load balancer sends {live.canary}% of the traffic to "
+                         f"{service.targets.canary_service} after that rollback ended: `rollway status` shows who "
+                         "drives it; the rollback flow (the rollback deployment) moves it back")
+            return 1
         return 0
     console.print(f"rolled back {service.name}: load balancer {result.weights} (stable/canary), "
                   f"{service.targets.canary_service} at {result.canary_desired} tasks")

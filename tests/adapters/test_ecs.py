@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from rollway.aws.ecs import READ_ONLY_FIELDS, EcsDeployer, registration_input, task_platform, waiter_schedule
-from rollway.aws.errors import AdapterError, ServiceNotStable, TargetNotFound
+from rollway.aws.errors import AdapterError, ServiceNotStable, TargetNotFound, TaskDefinitionInactive
 
 NEW_IMAGE_TAG = "1.1.0"
 
@@ -196,6 +196,19 @@ def test_base_revision_reads_the_familys_latest_revision_its_image_and_platform(
     assert base.image == deployer.image_of(aws.topology.task_definition_arn)
     with pytest.raises(TargetNotFound):
         deployer.base_revision("no-such-family:1")
+
+
+def test_a_service_refused_a_deregistered_revision_names_it(aws, deployer, ecs_refuses_inactive_revisions):
+    """ECS answers "ClientException: TaskDefinition is inactive"; raised as it came, a rollback could
+    not tell it from any other refusal (and said only botocore's words)."""
+    gone = deployer.register_revision(f"{aws.topology.repository_uri}:{NEW_IMAGE_TAG}", aws.topology.task_definition_arn)
+    aws.get_client("ecs").deregister_task_definition(taskDefinition=gone)
+    canary = aws.targets.canary_service
+    with pytest.raises(TaskDefinitionInactive, match=f"{gone} is INACTIVE .*{canary}") as refused:
+        deployer.update_service(canary, task_definition=gone, desired=0)
+    assert (refused.value.task_definition, refused.value.service) == (gone, canary)
+    with pytest.raises(TargetNotFound, match="task definition 'webordinary-edit-tsak:1' not found"):
+        deployer.update_service(canary, task_definition="webordinary-edit-tsak:1", desired=0)
 
 
 def test_deregister_revision_marks_it_inactive(aws):

@@ -125,9 +125,11 @@ def test_abort_racing_the_judges_finished_rollback_neither_reopens_it_nor_pages_
     assert env.router.calls.count("set_weights 100/0") == 1, "the abort moved the traffic again"
     record = env.ledger.get(env.targets.canary_service)
     assert record.phase is RolloutPhase.ROLLED_BACK and record.history[-1].actor == "judge"
-    err = " ".join(capsys.readouterr().err.split())
+    out, err = (" ".join(said.split()) for said in capsys.readouterr())
     assert code == 1
     assert f"rollout {first.rollout_id!r}" in err and "already rolled back by judge at" in err, err
+    # Where the traffic is now, from the load balancer: not only the judge's ledger entry.
+    assert "load balancer now 100/0 (stable/canary), read back" in out, out
 
 
 class AbortFinishesFirst(FakeLedger):

@@ -10,6 +10,7 @@ from flows.rollback import execute_rollback
 from rollway.approvals import ApprovalAnswer, scripted
 from rollway.aws.errors import WeightMismatch
 from rollway.model import Weights
+from rollway.phases import RolloutPhase
 from rollway.spec import RolloutSpec, Stage
 from tests.flows.fake_env import STABLE_TD, fake_environment
 
@@ -216,6 +217,81 @@ def test_refuses_to_start_when_canary_already_has_traffic():
     with pytest.raises(RolloutRefused, match="already carries 25%"):
         canary_on(env, spec(5, 100))
     assert env.deployer.calls == []  # nothing was registered or scaled
+
+
+@pytest.mark.parametrize("newest", [None, RolloutPhase.ROLLED_BACK])
+def test_traffic_no_ledgered_rollout_holds_is_refused_with_advice_that_works(monkeypatch, capsys, newest):
+    """Traffic on the canary with no rollout under way in the ledger (a `canary` flow run that died,
+    weights moved by hand): the refusal said "roll back (rollway abort)", which answers "nothing to
+    abort" there. It names the rollback flow, which does roll it back."""
+    import time
+    from uuid import uuid4
+
+    import flows.rollback
+    import rollway.cli.ops as ops
+    from rollway.fakes import FakeLedger
+    from rollway.ledger import RolloutRecord, new_rollout_id
+
+    env = fake_environment()
+    env.ledger = FakeLedger()
+    t = env.targets
+    if newest is not None:
+        old = spec(5, 100)
+        env.ledger.create(RolloutRecord(service=t.canary_service, rollout_id=new_rollout_id(time.time() - 3600),
+                                        image=old.image, spec_json=old.model_dump_json(), phase=newest,
+                                        previous_task_definition=STABLE_TD, stable_desired=4),
+                          owner="process/old", now=time.time() - 3600, lease_seconds=0)
+    env.router.weights = Weights(stable=75, canary=25)
+
+    with pytest.raises(RolloutRefused, match="already carries 25%") as refused:
+        canary_on(env, spec(5, 100))
+
+    said = " ".join(str(refused.value).split())
+    assert "roll it back with the `rollback` flow" in said and "roll back (rollway abort)" not in said, said
+    service = ops.Service(targets=t, targets_block=f"no-rollout-{uuid4().hex[:8]}", credentials_block=None,
+                          ledger=env.ledger, router=env.router)
+    monkeypatch.setattr(ops, "connect", lambda *a: service)
+    assert ops.abort(approver="erin", reason="errors", flow_run=None, wait_seconds=0,
+                     targets_block=service.targets_block, credentials_block=None) == 1
+    assert "nothing to abort" in capsys.readouterr().err
+    monkeypatch.setattr(flows.rollback, "load_environment", lambda *a, **k: env)
+    flows.rollback.rollback(reason="left on the canary")
+    assert env.router.weights == Weights(stable=100, canary=0)
+
+
+def test_a_canary_runs_hook_whose_rollback_fails_names_the_rollback_flow(monkeypatch, caplog):
+    """The `canary` flow keeps no ledger. When its hook's rollback failed (the load balancer refused
+    the move to stable), the hook said to run `rollway abort` by hand, which finds no rollout to abort."""
+    import logging
+
+    from botocore.exceptions import ClientError
+
+    from flows.canary import canary
+    from tests.flows.test_refusals import hooks_and_flows_see
+
+    env = fake_environment()
+    hooks_and_flows_see(monkeypatch, env)
+    real_observe, real_set = env.metrics.observe, env.router.set_weights
+
+    def observe(start, end):
+        if env.router.weights.canary == 5:
+            raise RuntimeError("a bug mid-stage")
+        return real_observe(start, end)
+
+    def refuse_stable(weights):
+        if weights.canary == 0:
+            raise ClientError({"Error": {"Code": "AccessDenied", "Message": "not authorized"}}, "ModifyRule")
+        return real_set(weights)
+
+    env.metrics.observe = observe
+    monkeypatch.setattr(env.router, "set_weights", refuse_stable)
+    with caplog.at_level(logging.INFO):
+        state = canary(spec=spec(5, 100).model_dump(mode="json"), return_state=True)
+
+    assert state.is_failed() and env.router.weights.canary == 5
+    said = caplog.text
+    assert "automatic rollback after" in said and "run the `rollback` flow (the rollback deployment) by hand" in said, said
+    assert "run `rollway abort` by hand" not in said, said
 
 
 def test_approver_can_skip_ahead_to_a_later_stage_but_not_elsewhere():

@@ -106,10 +106,12 @@ def rolling_back(monkeypatch, ledger, *, holder: str | None, expires_in: float):
     return env, first
 
 
-def test_abort_waits_for_the_hooks_rollback_and_reports_it_without_paging_again(monkeypatch, capsys):
+def abort_while_the_hook_rolls_back(monkeypatch, capsys, other=OtherRollback):
+    """`rollway abort` while the hook's rollback (``other``) holds the claim and ends a few looks
+    later. Returns (env, exit code, stdout, stderr), each output on one line."""
     ledger = FinishesWhileWatched()
     env, first = rolling_back(monkeypatch, ledger, holder=HOOK, expires_in=60)
-    ledger.other = OtherRollback(env, HOOK)
+    ledger.other = other(env, HOOK)
     service = ops.Service(targets=env.targets, targets_block=f"claim-{uuid4().hex[:8]}", credentials_block=None,
                           ledger=env.ledger, router=env.router)
     monkeypatch.setattr(ops, "connect", lambda *a: service)
@@ -117,13 +119,39 @@ def test_abort_waits_for_the_hooks_rollback_and_reports_it_without_paging_again(
     code = ops.abort(approver="erin", reason="errors", flow_run=None, wait_seconds=0,
                      targets_block=service.targets_block, credentials_block=None)
 
+    out, err = capsys.readouterr()
+    return env, code, " ".join(out.split()), " ".join(err.split())
+
+
+def test_abort_waits_for_the_hooks_rollback_and_reports_it_without_paging_again(monkeypatch, capsys):
+    env, code, out, _ = abort_while_the_hook_rolls_back(monkeypatch, capsys)
+
     assert len(env.notifier.messages) == 1, env.notifier.messages  # the hook's page only
     assert env.router.calls.count("set_weights 100/0") == 1, "the abort moved the traffic too"
-    out = " ".join(capsys.readouterr().out.split())
     assert code == 0
     assert f"by {HOOK} while this command waited" in out and "SNS message msg-1" in out, out
+    assert "load balancer now 100/0 (stable/canary), read back" in out, out
     record = env.ledger.get(env.targets.canary_service)
     assert record.phase is RolloutPhase.ROLLED_BACK and record.history[-1].actor == "state hook"
+
+
+class ShiftLandsAfter(OtherRollback):
+    """The hook's rollback ends (100/0 recorded and paged), then a shift sent before it lands."""
+
+    def finish(self, ledger, service, rollout) -> None:
+        super().finish(ledger, service, rollout)
+        self.env.router.weights = Weights.canary_at(5)
+
+
+def test_an_abort_that_reports_the_hooks_rollback_says_where_the_traffic_is_now(monkeypatch, capsys):
+    """It printed the weights the hook's rollback recorded, 100/0, and exited 0 while the load
+    balancer sent 5% to the canary: it never read the load balancer."""
+    env, code, out, err = abort_while_the_hook_rolls_back(monkeypatch, capsys, ShiftLandsAfter)
+
+    assert "load balancer now 95/5 (stable/canary), read back" in out, out
+    assert code == 1
+    assert f"sends 5% of the traffic to {env.targets.canary_service}" in err and "rollback flow" in err, err
+    assert len(env.notifier.messages) == 1, env.notifier.messages
 
 
 class AbortClaimsFirst(FinishesWhileWatched):

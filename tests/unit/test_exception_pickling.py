@@ -24,7 +24,8 @@ from flows.infra import ChecklistFailed
 from flows.rollback import RollbackClaimLost, RollbackIncomplete, TrafficMoveFailed
 from flows.validate import ValidationFailed
 from rollway.aws.cloudformation import StackDeleteFailed, StackDeleteTimeout, StackProtected
-from rollway.aws.errors import NoDatapoints, ServiceGone, ServiceNotStable, TargetNotFound, WeightMismatch
+from rollway.aws.errors import (NoDatapoints, ServiceGone, ServiceNotStable, TargetNotFound, TaskDefinitionInactive,
+                                WeightMismatch)
 from rollway.aws.ledger import _Refused
 from rollway.checklist import Checklist, CheckItem
 from rollway.cleanup import CleanupIncomplete, CleanupRefused, Refusal
@@ -137,6 +138,9 @@ CASES: list[BaseException] = [
         CheckItem(kind="table", name="rollway-rollouts", passed=False, reason="not found"),
     ))),
     RollbackIncomplete(["disable bound feature flags: FlagsNotDisabled: beta_editor", "notify: 503"]),
+    RollbackIncomplete(["restore edit-canary's task definition: task definition edit-task:1 is INACTIVE"],
+                       "register an ACTIVE revision, then run the rollback flow with previous_task_definition"),
+    TaskDefinitionInactive("edit-task:1", "edit-canary", "edit-stable runs it too: no other revision to restore"),
     TrafficMoveFailed(["stable scaled to 2"], THROTTLED, None),
     TrafficMoveFailed(["stable scaled to 2"], WeightMismatch(Weights(stable=100, canary=0), Weights(stable=90,
                                                                                                       canary=10)),

@@ -1,0 +1,123 @@
+"""A rollback whose recorded ``previous_task_definition`` was deregistered (INACTIVE) since the
+rollout began: a stack update replaced the task definition, or a person cleaned revisions up.
+
+Real ECS refuses UpdateService to an INACTIVE revision ("ClientException: TaskDefinition is
+inactive"); moto takes it, so the refusal is made at the botocore level for every client in the
+process (``ecs_refuses_inactive_revisions``), the rollback flow's own included. The rollback
+failed on it with the bare ClientError, every time it was run again (`rollway abort` restores the
+recorded revision), so the rollout stayed rolling back and no new one could start.
+"""
+from __future__ import annotations
+
+import json
+
+from prefect import flow
+
+import rollway.cli.ops as ops
+from flows.rollback import RollbackIncomplete, execute_rollback, rollback
+from rollway.aws.ecs import EcsDeployer
+from rollway.aws.environment import aws_environment
+from rollway.clock import ClockSettings
+from rollway.ledger import RolloutRecord, new_rollout_id
+from rollway.model import Weights
+from rollway.phases import RolloutPhase
+from rollway.spec import RolloutSpec, Stage
+from tests.flows.moto_env import inbox, saved_blocks
+from tests.flows.test_canary_moto import read_back
+
+
+def deregistered_since(aws, *, stable_moved: bool):
+    """A rollout at 5 % that no live run owns, its recorded previous task definition (what the
+    canary ran before it) deregistered since. ``stable_moved``: the stack update that replaced it
+    moved the stable service onto a new revision first; otherwise stable still runs the old one.
+
+    Returns:
+        (env, the deregistered revision, the revision stable runs now).
+    """
+    t = aws.targets
+    ecs = aws.get_client("ecs")
+    deployer = EcsDeployer(ecs, t)
+    env = aws_environment(aws.get_client, t, ClockSettings().build())
+    before = deployer.describe(t.stable_service)
+    stable_now = before.task_definition
+    if stable_moved:
+        stable_now = deployer.register_revision(deployer.image_of(before.task_definition), before.task_definition)
+        ecs.update_service(cluster=t.cluster, service=t.stable_service, taskDefinition=stable_now)
+    spec = RolloutSpec(image=f"{aws.topology.repository_uri}:2.0.0", stages=[Stage(weight=5), Stage(weight=100)])
+    release = deployer.register_revision(spec.image, before.task_definition)
+    ecs.update_service(cluster=t.cluster, service=t.canary_service, taskDefinition=release, desiredCount=1)
+    ecs.deregister_task_definition(taskDefinition=before.task_definition)
+    env.router.set_weights(Weights.canary_at(5))
+    now = env.clock.now()
+    env.ledger.create(RolloutRecord(
+        service=t.canary_service, rollout_id=new_rollout_id(now - 600), image=spec.image,
+        spec_json=spec.model_dump_json(), phase=RolloutPhase.PROGRESSING, stage_index=0, weights=Weights.canary_at(5),
+        previous_task_definition=before.task_definition, canary_task_definition=release,
+        stable_desired=before.desired), owner="process/gone", now=now - 600, lease_seconds=0)
+    return env, before.task_definition, stable_now
+
+
+def pages(aws, url: str) -> list[dict]:
+    messages = aws.get_client("sqs").receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+    return [json.loads(m["Body"]) for m in messages]
+
+
+def test_an_abort_whose_recorded_revision_was_deregistered_restores_the_one_stable_runs(
+        aws, capsys, ecs_refuses_inactive_revisions):
+    t = aws.targets
+    env, gone, stable_now = deregistered_since(aws, stable_moved=True)
+    url = inbox(aws)
+    blocks = saved_blocks(aws, "inactive")
+
+    code = ops.abort(approver="erin", reason="errors", flow_run=None, wait_seconds=0,
+                     targets_block=blocks, credentials_block=blocks)
+
+    out, err = capsys.readouterr()
+    assert code == 0, (out, err)
+    assert ecs_refuses_inactive_revisions == [gone]
+    weights, _, canary = read_back(aws)
+    assert weights == Weights(stable=100, canary=0)
+    assert canary.desired == 0 and canary.task_definition == stable_now
+    record = env.ledger.get(t.canary_service)
+    assert record.phase is RolloutPhase.ROLLED_BACK
+    assert record.last_transition("rollback").task_definition == stable_now
+    (page,) = pages(aws, url)
+    said = " ".join(page["Message"].split())
+    assert page["Subject"] == f"Rollback: {t.canary_service}"
+    assert f"{gone}, which {t.canary_service} ran before the rollout, was deregistered since" in said, said
+    assert f"at 0 tasks on {stable_now}, the revision {t.stable_service} runs" in said, said
+
+
+def test_a_rollback_with_no_active_revision_to_restore_says_what_and_how_and_still_moves_the_traffic(
+        aws, ecs_refuses_inactive_revisions):
+    """The judge's rollback, stable still on the deregistered revision: the traffic goes back and
+    the canary to 0 on what it runs; the failed step names both revisions and the way out, which
+    then finishes the rollback."""
+    t = aws.targets
+    env, gone, _ = deregistered_since(aws, stable_moved=False)
+    release = read_back(aws)[2].task_definition
+
+    @flow
+    def judge_rolls_back():
+        return execute_rollback(env, "error rate 7%", actor="judge", previous_task_definition=gone)
+
+    state = judge_rolls_back(return_state=True)
+
+    assert state.is_failed()
+    failed = state.result(raise_on_failure=False)
+    assert isinstance(failed, RollbackIncomplete), failed
+    (step,) = failed.failed_steps
+    assert f"{gone} is INACTIVE" in step and f"{t.stable_service} runs it too" in step, step
+    assert "An error occurred" not in step, step  # named, not botocore's bare ClientError
+    assert "run the rollback flow with previous_task_definition set to it" in failed.how, failed.how
+    weights, _, canary = read_back(aws)
+    assert weights == Weights(stable=100, canary=0)
+    assert canary.desired == 0 and canary.task_definition == release
+
+    # What the step says to do: an ACTIVE copy, given to the rollback flow.
+    copy = EcsDeployer(aws.get_client("ecs"), t).register_revision(
+        EcsDeployer(aws.get_client("ecs"), t).image_of(gone), gone)
+    blocks = saved_blocks(aws, "inactive")
+    rollback(reason="finish", previous_task_definition=copy.rsplit("/", 1)[-1], targets_block=blocks,
+             aws_credentials_block=blocks)
+    assert read_back(aws)[2].task_definition.endswith(copy.rsplit("/", 1)[-1])
