@@ -800,7 +800,9 @@ def recorded_clock(record: RolloutRecord | None) -> ClockSettings:
         )
     if runs:
         try:
-            return ClockSettings.model_validate((runs[0].parameters or {}).get("clock") or {})
+            # Read as the run read it (of_run), as rollout_clock does: a run that started before a
+            # key or a speed was refused still stamped its entries on that clock.
+            return ClockSettings.of_run((runs[0].parameters or {}).get("clock"))
         except ValidationError:  # a run whose clock did not validate never started, nor stamped anything
             pass
     return rollout_clock(owner_run_id(record))

@@ -385,7 +385,9 @@ def test_unrecorded_refuses_before_any_write(aws, every_call, history, phase, we
     # A recorded rollout finalized earlier says nothing about the 100% the canary carries now.
     (("start", "promote", "watched", "finalize-start", "finalized"), ALL_CANARY,
      f"probably a promotion by the `canary` flow.*{UNRECORDED}"),
-    ((), Weights.canary_at(25), "carries 25% of traffic; roll back \\(rollway abort\\) or resume that rollout"),
+    # No rollout of the ledger's under way: abort would refuse, the rollback flow does not.
+    ((), Weights.canary_at(25), "carries 25% of traffic and the ledger records no rollout.*otherwise roll it back with "
+                                "the `rollback` flow"),
 ], ids=["no-record", "finalized-record", "partial"])
 def test_preflight_says_how_to_finish_a_promotion_the_ledger_does_not_record(aws, history, weights, advice):
     env, _, _ = promote_by_hand(aws, *history)
