@@ -589,7 +589,7 @@ class FlagHeld(PicklableError, FlagError):
         self.holders = holders
         held = "; ".join(
             f"{feature!r} follows rollout {entry.rollout} ({_stage_of(entry)}, set by {entry.actor} at "
-            f"{_utc(entry.at)})" for feature, entry in holders)
+            f"{iso_utc(entry.at)})" for feature, entry in holders)
         super().__init__(
             f"bound feature flag(s) held by another rollout: {held}. A flag follows one rollout's stages at a time: "
             "bind another flag, or start this rollout once that one is promoted (its 100% stage) or rolled back "
@@ -603,7 +603,8 @@ def _stage_of(entry: FlagAuditEntry) -> str:
     return f"its stage {weight}%" if weight else "its stage being undone"
 
 
-def _utc(at: float) -> str:
+def iso_utc(at: float) -> str:
+    """An epoch instant as ISO 8601 UTC to the second, as the flag commands print times."""
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at))
 
 

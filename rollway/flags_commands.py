@@ -14,7 +14,7 @@ import json
 import time
 from typing import Any, Callable, Sequence, TextIO
 
-from rollway.flag_binding import FlagChange, FlagUpdate, set_flag
+from rollway.flag_binding import FlagChange, FlagUpdate, iso_utc, set_flag
 from rollway.flags import (
     FlagAuditEntry,
     FlagConflict,
@@ -248,7 +248,7 @@ def _print_flags(flags: Sequence[FlagState], out: TextIO, as_json: bool) -> None
 def _when(epoch: float) -> str:
     if not epoch:
         return "-"
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+    return iso_utc(epoch)
 
 
 def _run(err: TextIO, action: Callable[[], None]) -> int:
