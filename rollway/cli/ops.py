@@ -759,7 +759,6 @@ def rollout_clock(owner: UUID | None) -> ClockSettings:
     """
     import httpx
     from prefect.client.orchestration import get_client
-    from pydantic import ValidationError
 
     if owner is None:
         return ClockSettings()
@@ -770,10 +769,19 @@ def rollout_clock(owner: UUID | None) -> ClockSettings:
         errors.print(f"[yellow]warning:[/yellow] could not read the rollout's clock from flow run {owner} "
                      f"({escape(str(err))}); stamping the abort on real time")
         return ClockSettings()
+    clock = _clock_of(run) if run else None
+    return clock if clock is not None else ClockSettings()
+
+
+def _clock_of(run: Any) -> ClockSettings | None:
+    """The clock a flow run ran on, from its stored ``clock`` parameter, read as the run read it
+    (``of_run``); None when it did not validate: such a run never started, nor stamped anything."""
+    from pydantic import ValidationError
+
     try:
-        return ClockSettings.of_run((run.parameters or {}).get("clock")) if run else ClockSettings()
-    except ValidationError:  # a run whose clock did not validate never started, nor stamped anything
-        return ClockSettings()
+        return ClockSettings.of_run((run.parameters or {}).get("clock"))
+    except ValidationError:
+        return None
 
 
 def recorded_clock(record: RolloutRecord | None) -> ClockSettings:
@@ -787,7 +795,6 @@ def recorded_clock(record: RolloutRecord | None) -> ClockSettings:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas import filters
     from prefect.client.schemas.sorting import FlowRunSort
-    from pydantic import ValidationError
 
     from rollway.rollout_tags import rollout_tag
 
@@ -798,14 +805,8 @@ def recorded_clock(record: RolloutRecord | None) -> ClockSettings:
             flow_run_filter=filters.FlowRunFilter(tags=filters.FlowRunFilterTags(all_=[rollout_tag(record.rollout_id)])),
             sort=FlowRunSort.EXPECTED_START_TIME_DESC, limit=1,
         )
-    if runs:
-        try:
-            # Read as the run read it (of_run), as rollout_clock does: a run that started before a
-            # key or a speed was refused still stamped its entries on that clock.
-            return ClockSettings.of_run((runs[0].parameters or {}).get("clock"))
-        except ValidationError:  # a run whose clock did not validate never started, nor stamped anything
-            pass
-    return rollout_clock(owner_run_id(record))
+    clock = _clock_of(runs[0]) if runs else None
+    return clock if clock is not None else rollout_clock(owner_run_id(record))
 
 
 def _rollback_directly(service: Service, who: str, reason: str, wait_seconds: float) -> int:
