@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Any, Iterator
 
 import certifi
+import prefect.events.utilities
 import pytest
 from prefect.settings import (
     PREFECT_API_SSL_CERT_FILE,
     PREFECT_API_URL,
     PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
+    PREFECT_LOGGING_TO_API_ENABLED,
     PREFECT_SERVER_SERVICES_EVENT_LOGGER_ENABLED,
     PREFECT_SERVER_SERVICES_EVENT_PERSISTER_ENABLED,
     PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_ENABLED,
@@ -41,6 +43,14 @@ def prefect_harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     client (one per flow run, per block save or load) parsed certifi's whole CA bundle into a new
     SSL context first: 20-70 ms each, depending on load. A CA file of one certificate makes that
     about 2 ms, and verification stays on for any TLS the tests never make.
+
+    Nor do the tests read what the flows' clients send the server besides states: run logs and
+    task-run events. Every log line went through Prefect's API log worker, and every task run's
+    state changes became events whose worker first asked the API for the run's related
+    resources, then sent them over a websocket the server read and dropped; together about a
+    tenth of the suite's CPU. Logs to the API are off, and events are not emitted, the way
+    Prefect's own test fixtures turn them off. Flow-run states, pauses, inputs and artifacts
+    still go through the API as in production.
     """
     bundle = certifi.contents()
     end = bundle.index(_PEM_END) + len(_PEM_END)
@@ -48,11 +58,14 @@ def prefect_harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     one_ca.write_text(bundle[bundle.index("-----BEGIN CERTIFICATE-----"):end] + "\n")
     off = {PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None, PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_ENABLED: False,
            PREFECT_SERVER_SERVICES_TRIGGERS_ENABLED: False, PREFECT_SERVER_SERVICES_EVENT_PERSISTER_ENABLED: False,
-           PREFECT_SERVER_SERVICES_EVENT_LOGGER_ENABLED: False, PREFECT_API_SSL_CERT_FILE: str(one_ca)}
+           PREFECT_SERVER_SERVICES_EVENT_LOGGER_ENABLED: False, PREFECT_API_SSL_CERT_FILE: str(one_ca),
+           PREFECT_LOGGING_TO_API_ENABLED: False}
     # Prefect's 30 s default for the harness's server to start is too short on a loaded 2-core
     # machine: one slow start errored every flow test of that pytest worker.
-    with temporary_settings(updates=off), prefect_test_harness(server_startup_timeout=120):
-        yield PREFECT_API_URL.value()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(prefect.events.utilities, "should_emit_events", lambda: False)
+        with temporary_settings(updates=off), prefect_test_harness(server_startup_timeout=120):
+            yield PREFECT_API_URL.value()
 
 
 @pytest.fixture(autouse=True)
