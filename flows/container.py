@@ -219,6 +219,7 @@ def run_publish(request: PublishRequest, targets: Targets, get_client: Callable[
                  base.arn, targets.container_name, base.image)
         why = _registry_problem(base, refs, request, targets)
         if why:
+            why = f"{why}: run with register_task_definition=False to only push there"
             log.error("publish: refused: %s", why)
             raise PublishRefused(f"refused before building anything: {why}")
         platform = base.platform
@@ -281,7 +282,11 @@ def run_publish(request: PublishRequest, targets: Targets, get_client: Callable[
 
 def _registry_problem(base: BaseRevision, refs: ImageReferences, request: PublishRequest,
                       targets: Targets) -> str | None:
-    """Why a revision pinning ``refs.versioned`` must not be copied from ``base``, or None."""
+    """Why a revision pinning ``refs.versioned`` must not be copied from ``base``, or None.
+
+    Without advice: before the build, the way on is to only push; after the push (the family
+    changed during the build) it is pushed already, and the run's state says what is left.
+    """
     # The override registry is where this run pushes, not necessarily where the family's
     # tasks pull from: a revision pinning 127.0.0.1:5000/... in a family whose tasks pull
     # from ECR is a revision no Fargate task can start. Only register it for a family that
@@ -290,7 +295,7 @@ def _registry_problem(base: BaseRevision, refs: ImageReferences, request: Publis
         return None
     return (f"the latest ACTIVE revision of {targets.task_family} pulls from {registry_of(base.image)} "
             f"({base.image}), and a revision pinning {refs.versioned} would make its tasks pull from "
-            f"{refs.registry}: run with register_task_definition=False to only push there")
+            f"{refs.registry}")
 
 
 def _base_now(run: _Run, deployer: EcsDeployer, refs: ImageReferences, request: PublishRequest, targets: Targets,

@@ -669,3 +669,24 @@ def test_a_worker_without_docker_is_refused_before_ecrs_login_and_says_so(aws, t
     assert "GetAuthorizationToken" not in calls, calls
     refused = artifact_markdown("2.0.0", "refused")
     assert "install the docker CLI" in refused and "Nothing was built, pushed or registered" in refused
+
+
+def test_a_family_moved_to_ecr_during_a_build_for_another_registry_is_not_told_to_push_again(aws, tmp_path):
+    # Checked against a family pulling from the override registry; during the build the family
+    # moved to ECR. The image is pushed by then: the old advice, to run again with
+    # register_task_definition=False "to only push there", would only build and push it again.
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    pulling_from(aws, "127.0.0.1:5999")
+    container = described(aws, aws.targets.task_family)["containerDefinitions"][0]
+    moved = {**container, "image": f"{aws.topology.repository_uri}:1.0.0"}
+    publisher = registered_during_the_build(aws, containerDefinitions=[moved])(aws)
+
+    with pytest.raises(PublishIncomplete) as caught:
+        publish_with(aws, publisher, PublishRequest(version="2.0.0", context_dir=tmp_path, registry="127.0.0.1:5999"))
+
+    message = str(caught.value)
+    assert "changed during the run, from" in message and f"to {publisher.registered[0]}" in message
+    assert f"pulls from {aws.topology.repository_uri.split('/')[0]}" in message
+    assert "127.0.0.1:5999/webordinary/edit-container:2.0.0 is pushed" in message
+    assert "register_task_definition=False" not in message
+    assert revisions(aws)[-1] == publisher.registered[0]
