@@ -99,18 +99,31 @@ class _Run:
         except Exception as err:  # noqa: BLE001 - every failure is reported with where things stand
             failed = PublishIncomplete(name, f"{type(err).__name__}: {err}", self.progress)
             self.log.error("%s", failed)
-            self._record(failed)
+            self._record(f"{failed.step} failed.", failed.state, failed.advice)
             raise failed from err
+        except BaseException:
+            # Cancelled from the UI (Prefect's TerminationSignal) or Ctrl-C: docker is stopped
+            # mid-step. Such a run left no word of where it stood, and the key's newest artifact
+            # was still an earlier release's. The step may have finished on the registry's side
+            # before the interrupt; a new run asks the registry before building, so that is safe.
+            state = self.progress.state()
+            advice = ("run again: it asks the registry first, and a version that is there is refused "
+                      "(register_existing=True then registers it without rebuilding)")
+            self.log.error("publish: interrupted during %s; as far as this run saw: %s. To go on: %s",
+                           name, state, advice)
+            self._record(f"{name} was interrupted (the run was cancelled or stopped); it may have finished.",
+                         f"{state} (as far as this run saw)", advice)
+            raise
 
-    def _record(self, failed: PublishIncomplete) -> None:
+    def _record(self, what: str, state: str, advice: str) -> None:
         """The run's artifact when it stopped part-way: what failed, what is where, what next."""
         done = "\n".join(f"{i}. {s}" for i, s in enumerate(self.progress.steps, 1)) or "(none)"
         try:
             create_markdown_artifact(
                 key=ARTIFACT_KEY, description="container release (stopped)",
                 markdown=f"# Container release `{self.progress.refs.version}` stopped\n\n"
-                         f"**{failed.step} failed.**\n\n**Where things stand:** {failed.state}.\n\n"
-                         f"**To go on:** {failed.advice}.\n\n## Steps done\n\n{done}\n")
+                         f"**{what}**\n\n**Where things stand:** {state}.\n\n"
+                         f"**To go on:** {advice}.\n\n## Steps done\n\n{done}\n")
         except Exception as err:  # noqa: BLE001 - the error raised says all of this too
             self.log.warning("publish: could not write the artifact: %s", err)
 

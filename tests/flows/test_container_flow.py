@@ -690,3 +690,28 @@ def test_a_family_moved_to_ecr_during_a_build_for_another_registry_is_not_told_t
     assert "127.0.0.1:5999/webordinary/edit-container:2.0.0 is pushed" in message
     assert "register_task_definition=False" not in message
     assert revisions(aws)[-1] == publisher.registered[0]
+
+
+def test_a_run_interrupted_during_the_push_says_where_it_stands_and_logs_out(aws, tmp_path, caplog):
+    # Ctrl-C (or a cancel from the UI, Prefect's TerminationSignal) during `docker push`: the run
+    # used to stop with no word of where it stood, and the key's newest artifact was still an
+    # earlier release's.
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    uri = aws.topology.repository_uri
+
+    class Interrupted(EcrBacked):
+        def push(self, reference):
+            if reference.endswith(":latest"):
+                raise KeyboardInterrupt
+            return super().push(reference)
+
+    publisher = Interrupted(aws)
+    with pytest.raises(KeyboardInterrupt):
+        publish_with(aws, publisher, PublishRequest(version="2.7.0", context_dir=tmp_path))
+
+    assert publisher.calls[-1].startswith("logout ") and publisher.logins == {}
+    said = [r.getMessage() for r in caplog.records if "interrupted during" in r.getMessage()]
+    assert said and f"push {uri}:latest" in said[0] and f"{uri}:2.7.0 is pushed" in said[0], caplog.text
+    stopped = artifact_markdown("2.7.0", "stopped", containing=uri)
+    assert f"push {uri}:latest was interrupted" in stopped and "it may have finished" in stopped
+    assert f"{uri}:2.7.0 is pushed" in stopped and "register_existing=True" in stopped
