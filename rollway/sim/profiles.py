@@ -53,6 +53,37 @@ class IntervalDraw:
         return None if self.latency_sum_ms is None else self.latency_sum_ms / self.requests
 
 
+def standard_normals(rng: random.Random, n: int) -> list[float]:
+    """``n`` standard normal draws: the values, and the state ``rng`` is left in, of ``n``
+    calls of ``rng.gauss()``, drawn in bulk.
+
+    The simulator draws a latency per request, tens of thousands per tick at the demo's rates,
+    and ``gauss()`` per call was most of its CPU: enough, on a loaded machine, for the thread to
+    fall behind the sped-up clock and publish periods late. This is the same Box-Muller
+    transform ``gauss()`` uses (two uniforms give a pair; the second value of a pair is kept for
+    the next draw) without a Python call per value, so every seeded figure stays as it was.
+    """
+    out: list[float] = []
+    if n <= 0:
+        return out
+    kept = rng.gauss_next  # type: ignore[attr-defined] - gauss()'s cached second value
+    rng.gauss_next = None  # type: ignore[attr-defined]
+    if kept is not None:
+        out.append(kept)
+    pairs = (n - len(out) + 1) // 2
+    rand, log, sqrt, cos, sin, two_pi = rng.random, math.log, math.sqrt, math.cos, math.sin, 2.0 * math.pi
+    # gauss() draws the angle's uniform first, then the radius's, pair after pair.
+    uniforms = [rand() for _ in range(2 * pairs)]
+    angles = [u * two_pi for u in uniforms[0::2]]
+    radii = [sqrt(-2.0 * log(1.0 - u)) for u in uniforms[1::2]]
+    for angle, radius in zip(angles, radii):
+        out.append(cos(angle) * radius)
+        out.append(sin(angle) * radius)
+    if len(out) > n:
+        rng.gauss_next = out.pop()  # type: ignore[attr-defined] - as gauss() keeps it
+    return out
+
+
 def binomial(rng: random.Random, n: int, p: float) -> int:
     """Successes in ``n`` trials of probability ``p``, exactly, in O(n * min(p, 1 - p)) draws.
 
@@ -117,7 +148,8 @@ class BehaviourProfile(BaseModel):
         """Draw the outcome of ``requests`` requests served in one interval.
 
         Every request gets its own latency, so the average, p99, maximum and slow count are
-        those of one consistent sample. Cost: about 1.5 microseconds per request.
+        those of one consistent sample. Cost: about 0.3 microseconds of CPU per request (0.46
+        with a ``gauss()`` call per request).
 
         Args:
             rng: the random stream of this version and interval (consumed deterministically).
@@ -128,8 +160,8 @@ class BehaviourProfile(BaseModel):
             return IntervalDraw(requests=0, errors=0, slow=0, dlq=0)
         errors = binomial(rng, requests, self.interval_error_probability(rng))
         dlq = binomial(rng, requests, self.dlq_rate)
-        mu, sigma, gauss, exp = math.log(self.median_ms), self.sigma, rng.gauss, math.exp
-        latencies = [exp(mu + sigma * gauss()) for _ in range(requests)]
+        mu, sigma, exp = math.log(self.median_ms), self.sigma, math.exp
+        latencies = [exp(mu + sigma * z) for z in standard_normals(rng, requests)]
         rank = math.ceil(0.99 * requests)  # nearest rank, 1-based
         return IntervalDraw(
             requests=requests,
