@@ -5,8 +5,8 @@ Destructive, and started by a person (from the Prefect UI, after week 3), so in 
 1. validate the parameters (``CleanupSpec``): a bad stack name, image tag or git tag name fails
    the run before any call;
 2. read: the archive tag in git (locally and on the remote), the task definitions in use (every
-   deployment of the stable and canary services, every ACTIVE revision of the task family) and
-   the images they name, the repository's images, and each old stack;
+   deployment of the stable and canary services, every ACTIVE revision of the task family, the
+   revision of every running task) and the images they name, the repository's images, and each old stack;
 3. plan (``rollway.cleanup.plan_cleanup``): a live stack, a stack holding a resource the targets
    name, a task definition in use or the listener or rule production's traffic comes through, a stack whose export another stack imports, ``latest``, an image in use (by tag or by digest) or a protected stack is refused, and any refusal fails the run here, each one
    named with its reason, before anything is written;

@@ -22,7 +22,9 @@ person, so nothing production runs on may be deleted, whatever the person typed:
 - an image tag that a task definition in use references is refused, and so is any other tag of
   an image whose digest is in use (a task definition may pin ``repo@sha256:...``, or name the
   same image under another tag). "In use": the task definitions the stable and canary services
-  deploy, and every ACTIVE revision of ``Targets.task_family`` (a rollback restores the previous).
+  deploy, every ACTIVE revision of ``Targets.task_family`` (a rollback restores the previous), and
+  the revision every running task of the cluster runs (its roles and log group stay in use
+  while it runs, INACTIVE or of another family).
 
 ``flows/cleanup.py`` reads AWS and git first, then calls ``plan_cleanup``; any refusal fails the
 run before anything is deleted, each refusal named with its reason.

@@ -127,8 +127,9 @@ def images_in_use(ecs: Any, targets: Targets) -> tuple[ImageUse, ...]:
 
     In use: the task definition of every deployment of the stable and canary services (a
     service mid-deployment runs two), every ACTIVE revision of ``targets.task_family`` (and
-    of any family whose name begins with it: ECS's ``familyPrefix`` matches those too), and the
-    digest every running task of the cluster resolved its image to.
+    of any family whose name begins with it: ECS's ``familyPrefix`` matches those too), the
+    task definition every running task of the cluster runs (INACTIVE or of another family
+    as well), and the digest each of those tasks resolved its image to.
 
     Raises:
         InUseUnknown: the cluster or either service cannot be found (wrong names would make
@@ -139,6 +140,18 @@ def images_in_use(ecs: Any, targets: Targets) -> tuple[ImageUse, ...]:
         uses.setdefault(task_definition, []).append(why)
     for arn in _active_revisions(ecs, targets.task_family):
         uses.setdefault(arn, []).append(f"an ACTIVE revision of {targets.task_family}")
+    running = _running_tasks(ecs, targets)
+    # A task still running a revision none of the above is (a one-off task, another service's,
+    # a revision deregistered under it) runs with its roles, log group, secrets and file systems
+    # all the same: only its image digest was kept, and the stack that made its task role or
+    # log group was deleted under it. Described once per revision, however many tasks run it.
+    by_revision: dict[str, list[str]] = {}
+    for task in running:
+        if task.get("taskDefinitionArn") and task["taskDefinitionArn"] not in uses:
+            by_revision.setdefault(task["taskDefinitionArn"], []).append(task["taskArn"].rsplit("/", 1)[-1])
+    for arn, task_ids in by_revision.items():
+        more = f" and {len(task_ids) - 1} more" if len(task_ids) > 1 else ""
+        uses[arn] = [f"running task {task_ids[0]}{more}"]
     found = []
     for task_definition, whys in uses.items():
         try:
@@ -162,15 +175,28 @@ def images_in_use(ecs: Any, targets: Targets) -> tuple[ImageUse, ...]:
                 execution_role=described.get("executionRoleArn"), task_role=described.get("taskRoleArn"),
                 log_group=(logs.get("options") or {}).get("awslogs-group") if logs.get("logDriver") == "awslogs"
                 else None, secrets=tuple(dict.fromkeys(s for s in secrets if s)), file_systems=file_systems))
-    return tuple(found) + _running_digests(ecs, targets)
+    return tuple(found) + _running_digests(running)
 
 
 # DescribeTasks takes at most 100 tasks per call.
 _TASKS_BATCH = 100
 
 
-def _running_digests(ecs: Any, targets: Targets) -> tuple[ImageUse, ...]:
-    """The image digest each container of each running task in the cluster runs.
+def _running_tasks(ecs: Any, targets: Targets) -> list[dict[str, Any]]:
+    """Every running task of the cluster, described (not only the two services')."""
+    arns: list[str] = []
+    try:
+        for page in ecs.get_paginator("list_tasks").paginate(cluster=targets.cluster, desiredStatus="RUNNING"):
+            arns += page.get("taskArns", [])
+        return [task for start in range(0, len(arns), _TASKS_BATCH)
+                for task in ecs.describe_tasks(cluster=targets.cluster,
+                                               tasks=arns[start:start + _TASKS_BATCH]).get("tasks", [])]
+    except ClientError as err:
+        raise InUseUnknown(f"the running tasks of cluster {targets.cluster} could not be read: {err}") from err
+
+
+def _running_digests(described: Sequence[dict[str, Any]]) -> tuple[ImageUse, ...]:
+    """The image digest each container of each running task runs.
 
     ECS resolves a task definition's tag to a digest when it deploys, and its tasks run (and are
     replaced from) that digest. Once the tag has moved (pushed again), the image they run is no
@@ -178,15 +204,6 @@ def _running_digests(ecs: Any, targets: Targets) -> tuple[ImageUse, ...]:
     left production's tasks on an image that is gone. Every task of the cluster counts, not only
     the two services' (a one-off or another service's task runs on it too).
     """
-    arns: list[str] = []
-    try:
-        for page in ecs.get_paginator("list_tasks").paginate(cluster=targets.cluster, desiredStatus="RUNNING"):
-            arns += page.get("taskArns", [])
-        described = [task for start in range(0, len(arns), _TASKS_BATCH)
-                     for task in ecs.describe_tasks(cluster=targets.cluster,
-                                                    tasks=arns[start:start + _TASKS_BATCH]).get("tasks", [])]
-    except ClientError as err:
-        raise InUseUnknown(f"the running tasks of cluster {targets.cluster} could not be read: {err}") from err
     found = []
     for task in described:
         for container in task.get("containers", []):
