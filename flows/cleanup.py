@@ -8,7 +8,8 @@ Destructive, and started by a person (from the Prefect UI, after week 3), so in 
    deployment of the stable and canary services, every ACTIVE revision of the task family, the
    revision of every running task) and the images they name, the repository's images, and each old stack;
 3. plan (``rollway.cleanup.plan_cleanup``): a live stack, a stack holding a resource the targets
-   name, a task definition in use or the listener or rule production's traffic comes through, a stack whose export another stack imports, ``latest``, an image in use (by tag or by digest) or a protected stack is refused, and any refusal fails the run here, each one
+   name, a task definition in use, the VPC, a subnet or a security group the services or the load
+   balancer are in, or the listener or rule production's traffic comes through, a stack whose export another stack imports, ``latest``, an image in use (by tag or by digest) or a protected stack is refused, and any refusal fails the run here, each one
    named with its reason, before anything is written;
 4. archive the code first (an annotated tag, pushed), so it is kept before its infrastructure goes;
 5. delete the old image tags (one batch);
@@ -81,8 +82,14 @@ def run_cleanup(spec: CleanupSpec, targets: Targets, get_client: Callable[[str],
     if routing is not None:
         log.info("production's traffic comes through listener %s and rule %s", routing.listener_arn, routing.rule_arn)
 
+    # And the network production runs in: CloudFormation cannot delete a VPC, subnet or security
+    # group in use, and stops there after deleting the rest of the stack.
+    network = steps.network_in_use(get_client("ecs"), get_client("elbv2"), targets) if spec.old_stacks else ()
+    if network:
+        log.info("production runs in %s", ", ".join(dict.fromkeys(use.resource for use in network)))
+
     plan = plan_cleanup(spec, targets, stacks=described, in_use=in_use, images=repository_images, archive=archive,
-                        routing=routing)
+                        routing=routing, network=network)
     if plan.refused:
         for refusal in plan.refusals:
             log.error("refused: %s", refusal)

@@ -17,6 +17,9 @@ person, so nothing production runs on may be deleted, whatever the person typed:
   run would stop there after deleting what came before;
 - a stack holding the listener or the listener rule production's traffic comes through (read
   from ELB: the listener on ``Targets.listener_port``, the rule rollouts shift) is refused;
+- a stack holding the VPC, a subnet or a security group the stable or canary service's tasks
+  or the load balancer are in (read from ECS and ELB) is refused: CloudFormation cannot delete
+  them while they are in use, and stops at DELETE_FAILED after deleting the rest of the stack;
 - a stack with termination protection is refused (someone protected it on purpose);
 - the tag ``latest`` is refused (what an image reference without a tag pulls);
 - an image tag that a task definition in use references is refused, and so is any other tag of
@@ -291,6 +294,20 @@ class RoutingInUse(BaseModel):
     rule_arn: str
 
 
+class NetworkUse(BaseModel):
+    """A VPC, subnet or security group production runs in, and what uses it (read from ECS and ELB).
+
+    A stack that made one cannot delete it while tasks or the load balancer are in it:
+    CloudFormation deletes the rest of the stack first (a route table, the internet gateway,
+    a queue), then ends in DELETE_FAILED on it, with production cut off by what went before.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    resource: str = Field(description="its id: vpc-..., subnet-... or sg-...")
+    user: str = Field(description="what uses it, e.g. 'a subnet of the stable service webordinary-edit-service'")
+
+
 class ImageRef(BaseModel):
     """An image reference split into repository path, tag and digest."""
 
@@ -414,6 +431,7 @@ def plan_cleanup(
     images: Sequence[RepositoryImage],
     archive: ArchiveState | None = None,
     routing: RoutingInUse | None = None,
+    network: Sequence[NetworkUse] = (),
 ) -> CleanupPlan:
     """Decide what to delete and refuse what must stay.
 
@@ -425,6 +443,7 @@ def plan_cleanup(
         images: every image in ``targets.ecr_repository``.
         archive: what git shows about the archive tag (required when ``spec.archive_tag`` is set).
         routing: the listener and rule production's traffic comes through (None: not read).
+        network: the VPC, subnets and security groups the services and the load balancer use.
 
     Raises:
         ValueError: ``spec`` asks for an archive tag and ``archive`` is None.
@@ -440,7 +459,7 @@ def plan_cleanup(
     refusals += refused
     delete_stacks, gone_stacks, refused = _plan_stacks(spec.old_stacks, targets.stacks, stacks,
                                                        {**production_resources(targets), **_task_definitions(in_use),
-                                                        **_routing(routing, targets)})
+                                                        **_routing(routing, targets), **_network(network)})
     refusals += refused
     # What each deletion removes, so the run's record says more than names that then mean nothing.
     digest_of = {tag: image.digest for image in images for tag in image.tags}
@@ -644,6 +663,17 @@ def _routing(routing: RoutingInUse | None, targets: Targets) -> dict[_Identity, 
             f"the listener rule ({rule}) that forwards production's traffic to {targets.stable_target_group} and "
             f"{targets.canary_target_group}, the rule rollouts shift"),
     }
+
+
+def _network(network: Sequence[NetworkUse]) -> dict[_Identity, str]:
+    """The VPC, subnets and security groups production runs in, by identity -> what uses each.
+
+    A stack's VPC, subnet or security group has its id as physical id, a bare name."""
+    users: dict[str, list[str]] = {}
+    for use in network:
+        if use.user not in users.setdefault(use.resource, []):
+            users[use.resource].append(use.user)
+    return {(_NAMED, resource): f"{resource} ({'; '.join(who)})" for resource, who in users.items()}
 
 
 def _secret_identity(value: str) -> _Identity | None:

@@ -15,7 +15,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict
 
 from rollway.aws.errors import AdapterError, TargetNotFound
-from rollway.cleanup import ImageUse, RepositoryImage
+from rollway.cleanup import ImageUse, NetworkUse, RepositoryImage
 from rollway.targets import Targets
 
 # BatchDeleteImage takes at most 100 image ids per call.
@@ -216,7 +216,43 @@ def _running_digests(described: Sequence[dict[str, Any]]) -> tuple[ImageUse, ...
     return tuple(found)
 
 
-def _service_task_definitions(ecs: Any, targets: Targets) -> list[tuple[str, str]]:
+def network_in_use(ecs: Any, elbv2: Any, targets: Targets) -> tuple[NetworkUse, ...]:
+    """The VPC, subnets and security groups production runs in: those of the stable and canary
+    services' tasks (every deployment's awsvpc configuration), and the load balancer's.
+
+    Raises:
+        InUseUnknown: a service or the load balancer cannot be found or read.
+    """
+    found = []
+    for service in _services(ecs, targets):
+        which = "stable" if service["serviceName"] == targets.stable_service else "canary"
+        configurations = [service.get("networkConfiguration")]
+        configurations += [deployment.get("networkConfiguration") for deployment in service.get("deployments", [])]
+        for configuration in configurations:
+            awsvpc = (configuration or {}).get("awsvpcConfiguration") or {}
+            for field, kind in (("subnets", "subnet"), ("securityGroups", "security group")):
+                found += [NetworkUse(resource=resource, user=f"a {kind} of the {which} service {service['serviceName']}")
+                          for resource in awsvpc.get(field, [])]
+    try:
+        (balancer,) = elbv2.describe_load_balancers(Names=[targets.load_balancer])["LoadBalancers"]
+    except ClientError as err:
+        raise InUseUnknown(f"load balancer {targets.load_balancer} could not be read (check the targets block): "
+                           f"{err}") from err
+    lb = f"load balancer {targets.load_balancer}"
+    if balancer.get("VpcId"):
+        found.append(NetworkUse(resource=balancer["VpcId"], user=f"the VPC of {lb}"))
+    found += [NetworkUse(resource=zone["SubnetId"], user=f"a subnet of {lb}")
+              for zone in balancer.get("AvailabilityZones", []) if zone.get("SubnetId")]
+    found += [NetworkUse(resource=group, user=f"a security group of {lb}") for group in balancer.get("SecurityGroups", [])]
+    return tuple(dict.fromkeys(found))
+
+
+def _services(ecs: Any, targets: Targets) -> list[dict[str, Any]]:
+    """The stable and canary services as ECS describes them.
+
+    Raises:
+        InUseUnknown: either cannot be read or found (wrong names would make everything look unused).
+    """
     services = [targets.stable_service, targets.canary_service]
     try:
         answer = ecs.describe_services(cluster=targets.cluster, services=services)
@@ -228,8 +264,12 @@ def _service_task_definitions(ecs: Any, targets: Targets) -> list[tuple[str, str
     if missing:
         raise InUseUnknown(f"cannot tell what production runs: {', '.join(missing)} not found in cluster "
                            f"{targets.cluster} (check the targets block)")
+    return list(answer["services"])
+
+
+def _service_task_definitions(ecs: Any, targets: Targets) -> list[tuple[str, str]]:
     pairs = []
-    for service in answer["services"]:
+    for service in _services(ecs, targets):
         which = "stable" if service["serviceName"] == targets.stable_service else "canary"
         pairs.append((service["taskDefinition"], f"the {which} service deploys it"))
         for deployment in service.get("deployments", []):

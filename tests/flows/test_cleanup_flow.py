@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from botocore.exceptions import ClientError
+from prefect import flow as prefect_flow
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 
@@ -293,4 +294,41 @@ def test_an_old_stack_holding_the_rule_production_traffic_comes_through_is_refus
     (refusal,) = refused.value.refusals
     assert refusal.name == OLD_STACK and "the listener rule (path /*) that forwards production's traffic" in \
         refusal.reason, refusal.reason
+    assert stack_status(aws, OLD_STACK) == "CREATE_COMPLETE" and queue_exists(aws, OLD_QUEUE)
+
+
+@pytest.mark.parametrize("held", ["vpc", "subnet", "security group"])
+def test_an_old_stack_holding_the_network_production_runs_in_is_refused_before_anything_is_deleted(
+        account, repo, held):
+    # The old stack made the VPC, the subnets or the security group the services' tasks and the
+    # load balancer still use. CloudFormation deleted the rest of the stack (the queue here; a
+    # route table or the internet gateway in AWS), then stopped at DELETE_FAILED on what was in use.
+    from flows.cleanup import run_cleanup
+    from rollway.cleanup import CleanupSpec
+    from tests.botocore_events import on_operation
+
+    aws = account
+    resource = {"vpc": aws.topology.vpc_id, "subnet": aws.topology.subnet_ids[1],
+                "security group": aws.topology.security_group_id}[held]
+
+    def holds_the_network(parsed, **_):  # moto's stack cannot make what provision made: listed as AWS would
+        parsed["StackResourceSummaries"].append({
+            "LogicalResourceId": "Network", "PhysicalResourceId": resource, "ResourceType": "AWS::EC2::Thing",
+            "ResourceStatus": "CREATE_COMPLETE"})
+
+    @prefect_flow(name="cleanup-of-the-network-holder")
+    def cleanup_of_the_network_holder():
+        return run_cleanup(CleanupSpec(old_stacks=(OLD_STACK,)), aws.targets, aws.get_client)
+
+    with on_operation(aws.get_client("cloudformation"), "after-call", holds_the_network,
+                      operation="ListStackResources"):
+        state = cleanup_of_the_network_holder(return_state=True)
+
+    with pytest.raises(CleanupRefused) as refused:
+        state.result()
+    (refusal,) = refused.value.refusals
+    assert refusal.name == OLD_STACK and f"it holds {resource} (" in refusal.reason, refusal.reason
+    user = (f"the VPC of load balancer {aws.targets.load_balancer}" if held == "vpc" else
+            f"a {held} of the stable service {aws.targets.stable_service}")
+    assert user in refusal.reason, refusal.reason
     assert stack_status(aws, OLD_STACK) == "CREATE_COMPLETE" and queue_exists(aws, OLD_QUEUE)
