@@ -17,7 +17,8 @@ Destructive, and started by a person (from the Prefect UI, after week 3), so in 
 
 ``dry_run`` stops after 3 and reports what would be archived and deleted. A run that stops
 part-way raises ``CleanupIncomplete`` naming what was done and what was not; running it again
-is safe (what is gone is reported as gone). Every run ends with a markdown artifact.
+is safe (what is gone is reported as gone). Every run ends with a markdown artifact, one
+cancelled or interrupted part-way too (what it had deleted, and what it had not).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from typing import Any, Callable
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
+from flows.artifacts import for_people
 from flows.env import load_clients
 from flows.params import WaitSeconds
 from rollway.aws.cloudformation import CloudFormationStacks
@@ -120,6 +122,13 @@ class _Progress:
             if plan.archive.push_to is not None:
                 self.left.append(f"push tag {plan.archive.tag}")
         self.left += [f"image tag {t}" for t in plan.delete_tags] + [f"stack {s}" for s in plan.delete_stacks]
+        # The step under way, and what may still become of it if the run stops during it.
+        self.step = "start"
+        self.meanwhile = "nothing had been written yet"
+
+    def at(self, step: str, meanwhile: str) -> str:
+        self.step, self.meanwhile = step, meanwhile
+        return step
 
     def did(self, item: str, line: str) -> None:
         self.log.info("%s", line)
@@ -136,14 +145,43 @@ class _Progress:
         _report(self.result(stopped=f"while it tried to {step}: {why}"), targets)
         return CleanupIncomplete(step, why, self.done, self.left)
 
+    def interrupted(self, err: BaseException, targets: Targets) -> None:
+        """Say, in the log and the artifact, what a run that stopped during ``self.step`` had done.
+
+        Cancelled from the UI (Prefect's TerminationSignal), Ctrl-C, or an error no step expected:
+        such a run ended with no artifact, and what it had deleted before was known to no one.
+        """
+        how = (f"{type(err).__name__}: {err}" if isinstance(err, Exception)
+               else "interrupted (the run was cancelled, or its worker was stopped)")
+        stopped = (f"{how} while it tried to {self.step}; {self.meanwhile}. Run cleanup again with the same "
+                   "parameters: what is gone is reported as gone, and it carries on with the rest")
+        self.log.error("cleanup stopped: %s. Done: %s. Not done: %s", stopped, "; ".join(self.done) or "nothing",
+                       "; ".join(self.left) or "nothing")
+        # Never in the way of the interruption itself: a refused artifact is logged, not raised.
+        for_people("interrupted cleanup", lambda: _report(self.result(stopped=stopped), targets))
+
+
+_GIT_STOPPED = "git was stopped, so the tag may or may not be there"
+
 
 def _act(spec: CleanupSpec, plan: CleanupPlan, git: GitCli | None, images: EcrImages,
          stacks: CloudFormationStacks, targets: Targets, stack_timeout_seconds: float) -> CleanupResult:
     progress = _Progress(spec, plan)
+    try:
+        return _act_steps(progress, plan, git, images, stacks, targets, stack_timeout_seconds)
+    except CleanupIncomplete:
+        raise  # its artifact is written
+    except BaseException as err:
+        progress.interrupted(err, targets)
+        raise
+
+
+def _act_steps(progress: _Progress, plan: CleanupPlan, git: GitCli | None, images: EcrImages,
+               stacks: CloudFormationStacks, targets: Targets, stack_timeout_seconds: float) -> CleanupResult:
     archive = plan.archive
     if archive is not None and git is not None:
         # Each archive write is its own step, so a failed push still says the tag was created.
-        step = f"create the archive tag {archive.tag}"
+        step = progress.at(f"create the archive tag {archive.tag}", _GIT_STOPPED)
         try:
             created = steps.create_tag(git, archive.tag, archive.message, archive.commit)
         except Exception as err:  # noqa: BLE001 - reported with what was done and what was not
@@ -152,7 +190,8 @@ def _act(spec: CleanupSpec, plan: CleanupPlan, git: GitCli | None, images: EcrIm
                                        + ("created" if created == "created" else "existed already"))
         progress.did(f"create tag {archive.tag}", f"archived: {progress.fields['archived']}")
         if archive.push_to is not None:
-            step = f"push the archive tag {archive.tag} to {archive.push_to}"
+            step = progress.at(f"push the archive tag {archive.tag} to {archive.push_to}",
+                               f"git was stopped, so {archive.push_to} may or may not have the tag")
             try:
                 pushed = steps.push_tag(git, archive.push_to, archive.tag)
             except Exception as err:  # noqa: BLE001
@@ -162,7 +201,8 @@ def _act(spec: CleanupSpec, plan: CleanupPlan, git: GitCli | None, images: EcrIm
             progress.did(f"push tag {archive.tag}", f"archive: {progress.fields['pushed']}")
 
     if plan.delete_tags:
-        step = f"delete image tags {', '.join(plan.delete_tags)} from {targets.ecr_repository}"
+        step = progress.at(f"delete image tags {', '.join(plan.delete_tags)} from {targets.ecr_repository}",
+                           "ECR may have deleted some of the tags listed as not done")
         try:
             deletion = steps.delete_tags(images, plan.delete_tags)
         except Exception as err:  # noqa: BLE001
@@ -185,14 +225,17 @@ def _act(spec: CleanupSpec, plan: CleanupPlan, git: GitCli | None, images: EcrIm
     deleted_stacks: list[str] = []
     gone_stacks = list(plan.gone_stacks)
     for name in plan.delete_stacks:
+        step = progress.at(f"delete stack {name}", f"CloudFormation goes on deleting stack {name} if it had begun: "
+                                                   "it may be gone or still DELETE_IN_PROGRESS")
         try:
             outcome = steps.delete_stack(stacks, name, stack_timeout_seconds)
         except Exception as err:  # noqa: BLE001
-            raise progress.failed(f"delete stack {name}", err, targets) from err
+            raise progress.failed(step, err, targets) from err
         (deleted_stacks if outcome == "deleted" else gone_stacks).append(name)
         progress.fields.update(deleted_stacks=tuple(deleted_stacks), gone_stacks=tuple(gone_stacks))
         progress.did(f"stack {name}", f"deleted stack {name}" if outcome == "deleted" else f"stack {name} was already gone")
 
+    progress.at("write its summary", "everything it was to do was done")
     result = progress.result()
     _report(result, targets)
     return result

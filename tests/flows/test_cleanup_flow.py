@@ -332,3 +332,41 @@ def test_an_old_stack_holding_the_network_production_runs_in_is_refused_before_a
             f"a {held} of the stable service {aws.targets.stable_service}")
     assert user in refusal.reason, refusal.reason
     assert stack_status(aws, OLD_STACK) == "CREATE_COMPLETE" and queue_exists(aws, OLD_QUEUE)
+
+
+def test_a_run_interrupted_while_deleting_a_stack_leaves_an_artifact_saying_what_was_deleted(account):
+    # Ctrl-C raises a KeyboardInterrupt where the run is, and cancelling it from the UI Prefect's
+    # TerminationSignal: the run ended with no artifact, and the image tags it had deleted before
+    # were known to no one.
+    from prefect.runtime import flow_run
+
+    from flows.cleanup import run_cleanup
+    from rollway.cleanup import CleanupSpec
+    from tests.botocore_events import on_operation
+
+    aws = account
+    runs: list[str] = []
+
+    def cancelled(**_):
+        raise KeyboardInterrupt
+
+    @prefect_flow(name="cleanup-interrupted")
+    def cleanup_interrupted():
+        runs.append(flow_run.id)
+        return run_cleanup(CleanupSpec(old_stacks=(OLD_STACK,), old_image_tags=("old-version",)), aws.targets,
+                           aws.get_client)
+
+    with on_operation(aws.get_client("cloudformation"), "before-call", cancelled, operation="DeleteStack"):
+        with pytest.raises(KeyboardInterrupt):
+            cleanup_interrupted()
+
+    assert tags(aws) == {"1.0.0", "0.9.0"} and stack_status(aws, OLD_STACK) == "CREATE_COMPLETE"
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=runs)))
+    (text,) = [a.data for a in found if a.key == ARTIFACT_KEY]
+    assert text.startswith("# Cleanup stopped part-way"), text
+    assert (f"interrupted (the run was cancelled, or its worker was stopped) while it tried to delete stack {OLD_STACK}"
+            in text), text
+    deleted = text[text.index("## Deleted: image tags"):text.index("## Deleted: stacks")]
+    assert "- `old-version`" in deleted, text
+    assert f"- stack {OLD_STACK}" in text[text.index("## Not done"):], text
