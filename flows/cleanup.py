@@ -157,8 +157,7 @@ class _Progress:
                    "parameters: what is gone is reported as gone, and it carries on with the rest")
         self.log.error("cleanup stopped: %s. Done: %s. Not done: %s", stopped, "; ".join(self.done) or "nothing",
                        "; ".join(self.left) or "nothing")
-        # Never in the way of the interruption itself: a refused artifact is logged, not raised.
-        for_people("interrupted cleanup", lambda: _report(self.result(stopped=stopped), targets))
+        _report(self.result(stopped=stopped), targets)  # never in the way of the interruption itself
 
 
 _GIT_STOPPED = "git was stopped, so the tag may or may not be there"
@@ -242,8 +241,10 @@ def _act_steps(progress: _Progress, plan: CleanupPlan, git: GitCli | None, image
 
 
 def _report(result: CleanupResult, targets: Targets) -> None:
-    create_markdown_artifact(key=ARTIFACT_KEY, markdown=summary_markdown(result, targets.ecr_repository),
-                             description="cleanup summary")
+    # Written while the run fails or stops too: an artifact the Prefect API refused replaced the
+    # run's error, the one saying what was deleted and what was not. Logged instead.
+    for_people("cleanup summary", lambda: create_markdown_artifact(
+        key=ARTIFACT_KEY, markdown=summary_markdown(result, targets.ecr_repository), description="cleanup summary"))
 
 
 @flow(name="cleanup", log_prints=True)

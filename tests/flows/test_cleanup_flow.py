@@ -370,3 +370,36 @@ def test_a_run_interrupted_while_deleting_a_stack_leaves_an_artifact_saying_what
     deleted = text[text.index("## Deleted: image tags"):text.index("## Deleted: stacks")]
     assert "- `old-version`" in deleted, text
     assert f"- stack {OLD_STACK}" in text[text.index("## Not done"):], text
+
+
+def test_a_step_failing_while_the_artifact_api_refuses_still_says_what_was_done(account, monkeypatch, caplog):
+    # The run's error is what says what was deleted and what was not: an artifact the Prefect
+    # API refused replaced it with the API's error.
+    import flows.cleanup
+    from flows.cleanup import run_cleanup
+    from rollway.cleanup import CleanupSpec
+    from tests.botocore_events import on_operation
+
+    aws = account
+
+    def refused(**_):
+        raise ClientError({"Error": {"Code": "AccessDenied", "Message": "not today"}}, "DeleteStack")
+
+    def unavailable(**_):
+        raise RuntimeError("the artifact API answered 503")
+
+    monkeypatch.setattr(flows.cleanup, "create_markdown_artifact", unavailable)
+
+    @prefect_flow(name="cleanup-without-artifacts")
+    def cleanup_without_artifacts():
+        return run_cleanup(CleanupSpec(old_stacks=(OLD_STACK,), old_image_tags=("old-version",)), aws.targets,
+                           aws.get_client)
+
+    with on_operation(aws.get_client("cloudformation"), "before-call", refused, operation="DeleteStack"):
+        state = cleanup_without_artifacts(return_state=True)
+
+    with pytest.raises(CleanupIncomplete) as stopped:
+        state.result()
+    assert "Done: deleted image tag old-version" in str(stopped.value)
+    assert f"Not done: stack {OLD_STACK}" in str(stopped.value)
+    assert "artifact could not be created: the artifact API answered 503" in caplog.text
