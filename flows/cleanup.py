@@ -84,8 +84,8 @@ def run_cleanup(spec: CleanupSpec, targets: Targets, get_client: Callable[[str],
     if routing is not None:
         log.info("production's traffic comes through listener %s and rule %s", routing.listener_arn, routing.rule_arn)
 
-    # And the network production runs in: CloudFormation cannot delete a VPC, subnet or security
-    # group in use, and stops there after deleting the rest of the stack.
+    # And the network production runs in: CloudFormation cannot delete a VPC, subnet, security
+    # group or listener certificate in use, and stops there after deleting the rest of the stack.
     network = steps.network_in_use(get_client("ecs"), get_client("elbv2"), targets) if spec.old_stacks else ()
     if network:
         log.info("production runs in %s", ", ".join(dict.fromkeys(use.resource for use in network)))

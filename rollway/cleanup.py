@@ -18,8 +18,9 @@ person, so nothing production runs on may be deleted, whatever the person typed:
 - a stack holding the listener or the listener rule production's traffic comes through (read
   from ELB: the listener on ``Targets.listener_port``, the rule rollouts shift) is refused;
 - a stack holding the VPC, a subnet or a security group the stable or canary service's tasks
-  or the load balancer are in (read from ECS and ELB) is refused: CloudFormation cannot delete
-  them while they are in use, and stops at DELETE_FAILED after deleting the rest of the stack;
+  or the load balancer are in, or the certificate a listener of the load balancer serves (read
+  from ECS and ELB), is refused: CloudFormation cannot delete them while they are in use, and
+  stops at DELETE_FAILED after deleting the rest of the stack;
 - a stack with termination protection is refused (someone protected it on purpose);
 - the tag ``latest`` is refused (what an image reference without a tag pulls);
 - an image tag that a task definition in use references is refused, and so is any other tag of
@@ -295,7 +296,8 @@ class RoutingInUse(BaseModel):
 
 
 class NetworkUse(BaseModel):
-    """A VPC, subnet or security group production runs in, and what uses it (read from ECS and ELB).
+    """A VPC, subnet or security group production runs in, or a certificate its load balancer
+    serves, and what uses it (read from ECS and ELB).
 
     A stack that made one cannot delete it while tasks or the load balancer are in it:
     CloudFormation deletes the rest of the stack first (a route table, the internet gateway,
@@ -304,7 +306,7 @@ class NetworkUse(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    resource: str = Field(description="its id: vpc-..., subnet-... or sg-...")
+    resource: str = Field(description="its id: vpc-..., subnet-..., sg-..., or an ACM certificate's ARN")
     user: str = Field(description="what uses it, e.g. 'a subnet of the stable service webordinary-edit-service'")
 
 
@@ -666,14 +668,16 @@ def _routing(routing: RoutingInUse | None, targets: Targets) -> dict[_Identity, 
 
 
 def _network(network: Sequence[NetworkUse]) -> dict[_Identity, str]:
-    """The VPC, subnets and security groups production runs in, by identity -> what uses each.
+    """The VPC, subnets, security groups and certificates production uses, by identity -> what uses each.
 
-    A stack's VPC, subnet or security group has its id as physical id, a bare name."""
+    A stack's VPC, subnet or security group has its id as physical id, a bare name; a
+    certificate, its ARN."""
     users: dict[str, list[str]] = {}
     for use in network:
         if use.user not in users.setdefault(use.resource, []):
             users[use.resource].append(use.user)
-    return {(_NAMED, resource): f"{resource} ({'; '.join(who)})" for resource, who in users.items()}
+    return {identity: f"{resource} ({'; '.join(who)})" for resource, who in users.items()
+            for identity in [resource_identity(resource)] if identity is not None}
 
 
 def _secret_identity(value: str) -> _Identity | None:
@@ -699,7 +703,7 @@ def resource_identity(physical_id: str) -> _Identity | None:
     A bare name (cluster, repository, table, alarm, dashboard, role, log group, SSM parameter, EFS
     file system or access point), a queue URL, or the ARN of a queue, topic, table, cluster,
     service, load balancer, target group, listener, listener rule, repository, alarm, dashboard,
-    task definition or secret.
+    task definition, secret or certificate.
     A service ARN of the old form (no cluster in it) counts as in every cluster.
     """
     if not physical_id.startswith("arn:"):
@@ -718,6 +722,8 @@ def resource_identity(physical_id: str) -> _Identity | None:
         return ("topic", resource)
     if service == "secretsmanager" and resource.startswith("secret:"):
         return ("secret", resource.removeprefix("secret:").split(":")[0])
+    if service == "acm" and resource.startswith("certificate/"):
+        return ("certificate", physical_id)
     if service == "cloudwatch" and resource.startswith("alarm:"):
         return (_NAMED, resource.removeprefix("alarm:"))
     if (service, kind) in {("dynamodb", "table"), ("ecs", "cluster"), ("cloudwatch", "dashboard")} and "/" not in rest:

@@ -218,7 +218,8 @@ def _running_digests(described: Sequence[dict[str, Any]]) -> tuple[ImageUse, ...
 
 def network_in_use(ecs: Any, elbv2: Any, targets: Targets) -> tuple[NetworkUse, ...]:
     """The VPC, subnets and security groups production runs in: those of the stable and canary
-    services' tasks (every deployment's awsvpc configuration), and the load balancer's.
+    services' tasks (every deployment's awsvpc configuration), and the load balancer's, with the
+    certificate each of its listeners serves.
 
     Raises:
         InUseUnknown: a service or the load balancer cannot be found or read.
@@ -244,6 +245,16 @@ def network_in_use(ecs: Any, elbv2: Any, targets: Targets) -> tuple[NetworkUse, 
     found += [NetworkUse(resource=zone["SubnetId"], user=f"a subnet of {lb}")
               for zone in balancer.get("AvailabilityZones", []) if zone.get("SubnetId")]
     found += [NetworkUse(resource=group, user=f"a security group of {lb}") for group in balancer.get("SecurityGroups", [])]
+    # ACM refuses to delete a certificate a listener serves: the stack that made it would stop
+    # at DELETE_FAILED too, after deleting the rest.
+    try:
+        for page in elbv2.get_paginator("describe_listeners").paginate(LoadBalancerArn=balancer["LoadBalancerArn"]):
+            found += [NetworkUse(resource=certificate["CertificateArn"],
+                                 user=f"the certificate of the listener on port {listener.get('Port')} of {lb}")
+                      for listener in page.get("Listeners", []) for certificate in listener.get("Certificates", [])
+                      if certificate.get("CertificateArn")]
+    except ClientError as err:
+        raise InUseUnknown(f"the listeners of {lb} could not be read: {err}") from err
     return tuple(dict.fromkeys(found))
 
 

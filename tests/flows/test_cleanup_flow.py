@@ -297,39 +297,47 @@ def test_an_old_stack_holding_the_rule_production_traffic_comes_through_is_refus
     assert stack_status(aws, OLD_STACK) == "CREATE_COMPLETE" and queue_exists(aws, OLD_QUEUE)
 
 
-@pytest.mark.parametrize("held", ["vpc", "subnet", "security group"])
-def test_an_old_stack_holding_the_network_production_runs_in_is_refused_before_anything_is_deleted(
-        account, repo, held):
+@pytest.mark.parametrize("held", ["vpc", "subnet", "security group", "certificate"])
+def test_an_old_stack_holding_the_network_production_runs_in_is_refused_before_anything_is_deleted(account, held):
     # The old stack made the VPC, the subnets or the security group the services' tasks and the
-    # load balancer still use. CloudFormation deleted the rest of the stack (the queue here; a
-    # route table or the internet gateway in AWS), then stopped at DELETE_FAILED on what was in use.
+    # load balancer still use, or the certificate a listener serves. CloudFormation deleted the rest
+    # of the stack (the queue here; a route table or the internet gateway in AWS), then stopped at
+    # DELETE_FAILED on what was in use.
     from flows.cleanup import run_cleanup
     from rollway.cleanup import CleanupSpec
     from tests.botocore_events import on_operation
 
     aws = account
+    certificate = f"arn:aws:acm:{aws.targets.region}:123456789012:certificate/0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0"
     resource = {"vpc": aws.topology.vpc_id, "subnet": aws.topology.subnet_ids[1],
-                "security group": aws.topology.security_group_id}[held]
+                "security group": aws.topology.security_group_id, "certificate": certificate}[held]
 
     def holds_the_network(parsed, **_):  # moto's stack cannot make what provision made: listed as AWS would
         parsed["StackResourceSummaries"].append({
             "LogicalResourceId": "Network", "PhysicalResourceId": resource, "ResourceType": "AWS::EC2::Thing",
             "ResourceStatus": "CREATE_COMPLETE"})
 
+    def serves_the_certificate(parsed, **_):  # the listener as an HTTPS one answers (moto's is HTTP)
+        for listener in parsed["Listeners"]:
+            listener["Certificates"] = [{"CertificateArn": certificate}]
+
     @prefect_flow(name="cleanup-of-the-network-holder")
     def cleanup_of_the_network_holder():
         return run_cleanup(CleanupSpec(old_stacks=(OLD_STACK,)), aws.targets, aws.get_client)
 
     with on_operation(aws.get_client("cloudformation"), "after-call", holds_the_network,
-                      operation="ListStackResources"):
+                      operation="ListStackResources"), \
+            on_operation(aws.get_client("elbv2"), "after-call", serves_the_certificate, operation="DescribeListeners"):
         state = cleanup_of_the_network_holder(return_state=True)
 
     with pytest.raises(CleanupRefused) as refused:
         state.result()
     (refusal,) = refused.value.refusals
     assert refusal.name == OLD_STACK and f"it holds {resource} (" in refusal.reason, refusal.reason
-    user = (f"the VPC of load balancer {aws.targets.load_balancer}" if held == "vpc" else
-            f"a {held} of the stable service {aws.targets.stable_service}")
+    user = {"vpc": f"the VPC of load balancer {aws.targets.load_balancer}",
+            "certificate": f"the certificate of the listener on port {aws.targets.listener_port} of load balancer "
+                           f"{aws.targets.load_balancer}"}.get(held, f"a {held} of the stable service "
+                                                                     f"{aws.targets.stable_service}")
     assert user in refusal.reason, refusal.reason
     assert stack_status(aws, OLD_STACK) == "CREATE_COMPLETE" and queue_exists(aws, OLD_QUEUE)
 
