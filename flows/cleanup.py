@@ -5,10 +5,11 @@ Destructive, and started by a person (from the Prefect UI, after week 3), so in 
 1. validate the parameters (``CleanupSpec``): a bad stack name, image tag or git tag name fails
    the run before any call;
 2. read: the archive tag in git (locally and on the remote), the task definitions in use (every
-   deployment of the stable and canary services, every ACTIVE revision of the task family) and
-   the images they name, the repository's images, and each old stack;
+   deployment of the stable and canary services, every ACTIVE revision of the task family, the
+   revision of every running task) and the images they name, the repository's images, and each old stack;
 3. plan (``rollway.cleanup.plan_cleanup``): a live stack, a stack holding a resource the targets
-   name, a task definition in use or the listener or rule production's traffic comes through, a stack whose export another stack imports, ``latest``, an image in use (by tag or by digest) or a protected stack is refused, and any refusal fails the run here, each one
+   name, a task definition in use, the VPC, a subnet or a security group the services or the load
+   balancer are in, or the listener or rule production's traffic comes through, a stack whose export another stack imports, ``latest``, an image in use (by tag or by digest) or a protected stack is refused, and any refusal fails the run here, each one
    named with its reason, before anything is written;
 4. archive the code first (an annotated tag, pushed), so it is kept before its infrastructure goes;
 5. delete the old image tags (one batch);
@@ -16,7 +17,8 @@ Destructive, and started by a person (from the Prefect UI, after week 3), so in 
 
 ``dry_run`` stops after 3 and reports what would be archived and deleted. A run that stops
 part-way raises ``CleanupIncomplete`` naming what was done and what was not; running it again
-is safe (what is gone is reported as gone). Every run ends with a markdown artifact.
+is safe (what is gone is reported as gone). Every run ends with a markdown artifact, one
+cancelled or interrupted part-way too (what it had deleted, and what it had not).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from typing import Any, Callable
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
+from flows.artifacts import for_people
 from flows.env import load_clients
 from flows.params import WaitSeconds
 from rollway.aws.cloudformation import CloudFormationStacks
@@ -81,8 +84,14 @@ def run_cleanup(spec: CleanupSpec, targets: Targets, get_client: Callable[[str],
     if routing is not None:
         log.info("production's traffic comes through listener %s and rule %s", routing.listener_arn, routing.rule_arn)
 
+    # And the network production runs in: CloudFormation cannot delete a VPC, subnet, security
+    # group or listener certificate in use, and stops there after deleting the rest of the stack.
+    network = steps.network_in_use(get_client("ecs"), get_client("elbv2"), targets) if spec.old_stacks else ()
+    if network:
+        log.info("production runs in %s", ", ".join(dict.fromkeys(use.resource for use in network)))
+
     plan = plan_cleanup(spec, targets, stacks=described, in_use=in_use, images=repository_images, archive=archive,
-                        routing=routing)
+                        routing=routing, network=network)
     if plan.refused:
         for refusal in plan.refusals:
             log.error("refused: %s", refusal)
@@ -113,6 +122,13 @@ class _Progress:
             if plan.archive.push_to is not None:
                 self.left.append(f"push tag {plan.archive.tag}")
         self.left += [f"image tag {t}" for t in plan.delete_tags] + [f"stack {s}" for s in plan.delete_stacks]
+        # The step under way, and what may still become of it if the run stops during it.
+        self.step = "start"
+        self.meanwhile = "nothing had been written yet"
+
+    def at(self, step: str, meanwhile: str) -> str:
+        self.step, self.meanwhile = step, meanwhile
+        return step
 
     def did(self, item: str, line: str) -> None:
         self.log.info("%s", line)
@@ -129,14 +145,42 @@ class _Progress:
         _report(self.result(stopped=f"while it tried to {step}: {why}"), targets)
         return CleanupIncomplete(step, why, self.done, self.left)
 
+    def interrupted(self, err: BaseException, targets: Targets) -> None:
+        """Say, in the log and the artifact, what a run that stopped during ``self.step`` had done.
+
+        Cancelled from the UI (Prefect's TerminationSignal), Ctrl-C, or an error no step expected:
+        such a run ended with no artifact, and what it had deleted before was known to no one.
+        """
+        how = (f"{type(err).__name__}: {err}" if isinstance(err, Exception)
+               else "interrupted (the run was cancelled, or its worker was stopped)")
+        stopped = (f"{how} while it tried to {self.step}; {self.meanwhile}. Run cleanup again with the same "
+                   "parameters: what is gone is reported as gone, and it carries on with the rest")
+        self.log.error("cleanup stopped: %s. Done: %s. Not done: %s", stopped, "; ".join(self.done) or "nothing",
+                       "; ".join(self.left) or "nothing")
+        _report(self.result(stopped=stopped), targets)  # never in the way of the interruption itself
+
+
+_GIT_STOPPED = "git was stopped, so the tag may or may not be there"
+
 
 def _act(spec: CleanupSpec, plan: CleanupPlan, git: GitCli | None, images: EcrImages,
          stacks: CloudFormationStacks, targets: Targets, stack_timeout_seconds: float) -> CleanupResult:
     progress = _Progress(spec, plan)
+    try:
+        return _act_steps(progress, plan, git, images, stacks, targets, stack_timeout_seconds)
+    except CleanupIncomplete:
+        raise  # its artifact is written
+    except BaseException as err:
+        progress.interrupted(err, targets)
+        raise
+
+
+def _act_steps(progress: _Progress, plan: CleanupPlan, git: GitCli | None, images: EcrImages,
+               stacks: CloudFormationStacks, targets: Targets, stack_timeout_seconds: float) -> CleanupResult:
     archive = plan.archive
     if archive is not None and git is not None:
         # Each archive write is its own step, so a failed push still says the tag was created.
-        step = f"create the archive tag {archive.tag}"
+        step = progress.at(f"create the archive tag {archive.tag}", _GIT_STOPPED)
         try:
             created = steps.create_tag(git, archive.tag, archive.message, archive.commit)
         except Exception as err:  # noqa: BLE001 - reported with what was done and what was not
@@ -145,7 +189,8 @@ def _act(spec: CleanupSpec, plan: CleanupPlan, git: GitCli | None, images: EcrIm
                                        + ("created" if created == "created" else "existed already"))
         progress.did(f"create tag {archive.tag}", f"archived: {progress.fields['archived']}")
         if archive.push_to is not None:
-            step = f"push the archive tag {archive.tag} to {archive.push_to}"
+            step = progress.at(f"push the archive tag {archive.tag} to {archive.push_to}",
+                               f"git was stopped, so {archive.push_to} may or may not have the tag")
             try:
                 pushed = steps.push_tag(git, archive.push_to, archive.tag)
             except Exception as err:  # noqa: BLE001
@@ -155,7 +200,8 @@ def _act(spec: CleanupSpec, plan: CleanupPlan, git: GitCli | None, images: EcrIm
             progress.did(f"push tag {archive.tag}", f"archive: {progress.fields['pushed']}")
 
     if plan.delete_tags:
-        step = f"delete image tags {', '.join(plan.delete_tags)} from {targets.ecr_repository}"
+        step = progress.at(f"delete image tags {', '.join(plan.delete_tags)} from {targets.ecr_repository}",
+                           "ECR may have deleted some of the tags listed as not done")
         try:
             deletion = steps.delete_tags(images, plan.delete_tags)
         except Exception as err:  # noqa: BLE001
@@ -178,22 +224,27 @@ def _act(spec: CleanupSpec, plan: CleanupPlan, git: GitCli | None, images: EcrIm
     deleted_stacks: list[str] = []
     gone_stacks = list(plan.gone_stacks)
     for name in plan.delete_stacks:
+        step = progress.at(f"delete stack {name}", f"CloudFormation goes on deleting stack {name} if it had begun: "
+                                                   "it may be gone or still DELETE_IN_PROGRESS")
         try:
             outcome = steps.delete_stack(stacks, name, stack_timeout_seconds)
         except Exception as err:  # noqa: BLE001
-            raise progress.failed(f"delete stack {name}", err, targets) from err
+            raise progress.failed(step, err, targets) from err
         (deleted_stacks if outcome == "deleted" else gone_stacks).append(name)
         progress.fields.update(deleted_stacks=tuple(deleted_stacks), gone_stacks=tuple(gone_stacks))
         progress.did(f"stack {name}", f"deleted stack {name}" if outcome == "deleted" else f"stack {name} was already gone")
 
+    progress.at("write its summary", "everything it was to do was done")
     result = progress.result()
     _report(result, targets)
     return result
 
 
 def _report(result: CleanupResult, targets: Targets) -> None:
-    create_markdown_artifact(key=ARTIFACT_KEY, markdown=summary_markdown(result, targets.ecr_repository),
-                             description="cleanup summary")
+    # Written while the run fails or stops too: an artifact the Prefect API refused replaced the
+    # run's error, the one saying what was deleted and what was not. Logged instead.
+    for_people("cleanup summary", lambda: create_markdown_artifact(
+        key=ARTIFACT_KEY, markdown=summary_markdown(result, targets.ecr_repository), description="cleanup summary"))
 
 
 @flow(name="cleanup", log_prints=True)

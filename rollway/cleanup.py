@@ -17,12 +17,18 @@ person, so nothing production runs on may be deleted, whatever the person typed:
   run would stop there after deleting what came before;
 - a stack holding the listener or the listener rule production's traffic comes through (read
   from ELB: the listener on ``Targets.listener_port``, the rule rollouts shift) is refused;
+- a stack holding the VPC, a subnet or a security group the stable or canary service's tasks
+  or the load balancer are in, or the certificate a listener of the load balancer serves (read
+  from ECS and ELB), is refused: CloudFormation cannot delete them while they are in use, and
+  stops at DELETE_FAILED after deleting the rest of the stack;
 - a stack with termination protection is refused (someone protected it on purpose);
 - the tag ``latest`` is refused (what an image reference without a tag pulls);
 - an image tag that a task definition in use references is refused, and so is any other tag of
   an image whose digest is in use (a task definition may pin ``repo@sha256:...``, or name the
   same image under another tag). "In use": the task definitions the stable and canary services
-  deploy, and every ACTIVE revision of ``Targets.task_family`` (a rollback restores the previous).
+  deploy, every ACTIVE revision of ``Targets.task_family`` (a rollback restores the previous), and
+  the revision every running task of the cluster runs (its roles and log group stay in use
+  while it runs, INACTIVE or of another family).
 
 ``flows/cleanup.py`` reads AWS and git first, then calls ``plan_cleanup``; any refusal fails the
 run before anything is deleted, each refusal named with its reason.
@@ -289,6 +295,21 @@ class RoutingInUse(BaseModel):
     rule_arn: str
 
 
+class NetworkUse(BaseModel):
+    """A VPC, subnet or security group production runs in, or a certificate its load balancer
+    serves, and what uses it (read from ECS and ELB).
+
+    A stack that made one cannot delete it while tasks or the load balancer are in it:
+    CloudFormation deletes the rest of the stack first (a route table, the internet gateway,
+    a queue), then ends in DELETE_FAILED on it, with production cut off by what went before.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    resource: str = Field(description="its id: vpc-..., subnet-..., sg-..., or an ACM certificate's ARN")
+    user: str = Field(description="what uses it, e.g. 'a subnet of the stable service webordinary-edit-service'")
+
+
 class ImageRef(BaseModel):
     """An image reference split into repository path, tag and digest."""
 
@@ -412,6 +433,7 @@ def plan_cleanup(
     images: Sequence[RepositoryImage],
     archive: ArchiveState | None = None,
     routing: RoutingInUse | None = None,
+    network: Sequence[NetworkUse] = (),
 ) -> CleanupPlan:
     """Decide what to delete and refuse what must stay.
 
@@ -423,6 +445,7 @@ def plan_cleanup(
         images: every image in ``targets.ecr_repository``.
         archive: what git shows about the archive tag (required when ``spec.archive_tag`` is set).
         routing: the listener and rule production's traffic comes through (None: not read).
+        network: the VPC, subnets and security groups the services and the load balancer use.
 
     Raises:
         ValueError: ``spec`` asks for an archive tag and ``archive`` is None.
@@ -438,7 +461,7 @@ def plan_cleanup(
     refusals += refused
     delete_stacks, gone_stacks, refused = _plan_stacks(spec.old_stacks, targets.stacks, stacks,
                                                        {**production_resources(targets), **_task_definitions(in_use),
-                                                        **_routing(routing, targets)})
+                                                        **_routing(routing, targets), **_network(network)})
     refusals += refused
     # What each deletion removes, so the run's record says more than names that then mean nothing.
     digest_of = {tag: image.digest for image in images for tag in image.tags}
@@ -644,6 +667,19 @@ def _routing(routing: RoutingInUse | None, targets: Targets) -> dict[_Identity, 
     }
 
 
+def _network(network: Sequence[NetworkUse]) -> dict[_Identity, str]:
+    """The VPC, subnets, security groups and certificates production uses, by identity -> what uses each.
+
+    A stack's VPC, subnet or security group has its id as physical id, a bare name; a
+    certificate, its ARN."""
+    users: dict[str, list[str]] = {}
+    for use in network:
+        if use.user not in users.setdefault(use.resource, []):
+            users[use.resource].append(use.user)
+    return {identity: f"{resource} ({'; '.join(who)})" for resource, who in users.items()
+            for identity in [resource_identity(resource)] if identity is not None}
+
+
 def _secret_identity(value: str) -> _Identity | None:
     """What a container secret's ``valueFrom`` names, as ``resource_identity`` reads the physical
     id of the stack resource that made it: a Secrets Manager secret by its name (with the random
@@ -667,7 +703,7 @@ def resource_identity(physical_id: str) -> _Identity | None:
     A bare name (cluster, repository, table, alarm, dashboard, role, log group, SSM parameter, EFS
     file system or access point), a queue URL, or the ARN of a queue, topic, table, cluster,
     service, load balancer, target group, listener, listener rule, repository, alarm, dashboard,
-    task definition or secret.
+    task definition, secret or certificate.
     A service ARN of the old form (no cluster in it) counts as in every cluster.
     """
     if not physical_id.startswith("arn:"):
@@ -686,6 +722,8 @@ def resource_identity(physical_id: str) -> _Identity | None:
         return ("topic", resource)
     if service == "secretsmanager" and resource.startswith("secret:"):
         return ("secret", resource.removeprefix("secret:").split(":")[0])
+    if service == "acm" and resource.startswith("certificate/"):
+        return ("certificate", physical_id)
     if service == "cloudwatch" and resource.startswith("alarm:"):
         return (_NAMED, resource.removeprefix("alarm:"))
     if (service, kind) in {("dynamodb", "table"), ("ecs", "cluster"), ("cloudwatch", "dashboard")} and "/" not in rest:

@@ -16,9 +16,10 @@ from prefect.cache_policies import NONE
 from rollway.aws.cloudformation import CloudFormationStacks, DeleteOutcome
 from rollway.aws.ecr_images import EcrImages, TagDeletion
 from rollway.aws.ecr_images import images_in_use as read_images_in_use
+from rollway.aws.ecr_images import network_in_use as read_network_in_use
 from rollway.aws.elbv2 import AlbRouter
 from rollway.aws.errors import AdapterError
-from rollway.cleanup import ArchiveState, ImageUse, RepositoryImage, RoutingInUse, StackState
+from rollway.cleanup import ArchiveState, ImageUse, NetworkUse, RepositoryImage, RoutingInUse, StackState
 from rollway.targets import Targets
 from rollway.toolchain.git import GitCli, GitError
 from tasks import retry
@@ -39,6 +40,12 @@ def describe_stack(stacks: CloudFormationStacks, name: str) -> StackState:
 @task(name="images-in-use", **_READ)
 def images_in_use(ecs: Any, targets: Targets) -> tuple[ImageUse, ...]:
     return read_images_in_use(ecs, targets)
+
+
+@task(name="network-in-use", **_READ)
+def network_in_use(ecs: Any, elbv2: Any, targets: Targets) -> tuple[NetworkUse, ...]:
+    """The VPC, subnets and security groups the services and the load balancer are in."""
+    return read_network_in_use(ecs, elbv2, targets)
 
 
 @task(name="routing-in-use", **_READ)

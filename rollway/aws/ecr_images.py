@@ -15,7 +15,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict
 
 from rollway.aws.errors import AdapterError, TargetNotFound
-from rollway.cleanup import ImageUse, RepositoryImage
+from rollway.cleanup import ImageUse, NetworkUse, RepositoryImage
 from rollway.targets import Targets
 
 # BatchDeleteImage takes at most 100 image ids per call.
@@ -127,8 +127,9 @@ def images_in_use(ecs: Any, targets: Targets) -> tuple[ImageUse, ...]:
 
     In use: the task definition of every deployment of the stable and canary services (a
     service mid-deployment runs two), every ACTIVE revision of ``targets.task_family`` (and
-    of any family whose name begins with it: ECS's ``familyPrefix`` matches those too), and the
-    digest every running task of the cluster resolved its image to.
+    of any family whose name begins with it: ECS's ``familyPrefix`` matches those too), the
+    task definition every running task of the cluster runs (INACTIVE or of another family
+    as well), and the digest each of those tasks resolved its image to.
 
     Raises:
         InUseUnknown: the cluster or either service cannot be found (wrong names would make
@@ -139,6 +140,18 @@ def images_in_use(ecs: Any, targets: Targets) -> tuple[ImageUse, ...]:
         uses.setdefault(task_definition, []).append(why)
     for arn in _active_revisions(ecs, targets.task_family):
         uses.setdefault(arn, []).append(f"an ACTIVE revision of {targets.task_family}")
+    running = _running_tasks(ecs, targets)
+    # A task still running a revision none of the above is (a one-off task, another service's,
+    # a revision deregistered under it) runs with its roles, log group, secrets and file systems
+    # all the same: only its image digest was kept, and the stack that made its task role or
+    # log group was deleted under it. Described once per revision, however many tasks run it.
+    by_revision: dict[str, list[str]] = {}
+    for task in running:
+        if task.get("taskDefinitionArn") and task["taskDefinitionArn"] not in uses:
+            by_revision.setdefault(task["taskDefinitionArn"], []).append(task["taskArn"].rsplit("/", 1)[-1])
+    for arn, task_ids in by_revision.items():
+        more = f" and {len(task_ids) - 1} more" if len(task_ids) > 1 else ""
+        uses[arn] = [f"running task {task_ids[0]}{more}"]
     found = []
     for task_definition, whys in uses.items():
         try:
@@ -162,15 +175,28 @@ def images_in_use(ecs: Any, targets: Targets) -> tuple[ImageUse, ...]:
                 execution_role=described.get("executionRoleArn"), task_role=described.get("taskRoleArn"),
                 log_group=(logs.get("options") or {}).get("awslogs-group") if logs.get("logDriver") == "awslogs"
                 else None, secrets=tuple(dict.fromkeys(s for s in secrets if s)), file_systems=file_systems))
-    return tuple(found) + _running_digests(ecs, targets)
+    return tuple(found) + _running_digests(running)
 
 
 # DescribeTasks takes at most 100 tasks per call.
 _TASKS_BATCH = 100
 
 
-def _running_digests(ecs: Any, targets: Targets) -> tuple[ImageUse, ...]:
-    """The image digest each container of each running task in the cluster runs.
+def _running_tasks(ecs: Any, targets: Targets) -> list[dict[str, Any]]:
+    """Every running task of the cluster, described (not only the two services')."""
+    arns: list[str] = []
+    try:
+        for page in ecs.get_paginator("list_tasks").paginate(cluster=targets.cluster, desiredStatus="RUNNING"):
+            arns += page.get("taskArns", [])
+        return [task for start in range(0, len(arns), _TASKS_BATCH)
+                for task in ecs.describe_tasks(cluster=targets.cluster,
+                                               tasks=arns[start:start + _TASKS_BATCH]).get("tasks", [])]
+    except ClientError as err:
+        raise InUseUnknown(f"the running tasks of cluster {targets.cluster} could not be read: {err}") from err
+
+
+def _running_digests(described: Sequence[dict[str, Any]]) -> tuple[ImageUse, ...]:
+    """The image digest each container of each running task runs.
 
     ECS resolves a task definition's tag to a digest when it deploys, and its tasks run (and are
     replaced from) that digest. Once the tag has moved (pushed again), the image they run is no
@@ -178,15 +204,6 @@ def _running_digests(ecs: Any, targets: Targets) -> tuple[ImageUse, ...]:
     left production's tasks on an image that is gone. Every task of the cluster counts, not only
     the two services' (a one-off or another service's task runs on it too).
     """
-    arns: list[str] = []
-    try:
-        for page in ecs.get_paginator("list_tasks").paginate(cluster=targets.cluster, desiredStatus="RUNNING"):
-            arns += page.get("taskArns", [])
-        described = [task for start in range(0, len(arns), _TASKS_BATCH)
-                     for task in ecs.describe_tasks(cluster=targets.cluster,
-                                                    tasks=arns[start:start + _TASKS_BATCH]).get("tasks", [])]
-    except ClientError as err:
-        raise InUseUnknown(f"the running tasks of cluster {targets.cluster} could not be read: {err}") from err
     found = []
     for task in described:
         for container in task.get("containers", []):
@@ -199,7 +216,54 @@ def _running_digests(ecs: Any, targets: Targets) -> tuple[ImageUse, ...]:
     return tuple(found)
 
 
-def _service_task_definitions(ecs: Any, targets: Targets) -> list[tuple[str, str]]:
+def network_in_use(ecs: Any, elbv2: Any, targets: Targets) -> tuple[NetworkUse, ...]:
+    """The VPC, subnets and security groups production runs in: those of the stable and canary
+    services' tasks (every deployment's awsvpc configuration), and the load balancer's, with the
+    certificate each of its listeners serves.
+
+    Raises:
+        InUseUnknown: a service or the load balancer cannot be found or read.
+    """
+    found = []
+    for service in _services(ecs, targets):
+        which = "stable" if service["serviceName"] == targets.stable_service else "canary"
+        configurations = [service.get("networkConfiguration")]
+        configurations += [deployment.get("networkConfiguration") for deployment in service.get("deployments", [])]
+        for configuration in configurations:
+            awsvpc = (configuration or {}).get("awsvpcConfiguration") or {}
+            for field, kind in (("subnets", "subnet"), ("securityGroups", "security group")):
+                found += [NetworkUse(resource=resource, user=f"a {kind} of the {which} service {service['serviceName']}")
+                          for resource in awsvpc.get(field, [])]
+    try:
+        (balancer,) = elbv2.describe_load_balancers(Names=[targets.load_balancer])["LoadBalancers"]
+    except ClientError as err:
+        raise InUseUnknown(f"load balancer {targets.load_balancer} could not be read (check the targets block): "
+                           f"{err}") from err
+    lb = f"load balancer {targets.load_balancer}"
+    if balancer.get("VpcId"):
+        found.append(NetworkUse(resource=balancer["VpcId"], user=f"the VPC of {lb}"))
+    found += [NetworkUse(resource=zone["SubnetId"], user=f"a subnet of {lb}")
+              for zone in balancer.get("AvailabilityZones", []) if zone.get("SubnetId")]
+    found += [NetworkUse(resource=group, user=f"a security group of {lb}") for group in balancer.get("SecurityGroups", [])]
+    # ACM refuses to delete a certificate a listener serves: the stack that made it would stop
+    # at DELETE_FAILED too, after deleting the rest.
+    try:
+        for page in elbv2.get_paginator("describe_listeners").paginate(LoadBalancerArn=balancer["LoadBalancerArn"]):
+            found += [NetworkUse(resource=certificate["CertificateArn"],
+                                 user=f"the certificate of the listener on port {listener.get('Port')} of {lb}")
+                      for listener in page.get("Listeners", []) for certificate in listener.get("Certificates", [])
+                      if certificate.get("CertificateArn")]
+    except ClientError as err:
+        raise InUseUnknown(f"the listeners of {lb} could not be read: {err}") from err
+    return tuple(dict.fromkeys(found))
+
+
+def _services(ecs: Any, targets: Targets) -> list[dict[str, Any]]:
+    """The stable and canary services as ECS describes them.
+
+    Raises:
+        InUseUnknown: either cannot be read or found (wrong names would make everything look unused).
+    """
     services = [targets.stable_service, targets.canary_service]
     try:
         answer = ecs.describe_services(cluster=targets.cluster, services=services)
@@ -211,8 +275,12 @@ def _service_task_definitions(ecs: Any, targets: Targets) -> list[tuple[str, str
     if missing:
         raise InUseUnknown(f"cannot tell what production runs: {', '.join(missing)} not found in cluster "
                            f"{targets.cluster} (check the targets block)")
+    return list(answer["services"])
+
+
+def _service_task_definitions(ecs: Any, targets: Targets) -> list[tuple[str, str]]:
     pairs = []
-    for service in answer["services"]:
+    for service in _services(ecs, targets):
         which = "stable" if service["serviceName"] == targets.stable_service else "canary"
         pairs.append((service["taskDefinition"], f"the {which} service deploys it"))
         for deployment in service.get("deployments", []):

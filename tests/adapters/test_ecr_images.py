@@ -167,3 +167,44 @@ def test_an_image_a_running_task_resolved_its_tag_to_is_in_use_after_the_tag_mov
     (refusal,) = plan.refusals
     assert refusal.name == "build-41" and f"it tags image {deployed}, which is in use" in refusal.reason
     assert "on the digest ECS resolved its tag to) pins it by digest" in refusal.reason, refusal.reason
+
+
+def test_an_old_stack_that_made_the_role_or_log_group_a_running_task_of_an_inactive_revision_uses_is_refused(aws):
+    """A one-off task (a migration, say) still runs a revision no service deploys and since
+    deregistered: cleanup kept only the image digest it runs, and deleted the stack that made its
+    task role (its AWS calls then fail) and its log group (its logs go nowhere)."""
+    import json
+
+    from rollway.aws.cloudformation import CloudFormationStacks
+
+    cloudformation, ecs = aws.get_client("cloudformation"), aws.get_client("ecs")
+    role_trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                                                          "Principal": {"Service": "ecs-tasks.amazonaws.com"}}]}
+    cloudformation.create_stack(StackName="webordinary-old-stack", TemplateBody=json.dumps({"Resources": {
+        "Role": {"Type": "AWS::IAM::Role", "Properties": {"RoleName": "webordinary-migrate",
+                                                          "AssumeRolePolicyDocument": role_trust}},
+        "Logs": {"Type": "AWS::Logs::LogGroup", "Properties": {"LogGroupName": "/ecs/webordinary-migrate"}}}}))
+    role = aws.get_client("iam").get_role(RoleName="webordinary-migrate")["Role"]["Arn"]
+    migrate = ecs.register_task_definition(
+        family="webordinary-migrate", taskRoleArn=role, memory="512", requiresCompatibilities=["FARGATE"],
+        networkMode="awsvpc", cpu="256",
+        containerDefinitions=[{"name": "migrate", "image": aws.topology.initial_image, "memory": 512, "logConfiguration": {
+            "logDriver": "awslogs", "options": {"awslogs-group": "/ecs/webordinary-migrate"}}}],
+    )["taskDefinition"]["taskDefinitionArn"]
+    (task,) = ecs.run_task(cluster=aws.targets.cluster, taskDefinition=migrate, launchType="FARGATE",
+                           networkConfiguration={"awsvpcConfiguration": {
+                               "subnets": list(aws.topology.subnet_ids),
+                               "securityGroups": [aws.topology.security_group_id]}})["tasks"]
+    ecs.deregister_task_definition(taskDefinition=migrate)
+
+    stacks = CloudFormationStacks(cloudformation, keep=aws.targets.stacks)
+    described = {"webordinary-old-stack": stacks.describe("webordinary-old-stack")}
+    planned = plan_cleanup(CleanupSpec(old_stacks=tuple(described)), aws.targets, stacks=described,
+                           in_use=images_in_use(ecs, aws.targets), images=())
+
+    assert planned.delete_stacks == ()
+    (refusal,) = planned.refusals
+    task_id = task["taskArn"].rsplit("/", 1)[-1]
+    assert f"webordinary-migrate (the task role of task definition webordinary-migrate:1, running task {task_id})" \
+        in refusal.reason, refusal.reason
+    assert "/ecs/webordinary-migrate (the log group of task definition webordinary-migrate:1" in refusal.reason

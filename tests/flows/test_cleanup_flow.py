@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from botocore.exceptions import ClientError
+from prefect import flow as prefect_flow
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 
@@ -294,3 +295,119 @@ def test_an_old_stack_holding_the_rule_production_traffic_comes_through_is_refus
     assert refusal.name == OLD_STACK and "the listener rule (path /*) that forwards production's traffic" in \
         refusal.reason, refusal.reason
     assert stack_status(aws, OLD_STACK) == "CREATE_COMPLETE" and queue_exists(aws, OLD_QUEUE)
+
+
+@pytest.mark.parametrize("held", ["vpc", "subnet", "security group", "certificate"])
+def test_an_old_stack_holding_the_network_production_runs_in_is_refused_before_anything_is_deleted(account, held):
+    # The old stack made the VPC, the subnets or the security group the services' tasks and the
+    # load balancer still use, or the certificate a listener serves. CloudFormation deleted the rest
+    # of the stack (the queue here; a route table or the internet gateway in AWS), then stopped at
+    # DELETE_FAILED on what was in use.
+    from flows.cleanup import run_cleanup
+    from rollway.cleanup import CleanupSpec
+    from tests.botocore_events import on_operation
+
+    aws = account
+    certificate = f"arn:aws:acm:{aws.targets.region}:123456789012:certificate/0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0"
+    resource = {"vpc": aws.topology.vpc_id, "subnet": aws.topology.subnet_ids[1],
+                "security group": aws.topology.security_group_id, "certificate": certificate}[held]
+
+    def holds_the_network(parsed, **_):  # moto's stack cannot make what provision made: listed as AWS would
+        parsed["StackResourceSummaries"].append({
+            "LogicalResourceId": "Network", "PhysicalResourceId": resource, "ResourceType": "AWS::EC2::Thing",
+            "ResourceStatus": "CREATE_COMPLETE"})
+
+    def serves_the_certificate(parsed, **_):  # the listener as an HTTPS one answers (moto's is HTTP)
+        for listener in parsed["Listeners"]:
+            listener["Certificates"] = [{"CertificateArn": certificate}]
+
+    @prefect_flow(name="cleanup-of-the-network-holder")
+    def cleanup_of_the_network_holder():
+        return run_cleanup(CleanupSpec(old_stacks=(OLD_STACK,)), aws.targets, aws.get_client)
+
+    with on_operation(aws.get_client("cloudformation"), "after-call", holds_the_network,
+                      operation="ListStackResources"), \
+            on_operation(aws.get_client("elbv2"), "after-call", serves_the_certificate, operation="DescribeListeners"):
+        state = cleanup_of_the_network_holder(return_state=True)
+
+    with pytest.raises(CleanupRefused) as refused:
+        state.result()
+    (refusal,) = refused.value.refusals
+    assert refusal.name == OLD_STACK and f"it holds {resource} (" in refusal.reason, refusal.reason
+    user = {"vpc": f"the VPC of load balancer {aws.targets.load_balancer}",
+            "certificate": f"the certificate of the listener on port {aws.targets.listener_port} of load balancer "
+                           f"{aws.targets.load_balancer}"}.get(held, f"a {held} of the stable service "
+                                                                     f"{aws.targets.stable_service}")
+    assert user in refusal.reason, refusal.reason
+    assert stack_status(aws, OLD_STACK) == "CREATE_COMPLETE" and queue_exists(aws, OLD_QUEUE)
+
+
+def test_a_run_interrupted_while_deleting_a_stack_leaves_an_artifact_saying_what_was_deleted(account):
+    # Ctrl-C raises a KeyboardInterrupt where the run is, and cancelling it from the UI Prefect's
+    # TerminationSignal: the run ended with no artifact, and the image tags it had deleted before
+    # were known to no one.
+    from prefect.runtime import flow_run
+
+    from flows.cleanup import run_cleanup
+    from rollway.cleanup import CleanupSpec
+    from tests.botocore_events import on_operation
+
+    aws = account
+    runs: list[str] = []
+
+    def cancelled(**_):
+        raise KeyboardInterrupt
+
+    @prefect_flow(name="cleanup-interrupted")
+    def cleanup_interrupted():
+        runs.append(flow_run.id)
+        return run_cleanup(CleanupSpec(old_stacks=(OLD_STACK,), old_image_tags=("old-version",)), aws.targets,
+                           aws.get_client)
+
+    with on_operation(aws.get_client("cloudformation"), "before-call", cancelled, operation="DeleteStack"):
+        with pytest.raises(KeyboardInterrupt):
+            cleanup_interrupted()
+
+    assert tags(aws) == {"1.0.0", "0.9.0"} and stack_status(aws, OLD_STACK) == "CREATE_COMPLETE"
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=runs)))
+    (text,) = [a.data for a in found if a.key == ARTIFACT_KEY]
+    assert text.startswith("# Cleanup stopped part-way"), text
+    assert (f"interrupted (the run was cancelled, or its worker was stopped) while it tried to delete stack {OLD_STACK}"
+            in text), text
+    deleted = text[text.index("## Deleted: image tags"):text.index("## Deleted: stacks")]
+    assert "- `old-version`" in deleted, text
+    assert f"- stack {OLD_STACK}" in text[text.index("## Not done"):], text
+
+
+def test_a_step_failing_while_the_artifact_api_refuses_still_says_what_was_done(account, monkeypatch, caplog):
+    # The run's error is what says what was deleted and what was not: an artifact the Prefect
+    # API refused replaced it with the API's error.
+    import flows.cleanup
+    from flows.cleanup import run_cleanup
+    from rollway.cleanup import CleanupSpec
+    from tests.botocore_events import on_operation
+
+    aws = account
+
+    def refused(**_):
+        raise ClientError({"Error": {"Code": "AccessDenied", "Message": "not today"}}, "DeleteStack")
+
+    def unavailable(**_):
+        raise RuntimeError("the artifact API answered 503")
+
+    monkeypatch.setattr(flows.cleanup, "create_markdown_artifact", unavailable)
+
+    @prefect_flow(name="cleanup-without-artifacts")
+    def cleanup_without_artifacts():
+        return run_cleanup(CleanupSpec(old_stacks=(OLD_STACK,), old_image_tags=("old-version",)), aws.targets,
+                           aws.get_client)
+
+    with on_operation(aws.get_client("cloudformation"), "before-call", refused, operation="DeleteStack"):
+        state = cleanup_without_artifacts(return_state=True)
+
+    with pytest.raises(CleanupIncomplete) as stopped:
+        state.result()
+    assert "Done: deleted image tag old-version" in str(stopped.value)
+    assert f"Not done: stack {OLD_STACK}" in str(stopped.value)
+    assert "artifact could not be created: the artifact API answered 503" in caplog.text
