@@ -504,7 +504,18 @@ def advance(env: Environment, approver: Approver, *, owner: str, actor: str = "s
     owner_finished = functools.cache(owner_finished)  # each question is a call to the Prefect API
     # A run killed less than a lease before this tick left its lease running: waited out here,
     # so the tick resumes or advances the rollout today, not a week later.
-    wait_out_an_ended_runs_lease(env, owner=owner, lease_seconds=lease_seconds, owner_finished=owner_finished)
+    waited = wait_out_an_ended_runs_lease(env, owner=owner, lease_seconds=lease_seconds, owner_finished=owner_finished)
+    if waited is not None and waited.renewed:
+        # Prefect said its run had ended, yet it wrote its lease: it is alive and the rollout stays
+        # its own. Said here: going on, the tick refused with "phase N has not passed; approve or
+        # roll it back first" (or the ledger's bare LockHeld), sending people to act on a rollout
+        # another run was driving.
+        raise PhaseRefused(
+            f"{service}'s rollout is held by {waited.held.owner}: Prefect says its run has ended, but it renewed "
+            f"its lease (now until {weekly.describe(waited.changed.lease_expires, 'UTC')}) while this run waited "
+            "for it to lapse, so it is still at work. Nothing was changed; run advance_phase again once that run "
+            "has finished or its lease has run out"
+        )
     with before_any_write():  # as in run_progressive: nothing read, nothing to roll back
         record = env.ledger.get(service)
     if record is not None and record.phase is RolloutPhase.ROLLING_BACK:
