@@ -343,7 +343,7 @@ def run_progressive(
     owner_finished = functools.cache(owner_finished)  # each question is a call to the Prefect API
     waited = wait_out_an_ended_runs_lease(
         env, owner=owner, lease_seconds=lease_seconds, owner_finished=owner_finished,
-        needs_the_lease=functools.partial(lapse.run_needs_the_lease, spec.image),
+        needs_the_lease=functools.partial(lapse.run_needs_the_lease, spec.image, phased=phased),
         refusal=LockHeld, run_again="progressive_rollout")
     if waited is not None and waited.renewed:
         # Prefect said its run had ended, yet it wrote its lease: it is alive, and the rollout stays
@@ -395,6 +395,12 @@ def run_progressive(
                 f"{service} is rolling out {record.image} ({record.phase.value}, stage {record.stage_index + 1}); "
                 f"finish or roll it back before starting {spec.image}"
             )
+        if phased and record.phase is RolloutPhase.PAUSED and record.weekly_phase_passed \
+                and traffic.get_weights(env.router) == record.weights:
+            # Nothing is left of this phase: resumed, the run found its last stage passed and
+            # recorded the phase complete again, with a second "phase complete" sent over SNS.
+            # Weights moved since are drift, refused or adopted (then the phase they are in runs) below.
+            return phase_already_complete(env, record)
         if record.owner not in (None, owner) and not owner_finished(record.owner):
             # A run paused for an approval renews no lease, yet it is alive: taking the rollout
             # from it would leave two runs driving it (and its timeout would undo the other's work).
@@ -461,6 +467,25 @@ def run_progressive(
             "tasks at 0 %% of the traffic until `rollway finalize` moves the promoted version onto it",
             env.targets.stable_service)
     return result
+
+
+def phase_already_complete(env: Environment, record: RolloutRecord) -> RolloutResult:
+    """What a phased run finds at a weekly phase already complete and holding: nothing to do, and
+    when the next phase may start. Read leniently: nothing here acts on the recorded policy."""
+    spec = RolloutSpec.for_rollback(record.spec_json)
+    index, service = record.weekly_phase_index, env.targets.canary_service
+    name = spec.phases[index].name if 0 <= index < len(spec.phases) else f"phase {index + 1}"
+    nxt = ""
+    if index + 1 < len(spec.phases) and record.weekly_phase_started_at is not None:
+        due = weekly.next_phase_due(record.weekly_phase_started_at, **spec.phase_calendar())
+        nxt = (f" The next phase, {spec.phases[index + 1].name}, may start from "
+               f"{weekly.describe(due, spec.weekly_timezone)}"
+               f"{on_the_wall(env.clock, due, env.clock.now())}: the first advance_phase run from then on starts it"
+               " (or a person's, with start_early_because, sooner).")
+    reason = (f"{name} of {service}'s rollout is already complete, holding at {record.weights} (stable/canary): "
+              f"nothing was changed.{nxt} A run with phased=false runs every remaining stage now")
+    get_run_logger().info("%s", reason)
+    return RolloutResult(outcome="holding", reason=reason, image=record.image, final_weights=record.weights)
 
 
 def advance(env: Environment, approver: Approver, *, owner: str, actor: str = "schedule",

@@ -142,9 +142,9 @@ def test_a_holder_whose_run_prefect_says_is_running_is_left_alone_without_waitin
     assert record.owner == live_owner and record.weekly_phase_index == 1 and shifts(env) == [5, 25, 50]
 
 
-def leased_three_hours_past_the_cron():
+def leased_three_hours_past_the_cron(kill: str = "release"):
     """The record week 2's run left when killed, its lease running three hours past the Monday cron."""
-    env, dead = _killed_just_before_monday_3("release")
+    env, dead = _killed_just_before_monday_3(kill)
     service = env.targets.canary_service
     env.ledger._rollouts[service][-1] = env.ledger._rollouts[service][-1].model_copy(
         update={"lease_expires": MONDAY_3 + 3 * H})
