@@ -227,15 +227,26 @@ def weekly_schedule(cron: str, timezone: str) -> tuple[str, str]:
     """The weekly cron and its zone as Prefect will take them, or a ValueError naming the option.
 
     Checked here: Prefect's ``Cron`` takes an unknown zone without a word, and the deployment's
-    registration then failed with a validation traceback.
+    registration then failed with a validation traceback. It takes a cron no date matches too
+    (``0 9 30 2 *``, 30 February): advance_phase was then served on a schedule that never ran.
     """
+    import datetime as dt
+
+    # The cron matcher Prefect's own validation and its scheduler use (with CronSchedule's day_or).
+    from prefect._vendor.croniter import CroniterBadDateError, croniter
     from prefect.client.schemas.schedules import CronSchedule
 
     try:
-        CronSchedule(cron=cron, timezone=timezone)
+        schedule = CronSchedule(cron=cron, timezone=timezone)
     except ValueError as err:
         reasons = "; ".join(e["msg"] for e in getattr(err, "errors", lambda: [])()) or str(err)
         raise ValueError(f"--weekly-cron {cron!r} / --weekly-timezone {timezone!r}: {reasons}") from None
+    try:
+        croniter(cron, dt.datetime(2000, 1, 1), day_or=schedule.day_or).get_next(dt.datetime)
+    except CroniterBadDateError:
+        raise ValueError(f"--weekly-cron {cron!r} never fires (no date matches it, like 30 February): advance_phase "
+                         "would never start a weekly phase; give a cron that fires once a week, like "
+                         f"{WEEKLY_CRON!r}") from None
     return cron, timezone
 
 

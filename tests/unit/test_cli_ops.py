@@ -483,6 +483,21 @@ def test_serve_script_serves_advance_phase_on_the_weekly_cron_and_zone_given(mon
     assert by_name["progressive_rollout"].parameters["spec"]["weekly_timezone"] == "Europe/Berlin"
 
 
+@pytest.mark.parametrize("cron", ["0 9 30 2 *", "0 9 31 4 *", "0 9 31 2 MON"])
+def test_serve_script_refuses_a_weekly_cron_that_never_fires(cron, monkeypatch, capsys) -> None:
+    """A cron no date matches (30 February) was taken: advance_phase was served on a schedule that
+    never ran, and every rollout stopped after its first phase without a word."""
+    import deployments.serve as serve
+
+    served: list = []
+    monkeypatch.setattr(serve, "serve_all", lambda deployments, **_: served.extend(deployments))
+    with pytest.raises(SystemExit) as exited:
+        serve.main(weekly_cron=cron)
+    assert exited.value.code == 2 and not served
+    said = capsys.readouterr().err
+    assert f"--weekly-cron {cron!r} never fires" in said and "advance_phase" in said, said
+
+
 def test_validate_deployment_defaults_to_the_given_validation_spec_or_else_its_own(served) -> None:
     """Without one, the flow's own default (Webordinary's real addresses) stands; the spec
     parameter of the rollout flows is not mistaken for it."""
