@@ -119,6 +119,8 @@ def build_deployments(
             **extra,
         )
 
+    # deployments/prefect.yaml describes the same deployments for a work pool: the same
+    # descriptions, schedule and parameters (tests/unit/test_cli_ops.py holds the two together).
     return [
         deploy(canary, {**clocked, **with_spec},
                "Canary an image through the spec's stages in one run; promote, pause or roll back."),
@@ -127,8 +129,9 @@ def build_deployments(
                "pausing for approval where the spec says."),
         # The spec serves only its failure hook: the flags to disable when the ledger cannot be read.
         deploy(advance_phase, {**paused_flows, **with_spec},
-               "Weekly: start the next phase of the running rollout (does nothing twice in a calendar week "
-               "of the rollout's weekly_timezone).",
+               "Weekly: start the next phase of the running rollout once it is due on the rollout's calendar "
+               "(weeks in its weekly_timezone; nothing twice in a week); resume a phase or monitoring window whose "
+               "run died; finish a half-done rollback.",
                schedules=[Cron(weekly_cron, timezone=weekly_timezone, active=schedules_active)]),
         deploy(rollback, clocked,
                "Move all traffic back to the stable service and retire the canary (idempotent)."),
@@ -157,7 +160,7 @@ def build_deployments(
         # Destructive: the form starts as a dry run, so a click shows the plan before anything goes.
         deploy(cleanup, {**blocks, "dry_run": True},
                "After the migration: archive the old code under a git tag, then delete old ECR image tags and "
-               "old CloudFormation stacks; refuses live stacks, `latest` and images in use. Starts as a dry run.",
+               "old CloudFormation stacks; refuses live stacks, `latest` and images in use. Starts as a dry run: untick dry_run to delete.",
                concurrency_limit=1),
     ]
 

@@ -405,6 +405,30 @@ def test_prefect_yaml_describes_the_same_flows_and_schedule_as_serve(served) -> 
     assert (weekly.cron, weekly.timezone, weekly.active) == ("0 9 * * MON", "UTC", True)
 
 
+def test_prefect_yaml_and_serve_describe_each_deployment_alike() -> None:
+    """One truth for a deployment served by serve.py or deployed from prefect.yaml: the same
+    description, schedule and run parameters (a parameter one of them leaves out has the flow's
+    own default, which the other must then give). advance_phase's descriptions had drifted apart:
+    "does nothing twice in a week" in the yaml, a calendar week of the rollout's zone in serve.py."""
+    from prefect.cli.deploy._models import PrefectYamlModel
+    from prefect.flows import load_flow_from_entrypoint
+
+    from deployments.serve import build_deployments
+
+    model = PrefectYamlModel.model_validate(yaml.safe_load((ROOT / "deployments" / "prefect.yaml").read_text()))
+    blocks = {"targets_block": "rollway-targets", "aws_credentials_block": "rollway-aws"}
+    served = {d.entrypoint: d for d in build_deployments(**blocks)}
+    for declared in model.deployments:
+        entrypoint, serve = declared.entrypoint, served[declared.entrypoint]
+        assert " ".join(declared.description.split()) == serve.description, entrypoint
+        defaults = {name: schema["default"] for name, schema in
+                    load_flow_from_entrypoint(entrypoint).parameters.properties.items() if "default" in schema}
+        assert {**defaults, **declared.parameters} == {**defaults, **serve.parameters}, entrypoint
+        assert [(s.cron, s.timezone, s.active) for s in declared.schedules or []] == [
+            (s.schedule.cron, s.schedule.timezone, s.active) for s in serve.schedules or []], entrypoint
+        assert declared.concurrency_limit == serve.concurrency_limit and declared.tags == serve.tags, entrypoint
+
+
 @pytest.mark.parametrize(
     ("flow_function", "exception", "message"),
     [
