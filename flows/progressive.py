@@ -409,7 +409,8 @@ def run_progressive(
                 "(it may be waiting for an approval): answer, cancel or wait for that run"
             )
         spec = recorded_policy(record)  # the recorded policy governs a resume; checked before taking it
-        record = env.ledger.acquire(service, owner=owner, now=env.clock.now(), lease_seconds=lease_seconds, wall=env.wall())
+        record = env.ledger.acquire(service, owner=owner, now=env.clock.now(), lease_seconds=lease_seconds,
+                                    rollout=record.rollout_id, wall=env.wall())
         log.info("resuming %s at stage %s (%s)", service, record.stage_index + 1, record.weights)
     hold_rollout(env, record, owner=owner)
     # Each step below is recorded when done, so a run that died between them redoes only
@@ -750,7 +751,10 @@ def _next_phase(env: Environment, spec: RolloutSpec, record: RolloutRecord, now:
         due = weekly.next_phase_due(record.weekly_phase_started_at, **spec.phase_calendar())
         log.info("phase %s of %s passed, and the next phase has been due since %s: starting it",
                  record.weekly_phase_index + 1, service, weekly.describe(due, spec.weekly_timezone))
-    env.ledger.acquire(service, owner=owner, now=now, lease_seconds=lease_seconds, wall=env.wall())
+    # On the rollout read above: were it rolled back and another begun since, the tick took that
+    # one's lease and recorded this one's next phase on it.
+    env.ledger.acquire(service, owner=owner, now=now, lease_seconds=lease_seconds, rollout=record.rollout_id,
+                       wall=env.wall())
     hold_rollout(env, record, owner=owner)
     try:
         # Drift is refused before the phase is recorded, so this week's start is not used up.
