@@ -119,6 +119,8 @@ def build_deployments(
             **extra,
         )
 
+    # deployments/prefect.yaml describes the same deployments for a work pool: the same
+    # descriptions, schedule and parameters (tests/unit/test_cli_ops.py holds the two together).
     return [
         deploy(canary, {**clocked, **with_spec},
                "Canary an image through the spec's stages in one run; promote, pause or roll back."),
@@ -127,8 +129,9 @@ def build_deployments(
                "pausing for approval where the spec says."),
         # The spec serves only its failure hook: the flags to disable when the ledger cannot be read.
         deploy(advance_phase, {**paused_flows, **with_spec},
-               "Weekly: start the next phase of the running rollout (does nothing twice in a calendar week "
-               "of the rollout's weekly_timezone).",
+               "Weekly: start the next phase of the running rollout once it is due on the rollout's calendar "
+               "(weeks in its weekly_timezone; nothing twice in a week); resume a phase or monitoring window whose "
+               "run died; finish a half-done rollback.",
                schedules=[Cron(weekly_cron, timezone=weekly_timezone, active=schedules_active)]),
         deploy(rollback, clocked,
                "Move all traffic back to the stable service and retire the canary (idempotent)."),
@@ -157,7 +160,7 @@ def build_deployments(
         # Destructive: the form starts as a dry run, so a click shows the plan before anything goes.
         deploy(cleanup, {**blocks, "dry_run": True},
                "After the migration: archive the old code under a git tag, then delete old ECR image tags and "
-               "old CloudFormation stacks; refuses live stacks, `latest` and images in use. Starts as a dry run.",
+               "old CloudFormation stacks; refuses live stacks, `latest` and images in use. Starts as a dry run: untick dry_run to delete.",
                concurrency_limit=1),
     ]
 
@@ -227,15 +230,26 @@ def weekly_schedule(cron: str, timezone: str) -> tuple[str, str]:
     """The weekly cron and its zone as Prefect will take them, or a ValueError naming the option.
 
     Checked here: Prefect's ``Cron`` takes an unknown zone without a word, and the deployment's
-    registration then failed with a validation traceback.
+    registration then failed with a validation traceback. It takes a cron no date matches too
+    (``0 9 30 2 *``, 30 February): advance_phase was then served on a schedule that never ran.
     """
+    import datetime as dt
+
+    # The cron matcher Prefect's own validation and its scheduler use (with CronSchedule's day_or).
+    from prefect._vendor.croniter import CroniterBadDateError, croniter
     from prefect.client.schemas.schedules import CronSchedule
 
     try:
-        CronSchedule(cron=cron, timezone=timezone)
+        schedule = CronSchedule(cron=cron, timezone=timezone)
     except ValueError as err:
         reasons = "; ".join(e["msg"] for e in getattr(err, "errors", lambda: [])()) or str(err)
         raise ValueError(f"--weekly-cron {cron!r} / --weekly-timezone {timezone!r}: {reasons}") from None
+    try:
+        croniter(cron, dt.datetime(2000, 1, 1), day_or=schedule.day_or).get_next(dt.datetime)
+    except CroniterBadDateError:
+        raise ValueError(f"--weekly-cron {cron!r} never fires (no date matches it, like 30 February): advance_phase "
+                         "would never start a weekly phase; give a cron that fires once a week, like "
+                         f"{WEEKLY_CRON!r}") from None
     return cron, timezone
 
 

@@ -106,9 +106,12 @@ class LedgerJournal:
 
     # --- Journal -----------------------------------------------------------------------
     def tick(self, state: StageState, verdict: Verdict | None) -> None:
-        # Renews the lease, so a live run keeps the rollout and a dead one loses it.
+        # Renews the lease, so a live run keeps the rollout and a dead one loses it. Named, as every
+        # write of the journal: a run whose rollout was rolled back and superseded meanwhile took the
+        # next rollout's lapsed lease (its run paused for an approval), leaving it ownerless.
         self._seen = self.ledger.acquire(self.service, owner=self.owner, now=self.env.clock.now(),
-                                         lease_seconds=self.lease_seconds, wall=self.env.wall())
+                                         lease_seconds=self.lease_seconds, rollout=self.rollout_id,
+                                         wall=self.env.wall())
 
     def shifted(self, state: StageState, before: Weights, after: Weights, reason: str, flags: list,
                 from_stage: int | None) -> None:
@@ -184,10 +187,12 @@ class LedgerJournal:
             # A person accepted a stage the judge could not pass: it counts as passed, so a run
             # that dies after the next shift still recognises that shift as its own on resume.
             changes["stage_passed"] = True
-        # A person may answer after the lease ran out (nothing renews it during a pause): take it back first.
+        # A person may answer after the lease ran out (nothing renews it during a pause): take it back
+        # first, on this run's rollout only (RolloutSuperseded if another began since: taking and
+        # giving back its lease left that rollout's paused run without its ownership).
         before = self._seen
         now = self.ledger.acquire(self.service, owner=self.owner, now=self.env.clock.now(), lease_seconds=self.lease_seconds,
-                                  wall=self.env.wall())
+                                  rollout=self.rollout_id, wall=self.env.wall())
         if before is not None and (now.rollout_id != before.rollout_id or len(now.history) != len(before.history)):
             # Another run drove the rollout while this one waited (say, it took the expired lease
             # and promoted): acting on this answer would undo that, a timeout would roll it back.

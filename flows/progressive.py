@@ -343,7 +343,7 @@ def run_progressive(
     owner_finished = functools.cache(owner_finished)  # each question is a call to the Prefect API
     waited = wait_out_an_ended_runs_lease(
         env, owner=owner, lease_seconds=lease_seconds, owner_finished=owner_finished,
-        needs_the_lease=functools.partial(lapse.run_needs_the_lease, spec.image),
+        needs_the_lease=functools.partial(lapse.run_needs_the_lease, spec.image, phased=phased),
         refusal=LockHeld, run_again="progressive_rollout")
     if waited is not None and waited.renewed:
         # Prefect said its run had ended, yet it wrote its lease: it is alive, and the rollout stays
@@ -395,6 +395,12 @@ def run_progressive(
                 f"{service} is rolling out {record.image} ({record.phase.value}, stage {record.stage_index + 1}); "
                 f"finish or roll it back before starting {spec.image}"
             )
+        if phased and record.phase is RolloutPhase.PAUSED and record.weekly_phase_passed \
+                and traffic.get_weights(env.router) == record.weights:
+            # Nothing is left of this phase: resumed, the run found its last stage passed and
+            # recorded the phase complete again, with a second "phase complete" sent over SNS.
+            # Weights moved since are drift, refused or adopted (then the phase they are in runs) below.
+            return phase_already_complete(env, record)
         if record.owner not in (None, owner) and not owner_finished(record.owner):
             # A run paused for an approval renews no lease, yet it is alive: taking the rollout
             # from it would leave two runs driving it (and its timeout would undo the other's work).
@@ -403,7 +409,8 @@ def run_progressive(
                 "(it may be waiting for an approval): answer, cancel or wait for that run"
             )
         spec = recorded_policy(record)  # the recorded policy governs a resume; checked before taking it
-        record = env.ledger.acquire(service, owner=owner, now=env.clock.now(), lease_seconds=lease_seconds, wall=env.wall())
+        record = env.ledger.acquire(service, owner=owner, now=env.clock.now(), lease_seconds=lease_seconds,
+                                    rollout=record.rollout_id, wall=env.wall())
         log.info("resuming %s at stage %s (%s)", service, record.stage_index + 1, record.weights)
     hold_rollout(env, record, owner=owner)
     # Each step below is recorded when done, so a run that died between them redoes only
@@ -463,6 +470,25 @@ def run_progressive(
     return result
 
 
+def phase_already_complete(env: Environment, record: RolloutRecord) -> RolloutResult:
+    """What a phased run finds at a weekly phase already complete and holding: nothing to do, and
+    when the next phase may start. Read leniently: nothing here acts on the recorded policy."""
+    spec = RolloutSpec.for_rollback(record.spec_json)
+    index, service = record.weekly_phase_index, env.targets.canary_service
+    name = spec.phases[index].name if 0 <= index < len(spec.phases) else f"phase {index + 1}"
+    nxt = ""
+    if index + 1 < len(spec.phases) and record.weekly_phase_started_at is not None:
+        due = weekly.next_phase_due(record.weekly_phase_started_at, **spec.phase_calendar())
+        nxt = (f" The next phase, {spec.phases[index + 1].name}, may start from "
+               f"{weekly.describe(due, spec.weekly_timezone)}"
+               f"{on_the_wall(env.clock, due, env.clock.now())}: the first advance_phase run from then on starts it"
+               " (or a person's, with start_early_because, sooner).")
+    reason = (f"{name} of {service}'s rollout is already complete, holding at {record.weights} (stable/canary): "
+              f"nothing was changed.{nxt} A run with phased=false runs every remaining stage now")
+    get_run_logger().info("%s", reason)
+    return RolloutResult(outcome="holding", reason=reason, image=record.image, final_weights=record.weights)
+
+
 def advance(env: Environment, approver: Approver, *, owner: str, actor: str = "schedule",
             lease_seconds: float = 600.0, adopt_live_weights: bool = False,
             owner_finished: Callable[[str | None], bool] = lambda owner: True,
@@ -504,7 +530,18 @@ def advance(env: Environment, approver: Approver, *, owner: str, actor: str = "s
     owner_finished = functools.cache(owner_finished)  # each question is a call to the Prefect API
     # A run killed less than a lease before this tick left its lease running: waited out here,
     # so the tick resumes or advances the rollout today, not a week later.
-    wait_out_an_ended_runs_lease(env, owner=owner, lease_seconds=lease_seconds, owner_finished=owner_finished)
+    waited = wait_out_an_ended_runs_lease(env, owner=owner, lease_seconds=lease_seconds, owner_finished=owner_finished)
+    if waited is not None and waited.renewed:
+        # Prefect said its run had ended, yet it wrote its lease: it is alive and the rollout stays
+        # its own. Said here: going on, the tick refused with "phase N has not passed; approve or
+        # roll it back first" (or the ledger's bare LockHeld), sending people to act on a rollout
+        # another run was driving.
+        raise PhaseRefused(
+            f"{service}'s rollout is held by {waited.held.owner}: Prefect says its run has ended, but it renewed "
+            f"its lease (now until {weekly.describe(waited.changed.lease_expires, 'UTC')}) while this run waited "
+            "for it to lapse, so it is still at work. Nothing was changed; run advance_phase again once that run "
+            "has finished or its lease has run out"
+        )
     with before_any_write():  # as in run_progressive: nothing read, nothing to roll back
         record = env.ledger.get(service)
     if record is not None and record.phase is RolloutPhase.ROLLING_BACK:
@@ -714,7 +751,10 @@ def _next_phase(env: Environment, spec: RolloutSpec, record: RolloutRecord, now:
         due = weekly.next_phase_due(record.weekly_phase_started_at, **spec.phase_calendar())
         log.info("phase %s of %s passed, and the next phase has been due since %s: starting it",
                  record.weekly_phase_index + 1, service, weekly.describe(due, spec.weekly_timezone))
-    env.ledger.acquire(service, owner=owner, now=now, lease_seconds=lease_seconds, wall=env.wall())
+    # On the rollout read above: were it rolled back and another begun since, the tick took that
+    # one's lease and recorded this one's next phase on it.
+    env.ledger.acquire(service, owner=owner, now=now, lease_seconds=lease_seconds, rollout=record.rollout_id,
+                       wall=env.wall())
     hold_rollout(env, record, owner=owner)
     try:
         # Drift is refused before the phase is recorded, so this week's start is not used up.

@@ -50,7 +50,8 @@ def tick_needs_the_lease(spec: RolloutSpec, record: RolloutRecord, now: float) -
             and weekly.phase_wait(record.weekly_phase_started_at, now, **spec.phase_calendar()) is None)
 
 
-def run_needs_the_lease(image: str, spec: RolloutSpec, record: RolloutRecord, now: float) -> bool:
+def run_needs_the_lease(image: str, spec: RolloutSpec, record: RolloutRecord, now: float, *,
+                        phased: bool = False) -> bool:
     """Whether a ``progressive_rollout`` run of ``image`` would take ``record``'s rollout over
     (``flows.progressive.run_progressive``), so that a lease left running by a run that has ended
     holds it back.
@@ -65,9 +66,13 @@ def run_needs_the_lease(image: str, spec: RolloutSpec, record: RolloutRecord, no
         spec: the spec recorded with ``record`` (read leniently: only its monitoring plan counts).
         record: the service's newest rollout.
         now: the rollout clock's time (unused: the tick's question takes it; same signature).
+        phased: the run stops at the end of a weekly phase: at one already complete it has
+            nothing to do (it says so), so it has no lease to wait for.
     """
     del now
     if record.image != image:
+        return False
+    if phased and record.phase is RolloutPhase.PAUSED and record.weekly_phase_passed:
         return False
     if monitoring_owed(spec, record):
         return True

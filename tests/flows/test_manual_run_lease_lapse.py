@@ -38,8 +38,8 @@ def _ended(owner):
     return True
 
 
-@pytest.mark.parametrize("kill", ["record", "release"])
-def test_a_run_by_hand_waits_out_an_ended_runs_lease_and_resumes(kill, caplog):
+def test_a_run_by_hand_waits_out_an_ended_runs_lease_and_resumes(caplog):
+    kill = "record"  # the phase's last stage passed, not the phase itself: the run resumes to record it
     env, dead = _killed_just_before_monday_3(kill)
     with caplog.at_level(logging.INFO):
         result = by_hand(env, finished=_ended)
@@ -54,6 +54,15 @@ def test_a_run_by_hand_waits_out_an_ended_runs_lease_and_resumes(kill, caplog):
     assert any("whose run has ended" in m and "waiting about" in m for m in said), caplog.text
     # About six minutes: a line each minute, so the person sees it is waiting, not stuck.
     assert sum("to lapse: about" in m for m in said) >= 4, caplog.text
+
+
+def test_a_phased_run_by_hand_at_a_phase_recorded_complete_does_not_wait_for_the_lease():
+    """The dead run recorded its phase complete and died before giving its lease back: a phased run
+    has nothing to do there, and says so at once rather than after waiting the lease out."""
+    env, dead = _killed_just_before_monday_3("release")
+    result = by_hand(env, finished=_ended)
+    assert result.outcome == "holding" and "already complete" in result.reason, result.reason
+    assert env.clock.now() == MONDAY_3 and env.ledger.get(env.targets.canary_service) == dead
 
 
 def test_a_run_by_hand_asks_prefect_whether_the_holders_run_ended():
@@ -105,7 +114,7 @@ def test_a_run_by_hand_that_cannot_ask_prefect_about_the_holder_refuses_and_is_l
 def test_a_holder_that_renews_while_a_run_by_hand_waits_keeps_the_rollout():
     """Prefect said the run ended, but it renews its lease: it is alive; the run by hand stops
     waiting and fails with LockHeld, saying so."""
-    env, dead = _killed_just_before_monday_3("release")
+    env, dead = _killed_just_before_monday_3("record")
     service = env.targets.canary_service
     renewing_while_waiting(env, dead)
     with pytest.raises(LockHeld, match=r"renewed its lease[\s\S]*while this run waited[\s\S]*Nothing was changed"):
@@ -116,7 +125,7 @@ def test_a_holder_that_renews_while_a_run_by_hand_waits_keeps_the_rollout():
 
 
 def test_a_lease_longer_than_a_run_by_hand_waits_is_refused_saying_until_when():
-    env, dead = leased_three_hours_past_the_cron()
+    env, dead = leased_three_hours_past_the_cron("record")
     service = env.targets.canary_service
     with pytest.raises(LockHeld, match=r"until Mon 2027-01-25 12:00 UTC[\s\S]*run progressive_rollout again"):
         by_hand(env, finished=_ended)
@@ -130,7 +139,7 @@ def _record(**update):
 
 @pytest.mark.parametrize("update,image,needs", [
     ({}, IMAGE, True),  # a phase left unfinished: resumed
-    ({"phase": RolloutPhase.PAUSED}, IMAGE, True),  # a held phase: the run takes it over
+    ({"phase": RolloutPhase.PAUSED}, IMAGE, True),  # a held phase: an unphased run takes it over
     ({}, "webordinary/edit-container:3.0.0", False),  # another image's rollout: refused anyway
     ({"phase": RolloutPhase.ROLLING_BACK}, IMAGE, False),  # finished under the rollback's claim
     ({"phase": RolloutPhase.ROLLED_BACK}, IMAGE, False),
@@ -139,6 +148,13 @@ def _record(**update):
 def test_a_run_by_hand_needs_the_lease_when_it_would_take_the_rollout_over(update, image, needs):
     record = _record(**update)
     assert lapse.run_needs_the_lease(image, full_spec(), record, MONDAY_3) is needs
+
+
+def test_a_phased_run_by_hand_does_not_need_the_lease_of_a_completed_phase():
+    record = _record(phase=RolloutPhase.PAUSED, weekly_phase_passed=True)
+    assert not lapse.run_needs_the_lease(IMAGE, full_spec(), record, MONDAY_3, phased=True)
+    unfinished = _record(phase=RolloutPhase.PROGRESSING, weekly_phase_passed=False)
+    assert lapse.run_needs_the_lease(IMAGE, full_spec(), unfinished, MONDAY_3, phased=True)
 
 
 def test_a_run_by_hand_does_not_need_the_lease_to_carry_out_a_rejection():

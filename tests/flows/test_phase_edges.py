@@ -11,7 +11,7 @@ from rollway.model import Weights
 from rollway.phases import RolloutPhase
 from rollway.spec import RolloutSpec, Stage, WeeklyPhase
 from tests.flows.test_progressive_fakes import (
-    IMAGE, WEEK, Intercept, Killed, advance_on, dies_recording_the_shift_to, env_with_ledger, killed_while_baking, kinds,
+    IMAGE, WEEK, Intercept, Killed, advance_on, dies_recording_the_shift_to, env_with_ledger, full_spec, killed_while_baking, kinds,
     progressive_on, shifts,
 )
 
@@ -239,3 +239,18 @@ def test_the_watchdog_finishes_an_interrupted_rollback_of_such_a_rollout():
     result = advance_on(env, auto_approve(), "cron-1")
     assert result.outcome == "rolled_back" and env.router.weights == Weights(stable=100, canary=0)
     assert env.ledger.get(env.targets.canary_service).phase is RolloutPhase.ROLLED_BACK
+
+
+def test_a_phased_run_by_hand_at_a_completed_phase_says_so_and_changes_nothing():
+    """A person starts progressive_rollout (phased, the form's default) on a rollout whose weekly
+    phase is complete and holding. It used to record that phase complete a second time (another
+    "phase" transition) and tell people again over SNS that it was complete."""
+    env = env_with_ledger()
+    assert progressive_on(env, full_spec(), auto_approve("alice"), phased=True).outcome == "holding"
+    service = env.targets.canary_service
+    before, told = env.ledger.get(service), list(env.notifier.messages)
+    again = progressive_on(env, full_spec(), auto_approve("alice"), owner="run-2", phased=True)
+    after = env.ledger.get(service)
+    assert after.history == before.history and after.owner is None, [t.kind for t in after.history]
+    assert env.notifier.messages == told
+    assert again.outcome == "holding" and "week 1" in again.reason and "complete" in again.reason, again.reason

@@ -20,7 +20,7 @@ from prefect.states import Running
 
 from flows.env import owner_finished, owner_run_id, run_owner
 from flows.progressive import PhaseRefused, advance, run_progressive
-from rollway import lapse
+from rollway import lapse, weekly
 from rollway.approvals import ApprovalAnswer, auto_approve
 from rollway.phases import RolloutPhase
 from tests.flows.test_progressive_fakes import Intercept, Killed, env_with_ledger, full_spec, shifts
@@ -142,9 +142,9 @@ def test_a_holder_whose_run_prefect_says_is_running_is_left_alone_without_waitin
     assert record.owner == live_owner and record.weekly_phase_index == 1 and shifts(env) == [5, 25, 50]
 
 
-def leased_three_hours_past_the_cron():
+def leased_three_hours_past_the_cron(kill: str = "release"):
     """The record week 2's run left when killed, its lease running three hours past the Monday cron."""
-    env, dead = _killed_just_before_monday_3("release")
+    env, dead = _killed_just_before_monday_3(kill)
     service = env.targets.canary_service
     env.ledger._rollouts[service][-1] = env.ledger._rollouts[service][-1].model_copy(
         update={"lease_expires": MONDAY_3 + 3 * H})
@@ -174,13 +174,21 @@ def renewing_while_waiting(env, dead) -> None:
     env.clock.sleep = sleep
 
 
-def test_a_holder_that_renews_while_the_tick_waits_keeps_the_rollout(caplog):
-    """Prefect said the run ended, but it renews its lease: it is alive, and the tick stops waiting."""
-    env, dead = _killed_just_before_monday_3("release")
+@pytest.mark.parametrize("kill", ["record", "release"])
+def test_a_holder_that_renews_while_the_tick_waits_keeps_the_rollout(kill, caplog):
+    """Prefect said the run ended, but it renews its lease: it is alive, and the tick stops waiting
+    and says who holds the rollout until when. Killed before the phase was recorded complete, the
+    tick used to say "phase 2 has not passed; approve or roll it back first", which sent people to
+    act on a rollout another run was driving."""
+    env, dead = _killed_just_before_monday_3(kill)
     service = env.targets.canary_service
     renewing_while_waiting(env, dead)
-    with caplog.at_level(logging.WARNING), pytest.raises(Exception, match="owned by"):
+    with caplog.at_level(logging.WARNING), pytest.raises(PhaseRefused) as refused:
         tick(env, "cron-3", finished=lambda owner: True)
+    renewed = env.ledger.get(service).lease_expires
+    assert f"held by {dead.owner}" in str(refused.value) and "renewed" in str(refused.value), refused.value
+    assert f"until {weekly.describe(renewed, 'UTC')}" in str(refused.value), refused.value
+    assert "has not passed" not in str(refused.value), refused.value
     assert env.ledger.get(service).owner == dead.owner and shifts(env) == [5, 25, 50]
     assert env.clock.now() < dead.lease_expires, "it stopped waiting at the first renewal"
     assert any("lease changed while this run waited" in r.getMessage() for r in caplog.records), caplog.text

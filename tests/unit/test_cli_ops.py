@@ -405,6 +405,30 @@ def test_prefect_yaml_describes_the_same_flows_and_schedule_as_serve(served) -> 
     assert (weekly.cron, weekly.timezone, weekly.active) == ("0 9 * * MON", "UTC", True)
 
 
+def test_prefect_yaml_and_serve_describe_each_deployment_alike() -> None:
+    """One truth for a deployment served by serve.py or deployed from prefect.yaml: the same
+    description, schedule and run parameters (a parameter one of them leaves out has the flow's
+    own default, which the other must then give). advance_phase's descriptions had drifted apart:
+    "does nothing twice in a week" in the yaml, a calendar week of the rollout's zone in serve.py."""
+    from prefect.cli.deploy._models import PrefectYamlModel
+    from prefect.flows import load_flow_from_entrypoint
+
+    from deployments.serve import build_deployments
+
+    model = PrefectYamlModel.model_validate(yaml.safe_load((ROOT / "deployments" / "prefect.yaml").read_text()))
+    blocks = {"targets_block": "rollway-targets", "aws_credentials_block": "rollway-aws"}
+    served = {d.entrypoint: d for d in build_deployments(**blocks)}
+    for declared in model.deployments:
+        entrypoint, serve = declared.entrypoint, served[declared.entrypoint]
+        assert " ".join(declared.description.split()) == serve.description, entrypoint
+        defaults = {name: schema["default"] for name, schema in
+                    load_flow_from_entrypoint(entrypoint).parameters.properties.items() if "default" in schema}
+        assert {**defaults, **declared.parameters} == {**defaults, **serve.parameters}, entrypoint
+        assert [(s.cron, s.timezone, s.active) for s in declared.schedules or []] == [
+            (s.schedule.cron, s.schedule.timezone, s.active) for s in serve.schedules or []], entrypoint
+        assert declared.concurrency_limit == serve.concurrency_limit and declared.tags == serve.tags, entrypoint
+
+
 @pytest.mark.parametrize(
     ("flow_function", "exception", "message"),
     [
@@ -481,6 +505,21 @@ def test_serve_script_serves_advance_phase_on_the_weekly_cron_and_zone_given(mon
     (weekly,) = by_name["advance_phase"].schedules
     assert (weekly.schedule.cron, weekly.schedule.timezone) == ("30 7 * * TUE", "Europe/Berlin")
     assert by_name["progressive_rollout"].parameters["spec"]["weekly_timezone"] == "Europe/Berlin"
+
+
+@pytest.mark.parametrize("cron", ["0 9 30 2 *", "0 9 31 4 *", "0 9 31 2 MON"])
+def test_serve_script_refuses_a_weekly_cron_that_never_fires(cron, monkeypatch, capsys) -> None:
+    """A cron no date matches (30 February) was taken: advance_phase was served on a schedule that
+    never ran, and every rollout stopped after its first phase without a word."""
+    import deployments.serve as serve
+
+    served: list = []
+    monkeypatch.setattr(serve, "serve_all", lambda deployments, **_: served.extend(deployments))
+    with pytest.raises(SystemExit) as exited:
+        serve.main(weekly_cron=cron)
+    assert exited.value.code == 2 and not served
+    said = capsys.readouterr().err
+    assert f"--weekly-cron {cron!r} never fires" in said and "advance_phase" in said, said
 
 
 def test_validate_deployment_defaults_to_the_given_validation_spec_or_else_its_own(served) -> None:
