@@ -445,7 +445,7 @@ def run_progressive(
     )
 
     rollback = judge_rollback(env, spec, previous_task_definition=record.previous_task_definition,
-                              stable_desired=record.stable_desired, rollout=record.rollout_id)
+                              stable_desired=record.stable_desired, rollout=record.rollout_id, ledgered=True)
 
     journal = LedgerJournal(env, spec, owner=owner, lease_seconds=lease_seconds, actor=actor,
                             rollout_id=record.rollout_id)

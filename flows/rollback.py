@@ -150,11 +150,12 @@ def _rolled_back(env: Environment, image: str | None, ran: str | None, rollout: 
 
 
 def _page_failed_move(env: Environment, reason: str, actor: str, steps: Sequence[str], err: BaseException,
-                      weights: Weights | None, rolled_back: str) -> None:
+                      weights: Weights | None, rolled_back: str, again: str) -> None:
     """Page people that a rollback failed while taking the traffic off the canary (stable never got
     healthy targets, the load balancer refused the write): the rollback's own page comes only once
     the traffic is back, so without this one nobody heard that users are still on the version being
-    rolled back. A failure to page is logged; the rollback's own error is raised either way."""
+    rolled back. ``again``: how to run the rollback again (``_run_again``). A failure to page is
+    logged; the rollback's own error is raised either way."""
     log = get_run_logger()
     t = env.targets
     if weights is not None:
@@ -171,7 +172,7 @@ def _page_failed_move(env: Environment, reason: str, actor: str, steps: Sequence
         rolled_back + f"{where}: {err}",
         f"Done before it failed: {_done(steps)}.",
         f"{t.canary_service}, its task definition and the bound feature flags are as they were.",
-        f"Run the rollback again (`rollway abort`, or the rollback flow) once {t.stable_service} can take the traffic.",
+        f"Run the rollback again ({again}) once {t.stable_service} can take the traffic.",
     ])
     log.error("%s", message)
     try:
@@ -224,6 +225,7 @@ def execute_rollback(
     notify: bool = True,
     traffic_only: bool = False,
     image: str | None = None,
+    ledgered: bool = False,
 ) -> RollbackResult:
     """Move all traffic back to the stable version, then retire the canary.
 
@@ -249,6 +251,8 @@ def execute_rollback(
             always), retiring nothing, disabling nothing and notifying nobody: another rollback
             still holds the claim and does the rest (``rollback_overtaken`` after a long wait).
         image: the image rolled back, when known: the notification names it.
+        ledgered: the rollback is of a rollout the ledger records as open, which `rollway abort`
+            rolls back again; a page saying it failed names only the rollback flow otherwise.
     """
     log = get_run_logger()
     t = env.targets
@@ -311,7 +315,8 @@ def execute_rollback(
     except Exception as err:
         if not traffic_only:
             if notify and (guard is None or guard.stop_before(steps, "page people") is None):
-                _page_failed_move(env, reason, actor, steps, err, moved, _rolled_back(env, image, ran, rollout))
+                _page_failed_move(env, reason, actor, steps, err, moved, _rolled_back(env, image, ran, rollout),
+                                  _run_again(bindings, ledgered))
             raise
         # The caller's error says what was done (stable scaled, the traffic read back) as well as
         # what failed: a person finding stable at more tasks knows which run did it.
@@ -457,6 +462,18 @@ def execute_rollback(
     )
 
 
+def _run_again(bindings: Sequence[FlagBinding], ledgered: bool) -> str:
+    """How a person runs a failed rollback again. `rollway abort` rolls back only a rollout the
+    ledger records as open: for any other (a `canary` flow run, which keeps no ledger) it answers
+    "nothing to abort" while users stay on the canary, so only the rollback flow is named, with
+    the flags it must be given (without the ledger, it disables only those it is given)."""
+    if ledgered:
+        return "`rollway abort`, or the rollback flow"
+    flags = f" with bindings {', '.join(b.feature for b in bindings)}" if bindings else ""
+    return (f"the `rollback` flow (the rollback deployment){flags}; `rollway abort` rolls back only rollouts the "
+            "ledger records, and has none to roll back here")
+
+
 def _same_revision(one: str, other: str) -> bool:
     """Whether two names of a task definition (ARN or family:revision) name one revision."""
     return one.rsplit("/", 1)[-1] == other.rsplit("/", 1)[-1]
@@ -472,11 +489,13 @@ def _how_to_restore(t, inactive: TaskDefinitionInactive) -> str:
 
 
 def judge_rollback(env: Environment, spec, *, previous_task_definition: str | None,
-                   stable_desired: int | None, rollout: str | None = None) -> Callable[[str], RollbackResult]:
-    """The rollback a rollout's stage loop performs when the judge or a person says so."""
+                   stable_desired: int | None, rollout: str | None = None,
+                   ledgered: bool = False) -> Callable[[str], RollbackResult]:
+    """The rollback a rollout's stage loop performs when the judge or a person says so
+    (``ledgered``: the rollout's ledgered, see ``execute_rollback``)."""
     return functools.partial(
         execute_rollback, env, actor="judge", previous_task_definition=previous_task_definition, rollout=rollout,
-        image=spec.image,
+        image=spec.image, ledgered=ledgered,
         stable_desired=stable_desired, bindings=spec.flags, verify_timeout_seconds=spec.verify_timeout_seconds,
         healthy_timeout_seconds=max(DEFAULT_HEALTHY_SECONDS, spec.healthy_timeout_seconds),
     )
@@ -977,7 +996,7 @@ def rollback_recorded(env: Environment, reason: str, *, actor: str, previous_tas
             quiet_if_unchanged=record is not None and record.phase is RolloutPhase.ROLLED_BACK,
             rollout=record.rollout_id if record is not None else None,
             # A closed rollout's image may be production on stable (finalized): not what this takes out.
-            image=record.image if active else None,
+            image=record.image if active else None, ledgered=active,
         )
 
     return act_recorded(env, act, begin=begin, finish=finish, failure=unread,
