@@ -994,7 +994,11 @@ def rollback_recorded(env: Environment, reason: str, *, actor: str, previous_tas
             stable_desired=stable_desired, bindings=bindings or (), ledger_failure=ledger_failure,
             verify_timeout_seconds=verify_timeout, healthy_timeout_seconds=healthy_timeout,
             quiet_if_unchanged=record is not None and record.phase is RolloutPhase.ROLLED_BACK,
-            rollout=record.rollout_id if record is not None else None,
+            # Only an open rollout is the one rolled back. A closed one's id (rolled back long ago, say)
+            # on the flags' entries ended its own hold, ended long since, and left the one the flags
+            # follow (a killed `canary` flow run's, which the ledger never had): naming none ends
+            # every hold on the flags this rollback by hand was given (rollway.flag_binding.holder).
+            rollout=record.rollout_id if active else None,
             # A closed rollout's image may be production on stable (finalized): not what this takes out.
             image=record.image if active else None, ledgered=active,
         )
