@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import time
 
+import pytest
 from prefect import flow
 
 from flows.rollback import rollback_recorded
 from rollway.fakes import FakeFlagStore, FakeLedger
-from rollway.flag_binding import apply_bindings, check_bindings
+from rollway.flag_binding import FlagHeld, apply_bindings, check_bindings
 from rollway.flags import FlagState
 from rollway.ledger import RolloutRecord, new_rollout_id
 from rollway.model import Weights
@@ -43,8 +44,15 @@ def rollback_by_hand(env, bindings):
 
 def test_the_rollback_flow_given_the_flags_frees_a_dead_canary_runs_hold():
     """The rollback by hand wrote its flag entries naming the ledger's newest rollout, rolled back
-    long ago, not the dead run's: the flag stayed held, and every rollout binding it was refused."""
+    long ago, not the dead run's: the flag stayed held, and every rollout binding it was refused.
+    The refusal now says to run it, and doing so frees the flag."""
     env = held_by_a_dead_canary_run()
+    # What the refusal says to run (it said only "once that one is ... rolled back").
+    with pytest.raises(FlagHeld) as refused:
+        check_bindings(env.flags, BOUND, starting=True)
+    said = " ".join(str(refused.value).split())
+    assert "is a `canary` flow run, which the ledger does not record: run the `rollback` flow" in said, said
+    assert f"bindings {F}" in said and "rollway abort" not in said, said
 
     rollback_by_hand(env, BOUND)
 
