@@ -345,7 +345,7 @@ def execute_rollback(
             # ECS will never take it again, and every rollback run again would fail on it. The
             # canary mirrors stable when idle: it goes to the revision stable runs now, and says so.
             fallback = stable.task_definition
-            if _same_revision(fallback, restore):
+            if same_revision(fallback, restore):
                 raise TaskDefinitionInactive(restore, t.canary_service,
                                              f"{t.stable_service} runs it too: no other revision to restore") from inactive
             log.warning("%s; pointing %s at %s, the revision %s runs, instead", inactive, t.canary_service,
@@ -371,7 +371,7 @@ def execute_rollback(
     except Exception as err:  # noqa: BLE001 - any failure here is reported, and the run fails below
         log.error("could not point %s back at %s: %s", t.canary_service, restore, err)
         if isinstance(err, TaskDefinitionInactive):
-            how = _how_to_restore(t, err)
+            how = how_to_restore(t, err.task_definition)
             failed_steps.append(f"restore {t.canary_service}'s task definition: {err}")
             canary_line = f"Restoring {t.canary_service}'s task definition FAILED: {err}. To finish: {how}.\n"
         else:
@@ -474,18 +474,19 @@ def _run_again(bindings: Sequence[FlagBinding], ledgered: bool) -> str:
             "ledger records, and has none to roll back here")
 
 
-def _same_revision(one: str, other: str) -> bool:
+def same_revision(one: str, other: str) -> bool:
     """Whether two names of a task definition (ARN or family:revision) name one revision."""
     return one.rsplit("/", 1)[-1] == other.rsplit("/", 1)[-1]
 
 
-def _how_to_restore(t, inactive: TaskDefinitionInactive) -> str:
-    """What a person does when no revision the rollback knows can be restored on the canary:
-    running it again as it is (`rollway abort` passes the recorded revision) would fail the same."""
+def how_to_restore(t, task_definition: str) -> str:
+    """What a person does when no revision the rollback knows can be restored on the canary
+    (``task_definition``, INACTIVE): running it again as it is (`rollway abort` passes the recorded
+    revision) would fail the same. Said by the rollback's error and by `rollway status`."""
     return (f"register an ACTIVE revision for {t.canary_service} (a copy of the one it should run: "
             "`aws ecs describe-task-definition`, then `aws ecs register-task-definition`), then run the rollback "
             "flow with previous_task_definition set to it, which finishes the rollback (`rollway abort` would ask "
-            f"for {inactive.task_definition} again)")
+            f"for {task_definition} again)")
 
 
 def judge_rollback(env: Environment, spec, *, previous_task_definition: str | None,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from prefect import flow
 
 import rollway.cli.ops as ops
@@ -18,7 +19,7 @@ from flows.rollback import RollbackIncomplete, execute_rollback, rollback
 from rollway.aws.ecs import EcsDeployer
 from rollway.aws.environment import aws_environment
 from rollway.clock import ClockSettings
-from rollway.ledger import RolloutRecord, new_rollout_id
+from rollway.ledger import RolloutRecord, begin_rollback, new_rollout_id
 from rollway.model import Weights
 from rollway.phases import RolloutPhase
 from rollway.spec import RolloutSpec, Stage
@@ -121,3 +122,28 @@ def test_a_rollback_with_no_active_revision_to_restore_says_what_and_how_and_sti
     rollback(reason="finish", previous_task_definition=copy.rsplit("/", 1)[-1], targets_block=blocks,
              aws_credentials_block=blocks)
     assert read_back(aws)[2].task_definition.endswith(copy.rsplit("/", 1)[-1])
+
+
+@pytest.mark.parametrize("stable_moved", [False, True], ids=["no-active-revision", "stable-runs-another"])
+def test_status_of_an_unfinished_rollback_says_abort_finishes_it_only_when_it_can_restore_a_revision(
+        aws, capsys, stable_moved):
+    """`rollway status` said "if no run is finishing it, `rollway abort` does" also when neither the
+    recorded revision nor the one stable runs was ACTIVE: every abort then ended with the canary's
+    step failed, and only the rollback flow given another revision finishes it."""
+    t = aws.targets
+    env, gone, stable_now = deregistered_since(aws, stable_moved=stable_moved)
+    record = env.ledger.get(t.canary_service)
+    begin_rollback(env.ledger, t.canary_service, actor="judge", reason="error rate 7%", now=env.clock.now(),
+                   rollout=record.rollout_id)
+    blocks = saved_blocks(aws, "inactive")
+
+    assert ops.status(targets_block=blocks, credentials_block=blocks) == 0
+
+    said = " ".join(capsys.readouterr().out.split())
+    if stable_moved:  # the rollback restores the revision stable runs: abort finishes it
+        assert "if no run is finishing it, `rollway abort` does" in said, said
+    else:
+        assert "if no run is finishing it, `rollway abort` does" not in said, said
+        assert f"`rollway abort` cannot finish it ({gone}, which {t.canary_service} ran before the rollout, is " \
+               "INACTIVE (deregistered)" in said, said
+        assert "run the rollback flow with previous_task_definition set to it" in said, said
