@@ -51,7 +51,7 @@ from rollway.errors_pickle import PicklableError
 from rollway.ledger import (CLAIM_SECONDS, LedgerError, RollbackClaimed, RollbackUnrecorded, RolloutEnded,
                             RolloutNotFound, RolloutRecord, RolloutSuperseded, Transition, check_claimable,
                             check_rollout, claim_changes, utc)
-from rollway.model import Weights
+from rollway.model import ServiceState, Weights
 from rollway.phases import RolloutPhase
 from rollway.report import RollbackResult, RolloutResult
 from rollway.spec import FlagBinding
@@ -336,36 +336,8 @@ def execute_rollback(
     how = None  # what a person does to finish, when running the rollback again cannot
     still_holds(f"scale {t.canary_service} to 0 on {restore}")
     try:
-        try:
-            retired = ecs.update_service(env.deployer, t.canary_service, task_definition=restore, desired=0)
-            canary_line = f"{t.canary_service} is at 0 tasks on {restore}."
-            steps.append(f"{t.canary_service} scaled to 0 on {restore}")
-        except TaskDefinitionInactive as inactive:
-            # Deregistered since it was recorded (a stack update replaced it, a cleanup by hand):
-            # ECS will never take it again, and every rollback run again would fail on it. The
-            # canary mirrors stable when idle: it goes to the revision stable runs now, and says so.
-            fallback = stable.task_definition
-            if same_revision(fallback, restore):
-                raise TaskDefinitionInactive(restore, t.canary_service,
-                                             f"{t.stable_service} runs it too: no other revision to restore") from inactive
-            log.warning("%s; pointing %s at %s, the revision %s runs, instead", inactive, t.canary_service,
-                        fallback, t.stable_service)
-            still_holds(f"scale {t.canary_service} to 0 on {fallback}")
-            try:
-                retired = ecs.update_service(env.deployer, t.canary_service, task_definition=fallback, desired=0)
-            except TaskDefinitionInactive as also:
-                raise TaskDefinitionInactive(
-                    restore, t.canary_service, f"nor at {fallback}, which {t.stable_service} runs: INACTIVE too"
-                ) from also
-            except Exception as also:  # noqa: BLE001 - said with the refusal that led to it
-                raise RuntimeError(f"{inactive}; pointing it at {fallback}, which {t.stable_service} runs, "
-                                   f"instead failed: {also}") from also
-            canary_line = (f"{restore}, which {t.canary_service} ran before the rollout, was deregistered since "
-                           f"(INACTIVE: ECS refuses it), so {t.canary_service} is at 0 tasks on {fallback}, the "
-                           f"revision {t.stable_service} runs.")
-            steps.append(f"{t.canary_service} scaled to 0 on {fallback}, the revision {t.stable_service} runs "
-                         f"({restore} is INACTIVE)")
-            restore = fallback
+        retired, canary_line, step, restore = _retire_canary(env, restore, stable.task_definition, still_holds)
+        steps.append(step)
     except LedgerError:
         raise  # this rollback lost its claim, or its rollout is no longer the newest: it stops here
     except Exception as err:  # noqa: BLE001 - any failure here is reported, and the run fails below
@@ -472,6 +444,52 @@ def _run_again(bindings: Sequence[FlagBinding], ledgered: bool) -> str:
     flags = f" with bindings {', '.join(b.feature for b in bindings)}" if bindings else ""
     return (f"the `rollback` flow (the rollback deployment){flags}; `rollway abort` rolls back only rollouts the "
             "ledger records, and has none to roll back here")
+
+
+def _retire_canary(env: Environment, restore: str, stable_runs: str,
+                   still_holds: Callable[[str], None]) -> tuple[ServiceState, str, str, str]:
+    """Scale the canary to 0 on ``restore``, or on ``stable_runs`` (the revision the stable service
+    runs) when ECS refuses ``restore`` as INACTIVE.
+
+    Returns:
+        (the canary as ECS reports it, the page's line, the step done, the revision restored).
+
+    Raises:
+        TaskDefinitionInactive: ``restore`` is INACTIVE and stable runs it too, or runs another
+            INACTIVE one (named with ``restore``; ``how_to_restore`` says what finishes it).
+        RuntimeError: ``restore`` is INACTIVE and pointing the canary at ``stable_runs`` failed.
+        Whatever the first UpdateService raised, and ``still_holds``' LedgerError.
+    """
+    t = env.targets
+    try:
+        retired = ecs.update_service(env.deployer, t.canary_service, task_definition=restore, desired=0)
+        line, step = f"{t.canary_service} is at 0 tasks on {restore}.", f"{t.canary_service} scaled to 0 on {restore}"
+        return retired, line, step, restore
+    except TaskDefinitionInactive as refused:
+        inactive = refused
+    # Deregistered since it was recorded (a stack update replaced it, a cleanup by hand): ECS
+    # will never take it again, and every rollback run again would fail on it. The canary
+    # mirrors stable when idle: it goes to the revision stable runs now, and says so.
+    if same_revision(stable_runs, restore):
+        raise TaskDefinitionInactive(restore, t.canary_service,
+                                     f"{t.stable_service} runs it too: no other revision to restore") from inactive
+    get_run_logger().warning("%s; pointing %s at %s, the revision %s runs, instead", inactive, t.canary_service,
+                             stable_runs, t.stable_service)
+    still_holds(f"scale {t.canary_service} to 0 on {stable_runs}")
+    try:
+        retired = ecs.update_service(env.deployer, t.canary_service, task_definition=stable_runs, desired=0)
+    except TaskDefinitionInactive as also:
+        raise TaskDefinitionInactive(
+            restore, t.canary_service, f"nor at {stable_runs}, which {t.stable_service} runs: INACTIVE too"
+        ) from also
+    except Exception as also:  # noqa: BLE001 - said with the refusal that led to it
+        raise RuntimeError(f"{inactive}; pointing it at {stable_runs}, which {t.stable_service} runs, "
+                           f"instead failed: {also}") from also
+    line = (f"{restore}, which {t.canary_service} ran before the rollout, was deregistered since (INACTIVE: ECS "
+            f"refuses it), so {t.canary_service} is at 0 tasks on {stable_runs}, the revision {t.stable_service} runs.")
+    step = (f"{t.canary_service} scaled to 0 on {stable_runs}, the revision {t.stable_service} runs "
+            f"({restore} is INACTIVE)")
+    return retired, line, step, stable_runs
 
 
 def same_revision(one: str, other: str) -> bool:

@@ -18,11 +18,13 @@ import rollway.cli.ops as ops
 from flows.rollback import RollbackIncomplete, execute_rollback, rollback
 from rollway.aws.ecs import EcsDeployer
 from rollway.aws.environment import aws_environment
+from rollway.aws.errors import TargetNotFound, TaskDefinitionInactive
 from rollway.clock import ClockSettings
 from rollway.ledger import RolloutRecord, begin_rollback, new_rollout_id
 from rollway.model import Weights
 from rollway.phases import RolloutPhase
 from rollway.spec import RolloutSpec, Stage
+from tests.flows.fake_env import fake_environment
 from tests.flows.moto_env import inbox, saved_blocks
 from tests.flows.test_canary_moto import read_back
 
@@ -147,3 +149,42 @@ def test_status_of_an_unfinished_rollback_says_abort_finishes_it_only_when_it_ca
         assert f"`rollway abort` cannot finish it ({gone}, which {t.canary_service} ran before the rollout, is " \
                "INACTIVE (deregistered)" in said, said
         assert "run the rollback flow with previous_task_definition set to it" in said, said
+
+
+@pytest.mark.parametrize("stable_refused, said", [
+    (TaskDefinitionInactive("edit-task:7", "canary"), "nor at edit-task:7, which {stable} runs: INACTIVE too"),
+    # Refused for good (the task does not ask again): no such revision.
+    (TargetNotFound("task definition", "edit-task:7"), "; pointing it at edit-task:7, which {stable} runs, instead "
+                                                       "failed: task definition 'edit-task:7' not found"),
+], ids=["stable-inactive-too", "stable-refused-otherwise"])
+def test_a_rollback_whose_fallback_revision_is_refused_too_names_both(stable_refused, said):
+    """The recorded revision INACTIVE, and the one stable runs refused as well: the step names both,
+    the canary is still scaled to 0 on what it runs, and the traffic is back (on fakes: ECS's
+    refusals are raised as the adapter names them)."""
+    env = fake_environment()
+    t = env.targets
+    env.deployer.services[t.stable_service] = env.deployer.services[t.stable_service].model_copy(
+        update={"task_definition": "edit-task:7"})
+    env.router.weights = Weights.canary_at(5)
+    real_update = env.deployer.update_service
+
+    def refusing(service, *, task_definition=None, desired=None):
+        if task_definition == "edit-task:3":
+            raise TaskDefinitionInactive(task_definition, service, "TaskDefinition is inactive")
+        if task_definition == "edit-task:7":
+            raise stable_refused
+        return real_update(service, task_definition=task_definition, desired=desired)
+
+    env.deployer.update_service = refusing
+
+    @flow
+    def roll_back():
+        return execute_rollback(env, "error rate 7%", actor="judge", previous_task_definition="edit-task:3")
+
+    failed = roll_back(return_state=True).result(raise_on_failure=False)
+
+    assert isinstance(failed, RollbackIncomplete), failed
+    (step,) = failed.failed_steps
+    assert "edit-task:3 is INACTIVE" in step and said.format(stable=t.stable_service) in step, step
+    assert env.router.weights == Weights(stable=100, canary=0)
+    assert env.deployer.services[t.canary_service].desired == 0
