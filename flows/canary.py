@@ -36,6 +36,7 @@ from rollway.approvals import Approver
 from rollway.clock import ClockSettings
 from rollway.decide import StageState
 from rollway.environment import Environment
+from rollway.flag_binding import CANARY_RUN_ROLLOUT
 from rollway.finalize import UNRECORDED_AGAIN, UNRECORDED_ROLLBACK, FinalizeRefused, is_finalized, moved_onto_stable
 from rollway.lease import RenewalPolicy
 from rollway.ledger import RolloutRecord, new_rollout_id
@@ -370,7 +371,7 @@ def _run_canary(env: Environment, spec: RolloutSpec, approver: Approver, *, acto
 
     # The canary flow keeps no ledger: its run is the rollout, and this id marks its flag writes
     # (its rollback's too).
-    rollout = f"canary-{new_rollout_id(env.clock.now())}"
+    rollout = f"{CANARY_RUN_ROLLOUT}{new_rollout_id(env.clock.now())}"
     rollback = judge_rollback(env, spec, previous_task_definition=canary.task_definition, stable_desired=stable.desired,
                               rollout=rollout)
     result = run_stages(

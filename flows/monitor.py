@@ -267,6 +267,8 @@ def _watch(
                             env, reason, actor=actor, previous_task_definition=previous_task_definition,
                             stable_desired=stable_desired, bindings=spec.flags, ledger_failure=ledger_failure,
                             rollout=lease.rollout, image=spec.image,
+                            # The `canary` flow watches with no ledger: `rollway abort` has nothing of it.
+                            ledgered=env.ledger is not None and lease.rollout is not None,
                         ),
                         begin=lambda: _begin_rollback(env, lease.rollout, reason, holder),
                         # The weights the rollback read back, on the transition as every other

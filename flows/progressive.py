@@ -89,9 +89,18 @@ def metrics_period(record: RolloutRecord | None, spec: RolloutSpec) -> int:
         RolloutRefused: the recorded spec is one today's rules refuse (as the resume would).
     """
     if record is not None and record.image == spec.image and (
-            not record.phase.terminal or record.phase is RolloutPhase.PROMOTED):
+            not record.phase.terminal or _watch_owed(record)):
         return recorded_policy(record).analysis.interval_seconds
     return spec.analysis.interval_seconds
+
+
+def _watch_owed(record: RolloutRecord) -> bool:
+    """Whether ``record`` is a promoted rollout whose monitoring window a run of its image still
+    watches, read leniently (as advance_phase reads it): one whose window is over is production,
+    and a run of its image has nothing to do, whatever rules its recorded spec was written under.
+    Read as a whole, such a spec refused the run and said to roll it back with `rollway abort`,
+    which refuses a promoted rollout whose window is over."""
+    return record.phase is RolloutPhase.PROMOTED and monitoring_owed(RolloutSpec.for_rollback(record.spec_json), record)
 
 
 def create_rollout(env: Environment, spec: RolloutSpec, *, owner: str, actor: str, lease_seconds: float,
@@ -357,8 +366,10 @@ def run_progressive(
     with before_any_write():  # a ledger that cannot be read refuses the run: its hooks leave it alone
         record = env.ledger.get(service)
     if record is not None and record.phase is RolloutPhase.PROMOTED and record.image == spec.image:
-        recorded = recorded_policy(record)
-        left = monitoring_left(recorded, record, env.clock.now())
+        left = None
+        if _watch_owed(record):
+            recorded = recorded_policy(record)
+            left = monitoring_left(recorded, record, env.clock.now())
         if left is not None:
             log.info("%s was promoted but its monitoring did not finish: watching for the %.0f s left", service, left)
             hold_rollout(env, record, owner=owner)
@@ -441,7 +452,7 @@ def run_progressive(
     )
 
     rollback = judge_rollback(env, spec, previous_task_definition=record.previous_task_definition,
-                              stable_desired=record.stable_desired, rollout=record.rollout_id)
+                              stable_desired=record.stable_desired, rollout=record.rollout_id, ledgered=True)
 
     journal = LedgerJournal(env, spec, owner=owner, lease_seconds=lease_seconds, actor=actor,
                             rollout_id=record.rollout_id)

@@ -51,7 +51,7 @@ from rollway.errors_pickle import PicklableError
 from rollway.ledger import (CLAIM_SECONDS, LedgerError, RollbackClaimed, RollbackUnrecorded, RolloutEnded,
                             RolloutNotFound, RolloutRecord, RolloutSuperseded, Transition, check_claimable,
                             check_rollout, claim_changes, utc)
-from rollway.model import Weights
+from rollway.model import ServiceState, Weights
 from rollway.phases import RolloutPhase
 from rollway.report import RollbackResult, RolloutResult
 from rollway.spec import FlagBinding
@@ -150,11 +150,12 @@ def _rolled_back(env: Environment, image: str | None, ran: str | None, rollout: 
 
 
 def _page_failed_move(env: Environment, reason: str, actor: str, steps: Sequence[str], err: BaseException,
-                      weights: Weights | None, rolled_back: str) -> None:
+                      weights: Weights | None, rolled_back: str, again: str) -> None:
     """Page people that a rollback failed while taking the traffic off the canary (stable never got
     healthy targets, the load balancer refused the write): the rollback's own page comes only once
     the traffic is back, so without this one nobody heard that users are still on the version being
-    rolled back. A failure to page is logged; the rollback's own error is raised either way."""
+    rolled back. ``again``: how to run the rollback again (``_run_again``). A failure to page is
+    logged; the rollback's own error is raised either way."""
     log = get_run_logger()
     t = env.targets
     if weights is not None:
@@ -171,7 +172,7 @@ def _page_failed_move(env: Environment, reason: str, actor: str, steps: Sequence
         rolled_back + f"{where}: {err}",
         f"Done before it failed: {_done(steps)}.",
         f"{t.canary_service}, its task definition and the bound feature flags are as they were.",
-        f"Run the rollback again (`rollway abort`, or the rollback flow) once {t.stable_service} can take the traffic.",
+        f"Run the rollback again ({again}) once {t.stable_service} can take the traffic.",
     ])
     log.error("%s", message)
     try:
@@ -224,6 +225,7 @@ def execute_rollback(
     notify: bool = True,
     traffic_only: bool = False,
     image: str | None = None,
+    ledgered: bool = False,
 ) -> RollbackResult:
     """Move all traffic back to the stable version, then retire the canary.
 
@@ -249,6 +251,8 @@ def execute_rollback(
             always), retiring nothing, disabling nothing and notifying nobody: another rollback
             still holds the claim and does the rest (``rollback_overtaken`` after a long wait).
         image: the image rolled back, when known: the notification names it.
+        ledgered: the rollback is of a rollout the ledger records as open, which `rollway abort`
+            rolls back again; a page saying it failed names only the rollback flow otherwise.
     """
     log = get_run_logger()
     t = env.targets
@@ -311,7 +315,8 @@ def execute_rollback(
     except Exception as err:
         if not traffic_only:
             if notify and (guard is None or guard.stop_before(steps, "page people") is None):
-                _page_failed_move(env, reason, actor, steps, err, moved, _rolled_back(env, image, ran, rollout))
+                _page_failed_move(env, reason, actor, steps, err, moved, _rolled_back(env, image, ran, rollout),
+                                  _run_again(bindings, ledgered))
             raise
         # The caller's error says what was done (stable scaled, the traffic read back) as well as
         # what failed: a person finding stable at more tasks knows which run did it.
@@ -331,42 +336,14 @@ def execute_rollback(
     how = None  # what a person does to finish, when running the rollback again cannot
     still_holds(f"scale {t.canary_service} to 0 on {restore}")
     try:
-        try:
-            retired = ecs.update_service(env.deployer, t.canary_service, task_definition=restore, desired=0)
-            canary_line = f"{t.canary_service} is at 0 tasks on {restore}."
-            steps.append(f"{t.canary_service} scaled to 0 on {restore}")
-        except TaskDefinitionInactive as inactive:
-            # Deregistered since it was recorded (a stack update replaced it, a cleanup by hand):
-            # ECS will never take it again, and every rollback run again would fail on it. The
-            # canary mirrors stable when idle: it goes to the revision stable runs now, and says so.
-            fallback = stable.task_definition
-            if _same_revision(fallback, restore):
-                raise TaskDefinitionInactive(restore, t.canary_service,
-                                             f"{t.stable_service} runs it too: no other revision to restore") from inactive
-            log.warning("%s; pointing %s at %s, the revision %s runs, instead", inactive, t.canary_service,
-                        fallback, t.stable_service)
-            still_holds(f"scale {t.canary_service} to 0 on {fallback}")
-            try:
-                retired = ecs.update_service(env.deployer, t.canary_service, task_definition=fallback, desired=0)
-            except TaskDefinitionInactive as also:
-                raise TaskDefinitionInactive(
-                    restore, t.canary_service, f"nor at {fallback}, which {t.stable_service} runs: INACTIVE too"
-                ) from also
-            except Exception as also:  # noqa: BLE001 - said with the refusal that led to it
-                raise RuntimeError(f"{inactive}; pointing it at {fallback}, which {t.stable_service} runs, "
-                                   f"instead failed: {also}") from also
-            canary_line = (f"{restore}, which {t.canary_service} ran before the rollout, was deregistered since "
-                           f"(INACTIVE: ECS refuses it), so {t.canary_service} is at 0 tasks on {fallback}, the "
-                           f"revision {t.stable_service} runs.")
-            steps.append(f"{t.canary_service} scaled to 0 on {fallback}, the revision {t.stable_service} runs "
-                         f"({restore} is INACTIVE)")
-            restore = fallback
+        retired, canary_line, step, restore = _retire_canary(env, restore, stable.task_definition, still_holds)
+        steps.append(step)
     except LedgerError:
         raise  # this rollback lost its claim, or its rollout is no longer the newest: it stops here
     except Exception as err:  # noqa: BLE001 - any failure here is reported, and the run fails below
         log.error("could not point %s back at %s: %s", t.canary_service, restore, err)
         if isinstance(err, TaskDefinitionInactive):
-            how = _how_to_restore(t, err)
+            how = how_to_restore(t, err.task_definition)
             failed_steps.append(f"restore {t.canary_service}'s task definition: {err}")
             canary_line = f"Restoring {t.canary_service}'s task definition FAILED: {err}. To finish: {how}.\n"
         else:
@@ -457,26 +434,87 @@ def execute_rollback(
     )
 
 
-def _same_revision(one: str, other: str) -> bool:
+def _run_again(bindings: Sequence[FlagBinding], ledgered: bool) -> str:
+    """How a person runs a failed rollback again. `rollway abort` rolls back only a rollout the
+    ledger records as open: for any other (a `canary` flow run, which keeps no ledger) it answers
+    "nothing to abort" while users stay on the canary, so only the rollback flow is named, with
+    the flags it must be given (without the ledger, it disables only those it is given)."""
+    if ledgered:
+        return "`rollway abort`, or the rollback flow"
+    flags = f" with bindings {', '.join(b.feature for b in bindings)}" if bindings else ""
+    return (f"the `rollback` flow (the rollback deployment){flags}; `rollway abort` rolls back only rollouts the "
+            "ledger records, and has none to roll back here")
+
+
+def _retire_canary(env: Environment, restore: str, stable_runs: str,
+                   still_holds: Callable[[str], None]) -> tuple[ServiceState, str, str, str]:
+    """Scale the canary to 0 on ``restore``, or on ``stable_runs`` (the revision the stable service
+    runs) when ECS refuses ``restore`` as INACTIVE.
+
+    Returns:
+        (the canary as ECS reports it, the page's line, the step done, the revision restored).
+
+    Raises:
+        TaskDefinitionInactive: ``restore`` is INACTIVE and stable runs it too, or runs another
+            INACTIVE one (named with ``restore``; ``how_to_restore`` says what finishes it).
+        RuntimeError: ``restore`` is INACTIVE and pointing the canary at ``stable_runs`` failed.
+        Whatever the first UpdateService raised, and ``still_holds``' LedgerError.
+    """
+    t = env.targets
+    try:
+        retired = ecs.update_service(env.deployer, t.canary_service, task_definition=restore, desired=0)
+        line, step = f"{t.canary_service} is at 0 tasks on {restore}.", f"{t.canary_service} scaled to 0 on {restore}"
+        return retired, line, step, restore
+    except TaskDefinitionInactive as refused:
+        inactive = refused
+    # Deregistered since it was recorded (a stack update replaced it, a cleanup by hand): ECS
+    # will never take it again, and every rollback run again would fail on it. The canary
+    # mirrors stable when idle: it goes to the revision stable runs now, and says so.
+    if same_revision(stable_runs, restore):
+        raise TaskDefinitionInactive(restore, t.canary_service,
+                                     f"{t.stable_service} runs it too: no other revision to restore") from inactive
+    get_run_logger().warning("%s; pointing %s at %s, the revision %s runs, instead", inactive, t.canary_service,
+                             stable_runs, t.stable_service)
+    still_holds(f"scale {t.canary_service} to 0 on {stable_runs}")
+    try:
+        retired = ecs.update_service(env.deployer, t.canary_service, task_definition=stable_runs, desired=0)
+    except TaskDefinitionInactive as also:
+        raise TaskDefinitionInactive(
+            restore, t.canary_service, f"nor at {stable_runs}, which {t.stable_service} runs: INACTIVE too"
+        ) from also
+    except Exception as also:  # noqa: BLE001 - said with the refusal that led to it
+        raise RuntimeError(f"{inactive}; pointing it at {stable_runs}, which {t.stable_service} runs, "
+                           f"instead failed: {also}") from also
+    line = (f"{restore}, which {t.canary_service} ran before the rollout, was deregistered since (INACTIVE: ECS "
+            f"refuses it), so {t.canary_service} is at 0 tasks on {stable_runs}, the revision {t.stable_service} runs.")
+    step = (f"{t.canary_service} scaled to 0 on {stable_runs}, the revision {t.stable_service} runs "
+            f"({restore} is INACTIVE)")
+    return retired, line, step, stable_runs
+
+
+def same_revision(one: str, other: str) -> bool:
     """Whether two names of a task definition (ARN or family:revision) name one revision."""
     return one.rsplit("/", 1)[-1] == other.rsplit("/", 1)[-1]
 
 
-def _how_to_restore(t, inactive: TaskDefinitionInactive) -> str:
-    """What a person does when no revision the rollback knows can be restored on the canary:
-    running it again as it is (`rollway abort` passes the recorded revision) would fail the same."""
+def how_to_restore(t, task_definition: str) -> str:
+    """What a person does when no revision the rollback knows can be restored on the canary
+    (``task_definition``, INACTIVE): running it again as it is (`rollway abort` passes the recorded
+    revision) would fail the same. Said by the rollback's error and by `rollway status`."""
     return (f"register an ACTIVE revision for {t.canary_service} (a copy of the one it should run: "
             "`aws ecs describe-task-definition`, then `aws ecs register-task-definition`), then run the rollback "
             "flow with previous_task_definition set to it, which finishes the rollback (`rollway abort` would ask "
-            f"for {inactive.task_definition} again)")
+            f"for {task_definition} again)")
 
 
 def judge_rollback(env: Environment, spec, *, previous_task_definition: str | None,
-                   stable_desired: int | None, rollout: str | None = None) -> Callable[[str], RollbackResult]:
-    """The rollback a rollout's stage loop performs when the judge or a person says so."""
+                   stable_desired: int | None, rollout: str | None = None,
+                   ledgered: bool = False) -> Callable[[str], RollbackResult]:
+    """The rollback a rollout's stage loop performs when the judge or a person says so
+    (``ledgered``: the rollout's ledgered, see ``execute_rollback``)."""
     return functools.partial(
         execute_rollback, env, actor="judge", previous_task_definition=previous_task_definition, rollout=rollout,
-        image=spec.image,
+        image=spec.image, ledgered=ledgered,
         stable_desired=stable_desired, bindings=spec.flags, verify_timeout_seconds=spec.verify_timeout_seconds,
         healthy_timeout_seconds=max(DEFAULT_HEALTHY_SECONDS, spec.healthy_timeout_seconds),
     )
@@ -975,9 +1013,13 @@ def rollback_recorded(env: Environment, reason: str, *, actor: str, previous_tas
             stable_desired=stable_desired, bindings=bindings or (), ledger_failure=ledger_failure,
             verify_timeout_seconds=verify_timeout, healthy_timeout_seconds=healthy_timeout,
             quiet_if_unchanged=record is not None and record.phase is RolloutPhase.ROLLED_BACK,
-            rollout=record.rollout_id if record is not None else None,
+            # Only an open rollout is the one rolled back. A closed one's id (rolled back long ago, say)
+            # on the flags' entries ended its own hold, ended long since, and left the one the flags
+            # follow (a killed `canary` flow run's, which the ledger never had): naming none ends
+            # every hold on the flags this rollback by hand was given (rollway.flag_binding.holder).
+            rollout=record.rollout_id if active else None,
             # A closed rollout's image may be production on stable (finalized): not what this takes out.
-            image=record.image if active else None,
+            image=record.image if active else None, ledgered=active,
         )
 
     return act_recorded(env, act, begin=begin, finish=finish, failure=unread,

@@ -593,8 +593,31 @@ class FlagHeld(PicklableError, FlagError):
         super().__init__(
             f"bound feature flag(s) held by another rollout: {held}. A flag follows one rollout's stages at a time: "
             "bind another flag, or start this rollout once that one is promoted (its 100% stage) or rolled back "
-            "(nothing was changed)"
+            "(nothing was changed). " + _how_to_free(holders)
         )
+
+
+CANARY_RUN_ROLLOUT = "canary-"
+"""How the id a `canary` flow run marks its flag writes with begins (the ledger never has it)."""
+
+
+def _how_to_free(holders: list[tuple[str, FlagAuditEntry]]) -> str:
+    """What frees a hold whose rollout's run ended without rolling it back (killed, say): it lasts
+    until that rollout is rolled back, and the refusal said only "once ... rolled back"."""
+    flags: dict[str, list[str]] = {}
+    for feature, entry in holders:
+        flags.setdefault(str(entry.rollout), []).append(feature)
+    ways = []
+    for rollout, features in flags.items():
+        if rollout.startswith(CANARY_RUN_ROLLOUT):
+            # A `canary` flow run keeps no ledger: `rollway abort` answers "nothing to abort".
+            ways.append(f"{rollout} is a `canary` flow run, which the ledger does not record: run the `rollback` "
+                        f"flow with the targets block of the service it ran on and bindings {', '.join(features)}")
+        else:
+            ways.append(f"run `rollway abort --targets-block <the block of the service rollout {rollout} rolls out>` "
+                        "(`rollway status` there shows it)")
+    return ("If that rollout's run ended without rolling it back, the hold lasts until it is rolled back: "
+            + "; ".join(ways))
 
 
 def _stage_of(entry: FlagAuditEntry) -> str:

@@ -225,6 +225,20 @@ class EcsDeployer:
                             image=_container(described, self._targets.container_name, task_definition)["image"],
                             platform=task_platform(described))
 
+    def revision_status(self, task_definition: str) -> str:
+        """Whether ECS still takes ``task_definition`` for a service: ``ACTIVE``, ``INACTIVE``
+        (deregistered) or ``DELETE_IN_PROGRESS`` (read-only: `rollway status` tells from it
+        whether a rollback can restore the revision it would restore).
+
+        Raises:
+            TargetNotFound: no such revision.
+        """
+        try:
+            described = self._client.describe_task_definition(taskDefinition=task_definition)
+        except ClientError as err:
+            raise _named(err, task_definition) from err
+        return described["taskDefinition"].get("status", "ACTIVE")
+
     def deregister_revision(self, task_definition: str) -> None:
         """Mark a revision INACTIVE: the undo of ``register_revision`` (running tasks keep it).
 

@@ -95,6 +95,7 @@ class Service:
     credentials_block: str | None
     ledger: Any
     router: Any
+    deployer: Any = None  # an EcsDeployer; None: status does not ask ECS what a rollback can restore
 
     @property
     def name(self) -> str:
@@ -132,6 +133,7 @@ def load_account(targets_block: str | None, credentials_block: str | None) -> tu
 
 def connect(targets_block: str | None, credentials_block: str | None) -> Service:
     """Load the blocks and build the ledger and router on them."""
+    from rollway.aws.ecs import EcsDeployer
     from rollway.aws.elbv2 import AlbRouter
     from rollway.aws.ledger import DynamoLedger
 
@@ -139,6 +141,7 @@ def connect(targets_block: str | None, credentials_block: str | None) -> Service
     return Service(
         targets=targets, targets_block=targets_block, credentials_block=credentials_block,
         ledger=DynamoLedger(get_client("dynamodb"), targets), router=AlbRouter(get_client("elbv2"), targets),
+        deployer=EcsDeployer(get_client("ecs"), targets),
     )
 
 
@@ -332,12 +335,19 @@ def _owner_row(record: RolloutRecord) -> str:
 
 
 def print_status(service: Service, record: RolloutRecord, live: Weights | str, paused: Any | None, limit: int,
-                 canary_runs: Iterable[str] = ()) -> None:
+                 canary_runs: Iterable[str] = (), unrestorable: str | None = None) -> None:
     """The rollout's rows, what needs a person, and its latest transitions.
 
     ``canary_runs``: `canary` flow runs acting on the service that have not ended (asked only
     when the ledger's newest rollout has ended): they set the weights without a ledger.
+    ``unrestorable``: a rollback owed or under way cannot restore a revision on the canary, and
+    what finishes it instead (``no_revision_to_restore``).
     """
+    # `rollway abort` restores the recorded revision, or the one stable runs: with neither ACTIVE
+    # it ends with the canary's step failed every time, and only the rollback flow given another
+    # revision finishes the rollback.
+    finisher = (f"`rollway abort` cannot finish it ({unrestorable})" if unrestorable
+                else "if no run is finishing it, `rollway abort` does")
     canary_runs = list(canary_runs)
     rows = [
         ("service", f"{service.name} (cluster {service.targets.cluster})"),
@@ -363,8 +373,8 @@ def print_status(service: Service, record: RolloutRecord, live: Weights | str, p
         # The weights are expected to differ mid-rollback; what a person needs is how to finish it.
         started = record.last_transition("rollback-start")
         why = escape(f" ({started.actor}: {started.comment})") if started is not None else ""
-        console.print(f"[yellow]a rollback was started{why} and is not recorded as finished; if no run is "
-                      "finishing it, `rollway abort` does[/yellow]")
+        console.print(f"[yellow]a rollback was started{why} and is not recorded as finished; "
+                      f"{escape(finisher)}[/yellow]")
         if record.rollback_holder:
             # Who is carrying it out: another rollback started now waits for that one while its
             # claim is renewed, and takes it over once the claim lapses.
@@ -372,8 +382,10 @@ def print_status(service: Service, record: RolloutRecord, live: Weights | str, p
                           f"{utc(record.rollback_expires)} (a rollback started meanwhile waits for it)[/yellow]")
     elif rejection_owed(record):
         # The run that recorded the rejection died before it began the rollback.
-        console.print(f"[yellow]{escape(rejection_reason(record.history[-1]))}: a rollback is owed; if no run is "
-                      "carrying it out, `rollway abort` does[/yellow]")
+        owed = (f"`rollway abort` cannot carry it out ({unrestorable})" if unrestorable
+                else "if no run is carrying it out, `rollway abort` does")
+        console.print(f"[yellow]{escape(rejection_reason(record.history[-1]))}: a rollback is owed; "
+                      f"{escape(owed)}[/yellow]")
     elif canary_runs:
         # The ledger's rollout has ended and a `canary` flow run, which keeps no ledger, drives
         # the service: weights unlike the ledger's are its shifts, not a hand's (they used to be
@@ -512,8 +524,39 @@ def status(*, targets_block: str | None, credentials_block: str | None, history:
         if paused is not None:
             print_paused(paused)
         return 0
-    print_status(service, record, live, paused, history, canary_runs=canary_runs)
+    unrestorable = None
+    if record.phase is RolloutPhase.ROLLING_BACK or rejection_owed(record):
+        unrestorable = no_revision_to_restore(service, record)
+    print_status(service, record, live, paused, history, canary_runs=canary_runs, unrestorable=unrestorable)
     return 0
+
+
+def no_revision_to_restore(service: Service, record: RolloutRecord) -> str | None:
+    """Why a rollback of ``record`` cannot restore a revision on the canary, and what finishes it,
+    or None when it can (or ECS cannot be read: status still shows the rest, as it did).
+
+    The rollback's rule (flows.rollback.execute_rollback): the recorded previous revision, or the
+    one stable runs when that was deregistered (INACTIVE) since; with neither ACTIVE, every
+    `rollway abort` ends with that step failed.
+    """
+    from flows.rollback import how_to_restore, same_revision
+
+    if service.deployer is None:
+        return None
+    try:
+        stable = service.deployer.describe(service.targets.stable_service).task_definition
+        previous = record.previous_task_definition or stable
+        if service.deployer.revision_status(previous) != "INACTIVE":
+            return None
+        if not same_revision(stable, previous) and service.deployer.revision_status(stable) != "INACTIVE":
+            return None
+    except Exception as err:  # noqa: BLE001 - a report, not a step: the advice stays as it was
+        errors.print(f"[yellow]warning:[/yellow] could not read from ECS which revision a rollback would restore "
+                     f"({escape(str(err))})")
+        return None
+    again = "" if same_revision(stable, previous) else f", nor is {stable}, which {service.targets.stable_service} runs"
+    return (f"{previous}, which {service.name} ran before the rollout, is INACTIVE (deregistered){again}: "
+            + how_to_restore(service.targets, previous))
 
 
 def live_canary_runs(client: Any, service: Service) -> list[str]:

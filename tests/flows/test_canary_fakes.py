@@ -292,6 +292,11 @@ def test_a_canary_runs_hook_whose_rollback_fails_names_the_rollback_flow(monkeyp
     said = caplog.text
     assert "automatic rollback after" in said and "run the `rollback` flow (the rollback deployment) by hand" in said, said
     assert "run `rollway abort` by hand" not in said, said
+    # The page on-call gets says the same: it offered `rollway abort`, which has nothing to roll back.
+    [(subject, page)] = [m for m in env.notifier.messages if m[0].startswith("Rollback FAILED")]
+    page = " ".join(page.split())
+    assert "Run the rollback again (the `rollback` flow (the rollback deployment)" in page, page
+    assert "(`rollway abort`, or the rollback flow)" not in page, page
 
 
 def test_approver_can_skip_ahead_to_a_later_stage_but_not_elsewhere():

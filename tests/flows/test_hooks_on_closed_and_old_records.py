@@ -119,6 +119,21 @@ def test_the_hooks_rollback_refuses_a_closed_rollout_and_a_person_may_still_roll
     assert env.router.weights == Weights(stable=100, canary=0)
 
 
+def test_a_rerun_of_a_promoted_rollout_recorded_under_older_rules_says_it_is_already_promoted(monkeypatch):
+    """progressive_rollout run again with the promoted image: its window over, the release is
+    production. It refused on the recorded spec and said to roll it back with `rollway abort`,
+    which refuses a promoted rollout ("nothing to abort"); it now answers as it does for any
+    promoted rollout, reading the recorded spec leniently as advance_phase does."""
+    env = promoted_and_watched(monkeypatch)
+    record_under_older_rules(env)
+    again = RolloutSpec(image=IMAGE, stages=[Stage(weight=w, bake_seconds=120) for w in (5, 100)], monitor_seconds=300)
+
+    result = progressive_rollout(spec=again.model_dump(mode="json"), phased=False)
+
+    assert result.outcome == "promoted" and "already promoted" in result.reason, result
+    assert_production_untouched(env)
+
+
 def two_phase_spec(flags=()):
     return RolloutSpec(image=IMAGE, stages=[Stage(weight=w, bake_seconds=120) for w in (5, 100)],
                        phases=[WeeklyPhase(name="week 1", weights=(5,)), WeeklyPhase(name="week 2", weights=(100,))],

@@ -826,6 +826,29 @@ def test_the_rollback_page_names_the_version_and_the_rollout_it_rolled_back():
     assert "window above" not in notice
 
 
+def test_a_ledgered_rollouts_failed_rollback_pages_that_rollway_abort_runs_it_again():
+    """The rollout is in the ledger, rolling back: `rollway abort` finishes it, and the page says
+    so (a `canary` flow run's names only the rollback flow: tests/flows/test_canary_fakes.py)."""
+    from botocore.exceptions import ClientError
+
+    env = env_with_ledger(canary_error_rate=0.3)
+    real_set = env.router.set_weights
+
+    def refuse_stable(weights):
+        if weights.canary == 0:
+            raise ClientError({"Error": {"Code": "AccessDenied", "Message": "not authorized"}}, "ModifyRule")
+        return real_set(weights)
+
+    env.router.set_weights = refuse_stable
+    spec = RolloutSpec(image=IMAGE, stages=[Stage(weight=5, bake_seconds=120), Stage(weight=100, bake_seconds=120)],
+                       monitor_seconds=0)
+    with pytest.raises(ClientError):
+        progressive_on(env, spec, None)
+    assert env.ledger.get(env.targets.canary_service).phase is RolloutPhase.ROLLING_BACK
+    [page] = [m for s, m in env.notifier.messages if s.startswith("Rollback FAILED")]
+    assert "Run the rollback again (`rollway abort`, or the rollback flow)" in " ".join(page.split()), page
+
+
 def test_a_rollback_run_by_hand_after_a_finalized_promotion_names_no_version_it_did_not_take_out(monkeypatch):
     """Once finalized, the promoted image runs on stable: a rollback by hand changes no version, and
     its page must not name that image as the one rolled back."""

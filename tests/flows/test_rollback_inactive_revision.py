@@ -11,17 +11,20 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from prefect import flow
 
 import rollway.cli.ops as ops
 from flows.rollback import RollbackIncomplete, execute_rollback, rollback
 from rollway.aws.ecs import EcsDeployer
 from rollway.aws.environment import aws_environment
+from rollway.aws.errors import TargetNotFound, TaskDefinitionInactive
 from rollway.clock import ClockSettings
-from rollway.ledger import RolloutRecord, new_rollout_id
+from rollway.ledger import RolloutRecord, begin_rollback, new_rollout_id
 from rollway.model import Weights
 from rollway.phases import RolloutPhase
 from rollway.spec import RolloutSpec, Stage
+from tests.flows.fake_env import fake_environment
 from tests.flows.moto_env import inbox, saved_blocks
 from tests.flows.test_canary_moto import read_back
 
@@ -121,3 +124,67 @@ def test_a_rollback_with_no_active_revision_to_restore_says_what_and_how_and_sti
     rollback(reason="finish", previous_task_definition=copy.rsplit("/", 1)[-1], targets_block=blocks,
              aws_credentials_block=blocks)
     assert read_back(aws)[2].task_definition.endswith(copy.rsplit("/", 1)[-1])
+
+
+@pytest.mark.parametrize("stable_moved", [False, True], ids=["no-active-revision", "stable-runs-another"])
+def test_status_of_an_unfinished_rollback_says_abort_finishes_it_only_when_it_can_restore_a_revision(
+        aws, capsys, stable_moved):
+    """`rollway status` said "if no run is finishing it, `rollway abort` does" also when neither the
+    recorded revision nor the one stable runs was ACTIVE: every abort then ended with the canary's
+    step failed, and only the rollback flow given another revision finishes it."""
+    t = aws.targets
+    env, gone, stable_now = deregistered_since(aws, stable_moved=stable_moved)
+    record = env.ledger.get(t.canary_service)
+    begin_rollback(env.ledger, t.canary_service, actor="judge", reason="error rate 7%", now=env.clock.now(),
+                   rollout=record.rollout_id)
+    blocks = saved_blocks(aws, "inactive")
+
+    assert ops.status(targets_block=blocks, credentials_block=blocks) == 0
+
+    said = " ".join(capsys.readouterr().out.split())
+    if stable_moved:  # the rollback restores the revision stable runs: abort finishes it
+        assert "if no run is finishing it, `rollway abort` does" in said, said
+    else:
+        assert "if no run is finishing it, `rollway abort` does" not in said, said
+        assert f"`rollway abort` cannot finish it ({gone}, which {t.canary_service} ran before the rollout, is " \
+               "INACTIVE (deregistered)" in said, said
+        assert "run the rollback flow with previous_task_definition set to it" in said, said
+
+
+@pytest.mark.parametrize("stable_refused, said", [
+    (TaskDefinitionInactive("edit-task:7", "canary"), "nor at edit-task:7, which {stable} runs: INACTIVE too"),
+    # Refused for good (the task does not ask again): no such revision.
+    (TargetNotFound("task definition", "edit-task:7"), "; pointing it at edit-task:7, which {stable} runs, instead "
+                                                       "failed: task definition 'edit-task:7' not found"),
+], ids=["stable-inactive-too", "stable-refused-otherwise"])
+def test_a_rollback_whose_fallback_revision_is_refused_too_names_both(stable_refused, said):
+    """The recorded revision INACTIVE, and the one stable runs refused as well: the step names both,
+    the canary is still scaled to 0 on what it runs, and the traffic is back (on fakes: ECS's
+    refusals are raised as the adapter names them)."""
+    env = fake_environment()
+    t = env.targets
+    env.deployer.services[t.stable_service] = env.deployer.services[t.stable_service].model_copy(
+        update={"task_definition": "edit-task:7"})
+    env.router.weights = Weights.canary_at(5)
+    real_update = env.deployer.update_service
+
+    def refusing(service, *, task_definition=None, desired=None):
+        if task_definition == "edit-task:3":
+            raise TaskDefinitionInactive(task_definition, service, "TaskDefinition is inactive")
+        if task_definition == "edit-task:7":
+            raise stable_refused
+        return real_update(service, task_definition=task_definition, desired=desired)
+
+    env.deployer.update_service = refusing
+
+    @flow
+    def roll_back():
+        return execute_rollback(env, "error rate 7%", actor="judge", previous_task_definition="edit-task:3")
+
+    failed = roll_back(return_state=True).result(raise_on_failure=False)
+
+    assert isinstance(failed, RollbackIncomplete), failed
+    (step,) = failed.failed_steps
+    assert "edit-task:3 is INACTIVE" in step and said.format(stable=t.stable_service) in step, step
+    assert env.router.weights == Weights(stable=100, canary=0)
+    assert env.deployer.services[t.canary_service].desired == 0

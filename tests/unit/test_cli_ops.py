@@ -129,6 +129,16 @@ def test_status_of_an_unfinished_rollback_says_how_to_finish_it_not_drift(capsys
     assert "carried out by" not in out, "nobody holds this rollback's claim"
 
 
+def test_status_of_a_rollback_no_revision_can_finish_names_what_can(capsys) -> None:
+    started = Transition(at=1_800_000_100.0, kind="rollback-start", actor="judge", comment="canary errors 9/600")
+    unfinished = record(phase=RolloutPhase.ROLLING_BACK, history=(*record().history, started))
+    print_status(SimpleNamespace(name="svc-canary", targets=Targets()), unfinished, Weights(stable=100, canary=0),
+                 None, limit=10, unrestorable="app:3 is INACTIVE [deregistered]: run the rollback flow")
+    out = " ".join(capsys.readouterr().out.split())
+    assert "`rollway abort` cannot finish it (app:3 is INACTIVE [deregistered]: run the rollback flow)" in out, out
+    assert "`rollway abort` does" not in out, out
+
+
 def test_status_of_a_rollback_under_way_names_who_carries_it_out(capsys) -> None:
     started = Transition(at=1_800_000_100.0, kind="rollback-start", actor="on-call", comment="errors")
     claimed = record(phase=RolloutPhase.ROLLING_BACK, history=(*record().history, started),

@@ -190,6 +190,9 @@ def test_a_rollout_binding_a_flag_another_rollout_is_moving_is_refused_before_it
 
     message = str(refused.value)
     assert "follows rollout edit-r1 (its stage 50%, set by alice" in message and "nothing was changed" in message
+    # A rollout whose run died without its rollback holds the flag until someone rolls it back: what to run.
+    assert ("If that rollout's run ended without rolling it back, the hold lasts until it is rolled back: run "
+            "`rollway abort --targets-block <the block of the service rollout edit-r1 rolls out>`") in message, message
     assert store.get(SQS).version == version
     check_bindings(store, BOUND)  # a stage of the holding rollout reads the flags without the refusal
 
