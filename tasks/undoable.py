@@ -19,7 +19,7 @@ from rollway.aws.errors import SERVER_SIDE_CODES, AdapterError, WeightMismatch, 
 from rollway.ledger import RolloutEnded, check_not_ended
 from rollway.model import Weights
 from rollway.ports import Ledger, ServiceDeployer, TrafficRouter
-from tasks import retry, traffic
+from tasks import traffic
 from tasks.ecs import FINAL_ECS as _FINAL_ECS
 
 log = logging.getLogger("rollway.undo")
@@ -32,22 +32,26 @@ def _never_final(err: BaseException) -> bool:
     return False
 
 
-def _patiently(what: str, call: Callable[[], T], final: Callable[[BaseException], bool] = _never_final) -> T:
+def _patiently(what: str, call: Callable[[], T], final: Callable[[BaseException], bool] = _never_final, *,
+               on_error: Callable[[BaseException], None] | None = None, role: str = "undo") -> T:
     """``call()``, tried up to three times with a doubling wait between: an undo is one hook that
     Prefect runs once and whose error it only logs, so one throttled call must not leave the step
-    done. An error ``final`` names (one a second ask gets again) is raised at once."""
+    done. An error ``final`` names (one a second ask gets again) is raised at once. ``on_error``
+    sees every failed try; ``role`` starts the log lines."""
     delay = UNDO_FIRST_DELAY_SECONDS
     for attempt in range(1, UNDO_ATTEMPTS + 1):
         try:
             return call()
         except Exception as err:  # noqa: BLE001 - retried, then raised as it came
+            if on_error is not None:
+                on_error(err)
             if final(err):
-                log.error("undo: %s failed, not tried again (another ask gets the same answer): %s", what, err)
+                log.error("%s: %s failed, not tried again (another ask gets the same answer): %s", role, what, err)
                 raise
             if attempt == UNDO_ATTEMPTS:
-                log.error("undo: %s failed %d times, last: %s", what, attempt, err)
+                log.error("%s: %s failed %d times, last: %s", role, what, attempt, err)
                 raise
-            log.warning("undo: %s failed (%s); trying again in %g s", what, err, delay)
+            log.warning("%s: %s failed (%s); trying again in %g s", role, what, err, delay)
             time.sleep(delay)
             delay *= 2
     raise AssertionError("unreachable")
@@ -68,11 +72,21 @@ class Live:
 
 
 class _Write:
-    """What became of a shift's ModifyRule, for its undo to read: kept in the undo's record, where
-    it copies as itself (``Transaction.get`` deep-copies), so the write's task can fill it in."""
+    """What became of a write (a shift's ModifyRule, a pointing's UpdateService), for its undo to
+    read: kept in the undo's record, where it copies as itself (``Transaction.get`` deep-copies),
+    so the write's task can fill it in."""
 
     def __init__(self) -> None:
         self.not_applied: str | None = None  # why the write certainly did not land, once known
+        self.may_have_landed = False  # a try succeeded, or lost its answer
+        self.succeeded = False
+
+    def failed(self, err: BaseException) -> None:
+        """A try failed with ``err``. Once one try may have landed, a later refusal does not make
+        the write 'certainly not applied'."""
+        why = not_applied(err)
+        self.may_have_landed = self.may_have_landed or why is None
+        self.not_applied = None if self.may_have_landed else why
 
     def __deepcopy__(self, memo) -> "_Write":
         return self
@@ -133,7 +147,7 @@ def _write_weights(router: TrafficRouter, weights: Weights, write: _Write, lost_
     try:
         router.set_weights(weights)
     except Exception as err:
-        write.not_applied = not_applied(err)
+        write.failed(err)
         if lost_answer_seconds <= 0:
             raise
         landed_although_lost(router, weights, err, lost_answer_seconds)
@@ -259,17 +273,48 @@ def _final_for_ecs(err: BaseException) -> bool:
     return isinstance(err, ClientError) and err.response.get("Error", {}).get("Code") in _FINAL_ECS
 
 
-# UpdateService with the same arguments is idempotent, so a retry after a lost answer is safe;
+# UpdateService with the same arguments is idempotent, so a try after a lost answer is safe;
 # what ECS refuses the same way every time (a missing cluster, a denied permission) fails at once:
-# retrying it only delays the undo of the registration, which deploy_revision runs on failure.
-@task(name="point-service-undoable", retries=2, retry_delay_seconds=2, cache_policy=NONE,
-      retry_condition_fn=retry.unless(AdapterError, ValueError, denied=_FINAL_ECS))
-def point_service(deployer: ServiceDeployer, service: str, task_definition: str, previous: str) -> None:
+# trying it again only delays the undo of the registration, which deploy_revision runs on failure.
+# Tried inside the task, not with Prefect's task retries: Prefect rolls the enclosing transaction
+# back on a task's first failed attempt and then runs the retry all the same, so one throttled
+# UpdateService deregistered the new revision and the retry pointed the canary at it.
+@task(name="point-service-undoable", cache_policy=NONE)
+def point_service(deployer: ServiceDeployer, service: str, task_definition: str, previous: str,
+                  write: _Write | None = None) -> None:
+    """Point ``service`` at ``task_definition``; undone back to ``previous``. ``write``: where each
+    try's outcome is kept for the undo staged before it (``stage_pointing_undo``)."""
     txn = get_transaction()
     txn.set("deployer", Live(deployer))
     txn.set("service", service)
     txn.set("previous", previous)
-    deployer.update_service(service, task_definition=task_definition)
+    _patiently(f"pointing {service} at {task_definition}",
+               lambda: deployer.update_service(service, task_definition=task_definition),
+               final=_final_for_ecs, on_error=None if write is None else write.failed, role="deploy")
+    if write is not None:
+        write.succeeded = True
+
+
+@task(name="stage-pointing-undo", cache_policy=NONE)
+def stage_pointing_undo(deployer: ServiceDeployer, service: str, previous: str, write: _Write) -> None:
+    """Stage, before the pointing is sent, its undo for when every try fails: Prefect stages a
+    task's own undo only when it succeeds, and an UpdateService that landed but lost its answer on
+    every try left the canary on the new revision, which the registration's undo then deregistered
+    (tasks could not start again). A pointing that succeeded is undone by its own task's undo; one
+    that certainly did not land needs none."""
+    txn = get_transaction()
+    txn.set("deployer", Live(deployer))
+    txn.set("service", service)
+    txn.set("previous", previous)
+    txn.set("write", write)
+
+
+@stage_pointing_undo.on_rollback
+def _restore_after_a_failed_pointing(txn) -> None:
+    write: _Write = txn.get("write")
+    if write.succeeded or not write.may_have_landed:
+        return
+    _restore_task_definition(txn)
 
 
 @point_service.on_rollback
@@ -300,5 +345,7 @@ def deploy_revision(deployer: ServiceDeployer, service: str, image: str, base_ta
     """
     with transaction():
         revision = register_revision(deployer, image, base_task_definition)
-        point_service(deployer, service, revision, previous)
+        pointing = _Write()
+        stage_pointing_undo(deployer, service, previous, pointing)
+        point_service(deployer, service, revision, previous, pointing)
     return revision

@@ -31,3 +31,32 @@ def test_a_deploy_whose_registration_answer_was_lost_runs_the_one_revision_it_ma
     assert sorted(active) == sorted([base, recorded])
     runs = ecs.describe_services(cluster=aws.targets.cluster, services=[service])["services"][0]["taskDefinition"]
     assert runs == recorded
+
+
+def test_a_deploy_whose_pointing_landed_but_lost_every_answer_leaves_the_canary_on_its_old_revision(aws, monkeypatch):
+    # UpdateService lands and its answer is lost on every try: Prefect staged the pointing's undo
+    # only on success, so the failed deploy deregistered the new revision while the canary ran it.
+    import pytest
+
+    import tasks.undoable
+
+    monkeypatch.setattr(tasks.undoable.time, "sleep", lambda seconds: None)
+    ecs = aws.get_client("ecs")
+    base, service = aws.topology.task_definition_arn, aws.targets.canary_service
+
+    def lose_answer(**_):  # moto pointed the service; the answer never arrives
+        raise ReadTimeoutError(endpoint_url=aws.endpoint_url)
+
+    ecs.meta.events.register("after-call.ecs.UpdateService", lose_answer)
+    try:
+        with pytest.raises(ReadTimeoutError):
+            deploy.with_options(retries=0)(EcsDeployer(ecs, aws.targets), service,
+                                           f"{aws.topology.repository_uri}:2.0.0", base)
+    finally:
+        ecs.meta.events.unregister("after-call.ecs.UpdateService", lose_answer)
+    runs = ecs.describe_services(cluster=aws.targets.cluster, services=[service])["services"][0]["taskDefinition"]
+    assert runs == base
+    status = ecs.describe_task_definition(taskDefinition=runs)["taskDefinition"]["status"]
+    assert status == "ACTIVE"
+    family = base.rsplit("/", 1)[1].rsplit(":", 1)[0]
+    assert ecs.list_task_definitions(familyPrefix=family, status="ACTIVE")["taskDefinitionArns"] == [base]

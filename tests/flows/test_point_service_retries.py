@@ -1,7 +1,8 @@
 """point_service (tasks/undoable.py) tries again what another ask could get past, and only that.
 
 It used to have no retries: one throttled UpdateService failed the deploy, and its transaction
-deregistered the revision just registered.
+deregistered the revision just registered. Then it had Prefect's task retries, which roll the
+deploy's transaction back at the first failed try and retry all the same (the last test).
 """
 from __future__ import annotations
 
@@ -10,10 +11,17 @@ from botocore.exceptions import ClientError, ConnectionClosedError
 
 from rollway.aws.ecs import EcsDeployer
 from rollway.aws.errors import TargetNotFound
+import tasks.undoable
 from tasks.undoable import point_service
 
-# The retries' wait is not what is tested: what is retried is.
-quick_point = point_service.with_options(retry_delay_seconds=0)
+
+@pytest.fixture(autouse=True)
+def no_waiting(monkeypatch):
+    """The wait between tries is not what is tested: what is tried again is."""
+    monkeypatch.setattr(tasks.undoable.time, "sleep", lambda seconds: None)
+
+
+quick_point = point_service
 
 
 class RefusesFirst:
@@ -95,3 +103,28 @@ def test_a_cluster_that_does_not_exist_is_asked_once(aws, watch_calls):
     with pytest.raises(TargetNotFound, match="no-such-cluster"):
         quick_point(deployer, aws.targets.canary_service, revision, aws.topology.task_definition_arn)
     assert calls.count("UpdateService") == 1, calls
+
+
+def test_a_throttled_pointing_inside_the_deploy_keeps_the_revision_it_points_at(aws):
+    # Prefect rolls a transaction back on a task's first failed attempt, then retries the task:
+    # with Prefect's retries the throttle deregistered the new revision, and the retry pointed
+    # the canary at it (an INACTIVE revision, which real ECS refuses to start tasks of).
+    from prefect import flow
+
+    from tasks.undoable import deploy_revision
+
+    ecs = aws.get_client("ecs")
+    base = aws.topology.task_definition_arn
+    deployer = EcsDeployer(ecs, aws.targets)
+    refusing = RefusesFirst(deployer, "ThrottlingException", failures=1)
+    refusing.register_revision = deployer.register_revision
+    refusing.deregister_revision = deployer.deregister_revision
+
+    @flow
+    def deploy():
+        return deploy_revision(refusing, aws.targets.canary_service, f"{aws.topology.repository_uri}:2.0.0", base, base)
+
+    revision = deploy()
+
+    assert refusing.calls == 2 and service_runs(aws) == revision
+    assert ecs.describe_task_definition(taskDefinition=revision)["taskDefinition"]["status"] == "ACTIVE"
