@@ -10,7 +10,7 @@ from prefect import flow
 
 from flows.monitor import run_monitor
 from rollway.fakes import FakeClock, FakeMetrics, steady
-from rollway.model import Weights
+from rollway.model import QueueDepth, Weights
 from rollway.spec import RolloutSpec
 from tests.flows.fake_env import fake_environment
 
@@ -84,6 +84,56 @@ def test_messages_a_dlq_held_before_the_promotion_do_not_alert_but_new_ones_do()
     monitor_on(env, 900)
     [alert] = [m for s, m in env.notifier.messages if s.startswith("Alert")]
     assert "webordinary-edit-input-dlq: 40 → 43" in alert
+
+
+class DeadLettersPublishedLate(DeadLettersFrom):
+    """As DeadLettersFrom, with each DLQ reading published ``lag`` seconds after its period ends
+    (SQS metrics reach CloudWatch minutes late): until then the period has no reading, which the
+    adapter cannot tell from an idle, empty queue."""
+
+    lag = 150
+
+    def observe(self, start, end):
+        seen = super().observe(start, end)
+        readings = {i.t: self._dlq_at[i.t] for i in seen.intervals if i.t <= end - self.lag and self._dlq_at[i.t]}
+        held = ((QueueDepth(queue=self.dlq_queue, first=readings.get(seen.intervals[0].t, 0),
+                            deepest=max(readings.values())),) if readings else ())
+        return seen.model_copy(update={"dead_letters": held})
+
+
+def test_messages_a_dlq_held_before_the_promotion_do_not_alert_when_cloudwatch_publishes_them_late():
+    """The window's depth before was taken at its first look with a whole period, before SQS had
+    published that period: no reading, read as an empty queue, and the 40 messages it held were
+    announced as "40 new message(s)" a few minutes into every window."""
+    env = promoted(canary_error_rate=0.001)
+    env.metrics = DeadLettersPublishedLate(env.router, steady(50.0, 0.001, 0.001), dlq=40, arrive=None)
+    monitor_on(env, 900)
+    assert not [m for m in env.notifier.messages if m[0].startswith("Alert")]
+    env = promoted(canary_error_rate=0.001)
+    env.metrics = DeadLettersPublishedLate(env.router, steady(50.0, 0.001, 0.001), dlq=40,
+                                           arrive=env.clock.now() + 300)
+    monitor_on(env, 900)
+    [alert] = [m for s, m in env.notifier.messages if s.startswith("Alert")]
+    assert "webordinary-edit-input-dlq: 40 → 43" in alert
+
+
+@flow
+def monitor_resumed(env, window, opened_at):
+    return run_monitor(env, SPEC, window_seconds=window, stable_desired=4, opened_at=opened_at)
+
+
+def test_a_resumed_window_counts_dead_letters_from_the_windows_opening_not_from_the_resume():
+    """The run watching the window died; 3 messages reached the DLQ while nobody watched, and the
+    watchdog resumed the window 30 minutes after it opened. The resumed run took the depth before
+    from its own first look (43): the 3 were never announced."""
+    env = promoted(canary_error_rate=0.001)
+    opened_at = env.clock.now()
+    env.metrics = DeadLettersFrom(env.router, steady(50.0, 0.001, 0.001), dlq=40, arrive=opened_at + 600)
+    env.metrics.observe(opened_at, opened_at + 300)  # what the dead run's looks read (and CloudWatch keeps)
+    env.clock.sleep(1800)
+    monitor_resumed(env, 1800, opened_at)
+    [alert] = [m for s, m in env.notifier.messages if s.startswith("Alert")]
+    assert "3 new message(s)" in alert and "webordinary-edit-input-dlq: 40 → 43" in alert, alert
 
 
 def test_the_old_service_is_not_decommissioned_while_it_still_carries_traffic():
