@@ -94,7 +94,7 @@ class Interval(BaseModel):
 
 
 class QueueDepth(BaseModel):
-    """One dead-letter queue's visible messages over an observation's periods."""
+    """One dead-letter queue's messages (visible and in flight) over an observation's periods."""
 
     model_config = ConfigDict(frozen=True)
 
