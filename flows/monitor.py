@@ -223,11 +223,12 @@ def _watch(
     # and a missing one reads as an idle, empty queue: taken at the first look with a whole
     # period, the depth was often 0, and everything the queue held was announced as new. So it
     # is taken again at every look that still reads from the window's opening (the first minutes),
-    # each seeing what has been published since. A window resumed after its run died reads it
-    # from the window's opening, not from its own first look: what arrived while nobody watched
-    # is counted.
+    # each seeing what has been published since, and read once more from the opening if none of
+    # them came after the first period's metrics delay (long periods; a window resumed after its
+    # run died, whose looks start later: what arrived while nobody watched is counted).
     first_period_end = math.ceil(since / interval) * interval + interval
     dlq_before: dict[str, int] | None = None
+    dlq_settled = False  # whether dlq_before was read once the first period had been published
     checks = measured = 0
     failure: str | None = None  # the last failed read, named in an unverified window's message
     # Periods longer than 5 minutes: a look's newest published period may have ended up to one
@@ -246,8 +247,13 @@ def _watch(
             if look_from == since:
                 # A queue with no reading held nothing: SQS publishes nothing for an idle, empty one.
                 dlq_before = {d.queue: d.first for d in observation.dead_letters}
-            elif dlq_before is None:
-                dlq_before = _dead_letters_in(env, since, first_period_end)
+                dlq_settled = now >= first_period_end + spec.analysis.metrics_delay_seconds
+            elif not dlq_settled:
+                # Long periods: the looks from the opening all came before its first period was
+                # published. Resumed: none of this run's looks read from the opening.
+                read = _dead_letters_in(env, since, first_period_end)
+                if read is not None:
+                    dlq_before, dlq_settled = read, True
             seen = recent(observation, recent_seconds)
             if dlq_before is not None:
                 seen = seen.model_copy(update={"dead_letters": tuple(
@@ -368,7 +374,7 @@ def _watch(
 
 
 def _dead_letters_in(env: Environment, since: float, first_end: float) -> dict[str, int] | None:
-    """Each dead-letter queue's depth in a resumed window's first period (one read), or None when
+    """Each dead-letter queue's depth in the window's first period (one read), or None when
     the read failed: the next look reads it again, and until then the look's alert counts from
     the look's own first period."""
     look = metrics.observe(env.metrics, since, first_end)

@@ -93,10 +93,16 @@ class DeadLettersPublishedLate(DeadLettersFrom):
 
     lag = 150
 
+    def __init__(self, router, behaviour, dlq: int, arrive: float | None, clock) -> None:
+        super().__init__(router, behaviour, dlq=dlq, arrive=arrive)
+        self.clock = clock
+
     def observe(self, start, end):
         seen = super().observe(start, end)
-        readings = {i.t: self._dlq_at[i.t] for i in seen.intervals if i.t <= end - self.lag and self._dlq_at[i.t]}
-        held = ((QueueDepth(queue=self.dlq_queue, first=readings.get(seen.intervals[0].t, 0),
+        # As the adapter reads them: the whole periods inside [start, end), first is the first of them.
+        whole = [i.t for i in seen.intervals if i.t - self.interval >= start]
+        readings = {t: self._dlq_at[t] for t in whole if t <= self.clock.now() - self.lag and self._dlq_at[t]}
+        held = ((QueueDepth(queue=self.dlq_queue, first=readings.get(whole[0], 0),
                             deepest=max(readings.values())),) if readings else ())
         return seen.model_copy(update={"dead_letters": held})
 
@@ -106,12 +112,12 @@ def test_messages_a_dlq_held_before_the_promotion_do_not_alert_when_cloudwatch_p
     published that period: no reading, read as an empty queue, and the 40 messages it held were
     announced as "40 new message(s)" a few minutes into every window."""
     env = promoted(canary_error_rate=0.001)
-    env.metrics = DeadLettersPublishedLate(env.router, steady(50.0, 0.001, 0.001), dlq=40, arrive=None)
+    env.metrics = DeadLettersPublishedLate(env.router, steady(50.0, 0.001, 0.001), dlq=40, arrive=None, clock=env.clock)
     monitor_on(env, 900)
     assert not [m for m in env.notifier.messages if m[0].startswith("Alert")]
     env = promoted(canary_error_rate=0.001)
     env.metrics = DeadLettersPublishedLate(env.router, steady(50.0, 0.001, 0.001), dlq=40,
-                                           arrive=env.clock.now() + 300)
+                                           arrive=env.clock.now() + 300, clock=env.clock)
     monitor_on(env, 900)
     [alert] = [m for s, m in env.notifier.messages if s.startswith("Alert")]
     assert "webordinary-edit-input-dlq: 40 → 43" in alert
@@ -230,6 +236,24 @@ def test_ten_minute_periods_published_a_minute_late_are_judged_whenever_the_wind
     assert result.outcome == "rolled_back" and "over the 5% guardrail" in result.reason, result.reason
     assert env.router.weights == Weights(stable=100, canary=0)
     assert env.clock.now() - (1_800_000_000.0 + offset) <= 1200, "rolled back at the first look that could see"
+
+
+class TenMinuteDeadLettersPublishedLate(DeadLettersPublishedLate):
+    lag = SPEC.analysis.metrics_delay_seconds
+
+
+def test_messages_a_dlq_held_before_do_not_alert_with_ten_minute_periods_published_late():
+    """With 10-minute periods the looks that still read from the window's opening all came
+    before its first period was published: the depth before stayed "none", and the 40
+    messages the DLQ held were announced as new."""
+    env = promoted(canary_error_rate=0.001)
+    env.clock = FakeClock(1_800_000_000.0 + 1)  # just after a period began: its first whole period ends late
+    env.wall = lambda: env.clock.now()
+    env.metrics = TenMinuteDeadLettersPublishedLate(env.router, steady(50.0, 0.001, 0.001, interval=600), dlq=40,
+                                                    arrive=None, clock=env.clock)
+    env.metrics.interval = 600
+    monitor_10_min_periods(env, 3600)
+    assert not [m for m in env.notifier.messages if m[0].startswith("Alert")]
 
 
 def test_a_window_cloudwatch_refused_says_why_in_its_message():
