@@ -163,6 +163,8 @@ class Alert(BaseModel):
 
     kind: Literal["dead_letters", "response_time", "unattributed_5xx"]
     message: str
+    about: tuple[str, ...] = Field(default=(), description="what the trouble is in (the dead-letter queues that "
+                                                           "gained messages): one newly in it is news again")
 
 
 class Verdict(BaseModel):
