@@ -251,20 +251,27 @@ def shift_to(
 
 class AlertsOnce:
     """Alerts by kind, for one stage or one monitoring window: the figure in an alert moves
-    every tick, and people hear of each kind of trouble once, with its first message."""
+    every tick, and people hear of each kind of trouble once, with its first message; again only
+    when it is in something it was not in before (``Alert.about``: a second dead-letter queue
+    gaining messages is another consumer failing, which the first queue's alert did not name)."""
 
     def __init__(self) -> None:
-        self.sent: dict[str, str] = {}  # kind of trouble -> its first message
+        self.sent: list[str] = []  # the messages sent, in order
+        self._named: dict[str, set[str]] = {}  # kind of trouble -> what its messages named
 
     def new(self, verdict: Verdict) -> list[str]:
-        """The messages of the verdict's alerts of a kind not raised before."""
-        fresh = [a.message for a in verdict.alerts if a.kind not in self.sent]
+        """The messages of the verdict's alerts of a kind not raised before, or about something new."""
+        fresh = []
         for alert in verdict.alerts:
-            self.sent.setdefault(alert.kind, alert.message)
+            named = self._named.get(alert.kind)
+            if named is None or not named.issuperset(alert.about):
+                fresh.append(alert.message)
+                self._named.setdefault(alert.kind, set()).update(alert.about)
+        self.sent += fresh
         return fresh
 
     def messages(self) -> tuple[str, ...]:
-        return tuple(self.sent.values())
+        return tuple(self.sent)
 
 
 class StageTracker:

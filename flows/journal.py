@@ -344,6 +344,20 @@ class LedgerJournal:
             f"{self.spec.image} serves {result.final_weights.canary}% of traffic. {result.reason}.",
         )
 
+    def window_ended(self, result: RolloutResult) -> None:
+        """The summary again once the monitoring window is over, if the window did not end as the
+        promotion's summary says: rolled back, or promoted unverified. That summary, what people
+        open first, was the run's last word, and read "promoted" over a run that returned rolled_back."""
+        if result.outcome == "rolled_back":
+            heading = "rolled back"
+        elif result.monitoring_verified is False:
+            heading = "promoted (monitoring unverified)"
+        else:
+            return
+        steps = "\n".join(f"- {step}" for step in result.rollback.steps) if result.rollback is not None else ""
+        self._summary(f"# Rollout of `{self.spec.image}` {heading}\n\n**Why:** {markdown_cell(result.reason)}\n\n"
+                      + (f"{steps}\n\n" if steps else "") + markdown_table(result.stages))
+
 
 def _repeats(history, kind: str, pause: Pause) -> bool:
     """Whether the newest transition already records an unanswered pause at this stage (its

@@ -19,6 +19,7 @@ rolling back the newer one.
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 from prefect import flow, get_run_logger
@@ -216,10 +217,18 @@ def _watch(
     # Periods before the promotion are the last stage's, judged there; those since are the window's.
     since = start if opened_at is None else min(start, opened_at)
     alerted = AlertsOnce()
-    # Each dead-letter queue's depth at the window's first read period: an alert counts what
-    # arrived since (a 5-minute look alone would count only its own minutes, and a DLQ that held
-    # messages before the promotion is no news about this release).
+    # Each dead-letter queue's depth in the window's first period: an alert counts what arrived
+    # since (a 5-minute look alone would count only its own minutes, and a DLQ that held messages
+    # before the promotion is no news about this release). SQS's readings reach CloudWatch late,
+    # and a missing one reads as an idle, empty queue: taken at the first look with a whole
+    # period, the depth was often 0, and everything the queue held was announced as new. So it
+    # is taken again at every look that still reads from the window's opening (the first minutes),
+    # each seeing what has been published since, and read once more from the opening if none of
+    # them came after the first period's metrics delay (long periods; a window resumed after its
+    # run died, whose looks start later: what arrived while nobody watched is counted).
+    first_period_end = math.ceil(since / interval) * interval + interval
     dlq_before: dict[str, int] | None = None
+    dlq_settled = False  # whether dlq_before was read once the first period had been published
     checks = measured = 0
     failure: str | None = None  # the last failed read, named in an unverified window's message
     # Periods longer than 5 minutes: a look's newest published period may have ended up to one
@@ -228,15 +237,23 @@ def _watch(
     recent_seconds = max(RECENT_SECONDS, interval + spec.analysis.metrics_delay_seconds)
     while True:
         now = env.clock.now()
-        observation = metrics.observe(env.metrics, max(since, now - recent_seconds - interval), now)
+        look_from = max(since, now - recent_seconds - interval)
+        observation = metrics.observe(env.metrics, look_from, now)
         # Until a period of the window has had time to be published (CloudWatch is about a
         # minute late), a look that finds nothing is early, not blind: it may alert (dead
         # letters) or roll back, but the window's verdict counts it only if it saw data.
         early = now - start <= interval + spec.analysis.metrics_delay_seconds
         if observation.error is None:
-            if dlq_before is None and observation.intervals:
+            if look_from == since:
                 # A queue with no reading held nothing: SQS publishes nothing for an idle, empty one.
                 dlq_before = {d.queue: d.first for d in observation.dead_letters}
+                dlq_settled = now >= first_period_end + spec.analysis.metrics_delay_seconds
+            elif not dlq_settled:
+                # Long periods: the looks from the opening all came before its first period was
+                # published. Resumed: none of this run's looks read from the opening.
+                read = _dead_letters_in(env, since, first_period_end)
+                if read is not None:
+                    dlq_before, dlq_settled = read, True
             seen = recent(observation, recent_seconds)
             if dlq_before is not None:
                 seen = seen.model_copy(update={"dead_letters": tuple(
@@ -356,6 +373,18 @@ def _watch(
            if unrecorded else ""),
     )
     return MonitorResult(outcome="decommissioned", reason=reason, checks=checks, alerts=alerts)
+
+
+def _dead_letters_in(env: Environment, since: float, first_end: float) -> dict[str, int] | None:
+    """Each dead-letter queue's depth in the window's first period (one read), or None when
+    the read failed: the next look reads it again, and until then the look's alert counts from
+    the look's own first period."""
+    look = metrics.observe(env.metrics, since, first_end)
+    if look.error is not None:
+        get_run_logger().warning("could not read the dead-letter queues' depth when the window opened (%s); "
+                                 "reading it again at the next look", look.error)
+        return None
+    return {d.queue: d.first for d in look.dead_letters}
 
 
 def _skip(env: Environment, reason: str, checks: int, alerts: tuple[str, ...], *,

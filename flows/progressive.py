@@ -470,7 +470,9 @@ def run_progressive(
             previous_task_definition=record.previous_task_definition,
             stable_desired=record.stable_desired, owner=owner, lease_seconds=lease_seconds, rollout=record.rollout_id,
         )
-        return after_window(result, watched)
+        ended = after_window(result, watched)
+        journal.window_ended(ended)
+        return ended
     if result.outcome == "promoted" and spec.phases[-1].decommission:
         # The plan's decommission ends the monitoring window, and there is none: said, so that
         # nobody takes the old service, still running at 0 %, for one scaled down.

@@ -146,7 +146,7 @@ class FakeMetrics:
         self.router = router
         self.behaviour = behaviour
         self.interval = interval
-        self.dlq = dlq  # visible messages in the one dead-letter queue, ``dlq_queue``
+        self.dlq = dlq  # messages in the one dead-letter queue, ``dlq_queue``
         self.dlq_queue = dlq_queue
         self.error: str | None = None
         self._recorded: dict[float, Interval] = {}

@@ -94,7 +94,7 @@ class Interval(BaseModel):
 
 
 class QueueDepth(BaseModel):
-    """One dead-letter queue's visible messages over an observation's periods."""
+    """One dead-letter queue's messages (visible and in flight) over an observation's periods."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -163,6 +163,8 @@ class Alert(BaseModel):
 
     kind: Literal["dead_letters", "response_time", "unattributed_5xx"]
     message: str
+    about: tuple[str, ...] = Field(default=(), description="what the trouble is in (the dead-letter queues that "
+                                                           "gained messages): one newly in it is news again")
 
 
 class Verdict(BaseModel):

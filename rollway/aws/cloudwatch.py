@@ -11,8 +11,9 @@ What is read, per version (series from ``rollway.aws.metric_schema``):
 plus, once per load balancer, ``HTTPCode_ELB_5XX_Count`` (Sum): requests the load balancer
 answered 5xx itself (a version with weight but no registered target gets 503s that reach no
 target group's metrics), carried as ``Interval.unserved`` (None when absent); and
-``ApproximateNumberOfMessagesVisible`` (Maximum) of every dead-letter queue. Rates are
-computed here, in Python, from the counts: no metric math.
+``ApproximateNumberOfMessagesVisible`` and ``ApproximateNumberOfMessagesNotVisible`` (Maximum)
+of every dead-letter queue, added up (see ``_queue_depths``). Rates are computed here, in
+Python, from the counts: no metric math.
 
 A period whose counts contradict each other does not void the window (see ``_sample``).
 
@@ -140,10 +141,12 @@ class CloudWatchMetrics:
         # depth at the window's start, so that an alert counts what arrived since and names the
         # queue. SQS publishes nothing for an idle, empty queue: no reading in the first period
         # means it held none then.
-        dlq = sum(max(series[i].values(), default=0.0) for i in _dlq_ids(schema))
+        queues = {name: _queue_depths(series[v], series[f])
+                  for name, v, f in zip(schema.dlq_series(), _dlq_ids(schema), _in_flight_ids(schema))}
+        dlq = sum(max(readings.values(), default=0.0) for readings in queues.values())
         depths = tuple(
             QueueDepth(queue=name, first=round(readings.get(first, 0.0)), deepest=round(max(readings.values())))
-            for name, readings in ((n, series[i]) for n, i in zip(schema.dlq_series(), _dlq_ids(schema)))
+            for name, readings in queues.items()
             if readings
         )
         return Observation(start=start, end=end, intervals=intervals, dlq_messages=round(dlq), dead_letters=depths)
@@ -196,7 +199,7 @@ def _query_id(version: Version, role: str) -> str:
 
 
 def _queries(schema: MetricSchema, period: int) -> list[dict[str, Any]]:
-    """Every query of one observation: five per version, the load balancer's own 5xx, one per dead-letter queue."""
+    """Every query of one observation: five per version, the load balancer's own 5xx, two per dead-letter queue."""
     queries = [
         {
             "Id": _query_id(version, role),
@@ -220,13 +223,35 @@ def _queries(schema: MetricSchema, period: int) -> list[dict[str, Any]]:
             "MetricStat": {"Metric": series.metric(), "Period": period, "Stat": "Maximum"},
             "ReturnData": True,
         }
-        for query_id, series in zip(_dlq_ids(schema), schema.dlq_series().values())
+        for ids, named in ((_dlq_ids(schema), schema.dlq_series()),
+                           (_in_flight_ids(schema), schema.dlq_in_flight_series()))
+        for query_id, series in zip(ids, named.values())
     ]
     return queries
 
 
 def _dlq_ids(schema: MetricSchema) -> list[str]:
     return [f"dlq{i}" for i in range(len(schema.dlq_series()))]
+
+
+def _in_flight_ids(schema: MetricSchema) -> list[str]:
+    return [f"dlqflight{i}" for i in range(len(schema.dlq_series()))]
+
+
+def _queue_depths(visible: dict[int, float], in_flight: dict[int, float]) -> dict[int, float]:
+    """A dead-letter queue's messages per period: visible and in flight together.
+
+    A dead letter someone has received (on-call reading it, a tool redriving it) is in flight
+    until deleted or its visibility timeout ends: still in the queue, and no longer visible.
+    Counting only the visible ones, each one read made room for a new one to arrive unseen, and
+    "what arrived since the start" is a difference of depths, which only both together give
+    (moving out of the queue, a redrive, lowers both). SQS publishes both once a minute: with the
+    default one-minute periods each sum is one moment's depth. With longer periods the Maximum of
+    each may come from different minutes, so a message received within a period can count in
+    both: over, never under, for an alert that only alerts. An absent reading is 0 (SQS
+    publishes nothing for an idle queue, nor the in-flight count of a queue nobody reads).
+    """
+    return {t: visible.get(t, 0.0) + in_flight.get(t, 0.0) for t in visible.keys() | in_flight.keys()}
 
 
 def _interval(series: dict[str, dict[int, float]], t: int, period: int) -> Interval:

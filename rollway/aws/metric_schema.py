@@ -47,6 +47,7 @@ TARGET_RESPONSE_TIME = "TargetResponseTime"  # seconds
 ELB_5XX_COUNT = "HTTPCode_ELB_5XX_Count"
 # AWS/SQS, per queue.
 QUEUE_VISIBLE = "ApproximateNumberOfMessagesVisible"
+QUEUE_IN_FLIGHT = "ApproximateNumberOfMessagesNotVisible"  # received, not yet deleted
 # Targets.metrics_namespace, per service.
 ERROR_RATE = "ErrorRate"  # percent of requests answered 5xx
 SUCCESS_RATE = "SuccessRate"  # percent of requests answered without 5xx
@@ -169,6 +170,13 @@ class MetricSchema:
         """Visible messages of each dead-letter queue, keyed by queue name."""
         return {
             name: Series(SQS_NAMESPACE, QUEUE_VISIBLE, (("QueueName", name),), "Count")
+            for name in self.targets.dlq_names
+        }
+
+    def dlq_in_flight_series(self) -> dict[str, Series]:
+        """Messages of each dead-letter queue someone has received and not deleted, keyed by queue name."""
+        return {
+            name: Series(SQS_NAMESPACE, QUEUE_IN_FLIGHT, (("QueueName", name),), "Count")
             for name in self.targets.dlq_names
         }
 

@@ -122,7 +122,7 @@ def check_totals(guardrails: Guardrails, canary: VersionSample, baseline_request
         since = "since monitoring began" if monitoring else "since the stage began"
         alerts.append(Alert(kind="dead_letters", message=(
             f"{arrived} new message(s) in the dead-letter queues {since} ({grown}; messages they held before are "
-            "not counted)")))
+            "not counted)"), about=tuple(d.queue for d in dead_letters if d.grown)))
     if canary.latency_avg_ms is not None and canary.latency_avg_ms > guardrails.response_time_seconds * 1000:
         alerts.append(Alert(kind="response_time", message=(
             f"canary average response time {_seconds_over(canary.latency_avg_ms / 1000, guardrails.response_time_seconds)}"

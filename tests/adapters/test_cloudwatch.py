@@ -110,6 +110,36 @@ def test_the_dead_letter_alert_names_the_queues_that_hold_messages(aws):
                for name, n in holding.items()), alert.message
 
 
+def test_dead_letters_someone_is_reading_still_count_as_in_the_queue(aws):
+    """A DLQ's messages that someone has received (on-call looking at them, a tool redriving
+    them) are in flight, not visible: only ApproximateNumberOfMessagesVisible was read, so they
+    vanished from the depth, and new ones arriving meanwhile went unannounced."""
+    from datetime import datetime, timezone
+
+    from rollway.judge.guardrails import check
+    from rollway.spec import Guardrails
+
+    dlq = aws.targets.dlq_names[0]
+    cloudwatch = aws.get_client("cloudwatch")
+
+    def sqs_reading(metric, t, value):  # as SQS publishes them, once a minute
+        cloudwatch.put_metric_data(Namespace="AWS/SQS", MetricData=[{
+            "MetricName": metric, "Dimensions": [{"Name": "QueueName", "Value": dlq}],
+            "Timestamp": datetime.fromtimestamp(t, timezone.utc), "Value": value, "Unit": "Count"}])
+
+    sqs_reading("ApproximateNumberOfMessagesVisible", ORIGIN, 5)  # held before the stage
+    # Someone received all 5, and 2 more arrived: 7 in the queue, none of them visible.
+    sqs_reading("ApproximateNumberOfMessagesVisible", ORIGIN + 60, 0)
+    sqs_reading("ApproximateNumberOfMessagesNotVisible", ORIGIN + 60, 7)
+
+    observation = metrics_for(aws).observe(ORIGIN, ORIGIN + 120)
+
+    assert [(d.queue, d.first, d.deepest) for d in observation.dead_letters] == [(dlq, 5, 7)]
+    assert observation.dlq_messages == 7
+    [alert] = check(Guardrails(), observation, monitoring=False).alerts
+    assert "2 new message(s)" in alert.message and f"{dlq}: 5 → 7" in alert.message, alert.message
+
+
 def test_only_whole_periods_inside_the_window_are_returned(aws, get_metric_data_calls):
     sim = simulator(aws, rps=5)
     sim.run_ticks(3)

@@ -10,7 +10,7 @@ from flows.canary import run_canary
 from flows.monitor import run_monitor
 from rollway.approvals import scripted
 from rollway.fakes import FakeMetrics
-from rollway.model import VersionSample, Weights
+from rollway.model import QueueDepth, VersionSample, Weights
 from rollway.report import markdown_table
 from rollway.spec import RolloutSpec, Stage
 from tests.flows.fake_env import fake_environment
@@ -86,6 +86,35 @@ def test_monitoring_alerts_once_for_dead_letters_that_keep_growing():
     env = promoted(GrowingDeadLetters, slow_canary)
     monitor_on(env, 1200)
     assert sum("dead-letter" in m for m in alerts(env)) == 1, alerts(env)
+
+
+class DeadLettersInTwoQueues(FakeMetrics):
+    """The email DLQ gets 2 messages 3 minutes in; the edit-input DLQ gets 3 ten minutes in."""
+
+    def __init__(self, router, behaviour, opened: float) -> None:
+        super().__init__(router, behaviour)
+        self.opened = opened
+
+    def observe(self, start, end):
+        seen = super().observe(start, end)
+        arrived = {"webordinary-email-dlq": 2 if end >= self.opened + 180 else 0,
+                   "webordinary-edit-input-dlq": 3 if end >= self.opened + 600 else 0}
+        return seen.model_copy(update={"dead_letters": tuple(
+            QueueDepth(queue=queue, first=0, deepest=n) for queue, n in arrived.items() if n)})
+
+
+def test_a_second_dead_letter_queue_gaining_messages_is_announced_too():
+    """One alert per kind of trouble per window: once the email DLQ had been announced, the
+    edit-input DLQ's messages, another consumer failing, were never told to anyone."""
+    env = promoted(FakeMetrics, slow_canary)
+    env.metrics = DeadLettersInTwoQueues(env.router, slow_canary, opened=env.clock.now())
+    result = monitor_on(env, 1200)
+    dead = [m for m in alerts(env) if "dead-letter" in m]
+    assert len(dead) == 2, dead
+    assert "webordinary-email-dlq: 0 → 2" in dead[0] and "edit-input" not in dead[0], dead
+    assert "webordinary-edit-input-dlq: 0 → 3" in dead[1], dead
+    assert sum("response time" in m for m in alerts(env)) == 1, "still once for a figure that moves"
+    assert [m for m in result.alerts if "dead-letter" in m] == [m.split(": ", 1)[1] for m in dead]
 
 
 class RefusingAlerts:

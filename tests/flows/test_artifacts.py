@@ -326,3 +326,58 @@ def test_a_rollout_whose_progress_and_stage_tables_cannot_be_made_goes_on(monkey
     assert state.is_completed(), state.message
     assert env.ledger.get(env.targets.canary_service).phase is RolloutPhase.PROMOTED
     assert not any(s.startswith("Rollback") for s, _ in env.notifier.messages), env.notifier.messages
+
+
+def failing_once_promoted(env, after_seconds: float):
+    """Metrics of a canary healthy through its stages that fails ``after_seconds`` into 100 %."""
+    from rollway.fakes import FakeMetrics, steady
+
+    healthy, failing = steady(50.0, 0.001, 0.001), steady(50.0, 0.001, 0.30)
+    at_100: list[float] = []
+
+    def behaviour(weights, t):
+        if weights.canary == 100 and not at_100:
+            at_100.append(t)
+        return (failing if at_100 and t > at_100[0] + after_seconds else healthy)(weights, t)
+
+    return FakeMetrics(env.router, behaviour)
+
+
+def test_a_rollout_its_monitoring_window_rolled_back_is_not_a_promotion_in_its_summary():
+    """The summary made at the promotion stayed the run's last word: a run its monitoring window
+    rolled back returned rolled_back, and its summary, what people open first, still read
+    "# Rollout of ... promoted"."""
+    env = fake_environment(canary_error_rate=0.001)
+    env.ledger = FakeLedger()
+    env.metrics = failing_once_promoted(env, after_seconds=400)
+    spec = RolloutSpec(image=IMAGE, stages=[Stage(weight=w, bake_seconds=180) for w in (5, 100)], monitor_seconds=900)
+    result = rollout(env, spec)
+    assert result.outcome == "rolled_back", result.reason
+    summary = latest(artifact_key(env.targets.canary_service, "summary")).data
+    assert summary.splitlines()[0] == f"# Rollout of `{IMAGE}` rolled back", summary
+    assert "monitoring after promotion" in summary and "over the 5% guardrail" in summary, summary
+
+
+def test_a_rollout_whose_monitoring_window_was_unverified_says_so_in_its_summary():
+    """As the `canary` flow's summary does: the window's checks could not read the metrics."""
+    from rollway.fakes import FakeMetrics, steady
+    from rollway.model import Observation
+    from rollway.phases import RolloutPhase
+
+    class BlindOncePromoted(FakeMetrics):
+        def observe(self, start, end):
+            record = env.ledger.get(env.targets.canary_service)
+            if record is not None and record.phase is RolloutPhase.PROMOTED:
+                return Observation(start=start, end=end, error="AccessDenied: not authorized to GetMetricData")
+            return super().observe(start, end)
+
+    env = fake_environment(canary_error_rate=0.001)
+    env.ledger = FakeLedger()
+    env.metrics = BlindOncePromoted(env.router, steady(50.0, 0.001, 0.001))
+    spec = RolloutSpec(image=IMAGE, stages=[Stage(weight=w, bake_seconds=180) for w in (5, 100)], monitor_seconds=300)
+    result = rollout(env, spec)
+    assert result.outcome == "promoted" and result.monitoring_verified is False, result.reason
+    summary = latest(artifact_key(env.targets.canary_service, "summary")).data
+    assert summary.splitlines()[0] == f"# Rollout of `{IMAGE}` promoted (monitoring unverified)", summary
+    assert "AccessDenied" in summary, summary
+

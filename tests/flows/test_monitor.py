@@ -10,7 +10,7 @@ from prefect import flow
 
 from flows.monitor import run_monitor
 from rollway.fakes import FakeClock, FakeMetrics, steady
-from rollway.model import Weights
+from rollway.model import QueueDepth, Weights
 from rollway.spec import RolloutSpec
 from tests.flows.fake_env import fake_environment
 
@@ -84,6 +84,62 @@ def test_messages_a_dlq_held_before_the_promotion_do_not_alert_but_new_ones_do()
     monitor_on(env, 900)
     [alert] = [m for s, m in env.notifier.messages if s.startswith("Alert")]
     assert "webordinary-edit-input-dlq: 40 → 43" in alert
+
+
+class DeadLettersPublishedLate(DeadLettersFrom):
+    """As DeadLettersFrom, with each DLQ reading published ``lag`` seconds after its period ends
+    (SQS metrics reach CloudWatch minutes late): until then the period has no reading, which the
+    adapter cannot tell from an idle, empty queue."""
+
+    lag = 150
+
+    def __init__(self, router, behaviour, dlq: int, arrive: float | None, clock) -> None:
+        super().__init__(router, behaviour, dlq=dlq, arrive=arrive)
+        self.clock = clock
+
+    def observe(self, start, end):
+        seen = super().observe(start, end)
+        # As the adapter reads them: the whole periods inside [start, end), first is the first of them.
+        whole = [i.t for i in seen.intervals if i.t - self.interval >= start]
+        readings = {t: self._dlq_at[t] for t in whole if t <= self.clock.now() - self.lag and self._dlq_at[t]}
+        held = ((QueueDepth(queue=self.dlq_queue, first=readings.get(whole[0], 0),
+                            deepest=max(readings.values())),) if readings else ())
+        return seen.model_copy(update={"dead_letters": held})
+
+
+def test_messages_a_dlq_held_before_the_promotion_do_not_alert_when_cloudwatch_publishes_them_late():
+    """The window's depth before was taken at its first look with a whole period, before SQS had
+    published that period: no reading, read as an empty queue, and the 40 messages it held were
+    announced as "40 new message(s)" a few minutes into every window."""
+    env = promoted(canary_error_rate=0.001)
+    env.metrics = DeadLettersPublishedLate(env.router, steady(50.0, 0.001, 0.001), dlq=40, arrive=None, clock=env.clock)
+    monitor_on(env, 900)
+    assert not [m for m in env.notifier.messages if m[0].startswith("Alert")]
+    env = promoted(canary_error_rate=0.001)
+    env.metrics = DeadLettersPublishedLate(env.router, steady(50.0, 0.001, 0.001), dlq=40,
+                                           arrive=env.clock.now() + 300, clock=env.clock)
+    monitor_on(env, 900)
+    [alert] = [m for s, m in env.notifier.messages if s.startswith("Alert")]
+    assert "webordinary-edit-input-dlq: 40 → 43" in alert
+
+
+@flow
+def monitor_resumed(env, window, opened_at):
+    return run_monitor(env, SPEC, window_seconds=window, stable_desired=4, opened_at=opened_at)
+
+
+def test_a_resumed_window_counts_dead_letters_from_the_windows_opening_not_from_the_resume():
+    """The run watching the window died; 3 messages reached the DLQ while nobody watched, and the
+    watchdog resumed the window 30 minutes after it opened. The resumed run took the depth before
+    from its own first look (43): the 3 were never announced."""
+    env = promoted(canary_error_rate=0.001)
+    opened_at = env.clock.now()
+    env.metrics = DeadLettersFrom(env.router, steady(50.0, 0.001, 0.001), dlq=40, arrive=opened_at + 600)
+    env.metrics.observe(opened_at, opened_at + 300)  # what the dead run's looks read (and CloudWatch keeps)
+    env.clock.sleep(1800)
+    monitor_resumed(env, 1800, opened_at)
+    [alert] = [m for s, m in env.notifier.messages if s.startswith("Alert")]
+    assert "3 new message(s)" in alert and "webordinary-edit-input-dlq: 40 → 43" in alert, alert
 
 
 def test_the_old_service_is_not_decommissioned_while_it_still_carries_traffic():
@@ -180,6 +236,24 @@ def test_ten_minute_periods_published_a_minute_late_are_judged_whenever_the_wind
     assert result.outcome == "rolled_back" and "over the 5% guardrail" in result.reason, result.reason
     assert env.router.weights == Weights(stable=100, canary=0)
     assert env.clock.now() - (1_800_000_000.0 + offset) <= 1200, "rolled back at the first look that could see"
+
+
+class TenMinuteDeadLettersPublishedLate(DeadLettersPublishedLate):
+    lag = SPEC.analysis.metrics_delay_seconds
+
+
+def test_messages_a_dlq_held_before_do_not_alert_with_ten_minute_periods_published_late():
+    """With 10-minute periods the looks that still read from the window's opening all came
+    before its first period was published: the depth before stayed "none", and the 40
+    messages the DLQ held were announced as new."""
+    env = promoted(canary_error_rate=0.001)
+    env.clock = FakeClock(1_800_000_000.0 + 1)  # just after a period began: its first whole period ends late
+    env.wall = lambda: env.clock.now()
+    env.metrics = TenMinuteDeadLettersPublishedLate(env.router, steady(50.0, 0.001, 0.001, interval=600), dlq=40,
+                                                    arrive=None, clock=env.clock)
+    env.metrics.interval = 600
+    monitor_10_min_periods(env, 3600)
+    assert not [m for m in env.notifier.messages if m[0].startswith("Alert")]
 
 
 def test_a_window_cloudwatch_refused_says_why_in_its_message():

@@ -187,7 +187,8 @@ def test_a_window_whose_run_died_is_watched_to_its_end_by_the_next_run():
     before = env.metrics.calls
     assert progressive_on(env, spec, auto_approve(), owner="run-2").outcome == "promoted"
     assert kinds(env)[-1] == "watched"
-    assert env.metrics.calls - before <= 11, "only what was left of the window is watched again"
+    # The looks left, plus one read of the dead-letter queues' depth when the window opened.
+    assert env.metrics.calls - before <= 12, "only what was left of the window is watched again"
 
 
 def test_records_promoted_before_windows_without_decommission_are_not_reopened():
