@@ -199,14 +199,19 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
     if env.ledger is None and not unrecorded:
         raise FinalizeRefused("finalize needs the rollout ledger: it acts only on a rollout recorded as promoted")
     progress = _Progress(unrecorded=unrecorded)
-    newest = env.ledger.get(t.canary_service) if env.ledger is not None else None
-    spec = RolloutSpec.for_rollback(newest.spec_json) if newest is not None else None
-    live = traffic.get_weights(env.router)
-    stable = ecs.describe_service(env.deployer, t.stable_service)
-    canary = ecs.describe_service(env.deployer, t.canary_service)
+    # A read that fails is a stop like any other: the run's error and summary say where it stopped
+    # and that nothing changed (it failed with AWS's bare error, and left no summary).
+    with progress.trying("read the rollout, the load balancer and the services",
+                         "Nothing was changed: the traffic and the services are as they were."):
+        newest = env.ledger.get(t.canary_service) if env.ledger is not None else None
+        spec = RolloutSpec.for_rollback(newest.spec_json) if newest is not None else None
+        live = traffic.get_weights(env.router)
+        stable = ecs.describe_service(env.deployer, t.stable_service)
+        canary = ecs.describe_service(env.deployer, t.canary_service)
+        running = canary_runs() if unrecorded else ()
     speed = getattr(env.clock, "speed", 1.0)  # a refusal for a window still open says when in wall time too
     if unrecorded:
-        plan = plan_unrecorded(newest, spec, live=live, stable=stable, canary=canary, canary_runs=canary_runs(),
+        plan = plan_unrecorded(newest, spec, live=live, stable=stable, canary=canary, canary_runs=running,
                                targets=t, now=env.clock.now(), promoted=promoted, speed=speed)
     else:
         plan = plan_finalize(newest, spec, live=live, stable=stable, canary=canary, targets=t, now=env.clock.now(),
