@@ -7,8 +7,8 @@ In order, each step logged and recorded:
    monitoring window is over and the canary carries the traffic on the revision the ledger
    recorded as promoted (a canary changed since is refused, never moved onto stable); a
    finalized one is reported and left alone;
-2. record ``finalize-start`` in the ledger (lease-free, as a rollback: no run owns a promoted
-   rollout whose window is over);
+2. take the rollout's lease (refused, naming its holder, while another run holds it: two
+   finalizes at once would each act and page), then record ``finalize-start`` in the ledger;
 3. point the stable service at the promoted task definition with the capacity to carry all
    traffic, and wait until it is steady with healthy targets: until then the canary serves
    everything, as before;
@@ -18,7 +18,8 @@ In order, each step logged and recorded:
    the next rollout restores it on rollback), tell people, and record ``finalized``.
 
 A run that stops part-way raises ``FinalizeIncomplete`` saying what users are served, and the
-next run carries on. The flow ends with a markdown artifact (``<canary service>-finalize``): what
+next run carries on (a run whose process was killed holds the lease until it lapses; the
+refusal says when). The flow ends with a markdown artifact (``<canary service>-finalize``): what
 it did, or why it refused, or what it had done when it stopped and how to go on. No state hooks: a failed finalize must not trigger a rollback, which
 would put the previous version back in production.
 
@@ -30,24 +31,24 @@ written to the ledger. The ``canary`` flow runs the same steps in-run with ``fin
 
 from __future__ import annotations
 
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Callable, Iterator, Sequence
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
 from flows.engine import set_and_verify, wait_healthy
-from flows.env import CANARY_FLOW, load_environment, unfinished_runs
+from flows.env import CANARY_FLOW, load_environment, run_owner, unfinished_runs
 from flows.artifacts import for_people
 from flows.journal import artifact_key
 from flows.params import Actor, WaitSeconds
 from rollway.clock import ClockSettings
 from rollway.environment import Environment
 from rollway.finalize import (
-    ALL_STABLE, DONE, START, FinalizeIncomplete, FinalizePlan, FinalizeRefused, FinalizeResult, plan_finalize,
-    plan_unrecorded,
+    ALL_STABLE, DONE, START, FinalizeIncomplete, FinalizePlan, FinalizeRefused, FinalizeResult, finalize_unfinished,
+    plan_finalize, plan_unrecorded,
 )
-from rollway.ledger import RolloutMovedOn, RolloutRecord, RolloutSuperseded, Transition
+from rollway.ledger import LockHeld, RolloutEnded, RolloutMovedOn, RolloutRecord, RolloutSuperseded, Transition, utc
 from rollway.model import Weights
 from rollway.report import markdown_cell
 from rollway.spec import RolloutSpec
@@ -83,13 +84,20 @@ class _Progress:
             raise self.stopped(step, f"{type(err).__name__}: {err}", state() if callable(state) else state) from err
 
 
-def _record(env: Environment, record: RolloutRecord, transition: dict, **changes) -> RolloutRecord:
-    # owner=None: a promoted rollout past its window has no run owning it, and finalize acts
-    # whoever last held its lease, as a rollback does. Lease-free, so tied to ``record``'s id: a
-    # write that would land on a rollout begun since is refused (RolloutSuperseded), never applied to it.
+def _record(env: Environment, record: RolloutRecord, transition: dict, *, owner: str | None,
+            **changes) -> RolloutRecord:
+    # owner: the lease this run took on the rollout (``_holding``), so that a write after another
+    # run took the lapsed lease over is refused (NotOwner). Tied to ``record``'s id as well: a write
+    # that would land on a rollout begun since is refused (RolloutSuperseded), never applied to it.
     now = env.clock.now()
-    return env.ledger.record(env.targets.canary_service, owner=None, now=now, rollout=record.rollout_id,
+    return env.ledger.record(env.targets.canary_service, owner=owner, now=now, rollout=record.rollout_id,
                              transition=Transition(at=now, **transition), **changes)
+
+
+def _moved_on(read: RolloutRecord, stored: RolloutRecord) -> RolloutMovedOn:
+    last = stored.history[-1] if stored.history else None
+    return RolloutMovedOn(f"rollout {read.rollout_id} was written since this run read it"
+                          + (f" (its newest entry: {last.kind!r} by {last.actor})" if last else ""))
 
 
 def _as_read(read: RolloutRecord):
@@ -97,19 +105,75 @@ def _as_read(read: RolloutRecord):
 
     def rule(stored: RolloutRecord) -> None:
         if stored.version != read.version:
-            last = stored.history[-1] if stored.history else None
-            raise RolloutMovedOn(
-                f"rollout {read.rollout_id} was written since this run read it"
-                + (f" (its newest entry: {last.kind!r} by {last.actor})" if last else "")
-            )
+            raise _moved_on(read, stored)
 
     return rule
+
+
+def _stale(err: Exception) -> FinalizeRefused:
+    return FinalizeRefused(
+        f"the ledger changed after this run read it ({err}): another finalize, or a rollout begun since, "
+        "acted meanwhile, so what this run planned may no longer hold. Run finalize again, which reads "
+        "the ledger afresh. Nothing was changed"
+    )
+
+
+@contextmanager
+def _holding(env: Environment, record: RolloutRecord, holder: str, lease_seconds: float,
+             progress: _Progress, before: str) -> Iterator[RolloutRecord]:
+    """Hold the promoted rollout's lease while this run acts on it, as a rollout's run does.
+
+    Two finalizes of one promotion at once each moved the services and the traffic and told
+    people twice: a finalize that read the ledger after another recorded its start found nothing
+    in its way. The lease is taken before anything changes, refused (FinalizeRefused, naming who
+    holds it) while another run's is live, and given back however this run ends; a run whose
+    process was killed holds it until it lapses, ``lease_seconds`` (wall) after it was taken,
+    and the next finalize then carries on from where that one stopped.
+
+    Yields:
+        The rollout as the lease's write left it (the version the next write must find).
+    """
+    t = env.targets
+    with progress.trying("take the rollout's lease", before):
+        try:
+            held = env.ledger.acquire(t.canary_service, owner=holder, now=env.clock.now(), lease_seconds=lease_seconds,
+                                      rollout=record.rollout_id, wall=env.wall())
+        except LockHeld:
+            raise FinalizeRefused(_held_by(env, record)) from None
+        except (RolloutSuperseded, RolloutEnded) as err:
+            raise _stale(err) from err
+    try:
+        if held.history != record.history:
+            # Written since this run planned (another finalize finished meanwhile, say).
+            raise _stale(_moved_on(record, held))
+        yield held
+    finally:
+        try:
+            env.ledger.release(t.canary_service, owner=holder)
+        except Exception as err:  # noqa: BLE001 - the run's own outcome stands; the lease lapses on its own
+            progress.log.warning("could not give back the rollout's lease (it lapses at %s): %s",
+                                 utc(held.lease_expires), err)
+
+
+def _held_by(env: Environment, record: RolloutRecord) -> str:
+    """Why this finalize leaves the rollout alone: who holds its lease, and until when."""
+    current = env.ledger.get(env.targets.canary_service) or record
+    start = current.last_transition(START) if finalize_unfinished(current) else None
+    who = f"a finalize by {start.actor} ({current.owner})" if start is not None else str(current.owner)
+    until = utc(current.lease_expires)
+    return (
+        f"rollout {record.rollout_id} of {record.image} is held by {who}, whose lease runs until {until} "
+        f"({max(current.lease_expires - env.wall(), 0):.0f} s from now): that run is acting on it, and two "
+        "finalizes at once would each move the services and the traffic and tell people twice. Let it finish "
+        f"(`rollway status` shows the holder); if its process was killed, run finalize again after {until}: it "
+        "carries on from where that run stopped. Nothing was changed"
+    )
 
 
 def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float = 600.0,
                  verify_timeout_seconds: float = 30.0, healthy_timeout_seconds: float = 300.0, unrecorded: bool = False,
                  canary_runs: Callable[[], Sequence[str]] = tuple, image: str | None = None,
-                 promoted: str | None = None) -> FinalizeResult:
+                 promoted: str | None = None, owner: str | None = None) -> FinalizeResult:
     """Finalize the service's promoted rollout; see the module docstring for the order.
 
     Args:
@@ -124,6 +188,8 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
         image: the promoted image, for the notice and result, when the ledger does not say.
         promoted: with ``unrecorded``, the task definition the promotion put on the canary, when
             known: a canary pointed elsewhere since is refused, not moved onto the stable service.
+        owner: who holds the recorded rollout's lease while this run acts (default: this flow run,
+            or outside one this process); another finalize is refused meanwhile.
 
     Raises:
         FinalizeRefused: before any write, when there is nothing this run may finalize.
@@ -133,14 +199,19 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
     if env.ledger is None and not unrecorded:
         raise FinalizeRefused("finalize needs the rollout ledger: it acts only on a rollout recorded as promoted")
     progress = _Progress(unrecorded=unrecorded)
-    newest = env.ledger.get(t.canary_service) if env.ledger is not None else None
-    spec = RolloutSpec.for_rollback(newest.spec_json) if newest is not None else None
-    live = traffic.get_weights(env.router)
-    stable = ecs.describe_service(env.deployer, t.stable_service)
-    canary = ecs.describe_service(env.deployer, t.canary_service)
+    # A read that fails is a stop like any other: the run's error and summary say where it stopped
+    # and that nothing changed (it failed with AWS's bare error, and left no summary).
+    with progress.trying("read the rollout, the load balancer and the services",
+                         "Nothing was changed: the traffic and the services are as they were."):
+        newest = env.ledger.get(t.canary_service) if env.ledger is not None else None
+        spec = RolloutSpec.for_rollback(newest.spec_json) if newest is not None else None
+        live = traffic.get_weights(env.router)
+        stable = ecs.describe_service(env.deployer, t.stable_service)
+        canary = ecs.describe_service(env.deployer, t.canary_service)
+        running = canary_runs() if unrecorded else ()
     speed = getattr(env.clock, "speed", 1.0)  # a refusal for a window still open says when in wall time too
     if unrecorded:
-        plan = plan_unrecorded(newest, spec, live=live, stable=stable, canary=canary, canary_runs=canary_runs(),
+        plan = plan_unrecorded(newest, spec, live=live, stable=stable, canary=canary, canary_runs=running,
                                targets=t, now=env.clock.now(), promoted=promoted, speed=speed)
     else:
         plan = plan_finalize(newest, spec, live=live, stable=stable, canary=canary, targets=t, now=env.clock.now(),
@@ -165,41 +236,51 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
                               task_definition=td, weights=live, stable_desired=stable.desired, canary_desired=0,
                               steps=tuple(progress.steps))
 
-    if plan.action == "start":
-        weights = _move_to_stable(env, record, plan, live, actor, progress, stable_timeout_seconds=stable_timeout_seconds,
-                                  verify_timeout_seconds=verify_timeout_seconds,
-                                  healthy_timeout_seconds=healthy_timeout_seconds)
-    else:
-        weights = live
-        progress.done(f"a previous run moved the traffic already ({live} stable/canary, {t.stable_service} on {td}): "
-                      "carrying on from there")
-
     after = f"The traffic is on {t.stable_service}, which runs the promoted {td}: users see the promoted version."
-    scale_down = f"scale {t.canary_service} to 0"
-    with progress.trying(scale_down, after):
-        taken = _taken_over(env, newest, td, unrecorded=unrecorded)
-    if taken:
-        # Once the traffic left the canary, a new rollout could start on it: that canary is not ours to scale down.
-        raise progress.stopped(scale_down, taken, after)
-    with progress.trying(scale_down, after):
-        retired = ecs.update_service(env.deployer, t.canary_service, desired=0)
-    progress.done(f"{t.canary_service} scaled to 0 on {retired.task_definition}, idle for the next rollout")
-    # Told before it is recorded: if the ledger write fails, the next run tells again rather than never.
-    with progress.trying("notify", after):
-        message_id = metrics.notify(
-            env.notifier, f"Finalized: {t.stable_service}",
-            f"{t.stable_service} now runs {f'{image} ({td})' if image else td} on {plan.stable_desired} tasks and "
-            f"carries 100% of the traffic (read back from the load balancer: {weights} stable/canary). "
-            f"{t.canary_service} is at 0 tasks on the same task definition, ready for the next rollout.\n\n"
-            f"{_which(rollout_id)}, finalized by {actor}.",
-        )
-    progress.done("notified")
-    if record is not None:
-        with progress.trying(f"record {DONE!r} in the ledger", after):
-            _record(env, record, {"kind": DONE, "actor": actor, "from_weights": live, "to_weights": weights,
-                          "comment": f"{t.stable_service} runs {td} and carries the traffic; {t.canary_service} at 0"},
-                    weights=weights)
-        progress.done(f"recorded {DONE!r} on rollout {record.rollout_id}")
+    before = (f"The load balancer was not changed: {t.canary_service} still serves {live.canary}% of the traffic on "
+              f"{td}." if plan.action == "start" else after)
+    # A run finishing what another left (the traffic moved) has little left to do: a shorter lease,
+    # so that a killed one holds up the next run less.
+    lease_seconds = ROOM + (stable_timeout_seconds + healthy_timeout_seconds + verify_timeout_seconds
+                            if plan.action == "start" else 0.0)
+    holder = (owner or run_owner()) if record is not None else None
+    leased = _holding(env, record, holder, lease_seconds, progress, before) if record is not None else nullcontext()
+    with leased as held:
+        if plan.action == "start":
+            weights = _move_to_stable(env, held, plan, live, actor, progress, owner=holder,
+                                      stable_timeout_seconds=stable_timeout_seconds,
+                                      verify_timeout_seconds=verify_timeout_seconds,
+                                      healthy_timeout_seconds=healthy_timeout_seconds)
+        else:
+            weights = live
+            progress.done(f"a previous run moved the traffic already ({live} stable/canary, {t.stable_service} on {td}): "
+                          "carrying on from there")
+
+        scale_down = f"scale {t.canary_service} to 0"
+        with progress.trying(scale_down, after):
+            taken = _taken_over(env, newest, td, unrecorded=unrecorded)
+        if taken:
+            # Once the traffic left the canary, a new rollout could start on it: that canary is not ours to scale down.
+            raise progress.stopped(scale_down, taken, after)
+        with progress.trying(scale_down, after):
+            retired = ecs.update_service(env.deployer, t.canary_service, desired=0)
+        progress.done(f"{t.canary_service} scaled to 0 on {retired.task_definition}, idle for the next rollout")
+        # Told before it is recorded: if the ledger write fails, the next run tells again rather than never.
+        with progress.trying("notify", after):
+            message_id = metrics.notify(
+                env.notifier, f"Finalized: {t.stable_service}",
+                f"{t.stable_service} now runs {f'{image} ({td})' if image else td} on {plan.stable_desired} tasks and "
+                f"carries 100% of the traffic (read back from the load balancer: {weights} stable/canary). "
+                f"{t.canary_service} is at 0 tasks on the same task definition, ready for the next rollout.\n\n"
+                f"{_which(rollout_id)}, finalized by {actor}.",
+            )
+        progress.done("notified")
+        if record is not None:
+            with progress.trying(f"record {DONE!r} in the ledger", after):
+                _record(env, record, {"kind": DONE, "actor": actor, "from_weights": live, "to_weights": weights,
+                              "comment": f"{t.stable_service} runs {td} and carries the traffic; {t.canary_service} at 0"},
+                        owner=holder, weights=weights)
+            progress.done(f"recorded {DONE!r} on rollout {record.rollout_id}")
     return FinalizeResult(outcome="finalized", rollout_id=rollout_id, image=image, task_definition=td,
                           weights=weights, stable_desired=plan.stable_desired, canary_desired=retired.desired,
                           notification_id=message_id, steps=tuple(progress.steps))
@@ -230,7 +311,7 @@ def _taken_over(env: Environment, newest: RolloutRecord | None, td: str, *, unre
 
 
 def _move_to_stable(env: Environment, record: RolloutRecord | None, plan: FinalizePlan, live: Weights, actor: str,
-                    progress: _Progress, *, stable_timeout_seconds: float, verify_timeout_seconds: float,
+                    progress: _Progress, *, owner: str | None, stable_timeout_seconds: float, verify_timeout_seconds: float,
                     healthy_timeout_seconds: float) -> Weights:
     """Record the intent (if the ledger records the promotion), bring the stable service onto the
     promoted version, then move the traffic.
@@ -251,13 +332,9 @@ def _move_to_stable(env: Environment, record: RolloutRecord | None, plan: Finali
                 _record(env, record, {"kind": START, "actor": actor, "from_weights": live,
                                       "comment": f"moving {td} onto {t.stable_service} at {plan.stable_desired} "
                                                  f"tasks, then the traffic from {t.canary_service} to it"},
-                        rule=_as_read(record), canary_task_definition=td)
+                        owner=owner, rule=_as_read(record), canary_task_definition=td)
             except (RolloutSuperseded, RolloutMovedOn) as err:
-                raise FinalizeRefused(
-                    f"the ledger changed after this run read it ({err}): another finalize, or a rollout begun since, "
-                    "acted meanwhile, so what this run planned may no longer hold. Run finalize again, which reads "
-                    "the ledger afresh. Nothing was changed"
-                ) from err
+                raise _stale(err) from err
         progress.done(f"recorded {START!r} on rollout {record.rollout_id}")
     with progress.trying(f"point {t.stable_service} at {td}", before):
         ecs.update_service(env.deployer, t.stable_service, task_definition=td, desired=plan.stable_desired)

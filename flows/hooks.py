@@ -134,6 +134,7 @@ def leave_alone(state, params: dict, finalizing: bool = False, rollout: str | No
 @releases_handed_over_slot
 def _rollback_from_state(flow, flow_run, state) -> None:
     from flows.env import CANARY_FLOW, began_finalizing, run_rollout
+    from flows.params import fit_reason
     from flows.rollback import CLAIM_POLL_SECONDS, CLAIM_WAIT_SECONDS, RollbackIncomplete, RollbackRefused, rollback
     from rollway.ledger import (CLAIM_SECONDS, RollbackClaimed, RollbackUnrecorded, RolloutClosed, RolloutNotFound,
                                 RolloutSuperseded)
@@ -166,7 +167,9 @@ def _rollback_from_state(flow, flow_run, state) -> None:
     ledgered = flow.name != CANARY_FLOW
     spec = params.get("spec") or {}
     flags = (spec.get("flags") if isinstance(spec, dict) else None) or None
-    reason = f"run {flow_run.name} ended {state.type.value.lower()}: {state.message or 'no message'}"
+    # Cut to the rollback flow's limit: a failure's message may be any length, and refused as a
+    # parameter, the rollback would not run at all.
+    reason = fit_reason(f"run {flow_run.name} ended {state.type.value.lower()}: {state.message or 'no message'}")
     claim_wait = CLAIM_WAIT_SECONDS
     exc = _exception(state)
     if isinstance(exc, RollbackClaimed) and exc.waited > 0:

@@ -98,18 +98,38 @@ EarlyReason = Annotated[str | None, AfterValidator(_reason)]
 blank and at most MAX_REASON characters."""
 
 
+MAX_ROLLBACK_REASON = 4_000
+"""The most characters of a rollback's reason. The ledger keeps it twice in the rollout's item (the
+rollback's start and its end), which DynamoDB caps at 400 KB together with the spec and the whole
+history: a reason of a few hundred KB made the rollback move the traffic and then fail to record it,
+and a shorter one still left too little room for the writes after it. 4,000 characters are at most
+16 KB of UTF-8 a copy (32 KB both, under a tenth of the item): a long paragraph with a pasted error,
+four times what `rollway abort --reason` takes (the Resume form's 1,000)."""
+
+
 def _said(reason: str) -> str:
     reason = reason.strip()
     if not reason:
         raise ValueError("reason must say why (it opens the page on-call gets, and goes in the ledger and the flags' "
                          "audit trail)")
+    if len(reason) > MAX_ROLLBACK_REASON:
+        raise ValueError(f"reason is {len(reason)} characters; at most {MAX_ROLLBACK_REASON} are kept: the ledger "
+                         "records it twice in the rollout's item, which DynamoDB caps at 400 KB. Say it shorter (a "
+                         "link to the incident, say); nothing was done")
     return reason
 
 
-# No length limit: a run's hook passes its run's failure, whatever its length (the notifier cuts a
-# page to SNS's size). Blank, the page on-call got said "Why: " and nothing else.
-Reason = Annotated[str, AfterValidator(_said), Field(json_schema_extra={"pattern": r"\S"})]
-"""Why a rollback is run: not blank."""
+def fit_reason(reason: str) -> str:
+    """A reason rollway writes itself (a run's failure, for its hook's rollback), cut to the
+    rollback flow's limit: a rollback is never refused over its length."""
+    return reason if len(reason) <= MAX_ROLLBACK_REASON else reason[: MAX_ROLLBACK_REASON - 3] + "..."
+
+
+# Blank, the page on-call got said "Why: " and nothing else. A run's hook passes its run's failure,
+# whatever its length, cut to fit (``fit_reason``).
+Reason = Annotated[str, AfterValidator(_said),
+                   Field(json_schema_extra={"pattern": r"\S", "maxLength": MAX_ROLLBACK_REASON})]
+"""Why a rollback is run: not blank, at most MAX_ROLLBACK_REASON characters."""
 
 
 RolloutId = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^\S+$")]

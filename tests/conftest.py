@@ -191,16 +191,26 @@ def ecs_refuses_inactive_revisions(monkeypatch: pytest.MonkeyPatch) -> list[str]
 def flow_run_records() -> Iterator[list[Any]]:
     """What the ``prefect.flow_runs`` logger hands its handlers (the terminal shows these,
     formatted) while the test runs a flow in-process."""
+    yield from _records_of("prefect.flow_runs")
+
+
+@pytest.fixture
+def task_run_records() -> Iterator[list[Any]]:
+    """As ``flow_run_records``, for the ``prefect.task_runs`` logger (a failed task's error)."""
+    yield from _records_of("prefect.task_runs")
+
+
+def _records_of(name: str) -> Iterator[list[Any]]:
     import logging
 
     handed: list[Any] = []
     handler = logging.Handler()
     handler.emit = handed.append  # type: ignore[method-assign]
-    logging.getLogger("prefect.flow_runs").addHandler(handler)
+    logging.getLogger(name).addHandler(handler)
     try:
         yield handed
     finally:
-        logging.getLogger("prefect.flow_runs").removeHandler(handler)
+        logging.getLogger(name).removeHandler(handler)
 
 
 # Whole-process tests first: pytest-xdist's loadfile hands files to the workers in collection

@@ -82,7 +82,9 @@ def _finalize(*, actor: str | None, stable_timeout_seconds: float, unrecorded: b
     from rollway.finalize import FinalizeIncomplete, FinalizeRefused
 
     try:
-        with without_traceback(FinalizeRefused):
+        # A finalize that stopped is an answer as well: its message says what users are served,
+        # quotes the failed step's error and says to run it again (every step's failure becomes one).
+        with without_traceback(FinalizeRefused, FinalizeIncomplete, task_failures=(Exception,)):
             result = finalize_flow(actor=who, targets_block=targets_block, aws_credentials_block=credentials_block,
                                    stable_timeout_seconds=stable_timeout_seconds, unrecorded=unrecorded, clock=clock)
     except (FinalizeRefused, FinalizeIncomplete) as err:

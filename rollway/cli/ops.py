@@ -430,28 +430,41 @@ def _asking(run: Any) -> str:
 
 
 @contextmanager
-def without_traceback(*answers: type[BaseException]) -> Iterator[None]:
+def without_traceback(*answers: type[BaseException],
+                      task_failures: tuple[type[BaseException], ...] = ()) -> Iterator[None]:
     """Log the in-process flow run's ``answers`` (refusals: the command says why, and nothing was
     changed) without their traceback: Prefect's engine logs every exception a flow raises with
     one, and a refused `rollway finalize` or `abort` printed some thirty lines of it on the
     terminal above its one-line answer, as if it had crashed. The run's log keeps the message;
-    other exceptions keep their traceback."""
+    other exceptions keep their traceback.
+
+    ``task_failures``: exceptions of its task runs logged without their traceback as well, where
+    the flow turns every one into an answer that quotes it (a finalize that stopped names the
+    step and AWS's words): the task engine logs a failed task's with one too."""
     import logging
 
     class Untraced(logging.Filter):
+        def __init__(self, untraced: tuple[type[BaseException], ...]) -> None:
+            super().__init__()
+            self.untraced = untraced
+
         def filter(self, record: logging.LogRecord) -> bool:
-            if record.exc_info and isinstance(record.exc_info[1], answers):
+            if record.exc_info and isinstance(record.exc_info[1], self.untraced):
                 record.exc_info = record.exc_text = None
             return True
 
-    # The engine's flow-run logger logs to this logger itself (an adapter over it), so a filter
+    # The engines' run loggers log to these loggers themselves (adapters over them), so a filter
     # here sees the record before any handler does.
-    logger, untraced = logging.getLogger("prefect.flow_runs"), Untraced()
-    logger.addFilter(untraced)
+    filters = [(logging.getLogger("prefect.flow_runs"), Untraced(answers))]
+    if task_failures:
+        filters.append((logging.getLogger("prefect.task_runs"), Untraced(task_failures)))
+    for logger, untraced in filters:
+        logger.addFilter(untraced)
     try:
         yield
     finally:
-        logger.removeFilter(untraced)
+        for logger, untraced in filters:
+            logger.removeFilter(untraced)
 
 
 def reporting(command: Callable[..., int]) -> Callable[..., int]:

@@ -309,6 +309,33 @@ def test_rollway_finalize_says_why_it_refuses_and_exits_non_zero(aws, capsys, fl
     assert read_back(aws)[0] == ALL_CANARY
 
 
+def test_rollway_finalize_that_stops_says_so_in_one_line_and_its_advice_without_a_traceback(
+        aws, capsys, monkeypatch, flow_run_records, task_run_records):
+    """A finalize that stopped part-way is an answer too (what users are served, and to run it
+    again): the command printed the flow engine's traceback of FinalizeIncomplete, some forty
+    lines, above its one-line "error:", as if finalize itself had crashed."""
+    import flows.finalize
+    from rollway.cli import app
+
+    blocks = saved_blocks(aws)
+    env, _, _ = promote_by_hand(aws, "start", "promote", "decommission")
+    monkeypatch.setattr(flows.finalize, "load_environment", lambda *args: env)  # its clients refuse ModifyRule
+    restore = failing(aws.get_client("elbv2"), "ModifyRule")
+    try:
+        code = app(["finalize", "--targets-block", blocks, "--credentials-block", blocks], result_action="return_value")
+    finally:
+        restore()
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "error: finalize stopped while it tried to move the traffic to the stable target group" in err, err
+    assert "Run finalize again" in err and "Traceback" not in err, err
+    said = [r for r in flow_run_records if "FinalizeIncomplete" in r.getMessage()]
+    assert said and not any(r.exc_info for r in said), "the stop is logged, without its traceback"
+    failed = [r for r in task_run_records if "ThrottlingException" in r.getMessage()]
+    assert failed and not any(r.exc_info for r in failed), "the step's error is logged, without its traceback"
+    assert read_back(aws)[0] == ALL_CANARY
+
+
 def test_rollway_finalize_stamps_the_ledger_on_the_clock_the_rollout_ran_on(aws, capsys):
     """`rollway up` runs its flows on a 60x clock: the command ran finalize on real time, so its
     entries came hours before the promotion they follow, in `rollway status` and the report. A

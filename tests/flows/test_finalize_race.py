@@ -8,15 +8,20 @@ rollout, overwrote its canary task definition, and moved that rollout's traffic 
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
+import flows.finalize
 from flows.finalize import run_finalize
 from rollway.finalize import FinalizeRefused
-from rollway.ledger import RolloutRecord, Transition, new_rollout_id
+from rollway.ledger import RolloutRecord, Transition, new_rollout_id, utc
 from rollway.model import Weights
 from rollway.phases import RolloutPhase
 from tests.flows.test_canary_moto import read_back
-from tests.flows.test_finalize import ALL_STABLE, finalize_on, promote_by_hand, rollout_spec
+from tests.flows.moto_env import inbox, received_subjects
+from tests.flows.test_finalize_unrecorded import ProcessDied
+from tests.flows.test_finalize import ALL_CANARY, ALL_STABLE, finalize_on, kinds, promote_by_hand, rollout_spec
 
 NEXT_SHIFT = Weights.canary_at(5)
 
@@ -86,3 +91,65 @@ def test_two_finalizes_planned_together_one_acts_and_the_other_is_told_to_run_ag
     weights, stable, canary = read_back(aws)
     assert (weights, stable.task_definition, canary.desired) == (ALL_STABLE, release, 0)
     assert finalize_on(env, actor="bob").outcome == "already_finalized"
+
+
+def test_a_finalize_started_while_another_one_acts_is_refused_naming_it(aws, monkeypatch):
+    """A second finalize that read the ledger after the first recorded its ``finalize-start``
+    found nothing in its way: it moved the stable service, the traffic and the canary again
+    alongside the first, and people got two "Finalized" notices."""
+    env, release, _ = promote_by_hand(aws, "start", "promote", "decommission")
+    url = inbox(aws)
+    t = aws.targets
+    second = {}
+    waited = flows.finalize.wait_healthy
+
+    def second_finalize_meanwhile(*args, **kwargs):
+        # The first run recorded its intent and waits for the stable service: a second one starts.
+        monkeypatch.setattr(flows.finalize, "wait_healthy", waited)  # once: the second run waits as usual
+        try:
+            second["result"] = finalize_on(env, actor="bob")
+        except Exception as err:  # noqa: BLE001 - asserted below, after the first run ends
+            second["error"] = err
+        second["state"] = read_back(aws)
+        return waited(*args, **kwargs)
+
+    monkeypatch.setattr(flows.finalize, "wait_healthy", second_finalize_meanwhile)
+    assert finalize_on(env, actor="alice").outcome == "finalized"
+    assert isinstance(second.get("error"), FinalizeRefused), second
+    message = str(second["error"])
+    assert "alice" in message and "Nothing was changed" in message, message
+    assert second["state"][0] == ALL_CANARY, "the second run moved no traffic"
+    assert received_subjects(aws, url).count(f"Finalized: {t.stable_service}") == 1
+    assert kinds(aws)[-2:] == ["finalize-start", "finalized"] and kinds(aws).count("finalize-start") == 1
+    weights, stable, canary = read_back(aws)
+    assert (weights, stable.task_definition, canary.desired) == (ALL_STABLE, release, 0)
+    assert env.ledger.get(t.canary_service).owner is None, "the lease is given back once finalized"
+
+
+def test_a_finalize_killed_part_way_holds_the_next_one_off_until_its_lease_lapses_which_then_finishes(aws, monkeypatch):
+    env, release, _ = promote_by_hand(aws, "start", "promote", "decommission")
+    url = inbox(aws)
+    t = aws.targets
+
+    def killed(*args, **kwargs):
+        raise ProcessDied()
+
+    # The process dies while it waits for the stable service: nothing of it runs after that.
+    monkeypatch.setattr(flows.finalize, "wait_healthy", killed)
+    monkeypatch.setattr(env.ledger, "release", lambda *args, **kwargs: None)
+    with pytest.raises(ProcessDied):
+        finalize_on(env, actor="alice")
+    monkeypatch.undo()
+    held = env.ledger.get(t.canary_service)
+    assert held.owner is not None and kinds(aws)[-1] == "finalize-start"
+
+    with pytest.raises(FinalizeRefused, match=f"a finalize by alice .*run finalize again after {utc(held.lease_expires)}"):
+        finalize_on(env, actor="bob")
+    assert read_back(aws)[0] == ALL_CANARY and env.ledger.get(t.canary_service) == held
+
+    lapsed = replace(env, wall=lambda: held.lease_expires + 1)  # the dead run's lease has run out
+    assert finalize_on(lapsed, actor="bob").outcome == "finalized"
+    weights, stable, canary = read_back(aws)
+    assert (weights, stable.task_definition, canary.desired) == (ALL_STABLE, release, 0)
+    assert received_subjects(aws, url).count(f"Finalized: {t.stable_service}") == 1
+    assert env.ledger.get(t.canary_service).owner is None

@@ -33,17 +33,23 @@ def test_a_finalized_promotion_leaves_a_summary_of_what_was_done(aws, monkeypatc
         assert f"{number}. {step}" in summary
 
 
-def test_a_finalize_that_stopped_says_what_it_had_done_and_how_to_go_on(aws, monkeypatch):
-    env, release, _ = promote_by_hand(aws, "start", "promote", "decommission")
-    restore = failing(aws.get_client("elbv2"), "ModifyRule")
+def stopped_summary(aws, monkeypatch, env, operation: str) -> str:
+    """The summary of a finalize run stopped by the load balancer refusing ``operation``."""
+    restore = failing(aws.get_client("elbv2"), operation)
     try:
         state = run(monkeypatch, env)
     finally:
         restore()
-    with pytest.raises(FinalizeIncomplete):
+    with pytest.raises(FinalizeIncomplete, match="ThrottlingException"):
         state.result()
     summary = artifacts_of(state)[KEY]
     assert "# Finalize stopped: webordinary-edit-service-canary" in summary
+    return summary
+
+
+def test_a_finalize_that_stopped_says_what_it_had_done_and_how_to_go_on(aws, monkeypatch):
+    env, release, _ = promote_by_hand(aws, "start", "promote", "decommission")
+    summary = stopped_summary(aws, monkeypatch, env, "ModifyRule")
     assert "while it tried to move the traffic to the stable target group" in summary
     assert "the load balancer holds 0/100 (stable/canary)" in summary and "Run finalize again" in summary
     # What it had done: the intent recorded, the stable service pointed at the release and healthy.
@@ -60,3 +66,12 @@ def test_a_refused_finalize_says_why_and_that_nothing_changed(aws, monkeypatch):
     summary = artifacts_of(state)[KEY]
     assert "# Finalize refused: webordinary-edit-service-canary" in summary
     assert "monitoring window is still open" in summary and "Nothing was changed" in summary
+
+
+def test_a_finalize_whose_first_reads_fail_says_where_it_stopped(aws, monkeypatch):
+    """The load balancer (or the ledger, or ECS) could not be read: the run failed with AWS's bare
+    error and left no summary, so the UI said nothing of where it stopped or that nothing changed."""
+    env, _, _ = promote_by_hand(aws, "start", "promote", "decommission")
+    summary = stopped_summary(aws, monkeypatch, env, "DescribeRules")
+    assert "while it tried to read" in summary and "Nothing was changed" in summary
+    assert "Nothing: it stopped at its first step." in summary

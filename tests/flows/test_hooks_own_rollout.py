@@ -18,6 +18,7 @@ from prefect.client.orchestration import get_client
 import flows.env
 import flows.hooks
 import flows.rollback
+from flows.params import MAX_ROLLBACK_REASON
 from flows.progressive import progressive_rollout
 from rollway.fakes import FakeFlagStore, FakeLedger
 from rollway.flags import FlagState
@@ -100,9 +101,11 @@ def test_the_hook_of_a_run_whose_rollout_was_followed_by_the_next_leaves_that_on
     assert any("no longer the newest" in m and ours in m and frank.rollout_id in m for m in said), said
 
 
-def test_a_run_failing_mid_rollout_is_rolled_back_by_its_hook_as_its_own_rollout(monkeypatch):
+@pytest.mark.parametrize("failure", ["CloudWatch: an AWS error mid-bake", "CloudWatch: " + "a long error " * 1000])
+def test_a_run_failing_mid_rollout_is_rolled_back_by_its_hook_as_its_own_rollout(monkeypatch, failure):
     """Its rollout is the newest: the hook rolls it back, naming it to the rollback (which acts
-    only while it is the newest), and the run is tagged with it on the Prefect API."""
+    only while it is the newest), and the run is tagged with it on the Prefect API. A failure
+    however long is rolled back: the hook cuts the reason it passes to the rollback flow's limit."""
     env = fake_environment()
     env.ledger = FakeLedger()
     env.flags = FakeFlagStore([FlagState(feature=FRANK_FLAG)])
@@ -119,7 +122,7 @@ def test_a_run_failing_mid_rollout_is_rolled_back_by_its_hook_as_its_own_rollout
 
     def observe(start, end):
         if env.router.weights.canary == 5:
-            raise RuntimeError("CloudWatch: an AWS error mid-bake")
+            raise RuntimeError(failure)
         return real_observe(start, end)
 
     env.metrics.observe = observe
@@ -132,6 +135,8 @@ def test_a_run_failing_mid_rollout_is_rolled_back_by_its_hook_as_its_own_rollout
     assert not env.flags.flags[FRANK_FLAG].enabled
     assert [subject for subject, _ in env.notifier.messages if subject.startswith("Rollback: ")], env.notifier.messages
     assert [a.get("rollout") for a in asked] == [record.rollout_id], asked
+    assert "CloudWatch: " in record.last_transition("rollback-start").comment
+    assert len(asked[0]["reason"]) <= MAX_ROLLBACK_REASON
     with get_client(sync_client=True) as client:
         tags = client.read_flow_run(state.state_details.flow_run_id).tags
     assert rollout_tag(record.rollout_id) in tags, tags

@@ -249,6 +249,9 @@ def test_a_progressive_run_with_an_unusable_parameter_is_refused_before_its_body
     ("rollback", {"stable_desired": -2}),
     ("rollback", {"stable_desired": 40000}),  # a typo for 4: ECS allows 5,000 tasks per service
     ("rollback", {"reason": " "}),  # the page on-call got said "Why: " and nothing else
+    # Kept twice in the rollout's ledger item (400 KB at most): over it, the rollback moved the
+    # traffic and then could not record it; a shorter one still filled the item for later writes.
+    ("rollback", {"reason": "x" * 4001}),
     # Refused only after the ledger's read, as meant for "rollout '' ... no longer the newest".
     ("rollback", {"rollout": ""}),
     ("rollback", {"rollout": " 20261201T120000Z "}),
