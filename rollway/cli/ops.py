@@ -918,7 +918,8 @@ def _rollback_directly(service: Service, who: str, reason: str, wait_seconds: fl
         # rollout=: the rollback acts only while this rollout is the newest. While this command
         # waited for the owning run to stop, that run's hook may have finished this rollback and
         # someone may have started the next rollout, which nobody aborted.
-        with without_traceback(RolloutSuperseded, RollbackRefused):
+        # Each answer below is said in a few lines: the engine's traceback above them read as a crash.
+        with without_traceback(RolloutSuperseded, RollbackRefused, RollbackIncomplete, RollbackUnrecorded):
             result = rollback(
                 reason=why, actor=who, previous_task_definition=record.previous_task_definition,
                 stable_desired=record.stable_desired, bindings=list(spec.flags) or None,

@@ -94,7 +94,7 @@ class RefusingNotifier:
                                             ("flag", "disable every bound flag (could not disable bound feature "
                                                      "flag(s) beta_editor: PutItem")])
 def test_an_abort_whose_rollback_fails_only_after_the_traffic_says_the_traffic_is_back_and_what_failed(
-        monkeypatch, capsys, failing, step):
+        monkeypatch, capsys, flow_run_records, failing, step):
     """Only the notification, or only a bound flag, failed: the command printed the bare error and
     told people to run it again "once the stable service can take the traffic", which it already had."""
     env = fake_environment()
@@ -117,6 +117,9 @@ def test_an_abort_whose_rollback_fails_only_after_the_traffic_says_the_traffic_i
     assert code == 1, flat
     assert f"the traffic is back on {t.stable_service}, but the rollback did not finish" in flat, flat
     assert step in flat and "can take the traffic" not in flat, flat
+    # Those lines, not also the flow engine's traceback above them (as if abort had crashed).
+    said = [r for r in flow_run_records if "RollbackIncomplete" in r.getMessage()]
+    assert said and not any(r.exc_info for r in said)
     assert env.router.weights == Weights(stable=100, canary=0)
     assert env.deployer.services[t.canary_service].desired == 0
     # Open: the next abort finishes it.
