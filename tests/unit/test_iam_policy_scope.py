@@ -9,7 +9,7 @@ import pytest
 
 from tests.flows.iam import WRITES, Request, denied, grants, iam_requests
 
-POLICIES = ("iam-policy.json", "iam-policy-release.json")
+POLICIES = ("iam-policy.json", "iam-policy-release.json", "iam-policy-infrastructure.json")
 # "*", or every resource of one type ("arn:aws:cloudformation:<region>:<account>:stack/*").
 _EVERYTHING = re.compile(r"^(\*|arn:[^:]+:[^:]+:[^:]*:[^:]*:[a-z-]+/\*)$")
 
@@ -31,3 +31,17 @@ def test_tags_of_a_revision_are_allowed_at_its_registration_only():
     assert [r.action for r in denied("iam-policy.json", other)] == ["ecs:TagResource"]
     later = Request("ecs:TagResource", "arn:aws:ecs:us-west-2:123456789012:task-definition/webordinary-edit-task:3")
     assert denied("iam-policy.json", [later]) == [later]
+
+
+def test_cleanup_may_delete_webordinarys_stacks_and_no_other():
+    # The infrastructure role may pass CDK's execution role (an administrator by default) to
+    # CloudFormation: on stack/* it could delete any stack of the account, the CDK bootstrap's
+    # included.
+    def delete(name: str) -> list[Request]:
+        return iam_requests("cloudformation", "DeleteStack",
+                            {"StackName": f"arn:aws:cloudformation:us-west-2:123456789012:stack/{name}/0f1e2d3c"})
+
+    policy = "iam-policy-infrastructure.json"
+    assert not denied(policy, delete("webordinary-old-stack")) and not denied(policy, delete("WebordinarySQSStack"))
+    assert denied(policy, delete("CDKToolkit")) == delete("CDKToolkit")
+    assert denied(policy, delete("payments-api")) == delete("payments-api")
