@@ -119,6 +119,14 @@ def denied(policy_file: str, requests: list[Request], account: str = DEFAULT_ACC
     return sorted({r for r in requests if not any(allows(s, r) for s in statements)}, key=repr)
 
 
+def unused_grants(policy_file: str, requests: list[Request], account: str = DEFAULT_ACCOUNT_ID) -> list[tuple[str, str]]:
+    """(action, resource pattern) the policy grants that no request used: an action granted on a
+    resource it is never called on (a table it never scans) is more than the job needs."""
+    return [(action, pattern) for action, pattern in grants(policy_file)
+            if not any(r.action == action and fnmatch.fnmatchcase(r.resource, pattern.replace("ACCOUNT_ID", account))
+                       for r in requests)]
+
+
 def recording(make_client: Callable[[str], Any], used: set[str],
               requests: list[Request] | None = None, region: str = "us-west-2") -> Callable[[str], Any]:
     """A client factory whose clients add the IAM action of every call they make to ``used``

@@ -22,7 +22,7 @@ from rollway.clock import ClockSettings
 from rollway.flags import FlagState
 from rollway.sim.traffic import TrafficSimulator
 from rollway.spec import FlagBinding, RolloutSpec, Stage, WeeklyPhase
-from tests.flows.iam import allowed, denied, recording
+from tests.flows.iam import allowed, denied, recording, unused_grants
 from tests.flows.moto_env import HEALTHY, SPEED
 
 POLICY = "iam-policy.json"
@@ -73,3 +73,9 @@ def test_the_documented_policy_allows_every_call_a_rollout_makes(aws):
                    "elasticloadbalancing:AddTags", "elasticloadbalancing:RemoveTags"}
     unused = allowed(POLICY) - used - other_paths
     assert not unused, f"the policy grants actions rollway never uses: {sorted(unused)}"
+    # ... nor on resources it never uses them on (the ledger is never scanned, the flags never queried).
+    # Not on this path either: a create whose transaction lost a race reads the ledger's pointer.
+    other_grants = {("dynamodb:GetItem", "arn:aws:dynamodb:us-west-2:ACCOUNT_ID:table/webordinary-rollouts")}
+    unused_here = [grant for grant in unused_grants(POLICY, requests)
+                   if grant[0] not in other_paths and grant not in other_grants]
+    assert not unused_here, f"the policy grants actions on resources rollway never uses them on: {unused_here}"
