@@ -1,42 +1,136 @@
-"""Map the AWS calls rollway's clients make to the IAM actions AWS checks, and read a policy file.
+"""Map the AWS calls rollway's clients make to the IAM actions AWS checks, and the resources it
+checks them on, and read a policy file.
 
 moto does not enforce IAM, so the policy tests record every call a job's clients make and
-compare the actions with the documented policy of that job.
+compare the actions, and the resources they act on, with the documented policy of that job.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
+
+from moto.core import DEFAULT_ACCOUNT_ID
 
 DEPLOYMENTS = Path(__file__).resolve().parents[2] / "deployments"
 PREFIX = {"elbv2": "elasticloadbalancing", "ecs": "ecs", "cloudwatch": "cloudwatch", "sns": "sns",
           "dynamodb": "dynamodb", "ecr": "ecr", "sqs": "sqs", "sts": "sts", "cloudformation": "cloudformation"}
 # TransactWriteItems is authorised per item: each kind of item needs its own action.
 ITEM_ACTIONS = {"Put": "PutItem", "Update": "UpdateItem", "Delete": "DeleteItem", "ConditionCheck": "ConditionCheckItem"}
+# The writes the policies grant, and what each acts on: each must be granted on named resources,
+# never on "*" or on every resource of its type ("stack/*"), so that a worker's role cannot
+# change what is not rollway's (another team's stacks, any ECS resource's tags).
+WRITES = {"elasticloadbalancing:ModifyRule", "elasticloadbalancing:AddTags", "elasticloadbalancing:RemoveTags",
+          "ecs:UpdateService", "ecs:TagResource", "sns:Publish", "dynamodb:PutItem", "dynamodb:UpdateItem",
+          "dynamodb:ConditionCheckItem", "ecr:InitiateLayerUpload", "ecr:UploadLayerPart",
+          "ecr:CompleteLayerUpload", "ecr:PutImage", "ecr:BatchDeleteImage", "cloudformation:DeleteStack",
+          "iam:PassRole", "sts:AssumeRole"}
+
+
+@dataclass(frozen=True)
+class Request:
+    """One authorisation AWS makes for a call: the action, the resource, the condition context."""
+
+    action: str
+    resource: str = "*"
+    context: tuple[tuple[str, str], ...] = field(default=())
 
 
 def iam_actions(service: str, operation: str, params: dict) -> set[str]:
+    return {r.action for r in iam_requests(service, operation, params)}
+
+
+def iam_requests(service: str, operation: str, params: dict, region: str = "us-west-2",
+                 account: str = DEFAULT_ACCOUNT_ID) -> list[Request]:
+    """What AWS authorises for one call. The resource is "*" where the action has no
+    resource-level permissions, rollway's policies grant it on "*", or ``params`` do not name it
+    (a test that maps call names alone)."""
     prefix = PREFIX[service]
+    arn = f"{region}:{account}"
     if operation == "TransactWriteItems":
-        return {f"dynamodb:{ITEM_ACTIONS[kind]}" for item in params["TransactItems"] for kind in item}
-    actions = {f"{prefix}:{operation}"}
+        return [Request(f"dynamodb:{ITEM_ACTIONS[kind]}", f"arn:aws:dynamodb:{arn}:table/{body['TableName']}")
+                for item in params["TransactItems"] for kind, body in item.items()]
+    resource = "*"
+    if service == "dynamodb" and "TableName" in params:
+        resource = f"arn:aws:dynamodb:{arn}:table/{params['TableName']}"
+    elif service == "ecr" and "repositoryName" in params:
+        resource = f"arn:aws:ecr:{arn}:repository/{params['repositoryName']}"
+    elif service == "ecr" and "repositoryNames" in params:
+        return [Request(f"{prefix}:{operation}", f"arn:aws:ecr:{arn}:repository/{name}")
+                for name in params["repositoryNames"]]
+    elif service == "sns" and operation == "Publish" and "TopicArn" in params:
+        resource = params["TopicArn"]
+    elif service == "elbv2" and operation == "ModifyRule" and "RuleArn" in params:
+        resource = params["RuleArn"]
+    elif service == "elbv2" and operation in ("AddTags", "RemoveTags") and "ResourceArns" in params:
+        return [Request(f"{prefix}:{operation}", arn_) for arn_ in params["ResourceArns"]]
+    elif service == "ecs" and operation == "UpdateService" and "service" in params:
+        cluster = params.get("cluster", "default").rsplit("/", 1)[-1]
+        resource = f"arn:aws:ecs:{arn}:service/{cluster}/{params['service'].rsplit('/', 1)[-1]}"
+    elif service == "cloudformation" and operation == "DeleteStack" and "StackName" in params:
+        name = params["StackName"]
+        resource = name if name.startswith("arn:") else f"arn:aws:cloudformation:{arn}:stack/{name}/*"
+    requests = [Request(f"{prefix}:{operation}", resource)]
     if operation == "RegisterTaskDefinition":
         if params.get("tags"):
-            actions.add("ecs:TagResource")
-        if params.get("taskRoleArn") or params.get("executionRoleArn"):
-            actions.add("iam:PassRole")
-    return actions
+            # Tags given at creation are authorised as TagResource on the new revision.
+            requests.append(Request("ecs:TagResource", f"arn:aws:ecs:{arn}:task-definition/{params.get('family')}:1",
+                                    (("ecs:CreateAction", "RegisterTaskDefinition"),)))
+        for role in {params.get("taskRoleArn"), params.get("executionRoleArn")} - {None}:
+            requests.append(Request("iam:PassRole", role, (("iam:PassedToService", "ecs-tasks.amazonaws.com"),)))
+    return requests
+
+
+def _statements(policy_file: str) -> list[dict[str, Any]]:
+    return json.loads((DEPLOYMENTS / policy_file).read_text())["Statement"]
+
+
+def _listed(value: str | list[str]) -> list[str]:
+    return [value] if isinstance(value, str) else list(value)
 
 
 def allowed(policy_file: str) -> set[str]:
-    policy = json.loads((DEPLOYMENTS / policy_file).read_text())
-    return {action for statement in policy["Statement"] for action in statement["Action"]}
+    return {action for statement in _statements(policy_file) for action in _listed(statement["Action"])}
 
 
-def recording(make_client: Callable[[str], Any], used: set[str]) -> Callable[[str], Any]:
-    """A client factory whose clients add the IAM action of every call they make to ``used``.
+def grants(policy_file: str) -> list[tuple[str, str]]:
+    """(action, resource pattern) for every Allow of the policy."""
+    return [(action, resource) for s in _statements(policy_file) for action in _listed(s["Action"])
+            for resource in _listed(s["Resource"])]
+
+
+def denied(policy_file: str, requests: list[Request], account: str = DEFAULT_ACCOUNT_ID) -> list[Request]:
+    """The requests no statement of the policy allows (its action, a Resource pattern matching the
+    resource with ACCOUNT_ID as ``account``, and every StringEquals condition met)."""
+    def allows(statement: dict[str, Any], request: Request) -> bool:
+        if request.action not in _listed(statement["Action"]):
+            return False
+        patterns = [p.replace("ACCOUNT_ID", account) for p in _listed(statement["Resource"])]
+        if not any(fnmatch.fnmatchcase(request.resource, p) for p in patterns):
+            return False
+        context = dict(request.context)
+        wanted = statement.get("Condition", {}).get("StringEquals", {})
+        return all(context.get(key) in _listed(value) for key, value in wanted.items())
+
+    statements = _statements(policy_file)
+    return sorted({r for r in requests if not any(allows(s, r) for s in statements)}, key=repr)
+
+
+def unused_grants(policy_file: str, requests: list[Request], account: str = DEFAULT_ACCOUNT_ID) -> list[tuple[str, str]]:
+    """(action, resource pattern) the policy grants that no request used: an action granted on a
+    resource it is never called on (a table it never scans) is more than the job needs."""
+    return [(action, pattern) for action, pattern in grants(policy_file)
+            if not any(r.action == action and fnmatch.fnmatchcase(r.resource, pattern.replace("ACCOUNT_ID", account))
+                       for r in requests)]
+
+
+def recording(make_client: Callable[[str], Any], used: set[str],
+              requests: list[Request] | None = None, region: str = "us-west-2") -> Callable[[str], Any]:
+    """A client factory whose clients add the IAM action of every call they make to ``used``
+    (and, given ``requests``, what AWS authorises for it, resources included).
 
     ``make_client`` must give clients of their own (not shared with the test's set-up), or the
     set-up's calls are recorded too.
@@ -48,7 +142,10 @@ def recording(make_client: Callable[[str], Any], used: set[str]) -> Callable[[st
             client = make_client(service)
 
             def record(model, params, **_):
-                used.update(iam_actions(service, model.name, params))
+                made = iam_requests(service, model.name, params, region)
+                used.update(r.action for r in made)
+                if requests is not None:
+                    requests.extend(made)
             client.meta.events.register("before-parameter-build.*", record)
             watched[service] = client
         return watched[service]

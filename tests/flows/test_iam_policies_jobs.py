@@ -27,7 +27,7 @@ from rollway.aws.ledger import DynamoLedger
 from rollway.cleanup import CleanupSpec
 from tests.flows.test_container_flow import EcrBacked
 from rollway.publish import PublishRequest
-from tests.flows.iam import allowed, recording
+from tests.flows.iam import Request, allowed, denied, recording
 from tests.flows.moto_env import put_image
 
 # What docker push asks of ECR's registry API on the release's behalf (no boto3 call makes them).
@@ -37,10 +37,12 @@ DOCKER_PUSH = {"ecr:BatchCheckLayerAvailability", "ecr:InitiateLayerUpload", "ec
 CDK_DEPLOY = {"sts:AssumeRole"}
 
 
-def own_clients(aws, key: str, used: set[str]):
-    """Clients of their own (prefect-aws caches clients by credentials), recording into ``used``."""
+def own_clients(aws, key: str, used: set[str], requests: list[Request] | None = None):
+    """Clients of their own (prefect-aws caches clients by credentials), recording into ``used``
+    (and ``requests``: what AWS authorises for each call, resources included)."""
     embedded = credentials_for_endpoint(aws.endpoint_url, aws.targets.region)
-    return recording(client_factory(embedded.model_copy(update={"aws_access_key_id": key})), used)
+    return recording(client_factory(embedded.model_copy(update={"aws_access_key_id": key})), used, requests,
+                     aws.targets.region)
 
 
 @flow
@@ -58,12 +60,14 @@ def clean(aws, get_client, spec):
 def test_the_release_policy_allows_every_call_publish_container_makes(aws, tmp_path):
     (tmp_path / "Dockerfile").write_text("FROM scratch\n")
     used: set[str] = set()
-    result = publish(aws, own_clients(aws, "rollway-iam-release", used),
+    requests: list[Request] = []
+    result = publish(aws, own_clients(aws, "rollway-iam-release", used, requests),
                      PublishRequest(version="2.0.0", context_dir=tmp_path))
     assert result.task_definition
 
     policy = allowed("iam-policy-release.json")
     assert not used - policy, f"calls the release policy does not allow: {sorted(used - policy)}"
+    assert not denied("iam-policy-release.json", requests), denied("iam-policy-release.json", requests)
     # A registration whose answer was lost searches the family for the revision it made and
     # retires a second copy botocore's resend made: not on this path.
     unused = policy - used - DOCKER_PUSH - {"ecs:ListTaskDefinitions", "ecs:DeregisterTaskDefinition"}
@@ -77,7 +81,8 @@ def test_the_infrastructure_policy_allows_every_call_the_checklist_and_cleanup_m
     put_image(aws, "1.0.0", "1")
     put_image(aws, "old-version", "2")
     used: set[str] = set()
-    get_client = own_clients(aws, "rollway-iam-infrastructure", used)
+    requests: list[Request] = []
+    get_client = own_clients(aws, "rollway-iam-infrastructure", used, requests)
 
     checker_for(get_client, aws.targets).check()
     result = clean(aws, get_client, CleanupSpec(old_stacks=("webordinary-old-stack",),
@@ -86,6 +91,7 @@ def test_the_infrastructure_policy_allows_every_call_the_checklist_and_cleanup_m
 
     policy = allowed("iam-policy-infrastructure.json")
     assert not used - policy, f"calls the infrastructure policy does not allow: {sorted(used - policy)}"
+    assert not denied("iam-policy-infrastructure.json", requests), denied("iam-policy-infrastructure.json", requests)
     # Not on this path: cdk's own calls; the flow's read of the account id (for cdk's
     # environment); passing the CDK execution role to a stack deletion (CloudFormation deletes a
     # CDK stack with the role it was deployed with); DescribeTasks of running tasks (moto's
@@ -97,10 +103,12 @@ def test_the_infrastructure_policy_allows_every_call_the_checklist_and_cleanup_m
 
 def test_validation_and_reports_need_nothing_beyond_the_rollout_policy(aws):
     used: set[str] = set()
-    get_client = own_clients(aws, "rollway-iam-validate", used)
+    requests: list[Request] = []
+    get_client = own_clients(aws, "rollway-iam-validate", used, requests)
     read_service_averages(get_client("cloudwatch"), aws.targets.metrics_namespace, "SuccessRate",
                           (aws.targets.stable_service, aws.targets.canary_service), 0.0, 600.0)
     AlbRouter(get_client("elbv2"), aws.targets).get_weights()  # which service validation must see measured
     DynamoLedger(get_client("dynamodb"), aws.targets).history(aws.targets.canary_service)
     policy = allowed("iam-policy.json")
     assert used and not used - policy, f"calls the rollout policy does not allow: {sorted(used - policy)}"
+    assert not denied("iam-policy.json", requests), denied("iam-policy.json", requests)

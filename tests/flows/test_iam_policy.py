@@ -2,8 +2,9 @@
 
 A progressive rollout with a bound flag is promoted, watched and its old service
 decommissioned, then rolled back by hand, on the embedded AWS; every call its clients make is
-mapped to the IAM action AWS checks for it. moto does not enforce IAM, so this test is what
-keeps the documented least-privilege policy in step with the code.
+mapped to the IAM action AWS checks for it, and the resource it checks it on. moto does not
+enforce IAM, so this test is what keeps the documented least-privilege policy in step with the
+code.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from rollway.clock import ClockSettings
 from rollway.flags import FlagState
 from rollway.sim.traffic import TrafficSimulator
 from rollway.spec import FlagBinding, RolloutSpec, Stage, WeeklyPhase
-from tests.flows.iam import allowed, recording
+from tests.flows.iam import allowed, denied, recording, unused_grants
 from tests.flows.moto_env import HEALTHY, SPEED
 
 POLICY = "iam-policy.json"
@@ -36,10 +37,12 @@ def rollout_then_rollback(env, spec):
 
 def test_the_documented_policy_allows_every_call_a_rollout_makes(aws):
     used: set[str] = set()
+    requests: list = []
     # The rollout's own clients, not shared with the simulator (whose writes are not rollway's):
     # prefect-aws caches clients by credentials, so these get a key of their own.
     embedded = credentials_for_endpoint(aws.endpoint_url, aws.targets.region)
-    get_client = recording(client_factory(embedded.model_copy(update={"aws_access_key_id": "rollway-iam-test"})), used)
+    get_client = recording(client_factory(embedded.model_copy(update={"aws_access_key_id": "rollway-iam-test"})), used,
+                           requests, aws.targets.region)
 
     settings = ClockSettings(speed=SPEED, anchor=time.time())
     env = aws_environment(get_client, aws.targets, settings.build())
@@ -58,6 +61,8 @@ def test_the_documented_policy_allows_every_call_a_rollout_makes(aws):
 
     missing = used - allowed(POLICY)
     assert not missing, f"calls the documented IAM policy does not allow: {sorted(missing)}"
+    # ... on the resources they act on (a grant scoped to another ARN is AccessDenied all the same).
+    assert not denied(POLICY, requests), f"calls the policy does not allow on their resources: {denied(POLICY, requests)}"
     # Nothing granted that no call needs. Not on this path: a revision whose task has roles
     # (PassRole), a later rollout of the same service (the ledger's check of the newest one),
     # `rollway flags list` (Scan), undoing a deploy whose UpdateService failed, a rule with
@@ -68,3 +73,9 @@ def test_the_documented_policy_allows_every_call_a_rollout_makes(aws):
                    "elasticloadbalancing:AddTags", "elasticloadbalancing:RemoveTags"}
     unused = allowed(POLICY) - used - other_paths
     assert not unused, f"the policy grants actions rollway never uses: {sorted(unused)}"
+    # ... nor on resources it never uses them on (the ledger is never scanned, the flags never queried).
+    # Not on this path either: a create whose transaction lost a race reads the ledger's pointer.
+    other_grants = {("dynamodb:GetItem", "arn:aws:dynamodb:us-west-2:ACCOUNT_ID:table/webordinary-rollouts")}
+    unused_here = [grant for grant in unused_grants(POLICY, requests)
+                   if grant[0] not in other_paths and grant not in other_grants]
+    assert not unused_here, f"the policy grants actions on resources rollway never uses them on: {unused_here}"

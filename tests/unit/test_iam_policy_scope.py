@@ -1,0 +1,47 @@
+"""The documented IAM policies grant their writes on named resources only, and the resource
+check the policy tests make tells a call on another resource from one the policy allows."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.flows.iam import WRITES, Request, denied, grants, iam_requests
+
+POLICIES = ("iam-policy.json", "iam-policy-release.json", "iam-policy-infrastructure.json")
+# "*", or every resource of one type ("arn:aws:cloudformation:<region>:<account>:stack/*").
+_EVERYTHING = re.compile(r"^(\*|arn:[^:]+:[^:]+:[^:]*:[^:]*:[a-z-]+/\*)$")
+
+
+@pytest.mark.parametrize("policy", POLICIES)
+def test_every_write_a_policy_grants_is_scoped_to_named_resources(policy):
+    broad = [(action, resource) for action, resource in grants(policy)
+             if action in WRITES and _EVERYTHING.match(resource)]
+    assert not broad, f"{policy} grants writes on every resource: {broad}"
+
+
+def test_tags_of_a_revision_are_allowed_at_its_registration_only():
+    register = iam_requests("ecs", "RegisterTaskDefinition",
+                            {"family": "webordinary-edit-task", "tags": [{"key": "team", "value": "edit"}]})
+    assert not denied("iam-policy.json", register) and not denied("iam-policy-release.json", register)
+    # Tagging another family's revision, or a revision after the fact (no CreateAction), is not.
+    other = iam_requests("ecs", "RegisterTaskDefinition",
+                         {"family": "payments-task", "tags": [{"key": "team", "value": "edit"}]})
+    assert [r.action for r in denied("iam-policy.json", other)] == ["ecs:TagResource"]
+    later = Request("ecs:TagResource", "arn:aws:ecs:us-west-2:123456789012:task-definition/webordinary-edit-task:3")
+    assert denied("iam-policy.json", [later]) == [later]
+
+
+def test_cleanup_may_delete_webordinarys_stacks_and_no_other():
+    # The infrastructure role may pass CDK's execution role (an administrator by default) to
+    # CloudFormation: on stack/* it could delete any stack of the account, the CDK bootstrap's
+    # included.
+    def delete(name: str) -> list[Request]:
+        return iam_requests("cloudformation", "DeleteStack",
+                            {"StackName": f"arn:aws:cloudformation:us-west-2:123456789012:stack/{name}/0f1e2d3c"})
+
+    policy = "iam-policy-infrastructure.json"
+    assert not denied(policy, delete("webordinary-old-stack")) and not denied(policy, delete("WebordinarySQSStack"))
+    assert denied(policy, delete("CDKToolkit")) == delete("CDKToolkit")
+    assert denied(policy, delete("payments-api")) == delete("payments-api")
