@@ -16,7 +16,8 @@ line numbers are grep's and an editor's; a carriage return is whitespace (CRLF e
 fine).
 
 The replay feeds the intervals one at a time to the sequential judge with the seed's
-guardrails on top (as the flows do), prints a line whenever the decision changes, and ends at
+guardrails on top (as the flows do), prints a line whenever the decision changes and one when
+a kind of alert is first raised (``t=... alert: ...``, as a stage's row shows it), and ends at
 the first rollback or promotion, as a stage with no minimum bake would; a file that ends
 without one is inconclusive. The last line is a JSON summary::
 
@@ -296,6 +297,7 @@ class Decisions:
         self.changes: list[str] = []
         self.last: str | None = None
         self.canary_requests = 0
+        self.alerted: set[str] = set()
 
     def see(self, interval: Interval, verdict: Verdict, *, stage_over: bool) -> ReplayResult | None:
         """Take one tick's verdict; the result once the replay has decided (or run out)."""
@@ -305,6 +307,13 @@ class Decisions:
         if decision != self.last:
             self.changes.append(f"t={format_t(interval.t)} {decision}: {verdict.reason}")
             self.last = decision
+        # Alerts (a canary's average response time over the guardrail) do not change the
+        # decision, so no decision line would show them: the flows put each kind's first
+        # message in the stage's row and notify it once, and the replay prints it once too.
+        for alert in verdict.alerts:
+            if alert.kind not in self.alerted:
+                self.alerted.add(alert.kind)
+                self.changes.append(f"t={format_t(interval.t)} alert: {alert.message}")
         if verdict.phase in (Phase.FAILED, Phase.SUCCESSFUL) or stage_over:
             final = "inconclusive" if decision in ("running", "error") else decision
             return ReplayResult(final, interval.t, self.canary_requests, verdict.reason, tuple(self.changes))

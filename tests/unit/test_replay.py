@@ -291,3 +291,17 @@ def test_a_history_that_is_not_before_the_stage_is_refused(tmp_path):
     before = write_lines(tmp_path / "before.jsonl", [{"t": 0, "baseline": {"requests": 1000}}])
     code, lines = run(DATA / "healthy.jsonl", history=str(before))
     assert code == EXIT_OK
+
+
+def test_a_slow_canary_is_alerted_once_as_the_flows_alert_it(tmp_path):
+    # The response-time guardrail only alerts: no decision changes on it, so without a line of
+    # its own a canary answering in 15 s replayed without a word of it.
+    rows = [{"t": 60 * i, "baseline": {"requests": 1000, "latency_avg_ms": 80},
+             "canary": {"requests": 60, "latency_avg_ms": 30_000 if i >= 2 else 90}} for i in range(1, 5)]
+    code, lines = run(write_lines(tmp_path / "slow.jsonl", rows))
+    assert code == EXIT_OK
+    # Once, when first raised (the stage's average is 15.0 s then), as the flows notify it.
+    assert [line for line in lines if " alert: " in line] == [
+        "t=120 alert: canary average response time 15.0 s is over 10 s"]
+    assert lines.index("t=120 alert: canary average response time 15.0 s is over 10 s") < len(lines) - 1
+    assert summary(lines)["verdict"] == "inconclusive"  # the summary stays the last line
