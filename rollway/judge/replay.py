@@ -118,13 +118,15 @@ def parse_line(text: str, number: int, previous_t: float | None, notes: list[str
         # The decoder recurses once per nested array or object.
         raise ReplayError(f"{where}: not valid JSON (nested too deeply)") from None
     if not isinstance(record, dict):
-        raise ReplayError(f"{where}: expected a JSON object, got {type(record).__name__}")
+        raise ReplayError(f"{where}: expected a JSON object, got {_json_kind(record)}")
     unknown = sorted(set(record) - _TOP_KEYS)
     if unknown:
         raise ReplayError(f"{where}: unknown key(s) {', '.join(map(repr, unknown))}; expected t, baseline, canary")
-    t = record.get("t")
+    if "t" not in record:
+        raise ReplayError(f"{where}: no 't' (the interval's end in seconds)")
+    t = record["t"]
     if isinstance(t, bool) or not isinstance(t, (int, float)) or not _finite(t):
-        raise ReplayError(f"{where}: 't' must be a finite number (the interval's end in seconds), got {_short(t)}")
+        raise ReplayError(f"{where}: 't' must be a finite number (the interval's end in seconds), got {_value(t)}")
     # Compared as stored (a float), so two lines never end up with the same t.
     if previous_t is not None and float(t) <= previous_t:
         raise ReplayError(f"{where}: t={format_t(t)} is not after the previous line's t={format_t(previous_t)}")
@@ -134,7 +136,7 @@ def parse_line(text: str, number: int, previous_t: float | None, notes: list[str
         if value is None:
             continue
         if not isinstance(value, dict):
-            raise ReplayError(f"{where}: '{name}' must be an object or null, got {value!r}")
+            raise ReplayError(f"{where}: '{name}' must be an object or null, got {_value(value)}")
         extra = sorted(set(value) - _VERSION_KEYS)
         if extra:
             raise ReplayError(f"{where}: unknown key(s) in '{name}': {', '.join(map(repr, extra))}")
@@ -149,22 +151,23 @@ def parse_line(text: str, number: int, previous_t: float | None, notes: list[str
                 # for requests, no data (handled below).
                 value.pop(key, None)
                 continue
+            written = count  # for messages: 1e+300, not the 301 digits of int(1e300)
             # CloudWatch returns every value as a double: 1140.0 is the count 1140.
             if isinstance(count, float) and count.is_integer():
                 count = value[key] = int(count)
             if isinstance(count, bool) or not isinstance(count, int):
-                raise ReplayError(f"{where}: '{name}.{key}' must be a whole number, got {_short(count)}")
+                raise ReplayError(f"{where}: '{name}.{key}' must be a whole number, got {_value(written)}")
             if count > MAX_COUNT:
-                raise ReplayError(f"{where}: '{name}.{key}' is {_short(count)}, more than {MAX_COUNT:.0e}")
+                raise ReplayError(f"{where}: '{name}.{key}' is {_value(written)}, more than {MAX_COUNT:.0e}")
         for key in ("latency_avg_ms", "latency_p99_ms"):
             latency = value.get(key)
             if latency is not None and (isinstance(latency, bool) or not isinstance(latency, (int, float))
                                         or not _finite(latency)):
-                raise ReplayError(f"{where}: '{name}.{key}' must be a finite number or null, got {_short(latency)}")
+                raise ReplayError(f"{where}: '{name}.{key}' must be a finite number or null, got {_value(latency)}")
             # A latency is a duration: a negative one would cancel a slow interval out of the
             # stage's average and hide it from the response-time guardrail.
             if latency is not None and latency < 0:
-                raise ReplayError(f"{where}: '{name}.{key}' is {_short(latency)}; a latency cannot be negative")
+                raise ReplayError(f"{where}: '{name}.{key}' is {_value(latency)}; a latency cannot be negative")
         if "requests" not in value:
             if value.get("errors"):
                 # Both are the load balancer's counts of one period: 5xx without a request count
@@ -219,6 +222,28 @@ def _short(value: object) -> str:
     """A value for an error message, cut short (a 400-digit number is not worth printing)."""
     text = repr(value)
     return text if len(text) <= 40 else f"{text[:20]}...({len(text)} characters)"
+
+
+def _value(value: object) -> str:
+    """A value read from a line as JSON writes it (null, true, "60", NaN, 1e+300), cut short.
+
+    The file is JSON: Python's None, True or '60' named something the line never held.
+    """
+    text = json.dumps(value, ensure_ascii=False)
+    if not text.isprintable():  # a control or bidi character would garble the terminal: escape it
+        text = json.dumps(value)
+    return text if len(text) <= 40 else f"{text[:20]}...({len(text)} characters)"
+
+
+def _json_kind(value: object) -> str:
+    """What a JSON value is, in JSON's words: an array, a string, a number, true, null."""
+    if isinstance(value, bool) or value is None:
+        return json.dumps(value)
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, str):
+        return "a string"
+    return "a number"
 
 
 def read_intervals(lines: Iterable[str], notes: list[str] | None = None) -> list[Interval]:

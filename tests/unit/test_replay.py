@@ -87,7 +87,23 @@ def test_decision_lines_print_epoch_seconds_in_full(tmp_path):
 
 MALFORMED = [
     # (file content, line number and message fragment)
-    ('{"t": 60, "canary": {"requests": 60}}\n[1, 2]\n', "line 2: expected a JSON object, got list"),
+    ('{"t": 60, "canary": {"requests": 60}}\n[1, 2]\n', "line 2: expected a JSON object, got an array"),
+    # The file is JSON: what a line holds is named as JSON writes it, not as Python's repr
+    # (None, True, '60', list and nan named things the line never held).
+    ("null\n", "line 1: expected a JSON object, got null"),
+    ('"60"\n', "line 1: expected a JSON object, got a string"),
+    ('{"baseline": {"requests": 60}, "canary": {"requests": 60}}\n', "line 1: no 't' (the interval's end"),
+    ('{"t": null, "canary": {"requests": 60}}\n', "line 1: 't' must be a finite number (the interval's end in "
+                                                  "seconds), got null"),
+    ('{"t": true, "canary": {"requests": 60}}\n', "got true"),
+    ('{"t": "60", "canary": {"requests": 60}}\n', 'got "60"'),
+    ('{"t": NaN, "canary": {"requests": 60}}\n', "got NaN"),
+    ('{"t": 60, "canary": {"requests": "é"}}\n', "'canary.requests' must be a whole number, got \"é\""),
+    ('{"t": 60, "canary": true}\n', "'canary' must be an object or null, got true"),
+    ('{"t": 60, "canary": {"requests": 60, "latency_p99_ms": "slow"}}\n',
+     "'canary.latency_p99_ms' must be a finite number or null, got \"slow\""),
+    # A count as written: 1e+300, not the 301 digits of the integer it converts to.
+    ('{"t": 60, "canary": {"requests": 1e300}}\n', "line 1: 'canary.requests' is 1e+300, more than 1e+15"),
     ('{"t": 60, "canary": {"requests": 60}, "canry": {}}\n', "line 1: unknown key(s) 'canry'"),
     ('{"t": 60, "canary": {"requests": 60, "eror": 1}}\n', "line 1: unknown key(s) in 'canary': 'eror'"),
     ('{"t": "60", "canary": {"requests": 60}}\n', "line 1: 't' must be a finite number"),
@@ -115,7 +131,7 @@ MALFORMED = [
     ('{"t": 60, "canary": {"errors": 1}}\n', "line 1: 'canary' has no 'requests'"),
     ('{"t": 60, "canary": {"requests": 60.5}}\n', "line 1: 'canary.requests' must be a whole number"),
     ('{"t": 60, "canary": {"requests": 60, "errors": 0.5}}\n', "line 1: 'canary.errors' must be a whole number"),
-    ('{"t": 60, "canary": {"requests": 1e20}}\n', "line 1: 'canary.requests' is 100000000000000000000, more than"),
+    ('{"t": 60, "canary": {"requests": 1e20}}\n', "line 1: 'canary.requests' is 1e+20, more than"),
     # A null request count is no data, but the version's other fields must still make sense.
     ('{"t": 60, "canary": {"requests": null, "errors": "3"}}\n', "line 1: 'canary.errors' must be a whole number"),
     ('{"t": 60, "canary": {"requests": true}}\n', "line 1: 'canary.requests' must be a whole number"),
