@@ -53,6 +53,8 @@ def judge(
     mode: str = "two-sample",
     history: Annotated[str | None, Parameter(allow_leading_hyphen=True)] = None,
     guardrails: bool = True,
+    slo_error_rate: float | None = None,
+    slo_slow_rate: float | None = None,
 ) -> int:
     """Dry-run the canary judge on recorded metrics (JSON Lines, one interval per line).
 
@@ -65,11 +67,16 @@ def judge(
             which tell the judge how bursty the traffic is.
         guardrails: apply the seed's absolute guardrails on top, as the flows do (--no-guardrails:
             the statistical judge alone, whose false rollbacks alpha bounds).
+        slo_error_rate: one-sample mode: the error rate the canary is held to, as the spec's
+            analysis.slo_error_rate (default 0.001, 0.1 %).
+        slo_slow_rate: one-sample mode: the share of slow requests it is held to, as the spec's
+            analysis.slo_slow_rate (default 0.01, 1 %).
     """
     from rollway.judge.replay import replay_main
 
     return replay_main(replay, alpha=alpha, margin=margin, mode=mode, out=sys.stdout, err=sys.stderr,
-                       history=history, guardrails=guardrails)
+                       history=history, guardrails=guardrails, slo_error_rate=slo_error_rate,
+                       slo_slow_rate=slo_slow_rate)
 
 
 @app.command

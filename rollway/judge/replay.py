@@ -47,7 +47,7 @@ from rollway.errors_pickle import PicklableError
 from rollway.judge import with_guardrails
 from rollway.judge.guardrails import RunningTotals, check_totals
 from rollway.judge.sequential import SequentialJudge
-from rollway.model import Interval, Verdict, VersionSample, validation_problems
+from rollway.model import Interval, Verdict, VersionSample
 from rollway.phases import Phase
 from rollway.spec import Analysis, Guardrails
 
@@ -355,6 +355,8 @@ def replay_main(
     err: TextIO,
     guardrails: bool = True,
     history: str | None = None,
+    slo_error_rate: float | None = None,
+    slo_slow_rate: float | None = None,
 ) -> int:
     """Everything ``rollway judge --replay FILE`` does; returns the exit code.
 
@@ -367,14 +369,28 @@ def replay_main(
         err: where an error goes; nothing is printed on ``out`` then.
         guardrails: apply the seed's absolute guardrails on top of the judge, as the flows do.
         history: a JSON Lines file of the baseline's intervals before the stage, or None.
+        slo_error_rate: one-sample mode: the error rate the canary is held to (None: the spec's default).
+        slo_slow_rate: one-sample mode: the share of slow requests it is held to (None: the spec's default).
 
     Returns:
         0 when the replay ran (whatever the verdict), 2 for an unreadable file or bad options.
     """
+    slos = {name: value for name, value in (("slo_error_rate", slo_error_rate), ("slo_slow_rate", slo_slow_rate))
+            if value is not None}
+    if slos and mode == "two-sample":
+        # Two-sample mode compares with the baseline and never reads an SLO: the option would be
+        # ignored without a word, and the replay judged against something else than asked.
+        print(f"error: {_option(next(iter(slos)))} applies to --mode one-sample only (two-sample compares the "
+              "canary with the baseline)", file=err)
+        return EXIT_BAD_INPUT
+    options = dict(alpha=alpha, margin=margin, mode=mode, **slos)
     try:
-        analysis = Analysis(judge="sequential", alpha=alpha, margin=margin, mode=mode)
+        analysis = Analysis(judge="sequential", **options)
     except ValidationError as exc:
-        print(f"error: invalid options: {validation_problems(exc, 'options')}", file=err)
+        # Named as typed: "--alpha 0: ...", not the model's field.
+        problems = "; ".join(f"{_option(str(e['loc'][0]))} {_setting(options.get(str(e['loc'][0])))}: {e['msg']}"
+                             if e["loc"] else e["msg"] for e in exc.errors())
+        print(f"error: invalid option {problems}", file=err)
         return EXIT_BAD_INPUT
     for name in (path, history):
         # The command takes "-" (standard input) as a file, so a forgotten file name lets the
@@ -404,6 +420,15 @@ def replay_main(
         print(line, file=out)
     print(result.summary(), file=out)
     return EXIT_OK
+
+
+def _option(field: str) -> str:
+    """An Analysis field as the command's option: slo_error_rate is --slo-error-rate."""
+    return "--" + field.replace("_", "-")
+
+
+def _setting(value: object) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def _load(path: str, err: TextIO) -> list[Interval] | None:
@@ -472,9 +497,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--mode", choices=["two-sample", "one-sample"], default=defaults.mode)
     parser.add_argument("--no-guardrails", action="store_true", help="judge only, without the absolute guardrails")
     parser.add_argument("--history", help="JSON Lines of the baseline's intervals before the stage")
+    parser.add_argument("--slo-error-rate", type=float,
+                        help=f"one-sample mode: the error rate the canary is held to (default {defaults.slo_error_rate})")
+    parser.add_argument("--slo-slow-rate", type=float,
+                        help=f"one-sample mode: the share of slow requests (default {defaults.slo_slow_rate})")
     args = parser.parse_args(argv)
     return replay_main(args.file, alpha=args.alpha, margin=args.margin, mode=args.mode, out=sys.stdout,
-                       err=sys.stderr, guardrails=not args.no_guardrails, history=args.history)
+                       err=sys.stderr, guardrails=not args.no_guardrails, history=args.history,
+                       slo_error_rate=args.slo_error_rate, slo_slow_rate=args.slo_slow_rate)
 
 
 if __name__ == "__main__":

@@ -168,6 +168,34 @@ def test_missing_file_and_bad_options(tmp_path):
     assert code == EXIT_BAD_INPUT and "alpha" in lines[0]
 
 
+@pytest.mark.parametrize("options,message", [
+    ({"alpha": 0.0}, "error: invalid option --alpha 0: Input should be greater than or equal to"),
+    ({"alpha": 1.0}, "error: invalid option --alpha 1: Input should be less than 0.5"),
+    ({"margin": -0.1}, "error: invalid option --margin -0.1: Input should be greater than or equal to 0"),
+    ({"mode": "three-sample"}, "error: invalid option --mode three-sample: Input should be 'two-sample' or"),
+    ({"mode": "one-sample", "slo_error_rate": 0.9}, "error: invalid option --slo-error-rate 0.9: Input should be"),
+    ({"mode": "one-sample", "slo_slow_rate": float("nan")}, "error: invalid option --slo-slow-rate nan: "),
+    # Two-sample mode never reads an SLO: it would be ignored without a word.
+    ({"slo_error_rate": 0.005}, "error: --slo-error-rate applies to --mode one-sample only"),
+])
+def test_a_bad_option_is_named_as_typed(options, message):
+    code, lines = run(DATA / "healthy.jsonl", **options)
+    assert code == EXIT_BAD_INPUT and len(lines) == 1 and lines[0].startswith(message), lines
+
+
+def test_one_sample_mode_holds_the_canary_to_the_slos_given(tmp_path):
+    # One error every third minute of 60 requests (0.56 %): over the default 0.1 % SLO, well
+    # within a 5 % one. The command had no way to give an SLO, so a policy with its own could
+    # not be replayed.
+    rows = [{"t": 60 * i, "canary": {"requests": 60, "errors": 1 if i % 3 == 0 else 0}} for i in range(1, 30)]
+    path = write_lines(tmp_path / "canary.jsonl", rows)
+    code, lines = run(path, mode="one-sample", guardrails=False)
+    assert summary(lines)["verdict"] == "rollback" and "vs SLO 0.10%" in summary(lines)["reason"]
+    code, lines = run(path, mode="one-sample", guardrails=False, slo_error_rate=0.05)
+    assert summary(lines)["verdict"] == "promote", lines
+    assert "canary errors 0/60 (0.00%) vs SLO 5.00%" in lines[0]
+
+
 def test_an_option_where_the_file_should_be_is_named_as_such():
     """``rollway judge --replay --no-guardrails`` (file forgotten) says the file is missing, not unreadable."""
     rollway = Path(sys.executable).with_name("rollway")
@@ -321,3 +349,17 @@ def test_a_slow_canary_is_alerted_once_as_the_flows_alert_it(tmp_path):
         "t=120 alert: canary average response time 15.0 s is over 10 s"]
     assert lines.index("t=120 alert: canary average response time 15.0 s is over 10 s") < len(lines) - 1
     assert summary(lines)["verdict"] == "inconclusive"  # the summary stays the last line
+
+
+def test_the_command_takes_the_slo_options(tmp_path):
+    rollway = Path(sys.executable).with_name("rollway")
+    path = write_lines(tmp_path / "canary.jsonl", [{"t": 60, "canary": {"requests": 60}}])
+    done = subprocess.run([str(rollway), "judge", str(path), "--mode", "one-sample", "--slo-error-rate", "0.02",
+                           "--slo-slow-rate", "0.03"], capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == EXIT_OK, done.stderr
+    assert "canary errors 0/60 (0.00%) vs SLO 2.00%" in done.stdout
+    done = subprocess.run([str(rollway), "judge", str(path), "--slo-slow-rate", "0.03"], capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert (done.returncode, done.stdout) == (EXIT_BAD_INPUT, "")
+    assert done.stderr == ("error: --slo-slow-rate applies to --mode one-sample only (two-sample compares the canary "
+                           "with the baseline)\n")
