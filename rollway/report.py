@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from rollway.finalize import FinalizeResult
+from rollway.judge import rate_percent
 from rollway.model import VersionSample, Verdict, Weights
 
 
@@ -65,7 +66,8 @@ RolloutResult.model_rebuild()
 
 
 def _rate(sample: VersionSample) -> str:
-    return f"{sample.errors / sample.requests:.2%}" if sample.requests else "-"
+    # As the verdict's sentence beside it words rates: 1 error in 200,000 requests is not "0.00%".
+    return rate_percent(sample.errors / sample.requests) if sample.requests else "-"
 
 
 def _p99(sample: VersionSample) -> str:

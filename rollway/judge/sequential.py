@@ -67,7 +67,7 @@ from rollway.judge.msprt import (
     conditional_log_lrs,
     logsumexp,
 )
-from rollway.judge import setting_percent
+from rollway.judge import rate_percent, setting_percent
 from rollway.model import Interval, Verdict
 from rollway.phases import Phase
 from rollway.spec import Analysis
@@ -410,17 +410,13 @@ class MetricEvidence:
     def pass_target(self) -> str:
         """What passing means for this metric, in words."""
         if self.reference is not None:
-            return f"below {_pct(self.pass_bound)}"
+            return f"below {rate_percent(self.pass_bound)}"
         return f"below {self.margin_ratio:g}x the baseline or {setting_percent(self.margin, 2)}"
 
 
 def _count(events: int, requests: float) -> str:
     rate = events / requests if requests else 0.0
-    return f"{events}/{requests:.0f} ({_pct(rate)})"
-
-
-def _pct(rate: float) -> str:
-    return f"{rate:.2%}" if rate >= 0.001 or rate == 0 else f"{rate:.3%}"
+    return f"{events}/{requests:.0f} ({rate_percent(rate)})"
 
 
 def _evidence(value: float) -> str:
