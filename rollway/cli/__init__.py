@@ -184,6 +184,12 @@ def main() -> None:
     home = os.environ.get("PREFECT_HOME")
     if home:
         os.makedirs(home, exist_ok=True)  # Prefect does not create missing parents
+    # Verdicts and tables hold characters such as "—" and "→". Under an output encoding without
+    # them (a Latin-1 locale, PYTHONIOENCODING=ascii) printing one raised UnicodeEncodeError
+    # half-way through the output: a traceback, and `judge --replay` lost its JSON summary. As
+    # standard error already does, write them as \u escapes (valid JSON inside a string) instead.
+    if getattr(sys.stdout, "errors", None) == "strict" and hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(errors="backslashreplace")
     try:
         try:
             result = app()
