@@ -64,7 +64,7 @@ def judge(
         margin: error-rate margin tolerated when passing.
         mode: two-sample (against the baseline) or one-sample (against the SLO).
         history: JSON Lines of the baseline's intervals before the stage (the flows read an hour),
-            which tell the judge how bursty the traffic is.
+            which tell the judge how bursty the traffic is (two-sample mode).
         guardrails: apply the seed's absolute guardrails on top, as the flows do (--no-guardrails:
             the statistical judge alone, whose false rollbacks alpha bounds).
         slo_error_rate: one-sample mode: the error rate the canary is held to, as the spec's

@@ -383,6 +383,12 @@ def replay_main(
         print(f"error: {_option(next(iter(slos)))} applies to --mode one-sample only (two-sample compares the "
               "canary with the baseline)", file=err)
         return EXIT_BAD_INPUT
+    if history is not None and mode == "one-sample":
+        # One-sample mode holds the canary to its SLOs and never calibrates on the baseline:
+        # the file would be read, checked, and then ignored without a word.
+        print("error: --history applies to --mode two-sample only (one-sample holds the canary to its SLOs and "
+              "reads no baseline)", file=err)
+        return EXIT_BAD_INPUT
     options = dict(alpha=alpha, margin=margin, mode=mode, **slos)
     try:
         analysis = Analysis(judge="sequential", **options)

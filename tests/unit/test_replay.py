@@ -175,8 +175,11 @@ def test_missing_file_and_bad_options(tmp_path):
     ({"mode": "three-sample"}, "error: invalid option --mode three-sample: Input should be 'two-sample' or"),
     ({"mode": "one-sample", "slo_error_rate": 0.9}, "error: invalid option --slo-error-rate 0.9: Input should be"),
     ({"mode": "one-sample", "slo_slow_rate": float("nan")}, "error: invalid option --slo-slow-rate nan: "),
-    # Two-sample mode never reads an SLO: it would be ignored without a word.
+    # Two-sample mode never reads an SLO, one-sample mode no baseline history: either would be
+    # ignored without a word.
     ({"slo_error_rate": 0.005}, "error: --slo-error-rate applies to --mode one-sample only"),
+    ({"mode": "one-sample", "history": str(DATA / "healthy.jsonl")},
+     "error: --history applies to --mode two-sample only"),
 ])
 def test_a_bad_option_is_named_as_typed(options, message):
     code, lines = run(DATA / "healthy.jsonl", **options)
