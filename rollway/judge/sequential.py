@@ -416,11 +416,16 @@ class MetricEvidence:
 
 def _count(events: int, requests: float) -> str:
     rate = events / requests if requests else 0.0
-    return f"{events}/{requests:.0f} ({rate_percent(rate)})"
+    # Separated by thousands, as the requests a pass needs are: "39/44,460", not "39/44460".
+    return f"{events:,}/{requests:,.0f} ({rate_percent(rate)})"
 
 
 def _evidence(value: float) -> str:
-    return f"{value:.3g}" if value < 1e6 else f"{value:.1e}"
+    # Beside a bar of 2,000,000 (a strict alpha), 1234.5 reads 1,234, not "1.23e+03"; from a
+    # million on the exponent is shorter than the digits (and their precision is noise).
+    if value < 1000:
+        return f"{value:.3g}"
+    return f"{value:,.0f}" if value < 1e6 else f"{value:.1e}"
 
 
 def _evidence_of(value: float, bar: float) -> str:
@@ -429,7 +434,7 @@ def _evidence_of(value: float, bar: float) -> str:
     rollback the judge had not made)."""
     text = _evidence(value)
     digits = 3
-    while value < bar and float(text) >= round(bar) and digits < 17:
+    while value < bar and float(text.replace(",", "")) >= round(bar) and digits < 17:
         digits += 1
         text = f"{value:.{digits}g}"
     return text
@@ -512,8 +517,8 @@ class StageEvidence:
         """The rollback bar and how it follows from alpha (split evenly over the metrics judged)."""
         k = len(self.metrics)
         if k == 1:
-            return f"1/alpha = {1 / m.alpha:.0f}"
-        return f"1/(alpha/{k}) = {1 / m.alpha:.0f} (alpha {self.analysis.alpha:g} split over {k} metrics)"
+            return f"1/alpha = {1 / m.alpha:,.0f}"
+        return f"1/(alpha/{k}) = {1 / m.alpha:,.0f} (alpha {self.analysis.alpha:g} split over {k} metrics)"
 
     def _thresholds(self) -> dict[str, float]:
         first = self.metrics[0]
@@ -562,7 +567,7 @@ class StageEvidence:
             others = "; ".join(o.describe() for o in self.metrics if o is not m)
             return self._verdict(
                 Phase.SUCCESSFUL,
-                f"{m.describe(d)}: evidence {_evidence(d.evidence)} reached {1 / m.beta:.0f} that the canary is "
+                f"{m.describe(d)}: evidence {_evidence(d.evidence)} reached {1 / m.beta:,.0f} that the canary is "
                 f"{m.pass_target()} — pass" + (f" ({others})" if others else ""),
                 m, d.evidence, d,
             )
@@ -574,8 +579,8 @@ class StageEvidence:
         passing = _ratio(m.log_pass_evidence())
         already = "".join(f"; {o.describe()} passed" for o in self.metrics if o.passed is not None and o is not m)
         state = (
-            f"{m.describe()}: rollback evidence {_evidence_of(roll, 1 / m.alpha)} of {1 / m.alpha:.0f}, "
-            f"pass evidence {_evidence_of(passing, 1 / m.beta)} of {1 / m.beta:.0f} (canary {m.pass_target()}){already}"
+            f"{m.describe()}: rollback evidence {_evidence_of(roll, 1 / m.alpha)} of {1 / m.alpha:,.0f}, "
+            f"pass evidence {_evidence_of(passing, 1 / m.beta)} of {1 / m.beta:,.0f} (canary {m.pass_target()}){already}"
         )
         if not stage_over:
             return self._verdict(Phase.RUNNING, state + "; observing", m, roll, None)
@@ -590,8 +595,8 @@ class StageEvidence:
         if not enough:
             return self._verdict(
                 Phase.INCONCLUSIVE,
-                f"stage over with only {self.canary_requests:.0f} canary requests (need "
-                f"{self.analysis.min_requests}); {state}: a person must decide", m, roll, None,
+                f"stage over with only {self.canary_requests:,.0f} canary requests (need "
+                f"{self.analysis.min_requests:,}); {state}: a person must decide", m, roll, None,
             )
         needed = m.requests_to_pass()
         hint = (

@@ -39,7 +39,7 @@ class ThresholdJudge:
         if canary.requests and rate > limit:
             return Verdict(
                 phase=Phase.FAILED,
-                reason=f"canary error rate {rate_percent(rate)} ({canary.errors}/{canary.requests}) is over {setting_percent(limit)}",
+                reason=f"canary error rate {rate_percent(rate)} ({canary.errors:,}/{canary.requests:,}) is over {setting_percent(limit)}",
                 **common,
             )
         if not stage_over:
@@ -47,12 +47,12 @@ class ThresholdJudge:
         if canary.requests < self.analysis.min_requests:
             return Verdict(
                 phase=Phase.INCONCLUSIVE,
-                reason=f"only {canary.requests} canary requests by the end of the stage "
-                f"(need {self.analysis.min_requests})",
+                reason=f"only {canary.requests:,} canary requests by the end of the stage "
+                f"(need {self.analysis.min_requests:,})",
                 **common,
             )
         return Verdict(
             phase=Phase.SUCCESSFUL,
-            reason=f"canary error rate {rate_percent(rate)} ({canary.errors}/{canary.requests}) stayed within {setting_percent(limit)}",
+            reason=f"canary error rate {rate_percent(rate)} ({canary.errors:,}/{canary.requests:,}) stayed within {setting_percent(limit)}",
             **common,
         )

@@ -33,7 +33,7 @@ THRESHOLD_CASES = [
     ("over 1% fails at the end too", [(100, 2)], True, Phase.FAILED, "(2/100)"),
     ("exactly 1% is within", [(100, 1)], True, Phase.SUCCESSFUL, "stayed within 1%"),
     ("healthy mid-stage keeps baking", [(600, 1)], False, Phase.RUNNING, "baking"),
-    ("healthy at the end passes", [(600, 1), (600, 0)], True, Phase.SUCCESSFUL, "0.083% (1/1200)"),
+    ("healthy at the end passes", [(600, 1), (600, 0)], True, Phase.SUCCESSFUL, "0.083% (1/1,200)"),
     ("too few requests at the end is inconclusive", [(20, 0), (20, 0)], True, Phase.INCONCLUSIVE,
      "only 40 canary requests"),
     ("no canary traffic at the end is inconclusive", [], True, Phase.INCONCLUSIVE, "only 0 canary requests"),

@@ -44,7 +44,7 @@ FILE_CASES = [
     # judge skips for want of a baseline count.
     ("missing.jsonl", {}, "rollback", 120.0, 120, "guardrail"),
     # A stricter alpha needs more evidence: the same regression is caught two minutes later.
-    ("regression.jsonl", {"alpha": 1e-6}, "rollback", 240.0, 2400, "1/(alpha/2) = 2000000"),
+    ("regression.jsonl", {"alpha": 1e-6}, "rollback", 240.0, 2400, "1/(alpha/2) = 2,000,000"),
     ("regression.jsonl", {"mode": "one-sample"}, "rollback", 120.0, 1200, "vs SLO"),
 ]
 
@@ -70,7 +70,7 @@ def test_a_line_is_printed_only_when_the_decision_changes():
 
 def test_the_first_decision_ends_the_replay():
     code, lines = run(DATA / "regression.jsonl")
-    assert lines[-2].startswith("t=120 rollback: canary errors 10/1200 (0.83%) vs baseline 23/22800 (0.10%)")
+    assert lines[-2].startswith("t=120 rollback: canary errors 10/1,200 (0.83%) vs baseline 23/22,800 (0.10%)")
     assert len(lines) == 3
 
 
@@ -366,3 +366,15 @@ def test_the_command_takes_the_slo_options(tmp_path):
     assert (done.returncode, done.stdout) == (EXIT_BAD_INPUT, "")
     assert done.stderr == ("error: --slo-slow-rate applies to --mode one-sample only (two-sample compares the canary "
                            "with the baseline)\n")
+
+
+def test_large_figures_in_a_verdict_are_separated_by_thousands(tmp_path):
+    """Counts, bars and evidence read as the requests a pass needs already did ("18,998"):
+    "10/1200" and "rollback evidence 1.41e+03 of 2000000" were hard to read at a glance."""
+    rows = [{"t": 60 * i, "baseline": {"requests": 22_800, "errors": 23}, "canary": {"requests": 1_200, "errors": 10}}
+            for i in range(1, 4)]
+    code, lines = run(write_lines(tmp_path / "big.jsonl", rows), alpha=1e-6, guardrails=False)
+    assert lines[0].startswith("t=60 running: canary errors 10/1,200 (0.83%) vs baseline 23/22,800 (0.10%): "
+                               "rollback evidence 1,414 of 2,000,000, pass evidence 0.0044 of 1,000,000 "), lines
+    assert lines[1].startswith("t=120 rollback: canary errors 20/2,400 (0.83%) vs baseline 46/45,600 (0.10%): "
+                               "evidence 2.0e+06 reached 1/(alpha/2) = 2,000,000 (alpha 1e-06 split over 2 metrics)"), lines

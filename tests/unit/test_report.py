@@ -67,4 +67,4 @@ def test_a_small_error_rate_never_reads_as_none():
     verdict = SequentialJudge(Analysis()).evaluate(
         [Interval(t=60, baseline=VersionSample(requests=3_600_000, errors=1), canary=VersionSample(requests=60))],
         stage_over=False)
-    assert "vs baseline 1/3600000 (<0.001%)" in verdict.reason, verdict.reason
+    assert "vs baseline 1/3,600,000 (<0.001%)" in verdict.reason, verdict.reason
