@@ -376,10 +376,17 @@ class MetricEvidence:
     # -- describing -------------------------------------------------------------------------
 
     def describe(self, at: Crossing | None = None) -> str:
-        """"canary errors 14/600 (2.3%) vs baseline 11/11400 (0.10%)", at a decision or now."""
+        """"canary errors 14/600 (2.33%) vs baseline 11/11,400 (0.096%)", at a decision or now."""
         label = METRIC_LABEL.get(self.metric, self.metric)
         if at is None:
             at = self._snapshot(0.0, 0.0)
+        if not at.canary_requests:
+            # Nothing compared yet: "canary errors 0/0 (0.00%) vs baseline 0/0 (0.00%)" read as
+            # a canary measured without a single error.
+            # (" vs SLO " / " vs baseline " stay: the incident report reads what was compared from them.)
+            if self.reference is not None:
+                return f"canary {label} vs SLO {setting_percent(self.reference, 2)} (no canary requests yet)"
+            return f"canary {label} vs baseline (no interval with requests from both versions yet)"
         canary = _count(at.canary_events, at.canary_requests)
         if self.reference is not None:
             return f"canary {label} {canary} vs SLO {setting_percent(self.reference, 2)}"

@@ -378,3 +378,17 @@ def test_large_figures_in_a_verdict_are_separated_by_thousands(tmp_path):
                                "rollback evidence 1,414 of 2,000,000, pass evidence 0.0044 of 1,000,000 "), lines
     assert lines[1].startswith("t=120 rollback: canary errors 20/2,400 (0.83%) vs baseline 46/45,600 (0.10%): "
                                "evidence 2.0e+06 reached 1/(alpha/2) = 2,000,000 (alpha 1e-06 split over 2 metrics)"), lines
+
+
+@pytest.mark.parametrize("mode,said", [
+    ("two-sample", "canary errors vs baseline (no interval with requests from both versions yet): "),
+    ("one-sample", "canary errors vs SLO 0.10% (no canary requests yet): "),
+])
+def test_a_stage_with_nothing_compared_yet_does_not_read_as_no_errors(tmp_path, mode, said):
+    """The first minute had no baseline (two-sample) or no canary count: "canary errors 0/0
+    (0.00%) vs baseline 0/0 (0.00%)" read as a canary measured without a single error."""
+    rows = [{"t": 60, "baseline": None, "canary": None if mode == "one-sample" else {"requests": 60, "errors": 9}},
+            {"t": 120, "baseline": {"requests": 1000}, "canary": {"requests": 60}}]
+    code, lines = run(write_lines(tmp_path / "late.jsonl", rows), mode=mode, guardrails=False)
+    assert lines[0].startswith(f"t=60 running: {said}rollback evidence 1 of 200"), lines
+    assert "0/0" not in lines[0]
