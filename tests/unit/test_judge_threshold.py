@@ -184,3 +184,15 @@ def test_evidence_just_short_of_its_bar_is_not_printed_as_the_bar():
     assert [_evidence_of(v, 200.0) for v in (199.7, 199.99, 150.0, 200.0, 250.0)] == [
         "199.7", "199.99", "150", "200", "250"]
     assert _evidence_of(99.96, 100.0) == "99.96"
+
+
+@pytest.mark.parametrize("monitoring,limit", [(False, "1%"), (True, "5%")])
+def test_a_rate_over_the_guardrail_on_too_few_errors_is_not_called_within_it(monitoring, limit):
+    """3 errors in 20 requests: too few to act on (min_errors 5), but "15.00% within the 5%
+    guardrail", in every monitoring check's log line, was false."""
+    verdict = check(GUARDRAILS, Observation(start=0, end=60, intervals=(
+        Interval(t=60, canary=VersionSample(requests=20, errors=3), baseline=VersionSample(requests=1000)),)),
+        monitoring=monitoring)
+    assert verdict.phase is Phase.SUCCESSFUL  # unchanged: the guardrail acts from min_errors on
+    assert verdict.reason == (f"canary error rate 15.00% (3/20) is over the {limit} guardrail on 3 error(s), fewer "
+                              "than the 5 it acts on")
