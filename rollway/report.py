@@ -71,7 +71,7 @@ def _rate(sample: VersionSample) -> str:
 
 
 def _p99(sample: VersionSample) -> str:
-    return f"{sample.latency_p99_ms:.0f}" if sample.latency_p99_ms is not None else "-"
+    return f"{sample.latency_p99_ms:,.0f}" if sample.latency_p99_ms is not None else "-"
 
 
 HEADERS = (
@@ -86,12 +86,13 @@ def stage_rows(stages: tuple[StageReport, ...] | list[StageReport]) -> list[tupl
         (
             str(s.stage_index + 1),
             str(s.weights),
-            str(s.baseline.requests),
-            str(s.baseline.errors),
+            # Separated by thousands, as the reason in the same row writes them.
+            f"{s.baseline.requests:,}",
+            f"{s.baseline.errors:,}",
             _rate(s.baseline),
             _p99(s.baseline),
-            str(s.canary.requests),
-            str(s.canary.errors),
+            f"{s.canary.requests:,}",
+            f"{s.canary.errors:,}",
             _rate(s.canary),
             _p99(s.canary),
             s.verdict.phase.value,
