@@ -398,7 +398,11 @@ def replay_main(
                              if e["loc"] else e["msg"] for e in exc.errors())
         print(f"error: invalid option {problems}", file=err)
         return EXIT_BAD_INPUT
-    for name in (path, history):
+    for label, name in (("the replay file", path), ("--history", history)):
+        if name == "":
+            # open("") says "No such file or directory" about a name nobody can see.
+            print(f"error: {label} is an empty name", file=err)
+            return EXIT_BAD_INPUT
         # The command takes "-" (standard input) as a file, so a forgotten file name lets the
         # next option stand in for it; say so rather than fail later with "cannot read --alpha".
         if name is not None and name.startswith("-") and name != "-":
@@ -417,8 +421,8 @@ def replay_main(
     if past and past[-1].t >= intervals[0].t:
         # The judge would measure the traffic's burstiness on the stage's own periods (the stage
         # file given twice, or the two swapped), which the flows never do: say so instead.
-        print(f"error: --history {history}: its last interval ends at t={format_t(past[-1].t)}, not before the "
-              f"stage's first (t={format_t(intervals[0].t)} in {path}); --history is the baseline's intervals "
+        print(f"error: --history {_named(history)}: its last interval ends at t={format_t(past[-1].t)}, not before the "
+              f"stage's first (t={format_t(intervals[0].t)} in {_named(path)}); --history is the baseline's intervals "
               "from before the stage", file=err)
         return EXIT_BAD_INPUT
     result = replay(intervals, analysis, Guardrails() if guardrails else None, past)
@@ -426,6 +430,12 @@ def replay_main(
         print(line, file=out)
     print(result.summary(), file=out)
     return EXIT_OK
+
+
+def _named(path: str) -> str:
+    """A file name for a message on one line: as given, or quoted when it holds a line break or
+    another character that does not print (the message would split, or garble the terminal)."""
+    return path if path.isprintable() else repr(path)
 
 
 def _option(field: str) -> str:
@@ -440,19 +450,20 @@ def _setting(value: object) -> str:
 def _load(path: str, err: TextIO) -> list[Interval] | None:
     """The intervals of a replay file (``-``: standard input), or None after printing why not."""
     notes: list[str] = []
+    shown = _named(path)
     try:
         with _open(path) as handle:
             intervals = read_intervals(handle, notes)
     except OSError as exc:
-        print(f"error: cannot read {path}: {exc.strerror or exc}", file=err)
+        print(f"error: cannot read {shown}: {exc.strerror or exc}", file=err)
     except ReplayError as exc:
-        print(f"error: {path}: {exc}", file=err)
+        print(f"error: {shown}: {exc}", file=err)
     except UnicodeDecodeError as exc:
-        print(f"error: {path}: not UTF-8 text ({exc.reason})", file=err)
+        print(f"error: {shown}: not UTF-8 text ({exc.reason})", file=err)
     else:
         if notes:
             more = f" (and {len(notes) - 1} more line(s) alike)" if len(notes) > 1 else ""
-            print(f"warning: {path}: {notes[0]}{more}: at most every request was slow, as the flows read it",
+            print(f"warning: {shown}: {notes[0]}{more}: at most every request was slow, as the flows read it",
                   file=err)
         return intervals
     return None

@@ -392,3 +392,12 @@ def test_a_stage_with_nothing_compared_yet_does_not_read_as_no_errors(tmp_path, 
     code, lines = run(write_lines(tmp_path / "late.jsonl", rows), mode=mode, guardrails=False)
     assert lines[0].startswith(f"t=60 running: {said}rollback evidence 1 of 200"), lines
     assert "0/0" not in lines[0]
+
+
+def test_an_empty_or_unprintable_file_name_is_named_on_one_line(tmp_path):
+    """``rollway judge "$FILE"`` with FILE unset said "cannot read : No such file or directory",
+    and a name holding a line break split the error over two lines."""
+    assert run("") == (EXIT_BAD_INPUT, ["error: the replay file is an empty name"])
+    assert run(DATA / "healthy.jsonl", history="") == (EXIT_BAD_INPUT, ["error: --history is an empty name"])
+    name = str(tmp_path / "a\nb.jsonl")
+    assert run(name) == (EXIT_BAD_INPUT, [f"error: cannot read {name!r}: No such file or directory"])
