@@ -121,7 +121,7 @@ def parse_line(text: str, number: int, previous_t: float | None, notes: list[str
         raise ReplayError(f"{where}: expected a JSON object, got {_json_kind(record)}")
     unknown = sorted(set(record) - _TOP_KEYS)
     if unknown:
-        raise ReplayError(f"{where}: unknown key(s) {', '.join(map(repr, unknown))}; expected t, baseline, canary")
+        raise ReplayError(f"{where}: unknown key(s) {_keys(unknown)}; expected t, baseline, canary")
     if "t" not in record:
         raise ReplayError(f"{where}: no 't' (the interval's end in seconds)")
     t = record["t"]
@@ -139,7 +139,7 @@ def parse_line(text: str, number: int, previous_t: float | None, notes: list[str
             raise ReplayError(f"{where}: '{name}' must be an object or null, got {_value(value)}")
         extra = sorted(set(value) - _VERSION_KEYS)
         if extra:
-            raise ReplayError(f"{where}: unknown key(s) in '{name}': {', '.join(map(repr, extra))}")
+            raise ReplayError(f"{where}: unknown key(s) in '{name}': {_keys(extra)}")
         if "requests" not in value:
             raise ReplayError(f"{where}: '{name}' has no 'requests' (write null, or leave the version out, "
                               "when it has no data)")
@@ -222,6 +222,13 @@ def _short(value: object) -> str:
     """A value for an error message, cut short (a 400-digit number is not worth printing)."""
     text = repr(value)
     return text if len(text) <= 40 else f"{text[:20]}...({len(text)} characters)"
+
+
+def _keys(keys: Sequence[str], shown: int = 5) -> str:
+    """Unknown keys for an error message: the first few, each cut short (an exporter's mistake
+    can add thousands of keys, or one a megabyte long, and the error is one line)."""
+    more = f" and {len(keys) - shown:,} more" if len(keys) > shown else ""
+    return ", ".join(_short(key) for key in keys[:shown]) + more
 
 
 def _value(value: object) -> str:

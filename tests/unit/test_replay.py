@@ -401,3 +401,13 @@ def test_an_empty_or_unprintable_file_name_is_named_on_one_line(tmp_path):
     assert run(DATA / "healthy.jsonl", history="") == (EXIT_BAD_INPUT, ["error: --history is an empty name"])
     name = str(tmp_path / "a\nb.jsonl")
     assert run(name) == (EXIT_BAD_INPUT, [f"error: cannot read {name!r}: No such file or directory"])
+
+
+def test_unknown_keys_are_named_on_a_line_of_reasonable_length(tmp_path):
+    """An export with 2,000 stray keys, or one a megabyte long, made an error line as long."""
+    many = {"t": 60, "canary": {"requests": 60}, **{f"k{i:04}": 1 for i in range(2000)}}
+    code, lines = run(write_lines(tmp_path / "many.jsonl", [many]))
+    assert lines == ["error: " + str(tmp_path / "many.jsonl") + ": line 1: unknown key(s) 'k0000', 'k0001', 'k0002', "
+                     "'k0003', 'k0004' and 1,995 more; expected t, baseline, canary"]
+    code, lines = run(write_lines(tmp_path / "long.jsonl", [{"t": 60, "canary": {"requests": 60, "x" * 100_000: 1}}]))
+    assert code == EXIT_BAD_INPUT and len(lines[0]) < 200 and "unknown key(s) in 'canary': 'xxxx" in lines[0]
