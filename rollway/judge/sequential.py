@@ -427,19 +427,20 @@ def _count(events: int, requests: float) -> str:
     return f"{events:,}/{requests:,.0f} ({rate_percent(rate)})"
 
 
-def _evidence(value: float) -> str:
+def _evidence(value: float, bar: float = 0.0) -> str:
     # Beside a bar of 2,000,000 (a strict alpha), 1234.5 reads 1,234, not "1.23e+03"; from a
-    # million on the exponent is shorter than the digits (and their precision is noise).
+    # million on, and ten times past its bar, the exponent is shorter than the digits (and
+    # their precision is noise), but evidence near its bar reads in the bar's own digits.
     if value < 1000:
         return f"{value:.3g}"
-    return f"{value:,.0f}" if value < 1e6 else f"{value:.1e}"
+    return f"{value:,.0f}" if value < max(1e6, 10 * bar) else f"{value:.1e}"
 
 
 def _evidence_of(value: float, bar: float) -> str:
     """``value`` beside the ``bar`` it is compared with (printed ``.0f``): evidence just short of
     the bar is never rounded onto it ("rollback evidence 200 of 200; observing" read as a
     rollback the judge had not made)."""
-    text = _evidence(value)
+    text = _evidence(value, bar)
     digits = 3
     while value < bar and float(text.replace(",", "")) >= round(bar) and digits < 17:
         digits += 1
@@ -562,7 +563,7 @@ class StageEvidence:
             assert d is not None
             return self._verdict(
                 Phase.FAILED,
-                f"{m.describe(d)}: evidence {_evidence(d.evidence)} reached {self._rollback_bar(m)} that the "
+                f"{m.describe(d)}: evidence {_evidence(d.evidence, 1 / m.alpha)} reached {self._rollback_bar(m)} that the "
                 "canary is worse — roll back",
                 m, d.evidence, d,
             )
@@ -574,7 +575,7 @@ class StageEvidence:
             others = "; ".join(o.describe() for o in self.metrics if o is not m)
             return self._verdict(
                 Phase.SUCCESSFUL,
-                f"{m.describe(d)}: evidence {_evidence(d.evidence)} reached {1 / m.beta:,.0f} that the canary is "
+                f"{m.describe(d)}: evidence {_evidence(d.evidence, 1 / m.beta)} reached {1 / m.beta:,.0f} that the canary is "
                 f"{m.pass_target()} — pass" + (f" ({others})" if others else ""),
                 m, d.evidence, d,
             )

@@ -377,7 +377,7 @@ def test_large_figures_in_a_verdict_are_separated_by_thousands(tmp_path):
     assert lines[0].startswith("t=60 running: canary errors 10/1,200 (0.83%) vs baseline 23/22,800 (0.10%): "
                                "rollback evidence 1,414 of 2,000,000, pass evidence 0.0044 of 1,000,000 "), lines
     assert lines[1].startswith("t=120 rollback: canary errors 20/2,400 (0.83%) vs baseline 46/45,600 (0.10%): "
-                               "evidence 2.0e+06 reached 1/(alpha/2) = 2,000,000 (alpha 1e-06 split over 2 metrics)"), lines
+                               "evidence 2,000,000 reached 1/(alpha/2) = 2,000,000 (alpha 1e-06 split over 2 metrics)"), lines
 
 
 @pytest.mark.parametrize("mode,said", [
