@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from rollway.finalize import FinalizeResult
+from rollway.judge import rate_percent
 from rollway.model import VersionSample, Verdict, Weights
 
 
@@ -65,11 +66,12 @@ RolloutResult.model_rebuild()
 
 
 def _rate(sample: VersionSample) -> str:
-    return f"{sample.errors / sample.requests:.2%}" if sample.requests else "-"
+    # As the verdict's sentence beside it words rates: 1 error in 200,000 requests is not "0.00%".
+    return rate_percent(sample.errors / sample.requests) if sample.requests else "-"
 
 
 def _p99(sample: VersionSample) -> str:
-    return f"{sample.latency_p99_ms:.0f}" if sample.latency_p99_ms is not None else "-"
+    return f"{sample.latency_p99_ms:,.0f}" if sample.latency_p99_ms is not None else "-"
 
 
 HEADERS = (
@@ -84,12 +86,13 @@ def stage_rows(stages: tuple[StageReport, ...] | list[StageReport]) -> list[tupl
         (
             str(s.stage_index + 1),
             str(s.weights),
-            str(s.baseline.requests),
-            str(s.baseline.errors),
+            # Separated by thousands, as the reason in the same row writes them.
+            f"{s.baseline.requests:,}",
+            f"{s.baseline.errors:,}",
             _rate(s.baseline),
             _p99(s.baseline),
-            str(s.canary.requests),
-            str(s.canary.errors),
+            f"{s.canary.requests:,}",
+            f"{s.canary.errors:,}",
             _rate(s.canary),
             _p99(s.canary),
             s.verdict.phase.value,

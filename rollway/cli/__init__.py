@@ -53,6 +53,8 @@ def judge(
     mode: str = "two-sample",
     history: Annotated[str | None, Parameter(allow_leading_hyphen=True)] = None,
     guardrails: bool = True,
+    slo_error_rate: float | None = None,
+    slo_slow_rate: float | None = None,
 ) -> int:
     """Dry-run the canary judge on recorded metrics (JSON Lines, one interval per line).
 
@@ -62,14 +64,19 @@ def judge(
         margin: error-rate margin tolerated when passing.
         mode: two-sample (against the baseline) or one-sample (against the SLO).
         history: JSON Lines of the baseline's intervals before the stage (the flows read an hour),
-            which tell the judge how bursty the traffic is.
+            which tell the judge how bursty the traffic is (two-sample mode).
         guardrails: apply the seed's absolute guardrails on top, as the flows do (--no-guardrails:
             the statistical judge alone, whose false rollbacks alpha bounds).
+        slo_error_rate: one-sample mode: the error rate the canary is held to, as the spec's
+            analysis.slo_error_rate (default 0.001, 0.1 %).
+        slo_slow_rate: one-sample mode: the share of slow requests it is held to, as the spec's
+            analysis.slo_slow_rate (default 0.01, 1 %).
     """
     from rollway.judge.replay import replay_main
 
     return replay_main(replay, alpha=alpha, margin=margin, mode=mode, out=sys.stdout, err=sys.stderr,
-                       history=history, guardrails=guardrails)
+                       history=history, guardrails=guardrails, slo_error_rate=slo_error_rate,
+                       slo_slow_rate=slo_slow_rate)
 
 
 @app.command
@@ -177,6 +184,12 @@ def main() -> None:
     home = os.environ.get("PREFECT_HOME")
     if home:
         os.makedirs(home, exist_ok=True)  # Prefect does not create missing parents
+    # Verdicts and tables hold characters such as "—" and "→". Under an output encoding without
+    # them (a Latin-1 locale, PYTHONIOENCODING=ascii) printing one raised UnicodeEncodeError
+    # half-way through the output: a traceback, and `judge --replay` lost its JSON summary. As
+    # standard error already does, write them as \u escapes (valid JSON inside a string) instead.
+    if getattr(sys.stdout, "errors", None) == "strict" and hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(errors="backslashreplace")
     try:
         try:
             result = app()

@@ -28,6 +28,19 @@ def setting_percent(rate: float, decimals: int = 0) -> str:
     return f"{rate * 100:.6g}%"
 
 
+def rate_percent(rate: float) -> str:
+    """A measured rate (errors or slow requests over requests) as a percentage a person reads.
+
+    Two decimals from 0.1 %, three below; a rate that is not zero never prints as zero, nor
+    one that is not 100 % as 100: "1 of 11400 (0.00%)" read as no errors at all, and a
+    baseline of 1 error in 3,600,000 requests printed "0.000%".
+    """
+    if rate == 0 or rate >= 0.001:
+        text = f"{rate:.2%}"
+        return ">99.99%" if text == "100.00%" and rate < 1 else text
+    return f"{rate:.3%}" if rate >= 0.00001 else "<0.001%"
+
+
 class Judge(Protocol):
     # Whether ``evaluate`` uses the baseline's intervals from before the stage (a flow fetches
     # them only then).

@@ -14,7 +14,7 @@ import math
 import sys
 from typing import Sequence
 
-from rollway.judge import setting_percent
+from rollway.judge import rate_percent, setting_percent
 from rollway.model import Alert, Interval, Observation, QueueDepth, Verdict, VersionSample
 from rollway.phases import Phase
 from rollway.spec import Guardrails
@@ -135,7 +135,7 @@ def check_totals(guardrails: Guardrails, canary: VersionSample, baseline_request
         return _unattributed(guardrails, canary, baseline_requests, unserved, healthy_targets, limit, alerts,
                              monitoring=monitoring)
     received = baseline_requests + canary.requests + unserved
-    refused = (f"; {unserved} of the {received} requests the load balancer received were answered 5xx by the "
+    refused = (f"; {unserved:,} of the {received:,} requests the load balancer received were answered 5xx by the "
                "load balancer itself, no target serving them" if unserved else "")
     if monitoring:
         errors, requests = canary.errors + unserved, canary.requests + unserved
@@ -144,26 +144,32 @@ def check_totals(guardrails: Guardrails, canary: VersionSample, baseline_request
     rate = errors / requests if requests else 0.0
     metric, statistic = "error_rate", rate
     phase = Phase.SUCCESSFUL
-    reason = f"canary error rate {rate:.2%} within the {setting_percent(limit)} guardrail{refused}"
+    reason = f"canary error rate {rate_percent(rate)} within the {setting_percent(limit)} guardrail{refused}"
+    if requests and rate > limit:
+        # Over the rate on too few errors to act on (below): "15.00% within the 5% guardrail"
+        # was false, and a person reading the monitoring log took the figure for a typo.
+        reason = (f"canary error rate {rate_percent(rate)} ({errors:,}/{requests:,}) is over the "
+                  f"{setting_percent(limit)} guardrail on {errors:,} error(s), fewer than the {guardrails.min_errors:,} "
+                  f"it acts on{refused}")
     # A couple of errors in the first requests of a stage is not a rate: the guardrail acts
     # alone only on min_errors errors (with 2, it rolled back 1-2% of healthy stages at 1
     # req/s in benchmarks/judge.py; with 5, none of 1,000).
     if requests and rate > limit and errors >= guardrails.min_errors:
         phase = Phase.FAILED
-        reason = f"canary error rate {rate:.2%} ({errors}/{requests}) is over the {setting_percent(limit)} guardrail{refused}"
+        reason = f"canary error rate {rate_percent(rate)} ({errors:,}/{requests:,}) is over the {setting_percent(limit)} guardrail{refused}"
     elif unserved and not monitoring:
         share = unserved / received
         own = _canarys_share(unserved, background, canary.requests, baseline_requests)
         bound = (canary.errors + own) / (canary.requests + own) if canary.requests + own else 0.0
         if share > limit and unserved >= guardrails.min_errors:
             phase, metric, statistic = Phase.FAILED, "unserved_rate", share
-            reason = (f"{unserved} of the {received} requests the load balancer received ({share:.2%}) were "
+            reason = (f"{unserved:,} of the {received:,} requests the load balancer received ({rate_percent(share)}) were "
                       f"answered 5xx by the load balancer itself, no target serving them: over the {setting_percent(limit)} "
                       "guardrail")
         elif bound > limit:
             phase = Phase.RUNNING
-            reason = (f"canary error rate {rate:.2%}{refused}; with the {own:.0f} of them that may be the canary's "
-                      f"(beyond the rate before the stage), its error rate would be {bound:.2%}, over the "
+            reason = (f"canary error rate {rate_percent(rate)}{refused}; with the {own:,.0f} of them that may be the canary's "
+                      f"(beyond the rate before the stage), its error rate would be {rate_percent(bound)}, over the "
                       f"{setting_percent(limit)} guardrail: not passing on it")
     return Verdict(
         phase=phase,
@@ -193,7 +199,7 @@ def _unattributed(guardrails: Guardrails, canary: VersionSample, baseline_reques
     """The verdict on load-balancer 5xx with no request count to set them against (see ``check_totals``)."""
     who = "the promoted version" if monitoring else "the canary"
     nobody = "the promoted version has no" if monitoring else "neither version has a"
-    counted = (f"{unserved} request(s) were answered 5xx by the load balancer itself, and {nobody} request count "
+    counted = (f"{unserved:,} request(s) were answered 5xx by the load balancer itself, and {nobody} request count "
                "in these periods: no error rate (an absent RequestCount is no data, not zero requests)")
     phase = Phase.RUNNING
     if healthy_targets == 0:

@@ -16,7 +16,8 @@ line numbers are grep's and an editor's; a carriage return is whitespace (CRLF e
 fine).
 
 The replay feeds the intervals one at a time to the sequential judge with the seed's
-guardrails on top (as the flows do), prints a line whenever the decision changes, and ends at
+guardrails on top (as the flows do), prints a line whenever the decision changes and one when
+a kind of alert is first raised (``t=... alert: ...``, as a stage's row shows it), and ends at
 the first rollback or promotion, as a stage with no minimum bake would; a file that ends
 without one is inconclusive. The last line is a JSON summary::
 
@@ -46,7 +47,7 @@ from rollway.errors_pickle import PicklableError
 from rollway.judge import with_guardrails
 from rollway.judge.guardrails import RunningTotals, check_totals
 from rollway.judge.sequential import SequentialJudge
-from rollway.model import Interval, Verdict, VersionSample, validation_problems
+from rollway.model import Interval, Verdict, VersionSample
 from rollway.phases import Phase
 from rollway.spec import Analysis, Guardrails
 
@@ -117,13 +118,15 @@ def parse_line(text: str, number: int, previous_t: float | None, notes: list[str
         # The decoder recurses once per nested array or object.
         raise ReplayError(f"{where}: not valid JSON (nested too deeply)") from None
     if not isinstance(record, dict):
-        raise ReplayError(f"{where}: expected a JSON object, got {type(record).__name__}")
+        raise ReplayError(f"{where}: expected a JSON object, got {_json_kind(record)}")
     unknown = sorted(set(record) - _TOP_KEYS)
     if unknown:
-        raise ReplayError(f"{where}: unknown key(s) {', '.join(map(repr, unknown))}; expected t, baseline, canary")
-    t = record.get("t")
+        raise ReplayError(f"{where}: unknown key(s) {_keys(unknown)}; expected t, baseline, canary")
+    if "t" not in record:
+        raise ReplayError(f"{where}: no 't' (the interval's end in seconds)")
+    t = record["t"]
     if isinstance(t, bool) or not isinstance(t, (int, float)) or not _finite(t):
-        raise ReplayError(f"{where}: 't' must be a finite number (the interval's end in seconds), got {_short(t)}")
+        raise ReplayError(f"{where}: 't' must be a finite number (the interval's end in seconds), got {_value(t)}")
     # Compared as stored (a float), so two lines never end up with the same t.
     if previous_t is not None and float(t) <= previous_t:
         raise ReplayError(f"{where}: t={format_t(t)} is not after the previous line's t={format_t(previous_t)}")
@@ -133,10 +136,10 @@ def parse_line(text: str, number: int, previous_t: float | None, notes: list[str
         if value is None:
             continue
         if not isinstance(value, dict):
-            raise ReplayError(f"{where}: '{name}' must be an object or null, got {value!r}")
+            raise ReplayError(f"{where}: '{name}' must be an object or null, got {_value(value)}")
         extra = sorted(set(value) - _VERSION_KEYS)
         if extra:
-            raise ReplayError(f"{where}: unknown key(s) in '{name}': {', '.join(map(repr, extra))}")
+            raise ReplayError(f"{where}: unknown key(s) in '{name}': {_keys(extra)}")
         if "requests" not in value:
             raise ReplayError(f"{where}: '{name}' has no 'requests' (write null, or leave the version out, "
                               "when it has no data)")
@@ -148,22 +151,23 @@ def parse_line(text: str, number: int, previous_t: float | None, notes: list[str
                 # for requests, no data (handled below).
                 value.pop(key, None)
                 continue
+            written = count  # for messages: 1e+300, not the 301 digits of int(1e300)
             # CloudWatch returns every value as a double: 1140.0 is the count 1140.
             if isinstance(count, float) and count.is_integer():
                 count = value[key] = int(count)
             if isinstance(count, bool) or not isinstance(count, int):
-                raise ReplayError(f"{where}: '{name}.{key}' must be a whole number, got {_short(count)}")
+                raise ReplayError(f"{where}: '{name}.{key}' must be a whole number, got {_value(written)}")
             if count > MAX_COUNT:
-                raise ReplayError(f"{where}: '{name}.{key}' is {_short(count)}, more than {MAX_COUNT:.0e}")
+                raise ReplayError(f"{where}: '{name}.{key}' is {_value(written)}, more than {MAX_COUNT:.0e}")
         for key in ("latency_avg_ms", "latency_p99_ms"):
             latency = value.get(key)
             if latency is not None and (isinstance(latency, bool) or not isinstance(latency, (int, float))
                                         or not _finite(latency)):
-                raise ReplayError(f"{where}: '{name}.{key}' must be a finite number or null, got {_short(latency)}")
+                raise ReplayError(f"{where}: '{name}.{key}' must be a finite number or null, got {_value(latency)}")
             # A latency is a duration: a negative one would cancel a slow interval out of the
             # stage's average and hide it from the response-time guardrail.
             if latency is not None and latency < 0:
-                raise ReplayError(f"{where}: '{name}.{key}' is {_short(latency)}; a latency cannot be negative")
+                raise ReplayError(f"{where}: '{name}.{key}' is {_value(latency)}; a latency cannot be negative")
         if "requests" not in value:
             if value.get("errors"):
                 # Both are the load balancer's counts of one period: 5xx without a request count
@@ -218,6 +222,35 @@ def _short(value: object) -> str:
     """A value for an error message, cut short (a 400-digit number is not worth printing)."""
     text = repr(value)
     return text if len(text) <= 40 else f"{text[:20]}...({len(text)} characters)"
+
+
+def _keys(keys: Sequence[str], shown: int = 5) -> str:
+    """Unknown keys for an error message: the first few, each cut short (an exporter's mistake
+    can add thousands of keys, or one a megabyte long, and the error is one line)."""
+    more = f" and {len(keys) - shown:,} more" if len(keys) > shown else ""
+    return ", ".join(_short(key) for key in keys[:shown]) + more
+
+
+def _value(value: object) -> str:
+    """A value read from a line as JSON writes it (null, true, "60", NaN, 1e+300), cut short.
+
+    The file is JSON: Python's None, True or '60' named something the line never held.
+    """
+    text = json.dumps(value, ensure_ascii=False)
+    if not text.isprintable():  # a control or bidi character would garble the terminal: escape it
+        text = json.dumps(value)
+    return text if len(text) <= 40 else f"{text[:20]}...({len(text)} characters)"
+
+
+def _json_kind(value: object) -> str:
+    """What a JSON value is, in JSON's words: an array, a string, a number, true, null."""
+    if isinstance(value, bool) or value is None:
+        return json.dumps(value)
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, str):
+        return "a string"
+    return "a number"
 
 
 def read_intervals(lines: Iterable[str], notes: list[str] | None = None) -> list[Interval]:
@@ -296,6 +329,7 @@ class Decisions:
         self.changes: list[str] = []
         self.last: str | None = None
         self.canary_requests = 0
+        self.alerted: set[str] = set()
 
     def see(self, interval: Interval, verdict: Verdict, *, stage_over: bool) -> ReplayResult | None:
         """Take one tick's verdict; the result once the replay has decided (or run out)."""
@@ -305,6 +339,13 @@ class Decisions:
         if decision != self.last:
             self.changes.append(f"t={format_t(interval.t)} {decision}: {verdict.reason}")
             self.last = decision
+        # Alerts (a canary's average response time over the guardrail) do not change the
+        # decision, so no decision line would show them: the flows put each kind's first
+        # message in the stage's row and notify it once, and the replay prints it once too.
+        for alert in verdict.alerts:
+            if alert.kind not in self.alerted:
+                self.alerted.add(alert.kind)
+                self.changes.append(f"t={format_t(interval.t)} alert: {alert.message}")
         if verdict.phase in (Phase.FAILED, Phase.SUCCESSFUL) or stage_over:
             final = "inconclusive" if decision in ("running", "error") else decision
             return ReplayResult(final, interval.t, self.canary_requests, verdict.reason, tuple(self.changes))
@@ -321,6 +362,8 @@ def replay_main(
     err: TextIO,
     guardrails: bool = True,
     history: str | None = None,
+    slo_error_rate: float | None = None,
+    slo_slow_rate: float | None = None,
 ) -> int:
     """Everything ``rollway judge --replay FILE`` does; returns the exit code.
 
@@ -333,16 +376,40 @@ def replay_main(
         err: where an error goes; nothing is printed on ``out`` then.
         guardrails: apply the seed's absolute guardrails on top of the judge, as the flows do.
         history: a JSON Lines file of the baseline's intervals before the stage, or None.
+        slo_error_rate: one-sample mode: the error rate the canary is held to (None: the spec's default).
+        slo_slow_rate: one-sample mode: the share of slow requests it is held to (None: the spec's default).
 
     Returns:
         0 when the replay ran (whatever the verdict), 2 for an unreadable file or bad options.
     """
-    try:
-        analysis = Analysis(judge="sequential", alpha=alpha, margin=margin, mode=mode)
-    except ValidationError as exc:
-        print(f"error: invalid options: {validation_problems(exc, 'options')}", file=err)
+    slos = {name: value for name, value in (("slo_error_rate", slo_error_rate), ("slo_slow_rate", slo_slow_rate))
+            if value is not None}
+    if slos and mode == "two-sample":
+        # Two-sample mode compares with the baseline and never reads an SLO: the option would be
+        # ignored without a word, and the replay judged against something else than asked.
+        print(f"error: {_option(next(iter(slos)))} applies to --mode one-sample only (two-sample compares the "
+              "canary with the baseline)", file=err)
         return EXIT_BAD_INPUT
-    for name in (path, history):
+    if history is not None and mode == "one-sample":
+        # One-sample mode holds the canary to its SLOs and never calibrates on the baseline:
+        # the file would be read, checked, and then ignored without a word.
+        print("error: --history applies to --mode two-sample only (one-sample holds the canary to its SLOs and "
+              "reads no baseline)", file=err)
+        return EXIT_BAD_INPUT
+    options = dict(alpha=alpha, margin=margin, mode=mode, **slos)
+    try:
+        analysis = Analysis(judge="sequential", **options)
+    except ValidationError as exc:
+        # Named as typed: "--alpha 0: ...", not the model's field.
+        problems = "; ".join(f"{_option(str(e['loc'][0]))} {_setting(options.get(str(e['loc'][0])))}: {e['msg']}"
+                             if e["loc"] else e["msg"] for e in exc.errors())
+        print(f"error: invalid option {problems}", file=err)
+        return EXIT_BAD_INPUT
+    for label, name in (("the replay file", path), ("--history", history)):
+        if name == "":
+            # open("") says "No such file or directory" about a name nobody can see.
+            print(f"error: {label} is an empty name", file=err)
+            return EXIT_BAD_INPUT
         # The command takes "-" (standard input) as a file, so a forgotten file name lets the
         # next option stand in for it; say so rather than fail later with "cannot read --alpha".
         if name is not None and name.startswith("-") and name != "-":
@@ -361,8 +428,8 @@ def replay_main(
     if past and past[-1].t >= intervals[0].t:
         # The judge would measure the traffic's burstiness on the stage's own periods (the stage
         # file given twice, or the two swapped), which the flows never do: say so instead.
-        print(f"error: --history {history}: its last interval ends at t={format_t(past[-1].t)}, not before the "
-              f"stage's first (t={format_t(intervals[0].t)} in {path}); --history is the baseline's intervals "
+        print(f"error: --history {_named(history)}: its last interval ends at t={format_t(past[-1].t)}, not before the "
+              f"stage's first (t={format_t(intervals[0].t)} in {_named(path)}); --history is the baseline's intervals "
               "from before the stage", file=err)
         return EXIT_BAD_INPUT
     result = replay(intervals, analysis, Guardrails() if guardrails else None, past)
@@ -372,22 +439,38 @@ def replay_main(
     return EXIT_OK
 
 
+def _named(path: str) -> str:
+    """A file name for a message on one line: as given, or quoted when it holds a line break or
+    another character that does not print (the message would split, or garble the terminal)."""
+    return path if path.isprintable() else repr(path)
+
+
+def _option(field: str) -> str:
+    """An Analysis field as the command's option: slo_error_rate is --slo-error-rate."""
+    return "--" + field.replace("_", "-")
+
+
+def _setting(value: object) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
 def _load(path: str, err: TextIO) -> list[Interval] | None:
     """The intervals of a replay file (``-``: standard input), or None after printing why not."""
     notes: list[str] = []
+    shown = _named(path)
     try:
         with _open(path) as handle:
             intervals = read_intervals(handle, notes)
     except OSError as exc:
-        print(f"error: cannot read {path}: {exc.strerror or exc}", file=err)
+        print(f"error: cannot read {shown}: {exc.strerror or exc}", file=err)
     except ReplayError as exc:
-        print(f"error: {path}: {exc}", file=err)
+        print(f"error: {shown}: {exc}", file=err)
     except UnicodeDecodeError as exc:
-        print(f"error: {path}: not UTF-8 text ({exc.reason})", file=err)
+        print(f"error: {shown}: not UTF-8 text ({exc.reason})", file=err)
     else:
         if notes:
             more = f" (and {len(notes) - 1} more line(s) alike)" if len(notes) > 1 else ""
-            print(f"warning: {path}: {notes[0]}{more}: at most every request was slow, as the flows read it",
+            print(f"warning: {shown}: {notes[0]}{more}: at most every request was slow, as the flows read it",
                   file=err)
         return intervals
     return None
@@ -438,9 +521,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--mode", choices=["two-sample", "one-sample"], default=defaults.mode)
     parser.add_argument("--no-guardrails", action="store_true", help="judge only, without the absolute guardrails")
     parser.add_argument("--history", help="JSON Lines of the baseline's intervals before the stage")
+    parser.add_argument("--slo-error-rate", type=float,
+                        help=f"one-sample mode: the error rate the canary is held to (default {defaults.slo_error_rate})")
+    parser.add_argument("--slo-slow-rate", type=float,
+                        help=f"one-sample mode: the share of slow requests (default {defaults.slo_slow_rate})")
     args = parser.parse_args(argv)
     return replay_main(args.file, alpha=args.alpha, margin=args.margin, mode=args.mode, out=sys.stdout,
-                       err=sys.stderr, guardrails=not args.no_guardrails, history=args.history)
+                       err=sys.stderr, guardrails=not args.no_guardrails, history=args.history,
+                       slo_error_rate=args.slo_error_rate, slo_slow_rate=args.slo_slow_rate)
 
 
 if __name__ == "__main__":

@@ -67,7 +67,7 @@ from rollway.judge.msprt import (
     conditional_log_lrs,
     logsumexp,
 )
-from rollway.judge import setting_percent
+from rollway.judge import rate_percent, setting_percent
 from rollway.model import Interval, Verdict
 from rollway.phases import Phase
 from rollway.spec import Analysis
@@ -376,10 +376,17 @@ class MetricEvidence:
     # -- describing -------------------------------------------------------------------------
 
     def describe(self, at: Crossing | None = None) -> str:
-        """"canary errors 14/600 (2.3%) vs baseline 11/11400 (0.10%)", at a decision or now."""
+        """"canary errors 14/600 (2.33%) vs baseline 11/11,400 (0.096%)", at a decision or now."""
         label = METRIC_LABEL.get(self.metric, self.metric)
         if at is None:
             at = self._snapshot(0.0, 0.0)
+        if not at.canary_requests:
+            # Nothing compared yet: "canary errors 0/0 (0.00%) vs baseline 0/0 (0.00%)" read as
+            # a canary measured without a single error.
+            # (" vs SLO " / " vs baseline " stay: the incident report reads what was compared from them.)
+            if self.reference is not None:
+                return f"canary {label} vs SLO {setting_percent(self.reference, 2)} (no canary requests yet)"
+            return f"canary {label} vs baseline (no interval with requests from both versions yet)"
         canary = _count(at.canary_events, at.canary_requests)
         if self.reference is not None:
             return f"canary {label} {canary} vs SLO {setting_percent(self.reference, 2)}"
@@ -410,30 +417,32 @@ class MetricEvidence:
     def pass_target(self) -> str:
         """What passing means for this metric, in words."""
         if self.reference is not None:
-            return f"below {_pct(self.pass_bound)}"
+            return f"below {rate_percent(self.pass_bound)}"
         return f"below {self.margin_ratio:g}x the baseline or {setting_percent(self.margin, 2)}"
 
 
 def _count(events: int, requests: float) -> str:
     rate = events / requests if requests else 0.0
-    return f"{events}/{requests:.0f} ({_pct(rate)})"
+    # Separated by thousands, as the requests a pass needs are: "39/44,460", not "39/44460".
+    return f"{events:,}/{requests:,.0f} ({rate_percent(rate)})"
 
 
-def _pct(rate: float) -> str:
-    return f"{rate:.2%}" if rate >= 0.001 or rate == 0 else f"{rate:.3%}"
-
-
-def _evidence(value: float) -> str:
-    return f"{value:.3g}" if value < 1e6 else f"{value:.1e}"
+def _evidence(value: float, bar: float = 0.0) -> str:
+    # Beside a bar of 2,000,000 (a strict alpha), 1234.5 reads 1,234, not "1.23e+03"; from a
+    # million on, and ten times past its bar, the exponent is shorter than the digits (and
+    # their precision is noise), but evidence near its bar reads in the bar's own digits.
+    if value < 1000:
+        return f"{value:.3g}"
+    return f"{value:,.0f}" if value < max(1e6, 10 * bar) else f"{value:.1e}"
 
 
 def _evidence_of(value: float, bar: float) -> str:
     """``value`` beside the ``bar`` it is compared with (printed ``.0f``): evidence just short of
     the bar is never rounded onto it ("rollback evidence 200 of 200; observing" read as a
     rollback the judge had not made)."""
-    text = _evidence(value)
+    text = _evidence(value, bar)
     digits = 3
-    while value < bar and float(text) >= round(bar) and digits < 17:
+    while value < bar and float(text.replace(",", "")) >= round(bar) and digits < 17:
         digits += 1
         text = f"{value:.{digits}g}"
     return text
@@ -516,8 +525,8 @@ class StageEvidence:
         """The rollback bar and how it follows from alpha (split evenly over the metrics judged)."""
         k = len(self.metrics)
         if k == 1:
-            return f"1/alpha = {1 / m.alpha:.0f}"
-        return f"1/(alpha/{k}) = {1 / m.alpha:.0f} (alpha {self.analysis.alpha:g} split over {k} metrics)"
+            return f"1/alpha = {1 / m.alpha:,.0f}"
+        return f"1/(alpha/{k}) = {1 / m.alpha:,.0f} (alpha {self.analysis.alpha:g} split over {k} metrics)"
 
     def _thresholds(self) -> dict[str, float]:
         first = self.metrics[0]
@@ -554,7 +563,7 @@ class StageEvidence:
             assert d is not None
             return self._verdict(
                 Phase.FAILED,
-                f"{m.describe(d)}: evidence {_evidence(d.evidence)} reached {self._rollback_bar(m)} that the "
+                f"{m.describe(d)}: evidence {_evidence(d.evidence, 1 / m.alpha)} reached {self._rollback_bar(m)} that the "
                 "canary is worse — roll back",
                 m, d.evidence, d,
             )
@@ -566,7 +575,7 @@ class StageEvidence:
             others = "; ".join(o.describe() for o in self.metrics if o is not m)
             return self._verdict(
                 Phase.SUCCESSFUL,
-                f"{m.describe(d)}: evidence {_evidence(d.evidence)} reached {1 / m.beta:.0f} that the canary is "
+                f"{m.describe(d)}: evidence {_evidence(d.evidence, 1 / m.beta)} reached {1 / m.beta:,.0f} that the canary is "
                 f"{m.pass_target()} — pass" + (f" ({others})" if others else ""),
                 m, d.evidence, d,
             )
@@ -578,8 +587,8 @@ class StageEvidence:
         passing = _ratio(m.log_pass_evidence())
         already = "".join(f"; {o.describe()} passed" for o in self.metrics if o.passed is not None and o is not m)
         state = (
-            f"{m.describe()}: rollback evidence {_evidence_of(roll, 1 / m.alpha)} of {1 / m.alpha:.0f}, "
-            f"pass evidence {_evidence_of(passing, 1 / m.beta)} of {1 / m.beta:.0f} (canary {m.pass_target()}){already}"
+            f"{m.describe()}: rollback evidence {_evidence_of(roll, 1 / m.alpha)} of {1 / m.alpha:,.0f}, "
+            f"pass evidence {_evidence_of(passing, 1 / m.beta)} of {1 / m.beta:,.0f} (canary {m.pass_target()}){already}"
         )
         if not stage_over:
             return self._verdict(Phase.RUNNING, state + "; observing", m, roll, None)
@@ -594,8 +603,8 @@ class StageEvidence:
         if not enough:
             return self._verdict(
                 Phase.INCONCLUSIVE,
-                f"stage over with only {self.canary_requests:.0f} canary requests (need "
-                f"{self.analysis.min_requests}); {state}: a person must decide", m, roll, None,
+                f"stage over with only {self.canary_requests:,.0f} canary requests (need "
+                f"{self.analysis.min_requests:,}); {state}: a person must decide", m, roll, None,
             )
         needed = m.requests_to_pass()
         hint = (

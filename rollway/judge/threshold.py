@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from rollway.judge import setting_percent
+from rollway.judge import rate_percent, setting_percent
 from rollway.model import Interval, Observation, Verdict
 from rollway.phases import Phase
 from rollway.spec import Analysis, Guardrails
@@ -39,20 +39,20 @@ class ThresholdJudge:
         if canary.requests and rate > limit:
             return Verdict(
                 phase=Phase.FAILED,
-                reason=f"canary error rate {rate:.2%} ({canary.errors}/{canary.requests}) is over {setting_percent(limit)}",
+                reason=f"canary error rate {rate_percent(rate)} ({canary.errors:,}/{canary.requests:,}) is over {setting_percent(limit)}",
                 **common,
             )
         if not stage_over:
-            return Verdict(phase=Phase.RUNNING, reason=f"canary error rate {rate:.2%} so far; baking", **common)
+            return Verdict(phase=Phase.RUNNING, reason=f"canary error rate {rate_percent(rate)} so far; baking", **common)
         if canary.requests < self.analysis.min_requests:
             return Verdict(
                 phase=Phase.INCONCLUSIVE,
-                reason=f"only {canary.requests} canary requests by the end of the stage "
-                f"(need {self.analysis.min_requests})",
+                reason=f"only {canary.requests:,} canary requests by the end of the stage "
+                f"(need {self.analysis.min_requests:,})",
                 **common,
             )
         return Verdict(
             phase=Phase.SUCCESSFUL,
-            reason=f"canary error rate {rate:.2%} ({canary.errors}/{canary.requests}) stayed within {setting_percent(limit)}",
+            reason=f"canary error rate {rate_percent(rate)} ({canary.errors:,}/{canary.requests:,}) stayed within {setting_percent(limit)}",
             **common,
         )

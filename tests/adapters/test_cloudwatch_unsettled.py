@@ -169,4 +169,4 @@ def test_a_targets_502_counts_once_and_a_load_balancers_own_5xx_once(aws):
          "Timestamp": datetime.fromtimestamp(ORIGIN + 240, timezone.utc)}])
     observation = metrics_for(aws).observe(ORIGIN, ORIGIN + 300)
     monitor = check(GUARDRAILS, observation, monitoring=True)
-    assert "(70/1040)" in monitor.reason, monitor.reason  # 30 + 40 errors, 1000 + 40 requests: each once
+    assert "(70/1,040)" in monitor.reason, monitor.reason  # 30 + 40 errors, 1000 + 40 requests: each once

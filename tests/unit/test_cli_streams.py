@@ -227,3 +227,14 @@ def test_a_reader_that_stops_early_ends_the_command_without_a_traceback():
         os.close(writer)
     assert "Traceback" not in done.stderr and "BrokenPipeError" not in done.stderr, done.stderr
     assert done.returncode == 141, done.stderr
+
+
+def test_an_output_encoding_without_the_verdicts_characters_still_ends_in_the_summary():
+    """A rollback's reason holds "—". Under an ASCII or Latin-1 output encoding printing it raised
+    UnicodeEncodeError: a traceback, exit 1, and no JSON summary for the pipe reading it."""
+    done = subprocess.run([str(Path(sys.executable).with_name("rollway")), "judge", str(DATA / "regression.jsonl")],
+                          env={**os.environ, "PYTHONIOENCODING": "ascii"}, capture_output=True, timeout=60,
+                          check=False)
+    assert done.returncode == 0 and b"Traceback" not in done.stderr, done.stderr.decode()
+    summary = json.loads(done.stdout.decode("ascii").splitlines()[-1])  # \u2014 inside a JSON string
+    assert summary["verdict"] == "rollback" and "canary is worse — roll back" in summary["reason"]

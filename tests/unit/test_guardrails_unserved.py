@@ -45,7 +45,7 @@ def test_after_promotion_a_minute_of_503s_from_the_load_balancer_rolls_back():
     verdict = check(GUARDRAILS, obs, monitoring=True)
 
     assert verdict.phase is Phase.FAILED
-    assert "20.00% (1200/6000)" in verdict.reason and "by the load balancer itself" in verdict.reason
+    assert "20.00% (1,200/6,000)" in verdict.reason and "by the load balancer itself" in verdict.reason
 
 
 def test_during_a_stage_503s_over_the_guardrail_share_of_all_requests_roll_back():
@@ -56,7 +56,7 @@ def test_during_a_stage_503s_over_the_guardrail_share_of_all_requests_roll_back(
 
     assert verdict.phase is Phase.FAILED
     assert verdict.metric == "unserved_rate" and verdict.statistic == pytest.approx(0.1)
-    assert "360 of the 3600 requests" in verdict.reason
+    assert "360 of the 3,600 requests" in verdict.reason
 
 
 CLEAN_HOUR = tuple(minute(i - 60, 1200, None, unserved=0) for i in range(60))  # before the stage: no 5xx of its own

@@ -135,7 +135,7 @@ def test_failed_verdict_carries_statistic_thresholds_and_sample_sizes():
     # Decided at the second interval (no single interval may decide): sizes are those at the decision.
     assert verdict.decided_at_t == 120
     assert (verdict.canary_requests, verdict.baseline_requests) == (1200, 22800)
-    assert "canary errors 10/1200 (0.83%) vs baseline 23/22800 (0.10%)" in verdict.reason
+    assert "canary errors 10/1,200 (0.83%) vs baseline 23/22,800 (0.10%)" in verdict.reason
 
 
 def test_one_interval_never_decides_alone():
@@ -257,7 +257,7 @@ def test_a_pass_held_back_by_min_requests_is_reported_when_it_is_allowed():
     verdict = SequentialJudge(Analysis(min_requests=2000)).evaluate(intervals, stage_over=False)
     assert verdict.phase is Phase.SUCCESSFUL
     assert (verdict.decided_at_t, verdict.canary_requests) == (34 * 60, 2040)
-    assert "0/2040" in verdict.reason
+    assert "0/2,040" in verdict.reason
 
 
 def test_an_undecided_verdict_names_the_metric_that_blocks_the_pass():

@@ -33,7 +33,7 @@ THRESHOLD_CASES = [
     ("over 1% fails at the end too", [(100, 2)], True, Phase.FAILED, "(2/100)"),
     ("exactly 1% is within", [(100, 1)], True, Phase.SUCCESSFUL, "stayed within 1%"),
     ("healthy mid-stage keeps baking", [(600, 1)], False, Phase.RUNNING, "baking"),
-    ("healthy at the end passes", [(600, 1), (600, 0)], True, Phase.SUCCESSFUL, "0.08% (1/1200)"),
+    ("healthy at the end passes", [(600, 1), (600, 0)], True, Phase.SUCCESSFUL, "0.083% (1/1,200)"),
     ("too few requests at the end is inconclusive", [(20, 0), (20, 0)], True, Phase.INCONCLUSIVE,
      "only 40 canary requests"),
     ("no canary traffic at the end is inconclusive", [], True, Phase.INCONCLUSIVE, "only 0 canary requests"),
@@ -184,3 +184,15 @@ def test_evidence_just_short_of_its_bar_is_not_printed_as_the_bar():
     assert [_evidence_of(v, 200.0) for v in (199.7, 199.99, 150.0, 200.0, 250.0)] == [
         "199.7", "199.99", "150", "200", "250"]
     assert _evidence_of(99.96, 100.0) == "99.96"
+
+
+@pytest.mark.parametrize("monitoring,limit", [(False, "1%"), (True, "5%")])
+def test_a_rate_over_the_guardrail_on_too_few_errors_is_not_called_within_it(monitoring, limit):
+    """3 errors in 20 requests: too few to act on (min_errors 5), but "15.00% within the 5%
+    guardrail", in every monitoring check's log line, was false."""
+    verdict = check(GUARDRAILS, Observation(start=0, end=60, intervals=(
+        Interval(t=60, canary=VersionSample(requests=20, errors=3), baseline=VersionSample(requests=1000)),)),
+        monitoring=monitoring)
+    assert verdict.phase is Phase.SUCCESSFUL  # unchanged: the guardrail acts from min_errors on
+    assert verdict.reason == (f"canary error rate 15.00% (3/20) is over the {limit} guardrail on 3 error(s), fewer "
+                              "than the 5 it acts on")

@@ -44,7 +44,7 @@ FILE_CASES = [
     # judge skips for want of a baseline count.
     ("missing.jsonl", {}, "rollback", 120.0, 120, "guardrail"),
     # A stricter alpha needs more evidence: the same regression is caught two minutes later.
-    ("regression.jsonl", {"alpha": 1e-6}, "rollback", 240.0, 2400, "1/(alpha/2) = 2000000"),
+    ("regression.jsonl", {"alpha": 1e-6}, "rollback", 240.0, 2400, "1/(alpha/2) = 2,000,000"),
     ("regression.jsonl", {"mode": "one-sample"}, "rollback", 120.0, 1200, "vs SLO"),
 ]
 
@@ -70,7 +70,7 @@ def test_a_line_is_printed_only_when_the_decision_changes():
 
 def test_the_first_decision_ends_the_replay():
     code, lines = run(DATA / "regression.jsonl")
-    assert lines[-2].startswith("t=120 rollback: canary errors 10/1200 (0.83%) vs baseline 23/22800 (0.10%)")
+    assert lines[-2].startswith("t=120 rollback: canary errors 10/1,200 (0.83%) vs baseline 23/22,800 (0.10%)")
     assert len(lines) == 3
 
 
@@ -87,7 +87,23 @@ def test_decision_lines_print_epoch_seconds_in_full(tmp_path):
 
 MALFORMED = [
     # (file content, line number and message fragment)
-    ('{"t": 60, "canary": {"requests": 60}}\n[1, 2]\n', "line 2: expected a JSON object, got list"),
+    ('{"t": 60, "canary": {"requests": 60}}\n[1, 2]\n', "line 2: expected a JSON object, got an array"),
+    # The file is JSON: what a line holds is named as JSON writes it, not as Python's repr
+    # (None, True, '60', list and nan named things the line never held).
+    ("null\n", "line 1: expected a JSON object, got null"),
+    ('"60"\n', "line 1: expected a JSON object, got a string"),
+    ('{"baseline": {"requests": 60}, "canary": {"requests": 60}}\n', "line 1: no 't' (the interval's end"),
+    ('{"t": null, "canary": {"requests": 60}}\n', "line 1: 't' must be a finite number (the interval's end in "
+                                                  "seconds), got null"),
+    ('{"t": true, "canary": {"requests": 60}}\n', "got true"),
+    ('{"t": "60", "canary": {"requests": 60}}\n', 'got "60"'),
+    ('{"t": NaN, "canary": {"requests": 60}}\n', "got NaN"),
+    ('{"t": 60, "canary": {"requests": "é"}}\n', "'canary.requests' must be a whole number, got \"é\""),
+    ('{"t": 60, "canary": true}\n', "'canary' must be an object or null, got true"),
+    ('{"t": 60, "canary": {"requests": 60, "latency_p99_ms": "slow"}}\n',
+     "'canary.latency_p99_ms' must be a finite number or null, got \"slow\""),
+    # A count as written: 1e+300, not the 301 digits of the integer it converts to.
+    ('{"t": 60, "canary": {"requests": 1e300}}\n', "line 1: 'canary.requests' is 1e+300, more than 1e+15"),
     ('{"t": 60, "canary": {"requests": 60}, "canry": {}}\n', "line 1: unknown key(s) 'canry'"),
     ('{"t": 60, "canary": {"requests": 60, "eror": 1}}\n', "line 1: unknown key(s) in 'canary': 'eror'"),
     ('{"t": "60", "canary": {"requests": 60}}\n', "line 1: 't' must be a finite number"),
@@ -115,7 +131,7 @@ MALFORMED = [
     ('{"t": 60, "canary": {"errors": 1}}\n', "line 1: 'canary' has no 'requests'"),
     ('{"t": 60, "canary": {"requests": 60.5}}\n', "line 1: 'canary.requests' must be a whole number"),
     ('{"t": 60, "canary": {"requests": 60, "errors": 0.5}}\n', "line 1: 'canary.errors' must be a whole number"),
-    ('{"t": 60, "canary": {"requests": 1e20}}\n', "line 1: 'canary.requests' is 100000000000000000000, more than"),
+    ('{"t": 60, "canary": {"requests": 1e20}}\n', "line 1: 'canary.requests' is 1e+20, more than"),
     # A null request count is no data, but the version's other fields must still make sense.
     ('{"t": 60, "canary": {"requests": null, "errors": "3"}}\n', "line 1: 'canary.errors' must be a whole number"),
     ('{"t": 60, "canary": {"requests": true}}\n', "line 1: 'canary.requests' must be a whole number"),
@@ -150,6 +166,37 @@ def test_missing_file_and_bad_options(tmp_path):
     assert code == EXIT_BAD_INPUT and "cannot read" in lines[0] and "nope.jsonl" in lines[0]
     code, lines = run(DATA / "healthy.jsonl", alpha=0.9)
     assert code == EXIT_BAD_INPUT and "alpha" in lines[0]
+
+
+@pytest.mark.parametrize("options,message", [
+    ({"alpha": 0.0}, "error: invalid option --alpha 0: Input should be greater than or equal to"),
+    ({"alpha": 1.0}, "error: invalid option --alpha 1: Input should be less than 0.5"),
+    ({"margin": -0.1}, "error: invalid option --margin -0.1: Input should be greater than or equal to 0"),
+    ({"mode": "three-sample"}, "error: invalid option --mode three-sample: Input should be 'two-sample' or"),
+    ({"mode": "one-sample", "slo_error_rate": 0.9}, "error: invalid option --slo-error-rate 0.9: Input should be"),
+    ({"mode": "one-sample", "slo_slow_rate": float("nan")}, "error: invalid option --slo-slow-rate nan: "),
+    # Two-sample mode never reads an SLO, one-sample mode no baseline history: either would be
+    # ignored without a word.
+    ({"slo_error_rate": 0.005}, "error: --slo-error-rate applies to --mode one-sample only"),
+    ({"mode": "one-sample", "history": str(DATA / "healthy.jsonl")},
+     "error: --history applies to --mode two-sample only"),
+])
+def test_a_bad_option_is_named_as_typed(options, message):
+    code, lines = run(DATA / "healthy.jsonl", **options)
+    assert code == EXIT_BAD_INPUT and len(lines) == 1 and lines[0].startswith(message), lines
+
+
+def test_one_sample_mode_holds_the_canary_to_the_slos_given(tmp_path):
+    # One error every third minute of 60 requests (0.56 %): over the default 0.1 % SLO, well
+    # within a 5 % one. The command had no way to give an SLO, so a policy with its own could
+    # not be replayed.
+    rows = [{"t": 60 * i, "canary": {"requests": 60, "errors": 1 if i % 3 == 0 else 0}} for i in range(1, 30)]
+    path = write_lines(tmp_path / "canary.jsonl", rows)
+    code, lines = run(path, mode="one-sample", guardrails=False)
+    assert summary(lines)["verdict"] == "rollback" and "vs SLO 0.10%" in summary(lines)["reason"]
+    code, lines = run(path, mode="one-sample", guardrails=False, slo_error_rate=0.05)
+    assert summary(lines)["verdict"] == "promote", lines
+    assert "canary errors 0/60 (0.00%) vs SLO 5.00%" in lines[0]
 
 
 def test_an_option_where_the_file_should_be_is_named_as_such():
@@ -291,3 +338,76 @@ def test_a_history_that_is_not_before_the_stage_is_refused(tmp_path):
     before = write_lines(tmp_path / "before.jsonl", [{"t": 0, "baseline": {"requests": 1000}}])
     code, lines = run(DATA / "healthy.jsonl", history=str(before))
     assert code == EXIT_OK
+
+
+def test_a_slow_canary_is_alerted_once_as_the_flows_alert_it(tmp_path):
+    # The response-time guardrail only alerts: no decision changes on it, so without a line of
+    # its own a canary answering in 15 s replayed without a word of it.
+    rows = [{"t": 60 * i, "baseline": {"requests": 1000, "latency_avg_ms": 80},
+             "canary": {"requests": 60, "latency_avg_ms": 30_000 if i >= 2 else 90}} for i in range(1, 5)]
+    code, lines = run(write_lines(tmp_path / "slow.jsonl", rows))
+    assert code == EXIT_OK
+    # Once, when first raised (the stage's average is 15.0 s then), as the flows notify it.
+    assert [line for line in lines if " alert: " in line] == [
+        "t=120 alert: canary average response time 15.0 s is over 10 s"]
+    assert lines.index("t=120 alert: canary average response time 15.0 s is over 10 s") < len(lines) - 1
+    assert summary(lines)["verdict"] == "inconclusive"  # the summary stays the last line
+
+
+def test_the_command_takes_the_slo_options(tmp_path):
+    rollway = Path(sys.executable).with_name("rollway")
+    path = write_lines(tmp_path / "canary.jsonl", [{"t": 60, "canary": {"requests": 60}}])
+    done = subprocess.run([str(rollway), "judge", str(path), "--mode", "one-sample", "--slo-error-rate", "0.02",
+                           "--slo-slow-rate", "0.03"], capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == EXIT_OK, done.stderr
+    assert "canary errors 0/60 (0.00%) vs SLO 2.00%" in done.stdout
+    done = subprocess.run([str(rollway), "judge", str(path), "--slo-slow-rate", "0.03"], capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert (done.returncode, done.stdout) == (EXIT_BAD_INPUT, "")
+    assert done.stderr == ("error: --slo-slow-rate applies to --mode one-sample only (two-sample compares the canary "
+                           "with the baseline)\n")
+
+
+def test_large_figures_in_a_verdict_are_separated_by_thousands(tmp_path):
+    """Counts, bars and evidence read as the requests a pass needs already did ("18,998"):
+    "10/1200" and "rollback evidence 1.41e+03 of 2000000" were hard to read at a glance."""
+    rows = [{"t": 60 * i, "baseline": {"requests": 22_800, "errors": 23}, "canary": {"requests": 1_200, "errors": 10}}
+            for i in range(1, 4)]
+    code, lines = run(write_lines(tmp_path / "big.jsonl", rows), alpha=1e-6, guardrails=False)
+    assert lines[0].startswith("t=60 running: canary errors 10/1,200 (0.83%) vs baseline 23/22,800 (0.10%): "
+                               "rollback evidence 1,414 of 2,000,000, pass evidence 0.0044 of 1,000,000 "), lines
+    assert lines[1].startswith("t=120 rollback: canary errors 20/2,400 (0.83%) vs baseline 46/45,600 (0.10%): "
+                               "evidence 2,000,000 reached 1/(alpha/2) = 2,000,000 (alpha 1e-06 split over 2 metrics)"), lines
+
+
+@pytest.mark.parametrize("mode,said", [
+    ("two-sample", "canary errors vs baseline (no interval with requests from both versions yet): "),
+    ("one-sample", "canary errors vs SLO 0.10% (no canary requests yet): "),
+])
+def test_a_stage_with_nothing_compared_yet_does_not_read_as_no_errors(tmp_path, mode, said):
+    """The first minute had no baseline (two-sample) or no canary count: "canary errors 0/0
+    (0.00%) vs baseline 0/0 (0.00%)" read as a canary measured without a single error."""
+    rows = [{"t": 60, "baseline": None, "canary": None if mode == "one-sample" else {"requests": 60, "errors": 9}},
+            {"t": 120, "baseline": {"requests": 1000}, "canary": {"requests": 60}}]
+    code, lines = run(write_lines(tmp_path / "late.jsonl", rows), mode=mode, guardrails=False)
+    assert lines[0].startswith(f"t=60 running: {said}rollback evidence 1 of 200"), lines
+    assert "0/0" not in lines[0]
+
+
+def test_an_empty_or_unprintable_file_name_is_named_on_one_line(tmp_path):
+    """``rollway judge "$FILE"`` with FILE unset said "cannot read : No such file or directory",
+    and a name holding a line break split the error over two lines."""
+    assert run("") == (EXIT_BAD_INPUT, ["error: the replay file is an empty name"])
+    assert run(DATA / "healthy.jsonl", history="") == (EXIT_BAD_INPUT, ["error: --history is an empty name"])
+    name = str(tmp_path / "a\nb.jsonl")
+    assert run(name) == (EXIT_BAD_INPUT, [f"error: cannot read {name!r}: No such file or directory"])
+
+
+def test_unknown_keys_are_named_on_a_line_of_reasonable_length(tmp_path):
+    """An export with 2,000 stray keys, or one a megabyte long, made an error line as long."""
+    many = {"t": 60, "canary": {"requests": 60}, **{f"k{i:04}": 1 for i in range(2000)}}
+    code, lines = run(write_lines(tmp_path / "many.jsonl", [many]))
+    assert lines == ["error: " + str(tmp_path / "many.jsonl") + ": line 1: unknown key(s) 'k0000', 'k0001', 'k0002', "
+                     "'k0003', 'k0004' and 1,995 more; expected t, baseline, canary"]
+    code, lines = run(write_lines(tmp_path / "long.jsonl", [{"t": 60, "canary": {"requests": 60, "x" * 100_000: 1}}]))
+    assert code == EXIT_BAD_INPUT and len(lines[0]) < 200 and "unknown key(s) in 'canary': 'xxxx" in lines[0]

@@ -47,3 +47,40 @@ def test_a_backslash_before_a_bar_does_not_open_a_cell_in_the_prefect_ui():
     # Shown as typed: marked unescapes the cell's bars, then the markdown escape of the backslash.
     shown = [cell.replace("\\|", "|").replace("\\\\", "\\") for cell in cells[-2:]]
     assert shown == [f"accepted by alice: {said}", "p99 \\| latency"]
+
+
+def test_a_small_error_rate_never_reads_as_none():
+    """A healthy baseline's 3 errors in 250,000 requests printed "0.00%" in the table beside its
+    3 errors; the table and the verdict's sentence word a rate alike."""
+    from rollway.judge.sequential import SequentialJudge
+    from rollway.model import Interval
+    from rollway.report import HEADERS, stage_rows
+    from rollway.spec import Analysis
+
+    report = StageReport(
+        stage_index=0, weights=Weights.canary_at(5), started_at=0.0, ended_at=600.0, ticks=10,
+        baseline=VersionSample(requests=250_000, errors=3), canary=VersionSample(requests=99_999, errors=99_998),
+        verdict=Verdict(phase=Phase.RUNNING, reason="-"), decision="hold",
+    )
+    row = dict(zip(HEADERS, stage_rows([report])[0]))
+    assert {k: row[k] for k in ("base rate", "canary rate")} == {"base rate": "0.001%", "canary rate": ">99.99%"}
+
+    verdict = SequentialJudge(Analysis()).evaluate(
+        [Interval(t=60, baseline=VersionSample(requests=3_600_000, errors=1), canary=VersionSample(requests=60))],
+        stage_over=False)
+    assert "vs baseline 1/3,600,000 (<0.001%)" in verdict.reason, verdict.reason
+
+
+def test_the_stage_tables_counts_read_as_the_reason_beside_them_writes_them():
+    """"base req 285000" beside a reason reading "baseline 285/285,000"."""
+    from rollway.report import HEADERS, stage_rows
+
+    report = StageReport(
+        stage_index=0, weights=Weights.canary_at(5), started_at=0.0, ended_at=600.0, ticks=10,
+        baseline=VersionSample(requests=285_000, errors=1_285, latency_p99_ms=1_480.4),
+        canary=VersionSample(requests=15_000, errors=0), verdict=Verdict(phase=Phase.RUNNING, reason="-"),
+        decision="hold",
+    )
+    row = dict(zip(HEADERS, stage_rows([report])[0]))
+    assert {k: row[k] for k in ("base req", "base err", "base p99 ms", "canary req", "canary err")} == {
+        "base req": "285,000", "base err": "1,285", "base p99 ms": "1,480", "canary req": "15,000", "canary err": "0"}
