@@ -423,3 +423,39 @@ def test_an_unfinished_rollback_states_its_exposure_as_a_lower_bound_not_a_total
     text = incident_report(guardrail_rollback(finished=False))
     assert f"**Exposed for:** at least 10.0 min (until {utc(T0 + 660)}, when the rollback began; " in text
     assert "so far" not in text
+
+
+def aborted_on_real_time_under_a_faster_clock(*, finished: bool = True) -> RolloutRecord:
+    """A weekly rollout run on `rollway up`'s 60x clock, paused at 25 % and aborted with no run
+    owning it: `rollway abort` stamps the rollback on real time, hours before the rollout
+    clock's shifts it follows in the history."""
+    history = [started(), shift(60, 5, 0), passed(3660, 0), shift(7200, 25, 1, 5), passed(10800, 1),
+               Transition(at=T0 + 600, kind="rollback-start", actor="carol", comment="aborted by carol: 500s on save")]
+    if finished:
+        history.append(Transition(at=T0 + 610, kind="rollback", actor="carol", to_weights=w(0),
+                                  comment="aborted by carol: 500s on save"))
+    return record(history, RolloutPhase.ROLLED_BACK if finished else RolloutPhase.ROLLING_BACK,
+                  weights=w(0) if finished else w(25))
+
+
+@pytest.mark.parametrize("finished", [True, False])
+def test_a_rollback_stamped_on_another_clock_than_the_rollout_is_not_measured_against_it(finished):
+    """The figures compared the rollback's real-time stamps with the rollout clock's: the
+    weight when the rollback began was the 5 % of the only shift stamped earlier (the canary
+    was at 25 %), the exposure 9 min of a rollout that ran for hours, and stage 2 lasted "0 s"."""
+    rec = aborted_on_real_time_under_a_faster_clock(finished=finished)
+    text = incident_report(rec)
+    assert "- **Highest canary weight:** 25%" in text
+    assert "- **Weight when the rollback began:** 25% (75/25 stable/canary)" in text
+    (exposed,) = [x for x in text.splitlines() if x.startswith("- **Exposed for:**")]
+    assert "not measurable from the ledger" in exposed and "another clock" in exposed
+    assert "min" not in exposed and " s " not in exposed
+    (stage_two,) = [x for x in rollout_report(rec).splitlines() if x.startswith("| 2/3 | 75/25 |")]
+    assert "| 0 s |" not in stage_two
+    if finished:
+        assert "| two clocks |" in stage_two
+    # Next steps name no window ending before it began.
+    (logs,) = [x for x in text.splitlines() if "Read the canary's logs and metrics" in x]
+    assert f"from {utc(T0 + 60)} to {utc(T0 + 610)}" not in logs and f"from {utc(T0 + 60)}" in logs
+    # On one clock, the figures are as before.
+    assert "**Exposed for:** 10.7 min" in incident_report(guardrail_rollback())
