@@ -14,6 +14,8 @@ instruction: sending it again would make a second one.
 from __future__ import annotations
 
 import json
+import socket
+import threading
 import time
 from contextlib import contextmanager
 from typing import Callable, Iterator
@@ -62,6 +64,51 @@ class _Deadline(httpx.SyncByteStream):
         self._stream.close()
 
 
+class _Watchdog:
+    """Cuts a request's connection once its whole time is up, wherever the answer is stuck.
+
+    httpx bounds each network operation, not the answer: a server that sends its status line
+    and then a header line at a time, each within the read timeout, was read for as long as it
+    kept sending (the body's own bound, ``_Deadline``, starts only once the headers are in).
+    The connection is taken from httpcore's trace as it is opened; shutting its socket down
+    wakes the read blocked on it, which then fails and is reported as the timeout it is.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self.fired = False
+        self._timer = threading.Timer(seconds, self._cut)
+        self._timer.daemon = True
+
+    def trace(self, event: str, info: dict) -> None:
+        # connection.connect_tcp.complete, connection.start_tls.complete (and a proxy's own):
+        # the newest stream is the one the answer is read from.
+        stream = info.get("return_value") if event.endswith(".complete") else None
+        sock = stream.get_extra_info("socket") if hasattr(stream, "get_extra_info") else None
+        if isinstance(sock, socket.socket):
+            with self._lock:
+                self._sockets.append(sock)
+
+    def _cut(self) -> None:
+        with self._lock:
+            self.fired = True
+            for sock in self._sockets:
+                try:
+                    # socket.socket's own shutdown, not SSLSocket's: that one also drops the TLS
+                    # object the reading thread is using.
+                    socket.socket.shutdown(sock, socket.SHUT_RDWR)
+                except OSError:
+                    pass  # closed already: nothing left to wake
+
+    def __enter__(self) -> "_Watchdog":
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._timer.cancel()
+
+
 def _send(http: httpx.Client, method: str, url: str, spec: ValidationSpec, **kwargs) -> httpx.Response:
     """``method url``, its whole answer (status, headers and body) within ``spec.timeout_seconds``.
 
@@ -69,13 +116,21 @@ def _send(http: httpx.Client, method: str, url: str, spec: ValidationSpec, **kwa
         httpx.HTTPError: as httpx does; ``ReadTimeout`` when the answer was not complete in time.
     """
     deadline = time.monotonic() + spec.timeout_seconds
-    request = http.build_request(method, url, **kwargs)
-    response = http.send(request, stream=True)
-    try:
-        response.stream = _Deadline(response.stream, request, deadline, spec.timeout_seconds)
-        response.read()
-    finally:
-        response.close()
+    late = f"the answer was not complete within {spec.timeout_seconds:g} s"
+    with _Watchdog(spec.timeout_seconds) as watchdog:
+        request = http.build_request(method, url, extensions={"trace": watchdog.trace}, **kwargs)
+        try:
+            response = http.send(request, stream=True)
+            try:
+                response.stream = _Deadline(response.stream, request, deadline, spec.timeout_seconds)
+                response.read()
+            finally:
+                response.close()
+        except httpx.TransportError as err:
+            if watchdog.fired and not isinstance(err, httpx.TimeoutException):
+                # The cut connection fails as closed or broken: it was this timeout.
+                raise httpx.ReadTimeout(late, request=request) from err
+            raise
     return response
 
 

@@ -285,3 +285,44 @@ def test_an_answer_that_trickles_in_past_the_timeout_fails_on_it():
     assert health.outcome == "failed" and "timed out" in health.reason and health.retryable, health.reason
     # The POST was sent and answered in part: sending it again could make a second session.
     assert session.outcome == "failed" and "timed out" in session.reason and not session.retryable, session.reason
+
+
+class _DripHeaders(_LocalServer):
+    """A service that sends its status line at once, then one header line at a time, each well
+    within a read timeout, for far longer than the whole timeout (a proxy holding a slow
+    upstream's answer open): the body never starts."""
+
+    protocol_version = "HTTP/1.1"
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def answer(self, request: BaseHTTPRequestHandler) -> None:
+        request.wfile.write(b"HTTP/1.1 200 OK\r\n")
+        end, n = time.monotonic() + self.seconds, 0
+        try:
+            while time.monotonic() < end:
+                request.wfile.write(b"X-Waiting-%d: yes\r\n" % n)
+                request.wfile.flush()
+                n += 1
+                time.sleep(0.05)
+            request.wfile.write(b"Content-Length: 2\r\n\r\nok")
+        except OSError:
+            pass  # the client gave up: what is tested
+
+
+def test_headers_that_trickle_in_past_the_timeout_fail_on_it():
+    # Only the body was bounded: the status and headers were read for as long as the server sent
+    # them, a line at a time, and the check then failed "within 0.5 s" after all of it.
+    with _DripHeaders(seconds=4.0) as url:
+        spec = spec_for(url, timeout_seconds=0.5)
+        with http_checks.client(spec) as http:
+            began = time.monotonic()
+            health = http_checks.check_health(http, spec)
+            took = time.monotonic() - began
+            session = http_checks.create_session(http, spec)
+    assert took < 2.0, f"the health check took {took:.1f} s, its timeout 0.5 s"
+    assert health.outcome == "failed" and "timed out" in health.reason and health.retryable, health.reason
+    assert "ReadTimeout" in health.reason and "not complete within 0.5 s" in health.reason
+    assert session.outcome == "failed" and "timed out" in session.reason and not session.retryable, session.reason
+    assert session.seconds < 2.0
