@@ -2,10 +2,10 @@
 
 In order, each a task whose result is logged:
 
-1. ``health``: GET the health URL, 2xx;
+1. ``health``: GET the health URL, 2xx (a JSON body saying it is down fails);
 2. ``session``: POST a test session (``clientId``/``userId``), 2xx with a ``sessionId``;
-3. ``message``: POST the test instruction to that session, 2xx (skipped, and so not passed,
-   when no session was created);
+3. ``message``: POST the test instruction to that session, 2xx without an ``error`` (skipped,
+   and so not passed, when no session was created);
 4. ``success_rate``: CloudWatch's ``SuccessRate`` (``Targets.metrics_namespace``, per ECS
    service) averaged over the last minutes, at least the floor; no data fails.
 

@@ -1,7 +1,8 @@
 """The validation's HTTP checks, on httpx: health, session creation, message send.
 
 Each check returns a ``CheckResult`` and never raises for what the service answered or failed to
-answer: a refused connection, a timeout, a 503 or a body without ``sessionId`` are failed checks
+answer: a refused connection, a timeout, a 503, a 200 whose JSON says the service is down or the
+message failed, or a body without ``sessionId`` are failed checks
 with the reason a person needs (the status and the tail of the body, or the transport error).
 
 Retrying is the caller's (the task's) decision, from ``CheckResult.retryable``: the health GET
@@ -165,6 +166,36 @@ def _answered(response: httpx.Response) -> str:
     return f"{where} from {response.request.method} {shown_url(response.request.url)}; {_tail(response)}"
 
 
+_FAILING_STATUS = frozenset({"down", "fail", "failed", "failing", "unhealthy", "error", "out_of_service", "critical"})
+"""A JSON body's ``status`` that says the service is not working (Spring Boot's DOWN and
+OUT_OF_SERVICE, the IETF health-check draft's fail). A warning (``warn``) is not one."""
+
+
+def _body_says_failed(response: httpx.Response) -> str | None:
+    """What a 2xx answer's JSON object says went wrong, or None: a ``status`` of failure, or a
+    non-empty ``error`` or ``errors``. A body that is not a JSON object says nothing."""
+    try:
+        body = response.json()
+    except (ValueError, UnicodeDecodeError):  # json.JSONDecodeError is a ValueError
+        return None
+    if not isinstance(body, dict):
+        return None
+    status = body.get("status")
+    if isinstance(status, str) and status.strip().lower() in _FAILING_STATUS:
+        return f"its body says status {json.dumps(status)}"
+    if body.get("error") or body.get("errors"):
+        return "its body carries an error"
+    return None
+
+
+def _said_failed(response: httpx.Response, url: str) -> str | None:
+    """The reason a 2xx answer fails its check, or None when its body says nothing wrong."""
+    wrong = _body_says_failed(response)
+    if wrong is None:
+        return None
+    return f"HTTP {response.status_code} from {response.request.method} {shown_url(url)} but {wrong}; {_tail(response)}"
+
+
 def _transport(err: httpx.HTTPError, method: str, url: str) -> str:
     kind = "timed out" if isinstance(err, httpx.TimeoutException) else "failed"
     return f"{method} {shown_url(url)} {kind}: {type(err).__name__}: {err or 'no detail'}"
@@ -182,7 +213,8 @@ def _timed() -> Iterator[Callable[[], float]]:
 
 
 def check_health(http: httpx.Client, spec: ValidationSpec) -> CheckResult:
-    """GET the health URL: passes on 2xx."""
+    """GET the health URL: passes on 2xx whose body, if a JSON object, says nothing wrong (no
+    failing ``status``, no ``error``)."""
     url = spec.health_url
     with _timed() as took:
         try:
@@ -191,6 +223,11 @@ def check_health(http: httpx.Client, spec: ValidationSpec) -> CheckResult:
             return CheckResult(name=HEALTH, outcome="failed", reason=_transport(err, "GET", url), seconds=took(),
                                retryable=True)
     if response.is_success:
+        # Many health endpoints answer 200 whatever they find and put the verdict in the body:
+        # such a "down" is as worth asking again as a 503 (a task still starting).
+        wrong = _said_failed(response, url)
+        if wrong is not None:
+            return CheckResult(name=HEALTH, outcome="failed", reason=wrong, seconds=took(), retryable=True)
         return CheckResult(name=HEALTH, outcome="passed", reason=f"HTTP {response.status_code} from GET {shown_url(url)}",
                            seconds=took())
     # A 4xx will not change by asking again (a wrong path); a 5xx or 429 may (a task starting).
@@ -227,7 +264,8 @@ def create_session(http: httpx.Client, spec: ValidationSpec) -> CheckResult:
 
 
 def send_message(http: httpx.Client, spec: ValidationSpec, session_id: str) -> CheckResult:
-    """POST the test instruction to the session: passes on 2xx."""
+    """POST the test instruction to the session: passes on 2xx whose body, if a JSON object,
+    carries no ``error`` (nor a failing ``status``)."""
     url = spec.messages_url(session_id)
     with _timed() as took:
         try:
@@ -237,5 +275,8 @@ def send_message(http: httpx.Client, spec: ValidationSpec, session_id: str) -> C
                                retryable=_never_sent(err))
     if not response.is_success:
         return CheckResult(name=MESSAGE, outcome="failed", reason=_answered(response), seconds=took())
+    wrong = _said_failed(response, url)  # "could not queue it", in a 200
+    if wrong is not None:
+        return CheckResult(name=MESSAGE, outcome="failed", reason=wrong, seconds=took())
     return CheckResult(name=MESSAGE, outcome="passed", seconds=took(),
                        reason=f"HTTP {response.status_code} from POST {shown_url(url)}")

@@ -326,3 +326,40 @@ def test_headers_that_trickle_in_past_the_timeout_fail_on_it():
     assert "ReadTimeout" in health.reason and "not complete within 0.5 s" in health.reason
     assert session.outcome == "failed" and "timed out" in session.reason and not session.retryable, session.reason
     assert session.seconds < 2.0
+
+
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        ({"status": "DOWN", "components": {"db": {"status": "DOWN"}}}, 'its body says status "DOWN"'),
+        ({"status": "fail", "output": "sqs unreachable"}, 'its body says status "fail"'),
+        ({"status": "unhealthy"}, 'its body says status "unhealthy"'),
+        ({"error": "database connection refused"}, "its body carries an error"),
+    ],
+)
+def test_a_health_answer_of_200_that_says_the_service_is_down_fails(app, body, says):
+    # Health endpoints that always answer 200 and put the verdict in the body (Spring's, the
+    # IETF draft's "fail") passed as healthy: the check read the status code alone.
+    app.faults.health_body = body
+    health, *_ = run_all(app, spec_for(app.url))
+    assert health.outcome == "failed" and f"HTTP 200 from GET {app.url}/health but {says}" in health.reason
+    assert health.retryable  # as a 503: a task may still be starting
+
+
+@pytest.mark.parametrize("body", [{"status": "ok"}, {"status": "UP", "error": None}, {"status": "pass", "errors": []},
+                                  "OK", ["fine"]])
+def test_a_health_answer_of_200_that_says_nothing_wrong_passes(app, body):
+    app.faults.health_body = body
+    health, *_ = run_all(app, spec_for(app.url))
+    assert health.passed, health.reason
+
+
+def test_a_message_answered_200_with_an_error_fails_the_message_check(app):
+    # The message API answered 200 and said it could not queue the instruction: "passed", and
+    # nothing reached the edit container.
+    app.faults.message_status, app.faults.message_body = 200, {"error": "queue unavailable", "queued": False}
+    _, session, message = run_all(app, spec_for(app.url))
+    assert session.passed and app.sessions[session.detail] == []
+    assert message.outcome == "failed" and "HTTP 200 from POST" in message.reason
+    assert "but its body carries an error" in message.reason and "queue unavailable" in message.reason
+    assert not message.retryable  # it reached the server: a second POST could queue it twice
