@@ -35,9 +35,10 @@ def _report(*, rollout: str | None, targets_block: str | None, credentials_block
     if rollout is not None and (not rollout.strip() or rollout != rollout.strip()):
         raise UsageError(f"--rollout {rollout!r}: give a rollout id as `rollway status` shows it")
     targets, get_client = load_account(targets_block, credentials_block)
-    records = DynamoLedger(get_client("dynamodb"), targets).history(targets.canary_service)
+    unreadable: dict[str, str] = {}
+    records = DynamoLedger(get_client("dynamodb"), targets).history(targets.canary_service, unreadable=unreadable)
     try:
-        record = choose(records, targets.canary_service, targets.rollouts_table, rollout)
+        record = choose(records, targets.canary_service, targets.rollouts_table, rollout, unreadable)
     except ReportRefused as refused:
         raise NoRollout(str(refused)) from refused
     print(rollout_report(record))

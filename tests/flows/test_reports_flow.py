@@ -147,3 +147,56 @@ def test_a_rollback_under_way_is_reported_with_its_live_claim_holder_by_the_flow
     capsys.readouterr()
     assert report(targets_block=blocks, credentials_block=blocks) == 0
     assert "(live when this report was written)" in capsys.readouterr().out
+
+
+def spoil(aws, rollout_id: str) -> None:
+    """The rollout's item as rollway cannot read it: a phase no release of it knows (written by
+    another release, or edited by hand)."""
+    aws.get_client("dynamodb").update_item(
+        TableName=aws.targets.rollouts_table,
+        Key={"service": {"S": aws.targets.canary_service}, "rollout_id": {"S": rollout_id}},
+        UpdateExpression="SET phase = :p", ExpressionAttributeValues={":p": {"S": "verifying"}})
+
+
+def test_one_unreadable_rollout_does_not_refuse_the_reports_of_the_others(aws, blocks, capsys):
+    """An older rollout's item rollway cannot read refused every report, the newest's included:
+    reading the service's history failed on it as a whole."""
+    from rollway.cli.report import report
+
+    older, _ = start_at_five_percent(aws)
+    rollback(reason="latency doubled", actor="dave", targets_block=blocks, aws_credentials_block=blocks)
+    newer, _ = start_at_five_percent(aws)
+    spoil(aws, older.rollout_id)
+
+    state = rollout_report(targets_block=blocks, aws_credentials_block=blocks, return_state=True)
+    assert state.result().rollout_id == newer.rollout_id
+    assert f"rollout {newer.rollout_id}" in artifacts_of(state)[f"{aws.targets.canary_service}-rollout-report"]
+    capsys.readouterr()
+    assert report(targets_block=blocks, credentials_block=blocks) == 0
+    assert f"# Rollout report: {aws.targets.canary_service}, rollout {newer.rollout_id}" in capsys.readouterr().out
+
+    # The unreadable one, asked for by its id, is refused naming the item and what is wrong with it.
+    state = rollout_report(rollout_id=older.rollout_id, targets_block=blocks, aws_credentials_block=blocks,
+                           return_state=True)
+    with pytest.raises(ReportRefused, match=f"rollout '{older.rollout_id}', is not one rollway can read .*phase"):
+        state.result()
+    assert report(rollout=older.rollout_id, targets_block=blocks, credentials_block=blocks) == 1
+    assert "repair or delete that item" in capsys.readouterr().err
+
+
+def test_an_unreadable_newest_rollout_is_refused_not_replaced_by_an_older_one(aws, blocks, capsys):
+    from rollway.cli.report import report
+
+    older, _ = start_at_five_percent(aws)
+    rollback(reason="latency doubled", actor="dave", targets_block=blocks, aws_credentials_block=blocks)
+    newer, _ = start_at_five_percent(aws)
+    spoil(aws, newer.rollout_id)
+    state = rollout_report(targets_block=blocks, aws_credentials_block=blocks, return_state=True)
+    with pytest.raises(ReportRefused, match=f"the newest rollout of {aws.targets.canary_service}, {newer.rollout_id}, "
+                                            "cannot be read"):
+        state.result()
+    assert artifacts_of(state) == {}
+    # An older one is still reported when asked for.
+    capsys.readouterr()
+    assert report(rollout=older.rollout_id, targets_block=blocks, credentials_block=blocks) == 0
+    assert f"rollout {older.rollout_id}" in capsys.readouterr().out
