@@ -21,6 +21,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from rollway import weekly
 from rollway.finalize import DONE as FINALIZED, START as FINALIZE_START, finalize_unfinished
 from rollway.ledger import RolloutRecord, Transition, monitoring_owed, utc
 from rollway.model import Weights
@@ -259,7 +260,29 @@ def _outcome(record: RolloutRecord) -> str:
         return "rolled back" + (f" at {utc(end.at)}" if end else "")
     if phase is RolloutPhase.ROLLING_BACK:
         return "rolling back: the rollback began but is not recorded as finished"
-    return f"{phase.value} (not finished) at {record.weights} stable/canary"
+    held = _between_phases(record)
+    return held or f"{phase.value} (not finished) at {record.weights} stable/canary"
+
+
+def _between_phases(record: RolloutRecord) -> str:
+    """A rollout holding at the end of a weekly phase that passed: which, and when the next may
+    start (as `progressive_rollout` says when it finds one), or "" for any other.
+
+    "paused (not finished)" told a reader neither that the phase had passed nor that the rollout
+    waits for the schedule, nor until when."""
+    index = record.weekly_phase_index
+    if record.phase is not RolloutPhase.PAUSED or not record.weekly_phase_passed or index < 0:
+        return ""
+    try:
+        spec = RolloutSpec.for_rollback(record.spec_json)
+    except (ValueError, KeyError, TypeError):  # pydantic's ValidationError is a ValueError
+        return ""
+    if index + 1 >= len(spec.phases) or record.weekly_phase_started_at is None:
+        return ""
+    due = weekly.next_phase_due(record.weekly_phase_started_at, **spec.phase_calendar())
+    return (f"holding between weekly phases: {cell(spec.phases[index].name)} passed, at {record.weights} "
+            f"stable/canary; the next phase, {cell(spec.phases[index + 1].name)}, may start from "
+            f"{weekly.describe(due, spec.weekly_timezone)} (the first advance_phase run from then on starts it)")
 
 
 def _window_open(record: RolloutRecord) -> str:

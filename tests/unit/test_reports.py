@@ -459,3 +459,24 @@ def test_a_rollback_stamped_on_another_clock_than_the_rollout_is_not_measured_ag
     assert f"from {utc(T0 + 60)} to {utc(T0 + 610)}" not in logs and f"from {utc(T0 + 60)}" in logs
     # On one clock, the figures are as before.
     assert "**Exposed for:** 10.7 min" in incident_report(guardrail_rollback())
+
+
+def test_a_rollout_holding_between_weekly_phases_says_which_passed_and_when_the_next_may_start():
+    """The outcome read "paused (not finished)": nothing said the weekly phase had passed and the
+    rollout waits for the schedule, nor when the next phase may start."""
+    from rollway.weekly import describe, next_phase_due
+
+    weekly = RolloutSpec(image=IMAGE)  # the default plan: week 1 at 5 %, then 25-50 %, then 75-100 %
+    rec = record([started(), shift(60, 5, 0), passed(700, 0),
+                  Transition(at=T0 + 700, kind="phase", actor="alice", comment="this phase ends at 5%")],
+                 RolloutPhase.PAUSED, weights=w(5)).model_copy(update={
+                     "spec_json": weekly.model_dump_json(), "weekly_phase_index": 0, "weekly_phase_passed": True,
+                     "weekly_phase_started_at": T0})
+    due = next_phase_due(T0, **weekly.phase_calendar())
+    (outcome,) = [x for x in rollout_report(rec).splitlines() if x.startswith("- **Outcome:**")]
+    assert outcome == (f"- **Outcome:** holding between weekly phases: {weekly.phases[0].name} passed, at 95/5 "
+                       f"stable/canary; the next phase, {weekly.phases[1].name}, may start from "
+                       f"{describe(due, weekly.weekly_timezone)} (the first advance_phase run from then on starts it)")
+    # A paused rollout the record says nothing more of reads as before.
+    odd = rec.model_copy(update={"weekly_phase_passed": False})
+    assert "- **Outcome:** paused (not finished) at 95/5 stable/canary" in rollout_report(odd)
