@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Literal, Mapping
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from rollway.flags import percent_sign_meant
@@ -55,12 +56,24 @@ def _http_url(value: str, what: str) -> str:
         # A URL with credentials would print them in every log line and artifact that names it
         # (and in this error: checked first, so no other message quotes it).
         raise ValueError(f"{what} must not carry a user name or password (it is logged and shown in the report)")
+    # Shown as logs show it: a query may carry a token.
+    shown = shown_url(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"{what} {value!r} is not an http:// or https:// URL with a host")
+        raise ValueError(f"{what} {shown!r} is not an http:// or https:// URL with a host")
     try:
         parts.port  # noqa: B018 - raises ValueError for a port out of range
     except ValueError as err:
-        raise ValueError(f"{what} {value!r} has a bad port: {err}") from None
+        raise ValueError(f"{what} {shown!r} has a bad port: {err}") from None
+    if any(c.isspace() for c in value):
+        raise ValueError(f"{what} {shown!r} holds a space: percent-encode it (%20)")
+    try:
+        # As the request will read it: httpx's parser, then the host as DNS is asked for it.
+        # Refused only there, the run's first check failed with httpx's or the idna codec's
+        # traceback (an IPv4 address out of range, an empty or 64-character label, a control
+        # character) after the run had started.
+        httpx.URL(value).host.encode("idna")
+    except (httpx.InvalidURL, UnicodeError) as err:
+        raise ValueError(f"{what} {shown!r} is not a URL a request can be sent to: {err}") from None
     return value
 
 
