@@ -41,7 +41,10 @@ def client(spec: ValidationSpec) -> httpx.Client:
     to a login page (an expired SSO session, a wrong host) answers 200 and passed the health and
     message checks, and a 307 would send the session POST again to wherever it pointed.
     """
-    return httpx.Client(timeout=spec.timeout_seconds, follow_redirects=False, headers={"User-Agent": USER_AGENT})
+    # No connection is kept for a next request: each opens its own, where ``_Watchdog`` can
+    # cut it (a reused one opens nothing it would see).
+    return httpx.Client(timeout=spec.timeout_seconds, follow_redirects=False, headers={"User-Agent": USER_AGENT},
+                        limits=httpx.Limits(max_keepalive_connections=0))
 
 
 class _Deadline(httpx.SyncByteStream):

@@ -296,10 +296,13 @@ class _DripHeaders(_LocalServer):
 
     protocol_version = "HTTP/1.1"
 
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
+    def __init__(self, seconds: float, healthy: bool = False) -> None:
+        self.seconds, self.healthy = seconds, healthy
 
     def answer(self, request: BaseHTTPRequestHandler) -> None:
+        if self.healthy and request.path == "/health":  # at once, keeping the connection open
+            request.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            return
         request.wfile.write(b"HTTP/1.1 200 OK\r\n")
         end, n = time.monotonic() + self.seconds, 0
         try:
@@ -365,3 +368,16 @@ def test_a_message_answered_200_with_an_error_fails_the_message_check(app):
     assert message.outcome == "failed" and "HTTP 200 from POST" in message.reason
     assert "but its body carries an error" in message.reason and "queue unavailable" in message.reason
     assert not message.retryable  # it reached the server: a second POST could queue it twice
+
+
+def test_headers_that_trickle_in_on_a_kept_alive_connection_fail_on_the_timeout_too():
+    # The second request on one client went over the connection the first left open: no new
+    # connection, so nothing to cut when its time was up.
+    with _DripHeaders(seconds=4.0, healthy=True) as url:
+        spec = spec_for(url, timeout_seconds=0.5)
+        with http_checks.client(spec) as http:
+            health = http_checks.check_health(http, spec)
+            session = http_checks.create_session(http, spec)
+    assert health.passed, health.reason
+    assert session.outcome == "failed" and "not complete within 0.5 s" in session.reason, session.reason
+    assert session.seconds < 2.0, session.seconds
