@@ -250,27 +250,37 @@ def test_a_token_echoed_by_an_error_page_or_a_redirects_body_is_not_shown():
 
 
 class _Drip(_LocalServer):
-    """A service that answers 200 at once, then sends its body a byte at a time, each byte well
-    within a read timeout, for far longer than the whole timeout (a streaming endpoint behind the
-    health path, a proxy trickling an answer)."""
+    """A service that sends its answer a piece at a time, each well within a read timeout, for far
+    longer than the whole timeout: its body a byte at a time after a 200 at once (a streaming
+    endpoint behind the health path), or, with ``headers``, its status line and then one header
+    line at a time (a proxy holding a slow upstream's answer open). With ``healthy``, /health
+    answers at once and keeps the connection open."""
 
     protocol_version = "HTTP/1.1"
 
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
+    def __init__(self, seconds: float, *, headers: bool = False, healthy: bool = False) -> None:
+        self.seconds, self.headers, self.healthy = seconds, headers, healthy
 
     def answer(self, request: BaseHTTPRequestHandler) -> None:
-        request.send_response(200)
-        request.send_header("Content-Type", "text/plain")
-        request.send_header("Transfer-Encoding", "chunked")
-        request.end_headers()
+        if self.healthy and request.path == "/health":
+            request.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            return
+        if self.headers:
+            request.wfile.write(b"HTTP/1.1 200 OK\r\n")
+            piece, last = b"X-Waiting: yes\r\n", b"Content-Length: 2\r\n\r\nok"
+        else:
+            request.send_response(200)
+            request.send_header("Content-Type", "text/plain")
+            request.send_header("Transfer-Encoding", "chunked")
+            request.end_headers()
+            piece, last = b"1\r\n.\r\n", b"0\r\n\r\n"
         end = time.monotonic() + self.seconds
         try:
             while time.monotonic() < end:
-                request.wfile.write(b"1\r\n.\r\n")
+                request.wfile.write(piece)
                 request.wfile.flush()
                 time.sleep(0.05)
-            request.wfile.write(b"0\r\n\r\n")
+            request.wfile.write(last)
         except OSError:
             pass  # the client gave up: what is tested
 
@@ -289,37 +299,10 @@ def test_an_answer_that_trickles_in_past_the_timeout_fails_on_it():
     assert session.outcome == "failed" and "timed out" in session.reason and not session.retryable, session.reason
 
 
-class _DripHeaders(_LocalServer):
-    """A service that sends its status line at once, then one header line at a time, each well
-    within a read timeout, for far longer than the whole timeout (a proxy holding a slow
-    upstream's answer open): the body never starts."""
-
-    protocol_version = "HTTP/1.1"
-
-    def __init__(self, seconds: float, healthy: bool = False) -> None:
-        self.seconds, self.healthy = seconds, healthy
-
-    def answer(self, request: BaseHTTPRequestHandler) -> None:
-        if self.healthy and request.path == "/health":  # at once, keeping the connection open
-            request.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-            return
-        request.wfile.write(b"HTTP/1.1 200 OK\r\n")
-        end, n = time.monotonic() + self.seconds, 0
-        try:
-            while time.monotonic() < end:
-                request.wfile.write(b"X-Waiting-%d: yes\r\n" % n)
-                request.wfile.flush()
-                n += 1
-                time.sleep(0.05)
-            request.wfile.write(b"Content-Length: 2\r\n\r\nok")
-        except OSError:
-            pass  # the client gave up: what is tested
-
-
 def test_headers_that_trickle_in_past_the_timeout_fail_on_it():
     # Only the body was bounded: the status and headers were read for as long as the server sent
     # them, a line at a time, and the check then failed "within 0.5 s" after all of it.
-    with _DripHeaders(seconds=4.0) as url:
+    with _Drip(seconds=4.0, headers=True) as url:
         spec = spec_for(url, timeout_seconds=0.5)
         with http_checks.client(spec) as http:
             began = time.monotonic()
@@ -373,7 +356,7 @@ def test_a_message_answered_200_with_an_error_fails_the_message_check(app):
 def test_headers_that_trickle_in_on_a_kept_alive_connection_fail_on_the_timeout_too():
     # The second request on one client went over the connection the first left open: no new
     # connection, so nothing to cut when its time was up.
-    with _DripHeaders(seconds=4.0, healthy=True) as url:
+    with _Drip(seconds=4.0, headers=True, healthy=True) as url:
         spec = spec_for(url, timeout_seconds=0.5)
         with http_checks.client(spec) as http:
             health = http_checks.check_health(http, spec)
