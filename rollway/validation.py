@@ -64,8 +64,9 @@ def _http_url(value: str, what: str) -> str:
         parts.port  # noqa: B018 - raises ValueError for a port out of range
     except ValueError as err:
         raise ValueError(f"{what} {shown!r} has a bad port: {err}") from None
-    if any(c.isspace() for c in value):
-        raise ValueError(f"{what} {shown!r} holds a space: percent-encode it (%20)")
+    if any(c.isspace() for c in parts.netloc):
+        # httpx encodes one in the path or query, but sends a host with one to DNS as it is.
+        raise ValueError(f"{what} {shown!r} has a space in its host")
     try:
         # As the request will read it: httpx's parser, then the host as DNS is asked for it.
         # Refused only there, the run's first check failed with httpx's or the idna codec's
