@@ -41,8 +41,9 @@ def start_at_five_percent(aws) -> tuple[RolloutRecord, float]:
     image = f"{aws.topology.repository_uri}:2.1.0"
     spec = RolloutSpec(image=image, stages=[Stage(weight=w, bake_seconds=600) for w in (5, 25, 100)])
     now = time.time() - 600
+    newest = ledger.get(service)  # a second rollout within the same second still sorts after it
     record = RolloutRecord(
-        service=service, rollout_id=new_rollout_id(now), image=image, spec_json=spec.model_dump_json(),
+        service=service, rollout_id=new_rollout_id(now, after=newest.rollout_id if newest else None), image=image, spec_json=spec.model_dump_json(),
         previous_task_definition=stable.task_definition, stable_desired=stable.desired, created_at=now, updated_at=now,
         history=(Transition(at=now, kind="start", actor="alice", comment=f"rollout of {image}"),),
     )
