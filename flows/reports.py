@@ -106,13 +106,14 @@ def rollout_report(
              record.phase.value, len(record.history))
 
     keys = [artifact_key(service, "rollout-report")]
-    create_markdown_artifact(key=keys[0], markdown=render_rollout(record),
+    # The wall clock, which leases and rollback claims are stamped on: whether their holders still renew them.
+    now = time.time()
+    create_markdown_artifact(key=keys[0], markdown=render_rollout(record, now=now),
                              description=f"rollout {record.rollout_id} of {service}")
     log.info("wrote the rollout report (artifact %s)", keys[0])
     if record.phase in INCIDENT_PHASES:
         keys.append(artifact_key(service, "incident-report"))
-        # The wall clock, which rollback claims are stamped on: whether the rollback's holder still renews it.
-        incident = incident_report(record, alert_topic=targets.alert_topic, now=time.time())
+        incident = incident_report(record, alert_topic=targets.alert_topic, now=now)
         create_markdown_artifact(key=keys[1], markdown=incident,
                                  description=f"incident: rollback of rollout {record.rollout_id} of {service}")
         log.warning("rollout %s was %s: wrote the incident report (artifact %s)", record.rollout_id,

@@ -342,8 +342,31 @@ def _timeline(record: RolloutRecord) -> list[str]:
     return rows
 
 
-def rollout_report(record: RolloutRecord) -> str:
-    """The rollout as markdown: outcome, stages (weights, times, verdicts and reasons), approvals, timeline."""
+def _holder(record: RolloutRecord, now: float | None) -> str | None:
+    """Which run holds an unfinished rollout's lease and whether it still renews it, or None for
+    a rollout that has ended or is rolling back (the incident report names the rollback's holder).
+
+    Leases are on the wall clock, ``now`` too (None: not told). A run paused for an approval
+    renews no lease, so a lapsed one is not taken for a dead run."""
+    if record.phase.terminal or record.phase is RolloutPhase.ROLLING_BACK:
+        return None
+    if not record.owner:
+        return "no run (its lease is free)"
+    until = utc(record.lease_expires)
+    if now is not None and record.lease_expires < now:
+        return (f"{cell(record.owner)}, whose lease lapsed at {until} (wall clock): that run stopped renewing it "
+                "(it stopped or died, or it waits for an approval, which renews no lease: `rollway status` shows a "
+                "paused run); once that run has ended, a progressive_rollout run of the same image takes the rollout over "
+                "and resumes it")
+    live = "; live when this report was written" if now is not None else ""
+    return f"{cell(record.owner)}, lease until {until} (wall clock{live})"
+
+
+def rollout_report(record: RolloutRecord, *, now: float | None = None) -> str:
+    """The rollout as markdown: outcome, stages (weights, times, verdicts and reasons), approvals, timeline.
+
+    ``now``: the wall clock when the report is written (what leases are stamped on), to tell an
+    unfinished rollout's run still renewing its lease from one that stopped; None: not told."""
     weights = stage_weights(record)
     lines = [
         f"# Rollout report: {record.service}, rollout {record.rollout_id}",
@@ -354,6 +377,9 @@ def rollout_report(record: RolloutRecord) -> str:
         f"- **Stages planned:** {', '.join(f'{w}%' for w in weights) if weights else 'not readable from the record'}",
         f"- **Traffic now (ledger):** {record.weights} stable/canary",
     ]
+    held = _holder(record, now)
+    if held is not None:
+        lines.append(f"- **Held by:** {held}")
     if record.canary_task_definition or record.previous_task_definition:
         lines.append(f"- **Task definitions:** new {record.canary_task_definition or '-'}, "
                      f"previous {record.previous_task_definition or '-'}")

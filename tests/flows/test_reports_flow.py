@@ -94,7 +94,10 @@ def test_a_rollout_still_running_gets_no_incident_report(aws, blocks):
     state = rollout_report(rollout_id=record.rollout_id, targets_block=blocks, aws_credentials_block=blocks,
                            return_state=True)
     assert state.result().artifacts == (f"{aws.targets.canary_service}-rollout-report",)
-    assert "**Outcome:** progressing (not finished) at 95/5" in artifacts_of(state)[f"{aws.targets.canary_service}-rollout-report"]
+    report = artifacts_of(state)[f"{aws.targets.canary_service}-rollout-report"]
+    assert "**Outcome:** progressing (not finished) at 95/5" in report
+    # Its run's lease (60 s, ten minutes ago) had lapsed when the report was written.
+    assert "**Held by:** run-1, whose lease lapsed at" in report
 
 
 def test_no_rollout_recorded_is_refused_clearly(aws, blocks):

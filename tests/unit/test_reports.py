@@ -480,3 +480,22 @@ def test_a_rollout_holding_between_weekly_phases_says_which_passed_and_when_the_
     # A paused rollout the record says nothing more of reads as before.
     odd = rec.model_copy(update={"weekly_phase_passed": False})
     assert "- **Outcome:** paused (not finished) at 95/5 stable/canary" in rollout_report(odd)
+
+
+def test_an_unfinished_rollout_names_the_run_holding_it_and_whether_its_lease_lapsed():
+    """A rollout whose run died read "progressing (not finished)", as one still driven: nothing
+    said which run held it, nor that it had stopped renewing its lease."""
+    running = record([started(), shift(60, 25, 1, 5)], RolloutPhase.PROGRESSING).model_copy(
+        update={"owner": "flow-run 0f1e2d3c", "lease_expires": T0 + 900})
+    (live,) = [x for x in rollout_report(running, now=T0 + 600).splitlines() if x.startswith("- **Held by:**")]
+    assert live == f"- **Held by:** flow-run 0f1e2d3c, lease until {utc(T0 + 900)} (wall clock; live when this report " \
+                   "was written)"
+    (lapsed,) = [x for x in rollout_report(running, now=T0 + 4000).splitlines() if x.startswith("- **Held by:**")]
+    assert lapsed.startswith(f"- **Held by:** flow-run 0f1e2d3c, whose lease lapsed at {utc(T0 + 900)} (wall clock): "
+                             "that run stopped renewing it")
+    assert "waits for an approval" in lapsed
+    free = running.model_copy(update={"owner": None, "lease_expires": 0.0})
+    assert "- **Held by:** no run (its lease is free)" in rollout_report(free, now=T0 + 600)
+    # An ended rollout keeps its last holder in the ledger: not shown as holding it.
+    assert "Held by" not in rollout_report(guardrail_rollback().model_copy(update={"owner": "flow-run 0f1e2d3c"}),
+                                           now=T0 + 600)
