@@ -82,13 +82,14 @@ class ValidationSpec(BaseModel):
     """What ``validate_deployment`` checks. Webordinary's addresses and the seed's values are the defaults.
 
     Attributes:
-        health_url: GET must answer 2xx.
+        health_url: GET must answer 2xx, with no JSON body saying the service is down.
         api_base_url: the sessions API; the session and message paths are joined to it.
         sessions_path: POST ``{"clientId", "userId"}`` here creates a session whose JSON carries ``sessionId``.
         messages_path: POST ``{"instruction"}`` here; ``{session_id}`` is replaced by the created session's id.
         client_id, user_id: who the test session belongs to (the seed's ``test`` / ``deploy-test``).
         instruction: the test message's text.
-        timeout_seconds: per request (connect, read and write each).
+        timeout_seconds: per request: its whole answer, status, headers and body (and connect, read
+            and write each).
         success_rate_floor: the lowest average ``SuccessRate`` (percent) that passes: 99.9, the
             seed's success criterion "error rate < 0.1 %".
         success_rate_window_minutes: how far back the average is taken (the seed's 5 minutes).
