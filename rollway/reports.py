@@ -362,6 +362,19 @@ def _holder(record: RolloutRecord, now: float | None) -> str | None:
     return f"{cell(record.owner)}, lease until {until} (wall clock{live})"
 
 
+def _clock_note(record: RolloutRecord, now: float | None) -> list[str]:
+    """A line saying the recorded times run ahead of the wall clock, when they do at ``now`` (the
+    wall clock): the rollout ran on a sped-up clock (`rollway up`'s), and its times and the
+    leases' and claims' (wall clock) are not to be read against each other."""
+    if now is None:
+        return []
+    ahead = max([record.updated_at, *(t.at for t in record.history)]) - now
+    if ahead <= _SKEW_SECONDS:
+        return []
+    return [f"- **Clock:** the recorded times run ahead of the wall clock (by {_duration(ahead)} when this report was "
+            "written): the rollout ran on a sped-up clock (`rollway up`'s); leases and claims are on the wall clock"]
+
+
 def rollout_report(record: RolloutRecord, *, now: float | None = None) -> str:
     """The rollout as markdown: outcome, stages (weights, times, verdicts and reasons), approvals, timeline.
 
@@ -374,6 +387,7 @@ def rollout_report(record: RolloutRecord, *, now: float | None = None) -> str:
         f"- **Image:** `{record.image}`",
         f"- **Outcome:** {_outcome(record)}",
         f"- **Started:** {utc(record.created_at)}; **last recorded:** {utc(record.updated_at)}",
+        *_clock_note(record, now),
         f"- **Stages planned:** {', '.join(f'{w}%' for w in weights) if weights else 'not readable from the record'}",
         f"- **Traffic now (ledger):** {record.weights} stable/canary",
     ]
@@ -466,6 +480,8 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, no
     lines = [f"# Incident report: rollback of {record.service}, rollout {record.rollout_id}", "",
              f"`{record.image}` was rolled back" + (f" at {utc(end.at)}." if finished else
                                                     ": the rollback began and is **not recorded as finished**."), ""]
+    if _clock_note(record, now):
+        lines += [*_clock_note(record, now), ""]
     lines += ["## What triggered it", ""]
     if trigger is None:
         lines.append("The ledger records no rollback transition for this rollout (its phase says "

@@ -499,3 +499,19 @@ def test_an_unfinished_rollout_names_the_run_holding_it_and_whether_its_lease_la
     # An ended rollout keeps its last holder in the ledger: not shown as holding it.
     assert "Held by" not in rollout_report(guardrail_rollback().model_copy(update={"owner": "flow-run 0f1e2d3c"}),
                                            now=T0 + 600)
+
+
+def test_times_ahead_of_the_wall_clock_are_said_to_be_on_a_faster_clock():
+    """Under `rollway up`'s 60x clock the history's times run hours ahead of the wall clock that
+    stamps leases and claims, and the report mixed them unannounced: a rollback "recorded at
+    05:00" beside its claim "renewed until 23:59", both read as the same clock."""
+    ahead = guardrail_rollback(finished=False).model_copy(
+        update={"rollback_holder": "judge (flow run brave-fox)", "rollback_expires": T0 - 3 * 3600})
+    wall = T0 - 3 * 3600 - 30  # the rollout clock is three hours ahead
+    for text in (rollout_report(ahead, now=wall), incident_report(ahead, now=wall)):
+        (clock,) = [x for x in text.splitlines() if x.startswith("- **Clock:**")]
+        assert "run ahead of the wall clock (by 3.2 h when this report was written)" in clock
+        assert "sped-up clock" in clock and "leases and claims are on the wall clock" in clock
+    # On one clock, or without the time, nothing is said.
+    assert "**Clock:**" not in rollout_report(ahead, now=T0 + 700) + incident_report(ahead, now=T0 + 700)
+    assert "**Clock:**" not in rollout_report(ahead) + incident_report(ahead)
