@@ -225,9 +225,9 @@ def _duration(seconds: float) -> str:
 # real time under `rollway up`'s 60x clock is minutes or hours behind.
 _SKEW_SECONDS = 60.0
 
-_TWO_CLOCKS = ("the rollback's entries are stamped before entries ahead of them in the history: they were written "
-               "on another clock than the rollout's (`rollway abort` stamps real time when no run owns the rollout, or the "
-               "Prefect API cannot say which clock it ran on; the rollout ran on a faster one)")
+_TWO_CLOCKS = ("the rollback's entries are stamped before entries ahead of them in the history: they were "
+               "written on another clock than the rollout's (`rollway abort` stamps real time when no run owns "
+               "the rollout, or the Prefect API cannot say which clock it ran on; the rollout ran on a faster one)")
 
 
 def _one_clock(start: float, end: float) -> bool:
@@ -356,8 +356,8 @@ def _holder(record: RolloutRecord, now: float | None) -> str | None:
     if now is not None and record.lease_expires < now:
         return (f"{cell(record.owner)}, whose lease lapsed at {until} (wall clock): that run stopped renewing it "
                 "(it stopped or died, or it waits for an approval, which renews no lease: `rollway status` shows a "
-                "paused run); once that run has ended, a progressive_rollout run of the same image takes the rollout over "
-                "and resumes it")
+                "paused run); once that run has ended, a progressive_rollout run of the same image takes the "
+                "rollout over and resumes it")
     live = "; live when this report was written" if now is not None else ""
     return f"{cell(record.owner)}, lease until {until} (wall clock{live})"
 
