@@ -47,12 +47,27 @@ class ReportResult(BaseModel):
     artifacts: tuple[str, ...]
 
 
-def choose(records: list[RolloutRecord], service: str, table: str, rollout_id: str | None) -> RolloutRecord:
+def choose(records: list[RolloutRecord], service: str, table: str, rollout_id: str | None,
+           unreadable: dict[str, str] | None = None) -> RolloutRecord:
     """The rollout asked for (None: the newest) among ``records`` (newest first).
 
+    ``unreadable``: rollout ids whose items could not be read, with why. One of them is refused
+    when it is the one asked for, or the newest when none is named (an older one reported as
+    "the newest" would mislead); any other is no reason to refuse.
+
     Raises:
-        ReportRefused: the service has no rollout, or none with that id (the newest are named).
+        ReportRefused: the service has no rollout, none with that id (the newest are named), or
+            the one asked for cannot be read.
     """
+    unreadable = unreadable or {}
+    if rollout_id in unreadable:
+        raise ReportRefused(unreadable[rollout_id])
+    newest_unreadable = max(unreadable, default=None)
+    if rollout_id is None and newest_unreadable is not None and (
+            not records or newest_unreadable > records[0].rollout_id):
+        raise ReportRefused(
+            f"the newest rollout of {service}, {newest_unreadable}, cannot be read: {unreadable[newest_unreadable]}; "
+            "name another rollout to report on it")
     if not records:
         raise ReportRefused(
             f"no rollout of {service} is recorded in the ledger table {table}: nothing to report (the `canary` "
@@ -62,7 +77,9 @@ def choose(records: list[RolloutRecord], service: str, table: str, rollout_id: s
     for record in records:
         if record.rollout_id == rollout_id:
             return record
-    newest = ", ".join(f"{r.rollout_id} ({r.phase.value})" for r in records[:5])
+    listed = sorted([(r.rollout_id, r.phase.value) for r in records] + [(i, "unreadable") for i in unreadable],
+                    reverse=True)
+    newest = ", ".join(f"{rollout} ({phase})" for rollout, phase in listed[:5])
     raise ReportRefused(f"no rollout {rollout_id!r} of {service} in the ledger table {table}; the newest are: {newest}")
 
 
@@ -80,19 +97,23 @@ def rollout_report(
     log = get_run_logger()
     targets, get_client = load_clients(targets_block, aws_credentials_block)
     service = targets.canary_service
-    records = rollout_history(DynamoLedger(get_client("dynamodb"), targets), service)
-    record = choose(records, service, targets.rollouts_table, rollout_id)
+    records, unreadable = rollout_history(DynamoLedger(get_client("dynamodb"), targets), service)
+    for unread, why in unreadable.items():
+        if unread != rollout_id:
+            log.warning("left out rollout %s: %s", unread, why)
+    record = choose(records, service, targets.rollouts_table, rollout_id, unreadable)
     log.info("reporting rollout %s of %s (%s, %s; %d transitions)", record.rollout_id, service, record.image,
              record.phase.value, len(record.history))
 
     keys = [artifact_key(service, "rollout-report")]
-    create_markdown_artifact(key=keys[0], markdown=render_rollout(record),
+    # The wall clock, which leases and rollback claims are stamped on: whether their holders still renew them.
+    now = time.time()
+    create_markdown_artifact(key=keys[0], markdown=render_rollout(record, now=now),
                              description=f"rollout {record.rollout_id} of {service}")
     log.info("wrote the rollout report (artifact %s)", keys[0])
     if record.phase in INCIDENT_PHASES:
         keys.append(artifact_key(service, "incident-report"))
-        # The wall clock, which rollback claims are stamped on: whether the rollback's holder still renews it.
-        incident = incident_report(record, alert_topic=targets.alert_topic, now=time.time())
+        incident = incident_report(record, alert_topic=targets.alert_topic, now=now)
         create_markdown_artifact(key=keys[1], markdown=incident,
                                  description=f"incident: rollback of rollout {record.rollout_id} of {service}")
         log.warning("rollout %s was %s: wrote the incident report (artifact %s)", record.rollout_id,

@@ -302,7 +302,8 @@ class FakeLedger:
             rollouts = self._rollouts.get(service)
             return rollouts[-1] if rollouts else None
 
-    def history(self, service: str) -> list[RolloutRecord]:
+    def history(self, service: str, *, unreadable: dict[str, str] | None = None) -> list[RolloutRecord]:
+        # Every record here was built as a RolloutRecord: none is unreadable.
         with self._lock:
             self.calls.append(f"history {service}")
             return list(reversed(self._rollouts.get(service, [])))

@@ -1,7 +1,8 @@
 """The validation's HTTP checks, on httpx: health, session creation, message send.
 
 Each check returns a ``CheckResult`` and never raises for what the service answered or failed to
-answer: a refused connection, a timeout, a 503 or a body without ``sessionId`` are failed checks
+answer: a refused connection, a timeout, a 503, a 200 whose JSON says the service is down or the
+message failed, or a body without ``sessionId`` are failed checks
 with the reason a person needs (the status and the tail of the body, or the transport error).
 
 Retrying is the caller's (the task's) decision, from ``CheckResult.retryable``: the health GET
@@ -14,6 +15,8 @@ instruction: sending it again would make a second one.
 from __future__ import annotations
 
 import json
+import socket
+import threading
 import time
 from contextlib import contextmanager
 from typing import Callable, Iterator
@@ -38,7 +41,10 @@ def client(spec: ValidationSpec) -> httpx.Client:
     to a login page (an expired SSO session, a wrong host) answers 200 and passed the health and
     message checks, and a 307 would send the session POST again to wherever it pointed.
     """
-    return httpx.Client(timeout=spec.timeout_seconds, follow_redirects=False, headers={"User-Agent": USER_AGENT})
+    # No connection is kept for a next request: each opens its own, where ``_Watchdog`` can
+    # cut it (a reused one opens nothing it would see).
+    return httpx.Client(timeout=spec.timeout_seconds, follow_redirects=False, headers={"User-Agent": USER_AGENT},
+                        limits=httpx.Limits(max_keepalive_connections=0))
 
 
 class _Deadline(httpx.SyncByteStream):
@@ -62,6 +68,51 @@ class _Deadline(httpx.SyncByteStream):
         self._stream.close()
 
 
+class _Watchdog:
+    """Cuts a request's connection once its whole time is up, wherever the answer is stuck.
+
+    httpx bounds each network operation, not the answer: a server that sends its status line
+    and then a header line at a time, each within the read timeout, was read for as long as it
+    kept sending (the body's own bound, ``_Deadline``, starts only once the headers are in).
+    The connection is taken from httpcore's trace as it is opened; shutting its socket down
+    wakes the read blocked on it, which then fails and is reported as the timeout it is.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self.fired = False
+        self._timer = threading.Timer(seconds, self._cut)
+        self._timer.daemon = True
+
+    def trace(self, event: str, info: dict) -> None:
+        # connection.connect_tcp.complete, connection.start_tls.complete (and a proxy's own):
+        # the newest stream is the one the answer is read from.
+        stream = info.get("return_value") if event.endswith(".complete") else None
+        sock = stream.get_extra_info("socket") if hasattr(stream, "get_extra_info") else None
+        if isinstance(sock, socket.socket):
+            with self._lock:
+                self._sockets.append(sock)
+
+    def _cut(self) -> None:
+        with self._lock:
+            self.fired = True
+            for sock in self._sockets:
+                try:
+                    # socket.socket's own shutdown, not SSLSocket's: that one also drops the TLS
+                    # object the reading thread is using.
+                    socket.socket.shutdown(sock, socket.SHUT_RDWR)
+                except OSError:
+                    pass  # closed already: nothing left to wake
+
+    def __enter__(self) -> "_Watchdog":
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._timer.cancel()
+
+
 def _send(http: httpx.Client, method: str, url: str, spec: ValidationSpec, **kwargs) -> httpx.Response:
     """``method url``, its whole answer (status, headers and body) within ``spec.timeout_seconds``.
 
@@ -69,13 +120,21 @@ def _send(http: httpx.Client, method: str, url: str, spec: ValidationSpec, **kwa
         httpx.HTTPError: as httpx does; ``ReadTimeout`` when the answer was not complete in time.
     """
     deadline = time.monotonic() + spec.timeout_seconds
-    request = http.build_request(method, url, **kwargs)
-    response = http.send(request, stream=True)
-    try:
-        response.stream = _Deadline(response.stream, request, deadline, spec.timeout_seconds)
-        response.read()
-    finally:
-        response.close()
+    late = f"the answer was not complete within {spec.timeout_seconds:g} s"
+    with _Watchdog(spec.timeout_seconds) as watchdog:
+        request = http.build_request(method, url, extensions={"trace": watchdog.trace}, **kwargs)
+        try:
+            response = http.send(request, stream=True)
+            try:
+                response.stream = _Deadline(response.stream, request, deadline, spec.timeout_seconds)
+                response.read()
+            finally:
+                response.close()
+        except httpx.TransportError as err:
+            if watchdog.fired and not isinstance(err, httpx.TimeoutException):
+                # The cut connection fails as closed or broken: it was this timeout.
+                raise httpx.ReadTimeout(late, request=request) from err
+            raise
     return response
 
 
@@ -110,6 +169,36 @@ def _answered(response: httpx.Response) -> str:
     return f"{where} from {response.request.method} {shown_url(response.request.url)}; {_tail(response)}"
 
 
+_FAILING_STATUS = frozenset({"down", "fail", "failed", "failing", "unhealthy", "error", "out_of_service", "critical"})
+"""A JSON body's ``status`` that says the service is not working (Spring Boot's DOWN and
+OUT_OF_SERVICE, the IETF health-check draft's fail). A warning (``warn``) is not one."""
+
+
+def _body_says_failed(response: httpx.Response) -> str | None:
+    """What a 2xx answer's JSON object says went wrong, or None: a ``status`` of failure, or a
+    non-empty ``error`` or ``errors``. A body that is not a JSON object says nothing."""
+    try:
+        body = response.json()
+    except (ValueError, UnicodeDecodeError):  # json.JSONDecodeError is a ValueError
+        return None
+    if not isinstance(body, dict):
+        return None
+    status = body.get("status")
+    if isinstance(status, str) and status.strip().lower() in _FAILING_STATUS:
+        return f"its body says status {json.dumps(status)}"
+    if body.get("error") or body.get("errors"):
+        return "its body carries an error"
+    return None
+
+
+def _said_failed(response: httpx.Response, url: str) -> str | None:
+    """The reason a 2xx answer fails its check, or None when its body says nothing wrong."""
+    wrong = _body_says_failed(response)
+    if wrong is None:
+        return None
+    return f"HTTP {response.status_code} from {response.request.method} {shown_url(url)} but {wrong}; {_tail(response)}"
+
+
 def _transport(err: httpx.HTTPError, method: str, url: str) -> str:
     kind = "timed out" if isinstance(err, httpx.TimeoutException) else "failed"
     return f"{method} {shown_url(url)} {kind}: {type(err).__name__}: {err or 'no detail'}"
@@ -127,7 +216,8 @@ def _timed() -> Iterator[Callable[[], float]]:
 
 
 def check_health(http: httpx.Client, spec: ValidationSpec) -> CheckResult:
-    """GET the health URL: passes on 2xx."""
+    """GET the health URL: passes on 2xx whose body, if a JSON object, says nothing wrong (no
+    failing ``status``, no ``error``)."""
     url = spec.health_url
     with _timed() as took:
         try:
@@ -136,6 +226,11 @@ def check_health(http: httpx.Client, spec: ValidationSpec) -> CheckResult:
             return CheckResult(name=HEALTH, outcome="failed", reason=_transport(err, "GET", url), seconds=took(),
                                retryable=True)
     if response.is_success:
+        # Many health endpoints answer 200 whatever they find and put the verdict in the body:
+        # such a "down" is as worth asking again as a 503 (a task still starting).
+        wrong = _said_failed(response, url)
+        if wrong is not None:
+            return CheckResult(name=HEALTH, outcome="failed", reason=wrong, seconds=took(), retryable=True)
         return CheckResult(name=HEALTH, outcome="passed", reason=f"HTTP {response.status_code} from GET {shown_url(url)}",
                            seconds=took())
     # A 4xx will not change by asking again (a wrong path); a 5xx or 429 may (a task starting).
@@ -172,7 +267,8 @@ def create_session(http: httpx.Client, spec: ValidationSpec) -> CheckResult:
 
 
 def send_message(http: httpx.Client, spec: ValidationSpec, session_id: str) -> CheckResult:
-    """POST the test instruction to the session: passes on 2xx."""
+    """POST the test instruction to the session: passes on 2xx whose body, if a JSON object,
+    carries no ``error`` (nor a failing ``status``)."""
     url = spec.messages_url(session_id)
     with _timed() as took:
         try:
@@ -182,5 +278,12 @@ def send_message(http: httpx.Client, spec: ValidationSpec, session_id: str) -> C
                                retryable=_never_sent(err))
     if not response.is_success:
         return CheckResult(name=MESSAGE, outcome="failed", reason=_answered(response), seconds=took())
+    wrong = _said_failed(response, url)  # "could not queue it", in a 200
+    if wrong is not None:
+        return CheckResult(name=MESSAGE, outcome="failed", reason=wrong, seconds=took())
+    # The API accepting the message is all the check can see (the seed's sessions API has no call
+    # to read a message's outcome): "passed" alone read as the edit container having processed it.
     return CheckResult(name=MESSAGE, outcome="passed", seconds=took(),
-                       reason=f"HTTP {response.status_code} from POST {shown_url(url)}")
+                       reason=f"HTTP {response.status_code} from POST {shown_url(url)}: the message was accepted; "
+                              "whether it was processed is not checked (the test session and the message are left "
+                              "behind)")

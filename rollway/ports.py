@@ -117,8 +117,10 @@ class Ledger(Protocol):
         atomically with it (on the very version written).
         """
 
-    def history(self, service: str) -> list["RolloutRecord"]:
-        """Every rollout recorded for ``service``, newest first."""
+    def history(self, service: str, *, unreadable: dict[str, str] | None = None) -> list["RolloutRecord"]:
+        """Every rollout recorded for ``service``, newest first. ``unreadable``: when given, a
+        rollout whose stored item cannot be read is left out and its id mapped to why, instead
+        of raising ``MalformedRollout``."""
 
 
 class FlagStore(Protocol):

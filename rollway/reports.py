@@ -21,6 +21,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from rollway import weekly
 from rollway.finalize import DONE as FINALIZED, START as FINALIZE_START, finalize_unfinished
 from rollway.ledger import RolloutRecord, Transition, monitoring_owed, utc
 from rollway.model import Weights
@@ -219,6 +220,27 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 86400:.1f} days"
 
 
+# How far an entry may be stamped before the one ahead of it in the history and still be taken
+# as on the same clock: workers' clocks differ by a few seconds at most; a rollback stamped on
+# real time under `rollway up`'s 60x clock is minutes or hours behind.
+_SKEW_SECONDS = 60.0
+
+_TWO_CLOCKS = ("the rollback's entries are stamped before entries ahead of them in the history: they were "
+               "written on another clock than the rollout's (`rollway abort` stamps real time when no run owns "
+               "the rollout, or the Prefect API cannot say which clock it ran on; the rollout ran on a faster one)")
+
+
+def _one_clock(start: float, end: float) -> bool:
+    """Whether ``end``, recorded after ``start``, is stamped on the same clock: not well before it."""
+    return end >= start - _SKEW_SECONDS
+
+
+def _span(start: float, end: float) -> str | None:
+    """``end - start`` as a duration, or None when they are on two clocks (no duration can be
+    read from them)."""
+    return _duration(end - start) if _one_clock(start, end) else None
+
+
 def _outcome(record: RolloutRecord) -> str:
     phase = record.phase
     if phase is RolloutPhase.PROMOTED:
@@ -238,7 +260,29 @@ def _outcome(record: RolloutRecord) -> str:
         return "rolled back" + (f" at {utc(end.at)}" if end else "")
     if phase is RolloutPhase.ROLLING_BACK:
         return "rolling back: the rollback began but is not recorded as finished"
-    return f"{phase.value} (not finished) at {record.weights} stable/canary"
+    held = _between_phases(record)
+    return held or f"{phase.value} (not finished) at {record.weights} stable/canary"
+
+
+def _between_phases(record: RolloutRecord) -> str:
+    """A rollout holding at the end of a weekly phase that passed: which, and when the next may
+    start (as `progressive_rollout` says when it finds one), or "" for any other.
+
+    "paused (not finished)" told a reader neither that the phase had passed nor that the rollout
+    waits for the schedule, nor until when."""
+    index = record.weekly_phase_index
+    if record.phase is not RolloutPhase.PAUSED or not record.weekly_phase_passed or index < 0:
+        return ""
+    try:
+        spec = RolloutSpec.for_rollback(record.spec_json)
+    except (ValueError, KeyError, TypeError):  # pydantic's ValidationError is a ValueError
+        return ""
+    if index + 1 >= len(spec.phases) or record.weekly_phase_started_at is None:
+        return ""
+    due = weekly.next_phase_due(record.weekly_phase_started_at, **spec.phase_calendar())
+    return (f"holding between weekly phases: {cell(spec.phases[index].name)} passed, at {record.weights} "
+            f"stable/canary; the next phase, {cell(spec.phases[index + 1].name)}, may start from "
+            f"{weekly.describe(due, spec.weekly_timezone)} (the first advance_phase run from then on starts it)")
 
 
 def _window_open(record: RolloutRecord) -> str:
@@ -266,7 +310,7 @@ def _stage_table(record: RolloutRecord) -> list[str]:
         stage = "-" if line.stage is None or line.stage < 0 else (
             f"{line.stage + 1}/{len(weights)}" if weights else str(line.stage + 1))
         until = utc(line.ended_at) if line.ended_at is not None else "(still)"
-        lasted = _duration(line.ended_at - line.started_at) if line.ended_at is not None else "-"
+        lasted = (_span(line.started_at, line.ended_at) or "two clocks") if line.ended_at is not None else "-"
         rows.append(f"| {stage} | {line.weights} | {utc(line.started_at)} | {until} | {lasted} | {cell(line.how)} | "
                     f"{cell(line.verdict)} |")
     return rows if len(rows) > 2 else ["No traffic was ever shifted to the new version."]
@@ -298,8 +342,44 @@ def _timeline(record: RolloutRecord) -> list[str]:
     return rows
 
 
-def rollout_report(record: RolloutRecord) -> str:
-    """The rollout as markdown: outcome, stages (weights, times, verdicts and reasons), approvals, timeline."""
+def _holder(record: RolloutRecord, now: float | None) -> str | None:
+    """Which run holds an unfinished rollout's lease and whether it still renews it, or None for
+    a rollout that has ended or is rolling back (the incident report names the rollback's holder).
+
+    Leases are on the wall clock, ``now`` too (None: not told). A run paused for an approval
+    renews no lease, so a lapsed one is not taken for a dead run."""
+    if record.phase.terminal or record.phase is RolloutPhase.ROLLING_BACK:
+        return None
+    if not record.owner:
+        return "no run (its lease is free)"
+    until = utc(record.lease_expires)
+    if now is not None and record.lease_expires < now:
+        return (f"{cell(record.owner)}, whose lease lapsed at {until} (wall clock): that run stopped renewing it "
+                "(it stopped or died, or it waits for an approval, which renews no lease: `rollway status` shows a "
+                "paused run); once that run has ended, a progressive_rollout run of the same image takes the "
+                "rollout over and resumes it")
+    live = "; live when this report was written" if now is not None else ""
+    return f"{cell(record.owner)}, lease until {until} (wall clock{live})"
+
+
+def _clock_note(record: RolloutRecord, now: float | None) -> list[str]:
+    """A line saying the recorded times run ahead of the wall clock, when they do at ``now`` (the
+    wall clock): the rollout ran on a sped-up clock (`rollway up`'s), and its times and the
+    leases' and claims' (wall clock) are not to be read against each other."""
+    if now is None:
+        return []
+    ahead = max([record.updated_at, *(t.at for t in record.history)]) - now
+    if ahead <= _SKEW_SECONDS:
+        return []
+    return [f"- **Clock:** the recorded times run ahead of the wall clock (by {_duration(ahead)} when this report was "
+            "written): the rollout ran on a sped-up clock (`rollway up`'s); leases and claims are on the wall clock"]
+
+
+def rollout_report(record: RolloutRecord, *, now: float | None = None) -> str:
+    """The rollout as markdown: outcome, stages (weights, times, verdicts and reasons), approvals, timeline.
+
+    ``now``: the wall clock when the report is written (what leases are stamped on), to tell an
+    unfinished rollout's run still renewing its lease from one that stopped; None: not told."""
     weights = stage_weights(record)
     lines = [
         f"# Rollout report: {record.service}, rollout {record.rollout_id}",
@@ -307,9 +387,13 @@ def rollout_report(record: RolloutRecord) -> str:
         f"- **Image:** `{record.image}`",
         f"- **Outcome:** {_outcome(record)}",
         f"- **Started:** {utc(record.created_at)}; **last recorded:** {utc(record.updated_at)}",
+        *_clock_note(record, now),
         f"- **Stages planned:** {', '.join(f'{w}%' for w in weights) if weights else 'not readable from the record'}",
         f"- **Traffic now (ledger):** {record.weights} stable/canary",
     ]
+    held = _holder(record, now)
+    if held is not None:
+        lines.append(f"- **Held by:** {held}")
     if record.canary_task_definition or record.previous_task_definition:
         lines.append(f"- **Task definitions:** new {record.canary_task_definition or '-'}, "
                      f"previous {record.previous_task_definition or '-'}")
@@ -323,22 +407,33 @@ def rollout_report(record: RolloutRecord) -> str:
 
 def _exposure(record: RolloutRecord) -> tuple[Transition | None, int, Weights | None, float | None]:
     """The first move of traffic onto the canary, the highest canary weight, the weights when
-    the rollback began, and when the canary stopped taking traffic (the rollback's read-back)."""
+    the rollback began, and when the canary stopped taking traffic (the rollback's read-back).
+
+    "Before the rollback began" is by the history's order, which is the order things happened
+    in: a rollback stamped on another clock than the rollout's (real time under a faster one)
+    is stamped before moves it followed."""
     first, peak, at_trigger = None, 0, None
-    start = record.last_transition("rollback-start")
-    for t in record.history:
+    began = max((i for i, t in enumerate(record.history) if t.kind == "rollback-start"), default=None)
+    for i, t in enumerate(record.history):
         if t.kind in _MOVES and t.to_weights is not None:
             if first is None and t.to_weights.canary > 0:
                 first = t
-            if start is None or t.at <= start.at:
+            if began is None or i < began:
                 peak = max(peak, t.to_weights.canary)
                 at_trigger = t.to_weights
-    if start is None:
+    if began is None:
         at_trigger = None
     end = record.last_transition("rollback")
     # A finished rollback records its end only once the traffic is back, so its end bounds the
     # exposure even when it kept no read-back weights (the monitor's rollback records none).
     return first, peak, at_trigger, end.at if end is not None and _traffic_back(end, record) else None
+
+
+def _last_move_before(record: RolloutRecord, end: Transition | None) -> Transition | None:
+    """The newest move of the traffic recorded ahead of ``end`` in the history (all when None)."""
+    moves = [t for t in record.history[:record.history.index(end) if end is not None else None]
+             if t.kind in _MOVES and t.to_weights is not None]
+    return moves[-1] if moves else None
 
 
 def _claim_advice(record: RolloutRecord, now: float | None) -> str:
@@ -385,6 +480,8 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, no
     lines = [f"# Incident report: rollback of {record.service}, rollout {record.rollout_id}", "",
              f"`{record.image}` was rolled back" + (f" at {utc(end.at)}." if finished else
                                                     ": the rollback began and is **not recorded as finished**."), ""]
+    if _clock_note(record, now):
+        lines += [*_clock_note(record, now), ""]
     lines += ["## What triggered it", ""]
     if trigger is None:
         lines.append("The ledger records no rollback transition for this rollout (its phase says "
@@ -403,12 +500,19 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, no
         lines.append("The new version never took traffic: no shift to the canary is recorded.")
     else:
         until = back_at if back_at is not None else (start.at if start is not None else record.updated_at)
-        exposed = _duration(until - first.at)
-        if back_at is None:
+        # Checked against the last move ahead of it, not only the first: a rollback stamped on
+        # real time after hours of a faster clock can still fall after the first shift.
+        last_move = _last_move_before(record, end if back_at is not None else start)
+        if not _one_clock(last_move.at if last_move else first.at, until):
+            exposed = f"not measurable from the ledger: {_TWO_CLOCKS}"
+        elif back_at is not None:
+            exposed = _duration(until - first.at)
+        else:
             # Counted only up to the rollback's start (or the last record): the canary may still
             # carry traffic, so this is a floor, not the exposure "so far".
             when = "when the rollback began" if start is not None else "when the ledger last recorded it"
-            exposed = f"at least {exposed} (until {utc(until)}, {when}; the traffic's return is not recorded)"
+            exposed = (f"at least {_duration(until - first.at)} (until {utc(until)}, {when}; the traffic's return "
+                       "is not recorded)")
         # A drift rollback began because the load balancer held weights nobody recorded: the
         # ledger keeps them only in its reason, so the figures below are the recorded moves'.
         drift = trigger is not None and trigger.kind == "drift"
@@ -481,7 +585,10 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, no
                      "canary retired; the finishing run sends it.")
     window = ""
     if first is not None:
-        window = f" from {utc(first.at)} to {utc(back_at if back_at is not None else record.updated_at)}"
+        ends = back_at if back_at is not None else record.updated_at
+        one_clock = _one_clock(max(t.at for t in record.history if t.kind in _MOVES), ends)
+        window = (f" from {utc(first.at)} to {utc(ends)}" if one_clock
+                  else f" from {utc(first.at)} on (the rollback's own times are on another clock)")
     lines += ["", "## Stages", "", *_stage_table(record), "", "## Next steps", "",
               f"- [ ] Read the canary's logs and metrics{window}: confirm what failed and whether users were affected.",
               "- [ ] Check the dead-letter queues for messages the new version failed to process.",

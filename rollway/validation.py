@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Literal, Mapping
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from rollway.flags import percent_sign_meant
@@ -55,12 +56,25 @@ def _http_url(value: str, what: str) -> str:
         # A URL with credentials would print them in every log line and artifact that names it
         # (and in this error: checked first, so no other message quotes it).
         raise ValueError(f"{what} must not carry a user name or password (it is logged and shown in the report)")
+    # Shown as logs show it: a query may carry a token.
+    shown = shown_url(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"{what} {value!r} is not an http:// or https:// URL with a host")
+        raise ValueError(f"{what} {shown!r} is not an http:// or https:// URL with a host")
     try:
         parts.port  # noqa: B018 - raises ValueError for a port out of range
     except ValueError as err:
-        raise ValueError(f"{what} {value!r} has a bad port: {err}") from None
+        raise ValueError(f"{what} {shown!r} has a bad port: {err}") from None
+    if any(c.isspace() for c in parts.netloc):
+        # httpx encodes one in the path or query, but sends a host with one to DNS as it is.
+        raise ValueError(f"{what} {shown!r} has a space in its host")
+    try:
+        # As the request will read it: httpx's parser, then the host as DNS is asked for it.
+        # Refused only there, the run's first check failed with httpx's or the idna codec's
+        # traceback (an IPv4 address out of range, an empty or 64-character label, a control
+        # character) after the run had started.
+        httpx.URL(value).host.encode("idna")
+    except (httpx.InvalidURL, UnicodeError) as err:
+        raise ValueError(f"{what} {shown!r} is not a URL a request can be sent to: {err}") from None
     return value
 
 
@@ -68,13 +82,14 @@ class ValidationSpec(BaseModel):
     """What ``validate_deployment`` checks. Webordinary's addresses and the seed's values are the defaults.
 
     Attributes:
-        health_url: GET must answer 2xx.
+        health_url: GET must answer 2xx, with no JSON body saying the service is down.
         api_base_url: the sessions API; the session and message paths are joined to it.
         sessions_path: POST ``{"clientId", "userId"}`` here creates a session whose JSON carries ``sessionId``.
         messages_path: POST ``{"instruction"}`` here; ``{session_id}`` is replaced by the created session's id.
         client_id, user_id: who the test session belongs to (the seed's ``test`` / ``deploy-test``).
         instruction: the test message's text.
-        timeout_seconds: per request (connect, read and write each).
+        timeout_seconds: per request: its whole answer, status, headers and body (and connect, read
+            and write each).
         success_rate_floor: the lowest average ``SuccessRate`` (percent) that passes: 99.9, the
             seed's success criterion "error rate < 0.1 %".
         success_rate_window_minutes: how far back the average is taken (the seed's 5 minutes).

@@ -155,10 +155,24 @@ class DynamoLedger:
         items = self._client.query(**self._newest_first(service), Limit=1)["Items"]
         return _from_item(items[0]) if items else None
 
-    def history(self, service: str) -> list[RolloutRecord]:
-        """Every rollout of ``service``, newest first."""
+    def history(self, service: str, *, unreadable: dict[str, str] | None = None) -> list[RolloutRecord]:
+        """Every rollout of ``service``, newest first.
+
+        ``unreadable``: when given, an item rollway cannot read is left out and recorded there
+        (its rollout id: why, as ``MalformedRollout`` says) instead of failing the whole read,
+        so that one rollout's item (written by another release, edited by hand) does not keep a
+        report of another from being written. Without it, such an item raises ``MalformedRollout``.
+        """
         pages = self._client.get_paginator("query").paginate(**self._newest_first(service))
-        return [_from_item(item) for page in pages for item in page["Items"]]
+        records = []
+        for item in (item for page in pages for item in page["Items"]):
+            try:
+                records.append(_from_item(item))
+            except MalformedRollout as err:
+                if unreadable is None:
+                    raise
+                unreadable[item.get("rollout_id", {}).get("S", "?")] = str(err)
+        return records
 
     def create(
         self, record: RolloutRecord, *, owner: str, now: float, lease_seconds: float, wall: float | None = None

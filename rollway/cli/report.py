@@ -35,13 +35,15 @@ def _report(*, rollout: str | None, targets_block: str | None, credentials_block
     if rollout is not None and (not rollout.strip() or rollout != rollout.strip()):
         raise UsageError(f"--rollout {rollout!r}: give a rollout id as `rollway status` shows it")
     targets, get_client = load_account(targets_block, credentials_block)
-    records = DynamoLedger(get_client("dynamodb"), targets).history(targets.canary_service)
+    unreadable: dict[str, str] = {}
+    records = DynamoLedger(get_client("dynamodb"), targets).history(targets.canary_service, unreadable=unreadable)
     try:
-        record = choose(records, targets.canary_service, targets.rollouts_table, rollout)
+        record = choose(records, targets.canary_service, targets.rollouts_table, rollout, unreadable)
     except ReportRefused as refused:
         raise NoRollout(str(refused)) from refused
-    print(rollout_report(record))
+    # The wall clock, which leases and rollback claims are stamped on: whether their holders still renew them.
+    now = time.time()
+    print(rollout_report(record, now=now))
     if record.phase in INCIDENT_PHASES:
-        # The wall clock, which rollback claims are stamped on: whether the rollback's holder still renews it.
-        print(incident_report(record, alert_topic=targets.alert_topic, now=time.time()))
+        print(incident_report(record, alert_topic=targets.alert_topic, now=now))
     return 0

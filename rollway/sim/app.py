@@ -38,17 +38,23 @@ class Faults:
 
     Attributes:
         health_status: the status ``GET /health`` answers (503: unhealthy).
+        health_body: when set, the JSON ``GET /health`` answers (with ``health_status``): a
+            service that says it is down in a 200 (``{"status": "DOWN"}``).
         session_body: when set, the JSON ``POST /sessions`` answers instead of a session (``{}``:
             no sessionId; ``{"sessionId": 7}``: not a string); no session is created.
         session_status: the status ``POST /sessions`` answers.
         message_status: the status ``POST /sessions/<id>/messages`` answers for a known session.
+        message_body: when set, the JSON that answer carries instead, and the message is not
+            queued (``{"error": "queue unavailable"}`` in a 200).
         delay_seconds: how long every answer waits (a slow service, past a client's timeout).
     """
 
     health_status: int = 200
+    health_body: Any = None
     session_body: Any = None
     session_status: int = 201
     message_status: int = 202
+    message_body: Any = None
     delay_seconds: float = 0.0
 
 
@@ -94,8 +100,8 @@ class _Handler(BaseHTTPRequestHandler):
             state.requests.append(("GET", self.path))
         # The query is not routed on: a health URL may carry a token (``/health?token=...``).
         if urlsplit(self.path).path == "/health":
-            status = state.faults.health_status
-            self._answer(status, {"status": "ok" if status < 400 else "unhealthy"})
+            status, body = state.faults.health_status, state.faults.health_body
+            self._answer(status, body if body is not None else {"status": "ok" if status < 400 else "unhealthy"})
         else:
             self._answer(404, {"error": f"no route GET {self.path}"})
 
@@ -133,6 +139,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._answer(404, {"error": f"unknown session {session_id}"})
         elif not isinstance(body, dict) or not body.get("instruction"):
             self._answer(400, {"error": "instruction is required"})
+        elif state.faults.message_body is not None:
+            self._answer(state.faults.message_status, state.faults.message_body)
         elif state.faults.message_status >= 400:
             self._answer(state.faults.message_status, {"error": "message queue unavailable"})
         else:

@@ -45,6 +45,8 @@ def test_a_healthy_service_passes_every_check(app):
     assert session.detail in app.sessions
     assert app.sessions[session.detail] == ["Test deployment"]  # the message reached the session it created
     assert "HTTP 200" in health.reason and "HTTP 202" in message.reason
+    # What a pass stands on: the API took the message, which nothing here watches being processed.
+    assert "the message was accepted; whether it was processed is not checked" in message.reason
 
 
 def test_health_503_fails_with_status_and_body(app):
@@ -248,27 +250,37 @@ def test_a_token_echoed_by_an_error_page_or_a_redirects_body_is_not_shown():
 
 
 class _Drip(_LocalServer):
-    """A service that answers 200 at once, then sends its body a byte at a time, each byte well
-    within a read timeout, for far longer than the whole timeout (a streaming endpoint behind the
-    health path, a proxy trickling an answer)."""
+    """A service that sends its answer a piece at a time, each well within a read timeout, for far
+    longer than the whole timeout: its body a byte at a time after a 200 at once (a streaming
+    endpoint behind the health path), or, with ``headers``, its status line and then one header
+    line at a time (a proxy holding a slow upstream's answer open). With ``healthy``, /health
+    answers at once and keeps the connection open."""
 
     protocol_version = "HTTP/1.1"
 
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
+    def __init__(self, seconds: float, *, headers: bool = False, healthy: bool = False) -> None:
+        self.seconds, self.headers, self.healthy = seconds, headers, healthy
 
     def answer(self, request: BaseHTTPRequestHandler) -> None:
-        request.send_response(200)
-        request.send_header("Content-Type", "text/plain")
-        request.send_header("Transfer-Encoding", "chunked")
-        request.end_headers()
+        if self.healthy and request.path == "/health":
+            request.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            return
+        if self.headers:
+            request.wfile.write(b"HTTP/1.1 200 OK\r\n")
+            piece, last = b"X-Waiting: yes\r\n", b"Content-Length: 2\r\n\r\nok"
+        else:
+            request.send_response(200)
+            request.send_header("Content-Type", "text/plain")
+            request.send_header("Transfer-Encoding", "chunked")
+            request.end_headers()
+            piece, last = b"1\r\n.\r\n", b"0\r\n\r\n"
         end = time.monotonic() + self.seconds
         try:
             while time.monotonic() < end:
-                request.wfile.write(b"1\r\n.\r\n")
+                request.wfile.write(piece)
                 request.wfile.flush()
                 time.sleep(0.05)
-            request.wfile.write(b"0\r\n\r\n")
+            request.wfile.write(last)
         except OSError:
             pass  # the client gave up: what is tested
 
@@ -285,3 +297,70 @@ def test_an_answer_that_trickles_in_past_the_timeout_fails_on_it():
     assert health.outcome == "failed" and "timed out" in health.reason and health.retryable, health.reason
     # The POST was sent and answered in part: sending it again could make a second session.
     assert session.outcome == "failed" and "timed out" in session.reason and not session.retryable, session.reason
+
+
+def test_headers_that_trickle_in_past_the_timeout_fail_on_it():
+    # Only the body was bounded: the status and headers were read for as long as the server sent
+    # them, a line at a time, and the check then failed "within 0.5 s" after all of it.
+    with _Drip(seconds=4.0, headers=True) as url:
+        spec = spec_for(url, timeout_seconds=0.5)
+        with http_checks.client(spec) as http:
+            began = time.monotonic()
+            health = http_checks.check_health(http, spec)
+            took = time.monotonic() - began
+            session = http_checks.create_session(http, spec)
+    assert took < 2.0, f"the health check took {took:.1f} s, its timeout 0.5 s"
+    assert health.outcome == "failed" and "timed out" in health.reason and health.retryable, health.reason
+    assert "ReadTimeout" in health.reason and "not complete within 0.5 s" in health.reason
+    assert session.outcome == "failed" and "timed out" in session.reason and not session.retryable, session.reason
+    assert session.seconds < 2.0
+
+
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        ({"status": "DOWN", "components": {"db": {"status": "DOWN"}}}, 'its body says status "DOWN"'),
+        ({"status": "fail", "output": "sqs unreachable"}, 'its body says status "fail"'),
+        ({"status": "unhealthy"}, 'its body says status "unhealthy"'),
+        ({"error": "database connection refused"}, "its body carries an error"),
+    ],
+)
+def test_a_health_answer_of_200_that_says_the_service_is_down_fails(app, body, says):
+    # Health endpoints that always answer 200 and put the verdict in the body (Spring's, the
+    # IETF draft's "fail") passed as healthy: the check read the status code alone.
+    app.faults.health_body = body
+    health, *_ = run_all(app, spec_for(app.url))
+    assert health.outcome == "failed" and f"HTTP 200 from GET {app.url}/health but {says}" in health.reason
+    assert health.retryable  # as a 503: a task may still be starting
+
+
+@pytest.mark.parametrize("body", [{"status": "ok"}, {"status": "UP", "error": None}, {"status": "pass", "errors": []},
+                                  "OK", ["fine"]])
+def test_a_health_answer_of_200_that_says_nothing_wrong_passes(app, body):
+    app.faults.health_body = body
+    health, *_ = run_all(app, spec_for(app.url))
+    assert health.passed, health.reason
+
+
+def test_a_message_answered_200_with_an_error_fails_the_message_check(app):
+    # The message API answered 200 and said it could not queue the instruction: "passed", and
+    # nothing reached the edit container.
+    app.faults.message_status, app.faults.message_body = 200, {"error": "queue unavailable", "queued": False}
+    _, session, message = run_all(app, spec_for(app.url))
+    assert session.passed and app.sessions[session.detail] == []
+    assert message.outcome == "failed" and "HTTP 200 from POST" in message.reason
+    assert "but its body carries an error" in message.reason and "queue unavailable" in message.reason
+    assert not message.retryable  # it reached the server: a second POST could queue it twice
+
+
+def test_headers_that_trickle_in_on_a_kept_alive_connection_fail_on_the_timeout_too():
+    # The second request on one client went over the connection the first left open: no new
+    # connection, so nothing to cut when its time was up.
+    with _Drip(seconds=4.0, headers=True, healthy=True) as url:
+        spec = spec_for(url, timeout_seconds=0.5)
+        with http_checks.client(spec) as http:
+            health = http_checks.check_health(http, spec)
+            session = http_checks.create_session(http, spec)
+    assert health.passed, health.reason
+    assert session.outcome == "failed" and "not complete within 0.5 s" in session.reason, session.reason
+    assert session.seconds < 2.0, session.seconds

@@ -41,8 +41,9 @@ def start_at_five_percent(aws) -> tuple[RolloutRecord, float]:
     image = f"{aws.topology.repository_uri}:2.1.0"
     spec = RolloutSpec(image=image, stages=[Stage(weight=w, bake_seconds=600) for w in (5, 25, 100)])
     now = time.time() - 600
+    newest = ledger.get(service)  # a second rollout within the same second still sorts after it
     record = RolloutRecord(
-        service=service, rollout_id=new_rollout_id(now), image=image, spec_json=spec.model_dump_json(),
+        service=service, rollout_id=new_rollout_id(now, after=newest.rollout_id if newest else None), image=image, spec_json=spec.model_dump_json(),
         previous_task_definition=stable.task_definition, stable_desired=stable.desired, created_at=now, updated_at=now,
         history=(Transition(at=now, kind="start", actor="alice", comment=f"rollout of {image}"),),
     )
@@ -93,7 +94,10 @@ def test_a_rollout_still_running_gets_no_incident_report(aws, blocks):
     state = rollout_report(rollout_id=record.rollout_id, targets_block=blocks, aws_credentials_block=blocks,
                            return_state=True)
     assert state.result().artifacts == (f"{aws.targets.canary_service}-rollout-report",)
-    assert "**Outcome:** progressing (not finished) at 95/5" in artifacts_of(state)[f"{aws.targets.canary_service}-rollout-report"]
+    report = artifacts_of(state)[f"{aws.targets.canary_service}-rollout-report"]
+    assert "**Outcome:** progressing (not finished) at 95/5" in report
+    # Its run's lease (60 s, ten minutes ago) had lapsed when the report was written.
+    assert "**Held by:** run-1, whose lease lapsed at" in report
 
 
 def test_no_rollout_recorded_is_refused_clearly(aws, blocks):
@@ -147,3 +151,56 @@ def test_a_rollback_under_way_is_reported_with_its_live_claim_holder_by_the_flow
     capsys.readouterr()
     assert report(targets_block=blocks, credentials_block=blocks) == 0
     assert "(live when this report was written)" in capsys.readouterr().out
+
+
+def spoil(aws, rollout_id: str) -> None:
+    """The rollout's item as rollway cannot read it: a phase no release of it knows (written by
+    another release, or edited by hand)."""
+    aws.get_client("dynamodb").update_item(
+        TableName=aws.targets.rollouts_table,
+        Key={"service": {"S": aws.targets.canary_service}, "rollout_id": {"S": rollout_id}},
+        UpdateExpression="SET phase = :p", ExpressionAttributeValues={":p": {"S": "verifying"}})
+
+
+def test_one_unreadable_rollout_does_not_refuse_the_reports_of_the_others(aws, blocks, capsys):
+    """An older rollout's item rollway cannot read refused every report, the newest's included:
+    reading the service's history failed on it as a whole."""
+    from rollway.cli.report import report
+
+    older, _ = start_at_five_percent(aws)
+    rollback(reason="latency doubled", actor="dave", targets_block=blocks, aws_credentials_block=blocks)
+    newer, _ = start_at_five_percent(aws)
+    spoil(aws, older.rollout_id)
+
+    state = rollout_report(targets_block=blocks, aws_credentials_block=blocks, return_state=True)
+    assert state.result().rollout_id == newer.rollout_id
+    assert f"rollout {newer.rollout_id}" in artifacts_of(state)[f"{aws.targets.canary_service}-rollout-report"]
+    capsys.readouterr()
+    assert report(targets_block=blocks, credentials_block=blocks) == 0
+    assert f"# Rollout report: {aws.targets.canary_service}, rollout {newer.rollout_id}" in capsys.readouterr().out
+
+    # The unreadable one, asked for by its id, is refused naming the item and what is wrong with it.
+    state = rollout_report(rollout_id=older.rollout_id, targets_block=blocks, aws_credentials_block=blocks,
+                           return_state=True)
+    with pytest.raises(ReportRefused, match=f"rollout '{older.rollout_id}', is not one rollway can read .*phase"):
+        state.result()
+    assert report(rollout=older.rollout_id, targets_block=blocks, credentials_block=blocks) == 1
+    assert "repair or delete that item" in capsys.readouterr().err
+
+
+def test_an_unreadable_newest_rollout_is_refused_not_replaced_by_an_older_one(aws, blocks, capsys):
+    from rollway.cli.report import report
+
+    older, _ = start_at_five_percent(aws)
+    rollback(reason="latency doubled", actor="dave", targets_block=blocks, aws_credentials_block=blocks)
+    newer, _ = start_at_five_percent(aws)
+    spoil(aws, newer.rollout_id)
+    state = rollout_report(targets_block=blocks, aws_credentials_block=blocks, return_state=True)
+    with pytest.raises(ReportRefused, match=f"the newest rollout of {aws.targets.canary_service}, {newer.rollout_id}, "
+                                            "cannot be read"):
+        state.result()
+    assert artifacts_of(state) == {}
+    # An older one is still reported when asked for.
+    capsys.readouterr()
+    assert report(rollout=older.rollout_id, targets_block=blocks, credentials_block=blocks) == 0
+    assert f"rollout {older.rollout_id}" in capsys.readouterr().out

@@ -119,3 +119,21 @@ def test_a_spec_with_a_bad_url_is_refused_before_any_request(app, blocks):
     assert state.is_failed()
     assert "health_url" in state.message
     assert app.requests == []
+
+
+def test_an_artifact_the_prefect_api_refuses_does_not_change_the_verdict(aws, app, blocks, monkeypatch, caplog):
+    """The artifact is made after every check ran: refused, its error failed a validation that
+    had passed (a healthy deployment reported as failing), or replaced the failed checks' names."""
+    import flows.validate
+    from tests.flows.test_artifacts import api_refuses
+
+    api_refuses(monkeypatch, flows.validate, "create_markdown_artifact")
+    publish_success_rate(aws, 99.95)
+    state = validate_deployment(spec=spec(app), targets_block=blocks, aws_credentials_block=blocks, return_state=True)
+    assert state.is_completed() and state.result().passed
+    assert "validation artifact could not be created: the Prefect API is unreachable" in caplog.text
+    app.faults.health_status = 503
+    state = validate_deployment(spec=spec(app, attempts=1), targets_block=blocks, aws_credentials_block=blocks,
+                                return_state=True)
+    with pytest.raises(ValidationFailed, match="health \\(HTTP 503"):
+        state.result()

@@ -423,3 +423,95 @@ def test_an_unfinished_rollback_states_its_exposure_as_a_lower_bound_not_a_total
     text = incident_report(guardrail_rollback(finished=False))
     assert f"**Exposed for:** at least 10.0 min (until {utc(T0 + 660)}, when the rollback began; " in text
     assert "so far" not in text
+
+
+def aborted_on_real_time_under_a_faster_clock(*, finished: bool = True) -> RolloutRecord:
+    """A weekly rollout run on `rollway up`'s 60x clock, paused at 25 % and aborted with no run
+    owning it: `rollway abort` stamps the rollback on real time, hours before the rollout
+    clock's shifts it follows in the history."""
+    history = [started(), shift(60, 5, 0), passed(3660, 0), shift(7200, 25, 1, 5), passed(10800, 1),
+               Transition(at=T0 + 600, kind="rollback-start", actor="carol", comment="aborted by carol: 500s on save")]
+    if finished:
+        history.append(Transition(at=T0 + 610, kind="rollback", actor="carol", to_weights=w(0),
+                                  comment="aborted by carol: 500s on save"))
+    return record(history, RolloutPhase.ROLLED_BACK if finished else RolloutPhase.ROLLING_BACK,
+                  weights=w(0) if finished else w(25))
+
+
+@pytest.mark.parametrize("finished", [True, False])
+def test_a_rollback_stamped_on_another_clock_than_the_rollout_is_not_measured_against_it(finished):
+    """The figures compared the rollback's real-time stamps with the rollout clock's: the
+    weight when the rollback began was the 5 % of the only shift stamped earlier (the canary
+    was at 25 %), the exposure 9 min of a rollout that ran for hours, and stage 2 lasted "0 s"."""
+    rec = aborted_on_real_time_under_a_faster_clock(finished=finished)
+    text = incident_report(rec)
+    assert "- **Highest canary weight:** 25%" in text
+    assert "- **Weight when the rollback began:** 25% (75/25 stable/canary)" in text
+    (exposed,) = [x for x in text.splitlines() if x.startswith("- **Exposed for:**")]
+    assert "not measurable from the ledger" in exposed and "another clock" in exposed
+    assert "min" not in exposed and " s " not in exposed
+    (stage_two,) = [x for x in rollout_report(rec).splitlines() if x.startswith("| 2/3 | 75/25 |")]
+    assert "| 0 s |" not in stage_two
+    if finished:
+        assert "| two clocks |" in stage_two
+    # Next steps name no window ending before it began.
+    (logs,) = [x for x in text.splitlines() if "Read the canary's logs and metrics" in x]
+    assert f"from {utc(T0 + 60)} to {utc(T0 + 610)}" not in logs and f"from {utc(T0 + 60)}" in logs
+    # On one clock, the figures are as before.
+    assert "**Exposed for:** 10.7 min" in incident_report(guardrail_rollback())
+
+
+def test_a_rollout_holding_between_weekly_phases_says_which_passed_and_when_the_next_may_start():
+    """The outcome read "paused (not finished)": nothing said the weekly phase had passed and the
+    rollout waits for the schedule, nor when the next phase may start."""
+    from rollway.weekly import describe, next_phase_due
+
+    weekly = RolloutSpec(image=IMAGE)  # the default plan: week 1 at 5 %, then 25-50 %, then 75-100 %
+    rec = record([started(), shift(60, 5, 0), passed(700, 0),
+                  Transition(at=T0 + 700, kind="phase", actor="alice", comment="this phase ends at 5%")],
+                 RolloutPhase.PAUSED, weights=w(5)).model_copy(update={
+                     "spec_json": weekly.model_dump_json(), "weekly_phase_index": 0, "weekly_phase_passed": True,
+                     "weekly_phase_started_at": T0})
+    due = next_phase_due(T0, **weekly.phase_calendar())
+    (outcome,) = [x for x in rollout_report(rec).splitlines() if x.startswith("- **Outcome:**")]
+    assert outcome == (f"- **Outcome:** holding between weekly phases: {weekly.phases[0].name} passed, at 95/5 "
+                       f"stable/canary; the next phase, {weekly.phases[1].name}, may start from "
+                       f"{describe(due, weekly.weekly_timezone)} (the first advance_phase run from then on starts it)")
+    # A paused rollout the record says nothing more of reads as before.
+    odd = rec.model_copy(update={"weekly_phase_passed": False})
+    assert "- **Outcome:** paused (not finished) at 95/5 stable/canary" in rollout_report(odd)
+
+
+def test_an_unfinished_rollout_names_the_run_holding_it_and_whether_its_lease_lapsed():
+    """A rollout whose run died read "progressing (not finished)", as one still driven: nothing
+    said which run held it, nor that it had stopped renewing its lease."""
+    running = record([started(), shift(60, 25, 1, 5)], RolloutPhase.PROGRESSING).model_copy(
+        update={"owner": "flow-run 0f1e2d3c", "lease_expires": T0 + 900})
+    (live,) = [x for x in rollout_report(running, now=T0 + 600).splitlines() if x.startswith("- **Held by:**")]
+    assert live == f"- **Held by:** flow-run 0f1e2d3c, lease until {utc(T0 + 900)} (wall clock; live when this report " \
+                   "was written)"
+    (lapsed,) = [x for x in rollout_report(running, now=T0 + 4000).splitlines() if x.startswith("- **Held by:**")]
+    assert lapsed.startswith(f"- **Held by:** flow-run 0f1e2d3c, whose lease lapsed at {utc(T0 + 900)} (wall clock): "
+                             "that run stopped renewing it")
+    assert "waits for an approval" in lapsed
+    free = running.model_copy(update={"owner": None, "lease_expires": 0.0})
+    assert "- **Held by:** no run (its lease is free)" in rollout_report(free, now=T0 + 600)
+    # An ended rollout keeps its last holder in the ledger: not shown as holding it.
+    assert "Held by" not in rollout_report(guardrail_rollback().model_copy(update={"owner": "flow-run 0f1e2d3c"}),
+                                           now=T0 + 600)
+
+
+def test_times_ahead_of_the_wall_clock_are_said_to_be_on_a_faster_clock():
+    """Under `rollway up`'s 60x clock the history's times run hours ahead of the wall clock that
+    stamps leases and claims, and the report mixed them unannounced: a rollback "recorded at
+    05:00" beside its claim "renewed until 23:59", both read as the same clock."""
+    ahead = guardrail_rollback(finished=False).model_copy(
+        update={"rollback_holder": "judge (flow run brave-fox)", "rollback_expires": T0 - 3 * 3600})
+    wall = T0 - 3 * 3600 - 30  # the rollout clock is three hours ahead
+    for text in (rollout_report(ahead, now=wall), incident_report(ahead, now=wall)):
+        (clock,) = [x for x in text.splitlines() if x.startswith("- **Clock:**")]
+        assert "run ahead of the wall clock (by 3.2 h when this report was written)" in clock
+        assert "sped-up clock" in clock and "leases and claims are on the wall clock" in clock
+    # On one clock, or without the time, nothing is said.
+    assert "**Clock:**" not in rollout_report(ahead, now=T0 + 700) + incident_report(ahead, now=T0 + 700)
+    assert "**Clock:**" not in rollout_report(ahead) + incident_report(ahead)

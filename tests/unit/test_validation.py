@@ -156,3 +156,37 @@ def test_a_refused_url_with_credentials_is_not_echoed_in_the_error():
 ])
 def test_shown_urls_mask_every_query_value(url, shown):
     assert shown_url(url) == shown
+
+
+# A URL the spec took and the run's first request could not be sent to; what the refusal says.
+UNSENDABLE = {
+    "http://999.1.1.1/health": "Invalid IPv4 address",
+    "http://edit..example.com/health": "label empty or too long",
+    "http://" + "a" * 64 + ".example.com/health": "label empty or too long",
+    "http://xn--zz.example.com/health": "Invalid A-label",
+    "http://edit.example.com/health\x7f": "non-printable",
+    "http://edit example.com/health": "has a space in its host",
+}
+
+
+@pytest.mark.parametrize(("url", "says"), UNSENDABLE.items())
+def test_a_url_no_request_can_be_sent_to_is_refused_when_the_spec_is_built(url, says):
+    """Accepted here, httpx or the idna codec refused it at the run's first request: the run
+    failed with their traceback, or went looking up a host with a space in its name."""
+    for field in ("health_url", "api_base_url"):
+        with pytest.raises(ValidationError) as refused:
+            ValidationSpec(**{field: url})
+        assert f"{field} " in str(refused.value) and says in str(refused.value)
+
+
+def test_a_refused_url_shows_its_query_masked():
+    with pytest.raises(ValidationError) as refused:
+        ValidationSpec(health_url="http://999.1.1.1/health?token=s3cr3t")
+    assert "token=****" in str(refused.value) and "s3cr3t" not in str(refused.value)
+
+
+@pytest.mark.parametrize("url", ["http://例え.jp/health", "http://[::1]:8080/health", "https://edit.example.com/h%20x",
+                                 "http://127.0.0.1:8080/health?token=a%20b", "http://127.0.0.1:8080/my health?q=a b",
+                                 "http://example.com./health"])
+def test_urls_a_request_can_be_sent_to_are_taken(url):
+    assert ValidationSpec(health_url=url).health_url == url
