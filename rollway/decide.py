@@ -23,7 +23,8 @@ class StageState(BaseModel):
     ``stage_index`` is the last stage whose weights were set and verified (-1: none);
     ``started_at`` when that happened; ``passed`` whether its bake passed; ``approved`` the
     index of the stage a person approved moving to (approvals are per stage);
-    ``until_stage`` the last stage of the weekly phase being run (None: run to the end).
+    ``until_stage`` the last stage of the weekly phase being run (None: run to the end);
+    ``accepted_by`` who accepted, on their word, a stage the judge could not pass.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -33,6 +34,7 @@ class StageState(BaseModel):
     passed: bool = False
     approved: int | None = None
     until_stage: int | None = None
+    accepted_by: str | None = None
 
 
 class _Decision(BaseModel):
@@ -170,7 +172,10 @@ def decide(spec: RolloutSpec, state: StageState, verdict: Verdict | None, now: f
     if state.stage_index < 0:
         return _next_step(spec, state, passed=False, why="rollout starting")
     if state.passed:
-        return _next_step(spec, state, passed=False, why=f"stage {spec.stages[state.stage_index].weight}% passed")
+        # The shift's reason is recorded in the ledger and read by people: a stage a person
+        # accepted did not pass the judge, and "passed" said it had.
+        how = f"accepted by {state.accepted_by}" if state.accepted_by else "passed"
+        return _next_step(spec, state, passed=False, why=f"stage {spec.stages[state.stage_index].weight}% {how}")
     if verdict is None:
         raise ValueError("a stage in progress needs a verdict")
     if state.started_at is None:

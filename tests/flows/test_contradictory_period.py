@@ -44,3 +44,7 @@ def test_a_settled_contradictory_period_pauses_the_stage_for_a_person_at_once():
     assert cause == "inconclusive" and at >= 600, pauses  # the whole bake was judged
     assert "settled by now; reading again will not change them" in reason
     assert result.outcome == "promoted" and result.stages[0].decision == "accepted by bob"
+    # The shift after it is recorded as following bob's word, not a pass the judge never gave.
+    [record] = env.ledger.history(env.targets.canary_service)
+    said = [t.comment for t in record.history if t.kind == "shift" and "shifting to 100%" in (t.comment or "")]
+    assert said and all(r.startswith("stage 5% accepted by bob;") for r in said), record.history
