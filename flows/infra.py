@@ -223,7 +223,7 @@ def run_deploy_infrastructure(
                 result = InfraResult(stacks=tuple(reports.values()), reordered=plan.reordered, added=plan.added,
                                      bootstrap_elsewhere=elsewhere)
                 _artifact(result, failed_at=f"cdk bootstrap of {environment.uri}", resume_from=from_stack,
-                          already_deployed=already_deployed)
+                          already_deployed=already_deployed, when=_bootstrap_again_when(err, environment))
                 raise InfraDeployFailed(_not_prepared(result, err, from_stack, environment,
                                                       done=wanted[:i], left=wanted[i + 1:])) from err
             except BaseException:
@@ -375,8 +375,18 @@ def _not_prepared(result: InfraResult, err: Exception, from_stack: str | None, e
     if tail:
         lines += ["cdk's last lines:", *(f"    {line}" for line in tail)]
     again = f" with from_stack={from_stack!r}" if from_stack else ""
-    lines.append(f"once it is fixed, run deploy_infrastructure again{again} (bootstrapping again is safe)")
+    lines.append(f"{_bootstrap_again_when(err, environment)}, run deploy_infrastructure again{again} "
+                 "(bootstrapping again is safe)")
     return "\n".join(lines)
+
+
+def _bootstrap_again_when(err: Exception, environment: StackEnvironment) -> str:
+    """When to run again after a failed bootstrap: a timed-out one's toolkit stack may still be
+    in progress, and bootstrapping over it fails until CloudFormation is done with it."""
+    if isinstance(err, StackDeployFailed) and err.timed_out:
+        return (f"once the toolkit stack (CDKToolkit) of {environment.uri} is no longer IN_PROGRESS in "
+                "CloudFormation (cdk was stopped, CloudFormation was not)")
+    return "once the cause is fixed"
 
 
 def _log_checklist(checklist: Checklist) -> None:

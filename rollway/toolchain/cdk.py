@@ -295,10 +295,18 @@ class CdkCli:
         self.list_stacks(on_line)
         try:
             self._run(["bootstrap", environment, "--app", str(self._assembly)], timeout_seconds, on_line)
-        except (ToolFailed, ToolTimeout) as err:
+        except ToolTimeout as err:
+            # Said as a timeout, as a deploy's is: the reason used to be cdk's last line (a
+            # CREATE_IN_PROGRESS event), read as the failure, with nothing saying cdk was stopped
+            # while CloudFormation went on creating the toolkit stack.
+            raise StackDeployFailed(
+                f"CDKToolkit ({environment})",
+                f"cdk bootstrap did not finish within {timeout_seconds:g} s and was stopped; CloudFormation may "
+                f"still be working on the toolkit stack (CDKToolkit) of {environment}: look at its events before "
+                "bootstrapping again", err.tail, timed_out=True) from err
+        except ToolFailed as err:
             # Named with its environment: with several bootstrapped, which one failed.
-            raise StackDeployFailed(f"CDKToolkit ({environment})", failure_reason(err.tail), err.tail,
-                                    timed_out=isinstance(err, ToolTimeout)) from err
+            raise StackDeployFailed(f"CDKToolkit ({environment})", failure_reason(err.tail), err.tail) from err
 
     def _current_environment(self) -> CdkEnvironment:
         # Asked again for every run: an assumed role's credentials last an hour by default, and

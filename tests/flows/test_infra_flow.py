@@ -135,6 +135,22 @@ def pinned_deployer(**kwargs) -> FakeInfraDeployer:
     return deployer
 
 
+def test_a_bootstrap_that_timed_out_says_to_wait_for_the_toolkit_stack_before_running_again():
+    from rollway.infra import StackDeployFailed
+
+    def bootstrap(env, _progress):
+        raise StackDeployFailed(f"CDKToolkit ({env.uri})", "cdk bootstrap did not finish within 600 s and was stopped",
+                                ("CDKToolkit | 3/12 | CREATE_IN_PROGRESS | AWS::S3::Bucket",), timed_out=True)
+
+    since = time.time()
+    with pytest.raises(InfraDeployFailed) as caught:
+        deploy_on(FakeInfraDeployer(WEBORDINARY), None, bootstrap=bootstrap)
+    wait = ("once the toolkit stack (CDKToolkit) of aws://123456789012/us-west-2 is no longer IN_PROGRESS in "
+            "CloudFormation (cdk was stopped, CloudFormation was not)")
+    assert f"{wait}, run deploy_infrastructure again (bootstrapping again is safe)" in str(caught.value)
+    assert f"Run it again {wait}." in latest(ARTIFACT_KEY, since)
+
+
 def test_every_environment_of_this_account_the_stacks_go_to_is_bootstrapped_once_in_order(caplog):
     deployer = pinned_deployer()
     deploy_on(deployer, None, bootstrap=lambda env, progress: deployer.calls.append(f"{progress}"))

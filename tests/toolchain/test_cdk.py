@@ -278,6 +278,24 @@ def test_a_failed_bootstrap_names_its_environment(tmp_path):
     assert "s3cret" not in str(caught.value)
 
 
+def test_a_bootstrap_past_its_time_says_it_was_stopped_not_cdks_last_line(tmp_path):
+    # Its reason was cdk's last line, an event read as the failure, with nothing saying cdk was
+    # stopped while CloudFormation went on creating the toolkit stack.
+    body = FAKE_CDK.replace('print("X: creating stack...")',
+                            'print("CDKToolkit | 3/12 | CREATE_IN_PROGRESS | AWS::S3::Bucket", flush=True)\n'
+                            'import threading; threading.Event().wait()')
+    script, app = _fake_cdk_app(tmp_path, body)
+    env = CdkEnvironment(region="us-west-2", account="123456789012")
+    with CdkCli(script, app, env) as cli:
+        with pytest.raises(StackDeployFailed) as caught:
+            cli.bootstrap("aws://123456789012/eu-west-1", timeout_seconds=0.5)
+    assert caught.value.timed_out
+    assert caught.value.reason.startswith("cdk bootstrap did not finish within 0.5 s and was stopped; CloudFormation "
+                                          "may still be working on the toolkit stack (CDKToolkit) of "
+                                          "aws://123456789012/eu-west-1")
+    assert caught.value.tail == ("CDKToolkit | 3/12 | CREATE_IN_PROGRESS | AWS::S3::Bucket",)
+
+
 def test_a_deploy_past_its_time_is_stopped_and_says_cloudformation_may_still_be_working(tmp_path):
     # The stand-in prints, then waits on its standard input (closed: it would block on a pipe
     # it never gets) -- it never finishes on its own, so only the timeout ends it.
