@@ -517,6 +517,7 @@ def deploy_infrastructure(
     bootstrap: bool = False,
     verify: bool = True,
     stack_timeout_seconds: WaitSeconds = 1800.0,
+    synth_timeout_seconds: WaitSeconds = 600.0,
     targets_block: str | None = None,
     aws_credentials_block: str | None = None,
 ) -> InfraResult:
@@ -532,7 +533,8 @@ def deploy_infrastructure(
     environment-agnostic stack: the targets' region), each once; an environment of another account
     is not bootstrapped (these credentials cannot), the log and the artifact give the
     ``cdk bootstrap --trust`` to run there. ``verify``: run the checklist after the deploys.
-    ``stack_timeout_seconds``: how long one stack's deploy may take.
+    ``stack_timeout_seconds``: how long one stack's deploy may take. ``synth_timeout_seconds``: how
+    long synthesizing the app may take (longer for an app bundling assets as it synthesizes).
     """
     log = get_run_logger()
     # Everything a person can get wrong is refused before anything runs.
@@ -561,7 +563,9 @@ def deploy_infrastructure(
     # A stack pinned to another region is read there: its status on a resume, its checklist item.
     clients_in = regional_clients(credentials, get_client, targets.region)
     home = StackEnvironment(account=account, region=targets.region)
-    with CdkCli(executable, app_dir, environment, direct=direct) as cdk:
+    # The synth's time given: fixed at 600 s, an app bundling its assets on a cold worker could
+    # never be deployed, and no parameter said how to give it more.
+    with CdkCli(executable, app_dir, environment, direct=direct, synth_timeout_seconds=synth_timeout_seconds) as cdk:
         return run_deploy_infrastructure(
             cdk, (lambda app: checker_for(get_client, targets, app=app, home=home, clients_in=clients_in))
             if verify else None, requested,
@@ -587,7 +591,8 @@ def run_verify_infrastructure(checker: InfraChecker) -> Checklist:
 
 @flow(name="verify_infrastructure", log_prints=True)
 def verify_infrastructure(targets_block: str | None = None, aws_credentials_block: str | None = None,
-                          cdk_app_dir: str | None = None, cdk_executable: str = "cdk") -> Checklist:
+                          cdk_app_dir: str | None = None, cdk_executable: str = "cdk",
+                          synth_timeout_seconds: WaitSeconds = 600.0) -> Checklist:
     """Check the pre-deployment checklist (reads only): the stacks, tables and indexes, queues and
     their DLQs, the dashboard, the alarms and the alert topic with a subscription.
 
@@ -595,7 +600,8 @@ def verify_infrastructure(targets_block: str | None = None, aws_credentials_bloc
     where each stack goes, so a stack the app pins to another region is read there, and so is
     each table, queue, dashboard, alarm or topic its template names; one in another account fails
     its item as not readable with these credentials. Without it everything is read in the
-    targets' region. ``cdk_executable``: the cdk CLI (with ``cdk_app_dir``).
+    targets' region. ``cdk_executable``: the cdk CLI (with ``cdk_app_dir``). ``synth_timeout_seconds``:
+    how long synthesizing the app may take.
     """
     log = get_run_logger()
     app_dir = executable = None
@@ -618,7 +624,8 @@ def verify_infrastructure(targets_block: str | None = None, aws_credentials_bloc
         return run_verify_infrastructure(checker_for(get_client, targets))
     account = get_client("sts").get_caller_identity()["Account"]
     home = StackEnvironment(account=account, region=targets.region)
-    with CdkCli(executable, app_dir, lambda: cdk_environment(credentials, targets.region, account)) as cdk:
+    with CdkCli(executable, app_dir, lambda: cdk_environment(credentials, targets.region, account),
+                synth_timeout_seconds=synth_timeout_seconds) as cdk:
         app = tasks.list_stacks(cdk)
     return run_verify_infrastructure(checker_for(get_client, targets, app=app, home=home,
                                                  clients_in=regional_clients(credentials, get_client, targets.region)))

@@ -206,7 +206,15 @@ class CdkCli:
         try:
             try:
                 self._run(["synth", "--quiet", "--output", str(out)], self._synth_timeout, on_line)
-            except (ToolFailed, ToolTimeout) as err:
+            except ToolTimeout as err:
+                # An app that bundles its functions' code or builds images while synthesizing can
+                # take longer on a cold worker (images to pull): said so, with what gives it more time.
+                raise AppNotListed(
+                    f"the CDK app in {self._app_dir} did not synthesize within {self._synth_timeout:g} s: cdk synth "
+                    "was stopped (nothing was deployed). If the app bundles assets or builds images as it "
+                    "synthesizes, allow it more time with synth_timeout_seconds; its last output:\n"
+                    + ("\n".join(err.tail[-12:]) or "(no output)"), err.tail) from err
+            except ToolFailed as err:
                 raise AppNotListed(f"the CDK app in {self._app_dir} did not synthesize: {err}", err.tail) from err
             stacks = read_assembly(out)
             selectors = stack_selectors(out)

@@ -3,6 +3,7 @@ resuming; the embedded AWS for the checklist."""
 
 from __future__ import annotations
 
+import sys
 import time
 
 import pytest
@@ -17,7 +18,7 @@ from flows.infra import (
 )
 from rollway.checklist import Checklist, CheckItem
 from rollway.fakes import FakeInfraDeployer
-from rollway.infra import AppStacks, PlanRefused, StackEnvironment
+from rollway.infra import AppNotListed, AppStacks, PlanRefused, StackEnvironment
 from rollway.targets import Targets
 from rollway.toolchain.process import ToolMissing
 from tests.flows.moto_env import deployed_stacks, inbox
@@ -480,6 +481,36 @@ def test_duplicate_stacks_are_refused_before_the_app_is_read(tmp_path):
 def test_a_timeout_below_a_second_is_refused(tmp_path):
     with pytest.raises(ParameterTypeError, match="stack_timeout_seconds"):
         deploy_infrastructure(cdk_app_dir=str(tmp_path), stack_timeout_seconds=0)
+
+
+def test_an_app_slow_to_synthesize_is_given_the_time_asked_and_the_run_says_how_to_give_more(embedded_aws, tmp_path):
+    # Synthesizing had 600 s and no parameter: an app bundling its assets on a cold worker could
+    # not be deployed by the flow at all.
+    from blocks.credentials import credentials_for_endpoint
+    from blocks.register import save_blocks
+
+    cdk = tmp_path / "bin" / "cdk"
+    cdk.parent.mkdir()
+    # A stand-in cdk that synthesizes for ever, saying when it started.
+    cdk.write_text(f"#!{sys.executable}\nimport sys, time\nopen({str(tmp_path / 'started')!r}, 'w').close()\n"
+                   "print('Bundling asset WebordinaryFargateStack/Handler...', flush=True)\ntime.sleep(600)\n")
+    cdk.chmod(0o755)
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "cdk.json").write_text('{"app": "true"}')
+    save_blocks(Targets(), credentials_for_endpoint(embedded_aws.endpoint_url, "us-west-2"),
+                targets_block="infra-synth-targets", credentials_block="infra-synth-aws")
+    started = time.monotonic()
+    with pytest.raises(AppNotListed) as caught:
+        deploy_infrastructure(cdk_app_dir=str(app), cdk_executable=str(cdk), synth_timeout_seconds=2,
+                              targets_block="infra-synth-targets", aws_credentials_block="infra-synth-aws")
+    assert (tmp_path / "started").exists() and time.monotonic() - started < 60
+    message = str(caught.value)
+    assert "did not synthesize within 2 s: cdk synth was stopped (nothing was deployed)" in message
+    assert "allow it more time with synth_timeout_seconds" in message
+    assert "Bundling asset WebordinaryFargateStack/Handler..." in message
+    with pytest.raises(ParameterTypeError, match="synth_timeout_seconds"):
+        verify_infrastructure(cdk_app_dir=str(app), cdk_executable=str(cdk), synth_timeout_seconds=0)
 
 
 # --- the credentials cdk gets, from the AwsCredentials block ---------------------------------
