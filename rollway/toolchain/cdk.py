@@ -165,6 +165,8 @@ class CdkCli:
             for temporary credentials that would expire during a long run of deploys.
         direct: deploy with ``--method=direct`` (no change sets: what the embedded AWS needs).
         synth_timeout_seconds: how long synthesizing the app may take.
+        quiet_seconds: after this long with no output from cdk, a line saying it is still running
+            goes to ``on_line`` (again after every such silence).
 
     Raises:
         ToolMissing: the executable is not found (at construction, before anything runs).
@@ -174,7 +176,7 @@ class CdkCli:
 
     def __init__(self, executable: str, app_dir: str | os.PathLike[str],
                  environment: CdkEnvironment | Callable[[], CdkEnvironment], *,
-                 direct: bool = False, synth_timeout_seconds: float = 600.0) -> None:
+                 direct: bool = False, synth_timeout_seconds: float = 600.0, quiet_seconds: float = 120.0) -> None:
         # Absolute: cdk runs in the app's directory, where a relative path would name nothing.
         self._cdk = os.path.abspath(resolve(executable, "install the AWS CDK CLI (npm install aws-cdk) or pass its path"))
         self._app_dir = Path(app_dir)
@@ -184,6 +186,7 @@ class CdkCli:
         self._environment = environment
         self._direct = direct
         self._synth_timeout = synth_timeout_seconds
+        self._quiet_seconds = quiet_seconds
         self._assembly: Path | None = None
         self._stacks: AppStacks | None = None
         self._selectors: dict[str, str] = {}
@@ -328,8 +331,28 @@ class CdkCli:
         # Masked: the secrets given, and those inherited from the worker when none were given
         # (its AWS_* variables reach cdk too, and are no less secret).
         secrets = [*environment.secrets, *(variables[k] for k in _SECRET_VARIABLES if k in variables)]
+        last = [""]
+
+        def heard(line: str) -> None:
+            if line.strip():
+                last[0] = line.strip()
+            if on_line is not None:
+                on_line(line)
+
+        def quiet(elapsed: float, silent: float) -> None:
+            # A sign of life in the run's log: CloudFormation waiting on an ECS service to
+            # stabilize (or cdk building an image) printed nothing for many minutes.
+            assert on_line is not None
+            on_line(f"(still running after {_minutes(elapsed)}, nothing new from cdk for {_minutes(silent)}; "
+                    f"its last line: {last[0] or 'none'})")
+
         return run_tool([self._cdk, *arguments, "--no-color"], timeout_seconds=timeout_seconds, cwd=self._app_dir,
-                        env=variables, secrets=secrets, on_line=on_line)
+                        env=variables, secrets=secrets, on_line=heard, on_quiet=quiet if on_line is not None else None,
+                        quiet_seconds=self._quiet_seconds)
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"
 
 
 def read_assembly(assembly_dir: str | os.PathLike[str]) -> AppStacks:

@@ -296,6 +296,22 @@ def test_a_bootstrap_past_its_time_says_it_was_stopped_not_cdks_last_line(tmp_pa
     assert caught.value.tail == ("CDKToolkit | 3/12 | CREATE_IN_PROGRESS | AWS::S3::Bucket",)
 
 
+def test_a_deploy_cdk_is_silent_in_says_it_is_still_running_and_what_it_waits_on(tmp_path):
+    # CloudFormation waiting on an ECS service to stabilize: cdk prints nothing for many minutes,
+    # and the run's log stood still all that time.
+    body = FAKE_CDK.replace('print("X: creating stack...")',
+                            'print("X | 3/7 | CREATE_IN_PROGRESS | AWS::ECS::Service | Service", flush=True)\n'
+                            'import time; time.sleep(1.3); print("✅  X"); sys.exit(0)')
+    script, app = _fake_cdk_app(tmp_path, body)
+    seen: list[str] = []
+    with CdkCli(script, app, CdkEnvironment(region="us-west-2"), quiet_seconds=0.5) as cli:
+        cli.deploy("X", timeout_seconds=30, on_line=seen.append)
+    notes = [line for line in seen if line.startswith("(still running after")]
+    assert len(notes) == 2, seen
+    assert notes[0].endswith("; its last line: X | 3/7 | CREATE_IN_PROGRESS | AWS::ECS::Service | Service)")
+    assert seen[-1] == "✅  X"
+
+
 def test_a_deploy_past_its_time_is_stopped_and_says_cloudformation_may_still_be_working(tmp_path):
     # The stand-in prints, then waits on its standard input (closed: it would block on a pipe
     # it never gets) -- it never finishes on its own, so only the timeout ends it.
