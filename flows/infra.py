@@ -294,6 +294,13 @@ def _read_statuses(statuses: Callable[[str], StackStatuses], stacks: Sequence[st
     return seen
 
 
+def _last_lines(err: Exception) -> tuple[str, ...]:
+    """cdk's last lines that say something: its blank ones took places among the few shown."""
+    if not isinstance(err, StackDeployFailed):
+        return ()
+    return tuple(line for line in err.tail if line.strip())[-_TAIL_SHOWN:]
+
+
 def _reason(err: Exception) -> str:
     return err.reason if isinstance(err, StackDeployFailed) else f"{type(err).__name__}: {err}"
 
@@ -314,7 +321,7 @@ def _same_request(requested: Sequence[str], already_deployed: Sequence[str]) -> 
 def _stopped(result: InfraResult, failed: str, err: Exception, requested: Sequence[str],
              already_deployed: Sequence[str] = ()) -> str:
     by = {s: [r.stack for r in result.stacks if r.status == s] for s in ("deployed", "skipped", "not deployed")}
-    tail = err.tail[-_TAIL_SHOWN:] if isinstance(err, StackDeployFailed) else ()
+    tail = _last_lines(err)
     lines = [f"stack {failed} failed to deploy: {_reason(err)}",
              f"deployed in this run: {', '.join(by['deployed']) or 'none'}"]
     if by["skipped"]:
@@ -367,7 +374,7 @@ def _interrupted_bootstrap(result: InfraResult, environment: StackEnvironment, f
 
 def _not_prepared(result: InfraResult, err: Exception, from_stack: str | None, environment: StackEnvironment,
                   *, done: Sequence[StackEnvironment], left: Sequence[StackEnvironment]) -> str:
-    tail = err.tail[-_TAIL_SHOWN:] if isinstance(err, StackDeployFailed) else ()
+    tail = _last_lines(err)
     lines = [f"cdk bootstrap of {environment.uri} failed: {_reason(err)}",
              f"bootstrapped: {', '.join(e.uri for e in done) or 'none'}; not bootstrapped: "
              f"{', '.join(e.uri for e in [environment, *left])}",

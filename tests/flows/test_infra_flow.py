@@ -513,6 +513,44 @@ def test_an_app_slow_to_synthesize_is_given_the_time_asked_and_the_run_says_how_
         verify_infrastructure(cdk_app_dir=str(app), cdk_executable=str(cdk), synth_timeout_seconds=0)
 
 
+def test_cdks_blank_lines_are_left_out_of_the_log_and_of_its_last_lines_quoted(tmp_path, caplog):
+    # cdk prints a blank line for about every two it says something in: each was a row of the
+    # run's log saying nothing, and they took places among the last lines a failure quotes.
+    from rollway.toolchain.cdk import CdkCli, CdkEnvironment
+
+    cdk = tmp_path / "bin" / "cdk"
+    cdk.parent.mkdir()
+    cdk.write_text(f"""#!{sys.executable}
+import json, os, sys
+if sys.argv[1] == "synth":
+    with open(os.path.join(sys.argv[sys.argv.index("--output") + 1], "manifest.json"), "w") as f:
+        json.dump({{"artifacts": {{"X": {{"type": "aws:cloudformation:stack"}}}}}}, f)
+    sys.exit(0)
+print("X: deploying... [1/1]")
+for i in range(10):
+    print()
+    print(f"X | {{i}}/10 | CREATE_IN_PROGRESS | AWS::SQS::Queue | Queue{{i}}")
+print()
+print("❌  X failed to deploy")
+print()
+print("‣ Resource limit exceeded")
+print()
+sys.exit(1)
+""")
+    cdk.chmod(0o755)
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "cdk.json").write_text("{}")
+    with CdkCli(str(cdk), app, CdkEnvironment(region="us-west-2")) as cli:
+        with pytest.raises(InfraDeployFailed) as caught:
+            deploy_on(cli, None, requested=["X"])
+    logged = [r.getMessage() for r in caplog.records if r.getMessage().startswith("stack 1/1 X |")]
+    assert "stack 1/1 X | X | 9/10 | CREATE_IN_PROGRESS | AWS::SQS::Queue | Queue9" in logged
+    assert [line for line in logged if not line.removeprefix("stack 1/1 X |").strip()] == []
+    quoted = str(caught.value).split("cdk's last lines:\n", 1)[1].split("\nto resume", 1)[0].splitlines()
+    assert len(quoted) == 13 and quoted[0] == "    X: deploying... [1/1]" and quoted[-1] == "    ‣ Resource limit exceeded"
+
+
 # --- the credentials cdk gets, from the AwsCredentials block ---------------------------------
 
 
