@@ -351,10 +351,9 @@ def _interrupted(result: InfraResult, stack: str, requested: Sequence[str], alre
               "deploy_infrastructure again with from_stack=%r and %s", stack,
               ", ".join(done) or "none", ", ".join(left) or "none", stack, stack,
               _same_request(requested, already_deployed))
-    # The interruption is what the run ends with, not a refused artifact.
-    for_people("interrupted deploy", lambda: _artifact(
-        result, failed_at=stack, already_deployed=already_deployed,
-        when=f"once {stack} is no longer IN_PROGRESS in CloudFormation (cdk was stopped, CloudFormation was not)"))
+    # The interruption is what the run ends with, not a refused artifact (_artifact never raises).
+    _artifact(result, failed_at=stack, already_deployed=already_deployed,
+              when=f"once {stack} is no longer IN_PROGRESS in CloudFormation (cdk was stopped, CloudFormation was not)")
 
 
 def _interrupted_bootstrap(result: InfraResult, environment: StackEnvironment, from_stack: str | None,
@@ -365,11 +364,10 @@ def _interrupted_bootstrap(result: InfraResult, environment: StackEnvironment, f
         "interrupted while bootstrapping %s: cdk was stopped, but CloudFormation may still be working on its CDKToolkit "
         "stack. No stack was deployed. Once that stack is no longer IN_PROGRESS, run deploy_infrastructure again%s",
         environment.uri, again)
-    for_people("interrupted bootstrap", lambda: _artifact(
-        result, failed_at=f"cdk bootstrap of {environment.uri}", resume_from=from_stack,
-        already_deployed=already_deployed,
-        when=f"once the CDKToolkit stack of {environment.uri} is no longer IN_PROGRESS (cdk was stopped, "
-             "CloudFormation was not)"))
+    _artifact(result, failed_at=f"cdk bootstrap of {environment.uri}", resume_from=from_stack,
+              already_deployed=already_deployed,
+              when=f"once the CDKToolkit stack of {environment.uri} is no longer IN_PROGRESS (cdk was stopped, "
+                   "CloudFormation was not)")
 
 
 def _not_prepared(result: InfraResult, err: Exception, from_stack: str | None, environment: StackEnvironment,
@@ -427,7 +425,11 @@ def _artifact(result: InfraResult, *, failed_at: str | None = None, resume_from:
                   else f"Run it again{given.replace(' and', ' with', 1)} {when}."]
     if result.checklist is not None:
         parts += ["", "## Pre-deployment checklist", "", result.checklist.markdown()]
-    create_markdown_artifact(key=ARTIFACT_KEY, markdown="\n".join(parts), description="infrastructure deployment")
+    # Never raised: an artifact the API refused replaced the error saying what was deployed and how
+    # to resume with the API's own, and after every stack deployed it failed the run before the
+    # checklist ran.
+    for_people("infrastructure deployment", lambda: create_markdown_artifact(
+        key=ARTIFACT_KEY, markdown="\n".join(parts), description="infrastructure deployment"))
 
 
 def cdk_environment(credentials: AwsCredentials, region: str, account: str) -> CdkEnvironment:
@@ -588,9 +590,10 @@ def run_verify_infrastructure(checker: InfraChecker) -> Checklist:
     checklist = tasks.run_checklist(checker)
     _log_checklist(checklist)
     verdict = "passed" if checklist.passed else "FAILED"
-    create_markdown_artifact(key=CHECKLIST_ARTIFACT_KEY,
-                             markdown=f"# Pre-deployment checklist {verdict}\n\n{checklist.markdown()}",
-                             description="pre-deployment checklist")
+    # Never raised: the API's error replaced the list of failed items.
+    for_people("pre-deployment checklist", lambda: create_markdown_artifact(
+        key=CHECKLIST_ARTIFACT_KEY, markdown=f"# Pre-deployment checklist {verdict}\n\n{checklist.markdown()}",
+        description="pre-deployment checklist"))
     if not checklist.passed:
         raise ChecklistFailed(checklist)
     return checklist

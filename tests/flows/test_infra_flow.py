@@ -271,6 +271,31 @@ def test_a_failed_stack_stops_the_run_and_says_how_to_resume(caplog):
     assert "| 5 | `WebordinarySQSStack` | failed |" in summary and "| 6 | `WebordinarySessionStack` | not deployed |" in summary
 
 
+def test_an_artifact_the_api_refuses_never_replaces_what_the_run_says_or_stops_it(monkeypatch, caplog):
+    # Made bare, a refused artifact replaced the error saying what was deployed and how to resume
+    # with the API's own; after every stack deployed, it failed the run before the checklist ran.
+    import flows.infra
+
+    def unavailable(**_):
+        raise RuntimeError("the artifact API answered 503")
+
+    monkeypatch.setattr(flows.infra, "create_markdown_artifact", unavailable)
+    failing = FakeInfraDeployer(WEBORDINARY, failing={"WebordinarySQSStack": "Resource limit exceeded"})
+    with pytest.raises(InfraDeployFailed, match="from_stack='WebordinarySQSStack'"):
+        deploy_on(failing, lambda _app: Passing())
+    checked = []
+
+    class Recording(Passing):
+        def check(self) -> Checklist:
+            checked.append(1)
+            return super().check()
+
+    result = deploy_on(FakeInfraDeployer(WEBORDINARY), lambda _app: Recording())
+    assert checked and result.checklist is not None and result.checklist.passed
+    assert verify_on(Passing()).passed
+    assert caplog.text.count("artifact could not be created: the artifact API answered 503") == 3
+
+
 def test_a_run_interrupted_during_a_deploy_says_where_it_stands_and_how_to_resume(caplog):
     # Ctrl-C raises a KeyboardInterrupt in the deploy, and cancelling the run from the UI
     # Prefect's TerminationSignal (which then ends the process, so not raised here); either way
