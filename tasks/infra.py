@@ -14,7 +14,7 @@ from prefect.cache_policies import NONE
 from rollway.checklist import Checklist
 from rollway.infra import AppStacks, DeployedStack
 from rollway.ports import InfraChecker, InfraDeployer, StackStatuses
-from rollway.toolchain.cdk import CdkCli
+from rollway.toolchain.cdk import STILL_RUNNING, CdkCli
 
 
 @task(name="list-stacks", cache_policy=NONE)
@@ -24,7 +24,10 @@ def list_stacks(deployer: InfraDeployer) -> AppStacks:
     # and with its output at debug level the run's log stood still that long.
     log.info("synthesizing the CDK app to read its stacks (cdk synth; its output is logged at debug level)")
     # Synthesizing prints warnings a person may want; at debug level, not to crowd the run's log.
-    return deployer.list_stacks(on_line=lambda line: log.debug("cdk: %s", line))
+    # But not that it is still running: an app bundling assets synthesizes for minutes, and the
+    # run's log stood still after the line above all that time.
+    return deployer.list_stacks(on_line=lambda line: (log.info if line.startswith(STILL_RUNNING) else log.debug)(
+        "cdk synth: %s", line))
 
 
 @task(name="deploy-stack", task_run_name="deploy-{stack}", cache_policy=NONE)

@@ -50,6 +50,9 @@ _DOCKER_SETTINGS = ("DOCKER_HOST", "DOCKER_CONTEXT", "DOCKER_CONFIG", "DOCKER_CE
 _SECRET_VARIABLES = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN")
 # What the CDK CLI is called: the npm shim on PATH (``cdk``, ``cdk.cmd`` on Windows) or its script.
 CDK_NAMES = ("cdk", "cdk.cmd", "cdk.js")
+# How the line saying a silent cdk is still running begins (``CdkCli``'s ``quiet_seconds``): a caller
+# keeping cdk's own lines out of sight (a synth's, at debug level) still shows these.
+STILL_RUNNING = "(still running after "
 _ARN = re.compile(r"^arn:aws[a-z-]*:cloudformation:\S+:stack/\S+$")
 _LOOPBACK = {"127.0.0.1", "::1"}
 
@@ -343,7 +346,7 @@ class CdkCli:
             # A sign of life in the run's log: CloudFormation waiting on an ECS service to
             # stabilize (or cdk building an image) printed nothing for many minutes.
             assert on_line is not None
-            on_line(f"(still running after {_minutes(elapsed)}, nothing new from cdk for {_minutes(silent)}; "
+            on_line(f"{STILL_RUNNING}{_minutes(elapsed)}, nothing new from cdk for {_minutes(silent)}; "
                     f"its last line: {last[0] or 'none'})")
 
         return run_tool([self._cdk, *arguments, "--no-color"], timeout_seconds=timeout_seconds, cwd=self._app_dir,

@@ -576,6 +576,36 @@ sys.exit(1)
     assert len(quoted) == 13 and quoted[0] == "    X: deploying... [1/1]" and quoted[-1] == "    ‣ Resource limit exceeded"
 
 
+def test_a_long_synth_says_it_is_still_running_in_the_runs_log(tmp_path, caplog):
+    # An app bundling its assets synthesizes for minutes, its output at debug level: the run's log
+    # stood still after "synthesizing the CDK app" all that time.
+    import logging
+
+    from rollway.toolchain.cdk import CdkCli, CdkEnvironment
+
+    cdk = tmp_path / "bin" / "cdk"
+    cdk.parent.mkdir()
+    cdk.write_text(f"""#!{sys.executable}
+import json, os, sys, time
+print("Bundling asset X/Handler/Code/Stage...", flush=True)
+time.sleep(1.3)
+with open(os.path.join(sys.argv[sys.argv.index("--output") + 1], "manifest.json"), "w") as f:
+    json.dump({{"artifacts": {{"X": {{"type": "aws:cloudformation:stack"}}}}}}, f)
+""")
+    cdk.chmod(0o755)
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "cdk.json").write_text("{}")
+    with CdkCli(str(cdk), app, CdkEnvironment(region="us-west-2"), quiet_seconds=0.5) as cli:
+        with pytest.raises(PlanRefused):  # the app has no stack of Webordinary's: enough to have listed it
+            deploy_on(cli, None)
+    shown = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO]
+    still = [m for m in shown if m.startswith("cdk synth: (still running after")]
+    assert len(still) == 2, shown
+    assert still[0].endswith("its last line: Bundling asset X/Handler/Code/Stage...)")
+    assert "cdk synth: Bundling asset X/Handler/Code/Stage..." not in shown  # cdk's own lines stay at debug
+
+
 # --- the credentials cdk gets, from the AwsCredentials block ---------------------------------
 
 
