@@ -85,10 +85,12 @@ class InfraDeployFailed(RuntimeError):
 class ChecklistFailed(PicklableError, RuntimeError):
     """The stacks are deployed (or were not asked to be), but checklist items failed."""
 
-    def __init__(self, checklist: Checklist) -> None:
+    def __init__(self, checklist: Checklist, after: str = "") -> None:
         self.checklist = checklist
+        # What comes next: after a deploy, a person re-ran the whole deploy to see the checklist again.
+        then = f"\n{after}" if after else ""
         super().__init__(f"{len(checklist.failed)} of {len(checklist.items)} pre-deployment checklist items "
-                         f"failed:\n{checklist.summary()}")
+                         f"failed:\n{checklist.summary()}{then}")
 
 
 class StackReport(BaseModel):
@@ -269,7 +271,8 @@ def run_deploy_infrastructure(
     _artifact(result)
     _log_checklist(checklist)
     if not checklist.passed:
-        raise ChecklistFailed(checklist)
+        raise ChecklistFailed(checklist, f"every stack of the plan is deployed ({total}); once these are fixed, check "
+                                         "again with verify_infrastructure (no deploy needed, unless a fix is one)")
     return result
 
 
@@ -595,7 +598,7 @@ def run_verify_infrastructure(checker: InfraChecker) -> Checklist:
         key=CHECKLIST_ARTIFACT_KEY, markdown=f"# Pre-deployment checklist {verdict}\n\n{checklist.markdown()}",
         description="pre-deployment checklist"))
     if not checklist.passed:
-        raise ChecklistFailed(checklist)
+        raise ChecklistFailed(checklist, "once these are fixed, run verify_infrastructure again")
     return checklist
 
 

@@ -450,6 +450,9 @@ def test_a_failed_checklist_fails_the_run_naming_the_items(aws):
     assert {i.name for i in caught.value.checklist.failed} == {aws.targets.dashboard, queue.name}
     assert f"- dashboard {aws.targets.dashboard}: " in str(caught.value)
     assert f"- queue {queue.name}: " in str(caught.value) and "2 of" in str(caught.value)
+    # What comes next: not the whole deploy again to see the checklist.
+    assert str(caught.value).endswith("every stack of the plan is deployed (8); once these are fixed, check again "
+                                      "with verify_infrastructure (no deploy needed, unless a fix is one)")
     summary = latest(ARTIFACT_KEY, since)
     assert "checklist FAILED" in summary and f"❌ FAIL | queue | `{queue.name}`" in summary
 
@@ -464,8 +467,9 @@ def test_verify_alone_passes_on_the_provisioned_account(aws):
 
 def test_verify_alone_fails_naming_the_items(aws):
     deployed_stacks(aws)
-    with pytest.raises(ChecklistFailed, match=f"alert topic {aws.targets.alert_topic}: it has no confirmed"):
+    with pytest.raises(ChecklistFailed, match=f"alert topic {aws.targets.alert_topic}: it has no confirmed") as caught:
         verify_on(checker_for(aws.get_client, aws.targets))
+    assert str(caught.value).endswith("\nonce these are fixed, run verify_infrastructure again")
 
 
 # --- the flow itself: its parameters are refused before anything runs -----------------------
