@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, SecretStr, field_validator
 
 from rollway.infra import (AppNotListed, AppStacks, DeployedStack, PlanRefused, StackDeployFailed, environment_of,
                            named_resources)
-from rollway.toolchain.process import ToolFailed, ToolTimeout, resolve, run_tool
+from rollway.toolchain.process import ToolFailed, ToolTimeout, last_lines, resolve, run_tool
 
 _STACK_ARTIFACT = "aws:cloudformation:stack"
 _NESTED_ASSEMBLY = "cdk:cloud-assembly"
@@ -219,7 +219,7 @@ class CdkCli:
                     f"the CDK app in {self._app_dir} did not synthesize within {self._synth_timeout:g} s: cdk synth "
                     "was stopped (nothing was deployed). If the app bundles assets or builds images as it "
                     "synthesizes, allow it more time with synth_timeout_seconds; its last output:\n"
-                    + ("\n".join(err.tail[-12:]) or "(no output)"), err.tail) from err
+                    + last_lines(err.tail), err.tail) from err
             except ToolFailed as err:
                 raise AppNotListed(f"the CDK app in {self._app_dir} did not synthesize: {err}", err.tail) from err
             stacks = read_assembly(out)

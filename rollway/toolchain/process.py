@@ -56,8 +56,8 @@ class ToolFailed(PicklableError, ToolError):
         self.command = tuple(command)
         self.returncode = returncode
         self.tail = tuple(tail)
-        shown = "\n".join(self.tail[-12:]) or "(no output)"
-        super().__init__(f"`{' '.join(self.command)}` exited with {returncode}; its last output:\n{shown}")
+        super().__init__(
+            f"`{' '.join(self.command)}` exited with {returncode}; its last output:\n{last_lines(self.tail)}")
 
 
 class ToolTimeout(PicklableError, ToolError):
@@ -67,11 +67,16 @@ class ToolTimeout(PicklableError, ToolError):
         self.command = tuple(command)
         self.timeout_seconds = timeout_seconds
         self.tail = tuple(tail)
-        shown = "\n".join(self.tail[-12:]) or "(no output)"
         super().__init__(
             f"`{' '.join(self.command)}` did not finish within {timeout_seconds:g} s and was stopped; "
-            f"its last output:\n{shown}"
+            f"its last output:\n{last_lines(self.tail)}"
         )
+
+
+def last_lines(tail: Sequence[str], count: int = 12) -> str:
+    """The last ``count`` lines of output that say something: blank ones (cdk prints one for about
+    every two others, and after an app's traceback) took places among the few a message shows."""
+    return "\n".join([line for line in tail if line.strip()][-count:]) or "(no output)"
 
 
 @dataclass(frozen=True)

@@ -187,3 +187,15 @@ def test_a_silent_tool_still_times_out_on_time():
                  on_quiet=lambda *seconds: quiet.append(seconds), quiet_seconds=0.5)
     assert time.monotonic() - started < 5
     assert len(quiet) == 2
+
+
+def test_a_failures_message_quotes_the_last_lines_that_say_something():
+    # cdk prints a blank line for about every two others, and more after an app's traceback: they
+    # took places among the twelve lines a failure's message quotes, pushing out the error itself.
+    code = ("print('Traceback (most recent call last):'); print('ValueError: bucket name taken')\n"
+            "for _ in range(15): print()\nprint('Subprocess exited with error 1'); print(); raise SystemExit(1)")
+    with pytest.raises(ToolFailed) as caught:
+        run_tool([PY, "-c", code], timeout_seconds=30)
+    assert str(caught.value).endswith("its last output:\nTraceback (most recent call last):\n"
+                                      "ValueError: bucket name taken\nSubprocess exited with error 1")
+    assert caught.value.tail[-1] == ""  # the tail itself is kept as printed
