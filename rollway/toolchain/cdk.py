@@ -404,7 +404,10 @@ def read_assembly(assembly_dir: str | os.PathLike[str]) -> AppStacks:
     }, environments={names[artifact_id]: str(a["environment"]) for artifact_id, a in stacks.items()
                      if a.get("environment")},
         resources={names[artifact_id]: found for artifact_id, a in stacks.items()
-                   if (found := _template_resources(path.parent, names[artifact_id], a))})
+                   if (found := _template_resources(path.parent, names[artifact_id], a))},
+        construct_ids={alias: names[artifact_id] for artifact_id, a in stacks.items()
+                       for alias in dict.fromkeys((artifact_id, a.get("displayName") or artifact_id))
+                       if alias != names[artifact_id] and alias not in names.values()})
 
 
 def _environment_of(artifact: Mapping) -> str:

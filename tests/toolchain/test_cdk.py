@@ -79,6 +79,8 @@ def test_the_assembly_gives_stacks_by_name_and_their_stack_dependencies(tmp_path
         "Tree": {"type": "cdk:tree"},
     }))
     assert stacks.dependencies == {"Queues": (), "prod-sessions": ("Queues",), "Monitoring": ("prod-sessions",)}
+    # What the app's code (and `cdk deploy`) calls the stack named apart: to say which it is when asked.
+    assert stacks.construct_ids == {"Sessions": "prod-sessions"}
 
 
 def test_the_assembly_gives_each_stacks_environment_by_name(tmp_path):
