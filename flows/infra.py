@@ -225,7 +225,7 @@ def run_deploy_infrastructure(
                 result = InfraResult(stacks=tuple(reports.values()), reordered=plan.reordered, added=plan.added,
                                      bootstrap_elsewhere=elsewhere)
                 _artifact(result, failed_at=f"cdk bootstrap of {environment.uri}", resume_from=from_stack,
-                          already_deployed=already_deployed, when=_bootstrap_again_when(err, environment))
+                          already_deployed=already_deployed, when=_again_when(err, _toolkit(environment)))
                 raise InfraDeployFailed(_not_prepared(result, err, from_stack, environment,
                                                       done=wanted[:i], left=wanted[i + 1:])) from err
             except BaseException:
@@ -246,7 +246,8 @@ def run_deploy_infrastructure(
             reports[stack] = StackReport(stack=stack, status="failed", detail=_reason(err))
             result = InfraResult(stacks=tuple(reports.values()), reordered=plan.reordered, added=plan.added,
                                  bootstrap_elsewhere=elsewhere)
-            _artifact(result, failed_at=stack, already_deployed=already_deployed)
+            # A deploy stopped at its timeout: the resume waits for CloudFormation, not for a fix.
+            _artifact(result, failed_at=stack, already_deployed=already_deployed, when=_again_when(err, stack))
             raise InfraDeployFailed(_stopped(result, stack, err, requested, already_deployed)) from err
         except BaseException:
             # Cancelled from the UI (Prefect's TerminationSignal) or Ctrl-C: cdk is stopped, but
@@ -383,18 +384,21 @@ def _not_prepared(result: InfraResult, err: Exception, from_stack: str | None, e
     if tail:
         lines += ["cdk's last lines:", *(f"    {line}" for line in tail)]
     again = f" with from_stack={from_stack!r}" if from_stack else ""
-    lines.append(f"{_bootstrap_again_when(err, environment)}, run deploy_infrastructure again{again} "
+    lines.append(f"{_again_when(err, _toolkit(environment))}, run deploy_infrastructure again{again} "
                  "(bootstrapping again is safe)")
     return "\n".join(lines)
 
 
-def _bootstrap_again_when(err: Exception, environment: StackEnvironment) -> str:
-    """When to run again after a failed bootstrap: a timed-out one's toolkit stack may still be
-    in progress, and bootstrapping over it fails until CloudFormation is done with it."""
+def _again_when(err: Exception, stack: str) -> str:
+    """When to run again after ``stack``'s deploy or bootstrap failed: one stopped at its timeout
+    may still be in progress, and going over it fails until CloudFormation is done with it."""
     if isinstance(err, StackDeployFailed) and err.timed_out:
-        return (f"once the toolkit stack (CDKToolkit) of {environment.uri} is no longer IN_PROGRESS in "
-                "CloudFormation (cdk was stopped, CloudFormation was not)")
+        return f"once {stack} is no longer IN_PROGRESS in CloudFormation (cdk was stopped, CloudFormation was not)"
     return "once the cause is fixed"
+
+
+def _toolkit(environment: StackEnvironment) -> str:
+    return f"the toolkit stack (CDKToolkit) of {environment.uri}"
 
 
 def _log_checklist(checklist: Checklist) -> None:

@@ -296,6 +296,23 @@ def test_an_artifact_the_api_refuses_never_replaces_what_the_run_says_or_stops_i
     assert caplog.text.count("artifact could not be created: the artifact API answered 503") == 3
 
 
+def test_a_deploy_stopped_at_its_timeout_says_in_the_artifact_to_wait_for_cloudformation():
+    # The artifact said to resume "once the cause is fixed" while CloudFormation was still at it.
+    from rollway.infra import StackDeployFailed
+
+    class Slow(FakeInfraDeployer):
+        def deploy(self, stack, *, timeout_seconds, on_line=None):
+            if stack == "WebordinarySQSStack":
+                raise StackDeployFailed(stack, "cdk did not finish within 60 s and was stopped", timed_out=True)
+            return super().deploy(stack, timeout_seconds=timeout_seconds, on_line=on_line)
+
+    since = time.time()
+    with pytest.raises(InfraDeployFailed, match="wait until its stack is no longer IN_PROGRESS"):
+        deploy_on(Slow(WEBORDINARY), None)
+    assert ("Resume with `from_stack='WebordinarySQSStack'` once WebordinarySQSStack is no longer IN_PROGRESS in "
+            "CloudFormation (cdk was stopped, CloudFormation was not).") in latest(ARTIFACT_KEY, since)
+
+
 def test_a_run_interrupted_during_a_deploy_says_where_it_stands_and_how_to_resume(caplog):
     # Ctrl-C raises a KeyboardInterrupt in the deploy, and cancelling the run from the UI
     # Prefect's TerminationSignal (which then ends the process, so not raised here); either way
