@@ -85,10 +85,12 @@ class InfraDeployFailed(RuntimeError):
 class ChecklistFailed(PicklableError, RuntimeError):
     """The stacks are deployed (or were not asked to be), but checklist items failed."""
 
-    def __init__(self, checklist: Checklist) -> None:
+    def __init__(self, checklist: Checklist, after: str = "") -> None:
         self.checklist = checklist
+        # What comes next: after a deploy, a person re-ran the whole deploy to see the checklist again.
+        then = f"\n{after}" if after else ""
         super().__init__(f"{len(checklist.failed)} of {len(checklist.items)} pre-deployment checklist items "
-                         f"failed:\n{checklist.summary()}")
+                         f"failed:\n{checklist.summary()}{then}")
 
 
 class StackReport(BaseModel):
@@ -223,7 +225,7 @@ def run_deploy_infrastructure(
                 result = InfraResult(stacks=tuple(reports.values()), reordered=plan.reordered, added=plan.added,
                                      bootstrap_elsewhere=elsewhere)
                 _artifact(result, failed_at=f"cdk bootstrap of {environment.uri}", resume_from=from_stack,
-                          already_deployed=already_deployed)
+                          already_deployed=already_deployed, when=_again_when(err, _toolkit(environment)))
                 raise InfraDeployFailed(_not_prepared(result, err, from_stack, environment,
                                                       done=wanted[:i], left=wanted[i + 1:])) from err
             except BaseException:
@@ -244,7 +246,8 @@ def run_deploy_infrastructure(
             reports[stack] = StackReport(stack=stack, status="failed", detail=_reason(err))
             result = InfraResult(stacks=tuple(reports.values()), reordered=plan.reordered, added=plan.added,
                                  bootstrap_elsewhere=elsewhere)
-            _artifact(result, failed_at=stack, already_deployed=already_deployed)
+            # A deploy stopped at its timeout: the resume waits for CloudFormation, not for a fix.
+            _artifact(result, failed_at=stack, already_deployed=already_deployed, when=_again_when(err, stack))
             raise InfraDeployFailed(_stopped(result, stack, err, requested, already_deployed)) from err
         except BaseException:
             # Cancelled from the UI (Prefect's TerminationSignal) or Ctrl-C: cdk is stopped, but
@@ -269,7 +272,8 @@ def run_deploy_infrastructure(
     _artifact(result)
     _log_checklist(checklist)
     if not checklist.passed:
-        raise ChecklistFailed(checklist)
+        raise ChecklistFailed(checklist, f"every stack of the plan is deployed ({total}); once these are fixed, check "
+                                         "again with verify_infrastructure (no deploy needed, unless a fix is one)")
     return result
 
 
@@ -294,6 +298,13 @@ def _read_statuses(statuses: Callable[[str], StackStatuses], stacks: Sequence[st
     return seen
 
 
+def _last_lines(err: Exception) -> tuple[str, ...]:
+    """cdk's last lines that say something: its blank ones took places among the few shown."""
+    if not isinstance(err, StackDeployFailed):
+        return ()
+    return tuple(line for line in err.tail if line.strip())[-_TAIL_SHOWN:]
+
+
 def _reason(err: Exception) -> str:
     return err.reason if isinstance(err, StackDeployFailed) else f"{type(err).__name__}: {err}"
 
@@ -314,7 +325,7 @@ def _same_request(requested: Sequence[str], already_deployed: Sequence[str]) -> 
 def _stopped(result: InfraResult, failed: str, err: Exception, requested: Sequence[str],
              already_deployed: Sequence[str] = ()) -> str:
     by = {s: [r.stack for r in result.stacks if r.status == s] for s in ("deployed", "skipped", "not deployed")}
-    tail = err.tail[-_TAIL_SHOWN:] if isinstance(err, StackDeployFailed) else ()
+    tail = _last_lines(err)
     lines = [f"stack {failed} failed to deploy: {_reason(err)}",
              f"deployed in this run: {', '.join(by['deployed']) or 'none'}"]
     if by["skipped"]:
@@ -344,10 +355,9 @@ def _interrupted(result: InfraResult, stack: str, requested: Sequence[str], alre
               "deploy_infrastructure again with from_stack=%r and %s", stack,
               ", ".join(done) or "none", ", ".join(left) or "none", stack, stack,
               _same_request(requested, already_deployed))
-    # The interruption is what the run ends with, not a refused artifact.
-    for_people("interrupted deploy", lambda: _artifact(
-        result, failed_at=stack, already_deployed=already_deployed,
-        when=f"once {stack} is no longer IN_PROGRESS in CloudFormation (cdk was stopped, CloudFormation was not)"))
+    # The interruption is what the run ends with, not a refused artifact (_artifact never raises).
+    _artifact(result, failed_at=stack, already_deployed=already_deployed,
+              when=f"once {stack} is no longer IN_PROGRESS in CloudFormation (cdk was stopped, CloudFormation was not)")
 
 
 def _interrupted_bootstrap(result: InfraResult, environment: StackEnvironment, from_stack: str | None,
@@ -358,16 +368,15 @@ def _interrupted_bootstrap(result: InfraResult, environment: StackEnvironment, f
         "interrupted while bootstrapping %s: cdk was stopped, but CloudFormation may still be working on its CDKToolkit "
         "stack. No stack was deployed. Once that stack is no longer IN_PROGRESS, run deploy_infrastructure again%s",
         environment.uri, again)
-    for_people("interrupted bootstrap", lambda: _artifact(
-        result, failed_at=f"cdk bootstrap of {environment.uri}", resume_from=from_stack,
-        already_deployed=already_deployed,
-        when=f"once the CDKToolkit stack of {environment.uri} is no longer IN_PROGRESS (cdk was stopped, "
-             "CloudFormation was not)"))
+    _artifact(result, failed_at=f"cdk bootstrap of {environment.uri}", resume_from=from_stack,
+              already_deployed=already_deployed,
+              when=f"once the CDKToolkit stack of {environment.uri} is no longer IN_PROGRESS (cdk was stopped, "
+                   "CloudFormation was not)")
 
 
 def _not_prepared(result: InfraResult, err: Exception, from_stack: str | None, environment: StackEnvironment,
                   *, done: Sequence[StackEnvironment], left: Sequence[StackEnvironment]) -> str:
-    tail = err.tail[-_TAIL_SHOWN:] if isinstance(err, StackDeployFailed) else ()
+    tail = _last_lines(err)
     lines = [f"cdk bootstrap of {environment.uri} failed: {_reason(err)}",
              f"bootstrapped: {', '.join(e.uri for e in done) or 'none'}; not bootstrapped: "
              f"{', '.join(e.uri for e in [environment, *left])}",
@@ -375,8 +384,21 @@ def _not_prepared(result: InfraResult, err: Exception, from_stack: str | None, e
     if tail:
         lines += ["cdk's last lines:", *(f"    {line}" for line in tail)]
     again = f" with from_stack={from_stack!r}" if from_stack else ""
-    lines.append(f"once it is fixed, run deploy_infrastructure again{again} (bootstrapping again is safe)")
+    lines.append(f"{_again_when(err, _toolkit(environment))}, run deploy_infrastructure again{again} "
+                 "(bootstrapping again is safe)")
     return "\n".join(lines)
+
+
+def _again_when(err: Exception, stack: str) -> str:
+    """When to run again after ``stack``'s deploy or bootstrap failed: one stopped at its timeout
+    may still be in progress, and going over it fails until CloudFormation is done with it."""
+    if isinstance(err, StackDeployFailed) and err.timed_out:
+        return f"once {stack} is no longer IN_PROGRESS in CloudFormation (cdk was stopped, CloudFormation was not)"
+    return "once the cause is fixed"
+
+
+def _toolkit(environment: StackEnvironment) -> str:
+    return f"the toolkit stack (CDKToolkit) of {environment.uri}"
 
 
 def _log_checklist(checklist: Checklist) -> None:
@@ -410,7 +432,11 @@ def _artifact(result: InfraResult, *, failed_at: str | None = None, resume_from:
                   else f"Run it again{given.replace(' and', ' with', 1)} {when}."]
     if result.checklist is not None:
         parts += ["", "## Pre-deployment checklist", "", result.checklist.markdown()]
-    create_markdown_artifact(key=ARTIFACT_KEY, markdown="\n".join(parts), description="infrastructure deployment")
+    # Never raised: an artifact the API refused replaced the error saying what was deployed and how
+    # to resume with the API's own, and after every stack deployed it failed the run before the
+    # checklist ran.
+    for_people("infrastructure deployment", lambda: create_markdown_artifact(
+        key=ARTIFACT_KEY, markdown="\n".join(parts), description="infrastructure deployment"))
 
 
 def cdk_environment(credentials: AwsCredentials, region: str, account: str) -> CdkEnvironment:
@@ -507,6 +533,7 @@ def deploy_infrastructure(
     bootstrap: bool = False,
     verify: bool = True,
     stack_timeout_seconds: WaitSeconds = 1800.0,
+    synth_timeout_seconds: WaitSeconds = 600.0,
     targets_block: str | None = None,
     aws_credentials_block: str | None = None,
 ) -> InfraResult:
@@ -522,7 +549,8 @@ def deploy_infrastructure(
     environment-agnostic stack: the targets' region), each once; an environment of another account
     is not bootstrapped (these credentials cannot), the log and the artifact give the
     ``cdk bootstrap --trust`` to run there. ``verify``: run the checklist after the deploys.
-    ``stack_timeout_seconds``: how long one stack's deploy may take.
+    ``stack_timeout_seconds``: how long one stack's deploy may take. ``synth_timeout_seconds``: how
+    long synthesizing the app may take (longer for an app bundling assets as it synthesizes).
     """
     log = get_run_logger()
     # Everything a person can get wrong is refused before anything runs.
@@ -551,7 +579,9 @@ def deploy_infrastructure(
     # A stack pinned to another region is read there: its status on a resume, its checklist item.
     clients_in = regional_clients(credentials, get_client, targets.region)
     home = StackEnvironment(account=account, region=targets.region)
-    with CdkCli(executable, app_dir, environment, direct=direct) as cdk:
+    # The synth's time given: fixed at 600 s, an app bundling its assets on a cold worker could
+    # never be deployed, and no parameter said how to give it more.
+    with CdkCli(executable, app_dir, environment, direct=direct, synth_timeout_seconds=synth_timeout_seconds) as cdk:
         return run_deploy_infrastructure(
             cdk, (lambda app: checker_for(get_client, targets, app=app, home=home, clients_in=clients_in))
             if verify else None, requested,
@@ -567,17 +597,19 @@ def run_verify_infrastructure(checker: InfraChecker) -> Checklist:
     checklist = tasks.run_checklist(checker)
     _log_checklist(checklist)
     verdict = "passed" if checklist.passed else "FAILED"
-    create_markdown_artifact(key=CHECKLIST_ARTIFACT_KEY,
-                             markdown=f"# Pre-deployment checklist {verdict}\n\n{checklist.markdown()}",
-                             description="pre-deployment checklist")
+    # Never raised: the API's error replaced the list of failed items.
+    for_people("pre-deployment checklist", lambda: create_markdown_artifact(
+        key=CHECKLIST_ARTIFACT_KEY, markdown=f"# Pre-deployment checklist {verdict}\n\n{checklist.markdown()}",
+        description="pre-deployment checklist"))
     if not checklist.passed:
-        raise ChecklistFailed(checklist)
+        raise ChecklistFailed(checklist, "once these are fixed, run verify_infrastructure again")
     return checklist
 
 
 @flow(name="verify_infrastructure", log_prints=True)
 def verify_infrastructure(targets_block: str | None = None, aws_credentials_block: str | None = None,
-                          cdk_app_dir: str | None = None, cdk_executable: str = "cdk") -> Checklist:
+                          cdk_app_dir: str | None = None, cdk_executable: str = "cdk",
+                          synth_timeout_seconds: WaitSeconds = 600.0) -> Checklist:
     """Check the pre-deployment checklist (reads only): the stacks, tables and indexes, queues and
     their DLQs, the dashboard, the alarms and the alert topic with a subscription.
 
@@ -585,7 +617,8 @@ def verify_infrastructure(targets_block: str | None = None, aws_credentials_bloc
     where each stack goes, so a stack the app pins to another region is read there, and so is
     each table, queue, dashboard, alarm or topic its template names; one in another account fails
     its item as not readable with these credentials. Without it everything is read in the
-    targets' region. ``cdk_executable``: the cdk CLI (with ``cdk_app_dir``).
+    targets' region. ``cdk_executable``: the cdk CLI (with ``cdk_app_dir``). ``synth_timeout_seconds``:
+    how long synthesizing the app may take.
     """
     log = get_run_logger()
     app_dir = executable = None
@@ -608,7 +641,8 @@ def verify_infrastructure(targets_block: str | None = None, aws_credentials_bloc
         return run_verify_infrastructure(checker_for(get_client, targets))
     account = get_client("sts").get_caller_identity()["Account"]
     home = StackEnvironment(account=account, region=targets.region)
-    with CdkCli(executable, app_dir, lambda: cdk_environment(credentials, targets.region, account)) as cdk:
+    with CdkCli(executable, app_dir, lambda: cdk_environment(credentials, targets.region, account),
+                synth_timeout_seconds=synth_timeout_seconds) as cdk:
         app = tasks.list_stacks(cdk)
     return run_verify_infrastructure(checker_for(get_client, targets, app=app, home=home,
                                                  clients_in=regional_clients(credentials, get_client, targets.region)))

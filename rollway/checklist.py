@@ -120,7 +120,8 @@ def used_by_rollway(targets: Targets) -> tuple[tuple[str, str], ...]:
 # --- items ------------------------------------------------------------------------------
 
 
-def check_table(spec: TableSpec, table: Observed, region: str | None = None, key_type: str | None = None) -> CheckItem:
+def check_table(spec: TableSpec, table: Observed, region: str | None = None, key_type: str | None = None,
+                defined_by: str | None = None) -> CheckItem:
     """The table exists, is ACTIVE, has the expected keys, and each named index exists and is ACTIVE.
 
     Args:
@@ -130,12 +131,13 @@ def check_table(spec: TableSpec, table: Observed, region: str | None = None, key
             goes elsewhere): named in the reason.
         key_type: the attribute type (``S``, ``N``, ``B``) every key must have, when known: rollway's
             own tables, whose keys its adapters write as strings.
+        defined_by: the CDK app's stack whose template defines it, when known: named in the remedy.
     """
     def item(passed: bool, reason: str) -> CheckItem:
         return CheckItem(kind="table", name=spec.name, passed=passed, reason=reason + _read_in(region))
 
     if (problem := _unseen(table, f"DynamoDB table {spec.name}{_in(region)}",
-                           "create it (deploy the stack that defines it)")):
+                           _create(defined_by, "create it (deploy the stack that defines it)"))):
         return CheckItem(kind="table", name=spec.name, passed=False, reason=problem)
     assert table is not None and not isinstance(table, ReadFailed)
     problems: list[str] = []
@@ -170,7 +172,8 @@ def check_table(spec: TableSpec, table: Observed, region: str | None = None, key
 
 
 def check_queue(spec: QueueSpec, queue: Observed, dlq: Observed, region: str | None = None,
-                dlq_region: str | None = None) -> CheckItem:
+                dlq_region: str | None = None, defined_by: str | None = None,
+                dlq_defined_by: str | None = None) -> CheckItem:
     """The queue exists and redrives to its named DLQ after ``max_receive_count``; the DLQ exists
     and keeps messages at least as long as the queue (a standard queue's).
 
@@ -180,6 +183,8 @@ def check_queue(spec: QueueSpec, queue: Observed, dlq: Observed, region: str | N
         dlq: the same for the dead-letter queue.
         region: where the queue was read, when not ``Targets.region``: named in the reason.
         dlq_region: the same for the dead-letter queue.
+        defined_by / dlq_defined_by: the CDK app's stack whose template defines the queue / the
+            DLQ, when known: named in the remedy.
     """
     def item(passed: bool, reason: str) -> CheckItem:
         read_in = _read_in(region) if dlq_region == region else (
@@ -187,11 +192,12 @@ def check_queue(spec: QueueSpec, queue: Observed, dlq: Observed, region: str | N
         return CheckItem(kind="queue", name=spec.name, passed=passed, reason=reason + read_in)
 
     if (problem := _unseen(queue, f"SQS queue {spec.name}{_in(region)}",
-                           "create it (deploy the stack that defines it)")):
+                           _create(defined_by, "create it (deploy the stack that defines it)"))):
         return CheckItem(kind="queue", name=spec.name, passed=False, reason=problem)
     assert queue is not None and not isinstance(queue, ReadFailed)
     problems: list[str] = []
-    if (dlq_problem := _unseen(dlq, f"its dead-letter queue {spec.dlq_name}{_in(dlq_region)}", "create it")):
+    if (dlq_problem := _unseen(dlq, f"its dead-letter queue {spec.dlq_name}{_in(dlq_region)}",
+                               _create(dlq_defined_by, "create it"))):
         problems.append(dlq_problem)
     raw = queue.get("RedrivePolicy")
     if not raw:
@@ -240,6 +246,23 @@ def _dlq_too_short(queue: Mapping[str, Any], dlq: Observed) -> str | None:
             "MessageRetentionPeriod at least as long as the queue's (AWS advises longer)")
 
 
+# Stacks a failed rollback or deletion left behind: "see its events, fix and deploy it again" left a
+# person to find out alone whether a deploy can go over them, and what to do when it cannot.
+# (cdk deploy continues a failed update rollback, and deletes and re-creates a stack whose creation
+# rollback failed, before deploying; CloudFormation updates no stack in DELETE_FAILED.)
+_STUCK = {
+    "UPDATE_ROLLBACK_FAILED": "its last update failed and so did the rollback, and CloudFormation takes no update "
+                              "until the rollback is finished: deploy it again (cdk continues the rollback first); "
+                              "if a resource still cannot roll back, continue the rollback without it (aws "
+                              "cloudformation continue-update-rollback --stack-name {name} --resources-to-skip <its "
+                              "logical id, from the stack's events>), then deploy it again",
+    "ROLLBACK_FAILED": "its creation failed and so did the rollback: deploy it again (cdk deletes and re-creates "
+                       "it); if a resource cannot be deleted, delete the stack retaining it, then deploy it again",
+    "DELETE_FAILED": "its deletion failed half-way, and CloudFormation takes no update of it: delete it again "
+                     "(retaining what its events say could not be deleted), then deploy it again",
+}
+
+
 def check_stack(name: str, stack: Observed, region: str | None = None) -> CheckItem:
     """The CloudFormation stack exists and its last operation completed (DescribeStacks' Stack).
 
@@ -261,19 +284,23 @@ def check_stack(name: str, stack: Observed, region: str | None = None) -> CheckI
         advice = "an operation is still under way; wait for it, then check again"
     elif status == "UPDATE_ROLLBACK_COMPLETE":
         advice = "its last update was rolled back, so the account runs the version before it; fix and deploy again"
+    elif status in _STUCK:
+        advice = _STUCK[status].format(name=name)
     else:
         advice = "it is not deployed as planned; see its events, fix and deploy it again"
     return CheckItem(kind="stack", name=name, passed=False, reason=f"{status}{why}: {advice}")
 
 
-def check_dashboard(name: str, dashboard: Observed, region: str | None = None) -> CheckItem:
+def check_dashboard(name: str, dashboard: Observed, region: str | None = None,
+                    defined_by: str | None = None) -> CheckItem:
     """The CloudWatch dashboard exists (GetDashboard's answer) and has a body.
 
     Args:
         region: where it was read, when not ``Targets.region``: named in the reason.
+        defined_by: the CDK app's stack whose template defines it, when known: named in the remedy.
     """
     if (problem := _unseen(dashboard, f"CloudWatch dashboard {name}{_in(region)}",
-                           "create it (deploy the monitoring stack)")):
+                           _create(defined_by, "create it (deploy the monitoring stack)"))):
         return CheckItem(kind="dashboard", name=name, passed=False, reason=problem)
     assert dashboard is not None and not isinstance(dashboard, ReadFailed)
     body = dashboard.get("DashboardBody")
@@ -289,7 +316,7 @@ def check_dashboard(name: str, dashboard: Observed, region: str | None = None) -
 
 
 def check_alarm(name: str, alarm: Observed, topic_arn: str | None, topic_name: str,
-                region: str | None = None) -> CheckItem:
+                region: str | None = None, defined_by: str | None = None) -> CheckItem:
     """The alarm exists, its actions are enabled, one of its alarm actions is the alert topic,
     and it is not firing (ALARM) already.
 
@@ -299,11 +326,13 @@ def check_alarm(name: str, alarm: Observed, topic_arn: str | None, topic_name: s
         topic_arn: the alert topic's ARN, None when it was not found (or could not be read).
         topic_name: the alert topic's name, for the reason.
         region: where the alarm was read, when not ``Targets.region``: named in the reason.
+        defined_by: the CDK app's stack whose template defines it, when known: named in the remedy.
     """
     def item(passed: bool, reason: str) -> CheckItem:
         return CheckItem(kind="alarm", name=name, passed=passed, reason=reason + _read_in(region))
 
-    if (problem := _unseen(alarm, f"CloudWatch alarm {name}{_in(region)}", "create it (deploy the monitoring stack)")):
+    if (problem := _unseen(alarm, f"CloudWatch alarm {name}{_in(region)}",
+                           _create(defined_by, "create it (deploy the monitoring stack)"))):
         return CheckItem(kind="alarm", name=name, passed=False, reason=problem)
     assert alarm is not None and not isinstance(alarm, ReadFailed)
     actions = [str(a) for a in alarm.get("AlarmActions") or ()]
@@ -374,6 +403,17 @@ def _read_in(region: str | None) -> str:
     return f" (read in {region})" if region else ""
 
 
+def _create(defined_by: str | None, otherwise: str) -> str:
+    """How to make a missing resource: deploy the app's stack whose template defines it, when known.
+
+    Without it the remedy guessed ("deploy the monitoring stack"): an app whose alarms live in
+    its service stack, as many do, sent a person looking for a stack it does not have.
+    """
+    if defined_by is None:
+        return otherwise
+    return f"deploy {defined_by}, whose template defines it (deploy_infrastructure)"
+
+
 def _unseen(observed: Observed, what: str, remedy: str) -> str | None:
     """Why ``observed`` cannot be judged (not found, or not read), or None when it can."""
     if observed is None:
@@ -404,6 +444,8 @@ class Observation:
             ``Targets.region`` (kinds: ``table``, ``queue``, ``dashboard``, ``alarm``, ``topic``).
         misplaced: (kind, name) -> where the app deploys it, for those of ``used_by_rollway``
             the app deploys outside ``Targets.region`` (or this account): their items fail.
+        defined_by: (kind, name) -> the CDK app's stack whose template defines it, when the app
+            was read: a missing one's remedy names that stack.
     """
 
     stacks: Mapping[str, Observed]
@@ -416,6 +458,7 @@ class Observation:
     stack_regions: Mapping[str, str] = field(default_factory=dict)
     regions: Mapping[tuple[str, str], str] = field(default_factory=dict)
     misplaced: Mapping[tuple[str, str], str] = field(default_factory=dict)
+    defined_by: Mapping[tuple[str, str], str] = field(default_factory=dict)
 
 
 def evaluate(targets: Targets, seen: Observation) -> Checklist:
@@ -424,22 +467,25 @@ def evaluate(targets: Targets, seen: Observation) -> Checklist:
     not_read = ReadFailed("not read", "the checklist read nothing for it")
     items = [check_stack(name, seen.stacks.get(name, not_read), seen.stack_regions.get(name))
              for name in targets.stacks]
-    where = seen.regions.get
+    where, stack_of = seen.regions.get, seen.defined_by.get
     own = state_tables(targets)
     items += [check_table(spec, seen.tables.get(spec.name, not_read), where(("table", spec.name)),
-                          STATE_KEY_TYPE if spec in own else None)
+                          STATE_KEY_TYPE if spec in own else None, stack_of(("table", spec.name)))
               for spec in all_tables(targets)]
     items += [check_queue(q, seen.queues.get(q.name, not_read), seen.queues.get(q.dlq_name, not_read),
-                          where(("queue", q.name)), where(("queue", q.dlq_name)))
+                          where(("queue", q.name)), where(("queue", q.dlq_name)), stack_of(("queue", q.name)),
+                          stack_of(("queue", q.dlq_name)))
               for q in targets.queues]
-    items.append(check_dashboard(targets.dashboard, seen.dashboard, where(("dashboard", targets.dashboard))))
+    items.append(check_dashboard(targets.dashboard, seen.dashboard, where(("dashboard", targets.dashboard)),
+                                 stack_of(("dashboard", targets.dashboard))))
     topic = seen.topic_arn
     if isinstance(topic, ReadFailed):
         failed = f"could not look the alert topic up ({topic.what}): {topic.message}"
         items += [CheckItem(kind="alarm", name=a, passed=False, reason=failed) for a in targets.alarms]
         items.append(CheckItem(kind="alert topic", name=targets.alert_topic, passed=False, reason=failed))
     else:
-        items += [check_alarm(a, seen.alarms.get(a, not_read), topic, targets.alert_topic, where(("alarm", a)))
+        items += [check_alarm(a, seen.alarms.get(a, not_read), topic, targets.alert_topic, where(("alarm", a)),
+                              stack_of(("alarm", a)))
                   for a in targets.alarms]
         items.append(check_topic(targets.alert_topic, topic, seen.subscriptions,
                                  where(("topic", targets.alert_topic))))

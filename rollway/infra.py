@@ -77,6 +77,8 @@ class AppStacks(BaseModel):
         resources: stack -> kind (``table``, ``queue``, ``dashboard``, ``alarm``, ``topic``) ->
             the names its template gives the resources of that kind (``named_resources``); a
             stack missing here defines none the checklist looks for.
+        construct_ids: a stack's construct id (or path) -> its CloudFormation name, where the app
+            set a ``stackName`` of its own: a stack asked for by the former is refused naming the latter.
     """
 
     model_config = _FROZEN
@@ -84,6 +86,9 @@ class AppStacks(BaseModel):
     dependencies: dict[str, tuple[str, ...]]
     environments: dict[str, str] = Field(default_factory=dict)
     resources: dict[str, dict[str, tuple[str, ...]]] = Field(default_factory=dict)
+    construct_ids: dict[str, str] = Field(default_factory=dict, description=(
+        "what the app's code names a stack (its construct id or path, what `cdk deploy` takes) -> its "
+        "CloudFormation name, for the stacks whose app set another stackName"))
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -184,13 +189,14 @@ def plan_deployment(
             already deployed, a dependency cycle, or a ``from_stack`` outside the plan.
     """
     dependencies = app.dependencies if isinstance(app, AppStacks) else {k: tuple(v) for k, v in app.items()}
+    construct_ids = app.construct_ids if isinstance(app, AppStacks) else {}
     requested = list(requested)
     check_request(requested, from_stack=from_stack, already_deployed=already_deployed)
     unknown = [s for s in [*requested, *already_deployed] if s not in dependencies]
     if unknown:
         raise PlanRefused(
             "the CDK app defines no stack "
-            + "; ".join(_with_hint(s, dependencies) for s in unknown)
+            + "; ".join(_construct_hint(s, construct_ids) or _with_hint(s, dependencies) for s in unknown)
             + f" (its stacks: {', '.join(dependencies) or 'none'})"
         )
     in_plan, done = set(requested), set(already_deployed)
@@ -464,6 +470,19 @@ def _cycle(waiting: dict[str, set[str]]) -> str:
         path.append(stack)
         stack = min(waiting[stack])
     return " -> ".join([*path[path.index(stack):], stack])
+
+
+def _construct_hint(name: str, construct_ids: Mapping[str, str]) -> str | None:
+    """``name`` with the CloudFormation name of the stack it is the construct id of, or None.
+
+    `cdk deploy` takes a stack's construct id, so that is what a hand-run deploy (the seed's
+    `cdk deploy WebordinarySQSStack`) names; an app that sets stackName gives its stack another
+    name, which rollway plans, deploys and checks by, and the refusal listed it with no link.
+    """
+    if name not in construct_ids:
+        return None
+    return (f"{name!r} (that is the construct id of the stack whose CloudFormation name is "
+            f"{construct_ids[name]!r}: name stacks by their CloudFormation name)")
 
 
 def _with_hint(name: str, known: Sequence[str] | Mapping[str, object]) -> str:

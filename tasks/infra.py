@@ -6,7 +6,7 @@ resumes it with ``from_stack``. The checklist only reads, so it is retried once.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NONE
@@ -14,7 +14,7 @@ from prefect.cache_policies import NONE
 from rollway.checklist import Checklist
 from rollway.infra import AppStacks, DeployedStack
 from rollway.ports import InfraChecker, InfraDeployer, StackStatuses
-from rollway.toolchain.cdk import CdkCli
+from rollway.toolchain.cdk import STILL_RUNNING, CdkCli
 
 
 @task(name="list-stacks", cache_policy=NONE)
@@ -24,7 +24,10 @@ def list_stacks(deployer: InfraDeployer) -> AppStacks:
     # and with its output at debug level the run's log stood still that long.
     log.info("synthesizing the CDK app to read its stacks (cdk synth; its output is logged at debug level)")
     # Synthesizing prints warnings a person may want; at debug level, not to crowd the run's log.
-    return deployer.list_stacks(on_line=lambda line: log.debug("cdk: %s", line))
+    # But not that it is still running: an app bundling assets synthesizes for minutes, and the
+    # run's log stood still after the line above all that time.
+    return deployer.list_stacks(on_line=lambda line: (log.info if line.startswith(STILL_RUNNING) else log.debug)(
+        "cdk synth: %s", line))
 
 
 @task(name="deploy-stack", task_run_name="deploy-{stack}", cache_policy=NONE)
@@ -36,10 +39,19 @@ def deploy_stack(deployer: InfraDeployer, stack: str, timeout_seconds: float, pr
     """
     log = get_run_logger()
     log.info("%s: deploying", progress)
-    deployed = deployer.deploy(stack, timeout_seconds=timeout_seconds,
-                               on_line=lambda line: log.info("%s | %s", progress, line))
+    deployed = deployer.deploy(stack, timeout_seconds=timeout_seconds, on_line=_logged(log, progress))
     log.info("%s: deployed in %.1f s", progress, deployed.seconds)
     return deployed
+
+
+def _logged(log, progress: str) -> Callable[[str], None]:
+    """Each line cdk prints, in the run's log after ``progress``; not its blank lines, about a
+    third of what it prints, which filled the log with rows saying nothing."""
+    def line_of_cdk(line: str) -> None:
+        if line.strip():
+            log.info("%s | %s", progress, line)
+
+    return line_of_cdk
 
 
 @task(name="read-stack-statuses", retries=1, retry_delay_seconds=2, cache_policy=NONE)
@@ -62,8 +74,7 @@ def bootstrap(cdk: CdkCli, environment: str, timeout_seconds: float, progress: s
     # CdkCli's own, not a port's: bootstrapping is a CDK matter (the toolkit stack its deploys need).
     log = get_run_logger()
     log.info("%s: bootstrapping", progress)
-    cdk.bootstrap(environment, timeout_seconds=timeout_seconds,
-                  on_line=lambda line: log.info("%s | %s", progress, line))
+    cdk.bootstrap(environment, timeout_seconds=timeout_seconds, on_line=_logged(log, progress))
     log.info("%s: bootstrapped", progress)
 
 

@@ -84,6 +84,7 @@ class AwsInfraChecker:
                            for key, p in places.items() if key in own
                            and (p.environment.account, p.environment.region) != (account, targets.region)}
         self._places = {key: p for key, p in places.items() if key not in own}
+        self._defined_by = {key: p.stack for key, p in places.items()}
         self._account = account
         self._clients_in = clients_in
         self._home = {"dynamodb": dynamodb, "sqs": sqs, "cloudwatch": cloudwatch, "sns": sns,
@@ -118,7 +119,7 @@ class AwsInfraChecker:
         regions = {key: region for key in checked_resources(t) if (region := self._elsewhere(key)) is not None}
         return Observation(stacks=stacks, tables=tables, queues=queues, dashboard=dashboard, alarms=alarms,
                            topic_arn=topic, subscriptions=subscriptions, stack_regions=stack_regions,
-                           regions=regions, misplaced=self._misplaced)
+                           regions=regions, misplaced=self._misplaced, defined_by=self._defined_by)
 
     def _client(self, service: str, region: str) -> Any:
         if region == self._targets.region:

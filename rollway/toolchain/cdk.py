@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, SecretStr, field_validator
 
 from rollway.infra import (AppNotListed, AppStacks, DeployedStack, PlanRefused, StackDeployFailed, environment_of,
                            named_resources)
-from rollway.toolchain.process import ToolFailed, ToolTimeout, resolve, run_tool
+from rollway.toolchain.process import ToolFailed, ToolTimeout, last_lines, resolve, run_tool
 
 _STACK_ARTIFACT = "aws:cloudformation:stack"
 _NESTED_ASSEMBLY = "cdk:cloud-assembly"
@@ -50,6 +50,9 @@ _DOCKER_SETTINGS = ("DOCKER_HOST", "DOCKER_CONTEXT", "DOCKER_CONFIG", "DOCKER_CE
 _SECRET_VARIABLES = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN")
 # What the CDK CLI is called: the npm shim on PATH (``cdk``, ``cdk.cmd`` on Windows) or its script.
 CDK_NAMES = ("cdk", "cdk.cmd", "cdk.js")
+# How the line saying a silent cdk is still running begins (``CdkCli``'s ``quiet_seconds``): a caller
+# keeping cdk's own lines out of sight (a synth's, at debug level) still shows these.
+STILL_RUNNING = "(still running after "
 _ARN = re.compile(r"^arn:aws[a-z-]*:cloudformation:\S+:stack/\S+$")
 _LOOPBACK = {"127.0.0.1", "::1"}
 
@@ -165,6 +168,8 @@ class CdkCli:
             for temporary credentials that would expire during a long run of deploys.
         direct: deploy with ``--method=direct`` (no change sets: what the embedded AWS needs).
         synth_timeout_seconds: how long synthesizing the app may take.
+        quiet_seconds: after this long with no output from cdk, a line saying it is still running
+            goes to ``on_line`` (again after every such silence).
 
     Raises:
         ToolMissing: the executable is not found (at construction, before anything runs).
@@ -174,7 +179,7 @@ class CdkCli:
 
     def __init__(self, executable: str, app_dir: str | os.PathLike[str],
                  environment: CdkEnvironment | Callable[[], CdkEnvironment], *,
-                 direct: bool = False, synth_timeout_seconds: float = 600.0) -> None:
+                 direct: bool = False, synth_timeout_seconds: float = 600.0, quiet_seconds: float = 120.0) -> None:
         # Absolute: cdk runs in the app's directory, where a relative path would name nothing.
         self._cdk = os.path.abspath(resolve(executable, "install the AWS CDK CLI (npm install aws-cdk) or pass its path"))
         self._app_dir = Path(app_dir)
@@ -184,6 +189,7 @@ class CdkCli:
         self._environment = environment
         self._direct = direct
         self._synth_timeout = synth_timeout_seconds
+        self._quiet_seconds = quiet_seconds
         self._assembly: Path | None = None
         self._stacks: AppStacks | None = None
         self._selectors: dict[str, str] = {}
@@ -206,7 +212,15 @@ class CdkCli:
         try:
             try:
                 self._run(["synth", "--quiet", "--output", str(out)], self._synth_timeout, on_line)
-            except (ToolFailed, ToolTimeout) as err:
+            except ToolTimeout as err:
+                # An app that bundles its functions' code or builds images while synthesizing can
+                # take longer on a cold worker (images to pull): said so, with what gives it more time.
+                raise AppNotListed(
+                    f"the CDK app in {self._app_dir} did not synthesize within {self._synth_timeout:g} s: cdk synth "
+                    "was stopped (nothing was deployed). If the app bundles assets or builds images as it "
+                    "synthesizes, allow it more time with synth_timeout_seconds; its last output:\n"
+                    + last_lines(err.tail), err.tail) from err
+            except ToolFailed as err:
                 raise AppNotListed(f"the CDK app in {self._app_dir} did not synthesize: {err}", err.tail) from err
             stacks = read_assembly(out)
             selectors = stack_selectors(out)
@@ -295,10 +309,18 @@ class CdkCli:
         self.list_stacks(on_line)
         try:
             self._run(["bootstrap", environment, "--app", str(self._assembly)], timeout_seconds, on_line)
-        except (ToolFailed, ToolTimeout) as err:
+        except ToolTimeout as err:
+            # Said as a timeout, as a deploy's is: the reason used to be cdk's last line (a
+            # CREATE_IN_PROGRESS event), read as the failure, with nothing saying cdk was stopped
+            # while CloudFormation went on creating the toolkit stack.
+            raise StackDeployFailed(
+                f"CDKToolkit ({environment})",
+                f"cdk bootstrap did not finish within {timeout_seconds:g} s and was stopped; CloudFormation may "
+                f"still be working on the toolkit stack (CDKToolkit) of {environment}: look at its events before "
+                "bootstrapping again", err.tail, timed_out=True) from err
+        except ToolFailed as err:
             # Named with its environment: with several bootstrapped, which one failed.
-            raise StackDeployFailed(f"CDKToolkit ({environment})", failure_reason(err.tail), err.tail,
-                                    timed_out=isinstance(err, ToolTimeout)) from err
+            raise StackDeployFailed(f"CDKToolkit ({environment})", failure_reason(err.tail), err.tail) from err
 
     def _current_environment(self) -> CdkEnvironment:
         # Asked again for every run: an assumed role's credentials last an hour by default, and
@@ -312,8 +334,28 @@ class CdkCli:
         # Masked: the secrets given, and those inherited from the worker when none were given
         # (its AWS_* variables reach cdk too, and are no less secret).
         secrets = [*environment.secrets, *(variables[k] for k in _SECRET_VARIABLES if k in variables)]
+        last = [""]
+
+        def heard(line: str) -> None:
+            if line.strip():
+                last[0] = line.strip()
+            if on_line is not None:
+                on_line(line)
+
+        def quiet(elapsed: float, silent: float) -> None:
+            # A sign of life in the run's log: CloudFormation waiting on an ECS service to
+            # stabilize (or cdk building an image) printed nothing for many minutes.
+            assert on_line is not None
+            on_line(f"{STILL_RUNNING}{_minutes(elapsed)}, nothing new from cdk for {_minutes(silent)}; "
+                    f"its last line: {last[0] or 'none'})")
+
         return run_tool([self._cdk, *arguments, "--no-color"], timeout_seconds=timeout_seconds, cwd=self._app_dir,
-                        env=variables, secrets=secrets, on_line=on_line)
+                        env=variables, secrets=secrets, on_line=heard, on_quiet=quiet if on_line is not None else None,
+                        quiet_seconds=self._quiet_seconds)
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"
 
 
 def read_assembly(assembly_dir: str | os.PathLike[str]) -> AppStacks:
@@ -362,7 +404,10 @@ def read_assembly(assembly_dir: str | os.PathLike[str]) -> AppStacks:
     }, environments={names[artifact_id]: str(a["environment"]) for artifact_id, a in stacks.items()
                      if a.get("environment")},
         resources={names[artifact_id]: found for artifact_id, a in stacks.items()
-                   if (found := _template_resources(path.parent, names[artifact_id], a))})
+                   if (found := _template_resources(path.parent, names[artifact_id], a))},
+        construct_ids={alias: names[artifact_id] for artifact_id, a in stacks.items()
+                       for alias in dict.fromkeys((artifact_id, a.get("displayName") or artifact_id))
+                       if alias != names[artifact_id] and alias not in names.values()})
 
 
 def _environment_of(artifact: Mapping) -> str:

@@ -56,8 +56,8 @@ class ToolFailed(PicklableError, ToolError):
         self.command = tuple(command)
         self.returncode = returncode
         self.tail = tuple(tail)
-        shown = "\n".join(self.tail[-12:]) or "(no output)"
-        super().__init__(f"`{' '.join(self.command)}` exited with {returncode}; its last output:\n{shown}")
+        super().__init__(
+            f"`{' '.join(self.command)}` exited with {returncode}; its last output:\n{last_lines(self.tail)}")
 
 
 class ToolTimeout(PicklableError, ToolError):
@@ -67,11 +67,16 @@ class ToolTimeout(PicklableError, ToolError):
         self.command = tuple(command)
         self.timeout_seconds = timeout_seconds
         self.tail = tuple(tail)
-        shown = "\n".join(self.tail[-12:]) or "(no output)"
         super().__init__(
             f"`{' '.join(self.command)}` did not finish within {timeout_seconds:g} s and was stopped; "
-            f"its last output:\n{shown}"
+            f"its last output:\n{last_lines(self.tail)}"
         )
+
+
+def last_lines(tail: Sequence[str], count: int = 12) -> str:
+    """The last ``count`` lines of output that say something: blank ones (cdk prints one for about
+    every two others, and after an app's traceback) took places among the few a message shows."""
+    return "\n".join([line for line in tail if line.strip()][-count:]) or "(no output)"
 
 
 @dataclass(frozen=True)
@@ -101,6 +106,8 @@ def run_tool(
     secrets: Sequence[str] = (),
     on_line: Callable[[str], None] | None = None,
     keep_output: bool = True,
+    on_quiet: Callable[[float, float], None] | None = None,
+    quiet_seconds: float = 120.0,
 ) -> ToolResult:
     """Run ``command`` to completion and return its output, or raise.
 
@@ -113,6 +120,9 @@ def run_tool(
         secrets: strings masked wherever they would appear in output kept or shown.
         on_line: called with each line of output (stdout and stderr merged) as it arrives.
         keep_output: False keeps only the tail (for tools that print a lot).
+        on_quiet: called with (seconds since the start, seconds since its last line) each time the
+            tool has printed nothing for another ``quiet_seconds``: a sign of life while it waits.
+        quiet_seconds: how long a silence is before ``on_quiet`` is called.
 
     Raises:
         ToolFailed: it exited non-zero.
@@ -138,10 +148,12 @@ def run_tool(
         raise ToolMissing(command[0]) from err
     kept: list[str] = []
     tail: deque[str] = deque(maxlen=TAIL_LINES)
+    heard = [started]  # when the tool last printed a line (written by the reader thread)
 
     def read() -> None:
         assert process.stdout is not None
         for raw in process.stdout:
+            heard[0] = time.monotonic()
             line = _cut(_mask(raw.rstrip("\n"), masked))  # masked first: a cut never splits a secret
             tail.append(line)
             if keep_output:
@@ -159,7 +171,7 @@ def run_tool(
         except BrokenPipeError:  # it exited before reading: its exit code says why
             pass
     try:
-        returncode = process.wait(timeout=timeout_seconds)
+        returncode = _wait(process, started, started + timeout_seconds, heard, on_quiet, quiet_seconds)
     except subprocess.TimeoutExpired:
         _kill_group(process)
         reader.join(timeout=5)
@@ -178,6 +190,33 @@ def run_tool(
     if returncode != 0:
         raise ToolFailed([_mask(a, masked) for a in command], returncode, list(tail))
     return ToolResult(tuple(command), tuple(kept if keep_output else tail), time.monotonic() - started)
+
+
+def _wait(process: subprocess.Popen, started: float, deadline: float, heard: list[float],
+          on_quiet: Callable[[float, float], None] | None, quiet_seconds: float) -> int:
+    """The tool's exit code, waiting until ``deadline`` (then ``TimeoutExpired``), calling
+    ``on_quiet`` for every ``quiet_seconds`` it prints nothing.
+
+    A CloudFormation deploy goes silent for many minutes while an ECS service stabilizes or an
+    image builds; with nothing in the run's log for that long, a person could not tell a
+    waiting deploy from a hung one.
+    """
+    noted = heard[0]
+    while True:
+        now = time.monotonic()
+        if on_quiet is None or quiet_seconds <= 0:
+            return process.wait(timeout=max(deadline - now, 0))
+        # Next look: when the silence since the last line (or the last notice) reaches quiet_seconds.
+        due = max(heard[0], noted) + quiet_seconds
+        try:
+            return process.wait(timeout=max(min(deadline, due) - now, 0))
+        except subprocess.TimeoutExpired:
+            now = time.monotonic()
+            if now >= deadline:
+                raise
+            if now - max(heard[0], noted) >= quiet_seconds:
+                noted = now
+                on_quiet(now - started, now - heard[0])
 
 
 def _cut(line: str) -> str:

@@ -179,6 +179,35 @@ def test_a_missing_alarm_fails(paged):
     assert list(reasons) == [name] and reasons[name].startswith(f"CloudWatch alarm {name} does not exist")
 
 
+def test_what_is_missing_names_the_apps_stack_that_defines_it(paged, _get_client_for_region):
+    # The remedy guessed ("deploy the monitoring stack"): an app whose alarms live in its service
+    # stack sent a person looking for a stack it does not have. Read from the app, it names it.
+    from rollway.infra import ResourcePlace, StackEnvironment
+
+    t = paged.targets
+    here = StackEnvironment(account=ACCOUNT, region=t.region)
+    alarm, table, q = t.alarms[0], t.tables[1], t.queues[0]
+    paged.get_client("cloudwatch").delete_alarms(AlarmNames=[alarm])
+    paged.get_client("cloudwatch").delete_dashboards(DashboardNames=[t.dashboard])
+    paged.get_client("dynamodb").delete_table(TableName=table.name)
+    sqs = paged.get_client("sqs")
+    sqs.delete_queue(QueueUrl=sqs.get_queue_url(QueueName=q.dlq_name)["QueueUrl"])
+    places = {("alarm", alarm): "WebordinaryFargateStack", ("dashboard", t.dashboard): "WebordinaryFargateStack",
+              ("table", table.name): "WebordinarySessionStack", ("queue", q.dlq_name): "WebordinarySQSStack"}
+    reasons = failed(check_resources_placed(paged, _get_client_for_region, {
+        key: ResourcePlace(stack=stack, environment=here) for key, stack in places.items()}))
+    assert reasons[alarm] == (f"CloudWatch alarm {alarm} does not exist: deploy WebordinaryFargateStack, whose "
+                              "template defines it (deploy_infrastructure)")
+    assert reasons[t.dashboard].endswith("does not exist: deploy WebordinaryFargateStack, whose template defines it "
+                                         "(deploy_infrastructure)")
+    assert reasons[table.name].endswith("does not exist: deploy WebordinarySessionStack, whose template defines it "
+                                        "(deploy_infrastructure)")
+    assert (f"its dead-letter queue {q.dlq_name} does not exist: deploy WebordinarySQSStack, whose template defines "
+            "it") in reasons[q.name]
+    # Without the app, the remedy stays general.
+    assert failed(check(paged))[alarm].endswith("does not exist: create it (deploy the monitoring stack)")
+
+
 def _refusing(client, operation: str, code: str):
     """``client`` answering ``operation`` with an error, as AWS does for a role without the permission."""
     def refuse(**_):
@@ -343,11 +372,12 @@ def test_resources_a_stack_in_another_region_defines_are_read_there_not_in_the_t
     reasons = failed(check_resources_placed(paged, _get_client_for_region, places))
     q = t.queues[0]
     assert reasons == {
-        t.tables[0].name: f"DynamoDB table {t.tables[0].name} in eu-west-1 does not exist: create it (deploy the "
-                          "stack that defines it)",
-        q.name: f"SQS queue {q.name} in eu-west-1 does not exist: create it (deploy the stack that defines it)",
-        t.dashboard: f"CloudWatch dashboard {t.dashboard} in eu-west-1 does not exist: create it (deploy the "
-                     "monitoring stack)",
+        t.tables[0].name: f"DynamoDB table {t.tables[0].name} in eu-west-1 does not exist: deploy "
+                          "WebordinarySessionStack, whose template defines it (deploy_infrastructure)",
+        q.name: f"SQS queue {q.name} in eu-west-1 does not exist: deploy WebordinarySQSStack, whose template defines "
+                "it (deploy_infrastructure)",
+        t.dashboard: f"CloudWatch dashboard {t.dashboard} in eu-west-1 does not exist: deploy "
+                     "WebordinaryMonitoringStack, whose template defines it (deploy_infrastructure)",
     }
     monitoring_in(_get_client_for_region("eu-west-1"), t)
     checklist = check_resources_placed(paged, _get_client_for_region, places)

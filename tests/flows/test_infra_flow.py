@@ -3,6 +3,7 @@ resuming; the embedded AWS for the checklist."""
 
 from __future__ import annotations
 
+import sys
 import time
 
 import pytest
@@ -17,7 +18,7 @@ from flows.infra import (
 )
 from rollway.checklist import Checklist, CheckItem
 from rollway.fakes import FakeInfraDeployer
-from rollway.infra import AppStacks, PlanRefused, StackEnvironment
+from rollway.infra import AppNotListed, AppStacks, PlanRefused, StackEnvironment
 from rollway.targets import Targets
 from rollway.toolchain.process import ToolMissing
 from tests.flows.moto_env import deployed_stacks, inbox
@@ -133,6 +134,22 @@ def pinned_deployer(**kwargs) -> FakeInfraDeployer:
     deployer = FakeInfraDeployer(WEBORDINARY, **kwargs)
     deployer.app = AppStacks(dependencies=deployer.app.dependencies, environments=PINNED)
     return deployer
+
+
+def test_a_bootstrap_that_timed_out_says_to_wait_for_the_toolkit_stack_before_running_again():
+    from rollway.infra import StackDeployFailed
+
+    def bootstrap(env, _progress):
+        raise StackDeployFailed(f"CDKToolkit ({env.uri})", "cdk bootstrap did not finish within 600 s and was stopped",
+                                ("CDKToolkit | 3/12 | CREATE_IN_PROGRESS | AWS::S3::Bucket",), timed_out=True)
+
+    since = time.time()
+    with pytest.raises(InfraDeployFailed) as caught:
+        deploy_on(FakeInfraDeployer(WEBORDINARY), None, bootstrap=bootstrap)
+    wait = ("once the toolkit stack (CDKToolkit) of aws://123456789012/us-west-2 is no longer IN_PROGRESS in "
+            "CloudFormation (cdk was stopped, CloudFormation was not)")
+    assert f"{wait}, run deploy_infrastructure again (bootstrapping again is safe)" in str(caught.value)
+    assert f"Run it again {wait}." in latest(ARTIFACT_KEY, since)
 
 
 def test_every_environment_of_this_account_the_stacks_go_to_is_bootstrapped_once_in_order(caplog):
@@ -252,6 +269,48 @@ def test_a_failed_stack_stops_the_run_and_says_how_to_resume(caplog):
     summary = latest(ARTIFACT_KEY, since)
     assert "stopped at WebordinarySQSStack" in summary
     assert "| 5 | `WebordinarySQSStack` | failed |" in summary and "| 6 | `WebordinarySessionStack` | not deployed |" in summary
+
+
+def test_an_artifact_the_api_refuses_never_replaces_what_the_run_says_or_stops_it(monkeypatch, caplog):
+    # Made bare, a refused artifact replaced the error saying what was deployed and how to resume
+    # with the API's own; after every stack deployed, it failed the run before the checklist ran.
+    import flows.infra
+
+    def unavailable(**_):
+        raise RuntimeError("the artifact API answered 503")
+
+    monkeypatch.setattr(flows.infra, "create_markdown_artifact", unavailable)
+    failing = FakeInfraDeployer(WEBORDINARY, failing={"WebordinarySQSStack": "Resource limit exceeded"})
+    with pytest.raises(InfraDeployFailed, match="from_stack='WebordinarySQSStack'"):
+        deploy_on(failing, lambda _app: Passing())
+    checked = []
+
+    class Recording(Passing):
+        def check(self) -> Checklist:
+            checked.append(1)
+            return super().check()
+
+    result = deploy_on(FakeInfraDeployer(WEBORDINARY), lambda _app: Recording())
+    assert checked and result.checklist is not None and result.checklist.passed
+    assert verify_on(Passing()).passed
+    assert caplog.text.count("artifact could not be created: the artifact API answered 503") == 3
+
+
+def test_a_deploy_stopped_at_its_timeout_says_in_the_artifact_to_wait_for_cloudformation():
+    # The artifact said to resume "once the cause is fixed" while CloudFormation was still at it.
+    from rollway.infra import StackDeployFailed
+
+    class Slow(FakeInfraDeployer):
+        def deploy(self, stack, *, timeout_seconds, on_line=None):
+            if stack == "WebordinarySQSStack":
+                raise StackDeployFailed(stack, "cdk did not finish within 60 s and was stopped", timed_out=True)
+            return super().deploy(stack, timeout_seconds=timeout_seconds, on_line=on_line)
+
+    since = time.time()
+    with pytest.raises(InfraDeployFailed, match="wait until its stack is no longer IN_PROGRESS"):
+        deploy_on(Slow(WEBORDINARY), None)
+    assert ("Resume with `from_stack='WebordinarySQSStack'` once WebordinarySQSStack is no longer IN_PROGRESS in "
+            "CloudFormation (cdk was stopped, CloudFormation was not).") in latest(ARTIFACT_KEY, since)
 
 
 def test_a_run_interrupted_during_a_deploy_says_where_it_stands_and_how_to_resume(caplog):
@@ -408,6 +467,9 @@ def test_a_failed_checklist_fails_the_run_naming_the_items(aws):
     assert {i.name for i in caught.value.checklist.failed} == {aws.targets.dashboard, queue.name}
     assert f"- dashboard {aws.targets.dashboard}: " in str(caught.value)
     assert f"- queue {queue.name}: " in str(caught.value) and "2 of" in str(caught.value)
+    # What comes next: not the whole deploy again to see the checklist.
+    assert str(caught.value).endswith("every stack of the plan is deployed (8); once these are fixed, check again "
+                                      "with verify_infrastructure (no deploy needed, unless a fix is one)")
     summary = latest(ARTIFACT_KEY, since)
     assert "checklist FAILED" in summary and f"❌ FAIL | queue | `{queue.name}`" in summary
 
@@ -422,8 +484,9 @@ def test_verify_alone_passes_on_the_provisioned_account(aws):
 
 def test_verify_alone_fails_naming_the_items(aws):
     deployed_stacks(aws)
-    with pytest.raises(ChecklistFailed, match=f"alert topic {aws.targets.alert_topic}: it has no confirmed"):
+    with pytest.raises(ChecklistFailed, match=f"alert topic {aws.targets.alert_topic}: it has no confirmed") as caught:
         verify_on(checker_for(aws.get_client, aws.targets))
+    assert str(caught.value).endswith("\nonce these are fixed, run verify_infrastructure again")
 
 
 # --- the flow itself: its parameters are refused before anything runs -----------------------
@@ -464,6 +527,104 @@ def test_duplicate_stacks_are_refused_before_the_app_is_read(tmp_path):
 def test_a_timeout_below_a_second_is_refused(tmp_path):
     with pytest.raises(ParameterTypeError, match="stack_timeout_seconds"):
         deploy_infrastructure(cdk_app_dir=str(tmp_path), stack_timeout_seconds=0)
+
+
+def test_an_app_slow_to_synthesize_is_given_the_time_asked_and_the_run_says_how_to_give_more(embedded_aws, tmp_path):
+    # Synthesizing had 600 s and no parameter: an app bundling its assets on a cold worker could
+    # not be deployed by the flow at all.
+    from blocks.credentials import credentials_for_endpoint
+    from blocks.register import save_blocks
+
+    cdk = tmp_path / "bin" / "cdk"
+    cdk.parent.mkdir()
+    # A stand-in cdk that synthesizes for ever, saying when it started.
+    cdk.write_text(f"#!{sys.executable}\nimport sys, time\nopen({str(tmp_path / 'started')!r}, 'w').close()\n"
+                   "print('Bundling asset WebordinaryFargateStack/Handler...', flush=True)\ntime.sleep(600)\n")
+    cdk.chmod(0o755)
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "cdk.json").write_text('{"app": "true"}')
+    save_blocks(Targets(), credentials_for_endpoint(embedded_aws.endpoint_url, "us-west-2"),
+                targets_block="infra-synth-targets", credentials_block="infra-synth-aws")
+    started = time.monotonic()
+    with pytest.raises(AppNotListed) as caught:
+        deploy_infrastructure(cdk_app_dir=str(app), cdk_executable=str(cdk), synth_timeout_seconds=2,
+                              targets_block="infra-synth-targets", aws_credentials_block="infra-synth-aws")
+    assert (tmp_path / "started").exists() and time.monotonic() - started < 60
+    message = str(caught.value)
+    assert "did not synthesize within 2 s: cdk synth was stopped (nothing was deployed)" in message
+    assert "allow it more time with synth_timeout_seconds" in message
+    assert "Bundling asset WebordinaryFargateStack/Handler..." in message
+    with pytest.raises(ParameterTypeError, match="synth_timeout_seconds"):
+        verify_infrastructure(cdk_app_dir=str(app), cdk_executable=str(cdk), synth_timeout_seconds=0)
+
+
+def test_cdks_blank_lines_are_left_out_of_the_log_and_of_its_last_lines_quoted(tmp_path, caplog):
+    # cdk prints a blank line for about every two it says something in: each was a row of the
+    # run's log saying nothing, and they took places among the last lines a failure quotes.
+    from rollway.toolchain.cdk import CdkCli, CdkEnvironment
+
+    cdk = tmp_path / "bin" / "cdk"
+    cdk.parent.mkdir()
+    cdk.write_text(f"""#!{sys.executable}
+import json, os, sys
+if sys.argv[1] == "synth":
+    with open(os.path.join(sys.argv[sys.argv.index("--output") + 1], "manifest.json"), "w") as f:
+        json.dump({{"artifacts": {{"X": {{"type": "aws:cloudformation:stack"}}}}}}, f)
+    sys.exit(0)
+print("X: deploying... [1/1]")
+for i in range(10):
+    print()
+    print(f"X | {{i}}/10 | CREATE_IN_PROGRESS | AWS::SQS::Queue | Queue{{i}}")
+print()
+print("❌  X failed to deploy")
+print()
+print("‣ Resource limit exceeded")
+print()
+sys.exit(1)
+""")
+    cdk.chmod(0o755)
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "cdk.json").write_text("{}")
+    with CdkCli(str(cdk), app, CdkEnvironment(region="us-west-2")) as cli:
+        with pytest.raises(InfraDeployFailed) as caught:
+            deploy_on(cli, None, requested=["X"])
+    logged = [r.getMessage() for r in caplog.records if r.getMessage().startswith("stack 1/1 X |")]
+    assert "stack 1/1 X | X | 9/10 | CREATE_IN_PROGRESS | AWS::SQS::Queue | Queue9" in logged
+    assert [line for line in logged if not line.removeprefix("stack 1/1 X |").strip()] == []
+    quoted = str(caught.value).split("cdk's last lines:\n", 1)[1].split("\nto resume", 1)[0].splitlines()
+    assert len(quoted) == 13 and quoted[0] == "    X: deploying... [1/1]" and quoted[-1] == "    ‣ Resource limit exceeded"
+
+
+def test_a_long_synth_says_it_is_still_running_in_the_runs_log(tmp_path, caplog):
+    # An app bundling its assets synthesizes for minutes, its output at debug level: the run's log
+    # stood still after "synthesizing the CDK app" all that time.
+    import logging
+
+    from rollway.toolchain.cdk import CdkCli, CdkEnvironment
+
+    cdk = tmp_path / "bin" / "cdk"
+    cdk.parent.mkdir()
+    cdk.write_text(f"""#!{sys.executable}
+import json, os, sys, time
+print("Bundling asset X/Handler/Code/Stage...", flush=True)
+time.sleep(1.3)
+with open(os.path.join(sys.argv[sys.argv.index("--output") + 1], "manifest.json"), "w") as f:
+    json.dump({{"artifacts": {{"X": {{"type": "aws:cloudformation:stack"}}}}}}, f)
+""")
+    cdk.chmod(0o755)
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "cdk.json").write_text("{}")
+    with CdkCli(str(cdk), app, CdkEnvironment(region="us-west-2"), quiet_seconds=0.5) as cli:
+        with pytest.raises(PlanRefused):  # the app has no stack of Webordinary's: enough to have listed it
+            deploy_on(cli, None)
+    shown = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO]
+    still = [m for m in shown if m.startswith("cdk synth: (still running after")]
+    assert len(still) == 2, shown
+    assert still[0].endswith("its last line: Bundling asset X/Handler/Code/Stage...)")
+    assert "cdk synth: Bundling asset X/Handler/Code/Stage..." not in shown  # cdk's own lines stay at debug
 
 
 # --- the credentials cdk gets, from the AwsCredentials block ---------------------------------

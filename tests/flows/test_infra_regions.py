@@ -175,10 +175,10 @@ def test_verify_reads_tables_and_queues_where_the_app_deploys_their_stacks(
     with pytest.raises(ChecklistFailed) as caught:
         verify()
     assert {i.name: i.reason for i in caught.value.checklist.failed} == {
-        sessions: f"DynamoDB table {sessions} in {ELSEWHERE} does not exist: create it (deploy the stack that "
-                  "defines it)",
-        queue.name: f"SQS queue {queue.name} in {ELSEWHERE} does not exist: create it (deploy the stack that "
-                    "defines it)",
+        sessions: f"DynamoDB table {sessions} in {ELSEWHERE} does not exist: deploy WebordinarySessionStack, whose "
+                  "template defines it (deploy_infrastructure)",
+        queue.name: f"SQS queue {queue.name} in {ELSEWHERE} does not exist: deploy WebordinarySQSStack, whose "
+                    "template defines it (deploy_infrastructure)",
         t.flags_table: misplaced}
 
     monitoring_in(_get_client_for_region(ELSEWHERE), t)  # the sessions table and the queue, made there

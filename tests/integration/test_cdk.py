@@ -95,6 +95,15 @@ def test_a_stack_named_apart_from_its_id_deploys_by_its_cloudformation_name(cdk)
     assert deployed.outputs["QueueName"] == "it-named-queue"
 
 
+def test_a_stack_asked_for_by_its_construct_id_is_refused_naming_its_cloudformation_name(cdk):
+    # `cdk deploy ItNamedStack` works by hand (the seed's commands name construct ids); the plan,
+    # which speaks CloudFormation names, refused it listing "it-named" with nothing linking the two.
+    with pytest.raises(PlanRefused, match="'ItNamedStack' \\(that is the construct id of the stack whose "
+                                          "CloudFormation name is 'it-named': name stacks by their CloudFormation "
+                                          "name\\)"):
+        plan_deployment(["ItNamedStack"], cdk.app)
+
+
 def test_stacks_deploy_in_the_plans_order_and_make_what_the_checklist_expects(cdk):
     plan = plan_deployment(["ItSessionStack", "ItSQSStack"], cdk.app)
     assert plan.order == ("ItSQSStack", "ItSessionStack")

@@ -79,6 +79,8 @@ def test_the_assembly_gives_stacks_by_name_and_their_stack_dependencies(tmp_path
         "Tree": {"type": "cdk:tree"},
     }))
     assert stacks.dependencies == {"Queues": (), "prod-sessions": ("Queues",), "Monitoring": ("prod-sessions",)}
+    # What the app's code (and `cdk deploy`) calls the stack named apart: to say which it is when asked.
+    assert stacks.construct_ids == {"Sessions": "prod-sessions"}
 
 
 def test_the_assembly_gives_each_stacks_environment_by_name(tmp_path):
@@ -276,6 +278,40 @@ def test_a_failed_bootstrap_names_its_environment(tmp_path):
     assert caught.value.stack == "CDKToolkit (aws://210987654321/eu-west-1)"
     assert caught.value.tail[0] == " ⏳  Bootstrapping environment aws://210987654321/eu-west-1..."
     assert "s3cret" not in str(caught.value)
+
+
+def test_a_bootstrap_past_its_time_says_it_was_stopped_not_cdks_last_line(tmp_path):
+    # Its reason was cdk's last line, an event read as the failure, with nothing saying cdk was
+    # stopped while CloudFormation went on creating the toolkit stack.
+    body = FAKE_CDK.replace('print("X: creating stack...")',
+                            'print("CDKToolkit | 3/12 | CREATE_IN_PROGRESS | AWS::S3::Bucket", flush=True)\n'
+                            'import threading; threading.Event().wait()')
+    script, app = _fake_cdk_app(tmp_path, body)
+    env = CdkEnvironment(region="us-west-2", account="123456789012")
+    with CdkCli(script, app, env) as cli:
+        with pytest.raises(StackDeployFailed) as caught:
+            cli.bootstrap("aws://123456789012/eu-west-1", timeout_seconds=0.5)
+    assert caught.value.timed_out
+    assert caught.value.reason.startswith("cdk bootstrap did not finish within 0.5 s and was stopped; CloudFormation "
+                                          "may still be working on the toolkit stack (CDKToolkit) of "
+                                          "aws://123456789012/eu-west-1")
+    assert caught.value.tail == ("CDKToolkit | 3/12 | CREATE_IN_PROGRESS | AWS::S3::Bucket",)
+
+
+def test_a_deploy_cdk_is_silent_in_says_it_is_still_running_and_what_it_waits_on(tmp_path):
+    # CloudFormation waiting on an ECS service to stabilize: cdk prints nothing for many minutes,
+    # and the run's log stood still all that time.
+    body = FAKE_CDK.replace('print("X: creating stack...")',
+                            'print("X | 3/7 | CREATE_IN_PROGRESS | AWS::ECS::Service | Service", flush=True)\n'
+                            'import time; time.sleep(1.3); print("✅  X"); sys.exit(0)')
+    script, app = _fake_cdk_app(tmp_path, body)
+    seen: list[str] = []
+    with CdkCli(script, app, CdkEnvironment(region="us-west-2"), quiet_seconds=0.5) as cli:
+        cli.deploy("X", timeout_seconds=30, on_line=seen.append)
+    notes = [line for line in seen if line.startswith("(still running after")]
+    assert len(notes) == 2, seen
+    assert notes[0].endswith("; its last line: X | 3/7 | CREATE_IN_PROGRESS | AWS::ECS::Service | Service)")
+    assert seen[-1] == "✅  X"
 
 
 def test_a_deploy_past_its_time_is_stopped_and_says_cloudformation_may_still_be_working(tmp_path):

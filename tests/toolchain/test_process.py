@@ -163,3 +163,39 @@ def test_a_huge_line_is_cut_where_it_is_kept_or_shown():
     assert len(str(caught.value)) < 50_000
     assert len(seen) == 1 and len(seen[0]) < 50_000 and seen[0].startswith("****xxx")
     assert "characters cut" in caught.value.tail[0]
+
+
+def test_a_silent_tool_is_said_to_be_still_running_and_a_talking_one_is_not():
+    # A CloudFormation deploy goes silent for minutes while an ECS service stabilizes: the run's
+    # log stood still all that time, a waiting deploy looking like a hung one.
+    quiet: list[tuple[float, float]] = []
+    code = ("import time\nfor i in range(6):\n    print('tick', i, flush=True); time.sleep(0.1)\n"
+            "print('CREATE_IN_PROGRESS AWS::ECS::Service', flush=True)\ntime.sleep(1.6)\nprint('done')")
+    result = run_tool([PY, "-c", code], timeout_seconds=30, on_quiet=lambda *seconds: quiet.append(seconds),
+                      quiet_seconds=0.5)
+    assert result.output[-1] == "done"
+    assert 2 <= len(quiet) <= 4, quiet  # every 0.5 s of the 1.6 s silence, none while it printed
+    assert all(silent >= 0.5 for _elapsed, silent in quiet)
+    assert quiet[0][0] >= 1.0 and [s for _e, s in quiet] == sorted(s for _e, s in quiet)
+
+
+def test_a_silent_tool_still_times_out_on_time():
+    quiet: list[tuple[float, float]] = []
+    started = time.monotonic()
+    with pytest.raises(ToolTimeout):
+        run_tool([PY, "-c", "import time; time.sleep(30)"], timeout_seconds=1.2,
+                 on_quiet=lambda *seconds: quiet.append(seconds), quiet_seconds=0.5)
+    assert time.monotonic() - started < 5
+    assert len(quiet) == 2
+
+
+def test_a_failures_message_quotes_the_last_lines_that_say_something():
+    # cdk prints a blank line for about every two others, and more after an app's traceback: they
+    # took places among the twelve lines a failure's message quotes, pushing out the error itself.
+    code = ("print('Traceback (most recent call last):'); print('ValueError: bucket name taken')\n"
+            "for _ in range(15): print()\nprint('Subprocess exited with error 1'); print(); raise SystemExit(1)")
+    with pytest.raises(ToolFailed) as caught:
+        run_tool([PY, "-c", code], timeout_seconds=30)
+    assert str(caught.value).endswith("its last output:\nTraceback (most recent call last):\n"
+                                      "ValueError: bucket name taken\nSubprocess exited with error 1")
+    assert caught.value.tail[-1] == ""  # the tail itself is kept as printed

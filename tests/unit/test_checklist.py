@@ -252,7 +252,12 @@ def test_summary_and_markdown_name_the_failed_items():
     ("IMPORT_COMPLETE", None, True, "IMPORT_COMPLETE"),
     ("UPDATE_ROLLBACK_COMPLETE", None, False, "its last update was rolled back"),
     ("ROLLBACK_COMPLETE", "Resource creation cancelled", False, "ROLLBACK_COMPLETE: Resource creation cancelled"),
-    ("UPDATE_ROLLBACK_FAILED", None, False, "not deployed as planned"),
+    # Left by a failed rollback or deletion: whether a deploy goes over them, and what to do when not.
+    ("UPDATE_ROLLBACK_FAILED", None, False, "deploy it again (cdk continues the rollback first); if a resource still "
+                                            "cannot roll back, continue the rollback without it (aws cloudformation "
+                                            "continue-update-rollback --stack-name S --resources-to-skip"),
+    ("ROLLBACK_FAILED", None, False, "deploy it again (cdk deletes and re-creates it); if a resource cannot be deleted"),
+    ("DELETE_FAILED", None, False, "its deletion failed half-way, and CloudFormation takes no update of it: delete it"),
     ("UPDATE_IN_PROGRESS", None, False, "still under way"),
     ("CREATE_FAILED", "quota", False, "CREATE_FAILED: quota"),
     (None, None, False, "not reported"),

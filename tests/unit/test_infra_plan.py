@@ -78,3 +78,12 @@ def test_resume_counts_the_stacks_before_from_stack_as_done():
 def test_resume_counts_by_the_dependency_order_not_the_order_asked():
     plan = plan_deployment(["C", "B", "A"], ABC, from_stack="B")
     assert plan.skipped == ("A",) and plan.to_deploy == ("B", "C")
+
+
+def test_a_stack_asked_for_by_its_construct_id_is_refused_naming_its_cloudformation_name():
+    # The seed's hand-run `cdk deploy WebordinarySQSStack` names a construct id; an app setting
+    # stackName gives the stack another name, and the refusal listed it with nothing linking the two.
+    app = AppStacks(dependencies={"prod-webordinary-sqs": ()}, construct_ids={"WebordinarySQSStack": "prod-webordinary-sqs"})
+    with pytest.raises(PlanRefused, match="'WebordinarySQSStack' \\(that is the construct id of the stack whose "
+                                          "CloudFormation name is 'prod-webordinary-sqs'"):
+        plan_deployment(["WebordinarySQSStack"], app)
