@@ -397,7 +397,7 @@ def run_stages(
         if decision.stage_passed:
             report = finish_stage("passed", now, record=journal.stage_passed)
             log.info("stage %s%% passed: %s", spec.stages[state.stage_index].weight, report.verdict.reason)
-            state = state.model_copy(update={"passed": True, "accepted_by": answer.approver})
+            state = state.model_copy(update={"passed": True})
 
         if isinstance(decision, SetWeight):
             # Claim the rollout again right before moving traffic: if a person or a hook rolled
