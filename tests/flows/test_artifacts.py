@@ -70,8 +70,8 @@ def test_progress_stage_tables_and_summary():
         rows = table.data if isinstance(table.data, list) else __import__("json").loads(table.data)
         row = rows[0]
         assert row["weights s/c"] == f"{100 - stage.weight}/{stage.weight}"
-        assert row["canary req"] == str(report.canary.requests) and row["base req"] == str(report.baseline.requests)
-        assert row["canary err"] == str(report.canary.errors)
+        assert row["canary req"] == f"{report.canary.requests:,}" and row["base req"] == f"{report.baseline.requests:,}"
+        assert row["canary err"] == f"{report.canary.errors:,}"
         assert row["verdict"] == "successful" and row["reason"] == report.verdict.reason
 
     summary = latest(artifact_key(service, "summary")).data
@@ -92,11 +92,11 @@ def test_a_rolled_back_stage_gets_its_table_and_the_summary_shows_it():
 
     table = latest(artifact_key(service, "stage-7"))
     row = (table.data if isinstance(table.data, list) else __import__("json").loads(table.data))[0]
-    assert row["canary err"] == str(failed.canary.errors) and row["decision"] == "rollback"
+    assert row["canary err"] == f"{failed.canary.errors:,}" and row["decision"] == "rollback"
     assert row["verdict"] == "failed"
 
     summary = latest(artifact_key(service, "summary")).data
-    assert "rolled back" in summary and f"| {failed.canary.errors} |" in summary
+    assert "rolled back" in summary and f"| {failed.canary.errors:,} |" in summary
 
 
 def test_an_approval_before_the_first_stage_shows_no_stage_that_never_ran():
@@ -153,7 +153,7 @@ def test_a_canary_run_ends_with_its_stage_table(error_rate, outcome):
     rows = [line for line in summary.splitlines() if line.startswith("| ") and not line.startswith("| stage")]
     assert len(rows) == len(result.stages) >= 1
     last = result.stages[-1]
-    assert f"| {last.verdict.phase.value} |" in rows[-1] and f"| {last.canary.requests} |" in rows[-1]
+    assert f"| {last.verdict.phase.value} |" in rows[-1] and f"| {last.canary.requests:,} |" in rows[-1]
 
 
 def test_a_canary_rejection_comment_with_a_line_break_cannot_add_a_heading_to_its_summary():
