@@ -18,6 +18,11 @@ from rollway.spec import Analysis, RolloutSpec, Stage
 from tests.flows.fake_env import fake_environment
 
 
+def counts(match: re.Match) -> tuple[int, ...]:
+    """The errors/requests a verdict names, written with thousands separators ("750/15,000")."""
+    return tuple(int(g.replace(",", "")) for g in match.groups())
+
+
 @flow
 def canary_on(env, rollout):
     return run_canary(env, rollout, scripted())
@@ -31,9 +36,9 @@ def test_each_stage_row_counts_the_requests_and_errors_its_verdict_names():
     result = canary_on(env, spec)
     assert result.outcome == "promoted"
     for stage in result.stages:
-        judged = re.search(r"canary errors (\d+)/(\d+)", stage.verdict.reason)
+        judged = re.search(r"canary errors ([\d,]+)/([\d,]+)", stage.verdict.reason)
         assert judged, stage.verdict.reason
-        errors, requests = map(int, judged.groups())
+        errors, requests = counts(judged)
         assert (stage.canary.errors, stage.canary.requests) == (errors, requests), (
             f"stage {stage.weights}: table canary {stage.canary.errors}/{stage.canary.requests}, "
             f"verdict {stage.verdict.reason}")
@@ -47,8 +52,8 @@ def test_a_rolled_back_stage_row_counts_every_period_the_rollback_saw():
     assert result.outcome == "rolled_back"
     (stage,) = result.stages
     assert stage.canary.errors > 0 and stage.canary.requests > 0
-    shown = re.search(r"\((\d+)/(\d+)\)", stage.verdict.reason) or re.search(r"(\d+)/(\d+)", stage.verdict.reason)
-    assert shown and (stage.canary.errors, stage.canary.requests) == tuple(map(int, shown.groups())), (
+    shown = re.search(r"\(([\d,]+)/([\d,]+)\)", stage.verdict.reason) or re.search(r"([\d,]+)/([\d,]+)", stage.verdict.reason)
+    assert shown and (stage.canary.errors, stage.canary.requests) == counts(shown), (
         stage.canary, stage.verdict.reason)
 
 
@@ -86,7 +91,7 @@ def test_a_rollback_judged_on_the_settled_periods_counts_those_periods():
     result = canary_on(env, spec)
     assert result.outcome == "rolled_back", result.reason
     stage = result.stages[-1]
-    named = re.search(r"\((\d+)/(\d+)\)", stage.verdict.reason)
+    named = re.search(r"\(([\d,]+)/([\d,]+)\)", stage.verdict.reason)
     assert named, stage.verdict.reason
-    assert (stage.canary.errors, stage.canary.requests) == tuple(map(int, named.groups())), (
+    assert (stage.canary.errors, stage.canary.requests) == counts(named), (
         f"row canary {stage.canary.errors}/{stage.canary.requests} vs verdict {stage.verdict.reason!r}")
