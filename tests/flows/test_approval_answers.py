@@ -227,3 +227,24 @@ def test_an_answers_comment_is_recorded_as_given_even_ending_in_a_colon():
     answers = [t for t in env.ledger.get(env.targets.canary_service).history if t.kind in ("approve", "reject")]
     assert [t.comment for t in answers] == ["approve: per INC-42:", "reject: wait for:"]
     assert rejection_reason(answers[-1]) == "rejected by erin: wait for:"
+
+
+def test_a_form_asked_again_after_a_hold_says_who_held_and_why():
+    """A hold asked the same question again with nothing of the hold on the form: the next person
+    to open it could not tell a colleague had held the stage, nor why, and could approve over it."""
+    env = fake_environment()
+    env.ledger = FakeLedger()
+    spec = RolloutSpec(image=IMAGE, stages=[Stage(weight=5, bake_seconds=120),
+                                            Stage(weight=100, bake_seconds=120, approval=True)], monitor_seconds=0)
+    approver, seen = recording(
+        ApprovalAnswer(action="hold", approver="dana", comment="the DB *migration* runs until 14:00"),
+        ApprovalAnswer(action="hold", approver="timeout", timed_out=True, comment="no answer within 3600 s"),
+        ApprovalAnswer(action="reject", approver="erin"),
+    )
+    run(env, spec, approver)
+    first, second, third = (summary for _, summary in seen)
+    assert "answered **hold**" not in first
+    assert re.search(r"> dana answered \*\*hold\*\* at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC: "
+                     r"the DB \\\*migration\\\* runs until 14:00\.", second), second
+    assert "> Nobody answered the last pause (no answer within 3600 s): it timed out at" in third, third
+    assert "dana answered" not in third, third
