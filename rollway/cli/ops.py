@@ -216,11 +216,27 @@ def find_paused_run(client: Any, service: Service, record: RolloutRecord | None,
             f"its newest rollout {record.rollout_id} is {record.phase.value} at {record.weights} (stable/canary)"
             if record is not None else "it has no rollout in the ledger"
         )
-        raise NoPausedRun(f"no paused rollout run for {service.name}: {where}")
+        raise NoPausedRun(f"no paused rollout run for {service.name}: {where}{last_answer(record)}")
     listed = ", ".join(f"{r.name} ({r.id})" for r in candidates)
     several = AmbiguousRun(f"several paused runs could be {service.name}'s: {listed}; pass --flow-run ID")
     several.runs = tuple(candidates)
     raise several
+
+
+def last_answer(record: RolloutRecord | None) -> str:
+    """How the rollout's last pause was answered, from the ledger, for a person who finds nothing
+    paused: told only where the rollout stands, the one who came to answer could not tell that
+    someone else had (and how), or that the pause had timed out and rolled the rollout back."""
+    from rollway.reports import ANSWERS
+
+    answers = [t for t in (record.history if record is not None else ()) if t.kind in ANSWERS]
+    if not answers:
+        return ""
+    last = answers[-1]
+    at = f"{utc(last.at)} (rollout clock)"
+    if last.kind == "timeout":
+        return f"; its last pause went unanswered and timed out at {at} ({last.comment})"
+    return f"; its last pause was answered by {last.actor} at {at}: {last.comment}"
 
 
 def _state_name(run: Any) -> str:

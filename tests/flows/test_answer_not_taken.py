@@ -9,14 +9,21 @@ from __future__ import annotations
 
 import threading
 import time
+from uuid import uuid4
 
+import pytest
 from prefect import flow
 from prefect.client.orchestration import SyncPrefectClient, get_client
 
 from flows.approvals import prefect_approver
 from rollway.cli import ops
 from rollway.decide import Pause
-from rollway.spec import Approvals
+from rollway.fakes import FakeLedger, FakeRouter
+from rollway.ledger import RolloutRecord, Transition
+from rollway.model import Weights
+from rollway.phases import RolloutPhase
+from rollway.spec import Approvals, RolloutSpec, Stage
+from rollway.targets import Targets
 from tests.flows.test_promote_race import commands_see_a_rollout_owned_by
 
 QUESTION = "approval needed before 50%"
@@ -90,3 +97,39 @@ def test_an_answer_after_the_pause_timed_out_says_so_and_what_the_run_does(monke
     said = " ".join(err.split())
     assert "pause timed out at" in said and "before this answer" in said, err
     assert "the rollout rolls back" in said and "this answer was not taken" in said, err
+
+
+def rollout_answered(monkeypatch, phase: RolloutPhase, answer: Transition) -> None:
+    """The commands see a rollout whose last pause got ``answer``, and no paused run."""
+    targets = Targets()
+    spec = RolloutSpec(image="repo/app:2.0.0", stages=[Stage(weight=w) for w in (5, 50, 100)])
+    ledger = FakeLedger()
+    ledger.create(RolloutRecord(
+        service=targets.canary_service, rollout_id="20261129T063000Z-1a2b3c4d", image=spec.image,
+        spec_json=spec.model_dump_json(), phase=phase, stage_index=1, weights=Weights.canary_at(50),
+        history=(Transition(at=1_799_999_000.0, kind="start", actor="alice"), answer),
+    ), owner=f"flow-run/{uuid4()}", now=1_799_999_000.0, lease_seconds=600)
+    # A block name of its own: the session's other paused runs are not this service's.
+    service = ops.Service(targets=targets, targets_block=f"answered-{uuid4().hex[:8]}", credentials_block=None,
+                          ledger=ledger, router=FakeRouter(Weights.canary_at(50)))
+    monkeypatch.setattr(ops, "connect", lambda *a: service)
+
+
+@pytest.mark.parametrize("phase,answer,said", [
+    (RolloutPhase.PROGRESSING, Transition(at=1_800_000_000.0, kind="approve", actor="ann",
+                                          comment="approve: dashboards look fine"),
+     "is progressing at 50/50 (stable/canary); its last pause was answered by ann at 2027-01-15 08:00:00 UTC "
+     "(rollout clock): approve: dashboards look fine"),
+    (RolloutPhase.ROLLED_BACK, Transition(at=1_800_000_000.0, kind="timeout", actor="timeout",
+                                          comment="reject: no answer within 3600 s"),
+     "is rolled_back at 50/50 (stable/canary); its last pause went unanswered and timed out at "
+     "2027-01-15 08:00:00 UTC (rollout clock) (reject: no answer within 3600 s)"),
+], ids=["answered", "timed-out"])
+def test_promote_with_nothing_paused_says_how_the_last_pause_ended(monkeypatch, capsys, phase, answer, said):
+    """Bob comes to answer after ann did, or after the pause timed out: he was told only where the
+    rollout stands, not that it had been answered (by whom, how) or had timed out."""
+    rollout_answered(monkeypatch, phase, answer)
+    code = ops.promote(approver="bob", comment="", weight=None, flow_run=None, targets_block=None,
+                       credentials_block=None)
+    err = " ".join(capsys.readouterr().err.split())
+    assert code == 1 and "no paused rollout run" in err and said in err, err
