@@ -470,7 +470,9 @@ def run_stages(
                 if state.stage_index >= 0 and not state.passed:
                     finish_stage("rejected", now)
                 return _rolled_back(env, spec, rollback, journal, reports, weights,
-                                    f"rejected by {answer.approver}: {answer.comment or decision.reason}",
+                                    # A blank comment (the form takes "  " or a bare line break) says
+                                    # nothing: the page then gave no reason at all.
+                                    f"rejected by {answer.approver}: {answer.comment.strip() or decision.reason}",
                                     actor=answer.approver)
             if answer.action == "hold":
                 # Stay at these weights; the next decision pauses again after another tick. The next

@@ -248,3 +248,18 @@ def test_a_form_asked_again_after_a_hold_says_who_held_and_why():
                      r"the DB \\\*migration\\\* runs until 14:00\.", second), second
     assert "> Nobody answered the last pause (no answer within 3600 s): it timed out at" in third, third
     assert "dana answered" not in third, third
+
+
+def test_a_rejection_with_a_blank_comment_pages_the_pauses_reason():
+    """The form's comment takes spaces or a bare line break: the rollback's reason and the page
+    on-call got read "rejected by dana:" and nothing else."""
+    env = fake_environment()
+    env.ledger = FakeLedger()
+    spec = RolloutSpec(image=IMAGE, stages=[Stage(weight=5, bake_seconds=120),
+                                            Stage(weight=100, bake_seconds=120, approval=True)], monitor_seconds=0)
+    approver, _ = recording(ApprovalAnswer(action="reject", approver="dana", comment="  \n "))
+    result = run(env, spec, approver)
+    assert result.reason.startswith("rejected by dana: 5%: canary errors 0/"), result.reason
+    assert result.reason.endswith("; approval needed before 100%"), result.reason
+    pages = [message for subject, message in env.notifier.messages if subject.startswith("Rollback:")]
+    assert pages and all(result.reason in m for m in pages), (pages, env.notifier.messages)
