@@ -34,7 +34,7 @@ from rollway.decide import (
 from rollway.environment import Environment
 from rollway.judge import assess, judge_for_stage
 from rollway.judge.guardrails import unattributed
-from rollway.ledger import RolloutEnded
+from rollway.ledger import RolloutEnded, timeout_reason
 from rollway.model import Interval, Observation, VersionSample, Verdict, Weights
 from rollway.phases import Phase
 from rollway.report import RollbackResult, RolloutResult, StageReport, markdown_table
@@ -469,11 +469,11 @@ def run_stages(
                 # stage (index -1) no stage ran, and none is reported.
                 if state.stage_index >= 0 and not state.passed:
                     finish_stage("rejected", now)
-                return _rolled_back(env, spec, rollback, journal, reports, weights,
-                                    # A blank comment (the form takes "  " or a bare line break) says
-                                    # nothing: the page then gave no reason at all.
-                                    f"rejected by {answer.approver}: {answer.comment.strip() or decision.reason}",
-                                    actor=answer.approver)
+                # A blank comment (the form takes "  " or a bare line break) says nothing: the
+                # page then gave no reason at all.
+                why = (timeout_reason(answer.comment, decision.reason) if answer.timed_out
+                       else f"rejected by {answer.approver}: {answer.comment.strip() or decision.reason}")
+                return _rolled_back(env, spec, rollback, journal, reports, weights, why, actor=answer.approver)
             if answer.action == "hold":
                 # Stay at these weights; the next decision pauses again after another tick. The next
                 # form says who held and why (or that nobody answered): without it, the person who

@@ -263,3 +263,23 @@ def test_a_rejection_with_a_blank_comment_pages_the_pauses_reason():
     assert result.reason.endswith("; approval needed before 100%"), result.reason
     pages = [message for subject, message in env.notifier.messages if subject.startswith("Rollback:")]
     assert pages and all(result.reason in m for m in pages), (pages, env.notifier.messages)
+
+
+def test_a_pause_nobody_answered_pages_that_nobody_did_not_that_the_canary_was_bad():
+    """The rollback of a pause that timed out was paged as "rejected by timeout: no answer
+    within 3600 s", above the advice to look at the canary's metrics: on-call read a canary
+    found bad, while the judge had passed it and nobody had answered."""
+    env = fake_environment()
+    env.ledger = FakeLedger()
+    spec = RolloutSpec(image=IMAGE, stages=[Stage(weight=5, bake_seconds=120),
+                                            Stage(weight=100, bake_seconds=120, approval=True)], monitor_seconds=0)
+    approver, _ = recording(ApprovalAnswer(action="reject", approver="timeout", timed_out=True,
+                                           comment="no answer within 3600 s"))
+    result = run(env, spec, approver)
+    pages = [message for subject, message in env.notifier.messages if subject.startswith("Rollback:")]
+    assert pages, env.notifier.messages
+    why = next(line for line in pages[0].splitlines() if line.startswith("Why: "))
+    assert why.startswith("Why: no answer within 3600 s to the pause \"5%: canary errors 0/"), why
+    assert why.endswith("approval needed before 100%\": approvals.on_timeout is rollback; "
+                        "the judge had not failed the canary"), why
+    assert result.outcome == "rolled_back" and "rejected by" not in result.reason
