@@ -11,15 +11,21 @@ Why not ``prefect.flow_runs.pause_flow_run``: its wait only looks for Running, s
 cancellation (Cancelling) went unnoticed until the timeout, and taking the run out of a
 timed-out pause then had to force Running over whatever the run was in, a cancellation
 included. Here the wait reads the run's state itself and never forces a state.
+
+A pause lasts up to its timeout (an hour by default), long enough for the Prefect server to be
+restarted or upgraded meanwhile: the wait rides out an API it cannot reach, for as long as the
+pause lasts and ``OUTAGE_GRACE_SECONDS`` after, and then takes the answer the server stored.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
-from typing import Literal
+from typing import Literal, TypeVar
 from uuid import UUID, uuid4
 
+import httpx
 from prefect import get_run_logger
 from prefect.client.orchestration import SyncPrefectClient, get_client
 from prefect.client.schemas.objects import State
@@ -34,6 +40,13 @@ from pydantic import Field, ValidationError
 from rollway.approvals import ApprovalAnswer, Approver
 from rollway.decide import Pause
 from rollway.spec import Approvals
+
+T = TypeVar("T")
+
+# How long past a pause's deadline its run keeps trying a Prefect API it cannot reach: the
+# answer (or the timeout) is the server's to tell, and a run that gave up while the server
+# restarted failed, and its failure hook rolled back a rollout a person had just approved.
+OUTAGE_GRACE_SECONDS = 600.0
 
 
 class ApprovalInput(RunInput):
@@ -91,6 +104,40 @@ def _left_for(state: State) -> PauseInterrupted:
     )
 
 
+def _unreachable(err: Exception) -> bool:
+    """Whether ``err`` says the Prefect API is away (down, restarting, overloaded), not that it
+    refused the request: another try later may be answered."""
+    if isinstance(err, httpx.HTTPStatusError):
+        return err.response.status_code >= 500
+    return isinstance(err, httpx.TransportError)
+
+
+def _through_outages(call: Callable[[], T], give_up_at: float, poll_interval: float) -> T:
+    """``call()``, tried again every ``poll_interval`` seconds while the Prefect API cannot be
+    reached, until the monotonic ``give_up_at``; the log says when it went and when it came back.
+
+    Raises:
+        httpx.HTTPError: the API refused the request, or was still away at ``give_up_at``.
+    """
+    down_since: float | None = None
+    while True:
+        try:
+            result = call()
+        except httpx.HTTPError as err:
+            if not _unreachable(err) or time.monotonic() >= give_up_at:
+                raise
+            if down_since is None:
+                down_since = time.monotonic()
+                get_run_logger().warning(
+                    "the Prefect API cannot be reached (%s): still waiting for an answer, trying again every %g s",
+                    err, poll_interval)
+            time.sleep(max(0.0, min(poll_interval, give_up_at - time.monotonic())))
+            continue
+        if down_since is not None:
+            get_run_logger().info("the Prefect API answers again after %.0f s", time.monotonic() - down_since)
+        return result
+
+
 def _pause(client: SyncPrefectClient, run_id: UUID, form: type[RunInput], timeout: float, question: str) -> State:
     """Pause the run for an answer to ``form`` and store the form; returns the Paused state.
 
@@ -125,8 +172,9 @@ def _wait_for_resume(
         CancelledWhilePaused: the run was cancelled while it waited.
         PauseInterrupted: it was moved to any other state.
     """
+    give_up_at = deadline + OUTAGE_GRACE_SECONDS
     while True:
-        state = client.read_flow_run(run_id).state
+        state = _through_outages(lambda: client.read_flow_run(run_id).state, give_up_at, poll_interval)
         if state.is_running():
             return True
         _stop_if_cancelled(state)
@@ -140,7 +188,8 @@ def _wait_for_resume(
         time.sleep(min(poll_interval, left))
 
 
-def _back_to_running(client: SyncPrefectClient, run_id: UUID, paused: State) -> None:
+def _back_to_running(client: SyncPrefectClient, run_id: UUID, paused: State,
+                     through: Callable[[Callable[[], T]], T] = lambda call: call()) -> None:
     """Take the run out of a pause nobody answered, so the rollback (or the next pause) can run.
 
     A person's resume may land at any moment of this, even between a read of Paused and the
@@ -152,18 +201,21 @@ def _back_to_running(client: SyncPrefectClient, run_id: UUID, paused: State) -> 
     state is checked before every proposal. Past its deadline the server answers a Paused run's
     Running with Failed (the pause expired); Running is then proposed once more, from Failed.
 
+    ``through`` makes each call to the API (the approver's rides out outages).
+
     Raises:
         CancelledWhilePaused: the run was cancelled in the meantime.
         PauseInterrupted: it was moved to any other state.
     """
-    state = client.read_flow_run(run_id).state
+    state = through(lambda: client.read_flow_run(run_id).state)
     for _ in range(3):  # Paused -> (Failed: expired) -> Running
         _stop_if_cancelled(state)
         if state.is_running():
             return
         if not (state.is_paused() or _expired(state, paused)):
             raise _left_for(state)
-        state = propose_state_sync(client, Running(), flow_run_id=run_id)
+        # Proposed again after an outage even if the first one landed: Running over Running is accepted.
+        state = through(lambda: propose_state_sync(client, Running(), flow_run_id=run_id))
     _stop_if_cancelled(state)
     if not state.is_running():
         raise _left_for(state)
@@ -249,14 +301,18 @@ def prefect_approver(approvals: Approvals, poll_interval: int = 2) -> Approver:
                             pause_question(pause, approvals, paused_at))
             log.info("paused for %s: resume the run with an answer within %ss", pause.cause, approvals.timeout_seconds)
             given = None
+
+            def through(call):
+                return _through_outages(call, deadline + OUTAGE_GRACE_SECONDS, poll_interval)
+
             if _wait_for_resume(client, run_id, paused, deadline, poll_interval):
-                given = form.load(paused.state_details.run_input_keyset, flow_run_id=run_id)
+                given = through(lambda: form.load(paused.state_details.run_input_keyset, flow_run_id=run_id))
             else:
-                _back_to_running(client, run_id, paused)
+                _back_to_running(client, run_id, paused, through)
                 # The server stores an answer only with a resume it accepted, so one found now
                 # landed at the deadline, after the last poll: the person was told it was taken,
                 # and it wins over the timeout policy.
-                given = _stored_answer(form, paused, run_id)
+                given = through(lambda: _stored_answer(form, paused, run_id))
             if given is not None:
                 return ApprovalAnswer(
                     action=given.action, approver=given.approver.strip(), comment=given.comment,

@@ -34,7 +34,7 @@ from rollway.decide import (
 from rollway.environment import Environment
 from rollway.judge import assess, judge_for_stage
 from rollway.judge.guardrails import unattributed
-from rollway.ledger import RolloutEnded
+from rollway.ledger import RolloutEnded, timeout_reason
 from rollway.model import Interval, Observation, VersionSample, Verdict, Weights
 from rollway.phases import Phase
 from rollway.report import RollbackResult, RolloutResult, StageReport, markdown_table
@@ -352,7 +352,7 @@ def run_stages(
     tracker = StageTracker()
     weights = traffic.get_weights(env.router)
     history: tuple[Interval, ...] | None = None  # the baseline's past, read once per stage (again while it fails)
-    refusal: str | None = None  # why the last answer was not applied, for the next form
+    refusal: str | None = None  # why the last answer was not applied, or who held, for the next form
 
     def finish_stage(decision_text: str, now: float, record=None) -> StageReport:
         report = tracker.report(state, weights, now, decision_text)
@@ -469,11 +469,16 @@ def run_stages(
                 # stage (index -1) no stage ran, and none is reported.
                 if state.stage_index >= 0 and not state.passed:
                     finish_stage("rejected", now)
-                return _rolled_back(env, spec, rollback, journal, reports, weights,
-                                    f"rejected by {answer.approver}: {answer.comment or decision.reason}",
-                                    actor=answer.approver)
+                # A blank comment (the form takes "  " or a bare line break) says nothing: the
+                # page then gave no reason at all.
+                why = (timeout_reason(answer.comment, decision.reason) if answer.timed_out
+                       else f"rejected by {answer.approver}: {answer.comment.strip() or decision.reason}")
+                return _rolled_back(env, spec, rollback, journal, reports, weights, why, actor=answer.approver)
             if answer.action == "hold":
-                # Stay at these weights; the next decision pauses again after another tick.
+                # Stay at these weights; the next decision pauses again after another tick. The next
+                # form says who held and why (or that nobody answered): without it, the person who
+                # opens it next could not tell a colleague had held this stage, for a reason.
+                refusal = held_note(answer, env.wall())
                 env.clock.sleep(spec.analysis.interval_seconds)
                 continue
             if target is not None:
@@ -550,6 +555,16 @@ def baseline_history(env: Environment, spec: RolloutSpec, judge, shifted_at: flo
 def _plain(text: str) -> str:
     """``text`` for a markdown form as it reads: one line, markdown's characters escaped."""
     return re.sub(r"([\\`*_{}\[\]()#+\-.!|<>~])", r"\\\1", " ".join(text.split()))
+
+
+def held_note(answer: ApprovalAnswer, wall: float) -> str:
+    """The next form's line after ``answer`` held the rollout (a person's hold, or a timeout whose
+    policy holds), at the wall-clock time ``wall``, as the form's deadline is given."""
+    at = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(wall))
+    if answer.timed_out:
+        return f"Nobody answered the last pause ({_plain(answer.comment)}): it timed out at {at} and asks again."
+    why = f": {_plain(answer.comment)}" if answer.comment.strip() else " (no comment)"
+    return f"{_plain(answer.approver)} answered **hold** at {at}{why}."
 
 
 def next_weight_hint(spec: RolloutSpec, pause: Pause, until_stage: int | None) -> str:

@@ -493,7 +493,18 @@ def rejection_reason(reject: Transition) -> str:
     """The reason the engine gives a rollback it does for a rejection, from the recorded answer
     (its comment is "reject: <the person's comment>", its verdict the pause's reason)."""
     said = (reject.comment or "").removeprefix("reject").removeprefix(":").strip()
+    if reject.kind == "timeout":
+        return timeout_reason(said, reject.verdict)
     return f"rejected by {reject.actor}: {said or reject.verdict or 'no reason given'}"
+
+
+def timeout_reason(waited: str, question: str | None) -> str:
+    """The reason of a rollback for a pause nobody answered: ``waited`` ("no answer within 3600 s")
+    and the pause's ``question``. It read "rejected by timeout", and the page on-call got then
+    told them to look at the canary's metrics, as if the judge had found it bad."""
+    asked = f' to the pause "{question}"' if question else ""
+    return (f"{waited or 'no answer in time'}{asked}: approvals.on_timeout is rollback; "
+            "the judge had not failed the canary")
 
 
 CLAIM_SECONDS = 60.0

@@ -18,6 +18,7 @@ import math
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Iterator, Sequence
 from uuid import UUID
 
@@ -215,26 +216,46 @@ def find_paused_run(client: Any, service: Service, record: RolloutRecord | None,
             f"its newest rollout {record.rollout_id} is {record.phase.value} at {record.weights} (stable/canary)"
             if record is not None else "it has no rollout in the ledger"
         )
-        raise NoPausedRun(f"no paused rollout run for {service.name}: {where}")
+        raise NoPausedRun(f"no paused rollout run for {service.name}: {where}{last_answer(record)}")
     listed = ", ".join(f"{r.name} ({r.id})" for r in candidates)
     several = AmbiguousRun(f"several paused runs could be {service.name}'s: {listed}; pass --flow-run ID")
     several.runs = tuple(candidates)
     raise several
 
 
+def last_answer(record: RolloutRecord | None) -> str:
+    """How the rollout's last pause was answered, from the ledger, for a person who finds nothing
+    paused: told only where the rollout stands, the one who came to answer could not tell that
+    someone else had (and how), or that the pause had timed out and rolled the rollout back."""
+    from rollway.reports import ANSWERS
+
+    answers = [t for t in (record.history if record is not None else ()) if t.kind in ANSWERS]
+    if not answers:
+        return ""
+    last = answers[-1]
+    at = f"{utc(last.at)} (rollout clock)"
+    if last.kind == "timeout":
+        return f"; its last pause went unanswered and timed out at {at} ({last.comment})"
+    return f"; its last pause was answered by {last.actor} at {at}: {last.comment}"
+
+
 def _state_name(run: Any) -> str:
     return run.state.name if run.state is not None else "without a state"
 
 
-def resume(flow_run_id: UUID, run_input: dict[str, Any], *, patience_seconds: float = RESUME_PATIENCE_SECONDS) -> None:
+def resume(flow_run_id: UUID, run_input: dict[str, Any], *, paused: Any = None,
+           patience_seconds: float = RESUME_PATIENCE_SECONDS) -> None:
     """Resume a paused run with ``run_input`` (validated by the server against the run's form).
 
+    ``paused``: the run's Paused state as the caller found it, which says, when the run has left
+    it by the time the answer arrives, whether another answer or the pause's timeout came first.
+
     Raises:
-        ResumeRefused: the server refused (the input does not fit the form, the pause timed
-            out, or the form was not stored within ``patience_seconds``).
+        ResumeRefused: the server refused (the input does not fit the form, the run had left its
+            pause: answered, timed out, cancelled; or the form was not stored within
+            ``patience_seconds``).
     """
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.objects import StateType
     from prefect.client.schemas.responses import SetStateStatus
 
     deadline = time.monotonic() + patience_seconds
@@ -242,7 +263,7 @@ def resume(flow_run_id: UUID, run_input: dict[str, Any], *, patience_seconds: fl
         while True:
             run = client.read_flow_run(flow_run_id)
             if run.state is None or not run.state.is_paused():
-                raise ResumeRefused(f"flow run {flow_run_id} cannot be resumed: it is {_state_name(run)}, not paused")
+                raise _not_taken(client, run, paused)
             # The API, not prefect.flow_runs.resume_flow_run: that one returns quietly when the
             # server aborts the resume (the run left its pause after the read above: its
             # timeout fired, or it was cancelled), and this command then said "resumed".
@@ -250,12 +271,47 @@ def resume(flow_run_id: UUID, run_input: dict[str, Any], *, patience_seconds: fl
             if response.status == SetStateStatus.ACCEPT:
                 return
             reason = response.details.reason if response.details is not None else response.status.value
-            if response.status == SetStateStatus.REJECT and response.state and response.state.type == StateType.FAILED:
-                raise ResumeRefused(f"flow run {flow_run_id} cannot be resumed: its pause timed out ({reason})")
+            if response.status == SetStateStatus.ABORT or (response.state and response.state.is_failed()):
+                # Not paused any more (ABORT), or the server found the pause expired (Failed).
+                raise _not_taken(client, client.read_flow_run(flow_run_id), paused or run.state, reason)
             if _SCHEMA_NOT_STORED not in str(reason) or time.monotonic() >= deadline:
                 raise ResumeRefused(f"the Prefect API refused to resume flow run {flow_run_id}: {reason}")
             # The run stores its form moments after pausing; ask again shortly.
             time.sleep(0.2)
+
+
+def _not_taken(client: Any, run: Any, paused: Any, reason: str | None = None) -> ResumeRefused:
+    """Why ``run`` no longer takes an answer to its pause ``paused``: another person answered it
+    first (their answer, as the server stored it), or it timed out (and what the run does then),
+    or else the state it is in.
+
+    Told only "not paused", the second of two people answering at once, or one answering a pause
+    that had just timed out, could not tell whether the rollout went on, rolls back or asks again.
+    """
+    import json
+
+    import httpx
+
+    name, now = f"flow run {run.name} ({run.id})", _state_name(run)
+    keyset = paused.state_details.run_input_keyset if paused is not None else None
+    if keyset:
+        try:
+            given = json.loads(client.read_flow_run_input(run.id, keyset["response"]))
+        except httpx.HTTPStatusError as err:
+            if err.response.status_code != 404:
+                raise
+            given = None  # nobody's answer was taken
+        if isinstance(given, dict):
+            comment = f" ({given.get('comment')})" if given.get("comment") else ""
+            return ResumeRefused(f"{name} was answered first by {given.get('approver')}: {given.get('action')}"
+                                 f"{comment}; it is {now} now, and this answer was not taken")
+    due = paused.state_details.pause_timeout if paused is not None else None
+    if due is not None and datetime.now(timezone.utc) >= due:
+        asked = f" ({paused.message})" if paused.message else ""
+        return ResumeRefused(f"{name}'s pause timed out at {due.astimezone(timezone.utc):%Y-%m-%d %H:%M:%S} UTC, "
+                             f"before this answer{asked}; it is {now} now, and this answer was not taken")
+    why = f" ({reason})" if reason else ""
+    return ResumeRefused(f"{name} cannot be resumed: it is {now}, not paused{why}")
 
 
 def wait_for_run(flow_run_id: UUID, done: Callable[[Any], bool], *, timeout_seconds: float, poll_seconds: float = 0.5) -> Any:
@@ -746,7 +802,7 @@ def promote(
         check_next_weight(record, weight)
     elif weight is not None and flow_name(run) == CANARY_FLOW:
         check_canary_weight(run, service.router.get_weights(), weight)
-    resume(run.id, answer)
+    resume(run.id, answer, paused=run.state)
     console.print(f"approved by {who}: flow run {run.name} ({run.id}) resumed{_asking(run)}", markup=False)
     return 0
 
@@ -783,7 +839,7 @@ def abort(
             errors.print(f"[red]error:[/red] {escape(str(closed))}")
             say_live(service)
             return 1
-    resume(run.id, answer)
+    resume(run.id, answer, paused=run.state)
     console.print(f"rejected by {who}: flow run {run.name} ({run.id}) resumed to roll back", markup=False)
     if wait_seconds <= 0:
         return 0

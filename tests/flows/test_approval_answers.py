@@ -227,3 +227,59 @@ def test_an_answers_comment_is_recorded_as_given_even_ending_in_a_colon():
     answers = [t for t in env.ledger.get(env.targets.canary_service).history if t.kind in ("approve", "reject")]
     assert [t.comment for t in answers] == ["approve: per INC-42:", "reject: wait for:"]
     assert rejection_reason(answers[-1]) == "rejected by erin: wait for:"
+
+
+def test_a_form_asked_again_after_a_hold_says_who_held_and_why():
+    """A hold asked the same question again with nothing of the hold on the form: the next person
+    to open it could not tell a colleague had held the stage, nor why, and could approve over it."""
+    env = fake_environment()
+    env.ledger = FakeLedger()
+    spec = RolloutSpec(image=IMAGE, stages=[Stage(weight=5, bake_seconds=120),
+                                            Stage(weight=100, bake_seconds=120, approval=True)], monitor_seconds=0)
+    approver, seen = recording(
+        ApprovalAnswer(action="hold", approver="dana", comment="the DB *migration* runs until 14:00"),
+        ApprovalAnswer(action="hold", approver="timeout", timed_out=True, comment="no answer within 3600 s"),
+        ApprovalAnswer(action="reject", approver="erin"),
+    )
+    run(env, spec, approver)
+    first, second, third = (summary for _, summary in seen)
+    assert "answered **hold**" not in first
+    assert re.search(r"> dana answered \*\*hold\*\* at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC: "
+                     r"the DB \\\*migration\\\* runs until 14:00\.", second), second
+    assert "> Nobody answered the last pause (no answer within 3600 s): it timed out at" in third, third
+    assert "dana answered" not in third, third
+
+
+def test_a_rejection_with_a_blank_comment_pages_the_pauses_reason():
+    """The form's comment takes spaces or a bare line break: the rollback's reason and the page
+    on-call got read "rejected by dana:" and nothing else."""
+    env = fake_environment()
+    env.ledger = FakeLedger()
+    spec = RolloutSpec(image=IMAGE, stages=[Stage(weight=5, bake_seconds=120),
+                                            Stage(weight=100, bake_seconds=120, approval=True)], monitor_seconds=0)
+    approver, _ = recording(ApprovalAnswer(action="reject", approver="dana", comment="  \n "))
+    result = run(env, spec, approver)
+    assert result.reason.startswith("rejected by dana: 5%: canary errors 0/"), result.reason
+    assert result.reason.endswith("; approval needed before 100%"), result.reason
+    pages = [message for subject, message in env.notifier.messages if subject.startswith("Rollback:")]
+    assert pages and all(result.reason in m for m in pages), (pages, env.notifier.messages)
+
+
+def test_a_pause_nobody_answered_pages_that_nobody_did_not_that_the_canary_was_bad():
+    """The rollback of a pause that timed out was paged as "rejected by timeout: no answer
+    within 3600 s", above the advice to look at the canary's metrics: on-call read a canary
+    found bad, while the judge had passed it and nobody had answered."""
+    env = fake_environment()
+    env.ledger = FakeLedger()
+    spec = RolloutSpec(image=IMAGE, stages=[Stage(weight=5, bake_seconds=120),
+                                            Stage(weight=100, bake_seconds=120, approval=True)], monitor_seconds=0)
+    approver, _ = recording(ApprovalAnswer(action="reject", approver="timeout", timed_out=True,
+                                           comment="no answer within 3600 s"))
+    result = run(env, spec, approver)
+    pages = [message for subject, message in env.notifier.messages if subject.startswith("Rollback:")]
+    assert pages, env.notifier.messages
+    why = next(line for line in pages[0].splitlines() if line.startswith("Why: "))
+    assert why.startswith("Why: no answer within 3600 s to the pause \"5%: canary errors 0/"), why
+    assert why.endswith("approval needed before 100%\": approvals.on_timeout is rollback; "
+                        "the judge had not failed the canary"), why
+    assert result.outcome == "rolled_back" and "rejected by" not in result.reason

@@ -76,7 +76,7 @@ def test_a_shift_that_outlasts_the_lease_is_still_recorded_by_its_run():
     (ApprovalAnswer(action="reject", approver="bob", comment="error budget"), "reject", "rejected by bob: error budget"),
     # on_timeout: rollback (the default): nobody answered and the policy rejected.
     (ApprovalAnswer(action="reject", approver="timeout", timed_out=True, comment="no answer within 3600 s"),
-     "timeout", "rejected by timeout: no answer within 3600 s"),
+     "timeout", "no answer within 3600 s to the pause"),
 ], ids=["a person's reject", "the timeout policy's reject"])
 def test_a_recorded_rejection_is_carried_out_by_the_resumed_run_without_asking_again(answer, kind, reason):
     """The reject is written, then the run dies before the rollback's start is: the resumed run

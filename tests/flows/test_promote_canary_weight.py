@@ -69,7 +69,7 @@ def canary_paused_before_30(monkeypatch):
                                                        Stage(weight=100)])
     run = canary_run(spec, block)
     sent = []
-    monkeypatch.setattr(ops, "resume", lambda run_id, answer: sent.append((run_id, answer)))
+    monkeypatch.setattr(ops, "resume", lambda run_id, answer, **_: sent.append((run_id, answer)))
     return run, sent
 
 

@@ -85,4 +85,4 @@ def test_abort_wait_says_the_rejection_did_not_take_when_the_run_left_its_pause_
                      credentials_block=None)
     out, err = capsys.readouterr()
     assert code == 1 and out == "", out
-    assert f"refused to resume flow run {run.id}: Cannot resume a flow run that is not paused" in err, err
+    assert f"flow run {run.name} ({run.id}) cannot be resumed: it is Completed, not paused" in err, err

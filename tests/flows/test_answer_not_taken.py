@@ -1,0 +1,135 @@
+"""`rollway promote` / `abort` whose answer reaches a pause that was just answered or timed out.
+
+The command was told only "Cannot resume a flow run that is not paused": the second of two
+people answering at once could not tell whether the rollout went on (and on whose word) or
+rolls back, nor could one whose answer came as the pause timed out.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from uuid import uuid4
+
+import pytest
+from prefect import flow
+from prefect.client.orchestration import SyncPrefectClient, get_client
+
+from flows.approvals import prefect_approver
+from rollway.cli import ops
+from rollway.decide import Pause
+from rollway.fakes import FakeLedger, FakeRouter
+from rollway.ledger import RolloutRecord, Transition
+from rollway.model import Weights
+from rollway.phases import RolloutPhase
+from rollway.spec import Approvals, RolloutSpec, Stage
+from rollway.targets import Targets
+from tests.flows.test_promote_race import commands_see_a_rollout_owned_by
+
+QUESTION = "approval needed before 50%"
+
+
+@flow(name="approval-answered-elsewhere")
+def waits_for_an_answer(timeout: float) -> str:
+    approver = prefect_approver(Approvals(timeout_seconds=timeout, on_timeout="rollback"), poll_interval=1)
+    answer = approver(Pause(reason=QUESTION, cause="approval", stage_index=1), "summary")
+    return f"{answer.action} by {answer.approver}"
+
+
+def paused_with_its_form(timeout: float):
+    """Start a run that pauses for an answer; returns the thread and the run, its form stored."""
+    outcome: list[str] = []
+    thread = threading.Thread(target=lambda: outcome.append(waits_for_an_answer(timeout)), daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    with get_client(sync_client=True) as client:
+        while time.monotonic() < deadline:
+            runs = [r for r in client.read_flow_runs() if r.state and r.state.is_paused()
+                    and r.state.message and QUESTION in r.state.message]
+            keyset = runs[0].state.state_details.run_input_keyset if runs else None
+            if keyset:
+                try:
+                    client.read_flow_run_input(runs[0].id, keyset["schema"])
+                    return thread, outcome, runs[0]
+                except Exception:  # noqa: BLE001 - stored a moment after the pause
+                    pass
+            time.sleep(0.2)
+    raise TimeoutError("the run never paused")
+
+
+def test_the_second_of_two_answers_says_who_answered_first_and_how(monkeypatch, capsys):
+    thread, outcome, run = paused_with_its_form(timeout=120)
+    commands_see_a_rollout_owned_by(monkeypatch, run)
+    original = SyncPrefectClient.resume_flow_run
+
+    def ann_answers_first_in_the_ui(self, flow_run_id, run_input=None):
+        # Ann's answer from the Resume form lands between bob's read of the paused run and his resume.
+        assert original(self, flow_run_id, run_input={"action": "approve", "approver": "ann",
+                                                        "comment": "dashboards look fine"}).status.value == "ACCEPT"
+        return original(self, flow_run_id, run_input=run_input)
+
+    monkeypatch.setattr(SyncPrefectClient, "resume_flow_run", ann_answers_first_in_the_ui)
+    code = ops.abort(approver="bob", reason="error budget", flow_run=None, wait_seconds=0, targets_block=None,
+                     credentials_block=None)
+    out, err = capsys.readouterr()
+    thread.join(30)
+    assert outcome == ["approve by ann"]
+    assert code == 1 and "rejected by bob" not in out, out
+    assert "was answered first by ann: approve (dashboards look fine)" in " ".join(err.split()), err
+    assert "this answer was not taken" in err, err
+
+
+def test_an_answer_after_the_pause_timed_out_says_so_and_what_the_run_does(monkeypatch, capsys):
+    thread, outcome, run = paused_with_its_form(timeout=3)
+    commands_see_a_rollout_owned_by(monkeypatch, run)
+    original = SyncPrefectClient.resume_flow_run
+
+    def arrives_after_the_timeout(self, flow_run_id, run_input=None):
+        thread.join(30)  # the run timed out and took itself out of its pause meanwhile
+        return original(self, flow_run_id, run_input=run_input)
+
+    monkeypatch.setattr(SyncPrefectClient, "resume_flow_run", arrives_after_the_timeout)
+    code = ops.promote(approver="alice", comment="", weight=None, flow_run=None, targets_block=None,
+                       credentials_block=None)
+    out, err = capsys.readouterr()
+    assert outcome == ["reject by timeout"]
+    assert code == 1 and "approved by alice" not in out, out
+    said = " ".join(err.split())
+    assert "pause timed out at" in said and "before this answer" in said, err
+    assert "the rollout rolls back" in said and "this answer was not taken" in said, err
+
+
+def rollout_answered(monkeypatch, phase: RolloutPhase, answer: Transition) -> None:
+    """The commands see a rollout whose last pause got ``answer``, and no paused run."""
+    targets = Targets()
+    spec = RolloutSpec(image="repo/app:2.0.0", stages=[Stage(weight=w) for w in (5, 50, 100)])
+    ledger = FakeLedger()
+    ledger.create(RolloutRecord(
+        service=targets.canary_service, rollout_id="20261129T063000Z-1a2b3c4d", image=spec.image,
+        spec_json=spec.model_dump_json(), phase=phase, stage_index=1, weights=Weights.canary_at(50),
+        history=(Transition(at=1_799_999_000.0, kind="start", actor="alice"), answer),
+    ), owner=f"flow-run/{uuid4()}", now=1_799_999_000.0, lease_seconds=600)
+    # A block name of its own: the session's other paused runs are not this service's.
+    service = ops.Service(targets=targets, targets_block=f"answered-{uuid4().hex[:8]}", credentials_block=None,
+                          ledger=ledger, router=FakeRouter(Weights.canary_at(50)))
+    monkeypatch.setattr(ops, "connect", lambda *a: service)
+
+
+@pytest.mark.parametrize("phase,answer,said", [
+    (RolloutPhase.PROGRESSING, Transition(at=1_800_000_000.0, kind="approve", actor="ann",
+                                          comment="approve: dashboards look fine"),
+     "is progressing at 50/50 (stable/canary); its last pause was answered by ann at 2027-01-15 08:00:00 UTC "
+     "(rollout clock): approve: dashboards look fine"),
+    (RolloutPhase.ROLLED_BACK, Transition(at=1_800_000_000.0, kind="timeout", actor="timeout",
+                                          comment="reject: no answer within 3600 s"),
+     "is rolled_back at 50/50 (stable/canary); its last pause went unanswered and timed out at "
+     "2027-01-15 08:00:00 UTC (rollout clock) (reject: no answer within 3600 s)"),
+], ids=["answered", "timed-out"])
+def test_promote_with_nothing_paused_says_how_the_last_pause_ended(monkeypatch, capsys, phase, answer, said):
+    """Bob comes to answer after ann did, or after the pause timed out: he was told only where the
+    rollout stands, not that it had been answered (by whom, how) or had timed out."""
+    rollout_answered(monkeypatch, phase, answer)
+    code = ops.promote(approver="bob", comment="", weight=None, flow_run=None, targets_block=None,
+                       credentials_block=None)
+    err = " ".join(capsys.readouterr().err.split())
+    assert code == 1 and "no paused rollout run" in err and said in err, err
