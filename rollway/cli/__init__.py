@@ -10,7 +10,7 @@ import os
 import sys
 from typing import Annotated, Callable
 
-from cyclopts import App, Parameter
+from cyclopts import App, CycloptsError, Parameter
 
 from rollway.cli.blocks import CREDENTIALS_BLOCK, TARGETS_BLOCK
 from rollway.cli.finalize import finalize
@@ -176,6 +176,16 @@ def _run_id(value: str | None):
         raise SystemExit(2) from None
 
 
+def _refuse_usage(err: CycloptsError) -> int:
+    """A command line cyclopts could not parse (an unknown option, ``--alpha abc``), said on one
+    ``error:`` line like rollway's own refusals, instead of the box several lines high cyclopts
+    draws, which a script reading standard error could not take as one message."""
+    said = " ".join(str(err).split())  # its messages may wrap
+    chain = getattr(err, "command_chain", None) or ()
+    print(f"error: {said} (see `{' '.join(('rollway', *chain, '--help'))}`)", file=sys.stderr)
+    return 2
+
+
 def main() -> None:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     # The ephemeral API migrates a fresh database on its first start; Prefect's 20-s default
@@ -192,7 +202,9 @@ def main() -> None:
         sys.stdout.reconfigure(errors="backslashreplace")
     try:
         try:
-            result = app()
+            result = app(sys.argv[1:], print_error=False, exit_on_error=False)
+        except CycloptsError as err:
+            result = _refuse_usage(err)
         except SystemExit as stop:  # cyclopts exits by itself after a command: flush first
             result = stop.code
         # Inside the try: what a command printed last may fail only here, not at interpreter exit.

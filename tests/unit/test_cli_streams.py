@@ -238,3 +238,21 @@ def test_an_output_encoding_without_the_verdicts_characters_still_ends_in_the_su
     assert done.returncode == 0 and b"Traceback" not in done.stderr, done.stderr.decode()
     summary = json.loads(done.stdout.decode("ascii").splitlines()[-1])  # \u2014 inside a JSON string
     assert summary["verdict"] == "rollback" and "canary is worse — roll back" in summary["reason"]
+
+
+@pytest.mark.parametrize(("argv", "named"), [
+    (["judge", "--alpha", "abc", "x.jsonl"], ('--alpha: unable to convert "abc"', "rollway judge --help")),
+    (["status", "--bogus"], ("Unknown option: --bogus", "rollway status --help")),
+    (["flags", "get", "--bogus", "f"], ("Unknown option: --bogus", "rollway flags get --help")),
+    (["nosuch"], ('Unknown command "nosuch"', "rollway --help")),
+])
+def test_a_command_line_that_does_not_parse_is_refused_on_one_error_line(monkeypatch, capsys, argv, named):
+    """cyclopts drew its own box of several lines for these, unlike every other refusal."""
+    from rollway.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["rollway", *argv])
+    with pytest.raises(SystemExit) as stop:
+        main()
+    out, err = capsys.readouterr()
+    assert stop.value.code == 2 and out == ""
+    assert err.count("\n") == 1 and err.startswith("error: ") and all(n in err for n in named), err
