@@ -318,5 +318,18 @@ def main(
     serve_all(deployments, limit=limit, poll_seconds=poll_seconds)
 
 
+def run(argv: Sequence[str]) -> None:
+    """``python deployments/serve.py ARGS``: a command line that does not parse is refused on one
+    ``error:`` line (exit code 2), as the ``rollway`` commands refuse theirs."""
+    from cyclopts import CycloptsError
+
+    from rollway.cli import refuse_usage
+
+    try:
+        cli(list(argv), print_error=False, exit_on_error=False)
+    except CycloptsError as err:
+        raise SystemExit(refuse_usage(err, "python deployments/serve.py")) from None
+
+
 if __name__ == "__main__":
-    cli()
+    run(sys.argv[1:])

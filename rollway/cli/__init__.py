@@ -176,13 +176,13 @@ def _run_id(value: str | None):
         raise SystemExit(2) from None
 
 
-def _refuse_usage(err: CycloptsError) -> int:
+def refuse_usage(err: CycloptsError, program: str = "rollway") -> int:
     """A command line cyclopts could not parse (an unknown option, ``--alpha abc``), said on one
     ``error:`` line like rollway's own refusals, instead of the box several lines high cyclopts
     draws, which a script reading standard error could not take as one message."""
     said = " ".join(str(err).split())  # its messages may wrap
     chain = getattr(err, "command_chain", None) or ()
-    print(f"error: {said} (see `{' '.join(('rollway', *chain, '--help'))}`)", file=sys.stderr)
+    print(f"error: {said} (see `{' '.join((program, *chain, '--help'))}`)", file=sys.stderr)
     return 2
 
 
@@ -204,7 +204,7 @@ def main() -> None:
         try:
             result = app(sys.argv[1:], print_error=False, exit_on_error=False)
         except CycloptsError as err:
-            result = _refuse_usage(err)
+            result = refuse_usage(err)
         except SystemExit as stop:  # cyclopts exits by itself after a command: flush first
             result = stop.code
         # Inside the try: what a command printed last may fail only here, not at interpreter exit.

@@ -487,6 +487,9 @@ def test_a_work_pool_run_that_refused_to_start_is_not_rolled_back(monkeypatch, f
     # The weekly schedule: registered as given, a bad one failed the registration with a traceback.
     (["--weekly-timezone", "Europe/Berln"], "--weekly-timezone 'Europe/Berln'"),
     (["--weekly-cron", "0 9 * * XYZ"], "--weekly-cron '0 9 * * XYZ'"),
+    # What cyclopts refuses itself was drawn in a box several lines high.
+    (["--bogus"], "error: Unknown option: --bogus. (see `python deployments/serve.py --help`)"),
+    (["--limit", "abc"], 'error: Invalid value for --limit: unable to convert "abc" into int.'),
 ])
 def test_serve_script_refuses_bad_options_in_one_line(options, message) -> None:
     """Refused before anything is registered, with the error on stderr and exit code 2, not a
