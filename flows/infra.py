@@ -503,7 +503,9 @@ def checker_for(get_client: Callable[[str], Any], targets: Targets, *, app: AppS
             each table, queue, dashboard, alarm and the alert topic whose name a stack's template
             gives is read in that stack's region (but rollway's own tables and the alert topic,
             used in ``Targets.region``, fail when deployed elsewhere); one in another account
-            fails its item as not readable. Without, everything is read in ``Targets.region``.
+            fails its item as not readable; a stack of ``targets.stacks`` that is the construct id
+            of one the app gives another CloudFormation name fails naming that name. Without,
+            everything is read in ``Targets.region``.
         home: the account the clients read and ``Targets.region`` (for environment-agnostic stacks).
         clients_in: region -> clients there (``regional_clients``), for what is read in other regions.
 
@@ -519,7 +521,8 @@ def checker_for(get_client: Callable[[str], Any], targets: Targets, *, app: AppS
         places = resource_places(app, checked_resources(targets), home)
     return AwsInfraChecker(get_client("dynamodb"), get_client("sqs"), get_client("cloudwatch"), get_client("sns"),
                            get_client("cloudformation"), targets, stack_environments=located, resource_places=places,
-                           account=home.account if home is not None else None, clients_in=clients_in)
+                           account=home.account if home is not None else None, clients_in=clients_in,
+                           construct_ids=app.construct_ids if app is not None else None)
 
 
 @flow(name="deploy_infrastructure", log_prints=True)

@@ -3,6 +3,7 @@ resuming; the embedded AWS for the checklist."""
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 
@@ -487,6 +488,24 @@ def test_verify_alone_fails_naming_the_items(aws):
     with pytest.raises(ChecklistFailed, match=f"alert topic {aws.targets.alert_topic}: it has no confirmed") as caught:
         verify_on(checker_for(aws.get_client, aws.targets))
     assert str(caught.value).endswith("\nonce these are fixed, run verify_infrastructure again")
+
+
+def test_a_targets_stack_named_by_its_construct_id_fails_its_item_naming_its_cloudformation_name(aws):
+    # The seed's `cdk deploy WebordinarySQSStack` names a construct id; the app gives that stack
+    # another stackName. The plan refused such a name with the hint, but the checklist only said
+    # "does not exist: deploy it", of a stack deployed under its other name.
+    named = "prod-webordinary-sqs"
+    body = json.dumps({"Resources": {"Topic": {"Type": "AWS::SNS::Topic"}}})
+    for stack in [*(s for s in STACKS if s != "WebordinarySQSStack"), named]:
+        aws.get_client("cloudformation").create_stack(StackName=stack, TemplateBody=body)
+    inbox(aws)
+    app = AppStacks(dependencies={(named if s == "WebordinarySQSStack" else s): () for s in STACKS},
+                    construct_ids={"WebordinarySQSStack": named})
+    with pytest.raises(ChecklistFailed) as caught:
+        verify_on(checker_for(aws.get_client, aws.targets, app=app, home=HOME))
+    assert [(i.name, i.reason) for i in caught.value.checklist.failed] == [(
+        "WebordinarySQSStack", "CloudFormation stack WebordinarySQSStack does not exist: that is the construct id of "
+        f"the stack whose CloudFormation name is {named!r}: name stacks by their CloudFormation name in Targets.stacks")]
 
 
 # --- the flow itself: its parameters are refused before anything runs -----------------------
