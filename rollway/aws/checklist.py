@@ -20,6 +20,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from rollway.checklist import (
     Checklist, Observation, Observed, ReadFailed, all_tables, checked_resources, evaluate, used_by_rollway,
 )
+from rollway.aws.errors import aws_message
 from rollway.infra import ResourcePlace, StackEnvironment
 from rollway.targets import Targets
 
@@ -214,7 +215,7 @@ class AwsInfraChecker:
                     for alarm in [*page.get("MetricAlarms", ()), *page.get("CompositeAlarms", ())]:
                         found[alarm["AlarmName"]] = alarm
         except (ClientError, BotoCoreError) as err:
-            failed = ReadFailed(f"DescribeAlarms{where}", _message(err))
+            failed = ReadFailed(f"DescribeAlarms{where}", aws_message(err))
             return dict.fromkeys(wanted, failed)
         return {name: found.get(name) for name in wanted}
 
@@ -239,13 +240,7 @@ def _read(what: str, call: Callable[[], Any]) -> Any:
     except ClientError as err:
         if err.response.get("Error", {}).get("Code") in _NOT_FOUND:
             return None
-        return ReadFailed(what, _message(err))
+        return ReadFailed(what, aws_message(err))
     except BotoCoreError as err:
-        return ReadFailed(what, _message(err))
+        return ReadFailed(what, aws_message(err))
 
-
-def _message(err: Exception) -> str:
-    if isinstance(err, ClientError):
-        error = err.response.get("Error", {})
-        return f"{error.get('Code', 'error')}: {error.get('Message', '') or err}"
-    return f"{type(err).__name__}: {err}"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from types import SimpleNamespace
 
 import pytest
 from prefect import flow
@@ -14,7 +15,7 @@ from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 from prefect.exceptions import ParameterTypeError
 
 from flows.infra import (
-    ARTIFACT_KEY, CHECKLIST_ARTIFACT_KEY, ChecklistFailed, InfraDeployFailed, InfraRefused, checker_for,
+    ARTIFACT_KEY, CHECKLIST_ARTIFACT_KEY, AwsNotRead, ChecklistFailed, InfraDeployFailed, InfraRefused, checker_for,
     deploy_infrastructure, run_deploy_infrastructure, run_verify_infrastructure, verify_infrastructure,
 )
 from rollway.checklist import Checklist, CheckItem
@@ -389,6 +390,32 @@ def test_a_resume_deploys_the_stacks_before_from_stack_cloudformation_does_not_s
     assert "- `WebordinaryEFSStack`: it does not exist" in summary
     assert "| 1 | `WebordinaryECRStack` | skipped |" in summary and "(CREATE_COMPLETE)" in summary
     assert "| 3 | `WebordinaryEFSStack` | deployed |" in summary
+
+
+def test_a_resume_that_cannot_read_the_stacks_statuses_says_so_in_one_line_and_deploys_nothing(
+        aws, independent_client):
+    # DescribeStacks refused (a role without cloudformation:DescribeStacks): the run ended on
+    # boto's bare "An error occurred (AccessDenied) when calling the DescribeStacks operation".
+    from rollway.aws.cloudformation import CloudFormationStacks
+    from tests.botocore_events import on_operation
+
+    def refuse(**_):
+        return SimpleNamespace(status_code=403, headers={}), {
+            "Error": {"Code": "AccessDenied", "Message": "not authorized to perform: cloudformation:DescribeStacks"},
+            "ResponseMetadata": {}}
+
+    cloudformation = independent_client("cloudformation")
+    deployer = FakeInfraDeployer(WEBORDINARY, already=STACKS[:4])
+    with on_operation(cloudformation, "before-call", refuse, operation="DescribeStacks"), \
+            pytest.raises(AwsNotRead) as caught:
+        deploy_on(deployer, None, from_stack="WebordinarySQSStack",
+                  statuses=lambda _region: CloudFormationStacks(cloudformation),
+                  bootstrap=lambda *_: deployer.calls.append("bootstrap"))
+    assert deployer.calls == ["list"]  # no bootstrap, no deploy
+    assert str(caught.value) == (
+        f"could not read the CloudFormation status of {', '.join(STACKS[:4])} in us-west-2 (DescribeStacks), read to "
+        "tell whether the stacks before from_stack are deployed: AccessDenied: not authorized to perform: "
+        "cloudformation:DescribeStacks; nothing was deployed")
 
 
 def test_a_resume_over_a_stack_still_changing_is_refused_before_any_deploy():
