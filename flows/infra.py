@@ -41,6 +41,7 @@ import functools
 from pathlib import Path
 from typing import Annotated, Any, Callable, Literal, Sequence
 
+from botocore.exceptions import BotoCoreError, ClientError
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 from prefect_aws import AwsCredentials
@@ -51,6 +52,7 @@ from flows.artifacts import for_people
 from flows.env import AccountNotLoaded, load_credentials, load_targets
 from flows.params import WaitSeconds
 from rollway.aws.checklist import AwsInfraChecker
+from rollway.aws.errors import aws_message
 from rollway.checklist import Checklist, checked_resources
 from rollway.errors_pickle import PicklableError
 from rollway.aws.cloudformation import CloudFormationStacks
@@ -80,6 +82,11 @@ class InfraRefused(ValueError):
 class InfraDeployFailed(RuntimeError):
     """A stack failed to deploy; the run stopped there. The message says what was deployed,
     what failed and how to resume."""
+
+
+class AwsNotRead(RuntimeError):
+    """AWS could not be read before the first deploy (the account, the stacks' statuses); nothing
+    was deployed. The message says what was read, and AWS's error code and message."""
 
 
 class ChecklistFailed(PicklableError, RuntimeError):
@@ -155,6 +162,7 @@ def run_deploy_infrastructure(
     Raises:
         PlanRefused: before any deploy (and before any bootstrap), also for an ``already_deployed``
             stack CloudFormation shows with nothing deployed.
+        AwsNotRead: those statuses could not be read; nothing was deployed.
         InfraDeployFailed: a stack failed; later stacks were not deployed.
         ChecklistFailed: every stack deployed, checklist items failed.
     """
@@ -188,7 +196,8 @@ def run_deploy_infrastructure(
         assert home is not None
         check_already_deployed(_read_statuses(statuses, already_deployed,
                                               stack_environments(app, already_deployed, home), home,
-                                              unread="it is taken as already deployed, as named"))
+                                              unread="it is taken as already deployed, as named",
+                                              why="to check the stacks named as already deployed"))
     if plan.skipped:
         log.info("resuming at %s: %s counted as deployed by an earlier run", from_stack, ", ".join(plan.skipped))
     reports: dict[str, StackReport] = {s: StackReport(stack=s, status="not deployed") for s in plan.order}
@@ -279,10 +288,16 @@ def run_deploy_infrastructure(
 
 def _read_statuses(statuses: Callable[[str], StackStatuses], stacks: Sequence[str],
                    environments: dict[str, StackEnvironment], home: StackEnvironment,
-                   unread: str = "it is deployed again to be sure") -> dict[str, str | None]:
+                   unread: str = "it is deployed again to be sure",
+                   why: str = "to tell whether the stacks before from_stack are deployed") -> dict[str, str | None]:
     """The CloudFormation status of ``stacks``, read in each one's region; a stack of another account
     is left unread (this run's credentials read the home account), with ``unread`` logged: what
-    the run does with it instead (a skipped stack is deployed again)."""
+    the run does with it instead (a skipped stack is deployed again).
+
+    Raises:
+        AwsNotRead: DescribeStacks failed (AccessDenied, throttling past the retries, no
+            connection), saying of which stacks and ``why`` they were read; nothing was deployed.
+    """
     log = get_run_logger()
     by_region: dict[str, list[str]] = {}
     for stack in stacks:
@@ -294,7 +309,12 @@ def _read_statuses(statuses: Callable[[str], StackStatuses], stacks: Sequence[st
         by_region.setdefault(environment.region, []).append(stack)
     seen: dict[str, str | None] = {}
     for region, names in by_region.items():
-        seen.update(tasks.read_stack_statuses(statuses(region), names))
+        try:
+            seen.update(tasks.read_stack_statuses(statuses(region), names))
+        except (ClientError, BotoCoreError) as err:
+            # boto's bare error said neither what the run was reading nor that nothing was deployed yet.
+            raise AwsNotRead(f"could not read the CloudFormation status of {', '.join(names)} in {region} "
+                             f"(DescribeStacks), read {why}: {aws_message(err)}; nothing was deployed") from err
     return seen
 
 
@@ -462,6 +482,21 @@ def cdk_environment(credentials: AwsCredentials, region: str, account: str) -> C
     return CdkEnvironment(**common, profile=credentials.profile_name)
 
 
+def _account(get_client: Callable[[str], Any], nothing: str) -> str:
+    """The account the credentials read (STS GetCallerIdentity), the run's first AWS call.
+
+    Raises:
+        AwsNotRead: the call failed (expired or invalid keys, no credentials, no connection),
+            with AWS's code and message and ``nothing`` (what was not done): boto's bare error
+            said neither what was being read nor that nothing had been done yet.
+    """
+    try:
+        return get_client("sts").get_caller_identity()["Account"]
+    except (ClientError, BotoCoreError) as err:
+        raise AwsNotRead(f"could not read the account of the AWS credentials (STS GetCallerIdentity): "
+                         f"{aws_message(err)}; {nothing}") from err
+
+
 def _app_dir(cdk_app_dir: str) -> Path:
     path = Path(cdk_app_dir).expanduser()
     if not path.is_dir():
@@ -503,7 +538,9 @@ def checker_for(get_client: Callable[[str], Any], targets: Targets, *, app: AppS
             each table, queue, dashboard, alarm and the alert topic whose name a stack's template
             gives is read in that stack's region (but rollway's own tables and the alert topic,
             used in ``Targets.region``, fail when deployed elsewhere); one in another account
-            fails its item as not readable. Without, everything is read in ``Targets.region``.
+            fails its item as not readable; a stack of ``targets.stacks`` that is the construct id
+            of one the app gives another CloudFormation name fails naming that name. Without,
+            everything is read in ``Targets.region``.
         home: the account the clients read and ``Targets.region`` (for environment-agnostic stacks).
         clients_in: region -> clients there (``regional_clients``), for what is read in other regions.
 
@@ -519,7 +556,8 @@ def checker_for(get_client: Callable[[str], Any], targets: Targets, *, app: AppS
         places = resource_places(app, checked_resources(targets), home)
     return AwsInfraChecker(get_client("dynamodb"), get_client("sqs"), get_client("cloudwatch"), get_client("sns"),
                            get_client("cloudformation"), targets, stack_environments=located, resource_places=places,
-                           account=home.account if home is not None else None, clients_in=clients_in)
+                           account=home.account if home is not None else None, clients_in=clients_in,
+                           construct_ids=app.construct_ids if app is not None else None)
 
 
 @flow(name="deploy_infrastructure", log_prints=True)
@@ -568,7 +606,7 @@ def deploy_infrastructure(
         get_client = client_factory(credentials, region=targets.region)
     except ValueError as err:
         raise AccountNotLoaded(str(err)) from err
-    account = get_client("sts").get_caller_identity()["Account"]
+    account = _account(get_client, "nothing was deployed")
     log.info("deploying to account %s in %s from %s", account, targets.region, app_dir)
     # Checked once here (a role that cannot be assumed fails before the app is read), then made
     # afresh for every cdk run: an assumed role's credentials, frozen once, expired an hour into
@@ -639,7 +677,7 @@ def verify_infrastructure(targets_block: str | None = None, aws_credentials_bloc
         log.info("no cdk_app_dir: every stack and resource is read in %s (pass cdk_app_dir to read what the app "
                  "deploys to another region there)", targets.region)
         return run_verify_infrastructure(checker_for(get_client, targets))
-    account = get_client("sts").get_caller_identity()["Account"]
+    account = _account(get_client, "nothing was checked")
     home = StackEnvironment(account=account, region=targets.region)
     with CdkCli(executable, app_dir, lambda: cdk_environment(credentials, targets.region, account),
                 synth_timeout_seconds=synth_timeout_seconds) as cdk:

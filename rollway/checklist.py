@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from rollway.infra import DEPLOYED_STATUSES
+from rollway.infra import DEPLOYED_STATUSES, construct_id_hint
 from rollway.report import markdown_cell
 from rollway.targets import QueueSpec, TableSpec, Targets
 
@@ -263,7 +263,8 @@ _STUCK = {
 }
 
 
-def check_stack(name: str, stack: Observed, region: str | None = None) -> CheckItem:
+def check_stack(name: str, stack: Observed, region: str | None = None,
+                construct_ids: Mapping[str, str] | None = None) -> CheckItem:
     """The CloudFormation stack exists and its last operation completed (DescribeStacks' Stack).
 
     Args:
@@ -271,8 +272,15 @@ def check_stack(name: str, stack: Observed, region: str | None = None) -> CheckI
         stack: DescribeStacks' Stack, None when it does not exist, or the failed read.
         region: where it was read, when not ``Targets.region`` (a stack the app pins elsewhere):
             named in the reason, so "does not exist" says where it was looked for.
+        construct_ids: the CDK app's construct id -> CloudFormation name, for its stacks with a
+            stackName of their own (``AppStacks.construct_ids``), when the app was read: a
+            ``name`` that is one of those ids fails saying which name to check instead.
     """
     where = f" in {region}" if region else ""
+    if stack is None and (hint := construct_id_hint(name, construct_ids or {})) is not None:
+        # "deploy it" sent a person to deploy a stack that is deployed, under its other name.
+        return CheckItem(kind="stack", name=name, passed=False,
+                         reason=f"CloudFormation stack {name}{where} does not exist: {hint} in Targets.stacks")
     if (problem := _unseen(stack, f"CloudFormation stack {name}{where}", "deploy it (deploy_infrastructure)")):
         return CheckItem(kind="stack", name=name, passed=False, reason=problem)
     assert stack is not None and not isinstance(stack, ReadFailed)
@@ -446,6 +454,9 @@ class Observation:
             the app deploys outside ``Targets.region`` (or this account): their items fail.
         defined_by: (kind, name) -> the CDK app's stack whose template defines it, when the app
             was read: a missing one's remedy names that stack.
+        construct_ids: the CDK app's construct id -> CloudFormation name of its stacks with a
+            stackName of their own, when the app was read: a stack of ``Targets.stacks`` named by
+            its construct id fails saying so.
     """
 
     stacks: Mapping[str, Observed]
@@ -459,13 +470,14 @@ class Observation:
     regions: Mapping[tuple[str, str], str] = field(default_factory=dict)
     misplaced: Mapping[tuple[str, str], str] = field(default_factory=dict)
     defined_by: Mapping[tuple[str, str], str] = field(default_factory=dict)
+    construct_ids: Mapping[str, str] = field(default_factory=dict)
 
 
 def evaluate(targets: Targets, seen: Observation) -> Checklist:
     """Every checklist item for ``targets`` from what was read. A resource absent from ``seen``
     counts as not read, never as passing."""
     not_read = ReadFailed("not read", "the checklist read nothing for it")
-    items = [check_stack(name, seen.stacks.get(name, not_read), seen.stack_regions.get(name))
+    items = [check_stack(name, seen.stacks.get(name, not_read), seen.stack_regions.get(name), seen.construct_ids)
              for name in targets.stacks]
     where, stack_of = seen.regions.get, seen.defined_by.get
     own = state_tables(targets)

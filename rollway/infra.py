@@ -473,16 +473,24 @@ def _cycle(waiting: dict[str, set[str]]) -> str:
 
 
 def _construct_hint(name: str, construct_ids: Mapping[str, str]) -> str | None:
-    """``name`` with the CloudFormation name of the stack it is the construct id of, or None.
+    """``name`` with the CloudFormation name of the stack it is the construct id of, or None."""
+    hint = construct_id_hint(name, construct_ids)
+    return None if hint is None else f"{name!r} ({hint})"
+
+
+def construct_id_hint(name: str, construct_ids: Mapping[str, str]) -> str | None:
+    """What ``name`` is, when it is the construct id of a stack the app gives another
+    CloudFormation name (``AppStacks.construct_ids``); None otherwise.
 
     `cdk deploy` takes a stack's construct id, so that is what a hand-run deploy (the seed's
     `cdk deploy WebordinarySQSStack`) names; an app that sets stackName gives its stack another
-    name, which rollway plans, deploys and checks by, and the refusal listed it with no link.
+    name, which rollway plans, deploys and checks by: the plan's refusal and the checklist's
+    "does not exist" both listed it with no link.
     """
     if name not in construct_ids:
         return None
-    return (f"{name!r} (that is the construct id of the stack whose CloudFormation name is "
-            f"{construct_ids[name]!r}: name stacks by their CloudFormation name)")
+    return (f"that is the construct id of the stack whose CloudFormation name is {construct_ids[name]!r}: "
+            "name stacks by their CloudFormation name")
 
 
 def _with_hint(name: str, known: Sequence[str] | Mapping[str, object]) -> str:

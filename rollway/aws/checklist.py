@@ -20,6 +20,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from rollway.checklist import (
     Checklist, Observation, Observed, ReadFailed, all_tables, checked_resources, evaluate, used_by_rollway,
 )
+from rollway.aws.errors import aws_message
 from rollway.infra import ResourcePlace, StackEnvironment
 from rollway.targets import Targets
 
@@ -57,6 +58,9 @@ class AwsInfraChecker:
             ``resource_places``.
         clients_in: region -> a client factory there (``service -> client``); needed when
             something is read outside ``Targets.region``.
+        construct_ids: the CDK app's construct id -> CloudFormation name of its stacks with a
+            stackName of their own (``AppStacks.construct_ids``): a stack of ``Targets.stacks``
+            named by its construct id fails saying which name to give instead.
 
     Raises:
         ValueError: placements without ``account``, or placing something in another region of
@@ -66,7 +70,8 @@ class AwsInfraChecker:
     def __init__(self, dynamodb: Any, sqs: Any, cloudwatch: Any, sns: Any, cloudformation: Any,
                  targets: Targets, *, stack_environments: Mapping[str, StackEnvironment] | None = None,
                  resource_places: Mapping[tuple[str, str], ResourcePlace] | None = None,
-                 account: str | None = None, clients_in: Callable[[str], Callable[[str], Any]] | None = None) -> None:
+                 account: str | None = None, clients_in: Callable[[str], Callable[[str], Any]] | None = None,
+                 construct_ids: Mapping[str, str] | None = None) -> None:
         environments = dict(stack_environments or {})
         places = dict(resource_places or {})
         if (environments or places) and account is None:
@@ -90,6 +95,7 @@ class AwsInfraChecker:
         self._home = {"dynamodb": dynamodb, "sqs": sqs, "cloudwatch": cloudwatch, "sns": sns,
                       "cloudformation": cloudformation}
         self._targets = targets
+        self._construct_ids = dict(construct_ids or {})
 
     def check(self) -> Checklist:
         """Every checklist item, passed or failed with its reason. Never raises for a failed read."""
@@ -119,7 +125,8 @@ class AwsInfraChecker:
         regions = {key: region for key in checked_resources(t) if (region := self._elsewhere(key)) is not None}
         return Observation(stacks=stacks, tables=tables, queues=queues, dashboard=dashboard, alarms=alarms,
                            topic_arn=topic, subscriptions=subscriptions, stack_regions=stack_regions,
-                           regions=regions, misplaced=self._misplaced, defined_by=self._defined_by)
+                           regions=regions, misplaced=self._misplaced, defined_by=self._defined_by,
+                           construct_ids=self._construct_ids)
 
     def _client(self, service: str, region: str) -> Any:
         if region == self._targets.region:
@@ -208,7 +215,7 @@ class AwsInfraChecker:
                     for alarm in [*page.get("MetricAlarms", ()), *page.get("CompositeAlarms", ())]:
                         found[alarm["AlarmName"]] = alarm
         except (ClientError, BotoCoreError) as err:
-            failed = ReadFailed(f"DescribeAlarms{where}", _message(err))
+            failed = ReadFailed(f"DescribeAlarms{where}", aws_message(err))
             return dict.fromkeys(wanted, failed)
         return {name: found.get(name) for name in wanted}
 
@@ -233,13 +240,7 @@ def _read(what: str, call: Callable[[], Any]) -> Any:
     except ClientError as err:
         if err.response.get("Error", {}).get("Code") in _NOT_FOUND:
             return None
-        return ReadFailed(what, _message(err))
+        return ReadFailed(what, aws_message(err))
     except BotoCoreError as err:
-        return ReadFailed(what, _message(err))
+        return ReadFailed(what, aws_message(err))
 
-
-def _message(err: Exception) -> str:
-    if isinstance(err, ClientError):
-        error = err.response.get("Error", {})
-        return f"{error.get('Code', 'error')}: {error.get('Message', '') or err}"
-    return f"{type(err).__name__}: {err}"

@@ -124,3 +124,12 @@ SERVER_SIDE_CODES = frozenset({"InternalError", "InternalFailure", "InternalServ
 def error_code(err: ClientError) -> str:
     """The code of an AWS error answer ("" when it names none)."""
     return err.response.get("Error", {}).get("Code", "")
+
+
+def aws_message(err: Exception) -> str:
+    """``Code: Message`` of an AWS error answer, or ``Type: text`` of a botocore failure (no
+    credentials, no connection): one line saying what AWS said, for a message a person reads."""
+    if isinstance(err, ClientError):
+        error = err.response.get("Error", {})
+        return f"{error.get('Code', 'error')}: {error.get('Message', '') or err}"
+    return f"{type(err).__name__}: {err}"

@@ -3,8 +3,10 @@ resuming; the embedded AWS for the checklist."""
 
 from __future__ import annotations
 
+import json
 import sys
 import time
+from types import SimpleNamespace
 
 import pytest
 from prefect import flow
@@ -13,7 +15,7 @@ from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 from prefect.exceptions import ParameterTypeError
 
 from flows.infra import (
-    ARTIFACT_KEY, CHECKLIST_ARTIFACT_KEY, ChecklistFailed, InfraDeployFailed, InfraRefused, checker_for,
+    ARTIFACT_KEY, CHECKLIST_ARTIFACT_KEY, AwsNotRead, ChecklistFailed, InfraDeployFailed, InfraRefused, checker_for,
     deploy_infrastructure, run_deploy_infrastructure, run_verify_infrastructure, verify_infrastructure,
 )
 from rollway.checklist import Checklist, CheckItem
@@ -390,6 +392,32 @@ def test_a_resume_deploys_the_stacks_before_from_stack_cloudformation_does_not_s
     assert "| 3 | `WebordinaryEFSStack` | deployed |" in summary
 
 
+def test_a_resume_that_cannot_read_the_stacks_statuses_says_so_in_one_line_and_deploys_nothing(
+        aws, independent_client):
+    # DescribeStacks refused (a role without cloudformation:DescribeStacks): the run ended on
+    # boto's bare "An error occurred (AccessDenied) when calling the DescribeStacks operation".
+    from rollway.aws.cloudformation import CloudFormationStacks
+    from tests.botocore_events import on_operation
+
+    def refuse(**_):
+        return SimpleNamespace(status_code=403, headers={}), {
+            "Error": {"Code": "AccessDenied", "Message": "not authorized to perform: cloudformation:DescribeStacks"},
+            "ResponseMetadata": {}}
+
+    cloudformation = independent_client("cloudformation")
+    deployer = FakeInfraDeployer(WEBORDINARY, already=STACKS[:4])
+    with on_operation(cloudformation, "before-call", refuse, operation="DescribeStacks"), \
+            pytest.raises(AwsNotRead) as caught:
+        deploy_on(deployer, None, from_stack="WebordinarySQSStack",
+                  statuses=lambda _region: CloudFormationStacks(cloudformation),
+                  bootstrap=lambda *_: deployer.calls.append("bootstrap"))
+    assert deployer.calls == ["list"]  # no bootstrap, no deploy
+    assert str(caught.value) == (
+        f"could not read the CloudFormation status of {', '.join(STACKS[:4])} in us-west-2 (DescribeStacks), read to "
+        "tell whether the stacks before from_stack are deployed: AccessDenied: not authorized to perform: "
+        "cloudformation:DescribeStacks; nothing was deployed")
+
+
 def test_a_resume_over_a_stack_still_changing_is_refused_before_any_deploy():
     class Busy:
         def status(self, name):
@@ -487,6 +515,24 @@ def test_verify_alone_fails_naming_the_items(aws):
     with pytest.raises(ChecklistFailed, match=f"alert topic {aws.targets.alert_topic}: it has no confirmed") as caught:
         verify_on(checker_for(aws.get_client, aws.targets))
     assert str(caught.value).endswith("\nonce these are fixed, run verify_infrastructure again")
+
+
+def test_a_targets_stack_named_by_its_construct_id_fails_its_item_naming_its_cloudformation_name(aws):
+    # The seed's `cdk deploy WebordinarySQSStack` names a construct id; the app gives that stack
+    # another stackName. The plan refused such a name with the hint, but the checklist only said
+    # "does not exist: deploy it", of a stack deployed under its other name.
+    named = "prod-webordinary-sqs"
+    body = json.dumps({"Resources": {"Topic": {"Type": "AWS::SNS::Topic"}}})
+    for stack in [*(s for s in STACKS if s != "WebordinarySQSStack"), named]:
+        aws.get_client("cloudformation").create_stack(StackName=stack, TemplateBody=body)
+    inbox(aws)
+    app = AppStacks(dependencies={(named if s == "WebordinarySQSStack" else s): () for s in STACKS},
+                    construct_ids={"WebordinarySQSStack": named})
+    with pytest.raises(ChecklistFailed) as caught:
+        verify_on(checker_for(aws.get_client, aws.targets, app=app, home=HOME))
+    assert [(i.name, i.reason) for i in caught.value.checklist.failed] == [(
+        "WebordinarySQSStack", "CloudFormation stack WebordinarySQSStack does not exist: that is the construct id of "
+        f"the stack whose CloudFormation name is {named!r}: name stacks by their CloudFormation name in Targets.stacks")]
 
 
 # --- the flow itself: its parameters are refused before anything runs -----------------------

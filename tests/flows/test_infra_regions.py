@@ -8,12 +8,13 @@ from __future__ import annotations
 import json
 import stat
 import sys
+from types import SimpleNamespace
 
 import pytest
 
 from blocks.credentials import credentials_for_endpoint
 from blocks.register import save_blocks
-from flows.infra import ChecklistFailed, InfraRefused, deploy_infrastructure, verify_infrastructure
+from flows.infra import AwsNotRead, ChecklistFailed, InfraRefused, deploy_infrastructure, verify_infrastructure
 from tests.flows.moto_env import inbox
 from tests.unit.test_infra_plan import WEBORDINARY
 
@@ -118,6 +119,45 @@ def test_verify_alone_without_the_app_reads_every_stack_in_the_targets_region(pi
     reasons = {i.name: i.reason for i in caught.value.checklist.failed}
     assert reasons == {"WebordinaryECRStack": "CloudFormation stack WebordinaryECRStack does not exist: deploy it "
                                               "(deploy_infrastructure)"}
+
+
+@pytest.mark.parametrize("run, nothing", [
+    (lambda app, cdk: deploy_infrastructure(cdk_app_dir=app, cdk_executable=cdk, targets_block=TARGETS_BLOCK,
+                                            aws_credentials_block=CREDENTIALS_BLOCK), "nothing was deployed"),
+    (lambda app, cdk: verify_infrastructure(cdk_app_dir=app, cdk_executable=cdk, targets_block=TARGETS_BLOCK,
+                                            aws_credentials_block=CREDENTIALS_BLOCK), "nothing was checked"),
+], ids=["deploy", "verify"])
+def test_credentials_sts_refuses_end_the_run_in_one_line_before_the_app_is_read(pinned, tmp_path, monkeypatch,
+                                                                               run, nothing):
+    # Expired keys in the block: the run's first AWS call, GetCallerIdentity, ended it on boto's
+    # bare "An error occurred (ExpiredToken) when calling the GetCallerIdentity operation".
+    # (moto's STS answers any keys: the refusal is botocore's answer on moto's client.)
+    import flows.infra as infra
+
+    def expired(**_):
+        return SimpleNamespace(status_code=403, headers={}), {
+            "Error": {"Code": "ExpiredToken", "Message": "The security token included in the request is expired"},
+            "ResponseMetadata": {}}
+
+    made = []
+    real = infra.client_factory
+
+    def refusing(credentials, region=None):
+        get = real(credentials, region=region)
+        made.append(get("sts"))
+        made[-1].meta.events.register("before-call.sts.GetCallerIdentity", expired)
+        return get
+
+    monkeypatch.setattr(infra, "client_factory", refusing)
+    cdk, app = fake_cdk(tmp_path)
+    try:
+        with pytest.raises(AwsNotRead) as caught:
+            run(app, cdk)
+    finally:
+        for sts in made:
+            sts.meta.events.unregister("before-call.sts.GetCallerIdentity", expired)
+    assert str(caught.value) == ("could not read the account of the AWS credentials (STS GetCallerIdentity): "
+                                 f"ExpiredToken: The security token included in the request is expired; {nothing}")
 
 
 def test_verify_refuses_a_bad_app_or_cdk_before_reading_any_block(tmp_path):
