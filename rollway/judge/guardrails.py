@@ -144,19 +144,18 @@ def check_totals(guardrails: Guardrails, canary: VersionSample, baseline_request
     rate = errors / requests if requests else 0.0
     metric, statistic = "error_rate", rate
     phase = Phase.SUCCESSFUL
-    reason = f"canary error rate {rate_percent(rate)} within the {setting_percent(limit)} guardrail{refused}"
-    if requests and rate > limit:
-        # Over the rate on too few errors to act on (below): "15.00% within the 5% guardrail"
-        # was false, and a person reading the monitoring log took the figure for a typo.
-        reason = (f"canary error rate {rate_percent(rate)} ({errors:,}/{requests:,}) is over the "
-                  f"{setting_percent(limit)} guardrail on {errors:,} error(s), fewer than the {guardrails.min_errors:,} "
-                  f"it acts on{refused}")
+    over = bool(requests) and rate > limit
+    said_over = f"canary error rate {rate_percent(rate)} ({errors:,}/{requests:,}) is over the {setting_percent(limit)} guardrail"
+    # Over the rate on too few errors to act on (below): "15.00% within the 5% guardrail" was
+    # false, and a person reading the monitoring log took the figure for a typo.
+    reason = (f"{said_over} on {errors:,} error(s), fewer than the {guardrails.min_errors:,} it acts on{refused}" if over
+              else f"canary error rate {rate_percent(rate)} within the {setting_percent(limit)} guardrail{refused}")
     # A couple of errors in the first requests of a stage is not a rate: the guardrail acts
     # alone only on min_errors errors (with 2, it rolled back 1-2% of healthy stages at 1
     # req/s in benchmarks/judge.py; with 5, none of 1,000).
-    if requests and rate > limit and errors >= guardrails.min_errors:
+    if over and errors >= guardrails.min_errors:
         phase = Phase.FAILED
-        reason = f"canary error rate {rate_percent(rate)} ({errors:,}/{requests:,}) is over the {setting_percent(limit)} guardrail{refused}"
+        reason = f"{said_over}{refused}"
     elif unserved and not monitoring:
         share = unserved / received
         own = _canarys_share(unserved, background, canary.requests, baseline_requests)
