@@ -480,8 +480,9 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, no
     lines = [f"# Incident report: rollback of {record.service}, rollout {record.rollout_id}", "",
              f"`{record.image}` was rolled back" + (f" at {utc(end.at)}." if finished else
                                                     ": the rollback began and is **not recorded as finished**."), ""]
-    if _clock_note(record, now):
-        lines += [*_clock_note(record, now), ""]
+    clock = _clock_note(record, now)
+    if clock:
+        lines += [*clock, ""]
     lines += ["## What triggered it", ""]
     if trigger is None:
         lines.append("The ledger records no rollback transition for this rollout (its phase says "
