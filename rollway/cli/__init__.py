@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Annotated, Callable
+from typing import Annotated, Callable, Literal
 
 from cyclopts import App, CycloptsError, Parameter
 
@@ -50,7 +50,9 @@ def judge(
     *,
     alpha: float = 0.01,
     margin: float = 0.001,
-    mode: str = "two-sample",
+    # Literal, not str: help lists the two modes ("--mode STR" named none), and a misspelt one is
+    # refused by the parser with the choices, before any file is read.
+    mode: Literal["two-sample", "one-sample"] = "two-sample",
     history: Annotated[str | None, Parameter(allow_leading_hyphen=True)] = None,
     guardrails: bool = True,
     slo_error_rate: float | None = None,

@@ -182,6 +182,14 @@ def test_judge_replay_prints_its_decisions_on_stdout_only(capsys):
     assert captured.err == ""
 
 
+def test_judge_help_lists_the_modes(capsys):
+    """``--mode`` was shown as ``--mode STR``: which modes exist was left to the option's prose."""
+    rollway("judge", "--help")
+    shown = " ".join(capsys.readouterr().out.replace("│", " ").split())  # the help box's text, unwrapped
+    assert "--mode STR" not in shown
+    assert "choices: two-sample, one-sample" in shown
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
