@@ -21,7 +21,11 @@ a kind of alert is first raised (``t=... alert: ...``, as a stage's row shows it
 the first rollback or promotion, as a stage with no minimum bake would; a file that ends
 without one is inconclusive. The last line is a JSON summary::
 
-    {"verdict": "rollback" | "promote" | "inconclusive", "decided_at_t": ..., "canary_requests_at_decision": ..., "reason": "..."}
+    {"verdict": "rollback" | "promote" | "inconclusive", "decided_at_t": ..., "canary_requests_at_decision": ...,
+     "reason": "...", "alerts": [{"t": ..., "kind": "response_time", "message": "..."}]}
+
+``alerts`` holds each kind of alert the replay raised, as first raised (the ``alert:`` lines),
+and is empty when there was none.
 
 ``--history FILE2`` (same format) gives the baseline's intervals from before the stage, as the
 flows read them (``analysis.calibration_seconds``): only their baseline counts are used, to
@@ -283,6 +287,9 @@ class ReplayResult:
     canary_requests_at_decision: int
     reason: str
     changes: tuple[str, ...]
+    # Each kind of alert as first raised: {"t", "kind", "message"}. The decision lines print them,
+    # and a caller parsing only the summary would otherwise never learn of a 15-s canary.
+    alerts: tuple[dict[str, Any], ...] = ()
 
     def summary(self) -> str:
         """The JSON summary line."""
@@ -291,6 +298,7 @@ class ReplayResult:
             "decided_at_t": self.decided_at_t,
             "canary_requests_at_decision": self.canary_requests_at_decision,
             "reason": self.reason,
+            "alerts": list(self.alerts),
         }, ensure_ascii=False)
 
 
@@ -330,6 +338,7 @@ class Decisions:
         self.last: str | None = None
         self.canary_requests = 0
         self.alerted: set[str] = set()
+        self.alerts: list[dict[str, Any]] = []
 
     def see(self, interval: Interval, verdict: Verdict, *, stage_over: bool) -> ReplayResult | None:
         """Take one tick's verdict; the result once the replay has decided (or run out)."""
@@ -346,9 +355,11 @@ class Decisions:
             if alert.kind not in self.alerted:
                 self.alerted.add(alert.kind)
                 self.changes.append(f"t={format_t(interval.t)} alert: {alert.message}")
+                self.alerts.append({"t": interval.t, "kind": alert.kind, "message": alert.message})
         if verdict.phase in (Phase.FAILED, Phase.SUCCESSFUL) or stage_over:
             final = "inconclusive" if decision in ("running", "error") else decision
-            return ReplayResult(final, interval.t, self.canary_requests, verdict.reason, tuple(self.changes))
+            return ReplayResult(final, interval.t, self.canary_requests, verdict.reason, tuple(self.changes),
+                                tuple(self.alerts))
         return None
 
 

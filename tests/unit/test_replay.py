@@ -55,7 +55,8 @@ def test_replay_files(name, options, verdict, t, requests, fragment):
     code, lines = run(DATA / name, **options)
     assert code == EXIT_OK
     result = summary(lines)
-    assert set(result) == {"verdict", "decided_at_t", "canary_requests_at_decision", "reason"}
+    assert set(result) == {"verdict", "decided_at_t", "canary_requests_at_decision", "reason", "alerts"}
+    assert result["alerts"] == []  # none of these files raises an alert
     assert (result["verdict"], result["decided_at_t"], result["canary_requests_at_decision"]) == (verdict, t, requests)
     assert fragment in result["reason"]
 
@@ -352,6 +353,9 @@ def test_a_slow_canary_is_alerted_once_as_the_flows_alert_it(tmp_path):
         "t=120 alert: canary average response time 15.0 s is over 10 s"]
     assert lines.index("t=120 alert: canary average response time 15.0 s is over 10 s") < len(lines) - 1
     assert summary(lines)["verdict"] == "inconclusive"  # the summary stays the last line
+    # A caller reading only the JSON summary learns of it too, not only one reading the text lines.
+    assert summary(lines)["alerts"] == [
+        {"t": 120.0, "kind": "response_time", "message": "canary average response time 15.0 s is over 10 s"}]
 
 
 def test_the_command_takes_the_slo_options(tmp_path):
