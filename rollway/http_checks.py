@@ -75,7 +75,9 @@ class _Watchdog:
     and then a header line at a time, each within the read timeout, was read for as long as it
     kept sending (the body's own bound, ``_Deadline``, starts only once the headers are in).
     The connection is taken from httpcore's trace as it is opened; shutting its socket down
-    wakes the read blocked on it, which then fails and is reported as the timeout it is.
+    wakes the read blocked on it, which then fails and is reported as the timeout it is. A
+    connection opened once the time is up (after a slow DNS lookup) is shut as it opens, so a
+    request given up on is never sent late.
     """
 
     def __init__(self, seconds: float) -> None:
@@ -85,6 +87,12 @@ class _Watchdog:
         self._timer = threading.Timer(seconds, self._cut)
         self._timer.daemon = True
 
+    @property
+    def connected(self) -> bool:
+        """Whether a connection was opened (the DNS lookup and the TCP connect are done)."""
+        with self._lock:
+            return bool(self._sockets)
+
     def trace(self, event: str, info: dict) -> None:
         # connection.connect_tcp.complete, connection.start_tls.complete (and a proxy's own):
         # the newest stream is the one the answer is read from.
@@ -93,17 +101,14 @@ class _Watchdog:
         if isinstance(sock, socket.socket):
             with self._lock:
                 self._sockets.append(sock)
+                if self.fired:
+                    _shut(sock)
 
     def _cut(self) -> None:
         with self._lock:
             self.fired = True
             for sock in self._sockets:
-                try:
-                    # socket.socket's own shutdown, not SSLSocket's: that one also drops the TLS
-                    # object the reading thread is using.
-                    socket.socket.shutdown(sock, socket.SHUT_RDWR)
-                except OSError:
-                    pass  # closed already: nothing left to wake
+                _shut(sock)
 
     def __enter__(self) -> "_Watchdog":
         self._timer.start()
@@ -113,23 +118,81 @@ class _Watchdog:
         self._timer.cancel()
 
 
+def _shut(sock: socket.socket) -> None:
+    try:
+        # socket.socket's own shutdown, not SSLSocket's: that one also drops the TLS object the
+        # reading thread is using.
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+    except OSError:
+        pass  # closed already: nothing left to wake
+
+
+_GRACE_SECONDS = 1.0
+"""How long after its timeout a request may take to report the cut (a read woken by the shut
+socket fails at once) before it is given up on as stuck where no socket can be cut."""
+
+
+class _Stuck(Exception):
+    """The request was still not done ``_GRACE_SECONDS`` after its timeout."""
+
+
+def _within(seconds: float, work: Callable[[], httpx.Response]) -> httpx.Response:
+    """``work()``'s answer or error, given up on (``_Stuck``) after ``seconds``.
+
+    The DNS lookup before a connection is the C library's getaddrinfo, which takes no timeout
+    and holds no socket ``_Watchdog`` could cut: a resolver that does not answer kept the check
+    (and the validation run) waiting for as long as the library retried, well past the spec's
+    timeout. The request runs in a thread of its own, left behind if stuck (a daemon: it ends
+    when the lookup does, and the connection it then opens is shut at once).
+    """
+    done: dict[str, object] = {}
+
+    def run() -> None:
+        try:
+            done["answer"] = work()
+        except BaseException as err:  # noqa: BLE001 - handed to the caller's thread as it is
+            done["error"] = err
+
+    worker = threading.Thread(target=run, name="rollway-http-check", daemon=True)
+    worker.start()
+    worker.join(seconds)
+    if worker.is_alive():
+        raise _Stuck
+    if "error" in done:
+        raise done["error"]  # type: ignore[misc]
+    return done["answer"]  # type: ignore[return-value]
+
+
 def _send(http: httpx.Client, method: str, url: str, spec: ValidationSpec, **kwargs) -> httpx.Response:
     """``method url``, its whole answer (status, headers and body) within ``spec.timeout_seconds``.
 
     Raises:
-        httpx.HTTPError: as httpx does; ``ReadTimeout`` when the answer was not complete in time.
+        httpx.HTTPError: as httpx does; ``ReadTimeout`` when the answer was not complete in time,
+            ``ConnectTimeout`` when no connection was opened in time (a DNS lookup that did not
+            answer included: nothing was sent).
     """
     deadline = time.monotonic() + spec.timeout_seconds
     late = f"the answer was not complete within {spec.timeout_seconds:g} s"
     with _Watchdog(spec.timeout_seconds) as watchdog:
         request = http.build_request(method, url, extensions={"trace": watchdog.trace}, **kwargs)
-        try:
+
+        def exchange() -> httpx.Response:
             response = http.send(request, stream=True)
             try:
                 response.stream = _Deadline(response.stream, request, deadline, spec.timeout_seconds)
                 response.read()
             finally:
                 response.close()
+            return response
+
+        try:
+            response = _within(spec.timeout_seconds + _GRACE_SECONDS, exchange)
+        except _Stuck:
+            if watchdog.connected:
+                raise httpx.ReadTimeout(late, request=request) from None
+            raise httpx.ConnectTimeout(
+                f"no connection to {request.url.host} within {spec.timeout_seconds:g} s (its DNS lookup or "
+                "the connection did not complete)", request=request) from None
         except httpx.TransportError as err:
             if watchdog.fired and not isinstance(err, httpx.TimeoutException):
                 # The cut connection fails as closed or broken: it was this timeout.

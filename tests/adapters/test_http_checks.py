@@ -127,6 +127,40 @@ def test_a_refused_connection_is_a_failed_check_and_safe_to_retry_even_for_a_pos
         assert result.retryable  # never sent: nothing was created
 
 
+def test_a_dns_lookup_that_does_not_answer_fails_on_the_timeout_and_nothing_is_sent_late(app, monkeypatch):
+    """getaddrinfo takes no timeout: with a resolver that did not answer, a check waited as long
+    as the C library retried (half a minute and more), past its 0.5-s timeout. It now fails on
+    the timeout as a connection never made (safe to try again, even for a POST), and when the
+    lookup answers at last the request given up on is not sent after all."""
+    answer, resolve = threading.Event(), socket.getaddrinfo
+    host = "edit.hanging-resolver.test"
+
+    def lookup(name, *args, **kwargs):
+        if name == host:
+            answer.wait(30)  # the resolver that does not answer
+            name = "127.0.0.1"
+        return resolve(name, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", lookup)
+    port = app.url.rsplit(":", 1)[1]
+    spec = spec_for(f"http://{host}:{port}", timeout_seconds=0.5)
+    try:
+        with http_checks.client(spec) as http:
+            began = time.monotonic()
+            health = http_checks.check_health(http, spec)
+            session = http_checks.create_session(http, spec)
+            took = time.monotonic() - began
+    finally:
+        answer.set()  # the lookups answer now: the requests given up on must not go out
+    assert took < 5, f"two checks took {took:.1f} s, each with a 0.5-s timeout"
+    for result in (health, session):
+        assert result.outcome == "failed" and "ConnectTimeout" in result.reason
+        assert f"no connection to {host} within 0.5 s (its DNS lookup" in result.reason
+        assert result.retryable  # never sent: a second POST makes no second session
+    time.sleep(0.5)  # the left-behind requests connect now, and are shut before they send
+    assert app.requests == []
+
+
 class _LocalServer:
     """A service of the test's own on 127.0.0.1: ``with`` starts it and gives its URL. Each
     request's body is read, then ``answer`` writes the reply."""
