@@ -137,3 +137,20 @@ def test_an_artifact_the_prefect_api_refuses_does_not_change_the_verdict(aws, ap
                                 return_state=True)
     with pytest.raises(ValidationFailed, match="health \\(HTTP 503"):
         state.result()
+
+
+def test_a_check_that_keeps_failing_logs_one_line_per_attempt_and_no_traceback(aws, app, blocks, caplog):
+    """A health check answering 503 is a finding, not a crash: its attempts, its final failure
+    and the run's failure on it each printed as a line, not as a Python traceback."""
+    app.faults.health_status = 503
+    publish_success_rate(aws, 99.95)
+    state = validate_deployment(spec=spec(app, attempts=3), targets_block=blocks, aws_credentials_block=blocks,
+                                return_state=True)
+    assert state.is_failed()
+    assert "Traceback" not in caplog.text
+    attempts = [r.getMessage() for r in caplog.records if "Task run failed with exception: CheckFailed('health" in
+                r.getMessage()]
+    assert len(attempts) == 3 and "Retry 1/2" in attempts[0] and "Retries are exhausted" in attempts[-1]
+    # The final failure keeps its detail: the status and body, on the check's own line.
+    assert any(r.getMessage().startswith("health failed after 3 attempt(s)") and "HTTP 503 from GET" in r.getMessage()
+               and '"unhealthy"' in r.getMessage() for r in caplog.records)
