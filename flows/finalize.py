@@ -48,7 +48,9 @@ from rollway.finalize import (
     ALL_STABLE, DONE, START, FinalizeIncomplete, FinalizePlan, FinalizeRefused, FinalizeResult, finalize_unfinished,
     plan_finalize, plan_unrecorded,
 )
-from rollway.ledger import LockHeld, RolloutEnded, RolloutMovedOn, RolloutRecord, RolloutSuperseded, Transition, utc
+from rollway.ledger import (
+    TAKEOVER, LockHeld, RolloutEnded, RolloutMovedOn, RolloutRecord, RolloutSuperseded, Transition, utc,
+)
 from rollway.model import Weights
 from rollway.report import markdown_cell
 from rollway.spec import RolloutSpec
@@ -143,7 +145,10 @@ def _holding(env: Environment, record: RolloutRecord, holder: str, lease_seconds
         except (RolloutSuperseded, RolloutEnded) as err:
             raise _stale(err) from err
     try:
-        if held.history != record.history:
+        written = held.history
+        if written[-1:] and written[-1].kind == TAKEOVER and written[-1].actor == holder:
+            written = written[:-1]  # this run's own takeover of a killed finalize's lapsed lease
+        if written != record.history:
             # Written since this run planned (another finalize finished meanwhile, say).
             raise _stale(_moved_on(record, held))
         yield held

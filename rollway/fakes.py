@@ -279,6 +279,7 @@ from rollway.ledger import (  # noqa: E402
     claim_changes,
     check_rollout,
     lease_time,
+    takeover,
     validate_changes,
 )
 
@@ -333,8 +334,10 @@ class FakeLedger:
             current = self._newest(service)
             check_rollout(current, rollout)
             check_lease(current, owner, leased)
+            taken = takeover(current, owner, now)
+            history = current.history + (taken,) if taken is not None else current.history
             return self._write(
-                service, current, owner=owner, lease_expires=leased + lease_seconds, updated_at=now
+                service, current, owner=owner, lease_expires=leased + lease_seconds, updated_at=now, history=history
             )
 
     def release(self, service: str, *, owner: str) -> None:

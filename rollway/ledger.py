@@ -128,7 +128,7 @@ class Transition(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     at: float
-    kind: str = Field(description="start, shift, verdict, approve, reject, hold, timeout, adopt, rollback-start, rollback, promote, phase, resume, flag, decommission, watched, monitor")
+    kind: str = Field(description="start, shift, verdict, approve, reject, hold, timeout, adopt, rollback-start, rollback, promote, phase, resume, takeover, flag, decommission, watched, monitor")
     actor: str
     from_weights: Weights | None = None
     to_weights: Weights | None = None
@@ -302,6 +302,24 @@ def check_lease(record: RolloutRecord, owner: str, now: float) -> None:
         f"{record.owner!r} until {utc(record.lease_expires)} "
         f"({record.lease_expires - now:.0f} s from now); {owner!r} cannot take it"
     )
+
+
+TAKEOVER = "takeover"
+"""The history entry of a run taking over a rollout whose holder's lease lapsed."""
+
+
+def takeover(record: RolloutRecord, owner: str, now: float) -> Transition | None:
+    """The history entry for ``owner`` taking ``record``'s lease (``check_lease`` allowed it), or
+    None when that takes nothing from another run: nobody held it, or ``owner`` already did.
+
+    Taken from another run, its lease lapsed: the run that held it stopped or died, and the
+    rollout's history says from then on who drives it, since when, and whose run it was before.
+    """
+    if record.owner is None or record.owner == owner:
+        return None
+    return Transition(at=now, kind=TAKEOVER, actor=owner,
+                      comment=f"took the rollout over from {record.owner}, whose lease lapsed at "
+                              f"{utc(record.lease_expires)} (wall clock)")
 
 
 def check_rollout(record: RolloutRecord, rollout: str | None) -> None:

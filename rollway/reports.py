@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict
 
 from rollway import weekly
 from rollway.finalize import DONE as FINALIZED, START as FINALIZE_START, finalize_unfinished
-from rollway.ledger import RolloutRecord, Transition, monitoring_owed, utc
+from rollway.ledger import TAKEOVER, RolloutRecord, Transition, monitoring_owed, utc
 from rollway.model import Weights
 from rollway.phases import RolloutPhase
 from rollway.report import markdown_cell as cell
@@ -342,6 +342,13 @@ def _timeline(record: RolloutRecord) -> list[str]:
     return rows
 
 
+def _takeovers(record: RolloutRecord) -> list[str]:
+    """One line per run that took the rollout over from one that stopped renewing its lease: the
+    run that drove the rollout until the incident may not be the one that started it."""
+    return [f"- {utc(t.at)}: {cell(t.actor)} {cell(t.comment or 'took the rollout over')}"
+            for t in record.history if t.kind == TAKEOVER]
+
+
 def _holder(record: RolloutRecord, now: float | None) -> str | None:
     """Which run holds an unfinished rollout's lease and whether it still renews it, or None for
     a rollout that has ended or is rolling back (the incident report names the rollback's holder).
@@ -590,6 +597,9 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, no
         one_clock = _one_clock(max(t.at for t in record.history if t.kind in _MOVES), ends)
         window = (f" from {utc(first.at)} to {utc(ends)}" if one_clock
                   else f" from {utc(first.at)} on (the rollback's own times are on another clock)")
+    taken = _takeovers(record)
+    if taken:
+        lines += ["", "## Runs that took the rollout over", "", *taken]
     lines += ["", "## Stages", "", *_stage_table(record), "", "## Next steps", "",
               f"- [ ] Read the canary's logs and metrics{window}: confirm what failed and whether users were affected.",
               "- [ ] Check the dead-letter queues for messages the new version failed to process.",

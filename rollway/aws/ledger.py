@@ -71,6 +71,7 @@ from rollway.ledger import (
     check_claimable,
     claim_changes,
     lease_time,
+    takeover,
     check_new_rollout,
     check_owner,
     check_rollout,
@@ -224,6 +225,11 @@ class DynamoLedger:
         ``wall``: the wall clock the lease is stamped and judged on (None: ``now``, the rollout
         clock ``updated_at`` keeps).
 
+        Taking over another run's lapsed lease appends a ``takeover`` transition naming that run
+        (``rollway.ledger.takeover``), in the write that takes it: a renewal, or a lease nobody
+        held, costs one UpdateItem; a takeover is tried after that one is refused, on condition
+        that the same run still holds the same lapsed lease.
+
         Raises:
             LockHeld: another owner's lease has not expired at ``now``.
             RolloutSuperseded: the newest rollout is not ``rollout``.
@@ -231,23 +237,40 @@ class DynamoLedger:
         """
         check_lease_seconds(lease_seconds, owner)
         leased = lease_time(now, wall)
-        condition = f"{_NOT_ENDED} AND (attribute_not_exists(#owner) OR #owner = :owner OR #lease_expires < :leased)"
-        values: dict[str, Any] = {":leased": leased, **_ENDED_VALUES}
+        condition = f"{_NOT_ENDED} AND (attribute_not_exists(#owner) OR #owner = :owner)"
+        values: dict[str, Any] = {":owner": owner, **_ENDED_VALUES}
         if rollout is not None:
             condition += " AND #rollout_id = :rollout"
             values[":rollout"] = rollout
+        sets = {"owner": owner, "lease_expires": leased + lease_seconds, "updated_at": now}
 
         def rules(record: RolloutRecord) -> None:
             check_rollout(record, rollout)
             check_lease(record, owner, leased)
 
         try:
-            return self._update(
-                service,
-                sets={"owner": owner, "lease_expires": leased + lease_seconds, "updated_at": now},
-                condition=condition, values=values,
-            )
+            return self._update(service, sets=sets, condition=condition, values=values)
         except _Refused as refused:
+            held = refused.record
+            if held is None:
+                raise _explain(refused, service, rules)
+            rules(held)  # raises unless another run's lease lapsed: this is a takeover
+            taken = takeover(held, owner, now)
+            if taken is None:  # the owner changed in between: held by nobody now, or by this owner
+                raise _explain(refused, service, rules)
+        # Still that run's, and still lapsed: had it renewed meanwhile, it is alive and keeps it.
+        condition = f"{_NOT_ENDED} AND #owner = :previous AND #lease_expires < :leased"
+        values = {":previous": held.owner, ":leased": leased, **_ENDED_VALUES}
+        if rollout is not None:
+            condition += " AND #rollout_id = :rollout"
+            values[":rollout"] = rollout
+        try:
+            return self._update(service, sets=sets, condition=condition, values=values, append=(taken,),
+                                key=_key(held))
+        except _Refused as refused:
+            if refused.record is not None and refused.record.owner == owner \
+                    and _holds(refused.record.history, (taken,)):
+                return refused.record  # this takeover committed and its answer was lost; the resent copy was refused
             raise _explain(refused, service, rules)
 
     def release(self, service: str, *, owner: str) -> None:

@@ -209,7 +209,7 @@ class LedgerContract:
             ledger.record(SERVICE, owner="run-1", now=START + 62, transition=step(START + 62), stage_index=1)
         assert "run-1" in str(refused.value) and "run-2" in str(refused.value)
         written = ledger.record(SERVICE, owner="run-2", now=START + 62, transition=step(START + 62, actor="run-2"))
-        assert written.stage_index == -1 and len(written.history) == 1
+        assert written.stage_index == -1 and [t.kind for t in written.history] == ["takeover", "shift"]
 
     def test_an_owner_whose_lease_expired_writes_and_renews_until_another_run_takes_over(self, ledger):
         """A run blocked past its lease (ECS slow to place the canary) still records what it did;
@@ -225,7 +225,32 @@ class LedgerContract:
         ledger.acquire(SERVICE, owner="run-2", now=START + 761, lease_seconds=LEASE)  # expired again: taken over
         with pytest.raises(NotOwner, match="owned by 'run-2'"):
             ledger.record(SERVICE, owner="run-1", now=START + 762, transition=step(START + 762), lease_seconds=LEASE)
-        assert ledger.get(SERVICE).owner == "run-2" and len(ledger.get(SERVICE).history) == 2
+        assert ledger.get(SERVICE).owner == "run-2"
+        assert [t.kind for t in ledger.get(SERVICE).history] == ["shift", "shift", "takeover"]
+
+    def test_a_takeover_of_a_lapsed_lease_is_in_the_history_and_a_renewal_is_not(self, ledger):
+        """A run that took a dead run's rollout over left no trace in the history: the reports could
+        not show that the rollout changed hands, to whom, when, nor whose run had died."""
+        started(ledger)  # run-1 holds the lease until START + 60
+        renewed = ledger.acquire(SERVICE, owner="run-1", now=START + 30, lease_seconds=LEASE)
+        assert renewed.history == ()  # its own lease renewed: nothing happened worth a line
+        taken = ledger.acquire(SERVICE, owner="run-2", now=START + 91, lease_seconds=LEASE)
+        (entry,) = taken.history
+        assert (entry.kind, entry.actor, entry.at) == ("takeover", "run-2", START + 91)
+        assert entry.comment == f"took the rollout over from run-1, whose lease lapsed at {utc(START + 90)} (wall clock)"
+        assert ledger.get(SERVICE) == taken
+        assert ledger.acquire(SERVICE, owner="run-2", now=START + 100, lease_seconds=LEASE).history == (entry,)
+        ledger.release(SERVICE, owner="run-2")
+        free = ledger.acquire(SERVICE, owner="run-3", now=START + 101, lease_seconds=LEASE)
+        assert free.history == (entry,)  # a lease nobody held is taken from no one
+
+    def test_of_two_runs_taking_over_a_lapsed_lease_one_does_and_it_alone_is_recorded(self, ledger):
+        started(ledger)
+        outcomes = together(*(lambda owner=owner: ledger.acquire(SERVICE, owner=owner, now=START + 61,
+                                                                 lease_seconds=LEASE) for owner in ("run-a", "run-b")))
+        won = [o for o in outcomes if isinstance(o, RolloutRecord)]
+        assert len(won) == 1 and sum(isinstance(o, LockHeld) for o in outcomes) == 1, outcomes
+        assert [(t.kind, t.actor) for t in ledger.get(SERVICE).history] == [("takeover", won[0].owner)]
 
     def test_release_frees_the_lease_only_for_its_owner(self, ledger):
         created = started(ledger)

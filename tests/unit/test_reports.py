@@ -6,7 +6,8 @@ import re
 
 import pytest
 
-from rollway.ledger import RolloutRecord, Transition, open_for_rollback, utc
+from rollway.fakes import FakeLedger
+from rollway.ledger import RolloutRecord, Transition, begin_rollback, open_for_rollback, utc
 from rollway.model import Weights
 from rollway.phases import RolloutPhase
 from rollway.reports import incident_report, rollback_trigger, rollout_report, stage_lines
@@ -515,3 +516,22 @@ def test_times_ahead_of_the_wall_clock_are_said_to_be_on_a_faster_clock():
     # On one clock, or without the time, nothing is said.
     assert "**Clock:**" not in rollout_report(ahead, now=T0 + 700) + incident_report(ahead, now=T0 + 700)
     assert "**Clock:**" not in rollout_report(ahead) + incident_report(ahead)
+
+
+def test_a_run_that_took_the_rollout_over_from_a_dead_one_is_in_both_reports():
+    """The takeover as the ledger writes it: run-1 died at 5 %, run-2 took its lapsed lease over
+    and went on until the judge rolled back. Neither report said the rollout changed hands."""
+    ledger = FakeLedger()
+    history = [started(), shift(60, 5, 0)]
+    ledger.create(record(history, RolloutPhase.PROGRESSING), owner="flow-run/run-1", now=T0, lease_seconds=300)
+    ledger.acquire(SERVICE, owner="flow-run/run-2", now=T0 + 400, lease_seconds=300, wall=T0 + 400)
+    begin_rollback(ledger, SERVICE, actor="judge", reason="5%: canary is worse", now=T0 + 460)
+    ledger.record(SERVICE, owner=None, now=T0 + 500, transition=Transition(
+        at=T0 + 500, kind="rollback", actor="rollback", from_weights=w(5), to_weights=w(0)),
+        phase=RolloutPhase.ROLLED_BACK, weights=w(0))
+    rolled_back = ledger.get(SERVICE)
+    said = (f"{utc(T0 + 400)}: flow-run/run-2 took the rollout over from flow-run/run-1, whose lease lapsed at "
+            f"{utc(T0 + 300)} (wall clock)")
+    incident = incident_report(rolled_back)
+    assert f"## Runs that took the rollout over\n\n- {said}" in incident
+    assert f"| {utc(T0 + 400)} | takeover | flow-run/run-2 |" in rollout_report(rolled_back)
