@@ -40,6 +40,7 @@ from rollway.ledger import (
     monitoring_left,
     monitoring_owed,
     new_rollout_id,
+    owed_rejection,
     rejection_owed,
     rejection_reason,
 )
@@ -389,8 +390,9 @@ def run_progressive(
     if record is not None and rejection_owed(record) and (record.owner in (None, owner) or owner_finished(record.owner)):
         # A person rejected the rollout and its run died before recording the rollback's start:
         # the answer is final, so it is carried out (below) rather than asked for again.
-        record = begin_rollback(env.ledger, service, actor=record.history[-1].actor,
-                                reason=rejection_reason(record.history[-1]), now=env.clock.now(),
+        rejected = owed_rejection(record)
+        record = begin_rollback(env.ledger, service, actor=rejected.actor,
+                                reason=rejection_reason(rejected), now=env.clock.now(),
                                 rollout=record.rollout_id)
     if record is not None and record.phase is RolloutPhase.ROLLING_BACK:
         # A rollback was begun and its run died: finish it before anything else moves traffic.

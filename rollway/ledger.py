@@ -489,13 +489,24 @@ def check_open_for_rollback(record: RolloutRecord) -> None:
     )
 
 
+def owed_rejection(record: RolloutRecord) -> Transition | None:
+    """The rejection (a person's, or the approval timeout policy's) an unfinished rollout's run
+    recorded and did not get to act on, or None: it is the newest transition, as the run records
+    the rollback's start next, so a rollback is owed.
+
+    A ``takeover`` after it does not hide it: a run taking the dead run's lapsed lease over
+    changes who drives the rollout, not the answer it was given."""
+    last = next((t for t in reversed(record.history) if t.kind != TAKEOVER), None)
+    if record.phase.terminal or record.phase is RolloutPhase.ROLLING_BACK or last is None:
+        return None
+    if last.kind == "reject" or (last.kind == "timeout" and (last.comment or "").startswith("reject")):
+        return last
+    return None
+
+
 def rejection_owed(record: RolloutRecord) -> bool:
-    """Whether the newest transition of an unfinished rollout is a rejection (a person's, or the
-    approval timeout policy's) that the run recording it did not get to act on: it records the
-    rollback's start next, so a rollback is owed."""
-    last = record.history[-1] if record.history else None
-    return (not record.phase.terminal and record.phase is not RolloutPhase.ROLLING_BACK and last is not None
-            and (last.kind == "reject" or (last.kind == "timeout" and (last.comment or "").startswith("reject"))))
+    """Whether a rollback is owed for a rejection its run did not act on (``owed_rejection``)."""
+    return owed_rejection(record) is not None
 
 
 def answer_comment(action: str, comment: str) -> str:

@@ -28,7 +28,9 @@ from rich.table import Table
 from rich.text import Text
 
 from rollway.clock import ClockSettings
-from rollway.ledger import RolloutClosed, RolloutRecord, Transition, rejection_owed, rejection_reason, utc
+from rollway.ledger import (
+    RolloutClosed, RolloutRecord, Transition, owed_rejection, rejection_owed, rejection_reason, utc,
+)
 from rollway.phases import RolloutPhase
 from rollway.model import Weights
 from rollway.targets import Targets
@@ -440,7 +442,7 @@ def print_status(service: Service, record: RolloutRecord, live: Weights | str, p
         # The run that recorded the rejection died before it began the rollback.
         owed = (f"`rollway abort` cannot carry it out ({unrestorable})" if unrestorable
                 else "if no run is carrying it out, `rollway abort` does")
-        console.print(f"[yellow]{escape(rejection_reason(record.history[-1]))}: a rollback is owed; "
+        console.print(f"[yellow]{escape(rejection_reason(owed_rejection(record)))}: a rollback is owed; "
                       f"{escape(owed)}[/yellow]")
     elif canary_runs:
         # The ledger's rollout has ended and a `canary` flow run, which keeps no ledger, drives

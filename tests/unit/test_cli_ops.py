@@ -721,6 +721,23 @@ def test_status_says_a_rollback_is_owed_after_a_recorded_reject(answer, capsys):
     assert "a rollback is owed" in out and "rollway abort" in out and why in " ".join(out.split()), out
 
 
+def test_a_takeover_after_a_recorded_reject_does_not_hide_the_rollback_owed(capsys):
+    """A run that takes the dead run's lapsed lease over records a takeover after the reject: the
+    rejection is still the rollout's last word, and the rollback it asked for is still owed."""
+    from rollway.fakes import FakeLedger
+    from rollway.ledger import owed_rejection
+
+    reject = Transition(at=1_800_000_200.0, kind="reject", actor="bob", comment="reject: 5xx on checkout")
+    ledger = FakeLedger()
+    paused = record(phase=RolloutPhase.PAUSED, history=(*record().history, reject))
+    ledger.create(paused, owner="flow-run/dead", now=1_800_000_000.0, lease_seconds=60)
+    taken = ledger.acquire(paused.service, owner="flow-run/next", now=1_800_000_300.0, lease_seconds=60)
+    assert taken.history[-1].kind == "takeover" and owed_rejection(taken) == reject
+    print_status(SimpleNamespace(name="svc-canary", targets=Targets()), taken, Weights.canary_at(50), None, limit=10)
+    out = " ".join(capsys.readouterr().out.split())
+    assert "rejected by bob: 5xx on checkout: a rollback is owed" in out, out
+
+
 def rolled_back_ledger(targets: Targets):
     """A ledger whose newest rollout of the canary service (1.0.0 over 5, 50, 100 %) was rolled
     back weeks ago, its lease given back."""
