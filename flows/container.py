@@ -48,7 +48,7 @@ from pydantic import ValidationError
 from flows.artifacts import for_people
 from flows.env import load_clients
 from flows.params import WaitSeconds
-from rollway.aws.ecr import ACTIVE, EcrRepository, HeldImage, RegistryLogin
+from rollway.aws.ecr import ACTIVE, EcrRepository, HeldImage, PlatformUnknown, RegistryLogin
 from rollway.aws.ecs import BaseRevision, EcsDeployer
 from rollway.aws.errors import AdapterError, TargetNotFound
 from rollway.image import (
@@ -85,8 +85,8 @@ class _Run:
     def __init__(self, refs: ImageReferences, register: bool = True) -> None:
         self.log = get_run_logger()
         self.progress = PublishProgress(refs=refs, register=register)
-        # What the image this run built runs on (None: nothing built).
-        self.built_platform: str | None = None
+        # What the image this run built (or registers) runs on (None: not known).
+        self.built_platforms: tuple[str, ...] | None = None
 
     def done(self, step: str) -> None:
         self.log.info("publish: %s", step)
@@ -237,9 +237,12 @@ def run_publish(request: PublishRequest, targets: Targets, get_client: Callable[
             raise PublishRefused(f"refused before building anything: {why}")
         platform = base.platform
     credentials = None
+    checked_platforms = None
     if ecr is not None:
         _refuse(refs, version_digest=ecr_digest, latest_immutable=latest_immutable, request=request,
                 version_status=ecr_image.status if ecr_image is not None else ACTIVE)
+        if request.register_existing and platform is not None:
+            checked_platforms = _existing_platforms(ecr, refs, platform)
     if not (request.register_existing and ecr is not None):
         # A worker without the docker CLI used to log in to ECR, then fail with a bare
         # ToolMissing and no refused artifact: a refusal now, before the login.
@@ -254,6 +257,7 @@ def run_publish(request: PublishRequest, targets: Targets, get_client: Callable[
             credentials = _ecr_login(ecr, refs)
 
     run = _Run(refs, register=request.register_task_definition)
+    run.built_platforms = checked_platforms
     if request.register_existing and ecr is not None:
         # ECR answered already: registering a pushed version needs no docker at all.
         run.progress.digests[refs.versioned] = ecr_digest
@@ -328,7 +332,7 @@ def _base_now(run: _Run, deployer: EcsDeployer, refs: ImageReferences, request: 
     run.log.warning("publish: the latest ACTIVE revision of %s is now %s, not %s as before the build: it is "
                     "the one copied", targets.task_family, base.arn, checked.arn)
     why = _registry_problem(base, refs, request, targets)
-    if why is None and (why := _platform_problem(run.built_platform, base.platform)) is not None:
+    if why is None and (why := _platform_problem(run.built_platforms, base.platform)) is not None:
         why = f"{why}, under a new version"  # this version's tag is pushed already
     if why is not None:
         # Registering this image into the family (register_existing) is no way on.
@@ -338,14 +342,40 @@ def _base_now(run: _Run, deployer: EcsDeployer, refs: ImageReferences, request: 
     return base
 
 
-def _platform_problem(built: str | None, runs_on: str | None) -> str | None:
-    """Why the task family's tasks could not start an image built for ``built``; None when they
-    can, or when either platform is not known."""
-    if built is None or runs_on is None or built == runs_on:
+def _platform_problem(built: tuple[str, ...] | None, runs_on: str | None) -> str | None:
+    """Why the task family's tasks could not start an image built for ``built`` (its platforms);
+    None when they can, or when either is not known."""
+    if built is None or runs_on is None or runs_on in built:
         return None
-    return (f"the image was built for {built}, and the task family's tasks run on {runs_on} (its runtimePlatform; "
+    return (f"the image was built for {' and '.join(built) or 'no platform'}, and the task family's tasks run on "
+            f"{runs_on} (its runtimePlatform; "
             f"Fargate's default is linux/amd64), so they could not start it: build on a {runs_on} machine "
             "(docker_host can name a daemon there)")
+
+
+def _existing_platforms(ecr: EcrRepository, refs: ImageReferences, runs_on: str) -> tuple[str, ...] | None:
+    """The platforms the pushed version runs on, as ECR tells (None: it cannot, which is logged);
+    PublishRefused when the task family's tasks could not start it.
+
+    register_existing builds nothing, so no build checked the image: an arm64-only image
+    registered into an X86_64 family failed only when its tasks started (the canary's first stage).
+    """
+    log = get_run_logger()
+    try:
+        platforms = steps.ecr_image_platforms(ecr, refs.version)
+    except PlatformUnknown as err:
+        log.warning("publish: could not check which platform %s runs on: %s; it is registered unchecked, and the "
+                    "task family's tasks run on %s", refs.versioned, err, runs_on)
+        return None
+    if _platform_problem(platforms, runs_on) is None:
+        log.info("publish: %s runs on %s, what the task family's tasks run on", refs.versioned, runs_on)
+        return platforms
+    why = (f"register_existing: {refs.versioned} is built for {' and '.join(platforms) or 'no platform'}, and the "
+           f"task family's tasks run on {runs_on} (its runtimePlatform; Fargate's default is linux/amd64), so they "
+           f"could not start it: build it on a {runs_on} machine (docker_host can name a daemon there) under a new "
+           "version")
+    log.error("publish: refused: %s", why)
+    raise PublishRefused(f"refused before registering anything: {why}")
 
 
 def _ecr_login(ecr: EcrRepository, refs: ImageReferences) -> RegistryLogin:
@@ -426,8 +456,8 @@ def _build_and_push(run: _Run, docker: ImagePublisher, request: PublishRequest, 
         # image of an X86_64 family was pushed and registered, and its tasks could not start
         # ("exec format error", or no manifest for linux/amd64) until the canary failed on it.
         with run.step(f"check that {image_id} runs on {platform}"):
-            built = run.built_platform = steps.image_platform(docker, image_id)
-            if (why := _platform_problem(built, platform)) is not None:
+            run.built_platforms = (steps.image_platform(docker, image_id),)
+            if (why := _platform_problem(run.built_platforms, platform)) is not None:
                 raise RuntimeError(why)
         run.done(f"{image_id} is built for {platform}, what the task family runs on")
     for reference in refs.all:

@@ -40,6 +40,11 @@ def ecr_image(repository: EcrRepository, tag: str) -> HeldImage | None:
     return repository.image(tag)
 
 
+@task(name="ecr-image-platforms", **_READ)
+def ecr_image_platforms(repository: EcrRepository, tag: str) -> tuple[str, ...]:
+    return repository.image_platforms(tag)
+
+
 # The login holds a SecretStr: never persisted (cache_policy NONE, no result persistence asked).
 @task(name="ecr-login-token", **_READ)
 def ecr_login(repository: EcrRepository) -> RegistryLogin:

@@ -21,7 +21,7 @@ from rollway.aws.ecs import READ_ONLY_FIELDS, EcsDeployer
 from rollway.aws.errors import TargetNotFound
 from rollway.fakes import FakeImagePublisher
 from rollway.publish import PublishIncomplete, PublishRefused, PublishRequest
-from tests.adapters.test_ecr import MANIFEST
+from tests.adapters.test_ecr import MANIFEST, index_manifest
 from tests.flows.moto_env import saved_blocks
 from tests.toolchain.docker_engine import docker_engine  # noqa: F401 - the fixture
 
@@ -408,6 +408,32 @@ def test_register_existing_after_a_run_that_did_register_registers_no_second_rev
 
     assert again.task_definition == first.task_definition and revisions(aws) == after_first
     assert "already pins" in again.steps[-1] and again.image == first.image
+
+
+def test_register_existing_refuses_an_image_the_familys_tasks_could_not_start(aws, caplog):
+    # Nothing is built, so no build checked the platform: an arm64-only image registered into
+    # the family (Fargate, X86_64 by default) failed only when the canary's tasks started.
+    ecr = aws.get_client("ecr")
+    for version, platforms in (("2.0.0", [("linux", "arm64")]), ("2.0.1", [("linux", "arm64"), ("linux", "amd64")])):
+        ecr.put_image(repositoryName=aws.targets.ecr_repository, imageTag=version, imageManifest=index_manifest(*platforms),
+                      imageManifestMediaType="application/vnd.oci.image.index.v1+json")
+    before = revisions(aws)
+
+    with pytest.raises(PublishRefused) as caught:
+        publish_with(aws, FakeImagePublisher(), PublishRequest(version="2.0.0", register_existing=True))
+    assert (f"register_existing: {aws.topology.repository_uri}:2.0.0 is built for linux/arm64, and the task family's "
+            "tasks run on linux/amd64") in str(caught.value)
+    assert "refused before registering anything" in str(caught.value)
+    assert revisions(aws) == before
+
+    # An index that holds the family's platform is registered.
+    registered = publish_with(aws, FakeImagePublisher(), PublishRequest(version="2.0.1", register_existing=True))
+    assert revisions(aws) == [*before, registered.task_definition]
+
+    # A platform ECR cannot tell (moto serves no config blob) is registered, and the log says it was not checked.
+    ecr.put_image(repositoryName=aws.targets.ecr_repository, imageManifest=MANIFEST, imageTag="2.0.2")
+    publish_with(aws, FakeImagePublisher(), PublishRequest(version="2.0.2", register_existing=True))
+    assert "could not check which platform" in caplog.text and "registered unchecked" in caplog.text
 
 
 def _refusing(client, operation: str, code: str):
