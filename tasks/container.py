@@ -45,6 +45,12 @@ def ecr_image_platforms(repository: EcrRepository, tag: str) -> tuple[str, ...]:
     return repository.image_platforms(tag)
 
 
+# Safe to send again: a tag that names the image already is success (ImageAlreadyExists).
+@task(name="ecr-retag", **_READ)
+def ecr_retag(repository: EcrRepository, digest: str, tag: str) -> None:
+    repository.retag(digest, tag)
+
+
 # The login holds a SecretStr: never persisted (cache_policy NONE, no result persistence asked).
 @task(name="ecr-login-token", **_READ)
 def ecr_login(repository: EcrRepository) -> RegistryLogin:

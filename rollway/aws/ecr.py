@@ -215,6 +215,27 @@ class EcrRepository:
             raise PlatformUnknown(f"its config {digest} could not be downloaded ({type(err).__name__}"
                                   f"{f', HTTP {status}' if status else ''})") from None
 
+    def retag(self, digest: str, tag: str) -> None:
+        """Put ``tag`` on the image ``digest`` (moving it off the image it named), as ECR retags
+        without docker: its manifest put again under the tag (PutImage).
+
+        Raises:
+            AdapterError: the repository holds no image ``digest``.
+            ClientError: PutImage refused (an immutable tag, a permission).
+        """
+        answer = self._client.batch_get_image(repositoryName=self._name, imageIds=[{"imageDigest": digest}],
+                                              acceptedMediaTypes=list(MANIFEST_TYPES))
+        if not answer.get("images"):
+            raise AdapterError(f"ECR holds no image {digest} in {self._name} to tag {tag!r}")
+        image = answer["images"][0]
+        media_type = image.get("imageManifestMediaType")
+        try:
+            self._client.put_image(repositoryName=self._name, imageManifest=image["imageManifest"], imageTag=tag,
+                                   imageDigest=digest, **({"imageManifestMediaType": media_type} if media_type else {}))
+        except ClientError as err:
+            if error_code(err) != "ImageAlreadyExistsException":  # the tag names it already
+                raise
+
     def tag_exists(self, tag: str) -> bool:
         """Whether the repository holds an image tagged ``tag`` (TargetNotFound: no repository)."""
         return self.image_digest(tag) is not None

@@ -17,6 +17,7 @@ from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 from blocks.targets import RollwayTargets
 import flows.container as flows_container
 from flows.container import ARTIFACT_KEY, publish_container, run_publish
+from rollway.aws.ecr import EcrRepository
 from rollway.aws.ecs import READ_ONLY_FIELDS, EcsDeployer
 from rollway.aws.errors import TargetNotFound
 from rollway.fakes import FakeImagePublisher
@@ -230,9 +231,14 @@ def test_ecr_refusals_come_before_building(aws, tmp_path):
                           targets_block=blocks, aws_credentials_block=blocks)
     assert revisions(aws) == before
 
+    # register_existing moves latest too: not on immutable tags.
+    with pytest.raises(PublishRefused, match="immutable.*run with push_latest=False"):
+        publish_container(version="2.0.0", register_existing=True, docker_executable=NO_DOCKER,
+                          targets_block=blocks, aws_credentials_block=blocks)
+    assert revisions(aws) == before
     # The version ECR holds is registered on request, with no docker needed.
-    registered = publish_container(version="2.0.0", register_existing=True, docker_executable=NO_DOCKER,
-                                   targets_block=blocks, aws_credentials_block=blocks)
+    registered = publish_container(version="2.0.0", register_existing=True, push_latest=False,
+                                   docker_executable=NO_DOCKER, targets_block=blocks, aws_credentials_block=blocks)
     assert registered.image == f"{aws.topology.repository_uri}:2.0.0"
     assert described(aws, registered.task_definition)["containerDefinitions"][0]["image"] == registered.image
     assert revisions(aws) == [*before, registered.task_definition]
@@ -511,6 +517,21 @@ def test_a_refused_latest_push_says_the_version_is_pushed_and_how_to_register_it
     assert revisions(aws) == before
     stopped = artifact_markdown("2.0.0", "stopped", containing=uri)
     assert f"{uri}:2.0.0 is pushed" in stopped and "register_existing=True" in stopped
+
+    # The way on it was told: register_existing registers the version and moves latest to it,
+    # as the release's push would have (latest stayed on the release before).
+    put_manifest(aws.get_client("ecr"), aws.targets.ecr_repository, "latest", "sha256:" + "9" * 64)
+    ecr = EcrRepository(aws.get_client("ecr"), aws.targets)
+    version = ecr.image_digest("2.0.0")
+    assert ecr.image_digest("latest") != version
+    resumed = publish_with(aws, FakeImagePublisher(), PublishRequest(version="2.0.0", register_existing=True))
+    assert ecr.image_digest("latest") == version == resumed.digest
+    assert resumed.references == (f"{uri}:2.0.0", f"{uri}:latest")
+    assert f"moved {uri}:latest to {version} (ECR PutImage)" in resumed.steps
+    # Again (a run killed after it): latest is left where it is, nothing new registered.
+    again = publish_with(aws, FakeImagePublisher(), PublishRequest(version="2.0.0", register_existing=True))
+    assert f"{uri}:latest names {version} already" in again.steps
+    assert again.task_definition == resumed.task_definition and ecr.image_digest("latest") == version
 
 
 def test_a_registry_override_is_not_registered_into_a_family_that_pulls_from_ecr(aws, tmp_path):

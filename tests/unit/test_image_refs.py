@@ -112,7 +112,8 @@ DIGEST = "sha256:" + "b" * 64
     (DIGEST, False, False, "already in the registry (digest sha256:bbbb"),
     (DIGEST, True, False, "a version must mean one image"),
     (None, True, False, "cannot be pushed"),
-    (DIGEST, True, True, None),  # only registering: nothing is pushed
+    (DIGEST, True, True, "run with push_latest=False"),  # registering moves latest to the version too
+    (DIGEST, False, True, None),
     (None, False, True, "nothing to register"),
 ])
 def test_release_refusals(digest, latest_immutable, existing, why):
