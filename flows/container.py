@@ -17,9 +17,9 @@ The seed's "Deploy Container Image" step, made safe to run and re-run:
    refused before any build; handed to ``docker login`` on stdin) in a private docker config
    directory, push the version then ``latest``;
 5. register a revision of ``Targets.task_family`` copied from its latest ACTIVE revision with
-   only the container's image changed, to the version reference (never ``latest``: a revision
-   pins its image); a revision registered into the family during the build is the one copied,
-   once checked as the first was;
+   only the container's image changed, to the version's digest (``<repository>@sha256:...``, the
+   one the registry holds for the version: no tag, which a later push could move); a revision
+   registered into the family during the build is the one copied, once checked as the first was;
 6. log out and delete the private config (always, in a finally), and write a markdown artifact
    (a refused run too: why, and that nothing was built, pushed or registered).
 
@@ -147,7 +147,7 @@ def publish_container(
     aws_credentials_block: str | None = None,
 ) -> PublishResult:
     """Build the image in ``context_dir``, push it as ``<repository>:<version>`` and ``:latest``,
-    and register a task-definition revision pinning the version.
+    and register a task-definition revision pinning the version's digest.
 
     ``registry``: push to this registry host[:port] (a local or private registry, no ECR login)
     instead of the ECR repository's. ``push_latest``: also move ``latest``. ``register_existing``:
@@ -271,21 +271,31 @@ def run_publish(request: PublishRequest, targets: Targets, get_client: Callable[
         with open_publisher() as publisher:
             _with_publisher(run, publisher, request, refs, ecr, credentials, platform)
 
+    digest = run.progress.digests.get(refs.versioned)
+    pinned = None
     if request.register_task_definition:
         assert base is not None  # read before anything was built
         with run.step(f"register a revision of {targets.task_family}"):
+            # The revision pins the image by the digest the registry holds for the version, not by
+            # its tag: a tag can move (the version pushed again by hand, another run), and every
+            # task ECS starts from a revision pinning the tag (a scale-out, a rollback restoring
+            # it) would run the moved image.
+            if digest is None:
+                raise RuntimeError(f"no digest is known for {refs.versioned}, so no revision can pin it")
+            pinned = refs.pinned(digest)
             base = _base_now(run, deployer, refs, request, targets, checked=base)
             # register_existing is the way on after a run that stopped (or was killed) before it
             # said whether it registered: when it had, a copy was a second revision identical to
             # the family's latest, which already pins the version.
-            registered = request.register_existing and base.image == refs.versioned
-            arn = base.arn if registered else steps.register_revision(deployer, refs.versioned, base.arn)
+            registered = request.register_existing and base.image == pinned
+            arn = base.arn if registered else steps.register_revision(deployer, pinned, base.arn)
         run.progress.task_definition = arn
-        run.done(f"{arn}, the family's latest ACTIVE revision, already pins {refs.versioned}: nothing registered"
-                 if registered else
-                 f"registered {arn}, a copy of {base.arn}: container {targets.container_name} runs {refs.versioned}")
+        run.done(f"{arn}, the family's latest ACTIVE revision, already pins {refs.versioned} ({pinned}): nothing "
+                 "registered" if registered else
+                 f"registered {arn}, a copy of {base.arn}: container {targets.container_name} runs {refs.versioned}, "
+                 f"pinned by its digest ({pinned})")
     result = PublishResult(
-        version=request.version, image=refs.versioned,
+        version=request.version, image=refs.versioned, pinned_image=pinned or _pinned(refs, digest),
         references=tuple(r for r in refs.all if r in run.progress.digests),
         digest=run.progress.digests.get(refs.versioned), image_id=run.progress.image_id,
         task_definition=run.progress.task_definition, steps=tuple(run.progress.steps),
@@ -298,6 +308,15 @@ def run_publish(request: PublishRequest, targets: Targets, get_client: Callable[
                lambda: create_markdown_artifact(key=ARTIFACT_KEY, markdown=_summary(result),
                                                 description="container release"))
     return result
+
+
+def _pinned(refs: ImageReferences, digest: str | None) -> str | None:
+    """The version by its digest, for the result of a run that registered nothing (None: no
+    digest known, or one no reference can carry)."""
+    try:
+        return refs.pinned(digest) if digest is not None else None
+    except InvalidImageTarget:
+        return None
 
 
 def _registry_problem(base: BaseRevision, refs: ImageReferences, request: PublishRequest,
@@ -587,7 +606,8 @@ def _logout(run: _Run, docker: ImagePublisher) -> None:
 
 
 def _summary(result: PublishResult) -> str:
-    rows = [("Version", f"`{result.version}`"), ("Task definition image", f"`{result.image}`"),
+    rows = [("Version", f"`{result.version}`"), ("Image", f"`{result.image}`"),
+            ("Pinned as", f"`{result.pinned_image}`" if result.pinned_image else "—"),
             ("Digest", f"`{result.digest}`" if result.digest else "—"),
             ("Image id", f"`{result.image_id}`" if result.image_id else "— (not built: register_existing)"),
             ("Task definition", f"`{result.task_definition}`" if result.task_definition else "— (not asked for)")]

@@ -199,6 +199,18 @@ class ImageReferences:
     versioned: str
     latest: str | None
 
+    def pinned(self, digest: str) -> str:
+        """``<registry>/<repository>@<digest>``: the release's image, whatever its tags name later.
+
+        Raises:
+            InvalidImageTarget: ``digest`` is not sha256:<64 hex digits>, or the reference is too long.
+        """
+        reference = f"{self.registry}/{self.repository}@{digest}"
+        problem = image_problem(reference)
+        if problem:
+            raise InvalidImageTarget(f"image {reference!r} {problem}")
+        return reference
+
     @property
     def all(self) -> tuple[str, ...]:
         """Every reference to tag and push, the version first."""

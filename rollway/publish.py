@@ -249,7 +249,9 @@ class PublishResult(BaseModel):
 
     Attributes:
         version: the release's tag.
-        image: the reference a task definition pins (``<registry>/<repository>:<version>``).
+        image: the release's reference for people (``<registry>/<repository>:<version>``).
+        pinned_image: the version by its digest (``<registry>/<repository>@sha256:...``), which
+            no later push can move: what the task definition pins (None: no digest known).
         references: every reference pushed (or found, with register_existing).
         digest: the registry's digest of the version.
         image_id: the built image's id (None with register_existing).
@@ -261,6 +263,7 @@ class PublishResult(BaseModel):
 
     version: str
     image: str
+    pinned_image: str | None
     references: tuple[str, ...]
     digest: str | None
     image_id: str | None

@@ -87,7 +87,8 @@ def test_a_release_is_built_pushed_and_registered_then_its_version_is_refused(aw
     base, new = described(aws, base_arn), described(aws, result.task_definition)
     assert new["revision"] == base["revision"] + 1
     (container,) = new["containerDefinitions"]
-    assert container["image"] == versioned
+    # ...by the digest the push produced: a later push to the tag cannot change what it runs.
+    assert container["image"] == result.pinned_image == f"{docker_engine.registry}/{REPOSITORY}@{result.digest}"
     (base_container,) = base["containerDefinitions"]
     assert {**container, "image": None} == {**base_container, "image": None}
     for field in sorted(set(base) - READ_ONLY_FIELDS - {"containerDefinitions"}):
@@ -129,7 +130,7 @@ def test_a_failed_build_is_safe_to_re_run_and_a_pushed_version_is_registered_lat
     # ...then registered without rebuilding.
     registered = publish_container(version="2.1.0", register_existing=True, **common)
     assert registered.image_id is None and registered.digest == pushed.digest
-    assert described(aws, registered.task_definition)["containerDefinitions"][0]["image"] == pushed.image
+    assert described(aws, registered.task_definition)["containerDefinitions"][0]["image"] == pushed.pinned_image
 
 
 @pytest.mark.integration
@@ -240,7 +241,10 @@ def test_ecr_refusals_come_before_building(aws, tmp_path):
     registered = publish_container(version="2.0.0", register_existing=True, push_latest=False,
                                    docker_executable=NO_DOCKER, targets_block=blocks, aws_credentials_block=blocks)
     assert registered.image == f"{aws.topology.repository_uri}:2.0.0"
-    assert described(aws, registered.task_definition)["containerDefinitions"][0]["image"] == registered.image
+    digest = aws.get_client("ecr").describe_images(repositoryName=aws.targets.ecr_repository, imageIds=[
+        {"imageTag": "2.0.0"}])["imageDetails"][0]["imageDigest"]
+    assert registered.pinned_image == f"{aws.topology.repository_uri}@{digest}"
+    assert described(aws, registered.task_definition)["containerDefinitions"][0]["image"] == registered.pinned_image
     assert revisions(aws) == [*before, registered.task_definition]
 
 
@@ -314,7 +318,25 @@ def test_an_ecr_release_logs_in_with_ecrs_token_pushes_both_tags_and_registers_t
     assert publisher.registry == {f"{uri}:2.0.0": result.digest, f"{uri}:latest": result.digest}
     assert publisher.logins == {}  # logged out
     assert result.image == f"{uri}:2.0.0" and result.references == (f"{uri}:2.0.0", f"{uri}:latest")
-    assert described(aws, result.task_definition)["containerDefinitions"][0]["image"] == f"{uri}:2.0.0"
+    assert described(aws, result.task_definition)["containerDefinitions"][0]["image"] == f"{uri}@{result.digest}"
+
+
+def test_the_revision_pins_the_pushed_digest_so_a_moved_tag_does_not_change_what_it_runs(aws, tmp_path):
+    # Pinned by tag, every task ECS started from the revision later (a scale-out, a rollback
+    # restoring it) ran whatever the tag named by then: the version pushed again, or latest.
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    uri = aws.topology.repository_uri
+    result = publish_with(aws, EcrBacked(aws), PublishRequest(version="2.0.0", context_dir=tmp_path))
+    put_manifest(aws.get_client("ecr"), aws.targets.ecr_repository, "2.0.0", "sha256:" + "7" * 64)  # moved by hand
+
+    image = described(aws, result.task_definition)["containerDefinitions"][0]["image"]
+    moved = EcrRepository(aws.get_client("ecr"), aws.targets).image_digest("2.0.0")
+    assert image == f"{uri}@{result.digest}" and moved != result.digest
+    # People still read the version: in the result, the steps and the summary.
+    assert result.image == f"{uri}:2.0.0"
+    assert f"runs {uri}:2.0.0, pinned by its digest ({image})" in result.steps[-1]
+    summary = artifact_markdown("2.0.0", containing=image)
+    assert f"| Image | `{uri}:2.0.0` |" in summary and f"| Pinned as | `{image}` |" in summary
 
 
 def test_a_release_whose_summary_artifact_cannot_be_written_still_returns_what_it_registered(aws, tmp_path,
@@ -332,7 +354,7 @@ def test_a_release_whose_summary_artifact_cannot_be_written_still_returns_what_i
     result = publish_with(aws, EcrBacked(aws), PublishRequest(version="2.0.0", context_dir=tmp_path))
 
     assert revisions(aws) == [*before, result.task_definition]
-    assert described(aws, result.task_definition)["containerDefinitions"][0]["image"] == result.image
+    assert described(aws, result.task_definition)["containerDefinitions"][0]["image"] == result.pinned_image
 
 
 def test_an_image_built_for_another_platform_is_neither_pushed_nor_registered(aws, tmp_path):
@@ -377,7 +399,7 @@ def test_a_revision_registered_during_the_build_is_the_one_copied(aws, tmp_path)
     result = publish_with(aws, publisher, PublishRequest(version="2.0.0", context_dir=tmp_path))
 
     new = described(aws, result.task_definition)["containerDefinitions"][0]
-    assert {"name": "ADDED", "value": "1"} in new["environment"] and new["image"] == result.image
+    assert {"name": "ADDED", "value": "1"} in new["environment"] and new["image"] == result.pinned_image
     assert f"a copy of {publisher.registered[0]}" in result.steps[-1]
 
 
