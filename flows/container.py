@@ -61,7 +61,7 @@ from rollway.publish import (
 )
 from rollway.ports import ImagePublisher
 from rollway.targets import Targets
-from rollway.toolchain.docker import docker_session, find_docker
+from rollway.toolchain.docker import DockerCommandFailed, docker_session, find_docker
 from rollway.toolchain.process import ToolMissing
 from tasks import container as steps
 
@@ -243,7 +243,8 @@ def run_publish(request: PublishRequest, targets: Targets, get_client: Callable[
         _refuse(refs, version_digest=ecr_digest, latest_immutable=latest_immutable, request=request,
                 version_status=ecr_image.status if ecr_image is not None else ACTIVE)
         if request.register_existing and platform is not None:
-            checked_platforms = _existing_platforms(ecr, refs, platform)
+            checked_platforms = _existing_platforms(lambda: steps.ecr_image_platforms(ecr, refs.version),
+                                                    PlatformUnknown, refs, platform)
     if not (request.register_existing and ecr is not None):
         # A worker without the docker CLI used to log in to ECR, then fail with a bare
         # ToolMissing and no refused artifact: a refusal now, before the login.
@@ -375,17 +376,19 @@ def _platform_problem(built: tuple[str, ...] | None, runs_on: str | None) -> str
             "(docker_host can name a daemon there)")
 
 
-def _existing_platforms(ecr: EcrRepository, refs: ImageReferences, runs_on: str) -> tuple[str, ...] | None:
-    """The platforms the pushed version runs on, as ECR tells (None: it cannot, which is logged);
-    PublishRefused when the task family's tasks could not start it.
+def _existing_platforms(read: Callable[[], tuple[str, ...]], unknown: type[Exception], refs: ImageReferences,
+                        runs_on: str) -> tuple[str, ...] | None:
+    """The platforms the pushed version runs on, as ``read`` asks the registry (None: it cannot
+    tell, raising ``unknown``, which is logged); PublishRefused when the task family's tasks could
+    not start it.
 
     register_existing builds nothing, so no build checked the image: an arm64-only image
     registered into an X86_64 family failed only when its tasks started (the canary's first stage).
     """
     log = get_run_logger()
     try:
-        platforms = steps.ecr_image_platforms(ecr, refs.version)
-    except PlatformUnknown as err:
+        platforms = read()
+    except unknown as err:
         log.warning("publish: could not check which platform %s runs on: %s; it is registered unchecked, and the "
                     "task family's tasks run on %s", refs.versioned, err, runs_on)
         return None
@@ -450,6 +453,9 @@ def _with_publisher(run: _Run, docker: ImagePublisher, request: PublishRequest, 
             found = steps.registry_digest(docker, refs.versioned)
         _refuse(refs, version_digest=found, latest_immutable=False, request=request)
         if request.register_existing:
+            if platform is not None:
+                run.built_platforms = _existing_platforms(lambda: steps.registry_platforms(docker, refs.versioned),
+                                                          DockerCommandFailed, refs, platform)
             run.progress.digests[refs.versioned] = found
             run.done(f"{refs.versioned} is in {refs.registry} ({found}): nothing built or pushed")
             if refs.latest is not None:  # only ECR retags without the image: say so rather than leave it unsaid

@@ -504,6 +504,10 @@ class FakeImagePublisher:
         self.calls.append(f"remote_digest {reference}")
         return self.registry.get(reference)
 
+    def remote_platforms(self, reference: str) -> tuple[str, ...]:
+        self.calls.append(f"remote_platforms {reference}")
+        return (self.platform,)
+
     def logout(self, registry: str) -> None:
         self.calls.append(f"logout {registry}")
         self.logins.pop(registry, None)

@@ -67,6 +67,11 @@ def registry_digest(docker: ImagePublisher, reference: str) -> str | None:
     return docker.remote_digest(reference)
 
 
+@task(name="registry-platforms", **_READ)
+def registry_platforms(docker: ImagePublisher, reference: str) -> tuple[str, ...]:
+    return docker.remote_platforms(reference)
+
+
 @task(name="docker-build", cache_policy=NONE)
 def build(docker: ImagePublisher, context_dir: str, dockerfile: str | None, tags: Sequence[str],
           labels: Mapping[str, str]) -> str:

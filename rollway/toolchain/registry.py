@@ -1,4 +1,5 @@
-"""The digest a registry holds for a tag, asked over the registry's own HTTP API.
+"""The digest a registry holds for a tag, and the platforms its image runs on, asked over the
+registry's own HTTP API.
 
 ``docker manifest inspect --verbose`` cannot give it for an image index (a multi-platform
 image, or what docker's containerd image store pushes for any build): it prints one entry per
@@ -21,7 +22,7 @@ from collections.abc import Mapping
 
 import httpx
 
-from rollway.image import is_loopback, registry_of
+from rollway.image import config_platform, is_loopback, manifest_platforms, registry_of
 
 # Every manifest type docker and the registries store: a registry converts (and re-digests) a
 # manifest whose type the client does not accept, so all are accepted.
@@ -78,19 +79,7 @@ def manifest_digest(reference: str, *, login: tuple[str, str] | None = None, tim
         RegistryUnanswered: unreachable, unauthorized, or an answer that is not a manifest.
     """
     registry, repository, wanted = split_reference(reference)
-    local = is_loopback(registry)
-    schemes = ("https", "http") if local else ("https",)
-    # A proxy cannot reach this machine's loopback; elsewhere the environment's proxy applies.
-    with httpx.Client(timeout=timeout_seconds, trust_env=not local, transport=transport) as client:
-        for scheme in schemes:
-            url = f"{scheme}://{registry}/v2/{repository}/manifests/{wanted}"
-            try:
-                answer = _authorized_get(client, url, login)
-            except httpx.TransportError as err:
-                if scheme != schemes[-1]:
-                    continue  # a loopback registry speaking plain HTTP: as dockerd, try that next
-                raise RegistryUnanswered(f"{registry} did not answer: {type(err).__name__}: {err}") from None
-            break
+    answer = _get(registry, f"{repository}/manifests/{wanted}", login, timeout_seconds, transport)
     if answer.status_code == 404:
         return None
     if answer.status_code != 200:
@@ -100,6 +89,62 @@ def manifest_digest(reference: str, *, login: tuple[str, str] | None = None, tim
     if not _DIGEST.match(digest):
         raise RegistryUnanswered(f"{registry} gave {repository}:{wanted} a digest rollway does not know: {digest!r}")
     return digest
+
+
+def manifest_platforms_of(reference: str, *, login: tuple[str, str] | None = None, timeout_seconds: float = 60.0,
+                          transport: httpx.BaseTransport | None = None) -> tuple[str, ...]:
+    """The platforms (``os/architecture``) the image ``reference`` names runs on: those its
+    index lists, or the one its config blob records.
+
+    Raises:
+        RegistryUnanswered: unreachable, unauthorized, no such image, or an answer that is not
+            a manifest or a config.
+    """
+    registry, repository, wanted = split_reference(reference)
+    manifest = _json(_get(registry, f"{repository}/manifests/{wanted}", login, timeout_seconds, transport),
+                     f"{repository}:{wanted}")
+    platforms = manifest_platforms(manifest)
+    if platforms is not None:
+        return platforms
+    config = (manifest.get("config") or {}).get("digest")
+    if not isinstance(config, str) or not _DIGEST.match(config):
+        raise RegistryUnanswered(f"the manifest of {repository}:{wanted} names no config blob")
+    return (config_platform(_json(_get(registry, f"{repository}/blobs/{config}", login, timeout_seconds, transport),
+                                  f"the config {config} of {repository}:{wanted}")),)
+
+
+def _json(answer: httpx.Response, what: str) -> dict:
+    if answer.status_code != 200:
+        raise RegistryUnanswered(f"the registry answered {answer.status_code} for {what}: {answer.text[:300].strip()}")
+    try:
+        found = answer.json()
+    except ValueError:
+        found = None
+    if not isinstance(found, dict):
+        raise RegistryUnanswered(f"the registry's answer for {what} is not a JSON object")
+    return found
+
+
+def _get(registry: str, path: str, login: tuple[str, str] | None, timeout_seconds: float,
+         transport: httpx.BaseTransport | None) -> httpx.Response:
+    """GET ``/v2/<path>`` of ``registry``, authorized as a pull is; HTTPS, or plain HTTP after it
+    for a registry on this machine."""
+    local = is_loopback(registry)
+    schemes = ("https", "http") if local else ("https",)
+    # A proxy cannot reach this machine's loopback; elsewhere the environment's proxy applies.
+    # Blobs are served by redirect (S3, a CDN) on most registries.
+    with httpx.Client(timeout=timeout_seconds, trust_env=not local, transport=transport,
+                      follow_redirects=True) as client:
+        for scheme in schemes:
+            try:
+                answer = _authorized_get(client, f"{scheme}://{registry}/v2/{path}", login)
+                answer.read()
+                return answer
+            except httpx.TransportError as err:
+                if scheme != schemes[-1]:
+                    continue  # a loopback registry speaking plain HTTP: as dockerd, try that next
+                raise RegistryUnanswered(f"{registry} did not answer: {type(err).__name__}: {err}") from None
+    raise AssertionError("unreachable")  # the loop returns or raises
 
 
 def _authorized_get(client: httpx.Client, url: str, login: tuple[str, str] | None) -> httpx.Response:

@@ -155,6 +155,29 @@ def test_an_image_built_for_another_platform_than_the_family_runs_on_is_not_push
     assert revisions(aws) == before
 
 
+@pytest.mark.integration
+def test_register_existing_asks_the_registry_which_platform_the_pushed_image_runs_on(aws, docker_engine):
+    # Pushed only (as a run that stopped before registering leaves it), then registered into a
+    # family whose tasks run on the other architecture: nothing built, so only the registry can tell.
+    built = "amd64" if platform.machine().lower() in ("x86_64", "amd64") else "arm64"
+    blocks = saved_blocks(aws, "container")
+    common = {"registry": docker_engine.registry, "docker_host": docker_engine.docker_host,
+              "targets_block": blocks, "aws_credentials_block": blocks}
+    pulling_from(aws, docker_engine.registry)
+    publish_container(version="5.1.0", context_dir=str(docker_engine.context("existing-platform")),
+                      push_latest=False, register_task_definition=False, **common)
+    pulling_from(aws, docker_engine.registry, architecture="ARM64" if built == "amd64" else "X86_64")
+    before = revisions(aws)
+
+    with pytest.raises(PublishRefused) as caught:
+        publish_container(version="5.1.0", register_existing=True, push_latest=False, **common)
+
+    assert f"{docker_engine.registry}/{REPOSITORY}:5.1.0 is built for linux/{built}, and the task family's tasks run " \
+           f"on linux/{'arm64' if built == 'amd64' else 'amd64'}" in str(caught.value)
+    assert revisions(aws) == before
+    assert "Nothing was built, pushed or registered" in artifact_markdown("5.1.0", "refused")
+
+
 def test_a_bad_version_or_a_missing_task_family_is_refused_before_any_docker_call(aws, tmp_path):
     # The table of bad versions is tests/unit/test_image_refs.py's; here, that the flow asks first.
     (tmp_path / "Dockerfile").write_text("FROM scratch\n")
