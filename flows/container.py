@@ -28,10 +28,11 @@ private registry that takes pushes without one) under the same repository path. 
 registered only into a family whose latest revision already pulls from that registry. A run that
 stops part-way raises ``PublishIncomplete`` saying what was pushed and registered and how to go
 on: re-running with the same version is safe while the version is not in the registry; once it
-is, ``register_existing=True`` registers the revision without rebuilding (for ECR, without docker,
-moving ``latest`` to the version as a push would; refused while ECR reports the image ARCHIVED or
-ACTIVATING, which no task could pull, or built for another platform than the family's), or returns
-the family's latest ACTIVE revision when it already pins the version.
+is, ``register_existing=True`` registers the revision without rebuilding (for ECR, without docker)
+and moves ``latest`` to the version as a push would, by the registry's API (refused while ECR
+reports the image ARCHIVED or ACTIVATING, which no task could pull, or when it is built for another
+platform than the family's), or returns the family's latest ACTIVE revision when it already pins
+the version.
 """
 
 from __future__ import annotations
@@ -265,7 +266,8 @@ def run_publish(request: PublishRequest, targets: Targets, get_client: Callable[
         run.progress.digests[refs.versioned] = ecr_digest
         run.done(f"{refs.versioned} is in ECR ({ecr_digest}): nothing built or pushed")
         if refs.latest is not None:
-            _move_latest(run, ecr, refs, ecr_digest)
+            _move_latest(run, refs, ecr_digest, held=lambda: steps.ecr_image_digest(ecr, LATEST),
+                         retag=lambda: steps.ecr_retag(ecr, ecr_digest, LATEST), how="ECR PutImage")
     else:
         if credentials is not None:
             run.done(f"ECR issued a docker login for {credentials.registry}")
@@ -403,26 +405,28 @@ def _existing_platforms(read: Callable[[], tuple[str, ...]], unknown: type[Excep
     raise PublishRefused(f"refused before registering anything: {why}")
 
 
-def _move_latest(run: _Run, ecr: EcrRepository, refs: ImageReferences, digest: str | None) -> None:
-    """Point ``latest`` at the version's image in ECR, as the push of a release does.
+def _move_latest(run: _Run, refs: ImageReferences, digest: str | None, *, held: Callable[[], str | None],
+                 retag: Callable[[], object], how: str) -> None:
+    """Point ``latest`` at the version's image ``digest``, as the push of a release does.
 
     register_existing pushes nothing, so latest stayed on the release before: the way on after
     a run that stopped before registering (or before pushing latest) left it there for good.
-    ECR retags by digest (the image checked above), without docker.
+    ``retag`` tags the image by the registry's API (``how``), without docker or a pull;
+    ``held`` reads what latest names.
     """
     assert refs.latest is not None and digest is not None
     with run.step(f"move {refs.latest} to {digest}"):
-        if steps.ecr_image_digest(ecr, LATEST) == digest:
+        if held() == digest:
             run.progress.digests[refs.latest] = digest
             run.done(f"{refs.latest} names {digest} already")
             return
-        steps.ecr_retag(ecr, digest, LATEST)
-        held = steps.ecr_image_digest(ecr, LATEST)
-        if held != digest:
-            raise RuntimeError(f"ECR holds {held or 'no image'} for {refs.latest} after it was tagged {digest}: "
-                               "another run moved it meanwhile")
+        retag()
+        now = held()
+        if now != digest:
+            raise RuntimeError(f"the registry holds {now or 'no image'} for {refs.latest} after it was tagged "
+                               f"{digest}: another run moved it meanwhile")
     run.progress.digests[refs.latest] = digest
-    run.done(f"moved {refs.latest} to {digest} (ECR PutImage)")
+    run.done(f"moved {refs.latest} to {digest} ({how})")
 
 
 def _ecr_login(ecr: EcrRepository, refs: ImageReferences) -> RegistryLogin:
@@ -458,9 +462,11 @@ def _with_publisher(run: _Run, docker: ImagePublisher, request: PublishRequest, 
                                                           DockerCommandFailed, refs, platform)
             run.progress.digests[refs.versioned] = found
             run.done(f"{refs.versioned} is in {refs.registry} ({found}): nothing built or pushed")
-            if refs.latest is not None:  # only ECR retags without the image: say so rather than leave it unsaid
-                run.log.warning("publish: %s was not moved to %s (register_existing retags only in ECR): push it "
-                                "by hand if it should name this release", refs.latest, found)
+            if refs.latest is not None:
+                latest = refs.latest
+                _move_latest(run, refs, found, held=lambda: steps.registry_digest(docker, latest),
+                             retag=lambda: steps.registry_tag(docker, refs.versioned, LATEST),
+                             how="the registry's API")
             return
     try:
         _build_and_push(run, docker, request, refs, ecr, credentials, platform)

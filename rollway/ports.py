@@ -206,6 +206,10 @@ class ImagePublisher(Protocol):
     def remote_platforms(self, reference: str) -> tuple[str, ...]:
         """The platforms (``os/architecture``) the image the registry holds for ``reference`` runs on."""
 
+    def remote_tag(self, source: str, tag: str) -> str:
+        """Tag the image the registry holds for ``source`` as ``tag`` in its repository, in the
+        registry (nothing pulled or pushed); returns its digest."""
+
     def logout(self, registry: str) -> None:
         """Forget the login to ``registry``."""
 

@@ -221,8 +221,8 @@ class PublishProgress:
         if not self.register:
             return f"the version is in the registry, so a plain re-run is refused{latest}"
         if self.task_definition is None:
-            if latest:  # in ECR, register_existing retags latest without docker
-                latest = f"; {LATEST} was not moved: register_existing moves it in ECR, elsewhere push it by hand"
+            if latest:  # register_existing retags latest by the registry's API
+                latest = f"; {LATEST} was not moved: register_existing moves it"
             return ("the version is in the registry, so a plain re-run is refused: run again with "
                     f"register_existing=True to register its task definition without rebuilding{latest}")
         return "nothing is left to do"

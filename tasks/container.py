@@ -72,6 +72,12 @@ def registry_platforms(docker: ImagePublisher, reference: str) -> tuple[str, ...
     return docker.remote_platforms(reference)
 
 
+# Safe to send again: the same manifest put under the same tag.
+@task(name="registry-tag", **_READ)
+def registry_tag(docker: ImagePublisher, source: str, tag: str) -> str:
+    return docker.remote_tag(source, tag)
+
+
 @task(name="docker-build", cache_policy=NONE)
 def build(docker: ImagePublisher, context_dir: str, dockerfile: str | None, tags: Sequence[str],
           labels: Mapping[str, str]) -> str:

@@ -17,6 +17,7 @@ HTTPS first, then HTTP.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import Mapping
 
@@ -79,7 +80,7 @@ def manifest_digest(reference: str, *, login: tuple[str, str] | None = None, tim
         RegistryUnanswered: unreachable, unauthorized, or an answer that is not a manifest.
     """
     registry, repository, wanted = split_reference(reference)
-    answer = _get(registry, f"{repository}/manifests/{wanted}", login, timeout_seconds, transport)
+    answer = _ask(registry, f"{repository}/manifests/{wanted}", login, timeout_seconds, transport)
     if answer.status_code == 404:
         return None
     if answer.status_code != 200:
@@ -101,7 +102,7 @@ def manifest_platforms_of(reference: str, *, login: tuple[str, str] | None = Non
             a manifest or a config.
     """
     registry, repository, wanted = split_reference(reference)
-    manifest = _json(_get(registry, f"{repository}/manifests/{wanted}", login, timeout_seconds, transport),
+    manifest = _json(_ask(registry, f"{repository}/manifests/{wanted}", login, timeout_seconds, transport),
                      f"{repository}:{wanted}")
     platforms = manifest_platforms(manifest)
     if platforms is not None:
@@ -109,7 +110,7 @@ def manifest_platforms_of(reference: str, *, login: tuple[str, str] | None = Non
     config = (manifest.get("config") or {}).get("digest")
     if not isinstance(config, str) or not _DIGEST.match(config):
         raise RegistryUnanswered(f"the manifest of {repository}:{wanted} names no config blob")
-    return (config_platform(_json(_get(registry, f"{repository}/blobs/{config}", login, timeout_seconds, transport),
+    return (config_platform(_json(_ask(registry, f"{repository}/blobs/{config}", login, timeout_seconds, transport),
                                   f"the config {config} of {repository}:{wanted}")),)
 
 
@@ -125,10 +126,34 @@ def _json(answer: httpx.Response, what: str) -> dict:
     return found
 
 
-def _get(registry: str, path: str, login: tuple[str, str] | None, timeout_seconds: float,
-         transport: httpx.BaseTransport | None) -> httpx.Response:
-    """GET ``/v2/<path>`` of ``registry``, authorized as a pull is; HTTPS, or plain HTTP after it
-    for a registry on this machine."""
+def put_tag(source: str, tag: str, *, login: tuple[str, str] | None = None, timeout_seconds: float = 60.0,
+            transport: httpx.BaseTransport | None = None) -> str:
+    """Tag the image ``source`` (``host[:port]/repository:tag``) as ``tag`` in its repository,
+    as the registry's API does it: its manifest put again under the tag, byte for byte (so the
+    digest is the same); nothing is pulled or pushed. Returns that digest.
+
+    Raises:
+        RegistryUnanswered: unreachable, unauthorized, no such image, or the put was refused.
+    """
+    registry, repository, wanted = split_reference(source)
+    found = _ask(registry, f"{repository}/manifests/{wanted}", login, timeout_seconds, transport)
+    if found.status_code != 200:
+        raise RegistryUnanswered(f"{registry} answered {found.status_code} for {repository}:{wanted}: "
+                                 f"{found.text[:300].strip()}")
+    media_type = found.headers.get("Content-Type", "").split(";")[0].strip() or json.loads(found.content).get("mediaType")
+    put = _ask(registry, f"{repository}/manifests/{tag}", login, timeout_seconds, transport, method="PUT",
+               content=found.content, content_type=media_type)
+    if put.status_code not in (200, 201):
+        raise RegistryUnanswered(f"{registry} refused to tag {repository}:{wanted} as {tag} "
+                                 f"({put.status_code}): {put.text[:300].strip()}")
+    return "sha256:" + hashlib.sha256(found.content).hexdigest()
+
+
+def _ask(registry: str, path: str, login: tuple[str, str] | None, timeout_seconds: float,
+         transport: httpx.BaseTransport | None, *, method: str = "GET", content: bytes | None = None,
+         content_type: str | None = None) -> httpx.Response:
+    """GET (or ``method``) ``/v2/<path>`` of ``registry``, authorized as docker does; HTTPS, or
+    plain HTTP after it for a registry on this machine."""
     local = is_loopback(registry)
     schemes = ("https", "http") if local else ("https",)
     # A proxy cannot reach this machine's loopback; elsewhere the environment's proxy applies.
@@ -137,7 +162,8 @@ def _get(registry: str, path: str, login: tuple[str, str] | None, timeout_second
                       follow_redirects=True) as client:
         for scheme in schemes:
             try:
-                answer = _authorized_get(client, f"{scheme}://{registry}/v2/{path}", login)
+                answer = _authorized(client, f"{scheme}://{registry}/v2/{path}", login, method=method,
+                                         content=content, content_type=content_type)
                 answer.read()
                 return answer
             except httpx.TransportError as err:
@@ -147,15 +173,17 @@ def _get(registry: str, path: str, login: tuple[str, str] | None, timeout_second
     raise AssertionError("unreachable")  # the loop returns or raises
 
 
-def _authorized_get(client: httpx.Client, url: str, login: tuple[str, str] | None) -> httpx.Response:
-    """GET ``url``; on a 401, once more with what its challenge asks for (a token, or the login)."""
-    headers = {"Accept": ACCEPT}
-    answer = client.get(url, headers=headers)
+def _authorized(client: httpx.Client, url: str, login: tuple[str, str] | None, *, method: str = "GET",
+                    content: bytes | None = None, content_type: str | None = None) -> httpx.Response:
+    """GET (or ``method``) ``url``; on a 401, once more with what its challenge asks for (a
+    token, or the login)."""
+    headers = {"Accept": ACCEPT, **({"Content-Type": content_type} if content_type else {})}
+    answer = client.request(method, url, headers=headers, content=content)
     if answer.status_code != 401:
         return answer
     scheme, params = _challenge(answer.headers.get("WWW-Authenticate", ""))
     if scheme == "basic" and login is not None:
-        return client.get(url, headers=headers, auth=login)
+        return client.request(method, url, headers=headers, content=content, auth=login)
     if scheme != "bearer" or "realm" not in params:
         return answer  # nothing rollway can answer it with: the 401 is reported
     query = {k: v for k, v in params.items() if k in ("service", "scope")}
@@ -173,7 +201,7 @@ def _authorized_get(client: httpx.Client, url: str, login: tuple[str, str] | Non
         token = None
     if token is None:
         raise RegistryUnanswered(f"the token server {params['realm']} answered without a token")
-    return client.get(url, headers={**headers, "Authorization": f"Bearer {token}"})
+    return client.request(method, url, headers={**headers, "Authorization": f"Bearer {token}"}, content=content)
 
 
 def _token(body: Mapping[str, object]) -> str | None:

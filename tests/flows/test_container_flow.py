@@ -127,9 +127,12 @@ def test_a_failed_build_is_safe_to_re_run_and_a_pushed_version_is_registered_lat
     assert pushed.references == (f"{docker_engine.registry}/{REPOSITORY}:2.1.0",)
     assert docker_engine.served_digest(REPOSITORY, "latest") != pushed.digest  # latest not moved
 
-    # ...then registered without rebuilding.
+    # ...then registered without rebuilding, and latest moved to it over the registry's API.
     registered = publish_container(version="2.1.0", register_existing=True, **common)
     assert registered.image_id is None and registered.digest == pushed.digest
+    assert docker_engine.served_digest(REPOSITORY, "latest") == pushed.digest
+    assert registered.references == (f"{docker_engine.registry}/{REPOSITORY}:2.1.0",
+                                      f"{docker_engine.registry}/{REPOSITORY}:latest")
     assert described(aws, registered.task_definition)["containerDefinitions"][0]["image"] == pushed.pinned_image
 
 
