@@ -222,7 +222,7 @@ class PublishProgress:
             return f"the version is in the registry, so a plain re-run is refused{latest}"
         if self.task_definition is None:
             if latest:  # register_existing retags latest by the registry's API
-                latest = f"; {LATEST} was not moved: register_existing moves it"
+                latest = f"; {LATEST} was not moved: register_existing moves it (push_latest=False leaves it)"
             return ("the version is in the registry, so a plain re-run is refused: run again with "
                     f"register_existing=True to register its task definition without rebuilding{latest}")
         return "nothing is left to do"

@@ -144,6 +144,8 @@ def test_progress_says_what_is_where_and_how_to_go_on():
     assert "no task definition was registered" in progress.state()
     assert "register_existing=True" in progress.how_to_go_on()
     assert "latest was not moved" in progress.how_to_go_on()
+    # register_existing moves latest too: a latest that cannot be moved has a way on without it.
+    assert "register_existing moves it (push_latest=False leaves it)" in progress.how_to_go_on()
 
 
 @pytest.mark.parametrize(("changes", "why"), [
