@@ -488,7 +488,12 @@ def _target(request: PublishRequest, targets: Targets,
 
 def _references(registry: str, repository: str, request: PublishRequest) -> ImageReferences:
     try:
-        return image_references(registry, repository, request.version, push_latest=request.push_latest)
+        refs = image_references(registry, repository, request.version, push_latest=request.push_latest)
+        if request.register_task_definition:
+            # The revision pins the digest, 65 characters longer than a short version: a long
+            # repository path fit ECS's limit as a tag and failed only after the push.
+            refs.pinned("sha256:" + "0" * 64)
+        return refs
     except InvalidImageTarget as err:
         raise PublishRefused(f"refused before building anything: {err}") from None
 

@@ -365,6 +365,21 @@ def test_the_revision_pins_the_pushed_digest_so_a_moved_tag_does_not_change_what
     assert f"| Image | `{uri}:2.0.0` |" in summary and f"| Pinned as | `{image}` |" in summary
 
 
+def test_a_repository_too_long_to_pin_by_digest_is_refused_before_building(aws, tmp_path, watch_calls):
+    # <registry>/<repository>:2.0.0 fits ECS's 255 characters; @sha256:<64 hex> does not.
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    targets = aws.targets.model_copy(update={"ecr_repository": "webordinary/" + "e" * 180})
+    pulling_from(aws, "127.0.0.1:5999")
+    publisher = FakeImagePublisher()
+    with pytest.raises(PublishRefused, match="characters long: ECS takes at most 255"):
+        publish_with(aws, publisher, PublishRequest(version="2.0.0", context_dir=tmp_path, registry="127.0.0.1:5999"),
+                     targets)
+    assert publisher.calls == []
+    # Only pushed, it is not refused: no revision pins it.
+    publish_with(aws, publisher, PublishRequest(version="2.0.0", context_dir=tmp_path, registry="127.0.0.1:5999",
+                                                register_task_definition=False), targets)
+
+
 def test_a_release_whose_summary_artifact_cannot_be_written_still_returns_what_it_registered(aws, tmp_path,
                                                                                             monkeypatch):
     # The summary is written once everything is pushed and registered: a Prefect API that
