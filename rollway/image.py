@@ -265,7 +265,10 @@ def manifest_platforms(manifest: dict) -> tuple[str, ...] | None:
     if manifest.get("mediaType") in _INDEX_TYPES or "manifests" in manifest:
         found = []
         for entry in manifest.get("manifests") or []:
-            platform = entry.get("platform") or {}
+            # A registry's answer, not ours: an entry that is not an object names no platform.
+            platform = (entry.get("platform") if isinstance(entry, dict) else None) or {}
+            if not isinstance(platform, dict):
+                continue
             system, architecture = platform.get("os"), platform.get("architecture")
             if system and architecture and "unknown" not in (system, architecture):
                 found.append(f"{system}/{architecture}")

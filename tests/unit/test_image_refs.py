@@ -189,3 +189,16 @@ def test_labels_carry_the_version_and_the_commit(tmp_path):
 ])
 def test_the_registry_an_image_is_pulled_from(image, registry):
     assert registry_of(image) == registry
+
+
+def test_the_platforms_a_manifest_names():
+    from rollway.image import config_platform, manifest_platforms
+
+    index = {"mediaType": "application/vnd.docker.distribution.manifest.list.v2+json", "manifests": [
+        {"platform": {"os": "linux", "architecture": "amd64"}}, {"platform": {"os": "linux", "architecture": "arm64",
+                                                                            "variant": "v8"}},
+        {"platform": {"os": "unknown", "architecture": "unknown"}}, "junk", {"platform": "junk"}]}
+    assert manifest_platforms(index) == ("linux/amd64", "linux/arm64")
+    assert manifest_platforms({"schemaVersion": 1, "architecture": "arm64"}) == ("linux/arm64",)
+    assert manifest_platforms({"schemaVersion": 2, "config": {"digest": "sha256:" + "1" * 64}}) is None  # the config says
+    assert config_platform({"os": "linux", "architecture": "arm64"}) == "linux/arm64"
