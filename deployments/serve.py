@@ -149,7 +149,7 @@ def build_deployments(
                "dashboard, alarms and the alert topic's subscribers."),
         deploy(publish_container, blocks,
                "Build the release image from context_dir, push <ECR repository>:<version> and :latest, and register "
-               "a task-definition revision pinning the version (refuses a version already pushed).",
+               "a task-definition revision pinning the version by its digest (refuses a version already pushed).",
                concurrency_limit=1),
         deploy(validate_deployment, {**clocked, **with_validation},
                "After a deployment: the health check, a test session and message through the API, and the "

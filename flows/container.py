@@ -17,9 +17,9 @@ The seed's "Deploy Container Image" step, made safe to run and re-run:
    refused before any build; handed to ``docker login`` on stdin) in a private docker config
    directory, push the version then ``latest``;
 5. register a revision of ``Targets.task_family`` copied from its latest ACTIVE revision with
-   only the container's image changed, to the version reference (never ``latest``: a revision
-   pins its image); a revision registered into the family during the build is the one copied,
-   once checked as the first was;
+   only the container's image changed, to the version's digest (``<repository>@sha256:...``, the
+   one the registry holds for the version: no tag, which a later push could move); a revision
+   registered into the family during the build is the one copied, once checked as the first was;
 6. log out and delete the private config (always, in a finally), and write a markdown artifact
    (a refused run too: why, and that nothing was built, pushed or registered).
 
@@ -28,9 +28,11 @@ private registry that takes pushes without one) under the same repository path. 
 registered only into a family whose latest revision already pulls from that registry. A run that
 stops part-way raises ``PublishIncomplete`` saying what was pushed and registered and how to go
 on: re-running with the same version is safe while the version is not in the registry; once it
-is, ``register_existing=True`` registers the revision without rebuilding (for ECR, without docker;
-refused while ECR reports the image ARCHIVED or ACTIVATING, which no task could pull), or returns
-the family's latest ACTIVE revision when it already pins the version.
+is, ``register_existing=True`` registers the revision without rebuilding (for ECR, without docker)
+and moves ``latest`` to the version as a push would, by the registry's API (refused while ECR
+reports the image ARCHIVED or ACTIVATING, which no task could pull, or when it is built for another
+platform than the family's), or returns the family's latest ACTIVE revision when it already pins
+the version.
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ from pydantic import ValidationError
 from flows.artifacts import for_people
 from flows.env import load_clients
 from flows.params import WaitSeconds
-from rollway.aws.ecr import ACTIVE, EcrRepository, HeldImage, RegistryLogin
+from rollway.aws.ecr import ACTIVE, EcrRepository, HeldImage, PlatformUnknown, RegistryLogin
 from rollway.aws.ecs import BaseRevision, EcsDeployer
 from rollway.aws.errors import AdapterError, TargetNotFound
 from rollway.image import (
@@ -60,7 +62,7 @@ from rollway.publish import (
 )
 from rollway.ports import ImagePublisher
 from rollway.targets import Targets
-from rollway.toolchain.docker import docker_session, find_docker
+from rollway.toolchain.docker import DockerCommandFailed, docker_session, find_docker
 from rollway.toolchain.process import ToolMissing
 from tasks import container as steps
 
@@ -85,8 +87,8 @@ class _Run:
     def __init__(self, refs: ImageReferences, register: bool = True) -> None:
         self.log = get_run_logger()
         self.progress = PublishProgress(refs=refs, register=register)
-        # What the image this run built runs on (None: nothing built).
-        self.built_platform: str | None = None
+        # What the image this run built (or registers) runs on (None: not known).
+        self.built_platforms: tuple[str, ...] | None = None
 
     def done(self, step: str) -> None:
         self.log.info("publish: %s", step)
@@ -146,7 +148,7 @@ def publish_container(
     aws_credentials_block: str | None = None,
 ) -> PublishResult:
     """Build the image in ``context_dir``, push it as ``<repository>:<version>`` and ``:latest``,
-    and register a task-definition revision pinning the version.
+    and register a task-definition revision pinning the version's digest.
 
     ``registry``: push to this registry host[:port] (a local or private registry, no ECR login)
     instead of the ECR repository's. ``push_latest``: also move ``latest``. ``register_existing``:
@@ -237,9 +239,13 @@ def run_publish(request: PublishRequest, targets: Targets, get_client: Callable[
             raise PublishRefused(f"refused before building anything: {why}")
         platform = base.platform
     credentials = None
+    checked_platforms = None
     if ecr is not None:
         _refuse(refs, version_digest=ecr_digest, latest_immutable=latest_immutable, request=request,
                 version_status=ecr_image.status if ecr_image is not None else ACTIVE)
+        if request.register_existing and platform is not None:
+            checked_platforms = _existing_platforms(lambda: steps.ecr_image_platforms(ecr, refs.version),
+                                                    PlatformUnknown, refs, platform)
     if not (request.register_existing and ecr is not None):
         # A worker without the docker CLI used to log in to ECR, then fail with a bare
         # ToolMissing and no refused artifact: a refusal now, before the login.
@@ -254,31 +260,45 @@ def run_publish(request: PublishRequest, targets: Targets, get_client: Callable[
             credentials = _ecr_login(ecr, refs)
 
     run = _Run(refs, register=request.register_task_definition)
+    run.built_platforms = checked_platforms
     if request.register_existing and ecr is not None:
         # ECR answered already: registering a pushed version needs no docker at all.
         run.progress.digests[refs.versioned] = ecr_digest
         run.done(f"{refs.versioned} is in ECR ({ecr_digest}): nothing built or pushed")
+        if refs.latest is not None:
+            _move_latest(run, refs, ecr_digest, held=lambda: steps.ecr_image_digest(ecr, LATEST),
+                         retag=lambda: steps.ecr_retag(ecr, ecr_digest, LATEST), how="ECR PutImage")
     else:
         if credentials is not None:
             run.done(f"ECR issued a docker login for {credentials.registry}")
         with open_publisher() as publisher:
             _with_publisher(run, publisher, request, refs, ecr, credentials, platform)
 
+    digest = run.progress.digests.get(refs.versioned)
+    pinned = None
     if request.register_task_definition:
         assert base is not None  # read before anything was built
         with run.step(f"register a revision of {targets.task_family}"):
+            # The revision pins the image by the digest the registry holds for the version, not by
+            # its tag: a tag can move (the version pushed again by hand, another run), and every
+            # task ECS starts from a revision pinning the tag (a scale-out, a rollback restoring
+            # it) would run the moved image.
+            if digest is None:
+                raise RuntimeError(f"no digest is known for {refs.versioned}, so no revision can pin it")
+            pinned = refs.pinned(digest)
             base = _base_now(run, deployer, refs, request, targets, checked=base)
             # register_existing is the way on after a run that stopped (or was killed) before it
             # said whether it registered: when it had, a copy was a second revision identical to
             # the family's latest, which already pins the version.
-            registered = request.register_existing and base.image == refs.versioned
-            arn = base.arn if registered else steps.register_revision(deployer, refs.versioned, base.arn)
+            registered = request.register_existing and base.image == pinned
+            arn = base.arn if registered else steps.register_revision(deployer, pinned, base.arn)
         run.progress.task_definition = arn
-        run.done(f"{arn}, the family's latest ACTIVE revision, already pins {refs.versioned}: nothing registered"
-                 if registered else
-                 f"registered {arn}, a copy of {base.arn}: container {targets.container_name} runs {refs.versioned}")
+        run.done(f"{arn}, the family's latest ACTIVE revision, already pins {refs.versioned} ({pinned}): nothing "
+                 "registered" if registered else
+                 f"registered {arn}, a copy of {base.arn}: container {targets.container_name} runs {refs.versioned}, "
+                 f"pinned by its digest ({pinned})")
     result = PublishResult(
-        version=request.version, image=refs.versioned,
+        version=request.version, image=refs.versioned, pinned_image=pinned or _pinned(refs, digest),
         references=tuple(r for r in refs.all if r in run.progress.digests),
         digest=run.progress.digests.get(refs.versioned), image_id=run.progress.image_id,
         task_definition=run.progress.task_definition, steps=tuple(run.progress.steps),
@@ -291,6 +311,15 @@ def run_publish(request: PublishRequest, targets: Targets, get_client: Callable[
                lambda: create_markdown_artifact(key=ARTIFACT_KEY, markdown=_summary(result),
                                                 description="container release"))
     return result
+
+
+def _pinned(refs: ImageReferences, digest: str | None) -> str | None:
+    """The version by its digest, for the result of a run that registered nothing (None: no
+    digest known, or one no reference can carry)."""
+    try:
+        return refs.pinned(digest) if digest is not None else None
+    except InvalidImageTarget:
+        return None
 
 
 def _registry_problem(base: BaseRevision, refs: ImageReferences, request: PublishRequest,
@@ -328,7 +357,7 @@ def _base_now(run: _Run, deployer: EcsDeployer, refs: ImageReferences, request: 
     run.log.warning("publish: the latest ACTIVE revision of %s is now %s, not %s as before the build: it is "
                     "the one copied", targets.task_family, base.arn, checked.arn)
     why = _registry_problem(base, refs, request, targets)
-    if why is None and (why := _platform_problem(run.built_platform, base.platform)) is not None:
+    if why is None and (why := _platform_problem(run.built_platforms, base.platform)) is not None:
         why = f"{why}, under a new version"  # this version's tag is pushed already
     if why is not None:
         # Registering this image into the family (register_existing) is no way on.
@@ -338,14 +367,66 @@ def _base_now(run: _Run, deployer: EcsDeployer, refs: ImageReferences, request: 
     return base
 
 
-def _platform_problem(built: str | None, runs_on: str | None) -> str | None:
-    """Why the task family's tasks could not start an image built for ``built``; None when they
-    can, or when either platform is not known."""
-    if built is None or runs_on is None or built == runs_on:
+def _platform_problem(built: tuple[str, ...] | None, runs_on: str | None) -> str | None:
+    """Why the task family's tasks could not start an image built for ``built`` (its platforms);
+    None when they can, or when either is not known."""
+    if built is None or runs_on is None or runs_on in built:
         return None
-    return (f"the image was built for {built}, and the task family's tasks run on {runs_on} (its runtimePlatform; "
+    return (f"the image was built for {' and '.join(built) or 'no platform'}, and the task family's tasks run on "
+            f"{runs_on} (its runtimePlatform; "
             f"Fargate's default is linux/amd64), so they could not start it: build on a {runs_on} machine "
             "(docker_host can name a daemon there)")
+
+
+def _existing_platforms(read: Callable[[], tuple[str, ...]], unknown: type[Exception], refs: ImageReferences,
+                        runs_on: str) -> tuple[str, ...] | None:
+    """The platforms the pushed version runs on, as ``read`` asks the registry (None: it cannot
+    tell, raising ``unknown``, which is logged); PublishRefused when the task family's tasks could
+    not start it.
+
+    register_existing builds nothing, so no build checked the image: an arm64-only image
+    registered into an X86_64 family failed only when its tasks started (the canary's first stage).
+    """
+    log = get_run_logger()
+    try:
+        platforms = read()
+    except unknown as err:
+        log.warning("publish: could not check which platform %s runs on: %s; it is registered unchecked, and the "
+                    "task family's tasks run on %s", refs.versioned, err, runs_on)
+        return None
+    if _platform_problem(platforms, runs_on) is None:
+        log.info("publish: %s runs on %s, what the task family's tasks run on", refs.versioned, runs_on)
+        return platforms
+    why = (f"register_existing: {refs.versioned} is built for {' and '.join(platforms) or 'no platform'}, and the "
+           f"task family's tasks run on {runs_on} (its runtimePlatform; Fargate's default is linux/amd64), so they "
+           f"could not start it: build it on a {runs_on} machine (docker_host can name a daemon there) under a new "
+           "version")
+    log.error("publish: refused: %s", why)
+    raise PublishRefused(f"refused before registering anything: {why}")
+
+
+def _move_latest(run: _Run, refs: ImageReferences, digest: str | None, *, held: Callable[[], str | None],
+                 retag: Callable[[], object], how: str) -> None:
+    """Point ``latest`` at the version's image ``digest``, as the push of a release does.
+
+    register_existing pushes nothing, so latest stayed on the release before: the way on after
+    a run that stopped before registering (or before pushing latest) left it there for good.
+    ``retag`` tags the image by the registry's API (``how``), without docker or a pull;
+    ``held`` reads what latest names.
+    """
+    assert refs.latest is not None and digest is not None
+    with run.step(f"move {refs.latest} to {digest}"):
+        if held() == digest:
+            run.progress.digests[refs.latest] = digest
+            run.done(f"{refs.latest} names {digest} already")
+            return
+        retag()
+        now = held()
+        if now != digest:
+            raise RuntimeError(f"the registry holds {now or 'no image'} for {refs.latest} after it was tagged "
+                               f"{digest}: another run moved it meanwhile")
+    run.progress.digests[refs.latest] = digest
+    run.done(f"moved {refs.latest} to {digest} ({how})")
 
 
 def _ecr_login(ecr: EcrRepository, refs: ImageReferences) -> RegistryLogin:
@@ -376,8 +457,16 @@ def _with_publisher(run: _Run, docker: ImagePublisher, request: PublishRequest, 
             found = steps.registry_digest(docker, refs.versioned)
         _refuse(refs, version_digest=found, latest_immutable=False, request=request)
         if request.register_existing:
+            if platform is not None:
+                run.built_platforms = _existing_platforms(lambda: steps.registry_platforms(docker, refs.versioned),
+                                                          DockerCommandFailed, refs, platform)
             run.progress.digests[refs.versioned] = found
             run.done(f"{refs.versioned} is in {refs.registry} ({found}): nothing built or pushed")
+            if refs.latest is not None:
+                latest = refs.latest
+                _move_latest(run, refs, found, held=lambda: steps.registry_digest(docker, latest),
+                             retag=lambda: steps.registry_tag(docker, refs.versioned, LATEST),
+                             how="the registry's API")
             return
     try:
         _build_and_push(run, docker, request, refs, ecr, credentials, platform)
@@ -399,7 +488,12 @@ def _target(request: PublishRequest, targets: Targets,
 
 def _references(registry: str, repository: str, request: PublishRequest) -> ImageReferences:
     try:
-        return image_references(registry, repository, request.version, push_latest=request.push_latest)
+        refs = image_references(registry, repository, request.version, push_latest=request.push_latest)
+        if request.register_task_definition:
+            # The revision pins the digest, 65 characters longer than a short version: a long
+            # repository path fit ECS's limit as a tag and failed only after the push.
+            refs.pinned("sha256:" + "0" * 64)
+        return refs
     except InvalidImageTarget as err:
         raise PublishRefused(f"refused before building anything: {err}") from None
 
@@ -426,8 +520,8 @@ def _build_and_push(run: _Run, docker: ImagePublisher, request: PublishRequest, 
         # image of an X86_64 family was pushed and registered, and its tasks could not start
         # ("exec format error", or no manifest for linux/amd64) until the canary failed on it.
         with run.step(f"check that {image_id} runs on {platform}"):
-            built = run.built_platform = steps.image_platform(docker, image_id)
-            if (why := _platform_problem(built, platform)) is not None:
+            run.built_platforms = (steps.image_platform(docker, image_id),)
+            if (why := _platform_problem(run.built_platforms, platform)) is not None:
                 raise RuntimeError(why)
         run.done(f"{image_id} is built for {platform}, what the task family runs on")
     for reference in refs.all:
@@ -529,7 +623,8 @@ def _logout(run: _Run, docker: ImagePublisher) -> None:
 
 
 def _summary(result: PublishResult) -> str:
-    rows = [("Version", f"`{result.version}`"), ("Task definition image", f"`{result.image}`"),
+    rows = [("Version", f"`{result.version}`"), ("Image", f"`{result.image}`"),
+            ("Pinned as", f"`{result.pinned_image}`" if result.pinned_image else "—"),
             ("Digest", f"`{result.digest}`" if result.digest else "—"),
             ("Image id", f"`{result.image_id}`" if result.image_id else "— (not built: register_existing)"),
             ("Task definition", f"`{result.task_definition}`" if result.task_definition else "— (not asked for)")]

@@ -507,6 +507,16 @@ class FakeImagePublisher:
         self.calls.append(f"remote_digest {reference}")
         return self.registry.get(reference)
 
+    def remote_platforms(self, reference: str) -> tuple[str, ...]:
+        self.calls.append(f"remote_platforms {reference}")
+        return (self.platform,)
+
+    def remote_tag(self, source: str, tag: str) -> str:
+        self.calls.append(f"remote_tag {source} {tag}")
+        digest = self.registry[source]
+        self.registry[f"{source.rsplit(':', 1)[0]}:{tag}"] = digest
+        return digest
+
     def logout(self, registry: str) -> None:
         self.calls.append(f"logout {registry}")
         self.logins.pop(registry, None)

@@ -199,6 +199,18 @@ class ImageReferences:
     versioned: str
     latest: str | None
 
+    def pinned(self, digest: str) -> str:
+        """``<registry>/<repository>@<digest>``: the release's image, whatever its tags name later.
+
+        Raises:
+            InvalidImageTarget: ``digest`` is not sha256:<64 hex digits>, or the reference is too long.
+        """
+        reference = f"{self.registry}/{self.repository}@{digest}"
+        problem = image_problem(reference)
+        if problem:
+            raise InvalidImageTarget(f"image {reference!r} {problem}")
+        return reference
+
     @property
     def all(self) -> tuple[str, ...]:
         """Every reference to tag and push, the version first."""
@@ -232,3 +244,38 @@ def image_references(registry: str, repository: str, version: str, *, push_lates
             raise InvalidImageTarget(f"image {reference!r} {problem}")
     return ImageReferences(registry=registry, repository=repository, version=version, versioned=versioned,
                            latest=latest)
+
+
+# Manifest media types that list one manifest per platform (an image index) and the old
+# schema 1 manifest, which names its architecture itself; any other manifest names a config
+# blob, whose ``os`` and ``architecture`` are the platform.
+_INDEX_TYPES = frozenset({"application/vnd.oci.image.index.v1+json",
+                          "application/vnd.docker.distribution.manifest.list.v2+json"})
+
+
+def manifest_platforms(manifest: dict) -> tuple[str, ...] | None:
+    """The platforms (``os/architecture``) an image manifest says it runs on, or None when only
+    its config blob says (a single-platform manifest: read ``config_platform`` of that blob).
+
+    An index lists one manifest per platform; entries for ``unknown/unknown`` are build
+    attestations (buildx adds them), not platforms, and are left out.
+    """
+    if manifest.get("schemaVersion") == 1:
+        return (f"linux/{manifest.get('architecture') or 'amd64'}",)
+    if manifest.get("mediaType") in _INDEX_TYPES or "manifests" in manifest:
+        found = []
+        for entry in manifest.get("manifests") or []:
+            # A registry's answer, not ours: an entry that is not an object names no platform.
+            platform = (entry.get("platform") if isinstance(entry, dict) else None) or {}
+            if not isinstance(platform, dict):
+                continue
+            system, architecture = platform.get("os"), platform.get("architecture")
+            if system and architecture and "unknown" not in (system, architecture):
+                found.append(f"{system}/{architecture}")
+        return tuple(dict.fromkeys(found))
+    return None
+
+
+def config_platform(config: dict) -> str:
+    """The platform an image's config blob records (``os/architecture``)."""
+    return f"{config.get('os') or 'linux'}/{config.get('architecture') or 'unknown'}"

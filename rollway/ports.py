@@ -203,6 +203,13 @@ class ImagePublisher(Protocol):
     def remote_digest(self, reference: str) -> str | None:
         """The digest the registry holds for ``reference``, or None when it holds no such tag."""
 
+    def remote_platforms(self, reference: str) -> tuple[str, ...]:
+        """The platforms (``os/architecture``) the image the registry holds for ``reference`` runs on."""
+
+    def remote_tag(self, source: str, tag: str) -> str:
+        """Tag the image the registry holds for ``source`` as ``tag`` in its repository, in the
+        registry (nothing pulled or pushed); returns its digest."""
+
     def logout(self, registry: str) -> None:
         """Forget the login to ``registry``."""
 

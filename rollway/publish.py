@@ -169,11 +169,11 @@ def release_refusal(refs: ImageReferences, *, version_digest: str | None, latest
             return (f"register_existing: {refs.versioned} is {version_status} in ECR, not ACTIVE, so no task could "
                     "pull it: restore it (ECR UpdateImageStorageClass to STANDARD) and, once it is ACTIVE, run "
                     "again")
-        return None
-    if version_digest is not None:
+    elif version_digest is not None:
         return (f"{refs.versioned} is already in the registry (digest {version_digest}): a version must mean one "
                 "image. Give the new build a new version; if a run pushed it and stopped before registering, "
                 "run again with register_existing=True")
+    # register_existing moves latest to the version as well, as the release's push does.
     if refs.latest is not None and latest_immutable:
         return (f"the repository's tags are immutable, so the moving tag {LATEST!r} cannot be pushed (it could be "
                 "pushed once, and never moved to the next release): run with push_latest=False")
@@ -221,6 +221,8 @@ class PublishProgress:
         if not self.register:
             return f"the version is in the registry, so a plain re-run is refused{latest}"
         if self.task_definition is None:
+            if latest:  # register_existing retags latest by the registry's API
+                latest = f"; {LATEST} was not moved: register_existing moves it (push_latest=False leaves it)"
             return ("the version is in the registry, so a plain re-run is refused: run again with "
                     f"register_existing=True to register its task definition without rebuilding{latest}")
         return "nothing is left to do"
@@ -247,7 +249,9 @@ class PublishResult(BaseModel):
 
     Attributes:
         version: the release's tag.
-        image: the reference a task definition pins (``<registry>/<repository>:<version>``).
+        image: the release's reference for people (``<registry>/<repository>:<version>``).
+        pinned_image: the version by its digest (``<registry>/<repository>@sha256:...``), which
+            no later push can move: what the task definition pins (None: no digest known).
         references: every reference pushed (or found, with register_existing).
         digest: the registry's digest of the version.
         image_id: the built image's id (None with register_existing).
@@ -259,6 +263,7 @@ class PublishResult(BaseModel):
 
     version: str
     image: str
+    pinned_image: str | None
     references: tuple[str, ...]
     digest: str | None
     image_id: str | None

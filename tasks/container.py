@@ -40,6 +40,17 @@ def ecr_image(repository: EcrRepository, tag: str) -> HeldImage | None:
     return repository.image(tag)
 
 
+@task(name="ecr-image-platforms", **_READ)
+def ecr_image_platforms(repository: EcrRepository, tag: str) -> tuple[str, ...]:
+    return repository.image_platforms(tag)
+
+
+# Safe to send again: a tag that names the image already is success (ImageAlreadyExists).
+@task(name="ecr-retag", **_READ)
+def ecr_retag(repository: EcrRepository, digest: str, tag: str) -> None:
+    repository.retag(digest, tag)
+
+
 # The login holds a SecretStr: never persisted (cache_policy NONE, no result persistence asked).
 @task(name="ecr-login-token", **_READ)
 def ecr_login(repository: EcrRepository) -> RegistryLogin:
@@ -54,6 +65,17 @@ def daemon_version(docker: ImagePublisher) -> str:
 @task(name="registry-digest", **_READ)
 def registry_digest(docker: ImagePublisher, reference: str) -> str | None:
     return docker.remote_digest(reference)
+
+
+@task(name="registry-platforms", **_READ)
+def registry_platforms(docker: ImagePublisher, reference: str) -> tuple[str, ...]:
+    return docker.remote_platforms(reference)
+
+
+# Safe to send again: the same manifest put under the same tag.
+@task(name="registry-tag", **_READ)
+def registry_tag(docker: ImagePublisher, source: str, tag: str) -> str:
+    return docker.remote_tag(source, tag)
 
 
 @task(name="docker-build", cache_policy=NONE)

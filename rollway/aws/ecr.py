@@ -11,13 +11,15 @@ import base64
 import binascii
 import datetime as dt
 import fnmatch
+import json
 from typing import Any
 
-from botocore.exceptions import ClientError
+import httpx
+from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict, SecretStr
 
-from rollway.aws.errors import AdapterError, TargetNotFound, error_code
-from rollway.image import registry_of_endpoint
+from rollway.aws.errors import AdapterError, TargetNotFound, aws_message, error_code
+from rollway.image import config_platform, manifest_platforms, registry_of_endpoint
 from rollway.targets import Targets
 
 
@@ -70,6 +72,22 @@ class RegistryLogin(BaseModel):
 
 
 ACTIVE = "ACTIVE"
+
+# Every manifest kind a registry may hold: without the index types, ECR answers for a
+# multi-platform image with one of its manifests (or not at all), not the list of platforms.
+MANIFEST_TYPES = (
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+    "application/vnd.docker.distribution.manifest.v1+json",
+)
+# An image's config blob is a few kilobytes; more is not a config.
+_CONFIG_MAX_BYTES = 1 << 20
+
+
+class PlatformUnknown(AdapterError):
+    """ECR could not tell which platforms an image runs on (the reason is the message)."""
 
 
 class HeldImage(BaseModel):
@@ -150,6 +168,73 @@ class EcrRepository:
             return None
         # An answer without imageStatus (older APIs, moto) is an image that was never archived.
         return HeldImage(digest=details[0]["imageDigest"], status=details[0].get("imageStatus") or ACTIVE)
+
+    def image_platforms(self, tag: str) -> tuple[str, ...]:
+        """The platforms (``os/architecture``) the image tagged ``tag`` runs on.
+
+        An image index lists them in its manifest; a single-platform manifest names a config
+        blob, read from the download URL ECR gives for it (GetDownloadUrlForLayer).
+
+        Raises:
+            PlatformUnknown: the manifest or the config could not be read; says why.
+        """
+        try:
+            answer = self._client.batch_get_image(repositoryName=self._name, imageIds=[{"imageTag": tag}],
+                                                  acceptedMediaTypes=list(MANIFEST_TYPES))
+            manifest = json.loads(answer["images"][0]["imageManifest"])
+            if not isinstance(manifest, dict):
+                raise ValueError("not a JSON object")
+        except (ClientError, BotoCoreError, KeyError, IndexError, ValueError) as err:
+            raise PlatformUnknown(f"its manifest could not be read (BatchGetImage: {aws_message(err)})") from None
+        platforms = manifest_platforms(manifest)
+        if platforms is not None:
+            return platforms
+        digest = (manifest.get("config") or {}).get("digest")
+        if not digest:
+            raise PlatformUnknown("its manifest names no config blob")
+        try:
+            url = self._client.get_download_url_for_layer(repositoryName=self._name, layerDigest=digest)["downloadUrl"]
+        except (ClientError, BotoCoreError, KeyError) as err:
+            raise PlatformUnknown(f"ECR gave no download URL for its config {digest} "
+                                  f"(GetDownloadUrlForLayer: {aws_message(err)})") from None
+        try:
+            with httpx.stream("GET", url, timeout=30, follow_redirects=True) as response:
+                response.raise_for_status()
+                body = b""
+                for chunk in response.iter_bytes():
+                    body += chunk
+                    if len(body) > _CONFIG_MAX_BYTES:
+                        raise ValueError(f"more than {_CONFIG_MAX_BYTES} bytes")
+            config = json.loads(body)
+            if not isinstance(config, dict):
+                raise ValueError("not a JSON object")
+            return (config_platform(config),)
+        except (httpx.HTTPError, ValueError) as err:
+            # Not str(err): httpx's messages quote the URL, whose query is a signature.
+            status = getattr(getattr(err, "response", None), "status_code", None)
+            raise PlatformUnknown(f"its config {digest} could not be downloaded ({type(err).__name__}"
+                                  f"{f', HTTP {status}' if status else ''})") from None
+
+    def retag(self, digest: str, tag: str) -> None:
+        """Put ``tag`` on the image ``digest`` (moving it off the image it named), as ECR retags
+        without docker: its manifest put again under the tag (PutImage).
+
+        Raises:
+            AdapterError: the repository holds no image ``digest``.
+            ClientError: PutImage refused (an immutable tag, a permission).
+        """
+        answer = self._client.batch_get_image(repositoryName=self._name, imageIds=[{"imageDigest": digest}],
+                                              acceptedMediaTypes=list(MANIFEST_TYPES))
+        if not answer.get("images"):
+            raise AdapterError(f"ECR holds no image {digest} in {self._name} to tag {tag!r}")
+        image = answer["images"][0]
+        media_type = image.get("imageManifestMediaType")
+        try:
+            self._client.put_image(repositoryName=self._name, imageManifest=image["imageManifest"], imageTag=tag,
+                                   imageDigest=digest, **({"imageManifestMediaType": media_type} if media_type else {}))
+        except ClientError as err:
+            if error_code(err) != "ImageAlreadyExistsException":  # the tag names it already
+                raise
 
     def tag_exists(self, tag: str) -> bool:
         """Whether the repository holds an image tagged ``tag`` (TargetNotFound: no repository)."""

@@ -41,7 +41,9 @@ from pydantic import SecretStr
 
 from rollway.errors_pickle import PicklableError
 from rollway.toolchain.process import ToolError, ToolFailed, ToolResult, resolve, run_tool
-from rollway.toolchain.registry import RegistryUnanswered, manifest_digest, split_reference
+from rollway.toolchain.registry import (
+    RegistryUnanswered, manifest_digest, manifest_platforms_of, put_tag, split_reference,
+)
 
 _INSTALL_HINT = "install the docker CLI (Debian: apt-get install docker.io) or pass its path"
 # The daemon's words when the CLI cannot reach it (the socket is missing, or nothing listens).
@@ -322,6 +324,32 @@ class DockerCli:
             return manifest_digest(reference, login=self._login_for(registry), timeout_seconds=120)
         except RegistryUnanswered as err:
             raise DockerCommandFailed(f"could not ask the registry whether {reference} exists: {err}") from None
+
+    def remote_platforms(self, reference: str) -> tuple[str, ...]:
+        """The platforms the image the registry holds for ``reference`` runs on, asked over the
+        registry's API as ``remote_digest`` is (nothing is pulled).
+
+        Raises:
+            DockerCommandFailed: the registry could not tell (unreachable, unauthorized, no image).
+        """
+        try:
+            registry = split_reference(reference)[0]
+            return manifest_platforms_of(reference, login=self._login_for(registry), timeout_seconds=120)
+        except RegistryUnanswered as err:
+            raise DockerCommandFailed(f"could not ask the registry which platform {reference} runs on: {err}") from None
+
+    def remote_tag(self, source: str, tag: str) -> str:
+        """Tag the image the registry holds for ``source`` as ``tag`` in its repository, over the
+        registry's API (its manifest put again under the tag: nothing pulled); returns its digest.
+
+        Raises:
+            DockerCommandFailed: the registry could not be asked, or refused.
+        """
+        try:
+            registry = split_reference(source)[0]
+            return put_tag(source, tag, login=self._login_for(registry), timeout_seconds=120)
+        except RegistryUnanswered as err:
+            raise DockerCommandFailed(f"could not tag {source} as {tag} in the registry: {err}") from None
 
     def _login_for(self, registry: str) -> tuple[str, str] | None:
         """The (username, password) ``login`` left in the private config for ``registry``, if any."""

@@ -1,4 +1,5 @@
-"""The digest a registry holds for a tag, asked over the registry's own HTTP API.
+"""The digest a registry holds for a tag, and the platforms its image runs on, asked over the
+registry's own HTTP API.
 
 ``docker manifest inspect --verbose`` cannot give it for an image index (a multi-platform
 image, or what docker's containerd image store pushes for any build): it prints one entry per
@@ -16,12 +17,13 @@ HTTPS first, then HTTP.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import Mapping
 
 import httpx
 
-from rollway.image import is_loopback, registry_of
+from rollway.image import config_platform, is_loopback, manifest_platforms, registry_of
 
 # Every manifest type docker and the registries store: a registry converts (and re-digests) a
 # manifest whose type the client does not accept, so all are accepted.
@@ -78,19 +80,7 @@ def manifest_digest(reference: str, *, login: tuple[str, str] | None = None, tim
         RegistryUnanswered: unreachable, unauthorized, or an answer that is not a manifest.
     """
     registry, repository, wanted = split_reference(reference)
-    local = is_loopback(registry)
-    schemes = ("https", "http") if local else ("https",)
-    # A proxy cannot reach this machine's loopback; elsewhere the environment's proxy applies.
-    with httpx.Client(timeout=timeout_seconds, trust_env=not local, transport=transport) as client:
-        for scheme in schemes:
-            url = f"{scheme}://{registry}/v2/{repository}/manifests/{wanted}"
-            try:
-                answer = _authorized_get(client, url, login)
-            except httpx.TransportError as err:
-                if scheme != schemes[-1]:
-                    continue  # a loopback registry speaking plain HTTP: as dockerd, try that next
-                raise RegistryUnanswered(f"{registry} did not answer: {type(err).__name__}: {err}") from None
-            break
+    answer = _ask(registry, f"{repository}/manifests/{wanted}", login, timeout_seconds, transport)
     if answer.status_code == 404:
         return None
     if answer.status_code != 200:
@@ -102,15 +92,98 @@ def manifest_digest(reference: str, *, login: tuple[str, str] | None = None, tim
     return digest
 
 
-def _authorized_get(client: httpx.Client, url: str, login: tuple[str, str] | None) -> httpx.Response:
-    """GET ``url``; on a 401, once more with what its challenge asks for (a token, or the login)."""
-    headers = {"Accept": ACCEPT}
-    answer = client.get(url, headers=headers)
+def manifest_platforms_of(reference: str, *, login: tuple[str, str] | None = None, timeout_seconds: float = 60.0,
+                          transport: httpx.BaseTransport | None = None) -> tuple[str, ...]:
+    """The platforms (``os/architecture``) the image ``reference`` names runs on: those its
+    index lists, or the one its config blob records.
+
+    Raises:
+        RegistryUnanswered: unreachable, unauthorized, no such image, or an answer that is not
+            a manifest or a config.
+    """
+    registry, repository, wanted = split_reference(reference)
+    manifest = _json(_ask(registry, f"{repository}/manifests/{wanted}", login, timeout_seconds, transport),
+                     f"{repository}:{wanted}")
+    platforms = manifest_platforms(manifest)
+    if platforms is not None:
+        return platforms
+    config = (manifest.get("config") or {}).get("digest")
+    if not isinstance(config, str) or not _DIGEST.match(config):
+        raise RegistryUnanswered(f"the manifest of {repository}:{wanted} names no config blob")
+    return (config_platform(_json(_ask(registry, f"{repository}/blobs/{config}", login, timeout_seconds, transport),
+                                  f"the config {config} of {repository}:{wanted}")),)
+
+
+def _json(answer: httpx.Response, what: str) -> dict:
+    if answer.status_code != 200:
+        raise RegistryUnanswered(f"the registry answered {answer.status_code} for {what}: {answer.text[:300].strip()}")
+    try:
+        found = answer.json()
+    except ValueError:
+        found = None
+    if not isinstance(found, dict):
+        raise RegistryUnanswered(f"the registry's answer for {what} is not a JSON object")
+    return found
+
+
+def put_tag(source: str, tag: str, *, login: tuple[str, str] | None = None, timeout_seconds: float = 60.0,
+            transport: httpx.BaseTransport | None = None) -> str:
+    """Tag the image ``source`` (``host[:port]/repository:tag``) as ``tag`` in its repository,
+    as the registry's API does it: its manifest put again under the tag, byte for byte (so the
+    digest is the same); nothing is pulled or pushed. Returns that digest.
+
+    Raises:
+        RegistryUnanswered: unreachable, unauthorized, no such image, or the put was refused.
+    """
+    registry, repository, wanted = split_reference(source)
+    found = _ask(registry, f"{repository}/manifests/{wanted}", login, timeout_seconds, transport)
+    if found.status_code != 200:
+        raise RegistryUnanswered(f"{registry} answered {found.status_code} for {repository}:{wanted}: "
+                                 f"{found.text[:300].strip()}")
+    media_type = found.headers.get("Content-Type", "").split(";")[0].strip() or json.loads(found.content).get("mediaType")
+    put = _ask(registry, f"{repository}/manifests/{tag}", login, timeout_seconds, transport, method="PUT",
+               content=found.content, content_type=media_type)
+    if put.status_code not in (200, 201):
+        raise RegistryUnanswered(f"{registry} refused to tag {repository}:{wanted} as {tag} "
+                                 f"({put.status_code}): {put.text[:300].strip()}")
+    return "sha256:" + hashlib.sha256(found.content).hexdigest()
+
+
+def _ask(registry: str, path: str, login: tuple[str, str] | None, timeout_seconds: float,
+         transport: httpx.BaseTransport | None, *, method: str = "GET", content: bytes | None = None,
+         content_type: str | None = None) -> httpx.Response:
+    """GET (or ``method``) ``/v2/<path>`` of ``registry``, authorized as docker does; HTTPS, or
+    plain HTTP after it for a registry on this machine."""
+    local = is_loopback(registry)
+    schemes = ("https", "http") if local else ("https",)
+    # A proxy cannot reach this machine's loopback; elsewhere the environment's proxy applies.
+    # Blobs are served by redirect (S3, a CDN) on most registries.
+    with httpx.Client(timeout=timeout_seconds, trust_env=not local, transport=transport,
+                      follow_redirects=True) as client:
+        for scheme in schemes:
+            try:
+                answer = _authorized(client, f"{scheme}://{registry}/v2/{path}", login, method=method,
+                                         content=content, content_type=content_type)
+                answer.read()
+                return answer
+            except httpx.TransportError as err:
+                if scheme != schemes[-1]:
+                    continue  # a loopback registry speaking plain HTTP: as dockerd, try that next
+                raise RegistryUnanswered(f"{registry} did not answer: {type(err).__name__}: {err}") from None
+    raise AssertionError("unreachable")  # the loop returns or raises
+
+
+def _authorized(client: httpx.Client, url: str, login: tuple[str, str] | None, *, method: str = "GET",
+                    content: bytes | None = None, content_type: str | None = None) -> httpx.Response:
+    """GET (or ``method``) ``url``; on a 401, once more with what its challenge asks for (a
+    token, or the login)."""
+    headers = {"Accept": ACCEPT, **({"Content-Type": content_type} if content_type else {})}
+    answer = client.request(method, url, headers=headers, content=content)
     if answer.status_code != 401:
         return answer
     scheme, params = _challenge(answer.headers.get("WWW-Authenticate", ""))
     if scheme == "basic" and login is not None:
-        return client.get(url, headers=headers, auth=login)
+        return client.request(method, url, headers=headers, content=content, auth=login)
     if scheme != "bearer" or "realm" not in params:
         return answer  # nothing rollway can answer it with: the 401 is reported
     query = {k: v for k, v in params.items() if k in ("service", "scope")}
@@ -128,7 +201,7 @@ def _authorized_get(client: httpx.Client, url: str, login: tuple[str, str] | Non
         token = None
     if token is None:
         raise RegistryUnanswered(f"the token server {params['realm']} answered without a token")
-    return client.get(url, headers={**headers, "Authorization": f"Bearer {token}"})
+    return client.request(method, url, headers={**headers, "Authorization": f"Bearer {token}"}, content=content)
 
 
 def _token(body: Mapping[str, object]) -> str | None:

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from rollway.aws.ecr import EcrRepository, HeldImage, Repository
+from rollway.aws.ecr import EcrRepository, HeldImage, PlatformUnknown, Repository
 from rollway.aws.errors import AdapterError, TargetNotFound
 from rollway.image import LATEST
 from rollway.targets import Targets
@@ -127,3 +127,30 @@ def test_tag_immutability_with_exclusions(mutability, filters, latest, version):
     repository = Repository(name="r", uri="x.example.com/r", registry="x.example.com", tag_mutability=mutability,
                             exclusion_filters=filters)
     assert (repository.tag_immutable(LATEST), repository.tag_immutable("2.0.0")) == (latest, version)
+
+
+def index_manifest(*platforms: tuple[str, str]) -> str:
+    """An OCI image index with one manifest per (os, architecture)."""
+    return json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": [
+        {"mediaType": "application/vnd.oci.image.manifest.v1+json", "size": 1, "digest": f"sha256:{i:064x}",
+         "platform": {"os": system, "architecture": architecture}}
+        for i, (system, architecture) in enumerate(platforms, 1)]})
+
+
+def test_the_platforms_of_an_image_index_are_read_from_its_manifest(aws, repository):
+    ecr = aws.get_client("ecr")
+    # buildx adds an unknown/unknown entry per platform for its attestations: not a platform.
+    ecr.put_image(repositoryName=aws.targets.ecr_repository, imageTag="2.0.0",
+                  imageManifest=index_manifest(("linux", "arm64"), ("unknown", "unknown")),
+                  imageManifestMediaType="application/vnd.oci.image.index.v1+json")
+    assert repository.image_platforms("2.0.0") == ("linux/arm64",)
+
+
+def test_a_platform_ecr_cannot_tell_says_why(aws, repository):
+    # A single-platform manifest's platform is in its config blob, which moto's ECR does not
+    # serve (GetDownloadUrlForLayer).
+    aws.get_client("ecr").put_image(repositoryName=aws.targets.ecr_repository, imageManifest=MANIFEST, imageTag="2.0.0")
+    with pytest.raises(PlatformUnknown, match=r"no download URL for its config sha256:1{64} \(GetDownloadUrlForLayer"):
+        repository.image_platforms("2.0.0")
+    with pytest.raises(PlatformUnknown, match="BatchGetImage"):
+        repository.image_platforms("9.9.9")

@@ -17,11 +17,12 @@ from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 from blocks.targets import RollwayTargets
 import flows.container as flows_container
 from flows.container import ARTIFACT_KEY, publish_container, run_publish
+from rollway.aws.ecr import EcrRepository
 from rollway.aws.ecs import READ_ONLY_FIELDS, EcsDeployer
 from rollway.aws.errors import TargetNotFound
 from rollway.fakes import FakeImagePublisher
 from rollway.publish import PublishIncomplete, PublishRefused, PublishRequest
-from tests.adapters.test_ecr import MANIFEST
+from tests.adapters.test_ecr import MANIFEST, index_manifest
 from tests.flows.moto_env import saved_blocks
 from tests.toolchain.docker_engine import docker_engine  # noqa: F401 - the fixture
 
@@ -86,7 +87,8 @@ def test_a_release_is_built_pushed_and_registered_then_its_version_is_refused(aw
     base, new = described(aws, base_arn), described(aws, result.task_definition)
     assert new["revision"] == base["revision"] + 1
     (container,) = new["containerDefinitions"]
-    assert container["image"] == versioned
+    # ...by the digest the push produced: a later push to the tag cannot change what it runs.
+    assert container["image"] == result.pinned_image == f"{docker_engine.registry}/{REPOSITORY}@{result.digest}"
     (base_container,) = base["containerDefinitions"]
     assert {**container, "image": None} == {**base_container, "image": None}
     for field in sorted(set(base) - READ_ONLY_FIELDS - {"containerDefinitions"}):
@@ -125,10 +127,13 @@ def test_a_failed_build_is_safe_to_re_run_and_a_pushed_version_is_registered_lat
     assert pushed.references == (f"{docker_engine.registry}/{REPOSITORY}:2.1.0",)
     assert docker_engine.served_digest(REPOSITORY, "latest") != pushed.digest  # latest not moved
 
-    # ...then registered without rebuilding.
+    # ...then registered without rebuilding, and latest moved to it over the registry's API.
     registered = publish_container(version="2.1.0", register_existing=True, **common)
     assert registered.image_id is None and registered.digest == pushed.digest
-    assert described(aws, registered.task_definition)["containerDefinitions"][0]["image"] == pushed.image
+    assert docker_engine.served_digest(REPOSITORY, "latest") == pushed.digest
+    assert registered.references == (f"{docker_engine.registry}/{REPOSITORY}:2.1.0",
+                                      f"{docker_engine.registry}/{REPOSITORY}:latest")
+    assert described(aws, registered.task_definition)["containerDefinitions"][0]["image"] == pushed.pinned_image
 
 
 @pytest.mark.integration
@@ -151,6 +156,29 @@ def test_an_image_built_for_another_platform_than_the_family_runs_on_is_not_push
     assert docker_engine.served_digest(REPOSITORY, "5.0.0") is None
     assert docker_engine.served_digest(REPOSITORY, "latest") == latest  # not moved
     assert revisions(aws) == before
+
+
+@pytest.mark.integration
+def test_register_existing_asks_the_registry_which_platform_the_pushed_image_runs_on(aws, docker_engine):
+    # Pushed only (as a run that stopped before registering leaves it), then registered into a
+    # family whose tasks run on the other architecture: nothing built, so only the registry can tell.
+    built = "amd64" if platform.machine().lower() in ("x86_64", "amd64") else "arm64"
+    blocks = saved_blocks(aws, "container")
+    common = {"registry": docker_engine.registry, "docker_host": docker_engine.docker_host,
+              "targets_block": blocks, "aws_credentials_block": blocks}
+    pulling_from(aws, docker_engine.registry)
+    publish_container(version="5.1.0", context_dir=str(docker_engine.context("existing-platform")),
+                      push_latest=False, register_task_definition=False, **common)
+    pulling_from(aws, docker_engine.registry, architecture="ARM64" if built == "amd64" else "X86_64")
+    before = revisions(aws)
+
+    with pytest.raises(PublishRefused) as caught:
+        publish_container(version="5.1.0", register_existing=True, push_latest=False, **common)
+
+    assert f"{docker_engine.registry}/{REPOSITORY}:5.1.0 is built for linux/{built}, and the task family's tasks run " \
+           f"on linux/{'arm64' if built == 'amd64' else 'amd64'}" in str(caught.value)
+    assert revisions(aws) == before
+    assert "Nothing was built, pushed or registered" in artifact_markdown("5.1.0", "refused")
 
 
 def test_a_bad_version_or_a_missing_task_family_is_refused_before_any_docker_call(aws, tmp_path):
@@ -230,11 +258,19 @@ def test_ecr_refusals_come_before_building(aws, tmp_path):
                           targets_block=blocks, aws_credentials_block=blocks)
     assert revisions(aws) == before
 
+    # register_existing moves latest too: not on immutable tags.
+    with pytest.raises(PublishRefused, match="immutable.*run with push_latest=False"):
+        publish_container(version="2.0.0", register_existing=True, docker_executable=NO_DOCKER,
+                          targets_block=blocks, aws_credentials_block=blocks)
+    assert revisions(aws) == before
     # The version ECR holds is registered on request, with no docker needed.
-    registered = publish_container(version="2.0.0", register_existing=True, docker_executable=NO_DOCKER,
-                                   targets_block=blocks, aws_credentials_block=blocks)
+    registered = publish_container(version="2.0.0", register_existing=True, push_latest=False,
+                                   docker_executable=NO_DOCKER, targets_block=blocks, aws_credentials_block=blocks)
     assert registered.image == f"{aws.topology.repository_uri}:2.0.0"
-    assert described(aws, registered.task_definition)["containerDefinitions"][0]["image"] == registered.image
+    digest = aws.get_client("ecr").describe_images(repositoryName=aws.targets.ecr_repository, imageIds=[
+        {"imageTag": "2.0.0"}])["imageDetails"][0]["imageDigest"]
+    assert registered.pinned_image == f"{aws.topology.repository_uri}@{digest}"
+    assert described(aws, registered.task_definition)["containerDefinitions"][0]["image"] == registered.pinned_image
     assert revisions(aws) == [*before, registered.task_definition]
 
 
@@ -308,7 +344,40 @@ def test_an_ecr_release_logs_in_with_ecrs_token_pushes_both_tags_and_registers_t
     assert publisher.registry == {f"{uri}:2.0.0": result.digest, f"{uri}:latest": result.digest}
     assert publisher.logins == {}  # logged out
     assert result.image == f"{uri}:2.0.0" and result.references == (f"{uri}:2.0.0", f"{uri}:latest")
-    assert described(aws, result.task_definition)["containerDefinitions"][0]["image"] == f"{uri}:2.0.0"
+    assert described(aws, result.task_definition)["containerDefinitions"][0]["image"] == f"{uri}@{result.digest}"
+
+
+def test_the_revision_pins_the_pushed_digest_so_a_moved_tag_does_not_change_what_it_runs(aws, tmp_path):
+    # Pinned by tag, every task ECS started from the revision later (a scale-out, a rollback
+    # restoring it) ran whatever the tag named by then: the version pushed again, or latest.
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    uri = aws.topology.repository_uri
+    result = publish_with(aws, EcrBacked(aws), PublishRequest(version="2.0.0", context_dir=tmp_path))
+    put_manifest(aws.get_client("ecr"), aws.targets.ecr_repository, "2.0.0", "sha256:" + "7" * 64)  # moved by hand
+
+    image = described(aws, result.task_definition)["containerDefinitions"][0]["image"]
+    moved = EcrRepository(aws.get_client("ecr"), aws.targets).image_digest("2.0.0")
+    assert image == f"{uri}@{result.digest}" and moved != result.digest
+    # People still read the version: in the result, the steps and the summary.
+    assert result.image == f"{uri}:2.0.0"
+    assert f"runs {uri}:2.0.0, pinned by its digest ({image})" in result.steps[-1]
+    summary = artifact_markdown("2.0.0", containing=image)
+    assert f"| Image | `{uri}:2.0.0` |" in summary and f"| Pinned as | `{image}` |" in summary
+
+
+def test_a_repository_too_long_to_pin_by_digest_is_refused_before_building(aws, tmp_path, watch_calls):
+    # <registry>/<repository>:2.0.0 fits ECS's 255 characters; @sha256:<64 hex> does not.
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    targets = aws.targets.model_copy(update={"ecr_repository": "webordinary/" + "e" * 180})
+    pulling_from(aws, "127.0.0.1:5999")
+    publisher = FakeImagePublisher()
+    with pytest.raises(PublishRefused, match="characters long: ECS takes at most 255"):
+        publish_with(aws, publisher, PublishRequest(version="2.0.0", context_dir=tmp_path, registry="127.0.0.1:5999"),
+                     targets)
+    assert publisher.calls == []
+    # Only pushed, it is not refused: no revision pins it.
+    publish_with(aws, publisher, PublishRequest(version="2.0.0", context_dir=tmp_path, registry="127.0.0.1:5999",
+                                                register_task_definition=False), targets)
 
 
 def test_a_release_whose_summary_artifact_cannot_be_written_still_returns_what_it_registered(aws, tmp_path,
@@ -326,7 +395,7 @@ def test_a_release_whose_summary_artifact_cannot_be_written_still_returns_what_i
     result = publish_with(aws, EcrBacked(aws), PublishRequest(version="2.0.0", context_dir=tmp_path))
 
     assert revisions(aws) == [*before, result.task_definition]
-    assert described(aws, result.task_definition)["containerDefinitions"][0]["image"] == result.image
+    assert described(aws, result.task_definition)["containerDefinitions"][0]["image"] == result.pinned_image
 
 
 def test_an_image_built_for_another_platform_is_neither_pushed_nor_registered(aws, tmp_path):
@@ -371,7 +440,7 @@ def test_a_revision_registered_during_the_build_is_the_one_copied(aws, tmp_path)
     result = publish_with(aws, publisher, PublishRequest(version="2.0.0", context_dir=tmp_path))
 
     new = described(aws, result.task_definition)["containerDefinitions"][0]
-    assert {"name": "ADDED", "value": "1"} in new["environment"] and new["image"] == result.image
+    assert {"name": "ADDED", "value": "1"} in new["environment"] and new["image"] == result.pinned_image
     assert f"a copy of {publisher.registered[0]}" in result.steps[-1]
 
 
@@ -408,6 +477,32 @@ def test_register_existing_after_a_run_that_did_register_registers_no_second_rev
 
     assert again.task_definition == first.task_definition and revisions(aws) == after_first
     assert "already pins" in again.steps[-1] and again.image == first.image
+
+
+def test_register_existing_refuses_an_image_the_familys_tasks_could_not_start(aws, caplog):
+    # Nothing is built, so no build checked the platform: an arm64-only image registered into
+    # the family (Fargate, X86_64 by default) failed only when the canary's tasks started.
+    ecr = aws.get_client("ecr")
+    for version, platforms in (("2.0.0", [("linux", "arm64")]), ("2.0.1", [("linux", "arm64"), ("linux", "amd64")])):
+        ecr.put_image(repositoryName=aws.targets.ecr_repository, imageTag=version, imageManifest=index_manifest(*platforms),
+                      imageManifestMediaType="application/vnd.oci.image.index.v1+json")
+    before = revisions(aws)
+
+    with pytest.raises(PublishRefused) as caught:
+        publish_with(aws, FakeImagePublisher(), PublishRequest(version="2.0.0", register_existing=True))
+    assert (f"register_existing: {aws.topology.repository_uri}:2.0.0 is built for linux/arm64, and the task family's "
+            "tasks run on linux/amd64") in str(caught.value)
+    assert "refused before registering anything" in str(caught.value)
+    assert revisions(aws) == before
+
+    # An index that holds the family's platform is registered.
+    registered = publish_with(aws, FakeImagePublisher(), PublishRequest(version="2.0.1", register_existing=True))
+    assert revisions(aws) == [*before, registered.task_definition]
+
+    # A platform ECR cannot tell (moto serves no config blob) is registered, and the log says it was not checked.
+    ecr.put_image(repositoryName=aws.targets.ecr_repository, imageManifest=MANIFEST, imageTag="2.0.2")
+    publish_with(aws, FakeImagePublisher(), PublishRequest(version="2.0.2", register_existing=True))
+    assert "could not check which platform" in caplog.text and "registered unchecked" in caplog.text
 
 
 def _refusing(client, operation: str, code: str):
@@ -485,6 +580,21 @@ def test_a_refused_latest_push_says_the_version_is_pushed_and_how_to_register_it
     assert revisions(aws) == before
     stopped = artifact_markdown("2.0.0", "stopped", containing=uri)
     assert f"{uri}:2.0.0 is pushed" in stopped and "register_existing=True" in stopped
+
+    # The way on it was told: register_existing registers the version and moves latest to it,
+    # as the release's push would have (latest stayed on the release before).
+    put_manifest(aws.get_client("ecr"), aws.targets.ecr_repository, "latest", "sha256:" + "9" * 64)
+    ecr = EcrRepository(aws.get_client("ecr"), aws.targets)
+    version = ecr.image_digest("2.0.0")
+    assert ecr.image_digest("latest") != version
+    resumed = publish_with(aws, FakeImagePublisher(), PublishRequest(version="2.0.0", register_existing=True))
+    assert ecr.image_digest("latest") == version == resumed.digest
+    assert resumed.references == (f"{uri}:2.0.0", f"{uri}:latest")
+    assert f"moved {uri}:latest to {version} (ECR PutImage)" in resumed.steps
+    # Again (a run killed after it): latest is left where it is, nothing new registered.
+    again = publish_with(aws, FakeImagePublisher(), PublishRequest(version="2.0.0", register_existing=True))
+    assert f"{uri}:latest names {version} already" in again.steps
+    assert again.task_definition == resumed.task_definition and ecr.image_digest("latest") == version
 
 
 def test_a_registry_override_is_not_registered_into_a_family_that_pulls_from_ecr(aws, tmp_path):

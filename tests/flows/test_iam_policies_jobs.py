@@ -64,6 +64,11 @@ def test_the_release_policy_allows_every_call_publish_container_makes(aws, tmp_p
     result = publish(aws, own_clients(aws, "rollway-iam-release", used, requests),
                      PublishRequest(version="2.0.0", context_dir=tmp_path))
     assert result.task_definition
+    # register_existing reads the platform of the image it registers (its manifest, and the
+    # config blob a single-platform manifest names: moto serves no download URL for it).
+    existing = publish(aws, own_clients(aws, "rollway-iam-release", used, requests),
+                       PublishRequest(version="2.0.0", register_existing=True))
+    assert existing.task_definition
 
     policy = allowed("iam-policy-release.json")
     assert not used - policy, f"calls the release policy does not allow: {sorted(used - policy)}"

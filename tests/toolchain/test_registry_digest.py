@@ -12,7 +12,9 @@ import httpx
 import pytest
 
 from rollway.toolchain.docker import DockerCli
-from rollway.toolchain.registry import ACCEPT, RegistryUnanswered, manifest_digest, split_reference
+from rollway.toolchain.registry import (
+    ACCEPT, RegistryUnanswered, manifest_digest, manifest_platforms_of, put_tag, split_reference,
+)
 
 INDEX = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": []})
 DIGEST = "sha256:" + hashlib.sha256(INDEX.encode()).hexdigest()
@@ -147,3 +149,54 @@ def test_the_cli_hands_over_the_login_its_private_config_holds(tmp_path):
     cli = DockerCli("docker", tmp_path)
     assert cli._login_for("r.example.com") == ("robot", SECRET)
     assert cli._login_for("rollway.invalid") is None and cli._login_for("other.example.com") is None
+
+
+def test_the_platform_of_a_single_manifest_is_its_config_blobs_served_by_redirect_without_the_login():
+    config = "sha256:" + "c" * 64
+    manifest = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "size": 2, "digest": config},
+                "layers": []}
+    seen: list[httpx.Request] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        if request.url.host == "blobs.example.com":  # where registries keep blobs (S3, a CDN)
+            return httpx.Response(200, json={"os": "linux", "architecture": "arm64"})
+        if request.headers.get("Authorization") != basic("robot", SECRET):
+            return httpx.Response(401, headers={"WWW-Authenticate": 'Basic realm="r"'})
+        if request.url.path == "/v2/team/repo/manifests/1.0.0":
+            return httpx.Response(200, json=manifest)
+        assert request.url.path == f"/v2/team/repo/blobs/{config}"
+        return httpx.Response(307, headers={"Location": "https://blobs.example.com/c?X-Amz-Signature=x"})
+
+    found = manifest_platforms_of("registry.example.com/team/repo:1.0.0", login=("robot", SECRET),
+                                  transport=httpx.MockTransport(handle))
+    assert found == ("linux/arm64",)
+    assert seen[-1].url.host == "blobs.example.com" and "Authorization" not in seen[-1].headers
+    with pytest.raises(RegistryUnanswered, match="answered 404"):
+        manifest_platforms_of("registry.example.com/team/repo:2.0.0", login=("robot", SECRET),
+                              transport=httpx.MockTransport(lambda r: httpx.Response(404, text="unknown")))
+
+
+def test_a_tag_is_put_as_the_sources_manifest_byte_for_byte_with_its_media_type():
+    body = INDEX.encode()
+    puts: list[httpx.Request] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        if request.headers.get("Authorization") != basic("robot", SECRET):
+            return httpx.Response(401, headers={"WWW-Authenticate": 'Basic realm="r"'})
+        if request.method == "PUT":
+            puts.append(request)
+            return httpx.Response(201)
+        assert request.url.path == "/v2/team/repo/manifests/1.0.0"
+        return httpx.Response(200, content=body, headers={"Content-Type": "application/vnd.oci.image.index.v1+json"})
+
+    digest = put_tag("registry.example.com/team/repo:1.0.0", "latest", login=("robot", SECRET),
+                     transport=httpx.MockTransport(handle))
+    (put,) = puts
+    assert put.url.path == "/v2/team/repo/manifests/latest" and put.content == body
+    assert put.headers["Content-Type"] == "application/vnd.oci.image.index.v1+json" and digest == DIGEST
+    with pytest.raises(RegistryUnanswered, match="refused to tag team/repo:1.0.0 as latest \\(403\\)") as caught:
+        put_tag("registry.example.com/team/repo:1.0.0", "latest", login=("robot", SECRET), transport=httpx.MockTransport(
+            lambda r: handle(r) if r.method == "GET" else httpx.Response(403, text="denied")))
+    assert SECRET not in str(caught.value)

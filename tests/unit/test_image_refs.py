@@ -112,7 +112,8 @@ DIGEST = "sha256:" + "b" * 64
     (DIGEST, False, False, "already in the registry (digest sha256:bbbb"),
     (DIGEST, True, False, "a version must mean one image"),
     (None, True, False, "cannot be pushed"),
-    (DIGEST, True, True, None),  # only registering: nothing is pushed
+    (DIGEST, True, True, "run with push_latest=False"),  # registering moves latest to the version too
+    (DIGEST, False, True, None),
     (None, False, True, "nothing to register"),
 ])
 def test_release_refusals(digest, latest_immutable, existing, why):
@@ -143,6 +144,8 @@ def test_progress_says_what_is_where_and_how_to_go_on():
     assert "no task definition was registered" in progress.state()
     assert "register_existing=True" in progress.how_to_go_on()
     assert "latest was not moved" in progress.how_to_go_on()
+    # register_existing moves latest too: a latest that cannot be moved has a way on without it.
+    assert "register_existing moves it (push_latest=False leaves it)" in progress.how_to_go_on()
 
 
 @pytest.mark.parametrize(("changes", "why"), [
@@ -186,3 +189,16 @@ def test_labels_carry_the_version_and_the_commit(tmp_path):
 ])
 def test_the_registry_an_image_is_pulled_from(image, registry):
     assert registry_of(image) == registry
+
+
+def test_the_platforms_a_manifest_names():
+    from rollway.image import config_platform, manifest_platforms
+
+    index = {"mediaType": "application/vnd.docker.distribution.manifest.list.v2+json", "manifests": [
+        {"platform": {"os": "linux", "architecture": "amd64"}}, {"platform": {"os": "linux", "architecture": "arm64",
+                                                                            "variant": "v8"}},
+        {"platform": {"os": "unknown", "architecture": "unknown"}}, "junk", {"platform": "junk"}]}
+    assert manifest_platforms(index) == ("linux/amd64", "linux/arm64")
+    assert manifest_platforms({"schemaVersion": 1, "architecture": "arm64"}) == ("linux/arm64",)
+    assert manifest_platforms({"schemaVersion": 2, "config": {"digest": "sha256:" + "1" * 64}}) is None  # the config says
+    assert config_platform({"os": "linux", "architecture": "arm64"}) == "linux/arm64"
