@@ -6,6 +6,7 @@ act on it without reading a traceback.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from botocore.exceptions import ClientError
@@ -131,5 +132,20 @@ def aws_message(err: Exception) -> str:
     credentials, no connection): one line saying what AWS said, for a message a person reads."""
     if isinstance(err, ClientError):
         error = err.response.get("Error", {})
-        return f"{error.get('Code', 'error')}: {error.get('Message', '') or err}"
-    return f"{type(err).__name__}: {err}"
+        return f"{error.get('Code', 'error')}: {_one_line(str(error.get('Message', '') or err))}"
+    return f"{type(err).__name__}: {_one_line(str(err))}"
+
+
+_TAG = re.compile(r"<[^>]*>")
+_MESSAGE_CAP = 300
+
+
+def _one_line(text: str) -> str:
+    """``text`` on one line: an endpoint that is not AWS itself (a proxy, an emulator) can answer
+    an error with a whole HTML page, which botocore passes on as the message; a log line or an
+    error that quotes it must stay one line a person can read."""
+    html = text.lstrip()[:1] == "<"
+    if "\n" not in text and "\r" not in text and not html:
+        return text
+    flat = " ".join((_TAG.sub(" ", text) if html else text).split())
+    return flat if len(flat) <= _MESSAGE_CAP else flat[:_MESSAGE_CAP - 1] + "…"

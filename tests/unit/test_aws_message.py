@@ -1,0 +1,39 @@
+"""aws_message: what AWS (or an endpoint standing in for it) said, on one line a person reads."""
+
+from __future__ import annotations
+
+from botocore.exceptions import ClientError, EndpointConnectionError
+
+from rollway.aws.errors import aws_message
+
+PAGE = """<!doctype html>
+<html lang=en>
+<title>500 Internal Server Error</title>
+<h1>Internal Server Error</h1>
+<p>The server encountered an internal error and was unable to complete your request.</p>
+"""
+
+
+def refused(message: str, code: str = "500") -> ClientError:
+    return ClientError({"Error": {"Code": code, "Message": message}}, "GetDownloadUrlForLayer")
+
+
+def test_an_error_page_in_place_of_a_message_is_one_line_of_its_text():
+    # A proxy or an emulator answering with an HTML page: the warning that quoted it ran over
+    # six lines of markup.
+    said = aws_message(refused(PAGE))
+    assert "\n" not in said and "<" not in said
+    assert said.startswith("500: 500 Internal Server Error Internal Server Error The server encountered")
+
+
+def test_a_long_multi_line_message_is_cut_to_one_readable_line():
+    said = aws_message(refused("first line\n" + "x" * 1000))
+    assert "\n" not in said and said.startswith("500: first line x") and said.endswith("…")
+    assert len(said) < 320
+
+
+def test_an_aws_message_is_quoted_as_it_is():
+    message = "Value '<none>' at 'repositoryName' failed to satisfy constraint: length >= 2"
+    assert aws_message(refused(message, "ValidationException")) == f"ValidationException: {message}"
+    assert aws_message(EndpointConnectionError(endpoint_url="http://127.0.0.1:1")) == (
+        'EndpointConnectionError: Could not connect to the endpoint URL: "http://127.0.0.1:1"')
