@@ -6,6 +6,7 @@ and reach the rollout's flow run through the Prefect API in PREFECT_API_URL:
 - ``status`` shows the newest rollout of the service, its transitions, the live ALB weights
   and the run waiting for an answer, if any;
 - ``promote`` answers the paused run "approve", exactly as the Resume form in the UI would;
+- ``hold`` answers it "hold" (stay at these weights, ask again later);
 - ``abort`` answers it "reject" (the run rolls back and records it); with no paused run, it
   stops the run that owns the rollout, runs the ``rollback`` flow itself and records that.
 """
@@ -469,7 +470,7 @@ def print_paused(paused: Any) -> None:
         return
     console.print(
         f"[bold]waiting for an answer:[/bold] flow run {escape(str(paused.name))} ({paused.id}) is paused"
-        f"{escape(_asking(paused))}; `rollway promote` approves, `rollway abort` rejects and rolls back"
+        f"{escape(_asking(paused))}; `rollway promote` approves, `rollway hold` holds and asks again, `rollway abort` rejects and rolls back"
     )
 
 
@@ -804,6 +805,26 @@ def promote(
         check_canary_weight(run, service.router.get_weights(), weight)
     resume(run.id, answer, paused=run.state)
     console.print(f"approved by {who}: flow run {run.name} ({run.id}) resumed{_asking(run)}", markup=False)
+    return 0
+
+
+@reporting
+def hold(
+    *,
+    approver: str | None,
+    comment: str,
+    flow_run: UUID | None,
+    targets_block: str | None,
+    credentials_block: str | None,
+) -> int:
+    """Answer the paused run "hold": stay at the current weights and ask again, as the form's *hold*."""
+    who = who_answers(approver)
+    answer = _answer("hold", who, comment)
+    service = connect(targets_block, credentials_block)
+    _record, run = _paused(service, flow_run)
+    resume(run.id, answer, paused=run.state)
+    console.print(f"held by {who}: flow run {run.name} ({run.id}) stays at its weights and asks again after its "
+                  f"next analysis interval{_asking(run)}", markup=False)
     return 0
 
 
