@@ -26,11 +26,14 @@ from typing import Literal, TypeVar
 from uuid import UUID, uuid4
 
 import httpx
+import orjson
 from prefect import get_run_logger
 from prefect.client.orchestration import SyncPrefectClient, get_client
 from prefect.client.schemas.objects import State
 from prefect.context import FlowRunContext
 from prefect.exceptions import Abort
+from prefect.exceptions import Pause as PauseRefused
+from prefect._internal.pydantic.v2_schema import create_v2_schema, is_v2_model
 from prefect.input import RunInput
 from prefect.input.run_input import keyset_from_paused_state
 from prefect.states import Paused, Running
@@ -112,9 +115,11 @@ def _unreachable(err: Exception) -> bool:
     return isinstance(err, httpx.TransportError)
 
 
-def _through_outages(call: Callable[[], T], give_up_at: float, poll_interval: float) -> T:
+def _through_outages(call: Callable[[], T], give_up_at: float, poll_interval: float,
+                     doing: str = "still waiting for an answer") -> T:
     """``call()``, tried again every ``poll_interval`` seconds while the Prefect API cannot be
-    reached, until the monotonic ``give_up_at``; the log says when it went and when it came back.
+    reached, until the monotonic ``give_up_at``; the log says when it went, what the run is
+    ``doing`` meanwhile, and when it came back.
 
     Raises:
         httpx.HTTPError: the API refused the request, or was still away at ``give_up_at``.
@@ -129,8 +134,7 @@ def _through_outages(call: Callable[[], T], give_up_at: float, poll_interval: fl
             if down_since is None:
                 down_since = time.monotonic()
                 get_run_logger().warning(
-                    "the Prefect API cannot be reached (%s): still waiting for an answer, trying again every %g s",
-                    err, poll_interval)
+                    "the Prefect API cannot be reached (%s): %s, trying again every %g s", err, doing, poll_interval)
             time.sleep(max(0.0, min(poll_interval, give_up_at - time.monotonic())))
             continue
         if down_since is not None:
@@ -138,28 +142,68 @@ def _through_outages(call: Callable[[], T], give_up_at: float, poll_interval: fl
         return result
 
 
-def _pause(client: SyncPrefectClient, run_id: UUID, form: type[RunInput], timeout: float, question: str) -> State:
-    """Pause the run for an answer to ``form`` and store the form; returns the Paused state.
+def _pause(client: SyncPrefectClient, run_id: UUID, form: type[RunInput], deadline: float, question: str,
+           through: Callable[[Callable[[], T]], T]) -> State:
+    """Pause the run for an answer to ``form`` until the monotonic ``deadline`` and store the
+    form; returns the Paused state.
 
     ``question`` is the state's message: what the pause asks and what a timeout does, for
     ``rollway status`` and ``promote``, which read the run's state, not its form.
+
+    ``through`` makes each call to the API, riding out an outage: a Prefect API that could not be
+    reached at the moment the run paused failed the run, and its failure hook rolled back a
+    rollout nobody had been asked about. A call whose answer an outage lost may have landed: the
+    pause is then found on the run (the server refuses its key a second time), and a form part
+    already stored is kept.
 
     Raises:
         CancelledWhilePaused: the run was cancelled before it could pause.
     """
     # A key of our own for every pause: the server refuses a pause key that already fired.
-    proposed = Paused(timeout_seconds=timeout, pause_key=f"approval-{uuid4().hex}", message=question)
-    keyset = keyset_from_paused_state(proposed)
-    proposed.state_details.run_input_keyset = keyset
+    key = f"approval-{uuid4().hex}"
+
+    def propose() -> State:
+        # What is left of the pause's time: an outage at the pause must not lengthen it.
+        proposed = Paused(timeout_seconds=max(1, round(deadline - time.monotonic())), pause_key=key, message=question)
+        proposed.state_details.run_input_keyset = keyset_from_paused_state(proposed)
+        try:
+            return propose_state_sync(client, proposed, flow_run_id=run_id)
+        except (Abort, PauseRefused):  # refused: already paused ("not running"), or its key already fired
+            current = client.read_flow_run(run_id).state
+            if current is not None and current.is_paused() and current.state_details.pause_key == key:
+                return current  # an earlier try landed; its answer was lost to the outage
+            raise
+
     try:
-        state = propose_state_sync(client, proposed, flow_run_id=run_id)
-    except Abort as refused:
+        state = through(propose)
+    except (Abort, PauseRefused) as refused:
         raise RuntimeError(f"the Prefect API refused to pause the run for an approval: {refused}") from refused
     _stop_if_cancelled(state)
     if not state.is_paused():
         raise RuntimeError(f"the run could not pause for an approval: the Prefect API left it {state.type.value}")
-    form.save(keyset, flow_run_id=run_id)
+    keyset = state.state_details.run_input_keyset
+    for part, value in _form_parts(form, keyset):
+        through(lambda: _store(client, run_id, part, value))
     return state
+
+
+def _form_parts(form: type[RunInput], keyset: dict[str, str]) -> list[tuple[str, str]]:
+    """What ``RunInput.save`` stores for ``form`` (its JSON schema, its description), by key."""
+    schema = (create_v2_schema(form.__name__, model_base=form) if is_v2_model(form)
+              else form.model_json_schema(by_alias=True))
+    parts = [(keyset["schema"], schema)]
+    if isinstance(form._description, str) and form._description:
+        parts.append((keyset["description"], form._description))
+    return [(key, orjson.dumps(value).decode()) for key, value in parts]
+
+
+def _store(client: SyncPrefectClient, run_id: UUID, key: str, value: str) -> None:
+    """Store one part of the form; a part an earlier try stored (its answer lost) is kept."""
+    try:
+        client.create_flow_run_input(run_id, key, value)
+    except httpx.HTTPStatusError as err:
+        if err.response.status_code != 409:
+            raise
 
 
 def _wait_for_resume(
@@ -297,13 +341,15 @@ def prefect_approver(approvals: Approvals, poll_interval: int = 2) -> Approver:
         # The deadline starts before the pause is proposed, as the server's does.
         deadline = time.monotonic() + approvals.timeout_seconds
         with get_client(sync_client=True) as client:
-            paused = _pause(client, run_id, form, approvals.timeout_seconds,
-                            pause_question(pause, approvals, paused_at))
-            log.info("paused for %s: resume the run with an answer within %ss", pause.cause, approvals.timeout_seconds)
-            given = None
 
             def through(call):
                 return _through_outages(call, deadline + OUTAGE_GRACE_SECONDS, poll_interval)
+
+            paused = _pause(client, run_id, form, deadline, pause_question(pause, approvals, paused_at),
+                            lambda call: _through_outages(call, deadline + OUTAGE_GRACE_SECONDS, poll_interval,
+                                                          "still trying to pause for an answer"))
+            log.info("paused for %s: resume the run with an answer within %ss", pause.cause, approvals.timeout_seconds)
+            given = None
 
             if _wait_for_resume(client, run_id, paused, deadline, poll_interval):
                 given = through(lambda: form.load(paused.state_details.run_input_keyset, flow_run_id=run_id))
