@@ -19,6 +19,8 @@ pause lasts and ``OUTAGE_GRACE_SECONDS`` after, and then takes the answer the se
 
 from __future__ import annotations
 
+import json
+import math
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
@@ -40,7 +42,7 @@ from prefect.states import Paused, Running
 from prefect.utilities.engine import propose_state_sync
 from pydantic import Field, ValidationError
 
-from rollway.approvals import ApprovalAnswer, Approver
+from rollway.approvals import WAITING_EVERY_SECONDS, ApprovalAnswer, Approver, waiting_prefix
 from rollway.decide import Pause
 from rollway.spec import Approvals
 
@@ -85,6 +87,12 @@ class PauseInterrupted(RuntimeError):
     (for instance a person marked it Failed in the UI): the run stops rather than overwrite it."""
 
 
+class MarkedCrashed(PauseInterrupted):
+    """The paused run was marked Crashed (``rollway promote`` does so when the run has not said for
+    minutes that it still waits, taking its process for dead): the person was told the rollout
+    stays where it is, for a new run to take over, so this run stops without rolling it back."""
+
+
 def _stop_if_cancelled(state: State) -> None:
     """Raise CancelledWhilePaused when ``state`` is a cancellation, begun (Cancelling) or done."""
     if state.is_cancelling() or state.is_cancelled():
@@ -101,7 +109,7 @@ def _expired(state: State, paused: State) -> bool:
 
 
 def _left_for(state: State) -> PauseInterrupted:
-    return PauseInterrupted(
+    return (MarkedCrashed if state.is_crashed() else PauseInterrupted)(
         f"the run left its approval pause for {state.name or state.type.value} "
         f"({state.message or 'no message'}), not through a resume; stopping"
     )
@@ -206,6 +214,39 @@ def _store(client: SyncPrefectClient, run_id: UUID, key: str, value: str) -> Non
             raise
 
 
+class _Waiting:
+    """Says, on the paused run, that its process still waits for the answer, every
+    ``WAITING_EVERY_SECONDS`` (or every poll, when it polls less often): ``rollway promote`` reads
+    it, and does not answer a run whose process died (nothing would act on the answer).
+
+    Each saying is a flow-run input of its own (the API does not overwrite one), the one before
+    deleted after it; one the API refuses is skipped: it must never fail the pause.
+    """
+
+    def __init__(self, client: SyncPrefectClient, run_id: UUID, paused: State, poll_interval: float) -> None:
+        self.client, self.run_id = client, run_id
+        self.prefix = waiting_prefix(paused.state_details.pause_key or "approval")
+        self.every = max(WAITING_EVERY_SECONDS, float(poll_interval))
+        self.said: str | None = None
+        self.last = -math.inf
+        self.count = 0
+
+    def say(self) -> None:
+        if time.monotonic() - self.last < self.every:
+            return
+        key = f"{self.prefix}{self.count}"
+        self.count += 1
+        try:
+            self.client.create_flow_run_input(self.run_id, key, json.dumps({"at": time.time(), "every": self.every}))
+            self.last = time.monotonic()
+            if self.said is not None:
+                self.client.delete_flow_run_input(self.run_id, self.said)
+        except httpx.HTTPError as err:
+            get_run_logger().debug("could not say the run still waits (%s)", err)
+        else:
+            self.said = key
+
+
 def _wait_for_resume(
     client: SyncPrefectClient, run_id: UUID, paused: State, deadline: float, poll_interval: float
 ) -> bool:
@@ -217,6 +258,7 @@ def _wait_for_resume(
         PauseInterrupted: it was moved to any other state.
     """
     give_up_at = deadline + OUTAGE_GRACE_SECONDS
+    waiting = _Waiting(client, run_id, paused, poll_interval)
     while True:
         state = _through_outages(lambda: client.read_flow_run(run_id).state, give_up_at, poll_interval)
         if state.is_running():
@@ -226,6 +268,7 @@ def _wait_for_resume(
             return False
         if not state.is_paused():
             raise _left_for(state)
+        waiting.say()
         left = deadline - time.monotonic()
         if left <= 0:
             return False

@@ -77,6 +77,11 @@ class NoPausedRun(OpsError):
     """No run of the service's rollout is waiting for an answer."""
 
 
+class Unattended(OpsError):
+    """A run is Paused, but no process waits for its answer any more: its process died. Resumed,
+    it would show Running with nothing to run it, for ever."""
+
+
 class AmbiguousRun(OpsError):
     """Several paused runs could be the service's; the operator has to name one. ``runs`` holds
     them, for status, which shows them all."""
@@ -281,6 +286,76 @@ def resume(flow_run_id: UUID, run_input: dict[str, Any], *, paused: Any = None,
             time.sleep(0.2)
 
 
+def silent_since(client: Any, run: Any) -> float | None:
+    """When the paused ``run`` last said that its process waited for the answer, if it has been
+    silent too long since (its process died); None while it says so, or when it never did (a run
+    of an earlier rollway, or one paused a moment ago: nothing is judged)."""
+    import json
+
+    from rollway.approvals import silent_since as judged, waiting_prefix
+
+    key = getattr(getattr(getattr(run, "state", None), "state_details", None), "pause_key", None)
+    if not isinstance(key, str) or not key:
+        return None
+    stamps = []
+    for said in client.filter_flow_run_input(run.id, waiting_prefix(key), 20, set()):
+        try:
+            value = json.loads(said.value)
+            stamps.append((float(value["at"]), float(value["every"])))
+        except (ValueError, TypeError, KeyError):
+            continue  # not one of ours
+    return judged(stamps, time.time())
+
+
+def check_attended(run: Any) -> None:
+    """Refuse to answer a paused run whose process died, before anything is sent.
+
+    Raises:
+        Unattended: the run has not said for too long that it waits; the message says since when.
+    """
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        since = silent_since(client, run)
+    if since is not None:
+        raise Unattended(f"flow run {run.name} ({run.id}) is paused, but no process waits for its answer: it last said "
+                         f"it was waiting at {_wall(since)}, {time.time() - since:.0f} s ago (a paused run says so "
+                         "every 30 s): its process died (a restart of its worker or of `rollway up`, a lost machine)")
+
+
+def _wall(at: float) -> str:
+    return datetime.fromtimestamp(at, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC (wall clock)")
+
+
+def end_unattended(run: Any, who: str, action: str, comment: str) -> None:
+    """Mark the paused ``run`` whose process died Crashed, saying who answered what.
+
+    Left Paused, the rollout it owns could not be taken over until the pause timed out (a run
+    started by hand is refused while its owner's run has not ended), and ``status`` kept
+    showing it as waiting. Forced: the server would not let a Paused run crash otherwise.
+    """
+    from prefect.client.orchestration import get_client
+    from prefect.states import Crashed
+
+    said = f" ({' '.join(comment.split())})" if comment.strip() else ""
+    with get_client(sync_client=True) as client:
+        client.set_flow_run_state(run.id, Crashed(
+            message=f"its process died while it waited for an answer; {who} answered {action}{said}, "
+                    "which this run never acted on"), force=True)
+
+
+def unattended_next(record: RolloutRecord | None, run: Any, action: str) -> str:
+    """What the person whose ``action`` a dead paused run cannot take should do instead."""
+    if record is not None and owner_run_id(record) == run.id and not record.phase.terminal:
+        return (f"It is marked Crashed now, and rollout {record.rollout_id} stays at {record.weights} "
+                "(stable/canary), resumable from the ledger: start `progressive_rollout` again (or let the "
+                "weekly `advance_phase` run), which takes the rollout over once the dead run's lease has run out "
+                f"and asks again at the same pause, where your answer ({action}) can be given; "
+                "or `rollway abort` rolls it back")
+    return (f"It is marked Crashed now; its canary keeps its traffic with nobody watching: start the "
+            f"`{flow_name(run)}` flow again, or run the `rollback` flow to move the traffic back")
+
+
 def _not_taken(client: Any, run: Any, paused: Any, reason: str | None = None) -> ResumeRefused:
     """Why ``run`` no longer takes an answer to its pause ``paused``: another person answered it
     first (their answer, as the server stored it), or it timed out (and what the run does then),
@@ -467,6 +542,13 @@ def print_paused(paused: Any) -> None:
         console.print(f"[bold]waiting for an answer:[/bold] {len(paused)} paused flow runs could be this "
                       f"service's: {listed}; name one with `--flow-run ID` to `rollway promote` (approves) or "
                       "`rollway abort` (rejects and rolls back)")
+        return
+    try:
+        check_attended(paused)
+    except Unattended as dead:
+        # Shown as waiting, a dead run was answered, and nothing acted on the answer.
+        console.print(f"[bold]waiting for an answer:[/bold] {escape(str(dead))}{escape(_asking(paused))}; answering it "
+                      "marks it Crashed and sends nothing: `rollway abort` rolls the rollout back, or start a new run")
         return
     console.print(
         f"[bold]waiting for an answer:[/bold] flow run {escape(str(paused.name))} ({paused.id}) is paused"
@@ -780,6 +862,21 @@ def check_canary_weight(run: Any, live: Weights, weight: int) -> None:
                        f"{live.canary}% (choose from {later}); nothing was approved")
 
 
+def _answerable(record: RolloutRecord | None, run: Any, who: str, action: str, comment: str) -> None:
+    """Refuse, before anything is sent, to answer a paused run whose process died; it is marked
+    Crashed and the person told what to do instead, so the answer is not lost without a word.
+
+    Raises:
+        Unattended: the run's process died; nothing was sent.
+    """
+    try:
+        check_attended(run)
+    except Unattended as dead:
+        end_unattended(run, who, action, comment)
+        raise Unattended(f"{dead}. Your answer ({action}) was not sent: nothing would act on it, and the run would "
+                         f"show Running for ever. {unattended_next(record, run, action)}") from None
+
+
 @reporting
 def promote(
     *,
@@ -797,6 +894,7 @@ def promote(
     answer = _answer("approve", who, comment, weight)
     service = connect(targets_block, credentials_block)
     record, run = _paused(service, flow_run)
+    _answerable(record, run, who, "approve", comment)
     # Only against the rollout this run drives: a `canary` flow run keeps no ledger, and the
     # ledger's newest rollout is then another one; its own spec and the live weights say instead.
     if weight is not None and record is not None and owner_run_id(record) == run.id:
@@ -821,7 +919,8 @@ def hold(
     who = who_answers(approver)
     answer = _answer("hold", who, comment)
     service = connect(targets_block, credentials_block)
-    _record, run = _paused(service, flow_run)
+    record, run = _paused(service, flow_run)
+    _answerable(record, run, who, "hold", comment)
     resume(run.id, answer, paused=run.state)
     console.print(f"held by {who}: flow run {run.name} ({run.id}) stays at its weights and asks again after its "
                   f"next analysis interval{_asking(run)}", markup=False)
@@ -849,17 +948,21 @@ def abort(
     service = connect(targets_block, credentials_block)
     try:
         record, run = _paused(service, flow_run)
+        check_attended(run)
+    except Unattended as dead:
+        # Rejected, nothing would roll back: the rollback is carried out here instead, as when
+        # nothing is paused, once the dead run has ended (cancelled, it would never stop: nothing runs it).
+        end_unattended(run, who, "reject", reason)
+        if record is None or owner_run_id(record) != run.id:
+            raise OpsError(f"{dead}; nothing was rolled back by this command. "
+                           f"{unattended_next(record, run, 'reject')}") from None
+        errors.print(f"[yellow]warning:[/yellow] {escape(str(dead))}; it is marked Crashed, and the rollback is "
+                     "carried out here")
+        return _abort_directly(service, who, reason, wait_seconds)
     except NoPausedRun:
         if flow_run is not None:
             raise
-        try:
-            return _rollback_directly(service, who, reason, wait_seconds)
-        except RolloutClosed as closed:
-            # Another rollback ended the rollout first: who and when are the ledger's words; where
-            # the traffic is now is the load balancer's (a shift may have landed after it).
-            errors.print(f"[red]error:[/red] {escape(str(closed))}")
-            say_live(service)
-            return 1
+        return _abort_directly(service, who, reason, wait_seconds)
     resume(run.id, answer, paused=run.state)
     console.print(f"rejected by {who}: flow run {run.name} ({run.id}) resumed to roll back", markup=False)
     if wait_seconds <= 0:
@@ -940,6 +1043,18 @@ def recorded_clock(record: RolloutRecord | None) -> ClockSettings:
         )
     clock = _clock_of(runs[0]) if runs else None
     return clock if clock is not None else rollout_clock(owner_run_id(record))
+
+
+def _abort_directly(service: Service, who: str, reason: str, wait_seconds: float) -> int:
+    """No run waits for an answer: roll back here, saying so when another rollback ended it first."""
+    try:
+        return _rollback_directly(service, who, reason, wait_seconds)
+    except RolloutClosed as closed:
+        # Another rollback ended the rollout first: who and when are the ledger's words; where
+        # the traffic is now is the load balancer's (a shift may have landed after it).
+        errors.print(f"[red]error:[/red] {escape(str(closed))}")
+        say_live(service)
+        return 1
 
 
 def _rollback_directly(service: Service, who: str, reason: str, wait_seconds: float) -> int:

@@ -1,0 +1,116 @@
+"""`rollway promote` / `hold` / `abort` at a run that is Paused but whose process died.
+
+Prefect keeps such a run Paused until its pause times out (an hour by default, up to 30 days),
+and a resume then makes it Running with nothing to run it. promote said "approved ... resumed"
+while nothing went on, ever, and the rollout could not be taken over by a new run meanwhile
+(its owner's run had not ended). A paused run now says every 30 s that it still waits; the
+commands refuse to answer one silent for too long, mark it Crashed, and say what to do.
+"""
+
+from __future__ import annotations
+
+import time
+from types import SimpleNamespace
+
+from prefect.client.orchestration import get_client
+
+from rollway.approvals import waiting_prefix
+from rollway.cli import ops
+from tests.flows.test_answer_not_taken import paused_with_its_form
+from tests.flows.test_promote_race import commands_see_a_rollout_owned_by
+
+
+def ten_minutes_later(monkeypatch) -> None:
+    """The commands run ten minutes after the run last said it waited: as if its process had
+    died then (the run itself is alive in this test's thread, and stops at the Crashed state)."""
+    shifted = SimpleNamespace(time=lambda: time.time() + 600, monotonic=time.monotonic, sleep=time.sleep)
+    monkeypatch.setattr(ops, "time", shifted)
+
+
+def test_a_paused_run_says_it_still_waits():
+    thread, _outcome, run = paused_with_its_form(timeout=120)
+    with get_client(sync_client=True) as client:
+        said = client.filter_flow_run_input(run.id, waiting_prefix(run.state.state_details.pause_key), 20, set())
+        assert len(said) == 1, said
+        assert ops.silent_since(client, run) is None
+        client.resume_flow_run(run.id, run_input={"action": "reject", "approver": "t", "comment": ""})
+    thread.join(30)
+
+
+def test_promote_at_a_dead_paused_run_sends_nothing_marks_it_crashed_and_says_what_to_do(monkeypatch, capsys):
+    thread, outcome, run = paused_with_its_form(timeout=120)
+    commands_see_a_rollout_owned_by(monkeypatch, run)
+    ten_minutes_later(monkeypatch)
+    code = ops.promote(approver="alice", comment="looks good", weight=None, flow_run=None, targets_block=None,
+                       credentials_block=None)
+    out, err = capsys.readouterr()
+    thread.join(30)
+    said = " ".join(err.split())
+    assert code == 1 and "approved by alice" not in out, out
+    assert outcome == [], outcome  # nothing answered it
+    assert f"flow run {run.name} ({run.id}) is paused, but no process waits for its answer" in said, err
+    assert "Your answer (approve) was not sent" in said, err
+    assert "resumable from the ledger: start `progressive_rollout` again" in said, err
+    assert "`rollway abort` rolls it back" in said, err
+    with get_client(sync_client=True) as client:
+        (crashed,) = [s for s in client.read_flow_run_states(run.id) if s.is_crashed()]
+        # No answer was stored: the run was never resumed.
+        assert client.filter_flow_run_input(run.id, run.state.state_details.run_input_keyset["response"], 5,
+                                            set()) == []
+    assert "alice answered approve (looks good), which this run never acted on" in crashed.message, crashed.message
+
+
+def test_abort_at_a_dead_paused_canary_run_says_nothing_was_rolled_back_and_how_to(monkeypatch, capsys):
+    thread, _outcome, run = paused_with_its_form(timeout=120)
+    commands_see_a_rollout_owned_by(monkeypatch, run)
+    service = ops.connect()
+    record = service.ledger.get(service.name)
+    # A run that does not own the ledger's rollout (a `canary` flow run keeps no ledger).
+    monkeypatch.setattr(ops, "owner_run_id", lambda record: None)
+    ten_minutes_later(monkeypatch)
+    code = ops.abort(approver="bob", reason="error budget", flow_run=run.id, wait_seconds=0, targets_block=None,
+                     credentials_block=None)
+    out, err = capsys.readouterr()
+    thread.join(30)
+    said = " ".join(err.split())
+    assert code == 1 and "rejected by bob" not in out, out
+    assert "no process waits for its answer" in said and "nothing was rolled back by this command" in said, err
+    assert "run the `rollback` flow to move the traffic back" in said, err
+    assert service.ledger.get(service.name) == record  # the ledger's rollout is not this run's: untouched
+
+
+def test_a_live_run_marked_crashed_while_paused_stops_and_its_hooks_leave_the_rollout_alone(monkeypatch, capsys):
+    """Taken for dead (its sayings late past the margin), a live run finds itself Crashed: it
+    stops, and its failure hook must not roll back a rollout the person was told stays put."""
+    from prefect.states import Failed
+
+    from flows.approvals import MarkedCrashed
+    from flows.hooks import leave_alone
+
+    thread, outcome, run = paused_with_its_form(timeout=120)
+    commands_see_a_rollout_owned_by(monkeypatch, run)
+    ten_minutes_later(monkeypatch)
+    assert ops.hold(approver="carol", comment="", flow_run=None, targets_block=None, credentials_block=None) == 1
+    thread.join(30)
+    assert outcome == []
+    with get_client(sync_client=True) as client:
+        final = client.read_flow_run(run.id).state
+    assert final.is_failed() and "MarkedCrashed" in final.message, final
+    stopped = MarkedCrashed("the run left its approval pause for Crashed")
+    assert "marked Crashed while it waited" in (leave_alone(Failed(data=stopped), {}) or "")
+
+
+def test_status_says_a_paused_run_has_no_process(monkeypatch, capsys):
+    thread, _outcome, run = paused_with_its_form(timeout=120)
+    commands_see_a_rollout_owned_by(monkeypatch, run)
+    assert ops.status(targets_block=None, credentials_block=None) == 0
+    alive = " ".join(capsys.readouterr().out.split())
+    assert f"flow run {run.name} ({run.id}) is paused" in alive and "no process waits" not in alive, alive
+    ten_minutes_later(monkeypatch)
+    assert ops.status(targets_block=None, credentials_block=None) == 0
+    dead = " ".join(capsys.readouterr().out.split())
+    assert "is paused, but no process waits for its answer" in dead, dead
+    assert "answering it marks it Crashed and sends nothing" in dead, dead
+    with get_client(sync_client=True) as client:
+        client.resume_flow_run(run.id, run_input={"action": "reject", "approver": "t", "comment": ""})
+    thread.join(30)
