@@ -114,3 +114,30 @@ def test_status_says_a_paused_run_has_no_process(monkeypatch, capsys):
     with get_client(sync_client=True) as client:
         client.resume_flow_run(run.id, run_input={"action": "reject", "approver": "t", "comment": ""})
     thread.join(30)
+
+
+def test_abort_at_a_dead_paused_run_that_owns_the_rollout_rolls_back_itself(monkeypatch, capsys):
+    """Its reject sent, nothing would have rolled back: abort said "resumed to roll back" and the
+    canary kept its traffic. The run is marked Crashed, and the abort rolls back itself."""
+    import flows.rollback
+    from rollway.model import Weights
+    from rollway.phases import RolloutPhase
+    from tests.flows.fake_env import fake_environment
+
+    thread, outcome, run = paused_with_its_form(timeout=120)
+    commands_see_a_rollout_owned_by(monkeypatch, run)
+    service = ops.connect()
+    env = fake_environment()
+    env.ledger, env.router = service.ledger, service.router
+    monkeypatch.setattr(flows.rollback, "load_environment", lambda *a, **k: env)
+    ten_minutes_later(monkeypatch)
+    code = ops.abort(approver="bob", reason="error budget", flow_run=None, wait_seconds=0, targets_block=None,
+                     credentials_block=None)
+    out, err = capsys.readouterr()
+    thread.join(30)
+    assert outcome == []
+    assert code == 0, err
+    assert "no process waits for its answer" in " ".join(err.split()) and "rolled back" in out, (out, err)
+    assert service.router.get_weights() == Weights(stable=100, canary=0)
+    record = service.ledger.get(service.name)
+    assert record.phase is RolloutPhase.ROLLED_BACK and record.history[-1].actor == "bob", record.history
