@@ -23,7 +23,7 @@ from tests.flows.test_promote_race import commands_see_a_rollout_owned_by
 def ten_minutes_later(monkeypatch) -> None:
     """The commands run ten minutes after the run last said it waited: as if its process had
     died then (the run itself is alive in this test's thread, and stops at the Crashed state)."""
-    shifted = SimpleNamespace(time=lambda: time.time() + 600, monotonic=time.monotonic, sleep=time.sleep)
+    shifted = SimpleNamespace(time=lambda: time.time() + 600, monotonic=time.monotonic, sleep=lambda s: None)
     monkeypatch.setattr(ops, "time", shifted)
 
 
@@ -141,3 +141,27 @@ def test_abort_at_a_dead_paused_run_that_owns_the_rollout_rolls_back_itself(monk
     assert service.router.get_weights() == Weights(stable=100, canary=0)
     record = service.ledger.get(service.name)
     assert record.phase is RolloutPhase.ROLLED_BACK and record.history[-1].actor == "bob", record.history
+
+
+def test_a_run_silent_at_first_look_that_says_it_waits_a_period_later_is_answered(monkeypatch, capsys):
+    """A live run cannot say it waits while the Prefect API is away: a person answering just as a
+    long server restart ended found it silent, and it was taken for dead. It is looked at once
+    more a period later, by when a live run has said it waits again."""
+    thread, outcome, run = paused_with_its_form(timeout=120)
+    commands_see_a_rollout_owned_by(monkeypatch, run)
+    offset = [600.0]
+    waited: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        waited.append(seconds)
+        offset[0] = 0.0  # a period later: the run has said it waits again
+
+    monkeypatch.setattr(ops, "time", SimpleNamespace(time=lambda: time.time() + offset[0], monotonic=time.monotonic,
+                                                     sleep=sleep))
+    code = ops.promote(approver="alice", comment="", weight=None, flow_run=None, targets_block=None,
+                       credentials_block=None)
+    out, err = capsys.readouterr()
+    thread.join(30)
+    assert code == 0 and outcome == ["approve by alice"], (out, err)
+    assert waited and waited[0] == 35.0, waited
+    assert "has not said for 600 s that it still waits for an answer: looking again in 35 s" in " ".join(err.split())
