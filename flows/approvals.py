@@ -247,6 +247,27 @@ class _Waiting:
             self.said = key
 
 
+def silent_since(client: SyncPrefectClient, run, now: float) -> tuple[float, float] | None:
+    """When the paused ``run`` last said that its process waited for the answer, and how often it
+    says so, if it has been silent too long by the wall clock ``now`` (its process died); None
+    while it says so, or when it never did (a run of an earlier rollway, or one paused a moment
+    ago: nothing is judged)."""
+    from rollway.approvals import silent_since as judged
+
+    key = getattr(getattr(getattr(run, "state", None), "state_details", None), "pause_key", None)
+    if not isinstance(key, str) or not key:
+        return None
+    stamps = []
+    for said in client.filter_flow_run_input(run.id, waiting_prefix(key), 100, set()):
+        try:
+            value = json.loads(said.value)
+            stamps.append((float(value["at"]), float(value["every"])))
+        except (ValueError, TypeError, KeyError):
+            continue  # not one of ours
+    since = judged(stamps, now)
+    return None if since is None else (since, max(stamps)[1])
+
+
 def _wait_for_resume(
     client: SyncPrefectClient, run_id: UUID, paused: State, deadline: float, poll_interval: float
 ) -> bool:

@@ -286,54 +286,34 @@ def resume(flow_run_id: UUID, run_input: dict[str, Any], *, paused: Any = None,
             time.sleep(0.2)
 
 
-def silent_since(client: Any, run: Any) -> tuple[float, float] | None:
-    """When the paused ``run`` last said that its process waited for the answer, and how often it
-    says so, if it has been silent too long since (its process died); None while it says so, or
-    when it never did (a run of an earlier rollway, or one paused a moment ago: nothing is judged)."""
-    import json
-
-    from rollway.approvals import silent_since as judged, waiting_prefix
-
-    key = getattr(getattr(getattr(run, "state", None), "state_details", None), "pause_key", None)
-    if not isinstance(key, str) or not key:
-        return None
-    stamps = []
-    for said in client.filter_flow_run_input(run.id, waiting_prefix(key), 100, set()):
-        try:
-            value = json.loads(said.value)
-            stamps.append((float(value["at"]), float(value["every"])))
-        except (ValueError, TypeError, KeyError):
-            continue  # not one of ours
-    since = judged(stamps, time.time())
-    return None if since is None else (since, max(stamps)[1])
-
-
-def check_attended(run: Any, *, quiet: bool = False) -> None:
+def check_attended(run: Any, *, look_again: bool = True) -> None:
     """Refuse to answer a paused run whose process died, before anything is sent.
 
     A run found silent is asked once more a period later: a live run cannot say it waits while
     the Prefect API is away, and says so again within a poll of its return; a command run just
-    as a long server restart ended must not take it for dead. ``quiet``: say nothing of the wait.
+    as a long server restart ended must not take it for dead. ``look_again``: False where nothing
+    is done on the verdict (``status`` only shows it, and must not stall).
 
     Raises:
         Unattended: the run has not said for too long that it waits; the message says since when.
     """
     from prefect.client.orchestration import get_client
 
+    from flows.approvals import silent_since
+
     with get_client(sync_client=True) as client:
-        silent = silent_since(client, run)
-        if silent is not None:
+        silent = silent_since(client, run, time.time())
+        if silent is not None and look_again:
             again = silent[1] + 5.0
-            if not quiet:
-                errors.print(f"flow run {run.name} has not said for {time.time() - silent[0]:.0f} s that it still "
-                             f"waits for an answer: looking again in {again:.0f} s", markup=False)
+            errors.print(f"flow run {run.name} has not said for {time.time() - silent[0]:.0f} s that it still "
+                         f"waits for an answer: looking again in {again:.0f} s", markup=False)
             time.sleep(again)
-            silent = silent_since(client, run)
-    since = silent[0] if silent is not None else None
-    if since is not None:
+            silent = silent_since(client, run, time.time())
+    if silent is not None:
+        since, every = silent
         raise Unattended(f"flow run {run.name} ({run.id}) is paused, but no process waits for its answer: it last said "
-                         f"it was waiting at {_wall(since)}, {time.time() - since:.0f} s ago (a paused run says so "
-                         "every 30 s): its process died (a restart of its worker or of `rollway up`, a lost machine)")
+                         f"it was waiting at {_wall(since)}, {time.time() - since:.0f} s ago (it says so every "
+                         f"{every:g} s): its process died (a restart of its worker or of `rollway up`, a lost machine)")
 
 
 def _wall(at: float) -> str:
@@ -557,7 +537,7 @@ def print_paused(paused: Any) -> None:
                       "`rollway abort` (rejects and rolls back)")
         return
     try:
-        check_attended(paused, quiet=True)
+        check_attended(paused, look_again=False)
     except Unattended as dead:
         # Shown as waiting, a dead run was answered, and nothing acted on the answer.
         console.print(f"[bold]waiting for an answer:[/bold] {escape(str(dead))}{escape(_asking(paused))}; answering it "

@@ -29,12 +29,18 @@ def ten_minutes_later(monkeypatch) -> None:
 
 def test_a_paused_run_says_it_still_waits():
     thread, _outcome, run = paused_with_its_form(timeout=120)
+    from flows.approvals import silent_since
+
     with get_client(sync_client=True) as client:
-        said = client.filter_flow_run_input(run.id, waiting_prefix(run.state.state_details.pause_key), 20, set())
+        deadline = time.monotonic() + 30
+        # Said right after the form is stored, which is what paused_with_its_form waited for.
+        while not (said := client.filter_flow_run_input(run.id, waiting_prefix(run.state.state_details.pause_key),
+                                                        20, set())) and time.monotonic() < deadline:
+            time.sleep(0.2)
         assert len(said) == 1, said
-        assert ops.silent_since(client, run) is None
+        assert silent_since(client, run, time.time()) is None
         client.resume_flow_run(run.id, run_input={"action": "reject", "approver": "t", "comment": ""})
-    thread.join(30)
+    thread.join(90)
 
 
 def test_promote_at_a_dead_paused_run_sends_nothing_marks_it_crashed_and_says_what_to_do(monkeypatch, capsys):
@@ -44,7 +50,7 @@ def test_promote_at_a_dead_paused_run_sends_nothing_marks_it_crashed_and_says_wh
     code = ops.promote(approver="alice", comment="looks good", weight=None, flow_run=None, targets_block=None,
                        credentials_block=None)
     out, err = capsys.readouterr()
-    thread.join(30)
+    thread.join(90)
     said = " ".join(err.split())
     assert code == 1 and "approved by alice" not in out, out
     assert outcome == [], outcome  # nothing answered it
@@ -71,7 +77,7 @@ def test_abort_at_a_dead_paused_canary_run_says_nothing_was_rolled_back_and_how_
     code = ops.abort(approver="bob", reason="error budget", flow_run=run.id, wait_seconds=0, targets_block=None,
                      credentials_block=None)
     out, err = capsys.readouterr()
-    thread.join(30)
+    thread.join(90)
     said = " ".join(err.split())
     assert code == 1 and "rejected by bob" not in out, out
     assert "no process waits for its answer" in said and "nothing was rolled back by this command" in said, err
@@ -91,7 +97,7 @@ def test_a_live_run_marked_crashed_while_paused_stops_and_its_hooks_leave_the_ro
     commands_see_a_rollout_owned_by(monkeypatch, run)
     ten_minutes_later(monkeypatch)
     assert ops.hold(approver="carol", comment="", flow_run=None, targets_block=None, credentials_block=None) == 1
-    thread.join(30)
+    thread.join(90)
     assert outcome == []
     with get_client(sync_client=True) as client:
         final = client.read_flow_run(run.id).state
@@ -113,7 +119,7 @@ def test_status_says_a_paused_run_has_no_process(monkeypatch, capsys):
     assert "answering it marks it Crashed and sends nothing" in dead, dead
     with get_client(sync_client=True) as client:
         client.resume_flow_run(run.id, run_input={"action": "reject", "approver": "t", "comment": ""})
-    thread.join(30)
+    thread.join(90)
 
 
 def test_abort_at_a_dead_paused_run_that_owns_the_rollout_rolls_back_itself(monkeypatch, capsys):
@@ -134,7 +140,7 @@ def test_abort_at_a_dead_paused_run_that_owns_the_rollout_rolls_back_itself(monk
     code = ops.abort(approver="bob", reason="error budget", flow_run=None, wait_seconds=0, targets_block=None,
                      credentials_block=None)
     out, err = capsys.readouterr()
-    thread.join(30)
+    thread.join(90)
     assert outcome == []
     assert code == 0, err
     assert "no process waits for its answer" in " ".join(err.split()) and "rolled back" in out, (out, err)
@@ -161,7 +167,29 @@ def test_a_run_silent_at_first_look_that_says_it_waits_a_period_later_is_answere
     code = ops.promote(approver="alice", comment="", weight=None, flow_run=None, targets_block=None,
                        credentials_block=None)
     out, err = capsys.readouterr()
-    thread.join(30)
+    thread.join(90)
     assert code == 0 and outcome == ["approve by alice"], (out, err)
     assert waited and waited[0] == 35.0, waited
     assert "has not said for 600 s that it still waits for an answer: looking again in 35 s" in " ".join(err.split())
+
+
+def test_a_paused_owner_whose_process_died_has_ended_for_the_run_that_would_take_its_rollout_over(monkeypatch, caplog):
+    """Without anyone running promote, the weekly schedule's run (or one started by hand) found the
+    rollout's owner Paused and left it alone, or was refused, until that pause timed out: up to 30
+    days. A paused owner silent too long, and still a period later, has ended: it is marked Crashed
+    and the rollout taken over."""
+    import flows.env
+    from flows.env import owner_finished
+
+    thread, outcome, run = paused_with_its_form(timeout=120)
+    owner = f"flow-run/{run.id}"
+    assert owner_finished(owner) is False  # alive: it says it waits
+    waited: list[float] = []
+    monkeypatch.setattr(flows.env, "time", SimpleNamespace(time=lambda: time.time() + 600, sleep=waited.append))
+    assert owner_finished(owner) is True
+    thread.join(90)
+    assert outcome == [] and waited == [35.0], (outcome, waited)
+    with get_client(sync_client=True) as client:
+        (crashed,) = [s for s in client.read_flow_run_states(run.id) if s.is_crashed()]
+    assert "its process died while it waited for an answer" in crashed.message, crashed.message
+    assert "is paused, but its process died while it waited for an answer" in caplog.text, caplog.text
