@@ -19,6 +19,8 @@ pause lasts and ``OUTAGE_GRACE_SECONDS`` after, and then takes the answer the se
 
 from __future__ import annotations
 
+import json
+import math
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
@@ -26,18 +28,21 @@ from typing import Literal, TypeVar
 from uuid import UUID, uuid4
 
 import httpx
+import orjson
 from prefect import get_run_logger
 from prefect.client.orchestration import SyncPrefectClient, get_client
 from prefect.client.schemas.objects import State
 from prefect.context import FlowRunContext
 from prefect.exceptions import Abort
+from prefect.exceptions import Pause as PauseRefused
+from prefect._internal.pydantic.v2_schema import create_v2_schema, is_v2_model
 from prefect.input import RunInput
 from prefect.input.run_input import keyset_from_paused_state
 from prefect.states import Paused, Running
 from prefect.utilities.engine import propose_state_sync
 from pydantic import Field, ValidationError
 
-from rollway.approvals import ApprovalAnswer, Approver
+from rollway.approvals import WAITING_EVERY_SECONDS, ApprovalAnswer, Approver, waiting_prefix
 from rollway.decide import Pause
 from rollway.spec import Approvals
 
@@ -82,6 +87,12 @@ class PauseInterrupted(RuntimeError):
     (for instance a person marked it Failed in the UI): the run stops rather than overwrite it."""
 
 
+class MarkedCrashed(PauseInterrupted):
+    """The paused run was marked Crashed (``rollway promote`` does so when the run has not said for
+    minutes that it still waits, taking its process for dead): the person was told the rollout
+    stays where it is, for a new run to take over, so this run stops without rolling it back."""
+
+
 def _stop_if_cancelled(state: State) -> None:
     """Raise CancelledWhilePaused when ``state`` is a cancellation, begun (Cancelling) or done."""
     if state.is_cancelling() or state.is_cancelled():
@@ -98,7 +109,7 @@ def _expired(state: State, paused: State) -> bool:
 
 
 def _left_for(state: State) -> PauseInterrupted:
-    return PauseInterrupted(
+    return (MarkedCrashed if state.is_crashed() else PauseInterrupted)(
         f"the run left its approval pause for {state.name or state.type.value} "
         f"({state.message or 'no message'}), not through a resume; stopping"
     )
@@ -112,9 +123,11 @@ def _unreachable(err: Exception) -> bool:
     return isinstance(err, httpx.TransportError)
 
 
-def _through_outages(call: Callable[[], T], give_up_at: float, poll_interval: float) -> T:
+def _through_outages(call: Callable[[], T], give_up_at: float, poll_interval: float,
+                     doing: str = "still waiting for an answer") -> T:
     """``call()``, tried again every ``poll_interval`` seconds while the Prefect API cannot be
-    reached, until the monotonic ``give_up_at``; the log says when it went and when it came back.
+    reached, until the monotonic ``give_up_at``; the log says when it went, what the run is
+    ``doing`` meanwhile, and when it came back.
 
     Raises:
         httpx.HTTPError: the API refused the request, or was still away at ``give_up_at``.
@@ -129,8 +142,7 @@ def _through_outages(call: Callable[[], T], give_up_at: float, poll_interval: fl
             if down_since is None:
                 down_since = time.monotonic()
                 get_run_logger().warning(
-                    "the Prefect API cannot be reached (%s): still waiting for an answer, trying again every %g s",
-                    err, poll_interval)
+                    "the Prefect API cannot be reached (%s): %s, trying again every %g s", err, doing, poll_interval)
             time.sleep(max(0.0, min(poll_interval, give_up_at - time.monotonic())))
             continue
         if down_since is not None:
@@ -138,28 +150,122 @@ def _through_outages(call: Callable[[], T], give_up_at: float, poll_interval: fl
         return result
 
 
-def _pause(client: SyncPrefectClient, run_id: UUID, form: type[RunInput], timeout: float, question: str) -> State:
-    """Pause the run for an answer to ``form`` and store the form; returns the Paused state.
+def _pause(client: SyncPrefectClient, run_id: UUID, form: type[RunInput], deadline: float, question: str,
+           through: Callable[[Callable[[], T]], T]) -> State:
+    """Pause the run for an answer to ``form`` until the monotonic ``deadline`` and store the
+    form; returns the Paused state.
 
     ``question`` is the state's message: what the pause asks and what a timeout does, for
     ``rollway status`` and ``promote``, which read the run's state, not its form.
+
+    ``through`` makes each call to the API, riding out an outage: a Prefect API that could not be
+    reached at the moment the run paused failed the run, and its failure hook rolled back a
+    rollout nobody had been asked about. A call whose answer an outage lost may have landed: the
+    pause is then found on the run (the server refuses its key a second time), and a form part
+    already stored is kept.
 
     Raises:
         CancelledWhilePaused: the run was cancelled before it could pause.
     """
     # A key of our own for every pause: the server refuses a pause key that already fired.
-    proposed = Paused(timeout_seconds=timeout, pause_key=f"approval-{uuid4().hex}", message=question)
-    keyset = keyset_from_paused_state(proposed)
-    proposed.state_details.run_input_keyset = keyset
+    key = f"approval-{uuid4().hex}"
+
+    def propose() -> State:
+        # What is left of the pause's time: an outage at the pause must not lengthen it.
+        proposed = Paused(timeout_seconds=max(1, round(deadline - time.monotonic())), pause_key=key, message=question)
+        proposed.state_details.run_input_keyset = keyset_from_paused_state(proposed)
+        try:
+            return propose_state_sync(client, proposed, flow_run_id=run_id)
+        except (Abort, PauseRefused):  # refused: already paused ("not running"), or its key already fired
+            current = client.read_flow_run(run_id).state
+            if current is not None and current.is_paused() and current.state_details.pause_key == key:
+                return current  # an earlier try landed; its answer was lost to the outage
+            raise
+
     try:
-        state = propose_state_sync(client, proposed, flow_run_id=run_id)
-    except Abort as refused:
+        state = through(propose)
+    except (Abort, PauseRefused) as refused:
         raise RuntimeError(f"the Prefect API refused to pause the run for an approval: {refused}") from refused
     _stop_if_cancelled(state)
     if not state.is_paused():
         raise RuntimeError(f"the run could not pause for an approval: the Prefect API left it {state.type.value}")
-    form.save(keyset, flow_run_id=run_id)
+    keyset = state.state_details.run_input_keyset
+    for part, value in _form_parts(form, keyset):
+        through(lambda: _store(client, run_id, part, value))
     return state
+
+
+def _form_parts(form: type[RunInput], keyset: dict[str, str]) -> list[tuple[str, str]]:
+    """What ``RunInput.save`` stores for ``form`` (its JSON schema, its description), by key."""
+    schema = (create_v2_schema(form.__name__, model_base=form) if is_v2_model(form)
+              else form.model_json_schema(by_alias=True))
+    parts = [(keyset["schema"], schema)]
+    if isinstance(form._description, str) and form._description:
+        parts.append((keyset["description"], form._description))
+    return [(key, orjson.dumps(value).decode()) for key, value in parts]
+
+
+def _store(client: SyncPrefectClient, run_id: UUID, key: str, value: str) -> None:
+    """Store one part of the form; a part an earlier try stored (its answer lost) is kept."""
+    try:
+        client.create_flow_run_input(run_id, key, value)
+    except httpx.HTTPStatusError as err:
+        if err.response.status_code != 409:
+            raise
+
+
+class _Waiting:
+    """Says, on the paused run, that its process still waits for the answer, every
+    ``WAITING_EVERY_SECONDS`` (or every poll, when it polls less often): ``rollway promote`` reads
+    it, and does not answer a run whose process died (nothing would act on the answer).
+
+    Each saying is a flow-run input of its own (the API does not overwrite one), the one before
+    deleted after it; one the API refuses is skipped: it must never fail the pause.
+    """
+
+    def __init__(self, client: SyncPrefectClient, run_id: UUID, paused: State, poll_interval: float) -> None:
+        self.client, self.run_id = client, run_id
+        self.prefix = waiting_prefix(paused.state_details.pause_key or "approval")
+        self.every = max(WAITING_EVERY_SECONDS, float(poll_interval))
+        self.said: str | None = None
+        self.last = -math.inf
+        self.count = 0
+
+    def say(self) -> None:
+        if time.monotonic() - self.last < self.every:
+            return
+        key = f"{self.prefix}{self.count}"
+        self.count += 1
+        try:
+            self.client.create_flow_run_input(self.run_id, key, json.dumps({"at": time.time(), "every": self.every}))
+            self.last = time.monotonic()
+            if self.said is not None:
+                self.client.delete_flow_run_input(self.run_id, self.said)
+        except httpx.HTTPError as err:
+            get_run_logger().debug("could not say the run still waits (%s)", err)
+        else:
+            self.said = key
+
+
+def silent_since(client: SyncPrefectClient, run, now: float) -> tuple[float, float] | None:
+    """When the paused ``run`` last said that its process waited for the answer, and how often it
+    says so, if it has been silent too long by the wall clock ``now`` (its process died); None
+    while it says so, or when it never did (a run of an earlier rollway, or one paused a moment
+    ago: nothing is judged)."""
+    from rollway.approvals import silent_since as judged
+
+    key = getattr(getattr(getattr(run, "state", None), "state_details", None), "pause_key", None)
+    if not isinstance(key, str) or not key:
+        return None
+    stamps = []
+    for said in client.filter_flow_run_input(run.id, waiting_prefix(key), 100, set()):
+        try:
+            value = json.loads(said.value)
+            stamps.append((float(value["at"]), float(value["every"])))
+        except (ValueError, TypeError, KeyError):
+            continue  # not one of ours
+    since = judged(stamps, now)
+    return None if since is None else (since, max(stamps)[1])
 
 
 def _wait_for_resume(
@@ -173,6 +279,7 @@ def _wait_for_resume(
         PauseInterrupted: it was moved to any other state.
     """
     give_up_at = deadline + OUTAGE_GRACE_SECONDS
+    waiting = _Waiting(client, run_id, paused, poll_interval)
     while True:
         state = _through_outages(lambda: client.read_flow_run(run_id).state, give_up_at, poll_interval)
         if state.is_running():
@@ -182,6 +289,7 @@ def _wait_for_resume(
             return False
         if not state.is_paused():
             raise _left_for(state)
+        waiting.say()
         left = deadline - time.monotonic()
         if left <= 0:
             return False
@@ -297,13 +405,15 @@ def prefect_approver(approvals: Approvals, poll_interval: int = 2) -> Approver:
         # The deadline starts before the pause is proposed, as the server's does.
         deadline = time.monotonic() + approvals.timeout_seconds
         with get_client(sync_client=True) as client:
-            paused = _pause(client, run_id, form, approvals.timeout_seconds,
-                            pause_question(pause, approvals, paused_at))
-            log.info("paused for %s: resume the run with an answer within %ss", pause.cause, approvals.timeout_seconds)
-            given = None
 
             def through(call):
                 return _through_outages(call, deadline + OUTAGE_GRACE_SECONDS, poll_interval)
+
+            paused = _pause(client, run_id, form, deadline, pause_question(pause, approvals, paused_at),
+                            lambda call: _through_outages(call, deadline + OUTAGE_GRACE_SECONDS, poll_interval,
+                                                          "still trying to pause for an answer"))
+            log.info("paused for %s: resume the run with an answer within %ss", pause.cause, approvals.timeout_seconds)
+            given = None
 
             if _wait_for_resume(client, run_id, paused, deadline, poll_interval):
                 given = through(lambda: form.load(paused.state_details.run_input_keyset, flow_run_id=run_id))

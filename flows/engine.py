@@ -57,8 +57,9 @@ class Journal(Protocol):
     def stage_ended(self, state: StageState, report: StageReport) -> None:
         """Every stage that ends (passed, accepted, rejected, rolled back) shows its table."""
 
-    def asking(self, pause: Pause) -> None:
-        """A person is about to be asked ``pause``'s question (the run waits for the answer)."""
+    def asking(self, pause: Pause, held_by: ApprovalAnswer | None = None) -> None:
+        """A person is about to be asked ``pause``'s question (the run waits for the answer);
+        ``held_by``: the person's hold this pause asks again after, if it does."""
 
     def answered(self, pause: Pause, answer: ApprovalAnswer, approved_stage: int | None) -> None: ...
 
@@ -89,7 +90,7 @@ class NullJournal:
 
     def stage_ended(self, state, report): pass
 
-    def asking(self, pause): pass
+    def asking(self, pause, held_by=None): pass
 
     def answered(self, pause, answer, approved_stage): pass
 
@@ -353,6 +354,7 @@ def run_stages(
     weights = traffic.get_weights(env.router)
     history: tuple[Interval, ...] | None = None  # the baseline's past, read once per stage (again while it fails)
     refusal: str | None = None  # why the last answer was not applied, or who held, for the next form
+    held: ApprovalAnswer | None = None  # a person's hold the next pause asks again after
 
     def finish_stage(decision_text: str, now: float, record=None) -> StageReport:
         report = tracker.report(state, weights, now, decision_text)
@@ -417,7 +419,7 @@ def run_stages(
                 stage_index=decision.stage_index, started_at=env.clock.now(),
                 approved=state.approved, until_stage=state.until_stage,
             )
-            tracker, history = StageTracker(), None
+            tracker, history, held = StageTracker(), None, None
             try:
                 journal.shifted(state, before, weights, decision.reason, flag_updates, from_stage=left)
             except RolloutEnded:
@@ -440,7 +442,8 @@ def run_stages(
             # (the run's name is random), and before the first stage its table has no row at all.
             what = (f"{_plain(spec.image)} on {_plain(env.targets.canary_service)}: "
                     f"traffic now {weights} (stable/canary)")
-            journal.asking(decision)
+            journal.asking(decision, held)
+            held = None
             answer = approver(decision, f"**{decision.reason}**\n\n{what}\n\n{note}{summary}\n\n"
                               + next_weight_hint(spec, decision, state.until_stage))
             target = None
@@ -479,6 +482,9 @@ def run_stages(
                 # form says who held and why (or that nobody answered): without it, the person who
                 # opens it next could not tell a colleague had held this stage, for a reason.
                 refusal = held_note(answer, env.wall())
+                # A person's hold is told again when the pause is asked again: whoever follows the
+                # rollout by its notifications never heard that it waits for them once more.
+                held = None if answer.timed_out else answer
                 env.clock.sleep(spec.analysis.interval_seconds)
                 continue
             if target is not None:

@@ -7,6 +7,7 @@ the blocks are loaded inside the run (no I/O at import time).
 from __future__ import annotations
 
 import datetime as dt
+import time
 import uuid
 from typing import Any, Callable, Sequence
 
@@ -151,7 +152,36 @@ def owner_finished(owner: str | None) -> bool:
                 f"could not ask the Prefect API at {client.api_url} whether the rollout's holder {owner} has "
                 f"ended ({type(err).__name__}: {err}): it may still be driving the rollout. Nothing was changed; "
                 "run again once the API answers") from err
+        if run.state is not None and run.state.is_paused() and _died_paused(client, run):
+            return True
     return run.state is not None and run.state.is_final()
+
+
+def _died_paused(client: Any, run: Any) -> bool:
+    """Whether the paused ``run`` has not said for minutes, and still not a period later, that it
+    waits for its answer: its process died. It is then marked Crashed, saying so.
+
+    Prefect keeps such a run Paused until its pause times out (up to 30 days), and every run of
+    its rollout (the weekly schedule's, one started by hand) was refused or left it alone meanwhile.
+    Looked at again a period later: a live run cannot say it waits while the API is away.
+    """
+    from prefect.states import Crashed
+
+    from flows.approvals import silent_since
+
+    first = silent_since(client, run, time.time())
+    if first is None:
+        return False
+    time.sleep(first[1] + 5.0)
+    silent = silent_since(client, run, time.time())
+    if silent is None:
+        return False
+    said = (f"its process died while it waited for an answer: it last said it was waiting "
+            f"{time.time() - silent[0]:.0f} s ago")
+    _warn(f"the rollout's holder, flow run {run.name} ({run.id}), is paused, but {said}; it is marked Crashed, and "
+          "the rollout is taken over")
+    client.set_flow_run_state(run.id, Crashed(message=said), force=True)
+    return True
 
 
 def _warn(message: str) -> None:

@@ -89,6 +89,7 @@ def leave_alone(state, params: dict, finalizing: bool = False, rollout: str | No
     """
     from prefect.exceptions import ParameterTypeError, SignatureMismatchError
 
+    from flows.approvals import MarkedCrashed
     from flows.canary import RolloutRefused
     from flows.env import AccountNotLoaded
     from flows.progressive import DriftDetected, PhaseRefused
@@ -114,6 +115,10 @@ def leave_alone(state, params: dict, finalizing: bool = False, rollout: str | No
         return f"its promotion passed and only its finalize did not finish ({exc})"
     if isinstance(exc, RollbackUnrecorded):
         return f"it rolled back itself, only the ledger could not record it ({exc})"
+    if isinstance(exc, MarkedCrashed):
+        # Someone was told the run's process had died and the rollout stays, for a new run to
+        # take over or for `rollway abort`: a rollback now would be nobody's decision.
+        return f"it was marked Crashed while it waited for an answer ({exc})"
     if isinstance(exc, RolloutMovedOn):
         return f"another run drove the rollout while this one waited ({exc})"
     if isinstance(exc, RolloutSuperseded):

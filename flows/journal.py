@@ -158,22 +158,29 @@ class LedgerJournal:
             description=f"{self.service} at {weight}%: canary vs baseline",
         ))
 
-    def asking(self, pause: Pause) -> None:
+    def asking(self, pause: Pause, held_by: ApprovalAnswer | None = None) -> None:
         """Tell people a pause waits for them. The weekly schedule starts a phase on its own (week 2
         opens with the approval before 25 % by default) and nobody was told: unanswered, the pause
-        timed out an hour later and rolled a healthy rollout back. Once per pause: a "hold" answer
-        asks the same question again every analysis interval. An alert: a message SNS refuses must
-        not fail the run, whose hooks would roll back."""
-        if self._asked == (pause.stage_index, pause.cause):
+        timed out an hour later and rolled a healthy rollout back. Once per pause, and again when a
+        person held it (``held_by``): the hold's pause is asked again an analysis interval later,
+        and whoever follows the rollout from their phone never heard that it waits once more. Not
+        again after a timeout whose policy holds: nobody answered the first message, and one an
+        hour for a rollout left holding for weeks would only bury it. An alert: a message SNS
+        refuses must not fail the run, whose hooks would roll back."""
+        if self._asked == (pause.stage_index, pause.cause) and held_by is None:
             return
         self._asked = (pause.stage_index, pause.cause)
         context = FlowRunContext.get()
         run = f" (flow run {context.flow_run.name})" if context and context.flow_run else ""
         paused_at = datetime.fromtimestamp(self.env.wall(), timezone.utc)
         where = f" (traffic at {self._seen.weights}, stable/canary)" if self._seen is not None else ""
+        again = ""
+        if held_by is not None:
+            why = f" ({' '.join(held_by.comment.split())})" if held_by.comment.strip() else ""
+            again = f"{held_by.approver} answered hold{why}; asked again. "
         metrics.alert(
-            self.env.notifier, f"Rollout waits for a person: {self.service}",
-            f"{self.spec.image} on {self.service}{where} waits for an answer{run}: "
+            self.env.notifier, f"Rollout waits for a person{' again' if held_by else ''}: {self.service}",
+            f"{again}{self.spec.image} on {self.service}{where} waits for an answer{run}: "
             f"{pause_question(pause, self.spec.approvals, paused_at)}.\n"
             "Answer from the Prefect UI (the paused run: Resume), or with `rollway promote` / `rollway abort`.",
         )

@@ -66,3 +66,33 @@ def next_stage_for(spec, pause: Pause, next_weight: int, until_stage: int | None
             f"next weight {next_weight}% is past this phase, which ends at {spec.stages[until_stage].weight}%"
         )
     return index
+
+
+# A paused run says every this many seconds (or every poll, when it polls less often) that it
+# still waits for its answer. Prefect keeps a run Paused after its process died (a worker
+# restart, a lost machine) until the pause times out, and a resume then makes it Running with
+# nothing to run it: `rollway promote` said "resumed" while nothing went on, ever.
+WAITING_EVERY_SECONDS = 30.0
+# Silent this many of its periods (and a minute more, for a slow API or clocks a little apart)
+# before a paused run counts as having no process: a live run paused through a blocked poll
+# or two must not be taken for dead.
+WAITING_SILENT_PERIODS = 3
+WAITING_SILENT_MARGIN_SECONDS = 60.0
+
+
+def waiting_prefix(pause_key: str) -> str:
+    """The flow-run-input keys under which a run paused with ``pause_key`` says it still waits."""
+    return f"{pause_key}-waiting-"
+
+
+def silent_since(stamps: list[tuple[float, float]], now: float) -> float | None:
+    """When a paused run last said it waited, if it has been silent too long since; else None.
+
+    ``stamps``: (wall time it said so, its period) pairs, as the run wrote them; none (a run of an
+    earlier rollway, or one that has just paused) judges nothing. ``now``: the wall clock, as
+    leases are judged across processes.
+    """
+    if not stamps:
+        return None
+    at, every = max(stamps)
+    return at if now - at > WAITING_SILENT_PERIODS * every + WAITING_SILENT_MARGIN_SECONDS else None

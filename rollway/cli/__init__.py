@@ -134,6 +134,24 @@ def promote(*, approver: str | None = None, comment: str = "", weight: int | Non
 
 
 @app.command
+def hold(*, approver: str | None = None, comment: str = "", flow_run: str | None = None,
+         targets_block: str | None = TARGETS_BLOCK, credentials_block: str | None = CREDENTIALS_BLOCK) -> int:
+    """Hold the paused run at its weights: it asks again after its next analysis interval (the form's *hold*).
+
+    Args:
+        approver: who holds, recorded in the ledger (default: your user name).
+        comment: why, recorded in the ledger and shown in the form asked again.
+        flow_run: the paused flow run's id, when it cannot be found from the ledger.
+        targets_block: saved RollwayTargets block naming the service.
+        credentials_block: saved AwsCredentials block of the account.
+    """
+    from rollway.cli.ops import hold as run_hold
+
+    return run_hold(approver=approver, comment=comment, flow_run=_run_id(flow_run),
+                    targets_block=targets_block, credentials_block=credentials_block)
+
+
+@app.command
 def abort(*, approver: str | None = None, reason: str = "aborted from the command line", flow_run: str | None = None,
           wait_seconds: float = 120.0, targets_block: str | None = TARGETS_BLOCK,
           credentials_block: str | None = CREDENTIALS_BLOCK) -> int:

@@ -6,6 +6,7 @@ and reach the rollout's flow run through the Prefect API in PREFECT_API_URL:
 - ``status`` shows the newest rollout of the service, its transitions, the live ALB weights
   and the run waiting for an answer, if any;
 - ``promote`` answers the paused run "approve", exactly as the Resume form in the UI would;
+- ``hold`` answers it "hold" (stay at these weights, ask again later);
 - ``abort`` answers it "reject" (the run rolls back and records it); with no paused run, it
   stops the run that owns the rollout, runs the ``rollback`` flow itself and records that.
 """
@@ -76,6 +77,11 @@ class NoRollout(OpsError):
 
 class NoPausedRun(OpsError):
     """No run of the service's rollout is waiting for an answer."""
+
+
+class Unattended(OpsError):
+    """A run is Paused, but no process waits for its answer any more: its process died. Resumed,
+    it would show Running with nothing to run it, for ever."""
 
 
 class AmbiguousRun(OpsError):
@@ -282,6 +288,69 @@ def resume(flow_run_id: UUID, run_input: dict[str, Any], *, paused: Any = None,
             time.sleep(0.2)
 
 
+def check_attended(run: Any, *, look_again: bool = True) -> None:
+    """Refuse to answer a paused run whose process died, before anything is sent.
+
+    A run found silent is asked once more a period later: a live run cannot say it waits while
+    the Prefect API is away, and says so again within a poll of its return; a command run just
+    as a long server restart ended must not take it for dead. ``look_again``: False where nothing
+    is done on the verdict (``status`` only shows it, and must not stall).
+
+    Raises:
+        Unattended: the run has not said for too long that it waits; the message says since when.
+    """
+    from prefect.client.orchestration import get_client
+
+    from flows.approvals import silent_since
+
+    with get_client(sync_client=True) as client:
+        silent = silent_since(client, run, time.time())
+        if silent is not None and look_again:
+            again = silent[1] + 5.0
+            errors.print(f"flow run {run.name} has not said for {time.time() - silent[0]:.0f} s that it still "
+                         f"waits for an answer: looking again in {again:.0f} s", markup=False)
+            time.sleep(again)
+            silent = silent_since(client, run, time.time())
+    if silent is not None:
+        since, every = silent
+        raise Unattended(f"flow run {run.name} ({run.id}) is paused, but no process waits for its answer: it last said "
+                         f"it was waiting at {_wall(since)}, {time.time() - since:.0f} s ago (it says so every "
+                         f"{every:g} s): its process died (a restart of its worker or of `rollway up`, a lost machine)")
+
+
+def _wall(at: float) -> str:
+    return datetime.fromtimestamp(at, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC (wall clock)")
+
+
+def end_unattended(run: Any, who: str, action: str, comment: str) -> None:
+    """Mark the paused ``run`` whose process died Crashed, saying who answered what.
+
+    Left Paused, the rollout it owns could not be taken over until the pause timed out (a run
+    started by hand is refused while its owner's run has not ended), and ``status`` kept
+    showing it as waiting. Forced: the server would not let a Paused run crash otherwise.
+    """
+    from prefect.client.orchestration import get_client
+    from prefect.states import Crashed
+
+    said = f" ({' '.join(comment.split())})" if comment.strip() else ""
+    with get_client(sync_client=True) as client:
+        client.set_flow_run_state(run.id, Crashed(
+            message=f"its process died while it waited for an answer; {who} answered {action}{said}, "
+                    "which this run never acted on"), force=True)
+
+
+def unattended_next(record: RolloutRecord | None, run: Any, action: str) -> str:
+    """What the person whose ``action`` a dead paused run cannot take should do instead."""
+    if record is not None and owner_run_id(record) == run.id and not record.phase.terminal:
+        return (f"It is marked Crashed now, and rollout {record.rollout_id} stays at {record.weights} "
+                "(stable/canary), resumable from the ledger: start `progressive_rollout` again (or let the "
+                "weekly `advance_phase` run), which takes the rollout over once the dead run's lease has run out "
+                f"and asks again at the same pause, where your answer ({action}) can be given; "
+                "or `rollway abort` rolls it back")
+    return (f"It is marked Crashed now; its canary keeps its traffic with nobody watching: start the "
+            f"`{flow_name(run)}` flow again, or run the `rollback` flow to move the traffic back")
+
+
 def _not_taken(client: Any, run: Any, paused: Any, reason: str | None = None) -> ResumeRefused:
     """Why ``run`` no longer takes an answer to its pause ``paused``: another person answered it
     first (their answer, as the server stored it), or it timed out (and what the run does then),
@@ -469,9 +538,16 @@ def print_paused(paused: Any) -> None:
                       f"service's: {listed}; name one with `--flow-run ID` to `rollway promote` (approves) or "
                       "`rollway abort` (rejects and rolls back)")
         return
+    try:
+        check_attended(paused, look_again=False)
+    except Unattended as dead:
+        # Shown as waiting, a dead run was answered, and nothing acted on the answer.
+        console.print(f"[bold]waiting for an answer:[/bold] {escape(str(dead))}{escape(_asking(paused))}; answering it "
+                      "marks it Crashed and sends nothing: `rollway abort` rolls the rollout back, or start a new run")
+        return
     console.print(
         f"[bold]waiting for an answer:[/bold] flow run {escape(str(paused.name))} ({paused.id}) is paused"
-        f"{escape(_asking(paused))}; `rollway promote` approves, `rollway abort` rejects and rolls back"
+        f"{escape(_asking(paused))}; `rollway promote` approves, `rollway hold` holds and asks again, `rollway abort` rejects and rolls back"
     )
 
 
@@ -781,6 +857,21 @@ def check_canary_weight(run: Any, live: Weights, weight: int) -> None:
                        f"{live.canary}% (choose from {later}); nothing was approved")
 
 
+def _answerable(record: RolloutRecord | None, run: Any, who: str, action: str, comment: str) -> None:
+    """Refuse, before anything is sent, to answer a paused run whose process died; it is marked
+    Crashed and the person told what to do instead, so the answer is not lost without a word.
+
+    Raises:
+        Unattended: the run's process died; nothing was sent.
+    """
+    try:
+        check_attended(run)
+    except Unattended as dead:
+        end_unattended(run, who, action, comment)
+        raise Unattended(f"{dead}. Your answer ({action}) was not sent: nothing would act on it, and the run would "
+                         f"show Running for ever. {unattended_next(record, run, action)}") from None
+
+
 @reporting
 def promote(
     *,
@@ -798,6 +889,7 @@ def promote(
     answer = _answer("approve", who, comment, weight)
     service = connect(targets_block, credentials_block)
     record, run = _paused(service, flow_run)
+    _answerable(record, run, who, "approve", comment)
     # Only against the rollout this run drives: a `canary` flow run keeps no ledger, and the
     # ledger's newest rollout is then another one; its own spec and the live weights say instead.
     if weight is not None and record is not None and owner_run_id(record) == run.id:
@@ -806,6 +898,27 @@ def promote(
         check_canary_weight(run, service.router.get_weights(), weight)
     resume(run.id, answer, paused=run.state)
     console.print(f"approved by {who}: flow run {run.name} ({run.id}) resumed{_asking(run)}", markup=False)
+    return 0
+
+
+@reporting
+def hold(
+    *,
+    approver: str | None,
+    comment: str,
+    flow_run: UUID | None,
+    targets_block: str | None,
+    credentials_block: str | None,
+) -> int:
+    """Answer the paused run "hold": stay at the current weights and ask again, as the form's *hold*."""
+    who = who_answers(approver)
+    answer = _answer("hold", who, comment)
+    service = connect(targets_block, credentials_block)
+    record, run = _paused(service, flow_run)
+    _answerable(record, run, who, "hold", comment)
+    resume(run.id, answer, paused=run.state)
+    console.print(f"held by {who}: flow run {run.name} ({run.id}) stays at its weights and asks again after its "
+                  f"next analysis interval{_asking(run)}", markup=False)
     return 0
 
 
@@ -830,17 +943,21 @@ def abort(
     service = connect(targets_block, credentials_block)
     try:
         record, run = _paused(service, flow_run)
+        check_attended(run)
+    except Unattended as dead:
+        # Rejected, nothing would roll back: the rollback is carried out here instead, as when
+        # nothing is paused, once the dead run has ended (cancelled, it would never stop: nothing runs it).
+        end_unattended(run, who, "reject", reason)
+        if record is None or owner_run_id(record) != run.id:
+            raise OpsError(f"{dead}; nothing was rolled back by this command. "
+                           f"{unattended_next(record, run, 'reject')}") from None
+        errors.print(f"[yellow]warning:[/yellow] {escape(str(dead))}; it is marked Crashed, and the rollback is "
+                     "carried out here")
+        return _abort_directly(service, who, reason, wait_seconds)
     except NoPausedRun:
         if flow_run is not None:
             raise
-        try:
-            return _rollback_directly(service, who, reason, wait_seconds)
-        except RolloutClosed as closed:
-            # Another rollback ended the rollout first: who and when are the ledger's words; where
-            # the traffic is now is the load balancer's (a shift may have landed after it).
-            errors.print(f"[red]error:[/red] {escape(str(closed))}")
-            say_live(service)
-            return 1
+        return _abort_directly(service, who, reason, wait_seconds)
     resume(run.id, answer, paused=run.state)
     console.print(f"rejected by {who}: flow run {run.name} ({run.id}) resumed to roll back", markup=False)
     if wait_seconds <= 0:
@@ -921,6 +1038,18 @@ def recorded_clock(record: RolloutRecord | None) -> ClockSettings:
         )
     clock = _clock_of(runs[0]) if runs else None
     return clock if clock is not None else rollout_clock(owner_run_id(record))
+
+
+def _abort_directly(service: Service, who: str, reason: str, wait_seconds: float) -> int:
+    """No run waits for an answer: roll back here, saying so when another rollback ended it first."""
+    try:
+        return _rollback_directly(service, who, reason, wait_seconds)
+    except RolloutClosed as closed:
+        # Another rollback ended the rollout first: who and when are the ledger's words; where
+        # the traffic is now is the load balancer's (a shift may have landed after it).
+        errors.print(f"[red]error:[/red] {escape(str(closed))}")
+        say_live(service)
+        return 1
 
 
 def _rollback_directly(service: Service, who: str, reason: str, wait_seconds: float) -> int:

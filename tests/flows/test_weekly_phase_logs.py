@@ -50,11 +50,12 @@ def tick_answered(env, *answers):
     return advance(env, scripted(*answers), owner="cron-1")
 
 
-def test_the_schedules_run_that_pauses_for_an_approval_tells_people_once(caplog):
+def test_the_schedules_run_that_pauses_for_an_approval_tells_people_and_again_after_a_hold(caplog):
     """The Monday tick starts week 2, which opens with the approval before 25 %: the run paused
     and told nobody (the form is seen only by someone watching the Prefect UI), and an hour later
     the unanswered pause rolled the healthy rollout back. A "hold" answer asks the same question
-    again every analysis interval: people are told of the pause once."""
+    again an analysis interval later: people were told of the first pause only, and whoever
+    follows the rollout from their phone never heard that it waited for them again."""
     env = env_with_ledger()
     env.clock.t = at("UTC", *MONDAY)
     first_run(env, full_spec())
@@ -66,11 +67,35 @@ def test_the_schedules_run_that_pauses_for_an_approval_tells_people_once(caplog)
     approve = ApprovalAnswer(action="approve", approver="dan", comment="ok")
     assert tick_answered(env, hold, approve).outcome == "holding"
     asked = [(subject, message) for subject, message in env.notifier.messages if "waits for a person" in subject]
-    assert len(asked) == 1, env.notifier.messages
+    assert len(asked) == 2, env.notifier.messages
     subject, message = asked[0]
     assert env.targets.canary_service in subject
     assert "approval needed before 25%" in message and "95/5" in message, message
     assert f"unanswered by {due} (wall clock) the rollout rolls back" in message, message
+    subject, message = asked[1]
+    assert subject == f"Rollout waits for a person again: {env.targets.canary_service}", subject
+    assert message.startswith("dan answered hold (after the standup); asked again."), message
+    assert "approval needed before 25%" in message and "95/5" in message, message
+
+
+@flow
+def rollout_answered(env, spec, *answers):
+    return run_progressive(env, spec, scripted(*answers), owner="run-1", actor="alice", phased=False)
+
+
+def test_a_pause_asked_again_after_a_refused_approval_or_a_timeout_tells_nobody_again():
+    """Asked again after an approval the run refused (the person is at the form, which says why)
+    or after a timeout whose policy holds (nobody read the first message), the pause is not sent
+    again: for a rollout left holding for weeks that would be one message an hour."""
+    env = env_with_ledger()
+    env.clock.t = at("UTC", *MONDAY)
+    spec = full_spec().model_copy(update={"approvals": full_spec().approvals.model_copy(update={"on_timeout": "hold"})})
+    timeout = ApprovalAnswer(action="hold", approver="timeout", timed_out=True, comment="no answer within 3600 s")
+    refused = ApprovalAnswer(action="approve", approver="dan", next_weight=3)
+    reject = ApprovalAnswer(action="reject", approver="dan", comment="not this week")
+    assert rollout_answered(env, spec, timeout, refused, reject).outcome == "rolled_back"
+    asked = [subject for subject, _message in env.notifier.messages if "waits for a person" in subject]
+    assert len(asked) == 1, env.notifier.messages
 
 
 @flow

@@ -1,0 +1,195 @@
+"""`rollway promote` / `hold` / `abort` at a run that is Paused but whose process died.
+
+Prefect keeps such a run Paused until its pause times out (an hour by default, up to 30 days),
+and a resume then makes it Running with nothing to run it. promote said "approved ... resumed"
+while nothing went on, ever, and the rollout could not be taken over by a new run meanwhile
+(its owner's run had not ended). A paused run now says every 30 s that it still waits; the
+commands refuse to answer one silent for too long, mark it Crashed, and say what to do.
+"""
+
+from __future__ import annotations
+
+import time
+from types import SimpleNamespace
+
+from prefect.client.orchestration import get_client
+
+from rollway.approvals import waiting_prefix
+from rollway.cli import ops
+from tests.flows.test_answer_not_taken import paused_with_its_form
+from tests.flows.test_promote_race import commands_see_a_rollout_owned_by
+
+
+def ten_minutes_later(monkeypatch) -> None:
+    """The commands run ten minutes after the run last said it waited: as if its process had
+    died then (the run itself is alive in this test's thread, and stops at the Crashed state)."""
+    shifted = SimpleNamespace(time=lambda: time.time() + 600, monotonic=time.monotonic, sleep=lambda s: None)
+    monkeypatch.setattr(ops, "time", shifted)
+
+
+def test_a_paused_run_says_it_still_waits():
+    thread, _outcome, run = paused_with_its_form(timeout=120)
+    from flows.approvals import silent_since
+
+    with get_client(sync_client=True) as client:
+        deadline = time.monotonic() + 30
+        # Said right after the form is stored, which is what paused_with_its_form waited for.
+        while not (said := client.filter_flow_run_input(run.id, waiting_prefix(run.state.state_details.pause_key),
+                                                        20, set())) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert len(said) == 1, said
+        assert silent_since(client, run, time.time()) is None
+        client.resume_flow_run(run.id, run_input={"action": "reject", "approver": "t", "comment": ""})
+    thread.join(90)
+
+
+def test_promote_at_a_dead_paused_run_sends_nothing_marks_it_crashed_and_says_what_to_do(monkeypatch, capsys):
+    thread, outcome, run = paused_with_its_form(timeout=120)
+    commands_see_a_rollout_owned_by(monkeypatch, run)
+    ten_minutes_later(monkeypatch)
+    code = ops.promote(approver="alice", comment="looks good", weight=None, flow_run=None, targets_block=None,
+                       credentials_block=None)
+    out, err = capsys.readouterr()
+    thread.join(90)
+    said = " ".join(err.split())
+    assert code == 1 and "approved by alice" not in out, out
+    assert outcome == [], outcome  # nothing answered it
+    assert f"flow run {run.name} ({run.id}) is paused, but no process waits for its answer" in said, err
+    assert "Your answer (approve) was not sent" in said, err
+    assert "resumable from the ledger: start `progressive_rollout` again" in said, err
+    assert "`rollway abort` rolls it back" in said, err
+    with get_client(sync_client=True) as client:
+        (crashed,) = [s for s in client.read_flow_run_states(run.id) if s.is_crashed()]
+        # No answer was stored: the run was never resumed.
+        assert client.filter_flow_run_input(run.id, run.state.state_details.run_input_keyset["response"], 5,
+                                            set()) == []
+    assert "alice answered approve (looks good), which this run never acted on" in crashed.message, crashed.message
+
+
+def test_abort_at_a_dead_paused_canary_run_says_nothing_was_rolled_back_and_how_to(monkeypatch, capsys):
+    thread, _outcome, run = paused_with_its_form(timeout=120)
+    commands_see_a_rollout_owned_by(monkeypatch, run)
+    service = ops.connect()
+    record = service.ledger.get(service.name)
+    # A run that does not own the ledger's rollout (a `canary` flow run keeps no ledger).
+    monkeypatch.setattr(ops, "owner_run_id", lambda record: None)
+    ten_minutes_later(monkeypatch)
+    code = ops.abort(approver="bob", reason="error budget", flow_run=run.id, wait_seconds=0, targets_block=None,
+                     credentials_block=None)
+    out, err = capsys.readouterr()
+    thread.join(90)
+    said = " ".join(err.split())
+    assert code == 1 and "rejected by bob" not in out, out
+    assert "no process waits for its answer" in said and "nothing was rolled back by this command" in said, err
+    assert "run the `rollback` flow to move the traffic back" in said, err
+    assert service.ledger.get(service.name) == record  # the ledger's rollout is not this run's: untouched
+
+
+def test_a_live_run_marked_crashed_while_paused_stops_and_its_hooks_leave_the_rollout_alone(monkeypatch, capsys):
+    """Taken for dead (its sayings late past the margin), a live run finds itself Crashed: it
+    stops, and its failure hook must not roll back a rollout the person was told stays put."""
+    from prefect.states import Failed
+
+    from flows.approvals import MarkedCrashed
+    from flows.hooks import leave_alone
+
+    thread, outcome, run = paused_with_its_form(timeout=120)
+    commands_see_a_rollout_owned_by(monkeypatch, run)
+    ten_minutes_later(monkeypatch)
+    assert ops.hold(approver="carol", comment="", flow_run=None, targets_block=None, credentials_block=None) == 1
+    thread.join(90)
+    assert outcome == []
+    with get_client(sync_client=True) as client:
+        final = client.read_flow_run(run.id).state
+    assert final.is_failed() and "MarkedCrashed" in final.message, final
+    stopped = MarkedCrashed("the run left its approval pause for Crashed")
+    assert "marked Crashed while it waited" in (leave_alone(Failed(data=stopped), {}) or "")
+
+
+def test_status_says_a_paused_run_has_no_process(monkeypatch, capsys):
+    thread, _outcome, run = paused_with_its_form(timeout=120)
+    commands_see_a_rollout_owned_by(monkeypatch, run)
+    assert ops.status(targets_block=None, credentials_block=None) == 0
+    alive = " ".join(capsys.readouterr().out.split())
+    assert f"flow run {run.name} ({run.id}) is paused" in alive and "no process waits" not in alive, alive
+    ten_minutes_later(monkeypatch)
+    assert ops.status(targets_block=None, credentials_block=None) == 0
+    dead = " ".join(capsys.readouterr().out.split())
+    assert "is paused, but no process waits for its answer" in dead, dead
+    assert "answering it marks it Crashed and sends nothing" in dead, dead
+    with get_client(sync_client=True) as client:
+        client.resume_flow_run(run.id, run_input={"action": "reject", "approver": "t", "comment": ""})
+    thread.join(90)
+
+
+def test_abort_at_a_dead_paused_run_that_owns_the_rollout_rolls_back_itself(monkeypatch, capsys):
+    """Its reject sent, nothing would have rolled back: abort said "resumed to roll back" and the
+    canary kept its traffic. The run is marked Crashed, and the abort rolls back itself."""
+    import flows.rollback
+    from rollway.model import Weights
+    from rollway.phases import RolloutPhase
+    from tests.flows.fake_env import fake_environment
+
+    thread, outcome, run = paused_with_its_form(timeout=120)
+    commands_see_a_rollout_owned_by(monkeypatch, run)
+    service = ops.connect()
+    env = fake_environment()
+    env.ledger, env.router = service.ledger, service.router
+    monkeypatch.setattr(flows.rollback, "load_environment", lambda *a, **k: env)
+    ten_minutes_later(monkeypatch)
+    code = ops.abort(approver="bob", reason="error budget", flow_run=None, wait_seconds=0, targets_block=None,
+                     credentials_block=None)
+    out, err = capsys.readouterr()
+    thread.join(90)
+    assert outcome == []
+    assert code == 0, err
+    assert "no process waits for its answer" in " ".join(err.split()) and "rolled back" in out, (out, err)
+    assert service.router.get_weights() == Weights(stable=100, canary=0)
+    record = service.ledger.get(service.name)
+    assert record.phase is RolloutPhase.ROLLED_BACK and record.history[-1].actor == "bob", record.history
+
+
+def test_a_run_silent_at_first_look_that_says_it_waits_a_period_later_is_answered(monkeypatch, capsys):
+    """A live run cannot say it waits while the Prefect API is away: a person answering just as a
+    long server restart ended found it silent, and it was taken for dead. It is looked at once
+    more a period later, by when a live run has said it waits again."""
+    thread, outcome, run = paused_with_its_form(timeout=120)
+    commands_see_a_rollout_owned_by(monkeypatch, run)
+    offset = [600.0]
+    waited: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        waited.append(seconds)
+        offset[0] = 0.0  # a period later: the run has said it waits again
+
+    monkeypatch.setattr(ops, "time", SimpleNamespace(time=lambda: time.time() + offset[0], monotonic=time.monotonic,
+                                                     sleep=sleep))
+    code = ops.promote(approver="alice", comment="", weight=None, flow_run=None, targets_block=None,
+                       credentials_block=None)
+    out, err = capsys.readouterr()
+    thread.join(90)
+    assert code == 0 and outcome == ["approve by alice"], (out, err)
+    assert waited and waited[0] == 35.0, waited
+    assert "has not said for 600 s that it still waits for an answer: looking again in 35 s" in " ".join(err.split())
+
+
+def test_a_paused_owner_whose_process_died_has_ended_for_the_run_that_would_take_its_rollout_over(monkeypatch, caplog):
+    """Without anyone running promote, the weekly schedule's run (or one started by hand) found the
+    rollout's owner Paused and left it alone, or was refused, until that pause timed out: up to 30
+    days. A paused owner silent too long, and still a period later, has ended: it is marked Crashed
+    and the rollout taken over."""
+    import flows.env
+    from flows.env import owner_finished
+
+    thread, outcome, run = paused_with_its_form(timeout=120)
+    owner = f"flow-run/{run.id}"
+    assert owner_finished(owner) is False  # alive: it says it waits
+    waited: list[float] = []
+    monkeypatch.setattr(flows.env, "time", SimpleNamespace(time=lambda: time.time() + 600, sleep=waited.append))
+    assert owner_finished(owner) is True
+    thread.join(90)
+    assert outcome == [] and waited == [35.0], (outcome, waited)
+    with get_client(sync_client=True) as client:
+        (crashed,) = [s for s in client.read_flow_run_states(run.id) if s.is_crashed()]
+    assert "its process died while it waited for an answer" in crashed.message, crashed.message
+    assert "is paused, but its process died while it waited for an answer" in caplog.text, caplog.text

@@ -1,0 +1,84 @@
+"""A Prefect API that cannot be reached at the very moment a run pauses for an answer.
+
+The wait for an answer rode out an outage, but the pause itself did not: a server restart at
+that moment failed the run, and its failure hook rolled back a rollout nobody had been asked
+about. The pause is now tried again until the API answers, and a try whose answer the outage
+lost (the pause landed, the reply did not) is found on the run rather than refused.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import httpx
+from prefect import flow
+from prefect.client.orchestration import SyncPrefectClient
+from prefect.flow_runs import resume_flow_run
+
+import flows.approvals
+from flows.approvals import prefect_approver
+from rollway.decide import Pause
+from rollway.spec import Approvals
+from tests.flows.test_approvals import paused_with_form
+
+QUESTION = "approval needed before 25%"
+
+
+@flow(name="approval-through-an-outage")
+def pauses_once() -> str:
+    approver = prefect_approver(Approvals(timeout_seconds=120, on_timeout="rollback"), poll_interval=1)
+    answer = approver(Pause(reason=QUESTION, cause="approval", stage_index=1), "summary")
+    return f"{answer.action} by {answer.approver}: {answer.comment}"
+
+
+def answered_by_dana() -> tuple[threading.Thread, list[str]]:
+    outcome: list[str] = []
+    thread = threading.Thread(target=lambda: outcome.append(pauses_once()), daemon=True)
+    thread.start()
+    run = paused_with_form("approval-through-an-outage", timeout=90)
+    resume_flow_run(run.id, run_input={"action": "approve", "approver": "dana", "comment": "fine"})
+    thread.join(60)
+    return thread, outcome
+
+
+def test_a_pause_proposed_while_the_api_is_away_is_made_once_it_answers(monkeypatch, caplog):
+    real = flows.approvals.propose_state_sync
+    calls: list[int] = []
+
+    def away_twice(*args, **kwargs):
+        calls.append(1)
+        if len(calls) <= 2:
+            raise httpx.ConnectError("All connection attempts failed")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(flows.approvals, "propose_state_sync", away_twice)
+    _thread, outcome = answered_by_dana()
+    assert outcome == ["approve by dana: fine"]
+    assert "the Prefect API cannot be reached (All connection attempts failed): still trying to pause for an " \
+           "answer" in caplog.text, caplog.text
+
+
+def test_a_pause_and_a_form_whose_replies_the_outage_lost_are_taken_as_made(monkeypatch):
+    real_propose = flows.approvals.propose_state_sync
+    real_store = SyncPrefectClient.create_flow_run_input
+    lost: set[str] = set()
+
+    def landed_then_lost(*args, **kwargs):
+        state = real_propose(*args, **kwargs)
+        if "pause" not in lost:
+            lost.add("pause")
+            raise httpx.RemoteProtocolError("Server disconnected without sending a response.")
+        return state
+
+    def stored_then_lost(self, flow_run_id, key, value, sender=None):
+        real_store(self, flow_run_id, key, value, sender)
+        if key not in lost and "schema" in key:
+            lost.add(key)
+            raise httpx.ReadError("connection reset by peer")
+
+    monkeypatch.setattr(flows.approvals, "propose_state_sync", landed_then_lost)
+    monkeypatch.setattr(SyncPrefectClient, "create_flow_run_input", stored_then_lost)
+    _thread, outcome = answered_by_dana()
+    assert outcome == ["approve by dana: fine"]
+    assert len(lost) == 2, lost
