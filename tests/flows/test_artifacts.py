@@ -19,15 +19,28 @@ from tests.flows.fake_env import fake_environment
 IMAGE = "webordinary/edit-container:2.0.0"
 
 
+# The flow runs `rollout` and `run_on` started, newest last: `latest` reads the newest one's
+# artifacts only. Reading the newest artifact of a key in the whole API picked up, now and then, one
+# a run of an earlier test in the same process (a paused run's thread ending late) made after ours.
+RUNS: list = []
+
+
 @flow
 def rollout(env, spec):
+    from prefect.runtime import flow_run
+
+    RUNS.append(flow_run.id)
     return run_progressive(env, spec, auto_approve("frank"), owner="run-1", phased=False)
 
 
 def latest(key: str):
+    """The newest artifact ``key`` of the newest run `rollout` or `run_on` started."""
+    from prefect.client.schemas.filters import ArtifactFilterFlowRunId
+
     with get_client(sync_client=True) as client:
-        found = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])))
-    assert found, f"no artifact {key}"
+        found = client.read_artifacts(artifact_filter=ArtifactFilter(
+            key=ArtifactFilterKey(any_=[key]), flow_run_id=ArtifactFilterFlowRunId(any_=[RUNS[-1]])))
+    assert found, f"no artifact {key} of flow run {RUNS[-1]}"
     return max(found, key=lambda a: a.created)
 
 
@@ -118,6 +131,9 @@ def test_an_approval_before_the_first_stage_shows_no_stage_that_never_ran():
 
 @flow
 def run_on(env, spec, approver):
+    from prefect.runtime import flow_run
+
+    RUNS.append(flow_run.id)
     return run_progressive(env, spec, approver, owner="run-1", phased=False)
 
 
