@@ -54,6 +54,7 @@ def test_promote_at_a_dead_paused_run_sends_nothing_marks_it_crashed_and_says_wh
     said = " ".join(err.split())
     assert code == 1 and "approved by alice" not in out, out
     assert outcome == [], outcome  # nothing answered it
+    assert type(thread.raised).__name__ == "MarkedCrashed", thread.raised  # the run stopped, rolling nothing back
     assert f"flow run {run.name} ({run.id}) is paused, but no process waits for its answer" in said, err
     assert "Your answer (approve) was not sent" in said, err
     assert "resumable from the ledger: start `progressive_rollout` again" in said, err
