@@ -24,6 +24,7 @@ from flows.infra import ChecklistFailed
 from flows.rollback import RollbackClaimLost, RollbackIncomplete, TrafficMoveFailed
 from flows.validate import ValidationFailed
 from rollway.aws.cloudformation import StackDeleteFailed, StackDeleteTimeout, StackProtected
+from rollway.aws.denied import PermissionDenied
 from rollway.aws.errors import (NoDatapoints, ServiceGone, ServiceNotStable, TargetNotFound, TaskDefinitionInactive,
                                 WeightMismatch)
 from rollway.aws.ledger import _Refused
@@ -149,6 +150,8 @@ CASES: list[BaseException] = [
     ValidationFailed(evaluate([DOWN, CheckResult(name="session", outcome="skipped", reason="not run: health",
                                                  attempts=0)])),
     CheckFailed(DOWN),
+    PermissionDenied("cloudformation:DescribeStacks", "AccessDenied: not authorized",
+                     "deployments/iam-policy-infrastructure.json, statement CleanupReadsWhatProductionRuns"),
 ]
 
 

@@ -1,0 +1,96 @@
+"""An AWS call the worker's role may not make, named as the IAM action and the policy statement
+that grants it.
+
+AWS answers the same refusal to every later ask, so retrying one only delays it (a task's
+retries waited 6 s on each read before failing with a bare ``ClientError``). ``named_denials``
+turns a refusal into ``PermissionDenied``, an adapter error (never retried), whose message says
+which action was refused and which statement of rollway's policies (``deployments/iam-policy*.json``)
+grants it: what a person adds to the role before running again.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from botocore.exceptions import ClientError
+
+from rollway.aws.errors import AdapterError, aws_message, error_code
+from rollway.errors_pickle import PicklableError
+
+# AWS's answers to a caller its policies do not allow.
+DENIED_CODES = frozenset({"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "AuthorizationError"})
+# And to credentials it does not know: no more worth a second ask, but no policy to name.
+UNKNOWN_CREDENTIALS = frozenset({"UnrecognizedClientException", "InvalidClientTokenId"})
+# Where the project keeps the policies it documents (a checkout; an installed package has none).
+POLICIES = Path(__file__).resolve().parents[2] / "deployments"
+# AWS names the action in most refusals: "... is not authorized to perform: ecr:DescribeImages on ...".
+_PERFORM = re.compile(r"perform: ([a-z0-9-]+:[A-Za-z0-9]+)")
+
+
+class PermissionDenied(PicklableError, AdapterError):
+    """AWS refused a call for want of a permission: asking again cannot help.
+
+    Attributes:
+        action: the IAM action refused (``cloudformation:DescribeStacks``), or the operation's
+            name when neither AWS nor rollway's policies say which service it belongs to.
+        grant: where rollway's policies grant it (``iam-policy-infrastructure.json, statement
+            CleanupReadsWhatProductionRuns``), or None.
+    """
+
+    def __init__(self, action: str, answer: str, grant: str | None) -> None:
+        self.action, self.answer, self.grant = action, answer, grant
+        where = (f"{grant} grants it: add that statement (with your names) to the worker's role"
+                 if grant else f"grant {action} to the worker's role")
+        super().__init__(f"AWS refused {action} ({answer}): the worker's role may not call it, and asking again "
+                         f"cannot help; {where}, then run again")
+
+
+def is_denied(err: BaseException) -> bool:
+    """Whether ``err`` is AWS refusing the caller's permissions or credentials."""
+    return isinstance(err, ClientError) and error_code(err) in DENIED_CODES
+
+
+def permission_denied(err: ClientError, policies: Path = POLICIES) -> PermissionDenied:
+    """``err`` (a refusal, ``is_denied``) as ``PermissionDenied``, naming its action and grant."""
+    operation = getattr(err, "operation_name", "") or "?"
+    said = _PERFORM.search(err.response.get("Error", {}).get("Message", "") or "")
+    statements = _statements(policies)
+    if said:
+        action = said.group(1)
+    else:  # the operation's name alone: the service is the one whose action of that name a policy grants
+        actions = {a for _, _, a in statements if a.split(":", 1)[-1] == operation}
+        action = actions.pop() if len(actions) == 1 else operation
+    grants = [f"{file}, statement {sid}" for file, sid, granted in statements if granted == action]
+    return PermissionDenied(action, aws_message(err), "; ".join(dict.fromkeys(grants)) or None)
+
+
+@contextmanager
+def named_denials(policies: Path = POLICIES) -> Iterator[None]:
+    """Raise a refused permission inside the block as ``PermissionDenied``; anything else as it is."""
+    try:
+        yield
+    except ClientError as err:
+        if is_denied(err):
+            raise permission_denied(err, policies) from err
+        raise
+
+
+def _statements(policies: Path) -> list[tuple[str, str, str]]:
+    """(policy file, statement id, action) for every action rollway's policies grant."""
+    found = []
+    for path in sorted(policies.glob("iam-policy*.json")) if policies.is_dir() else ():
+        try:
+            document = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue  # a message must not fail for a policy it could not read
+        for number, statement in enumerate(document.get("Statement", [])):
+            if statement.get("Effect") != "Allow":
+                continue
+            actions = statement.get("Action", [])
+            for action in [actions] if isinstance(actions, str) else actions:
+                found.append((f"deployments/{path.name}", str(statement.get("Sid") or f"#{number + 1}"), action))
+    return found
