@@ -122,7 +122,7 @@ def load_account(targets_block: str | None, credentials_block: str | None) -> tu
             "or set it in your Prefect profile"
         )
     try:
-        return load_clients(targets_block, credentials_block)
+        targets, get_client = load_clients(targets_block, credentials_block)
     # RuntimeError: Prefect's Block.load for a saved block that no longer validates (saved
     # before a rule on its names existed), which used to print a traceback.
     except (ValueError, RuntimeError) as err:
@@ -130,6 +130,26 @@ def load_account(targets_block: str | None, credentials_block: str | None) -> tu
             f"{err} (Prefect API {PREFECT_API_URL.value() or 'ephemeral'}); pass --targets-block and "
             "--credentials-block, or set PREFECT_API_URL to the server `rollway up` printed"
         ) from err
+    return targets, _refusing_bad_regions(get_client, targets.region)
+
+
+def _refusing_bad_regions(get_client: Any, region: str) -> Any:
+    """``get_client``, with botocore's refusal of the blocks' region as an OpsError.
+
+    botocore checks the region only when it builds a client (ValueError "Invalid endpoint" for
+    "", InvalidRegionError for a malformed name): `rollway status` printed a traceback for it.
+    No call has been made yet.
+    """
+    from botocore.exceptions import BotoCoreError
+
+    def client(service: str) -> Any:
+        try:
+            return get_client(service)
+        except (ValueError, BotoCoreError) as err:
+            raise OpsError(f"cannot build the {service} client for region {region!r}: {err}; fix the region in the "
+                           "targets or credentials block") from err
+
+    return client
 
 
 def connect(targets_block: str | None, credentials_block: str | None) -> Service:

@@ -148,18 +148,20 @@ def test_flags_without_the_saved_blocks_say_so_on_stderr(monkeypatch, capsys):
         raise OpsError(f"no block named {targets_block!r}")
 
     monkeypatch.setattr("rollway.cli.ops.load_account", load_account)
-    assert rollway("flags", "list", "--json", "--targets-block", "nope") == 2
+    # 1, as for every other command: 2 says the command line itself was wrong.
+    assert rollway("flags", "list", "--json", "--targets-block", "nope") == 1
     captured = capsys.readouterr()
     assert captured.out == ""
     assert captured.err == "error: no block named 'nope'\n"
 
 
 @pytest.mark.parametrize("region", ["", "eu west"])
-@pytest.mark.parametrize("args", [("flags", "list"), ("flags", "set", SQS, "--enabled", "--actor", "gina")],
-                         ids=["list", "set"])
+@pytest.mark.parametrize("args", [("flags", "list"), ("flags", "set", SQS, "--enabled", "--actor", "gina"),
+                                  ("status",), ("report",)], ids=["list", "set", "status", "report"])
 def test_flags_with_a_region_boto3_refuses_say_so_on_one_line(monkeypatch, capsys, region, args, an_api_url):
     """botocore refuses such a region when the client is built (ValueError: Invalid endpoint,
-    InvalidRegionError); the command says so on one line instead of printing a traceback."""
+    InvalidRegionError); the command says so on one line instead of printing a traceback (which
+    `rollway status` did for ""), with exit code 1 (flags said 2, a command line's mistake)."""
     from prefect_aws import AwsCredentials
 
     from rollway.targets import Targets
@@ -168,7 +170,7 @@ def test_flags_with_a_region_boto3_refuses_say_so_on_one_line(monkeypatch, capsy
     targets = Targets().model_copy(update={"region": region})
     monkeypatch.setattr("flows.env.load_targets", lambda block: targets)
     monkeypatch.setattr("flows.env.load_credentials", lambda block, region: AwsCredentials())
-    assert rollway(*args) == 2
+    assert rollway(*args) == 1
     captured = capsys.readouterr()
     assert captured.out == ""
     assert captured.err.startswith("error: ") and f"region {region!r}" in captured.err
