@@ -29,6 +29,7 @@ UNKNOWN_CREDENTIALS = frozenset({"UnrecognizedClientException", "InvalidClientTo
 POLICIES = Path(__file__).resolve().parents[2] / "deployments"
 # AWS names the action in most refusals: "... is not authorized to perform: ecr:DescribeImages on ...".
 _PERFORM = re.compile(r"perform: ([a-z0-9-]+:[A-Za-z0-9]+)")
+_RESOURCE = re.compile(r"on resource: (arn:\S+?)(?:\s|$)")
 
 
 class PermissionDenied(PicklableError, AdapterError):
@@ -47,6 +48,31 @@ class PermissionDenied(PicklableError, AdapterError):
                  if grant else f"grant {action} to the worker's role")
         super().__init__(f"AWS refused {action} ({answer}): the worker's role may not call it, and asking again "
                          f"cannot help; {where}, then run again")
+
+
+class PassRoleDenied(PicklableError, AdapterError):
+    """ECS would not register a revision because the worker's role may not pass its task roles.
+
+    A revision copies the base's execution and task roles, and registering it passes them to ECS
+    (``iam:PassRole``). rollway's policies grant that on roles named like the task family
+    (``webordinary-edit-*``); a role CDK named (``<stack>-<construct id>-<suffix>``) does not match.
+
+    Attributes:
+        family: the task family whose revision was refused.
+        roles: the roles the revision passes (the one AWS named first, when it named one).
+        grant: the statements granting PassRole to ECS tasks, with their resource patterns.
+    """
+
+    def __init__(self, family: str, roles: tuple[str, ...], answer: str, grant: str | None) -> None:
+        self.family, self.roles, self.answer, self.grant = family, roles, answer, grant
+        where = (f"rollway's policies grant it only on roles matching their patterns ({grant})" if grant
+                 else "grant iam:PassRole on them to the worker's role, for ecs-tasks.amazonaws.com")
+        super().__init__(
+            f"ECS refused to register the new revision of {family}: the worker's role may not pass "
+            f"{', '.join(roles) or 'its task roles'} to ECS tasks (iam:PassRole; {answer}). {where}: a role CDK named "
+            "for you (<stack>-<construct id>-<suffix>) matches only when the pattern is renamed to it, so put "
+            "your task's execution and task role ARNs (or a pattern of yours) in that statement's Resource, "
+            "then run again. Nothing was registered")
 
 
 def is_denied(err: BaseException) -> bool:
@@ -68,6 +94,19 @@ def permission_denied(err: ClientError, policies: Path = POLICIES) -> Permission
     return PermissionDenied(action, aws_message(err), "; ".join(dict.fromkeys(grants)) or None)
 
 
+def pass_role_denied(err: ClientError, family: str, roles: tuple[str, ...],
+                     policies: Path = POLICIES) -> PassRoleDenied | None:
+    """``err`` as ``PassRoleDenied`` when it is a refused ``iam:PassRole`` (None otherwise)."""
+    message = err.response.get("Error", {}).get("Message", "") or ""
+    if not is_denied(err) or "iam:PassRole" not in message:
+        return None
+    named = _RESOURCE.search(message)
+    passed = tuple(dict.fromkeys([*([named.group(1)] if named else []), *roles]))
+    grants = [f"{file}, statement {sid} ({', '.join(resources)})" for file, sid, action, resources, condition
+              in _grants(policies) if action == "iam:PassRole" and "ecs-tasks.amazonaws.com" in condition]
+    return PassRoleDenied(family, passed, aws_message(err), "; ".join(grants) or None)
+
+
 @contextmanager
 def named_denials(policies: Path = POLICIES) -> Iterator[None]:
     """Raise a refused permission inside the block as ``PermissionDenied``; anything else as it is."""
@@ -81,6 +120,11 @@ def named_denials(policies: Path = POLICIES) -> Iterator[None]:
 
 def _statements(policies: Path) -> list[tuple[str, str, str]]:
     """(policy file, statement id, action) for every action rollway's policies grant."""
+    return [(file, sid, action) for file, sid, action, _, _ in _grants(policies)]
+
+
+def _grants(policies: Path) -> list[tuple[str, str, str, tuple[str, ...], str]]:
+    """(policy file, statement id, action, resources, condition as JSON) of every Allow."""
     found = []
     for path in sorted(policies.glob("iam-policy*.json")) if policies.is_dir() else ():
         try:
@@ -90,7 +134,10 @@ def _statements(policies: Path) -> list[tuple[str, str, str]]:
         for number, statement in enumerate(document.get("Statement", [])):
             if statement.get("Effect") != "Allow":
                 continue
-            actions = statement.get("Action", [])
+            actions, resources = statement.get("Action", []), statement.get("Resource", [])
+            resources = tuple([resources] if isinstance(resources, str) else resources)
+            condition = json.dumps(statement.get("Condition", {}))
             for action in [actions] if isinstance(actions, str) else actions:
-                found.append((f"deployments/{path.name}", str(statement.get("Sid") or f"#{number + 1}"), action))
+                found.append((f"deployments/{path.name}", str(statement.get("Sid") or f"#{number + 1}"), action,
+                              resources, condition))
     return found
