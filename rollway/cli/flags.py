@@ -17,8 +17,10 @@ flags_app = App(name="flags", help="Feature flags: list, show, change and evalua
 
 
 def _store(targets_block: str | None, credentials_block: str | None):
+    import httpx
+
     from rollway.aws.flags import DynamoFlagStore
-    from rollway.cli.ops import OpsError, load_account
+    from rollway.cli.ops import OpsError, api_unreachable, load_account
 
     # A setting or block the command cannot use (PREFECT_API_URL unset, a block missing, a region
     # botocore refuses) is exit 1, as for every other command: 2 is a command line's mistake.
@@ -27,6 +29,9 @@ def _store(targets_block: str | None, credentials_block: str | None):
         client = get_client("dynamodb")
     except OpsError as err:
         print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(1) from err
+    except httpx.HTTPError as err:  # the blocks are read from the API: it was down, or refused
+        print(f"error: {api_unreachable(err)}", file=sys.stderr)
         raise SystemExit(1) from err
     return DynamoFlagStore(client, targets)
 

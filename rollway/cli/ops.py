@@ -543,6 +543,14 @@ def without_traceback(*answers: type[BaseException],
             logger.removeFilter(untraced)
 
 
+def api_unreachable(err: Exception) -> str:
+    """What to say when the Prefect API could not be reached (or refused the request)."""
+    from prefect.settings import PREFECT_API_URL
+
+    return (f"cannot reach the Prefect API ({PREFECT_API_URL.value() or 'ephemeral'}): {err}; is `rollway up` "
+            "running, and PREFECT_API_URL set to the URL it printed?")
+
+
 def reporting(command: Callable[..., int]) -> Callable[..., int]:
     """Print an OpsError as a one-line error and exit 1, instead of a traceback."""
 
@@ -564,10 +572,7 @@ def reporting(command: Callable[..., int]) -> Callable[..., int]:
             errors.print(f"[red]error:[/red] {escape(str(err))}")
             return 1
         except httpx.HTTPError as err:
-            from prefect.settings import PREFECT_API_URL
-
-            errors.print(f"[red]error:[/red] cannot reach the Prefect API ({PREFECT_API_URL.value() or 'ephemeral'}): "
-                         f"{escape(str(err))}; is `rollway up` running, and PREFECT_API_URL set to the URL it printed?")
+            errors.print(f"[red]error:[/red] {escape(api_unreachable(err))}")
             return 1
         except (BotoCoreError, ClientError) as err:
             errors.print(f"[red]error:[/red] AWS refused or could not be reached: {escape(str(err))}")

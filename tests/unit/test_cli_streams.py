@@ -258,3 +258,16 @@ def test_a_command_line_that_does_not_parse_is_refused_on_one_error_line(monkeyp
     out, err = capsys.readouterr()
     assert stop.value.code == 2 and out == ""
     assert err.count("\n") == 1 and err.startswith("error: ") and all(n in err for n in named), err
+
+
+@pytest.mark.parametrize("args", [("flags", "list", "--json"), ("flags", "get", SQS),
+                                  ("flags", "set", SQS, "--enabled", "--actor", "gina"), ("flags", "eval", SQS, "u1")],
+                         ids=["list", "get", "set", "eval"])
+def test_flags_with_the_prefect_api_down_say_so_on_one_line(capsys, args, an_api_url):
+    """The flags commands read their blocks from the Prefect API: with it down they printed
+    httpx's traceback, where every other command says it cannot reach the API."""
+    assert rollway(*args) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith(f"error: cannot reach the Prefect API ({an_api_url})"), captured.err
+    assert captured.err.count("\n") == 1 and "Traceback" not in captured.err
