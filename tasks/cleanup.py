@@ -33,38 +33,41 @@ from tasks import retry
 _transient = retry.unless(AdapterError, GitError, ValueError, denied=DENIED_CODES | UNKNOWN_CREDENTIALS)
 
 
+# The policy cleanup's role holds (README, Least privilege): a refusal names its statement.
+_POLICY = "iam-policy-infrastructure.json"
+
 _READ = {"retries": 2, "retry_delay_seconds": [1, 5], "retry_condition_fn": _transient, "cache_policy": NONE}
 
 
 @task(name="describe-stack", task_run_name="describe-stack-{name}", **_READ)
 def describe_stack(stacks: CloudFormationStacks, name: str) -> StackState:
-    with named_denials():
+    with named_denials(_POLICY):
         return stacks.describe(name)
 
 
 @task(name="images-in-use", **_READ)
 def images_in_use(ecs: Any, targets: Targets) -> tuple[ImageUse, ...]:
-    with named_denials():
+    with named_denials(_POLICY):
         return read_images_in_use(ecs, targets)
 
 
 @task(name="network-in-use", **_READ)
 def network_in_use(ecs: Any, elbv2: Any, targets: Targets) -> tuple[NetworkUse, ...]:
     """The VPC, subnets and security groups the services and the load balancer are in."""
-    with named_denials():
+    with named_denials(_POLICY):
         return read_network_in_use(ecs, elbv2, targets)
 
 
 @task(name="routing-in-use", **_READ)
 def routing_in_use(router: AlbRouter) -> RoutingInUse:
     """The listener and the rule production's traffic comes through (a stack holding one is kept)."""
-    with named_denials():
+    with named_denials(_POLICY):
         return RoutingInUse(listener_arn=router.listener_arn, rule_arn=router.rule_arn)
 
 
 @task(name="list-repository-images", **_READ)
 def list_images(images: EcrImages) -> tuple[RepositoryImage, ...]:
-    with named_denials():
+    with named_denials(_POLICY):
         return images.list_images()
 
 
@@ -89,12 +92,12 @@ def push_tag(git: GitCli, remote: str, tag: str) -> str:
 
 @task(name="delete-image-tags", **_READ)  # idempotent: a tag deleted before is reported gone
 def delete_tags(images: EcrImages, tags: Sequence[str]) -> TagDeletion:
-    with named_denials():
+    with named_denials(_POLICY):
         return images.delete_tags(list(tags))
 
 
 @task(name="delete-stack", task_run_name="delete-stack-{name}", cache_policy=NONE)
 def delete_stack(stacks: CloudFormationStacks, name: str, timeout_seconds: float) -> DeleteOutcome:
     log = get_run_logger()
-    with named_denials():
+    with named_denials(_POLICY):
         return stacks.delete(name, timeout_seconds=timeout_seconds, on_progress=lambda line: log.info("%s", line))

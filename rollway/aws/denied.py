@@ -44,7 +44,7 @@ class PermissionDenied(PicklableError, AdapterError):
 
     def __init__(self, action: str, answer: str, grant: str | None) -> None:
         self.action, self.answer, self.grant = action, answer, grant
-        where = (f"{grant} grants it: add that statement (with your names) to the worker's role"
+        where = (f"it is granted by {grant}: add that statement (with your names) to the worker's role"
                  if grant else f"grant {action} to the worker's role")
         super().__init__(f"AWS refused {action} ({answer}): the worker's role may not call it, and asking again "
                          f"cannot help; {where}, then run again")
@@ -80,8 +80,10 @@ def is_denied(err: BaseException) -> bool:
     return isinstance(err, ClientError) and error_code(err) in DENIED_CODES
 
 
-def permission_denied(err: ClientError, policies: Path = POLICIES) -> PermissionDenied:
-    """``err`` (a refusal, ``is_denied``) as ``PermissionDenied``, naming its action and grant."""
+def permission_denied(err: ClientError, policies: Path = POLICIES, job: str | None = None) -> PermissionDenied:
+    """``err`` (a refusal, ``is_denied``) as ``PermissionDenied``, naming its action and grant:
+    the statement of ``job``'s policy (``iam-policy-infrastructure.json``, the one its role holds)
+    when that policy grants it, else every statement that does."""
     operation = getattr(err, "operation_name", "") or "?"
     said = _PERFORM.search(err.response.get("Error", {}).get("Message", "") or "")
     statements = _statements(policies)
@@ -91,6 +93,8 @@ def permission_denied(err: ClientError, policies: Path = POLICIES) -> Permission
         actions = {a for _, _, a in statements if a.split(":", 1)[-1] == operation}
         action = actions.pop() if len(actions) == 1 else operation
     grants = [f"{file}, statement {sid}" for file, sid, granted in statements if granted == action]
+    own = [grant for grant in grants if job is not None and grant.startswith(f"deployments/{job},")]
+    grants = own or grants
     return PermissionDenied(action, aws_message(err), "; ".join(dict.fromkeys(grants)) or None)
 
 
@@ -108,13 +112,21 @@ def pass_role_denied(err: ClientError, family: str, roles: tuple[str, ...],
 
 
 @contextmanager
-def named_denials(policies: Path = POLICIES) -> Iterator[None]:
-    """Raise a refused permission inside the block as ``PermissionDenied``; anything else as it is."""
+def named_denials(job: str | None = None, policies: Path = POLICIES) -> Iterator[None]:
+    """Raise a refused permission inside the block (an adapter's error caused by one too) as
+    ``PermissionDenied`` naming the statement of ``job``'s policy that grants it; anything else as it is."""
     try:
         yield
     except ClientError as err:
         if is_denied(err):
-            raise permission_denied(err, policies) from err
+            raise permission_denied(err, policies, job) from err
+        raise
+    except AdapterError as err:
+        # An adapter's own error over a refusal ("the services ... could not be read (check the
+        # targets block)") sent people to the wrong place: the names were right, the role was not.
+        cause = err.__cause__
+        if isinstance(cause, ClientError) and is_denied(cause) and not isinstance(err, PermissionDenied):
+            raise permission_denied(cause, policies, job) from err
         raise
 
 

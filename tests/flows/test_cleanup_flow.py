@@ -413,7 +413,13 @@ def test_a_step_failing_while_the_artifact_api_refuses_still_says_what_was_done(
     assert "artifact could not be created: the artifact API answered 503" in caplog.text
 
 
-def test_a_read_the_role_may_not_make_fails_at_once_naming_the_action_and_its_statement(account):
+@pytest.mark.parametrize(("service", "operation", "action"), [
+    ("cloudformation", "DescribeStacks", "cloudformation:DescribeStacks"),
+    # Read for what production runs: the refusal said "check the targets block", names that were right.
+    ("ecs", "DescribeServices", "ecs:DescribeServices"),
+])
+def test_a_read_the_role_may_not_make_fails_at_once_naming_the_action_and_its_statement(account, service, operation,
+                                                                                       action):
     # AWS refuses a missing permission the same way every time: the read used to be asked three
     # times (1 s and 5 s apart) and fail with a bare ClientError naming no policy.
     from prefect import flow
@@ -427,24 +433,23 @@ def test_a_read_the_role_may_not_make_fails_at_once_naming_the_action_and_its_st
     asked: list[str] = []
 
     def refuse(**_):
-        asked.append("DescribeStacks")
+        asked.append(operation)
         raise ClientError({"Error": {"Code": "AccessDenied", "Message": "User: arn:aws:sts::123456789012:assumed-role/"
-                           "worker/i is not authorized to perform: cloudformation:DescribeStacks on resource: "
-                           f"arn:aws:cloudformation:us-west-2:123456789012:stack/{OLD_STACK}/*"}}, "DescribeStacks")
+                           f"worker/i is not authorized to perform: {action} on resource: *"}}, operation)
 
     @flow(name="cleanup-denied-read")
     def cleanup_denied_read():
         return run_cleanup(CleanupSpec(old_stacks=(OLD_STACK,)), aws.targets, aws.get_client)
 
-    with on_operation(aws.get_client("cloudformation"), "before-parameter-build", refuse, operation="DescribeStacks"):
+    with on_operation(aws.get_client(service), "before-parameter-build", refuse, operation=operation):
         state = cleanup_denied_read(return_state=True)
 
     with pytest.raises(PermissionDenied) as refused:
         state.result()
-    assert asked == ["DescribeStacks"], "asked once: a refused permission is not retried"
+    assert asked == [operation], "asked once: a refused permission is not retried"
     message = str(refused.value)
-    assert "AWS refused cloudformation:DescribeStacks (AccessDenied:" in message
-    assert ("deployments/iam-policy-infrastructure.json, statement CleanupReadsWhatProductionRuns grants it"
+    assert f"AWS refused {action} (AccessDenied:" in message and "targets block" not in message
+    assert ("granted by deployments/iam-policy-infrastructure.json, statement CleanupReadsWhatProductionRuns: "
             in message)
     assert stack_status(aws, OLD_STACK) == "CREATE_COMPLETE"
 
@@ -474,5 +479,6 @@ def test_a_deletion_the_role_may_not_make_names_the_statement_that_grants_it(acc
     with pytest.raises(CleanupIncomplete) as stopped:
         state.result()
     assert "PermissionDenied: AWS refused cloudformation:DeleteStack" in str(stopped.value)
-    assert "iam-policy-infrastructure.json, statement CleanupDeletesOldStacks grants it" in str(stopped.value)
+    assert "granted by deployments/iam-policy-infrastructure.json, statement CleanupDeletesOldStacks:" in str(
+        stopped.value)
     assert stack_status(aws, OLD_STACK) == "CREATE_COMPLETE"
