@@ -543,6 +543,11 @@ def without_traceback(*answers: type[BaseException],
             logger.removeFilter(untraced)
 
 
+# The commands read and act on what a rollout's worker does (the ledger, the load balancer, ECS):
+# a refusal names the statement of its policy.
+_CLI_POLICY = "iam-policy.json"
+
+
 def api_unreachable(err: Exception) -> str:
     """What to say when the Prefect API could not be reached (or refused the request)."""
     from prefect.settings import PREFECT_API_URL
@@ -575,6 +580,11 @@ def reporting(command: Callable[..., int]) -> Callable[..., int]:
             errors.print(f"[red]error:[/red] {escape(api_unreachable(err))}")
             return 1
         except (BotoCoreError, ClientError) as err:
+            from rollway.aws.denied import is_denied, permission_denied
+
+            if is_denied(err):  # the IAM action and the statement granting it, not boto's bare text
+                errors.print(f"[red]error:[/red] {escape(str(permission_denied(err, job=_CLI_POLICY)))}")
+                return 1
             errors.print(f"[red]error:[/red] AWS refused or could not be reached: {escape(str(err))}")
             return 1
 

@@ -271,3 +271,24 @@ def test_flags_with_the_prefect_api_down_say_so_on_one_line(capsys, args, an_api
     assert captured.out == ""
     assert captured.err.startswith(f"error: cannot reach the Prefect API ({an_api_url})"), captured.err
     assert captured.err.count("\n") == 1 and "Traceback" not in captured.err
+
+
+def test_a_command_the_role_may_not_run_names_the_permission_and_its_statement(aws, monkeypatch, capsys, an_api_url):
+    """`rollway status` under credentials without dynamodb:Query on the ledger said "AWS refused or
+    could not be reached" and boto's text: not which statement of the policy grants it."""
+    from botocore.exceptions import ClientError
+
+    from tests.botocore_events import on_operation
+
+    monkeypatch.setattr("rollway.cli.ops.load_account", lambda targets_block, credentials_block: (aws.targets,
+                                                                                                  aws.get_client))
+
+    def refuse(**_):
+        raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": "User: arn:aws:iam::123456789012:user/"
+                                     "gina is not authorized to perform: dynamodb:Query on resource: table"}}, "Query")
+
+    with on_operation(aws.get_client("dynamodb"), "before-parameter-build", refuse, operation="Query"):
+        assert rollway("status") == 1
+    err = " ".join(capsys.readouterr().err.split())
+    assert err.startswith("error: AWS refused dynamodb:Query (AccessDeniedException: "), err
+    assert "it is granted by deployments/iam-policy.json, statement Ledger" in err and "could not be reached" not in err
