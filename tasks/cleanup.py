@@ -1,7 +1,9 @@
 """Thin tasks for the cleanup flow: one adapter call each, retries on the decorator.
 
 Reads are retried when AWS or git failed in passing; a named refusal or a missing target fails
-the same way every time and is not. Of the writes, only the idempotent ones are retried: a tag
+the same way every time and is not, and neither is a call AWS refused for want of a permission:
+it fails at once as ``PermissionDenied``, naming the action and the policy statement granting it.
+Of the writes, only the idempotent ones are retried: a tag
 push and a batch delete of tags report what is already done as done; a stack deletion is not
 retried here (its wait can be long, and running cleanup again carries on from where it stopped).
 """
@@ -17,6 +19,7 @@ from rollway.aws.cloudformation import CloudFormationStacks, DeleteOutcome
 from rollway.aws.ecr_images import EcrImages, TagDeletion
 from rollway.aws.ecr_images import images_in_use as read_images_in_use
 from rollway.aws.ecr_images import network_in_use as read_network_in_use
+from rollway.aws.denied import DENIED_CODES, UNKNOWN_CREDENTIALS, named_denials
 from rollway.aws.elbv2 import AlbRouter
 from rollway.aws.errors import AdapterError
 from rollway.cleanup import ArchiveState, ImageUse, NetworkUse, RepositoryImage, RoutingInUse, StackState
@@ -25,38 +28,47 @@ from rollway.toolchain.git import GitCli, GitError
 from tasks import retry
 
 
-# Anything but a named adapter or git error (those fail the same way again).
-_transient = retry.unless(AdapterError, GitError, ValueError)
+# Anything but a named adapter or git error, or a refused permission or unknown credentials:
+# those fail the same way again (a refused read waited 1 s and 5 s for two more refusals).
+_transient = retry.unless(AdapterError, GitError, ValueError, denied=DENIED_CODES | UNKNOWN_CREDENTIALS)
 
+
+# The policy cleanup's role holds (README, Least privilege): a refusal names its statement.
+_POLICY = "iam-policy-infrastructure.json"
 
 _READ = {"retries": 2, "retry_delay_seconds": [1, 5], "retry_condition_fn": _transient, "cache_policy": NONE}
 
 
 @task(name="describe-stack", task_run_name="describe-stack-{name}", **_READ)
 def describe_stack(stacks: CloudFormationStacks, name: str) -> StackState:
-    return stacks.describe(name)
+    with named_denials(_POLICY):
+        return stacks.describe(name)
 
 
 @task(name="images-in-use", **_READ)
 def images_in_use(ecs: Any, targets: Targets) -> tuple[ImageUse, ...]:
-    return read_images_in_use(ecs, targets)
+    with named_denials(_POLICY):
+        return read_images_in_use(ecs, targets)
 
 
 @task(name="network-in-use", **_READ)
 def network_in_use(ecs: Any, elbv2: Any, targets: Targets) -> tuple[NetworkUse, ...]:
     """The VPC, subnets and security groups the services and the load balancer are in."""
-    return read_network_in_use(ecs, elbv2, targets)
+    with named_denials(_POLICY):
+        return read_network_in_use(ecs, elbv2, targets)
 
 
 @task(name="routing-in-use", **_READ)
 def routing_in_use(router: AlbRouter) -> RoutingInUse:
     """The listener and the rule production's traffic comes through (a stack holding one is kept)."""
-    return RoutingInUse(listener_arn=router.listener_arn, rule_arn=router.rule_arn)
+    with named_denials(_POLICY):
+        return RoutingInUse(listener_arn=router.listener_arn, rule_arn=router.rule_arn)
 
 
 @task(name="list-repository-images", **_READ)
 def list_images(images: EcrImages) -> tuple[RepositoryImage, ...]:
-    return images.list_images()
+    with named_denials(_POLICY):
+        return images.list_images()
 
 
 @task(name="read-archive-tag", **_READ)
@@ -80,10 +92,12 @@ def push_tag(git: GitCli, remote: str, tag: str) -> str:
 
 @task(name="delete-image-tags", **_READ)  # idempotent: a tag deleted before is reported gone
 def delete_tags(images: EcrImages, tags: Sequence[str]) -> TagDeletion:
-    return images.delete_tags(list(tags))
+    with named_denials(_POLICY):
+        return images.delete_tags(list(tags))
 
 
 @task(name="delete-stack", task_run_name="delete-stack-{name}", cache_policy=NONE)
 def delete_stack(stacks: CloudFormationStacks, name: str, timeout_seconds: float) -> DeleteOutcome:
     log = get_run_logger()
-    return stacks.delete(name, timeout_seconds=timeout_seconds, on_progress=lambda line: log.info("%s", line))
+    with named_denials(_POLICY):
+        return stacks.delete(name, timeout_seconds=timeout_seconds, on_progress=lambda line: log.info("%s", line))

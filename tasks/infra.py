@@ -1,7 +1,8 @@
 """Thin tasks over the InfraDeployer and InfraChecker ports: one call each.
 
 No retries on a deploy: a failed ``cdk deploy`` stops the run so a person reads why, and
-resumes it with ``from_stack``. The checklist only reads, so it is retried once.
+resumes it with ``from_stack``. The checklist only reads, so it is retried once, unless AWS
+refused the role or its credentials: that answer comes again.
 """
 
 from __future__ import annotations
@@ -11,10 +12,15 @@ from collections.abc import Callable, Sequence
 from prefect import get_run_logger, task
 from prefect.cache_policies import NONE
 
+from rollway.aws.denied import DENIED_CODES, UNKNOWN_CREDENTIALS
 from rollway.checklist import Checklist
 from rollway.infra import AppStacks, DeployedStack
 from rollway.ports import InfraChecker, InfraDeployer, StackStatuses
 from rollway.toolchain.cdk import STILL_RUNNING, CdkCli
+from tasks import retry
+
+# A read the role may not make is refused again two seconds later: not asked twice.
+_read_again = retry.unless(denied=DENIED_CODES | UNKNOWN_CREDENTIALS)
 
 
 @task(name="list-stacks", cache_policy=NONE)
@@ -54,7 +60,8 @@ def _logged(log, progress: str) -> Callable[[str], None]:
     return line_of_cdk
 
 
-@task(name="read-stack-statuses", retries=1, retry_delay_seconds=2, cache_policy=NONE)
+@task(name="read-stack-statuses", retries=1, retry_delay_seconds=2, cache_policy=NONE,
+      retry_condition_fn=_read_again)
 def read_stack_statuses(reader: StackStatuses, stacks: Sequence[str]) -> dict[str, str | None]:
     """Each stack's CloudFormation status (None: no such stack); reads only, so retried once."""
     log = get_run_logger()
@@ -78,6 +85,6 @@ def bootstrap(cdk: CdkCli, environment: str, timeout_seconds: float, progress: s
     log.info("%s: bootstrapped", progress)
 
 
-@task(name="infra-checklist", retries=1, retry_delay_seconds=2, cache_policy=NONE)
+@task(name="infra-checklist", retries=1, retry_delay_seconds=2, cache_policy=NONE, retry_condition_fn=_read_again)
 def run_checklist(checker: InfraChecker) -> Checklist:
     return checker.check()

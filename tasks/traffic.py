@@ -7,12 +7,18 @@ import time
 from prefect import task
 from prefect.cache_policies import NONE
 
+from rollway.aws.denied import DENIED_CODES, UNKNOWN_CREDENTIALS
 from rollway.aws.errors import WeightMismatch
 from rollway.model import Weights
 from rollway.ports import TrafficRouter
+from tasks import retry
+
+# A read the role may not make (or whose credentials AWS does not know) is refused again a second
+# later: asked three times, it only delayed the failure and logged it three times.
+_read_again = retry.unless(denied=DENIED_CODES | UNKNOWN_CREDENTIALS)
 
 
-@task(name="get-weights", retries=2, retry_delay_seconds=1, cache_policy=NONE)
+@task(name="get-weights", retries=2, retry_delay_seconds=1, cache_policy=NONE, retry_condition_fn=_read_again)
 def get_weights(router: TrafficRouter) -> Weights:
     return router.get_weights()
 
@@ -48,7 +54,7 @@ def read_back(router: TrafficRouter, expected: Weights, timeout_seconds: float) 
         delay = min(delay * 2, 2.0)
 
 
-@task(name="healthy-targets", retries=2, retry_delay_seconds=1, cache_policy=NONE)
+@task(name="healthy-targets", retries=2, retry_delay_seconds=1, cache_policy=NONE, retry_condition_fn=_read_again)
 def healthy_targets(router: TrafficRouter, version: str) -> int:
     return router.healthy_targets(version)
 

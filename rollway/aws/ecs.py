@@ -18,6 +18,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from rollway.aws.denied import pass_role_denied
 from rollway.aws.errors import (SERVER_SIDE_CODES, AdapterError, ServiceGone, ServiceNotStable, TargetNotFound,
                                 TaskDefinitionInactive, error_code)
 from rollway.model import ServiceState
@@ -112,6 +113,7 @@ class EcsDeployer:
         Raises:
             ValueError: ``image`` is empty (raised before any call).
             TargetNotFound: the base does not exist, or has no container of that name.
+            PassRoleDenied: the worker's role may not pass the copied roles to ECS; nothing registered.
             ClientError, BotoCoreError: the registration failed and made no revision.
         """
         if not image or not image.strip():
@@ -140,7 +142,13 @@ class EcsDeployer:
         except ClientError as err:
             resent = err.response.get("ResponseMetadata", {}).get("RetryAttempts")
             if error_code(err) not in SERVER_SIDE_CODES and not resent:
-                raise  # ECS refused the only copy sent: nothing was registered
+                # ECS refused the only copy sent: nothing was registered. A refused PassRole of
+                # the copied roles is named, with the policy statement to change.
+                roles = tuple(arguments[k] for k in ("executionRoleArn", "taskRoleArn") if arguments.get(k))
+                denied = pass_role_denied(err, family, roles)
+                if denied is not None:
+                    raise denied from err
+                raise
             return self._recover(family, token, err)
         except BotoCoreError as err:  # the connection dropped, or the answer timed out
             return self._recover(family, token, err)

@@ -17,25 +17,22 @@ flags_app = App(name="flags", help="Feature flags: list, show, change and evalua
 
 
 def _store(targets_block: str | None, credentials_block: str | None):
+    import httpx
+
     from rollway.aws.flags import DynamoFlagStore
-    from rollway.cli.ops import OpsError, load_account
+    from rollway.cli.ops import OpsError, api_unreachable, load_account
 
-    from botocore.exceptions import BotoCoreError
-
+    # A setting or block the command cannot use (PREFECT_API_URL unset, a block missing, a region
+    # botocore refuses) is exit 1, as for every other command: 2 is a command line's mistake.
     try:
         targets, get_client = load_account(targets_block, credentials_block)
+        client = get_client("dynamodb")
     except OpsError as err:
         print(f"error: {err}", file=sys.stderr)
-        raise SystemExit(2) from err
-    try:
-        client = get_client("dynamodb")
-    except (ValueError, BotoCoreError) as err:
-        # botocore checks the region only when it builds the client (ValueError "Invalid
-        # endpoint" for "", InvalidRegionError for a malformed name): the blocks' mistake, told
-        # on one line rather than as a traceback. No call has been made yet.
-        print(f"error: cannot build the DynamoDB client for region {targets.region!r}: {err}; "
-              "fix the region in the targets or credentials block", file=sys.stderr)
-        raise SystemExit(2) from err
+        raise SystemExit(1) from err
+    except httpx.HTTPError as err:  # the blocks are read from the API: it was down, or refused
+        print(f"error: {api_unreachable(err)}", file=sys.stderr)
+        raise SystemExit(1) from err
     return DynamoFlagStore(client, targets)
 
 

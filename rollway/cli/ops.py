@@ -130,7 +130,7 @@ def load_account(targets_block: str | None, credentials_block: str | None) -> tu
             "or set it in your Prefect profile"
         )
     try:
-        return load_clients(targets_block, credentials_block)
+        targets, get_client = load_clients(targets_block, credentials_block)
     # RuntimeError: Prefect's Block.load for a saved block that no longer validates (saved
     # before a rule on its names existed), which used to print a traceback.
     except (ValueError, RuntimeError) as err:
@@ -138,6 +138,26 @@ def load_account(targets_block: str | None, credentials_block: str | None) -> tu
             f"{err} (Prefect API {PREFECT_API_URL.value() or 'ephemeral'}); pass --targets-block and "
             "--credentials-block, or set PREFECT_API_URL to the server `rollway up` printed"
         ) from err
+    return targets, _refusing_bad_regions(get_client, targets.region)
+
+
+def _refusing_bad_regions(get_client: Any, region: str) -> Any:
+    """``get_client``, with botocore's refusal of the blocks' region as an OpsError.
+
+    botocore checks the region only when it builds a client (ValueError "Invalid endpoint" for
+    "", InvalidRegionError for a malformed name): `rollway status` printed a traceback for it.
+    No call has been made yet.
+    """
+    from botocore.exceptions import BotoCoreError
+
+    def client(service: str) -> Any:
+        try:
+            return get_client(service)
+        except (ValueError, BotoCoreError) as err:
+            raise OpsError(f"cannot build the {service} client for region {region!r}: {err}; fix the region in the "
+                           "targets or credentials block") from err
+
+    return client
 
 
 def connect(targets_block: str | None, credentials_block: str | None) -> Service:
@@ -601,6 +621,19 @@ def without_traceback(*answers: type[BaseException],
             logger.removeFilter(untraced)
 
 
+# The commands read and act on what a rollout's worker does (the ledger, the load balancer, ECS):
+# a refusal names the statement of its policy.
+_CLI_POLICY = "iam-policy.json"
+
+
+def api_unreachable(err: Exception) -> str:
+    """What to say when the Prefect API could not be reached (or refused the request)."""
+    from prefect.settings import PREFECT_API_URL
+
+    return (f"cannot reach the Prefect API ({PREFECT_API_URL.value() or 'ephemeral'}): {err}; is `rollway up` "
+            "running, and PREFECT_API_URL set to the URL it printed?")
+
+
 def reporting(command: Callable[..., int]) -> Callable[..., int]:
     """Print an OpsError as a one-line error and exit 1, instead of a traceback."""
 
@@ -622,12 +655,14 @@ def reporting(command: Callable[..., int]) -> Callable[..., int]:
             errors.print(f"[red]error:[/red] {escape(str(err))}")
             return 1
         except httpx.HTTPError as err:
-            from prefect.settings import PREFECT_API_URL
-
-            errors.print(f"[red]error:[/red] cannot reach the Prefect API ({PREFECT_API_URL.value() or 'ephemeral'}): "
-                         f"{escape(str(err))}; is `rollway up` running, and PREFECT_API_URL set to the URL it printed?")
+            errors.print(f"[red]error:[/red] {escape(api_unreachable(err))}")
             return 1
         except (BotoCoreError, ClientError) as err:
+            from rollway.aws.denied import is_denied, permission_denied
+
+            if is_denied(err):  # the IAM action and the statement granting it, not boto's bare text
+                errors.print(f"[red]error:[/red] {escape(str(permission_denied(err, job=_CLI_POLICY)))}")
+                return 1
             errors.print(f"[red]error:[/red] AWS refused or could not be reached: {escape(str(err))}")
             return 1
 

@@ -68,13 +68,17 @@ def free_port(preferred: int | None = None) -> int:
         return probe.getsockname()[1]
 
 
-# A child that makes no AWS call gets no AWS keys: what it never holds, it cannot leak.
-AWS_SECRETS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN")
+# A child that makes no AWS call gets none of the AWS settings: what it never holds, it cannot
+# leak. Not only the keys: the container credential provider's token and endpoint
+# (AWS_CONTAINER_AUTHORIZATION_TOKEN, AWS_CONTAINER_CREDENTIALS_FULL_URI: ECS, EKS Pod Identity),
+# a web identity's role and token file, a profile, all give credentials to whoever holds them.
+AWS_PREFIX = "AWS_"
 
 
 def child_env(extra: Mapping[str, str], *, aws: bool = True) -> dict[str, str]:
-    """This process's environment, offline-safe, plus ``extra``; without AWS keys unless ``aws``."""
-    env = {k: v for k, v in os.environ.items() if aws or k not in AWS_SECRETS}
+    """This process's environment, offline-safe, plus ``extra``; without any ``AWS_*`` setting
+    (keys, credential providers, profiles) unless ``aws``."""
+    env = {k: v for k, v in os.environ.items() if aws or not k.upper().startswith(AWS_PREFIX)}
     env.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     env.setdefault("DO_NOT_TRACK", "1")
     env.update(extra)

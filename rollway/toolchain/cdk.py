@@ -47,7 +47,10 @@ _AWS_SETTINGS = ("AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE", "AWS_CA_BUNDL
 # daemon" where `cdk deploy` by hand worked. CDK_DOCKER names another docker-compatible CLI.
 _DOCKER_SETTINGS = ("DOCKER_HOST", "DOCKER_CONTEXT", "DOCKER_CONFIG", "DOCKER_CERT_PATH", "DOCKER_TLS_VERIFY",
                     "CDK_DOCKER")
-_SECRET_VARIABLES = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN")
+# The worker's secrets cdk may inherit (no keys given): its keys, and the container credential
+# provider's token (ECS, EKS Pod Identity), which fetches the task role's credentials.
+_SECRET_VARIABLES = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN",
+                     "AWS_CONTAINER_AUTHORIZATION_TOKEN")
 # What the CDK CLI is called: the npm shim on PATH (``cdk``, ``cdk.cmd`` on Windows) or its script.
 CDK_NAMES = ("cdk", "cdk.cmd", "cdk.js")
 # How the line saying a silent cdk is still running begins (``CdkCli``'s ``quiet_seconds``): a caller

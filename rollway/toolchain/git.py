@@ -9,12 +9,41 @@ commit is refused, locally and on the remote: an archive tag that moves archives
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Literal
 
 from rollway.cleanup import check_git_tag_name
 from rollway.toolchain.process import ToolError, ToolFailed, ToolResult, resolve, run_tool
+
+
+# What git needs of the worker's environment to run, find its config and identity, and reach a
+# remote (a proxy, an ssh agent, a credential helper's askpass); the worker's AWS keys, Prefect
+# API key and other tokens are none of its business, nor of the hooks a checkout may run.
+_INHERITED = frozenset({"PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "XDG_CONFIG_HOME",
+                        "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "http_proxy", "https_proxy",
+                        "all_proxy", "no_proxy", "CURL_CA_BUNDLE", "SSH_AUTH_SOCK", "SSH_ASKPASS", "SSL_CERT_FILE", "SSL_CERT_DIR",
+                        # A CodeCommit remote (git-remote-codecommit, `aws codecommit credential-helper`)
+                        # finds its credentials through a profile: the names of one, never keys.
+                        "AWS_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE", "AWS_REGION",
+                        "AWS_DEFAULT_REGION", "AWS_CA_BUNDLE"})
+# git's own settings pass (GIT_SSH_COMMAND, GIT_ASKPASS, GIT_AUTHOR_NAME, GIT_CONFIG_GLOBAL, ...), but
+# not those that say which repository to act in: repo_dir says that, and a GIT_DIR set on the
+# worker would have tagged another repository.
+_GIT_PREFIX = "GIT_"
+_REPOSITORY_SETTINGS = frozenset({"GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY",
+                                  "GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_COMMON_DIR", "GIT_NAMESPACE",
+                                  "GIT_CEILING_DIRECTORIES", "GIT_DISCOVERY_ACROSS_FILESYSTEM"})
+
+
+def git_environment(inherited: Mapping[str, str]) -> dict[str, str]:
+    """git's whole environment: the few variables of ``inherited`` it uses, and no prompt."""
+    env = {k: v for k, v in inherited.items()
+           if k in _INHERITED or k.startswith("LC_")
+           or (k.startswith(_GIT_PREFIX) and k not in _REPOSITORY_SETTINGS)}
+    # Never wait for a password typed on a terminal no one watches: fail and say so instead.
+    env["GIT_TERMINAL_PROMPT"] = "0"
+    return env
 
 
 class GitError(ToolError):
@@ -47,8 +76,7 @@ class GitCli:
             raise GitError(f"{str(self._dir)!r} is not a directory: repo_dir must be the git checkout to tag in")
         self._timeout = timeout_seconds
         self._on_line = on_line
-        # Never wait for a password typed on a terminal no one watches: fail and say so instead.
-        self._env = {**os.environ, "GIT_TERMINAL_PROMPT": "0"}
+        self._env = git_environment(os.environ)
 
     def _run(self, *args: str, quiet: bool = False) -> ToolResult:
         return run_tool([self._git, *args], timeout_seconds=self._timeout, cwd=self._dir, env=self._env,

@@ -411,3 +411,74 @@ def test_a_step_failing_while_the_artifact_api_refuses_still_says_what_was_done(
     assert "Done: deleted image tag old-version" in str(stopped.value)
     assert f"Not done: stack {OLD_STACK}" in str(stopped.value)
     assert "artifact could not be created: the artifact API answered 503" in caplog.text
+
+
+@pytest.mark.parametrize(("service", "operation", "action"), [
+    ("cloudformation", "DescribeStacks", "cloudformation:DescribeStacks"),
+    # Read for what production runs: the refusal said "check the targets block", names that were right.
+    ("ecs", "DescribeServices", "ecs:DescribeServices"),
+])
+def test_a_read_the_role_may_not_make_fails_at_once_naming_the_action_and_its_statement(account, service, operation,
+                                                                                       action):
+    # AWS refuses a missing permission the same way every time: the read used to be asked three
+    # times (1 s and 5 s apart) and fail with a bare ClientError naming no policy.
+    from prefect import flow
+
+    from flows.cleanup import run_cleanup
+    from rollway.aws.denied import PermissionDenied
+    from rollway.cleanup import CleanupSpec
+    from tests.botocore_events import on_operation
+
+    aws = account
+    asked: list[str] = []
+
+    def refuse(**_):
+        asked.append(operation)
+        raise ClientError({"Error": {"Code": "AccessDenied", "Message": "User: arn:aws:sts::123456789012:assumed-role/"
+                           f"worker/i is not authorized to perform: {action} on resource: *"}}, operation)
+
+    @flow(name="cleanup-denied-read")
+    def cleanup_denied_read():
+        return run_cleanup(CleanupSpec(old_stacks=(OLD_STACK,)), aws.targets, aws.get_client)
+
+    with on_operation(aws.get_client(service), "before-parameter-build", refuse, operation=operation):
+        state = cleanup_denied_read(return_state=True)
+
+    with pytest.raises(PermissionDenied) as refused:
+        state.result()
+    assert asked == [operation], "asked once: a refused permission is not retried"
+    message = str(refused.value)
+    assert f"AWS refused {action} (AccessDenied:" in message and "targets block" not in message
+    assert ("granted by deployments/iam-policy-infrastructure.json, statement CleanupReadsWhatProductionRuns: "
+            in message)
+    assert stack_status(aws, OLD_STACK) == "CREATE_COMPLETE"
+
+
+def test_a_deletion_the_role_may_not_make_names_the_statement_that_grants_it(account):
+    # DeleteStack's refusal often names no action ("... is not authorized to perform this
+    # operation"): the operation and the policies still tell which.
+    from tests.botocore_events import on_operation
+
+    aws = account
+
+    def refuse(**_):
+        raise ClientError({"Error": {"Code": "AccessDenied", "Message": "not authorized"}}, "DeleteStack")
+
+    with on_operation(aws.get_client("cloudformation"), "before-parameter-build", refuse, operation="DeleteStack"):
+        from prefect import flow
+
+        from flows.cleanup import run_cleanup
+        from rollway.cleanup import CleanupSpec
+
+        @flow(name="cleanup-denied-delete")
+        def cleanup_denied_delete():
+            return run_cleanup(CleanupSpec(old_stacks=(OLD_STACK,)), aws.targets, aws.get_client)
+
+        state = cleanup_denied_delete(return_state=True)
+
+    with pytest.raises(CleanupIncomplete) as stopped:
+        state.result()
+    assert "PermissionDenied: AWS refused cloudformation:DeleteStack" in str(stopped.value)
+    assert "granted by deployments/iam-policy-infrastructure.json, statement CleanupDeletesOldStacks:" in str(
+        stopped.value)
+    assert stack_status(aws, OLD_STACK) == "CREATE_COMPLETE"

@@ -146,6 +146,30 @@ def test_only_an_unreachable_store_is_retried():
     assert missing.attempts == 1, "an unknown flag is not retried"
 
 
+@pytest.mark.parametrize("code", ["AccessDeniedException", "ResourceNotFoundException"])
+def test_a_flag_table_the_role_may_not_read_fails_at_once(aws, dynamo, code):
+    """A role without dynamodb:GetItem on the flag table (or a table that does not exist) is
+    refused the same way a second later: the read was asked three times, 1 s and 5 s apart."""
+    from botocore.exceptions import ClientError
+
+    from tests.botocore_events import on_operation
+
+    asked: list[str] = []
+
+    def refuse(**_):
+        asked.append("GetItem")
+        raise ClientError({"Error": {"Code": code, "Message": "not authorized"}}, "GetItem")
+
+    @flow
+    def read() -> FlagState | None:
+        return flag_tasks.get_flag(dynamo, SQS)
+
+    with on_operation(aws.get_client("dynamodb"), "before-parameter-build", refuse, operation="GetItem"), \
+            pytest.raises(FlagStoreUnavailable, match=code):
+        read()
+    assert asked == ["GetItem"]
+
+
 def test_a_malformed_bound_flag_fails_the_check_at_once():
     """An item written outside rollway reads the same way every time: the preflight's check used to
     retry it as an outage (two retries, their delays, and "Retry" lines in the log) before failing."""

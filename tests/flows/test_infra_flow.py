@@ -399,7 +399,10 @@ def test_a_resume_that_cannot_read_the_stacks_statuses_says_so_in_one_line_and_d
     from rollway.aws.cloudformation import CloudFormationStacks
     from tests.botocore_events import on_operation
 
+    asked: list[str] = []
+
     def refuse(**_):
+        asked.append("DescribeStacks")
         return SimpleNamespace(status_code=403, headers={}), {
             "Error": {"Code": "AccessDenied", "Message": "not authorized to perform: cloudformation:DescribeStacks"},
             "ResponseMetadata": {}}
@@ -412,6 +415,8 @@ def test_a_resume_that_cannot_read_the_stacks_statuses_says_so_in_one_line_and_d
                   statuses=lambda _region: CloudFormationStacks(cloudformation),
                   bootstrap=lambda *_: deployer.calls.append("bootstrap"))
     assert deployer.calls == ["list"]  # no bootstrap, no deploy
+    # Refused once: the read is not asked again two seconds later (it was, and refused again).
+    assert asked == ["DescribeStacks"]
     assert str(caught.value) == (
         f"could not read the CloudFormation status of {', '.join(STACKS[:4])} in us-west-2 (DescribeStacks), read to "
         "tell whether the stacks before from_stack are deployed: AccessDenied: not authorized to perform: "

@@ -347,15 +347,21 @@ def test_an_app_that_is_not_listed_leaves_no_assembly_behind(tmp_path, monkeypat
     assert list(made.iterdir()) == []
 
 
-def test_the_workers_own_secret_key_is_masked_too(tmp_path, monkeypatch):
-    # Without keys in the block cdk inherits the worker's AWS_* variables (boto3's chain); its
-    # secret key and session token were handed to cdk but not masked in what it printed.
-    _fake_cdk(tmp_path, FAKE_CDK)
+@pytest.mark.parametrize(("printed", "worker"), [
+    # Its secret key and session token were handed to cdk but not masked in what it printed.
+    ("AWS_SECRET_ACCESS_KEY", {"AWS_ACCESS_KEY_ID": "from-the-worker", "AWS_SECRET_ACCESS_KEY": "worker-s3cret"}),
+    # On ECS or EKS Pod Identity its chain is a token and an endpoint, and the token printed as it was.
+    ("AWS_CONTAINER_AUTHORIZATION_TOKEN", {"AWS_CONTAINER_CREDENTIALS_FULL_URI": "http://169.254.170.23/v1/credentials",
+                                           "AWS_CONTAINER_AUTHORIZATION_TOKEN": "worker-s3cret"}),
+], ids=["secret-key", "container-token"])
+def test_the_workers_own_secrets_are_masked_too(tmp_path, monkeypatch, printed, worker):
+    # Without keys in the block cdk inherits the worker's AWS_* variables (boto3's chain).
+    _fake_cdk(tmp_path, FAKE_CDK.replace('os.environ["AWS_SECRET_ACCESS_KEY"]', f'os.environ["{printed}"]'))
     app = tmp_path / "app"
     app.mkdir()
     (app / "cdk.json").write_text("{}")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "from-the-worker")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "worker-s3cret")
+    for name, value in worker.items():
+        monkeypatch.setenv(name, value)
     seen: list[str] = []
     with CdkCli(str(tmp_path / "bin" / "cdk"), app, CdkEnvironment(region="us-west-2")) as cli:
         with pytest.raises(StackDeployFailed) as caught:

@@ -121,3 +121,36 @@ def test_names_git_tag_would_misread_are_refused_though_check_ref_format_takes_t
     assert subprocess.run(["git", "check-ref-format", f"refs/tags/{name}"], capture_output=True).returncode == 0
     with pytest.raises(ValueError, match="not a valid git tag name"):
         check_git_tag_name(name)
+
+
+def test_git_and_the_hooks_it_runs_get_no_credentials_of_the_worker(repo: Path, tmp_path: Path, monkeypatch):
+    # A checkout's hooks are code the worker runs: they used to see the worker's whole
+    # environment, its AWS keys and Prefect API key among it.
+    seen = tmp_path / "hook-env"
+    hook = repo / ".git" / "hooks" / "pre-push"
+    hook.write_text(f"#!/bin/sh\nenv > {seen}\n")
+    hook.chmod(0o755)
+    secrets = {"AWS_ACCESS_KEY_ID": "AKIAWORKER", "AWS_SECRET_ACCESS_KEY": "worker-secret",
+               "AWS_SESSION_TOKEN": "worker-session", "AWS_CONTAINER_AUTHORIZATION_TOKEN": "container-token",
+               "AWS_CONTAINER_CREDENTIALS_FULL_URI": "http://169.254.170.23/v1/credentials",
+               "PREFECT_API_KEY": "pnu_secret", "GITHUB_TOKEN": "ghp_secret"}
+    for name, value in {**secrets, "AWS_PROFILE": "archive", "GIT_SSH_COMMAND": "ssh -o BatchMode=yes"}.items():
+        monkeypatch.setenv(name, value)
+    cli = GitCli(repo)
+    cli.create_tag(TAG, MESSAGE)
+    assert cli.push_tag("origin", TAG) == "pushed"
+    env = dict(line.split("=", 1) for line in seen.read_text().splitlines() if "=" in line)
+    assert not set(secrets) & set(env), "no credentials of the worker reach git"
+    assert not any(value in seen.read_text() for value in secrets.values())
+    # What git needs to reach a remote does.
+    assert env["GIT_SSH_COMMAND"] == "ssh -o BatchMode=yes" and env["AWS_PROFILE"] == "archive"
+    assert env["GIT_TERMINAL_PROMPT"] == "0" and "PATH" in env
+
+
+def test_a_git_dir_set_on_the_worker_does_not_send_the_tag_to_another_repository(repo: Path, tmp_path: Path,
+                                                                                monkeypatch):
+    other = git_repo(tmp_path / "other", [("elsewhere", {"other.txt": "other\n"})])
+    monkeypatch.setenv("GIT_DIR", str(other / ".git"))
+    assert GitCli(repo).create_tag(TAG, MESSAGE) == "created"
+    monkeypatch.delenv("GIT_DIR")
+    assert git(repo, "tag", "-l") == TAG and git(other, "tag", "-l") == ""

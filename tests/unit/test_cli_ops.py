@@ -978,7 +978,8 @@ def test_a_paused_runs_name_prints_as_written(capsys) -> None:
 
 @pytest.mark.parametrize(("command", "exit_code"), [
     (["status"], 1), (["report"], 1), (["finalize", "--actor", "me"], 1),
-    (["flags", "list"], 2),  # `rollway flags` answers a block it cannot load with 2
+    # `rollway flags` answered with 2, the exit code of a command line that does not parse.
+    (["flags", "list"], 1), (["flags", "set", "sqs", "--enabled", "--actor", "me"], 1),
 ])
 def test_a_command_without_prefect_api_url_says_to_set_it_instead_of_starting_a_temporary_server(
         monkeypatch, capsys, command, exit_code) -> None:
@@ -986,7 +987,7 @@ def test_a_command_without_prefect_api_url_says_to_set_it_instead_of_starting_a_
     had Prefect start a temporary server on PREFECT_HOME's database to read their blocks: minutes
     with no word on a loaded machine, beside the database of the `rollway up` on that home. They
     now say at once which setting to give, as one `error:` line, with the exit code of a block
-    they cannot load."""
+    they cannot load: 1 for every command."""
     from prefect.server.api.server import SubprocessASGIServer
     from prefect.settings import PREFECT_API_URL, temporary_settings
 

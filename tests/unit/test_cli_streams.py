@@ -148,18 +148,20 @@ def test_flags_without_the_saved_blocks_say_so_on_stderr(monkeypatch, capsys):
         raise OpsError(f"no block named {targets_block!r}")
 
     monkeypatch.setattr("rollway.cli.ops.load_account", load_account)
-    assert rollway("flags", "list", "--json", "--targets-block", "nope") == 2
+    # 1, as for every other command: 2 says the command line itself was wrong.
+    assert rollway("flags", "list", "--json", "--targets-block", "nope") == 1
     captured = capsys.readouterr()
     assert captured.out == ""
     assert captured.err == "error: no block named 'nope'\n"
 
 
 @pytest.mark.parametrize("region", ["", "eu west"])
-@pytest.mark.parametrize("args", [("flags", "list"), ("flags", "set", SQS, "--enabled", "--actor", "gina")],
-                         ids=["list", "set"])
+@pytest.mark.parametrize("args", [("flags", "list"), ("flags", "set", SQS, "--enabled", "--actor", "gina"),
+                                  ("status",), ("report",)], ids=["list", "set", "status", "report"])
 def test_flags_with_a_region_boto3_refuses_say_so_on_one_line(monkeypatch, capsys, region, args, an_api_url):
     """botocore refuses such a region when the client is built (ValueError: Invalid endpoint,
-    InvalidRegionError); the command says so on one line instead of printing a traceback."""
+    InvalidRegionError); the command says so on one line instead of printing a traceback (which
+    `rollway status` did for ""), with exit code 1 (flags said 2, a command line's mistake)."""
     from prefect_aws import AwsCredentials
 
     from rollway.targets import Targets
@@ -168,7 +170,7 @@ def test_flags_with_a_region_boto3_refuses_say_so_on_one_line(monkeypatch, capsy
     targets = Targets().model_copy(update={"region": region})
     monkeypatch.setattr("flows.env.load_targets", lambda block: targets)
     monkeypatch.setattr("flows.env.load_credentials", lambda block, region: AwsCredentials())
-    assert rollway(*args) == 2
+    assert rollway(*args) == 1
     captured = capsys.readouterr()
     assert captured.out == ""
     assert captured.err.startswith("error: ") and f"region {region!r}" in captured.err
@@ -264,3 +266,37 @@ def test_a_command_line_that_does_not_parse_is_refused_on_one_error_line(monkeyp
     out, err = capsys.readouterr()
     assert stop.value.code == 2 and out == ""
     assert err.count("\n") == 1 and err.startswith("error: ") and all(n in err for n in named), err
+
+
+@pytest.mark.parametrize("args", [("flags", "list", "--json"), ("flags", "get", SQS),
+                                  ("flags", "set", SQS, "--enabled", "--actor", "gina"), ("flags", "eval", SQS, "u1")],
+                         ids=["list", "get", "set", "eval"])
+def test_flags_with_the_prefect_api_down_say_so_on_one_line(capsys, args, an_api_url):
+    """The flags commands read their blocks from the Prefect API: with it down they printed
+    httpx's traceback, where every other command says it cannot reach the API."""
+    assert rollway(*args) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith(f"error: cannot reach the Prefect API ({an_api_url})"), captured.err
+    assert captured.err.count("\n") == 1 and "Traceback" not in captured.err
+
+
+def test_a_command_the_role_may_not_run_names_the_permission_and_its_statement(aws, monkeypatch, capsys, an_api_url):
+    """`rollway status` under credentials without dynamodb:Query on the ledger said "AWS refused or
+    could not be reached" and boto's text: not which statement of the policy grants it."""
+    from botocore.exceptions import ClientError
+
+    from tests.botocore_events import on_operation
+
+    monkeypatch.setattr("rollway.cli.ops.load_account", lambda targets_block, credentials_block: (aws.targets,
+                                                                                                  aws.get_client))
+
+    def refuse(**_):
+        raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": "User: arn:aws:iam::123456789012:user/"
+                                     "gina is not authorized to perform: dynamodb:Query on resource: table"}}, "Query")
+
+    with on_operation(aws.get_client("dynamodb"), "before-parameter-build", refuse, operation="Query"):
+        assert rollway("status") == 1
+    err = " ".join(capsys.readouterr().err.split())
+    assert err.startswith("error: AWS refused dynamodb:Query (AccessDeniedException: "), err
+    assert "it is granted by deployments/iam-policy.json, statement Ledger" in err and "could not be reached" not in err

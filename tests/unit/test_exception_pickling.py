@@ -24,6 +24,7 @@ from flows.infra import ChecklistFailed
 from flows.rollback import RollbackClaimLost, RollbackIncomplete, TrafficMoveFailed
 from flows.validate import ValidationFailed
 from rollway.aws.cloudformation import StackDeleteFailed, StackDeleteTimeout, StackProtected
+from rollway.aws.denied import PassRoleDenied, PermissionDenied
 from rollway.aws.errors import (NoDatapoints, ServiceGone, ServiceNotStable, TargetNotFound, TaskDefinitionInactive,
                                 WeightMismatch)
 from rollway.aws.ledger import _Refused
@@ -149,6 +150,10 @@ CASES: list[BaseException] = [
     ValidationFailed(evaluate([DOWN, CheckResult(name="session", outcome="skipped", reason="not run: health",
                                                  attempts=0)])),
     CheckFailed(DOWN),
+    PermissionDenied("cloudformation:DescribeStacks", "AccessDenied: not authorized",
+                     "deployments/iam-policy-infrastructure.json, statement CleanupReadsWhatProductionRuns"),
+    PassRoleDenied("edit-task", ("arn:aws:iam::123456789012:role/Stack-TaskRole-1A2B",), "AccessDeniedException: no",
+                   None),
 ]
 
 

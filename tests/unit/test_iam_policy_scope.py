@@ -45,3 +45,16 @@ def test_cleanup_may_delete_webordinarys_stacks_and_no_other():
     assert not denied(policy, delete("webordinary-old-stack")) and not denied(policy, delete("WebordinarySQSStack"))
     assert denied(policy, delete("CDKToolkit")) == delete("CDKToolkit")
     assert denied(policy, delete("payments-api")) == delete("payments-api")
+
+
+@pytest.mark.parametrize("policy", ["iam-policy.json", "iam-policy-release.json"])
+def test_a_revision_may_pass_the_task_familys_roles_to_ecs_tasks_and_nothing_else(policy):
+    # README: PassRole on the task's webordinary-edit-* roles for ECS tasks only; a role CDK named
+    # (<stack>-<construct id>-<suffix>) is not one of them until the pattern is renamed.
+    def passing(role: str, service: str = "ecs-tasks.amazonaws.com") -> list[Request]:
+        return [Request("iam:PassRole", f"arn:aws:iam::123456789012:role/{role}", (("iam:PassedToService", service),))]
+
+    assert not denied(policy, passing("webordinary-edit-task-execution"))
+    assert denied(policy, passing("webordinary-edit-task-execution", "lambda.amazonaws.com"))
+    assert denied(policy, passing("WebordinaryFargateStack-EditTaskDefTaskRole5C6D7E8F-9U8I7O6P5A4S"))
+    assert denied(policy, passing("payments-task-role"))

@@ -470,6 +470,24 @@ def test_the_prefect_server_child_gets_no_aws_keys(monkeypatch, tmp_path):
     assert child_env({})["AWS_SECRET_ACCESS_KEY"] == "not-for-the-server"
 
 
+def test_the_prefect_server_child_gets_no_credential_provider_of_the_worker(monkeypatch, tmp_path):
+    """Keys are not the only credentials in an environment: on ECS or EKS Pod Identity the
+    container provider's token and endpoint give whoever holds them the task's role, and a web
+    identity's role and token file do the same. The server was handed all of them."""
+    providers = {"AWS_CONTAINER_AUTHORIZATION_TOKEN": "container-token",
+                 "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE": "/var/run/secrets/pods.eks.amazonaws.com/token",
+                 "AWS_CONTAINER_CREDENTIALS_FULL_URI": "http://169.254.170.23/v1/credentials",
+                 "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI": "/v2/credentials/abc",
+                 "AWS_WEB_IDENTITY_TOKEN_FILE": "/var/run/secrets/eks.amazonaws.com/serviceaccount/token",
+                 "AWS_ROLE_ARN": "arn:aws:iam::123456789012:role/worker", "AWS_PROFILE": "prod"}
+    for name, value in providers.items():
+        monkeypatch.setenv(name, value)
+    server = PrefectServer(home=tmp_path, port=free_port())
+    assert not set(providers) & set(server.env)
+    # The serve process runs the flows, which may use the worker's chain (a block without keys).
+    assert {k: child_env({})[k] for k in providers} == providers
+
+
 @pytest.mark.parametrize("speed", [60.0, 1.0])
 def test_up_says_how_to_start_the_next_weekly_phase_on_its_fast_clock(speed, capsys) -> None:
     """At `make up`'s 60x a rollout week is 2.8 wall hours and a phased run's summary says the next

@@ -1,0 +1,155 @@
+"""An AWS call the worker's role may not make, named as the IAM action and the policy statement
+that grants it.
+
+AWS answers the same refusal to every later ask, so retrying one only delays it (a task's
+retries waited 6 s on each read before failing with a bare ``ClientError``). ``named_denials``
+turns a refusal into ``PermissionDenied``, an adapter error (never retried), whose message says
+which action was refused and which statement of rollway's policies (``deployments/iam-policy*.json``)
+grants it: what a person adds to the role before running again.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from botocore.exceptions import ClientError
+
+from rollway.aws.errors import AdapterError, aws_message, error_code
+from rollway.errors_pickle import PicklableError
+
+# AWS's answers to a caller its policies do not allow.
+DENIED_CODES = frozenset({"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "AuthorizationError"})
+# And to credentials it does not know: no more worth a second ask, but no policy to name.
+UNKNOWN_CREDENTIALS = frozenset({"UnrecognizedClientException", "InvalidClientTokenId"})
+# Where the project keeps the policies it documents (a checkout; an installed package has none).
+POLICIES = Path(__file__).resolve().parents[2] / "deployments"
+# AWS names the action in most refusals: "... is not authorized to perform: ecr:DescribeImages on ...".
+_PERFORM = re.compile(r"perform: ([a-z0-9-]+:[A-Za-z0-9]+)")
+_RESOURCE = re.compile(r"on resource: (arn:\S+?)(?:\s|$)")
+
+
+class PermissionDenied(PicklableError, AdapterError):
+    """AWS refused a call for want of a permission: asking again cannot help.
+
+    Attributes:
+        action: the IAM action refused (``cloudformation:DescribeStacks``), or the operation's
+            name when neither AWS nor rollway's policies say which service it belongs to.
+        grant: where rollway's policies grant it (``iam-policy-infrastructure.json, statement
+            CleanupReadsWhatProductionRuns``), or None.
+    """
+
+    def __init__(self, action: str, answer: str, grant: str | None) -> None:
+        self.action, self.answer, self.grant = action, answer, grant
+        where = (f"it is granted by {grant}: add that statement (with your names) to the worker's role"
+                 if grant else f"grant {action} to the worker's role")
+        super().__init__(f"AWS refused {action} ({answer}): the worker's role may not call it, and asking again "
+                         f"cannot help; {where}, then run again")
+
+
+class PassRoleDenied(PicklableError, AdapterError):
+    """ECS would not register a revision because the worker's role may not pass its task roles.
+
+    A revision copies the base's execution and task roles, and registering it passes them to ECS
+    (``iam:PassRole``). rollway's policies grant that on roles named like the task family
+    (``webordinary-edit-*``); a role CDK named (``<stack>-<construct id>-<suffix>``) does not match.
+
+    Attributes:
+        family: the task family whose revision was refused.
+        roles: the roles the revision passes (the one AWS named first, when it named one).
+        grant: the statements granting PassRole to ECS tasks, with their resource patterns.
+    """
+
+    def __init__(self, family: str, roles: tuple[str, ...], answer: str, grant: str | None) -> None:
+        self.family, self.roles, self.answer, self.grant = family, roles, answer, grant
+        where = (f"rollway's policies grant it only on roles matching their patterns ({grant})" if grant
+                 else "grant iam:PassRole on them to the worker's role, for ecs-tasks.amazonaws.com")
+        super().__init__(
+            f"ECS refused to register the new revision of {family}: the worker's role may not pass "
+            f"{', '.join(roles) or 'its task roles'} to ECS tasks (iam:PassRole; {answer}). {where}: a role CDK named "
+            "for you (<stack>-<construct id>-<suffix>) matches only when the pattern is renamed to it, so put "
+            "your task's execution and task role ARNs (or a pattern of yours) in that statement's Resource, "
+            "then run again. Nothing was registered")
+
+
+def is_denied(err: BaseException) -> bool:
+    """Whether ``err`` is AWS refusing the caller's permissions or credentials."""
+    return isinstance(err, ClientError) and error_code(err) in DENIED_CODES
+
+
+def permission_denied(err: ClientError, policies: Path = POLICIES, job: str | None = None) -> PermissionDenied:
+    """``err`` (a refusal, ``is_denied``) as ``PermissionDenied``, naming its action and grant:
+    the statement of ``job``'s policy (``iam-policy-infrastructure.json``, the one its role holds)
+    when that policy grants it, else every statement that does."""
+    operation = getattr(err, "operation_name", "") or "?"
+    said = _PERFORM.search(err.response.get("Error", {}).get("Message", "") or "")
+    statements = _statements(policies)
+    if said:
+        action = said.group(1)
+    else:  # the operation's name alone: the service is the one whose action of that name a policy grants
+        actions = {a for _, _, a in statements if a.split(":", 1)[-1] == operation}
+        action = actions.pop() if len(actions) == 1 else operation
+    grants = [f"{file}, statement {sid}" for file, sid, granted in statements if granted == action]
+    own = [grant for grant in grants if job is not None and grant.startswith(f"deployments/{job},")]
+    grants = own or grants
+    return PermissionDenied(action, aws_message(err), "; ".join(dict.fromkeys(grants)) or None)
+
+
+def pass_role_denied(err: ClientError, family: str, roles: tuple[str, ...],
+                     policies: Path = POLICIES) -> PassRoleDenied | None:
+    """``err`` as ``PassRoleDenied`` when it is a refused ``iam:PassRole`` (None otherwise)."""
+    message = err.response.get("Error", {}).get("Message", "") or ""
+    if not is_denied(err) or "iam:PassRole" not in message:
+        return None
+    named = _RESOURCE.search(message)
+    passed = tuple(dict.fromkeys([*([named.group(1)] if named else []), *roles]))
+    grants = [f"{file}, statement {sid} ({', '.join(resources)})" for file, sid, action, resources, condition
+              in _grants(policies) if action == "iam:PassRole" and "ecs-tasks.amazonaws.com" in condition]
+    return PassRoleDenied(family, passed, aws_message(err), "; ".join(grants) or None)
+
+
+@contextmanager
+def named_denials(job: str | None = None, policies: Path = POLICIES) -> Iterator[None]:
+    """Raise a refused permission inside the block (an adapter's error caused by one too) as
+    ``PermissionDenied`` naming the statement of ``job``'s policy that grants it; anything else as it is."""
+    try:
+        yield
+    except ClientError as err:
+        if is_denied(err):
+            raise permission_denied(err, policies, job) from err
+        raise
+    except AdapterError as err:
+        # An adapter's own error over a refusal ("the services ... could not be read (check the
+        # targets block)") sent people to the wrong place: the names were right, the role was not.
+        cause = err.__cause__
+        if isinstance(cause, ClientError) and is_denied(cause) and not isinstance(err, PermissionDenied):
+            raise permission_denied(cause, policies, job) from err
+        raise
+
+
+def _statements(policies: Path) -> list[tuple[str, str, str]]:
+    """(policy file, statement id, action) for every action rollway's policies grant."""
+    return [(file, sid, action) for file, sid, action, _, _ in _grants(policies)]
+
+
+def _grants(policies: Path) -> list[tuple[str, str, str, tuple[str, ...], str]]:
+    """(policy file, statement id, action, resources, condition as JSON) of every Allow."""
+    found = []
+    for path in sorted(policies.glob("iam-policy*.json")) if policies.is_dir() else ():
+        try:
+            document = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue  # a message must not fail for a policy it could not read
+        for number, statement in enumerate(document.get("Statement", [])):
+            if statement.get("Effect") != "Allow":
+                continue
+            actions, resources = statement.get("Action", []), statement.get("Resource", [])
+            resources = tuple([resources] if isinstance(resources, str) else resources)
+            condition = json.dumps(statement.get("Condition", {}))
+            for action in [actions] if isinstance(actions, str) else actions:
+                found.append((f"deployments/{path.name}", str(statement.get("Sid") or f"#{number + 1}"), action,
+                              resources, condition))
+    return found
