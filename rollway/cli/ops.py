@@ -438,7 +438,7 @@ def _weights(weights: Weights | None) -> str:
     return "" if weights is None else str(weights)
 
 
-def _stage(record: RolloutRecord) -> str:
+def _stage(record: RolloutRecord, paused: bool = False) -> str:
     from pydantic import ValidationError
 
     from rollway.spec import RolloutSpec
@@ -452,7 +452,11 @@ def _stage(record: RolloutRecord) -> str:
     if record.stage_index < 0:
         return f"not started (stages {', '.join(f'{w}%' for w in weights)})"
     # Only a rollout under way bakes: one rolled back (or rolling back) mid-stage did not pass it.
-    state = "passed" if record.stage_passed else "baking" if record.phase is RolloutPhase.PROGRESSING else "not passed"
+    # A run paused on a stage it has not passed (the judge could not decide, or the metrics
+    # could not be read) bakes no longer: "baking" beside its "stage over" question misled.
+    state = ("passed" if record.stage_passed
+             else "not passed; its run is paused (below)" if paused and record.phase is RolloutPhase.PROGRESSING
+             else "baking" if record.phase is RolloutPhase.PROGRESSING else "not passed")
     return f"{record.stage_index + 1}/{len(weights)} ({weights[record.stage_index]}%), {state}"
 
 
@@ -501,7 +505,8 @@ def print_status(service: Service, record: RolloutRecord, live: Weights | str, p
         ("rollout", record.rollout_id),
         ("image", record.image),
         ("phase", record.phase.value),
-        ("stage", _stage(record)),
+        # Several paused runs none of which owns the rollout say nothing of its stage.
+        ("stage", _stage(record, paused is not None and not isinstance(paused, tuple))),
         ("weights", f"ledger {record.weights}, load balancer {live} (stable/canary)"),
         ("owner", _owner_row(record)),
     ]

@@ -510,6 +510,23 @@ def test_up_says_how_to_start_the_next_weekly_phase_on_its_fast_clock(speed, cap
         assert "At 60x a rollout week passes in 2.8 wall hours" in shown, shown
 
 
+def test_up_names_hold_beside_approve_and_reject(capsys) -> None:
+    """The Resume form and the command line both answer a pause "hold" (stay and ask again), but
+    `rollway up`'s instructions offered only approve or reject, and promote or abort."""
+    from types import SimpleNamespace
+
+    import rollway.cli.up as up
+    from rollway.targets import Targets
+
+    server = SimpleNamespace(url="http://127.0.0.1:4200", api_url="http://127.0.0.1:4200/api", log="server.log")
+    topology = SimpleNamespace(repository_uri="123456789012.dkr.ecr.us-west-2.amazonaws.com/edit")
+    up._instructions(server, topology, 60.0, Path("/tmp/home"), validation_url="http://127.0.0.1:5000",
+                     targets=Targets())
+    shown = " ".join(capsys.readouterr().out.split())
+    assert "choose approve, reject or hold" in shown, shown
+    assert ".venv/bin/rollway hold --approver you" in shown, shown
+
+
 # --- "rollway is up" -------------------------------------------------------------------------
 
 # A runner as `prefect serve` behaves: it registers its deployments one by one, and only then
