@@ -70,6 +70,7 @@ from rollway.ledger import (
     check_lease_seconds,
     check_claimable,
     claim_changes,
+    claim_takeover,
     lease_time,
     takeover,
     check_new_rollout,
@@ -283,12 +284,16 @@ class DynamoLedger:
             return
 
     def claim_rollback(self, service: str, *, holder: str, now: float, lease_seconds: float,
-                       rollout: str | None = None) -> RolloutRecord:
+                       rollout: str | None = None, at: float | None = None) -> RolloutRecord:
         """Take, renew or (``lease_seconds`` 0) give up the claim on the rollback under way, in one
         conditional UpdateItem: the rollout is rolling back and nobody else holds a live claim.
 
-        ``now``: the wall clock, as for leases. No history entry is appended: a renewal every few seconds of a
-        long rollback must not grow the item.
+        ``now``: the wall clock, as for leases. No history entry is appended for a renewal (one
+        every few seconds of a long rollback must not grow the item), nor for a claim nobody held.
+        Taking over another rollback's lapsed claim appends a ``takeover`` entry naming it
+        (``rollway.ledger.claim_takeover``), stamped ``at`` (the rollout clock; None: ``now``): tried
+        after the plain write is refused, on condition that the same holder still holds the same
+        lapsed claim.
 
         Raises:
             RollbackClaimed: another rollback holds a live claim.
@@ -296,22 +301,43 @@ class DynamoLedger:
             RolloutSuperseded: the newest rollout is not ``rollout``.
             LedgerError: no rollback has begun.
         """
-        condition = ("#phase = :rolling AND (attribute_not_exists(#rollback_holder) OR #rollback_holder = :holder "
-                     "OR #rollback_expires < :now)")
-        values: dict[str, Any] = {":rolling": RolloutPhase.ROLLING_BACK.value, ":holder": holder, ":now": now}
-        if rollout is not None:
-            condition += " AND #rollout_id = :rollout"
-            values[":rollout"] = rollout
+        scope = " AND #rollout_id = :rollout" if rollout is not None else ""
+        rolling: dict[str, Any] = {":rolling": RolloutPhase.ROLLING_BACK.value,
+                                   **({":rollout": rollout} if rollout is not None else {})}
+        free = "#phase = :rolling AND (attribute_not_exists(#rollback_holder) OR #rollback_holder = :holder"
         claimable = check_claimable(holder, now)
+        sets = claim_changes(holder, now, lease_seconds)
 
         def rules(record: RolloutRecord) -> None:
             check_rollout(record, rollout)
             claimable(record)
 
-        try:
-            return self._update(service, sets=claim_changes(holder, now, lease_seconds), condition=condition,
-                                values=values)
+        try:  # nobody's claim, or this holder's: a renewal, nothing appended
+            return self._update(service, sets=sets, condition=f"{free}){scope}", values={**rolling, ":holder": holder})
         except _Refused as refused:
+            held = refused.record
+            if held is None:
+                raise _explain(refused, service, rules)
+            rules(held)  # raises unless another rollback's claim lapsed
+            taken = claim_takeover(held, holder, now, lease_seconds, at)
+        if taken is None:
+            # Freed in between, or a claim given up (lease 0) over a lapsed one: nothing taken to record.
+            try:
+                return self._update(service, sets=sets, condition=f"{free} OR #rollback_expires < :now){scope}",
+                                    values={**rolling, ":holder": holder, ":now": now})
+            except _Refused as refused:
+                raise _explain(refused, service, rules)
+        # Still that rollback's, and still lapsed: had it renewed meanwhile, it is alive and keeps it.
+        try:
+            return self._update(
+                service, sets={**sets, "updated_at": taken.at}, append=(taken,), key=_key(held),
+                condition=f"#phase = :rolling AND #rollback_holder = :previous AND #rollback_expires < :now{scope}",
+                values={**rolling, ":previous": held.rollback_holder, ":now": now},
+            )
+        except _Refused as refused:
+            if refused.record is not None and refused.record.rollback_holder == holder \
+                    and _holds(refused.record.history, (taken,)):
+                return refused.record  # this takeover committed and its answer was lost; the resent copy was refused
             raise _explain(refused, service, rules)
 
     def record(
