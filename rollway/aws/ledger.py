@@ -87,6 +87,7 @@ POINTER_ID = RESERVED_ID_PREFIX + "active"
 
 _CREATE_ATTEMPTS = 3
 _RECORD_ATTEMPTS = 10
+_CLAIM_ATTEMPTS = 3
 # "None" marks the operations of a cancelled transaction that were not at fault.
 _RACE_REASONS = frozenset({"None", "ConditionalCheckFailed", "TransactionConflict"})
 _TERMINAL = tuple(phase.value for phase in RolloutPhase if phase.terminal)
@@ -312,33 +313,38 @@ class DynamoLedger:
             check_rollout(record, rollout)
             claimable(record)
 
-        try:  # nobody's claim, or this holder's: a renewal, nothing appended
-            return self._update(service, sets=sets, condition=f"{free}){scope}", values={**rolling, ":holder": holder})
-        except _Refused as refused:
-            held = refused.record
-            if held is None:
-                raise _explain(refused, service, rules)
-            rules(held)  # raises unless another rollback's claim lapsed
-            taken = claim_takeover(held, holder, now, lease_seconds, at)
-        if taken is None:
-            # Freed in between, or a claim given up (lease 0) over a lapsed one: nothing taken to record.
-            try:
-                return self._update(service, sets=sets, condition=f"{free} OR #rollback_expires < :now){scope}",
-                                    values={**rolling, ":holder": holder, ":now": now})
+        for _ in range(_CLAIM_ATTEMPTS):
+            try:  # nobody's claim, or this holder's: a renewal, nothing appended
+                return self._update(service, sets=sets, condition=f"{free}){scope}",
+                                    values={**rolling, ":holder": holder})
             except _Refused as refused:
-                raise _explain(refused, service, rules)
-        # Still that rollback's, and still lapsed: had it renewed meanwhile, it is alive and keeps it.
-        try:
-            return self._update(
-                service, sets={**sets, "updated_at": taken.at}, append=(taken,), key=_key(held),
-                condition=f"#phase = :rolling AND #rollback_holder = :previous AND #rollback_expires < :now{scope}",
-                values={**rolling, ":previous": held.rollback_holder, ":now": now},
-            )
-        except _Refused as refused:
-            if refused.record is not None and refused.record.rollback_holder == holder \
-                    and _holds(refused.record.history, (taken,)):
-                return refused.record  # this takeover committed and its answer was lost; the resent copy was refused
-            raise _explain(refused, service, rules)
+                held = refused.record
+                if held is None:
+                    raise _explain(refused, service, rules)
+                rules(held)  # raises unless another rollback's claim lapsed
+                taken = claim_takeover(held, holder, now, lease_seconds, at)
+            if taken is None:  # a claim given up (lease 0) over a lapsed one: nothing taken to record
+                try:
+                    return self._update(service, sets=sets, condition=f"{free} OR #rollback_expires < :now){scope}",
+                                        values={**rolling, ":holder": holder, ":now": now})
+                except _Refused as refused:
+                    raise _explain(refused, service, rules)
+            # Still that rollback's, and still lapsed: had it renewed meanwhile, it is alive and keeps it.
+            try:
+                return self._update(
+                    service, sets={**sets, "updated_at": taken.at}, append=(taken,), key=_key(held),
+                    condition=f"#phase = :rolling AND #rollback_holder = :previous AND #rollback_expires < :now{scope}",
+                    values={**rolling, ":previous": held.rollback_holder, ":now": now},
+                )
+            except _Refused as refused:
+                if refused.record is None:
+                    raise _explain(refused, service, rules)
+                if refused.record.rollback_holder == holder and _holds(refused.record.history, (taken,)):
+                    return refused.record  # this takeover committed and its answer was lost; the resent copy was refused
+                rules(refused.record)  # renewed by its holder, or taken by another rollback: RollbackClaimed
+                # Given up by its holder in between (a step failed): free for the plain write above.
+        raise LedgerError(f"could not claim the rollback of service {service!r}: the claim kept changing under "
+                          f"{_CLAIM_ATTEMPTS} attempts")
 
     def record(
         self,
