@@ -87,7 +87,7 @@ POINTER_ID = RESERVED_ID_PREFIX + "active"
 
 _CREATE_ATTEMPTS = 3
 _RECORD_ATTEMPTS = 10
-_CLAIM_ATTEMPTS = 3
+_CLAIM_ATTEMPTS = 3  # a lease or a rollback's claim taken over, given up meanwhile
 # "None" marks the operations of a cancelled transaction that were not at fault.
 _RACE_REASONS = frozenset({"None", "ConditionalCheckFailed", "TransactionConflict"})
 _TERMINAL = tuple(phase.value for phase in RolloutPhase if phase.terminal)
@@ -250,30 +250,34 @@ class DynamoLedger:
             check_rollout(record, rollout)
             check_lease(record, owner, leased)
 
-        try:
-            return self._update(service, sets=sets, condition=condition, values=values)
-        except _Refused as refused:
-            held = refused.record
-            if held is None:
-                raise _explain(refused, service, rules)
-            rules(held)  # raises unless another run's lease lapsed: this is a takeover
-            taken = takeover(held, owner, now)
-            if taken is None:  # the owner changed in between: held by nobody now, or by this owner
-                raise _explain(refused, service, rules)
-        # Still that run's, and still lapsed: had it renewed meanwhile, it is alive and keeps it.
-        condition = f"{_NOT_ENDED} AND #owner = :previous AND #lease_expires < :leased"
-        values = {":previous": held.owner, ":leased": leased, **_ENDED_VALUES}
-        if rollout is not None:
-            condition += " AND #rollout_id = :rollout"
-            values[":rollout"] = rollout
-        try:
-            return self._update(service, sets=sets, condition=condition, values=values, append=(taken,),
-                                key=_key(held))
-        except _Refused as refused:
-            if refused.record is not None and refused.record.owner == owner \
-                    and _holds(refused.record.history, (taken,)):
-                return refused.record  # this takeover committed and its answer was lost; the resent copy was refused
-            raise _explain(refused, service, rules)
+        for _ in range(_CLAIM_ATTEMPTS):
+            try:
+                return self._update(service, sets=sets, condition=condition, values=values)
+            except _Refused as refused:
+                held = refused.record
+                if held is None:
+                    raise _explain(refused, service, rules)
+                rules(held)  # raises unless another run's lease lapsed: this is a takeover
+                taken = takeover(held, owner, now)
+                if taken is None:  # the owner changed in between: held by nobody now, or by this owner
+                    raise _explain(refused, service, rules)
+            # Still that run's, and still lapsed: had it renewed meanwhile, it is alive and keeps it.
+            lapsed = f"{_NOT_ENDED} AND #owner = :previous AND #lease_expires < :leased"
+            if rollout is not None:
+                lapsed += " AND #rollout_id = :rollout"
+            try:
+                return self._update(service, sets=sets, condition=lapsed, append=(taken,), key=_key(held),
+                                    values={":previous": held.owner, ":leased": leased, **_ENDED_VALUES,
+                                            **({":rollout": rollout} if rollout is not None else {})})
+            except _Refused as refused:
+                if refused.record is None:
+                    raise _explain(refused, service, rules)
+                if refused.record.owner == owner and _holds(refused.record.history, (taken,)):
+                    return refused.record  # this takeover committed and its answer was lost; the resent copy was refused
+                rules(refused.record)  # renewed by its run, or taken by another: LockHeld
+                # Released by its run in between (it finished after all): free for the plain write above.
+        raise LedgerError(f"could not take the lease on the rollout of service {service!r}: its owner kept changing "
+                          f"under {_CLAIM_ATTEMPTS} attempts")
 
     def release(self, service: str, *, owner: str) -> None:
         """Drop ``owner``'s lease on the newest rollout; nothing happens if it does not hold it."""

@@ -257,3 +257,27 @@ def test_a_lapsed_claim_given_up_while_it_is_taken_over_is_claimed_without_a_tak
     assert (taken.rollback_holder, taken.rollback_expires) == ("erin", START + 2 + 2 * LEASE)
     assert [t.kind for t in taken.history] == ["rollback-start"]  # taken from no one: nothing to record
     assert ledger.get(SERVICE) == taken
+
+
+def test_a_lapsed_lease_released_while_it_is_taken_over_is_taken_without_a_takeover(dynamodb, ledger_targets):
+    """run-1, stalled past its lease, wakes and releases it (it finished) between run-2's refused
+    acquire and its takeover: run-2 failed with 'the ledger refused a write ... for no known
+    reason' although the lease was free. It takes the free lease, taken from no one."""
+    ledger = DynamoLedger(dynamodb, ledger_targets)
+    first = started(ledger)  # run-1 holds the lease until START + LEASE
+    updates = {"n": 0}
+
+    def run_1_releases_before_the_takeover(**kwargs):
+        updates["n"] += 1
+        if updates["n"] == 2:
+            ledger.release(SERVICE, owner="run-1")
+
+    dynamodb.meta.events.register("before-call.dynamodb.UpdateItem", run_1_releases_before_the_takeover)
+    try:
+        taken = ledger.acquire(SERVICE, owner="run-2", now=START + LEASE + 1, lease_seconds=LEASE,
+                               rollout=first.rollout_id)
+    finally:
+        dynamodb.meta.events.unregister("before-call.dynamodb.UpdateItem", run_1_releases_before_the_takeover)
+    assert updates["n"] == 4  # refused, takeover refused (run-1's release in between), taken
+    assert taken.owner == "run-2" and taken.history == ()
+    assert ledger.get(SERVICE) == taken
