@@ -273,7 +273,8 @@ class DynamoLedger:
                 if refused.record is None:
                     raise _explain(refused, service, rules)
                 if refused.record.owner == owner and _holds(refused.record.history, (taken,)):
-                    return refused.record  # this takeover committed and its answer was lost; the resent copy was refused
+                    # This takeover committed and its answer was lost; the resent copy was refused.
+                    return refused.record
                 rules(refused.record)  # renewed by its run, or taken by another: LockHeld
                 # Released by its run in between (it finished after all): free for the plain write above.
         raise LedgerError(f"could not take the lease on the rollout of service {service!r}: its owner kept changing "
@@ -344,7 +345,8 @@ class DynamoLedger:
                 if refused.record is None:
                     raise _explain(refused, service, rules)
                 if refused.record.rollback_holder == holder and _holds(refused.record.history, (taken,)):
-                    return refused.record  # this takeover committed and its answer was lost; the resent copy was refused
+                    # This takeover committed and its answer was lost; the resent copy was refused.
+                    return refused.record
                 rules(refused.record)  # renewed by its holder, or taken by another rollback: RollbackClaimed
                 # Given up by its holder in between (a step failed): free for the plain write above.
         raise LedgerError(f"could not claim the rollback of service {service!r}: the claim kept changing under "
