@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import time
 
+from botocore.exceptions import ClientError
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 from pydantic import BaseModel, ConfigDict
@@ -23,17 +24,43 @@ from pydantic import BaseModel, ConfigDict
 from flows.env import load_clients
 from flows.journal import artifact_key
 from flows.params import RolloutId
-from rollway.aws.ledger import DynamoLedger
+from flows.untraced import without_traceback
+from rollway.aws.ledger import DynamoLedger, storage_failure
 from rollway.ledger import RolloutRecord
 from rollway.phases import RolloutPhase
 from rollway.reports import incident_report, rollout_report as render_rollout
+from rollway.targets import Targets
 from tasks.ledger import rollout_history
 
 INCIDENT_PHASES = (RolloutPhase.ROLLED_BACK, RolloutPhase.ROLLING_BACK)
 
 
 class ReportRefused(ValueError):
-    """The ledger holds no such rollout: nothing was written."""
+    """The ledger holds no such rollout, or cannot be read (no such table, access denied):
+    nothing was written."""
+
+
+# DynamoDB's answers that another read gets again (tasks.ledger does not retry them either).
+_FINAL = {"ResourceNotFoundException", "AccessDeniedException", "UnrecognizedClientException"}
+
+
+def unreadable_ledger(err: BaseException, targets: Targets) -> ReportRefused | None:
+    """The refusal for a ledger DynamoDB will not read (``err``), naming the table and what to
+    do, or None for another error (a defect, or trouble worth a traceback).
+
+    DynamoDB's own words ("Requested resource not found") name no table: the report named none
+    either, and the targets block naming the wrong table looked like a crash of rollway.
+    """
+    code = err.response.get("Error", {}).get("Code") if isinstance(err, ClientError) else None
+    if code not in _FINAL:
+        return None
+    table = f"the ledger table {targets.rollouts_table} (region {targets.region})"
+    if code == "ResourceNotFoundException":
+        hint = ("does not exist: deploy the ledger's infrastructure (deploy_infrastructure), or name the table the "
+                "rollouts are recorded in as rollouts_table in the RollwayTargets block")
+    else:
+        hint = "cannot be read with these credentials"
+    return ReportRefused(f"{table} {hint} ({storage_failure(err)}); nothing was written")
 
 
 class ReportResult(BaseModel):
@@ -94,10 +121,18 @@ def rollout_report(
 
     ``rollout_id``: which rollout (as `rollway status` shows it); leave empty for the newest.
     """
+    # A refusal says everything on its line: a traceback made it read as a crash of rollway.
+    without_traceback(ReportRefused)
     log = get_run_logger()
     targets, get_client = load_clients(targets_block, aws_credentials_block)
     service = targets.canary_service
-    records, unreadable = rollout_history(DynamoLedger(get_client("dynamodb"), targets), service)
+    try:
+        records, unreadable = rollout_history(DynamoLedger(get_client("dynamodb"), targets), service)
+    except ClientError as err:
+        refused = unreadable_ledger(err, targets)
+        if refused is None:
+            raise
+        raise refused from None  # DynamoDB's error is quoted in it
     for unread, why in unreadable.items():
         if unread != rollout_id:
             log.warning("left out rollout %s: %s", unread, why)

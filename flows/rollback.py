@@ -628,7 +628,7 @@ class ClaimKeeper:
 
     def _claim(self, lease_seconds: float) -> None:
         self.env.ledger.claim_rollback(self.env.targets.canary_service, holder=self.holder, now=self.env.wall(),
-                                       lease_seconds=lease_seconds, rollout=self.rollout)
+                                       lease_seconds=lease_seconds, rollout=self.rollout, at=self.env.clock.now())
 
     def _run(self) -> None:
         while not self._stop.wait(CLAIM_SECONDS / 3):
@@ -857,8 +857,9 @@ def act_recorded(env: Environment, act: Callable[[str | None], RollbackResult], 
                 return done_by_other(ended, held)
 
             def take():
+                # A takeover of a claim that lapsed is stamped on the rollout clock, as the rollback's entries are.
                 env.ledger.claim_rollback(env.targets.canary_service, holder=holder, now=env.wall(),
-                                          lease_seconds=CLAIM_SECONDS, rollout=rollout)
+                                          lease_seconds=CLAIM_SECONDS, rollout=rollout, at=env.clock.now())
     if holder is not None and begin is not None and failure is None and claimed():
         with ClaimKeeper(env, holder, rollout):
             result = act(failure)
@@ -983,7 +984,7 @@ def rollback_recorded(env: Environment, reason: str, *, actor: str, previous_tas
             # carry it out only while no other rollback does, which would page people too.
             def begin():
                 env.ledger.claim_rollback(service, holder=holder, now=env.wall(), lease_seconds=CLAIM_SECONDS,
-                                          rollout=record.rollout_id)
+                                          rollout=record.rollout_id, at=env.clock.now())
         else:
             # Intent before action: if this process dies half-way, the ledger says a rollback
             # is unfinished, and a resumed run or `rollway abort` finishes it.

@@ -17,7 +17,6 @@ the test session and message it sends, so running it again is safe.
 
 from __future__ import annotations
 
-import logging
 from typing import Any, Callable
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -27,6 +26,7 @@ from prefect.artifacts import create_markdown_artifact
 from flows.artifacts import for_people
 from flows.env import load_clients
 from flows.journal import artifact_key
+from flows.untraced import without_traceback
 from rollway.aws.elbv2 import AlbRouter
 from rollway.aws.errors import AdapterError
 from rollway.clock import ClockSettings
@@ -61,7 +61,8 @@ def validate_deployment(
     (Webordinary's and the seed's by default). ``clock``: where "the last minutes" end (the
     clock the metrics are stamped with). Fails naming every check that did not pass.
     """
-    _findings_without_traceback()
+    # A check that does not pass, and the run failing on it, are findings: one line each, no traceback.
+    without_traceback(checks.CheckFailed, ValidationFailed)
     log = get_run_logger()
     targets, get_client = load_clients(targets_block, aws_credentials_block)
     services = spec.success_rate_services or (targets.stable_service, targets.canary_service)
@@ -103,34 +104,6 @@ def validate_deployment(
         raise ValidationFailed(summary)
     log.info("deployment validation passed: %s", summary.reason)
     return summary
-
-
-class _Untraced(logging.Filter):
-    """Logs a check that did not pass, and the run failing on it, without their traceback.
-
-    Prefect's engines log a task's exception, once its retries are exhausted, and the flow's,
-    each with a traceback: a health check answering 503 (a finding, named with its status and
-    body on the line itself and again on the check's own line) read as a crash of rollway. Any
-    other exception, a defect, keeps its traceback.
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.exc_info and isinstance(record.exc_info[1], (checks.CheckFailed, ValidationFailed)):
-            record.exc_info = record.exc_text = None
-        return True
-
-
-_UNTRACED = _Untraced()
-
-
-def _findings_without_traceback() -> None:
-    """Put ``_Untraced`` on the engines' run loggers (their adapters log to these), once per
-    process: it stays, since the flow engine logs the run's failure after the flow returns, and it
-    touches nothing but this flow's own two exceptions."""
-    for name in ("prefect.task_runs", "prefect.flow_runs"):
-        logger = logging.getLogger(name)
-        if _UNTRACED not in logger.filters:
-            logger.addFilter(_UNTRACED)
 
 
 def _serving(targets: Targets, get_client: Callable[[str], Any]) -> tuple[dict[str, int], str | None]:

@@ -277,6 +277,7 @@ from rollway.ledger import (  # noqa: E402
     check_owner,
     check_claimable,
     claim_changes,
+    claim_takeover,
     check_rollout,
     lease_time,
     takeover,
@@ -378,14 +379,18 @@ class FakeLedger:
             )
 
     def claim_rollback(self, service: str, *, holder: str, now: float, lease_seconds: float,
-                       rollout: str | None = None) -> RolloutRecord:
+                       rollout: str | None = None, at: float | None = None) -> RolloutRecord:
         now = float(now)
         with self._lock:
             self.calls.append(f"claim_rollback {service} {holder}")
             current = self._newest(service)
             check_rollout(current, rollout)
             check_claimable(holder, now)(current)
-            return self._write(service, current, **claim_changes(holder, now, lease_seconds))
+            taken = claim_takeover(current, holder, now, lease_seconds, None if at is None else float(at))
+            if taken is None:
+                return self._write(service, current, **claim_changes(holder, now, lease_seconds))
+            return self._write(service, current, **claim_changes(holder, now, lease_seconds), updated_at=taken.at,
+                               history=current.history + (taken,))
 
     def _newest(self, service: str) -> RolloutRecord:
         rollouts = self._rollouts.get(service)

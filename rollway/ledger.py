@@ -568,6 +568,26 @@ def check_rollback_claim(record: RolloutRecord, holder: str, now: float) -> None
     )
 
 
+def claim_takeover(record: RolloutRecord, holder: str, now: float, lease_seconds: float,
+                   at: float | None = None) -> Transition | None:
+    """The history entry for ``holder`` taking ``record``'s rollback claim at ``now`` (wall clock;
+    ``check_claimable`` allowed it), or None when that takes it from no other rollback: nobody
+    held it (given up after a failed step, or `rollway abort`'s intent took none), ``holder``
+    already does (a renewal), or ``lease_seconds`` is 0 (giving a claim up takes nothing).
+
+    Taken from another rollback whose claim lapsed: that rollback's process stopped or died
+    part-way, and the rollout's history says who finished the rollback, since when, and whose
+    it was before, as ``takeover`` says of a rollout's lease. ``at``: the rollout clock the entry
+    is stamped with, as the rollback's other entries are (None: ``now``).
+    """
+    held = record.rollback_holder
+    if record.phase is not RolloutPhase.ROLLING_BACK or held is None or held == holder or lease_seconds <= 0:
+        return None
+    return Transition(at=now if at is None else at, kind=TAKEOVER, actor=holder,
+                      comment=f"took the rollback over from {held}, whose claim lapsed at "
+                              f"{utc(record.rollback_expires)} (wall clock)")
+
+
 def check_claimable(holder: str, now: float) -> Callable[[RolloutRecord], None]:
     """The rule of ``claim_rollback``: a rollback is under way (rolling_back) and ``holder`` may hold it.
 

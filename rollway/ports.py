@@ -221,10 +221,12 @@ class RollbackClaims(Protocol):
     ``rollway.ledger.begin_rollback`` takes it with the rollback's start."""
 
     def claim_rollback(self, service: str, *, holder: str, now: float, lease_seconds: float,
-                       rollout: str | None = None) -> RolloutRecord:
+                       rollout: str | None = None, at: float | None = None) -> RolloutRecord:
         """Take, renew or (``lease_seconds`` 0) give up the claim, ``now`` on the wall clock, in one
-        conditional write appending nothing; raises RollbackClaimed while another holder's claim
-        is live, RolloutClosed once the rollback ended, LedgerError when none has begun."""
+        conditional write appending nothing, except on taking over another holder's lapsed claim:
+        a ``takeover`` entry (``rollway.ledger.claim_takeover``) stamped ``at`` (the rollout clock;
+        None: ``now``); raises RollbackClaimed while another holder's claim is live,
+        RolloutClosed once the rollback ended, LedgerError when none has begun."""
 
 
 class StackStatuses(Protocol):

@@ -342,11 +342,17 @@ def _timeline(record: RolloutRecord) -> list[str]:
     return rows
 
 
-def _takeovers(record: RolloutRecord) -> list[str]:
+def _takeovers(record: RolloutRecord, *, of_rollback: bool = False) -> list[str]:
     """One line per run that took the rollout over from one that stopped renewing its lease: the
-    run that drove the rollout until the incident may not be the one that started it."""
-    return [f"- {utc(t.at)}: {cell(t.actor)} {cell(t.comment or 'took the rollout over')}"
-            for t in record.history if t.kind == TAKEOVER]
+    run that drove the rollout until the incident may not be the one that started it.
+
+    ``of_rollback``: instead, one line per rollback that took the rollback over from one whose
+    claim lapsed (``claim_takeover``): those come after the rollback began, when no run can take
+    the rollout's lease any more, so the first ``rollback-start`` tells the two apart.
+    """
+    began = next((i for i, t in enumerate(record.history) if t.kind == "rollback-start"), len(record.history))
+    return [f"- {utc(t.at)}: {cell(t.actor)} {cell(t.comment or 'took it over')}"
+            for i, t in enumerate(record.history) if t.kind == TAKEOVER and (i > began) == of_rollback]
 
 
 def _holder(record: RolloutRecord, now: float | None) -> str | None:
@@ -536,6 +542,8 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, no
     lines += ["", "## Traffic moved back", ""]
     if start is not None:
         lines.append(f"- {utc(start.at)}: rollback intent recorded by {cell(start.actor)} before anything moved.")
+    # A rollback that stopped part-way and the one that finished its work: the page and the end name the latter.
+    lines += _takeovers(record, of_rollback=True)
     if finished and end.to_weights is not None:
         lines.append(f"- {utc(end.at)}: the load balancer read back **{end.to_weights}** (stable/canary); "
                      f"recorded by {cell(end.actor)}.")

@@ -70,6 +70,7 @@ from rollway.ledger import (
     check_lease_seconds,
     check_claimable,
     claim_changes,
+    claim_takeover,
     lease_time,
     takeover,
     check_new_rollout,
@@ -86,6 +87,7 @@ POINTER_ID = RESERVED_ID_PREFIX + "active"
 
 _CREATE_ATTEMPTS = 3
 _RECORD_ATTEMPTS = 10
+_CLAIM_ATTEMPTS = 3  # a lease or a rollback's claim taken over, given up meanwhile
 # "None" marks the operations of a cancelled transaction that were not at fault.
 _RACE_REASONS = frozenset({"None", "ConditionalCheckFailed", "TransactionConflict"})
 _TERMINAL = tuple(phase.value for phase in RolloutPhase if phase.terminal)
@@ -248,30 +250,35 @@ class DynamoLedger:
             check_rollout(record, rollout)
             check_lease(record, owner, leased)
 
-        try:
-            return self._update(service, sets=sets, condition=condition, values=values)
-        except _Refused as refused:
-            held = refused.record
-            if held is None:
-                raise _explain(refused, service, rules)
-            rules(held)  # raises unless another run's lease lapsed: this is a takeover
-            taken = takeover(held, owner, now)
-            if taken is None:  # the owner changed in between: held by nobody now, or by this owner
-                raise _explain(refused, service, rules)
-        # Still that run's, and still lapsed: had it renewed meanwhile, it is alive and keeps it.
-        condition = f"{_NOT_ENDED} AND #owner = :previous AND #lease_expires < :leased"
-        values = {":previous": held.owner, ":leased": leased, **_ENDED_VALUES}
-        if rollout is not None:
-            condition += " AND #rollout_id = :rollout"
-            values[":rollout"] = rollout
-        try:
-            return self._update(service, sets=sets, condition=condition, values=values, append=(taken,),
-                                key=_key(held))
-        except _Refused as refused:
-            if refused.record is not None and refused.record.owner == owner \
-                    and _holds(refused.record.history, (taken,)):
-                return refused.record  # this takeover committed and its answer was lost; the resent copy was refused
-            raise _explain(refused, service, rules)
+        for _ in range(_CLAIM_ATTEMPTS):
+            try:
+                return self._update(service, sets=sets, condition=condition, values=values)
+            except _Refused as refused:
+                held = refused.record
+                if held is None:
+                    raise _explain(refused, service, rules)
+                rules(held)  # raises unless another run's lease lapsed: this is a takeover
+                taken = takeover(held, owner, now)
+                if taken is None:  # the owner changed in between: held by nobody now, or by this owner
+                    raise _explain(refused, service, rules)
+            # Still that run's, and still lapsed: had it renewed meanwhile, it is alive and keeps it.
+            lapsed = f"{_NOT_ENDED} AND #owner = :previous AND #lease_expires < :leased"
+            if rollout is not None:
+                lapsed += " AND #rollout_id = :rollout"
+            try:
+                return self._update(service, sets=sets, condition=lapsed, append=(taken,), key=_key(held),
+                                    values={":previous": held.owner, ":leased": leased, **_ENDED_VALUES,
+                                            **({":rollout": rollout} if rollout is not None else {})})
+            except _Refused as refused:
+                if refused.record is None:
+                    raise _explain(refused, service, rules)
+                if refused.record.owner == owner and _holds(refused.record.history, (taken,)):
+                    # This takeover committed and its answer was lost; the resent copy was refused.
+                    return refused.record
+                rules(refused.record)  # renewed by its run, or taken by another: LockHeld
+                # Released by its run in between (it finished after all): free for the plain write above.
+        raise LedgerError(f"could not take the lease on the rollout of service {service!r}: its owner kept changing "
+                          f"under {_CLAIM_ATTEMPTS} attempts")
 
     def release(self, service: str, *, owner: str) -> None:
         """Drop ``owner``'s lease on the newest rollout; nothing happens if it does not hold it."""
@@ -283,12 +290,16 @@ class DynamoLedger:
             return
 
     def claim_rollback(self, service: str, *, holder: str, now: float, lease_seconds: float,
-                       rollout: str | None = None) -> RolloutRecord:
+                       rollout: str | None = None, at: float | None = None) -> RolloutRecord:
         """Take, renew or (``lease_seconds`` 0) give up the claim on the rollback under way, in one
         conditional UpdateItem: the rollout is rolling back and nobody else holds a live claim.
 
-        ``now``: the wall clock, as for leases. No history entry is appended: a renewal every few seconds of a
-        long rollback must not grow the item.
+        ``now``: the wall clock, as for leases. No history entry is appended for a renewal (one
+        every few seconds of a long rollback must not grow the item), nor for a claim nobody held.
+        Taking over another rollback's lapsed claim appends a ``takeover`` entry naming it
+        (``rollway.ledger.claim_takeover``), stamped ``at`` (the rollout clock; None: ``now``): tried
+        after the plain write is refused, on condition that the same holder still holds the same
+        lapsed claim.
 
         Raises:
             RollbackClaimed: another rollback holds a live claim.
@@ -296,23 +307,50 @@ class DynamoLedger:
             RolloutSuperseded: the newest rollout is not ``rollout``.
             LedgerError: no rollback has begun.
         """
-        condition = ("#phase = :rolling AND (attribute_not_exists(#rollback_holder) OR #rollback_holder = :holder "
-                     "OR #rollback_expires < :now)")
-        values: dict[str, Any] = {":rolling": RolloutPhase.ROLLING_BACK.value, ":holder": holder, ":now": now}
-        if rollout is not None:
-            condition += " AND #rollout_id = :rollout"
-            values[":rollout"] = rollout
+        scope = " AND #rollout_id = :rollout" if rollout is not None else ""
+        rolling: dict[str, Any] = {":rolling": RolloutPhase.ROLLING_BACK.value,
+                                   **({":rollout": rollout} if rollout is not None else {})}
+        free = "#phase = :rolling AND (attribute_not_exists(#rollback_holder) OR #rollback_holder = :holder"
         claimable = check_claimable(holder, now)
+        sets = claim_changes(holder, now, lease_seconds)
 
         def rules(record: RolloutRecord) -> None:
             check_rollout(record, rollout)
             claimable(record)
 
-        try:
-            return self._update(service, sets=claim_changes(holder, now, lease_seconds), condition=condition,
-                                values=values)
-        except _Refused as refused:
-            raise _explain(refused, service, rules)
+        for _ in range(_CLAIM_ATTEMPTS):
+            try:  # nobody's claim, or this holder's: a renewal, nothing appended
+                return self._update(service, sets=sets, condition=f"{free}){scope}",
+                                    values={**rolling, ":holder": holder})
+            except _Refused as refused:
+                held = refused.record
+                if held is None:
+                    raise _explain(refused, service, rules)
+                rules(held)  # raises unless another rollback's claim lapsed
+                taken = claim_takeover(held, holder, now, lease_seconds, at)
+            if taken is None:  # a claim given up (lease 0) over a lapsed one: nothing taken to record
+                try:
+                    return self._update(service, sets=sets, condition=f"{free} OR #rollback_expires < :now){scope}",
+                                        values={**rolling, ":holder": holder, ":now": now})
+                except _Refused as refused:
+                    raise _explain(refused, service, rules)
+            # Still that rollback's, and still lapsed: had it renewed meanwhile, it is alive and keeps it.
+            try:
+                return self._update(
+                    service, sets={**sets, "updated_at": taken.at}, append=(taken,), key=_key(held),
+                    condition=f"#phase = :rolling AND #rollback_holder = :previous AND #rollback_expires < :now{scope}",
+                    values={**rolling, ":previous": held.rollback_holder, ":now": now},
+                )
+            except _Refused as refused:
+                if refused.record is None:
+                    raise _explain(refused, service, rules)
+                if refused.record.rollback_holder == holder and _holds(refused.record.history, (taken,)):
+                    # This takeover committed and its answer was lost; the resent copy was refused.
+                    return refused.record
+                rules(refused.record)  # renewed by its holder, or taken by another rollback: RollbackClaimed
+                # Given up by its holder in between (a step failed): free for the plain write above.
+        raise LedgerError(f"could not claim the rollback of service {service!r}: the claim kept changing under "
+                          f"{_CLAIM_ATTEMPTS} attempts")
 
     def record(
         self,

@@ -27,16 +27,24 @@ def report(*, rollout: str | None = None, targets_block: str | None = TARGETS_BL
 
 
 def _report(*, rollout: str | None, targets_block: str | None, credentials_block: str | None) -> int:
-    from flows.reports import INCIDENT_PHASES, ReportRefused, choose
+    from botocore.exceptions import ClientError
+
+    from flows.reports import INCIDENT_PHASES, ReportRefused, choose, unreadable_ledger
     from rollway.aws.ledger import DynamoLedger
-    from rollway.cli.ops import NoRollout, UsageError, load_account
+    from rollway.cli.ops import NoRollout, OpsError, UsageError, load_account
     from rollway.reports import incident_report, rollout_report
 
     if rollout is not None and (not rollout.strip() or rollout != rollout.strip()):
         raise UsageError(f"--rollout {rollout!r}: give a rollout id as `rollway status` shows it")
     targets, get_client = load_account(targets_block, credentials_block)
     unreadable: dict[str, str] = {}
-    records = DynamoLedger(get_client("dynamodb"), targets).history(targets.canary_service, unreadable=unreadable)
+    try:
+        records = DynamoLedger(get_client("dynamodb"), targets).history(targets.canary_service, unreadable=unreadable)
+    except ClientError as err:
+        refused = unreadable_ledger(err, targets)
+        if refused is None:
+            raise
+        raise OpsError(str(refused)) from err
     try:
         record = choose(records, targets.canary_service, targets.rollouts_table, rollout, unreadable)
     except ReportRefused as refused:

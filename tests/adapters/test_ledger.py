@@ -229,3 +229,55 @@ def test_an_item_whose_recorded_spec_rollway_cannot_read_is_named(dynamodb, ledg
         with pytest.raises(MalformedRollout, match=rf"item of '{SERVICE}', rollout '{record.rollout_id}', is not one "
                                                    r"rollway can read \(.*spec_json.*\): repair or delete that item"):
             read()
+
+
+def test_a_lapsed_claim_given_up_while_it_is_taken_over_is_claimed_without_a_takeover(dynamodb, ledger_targets):
+    """The hook's rollback, stalled past its claim, wakes and gives the claim up (a step failed)
+    between erin's refused renewal and her takeover: the takeover's condition (still the hook's)
+    fails, and erin's rollback failed with 'the ledger refused a write ... for no known reason'
+    although the claim was free. It takes the free claim instead, with nothing to record."""
+    ledger = DynamoLedger(dynamodb, ledger_targets)
+    first = started(ledger)
+    begin_rollback(ledger, SERVICE, actor="hook", reason="cancelled", now=START + 1, holder="hook",
+                   lease_seconds=LEASE)
+    updates = {"n": 0}
+
+    def hook_gives_up_before_the_takeover(**kwargs):
+        updates["n"] += 1
+        if updates["n"] == 2:  # erin's takeover, about to be sent: the hook gives its claim up first
+            ledger.claim_rollback(SERVICE, holder="hook", now=START + 2 + LEASE, lease_seconds=0)
+
+    dynamodb.meta.events.register("before-call.dynamodb.UpdateItem", hook_gives_up_before_the_takeover)
+    try:
+        taken = ledger.claim_rollback(SERVICE, holder="erin", now=START + 2 + LEASE, lease_seconds=LEASE,
+                                      rollout=first.rollout_id, at=START + 2 + LEASE)
+    finally:
+        dynamodb.meta.events.unregister("before-call.dynamodb.UpdateItem", hook_gives_up_before_the_takeover)
+    assert updates["n"] == 4  # refused, takeover refused (the hook's give-up in between), taken
+    assert (taken.rollback_holder, taken.rollback_expires) == ("erin", START + 2 + 2 * LEASE)
+    assert [t.kind for t in taken.history] == ["rollback-start"]  # taken from no one: nothing to record
+    assert ledger.get(SERVICE) == taken
+
+
+def test_a_lapsed_lease_released_while_it_is_taken_over_is_taken_without_a_takeover(dynamodb, ledger_targets):
+    """run-1, stalled past its lease, wakes and releases it (it finished) between run-2's refused
+    acquire and its takeover: run-2 failed with 'the ledger refused a write ... for no known
+    reason' although the lease was free. It takes the free lease, taken from no one."""
+    ledger = DynamoLedger(dynamodb, ledger_targets)
+    first = started(ledger)  # run-1 holds the lease until START + LEASE
+    updates = {"n": 0}
+
+    def run_1_releases_before_the_takeover(**kwargs):
+        updates["n"] += 1
+        if updates["n"] == 2:
+            ledger.release(SERVICE, owner="run-1")
+
+    dynamodb.meta.events.register("before-call.dynamodb.UpdateItem", run_1_releases_before_the_takeover)
+    try:
+        taken = ledger.acquire(SERVICE, owner="run-2", now=START + LEASE + 1, lease_seconds=LEASE,
+                               rollout=first.rollout_id)
+    finally:
+        dynamodb.meta.events.unregister("before-call.dynamodb.UpdateItem", run_1_releases_before_the_takeover)
+    assert updates["n"] == 4  # refused, takeover refused (run-1's release in between), taken
+    assert taken.owner == "run-2" and taken.history == ()
+    assert ledger.get(SERVICE) == taken

@@ -204,3 +204,36 @@ def test_an_unreadable_newest_rollout_is_refused_not_replaced_by_an_older_one(aw
     capsys.readouterr()
     assert report(rollout=older.rollout_id, targets_block=blocks, credentials_block=blocks) == 0
     assert f"rollout {older.rollout_id}" in capsys.readouterr().out
+
+
+def test_a_refused_report_fails_the_run_with_its_reason_on_one_line_not_a_traceback(aws, blocks, caplog):
+    """A served run's log read like a crash of rollway: Prefect's traceback of ReportRefused above
+    a reason `rollway report` prints on one line."""
+    import logging
+
+    with caplog.at_level(logging.INFO):
+        state = rollout_report(targets_block=blocks, aws_credentials_block=blocks, return_state=True)
+    assert state.is_failed() and "no rollout of webordinary-edit-service-canary is recorded" in state.message
+    assert "Traceback" not in caplog.text, caplog.text
+    assert any("no rollout of webordinary-edit-service-canary is recorded" in r.getMessage() for r in caplog.records)
+
+
+def test_a_missing_ledger_table_is_refused_naming_it_on_one_line(aws, blocks, caplog, capsys):
+    """No ledger table (the account's infrastructure not deployed, or the targets block naming
+    another): the run logged DynamoDB's ClientError with a traceback, from the task and again from
+    the flow, and ended on 'ResourceNotFoundException ... Requested resource not found', which
+    does not say which table."""
+    import logging
+
+    from rollway.cli.report import report
+
+    aws.get_client("dynamodb").delete_table(TableName=aws.targets.rollouts_table)
+    with caplog.at_level(logging.INFO):
+        state = rollout_report(targets_block=blocks, aws_credentials_block=blocks, return_state=True)
+    assert state.is_failed()
+    with pytest.raises(ReportRefused, match="the ledger table webordinary-rollouts .*ResourceNotFoundException"):
+        state.result()
+    assert "Traceback" not in caplog.text, caplog.text
+    assert report(targets_block=blocks, credentials_block=blocks) == 1
+    err = " ".join(capsys.readouterr().err.split())
+    assert "the ledger table webordinary-rollouts" in err and "ResourceNotFoundException" in err, err

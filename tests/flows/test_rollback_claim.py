@@ -22,6 +22,7 @@ from rollway.fakes import FakeLedger
 from rollway.ledger import RollbackClaimed, RolloutRecord, Transition, begin_rollback, new_rollout_id
 from rollway.model import Weights
 from rollway.phases import RolloutPhase
+from rollway.reports import incident_report
 from rollway.spec import RolloutSpec, Stage
 from tests.flows.fake_env import STABLE_TD, fake_environment
 from tests.flows.test_refusals import hooks_and_flows_see
@@ -201,6 +202,14 @@ def test_a_claim_whose_holder_died_is_taken_over_and_the_rollback_finished(monke
     end = record.history[-1]
     # The rollback's entry keeps what it sent and what it restored (the incident report reads them).
     assert (end.kind, end.message_id, end.task_definition) == ("rollback", "msg-1", STABLE_TD)
+    # ... and the history says this rollback took the dead one's over, on the rollout clock (the reports read it).
+    taken = record.history[-2]
+    assert (taken.kind, taken.actor.split(" (")[0]) == ("takeover", "operator"), record.history
+    assert taken.comment.startswith("took the rollback over from erin (process 4242 on laptop), whose claim lapsed")
+    assert taken.at <= end.at
+    moved_back = incident_report(record).split("## Traffic moved back")[1].split("## Rollback steps")[0]
+    assert "took the rollback over from erin (process 4242 on laptop), whose claim lapsed" in moved_back, moved_back
+    assert "Runs that took the rollout over" not in incident_report(record)  # the rollout's lease changed no hands
 
 
 def test_a_live_claim_is_waited_for_only_so_long_and_nothing_moves(monkeypatch, caplog):
@@ -258,6 +267,9 @@ def test_on_the_embedded_aws_a_lapsed_claim_is_taken_over_and_the_end_recorded(a
     assert done.notification_id  # SNS's id for the one notice ...
     assert (end.kind, end.actor, end.message_id, end.task_definition) == (  # ... kept with the rollback's end
         "rollback", "carol", done.notification_id, done.canary_task_definition)
+    taken = stored.history[-2]  # ... after the takeover of erin's lapsed claim, in the same DynamoDB write
+    assert (taken.kind, taken.actor.split(" (")[0]) == ("takeover", "carol"), stored.history
+    assert "took the rollback over from erin (process 4242 on laptop)" in taken.comment
 
 
 CAROL = "carol (flow run quick-lynx, 5e2a...)"

@@ -459,6 +459,40 @@ class RollbackClaimContract:
         assert (released.rollback_holder, released.rollback_expires) == (None, 0.0)
         assert ledger.claim_rollback(SERVICE, holder="hook", now=START + 121, lease_seconds=LEASE).rollback_holder == "hook"
 
+    def test_a_takeover_of_a_lapsed_claim_is_in_the_history_and_a_renewal_is_not(self, ledger):
+        """A rollback that finished the work of one that died (its claim lapsed) left no trace in
+        the history: the reports could not show who finished the rollback, nor whose had stopped."""
+        first = started(ledger)
+        begin_rollback(ledger, SERVICE, actor="hook", reason="cancelled", now=START + 1, rollout=first.rollout_id,
+                       holder="hook (run a)", lease_seconds=LEASE)
+        renewed = ledger.claim_rollback(SERVICE, holder="hook (run a)", now=START + 20, lease_seconds=LEASE,
+                                        rollout=first.rollout_id, at=START + 20)
+        assert [t.kind for t in renewed.history] == ["rollback-start"]  # its own claim renewed: nothing to say
+        taken = ledger.claim_rollback(SERVICE, holder="erin (run b)", now=START + 20 + LEASE + 1,
+                                      lease_seconds=LEASE, rollout=first.rollout_id, at=START + 500)
+        entry = taken.history[-1]
+        assert (entry.kind, entry.actor, entry.at) == ("takeover", "erin (run b)", START + 500)  # the rollout clock
+        assert entry.comment == (f"took the rollback over from hook (run a), whose claim lapsed at "
+                                 f"{utc(START + 20 + LEASE)} (wall clock)")
+        assert taken.rollback_holder == "erin (run b)" and ledger.get(SERVICE) == taken
+        renewed = ledger.claim_rollback(SERVICE, holder="erin (run b)", now=START + 90, lease_seconds=LEASE)
+        assert renewed.history == taken.history
+        released = ledger.claim_rollback(SERVICE, holder="erin (run b)", now=START + 91, lease_seconds=0)
+        free = ledger.claim_rollback(SERVICE, holder="carol (run c)", now=START + 92, lease_seconds=LEASE)
+        assert free.history == released.history == taken.history  # a claim given up is taken from no one
+
+    def test_of_two_rollbacks_taking_over_a_lapsed_claim_one_does_and_it_alone_is_recorded(self, ledger):
+        first = started(ledger)
+        begin_rollback(ledger, SERVICE, actor="hook", reason="cancelled", now=START + 1, holder="hook",
+                       lease_seconds=LEASE)
+        outcomes = together(*(lambda holder=holder: ledger.claim_rollback(
+            SERVICE, holder=holder, now=START + 2 + LEASE, lease_seconds=LEASE, rollout=first.rollout_id)
+            for holder in ("erin", "carol")))
+        won = [o for o in outcomes if isinstance(o, RolloutRecord)]
+        assert len(won) == 1 and sum(isinstance(o, RollbackClaimed) for o in outcomes) == 1, outcomes
+        assert [(t.kind, t.actor) for t in ledger.get(SERVICE).history if t.kind == "takeover"] == [
+            ("takeover", won[0].rollback_holder)]
+
     def test_intent_without_a_holder_leaves_a_live_claim_alone(self, ledger):
         """`rollway abort` records the person's intent before it stops the owning run; the claim stays whose it was."""
         first = started(ledger)

@@ -518,6 +518,14 @@ def test_times_ahead_of_the_wall_clock_are_said_to_be_on_a_faster_clock():
     assert "**Clock:**" not in rollout_report(ahead) + incident_report(ahead)
 
 
+def back_from_five(ledger: FakeLedger, at: float, actor: str) -> RolloutRecord:
+    """The rollback's end recorded at ``at``, the traffic back from 5 %: the rollout as stored."""
+    ledger.record(SERVICE, owner=None, now=at, transition=Transition(
+        at=at, kind="rollback", actor=actor, from_weights=w(5), to_weights=w(0)),
+        phase=RolloutPhase.ROLLED_BACK, weights=w(0))
+    return ledger.get(SERVICE)
+
+
 def test_a_run_that_took_the_rollout_over_from_a_dead_one_is_in_both_reports():
     """The takeover as the ledger writes it: run-1 died at 5 %, run-2 took its lapsed lease over
     and went on until the judge rolled back. Neither report said the rollout changed hands."""
@@ -526,12 +534,29 @@ def test_a_run_that_took_the_rollout_over_from_a_dead_one_is_in_both_reports():
     ledger.create(record(history, RolloutPhase.PROGRESSING), owner="flow-run/run-1", now=T0, lease_seconds=300)
     ledger.acquire(SERVICE, owner="flow-run/run-2", now=T0 + 400, lease_seconds=300, wall=T0 + 400)
     begin_rollback(ledger, SERVICE, actor="judge", reason="5%: canary is worse", now=T0 + 460)
-    ledger.record(SERVICE, owner=None, now=T0 + 500, transition=Transition(
-        at=T0 + 500, kind="rollback", actor="rollback", from_weights=w(5), to_weights=w(0)),
-        phase=RolloutPhase.ROLLED_BACK, weights=w(0))
-    rolled_back = ledger.get(SERVICE)
+    rolled_back = back_from_five(ledger, T0 + 500, "rollback")
     said = (f"{utc(T0 + 400)}: flow-run/run-2 took the rollout over from flow-run/run-1, whose lease lapsed at "
             f"{utc(T0 + 300)} (wall clock)")
     incident = incident_report(rolled_back)
     assert f"## Runs that took the rollout over\n\n- {said}" in incident
     assert f"| {utc(T0 + 400)} | takeover | flow-run/run-2 |" in rollout_report(rolled_back)
+
+
+def test_a_rollback_that_took_over_a_dead_rollbacks_claim_is_in_both_reports():
+    """The hook's rollback died part-way (its claim lapsed) and erin's finished it: the incident
+    report said only that the hook recorded the intent and erin the end, not that the rollback
+    changed hands, nor when, nor whose had stopped."""
+    ledger = FakeLedger()
+    ledger.create(record([started(), shift(60, 5, 0)], RolloutPhase.PROGRESSING), owner="flow-run/run-1", now=T0,
+                  lease_seconds=300)
+    begin_rollback(ledger, SERVICE, actor="hook", reason="run cancelled", now=T0 + 100, holder="hook (run 1)",
+                   lease_seconds=60)
+    ledger.claim_rollback(SERVICE, holder="erin (process 7)", now=T0 + 400, lease_seconds=60, at=T0 + 400)
+    rolled_back = back_from_five(ledger, T0 + 420, "erin")
+    said = (f"- {utc(T0 + 400)}: erin (process 7) took the rollback over from hook (run 1), whose claim lapsed at "
+            f"{utc(T0 + 160)} (wall clock)")
+    incident = incident_report(rolled_back)
+    moved_back = incident.split("## Traffic moved back")[1].split("## Rollback steps")[0]
+    assert said in moved_back, moved_back
+    assert "Runs that took the rollout over" not in incident
+    assert f"| {utc(T0 + 400)} | takeover | erin (process 7) |" in rollout_report(rolled_back)
