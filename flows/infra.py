@@ -167,7 +167,16 @@ def run_deploy_infrastructure(
         ChecklistFailed: every stack deployed, checklist items failed.
     """
     log = get_run_logger()
-    app = tasks.list_stacks(deployer)
+    try:
+        app = tasks.list_stacks(deployer)
+    except Exception:
+        raise  # AppNotListed says why, and that nothing was deployed
+    except BaseException:
+        # Cancelled from the UI or Ctrl-C while cdk synthesized (minutes for an app bundling its
+        # assets): cdk is stopped. Such a run ended with no word, and the key's newest artifact
+        # was still an earlier run's "deployed".
+        _interrupted_synth(requested, from_stack, already_deployed)
+        raise
     log.info("the CDK app defines %d stack(s): %s", len(app.names), ", ".join(app.names))
     plan = plan_deployment(requested, app, from_stack=from_stack, already_deployed=already_deployed)
     if plan.reordered:
@@ -276,7 +285,15 @@ def run_deploy_infrastructure(
     if reader is None:
         _artifact(result)
         return result
-    checklist = tasks.run_checklist(reader)
+    try:
+        checklist = tasks.run_checklist(reader)
+    except Exception:
+        raise
+    except BaseException:
+        # Every stack deployed, then cancelled while the checklist read: the run ended with no
+        # word that nothing was left to deploy, and a person re-ran every deploy to see it.
+        _interrupted_checklist(result, requested, already_deployed)
+        raise
     result = result.model_copy(update={"checklist": checklist})
     _artifact(result)
     _log_checklist(checklist)
@@ -394,6 +411,30 @@ def _interrupted_bootstrap(result: InfraResult, environment: StackEnvironment, f
                    "CloudFormation was not)")
 
 
+def _interrupted_synth(requested: Sequence[str], from_stack: str | None, already_deployed: Sequence[str]) -> None:
+    """Say, in the log and the artifact, that a run interrupted while cdk synthesized deployed nothing."""
+    given = [f"from_stack={from_stack!r}"] if from_stack else []
+    given += [f"already_deployed={list(already_deployed)!r}"] if already_deployed else []
+    again = f" with {' and '.join(given)}" if given else ""
+    get_run_logger().error(
+        "interrupted while synthesizing the CDK app: cdk synth was stopped and no stack was deployed in this run "
+        "(asked: %s). Run deploy_infrastructure again%s: it starts over with the synth", ", ".join(requested), again)
+    result = InfraResult(stacks=tuple(StackReport(stack=s, status="not deployed", detail="interrupted before any deploy")
+                                      for s in requested))
+    _artifact(result, failed_at="cdk synth (the app's stacks were not read yet)", resume_from=from_stack,
+              already_deployed=already_deployed, when="(nothing was deployed; cdk was stopped)")
+
+
+def _interrupted_checklist(result: InfraResult, requested: Sequence[str], already_deployed: Sequence[str]) -> None:
+    """Say, in the log and the artifact, that a run interrupted during the checklist deployed every stack."""
+    deployed = [r.stack for r in result.stacks if r.status in ("deployed", "skipped")]
+    get_run_logger().error(
+        "interrupted during the pre-deployment checklist: every stack of the plan is deployed (%s), nothing is left "
+        "to deploy. Check with verify_infrastructure (reads only, no deploy); deploy_infrastructure again with %s "
+        "would deploy every stack again", ", ".join(deployed), _same_request(requested, already_deployed))
+    _artifact(result, checklist_interrupted=True)
+
+
 def _not_prepared(result: InfraResult, err: Exception, from_stack: str | None, environment: StackEnvironment,
                   *, done: Sequence[StackEnvironment], left: Sequence[StackEnvironment]) -> str:
     tail = _last_lines(err)
@@ -429,8 +470,10 @@ def _log_checklist(checklist: Checklist) -> None:
 
 
 def _artifact(result: InfraResult, *, failed_at: str | None = None, resume_from: str | None = "",
-              already_deployed: Sequence[str] = (), when: str = "once the cause is fixed") -> None:
+              already_deployed: Sequence[str] = (), when: str = "once the cause is fixed",
+              checklist_interrupted: bool = False) -> None:
     heading = (f"# Infrastructure: stopped at {failed_at}" if failed_at
+               else "# Infrastructure deployed, checklist interrupted" if checklist_interrupted
                else "# Infrastructure deployed" + ("" if result.checklist is None or result.checklist.passed
                                                    else ", checklist FAILED"))
     rows = [f"| {i} | `{r.stack}` | {r.status} | {'' if r.seconds is None else f'{r.seconds:.1f}'} | "
@@ -450,6 +493,9 @@ def _artifact(result: InfraResult, *, failed_at: str | None = None, resume_from:
         given = f" and `already_deployed={list(already_deployed)!r}`" if already_deployed else ""
         parts += ["", f"Resume with `from_stack={resume_from!r}`{given} {when}." if resume_from
                   else f"Run it again{given.replace(' and', ' with', 1)} {when}."]
+    if checklist_interrupted:
+        parts += ["", "The run was interrupted during the pre-deployment checklist, after every stack of the plan "
+                      "deployed: nothing is left to deploy. Check with `verify_infrastructure` (reads only)."]
     if result.checklist is not None:
         parts += ["", "## Pre-deployment checklist", "", result.checklist.markdown()]
     # Never raised: an artifact the API refused replaced the error saying what was deployed and how
@@ -632,7 +678,13 @@ def deploy_infrastructure(
 
 def run_verify_infrastructure(checker: InfraChecker) -> Checklist:
     """The checklist, logged and published as an artifact; raises ChecklistFailed if any item failed."""
-    checklist = tasks.run_checklist(checker)
+    try:
+        checklist = tasks.run_checklist(checker)
+    except Exception:
+        raise
+    except BaseException:
+        _verify_interrupted("while the checklist read AWS")
+        raise
     _log_checklist(checklist)
     verdict = "passed" if checklist.passed else "FAILED"
     # Never raised: the API's error replaced the list of failed items.
@@ -642,6 +694,17 @@ def run_verify_infrastructure(checker: InfraChecker) -> Checklist:
     if not checklist.passed:
         raise ChecklistFailed(checklist, "once these are fixed, run verify_infrastructure again")
     return checklist
+
+
+def _verify_interrupted(when: str) -> None:
+    """Say, in the log and the artifact, that an interrupted verify_infrastructure checked nothing:
+    the key's newest artifact was otherwise an earlier run's "passed", read as this run's."""
+    get_run_logger().error("interrupted %s: the checklist did not finish, nothing was checked (and nothing changed: "
+                           "it only reads). Run verify_infrastructure again", when)
+    for_people("pre-deployment checklist", lambda: create_markdown_artifact(
+        key=CHECKLIST_ARTIFACT_KEY, description="pre-deployment checklist",
+        markdown=f"# Pre-deployment checklist interrupted\n\nThe run was interrupted {when}: nothing was checked "
+                 "(and nothing changed: the checklist only reads). Run `verify_infrastructure` again."))
 
 
 @flow(name="verify_infrastructure", log_prints=True)
@@ -681,6 +744,12 @@ def verify_infrastructure(targets_block: str | None = None, aws_credentials_bloc
     home = StackEnvironment(account=account, region=targets.region)
     with CdkCli(executable, app_dir, lambda: cdk_environment(credentials, targets.region, account),
                 synth_timeout_seconds=synth_timeout_seconds) as cdk:
-        app = tasks.list_stacks(cdk)
+        try:
+            app = tasks.list_stacks(cdk)
+        except Exception:
+            raise
+        except BaseException:
+            _verify_interrupted("while synthesizing the CDK app (cdk synth was stopped)")
+            raise
     return run_verify_infrastructure(checker_for(get_client, targets, app=app, home=home,
                                                  clients_in=regional_clients(credentials, get_client, targets.region)))

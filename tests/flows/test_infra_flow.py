@@ -359,6 +359,65 @@ def test_a_run_interrupted_during_a_bootstrap_says_where_it_stands(caplog):
     assert "Run it again once the CDKToolkit stack of aws://123456789012/us-west-2 is no longer IN_PROGRESS" in summary
 
 
+def test_a_run_cancelled_while_synthesizing_says_nothing_was_deployed_and_to_run_it_again(caplog):
+    # Cancelled from the UI (Prefect's TerminationSignal, which then ends the process, so not raised
+    # here) or Ctrl-C while cdk synthesized (minutes for an app bundling its assets): the run ended
+    # with no word, and the key's newest artifact was still an earlier run's "deployed".
+    class Cancelled(FakeInfraDeployer):
+        def list_stacks(self, on_line=None):
+            raise KeyboardInterrupt
+
+    since = time.time()
+    deployer = Cancelled(WEBORDINARY)
+    with pytest.raises(KeyboardInterrupt):
+        deploy_on(deployer, None, from_stack="WebordinarySQSStack", already_deployed=["SharedVpc"])
+    assert deployer.deployed == []
+    assert ("interrupted while synthesizing the CDK app: cdk synth was stopped and no stack was deployed in this run "
+            f"(asked: {', '.join(STACKS)}). Run deploy_infrastructure again with from_stack='WebordinarySQSStack' "
+            "and already_deployed=['SharedVpc']: it starts over with the synth") in caplog.text
+    summary = latest(ARTIFACT_KEY, since)
+    assert summary.startswith("# Infrastructure: stopped at cdk synth"), summary
+    assert "| 1 | `WebordinaryECRStack` | not deployed |" in summary
+    assert ("Resume with `from_stack='WebordinarySQSStack'` and `already_deployed=['SharedVpc']` (nothing was "
+            "deployed; cdk was stopped).") in summary
+
+
+def test_a_run_interrupted_during_the_checklist_says_every_stack_is_deployed_and_how_to_check(caplog):
+    # Every stack deployed, then Ctrl-C while the checklist read AWS: nothing said that nothing was
+    # left to deploy, and a person re-ran every deploy to see the checklist.
+    class Interrupted:
+        def check(self):
+            raise KeyboardInterrupt
+
+    since = time.time()
+    deployer = FakeInfraDeployer(WEBORDINARY)
+    with pytest.raises(KeyboardInterrupt):
+        deploy_on(deployer, lambda _app: Interrupted())
+    assert deployer.deployed == list(STACKS)
+    assert (f"interrupted during the pre-deployment checklist: every stack of the plan is deployed ({', '.join(STACKS)})"
+            ", nothing is left to deploy. Check with verify_infrastructure (reads only, no deploy)") in caplog.text
+    summary = latest(ARTIFACT_KEY, since)
+    assert summary.startswith("# Infrastructure deployed, checklist interrupted"), summary
+    assert "| 8 | `WebordinaryMonitoringStack` | deployed |" in summary
+    assert "nothing is left to deploy. Check with `verify_infrastructure` (reads only)." in summary
+
+
+def test_verify_interrupted_says_nothing_was_checked_in_place_of_an_earlier_runs_verdict(aws, caplog):
+    class Interrupted:
+        def check(self):
+            raise KeyboardInterrupt
+
+    deployed_stacks(aws)
+    inbox(aws)
+    verify_on(checker_for(aws.get_client, aws.targets))  # an earlier run's "passed"
+    since = time.time()
+    with pytest.raises(KeyboardInterrupt):
+        verify_on(Interrupted())
+    assert ("interrupted while the checklist read AWS: the checklist did not finish, nothing was checked"
+            in caplog.text)
+    assert latest(CHECKLIST_ARTIFACT_KEY, since).startswith("# Pre-deployment checklist interrupted")
+
+
 def test_resume_from_the_failed_stack_deploys_it_and_the_rest_only():
     deployer = FakeInfraDeployer(WEBORDINARY, already=STACKS[:4])
     result = deploy_on(deployer, lambda _app: Passing(), from_stack="WebordinarySQSStack")
