@@ -752,11 +752,14 @@ def verify_infrastructure(targets_block: str | None = None, aws_credentials_bloc
     targets = load_targets(targets_block)
     credentials = load_credentials(aws_credentials_block, targets.region)
     get_client = _clients(credentials, targets.region, "nothing was checked")
+    # Read first also without the app: credentials that cannot read anything (none on the worker,
+    # expired, an endpoint out of reach) failed every item alike, twenty lines of one error with
+    # no remedy, each read first waiting out botocore's retries.
+    account = _account(get_client, "nothing was checked")
     if app_dir is None or executable is None:
         log.info("no cdk_app_dir: every stack and resource is read in %s (pass cdk_app_dir to read what the app "
                  "deploys to another region there)", targets.region)
         return run_verify_infrastructure(checker_for(get_client, targets))
-    account = _account(get_client, "nothing was checked")
     home = StackEnvironment(account=account, region=targets.region)
     with CdkCli(executable, app_dir, lambda: cdk_environment(credentials, targets.region, account),
                 synth_timeout_seconds=synth_timeout_seconds) as cdk:

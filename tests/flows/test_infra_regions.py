@@ -275,3 +275,29 @@ def test_verify_reads_tables_and_queues_where_the_app_deploys_their_stacks(
     assert shown[queue.name] == (f"redrives to {queue.dlq_name} after {queue.max_receive_count} receives; the DLQ "
                                  f"exists (read in {ELSEWHERE})")
     assert shown[t.tables[1].name] == "ACTIVE, hash key projectKey"  # read in the targets' region, said nowhere
+
+
+def test_verify_without_the_app_and_aws_out_of_reach_fails_in_one_line_not_an_item_each(pinned):
+    # With no app to read, the checklist was the first AWS call: every one of its twenty items
+    # failed alike ("EndpointConnectionError: Could not connect ..."), each after botocore's
+    # retries, and nothing said what to change.
+    import socket
+
+    from prefect_aws import AwsCredentials
+    from prefect_aws.client_parameters import AwsClientParameters
+    from pydantic import SecretStr
+
+    with socket.socket() as free:  # a port nothing listens on
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    AwsCredentials(aws_access_key_id="testing", aws_secret_access_key=SecretStr("testing"), region_name="us-west-2",
+                   aws_client_parameters=AwsClientParameters(endpoint_url=f"http://127.0.0.1:{port}",
+                                                             config={"retries": {"max_attempts": 1}}),
+                   ).save("infra-unreachable", overwrite=True)
+    with pytest.raises(AwsNotRead) as caught:
+        verify_infrastructure(targets_block=TARGETS_BLOCK, aws_credentials_block="infra-unreachable")
+    message = str(caught.value)
+    assert message.startswith("could not read the account of the AWS credentials (STS GetCallerIdentity): "
+                              "EndpointConnectionError: Could not connect to the endpoint URL"), message
+    assert message.endswith("; nothing was checked; AWS could not be reached: check the worker's network and proxy "
+                            "(HTTPS_PROXY), and the block's aws_client_parameters.endpoint_url if it sets one")
