@@ -287,12 +287,10 @@ def run_deploy_infrastructure(
         return result
     try:
         checklist = tasks.run_checklist(reader)
-    except Exception:
-        raise
-    except BaseException:
-        # Every stack deployed, then cancelled while the checklist read: the run ended with no
-        # word that nothing was left to deploy, and a person re-ran every deploy to see it.
-        _interrupted_checklist(result, requested, already_deployed)
+    except BaseException as err:
+        # Every stack deployed, then cancelled (or failed) while the checklist read: the run ended
+        # with no word that nothing was left to deploy, and a person re-ran every deploy to see it.
+        _checklist_unfinished(result, requested, already_deployed, err)
         raise
     result = result.model_copy(update={"checklist": checklist})
     _artifact(result)
@@ -425,14 +423,18 @@ def _interrupted_synth(requested: Sequence[str], from_stack: str | None, already
               already_deployed=already_deployed, when="(nothing was deployed; cdk was stopped)")
 
 
-def _interrupted_checklist(result: InfraResult, requested: Sequence[str], already_deployed: Sequence[str]) -> None:
-    """Say, in the log and the artifact, that a run interrupted during the checklist deployed every stack."""
+def _checklist_unfinished(result: InfraResult, requested: Sequence[str], already_deployed: Sequence[str],
+                          err: BaseException) -> None:
+    """Say, in the log and the artifact, that a run whose checklist was interrupted or failed to
+    run deployed every stack."""
     deployed = [r.stack for r in result.stacks if r.status in ("deployed", "skipped")]
+    what = ("interrupted during the pre-deployment checklist" if not isinstance(err, Exception)
+            else f"the pre-deployment checklist could not run ({type(err).__name__}: {err})")
     get_run_logger().error(
-        "interrupted during the pre-deployment checklist: every stack of the plan is deployed (%s), nothing is left "
-        "to deploy. Check with verify_infrastructure (reads only, no deploy); deploy_infrastructure again with %s "
-        "would deploy every stack again", ", ".join(deployed), _same_request(requested, already_deployed))
-    _artifact(result, checklist_interrupted=True)
+        "%s: every stack of the plan is deployed (%s), nothing is left to deploy. Check with verify_infrastructure "
+        "(reads only, no deploy); deploy_infrastructure again with %s would deploy every stack again", what,
+        ", ".join(deployed), _same_request(requested, already_deployed))
+    _artifact(result, checklist_unfinished="was interrupted" if not isinstance(err, Exception) else "could not run")
 
 
 def _not_prepared(result: InfraResult, err: Exception, from_stack: str | None, environment: StackEnvironment,
@@ -471,9 +473,9 @@ def _log_checklist(checklist: Checklist) -> None:
 
 def _artifact(result: InfraResult, *, failed_at: str | None = None, resume_from: str | None = "",
               already_deployed: Sequence[str] = (), when: str = "once the cause is fixed",
-              checklist_interrupted: bool = False) -> None:
+              checklist_unfinished: str = "") -> None:
     heading = (f"# Infrastructure: stopped at {failed_at}" if failed_at
-               else "# Infrastructure deployed, checklist interrupted" if checklist_interrupted
+               else "# Infrastructure deployed, checklist unfinished" if checklist_unfinished
                else "# Infrastructure deployed" + ("" if result.checklist is None or result.checklist.passed
                                                    else ", checklist FAILED"))
     rows = [f"| {i} | `{r.stack}` | {r.status} | {'' if r.seconds is None else f'{r.seconds:.1f}'} | "
@@ -493,9 +495,9 @@ def _artifact(result: InfraResult, *, failed_at: str | None = None, resume_from:
         given = f" and `already_deployed={list(already_deployed)!r}`" if already_deployed else ""
         parts += ["", f"Resume with `from_stack={resume_from!r}`{given} {when}." if resume_from
                   else f"Run it again{given.replace(' and', ' with', 1)} {when}."]
-    if checklist_interrupted:
-        parts += ["", "The run was interrupted during the pre-deployment checklist, after every stack of the plan "
-                      "deployed: nothing is left to deploy. Check with `verify_infrastructure` (reads only)."]
+    if checklist_unfinished:
+        parts += ["", f"The pre-deployment checklist {checklist_unfinished}, after every stack of the plan deployed: "
+                      "nothing is left to deploy. Check with `verify_infrastructure` (reads only)."]
     if result.checklist is not None:
         parts += ["", "## Pre-deployment checklist", "", result.checklist.markdown()]
     # Never raised: an artifact the API refused replaced the error saying what was deployed and how

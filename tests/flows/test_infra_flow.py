@@ -397,9 +397,29 @@ def test_a_run_interrupted_during_the_checklist_says_every_stack_is_deployed_and
     assert (f"interrupted during the pre-deployment checklist: every stack of the plan is deployed ({', '.join(STACKS)})"
             ", nothing is left to deploy. Check with verify_infrastructure (reads only, no deploy)") in caplog.text
     summary = latest(ARTIFACT_KEY, since)
-    assert summary.startswith("# Infrastructure deployed, checklist interrupted"), summary
+    assert summary.startswith("# Infrastructure deployed, checklist unfinished"), summary
     assert "| 8 | `WebordinaryMonitoringStack` | deployed |" in summary
-    assert "nothing is left to deploy. Check with `verify_infrastructure` (reads only)." in summary
+    assert ("The pre-deployment checklist was interrupted, after every stack of the plan deployed: nothing is left "
+            "to deploy. Check with `verify_infrastructure` (reads only).") in summary
+
+
+def test_a_checklist_that_cannot_run_after_the_deploys_says_every_stack_is_deployed(caplog):
+    # An error out of the checklist (a malformed answer, a bug) after every deploy: the run ended
+    # on its traceback, the key's newest artifact an earlier run's, nothing saying all deployed.
+    class Broken:
+        def check(self):
+            raise KeyError("StackStatus")
+
+    since = time.time()
+    deployer = FakeInfraDeployer(WEBORDINARY)
+    with pytest.raises(KeyError):
+        deploy_on(deployer, lambda _app: Broken())
+    assert deployer.deployed == list(STACKS)
+    assert ("the pre-deployment checklist could not run (KeyError: 'StackStatus'): every stack of the plan is "
+            f"deployed ({', '.join(STACKS)}), nothing is left to deploy") in caplog.text
+    summary = latest(ARTIFACT_KEY, since)
+    assert summary.startswith("# Infrastructure deployed, checklist unfinished"), summary
+    assert "The pre-deployment checklist could not run, after every stack of the plan deployed" in summary
 
 
 def test_verify_interrupted_says_nothing_was_checked_in_place_of_an_earlier_runs_verdict(aws, caplog):
