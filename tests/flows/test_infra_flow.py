@@ -382,44 +382,31 @@ def test_a_run_cancelled_while_synthesizing_says_nothing_was_deployed_and_to_run
             "deployed; cdk was stopped).") in summary
 
 
-def test_a_run_interrupted_during_the_checklist_says_every_stack_is_deployed_and_how_to_check(caplog):
-    # Every stack deployed, then Ctrl-C while the checklist read AWS: nothing said that nothing was
-    # left to deploy, and a person re-ran every deploy to see the checklist.
-    class Interrupted:
+@pytest.mark.parametrize("stop, said, shown", [
+    # Ctrl-C (or a cancellation) while the checklist read AWS, every stack deployed.
+    (KeyboardInterrupt, "interrupted during the pre-deployment checklist", "was interrupted"),
+    # An error out of the checklist itself (a malformed answer, a defect): the run ended on its traceback.
+    (KeyError("StackStatus"), "the pre-deployment checklist could not run (KeyError: 'StackStatus')", "could not run"),
+], ids=["interrupted", "error"])
+def test_a_checklist_that_does_not_finish_after_the_deploys_says_every_stack_is_deployed(caplog, stop, said, shown):
+    # Nothing said that nothing was left to deploy, the key's newest artifact was an earlier run's,
+    # and a person re-ran every deploy to see the checklist.
+    class Unfinished:
         def check(self):
-            raise KeyboardInterrupt
+            raise stop
 
     since = time.time()
     deployer = FakeInfraDeployer(WEBORDINARY)
-    with pytest.raises(KeyboardInterrupt):
-        deploy_on(deployer, lambda _app: Interrupted())
+    with pytest.raises(type(stop) if isinstance(stop, BaseException) else stop):
+        deploy_on(deployer, lambda _app: Unfinished())
     assert deployer.deployed == list(STACKS)
-    assert (f"interrupted during the pre-deployment checklist: every stack of the plan is deployed ({', '.join(STACKS)})"
-            ", nothing is left to deploy. Check with verify_infrastructure (reads only, no deploy)") in caplog.text
+    assert (f"{said}: every stack of the plan is deployed ({', '.join(STACKS)}), nothing is left to deploy. Check "
+            "with verify_infrastructure (reads only, no deploy)") in caplog.text
     summary = latest(ARTIFACT_KEY, since)
     assert summary.startswith("# Infrastructure deployed, checklist unfinished"), summary
     assert "| 8 | `WebordinaryMonitoringStack` | deployed |" in summary
-    assert ("The pre-deployment checklist was interrupted, after every stack of the plan deployed: nothing is left "
-            "to deploy. Check with `verify_infrastructure` (reads only).") in summary
-
-
-def test_a_checklist_that_cannot_run_after_the_deploys_says_every_stack_is_deployed(caplog):
-    # An error out of the checklist (a malformed answer, a bug) after every deploy: the run ended
-    # on its traceback, the key's newest artifact an earlier run's, nothing saying all deployed.
-    class Broken:
-        def check(self):
-            raise KeyError("StackStatus")
-
-    since = time.time()
-    deployer = FakeInfraDeployer(WEBORDINARY)
-    with pytest.raises(KeyError):
-        deploy_on(deployer, lambda _app: Broken())
-    assert deployer.deployed == list(STACKS)
-    assert ("the pre-deployment checklist could not run (KeyError: 'StackStatus'): every stack of the plan is "
-            f"deployed ({', '.join(STACKS)}), nothing is left to deploy") in caplog.text
-    summary = latest(ARTIFACT_KEY, since)
-    assert summary.startswith("# Infrastructure deployed, checklist unfinished"), summary
-    assert "The pre-deployment checklist could not run, after every stack of the plan deployed" in summary
+    assert (f"The pre-deployment checklist {shown}, after every stack of the plan deployed: nothing is left to "
+            "deploy. Check with `verify_infrastructure` (reads only).") in summary
 
 
 def test_verify_interrupted_says_nothing_was_checked_in_place_of_an_earlier_runs_verdict(aws, caplog):
