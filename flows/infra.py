@@ -47,7 +47,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect_aws import AwsCredentials
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from blocks.credentials import client_factory
+from blocks.credentials import assumed_role_session, client_factory
 from flows.artifacts import for_people
 from flows.env import AccountNotLoaded, load_credentials, load_targets
 from flows.params import WaitSeconds
@@ -519,7 +519,10 @@ def cdk_environment(credentials: AwsCredentials, region: str, account: str) -> C
     common: dict[str, Any] = {"region": region, "account": account,
                               "endpoint_url": str(endpoint) if endpoint else None}
     if credentials.assume_role_arn:
-        frozen = credentials.get_boto3_session().get_credentials().get_frozen_credentials()
+        # Assumed as the run's clients assume it, through the block's endpoint: prefect-aws's
+        # get_boto3_session sent AssumeRole to the public STS endpoint, which a worker reaching
+        # AWS through a VPC endpoint (or the embedded AWS) cannot reach.
+        frozen = assumed_role_session(credentials).get_credentials().get_frozen_credentials()
         return CdkEnvironment(**common, access_key_id=frozen.access_key,
                               secret_access_key=SecretStr(frozen.secret_key),
                               session_token=SecretStr(frozen.token) if frozen.token else None)

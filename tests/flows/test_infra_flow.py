@@ -753,6 +753,25 @@ def test_cdk_gets_the_blocks_keys_and_endpoint():
     assert variables["CDK_DEFAULT_ACCOUNT"] == "123456789012" and env.secrets == ("testing",)
 
 
+def test_cdk_gets_the_blocks_assumed_role_assumed_through_the_blocks_endpoint(aws):
+    # prefect-aws's get_boto3_session sends AssumeRole to the public STS endpoint whatever the
+    # block's endpoint_url: a worker reaching AWS through an endpoint of its own (a VPC endpoint,
+    # the embedded AWS) failed there with "Could not connect to the endpoint URL".
+    from prefect_aws import AwsCredentials
+    from prefect_aws.client_parameters import AwsClientParameters
+    from pydantic import SecretStr
+
+    from flows.infra import cdk_environment
+
+    block = AwsCredentials(aws_access_key_id="testing", aws_secret_access_key=SecretStr("testing"),
+                           region_name="us-west-2", assume_role_arn="arn:aws:iam::123456789012:role/deployer",
+                           aws_client_parameters=AwsClientParameters(endpoint_url=aws.endpoint_url,
+                                                                     config={"retries": {"max_attempts": 1}}))
+    env = cdk_environment(block, "us-west-2", "123456789012")
+    assert env.access_key_id not in (None, "testing") and env.session_token is not None
+    assert env.endpoint_url == aws.endpoint_url
+
+
 def test_cdk_gets_the_blocks_profile_or_the_workers_chain():
     from prefect_aws import AwsCredentials
 
