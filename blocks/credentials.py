@@ -107,7 +107,7 @@ def client_factory(credentials: AwsCredentials, region: str | None = None) -> Cl
     # An assumed role's credentials last an hour by default; prefect-aws assumes the role once
     # and keeps the result, so a rollout longer than that (bakes, approvals, the monitoring
     # window), and its rollback, would fail with ExpiredToken.
-    session = _sharing_models(_refreshing_session(credentials) if credentials.assume_role_arn
+    session = _sharing_models(assumed_role_session(credentials) if credentials.assume_role_arn
                               else credentials.get_boto3_session())
     # What prefect-aws's own get_client passes: the block's client parameters and its region.
     params = {**credentials.aws_client_parameters.get_params_override(), "region_name": credentials.region_name}
@@ -121,11 +121,13 @@ def client_factory(credentials: AwsCredentials, region: str | None = None) -> Cl
     return get_client
 
 
-def _refreshing_session(credentials: AwsCredentials) -> boto3.Session:
+def assumed_role_session(credentials: AwsCredentials) -> boto3.Session:
     """A boto3 session on the block's assumed role whose credentials renew themselves.
 
     botocore's RefreshableCredentials calls AssumeRole again before the current credentials
     expire, under its own lock; every client of the session signs with the renewed ones.
+    AssumeRole goes through the block's client parameters (its endpoint_url): prefect-aws's own
+    ``get_boto3_session`` sends it to the public STS endpoint whatever the block says.
     """
     base = credentials.model_copy(update={"assume_role_arn": None}).get_boto3_session()
     sts = base.client("sts", **credentials.aws_client_parameters.get_params_override())

@@ -47,12 +47,12 @@ from prefect.artifacts import create_markdown_artifact
 from prefect_aws import AwsCredentials
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from blocks.credentials import client_factory
+from blocks.credentials import assumed_role_session, client_factory
 from flows.artifacts import for_people
 from flows.env import AccountNotLoaded, load_credentials, load_targets
 from flows.params import WaitSeconds
 from rollway.aws.checklist import AwsInfraChecker
-from rollway.aws.errors import aws_message
+from rollway.aws.errors import aws_message, credentials_remedy
 from rollway.checklist import Checklist, checked_resources
 from rollway.errors_pickle import PicklableError
 from rollway.aws.cloudformation import CloudFormationStacks
@@ -167,7 +167,16 @@ def run_deploy_infrastructure(
         ChecklistFailed: every stack deployed, checklist items failed.
     """
     log = get_run_logger()
-    app = tasks.list_stacks(deployer)
+    try:
+        app = tasks.list_stacks(deployer)
+    except Exception:
+        raise  # AppNotListed says why, and that nothing was deployed
+    except BaseException:
+        # Cancelled from the UI or Ctrl-C while cdk synthesized (minutes for an app bundling its
+        # assets): cdk is stopped. Such a run ended with no word, and the key's newest artifact
+        # was still an earlier run's "deployed".
+        _interrupted_synth(requested, from_stack, already_deployed)
+        raise
     log.info("the CDK app defines %d stack(s): %s", len(app.names), ", ".join(app.names))
     plan = plan_deployment(requested, app, from_stack=from_stack, already_deployed=already_deployed)
     if plan.reordered:
@@ -276,7 +285,13 @@ def run_deploy_infrastructure(
     if reader is None:
         _artifact(result)
         return result
-    checklist = tasks.run_checklist(reader)
+    try:
+        checklist = tasks.run_checklist(reader)
+    except BaseException as err:
+        # Every stack deployed, then cancelled (or failed) while the checklist read: the run ended
+        # with no word that nothing was left to deploy, and a person re-ran every deploy to see it.
+        _checklist_unfinished(result, requested, already_deployed, err)
+        raise
     result = result.model_copy(update={"checklist": checklist})
     _artifact(result)
     _log_checklist(checklist)
@@ -394,6 +409,34 @@ def _interrupted_bootstrap(result: InfraResult, environment: StackEnvironment, f
                    "CloudFormation was not)")
 
 
+def _interrupted_synth(requested: Sequence[str], from_stack: str | None, already_deployed: Sequence[str]) -> None:
+    """Say, in the log and the artifact, that a run interrupted while cdk synthesized deployed nothing."""
+    given = [f"from_stack={from_stack!r}"] if from_stack else []
+    given += [f"already_deployed={list(already_deployed)!r}"] if already_deployed else []
+    again = f" with {' and '.join(given)}" if given else ""
+    get_run_logger().error(
+        "interrupted while synthesizing the CDK app: cdk synth was stopped and no stack was deployed in this run "
+        "(asked: %s). Run deploy_infrastructure again%s: it starts over with the synth", ", ".join(requested), again)
+    result = InfraResult(stacks=tuple(StackReport(stack=s, status="not deployed", detail="interrupted before any deploy")
+                                      for s in requested))
+    _artifact(result, failed_at="cdk synth (the app's stacks were not read yet)", resume_from=from_stack,
+              already_deployed=already_deployed, when="(nothing was deployed; cdk was stopped)")
+
+
+def _checklist_unfinished(result: InfraResult, requested: Sequence[str], already_deployed: Sequence[str],
+                          err: BaseException) -> None:
+    """Say, in the log and the artifact, that a run whose checklist was interrupted or failed to
+    run deployed every stack."""
+    deployed = [r.stack for r in result.stacks if r.status in ("deployed", "skipped")]
+    what = ("interrupted during the pre-deployment checklist" if not isinstance(err, Exception)
+            else f"the pre-deployment checklist could not run ({type(err).__name__}: {err})")
+    get_run_logger().error(
+        "%s: every stack of the plan is deployed (%s), nothing is left to deploy. Check with verify_infrastructure "
+        "(reads only, no deploy); deploy_infrastructure again with %s would deploy every stack again", what,
+        ", ".join(deployed), _same_request(requested, already_deployed))
+    _artifact(result, checklist_unfinished="was interrupted" if not isinstance(err, Exception) else "could not run")
+
+
 def _not_prepared(result: InfraResult, err: Exception, from_stack: str | None, environment: StackEnvironment,
                   *, done: Sequence[StackEnvironment], left: Sequence[StackEnvironment]) -> str:
     tail = _last_lines(err)
@@ -429,8 +472,10 @@ def _log_checklist(checklist: Checklist) -> None:
 
 
 def _artifact(result: InfraResult, *, failed_at: str | None = None, resume_from: str | None = "",
-              already_deployed: Sequence[str] = (), when: str = "once the cause is fixed") -> None:
+              already_deployed: Sequence[str] = (), when: str = "once the cause is fixed",
+              checklist_unfinished: str = "") -> None:
     heading = (f"# Infrastructure: stopped at {failed_at}" if failed_at
+               else "# Infrastructure deployed, checklist unfinished" if checklist_unfinished
                else "# Infrastructure deployed" + ("" if result.checklist is None or result.checklist.passed
                                                    else ", checklist FAILED"))
     rows = [f"| {i} | `{r.stack}` | {r.status} | {'' if r.seconds is None else f'{r.seconds:.1f}'} | "
@@ -450,6 +495,9 @@ def _artifact(result: InfraResult, *, failed_at: str | None = None, resume_from:
         given = f" and `already_deployed={list(already_deployed)!r}`" if already_deployed else ""
         parts += ["", f"Resume with `from_stack={resume_from!r}`{given} {when}." if resume_from
                   else f"Run it again{given.replace(' and', ' with', 1)} {when}."]
+    if checklist_unfinished:
+        parts += ["", f"The pre-deployment checklist {checklist_unfinished}, after every stack of the plan deployed: "
+                      "nothing is left to deploy. Check with `verify_infrastructure` (reads only)."]
     if result.checklist is not None:
         parts += ["", "## Pre-deployment checklist", "", result.checklist.markdown()]
     # Never raised: an artifact the API refused replaced the error saying what was deployed and how
@@ -471,7 +519,10 @@ def cdk_environment(credentials: AwsCredentials, region: str, account: str) -> C
     common: dict[str, Any] = {"region": region, "account": account,
                               "endpoint_url": str(endpoint) if endpoint else None}
     if credentials.assume_role_arn:
-        frozen = credentials.get_boto3_session().get_credentials().get_frozen_credentials()
+        # Assumed as the run's clients assume it, through the block's endpoint: prefect-aws's
+        # get_boto3_session sent AssumeRole to the public STS endpoint, which a worker reaching
+        # AWS through a VPC endpoint (or the embedded AWS) cannot reach.
+        frozen = assumed_role_session(credentials).get_credentials().get_frozen_credentials()
         return CdkEnvironment(**common, access_key_id=frozen.access_key,
                               secret_access_key=SecretStr(frozen.secret_key),
                               session_token=SecretStr(frozen.token) if frozen.token else None)
@@ -494,7 +545,29 @@ def _account(get_client: Callable[[str], Any], nothing: str) -> str:
         return get_client("sts").get_caller_identity()["Account"]
     except (ClientError, BotoCoreError) as err:
         raise AwsNotRead(f"could not read the account of the AWS credentials (STS GetCallerIdentity): "
-                         f"{aws_message(err)}; {nothing}") from err
+                         f"{aws_message(err)}; {nothing}; {credentials_remedy(err, 'sts:GetCallerIdentity')}") from err
+
+
+def _clients(credentials: AwsCredentials, region: str, nothing: str) -> Callable[[str], Any]:
+    """The run's client factory (``client_factory``).
+
+    Raises:
+        AccountNotLoaded: the block disagrees with the targets (its region, a session token).
+        AwsNotRead: the block's role could not be assumed (STS AssumeRole, made as the factory is
+            built) or its profile is not on the worker: these ended the run on boto's bare error
+            (``Could not connect to the endpoint URL``, ``AccessDenied``), naming no call and no remedy.
+    """
+    try:
+        return client_factory(credentials, region=region)
+    except ValueError as err:
+        raise AccountNotLoaded(str(err)) from err
+    except (ClientError, BotoCoreError) as err:
+        if credentials.assume_role_arn:
+            raise AwsNotRead(f"could not assume the role {credentials.assume_role_arn} of the AWS credentials (STS "
+                             f"AssumeRole): {aws_message(err)}; {nothing}; "
+                             f"{credentials_remedy(err, 'sts:AssumeRole on that role')}") from err
+        raise AwsNotRead(f"could not load the AWS credentials: {aws_message(err)}; {nothing}; "
+                         f"{credentials_remedy(err, 'access')}") from err
 
 
 def _app_dir(cdk_app_dir: str) -> Path:
@@ -602,10 +675,7 @@ def deploy_infrastructure(
     except ValueError as err:
         raise InfraRefused(f"cdk_executable {cdk_executable!r}: {err}") from err
     credentials = load_credentials(aws_credentials_block, targets.region)
-    try:
-        get_client = client_factory(credentials, region=targets.region)
-    except ValueError as err:
-        raise AccountNotLoaded(str(err)) from err
+    get_client = _clients(credentials, targets.region, "nothing was deployed")
     account = _account(get_client, "nothing was deployed")
     log.info("deploying to account %s in %s from %s", account, targets.region, app_dir)
     # Checked once here (a role that cannot be assumed fails before the app is read), then made
@@ -632,7 +702,13 @@ def deploy_infrastructure(
 
 def run_verify_infrastructure(checker: InfraChecker) -> Checklist:
     """The checklist, logged and published as an artifact; raises ChecklistFailed if any item failed."""
-    checklist = tasks.run_checklist(checker)
+    try:
+        checklist = tasks.run_checklist(checker)
+    except Exception:
+        raise
+    except BaseException:
+        _verify_interrupted("while the checklist read AWS")
+        raise
     _log_checklist(checklist)
     verdict = "passed" if checklist.passed else "FAILED"
     # Never raised: the API's error replaced the list of failed items.
@@ -642,6 +718,17 @@ def run_verify_infrastructure(checker: InfraChecker) -> Checklist:
     if not checklist.passed:
         raise ChecklistFailed(checklist, "once these are fixed, run verify_infrastructure again")
     return checklist
+
+
+def _verify_interrupted(when: str) -> None:
+    """Say, in the log and the artifact, that an interrupted verify_infrastructure checked nothing:
+    the key's newest artifact was otherwise an earlier run's "passed", read as this run's."""
+    get_run_logger().error("interrupted %s: the checklist did not finish, nothing was checked (and nothing changed: "
+                           "it only reads). Run verify_infrastructure again", when)
+    for_people("pre-deployment checklist", lambda: create_markdown_artifact(
+        key=CHECKLIST_ARTIFACT_KEY, description="pre-deployment checklist",
+        markdown=f"# Pre-deployment checklist interrupted\n\nThe run was interrupted {when}: nothing was checked "
+                 "(and nothing changed: the checklist only reads). Run `verify_infrastructure` again."))
 
 
 @flow(name="verify_infrastructure", log_prints=True)
@@ -669,18 +756,24 @@ def verify_infrastructure(targets_block: str | None = None, aws_credentials_bloc
             raise InfraRefused(f"cdk_executable {cdk_executable!r}: {err}") from err
     targets = load_targets(targets_block)
     credentials = load_credentials(aws_credentials_block, targets.region)
-    try:
-        get_client = client_factory(credentials, region=targets.region)
-    except ValueError as err:
-        raise AccountNotLoaded(str(err)) from err
+    get_client = _clients(credentials, targets.region, "nothing was checked")
+    # Read first also without the app: credentials that cannot read anything (none on the worker,
+    # expired, an endpoint out of reach) failed every item alike, twenty lines of one error with
+    # no remedy, each read first waiting out botocore's retries.
+    account = _account(get_client, "nothing was checked")
     if app_dir is None or executable is None:
         log.info("no cdk_app_dir: every stack and resource is read in %s (pass cdk_app_dir to read what the app "
                  "deploys to another region there)", targets.region)
         return run_verify_infrastructure(checker_for(get_client, targets))
-    account = _account(get_client, "nothing was checked")
     home = StackEnvironment(account=account, region=targets.region)
     with CdkCli(executable, app_dir, lambda: cdk_environment(credentials, targets.region, account),
                 synth_timeout_seconds=synth_timeout_seconds) as cdk:
-        app = tasks.list_stacks(cdk)
+        try:
+            app = tasks.list_stacks(cdk)
+        except Exception:
+            raise
+        except BaseException:
+            _verify_interrupted("while synthesizing the CDK app (cdk synth was stopped)")
+            raise
     return run_verify_infrastructure(checker_for(get_client, targets, app=app, home=home,
                                                  clients_in=regional_clients(credentials, get_client, targets.region)))

@@ -11,6 +11,7 @@ checklist shows as a failed item saying so: one unreadable table does not hide t
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -32,6 +33,10 @@ _NOT_FOUND = frozenset({
 })
 # CloudFormation answers a stack it does not know with a plain ValidationError.
 _NO_STACK = re.compile(r"Stack with id \S+ does not exist")
+# How many of the account's other stacks' templates are read, at most, to find which one a
+# missing stack's name is the construct id of (only when the app was not read).
+_TEMPLATES_SEARCHED = 100
+_GONE = frozenset({"DELETE_COMPLETE", "DELETE_IN_PROGRESS"})
 
 
 class AwsInfraChecker:
@@ -60,7 +65,9 @@ class AwsInfraChecker:
             something is read outside ``Targets.region``.
         construct_ids: the CDK app's construct id -> CloudFormation name of its stacks with a
             stackName of their own (``AppStacks.construct_ids``): a stack of ``Targets.stacks``
-            named by its construct id fails saying which name to give instead.
+            named by its construct id fails saying which name to give instead. None (the app was
+            not read): a missing stack is looked for by its construct id in the ``aws:cdk:path``
+            metadata of the account's other deployed templates, for the same hint.
 
     Raises:
         ValueError: placements without ``account``, or placing something in another region of
@@ -96,6 +103,8 @@ class AwsInfraChecker:
                       "cloudformation": cloudformation}
         self._targets = targets
         self._construct_ids = dict(construct_ids or {})
+        # Unread app: a missing stack's construct id is looked for in the deployed templates instead.
+        self._app_read = construct_ids is not None
 
     def check(self) -> Checklist:
         """Every checklist item, passed or failed with its reason. Never raises for a failed read."""
@@ -123,10 +132,39 @@ class AwsInfraChecker:
             subscriptions = self._read_in(topic_key, "sns", f"ListSubscriptionsByTopic {t.alert_topic}",
                                           lambda client: self._subscriptions(client, topic))
         regions = {key: region for key in checked_resources(t) if (region := self._elsewhere(key)) is not None}
+        missing = [name for name, stack in stacks.items() if stack is None and name not in self._environments]
+        construct_ids = self._construct_ids if self._app_read or not missing else {
+            **self._construct_ids, **self._deployed_as(missing)}
         return Observation(stacks=stacks, tables=tables, queues=queues, dashboard=dashboard, alarms=alarms,
                            topic_arn=topic, subscriptions=subscriptions, stack_regions=stack_regions,
                            regions=regions, misplaced=self._misplaced, defined_by=self._defined_by,
-                           construct_ids=self._construct_ids)
+                           construct_ids=construct_ids)
+
+    def _deployed_as(self, missing: list[str]) -> dict[str, str]:
+        """Missing stack -> the CloudFormation name of the deployed stack it is the construct id of.
+
+        Without the app, a Targets.stacks entry written as a construct id (what ``cdk deploy``
+        takes) failed "does not exist: deploy it", of a stack deployed under the app's stackName.
+        CDK records each resource's construct path (``aws:cdk:path``, ``<stack id>/...``) in the
+        template's metadata, so the deployed stack it means is found exactly, not guessed from its
+        name. Only a hint: a read that fails finds nothing, and no more than
+        ``_TEMPLATES_SEARCHED`` templates are read.
+        """
+        cloudformation = self._home["cloudformation"]
+        wanted, found = set(missing), {}
+        try:
+            candidates = [stack["StackName"] for page in cloudformation.get_paginator("describe_stacks").paginate()
+                          for stack in page.get("Stacks", ()) if stack.get("StackStatus") not in _GONE
+                          and stack["StackName"] not in self._targets.stacks]
+            for name in candidates[:_TEMPLATES_SEARCHED]:
+                body = cloudformation.get_template(StackName=name).get("TemplateBody")
+                for construct_id in _construct_ids_of(body) & (wanted - found.keys()):
+                    found[construct_id] = name
+                if found.keys() == wanted:
+                    break
+        except (ClientError, BotoCoreError):
+            pass  # the item still fails as missing, without the hint
+        return found
 
     def _client(self, service: str, region: str) -> Any:
         if region == self._targets.region:
@@ -231,6 +269,21 @@ class AwsInfraChecker:
     def _subscriptions(sns: Any, topic_arn: str) -> list[dict[str, Any]]:
         return [s for page in sns.get_paginator("list_subscriptions_by_topic").paginate(TopicArn=topic_arn)
                 for s in page.get("Subscriptions", ())]
+
+
+def _construct_ids_of(template: Any) -> set[str]:
+    """The stack construct ids a deployed template's ``aws:cdk:path`` metadata names (a CDK
+    stack's resources are at ``<stack id>/<construct>/...``); none for a template not made by CDK."""
+    if isinstance(template, str):
+        try:
+            template = json.loads(template)
+        except ValueError:
+            return set()  # YAML: not what cdk synthesizes
+    if not isinstance(template, Mapping):
+        return set()
+    paths = [(resource.get("Metadata") or {}).get("aws:cdk:path") for resource in
+             (template.get("Resources") or {}).values() if isinstance(resource, Mapping)]
+    return {path.split("/", 1)[0] for path in paths if isinstance(path, str) and "/" in path}
 
 
 def _read(what: str, call: Callable[[], Any]) -> Any:

@@ -136,6 +136,41 @@ def aws_message(err: Exception) -> str:
     return f"{type(err).__name__}: {_one_line(str(err))}"
 
 
+_EXPIRED = frozenset({"ExpiredToken", "ExpiredTokenException", "RequestExpired", "TokenRefreshRequired"})
+_UNKNOWN_KEYS = frozenset({"InvalidClientTokenId", "UnrecognizedClientException", "SignatureDoesNotMatch",
+                           "AuthFailure", "IncompleteSignature", "InvalidAccessKeyId"})
+_DENIED = frozenset({"AccessDenied", "AccessDeniedException", "UnauthorizedOperation"})
+_UNREACHABLE = ("EndpointConnectionError", "ConnectTimeoutError", "ConnectionClosedError", "ReadTimeoutError",
+                "ProxyConnectionError", "SSLError")
+
+
+def credentials_remedy(err: Exception, call: str) -> str:
+    """What a person does about a call with the run's AWS credentials that failed (``call``: the
+    API action, e.g. ``sts:AssumeRole``): botocore's own words (``Unable to locate credentials``,
+    ``Could not connect to the endpoint URL``) name the symptom, not which setting to change."""
+    if isinstance(err, ClientError):
+        code = error_code(err)
+        if code in _EXPIRED:
+            return ("the credentials have expired: renew the keys of the AwsCredentials block (or of its profile) "
+                    "and run again")
+        if code in _UNKNOWN_KEYS:
+            return ("AWS does not know these keys: check aws_access_key_id and aws_secret_access_key of the "
+                    "AwsCredentials block (or of its profile)")
+        if code in _DENIED:
+            return f"grant the credentials' identity {call} (its IAM policy, or the role's trust policy), then run again"
+        return "run again once the cause is fixed"
+    name = type(err).__name__
+    if name in ("NoCredentialsError", "PartialCredentialsError"):
+        return ("the AwsCredentials block gives no keys, profile or role, and the worker has none (AWS_* variables, "
+                "~/.aws, an instance or task role): give the block credentials, or the worker")
+    if name == "ProfileNotFound":
+        return "the block's profile_name is not in the worker's AWS config (~/.aws/config, AWS_CONFIG_FILE)"
+    if name in _UNREACHABLE:
+        return ("AWS could not be reached: check the worker's network and proxy (HTTPS_PROXY), and the block's "
+                "aws_client_parameters.endpoint_url if it sets one")
+    return "run again once the cause is fixed"
+
+
 _TAG = re.compile(r"<[^>]*>")
 _MESSAGE_CAP = 300
 

@@ -59,6 +59,26 @@ def test_a_stack_never_deployed_fails_and_the_rest_is_still_checked(aws):
     assert reasons[stack] == f"CloudFormation stack {stack} does not exist: deploy it (deploy_infrastructure)"
 
 
+def test_a_stack_named_by_its_construct_id_names_the_deployed_stack_also_without_the_app(aws):
+    # verify_infrastructure without cdk_app_dir: Targets.stacks written as the seed's construct
+    # ids, the app deploying one under a stackName of its own. The item said "does not exist:
+    # deploy it" of a stack that is deployed; CDK's aws:cdk:path metadata in the deployed
+    # template says which stack that construct id is.
+    named = "prod-webordinary-sqs"
+    cloudformation = aws.get_client("cloudformation")
+    plain = json.dumps({"Resources": {"Topic": {"Type": "AWS::SNS::Topic"}}})
+    for stack in aws.targets.stacks:
+        if stack != "WebordinarySQSStack":
+            cloudformation.create_stack(StackName=stack, TemplateBody=plain)
+    cloudformation.create_stack(StackName="unrelated", TemplateBody=plain)
+    cloudformation.create_stack(StackName=named, TemplateBody=json.dumps({"Resources": {"Queue": {
+        "Type": "AWS::SNS::Topic", "Metadata": {"aws:cdk:path": "WebordinarySQSStack/Queue/Resource"}}}}))
+    inbox(aws)
+    assert failed(check(aws)) == {"WebordinarySQSStack": (
+        "CloudFormation stack WebordinarySQSStack does not exist: that is the construct id of the stack whose "
+        f"CloudFormation name is {named!r}: name stacks by their CloudFormation name in Targets.stacks")}
+
+
 def test_a_stack_deleted_fails(paged):
     stack = paged.targets.stacks[3]
     paged.get_client("cloudformation").delete_stack(StackName=stack)

@@ -359,6 +359,72 @@ def test_a_run_interrupted_during_a_bootstrap_says_where_it_stands(caplog):
     assert "Run it again once the CDKToolkit stack of aws://123456789012/us-west-2 is no longer IN_PROGRESS" in summary
 
 
+def test_a_run_cancelled_while_synthesizing_says_nothing_was_deployed_and_to_run_it_again(caplog):
+    # Cancelled from the UI (Prefect's TerminationSignal, which then ends the process, so not raised
+    # here) or Ctrl-C while cdk synthesized (minutes for an app bundling its assets): the run ended
+    # with no word, and the key's newest artifact was still an earlier run's "deployed".
+    class Cancelled(FakeInfraDeployer):
+        def list_stacks(self, on_line=None):
+            raise KeyboardInterrupt
+
+    since = time.time()
+    deployer = Cancelled(WEBORDINARY)
+    with pytest.raises(KeyboardInterrupt):
+        deploy_on(deployer, None, from_stack="WebordinarySQSStack", already_deployed=["SharedVpc"])
+    assert deployer.deployed == []
+    assert ("interrupted while synthesizing the CDK app: cdk synth was stopped and no stack was deployed in this run "
+            f"(asked: {', '.join(STACKS)}). Run deploy_infrastructure again with from_stack='WebordinarySQSStack' "
+            "and already_deployed=['SharedVpc']: it starts over with the synth") in caplog.text
+    summary = latest(ARTIFACT_KEY, since)
+    assert summary.startswith("# Infrastructure: stopped at cdk synth"), summary
+    assert "| 1 | `WebordinaryECRStack` | not deployed |" in summary
+    assert ("Resume with `from_stack='WebordinarySQSStack'` and `already_deployed=['SharedVpc']` (nothing was "
+            "deployed; cdk was stopped).") in summary
+
+
+@pytest.mark.parametrize("stop, said, shown", [
+    # Ctrl-C (or a cancellation) while the checklist read AWS, every stack deployed.
+    (KeyboardInterrupt, "interrupted during the pre-deployment checklist", "was interrupted"),
+    # An error out of the checklist itself (a malformed answer, a defect): the run ended on its traceback.
+    (KeyError("StackStatus"), "the pre-deployment checklist could not run (KeyError: 'StackStatus')", "could not run"),
+], ids=["interrupted", "error"])
+def test_a_checklist_that_does_not_finish_after_the_deploys_says_every_stack_is_deployed(caplog, stop, said, shown):
+    # Nothing said that nothing was left to deploy, the key's newest artifact was an earlier run's,
+    # and a person re-ran every deploy to see the checklist.
+    class Unfinished:
+        def check(self):
+            raise stop
+
+    since = time.time()
+    deployer = FakeInfraDeployer(WEBORDINARY)
+    with pytest.raises(type(stop) if isinstance(stop, BaseException) else stop):
+        deploy_on(deployer, lambda _app: Unfinished())
+    assert deployer.deployed == list(STACKS)
+    assert (f"{said}: every stack of the plan is deployed ({', '.join(STACKS)}), nothing is left to deploy. Check "
+            "with verify_infrastructure (reads only, no deploy)") in caplog.text
+    summary = latest(ARTIFACT_KEY, since)
+    assert summary.startswith("# Infrastructure deployed, checklist unfinished"), summary
+    assert "| 8 | `WebordinaryMonitoringStack` | deployed |" in summary
+    assert (f"The pre-deployment checklist {shown}, after every stack of the plan deployed: nothing is left to "
+            "deploy. Check with `verify_infrastructure` (reads only).") in summary
+
+
+def test_verify_interrupted_says_nothing_was_checked_in_place_of_an_earlier_runs_verdict(aws, caplog):
+    class Interrupted:
+        def check(self):
+            raise KeyboardInterrupt
+
+    deployed_stacks(aws)
+    inbox(aws)
+    verify_on(checker_for(aws.get_client, aws.targets))  # an earlier run's "passed"
+    since = time.time()
+    with pytest.raises(KeyboardInterrupt):
+        verify_on(Interrupted())
+    assert ("interrupted while the checklist read AWS: the checklist did not finish, nothing was checked"
+            in caplog.text)
+    assert latest(CHECKLIST_ARTIFACT_KEY, since).startswith("# Pre-deployment checklist interrupted")
+
+
 def test_resume_from_the_failed_stack_deploys_it_and_the_rest_only():
     deployer = FakeInfraDeployer(WEBORDINARY, already=STACKS[:4])
     result = deploy_on(deployer, lambda _app: Passing(), from_stack="WebordinarySQSStack")
@@ -694,6 +760,25 @@ def test_cdk_gets_the_blocks_keys_and_endpoint():
     assert variables["AWS_ACCESS_KEY_ID"] == "testing" and variables["AWS_SECRET_ACCESS_KEY"] == "testing"
     assert variables["AWS_ENDPOINT_URL"] == "http://127.0.0.1:4566"
     assert variables["CDK_DEFAULT_ACCOUNT"] == "123456789012" and env.secrets == ("testing",)
+
+
+def test_cdk_gets_the_blocks_assumed_role_assumed_through_the_blocks_endpoint(aws):
+    # prefect-aws's get_boto3_session sends AssumeRole to the public STS endpoint whatever the
+    # block's endpoint_url: a worker reaching AWS through an endpoint of its own (a VPC endpoint,
+    # the embedded AWS) failed there with "Could not connect to the endpoint URL".
+    from prefect_aws import AwsCredentials
+    from prefect_aws.client_parameters import AwsClientParameters
+    from pydantic import SecretStr
+
+    from flows.infra import cdk_environment
+
+    block = AwsCredentials(aws_access_key_id="testing", aws_secret_access_key=SecretStr("testing"),
+                           region_name="us-west-2", assume_role_arn="arn:aws:iam::123456789012:role/deployer",
+                           aws_client_parameters=AwsClientParameters(endpoint_url=aws.endpoint_url,
+                                                                     config={"retries": {"max_attempts": 1}}))
+    env = cdk_environment(block, "us-west-2", "123456789012")
+    assert env.access_key_id not in (None, "testing") and env.session_token is not None
+    assert env.endpoint_url == aws.endpoint_url
 
 
 def test_cdk_gets_the_blocks_profile_or_the_workers_chain():

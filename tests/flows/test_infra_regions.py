@@ -156,8 +156,53 @@ def test_credentials_sts_refuses_end_the_run_in_one_line_before_the_app_is_read(
     finally:
         for sts in made:
             sts.meta.events.unregister("before-call.sts.GetCallerIdentity", expired)
+    # What to do, not only what AWS said.
     assert str(caught.value) == ("could not read the account of the AWS credentials (STS GetCallerIdentity): "
-                                 f"ExpiredToken: The security token included in the request is expired; {nothing}")
+                                 f"ExpiredToken: The security token included in the request is expired; {nothing}; "
+                                 "the credentials have expired: renew the keys of the AwsCredentials block (or of "
+                                 "its profile) and run again")
+
+
+@pytest.mark.parametrize("run, nothing", [
+    (lambda app, cdk, block: deploy_infrastructure(cdk_app_dir=app, cdk_executable=cdk, targets_block=TARGETS_BLOCK,
+                                                   aws_credentials_block=block), "nothing was deployed"),
+    (lambda app, cdk, block: verify_infrastructure(cdk_app_dir=app, cdk_executable=cdk, targets_block=TARGETS_BLOCK,
+                                                   aws_credentials_block=block), "nothing was checked"),
+], ids=["deploy", "verify"])
+def test_a_role_that_cannot_be_assumed_ends_the_run_in_one_line_before_cdk_starts(pinned, tmp_path, run, nothing):
+    # A block with assume_role_arn assumes the role as its clients are made: with STS out of
+    # reach the run ended on boto's bare "Could not connect to the endpoint URL", naming no call
+    # and no remedy.
+    import socket
+
+    from prefect_aws import AwsCredentials
+    from prefect_aws.client_parameters import AwsClientParameters
+    from pydantic import SecretStr
+
+    with socket.socket() as free:  # a port nothing listens on
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    role = f"arn:aws:iam::{ACCOUNT}:role/deployer"
+    AwsCredentials(aws_access_key_id="testing", aws_secret_access_key=SecretStr("testing"), region_name="us-west-2",
+                   assume_role_arn=role, aws_client_parameters=AwsClientParameters(
+                       endpoint_url=f"http://127.0.0.1:{port}", config={"retries": {"max_attempts": 1}}),
+                   ).save("infra-unreachable-role", overwrite=True)
+    ran = tmp_path / "cdk-ran"
+    cdk = tmp_path / "bin" / "cdk"
+    cdk.parent.mkdir()
+    cdk.write_text(f"#!/bin/sh\ntouch {ran}\nexit 1\n")
+    cdk.chmod(0o755)
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "cdk.json").write_text('{"app": "true"}')
+    with pytest.raises(AwsNotRead) as caught:
+        run(str(app), str(cdk), "infra-unreachable-role")
+    message = str(caught.value)
+    assert message.startswith(f"could not assume the role {role} of the AWS credentials (STS AssumeRole): "
+                              "EndpointConnectionError: Could not connect to the endpoint URL"), message
+    assert message.endswith(f"; {nothing}; AWS could not be reached: check the worker's network and proxy "
+                            "(HTTPS_PROXY), and the block's aws_client_parameters.endpoint_url if it sets one")
+    assert "\n" not in message and not ran.exists()
 
 
 def test_verify_refuses_a_bad_app_or_cdk_before_reading_any_block(tmp_path):
@@ -230,3 +275,29 @@ def test_verify_reads_tables_and_queues_where_the_app_deploys_their_stacks(
     assert shown[queue.name] == (f"redrives to {queue.dlq_name} after {queue.max_receive_count} receives; the DLQ "
                                  f"exists (read in {ELSEWHERE})")
     assert shown[t.tables[1].name] == "ACTIVE, hash key projectKey"  # read in the targets' region, said nowhere
+
+
+def test_verify_without_the_app_and_aws_out_of_reach_fails_in_one_line_not_an_item_each(pinned):
+    # With no app to read, the checklist was the first AWS call: every one of its twenty items
+    # failed alike ("EndpointConnectionError: Could not connect ..."), each after botocore's
+    # retries, and nothing said what to change.
+    import socket
+
+    from prefect_aws import AwsCredentials
+    from prefect_aws.client_parameters import AwsClientParameters
+    from pydantic import SecretStr
+
+    with socket.socket() as free:  # a port nothing listens on
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    AwsCredentials(aws_access_key_id="testing", aws_secret_access_key=SecretStr("testing"), region_name="us-west-2",
+                   aws_client_parameters=AwsClientParameters(endpoint_url=f"http://127.0.0.1:{port}",
+                                                             config={"retries": {"max_attempts": 1}}),
+                   ).save("infra-unreachable", overwrite=True)
+    with pytest.raises(AwsNotRead) as caught:
+        verify_infrastructure(targets_block=TARGETS_BLOCK, aws_credentials_block="infra-unreachable")
+    message = str(caught.value)
+    assert message.startswith("could not read the account of the AWS credentials (STS GetCallerIdentity): "
+                              "EndpointConnectionError: Could not connect to the endpoint URL"), message
+    assert message.endswith("; nothing was checked; AWS could not be reached: check the worker's network and proxy "
+                            "(HTTPS_PROXY), and the block's aws_client_parameters.endpoint_url if it sets one")

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from botocore.exceptions import ClientError, EndpointConnectionError
+import pytest
+from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError, ProfileNotFound
 
-from rollway.aws.errors import aws_message
+from rollway.aws.errors import aws_message, credentials_remedy
 
 PAGE = """<!doctype html>
 <html lang=en>
@@ -37,3 +38,19 @@ def test_an_aws_message_is_quoted_as_it_is():
     assert aws_message(refused(message, "ValidationException")) == f"ValidationException: {message}"
     assert aws_message(EndpointConnectionError(endpoint_url="http://127.0.0.1:1")) == (
         'EndpointConnectionError: Could not connect to the endpoint URL: "http://127.0.0.1:1"')
+
+
+@pytest.mark.parametrize("err, remedy", [
+    (NoCredentialsError(), "the AwsCredentials block gives no keys, profile or role, and the worker has none"),
+    (ProfileNotFound(profile="deploy"), "the block's profile_name is not in the worker's AWS config"),
+    (EndpointConnectionError(endpoint_url="https://sts.amazonaws.com"), "AWS could not be reached"),
+    (ClientError({"Error": {"Code": "InvalidClientTokenId", "Message": "no"}}, "GetCallerIdentity"),
+     "AWS does not know these keys"),
+    (ClientError({"Error": {"Code": "AccessDenied", "Message": "no"}}, "AssumeRole"),
+     "grant the credentials' identity sts:AssumeRole"),
+    (ClientError({"Error": {"Code": "Throttling", "Message": "slow down"}}, "GetCallerIdentity"),
+     "run again once the cause is fixed"),
+])
+def test_a_failed_call_with_the_credentials_says_which_setting_to_change(err, remedy):
+    # botocore's words name the symptom ("Unable to locate credentials"), not what to change.
+    assert credentials_remedy(err, "sts:AssumeRole").startswith(remedy)
