@@ -40,7 +40,7 @@ def verdict_summary(verdict: Verdict | None) -> str | None:
         return None
     return (
         f"{verdict.phase.value}: {verdict.reason} "
-        f"(canary {verdict.canary_requests} req, baseline {verdict.baseline_requests} req)"
+        f"(canary {verdict.canary_requests:,} req, baseline {verdict.baseline_requests:,} req)"
     )
 
 
