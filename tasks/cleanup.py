@@ -19,9 +19,9 @@ from rollway.aws.cloudformation import CloudFormationStacks, DeleteOutcome
 from rollway.aws.ecr_images import EcrImages, TagDeletion
 from rollway.aws.ecr_images import images_in_use as read_images_in_use
 from rollway.aws.ecr_images import network_in_use as read_network_in_use
-from rollway.aws.denied import DENIED_CODES, UNKNOWN_CREDENTIALS, named_denials
+from rollway.aws.denied import named_denials
 from rollway.aws.elbv2 import AlbRouter
-from rollway.aws.errors import AdapterError
+from rollway.aws.errors import REFUSED_CODES, AdapterError
 from rollway.cleanup import ArchiveState, ImageUse, NetworkUse, RepositoryImage, RoutingInUse, StackState
 from rollway.targets import Targets
 from rollway.toolchain.git import GitCli, GitError
@@ -30,7 +30,7 @@ from tasks import retry
 
 # Anything but a named adapter or git error, or a refused permission or unknown credentials:
 # those fail the same way again (a refused read waited 1 s and 5 s for two more refusals).
-_transient = retry.unless(AdapterError, GitError, ValueError, denied=DENIED_CODES | UNKNOWN_CREDENTIALS)
+_transient = retry.unless(AdapterError, GitError, ValueError, denied=REFUSED_CODES)
 
 
 # The policy cleanup's role holds (README, Least privilege): a refusal names its statement.

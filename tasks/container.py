@@ -9,17 +9,14 @@ from prefect.cache_policies import NONE
 
 from rollway.aws.ecr import EcrRepository, HeldImage, RegistryLogin, Repository
 from rollway.aws.ecs import BaseRevision, EcsDeployer
-from rollway.aws.errors import AdapterError
+from rollway.aws.errors import REFUSED_CODES, AdapterError
 from rollway.ports import ImagePublisher, ServiceDeployer
 from rollway.toolchain.process import ToolError
 from tasks import retry
 
-# AWS's answers to a role without the permission: a second ask a second later gets the same.
-_DENIED = frozenset({"AccessDenied", "AccessDeniedException", "UnauthorizedOperation",
-                     "UnrecognizedClientException", "InvalidClientTokenId"})
 # Not worth a second ask a second later: the adapters' named errors (a missing repository, a
 # refused push) and a permission AWS refused.
-_transient = retry.unless(AdapterError, ToolError, denied=_DENIED)
+_transient = retry.unless(AdapterError, ToolError, denied=REFUSED_CODES)
 
 
 _READ = {"retries": 2, "retry_delay_seconds": 1, "retry_condition_fn": _transient, "cache_policy": NONE}

@@ -14,17 +14,16 @@ from prefect import task
 from prefect.cache_policies import NONE
 
 from rollway import flag_binding
-from rollway.aws.denied import DENIED_CODES, UNKNOWN_CREDENTIALS
 from rollway.aws.errors import error_code
 from rollway.flag_binding import FlagChange, FlagUpdate
 from rollway.flags import FlagState, FlagStoreUnavailable, MalformedFlag, MalformedFlags
 from rollway.ports import FlagStore
 from rollway.spec import FlagBinding
+from tasks import retry
 
 
-# DynamoDB's answers a second ask gets again: no such table, a permission refused, credentials it
-# does not know. They reach the task as FlagStoreUnavailable, which a throttled or dropped call is too.
-_FINAL_DYNAMODB = frozenset({"ResourceNotFoundException", "ValidationException", *DENIED_CODES, *UNKNOWN_CREDENTIALS})
+# DynamoDB's answers a second ask gets again (retry.FINAL_DYNAMODB) reach the task as
+# FlagStoreUnavailable, which a throttled or dropped call is too: told apart by its cause.
 
 
 def _store_unavailable(_task: Any, _task_run: Any, state: Any) -> bool:
@@ -36,7 +35,7 @@ def _store_unavailable(_task: Any, _task_run: Any, state: Any) -> bool:
         return False  # an item rollway cannot use reads the same way every time: no outage
     except FlagStoreUnavailable as err:
         cause = err.__cause__
-        return not (isinstance(cause, ClientError) and error_code(cause) in _FINAL_DYNAMODB)
+        return not (isinstance(cause, ClientError) and error_code(cause) in retry.FINAL_DYNAMODB)
     except Exception:  # noqa: BLE001 - any other failure is final
         return False
     return False

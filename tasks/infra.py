@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from prefect import get_run_logger, task
 from prefect.cache_policies import NONE
 
-from rollway.aws.denied import DENIED_CODES, UNKNOWN_CREDENTIALS
+from rollway.aws.errors import REFUSED_CODES
 from rollway.checklist import Checklist
 from rollway.infra import AppStacks, DeployedStack
 from rollway.ports import InfraChecker, InfraDeployer, StackStatuses
@@ -20,7 +20,7 @@ from rollway.toolchain.cdk import STILL_RUNNING, CdkCli
 from tasks import retry
 
 # A read the role may not make is refused again two seconds later: not asked twice.
-_read_again = retry.unless(denied=DENIED_CODES | UNKNOWN_CREDENTIALS)
+_read_again = retry.unless(denied=REFUSED_CODES)
 
 
 @task(name="list-stacks", cache_policy=NONE)

@@ -7,6 +7,13 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from rollway.aws.errors import REFUSED_CODES
+
+# DynamoDB's answers a second ask gets again: no such table, a request it refuses, a permission
+# refused, credentials it does not know. Throttling botocore's own retries outlived, a 500 and a
+# dropped connection are worth another try.
+FINAL_DYNAMODB = frozenset({"ResourceNotFoundException", "ValidationException", *REFUSED_CODES})
+
 
 def unless(*final: type[BaseException], denied: frozenset[str] = frozenset()) -> Callable[[Any, Any, Any], bool]:
     """A ``retry_condition_fn``: retry any failure but the ``final`` exceptions (named errors

@@ -7,15 +7,14 @@ import time
 from prefect import task
 from prefect.cache_policies import NONE
 
-from rollway.aws.denied import DENIED_CODES, UNKNOWN_CREDENTIALS
-from rollway.aws.errors import WeightMismatch
+from rollway.aws.errors import REFUSED_CODES, WeightMismatch
 from rollway.model import Weights
 from rollway.ports import TrafficRouter
 from tasks import retry
 
 # A read the role may not make (or whose credentials AWS does not know) is refused again a second
 # later: asked three times, it only delayed the failure and logged it three times.
-_read_again = retry.unless(denied=DENIED_CODES | UNKNOWN_CREDENTIALS)
+_read_again = retry.unless(denied=REFUSED_CODES)
 
 
 @task(name="get-weights", retries=2, retry_delay_seconds=1, cache_policy=NONE, retry_condition_fn=_read_again)

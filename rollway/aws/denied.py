@@ -18,13 +18,9 @@ from pathlib import Path
 
 from botocore.exceptions import ClientError
 
-from rollway.aws.errors import AdapterError, aws_message, error_code
+from rollway.aws.errors import DENIED_CODES, AdapterError, aws_message, error_code
 from rollway.errors_pickle import PicklableError
 
-# AWS's answers to a caller its policies do not allow.
-DENIED_CODES = frozenset({"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "AuthorizationError"})
-# And to credentials it does not know: no more worth a second ask, but no policy to name.
-UNKNOWN_CREDENTIALS = frozenset({"UnrecognizedClientException", "InvalidClientTokenId"})
 # Where the project keeps the policies it documents (a checkout; an installed package has none).
 POLICIES = Path(__file__).resolve().parents[2] / "deployments"
 # AWS names the action in most refusals: "... is not authorized to perform: ecr:DescribeImages on ...".

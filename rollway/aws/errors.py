@@ -122,6 +122,14 @@ SERVER_SIDE_CODES = frozenset({"InternalError", "InternalFailure", "InternalServ
 """ClientError codes with which AWS says its own side failed: the call may have acted anyway."""
 
 
+# AWS's answers to a caller its policies do not allow.
+DENIED_CODES = frozenset({"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "AuthorizationError"})
+# And to credentials it does not know: no more worth a second ask, but no policy to name.
+UNKNOWN_CREDENTIALS = frozenset({"UnrecognizedClientException", "InvalidClientTokenId"})
+# What a second ask gets again: a task's retries only delay it (and log it once more each).
+REFUSED_CODES = DENIED_CODES | UNKNOWN_CREDENTIALS
+
+
 def error_code(err: ClientError) -> str:
     """The code of an AWS error answer ("" when it names none)."""
     return err.response.get("Error", {}).get("Code", "")
@@ -139,7 +147,6 @@ def aws_message(err: Exception) -> str:
 _EXPIRED = frozenset({"ExpiredToken", "ExpiredTokenException", "RequestExpired", "TokenRefreshRequired"})
 _UNKNOWN_KEYS = frozenset({"InvalidClientTokenId", "UnrecognizedClientException", "SignatureDoesNotMatch",
                            "AuthFailure", "IncompleteSignature", "InvalidAccessKeyId"})
-_DENIED = frozenset({"AccessDenied", "AccessDeniedException", "UnauthorizedOperation"})
 _UNREACHABLE = ("EndpointConnectionError", "ConnectTimeoutError", "ConnectionClosedError", "ReadTimeoutError",
                 "ProxyConnectionError", "SSLError")
 
@@ -156,7 +163,7 @@ def credentials_remedy(err: Exception, call: str) -> str:
         if code in _UNKNOWN_KEYS:
             return ("AWS does not know these keys: check aws_access_key_id and aws_secret_access_key of the "
                     "AwsCredentials block (or of its profile)")
-        if code in _DENIED:
+        if code in DENIED_CODES:
             return f"grant the credentials' identity {call} (its IAM policy, or the role's trust policy), then run again"
         return "run again once the cause is fixed"
     name = type(err).__name__
