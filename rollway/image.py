@@ -249,8 +249,11 @@ def image_references(registry: str, repository: str, version: str, *, push_lates
 # Manifest media types that list one manifest per platform (an image index) and the old
 # schema 1 manifest, which names its architecture itself; any other manifest names a config
 # blob, whose ``os`` and ``architecture`` are the platform.
-_INDEX_TYPES = frozenset({"application/vnd.oci.image.index.v1+json",
-                          "application/vnd.docker.distribution.manifest.list.v2+json"})
+INDEX_TYPES = ("application/vnd.oci.image.index.v1+json", "application/vnd.docker.distribution.manifest.list.v2+json")
+# The manifests a registry is asked for (its Accept): without the index types, a registry answers
+# for a multi-platform image with one of its manifests (or not at all), not the list of platforms.
+MANIFEST_TYPES = (*INDEX_TYPES, "application/vnd.oci.image.manifest.v1+json",
+                  "application/vnd.docker.distribution.manifest.v2+json")
 
 
 def manifest_platforms(manifest: dict) -> tuple[str, ...] | None:
@@ -262,7 +265,7 @@ def manifest_platforms(manifest: dict) -> tuple[str, ...] | None:
     """
     if manifest.get("schemaVersion") == 1:
         return (f"linux/{manifest.get('architecture') or 'amd64'}",)
-    if manifest.get("mediaType") in _INDEX_TYPES or "manifests" in manifest:
+    if manifest.get("mediaType") in INDEX_TYPES or "manifests" in manifest:
         found = []
         for entry in manifest.get("manifests") or []:
             # A registry's answer, not ours: an entry that is not an object names no platform.

@@ -19,7 +19,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict, SecretStr
 
 from rollway.aws.errors import AdapterError, TargetNotFound, aws_message, error_code
-from rollway.image import config_platform, manifest_platforms, registry_of_endpoint
+from rollway.image import MANIFEST_TYPES, config_platform, manifest_platforms, registry_of_endpoint
 from rollway.targets import Targets
 
 
@@ -73,15 +73,8 @@ class RegistryLogin(BaseModel):
 
 ACTIVE = "ACTIVE"
 
-# Every manifest kind a registry may hold: without the index types, ECR answers for a
-# multi-platform image with one of its manifests (or not at all), not the list of platforms.
-MANIFEST_TYPES = (
-    "application/vnd.oci.image.index.v1+json",
-    "application/vnd.docker.distribution.manifest.list.v2+json",
-    "application/vnd.oci.image.manifest.v1+json",
-    "application/vnd.docker.distribution.manifest.v2+json",
-    "application/vnd.docker.distribution.manifest.v1+json",
-)
+# Every manifest kind ECR may hold, the old schema 1 included (rollway.image.MANIFEST_TYPES).
+ECR_MANIFEST_TYPES = (*MANIFEST_TYPES, "application/vnd.docker.distribution.manifest.v1+json")
 # An image's config blob is a few kilobytes; more is not a config.
 _CONFIG_MAX_BYTES = 1 << 20
 
@@ -180,7 +173,7 @@ class EcrRepository:
         """
         try:
             answer = self._client.batch_get_image(repositoryName=self._name, imageIds=[{"imageTag": tag}],
-                                                  acceptedMediaTypes=list(MANIFEST_TYPES))
+                                                  acceptedMediaTypes=list(ECR_MANIFEST_TYPES))
             manifest = json.loads(answer["images"][0]["imageManifest"])
             if not isinstance(manifest, dict):
                 raise ValueError("not a JSON object")
@@ -224,7 +217,7 @@ class EcrRepository:
             ClientError: PutImage refused (an immutable tag, a permission).
         """
         answer = self._client.batch_get_image(repositoryName=self._name, imageIds=[{"imageDigest": digest}],
-                                              acceptedMediaTypes=list(MANIFEST_TYPES))
+                                              acceptedMediaTypes=list(ECR_MANIFEST_TYPES))
         if not answer.get("images"):
             raise AdapterError(f"ECR holds no image {digest} in {self._name} to tag {tag!r}")
         image = answer["images"][0]

@@ -23,16 +23,11 @@ from collections.abc import Mapping
 
 import httpx
 
-from rollway.image import config_platform, is_loopback, manifest_platforms, registry_of
+from rollway.image import MANIFEST_TYPES, config_platform, is_loopback, manifest_platforms, registry_of
 
 # Every manifest type docker and the registries store: a registry converts (and re-digests) a
 # manifest whose type the client does not accept, so all are accepted.
-ACCEPT = ", ".join((
-    "application/vnd.oci.image.index.v1+json",
-    "application/vnd.docker.distribution.manifest.list.v2+json",
-    "application/vnd.oci.image.manifest.v1+json",
-    "application/vnd.docker.distribution.manifest.v2+json",
-))
+ACCEPT = ", ".join(MANIFEST_TYPES)
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 # key="value" pairs of a WWW-Authenticate challenge (RFC 7235; values quoted, as registries send them).
 _CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
