@@ -38,6 +38,8 @@ without it everything is read in ``Targets.region``.
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, Callable, Literal, Sequence
 
@@ -167,16 +169,11 @@ def run_deploy_infrastructure(
         ChecklistFailed: every stack deployed, checklist items failed.
     """
     log = get_run_logger()
-    try:
+    # Cancelled from the UI or Ctrl-C while cdk synthesized (minutes for an app bundling its
+    # assets): cdk is stopped. Such a run ended with no word, and the key's newest artifact was
+    # still an earlier run's "deployed". (A failure, AppNotListed, says why itself.)
+    with _said_if_interrupted(lambda: _interrupted_synth(requested, from_stack, already_deployed)):
         app = tasks.list_stacks(deployer)
-    except Exception:
-        raise  # AppNotListed says why, and that nothing was deployed
-    except BaseException:
-        # Cancelled from the UI or Ctrl-C while cdk synthesized (minutes for an app bundling its
-        # assets): cdk is stopped. Such a run ended with no word, and the key's newest artifact
-        # was still an earlier run's "deployed".
-        _interrupted_synth(requested, from_stack, already_deployed)
-        raise
     log.info("the CDK app defines %d stack(s): %s", len(app.names), ", ".join(app.names))
     plan = plan_deployment(requested, app, from_stack=from_stack, already_deployed=already_deployed)
     if plan.reordered:
@@ -407,6 +404,19 @@ def _interrupted_bootstrap(result: InfraResult, environment: StackEnvironment, f
               already_deployed=already_deployed,
               when=f"once the CDKToolkit stack of {environment.uri} is no longer IN_PROGRESS (cdk was stopped, "
                    "CloudFormation was not)")
+
+
+@contextmanager
+def _said_if_interrupted(say: Callable[[], None]) -> Iterator[None]:
+    """Call ``say`` (a log line and an artifact) when the block is interrupted: cancelled from the
+    UI (Prefect's TerminationSignal) or Ctrl-C, which are not Exceptions; a failure says why itself."""
+    try:
+        yield
+    except Exception:
+        raise
+    except BaseException:
+        say()
+        raise
 
 
 def _interrupted_synth(requested: Sequence[str], from_stack: str | None, already_deployed: Sequence[str]) -> None:
@@ -702,13 +712,8 @@ def deploy_infrastructure(
 
 def run_verify_infrastructure(checker: InfraChecker) -> Checklist:
     """The checklist, logged and published as an artifact; raises ChecklistFailed if any item failed."""
-    try:
+    with _said_if_interrupted(lambda: _verify_interrupted("while the checklist read AWS")):
         checklist = tasks.run_checklist(checker)
-    except Exception:
-        raise
-    except BaseException:
-        _verify_interrupted("while the checklist read AWS")
-        raise
     _log_checklist(checklist)
     verdict = "passed" if checklist.passed else "FAILED"
     # Never raised: the API's error replaced the list of failed items.
@@ -768,12 +773,8 @@ def verify_infrastructure(targets_block: str | None = None, aws_credentials_bloc
     home = StackEnvironment(account=account, region=targets.region)
     with CdkCli(executable, app_dir, lambda: cdk_environment(credentials, targets.region, account),
                 synth_timeout_seconds=synth_timeout_seconds) as cdk:
-        try:
+        stopped = "while synthesizing the CDK app (cdk synth was stopped)"
+        with _said_if_interrupted(lambda: _verify_interrupted(stopped)):
             app = tasks.list_stacks(cdk)
-        except Exception:
-            raise
-        except BaseException:
-            _verify_interrupted("while synthesizing the CDK app (cdk synth was stopped)")
-            raise
     return run_verify_infrastructure(checker_for(get_client, targets, app=app, home=home,
                                                  clients_in=regional_clients(credentials, get_client, targets.region)))
