@@ -25,6 +25,7 @@ from flows.env import load_clients
 from flows.journal import artifact_key
 from flows.params import RolloutId
 from flows.untraced import without_traceback
+from rollway.aws.errors import REFUSED_CODES, error_code
 from rollway.aws.ledger import DynamoLedger, storage_failure
 from rollway.ledger import RolloutRecord
 from rollway.phases import RolloutPhase
@@ -40,8 +41,9 @@ class ReportRefused(ValueError):
     nothing was written."""
 
 
-# DynamoDB's answers that another read gets again (tasks.ledger does not retry them either).
-_FINAL = {"ResourceNotFoundException", "AccessDeniedException", "UnrecognizedClientException"}
+# DynamoDB's answers that mean the table cannot be read: no such table, a refused permission,
+# credentials it does not know (tasks.ledger does not retry them either: retry.FINAL_DYNAMODB).
+_FINAL = frozenset({"ResourceNotFoundException", *REFUSED_CODES})
 
 
 def unreadable_ledger(err: BaseException, targets: Targets) -> ReportRefused | None:
@@ -51,7 +53,7 @@ def unreadable_ledger(err: BaseException, targets: Targets) -> ReportRefused | N
     DynamoDB's own words ("Requested resource not found") name no table: the report named none
     either, and the targets block naming the wrong table looked like a crash of rollway.
     """
-    code = err.response.get("Error", {}).get("Code") if isinstance(err, ClientError) else None
+    code = error_code(err) if isinstance(err, ClientError) else None
     if code not in _FINAL:
         return None
     table = f"the ledger table {targets.rollouts_table} (region {targets.region})"
