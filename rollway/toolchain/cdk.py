@@ -26,14 +26,13 @@ from pydantic import BaseModel, ConfigDict, SecretStr, field_validator
 
 from rollway.infra import (AppNotListed, AppStacks, DeployedStack, PlanRefused, StackDeployFailed, environment_of,
                            named_resources)
-from rollway.toolchain.process import ToolFailed, ToolTimeout, last_lines, resolve, run_tool
+from rollway.toolchain.process import TOOL_ENVIRONMENT, ToolFailed, ToolTimeout, last_lines, resolve, run_tool
 
 _STACK_ARTIFACT = "aws:cloudformation:stack"
 _NESTED_ASSEMBLY = "cdk:cloud-assembly"
 # The process environment a tool needs to run at all (node finds itself, writes its cache,
 # reaches a proxy); AWS_* is never inherited when the credentials are given.
-_INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TZ", "NODE_OPTIONS", "NODE_EXTRA_CA_CERTS",
-              "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy")
+_INHERITED = TOOL_ENVIRONMENT | {"LC_ALL", "TZ", "NODE_OPTIONS", "NODE_EXTRA_CA_CERTS"}
 # Where the worker keeps its AWS config and whom it trusts: no credentials, but a profile is
 # looked up there and TLS to AWS (a corporate proxy) needs the bundle, whichever credentials.
 # Which endpoints to use: with keys given, a worker set to FIPS endpoints (GovCloud, FedRAMP)

@@ -40,7 +40,7 @@ from pathlib import Path
 from pydantic import SecretStr
 
 from rollway.errors_pickle import PicklableError
-from rollway.toolchain.process import ToolError, ToolFailed, ToolResult, resolve, run_tool
+from rollway.toolchain.process import TOOL_ENVIRONMENT, ToolError, ToolFailed, ToolResult, resolve, run_tool
 from rollway.toolchain.registry import (
     RegistryUnanswered, manifest_digest, manifest_platforms_of, put_tag, split_reference,
 )
@@ -52,8 +52,7 @@ _PUSHED_DIGEST = re.compile(r"digest: (sha256:[0-9a-f]{64})")
 _IMAGE_ID = re.compile(r"^sha256:[0-9a-f]{64}$")
 # What the CLI inherits from this process: enough to run and to reach a registry through a
 # proxy, and nothing else (no AWS keys, no DOCKER_* pointing it somewhere it was not told).
-_INHERITED = frozenset({"PATH", "HOME", "TMPDIR", "LANG", "XDG_RUNTIME_DIR", "SSL_CERT_FILE", "SSL_CERT_DIR",
-                        "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy"})
+_INHERITED = TOOL_ENVIRONMENT | {"XDG_RUNTIME_DIR", "SSL_CERT_FILE", "SSL_CERT_DIR"}
 
 
 class DockerError(ToolError):

@@ -14,19 +14,20 @@ from pathlib import Path
 from typing import Literal
 
 from rollway.cleanup import check_git_tag_name
-from rollway.toolchain.process import ToolError, ToolFailed, ToolResult, resolve, run_tool
+from rollway.toolchain.process import TOOL_ENVIRONMENT, ToolError, ToolFailed, ToolResult, resolve, run_tool
 
 
 # What git needs of the worker's environment to run, find its config and identity, and reach a
 # remote (a proxy, an ssh agent, a credential helper's askpass); the worker's AWS keys, Prefect
 # API key and other tokens are none of its business, nor of the hooks a checkout may run.
-_INHERITED = frozenset({"PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "XDG_CONFIG_HOME",
-                        "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "http_proxy", "https_proxy",
-                        "all_proxy", "no_proxy", "CURL_CA_BUNDLE", "SSH_AUTH_SOCK", "SSH_ASKPASS", "SSL_CERT_FILE", "SSL_CERT_DIR",
-                        # A CodeCommit remote (git-remote-codecommit, `aws codecommit credential-helper`)
-                        # finds its credentials through a profile: the names of one, never keys.
-                        "AWS_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE", "AWS_REGION",
-                        "AWS_DEFAULT_REGION", "AWS_CA_BUNDLE"})
+_INHERITED = TOOL_ENVIRONMENT | {
+    "USER", "LOGNAME", "LANGUAGE", "TZ", "XDG_CONFIG_HOME", "ALL_PROXY", "all_proxy", "CURL_CA_BUNDLE",
+    "SSH_AUTH_SOCK", "SSH_ASKPASS", "SSL_CERT_FILE", "SSL_CERT_DIR",
+    # A CodeCommit remote (git-remote-codecommit, `aws codecommit credential-helper`)
+    # finds its credentials through a profile: the names of one, never keys.
+    "AWS_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE", "AWS_REGION", "AWS_DEFAULT_REGION",
+    "AWS_CA_BUNDLE",
+}
 # git's own settings pass (GIT_SSH_COMMAND, GIT_ASKPASS, GIT_AUTHOR_NAME, GIT_CONFIG_GLOBAL, ...), but
 # not those that say which repository to act in: repo_dir says that, and a GIT_DIR set on the
 # worker would have tagged another repository.

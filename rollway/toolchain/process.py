@@ -28,6 +28,11 @@ TAIL_LINES = 40
 # blob would otherwise fill the error message, the run's log and its artifact with megabytes.
 MAX_LINE_CHARS = 8000
 MASK = "****"
+# What every tool needs of the worker's environment to run at all and to reach the network
+# through its proxy. Each tool adds what it uses itself, and nothing else of the worker's: its AWS
+# keys, Prefect API key and other tokens are none of a tool's business.
+TOOL_ENVIRONMENT = frozenset({"PATH", "HOME", "TMPDIR", "LANG", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY",
+                              "http_proxy", "https_proxy", "no_proxy"})
 
 
 class ToolError(RuntimeError):
