@@ -13,7 +13,7 @@ from rollway.flag_binding import FlagChange, apply_bindings, disable_bindings, s
 from rollway.flags import AUDIT_CAP, MAX_ACTOR, MAX_REASON, FlagEvaluator, FlagState, MalformedFlag
 from rollway.flags_commands import EXIT_INVALID, EXIT_OK, EXIT_PARTIAL, flags_get, flags_list, flags_set
 from rollway.spec import FlagBinding
-from tests.adapters.test_dynamo_flags import SQS, client  # noqa: F401 - the DynamoDB client fixture
+from tests.adapters.test_dynamo_flags import SQS, client, written_up_to  # noqa: F401 - the DynamoDB client fixture
 
 
 @pytest.fixture
@@ -84,18 +84,22 @@ def test_a_rollback_disables_a_malformed_bound_flag(store, client, aws):
 
 # --- 5. the audit trail fits DynamoDB's item in bytes, not characters ---------------------------
 
-def test_long_multibyte_reasons_and_actors_never_lock_the_flag(store):
-    for i in range(AUDIT_CAP + 5):
-        # Within both limits, four bytes a character: a hundred such entries are about 480 KB.
-        set_flag(store, FlagChange(feature=SQS, enabled=True, percentage=i % 2 + 1, reason="\U0001F680" * MAX_REASON),
-                 actor="\U0001F464" * MAX_ACTOR, now=10.0 + i)
+def test_long_multibyte_reasons_and_actors_never_lock_the_flag(store, client, aws):
+    # Within both limits, four bytes a character: about 5 KB an entry, so some 80 fit in the item.
+    # 78 are there, then five more changes and a rollback's disable go past that.
+    reason, actor = "\U0001F680" * MAX_REASON, "\U0001F464" * MAX_ACTOR
+    written_up_to(store, client, aws, SQS, 78, reason=reason, actor=actor)
+    for i in range(5):
+        set_flag(store, FlagChange(feature=SQS, enabled=True, percentage=i % 2 + 2, reason=reason), actor=actor,
+                 now=200.0 + i)
     updates = disable_bindings(store, [FlagBinding(feature=SQS)], actor="state hook (failed)", reason="x" * 2000,
                                now=999.0)
     assert [u.after.enabled for u in updates] == [False]
     assert store.get(SQS).enabled is False
     trail = store.audit(SQS)
-    assert trail[0].actor == "state hook (failed)" and trail[1].version == AUDIT_CAP + 6
-    assert 80 <= len(trail) < AUDIT_CAP, "the oldest entries make room, the newest are kept (README: at least 80)"
+    assert trail[0].actor == "state hook (failed)" and trail[1].version == 83
+    assert trail[-1].version > 1, "84 changes, fewer than AUDIT_CAP: the oldest made room by size, not by count"
+    assert len(trail) >= 80, "the newest entries are kept (README: at least 80)"
     # (test_dynamo_flags.py: ASCII entries of the longest kind still keep all AUDIT_CAP.)
 
 
