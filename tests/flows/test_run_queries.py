@@ -2,6 +2,10 @@
 
 finalize --unrecorded filters those runs by service, and the CLI by targets block: a run the
 pages miss is a run nobody waits for.
+
+The harness's server answers pages of 200 runs; these tests ask it for pages of PAGE, as a server
+set up with PREFECT_API_DEFAULT_LIMIT=20 answers: the same paging, for a tenth of the runs (two
+hundred runs made and cancelled cost half a minute a test).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from prefect.states import Cancelled, Running
 from flows.env import runs_in_states
 
 FLOW = "run-queries"
+PAGE = 20
 
 
 @flow(name=FLOW)
@@ -26,12 +31,16 @@ def some_flow() -> None:
 
 @pytest.fixture
 def running_runs() -> Iterator[tuple]:
-    """201 running runs of FLOW (one more than the API's default page), cancelled afterwards."""
+    """2 * PAGE + 1 running runs of FLOW, on a client whose server answers pages of PAGE runs when
+    no limit is asked for; cancelled afterwards."""
     with get_client(sync_client=True) as client:
-        created = [client.create_flow_run(some_flow, state=Running()).id for _ in range(201)]
+        created = [client.create_flow_run(some_flow, state=Running()).id for _ in range(2 * PAGE + 1)]
+        real = client.read_flow_runs
+        client.read_flow_runs = lambda *, limit=None, **kwargs: real(limit=limit or PAGE, **kwargs)
         try:
             yield client, created
         finally:
+            client.read_flow_runs = real
             for run_id in created:
                 client.set_flow_run_state(run_id, Cancelled(message="test over"), force=True)
 
@@ -69,17 +78,17 @@ def test_a_run_ending_between_two_pages_hides_no_other_run(running_runs):
 
 
 def test_a_server_with_a_smaller_page_is_read_to_the_end(running_runs):
-    """A server whose page size is 100 refuses any larger limit (422): asking for pages of 200
-    failed every query there, while asking with none worked."""
+    """A server refuses any limit larger than its page size (422): asking for pages of 200 (the
+    default page) failed every query on a server of 100, while asking with none worked."""
     client, created = running_runs
     real = client.read_flow_runs
 
-    def as_a_server_of_100_answers(*, limit=None, **kwargs):
-        if limit is not None and limit > 100:
-            raise RuntimeError(f"422 Invalid limit: must be less than or equal to 100 (asked {limit})")
-        return real(limit=limit or 100, **kwargs)
+    def as_a_server_of_page_answers(*, limit=None, **kwargs):
+        if limit is not None and limit > PAGE:
+            raise RuntimeError(f"422 Invalid limit: must be less than or equal to {PAGE} (asked {limit})")
+        return real(limit=limit, **kwargs)
 
-    client.read_flow_runs = as_a_server_of_100_answers
+    client.read_flow_runs = as_a_server_of_page_answers
     try:
         runs = runs_in_states(client, [FLOW], [StateType.RUNNING])
     finally:
@@ -88,10 +97,12 @@ def test_a_server_with_a_smaller_page_is_read_to_the_end(running_runs):
 
 
 def test_many_runs_ending_between_two_pages_hide_no_other_run(running_runs):
-    """Seventy runs of the first page end while the next is asked for: more than any fixed overlap
+    """Most of the first page's runs end while the next is asked for: more than any fixed overlap
     between pages re-reads, so the runs that moved up past the overlap were never read."""
     client, created = running_runs
-    runs, pages = read_while_runs_end(client, 70)
-    ended = {run.id for run in pages[0][:70]}
+    ending = PAGE * 7 // 10
+    runs, pages = read_while_runs_end(client, ending)
+    assert len(pages[0]) == PAGE
+    ended = {run.id for run in pages[0][:ending]}
     missed = set(created) - ended - {run.id for run in runs}
     assert not missed, f"{len(missed)} running runs were never read"
