@@ -153,10 +153,19 @@ def test_a_hook_in_another_process_reads_the_mark_of_the_runs_latest_attempt():
             client.set_flow_run_state(run.id, Cancelled(message="test over"), force=True)
 
 
-def test_unrecorded_sees_a_run_of_this_service_past_the_apis_first_page(aws):
-    """The API answers one page of runs (200) by default. Unfinished runs of other services are
-    not counted, so a running canary of this service past the first page went unseen and the
-    unrecorded finalize moved the traffic under it."""
+def test_unrecorded_sees_a_run_of_this_service_past_the_apis_first_page(aws, monkeypatch):
+    """The API answers one page of runs (200 by default) to a query without a limit. Unfinished
+    runs of other services are not counted, so a running canary of this service past the first
+    page went unseen and the unrecorded finalize moved the traffic under it.
+
+    The server is asked for pages of 20 (as one set up with PREFECT_API_DEFAULT_LIMIT=20
+    answers): the same paging for a tenth of the runs to make."""
+    from prefect.client.orchestration import SyncPrefectClient
+
+    page = 20
+    real = SyncPrefectClient.read_flow_runs
+    monkeypatch.setattr(SyncPrefectClient, "read_flow_runs",
+                        lambda self, *, limit=None, **kwargs: real(self, limit=limit or page, **kwargs))
     blocks = saved_blocks(aws)
     promote_by_hand(aws)
     promoted = read_back(aws)
@@ -173,7 +182,7 @@ def test_unrecorded_sees_a_run_of_this_service_past_the_apis_first_page(aws):
                 client.set_flow_run_state(ours.id, Cancelled(message="not this one"), force=True)
             assert str(ours.id) < "4"
             before_ours = 0
-            while before_ours < 201:
+            while before_ours < page + 1:
                 run = client.create_flow_run(canary, parameters={"targets_block": other}, state=Pending())
                 created.append(run.id)
                 before_ours += str(run.id) > str(ours.id)
