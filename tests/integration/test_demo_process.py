@@ -2,7 +2,7 @@
 fresh ephemeral API each): what it does with PREFECT_API_URL and with a slot a killed demo left.
 
 Moved out of tests/flows/test_demo_scenarios.py: each test starts a whole demo process (a new
-database migrated, a scenario run), and as a file of their own they run beside the others.
+database migrated, a scenario run), and as a file of its own it runs beside the others.
 """
 
 from __future__ import annotations
@@ -33,28 +33,31 @@ def _rollway_demo_b(home, *, env: dict[str, str], before: str = "") -> subproces
     return done
 
 
-def test_the_demo_runs_on_its_own_ephemeral_api_whatever_prefect_api_url_says(tmp_path):
-    """`rollway up` tells people to export PREFECT_API_URL; a demo run later in that shell, once
+def test_a_demo_after_up_and_after_a_killed_demo_runs_on_its_own_api_and_frees_the_slot(tmp_path):
+    """Two things a demo meets in a shell where people used rollway before; one demo process (a
+    whole one costs half a minute) is run for both, and each is said in its own line.
+
+    `rollway up` tells people to export PREFECT_API_URL; a demo run later in that shell, once
     `up` was stopped, died with an httpx "Connection refused" traceback before its first scenario.
-    The demo's flows run on its own ephemeral API, as the README says, and it says so."""
-    done = _rollway_demo_b(tmp_path / "home", env={"PREFECT_API_URL": "http://127.0.0.1:9/api"})
-    assert "demo's own ephemeral API, not PREFECT_API_URL (http://127.0.0.1:9/api)" in done.stdout
+    The demo's flows run on its own ephemeral API, as the README says, and it says so.
 
-
-def test_a_demo_killed_during_a_scenario_does_not_refuse_every_later_demo(tmp_path):
-    """A demo killed outright during a scenario (SIGKILL, the OOM killer) left the canary flow's
+    A demo killed outright during a scenario (SIGKILL, the OOM killer) left the canary flow's
     Prefect concurrency slot taken in the Prefect home's database: the ephemeral API that held its
     lease died with it, and none frees a lease it never held. Every later demo in that home was
     refused ("another canary run ... is under way ... a run that died frees it within 5 minutes")
     for good. With no `rollway up` on the home, the demo frees such a slot and runs."""
+    # Made on the home's own database, as the killed demo's ephemeral API made it.
     killed_run_left = (
         "from prefect import get_client\n"
         "from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate\n"
+        "from prefect.settings import PREFECT_API_URL, temporary_settings\n"
         "from flows.canary import canary_slot_name\n"
         "from rollway.targets import Targets\n"
-        "with get_client(sync_client=True) as client:\n"
+        "with temporary_settings(restore_defaults={PREFECT_API_URL}), get_client(sync_client=True) as client:\n"
         "    client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(\n"
         "        name=canary_slot_name(Targets()), limit=1, active_slots=1))\n"
     )
-    done = _rollway_demo_b(tmp_path / "home", env={}, before=killed_run_left)
+    done = _rollway_demo_b(tmp_path / "home", env={"PREFECT_API_URL": "http://127.0.0.1:9/api"},
+                           before=killed_run_left)
+    assert "demo's own ephemeral API, not PREFECT_API_URL (http://127.0.0.1:9/api)" in done.stdout
     assert "freed the Prefect concurrency slot 'rollway-canary:" in done.stdout, done.stdout[-3000:]
