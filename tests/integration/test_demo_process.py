@@ -1,7 +1,7 @@
 """`rollway demo` as a user runs it, in a process of its own with a Prefect home of its own (a
 fresh ephemeral API each): what it does with PREFECT_API_URL and with a slot a killed demo left.
 
-Moved out of tests/flows/test_demo_scenarios.py: each test starts a whole demo process (a new
+Moved out of tests/flows/test_demo_scenarios.py: the test starts a whole demo process (a new
 database migrated, a scenario run), and as a file of its own it runs beside the others.
 """
 
