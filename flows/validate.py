@@ -22,6 +22,7 @@ from typing import Any, Callable
 from botocore.exceptions import BotoCoreError, ClientError
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
+from pydantic import SecretStr
 
 from flows.artifacts import for_people
 from flows.env import load_clients
@@ -62,9 +63,10 @@ def validate_deployment(
     clock the metrics are stamped with). Fails naming every check that did not pass.
     """
     # A check that does not pass, and the run failing on it, are findings: one line each, no traceback.
-    without_traceback(checks.CheckFailed, ValidationFailed)
+    without_traceback(checks.CheckFailed, ValidationFailed, MissingSecret)
     log = get_run_logger()
     targets, get_client = load_clients(targets_block, aws_credentials_block)
+    authorization = _authorization(spec.authorization_secret_block)
     services = spec.success_rate_services or (targets.stable_service, targets.canary_service)
     log.info("validating: health %s, sessions %s, SuccessRate of %s in %s over %d min (floor %g%%), "
              "%d attempt(s) per check", shown_url(spec.health_url), shown_url(spec.sessions_url), ", ".join(services),
@@ -79,10 +81,10 @@ def validate_deployment(
         results.append(result)
         return result
 
-    note(_attempted(checks.check_health, spec))
-    session = note(_attempted(checks.create_session, spec))
+    note(_attempted(checks.check_health, spec, authorization=authorization))
+    session = note(_attempted(checks.create_session, spec, authorization=authorization))
     if session.passed:
-        note(_attempted(checks.send_message, spec, session.detail))
+        note(_attempted(checks.send_message, spec, session.detail, authorization=authorization))
     else:
         note(skipped(MESSAGE, "no test session was created"))
     serving, unread = ({}, None) if spec.success_rate_services else _serving(targets, get_client)
@@ -116,14 +118,41 @@ def _serving(targets: Targets, get_client: Callable[[str], Any]) -> tuple[dict[s
     return {targets.stable_service: weights.stable, targets.canary_service: weights.canary}, None
 
 
-def _attempted(task, spec: ValidationSpec, *args) -> CheckResult:
+class MissingSecret(PicklableError, ValueError):
+    """The spec names a Secret block the Prefect API does not have (or one that is not a Secret)."""
+
+
+def _authorization(name: str | None) -> SecretStr | None:
+    """The value of the Secret block ``name``, read before any request is sent.
+
+    Raises:
+        MissingSecret: no such Secret block: the checks would all have failed with 401s.
+    """
+    if name is None:
+        return None
+    from prefect.blocks.system import Secret
+
+    try:
+        value = Secret.load(name).get()
+    except ValueError as err:
+        raise MissingSecret(
+            f"authorization_secret_block {name!r}: no Secret block of that name on the Prefect API ({err}); "
+            f"create it (UI: Blocks, Secret; or `Secret(value=...).save({name!r})`) before validating"
+        ) from None
+    if not isinstance(value, str) or not value.strip():
+        raise MissingSecret(f"authorization_secret_block {name!r} holds no text: give it the header's whole value "
+                            "(e.g. `Bearer <token>`)")
+    return SecretStr(value)
+
+
+def _attempted(task, spec: ValidationSpec, *args, **kwargs) -> CheckResult:
     """Run a check task with the spec's attempts; the last attempt's result, passed or not.
 
     A check raises ``CheckFailed`` to be tried again; its last one is taken from the failed state.
     Anything else it raises is a defect, not a finding, and fails the run.
     """
     retried = task.with_options(retries=spec.attempts - 1, retry_delay_seconds=spec.retry_delay_seconds)
-    state = retried(spec, *args, return_state=True)
+    state = retried(spec, *args, return_state=True, **kwargs)
     outcome = state.result(raise_on_failure=False)
     if isinstance(outcome, checks.CheckFailed):
         return outcome.result

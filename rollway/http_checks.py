@@ -23,6 +23,7 @@ from typing import Callable, Iterator
 from urllib.parse import parse_qsl, quote, quote_plus
 
 import httpx
+from pydantic import SecretStr
 
 from rollway.validation import HEALTH, MESSAGE, SESSION, CheckResult, ValidationSpec, shown_url
 
@@ -32,8 +33,10 @@ BODY_TAIL = 200
 USER_AGENT = "rollway-validate"
 
 
-def client(spec: ValidationSpec) -> httpx.Client:
+def client(spec: ValidationSpec, authorization: SecretStr | None = None) -> httpx.Client:
     """An httpx client with the spec's timeout on each network operation; the caller closes it.
+    ``authorization``: the ``Authorization`` header of every request (the spec's Secret block's
+    value), sent as given and never part of a reason (reasons quote answers, not requests).
 
     (The checks also bound each whole answer by it: see ``_send``.)
 
@@ -43,7 +46,10 @@ def client(spec: ValidationSpec) -> httpx.Client:
     """
     # No connection is kept for a next request: each opens its own, where ``_Watchdog`` can
     # cut it (a reused one opens nothing it would see).
-    return httpx.Client(timeout=spec.timeout_seconds, follow_redirects=False, headers={"User-Agent": USER_AGENT},
+    headers = {"User-Agent": USER_AGENT}
+    if authorization is not None:
+        headers["Authorization"] = authorization.get_secret_value()
+    return httpx.Client(timeout=spec.timeout_seconds, follow_redirects=False, headers=headers,
                         limits=httpx.Limits(max_keepalive_connections=0))
 
 

@@ -11,6 +11,7 @@ failed check and why. The checks themselves live in ``rollway.http_checks`` (HTT
 
 from __future__ import annotations
 
+import re
 from typing import Literal, Mapping
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -102,6 +103,12 @@ class ValidationSpec(BaseModel):
             (1: no retry). A POST is tried again only when the request never reached the
             server, so that no second session is created and no message sent twice.
         retry_delay_seconds: wait between attempts.
+        authorization_secret_block: the name of a Prefect ``Secret`` block whose value is sent
+            as the ``Authorization`` header of the health, session and message requests (e.g.
+            ``Bearer <token>``), for a service behind a token. Only the name is in the run's
+            parameters: the value is read when the run starts and is never logged or shown. A
+            token in a URL's query is sent too, but it is a parameter anyone who can read the
+            run can see.
     """
 
     # Errors name the rule broken and never echo the input: a URL may carry a password.
@@ -120,6 +127,7 @@ class ValidationSpec(BaseModel):
     success_rate_services: tuple[str, ...] = ()
     attempts: int = Field(default=3, ge=1, le=20)
     retry_delay_seconds: float = Field(default=5.0, ge=0, le=600, allow_inf_nan=False)
+    authorization_secret_block: str | None = None
 
     @field_validator("success_rate_floor", mode="before")
     @classmethod
@@ -165,6 +173,16 @@ class ValidationSpec(BaseModel):
     def _not_blank(cls, value: str, info) -> str:
         if not value.strip():
             raise ValueError(f"{info.field_name} must not be blank")
+        return value
+
+    @field_validator("authorization_secret_block")
+    @classmethod
+    def _secret_block_name(cls, value: str | None) -> str | None:
+        # Prefect's own rule for block names: refused here, a bad one failed only when the run
+        # asked the API for it, with Prefect's wording.
+        if value is not None and not re.fullmatch(r"[a-z0-9-]+", value):
+            raise ValueError("authorization_secret_block must be a Prefect block name: lowercase letters, numbers "
+                             "and dashes (the value of the token goes in the Secret block, not here)")
         return value
 
     @field_validator("success_rate_services")

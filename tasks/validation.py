@@ -16,6 +16,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 from prefect import task
+from pydantic import SecretStr
 from prefect.cache_policies import NONE
 from prefect.runtime import task_run
 
@@ -43,20 +44,20 @@ def _counted(result: CheckResult) -> CheckResult:
 
 
 @task(name="check-health", cache_policy=NONE)
-def check_health(spec: ValidationSpec) -> CheckResult:
-    with http_checks.client(spec) as http:
+def check_health(spec: ValidationSpec, authorization: SecretStr | None = None) -> CheckResult:
+    with http_checks.client(spec, authorization) as http:
         return _counted(http_checks.check_health(http, spec))
 
 
 @task(name="create-test-session", cache_policy=NONE)
-def create_session(spec: ValidationSpec) -> CheckResult:
-    with http_checks.client(spec) as http:
+def create_session(spec: ValidationSpec, authorization: SecretStr | None = None) -> CheckResult:
+    with http_checks.client(spec, authorization) as http:
         return _counted(http_checks.create_session(http, spec))
 
 
 @task(name="send-test-message", cache_policy=NONE)
-def send_message(spec: ValidationSpec, session_id: str) -> CheckResult:
-    with http_checks.client(spec) as http:
+def send_message(spec: ValidationSpec, session_id: str, authorization: SecretStr | None = None) -> CheckResult:
+    with http_checks.client(spec, authorization) as http:
         return _counted(http_checks.send_message(http, spec, session_id))
 
 

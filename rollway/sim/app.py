@@ -47,6 +47,8 @@ class Faults:
         message_body: when set, the JSON that answer carries instead, and the message is not
             queued (``{"error": "queue unavailable"}`` in a 200).
         delay_seconds: how long every answer waits (a slow service, past a client's timeout).
+        authorization: when set, the ``Authorization`` header every request must carry; any
+            other request is answered 401 (a service behind a token).
     """
 
     health_status: int = 200
@@ -56,6 +58,7 @@ class Faults:
     message_status: int = 202
     message_body: Any = None
     delay_seconds: float = 0.0
+    authorization: str | None = None
 
 
 @dataclass
@@ -94,10 +97,20 @@ class _Handler(BaseHTTPRequestHandler):
         except json.JSONDecodeError:
             return None
 
+    def _refused(self, state: _State) -> bool:
+        """Answered 401 when the app wants a token this request does not carry."""
+        wanted = state.faults.authorization
+        if wanted is None or self.headers.get("Authorization") == wanted:
+            return False
+        self._answer(401, {"error": "unauthorized"})
+        return True
+
     def do_GET(self) -> None:  # noqa: N802 - http.server's name
         state = self.server.state
         with state.lock:
             state.requests.append(("GET", self.path))
+        if self._refused(state):
+            return
         # The query is not routed on: a health URL may carry a token (``/health?token=...``).
         if urlsplit(self.path).path == "/health":
             status, body = state.faults.health_status, state.faults.health_body
@@ -110,6 +123,8 @@ class _Handler(BaseHTTPRequestHandler):
         body = self._body()
         with state.lock:
             state.requests.append(("POST", self.path))
+        if self._refused(state):
+            return
         parts = self.path.strip("/").split("/")
         if parts == ["sessions"]:
             self._create_session(state, body)

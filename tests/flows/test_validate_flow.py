@@ -154,3 +154,63 @@ def test_a_check_that_keeps_failing_logs_one_line_per_attempt_and_no_traceback(a
     # The final failure keeps its detail: the status and body, on the check's own line.
     assert any(r.getMessage().startswith("health failed after 3 attempt(s)") and "HTTP 503 from GET" in r.getMessage()
                and '"unhealthy"' in r.getMessage() for r in caplog.records)
+
+
+TOKEN = "Bearer s3cr3t-validation-token"
+
+
+def run_logs(state) -> str:
+    """Every log line the run sent to the Prefect API (what the UI shows)."""
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+
+    with get_client(sync_client=True) as client:
+        logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(
+            any_=[state.state_details.flow_run_id])))
+    return "\n".join(log.message for log in logs)
+
+
+def test_a_service_behind_a_token_is_validated_with_a_secret_block_and_the_token_is_shown_nowhere(
+        aws, app, blocks, caplog):
+    """A token in the health URL's query is a flow parameter anyone who can read the run sees;
+    the Secret block's value is sent as the Authorization header and appears in no parameter,
+    log line or artifact."""
+    from prefect.blocks.system import Secret
+
+    Secret(value=TOKEN).save("edit-api-token", overwrite=True)
+    app.faults.authorization = TOKEN
+    publish_success_rate(aws, 99.95)
+    state = validate_deployment(spec=spec(app, authorization_secret_block="edit-api-token"), targets_block=blocks,
+                                aws_credentials_block=blocks, return_state=True)
+    assert state.is_completed() and state.result().passed
+    assert len(app.sessions) == 1 and list(app.sessions.values()) == [["Test deployment"]]
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_run(state.state_details.flow_run_id)
+    shown = "\n".join([str(run.parameters), run_logs(state), artifact_of(state), caplog.text])
+    assert "s3cr3t" not in shown
+    assert "edit-api-token" in str(run.parameters)
+
+    # Without it, the same service refuses every request: the header is what let them through.
+    state = validate_deployment(spec=spec(app, attempts=1), targets_block=blocks, aws_credentials_block=blocks,
+                                return_state=True)
+    with pytest.raises(ValidationFailed) as failed:
+        state.result()
+    assert failed.value.summary.failed == ("health", "session", "message")
+    assert "HTTP 401" in str(failed.value)
+
+
+def test_a_secret_block_that_does_not_exist_fails_the_run_in_one_line_before_any_request(aws, app, blocks, caplog):
+    state = validate_deployment(spec=spec(app, authorization_secret_block="no-such-token"), targets_block=blocks,
+                                aws_credentials_block=blocks, return_state=True)
+    assert state.is_failed()
+    assert "authorization_secret_block 'no-such-token': no Secret block of that name" in state.message
+    assert app.requests == []
+    assert "Traceback" not in caplog.text
+
+
+def test_a_token_given_where_the_block_name_goes_is_refused_without_echoing_it(app, blocks):
+    state = validate_deployment(spec=spec(app, authorization_secret_block=TOKEN), targets_block=blocks,
+                                aws_credentials_block=blocks, return_state=True)
+    assert state.is_failed()
+    assert "authorization_secret_block must be a Prefect block name" in state.message
+    assert "s3cr3t" not in state.message
+    assert app.requests == []
