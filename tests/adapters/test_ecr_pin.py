@@ -1,0 +1,57 @@
+"""EcrImagePinner against the embedded AWS: a rollout's tag is pinned to the digest it names now."""
+
+from __future__ import annotations
+
+import pytest
+
+from rollway.aws.ecr import EcrImagePinner
+from rollway.image import ImageNotPinned
+from tests.flows.moto_env import put_image
+
+
+@pytest.fixture
+def pinner(aws) -> EcrImagePinner:
+    return EcrImagePinner(aws.get_client("ecr"), aws.targets)
+
+
+def test_a_tag_is_pinned_to_the_digest_it_names_now(aws, pinner):
+    first = put_image(aws, "2.0.0", "a")
+    image = f"{aws.topology.repository_uri}:2.0.0"
+    assert pinner.pin(image) == f"{aws.topology.repository_uri}@{first}"
+    moved = put_image(aws, "2.0.0", "b")  # the tag pushed again: a new pin follows it
+    assert moved != first and pinner.pin(image) == f"{aws.topology.repository_uri}@{moved}"
+
+
+def test_an_image_given_by_digest_is_used_as_is_without_asking_ecr(aws):
+    image = "registry.example.com/team/app:1.0@sha256:" + "d" * 64
+
+    class NoCalls:
+        def __getattr__(self, name):
+            raise AssertionError(f"ECR was asked ({name})")
+
+    assert EcrImagePinner(NoCalls(), aws.targets).pin(image) == image
+
+
+def test_a_tag_the_repository_does_not_hold_is_refused_naming_it(aws, pinner):
+    put_image(aws, "2.0.0", "a")
+    with pytest.raises(ImageNotPinned, match=r"holds no tag '2\.0\.1'; push it") as refused:
+        pinner.pin(f"{aws.topology.repository_uri}:2.0.1")
+    assert "\n" not in str(refused.value)
+
+
+def test_a_missing_repository_is_refused_naming_it(aws, pinner):
+    registry = aws.topology.repository_uri.split("/", 1)[0]
+    with pytest.raises(ImageNotPinned, match="no ECR repository webordinary/missing"):
+        pinner.pin(f"{registry}/webordinary/missing:1.0.0")
+
+
+@pytest.mark.parametrize("image", ["nginx:1.25", "localhost:5000/webordinary/edit-container:2.0.0",
+                                   "ghcr.io/webordinary/edit-container:2.0.0"])
+def test_an_image_outside_ecr_is_refused_naming_the_digest_remedy(pinner, image):
+    with pytest.raises(ImageNotPinned, match=r"not in an ECR registry.*give the image by digest instead"):
+        pinner.pin(image)
+
+
+def test_an_image_in_ecr_of_another_region_is_refused(aws, pinner):
+    with pytest.raises(ImageNotPinned, match="is in ECR in eu-west-1, and rollway reads ECR in the targets' region"):
+        pinner.pin("123456789012.dkr.ecr.eu-west-1.amazonaws.com/webordinary/edit-container:2.0.0")
