@@ -138,6 +138,31 @@ def create_rollout(env: Environment, spec: RolloutSpec, *, owner: str, actor: st
         raise RolloutRefused(f"refused before any write: {err}") from err
 
 
+def tag_moved_note(env: Environment, record: RolloutRecord) -> None:
+    """Warn when the rollout's tag names another image now than the digest it was pinned to.
+
+    A person who pushed the tag again (a fix under the same version) and started the rollout
+    again would otherwise watch it resume on the image pinned at its start, with nothing saying
+    the new build is not the one running. The resume goes on with the recorded digest either way:
+    that is the image its stages judged.
+    """
+    if env.images is None or record.pinned_image in (None, record.image):
+        return
+    log = get_run_logger()
+    try:
+        names = env.images.pin(record.image)
+    except Exception as err:  # noqa: BLE001 - a read for a warning: the tag deleted, say, stops no resume
+        log.info("could not read which image %s names now (%s): going on with %s, pinned when rollout %s started",
+                 record.image, err, record.pinned_image, record.rollout_id)
+        return
+    if names != record.pinned_image:
+        log.warning(
+            "%s names %s now, but rollout %s pinned it to %s when it started: this run goes on with %s, the image its "
+            "stages judged. To roll out what the tag names now, roll this rollout back (`rollway abort`) and start "
+            "a new one, under a tag of its own", record.image, names, record.rollout_id, record.pinned_image,
+            record.pinned_image)
+
+
 def deploy_canary(env: Environment, spec: RolloutSpec, record: RolloutRecord, *, owner: str, actor: str,
                   lease_seconds: float, image: str) -> RolloutRecord:
     """Register the new revision of ``image`` (the rollout's pinned image) and point the canary
@@ -432,6 +457,7 @@ def run_progressive(
                 "(it may be waiting for an approval): answer, cancel or wait for that run"
             )
         spec = recorded_policy(record)  # the recorded policy governs a resume; checked before taking it
+        tag_moved_note(env, record)
         if record.canary_task_definition is None and record.pinned_image is None:
             # Recorded before images were pinned, and not deployed yet: pinned now, before taking it.
             unpinned = pin_image(env, spec)

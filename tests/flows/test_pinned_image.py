@@ -3,6 +3,7 @@ recorded in the ledger, whatever the tag names later (on the embedded AWS, simul
 
 from __future__ import annotations
 
+import logging
 import time
 
 import pytest
@@ -41,7 +42,7 @@ def revisions(aws) -> list[str]:
     return aws.get_client("ecs").list_task_definitions(familyPrefix=aws.targets.task_family)["taskDefinitionArns"]
 
 
-def test_a_rollout_keeps_the_digest_it_started_with_after_the_tag_is_pushed_again(aws):
+def test_a_rollout_keeps_the_digest_it_started_with_after_the_tag_is_pushed_again(aws, caplog):
     with simulated(aws, canary_error_rate=0.001) as (env, image):
         judged = env.images.pin(image)
         assert "@sha256:" in judged
@@ -56,11 +57,16 @@ def test_a_rollout_keeps_the_digest_it_started_with_after_the_tag_is_pushed_agai
         # The tag is pushed again between the weeks: the resumed rollout still runs what week 1 judged.
         put_image(aws, image.rsplit(":", 1)[1], "e")
         assert env.images.pin(image) != judged
-        second = progressive(env, two_weeks(image), phased=False)
+        with caplog.at_level(logging.WARNING):
+            second = progressive(env, two_weeks(image), phased=False)
     assert second.outcome == "promoted", second.reason
     assert canary_image(aws) == judged
     assert revisions(aws) == registered
     assert env.ledger.get(aws.targets.canary_service).pinned_image == judged
+    # The resume says the tag names another image now, and that it goes on with the one judged.
+    (moved,) = [r.getMessage() for r in caplog.records if "pinned it to" in r.getMessage()]
+    assert moved.startswith(f"{image} names {env.images.pin(image)} now, but rollout ")
+    assert f"this run goes on with {judged}, the image its stages judged" in moved
 
 
 @pytest.mark.parametrize("image, refusal", [
