@@ -10,14 +10,18 @@ import pytest
 from prefect import flow
 
 from flows.canary import RolloutRefused
+from flows.hooks import leave_alone
 from flows.progressive import run_progressive
 from rollway.approvals import auto_approve
 from rollway.aws.ecs import EcsDeployer
+from rollway.aws.environment import aws_environment
+from rollway.fakes import FakeClock
 from rollway.ledger import RolloutRecord, Transition
 from rollway.model import Weights
 from rollway.phases import RolloutPhase
 from rollway.spec import RolloutSpec, Stage, WeeklyPhase
 from tests.flows.moto_env import put_image, simulated
+from tests.flows.test_preflight_names import WRITES, canary_run, progressive_run
 
 
 def two_weeks(image: str) -> RolloutSpec:
@@ -103,3 +107,17 @@ def test_a_rollout_recorded_before_images_were_pinned_is_resumed_on_the_digest(a
     assert result.outcome == "holding", result.reason
     assert canary_image(aws) == judged
     assert env.ledger.get(service).pinned_image == judged
+
+
+@pytest.mark.parametrize("run", [canary_run, progressive_run], ids=["canary", "progressive"])
+def test_both_flows_refuse_an_unpinnable_image_with_no_write_and_hooks_that_leave_it_alone(aws, watch_calls, run):
+    env = aws_environment(aws.get_client, aws.targets, FakeClock())
+    calls = [call for service in ("ecs", "elbv2", "sns", "dynamodb") for call in [watch_calls(aws.get_client(service))]]
+    rollout = RolloutSpec(image="ghcr.io/webordinary/edit-container:2.0.0",
+                          stages=[Stage(weight=w, bake_seconds=900, min_bake_seconds=120) for w in (5, 100)])
+    state = run(env, rollout, return_state=True)
+    with pytest.raises(RolloutRefused, match="not in an ECR registry.*give the image by digest instead"):
+        state.result()
+    assert leave_alone(state, {}) is not None, "the run's hook would roll back a rollout that never started"
+    written = WRITES.intersection(name for names in calls for name in names)
+    assert not written, f"refused only after writing: {sorted(written)}"
