@@ -175,14 +175,15 @@ def unmet_expectations(
     paged = set(subjects)
     if scenario.expect == "promoted":
         planned = [s.weight for s in spec.stages]
+        judged = result.pinned_image or result.image  # the revision names the digest the tag was pinned to
         checks = [
             (result.outcome == "promoted", f"outcome {result.outcome}, not promoted"),
             (stages == planned, f"stages {stages}, not {planned}"),
             (all(s.decision == "passed" for s in result.stages),
              f"stage decisions {[s.decision for s in result.stages]}, not all passed"),
             (weights == Weights(stable=0, canary=100), f"the ALB is at {weights}, not 0/100"),
-            (canary.desired > 0 and canary_image == (result.pinned_image or result.image),
-             f"{canary.name} runs {canary_image} at {canary.desired} task(s), not {result.pinned_image or result.image}"),
+            (canary.desired > 0 and canary_image == judged,
+             f"{canary.name} runs {canary_image} at {canary.desired} task(s), not {judged}"),
             (f"Monitoring passed: {targets.canary_service}" in paged,
              f"no 'Monitoring passed' page: the {spec.monitor_seconds / 60:g} minutes after 100% were not watched "
              "cleanly"),

@@ -57,7 +57,8 @@ def test_healthy_canary_is_promoted_on_aws(aws):
     assert weights == Weights(stable=0, canary=100)
     described = aws.get_client("ecs").describe_task_definition(taskDefinition=canary.task_definition)
     # The revision names the digest the tag named when the run started, never the tag.
-    assert described["taskDefinition"]["containerDefinitions"][0]["image"] == result.pinned_image == env.images.pin(image)
+    registered = described["taskDefinition"]["containerDefinitions"][0]["image"]
+    assert registered == result.pinned_image == env.images.pin(image)
     assert result.pinned_image.startswith(f"{aws.topology.repository_uri}@sha256:")
     assert canary.desired == stable.desired
     assert all(s.canary.requests > 0 and s.baseline.requests >= 0 for s in result.stages)
