@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, SecretStr
 from rollway.aws.errors import AdapterError, TargetNotFound, aws_message, error_code
 from rollway.image import (
     MANIFEST_TYPES,
+    EcrLocation,
     ImageNotPinned,
     config_platform,
     ecr_location,
@@ -288,24 +289,29 @@ class EcrImagePinner:
         self._region = targets.region
 
     def pin(self, image: str) -> str:
-        """``image`` pinned to one digest: as given when it names one, else ``<repository>@<digest>``
-        of the image its tag names in ECR now.
+        """``image`` pinned to one digest: as given when it names one (checked to be in the repository
+        when that is in ECR in the targets' region), else ``<repository>@<digest>`` of the image its
+        tag names in ECR now.
 
         An image in another registry (Docker Hub, a registry of one's own) is refused rather than
         rolled out by its tag: rollway cannot read those registries, and a rollout that runs a tag
         for weeks may end up running an image nobody judged. Giving it by digest costs one copy.
 
         Raises:
-            ImageNotPinned: not in an ECR registry of the targets' region, no such repository or
-                tag, or an image ECR holds in its archive (no task can pull it); says what to do.
+            ImageNotPinned: a tag not in an ECR registry of the targets' region, no such repository,
+                tag or digest, or an image ECR holds in its archive (no task can pull it); says what to do.
             ClientError: ECR refused the read (a permission, throttling).
         """
         parts = image_parts(image)
+        location = ecr_location(image)
         if parts.digest is not None:
+            if location is not None and location.region == self._region:
+                # Checked where it can be: a mistyped digest registered a revision no task could
+                # pull, found out only when the first stage's scale-up timed out, then rolled back.
+                self._held(image, location, {"imageDigest": parts.digest}, f"image {parts.digest}")
             return image
         by_digest = (f"give the image by digest instead ({parts.name}@sha256:<digest>, the `pinned_image` of "
                      f"publish_container, or what `docker buildx imagetools inspect {image}` prints)")
-        location = ecr_location(image)
         if location is None:
             raise ImageNotPinned(
                 f"image {image!r} is not in an ECR registry, so rollway cannot pin its tag to the digest it names "
@@ -314,14 +320,22 @@ class EcrImagePinner:
             raise ImageNotPinned(
                 f"image {image!r} is in ECR in {location.region}, and rollway reads ECR in the targets' region "
                 f"{self._region}: {by_digest}")
+        return pinned_reference(image, self._held(image, location, {"imageTag": parts.tag}, f"tag {parts.tag!r}"))
+
+    def _held(self, image: str, location: EcrLocation, image_id: dict[str, str], what: str) -> str:
+        """The digest of the ACTIVE image ``image_id`` names in ``location``'s repository.
+
+        Raises:
+            ImageNotPinned: no such repository or image, or one in ECR's archive.
+        """
         try:
             found = self._client.describe_images(registryId=location.account, repositoryName=location.repository,
-                                                 imageIds=[{"imageTag": parts.tag}])
+                                                 imageIds=[image_id])
         except ClientError as err:
-            if error_code(err) == "ImageNotFoundException":
+            if error_code(err) in ("ImageNotFoundException", "InvalidParameterException"):
                 raise ImageNotPinned(
-                    f"image {image!r}: ECR repository {location.repository} holds no tag {parts.tag!r}; push it "
-                    "(publish_container) or give a tag it holds") from None
+                    f"image {image!r}: ECR repository {location.repository} holds no {what}; push it "
+                    "(publish_container) or give one it holds") from None
             if error_code(err) == "RepositoryNotFoundException":
                 raise ImageNotPinned(
                     f"image {image!r}: there is no ECR repository {location.repository} in account "
@@ -329,10 +343,10 @@ class EcrImagePinner:
             raise
         details = found.get("imageDetails") or []
         if not details:
-            raise ImageNotPinned(f"image {image!r}: ECR repository {location.repository} holds no tag "
-                                 f"{parts.tag!r}; push it (publish_container) or give a tag it holds")
+            raise ImageNotPinned(f"image {image!r}: ECR repository {location.repository} holds no {what}; push it "
+                                 "(publish_container) or give one it holds")
         status = details[0].get("imageStatus") or ACTIVE
         if status != ACTIVE:
             raise ImageNotPinned(f"image {image!r} is {status} in ECR's archive: no task could pull it; restore it "
                                  "first")
-        return pinned_reference(image, details[0]["imageDigest"])
+        return details[0]["imageDigest"]

@@ -55,3 +55,13 @@ def test_an_image_outside_ecr_is_refused_naming_the_digest_remedy(pinner, image)
 def test_an_image_in_ecr_of_another_region_is_refused(aws, pinner):
     with pytest.raises(ImageNotPinned, match="is in ECR in eu-west-1, and rollway reads ECR in the targets' region"):
         pinner.pin("123456789012.dkr.ecr.eu-west-1.amazonaws.com/webordinary/edit-container:2.0.0")
+
+
+def test_a_digest_of_the_targets_ecr_is_checked_before_it_is_used_as_is(aws, pinner):
+    held = put_image(aws, "2.0.0", "a")
+    repository = aws.topology.repository_uri
+    assert pinner.pin(f"{repository}@{held}") == f"{repository}@{held}"
+    assert pinner.pin(f"{repository}:2.0.0@{held}") == f"{repository}:2.0.0@{held}"
+    # A mistyped digest would register a revision no task can pull, found out at the first scale-up.
+    with pytest.raises(ImageNotPinned, match=r"holds no image sha256:f{64}; push it"):
+        pinner.pin(f"{repository}@sha256:" + "f" * 64)
