@@ -460,7 +460,14 @@ def run_progressive(
         tag_moved_note(env, record)
         if record.canary_task_definition is None and record.pinned_image is None:
             # Recorded before images were pinned, and not deployed yet: pinned now, before taking it.
-            unpinned = pin_image(env, spec)
+            try:
+                unpinned = pin_image(env, spec)
+            except RolloutRefused as err:
+                # The recorded image cannot be given again by digest: what the person can do differs.
+                raise RolloutRefused(
+                    f"{err}. Rollout {record.rollout_id} was recorded before images were pinned and has not deployed "
+                    "yet, so its image cannot be changed: roll it back (`rollway abort`) and start it again with an "
+                    "image that can be pinned") from err
         record = env.ledger.acquire(service, owner=owner, now=env.clock.now(), lease_seconds=lease_seconds,
                                     rollout=record.rollout_id, wall=env.wall())
         log.info("resuming %s at stage %s (%s)", service, record.stage_index + 1, record.weights)

@@ -88,21 +88,26 @@ def test_an_image_that_cannot_be_pinned_is_refused_before_any_write(aws, image, 
     assert env.router.get_weights() == Weights(stable=100, canary=0)
 
 
+def recorded_before_pinning(aws, env, spec: RolloutSpec) -> RolloutRecord:
+    """What an older release recorded before it died, ahead of its deploy: no pinned image."""
+    service = aws.targets.canary_service
+    now = env.clock.now()
+    canary = EcsDeployer(aws.get_client("ecs"), aws.targets).describe(service)
+    old = RolloutRecord(service=service, rollout_id=f"{int(now * 1000):015d}-old", image=spec.image,
+                        spec_json=spec.model_dump_json(), phase=RolloutPhase.PENDING,
+                        previous_task_definition=canary.task_definition, stable_desired=4, created_at=now,
+                        updated_at=now, history=(Transition(at=now, kind="start", actor="operator",
+                                                            comment=f"rollout of {spec.image}"),))
+    assert old.pinned_image is None
+    return env.ledger.create(old, owner="dead-run", now=now, lease_seconds=0.001, wall=time.time() - 10)
+
+
 def test_a_rollout_recorded_before_images_were_pinned_is_resumed_on_the_digest(aws):
     with simulated(aws, canary_error_rate=0.001) as (env, image):
         judged = env.images.pin(image)
         spec = two_weeks(image)
         service = aws.targets.canary_service
-        now = env.clock.now()
-        canary = EcsDeployer(aws.get_client("ecs"), aws.targets).describe(service)
-        # What an older release recorded before it died, ahead of its deploy: no pinned image.
-        old = RolloutRecord(service=service, rollout_id=f"{int(now * 1000):015d}-old", image=image,
-                            spec_json=spec.model_dump_json(), phase=RolloutPhase.PENDING,
-                            previous_task_definition=canary.task_definition, stable_desired=4, created_at=now,
-                            updated_at=now, history=(Transition(at=now, kind="start", actor="operator",
-                                                                comment=f"rollout of {image}"),))
-        assert old.pinned_image is None
-        env.ledger.create(old, owner="dead-run", now=now, lease_seconds=0.001, wall=time.time() - 10)
+        recorded_before_pinning(aws, env, spec)
         result = progressive(env, spec)
     assert result.outcome == "holding", result.reason
     assert canary_image(aws) == judged
@@ -121,3 +126,19 @@ def test_both_flows_refuse_an_unpinnable_image_with_no_write_and_hooks_that_leav
     assert leave_alone(state, {}) is not None, "the run's hook would roll back a rollout that never started"
     written = WRITES.intersection(name for names in calls for name in names)
     assert not written, f"refused only after writing: {sorted(written)}"
+
+
+def test_a_rollout_recorded_before_pinning_whose_image_cannot_be_pinned_says_to_roll_it_back(aws):
+    with simulated(aws, canary_error_rate=0.001) as (env, _):
+        spec = two_weeks("ghcr.io/webordinary/edit-container:2.0.0")
+        old = recorded_before_pinning(aws, env, spec)
+        before = revisions(aws)
+        with pytest.raises(RolloutRefused) as refused:
+            progressive(env, spec)
+    said = str(refused.value)
+    assert said.startswith("refused before any write: image 'ghcr.io/webordinary/edit-container:2.0.0' is not in an ")
+    assert said.endswith(f"Rollout {old.rollout_id} was recorded before images were pinned and has not deployed yet, "
+                         "so its image cannot be changed: roll it back (`rollway abort`) and start it again with an "
+                         "image that can be pinned") and "\n" not in said
+    assert env.ledger.get(aws.targets.canary_service).owner == "dead-run"  # not taken: nothing was written
+    assert revisions(aws) == before
