@@ -18,6 +18,7 @@ import httpx
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict, SecretStr
 
+from rollway.aws.denied import is_denied, permission_denied
 from rollway.aws.errors import AdapterError, TargetNotFound, aws_message, error_code
 from rollway.image import (
     MANIFEST_TYPES,
@@ -271,6 +272,10 @@ class EcrRepository:
                              expires_at=first.get("expiresAt"))
 
 
+# The policy of the worker that runs the rollouts, which grants the pinning's DescribeImages.
+_ROLLOUT_POLICY = "iam-policy.json"
+
+
 class EcrImagePinner:
     """Pins a rollout's image to the digest its tag names now, asked of ECR (DescribeImages).
 
@@ -300,7 +305,8 @@ class EcrImagePinner:
         Raises:
             ImageNotPinned: a tag not in an ECR registry of the targets' region, no such repository,
                 tag or digest, or an image ECR holds in its archive (no task can pull it); says what to do.
-            ClientError: ECR refused the read (a permission, throttling).
+            PermissionDenied: the worker's role may not call DescribeImages (names the statement).
+            ClientError: ECR refused the read otherwise (throttling).
         """
         parts = image_parts(image)
         location = ecr_location(image)
@@ -340,6 +346,10 @@ class EcrImagePinner:
                 raise ImageNotPinned(
                     f"image {image!r}: there is no ECR repository {location.repository} in account "
                     f"{location.account} ({self._region})") from None
+            if is_denied(err):
+                # A worker role written before rollouts pinned their images lacks this read: the
+                # refusal names the statement to add rather than ECR's bare AccessDenied.
+                raise permission_denied(err, job=_ROLLOUT_POLICY) from err
             raise
         details = found.get("imageDetails") or []
         if not details:

@@ -65,3 +65,22 @@ def test_a_digest_of_the_targets_ecr_is_checked_before_it_is_used_as_is(aws, pin
     # A mistyped digest would register a revision no task can pull, found out at the first scale-up.
     with pytest.raises(ImageNotPinned, match=r"holds no image sha256:f{64}; push it"):
         pinner.pin(f"{repository}@sha256:" + "f" * 64)
+
+
+def test_a_role_without_describe_images_is_told_which_statement_grants_it(aws):
+    from botocore.stub import Stubber
+
+    from rollway.aws.denied import PermissionDenied
+
+    client = aws.get_client("ecr")
+    stub = Stubber(client)
+    stub.add_client_error(
+        "describe_images", service_error_code="AccessDeniedException",
+        service_message="User: arn:aws:sts::123456789012:assumed-role/worker/x is not authorized to perform: "
+                        "ecr:DescribeImages on resource: arn:aws:ecr:us-west-2:123456789012:repository/"
+                        "webordinary/edit-container because no identity-based policy allows the "
+                        "ecr:DescribeImages action")
+    with stub, pytest.raises(PermissionDenied) as denied:
+        EcrImagePinner(client, aws.targets).pin(f"{aws.topology.repository_uri}:2.0.0")
+    assert "AWS refused ecr:DescribeImages" in str(denied.value)
+    assert "it is granted by deployments/iam-policy.json, statement PinTheImageToItsDigest" in str(denied.value)
