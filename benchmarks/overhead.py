@@ -79,7 +79,7 @@ def main() -> int:
     from rollway.model import Weights
     from rollway.sim.profiles import BehaviourProfile
     from rollway.sim.server import EmbeddedAws
-    from rollway.sim.topology import provision
+    from rollway.sim.topology import provision, put_release_image
     from rollway.sim.traffic import TrafficSimulator
     from rollway.spec import Analysis
     from rollway.targets import Targets
@@ -125,7 +125,7 @@ def main() -> int:
                 return observation
 
         env.metrics = CountingMetrics()
-        image = f"{topology.repository_uri}:2.0.0"
+        image = put_release_image(get_client, targets, "2.0.0")  # in ECR, where the rollout pins its tag
         healthy = BehaviourProfile(error_probability=0.001, median_ms=120, sigma=0.5)
         # The post-promotion window is watching, not stage work: leave it out of the per-stage figure.
         spec = demo_spec(image).model_copy(update={"monitor_seconds": 0})

@@ -212,6 +212,29 @@ def preflight(env: Environment, spec: RolloutSpec) -> tuple[ServiceState, Servic
         return stable, canary
 
 
+def pin_image(env: Environment, spec: RolloutSpec) -> str:
+    """The reference the canary's revision names: ``spec.image`` pinned to the digest its tag
+    names now, asked once, before the rollout's first write (an image given by digest as is).
+
+    A tag can be pushed again while a rollout runs (for weeks, in the progressive flow), and every
+    task ECS starts from a revision naming it later (a restart, a scale-out, a rollback restoring
+    it) would pull the moved image, which no stage judged. An image rollway cannot pin (not in ECR
+    in the targets' region, a tag the repository does not hold) is refused here, as a refusal the
+    hooks leave alone, rather than rolled out by its tag: the remedy, its digest, is one copy away.
+
+    Raises:
+        RolloutRefused: the image cannot be pinned; the message says why and what to give instead.
+    """
+    if env.images is None:  # no registry to ask (the fakes)
+        return spec.image
+    with before_any_write():
+        pinned = env.images.pin(spec.image)
+    if pinned != spec.image:
+        get_run_logger().info("%s names %s now: the canary's revision names that digest, so every task it starts "
+                              "runs the image the stages judge, whatever the tag names later", spec.image, pinned)
+    return pinned
+
+
 def open_rollout_refusal(record: RolloutRecord, service: str) -> str:
     """Why a new rollout cannot start while ``record`` (unfinished) holds the canary, and what to do."""
     held = f"rollout {record.rollout_id} of {record.image} holds {service} ({record.phase.value}"
@@ -347,6 +370,8 @@ def _summary_artifact(env: Environment, spec: RolloutSpec, result: RolloutResult
         # in it cannot start markdown of its own.
         markdown=f"# Canary of `{spec.image}` {result.outcome.replace('_', ' ')}"
         + (" (monitoring unverified)" if result.monitoring_verified is False else "")
+        + (f"\n\nPinned as `{result.pinned_image}`: the image every stage judged, whatever the tag names later."
+           if result.pinned_image not in (None, spec.image) else "")
         + f"\n\n{markdown_cell(result.reason)}\n\n"
         + (f"{steps}\n\n" if steps else "") + (markdown_table(result.stages) if result.stages else ""),
         description="rollout summary",
@@ -358,16 +383,18 @@ def _run_canary(env: Environment, spec: RolloutSpec, approver: Approver, *, acto
     log = get_run_logger()
     t = env.targets
     stable, canary = preflight(env, spec)
+    image = pin_image(env, spec)
+    pinned = f" (pinned as {image})" if image != spec.image else ""
     metrics.notify(
         env.notifier,
         f"Rollout starting: {t.canary_service}",
-        f"{actor} started a canary of {spec.image} on {t.cluster}: stages "
+        f"{actor} started a canary of {spec.image}{pinned} on {t.cluster}: stages "
         f"{', '.join(f'{w}%' for w in spec.weights)}; {spec.analysis.judge} judge, "
         f"automatic rollback on failure.",
     )
-    revision = undoable.deploy_revision(env.deployer, t.canary_service, spec.image, stable.task_definition,
+    revision = undoable.deploy_revision(env.deployer, t.canary_service, image, stable.task_definition,
                                         canary.task_definition)
-    log.info("canary service %s now on %s", t.canary_service, revision)
+    log.info("canary service %s now on %s (%s)", t.canary_service, revision, image)
 
     # The canary flow keeps no ledger: its run is the rollout, and this id marks its flag writes
     # (its rollback's too).
@@ -377,7 +404,7 @@ def _run_canary(env: Environment, spec: RolloutSpec, approver: Approver, *, acto
     result = run_stages(
         env, spec, state=StageState(), stable_desired=stable.desired, approver=approver, rollback=rollback,
         rollout=rollout,
-    )
+    ).model_copy(update={"pinned_image": image})
     if result.outcome != "promoted":
         return result
     watching = spec.monitor_seconds > 0

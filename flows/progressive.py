@@ -17,7 +17,7 @@ from prefect import flow, get_run_logger
 from pydantic import ValidationError
 
 from flows.approvals import prefect_approver
-from flows.canary import RolloutRefused, before_any_write, preflight
+from flows.canary import RolloutRefused, before_any_write, pin_image, preflight
 from flows.engine import run_stages
 from flows.env import load_clients, load_environment, mark_rollout, owner_finished, run_owner, tick_actor
 from flows.hooks import rollback_hooks
@@ -114,16 +114,21 @@ def create_rollout(env: Environment, spec: RolloutSpec, *, owner: str, actor: st
     """
     t = env.targets
     stable, canary = preflight(env, spec)
+    # Pinned once, here, and recorded: a resumed run (days later, after the tag may have moved)
+    # registers and reports this digest, never what the tag names then.
+    pinned = pin_image(env, spec)
     now = env.clock.now()
     with before_any_write():
         newest = env.ledger.get(t.canary_service)
+    comment = f"rollout of {spec.image}" + (f" (pinned as {pinned})" if pinned != spec.image else "")
     record = RolloutRecord(
         # Stamped after the newest id even when this clock is behind the one that stamped it.
         service=t.canary_service, rollout_id=new_rollout_id(now, after=newest.rollout_id if newest else None),
         image=spec.image, spec_json=spec.model_dump_json(), phase=RolloutPhase.PENDING,
         previous_task_definition=canary.task_definition, stable_desired=stable.desired,
         created_at=now, updated_at=now, phased=phased,
-        history=(Transition(at=now, kind="start", actor=actor, comment=f"rollout of {spec.image}"),),
+        history=(Transition(at=now, kind="start", actor=actor, comment=comment),),
+        pinned_image=pinned,
     )
     try:
         return env.ledger.create(record, owner=owner, now=now, lease_seconds=lease_seconds, wall=env.wall())
@@ -133,9 +138,35 @@ def create_rollout(env: Environment, spec: RolloutSpec, *, owner: str, actor: st
         raise RolloutRefused(f"refused before any write: {err}") from err
 
 
+def tag_moved_note(env: Environment, record: RolloutRecord) -> None:
+    """Warn when the rollout's tag names another image now than the digest it was pinned to.
+
+    A person who pushed the tag again (a fix under the same version) and started the rollout
+    again would otherwise watch it resume on the image pinned at its start, with nothing saying
+    the new build is not the one running. The resume goes on with the recorded digest either way:
+    that is the image its stages judged.
+    """
+    if env.images is None or record.pinned_image in (None, record.image):
+        return
+    log = get_run_logger()
+    try:
+        names = env.images.pin(record.image)
+    except Exception as err:  # noqa: BLE001 - a read for a warning: the tag deleted, say, stops no resume
+        log.info("could not read which image %s names now (%s): going on with %s, pinned when rollout %s started",
+                 record.image, err, record.pinned_image, record.rollout_id)
+        return
+    if names != record.pinned_image:
+        log.warning(
+            "%s names %s now, but rollout %s pinned it to %s when it started: this run goes on with %s, the image its "
+            "stages judged. To roll out what the tag names now, roll this rollout back (`rollway abort`) and start "
+            "a new one, under a tag of its own", record.image, names, record.rollout_id, record.pinned_image,
+            record.pinned_image)
+
+
 def deploy_canary(env: Environment, spec: RolloutSpec, record: RolloutRecord, *, owner: str, actor: str,
-                  lease_seconds: float) -> RolloutRecord:
-    """Register the new revision and point the canary service at it, undone together on failure.
+                  lease_seconds: float, image: str) -> RolloutRecord:
+    """Register the new revision of ``image`` (the rollout's pinned image) and point the canary
+    service at it, undone together on failure.
 
     A run that died after pointing the canary and before recording it left the canary on a
     revision of this image: that one is recorded, not a second one registered (the first would
@@ -144,16 +175,19 @@ def deploy_canary(env: Environment, spec: RolloutSpec, record: RolloutRecord, *,
     t = env.targets
     canary = ecs.describe_service(env.deployer, t.canary_service)
     if canary.task_definition != record.previous_task_definition \
-            and ecs.image_of(env.deployer, canary.task_definition) == spec.image:
+            and ecs.image_of(env.deployer, canary.task_definition) == image:
         revision = canary.task_definition
     else:
         stable = ecs.describe_service(env.deployer, t.stable_service)
-        revision = undoable.deploy_revision(env.deployer, t.canary_service, spec.image, stable.task_definition,
+        revision = undoable.deploy_revision(env.deployer, t.canary_service, image, stable.task_definition,
                                             record.previous_task_definition)
     return env.ledger.record(
         t.canary_service, owner=owner, now=env.clock.now(), lease_seconds=lease_seconds, wall=env.wall(),
-        transition=Transition(at=env.clock.now(), kind="deploy", actor=actor, comment=f"{t.canary_service} on {revision}"),
+        transition=Transition(at=env.clock.now(), kind="deploy", actor=actor,
+                              comment=f"{t.canary_service} on {revision} ({image})"),
         canary_task_definition=revision, phase=RolloutPhase.PROGRESSING,
+        # A record from before images were pinned gets the image its revision names.
+        **({} if record.pinned_image == image else {"pinned_image": image}),
     )
 
 
@@ -400,6 +434,7 @@ def run_progressive(
         if record.image == spec.image:
             return finished  # the rollback was the decision on this image; re-running does not undo it
         record = env.ledger.get(service)  # rolled back now: the new image's rollout starts below
+    unpinned: str | None = None
     if record is None or record.phase.terminal:
         record = create_rollout(env, spec, owner=owner, actor=actor, lease_seconds=lease_seconds, phased=phased)
     else:
@@ -422,6 +457,17 @@ def run_progressive(
                 "(it may be waiting for an approval): answer, cancel or wait for that run"
             )
         spec = recorded_policy(record)  # the recorded policy governs a resume; checked before taking it
+        tag_moved_note(env, record)
+        if record.canary_task_definition is None and record.pinned_image is None:
+            # Recorded before images were pinned, and not deployed yet: pinned now, before taking it.
+            try:
+                unpinned = pin_image(env, spec)
+            except RolloutRefused as err:
+                # The recorded image cannot be given again by digest: what the person can do differs.
+                raise RolloutRefused(
+                    f"{err}. Rollout {record.rollout_id} was recorded before images were pinned and has not deployed "
+                    "yet, so its image cannot be changed: roll it back (`rollway abort`) and start it again with an "
+                    "image that can be pinned") from err
         record = env.ledger.acquire(service, owner=owner, now=env.clock.now(), lease_seconds=lease_seconds,
                                     rollout=record.rollout_id, wall=env.wall())
         log.info("resuming %s at stage %s (%s)", service, record.stage_index + 1, record.weights)
@@ -429,7 +475,8 @@ def run_progressive(
     # Each step below is recorded when done, so a run that died between them redoes only
     # what is missing.
     if record.canary_task_definition is None:
-        record = deploy_canary(env, spec, record, owner=owner, actor=actor, lease_seconds=lease_seconds)
+        record = deploy_canary(env, spec, record, owner=owner, actor=actor, lease_seconds=lease_seconds,
+                               image=record.pinned_image or unpinned or pin_image(env, spec))
     if record.weekly_phase_index < 0:
         # An unphased run records week 1 too (a phased run that resumes it later stops at the end
         # of the right phase), but says it will not stop there: the history read "starting week 1"
@@ -463,7 +510,7 @@ def run_progressive(
         # The pauses' timeout and its policy are the governing spec's, as everything else here.
         approver=approver_for(spec.approvals) if approver_for is not None else approver,
         rollback=rollback, journal=journal, actor=actor, rollout=record.rollout_id,
-    )
+    ).model_copy(update={"pinned_image": record.pinned_image})
     # Promotion ends the last phase and opens the monitoring window; the plan says whether the
     # window ends by decommissioning the old service.
     if result.outcome == "promoted" and spec.monitor_seconds > 0:

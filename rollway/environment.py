@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from rollway.ports import Clock, Ledger, MetricSource, Notifier, ServiceDeployer, TrafficRouter
+from rollway.ports import Clock, ImagePinner, Ledger, MetricSource, Notifier, ServiceDeployer, TrafficRouter
 from rollway.targets import Targets
 
 
@@ -17,7 +17,8 @@ class Environment:
     Two times: ``clock`` is the rollout clock (bakes, windows, transitions, metrics; sped up in
     the demo), ``wall`` the wall clock (epoch seconds) of what says a process is alive: the
     owner's lease and a rollback's claim, which processes on other clocks (`rollway abort`, a hook,
-    a run on a faster clock) must judge alike. Fakes pass their fake clock's ``now``.
+    a run on a faster clock) must judge alike. Fakes pass their fake clock's ``now``. ``images``
+    pins a rollout's image to one digest before anything is written.
     """
 
     targets: Targets
@@ -29,3 +30,6 @@ class Environment:
     ledger: Ledger | None = None
     flags: Any | None = None  # rollway.ports.FlagStore
     wall: Callable[[], float] = field(default=time.time)
+    # None: an environment with no registry to ask (the fakes): the spec's image is registered as
+    # given. aws_environment always sets it.
+    images: ImagePinner | None = None

@@ -282,3 +282,65 @@ def manifest_platforms(manifest: dict) -> tuple[str, ...] | None:
 def config_platform(config: dict) -> str:
     """The platform an image's config blob records (``os/architecture``)."""
     return f"{config.get('os') or 'linux'}/{config.get('architecture') or 'unknown'}"
+
+
+# An ECR registry host: <account>.dkr.ecr[-fips].<region>.amazonaws.com[.cn]. Only these can be
+# asked (DescribeImages) which image a tag names; any other registry is not rollway's to read.
+_ECR_HOST = re.compile(r"^(?P<account>[0-9]{12})\.dkr\.ecr(?:-fips)?\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?$")
+
+
+@dataclass(frozen=True)
+class ImageParts:
+    """An image reference taken apart, as docker reads it.
+
+    Attributes:
+        name: ``[registry/]repository`` (the registry as written, if any).
+        tag: the tag, or None.
+        digest: ``sha256:...``, or None.
+    """
+
+    name: str
+    tag: str | None
+    digest: str | None
+
+
+def image_parts(image: str) -> ImageParts:
+    """``image`` (one ``image_problem`` accepts) as name, tag and digest."""
+    name, at, digest = image.partition("@")
+    # The tag's ':' comes after the last '/': a registry's ':port' comes before it.
+    slash = name.rfind("/")
+    colon = name.rfind(":")
+    tag = None
+    if colon > slash:
+        name, tag = name[:colon], name[colon + 1:]
+    return ImageParts(name=name, tag=tag, digest=digest if at else None)
+
+
+@dataclass(frozen=True)
+class EcrLocation:
+    """Where an image in an ECR registry lives: what DescribeImages is asked with."""
+
+    account: str
+    region: str
+    repository: str
+
+
+def ecr_location(image: str) -> EcrLocation | None:
+    """The ECR account, region and repository of ``image``, or None when its registry is not ECR's."""
+    parts = image_parts(image)
+    host, slash, repository = parts.name.partition("/")
+    found = _ECR_HOST.match(host) if slash else None
+    if found is None:
+        return None
+    return EcrLocation(account=found["account"], region=found["region"], repository=repository)
+
+
+def pinned_reference(image: str, digest: str) -> str:
+    """``<registry>/<repository>@<digest>``: ``image`` pinned to ``digest``, its tag dropped (ECS
+    resolves a reference that has both by the digest alone, and a tag beside it would only suggest
+    the image could still follow the tag)."""
+    return f"{image_parts(image).name}@{digest}"
+
+
+class ImageNotPinned(ValueError):
+    """An image a rollout cannot pin to one digest before it starts: refused before any write."""

@@ -187,6 +187,9 @@ class RolloutRecord(BaseModel):
     created_at: float = 0.0
     updated_at: float = 0.0
     history: tuple[Transition, ...] = ()
+    pinned_image: str | None = Field(
+        default=None, description="the image the canary's revision names: the spec's image pinned to the digest "
+                                  "its tag named when the rollout started (None: recorded before images were pinned)")
 
     def last_transition(self, kind: str) -> Transition | None:
         """The newest transition of ``kind`` in the history, or None."""

@@ -53,6 +53,12 @@ class ServiceDeployer(Protocol):
         ``expected`` names for it (service -> ARN, for services just pointed at one), or raise."""
 
 
+class ImagePinner(Protocol):
+    def pin(self, image: str) -> str:
+        """``image`` pinned to the digest it names now (as given when it names one); raises
+        ``rollway.image.ImageNotPinned`` for one that cannot be pinned."""
+
+
 class MetricSource(Protocol):
     def observe(self, start: float, end: float) -> Observation:
         """Per-interval counts for both versions in [start, end), plus DLQ depth.

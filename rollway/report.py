@@ -42,6 +42,9 @@ class RolloutResult(BaseModel):
     monitoring_verified: bool | None = Field(
         default=None, description="whether enough of the monitoring window's checks read the promoted version's "
                                   "metrics (None: no window was watched, or it rolled back)")
+    pinned_image: str | None = Field(
+        default=None, description="what the canary's revision names: ``image`` pinned to the digest its tag named "
+                                  "when the rollout started (None: not known to this result)")
 
 
 class RollbackResult(BaseModel):

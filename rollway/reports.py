@@ -388,6 +388,19 @@ def _clock_note(record: RolloutRecord, now: float | None) -> list[str]:
             "written): the rollout ran on a sped-up clock (`rollway up`'s); leases and claims are on the wall clock"]
 
 
+def _pinned_line(record: RolloutRecord) -> list[str]:
+    """What the canary's revision names, when the tag was pinned to a digest (the image the stages
+    judged, whatever the tag names by the time the report is read); nothing for an image given by
+    digest, and a note for a rollout recorded before images were pinned."""
+    if record.pinned_image is None:
+        return ["- **Pinned as:** not recorded (the rollout predates pinning: its revision may name the tag, whose "
+                "image may have changed since)"]
+    if record.pinned_image == record.image:
+        return []
+    return [f"- **Pinned as:** `{record.pinned_image}` (what the canary ran: the digest the tag named when the "
+            "rollout started)"]
+
+
 def rollout_report(record: RolloutRecord, *, now: float | None = None) -> str:
     """The rollout as markdown: outcome, stages (weights, times, verdicts and reasons), approvals, timeline.
 
@@ -398,6 +411,7 @@ def rollout_report(record: RolloutRecord, *, now: float | None = None) -> str:
         f"# Rollout report: {record.service}, rollout {record.rollout_id}",
         "",
         f"- **Image:** `{record.image}`",
+        *_pinned_line(record),
         f"- **Outcome:** {_outcome(record)}",
         f"- **Started:** {utc(record.created_at)}; **last recorded:** {utc(record.updated_at)}",
         *_clock_note(record, now),
@@ -490,8 +504,9 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, no
     first, peak, at_trigger, back_at = _exposure(record)
     topic = f"`{alert_topic}`" if alert_topic else "the alert topic"
 
+    pinned = f" (`{record.pinned_image}`)" if record.pinned_image not in (None, record.image) else ""
     lines = [f"# Incident report: rollback of {record.service}, rollout {record.rollout_id}", "",
-             f"`{record.image}` was rolled back" + (f" at {utc(end.at)}." if finished else
+             f"`{record.image}`{pinned} was rolled back" + (f" at {utc(end.at)}." if finished else
                                                     ": the rollback began and is **not recorded as finished**."), ""]
     clock = _clock_note(record, now)
     if clock:

@@ -18,8 +18,19 @@ import httpx
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict, SecretStr
 
+from rollway.aws.denied import is_denied, permission_denied
 from rollway.aws.errors import AdapterError, TargetNotFound, aws_message, error_code
-from rollway.image import MANIFEST_TYPES, config_platform, manifest_platforms, registry_of_endpoint
+from rollway.image import (
+    MANIFEST_TYPES,
+    EcrLocation,
+    ImageNotPinned,
+    config_platform,
+    ecr_location,
+    image_parts,
+    manifest_platforms,
+    pinned_reference,
+    registry_of_endpoint,
+)
 from rollway.targets import Targets
 
 
@@ -259,3 +270,93 @@ class EcrRepository:
             raise AdapterError(str(err)) from None
         return RegistryLogin(registry=registry, username=username, password=SecretStr(password),
                              expires_at=first.get("expiresAt"))
+
+
+# The policy of the worker that runs the rollouts, which grants the pinning's DescribeImages.
+_ROLLOUT_POLICY = "iam-policy.json"
+
+
+class EcrImagePinner:
+    """Pins a rollout's image to the digest its tag names now, asked of ECR (DescribeImages).
+
+    A tag can be pushed again, and every task ECS starts later from a revision that names it (a
+    restart, a scale-out, a rollback restoring it) pulls whatever it names then: during a rollout
+    that lasts weeks, that is not the image the judge passed. So a rollout resolves the tag once,
+    at its start, and its revision names the digest.
+
+    Args:
+        client: a boto3 ``ecr`` client in ``targets.region``.
+        targets: the region ECR is read in.
+    """
+
+    def __init__(self, client: Any, targets: Targets) -> None:
+        self._client = client
+        self._region = targets.region
+
+    def pin(self, image: str) -> str:
+        """``image`` pinned to one digest: as given when it names one (checked to be in the repository
+        when that is in ECR in the targets' region), else ``<repository>@<digest>`` of the image its
+        tag names in ECR now.
+
+        An image in another registry (Docker Hub, a registry of one's own) is refused rather than
+        rolled out by its tag: rollway cannot read those registries, and a rollout that runs a tag
+        for weeks may end up running an image nobody judged. Giving it by digest costs one copy.
+
+        Raises:
+            ImageNotPinned: a tag not in an ECR registry of the targets' region, no such repository,
+                tag or digest, or an image ECR holds in its archive (no task can pull it); says what to do.
+            PermissionDenied: the worker's role may not call DescribeImages (names the statement).
+            ClientError: ECR refused the read otherwise (throttling).
+        """
+        parts = image_parts(image)
+        location = ecr_location(image)
+        if parts.digest is not None:
+            if location is not None and location.region == self._region:
+                # Checked where it can be: a mistyped digest registered a revision no task could
+                # pull, found out only when the first stage's scale-up timed out, then rolled back.
+                self._held(image, location, {"imageDigest": parts.digest}, f"image {parts.digest}")
+            return image
+        by_digest = (f"give the image by digest instead ({parts.name}@sha256:<digest>, the `pinned_image` of "
+                     f"publish_container, or what `docker buildx imagetools inspect {image}` prints)")
+        if location is None:
+            raise ImageNotPinned(
+                f"image {image!r} is not in an ECR registry, so rollway cannot pin its tag to the digest it names "
+                f"now (a tag pushed again during the rollout would change what the canary runs): {by_digest}")
+        if location.region != self._region:
+            raise ImageNotPinned(
+                f"image {image!r} is in ECR in {location.region}, and rollway reads ECR in the targets' region "
+                f"{self._region}: {by_digest}")
+        return pinned_reference(image, self._held(image, location, {"imageTag": parts.tag}, f"tag {parts.tag!r}"))
+
+    def _held(self, image: str, location: EcrLocation, image_id: dict[str, str], what: str) -> str:
+        """The digest of the ACTIVE image ``image_id`` names in ``location``'s repository.
+
+        Raises:
+            ImageNotPinned: no such repository or image, or one in ECR's archive.
+        """
+        try:
+            found = self._client.describe_images(registryId=location.account, repositoryName=location.repository,
+                                                 imageIds=[image_id])
+        except ClientError as err:
+            if error_code(err) in ("ImageNotFoundException", "InvalidParameterException"):
+                raise ImageNotPinned(
+                    f"image {image!r}: ECR repository {location.repository} holds no {what}; push it "
+                    "(publish_container) or give one it holds") from None
+            if error_code(err) == "RepositoryNotFoundException":
+                raise ImageNotPinned(
+                    f"image {image!r}: there is no ECR repository {location.repository} in account "
+                    f"{location.account} ({self._region})") from None
+            if is_denied(err):
+                # A worker role written before rollouts pinned their images lacks this read: the
+                # refusal names the statement to add rather than ECR's bare AccessDenied.
+                raise permission_denied(err, job=_ROLLOUT_POLICY) from err
+            raise
+        details = found.get("imageDetails") or []
+        if not details:
+            raise ImageNotPinned(f"image {image!r}: ECR repository {location.repository} holds no {what}; push it "
+                                 "(publish_container) or give one it holds")
+        status = details[0].get("imageStatus") or ACTIVE
+        if status != ACTIVE:
+            raise ImageNotPinned(f"image {image!r} is {status} in ECR's archive: no task could pull it; restore it "
+                                 "first")
+        return details[0]["imageDigest"]

@@ -18,6 +18,7 @@ def aws_environment(
 ) -> Environment:
     """Every port on AWS. Adapters resolve names lazily, with read-only calls, on first use."""
     from rollway.aws.cloudwatch import CloudWatchMetrics
+    from rollway.aws.ecr import EcrImagePinner
     from rollway.aws.ecs import EcsDeployer
     from rollway.aws.elbv2 import AlbRouter
     from rollway.aws.flags import DynamoFlagStore
@@ -34,4 +35,5 @@ def aws_environment(
         clock=clock,
         ledger=DynamoLedger(get_client("dynamodb"), targets),
         flags=DynamoFlagStore(get_client("dynamodb"), targets),
+        images=EcrImagePinner(get_client("ecr"), targets),
     )

@@ -105,14 +105,14 @@ def run_scenario(scenario: Scenario, aws, get_client, targets: Targets, *, speed
     from rollway.aws.ecs import EcsDeployer
     from rollway.aws.elbv2 import AlbRouter
     from rollway.sim.profiles import BehaviourProfile
-    from rollway.sim.topology import provision
+    from rollway.sim.topology import provision, put_release_image
     from rollway.sim.traffic import TrafficSimulator
 
     console.rule(f"[bold]Scenario {scenario.name}")
     aws.reset()
     topology = provision(get_client, targets)
     inbox = _inbox(get_client, topology.topic_arn)
-    image = f"{topology.repository_uri}:{scenario.tag}"
+    image = put_release_image(get_client, targets, scenario.tag)  # the release a push would have left in ECR
     healthy = BehaviourProfile(error_probability=0.001, median_ms=120, sigma=0.5)
     clock = ClockSettings(speed=speed, anchor=time.time())
     simulator = TrafficSimulator(
@@ -175,14 +175,15 @@ def unmet_expectations(
     paged = set(subjects)
     if scenario.expect == "promoted":
         planned = [s.weight for s in spec.stages]
+        judged = result.pinned_image or result.image  # the revision names the digest the tag was pinned to
         checks = [
             (result.outcome == "promoted", f"outcome {result.outcome}, not promoted"),
             (stages == planned, f"stages {stages}, not {planned}"),
             (all(s.decision == "passed" for s in result.stages),
              f"stage decisions {[s.decision for s in result.stages]}, not all passed"),
             (weights == Weights(stable=0, canary=100), f"the ALB is at {weights}, not 0/100"),
-            (canary.desired > 0 and canary_image == result.image,
-             f"{canary.name} runs {canary_image} at {canary.desired} task(s), not {result.image}"),
+            (canary.desired > 0 and canary_image == judged,
+             f"{canary.name} runs {canary_image} at {canary.desired} task(s), not {judged}"),
             (f"Monitoring passed: {targets.canary_service}" in paged,
              f"no 'Monitoring passed' page: the {spec.monitor_seconds / 60:g} minutes after 100% were not watched "
              "cleanly"),

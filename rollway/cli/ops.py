@@ -503,7 +503,9 @@ def print_status(service: Service, record: RolloutRecord, live: Weights | str, p
     rows = [
         ("service", f"{service.name} (cluster {service.targets.cluster})"),
         ("rollout", record.rollout_id),
-        ("image", record.image),
+        # What the canary runs is the digest the tag named at the start, whatever the tag names now.
+        ("image", record.image + (f" (pinned as {record.pinned_image})"
+                                  if record.pinned_image not in (None, record.image) else "")),
         ("phase", record.phase.value),
         # Several paused runs none of which owns the rollout say nothing of its stage.
         ("stage", _stage(record, paused is not None and not isinstance(paused, tuple))),

@@ -326,7 +326,7 @@ def _run(home: Path, port: int, *, speed: float, rps: float, seed: int, poll_sec
     from blocks.register import CREDENTIALS_BLOCK, TARGETS_BLOCK, save_blocks
     from rollway.sim.app import ValidationApp
     from rollway.sim.server import EmbeddedAws
-    from rollway.sim.topology import provision
+    from rollway.sim.topology import provision, put_release_image
 
     stop_on_signals()
     server = PrefectServer(home, port, log=home / "rollway-up-server.log", pass_fds=(lock,))
@@ -344,6 +344,8 @@ def _run(home: Path, port: int, *, speed: float, rps: float, seed: int, poll_sec
             get_client = client_factory(credentials)
             topology = provision(get_client, targets)
             prepare_checklist(get_client, targets, topology)
+            for tag in IMAGE_PROFILES:  # in ECR, as publish_container leaves them: a rollout pins its tag there
+                put_release_image(get_client, targets, tag)
             save_blocks(targets, credentials)
             clock = ClockSettings(speed=speed, anchor=time.time())
             stack.enter_context(simulator_for(get_client, targets, topology, clock.build(), rps=rps, seed=seed))

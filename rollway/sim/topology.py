@@ -9,6 +9,7 @@ call and returns the same identifiers.
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import json
 from typing import Any, Callable
@@ -376,6 +377,31 @@ def _repository(ecr: Any, name: str) -> str:
     return ecr.create_repository(
         repositoryName=name, imageScanningConfiguration={"scanOnPush": True}
     )["repository"]["repositoryUri"]
+
+
+def put_release_image(get_client: GetClient, targets: Targets, tag: str) -> str:
+    """Put an image of its own (a manifest; moto's ECR keeps no layers) into the targets' ECR
+    repository under ``tag``, as a push would, so that a rollout can pin the tag to its digest.
+
+    Returns:
+        ``<repository URI>:<tag>``, the image a rollout's spec names.
+    """
+    ecr = get_client("ecr")
+    repository_uri = _repository(ecr, targets.ecr_repository)
+    layer = hashlib.sha256(tag.encode()).hexdigest()  # one image per tag: a digest of its own
+    manifest = json.dumps({
+        "schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+        "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": 7,
+                   "digest": "sha256:" + "c" * 64},
+        "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": 7,
+                    "digest": f"sha256:{layer}"}],
+    })
+    try:
+        ecr.put_image(repositoryName=targets.ecr_repository, imageManifest=manifest, imageTag=tag)
+    except ClientError as err:
+        if _error_code(err) != "ImageAlreadyExistsException":  # put before: the same image
+            raise
+    return f"{repository_uri}:{tag}"
 
 
 def _roles(iam: Any, targets: Targets) -> tuple[str, str]:

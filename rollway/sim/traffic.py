@@ -37,6 +37,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Mapping
 
+from botocore.exceptions import ClientError
+
 from rollway.aws.elbv2 import AlbRouter
 from rollway.aws.metric_schema import VERSIONS, AlbDimensions, MetricSchema, Series, Version
 from rollway.model import VersionSample, Weights
@@ -201,6 +203,8 @@ class TrafficSimulator:
         self._elbv2 = get_client("elbv2")
         self._cloudwatch = get_client("cloudwatch")
         self._sqs = get_client("sqs")
+        self._ecr = get_client("ecr")
+        self._tagged_as: dict[str, tuple[str, ...]] = {}  # pinned image -> the tags ECR gave its digest
         self._router = AlbRouter(self._elbv2, targets)
         self._schema = MetricSchema(
             targets,
@@ -321,7 +325,7 @@ class TrafficSimulator:
             if services[version].desired == 0:
                 served[version], unserved[version] = IntervalDraw(0, 0, 0, 0), requests
                 continue
-            profile = self._profiles.get(services[version].image or "", self._default_profile)
+            profile = self._profile(services[version].image)
             served[version] = profile.draw(rng, requests, self._slow_threshold_ms)
             unserved[version] = 0
         dlq_sent = self._dead_letter(index, sum(d.dlq for d in served.values()))
@@ -355,6 +359,31 @@ class TrafficSimulator:
                 image=self._image(service["taskDefinition"]), desired=service["desiredCount"]
             )
         return views
+
+    def _profile(self, image: str | None) -> BehaviourProfile:
+        """The behaviour of ``image``. A rollout registers its image pinned to a digest
+        (``<repository>@sha256:...``) while profiles name it by tag: a digest takes the profile of
+        a tag ECR says names it, asked once per digest (an image behaves as it was built)."""
+        if not image:
+            return self._default_profile
+        if image in self._profiles:
+            return self._profiles[image]
+        name, at, digest = image.partition("@")
+        if at:
+            if image not in self._tagged_as:
+                self._tagged_as[image] = self._tags_of(name, digest)
+            for tag in self._tagged_as[image]:
+                if f"{name}:{tag}" in self._profiles:
+                    return self._profiles[f"{name}:{tag}"]
+        return self._default_profile
+
+    def _tags_of(self, name: str, digest: str) -> tuple[str, ...]:
+        repository = name.partition("/")[2]
+        try:
+            found = self._ecr.describe_images(repositoryName=repository, imageIds=[{"imageDigest": digest}])
+        except ClientError:
+            return ()  # not in this account's ECR: no tag's profile applies
+        return tuple(tag for detail in found.get("imageDetails", []) for tag in detail.get("imageTags", []))
 
     def _image(self, task_definition_arn: str) -> str:
         if task_definition_arn not in self._images:

@@ -16,6 +16,7 @@ from blocks.targets import RollwayTargets
 from rollway.aws.environment import aws_environment
 from rollway.clock import ClockSettings
 from rollway.sim.profiles import BehaviourProfile
+from rollway.sim.topology import put_release_image
 from rollway.sim.traffic import TrafficSimulator
 
 HEALTHY = BehaviourProfile(error_probability=0.001, median_ms=120, sigma=0.5)
@@ -27,7 +28,7 @@ def simulated(aws, canary_error_rate: float, *, tag: str = "2.0.0", rps: float =
     """Yields (env, image) with the simulator running; the image fails at ``canary_error_rate``."""
     settings = ClockSettings(speed=SPEED, anchor=time.time())
     env = aws_environment(aws.get_client, aws.targets, settings.build())
-    image = f"{aws.topology.repository_uri}:{tag}"
+    image = put_release_image(aws.get_client, aws.targets, tag)  # in ECR, where the rollout pins it
     simulator = TrafficSimulator(
         aws.get_client, aws.targets, aws.topology, settings.build(),
         profiles={image: HEALTHY.model_copy(update={"error_probability": canary_error_rate})},

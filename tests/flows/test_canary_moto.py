@@ -56,7 +56,10 @@ def test_healthy_canary_is_promoted_on_aws(aws):
     weights, stable, canary = read_back(aws)
     assert weights == Weights(stable=0, canary=100)
     described = aws.get_client("ecs").describe_task_definition(taskDefinition=canary.task_definition)
-    assert described["taskDefinition"]["containerDefinitions"][0]["image"] == image
+    # The revision names the digest the tag named when the run started, never the tag.
+    registered = described["taskDefinition"]["containerDefinitions"][0]["image"]
+    assert registered == result.pinned_image == env.images.pin(image)
+    assert result.pinned_image.startswith(f"{aws.topology.repository_uri}@sha256:")
     assert canary.desired == stable.desired
     assert all(s.canary.requests > 0 and s.baseline.requests >= 0 for s in result.stages)
 

@@ -22,6 +22,7 @@ from flows.canary import RolloutRefused, _create_slot, canary_slot_name, one_can
 from flows.slot import (HeldSlot, SlotMissing, SlotTaken, claim_handed_over, hand_over, record_lease, recorded_lease,
                         releases_handed_over_slot)
 from rollway.lease import RenewalPolicy
+from rollway.sim.topology import put_release_image
 from rollway.spec import RolloutSpec, Stage
 from rollway.targets import Targets
 
@@ -354,7 +355,7 @@ def test_the_canary_flows_slot_is_held_while_its_hook_rolls_back_on_aws(aws, mon
 
     monkeypatch.setattr(flows.rollback, "rollback", rollback_watched)  # the hook imports it when it runs
     monkeypatch.setattr(flows.canary, "run_stages", first_shift_fails)
-    image = f"{aws.topology.repository_uri}:2.0.0"
+    image = put_release_image(aws.get_client, aws.targets, "2.0.0")
     with pytest.raises(RuntimeError, match="refused the first shift"):
         flows.canary.canary(spec=RolloutSpec(image=image, stages=[Stage(weight=5), Stage(weight=100)]),
                             targets_block=blocks, aws_credentials_block=blocks)

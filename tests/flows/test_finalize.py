@@ -24,6 +24,7 @@ from rollway.finalize import FinalizeIncomplete, FinalizeRefused, finalize_unfin
 from rollway.ledger import RolloutRecord, Transition, new_rollout_id
 from rollway.model import ServiceState, Weights
 from rollway.phases import RolloutPhase
+from rollway.sim.topology import put_release_image
 from rollway.sim.traffic import TrafficSimulator
 from rollway.spec import RolloutSpec, Stage, WeeklyPhase
 from rollway.targets import Targets
@@ -77,7 +78,7 @@ def notice(aws, url: str, subject: str) -> str:
 def test_after_finalize_the_next_rollout_starts_and_rolls_back_to_the_promoted_version(aws):
     blocks = saved_blocks(aws)
     url = inbox(aws)
-    first, second = (f"{aws.topology.repository_uri}:{tag}" for tag in ("2.0.0", "2.1.0"))
+    first, second = (put_release_image(aws.get_client, aws.targets, tag) for tag in ("2.0.0", "2.1.0"))
     # One simulated world for both releases (one rollout clock, so the second rollout's id sorts
     # after the first's); it stays on through finalize, standing in for ECS registering the
     # tasks of a scaled-up service in its target group.

@@ -95,7 +95,8 @@ def test_the_canary_flow_with_finalize_leaves_the_promoted_version_on_stable_and
         assert weights == ALL_STABLE
         assert stable.task_definition != before and stable.task_definition == canary_service.task_definition
         promoted = aws.get_client("ecs").describe_task_definition(taskDefinition=stable.task_definition)
-        assert promoted["taskDefinition"]["containerDefinitions"][0]["image"] == image
+        registered = promoted["taskDefinition"]["containerDefinitions"][0]["image"]
+        assert registered == result.pinned_image == env.images.pin(image)
         assert canary_service.desired == 0 and stable.desired >= 1
         assert f"Finalized: {aws.targets.stable_service}" in received_subjects(aws, url)
         assert ledger_of(aws) is None, "the canary flow keeps no ledger, finalizing included"

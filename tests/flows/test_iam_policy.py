@@ -20,6 +20,7 @@ from rollway.approvals import auto_approve
 from rollway.aws.environment import aws_environment
 from rollway.clock import ClockSettings
 from rollway.flags import FlagState
+from rollway.sim.topology import put_release_image
 from rollway.sim.traffic import TrafficSimulator
 from rollway.spec import FlagBinding, RolloutSpec, Stage, WeeklyPhase
 from tests.flows.iam import allowed, denied, recording, unused_grants
@@ -47,7 +48,7 @@ def test_the_documented_policy_allows_every_call_a_rollout_makes(aws):
     settings = ClockSettings(speed=SPEED, anchor=time.time())
     env = aws_environment(get_client, aws.targets, settings.build())
     env.flags.put(FlagState(feature="use_sqs_architecture"), expected_version=0, actor="test", now=settings.build().now())
-    image = f"{aws.topology.repository_uri}:2.0.0"
+    image = put_release_image(aws.get_client, aws.targets, "2.0.0")
     spec = RolloutSpec(
         image=image, stages=[Stage(weight=w, bake_seconds=900, min_bake_seconds=120) for w in (5, 100)],
         flags=[FlagBinding(feature="use_sqs_architecture")], monitor_seconds=180,

@@ -27,6 +27,7 @@ from rollway.cli.ops import is_final, resume, wait_for_run
 from rollway.ledger import RolloutRecord
 from rollway.model import Weights
 from rollway.phases import RolloutPhase
+from rollway.sim.topology import put_release_image
 from rollway.spec import Approvals, RolloutSpec, Stage, WeeklyPhase
 from tests.integration.conftest import Live, Served
 
@@ -46,7 +47,7 @@ MIN_BAKE_SECONDS = 120
 def small_spec(live: Live, tag: str, *, approvals_before: tuple[int, ...]) -> RolloutSpec:
     """5 -> 50 -> 100%, pausing for approval before the listed weights."""
     return RolloutSpec(
-        image=f"{live.account.topology.repository_uri}:{tag}",
+        image=put_release_image(live.account.get_client, live.account.targets, tag),  # in ECR: the rollout pins it
         stages=[
             Stage(weight=w, bake_seconds=BAKE_SECONDS, min_bake_seconds=MIN_BAKE_SECONDS, approval=w in approvals_before)
             for w in (5, 50, 100)

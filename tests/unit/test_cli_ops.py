@@ -78,6 +78,15 @@ def test_status_shows_stage_weights_drift_the_paused_run_and_transitions(capsys)
     assert "95/5 -> 50/50" in out and "shifting to 50%" in out
 
 
+def test_status_names_the_digest_the_rollout_pinned_its_tag_to(capsys) -> None:
+    pinned = "repo/app@sha256:" + "ab" * 32
+    target = SimpleNamespace(name="svc-canary", targets=Targets())
+    print_status(target, record(pinned_image=pinned), Weights.canary_at(50), None, limit=1)
+    assert f"image        repo/app:2.0.0 (pinned as {pinned})\n" in capsys.readouterr().out
+    print_status(target, record(), Weights.canary_at(50), None, limit=1)  # recorded before images were pinned
+    assert "image        repo/app:2.0.0\n" in capsys.readouterr().out
+
+
 def test_status_says_which_of_its_times_are_on_the_wall_clock(capsys) -> None:
     """Under `rollway up`'s 60x the history (rollout clock) runs hours ahead of the wall clock, on
     which leases and pause timeouts run: status showed "lease until 19:45 UTC" and a pause

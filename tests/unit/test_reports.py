@@ -560,3 +560,17 @@ def test_a_rollback_that_took_over_a_dead_rollbacks_claim_is_in_both_reports():
     assert said in moved_back, moved_back
     assert "Runs that took the rollout over" not in incident
     assert f"| {utc(T0 + 400)} | takeover | erin (process 7) |" in rollout_report(rolled_back)
+
+
+def test_the_rollout_report_names_the_digest_the_canary_ran_not_only_the_tag():
+    pinned = IMAGE.rsplit(":", 1)[0] + "@sha256:" + "ab" * 32
+    text = rollout_report(promoted_record().model_copy(update={"pinned_image": pinned}))
+    assert f"- **Pinned as:** `{pinned}` (what the canary ran" in text
+    # Recorded before images were pinned: the report says the tag may name another image by now.
+    assert "**Pinned as:** not recorded (the rollout predates pinning" in rollout_report(promoted_record())
+    # Given by digest: the image line says it all.
+    by_digest = promoted_record().model_copy(update={"image": pinned, "pinned_image": pinned})
+    assert "Pinned as" not in rollout_report(by_digest)
+    # The incident report names it beside the tag.
+    rolled_back = guardrail_rollback().model_copy(update={"pinned_image": pinned})
+    assert f"`{IMAGE}` (`{pinned}`) was rolled back" in incident_report(rolled_back)
