@@ -138,8 +138,9 @@ def build_deployments(
         # in their own runs, but from the UI it needs a deployment of its own.
         deploy(monitor, {**clocked, **with_spec},
                "Watch a promoted version for window_seconds: roll back on a 5-minute error rate over 5 %, then "
-               "decommission the old service. Refused, before any write, unless the service's newest rollout is a "
-               "promoted rollout of spec.image; judges by that rollout's recorded guardrails and flags."),
+               "decommission the old service if the rollout's plan does. Refused, before any write, unless the "
+               "service's newest rollout is a promoted rollout of spec.image; judges by that rollout's recorded "
+               "guardrails and flags."),
         deploy(rollback, clocked,
                "Move all traffic back to the stable service and retire the canary (idempotent)."),
         deploy(finalize, clocked,

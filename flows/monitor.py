@@ -491,7 +491,7 @@ def watched_spec(record: RolloutRecord, given: RolloutSpec) -> tuple[RolloutSpec
 def monitor(
     spec: RolloutSpec,
     window_seconds: WindowSeconds = 3600.0,
-    decommission: bool = True,
+    decommission: bool | None = None,
     targets_block: str | None = None,
     aws_credentials_block: str | None = None,
     clock: ClockSettings = ClockSettings(),
@@ -503,6 +503,8 @@ def monitor(
     (``MonitorRefused`` otherwise, before any write), and stops (``RolloutSuperseded``) if another
     rollout becomes the newest while it watches.
 
+    ``decommission``: scale the old service to zero after a clean window; unset, as the rollout's
+    recorded plan says (its last phase's ``decommission``), as the rollout flows' own windows do.
     ``lease_wall_seconds``: how long this run may go silent (wall time) before another run may
     watch the rollout instead.
     """
@@ -517,6 +519,10 @@ def monitor(
         # CloudWatch is read at the period the rollout's judge counts in.
         env = load_environment(targets_block, aws_credentials_block, clock,
                                interval_seconds=spec.analysis.interval_seconds)
+    if decommission is None:
+        # A True default scaled the old service of a plan that keeps it to zero after a window
+        # started from the UI: its rollback target gone. Read leniently, as a rollback reads it.
+        decommission = RolloutSpec.for_rollback(record.spec_json).phases[-1].decommission
     return run_monitor(
         env, spec, window_seconds=window_seconds, decommission=decommission,
         previous_task_definition=record.previous_task_definition, stable_desired=record.stable_desired,
