@@ -14,6 +14,7 @@ import boto3
 import botocore.loaders
 import botocore.session
 from botocore.credentials import RefreshableCredentials
+from botocore.exceptions import NoCredentialsError
 
 from prefect_aws import AwsCredentials
 from prefect_aws.client_parameters import AwsClientParameters
@@ -77,6 +78,9 @@ def client_factory(credentials: AwsCredentials, region: str | None = None) -> Cl
     Raises:
         ValueError: the block names a region other than ``region``, or holds a session token
             (before any call).
+        NoCredentialsError: neither the block nor the worker gives any credentials.
+        ClientError, BotoCoreError: the block's role could not be assumed, or its profile is not
+            on the worker.
     """
     if credentials.aws_session_token:
         # prefect-aws keeps the token as a plain string: Prefect stores it unmasked, the UI
@@ -109,6 +113,11 @@ def client_factory(credentials: AwsCredentials, region: str | None = None) -> Cl
     # window), and its rollback, would fail with ExpiredToken.
     session = _sharing_models(assumed_role_session(credentials) if credentials.assume_role_arn
                               else credentials.get_boto3_session())
+    if session.get_credentials() is None:
+        # boto3 looks for credentials only at a client's first call, inside a flow's first task:
+        # retried seconds apart, it ended the run on a bare "Unable to locate credentials". The
+        # chain is looked through once per session either way (the session keeps what it found).
+        raise NoCredentialsError()
     # What prefect-aws's own get_client passes: the block's client parameters and its region.
     params = {**credentials.aws_client_parameters.get_params_override(), "region_name": credentials.region_name}
 

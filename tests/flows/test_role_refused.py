@@ -75,9 +75,7 @@ def test_a_rollout_run_stopped_by_it_is_left_alone_by_its_hooks():
     assert why is not None and why.startswith("it refused to start")
 
 
-def test_a_profile_not_on_the_worker_is_named(aws, monkeypatch, tmp_path):
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "credentials"))
+def test_a_profile_not_on_the_worker_is_named(aws, no_aws_credentials):
     AwsCredentials(profile_name="release", region_name=aws.targets.region).save("role-no-profile", overwrite=True)
     with pytest.raises(CredentialsRefused) as caught:
         set_flags(changes=[FlagChange(feature="new_editor", enabled=True, create=True)],
@@ -86,3 +84,22 @@ def test_a_profile_not_on_the_worker_is_named(aws, monkeypatch, tmp_path):
         "could not load the AWS credentials: ProfileNotFound: The config profile (release) could not be found; "
         "nothing was changed; the block's profile_name is not in the worker's AWS config (~/.aws/config, "
         "AWS_CONFIG_FILE)")
+
+
+def test_no_credentials_anywhere_is_said_before_any_task_runs(aws, no_aws_credentials):
+    """A block with no keys, profile or role on a worker with none: every flow's first task asked
+    AWS three times, seconds apart, and the run ended on botocore's bare "Unable to locate
+    credentials" (the flags flow's as "feature flag table ... unreachable")."""
+    AwsCredentials(region_name=aws.targets.region, aws_client_parameters=AwsClientParameters(
+        endpoint_url=aws.endpoint_url, config={"retries": {"max_attempts": 1}})).save("role-no-keys", overwrite=True)
+    targets = saved_blocks(aws)
+    expected = ("could not load the AWS credentials: NoCredentialsError: Unable to locate credentials; nothing was "
+                "changed; the AwsCredentials block gives no keys, profile or role, and the worker has none (AWS_* "
+                "variables, ~/.aws, an instance or task role): give the block credentials, or the worker")
+    with pytest.raises(CredentialsRefused) as flags:
+        set_flags(changes=[FlagChange(feature="new_editor", enabled=True, create=True)],
+                  targets_block=targets, aws_credentials_block="role-no-keys")
+    assert str(flags.value) == expected
+    with pytest.raises(CredentialsRefused) as rolled:
+        rollback(reason="test", targets_block=targets, aws_credentials_block="role-no-keys")
+    assert str(rolled.value) == expected
