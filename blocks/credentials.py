@@ -6,6 +6,7 @@ block type with ``aws_client_parameters.endpoint_url`` pointing at the local mot
 
 from __future__ import annotations
 
+import re
 import threading
 import uuid
 from typing import Any, Callable
@@ -21,6 +22,10 @@ from prefect_aws.client_parameters import AwsClientParameters
 from pydantic import SecretStr
 
 ClientFactory = Callable[[str], Any]
+
+# An IAM role's ARN in any partition (aws, aws-cn, aws-us-gov, aws-iso, ...): role names and paths
+# take letters, digits and +=,.@_- (IAM's own rule).
+_ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}")
 
 # Standard retry mode: botocore's own backoff for throttling and transient errors, so no
 # adapter writes a retry loop of its own.
@@ -76,8 +81,8 @@ def client_factory(credentials: AwsCredentials, region: str | None = None) -> Cl
             act on another region's load balancer.
 
     Raises:
-        ValueError: the block names a region other than ``region``, or holds a session token
-            (before any call).
+        ValueError: the block names a region other than ``region``, holds a session token, or an
+            assume_role_arn that is not an IAM role's ARN (before any call).
         NoCredentialsError: neither the block nor the worker gives any credentials.
         ClientError, BotoCoreError: the block's role could not be assumed, or its profile is not
             on the worker.
@@ -89,6 +94,13 @@ def client_factory(credentials: AwsCredentials, region: str | None = None) -> Cl
         raise ValueError(
             "the AWS credentials block holds aws_session_token, which prefect-aws stores and shows "
             "in plain text: remove it and use assume_role_arn (or a profile) for temporary credentials"
+        )
+    if credentials.assume_role_arn and not _ROLE_ARN.fullmatch(credentials.assume_role_arn):
+        # Sent as it was, a role's name (or a user's ARN) came back as STS's ValidationError or
+        # AccessDenied, which names no field of the block.
+        raise ValueError(
+            f"the AWS credentials' assume_role_arn {credentials.assume_role_arn!r} is not an IAM role's ARN "
+            "(arn:aws:iam::<account id>:role/<name>): give the role's whole ARN"
         )
     if region is not None:
         if credentials.region_name is None:
