@@ -250,3 +250,16 @@ def test_a_monitor_started_by_hand_decommissions_when_the_rollouts_plan_does(mon
     env.metrics = FakeMetrics(env.router, steady(5000, 0.001, 0.001))
     assert run_monitor_flow().outcome == "decommissioned"
     assert env.deployer.describe(env.targets.stable_service).desired == 0
+
+
+def test_a_monitor_started_by_hand_watches_as_long_as_the_rollouts_policy_says(monkeypatch):
+    """The form's window_seconds defaulted to an hour whatever the rollout's monitor_seconds: a
+    policy of two hours was watched for one, and the old service decommissioned an hour early."""
+    from rollway.spec import WeeklyPhase
+
+    plan = SPEC.model_copy(update={"monitor_seconds": 7200.0,
+                                   "phases": (WeeklyPhase(name="all", weights=(5, 100), decommission=True),)})
+    env, _ = promoted_world(monkeypatch, spec=plan)
+    env.metrics = FakeMetrics(env.router, steady(5000, 0.001, 0.001))
+    result = monitor(spec=SPEC.model_dump(mode="json"))
+    assert (result.outcome, result.reason) == ("decommissioned", "120 minutes of monitoring passed"), result
