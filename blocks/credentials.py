@@ -6,6 +6,7 @@ block type with ``aws_client_parameters.endpoint_url`` pointing at the local mot
 
 from __future__ import annotations
 
+import re
 import threading
 import uuid
 from typing import Any, Callable
@@ -14,12 +15,17 @@ import boto3
 import botocore.loaders
 import botocore.session
 from botocore.credentials import RefreshableCredentials
+from botocore.exceptions import NoCredentialsError
 
 from prefect_aws import AwsCredentials
 from prefect_aws.client_parameters import AwsClientParameters
 from pydantic import SecretStr
 
 ClientFactory = Callable[[str], Any]
+
+# An IAM role's ARN in any partition (aws, aws-cn, aws-us-gov, aws-iso, ...): role names and paths
+# take letters, digits and +=,.@_- (IAM's own rule).
+_ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}")
 
 # Standard retry mode: botocore's own backoff for throttling and transient errors, so no
 # adapter writes a retry loop of its own.
@@ -75,8 +81,11 @@ def client_factory(credentials: AwsCredentials, region: str | None = None) -> Cl
             act on another region's load balancer.
 
     Raises:
-        ValueError: the block names a region other than ``region``, or holds a session token
-            (before any call).
+        ValueError: the block names a region other than ``region``, holds a session token, or an
+            assume_role_arn that is not an IAM role's ARN (before any call).
+        NoCredentialsError: neither the block nor the worker gives any credentials.
+        ClientError, BotoCoreError: the block's role could not be assumed, or its profile is not
+            on the worker.
     """
     if credentials.aws_session_token:
         # prefect-aws keeps the token as a plain string: Prefect stores it unmasked, the UI
@@ -85,6 +94,13 @@ def client_factory(credentials: AwsCredentials, region: str | None = None) -> Cl
         raise ValueError(
             "the AWS credentials block holds aws_session_token, which prefect-aws stores and shows "
             "in plain text: remove it and use assume_role_arn (or a profile) for temporary credentials"
+        )
+    if credentials.assume_role_arn and not _ROLE_ARN.fullmatch(credentials.assume_role_arn):
+        # Sent as it was, a role's name (or a user's ARN) came back as STS's ValidationError or
+        # AccessDenied, which names no field of the block.
+        raise ValueError(
+            f"the AWS credentials' assume_role_arn {credentials.assume_role_arn!r} is not an IAM role's ARN "
+            "(arn:aws:iam::<account id>:role/<name>): give the role's whole ARN"
         )
     if region is not None:
         if credentials.region_name is None:
@@ -109,6 +125,11 @@ def client_factory(credentials: AwsCredentials, region: str | None = None) -> Cl
     # window), and its rollback, would fail with ExpiredToken.
     session = _sharing_models(assumed_role_session(credentials) if credentials.assume_role_arn
                               else credentials.get_boto3_session())
+    if session.get_credentials() is None:
+        # boto3 looks for credentials only at a client's first call, inside a flow's first task:
+        # retried seconds apart, it ended the run on a bare "Unable to locate credentials". The
+        # chain is looked through once per session either way (the session keeps what it found).
+        raise NoCredentialsError()
     # What prefect-aws's own get_client passes: the block's client parameters and its region.
     params = {**credentials.aws_client_parameters.get_params_override(), "region_name": credentials.region_name}
 

@@ -81,7 +81,7 @@ def build_deployments(
 
     Returns:
         RunnerDeployments for ``prefect.serve``: canary, progressive_rollout, advance_phase
-        (weekly), rollback, finalize, set-flags, deploy_infrastructure, verify_infrastructure,
+        (weekly), monitor, rollback, finalize, set-flags, deploy_infrastructure, verify_infrastructure,
         publish_container, validate_deployment, rollout_report and cleanup.
     """
     # Imported here: `python deployments/serve.py --help` should not pay for Prefect and boto3.
@@ -94,6 +94,7 @@ def build_deployments(
     from flows.finalize import finalize
     from flows.flags import set_flags
     from flows.infra import deploy_infrastructure, verify_infrastructure
+    from flows.monitor import monitor
     from flows.progressive import advance_phase, progressive_rollout
     from flows.reports import rollout_report
     from flows.rollback import rollback
@@ -133,6 +134,13 @@ def build_deployments(
                "(weeks in its weekly_timezone; nothing twice in a week); resume a phase or monitoring window whose "
                "run died; finish a half-done rollback.",
                schedules=[Cron(weekly_cron, timezone=weekly_timezone, active=schedules_active)]),
+        # The README has a person start it by hand (a window to watch again): the rollout flows run it
+        # in their own runs, but from the UI it needs a deployment of its own.
+        deploy(monitor, {**clocked, **with_spec},
+               "Watch a promoted version for window_seconds: roll back on a 5-minute error rate over 5 %, then "
+               "decommission the old service if the rollout's plan does. Refused, before any write, unless the "
+               "service's newest rollout is a promoted rollout of spec.image; judges by that rollout's recorded "
+               "guardrails and flags."),
         deploy(rollback, clocked,
                "Move all traffic back to the stable service and retire the canary (idempotent)."),
         deploy(finalize, clocked,

@@ -11,12 +11,15 @@ import time
 import uuid
 from typing import Any, Callable, Sequence
 
+from botocore.exceptions import BotoCoreError, ClientError
 from prefect.context import FlowRunContext
 from prefect_aws import AwsCredentials
 
 from blocks.credentials import client_factory
 from blocks.targets import RollwayTargets
+from flows.untraced import without_traceback
 from rollway.aws.environment import aws_environment
+from rollway.aws.errors import aws_message, credentials_remedy
 from rollway.clock import ClockSettings
 from rollway.environment import Environment
 from rollway.ledger import RolloutInProgress
@@ -25,6 +28,42 @@ from rollway.targets import Targets
 
 class AccountNotLoaded(ValueError):
     """The run's blocks could not be loaded, or disagree: it stopped before any AWS call."""
+
+
+class CredentialsRefused(AccountNotLoaded, RuntimeError):
+    """The credentials block could not be made into an AWS session: STS would not let it assume
+    its role (or could not be reached), or its profile is not on the worker. The run stopped
+    before any other AWS call, so before any write. The message says which, AWS's or botocore's
+    own words, what was not done and what to change."""
+
+
+def session_clients(credentials: AwsCredentials, region: str, *,
+                    nothing: str = "nothing was changed") -> Callable[[str], Any]:
+    """The run's client factory (``blocks.credentials.client_factory``) on ``credentials``, whose
+    clients act in ``region``: the one place every flow gets its AWS session from.
+
+    ``nothing``: what the run did not do, for the message ("nothing was deployed").
+
+    Raises:
+        AccountNotLoaded: the block disagrees with the targets (its region, a session token).
+        CredentialsRefused: the block's role could not be assumed (STS AssumeRole, made as the
+            factory is built), or its profile is not on the worker. Every flow but the
+            infrastructure ones ended on boto's bare error and traceback (``AccessDenied``,
+            ``Could not connect to the endpoint URL``), naming no call and no remedy.
+    """
+    # Findings whose one line says everything: the run's log shows no traceback of rollway under them.
+    without_traceback(CredentialsRefused)
+    try:
+        return client_factory(credentials, region=region)
+    except ValueError as err:
+        raise AccountNotLoaded(str(err)) from err
+    except (ClientError, BotoCoreError) as err:
+        if credentials.assume_role_arn:
+            raise CredentialsRefused(
+                f"could not assume the role {credentials.assume_role_arn} of the AWS credentials (STS AssumeRole): "
+                f"{aws_message(err)}; {nothing}; {credentials_remedy(err, 'sts:AssumeRole on that role')}") from err
+        raise CredentialsRefused(f"could not load the AWS credentials: {aws_message(err)}; {nothing}; "
+                                 f"{credentials_remedy(err, 'access')}") from err
 
 
 def load_targets(targets_block: str | None) -> Targets:
@@ -63,13 +102,12 @@ def load_clients(targets_block: str | None, aws_credentials_block: str | None) -
 
     Raises:
         AccountNotLoaded: a block is missing, or the credentials name another region.
+        CredentialsRefused: the credentials' role could not be assumed, or their profile is not
+            on the worker (``session_clients``).
     """
     targets = load_targets(targets_block)
     credentials = load_credentials(aws_credentials_block, targets.region)
-    try:
-        return targets, client_factory(credentials, region=targets.region)
-    except ValueError as err:
-        raise AccountNotLoaded(str(err)) from err
+    return targets, session_clients(credentials, targets.region)
 
 
 def load_environment(

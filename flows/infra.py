@@ -51,7 +51,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from blocks.credentials import assumed_role_session, client_factory
 from flows.artifacts import for_people
-from flows.env import AccountNotLoaded, load_credentials, load_targets
+from flows.env import load_credentials, load_targets, session_clients
 from flows.params import WaitSeconds
 from rollway.aws.checklist import AwsInfraChecker
 from rollway.aws.errors import aws_message, credentials_remedy
@@ -558,28 +558,6 @@ def _account(get_client: Callable[[str], Any], nothing: str) -> str:
                          f"{aws_message(err)}; {nothing}; {credentials_remedy(err, 'sts:GetCallerIdentity')}") from err
 
 
-def _clients(credentials: AwsCredentials, region: str, nothing: str) -> Callable[[str], Any]:
-    """The run's client factory (``client_factory``).
-
-    Raises:
-        AccountNotLoaded: the block disagrees with the targets (its region, a session token).
-        AwsNotRead: the block's role could not be assumed (STS AssumeRole, made as the factory is
-            built) or its profile is not on the worker: these ended the run on boto's bare error
-            (``Could not connect to the endpoint URL``, ``AccessDenied``), naming no call and no remedy.
-    """
-    try:
-        return client_factory(credentials, region=region)
-    except ValueError as err:
-        raise AccountNotLoaded(str(err)) from err
-    except (ClientError, BotoCoreError) as err:
-        if credentials.assume_role_arn:
-            raise AwsNotRead(f"could not assume the role {credentials.assume_role_arn} of the AWS credentials (STS "
-                             f"AssumeRole): {aws_message(err)}; {nothing}; "
-                             f"{credentials_remedy(err, 'sts:AssumeRole on that role')}") from err
-        raise AwsNotRead(f"could not load the AWS credentials: {aws_message(err)}; {nothing}; "
-                         f"{credentials_remedy(err, 'access')}") from err
-
-
 def _app_dir(cdk_app_dir: str) -> Path:
     path = Path(cdk_app_dir).expanduser()
     if not path.is_dir():
@@ -685,7 +663,7 @@ def deploy_infrastructure(
     except ValueError as err:
         raise InfraRefused(f"cdk_executable {cdk_executable!r}: {err}") from err
     credentials = load_credentials(aws_credentials_block, targets.region)
-    get_client = _clients(credentials, targets.region, "nothing was deployed")
+    get_client = session_clients(credentials, targets.region, nothing="nothing was deployed")
     account = _account(get_client, "nothing was deployed")
     log.info("deploying to account %s in %s from %s", account, targets.region, app_dir)
     # Checked once here (a role that cannot be assumed fails before the app is read), then made
@@ -761,7 +739,7 @@ def verify_infrastructure(targets_block: str | None = None, aws_credentials_bloc
             raise InfraRefused(f"cdk_executable {cdk_executable!r}: {err}") from err
     targets = load_targets(targets_block)
     credentials = load_credentials(aws_credentials_block, targets.region)
-    get_client = _clients(credentials, targets.region, "nothing was checked")
+    get_client = session_clients(credentials, targets.region, nothing="nothing was checked")
     # Read first also without the app: credentials that cannot read anything (none on the worker,
     # expired, an endpoint out of reach) failed every item alike, twenty lines of one error with
     # no remedy, each read first waiting out botocore's retries.

@@ -47,6 +47,8 @@ from tasks import ecs, metrics, traffic
 
 # The seed judges the error rate over the last 5 minutes.
 RECENT_SECONDS = 300
+# The seed's monitoring window: a window started by hand for a rollout whose policy watches none.
+ONE_HOUR = 3600.0
 
 
 class MonitorRefused(RuntimeError):
@@ -490,8 +492,8 @@ def watched_spec(record: RolloutRecord, given: RolloutSpec) -> tuple[RolloutSpec
 @flow(name="monitor", log_prints=True)
 def monitor(
     spec: RolloutSpec,
-    window_seconds: WindowSeconds = 3600.0,
-    decommission: bool = True,
+    window_seconds: WindowSeconds | None = None,
+    decommission: bool | None = None,
     targets_block: str | None = None,
     aws_credentials_block: str | None = None,
     clock: ClockSettings = ClockSettings(),
@@ -503,6 +505,10 @@ def monitor(
     (``MonitorRefused`` otherwise, before any write), and stops (``RolloutSuperseded``) if another
     rollout becomes the newest while it watches.
 
+    ``window_seconds``: how long to watch; unset, the rollout's recorded ``monitor_seconds`` (an
+    hour if its policy turned monitoring off), as the rollout flows' own windows do.
+    ``decommission``: scale the old service to zero after a clean window; unset, as the rollout's
+    recorded plan says (its last phase's ``decommission``), as the rollout flows' own windows do.
     ``lease_wall_seconds``: how long this run may go silent (wall time) before another run may
     watch the rollout instead.
     """
@@ -517,6 +523,14 @@ def monitor(
         # CloudWatch is read at the period the rollout's judge counts in.
         env = load_environment(targets_block, aws_credentials_block, clock,
                                interval_seconds=spec.analysis.interval_seconds)
+    # Unset, the rollout's own policy decides, read leniently as a rollback reads it. Defaults of
+    # True and an hour scaled the old service of a plan that keeps it to zero after a window
+    # started from the UI (its rollback target gone), and cut a two-hour policy's window to one.
+    policy = RolloutSpec.for_rollback(record.spec_json)
+    if decommission is None:
+        decommission = policy.phases[-1].decommission
+    if window_seconds is None:
+        window_seconds = policy.monitor_seconds or ONE_HOUR
     return run_monitor(
         env, spec, window_seconds=window_seconds, decommission=decommission,
         previous_task_definition=record.previous_task_definition, stable_desired=record.stable_desired,

@@ -117,7 +117,7 @@ def load_account(targets_block: str | None, credentials_block: str | None) -> tu
     Raises:
         OpsError: a block does not exist on the API, or does not validate.
     """
-    from flows.env import load_clients
+    from flows.env import CredentialsRefused, load_clients
     from prefect.settings import PREFECT_API_URL
 
     if not PREFECT_API_URL.value():
@@ -131,6 +131,9 @@ def load_account(targets_block: str | None, credentials_block: str | None) -> tu
         )
     try:
         targets, get_client = load_clients(targets_block, credentials_block)
+    except CredentialsRefused as err:
+        # The blocks loaded: what to change is in the credentials, not in the block names or the API.
+        raise OpsError(str(err)) from err
     # RuntimeError: Prefect's Block.load for a saved block that no longer validates (saved
     # before a rule on its names existed), which used to print a traceback.
     except (ValueError, RuntimeError) as err:

@@ -367,6 +367,25 @@ def test_credentials_for_another_region_than_the_targets_are_refused_before_any_
         load_clients(None, "rollway-aws")
 
 
+@pytest.mark.parametrize("role", ["rollway-deployer", "arn:aws:iam::123456789012:user/deployer",
+                                  "arn:aws:iam::123456789012:role/rollway-deployer "])
+def test_an_assume_role_arn_that_is_not_a_roles_arn_is_refused_before_sts_is_asked(monkeypatch, every_call, role):
+    """The role's name typed where its ARN goes (or a user's ARN, or one pasted with a trailing
+    space) went to STS as it was, and the run ended on STS's answer, which names no field."""
+    from flows.env import AccountNotLoaded, load_clients
+
+    saved = AwsCredentials(aws_access_key_id="testing", aws_secret_access_key=SecretStr("testing"),
+                           region_name="us-west-2", assume_role_arn=role)
+    monkeypatch.setattr(AwsCredentials, "load", classmethod(lambda cls, name, *a, **k: saved))
+    asked = every_call("sts")
+    with pytest.raises(AccountNotLoaded) as refused:
+        load_clients(None, "rollway-aws")
+    assert str(refused.value) == (
+        f"the AWS credentials' assume_role_arn {role!r} is not an IAM role's ARN "
+        "(arn:aws:iam::<account id>:role/<name>): give the role's whole ARN")
+    assert asked == []
+
+
 def test_assumed_role_credentials_renew_themselves_before_they_expire(aws):
     """A block with assume_role_arn: prefect-aws assumes the role once and keeps the result, so
     a rollout longer than the credentials' life (an hour by default) failed with ExpiredToken,

@@ -15,6 +15,7 @@ import pytest
 from blocks.credentials import credentials_for_endpoint
 from blocks.register import save_blocks
 from flows.infra import AwsNotRead, ChecklistFailed, InfraRefused, deploy_infrastructure, verify_infrastructure
+from flows.env import CredentialsRefused
 from tests.flows.moto_env import inbox
 from tests.unit.test_infra_plan import WEBORDINARY
 
@@ -132,7 +133,7 @@ def test_credentials_sts_refuses_end_the_run_in_one_line_before_the_app_is_read(
     # Expired keys in the block: the run's first AWS call, GetCallerIdentity, ended it on boto's
     # bare "An error occurred (ExpiredToken) when calling the GetCallerIdentity operation".
     # (moto's STS answers any keys: the refusal is botocore's answer on moto's client.)
-    import flows.infra as infra
+    import flows.env
 
     def expired(**_):
         return SimpleNamespace(status_code=403, headers={}), {
@@ -140,7 +141,7 @@ def test_credentials_sts_refuses_end_the_run_in_one_line_before_the_app_is_read(
             "ResponseMetadata": {}}
 
     made = []
-    real = infra.client_factory
+    real = flows.env.client_factory
 
     def refusing(credentials, region=None):
         get = real(credentials, region=region)
@@ -148,7 +149,7 @@ def test_credentials_sts_refuses_end_the_run_in_one_line_before_the_app_is_read(
         made[-1].meta.events.register("before-call.sts.GetCallerIdentity", expired)
         return get
 
-    monkeypatch.setattr(infra, "client_factory", refusing)
+    monkeypatch.setattr(flows.env, "client_factory", refusing)
     cdk, app = fake_cdk(tmp_path)
     try:
         with pytest.raises(AwsNotRead) as caught:
@@ -195,7 +196,7 @@ def test_a_role_that_cannot_be_assumed_ends_the_run_in_one_line_before_cdk_start
     app = tmp_path / "app"
     app.mkdir()
     (app / "cdk.json").write_text('{"app": "true"}')
-    with pytest.raises(AwsNotRead) as caught:
+    with pytest.raises(CredentialsRefused) as caught:
         run(str(app), str(cdk), "infra-unreachable-role")
     message = str(caught.value)
     assert message.startswith(f"could not assume the role {role} of the AWS credentials (STS AssumeRole): "

@@ -224,3 +224,42 @@ def test_a_monitor_started_with_only_the_image_rolls_back_by_the_rollouts_record
     assert env.flags.get("multi-session").enabled is False, "the rollout's bound flag is off after its rollback"
     assert any("the recorded ones govern this window" in r.getMessage() and "flags" in r.getMessage()
                for r in caplog.records)
+
+
+def test_a_monitor_started_by_hand_keeps_the_old_service_when_the_rollouts_plan_does(monkeypatch):
+    """The `monitor` flow decommissioned after a clean window whatever the rollout's plan said: a
+    person starting it from the UI on a rollout whose plan keeps the old service (stages without a
+    phase plan) had that service scaled to zero, its rollback target gone. Left unset, the rollout's
+    own plan decides, as in the rollout flows' windows."""
+    env, first = promoted_world(monkeypatch)
+    env.metrics = FakeMetrics(env.router, steady(5000, 0.001, 0.001))
+    stable = env.targets.stable_service
+    before = env.deployer.describe(stable).desired
+
+    result = run_monitor_flow()
+    assert result.outcome == "passed", result
+    assert env.deployer.describe(stable).desired == before > 0, "the old service keeps its tasks"
+    assert env.ledger.get(env.targets.canary_service).last_transition("watched") is not None
+
+
+def test_a_monitor_started_by_hand_decommissions_when_the_rollouts_plan_does(monkeypatch):
+    from rollway.spec import WeeklyPhase
+
+    plan = SPEC.model_copy(update={"phases": (WeeklyPhase(name="all", weights=(5, 100), decommission=True),)})
+    env, _ = promoted_world(monkeypatch, spec=plan)
+    env.metrics = FakeMetrics(env.router, steady(5000, 0.001, 0.001))
+    assert run_monitor_flow().outcome == "decommissioned"
+    assert env.deployer.describe(env.targets.stable_service).desired == 0
+
+
+def test_a_monitor_started_by_hand_watches_as_long_as_the_rollouts_policy_says(monkeypatch):
+    """The form's window_seconds defaulted to an hour whatever the rollout's monitor_seconds: a
+    policy of two hours was watched for one, and the old service decommissioned an hour early."""
+    from rollway.spec import WeeklyPhase
+
+    plan = SPEC.model_copy(update={"monitor_seconds": 7200.0,
+                                   "phases": (WeeklyPhase(name="all", weights=(5, 100), decommission=True),)})
+    env, _ = promoted_world(monkeypatch, spec=plan)
+    env.metrics = FakeMetrics(env.router, steady(5000, 0.001, 0.001))
+    result = monitor(spec=SPEC.model_dump(mode="json"))
+    assert (result.outcome, result.reason) == ("decommissioned", "120 minutes of monitoring passed"), result

@@ -30,7 +30,7 @@ from rollway.targets import Targets
 from tests.unit.alive import alive
 
 ROOT = Path(__file__).resolve().parents[2]
-FLOWS = {"canary", "progressive_rollout", "advance_phase", "rollback", "finalize", "set-flags",
+FLOWS = {"canary", "progressive_rollout", "advance_phase", "monitor", "rollback", "finalize", "set-flags",
          "deploy_infrastructure", "verify_infrastructure", "publish_container", "validate_deployment",
          "rollout_report", "cleanup"}
 # Flows that act at once or only read: they take no rollout clock.
@@ -375,6 +375,9 @@ def test_every_flow_is_served_with_the_blocks_and_clock_as_defaults(served) -> N
         "deploy_infrastructure", "publish_container", "cleanup"}
     progressive = deployments["progressive_rollout"]
     assert progressive.parameters["spec"] == spec.model_dump(mode="json")
+    # The README has a person start `monitor` by hand from the UI: its form starts with the spec too.
+    assert deployments["monitor"].parameters["spec"] == spec.model_dump(mode="json")
+    assert deployments["monitor"].entrypoint == "flows.monitor.monitor"
     assert progressive.parameters["phased"] is False
     assert progressive.entrypoint == "flows.progressive.progressive_rollout"
 

@@ -169,12 +169,35 @@ def test_flags_with_a_region_boto3_refuses_say_so_on_one_line(monkeypatch, capsy
     # model_copy: the region is the blocks' mistake, whatever Targets itself accepts.
     targets = Targets().model_copy(update={"region": region})
     monkeypatch.setattr("flows.env.load_targets", lambda block: targets)
-    monkeypatch.setattr("flows.env.load_credentials", lambda block, region: AwsCredentials())
+    # Keys given: a block with none on a worker with none is refused first, for its credentials.
+    keyed = AwsCredentials(aws_access_key_id="testing", aws_secret_access_key="testing")
+    monkeypatch.setattr("flows.env.load_credentials", lambda block, region: keyed)
     assert rollway(*args) == 1
     captured = capsys.readouterr()
     assert captured.out == ""
     assert captured.err.startswith("error: ") and f"region {region!r}" in captured.err
     assert captured.err.count("\n") == 1
+
+
+@pytest.mark.parametrize("args", [("flags", "list"), ("status",)], ids=["flags", "status"])
+def test_no_credentials_anywhere_is_one_line_naming_the_credentials(monkeypatch, capsys, args, an_api_url,
+                                                                     no_aws_credentials):
+    """A block with no keys, profile or role on a machine with none: the command's first AWS call
+    failed on botocore's "Unable to locate credentials". It is said before any call, with what to
+    change, and not followed by advice about block names and the Prefect API, which are right."""
+    from prefect_aws import AwsCredentials
+
+    from rollway.targets import Targets
+
+    monkeypatch.setattr("flows.env.load_targets", lambda block: Targets())
+    monkeypatch.setattr("flows.env.load_credentials", lambda block, region: AwsCredentials(region_name=region))
+    assert rollway(*args) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == (
+        "error: could not load the AWS credentials: NoCredentialsError: Unable to locate credentials; nothing was "
+        "changed; the AwsCredentials block gives no keys, profile or role, and the worker has none (AWS_* variables, "
+        "~/.aws, an instance or task role): give the block credentials, or the worker\n")
 
 
 def test_judge_replay_prints_its_decisions_on_stdout_only(capsys):
