@@ -21,7 +21,8 @@ person, so nothing production runs on may be deleted, whatever the person typed:
   or the load balancer are in, or the certificate a listener of the load balancer serves (read
   from ECS and ELB), is refused: CloudFormation cannot delete them while they are in use, and
   stops at DELETE_FAILED after deleting the rest of the stack;
-- a stack with termination protection is refused (someone protected it on purpose);
+- a stack with termination protection is refused (someone protected it on purpose), and so is
+  one CloudFormation is changing (``UPDATE_IN_PROGRESS`` and the like: DeleteStack refuses it);
 - the tag ``latest`` is refused (what an image reference without a tag pulls);
 - an image tag that a task definition in use references is refused, and so is any other tag of
   an image whose digest is in use (a task definition may pin ``repo@sha256:...``, or name the
@@ -59,6 +60,10 @@ _URL_WITH_USER = re.compile(r"^https?://[^/]*@", re.IGNORECASE)
 _REF_FORBIDDEN = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]")
 
 GONE_STATUSES = frozenset({"DELETE_COMPLETE"})
+# In-progress statuses CloudFormation deletes from: a deletion under way (a run that stopped
+# while waiting for it) and a change set never executed. Any other *_IN_PROGRESS is refused by
+# DeleteStack ("cannot be deleted while in status ..."), or queued behind the change under way.
+_DELETABLE_IN_PROGRESS = frozenset({"DELETE_IN_PROGRESS", "REVIEW_IN_PROGRESS"})
 
 
 class CleanupRefused(PicklableError, RuntimeError):
@@ -804,6 +809,13 @@ def _plan_stacks(
             refusals.append(Refusal(kind="stack", name=name, reason=(
                 f"stack(s) {', '.join(importers)} import its export(s) {', '.join(exports)}, and CloudFormation "
                 f"does not delete a stack whose exports are imported; {advice}")))
+        elif state.status is not None and state.status.endswith("_IN_PROGRESS") \
+                and state.status not in _DELETABLE_IN_PROGRESS:
+            # Caught here, before the run deleted image tags and earlier stacks and then stopped on it.
+            refusals.append(Refusal(kind="stack", name=name, reason=(
+                f"it is {state.status}: CloudFormation is changing it right now (someone is deploying or rolling it "
+                "back), and does not delete a stack mid-change; run cleanup again once it has settled, after "
+                "checking that whatever changes it is not production's")))
         elif state.termination_protection:
             refusals.append(Refusal(kind="stack", name=name, reason=(
                 "termination protection is on; if it really is to go, lift it first with "

@@ -89,6 +89,15 @@ OLD = "webordinary-old-stack"
     [
         (OLD, StackState(name=OLD, status="UPDATE_COMPLETE"), "delete", None),
         (OLD, StackState(name=OLD, status="DELETE_FAILED"), "delete", None),  # retried
+        # A run stopped while CloudFormation deleted it: it waits for that deletion again.
+        (OLD, StackState(name=OLD, status="DELETE_IN_PROGRESS"), "delete", None),
+        (OLD, StackState(name=OLD, status="REVIEW_IN_PROGRESS"), "delete", None),  # a change set never executed
+        # Mid-change, DeleteStack refuses it: said at the plan, not after the image tags went.
+        (OLD, StackState(name=OLD, status="UPDATE_IN_PROGRESS"), "refused",
+         "it is UPDATE_IN_PROGRESS: CloudFormation is changing it right now"),
+        (OLD, StackState(name=OLD, status="UPDATE_COMPLETE_CLEANUP_IN_PROGRESS"), "refused",
+         "does not delete a stack mid-change; run cleanup again once it has settled"),
+        (OLD, StackState(name=OLD, status="CREATE_IN_PROGRESS"), "refused", "it is CREATE_IN_PROGRESS"),
         (OLD, None, "gone", None),
         (OLD, StackState(name=OLD, status="DELETE_COMPLETE"), "gone", None),
         ("WebordinaryFargateStack", StackState(name="WebordinaryFargateStack", status="CREATE_COMPLETE"), "refused",
