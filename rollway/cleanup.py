@@ -26,7 +26,8 @@ person, so nothing production runs on may be deleted, whatever the person typed:
 - the tag ``latest`` is refused (what an image reference without a tag pulls);
 - an image tag that a task definition in use references is refused, and so is any other tag of
   an image whose digest is in use (a task definition may pin ``repo@sha256:...``, or name the
-  same image under another tag). "In use": the task definitions the stable and canary services
+  same image under another tag), and any tag of a platform image an image index in use lists
+  (or of an index listing a platform image in use). "In use": the task definitions the stable and canary services
   deploy, every ACTIVE revision of ``Targets.task_family`` (a rollback restores the previous), and
   the revision every running task of the cluster runs (its roles and log group stay in use
   while it runs, INACTIVE or of another family).
@@ -260,6 +261,8 @@ class RepositoryImage(BaseModel):
 
     digest: str
     tags: tuple[str, ...] = ()
+    children: tuple[str, ...] = Field(default=(), description=(
+        "for an image index (a multi-platform image), the digests of the platform images it lists"))
 
 
 class ImageUse(BaseModel):
@@ -565,6 +568,18 @@ def _plan_images(
             by_tag[tag].append(use)
             if tag in digest_of:
                 by_digest[digest_of[tag]].append(f"{where} runs it as {tag!r}")
+    # A multi-platform image is an index and one image per platform, each with tags of its own or
+    # none. A task of the index runs the platform image of its architecture: deleting that image's
+    # own tag (1.0.0-amd64) deleted what production runs. Either in use keeps the other.
+    direct = {digest: list(whys) for digest, whys in by_digest.items()}
+    for image in images:
+        for child in image.children:
+            if image.digest in direct:
+                by_digest[child].append(f"a platform image of image index {image.digest} "
+                                        f"({direct[image.digest][0]})")
+            if child in direct:
+                by_digest[image.digest].append(f"an image index listing the platform image {child} "
+                                               f"({direct[child][0]})")
     delete, gone, refusals = [], [], []
     for tag in tags:
         if tag == LATEST:

@@ -9,6 +9,7 @@ restores the previous one. ``rollway.cleanup.plan_cleanup`` turns those referenc
 
 from __future__ import annotations
 
+import json
 from typing import Any, Sequence
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -22,6 +23,10 @@ from rollway.targets import Targets
 _BATCH = 100
 # ECR's failure codes for an image id that names nothing: the tag is gone already.
 _GONE_CODES = frozenset({"ImageNotFound", "ImageTagDoesNotMatchDigest"})
+# A multi-platform image: an index (Docker's manifest list, OCI's image index) listing one image
+# per platform, each an image of the repository in its own right, with tags of its own or none.
+INDEX_MEDIA_TYPES = frozenset({"application/vnd.docker.distribution.manifest.list.v2+json",
+                               "application/vnd.oci.image.index.v1+json"})
 
 
 class InUseUnknown(AdapterError):
@@ -57,22 +62,60 @@ class EcrImages:
         self._repository = repository
 
     def list_images(self) -> tuple[RepositoryImage, ...]:
-        """Every image in the repository with its digest and tags (untagged ones too).
+        """Every image in the repository with its digest and tags (untagged ones too), and for an
+        image index the digests of the platform images it lists.
 
         Raises:
             TargetNotFound: there is no such repository.
+            InUseUnknown: an image index could not be read (its platform images would look unused).
         """
         images = []
+        indexes: list[str] = []
         try:
             for page in self._client.get_paginator("describe_images").paginate(repositoryName=self._repository):
                 for detail in page.get("imageDetails", []):
                     images.append(RepositoryImage(digest=detail["imageDigest"],
                                                   tags=tuple(detail.get("imageTags", []))))
+                    if {detail.get("imageManifestMediaType"), detail.get("artifactMediaType")} & INDEX_MEDIA_TYPES:
+                        indexes.append(detail["imageDigest"])
+            children = self._platform_images(indexes)
         except ClientError as err:
             if err.response.get("Error", {}).get("Code") == "RepositoryNotFoundException":
                 raise TargetNotFound("ECR repository", self._repository, str(err)) from err
             raise
-        return tuple(images)
+        return tuple(image.model_copy(update={"children": children[image.digest]}) if image.digest in children
+                     else image for image in images)
+
+    def _platform_images(self, indexes: Sequence[str]) -> dict[str, tuple[str, ...]]:
+        """Image index digest -> the digests of the platform images it lists.
+
+        A task runs ``repo:1.0.0`` (the index) on the platform image of its architecture, which
+        may carry a tag of its own (``1.0.0-amd64``): deleting that tag deletes the image under
+        the index production runs. Read here so the plan can see it.
+        """
+        found: dict[str, tuple[str, ...]] = {}
+        for start in range(0, len(indexes), _BATCH):
+            batch = indexes[start:start + _BATCH]
+            answer = self._client.batch_get_image(repositoryName=self._repository,
+                                                  imageIds=[{"imageDigest": digest} for digest in batch],
+                                                  acceptedMediaTypes=sorted(INDEX_MEDIA_TYPES))
+            for image in answer.get("images", []):
+                try:
+                    manifests = json.loads(image.get("imageManifest") or "{}").get("manifests") or []
+                except ValueError:
+                    manifests = None
+                if manifests is None:
+                    raise InUseUnknown(f"image index {image['imageId']['imageDigest']} in {self._repository} is not "
+                                       "readable JSON: the platform images it lists cannot be told from unused ones")
+                found[image["imageId"]["imageDigest"]] = tuple(
+                    m["digest"] for m in manifests if isinstance(m, dict) and m.get("digest"))
+            unread = [digest for digest in batch if digest not in found]
+            if unread:
+                why = "; ".join(f"{f.get('failureCode')}: {f.get('failureReason')}" for f in answer.get("failures", []))
+                raise InUseUnknown(f"image index(es) {', '.join(unread)} in {self._repository} could not be read "
+                                   f"({why or 'ECR did not return them'}): the platform images they list cannot be "
+                                   "told from unused ones")
+        return found
 
     def delete_tags(self, tags: Sequence[str]) -> TagDeletion:
         """Delete ``tags`` (an image loses the tag; one left with no tag is deleted by ECR).

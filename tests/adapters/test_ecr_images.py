@@ -9,7 +9,7 @@ from rollway.aws.ecr_images import EcrImages, InUseUnknown, images_in_use
 from rollway.aws.ecs import EcsDeployer
 from rollway.aws.errors import TargetNotFound
 from rollway.cleanup import CleanupSpec, plan_cleanup
-from tests.flows.moto_env import put_image
+from tests.flows.moto_env import put_image, put_image_index
 
 
 @pytest.fixture
@@ -118,6 +118,32 @@ def test_a_tag_in_use_by_tag_or_by_digest_is_refused_and_stays(aws, images):
     assert f"it tags image {running}, which is in use" in reasons["release-1"]
     assert "pins it by digest" in reasons["pinned"]
     assert tags_in(images) == {"1.0.0", "release-1", "pinned", "old-version"}, "planning deletes nothing"
+
+
+def test_a_platform_image_of_an_index_in_use_and_an_index_of_one_in_use_are_refused_and_stay(aws, images):
+    ecs = aws.get_client("ecs")
+    # The services run 1.0.0, a multi-platform image whose platform images carry tags of their own.
+    running = put_image_index(aws, "1.0.0", {"1.0.0-amd64": "1", "1.0.0-arm64": "2"})
+    put_image_index(aws, "0.9.0", {"0.9.0-amd64": "3"})  # nothing runs it
+    # A revision pins 2.0.0's amd64 image by digest: the index listing it is kept too.
+    put_image_index(aws, "2.0.0", {"2.0.0-amd64": "4"})
+    (pinned,) = [image.digest for image in images.list_images() if image.tags == ("2.0.0-amd64",)]
+    EcsDeployer(ecs, aws.targets).register_revision(f"{aws.topology.repository_uri}@{pinned}",
+                                                    aws.topology.task_definition_arn)
+    listed = {image.digest: image for image in images.list_images()}
+    assert len(listed[running].children) == 2
+
+    spec = CleanupSpec(old_image_tags=("1.0.0-amd64", "1.0.0-arm64", "0.9.0", "0.9.0-amd64", "2.0.0"))
+    plan = plan_cleanup(spec, aws.targets, stacks={}, in_use=images_in_use(ecs, aws.targets),
+                        images=images.list_images())
+
+    assert plan.delete_tags == ("0.9.0", "0.9.0-amd64")
+    reasons = {r.name: r.reason for r in plan.refusals}
+    assert set(reasons) == {"1.0.0-amd64", "1.0.0-arm64", "2.0.0"}
+    assert f"a platform image of image index {running} (task definition" in reasons["1.0.0-amd64"]
+    assert "the stable service deploys it" in reasons["1.0.0-arm64"]
+    assert f"an image index listing the platform image {pinned}" in reasons["2.0.0"]
+    assert "pins it by digest" in reasons["2.0.0"]
 
 
 def test_when_a_service_cannot_be_found_nothing_counts_as_unused(aws):
