@@ -114,7 +114,8 @@ class _Progress:
         self.log = get_run_logger()
         self.fields: dict[str, Any] = {"gone_tags": plan.gone_tags, "gone_stacks": plan.gone_stacks,
                                        "in_use": plan.in_use, "tag_digests": plan.tag_digests,
-                                       "stack_resources": plan.stack_resources}
+                                       "stack_resources": plan.stack_resources,
+                                       "stack_retained": plan.stack_retained}
         self.done: list[str] = []
         self.left: list[str] = []
         if plan.archive is not None:
@@ -232,7 +233,10 @@ def _act_steps(progress: _Progress, plan: CleanupPlan, git: GitCli | None, image
             raise progress.failed(step, err, targets) from err
         (deleted_stacks if outcome == "deleted" else gone_stacks).append(name)
         progress.fields.update(deleted_stacks=tuple(deleted_stacks), gone_stacks=tuple(gone_stacks))
-        progress.did(f"stack {name}", f"deleted stack {name}" if outcome == "deleted" else f"stack {name} was already gone")
+        kept = plan.stack_retained.get(name, ())
+        progress.did(f"stack {name}", (f"deleted stack {name}" + (
+            f"; its DeletionPolicy kept {len(kept)} of its resources in place: {', '.join(kept)}" if kept else ""))
+            if outcome == "deleted" else f"stack {name} was already gone")
 
     progress.at("write its summary", "everything it was to do was done")
     result = progress.result()

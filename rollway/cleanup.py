@@ -244,6 +244,9 @@ class StackState(BaseModel):
     root_stack: str | None = Field(default=None, description="for a nested stack, the name of its root stack")
     resources: tuple[str, ...] = Field(default=(), description=(
         "the physical ids of the resources it holds, its nested stacks' resources included"))
+    retained: tuple[str, ...] = Field(default=(), description=(
+        "those of resources its template's DeletionPolicy (Retain, RetainExceptOnCreate) keeps: deleting the stack "
+        "leaves them in place"))
     nested_in: dict[str, str] = Field(default_factory=dict, description=(
         "for a resource of a nested stack (a physical id in resources), that nested stack's name"))
     imported_by: dict[str, tuple[str, ...]] = Field(default_factory=dict, description=(
@@ -412,7 +415,9 @@ class CleanupPlan(BaseModel):
             run's artifact: a refusal and the run's log name only the first few.
         tag_digests: each of ``delete_tags`` -> the digest of the image it tags, for the record.
         stack_resources: each of ``delete_stacks`` -> the physical ids of what it holds (its
-            nested stacks' included), all deleted with it, for the record.
+            nested stacks' included), for the record.
+        stack_retained: each of ``delete_stacks`` holding any -> those of its resources its
+            DeletionPolicy keeps: they stay when the stack goes (the rest is deleted with it).
     """
 
     model_config = ConfigDict(frozen=True)
@@ -426,6 +431,7 @@ class CleanupPlan(BaseModel):
     in_use: tuple[str, ...] = ()
     tag_digests: dict[str, str] = Field(default_factory=dict)
     stack_resources: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+    stack_retained: dict[str, tuple[str, ...]] = Field(default_factory=dict)
 
     @property
     def refused(self) -> bool:
@@ -477,7 +483,8 @@ def plan_cleanup(
                        delete_stacks=delete_stacks, gone_stacks=gone_stacks, refusals=tuple(refusals),
                        in_use=describe_uses(in_use),
                        tag_digests={tag: digest_of[tag] for tag in delete_tags},
-                       stack_resources={name: stacks[name].resources for name in delete_stacks})
+                       stack_resources={name: stacks[name].resources for name in delete_stacks},
+                       stack_retained={name: stacks[name].retained for name in delete_stacks if stacks[name].retained})
 
 
 FIRST_FEW = 3
@@ -862,7 +869,8 @@ class CleanupResult(BaseModel):
         in_use: every task definition in use and the image it runs (what image tags it kept).
         not_done: what a run that stopped part-way left as it was.
         stopped: why it stopped part-way, or None.
-        tag_digests, stack_resources: what each tag named and each stack held (``CleanupPlan``'s).
+        tag_digests, stack_resources, stack_retained: what each tag named, what each stack held and
+            what of that its DeletionPolicy keeps (``CleanupPlan``'s).
     """
 
     model_config = ConfigDict(frozen=True)
@@ -880,6 +888,7 @@ class CleanupResult(BaseModel):
     stopped: str | None = None
     tag_digests: dict[str, str] = Field(default_factory=dict)
     stack_resources: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+    stack_retained: dict[str, tuple[str, ...]] = Field(default_factory=dict)
 
 
 def planned_result(plan: CleanupPlan) -> CleanupResult:
@@ -893,7 +902,7 @@ def planned_result(plan: CleanupPlan) -> CleanupResult:
     return CleanupResult(dry_run=True, archived=archived, pushed=pushed, deleted_tags=plan.delete_tags,
                          gone_tags=plan.gone_tags, deleted_stacks=plan.delete_stacks, gone_stacks=plan.gone_stacks,
                          refusals=plan.refusals, in_use=plan.in_use, tag_digests=plan.tag_digests,
-                         stack_resources=plan.stack_resources)
+                         stack_resources=plan.stack_resources, stack_retained=plan.stack_retained)
 
 
 def summary_markdown(result: CleanupResult, repository: str) -> str:
@@ -920,10 +929,18 @@ def summary_markdown(result: CleanupResult, repository: str) -> str:
     section(f"{would}: image tags in `{repository}`",
             [f"`{t}`" + (f" (image {result.tag_digests[t]})" if t in result.tag_digests else "")
              for t in result.deleted_tags])
-    section(f"{would}: stacks", [
-        f"`{s}`" + (f", with the {len(held)} resource(s) it holds:" + "".join(f"\n  - `{r}`" for r in held)
-                    if (held := result.stack_resources.get(s)) else "")
-        for s in result.deleted_stacks])
+    def held_by(stack: str) -> str:
+        held = result.stack_resources.get(stack, ())
+        # A resource its DeletionPolicy keeps stays: listed among what went, it was taken for deleted.
+        kept = set(result.stack_retained.get(stack, ()))
+        if not held:
+            return ""
+        return (f", with the {len(held)} resource(s) it holds"
+                + (f" ({len(kept)} kept by their DeletionPolicy: they stay)" if kept else "") + ":"
+                + "".join(f"\n  - `{r}`" + (" (kept: its DeletionPolicy retains it)" if r in kept else "")
+                          for r in held))
+
+    section(f"{would}: stacks", [f"`{s}`" + held_by(s) for s in result.deleted_stacks])
     section("Already gone", [f"image tag `{t}`" for t in result.gone_tags] + [f"stack `{s}`" for s in result.gone_stacks])
     section("Refused", [f"{r.kind} `{r.name}`: {r.reason}" for r in result.refusals])
     if result.stopped or result.not_done:

@@ -309,3 +309,27 @@ def test_a_deletion_of_many_resources_reads_every_page_of_events():
         stub.assert_no_pending_responses()
     assert failed.value.reasons == ("Logs (AWS::S3::Bucket): The bucket you tried to delete is not empty",)
     assert len([line for line in progress if " DELETE_" in line and "deletion requested" not in line]) == 122
+
+
+def test_what_a_stacks_deletion_policy_keeps_is_read_from_its_yaml_or_json_template(aws, stacks):
+    # A hand-written YAML template with CloudFormation's short forms, and CDK's JSON.
+    aws.get_client("cloudformation").create_stack(StackName=OLD, TemplateBody="""
+Resources:
+  Kept:
+    Type: AWS::SQS::Queue
+    DeletionPolicy: Retain
+    Properties:
+      QueueName: !Sub "${AWS::StackName}-kept"
+  Gone:
+    Type: AWS::SQS::Queue
+    Properties:
+      QueueName: webordinary-old-gone
+""")
+    create(aws, "webordinary-older-stack", "webordinary-older-queue")
+    state = stacks.describe(OLD)
+    (kept,) = [r for r in state.resources if r.endswith(f"{OLD}-kept")]
+    assert state.retained == (kept,) and len(state.resources) == 2
+    assert stacks.describe("webordinary-older-stack").retained == ()
+
+    assert stacks.delete(OLD, timeout_seconds=30) == "deleted"
+    assert queue_exists(aws, f"{OLD}-kept") and not queue_exists(aws, "webordinary-old-gone")

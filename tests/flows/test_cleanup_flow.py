@@ -164,6 +164,30 @@ def test_a_dry_run_reports_what_it_would_do_and_changes_nothing(account, repo):
     assert summary(state).startswith("# Cleanup dry run: nothing was deleted")
 
 
+def test_what_a_stacks_deletion_policy_keeps_is_said_to_stay_in_the_dry_run_and_after_the_deletion(aws, repo):
+    # CDK retains a table, a bucket or a log group by default: listed among what the stack's
+    # deletion removed, it was taken for gone (its data and its bill stay).
+    body = {"Resources": {
+        "Archive": {"Type": "AWS::SQS::Queue", "DeletionPolicy": "Retain", "Properties": {"QueueName": "old-archive"}},
+        "Work": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": "old-work"}}}}
+    aws.get_client("cloudformation").create_stack(StackName=OLD_STACK, TemplateBody=json.dumps(body))
+    urls = {r["LogicalResourceId"]: r["PhysicalResourceId"] for r in aws.get_client("cloudformation")
+            .list_stack_resources(StackName=OLD_STACK)["StackResourceSummaries"]}
+    expected = (f"- `{OLD_STACK}`, with the 2 resource(s) it holds (1 kept by their DeletionPolicy: they stay):",
+                f"  - `{urls['Archive']}` (kept: its DeletionPolicy retains it)\n", f"  - `{urls['Work']}`\n")
+
+    dry = run(aws, repo, archive_tag=None, archive_message="", old_stacks=[OLD_STACK], dry_run=True)
+    assert dry.result().stack_retained == {OLD_STACK: (urls["Archive"],)}
+    assert all(line in summary(dry) for line in expected), summary(dry)
+
+    state = run(aws, repo, archive_tag=None, archive_message="", old_stacks=[OLD_STACK])
+    assert state.is_completed(), state.message
+    assert stack_status(aws, OLD_STACK) is None
+    assert queue_exists(aws, "old-archive") and not queue_exists(aws, "old-work")
+    text = summary(state)
+    assert text.startswith("# Cleanup done") and all(line in text for line in expected), text
+
+
 def test_a_failed_push_stops_before_any_delete_and_says_what_was_done(account, repo):
     aws = account
     hook = repo.parent / "origin.git" / "hooks" / "pre-receive"
