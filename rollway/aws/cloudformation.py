@@ -47,14 +47,19 @@ class StackDeleteFailed(PicklableError, AdapterError):
         name: the stack.
         status: its status after the attempt.
         reasons: what its events say about the resources that could not be deleted.
+        failed: the logical ids of those resources.
     """
 
-    def __init__(self, name: str, status: str, reasons: list[str]) -> None:
-        self.name, self.status, self.reasons = name, status, tuple(reasons)
+    def __init__(self, name: str, status: str, reasons: list[str], failed: list[str] | None = None) -> None:
+        self.name, self.status, self.reasons, self.failed = name, status, tuple(reasons), tuple(failed or ())
         why = "; ".join(self.reasons) or "its events give no reason"
+        # Cleanup has no way to keep them: "retain those resources" left a person to find out how.
+        keep = (f"; or, to delete the stack and keep those resources, `aws cloudformation delete-stack --stack-name "
+                f"{name} --retain-resources {' '.join(self.failed)}`, after which cleanup reports the stack gone"
+                if self.failed and status == "DELETE_FAILED" else "")
         super().__init__(
-            f"stack {name!r} ended in {status}: {why}. Fix what is named (or retain those resources), then run "
-            "cleanup again: the deletion is retried"
+            f"stack {name!r} ended in {status}: {why}. Fix what is named, then run cleanup again: the deletion is "
+            f"retried{keep}"
         )
 
 
@@ -255,7 +260,7 @@ class CloudFormationStacks:
             if status == "DELETE_COMPLETE":
                 return
             if status != "DELETE_IN_PROGRESS":
-                raise StackDeleteFailed(name, status, self._failure_reasons(stack_id, found))
+                raise self._failed(name, stack_id, found, status)
             if time.monotonic() >= deadline:
                 raise StackDeleteTimeout(name, status, timeout_seconds)
             on_progress(f"stack {name}: still {status}, {max(0.0, deadline - time.monotonic()):.0f}s left to wait")
@@ -291,9 +296,10 @@ class CloudFormationStacks:
         seen.update(e["EventId"] for e in fresh)
         return [_event_line(e) for e in reversed(fresh)]
 
-    def _failure_reasons(self, stack_id: str, found: dict[str, Any] | None) -> list[str]:
+    def _failed(self, name: str, stack_id: str, found: dict[str, Any] | None, status: str) -> StackDeleteFailed:
         events = self._events(stack_id, until=_deletion_start)
-        return failure_reasons(events, (found or {}).get("StackStatusReason"))
+        return StackDeleteFailed(name, status, failure_reasons(events, (found or {}).get("StackStatusReason")),
+                                 failed=failed_resources(events))
 
 
 def failure_reasons(events_newest_first: list[dict[str, Any]], stack_reason: str | None = None) -> list[str]:
@@ -332,6 +338,18 @@ def parse_template(body: str) -> Any:
         return json.loads(body)
     except ValueError:
         return yaml.load(body, Loader=_TemplateLoader)  # noqa: S506 - a SafeLoader, with tags as plain values
+
+
+def failed_resources(events_newest_first: list[dict[str, Any]]) -> list[str]:
+    """The logical ids of the resources the latest deletion could not delete, oldest first."""
+    found: list[str] = []
+    for event in events_newest_first:
+        if _deletion_start(event):
+            break
+        logical = event.get("LogicalResourceId")
+        if not _is_stack(event) and event.get("ResourceStatus") == "DELETE_FAILED" and logical and logical not in found:
+            found.append(logical)
+    return list(reversed(found))
 
 
 def _no_such_stack(err: ClientError) -> bool:

@@ -191,6 +191,9 @@ def test_a_deletion_that_ends_in_delete_failed_reports_the_events_reasons():
         stub.assert_no_pending_responses()
     assert failed.value.status == "DELETE_FAILED"
     assert failed.value.reasons == ("Logs (AWS::S3::Bucket): The bucket you tried to delete is not empty",)
+    # "Retain those resources" said nothing of how: the command that deletes the stack and keeps them.
+    assert failed.value.failed == ("Logs",)
+    assert f"`aws cloudformation delete-stack --stack-name {OLD} --retain-resources Logs`" in str(failed.value)
     assert f"stack {OLD}: Logs (AWS::S3::Bucket) DELETE_FAILED: The bucket you tried to delete is not empty" in progress
 
 
