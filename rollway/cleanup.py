@@ -7,7 +7,8 @@ person, so nothing production runs on may be deleted, whatever the person typed:
 - a stack named in ``Targets.stacks`` (the live stacks), or nested in one, is refused;
 - a stack holding a resource ``Targets`` names (its cluster, services, load balancer, target
   groups, repository, queues, tables, topic, alarms, dashboard), itself or in a nested stack of
-  its own, is refused: deleting a stack deletes what it made, whatever the stack is called;
+  its own, is refused: deleting a stack deletes what it made, whatever the stack is called
+  (what its template's DeletionPolicy keeps excepted, here and below: that stays);
 - a stack holding a task definition in use (below) is refused: deleting it deregisters the
   revision, and ECS will not point a service at it again (a rollback's restore); so is one
   holding the task execution role, task role, awslogs group or a secret of one (no task of it
@@ -805,10 +806,13 @@ def _plan_stacks(
         importers = sorted({stack for by in state.imported_by.values() for stack in by} - set(names[:index]))
         # A stack deletes what it made: one that made something production still uses (the
         # old stack kept the queue the new service reads) is refused, whatever its name.
-        # Its nested stacks' resources count too: deleting it deletes them.
+        # Its nested stacks' resources count too: deleting it deletes them. One its DeletionPolicy
+        # keeps does not: it stays when the stack goes (a migration's old stack keeping the table
+        # the new service reads was refused, told that deleting the stack deletes it).
+        kept = set(state.retained)
         held = sorted({what + (f", in its nested stack {state.nested_in[resource]}"
                                if resource in state.nested_in else "")
-                       for resource in state.resources
+                       for resource in state.resources if resource not in kept
                        for what in [_held(resource, production or {})] if what is not None})
         if name.lower() in live_by_lower:
             refusals.append(Refusal(kind="stack", name=name, reason=(

@@ -213,6 +213,21 @@ def test_an_old_stack_that_holds_a_resource_production_uses_is_refused(aws, stac
     assert "it holds webordinary-edit-input (a queue in Targets.queues)" in refusal.reason
 
 
+def test_an_old_stack_whose_deletion_policy_keeps_the_queue_production_reads_is_deleted_and_the_queue_stays(
+        aws, stacks):
+    from rollway.cleanup import CleanupSpec, plan_cleanup
+
+    body = {"Resources": {"Input": {"Type": "AWS::SQS::Queue", "DeletionPolicy": "Retain",
+                                    "Properties": {"QueueName": "webordinary-edit-input"}}}}
+    aws.get_client("cloudformation").create_stack(StackName=OLD, TemplateBody=json.dumps(body))
+    spec = CleanupSpec(old_stacks=(OLD,))
+    plan = plan_cleanup(spec, aws.targets, stacks={OLD: stacks.describe(OLD)}, in_use=(), images=())
+    assert plan.delete_stacks == (OLD,) and not plan.refusals
+
+    assert stacks.delete(OLD, timeout_seconds=30) == "deleted"
+    assert queue_exists(aws, "webordinary-edit-input"), "kept by its DeletionPolicy, as the plan said"
+
+
 def test_an_old_stack_whose_nested_stack_holds_a_resource_production_uses_is_refused(aws, stacks):
     # Deleting a stack deletes its nested stacks and what they made; ListStackResources names a
     # nested stack only by its id, so the live queue inside one was deleted with the old stack.

@@ -287,6 +287,20 @@ def test_a_stack_holding_a_production_resource_is_refused(resource, held):
         assert f"it holds {held}" in refusal.reason, refusal.reason
 
 
+def test_a_stack_whose_deletion_policy_keeps_what_production_uses_is_deleted_and_keeps_it():
+    # The migration's old stack made the table the new service reads, with DeletionPolicy Retain:
+    # deleting the stack leaves the table. The other queue it holds is production's and not kept.
+    table, queue = "webordinary-rollouts", "https://sqs.us-west-2.amazonaws.com/1/webordinary-edit-input"
+    kept = StackState(name=OLD, status="CREATE_COMPLETE", resources=(table, "old-bucket"), retained=(table,))
+    plan = plan_cleanup(CleanupSpec(old_stacks=(OLD,)), T, stacks={OLD: kept}, in_use=(), images=())
+    assert plan.delete_stacks == (OLD,) and not plan.refusals and plan.stack_retained == {OLD: (table,)}
+
+    not_kept = kept.model_copy(update={"resources": (table, queue)})
+    (refusal,) = plan_cleanup(CleanupSpec(old_stacks=(OLD,)), T, stacks={OLD: not_kept}, in_use=(), images=()).refusals
+    assert "it holds webordinary-edit-input (a queue in Targets.queues)" in refusal.reason
+    assert "webordinary-rollouts" not in refusal.reason
+
+
 def test_a_rerun_after_head_moved_is_told_how_to_carry_on():
     # Run 1 tagged HEAD (c0) and stopped at a stack; the checkout has moved on to c1 since. The
     # run's own error said "run cleanup again with the same parameters": the refusal must say how.
