@@ -10,7 +10,7 @@ restores the previous one. ``rollway.cleanup.plan_cleanup`` turns those referenc
 from __future__ import annotations
 
 import json
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict
@@ -165,7 +165,13 @@ class EcrImages:
         return TagDeletion(deleted=tuple(deleted), gone=tuple(gone), failed=failed)
 
 
-def images_in_use(ecs: Any, targets: Targets) -> tuple[ImageUse, ...]:
+# Task definitions described between two progress lines: a family deployed for a year keeps
+# hundreds of ACTIVE revisions, one DescribeTaskDefinition each, a minute or more of silence.
+PROGRESS_EVERY = 100
+
+
+def images_in_use(ecs: Any, targets: Targets,
+                  on_progress: Callable[[str], None] = lambda line: None) -> tuple[ImageUse, ...]:
     """Every container image named by a task definition in use.
 
     In use: the task definition of every deployment of the stable and canary services (a
@@ -196,7 +202,11 @@ def images_in_use(ecs: Any, targets: Targets) -> tuple[ImageUse, ...]:
         more = f" and {len(task_ids) - 1} more" if len(task_ids) > 1 else ""
         uses[arn] = [f"running task {task_ids[0]}{more}"]
     found = []
-    for task_definition, whys in uses.items():
+    if len(uses) > PROGRESS_EVERY:
+        on_progress(f"reading the {len(uses)} task definitions in use (one call each)")
+    for done, (task_definition, whys) in enumerate(uses.items()):
+        if done and done % PROGRESS_EVERY == 0:
+            on_progress(f"read {done} of {len(uses)} task definitions in use")
         try:
             described = ecs.describe_task_definition(taskDefinition=task_definition)["taskDefinition"]
         except ClientError as err:

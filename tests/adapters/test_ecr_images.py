@@ -62,6 +62,22 @@ def test_what_the_task_definitions_in_use_name_is_read_from_ecs(aws):
             and initial.log_group == f"/ecs/{aws.targets.task_family}")
 
 
+def test_reading_hundreds_of_revisions_in_use_says_how_far_it_has_got(aws):
+    ecs = aws.get_client("ecs")
+    base = ecs.describe_task_definition(taskDefinition=aws.topology.task_definition_arn)["taskDefinition"]
+    fields = {k: base[k] for k in ("family", "containerDefinitions", "networkMode", "requiresCompatibilities",
+                                   "cpu", "memory") if k in base}
+    for _ in range(209):  # a family deployed for a year: 210 ACTIVE revisions
+        ecs.register_task_definition(**fields)
+    progress: list[str] = []
+
+    uses = images_in_use(ecs, aws.targets, on_progress=progress.append)
+
+    assert len({use.task_definition for use in uses}) == 210
+    assert progress == ["reading the 210 task definitions in use (one call each)",
+                        "read 100 of 210 task definitions in use", "read 200 of 210 task definitions in use"]
+
+
 def test_an_old_stack_that_made_a_secret_or_file_system_a_revision_in_use_needs_is_refused(aws):
     """The old stack made the secret the running revision fetches at start, or the EFS file system
     it mounts: cleanup deleted the stack (and with it the secret, or every task's data)."""
