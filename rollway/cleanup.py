@@ -4,7 +4,8 @@ Webordinary's plan ends by deleting the old CloudFormation stack, deleting old c
 from ECR and archiving the old code under a git tag. Each is destructive and is triggered by a
 person, so nothing production runs on may be deleted, whatever the person typed:
 
-- a stack named in ``Targets.stacks`` (the live stacks), or nested in one, is refused;
+- a stack named in ``Targets.stacks`` (the live stacks), or nested in one, is refused, and so is
+  one nested in a stack not being deleted (its root would name a stack that is gone);
 - a stack holding a resource ``Targets`` names (its cluster, services, load balancer, target
   groups, repository, queues, tables, topic, alarms, dashboard), itself or in a nested stack of
   its own, is refused: deleting a stack deletes what it made, whatever the stack is called
@@ -822,6 +823,13 @@ def _plan_stacks(
         elif state.root_stack is not None and state.root_stack.lower() in live_by_lower:
             refusals.append(Refusal(kind="stack", name=name, reason=(
                 f"it is nested in the live stack {state.root_stack!r} (Targets.stacks): production runs on it")))
+        elif state.root_stack is not None and state.root_stack.lower() not in {n.lower() for n in names}:
+            # Deleted on its own, it leaves its root naming a stack that is gone: every later
+            # update of the root fails on it. Its root's deletion deletes it with the rest.
+            refusals.append(Refusal(kind="stack", name=name, reason=(
+                f"it is nested in stack {state.root_stack!r}, which is not being deleted: CloudFormation deletes a "
+                f"nested stack with its root; list {state.root_stack} in old_stacks instead (or remove the nested "
+                "stack from its root's template)")))
         elif held:
             refusals.append(Refusal(kind="stack", name=name, reason=(
                 f"it holds {'; '.join(held)}: deleting the stack deletes it, and production runs on it")))

@@ -105,6 +105,9 @@ OLD = "webordinary-old-stack"
         ("webordinaryfargatestack", None, "refused", "it is the live stack 'WebordinaryFargateStack'"),
         ("Nested-1", StackState(name="Nested-1", status="CREATE_COMPLETE", root_stack="WebordinarySQSStack"),
          "refused", "nested in the live stack 'WebordinarySQSStack'"),
+        # Nested in an old stack that stays: deleted alone, its root would name a stack that is gone.
+        ("Old-Nested-1", StackState(name="Old-Nested-1", status="CREATE_COMPLETE", root_stack=OLD), "refused",
+         f"it is nested in stack '{OLD}', which is not being deleted"),
         (OLD, StackState(name=OLD, status="CREATE_COMPLETE", termination_protection=True), "refused",
          "--no-enable-termination-protection --stack-name webordinary-old-stack"),
         # An importer that is another old stack: delete it first. A live one: the advice to delete
@@ -123,6 +126,13 @@ def test_stacks(name, state, outcome, reason):
         (refusal,) = p.refusals
         assert refusal.kind == "stack" and reason in refusal.reason
         assert "WebordinarySQSStack" not in reason or "delete those stacks" not in refusal.reason, refusal.reason
+
+
+def test_a_nested_stack_is_deleted_with_its_root_listed_beside_it():
+    nested = StackState(name="Old-Nested-1", status="CREATE_COMPLETE", root_stack=OLD)
+    p = plan(stacks=(OLD, "Old-Nested-1"), described={OLD: StackState(name=OLD, status="CREATE_COMPLETE"),
+                                                       "Old-Nested-1": nested})
+    assert p.delete_stacks == (OLD, "Old-Nested-1") and not p.refusals
 
 
 def test_live_stacks_come_from_the_targets_not_from_webordinarys_names():
