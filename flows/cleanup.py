@@ -99,7 +99,8 @@ def run_cleanup(spec: CleanupSpec, targets: Targets, get_client: Callable[[str],
         raise CleanupRefused(plan.refusals)
     if spec.dry_run:
         result = planned_result(plan)
-        log.info("dry run: would archive %s; would delete image tags %s and stacks %s; already gone: %s",
+        log.info("dry run: would archive %s; would delete image tags %s and stacks %s; not found (deleted before, or "
+                 "never there: check the spelling): %s",
                  result.archived or "nothing", list(plan.delete_tags) or "none", list(plan.delete_stacks) or "none",
                  list(plan.gone_tags + plan.gone_stacks) or "none")
         _report(result, targets)

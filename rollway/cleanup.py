@@ -917,6 +917,11 @@ def planned_result(plan: CleanupPlan) -> CleanupResult:
                          stack_resources=plan.stack_resources, stack_retained=plan.stack_retained)
 
 
+NOT_FOUND = "Not found: deleted before, or never there (check the spelling of any you did not delete)"
+"""What a tag or stack no longer (or never) there is reported under: resuming needs it to pass, and
+cleanup cannot tell a tag or stack deleted before from a misspelt name."""
+
+
 def summary_markdown(result: CleanupResult, repository: str) -> str:
     """The run's summary for a person: archived, deleted, already gone, refused, not done."""
     if result.refusals:
@@ -953,7 +958,9 @@ def summary_markdown(result: CleanupResult, repository: str) -> str:
                           for r in held))
 
     section(f"{would}: stacks", [f"`{s}`" + held_by(s) for s in result.deleted_stacks])
-    section("Already gone", [f"image tag `{t}`" for t in result.gone_tags] + [f"stack `{s}`" for s in result.gone_stacks])
+    # "Already gone" said a misspelt tag or stack had existed and been deleted: the run looked
+    # done while the old image or stack was still there under its real name.
+    section(NOT_FOUND, [f"image tag `{t}`" for t in result.gone_tags] + [f"stack `{s}`" for s in result.gone_stacks])
     section("Refused", [f"{r.kind} `{r.name}`: {r.reason}" for r in result.refusals])
     if result.stopped or result.not_done:
         section("Not done", list(result.not_done))

@@ -101,6 +101,9 @@ def test_a_run_archives_then_deletes_old_images_and_the_old_stack_and_keeps_prod
     for line in (f"- `{OLD_STACK}`", "- `old-version`", "- image tag `never-pushed`", "- stack `deleted-long-ago`",
                  f"- tag `{TAG}` -> {head}: created"):
         assert line in text
+    # A tag never pushed (a misspelt one, say) is not said to have been deleted before.
+    found = text[text.index("## Not found: deleted before, or never there (check the spelling"):]
+    assert "- image tag `never-pushed`" in found and "Already gone" not in text
     # A record of what went: the image each tag named, and what the stack held.
     assert f"- `old-version` (image {before['old-version']})\n" in text
     assert f"- `{OLD_STACK}`, with the 1 resource(s) it holds:\n  - `{old_queue_url}`\n" in text
@@ -283,7 +286,7 @@ def test_a_tag_deletion_failing_after_its_first_hundred_says_which_tags_were_del
     assert all(t in str(stopped.value) for t in old[100:])
     text = summary(state)
     assert "- `build-000`" in text[text.index("## Deleted: image tags"):text.index("## Deleted: stacks")]
-    assert "build-000" not in text[text.index("## Already gone"):]
+    assert "build-000" not in text[text.index("## Not found"):]
 
 
 def test_an_old_stack_holding_the_rule_production_traffic_comes_through_is_refused(account, repo):
