@@ -35,8 +35,8 @@ from rollway.aws.cloudformation import CloudFormationStacks
 from rollway.aws.ecr_images import EcrImages
 from rollway.aws.elbv2 import AlbRouter
 from rollway.cleanup import (
-    CleanupIncomplete, CleanupPlan, CleanupRefused, CleanupResult, CleanupSpec, in_use_summary, plan_cleanup,
-    planned_result, summary_markdown,
+    CleanupIncomplete, CleanupPlan, CleanupRefused, CleanupResult, CleanupSpec, image_fate, in_use_summary,
+    plan_cleanup, planned_result, summary_markdown, tags_left,
 )
 from rollway.targets import Targets
 from rollway.toolchain.git import GitCli
@@ -114,7 +114,7 @@ class _Progress:
     def __init__(self, spec: CleanupSpec, plan: CleanupPlan) -> None:
         self.log = get_run_logger()
         self.fields: dict[str, Any] = {"gone_tags": plan.gone_tags, "gone_stacks": plan.gone_stacks,
-                                       "in_use": plan.in_use, "tag_digests": plan.tag_digests,
+                                       "in_use": plan.in_use, "tag_digests": plan.tag_digests, "tags_kept": plan.tags_kept,
                                        "stack_resources": plan.stack_resources,
                                        "stack_retained": plan.stack_retained}
         self.done: list[str] = []
@@ -208,9 +208,11 @@ def _act_steps(progress: _Progress, plan: CleanupPlan, git: GitCli | None, image
             deletion = steps.delete_tags(images, plan.delete_tags)
         except Exception as err:  # noqa: BLE001
             raise progress.failed(step, err, targets) from err
+        # Whether an image went with its tag is known once ECR has answered for all of them.
+        progress.fields["tags_kept"] = left = tags_left(plan, set(deletion.deleted) | set(deletion.gone))
         for tag in deletion.deleted:
-            progress.did(f"image tag {tag}", f"deleted image tag {tag} (image {plan.tag_digests.get(tag, '?')}) "
-                                             f"from {targets.ecr_repository}")
+            progress.did(f"image tag {tag}", f"deleted image tag {tag} (image {plan.tag_digests.get(tag, '?')}"
+                                             f"{image_fate(left.get(tag))}) from {targets.ecr_repository}")
         for tag in deletion.gone:  # deleted by someone else since the plan read the repository
             progress.did(f"image tag {tag}", f"image tag {tag} was already gone")
         progress.fields["deleted_tags"] = deletion.deleted

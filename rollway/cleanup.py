@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from typing import Literal, Mapping, Sequence
+from typing import Collection, Literal, Mapping, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -416,6 +416,8 @@ class CleanupPlan(BaseModel):
         in_use: every task definition in use and the image it runs (``describe_uses``), for the
             run's artifact: a refusal and the run's log name only the first few.
         tag_digests: each of ``delete_tags`` -> the digest of the image it tags, for the record.
+        tags_kept: each of ``delete_tags`` whose image keeps other tags -> those tags: the image stays
+            (ECR deletes an image with its last tag only).
         stack_resources: each of ``delete_stacks`` -> the physical ids of what it holds (its
             nested stacks' included), for the record.
         stack_retained: each of ``delete_stacks`` holding any -> those of its resources its
@@ -432,6 +434,7 @@ class CleanupPlan(BaseModel):
     refusals: tuple[Refusal, ...] = ()
     in_use: tuple[str, ...] = ()
     tag_digests: dict[str, str] = Field(default_factory=dict)
+    tags_kept: dict[str, tuple[str, ...]] = Field(default_factory=dict)
     stack_resources: dict[str, tuple[str, ...]] = Field(default_factory=dict)
     stack_retained: dict[str, tuple[str, ...]] = Field(default_factory=dict)
 
@@ -485,8 +488,25 @@ def plan_cleanup(
                        delete_stacks=delete_stacks, gone_stacks=gone_stacks, refusals=tuple(refusals),
                        in_use=describe_uses(in_use),
                        tag_digests={tag: digest_of[tag] for tag in delete_tags},
+                       tags_kept=_tags_kept(delete_tags, images),
                        stack_resources={name: stacks[name].resources for name in delete_stacks},
                        stack_retained={name: stacks[name].retained for name in delete_stacks if stacks[name].retained})
+
+
+def _tags_kept(delete_tags: Sequence[str], images: Sequence[RepositoryImage]) -> dict[str, tuple[str, ...]]:
+    """Each tag to delete whose image keeps other tags (not deleted too) -> those tags.
+
+    Deleting a tag deletes its image only when it is the image's last: "deleted image tag X"
+    alone left a person believing the image (and its storage) gone while another tag kept it.
+    """
+    deleting = set(delete_tags)
+    kept: dict[str, tuple[str, ...]] = {}
+    for image in images:
+        others = tuple(t for t in image.tags if t not in deleting)
+        for tag in image.tags:
+            if tag in deleting and others:
+                kept[tag] = others
+    return kept
 
 
 FIRST_FEW = 3
@@ -881,8 +901,9 @@ class CleanupResult(BaseModel):
         in_use: every task definition in use and the image it runs (what image tags it kept).
         not_done: what a run that stopped part-way left as it was.
         stopped: why it stopped part-way, or None.
-        tag_digests, stack_resources, stack_retained: what each tag named, what each stack held and
-            what of that its DeletionPolicy keeps (``CleanupPlan``'s).
+        tag_digests, tags_kept, stack_resources, stack_retained: what each tag named (and whether its
+            image stays, tagged otherwise), what each stack held and what of that its DeletionPolicy
+            keeps (``CleanupPlan``'s).
     """
 
     model_config = ConfigDict(frozen=True)
@@ -899,6 +920,7 @@ class CleanupResult(BaseModel):
     not_done: tuple[str, ...] = ()
     stopped: str | None = None
     tag_digests: dict[str, str] = Field(default_factory=dict)
+    tags_kept: dict[str, tuple[str, ...]] = Field(default_factory=dict)
     stack_resources: dict[str, tuple[str, ...]] = Field(default_factory=dict)
     stack_retained: dict[str, tuple[str, ...]] = Field(default_factory=dict)
 
@@ -914,7 +936,31 @@ def planned_result(plan: CleanupPlan) -> CleanupResult:
     return CleanupResult(dry_run=True, archived=archived, pushed=pushed, deleted_tags=plan.delete_tags,
                          gone_tags=plan.gone_tags, deleted_stacks=plan.delete_stacks, gone_stacks=plan.gone_stacks,
                          refusals=plan.refusals, in_use=plan.in_use, tag_digests=plan.tag_digests,
+                         tags_kept=plan.tags_kept,
                          stack_resources=plan.stack_resources, stack_retained=plan.stack_retained)
+
+
+def image_fate(kept: Sequence[str] | None) -> str:
+    """What becomes of the image a deleted tag named: it goes with its last tag, or stays tagged."""
+    if not kept:
+        return ", deleted with it: its last tag"
+    more = f" and {len(kept) - FIRST_FEW} more" if len(kept) > FIRST_FEW else ""
+    return f", which stays: still tagged {', '.join(f'`{t}`' for t in kept[:FIRST_FEW])}{more}"
+
+
+def tags_left(plan: CleanupPlan, removed: Collection[str]) -> dict[str, tuple[str, ...]]:
+    """``plan.tags_kept`` once the deletion is done: each tag in ``removed`` whose image still has
+    tags, those outside the plan or planned and not deleted (a later batch ECR refused)."""
+    planned: dict[str, list[str]] = defaultdict(list)
+    for tag in plan.delete_tags:
+        planned[plan.tag_digests.get(tag, tag)].append(tag)
+    left = {}
+    for tag in removed:
+        others = plan.tags_kept.get(tag, ()) + tuple(
+            t for t in planned[plan.tag_digests.get(tag, tag)] if t not in removed)
+        if others:
+            left[tag] = others
+    return left
 
 
 NOT_FOUND = "Not found: deleted before, or never there (check the spelling of any you did not delete)"
@@ -944,7 +990,8 @@ def summary_markdown(result: CleanupResult, repository: str) -> str:
     archive = [a for a in (result.archived, result.pushed) if a]
     section("Archived" if not (result.dry_run or result.refusals) else "Archive (not written)", archive)
     section(f"{would}: image tags in `{repository}`",
-            [f"`{t}`" + (f" (image {result.tag_digests[t]})" if t in result.tag_digests else "")
+            [f"`{t}`" + (f" (image {result.tag_digests[t]}" + image_fate(result.tags_kept.get(t)) + ")"
+                         if t in result.tag_digests else "")
              for t in result.deleted_tags])
     def held_by(stack: str) -> str:
         held = result.stack_resources.get(stack, ())

@@ -105,7 +105,7 @@ def test_a_run_archives_then_deletes_old_images_and_the_old_stack_and_keeps_prod
     found = text[text.index("## Not found: deleted before, or never there (check the spelling"):]
     assert "- image tag `never-pushed`" in found and "Already gone" not in text
     # A record of what went: the image each tag named, and what the stack held.
-    assert f"- `old-version` (image {before['old-version']})\n" in text
+    assert f"- `old-version` (image {before['old-version']}, deleted with it: its last tag)\n" in text
     assert f"- `{OLD_STACK}`, with the 1 resource(s) it holds:\n  - `{old_queue_url}`\n" in text
 
     # Re-running is safe: everything is reported as there already or gone.
@@ -279,7 +279,9 @@ def test_a_tag_deletion_failing_after_its_first_hundred_says_which_tags_were_del
         state.result()
     assert calls[0] == 100 and tags(aws) == {"1.0.0", "old-version", "0.9.0", *old[100:]}
     done, not_done = stopped.value.done, stopped.value.not_done
-    assert done == tuple(f"deleted image tag {t} (image {digest}) from {aws.targets.ecr_repository}" for t in old[:100])
+    # The image stays: the 50 tags ECR refused to delete still name it.
+    assert done == tuple(f"deleted image tag {t} (image {digest}, which stays: still tagged `build-100`, `build-101`, "
+                         f"`build-102` and 47 more) from {aws.targets.ecr_repository}" for t in old[:100])
     assert not_done == tuple(f"image tag {t}" for t in old[100:])
     # ECR's one refusal is said once, naming the 50 tags it stopped (not 50 copies of it).
     assert str(stopped.value).count("AccessDeniedException") == 1

@@ -452,3 +452,15 @@ def test_a_stack_holding_the_listener_or_rule_production_traffic_comes_through_i
     from rollway.cleanup import RoutingInUse
 
     assert_holds(old_stack_plan(resource, routing=RoutingInUse(listener_arn=LISTENER, rule_arn=RULE)), held)
+
+
+def test_the_dry_run_says_whether_an_image_goes_with_its_tag_or_stays_tagged_otherwise():
+    # old-version and 0.9.0 tag one image: deleting one tag leaves the image, deleting both deletes it.
+    one = plan(tags=("old-version",), dry_run=True)
+    assert one.tags_kept == {"old-version": ("0.9.0",)}
+    text = summary_markdown(planned_result(one), T.ecr_repository)
+    assert f"- `old-version` (image {D_OLD}, which stays: still tagged `0.9.0`)" in text
+    both = plan(tags=("old-version", "0.9.0"), dry_run=True)
+    assert both.tags_kept == {}
+    assert f"- `0.9.0` (image {D_OLD}, deleted with it: its last tag)" in summary_markdown(planned_result(both),
+                                                                                          T.ecr_repository)
