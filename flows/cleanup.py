@@ -35,8 +35,8 @@ from rollway.aws.cloudformation import CloudFormationStacks
 from rollway.aws.ecr_images import EcrImages
 from rollway.aws.elbv2 import AlbRouter
 from rollway.cleanup import (
-    CleanupIncomplete, CleanupPlan, CleanupRefused, CleanupResult, CleanupSpec, image_fate, in_use_summary,
-    plan_cleanup, planned_result, summary_markdown, tags_left,
+    IN_ARTIFACT, CleanupIncomplete, CleanupPlan, CleanupRefused, CleanupResult, CleanupSpec, first_few, image_fate,
+    in_use_summary, plan_cleanup, planned_result, summary_markdown, tags_left,
 )
 from rollway.targets import Targets
 from rollway.toolchain.git import GitCli
@@ -157,8 +157,9 @@ class _Progress:
                else "interrupted (the run was cancelled, or its worker was stopped)")
         stopped = (f"{how} while it tried to {self.step}; {self.meanwhile}. Run cleanup again with the same "
                    "parameters: what is gone is reported as gone, and it carries on with the rest")
-        self.log.error("cleanup stopped: %s. Done: %s. Not done: %s", stopped, "; ".join(self.done) or "nothing",
-                       "; ".join(self.left) or "nothing")
+        self.log.error("cleanup stopped: %s. Done: %s. Not done: %s", stopped,
+                       first_few(self.done, where=IN_ARTIFACT) or "nothing",
+                       first_few(self.left, where=IN_ARTIFACT) or "nothing")
         _report(self.result(stopped=stopped), targets)  # never in the way of the interruption itself
 
 
@@ -202,7 +203,9 @@ def _act_steps(progress: _Progress, plan: CleanupPlan, git: GitCli | None, image
             progress.did(f"push tag {archive.tag}", f"archive: {progress.fields['pushed']}")
 
     if plan.delete_tags:
-        step = progress.at(f"delete image tags {', '.join(plan.delete_tags)} from {targets.ecr_repository}",
+        tags = plan.delete_tags
+        named = ", ".join(tags[:3]) + (f" and {len(tags) - 3} more" if len(tags) > 3 else "")
+        step = progress.at(f"delete {len(tags)} image tag(s) ({named}) from {targets.ecr_repository}",
                            "ECR may have deleted some of the tags listed as not done")
         try:
             deletion = steps.delete_tags(images, plan.delete_tags)

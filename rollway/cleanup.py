@@ -93,8 +93,10 @@ class CleanupIncomplete(PicklableError, RuntimeError):
 
     def __init__(self, step: str, why: str, done: Sequence[str], not_done: Sequence[str]) -> None:
         self.step, self.done, self.not_done = step, tuple(done), tuple(not_done)
-        done_text = "; ".join(self.done) or "nothing"
-        left_text = "; ".join(self.not_done) or "nothing"
+        # The first few of each: 150 tags made a message of 20,000 characters, the run's state
+        # and log drowned in it. Every one is in the run's artifact (and in done / not_done).
+        done_text = first_few(self.done, where=IN_ARTIFACT) or "nothing"
+        left_text = first_few(self.not_done, where=IN_ARTIFACT) or "nothing"
         super().__init__(
             f"cleanup stopped while it tried to {step}: {why}. Done: {done_text}. Not done: {left_text}. "
             "Run cleanup again with the same parameters once that step can succeed: what is gone is reported as "
@@ -522,7 +524,10 @@ def describe_uses(in_use: Sequence[ImageUse]) -> tuple[str, ...]:
     return tuple(describe_use(use) for use in in_use)
 
 
-def first_few(items: Sequence[str], first: int = FIRST_FEW) -> str:
+IN_ARTIFACT = "in the run's artifact"
+
+
+def first_few(items: Sequence[str], first: int = FIRST_FEW, where: str = "under In use in the run's artifact") -> str:
     """``items`` joined with "; ", at most ``first`` of them, then how many more and where they are.
 
     A big cluster keeps hundreds of ACTIVE revisions in use: the full list goes to the run's
@@ -530,7 +535,7 @@ def first_few(items: Sequence[str], first: int = FIRST_FEW) -> str:
     """
     shown = "; ".join(items[:first])
     more = len(items) - first
-    return f"{shown}; and {more} more (every one under In use in the run's artifact)" if more > 0 else shown
+    return f"{shown}; and {more} more (every one {where})" if more > 0 else shown
 
 
 def in_use_summary(in_use: Sequence[ImageUse]) -> str:

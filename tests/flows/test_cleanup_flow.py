@@ -286,6 +286,12 @@ def test_a_tag_deletion_failing_after_its_first_hundred_says_which_tags_were_del
     # ECR's one refusal is said once, naming the 50 tags it stopped (not 50 copies of it).
     assert str(stopped.value).count("AccessDeniedException") == 1
     assert all(t in str(stopped.value) for t in old[100:])
+    # The first few of what was done and not: 150 tags made an error of 20,000 characters.
+    message = str(stopped.value)
+    assert "delete 150 image tag(s) (build-000, build-001, build-002 and 147 more)" in message
+    assert "; and 97 more (every one in the run's artifact). Not done: image tag build-100;" in message
+    assert "; and 47 more (every one in the run's artifact). Run cleanup again" in message
+    assert len(message) < 2500, len(message)
     text = summary(state)
     assert "- `build-000`" in text[text.index("## Deleted: image tags"):text.index("## Deleted: stacks")]
     assert "build-000" not in text[text.index("## Not found"):]
