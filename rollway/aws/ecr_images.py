@@ -3,7 +3,7 @@
 (``rollway/aws/ecr.py`` is the repository's URI and registry login; this module is cleanup's.)
 
 What is in use is read from ECS, not assumed: the task definitions every deployment of the
-stable and canary services runs, and every ACTIVE revision of the task family, since a rollback
+stable and canary services (and of every other service of the cluster) runs, and every ACTIVE revision of the task family, since a rollback
 restores the previous one. ``rollway.cleanup.plan_cleanup`` turns those references into refusals.
 """
 
@@ -175,7 +175,8 @@ def images_in_use(ecs: Any, targets: Targets,
     """Every container image named by a task definition in use.
 
     In use: the task definition of every deployment of the stable and canary services (a
-    service mid-deployment runs two), every ACTIVE revision of ``targets.task_family`` (and
+    service mid-deployment runs two) and of every other service of the cluster (one scaled to
+    zero too: it pulls the image again when scaled up), every ACTIVE revision of ``targets.task_family`` (and
     of any family whose name begins with it: ECS's ``familyPrefix`` matches those too), the
     task definition every running task of the cluster runs (INACTIVE or of another family
     as well), and the digest each of those tasks resolved its image to.
@@ -185,7 +186,7 @@ def images_in_use(ecs: Any, targets: Targets,
             everything look unused), or a task definition cannot be read.
     """
     uses: dict[str, list[str]] = {}
-    for task_definition, why in _service_task_definitions(ecs, targets):
+    for task_definition, why in _service_task_definitions(ecs, targets) + _other_services(ecs, targets):
         uses.setdefault(task_definition, []).append(why)
     for arn in _active_revisions(ecs, targets.task_family):
         uses.setdefault(arn, []).append(f"an ACTIVE revision of {targets.task_family}")
@@ -341,6 +342,37 @@ def _service_task_definitions(ecs: Any, targets: Targets) -> list[tuple[str, str
                 pairs.append((deployment["taskDefinition"],
                                f"a {deployment.get('status', '').lower() or 'running'} deployment of the {which} "
                                "service runs it"))
+    return pairs
+
+
+# DescribeServices takes at most 10 services per call.
+_SERVICES_BATCH = 10
+
+
+def _other_services(ecs: Any, targets: Targets) -> list[tuple[str, str]]:
+    """(task definition, why) for every deployment of the cluster's services other than the
+    stable and canary ones.
+
+    A worker scaled to zero runs no task, so only its service names the revision it starts
+    from: its image deleted, the next scale-up (the morning's queue) could not pull it.
+    """
+    ours = {targets.stable_service, targets.canary_service}
+    try:
+        arns = [arn for page in ecs.get_paginator("list_services").paginate(cluster=targets.cluster)
+                for arn in page.get("serviceArns", []) if arn.rsplit("/", 1)[-1] not in ours]
+        services = [service for start in range(0, len(arns), _SERVICES_BATCH)
+                    for service in ecs.describe_services(cluster=targets.cluster,
+                                                         services=arns[start:start + _SERVICES_BATCH])["services"]
+                    if service.get("status") != "INACTIVE"]
+    except ClientError as err:
+        raise InUseUnknown(f"the services of cluster {targets.cluster} could not be read: {err}") from err
+    pairs = []
+    for service in services:
+        why = f"service {service['serviceName']} of the cluster deploys it"
+        if not service.get("desiredCount"):
+            why += " (scaled to zero: it runs it again when scaled up)"
+        revisions = [service.get("taskDefinition")] + [d.get("taskDefinition") for d in service.get("deployments", [])]
+        pairs += [(revision, why) for revision in dict.fromkeys(revisions) if revision]
     return pairs
 
 

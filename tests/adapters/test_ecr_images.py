@@ -162,6 +162,30 @@ def test_a_platform_image_of_an_index_in_use_and_an_index_of_one_in_use_are_refu
     assert "pins it by digest" in reasons["2.0.0"]
 
 
+def test_the_image_of_another_service_of_the_cluster_scaled_to_zero_is_refused_and_stays(aws, images):
+    # The SQS worker runs no task at night; only its service names the revision it starts from.
+    ecs = aws.get_client("ecs")
+    put_image(aws, "worker-1", "6")
+    put_image(aws, "old-version", "7")
+    base = ecs.describe_task_definition(taskDefinition=aws.topology.task_definition_arn)["taskDefinition"]
+    worker = ecs.register_task_definition(
+        family="webordinary-sqs-worker", networkMode="awsvpc", requiresCompatibilities=["FARGATE"], cpu="256",
+        memory="512", containerDefinitions=[{**base["containerDefinitions"][0],
+                                             "image": f"{aws.topology.repository_uri}:worker-1"}],
+    )["taskDefinition"]["taskDefinitionArn"]
+    ecs.create_service(cluster=aws.targets.cluster, serviceName="webordinary-sqs-worker", taskDefinition=worker,
+                       desiredCount=0, launchType="FARGATE")
+
+    plan = plan_cleanup(CleanupSpec(old_image_tags=("worker-1", "old-version")), aws.targets, stacks={},
+                        in_use=images_in_use(ecs, aws.targets), images=images.list_images())
+
+    assert plan.delete_tags == ("old-version",)
+    (refusal,) = plan.refusals
+    assert refusal.name == "worker-1"
+    assert ("webordinary-sqs-worker:1 (service webordinary-sqs-worker of the cluster deploys it (scaled to zero: it "
+            "runs it again when scaled up))") in refusal.reason
+
+
 def test_when_a_service_cannot_be_found_nothing_counts_as_unused(aws):
     wrong = aws.targets.model_copy(update={"canary_service": "webordinary-edit-service-canery"})
     with pytest.raises(InUseUnknown, match="webordinary-edit-service-canery not found in cluster"):
