@@ -12,7 +12,8 @@ Destructive, and started by a person (from the Prefect UI, after week 3), so in 
    balancer are in, or the listener or rule production's traffic comes through, a stack whose export another stack imports, a stack CloudFormation is changing, ``latest``, an image in use (by tag or by digest) or a protected stack is refused, and any refusal fails the run here, each one
    named with its reason, before anything is written;
 4. archive the code first (an annotated tag, pushed), so it is kept before its infrastructure goes;
-5. delete the old image tags (one batch);
+5. check that each old image tag still names the image the plan judged (a tag pushed again since
+   stops the run, no tag deleted), then delete them (in batches of 100);
 6. delete the old stacks, each its own task, waiting for DELETE_COMPLETE with progress logged.
 
 ``dry_run`` stops after 3 and reports what would be archived and deleted. A run that stops
@@ -36,7 +37,7 @@ from rollway.aws.ecr_images import EcrImages
 from rollway.aws.elbv2 import AlbRouter
 from rollway.cleanup import (
     IN_ARTIFACT, CleanupIncomplete, CleanupPlan, CleanupRefused, CleanupResult, CleanupSpec, first_few, image_fate,
-    in_use_summary, plan_cleanup, planned_result, summary_markdown, tags_left,
+    in_use_summary, moved_tags, plan_cleanup, planned_result, summary_markdown, tags_left,
 )
 from rollway.targets import Targets
 from rollway.toolchain.git import GitCli
@@ -203,6 +204,20 @@ def _act_steps(progress: _Progress, plan: CleanupPlan, git: GitCli | None, image
             progress.did(f"push tag {archive.tag}", f"archive: {progress.fields['pushed']}")
 
     if plan.delete_tags:
+        # The plan judged the image each tag named when it read the repository. A tag pushed again
+        # since (by CI while the archive was pushed, say) names an image nothing judged, perhaps
+        # one just deployed: deleting by tag would delete that.
+        step = progress.at("check that each image tag still names the image the plan judged",
+                           "it had deleted no image tag")
+        try:
+            moved = moved_tags(plan, steps.list_images(images))
+        except Exception as err:  # noqa: BLE001
+            raise progress.failed(step, err, targets) from err
+        if moved:
+            raise progress.failed(step, RuntimeError(
+                "image tag(s) pushed again since the plan read the repository, so they name images nothing judged: "
+                + "; ".join(f"{tag} named {plan.tag_digests[tag]}, now {digest}" for tag, digest in moved.items())
+                + "; no image tag was deleted, and a new run judges the images they name now"), targets)
         tags = plan.delete_tags
         named = ", ".join(tags[:3]) + (f" and {len(tags) - 3} more" if len(tags) > 3 else "")
         step = progress.at(f"delete {len(tags)} image tag(s) ({named}) from {targets.ecr_repository}",

@@ -945,6 +945,14 @@ def planned_result(plan: CleanupPlan) -> CleanupResult:
                          stack_resources=plan.stack_resources, stack_retained=plan.stack_retained)
 
 
+def moved_tags(plan: CleanupPlan, images: Sequence[RepositoryImage]) -> dict[str, str]:
+    """Each of ``plan.delete_tags`` that names another image now than the one the plan judged ->
+    the digest it names now (one gone since is not moved: there is nothing left to delete)."""
+    now = {tag: image.digest for image in images for tag in image.tags}
+    return {tag: now[tag] for tag in plan.delete_tags
+            if tag in now and plan.tag_digests.get(tag) not in (None, now[tag])}
+
+
 def image_fate(kept: Sequence[str] | None) -> str:
     """What becomes of the image a deleted tag named: it goes with its last tag, or stays tagged."""
     if not kept:

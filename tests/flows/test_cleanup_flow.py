@@ -297,6 +297,38 @@ def test_a_tag_deletion_failing_after_its_first_hundred_says_which_tags_were_del
     assert "build-000" not in text[text.index("## Not found"):]
 
 
+def test_a_tag_pushed_again_after_the_plan_is_not_deleted(account):
+    from flows.cleanup import run_cleanup
+    from rollway.cleanup import CleanupSpec
+    from tests.botocore_events import on_operation
+
+    aws = account
+    ecr = aws.get_client("ecr")
+    reads: list[int] = []
+
+    def push_again_before_the_second_read(**_):
+        # CI pushes a new image under old-version between the plan and the deletion.
+        reads.append(1)
+        if len(reads) == 2:
+            put_image(aws, "old-version", "9")
+
+    @prefect_flow(name="cleanup-tag-moved")
+    def cleanup_tag_moved():
+        return run_cleanup(CleanupSpec(old_image_tags=("old-version", "0.9.0")), aws.targets, aws.get_client)
+
+    judged = digests(aws)["old-version"]
+    with on_operation(ecr, "before-parameter-build", push_again_before_the_second_read, operation="DescribeImages"):
+        state = cleanup_tag_moved(return_state=True)
+
+    with pytest.raises(CleanupIncomplete) as stopped:
+        state.result()
+    now = digests(aws)["old-version"]
+    assert now != judged and tags(aws) == {"1.0.0", "old-version", "0.9.0"}, "no tag was deleted"
+    assert f"old-version named {judged}, now {now}" in str(stopped.value)
+    assert "no image tag was deleted" in str(stopped.value)
+    assert stopped.value.not_done == ("image tag old-version", "image tag 0.9.0")
+
+
 def test_an_old_stack_holding_the_rule_production_traffic_comes_through_is_refused(account, repo):
     # The old edit stack added its targets to the shared listener, so it holds the rule that now
     # forwards to the stable and canary groups (moto's CloudFormation cannot make a rule on a
