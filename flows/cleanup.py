@@ -36,8 +36,8 @@ from rollway.aws.cloudformation import CloudFormationStacks
 from rollway.aws.ecr_images import EcrImages
 from rollway.aws.elbv2 import AlbRouter
 from rollway.cleanup import (
-    IN_ARTIFACT, CleanupIncomplete, CleanupPlan, CleanupRefused, CleanupResult, CleanupSpec, first_few, image_fate,
-    in_use_summary, moved_tags, plan_cleanup, planned_result, summary_markdown, tags_left,
+    IN_ARTIFACT, CleanupIncomplete, CleanupPlan, CleanupRefused, CleanupResult, CleanupSpec, describe_archive,
+    first_few, image_fate, in_use_summary, moved_tags, plan_cleanup, planned_result, summary_markdown, tags_left,
 )
 from rollway.targets import Targets
 from rollway.toolchain.git import GitCli
@@ -67,9 +67,7 @@ def run_cleanup(spec: CleanupSpec, targets: Targets, get_client: Callable[[str],
     archive = None
     if git is not None:
         archive = steps.archive_state(git, spec.archive_tag, spec.archive_commit, spec.remote if spec.push else None)
-        log.info("archive tag %s: to point at %s (locally on %s, on %s: %s)", spec.archive_tag, archive.commit,
-                 archive.local_commit or "no such tag", spec.remote if spec.push else "not pushed",
-                 archive.remote_commit or "no such tag")
+        log.info("%s", describe_archive(spec.archive_tag, archive, spec.remote if spec.push else None))
     # What production runs matters to image tags and to stacks (one that registered a task
     # definition in use deregisters it when deleted); an archive-only run does not read it.
     reads_in_use = bool(spec.old_image_tags or spec.old_stacks)

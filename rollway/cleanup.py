@@ -376,6 +376,17 @@ class ArchiveState(BaseModel):
     tagger_problem: str | None = None
 
 
+def describe_archive(tag: str, archive: ArchiveState, remote: str | None) -> str:
+    """The log's line about the archive tag before anything is written (``remote`` None: not pushed).
+
+    It read "locally on no such tag, on not pushed: no such tag" before.
+    """
+    local = f"locally on {archive.local_commit}" if archive.local_commit else "not made locally yet"
+    pushed = ("not to be pushed" if remote is None
+              else f"on {remote}: " + (f"on {archive.remote_commit}" if archive.remote_commit else "not there yet"))
+    return f"archive tag {tag}: to point at {archive.commit} ({local}; {pushed})"
+
+
 # --- The plan ------------------------------------------------------------------------------------
 
 

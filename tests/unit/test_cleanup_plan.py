@@ -9,6 +9,7 @@ from pydantic import ValidationError
 
 from rollway.cleanup import (
     ArchiveState, CleanupResult, CleanupSpec, ImageUse, RepositoryImage, StackState, check_git_tag_name,
+    describe_archive,
     in_use_summary, parse_image, plan_cleanup, planned_result, summary_markdown,
 )
 from rollway.targets import Targets
@@ -464,3 +465,14 @@ def test_the_dry_run_says_whether_an_image_goes_with_its_tag_or_stays_tagged_oth
     assert both.tags_kept == {}
     assert f"- `0.9.0` (image {D_OLD}, deleted with it: its last tag)" in summary_markdown(planned_result(both),
                                                                                           T.ecr_repository)
+
+
+def test_the_archive_tags_state_reads_as_a_sentence():
+    new = ArchiveState(commit="c1")
+    assert describe_archive("pre-sqs", new, "origin") == (
+        "archive tag pre-sqs: to point at c1 (not made locally yet; on origin: not there yet)")
+    assert describe_archive("pre-sqs", new, None) == "archive tag pre-sqs: to point at c1 (not made locally yet; " \
+                                                     "not to be pushed)"
+    done = ArchiveState(commit="c1", local_commit="c1", remote_commit="c1")
+    assert describe_archive("pre-sqs", done, "origin") == "archive tag pre-sqs: to point at c1 (locally on c1; on " \
+                                                          "origin: on c1)"
