@@ -310,14 +310,22 @@ def failure_reasons(events_newest_first: list[dict[str, Any]], stack_reason: str
         stack_reason: the stack's own StackStatusReason, if any.
     """
     reasons = []
+    own: str | None = None  # the stack's own DELETE_FAILED event's reason, newest
     for event in events_newest_first:
         if _deletion_start(event):
             break  # the start of this deletion: older events belong to earlier attempts
-        if not _is_stack(event) and event.get("ResourceStatus") == "DELETE_FAILED":
+        if event.get("ResourceStatus") != "DELETE_FAILED":
+            continue
+        if not _is_stack(event):
             reasons.append(f"{event.get('LogicalResourceId')} ({event.get('ResourceType')}): "
                            f"{event.get('ResourceStatusReason') or 'no reason given'}")
-    if not reasons and stack_reason:
-        reasons.append(stack_reason)
+        elif own is None:
+            own = event.get("ResourceStatusReason")
+    # A deletion refused as a whole (an export another stack imports, a role CloudFormation can no
+    # longer assume) fails no resource, and the stack goes back to its COMPLETE status, whose own
+    # reason is empty: the stack's DELETE_FAILED event is where the reason is.
+    if not reasons and (own or stack_reason):
+        reasons.append(own or stack_reason)
     return list(reversed(reasons))
 
 

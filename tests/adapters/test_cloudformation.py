@@ -138,6 +138,13 @@ def test_a_failed_deletion_names_the_resources_and_their_reasons():
     failed = StackDeleteFailed("old", "DELETE_FAILED", reasons)
     assert "not empty" in str(failed) and "run cleanup again" in str(failed)
     assert failure_reasons([], "why the stack says") == ["why the stack says"]
+    # Refused as a whole: no resource failed, the stack went back to CREATE_COMPLETE (no reason of
+    # its own), and only its DELETE_FAILED event says why.
+    refused = [{**stack, "ResourceStatus": "CREATE_COMPLETE"},
+               {**stack, "ResourceStatus": "DELETE_FAILED",
+                "ResourceStatusReason": "Export old-QueueArn cannot be deleted as it is in use by reader"},
+               {**stack, "ResourceStatus": "DELETE_IN_PROGRESS", "ResourceStatusReason": "User Initiated"}]
+    assert failure_reasons(refused, None) == ["Export old-QueueArn cannot be deleted as it is in use by reader"]
 
 
 # --- for the tests botocore's Stubber plays: what moto never does ---------------------------
