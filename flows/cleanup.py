@@ -9,10 +9,11 @@ Destructive, and started by a person (from the Prefect UI, after week 3), so in 
    revision of every running task) and the images they name, the repository's images, and each old stack;
 3. plan (``rollway.cleanup.plan_cleanup``): a live stack, a stack holding a resource the targets
    name, a task definition in use, the VPC, a subnet or a security group the services or the load
-   balancer are in, or the listener or rule production's traffic comes through, a stack whose export another stack imports, ``latest``, an image in use (by tag or by digest) or a protected stack is refused, and any refusal fails the run here, each one
+   balancer are in, or the listener or rule production's traffic comes through, a stack whose export another stack imports, a stack CloudFormation is changing, ``latest``, an image in use (by tag or by digest) or a protected stack is refused, and any refusal fails the run here, each one
    named with its reason, before anything is written;
 4. archive the code first (an annotated tag, pushed), so it is kept before its infrastructure goes;
-5. delete the old image tags (one batch);
+5. check that each old image tag still names the image the plan judged (a tag pushed again since
+   stops the run, no tag deleted), then delete them (in batches of 100);
 6. delete the old stacks, each its own task, waiting for DELETE_COMPLETE with progress logged.
 
 ``dry_run`` stops after 3 and reports what would be archived and deleted. A run that stops
@@ -35,8 +36,8 @@ from rollway.aws.cloudformation import CloudFormationStacks
 from rollway.aws.ecr_images import EcrImages
 from rollway.aws.elbv2 import AlbRouter
 from rollway.cleanup import (
-    CleanupIncomplete, CleanupPlan, CleanupRefused, CleanupResult, CleanupSpec, in_use_summary, plan_cleanup,
-    planned_result, summary_markdown,
+    IN_ARTIFACT, CleanupIncomplete, CleanupPlan, CleanupRefused, CleanupResult, CleanupSpec, describe_archive,
+    first_few, image_fate, in_use_summary, moved_tags, plan_cleanup, planned_result, summary_markdown, tags_left,
 )
 from rollway.targets import Targets
 from rollway.toolchain.git import GitCli
@@ -66,9 +67,7 @@ def run_cleanup(spec: CleanupSpec, targets: Targets, get_client: Callable[[str],
     archive = None
     if git is not None:
         archive = steps.archive_state(git, spec.archive_tag, spec.archive_commit, spec.remote if spec.push else None)
-        log.info("archive tag %s: to point at %s (locally on %s, on %s: %s)", spec.archive_tag, archive.commit,
-                 archive.local_commit or "no such tag", spec.remote if spec.push else "not pushed",
-                 archive.remote_commit or "no such tag")
+        log.info("%s", describe_archive(spec.archive_tag, archive, spec.remote if spec.push else None))
     # What production runs matters to image tags and to stacks (one that registered a task
     # definition in use deregisters it when deleted); an archive-only run does not read it.
     reads_in_use = bool(spec.old_image_tags or spec.old_stacks)
@@ -99,7 +98,8 @@ def run_cleanup(spec: CleanupSpec, targets: Targets, get_client: Callable[[str],
         raise CleanupRefused(plan.refusals)
     if spec.dry_run:
         result = planned_result(plan)
-        log.info("dry run: would archive %s; would delete image tags %s and stacks %s; already gone: %s",
+        log.info("dry run: would archive %s; would delete image tags %s and stacks %s; not found (deleted before, or "
+                 "never there: check the spelling): %s",
                  result.archived or "nothing", list(plan.delete_tags) or "none", list(plan.delete_stacks) or "none",
                  list(plan.gone_tags + plan.gone_stacks) or "none")
         _report(result, targets)
@@ -113,8 +113,9 @@ class _Progress:
     def __init__(self, spec: CleanupSpec, plan: CleanupPlan) -> None:
         self.log = get_run_logger()
         self.fields: dict[str, Any] = {"gone_tags": plan.gone_tags, "gone_stacks": plan.gone_stacks,
-                                       "in_use": plan.in_use, "tag_digests": plan.tag_digests,
-                                       "stack_resources": plan.stack_resources}
+                                       "in_use": plan.in_use, "tag_digests": plan.tag_digests, "tags_kept": plan.tags_kept,
+                                       "stack_resources": plan.stack_resources,
+                                       "stack_retained": plan.stack_retained}
         self.done: list[str] = []
         self.left: list[str] = []
         if plan.archive is not None:
@@ -155,8 +156,9 @@ class _Progress:
                else "interrupted (the run was cancelled, or its worker was stopped)")
         stopped = (f"{how} while it tried to {self.step}; {self.meanwhile}. Run cleanup again with the same "
                    "parameters: what is gone is reported as gone, and it carries on with the rest")
-        self.log.error("cleanup stopped: %s. Done: %s. Not done: %s", stopped, "; ".join(self.done) or "nothing",
-                       "; ".join(self.left) or "nothing")
+        self.log.error("cleanup stopped: %s. Done: %s. Not done: %s", stopped,
+                       first_few(self.done, where=IN_ARTIFACT) or "nothing",
+                       first_few(self.left, where=IN_ARTIFACT) or "nothing")
         _report(self.result(stopped=stopped), targets)  # never in the way of the interruption itself
 
 
@@ -200,15 +202,33 @@ def _act_steps(progress: _Progress, plan: CleanupPlan, git: GitCli | None, image
             progress.did(f"push tag {archive.tag}", f"archive: {progress.fields['pushed']}")
 
     if plan.delete_tags:
-        step = progress.at(f"delete image tags {', '.join(plan.delete_tags)} from {targets.ecr_repository}",
+        # The plan judged the image each tag named when it read the repository. A tag pushed again
+        # since (by CI while the archive was pushed, say) names an image nothing judged, perhaps
+        # one just deployed: deleting by tag would delete that.
+        step = progress.at("check that each image tag still names the image the plan judged",
+                           "it had deleted no image tag")
+        try:
+            moved = moved_tags(plan, steps.list_images(images))
+        except Exception as err:  # noqa: BLE001
+            raise progress.failed(step, err, targets) from err
+        if moved:
+            raise progress.failed(step, RuntimeError(
+                "image tag(s) pushed again since the plan read the repository, so they name images nothing judged: "
+                + "; ".join(f"{tag} named {plan.tag_digests[tag]}, now {digest}" for tag, digest in moved.items())
+                + "; no image tag was deleted, and a new run judges the images they name now"), targets)
+        tags = plan.delete_tags
+        named = ", ".join(tags[:3]) + (f" and {len(tags) - 3} more" if len(tags) > 3 else "")
+        step = progress.at(f"delete {len(tags)} image tag(s) ({named}) from {targets.ecr_repository}",
                            "ECR may have deleted some of the tags listed as not done")
         try:
             deletion = steps.delete_tags(images, plan.delete_tags)
         except Exception as err:  # noqa: BLE001
             raise progress.failed(step, err, targets) from err
+        # Whether an image went with its tag is known once ECR has answered for all of them.
+        progress.fields["tags_kept"] = left = tags_left(plan, set(deletion.deleted) | set(deletion.gone))
         for tag in deletion.deleted:
-            progress.did(f"image tag {tag}", f"deleted image tag {tag} (image {plan.tag_digests.get(tag, '?')}) "
-                                             f"from {targets.ecr_repository}")
+            progress.did(f"image tag {tag}", f"deleted image tag {tag} (image {plan.tag_digests.get(tag, '?')}"
+                                             f"{image_fate(left.get(tag))}) from {targets.ecr_repository}")
         for tag in deletion.gone:  # deleted by someone else since the plan read the repository
             progress.did(f"image tag {tag}", f"image tag {tag} was already gone")
         progress.fields["deleted_tags"] = deletion.deleted
@@ -232,7 +252,10 @@ def _act_steps(progress: _Progress, plan: CleanupPlan, git: GitCli | None, image
             raise progress.failed(step, err, targets) from err
         (deleted_stacks if outcome == "deleted" else gone_stacks).append(name)
         progress.fields.update(deleted_stacks=tuple(deleted_stacks), gone_stacks=tuple(gone_stacks))
-        progress.did(f"stack {name}", f"deleted stack {name}" if outcome == "deleted" else f"stack {name} was already gone")
+        kept = plan.stack_retained.get(name, ())
+        progress.did(f"stack {name}", (f"deleted stack {name}" + (
+            f"; its DeletionPolicy kept {len(kept)} of its resources in place: {', '.join(kept)}" if kept else ""))
+            if outcome == "deleted" else f"stack {name} was already gone")
 
     progress.at("write its summary", "everything it was to do was done")
     result = progress.result()

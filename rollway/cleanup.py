@@ -4,10 +4,12 @@ Webordinary's plan ends by deleting the old CloudFormation stack, deleting old c
 from ECR and archiving the old code under a git tag. Each is destructive and is triggered by a
 person, so nothing production runs on may be deleted, whatever the person typed:
 
-- a stack named in ``Targets.stacks`` (the live stacks), or nested in one, is refused;
+- a stack named in ``Targets.stacks`` (the live stacks), or nested in one, is refused, and so is
+  one nested in a stack not being deleted (its root would name a stack that is gone);
 - a stack holding a resource ``Targets`` names (its cluster, services, load balancer, target
   groups, repository, queues, tables, topic, alarms, dashboard), itself or in a nested stack of
-  its own, is refused: deleting a stack deletes what it made, whatever the stack is called;
+  its own, is refused: deleting a stack deletes what it made, whatever the stack is called
+  (what its template's DeletionPolicy keeps excepted, here and below: that stays);
 - a stack holding a task definition in use (below) is refused: deleting it deregisters the
   revision, and ECS will not point a service at it again (a rollback's restore); so is one
   holding the task execution role, task role, awslogs group or a secret of one (no task of it
@@ -21,12 +23,14 @@ person, so nothing production runs on may be deleted, whatever the person typed:
   or the load balancer are in, or the certificate a listener of the load balancer serves (read
   from ECS and ELB), is refused: CloudFormation cannot delete them while they are in use, and
   stops at DELETE_FAILED after deleting the rest of the stack;
-- a stack with termination protection is refused (someone protected it on purpose);
+- a stack with termination protection is refused (someone protected it on purpose), and so is
+  one CloudFormation is changing (``UPDATE_IN_PROGRESS`` and the like: DeleteStack refuses it);
 - the tag ``latest`` is refused (what an image reference without a tag pulls);
 - an image tag that a task definition in use references is refused, and so is any other tag of
   an image whose digest is in use (a task definition may pin ``repo@sha256:...``, or name the
-  same image under another tag). "In use": the task definitions the stable and canary services
-  deploy, every ACTIVE revision of ``Targets.task_family`` (a rollback restores the previous), and
+  same image under another tag), and any tag of a platform image an image index in use lists
+  (or of an index listing a platform image in use). "In use": the task definitions the stable and canary services
+  (and every other service of the cluster, one scaled to zero too) deploy, every ACTIVE revision of ``Targets.task_family`` (a rollback restores the previous), and
   the revision every running task of the cluster runs (its roles and log group stay in use
   while it runs, INACTIVE or of another family).
 
@@ -38,7 +42,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from typing import Literal, Mapping, Sequence
+from typing import Collection, Literal, Mapping, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -59,6 +63,10 @@ _URL_WITH_USER = re.compile(r"^https?://[^/]*@", re.IGNORECASE)
 _REF_FORBIDDEN = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]")
 
 GONE_STATUSES = frozenset({"DELETE_COMPLETE"})
+# In-progress statuses CloudFormation deletes from: a deletion under way (a run that stopped
+# while waiting for it) and a change set never executed. Any other *_IN_PROGRESS is refused by
+# DeleteStack ("cannot be deleted while in status ..."), or queued behind the change under way.
+_DELETABLE_IN_PROGRESS = frozenset({"DELETE_IN_PROGRESS", "REVIEW_IN_PROGRESS"})
 
 
 class CleanupRefused(PicklableError, RuntimeError):
@@ -85,8 +93,10 @@ class CleanupIncomplete(PicklableError, RuntimeError):
 
     def __init__(self, step: str, why: str, done: Sequence[str], not_done: Sequence[str]) -> None:
         self.step, self.done, self.not_done = step, tuple(done), tuple(not_done)
-        done_text = "; ".join(self.done) or "nothing"
-        left_text = "; ".join(self.not_done) or "nothing"
+        # The first few of each: 150 tags made a message of 20,000 characters, the run's state
+        # and log drowned in it. Every one is in the run's artifact (and in done / not_done).
+        done_text = first_few(self.done, where=IN_ARTIFACT) or "nothing"
+        left_text = first_few(self.not_done, where=IN_ARTIFACT) or "nothing"
         super().__init__(
             f"cleanup stopped while it tried to {step}: {why}. Done: {done_text}. Not done: {left_text}. "
             "Run cleanup again with the same parameters once that step can succeed: what is gone is reported as "
@@ -238,6 +248,9 @@ class StackState(BaseModel):
     root_stack: str | None = Field(default=None, description="for a nested stack, the name of its root stack")
     resources: tuple[str, ...] = Field(default=(), description=(
         "the physical ids of the resources it holds, its nested stacks' resources included"))
+    retained: tuple[str, ...] = Field(default=(), description=(
+        "those of resources its template's DeletionPolicy (Retain, RetainExceptOnCreate) keeps: deleting the stack "
+        "leaves them in place"))
     nested_in: dict[str, str] = Field(default_factory=dict, description=(
         "for a resource of a nested stack (a physical id in resources), that nested stack's name"))
     imported_by: dict[str, tuple[str, ...]] = Field(default_factory=dict, description=(
@@ -255,6 +268,8 @@ class RepositoryImage(BaseModel):
 
     digest: str
     tags: tuple[str, ...] = ()
+    children: tuple[str, ...] = Field(default=(), description=(
+        "for an image index (a multi-platform image), the digests of the platform images it lists"))
 
 
 class ImageUse(BaseModel):
@@ -361,6 +376,17 @@ class ArchiveState(BaseModel):
     tagger_problem: str | None = None
 
 
+def describe_archive(tag: str, archive: ArchiveState, remote: str | None) -> str:
+    """The log's line about the archive tag before anything is written (``remote`` None: not pushed).
+
+    It read "locally on no such tag, on not pushed: no such tag" before.
+    """
+    local = f"locally on {archive.local_commit}" if archive.local_commit else "not made locally yet"
+    pushed = ("not to be pushed" if remote is None
+              else f"on {remote}: " + (f"on {archive.remote_commit}" if archive.remote_commit else "not there yet"))
+    return f"archive tag {tag}: to point at {archive.commit} ({local}; {pushed})"
+
+
 # --- The plan ------------------------------------------------------------------------------------
 
 
@@ -403,8 +429,12 @@ class CleanupPlan(BaseModel):
         in_use: every task definition in use and the image it runs (``describe_uses``), for the
             run's artifact: a refusal and the run's log name only the first few.
         tag_digests: each of ``delete_tags`` -> the digest of the image it tags, for the record.
+        tags_kept: each of ``delete_tags`` whose image keeps other tags -> those tags: the image stays
+            (ECR deletes an image with its last tag only).
         stack_resources: each of ``delete_stacks`` -> the physical ids of what it holds (its
-            nested stacks' included), all deleted with it, for the record.
+            nested stacks' included), for the record.
+        stack_retained: each of ``delete_stacks`` holding any -> those of its resources its
+            DeletionPolicy keeps: they stay when the stack goes (the rest is deleted with it).
     """
 
     model_config = ConfigDict(frozen=True)
@@ -417,7 +447,9 @@ class CleanupPlan(BaseModel):
     refusals: tuple[Refusal, ...] = ()
     in_use: tuple[str, ...] = ()
     tag_digests: dict[str, str] = Field(default_factory=dict)
+    tags_kept: dict[str, tuple[str, ...]] = Field(default_factory=dict)
     stack_resources: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+    stack_retained: dict[str, tuple[str, ...]] = Field(default_factory=dict)
 
     @property
     def refused(self) -> bool:
@@ -469,7 +501,25 @@ def plan_cleanup(
                        delete_stacks=delete_stacks, gone_stacks=gone_stacks, refusals=tuple(refusals),
                        in_use=describe_uses(in_use),
                        tag_digests={tag: digest_of[tag] for tag in delete_tags},
-                       stack_resources={name: stacks[name].resources for name in delete_stacks})
+                       tags_kept=_tags_kept(delete_tags, images),
+                       stack_resources={name: stacks[name].resources for name in delete_stacks},
+                       stack_retained={name: stacks[name].retained for name in delete_stacks if stacks[name].retained})
+
+
+def _tags_kept(delete_tags: Sequence[str], images: Sequence[RepositoryImage]) -> dict[str, tuple[str, ...]]:
+    """Each tag to delete whose image keeps other tags (not deleted too) -> those tags.
+
+    Deleting a tag deletes its image only when it is the image's last: "deleted image tag X"
+    alone left a person believing the image (and its storage) gone while another tag kept it.
+    """
+    deleting = set(delete_tags)
+    kept: dict[str, tuple[str, ...]] = {}
+    for image in images:
+        others = tuple(t for t in image.tags if t not in deleting)
+        for tag in image.tags:
+            if tag in deleting and others:
+                kept[tag] = others
+    return kept
 
 
 FIRST_FEW = 3
@@ -485,7 +535,10 @@ def describe_uses(in_use: Sequence[ImageUse]) -> tuple[str, ...]:
     return tuple(describe_use(use) for use in in_use)
 
 
-def first_few(items: Sequence[str], first: int = FIRST_FEW) -> str:
+IN_ARTIFACT = "in the run's artifact"
+
+
+def first_few(items: Sequence[str], first: int = FIRST_FEW, where: str = "under In use in the run's artifact") -> str:
     """``items`` joined with "; ", at most ``first`` of them, then how many more and where they are.
 
     A big cluster keeps hundreds of ACTIVE revisions in use: the full list goes to the run's
@@ -493,7 +546,7 @@ def first_few(items: Sequence[str], first: int = FIRST_FEW) -> str:
     """
     shown = "; ".join(items[:first])
     more = len(items) - first
-    return f"{shown}; and {more} more (every one under In use in the run's artifact)" if more > 0 else shown
+    return f"{shown}; and {more} more (every one {where})" if more > 0 else shown
 
 
 def in_use_summary(in_use: Sequence[ImageUse]) -> str:
@@ -560,6 +613,18 @@ def _plan_images(
             by_tag[tag].append(use)
             if tag in digest_of:
                 by_digest[digest_of[tag]].append(f"{where} runs it as {tag!r}")
+    # A multi-platform image is an index and one image per platform, each with tags of its own or
+    # none. A task of the index runs the platform image of its architecture: deleting that image's
+    # own tag (1.0.0-amd64) deleted what production runs. Either in use keeps the other.
+    direct = {digest: list(whys) for digest, whys in by_digest.items()}
+    for image in images:
+        for child in image.children:
+            if image.digest in direct:
+                by_digest[child].append(f"a platform image of image index {image.digest} "
+                                        f"({direct[image.digest][0]})")
+            if child in direct:
+                by_digest[image.digest].append(f"an image index listing the platform image {child} "
+                                               f"({direct[child][0]})")
     delete, gone, refusals = [], [], []
     for tag in tags:
         if tag == LATEST:
@@ -778,10 +843,13 @@ def _plan_stacks(
         importers = sorted({stack for by in state.imported_by.values() for stack in by} - set(names[:index]))
         # A stack deletes what it made: one that made something production still uses (the
         # old stack kept the queue the new service reads) is refused, whatever its name.
-        # Its nested stacks' resources count too: deleting it deletes them.
+        # Its nested stacks' resources count too: deleting it deletes them. One its DeletionPolicy
+        # keeps does not: it stays when the stack goes (a migration's old stack keeping the table
+        # the new service reads was refused, told that deleting the stack deletes it).
+        kept = set(state.retained)
         held = sorted({what + (f", in its nested stack {state.nested_in[resource]}"
                                if resource in state.nested_in else "")
-                       for resource in state.resources
+                       for resource in state.resources if resource not in kept
                        for what in [_held(resource, production or {})] if what is not None})
         if name.lower() in live_by_lower:
             refusals.append(Refusal(kind="stack", name=name, reason=(
@@ -791,6 +859,13 @@ def _plan_stacks(
         elif state.root_stack is not None and state.root_stack.lower() in live_by_lower:
             refusals.append(Refusal(kind="stack", name=name, reason=(
                 f"it is nested in the live stack {state.root_stack!r} (Targets.stacks): production runs on it")))
+        elif state.root_stack is not None and state.root_stack.lower() not in {n.lower() for n in names}:
+            # Deleted on its own, it leaves its root naming a stack that is gone: every later
+            # update of the root fails on it. Its root's deletion deletes it with the rest.
+            refusals.append(Refusal(kind="stack", name=name, reason=(
+                f"it is nested in stack {state.root_stack!r}, which is not being deleted: CloudFormation deletes a "
+                f"nested stack with its root; list {state.root_stack} in old_stacks instead (or remove the nested "
+                "stack from its root's template)")))
         elif held:
             refusals.append(Refusal(kind="stack", name=name, reason=(
                 f"it holds {'; '.join(held)}: deleting the stack deletes it, and production runs on it")))
@@ -804,6 +879,13 @@ def _plan_stacks(
             refusals.append(Refusal(kind="stack", name=name, reason=(
                 f"stack(s) {', '.join(importers)} import its export(s) {', '.join(exports)}, and CloudFormation "
                 f"does not delete a stack whose exports are imported; {advice}")))
+        elif state.status is not None and state.status.endswith("_IN_PROGRESS") \
+                and state.status not in _DELETABLE_IN_PROGRESS:
+            # Caught here, before the run deleted image tags and earlier stacks and then stopped on it.
+            refusals.append(Refusal(kind="stack", name=name, reason=(
+                f"it is {state.status}: CloudFormation is changing it right now (someone is deploying or rolling it "
+                "back), and does not delete a stack mid-change; run cleanup again once it has settled, after "
+                "checking that whatever changes it is not production's")))
         elif state.termination_protection:
             refusals.append(Refusal(kind="stack", name=name, reason=(
                 "termination protection is on; if it really is to go, lift it first with "
@@ -835,7 +917,9 @@ class CleanupResult(BaseModel):
         in_use: every task definition in use and the image it runs (what image tags it kept).
         not_done: what a run that stopped part-way left as it was.
         stopped: why it stopped part-way, or None.
-        tag_digests, stack_resources: what each tag named and each stack held (``CleanupPlan``'s).
+        tag_digests, tags_kept, stack_resources, stack_retained: what each tag named (and whether its
+            image stays, tagged otherwise), what each stack held and what of that its DeletionPolicy
+            keeps (``CleanupPlan``'s).
     """
 
     model_config = ConfigDict(frozen=True)
@@ -852,7 +936,9 @@ class CleanupResult(BaseModel):
     not_done: tuple[str, ...] = ()
     stopped: str | None = None
     tag_digests: dict[str, str] = Field(default_factory=dict)
+    tags_kept: dict[str, tuple[str, ...]] = Field(default_factory=dict)
     stack_resources: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+    stack_retained: dict[str, tuple[str, ...]] = Field(default_factory=dict)
 
 
 def planned_result(plan: CleanupPlan) -> CleanupResult:
@@ -866,7 +952,44 @@ def planned_result(plan: CleanupPlan) -> CleanupResult:
     return CleanupResult(dry_run=True, archived=archived, pushed=pushed, deleted_tags=plan.delete_tags,
                          gone_tags=plan.gone_tags, deleted_stacks=plan.delete_stacks, gone_stacks=plan.gone_stacks,
                          refusals=plan.refusals, in_use=plan.in_use, tag_digests=plan.tag_digests,
-                         stack_resources=plan.stack_resources)
+                         tags_kept=plan.tags_kept,
+                         stack_resources=plan.stack_resources, stack_retained=plan.stack_retained)
+
+
+def moved_tags(plan: CleanupPlan, images: Sequence[RepositoryImage]) -> dict[str, str]:
+    """Each of ``plan.delete_tags`` that names another image now than the one the plan judged ->
+    the digest it names now (one gone since is not moved: there is nothing left to delete)."""
+    now = {tag: image.digest for image in images for tag in image.tags}
+    return {tag: now[tag] for tag in plan.delete_tags
+            if tag in now and plan.tag_digests.get(tag) not in (None, now[tag])}
+
+
+def image_fate(kept: Sequence[str] | None) -> str:
+    """What becomes of the image a deleted tag named: it goes with its last tag, or stays tagged."""
+    if not kept:
+        return ", deleted with it: its last tag"
+    more = f" and {len(kept) - FIRST_FEW} more" if len(kept) > FIRST_FEW else ""
+    return f", which stays: still tagged {', '.join(f'`{t}`' for t in kept[:FIRST_FEW])}{more}"
+
+
+def tags_left(plan: CleanupPlan, removed: Collection[str]) -> dict[str, tuple[str, ...]]:
+    """``plan.tags_kept`` once the deletion is done: each tag in ``removed`` whose image still has
+    tags, those outside the plan or planned and not deleted (a later batch ECR refused)."""
+    planned: dict[str, list[str]] = defaultdict(list)
+    for tag in plan.delete_tags:
+        planned[plan.tag_digests.get(tag, tag)].append(tag)
+    left = {}
+    for tag in removed:
+        others = plan.tags_kept.get(tag, ()) + tuple(
+            t for t in planned[plan.tag_digests.get(tag, tag)] if t not in removed)
+        if others:
+            left[tag] = others
+    return left
+
+
+NOT_FOUND = "Not found: deleted before, or never there (check the spelling of any you did not delete)"
+"""What a tag or stack no longer (or never) there is reported under: resuming needs it to pass, and
+cleanup cannot tell a tag or stack deleted before from a misspelt name."""
 
 
 def summary_markdown(result: CleanupResult, repository: str) -> str:
@@ -891,13 +1014,24 @@ def summary_markdown(result: CleanupResult, repository: str) -> str:
     archive = [a for a in (result.archived, result.pushed) if a]
     section("Archived" if not (result.dry_run or result.refusals) else "Archive (not written)", archive)
     section(f"{would}: image tags in `{repository}`",
-            [f"`{t}`" + (f" (image {result.tag_digests[t]})" if t in result.tag_digests else "")
+            [f"`{t}`" + (f" (image {result.tag_digests[t]}" + image_fate(result.tags_kept.get(t)) + ")"
+                         if t in result.tag_digests else "")
              for t in result.deleted_tags])
-    section(f"{would}: stacks", [
-        f"`{s}`" + (f", with the {len(held)} resource(s) it holds:" + "".join(f"\n  - `{r}`" for r in held)
-                    if (held := result.stack_resources.get(s)) else "")
-        for s in result.deleted_stacks])
-    section("Already gone", [f"image tag `{t}`" for t in result.gone_tags] + [f"stack `{s}`" for s in result.gone_stacks])
+    def held_by(stack: str) -> str:
+        held = result.stack_resources.get(stack, ())
+        # A resource its DeletionPolicy keeps stays: listed among what went, it was taken for deleted.
+        kept = set(result.stack_retained.get(stack, ()))
+        if not held:
+            return ""
+        return (f", with the {len(held)} resource(s) it holds"
+                + (f" ({len(kept)} kept by their DeletionPolicy: they stay)" if kept else "") + ":"
+                + "".join(f"\n  - `{r}`" + (" (kept: its DeletionPolicy retains it)" if r in kept else "")
+                          for r in held))
+
+    section(f"{would}: stacks", [f"`{s}`" + held_by(s) for s in result.deleted_stacks])
+    # "Already gone" said a misspelt tag or stack had existed and been deleted: the run looked
+    # done while the old image or stack was still there under its real name.
+    section(NOT_FOUND, [f"image tag `{t}`" for t in result.gone_tags] + [f"stack `{s}`" for s in result.gone_stacks])
     section("Refused", [f"{r.kind} `{r.name}`: {r.reason}" for r in result.refusals])
     if result.stopped or result.not_done:
         section("Not done", list(result.not_done))

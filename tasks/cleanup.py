@@ -47,8 +47,9 @@ def describe_stack(stacks: CloudFormationStacks, name: str) -> StackState:
 
 @task(name="images-in-use", **_READ)
 def images_in_use(ecs: Any, targets: Targets) -> tuple[ImageUse, ...]:
+    log = get_run_logger()
     with named_denials(_POLICY):
-        return read_images_in_use(ecs, targets)
+        return read_images_in_use(ecs, targets, on_progress=lambda line: log.info("%s", line))
 
 
 @task(name="network-in-use", **_READ)

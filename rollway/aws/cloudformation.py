@@ -7,10 +7,12 @@ so that a deletion taking many minutes reports its newest stack events as it goe
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Collection
 from typing import Any, Literal
 
+import yaml
 from botocore.exceptions import ClientError, WaiterError
 
 from rollway.aws.ecs import waiter_schedule
@@ -22,6 +24,9 @@ DeleteOutcome = Literal["deleted", "already_gone"]
 
 # The resource type of a nested stack (its physical id is the nested stack's id).
 _NESTED_STACK = "AWS::CloudFormation::Stack"
+# DeletionPolicy values that leave the resource in place when its stack is deleted (CDK's
+# RemovalPolicy.RETAIN, the default of its tables, buckets and log groups, is "Retain").
+_KEPT_POLICIES = frozenset({"Retain", "RetainExceptOnCreate"})
 
 # A progress line at least this often while a deletion runs (one waiter slice).
 PROGRESS_SECONDS = 60.0
@@ -42,14 +47,19 @@ class StackDeleteFailed(PicklableError, AdapterError):
         name: the stack.
         status: its status after the attempt.
         reasons: what its events say about the resources that could not be deleted.
+        failed: the logical ids of those resources.
     """
 
-    def __init__(self, name: str, status: str, reasons: list[str]) -> None:
-        self.name, self.status, self.reasons = name, status, tuple(reasons)
+    def __init__(self, name: str, status: str, reasons: list[str], failed: list[str] | None = None) -> None:
+        self.name, self.status, self.reasons, self.failed = name, status, tuple(reasons), tuple(failed or ())
         why = "; ".join(self.reasons) or "its events give no reason"
+        # Cleanup has no way to keep them: "retain those resources" left a person to find out how.
+        keep = (f"; or, to delete the stack and keep those resources, `aws cloudformation delete-stack --stack-name "
+                f"{name} --retain-resources {' '.join(self.failed)}`, after which cleanup reports the stack gone"
+                if self.failed and status == "DELETE_FAILED" else "")
         super().__init__(
-            f"stack {name!r} ended in {status}: {why}. Fix what is named (or retain those resources), then run "
-            "cleanup again: the deletion is retried"
+            f"stack {name!r} ended in {status}: {why}. Fix what is named, then run cleanup again: the deletion is "
+            f"retried{keep}"
         )
 
 
@@ -87,13 +97,15 @@ class CloudFormationStacks:
         # What deleting it would delete: the plan refuses a stack holding what production uses.
         nested_in: dict[str, str] = {}
         stacks: set[str] = set()
-        resources = () if gone else self._resources(found["StackId"], nested_in, seen=stacks)
+        retained: list[str] = []
+        resources = () if gone else self._resources(found["StackId"], nested_in, seen=stacks, retained=retained)
         return StackState(
             name=name,
             status=found["StackStatus"],
             termination_protection=bool(found.get("EnableTerminationProtection")),
             root_stack=_stack_name(root) if root else None,
             resources=resources,
+            retained=tuple(retained),
             nested_in=nested_in,
             imported_by={} if gone else self._imported_by({_stack_name(stack) for stack in stacks}),
         )
@@ -134,35 +146,57 @@ class CloudFormationStacks:
         return None if found is None else str(found["StackStatus"])
 
     def _resources(self, stack_id: str, nested_in: dict[str, str], within: str | None = None,
-                   seen: set[str] | None = None) -> tuple[str, ...]:
+                   seen: set[str] | None = None, retained: list[str] | None = None,
+                   all_kept: bool = False) -> tuple[str, ...]:
         """The physical ids of the stack's resources (every page), and of its nested stacks' resources.
 
         Deleting a stack deletes its nested stacks and all they made, and ListStackResources
         names a nested stack only by its own id: the resources inside it (a queue production
         reads) are read here too, each noted in ``nested_in`` with the nested stack's name.
+        Those its template's DeletionPolicy keeps (a nested stack kept keeps all it holds) are
+        added to ``retained``: the stack's deletion leaves them in place.
         """
         seen = set() if seen is None else seen
+        retained = [] if retained is None else retained
         seen.add(stack_id)
         ids: list[str] = []
-        nested: list[str] = []
+        nested: list[tuple[str, bool]] = []
         try:
+            listed: list[tuple[str, str | None, bool]] = []  # physical id, logical id, a nested stack
             for page in self._client.get_paginator("list_stack_resources").paginate(StackName=stack_id):
                 for summary in page.get("StackResourceSummaries", []):
                     physical = summary.get("PhysicalResourceId")
-                    if not physical:
-                        continue
-                    ids.append(physical)
-                    if within is not None:
-                        nested_in.setdefault(physical, within)
-                    if summary.get("ResourceType") == _NESTED_STACK and physical not in seen:
-                        nested.append(physical)
+                    if physical:
+                        listed.append((physical, summary.get("LogicalResourceId"),
+                                       summary.get("ResourceType") == _NESTED_STACK))
+            # Only a stack holding something has a template worth reading (one REVIEW_IN_PROGRESS has none).
+            kept = set() if all_kept or not listed else self._kept_logical_ids(stack_id)
         except ClientError as err:
             # A nested stack deleted since its parent was listed holds nothing any more.
             if within is None or not _no_such_stack(err):
                 raise
-        for child in nested:
-            ids += self._resources(child, nested_in, within=_stack_name(child), seen=seen)
+            listed, kept = [], set()
+        for physical, logical, is_stack in listed:
+            ids.append(physical)
+            stays = all_kept or logical in kept
+            if stays:
+                retained.append(physical)
+            if within is not None:
+                nested_in.setdefault(physical, within)
+            if is_stack and physical not in seen:
+                nested.append((physical, stays))
+        for child, stays in nested:
+            ids += self._resources(child, nested_in, within=_stack_name(child), seen=seen, retained=retained,
+                                   all_kept=stays)
         return tuple(ids)
+
+    def _kept_logical_ids(self, stack_id: str) -> set[str]:
+        """The logical ids of the resources the stack's template keeps when the stack is deleted."""
+        body = self._client.get_template(StackName=stack_id, TemplateStage="Processed")["TemplateBody"]
+        template = body if isinstance(body, dict) else parse_template(body)
+        resources = template.get("Resources") if isinstance(template, dict) else None
+        return {logical for logical, resource in (resources or {}).items()
+                if isinstance(resource, dict) and resource.get("DeletionPolicy") in _KEPT_POLICIES}
 
     def delete(
         self, name: str, *, timeout_seconds: float, on_progress: Callable[[str], None] = lambda line: None
@@ -226,7 +260,7 @@ class CloudFormationStacks:
             if status == "DELETE_COMPLETE":
                 return
             if status != "DELETE_IN_PROGRESS":
-                raise StackDeleteFailed(name, status, self._failure_reasons(stack_id, found))
+                raise self._failed(name, stack_id, found, status)
             if time.monotonic() >= deadline:
                 raise StackDeleteTimeout(name, status, timeout_seconds)
             on_progress(f"stack {name}: still {status}, {max(0.0, deadline - time.monotonic()):.0f}s left to wait")
@@ -262,9 +296,10 @@ class CloudFormationStacks:
         seen.update(e["EventId"] for e in fresh)
         return [_event_line(e) for e in reversed(fresh)]
 
-    def _failure_reasons(self, stack_id: str, found: dict[str, Any] | None) -> list[str]:
+    def _failed(self, name: str, stack_id: str, found: dict[str, Any] | None, status: str) -> StackDeleteFailed:
         events = self._events(stack_id, until=_deletion_start)
-        return failure_reasons(events, (found or {}).get("StackStatusReason"))
+        return StackDeleteFailed(name, status, failure_reasons(events, (found or {}).get("StackStatusReason")),
+                                 failed=failed_resources(events))
 
 
 def failure_reasons(events_newest_first: list[dict[str, Any]], stack_reason: str | None = None) -> list[str]:
@@ -275,15 +310,54 @@ def failure_reasons(events_newest_first: list[dict[str, Any]], stack_reason: str
         stack_reason: the stack's own StackStatusReason, if any.
     """
     reasons = []
+    own: str | None = None  # the stack's own DELETE_FAILED event's reason, newest
     for event in events_newest_first:
         if _deletion_start(event):
             break  # the start of this deletion: older events belong to earlier attempts
-        if not _is_stack(event) and event.get("ResourceStatus") == "DELETE_FAILED":
+        if event.get("ResourceStatus") != "DELETE_FAILED":
+            continue
+        if not _is_stack(event):
             reasons.append(f"{event.get('LogicalResourceId')} ({event.get('ResourceType')}): "
                            f"{event.get('ResourceStatusReason') or 'no reason given'}")
-    if not reasons and stack_reason:
-        reasons.append(stack_reason)
+        elif own is None:
+            own = event.get("ResourceStatusReason")
+    # A deletion refused as a whole (an export another stack imports, a role CloudFormation can no
+    # longer assume) fails no resource, and the stack goes back to its COMPLETE status, whose own
+    # reason is empty: the stack's DELETE_FAILED event is where the reason is.
+    if not reasons and (own or stack_reason):
+        reasons.append(own or stack_reason)
     return list(reversed(reasons))
+
+
+class _TemplateLoader(yaml.SafeLoader):
+    """YAML that takes CloudFormation's short forms (``!Ref``, ``!Sub``, ``!GetAtt``...) as plain
+    values: only the resources' DeletionPolicy, a literal, is read."""
+
+
+_TemplateLoader.add_multi_constructor("!", lambda loader, suffix, node: (
+    loader.construct_scalar(node) if isinstance(node, yaml.ScalarNode)
+    else loader.construct_sequence(node) if isinstance(node, yaml.SequenceNode)
+    else loader.construct_mapping(node)))
+
+
+def parse_template(body: str) -> Any:
+    """A template body as GetTemplate returns it (JSON, or YAML with short-form functions)."""
+    try:
+        return json.loads(body)
+    except ValueError:
+        return yaml.load(body, Loader=_TemplateLoader)  # noqa: S506 - a SafeLoader, with tags as plain values
+
+
+def failed_resources(events_newest_first: list[dict[str, Any]]) -> list[str]:
+    """The logical ids of the resources the latest deletion could not delete, oldest first."""
+    found: list[str] = []
+    for event in events_newest_first:
+        if _deletion_start(event):
+            break
+        logical = event.get("LogicalResourceId")
+        if not _is_stack(event) and event.get("ResourceStatus") == "DELETE_FAILED" and logical and logical not in found:
+            found.append(logical)
+    return list(reversed(found))
 
 
 def _no_such_stack(err: ClientError) -> bool:

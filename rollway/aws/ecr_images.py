@@ -3,13 +3,14 @@
 (``rollway/aws/ecr.py`` is the repository's URI and registry login; this module is cleanup's.)
 
 What is in use is read from ECS, not assumed: the task definitions every deployment of the
-stable and canary services runs, and every ACTIVE revision of the task family, since a rollback
+stable and canary services (and of every other service of the cluster) runs, and every ACTIVE revision of the task family, since a rollback
 restores the previous one. ``rollway.cleanup.plan_cleanup`` turns those references into refusals.
 """
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+import json
+from typing import Any, Callable, Sequence
 
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict
@@ -22,6 +23,10 @@ from rollway.targets import Targets
 _BATCH = 100
 # ECR's failure codes for an image id that names nothing: the tag is gone already.
 _GONE_CODES = frozenset({"ImageNotFound", "ImageTagDoesNotMatchDigest"})
+# A multi-platform image: an index (Docker's manifest list, OCI's image index) listing one image
+# per platform, each an image of the repository in its own right, with tags of its own or none.
+INDEX_MEDIA_TYPES = frozenset({"application/vnd.docker.distribution.manifest.list.v2+json",
+                               "application/vnd.oci.image.index.v1+json"})
 
 
 class InUseUnknown(AdapterError):
@@ -57,22 +62,60 @@ class EcrImages:
         self._repository = repository
 
     def list_images(self) -> tuple[RepositoryImage, ...]:
-        """Every image in the repository with its digest and tags (untagged ones too).
+        """Every image in the repository with its digest and tags (untagged ones too), and for an
+        image index the digests of the platform images it lists.
 
         Raises:
             TargetNotFound: there is no such repository.
+            InUseUnknown: an image index could not be read (its platform images would look unused).
         """
         images = []
+        indexes: list[str] = []
         try:
             for page in self._client.get_paginator("describe_images").paginate(repositoryName=self._repository):
                 for detail in page.get("imageDetails", []):
                     images.append(RepositoryImage(digest=detail["imageDigest"],
                                                   tags=tuple(detail.get("imageTags", []))))
+                    if {detail.get("imageManifestMediaType"), detail.get("artifactMediaType")} & INDEX_MEDIA_TYPES:
+                        indexes.append(detail["imageDigest"])
+            children = self._platform_images(indexes)
         except ClientError as err:
             if err.response.get("Error", {}).get("Code") == "RepositoryNotFoundException":
                 raise TargetNotFound("ECR repository", self._repository, str(err)) from err
             raise
-        return tuple(images)
+        return tuple(image.model_copy(update={"children": children[image.digest]}) if image.digest in children
+                     else image for image in images)
+
+    def _platform_images(self, indexes: Sequence[str]) -> dict[str, tuple[str, ...]]:
+        """Image index digest -> the digests of the platform images it lists.
+
+        A task runs ``repo:1.0.0`` (the index) on the platform image of its architecture, which
+        may carry a tag of its own (``1.0.0-amd64``): deleting that tag deletes the image under
+        the index production runs. Read here so the plan can see it.
+        """
+        found: dict[str, tuple[str, ...]] = {}
+        for start in range(0, len(indexes), _BATCH):
+            batch = indexes[start:start + _BATCH]
+            answer = self._client.batch_get_image(repositoryName=self._repository,
+                                                  imageIds=[{"imageDigest": digest} for digest in batch],
+                                                  acceptedMediaTypes=sorted(INDEX_MEDIA_TYPES))
+            for image in answer.get("images", []):
+                try:
+                    manifests = json.loads(image.get("imageManifest") or "{}").get("manifests") or []
+                except ValueError:
+                    manifests = None
+                if manifests is None:
+                    raise InUseUnknown(f"image index {image['imageId']['imageDigest']} in {self._repository} is not "
+                                       "readable JSON: the platform images it lists cannot be told from unused ones")
+                found[image["imageId"]["imageDigest"]] = tuple(
+                    m["digest"] for m in manifests if isinstance(m, dict) and m.get("digest"))
+            unread = [digest for digest in batch if digest not in found]
+            if unread:
+                why = "; ".join(f"{f.get('failureCode')}: {f.get('failureReason')}" for f in answer.get("failures", []))
+                raise InUseUnknown(f"image index(es) {', '.join(unread)} in {self._repository} could not be read "
+                                   f"({why or 'ECR did not return them'}): the platform images they list cannot be "
+                                   "told from unused ones")
+        return found
 
     def delete_tags(self, tags: Sequence[str]) -> TagDeletion:
         """Delete ``tags`` (an image loses the tag; one left with no tag is deleted by ECR).
@@ -122,11 +165,18 @@ class EcrImages:
         return TagDeletion(deleted=tuple(deleted), gone=tuple(gone), failed=failed)
 
 
-def images_in_use(ecs: Any, targets: Targets) -> tuple[ImageUse, ...]:
+# Task definitions described between two progress lines: a family deployed for a year keeps
+# hundreds of ACTIVE revisions, one DescribeTaskDefinition each, a minute or more of silence.
+PROGRESS_EVERY = 100
+
+
+def images_in_use(ecs: Any, targets: Targets,
+                  on_progress: Callable[[str], None] = lambda line: None) -> tuple[ImageUse, ...]:
     """Every container image named by a task definition in use.
 
     In use: the task definition of every deployment of the stable and canary services (a
-    service mid-deployment runs two), every ACTIVE revision of ``targets.task_family`` (and
+    service mid-deployment runs two) and of every other service of the cluster (one scaled to
+    zero too: it pulls the image again when scaled up), every ACTIVE revision of ``targets.task_family`` (and
     of any family whose name begins with it: ECS's ``familyPrefix`` matches those too), the
     task definition every running task of the cluster runs (INACTIVE or of another family
     as well), and the digest each of those tasks resolved its image to.
@@ -136,7 +186,7 @@ def images_in_use(ecs: Any, targets: Targets) -> tuple[ImageUse, ...]:
             everything look unused), or a task definition cannot be read.
     """
     uses: dict[str, list[str]] = {}
-    for task_definition, why in _service_task_definitions(ecs, targets):
+    for task_definition, why in _service_task_definitions(ecs, targets) + _other_services(ecs, targets):
         uses.setdefault(task_definition, []).append(why)
     for arn in _active_revisions(ecs, targets.task_family):
         uses.setdefault(arn, []).append(f"an ACTIVE revision of {targets.task_family}")
@@ -153,7 +203,11 @@ def images_in_use(ecs: Any, targets: Targets) -> tuple[ImageUse, ...]:
         more = f" and {len(task_ids) - 1} more" if len(task_ids) > 1 else ""
         uses[arn] = [f"running task {task_ids[0]}{more}"]
     found = []
-    for task_definition, whys in uses.items():
+    if len(uses) > PROGRESS_EVERY:
+        on_progress(f"reading the {len(uses)} task definitions in use (one call each)")
+    for done, (task_definition, whys) in enumerate(uses.items()):
+        if done and done % PROGRESS_EVERY == 0:
+            on_progress(f"read {done} of {len(uses)} task definitions in use")
         try:
             described = ecs.describe_task_definition(taskDefinition=task_definition)["taskDefinition"]
         except ClientError as err:
@@ -288,6 +342,37 @@ def _service_task_definitions(ecs: Any, targets: Targets) -> list[tuple[str, str
                 pairs.append((deployment["taskDefinition"],
                                f"a {deployment.get('status', '').lower() or 'running'} deployment of the {which} "
                                "service runs it"))
+    return pairs
+
+
+# DescribeServices takes at most 10 services per call.
+_SERVICES_BATCH = 10
+
+
+def _other_services(ecs: Any, targets: Targets) -> list[tuple[str, str]]:
+    """(task definition, why) for every deployment of the cluster's services other than the
+    stable and canary ones.
+
+    A worker scaled to zero runs no task, so only its service names the revision it starts
+    from: its image deleted, the next scale-up (the morning's queue) could not pull it.
+    """
+    ours = {targets.stable_service, targets.canary_service}
+    try:
+        arns = [arn for page in ecs.get_paginator("list_services").paginate(cluster=targets.cluster)
+                for arn in page.get("serviceArns", []) if arn.rsplit("/", 1)[-1] not in ours]
+        services = [service for start in range(0, len(arns), _SERVICES_BATCH)
+                    for service in ecs.describe_services(cluster=targets.cluster,
+                                                         services=arns[start:start + _SERVICES_BATCH])["services"]
+                    if service.get("status") != "INACTIVE"]
+    except ClientError as err:
+        raise InUseUnknown(f"the services of cluster {targets.cluster} could not be read: {err}") from err
+    pairs = []
+    for service in services:
+        why = f"service {service['serviceName']} of the cluster deploys it"
+        if not service.get("desiredCount"):
+            why += " (scaled to zero: it runs it again when scaled up)"
+        revisions = [service.get("taskDefinition")] + [d.get("taskDefinition") for d in service.get("deployments", [])]
+        pairs += [(revision, why) for revision in dict.fromkeys(revisions) if revision]
     return pairs
 
 

@@ -138,6 +138,13 @@ def test_a_failed_deletion_names_the_resources_and_their_reasons():
     failed = StackDeleteFailed("old", "DELETE_FAILED", reasons)
     assert "not empty" in str(failed) and "run cleanup again" in str(failed)
     assert failure_reasons([], "why the stack says") == ["why the stack says"]
+    # Refused as a whole: no resource failed, the stack went back to CREATE_COMPLETE (no reason of
+    # its own), and only its DELETE_FAILED event says why.
+    refused = [{**stack, "ResourceStatus": "CREATE_COMPLETE"},
+               {**stack, "ResourceStatus": "DELETE_FAILED",
+                "ResourceStatusReason": "Export old-QueueArn cannot be deleted as it is in use by reader"},
+               {**stack, "ResourceStatus": "DELETE_IN_PROGRESS", "ResourceStatusReason": "User Initiated"}]
+    assert failure_reasons(refused, None) == ["Export old-QueueArn cannot be deleted as it is in use by reader"]
 
 
 # --- for the tests botocore's Stubber plays: what moto never does ---------------------------
@@ -191,6 +198,9 @@ def test_a_deletion_that_ends_in_delete_failed_reports_the_events_reasons():
         stub.assert_no_pending_responses()
     assert failed.value.status == "DELETE_FAILED"
     assert failed.value.reasons == ("Logs (AWS::S3::Bucket): The bucket you tried to delete is not empty",)
+    # "Retain those resources" said nothing of how: the command that deletes the stack and keeps them.
+    assert failed.value.failed == ("Logs",)
+    assert f"`aws cloudformation delete-stack --stack-name {OLD} --retain-resources Logs`" in str(failed.value)
     assert f"stack {OLD}: Logs (AWS::S3::Bucket) DELETE_FAILED: The bucket you tried to delete is not empty" in progress
 
 
@@ -208,6 +218,21 @@ def test_an_old_stack_that_holds_a_resource_production_uses_is_refused(aws, stac
     (refusal,) = plan.refusals
     assert refusal.name == OLD
     assert "it holds webordinary-edit-input (a queue in Targets.queues)" in refusal.reason
+
+
+def test_an_old_stack_whose_deletion_policy_keeps_the_queue_production_reads_is_deleted_and_the_queue_stays(
+        aws, stacks):
+    from rollway.cleanup import CleanupSpec, plan_cleanup
+
+    body = {"Resources": {"Input": {"Type": "AWS::SQS::Queue", "DeletionPolicy": "Retain",
+                                    "Properties": {"QueueName": "webordinary-edit-input"}}}}
+    aws.get_client("cloudformation").create_stack(StackName=OLD, TemplateBody=json.dumps(body))
+    spec = CleanupSpec(old_stacks=(OLD,))
+    plan = plan_cleanup(spec, aws.targets, stacks={OLD: stacks.describe(OLD)}, in_use=(), images=())
+    assert plan.delete_stacks == (OLD,) and not plan.refusals
+
+    assert stacks.delete(OLD, timeout_seconds=30) == "deleted"
+    assert queue_exists(aws, "webordinary-edit-input"), "kept by its DeletionPolicy, as the plan said"
 
 
 def test_an_old_stack_whose_nested_stack_holds_a_resource_production_uses_is_refused(aws, stacks):
@@ -309,3 +334,27 @@ def test_a_deletion_of_many_resources_reads_every_page_of_events():
         stub.assert_no_pending_responses()
     assert failed.value.reasons == ("Logs (AWS::S3::Bucket): The bucket you tried to delete is not empty",)
     assert len([line for line in progress if " DELETE_" in line and "deletion requested" not in line]) == 122
+
+
+def test_what_a_stacks_deletion_policy_keeps_is_read_from_its_yaml_or_json_template(aws, stacks):
+    # A hand-written YAML template with CloudFormation's short forms, and CDK's JSON.
+    aws.get_client("cloudformation").create_stack(StackName=OLD, TemplateBody="""
+Resources:
+  Kept:
+    Type: AWS::SQS::Queue
+    DeletionPolicy: Retain
+    Properties:
+      QueueName: !Sub "${AWS::StackName}-kept"
+  Gone:
+    Type: AWS::SQS::Queue
+    Properties:
+      QueueName: webordinary-old-gone
+""")
+    create(aws, "webordinary-older-stack", "webordinary-older-queue")
+    state = stacks.describe(OLD)
+    (kept,) = [r for r in state.resources if r.endswith(f"{OLD}-kept")]
+    assert state.retained == (kept,) and len(state.resources) == 2
+    assert stacks.describe("webordinary-older-stack").retained == ()
+
+    assert stacks.delete(OLD, timeout_seconds=30) == "deleted"
+    assert queue_exists(aws, f"{OLD}-kept") and not queue_exists(aws, "webordinary-old-gone")

@@ -9,7 +9,7 @@ from rollway.aws.ecr_images import EcrImages, InUseUnknown, images_in_use
 from rollway.aws.ecs import EcsDeployer
 from rollway.aws.errors import TargetNotFound
 from rollway.cleanup import CleanupSpec, plan_cleanup
-from tests.flows.moto_env import put_image
+from tests.flows.moto_env import put_image, put_image_index
 
 
 @pytest.fixture
@@ -60,6 +60,22 @@ def test_what_the_task_definitions_in_use_name_is_read_from_ecs(aws):
     assert (initial.execution_role.endswith(f":role/{aws.targets.task_family}-execution")
             and initial.task_role.endswith(f":role/{aws.targets.task_family}-task")
             and initial.log_group == f"/ecs/{aws.targets.task_family}")
+
+
+def test_reading_hundreds_of_revisions_in_use_says_how_far_it_has_got(aws):
+    ecs = aws.get_client("ecs")
+    base = ecs.describe_task_definition(taskDefinition=aws.topology.task_definition_arn)["taskDefinition"]
+    fields = {k: base[k] for k in ("family", "containerDefinitions", "networkMode", "requiresCompatibilities",
+                                   "cpu", "memory") if k in base}
+    for _ in range(209):  # a family deployed for a year: 210 ACTIVE revisions
+        ecs.register_task_definition(**fields)
+    progress: list[str] = []
+
+    uses = images_in_use(ecs, aws.targets, on_progress=progress.append)
+
+    assert len({use.task_definition for use in uses}) == 210
+    assert progress == ["reading the 210 task definitions in use (one call each)",
+                        "read 100 of 210 task definitions in use", "read 200 of 210 task definitions in use"]
 
 
 def test_an_old_stack_that_made_a_secret_or_file_system_a_revision_in_use_needs_is_refused(aws):
@@ -118,6 +134,56 @@ def test_a_tag_in_use_by_tag_or_by_digest_is_refused_and_stays(aws, images):
     assert f"it tags image {running}, which is in use" in reasons["release-1"]
     assert "pins it by digest" in reasons["pinned"]
     assert tags_in(images) == {"1.0.0", "release-1", "pinned", "old-version"}, "planning deletes nothing"
+
+
+def test_a_platform_image_of_an_index_in_use_and_an_index_of_one_in_use_are_refused_and_stay(aws, images):
+    ecs = aws.get_client("ecs")
+    # The services run 1.0.0, a multi-platform image whose platform images carry tags of their own.
+    running = put_image_index(aws, "1.0.0", {"1.0.0-amd64": "1", "1.0.0-arm64": "2"})
+    put_image_index(aws, "0.9.0", {"0.9.0-amd64": "3"})  # nothing runs it
+    # A revision pins 2.0.0's amd64 image by digest: the index listing it is kept too.
+    put_image_index(aws, "2.0.0", {"2.0.0-amd64": "4"})
+    (pinned,) = [image.digest for image in images.list_images() if image.tags == ("2.0.0-amd64",)]
+    EcsDeployer(ecs, aws.targets).register_revision(f"{aws.topology.repository_uri}@{pinned}",
+                                                    aws.topology.task_definition_arn)
+    listed = {image.digest: image for image in images.list_images()}
+    assert len(listed[running].children) == 2
+
+    spec = CleanupSpec(old_image_tags=("1.0.0-amd64", "1.0.0-arm64", "0.9.0", "0.9.0-amd64", "2.0.0"))
+    plan = plan_cleanup(spec, aws.targets, stacks={}, in_use=images_in_use(ecs, aws.targets),
+                        images=images.list_images())
+
+    assert plan.delete_tags == ("0.9.0", "0.9.0-amd64")
+    reasons = {r.name: r.reason for r in plan.refusals}
+    assert set(reasons) == {"1.0.0-amd64", "1.0.0-arm64", "2.0.0"}
+    assert f"a platform image of image index {running} (task definition" in reasons["1.0.0-amd64"]
+    assert "the stable service deploys it" in reasons["1.0.0-arm64"]
+    assert f"an image index listing the platform image {pinned}" in reasons["2.0.0"]
+    assert "pins it by digest" in reasons["2.0.0"]
+
+
+def test_the_image_of_another_service_of_the_cluster_scaled_to_zero_is_refused_and_stays(aws, images):
+    # The SQS worker runs no task at night; only its service names the revision it starts from.
+    ecs = aws.get_client("ecs")
+    put_image(aws, "worker-1", "6")
+    put_image(aws, "old-version", "7")
+    base = ecs.describe_task_definition(taskDefinition=aws.topology.task_definition_arn)["taskDefinition"]
+    worker = ecs.register_task_definition(
+        family="webordinary-sqs-worker", networkMode="awsvpc", requiresCompatibilities=["FARGATE"], cpu="256",
+        memory="512", containerDefinitions=[{**base["containerDefinitions"][0],
+                                             "image": f"{aws.topology.repository_uri}:worker-1"}],
+    )["taskDefinition"]["taskDefinitionArn"]
+    ecs.create_service(cluster=aws.targets.cluster, serviceName="webordinary-sqs-worker", taskDefinition=worker,
+                       desiredCount=0, launchType="FARGATE")
+
+    plan = plan_cleanup(CleanupSpec(old_image_tags=("worker-1", "old-version")), aws.targets, stacks={},
+                        in_use=images_in_use(ecs, aws.targets), images=images.list_images())
+
+    assert plan.delete_tags == ("old-version",)
+    (refusal,) = plan.refusals
+    assert refusal.name == "worker-1"
+    assert ("webordinary-sqs-worker:1 (service webordinary-sqs-worker of the cluster deploys it (scaled to zero: it "
+            "runs it again when scaled up))") in refusal.reason
 
 
 def test_when_a_service_cannot_be_found_nothing_counts_as_unused(aws):

@@ -3,6 +3,7 @@ the blocks, images, stacks and queues tests set up or look for."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from contextlib import contextmanager
@@ -58,6 +59,29 @@ def put_image(aws, tag: str, layer: str) -> str:
     })
     answer = aws.get_client("ecr").put_image(repositoryName=aws.targets.ecr_repository, imageManifest=manifest,
                                              imageTag=tag)
+    return answer["image"]["imageId"]["imageDigest"]
+
+
+def put_image_index(aws, tag: str, platforms: dict[str, str]) -> str:
+    """Put a multi-platform image under ``tag``: an index listing one image per platform.
+
+    Args:
+        aws: The embedded account.
+        tag: The index's tag.
+        platforms: each platform image's own tag (``1.0.0-amd64``) -> its layer digit (see ``put_image``).
+
+    Returns:
+        The index's digest.
+    """
+    children = [(put_image(aws, own_tag, layer), own_tag.rsplit("-", 1)[-1]) for own_tag, layer in platforms.items()]
+    index = json.dumps({
+        "schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.list.v2+json",
+        "manifests": [{"mediaType": "application/vnd.docker.distribution.manifest.v2+json", "size": 7, "digest": digest,
+                       "platform": {"architecture": arch, "os": "linux"}} for digest, arch in children],
+    })
+    answer = aws.get_client("ecr").put_image(repositoryName=aws.targets.ecr_repository, imageManifest=index,
+                                             imageTag=tag,
+                                             imageDigest=f"sha256:{hashlib.sha256(index.encode()).hexdigest()}")
     return answer["image"]["imageId"]["imageDigest"]
 
 

@@ -101,8 +101,11 @@ def test_a_run_archives_then_deletes_old_images_and_the_old_stack_and_keeps_prod
     for line in (f"- `{OLD_STACK}`", "- `old-version`", "- image tag `never-pushed`", "- stack `deleted-long-ago`",
                  f"- tag `{TAG}` -> {head}: created"):
         assert line in text
+    # A tag never pushed (a misspelt one, say) is not said to have been deleted before.
+    found = text[text.index("## Not found: deleted before, or never there (check the spelling"):]
+    assert "- image tag `never-pushed`" in found and "Already gone" not in text
     # A record of what went: the image each tag named, and what the stack held.
-    assert f"- `old-version` (image {before['old-version']})\n" in text
+    assert f"- `old-version` (image {before['old-version']}, deleted with it: its last tag)\n" in text
     assert f"- `{OLD_STACK}`, with the 1 resource(s) it holds:\n  - `{old_queue_url}`\n" in text
 
     # Re-running is safe: everything is reported as there already or gone.
@@ -162,6 +165,30 @@ def test_a_dry_run_reports_what_it_would_do_and_changes_nothing(account, repo):
     assert result.gone_tags == ("never-pushed",) and "would be created" in result.archived
     untouched(aws, repo)
     assert summary(state).startswith("# Cleanup dry run: nothing was deleted")
+
+
+def test_what_a_stacks_deletion_policy_keeps_is_said_to_stay_in_the_dry_run_and_after_the_deletion(aws, repo):
+    # CDK retains a table, a bucket or a log group by default: listed among what the stack's
+    # deletion removed, it was taken for gone (its data and its bill stay).
+    body = {"Resources": {
+        "Archive": {"Type": "AWS::SQS::Queue", "DeletionPolicy": "Retain", "Properties": {"QueueName": "old-archive"}},
+        "Work": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": "old-work"}}}}
+    aws.get_client("cloudformation").create_stack(StackName=OLD_STACK, TemplateBody=json.dumps(body))
+    urls = {r["LogicalResourceId"]: r["PhysicalResourceId"] for r in aws.get_client("cloudformation")
+            .list_stack_resources(StackName=OLD_STACK)["StackResourceSummaries"]}
+    expected = (f"- `{OLD_STACK}`, with the 2 resource(s) it holds (1 kept by their DeletionPolicy: they stay):",
+                f"  - `{urls['Archive']}` (kept: its DeletionPolicy retains it)\n", f"  - `{urls['Work']}`\n")
+
+    dry = run(aws, repo, archive_tag=None, archive_message="", old_stacks=[OLD_STACK], dry_run=True)
+    assert dry.result().stack_retained == {OLD_STACK: (urls["Archive"],)}
+    assert all(line in summary(dry) for line in expected), summary(dry)
+
+    state = run(aws, repo, archive_tag=None, archive_message="", old_stacks=[OLD_STACK])
+    assert state.is_completed(), state.message
+    assert stack_status(aws, OLD_STACK) is None
+    assert queue_exists(aws, "old-archive") and not queue_exists(aws, "old-work")
+    text = summary(state)
+    assert text.startswith("# Cleanup done") and all(line in text for line in expected), text
 
 
 def test_a_failed_push_stops_before_any_delete_and_says_what_was_done(account, repo):
@@ -252,14 +279,54 @@ def test_a_tag_deletion_failing_after_its_first_hundred_says_which_tags_were_del
         state.result()
     assert calls[0] == 100 and tags(aws) == {"1.0.0", "old-version", "0.9.0", *old[100:]}
     done, not_done = stopped.value.done, stopped.value.not_done
-    assert done == tuple(f"deleted image tag {t} (image {digest}) from {aws.targets.ecr_repository}" for t in old[:100])
+    # The image stays: the 50 tags ECR refused to delete still name it.
+    assert done == tuple(f"deleted image tag {t} (image {digest}, which stays: still tagged `build-100`, `build-101`, "
+                         f"`build-102` and 47 more) from {aws.targets.ecr_repository}" for t in old[:100])
     assert not_done == tuple(f"image tag {t}" for t in old[100:])
     # ECR's one refusal is said once, naming the 50 tags it stopped (not 50 copies of it).
     assert str(stopped.value).count("AccessDeniedException") == 1
     assert all(t in str(stopped.value) for t in old[100:])
+    # The first few of what was done and not: 150 tags made an error of 20,000 characters.
+    message = str(stopped.value)
+    assert "delete 150 image tag(s) (build-000, build-001, build-002 and 147 more)" in message
+    assert "; and 97 more (every one in the run's artifact). Not done: image tag build-100;" in message
+    assert "; and 47 more (every one in the run's artifact). Run cleanup again" in message
+    assert len(message) < 2500, len(message)
     text = summary(state)
     assert "- `build-000`" in text[text.index("## Deleted: image tags"):text.index("## Deleted: stacks")]
-    assert "build-000" not in text[text.index("## Already gone"):]
+    assert "build-000" not in text[text.index("## Not found"):]
+
+
+def test_a_tag_pushed_again_after_the_plan_is_not_deleted(account):
+    from flows.cleanup import run_cleanup
+    from rollway.cleanup import CleanupSpec
+    from tests.botocore_events import on_operation
+
+    aws = account
+    ecr = aws.get_client("ecr")
+    reads: list[int] = []
+
+    def push_again_before_the_second_read(**_):
+        # CI pushes a new image under old-version between the plan and the deletion.
+        reads.append(1)
+        if len(reads) == 2:
+            put_image(aws, "old-version", "9")
+
+    @prefect_flow(name="cleanup-tag-moved")
+    def cleanup_tag_moved():
+        return run_cleanup(CleanupSpec(old_image_tags=("old-version", "0.9.0")), aws.targets, aws.get_client)
+
+    judged = digests(aws)["old-version"]
+    with on_operation(ecr, "before-parameter-build", push_again_before_the_second_read, operation="DescribeImages"):
+        state = cleanup_tag_moved(return_state=True)
+
+    with pytest.raises(CleanupIncomplete) as stopped:
+        state.result()
+    now = digests(aws)["old-version"]
+    assert now != judged and tags(aws) == {"1.0.0", "old-version", "0.9.0"}, "no tag was deleted"
+    assert f"old-version named {judged}, now {now}" in str(stopped.value)
+    assert "no image tag was deleted" in str(stopped.value)
+    assert stopped.value.not_done == ("image tag old-version", "image tag 0.9.0")
 
 
 def test_an_old_stack_holding_the_rule_production_traffic_comes_through_is_refused(account, repo):

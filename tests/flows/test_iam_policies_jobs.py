@@ -28,7 +28,7 @@ from rollway.cleanup import CleanupSpec
 from tests.flows.test_container_flow import EcrBacked
 from rollway.publish import PublishRequest
 from tests.flows.iam import Request, allowed, denied, recording
-from tests.flows.moto_env import put_image
+from tests.flows.moto_env import put_image, put_image_index
 
 # What docker push asks of ECR's registry API on the release's behalf (no boto3 call makes them).
 DOCKER_PUSH = {"ecr:BatchCheckLayerAvailability", "ecr:InitiateLayerUpload", "ecr:UploadLayerPart",
@@ -85,6 +85,7 @@ def test_the_infrastructure_policy_allows_every_call_the_checklist_and_cleanup_m
     cloudformation.create_stack(StackName="webordinary-old-stack", TemplateBody=json.dumps(body))
     put_image(aws, "1.0.0", "1")
     put_image(aws, "old-version", "2")
+    put_image_index(aws, "0.9.0", {"0.9.0-amd64": "3"})  # its platform images are read (BatchGetImage)
     used: set[str] = set()
     requests: list[Request] = []
     get_client = own_clients(aws, "rollway-iam-infrastructure", used, requests)

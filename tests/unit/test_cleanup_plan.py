@@ -9,6 +9,7 @@ from pydantic import ValidationError
 
 from rollway.cleanup import (
     ArchiveState, CleanupResult, CleanupSpec, ImageUse, RepositoryImage, StackState, check_git_tag_name,
+    describe_archive,
     in_use_summary, parse_image, plan_cleanup, planned_result, summary_markdown,
 )
 from rollway.targets import Targets
@@ -89,6 +90,15 @@ OLD = "webordinary-old-stack"
     [
         (OLD, StackState(name=OLD, status="UPDATE_COMPLETE"), "delete", None),
         (OLD, StackState(name=OLD, status="DELETE_FAILED"), "delete", None),  # retried
+        # A run stopped while CloudFormation deleted it: it waits for that deletion again.
+        (OLD, StackState(name=OLD, status="DELETE_IN_PROGRESS"), "delete", None),
+        (OLD, StackState(name=OLD, status="REVIEW_IN_PROGRESS"), "delete", None),  # a change set never executed
+        # Mid-change, DeleteStack refuses it: said at the plan, not after the image tags went.
+        (OLD, StackState(name=OLD, status="UPDATE_IN_PROGRESS"), "refused",
+         "it is UPDATE_IN_PROGRESS: CloudFormation is changing it right now"),
+        (OLD, StackState(name=OLD, status="UPDATE_COMPLETE_CLEANUP_IN_PROGRESS"), "refused",
+         "does not delete a stack mid-change; run cleanup again once it has settled"),
+        (OLD, StackState(name=OLD, status="CREATE_IN_PROGRESS"), "refused", "it is CREATE_IN_PROGRESS"),
         (OLD, None, "gone", None),
         (OLD, StackState(name=OLD, status="DELETE_COMPLETE"), "gone", None),
         ("WebordinaryFargateStack", StackState(name="WebordinaryFargateStack", status="CREATE_COMPLETE"), "refused",
@@ -96,6 +106,9 @@ OLD = "webordinary-old-stack"
         ("webordinaryfargatestack", None, "refused", "it is the live stack 'WebordinaryFargateStack'"),
         ("Nested-1", StackState(name="Nested-1", status="CREATE_COMPLETE", root_stack="WebordinarySQSStack"),
          "refused", "nested in the live stack 'WebordinarySQSStack'"),
+        # Nested in an old stack that stays: deleted alone, its root would name a stack that is gone.
+        ("Old-Nested-1", StackState(name="Old-Nested-1", status="CREATE_COMPLETE", root_stack=OLD), "refused",
+         f"it is nested in stack '{OLD}', which is not being deleted"),
         (OLD, StackState(name=OLD, status="CREATE_COMPLETE", termination_protection=True), "refused",
          "--no-enable-termination-protection --stack-name webordinary-old-stack"),
         # An importer that is another old stack: delete it first. A live one: the advice to delete
@@ -114,6 +127,13 @@ def test_stacks(name, state, outcome, reason):
         (refusal,) = p.refusals
         assert refusal.kind == "stack" and reason in refusal.reason
         assert "WebordinarySQSStack" not in reason or "delete those stacks" not in refusal.reason, refusal.reason
+
+
+def test_a_nested_stack_is_deleted_with_its_root_listed_beside_it():
+    nested = StackState(name="Old-Nested-1", status="CREATE_COMPLETE", root_stack=OLD)
+    p = plan(stacks=(OLD, "Old-Nested-1"), described={OLD: StackState(name=OLD, status="CREATE_COMPLETE"),
+                                                       "Old-Nested-1": nested})
+    assert p.delete_stacks == (OLD, "Old-Nested-1") and not p.refusals
 
 
 def test_live_stacks_come_from_the_targets_not_from_webordinarys_names():
@@ -278,6 +298,20 @@ def test_a_stack_holding_a_production_resource_is_refused(resource, held):
         assert f"it holds {held}" in refusal.reason, refusal.reason
 
 
+def test_a_stack_whose_deletion_policy_keeps_what_production_uses_is_deleted_and_keeps_it():
+    # The migration's old stack made the table the new service reads, with DeletionPolicy Retain:
+    # deleting the stack leaves the table. The other queue it holds is production's and not kept.
+    table, queue = "webordinary-rollouts", "https://sqs.us-west-2.amazonaws.com/1/webordinary-edit-input"
+    kept = StackState(name=OLD, status="CREATE_COMPLETE", resources=(table, "old-bucket"), retained=(table,))
+    plan = plan_cleanup(CleanupSpec(old_stacks=(OLD,)), T, stacks={OLD: kept}, in_use=(), images=())
+    assert plan.delete_stacks == (OLD,) and not plan.refusals and plan.stack_retained == {OLD: (table,)}
+
+    not_kept = kept.model_copy(update={"resources": (table, queue)})
+    (refusal,) = plan_cleanup(CleanupSpec(old_stacks=(OLD,)), T, stacks={OLD: not_kept}, in_use=(), images=()).refusals
+    assert "it holds webordinary-edit-input (a queue in Targets.queues)" in refusal.reason
+    assert "webordinary-rollouts" not in refusal.reason
+
+
 def test_a_rerun_after_head_moved_is_told_how_to_carry_on():
     # Run 1 tagged HEAD (c0) and stopped at a stack; the checkout has moved on to c1 since. The
     # run's own error said "run cleanup again with the same parameters": the refusal must say how.
@@ -419,3 +453,26 @@ def test_a_stack_holding_the_listener_or_rule_production_traffic_comes_through_i
     from rollway.cleanup import RoutingInUse
 
     assert_holds(old_stack_plan(resource, routing=RoutingInUse(listener_arn=LISTENER, rule_arn=RULE)), held)
+
+
+def test_the_dry_run_says_whether_an_image_goes_with_its_tag_or_stays_tagged_otherwise():
+    # old-version and 0.9.0 tag one image: deleting one tag leaves the image, deleting both deletes it.
+    one = plan(tags=("old-version",), dry_run=True)
+    assert one.tags_kept == {"old-version": ("0.9.0",)}
+    text = summary_markdown(planned_result(one), T.ecr_repository)
+    assert f"- `old-version` (image {D_OLD}, which stays: still tagged `0.9.0`)" in text
+    both = plan(tags=("old-version", "0.9.0"), dry_run=True)
+    assert both.tags_kept == {}
+    assert f"- `0.9.0` (image {D_OLD}, deleted with it: its last tag)" in summary_markdown(planned_result(both),
+                                                                                          T.ecr_repository)
+
+
+def test_the_archive_tags_state_reads_as_a_sentence():
+    new = ArchiveState(commit="c1")
+    assert describe_archive("pre-sqs", new, "origin") == (
+        "archive tag pre-sqs: to point at c1 (not made locally yet; on origin: not there yet)")
+    assert describe_archive("pre-sqs", new, None) == "archive tag pre-sqs: to point at c1 (not made locally yet; " \
+                                                     "not to be pushed)"
+    done = ArchiveState(commit="c1", local_commit="c1", remote_commit="c1")
+    assert describe_archive("pre-sqs", done, "origin") == "archive tag pre-sqs: to point at c1 (locally on c1; on " \
+                                                          "origin: on c1)"
