@@ -50,7 +50,7 @@ from rollway.environment import Environment
 from rollway.errors_pickle import PicklableError
 from rollway.ledger import (CLAIM_SECONDS, LedgerError, RollbackClaimed, RollbackUnrecorded, RolloutEnded,
                             RolloutNotFound, RolloutRecord, RolloutSuperseded, Transition, check_claimable,
-                            check_rollout, claim_changes, utc)
+                            check_rollout, claim_changes, rollback_start, utc)
 from rollway.model import ServiceState, Weights
 from rollway.phases import RolloutPhase
 from rollway.report import RollbackResult, RolloutResult
@@ -1223,7 +1223,7 @@ def tell_put_back(env: Environment, reason: str, before: Weights, result: Rollba
 
 def finish_rollback(env: Environment, record, *, actor: str) -> RolloutResult:
     """Complete a rollback the ledger says was started but not finished (its run died)."""
-    started = record.last_transition("rollback-start")
+    started = rollback_start(record)
     begun = f"{started.actor}: {started.comment}" if started is not None else "reason not recorded"
     reason = f"finishing the rollback of rollout {record.rollout_id} that was interrupted ({begun})"
     get_run_logger().warning("%s", reason)

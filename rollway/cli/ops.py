@@ -30,7 +30,7 @@ from rich.text import Text
 
 from rollway.clock import ClockSettings
 from rollway.ledger import (
-    RolloutClosed, RolloutRecord, Transition, owed_rejection, rejection_owed, rejection_reason, utc,
+    RolloutClosed, RolloutRecord, Transition, owed_rejection, rejection_owed, rejection_reason, rollback_start, utc,
 )
 from rollway.phases import RolloutPhase
 from rollway.model import Weights
@@ -523,7 +523,7 @@ def print_status(service: Service, record: RolloutRecord, live: Weights | str, p
         console.print(f"{key:<13}{value}", markup=False)
     if record.phase is RolloutPhase.ROLLING_BACK:
         # The weights are expected to differ mid-rollback; what a person needs is how to finish it.
-        started = record.last_transition("rollback-start")
+        started = rollback_start(record)
         why = escape(f" ({started.actor}: {started.comment})") if started is not None else ""
         console.print(f"[yellow]a rollback was started{why} and is not recorded as finished; "
                       f"{escape(finisher)}[/yellow]")

@@ -560,3 +560,37 @@ def test_a_rollback_that_took_over_a_dead_rollbacks_claim_is_in_both_reports():
     assert said in moved_back, moved_back
     assert "Runs that took the rollout over" not in incident
     assert f"| {utc(T0 + 400)} | takeover | erin (process 7) |" in rollout_report(rolled_back)
+
+
+def test_a_rollback_begun_again_after_the_first_died_is_reported_as_the_first_ones_trigger():
+    """The hook's rollback died after recording its start; the monitor, which had read the rollout
+    open, began its own once the hook's claim lapsed and finished it. Both reports named the
+    monitor as what triggered the rollback: its begin wrote a second rollback-start."""
+    ledger = FakeLedger()
+    ledger.create(record([started(), shift(60, 5, 0)], RolloutPhase.PROGRESSING), owner="flow-run/run-1", now=T0,
+                  lease_seconds=300)
+    begin_rollback(ledger, SERVICE, actor="state hook on_failure", reason="the run failed: boom", now=T0 + 100,
+                   holder="hook (run 1)", lease_seconds=60)
+    begin_rollback(ledger, SERVICE, actor="monitor", reason="monitoring after promotion: 5xx", now=T0 + 400,
+                   holder="monitor (run 2)", lease_seconds=60)
+    rolled_back = back_from_five(ledger, T0 + 420, "monitor")
+    incident = incident_report(rolled_back)
+    assert "- **Recorded by:** state hook on_failure at" in incident
+    assert "- **Reason:** the run failed: boom" in incident
+    moved_back = incident.split("## Traffic moved back")[1].split("## Rollback steps")[0]
+    assert f"- {utc(T0 + 400)}: monitor (run 2) took the rollback over from hook (run 1)" in moved_back, moved_back
+    assert "**Rolled back because:** the run failed: boom (by state hook on_failure" in rollout_report(rolled_back)
+
+
+def test_a_record_holding_two_rollback_starts_names_the_first_as_the_trigger():
+    """Records written before a rollback taking over another's kept one rollback-start can hold a
+    second: the first is still what triggered the rollback, and the traffic at it the exposure."""
+    rolled_back = record([
+        started(), shift(60, 5, 0),
+        Transition(at=T0 + 100, kind="rollback-start", actor="judge", comment="5%: canary 3% vs baseline 0.1%"),
+        Transition(at=T0 + 400, kind="rollback-start", actor="monitor", comment="monitoring after promotion: 5xx"),
+        Transition(at=T0 + 420, kind="rollback", actor="monitor", from_weights=w(5), to_weights=w(0)),
+    ], RolloutPhase.ROLLED_BACK)
+    trigger = rollback_trigger(rolled_back)
+    assert (trigger.kind, trigger.who, trigger.at) == ("judge", "judge", T0 + 100)
+    assert "- **Recorded by:** judge at" in incident_report(rolled_back)
