@@ -128,7 +128,7 @@ class Transition(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     at: float
-    kind: str = Field(description="start, shift, verdict, approve, reject, hold, timeout, adopt, rollback-start, rollback, promote, phase, resume, takeover, flag, decommission, watched, monitor")
+    kind: str = Field(description="start, shift, verdict, approve, reject, hold, timeout, adopt, rollback-start, notified, rollback, promote, phase, resume, takeover, flag, decommission, watched, monitor")
     actor: str
     from_weights: Weights | None = None
     to_weights: Weights | None = None
@@ -200,6 +200,37 @@ def rollback_start(record: RolloutRecord) -> Transition | None:
     did can hold a second, by a rollback that took over one that died, and that one is not
     what triggered the rollback."""
     return next((t for t in record.history if t.kind == "rollback-start"), None)
+
+
+NOTIFIED = "notified"
+"""The history entry of a rollback's notice sent (its SNS message id), recorded right after the
+publish: a rollback that dies before recording its end is finished by another, which must not page
+people a second time for the same rollback."""
+
+
+def notice_sent(record: RolloutRecord | None, rollout: str | None) -> Transition | None:
+    """The notice the rollback under way of ``rollout`` already sent, as recorded, or None.
+
+    Only while ``record`` is that rollout and still rolling back: one rollout has one rollback,
+    so a ``notified`` entry in it is this rollback's. Recorded after the publish, never before, so
+    a notice that failed (or a rollback that died before sending it) leaves none, and the rollback
+    run again sends it."""
+    if record is None or rollout is None or record.rollout_id != rollout:
+        return None
+    if record.phase is not RolloutPhase.ROLLING_BACK:
+        return None
+    return record.last_transition(NOTIFIED)
+
+
+def check_rolling_back(record: RolloutRecord) -> None:
+    """Allow a write that belongs to a rollback under way (``record`` is rolling back).
+
+    Raises:
+        LedgerError: the rollout is not rolling back (its rollback ended, or none began).
+    """
+    if record.phase is not RolloutPhase.ROLLING_BACK:
+        raise LedgerError(f"rollout {record.rollout_id!r} of service {record.service!r} is {record.phase.value}, "
+                          "not rolling back")
 
 
 # --- Rules every Ledger implementation shares (DynamoDB and the in-memory fake) -----------
