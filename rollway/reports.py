@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict
 
 from rollway import weekly
 from rollway.finalize import DONE as FINALIZED, START as FINALIZE_START, finalize_unfinished
-from rollway.ledger import TAKEOVER, RolloutRecord, Transition, monitoring_owed, rollback_start, utc
+from rollway.ledger import TAKEOVER, RolloutRecord, Transition, monitoring_owed, notice_sent, rollback_start, utc
 from rollway.model import Weights
 from rollway.phases import RolloutPhase
 from rollway.report import markdown_cell as cell
@@ -596,6 +596,12 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, no
                      "notifying), but this rollback's record keeps no message id (it was recorded before ids were "
                      "kept): the id is in the rollback run's result. A rollback of a rollout already rolled back "
                      "sends none again.")
+    elif (told := notice_sent(record, record.rollout_id)) is not None:
+        # Its run died after paging: the run that finishes the rollback does not page again, and a
+        # reader told "the finishing run sends it" would wait for a page that never comes.
+        lines.append(f"Sent on {topic} at {utc(told.at)} by {cell(told.actor)}: SNS message id "
+                     f"`{cell(told.message_id or '-')}` (recorded when SNS took it). The rollback is not recorded as "
+                     "finished; the run that finishes it does not send it again.")
     else:
         lines.append(f"Not confirmed: the rollback's notice on {topic} goes out after the traffic is back and the "
                      "canary retired; the finishing run sends it.")

@@ -594,3 +594,16 @@ def test_a_record_holding_two_rollback_starts_names_the_first_as_the_trigger():
     trigger = rollback_trigger(rolled_back)
     assert (trigger.kind, trigger.who, trigger.at) == ("judge", "judge", T0 + 100)
     assert "- **Recorded by:** judge at" in incident_report(rolled_back)
+
+
+def test_an_unfinished_rollback_whose_notice_went_out_does_not_say_the_finishing_run_sends_it():
+    """Its run died after paging: the incident report said the notice was "not confirmed" and that
+    the finishing run sends it, which that run no longer does."""
+    unfinished = record([
+        started(), shift(60, 5, 0),
+        Transition(at=T0 + 100, kind="rollback-start", actor="judge", comment="5%: canary 3% vs baseline 0.1%"),
+        Transition(at=T0 + 160, kind="notified", actor="judge", message_id="sns-7"),
+    ], RolloutPhase.ROLLING_BACK)
+    notice = incident_report(unfinished, alert_topic="webordinary-alerts").split("## Notification")[1]
+    assert (f"Sent on `webordinary-alerts` at {utc(T0 + 160)} by judge: SNS message id `sns-7`") in notice, notice
+    assert "the run that finishes it does not send it again" in notice and "Not confirmed" not in notice
