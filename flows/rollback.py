@@ -574,17 +574,38 @@ def record_rollback_end(env: Environment, *, rollout: str | None, actor: str, re
 
     If another rollback ended that rollout and a new rollout started while this one acted, the
     end belongs to the old record, never to the new one: nothing is written, and the log says so.
+    Nor is a second end written on a rollout another rollback recorded as rolled back meanwhile
+    (one that took this one's claim over after its last check): the reports name the rollback
+    whose end the record keeps last as the one that finished it.
     """
     now = env.clock.now()
     try:
         env.ledger.record(
-            env.targets.canary_service, owner=None, now=now, rollout=rollout,
+            env.targets.canary_service, owner=None, now=now, rollout=rollout, rule=_not_ended_by_another,
             transition=Transition(at=now, kind="rollback", actor=actor, to_weights=result.weights, comment=reason,
                                   message_id=result.notification_id, task_definition=result.canary_task_definition),
             phase=RolloutPhase.ROLLED_BACK, weights=result.weights, **claim_changes(None),
         )
-    except RolloutSuperseded as moved:
+    except (RolloutSuperseded, RollbackEndedBefore) as moved:
         get_run_logger().warning("this rollback's end is not recorded: %s", moved)
+
+
+class RollbackEndedBefore(LedgerError):
+    """Another rollback recorded the rollout's rollback as ended before this one came to."""
+
+
+def _not_ended_by_another(record: RolloutRecord) -> None:
+    """The rule of a rollback's end: the rollout is not rolled back already.
+
+    Raises:
+        RollbackEndedBefore: naming who ended it and when.
+    """
+    if record.phase is not RolloutPhase.ROLLED_BACK:
+        return
+    end = record.last_transition("rollback")
+    by = f" by {end.actor} at {utc(end.at)}" if end is not None else ""
+    raise RollbackEndedBefore(f"rollout {record.rollout_id} of {record.service} was recorded as rolled back{by} "
+                              "already; its end is that rollback's")
 
 
 # --- Two rollbacks of one rollout (`rollway abort` and a cancelled run's hook, say) -----------
