@@ -48,9 +48,9 @@ from rollway.aws.ledger import STORAGE_ERRORS, storage_failure, write_or_why
 from rollway.clock import ClockSettings
 from rollway.environment import Environment
 from rollway.errors_pickle import PicklableError
-from rollway.ledger import (CLAIM_SECONDS, LedgerError, RollbackClaimed, RollbackUnrecorded, RolloutEnded,
+from rollway.ledger import (CLAIM_SECONDS, NOTIFIED, LedgerError, RollbackClaimed, RollbackUnrecorded, RolloutEnded,
                             RolloutNotFound, RolloutRecord, RolloutSuperseded, Transition, check_claimable,
-                            check_rollout, claim_changes, utc)
+                            check_rolling_back, check_rollout, claim_changes, notice_sent, rollback_start, utc)
 from rollway.model import ServiceState, Weights
 from rollway.phases import RolloutPhase
 from rollway.report import RollbackResult, RolloutResult
@@ -405,16 +405,31 @@ def execute_rollback(
     else:
         # Above all before the page: the rollback that took the claim over sends its own.
         still_holds("notify people")
-        try:
-            message_id = metrics.notify(env.notifier, f"Rollback: {t.canary_service}", message)
-            steps.append("notified")
-        except Exception as err:  # noqa: BLE001 - the run fails below, naming this and any earlier failure
-            # A failed step like any other, even alone: the run's error says the traffic is back and
-            # only the page failed. SNS's bare error said neither, and `rollway abort` told people
-            # to wait until the stable service "can take the traffic", which it already had.
-            log.error("could not send the rollback notification: %s", err)
-            message_id = None
-            failed_steps.append(f"notify ({err})")
+        # Only the notice of a rollback with every step done is recorded and not sent again: one
+        # that told people of a failed step is followed by the notice of the run that finishes it.
+        complete = not failed_steps and flags_failed is None and ledger_failure is None
+        told = _notice_recorded(env, rollout) if complete else None
+        if told is not None:
+            message_id = told.message_id
+            log.warning("people were told of this rollback already, by %s at %s (SNS message %s), before that run "
+                        "stopped without recording the rollback's end: not notified again", told.actor, utc(told.at),
+                        told.message_id)
+            steps.append(f"notified already by {told.actor} at {utc(told.at)} (SNS message {told.message_id}): "
+                         "not notified again")
+        else:
+            try:
+                message_id = metrics.notify(env.notifier, f"Rollback: {t.canary_service}", message)
+                steps.append("notified")
+            except Exception as err:  # noqa: BLE001 - the run fails below, naming this and any earlier failure
+                # A failed step like any other, even alone: the run's error says the traffic is back and
+                # only the page failed. SNS's bare error said neither, and `rollway abort` told people
+                # to wait until the stable service "can take the traffic", which it already had.
+                log.error("could not send the rollback notification: %s", err)
+                message_id = None
+                failed_steps.append(f"notify ({err})")
+            else:
+                if complete:
+                    _record_notice(env, rollout, actor, message_id)
     if flags_failed is not None:
         # Named among the failed steps even alone: its bare error said nothing of the traffic being
         # back, and `rollway abort` told people to wait until stable "can take the traffic".
@@ -432,6 +447,37 @@ def execute_rollback(
         notification_id=message_id,
         steps=tuple(steps),
     )
+
+
+def _notice_recorded(env: Environment, rollout: str | None) -> Transition | None:
+    """The notice of ``rollout``'s rollback an earlier run of it sent, as the ledger recorded it
+    (``rollway.ledger.notice_sent``), or None: none recorded, no ledger or rollout to ask, or the
+    ledger could not be read (then the notice is sent: twice is better than never)."""
+    if env.ledger is None or rollout is None:
+        return None
+    try:
+        return notice_sent(env.ledger.get(env.targets.canary_service), rollout)
+    except STORAGE_ERRORS as err:
+        get_run_logger().warning("could not read whether this rollback's notice went out already (%s): sending it",
+                                 storage_failure(err))
+        return None
+
+
+def _record_notice(env: Environment, rollout: str | None, actor: str, message_id: str | None) -> None:
+    """Record that the rollback's notice went out, right after it did: a rollback that dies before
+    recording its end is finished by another, which then does not page people again. After the
+    publish, not before: a rollback that dies in between pages twice, one recorded before it would
+    page nobody. A write that fails is logged: the rollback's end records the message id anyway."""
+    if env.ledger is None or rollout is None:
+        return
+    now = env.clock.now()
+    try:
+        env.ledger.record(env.targets.canary_service, owner=None, now=now, rollout=rollout, rule=check_rolling_back,
+                          transition=Transition(at=now, kind=NOTIFIED, actor=actor, message_id=message_id,
+                                                comment="the rollback's notice was sent"))
+    except (LedgerError, *STORAGE_ERRORS) as err:
+        get_run_logger().warning("could not record that the rollback's notice was sent (%s): a rollback run again "
+                                 "before this one records its end would send it again", err)
 
 
 def _run_again(bindings: Sequence[FlagBinding], ledgered: bool) -> str:
@@ -528,17 +574,38 @@ def record_rollback_end(env: Environment, *, rollout: str | None, actor: str, re
 
     If another rollback ended that rollout and a new rollout started while this one acted, the
     end belongs to the old record, never to the new one: nothing is written, and the log says so.
+    Nor is a second end written on a rollout another rollback recorded as rolled back meanwhile
+    (one that took this one's claim over after its last check): the reports name the rollback
+    whose end the record keeps last as the one that finished it.
     """
     now = env.clock.now()
     try:
         env.ledger.record(
-            env.targets.canary_service, owner=None, now=now, rollout=rollout,
+            env.targets.canary_service, owner=None, now=now, rollout=rollout, rule=_not_ended_by_another,
             transition=Transition(at=now, kind="rollback", actor=actor, to_weights=result.weights, comment=reason,
                                   message_id=result.notification_id, task_definition=result.canary_task_definition),
             phase=RolloutPhase.ROLLED_BACK, weights=result.weights, **claim_changes(None),
         )
-    except RolloutSuperseded as moved:
+    except (RolloutSuperseded, RollbackEndedBefore) as moved:
         get_run_logger().warning("this rollback's end is not recorded: %s", moved)
+
+
+class RollbackEndedBefore(LedgerError):
+    """Another rollback recorded the rollout's rollback as ended before this one came to."""
+
+
+def _not_ended_by_another(record: RolloutRecord) -> None:
+    """The rule of a rollback's end: the rollout is not rolled back already.
+
+    Raises:
+        RollbackEndedBefore: naming who ended it and when.
+    """
+    if record.phase is not RolloutPhase.ROLLED_BACK:
+        return
+    end = record.last_transition("rollback")
+    by = f" by {end.actor} at {utc(end.at)}" if end is not None else ""
+    raise RollbackEndedBefore(f"rollout {record.rollout_id} of {record.service} was recorded as rolled back{by} "
+                              "already; its end is that rollback's")
 
 
 # --- Two rollbacks of one rollout (`rollway abort` and a cancelled run's hook, say) -----------
@@ -1223,7 +1290,7 @@ def tell_put_back(env: Environment, reason: str, before: Weights, result: Rollba
 
 def finish_rollback(env: Environment, record, *, actor: str) -> RolloutResult:
     """Complete a rollback the ledger says was started but not finished (its run died)."""
-    started = record.last_transition("rollback-start")
+    started = rollback_start(record)
     begun = f"{started.actor}: {started.comment}" if started is not None else "reason not recorded"
     reason = f"finishing the rollback of rollout {record.rollout_id} that was interrupted ({begun})"
     get_run_logger().warning("%s", reason)

@@ -335,11 +335,8 @@ class FakeLedger:
             current = self._newest(service)
             check_rollout(current, rollout)
             check_lease(current, owner, leased)
-            taken = takeover(current, owner, now)
-            history = current.history + (taken,) if taken is not None else current.history
-            return self._write(
-                service, current, owner=owner, lease_expires=leased + lease_seconds, updated_at=now, history=history
-            )
+            return self._hold(service, current, takeover(current, owner, now), owner=owner,
+                              lease_expires=leased + lease_seconds, updated_at=now)
 
     def release(self, service: str, *, owner: str) -> None:
         with self._lock:
@@ -387,16 +384,22 @@ class FakeLedger:
             check_rollout(current, rollout)
             check_claimable(holder, now)(current)
             taken = claim_takeover(current, holder, now, lease_seconds, None if at is None else float(at))
-            if taken is None:
-                return self._write(service, current, **claim_changes(holder, now, lease_seconds))
-            return self._write(service, current, **claim_changes(holder, now, lease_seconds), updated_at=taken.at,
-                               history=current.history + (taken,))
+            # A takeover is stamped on the rollout clock; a renewal leaves updated_at as it was, as in DynamoDB.
+            return self._hold(service, current, taken, **claim_changes(holder, now, lease_seconds),
+                              **({"updated_at": taken.at} if taken is not None else {}))
 
     def _newest(self, service: str) -> RolloutRecord:
         rollouts = self._rollouts.get(service)
         if not rollouts:
             raise RolloutNotFound(f"no rollout recorded for service {service!r}")
         return rollouts[-1]
+
+    def _hold(self, service: str, current: RolloutRecord, taken: Transition | None, **fields: Any) -> RolloutRecord:
+        """Write a lease or a rollback's claim (``fields``); ``taken``: the ``takeover`` entry when it
+        was taken from another holder whose hold lapsed, appended in the same write (None: nothing)."""
+        if taken is not None:
+            fields["history"] = current.history + (taken,)
+        return self._write(service, current, **fields)
 
     def _write(self, service: str, current: RolloutRecord, **fields: Any) -> RolloutRecord:
         """Replace the newest rollout with ``current`` changed by ``fields``, one version on."""

@@ -128,7 +128,7 @@ class Transition(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     at: float
-    kind: str = Field(description="start, shift, verdict, approve, reject, hold, timeout, adopt, rollback-start, rollback, promote, phase, resume, takeover, flag, decommission, watched, monitor")
+    kind: str = Field(description="start, shift, verdict, approve, reject, hold, timeout, adopt, rollback-start, notified, rollback, promote, phase, resume, takeover, flag, decommission, watched, monitor")
     actor: str
     from_weights: Weights | None = None
     to_weights: Weights | None = None
@@ -194,6 +194,46 @@ class RolloutRecord(BaseModel):
     def last_transition(self, kind: str) -> Transition | None:
         """The newest transition of ``kind`` in the history, or None."""
         return next((t for t in reversed(self.history) if t.kind == kind), None)
+
+
+def rollback_start(record: RolloutRecord) -> Transition | None:
+    """The rollout's ``rollback-start``: what triggered its rollback (who, why), or None.
+
+    The first one: ``begin_rollback`` writes one per rollout, but records written before it
+    did can hold a second, by a rollback that took over one that died, and that one is not
+    what triggered the rollback."""
+    return next((t for t in record.history if t.kind == "rollback-start"), None)
+
+
+NOTIFIED = "notified"
+"""The history entry of a rollback's notice sent (its SNS message id), recorded right after the
+publish: a rollback that dies before recording its end is finished by another, which must not page
+people a second time for the same rollback."""
+
+
+def notice_sent(record: RolloutRecord | None, rollout: str | None) -> Transition | None:
+    """The notice the rollback under way of ``rollout`` already sent, as recorded, or None.
+
+    Only while ``record`` is that rollout and still rolling back: one rollout has one rollback,
+    so a ``notified`` entry in it is this rollback's. Recorded after the publish, never before, so
+    a notice that failed (or a rollback that died before sending it) leaves none, and the rollback
+    run again sends it."""
+    if record is None or rollout is None or record.rollout_id != rollout:
+        return None
+    if record.phase is not RolloutPhase.ROLLING_BACK:
+        return None
+    return record.last_transition(NOTIFIED)
+
+
+def check_rolling_back(record: RolloutRecord) -> None:
+    """Allow a write that belongs to a rollback under way (``record`` is rolling back).
+
+    Raises:
+        LedgerError: the rollout is not rolling back (its rollback ended, or none began).
+    """
+    if record.phase is not RolloutPhase.ROLLING_BACK:
+        raise LedgerError(f"rollout {record.rollout_id!r} of service {record.service!r} is {record.phase.value}, "
+                          "not rolling back")
 
 
 # --- Rules every Ledger implementation shares (DynamoDB and the in-memory fake) -----------
@@ -277,7 +317,7 @@ def check_not_ended(record: RolloutRecord) -> None:
     """
     if record.phase not in ENDED_PHASES:
         return
-    by = _by(record.last_transition("rollback-start") or record.last_transition("rollback"))
+    by = _by(rollback_start(record) or record.last_transition("rollback"))
     raise RolloutEnded(
         f"rollout {record.rollout_id!r} of service {record.service!r} is {record.phase.value}{by}; "
         "this run stops without moving traffic"
@@ -610,6 +650,13 @@ def check_claimable(holder: str, now: float) -> Callable[[RolloutRecord], None]:
     return rule
 
 
+class _AlreadyBegun(LedgerError):
+    """``begin_rollback``'s rule found the rollback begun already (rolling_back); its ``record``
+    attribute is the rollout as the write found it. Never raised out of ``begin_rollback``."""
+
+    record: RolloutRecord
+
+
 def begin_rollback(ledger: Any, service: str, *, actor: str, reason: str, now: float,
                    rollout: str | None = None, holder: str | None = None,
                    lease_seconds: float = CLAIM_SECONDS, wall: float | None = None) -> RolloutRecord:
@@ -626,6 +673,12 @@ def begin_rollback(ledger: Any, service: str, *, actor: str, reason: str, now: f
     (`rollway abort` recording a person's intent before it stops the owning run) the claim is
     left as it is.
 
+    A rollout found rolling back already (another rollback began between the caller's read and
+    this write, and maybe died) keeps its one ``rollback-start``: its actor and reason are what
+    triggered the rollback, which the reports name. ``holder`` then takes the claim as any
+    rollback finishing another's does (``claim_rollback``: a ``takeover`` entry naming the
+    rollback whose claim lapsed, nothing when nobody held it); without a holder nothing is written.
+
     Raises:
         RolloutClosed: the rollout was closed since the caller read it (say, the judge's own
             rollback finished first); checked by the write itself (``check_open_for_rollback``),
@@ -633,17 +686,25 @@ def begin_rollback(ledger: Any, service: str, *, actor: str, reason: str, now: f
         RollbackClaimed: ``holder`` is given and another rollback holds a live claim on it.
     """
     changes: dict[str, Any] = {}
-    rule: Callable[[RolloutRecord], None] = check_open_for_rollback
+    claimed = lease_time(now, wall)
     if holder is not None:
-        claimed = lease_time(now, wall)
         changes = {"rollback_holder": holder, "rollback_expires": claimed + lease_seconds}
 
-        def rule(record: RolloutRecord) -> None:
-            check_open_for_rollback(record)
-            check_rollback_claim(record, holder, claimed)
+    def rule(record: RolloutRecord) -> None:
+        check_open_for_rollback(record)
+        if record.phase is RolloutPhase.ROLLING_BACK:
+            begun = _AlreadyBegun(f"rollout {record.rollout_id!r} of service {record.service!r} is rolling back already")
+            begun.record = record
+            raise begun
 
-    return ledger.record(
-        service, owner=None, now=now, rollout=rollout, rule=rule,
-        transition=Transition(at=now, kind="rollback-start", actor=actor, comment=reason),
-        phase=RolloutPhase.ROLLING_BACK, **changes,
-    )
+    try:
+        return ledger.record(
+            service, owner=None, now=now, rollout=rollout, rule=rule,
+            transition=Transition(at=now, kind="rollback-start", actor=actor, comment=reason),
+            phase=RolloutPhase.ROLLING_BACK, **changes,
+        )
+    except _AlreadyBegun as begun:
+        if holder is None:
+            return begun.record
+        return ledger.claim_rollback(service, holder=holder, now=claimed, lease_seconds=lease_seconds,
+                                     rollout=rollout, at=now)

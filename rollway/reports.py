@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict
 
 from rollway import weekly
 from rollway.finalize import DONE as FINALIZED, START as FINALIZE_START, finalize_unfinished
-from rollway.ledger import TAKEOVER, RolloutRecord, Transition, monitoring_owed, utc
+from rollway.ledger import TAKEOVER, RolloutRecord, Transition, monitoring_owed, notice_sent, rollback_start, utc
 from rollway.model import Weights
 from rollway.phases import RolloutPhase
 from rollway.report import markdown_cell as cell
@@ -182,7 +182,7 @@ def _then(before: str, after: str) -> str:
 
 def rollback_trigger(record: RolloutRecord) -> Trigger | None:
     """What started the rollout's rollback, or None when the ledger records none."""
-    start = record.last_transition("rollback-start") or record.last_transition("rollback")
+    start = rollback_start(record) or record.last_transition("rollback")
     if start is None:
         return None
     reason, actor = start.comment or "no reason recorded", start.actor
@@ -440,7 +440,7 @@ def _exposure(record: RolloutRecord) -> tuple[Transition | None, int, Weights | 
     in: a rollback stamped on another clock than the rollout's (real time under a faster one)
     is stamped before moves it followed."""
     first, peak, at_trigger = None, 0, None
-    began = max((i for i, t in enumerate(record.history) if t.kind == "rollback-start"), default=None)
+    began = next((i for i, t in enumerate(record.history) if t.kind == "rollback-start"), None)
     for i, t in enumerate(record.history):
         if t.kind in _MOVES and t.to_weights is not None:
             if first is None and t.to_weights.canary > 0:
@@ -498,7 +498,7 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, no
         raise ValueError(f"rollout {record.rollout_id} of {record.service} is {record.phase.value}, not rolled back: "
                          "there is no incident to report")
     trigger = rollback_trigger(record)
-    start = record.last_transition("rollback-start")
+    start = rollback_start(record)
     end = record.last_transition("rollback")
     finished = record.phase is RolloutPhase.ROLLED_BACK and end is not None
     first, peak, at_trigger, back_at = _exposure(record)
@@ -611,6 +611,12 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, no
                      "notifying), but this rollback's record keeps no message id (it was recorded before ids were "
                      "kept): the id is in the rollback run's result. A rollback of a rollout already rolled back "
                      "sends none again.")
+    elif (told := notice_sent(record, record.rollout_id)) is not None:
+        # Its run died after paging: the run that finishes the rollback does not page again, and a
+        # reader told "the finishing run sends it" would wait for a page that never comes.
+        lines.append(f"Sent on {topic} at {utc(told.at)} by {cell(told.actor)}: SNS message id "
+                     f"`{cell(told.message_id or '-')}` (recorded when SNS took it). The rollback is not recorded as "
+                     "finished; the run that finishes it does not send it again.")
     else:
         lines.append(f"Not confirmed: the rollback's notice on {topic} goes out after the traffic is back and the "
                      "canary retired; the finishing run sends it.")

@@ -250,35 +250,24 @@ class DynamoLedger:
             check_rollout(record, rollout)
             check_lease(record, owner, leased)
 
-        for _ in range(_CLAIM_ATTEMPTS):
-            try:
-                return self._update(service, sets=sets, condition=condition, values=values)
-            except _Refused as refused:
-                held = refused.record
-                if held is None:
-                    raise _explain(refused, service, rules)
-                rules(held)  # raises unless another run's lease lapsed: this is a takeover
-                taken = takeover(held, owner, now)
-                if taken is None:  # the owner changed in between: held by nobody now, or by this owner
-                    raise _explain(refused, service, rules)
+        def untaken(refused: _Refused) -> RolloutRecord:
+            # The owner changed in between: held by nobody now, or by this owner.
+            raise _explain(refused, service, rules)
+
+        def take(held: RolloutRecord, taken: Transition) -> RolloutRecord:
             # Still that run's, and still lapsed: had it renewed meanwhile, it is alive and keeps it.
             lapsed = f"{_NOT_ENDED} AND #owner = :previous AND #lease_expires < :leased"
             if rollout is not None:
                 lapsed += " AND #rollout_id = :rollout"
-            try:
-                return self._update(service, sets=sets, condition=lapsed, append=(taken,), key=_key(held),
-                                    values={":previous": held.owner, ":leased": leased, **_ENDED_VALUES,
-                                            **({":rollout": rollout} if rollout is not None else {})})
-            except _Refused as refused:
-                if refused.record is None:
-                    raise _explain(refused, service, rules)
-                if refused.record.owner == owner and _holds(refused.record.history, (taken,)):
-                    # This takeover committed and its answer was lost; the resent copy was refused.
-                    return refused.record
-                rules(refused.record)  # renewed by its run, or taken by another: LockHeld
-                # Released by its run in between (it finished after all): free for the plain write above.
-        raise LedgerError(f"could not take the lease on the rollout of service {service!r}: its owner kept changing "
-                          f"under {_CLAIM_ATTEMPTS} attempts")
+            return self._update(service, sets=sets, condition=lapsed, append=(taken,), key=_key(held),
+                                values={":previous": held.owner, ":leased": leased, **_ENDED_VALUES,
+                                        **({":rollout": rollout} if rollout is not None else {})})
+
+        return self._take_or_take_over(
+            service, rules=rules, untaken=untaken, take=take,
+            write=lambda: self._update(service, sets=sets, condition=condition, values=values),
+            entry=lambda held: takeover(held, owner, now), mine=lambda record: record.owner == owner,
+            gave_up=f"could not take the lease on the rollout of service {service!r}: its owner kept changing")
 
     def release(self, service: str, *, owner: str) -> None:
         """Drop ``owner``'s lease on the newest rollout; nothing happens if it does not hold it."""
@@ -318,39 +307,30 @@ class DynamoLedger:
             check_rollout(record, rollout)
             claimable(record)
 
-        for _ in range(_CLAIM_ATTEMPTS):
-            try:  # nobody's claim, or this holder's: a renewal, nothing appended
-                return self._update(service, sets=sets, condition=f"{free}){scope}",
-                                    values={**rolling, ":holder": holder})
-            except _Refused as refused:
-                held = refused.record
-                if held is None:
-                    raise _explain(refused, service, rules)
-                rules(held)  # raises unless another rollback's claim lapsed
-                taken = claim_takeover(held, holder, now, lease_seconds, at)
-            if taken is None:  # a claim given up (lease 0) over a lapsed one: nothing taken to record
-                try:
-                    return self._update(service, sets=sets, condition=f"{free} OR #rollback_expires < :now){scope}",
-                                        values={**rolling, ":holder": holder, ":now": now})
-                except _Refused as refused:
-                    raise _explain(refused, service, rules)
-            # Still that rollback's, and still lapsed: had it renewed meanwhile, it is alive and keeps it.
+        def untaken(refused: _Refused) -> RolloutRecord:
+            # A claim given up (lease 0) over a lapsed one: nothing taken to record.
             try:
-                return self._update(
-                    service, sets={**sets, "updated_at": taken.at}, append=(taken,), key=_key(held),
-                    condition=f"#phase = :rolling AND #rollback_holder = :previous AND #rollback_expires < :now{scope}",
-                    values={**rolling, ":previous": held.rollback_holder, ":now": now},
-                )
-            except _Refused as refused:
-                if refused.record is None:
-                    raise _explain(refused, service, rules)
-                if refused.record.rollback_holder == holder and _holds(refused.record.history, (taken,)):
-                    # This takeover committed and its answer was lost; the resent copy was refused.
-                    return refused.record
-                rules(refused.record)  # renewed by its holder, or taken by another rollback: RollbackClaimed
-                # Given up by its holder in between (a step failed): free for the plain write above.
-        raise LedgerError(f"could not claim the rollback of service {service!r}: the claim kept changing under "
-                          f"{_CLAIM_ATTEMPTS} attempts")
+                return self._update(service, sets=sets, condition=f"{free} OR #rollback_expires < :now){scope}",
+                                    values={**rolling, ":holder": holder, ":now": now})
+            except _Refused as again:
+                raise _explain(again, service, rules)
+
+        def take(held: RolloutRecord, taken: Transition) -> RolloutRecord:
+            # Still that rollback's, and still lapsed: had it renewed meanwhile, it is alive and keeps it.
+            return self._update(
+                service, sets={**sets, "updated_at": taken.at}, append=(taken,), key=_key(held),
+                condition=f"#phase = :rolling AND #rollback_holder = :previous AND #rollback_expires < :now{scope}",
+                values={**rolling, ":previous": held.rollback_holder, ":now": now},
+            )
+
+        return self._take_or_take_over(
+            service, rules=rules, untaken=untaken, take=take,
+            # Nobody's claim, or this holder's: a renewal, nothing appended.
+            write=lambda: self._update(service, sets=sets, condition=f"{free}){scope}",
+                                       values={**rolling, ":holder": holder}),
+            entry=lambda held: claim_takeover(held, holder, now, lease_seconds, at),
+            mine=lambda record: record.rollback_holder == holder,
+            gave_up=f"could not claim the rollback of service {service!r}: the claim kept changing")
 
     def record(
         self,
@@ -451,6 +431,58 @@ class DynamoLedger:
         )
 
     # --- internals ------------------------------------------------------------------------
+
+    def _take_or_take_over(
+        self,
+        service: str,
+        *,
+        write: Callable[[], RolloutRecord],
+        rules: Callable[[RolloutRecord], None],
+        entry: Callable[[RolloutRecord], Transition | None],
+        untaken: Callable[[_Refused], RolloutRecord],
+        take: Callable[[RolloutRecord, Transition], RolloutRecord],
+        mine: Callable[[RolloutRecord], bool],
+        gave_up: str,
+    ) -> RolloutRecord:
+        """Take a hold (a rollout's lease, a rollback's claim) that is free or the caller's with
+        ``write``; once that is refused, take it over from a holder whose hold lapsed.
+
+        A renewal, or a hold nobody held, costs one UpdateItem and appends nothing. A refusal is
+        judged by ``rules`` on the item as it stood (raising the named error while another holder's
+        hold is live); ``entry`` is then the ``takeover`` entry for the lapsed hold, and ``take`` the
+        write that appends it on condition that the same holder still holds the same lapsed hold.
+        ``entry`` None (nothing is taken from another holder) hands the refusal to ``untaken``.
+        A takeover refused because it committed and its answer was lost (``mine``, the entry in
+        the history) returns the item; one refused because the holder renewed or another took it
+        over raises from ``rules``; one whose holder let go meanwhile is tried again as a plain write.
+
+        Raises:
+            LedgerError: ``gave_up``, after _CLAIM_ATTEMPTS rounds of the holder changing.
+            Whatever ``rules`` and ``untaken`` raise.
+        """
+        for _ in range(_CLAIM_ATTEMPTS):
+            try:
+                return write()
+            except _Refused as refused:
+                held, first = refused.record, refused
+                if held is None:
+                    raise _explain(refused, service, rules)
+                rules(held)  # raises unless another holder's hold lapsed
+                taken = entry(held)
+            if taken is None:
+                return untaken(first)
+            try:
+                return take(held, taken)
+            except _Refused as refused:
+                if refused.record is None:
+                    raise _explain(refused, service, rules)
+                if mine(refused.record) and _holds(refused.record.history, (taken,)):
+                    # This takeover committed and its answer was lost; the resent copy was refused.
+                    return refused.record
+                rules(refused.record)  # renewed by its holder, or taken by another: the named error
+                # Let go by its holder in between (it finished, or gave up): free for the plain write.
+        raise LedgerError(f"{gave_up} under {_CLAIM_ATTEMPTS} attempts")
+
 
     def _newest_head(self, service: str) -> tuple[dict[str, Any], int]:
         """The key and version of the newest rollout: a cheap read, since writes return the whole record."""

@@ -30,7 +30,8 @@ from rich.text import Text
 
 from rollway.clock import ClockSettings
 from rollway.ledger import (
-    RolloutClosed, RolloutRecord, Transition, owed_rejection, rejection_owed, rejection_reason, utc,
+    RolloutClosed, RolloutRecord, Transition, notice_sent, owed_rejection, rejection_owed, rejection_reason,
+    rollback_start, utc,
 )
 from rollway.phases import RolloutPhase
 from rollway.model import Weights
@@ -528,10 +529,16 @@ def print_status(service: Service, record: RolloutRecord, live: Weights | str, p
         console.print(f"{key:<13}{value}", markup=False)
     if record.phase is RolloutPhase.ROLLING_BACK:
         # The weights are expected to differ mid-rollback; what a person needs is how to finish it.
-        started = record.last_transition("rollback-start")
+        started = rollback_start(record)
         why = escape(f" ({started.actor}: {started.comment})") if started is not None else ""
         console.print(f"[yellow]a rollback was started{why} and is not recorded as finished; "
                       f"{escape(finisher)}[/yellow]")
+        told = notice_sent(record, record.rollout_id)
+        if told is not None:
+            # Its run died after paging: finishing it pages nobody again, and a person should not page by hand.
+            console.print(f"[yellow]its notice went out at {utc(told.at)} (SNS message "
+                          f"{escape(told.message_id or '-')}, sent by {escape(told.actor)}): finishing it does not "
+                          "page people again[/yellow]")
         if record.rollback_holder:
             # Who is carrying it out: another rollback started now waits for that one while its
             # claim is renewed, and takes it over once the claim lapses.

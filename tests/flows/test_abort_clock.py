@@ -65,12 +65,12 @@ def test_abort_stamps_its_entries_on_the_owning_runs_60x_clock(monkeypatch, caps
 
     assert code == 0, capsys.readouterr()
     history = env.ledger.get(service).history
-    assert [t.kind for t in history][-2:] == ["rollback-start", "rollback"], history
-    start, end = history[-2:]
+    assert [t.kind for t in history][-3:] == ["rollback-start", "notified", "rollback"], history
+    start, notice, end = history[-3:]
     stamped = [(t.kind, t.at) for t in history]
-    assert start.at >= now and end.at >= start.at, stamped  # in order, after the run's shift
+    assert start.at >= now and end.at >= notice.at >= start.at, stamped  # in order, after the run's shift
     # Rollout-clock times: 59 hours ahead of the wall clock by now, not the wall clock's.
-    assert start.at > time.time() + 3600 and end.at > time.time() + 3600, stamped
+    assert start.at > time.time() + 3600 and notice.at > time.time() + 3600 and end.at > time.time() + 3600, stamped
     assert built == [clock], built  # the rollback flow ran on the rollout's clock too
 
 

@@ -123,7 +123,7 @@ def test_timeout_with_hold_keeps_the_weights_and_asks_again():
     thread.join(5)
     kinds = [t.kind for t in history(env)]
     assert kinds.count("timeout") >= 1  # the unanswered pauses were recorded
-    assert kinds[-3:] == ["reject", "rollback-start", "rollback"]
+    assert kinds[-4:] == ["reject", "rollback-start", "notified", "rollback"]
     assert result.outcome == "rolled_back"
 
 
@@ -200,7 +200,7 @@ def test_cancelling_a_paused_run_stops_the_pause_and_its_cancellation_hook_rolls
     record = env.ledger.get(env.targets.canary_service)
     assert record.phase is RolloutPhase.ROLLED_BACK
     kinds = [t.kind for t in record.history]
-    assert "timeout" not in kinds and kinds[-2:] == ["rollback-start", "rollback"], kinds
+    assert "timeout" not in kinds and kinds[-3:] == ["rollback-start", "notified", "rollback"], kinds
     assert record.history[-1].actor == "state hook (cancelling)"
 
 

@@ -83,7 +83,7 @@ def test_rejection_rolls_back_and_is_recorded():
     assert result.outcome == "rolled_back"
     record = env.ledger.get(env.targets.canary_service)
     assert record.phase is RolloutPhase.ROLLED_BACK
-    assert kinds(env)[-3:] == ["reject", "rollback-start", "rollback"]
+    assert kinds(env)[-4:] == ["reject", "rollback-start", "notified", "rollback"]
     assert env.router.weights == Weights(stable=100, canary=0)
 
 
@@ -352,12 +352,14 @@ def _rejected_run_with_kill(kill_at: int):
 def test_a_rollback_killed_at_any_step_is_finished_on_resume():
     env, _, killed, calls = _rejected_run_with_kill(kill_at=0)
     assert not killed
-    assert kinds(env)[-3:] == ["reject", "rollback-start", "rollback"], "intent is recorded before acting"
+    assert kinds(env)[-4:] == ["reject", "rollback-start", "notified", "rollback"], "intent is recorded before acting"
     # Kills before the answer are the promotion path's (test_resume_after_a_kill_at_every_step);
     # from the recorded rejection on, every call is a point the run may die at.
     records = [i for i, name in enumerate(calls) if name == "record"]
+    # The last four records: the rejection, the intent, the notice sent and the rollback's end.
+    notice_write = records[-2] + 1  # killed there, the notice went out but is not recorded
     after_intent = 0
-    for kill_at in range(records[-3] + 1, len(calls) + 1):
+    for kill_at in range(records[-4] + 1, len(calls) + 1):
         env, spec, killed, _ = _rejected_run_with_kill(kill_at)
         assert killed, kill_at
         pending = env.ledger.get(env.targets.canary_service).phase is RolloutPhase.ROLLING_BACK
@@ -376,6 +378,10 @@ def test_a_rollback_killed_at_any_step_is_finished_on_resume():
             raised = [c for c in env.router.calls if c.startswith("set_weights") and c != "set_weights 100/0"]
             assert raised == [], (kill_at, env.router.calls)
             assert kinds(env).count("rollback") == 1 and kinds(env)[-1] == "rollback"
+            # People are paged once, whichever step the first run died at: a notice it sent and
+            # recorded is not sent again. Only a death between the publish and its record pages twice.
+            pages = [m for m in env.notifier.messages if m[0].startswith("Rollback:")]
+            assert len(pages) == (2 if kill_at == notice_write else 1), (kill_at, calls[kill_at - 1], pages)
     assert after_intent >= 3, "kills fell inside the rollback, between its intent and its record"
 
 
@@ -407,8 +413,8 @@ def test_a_new_image_first_finishes_the_interrupted_rollback_of_the_old_one():
 def _first_call_after_intent(calls: list[str]) -> int:
     """1-based position of the call just after the ledger write that recorded the rollback's intent."""
     records = [i for i, name in enumerate(calls) if name == "record"]
-    # The last two records are the intent and the completion; kill on the call after the intent.
-    return records[-2] + 2
+    # The last three records are the intent, the notice sent and the completion; kill on the call after the intent.
+    return records[-3] + 2
 
 
 def monitored_spec() -> RolloutSpec:
@@ -551,7 +557,7 @@ def test_a_resumed_window_that_sees_errors_records_the_rollback_before_acting():
     assert result.outcome == "rolled_back" and "over the 5% guardrail" in result.reason
     assert env.router.weights == Weights(stable=100, canary=0)
     assert env.deployer.services[env.targets.stable_service].desired > 0, "the old service was not decommissioned"
-    assert kinds(env)[-2:] == ["rollback-start", "rollback"]
+    assert kinds(env)[-3:] == ["rollback-start", "notified", "rollback"]
     assert env.ledger.get(env.targets.canary_service).phase is RolloutPhase.ROLLED_BACK
 
 
@@ -563,7 +569,7 @@ def rollback_recorded_on(env, reason):
 def test_a_hook_rollback_inside_the_window_is_recorded_and_after_it_is_not():
     env, _ = _killed_while_monitoring()
     rollback_recorded_on(env, "run died while monitoring")
-    assert kinds(env)[-2:] == ["rollback-start", "rollback"]
+    assert kinds(env)[-3:] == ["rollback-start", "notified", "rollback"]
     assert env.ledger.get(env.targets.canary_service).phase is RolloutPhase.ROLLED_BACK
 
     # A finished, decommissioned rollout is history: a later rollback (say, of an unrelated
@@ -640,7 +646,7 @@ def test_a_rollback_by_hand_stops_the_live_run_before_it_moves_traffic_again():
     assert record.phase is RolloutPhase.ROLLED_BACK
     assert env.router.weights == Weights(stable=100, canary=0)
     assert shifts(env) == [5], "no shift after the rollback"
-    assert kinds(env)[-2:] == ["rollback-start", "rollback"]
+    assert kinds(env)[-3:] == ["rollback-start", "notified", "rollback"]
 
 
 def test_a_refused_skip_ahead_approves_nothing_and_a_resume_asks_again():

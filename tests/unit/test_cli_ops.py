@@ -138,6 +138,17 @@ def test_status_of_an_unfinished_rollback_says_how_to_finish_it_not_drift(capsys
     assert "carried out by" not in out, "nobody holds this rollback's claim"
 
 
+def test_status_of_an_unfinished_rollback_that_paged_says_finishing_it_pages_nobody_again(capsys) -> None:
+    started = Transition(at=1_800_000_100.0, kind="rollback-start", actor="judge", comment="canary errors 9/600")
+    told = Transition(at=1_800_000_160.0, kind="notified", actor="judge", message_id="sns-7")
+    unfinished = record(phase=RolloutPhase.ROLLING_BACK, history=(*record().history, started, told))
+    print_status(SimpleNamespace(name="svc-canary", targets=Targets()), unfinished, Weights(stable=100, canary=0),
+                 None, limit=10)
+    out = " ".join(capsys.readouterr().out.split())
+    assert ("its notice went out at 2027-01-15 08:02:40 UTC (SNS message sns-7, sent by judge): finishing it does "
+            "not page people again") in out, out
+
+
 def test_status_of_a_rollback_no_revision_can_finish_names_what_can(capsys) -> None:
     started = Transition(at=1_800_000_100.0, kind="rollback-start", actor="judge", comment="canary errors 9/600")
     unfinished = record(phase=RolloutPhase.ROLLING_BACK, history=(*record().history, started))

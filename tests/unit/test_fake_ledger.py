@@ -502,6 +502,38 @@ class RollbackClaimContract:
                                 rollout=first.rollout_id)
         assert (intent.rollback_holder, intent.rollback_expires) == ("hook", START + 1 + LEASE)
 
+    def test_a_rollback_begun_again_after_its_holder_died_takes_it_over_and_keeps_the_first_start(self, ledger):
+        """The hook's rollback died after recording its start; the monitor, which read the rollout
+        before that, began its own once the hook's claim lapsed: a second rollback-start, by the
+        monitor, made both reports name the monitor as what triggered the rollback."""
+        first = started(ledger)
+        begin_rollback(ledger, SERVICE, actor="state hook on_failure", reason="run failed", now=START + 1,
+                       rollout=first.rollout_id, holder="hook (run a)", lease_seconds=LEASE)
+        taken = begin_rollback(ledger, SERVICE, actor="monitor", reason="5xx over 5%", now=START + 500,
+                               rollout=first.rollout_id, holder="monitor (run b)", lease_seconds=LEASE,
+                               wall=START + 2 + LEASE)
+        assert [(t.kind, t.actor) for t in taken.history] == [("rollback-start", "state hook on_failure"),
+                                                               ("takeover", "monitor (run b)")]
+        assert taken.history[-1].at == START + 500 and taken.history[-1].comment == (
+            f"took the rollback over from hook (run a), whose claim lapsed at {utc(START + 1 + LEASE)} (wall clock)")
+        assert (taken.rollback_holder, taken.rollback_expires) == ("monitor (run b)", START + 2 + 2 * LEASE)
+        assert ledger.get(SERVICE) == taken
+        # A claim nobody holds (given up after a failed step) is taken from no one: nothing to record.
+        released = ledger.claim_rollback(SERVICE, holder="monitor (run b)", now=START + 3 + LEASE, lease_seconds=0)
+        again = begin_rollback(ledger, SERVICE, actor="judge", reason="errors", now=START + 600,
+                               holder="judge (run c)", lease_seconds=LEASE, wall=START + 4 + LEASE)
+        assert again.history == released.history and again.rollback_holder == "judge (run c)"
+
+    def test_intent_on_a_rollback_under_way_records_no_second_start(self, ledger):
+        """`rollway abort` read the rollout just before the hook's rollback began: its intent is not
+        what triggered the rollback, and writes nothing (its rollback flow takes the claim after)."""
+        first = started(ledger)
+        begun = begin_rollback(ledger, SERVICE, actor="state hook on_failure", reason="failed", now=START + 1,
+                               holder="hook", lease_seconds=LEASE)
+        intent = begin_rollback(ledger, SERVICE, actor="erin", reason="aborted by erin", now=START + 2,
+                                rollout=first.rollout_id)
+        assert intent == begun == ledger.get(SERVICE)
+
     def test_only_a_rollback_under_way_can_be_claimed(self, ledger):
         first = started(ledger)
         with pytest.raises(LedgerError, match="no rollback has begun"):

@@ -574,3 +574,50 @@ def test_the_rollout_report_names_the_digest_the_canary_ran_not_only_the_tag():
     # The incident report names it beside the tag.
     rolled_back = guardrail_rollback().model_copy(update={"pinned_image": pinned})
     assert f"`{IMAGE}` (`{pinned}`) was rolled back" in incident_report(rolled_back)
+
+
+def test_a_rollback_begun_again_after_the_first_died_is_reported_as_the_first_ones_trigger():
+    """The hook's rollback died after recording its start; the monitor, which had read the rollout
+    open, began its own once the hook's claim lapsed and finished it. Both reports named the
+    monitor as what triggered the rollback: its begin wrote a second rollback-start."""
+    ledger = FakeLedger()
+    ledger.create(record([started(), shift(60, 5, 0)], RolloutPhase.PROGRESSING), owner="flow-run/run-1", now=T0,
+                  lease_seconds=300)
+    begin_rollback(ledger, SERVICE, actor="state hook on_failure", reason="the run failed: boom", now=T0 + 100,
+                   holder="hook (run 1)", lease_seconds=60)
+    begin_rollback(ledger, SERVICE, actor="monitor", reason="monitoring after promotion: 5xx", now=T0 + 400,
+                   holder="monitor (run 2)", lease_seconds=60)
+    rolled_back = back_from_five(ledger, T0 + 420, "monitor")
+    incident = incident_report(rolled_back)
+    assert "- **Recorded by:** state hook on_failure at" in incident
+    assert "- **Reason:** the run failed: boom" in incident
+    moved_back = incident.split("## Traffic moved back")[1].split("## Rollback steps")[0]
+    assert f"- {utc(T0 + 400)}: monitor (run 2) took the rollback over from hook (run 1)" in moved_back, moved_back
+    assert "**Rolled back because:** the run failed: boom (by state hook on_failure" in rollout_report(rolled_back)
+
+
+def test_a_record_holding_two_rollback_starts_names_the_first_as_the_trigger():
+    """Records written before a rollback taking over another's kept one rollback-start can hold a
+    second: the first is still what triggered the rollback, and the traffic at it the exposure."""
+    rolled_back = record([
+        started(), shift(60, 5, 0),
+        Transition(at=T0 + 100, kind="rollback-start", actor="judge", comment="5%: canary 3% vs baseline 0.1%"),
+        Transition(at=T0 + 400, kind="rollback-start", actor="monitor", comment="monitoring after promotion: 5xx"),
+        Transition(at=T0 + 420, kind="rollback", actor="monitor", from_weights=w(5), to_weights=w(0)),
+    ], RolloutPhase.ROLLED_BACK)
+    trigger = rollback_trigger(rolled_back)
+    assert (trigger.kind, trigger.who, trigger.at) == ("judge", "judge", T0 + 100)
+    assert "- **Recorded by:** judge at" in incident_report(rolled_back)
+
+
+def test_an_unfinished_rollback_whose_notice_went_out_does_not_say_the_finishing_run_sends_it():
+    """Its run died after paging: the incident report said the notice was "not confirmed" and that
+    the finishing run sends it, which that run no longer does."""
+    unfinished = record([
+        started(), shift(60, 5, 0),
+        Transition(at=T0 + 100, kind="rollback-start", actor="judge", comment="5%: canary 3% vs baseline 0.1%"),
+        Transition(at=T0 + 160, kind="notified", actor="judge", message_id="sns-7"),
+    ], RolloutPhase.ROLLING_BACK)
+    notice = incident_report(unfinished, alert_topic="webordinary-alerts").split("## Notification")[1]
+    assert (f"Sent on `webordinary-alerts` at {utc(T0 + 160)} by judge: SNS message id `sns-7`") in notice, notice
+    assert "the run that finishes it does not send it again" in notice and "Not confirmed" not in notice

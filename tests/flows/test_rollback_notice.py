@@ -1,0 +1,140 @@
+"""A rollback that dies after paging and before recording its end, run again: people are paged once.
+
+The notice is recorded in the rollout's history right after it went out (a ``notified`` entry with
+its SNS message id); the rollback run again finds it, says so in its log and sends nothing. A
+notice that failed is not recorded, and the rollback run again sends it.
+"""
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from flows.rollback import RollbackIncomplete, rollback
+from rollway.aws.errors import TargetNotFound
+from rollway.fakes import FakeLedger
+from rollway.ledger import Transition
+from rollway.model import Weights
+from rollway.phases import RolloutPhase
+from rollway.reports import incident_report
+from tests.flows.test_rollback_claim import rolling_back
+
+
+class DiesBeforeTheEnd(FakeLedger):
+    """The rollback's process dies (here: the write raises what no rollback step catches) when it
+    comes to record the rollback's end, the first time only."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.died = False
+
+    def record(self, service, **kwargs):
+        if kwargs["transition"].kind == "rollback" and not self.died:
+            self.died = True
+            raise SystemError("the rollback's process was killed")
+        return super().record(service, **kwargs)
+
+
+def test_a_rollback_run_again_after_its_process_died_past_the_notice_pages_nobody_again(monkeypatch, caplog):
+    env, first = rolling_back(monkeypatch, DiesBeforeTheEnd(), holder=None, expires_in=0.0)
+    service = env.targets.canary_service
+    with pytest.raises(SystemError):
+        rollback(reason="abort")
+    assert len(env.notifier.messages) == 1  # people were paged, and the end is not recorded
+    assert env.ledger.get(service).phase is RolloutPhase.ROLLING_BACK
+
+    with caplog.at_level(logging.WARNING):
+        done = rollback(reason="finish the abort")  # waits for the dead one's claim to lapse, takes it over
+
+    assert len(env.notifier.messages) == 1, "the rollback run again paged people a second time"
+    assert done.notification_id == "msg-1" and env.router.weights == Weights(stable=100, canary=0)
+    assert any(s.startswith("notified already by operator at") and "SNS message msg-1" in s for s in done.steps)
+    said = [r.getMessage() for r in caplog.records]
+    assert any("people were told of this rollback already" in m and "not notified again" in m for m in said), said
+    record = env.ledger.get(service)
+    assert record.phase is RolloutPhase.ROLLED_BACK
+    kinds = [t.kind for t in record.history]
+    assert kinds.count("notified") == 1 and kinds[-1] == "rollback", kinds
+    assert record.history[-1].message_id == "msg-1"  # the end keeps the one notice's id, as the report says
+    assert "SNS message id `msg-1`" in incident_report(record)
+
+
+def test_a_notice_that_failed_is_sent_by_the_rollback_run_again(monkeypatch):
+    env, first = rolling_back(monkeypatch, FakeLedger(), holder=None, expires_in=0.0)
+    send = env.notifier.notify
+
+    def topic_gone(subject, message):
+        raise TargetNotFound("SNS topic", "webordinary-alerts", "in region us-west-2")
+
+    env.notifier.notify = topic_gone
+    with pytest.raises(RollbackIncomplete, match="notify"):
+        rollback(reason="abort")
+    assert "notified" not in [t.kind for t in env.ledger.get(env.targets.canary_service).history]
+
+    env.notifier.notify = send
+    done = rollback(reason="abort again")
+    assert [subject for subject, _ in env.notifier.messages] == [f"Rollback: {env.targets.canary_service}"]
+    assert done.notification_id == "msg-1" and "notified" in done.steps
+
+
+def test_on_the_embedded_aws_the_rollback_run_again_sends_no_second_sns_notice(aws, monkeypatch):
+    """The same on DynamoDB and SNS (moto), through the blocks a person's rollback flow loads: the
+    notice's record is a DynamoDB write, and the rollback run again reads it back."""
+    import time
+
+    from rollway.aws.ledger import DynamoLedger
+    from tests.flows.moto_env import inbox, received_subjects, saved_blocks
+    from tests.flows.test_reports_flow import start_at_five_percent
+
+    blocks = saved_blocks(aws, "notice")
+    url = inbox(aws)
+    record, _ = start_at_five_percent(aws)
+    service = aws.targets.canary_service
+    real_record = DynamoLedger.record
+
+    def dies_at_the_end(self, service, **kwargs):
+        if kwargs["transition"].kind == "rollback":
+            raise SystemError("the rollback's process was killed")
+        return real_record(self, service, **kwargs)
+
+    monkeypatch.setattr(DynamoLedger, "record", dies_at_the_end)
+    with pytest.raises(SystemError):
+        rollback(reason="users report 500s on save", actor="carol", targets_block=blocks, aws_credentials_block=blocks)
+    monkeypatch.setattr(DynamoLedger, "record", real_record)
+    # Its claim lapses a minute after its last renewal: moved into the past, as if that minute had gone by.
+    aws.get_client("dynamodb").update_item(
+        TableName=aws.targets.rollouts_table, Key={"service": {"S": service}, "rollout_id": {"S": record.rollout_id}},
+        UpdateExpression="SET rollback_expires = :past", ExpressionAttributeValues={":past": {"N": str(time.time() - 1)}})
+
+    done = rollback(reason="finish carol's rollback", actor="erin", targets_block=blocks, aws_credentials_block=blocks)
+
+    assert received_subjects(aws, url) == [f"Rollback: {service}"]
+    stored = DynamoLedger(aws.get_client("dynamodb"), aws.targets).get(service)
+    notice = stored.last_transition("notified")
+    assert (notice.actor, notice.message_id) == ("carol", done.notification_id) and done.notification_id
+    assert stored.phase is RolloutPhase.ROLLED_BACK and stored.history[-1].message_id == done.notification_id
+
+
+def test_a_rollback_whose_rollout_another_ended_meanwhile_records_no_second_end(monkeypatch, caplog):
+    """Its claim was taken over after its last check, and the rollback that took it ended the
+    rollout while this one sent its notice: this one's end was appended too, on a rolled-back
+    rollout, and the reports named it as the rollback that finished."""
+    env, first = rolling_back(monkeypatch, FakeLedger(), holder=None, expires_in=0.0)
+    service = env.targets.canary_service
+    send = env.notifier.notify
+
+    def carol_ends_it_meanwhile(subject, message):
+        sent = send(subject, message)
+        FakeLedger.record(env.ledger, service, owner=None, now=env.clock.now(), rollout=first.rollout_id,
+                          transition=Transition(at=env.clock.now(), kind="rollback", actor="carol",
+                                                to_weights=Weights(stable=100, canary=0)),
+                          phase=RolloutPhase.ROLLED_BACK, rollback_holder=None)
+        return sent
+
+    env.notifier.notify = carol_ends_it_meanwhile
+    with caplog.at_level(logging.WARNING):
+        rollback(reason="abort")
+    record = env.ledger.get(service)
+    assert [(t.kind, t.actor) for t in record.history if t.kind == "rollback"] == [("rollback", "carol")]
+    said = [r.getMessage() for r in caplog.records]
+    assert any("end is not recorded" in m and "rolled back by carol" in m for m in said), said
