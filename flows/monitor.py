@@ -31,14 +31,14 @@ from flows.env import load_environment, run_owner
 from flows.artifacts import for_people
 from flows.journal import artifact_key
 from flows.params import LeaseSeconds, WindowSeconds
-from flows.rollback import act_recorded, claimant, execute_rollback
+from flows.rollback import act_recorded, claimant, execute_rollback, record_rollback_end
 from rollway.aws.ledger import write_or_why
 from rollway.clock import ClockSettings
 from rollway.decide import window_settled
 from rollway.environment import Environment
 from rollway.finalize import UNRECORDED_AGAIN, UNRECORDED_ROLLBACK
 from rollway.judge.guardrails import check
-from rollway.ledger import CLAIM_SECONDS, RolloutClosed, RolloutRecord, Transition, begin_rollback, claim_changes
+from rollway.ledger import CLAIM_SECONDS, RolloutClosed, RolloutRecord, Transition, begin_rollback
 from rollway.model import Observation, Weights
 from rollway.phases import Phase, RolloutPhase
 from rollway.report import RollbackResult, RolloutResult
@@ -290,13 +290,9 @@ def _watch(
                             ledgered=env.ledger is not None and lease.rollout is not None,
                         ),
                         begin=lambda: _begin_rollback(env, lease.rollout, reason, holder),
-                        # The weights the rollback read back, on the transition as every other
-                        # rollback's end has them: reports read a rollback's end from them.
-                        finish=lambda done: _record(env, lease.rollout, "rollback", reason, to_weights=done.weights,
-                                                    message_id=done.notification_id,
-                                                    task_definition=done.canary_task_definition,
-                                                    phase=RolloutPhase.ROLLED_BACK, weights=done.weights,
-                                                    **claim_changes(None)),
+                        # Written as every rollback's end is (the weights it read back, which the
+                        # reports read), and not on a rollout another rollback ended meanwhile.
+                        finish=lambda done: _record_end(env, lease.rollout, reason, done),
                         phase=RolloutPhase.PROMOTED, claim_rollout=lease.rollout, holder=holder,
                     )
                 except RolloutClosed as closed:
@@ -442,6 +438,11 @@ def _begin_rollback(env: Environment, rollout: str | None, reason: str, holder: 
         return
     begin_rollback(env.ledger, env.targets.canary_service, actor="monitor", reason=reason, now=env.clock.now(),
                    rollout=rollout, holder=holder, lease_seconds=CLAIM_SECONDS, wall=env.wall())
+
+
+def _record_end(env: Environment, rollout: str | None, reason: str, done: RollbackResult) -> None:
+    if env.ledger is not None and rollout is not None:
+        record_rollback_end(env, rollout=rollout, actor="monitor", reason=reason, result=done)
 
 
 def _record(env: Environment, rollout: str | None, kind: str, comment: str, *, to_weights: Weights | None = None,

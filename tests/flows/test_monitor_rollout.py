@@ -263,3 +263,32 @@ def test_a_monitor_started_by_hand_watches_as_long_as_the_rollouts_policy_says(m
     env.metrics = FakeMetrics(env.router, steady(5000, 0.001, 0.001))
     result = monitor(spec=SPEC.model_dump(mode="json"))
     assert (result.outcome, result.reason) == ("decommissioned", "120 minutes of monitoring passed"), result
+
+
+def test_a_monitors_rollback_whose_rollout_another_ended_meanwhile_records_no_second_end(monkeypatch, caplog):
+    """Its claim was taken over while it sent its notice, and the rollback that took it (`rollway
+    abort`) ended the rollout first: the monitor's end was appended too, on a rolled-back rollout,
+    and the reports named the monitor as the rollback that finished."""
+    import logging
+
+    env, first = promoted_world(monkeypatch)
+    service = env.targets.canary_service
+    send = env.notifier.notify
+
+    def erin_ends_it_meanwhile(subject, message):
+        sent = send(subject, message)
+        if subject.startswith("Rollback"):
+            FakeLedger.record(env.ledger, service, owner=None, now=env.clock.now(), rollout=first.rollout_id,
+                              transition=Transition(at=env.clock.now(), kind="rollback", actor="erin",
+                                                    to_weights=Weights(stable=100, canary=0)),
+                              phase=RolloutPhase.ROLLED_BACK, rollback_holder=None)
+        return sent
+
+    env.notifier.notify = erin_ends_it_meanwhile
+    with caplog.at_level(logging.WARNING):
+        result = run_monitor_flow()
+    assert result.outcome == "rolled_back", result
+    ends = [t.actor for t in env.ledger.get(service).history if t.kind == "rollback"]
+    assert ends == ["erin"], ends
+    assert any("end is not recorded" in r.getMessage() and "rolled back by erin" in r.getMessage()
+               for r in caplog.records), [r.getMessage() for r in caplog.records]
