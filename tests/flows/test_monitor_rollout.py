@@ -271,20 +271,11 @@ def test_a_monitors_rollback_whose_rollout_another_ended_meanwhile_records_no_se
     and the reports named the monitor as the rollback that finished."""
     import logging
 
+    from tests.flows.test_rollback_notice import ended_meanwhile
+
     env, first = promoted_world(monkeypatch)
     service = env.targets.canary_service
-    send = env.notifier.notify
-
-    def erin_ends_it_meanwhile(subject, message):
-        sent = send(subject, message)
-        if subject.startswith("Rollback"):
-            FakeLedger.record(env.ledger, service, owner=None, now=env.clock.now(), rollout=first.rollout_id,
-                              transition=Transition(at=env.clock.now(), kind="rollback", actor="erin",
-                                                    to_weights=Weights(stable=100, canary=0)),
-                              phase=RolloutPhase.ROLLED_BACK, rollback_holder=None)
-        return sent
-
-    env.notifier.notify = erin_ends_it_meanwhile
+    ended_meanwhile(env, first.rollout_id, "erin", subject_starts="Rollback")
     with caplog.at_level(logging.WARNING):
         result = run_monitor_flow()
     assert result.outcome == "rolled_back", result

@@ -115,26 +115,32 @@ def test_on_the_embedded_aws_the_rollback_run_again_sends_no_second_sns_notice(a
     assert stored.phase is RolloutPhase.ROLLED_BACK and stored.history[-1].message_id == done.notification_id
 
 
+def ended_meanwhile(env, rollout_id: str, actor: str, subject_starts: str = "") -> None:
+    """``actor``'s rollback ends ``rollout_id`` right after the notice whose subject starts with
+    ``subject_starts`` goes out: it took the claim over after the notifying run's last check."""
+    send = env.notifier.notify
+
+    def ends_it_meanwhile(subject, message):
+        sent = send(subject, message)
+        if subject.startswith(subject_starts):
+            FakeLedger.record(env.ledger, env.targets.canary_service, owner=None, now=env.clock.now(),
+                              rollout=rollout_id, phase=RolloutPhase.ROLLED_BACK, rollback_holder=None,
+                              transition=Transition(at=env.clock.now(), kind="rollback", actor=actor,
+                                                    to_weights=Weights(stable=100, canary=0)))
+        return sent
+
+    env.notifier.notify = ends_it_meanwhile
+
+
 def test_a_rollback_whose_rollout_another_ended_meanwhile_records_no_second_end(monkeypatch, caplog):
     """Its claim was taken over after its last check, and the rollback that took it ended the
     rollout while this one sent its notice: this one's end was appended too, on a rolled-back
     rollout, and the reports named it as the rollback that finished."""
     env, first = rolling_back(monkeypatch, FakeLedger(), holder=None, expires_in=0.0)
-    service = env.targets.canary_service
-    send = env.notifier.notify
-
-    def carol_ends_it_meanwhile(subject, message):
-        sent = send(subject, message)
-        FakeLedger.record(env.ledger, service, owner=None, now=env.clock.now(), rollout=first.rollout_id,
-                          transition=Transition(at=env.clock.now(), kind="rollback", actor="carol",
-                                                to_weights=Weights(stable=100, canary=0)),
-                          phase=RolloutPhase.ROLLED_BACK, rollback_holder=None)
-        return sent
-
-    env.notifier.notify = carol_ends_it_meanwhile
+    ended_meanwhile(env, first.rollout_id, "carol")
     with caplog.at_level(logging.WARNING):
         rollback(reason="abort")
-    record = env.ledger.get(service)
+    record = env.ledger.get(env.targets.canary_service)
     assert [(t.kind, t.actor) for t in record.history if t.kind == "rollback"] == [("rollback", "carol")]
     said = [r.getMessage() for r in caplog.records]
     assert any("end is not recorded" in m and "rolled back by carol" in m for m in said), said
