@@ -686,7 +686,9 @@ def disable_bindings(
 ) -> list[FlagUpdate]:
     """Disable every bound flag (rollback of ``rollout``, when known). Their percentages are kept.
 
-    Always written, whoever changed a flag last, and a malformed item is repaired to off. The
+    Written whoever changed a flag last, and a malformed item is repaired to off, except a flag a
+    person turned back on after a rollback of this same ``rollout`` had disabled it (the rollback
+    run again): that is left on, with a warning. The
     audit reason carries the rollback's mark (``rollway rollback: <reason>``), which tells
     the next rollout that the one holding the flag has ended. A bound flag that does not
     exist is already off for everyone: it is skipped with a warning, so a rollback never
@@ -702,6 +704,8 @@ def disable_bindings(
     change_reason = _fit_reason(ROLLBACK_MARK + reason)
     updates, failures = [], []
     for binding in bindings:
+        if rollout is not None and _reenabled_after_own_rollback(store, binding.feature, rollout):
+            continue
         try:
             update = _set_flag(store, FlagChange(feature=binding.feature, enabled=False, reason=change_reason),
                                actor=actor, now=now, writer="rollback", rollout=rollout)
@@ -726,6 +730,34 @@ def disable_bindings(
     if failures:
         raise FlagsNotDisabled(updates, failures)
     return updates
+
+
+def _reenabled_after_own_rollback(store: FlagStore, feature: str, rollout: str) -> bool:
+    """Whether a person turned ``feature`` back on after a rollback of ``rollout`` disabled it.
+
+    Running the rollback again (to finish a step that failed, or from a late hook) turned such a
+    flag off a second time, silently undoing on-call's decision after the rollout had ended. The
+    rollout's flags went off once; what a person did with them after that is theirs. Anything
+    else (no such rollback in the trail, a trail that cannot be read) disables as before.
+    """
+    try:
+        current = store.get(feature)
+        trail = _trail(store, feature) if current is not None and current.enabled else []
+    except FlagError:
+        return False  # the disable below reads the flag again and reports what fails
+    person: FlagAuditEntry | None = None
+    for entry in trail:
+        writer, by = _writer(entry)
+        if writer == "person":
+            person = person or entry
+            continue
+        if (writer, by) != ("rollback", rollout) or person is None:
+            return False
+        why = f": {person.reason}" if person.reason else ""
+        log.warning("bound feature flag %r left %s: %s turned it back on after rollout %s's rollback disabled it "
+                    "(v%s%s)", feature, _settings(current), person.actor, rollout, person.version, why)
+        return True
+    return False
 
 
 def _end_hold(store: FlagStore, flag: FlagState, *, actor: str, now: float, reason: str, rollout: str | None) -> None:

@@ -16,7 +16,27 @@ from rollway.cli.blocks import CREDENTIALS_BLOCK, TARGETS_BLOCK
 flags_app = App(name="flags", help="Feature flags: list, show, change and evaluate them.")
 
 
-def _store(targets_block: str | None, credentials_block: str | None):
+class _Store:
+    """The flag store, built at its first use: each command checks its input first, so a bad
+    percentage or name is refused as such (exit 2) whatever the account's settings; built up
+    front, it was answered with "PREFECT_API_URL is not set" (exit 1), then, once that was
+    fixed, refused for the input after all."""
+
+    def __init__(self, targets_block: str | None, credentials_block: str | None) -> None:
+        self._blocks = (targets_block, credentials_block)
+        self._store = None
+
+    def __getattr__(self, name: str):
+        if self._store is None:
+            self._store = _open_store(*self._blocks)
+        return getattr(self._store, name)
+
+
+def _store(targets_block: str | None, credentials_block: str | None) -> _Store:
+    return _Store(targets_block, credentials_block)
+
+
+def _open_store(targets_block: str | None, credentials_block: str | None):
     import httpx
 
     from rollway.aws.flags import DynamoFlagStore

@@ -262,3 +262,30 @@ def test_bound_flags_follow_the_stages_and_roll_back_in_dynamodb(store, client, 
     assert not any(flags.is_enabled(SQS, u) for u in users)
     assert store.audit(SQS, limit=1)[0].reason == "rollway rollback: canary error rate 7%"
     assert [e.percentage for e in reversed(store.audit(SQS))] == [0.0, 5.0, 25.0, 50.0, 75.0, 100.0, 100.0]
+
+
+def test_running_a_rollback_again_leaves_on_a_flag_a_person_turned_back_on_after_it(store, caplog):
+    """On-call turned a flag back on after the rollout's rollback disabled it; running that
+    rollback again (to finish a step that failed) turned it off a second time, silently."""
+    import io
+
+    from rollway.flags_commands import EXIT_OK, flags_set
+
+    bindings = [FlagBinding(feature=SQS), FlagBinding(feature=INTERRUPTS)]
+    apply_bindings(store, bindings, 25, actor="rollway", rollout="r1", now=10.0)
+    first = disable_bindings(store, bindings, actor="rollway", reason="canary failed", now=20.0, rollout="r1")
+    assert {u.feature for u in first} == {SQS, INTERRUPTS}
+    out, err = io.StringIO(), io.StringIO()
+    assert flags_set(store, out, SQS, err=err, actor="oncall", enabled=True, reason="stable needs it",
+                     now=30.0) == EXIT_OK, err.getvalue()
+
+    with caplog.at_level(logging.WARNING, logger="rollway.flags"):
+        again = disable_bindings(store, bindings, actor="rollway", reason="canary failed", now=40.0, rollout="r1")
+
+    flag = store.get(SQS)
+    assert (flag.enabled, flag.updated_by) == (True, "oncall"), "the rollback run again undid on-call's re-enable"
+    assert again == []
+    assert "oncall turned it back on after rollout r1's rollback" in caplog.text and "stable needs it" in caplog.text
+    # Another rollout's rollback, and a re-enable made during the rollout, are still disabled.
+    disable_bindings(store, bindings, actor="rollway", reason="other", now=50.0, rollout="r2")
+    assert store.get(SQS).enabled is False

@@ -323,3 +323,38 @@ def test_a_command_the_role_may_not_run_names_the_permission_and_its_statement(a
     err = " ".join(capsys.readouterr().err.split())
     assert err.startswith("error: AWS refused dynamodb:Query (AccessDeniedException: "), err
     assert "it is granted by deployments/iam-policy.json, statement Ledger" in err and "could not be reached" not in err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("flags", "set", SQS, "--percentage", "150", "--actor", "gina"), "150"),
+        (("flags", "set", "bad name", "--enabled", "--actor", "gina"), "feature flag name 'bad name'"),
+        (("flags", "get", SQS, "--audit", "-1"), "--audit -1 is negative"),
+    ],
+    ids=["percentage", "name", "audit"],
+)
+def test_flags_bad_input_is_named_even_when_the_account_cannot_be_loaded(monkeypatch, capsys, args, message):
+    """Bad input was answered with the account's error (PREFECT_API_URL unset, exit 1), and refused
+    for itself only once that was fixed."""
+    from rollway.cli.ops import OpsError
+
+    def unloadable(targets_block, credentials_block):
+        raise OpsError("PREFECT_API_URL is not set")
+
+    monkeypatch.setattr("rollway.cli.ops.load_account", unloadable)
+    assert rollway(*args) == EXIT_INVALID
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.count("\n") == 1
+    assert captured.err.startswith("error: ") and message in captured.err and "PREFECT_API_URL" not in captured.err
+
+
+def test_flags_with_good_input_still_say_the_account_cannot_be_loaded(monkeypatch, capsys):
+    from rollway.cli.ops import OpsError
+
+    def unloadable(targets_block, credentials_block):
+        raise OpsError("PREFECT_API_URL is not set")
+
+    monkeypatch.setattr("rollway.cli.ops.load_account", unloadable)
+    assert rollway("flags", "set", SQS, "--no-enabled", "--actor", "gina") == 1
+    assert capsys.readouterr().err == "error: PREFECT_API_URL is not set\n"
