@@ -53,6 +53,19 @@ def record(**changes) -> RolloutRecord:
     return base.model_copy(update=changes)
 
 
+
+@pytest.fixture(autouse=True)
+def no_temporary_prefect_server(monkeypatch):
+    """A command asking the Prefect API with no PREFECT_API_URL makes Prefect start a temporary
+    server of its own: seconds per test file, and a timeout on a loaded machine. These tests give
+    every API answer they need; one that reaches for the API fails here, naming it."""
+    from prefect.server.api.server import SubprocessASGIServer
+
+    def refuse(self, *args, **kwargs):
+        raise AssertionError("this test reached the Prefect API (a temporary server would start): give it the answer")
+
+    monkeypatch.setattr(SubprocessASGIServer, "start", refuse)
+
 # --- status and the owner of a rollout ----------------------------------------------------
 
 
@@ -65,8 +78,13 @@ def test_owner_run_id_reads_the_flow_run_that_owns_the_rollout() -> None:
     assert owner_run_id(None) is None
 
 
-def test_status_shows_stage_weights_drift_the_paused_run_and_transitions(capsys) -> None:
+def test_status_shows_stage_weights_drift_the_paused_run_and_transitions(capsys, monkeypatch) -> None:
     paused = SimpleNamespace(name="brave-otter", id=uuid4())
+    # Whether the paused run's process still waits is asked of the Prefect API (tested on the harness
+    # in tests/flows/test_dead_paused_run.py); asked here, with no API set, Prefect started a
+    # temporary server of its own for it, which timed out on a loaded machine.
+    asked = []
+    monkeypatch.setattr("rollway.cli.ops.check_attended", lambda run, look_again: asked.append((run, look_again)))
     print_status(
         SimpleNamespace(name="svc-canary", targets=Targets()), record(), Weights.canary_at(5), paused, limit=10
     )
@@ -76,6 +94,7 @@ def test_status_shows_stage_weights_drift_the_paused_run_and_transitions(capsys)
     assert "drift: the load balancer holds 95/5 but the ledger says 50/50" in out
     assert f"brave-otter ({paused.id}) is paused" in out
     assert "95/5 -> 50/50" in out and "shifting to 50%" in out
+    assert asked == [(paused, False)], "status asks whether the run is attended, without looking twice"
 
 
 def test_status_names_the_digest_the_rollout_pinned_its_tag_to(capsys) -> None:
@@ -794,6 +813,9 @@ def test_promote_weight_is_checked_against_the_paused_runs_rollout_not_an_old_re
     # Found without a Prefect API: under load, starting one made this test fail at random.
     monkeypatch.setattr(ops, "_paused", lambda service, flow_run: (service.ledger.get(service.name), run))
     monkeypatch.setattr(ops, "flow_name", lambda paused: "canary")
+    # Nor asked whether its process still waits (tests/flows/test_dead_paused_run.py): that too
+    # started a temporary Prefect server here, 8 s and more.
+    monkeypatch.setattr(ops, "check_attended", lambda paused, **_: None)
     sent = []
     monkeypatch.setattr(ops, "resume", lambda run_id, answer, **_: sent.append(answer))
     code = ops.promote(approver="alice", comment="", weight=30, flow_run=None, targets_block=None,
@@ -982,6 +1004,7 @@ def test_status_and_promote_say_what_the_pause_asks(monkeypatch, capsys) -> None
 
     run = SimpleNamespace(id=uuid4(), name="calm-heron", parameters={},
                           state=SimpleNamespace(message=INCONCLUSIVE + " [/x]"))
+    monkeypatch.setattr("rollway.cli.ops.check_attended", lambda paused, **_: None)  # its process waits
     print_paused(run)
     out = " ".join(capsys.readouterr().out.split())
     assert f"flow run calm-heron ({run.id}) is paused ({INCONCLUSIVE} [/x]); `rollway promote` approves" in out, out
@@ -989,11 +1012,12 @@ def test_status_and_promote_say_what_the_pause_asks(monkeypatch, capsys) -> None
     assert f"approved by dana: flow run calm-heron ({run.id}) resumed ({INCONCLUSIVE} [/x])" in " ".join(out.split())
 
 
-def test_a_paused_runs_name_prints_as_written(capsys) -> None:
+def test_a_paused_runs_name_prints_as_written(capsys, monkeypatch) -> None:
     """A run named by its deployment's `flow_run_name` template may hold brackets: printed as
     rich markup, `[week-2]` vanished and `[/x]` crashed status with a traceback."""
     from rollway.cli.ops import print_paused
 
+    monkeypatch.setattr("rollway.cli.ops.check_attended", lambda paused, **_: None)  # its process waits
     print_paused(SimpleNamespace(name="rollout [/x] [week-2]", id="0d6e"))
     out = " ".join(capsys.readouterr().out.split())
     assert "flow run rollout [/x] [week-2] (0d6e) is paused" in out, out
