@@ -47,6 +47,7 @@ from typing import Collection, Literal, Mapping, Sequence
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from rollway.errors_pickle import PicklableError
+from rollway.image import image_parts
 from rollway.targets import Targets
 
 LATEST = "latest"
@@ -341,18 +342,12 @@ def parse_image(image: str) -> ImageRef:
 
     The first path component is a registry when it holds a '.' or ':' or is ``localhost``.
     """
-    rest, _, found = image.partition("@")
-    digest = found or None
-    tag = None
-    slash = rest.rfind("/")
-    colon = rest.rfind(":")
-    if colon > slash:
-        rest, tag = rest[:colon], rest[colon + 1:]
-    registry = None
+    parts = image_parts(image)
+    registry, rest = None, parts.name
     first, _, remainder = rest.partition("/")
     if remainder and ("." in first or ":" in first or first == "localhost"):
         registry, rest = first, remainder
-    return ImageRef(registry=registry, repository=rest, tag=tag, digest=digest)
+    return ImageRef(registry=registry, repository=rest, tag=parts.tag, digest=parts.digest)
 
 
 class ArchiveState(BaseModel):

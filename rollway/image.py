@@ -306,14 +306,14 @@ class ImageParts:
 
 def image_parts(image: str) -> ImageParts:
     """``image`` (one ``image_problem`` accepts) as name, tag and digest."""
-    name, at, digest = image.partition("@")
+    name, _, digest = image.partition("@")
     # The tag's ':' comes after the last '/': a registry's ':port' comes before it.
     slash = name.rfind("/")
     colon = name.rfind(":")
     tag = None
     if colon > slash:
         name, tag = name[:colon], name[colon + 1:]
-    return ImageParts(name=name, tag=tag, digest=digest if at else None)
+    return ImageParts(name=name, tag=tag, digest=digest or None)
 
 
 @dataclass(frozen=True)
