@@ -17,16 +17,13 @@ from pydantic import BaseModel, ConfigDict
 
 from rollway.aws.errors import AdapterError, TargetNotFound
 from rollway.cleanup import ImageUse, NetworkUse, RepositoryImage
+from rollway.image import INDEX_TYPES
 from rollway.targets import Targets
 
 # BatchDeleteImage takes at most 100 image ids per call.
 _BATCH = 100
 # ECR's failure codes for an image id that names nothing: the tag is gone already.
 _GONE_CODES = frozenset({"ImageNotFound", "ImageTagDoesNotMatchDigest"})
-# A multi-platform image: an index (Docker's manifest list, OCI's image index) listing one image
-# per platform, each an image of the repository in its own right, with tags of its own or none.
-INDEX_MEDIA_TYPES = frozenset({"application/vnd.docker.distribution.manifest.list.v2+json",
-                               "application/vnd.oci.image.index.v1+json"})
 
 
 class InUseUnknown(AdapterError):
@@ -76,7 +73,9 @@ class EcrImages:
                 for detail in page.get("imageDetails", []):
                     images.append(RepositoryImage(digest=detail["imageDigest"],
                                                   tags=tuple(detail.get("imageTags", []))))
-                    if {detail.get("imageManifestMediaType"), detail.get("artifactMediaType")} & INDEX_MEDIA_TYPES:
+                    # A multi-platform image: an index listing one image per platform, each an image
+                    # of the repository in its own right, with tags of its own or none.
+                    if {detail.get("imageManifestMediaType"), detail.get("artifactMediaType")} & set(INDEX_TYPES):
                         indexes.append(detail["imageDigest"])
             children = self._platform_images(indexes)
         except ClientError as err:
@@ -98,7 +97,7 @@ class EcrImages:
             batch = indexes[start:start + _BATCH]
             answer = self._client.batch_get_image(repositoryName=self._repository,
                                                   imageIds=[{"imageDigest": digest} for digest in batch],
-                                                  acceptedMediaTypes=sorted(INDEX_MEDIA_TYPES))
+                                                  acceptedMediaTypes=list(INDEX_TYPES))
             for image in answer.get("images", []):
                 try:
                     manifests = json.loads(image.get("imageManifest") or "{}").get("manifests") or []
