@@ -334,14 +334,14 @@ class EcrImagePinner:
         Raises:
             ImageNotPinned: no such repository or image, or one in ECR's archive.
         """
+        absent = ImageNotPinned(f"image {image!r}: ECR repository {location.repository} holds no {what}; push it "
+                                "(publish_container) or give one it holds")
         try:
             found = self._client.describe_images(registryId=location.account, repositoryName=location.repository,
                                                  imageIds=[image_id])
         except ClientError as err:
             if error_code(err) in ("ImageNotFoundException", "InvalidParameterException"):
-                raise ImageNotPinned(
-                    f"image {image!r}: ECR repository {location.repository} holds no {what}; push it "
-                    "(publish_container) or give one it holds") from None
+                raise absent from None
             if error_code(err) == "RepositoryNotFoundException":
                 raise ImageNotPinned(
                     f"image {image!r}: there is no ECR repository {location.repository} in account "
@@ -353,8 +353,7 @@ class EcrImagePinner:
             raise
         details = found.get("imageDetails") or []
         if not details:
-            raise ImageNotPinned(f"image {image!r}: ECR repository {location.repository} holds no {what}; push it "
-                                 "(publish_container) or give one it holds")
+            raise absent
         status = details[0].get("imageStatus") or ACTIVE
         if status != ACTIVE:
             raise ImageNotPinned(f"image {image!r} is {status} in ECR's archive: no task could pull it; restore it "
