@@ -4,8 +4,9 @@ Every toolchain adapter goes through ``run_tool`` so that each gets the same gua
 the executable is found before anything runs (a missing tool is a clear error, not a
 ``FileNotFoundError`` from deep inside subprocess), its output is streamed line by line to
 the caller (a ``cdk deploy`` takes minutes: people watch it move), secrets handed to it are
-masked in every line kept or shown, a timeout kills the tool's whole process group, and a
-failure names the tool, its exit code and the last lines it printed.
+masked in every line kept or shown, a timeout kills the tool's whole process group (and so
+does the death of this process, however it dies: ``watchdog.py``), and a failure names the
+tool, its exit code and the last lines it printed.
 """
 
 from __future__ import annotations
@@ -14,11 +15,13 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from rollway.errors_pickle import PicklableError
 
@@ -28,6 +31,8 @@ TAIL_LINES = 40
 # blob would otherwise fill the error message, the run's log and its artifact with megabytes.
 MAX_LINE_CHARS = 8000
 MASK = "****"
+# Every tool runs under this script: it kills the tool's group once this process is gone.
+WATCHDOG = str(Path(__file__).with_name("watchdog.py"))
 # What every tool needs of the worker's environment to run at all and to reach the network
 # through its proxy. Each tool adds what it uses itself, and nothing else of the worker's: its AWS
 # keys, Prefect API key and other tokens are none of a tool's business.
@@ -139,18 +144,42 @@ def run_tool(
     if timeout_seconds <= 0:
         raise ValueError(f"timeout_seconds must be positive, got {timeout_seconds}")
     masked = [s for s in secrets if s]
+    # Looked up as exec looks it up (the tool's PATH): the watchdog would start, then fail to run it.
+    if shutil.which(command[0], path=os.pathsep.join(os.get_exec_path(env))) is None:
+        raise ToolMissing(command[0])
     started = time.monotonic()
+    # The pipe's write end stays in this process alone (non-inheritable) until the tool is done:
+    # if this process dies, however (a worker SIGKILLed, OOM-killed), the kernel closes it and the
+    # watchdog kills the tool's group. Otherwise a `cdk deploy` went on deploying with nobody
+    # watching, and a resumed run raced it on the same stack.
+    alive_read, alive_write = os.pipe()
     try:
         process = subprocess.Popen(  # noqa: S603 - an argument list, no shell
-            list(command), cwd=cwd, env=dict(env) if env is not None else None,
+            [sys.executable, "-I", WATCHDOG, str(alive_read), "--", *command], cwd=cwd,
+            env=dict(env) if env is not None else None,
             stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace", bufsize=1,
-            # Its own process group, so a timeout stops the tool's children too (cdk runs the
-            # app in a child; docker push runs helpers).
-            start_new_session=True,
+            # Its own process group (the watchdog leads it, the tool runs in it), so a timeout
+            # stops the tool's children too (cdk runs the app in a child; docker push runs helpers).
+            start_new_session=True, pass_fds=(alive_read,),
         )
-    except FileNotFoundError as err:
-        raise ToolMissing(command[0]) from err
+    except BaseException:
+        os.close(alive_write)
+        raise
+    finally:
+        os.close(alive_read)
+    try:
+        return _supervise(process, command, started, timeout_seconds=timeout_seconds, stdin=stdin, masked=masked,
+                          on_line=on_line, keep_output=keep_output, on_quiet=on_quiet, quiet_seconds=quiet_seconds)
+    finally:
+        os.close(alive_write)
+
+
+def _supervise(process: subprocess.Popen, command: Sequence[str], started: float, *, timeout_seconds: float,
+               stdin: str | None, masked: Sequence[str], on_line: Callable[[str], None] | None, keep_output: bool,
+               on_quiet: Callable[[float, float], None] | None, quiet_seconds: float) -> ToolResult:
+    """Read the started tool's output until it exits, stopping its group on a timeout or an
+    interruption; see ``run_tool``."""
     kept: list[str] = []
     tail: deque[str] = deque(maxlen=TAIL_LINES)
     heard = [started]  # when the tool last printed a line (written by the reader thread)

@@ -199,3 +199,46 @@ def test_a_failures_message_quotes_the_last_lines_that_say_something():
     assert str(caught.value).endswith("its last output:\nTraceback (most recent call last):\n"
                                       "ValueError: bucket name taken\nSubprocess exited with error 1")
     assert caught.value.tail[-1] == ""  # the tail itself is kept as printed
+
+
+def test_a_tool_dies_with_the_worker_killed_outright(tmp_path):
+    # A worker SIGKILLed (OOM, a node drained, `kill -9`) runs no handler: its `cdk deploy`,
+    # in a session of its own, went on deploying with nobody watching, and a resumed run raced
+    # it on the same stack. The tool is started from a thread, as Prefect runs tasks.
+    import signal
+    import subprocess
+
+    pid_file = tmp_path / "tool.pid"
+    tool = ("import os, subprocess, sys, time;"
+            "c = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']);"
+            f"open({str(pid_file)!r}, 'w').write(f'{{os.getpid()}} {{c.pid}}');"
+            "time.sleep(60)")
+    worker = ("import sys, threading\n"
+              "from rollway.toolchain.process import run_tool\n"
+              "task = threading.Thread(target=run_tool, args=([sys.executable, '-c', sys.argv[1]],),\n"
+              "                        kwargs={'timeout_seconds': 300})\n"
+              "task.start(); task.join()\n")
+    process = subprocess.Popen([PY, "-c", worker, tool], start_new_session=True)
+    pids: list[int] = []
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and len(pids) < 2:
+            time.sleep(0.05)
+            pids = [int(p) for p in pid_file.read_text().split()] if pid_file.exists() else []
+        assert len(pids) == 2, "the tool never started"
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and any(_alive(p) for p in pids):
+            time.sleep(0.05)
+        assert not _alive(pids[0]), "the tool outlived the worker killed outright"
+        assert not _alive(pids[1]), "the tool's child outlived the worker killed outright"
+    finally:
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if process.poll() is None:
+            process.kill()
+            process.wait()
