@@ -191,7 +191,8 @@ def run_deploy_infrastructure(
         # Counted as deployed only if CloudFormation says so: the app may have gained a stack
         # ordered before from_stack since the run that failed, which no run ever deployed.
         assert home is not None
-        seen = _read_statuses(statuses, plan.skipped, environments, home)
+        with _said_if_interrupted(lambda: _interrupted_reading(plan, plan.skipped, from_stack, already_deployed)):
+            seen = _read_statuses(statuses, plan.skipped, environments, home)
         plan = confirm_skipped(plan, seen)
         for added in plan.added:
             log.warning("resuming at %s: %s is deployed too, though ordered before it: %s", from_stack, added.stack,
@@ -200,10 +201,11 @@ def run_deploy_infrastructure(
         # Taken at their word, a stack named by mistake (deleted, never created) reached cdk and
         # failed a dependent's deploy on a missing export; checked now, before anything is written.
         assert home is not None
-        check_already_deployed(_read_statuses(statuses, already_deployed,
-                                              stack_environments(app, already_deployed, home), home,
-                                              unread="it is taken as already deployed, as named",
-                                              why="to check the stacks named as already deployed"))
+        with _said_if_interrupted(lambda: _interrupted_reading(plan, already_deployed, from_stack, already_deployed)):
+            read = _read_statuses(statuses, already_deployed, stack_environments(app, already_deployed, home), home,
+                                  unread="it is taken as already deployed, as named",
+                                  why="to check the stacks named as already deployed")
+        check_already_deployed(read)
     if plan.skipped:
         log.info("resuming at %s: %s counted as deployed by an earlier run", from_stack, ", ".join(plan.skipped))
     reports: dict[str, StackReport] = {s: StackReport(stack=s, status="not deployed") for s in plan.order}
@@ -419,18 +421,40 @@ def _said_if_interrupted(say: Callable[[], None]) -> Iterator[None]:
         raise
 
 
-def _interrupted_synth(requested: Sequence[str], from_stack: str | None, already_deployed: Sequence[str]) -> None:
-    """Say, in the log and the artifact, that a run interrupted while cdk synthesized deployed nothing."""
+def _again_with(from_stack: str | None, already_deployed: Sequence[str]) -> str:
+    """The parameters of a run interrupted before its first deploy, to give again."""
     given = [f"from_stack={from_stack!r}"] if from_stack else []
     given += [f"already_deployed={list(already_deployed)!r}"] if already_deployed else []
-    again = f" with {' and '.join(given)}" if given else ""
+    return f" with {' and '.join(given)}" if given else ""
+
+
+def _interrupted_synth(requested: Sequence[str], from_stack: str | None, already_deployed: Sequence[str]) -> None:
+    """Say, in the log and the artifact, that a run interrupted while cdk synthesized deployed nothing."""
     get_run_logger().error(
         "interrupted while synthesizing the CDK app: cdk synth was stopped and no stack was deployed in this run "
-        "(asked: %s). Run deploy_infrastructure again%s: it starts over with the synth", ", ".join(requested), again)
+        "(asked: %s). Run deploy_infrastructure again%s: it starts over with the synth", ", ".join(requested),
+        _again_with(from_stack, already_deployed))
     result = InfraResult(stacks=tuple(StackReport(stack=s, status="not deployed", detail="interrupted before any deploy")
                                       for s in requested))
     _artifact(result, failed_at="cdk synth (the app's stacks were not read yet)", resume_from=from_stack,
               already_deployed=already_deployed, when="(nothing was deployed; cdk was stopped)")
+
+
+def _interrupted_reading(plan: DeploymentPlan, read: Sequence[str], from_stack: str | None,
+                         already_deployed: Sequence[str]) -> None:
+    """Say, in the log and the artifact, that a run interrupted while CloudFormation's statuses of
+    ``read`` were read changed nothing: the run ended with no word, and the key's newest artifact
+    was still an earlier run's, read as this one's."""
+    get_run_logger().error(
+        "interrupted while reading the CloudFormation status of %s (DescribeStacks): no stack was deployed or "
+        "bootstrapped in this run. Run deploy_infrastructure again%s", ", ".join(read),
+        _again_with(from_stack, already_deployed))
+    result = InfraResult(reordered=plan.reordered, stacks=tuple(
+        StackReport(stack=s, status="skipped", detail="before from_stack; interrupted before its status was read")
+        if s in plan.skipped else StackReport(stack=s, status="not deployed", detail="interrupted before any deploy")
+        for s in plan.order))
+    _artifact(result, failed_at=f"reading the CloudFormation status of {', '.join(read)}", resume_from=from_stack,
+              already_deployed=already_deployed, when="(nothing was deployed or bootstrapped)")
 
 
 def _checklist_unfinished(result: InfraResult, requested: Sequence[str], already_deployed: Sequence[str],

@@ -382,6 +382,39 @@ def test_a_run_cancelled_while_synthesizing_says_nothing_was_deployed_and_to_run
             "deployed; cdk was stopped).") in summary
 
 
+class _StatusesInterrupted:
+    """CloudFormation's answer never comes: Ctrl-C (or a cancel from the UI) while it is read."""
+
+    def status(self, name):
+        raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("kwargs, read, again, resume", [
+    # A resume reads the stacks before from_stack.
+    ({"from_stack": "WebordinarySQSStack"}, ", ".join(STACKS[:4]),
+     "with from_stack='WebordinarySQSStack'", "Resume with `from_stack='WebordinarySQSStack'` "),
+    # A run given already deployed stacks reads them.
+    ({"requested": STACKS[1:], "already_deployed": ["WebordinaryECRStack"]}, "WebordinaryECRStack",
+     "with already_deployed=['WebordinaryECRStack']", "Run it again with `already_deployed=['WebordinaryECRStack']` "),
+], ids=["resume", "already-deployed"])
+def test_a_run_interrupted_while_reading_the_stacks_statuses_says_nothing_was_deployed(caplog, kwargs, read, again,
+                                                                                         resume):
+    # The run ended with no word: the key's newest artifact was still an earlier run's, a
+    # "deployed" or a "stopped at" naming another stack, read as this run's.
+    since = time.time()
+    deployer = FakeInfraDeployer(WEBORDINARY, already=STACKS[:4])
+    with pytest.raises(KeyboardInterrupt):
+        deploy_on(deployer, None, statuses=lambda _region: _StatusesInterrupted(),
+                  bootstrap=lambda *_: deployer.calls.append("bootstrap"), **kwargs)
+    assert deployer.calls == ["list"]
+    assert (f"interrupted while reading the CloudFormation status of {read} (DescribeStacks): no stack was deployed "
+            f"or bootstrapped in this run. Run deploy_infrastructure again {again}") in caplog.text
+    summary = latest(ARTIFACT_KEY, since)
+    assert summary.startswith(f"# Infrastructure: stopped at reading the CloudFormation status of {read}"), summary
+    assert "| `WebordinaryMonitoringStack` | not deployed |  | interrupted before any deploy |" in summary
+    assert f"{resume}(nothing was deployed or bootstrapped)." in summary
+
+
 @pytest.mark.parametrize("stop, said, shown", [
     # Ctrl-C (or a cancellation) while the checklist read AWS, every stack deployed.
     (KeyboardInterrupt, "interrupted during the pre-deployment checklist", "was interrupted"),
