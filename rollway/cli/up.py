@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from rich.console import Console
+from rich.markup import escape
 
 from rollway.cli.processes import (HOST, Child, PrefectServer, ProcessFailed, free_port, port_is_free, serve_process,
                                    wait_served)
@@ -247,7 +248,7 @@ def _instructions(server: PrefectServer, topology: Topology, speed: float, home:
     repo = topology.repository_uri
     console.rule("[bold]rollway is up")
     console.print(f"Prefect UI:      [bold]{server.url}[/bold]   (API {server.api_url})")
-    console.print(f"Prefect home:    {home} (server log: {server.log})")
+    console.print(f"Prefect home:    {escape(str(home))} (server log: {escape(str(server.log))})")
     console.print(f"Rollout clock:   {speed:g}x (a 10-minute bake takes {600 / speed:.0f} s)")
     console.print(f"Images to try:   {repo}:2.0.0 (healthy), {repo}:2.1.0 (fails 5% of requests)")
     console.print(f"Edit API:        {validation_url} (a stand-in; validate_deployment checks it by default)")
@@ -312,7 +313,9 @@ def run_up(*, port: int | None, speed: float, rps: float, seed: int, poll_second
             lock = held.enter_context(home_lock(home))
             port = server_port(port)
         except (HomeInUse, ValueError) as err:
-            errors.print(f"[red]error:[/red] {err}")
+            # Printed as written: a home such as /tmp/a[/b] was read as markup, and rich's
+            # MarkupError replaced the refusal with a traceback.
+            errors.print(f"[red]error:[/red] {escape(str(err))}")
             return 2
         return _run(home, port, speed=speed, rps=rps, seed=seed, poll_seconds=poll_seconds, lock=lock)
 
@@ -371,7 +374,7 @@ def _run(home: Path, port: int, *, speed: float, rps: float, seed: int, poll_sec
         # Why it stopped, and the failed child's last words, are diagnostics: standard error.
         # Only that child's: the server's log under a failed serve would push serve's own
         # traceback (on the terminal, just above) off the screen.
-        errors.print(f"[red]error:[/red] {err}")
+        errors.print(f"[red]error:[/red] {escape(str(err))}")
         if err.child is not None and err.child.log_tail():
             errors.print(err.child.log_tail(), markup=False)
         return 1

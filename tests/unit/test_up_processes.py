@@ -159,20 +159,26 @@ def test_up_without_a_port_moves_off_a_taken_default_and_says_so(no_server, monk
 # --- one instance per Prefect home -------------------------------------------------------------
 
 
-def test_a_second_up_on_the_same_prefect_home_is_refused_before_anything_starts(no_server, tmp_path, capsys):
-    """Two instances on one home share the server's database: the second one's blocks would
-    point the first one's runs at its own embedded AWS. The second is refused (exit 2, one
-    `error:` line naming the holder and PREFECT_HOME) instead of moving to another port."""
+def _holding(home: Path):
+    """A stand-in for another `rollway up` holding ``home``, started and holding it; the caller kills it."""
     import subprocess
 
     holder = subprocess.Popen(
         [sys.executable, "-c",
          "import sys, time; from pathlib import Path; from rollway.cli.up import home_lock\n"
-         "with home_lock(Path(sys.argv[1])):\n    print('held', flush=True); time.sleep(60)", str(tmp_path)],
+         "with home_lock(Path(sys.argv[1])):\n    print('held', flush=True); time.sleep(60)", str(home)],
         stdout=subprocess.PIPE, text=True,
     )
+    assert holder.stdout.readline().strip() == "held"
+    return holder
+
+
+def test_a_second_up_on_the_same_prefect_home_is_refused_before_anything_starts(no_server, tmp_path, capsys):
+    """Two instances on one home share the server's database: the second one's blocks would
+    point the first one's runs at its own embedded AWS. The second is refused (exit 2, one
+    `error:` line naming the holder and PREFECT_HOME) instead of moving to another port."""
+    holder = _holding(tmp_path)
     try:
-        assert holder.stdout.readline().strip() == "held"
         import rollway.cli.up as up
 
         code = up.run_up(port=None, speed=60.0, rps=1000.0, seed=7, poll_seconds=1.0)
@@ -187,6 +193,25 @@ def test_a_second_up_on_the_same_prefect_home_is_refused_before_anything_starts(
         holder.wait(timeout=10)
         assert up.run_up(port=None, speed=60.0, rps=1000.0, seed=7, poll_seconds=1.0) == 1  # NoServer
         assert len(no_server) == 1
+    finally:
+        holder.kill()
+        holder.wait(timeout=10)
+
+
+def test_a_home_whose_name_reads_as_markup_is_named_as_it_is_when_refused(no_server, tmp_path, monkeypatch, capsys):
+    """A Prefect home such as ``/tmp/runs[/b]`` was read as rich markup: the refusal ended in a
+    MarkupError traceback instead of its one `error:` line."""
+    import rollway.cli.up as up
+
+    home = tmp_path / "runs[/b]"
+    monkeypatch.setenv("PREFECT_HOME", str(home))
+    holder = _holding(home)
+    try:
+        code = up.run_up(port=None, speed=60.0, rps=1000.0, seed=7, poll_seconds=1.0)
+        captured = capsys.readouterr()
+        assert code == 2
+        assert captured.err.startswith("error: another `rollway up` (pid "), captured.err
+        assert f"Prefect home {home}: stop it first" in captured.err and captured.err.count("\n") == 1, captured.err
     finally:
         holder.kill()
         holder.wait(timeout=10)
