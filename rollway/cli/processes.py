@@ -44,7 +44,13 @@ class ProcessFailed(PicklableError, RuntimeError):
 
 
 def port_is_free(port: int) -> bool:
-    """Whether a server could listen on ``port`` of 127.0.0.1 now.
+    """Whether a server could listen on ``port`` of 127.0.0.1 now."""
+    return port_unusable(port) is None
+
+
+def port_unusable(port: int) -> OSError | None:
+    """Why a server could not listen on ``port`` of 127.0.0.1 now (the bind's error: EADDRINUSE
+    when something listens there, EACCES for a privileged port), None when it could.
 
     The probe binds the way servers do (uvicorn, hence ``prefect server start``), with
     SO_REUSEADDR: the closed connections a just-stopped server left in TIME_WAIT do not
@@ -54,9 +60,26 @@ def port_is_free(port: int) -> bool:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((HOST, port))
-        except OSError:
-            return False
-    return True
+        except OSError as err:
+            return err
+    return None
+
+
+def first_unprivileged_port() -> int:
+    """The lowest port anyone may listen on (Linux's net.ipv4.ip_unprivileged_port_start)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_unprivileged_port_start").read_text())
+    except (OSError, ValueError):
+        return 1024
+
+
+def prefect_server_on(port: int, timeout_seconds: float = 2.0) -> bool:
+    """Whether a Prefect server answers its health check on ``port`` of 127.0.0.1."""
+    try:
+        with urllib.request.urlopen(f"http://{HOST}:{port}/api/health", timeout=timeout_seconds) as response:
+            return response.read().strip() == b"true"
+    except (OSError, ValueError):  # URLError, a reset, a timeout, something that is not HTTP
+        return False
 
 
 def free_port(preferred: int | None = None) -> int:

@@ -19,6 +19,7 @@ Ctrl-C (or SIGTERM) stops all of it, children by their pid, the runner before th
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import math
@@ -33,8 +34,8 @@ from typing import Any, Callable
 from rich.console import Console
 from rich.markup import escape
 
-from rollway.cli.processes import (HOST, Child, PrefectServer, ProcessFailed, free_port, port_is_free, serve_process,
-                                   wait_served)
+from rollway.cli.processes import (HOST, Child, PrefectServer, ProcessFailed, first_unprivileged_port, free_port,
+                                   port_unusable, prefect_server_on, serve_process, wait_served)
 from rollway.clock import MAX_SPEED, MIN_SPEED, ClockSettings
 from rollway.ports import Clock
 from rollway.sim.profiles import BehaviourProfile
@@ -230,13 +231,26 @@ def server_port(port: int | None) -> int:
             (and a line says so).
 
     Raises:
-        ValueError: the port asked for is taken. The user chose it (a bookmark, a firewall
-            rule, a PREFECT_API_URL elsewhere), so starting on another one would mislead them.
+        ValueError: the port asked for is taken (saying so when a Prefect server answers there)
+            or this user may not listen on it. The user chose it (a bookmark, a firewall rule, a
+            PREFECT_API_URL elsewhere), so starting on another one would mislead them.
     """
     if port is not None:
-        if not port_is_free(port):
-            raise ValueError(f"--port {port} is taken on {HOST}: stop what listens there or choose another port")
-        return port
+        refused = port_unusable(port)
+        if refused is None:
+            return port
+        # One line: why, and what to do instead. "Taken" was said of every refused bind, and a
+        # user looked for a process on a privileged port nothing listened on.
+        instead = (f"choose another --port, or leave --port out to use "
+                   f"{'' if port == DEFAULT_PORT else f'{DEFAULT_PORT} or '}any free port")
+        if isinstance(refused, PermissionError):
+            raise ValueError(f"--port {port} on {HOST} needs privileges this user does not have (ports below "
+                             f"{first_unprivileged_port()} do): {instead}")
+        if refused.errno != errno.EADDRINUSE:
+            raise ValueError(f"--port {port} cannot be listened on at {HOST}: {refused.strerror}; {instead}")
+        what = (" by a Prefect server (another `rollway up`, or `prefect server start`)"
+                if prefect_server_on(port) else "")
+        raise ValueError(f"--port {port} is taken on {HOST}{what}: stop what listens there, or {instead}")
     chosen = free_port(DEFAULT_PORT)
     if chosen != DEFAULT_PORT:
         console.print(f"port {DEFAULT_PORT} is taken on {HOST}; using port {chosen} instead")

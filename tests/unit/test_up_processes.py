@@ -44,6 +44,15 @@ def test_the_ui_of_a_server_not_on_4200_talks_to_its_own_api(tmp_path: Path, mon
         server.wait_healthy(timeout_seconds=180)
         with urllib.request.urlopen(f"{server.url}/ui-settings", timeout=10) as response:
             settings = json.loads(response.read())
+        # Asked for its port, `rollway up` says what holds it: most often a server started before.
+        from rollway.cli.up import server_port
+
+        with pytest.raises(ValueError) as taken:
+            server_port(port)
+        assert str(taken.value) == (
+            f"--port {port} is taken on 127.0.0.1 by a Prefect server (another `rollway up`, or `prefect server "
+            "start`): stop what listens there, or choose another --port, or leave --port out to use 4200 or any free "
+            "port")
     assert not alive(pid), "the server outlived the test"
     assert settings["api_url"] == server.api_url, (
         f"the UI at {server.url} is told to use the API at {settings['api_url']}"
@@ -138,6 +147,38 @@ def test_up_with_an_explicit_port_that_is_taken_does_not_start_on_another_one(no
     assert captured.err.startswith("error: ") and f"--port {port}" in captured.err, captured.err
     assert captured.err.count("\n") == 1, captured.err
     assert captured.out == ""
+
+
+def test_up_with_a_port_this_user_may_not_listen_on_says_so_not_that_it_is_taken(tmp_path) -> None:
+    """`rollway up --port 80` as an ordinary user said the port was "taken", and the user looked
+    for a process on a port nothing listened on. It says why and what to do, exit code 2."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    from rollway.cli.processes import first_unprivileged_port
+
+    if first_unprivileged_port() <= 1:
+        pytest.skip("every port may be listened on by anyone here")
+    demote: list[str] = []
+    if os.geteuid() == 0:  # root may listen anywhere: run it as nobody
+        if shutil.which("setpriv") is None:
+            pytest.skip("needs setpriv to run as another user")
+        demote = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+    home = Path(tempfile.mkdtemp(prefix="rollway-up-port-"))  # where nobody can write
+    home.chmod(0o777)
+    try:
+        done = subprocess.run(
+            [*demote, sys.executable, "-c", "from rollway.cli import main; main()", "up", "--port", "1"],
+            env={**os.environ, "PREFECT_HOME": str(home / "home"), "HOME": str(home)},
+            capture_output=True, text=True, timeout=120)
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr == (f"error: --port 1 on 127.0.0.1 needs privileges this user does not have (ports below "
+                           f"{first_unprivileged_port()} do): choose another --port, or leave --port out to use 4200 "
+                           "or any free port\n"), done.stderr
+    assert done.stdout == ""
 
 
 def test_up_without_a_port_moves_off_a_taken_default_and_says_so(no_server, monkeypatch, capsys) -> None:
