@@ -33,13 +33,19 @@ def demo(*, speed: float = 120.0, seed: int = 7, rps: float = 1000.0) -> int:
         rps: total requests per simulated second across both versions (at most 10,000).
     """
     from rollway.cli.demo import run_demo
-    from rollway.cli.up import check_rps, check_speed
+    from rollway.cli.up import HomeUnusable, check_rps, check_speed
 
     def check() -> None:
         check_speed(speed)
         check_rps(rps, allow_zero=False)  # no traffic, nothing to judge: every scenario would fail
 
-    return _refused(check) or run_demo(speed=speed, seed=seed, rps=rps)
+    if refused := _refused(check):
+        return refused
+    try:
+        return run_demo(speed=speed, seed=seed, rps=rps)
+    except HomeUnusable as err:  # before the first scenario: its ephemeral API keeps its database there
+        print(f"error: {err}", file=sys.stderr)
+        return 2
 
 
 @app.command
@@ -206,6 +212,14 @@ def refuse_usage(err: CycloptsError, program: str = "rollway") -> int:
     return 2
 
 
+def home_unusable(home: str | os.PathLike[str], err: OSError) -> str:
+    """Why ``home`` cannot be made or written (``err``), in words: a file in its place is named
+    as such, not as "File exists"."""
+    if os.path.exists(home) and not os.path.isdir(home):
+        return "it is a file, not a directory"
+    return err.strerror or str(err)
+
+
 def main() -> None:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     # The ephemeral API migrates a fresh database on its first start; Prefect's 20-s default
@@ -213,7 +227,14 @@ def main() -> None:
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
     home = os.environ.get("PREFECT_HOME")
     if home:
-        os.makedirs(home, exist_ok=True)  # Prefect does not create missing parents
+        try:
+            os.makedirs(home, exist_ok=True)  # Prefect does not create missing parents
+        except OSError as err:
+            # Every command ended here in a traceback (a PREFECT_HOME naming a file, or a
+            # directory this user cannot create), before it had read a single option.
+            print(f"error: PREFECT_HOME {home} cannot be used as Prefect's home: {home_unusable(home, err)}; set "
+                  "PREFECT_HOME to a directory this user can write", file=sys.stderr)
+            sys.exit(2)
     # Verdicts and tables hold characters such as "—" and "→". Under an output encoding without
     # them (a Latin-1 locale, PYTHONIOENCODING=ascii) printing one raised UnicodeEncodeError
     # half-way through the output: a traceback, and `judge --replay` lost its JSON summary. As

@@ -34,6 +34,7 @@ from typing import Any, Callable
 from rich.console import Console
 from rich.markup import escape
 
+from rollway.cli import home_unusable
 from rollway.cli.processes import (HOST, Child, PrefectServer, ProcessFailed, first_unprivileged_port, free_port,
                                    port_unusable, prefect_server_on, serve_process, wait_served)
 from rollway.clock import MAX_SPEED, MIN_SPEED, ClockSettings
@@ -123,6 +124,10 @@ class HomeInUse(RuntimeError):
     """Another ``rollway up`` holds this Prefect home."""
 
 
+class HomeUnusable(RuntimeError):
+    """The Prefect home cannot be made, or its lock file written, by this user."""
+
+
 @contextmanager
 def home_lock(home: Path) -> Iterator[int]:
     """Hold ``home`` for this ``rollway up`` while it runs; yields the lock's descriptor.
@@ -135,9 +140,17 @@ def home_lock(home: Path) -> Iterator[int]:
 
     Raises:
         HomeInUse: another instance holds it; the message names its pid and what to do.
+        HomeUnusable: this user cannot make it or write its lock file.
     """
-    home.mkdir(parents=True, exist_ok=True)
-    with (home / HOME_LOCK).open("a+") as handle:
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+        handle = (home / HOME_LOCK).open("a+")
+    except OSError as err:
+        # A home this user cannot write (~/.prefect of another user, a read-only directory)
+        # ended `rollway up` in a traceback.
+        raise HomeUnusable(f"Prefect home {home} cannot be used: {home_unusable(home, err)}; set PREFECT_HOME to a "
+                           "directory this user can write") from None
+    with handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -318,15 +331,15 @@ def run_up(*, port: int | None, speed: float, rps: float, seed: int, poll_second
         poll_seconds: how often the runner looks for new runs.
 
     Returns:
-        0 after Ctrl-C, 1 when a child failed, 2 when ``port`` is taken or another instance
-        runs on this Prefect home (nothing started).
+        0 after Ctrl-C, 1 when a child failed, 2 when ``port`` is taken, another instance runs
+        on this Prefect home or this user cannot write it (nothing started).
     """
     home = prefect_home()
     with ExitStack() as held:
         try:
             lock = held.enter_context(home_lock(home))
             port = server_port(port)
-        except (HomeInUse, ValueError) as err:
+        except (HomeInUse, HomeUnusable, ValueError) as err:
             # Printed as written: a home such as /tmp/a[/b] was read as markup, and rich's
             # MarkupError replaced the refusal with a traceback.
             errors.print(f"[red]error:[/red] {escape(str(err))}")

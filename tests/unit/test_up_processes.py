@@ -149,29 +149,66 @@ def test_up_with_an_explicit_port_that_is_taken_does_not_start_on_another_one(no
     assert captured.out == ""
 
 
+def _rollway_as_an_ordinary_user(args: list[str], *, home: Path, user_home: Path):
+    """`rollway <args>` run to its end with PREFECT_HOME ``home``, as nobody when this is root
+    (root may listen on any port and write anywhere; an ordinary user may not)."""
+    import shutil
+    import subprocess
+
+    demote: list[str] = []
+    if os.geteuid() == 0:
+        if shutil.which("setpriv") is None:
+            pytest.skip("needs setpriv to run as another user")
+        demote = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+    return subprocess.run([*demote, sys.executable, "-c", "from rollway.cli import main; main()", *args],
+                          env={**os.environ, "PREFECT_HOME": str(home), "HOME": str(user_home)},
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_a_prefect_home_this_user_cannot_write_is_one_error_line_not_a_traceback() -> None:
+    """A PREFECT_HOME naming a file ended every command in a traceback, and a home this user
+    cannot write (a read-only directory, another user's ~/.prefect) ended `rollway up` and
+    `rollway demo` in one:
+    each is one `error:` line naming the home and what to do, exit code 2, before anything starts."""
+    import shutil
+    import tempfile
+
+    place = Path(tempfile.mkdtemp(prefix="rollway-up-home-"))  # outside tmp_path: nobody may look in it
+    place.chmod(0o755)
+    a_file, read_only = place / "not-a-directory", place / "read-only"
+    a_file.write_text("")
+    read_only.mkdir(mode=0o555)
+    try:
+        for command in (["status"], ["up"]):
+            done = _rollway_as_an_ordinary_user(command, home=a_file, user_home=place)
+            assert done.returncode == 2, done.stderr
+            assert done.stderr == (f"error: PREFECT_HOME {a_file} cannot be used as Prefect's home: it is a file, "
+                                   "not a directory; set PREFECT_HOME to a directory this user can write\n"), done.stderr
+        runs = {command: _rollway_as_an_ordinary_user([command], home=read_only, user_home=read_only)
+                for command in ("up", "demo")}
+    finally:
+        shutil.rmtree(place, ignore_errors=True)
+    for command, done in runs.items():
+        assert done.returncode == 2, (command, done.stderr)
+        assert done.stderr == (f"error: Prefect home {read_only} cannot be used: Permission denied; set PREFECT_HOME "
+                               "to a directory this user can write\n"), (command, done.stderr)
+    assert runs["up"].stdout == ""
+
+
 def test_up_with_a_port_this_user_may_not_listen_on_says_so_not_that_it_is_taken(tmp_path) -> None:
     """`rollway up --port 80` as an ordinary user said the port was "taken", and the user looked
     for a process on a port nothing listened on. It says why and what to do, exit code 2."""
     import shutil
-    import subprocess
     import tempfile
 
     from rollway.cli.processes import first_unprivileged_port
 
     if first_unprivileged_port() <= 1:
         pytest.skip("every port may be listened on by anyone here")
-    demote: list[str] = []
-    if os.geteuid() == 0:  # root may listen anywhere: run it as nobody
-        if shutil.which("setpriv") is None:
-            pytest.skip("needs setpriv to run as another user")
-        demote = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
     home = Path(tempfile.mkdtemp(prefix="rollway-up-port-"))  # where nobody can write
     home.chmod(0o777)
     try:
-        done = subprocess.run(
-            [*demote, sys.executable, "-c", "from rollway.cli import main; main()", "up", "--port", "1"],
-            env={**os.environ, "PREFECT_HOME": str(home / "home"), "HOME": str(home)},
-            capture_output=True, text=True, timeout=120)
+        done = _rollway_as_an_ordinary_user(["up", "--port", "1"], home=home / "home", user_home=home)
     finally:
         shutil.rmtree(home, ignore_errors=True)
     assert done.returncode == 2, done.stderr
