@@ -156,11 +156,7 @@ def home_lock(home: Path) -> Iterator[int]:
         except BlockingIOError:
             handle.seek(0)
             owner = handle.read().strip() or "another process"
-            raise HomeInUse(
-                f"another `rollway up` ({owner}, or the server and runner it started) is running on Prefect "
-                f"home {home}: stop it first, "
-                "or set PREFECT_HOME to another directory to run a second one"
-            ) from None
+            raise HomeInUse(_in_use(home, owner)) from None
         handle.seek(0)
         handle.truncate()
         handle.write(f"pid {os.getpid()}")
@@ -169,6 +165,35 @@ def home_lock(home: Path) -> Iterator[int]:
             yield handle.fileno()
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _in_use(home: Path, owner: str) -> str:
+    """Who holds ``home`` (``owner``: "pid N" as the holder wrote it) and what to do."""
+    elsewhere = "or set PREFECT_HOME to another directory to run a second one"
+    holders = _holders(home / HOME_LOCK)
+    if holders and owner not in {f"pid {pid}" for pid in holders}:
+        # The `rollway up` named was killed outright and its children, told to stop, are still
+        # stopping (or ignore it): "stop it first" sent people to kill a pid that was gone.
+        pids = [str(pid) for pid in holders]
+        return (f"a `rollway up` that has exited ({owner}) left what it started running on Prefect home {home} "
+                f"(pid {', '.join(pids)}): wait until it has stopped, or stop it (kill {' '.join(pids)}), {elsewhere}")
+    return (f"another `rollway up` ({owner}, or the server and runner it started) is running on Prefect home {home}: "
+            f"stop it first, {elsewhere}")
+
+
+def _holders(lock: Path) -> list[int]:
+    """The pids of the other processes holding ``lock`` open, as far as /proc shows (Linux, this
+    user's processes); empty where it shows none."""
+    target = os.path.realpath(lock)
+    found = []
+    for descriptors in Path("/proc").glob("[0-9]*/fd"):
+        pid = int(descriptors.parent.name)
+        try:
+            if pid != os.getpid() and any(os.readlink(fd) == target for fd in descriptors.iterdir()):
+                found.append(pid)
+        except OSError:  # another user's process, or one that just exited
+            continue
+    return sorted(found)
 
 
 def stop_on_signals() -> None:
