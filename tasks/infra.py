@@ -16,7 +16,7 @@ from rollway.aws.errors import REFUSED_CODES
 from rollway.checklist import Checklist
 from rollway.infra import AppStacks, DeployedStack
 from rollway.ports import InfraChecker, InfraDeployer, StackStatuses
-from rollway.toolchain.cdk import STILL_RUNNING, CdkCli
+from rollway.toolchain.cdk import STALE_REMOVED, STILL_RUNNING, CdkCli
 from tasks import retry
 
 # A read the role may not make is refused again two seconds later: not asked twice.
@@ -31,9 +31,9 @@ def list_stacks(deployer: InfraDeployer) -> AppStacks:
     log.info("synthesizing the CDK app to read its stacks (cdk synth; its output is logged at debug level)")
     # Synthesizing prints warnings a person may want; at debug level, not to crowd the run's log.
     # But not that it is still running: an app bundling assets synthesizes for minutes, and the
-    # run's log stood still after the line above all that time.
-    return deployer.list_stacks(on_line=lambda line: (log.info if line.startswith(STILL_RUNNING) else log.debug)(
-        "cdk synth: %s", line))
+    # run's log stood still after the line above all that time; nor that a killed run's app was removed.
+    return deployer.list_stacks(on_line=lambda line: (
+        log.info if line.startswith((STILL_RUNNING, STALE_REMOVED)) else log.debug)("cdk synth: %s", line))
 
 
 @task(name="deploy-stack", task_run_name="deploy-{stack}", cache_policy=NONE)

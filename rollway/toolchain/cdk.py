@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, SecretStr, field_validator
 
 from rollway.infra import (AppNotListed, AppStacks, DeployedStack, PlanRefused, StackDeployFailed, environment_of,
                            named_resources)
+from rollway.toolchain.leftovers import owned_prefix, remove_stale
 from rollway.toolchain.process import TOOL_ENVIRONMENT, ToolFailed, ToolTimeout, last_lines, resolve, run_tool
 
 _STACK_ARTIFACT = "aws:cloudformation:stack"
@@ -55,6 +56,10 @@ CDK_NAMES = ("cdk", "cdk.cmd", "cdk.js")
 # How the line saying a silent cdk is still running begins (``CdkCli``'s ``quiet_seconds``): a caller
 # keeping cdk's own lines out of sight (a synth's, at debug level) still shows these.
 STILL_RUNNING = "(still running after "
+STALE_REMOVED = "(removed "
+"""How the line saying a killed run's assembly was removed starts (not cdk's: logged as notices are)."""
+ASSEMBLY_PREFIX = "rollway-cdk-"
+"""Where ``list_stacks`` synthesizes the app: a temporary directory named so (``owned_prefix``)."""
 _ARN = re.compile(r"^arn:aws[a-z-]*:cloudformation:\S+:stack/\S+$")
 _LOOPBACK = {"127.0.0.1", "::1"}
 
@@ -210,7 +215,12 @@ class CdkCli:
         """
         if self._stacks is not None:
             return self._stacks
-        out = Path(tempfile.mkdtemp(prefix="rollway-cdk-"))
+        # A run killed outright (SIGKILL, the OOM killer) left its assembly behind, bundled assets
+        # and all, one more on the worker's disk for every such run: the next synth removes them.
+        for stale in remove_stale(ASSEMBLY_PREFIX):
+            if on_line is not None:
+                on_line(f"{STALE_REMOVED}{stale}, the CDK app synthesized by a run that was killed before removing it)")
+        out = Path(tempfile.mkdtemp(prefix=owned_prefix(ASSEMBLY_PREFIX)))
         try:
             try:
                 self._run(["synth", "--quiet", "--output", str(out)], self._synth_timeout, on_line)

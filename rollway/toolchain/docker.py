@@ -29,7 +29,6 @@ import json
 import os
 import re
 import shutil
-import stat
 import tempfile
 import threading
 import time
@@ -40,6 +39,7 @@ from pathlib import Path
 from pydantic import SecretStr
 
 from rollway.errors_pickle import PicklableError
+from rollway.toolchain.leftovers import owned_prefix, remove_stale
 from rollway.toolchain.process import TOOL_ENVIRONMENT, ToolError, ToolFailed, ToolResult, resolve, run_tool
 from rollway.toolchain.registry import (
     RegistryUnanswered, manifest_digest, manifest_platforms_of, put_tag, split_reference,
@@ -367,59 +367,13 @@ CONFIG_PREFIX = "rollway-docker-"
 # this file: in the session's directory, removed with it.
 PINNED_CONFIG = '{"auths": {"rollway.invalid": {}}}\n'
 
-# CONFIG_PREFIX, the maker's pid, its start time (absent in names made before it was recorded), its pid
-# namespace, mkdtemp's random part (letters, digits, "_"; never "-").
-_OURS = re.compile(rf"^{re.escape(CONFIG_PREFIX)}p(\d+)(?:-s(\d+))?-n(\d+)-[a-z0-9_]+$")
-
-
-def _pid_namespace() -> int:
-    """This process's pid namespace (the inode /proc/self/ns/pid names); 0 where there is none."""
-    try:
-        return int(re.sub(r"\D", "", os.readlink("/proc/self/ns/pid")) or 0)
-    except (OSError, ValueError):
-        return 0
-
-
 def _config_prefix() -> str:
-    started = _started(os.getpid())
-    return f"{CONFIG_PREFIX}p{os.getpid()}{'' if started is None else f'-s{started}'}-n{_pid_namespace()}-"
-
-
-def _started(pid: int) -> int | None:
-    """When process ``pid`` started, in clock ticks after boot (/proc/<pid>/stat's 22nd field);
-    None where it cannot be read. A pid used again belongs to a process that started later."""
-    try:
-        # "pid (comm) state ppid ...": comm may hold spaces and parentheses; the start time is
-        # the 20th field after it.
-        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
-    except (OSError, IndexError, ValueError):
-        return None
-
-
-def _running(pid: int) -> bool:
-    """Whether process ``pid`` exists and has not exited (a zombie has: it only awaits its reaper)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # another user's process holds the pid: not ours to judge
-    try:
-        # /proc/<pid>/stat: "pid (comm) state ..."; comm may hold spaces and parentheses.
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return True  # no /proc (not Linux) or it just went: err on the side of keeping it
-    return state not in ("Z", "X")
+    return owned_prefix(CONFIG_PREFIX)
 
 
 def remove_stale_configs(root: str | os.PathLike[str] | None = None) -> list[Path]:
-    """Remove the private docker configs of sessions whose process is gone, and say which.
-
-    Only directories this user owns, named by ``docker_session`` (``CONFIG_PREFIX``, a pid,
-    its start time, a pid namespace, a random part) in this process's pid namespace, that are
-    real directories (not symlinks) and whose process no longer runs: its pid is free, or held
-    by a process that started at another time (the pid was used again). Never a live run's.
-    A name without a start time (made by an earlier version) is kept while its pid runs.
+    """Remove the private docker configs of sessions whose process is gone, and say which
+    (``rollway.toolchain.leftovers.remove_stale``: never a live run's).
 
     Args:
         root: where the sessions make their directories (default: the temporary directory).
@@ -427,30 +381,7 @@ def remove_stale_configs(root: str | os.PathLike[str] | None = None) -> list[Pat
     Returns:
         The directories removed.
     """
-    base = Path(root if root is not None else tempfile.gettempdir())
-    namespace = _pid_namespace()
-    removed: list[Path] = []
-    try:
-        entries = list(os.scandir(base))
-    except OSError:
-        return removed
-    for entry in entries:
-        found = _OURS.match(entry.name)
-        if found is None or int(found.group(3)) != namespace:
-            continue
-        try:
-            info = entry.stat(follow_symlinks=False)
-        except OSError:
-            continue
-        if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid():
-            continue
-        pid, started = int(found.group(1)), found.group(2)
-        if pid == os.getpid() or (_running(pid) and (started is None or _started(pid) in (None, int(started)))):
-            continue
-        shutil.rmtree(entry.path, ignore_errors=True)
-        if not os.path.lexists(entry.path):
-            removed.append(Path(entry.path))
-    return removed
+    return remove_stale(CONFIG_PREFIX, root)
 
 
 def find_docker(executable: str = "docker") -> str:

@@ -4,6 +4,7 @@ resuming; the embedded AWS for the checklist."""
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from types import SimpleNamespace
@@ -779,6 +780,44 @@ with open(os.path.join(sys.argv[sys.argv.index("--output") + 1], "manifest.json"
     assert 1 <= len(quoting) <= 3, shown
     assert all(m.endswith("its last line: none)") for m in still[:len(still) - len(quoting)]), shown
     assert "cdk synth: Bundling asset X/Handler/Code/Stage..." not in shown  # cdk's own lines stay at debug
+
+
+def _stand_in_cdk(tmp_path, script: str):
+    """A Python ``script`` as the cdk CLI (bin/cdk) and an app directory (app/) for it: (cdk, app)."""
+    cdk, app = tmp_path / "bin" / "cdk", tmp_path / "app"
+    for made in (cdk.parent, app):
+        made.mkdir()
+    cdk.write_text(f"#!{sys.executable}\n{script}")
+    cdk.chmod(0o755)
+    (app / "cdk.json").write_text("{}")
+    return cdk, app
+
+
+def test_the_app_a_killed_run_synthesized_is_removed_saying_so_in_the_runs_log(tmp_path, monkeypatch, caplog):
+    # A worker killed outright left its synthesized app in the temporary directory; the next run's
+    # synth removes it and says so where people read (cdk's own synth lines stay at debug level).
+    import logging
+    import subprocess
+    import tempfile
+
+    from rollway.toolchain.cdk import ASSEMBLY_PREFIX, CdkCli, CdkEnvironment
+
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    # Made by a process that then exits without removing it, as a killed run would.
+    made = subprocess.run(
+        [sys.executable, "-c", "import sys, tempfile; from rollway.toolchain.leftovers import owned_prefix; "
+         f"print(tempfile.mkdtemp(prefix=owned_prefix({ASSEMBLY_PREFIX!r}), dir=sys.argv[1]))", str(tmp)],
+        capture_output=True, text=True, check=True).stdout.strip()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp))
+    cdk, app = _stand_in_cdk(tmp_path, "print('the app failed')\nraise SystemExit(1)\n")
+    with CdkCli(str(cdk), app, CdkEnvironment(region="us-west-2")) as cli:
+        with pytest.raises(AppNotListed):
+            deploy_on(cli, None)
+    assert not os.path.exists(made)
+    shown = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO]
+    assert (f"cdk synth: (removed {made}, the CDK app synthesized by a run that was killed before removing it)"
+            in shown), shown
 
 
 # --- the credentials cdk gets, from the AwsCredentials block ---------------------------------

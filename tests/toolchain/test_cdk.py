@@ -435,3 +435,52 @@ def test_cdk_uses_the_endpoints_the_worker_is_set_to_whichever_credentials():
         variables = env.variables(worker)
         assert variables["AWS_USE_FIPS_ENDPOINT"] == "true" and variables["AWS_USE_DUALSTACK_ENDPOINT"] == "true"
         assert variables.get("AWS_ACCESS_KEY_ID") != "from-the-worker"
+
+
+def test_a_synth_removes_the_app_a_killed_run_synthesized_and_keeps_a_live_runs(tmp_path, monkeypatch):
+    # A worker killed outright ran no cleanup: its synthesized app (templates, bundled assets:
+    # up to hundreds of MB) stayed in the temporary directory, one more for every such run.
+    import signal
+    import subprocess
+    import tempfile
+    import time
+
+    from rollway.toolchain.cdk import ASSEMBLY_PREFIX
+
+    app, bin_dir, tmp = tmp_path / "app", tmp_path / "bin", tmp_path / "tmp"
+    for made in (app, bin_dir, tmp):
+        made.mkdir()
+    (app / "cdk.json").write_text('{"app": "true"}')
+    cdk = bin_dir / "cdk"  # synthesizes until killed, saying it started
+    cdk.write_text(f"#!{sys.executable}\nimport os, sys, time\n"
+                   f"open(os.path.join({str(tmp_path)!r}, 'synth-' + str(os.getppid())), 'w').close()\n"
+                   "time.sleep(120)\n")
+    cdk.chmod(0o755)
+    run = ("import sys\nfrom rollway.toolchain.cdk import CdkCli, CdkEnvironment\n"
+           "CdkCli(sys.argv[1], sys.argv[2], CdkEnvironment(region='us-west-2'), synth_timeout_seconds=300)"
+           ".list_stacks()\n")
+    runs = [subprocess.Popen([sys.executable, "-c", run, str(cdk), str(app)], env={**os.environ, "TMPDIR": str(tmp)})
+            for _ in range(2)]
+    killed, live = runs
+    try:
+        deadline = time.monotonic() + 30
+        while len(list(tmp_path.glob("synth-*"))) < 2:  # both synthesizing: their assemblies made
+            assert time.monotonic() < deadline, "the runs never synthesized"
+            time.sleep(0.05)
+        killed.send_signal(signal.SIGKILL)
+        killed.wait(timeout=10)
+        (left,) = tmp.glob(f"{ASSEMBLY_PREFIX}p{killed.pid}-*")
+        (kept,) = tmp.glob(f"{ASSEMBLY_PREFIX}p{live.pid}-*")
+        cdk.write_text(f"#!{sys.executable}\nraise SystemExit(1)\n")  # the next run's synth fails at once
+        monkeypatch.setattr(tempfile, "tempdir", str(tmp))
+        lines: list[str] = []
+        with pytest.raises(AppNotListed):
+            CdkCli(str(cdk), app, CdkEnvironment(region="us-west-2")).list_stacks(on_line=lines.append)
+        assert not left.exists(), "the app a killed run synthesized was left behind"
+        assert kept.is_dir() and live.poll() is None
+        assert f"(removed {left}, the CDK app synthesized by a run that was killed before removing it)" in lines
+        assert list(tmp.iterdir()) == [kept]  # and the failed synth removed its own
+    finally:
+        for process in runs:
+            process.kill()
+            process.wait(timeout=10)
