@@ -372,7 +372,8 @@ def execute_rollback(
             # Traffic is already back: tell people now, then fail so the rollback stays open
             # in the ledger and running it again finishes the flags.
             changes, flags_failed = failed.updates, failed
-        disabled = tuple(getattr(c, "feature", str(c)) for c in changes)
+        # A flag left on as a person set it (``kept``) was not disabled.
+        disabled = tuple(getattr(c, "feature", str(c)) for c in changes if getattr(c, "kept", None) is None)
         steps.append(f"flags disabled: {', '.join(disabled) or 'none needed'}")
 
     message = (
