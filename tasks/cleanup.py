@@ -74,11 +74,13 @@ def list_images(images: EcrImages) -> tuple[RepositoryImage, ...]:
 
 @task(name="read-archive-tag", **_READ)
 def archive_state(git: GitCli, tag: str, commit: str | None, remote: str | None) -> ArchiveState:
-    """What git shows about the archive tag, locally and (when it is to be pushed) on ``remote``."""
+    """What git shows about the archive tag, locally and (when it is to be pushed) on ``remote``, and
+    (when it is to tag HEAD) the working tree's changes it would not archive."""
     local, annotated = git.local_tag(tag)
     return ArchiveState(commit=git.commit_of(commit or "HEAD"), local_commit=local, local_annotated=annotated,
                         remote_commit=git.remote_tag(remote, tag) if remote is not None else None,
-                        tagger_problem=git.tagger_problem() if local is None else None)
+                        tagger_problem=git.tagger_problem() if local is None else None,
+                        uncommitted=git.uncommitted() if commit is None else ())
 
 
 @task(name="create-archive-tag", cache_policy=NONE)

@@ -157,6 +157,34 @@ def test_a_worker_where_git_cannot_name_the_tagger_is_refused_before_anything_ev
     untouched(aws, repo)
 
 
+def test_uncommitted_changes_in_the_checkout_refuse_the_archive_unless_allowed_and_then_are_named(account, repo):
+    """The archive tag goes on HEAD: edits never committed were left out of it without a word, and
+    the old stack and images deleted right after, so the only copy of them was the worker's disk."""
+    aws = account
+    (repo / "handler.ts").write_text("// the old architecture, patched in production\n")
+    (repo / "hotfix.ts").write_text("// never committed\n")
+
+    state = run(aws, repo, old_stacks=[OLD_STACK], old_image_tags=["old-version"])
+
+    assert state.is_failed()
+    with pytest.raises(CleanupRefused) as refused:
+        state.result()
+    assert [(r.kind, r.name) for r in refused.value.refusals] == [("archive tag", TAG)]
+    message = str(refused.value)
+    assert "2 uncommitted change(s) (M handler.ts; ?? hotfix.ts)" in message, message
+    assert "commit them first" in message and "allow_uncommitted" in message
+    untouched(aws, repo)
+
+    allowed = run(aws, repo, old_stacks=[OLD_STACK], old_image_tags=["old-version"], allow_uncommitted=True)
+
+    assert allowed.is_completed(), allowed.message
+    head = git(repo, "rev-parse", "HEAD")
+    assert git(repo, "rev-parse", f"refs/tags/{TAG}^{{commit}}") == head
+    said = allowed.result().archived
+    assert said.startswith(f"tag `{TAG}` -> {head}: created; NOT archived: 2 uncommitted change(s)"), said
+    assert "M handler.ts; ?? hotfix.ts" in said and "NOT archived: 2 uncommitted" in summary(allowed)
+
+
 def test_a_dry_run_reports_what_it_would_do_and_changes_nothing(account, repo):
     aws = account
     state = run(aws, repo, old_stacks=[OLD_STACK], old_image_tags=["old-version", "never-pushed"], dry_run=True)
