@@ -5,8 +5,8 @@ Destructive, and started by a person (from the Prefect UI, after week 3), so in 
 1. validate the parameters (``CleanupSpec``): a bad stack name, image tag or git tag name fails
    the run before any call;
 2. read: the archive tag in git (locally and on the remote), the task definitions in use (every
-   deployment of the stable and canary services, every ACTIVE revision of the task family, the
-   revision of every running task) and the images they name, the repository's images, and each old stack;
+   deployment of the stable and canary services, every ACTIVE revision of the task family, what a
+   rollback of a rollout still open restores (the ledger's), the revision of every running task) and the images they name, the repository's images, and each old stack;
 3. plan (``rollway.cleanup.plan_cleanup``): a live stack, a stack holding a resource the targets
    name, a task definition in use, the VPC, a subnet or a security group the services or the load
    balancer are in, or the listener or rule production's traffic comes through, a stack whose export another stack imports, a stack CloudFormation is changing, ``latest``, an image in use (by tag or by digest) or a protected stack is refused, and any refusal fails the run here, each one
@@ -35,6 +35,7 @@ from flows.params import WaitSeconds
 from rollway.aws.cloudformation import CloudFormationStacks
 from rollway.aws.ecr_images import EcrImages
 from rollway.aws.elbv2 import AlbRouter
+from rollway.aws.ledger import DynamoLedger
 from rollway.cleanup import (
     IN_ARTIFACT, CleanupIncomplete, CleanupPlan, CleanupRefused, CleanupResult, CleanupSpec, describe_archive,
     first_few, image_fate, in_use_summary, moved_tags, plan_cleanup, planned_result, summary_markdown, tags_left,
@@ -75,7 +76,10 @@ def run_cleanup(spec: CleanupSpec, targets: Targets, get_client: Callable[[str],
     # What production runs matters to image tags and to stacks (one that registered a task
     # definition in use deregisters it when deleted); an archive-only run does not read it.
     reads_in_use = bool(spec.old_image_tags or spec.old_stacks)
-    in_use = steps.images_in_use(get_client("ecs"), targets) if reads_in_use else ()
+    # What a rollback still to come would put back on the canary: the ledger knows it, ECS may not
+    # (a task definition of another family than the one the rollout registered).
+    restores = steps.rollback_restores(DynamoLedger(get_client("dynamodb"), targets), targets) if reads_in_use else ()
+    in_use = steps.images_in_use(get_client("ecs"), targets, restores) if reads_in_use else ()
     if reads_in_use:  # counts and the first few: a big cluster's full list is the artifact's
         log.info("in use: %s", in_use_summary(in_use))
     repository_images = steps.list_images(images) if spec.old_image_tags else ()

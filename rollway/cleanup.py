@@ -30,7 +30,8 @@ person, so nothing production runs on may be deleted, whatever the person typed:
   an image whose digest is in use (a task definition may pin ``repo@sha256:...``, or name the
   same image under another tag), and any tag of a platform image an image index in use lists
   (or of an index listing a platform image in use). "In use": the task definitions the stable and canary services
-  (and every other service of the cluster, one scaled to zero too) deploy, every ACTIVE revision of ``Targets.task_family`` (a rollback restores the previous), and
+  (and every other service of the cluster, one scaled to zero too) deploy, every ACTIVE revision of ``Targets.task_family`` (a rollback restores the previous), the
+  task definition the ledger records the canary ran before a rollout that may still be rolled back (of any family), and
   the revision every running task of the cluster runs (its roles and log group stay in use
   while it runs, INACTIVE or of another family).
 
