@@ -5,8 +5,8 @@ Destructive, and started by a person (from the Prefect UI, after week 3), so in 
 1. validate the parameters (``CleanupSpec``): a bad stack name, image tag or git tag name fails
    the run before any call;
 2. read: the archive tag in git (locally and on the remote), the task definitions in use (every
-   deployment of the stable and canary services, every ACTIVE revision of the task family, the
-   revision of every running task) and the images they name, the repository's images, and each old stack;
+   deployment of the stable and canary services, every ACTIVE revision of the task family, what a
+   rollback of a rollout still open restores (the ledger's), the revision of every running task) and the images they name, the repository's images, and each old stack;
 3. plan (``rollway.cleanup.plan_cleanup``): a live stack, a stack holding a resource the targets
    name, a task definition in use, the VPC, a subnet or a security group the services or the load
    balancer are in, or the listener or rule production's traffic comes through, a stack whose export another stack imports, a stack CloudFormation is changing, ``latest``, an image in use (by tag or by digest) or a protected stack is refused, and any refusal fails the run here, each one
@@ -35,6 +35,7 @@ from flows.params import WaitSeconds
 from rollway.aws.cloudformation import CloudFormationStacks
 from rollway.aws.ecr_images import EcrImages
 from rollway.aws.elbv2 import AlbRouter
+from rollway.aws.ledger import DynamoLedger
 from rollway.cleanup import (
     IN_ARTIFACT, CleanupIncomplete, CleanupPlan, CleanupRefused, CleanupResult, CleanupSpec, describe_archive,
     first_few, image_fate, in_use_summary, moved_tags, plan_cleanup, planned_result, summary_markdown, tags_left,
@@ -68,10 +69,17 @@ def run_cleanup(spec: CleanupSpec, targets: Targets, get_client: Callable[[str],
     if git is not None:
         archive = steps.archive_state(git, spec.archive_tag, spec.archive_commit, spec.remote if spec.push else None)
         log.info("%s", describe_archive(spec.archive_tag, archive, spec.remote if spec.push else None))
+        if archive.uncommitted and archive.local_commit is None and spec.allow_uncommitted:
+            log.warning("the checkout %s has %d uncommitted change(s) the archive tag leaves out (allow_uncommitted): "
+                        "%s", spec.repo_dir, len(archive.uncommitted),
+                        first_few(list(archive.uncommitted), where="listed by `git status` there"))
     # What production runs matters to image tags and to stacks (one that registered a task
     # definition in use deregisters it when deleted); an archive-only run does not read it.
     reads_in_use = bool(spec.old_image_tags or spec.old_stacks)
-    in_use = steps.images_in_use(get_client("ecs"), targets) if reads_in_use else ()
+    # What a rollback still to come would put back on the canary: the ledger knows it, ECS may not
+    # (a task definition of another family than the one the rollout registered).
+    restores = steps.rollback_restores(DynamoLedger(get_client("dynamodb"), targets), targets) if reads_in_use else ()
+    in_use = steps.images_in_use(get_client("ecs"), targets, restores) if reads_in_use else ()
     if reads_in_use:  # counts and the first few: a big cluster's full list is the artifact's
         log.info("in use: %s", in_use_summary(in_use))
     repository_images = steps.list_images(images) if spec.old_image_tags else ()
@@ -188,7 +196,8 @@ def _act_steps(progress: _Progress, plan: CleanupPlan, git: GitCli | None, image
         except Exception as err:  # noqa: BLE001 - reported with what was done and what was not
             raise progress.failed(step, err, targets) from err
         progress.fields["archived"] = (f"tag `{archive.tag}` -> {archive.commit}: "
-                                       + ("created" if created == "created" else "existed already"))
+                                       + ("created" if created == "created" else "existed already")
+                                       + (archive.left_out() if created == "created" else ""))
         progress.did(f"create tag {archive.tag}", f"archived: {progress.fields['archived']}")
         if archive.push_to is not None:
             step = progress.at(f"push the archive tag {archive.tag} to {archive.push_to}",
@@ -281,6 +290,7 @@ def cleanup(
     remote: str = "origin",
     push: bool = True,
     dry_run: bool = False,
+    allow_uncommitted: bool = False,
     stack_timeout_seconds: WaitSeconds = 1800.0,
     targets_block: str | None = None,
     aws_credentials_block: str | None = None,
@@ -302,12 +312,15 @@ def cleanup(
         remote: where the tag is pushed.
         push: push the tag.
         dry_run: report what would be archived and deleted; change nothing.
+        allow_uncommitted: tag HEAD although ``repo_dir`` has uncommitted changes, leaving them out of
+            the archive (the log and the summary say so); without it such a run is refused.
         stack_timeout_seconds: how long each stack's deletion may take.
         targets_block: a saved RollwayTargets block; None: Webordinary's names.
         aws_credentials_block: a saved AwsCredentials block; None: boto3's default chain.
     """
     spec = CleanupSpec(old_stacks=tuple(old_stacks or ()), old_image_tags=tuple(old_image_tags or ()),
                        archive_tag=archive_tag, archive_message=archive_message, archive_commit=archive_commit,
-                       repo_dir=repo_dir, remote=remote, push=push, dry_run=dry_run)
+                       repo_dir=repo_dir, remote=remote, push=push, dry_run=dry_run,
+                       allow_uncommitted=allow_uncommitted)
     targets, get_client = load_clients(targets_block, aws_credentials_block)
     return run_cleanup(spec, targets, get_client, stack_timeout_seconds=stack_timeout_seconds)

@@ -16,12 +16,27 @@ from pydantic import AfterValidator, Field
 
 from flows.env import load_clients
 from flows.params import Actor
+from flows.untraced import without_traceback
 from rollway.aws.flags import DynamoFlagStore
 from rollway.flag_binding import FlagChange, FlagUpdate
-from rollway.flags import validate_actor
+from rollway.flags import InvalidFlagInput, UnknownFlag, validate_actor
 from rollway.flags_commands import changes_markdown
 from rollway.ports import FlagStore
 from tasks import flags as flag_tasks
+
+
+class UnknownFlagInChanges(UnknownFlag):
+    """Flags the set-flags run's changes name that do not exist, with what to do from its form.
+
+    The library's "create it first" named no way to: the form's change has a ``create`` switch,
+    and a misspelt name (the likelier cause) wants `rollway flags list`, not a new flag.
+    """
+
+    def __init__(self, *features: str) -> None:
+        super().__init__(*features)
+        names = ", ".join(repr(f) for f in features)
+        self.args = (f"unknown feature flag {names}: check the spelling (`rollway flags list` lists the flags "
+                     "there are), or tick `create` in its change to create it; nothing was written",)
 
 
 def apply_changes(store: FlagStore, changes: Sequence[FlagChange], *, actor: str, now: float,
@@ -39,7 +54,10 @@ def apply_changes(store: FlagStore, changes: Sequence[FlagChange], *, actor: str
     """
     validate_actor(actor)
     # A malformed flag counts as there, so its kill switch goes through here as from the CLI.
-    flag_tasks.check_changes(store, changes)
+    try:
+        flag_tasks.check_changes(store, changes)
+    except UnknownFlag as unknown:
+        raise UnknownFlagInChanges(*unknown.features) from None
     log = get_run_logger()
     updates = done if done is not None else []
     for change in changes:
@@ -77,6 +95,9 @@ def set_flags(
         aws_credentials_block: a saved AwsCredentials block; None uses boto3's default chain.
         targets_block: a saved RollwayTargets block naming the table; None: the defaults.
     """
+    # A refused change says everything on its line (which flag, what to do, nothing written): a
+    # traceback above it read as a crash of rollway.
+    without_traceback(UnknownFlag, InvalidFlagInput)
     # The same loading as every other flow: clients act in Targets.region, and a credentials
     # block naming another region is refused (AccountNotLoaded) before any call.
     targets, get_client = load_clients(targets_block, aws_credentials_block)

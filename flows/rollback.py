@@ -360,6 +360,7 @@ def execute_rollback(
             canary_line += f"Scaling {t.canary_service} to 0 FAILED too ({scale_err})."
 
     disabled: tuple[str, ...] = ()
+    kept: tuple[str, ...] = ()  # flags a person turned back on after a rollback: left on, and said so
     flags_failed = None
     if bindings and env.flags is not None:
         from rollway.flag_binding import FlagsNotDisabled, disable_bindings
@@ -372,8 +373,10 @@ def execute_rollback(
             # Traffic is already back: tell people now, then fail so the rollback stays open
             # in the ledger and running it again finishes the flags.
             changes, flags_failed = failed.updates, failed
-        disabled = tuple(getattr(c, "feature", str(c)) for c in changes)
+        disabled = tuple(getattr(c, "feature", str(c)) for c in changes if getattr(c, "kept", None) is None)
+        kept = tuple(c.describe() for c in changes if getattr(c, "kept", None) is not None)
         steps.append(f"flags disabled: {', '.join(disabled) or 'none needed'}")
+        steps += [f"flag left on: {line}" for line in kept]
 
     message = (
         f"rollway rolled back {t.canary_service} on cluster {t.cluster}.\n\n"
@@ -385,6 +388,8 @@ def execute_rollback(
            "fix the ledger, then run the rollback again (`rollway abort`), which records it.\n"
            if ledger_failure else "")
         + (f"Feature flags disabled: {', '.join(disabled)}.\n" if disabled else "")
+        # Said here, not only in the run's log: whoever reads the page learns the feature still serves.
+        + "".join(f"Feature flag LEFT ON, as a person set it: {line}.\n" for line in kept)
         + (f"Feature flags NOT disabled: {', '.join(f for f, _ in flags_failed.failures)} ({flags_failed}). "
            "Run the rollback again once the flag store accepts writes.\n" if flags_failed else "")
         + ("Run the rollback again once the failed step above can succeed (with previous_task_definition "
@@ -444,6 +449,7 @@ def execute_rollback(
         canary_task_definition=retired.task_definition,
         scaled_stable=scaled,
         flags_disabled=disabled,
+        flags_kept=kept,
         notification_id=message_id,
         steps=tuple(steps),
     )
@@ -584,6 +590,8 @@ def record_rollback_end(env: Environment, *, rollout: str | None, actor: str, re
             env.targets.canary_service, owner=None, now=now, rollout=rollout, rule=_not_ended_by_another,
             transition=Transition(at=now, kind="rollback", actor=actor, to_weights=result.weights, comment=reason,
                                   message_id=result.notification_id, task_definition=result.canary_task_definition),
+            # The flags it left on (a person's re-enable): the incident report says so from these.
+            followed_by=tuple(Transition(at=now, kind="flag", actor=actor, comment=line) for line in result.flags_kept),
             phase=RolloutPhase.ROLLED_BACK, weights=result.weights, **claim_changes(None),
         )
     except (RolloutSuperseded, RollbackEndedBefore) as moved:

@@ -30,7 +30,8 @@ person, so nothing production runs on may be deleted, whatever the person typed:
   an image whose digest is in use (a task definition may pin ``repo@sha256:...``, or name the
   same image under another tag), and any tag of a platform image an image index in use lists
   (or of an index listing a platform image in use). "In use": the task definitions the stable and canary services
-  (and every other service of the cluster, one scaled to zero too) deploy, every ACTIVE revision of ``Targets.task_family`` (a rollback restores the previous), and
+  (and every other service of the cluster, one scaled to zero too) deploy, every ACTIVE revision of ``Targets.task_family`` (a rollback restores the previous), the
+  task definition the ledger records the canary ran before a rollout that may still be rolled back (of any family), and
   the revision every running task of the cluster runs (its roles and log group stay in use
   while it runs, INACTIVE or of another family).
 
@@ -162,6 +163,8 @@ class CleanupSpec(BaseModel):
         remote: where the tag is pushed.
         push: push the tag to ``remote``.
         dry_run: read and plan, report what would be deleted, delete nothing.
+        allow_uncommitted: archive HEAD even though the checkout has uncommitted changes (they are
+            left out of the tag, and the run says so); by default such a run is refused.
     """
 
     # Errors name the rule broken, never echo the input: a remote URL may hold a token.
@@ -176,6 +179,7 @@ class CleanupSpec(BaseModel):
     remote: str = "origin"
     push: bool = True
     dry_run: bool = False
+    allow_uncommitted: bool = False
 
     @field_validator("old_stacks")
     @classmethod
@@ -360,6 +364,8 @@ class ArchiveState(BaseModel):
         remote_commit: the commit the remote's tag of that name points at (None: none, or not asked).
         tagger_problem: why git could not name the tagger of a new tag here (None: it can, or no
             tag is to be created).
+        uncommitted: the checkout's changes a tag of HEAD does not hold (``git status --porcelain``
+            lines); empty when it is clean, or when the tag is to go on ``archive_commit``.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -369,6 +375,7 @@ class ArchiveState(BaseModel):
     local_annotated: bool = True
     remote_commit: str | None = None
     tagger_problem: str | None = None
+    uncommitted: tuple[str, ...] = ()
 
 
 def describe_archive(tag: str, archive: ArchiveState, remote: str | None) -> str:
@@ -409,6 +416,16 @@ class ArchiveStep(BaseModel):
     exists: bool = Field(description="the tag exists already on this commit: nothing to create")
     push_to: str | None = Field(description="the remote to push to; None: not pushed")
     pushed: bool = Field(description="the remote has the tag on this commit already")
+    uncommitted: tuple[str, ...] = Field(default=(), description=(
+        "the checkout's changes the new tag of HEAD leaves out (allow_uncommitted): said in the log and the artifact"))
+
+    def left_out(self) -> str:
+        """What the archive leaves out, for the log and the artifact ("" when nothing)."""
+        if self.exists or not self.uncommitted:
+            return ""
+        return (f"; NOT archived: {len(self.uncommitted)} uncommitted change(s) in the checkout "
+                f"({first_few(list(self.uncommitted), where='listed by `git status` there')}), left out as "
+                "allow_uncommitted asks")
 
 
 class CleanupPlan(BaseModel):
@@ -580,10 +597,19 @@ def _plan_archive(spec: CleanupSpec, archive: ArchiveState) -> tuple[ArchiveStep
         refusals.append(Refusal(kind="archive tag", name=tag, reason=(
             f"remote {spec.remote!r} has the tag already on commit {archive.remote_commit}, not on "
             f"{archive.commit}; choose another name{resume}")))
+    if archive.local_commit is None and archive.uncommitted and not spec.allow_uncommitted:
+        # A tag holds commits only: the old code's edits never committed would be lost from the
+        # archive without a word, and the stacks and images deleted after it.
+        refusals.append(Refusal(kind="archive tag", name=tag, reason=(
+            f"the checkout {spec.repo_dir} has {len(archive.uncommitted)} uncommitted change(s) "
+            f"({first_few(list(archive.uncommitted), where='listed by `git status` there')}), and a tag archives "
+            f"commit {archive.commit} (HEAD) without them; commit them first (or name the commit to archive in "
+            "archive_commit), or set allow_uncommitted to archive HEAD as committed and leave them out")))
     step = ArchiveStep(tag=tag, message=spec.archive_message, commit=archive.commit,
                        exists=archive.local_commit == archive.commit,
                        push_to=spec.remote if spec.push else None,
-                       pushed=spec.push and archive.remote_commit == archive.commit)
+                       pushed=spec.push and archive.remote_commit == archive.commit,
+                       uncommitted=archive.uncommitted)
     return step, refusals
 
 
@@ -941,7 +967,8 @@ def planned_result(plan: CleanupPlan) -> CleanupResult:
     archived = pushed = None
     if plan.archive is not None:
         a = plan.archive
-        archived = f"tag `{a.tag}` -> {a.commit}: " + ("exists already" if a.exists else "would be created")
+        archived = f"tag `{a.tag}` -> {a.commit}: " + ("exists already" if a.exists else "would be created") \
+            + a.left_out()
         if a.push_to is not None:
             pushed = f"`{a.tag}` on remote `{a.push_to}`: " + ("there already" if a.pushed else "would be pushed")
     return CleanupResult(dry_run=True, archived=archived, pushed=pushed, deleted_tags=plan.delete_tags,

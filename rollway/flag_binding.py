@@ -687,15 +687,20 @@ def disable_bindings(
     """Disable every bound flag (rollback of ``rollout``, when known). Their percentages are kept.
 
     Written whoever changed a flag last, and a malformed item is repaired to off, except a flag a
-    person turned back on after a rollback of this same ``rollout`` had disabled it (the rollback
-    run again): that is left on, with a warning. The
+    person turned back on after a rollback had disabled it (the rollback run again): that is left
+    on, with a warning, and returned with ``kept`` saying who turned it on and when, for the
+    rollback's notice. With ``rollout`` known, only a rollback of that rollout counts; without it
+    (a rollback run by hand on a rollout the ledger has closed, or without the ledger), any
+    rollback written after the last rollout's write does: no rollout has moved the flag since, so
+    it is on because a person turned it on. The
     audit reason carries the rollback's mark (``rollway rollback: <reason>``), which tells
     the next rollout that the one holding the flag has ended. A bound flag that does not
     exist is already off for everyone: it is skipped with a warning, so a rollback never
     fails on it.
 
     Returns:
-        The flags that changed (none when they were already off).
+        The flags that changed (none when they were already off), and the flags left on as a
+        person set them (``FlagUpdate.kept``; nothing written).
 
     Raises:
         FlagsNotDisabled: some flags could not be written; every other one was disabled.
@@ -704,7 +709,9 @@ def disable_bindings(
     change_reason = _fit_reason(ROLLBACK_MARK + reason)
     updates, failures = [], []
     for binding in bindings:
-        if rollout is not None and _reenabled_after_own_rollback(store, binding.feature, rollout):
+        kept = _reenabled_after_rollback(store, binding.feature, rollout)
+        if kept is not None:
+            updates.append(kept)
             continue
         try:
             update = _set_flag(store, FlagChange(feature=binding.feature, enabled=False, reason=change_reason),
@@ -732,32 +739,37 @@ def disable_bindings(
     return updates
 
 
-def _reenabled_after_own_rollback(store: FlagStore, feature: str, rollout: str) -> bool:
-    """Whether a person turned ``feature`` back on after a rollback of ``rollout`` disabled it.
+def _reenabled_after_rollback(store: FlagStore, feature: str, rollout: str | None) -> FlagUpdate | None:
+    """The flag left on, when a person turned ``feature`` back on after a rollback disabled it.
 
     Running the rollback again (to finish a step that failed, or from a late hook) turned such a
     flag off a second time, silently undoing on-call's decision after the rollout had ended. The
-    rollout's flags went off once; what a person did with them after that is theirs. Anything
-    else (no such rollback in the trail, a trail that cannot be read) disables as before.
+    rollout's flags went off once; what a person did with them after that is theirs. A rollback
+    of ``rollout`` counts; with ``rollout`` None (a blind rollback: run by hand on a rollout the
+    ledger has closed, or with no ledger), any rollback does, since the trail then shows no rollout
+    moving the flag after it. Anything else (a rollout wrote after the rollback, no rollback in the
+    trail, a trail that cannot be read) disables as before (None).
     """
     try:
         current = store.get(feature)
         trail = _trail(store, feature) if current is not None and current.enabled else []
     except FlagError:
-        return False  # the disable below reads the flag again and reports what fails
+        return None  # the disable below reads the flag again and reports what fails
     person: FlagAuditEntry | None = None
     for entry in trail:
         writer, by = _writer(entry)
         if writer == "person":
             person = person or entry
             continue
-        if (writer, by) != ("rollback", rollout) or person is None:
-            return False
+        if writer != "rollback" or (rollout is not None and by != rollout) or person is None:
+            return None
         why = f": {person.reason}" if person.reason else ""
-        log.warning("bound feature flag %r left %s: %s turned it back on after rollout %s's rollback disabled it "
-                    "(v%s%s)", feature, _settings(current), person.actor, rollout, person.version, why)
-        return True
-    return False
+        whose = f"rollout {by}'s rollback" if by is not None else "a rollback"
+        kept = (f"{person.actor} turned it back on after {whose} disabled it (v{person.version} at "
+                f"{iso_utc(person.at)}{why}); `rollway flags set {feature} --no-enabled` turns it off")
+        log.warning("bound feature flag %r left %s: %s", feature, _settings(current), kept)
+        return FlagUpdate(feature=feature, before=current, after=current, kept=kept)
+    return None
 
 
 def _end_hold(store: FlagStore, flag: FlagState, *, actor: str, now: float, reason: str, rollout: str | None) -> None:

@@ -482,6 +482,26 @@ def _claim_advice(record: RolloutRecord, now: float | None) -> str:
             "run; a rollback started meanwhile waits for it, and takes over only once the claim lapses.")
 
 
+def _flags_step(record: RolloutRecord, end: Transition) -> str:
+    """The rollback's flag step: the bound flags it disabled, and those it left on because a person
+    had turned them back on after a rollback disabled them (recorded with its end, ``kind`` flag).
+    The report said every bound flag was disabled while one of them still served users."""
+    bound = bound_flags(record)
+    if not bound:
+        return "4. no feature flag is bound to it: none to disable;"
+    kept = {feature: t.comment for t in record.history if t.kind == "flag" and t.at >= end.at and t.comment
+            for feature in bound if t.comment.startswith(f"{feature}: left ")}
+    disabled = [f for f in bound if f not in kept]
+    line = "4. the feature flags it binds disabled"
+    if disabled:
+        line += f" ({', '.join(f'`{f}`' for f in disabled)}; their audit trail names this rollout)"
+    else:
+        line = "4. none of the feature flags it binds disabled"
+    if kept:
+        line += "; **left on** as a person set it: " + "; ".join(cell(comment) for comment in kept.values())
+    return line + ";"
+
+
 def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, now: float | None = None) -> str:
     """The incident report of a rolled-back (or rolling-back) rollout, as markdown.
 
@@ -591,9 +611,7 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, no
             "2. 100 % of the traffic to the stable target group, read back"
             + (f" ({end.to_weights});" if end.to_weights is not None else ";"),
             f"3. the canary service scaled to 0 and pointed back at {restored};",
-            (f"4. the feature flags it binds disabled ({', '.join(f'`{f}`' for f in bound_flags(record))}; their "
-             "audit trail names this rollout);" if bound_flags(record) else "4. no feature flag is bound to it: none "
-             "to disable;"),
+            _flags_step(record, end),
             f"5. people notified over SNS on {topic} (subject `Rollback: {record.service}`, with the reason "
             "and who asked).",
         ]

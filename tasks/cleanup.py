@@ -19,6 +19,7 @@ from rollway.aws.cloudformation import CloudFormationStacks, DeleteOutcome
 from rollway.aws.ecr_images import EcrImages, TagDeletion
 from rollway.aws.ecr_images import images_in_use as read_images_in_use
 from rollway.aws.ecr_images import network_in_use as read_network_in_use
+from rollway.aws.ecr_images import rollback_restores as read_rollback_restores
 from rollway.aws.denied import named_denials
 from rollway.aws.elbv2 import AlbRouter
 from rollway.aws.errors import REFUSED_CODES, AdapterError
@@ -46,10 +47,17 @@ def describe_stack(stacks: CloudFormationStacks, name: str) -> StackState:
 
 
 @task(name="images-in-use", **_READ)
-def images_in_use(ecs: Any, targets: Targets) -> tuple[ImageUse, ...]:
+def images_in_use(ecs: Any, targets: Targets, restores: Sequence[tuple[str, str]] = ()) -> tuple[ImageUse, ...]:
     log = get_run_logger()
     with named_denials(_POLICY):
-        return read_images_in_use(ecs, targets, on_progress=lambda line: log.info("%s", line))
+        return read_images_in_use(ecs, targets, on_progress=lambda line: log.info("%s", line), restores=restores)
+
+
+@task(name="rollback-restores", **_READ)
+def rollback_restores(ledger: Any, targets: Targets) -> tuple[tuple[str, str], ...]:
+    """What a rollback of the newest rollout, still open, would restore on the canary (the ledger's)."""
+    with named_denials(_POLICY):
+        return read_rollback_restores(ledger, targets)
 
 
 @task(name="network-in-use", **_READ)
@@ -74,11 +82,13 @@ def list_images(images: EcrImages) -> tuple[RepositoryImage, ...]:
 
 @task(name="read-archive-tag", **_READ)
 def archive_state(git: GitCli, tag: str, commit: str | None, remote: str | None) -> ArchiveState:
-    """What git shows about the archive tag, locally and (when it is to be pushed) on ``remote``."""
+    """What git shows about the archive tag, locally and (when it is to be pushed) on ``remote``, and
+    (when it is to tag HEAD) the working tree's changes it would not archive."""
     local, annotated = git.local_tag(tag)
     return ArchiveState(commit=git.commit_of(commit or "HEAD"), local_commit=local, local_annotated=annotated,
                         remote_commit=git.remote_tag(remote, tag) if remote is not None else None,
-                        tagger_problem=git.tagger_problem() if local is None else None)
+                        tagger_problem=git.tagger_problem() if local is None else None,
+                        uncommitted=git.uncommitted() if commit is None else ())
 
 
 @task(name="create-archive-tag", cache_policy=NONE)

@@ -18,6 +18,8 @@ from pydantic import BaseModel, ConfigDict
 from rollway.aws.errors import AdapterError, TargetNotFound
 from rollway.cleanup import ImageUse, NetworkUse, RepositoryImage
 from rollway.image import INDEX_TYPES
+from rollway.ledger import LedgerError, open_for_rollback
+from rollway.spec import RolloutSpec
 from rollway.targets import Targets
 
 # BatchDeleteImage takes at most 100 image ids per call.
@@ -170,15 +172,21 @@ PROGRESS_EVERY = 100
 
 
 def images_in_use(ecs: Any, targets: Targets,
-                  on_progress: Callable[[str], None] = lambda line: None) -> tuple[ImageUse, ...]:
+                  on_progress: Callable[[str], None] = lambda line: None,
+                  restores: Sequence[tuple[str, str]] = ()) -> tuple[ImageUse, ...]:
     """Every container image named by a task definition in use.
 
     In use: the task definition of every deployment of the stable and canary services (a
     service mid-deployment runs two) and of every other service of the cluster (one scaled to
     zero too: it pulls the image again when scaled up), every ACTIVE revision of ``targets.task_family`` (and
     of any family whose name begins with it: ECS's ``familyPrefix`` matches those too), the
+    task definition a rollback of an open rollout restores on the canary service (``restores``,
+    from ``rollback_restores``: of another family, no ACTIVE revision of the family names it), the
     task definition every running task of the cluster runs (INACTIVE or of another family
     as well), and the digest each of those tasks resolved its image to.
+
+    Args:
+        restores: (task definition, why) for each task definition a rollback would restore.
 
     Raises:
         InUseUnknown: the cluster or either service cannot be found (wrong names would make
@@ -189,6 +197,8 @@ def images_in_use(ecs: Any, targets: Targets,
         uses.setdefault(task_definition, []).append(why)
     for arn in _active_revisions(ecs, targets.task_family):
         uses.setdefault(arn, []).append(f"an ACTIVE revision of {targets.task_family}")
+    for task_definition, why in restores:
+        uses.setdefault(task_definition, []).append(why)
     running = _running_tasks(ecs, targets)
     # A task still running a revision none of the above is (a one-off task, another service's,
     # a revision deregistered under it) runs with its roles, log group, secrets and file systems
@@ -229,6 +239,42 @@ def images_in_use(ecs: Any, targets: Targets,
                 log_group=(logs.get("options") or {}).get("awslogs-group") if logs.get("logDriver") == "awslogs"
                 else None, secrets=tuple(dict.fromkeys(s for s in secrets if s)), file_systems=file_systems))
     return tuple(found) + _running_digests(running)
+
+
+def rollback_restores(ledger: Any, targets: Targets) -> tuple[tuple[str, str], ...]:
+    """(task definition, why) for what a rollback of the canary service's newest rollout would
+    restore, while one may still come (``rollway.ledger.open_for_rollback``): the task definition
+    the canary ran before the rollout, as the ledger recorded it. Of another family (the new
+    architecture's task family is a new one), nothing else read from ECS names it: its image
+    deleted, the rollback would point the canary at an image that cannot be pulled.
+
+    A ledger table that does not exist records no rollout (the `canary` flow keeps none): nothing.
+
+    Raises:
+        InUseUnknown: the ledger could not be read, or its newest rollout of the service cannot be.
+    """
+    try:
+        record = ledger.get(targets.canary_service)
+    except ClientError as err:
+        if err.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+            return ()
+        raise InUseUnknown(f"the rollout ledger (table {targets.rollouts_table}) could not be read, so what a "
+                           f"rollback of {targets.canary_service} would restore is not known: {err}") from err
+    except LedgerError as err:
+        raise InUseUnknown(f"the newest rollout of {targets.canary_service} in the ledger (table "
+                           f"{targets.rollouts_table}) cannot be read, so what its rollback would restore is not "
+                           f"known: {err}") from err
+    if record is None or not record.previous_task_definition:
+        return ()
+    try:
+        still_open = open_for_rollback(RolloutSpec.for_rollback(record.spec_json), record)
+    except ValueError:  # a spec this release cannot read: a rollback may still come, so it counts
+        still_open = True
+    if not still_open:
+        return ()
+    return ((record.previous_task_definition,
+             f"a rollback of rollout {record.rollout_id} ({record.phase.value}) restores it on "
+             f"{targets.canary_service}"),)
 
 
 # DescribeTasks takes at most 100 tasks per call.

@@ -127,6 +127,23 @@ class GitCli:
         # An annotated tag is listed twice: the tag object, and (^{}) the commit it points at.
         return found.get(f"{ref}^{{}}") or found.get(ref)
 
+    def uncommitted(self) -> tuple[str, ...]:
+        """The working tree's changes a tag of HEAD would not hold, one ``git status --porcelain``
+        line each (``M handler.ts``, ``?? notes.md``): modified, staged, deleted and untracked
+        files; ignored ones are not listed. None in a bare repository (no working tree).
+
+        Raises:
+            GitError: git could not read the working tree.
+        """
+        try:
+            bare = self._run("rev-parse", "--is-bare-repository", quiet=True).output[-1].strip() == "true"
+            if bare:
+                return ()
+            lines = self._run("status", "--porcelain", "--untracked-files=all", quiet=True).output
+        except ToolFailed as err:
+            raise GitError(f"could not read the working tree of {self._dir}: {'; '.join(err.tail)}") from err
+        return tuple(line.strip() for line in lines if line.strip())
+
     def tagger_problem(self) -> str | None:
         """Why git could not name the tagger of an annotated tag here (None: it can).
 

@@ -284,8 +284,37 @@ def test_running_a_rollback_again_leaves_on_a_flag_a_person_turned_back_on_after
 
     flag = store.get(SQS)
     assert (flag.enabled, flag.updated_by) == (True, "oncall"), "the rollback run again undid on-call's re-enable"
-    assert again == []
+    assert [u.feature for u in again] == [SQS] and not again[0].changed
+    assert again[0].kept.startswith("oncall turned it back on after rollout r1's rollback disabled it")
     assert "oncall turned it back on after rollout r1's rollback" in caplog.text and "stable needs it" in caplog.text
     # Another rollout's rollback, and a re-enable made during the rollout, are still disabled.
     disable_bindings(store, bindings, actor="rollway", reason="other", now=50.0, rollout="r2")
     assert store.get(SQS).enabled is False
+
+
+@pytest.mark.parametrize("first_rollout", ["r1", None])
+def test_a_blind_rollback_run_again_leaves_on_a_flag_a_person_turned_back_on_after_a_rollback(store, first_rollout):
+    """The rollback flow run by hand once the ledger has closed the rollout (or without one) knows
+    no rollout: it disabled a flag on-call had turned back on after the first rollback, though the
+    flag's audit trail shows no rollout moving it since that rollback."""
+    import io
+
+    from rollway.flags_commands import EXIT_OK, flags_set
+
+    bindings = [FlagBinding(feature=SQS), FlagBinding(feature=INTERRUPTS)]
+    apply_bindings(store, bindings, 25, actor="rollway", rollout="r1", now=10.0)
+    disable_bindings(store, bindings, actor="rollway", reason="canary failed", now=20.0, rollout=first_rollout)
+    out, err = io.StringIO(), io.StringIO()
+    assert flags_set(store, out, SQS, err=err, actor="oncall", enabled=True, reason="stable needs it",
+                     now=30.0) == EXIT_OK, err.getvalue()
+
+    again = disable_bindings(store, bindings, actor="carol", reason="make sure", now=40.0)
+
+    flag = store.get(SQS)
+    assert (flag.enabled, flag.updated_by, flag.version) == (True, "oncall", 4), "the blind rollback undid oncall"
+    assert [u.feature for u in again] == [SQS] and "oncall turned it back on after" in again[0].kept
+    assert "stable needs it" in again[0].kept
+    # A flag a rollout moved after the rollback is its to disable, blind or not.
+    apply_bindings(store, bindings, 5, actor="rollway", rollout="r2", now=50.0)
+    disable_bindings(store, bindings, actor="carol", reason="r2 failed", now=60.0)
+    assert store.get(SQS).enabled is False and store.get(INTERRUPTS).enabled is False

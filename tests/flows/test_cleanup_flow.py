@@ -14,6 +14,7 @@ from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRun
 
 from flows.cleanup import ARTIFACT_KEY, cleanup
 from rollway.cleanup import CleanupIncomplete, CleanupRefused
+from rollway.ledger import Transition
 from tests.flows.moto_env import put_image, queue_exists, saved_blocks
 from tests.toolchain.git_repo import git, git_repo
 
@@ -157,6 +158,34 @@ def test_a_worker_where_git_cannot_name_the_tagger_is_refused_before_anything_ev
     untouched(aws, repo)
 
 
+def test_uncommitted_changes_in_the_checkout_refuse_the_archive_unless_allowed_and_then_are_named(account, repo):
+    """The archive tag goes on HEAD: edits never committed were left out of it without a word, and
+    the old stack and images deleted right after, so the only copy of them was the worker's disk."""
+    aws = account
+    (repo / "handler.ts").write_text("// the old architecture, patched in production\n")
+    (repo / "hotfix.ts").write_text("// never committed\n")
+
+    state = run(aws, repo, old_stacks=[OLD_STACK], old_image_tags=["old-version"])
+
+    assert state.is_failed()
+    with pytest.raises(CleanupRefused) as refused:
+        state.result()
+    assert [(r.kind, r.name) for r in refused.value.refusals] == [("archive tag", TAG)]
+    message = str(refused.value)
+    assert "2 uncommitted change(s) (M handler.ts; ?? hotfix.ts)" in message, message
+    assert "commit them first" in message and "allow_uncommitted" in message
+    untouched(aws, repo)
+
+    allowed = run(aws, repo, old_stacks=[OLD_STACK], old_image_tags=["old-version"], allow_uncommitted=True)
+
+    assert allowed.is_completed(), allowed.message
+    head = git(repo, "rev-parse", "HEAD")
+    assert git(repo, "rev-parse", f"refs/tags/{TAG}^{{commit}}") == head
+    said = allowed.result().archived
+    assert said.startswith(f"tag `{TAG}` -> {head}: created; NOT archived: 2 uncommitted change(s)"), said
+    assert "M handler.ts; ?? hotfix.ts" in said and "NOT archived: 2 uncommitted" in summary(allowed)
+
+
 def test_a_dry_run_reports_what_it_would_do_and_changes_nothing(account, repo):
     aws = account
     state = run(aws, repo, old_stacks=[OLD_STACK], old_image_tags=["old-version", "never-pushed"], dry_run=True)
@@ -245,6 +274,52 @@ def test_an_old_stack_holding_a_task_definition_in_use_is_refused_even_without_i
     assert f"task definition {held.rsplit('/', 1)[-1]} (an ACTIVE revision of {aws.targets.task_family})" \
         in refusal.reason, refusal.reason
     assert stack_status(aws, old) == "CREATE_COMPLETE"
+
+
+def test_the_task_definition_a_rollback_restores_counts_as_in_use_even_of_another_family(account, repo):
+    """The canary ran a revision of the old architecture's family before the rollout (the new one
+    registered a family of its own): no service, ACTIVE revision of the targets' family or running
+    task names it, so its image was deleted, and the rollback still to come would point the canary
+    at an image that cannot be pulled."""
+    from rollway.aws.ledger import DynamoLedger
+    from rollway.ledger import RolloutRecord, new_rollout_id
+    from rollway.model import Weights
+    from rollway.phases import RolloutPhase
+    from rollway.spec import RolloutSpec
+
+    aws = account
+    ecs = aws.get_client("ecs")
+    image = ecs.describe_task_definition(taskDefinition=aws.targets.task_family)["taskDefinition"][
+        "containerDefinitions"][0]["image"]
+    legacy = ecs.register_task_definition(
+        family="webordinary-legacy-edit", requiresCompatibilities=["FARGATE"], networkMode="awsvpc", cpu="256",
+        memory="512", containerDefinitions=[{"name": aws.targets.container_name, "essential": True,
+                                             "image": image.rsplit(":", 1)[0] + ":old-version"}],
+    )["taskDefinition"]["taskDefinitionArn"]
+    ledger = DynamoLedger(aws.get_client("dynamodb"), aws.targets)
+    now = 1_000_000.0
+    spec = RolloutSpec(image="webordinary/edit-container:2.0.0")
+    rollout = RolloutRecord(service=aws.targets.canary_service, rollout_id=new_rollout_id(now), image=spec.image,
+                            spec_json=spec.model_dump_json(), phase=RolloutPhase.PROGRESSING, stage_index=0,
+                            weights=Weights.canary_at(5), previous_task_definition=legacy, stable_desired=2)
+    ledger.create(rollout, owner="process/run", now=now, lease_seconds=0)
+
+    state = run(aws, repo, old_image_tags=["old-version"], archive_tag=None, archive_message="", repo_dir=None)
+
+    assert state.is_failed()
+    with pytest.raises(CleanupRefused) as refused:
+        state.result()
+    (refusal,) = refused.value.refusals
+    assert (refusal.kind, refusal.name) == ("image tag", "old-version")
+    assert f"a rollback of rollout {rollout.rollout_id} (progressing) restores it" in refusal.reason, refusal.reason
+    assert "old-version" in tags(aws)
+
+    # Once that rollout is rolled back, no rollback restores it any more: the tag may go.
+    ledger.record(aws.targets.canary_service, owner=None, now=now + 60, phase=RolloutPhase.ROLLED_BACK,
+                  transition=Transition(at=now + 60, kind="rollback", actor="oncall"))
+    done = run(aws, repo, old_image_tags=["old-version"], archive_tag=None, archive_message="", repo_dir=None)
+    assert done.is_completed(), done.message
+    assert "old-version" not in tags(aws)
 
 
 def test_a_tag_deletion_failing_after_its_first_hundred_says_which_tags_were_deleted(account, repo):

@@ -59,6 +59,25 @@ def test_set_flags_writes_nothing_when_one_change_is_bad(dynamo):
     assert [f.version for f in dynamo.list()] == [1, 1]
 
 
+def test_an_unknown_flag_is_refused_on_one_line_saying_what_to_do_from_the_form(dynamo, caplog):
+    """A misspelt flag failed the run with "create it first", which named no way to from the form,
+    under the tracebacks of the task and of the flow, as if rollway had crashed."""
+    import logging
+
+    with caplog.at_level(logging.INFO):
+        state = set_flags(changes=[FlagChange(feature="use_sqs_architectur", enabled=True)],
+                          aws_credentials_block=CREDENTIALS, return_state=True)
+
+    assert state.is_failed()
+    with pytest.raises(UnknownFlag) as refused:
+        state.result()
+    message = str(refused.value)
+    assert "'use_sqs_architectur'" in message and "check the spelling (`rollway flags list`" in message, message
+    assert "tick `create` in its change" in message and "nothing was written" in message
+    assert "Traceback" not in caplog.text, caplog.text
+    assert [f.version for f in dynamo.list()] == [1, 1]
+
+
 def test_set_flags_refuses_credentials_for_another_region_before_any_call(aws, _get_client_for_region):
     """The flow once built its clients in the credentials' region: it wrote into eu-west-1's
     flags table while the targets (and every rollout flow) are in us-west-2."""

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from flows.flags import UnknownFlagInChanges
 from flows.infra import ChecklistFailed
 from flows.rollback import RollbackClaimLost, RollbackIncomplete, TrafficMoveFailed
 from flows.validate import ValidationFailed
@@ -108,6 +109,7 @@ CASES: list[BaseException] = [
                      [("beta_editor", FlagConflict("beta_editor", 2, 3)),
                       ("new_nav", FlagStoreUnavailable("flag table rollway-flags: AccessDeniedException"))]),
     UnknownFlag("beta_editor", "new_nav"),
+    UnknownFlagInChanges("beta_editr"),
     FlagHeld([("use_sqs_architecture", FlagAuditEntry(
         feature="use_sqs_architecture", version=4, at=1.0, actor="alice", reason="rollout edit-r1 stage 25%",
         enabled=True, percentage=25.0, salt="v1", writer="rollout", rollout="edit-r1"))]),

@@ -126,11 +126,12 @@ def test_the_audit_trail_records_which_rollout_or_rollback_wrote_each_change():
     kill(store, 3.0, reason="rollout r1 stage 5%")
     disable_bindings(store, BOUND, actor="judge", reason="5xx", now=4.0)
     set_flag(store, FlagChange(feature=SQS, enabled=True), actor="dana", now=5.0)
-    disable_bindings(store, BOUND, actor="judge", reason="5xx", now=6.0)
+    apply_bindings(store, BOUND, 25, actor="erin", now=6.0, rollout="r2")
+    disable_bindings(store, BOUND, actor="judge", reason="5xx", now=7.0)
     # The first rollback found the flag off and wrote only to end r1's hold on it.
     assert [(e.actor, e.writer, e.rollout) for e in store.audit(SQS)] == [
-        ("judge", "rollback", None), ("dana", "person", None), ("judge", "rollback", None), ("oncall", "person", None),
-        ("alice", "rollout", "r1"), ("seed", "person", None),
+        ("judge", "rollback", None), ("erin", "rollout", "r2"), ("dana", "person", None), ("judge", "rollback", None),
+        ("oncall", "person", None), ("alice", "rollout", "r1"), ("seed", "person", None),
     ]
 
 

@@ -1,0 +1,79 @@
+"""A rollback run again leaves on a bound flag a person turned back on after the first run
+disabled it, and says so where people read about the rollback: the SNS notice, and the incident
+report (from the rollback's end in the ledger). It said so only in the run's log, so the page and
+the report told on-call every bound flag was off while the feature still served users.
+"""
+from __future__ import annotations
+
+import pytest
+
+from flows.rollback import RollbackIncomplete, rollback
+from rollway.aws.errors import TargetNotFound
+from rollway.fakes import FakeFlagStore, FakeLedger
+from rollway.flag_binding import FlagChange, apply_bindings, set_flag
+from rollway.flags import FlagState
+from rollway.ledger import RolloutRecord, begin_rollback, new_rollout_id
+from rollway.model import Weights
+from rollway.phases import RolloutPhase
+from rollway.reports import incident_report
+from rollway.spec import FlagBinding, RolloutSpec, Stage
+from tests.flows.fake_env import STABLE_TD, fake_environment
+from tests.flows.test_refusals import hooks_and_flows_see
+
+SQS = "use_sqs_architecture"
+INTERRUPTS = "enable_interrupt_handling"
+SPEC = RolloutSpec(image="webordinary/edit-container:2.0.0", stages=[Stage(weight=w, bake_seconds=600) for w in (5, 100)],
+                   flags=[FlagBinding(feature=SQS), FlagBinding(feature=INTERRUPTS)])
+SERVICE_TD = "arn:aws:ecs:us-west-2:123456789012:task-definition/webordinary-edit-task:2"
+
+
+def rolling_back_with_flags(monkeypatch):
+    """A rollout at 5 % with both bound flags on at 5 %, whose rollback `rollway abort` has begun."""
+    env = fake_environment()
+    env.ledger = FakeLedger()
+    env.flags = FakeFlagStore([FlagState(feature=SQS), FlagState(feature=INTERRUPTS)])
+    now = env.clock.now()
+    record = RolloutRecord(service=env.targets.canary_service, rollout_id=new_rollout_id(now - 100), image=SPEC.image,
+                           spec_json=SPEC.model_dump_json(), phase=RolloutPhase.PROGRESSING, stage_index=0,
+                           weights=Weights.canary_at(5), previous_task_definition=STABLE_TD, stable_desired=4)
+    env.ledger.create(record, owner="process/old", now=now - 100, lease_seconds=0)
+    apply_bindings(env.flags, SPEC.flags, 5, actor="rollway", now=now - 90, rollout=record.rollout_id)
+    begin_rollback(env.ledger, env.targets.canary_service, actor="erin", reason="aborted by erin: errors",
+                   now=now - 5, rollout=record.rollout_id)
+    env.router.weights = Weights.canary_at(5)
+    env.deployer.services[env.targets.canary_service] = env.deployer.services[env.targets.canary_service].model_copy(
+        update={"task_definition": SERVICE_TD, "desired": 2, "running": 2})
+    hooks_and_flows_see(monkeypatch, env)
+    return env, record
+
+
+def test_a_flag_left_on_is_named_in_the_notice_and_the_incident_report(monkeypatch):
+    env, record = rolling_back_with_flags(monkeypatch)
+    send = env.notifier.notify
+
+    def topic_gone(subject, message):
+        raise TargetNotFound("SNS topic", "webordinary-alerts", "in region us-west-2")
+
+    env.notifier.notify = topic_gone
+    with pytest.raises(RollbackIncomplete, match="notify"):
+        rollback(reason="abort")  # the flags went off; the page failed, so the rollback stays open
+    assert not env.flags.get(SQS).enabled
+    # On-call turns one back on: stable serves it too, and users need it.
+    set_flag(env.flags, FlagChange(feature=SQS, enabled=True, percentage=5, reason="stable needs it"),
+             actor="oncall", now=env.clock.now())
+
+    env.notifier.notify = send
+    done = rollback(reason="abort again")
+
+    assert env.flags.get(SQS).enabled, "the rollback run again undid on-call's re-enable"
+    assert done.flags_disabled == ()
+    assert len(done.flags_kept) == 1 and done.flags_kept[0].startswith(f"{SQS}: left on 5%")
+    _, body = env.notifier.messages[-1]
+    assert f"Feature flag LEFT ON, as a person set it: {SQS}: left on 5%" in body, body
+    assert "oncall turned it back on after rollout" in body and "stable needs it" in body, body
+
+    stored = env.ledger.get(env.targets.canary_service)
+    assert stored.phase is RolloutPhase.ROLLED_BACK
+    steps = incident_report(stored).split("## Rollback steps")[1].split("## Notification")[0]
+    assert f"disabled (`{INTERRUPTS}`;" in steps, steps
+    assert f"**left on** as a person set it: {SQS}: left on 5%" in steps and "oncall" in steps, steps
