@@ -1215,6 +1215,11 @@ def _rollback_directly(service: Service, who: str, reason: str, wait_seconds: fl
             return 1
         return 0
     console.print(f"rolled back {service.name}: load balancer {result.weights} (stable/canary), "
-                  f"{service.targets.canary_service} at {result.canary_desired} tasks")
+                  f"{service.targets.canary_service} at {result.canary_desired} tasks", markup=False)
+    # The person who aborted reads this, not the page: a flag left on still serves the feature.
+    if result.flags_disabled:
+        console.print(f"feature flags turned off: {', '.join(result.flags_disabled)}", markup=False)
+    for line in result.flags_kept:
+        console.print(f"feature flag LEFT ON, as a person set it: {line}", markup=False)
     return 0
 

@@ -77,3 +77,50 @@ def test_a_flag_left_on_is_named_in_the_notice_and_the_incident_report(monkeypat
     steps = incident_report(stored).split("## Rollback steps")[1].split("## Notification")[0]
     assert f"disabled (`{INTERRUPTS}`;" in steps, steps
     assert f"**left on** as a person set it: {SQS}: left on 5%" in steps and "oncall" in steps, steps
+
+
+
+def aborting(monkeypatch, env, capsys):
+    """`rollway abort` run on ``env``: its exit code and what it printed, on one line."""
+    from uuid import uuid4
+
+    from rollway.cli import ops
+
+    service = ops.Service(targets=env.targets, targets_block=f"abort-flags-{uuid4().hex[:8]}", credentials_block=None,
+                          ledger=env.ledger, router=env.router)
+    monkeypatch.setattr(ops, "connect", lambda *a: service)
+    code = ops.abort(approver="erin", reason="errors", flow_run=None, wait_seconds=0,
+                     targets_block=service.targets_block, credentials_block=None)
+    return code, " ".join(capsys.readouterr().out.split())
+
+
+def test_rollway_abort_says_which_flags_it_turned_off(monkeypatch, capsys):
+    """`rollway abort` ended on the traffic and the tasks: the person who aborted was not told
+    which features went off for every user."""
+    env, _ = rolling_back_with_flags(monkeypatch)
+    code, out = aborting(monkeypatch, env, capsys)
+    assert code == 0, out
+    assert not env.flags.get(SQS).enabled and not env.flags.get(INTERRUPTS).enabled
+    assert "feature flags turned off: " in out and SQS in out and INTERRUPTS in out, out
+
+
+def test_rollway_abort_says_which_flag_it_left_on(monkeypatch, capsys):
+    """A flag on-call turned back on after the first rollback attempt stays on, and the person
+    finishing the rollback with `rollway abort` is told so (it said only the traffic and tasks)."""
+    env, _ = rolling_back_with_flags(monkeypatch)
+    send = env.notifier.notify
+
+    def topic_gone(subject, message):
+        raise TargetNotFound("SNS topic", "webordinary-alerts", "in region us-west-2")
+
+    env.notifier.notify = topic_gone
+    with pytest.raises(RollbackIncomplete, match="notify"):
+        rollback(reason="abort")
+    set_flag(env.flags, FlagChange(feature=SQS, enabled=True, percentage=5, reason="stable needs it"),
+             actor="oncall", now=env.clock.now())
+    env.notifier.notify = send
+    capsys.readouterr()
+    code, out = aborting(monkeypatch, env, capsys)
+    assert code == 0, out
+    assert env.flags.get(SQS).enabled
+    assert f"feature flag LEFT ON, as a person set it: {SQS}: left on 5%" in out, out
