@@ -127,8 +127,13 @@ def bound_flags(record: RolloutRecord) -> tuple[str, ...]:
 def stage_lines(record: RolloutRecord) -> list[StageLine]:
     """Each stretch at one split of the traffic, in order, with how it ended."""
     lines: list[dict] = []
+    # One rollout has one rollback: a record written before a rollback that took over one that died
+    # kept its one start can hold a second, which showed the stage "rolled back" twice.
+    first_start = rollback_start(record)
     for t in record.history:
         current = lines[-1] if lines and lines[-1]["ended_at"] is None else None
+        if t.kind == "rollback-start" and t is not first_start:
+            continue
         if t.kind in _MOVES and t.to_weights is not None:
             if current is not None:
                 current["ended_at"] = t.at

@@ -621,3 +621,21 @@ def test_an_unfinished_rollback_whose_notice_went_out_does_not_say_the_finishing
     notice = incident_report(unfinished, alert_topic="webordinary-alerts").split("## Notification")[1]
     assert (f"Sent on `webordinary-alerts` at {utc(T0 + 160)} by judge: SNS message id `sns-7`") in notice, notice
     assert "the run that finishes it does not send it again" in notice and "Not confirmed" not in notice
+
+
+def test_a_record_holding_two_rollback_starts_shows_the_rollback_once_in_its_stage():
+    """The second start (a rollback that took over one that died, recorded before a takeover kept
+    one start) is no second rollback: the stage read "rolled back (judge) ...; then rolled back
+    (monitor) ..." as if the traffic had come back twice."""
+    rolled_back = record([
+        started(), shift(60, 5, 0),
+        Transition(at=T0 + 100, kind="rollback-start", actor="judge", comment="5%: canary 3% vs baseline 0.1%"),
+        Transition(at=T0 + 400, kind="rollback-start", actor="monitor", comment="monitoring after promotion: 5xx"),
+        Transition(at=T0 + 420, kind="rollback", actor="monitor", from_weights=w(5), to_weights=w(0)),
+    ], RolloutPhase.ROLLED_BACK)
+    (line,) = stage_lines(rolled_back)
+    assert line.verdict == "rolled back (judge): 5%: canary 3% vs baseline 0.1%", line.verdict
+    assert line.ended_at == T0 + 420
+    for text in (rollout_report(rolled_back), incident_report(rolled_back)):
+        (row,) = [x for x in text.splitlines() if x.startswith("| 1/3 | 95/5 |")]
+        assert row.count("rolled back") == 1, row
