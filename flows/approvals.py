@@ -35,9 +35,7 @@ from prefect.client.schemas.objects import State
 from prefect.context import FlowRunContext
 from prefect.exceptions import Abort
 from prefect.exceptions import Pause as PauseRefused
-from prefect._internal.pydantic.v2_schema import create_v2_schema, is_v2_model
-from prefect.input import RunInput
-from prefect.input.run_input import keyset_from_paused_state
+from prefect.input import RunInput, keyset_from_paused_state
 from prefect.states import Paused, Running
 from prefect.utilities.engine import propose_state_sync
 from pydantic import Field, ValidationError
@@ -190,19 +188,24 @@ def _pause(client: SyncPrefectClient, run_id: UUID, form: type[RunInput], deadli
     if not state.is_paused():
         raise RuntimeError(f"the run could not pause for an approval: the Prefect API left it {state.type.value}")
     keyset = state.state_details.run_input_keyset
-    for part, value in _form_parts(form, keyset):
-        through(lambda: _store(client, run_id, part, value))
+    through(lambda: _save_form(client, run_id, form, keyset))
     return state
 
 
-def _form_parts(form: type[RunInput], keyset: dict[str, str]) -> list[tuple[str, str]]:
-    """What ``RunInput.save`` stores for ``form`` (its JSON schema, its description), by key."""
-    schema = (create_v2_schema(form.__name__, model_base=form) if is_v2_model(form)
-              else form.model_json_schema(by_alias=True))
-    parts = [(keyset["schema"], schema)]
-    if isinstance(form._description, str) and form._description:
-        parts.append((keyset["description"], form._description))
-    return [(key, orjson.dumps(value).decode()) for key, value in parts]
+def _save_form(client: SyncPrefectClient, run_id: UUID, form: type[RunInput], keyset: dict[str, str]) -> None:
+    """Store ``form`` on the paused run as ``pause_flow_run(wait_for_input=form)`` does: through
+    ``RunInput.save`` (Prefect's own schema for the UI's form, then the description above it).
+
+    ``save`` stores the schema first: when an earlier try stored it and its answer was lost, the
+    server refuses it again (409), and the description, which that try may not have reached, is
+    stored alone (kept if it was)."""
+    try:
+        form.save(keyset, flow_run_id=run_id)
+    except httpx.HTTPStatusError as err:
+        if err.response.status_code != 409:
+            raise
+        if isinstance(form._description, str) and form._description:
+            _store(client, run_id, keyset["description"], orjson.dumps(form._description).decode())
 
 
 def _store(client: SyncPrefectClient, run_id: UUID, key: str, value: str) -> None:
