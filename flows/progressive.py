@@ -411,7 +411,8 @@ def run_progressive(
             watched = run_monitor(env, recorded, window_seconds=left, decommission=recorded.phases[-1].decommission,
                                   previous_task_definition=record.previous_task_definition,
                                   stable_desired=record.stable_desired, owner=owner, lease_seconds=lease_seconds,
-                                  rollout=record.rollout_id, opened_at=record.last_transition("promote").at)
+                                  rollout=record.rollout_id, opened_at=record.last_transition("promote").at,
+                                  pinned_image=record.pinned_image)
             promoted = RolloutResult(outcome="promoted", reason=watched.reason, image=spec.image,
                                      final_weights=record.weights)
             return after_window(promoted, watched)
@@ -501,7 +502,8 @@ def run_progressive(
     )
 
     rollback = judge_rollback(env, spec, previous_task_definition=record.previous_task_definition,
-                              stable_desired=record.stable_desired, rollout=record.rollout_id, ledgered=True)
+                              stable_desired=record.stable_desired, rollout=record.rollout_id, ledgered=True,
+                              pinned_image=record.pinned_image)
 
     journal = LedgerJournal(env, spec, owner=owner, lease_seconds=lease_seconds, actor=actor,
                             rollout_id=record.rollout_id)
@@ -518,6 +520,7 @@ def run_progressive(
             env, spec, window_seconds=spec.monitor_seconds, decommission=spec.phases[-1].decommission,
             previous_task_definition=record.previous_task_definition,
             stable_desired=record.stable_desired, owner=owner, lease_seconds=lease_seconds, rollout=record.rollout_id,
+            pinned_image=record.pinned_image,
         )
         ended = after_window(result, watched)
         journal.window_ended(ended)
