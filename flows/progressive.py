@@ -170,25 +170,51 @@ def deploy_canary(env: Environment, spec: RolloutSpec, record: RolloutRecord, *,
 
     A run that died after pointing the canary and before recording it left the canary on a
     revision of this image: that one is recorded, not a second one registered (the first would
-    be left behind, unused).
+    be left behind, unused). One of an older release that died so before images were pinned
+    left a revision naming the tag: it is replaced by one naming the digest, and deregistered
+    (``_retire_unpinned``), not left behind.
     """
     t = env.targets
     canary = ecs.describe_service(env.deployer, t.canary_service)
-    if canary.task_definition != record.previous_task_definition \
-            and ecs.image_of(env.deployer, canary.task_definition) == image:
+    ran = (ecs.image_of(env.deployer, canary.task_definition)
+           if canary.task_definition != record.previous_task_definition else None)
+    retired = ""
+    if ran == image:
         revision = canary.task_definition
     else:
         stable = ecs.describe_service(env.deployer, t.stable_service)
         revision = undoable.deploy_revision(env.deployer, t.canary_service, image, stable.task_definition,
                                             record.previous_task_definition)
+        if ran == record.image != image and canary.task_definition != stable.task_definition:
+            retired = _retire_unpinned(env, canary.task_definition, record.image)
     return env.ledger.record(
         t.canary_service, owner=owner, now=env.clock.now(), lease_seconds=lease_seconds, wall=env.wall(),
         transition=Transition(at=env.clock.now(), kind="deploy", actor=actor,
-                              comment=f"{t.canary_service} on {revision} ({image})"),
+                              comment=f"{t.canary_service} on {revision} ({image}){retired}"),
         canary_task_definition=revision, phase=RolloutPhase.PROGRESSING,
         # A record from before images were pinned gets the image its revision names.
         **({} if record.pinned_image == image else {"pinned_image": image}),
     )
+
+
+def _retire_unpinned(env: Environment, revision: str, tag: str) -> str:
+    """Deregister ``revision``, which names ``tag``: a run of an older release registered it for
+    this rollout and died before recording it, ahead of pinning; the canary runs the pinned one
+    now. Returns what the deploy's history entry says of it.
+
+    Nothing else of the rollout's uses it (its rollback restores the previous revision). A
+    deregistration ECS refuses stops nothing: the log and the history name the revision to
+    deregister by hand."""
+    log = get_run_logger()
+    try:
+        ecs.deregister_revision(env.deployer, revision)
+    except Exception as err:  # noqa: BLE001 - a leftover, not a step of the rollout
+        log.warning("%s, registered for %s before the rollout was pinned, is no longer used, and ECS refused to "
+                    "deregister it (%s): deregister it by hand", revision, tag, err)
+        return f"; {revision}, registered for {tag} before pinning, is unused: ECS refused to deregister it ({err})"
+    log.info("deregistered %s: registered for %s before the rollout was pinned, replaced by the pinned revision",
+             revision, tag)
+    return f"; deregistered {revision}, registered for {tag} before pinning and replaced"
 
 
 def start_phase(env: Environment, spec: RolloutSpec, index: int, *, owner: str, actor: str,
