@@ -22,6 +22,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from rollway import weekly
+from rollway.approvals import UNHEARD
 from rollway.finalize import DONE as FINALIZED, START as FINALIZE_START, finalize_unfinished
 from rollway.ledger import TAKEOVER, RolloutRecord, Transition, monitoring_owed, notice_sent, rollback_start, utc
 from rollway.model import Weights
@@ -29,8 +30,9 @@ from rollway.phases import RolloutPhase
 from rollway.report import markdown_cell as cell
 from rollway.spec import RolloutSpec
 
-ANSWERS = ("approve", "reject", "hold", "timeout")
-"""Transition kinds that record a person's answer to a pause (or its timeout)."""
+ANSWERS = ("approve", "reject", "hold", "timeout", UNHEARD)
+"""Transition kinds that record a person's answer to a pause (or its timeout, or an answer given to
+a paused run whose process had died, which nothing acted on)."""
 
 _MOVES = ("shift", "adopt")
 
@@ -331,6 +333,9 @@ def _answers(record: RolloutRecord) -> list[str]:
         stage = (f"{weights[t.to_stage]}%" if weights and t.to_stage is not None and 0 <= t.to_stage < len(weights)
                  else "-")
         answer = "timed out" if t.kind == "timeout" else t.kind
+        if t.kind == UNHEARD:  # its comment opens with the answer, as every answer's does (answer_comment)
+            said = next((a for a in ("approve", "reject", "hold") if (t.comment or "").startswith(a)), "answered")
+            answer = f"{said}, not acted on (its run had died)"
         rows.append(f"| {utc(t.at)} | {cell(t.actor)} | {answer} | {stage} | {cell(t.comment or '')} | "
                     f"{cell(t.verdict or '')} |")
     return rows
