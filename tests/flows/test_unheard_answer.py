@@ -19,9 +19,11 @@ from prefect.states import Crashed, Paused, Running
 from flows.approvals import ApprovalInput, unheard_answers
 from flows.env import OWNER_PREFIX
 from rollway.approvals import UNHEARD, auto_approve, waiting_prefix
+from rollway.cli import ops
 from rollway.reports import rollout_report
 from rollway.spec import RolloutSpec, Stage, WeeklyPhase
 from tests.flows.test_progressive_fakes import IMAGE, env_with_ledger, progressive_on
+from tests.flows.test_promote_race import commands_see_a_rollout_owned_by
 
 QUESTION = "approval needed before 100%"
 
@@ -31,10 +33,10 @@ def paused_and_died() -> None:
     """Never run: its flow run is made by hand, paused, and left without a process."""
 
 
-def dead_run_answered(action: str, *, waited_until: float, answer: bool = True):
+def dead_run_answered(action: str, *, waited_until: float, answer: bool = True, ended: bool = True):
     """A flow run paused for rollway's form that said it waited until ``waited_until`` (wall
     clock) and then went silent, resumed from the UI with ``action`` by dana; left Crashed, as a
-    run with no process ends up. Returns the run."""
+    run with no process ends up (``ended``), or Running, as the resume leaves it. Returns the run."""
     key = f"approval-{uuid4().hex}"
     with get_client(sync_client=True) as client:
         run = client.create_flow_run(paused_and_died)
@@ -47,7 +49,8 @@ def dead_run_answered(action: str, *, waited_until: float, answer: bool = True):
         client.create_flow_run_input(run.id, f"{waiting_prefix(key)}0", json.dumps({"at": waited_until, "every": 30.0}))
         if answer:
             client.resume_flow_run(run.id, run_input={"action": action, "approver": "dana", "comment": "latency"})
-        client.set_flow_run_state(run.id, Crashed(message="no process"), force=True)
+        if ended:
+            client.set_flow_run_state(run.id, Crashed(message="no process"), force=True)
         return client.read_flow_run(run.id)
 
 
@@ -81,3 +84,15 @@ def test_an_answer_a_live_run_took_is_not_recorded_again():
     """The run still said it waited when the answer came: it read the answer and recorded it."""
     assert unheard_answers(dead_run_answered("approve", waited_until=time.time()).id) == []
     assert unheard_answers(dead_run_answered("approve", waited_until=time.time() - 600, answer=False).id) == []
+
+
+def test_status_says_the_holders_run_was_answered_after_it_died_and_what_to_do(monkeypatch, capsys):
+    """The run shows Running, the person believed the rollout rolled back: status said nothing."""
+    dead = dead_run_answered("reject", waited_until=time.time() - 600, ended=False)
+    commands_see_a_rollout_owned_by(monkeypatch, dead)
+    assert ops.status(targets_block=None, credentials_block=None) == 0
+    said = " ".join(capsys.readouterr().out.split())
+    assert (f"flow run {dead.name} ({dead.id}), which holds the rollout, was answered reject by dana at "
+            in said), said
+    assert "after its process had died" in said and "nothing acted on the answer" in said
+    assert "set it to Crashed or Failed in the Prefect UI" in said and "`rollway abort` to roll back" in said
