@@ -596,15 +596,21 @@ def test_a_rollback_begun_again_after_the_first_died_is_reported_as_the_first_on
     assert "**Rolled back because:** the run failed: boom (by state hook on_failure" in rollout_report(rolled_back)
 
 
-def test_a_record_holding_two_rollback_starts_names_the_first_as_the_trigger():
-    """Records written before a rollback taking over another's kept one rollback-start can hold a
-    second: the first is still what triggered the rollback, and the traffic at it the exposure."""
-    rolled_back = record([
+def two_rollback_starts() -> RolloutRecord:
+    """A rollback of 5 % by the judge, with the second start a record written before a rollback
+    taking over another's kept one start could hold (here the monitor's)."""
+    return record([
         started(), shift(60, 5, 0),
         Transition(at=T0 + 100, kind="rollback-start", actor="judge", comment="5%: canary 3% vs baseline 0.1%"),
         Transition(at=T0 + 400, kind="rollback-start", actor="monitor", comment="monitoring after promotion: 5xx"),
         Transition(at=T0 + 420, kind="rollback", actor="monitor", from_weights=w(5), to_weights=w(0)),
     ], RolloutPhase.ROLLED_BACK)
+
+
+def test_a_record_holding_two_rollback_starts_names_the_first_as_the_trigger():
+    """Records written before a rollback taking over another's kept one rollback-start can hold a
+    second: the first is still what triggered the rollback, and the traffic at it the exposure."""
+    rolled_back = two_rollback_starts()
     trigger = rollback_trigger(rolled_back)
     assert (trigger.kind, trigger.who, trigger.at) == ("judge", "judge", T0 + 100)
     assert "- **Recorded by:** judge at" in incident_report(rolled_back)
@@ -627,12 +633,7 @@ def test_a_record_holding_two_rollback_starts_shows_the_rollback_once_in_its_sta
     """The second start (a rollback that took over one that died, recorded before a takeover kept
     one start) is no second rollback: the stage read "rolled back (judge) ...; then rolled back
     (monitor) ..." as if the traffic had come back twice."""
-    rolled_back = record([
-        started(), shift(60, 5, 0),
-        Transition(at=T0 + 100, kind="rollback-start", actor="judge", comment="5%: canary 3% vs baseline 0.1%"),
-        Transition(at=T0 + 400, kind="rollback-start", actor="monitor", comment="monitoring after promotion: 5xx"),
-        Transition(at=T0 + 420, kind="rollback", actor="monitor", from_weights=w(5), to_weights=w(0)),
-    ], RolloutPhase.ROLLED_BACK)
+    rolled_back = two_rollback_starts()
     (line,) = stage_lines(rolled_back)
     assert line.verdict == "rolled back (judge): 5%: canary 3% vs baseline 0.1%", line.verdict
     assert line.ended_at == T0 + 420
