@@ -41,7 +41,8 @@ from prefect.states import Paused, Running
 from prefect.utilities.engine import propose_state_sync
 from pydantic import Field, ValidationError
 
-from rollway.approvals import WAITING_EVERY_SECONDS, ApprovalAnswer, Approver, UnheardAnswer, answered_dead, waiting_prefix
+from rollway.approvals import (WAITING_EVERY_SECONDS, ApprovalAnswer, Approver, UnheardAnswer, answered_dead,
+                               waiting_prefix)
 from rollway.decide import Pause
 from rollway.spec import Approvals
 

@@ -102,6 +102,7 @@ def _finalize(*, actor: str | None, stable_timeout_seconds: float, unrecorded: b
                       "on its task definition (a finalized promotion, a rolled-back one or none look the same to "
                       "AWS); nothing changed", markup=False)
     else:
-        console.print(f"finalized {what}: {with_pin(result.image, result.pinned_image) if result.image else result.task_definition} runs on the stable service, which "
+        version = with_pin(result.image, result.pinned_image) if result.image else result.task_definition
+        console.print(f"finalized {what}: {version} runs on the stable service, which "
                       f"carries {result.weights.stable}% of the traffic; the next rollout can start", markup=False)
     return 0
