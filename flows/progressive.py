@@ -26,7 +26,7 @@ from flows.monitor import after_window, run_monitor
 from flows.params import Actor, EarlyReason, LeaseSeconds, PollSeconds
 from flows.rollback import finish_rollback, judge_rollback, sleep_wall
 from rollway import lapse, weekly
-from rollway.approvals import UNHEARD, Approver, unheard_comment
+from rollway.approvals import Approver, unheard_transitions
 from rollway.aws.environment import aws_environment
 from rollway.clock import ClockSettings
 from rollway.decide import StageState
@@ -370,8 +370,7 @@ def record_unheard_answers(env: Environment, record: RolloutRecord, held_by: str
     if not unheard:
         return record
     now = env.clock.now()
-    entries = [Transition(at=now, kind=UNHEARD, actor=u.answer.approver, comment=unheard_comment(u),
-                          verdict=u.question) for u in unheard]
+    entries = unheard_transitions(unheard, now)
     for u in unheard:
         log.warning("%s answered %s to flow run %s after its process had died: not acted on (recorded in the "
                     "ledger); this run asks again", u.answer.approver, u.answer.action, u.run)

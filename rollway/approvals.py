@@ -7,7 +7,7 @@ from typing import Callable, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from rollway.decide import Pause
-from rollway.ledger import answer_comment, utc
+from rollway.ledger import Transition, answer_comment, utc
 
 
 COMMENT_LIMIT = 2_000
@@ -130,3 +130,9 @@ def unheard_comment(unheard: UnheardAnswer) -> str:
     return (f"{answer_comment(unheard.answer.action, unheard.answer.comment)} (given to flow run {unheard.run} at "
             f"{utc(unheard.answered_at)}, wall clock, after its process had died: it last said it waited at "
             f"{utc(unheard.silent_since)}; not acted on, the run that took the rollout over asks again)")
+
+
+def unheard_transitions(unheard: list[UnheardAnswer], at: float) -> list[Transition]:
+    """The ``unheard`` history entries of ``unheard``, stamped ``at`` (the rollout clock)."""
+    return [Transition(at=at, kind=UNHEARD, actor=u.answer.approver, comment=unheard_comment(u), verdict=u.question)
+            for u in unheard]

@@ -751,6 +751,35 @@ def unheard_by_holder(record: RolloutRecord | None) -> list:
         return []
 
 
+def record_unheard(service: Service, record: RolloutRecord, now: float) -> None:
+    """Before an abort rolls the rollout back: record the answers its holder's run took after its
+    process died (``unheard_by_holder``), as the run taking a rollout over does, so the rolled-back
+    rollout's history still says who answered it, and how. Record-keeping: a write the ledger
+    refuses is said, and the abort goes on."""
+    from rollway.approvals import unheard_transitions
+    from rollway.aws.ledger import write_or_why
+    from rollway.ledger import LedgerError
+
+    unheard = unheard_by_holder(record)
+    if not unheard:
+        return
+    entries = unheard_transitions(unheard, now)
+    try:
+        failed = write_or_why(lambda: service.ledger.record(
+            service.name, owner=None, now=now, rollout=record.rollout_id, transition=entries[0],
+            followed_by=tuple(entries[1:])))
+    except LedgerError as refused:  # another rollout is the newest, say: the abort below says so itself
+        failed = str(refused)
+    for u in unheard:
+        said = (f"flow run {u.run} was answered {u.answer.action} by {u.answer.approver} at {utc(u.answered_at)} "
+                "(wall clock) after its process had died: nothing acted on it")
+        if failed is None:
+            console.print(f"{said}; recorded in the ledger", markup=False)
+        else:
+            errors.print(f"[yellow]warning:[/yellow] {escape(said)}; the ledger could not record it "
+                         f"({escape(failed)})")
+
+
 def print_unheard(unheard: Sequence[Any]) -> None:
     """Say that the holder's run took answers nothing acted on, and what to do."""
     for u in unheard:
@@ -1161,6 +1190,7 @@ def _rollback_directly(service: Service, who: str, reason: str, wait_seconds: fl
     # The abort's entries go in the rollout's history among its run's: on that run's clock (sped
     # up under `rollway up`), the intent below and the rollback flow's own alike.
     clock = rollout_clock(owner)
+    record_unheard(service, record, clock.build().now())
     if record.phase is not RolloutPhase.ROLLING_BACK:
         # Intent first, in the person's words: from here the owning run can no longer record
         # progress (RolloutEnded), and whichever rollback finishes (this one or the cancelled

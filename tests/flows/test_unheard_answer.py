@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from types import SimpleNamespace
 from uuid import uuid4
 
 from prefect import flow
@@ -96,3 +97,26 @@ def test_status_says_the_holders_run_was_answered_after_it_died_and_what_to_do(m
             in said), said
     assert "after its process had died" in said and "nothing acted on the answer" in said
     assert "set it to Crashed or Failed in the Prefect UI" in said and "`rollway abort` to roll back" in said
+
+
+def test_abort_records_the_answer_the_dead_holders_run_was_given_before_rolling_back(monkeypatch, capsys):
+    """Rolled back by `rollway abort`, the rollout's history had no word of dana's rejection."""
+    import flows.rollback
+
+    dead = dead_run_answered("reject", waited_until=time.time() - 600, ended=False)
+    commands_see_a_rollout_owned_by(monkeypatch, dead)
+    service = ops.connect(None, None)
+    rolled_back = []
+    # The rollback flow itself is another test's: here, what the abort recorded before it.
+    monkeypatch.setattr(flows.rollback, "rollback", lambda **kwargs: rolled_back.append(kwargs) or SimpleNamespace(
+        done_by=None, steps=(), weights=None, canary_desired=0))
+    code = ops.abort(approver="erin", reason="dana's answer never landed", flow_run=None, wait_seconds=0.5,
+              targets_block=None, credentials_block=None)
+    assert code == 0 and rolled_back, capsys.readouterr()
+    record = service.ledger.get(service.name)
+    kinds = [t.kind for t in record.history]
+    assert kinds[-2:] == [UNHEARD, "rollback-start"], kinds
+    assert record.history[-2].actor == "dana" and record.history[-2].comment.startswith("reject: latency (given to")
+    out = " ".join(capsys.readouterr().out.split())
+    assert f"flow run {dead.name} ({dead.id}) was answered reject by dana at " in out, out
+    assert "nothing acted on it; recorded in the ledger" in out
