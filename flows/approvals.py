@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
@@ -33,16 +34,15 @@ from prefect import get_run_logger
 from prefect.client.orchestration import SyncPrefectClient, get_client
 from prefect.client.schemas.objects import State
 from prefect.context import FlowRunContext
-from prefect.exceptions import Abort
+from prefect.exceptions import Abort, ObjectNotFound
 from prefect.exceptions import Pause as PauseRefused
-from prefect._internal.pydantic.v2_schema import create_v2_schema, is_v2_model
-from prefect.input import RunInput
-from prefect.input.run_input import keyset_from_paused_state
+from prefect.input import RunInput, keyset_from_paused_state
 from prefect.states import Paused, Running
 from prefect.utilities.engine import propose_state_sync
 from pydantic import Field, ValidationError
 
-from rollway.approvals import WAITING_EVERY_SECONDS, ApprovalAnswer, Approver, waiting_prefix
+from rollway.approvals import (WAITING_EVERY_SECONDS, ApprovalAnswer, Approver, UnheardAnswer, answered_dead,
+                               waiting_prefix)
 from rollway.decide import Pause
 from rollway.spec import Approvals
 
@@ -190,19 +190,24 @@ def _pause(client: SyncPrefectClient, run_id: UUID, form: type[RunInput], deadli
     if not state.is_paused():
         raise RuntimeError(f"the run could not pause for an approval: the Prefect API left it {state.type.value}")
     keyset = state.state_details.run_input_keyset
-    for part, value in _form_parts(form, keyset):
-        through(lambda: _store(client, run_id, part, value))
+    through(lambda: _save_form(client, run_id, form, keyset))
     return state
 
 
-def _form_parts(form: type[RunInput], keyset: dict[str, str]) -> list[tuple[str, str]]:
-    """What ``RunInput.save`` stores for ``form`` (its JSON schema, its description), by key."""
-    schema = (create_v2_schema(form.__name__, model_base=form) if is_v2_model(form)
-              else form.model_json_schema(by_alias=True))
-    parts = [(keyset["schema"], schema)]
-    if isinstance(form._description, str) and form._description:
-        parts.append((keyset["description"], form._description))
-    return [(key, orjson.dumps(value).decode()) for key, value in parts]
+def _save_form(client: SyncPrefectClient, run_id: UUID, form: type[RunInput], keyset: dict[str, str]) -> None:
+    """Store ``form`` on the paused run as ``pause_flow_run(wait_for_input=form)`` does: through
+    ``RunInput.save`` (Prefect's own schema for the UI's form, then the description above it).
+
+    ``save`` stores the schema first: when an earlier try stored it and its answer was lost, the
+    server refuses it again (409), and the description, which that try may not have reached, is
+    stored alone (kept if it was)."""
+    try:
+        form.save(keyset, flow_run_id=run_id)
+    except httpx.HTTPStatusError as err:
+        if err.response.status_code != 409:
+            raise
+        if isinstance(form._description, str) and form._description:
+            _store(client, run_id, keyset["description"], orjson.dumps(form._description).decode())
 
 
 def _store(client: SyncPrefectClient, run_id: UUID, key: str, value: str) -> None:
@@ -436,3 +441,60 @@ def prefect_approver(approvals: Approvals, poll_interval: int = 2) -> Approver:
         )
 
     return answer
+
+
+_RESPONSE = "-response"
+_FORM_PREFIX = "paused-approval-"  # keyset_from_paused_state of a pause keyed "approval-<hex>" (``_pause``)
+# The pause's reason, as the engine opens the form's summary with it ("**<reason>**").
+_ASKED = re.compile(r"\*\*(.+?)\*\*")
+
+
+def unheard_answers(run_id: UUID) -> list[UnheardAnswer]:
+    """The answers the flow run ``run_id`` was resumed with after its process died while it was
+    paused for them, oldest first: Prefect stored each with the resume, and no process read it.
+
+    Told apart from an answer the run took by what the run said while it waited: it says every
+    ``WAITING_EVERY_SECONDS`` that it still waits, so an answer stored while it had been silent
+    for several periods (``answered_dead``) came after its process died. A run of an earlier
+    rollway, which said nothing, gives none.
+    """
+    with get_client(sync_client=True) as client:
+        try:
+            run = client.read_flow_run(run_id)
+        except ObjectNotFound:  # deleted, or run against another Prefect API: nothing to read
+            return []
+        # The form's parts are keyed by the Paused state's keyset ("paused-<pause key>-..."), what
+        # the run says while it waits by the pause key alone (``waiting_prefix``).
+        inputs = [*client.filter_flow_run_input(run_id, _FORM_PREFIX, 1000, set()),
+                  *client.filter_flow_run_input(run_id, "approval-", 1000, set())]
+    by_key = {given.key: given for given in inputs}
+    found = []
+    for key, given in by_key.items():
+        if not (key.startswith(_FORM_PREFIX) and key.endswith(_RESPONSE)) or given.created is None:
+            continue
+        base = key[:-len(_RESPONSE)]
+        pause_key = base.removeprefix("paused-")
+        stamps = []
+        for said in inputs:
+            if said.key.startswith(waiting_prefix(pause_key)):
+                try:
+                    value = json.loads(said.value)
+                    stamps.append((float(value["at"]), float(value["every"])))
+                except (ValueError, TypeError, KeyError):
+                    continue  # not one of ours
+        answered_at = given.created.timestamp()
+        silent = answered_dead(stamps, answered_at)
+        if silent is None:
+            continue
+        try:
+            form = ApprovalInput.model_validate_json(given.value)
+        except ValidationError:
+            continue  # not an answer to rollway's form
+        described = by_key.get(f"{base}-description")
+        asked = _ASKED.search(str(json.loads(described.value))) if described is not None else None
+        found.append(UnheardAnswer(
+            answer=ApprovalAnswer(action=form.action, approver=form.approver.strip(), comment=form.comment,
+                                  next_weight=form.next_weight),
+            run=f"{run.name} ({run.id})", answered_at=answered_at, silent_since=silent,
+            question=asked.group(1) if asked else None))
+    return sorted(found, key=lambda unheard: unheard.answered_at)

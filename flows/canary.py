@@ -400,7 +400,7 @@ def _run_canary(env: Environment, spec: RolloutSpec, approver: Approver, *, acto
     # (its rollback's too).
     rollout = f"{CANARY_RUN_ROLLOUT}{new_rollout_id(env.clock.now())}"
     rollback = judge_rollback(env, spec, previous_task_definition=canary.task_definition, stable_desired=stable.desired,
-                              rollout=rollout)
+                              rollout=rollout, pinned_image=image)
     result = run_stages(
         env, spec, state=StageState(), stable_desired=stable.desired, approver=approver, rollback=rollback,
         rollout=rollout,
@@ -422,7 +422,7 @@ def _run_canary(env: Environment, spec: RolloutSpec, approver: Approver, *, acto
         # write into a record another rollout of the service left.
         watched = run_monitor(
             replace(env, ledger=None), spec, window_seconds=spec.monitor_seconds, decommission=False,
-            previous_task_definition=canary.task_definition, stable_desired=stable.desired,
+            previous_task_definition=canary.task_definition, stable_desired=stable.desired, pinned_image=image,
         )
         result = after_window(result, watched)
     if finalize and result.outcome == "promoted":
@@ -462,7 +462,7 @@ def finalize_in_run(env: Environment, spec: RolloutSpec, result: RolloutResult, 
         ) from err
     try:
         done = run_finalize(replace(env, ledger=None), actor=actor, unrecorded=True, image=spec.image,
-                            promoted=revision)
+                            promoted=revision, pinned_image=result.pinned_image)
     except FinalizeRefused as err:
         raise FinalizeRefused(f"{spec.image} was promoted and its window passed, but finalize refused: {err}. "
                               f"Once that is resolved, run {UNRECORDED_AGAIN}") from err

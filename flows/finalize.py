@@ -51,6 +51,7 @@ from rollway.finalize import (
 from rollway.ledger import (
     TAKEOVER, LockHeld, RolloutEnded, RolloutMovedOn, RolloutRecord, RolloutSuperseded, Transition, utc,
 )
+from rollway.image import with_pin
 from rollway.model import Weights
 from rollway.report import markdown_cell
 from rollway.spec import RolloutSpec
@@ -178,7 +179,8 @@ def _held_by(env: Environment, record: RolloutRecord) -> str:
 def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float = 600.0,
                  verify_timeout_seconds: float = 30.0, healthy_timeout_seconds: float = 300.0, unrecorded: bool = False,
                  canary_runs: Callable[[], Sequence[str]] = tuple, image: str | None = None,
-                 promoted: str | None = None, owner: str | None = None) -> FinalizeResult:
+                 promoted: str | None = None, owner: str | None = None,
+                 pinned_image: str | None = None) -> FinalizeResult:
     """Finalize the service's promoted rollout; see the module docstring for the order.
 
     Args:
@@ -191,6 +193,7 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
             nothing is written to the ledger (``env.ledger`` may be None: nothing is read either).
         canary_runs: with ``unrecorded``, the `canary` flow runs that have not ended (any refuses).
         image: the promoted image, for the notice and result, when the ledger does not say.
+        pinned_image: the digest ``image`` was pinned to, when the ledger does not say.
         promoted: with ``unrecorded``, the task definition the promotion put on the canary, when
             known: a canary pointed elsewhere since is refused, not moved onto the stable service.
         owner: who holds the recorded rollout's lease while this run acts (default: this flow run,
@@ -224,6 +227,9 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
     # The promoted rollout, when the ledger records it: what is written to and said about.
     record = None if unrecorded else newest
     rollout_id, image = (record.rollout_id, record.image) if record is not None else (None, image)
+    # The digest the promoted revision names: the tag alone may name another image by now.
+    pinned = record.pinned_image if record is not None else pinned_image
+    version = with_pin(image, pinned) if image else None
     td = plan.task_definition
 
     if plan.action == "done" and unrecorded:
@@ -232,13 +238,15 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
         progress.done(f"nothing to finalize: {t.stable_service} runs {td} and carries {live.stable}% of the "
                       f"traffic, {t.canary_service} is at 0 tasks on the same task definition")
         return FinalizeResult(outcome="nothing_to_finalize", rollout_id=None, image=image,
-                              task_definition=td, weights=live, stable_desired=stable.desired, canary_desired=0,
+                              pinned_image=pinned, task_definition=td, weights=live, stable_desired=stable.desired,
+                              canary_desired=0,
                               steps=tuple(progress.steps))
     if plan.action == "done":
         progress.done(f"{_which(rollout_id)} is finalized already: {t.stable_service} runs {td} and carries "
                       f"{live.stable}% of the traffic, {t.canary_service} is at 0 tasks; nothing to do")
         return FinalizeResult(outcome="already_finalized", rollout_id=rollout_id, image=image,
-                              task_definition=td, weights=live, stable_desired=stable.desired, canary_desired=0,
+                              pinned_image=pinned, task_definition=td, weights=live, stable_desired=stable.desired,
+                              canary_desired=0,
                               steps=tuple(progress.steps))
 
     after = f"The traffic is on {t.stable_service}, which runs the promoted {td}: users see the promoted version."
@@ -274,7 +282,7 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
         with progress.trying("notify", after):
             message_id = metrics.notify(
                 env.notifier, f"Finalized: {t.stable_service}",
-                f"{t.stable_service} now runs {f'{image} ({td})' if image else td} on {plan.stable_desired} tasks and "
+                f"{t.stable_service} now runs {f'{version} ({td})' if version else td} on {plan.stable_desired} tasks and "
                 f"carries 100% of the traffic (read back from the load balancer: {weights} stable/canary). "
                 f"{t.canary_service} is at 0 tasks on the same task definition, ready for the next rollout.\n\n"
                 f"{_which(rollout_id)}, finalized by {actor}.",
@@ -286,7 +294,8 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
                               "comment": f"{t.stable_service} runs {td} and carries the traffic; {t.canary_service} at 0"},
                         owner=holder, weights=weights)
             progress.done(f"recorded {DONE!r} on rollout {record.rollout_id}")
-    return FinalizeResult(outcome="finalized", rollout_id=rollout_id, image=image, task_definition=td,
+    return FinalizeResult(outcome="finalized", rollout_id=rollout_id, image=image, pinned_image=pinned,
+                          task_definition=td,
                           weights=weights, stable_desired=plan.stable_desired, canary_desired=retired.desired,
                           notification_id=message_id, steps=tuple(progress.steps))
 
@@ -426,7 +435,8 @@ def _steps(steps: Sequence[str]) -> list[str]:
 def _result_markdown(result: FinalizeResult, t: Targets) -> str:
     title = {"finalized": "Finalized", "already_finalized": "Already finalized, nothing changed",
              "nothing_to_finalize": "Nothing to finalize, nothing changed"}[result.outcome]
-    version = f"`{result.task_definition}`" + (f" (`{result.image}`)" if result.image else "")
+    version = f"`{result.task_definition}`" + (f" (`{with_pin(result.image, result.pinned_image)}`)"
+                                               if result.image else "")
     lines = [
         f"# {title}: {t.canary_service}", "",
         f"- **Rollout:** {result.rollout_id or 'a promotion the ledger does not record (the `canary` flow keeps none)'}",

@@ -37,6 +37,7 @@ from rollway.clock import ClockSettings
 from rollway.decide import window_settled
 from rollway.environment import Environment
 from rollway.finalize import UNRECORDED_AGAIN, UNRECORDED_ROLLBACK
+from rollway.image import with_pin
 from rollway.judge.guardrails import check
 from rollway.ledger import CLAIM_SECONDS, RolloutClosed, RolloutRecord, Transition, begin_rollback
 from rollway.model import Observation, Weights
@@ -114,6 +115,7 @@ def run_monitor(
     lease_seconds: float = 600.0,
     rollout: str | None = None,
     opened_at: float | None = None,
+    pinned_image: str | None = None,
 ) -> MonitorResult:
     """Watch the promoted version for ``window_seconds``; roll back or decommission the old one.
 
@@ -131,6 +133,8 @@ def run_monitor(
         opened_at: when the window opened (the promotion), for a window resumed after its run
             died: its looks read back to then, not only from the resume, so the periods the dead
             run had not seen yet (its last one, published after the window's end) are judged.
+        pinned_image: the digest the promoted revision names (``spec.image`` pinned when the
+            rollout started), which a rollback's page names beside the tag.
 
     Raises:
         LockHeld: another run holds the rollout's lease (it is watching already).
@@ -145,7 +149,7 @@ def run_monitor(
     try:
         watched = _watch(env, spec, window_seconds=window_seconds, decommission=decommission,
                          previous_task_definition=previous_task_definition, stable_desired=stable_desired,
-                         actor=actor, lease=lease, opened_at=opened_at)
+                         actor=actor, lease=lease, opened_at=opened_at, pinned_image=pinned_image)
         _summary(env, spec, watched)
         return watched
     finally:
@@ -204,6 +208,7 @@ def _watch(
     actor: str,
     lease: _Lease,
     opened_at: float | None = None,
+    pinned_image: str | None = None,
 ) -> MonitorResult:
     log = get_run_logger()
     t = env.targets
@@ -285,7 +290,7 @@ def _watch(
                         env, lambda ledger_failure: execute_rollback(
                             env, reason, actor=actor, previous_task_definition=previous_task_definition,
                             stable_desired=stable_desired, bindings=spec.flags, ledger_failure=ledger_failure,
-                            rollout=lease.rollout, image=spec.image,
+                            rollout=lease.rollout, image=with_pin(spec.image, pinned_image),
                             # The `canary` flow watches with no ledger: `rollway abort` has nothing of it.
                             ledgered=env.ledger is not None and lease.rollout is not None,
                         ),
@@ -536,4 +541,5 @@ def monitor(
         env, spec, window_seconds=window_seconds, decommission=decommission,
         previous_task_definition=record.previous_task_definition, stable_desired=record.stable_desired,
         owner=run_owner(), lease_seconds=lease_wall_seconds, rollout=record.rollout_id,
+        pinned_image=record.pinned_image,
     )

@@ -16,17 +16,17 @@ from typing import Callable
 from prefect import flow, get_run_logger
 from pydantic import ValidationError
 
-from flows.approvals import prefect_approver
+from flows.approvals import prefect_approver, unheard_answers
 from flows.canary import RolloutRefused, before_any_write, pin_image, preflight
 from flows.engine import run_stages
-from flows.env import load_clients, load_environment, mark_rollout, owner_finished, run_owner, tick_actor
+from flows.env import load_clients, load_environment, mark_rollout, owner_finished, owner_run_id, run_owner, tick_actor
 from flows.hooks import rollback_hooks
 from flows.journal import LedgerJournal, on_the_wall
 from flows.monitor import after_window, run_monitor
 from flows.params import Actor, EarlyReason, LeaseSeconds, PollSeconds
 from flows.rollback import finish_rollback, judge_rollback, sleep_wall
 from rollway import lapse, weekly
-from rollway.approvals import Approver
+from rollway.approvals import Approver, unheard_transitions
 from rollway.aws.environment import aws_environment
 from rollway.clock import ClockSettings
 from rollway.decide import StageState
@@ -170,25 +170,51 @@ def deploy_canary(env: Environment, spec: RolloutSpec, record: RolloutRecord, *,
 
     A run that died after pointing the canary and before recording it left the canary on a
     revision of this image: that one is recorded, not a second one registered (the first would
-    be left behind, unused).
+    be left behind, unused). One of an older release that died so before images were pinned
+    left a revision naming the tag: it is replaced by one naming the digest, and deregistered
+    (``_retire_unpinned``), not left behind.
     """
     t = env.targets
     canary = ecs.describe_service(env.deployer, t.canary_service)
-    if canary.task_definition != record.previous_task_definition \
-            and ecs.image_of(env.deployer, canary.task_definition) == image:
+    ran = (ecs.image_of(env.deployer, canary.task_definition)
+           if canary.task_definition != record.previous_task_definition else None)
+    retired = ""
+    if ran == image:
         revision = canary.task_definition
     else:
         stable = ecs.describe_service(env.deployer, t.stable_service)
         revision = undoable.deploy_revision(env.deployer, t.canary_service, image, stable.task_definition,
                                             record.previous_task_definition)
+        if ran == record.image != image and canary.task_definition != stable.task_definition:
+            retired = _retire_unpinned(env, canary.task_definition, record.image)
     return env.ledger.record(
         t.canary_service, owner=owner, now=env.clock.now(), lease_seconds=lease_seconds, wall=env.wall(),
         transition=Transition(at=env.clock.now(), kind="deploy", actor=actor,
-                              comment=f"{t.canary_service} on {revision} ({image})"),
+                              comment=f"{t.canary_service} on {revision} ({image}){retired}"),
         canary_task_definition=revision, phase=RolloutPhase.PROGRESSING,
         # A record from before images were pinned gets the image its revision names.
         **({} if record.pinned_image == image else {"pinned_image": image}),
     )
+
+
+def _retire_unpinned(env: Environment, revision: str, tag: str) -> str:
+    """Deregister ``revision``, which names ``tag``: a run of an older release registered it for
+    this rollout and died before recording it, ahead of pinning; the canary runs the pinned one
+    now. Returns what the deploy's history entry says of it.
+
+    Nothing else of the rollout's uses it (its rollback restores the previous revision). A
+    deregistration ECS refuses stops nothing: the log and the history name the revision to
+    deregister by hand."""
+    log = get_run_logger()
+    try:
+        ecs.deregister_revision(env.deployer, revision)
+    except Exception as err:  # noqa: BLE001 - a leftover, not a step of the rollout
+        log.warning("%s, registered for %s before the rollout was pinned, is no longer used, and ECS refused to "
+                    "deregister it (%s): deregister it by hand", revision, tag, err)
+        return f"; {revision}, registered for {tag} before pinning, is unused: ECS refused to deregister it ({err})"
+    log.info("deregistered %s: registered for %s before the rollout was pinned, replaced by the pinned revision",
+             revision, tag)
+    return f"; deregistered {revision}, registered for {tag} before pinning and replaced"
 
 
 def start_phase(env: Environment, spec: RolloutSpec, index: int, *, owner: str, actor: str,
@@ -321,6 +347,42 @@ def catch_up_phase(env: Environment, spec: RolloutSpec, record: RolloutRecord, *
     )
 
 
+def record_unheard_answers(env: Environment, record: RolloutRecord, held_by: str | None, *, owner: str,
+                           lease_seconds: float) -> RolloutRecord:
+    """Record in the ledger the answers the flow run this run took ``record`` over from
+    (``held_by``) was given after its process died, paused: the Prefect UI took them, and nothing
+    acted on them or wrote them down, so the rollout's history had no word of who approved or
+    rejected it. Recorded as ``unheard`` (who, how, and that it was not acted on): this run asks
+    again at its own pause. Returns the record as it stands after.
+
+    Record-keeping only: an answer that cannot be read or written is logged, never raised (the
+    run holds the rollout, and a failure here would have its hooks roll it back)."""
+    run_id = owner_run_id(held_by)
+    if run_id is None or held_by == owner:
+        return record
+    log = get_run_logger()
+    try:
+        unheard = unheard_answers(run_id)
+    except Exception as err:  # noqa: BLE001 - see above
+        log.warning("could not read whether flow run %s, which held %s's rollout, was answered after its process "
+                    "died (%s): any such answer is not in the ledger", run_id, record.service, err)
+        return record
+    if not unheard:
+        return record
+    now = env.clock.now()
+    entries = unheard_transitions(unheard, now)
+    for u in unheard:
+        log.warning("%s answered %s to flow run %s after its process had died: not acted on (recorded in the "
+                    "ledger); this run asks again", u.answer.approver, u.answer.action, u.run)
+    try:
+        return env.ledger.record(record.service, owner=owner, now=now, lease_seconds=lease_seconds, wall=env.wall(),
+                                 rollout=record.rollout_id, transition=entries[0], followed_by=tuple(entries[1:]))
+    except Exception as err:  # noqa: BLE001 - see above
+        log.warning("could not record in the ledger the answers flow run %s was given after its process died (%s)",
+                    run_id, err)
+        return record
+
+
 def hold_rollout(env: Environment, record: RolloutRecord, *, owner: str) -> None:
     """Tag this run with the rollout it now holds, before its first change to AWS: should it fail,
     its hooks roll back this rollout and no other (``flows.hooks``).
@@ -411,7 +473,8 @@ def run_progressive(
             watched = run_monitor(env, recorded, window_seconds=left, decommission=recorded.phases[-1].decommission,
                                   previous_task_definition=record.previous_task_definition,
                                   stable_desired=record.stable_desired, owner=owner, lease_seconds=lease_seconds,
-                                  rollout=record.rollout_id, opened_at=record.last_transition("promote").at)
+                                  rollout=record.rollout_id, opened_at=record.last_transition("promote").at,
+                                  pinned_image=record.pinned_image)
             promoted = RolloutResult(outcome="promoted", reason=watched.reason, image=spec.image,
                                      final_weights=record.weights)
             return after_window(promoted, watched)
@@ -468,8 +531,10 @@ def run_progressive(
                     f"{err}. Rollout {record.rollout_id} was recorded before images were pinned and has not deployed "
                     "yet, so its image cannot be changed: roll it back (`rollway abort`) and start it again with an "
                     "image that can be pinned") from err
+        held_by = record.owner
         record = env.ledger.acquire(service, owner=owner, now=env.clock.now(), lease_seconds=lease_seconds,
                                     rollout=record.rollout_id, wall=env.wall())
+        record = record_unheard_answers(env, record, held_by, owner=owner, lease_seconds=lease_seconds)
         log.info("resuming %s at stage %s (%s)", service, record.stage_index + 1, record.weights)
     hold_rollout(env, record, owner=owner)
     # Each step below is recorded when done, so a run that died between them redoes only
@@ -501,7 +566,8 @@ def run_progressive(
     )
 
     rollback = judge_rollback(env, spec, previous_task_definition=record.previous_task_definition,
-                              stable_desired=record.stable_desired, rollout=record.rollout_id, ledgered=True)
+                              stable_desired=record.stable_desired, rollout=record.rollout_id, ledgered=True,
+                              pinned_image=record.pinned_image)
 
     journal = LedgerJournal(env, spec, owner=owner, lease_seconds=lease_seconds, actor=actor,
                             rollout_id=record.rollout_id)
@@ -518,6 +584,7 @@ def run_progressive(
             env, spec, window_seconds=spec.monitor_seconds, decommission=spec.phases[-1].decommission,
             previous_task_definition=record.previous_task_definition,
             stable_desired=record.stable_desired, owner=owner, lease_seconds=lease_seconds, rollout=record.rollout_id,
+            pinned_image=record.pinned_image,
         )
         ended = after_window(result, watched)
         journal.window_ended(ended)
@@ -815,8 +882,9 @@ def _next_phase(env: Environment, spec: RolloutSpec, record: RolloutRecord, now:
                  record.weekly_phase_index + 1, service, weekly.describe(due, spec.weekly_timezone))
     # On the rollout read above: were it rolled back and another begun since, the tick took that
     # one's lease and recorded this one's next phase on it.
-    env.ledger.acquire(service, owner=owner, now=now, lease_seconds=lease_seconds, rollout=record.rollout_id,
-                       wall=env.wall())
+    taken = env.ledger.acquire(service, owner=owner, now=now, lease_seconds=lease_seconds, rollout=record.rollout_id,
+                               wall=env.wall())
+    record_unheard_answers(env, taken, record.owner, owner=owner, lease_seconds=lease_seconds)
     hold_rollout(env, record, owner=owner)
     try:
         # Drift is refused before the phase is recorded, so this week's start is not used up.

@@ -48,6 +48,7 @@ from rollway.aws.ledger import STORAGE_ERRORS, storage_failure, write_or_why
 from rollway.clock import ClockSettings
 from rollway.environment import Environment
 from rollway.errors_pickle import PicklableError
+from rollway.image import with_pin
 from rollway.ledger import (CLAIM_SECONDS, NOTIFIED, LedgerError, RollbackClaimed, RollbackUnrecorded, RolloutEnded,
                             RolloutNotFound, RolloutRecord, RolloutSuperseded, Transition, check_claimable,
                             check_rolling_back, check_rollout, claim_changes, notice_sent, rollback_start, utc)
@@ -561,12 +562,13 @@ def how_to_restore(t, task_definition: str) -> str:
 
 def judge_rollback(env: Environment, spec, *, previous_task_definition: str | None,
                    stable_desired: int | None, rollout: str | None = None,
-                   ledgered: bool = False) -> Callable[[str], RollbackResult]:
+                   ledgered: bool = False, pinned_image: str | None = None) -> Callable[[str], RollbackResult]:
     """The rollback a rollout's stage loop performs when the judge or a person says so
-    (``ledgered``: the rollout's ledgered, see ``execute_rollback``)."""
+    (``ledgered``: the rollout's ledgered, see ``execute_rollback``; ``pinned_image``: the digest
+    the canary's revision names, which the page names beside the tag)."""
     return functools.partial(
         execute_rollback, env, actor="judge", previous_task_definition=previous_task_definition, rollout=rollout,
-        image=spec.image, ledgered=ledgered,
+        image=with_pin(spec.image, pinned_image), ledgered=ledgered,
         stable_desired=stable_desired, bindings=spec.flags, verify_timeout_seconds=spec.verify_timeout_seconds,
         healthy_timeout_seconds=max(DEFAULT_HEALTHY_SECONDS, spec.healthy_timeout_seconds),
     )
@@ -1095,7 +1097,7 @@ def rollback_recorded(env: Environment, reason: str, *, actor: str, previous_tas
             # every hold on the flags this rollback by hand was given (rollway.flag_binding.holder).
             rollout=record.rollout_id if active else None,
             # A closed rollout's image may be production on stable (finalized): not what this takes out.
-            image=record.image if active else None, ledgered=active,
+            image=with_pin(record.image, record.pinned_image) if active else None, ledgered=active,
         )
 
     return act_recorded(env, act, begin=begin, finish=finish, failure=unread,

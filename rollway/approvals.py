@@ -7,6 +7,7 @@ from typing import Callable, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from rollway.decide import Pause
+from rollway.ledger import Transition, answer_comment, utc
 
 
 COMMENT_LIMIT = 2_000
@@ -96,3 +97,42 @@ def silent_since(stamps: list[tuple[float, float]], now: float) -> float | None:
         return None
     at, every = max(stamps)
     return at if now - at > WAITING_SILENT_PERIODS * every + WAITING_SILENT_MARGIN_SECONDS else None
+
+
+UNHEARD = "unheard"
+"""The history entry of an answer given to a paused run whose process had died: stored by
+Prefect with the resume, never read by a run, so never acted on. Recorded by the run that takes
+the rollout over, so the ledger still says who answered, how, and that it was not acted on."""
+
+
+class UnheardAnswer(BaseModel):
+    """An answer a dead paused run was resumed with (the Prefect UI, or the API)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    answer: ApprovalAnswer
+    run: str = Field(description="the paused flow run, as people know it: its name and id")
+    answered_at: float = Field(description="when the answer was stored (wall clock, epoch seconds)")
+    silent_since: float = Field(description="when the run last said it waited (wall clock): its process died after")
+    question: str | None = Field(default=None, description="what the pause asked, when its form says")
+
+
+def answered_dead(stamps: list[tuple[float, float]], answered_at: float) -> float | None:
+    """When the paused run last said it waited, if by ``answered_at`` it had been silent too long
+    (``silent_since``): the answer came after its process died, and nothing read it. None when
+    the run still said it waited then (it took the answer and recorded it), or said nothing."""
+    return silent_since(stamps, answered_at)
+
+
+def unheard_comment(unheard: UnheardAnswer) -> str:
+    """The comment of an ``unheard`` entry: the answer as an answer is recorded, and why it was
+    not acted on (and that the resumed rollout asks again)."""
+    return (f"{answer_comment(unheard.answer.action, unheard.answer.comment)} (given to flow run {unheard.run} at "
+            f"{utc(unheard.answered_at)}, wall clock, after its process had died: it last said it waited at "
+            f"{utc(unheard.silent_since)}; not acted on, the run that took the rollout over asks again)")
+
+
+def unheard_transitions(unheard: list[UnheardAnswer], at: float) -> list[Transition]:
+    """The ``unheard`` history entries of ``unheard``, stamped ``at`` (the rollout clock)."""
+    return [Transition(at=at, kind=UNHEARD, actor=u.answer.approver, comment=unheard_comment(u), verdict=u.question)
+            for u in unheard]

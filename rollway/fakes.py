@@ -451,6 +451,26 @@ class FakeInfraDeployer:
         return DeployedStack(stack=stack, seconds=0.0, arn=f"arn:aws:cloudformation:us-west-2:123456789012:stack/{stack}/1")
 
 
+class FakeImagePinner:
+    """An ImagePinner over tags in memory (``tags``: tag reference -> digest), pinning as ECR's
+    adapter does: a tag to ``<repository>@<digest>``, an image given by digest as is, a tag the
+    registry does not hold refused (``ImageNotPinned``). Push a tag again by changing ``tags``."""
+
+    def __init__(self, tags: Mapping[str, str] | None = None) -> None:
+        self.tags: dict[str, str] = dict(tags or {})
+        self.calls: list[str] = []
+
+    def pin(self, image: str) -> str:
+        from rollway.image import ImageNotPinned, image_parts, pinned_reference
+
+        self.calls.append(f"pin {image}")
+        if image_parts(image).digest is not None:
+            return image
+        if image not in self.tags:
+            raise ImageNotPinned(f"the registry holds no tag {image!r}: push it, or give the image by digest")
+        return pinned_reference(image, self.tags[image])
+
+
 class FakeImagePublisher:
     """An ImagePublisher in memory: builds give ids, pushes give digests (both derived from what
     was built, so the same build gives the same ones), and the registry remembers them.

@@ -96,6 +96,9 @@ class FinalizeResult(BaseModel):
     outcome: Literal["finalized", "already_finalized", "nothing_to_finalize"]
     rollout_id: str | None = Field(description="None: a promotion the ledger does not record (the `canary` flow's)")
     image: str | None = Field(description="None: unknown (a promotion the ledger does not record): see task_definition")
+    pinned_image: str | None = Field(
+        default=None, description="the digest ``image`` was pinned to when the rollout started, which the promoted "
+                                  "revision names (None: not known, or recorded before images were pinned)")
     task_definition: str
     weights: Weights = Field(description="read back from the load balancer")
     stable_desired: int

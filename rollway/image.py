@@ -342,5 +342,12 @@ def pinned_reference(image: str, digest: str) -> str:
     return f"{image_parts(image).name}@{digest}"
 
 
+def with_pin(image: str, pinned: str | None) -> str:
+    """``image`` as people are told of it: the tag, and the digest it was pinned to when that says
+    more (``<tag> (pinned as <digest>)``). The tag alone named another image than the one the
+    canary ran once the tag was pushed again."""
+    return image if pinned in (None, image) else f"{image} (pinned as {pinned})"
+
+
 class ImageNotPinned(ValueError):
     """An image a rollout cannot pin to one digest before it starts: refused before any write."""

@@ -22,6 +22,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from rollway import weekly
+from rollway.approvals import UNHEARD
 from rollway.finalize import DONE as FINALIZED, START as FINALIZE_START, finalize_unfinished
 from rollway.ledger import TAKEOVER, RolloutRecord, Transition, monitoring_owed, notice_sent, rollback_start, utc
 from rollway.model import Weights
@@ -29,8 +30,9 @@ from rollway.phases import RolloutPhase
 from rollway.report import markdown_cell as cell
 from rollway.spec import RolloutSpec
 
-ANSWERS = ("approve", "reject", "hold", "timeout")
-"""Transition kinds that record a person's answer to a pause (or its timeout)."""
+ANSWERS = ("approve", "reject", "hold", "timeout", UNHEARD)
+"""Transition kinds that record a person's answer to a pause (or its timeout, or an answer given to
+a paused run whose process had died, which nothing acted on)."""
 
 _MOVES = ("shift", "adopt")
 
@@ -127,8 +129,13 @@ def bound_flags(record: RolloutRecord) -> tuple[str, ...]:
 def stage_lines(record: RolloutRecord) -> list[StageLine]:
     """Each stretch at one split of the traffic, in order, with how it ended."""
     lines: list[dict] = []
+    # One rollout has one rollback: a record written before a rollback that took over one that died
+    # kept its one start can hold a second, which showed the stage "rolled back" twice.
+    first_start = rollback_start(record)
     for t in record.history:
         current = lines[-1] if lines and lines[-1]["ended_at"] is None else None
+        if t.kind == "rollback-start" and t is not first_start:
+            continue
         if t.kind in _MOVES and t.to_weights is not None:
             if current is not None:
                 current["ended_at"] = t.at
@@ -326,6 +333,9 @@ def _answers(record: RolloutRecord) -> list[str]:
         stage = (f"{weights[t.to_stage]}%" if weights and t.to_stage is not None and 0 <= t.to_stage < len(weights)
                  else "-")
         answer = "timed out" if t.kind == "timeout" else t.kind
+        if t.kind == UNHEARD:  # its comment opens with the answer, as every answer's does (answer_comment)
+            said = next((a for a in ("approve", "reject", "hold") if (t.comment or "").startswith(a)), "answered")
+            answer = f"{said}, not acted on (its run had died)"
         rows.append(f"| {utc(t.at)} | {cell(t.actor)} | {answer} | {stage} | {cell(t.comment or '')} | "
                     f"{cell(t.verdict or '')} |")
     return rows

@@ -37,6 +37,13 @@ def image_of(deployer: ServiceDeployer, task_definition: str) -> str:
     return deployer.image_of(task_definition)
 
 
+@task(name="deregister-task-definition", retries=2, retry_delay_seconds=1, cache_policy=NONE,
+      retry_condition_fn=_transient)
+def deregister_revision(deployer: ServiceDeployer, task_definition: str) -> None:
+    # DeregisterTaskDefinition of a revision already INACTIVE succeeds: safe to retry.
+    deployer.deregister_revision(task_definition)
+
+
 @task(name="update-service", retries=2, retry_delay_seconds=2, cache_policy=NONE, retry_condition_fn=_transient)
 def update_service(
     deployer: ServiceDeployer, service: str, task_definition: str | None = None, desired: int | None = None

@@ -483,7 +483,6 @@ class DynamoLedger:
                 # Let go by its holder in between (it finished, or gave up): free for the plain write.
         raise LedgerError(f"{gave_up} under {_CLAIM_ATTEMPTS} attempts")
 
-
     def _newest_head(self, service: str) -> tuple[dict[str, Any], int]:
         """The key and version of the newest rollout: a cheap read, since writes return the whole record."""
         query = self._newest_first(service)

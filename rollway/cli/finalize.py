@@ -80,6 +80,7 @@ def _finalize(*, actor: str | None, stable_timeout_seconds: float, unrecorded: b
 
     from flows.finalize import finalize as finalize_flow
     from rollway.finalize import FinalizeIncomplete, FinalizeRefused
+    from rollway.image import with_pin
 
     try:
         # A finalize that stopped is an answer as well: its message says what users are served,
@@ -101,6 +102,7 @@ def _finalize(*, actor: str | None, stable_timeout_seconds: float, unrecorded: b
                       "on its task definition (a finalized promotion, a rolled-back one or none look the same to "
                       "AWS); nothing changed", markup=False)
     else:
-        console.print(f"finalized {what}: {result.image or result.task_definition} runs on the stable service, which "
+        version = with_pin(result.image, result.pinned_image) if result.image else result.task_definition
+        console.print(f"finalized {what}: {version} runs on the stable service, which "
                       f"carries {result.weights.stable}% of the traffic; the next rollout can start", markup=False)
     return 0

@@ -490,13 +490,15 @@ def _owner_row(record: RolloutRecord) -> str:
 
 
 def print_status(service: Service, record: RolloutRecord, live: Weights | str, paused: Any | None, limit: int,
-                 canary_runs: Iterable[str] = (), unrestorable: str | None = None) -> None:
+                 canary_runs: Iterable[str] = (), unrestorable: str | None = None,
+                 unheard: Sequence[Any] = ()) -> None:
     """The rollout's rows, what needs a person, and its latest transitions.
 
     ``canary_runs``: `canary` flow runs acting on the service that have not ended (asked only
     when the ledger's newest rollout has ended): they set the weights without a ledger.
     ``unrestorable``: a rollback owed or under way cannot restore a revision on the canary, and
     what finishes it instead (``no_revision_to_restore``).
+    ``unheard``: answers the holder's run took after its process died (``unheard_by_holder``).
     """
     # `rollway abort` restores the recorded revision, or the one stable runs: with neither ACTIVE
     # it ends with the canary's step failed every time, and only the rollback flow given another
@@ -559,6 +561,7 @@ def print_status(service: Service, record: RolloutRecord, live: Weights | str, p
         console.print(f"[yellow]drift: the load balancer holds {live} but the ledger says {record.weights}[/yellow]")
     if paused is not None:
         print_paused(paused)
+    print_unheard(unheard)
     console.print(history_table(record.history, limit))
 
 
@@ -711,6 +714,7 @@ def status(*, targets_block: str | None, credentials_block: str | None, history:
             paused = several.runs
         # With no rollout under way in the ledger, a `canary` flow run may be driving the service.
         canary_runs = live_canary_runs(client, service) if record is None or record.phase.terminal else []
+    unheard = unheard_by_holder(record) if paused is None else []
     if record is None:
         if paused is None and not canary_runs:
             # A first `rollway status` on a fresh `rollway up` lands here: say how to start one.
@@ -726,8 +730,68 @@ def status(*, targets_block: str | None, credentials_block: str | None, history:
     unrestorable = None
     if record.phase is RolloutPhase.ROLLING_BACK or rejection_owed(record):
         unrestorable = no_revision_to_restore(service, record)
-    print_status(service, record, live, paused, history, canary_runs=canary_runs, unrestorable=unrestorable)
+    print_status(service, record, live, paused, history, canary_runs=canary_runs, unrestorable=unrestorable,
+                 unheard=unheard)
     return 0
+
+
+def unheard_by_holder(record: RolloutRecord | None) -> list:
+    """The answers the flow run holding an unfinished rollout was resumed with after its process
+    died (``flows.approvals.unheard_answers``), or none. Such a run shows Running with nothing
+    running it: the person who answered it in the Prefect UI believed the rollout went on, or
+    rolled back. Not found is not an error here: status shows the rest either way."""
+    from flows.approvals import unheard_answers
+
+    run_id = owner_run_id(record) if record is not None and not record.phase.terminal else None
+    if run_id is None or record.phase is RolloutPhase.ROLLING_BACK:
+        return []
+    try:
+        return unheard_answers(run_id)
+    except Exception:  # noqa: BLE001 - a look for a warning; the status stands without it
+        return []
+
+
+def record_unheard(service: Service, record: RolloutRecord, now: float) -> None:
+    """Before an abort rolls the rollout back: record the answers its holder's run took after its
+    process died (``unheard_by_holder``), as the run taking a rollout over does, so the rolled-back
+    rollout's history still says who answered it, and how. Record-keeping: a write the ledger
+    refuses is said, and the abort goes on."""
+    from rollway.approvals import unheard_transitions
+    from rollway.aws.ledger import write_or_why
+    from rollway.ledger import LedgerError
+
+    unheard = unheard_by_holder(record)
+    if not unheard:
+        return
+    entries = unheard_transitions(unheard, now)
+    try:
+        failed = write_or_why(lambda: service.ledger.record(
+            service.name, owner=None, now=now, rollout=record.rollout_id, transition=entries[0],
+            followed_by=tuple(entries[1:])))
+    except LedgerError as refused:  # another rollout is the newest, say: the abort below says so itself
+        failed = str(refused)
+    for u in unheard:
+        said = (f"flow run {u.run} was answered {u.answer.action} by {u.answer.approver} at {utc(u.answered_at)} "
+                "(wall clock) after its process had died: nothing acted on it")
+        if failed is None:
+            console.print(f"{said}; recorded in the ledger", markup=False)
+        else:
+            errors.print(f"[yellow]warning:[/yellow] {escape(said)}; the ledger could not record it "
+                         f"({escape(failed)})")
+
+
+def print_unheard(unheard: Sequence[Any]) -> None:
+    """Say that the holder's run took answers nothing acted on, and what to do."""
+    for u in unheard:
+        console.print(f"[yellow]flow run {escape(u.run)}, which holds the rollout, was answered "
+                      f"{escape(u.answer.action)} by {escape(u.answer.approver)} at {utc(u.answered_at)} (wall clock) "
+                      f"after its process had died (it last said it waited at {utc(u.silent_since)}): nothing acted on "
+                      "the answer[/yellow]")
+    if unheard:
+        console.print("[yellow]that run shows Running with nothing running it: set it to Crashed or Failed in the "
+                      "Prefect UI (a cancellation waits for a process that is gone), then run progressive_rollout, "
+                      "which takes the rollout over, records the answer and asks again; or `rollway abort` to roll "
+                      "back[/yellow]")
 
 
 def no_revision_to_restore(service: Service, record: RolloutRecord) -> str | None:
@@ -1126,6 +1190,7 @@ def _rollback_directly(service: Service, who: str, reason: str, wait_seconds: fl
     # The abort's entries go in the rollout's history among its run's: on that run's clock (sped
     # up under `rollway up`), the intent below and the rollback flow's own alike.
     clock = rollout_clock(owner)
+    record_unheard(service, record, clock.build().now())
     if record.phase is not RolloutPhase.ROLLING_BACK:
         # Intent first, in the person's words: from here the owning run can no longer record
         # progress (RolloutEnded), and whichever rollback finishes (this one or the cancelled

@@ -104,7 +104,11 @@ def test_after_finalize_the_next_rollout_starts_and_rolls_back_to_the_promoted_v
         assert stable.task_definition == release and stable.desired == 2, "the stable service runs the release"
         assert canary.desired == 0 and canary.task_definition == release
         assert kinds(aws)[-3:] == ["decommission", "finalize-start", "finalized"]
-        assert f"{aws.targets.stable_service} now runs {first}" in notice(aws, url, f"Finalized: {aws.targets.stable_service}")
+        # The tag and the digest it was pinned to: the tag alone may name another image by now.
+        pinned_first = env.ledger.get(aws.targets.canary_service).pinned_image
+        assert "@sha256:" in pinned_first and result.pinned_image == pinned_first
+        assert (f"{aws.targets.stable_service} now runs {first} (pinned as {pinned_first}) ({release})"
+                in notice(aws, url, f"Finalized: {aws.targets.stable_service}"))
 
         # The next release: preflight passes, the canary gets it, the judge rolls it back, and
         # production is the first release again, on the stable service.
@@ -112,6 +116,9 @@ def test_after_finalize_the_next_rollout_starts_and_rolls_back_to_the_promoted_v
     assert rolled_back.outcome == "rolled_back", rolled_back.reason
     record = env.ledger.get(aws.targets.canary_service)
     assert (record.image, record.phase, record.previous_task_definition) == (second, RolloutPhase.ROLLED_BACK, release)
+    # The page names what the canary ran: the tag and the digest it was pinned to.
+    assert f"Version: {second} (pinned as {record.pinned_image}) (" in notice(
+        aws, url, f"Rollback: {aws.targets.canary_service}")
     weights, stable, canary = read_back(aws)
     assert weights == ALL_STABLE and stable.task_definition == release
     assert canary.desired == 0 and canary.task_definition == release

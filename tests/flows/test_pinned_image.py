@@ -142,3 +142,25 @@ def test_a_rollout_recorded_before_pinning_whose_image_cannot_be_pinned_says_to_
                          "image that can be pinned") and "\n" not in said
     assert env.ledger.get(aws.targets.canary_service).owner == "dead-run"  # not taken: nothing was written
     assert revisions(aws) == before
+
+
+def test_the_tag_revision_a_run_before_pinning_left_on_the_canary_is_replaced_and_deregistered(aws):
+    """An older release died after pointing the canary at a revision naming the tag, before
+    recording it: the resume runs the digest, and that revision was left ACTIVE and unused."""
+    with simulated(aws, canary_error_rate=0.001) as (env, image):
+        judged = env.images.pin(image)
+        spec = two_weeks(image)
+        service = aws.targets.canary_service
+        recorded_before_pinning(aws, env, spec)
+        deployer = EcsDeployer(aws.get_client("ecs"), aws.targets)
+        stable = deployer.describe(aws.targets.stable_service).task_definition
+        by_tag = deployer.register_revision(image, stable)
+        deployer.update_service(service, task_definition=by_tag)
+        result = progressive(env, spec)
+    assert result.outcome == "holding", result.reason
+    assert canary_image(aws) == judged
+    assert by_tag not in revisions(aws), "the tag's revision was left ACTIVE"
+    status = aws.get_client("ecs").describe_task_definition(taskDefinition=by_tag)["taskDefinition"]["status"]
+    assert status == "INACTIVE"
+    (deployed,) = [t for t in env.ledger.get(service).history if t.kind == "deploy"]
+    assert f"deregistered {by_tag}, registered for {image} before pinning and replaced" in deployed.comment

@@ -988,3 +988,24 @@ def test_a_fresh_run_records_its_mode_with_the_rollout_not_as_a_resume():
     first_write = calls.index("create") + 1
     env, spec, killed, _ = _run_with_kill(first_write + 1)
     assert killed and env.ledger.get(env.targets.canary_service).phased is False
+
+
+def test_a_rollout_on_fakes_runs_the_pinned_digest_and_its_page_names_tag_and_digest():
+    """With a pinner the fakes pin as ECR does: the canary's revision names the digest, the ledger
+    records it, and the rollback's page names the tag and the digest the canary ran."""
+    from rollway.fakes import FakeImagePinner
+
+    env = env_with_ledger(canary_error_rate=0.3)
+    digest = "sha256:" + "ab" * 32
+    env.images = FakeImagePinner({IMAGE: digest})
+    pinned = f"webordinary/edit-container@{digest}"
+    spec = RolloutSpec(image=IMAGE, stages=[Stage(weight=5, bake_seconds=600), Stage(weight=100, bake_seconds=600)],
+                       monitor_seconds=0)
+    result = progressive_on(env, spec, None)
+    assert result.outcome == "rolled_back", result.reason
+    record = env.ledger.get(env.targets.canary_service)
+    assert (record.image, record.pinned_image) == (IMAGE, pinned)
+    assert IMAGE not in env.deployer.task_definitions.values()
+    ran = next(td for td, image in env.deployer.task_definitions.items() if image == pinned)
+    notice = next(m for s, m in env.notifier.messages if s.startswith("Rollback"))
+    assert f"Version: {IMAGE} (pinned as {pinned}) ({env.targets.canary_service} ran {ran}); rollout " in notice, notice

@@ -1055,3 +1055,24 @@ def test_a_command_without_prefect_api_url_says_to_set_it_instead_of_starting_a_
     assert code == exit_code, err
     assert err.startswith("error: PREFECT_API_URL is not set") and "export PREFECT_API_URL=" in err, err
     assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_finalize_names_the_tag_and_the_digest_the_stable_service_now_runs(monkeypatch, capsys) -> None:
+    """It named the tag alone, which may name another image by the time the finalize runs."""
+    import flows.finalize
+    from rollway.cli import ops
+    from rollway.cli.finalize import finalize
+    from rollway.fakes import FakeLedger, FakeRouter
+    from rollway.finalize import FinalizeResult
+
+    pinned = "123456789012.dkr.ecr.us-west-2.amazonaws.com/app@sha256:" + "ab" * 32
+    service = ops.Service(targets=Targets(), targets_block=None, credentials_block=None, ledger=FakeLedger(),
+                          router=FakeRouter())
+    monkeypatch.setattr(ops, "connect", lambda *a: service)
+    monkeypatch.setattr(flows.finalize, "finalize", lambda **_: FinalizeResult(
+        outcome="finalized", rollout_id="20270115T080000Z-1a2b3c4d", image="repo/app:2.0.0", pinned_image=pinned,
+        task_definition="webordinary-edit-task:4", weights=Weights(stable=100, canary=0), stable_desired=2,
+        canary_desired=0))
+    assert finalize(actor="carol", targets_block=None, credentials_block=None) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert f"finalized 20270115T080000Z-1a2b3c4d: repo/app:2.0.0 (pinned as {pinned}) runs on the stable" in out, out

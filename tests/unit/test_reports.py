@@ -596,15 +596,21 @@ def test_a_rollback_begun_again_after_the_first_died_is_reported_as_the_first_on
     assert "**Rolled back because:** the run failed: boom (by state hook on_failure" in rollout_report(rolled_back)
 
 
-def test_a_record_holding_two_rollback_starts_names_the_first_as_the_trigger():
-    """Records written before a rollback taking over another's kept one rollback-start can hold a
-    second: the first is still what triggered the rollback, and the traffic at it the exposure."""
-    rolled_back = record([
+def two_rollback_starts() -> RolloutRecord:
+    """A rollback of 5 % by the judge, with the second start a record written before a rollback
+    taking over another's kept one start could hold (here the monitor's)."""
+    return record([
         started(), shift(60, 5, 0),
         Transition(at=T0 + 100, kind="rollback-start", actor="judge", comment="5%: canary 3% vs baseline 0.1%"),
         Transition(at=T0 + 400, kind="rollback-start", actor="monitor", comment="monitoring after promotion: 5xx"),
         Transition(at=T0 + 420, kind="rollback", actor="monitor", from_weights=w(5), to_weights=w(0)),
     ], RolloutPhase.ROLLED_BACK)
+
+
+def test_a_record_holding_two_rollback_starts_names_the_first_as_the_trigger():
+    """Records written before a rollback taking over another's kept one rollback-start can hold a
+    second: the first is still what triggered the rollback, and the traffic at it the exposure."""
+    rolled_back = two_rollback_starts()
     trigger = rollback_trigger(rolled_back)
     assert (trigger.kind, trigger.who, trigger.at) == ("judge", "judge", T0 + 100)
     assert "- **Recorded by:** judge at" in incident_report(rolled_back)
@@ -621,3 +627,16 @@ def test_an_unfinished_rollback_whose_notice_went_out_does_not_say_the_finishing
     notice = incident_report(unfinished, alert_topic="webordinary-alerts").split("## Notification")[1]
     assert (f"Sent on `webordinary-alerts` at {utc(T0 + 160)} by judge: SNS message id `sns-7`") in notice, notice
     assert "the run that finishes it does not send it again" in notice and "Not confirmed" not in notice
+
+
+def test_a_record_holding_two_rollback_starts_shows_the_rollback_once_in_its_stage():
+    """The second start (a rollback that took over one that died, recorded before a takeover kept
+    one start) is no second rollback: the stage read "rolled back (judge) ...; then rolled back
+    (monitor) ..." as if the traffic had come back twice."""
+    rolled_back = two_rollback_starts()
+    (line,) = stage_lines(rolled_back)
+    assert line.verdict == "rolled back (judge): 5%: canary 3% vs baseline 0.1%", line.verdict
+    assert line.ended_at == T0 + 420
+    for text in (rollout_report(rolled_back), incident_report(rolled_back)):
+        (row,) = [x for x in text.splitlines() if x.startswith("| 1/3 | 95/5 |")]
+        assert row.count("rolled back") == 1, row

@@ -1,0 +1,122 @@
+"""An answer given in the Prefect UI to a paused run whose process had died.
+
+Prefect stores the answer with the resume and makes the run Running, with nothing to run it: no
+process read the answer, nothing acted on it, and the rollout's ledger had no word of who approved
+or rejected it once another run took the rollout over. That run now records it, as not acted on.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from types import SimpleNamespace
+from uuid import uuid4
+
+from prefect import flow
+from prefect.client.orchestration import get_client
+from prefect.input import keyset_from_paused_state
+from prefect.states import Crashed, Paused, Running
+
+from flows.approvals import ApprovalInput, unheard_answers
+from flows.env import OWNER_PREFIX
+from rollway.approvals import UNHEARD, auto_approve, waiting_prefix
+from rollway.cli import ops
+from rollway.reports import rollout_report
+from rollway.spec import RolloutSpec, Stage, WeeklyPhase
+from tests.flows.test_progressive_fakes import IMAGE, env_with_ledger, progressive_on
+from tests.flows.test_promote_race import commands_see_a_rollout_owned_by
+
+QUESTION = "approval needed before 100%"
+
+
+@flow(name="paused-and-died")
+def paused_and_died() -> None:
+    """Never run: its flow run is made by hand, paused, and left without a process."""
+
+
+def dead_run_answered(action: str, *, waited_until: float, answer: bool = True, ended: bool = True):
+    """A flow run paused for rollway's form that said it waited until ``waited_until`` (wall
+    clock) and then went silent, resumed from the UI with ``action`` by dana; left Crashed, as a
+    run with no process ends up (``ended``), or Running, as the resume leaves it. Returns the run."""
+    key = f"approval-{uuid4().hex}"
+    with get_client(sync_client=True) as client:
+        run = client.create_flow_run(paused_and_died)
+        client.set_flow_run_state(run.id, Running(), force=True)
+        paused = Paused(timeout_seconds=3600, pause_key=key, message=f"approval pause: {QUESTION}")
+        paused.state_details.run_input_keyset = keyset = keyset_from_paused_state(paused)
+        client.set_flow_run_state(run.id, paused, force=True)
+        ApprovalInput.with_initial_data(description=f"## rollway: approval pause\n\n**{QUESTION}**\n\ntable",
+                                        action="approve").save(keyset, flow_run_id=run.id)
+        client.create_flow_run_input(run.id, f"{waiting_prefix(key)}0", json.dumps({"at": waited_until, "every": 30.0}))
+        if answer:
+            client.resume_flow_run(run.id, run_input={"action": action, "approver": "dana", "comment": "latency"})
+        if ended:
+            client.set_flow_run_state(run.id, Crashed(message="no process"), force=True)
+        return client.read_flow_run(run.id)
+
+
+def test_a_run_taking_over_records_the_answer_its_dead_holder_was_given_in_the_ui():
+    env = env_with_ledger()
+    spec = RolloutSpec(image=IMAGE, stages=[Stage(weight=w, bake_seconds=600) for w in (5, 100)], monitor_seconds=0,
+                       phases=[WeeklyPhase(name="week 1", weights=(5,)), WeeklyPhase(name="week 2", weights=(100,))])
+    first = progressive_on(env, spec, auto_approve("alice"), phased=True)
+    assert first.outcome == "holding", first.reason
+    dead = dead_run_answered("reject", waited_until=time.time() - 600)
+    service = env.targets.canary_service
+    # The dead run held the rollout (its lease lapsed long ago).
+    env.ledger.acquire(service, owner=f"{OWNER_PREFIX}{dead.id}", now=env.clock.now(), lease_seconds=1,
+                       wall=env.clock.now() - 3600)
+
+    resumed = progressive_on(env, spec, auto_approve("alice"), owner="run-2")
+
+    assert resumed.outcome == "promoted", resumed.reason  # not acted on: the run asked again, and went on
+    record = env.ledger.get(service)
+    (unheard,) = [t for t in record.history if t.kind == UNHEARD]
+    assert unheard.actor == "dana" and unheard.verdict == QUESTION
+    assert unheard.comment.startswith(f"reject: latency (given to flow run {dead.name} ({dead.id}) at "), unheard.comment
+    assert "after its process had died" in unheard.comment and "not acted on" in unheard.comment
+    kinds = [t.kind for t in record.history]
+    assert kinds.index(UNHEARD) == kinds.index("takeover") + 1
+    report = rollout_report(record)
+    assert "| dana | reject, not acted on (its run had died) |" in report, report
+
+
+def test_an_answer_a_live_run_took_is_not_recorded_again():
+    """The run still said it waited when the answer came: it read the answer and recorded it."""
+    assert unheard_answers(dead_run_answered("approve", waited_until=time.time()).id) == []
+    assert unheard_answers(dead_run_answered("approve", waited_until=time.time() - 600, answer=False).id) == []
+
+
+def test_status_says_the_holders_run_was_answered_after_it_died_and_what_to_do(monkeypatch, capsys):
+    """The run shows Running, the person believed the rollout rolled back: status said nothing."""
+    dead = dead_run_answered("reject", waited_until=time.time() - 600, ended=False)
+    commands_see_a_rollout_owned_by(monkeypatch, dead)
+    assert ops.status(targets_block=None, credentials_block=None) == 0
+    said = " ".join(capsys.readouterr().out.split())
+    assert (f"flow run {dead.name} ({dead.id}), which holds the rollout, was answered reject by dana at "
+            in said), said
+    assert "after its process had died" in said and "nothing acted on the answer" in said
+    assert "set it to Crashed or Failed in the Prefect UI" in said and "`rollway abort` to roll back" in said
+
+
+def test_abort_records_the_answer_the_dead_holders_run_was_given_before_rolling_back(monkeypatch, capsys):
+    """Rolled back by `rollway abort`, the rollout's history had no word of dana's rejection."""
+    import flows.rollback
+
+    dead = dead_run_answered("reject", waited_until=time.time() - 600, ended=False)
+    commands_see_a_rollout_owned_by(monkeypatch, dead)
+    service = ops.connect(None, None)
+    rolled_back = []
+    # The rollback flow itself is another test's: here, what the abort recorded before it.
+    monkeypatch.setattr(flows.rollback, "rollback", lambda **kwargs: rolled_back.append(kwargs) or SimpleNamespace(
+        done_by=None, steps=(), weights=None, canary_desired=0))
+    code = ops.abort(approver="erin", reason="dana's answer never landed", flow_run=None, wait_seconds=0.5,
+              targets_block=None, credentials_block=None)
+    assert code == 0 and rolled_back, capsys.readouterr()
+    record = service.ledger.get(service.name)
+    kinds = [t.kind for t in record.history]
+    assert kinds[-2:] == [UNHEARD, "rollback-start"], kinds
+    assert record.history[-2].actor == "dana" and record.history[-2].comment.startswith("reject: latency (given to")
+    out = " ".join(capsys.readouterr().out.split())
+    assert f"flow run {dead.name} ({dead.id}) was answered reject by dana at " in out, out
+    assert "nothing acted on it; recorded in the ledger" in out
