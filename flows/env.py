@@ -38,11 +38,13 @@ class CredentialsRefused(AccountNotLoaded, RuntimeError):
 
 
 def session_clients(credentials: AwsCredentials, region: str, *,
-                    nothing: str = "nothing was changed") -> Callable[[str], Any]:
+                    nothing: str = "nothing was changed", why: str = "") -> Callable[[str], Any]:
     """The run's client factory (``blocks.credentials.client_factory``) on ``credentials``, whose
     clients act in ``region``: the one place every flow gets its AWS session from.
 
-    ``nothing``: what the run did not do, for the message ("nothing was deployed").
+    ``nothing``: what the run did not do, for the message ("nothing was deployed"). ``why``: for
+    a session beside the run's own, where and what for (" in eu-west-1, to read ..."), said
+    after the call that failed.
 
     Raises:
         AccountNotLoaded: the block disagrees with the targets (its region, a session token).
@@ -60,9 +62,10 @@ def session_clients(credentials: AwsCredentials, region: str, *,
     except (ClientError, BotoCoreError) as err:
         if credentials.assume_role_arn:
             raise CredentialsRefused(
-                f"could not assume the role {credentials.assume_role_arn} of the AWS credentials (STS AssumeRole): "
+                f"could not assume the role {credentials.assume_role_arn} of the AWS credentials (STS AssumeRole{why}): "
                 f"{aws_message(err)}; {nothing}; {credentials_remedy(err, 'sts:AssumeRole on that role')}") from err
-        raise CredentialsRefused(f"could not load the AWS credentials: {aws_message(err)}; {nothing}; "
+        loading = f" ({why.lstrip()})" if why else ""
+        raise CredentialsRefused(f"could not load the AWS credentials{loading}: {aws_message(err)}; {nothing}; "
                                  f"{credentials_remedy(err, 'access')}") from err
 
 

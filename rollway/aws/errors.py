@@ -165,6 +165,10 @@ def credentials_remedy(err: Exception, call: str) -> str:
                     "AwsCredentials block (or of its profile)")
         if code in DENIED_CODES:
             return f"grant the credentials' identity {call} (its IAM policy, or the role's trust policy), then run again"
+        if code == "RegionDisabledException":
+            # STS answers in each region the account has activated it in; the error names no setting.
+            return ("STS is deactivated in that region for the account: activate it in the IAM console (Account "
+                    "settings, Security Token Service endpoints), then run again")
         return "run again once the cause is fixed"
     name = type(err).__name__
     if name in ("NoCredentialsError", "PartialCredentialsError"):
