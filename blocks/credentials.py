@@ -21,6 +21,8 @@ from prefect_aws import AwsCredentials
 from prefect_aws.client_parameters import AwsClientParameters
 from pydantic import SecretStr
 
+from rollway.aws.regions import unknown_region
+
 ClientFactory = Callable[[str], Any]
 
 # An IAM role's ARN in any partition (aws, aws-cn, aws-us-gov, aws-iso, ...): role names and paths
@@ -82,7 +84,9 @@ def client_factory(credentials: AwsCredentials, region: str | None = None) -> Cl
 
     Raises:
         ValueError: the block names a region other than ``region``, holds a session token, or an
-            assume_role_arn that is not an IAM role's ARN (before any call).
+            assume_role_arn that is not an IAM role's ARN; or the region is not one of AWS's
+            (``rollway.aws.regions``: one of no AWS partition's form only with an endpoint_url),
+            all before any call.
         NoCredentialsError: neither the block nor the worker gives any credentials.
         ClientError, BotoCoreError: the block's role could not be assumed, or its profile is not
             on the worker.
@@ -110,6 +114,12 @@ def client_factory(credentials: AwsCredentials, region: str | None = None) -> Cl
                 f"the AWS credentials are for region {credentials.region_name}, the service is in {region} "
                 "(Targets.region): set one of them so that they agree"
             )
+    if credentials.region_name is not None and (unknown := unknown_region(
+            credentials.region_name, custom_endpoint=credentials.aws_client_parameters.endpoint_url is not None)):
+        # botocore builds a client for any well-formed name: the first call then failed to
+        # connect to an endpoint that does not exist, once the run had begun.
+        raise ValueError(f"region {credentials.region_name!r} is not a region of AWS: {unknown}; set the region "
+                         "of the targets (or the AWS credentials' region_name) to one AWS has")
     if credentials.aws_client_parameters.config is None:
         credentials = credentials.model_copy(
             update={

@@ -58,7 +58,7 @@ def session_clients(credentials: AwsCredentials, region: str, *,
     try:
         return client_factory(credentials, region=region)
     except ValueError as err:
-        raise AccountNotLoaded(str(err)) from err
+        raise AccountNotLoaded(f"{err} ({why.lstrip()})" if why else str(err)) from err
     except (ClientError, BotoCoreError) as err:
         if credentials.assume_role_arn:
             raise CredentialsRefused(
