@@ -14,6 +14,7 @@ from typing import Any, Callable
 import boto3
 import botocore.loaders
 import botocore.session
+from botocore.config import Config
 from botocore.credentials import RefreshableCredentials
 from botocore.exceptions import NoCredentialsError
 
@@ -68,7 +69,7 @@ def credentials_for_endpoint(endpoint_url: str, region: str) -> AwsCredentials:
     )
 
 
-def client_factory(credentials: AwsCredentials, region: str | None = None) -> ClientFactory:
+def client_factory(credentials: AwsCredentials, region: str | None = None) -> SessionClients:
     """A ``get_client(service_name)`` callable backed by the credentials block.
 
     One client per service for the factory's life: prefect-aws's own cache holds only eight
@@ -128,8 +129,6 @@ def client_factory(credentials: AwsCredentials, region: str | None = None) -> Cl
                 )
             }
         )
-    clients: dict[str, Any] = {}
-    lock = threading.Lock()
     # An assumed role's credentials last an hour by default; prefect-aws assumes the role once
     # and keeps the result, so a rollout longer than that (bakes, approvals, the monitoring
     # window), and its rollback, would fail with ExpiredToken.
@@ -141,15 +140,44 @@ def client_factory(credentials: AwsCredentials, region: str | None = None) -> Cl
         # chain is looked through once per session either way (the session keeps what it found).
         raise NoCredentialsError()
     # What prefect-aws's own get_client passes: the block's client parameters and its region.
-    params = {**credentials.aws_client_parameters.get_params_override(), "region_name": credentials.region_name}
+    return SessionClients(session, {**credentials.aws_client_parameters.get_params_override(),
+                                    "region_name": credentials.region_name})
 
-    def get_client(service_name: str) -> Any:
-        with lock:
-            if service_name not in clients:
-                clients[service_name] = session.client(service_name, **params)
-            return clients[service_name]
 
-    return get_client
+# The identity check's own limits: botocore's defaults (a 60-s connect timeout, the block's
+# retries) held a run for minutes before its first step where STS is out of reach.
+_PROBE_CONFIG = Config(connect_timeout=5, read_timeout=10, retries={"mode": "standard", "total_max_attempts": 2})
+
+
+class SessionClients:
+    """``get_client(service_name)``: one client per service on one boto3 session, made when
+    first asked for (thread-safe)."""
+
+    def __init__(self, session: boto3.Session, params: dict[str, Any]) -> None:
+        self._session = session
+        self._params = params
+        self._clients: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, service_name: str) -> Any:
+        with self._lock:
+            if service_name not in self._clients:
+                self._clients[service_name] = self._session.client(service_name, **self._params)
+            return self._clients[service_name]
+
+    def caller_identity(self) -> dict[str, Any]:
+        """STS GetCallerIdentity with the session's credentials: the cheapest call that proves
+        AWS takes them (it needs no IAM permission, and an explicit deny cannot refuse it).
+
+        On a client of its own, with short timeouts and one retry, so that an STS out of reach
+        is known in seconds.
+
+        Raises:
+            ClientError, BotoCoreError: as botocore does.
+        """
+        config = self._params.get("config")
+        params = {**self._params, "config": config.merge(_PROBE_CONFIG) if config is not None else _PROBE_CONFIG}
+        return self._session.client("sts", **params).get_caller_identity()
 
 
 def assumed_role_session(credentials: AwsCredentials) -> boto3.Session:

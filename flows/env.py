@@ -15,11 +15,11 @@ from botocore.exceptions import BotoCoreError, ClientError
 from prefect.context import FlowRunContext
 from prefect_aws import AwsCredentials
 
-from blocks.credentials import client_factory
+from blocks.credentials import SessionClients, client_factory
 from blocks.targets import RollwayTargets
 from flows.untraced import without_traceback
 from rollway.aws.environment import aws_environment
-from rollway.aws.errors import aws_message, credentials_remedy
+from rollway.aws.errors import aws_message, credentials_remedy, unusable_credentials
 from rollway.clock import ClockSettings
 from rollway.environment import Environment
 from rollway.ledger import RolloutInProgress
@@ -51,12 +51,14 @@ def session_clients(credentials: AwsCredentials, region: str, *,
         CredentialsRefused: the block's role could not be assumed (STS AssumeRole, made as the
             factory is built), or its profile is not on the worker. Every flow but the
             infrastructure ones ended on boto's bare error and traceback (``AccessDenied``,
-            ``Could not connect to the endpoint URL``), naming no call and no remedy.
+            ``Could not connect to the endpoint URL``), naming no call and no remedy. Without a
+            role: STS GetCallerIdentity says AWS takes the credentials for no call (expired or
+            unknown keys), or the block's endpoint_url cannot be reached (``_prove``).
     """
     # Findings whose one line says everything: the run's log shows no traceback of rollway under them.
     without_traceback(CredentialsRefused)
     try:
-        return client_factory(credentials, region=region)
+        get_client = client_factory(credentials, region=region)
     except ValueError as err:
         raise AccountNotLoaded(f"{err} ({why.lstrip()})" if why else str(err)) from err
     except (ClientError, BotoCoreError) as err:
@@ -67,6 +69,34 @@ def session_clients(credentials: AwsCredentials, region: str, *,
         loading = f" ({why.lstrip()})" if why else ""
         raise CredentialsRefused(f"could not load the AWS credentials{loading}: {aws_message(err)}; {nothing}; "
                                  f"{credentials_remedy(err, 'access')}") from err
+    if not credentials.assume_role_arn:  # AssumeRole, made above, has proved the keys already
+        _prove(get_client, credentials, nothing, why)
+    return get_client
+
+
+def _prove(get_client: SessionClients, credentials: AwsCredentials, nothing: str, why: str) -> None:
+    """Ask STS who the credentials are (GetCallerIdentity: no IAM permission needed), so that keys
+    AWS takes for no call stop the run now, before it changes anything.
+
+    Expired or unknown keys, or an endpoint_url out of reach, were found by the run's first real
+    call, as an adapter's error in the middle of its work (a rollout's first shift, or a task's
+    retries). STS alone out of reach with AWS's own endpoints (a worker reaching AWS only
+    through VPC endpoints, none for STS) proves nothing about the other services: the run goes
+    on, and the log says the credentials were not checked.
+
+    Raises:
+        CredentialsRefused: AWS takes the credentials for no call, or the endpoint_url every
+            call goes to cannot be reached.
+    """
+    try:
+        get_client.caller_identity()
+    except (ClientError, BotoCoreError) as err:
+        if unusable_credentials(err) or credentials.aws_client_parameters.endpoint_url is not None:
+            raise CredentialsRefused(
+                f"could not use the AWS credentials (STS GetCallerIdentity{why}): {aws_message(err)}; {nothing}; "
+                f"{credentials_remedy(err, 'sts:GetCallerIdentity')}") from err
+        _warn(f"the AWS credentials were not checked before the run's first call: STS GetCallerIdentity{why} "
+              f"failed ({aws_message(err)}); going on, as the services the run calls may still answer")
 
 
 def load_targets(targets_block: str | None) -> Targets:

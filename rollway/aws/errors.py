@@ -151,6 +151,15 @@ _UNREACHABLE = ("EndpointConnectionError", "ConnectTimeoutError", "ConnectionClo
                 "ProxyConnectionError", "SSLError")
 
 
+def unusable_credentials(err: Exception) -> bool:
+    """Whether ``err`` says that AWS takes the credentials for no call at all (expired, keys it
+    does not know, a signature it cannot check, a credential provider that failed), not that
+    one call failed or one endpoint was out of reach."""
+    if isinstance(err, ClientError):
+        return error_code(err) in _EXPIRED | _UNKNOWN_KEYS
+    return type(err).__name__ not in _UNREACHABLE
+
+
 def credentials_remedy(err: Exception, call: str) -> str:
     """What a person does about a call with the run's AWS credentials that failed (``call``: the
     API action, e.g. ``sts:AssumeRole``): botocore's own words (``Unable to locate credentials``,

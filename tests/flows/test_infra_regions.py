@@ -295,10 +295,11 @@ def test_verify_without_the_app_and_aws_out_of_reach_fails_in_one_line_not_an_it
                    aws_client_parameters=AwsClientParameters(endpoint_url=f"http://127.0.0.1:{port}",
                                                              config={"retries": {"max_attempts": 1}}),
                    ).save("infra-unreachable", overwrite=True)
-    with pytest.raises(AwsNotRead) as caught:
+    # Found as the session is made (flows.env.session_clients), before the account is read.
+    with pytest.raises(CredentialsRefused) as caught:
         verify_infrastructure(targets_block=TARGETS_BLOCK, aws_credentials_block="infra-unreachable")
     message = str(caught.value)
-    assert message.startswith("could not read the account of the AWS credentials (STS GetCallerIdentity): "
+    assert message.startswith("could not use the AWS credentials (STS GetCallerIdentity): "
                               "EndpointConnectionError: Could not connect to the endpoint URL"), message
     assert message.endswith("; nothing was checked; AWS could not be reached: check the worker's network and proxy "
                             "(HTTPS_PROXY), and the block's aws_client_parameters.endpoint_url if it sets one")
