@@ -16,12 +16,13 @@ import botocore.loaders
 import botocore.session
 from botocore.config import Config
 from botocore.credentials import RefreshableCredentials
-from botocore.exceptions import NoCredentialsError
+from botocore.exceptions import ClientError, NoCredentialsError
 
 from prefect_aws import AwsCredentials
 from prefect_aws.client_parameters import AwsClientParameters
 from pydantic import SecretStr
 
+from rollway.aws.errors import RoleRenewalRefused, credentials_remedy
 from rollway.aws.regions import unknown_region
 
 ClientFactory = Callable[[str], Any]
@@ -202,9 +203,26 @@ def assumed_role_session(credentials: AwsCredentials) -> boto3.Session:
             "expiry_time": issued["Expiration"].isoformat(),
         }
 
+    # The call each thread is making: a renewal happens as that call is signed.
+    making = threading.local()
+
+    def renew() -> dict[str, str]:
+        # Renewed in the middle of some other call, whose own error then said only "AccessDenied
+        # when calling the AssumeRole operation", taken for a refusal of that call's permission
+        # (and sent people to the CDK bootstrap roles' statement, the policies' only AssumeRole).
+        try:
+            return assume()
+        except ClientError as err:
+            raise RoleRenewalRefused(err, credentials.assume_role_arn or "", getattr(making, "call", "?"),
+                                     credentials_remedy(err, "sts:AssumeRole on that role")) from err
+
+    def calling(model: Any, **_: Any) -> None:
+        making.call = f"{model.service_model.service_name} {model.name}"
+
     core = botocore.session.get_session()
+    core.register("before-call", calling)
     # botocore has no public setter for a session's credential object; this is the usual way.
     core._credentials = RefreshableCredentials.create_from_metadata(
-        metadata=assume(), refresh_using=assume, method="sts-assume-role"
+        metadata=assume(), refresh_using=renew, method="sts-assume-role"
     )
     return boto3.Session(botocore_session=core, region_name=credentials.region_name)

@@ -151,6 +151,28 @@ _UNREACHABLE = ("EndpointConnectionError", "ConnectTimeoutError", "ConnectionClo
                 "ProxyConnectionError", "SSLError")
 
 
+class RoleRenewalRefused(PicklableError, ClientError):
+    """STS would not renew the AWS credentials' assumed role in the middle of a run (its trust
+    policy changed, the keys that assume it expired or were deactivated): the call being made
+    when the credentials came due was not sent.
+
+    A ClientError still, with AssumeRole's code, so every adapter handles it as it handles a
+    refused call; its message says it was the credentials' role, and what to change, not a
+    permission the call itself lacks.
+
+    Attributes:
+        role_arn: the role that could not be renewed.
+        call: the call that was not sent (``elbv2 DescribeRules``).
+    """
+
+    def __init__(self, err: ClientError, role_arn: str, call: str, remedy: str) -> None:
+        self.role_arn, self.call = role_arn, call
+        error = dict(err.response.get("Error", {}))
+        error["Message"] = (f"{error.get('Message', '')} (renewing the AWS credentials' assumed role {role_arn}, due "
+                            f"as {call} was to be sent, which was not; {remedy})")
+        super().__init__({**err.response, "Error": error}, err.operation_name)
+
+
 def unusable_credentials(err: Exception) -> bool:
     """Whether ``err`` says that AWS takes the credentials for no call at all (expired, keys it
     does not know, a signature it cannot check, a credential provider that failed), not that
