@@ -19,7 +19,8 @@ from blocks.credentials import SessionClients, client_factory
 from blocks.targets import RollwayTargets
 from flows.untraced import without_traceback
 from rollway.aws.environment import aws_environment
-from rollway.aws.errors import aws_message, credentials_remedy, unusable_credentials
+from rollway.aws.errors import (UNKNOWN_CREDENTIALS, aws_message, credentials_remedy, error_code,
+                                unusable_credentials)
 from rollway.clock import ClockSettings
 from rollway.environment import Environment
 from rollway.ledger import RolloutInProgress
@@ -65,13 +66,23 @@ def session_clients(credentials: AwsCredentials, region: str, *,
         if credentials.assume_role_arn:
             raise CredentialsRefused(
                 f"could not assume the role {credentials.assume_role_arn} of the AWS credentials (STS AssumeRole{why}): "
-                f"{aws_message(err)}; {nothing}; {credentials_remedy(err, 'sts:AssumeRole on that role')}") from err
+                f"{aws_message(err)}; {nothing}; {_remedy(err, 'sts:AssumeRole on that role', why)}") from err
         loading = f" ({why.lstrip()})" if why else ""
         raise CredentialsRefused(f"could not load the AWS credentials{loading}: {aws_message(err)}; {nothing}; "
                                  f"{credentials_remedy(err, 'access')}") from err
     if not credentials.assume_role_arn:  # AssumeRole, made above, has proved the keys already
         _prove(get_client, credentials, nothing, why)
     return get_client
+
+
+def _remedy(err: Exception, call: str, why: str) -> str:
+    """What to change (``credentials_remedy``). For a session beside the run's own (``why``),
+    whose keys the run's own session has proved: AWS answers keys it "does not know" in a region
+    the account has not enabled (an opt-in region), which checking the keys would not fix."""
+    if why and isinstance(err, ClientError) and error_code(err) in UNKNOWN_CREDENTIALS:
+        return ("these keys work in the targets' region: the account has likely not enabled this one (an opt-in "
+                "region: enable it in the AWS console's Account settings), then run again")
+    return credentials_remedy(err, call)
 
 
 def _prove(get_client: SessionClients, credentials: AwsCredentials, nothing: str, why: str) -> None:
@@ -94,7 +105,7 @@ def _prove(get_client: SessionClients, credentials: AwsCredentials, nothing: str
         if unusable_credentials(err) or credentials.aws_client_parameters.endpoint_url is not None:
             raise CredentialsRefused(
                 f"could not use the AWS credentials (STS GetCallerIdentity{why}): {aws_message(err)}; {nothing}; "
-                f"{credentials_remedy(err, 'sts:GetCallerIdentity')}") from err
+                f"{_remedy(err, 'sts:GetCallerIdentity', why)}") from err
         _warn(f"the AWS credentials were not checked before the run's first call: STS GetCallerIdentity{why} "
               f"failed ({aws_message(err)}); going on, as the services the run calls may still answer")
 

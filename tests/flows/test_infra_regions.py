@@ -371,3 +371,31 @@ def test_a_role_refused_in_a_region_the_app_deploys_to_ends_the_run_in_one_line_
         "settings, Security Token Service endpoints), then run again")
     assert not deployed.exists()
     assert sts_off_elsewhere[0] == "us-west-2" and ELSEWHERE in sts_off_elsewhere
+
+
+def test_a_region_the_account_has_not_enabled_is_named_as_such_not_as_unknown_keys(pinned, tmp_path, monkeypatch):
+    # AWS answers any call in an opt-in region the account has not enabled InvalidClientTokenId
+    # ("the security token included in the request is invalid"): the remedy said to check the
+    # keys, which had just worked in the targets' region.
+    from botocore.client import BaseClient
+    from botocore.exceptions import ClientError
+
+    real = BaseClient._make_api_call
+
+    def answered(client, operation_name, api_params):
+        if client.meta.region_name == ELSEWHERE:
+            raise ClientError({"Error": {"Code": "InvalidClientTokenId",
+                                         "Message": "The security token included in the request is invalid."}},
+                              operation_name)
+        return real(client, operation_name, api_params)
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", answered)
+    cdk, app = fake_cdk(tmp_path)
+    with pytest.raises(CredentialsRefused) as caught:
+        verify_infrastructure(cdk_app_dir=app, cdk_executable=cdk, targets_block=TARGETS_BLOCK,
+                              aws_credentials_block=CREDENTIALS_BLOCK)
+    assert str(caught.value) == (
+        f"could not use the AWS credentials (STS GetCallerIdentity in {ELSEWHERE}, to read what the CDK app deploys "
+        "there): InvalidClientTokenId: The security token included in the request is invalid.; nothing was checked; "
+        "these keys work in the targets' region: the account has likely not enabled this one (an opt-in region: "
+        "enable it in the AWS console's Account settings), then run again")
