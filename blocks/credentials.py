@@ -14,12 +14,16 @@ from typing import Any, Callable
 import boto3
 import botocore.loaders
 import botocore.session
+from botocore.config import Config
 from botocore.credentials import RefreshableCredentials
-from botocore.exceptions import NoCredentialsError
+from botocore.exceptions import ClientError, NoCredentialsError
 
 from prefect_aws import AwsCredentials
 from prefect_aws.client_parameters import AwsClientParameters
 from pydantic import SecretStr
+
+from rollway.aws.errors import RoleRenewalRefused, credentials_remedy
+from rollway.aws.regions import unknown_region
 
 ClientFactory = Callable[[str], Any]
 
@@ -66,7 +70,7 @@ def credentials_for_endpoint(endpoint_url: str, region: str) -> AwsCredentials:
     )
 
 
-def client_factory(credentials: AwsCredentials, region: str | None = None) -> ClientFactory:
+def client_factory(credentials: AwsCredentials, region: str | None = None) -> SessionClients:
     """A ``get_client(service_name)`` callable backed by the credentials block.
 
     One client per service for the factory's life: prefect-aws's own cache holds only eight
@@ -82,7 +86,9 @@ def client_factory(credentials: AwsCredentials, region: str | None = None) -> Cl
 
     Raises:
         ValueError: the block names a region other than ``region``, holds a session token, or an
-            assume_role_arn that is not an IAM role's ARN (before any call).
+            assume_role_arn that is not an IAM role's ARN; or the region is not one of AWS's
+            (``rollway.aws.regions``: one of no AWS partition's form only with an endpoint_url),
+            all before any call.
         NoCredentialsError: neither the block nor the worker gives any credentials.
         ClientError, BotoCoreError: the block's role could not be assumed, or its profile is not
             on the worker.
@@ -110,6 +116,12 @@ def client_factory(credentials: AwsCredentials, region: str | None = None) -> Cl
                 f"the AWS credentials are for region {credentials.region_name}, the service is in {region} "
                 "(Targets.region): set one of them so that they agree"
             )
+    if credentials.region_name is not None and (unknown := unknown_region(
+            credentials.region_name, custom_endpoint=credentials.aws_client_parameters.endpoint_url is not None)):
+        # botocore builds a client for any well-formed name: the first call then failed to
+        # connect to an endpoint that does not exist, once the run had begun.
+        raise ValueError(f"region {credentials.region_name!r} is not a region of AWS: {unknown}; set the region "
+                         "of the targets (or the AWS credentials' region_name) to one AWS has")
     if credentials.aws_client_parameters.config is None:
         credentials = credentials.model_copy(
             update={
@@ -118,8 +130,6 @@ def client_factory(credentials: AwsCredentials, region: str | None = None) -> Cl
                 )
             }
         )
-    clients: dict[str, Any] = {}
-    lock = threading.Lock()
     # An assumed role's credentials last an hour by default; prefect-aws assumes the role once
     # and keeps the result, so a rollout longer than that (bakes, approvals, the monitoring
     # window), and its rollback, would fail with ExpiredToken.
@@ -131,15 +141,44 @@ def client_factory(credentials: AwsCredentials, region: str | None = None) -> Cl
         # chain is looked through once per session either way (the session keeps what it found).
         raise NoCredentialsError()
     # What prefect-aws's own get_client passes: the block's client parameters and its region.
-    params = {**credentials.aws_client_parameters.get_params_override(), "region_name": credentials.region_name}
+    return SessionClients(session, {**credentials.aws_client_parameters.get_params_override(),
+                                    "region_name": credentials.region_name})
 
-    def get_client(service_name: str) -> Any:
-        with lock:
-            if service_name not in clients:
-                clients[service_name] = session.client(service_name, **params)
-            return clients[service_name]
 
-    return get_client
+# The identity check's own limits: botocore's defaults (a 60-s connect timeout, the block's
+# retries) held a run for minutes before its first step where STS is out of reach.
+_PROBE_CONFIG = Config(connect_timeout=5, read_timeout=10, retries={"mode": "standard", "total_max_attempts": 2})
+
+
+class SessionClients:
+    """``get_client(service_name)``: one client per service on one boto3 session, made when
+    first asked for (thread-safe)."""
+
+    def __init__(self, session: boto3.Session, params: dict[str, Any]) -> None:
+        self._session = session
+        self._params = params
+        self._clients: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, service_name: str) -> Any:
+        with self._lock:
+            if service_name not in self._clients:
+                self._clients[service_name] = self._session.client(service_name, **self._params)
+            return self._clients[service_name]
+
+    def caller_identity(self) -> dict[str, Any]:
+        """STS GetCallerIdentity with the session's credentials: the cheapest call that proves
+        AWS takes them (it needs no IAM permission, and an explicit deny cannot refuse it).
+
+        On a client of its own, with short timeouts and one retry, so that an STS out of reach
+        is known in seconds.
+
+        Raises:
+            ClientError, BotoCoreError: as botocore does.
+        """
+        config = self._params.get("config")
+        params = {**self._params, "config": config.merge(_PROBE_CONFIG) if config is not None else _PROBE_CONFIG}
+        return self._session.client("sts", **params).get_caller_identity()
 
 
 def assumed_role_session(credentials: AwsCredentials) -> boto3.Session:
@@ -164,9 +203,26 @@ def assumed_role_session(credentials: AwsCredentials) -> boto3.Session:
             "expiry_time": issued["Expiration"].isoformat(),
         }
 
+    # The call each thread is making: a renewal happens as that call is signed.
+    making = threading.local()
+
+    def renew() -> dict[str, str]:
+        # Renewed in the middle of some other call, whose own error then said only "AccessDenied
+        # when calling the AssumeRole operation", taken for a refusal of that call's permission
+        # (and sent people to the CDK bootstrap roles' statement, the policies' only AssumeRole).
+        try:
+            return assume()
+        except ClientError as err:
+            raise RoleRenewalRefused(err, credentials.assume_role_arn or "", getattr(making, "call", "?"),
+                                     credentials_remedy(err, "sts:AssumeRole on that role")) from err
+
+    def calling(model: Any, **_: Any) -> None:
+        making.call = f"{model.service_model.service_name} {model.name}"
+
     core = botocore.session.get_session()
+    core.register("before-call", calling)
     # botocore has no public setter for a session's credential object; this is the usual way.
     core._credentials = RefreshableCredentials.create_from_metadata(
-        metadata=assume(), refresh_using=assume, method="sts-assume-role"
+        metadata=assume(), refresh_using=renew, method="sts-assume-role"
     )
     return boto3.Session(botocore_session=core, region_name=credentials.region_name)

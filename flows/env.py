@@ -15,11 +15,12 @@ from botocore.exceptions import BotoCoreError, ClientError
 from prefect.context import FlowRunContext
 from prefect_aws import AwsCredentials
 
-from blocks.credentials import client_factory
+from blocks.credentials import SessionClients, client_factory
 from blocks.targets import RollwayTargets
 from flows.untraced import without_traceback
 from rollway.aws.environment import aws_environment
-from rollway.aws.errors import aws_message, credentials_remedy
+from rollway.aws.errors import (UNKNOWN_CREDENTIALS, aws_message, credentials_remedy, error_code,
+                                unusable_credentials)
 from rollway.clock import ClockSettings
 from rollway.environment import Environment
 from rollway.ledger import RolloutInProgress
@@ -38,32 +39,75 @@ class CredentialsRefused(AccountNotLoaded, RuntimeError):
 
 
 def session_clients(credentials: AwsCredentials, region: str, *,
-                    nothing: str = "nothing was changed") -> Callable[[str], Any]:
+                    nothing: str = "nothing was changed", why: str = "") -> Callable[[str], Any]:
     """The run's client factory (``blocks.credentials.client_factory``) on ``credentials``, whose
     clients act in ``region``: the one place every flow gets its AWS session from.
 
-    ``nothing``: what the run did not do, for the message ("nothing was deployed").
+    ``nothing``: what the run did not do, for the message ("nothing was deployed"). ``why``: for
+    a session beside the run's own, where and what for (" in eu-west-1, to read ..."), said
+    after the call that failed.
 
     Raises:
         AccountNotLoaded: the block disagrees with the targets (its region, a session token).
         CredentialsRefused: the block's role could not be assumed (STS AssumeRole, made as the
             factory is built), or its profile is not on the worker. Every flow but the
             infrastructure ones ended on boto's bare error and traceback (``AccessDenied``,
-            ``Could not connect to the endpoint URL``), naming no call and no remedy.
+            ``Could not connect to the endpoint URL``), naming no call and no remedy. Without a
+            role: STS GetCallerIdentity says AWS takes the credentials for no call (expired or
+            unknown keys), or the block's endpoint_url cannot be reached (``_prove``).
     """
     # Findings whose one line says everything: the run's log shows no traceback of rollway under them.
     without_traceback(CredentialsRefused)
     try:
-        return client_factory(credentials, region=region)
+        get_client = client_factory(credentials, region=region)
     except ValueError as err:
-        raise AccountNotLoaded(str(err)) from err
+        raise AccountNotLoaded(f"{err} ({why.lstrip()})" if why else str(err)) from err
     except (ClientError, BotoCoreError) as err:
         if credentials.assume_role_arn:
             raise CredentialsRefused(
-                f"could not assume the role {credentials.assume_role_arn} of the AWS credentials (STS AssumeRole): "
-                f"{aws_message(err)}; {nothing}; {credentials_remedy(err, 'sts:AssumeRole on that role')}") from err
-        raise CredentialsRefused(f"could not load the AWS credentials: {aws_message(err)}; {nothing}; "
+                f"could not assume the role {credentials.assume_role_arn} of the AWS credentials (STS AssumeRole{why}): "
+                f"{aws_message(err)}; {nothing}; {_remedy(err, 'sts:AssumeRole on that role', why)}") from err
+        loading = f" ({why.lstrip()})" if why else ""
+        raise CredentialsRefused(f"could not load the AWS credentials{loading}: {aws_message(err)}; {nothing}; "
                                  f"{credentials_remedy(err, 'access')}") from err
+    if not credentials.assume_role_arn:  # AssumeRole, made above, has proved the keys already
+        _prove(get_client, credentials, nothing, why)
+    return get_client
+
+
+def _remedy(err: Exception, call: str, why: str) -> str:
+    """What to change (``credentials_remedy``). For a session beside the run's own (``why``),
+    whose keys the run's own session has proved: AWS answers keys it "does not know" in a region
+    the account has not enabled (an opt-in region), which checking the keys would not fix."""
+    if why and isinstance(err, ClientError) and error_code(err) in UNKNOWN_CREDENTIALS:
+        return ("these keys work in the targets' region: the account has likely not enabled this one (an opt-in "
+                "region: enable it in the AWS console's Account settings), then run again")
+    return credentials_remedy(err, call)
+
+
+def _prove(get_client: SessionClients, credentials: AwsCredentials, nothing: str, why: str) -> None:
+    """Ask STS who the credentials are (GetCallerIdentity: no IAM permission needed), so that keys
+    AWS takes for no call stop the run now, before it changes anything.
+
+    Expired or unknown keys, or an endpoint_url out of reach, were found by the run's first real
+    call, as an adapter's error in the middle of its work (a rollout's first shift, or a task's
+    retries). STS alone out of reach with AWS's own endpoints (a worker reaching AWS only
+    through VPC endpoints, none for STS) proves nothing about the other services: the run goes
+    on, and the log says the credentials were not checked.
+
+    Raises:
+        CredentialsRefused: AWS takes the credentials for no call, or the endpoint_url every
+            call goes to cannot be reached.
+    """
+    try:
+        get_client.caller_identity()
+    except (ClientError, BotoCoreError) as err:
+        if unusable_credentials(err) or credentials.aws_client_parameters.endpoint_url is not None:
+            raise CredentialsRefused(
+                f"could not use the AWS credentials (STS GetCallerIdentity{why}): {aws_message(err)}; {nothing}; "
+                f"{_remedy(err, 'sts:GetCallerIdentity', why)}") from err
+        _warn(f"the AWS credentials were not checked before the run's first call: STS GetCallerIdentity{why} "
+              f"failed ({aws_message(err)}); going on, as the services the run calls may still answer")
 
 
 def load_targets(targets_block: str | None) -> Targets:

@@ -49,7 +49,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect_aws import AwsCredentials
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from blocks.credentials import assumed_role_session, client_factory
+from blocks.credentials import assumed_role_session
 from flows.artifacts import for_people
 from flows.env import load_credentials, load_targets, session_clients
 from flows.params import WaitSeconds
@@ -591,21 +591,31 @@ def _app_dir(cdk_app_dir: str) -> Path:
     return path
 
 
-def regional_clients(credentials: AwsCredentials, get_client: Callable[[str], Any],
-                     home_region: str) -> Callable[[str], Callable[[str], Any]]:
+def regional_clients(credentials: AwsCredentials, get_client: Callable[[str], Any], home_region: str, *,
+                     nothing: str) -> Callable[[str], Callable[[str], Any]]:
     """region -> a client factory there (one per region): ``get_client`` for ``home_region``,
-    else the same credentials in that region.
+    else the same credentials in that region, through the runs' one session path
+    (``session_clients``).
 
     The region is set on a copy of the block: ``client_factory`` refuses a block naming
     Targets.region for any other region (it guards the rollout's clients against acting on
     another region's service), and the block saved by ``rollway up`` names it, so reading a
     stack the app pins to eu-west-1 failed with "the AWS credentials are for region us-west-2".
+
+    ``nothing``: what the run has not done when a region's session cannot be made.
+
+    Raises (when a region's factory is asked for):
+        CredentialsRefused: the role could not be assumed there (STS deactivated in that region,
+            say). Made with ``client_factory`` directly, that ended on boto's bare error, or
+            failed a checklist item as a DescribeStacks refusal after every stack was deployed.
+        AccountNotLoaded: the block cannot act in that region.
     """
     @functools.cache
     def in_region(region: str) -> Callable[[str], Any]:
         if region == home_region:
             return get_client
-        return client_factory(credentials.model_copy(update={"region_name": region}), region=region)
+        return session_clients(credentials.model_copy(update={"region_name": region}), region, nothing=nothing,
+                               why=f" in {region}, to read what the CDK app deploys there")
 
     return in_region
 
@@ -697,7 +707,7 @@ def deploy_infrastructure(
     environment = lambda: cdk_environment(credentials, targets.region, account)  # noqa: E731
 
     # A stack pinned to another region is read there: its status on a resume, its checklist item.
-    clients_in = regional_clients(credentials, get_client, targets.region)
+    clients_in = regional_clients(credentials, get_client, targets.region, nothing="nothing was deployed")
     home = StackEnvironment(account=account, region=targets.region)
     # The synth's time given: fixed at 600 s, an app bundling its assets on a cold worker could
     # never be deployed, and no parameter said how to give it more.
@@ -779,4 +789,5 @@ def verify_infrastructure(targets_block: str | None = None, aws_credentials_bloc
         with _said_if_interrupted(lambda: _verify_interrupted(stopped)):
             app = tasks.list_stacks(cdk)
     return run_verify_infrastructure(checker_for(get_client, targets, app=app, home=home,
-                                                 clients_in=regional_clients(credentials, get_client, targets.region)))
+                                                 clients_in=regional_clients(credentials, get_client, targets.region,
+                                                                             nothing="nothing was checked")))

@@ -13,9 +13,11 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from rollway.aws.regions import unknown_region
+
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,254}$")
-# AWS regions: us-west-2, eu-central-1, us-gov-west-1, us-iso-east-1, ... A syntax check, not a
-# list: an unknown region is found by the first read-only call, before any write.
+# AWS regions: us-west-2, eu-central-1, us-gov-west-1, us-iso-east-1, ... The syntax; a name in
+# the form of an AWS partition's regions must also be one botocore lists (rollway.aws.regions).
 # A two-letter prefix (us-west-2, us-gov-west-1, us-isob-east-1), or the European Sovereign
 # Cloud's eusc (eusc-de-east-1): a made-up mars-north-1 is still refused.
 REGION = re.compile(r"^(?:[a-z]{2}|eusc)(?:-[a-z]+)+-\d+$")
@@ -227,6 +229,11 @@ class Targets(_KnownKeys):
         # "", "us west 2" or "us-west-2 " built clients for endpoints that do not exist.
         if not REGION.fullmatch(value):
             raise ValueError(f"{value!r} is not an AWS region (like us-west-2 or us-gov-west-1)")
+        # us-est-1 was found only by the first AWS call, a connection error once the run had
+        # begun. Checked without knowing the endpoint: a name of no AWS partition's form is
+        # left to the clients' factory, which knows whether an AWS-compatible endpoint serves it.
+        if (unknown := unknown_region(value, custom_endpoint=True)) is not None:
+            raise ValueError(f"{value!r} is not a region of AWS: {unknown}")
         return value
 
     @field_validator("metrics_namespace")

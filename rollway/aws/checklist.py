@@ -72,6 +72,8 @@ class AwsInfraChecker:
     Raises:
         ValueError: placements without ``account``, or placing something in another region of
             ``account`` without ``clients_in`` (before any call).
+        Whatever ``clients_in`` raises for a region something is read in: its clients are made
+            here, before any read.
     """
 
     def __init__(self, dynamodb: Any, sqs: Any, cloudwatch: Any, sns: Any, cloudformation: Any,
@@ -89,6 +91,13 @@ class AwsInfraChecker:
                             if e.region != targets.region and e.account == account})
         if elsewhere and clients_in is None:
             raise ValueError(f"reading in {', '.join(elsewhere)} needs clients_in: clients in that region")
+        # Each region's clients made now, before any read (and, in a deploy, before any stack is
+        # deployed): credentials that cannot act there (a role STS will not let them assume in
+        # that region) stop the run in one line, not as the item of every stack read there,
+        # failed after the deploys with a DescribeStacks error naming no remedy.
+        for region in elsewhere:
+            assert clients_in is not None
+            clients_in(region)
         self._environments = environments
         # What rollway itself uses is read where rollway uses it; the app placing it elsewhere
         # fails its item (Observation.misplaced) instead of being read there.

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from botocore.exceptions import ClientError
 
-from rollway.aws.errors import DENIED_CODES, AdapterError, aws_message, error_code
+from rollway.aws.errors import DENIED_CODES, AdapterError, RoleRenewalRefused, aws_message, error_code
 from rollway.errors_pickle import PicklableError
 
 # Where the project keeps the policies it documents (a checkout; an installed package has none).
@@ -72,8 +72,10 @@ class PassRoleDenied(PicklableError, AdapterError):
 
 
 def is_denied(err: BaseException) -> bool:
-    """Whether ``err`` is AWS refusing the caller's permissions or credentials."""
-    return isinstance(err, ClientError) and error_code(err) in DENIED_CODES
+    """Whether ``err`` is AWS refusing the caller's permissions, which one of rollway's statements
+    grants: not the credentials' own role refusing its renewal mid-run (``RoleRenewalRefused``),
+    whose message says what to change, and which was named as the CDK bootstrap roles' statement."""
+    return isinstance(err, ClientError) and error_code(err) in DENIED_CODES and not isinstance(err, RoleRenewalRefused)
 
 
 def permission_denied(err: ClientError, policies: Path = POLICIES, job: str | None = None) -> PermissionDenied:

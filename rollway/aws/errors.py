@@ -151,6 +151,37 @@ _UNREACHABLE = ("EndpointConnectionError", "ConnectTimeoutError", "ConnectionClo
                 "ProxyConnectionError", "SSLError")
 
 
+class RoleRenewalRefused(PicklableError, ClientError):
+    """STS would not renew the AWS credentials' assumed role in the middle of a run (its trust
+    policy changed, the keys that assume it expired or were deactivated): the call being made
+    when the credentials came due was not sent.
+
+    A ClientError still, with AssumeRole's code, so every adapter handles it as it handles a
+    refused call; its message says it was the credentials' role, and what to change, not a
+    permission the call itself lacks.
+
+    Attributes:
+        role_arn: the role that could not be renewed.
+        call: the call that was not sent (``elbv2 DescribeRules``).
+    """
+
+    def __init__(self, err: ClientError, role_arn: str, call: str, remedy: str) -> None:
+        self.role_arn, self.call = role_arn, call
+        error = dict(err.response.get("Error", {}))
+        error["Message"] = (f"{error.get('Message', '')} (renewing the AWS credentials' assumed role {role_arn}, due "
+                            f"as {call} was to be sent, which was not; {remedy})")
+        super().__init__({**err.response, "Error": error}, err.operation_name)
+
+
+def unusable_credentials(err: Exception) -> bool:
+    """Whether ``err`` says that AWS takes the credentials for no call at all (expired, keys it
+    does not know, a signature it cannot check, a credential provider that failed), not that
+    one call failed or one endpoint was out of reach."""
+    if isinstance(err, ClientError):
+        return error_code(err) in _EXPIRED | _UNKNOWN_KEYS
+    return type(err).__name__ not in _UNREACHABLE
+
+
 def credentials_remedy(err: Exception, call: str) -> str:
     """What a person does about a call with the run's AWS credentials that failed (``call``: the
     API action, e.g. ``sts:AssumeRole``): botocore's own words (``Unable to locate credentials``,
@@ -165,6 +196,10 @@ def credentials_remedy(err: Exception, call: str) -> str:
                     "AwsCredentials block (or of its profile)")
         if code in DENIED_CODES:
             return f"grant the credentials' identity {call} (its IAM policy, or the role's trust policy), then run again"
+        if code == "RegionDisabledException":
+            # STS answers in each region the account has activated it in; the error names no setting.
+            return ("STS is deactivated in that region for the account: activate it in the IAM console (Account "
+                    "settings, Security Token Service endpoints), then run again")
         return "run again once the cause is fixed"
     name = type(err).__name__
     if name in ("NoCredentialsError", "PartialCredentialsError"):

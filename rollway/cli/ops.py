@@ -118,7 +118,7 @@ def load_account(targets_block: str | None, credentials_block: str | None) -> tu
     Raises:
         OpsError: a block does not exist on the API, or does not validate.
     """
-    from flows.env import CredentialsRefused, load_clients
+    from flows import env
     from prefect.settings import PREFECT_API_URL
 
     if not PREFECT_API_URL.value():
@@ -131,10 +131,8 @@ def load_account(targets_block: str | None, credentials_block: str | None) -> tu
             "or set it in your Prefect profile"
         )
     try:
-        targets, get_client = load_clients(targets_block, credentials_block)
-    except CredentialsRefused as err:
-        # The blocks loaded: what to change is in the credentials, not in the block names or the API.
-        raise OpsError(str(err)) from err
+        targets = env.load_targets(targets_block)
+        credentials = env.load_credentials(credentials_block, targets.region)
     # RuntimeError: Prefect's Block.load for a saved block that no longer validates (saved
     # before a rule on its names existed), which used to print a traceback.
     except (ValueError, RuntimeError) as err:
@@ -142,6 +140,12 @@ def load_account(targets_block: str | None, credentials_block: str | None) -> tu
             f"{err} (Prefect API {PREFECT_API_URL.value() or 'ephemeral'}); pass --targets-block and "
             "--credentials-block, or set PREFECT_API_URL to the server `rollway up` printed"
         ) from err
+    try:
+        get_client = env.session_clients(credentials, targets.region)
+    except env.AccountNotLoaded as err:
+        # The blocks loaded: what to change is in them (a role STS refuses, a region they disagree
+        # on, one AWS lacks), not in the block names or the API, which the advice above sent people to.
+        raise OpsError(str(err)) from err
     return targets, _refusing_bad_regions(get_client, targets.region)
 
 

@@ -417,3 +417,54 @@ def test_assumed_role_credentials_renew_themselves_before_they_expire(aws):
     assert router.get_weights() == Weights(stable=100, canary=0)
     assert len(signed_with) >= 2 and all(key != "assume-role-test" for key in signed_with), signed_with
     assert len(set(signed_with)) >= 2, f"the assumed role's keys never renewed: {signed_with}"
+
+
+def test_a_role_sts_will_not_renew_mid_run_is_said_as_such_not_as_the_calls_permission(aws, monkeypatch):
+    """Renewed as some other call is signed, a refused AssumeRole came out of that call as a bare
+    "AccessDenied when calling the AssumeRole operation", which the adapters' refusal naming took
+    for the worker lacking a permission: "AWS refused sts:AssumeRole ... it is granted by
+    deployments/iam-policy-infrastructure.json, statement DeployThroughTheCdkBootstrapRoles",
+    the wrong role and the wrong remedy. It now names the credentials' role, the call that was
+    not sent, and what to change; it is still a ClientError, handled as every refused call is.
+
+    Credentials for 900 s, with botocore's mandatory renewal window widened from 10 to 20
+    minutes, are inside it: the next call must renew them, as one does an hour into a rollout.
+    """
+    import botocore.credentials
+
+    from botocore.client import BaseClient
+    from botocore.exceptions import ClientError
+    from prefect_aws.assume_role_parameters import AssumeRoleParameters
+
+    from blocks.credentials import client_factory, credentials_for_endpoint
+    from rollway.aws.denied import named_denials
+
+    role = "arn:aws:iam::123456789012:role/rollway-release"
+    block = credentials_for_endpoint(aws.endpoint_url, aws.targets.region).model_copy(update={
+        "aws_access_key_id": "renewal-refused-test",
+        "assume_role_arn": role,
+        "assume_role_kwargs": AssumeRoleParameters(DurationSeconds=900, RoleSessionName="rollway-test"),
+    })
+    router = AlbRouter(client_factory(block)("elbv2"), aws.targets)
+    assert router.get_weights() == Weights(stable=100, canary=0)
+    real = BaseClient._make_api_call
+    for window in ("_advisory_refresh_timeout", "_mandatory_refresh_timeout"):
+        monkeypatch.setattr(botocore.credentials.RefreshableCredentials, window, 20 * 60)
+
+    def trust_withdrawn(client, operation_name, api_params):
+        if operation_name == "AssumeRole":
+            raise ClientError({"Error": {"Code": "AccessDenied", "Message": (
+                "User: arn:aws:iam::123456789012:user/worker is not authorized to perform: sts:AssumeRole on "
+                f"resource: {role}")}}, operation_name)
+        return real(client, operation_name, api_params)
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", trust_withdrawn)
+    with pytest.raises(Exception) as caught, named_denials("iam-policy.json"):
+        router.get_weights()
+    message = str(caught.value)
+    assert isinstance(caught.value, ClientError), message
+    assert "DeployThroughTheCdkBootstrapRoles" not in message
+    assert message.endswith(
+        f"is not authorized to perform: sts:AssumeRole on resource: {role} (renewing the AWS credentials' assumed "
+        f"role {role}, due as elbv2 DescribeRules was to be sent, which was not; grant the credentials' "
+        "identity sts:AssumeRole on that role (its IAM policy, or the role's trust policy), then run again)"), message

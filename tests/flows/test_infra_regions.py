@@ -295,10 +295,107 @@ def test_verify_without_the_app_and_aws_out_of_reach_fails_in_one_line_not_an_it
                    aws_client_parameters=AwsClientParameters(endpoint_url=f"http://127.0.0.1:{port}",
                                                              config={"retries": {"max_attempts": 1}}),
                    ).save("infra-unreachable", overwrite=True)
-    with pytest.raises(AwsNotRead) as caught:
+    # Found as the session is made (flows.env.session_clients), before the account is read.
+    with pytest.raises(CredentialsRefused) as caught:
         verify_infrastructure(targets_block=TARGETS_BLOCK, aws_credentials_block="infra-unreachable")
     message = str(caught.value)
-    assert message.startswith("could not read the account of the AWS credentials (STS GetCallerIdentity): "
+    assert message.startswith("could not use the AWS credentials (STS GetCallerIdentity): "
                               "EndpointConnectionError: Could not connect to the endpoint URL"), message
     assert message.endswith("; nothing was checked; AWS could not be reached: check the worker's network and proxy "
                             "(HTTPS_PROXY), and the block's aws_client_parameters.endpoint_url if it sets one")
+
+
+@pytest.fixture
+def sts_off_elsewhere(monkeypatch):
+    """STS deactivated in eu-west-1 for the account, as IAM's account settings allow: AWS answers
+    AssumeRole there RegionDisabledException (moto's STS answers in every region). Returns the
+    regions AssumeRole was asked in."""
+    from botocore.client import BaseClient
+    from botocore.exceptions import ClientError
+
+    real = BaseClient._make_api_call
+    asked: list[str] = []
+
+    def answered(client, operation_name, api_params):
+        if client.meta.service_model.service_name == "sts" and operation_name == "AssumeRole":
+            asked.append(client.meta.region_name)
+            if client.meta.region_name == ELSEWHERE:
+                raise ClientError({"Error": {"Code": "RegionDisabledException", "Message": (
+                    f"STS is not activated in this region for account:{ACCOUNT}. Your account administrator can "
+                    "activate STS in this region using the IAM Console.")}}, operation_name)
+        return real(client, operation_name, api_params)
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", answered)
+    return asked
+
+
+@pytest.mark.parametrize("run, nothing", [
+    (lambda app, cdk, block: deploy_infrastructure(cdk_app_dir=app, cdk_executable=cdk, stack_timeout_seconds=60,
+                                                   targets_block=TARGETS_BLOCK, aws_credentials_block=block),
+     "nothing was deployed"),
+    (lambda app, cdk, block: deploy_infrastructure(cdk_app_dir=app, cdk_executable=cdk, verify=False,
+                                                   from_stack="WebordinarySQSStack", stack_timeout_seconds=60,
+                                                   targets_block=TARGETS_BLOCK, aws_credentials_block=block),
+     "nothing was deployed"),
+    (lambda app, cdk, block: verify_infrastructure(cdk_app_dir=app, cdk_executable=cdk, targets_block=TARGETS_BLOCK,
+                                                   aws_credentials_block=block), "nothing was checked"),
+], ids=["deploy", "resume", "verify"])
+def test_a_role_refused_in_a_region_the_app_deploys_to_ends_the_run_in_one_line_before_any_deploy(
+        pinned, tmp_path, sts_off_elsewhere, run, nothing):
+    # The clients of another region were made with client_factory directly: the refusal came as
+    # boto's bare ClientError, failing the ECR stack's checklist item as "DescribeStacks ... in
+    # eu-west-1: RegionDisabledException" after every stack was deployed, or a resume as
+    # "could not read the CloudFormation status ... (DescribeStacks)", neither with a remedy.
+    from prefect_aws import AwsCredentials
+    from prefect_aws.client_parameters import AwsClientParameters
+    from pydantic import SecretStr
+
+    role = f"arn:aws:iam::{ACCOUNT}:role/deployer"
+    AwsCredentials(aws_access_key_id="testing", aws_secret_access_key=SecretStr("testing"), region_name="us-west-2",
+                   assume_role_arn=role, aws_client_parameters=AwsClientParameters(
+                       endpoint_url=pinned.endpoint_url, config={"retries": {"max_attempts": 1}}),
+                   ).save("infra-role-off-elsewhere", overwrite=True)
+    cdk, app = fake_cdk(tmp_path)
+    deployed = tmp_path / "deployed"
+    cdk_script = tmp_path / "bin" / "cdk"
+    cdk_script.write_text(cdk_script.read_text().replace('print("✅  " + sys.argv[2])',
+                                                         f'open({str(deployed)!r}, "a").write(sys.argv[2])\n'
+                                                         '    print("✅  " + sys.argv[2])'))
+    with pytest.raises(CredentialsRefused) as caught:
+        run(app, cdk, "infra-role-off-elsewhere")
+    assert str(caught.value) == (
+        f"could not assume the role {role} of the AWS credentials (STS AssumeRole in {ELSEWHERE}, to read what the "
+        f"CDK app deploys there): RegionDisabledException: STS is not activated in this region for account:{ACCOUNT}. "
+        "Your account administrator can activate STS in this region using the IAM Console.; "
+        f"{nothing}; STS is deactivated in that region for the account: activate it in the IAM console (Account "
+        "settings, Security Token Service endpoints), then run again")
+    assert not deployed.exists()
+    assert sts_off_elsewhere[0] == "us-west-2" and ELSEWHERE in sts_off_elsewhere
+
+
+def test_a_region_the_account_has_not_enabled_is_named_as_such_not_as_unknown_keys(pinned, tmp_path, monkeypatch):
+    # AWS answers any call in an opt-in region the account has not enabled InvalidClientTokenId
+    # ("the security token included in the request is invalid"): the remedy said to check the
+    # keys, which had just worked in the targets' region.
+    from botocore.client import BaseClient
+    from botocore.exceptions import ClientError
+
+    real = BaseClient._make_api_call
+
+    def answered(client, operation_name, api_params):
+        if client.meta.region_name == ELSEWHERE:
+            raise ClientError({"Error": {"Code": "InvalidClientTokenId",
+                                         "Message": "The security token included in the request is invalid."}},
+                              operation_name)
+        return real(client, operation_name, api_params)
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", answered)
+    cdk, app = fake_cdk(tmp_path)
+    with pytest.raises(CredentialsRefused) as caught:
+        verify_infrastructure(cdk_app_dir=app, cdk_executable=cdk, targets_block=TARGETS_BLOCK,
+                              aws_credentials_block=CREDENTIALS_BLOCK)
+    assert str(caught.value) == (
+        f"could not use the AWS credentials (STS GetCallerIdentity in {ELSEWHERE}, to read what the CDK app deploys "
+        "there): InvalidClientTokenId: The security token included in the request is invalid.; nothing was checked; "
+        "these keys work in the targets' region: the account has likely not enabled this one (an opt-in region: "
+        "enable it in the AWS console's Account settings), then run again")

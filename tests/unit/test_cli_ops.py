@@ -260,10 +260,10 @@ def test_status_reports_a_block_that_fails_validation_in_one_line(monkeypatch, c
     import flows.env
     from rollway.cli import app
 
-    def unloadable(targets_block, credentials_block):
+    def unloadable(targets_block):
         raise RuntimeError(f"Unable to load {targets_block!r} of block type 'rollway-targets' due to failed validation.")
 
-    monkeypatch.setattr(flows.env, "load_clients", unloadable)
+    monkeypatch.setattr(flows.env, "load_targets", unloadable)
     try:
         code = app(["status", "--targets-block", "old-block"], result_action="return_value")
     except SystemExit as stop:

@@ -179,6 +179,26 @@ def test_flags_with_a_region_boto3_refuses_say_so_on_one_line(monkeypatch, capsy
     assert captured.err.count("\n") == 1
 
 
+@pytest.mark.parametrize("args", [("flags", "list"), ("status",), ("report",)], ids=["flags", "status", "report"])
+def test_blocks_that_disagree_are_said_without_advice_about_block_names(monkeypatch, capsys, args, an_api_url):
+    """Blocks that loaded but cannot make a session (a credentials block for another region, one
+    holding a session token, a region AWS lacks): the line went on "(Prefect API ...); pass
+    --targets-block and --credentials-block, or set PREFECT_API_URL ...", sending people to the
+    names and the API, which were right."""
+    from prefect_aws import AwsCredentials
+
+    from rollway.targets import Targets
+
+    monkeypatch.setattr("flows.env.load_targets", lambda block: Targets())
+    monkeypatch.setattr("flows.env.load_credentials", lambda block, region: AwsCredentials(
+        aws_access_key_id="testing", aws_secret_access_key="testing", region_name="eu-west-1"))
+    assert rollway(*args) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == ("error: the AWS credentials are for region eu-west-1, the service is in us-west-2 "
+                            "(Targets.region): set one of them so that they agree\n")
+
+
 @pytest.mark.parametrize("args", [("flags", "list"), ("status",)], ids=["flags", "status"])
 def test_no_credentials_anywhere_is_one_line_naming_the_credentials(monkeypatch, capsys, args, an_api_url,
                                                                      no_aws_credentials):

@@ -26,8 +26,8 @@ from flows.rollback import RollbackClaimLost, RollbackIncomplete, TrafficMoveFai
 from flows.validate import ValidationFailed
 from rollway.aws.cloudformation import StackDeleteFailed, StackDeleteTimeout, StackProtected
 from rollway.aws.denied import PassRoleDenied, PermissionDenied
-from rollway.aws.errors import (NoDatapoints, ServiceGone, ServiceNotStable, TargetNotFound, TaskDefinitionInactive,
-                                WeightMismatch)
+from rollway.aws.errors import (NoDatapoints, RoleRenewalRefused, ServiceGone, ServiceNotStable, TargetNotFound,
+                                TaskDefinitionInactive, WeightMismatch)
 from rollway.aws.ledger import _Refused
 from rollway.checklist import Checklist, CheckItem
 from rollway.cleanup import CleanupIncomplete, CleanupRefused, Refusal
@@ -152,6 +152,9 @@ CASES: list[BaseException] = [
     ValidationFailed(evaluate([DOWN, CheckResult(name="session", outcome="skipped", reason="not run: health",
                                                  attempts=0)])),
     CheckFailed(DOWN),
+    RoleRenewalRefused(ClientError({"Error": {"Code": "AccessDenied", "Message": "not authorized"}}, "AssumeRole"),
+                       "arn:aws:iam::123456789012:role/rollway-release", "elbv2 DescribeRules",
+                       "grant the credentials' identity sts:AssumeRole on that role"),
     PermissionDenied("cloudformation:DescribeStacks", "AccessDenied: not authorized",
                      "deployments/iam-policy-infrastructure.json, statement CleanupReadsWhatProductionRuns"),
     PassRoleDenied("edit-task", ("arn:aws:iam::123456789012:role/Stack-TaskRole-1A2B",), "AccessDeniedException: no",

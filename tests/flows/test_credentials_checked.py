@@ -1,0 +1,110 @@
+"""A session without a role is checked with one STS GetCallerIdentity as it is made: keys AWS
+takes for no call (expired, unknown) and an endpoint_url out of reach stop every run before it
+changes anything, in one line with the remedy. They were found by the run's first real call,
+as an adapter's error in the middle of its work. STS alone out of reach (a worker that reaches
+AWS's services through VPC endpoints, none for STS) does not stop the run: it is logged."""
+
+from __future__ import annotations
+
+import logging
+import socket
+
+import pytest
+from botocore.client import BaseClient
+from botocore.exceptions import ClientError
+from prefect_aws import AwsCredentials
+from prefect_aws.client_parameters import AwsClientParameters
+from pydantic import SecretStr
+
+from flows.env import CredentialsRefused
+from flows.flags import set_flags
+from flows.rollback import rollback
+from rollway.flag_binding import FlagChange
+from tests.flows.moto_env import saved_blocks
+
+EXPIRED_KEY = "AKIAEXPIREDKEYS00000"
+NEW_FLAG = [FlagChange(feature="new_editor", enabled=True, create=True)]
+
+
+@pytest.fixture
+def aws_refuses_expired_keys(monkeypatch):
+    """AWS answers every call signed with EXPIRED_KEY ExpiredToken, as it does once temporary
+    keys pass their expiry (moto takes any keys). Returns the calls it refused."""
+    real = BaseClient._make_api_call
+    refused: list[str] = []
+
+    def answered(client, operation_name, api_params):
+        credentials = client._request_signer._credentials
+        if credentials is not None and credentials.access_key == EXPIRED_KEY:
+            refused.append(f"{client.meta.service_model.service_name}:{operation_name}")
+            raise ClientError({"Error": {"Code": "ExpiredToken",
+                                         "Message": "The security token included in the request is expired"}},
+                              operation_name)
+        return real(client, operation_name, api_params)
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", answered)
+    return refused
+
+
+def _block(name: str, endpoint_url: str | None, key: str = "testing") -> str:
+    AwsCredentials(aws_access_key_id=key, aws_secret_access_key=SecretStr("testing"), region_name="us-west-2",
+                   aws_client_parameters=AwsClientParameters(endpoint_url=endpoint_url,
+                                                             config={"retries": {"max_attempts": 1}}),
+                   ).save(name, overwrite=True)
+    return name
+
+
+def test_expired_keys_stop_a_rollback_before_its_first_call(aws, aws_refuses_expired_keys):
+    credentials = _block("expired-keys", aws.endpoint_url, key=EXPIRED_KEY)
+    with pytest.raises(CredentialsRefused) as caught:
+        rollback(reason="test", targets_block=saved_blocks(aws), aws_credentials_block=credentials)
+    assert str(caught.value) == (
+        "could not use the AWS credentials (STS GetCallerIdentity): ExpiredToken: The security token included in "
+        "the request is expired; nothing was changed; the credentials have expired: renew the keys of the "
+        "AwsCredentials block (or of its profile) and run again")
+    assert aws_refuses_expired_keys == ["sts:GetCallerIdentity"]
+
+
+def test_an_endpoint_out_of_reach_stops_the_run_in_one_line(aws):
+    with socket.socket() as free:  # a port nothing listens on
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    credentials = _block("endpoint-out-of-reach", f"http://127.0.0.1:{port}")
+    with pytest.raises(CredentialsRefused) as caught:
+        set_flags(changes=NEW_FLAG, targets_block=saved_blocks(aws), aws_credentials_block=credentials)
+    message = str(caught.value)
+    assert message.startswith("could not use the AWS credentials (STS GetCallerIdentity): EndpointConnectionError: "
+                              f'Could not connect to the endpoint URL: "http://127.0.0.1:{port}/"'), message
+    assert message.endswith("; nothing was changed; AWS could not be reached: check the worker's network and proxy "
+                            "(HTTPS_PROXY), and the block's aws_client_parameters.endpoint_url if it sets one")
+
+
+def test_sts_alone_out_of_reach_is_logged_and_the_run_goes_on(aws, monkeypatch, caplog):
+    # AWS's own endpoints, no endpoint_url in the block: the services the run calls answer (here
+    # moto, by botocore's per-service endpoint settings), STS does not.
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    monkeypatch.setenv("AWS_ENDPOINT_URL", aws.endpoint_url)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_STS", f"http://127.0.0.1:{port}")
+    credentials = _block("sts-out-of-reach", None)
+    with caplog.at_level(logging.WARNING):
+        updates = set_flags(changes=NEW_FLAG, targets_block=saved_blocks(aws), aws_credentials_block=credentials)
+    assert [u.feature for u in updates] == ["new_editor"]
+    said = [r.getMessage() for r in caplog.records if "were not checked" in r.getMessage()]
+    assert len(said) == 1 and said[0].startswith(
+        "the AWS credentials were not checked before the run's first call: STS GetCallerIdentity failed "
+        "(EndpointConnectionError: Could not connect to the endpoint URL"), said
+
+
+def test_a_role_is_not_asked_again(aws, every_call):
+    """AssumeRole, made as the session is, proves the keys: no second STS call."""
+    credentials = "role-checked"
+    AwsCredentials(aws_access_key_id="testing", aws_secret_access_key=SecretStr("testing"), region_name="us-west-2",
+                   assume_role_arn="arn:aws:iam::123456789012:role/rollway-release",
+                   aws_client_parameters=AwsClientParameters(endpoint_url=aws.endpoint_url,
+                                                             config={"retries": {"max_attempts": 1}}),
+                   ).save(credentials, overwrite=True)
+    asked = every_call("sts")
+    set_flags(changes=NEW_FLAG, targets_block=saved_blocks(aws), aws_credentials_block=credentials)
+    assert asked == ["AssumeRole"]
