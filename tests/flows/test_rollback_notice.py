@@ -59,19 +59,27 @@ def test_a_rollback_run_again_after_its_process_died_past_the_notice_pages_nobod
     assert "SNS message id `msg-1`" in incident_report(record)
 
 
-def test_a_notice_that_failed_is_sent_by_the_rollback_run_again(monkeypatch):
-    env, first = rolling_back(monkeypatch, FakeLedger(), holder=None, expires_in=0.0)
+def rollback_paging_nobody(env) -> None:
+    """One rollback run on ``env`` whose SNS topic is gone: every step but the notice is done, and
+    the run fails on it (RollbackIncomplete), as a rollback to be run again leaves things."""
     send = env.notifier.notify
 
     def topic_gone(subject, message):
         raise TargetNotFound("SNS topic", "webordinary-alerts", "in region us-west-2")
 
     env.notifier.notify = topic_gone
-    with pytest.raises(RollbackIncomplete, match="notify"):
-        rollback(reason="abort")
+    try:
+        with pytest.raises(RollbackIncomplete, match="notify"):
+            rollback(reason="abort")
+    finally:
+        env.notifier.notify = send
+
+
+def test_a_notice_that_failed_is_sent_by_the_rollback_run_again(monkeypatch):
+    env, first = rolling_back(monkeypatch, FakeLedger(), holder=None, expires_in=0.0)
+    rollback_paging_nobody(env)
     assert "notified" not in [t.kind for t in env.ledger.get(env.targets.canary_service).history]
 
-    env.notifier.notify = send
     done = rollback(reason="abort again")
     assert [subject for subject, _ in env.notifier.messages] == [f"Rollback: {env.targets.canary_service}"]
     assert done.notification_id == "msg-1" and "notified" in done.steps
