@@ -311,6 +311,16 @@ def main(
     except ValueError as err:  # pydantic's ValidationError and json's JSONDecodeError are ValueErrors
         print(f"error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
+    from prefect.settings import PREFECT_API_URL
+
+    if not PREFECT_API_URL.value():
+        # Without it Prefect serves on a temporary server of its own, which no UI, worker or
+        # `rollway` command reaches and which goes with this process: it said the deployments were
+        # served, and nobody could ever start a run of them.
+        print("error: PREFECT_API_URL is not set: serve.py registers the deployments on your Prefect server; "
+              "export PREFECT_API_URL=<its API address> (http://127.0.0.1:4200/api for a local "
+              "`prefect server start`), or set it in your Prefect profile; nothing was registered", file=sys.stderr)
+        raise SystemExit(1)
     deployments = build_deployments(
         targets_block=targets_block,
         aws_credentials_block=credentials_block,

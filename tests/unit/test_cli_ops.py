@@ -548,7 +548,25 @@ def test_serve_script_refuses_bad_options_in_one_line(options, message) -> None:
     assert message in done.stderr and "Traceback" not in done.stderr, done.stderr
 
 
-def test_serve_script_serves_advance_phase_on_the_weekly_cron_and_zone_given(monkeypatch) -> None:
+def test_serve_script_without_an_api_url_registers_nothing(tmp_path) -> None:
+    """Without PREFECT_API_URL serve.py said its deployments were served, on a temporary server
+    of its own that no UI, worker or command reached: it is refused on one line instead."""
+    import os
+    import subprocess
+
+    env = {k: v for k, v in child_env({"PYTHONPATH": str(ROOT), "PREFECT_HOME": str(tmp_path)}).items()
+           if k not in ("PREFECT_API_URL", "PREFECT_PROFILES_PATH")}
+    assert "PREFECT_API_URL" not in env and os.path.isdir(env["PREFECT_HOME"])
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "deployments" / "serve.py"), "--targets-block", "rollway-targets"],
+        env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 1, (done.stdout, done.stderr)
+    assert done.stderr.startswith("error: PREFECT_API_URL is not set") and "nothing was registered" in done.stderr
+    assert "served" not in done.stdout and "Traceback" not in done.stderr, (done.stdout, done.stderr)
+
+
+def test_serve_script_serves_advance_phase_on_the_weekly_cron_and_zone_given(monkeypatch, an_api_url) -> None:
     """serve.py had no options for them: a team whose Monday is Berlin's ran week 2 at 10:00."""
     import deployments.serve as serve
 
@@ -592,7 +610,7 @@ def test_validate_deployment_defaults_to_the_given_validation_spec_or_else_its_o
     assert pointed["canary"].parameters["spec"] == rollout.model_dump(mode="json")
 
 
-def test_serve_process_points_validate_deployment_at_the_app(monkeypatch) -> None:
+def test_serve_process_points_validate_deployment_at_the_app(monkeypatch, an_api_url) -> None:
     """serve_process's validation_url (what `rollway up` hands it) becomes validate_deployment's
     default, and the checks it makes answer on the stand-in app up starts; without it the
     serve script gets no --validation-url (Webordinary's real addresses)."""
