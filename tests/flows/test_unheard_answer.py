@@ -120,3 +120,32 @@ def test_abort_records_the_answer_the_dead_holders_run_was_given_before_rolling_
     out = " ".join(capsys.readouterr().out.split())
     assert f"flow run {dead.name} ({dead.id}) was answered reject by dana at " in out, out
     assert "nothing acted on it; recorded in the ledger" in out
+
+
+def test_an_answer_recorded_unheard_after_a_reject_does_not_hide_the_rollback_owed():
+    """`rollway abort` records the dead holder's unheard answers just before the rollback's start:
+    stopped between the two (Ctrl-C, a throttled ledger), the rollout's last word was the unheard
+    entry, and the next run resumed the rollout a person had rejected, asking again."""
+    from rollway.approvals import ApprovalAnswer, UnheardAnswer, unheard_transitions
+    from rollway.ledger import Transition
+    from rollway.phases import RolloutPhase
+
+    env = env_with_ledger()
+    spec = RolloutSpec(image=IMAGE, stages=[Stage(weight=w, bake_seconds=600) for w in (5, 100)], monitor_seconds=0,
+                       phases=[WeeklyPhase(name="week 1", weights=(5,)), WeeklyPhase(name="week 2", weights=(100,))])
+    assert progressive_on(env, spec, auto_approve("alice"), phased=True).outcome == "holding"
+    service = env.targets.canary_service
+    now = env.clock.now()
+    held = env.ledger.acquire(service, owner="run-1", now=now, lease_seconds=600)
+    reject = Transition(at=now, kind="reject", actor="bob", comment="reject: 5xx on checkout")
+    unheard = unheard_transitions([UnheardAnswer(
+        answer=ApprovalAnswer(action="approve", approver="dana"), run="dead-run (1234)", answered_at=time.time() - 60,
+        silent_since=time.time() - 900, question=QUESTION)], now)
+    env.ledger.record(service, owner="run-1", now=now, lease_seconds=600, rollout=held.rollout_id, transition=reject,
+                      followed_by=tuple(unheard))
+
+    resumed = progressive_on(env, spec, auto_approve("alice"), owner="run-2")
+
+    record = env.ledger.get(service)
+    assert record.phase is RolloutPhase.ROLLED_BACK, (resumed, [t.kind for t in record.history])
+    assert record.last_transition("rollback-start").actor == "bob", record.history
