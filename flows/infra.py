@@ -38,6 +38,7 @@ without it everything is read in ``Targets.region``.
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -567,14 +568,25 @@ def cdk_environment(credentials: AwsCredentials, region: str, account: str) -> C
     return CdkEnvironment(**common, profile=credentials.profile_name)
 
 
+# An AWS account id, as STS answers it: anything else is asked again rather than trusted.
+_ACCOUNT_ID = re.compile(r"[0-9]{12}")
+
+
 def _account(get_client: Callable[[str], Any], nothing: str) -> str:
     """The account the credentials read (STS GetCallerIdentity), the run's first AWS call.
+
+    Asked once per run: a session without a role has asked STS already as it was made (its
+    ``identity``, ``flows.env.session_clients``), and the run asked the same question twice in a
+    row, the second time waiting out the block's retries where the first had short limits.
 
     Raises:
         AwsNotRead: the call failed (expired or invalid keys, no credentials, no connection),
             with AWS's code and message and ``nothing`` (what was not done): boto's bare error
             said neither what was being read nor that nothing had been done yet.
     """
+    known = getattr(get_client, "identity", None) or {}
+    if _ACCOUNT_ID.fullmatch(known.get("Account") or ""):
+        return known["Account"]
     try:
         return get_client("sts").get_caller_identity()["Account"]
     except (ClientError, BotoCoreError) as err:
