@@ -441,6 +441,19 @@ def _interrupted_synth(requested: Sequence[str], from_stack: str | None, already
               already_deployed=already_deployed, when="(nothing was deployed; cdk was stopped)")
 
 
+def _interrupted_account(requested: Sequence[str], from_stack: str | None, already_deployed: Sequence[str]) -> None:
+    """Say, in the log and the artifact, that a run interrupted while it read the account of its
+    credentials (STS, before the synth) deployed nothing."""
+    get_run_logger().error(
+        "interrupted while reading the account of the AWS credentials (STS): nothing was run and no stack was "
+        "deployed in this run (asked: %s). Run deploy_infrastructure again%s", ", ".join(requested),
+        _again_with(from_stack, already_deployed))
+    result = InfraResult(stacks=tuple(StackReport(stack=s, status="not deployed", detail="interrupted before any deploy")
+                                      for s in requested))
+    _artifact(result, failed_at="reading the AWS account (STS, before cdk synth)", resume_from=from_stack,
+              already_deployed=already_deployed, when="(nothing was deployed)")
+
+
 def _interrupted_reading(plan: DeploymentPlan, read: Sequence[str], from_stack: str | None,
                          already_deployed: Sequence[str]) -> None:
     """Say, in the log and the artifact, that a run interrupted while CloudFormation's statuses of
@@ -709,13 +722,18 @@ def deploy_infrastructure(
     except ValueError as err:
         raise InfraRefused(f"cdk_executable {cdk_executable!r}: {err}") from err
     credentials = load_credentials(aws_credentials_block, targets.region)
-    get_client = session_clients(credentials, targets.region, nothing="nothing was deployed")
-    account = _account(get_client, "nothing was deployed")
-    log.info("deploying to account %s in %s from %s", account, targets.region, app_dir)
-    # Checked once here (a role that cannot be assumed fails before the app is read), then made
-    # afresh for every cdk run: an assumed role's credentials, frozen once, expired an hour into
-    # a run of deploys, in the middle of a stack.
-    cdk_environment(credentials, targets.region, account)
+    # Cancelled from the UI or Ctrl-C while STS is asked (an AssumeRole or GetCallerIdentity can
+    # wait minutes on an endpoint out of reach): the run ended with no word, and the key's newest
+    # artifact was still an earlier run's "deployed", while a run stopped a moment later said
+    # nothing was deployed.
+    with _said_if_interrupted(lambda: _interrupted_account(requested, from_stack, already_deployed)):
+        get_client = session_clients(credentials, targets.region, nothing="nothing was deployed")
+        account = _account(get_client, "nothing was deployed")
+        log.info("deploying to account %s in %s from %s", account, targets.region, app_dir)
+        # Checked once here (a role that cannot be assumed fails before the app is read), then made
+        # afresh for every cdk run: an assumed role's credentials, frozen once, expired an hour into
+        # a run of deploys, in the middle of a stack.
+        cdk_environment(credentials, targets.region, account)
     environment = lambda: cdk_environment(credentials, targets.region, account)  # noqa: E731
 
     # A stack pinned to another region is read there: its status on a resume, its checklist item.
