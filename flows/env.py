@@ -256,7 +256,6 @@ def _left_its_pause_dead(client: Any, run: Any) -> bool:
     it waited then; a run that went on past its pause into other states is left to them.
     """
     from prefect.client.schemas.objects import StateType
-    from prefect.states import Crashed
 
     from flows.approvals import waiting_stamps
     from rollway.approvals import answered_dead
@@ -274,11 +273,9 @@ def _left_its_pause_dead(client: Any, run: Any) -> bool:
     if silent is None:
         return False
     how = "cancelled" if left.type is StateType.CANCELLING else "resumed"
-    said = (f"its process died while it waited for an answer: it last said it was waiting at {utc(silent)} "
-            f"(wall clock), {left.timestamp.timestamp() - silent:.0f} s before it was {how}, and nothing ran it since")
-    _warn(f"the rollout's holder, flow run {run.name} ({run.id}), is {run.state.name}, but {said}; it is marked "
-          "Crashed, and the rollout is taken over")
-    client.set_flow_run_state(run.id, Crashed(message=said), force=True)
+    _mark_died_waiting(client, run, f"it last said it was waiting at {utc(silent)} (wall clock), "
+                                    f"{left.timestamp.timestamp() - silent:.0f} s before it was {how}, and nothing "
+                                    "ran it since")
     return True
 
 
@@ -290,8 +287,6 @@ def _died_paused(client: Any, run: Any) -> bool:
     its rollout (the weekly schedule's, one started by hand) was refused or left it alone meanwhile.
     Looked at again a period later: a live run cannot say it waits while the API is away.
     """
-    from prefect.states import Crashed
-
     from flows.approvals import silent_since
 
     first = silent_since(client, run, time.time())
@@ -301,12 +296,20 @@ def _died_paused(client: Any, run: Any) -> bool:
     silent = silent_since(client, run, time.time())
     if silent is None:
         return False
-    said = (f"its process died while it waited for an answer: it last said it was waiting "
-            f"{time.time() - silent[0]:.0f} s ago")
-    _warn(f"the rollout's holder, flow run {run.name} ({run.id}), is paused, but {said}; it is marked Crashed, and "
+    _mark_died_waiting(client, run, f"it last said it was waiting {time.time() - silent[0]:.0f} s ago")
+    return True
+
+
+def _mark_died_waiting(client: Any, run: Any, when: str) -> None:
+    """Mark ``run``, whose process died while it waited for an answer (``when``: what it last
+    said), Crashed, saying so there and in this run's log."""
+    from prefect.states import Crashed
+
+    said = f"its process died while it waited for an answer: {when}"
+    state = "paused" if run.state.is_paused() else run.state.name
+    _warn(f"the rollout's holder, flow run {run.name} ({run.id}), is {state}, but {said}; it is marked Crashed, and "
           "the rollout is taken over")
     client.set_flow_run_state(run.id, Crashed(message=said), force=True)
-    return True
 
 
 def _warn(message: str) -> None:

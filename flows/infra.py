@@ -431,27 +431,30 @@ def _again_with(from_stack: str | None, already_deployed: Sequence[str]) -> str:
 
 def _interrupted_synth(requested: Sequence[str], from_stack: str | None, already_deployed: Sequence[str]) -> None:
     """Say, in the log and the artifact, that a run interrupted while cdk synthesized deployed nothing."""
-    get_run_logger().error(
-        "interrupted while synthesizing the CDK app: cdk synth was stopped and no stack was deployed in this run "
-        "(asked: %s). Run deploy_infrastructure again%s: it starts over with the synth", ", ".join(requested),
-        _again_with(from_stack, already_deployed))
-    result = InfraResult(stacks=tuple(StackReport(stack=s, status="not deployed", detail="interrupted before any deploy")
-                                      for s in requested))
-    _artifact(result, failed_at="cdk synth (the app's stacks were not read yet)", resume_from=from_stack,
-              already_deployed=already_deployed, when="(nothing was deployed; cdk was stopped)")
+    _interrupted_before_any_deploy(
+        "while synthesizing the CDK app: cdk synth was stopped and no stack was deployed in this run",
+        ": it starts over with the synth", "cdk synth (the app's stacks were not read yet)",
+        "(nothing was deployed; cdk was stopped)", requested, from_stack, already_deployed)
 
 
 def _interrupted_account(requested: Sequence[str], from_stack: str | None, already_deployed: Sequence[str]) -> None:
     """Say, in the log and the artifact, that a run interrupted while it read the account of its
     credentials (STS, before the synth) deployed nothing."""
-    get_run_logger().error(
-        "interrupted while reading the account of the AWS credentials (STS): nothing was run and no stack was "
-        "deployed in this run (asked: %s). Run deploy_infrastructure again%s", ", ".join(requested),
-        _again_with(from_stack, already_deployed))
+    _interrupted_before_any_deploy(
+        "while reading the account of the AWS credentials (STS): nothing was run and no stack was deployed in this "
+        "run", "", "reading the AWS account (STS, before cdk synth)", "(nothing was deployed)",
+        requested, from_stack, already_deployed)
+
+
+def _interrupted_before_any_deploy(when: str, then: str, failed_at: str, nothing: str, requested: Sequence[str],
+                                   from_stack: str | None, already_deployed: Sequence[str]) -> None:
+    """The log line and the artifact of a run interrupted ``when``, before it deployed anything:
+    every requested stack not deployed, and the same run to start again (``then``: what it does)."""
+    get_run_logger().error("interrupted %s (asked: %s). Run deploy_infrastructure again%s%s", when,
+                           ", ".join(requested), _again_with(from_stack, already_deployed), then)
     result = InfraResult(stacks=tuple(StackReport(stack=s, status="not deployed", detail="interrupted before any deploy")
                                       for s in requested))
-    _artifact(result, failed_at="reading the AWS account (STS, before cdk synth)", resume_from=from_stack,
-              already_deployed=already_deployed, when="(nothing was deployed)")
+    _artifact(result, failed_at=failed_at, resume_from=from_stack, already_deployed=already_deployed, when=nothing)
 
 
 def _interrupted_reading(plan: DeploymentPlan, read: Sequence[str], from_stack: str | None,
