@@ -159,6 +159,9 @@ class SessionClients:
         self._params = params
         self._clients: dict[str, Any] = {}
         self._lock = threading.Lock()
+        # STS's answer to ``caller_identity``, once it has been asked: who the credentials are
+        # (UserId, Account, Arn), kept so the run does not ask STS again for its account.
+        self.identity: dict[str, str] | None = None
 
     def __call__(self, service_name: str) -> Any:
         with self._lock:
@@ -171,14 +174,18 @@ class SessionClients:
         AWS takes them (it needs no IAM permission, and an explicit deny cannot refuse it).
 
         On a client of its own, with short timeouts and one retry, so that an STS out of reach
-        is known in seconds.
+        is known in seconds. The answer's three facts are kept as ``identity``.
 
         Raises:
             ClientError, BotoCoreError: as botocore does.
         """
         config = self._params.get("config")
         params = {**self._params, "config": config.merge(_PROBE_CONFIG) if config is not None else _PROBE_CONFIG}
-        return self._session.client("sts", **params).get_caller_identity()
+        answer = self._session.client("sts", **params).get_caller_identity()
+        # Only what names the caller: the rest (ResponseMetadata, its request id and headers) is
+        # of this one call.
+        self.identity = {key: answer[key] for key in ("UserId", "Account", "Arn") if isinstance(answer.get(key), str)}
+        return answer
 
 
 def assumed_role_session(credentials: AwsCredentials) -> boto3.Session:

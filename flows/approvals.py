@@ -262,15 +262,21 @@ def silent_since(client: SyncPrefectClient, run, now: float) -> tuple[float, flo
     key = getattr(getattr(getattr(run, "state", None), "state_details", None), "pause_key", None)
     if not isinstance(key, str) or not key:
         return None
+    stamps = waiting_stamps(client, run.id, key)
+    since = judged(stamps, now)
+    return None if since is None else (since, max(stamps)[1])
+
+
+def waiting_stamps(client: SyncPrefectClient, run_id: UUID, pause_key: str) -> list[tuple[float, float]]:
+    """What the run said while it waited at the pause ``pause_key``: (wall time, its period) pairs."""
     stamps = []
-    for said in client.filter_flow_run_input(run.id, waiting_prefix(key), 100, set()):
+    for said in client.filter_flow_run_input(run_id, waiting_prefix(pause_key), 100, set()):
         try:
             value = json.loads(said.value)
             stamps.append((float(value["at"]), float(value["every"])))
         except (ValueError, TypeError, KeyError):
             continue  # not one of ours
-    since = judged(stamps, now)
-    return None if since is None else (since, max(stamps)[1])
+    return stamps
 
 
 def _wait_for_resume(

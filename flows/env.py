@@ -23,7 +23,7 @@ from rollway.aws.errors import (UNKNOWN_CREDENTIALS, aws_message, credentials_re
                                 unusable_credentials)
 from rollway.clock import ClockSettings
 from rollway.environment import Environment
-from rollway.ledger import RolloutInProgress
+from rollway.ledger import RolloutInProgress, utc
 from rollway.targets import Targets
 
 
@@ -236,7 +236,47 @@ def owner_finished(owner: str | None) -> bool:
                 "run again once the API answers") from err
         if run.state is not None and run.state.is_paused() and _died_paused(client, run):
             return True
+        if run.state is not None and (run.state.is_running() or run.state.is_cancelling()) \
+                and _left_its_pause_dead(client, run):
+            return True
     return run.state is not None and run.state.is_final()
+
+
+def _left_its_pause_dead(client: Any, run: Any) -> bool:
+    """Whether the Running or Cancelling ``run`` left its last pause after its process had died,
+    and nothing has run it since: it is then marked Crashed, saying so.
+
+    A paused run whose process died, resumed from the Prefect UI (Running, with nothing to run
+    it) or cancelled there (Cancelling: only the run's own process finishes a cancellation), kept
+    that state for ever, and every run of its rollout was refused, told to cancel it, which
+    cannot work. Neither can the UI's "Change state", offered only for a run that has ended. It
+    is told by what the run said while it waited: silent too long by the time it left the pause
+    (``rollway.approvals.answered_dead``), as an answer nothing read is. A live run leaving its
+    pause (answered, or cancelled and rolling back in its hooks, however slowly) was still saying
+    it waited then; a run that went on past its pause into other states is left to them.
+    """
+    from prefect.client.schemas.objects import StateType
+
+    from flows.approvals import waiting_stamps
+    from rollway.approvals import answered_dead
+
+    states = sorted(client.read_flow_run_states(run.id), key=lambda state: state.timestamp)
+    paused = [i for i, state in enumerate(states) if state.type is StateType.PAUSED]
+    if not paused or paused[-1] + 1 >= len(states):
+        return False
+    key = states[paused[-1]].state_details.pause_key
+    after = states[paused[-1] + 1:]
+    if not key or any(state.type not in (StateType.RUNNING, StateType.CANCELLING) for state in after):
+        return False
+    left = after[0]
+    silent = answered_dead(waiting_stamps(client, run.id, key), left.timestamp.timestamp())
+    if silent is None:
+        return False
+    how = "cancelled" if left.type is StateType.CANCELLING else "resumed"
+    _mark_died_waiting(client, run, f"it last said it was waiting at {utc(silent)} (wall clock), "
+                                    f"{left.timestamp.timestamp() - silent:.0f} s before it was {how}, and nothing "
+                                    "ran it since")
+    return True
 
 
 def _died_paused(client: Any, run: Any) -> bool:
@@ -247,8 +287,6 @@ def _died_paused(client: Any, run: Any) -> bool:
     its rollout (the weekly schedule's, one started by hand) was refused or left it alone meanwhile.
     Looked at again a period later: a live run cannot say it waits while the API is away.
     """
-    from prefect.states import Crashed
-
     from flows.approvals import silent_since
 
     first = silent_since(client, run, time.time())
@@ -258,12 +296,20 @@ def _died_paused(client: Any, run: Any) -> bool:
     silent = silent_since(client, run, time.time())
     if silent is None:
         return False
-    said = (f"its process died while it waited for an answer: it last said it was waiting "
-            f"{time.time() - silent[0]:.0f} s ago")
-    _warn(f"the rollout's holder, flow run {run.name} ({run.id}), is paused, but {said}; it is marked Crashed, and "
+    _mark_died_waiting(client, run, f"it last said it was waiting {time.time() - silent[0]:.0f} s ago")
+    return True
+
+
+def _mark_died_waiting(client: Any, run: Any, when: str) -> None:
+    """Mark ``run``, whose process died while it waited for an answer (``when``: what it last
+    said), Crashed, saying so there and in this run's log."""
+    from prefect.states import Crashed
+
+    said = f"its process died while it waited for an answer: {when}"
+    state = "paused" if run.state.is_paused() else run.state.name
+    _warn(f"the rollout's holder, flow run {run.name} ({run.id}), is {state}, but {said}; it is marked Crashed, and "
           "the rollout is taken over")
     client.set_flow_run_state(run.id, Crashed(message=said), force=True)
-    return True
 
 
 def _warn(message: str) -> None:

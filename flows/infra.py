@@ -38,6 +38,7 @@ without it everything is read in ``Targets.region``.
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -430,14 +431,30 @@ def _again_with(from_stack: str | None, already_deployed: Sequence[str]) -> str:
 
 def _interrupted_synth(requested: Sequence[str], from_stack: str | None, already_deployed: Sequence[str]) -> None:
     """Say, in the log and the artifact, that a run interrupted while cdk synthesized deployed nothing."""
-    get_run_logger().error(
-        "interrupted while synthesizing the CDK app: cdk synth was stopped and no stack was deployed in this run "
-        "(asked: %s). Run deploy_infrastructure again%s: it starts over with the synth", ", ".join(requested),
-        _again_with(from_stack, already_deployed))
+    _interrupted_before_any_deploy(
+        "while synthesizing the CDK app: cdk synth was stopped and no stack was deployed in this run",
+        ": it starts over with the synth", "cdk synth (the app's stacks were not read yet)",
+        "(nothing was deployed; cdk was stopped)", requested, from_stack, already_deployed)
+
+
+def _interrupted_account(requested: Sequence[str], from_stack: str | None, already_deployed: Sequence[str]) -> None:
+    """Say, in the log and the artifact, that a run interrupted while it read the account of its
+    credentials (STS, before the synth) deployed nothing."""
+    _interrupted_before_any_deploy(
+        "while reading the account of the AWS credentials (STS): nothing was run and no stack was deployed in this "
+        "run", "", "reading the AWS account (STS, before cdk synth)", "(nothing was deployed)",
+        requested, from_stack, already_deployed)
+
+
+def _interrupted_before_any_deploy(when: str, then: str, failed_at: str, nothing: str, requested: Sequence[str],
+                                   from_stack: str | None, already_deployed: Sequence[str]) -> None:
+    """The log line and the artifact of a run interrupted ``when``, before it deployed anything:
+    every requested stack not deployed, and the same run to start again (``then``: what it does)."""
+    get_run_logger().error("interrupted %s (asked: %s). Run deploy_infrastructure again%s%s", when,
+                           ", ".join(requested), _again_with(from_stack, already_deployed), then)
     result = InfraResult(stacks=tuple(StackReport(stack=s, status="not deployed", detail="interrupted before any deploy")
                                       for s in requested))
-    _artifact(result, failed_at="cdk synth (the app's stacks were not read yet)", resume_from=from_stack,
-              already_deployed=already_deployed, when="(nothing was deployed; cdk was stopped)")
+    _artifact(result, failed_at=failed_at, resume_from=from_stack, already_deployed=already_deployed, when=nothing)
 
 
 def _interrupted_reading(plan: DeploymentPlan, read: Sequence[str], from_stack: str | None,
@@ -567,14 +584,25 @@ def cdk_environment(credentials: AwsCredentials, region: str, account: str) -> C
     return CdkEnvironment(**common, profile=credentials.profile_name)
 
 
+# An AWS account id, as STS answers it: anything else is asked again rather than trusted.
+_ACCOUNT_ID = re.compile(r"[0-9]{12}")
+
+
 def _account(get_client: Callable[[str], Any], nothing: str) -> str:
     """The account the credentials read (STS GetCallerIdentity), the run's first AWS call.
+
+    Asked once per run: a session without a role has asked STS already as it was made (its
+    ``identity``, ``flows.env.session_clients``), and the run asked the same question twice in a
+    row, the second time waiting out the block's retries where the first had short limits.
 
     Raises:
         AwsNotRead: the call failed (expired or invalid keys, no credentials, no connection),
             with AWS's code and message and ``nothing`` (what was not done): boto's bare error
             said neither what was being read nor that nothing had been done yet.
     """
+    known = getattr(get_client, "identity", None) or {}
+    if _ACCOUNT_ID.fullmatch(known.get("Account") or ""):
+        return known["Account"]
     try:
         return get_client("sts").get_caller_identity()["Account"]
     except (ClientError, BotoCoreError) as err:
@@ -697,13 +725,18 @@ def deploy_infrastructure(
     except ValueError as err:
         raise InfraRefused(f"cdk_executable {cdk_executable!r}: {err}") from err
     credentials = load_credentials(aws_credentials_block, targets.region)
-    get_client = session_clients(credentials, targets.region, nothing="nothing was deployed")
-    account = _account(get_client, "nothing was deployed")
-    log.info("deploying to account %s in %s from %s", account, targets.region, app_dir)
-    # Checked once here (a role that cannot be assumed fails before the app is read), then made
-    # afresh for every cdk run: an assumed role's credentials, frozen once, expired an hour into
-    # a run of deploys, in the middle of a stack.
-    cdk_environment(credentials, targets.region, account)
+    # Cancelled from the UI or Ctrl-C while STS is asked (an AssumeRole or GetCallerIdentity can
+    # wait minutes on an endpoint out of reach): the run ended with no word, and the key's newest
+    # artifact was still an earlier run's "deployed", while a run stopped a moment later said
+    # nothing was deployed.
+    with _said_if_interrupted(lambda: _interrupted_account(requested, from_stack, already_deployed)):
+        get_client = session_clients(credentials, targets.region, nothing="nothing was deployed")
+        account = _account(get_client, "nothing was deployed")
+        log.info("deploying to account %s in %s from %s", account, targets.region, app_dir)
+        # Checked once here (a role that cannot be assumed fails before the app is read), then made
+        # afresh for every cdk run: an assumed role's credentials, frozen once, expired an hour into
+        # a run of deploys, in the middle of a stack.
+        cdk_environment(credentials, targets.region, account)
     environment = lambda: cdk_environment(credentials, targets.region, account)  # noqa: E731
 
     # A stack pinned to another region is read there: its status on a resume, its checklist item.

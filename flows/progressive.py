@@ -517,7 +517,9 @@ def run_progressive(
             # from it would leave two runs driving it (and its timeout would undo the other's work).
             raise RolloutInProgress(
                 f"{service}'s rollout of {record.image} is driven by {record.owner}, whose run has not ended "
-                "(it may be waiting for an approval): answer, cancel or wait for that run"
+                "(it may be waiting for an approval): answer, cancel or wait for that run. A run left Cancelling is "
+                "ended only by its own process (its hooks roll the rollout back): should that process be gone, "
+                "nothing ends it, and `rollway abort` rolls the rollout back"
             )
         spec = recorded_policy(record)  # the recorded policy governs a resume; checked before taking it
         tag_moved_note(env, record)

@@ -7,7 +7,7 @@ from typing import Callable, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from rollway.decide import Pause
-from rollway.ledger import Transition, answer_comment, utc
+from rollway.ledger import UNHEARD, Transition, answer_comment, utc
 
 
 COMMENT_LIMIT = 2_000
@@ -97,12 +97,6 @@ def silent_since(stamps: list[tuple[float, float]], now: float) -> float | None:
         return None
     at, every = max(stamps)
     return at if now - at > WAITING_SILENT_PERIODS * every + WAITING_SILENT_MARGIN_SECONDS else None
-
-
-UNHEARD = "unheard"
-"""The history entry of an answer given to a paused run whose process had died: stored by
-Prefect with the resume, never read by a run, so never acted on. Recorded by the run that takes
-the rollout over, so the ledger still says who answered, how, and that it was not acted on."""
 
 
 class UnheardAnswer(BaseModel):

@@ -128,7 +128,7 @@ class Transition(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     at: float
-    kind: str = Field(description="start, shift, verdict, approve, reject, hold, timeout, adopt, rollback-start, notified, rollback, promote, phase, resume, takeover, flag, decommission, watched, monitor")
+    kind: str = Field(description="start, shift, verdict, approve, reject, hold, timeout, adopt, rollback-start, notified, rollback, promote, phase, resume, takeover, unheard, flag, decommission, watched, monitor")
     actor: str
     from_weights: Weights | None = None
     to_weights: Weights | None = None
@@ -350,6 +350,14 @@ def check_lease(record: RolloutRecord, owner: str, now: float) -> None:
 TAKEOVER = "takeover"
 """The history entry of a run taking over a rollout whose holder's lease lapsed."""
 
+UNHEARD = "unheard"
+"""The history entry of an answer given to a paused run whose process had died: stored by
+Prefect with the resume, never read by a run, so never acted on. Recorded by the run that takes
+the rollout over (or by `rollway abort`, before its rollback), so the ledger still says who
+answered, how, and that it was not acted on. Defined here, beside ``TAKEOVER``, since
+``owed_rejection`` reads past both (rollway.approvals, which builds the entries, imports this
+module)."""
+
 
 def takeover(record: RolloutRecord, owner: str, now: float) -> Transition | None:
     """The history entry for ``owner`` taking ``record``'s lease (``check_lease`` allowed it), or
@@ -538,8 +546,11 @@ def owed_rejection(record: RolloutRecord) -> Transition | None:
     the rollback's start next, so a rollback is owed.
 
     A ``takeover`` after it does not hide it: a run taking the dead run's lapsed lease over
-    changes who drives the rollout, not the answer it was given."""
-    last = next((t for t in reversed(record.history) if t.kind != TAKEOVER), None)
+    changes who drives the rollout, not the answer it was given. Nor does an ``unheard`` entry:
+    it records an answer nothing acted on (`rollway abort` writes it just before the rollback's
+    start, and an abort stopped between the two left the person's rejection unowed, so the next
+    run resumed the rollout and asked again)."""
+    last = next((t for t in reversed(record.history) if t.kind not in (TAKEOVER, UNHEARD)), None)
     if record.phase.terminal or record.phase is RolloutPhase.ROLLING_BACK or last is None:
         return None
     if last.kind == "reject" or (last.kind == "timeout" and (last.comment or "").startswith("reject")):

@@ -792,10 +792,11 @@ def print_unheard(unheard: Sequence[Any]) -> None:
                       f"after its process had died (it last said it waited at {utc(u.silent_since)}): nothing acted on "
                       "the answer[/yellow]")
     if unheard:
-        console.print("[yellow]that run shows Running with nothing running it: set it to Crashed or Failed in the "
-                      "Prefect UI (a cancellation waits for a process that is gone), then run progressive_rollout, "
-                      "which takes the rollout over, records the answer and asks again; or `rollway abort` to roll "
-                      "back[/yellow]")
+        # The UI's "Change state" is offered only for a run that has ended, and a cancellation waits
+        # for the run's own process: "set it to Crashed or Failed in the Prefect UI" could not be done.
+        console.print("[yellow]that run shows Running with nothing running it: run progressive_rollout, which marks "
+                      "it Crashed, takes the rollout over, records the answer and asks again; or `rollway abort` to "
+                      "roll back[/yellow]")
 
 
 def no_revision_to_restore(service: Service, record: RolloutRecord) -> str | None:

@@ -108,3 +108,16 @@ def test_a_role_is_not_asked_again(aws, every_call):
     asked = every_call("sts")
     set_flags(changes=NEW_FLAG, targets_block=saved_blocks(aws), aws_credentials_block=credentials)
     assert asked == ["AssumeRole"]
+
+
+def test_the_infrastructure_flows_ask_sts_for_the_account_once(aws, every_call):
+    """The session, made without a role, asks STS who the keys are: verify_infrastructure (and
+    deploy_infrastructure, by the same path) asked again for the account right after, one more
+    round trip before anything was read, waiting out the block's retries where STS is slow."""
+    from flows.infra import ChecklistFailed, verify_infrastructure
+
+    credentials = _block("keys-checked", aws.endpoint_url)
+    asked = every_call("sts")
+    with pytest.raises(ChecklistFailed):  # the bare embedded account has none of the stacks
+        verify_infrastructure(targets_block=saved_blocks(aws), aws_credentials_block=credentials)
+    assert asked == ["GetCallerIdentity"], asked

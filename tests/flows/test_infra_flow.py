@@ -680,21 +680,28 @@ def test_a_timeout_below_a_second_is_refused(tmp_path):
         deploy_infrastructure(cdk_app_dir=str(tmp_path), stack_timeout_seconds=0)
 
 
+def stand_in_cdk(tmp_path, script: str):
+    """A cdk CLI that runs the Python ``script``, and a CDK app directory: (cdk, app)."""
+    cdk = tmp_path / "bin" / "cdk"
+    cdk.parent.mkdir()
+    cdk.write_text(f"#!{sys.executable}\n{script}")
+    cdk.chmod(0o755)
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "cdk.json").write_text('{"app": "true"}')
+    return cdk, app
+
+
 def test_an_app_slow_to_synthesize_is_given_the_time_asked_and_the_run_says_how_to_give_more(embedded_aws, tmp_path):
     # Synthesizing had 600 s and no parameter: an app bundling its assets on a cold worker could
     # not be deployed by the flow at all.
     from blocks.credentials import credentials_for_endpoint
     from blocks.register import save_blocks
 
-    cdk = tmp_path / "bin" / "cdk"
-    cdk.parent.mkdir()
     # A stand-in cdk that synthesizes for ever, saying when it started.
-    cdk.write_text(f"#!{sys.executable}\nimport sys, time\nopen({str(tmp_path / 'started')!r}, 'w').close()\n"
-                   "print('Bundling asset WebordinaryFargateStack/Handler...', flush=True)\ntime.sleep(600)\n")
-    cdk.chmod(0o755)
-    app = tmp_path / "app"
-    app.mkdir()
-    (app / "cdk.json").write_text('{"app": "true"}')
+    cdk, app = stand_in_cdk(tmp_path, f"import sys, time\nopen({str(tmp_path / 'started')!r}, 'w').close()\n"
+                                      "print('Bundling asset WebordinaryFargateStack/Handler...', flush=True)\n"
+                                      "time.sleep(600)\n")
     save_blocks(Targets(), credentials_for_endpoint(embedded_aws.endpoint_url, "us-west-2"),
                 targets_block="infra-synth-targets", credentials_block="infra-synth-aws")
     started = time.monotonic()
@@ -708,6 +715,42 @@ def test_an_app_slow_to_synthesize_is_given_the_time_asked_and_the_run_says_how_
     assert "Bundling asset WebordinaryFargateStack/Handler..." in message
     with pytest.raises(ParameterTypeError, match="synth_timeout_seconds"):
         verify_infrastructure(cdk_app_dir=str(app), cdk_executable=str(cdk), synth_timeout_seconds=0)
+
+
+def test_a_run_interrupted_while_sts_is_asked_says_nothing_was_deployed(embedded_aws, tmp_path, monkeypatch, caplog):
+    # Ctrl-C (or a cancel from the UI) while the run's first STS call waits (an AssumeRole on an
+    # endpoint out of reach can wait minutes): the run ended with no word, and the key's newest
+    # artifact was still an earlier run's "deployed", where a run stopped during the synth says
+    # nothing was deployed.
+    from botocore.client import BaseClient
+
+    from blocks.credentials import credentials_for_endpoint
+    from blocks.register import save_blocks
+
+    cdk, app = stand_in_cdk(tmp_path, f"open({str(tmp_path / 'ran')!r}, 'w').close()\n")
+    save_blocks(Targets(), credentials_for_endpoint(embedded_aws.endpoint_url, "us-west-2"),
+                targets_block="infra-sts-targets", credentials_block="infra-sts-aws")
+    real = BaseClient._make_api_call
+
+    def interrupted(client, operation_name, api_params):
+        if client.meta.service_model.service_name == "sts":
+            raise KeyboardInterrupt
+        return real(client, operation_name, api_params)
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", interrupted)
+    since = time.time()
+    with pytest.raises(KeyboardInterrupt):
+        deploy_infrastructure(cdk_app_dir=str(app), cdk_executable=str(cdk), from_stack="WebordinarySQSStack",
+                              targets_block="infra-sts-targets", aws_credentials_block="infra-sts-aws")
+    assert not (tmp_path / "ran").exists()
+    said = " ".join(caplog.text.split())
+    assert ("interrupted while reading the account of the AWS credentials (STS): nothing was run and no stack was "
+            "deployed in this run (asked: " in said and "Run deploy_infrastructure again with "
+            "from_stack='WebordinarySQSStack'" in said), said
+    summary = latest(ARTIFACT_KEY, since)
+    assert summary.startswith("# Infrastructure: stopped at reading the AWS account (STS, before cdk synth)"), summary
+    assert "| 1 | `WebordinaryECRStack` | not deployed |" in summary
+    assert "Resume with `from_stack='WebordinarySQSStack'` (nothing was deployed)." in summary, summary
 
 
 def test_cdks_blank_lines_are_left_out_of_the_log_and_of_its_last_lines_quoted(tmp_path, caplog):

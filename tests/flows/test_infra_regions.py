@@ -145,6 +145,10 @@ def test_credentials_sts_refuses_end_the_run_in_one_line_before_the_app_is_read(
 
     def refusing(credentials, region=None):
         get = real(credentials, region=region)
+        # The session's own identity check is answered (keys expire between two calls too); its
+        # answer is not kept, as a session made with a role keeps none: the account is asked for.
+        prove = get.caller_identity
+        get.caller_identity = lambda: (prove(), setattr(get, "identity", None))[0]
         made.append(get("sts"))
         made[-1].meta.events.register("before-call.sts.GetCallerIdentity", expired)
         return get
@@ -188,14 +192,10 @@ def test_a_role_that_cannot_be_assumed_ends_the_run_in_one_line_before_cdk_start
                    assume_role_arn=role, aws_client_parameters=AwsClientParameters(
                        endpoint_url=f"http://127.0.0.1:{port}", config={"retries": {"max_attempts": 1}}),
                    ).save("infra-unreachable-role", overwrite=True)
+    from tests.flows.test_infra_flow import stand_in_cdk
+
     ran = tmp_path / "cdk-ran"
-    cdk = tmp_path / "bin" / "cdk"
-    cdk.parent.mkdir()
-    cdk.write_text(f"#!/bin/sh\ntouch {ran}\nexit 1\n")
-    cdk.chmod(0o755)
-    app = tmp_path / "app"
-    app.mkdir()
-    (app / "cdk.json").write_text('{"app": "true"}')
+    cdk, app = stand_in_cdk(tmp_path, f"open({str(ran)!r}, 'w').close()\nraise SystemExit(1)\n")
     with pytest.raises(CredentialsRefused) as caught:
         run(str(app), str(cdk), "infra-unreachable-role")
     message = str(caught.value)

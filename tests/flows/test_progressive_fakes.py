@@ -183,8 +183,11 @@ def test_a_live_lease_locks_out_a_second_run():
     progressive_on(env, full_spec(), auto_approve(), phased=True)
     env.ledger.acquire(service, owner="run-1", now=env.clock.now(), lease_seconds=600)
     before = env.clock.now()
-    with pytest.raises(RolloutInProgress, match="driven by run-1, whose run has not ended"):
+    with pytest.raises(RolloutInProgress, match="driven by run-1, whose run has not ended") as refused:
         progressive_on(env, full_spec(), auto_approve(), owner="run-2", finished=lambda owner: False)
+    # A run left Cancelling with no process cannot be cancelled again: the refusal says what works.
+    assert "should that process be gone, nothing ends it, and `rollway abort` rolls the rollout back" in str(
+        refused.value), refused.value
     assert env.clock.now() == before and shifts(env) == [5]
 
 

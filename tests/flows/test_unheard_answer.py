@@ -96,7 +96,8 @@ def test_status_says_the_holders_run_was_answered_after_it_died_and_what_to_do(m
     assert (f"flow run {dead.name} ({dead.id}), which holds the rollout, was answered reject by dana at "
             in said), said
     assert "after its process had died" in said and "nothing acted on the answer" in said
-    assert "set it to Crashed or Failed in the Prefect UI" in said and "`rollway abort` to roll back" in said
+    assert "run progressive_rollout, which marks it Crashed, takes the rollout over" in said, said
+    assert "Prefect UI" not in said and "`rollway abort` to roll back" in said
 
 
 def test_abort_records_the_answer_the_dead_holders_run_was_given_before_rolling_back(monkeypatch, capsys):
@@ -120,3 +121,78 @@ def test_abort_records_the_answer_the_dead_holders_run_was_given_before_rolling_
     out = " ".join(capsys.readouterr().out.split())
     assert f"flow run {dead.name} ({dead.id}) was answered reject by dana at " in out, out
     assert "nothing acted on it; recorded in the ledger" in out
+
+
+def test_an_answer_recorded_unheard_after_a_reject_does_not_hide_the_rollback_owed():
+    """`rollway abort` records the dead holder's unheard answers just before the rollback's start:
+    stopped between the two (Ctrl-C, a throttled ledger), the rollout's last word was the unheard
+    entry, and the next run resumed the rollout a person had rejected, asking again."""
+    from rollway.approvals import ApprovalAnswer, UnheardAnswer, unheard_transitions
+    from rollway.ledger import Transition
+    from rollway.phases import RolloutPhase
+
+    env = env_with_ledger()
+    spec = RolloutSpec(image=IMAGE, stages=[Stage(weight=w, bake_seconds=600) for w in (5, 100)], monitor_seconds=0,
+                       phases=[WeeklyPhase(name="week 1", weights=(5,)), WeeklyPhase(name="week 2", weights=(100,))])
+    assert progressive_on(env, spec, auto_approve("alice"), phased=True).outcome == "holding"
+    service = env.targets.canary_service
+    now = env.clock.now()
+    held = env.ledger.acquire(service, owner="run-1", now=now, lease_seconds=600)
+    reject = Transition(at=now, kind="reject", actor="bob", comment="reject: 5xx on checkout")
+    unheard = unheard_transitions([UnheardAnswer(
+        answer=ApprovalAnswer(action="approve", approver="dana"), run="dead-run (1234)", answered_at=time.time() - 60,
+        silent_since=time.time() - 900, question=QUESTION)], now)
+    env.ledger.record(service, owner="run-1", now=now, lease_seconds=600, rollout=held.rollout_id, transition=reject,
+                      followed_by=tuple(unheard))
+
+    resumed = progressive_on(env, spec, auto_approve("alice"), owner="run-2")
+
+    record = env.ledger.get(service)
+    assert record.phase is RolloutPhase.ROLLED_BACK, (resumed, [t.kind for t in record.history])
+    assert record.last_transition("rollback-start").actor == "bob", record.history
+
+
+def test_a_dead_paused_run_resumed_then_cancelled_in_the_ui_has_ended_for_the_run_taking_its_rollout_over(caplog):
+    """Resumed from the UI after its process died (Running, nothing running it), then cancelled
+    there: the run stayed Cancelling for ever (only its own process finishes a cancellation), and
+    every run of its rollout was refused and told to cancel it, which could not work."""
+    from prefect.states import Cancelling
+
+    from flows.env import owner_finished
+
+    env = env_with_ledger()
+    spec = RolloutSpec(image=IMAGE, stages=[Stage(weight=w, bake_seconds=600) for w in (5, 100)], monitor_seconds=0,
+                       phases=[WeeklyPhase(name="week 1", weights=(5,)), WeeklyPhase(name="week 2", weights=(100,))])
+    assert progressive_on(env, spec, auto_approve("alice"), phased=True).outcome == "holding"
+    dead = dead_run_answered("approve", waited_until=time.time() - 600, ended=False)
+    with get_client(sync_client=True) as client:
+        client.set_flow_run_state(dead.id, Cancelling(message="cancelled from the UI"), force=True)
+    service = env.targets.canary_service
+    env.ledger.acquire(service, owner=f"{OWNER_PREFIX}{dead.id}", now=env.clock.now(), lease_seconds=1,
+                       wall=env.clock.now() - 3600)
+
+    resumed = progressive_on(env, spec, auto_approve("alice"), owner="run-2", finished=owner_finished)
+
+    assert resumed.outcome == "promoted", resumed.reason
+    with get_client(sync_client=True) as client:
+        final = client.read_flow_run(dead.id).state
+    assert final.is_crashed() and "its process died while it waited for an answer" in final.message, final
+    assert "before it was resumed, and nothing ran it since" in final.message, final.message
+    said = " ".join(caplog.text.split())
+    assert f"flow run {dead.name} ({dead.id}), is Cancelling, but its process died" in said, said
+
+
+def test_a_live_run_cancelled_at_its_pause_is_not_taken_for_dead():
+    """Still saying it waited when the cancellation came, it is rolling back in its own hooks,
+    however slowly: the rollout stays its own."""
+    from prefect.states import Cancelling
+
+    from flows.env import owner_finished
+
+    live = dead_run_answered("approve", waited_until=time.time(), answer=False, ended=False)
+    with get_client(sync_client=True) as client:
+        client.set_flow_run_state(live.id, Cancelling(message="cancelled from the UI"), force=True)
+        assert owner_finished(f"{OWNER_PREFIX}{live.id}") is False
+        assert client.read_flow_run(live.id).state.is_cancelling()
+    answered = dead_run_answered("approve", waited_until=time.time(), ended=False)  # a live run, resumed
+    assert owner_finished(f"{OWNER_PREFIX}{answered.id}") is False
