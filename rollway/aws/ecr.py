@@ -12,7 +12,9 @@ import binascii
 import datetime as dt
 import fnmatch
 import json
+import random
 import re
+import time
 from typing import Any, Callable
 
 import httpx
@@ -93,6 +95,38 @@ _CONFIG_MAX_BYTES = 1 << 20
 
 class PlatformUnknown(AdapterError):
     """ECR could not tell which platforms an image runs on (the reason is the message)."""
+
+
+# The config's URL is presigned S3, outside botocore's retries: S3 answers throttling with 503
+# SlowDown, and one such answer left the platform unknown (register_existing then registered the
+# image unchecked). A few asks, a second apart at most, as botocore's standard mode would.
+_DOWNLOAD_ATTEMPTS = 3
+_RETRIED_STATUS = frozenset({429, 500, 502, 503, 504})
+
+
+def _download_config(url: str) -> bytes:
+    """The body at ``url`` (at most ``_CONFIG_MAX_BYTES``), asked again on throttling, a server
+    error or a dropped connection.
+
+    Raises:
+        httpx.HTTPError: the last attempt's failure; ValueError: a body over the limit.
+    """
+    for attempt in range(_DOWNLOAD_ATTEMPTS):
+        try:
+            with httpx.stream("GET", url, timeout=30, follow_redirects=True) as response:
+                response.raise_for_status()
+                body = b""
+                for chunk in response.iter_bytes():
+                    body += chunk
+                    if len(body) > _CONFIG_MAX_BYTES:
+                        raise ValueError(f"more than {_CONFIG_MAX_BYTES} bytes")
+                return body
+        except (httpx.HTTPStatusError, httpx.TransportError) as err:
+            status = err.response.status_code if isinstance(err, httpx.HTTPStatusError) else None
+            if attempt + 1 == _DOWNLOAD_ATTEMPTS or (status is not None and status not in _RETRIED_STATUS):
+                raise
+            time.sleep(random.uniform(0, 0.5 * 2 ** attempt))  # jittered, as botocore backs off
+    raise AssertionError("unreachable")
 
 
 class HeldImage(BaseModel):
@@ -203,14 +237,7 @@ class EcrRepository:
             raise PlatformUnknown(f"ECR gave no download URL for its config {digest} "
                                   f"(GetDownloadUrlForLayer: {aws_message(err)})") from None
         try:
-            with httpx.stream("GET", url, timeout=30, follow_redirects=True) as response:
-                response.raise_for_status()
-                body = b""
-                for chunk in response.iter_bytes():
-                    body += chunk
-                    if len(body) > _CONFIG_MAX_BYTES:
-                        raise ValueError(f"more than {_CONFIG_MAX_BYTES} bytes")
-            config = json.loads(body)
+            config = json.loads(_download_config(url))
             if not isinstance(config, dict):
                 raise ValueError("not a JSON object")
             return (config_platform(config),)
