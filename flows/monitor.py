@@ -165,7 +165,8 @@ def _summary(env: Environment, spec: RolloutSpec, watched: MonitorResult, pinned
     """The window's end as the run's artifact: what people open an hour-long run for. An API
     error here is logged, never raised. Its title names the digest the promoted revision runs
     beside the tag (``pinned_image``), which may name another image by the time it is read."""
-    lines = [f"# Monitoring of `{with_pin(spec.image, pinned_image)}` on {env.targets.canary_service}: {watched.outcome.replace('_', ' ')}"
+    ran = with_pin(spec.image, pinned_image)
+    lines = [f"# Monitoring of `{ran}` on {env.targets.canary_service}: {watched.outcome.replace('_', ' ')}"
              + ("" if watched.verified else " (unverified)"), "", watched.reason, "",
              f"- checks: {watched.checks}"]
     if watched.rollback is not None:

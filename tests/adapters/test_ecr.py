@@ -162,7 +162,8 @@ def test_a_config_download_the_storage_throttles_once_is_asked_again(aws, indepe
     import threading
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-    answers = [(503, b"<Error><Code>SlowDown</Code></Error>"), (200, json.dumps({"os": "linux", "architecture": "arm64"}).encode())]
+    answers = [(503, b"<Error><Code>SlowDown</Code></Error>"),
+               (200, json.dumps({"os": "linux", "architecture": "arm64"}).encode())]
     asked = []
 
     class Storage(BaseHTTPRequestHandler):
