@@ -11,9 +11,10 @@ leaves the promotion in place, and its hooks leave the run alone.
 
 from __future__ import annotations
 
+import functools
 from contextlib import contextmanager
 from dataclasses import replace
-from typing import Iterator
+from typing import Any, Iterator
 
 from prefect import flow, get_client, get_run_logger
 from prefect.artifacts import create_markdown_artifact
@@ -23,7 +24,8 @@ from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 
 from flows.approvals import prefect_approver
 from flows.engine import run_stages
-from flows.env import CANARY_FLOW, attempt_starts, load_environment, mark_finalizing
+from flows.env import (CANARY_FLOW, attempt_starts, load_credentials, load_environment, mark_finalizing,
+                       session_clients)
 from flows.finalize import run_finalize
 from flows.hooks import rollback_hooks
 from flows.artifacts import for_people
@@ -40,6 +42,7 @@ from rollway.flag_binding import CANARY_RUN_ROLLOUT
 from rollway.finalize import UNRECORDED_AGAIN, UNRECORDED_ROLLBACK, FinalizeRefused, is_finalized, moved_onto_stable
 from rollway.lease import RenewalPolicy
 from rollway.ledger import RolloutRecord, new_rollout_id
+from rollway.aws.ecr import EcrImagePinner
 from rollway.aws.metric_schema import RESPONSE_TIME_P99, SLOW_REQUEST_COUNT
 from rollway.model import Observation, ServiceState
 from rollway.phases import RolloutPhase
@@ -233,6 +236,29 @@ def pin_image(env: Environment, spec: RolloutSpec) -> str:
         get_run_logger().info("%s names %s now: the canary's revision names that digest, so every task it starts "
                               "runs the image the stages judge, whatever the tag names later", spec.image, pinned)
     return pinned
+
+
+def pinning_in_any_region(env: Environment, aws_credentials_block: str | None) -> Environment:
+    """``env`` whose image pinner also reads ECR in regions other than the targets' (a
+    shared-services registry), on the run's credentials through the runs' one session path
+    (``session_clients``), made only when an image is there. Other pinners are left as they are.
+
+    A tag in such a registry was refused, and the person had to look its digest up by hand,
+    though the credentials that run the rollout could read it.
+    """
+    if not isinstance(env.images, EcrImagePinner):
+        return env
+    home = env.targets.region
+
+    @functools.cache
+    def ecr_in(region: str) -> Any:
+        # The region is set on a copy of the block: client_factory refuses a block naming the
+        # targets' region for any other (it guards the rollout's clients against another region's service).
+        credentials = load_credentials(aws_credentials_block, home)
+        return session_clients(credentials.model_copy(update={"region_name": region}), region,
+                               why=f" in {region}, to read which image the rollout's tag names in ECR there")("ecr")
+
+    return replace(env, images=env.images.reading_regions(ecr_in))
 
 
 def open_rollout_refusal(record: RolloutRecord, service: str) -> str:
@@ -497,4 +523,5 @@ def canary(
     attempt_starts()  # a retry of this flow run starts over: its hooks must not see an earlier attempt's finalize
     refuse_phase_plan(spec)  # before the blocks and clients are loaded: nothing of AWS is touched
     env = load_environment(targets_block, aws_credentials_block, clock, interval_seconds=spec.analysis.interval_seconds)
+    env = pinning_in_any_region(env, aws_credentials_block)
     return run_canary(env, spec, prefect_approver(spec.approvals), actor=actor, finalize=finalize)

@@ -150,7 +150,7 @@ def run_monitor(
         watched = _watch(env, spec, window_seconds=window_seconds, decommission=decommission,
                          previous_task_definition=previous_task_definition, stable_desired=stable_desired,
                          actor=actor, lease=lease, opened_at=opened_at, pinned_image=pinned_image)
-        _summary(env, spec, watched)
+        _summary(env, spec, watched, pinned_image)
         return watched
     finally:
         # A ledger that cannot take the release must not replace the outcome being raised or
@@ -161,10 +161,12 @@ def run_monitor(
             get_run_logger().error("could not release the rollout's lease after monitoring: %s", why)
 
 
-def _summary(env: Environment, spec: RolloutSpec, watched: MonitorResult) -> None:
+def _summary(env: Environment, spec: RolloutSpec, watched: MonitorResult, pinned_image: str | None) -> None:
     """The window's end as the run's artifact: what people open an hour-long run for. An API
-    error here is logged, never raised."""
-    lines = [f"# Monitoring of `{spec.image}` on {env.targets.canary_service}: {watched.outcome.replace('_', ' ')}"
+    error here is logged, never raised. Its title names the digest the promoted revision runs
+    beside the tag (``pinned_image``), which may name another image by the time it is read."""
+    ran = with_pin(spec.image, pinned_image)
+    lines = [f"# Monitoring of `{ran}` on {env.targets.canary_service}: {watched.outcome.replace('_', ' ')}"
              + ("" if watched.verified else " (unverified)"), "", watched.reason, "",
              f"- checks: {watched.checks}"]
     if watched.rollback is not None:

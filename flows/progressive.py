@@ -17,7 +17,7 @@ from prefect import flow, get_run_logger
 from pydantic import ValidationError
 
 from flows.approvals import prefect_approver, unheard_answers
-from flows.canary import RolloutRefused, before_any_write, pin_image, preflight
+from flows.canary import RolloutRefused, before_any_write, pin_image, pinning_in_any_region, preflight
 from flows.engine import run_stages
 from flows.env import load_clients, load_environment, mark_rollout, owner_finished, owner_run_id, run_owner, tick_actor
 from flows.hooks import rollback_hooks
@@ -933,6 +933,7 @@ def progressive_rollout(
             "recorded spec governs this run: reading them every %s s", spec.analysis.interval_seconds,
             record.service, record.rollout_id, period, period)
         env = load_environment(targets_block, aws_credentials_block, clock, interval_seconds=period)
+    env = pinning_in_any_region(env, aws_credentials_block)
     return run_progressive(
         env, spec, None, owner=run_owner(), actor=actor,
         phased=phased, adopt_live_weights=adopt_live_weights, lease_seconds=lease_wall_seconds,
@@ -983,6 +984,7 @@ def advance_phase(
         # CloudWatch must be read at the period the rollout's stages are aligned to (the blocks
         # are not read again).
         env = aws_environment(get_client, targets, clock.build(), interval_seconds=recorded.analysis.interval_seconds)
+    env = pinning_in_any_region(env, aws_credentials_block)
     approvals = recorded.approvals if recorded else None
     approver = prefect_approver(approvals, approval_poll_seconds) if approvals else None
     # The lease guards against a silent process, whose silence is wall time: leases are on the

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from rollway.clock import on_the_wall
 from rollway.decide import window_settled
 from rollway.errors_pickle import PicklableError
+from rollway.image import with_pin
 from rollway.ledger import RolloutRecord, monitoring_owed, utc
 from rollway.model import ServiceState, Weights
 from rollway.phases import RolloutPhase
@@ -165,7 +166,7 @@ def plan_finalize(
             f"no rollout of {service} is recorded in table {targets.rollouts_table}: finalize completes a promoted "
             f"rollout the ledger records, and there is none. {_live_hint(live, targets)}. Nothing was changed"
         )
-    which = f"rollout {record.rollout_id} of {record.image}"
+    which = _which(record)
     if record.phase is not RolloutPhase.PROMOTED:
         # A finished rollout says nothing about the traffic on the canary now: the weights do.
         hint = _live_hint(live, targets) if record.phase.terminal and live.canary else _not_promoted_hint(record.phase)
@@ -281,7 +282,7 @@ def _refuse_recorded(record: RolloutRecord, spec: RolloutSpec | None, targets: T
                      speed: float = 1.0) -> None:
     """Refuse a finalize without the ledger while the ledger's newest rollout is still open or
     records a promotion that finalize (without ``unrecorded``) finishes and records."""
-    which = f"rollout {record.rollout_id} of {record.image}"
+    which = _which(record)
     if record.phase is RolloutPhase.PROMOTED:
         _refuse_open_window(record, spec, targets, now, speed)
         if not is_finalized(record):
@@ -292,6 +293,13 @@ def _refuse_recorded(record: RolloutRecord, spec: RolloutSpec | None, targets: T
     elif not record.phase.terminal:
         raise FinalizeRefused(f"the newest rollout of {targets.canary_service} in the ledger, {which}, is "
                               f"{record.phase.value}: {_not_promoted_hint(record.phase)}. Nothing was changed")
+
+
+def _which(record: RolloutRecord) -> str:
+    """``rollout <id> of <tag> (pinned as <digest>)``: the tag alone names another image than the one
+    that ran once it is pushed again, and a person checking what finalize would put on the stable
+    service reads the digest."""
+    return f"rollout {record.rollout_id} of {with_pin(record.image, record.pinned_image)}"
 
 
 def _refuse_open_window(record: RolloutRecord, spec: RolloutSpec | None, targets: Targets,
@@ -305,7 +313,7 @@ def _refuse_open_window(record: RolloutRecord, spec: RolloutSpec | None, targets
     settles = window_settled(promoted, spec.monitor_seconds, analysis) + analysis.interval_seconds
     if now is not None and promoted + spec.monitor_seconds <= now < settles:
         raise FinalizeRefused(
-            f"rollout {record.rollout_id} of {record.image} was promoted at {utc(promoted)} and its "
+            f"{_which(record)} was promoted at {utc(promoted)} and its "
             f"{spec.monitor_seconds / 60:g}-minute monitoring window ended at {utc(promoted + spec.monitor_seconds)} "
             f"(rollout clock). The run watching it judges the window's last period once CloudWatch has published "
             f"it (about {analysis.metrics_delay_seconds:g} s late), then closes the window: run finalize again "
@@ -314,7 +322,7 @@ def _refuse_open_window(record: RolloutRecord, spec: RolloutSpec | None, targets
     if now is not None and now >= settles:
         # Its time is up but no run closed it: waiting changes nothing, running the rollout does.
         raise FinalizeRefused(
-            f"rollout {record.rollout_id} of {record.image} was promoted at {utc(promoted)} and its "
+            f"{_which(record)} was promoted at {utc(promoted)} and its "
             f"{spec.monitor_seconds / 60:g}-minute monitoring window ended at {utc(promoted + spec.monitor_seconds)} "
             "(rollout clock), but no run closed it: the run watching it stopped, or too few of its checks could "
             f"read the metrics. Run `progressive_rollout` of {record.image} again, which checks what is left of "
@@ -322,7 +330,7 @@ def _refuse_open_window(record: RolloutRecord, spec: RolloutSpec | None, targets
             "changed"
         )
     raise FinalizeRefused(
-        f"rollout {record.rollout_id} of {record.image} was promoted at {utc(promoted)} and its "
+        f"{_which(record)} was promoted at {utc(promoted)} and its "
         f"{spec.monitor_seconds / 60:g}-minute monitoring window is still open (until "
         f"{utc(promoted + spec.monitor_seconds)}, rollout clock)"
         f"{'' if now is None else on_the_wall(speed, promoted + spec.monitor_seconds, now)}: until it closes, "

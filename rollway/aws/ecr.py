@@ -12,7 +12,10 @@ import binascii
 import datetime as dt
 import fnmatch
 import json
-from typing import Any
+import random
+import re
+import time
+from typing import Any, Callable
 
 import httpx
 from botocore.exceptions import BotoCoreError, ClientError
@@ -92,6 +95,38 @@ _CONFIG_MAX_BYTES = 1 << 20
 
 class PlatformUnknown(AdapterError):
     """ECR could not tell which platforms an image runs on (the reason is the message)."""
+
+
+# The config's URL is presigned S3, outside botocore's retries: S3 answers throttling with 503
+# SlowDown, and one such answer left the platform unknown (register_existing then registered the
+# image unchecked). A few asks, a second apart at most, as botocore's standard mode would.
+_DOWNLOAD_ATTEMPTS = 3
+_RETRIED_STATUS = frozenset({429, 500, 502, 503, 504})
+
+
+def _download_config(url: str) -> bytes:
+    """The body at ``url`` (at most ``_CONFIG_MAX_BYTES``), asked again on throttling, a server
+    error or a dropped connection.
+
+    Raises:
+        httpx.HTTPError: the last attempt's failure; ValueError: a body over the limit.
+    """
+    for attempt in range(_DOWNLOAD_ATTEMPTS):
+        try:
+            with httpx.stream("GET", url, timeout=30, follow_redirects=True) as response:
+                response.raise_for_status()
+                body = b""
+                for chunk in response.iter_bytes():
+                    body += chunk
+                    if len(body) > _CONFIG_MAX_BYTES:
+                        raise ValueError(f"more than {_CONFIG_MAX_BYTES} bytes")
+                return body
+        except (httpx.HTTPStatusError, httpx.TransportError) as err:
+            status = err.response.status_code if isinstance(err, httpx.HTTPStatusError) else None
+            if attempt + 1 == _DOWNLOAD_ATTEMPTS or (status is not None and status not in _RETRIED_STATUS):
+                raise
+            time.sleep(random.uniform(0, 0.5 * 2 ** attempt))  # jittered, as botocore backs off
+    raise AssertionError("unreachable")
 
 
 class HeldImage(BaseModel):
@@ -202,14 +237,7 @@ class EcrRepository:
             raise PlatformUnknown(f"ECR gave no download URL for its config {digest} "
                                   f"(GetDownloadUrlForLayer: {aws_message(err)})") from None
         try:
-            with httpx.stream("GET", url, timeout=30, follow_redirects=True) as response:
-                response.raise_for_status()
-                body = b""
-                for chunk in response.iter_bytes():
-                    body += chunk
-                    if len(body) > _CONFIG_MAX_BYTES:
-                        raise ValueError(f"more than {_CONFIG_MAX_BYTES} bytes")
-            config = json.loads(body)
+            config = json.loads(_download_config(url))
             if not isinstance(config, dict):
                 raise ValueError("not a JSON object")
             return (config_platform(config),)
@@ -274,6 +302,16 @@ class EcrRepository:
 
 # The policy of the worker that runs the rollouts, which grants the pinning's DescribeImages.
 _ROLLOUT_POLICY = "iam-policy.json"
+# The statement of that policy for repositories outside the targets' own account and region.
+_SHARED_REGISTRY_STATEMENT = "PinImagesOfASharedRegistry"
+# Who AWS says asked, in a refusal ("User: arn:aws:sts::123456789012:assumed-role/..."): the
+# caller's account, told from the registry's when the refusal is another account's.
+_CALLER_ACCOUNT = re.compile(r"arn:aws[a-z-]*:(?:sts|iam)::([0-9]{12}):")
+
+
+class RegistryDenied(ImageNotPinned):
+    """The worker's credentials may not read a registry outside the targets' own (another
+    account's, another region's): a refusal naming the permission and the digest remedy."""
 
 
 class EcrImagePinner:
@@ -286,66 +324,104 @@ class EcrImagePinner:
 
     Args:
         client: a boto3 ``ecr`` client in ``targets.region``.
-        targets: the region ECR is read in.
+        targets: the region ECR is read in, and the release repository.
+        clients_in: region -> an ``ecr`` client there, on the same credentials: for an image in
+            ECR in another region (a shared-services registry). None: such an image is refused.
     """
 
-    def __init__(self, client: Any, targets: Targets) -> None:
+    def __init__(self, client: Any, targets: Targets, *, clients_in: Callable[[str], Any] | None = None) -> None:
         self._client = client
+        self._targets = targets
         self._region = targets.region
+        self._repository = targets.ecr_repository
+        self._clients_in = clients_in
+
+    def reading_regions(self, clients_in: Callable[[str], Any]) -> EcrImagePinner:
+        """This pinner, reading ECR in other regions with ``clients_in`` (region -> ecr client)."""
+        return EcrImagePinner(self._client, self._targets, clients_in=clients_in)
 
     def pin(self, image: str) -> str:
-        """``image`` pinned to one digest: as given when it names one (checked to be in the repository
-        when that is in ECR in the targets' region), else ``<repository>@<digest>`` of the image its
-        tag names in ECR now.
+        """``image`` pinned to one digest: as given when it names one (checked to be in its
+        repository when rollway can read that), else ``<repository>@<digest>`` of the image its
+        tag names in ECR now, in whichever account (DescribeImages' registryId) and region (a
+        client there, ``clients_in``) the image's registry host names.
 
         An image in another registry (Docker Hub, a registry of one's own) is refused rather than
         rolled out by its tag: rollway cannot read those registries, and a rollout that runs a tag
         for weeks may end up running an image nobody judged. Giving it by digest costs one copy.
 
         Raises:
-            ImageNotPinned: a tag not in an ECR registry of the targets' region, no such repository,
-                tag or digest, or an image ECR holds in its archive (no task can pull it); says what to do.
-            PermissionDenied: the worker's role may not call DescribeImages (names the statement).
+            ImageNotPinned: a tag not in an ECR registry (or in another region, without
+                ``clients_in``), no such repository, tag or digest, or an image ECR holds in its
+                archive (no task can pull it); says what to do. ``RegistryDenied`` when the
+                credentials may not read a registry outside the targets' own.
+            PermissionDenied: the worker's role may not call DescribeImages on the release
+                repository (names the statement).
             ClientError: ECR refused the read otherwise (throttling).
         """
         parts = image_parts(image)
         location = ecr_location(image)
-        if parts.digest is not None:
-            if location is not None and location.region == self._region:
-                # Checked where it can be: a mistyped digest registered a revision no task could
-                # pull, found out only when the first stage's scale-up timed out, then rolled back.
-                self._held(image, location, {"imageDigest": parts.digest}, f"image {parts.digest}")
-            return image
         by_digest = (f"give the image by digest instead ({parts.name}@sha256:<digest>, the `pinned_image` of "
                      f"publish_container, or what `docker buildx imagetools inspect {image}` prints)")
+        client = self._client_for(location) if location is not None else None
+        if parts.digest is not None:
+            if client is not None:
+                # Checked where it can be: a mistyped digest registered a revision no task could
+                # pull, found out only when the first stage's scale-up timed out, then rolled back.
+                try:
+                    self._held(client, image, location, {"imageDigest": parts.digest}, f"image {parts.digest}",
+                               by_digest)
+                except RegistryDenied:
+                    pass  # a digest is the remedy a registry rollway may not read is refused with
+            return image
         if location is None:
             raise ImageNotPinned(
                 f"image {image!r} is not in an ECR registry, so rollway cannot pin its tag to the digest it names "
                 f"now (a tag pushed again during the rollout would change what the canary runs): {by_digest}")
-        if location.region != self._region:
+        if client is None:
             raise ImageNotPinned(
                 f"image {image!r} is in ECR in {location.region}, and rollway reads ECR in the targets' region "
                 f"{self._region}: {by_digest}")
-        return pinned_reference(image, self._held(image, location, {"imageTag": parts.tag}, f"tag {parts.tag!r}"))
+        return pinned_reference(image, self._held(client, image, location, {"imageTag": parts.tag},
+                                                  f"tag {parts.tag!r}", by_digest))
 
-    def _held(self, image: str, location: EcrLocation, image_id: dict[str, str], what: str) -> str:
+    def _client_for(self, location: EcrLocation) -> Any | None:
+        """An ecr client in ``location``'s region, or None when there is none to have."""
+        if location.region == self._region:
+            return self._client
+        return self._clients_in(location.region) if self._clients_in is not None else None
+
+    def _held(self, client: Any, image: str, location: EcrLocation, image_id: dict[str, str], what: str,
+              by_digest: str) -> str:
         """The digest of the ACTIVE image ``image_id`` names in ``location``'s repository.
 
         Raises:
-            ImageNotPinned: no such repository or image, or one in ECR's archive.
+            ImageNotPinned: no such repository or image, or one in ECR's archive; RegistryDenied:
+                a registry outside the targets' own that the credentials may not read.
+            PermissionDenied: the release repository's read refused.
         """
         absent = ImageNotPinned(f"image {image!r}: ECR repository {location.repository} holds no {what}; push it "
                                 "(publish_container) or give one it holds")
         try:
-            found = self._client.describe_images(registryId=location.account, repositoryName=location.repository,
-                                                 imageIds=[image_id])
+            found = client.describe_images(registryId=location.account, repositoryName=location.repository,
+                                           imageIds=[image_id])
         except ClientError as err:
             if error_code(err) in ("ImageNotFoundException", "InvalidParameterException"):
                 raise absent from None
             if error_code(err) == "RepositoryNotFoundException":
                 raise ImageNotPinned(
                     f"image {image!r}: there is no ECR repository {location.repository} in account "
-                    f"{location.account} ({self._region})") from None
+                    f"{location.account} ({location.region})") from None
+            if is_denied(err) and not self._own(location, err):
+                # Another account's registry answers for its repository's policy as well as the
+                # worker's: the statement of the release repository is not what is missing.
+                registry = image_parts(image).name.split("/", 1)[0]
+                raise RegistryDenied(
+                    f"image {image!r}: AWS refused ecr:DescribeImages on repository {location.repository} of "
+                    f"registry {registry} ({aws_message(err)}), so rollway cannot pin its tag to the digest it "
+                    f"names now. Allow ecr:DescribeImages on that repository to the worker's role (deployments/"
+                    f"{_ROLLOUT_POLICY}, statement {_SHARED_REGISTRY_STATEMENT}) and, for a registry of another "
+                    f"account, in that repository's policy; or {by_digest}") from None
             if is_denied(err):
                 # A worker role written before rollouts pinned their images lacks this read: the
                 # refusal names the statement to add rather than ECR's bare AccessDenied.
@@ -359,3 +435,10 @@ class EcrImagePinner:
             raise ImageNotPinned(f"image {image!r} is {status} in ECR's archive: no task could pull it; restore it "
                                  "first")
         return details[0]["imageDigest"]
+
+    def _own(self, location: EcrLocation, err: ClientError) -> bool:
+        """Whether ``location`` is the targets' release repository (its region, its name, and the
+        caller's account when AWS's refusal names it), which statement PinTheImageToItsDigest grants."""
+        caller = _CALLER_ACCOUNT.search(err.response.get("Error", {}).get("Message", "") or "")
+        return (location.region == self._region and location.repository == self._repository
+                and (caller is None or caller.group(1) == location.account))

@@ -154,3 +154,49 @@ def test_a_platform_ecr_cannot_tell_says_why(aws, repository):
         repository.image_platforms("2.0.0")
     with pytest.raises(PlatformUnknown, match="BatchGetImage"):
         repository.image_platforms("9.9.9")
+
+
+def test_a_config_download_the_storage_throttles_once_is_asked_again(aws, independent_client):
+    """The config blob comes from a presigned S3 URL, outside botocore's retries: one 503 SlowDown
+    (S3's throttling) made the platform unknown, and register_existing registered the image unchecked."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    answers = [(503, b"<Error><Code>SlowDown</Code></Error>"),
+               (200, json.dumps({"os": "linux", "architecture": "arm64"}).encode())]
+    asked = []
+
+    class Storage(BaseHTTPRequestHandler):
+        def do_GET(self):
+            status, body = answers[min(len(asked), len(answers) - 1)]
+            asked.append(status)
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Storage)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    client = independent_client("ecr")
+    client.put_image(repositoryName=aws.targets.ecr_repository, imageManifest=MANIFEST, imageTag="2.0.0")
+
+    def download_url(**_):  # moto's ECR serves no layer URLs
+        return SimpleNamespace(status_code=200, headers={}), {
+            "downloadUrl": f"http://127.0.0.1:{server.server_address[1]}/config?X-Amz-Signature=secret",
+            "layerDigest": "sha256:" + "1" * 64, "ResponseMetadata": {}}
+
+    client.meta.events.register("before-call.ecr.GetDownloadUrlForLayer", download_url)
+    try:
+        assert EcrRepository(client, aws.targets).image_platforms("2.0.0") == ("linux/arm64",)
+        assert asked == [503, 200]
+        # Storage that keeps refusing is still reported, after a few asks, without the signed URL.
+        answers[1] = answers[0]
+        asked.clear()
+        with pytest.raises(PlatformUnknown, match=r"could not be downloaded \(HTTPStatusError, HTTP 503\)") as caught:
+            EcrRepository(client, aws.targets).image_platforms("2.0.0")
+        assert "secret" not in str(caught.value) and len(asked) == 3
+    finally:
+        server.shutdown()

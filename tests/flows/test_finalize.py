@@ -128,7 +128,7 @@ def test_after_finalize_the_next_rollout_starts_and_rolls_back_to_the_promoted_v
 
 
 def promote_by_hand(aws, *history: str, monitor_seconds: float = 600, phase=RolloutPhase.PROMOTED,
-                    clock: ClockSettings = ClockSettings()):
+                    clock: ClockSettings = ClockSettings(), pinned_image: str | None = None):
     """The state a promotion leaves on the embedded AWS: 2.0.0 on the canary carrying everything,
     the old service decommissioned, and (``history`` not empty) its rollout in the ledger, its
     entries stamped on ``clock``.
@@ -152,7 +152,7 @@ def promote_by_hand(aws, *history: str, monitor_seconds: float = 600, phase=Roll
             service=t.canary_service, rollout_id=new_rollout_id(now), image=spec.image, spec_json=spec.model_dump_json(),
             phase=phase, weights=ALL_CANARY, canary_task_definition=release, stable_desired=before.desired,
             previous_task_definition=before.task_definition, monitor_until=now + monitor_seconds,
-            history=tuple(Transition(at=now, kind=kind, actor="test") for kind in history),
+            history=tuple(Transition(at=now, kind=kind, actor="test") for kind in history), pinned_image=pinned_image,
         )
         env.ledger.create(record, owner="process/test", now=now, lease_seconds=0)
         env.ledger.release(t.canary_service, owner="process/test")

@@ -75,3 +75,22 @@ def test_a_finalize_whose_first_reads_fail_says_where_it_stopped(aws, monkeypatc
     summary = stopped_summary(aws, monkeypatch, env, "DescribeRules")
     assert "while it tried to read" in summary and "Nothing was changed" in summary
     assert "Nothing: it stopped at its first step." in summary
+
+
+@pytest.mark.parametrize(("history", "phase", "said"), [
+    (("start", "promote"), None, " was promoted at"),
+    (("start", "rollback-start", "rollback"), "rolled_back", ", is rolled_back, not promoted"),
+], ids=["window-open", "rolled-back"])
+def test_a_refusal_names_the_digest_the_rollout_ran_beside_its_tag(aws, monkeypatch, history, phase, said):
+    """The refusal named the tag only, which may name another image by then (pushed again): not
+    what the canary ran, nor what finalize would put on the stable service."""
+    from rollway.phases import RolloutPhase
+
+    image = f"{aws.topology.repository_uri}:2.0.0"
+    pinned = f"{aws.topology.repository_uri}@sha256:" + "a" * 64
+    env, _, _ = promote_by_hand(aws, *history, pinned_image=pinned,
+                                phase=RolloutPhase(phase) if phase else RolloutPhase.PROMOTED)
+    state = run(monkeypatch, env)
+    with pytest.raises(FinalizeRefused) as refused:
+        state.result()
+    assert f" of {image} (pinned as {pinned}){said}" in str(refused.value), str(refused.value)

@@ -164,3 +164,16 @@ def test_the_tag_revision_a_run_before_pinning_left_on_the_canary_is_replaced_an
     assert status == "INACTIVE"
     (deployed,) = [t for t in env.ledger.get(service).history if t.kind == "deploy"]
     assert f"deregistered {by_tag}, registered for {image} before pinning and replaced" in deployed.comment
+
+
+def test_the_monitoring_windows_summary_names_the_digest_that_ran(aws):
+    """Its title named the tag only, which names another image once pushed again."""
+    from tests.flows.test_monitor import monitoring_artifact
+
+    with simulated(aws, canary_error_rate=0.001) as (env, image):
+        judged = env.images.pin(image)
+        spec = two_weeks(image).model_copy(update={"monitor_seconds": 120})
+        result = progressive(env, spec, phased=False)
+    assert result.outcome == "promoted", result.reason
+    title = monitoring_artifact(env).splitlines()[0]
+    assert title.startswith(f"# Monitoring of `{image} (pinned as {judged})` on "), title
