@@ -59,7 +59,7 @@ def test_advance_phase_reads_metrics_at_the_rollouts_own_interval(monkeypatch):
         bound = real.bind(*args, **kwargs)
         bound.apply_defaults()
         return SimpleNamespace(targets=bound.arguments["targets"], period=bound.arguments["interval_seconds"],
-                               ledger=SimpleNamespace(get=lambda service: record))
+                               ledger=SimpleNamespace(get=lambda service: record), images=None)
 
     monkeypatch.setattr(progressive, "load_clients", fake_load_clients)
     monkeypatch.setattr(progressive, "aws_environment", fake_aws_environment)
