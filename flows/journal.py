@@ -182,7 +182,9 @@ class LedgerJournal:
             self.env.notifier, f"Rollout waits for a person{' again' if held_by else ''}: {self.service}",
             f"{again}{self.spec.image} on {self.service}{where} waits for an answer{run}: "
             f"{pause_question(pause, self.spec.approvals, paused_at)}.\n"
-            "Answer from the Prefect UI (the paused run: Resume), or with `rollway promote` / `rollway abort`.",
+            # Whoever reads this on a phone may want neither to approve nor to roll back yet.
+            "Answer from the Prefect UI (the paused run: Resume), or with `rollway promote` (approve), "
+            "`rollway hold` (keep the traffic where it is; asked again later) or `rollway abort` (reject: roll back).",
         )
 
     def answered(self, pause: Pause, answer: ApprovalAnswer, approved_stage: int | None) -> None:

@@ -72,6 +72,8 @@ def test_the_schedules_run_that_pauses_for_an_approval_tells_people_and_again_af
     assert env.targets.canary_service in subject
     assert "approval needed before 25%" in message and "95/5" in message, message
     assert f"unanswered by {due} (wall clock) the rollout rolls back" in message, message
+    # Every answer a terminal can give, holding included (it named approve and abort only).
+    assert all(f"`rollway {command}`" in message for command in ("promote", "hold", "abort")), message
     subject, message = asked[1]
     assert subject == f"Rollout waits for a person again: {env.targets.canary_service}", subject
     assert message.startswith("dan answered hold (after the standup); asked again."), message
