@@ -25,7 +25,7 @@ from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 from flows.approvals import prefect_approver
 from flows.engine import run_stages
 from flows.env import (CANARY_FLOW, attempt_starts, load_credentials, load_environment, mark_finalizing,
-                       session_clients)
+                       session_in_region)
 from flows.finalize import run_finalize
 from flows.hooks import rollback_hooks
 from flows.artifacts import for_people
@@ -252,11 +252,8 @@ def pinning_in_any_region(env: Environment, aws_credentials_block: str | None) -
 
     @functools.cache
     def ecr_in(region: str) -> Any:
-        # The region is set on a copy of the block: client_factory refuses a block naming the
-        # targets' region for any other (it guards the rollout's clients against another region's service).
-        credentials = load_credentials(aws_credentials_block, home)
-        return session_clients(credentials.model_copy(update={"region_name": region}), region,
-                               why=f" in {region}, to read which image the rollout's tag names in ECR there")("ecr")
+        return session_in_region(load_credentials(aws_credentials_block, home), region,
+                                 why=f" in {region}, to read which image the rollout's tag names in ECR there")("ecr")
 
     return replace(env, images=env.images.reading_regions(ecr_in))
 

@@ -75,6 +75,16 @@ def session_clients(credentials: AwsCredentials, region: str, *,
     return get_client
 
 
+def session_in_region(credentials: AwsCredentials, region: str, *, why: str,
+                      nothing: str = "nothing was changed") -> Callable[[str], Any]:
+    """``session_clients`` on the run's ``credentials`` in ``region``, another than the targets'
+    (a stack the CDK app pins elsewhere, a shared-services registry); ``why`` as there.
+
+    The region is set on a copy of the block: ``client_factory`` refuses a block naming
+    Targets.region for any other region (it guards the rollout's clients against acting on
+    another region's service), and the block saved by ``rollway up`` names it."""
+    return session_clients(credentials.model_copy(update={"region_name": region}), region, nothing=nothing, why=why)
+
 def _remedy(err: Exception, call: str, why: str) -> str:
     """What to change (``credentials_remedy``). For a session beside the run's own (``why``),
     whose keys the run's own session has proved: AWS answers keys it "does not know" in a region

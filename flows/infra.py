@@ -52,7 +52,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from blocks.credentials import assumed_role_session
 from flows.artifacts import for_people
-from flows.env import load_credentials, load_targets, session_clients
+from flows.env import load_credentials, load_targets, session_clients, session_in_region
 from flows.params import WaitSeconds
 from rollway.aws.checklist import AwsInfraChecker
 from rollway.aws.errors import aws_message, credentials_remedy
@@ -623,12 +623,8 @@ def regional_clients(credentials: AwsCredentials, get_client: Callable[[str], An
                      nothing: str) -> Callable[[str], Callable[[str], Any]]:
     """region -> a client factory there (one per region): ``get_client`` for ``home_region``,
     else the same credentials in that region, through the runs' one session path
-    (``session_clients``).
-
-    The region is set on a copy of the block: ``client_factory`` refuses a block naming
-    Targets.region for any other region (it guards the rollout's clients against acting on
-    another region's service), and the block saved by ``rollway up`` names it, so reading a
-    stack the app pins to eu-west-1 failed with "the AWS credentials are for region us-west-2".
+    (``session_in_region``: with the block as saved, reading a stack the app pins to eu-west-1
+    failed with "the AWS credentials are for region us-west-2").
 
     ``nothing``: what the run has not done when a region's session cannot be made.
 
@@ -642,8 +638,8 @@ def regional_clients(credentials: AwsCredentials, get_client: Callable[[str], An
     def in_region(region: str) -> Callable[[str], Any]:
         if region == home_region:
             return get_client
-        return session_clients(credentials.model_copy(update={"region_name": region}), region, nothing=nothing,
-                               why=f" in {region}, to read what the CDK app deploys there")
+        return session_in_region(credentials, region, nothing=nothing,
+                                 why=f" in {region}, to read what the CDK app deploys there")
 
     return in_region
 
