@@ -4,14 +4,15 @@ Each child starts in a session of its own, so a Ctrl-C in the terminal reaches o
 parent, which then stops its children in order (the runner before the API it talks to).
 A child is stopped by its pid; whatever it started in its own process group (the runner's
 flow-run processes) is stopped after it, so nothing outlives ``rollway up``. A parent killed
-outright runs none of that: its children then get SIGTERM from the kernel (``_end_with_parent``).
+outright runs none of that: each child runs under the toolchain's watchdog (``--exec``), which
+notices the parent gone when a pipe only the parent holds closes, SIGTERMs the child and, once
+it has stopped (or after ``STOP_SECONDS``), kills what is left of its process group.
 """
 
 from __future__ import annotations
 
-import ctypes
-import functools
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -24,8 +25,11 @@ from typing import IO, Mapping, Sequence
 
 from rollway.clock import ClockSettings
 from rollway.errors_pickle import PicklableError
+from rollway.toolchain.process import WATCHDOG
 
 HOST = "127.0.0.1"
+STOP_SECONDS = 15.0
+"""How long a child asked to stop (SIGTERM) has before it and its process group are killed."""
 SERVE_SCRIPT = Path(__file__).resolve().parents[2] / "deployments" / "serve.py"
 """The serve script of this checkout (rollway is installed in editable mode from it)."""
 
@@ -127,6 +131,7 @@ class Child:
         self.log = log
         self.pass_fds = tuple(pass_fds)
         self._process: subprocess.Popen | None = None
+        self._alive: int | None = None  # the write end of the watchdog's pipe, while the child runs
         self._log_file: IO[bytes] | None = None
         self._log_start = 0  # where this start's output begins in ``log``
 
@@ -137,6 +142,15 @@ class Child:
         return self._process.pid
 
     def start(self) -> "Child":
+        """Start it under the watchdog, which stops it and its process group once this process
+        is gone, however it died (SIGKILL, the OOM killer), whatever thread started it.
+
+        Raises:
+            ProcessFailed: its executable is not found.
+        """
+        # Looked up as exec looks it up (the child's PATH): the watchdog would start, then fail to run it.
+        if shutil.which(self.argv[0], path=os.pathsep.join(os.get_exec_path(self.env))) is None:
+            raise ProcessFailed(f"{self.name}: {self.argv[0]} was not found", self)
         output = None
         if self.log is not None:
             self.log.parent.mkdir(parents=True, exist_ok=True)
@@ -144,11 +158,23 @@ class Child:
             # The log is appended to across runs (the server's lives in the Prefect home): only
             # what this start wrote is this start's output.
             self._log_start = os.fstat(output.fileno()).st_size
-        self._process = subprocess.Popen(
-            self.argv, env=self.env, stdout=output, stderr=subprocess.STDOUT if output else None,
-            stdin=subprocess.DEVNULL, start_new_session=True, pass_fds=self.pass_fds,
-            preexec_fn=functools.partial(_end_with_parent, os.getpid()),
-        )
+        # The write end stays in this process alone (non-inheritable) until the child is stopped;
+        # the kernel closes it when this process dies, and the watchdog then stops the child. Not
+        # the kernel's parent-death signal: it fires when the *thread* that started the child
+        # exits, and it needs preexec_fn, unsafe here once the embedded AWS and the simulator run threads.
+        alive_read, alive_write = os.pipe()
+        try:
+            self._process = subprocess.Popen(  # noqa: S603 - an argument list, no shell
+                [sys.executable, "-I", WATCHDOG, str(alive_read), "--exec", repr(STOP_SECONDS), "--", *self.argv],
+                env=self.env, stdout=output, stderr=subprocess.STDOUT if output else None,
+                stdin=subprocess.DEVNULL, start_new_session=True, pass_fds=(alive_read, *self.pass_fds),
+            )
+        except BaseException:
+            os.close(alive_write)
+            raise
+        finally:
+            os.close(alive_read)
+        self._alive = alive_write
         return self
 
     def exit_code(self) -> int | None:
@@ -171,7 +197,7 @@ class Child:
             written = handle.read().decode(errors="replace")
         return "\n".join(written.splitlines()[-lines:])
 
-    def stop(self, timeout_seconds: float = 15.0) -> int | None:
+    def stop(self, timeout_seconds: float = STOP_SECONDS) -> int | None:
         """SIGTERM to the child, SIGKILL after ``timeout_seconds``; then the same for what it left
         in its process group (flow runs of a runner). Returns the exit code.
 
@@ -190,6 +216,11 @@ class Child:
             raise
         finally:
             self._process = None
+            if self._alive is not None:
+                # Only now, with its group stopped (or killed): closed earlier, the watchdog would
+                # have killed the group under a child still stopping in order.
+                os.close(self._alive)
+                self._alive = None
             if self._log_file is not None:
                 self._log_file.close()
                 self._log_file = None
@@ -203,26 +234,6 @@ class Child:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-_PR_SET_PDEATHSIG = 1
-# Resolved before any fork: the child runs only this call between fork and exec.
-_prctl = ctypes.CDLL(None, use_errno=True).prctl if sys.platform == "linux" else None
-
-
-def _end_with_parent(parent: int) -> None:
-    """In the child, before exec: SIGTERM it when the process that started it dies.
-
-    A child runs in a session of its own (so a Ctrl-C reaches only the parent), and a parent
-    killed with SIGKILL (or by the OOM killer) runs no cleanup: without this, the Prefect server
-    and the runner outlived ``rollway up``, holding its port and its lock. The signal goes to the
-    child alone; on SIGTERM the server and the runner stop what they run. Linux only, and tied to
-    the thread that starts the child: ``rollway up`` starts its children from its main thread.
-    """
-    if _prctl is not None and _prctl(_PR_SET_PDEATHSIG, signal.SIGTERM) != 0:
-        os._exit(126)  # exec never happens; Popen reports the child as exited at once
-    if os.getppid() != parent:
-        os._exit(126)  # the parent died before the line above: no signal will come
 
 
 def _terminate(process: subprocess.Popen, timeout_seconds: float) -> int:

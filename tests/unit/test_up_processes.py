@@ -339,6 +339,59 @@ def test_the_children_of_a_killed_up_stop_with_it(no_server, tmp_path):
             os.kill(child, signal.SIGKILL)
 
 
+def test_what_the_children_of_a_killed_up_started_stops_with_them(no_server, tmp_path):
+    """The kernel's SIGTERM reached the runner alone: a flow run it had started (in its process
+    group) went on running after a kill -9 of `rollway up`, with nobody to stop it. Both the
+    child and what it started are gone within seconds."""
+    pid_file = tmp_path / "grandchild.pid"
+    parent, child = _killed_up(
+        tmp_path, "import pathlib, subprocess, sys, time\n"
+                  "p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
+                  f"pathlib.Path({str(pid_file)!r}).write_text(str(p.pid))\n"
+                  "time.sleep(60)\n")
+    grandchild = None
+    try:
+        deadline = time.monotonic() + 30
+        while not pid_file.exists() or not pid_file.read_text():
+            assert time.monotonic() < deadline, "the child never started its own child"
+            time.sleep(0.05)
+        grandchild = int(pid_file.read_text())
+        parent.kill()
+        parent.wait(timeout=10)
+        assert _gone(child, within=5), "the child outlived the `rollway up` that started it"
+        assert _gone(grandchild, within=5), "what the child started outlived the `rollway up` that started it"
+    finally:
+        parent.kill()
+        for pid in (child, grandchild):
+            if pid is not None and alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+def test_a_child_started_from_a_thread_that_ended_keeps_running(tmp_path):
+    """The kernel's parent-death signal fires when the *thread* that started the child exits: a
+    child started from a worker thread was stopped as soon as that thread was done."""
+    import threading
+
+    started: list[Child] = []
+    thread = threading.Thread(target=lambda: started.append(
+        Child("server", [sys.executable, "-c", "import time; time.sleep(60)"], child_env({}), tmp_path / "log").start()))
+    thread.start()
+    thread.join(timeout=30)
+    (child,) = started
+    try:
+        time.sleep(2)  # what a signal on the thread's end would have needed to stop it
+        assert child.exit_code() is None, f"the child exited with {child.exit_code()} when its thread ended"
+    finally:
+        child.stop(timeout_seconds=5)
+
+
+def test_a_child_whose_program_is_missing_is_refused_before_it_starts(tmp_path):
+    """A missing program is said at once, naming it, and not as the watchdog's exit code 127."""
+    missing = tmp_path / "no-such-prefect"
+    with pytest.raises(ProcessFailed, match=f"server: {missing} was not found"):
+        Child("server", [str(missing), "server", "start"], child_env({}), tmp_path / "log").start()
+
+
 def test_a_child_still_stopping_after_up_was_killed_keeps_its_prefect_home(no_server, tmp_path, capsys):
     """A child slow to stop (here one that ignores SIGTERM) still uses the home: a second
     instance is refused until it is gone."""
