@@ -842,6 +842,39 @@ def test_promote_weight_is_checked_against_the_paused_runs_rollout_not_an_old_re
     assert code == 0 and sent and sent[0]["next_weight"] == 30, err
 
 
+@pytest.mark.parametrize("flow,weight,says", [
+    ("progressive_rollout", 75, "skipping the stages at 25%, 50%: the rollout goes to 75% next"),
+    ("progressive_rollout", 25, "to 25%: the next stage, none skipped"),
+    ("canary", 100, "skipping the stages at 25%, 50%, 75%: the rollout goes to 100% next"),
+])
+def test_promote_with_a_weight_says_which_stages_it_skips(flow, weight, says, monkeypatch, capsys):
+    """`promote --weight 75` printed the same "approved ... resumed" as a plain approval, beside
+    the pause's own "approval needed before 25%": nothing confirmed the stages it skips."""
+    from rollway.cli import ops
+    from rollway.fakes import FakeLedger, FakeRouter
+
+    spec = RolloutSpec(image="repo/app:2.0.0", stages=[Stage(weight=w, approval=w == 25) for w in (5, 25, 50, 75, 100)])
+    run = SimpleNamespace(id=uuid4(), name="calm-heron", parameters={"spec": spec.model_dump(mode="json")}, state=None)
+    ledger = FakeLedger()
+    if flow == "progressive_rollout":  # the run owns the ledger's rollout, paused at 5 % before 25 %
+        ledger.create(record(service=Targets().canary_service, spec_json=spec.model_dump_json(), stage_index=0,
+                             weights=Weights.canary_at(5)),
+                      owner=f"flow-run/{run.id}", now=1.0, lease_seconds=600)
+    service = ops.Service(targets=Targets(), targets_block=None, credentials_block=None, ledger=ledger,
+                          router=FakeRouter(Weights.canary_at(5)))
+    monkeypatch.setattr(ops, "connect", lambda *a: service)
+    monkeypatch.setattr(ops, "_paused", lambda service, flow_run: (service.ledger.get(service.name), run))
+    monkeypatch.setattr(ops, "flow_name", lambda paused: flow)
+    monkeypatch.setattr(ops, "check_attended", lambda paused, **_: None)
+    sent = []
+    monkeypatch.setattr(ops, "resume", lambda run_id, answer, **_: sent.append(answer))
+    code = ops.promote(approver="alice", comment="", weight=weight, flow_run=None, targets_block=None,
+                       credentials_block=None)
+    out, err = capsys.readouterr()
+    assert code == 0 and sent[0]["next_weight"] == weight, err
+    assert says in " ".join(out.split()), out
+
+
 def _weekly_record(**changes) -> RolloutRecord:
     """A rollout of the default plan's stages in weekly phases, paused before 25 % in week 2."""
     from rollway.spec import WeeklyPhase
