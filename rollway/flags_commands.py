@@ -14,7 +14,7 @@ import json
 import time
 from typing import Any, Callable, Sequence, TextIO
 
-from rollway.flag_binding import FlagChange, FlagUpdate, iso_utc, set_flag
+from rollway.flag_binding import FlagChange, FlagUpdate, iso_utc, person_change_note, set_flag
 from rollway.flags import (
     FlagAuditEntry,
     FlagConflict,
@@ -171,8 +171,25 @@ def flags_set(
             raise InvalidFlagInput(f"unknown feature flag {names}: add --create to create it (nothing was "
                                    "written)") from None
         out.write(update.describe() + "\n")
+        _rollout_note(store, update.after, out, err)
 
     return _run(err, change)
+
+
+def _rollout_note(store: FlagStore, flag: FlagState, out: TextIO, err: TextIO) -> None:
+    """Say what the change means to a rollout whose stages move the flag: whether its next stage
+    leaves the flag as set here or moves it again (``person_change_note``). The change is made
+    either way: a trail that cannot be read is a warning, not the command's failure."""
+    try:
+        trail = store.audit(flag.feature)
+    except UnreadableAudit as partial:
+        trail = partial.entries  # as a rollout reads it: without the entries it cannot use
+    except FlagStoreUnavailable as unread:
+        err.write(f"warning: the change is made, but whether a rollout moves {flag.feature} is not known: {unread}\n")
+        return
+    note = person_change_note(trail, flag)
+    if note is not None:
+        out.write(f"note: {note}\n")
 
 
 def flags_eval(
