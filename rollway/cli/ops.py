@@ -233,10 +233,15 @@ def find_paused_run(client: Any, service: Service, record: RolloutRecord | None,
     """
     if flow_run is not None:
         run = read_run(client, flow_run)
+        # Each says what to do next: alone, the person had nothing to go on but to guess another id.
         if run is None:
-            raise NoPausedRun(f"flow run {flow_run} is not on the Prefect API at {client.api_url}")
+            raise NoPausedRun(f"flow run {flow_run} is not on the Prefect API at {client.api_url}: check the "
+                              "--flow-run id (`rollway status` names the service's paused run), or leave --flow-run "
+                              "out to answer that run; nothing was answered")
         if not _is_paused(run):
-            raise NoPausedRun(f"flow run {run.name!r} ({run.id}) is {_state_name(run)}, not paused")
+            raise NoPausedRun(f"flow run {run.name!r} ({run.id}) is {_state_name(run)}, not paused, so it waits for "
+                              "no answer: `rollway status` shows where the rollout stands and the run that waits, if "
+                              "any; nothing was answered")
         return run
     owner = owner_run_id(record)
     # The ledger may outlive the Prefect database (a new server, a cleaned home): a run it

@@ -213,6 +213,29 @@ def test_a_ledger_owner_the_api_no_longer_has_is_not_a_crash() -> None:
         find_paused_run(ForgetfulApi(), service, record(), missing)
 
 
+class FinishedRunApi(ForgetfulApi):
+    """A Prefect client whose run is there, and finished."""
+
+    def read_flow_run(self, run_id):
+        from prefect.states import Completed
+
+        return SimpleNamespace(id=run_id, name="calm-heron", state=Completed())
+
+
+@pytest.mark.parametrize("api,what", [(ForgetfulApi(), "is not on the Prefect API"), (FinishedRunApi(), "not paused")],
+                         ids=["unknown run", "finished run"])
+def test_a_flow_run_option_naming_no_paused_run_says_what_to_do_next(api, what) -> None:
+    """`promote --flow-run ID` on a run that is gone or finished said only that, and the person was
+    left to guess another id."""
+    from rollway.cli.ops import NoPausedRun, find_paused_run
+
+    service = SimpleNamespace(name="svc-canary", targets_block="rollway-targets")
+    with pytest.raises(NoPausedRun) as refused:
+        find_paused_run(api, service, record(), uuid4())
+    message = str(refused.value)
+    assert what in message and "`rollway status`" in message and "nothing was answered" in message, message
+
+
 @pytest.mark.parametrize("weight,ok", [(100, True), (50, False), (33, False), (5, False)])
 def test_promote_refuses_a_weight_the_run_would_refuse(weight, ok) -> None:
     from rollway.cli.ops import OpsError, check_next_weight
