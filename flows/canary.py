@@ -44,6 +44,7 @@ from rollway.lease import RenewalPolicy
 from rollway.ledger import RolloutRecord, new_rollout_id
 from rollway.aws.ecr import EcrImagePinner
 from rollway.aws.metric_schema import RESPONSE_TIME_P99, SLOW_REQUEST_COUNT
+from rollway.image import with_pin
 from rollway.model import Observation, ServiceState
 from rollway.phases import RolloutPhase
 from rollway.report import RolloutResult, markdown_cell, markdown_table
@@ -260,7 +261,9 @@ def pinning_in_any_region(env: Environment, aws_credentials_block: str | None) -
 
 def open_rollout_refusal(record: RolloutRecord, service: str) -> str:
     """Why a new rollout cannot start while ``record`` (unfinished) holds the canary, and what to do."""
-    held = f"rollout {record.rollout_id} of {record.image} holds {service} ({record.phase.value}"
+    # The tag with its digest: pushed again since, the tag alone names another image than the one it runs.
+    held = (f"rollout {record.rollout_id} of {with_pin(record.image, record.pinned_image)} holds {service} "
+            f"({record.phase.value}")
     if record.phase is RolloutPhase.ROLLING_BACK:
         return (f"{held}): its rollback was started and is not recorded as finished. If no run is finishing it, "
                 "`rollway abort` does; then start this rollout again")

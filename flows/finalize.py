@@ -168,7 +168,7 @@ def _held_by(env: Environment, record: RolloutRecord) -> str:
     who = f"a finalize by {start.actor} ({current.owner})" if start is not None else str(current.owner)
     until = utc(current.lease_expires)
     return (
-        f"rollout {record.rollout_id} of {record.image} is held by {who}, whose lease runs until {until} "
+        f"rollout {record.rollout_id} of {with_pin(record.image, record.pinned_image)} is held by {who}, whose lease runs until {until} "
         f"({max(current.lease_expires - env.wall(), 0):.0f} s from now): that run is acting on it, and two "
         "finalizes at once would each move the services and the traffic and tell people twice. Let it finish "
         f"(`rollway status` shows the holder); if its process was killed, run finalize again after {until}: it "

@@ -661,6 +661,34 @@ def holder(trail: Sequence[FlagAuditEntry]) -> FlagAuditEntry | None:
     return None
 
 
+def person_change_note(trail: Sequence[FlagAuditEntry], flag: FlagState) -> str | None:
+    """What a person's change of ``flag`` means to the rollout whose stages it follows, or None
+    when it follows none (``holder``).
+
+    Changed to other settings than that rollout last set, the flag is held: the rollout's next
+    stages leave it as it is (``_changed_since_rollout``), until its rollback turns it off or the
+    next rollout takes it over. Set back as the rollout left it, it is handed back, and the next
+    stage moves it again. `rollway flags set` said neither, so a person dialling a flag down
+    could not tell whether the rollout would undo it at its next stage.
+
+    Args:
+        trail: the flag's audit trail, newest first, read after the change.
+        flag: the flag as stored after the change.
+    """
+    entry = holder(trail)
+    if entry is None:
+        return None
+    left = f"{'on' if entry.enabled else 'off'} {entry.percentage:g}%"
+    where = (f"rollout {entry.rollout} moves {flag.feature} with its traffic stages (it set it {left} at "
+             f"{_stage_of(entry)}, {iso_utc(entry.at)})")
+    if (flag.enabled, flag.percentage) == (entry.enabled, entry.percentage):
+        return f"{where}: the flag is as that rollout left it, so its next stage moves it again"
+    back = f"--{'' if entry.enabled else 'no-'}enabled --percentage {entry.percentage:g}"
+    return (f"{where}: its next stages leave the flag {_settings(flag)} as you set it, until that rollout is rolled "
+            f"back (which turns the flag off) or the next rollout sets it; `rollway flags set {flag.feature} {back}` "
+            "hands it back to the rollout")
+
+
 def check_bindings(store: FlagStore, bindings: Sequence[FlagBinding], *, starting: bool = False) -> None:
     """Read every bound flag; a rollout checks this before its first write.
 

@@ -11,10 +11,11 @@ codes say what kind of failure it was.
 from __future__ import annotations
 
 import json
+import math
 import time
 from typing import Any, Callable, Sequence, TextIO
 
-from rollway.flag_binding import FlagChange, FlagUpdate, iso_utc, set_flag
+from rollway.flag_binding import FlagChange, FlagUpdate, iso_utc, person_change_note, set_flag
 from rollway.flags import (
     FlagAuditEntry,
     FlagConflict,
@@ -31,6 +32,7 @@ from rollway.flags import (
     validate_actor,
     validate_expected_version,
     validate_feature,
+    validate_percentage,
     validate_user_id,
 )
 from rollway.ports import FlagStore
@@ -151,6 +153,8 @@ def flags_set(
         who = validate_actor(actor).strip()
         validate_expected_version(expected_version)
         given = {name: value for name, value in settings.items() if value is not None}
+        if "percentage" in given:
+            _check_basis_points(given["percentage"])
         if not given.keys() & {"enabled", "percentage", "salt", "create"}:
             # Read, it printed "unchanged" with exit 0 and dropped any --reason: a typo'd command
             # (`set F 30`, say) looked like one that found the flag already so.
@@ -171,8 +175,43 @@ def flags_set(
             raise InvalidFlagInput(f"unknown feature flag {names}: add --create to create it (nothing was "
                                    "written)") from None
         out.write(update.describe() + "\n")
+        _rollout_note(store, update.after, out, err)
 
     return _run(err, change)
+
+
+def _rollout_note(store: FlagStore, flag: FlagState, out: TextIO, err: TextIO) -> None:
+    """Say what the change means to a rollout whose stages move the flag: whether its next stage
+    leaves the flag as set here or moves it again (``person_change_note``). The change is made
+    either way: a trail that cannot be read is a warning, not the command's failure."""
+    try:
+        trail = store.audit(flag.feature)
+    except UnreadableAudit as partial:
+        trail = partial.entries  # as a rollout reads it: without the entries it cannot use
+    except FlagStoreUnavailable as unread:
+        err.write(f"warning: the change is made, but whether a rollout moves {flag.feature} is not known: {unread}\n")
+        return
+    note = person_change_note(trail, flag)
+    if note is not None:
+        out.write(f"note: {note}\n")
+
+
+def _check_basis_points(percentage: object) -> None:
+    """Refuse a ``--percentage`` a flag cannot hold as given: flags are stored in basis points,
+    and the library rounds to them, so ``--percentage 0.004`` was stored as 0 % (off for every
+    user) and reported as a change with no word of the rounding.
+
+    Raises:
+        InvalidPercentage: not a number within 0..100.
+        InvalidFlagInput: finer than 0.01 %; nothing was read or changed.
+    """
+    stored = validate_percentage(percentage)
+    given = float(percentage)  # type: ignore[arg-type]  # validate_percentage took it as a number
+    if abs(stored - given) > 1e-9:
+        below, above = math.floor(given * 100) / 100, math.ceil(given * 100) / 100
+        raise InvalidFlagInput(f"--percentage {given}: flags are stored in basis points, so the finest step "
+                               f"is 0.01 % (it would be stored as {stored:g}%); give {below:g} or {above:g}; nothing "
+                               "was read or changed")
 
 
 def flags_eval(

@@ -233,10 +233,15 @@ def find_paused_run(client: Any, service: Service, record: RolloutRecord | None,
     """
     if flow_run is not None:
         run = read_run(client, flow_run)
+        # Each says what to do next: alone, the person had nothing to go on but to guess another id.
         if run is None:
-            raise NoPausedRun(f"flow run {flow_run} is not on the Prefect API at {client.api_url}")
+            raise NoPausedRun(f"flow run {flow_run} is not on the Prefect API at {client.api_url}: check the "
+                              "--flow-run id (`rollway status` names the service's paused run), or leave --flow-run "
+                              "out to answer that run; nothing was answered")
         if not _is_paused(run):
-            raise NoPausedRun(f"flow run {run.name!r} ({run.id}) is {_state_name(run)}, not paused")
+            raise NoPausedRun(f"flow run {run.name!r} ({run.id}) is {_state_name(run)}, not paused, so it waits for "
+                              "no answer: `rollway status` shows where the rollout stands and the run that waits, if "
+                              "any; nothing was answered")
         return run
     owner = owner_run_id(record)
     # The ledger may outlive the Prefect database (a new server, a cleaned home): a run it
@@ -910,8 +915,11 @@ def _paused(service: Service, flow_run: UUID | None) -> tuple[RolloutRecord | No
         return record, find_paused_run(client, service, record, flow_run)
 
 
-def check_next_weight(record: RolloutRecord, weight: int) -> None:
+def check_next_weight(record: RolloutRecord, weight: int) -> list[int]:
     """Refuse a ``--weight`` the run would refuse (it would only ask again), before resuming it.
+
+    Returns:
+        The weights of the stages the run skips to reach ``weight``.
 
     Raises:
         OpsError: the weight is not one of the rollout's stages above where it stands, is past
@@ -944,6 +952,7 @@ def check_next_weight(record: RolloutRecord, weight: int) -> None:
     if weight not in later:
         raise OpsError(f"--weight {weight} is not a stage after {record.weights.canary}% (choose from {later}); "
                        "nothing was approved")
+    return [w for w in later if w < weight]
 
 
 def flow_name(run: Any) -> str:
@@ -954,12 +963,16 @@ def flow_name(run: Any) -> str:
         return client.read_flow(run.flow_id).name
 
 
-def check_canary_weight(run: Any, live: Weights, weight: int) -> None:
+def check_canary_weight(run: Any, live: Weights, weight: int) -> list[int] | None:
     """Refuse a ``--weight`` a paused `canary` flow run would refuse (it would only ask again).
 
     That run keeps no ledger: where it stands is the canary's live weight, and its stages are its
     ``spec`` parameter. It pauses for an approval at the live weight, before a later stage, and
     takes only a stage after it (and none at a stage the judge could not pass, which it checks).
+
+    Returns:
+        The weights of the stages the run skips to reach ``weight``; None when its spec is
+        unreadable (the run itself then says what it does).
 
     Raises:
         OpsError: the weight is not one of the run's stages after the live canary weight.
@@ -971,11 +984,28 @@ def check_canary_weight(run: Any, live: Weights, weight: int) -> None:
     try:
         weights = RolloutSpec.model_validate((run.parameters or {}).get("spec")).weights
     except ValidationError:
-        return  # a spec the run could not have started with: nothing to check against
+        return None  # a spec the run could not have started with: nothing to check against
     later = [w for w in weights if w > live.canary]
     if weight not in later:
         raise OpsError(f"--weight {weight} is not a stage of flow run {run.name} after the canary's "
                        f"{live.canary}% (choose from {later}); nothing was approved")
+    return [w for w in later if w < weight]
+
+
+def skipping(weight: int | None, skipped: list[int] | None) -> str:
+    """What an approval with ``--weight`` does, for the line that confirms it: "approved" alone
+    read as the routine next shift (and the pause's own words name that next stage), so a person
+    who skipped ahead could not tell from it that the stages in between would not run.
+
+    ``skipped`` is None when the stages the run skips are not known here (its spec unreadable)."""
+    if weight is None:
+        return ""
+    if skipped is None:
+        return f", asked to skip ahead to {weight}%: the run shifts there if it is a later stage of its rollout"
+    if not skipped:
+        return f", to {weight}%: the next stage, none skipped"
+    return (f", skipping {'the stage' if len(skipped) == 1 else 'the stages'} at "
+            f"{', '.join(f'{w}%' for w in skipped)}: the rollout goes to {weight}% next")
 
 
 def _answerable(record: RolloutRecord | None, run: Any, who: str, action: str, comment: str) -> None:
@@ -1013,12 +1043,14 @@ def promote(
     _answerable(record, run, who, "approve", comment)
     # Only against the rollout this run drives: a `canary` flow run keeps no ledger, and the
     # ledger's newest rollout is then another one; its own spec and the live weights say instead.
+    skipped: list[int] | None = None
     if weight is not None and record is not None and owner_run_id(record) == run.id:
-        check_next_weight(record, weight)
+        skipped = check_next_weight(record, weight)
     elif weight is not None and flow_name(run) == CANARY_FLOW:
-        check_canary_weight(run, service.router.get_weights(), weight)
+        skipped = check_canary_weight(run, service.router.get_weights(), weight)
     resume(run.id, answer, paused=run.state)
-    console.print(f"approved by {who}: flow run {run.name} ({run.id}) resumed{_asking(run)}", markup=False)
+    console.print(f"approved by {who}: flow run {run.name} ({run.id}) resumed{skipping(weight, skipped)}"
+                  f"{_asking(run)}", markup=False)
     return 0
 
 

@@ -177,3 +177,40 @@ def test_the_monitoring_windows_summary_names_the_digest_that_ran(aws):
     assert result.outcome == "promoted", result.reason
     title = monitoring_artifact(env).splitlines()[0]
     assert title.startswith(f"# Monitoring of `{image} (pinned as {judged})` on "), title
+
+
+PINNED = "123456789012.dkr.ecr.us-east-1.amazonaws.com/app@sha256:" + "ab" * 32
+
+
+def pinned_record(phase: RolloutPhase, canary: int = 0) -> RolloutRecord:
+    spec = RolloutSpec(image="repo/app:2.0.0", stages=[Stage(weight=w) for w in (5, 100)])
+    return RolloutRecord(service="svc-canary", rollout_id="20261129T063000Z-1a2b3c4d", image=spec.image,
+                         pinned_image=PINNED, spec_json=spec.model_dump_json(), phase=phase,
+                         weights=Weights.canary_at(canary), history=(Transition(at=1.0, kind="start", actor="alice"),))
+
+
+@pytest.mark.parametrize("phase,canary", [(RolloutPhase.PAUSED, 0), (RolloutPhase.ROLLING_BACK, 0),
+                                          (RolloutPhase.PROGRESSING, 5)])
+def test_a_refusal_to_start_over_an_open_rollout_names_its_digest_beside_the_tag(phase, canary):
+    """The tag alone names another image once it is pushed again: the refusal named only the tag,
+    while the rollback page and finalize's title name the digest the open rollout runs."""
+    from flows.canary import open_rollout_refusal
+
+    message = open_rollout_refusal(pinned_record(phase, canary), "svc-canary")
+    assert message.startswith(f"rollout 20261129T063000Z-1a2b3c4d of repo/app:2.0.0 (pinned as {PINNED}) holds "), message
+
+
+def test_finalizes_lease_refusal_names_the_digest_beside_the_tag():
+    from types import SimpleNamespace
+
+    from flows.finalize import _held_by
+    from rollway.fakes import FakeLedger
+    from rollway.targets import Targets
+
+    held = pinned_record(RolloutPhase.PROMOTED, 100)
+    ledger = FakeLedger()
+    ledger.create(held, owner="flow-run/another", now=1.0, lease_seconds=600)
+    env = SimpleNamespace(ledger=ledger, targets=Targets(canary_service="svc-canary"), wall=lambda: 100.0)
+    message = _held_by(env, held)
+    assert message.startswith(f"rollout 20261129T063000Z-1a2b3c4d of repo/app:2.0.0 (pinned as {PINNED}) is held by "
+                              "flow-run/another"), message

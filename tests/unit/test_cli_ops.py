@@ -213,6 +213,29 @@ def test_a_ledger_owner_the_api_no_longer_has_is_not_a_crash() -> None:
         find_paused_run(ForgetfulApi(), service, record(), missing)
 
 
+class FinishedRunApi(ForgetfulApi):
+    """A Prefect client whose run is there, and finished."""
+
+    def read_flow_run(self, run_id):
+        from prefect.states import Completed
+
+        return SimpleNamespace(id=run_id, name="calm-heron", state=Completed())
+
+
+@pytest.mark.parametrize("api,what", [(ForgetfulApi(), "is not on the Prefect API"), (FinishedRunApi(), "not paused")],
+                         ids=["unknown run", "finished run"])
+def test_a_flow_run_option_naming_no_paused_run_says_what_to_do_next(api, what) -> None:
+    """`promote --flow-run ID` on a run that is gone or finished said only that, and the person was
+    left to guess another id."""
+    from rollway.cli.ops import NoPausedRun, find_paused_run
+
+    service = SimpleNamespace(name="svc-canary", targets_block="rollway-targets")
+    with pytest.raises(NoPausedRun) as refused:
+        find_paused_run(api, service, record(), uuid4())
+    message = str(refused.value)
+    assert what in message and "`rollway status`" in message and "nothing was answered" in message, message
+
+
 @pytest.mark.parametrize("weight,ok", [(100, True), (50, False), (33, False), (5, False)])
 def test_promote_refuses_a_weight_the_run_would_refuse(weight, ok) -> None:
     from rollway.cli.ops import OpsError, check_next_weight
@@ -840,6 +863,39 @@ def test_promote_weight_is_checked_against_the_paused_runs_rollout_not_an_old_re
                        credentials_block=None)
     _, err = capsys.readouterr()
     assert code == 0 and sent and sent[0]["next_weight"] == 30, err
+
+
+@pytest.mark.parametrize("flow,weight,says", [
+    ("progressive_rollout", 75, "skipping the stages at 25%, 50%: the rollout goes to 75% next"),
+    ("progressive_rollout", 25, "to 25%: the next stage, none skipped"),
+    ("canary", 100, "skipping the stages at 25%, 50%, 75%: the rollout goes to 100% next"),
+])
+def test_promote_with_a_weight_says_which_stages_it_skips(flow, weight, says, monkeypatch, capsys):
+    """`promote --weight 75` printed the same "approved ... resumed" as a plain approval, beside
+    the pause's own "approval needed before 25%": nothing confirmed the stages it skips."""
+    from rollway.cli import ops
+    from rollway.fakes import FakeLedger, FakeRouter
+
+    spec = RolloutSpec(image="repo/app:2.0.0", stages=[Stage(weight=w, approval=w == 25) for w in (5, 25, 50, 75, 100)])
+    run = SimpleNamespace(id=uuid4(), name="calm-heron", parameters={"spec": spec.model_dump(mode="json")}, state=None)
+    ledger = FakeLedger()
+    if flow == "progressive_rollout":  # the run owns the ledger's rollout, paused at 5 % before 25 %
+        ledger.create(record(service=Targets().canary_service, spec_json=spec.model_dump_json(), stage_index=0,
+                             weights=Weights.canary_at(5)),
+                      owner=f"flow-run/{run.id}", now=1.0, lease_seconds=600)
+    service = ops.Service(targets=Targets(), targets_block=None, credentials_block=None, ledger=ledger,
+                          router=FakeRouter(Weights.canary_at(5)))
+    monkeypatch.setattr(ops, "connect", lambda *a: service)
+    monkeypatch.setattr(ops, "_paused", lambda service, flow_run: (service.ledger.get(service.name), run))
+    monkeypatch.setattr(ops, "flow_name", lambda paused: flow)
+    monkeypatch.setattr(ops, "check_attended", lambda paused, **_: None)
+    sent = []
+    monkeypatch.setattr(ops, "resume", lambda run_id, answer, **_: sent.append(answer))
+    code = ops.promote(approver="alice", comment="", weight=weight, flow_run=None, targets_block=None,
+                       credentials_block=None)
+    out, err = capsys.readouterr()
+    assert code == 0 and sent[0]["next_weight"] == weight, err
+    assert says in " ".join(out.split()), out
 
 
 def _weekly_record(**changes) -> RolloutRecord:

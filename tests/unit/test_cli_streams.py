@@ -351,8 +351,13 @@ def test_a_command_the_role_may_not_run_names_the_permission_and_its_statement(a
         (("flags", "set", SQS, "--percentage", "150", "--actor", "gina"), "150"),
         (("flags", "set", "bad name", "--enabled", "--actor", "gina"), "feature flag name 'bad name'"),
         (("flags", "get", SQS, "--audit", "-1"), "--audit -1 is negative"),
+        # Flags hold basis points: 0.004 was stored as 0 % (off for everyone), with no word of it.
+        (("flags", "set", SQS, "--percentage", "0.004", "--actor", "gina"),
+         "--percentage 0.004: flags are stored in basis points, so the finest step is 0.01 % (it would be stored as "
+         "0%); give 0 or 0.01; nothing was read or changed"),
+        (("flags", "set", SQS, "--percentage", "12.345", "--actor", "gina"), "give 12.34 or 12.35"),
     ],
-    ids=["percentage", "name", "audit"],
+    ids=["percentage", "name", "audit", "percentage below a basis point", "percentage between basis points"],
 )
 def test_flags_bad_input_is_named_even_when_the_account_cannot_be_loaded(monkeypatch, capsys, args, message):
     """Bad input was answered with the account's error (PREFECT_API_URL unset, exit 1), and refused

@@ -249,3 +249,49 @@ def test_a_stage_that_lands_after_its_rollouts_rollback_does_not_turn_the_flag_b
     disable_bindings(store, BOUND, actor="judge", reason="billing: 5xx", now=6.0, rollout="billing-r7")
     stages(store, "edit-r2", 25, at=7.0)
     assert settings(store) == (True, 25.0)
+
+
+# --- what `rollway flags set` says of a flag a rollout moves -----------------------------------
+
+def flags_set_text(store: FakeFlagStore, now: float, **settings) -> str:
+    import io
+
+    from rollway.flags_commands import EXIT_OK, flags_set
+
+    out, err = io.StringIO(), io.StringIO()
+    assert flags_set(store, out, SQS, err=err, actor="oncall", now=now, **settings) == EXIT_OK, err.getvalue()
+    assert err.getvalue() == ""
+    return " ".join(out.getvalue().split())
+
+
+def test_flags_set_on_a_flag_a_rollout_moves_says_the_rollout_now_leaves_it_alone_and_how_to_hand_it_back():
+    """`flags set --percentage 5` at a rollout's 25 % printed only "on 25% -> on 5%": nothing said
+    that rollout edit-r1's next stages would leave it there, nor how to hand it back."""
+    store = seeded()
+    apply_bindings(store, BOUND, 25, actor="alice", now=2.0, rollout="edit-r1")
+
+    text = flags_set_text(store, 3.0, percentage=5)
+
+    assert "on 25% -> on 5%" in text
+    assert ("note: rollout edit-r1 moves use_sqs_architecture with its traffic stages (it set it on 25% at its stage "
+            "25%") in text, text
+    assert "its next stages leave the flag on 5% as you set it" in text and "rolled back" in text, text
+    assert "`rollway flags set use_sqs_architecture --enabled --percentage 25` hands it back" in text, text
+    # As said: the next stage leaves it, and setting it back as told hands it back.
+    assert apply_bindings(store, BOUND, 50, actor="alice", now=4.0, rollout="edit-r1")[0].kept
+    text = flags_set_text(store, 5.0, enabled=True, percentage=25)
+    assert "as that rollout left it, so its next stage moves it again" in text, text
+    apply_bindings(store, BOUND, 50, actor="alice", now=6.0, rollout="edit-r1")
+    assert settings(store) == (True, 50.0)
+
+
+@pytest.mark.parametrize("end", ["promoted", "rolled back", "never moved"])
+def test_flags_set_on_a_flag_no_rollout_moves_adds_no_note(end):
+    store = seeded()
+    if end != "never moved":
+        apply_bindings(store, BOUND, 25, actor="alice", now=2.0, rollout="edit-r1")
+    if end == "promoted":
+        apply_bindings(store, BOUND, 100, actor="alice", now=3.0, rollout="edit-r1")
+    elif end == "rolled back":
+        disable_bindings(store, BOUND, actor="alice", reason="bad", now=3.0, rollout="edit-r1")
+    assert "note:" not in flags_set_text(store, 4.0, enabled=True, percentage=5)

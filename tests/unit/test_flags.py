@@ -543,6 +543,22 @@ def test_commands_refuse_bad_input_before_reading_the_table(command, args, kwarg
     assert (store.reads, store.writes) == (0, 0)
 
 
+@pytest.mark.parametrize("percentage", [0.004, 12.345, 99.999])
+def test_set_refuses_a_percentage_finer_than_a_basis_point_before_reading_the_table(percentage):
+    """`flags set --percentage 0.004` was stored as 0 %, off for every user, and reported as done."""
+    store = seeded_store()
+    store.unavailable = "the table must not be read"
+    code, text, err = run(flags_set, store, SQS, percentage=percentage, actor="ops")
+    assert (code, text) == (EXIT_INVALID, "") and "the finest step is 0.01 %" in err, err
+    assert (store.reads, store.writes) == (0, 0)
+
+
+@pytest.mark.parametrize("percentage", [0.01, 33.33, 50.5, 100])
+def test_set_takes_a_percentage_a_flag_holds_exactly(percentage):
+    code, text, err = run(flags_set, seeded_store(), SQS, percentage=percentage, actor="ops")
+    assert code == EXIT_OK and f"-> off {percentage:g}%" in text, (text, err)
+
+
 def test_eval_of_an_empty_user_id_says_what_to_type_not_what_to_pass_in_python():
     # "pass None" means nothing to a person at a shell: the way to evaluate without a user is to
     # give no user id.
