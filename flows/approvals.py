@@ -33,12 +33,12 @@ import orjson
 from prefect import get_run_logger
 from prefect.client.orchestration import SyncPrefectClient, get_client
 from prefect.client.schemas.objects import State
+from prefect.client.schemas.responses import SetStateStatus
 from prefect.context import FlowRunContext
 from prefect.exceptions import Abort, ObjectNotFound
 from prefect.exceptions import Pause as PauseRefused
 from prefect.input import RunInput, keyset_from_paused_state
 from prefect.states import Paused, Running
-from prefect.utilities.engine import propose_state_sync
 from pydantic import Field, ValidationError
 
 from rollway.approvals import (WAITING_EVERY_SECONDS, ApprovalAnswer, Approver, UnheardAnswer, answered_dead,
@@ -150,6 +150,41 @@ def _through_outages(call: Callable[[], T], give_up_at: float, poll_interval: fl
         return result
 
 
+def propose_state(client: SyncPrefectClient, state: State, run_id: UUID) -> State:
+    """Propose ``state`` for the flow run ``run_id`` through the server's orchestration rules,
+    never forced, and return the state the run is in after: ``state`` with the server's id and
+    details when it accepted it, else the state it kept the run in.
+
+    Never forced: a forced Running would overwrite a person's cancellation, and a forced Paused
+    would skip the server's refusal of a pause key that already fired. The client's public
+    ``set_flow_run_state`` answered as the engine answers it: waits when told to wait, and
+    stops on an abort or a refusal that leaves the run paused.
+
+    Raises:
+        Abort: the server aborted the transition.
+        PauseRefused: the server refused it, and the run is paused (an earlier try of the same
+            pause landed, its answer lost, say).
+    """
+    result = client.set_flow_run_state(run_id, state, force=False)
+    while result.status == SetStateStatus.WAIT:
+        time.sleep(result.details.delay_seconds)
+        result = client.set_flow_run_state(run_id, state, force=False)
+    if result.status == SetStateStatus.ACCEPT:
+        # As the engine keeps it: the state proposed, with what the server gave it (the pause's
+        # input keyset among its details).
+        state.id, state.timestamp = result.state.id, result.state.timestamp
+        if result.state.state_details:
+            state.state_details = result.state.state_details
+        return state
+    if result.status == SetStateStatus.ABORT:
+        raise Abort(result.details.reason)
+    if result.status == SetStateStatus.REJECT:
+        if result.state.is_paused():
+            raise PauseRefused(result.details.reason, state=result.state)
+        return result.state
+    raise ValueError(f"the Prefect API answered a state proposal with {result.status!r}")
+
+
 def _pause(client: SyncPrefectClient, run_id: UUID, form: type[RunInput], deadline: float, question: str,
            through: Callable[[Callable[[], T]], T]) -> State:
     """Pause the run for an answer to ``form`` until the monotonic ``deadline`` and store the
@@ -175,7 +210,7 @@ def _pause(client: SyncPrefectClient, run_id: UUID, form: type[RunInput], deadli
         proposed = Paused(timeout_seconds=max(1, round(deadline - time.monotonic())), pause_key=key, message=question)
         proposed.state_details.run_input_keyset = keyset_from_paused_state(proposed)
         try:
-            return propose_state_sync(client, proposed, flow_run_id=run_id)
+            return propose_state(client, proposed, run_id)
         except (Abort, PauseRefused):  # refused: already paused ("not running"), or its key already fired
             current = client.read_flow_run(run_id).state
             if current is not None and current.is_paused() and current.state_details.pause_key == key:
@@ -334,7 +369,7 @@ def _back_to_running(client: SyncPrefectClient, run_id: UUID, paused: State,
         if not (state.is_paused() or _expired(state, paused)):
             raise _left_for(state)
         # Proposed again after an outage even if the first one landed: Running over Running is accepted.
-        state = through(lambda: propose_state_sync(client, Running(), flow_run_id=run_id))
+        state = through(lambda: propose_state(client, Running(), run_id))
     _stop_if_cancelled(state)
     if not state.is_running():
         raise _left_for(state)

@@ -600,6 +600,57 @@ def record_rollback_end(env: Environment, *, rollout: str | None, actor: str, re
         get_run_logger().warning("this rollback's end is not recorded: %s", moved)
 
 
+ROLLED_BACK_SINCE = "the rollout was rolled back since"
+"""How an ``unheard`` entry the rollback records ends (``rollway.approvals.unheard_comment``)."""
+
+
+def record_unheard_after_rollback(env: Environment, record: RolloutRecord) -> None:
+    """Once the traffic is back on stable: record in the ledger the answers the flow run holding
+    ``record``'s rollout was given in the Prefect UI after its process died
+    (``flows.approvals.unheard_answers``), as a run taking a rollout over does, so the rolled-back
+    rollout's history and `rollway status` still say who answered it, and how. Those recorded
+    already (`rollway abort` records them before it runs this rollback) are not written again.
+
+    Only now, never before the traffic moves: the read goes to the Prefect API, and a slow or
+    unreachable one must not keep users on the canary. Record-keeping: a read or a write that
+    fails is logged, and the rollback goes on.
+    """
+    from prefect.context import FlowRunContext
+
+    from flows.approvals import unheard_answers
+    from flows.env import owner_run_id
+    from rollway.approvals import not_yet_recorded, unheard_transitions
+
+    run_id = owner_run_id(record.owner)
+    context = FlowRunContext.get()
+    if run_id is None or (context is not None and context.flow_run is not None and context.flow_run.id == run_id):
+        return  # no flow run held it, or this one does (a shift that lost a race): alive, it heard its answers
+    log = get_run_logger()
+    service = env.targets.canary_service
+    try:
+        unheard = unheard_answers(run_id)
+    except Exception as err:  # noqa: BLE001 - record-keeping; the traffic is back either way
+        log.warning("could not read whether flow run %s, which held %s's rollout, was answered after its process "
+                    "died (%s): any such answer is not in the ledger", run_id, service, err)
+        return
+    if not unheard:
+        return
+    try:
+        now = env.clock.now()
+        unheard = not_yet_recorded(unheard, env.ledger.get(service).history)
+        if unheard:
+            entries = unheard_transitions(unheard, now, then=ROLLED_BACK_SINCE)
+            env.ledger.record(service, owner=None, now=now, rollout=record.rollout_id, rule=check_rolling_back,
+                              transition=entries[0], followed_by=tuple(entries[1:]))
+    except Exception as err:  # noqa: BLE001 - as above
+        log.warning("could not record in the ledger the answers flow run %s was given after its process died (%s)",
+                    run_id, err)
+        return
+    for u in unheard:
+        log.warning("%s answered %s to flow run %s after its process had died: nothing acted on it (recorded in the "
+                    "ledger)", u.answer.approver, u.answer.action, u.run)
+
+
 class RollbackEndedBefore(LedgerError):
     """Another rollback recorded the rollout's rollback as ended before this one came to."""
 
@@ -1086,6 +1137,20 @@ def rollback_recorded(env: Environment, reason: str, *, actor: str, previous_tas
                 record_rollback_end(env, rollout=record.rollout_id, actor=actor, reason=reason, result=result)
 
     def act(ledger_failure: str | None) -> RollbackResult:
+        try:
+            result = roll_back(ledger_failure)
+        except RollbackIncomplete:  # the traffic is back all the same
+            unheard_then(ledger_failure)
+            raise
+        unheard_then(ledger_failure)
+        return result
+
+    def unheard_then(ledger_failure: str | None) -> None:
+        # After the traffic moved (and the page went out): a Prefect read before would delay both.
+        if active and ledger_failure is None and not closed_since_read:
+            record_unheard_after_rollback(env, record)
+
+    def roll_back(ledger_failure: str | None) -> RollbackResult:
         return execute_rollback(
             env, reason, actor=actor, previous_task_definition=previous_task_definition,
             stable_desired=stable_desired, bindings=bindings or (), ledger_failure=ledger_failure,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable, Literal
+from typing import Callable, Literal, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -118,15 +118,33 @@ def answered_dead(stamps: list[tuple[float, float]], answered_at: float) -> floa
     return silent_since(stamps, answered_at)
 
 
-def unheard_comment(unheard: UnheardAnswer) -> str:
+# How an ``unheard`` entry ends when a run taking the rollout over records it (the default).
+ASKED_AGAIN = "the run that took the rollout over asks again"
+
+
+def _given_to(unheard: UnheardAnswer) -> str:
+    """The words of an ``unheard`` entry that name the answer: the run it was given to and when."""
+    return f"(given to flow run {unheard.run} at {utc(unheard.answered_at)}, wall clock"
+
+
+def unheard_comment(unheard: UnheardAnswer, then: str = ASKED_AGAIN) -> str:
     """The comment of an ``unheard`` entry: the answer as an answer is recorded, and why it was
-    not acted on (and that the resumed rollout asks again)."""
-    return (f"{answer_comment(unheard.answer.action, unheard.answer.comment)} (given to flow run {unheard.run} at "
-            f"{utc(unheard.answered_at)}, wall clock, after its process had died: it last said it waited at "
-            f"{utc(unheard.silent_since)}; not acted on, the run that took the rollout over asks again)")
+    not acted on, then what became of the rollout (``then``: the resumed rollout asks again, say)."""
+    return (f"{answer_comment(unheard.answer.action, unheard.answer.comment)} {_given_to(unheard)}, after its "
+            f"process had died: it last said it waited at {utc(unheard.silent_since)}; not acted on, {then})")
 
 
-def unheard_transitions(unheard: list[UnheardAnswer], at: float) -> list[Transition]:
+def unheard_transitions(unheard: list[UnheardAnswer], at: float, then: str = ASKED_AGAIN) -> list[Transition]:
     """The ``unheard`` history entries of ``unheard``, stamped ``at`` (the rollout clock)."""
-    return [Transition(at=at, kind=UNHEARD, actor=u.answer.approver, comment=unheard_comment(u), verdict=u.question)
+    return [Transition(at=at, kind=UNHEARD, actor=u.answer.approver, comment=unheard_comment(u, then),
+                       verdict=u.question)
             for u in unheard]
+
+
+def not_yet_recorded(unheard: list[UnheardAnswer], history: Sequence[Transition]) -> list[UnheardAnswer]:
+    """Those of ``unheard`` that ``history`` has no ``unheard`` entry for: `rollway abort` records
+    them before the rollback it runs, which looks again once the traffic is back. An entry is
+    known by who answered and the run and time it names; how it ends differs with who wrote it."""
+    recorded = [t for t in history if t.kind == UNHEARD]
+    return [u for u in unheard
+            if not any(t.actor == u.answer.approver and _given_to(u) in (t.comment or "") for t in recorded)]

@@ -772,7 +772,7 @@ def record_unheard(service: Service, record: RolloutRecord, now: float) -> None:
     unheard = unheard_by_holder(record)
     if not unheard:
         return
-    entries = unheard_transitions(unheard, now)
+    entries = unheard_transitions(unheard, now, then="`rollway abort` rolls the rollout back")
     try:
         failed = write_or_why(lambda: service.ledger.record(
             service.name, owner=None, now=now, rollout=record.rollout_id, transition=entries[0],

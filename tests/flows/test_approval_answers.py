@@ -135,14 +135,14 @@ def test_an_answer_the_server_took_just_before_the_run_left_its_pause_wins_over_
 
     import flows.approvals
 
-    real_propose = flows.approvals.propose_state_sync
+    real_propose = flows.approvals.propose_state
     landed = []
 
-    def the_answer_lands_first(client, state, flow_run_id, **kwargs):
+    def the_answer_lands_first(client, state, run_id):
         if state.is_running() and not landed:
-            resume_flow_run(flow_run_id, run_input={"action": "reject", "approver": "erin", "comment": "roll back"})
+            resume_flow_run(run_id, run_input={"action": "reject", "approver": "erin", "comment": "roll back"})
             landed.append(True)
-        return real_propose(client, state, flow_run_id=flow_run_id, **kwargs)
+        return real_propose(client, state, run_id)
 
     def deadline_passed_while_paused(client, run_id, paused, deadline, poll_interval):
         for _ in range(50):  # the run's pause is stored before the wait begins
@@ -151,7 +151,7 @@ def test_an_answer_the_server_took_just_before_the_run_left_its_pause_wins_over_
             time.sleep(0.2)
         raise AssertionError("the run never paused")
 
-    monkeypatch.setattr(flows.approvals, "propose_state_sync", the_answer_lands_first)
+    monkeypatch.setattr(flows.approvals, "propose_state", the_answer_lands_first)
     monkeypatch.setattr(flows.approvals, "_wait_for_resume", deadline_passed_while_paused)
 
     answer = paused_once()

@@ -18,11 +18,10 @@ from prefect.client.schemas.filters import (
 from prefect.client.schemas.objects import StateType
 from prefect.flow_runs import resume_flow_run
 from prefect.states import Cancelled, Cancelling, Paused, Running
-from prefect.utilities.engine import propose_state_sync
 
 import flows.env
 import flows.rollback
-from flows.approvals import CancelledWhilePaused, _back_to_running, prefect_approver
+from flows.approvals import CancelledWhilePaused, _back_to_running, prefect_approver, propose_state
 from flows.hooks import rollback_hooks
 from flows.progressive import run_progressive
 from rollway.fakes import FakeLedger
@@ -249,7 +248,7 @@ def bare() -> None:
 def paused_run(client, timeout_seconds: int):
     """A flow run (no process behind it) that is Paused with ``timeout_seconds``, and its Paused state."""
     run = client.create_flow_run(bare, state=Running())
-    paused = propose_state_sync(client, Paused(timeout_seconds=timeout_seconds, pause_key="k"), flow_run_id=run.id)
+    paused = propose_state(client, Paused(timeout_seconds=timeout_seconds, pause_key="k"), run.id)
     assert paused.is_paused()
     return run.id, paused
 

@@ -14,10 +14,10 @@ from prefect import flow
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowFilter, FlowFilterName
 from prefect.states import Cancelled, Paused, Pending, Running
-from prefect.utilities.engine import propose_state_sync
 
 import flows.canary
 import flows.finalize
+from flows.approvals import propose_state
 from flows.canary import RolloutRefused, canary
 from flows.finalize import finalize, run_finalize
 from rollway.aws.ecs import EcsDeployer
@@ -281,7 +281,7 @@ def canary_run_in(state, **parameters) -> Iterator[str]:
     with get_client(sync_client=True) as client:
         run = client.create_flow_run(canary, parameters=parameters, state=Pending() if state is Pending else Running())
         if state is Paused:
-            paused = propose_state_sync(client, Paused(timeout_seconds=600, pause_key="k"), flow_run_id=run.id)
+            paused = propose_state(client, Paused(timeout_seconds=600, pause_key="k"), run.id)
             assert paused.is_paused()
         try:
             yield str(run.id)

@@ -43,7 +43,7 @@ def answered_by_dana() -> tuple[threading.Thread, list[str]]:
 
 
 def test_a_pause_proposed_while_the_api_is_away_is_made_once_it_answers(monkeypatch, caplog):
-    real = flows.approvals.propose_state_sync
+    real = flows.approvals.propose_state
     calls: list[int] = []
 
     def away_twice(*args, **kwargs):
@@ -52,7 +52,7 @@ def test_a_pause_proposed_while_the_api_is_away_is_made_once_it_answers(monkeypa
             raise httpx.ConnectError("All connection attempts failed")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(flows.approvals, "propose_state_sync", away_twice)
+    monkeypatch.setattr(flows.approvals, "propose_state", away_twice)
     _thread, outcome = answered_by_dana()
     assert outcome == ["approve by dana: fine"]
     assert "the Prefect API cannot be reached (All connection attempts failed): still trying to pause for an " \
@@ -60,7 +60,7 @@ def test_a_pause_proposed_while_the_api_is_away_is_made_once_it_answers(monkeypa
 
 
 def test_a_pause_and_a_form_whose_replies_the_outage_lost_are_taken_as_made(monkeypatch):
-    real_propose = flows.approvals.propose_state_sync
+    real_propose = flows.approvals.propose_state
     real_store = SyncPrefectClient.create_flow_run_input
     lost: set[str] = set()
 
@@ -77,7 +77,7 @@ def test_a_pause_and_a_form_whose_replies_the_outage_lost_are_taken_as_made(monk
             lost.add(key)
             raise httpx.ReadError("connection reset by peer")
 
-    monkeypatch.setattr(flows.approvals, "propose_state_sync", landed_then_lost)
+    monkeypatch.setattr(flows.approvals, "propose_state", landed_then_lost)
     monkeypatch.setattr(SyncPrefectClient, "create_flow_run_input", stored_then_lost)
     _thread, outcome = answered_by_dana()
     assert outcome == ["approve by dana: fine"]

@@ -19,8 +19,11 @@ from prefect.states import Crashed, Paused, Running
 
 from flows.approvals import ApprovalInput, unheard_answers
 from flows.env import OWNER_PREFIX
-from rollway.approvals import UNHEARD, auto_approve, waiting_prefix
+from flows.rollback import rollback_recorded
+from rollway.approvals import UNHEARD, auto_approve, unheard_transitions, waiting_prefix
 from rollway.cli import ops
+from rollway.model import Weights
+from rollway.phases import RolloutPhase
 from rollway.reports import rollout_report
 from rollway.spec import RolloutSpec, Stage, WeeklyPhase
 from tests.flows.test_progressive_fakes import IMAGE, env_with_ledger, progressive_on
@@ -118,6 +121,7 @@ def test_abort_records_the_answer_the_dead_holders_run_was_given_before_rolling_
     kinds = [t.kind for t in record.history]
     assert kinds[-2:] == [UNHEARD, "rollback-start"], kinds
     assert record.history[-2].actor == "dana" and record.history[-2].comment.startswith("reject: latency (given to")
+    assert record.history[-2].comment.endswith("not acted on, `rollway abort` rolls the rollout back)")
     out = " ".join(capsys.readouterr().out.split())
     assert f"flow run {dead.name} ({dead.id}) was answered reject by dana at " in out, out
     assert "nothing acted on it; recorded in the ledger" in out
@@ -196,3 +200,90 @@ def test_a_live_run_cancelled_at_its_pause_is_not_taken_for_dead():
         assert client.read_flow_run(live.id).state.is_cancelling()
     answered = dead_run_answered("approve", waited_until=time.time(), ended=False)  # a live run, resumed
     assert owner_finished(f"{OWNER_PREFIX}{answered.id}") is False
+
+
+PHASED = RolloutSpec(image=IMAGE, stages=[Stage(weight=w, bake_seconds=600) for w in (5, 100)], monitor_seconds=0,
+                     phases=[WeeklyPhase(name="week 1", weights=(5,)), WeeklyPhase(name="week 2", weights=(100,))])
+
+
+@flow
+def rollback_on(env, reason):
+    return rollback_recorded(env, reason, actor="erin")
+
+
+def held_by_a_dead_run_answered(action: str):
+    """A rollout at 5 %, held by a run that died paused and was then answered ``action`` by dana."""
+    env = env_with_ledger()
+    assert progressive_on(env, PHASED, auto_approve("alice"), phased=True).outcome == "holding"
+    dead = dead_run_answered(action, waited_until=time.time() - 600, ended=False)
+    env.ledger.acquire(env.targets.canary_service, owner=f"{OWNER_PREFIX}{dead.id}", now=env.clock.now(),
+                       lease_seconds=1, wall=env.clock.now() - 3600)
+    return env, dead
+
+
+def test_the_rollback_flow_records_the_answer_the_dead_holders_run_was_given_once_the_traffic_is_back(
+        monkeypatch, capsys):
+    """Rolled back by the rollback flow (run by hand, once dana's rejection did nothing), the
+    rollout's history had no word of her answer."""
+    import flows.approvals
+
+    env, dead = held_by_a_dead_run_answered("reject")
+    real = flows.approvals.unheard_answers
+    seen = []  # the load balancer when Prefect was asked: never before the traffic is back
+    monkeypatch.setattr(flows.approvals, "unheard_answers",
+                        lambda run_id: seen.append(env.router.weights) or real(run_id))
+
+    result = rollback_on(env, "dana's rejection never landed")
+
+    assert result.weights == Weights(stable=100, canary=0)
+    assert seen == [Weights(stable=100, canary=0)], seen
+    record = env.ledger.get(env.targets.canary_service)
+    assert record.phase is RolloutPhase.ROLLED_BACK
+    kinds = [t.kind for t in record.history]
+    assert kinds.index("rollback-start") < kinds.index(UNHEARD) < kinds.index("rollback"), kinds
+    (unheard,) = [t for t in record.history if t.kind == UNHEARD]
+    assert unheard.actor == "dana" and unheard.verdict == QUESTION
+    given = f"reject: latency (given to flow run {dead.name} ({dead.id}) at "
+    assert unheard.comment.startswith(given), unheard.comment
+    assert unheard.comment.endswith("not acted on, the rollout was rolled back since)"), unheard.comment
+    # `rollway status` shows it in the rolled-back rollout's history.
+    monkeypatch.setattr(ops, "connect", lambda *a: ops.Service(
+        targets=env.targets, targets_block=None, credentials_block=None, ledger=env.ledger, router=env.router))
+    assert ops.status(targets_block=None, credentials_block=None) == 0
+    said = " ".join(capsys.readouterr().out.split())
+    assert "│ unheard │ dana │ │ reject: latency" in said, said
+
+
+def test_an_answer_abort_recorded_before_the_rollback_is_not_recorded_again_by_it():
+    env, dead = held_by_a_dead_run_answered("reject")
+    service = env.targets.canary_service
+    now = env.clock.now()
+    before = unheard_transitions(unheard_answers(dead.id), now, then="`rollway abort` rolls the rollout back")
+    env.ledger.record(service, owner=None, now=now, rollout=env.ledger.get(service).rollout_id, transition=before[0])
+
+    rollback_on(env, "aborted by erin")
+
+    record = env.ledger.get(service)
+    assert [t.comment for t in record.history if t.kind == UNHEARD] == [before[0].comment]
+
+
+def test_a_rollback_that_cannot_read_prefect_still_rolls_back_and_says_the_answer_is_not_recorded(monkeypatch, caplog):
+    import httpx
+
+    import flows.approvals
+
+    env, dead = held_by_a_dead_run_answered("reject")
+
+    def unreachable(run_id):
+        raise httpx.ConnectError("connection refused")
+
+    monkeypatch.setattr(flows.approvals, "unheard_answers", unreachable)
+
+    result = rollback_on(env, "dana's rejection never landed")
+
+    assert result.weights == Weights(stable=100, canary=0)
+    record = env.ledger.get(env.targets.canary_service)
+    assert record.phase is RolloutPhase.ROLLED_BACK and UNHEARD not in [t.kind for t in record.history]
+    said = " ".join(caplog.text.split())
+    assert (f"could not read whether flow run {dead.id}, which held {env.targets.canary_service}'s rollout, was "
+            "answered after its process died (connection refused): any such answer is not in the ledger") in said, said
