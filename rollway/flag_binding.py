@@ -55,8 +55,8 @@ from rollway.flags import (
     FlagStoreUnavailable,
     MAX_REASON,
     InvalidFlagInput,
+    ChangePercentage,
     MalformedFlag,
-    Percentage,
     Reason,
     Salt,
     UnknownFlag,
@@ -141,7 +141,8 @@ class FlagChange(BaseModel):
     """A requested change to one flag; settings left as None keep their stored values.
 
     Validated at construction with the named errors (InvalidPercentage, InvalidFlagInput),
-    so a bad change fails before any I/O.
+    so a bad change fails before any I/O: a percentage finer than a basis point is refused, not
+    rounded (``validate_change_percentage``).
     """
 
     # A key it does not know is refused, not dropped: the set-flags flow's change
@@ -151,7 +152,8 @@ class FlagChange(BaseModel):
 
     feature: FeatureName = Field(description="the flag's name")
     enabled: bool | None = Field(default=None, description="true enables, false disables")
-    percentage: Percentage | None = Field(default=None, description="users on, in percent (0..100, basis points)")
+    percentage: ChangePercentage | None = Field(
+        default=None, description="users on, in percent (0..100, in steps of 0.01: flags hold basis points)")
     salt: Salt | None = Field(default=None, description="a new salt reshuffles which users are on")
     reason: Reason = Field(default="", description="why, for the audit trail (at most 1,000 characters)")
     create: bool = Field(default=False, description="create the flag if it does not exist (off at 0% unless set)")

@@ -224,6 +224,29 @@ def validate_percentage(value: object) -> float:
     return round(number, 2)
 
 
+def validate_change_percentage(value: object) -> float:
+    """``value`` as a percentage a flag holds exactly, for a change a person asks for.
+
+    Flags are stored in basis points. ``validate_percentage`` rounds to them, as reading a stored
+    flag must (it acts at the basis point it holds); a change rounded so was a silent loss:
+    0.004 % was stored as 0 %, off for every user, and reported as done. Every write path (the
+    CLI, the set-flags flow) builds a ``FlagChange``, whose percentage this is, so each refuses
+    it in these words.
+
+    Raises:
+        InvalidPercentage: not a finite number within 0..100.
+        InvalidFlagInput: finer than 0.01 %; nothing is read or changed.
+    """
+    stored = validate_percentage(value)
+    given = float(value)  # type: ignore[arg-type]  # validate_percentage took it as a number
+    if abs(stored - given) > 1e-9:
+        below, above = math.floor(given * 100) / 100, math.ceil(given * 100) / 100
+        raise InvalidFlagInput(f"percentage {given}: flags are stored in basis points, so the finest step is 0.01 % "
+                               f"(it would be stored as {stored:g}%); give {below:g} or {above:g}; nothing was read "
+                               "or changed")
+    return stored
+
+
 def validate_feature(feature: object) -> str:
     """``feature`` if it is a usable flag name.
 
@@ -326,6 +349,7 @@ def validate_reason(reason: object) -> str:
 # (they are not ValueErrors), so bad input surfaces as itself whichever way a model is built.
 FeatureName = Annotated[str, AfterValidator(validate_feature)]
 Percentage = Annotated[float, BeforeValidator(validate_percentage)]
+ChangePercentage = Annotated[float, BeforeValidator(validate_change_percentage)]
 Salt = Annotated[str, AfterValidator(validate_salt)]
 Reason = Annotated[str, AfterValidator(validate_reason)]
 

@@ -317,3 +317,15 @@ def test_a_run_with_no_changes_is_refused_before_the_run_starts():
     with pytest.raises(ParameterTypeError, match="changes is empty: give at least one flag to set, enable or disable"):
         set_flags.validate_parameters({"changes": []})
     assert set_flags.parameters.properties["changes"]["minItems"] == 1
+
+
+@pytest.mark.parametrize("block", [CREDENTIALS, "no-such-credentials-block"])
+def test_a_percentage_finer_than_a_basis_point_is_refused_before_any_aws_call(dynamo, block):
+    """A change at 0.004 % was rounded to basis points: stored as 0 % (off for every user) and reported
+    as done. It is refused as `rollway flags set --percentage 0.004` is, with the same words, before
+    the account is loaded (a credentials block that does not exist is never looked for)."""
+    with pytest.raises(InvalidFlagInput) as refused:
+        set_flags(changes=[{"feature": SQS, "enabled": True, "percentage": 0.004}], aws_credentials_block=block)
+    assert str(refused.value) == ("percentage 0.004: flags are stored in basis points, so the finest step is 0.01 % "
+                                  "(it would be stored as 0%); give 0 or 0.01; nothing was read or changed")
+    assert (dynamo.get(SQS).enabled, dynamo.get(SQS).version) == (False, 1)

@@ -169,9 +169,26 @@ def test_a_percentage_with_its_sign_is_refused_saying_what_to_give(given, messag
 
 
 def test_percentages_have_basis_point_resolution():
+    # A flag as stored (an item written outside rollway, say) is read at the basis point it acts on;
+    # a change asking for a finer one is refused instead (below).
     assert flag(percentage=33.333).percentage == 33.33
     assert flag(percentage=33.333).threshold == 3333
     assert flag(percentage="12.5").threshold == 1250
+
+
+@pytest.mark.parametrize("given,message", [
+    (0.004, "percentage 0.004: flags are stored in basis points, so the finest step is 0.01 % (it would be stored "
+            "as 0%); give 0 or 0.01; nothing was read or changed"),
+    ("12.345", "percentage 12.345: flags are stored in basis points, so the finest step is 0.01 % (it would be "
+               "stored as 12.35%); give 12.34 or 12.35; nothing was read or changed"),
+])
+def test_a_change_finer_than_a_basis_point_is_refused_not_rounded(given, message):
+    """A change is what a person asked for: 0.004 was stored as 0 % (off for every user) and reported
+    as done. Every way of changing a flag builds a FlagChange, so each refuses it in these words."""
+    with pytest.raises(InvalidFlagInput) as refused:
+        FlagChange.model_validate({"feature": SQS, "percentage": given})
+    assert str(refused.value) == message
+    assert FlagChange(feature=SQS, percentage="33.33").percentage == 33.33
 
 
 @pytest.mark.parametrize("name", ["", "has space", "a:b", "x" * 129])
