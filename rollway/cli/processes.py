@@ -12,6 +12,7 @@ it has stopped (or after ``STOP_SECONDS``), kills what is left of its process gr
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -190,12 +191,15 @@ class Child:
     def log_tail(self, lines: int = 40) -> str:
         """The last ``lines`` lines the child wrote to its log since it was last started ("":
         none, or no log). An earlier run's lines are not this failure's."""
+        return "\n".join(self._written()[-lines:])
+
+    def _written(self) -> list[str]:
+        """The lines the child wrote to its log since it was last started."""
         if self.log is None or not self.log.exists():
-            return ""
+            return []
         with self.log.open("rb") as handle:
             handle.seek(self._log_start)
-            written = handle.read().decode(errors="replace")
-        return "\n".join(written.splitlines()[-lines:])
+            return handle.read().decode(errors="replace").splitlines()
 
     def stop(self, timeout_seconds: float = STOP_SECONDS) -> int | None:
         """SIGTERM to the child, SIGKILL after ``timeout_seconds``; then the same for what it left
@@ -271,6 +275,28 @@ def _kill_group(pgid: int) -> None:
         pass
 
 
+# The welcome `prefect server start` prints before serving: its ASCII banner, the API's address,
+# the docs' and the dashboard's (or why there is none). It is in every start's log, and says
+# nothing of why the server stopped.
+_WELCOME = re.compile(
+    r"\s*(?:___ ___ ___ ___ ___ ___ _____|\| _ \\ _ \\ __\||\|  _/   / _\||\|_\| \|_\|_\\___\||"
+    r"Configure Prefect to communicate with the server with:|prefect config set PREFECT_API_URL=|"
+    r"View the API reference documentation at |Check out the dashboard at |The dashboard is |See `prefect dev`)"
+)
+
+
+def without_welcome(lines: Sequence[str]) -> list[str]:
+    """``lines`` of a Prefect server's log without its welcome and the blank lines around it: what
+    it said after (the tail under `rollway up`'s error showed the banner, and nothing of why, when
+    the server was killed; a traceback's top was pushed out by it)."""
+    kept = [line for line in lines if not _WELCOME.match(line)]
+    while kept and not kept[0].strip():
+        kept.pop(0)
+    while kept and not kept[-1].strip():
+        kept.pop()
+    return kept
+
+
 class PrefectServer(Child):
     """``prefect server start`` on 127.0.0.1: SQLite under ``home``, the UI and the API.
 
@@ -310,6 +336,11 @@ class PrefectServer(Child):
             "PREFECT_SERVER_API_HOST": HOST,
             "PREFECT_SERVER_API_PORT": str(self.port),
         }
+
+    def log_tail(self, lines: int = 40) -> str:
+        """As ``Child.log_tail``, without the welcome the server prints on starting: the lines
+        that say why it stopped ("" when it said nothing after it: killed, say)."""
+        return "\n".join(without_welcome(self._written())[-lines:])
 
     @property
     def url(self) -> str:

@@ -263,6 +263,9 @@ def test_up_reports_a_server_that_cannot_start_on_stderr(tmp_path):
     assert done.returncode == 1, done.stdout + done.stderr
     assert "error: prefect server exited" in done.stderr
     assert "bogus" in done.stderr, "the server log's tail, which names the cause, is shown"
+    # Without Prefect's welcome, which pushed the traceback's top out of the tail and says nothing of why.
+    assert "Configure Prefect" not in done.stderr and "Traceback (most recent call last)" in done.stderr
+    assert done.stderr.rstrip().endswith("An exception occurred."), done.stderr
     assert "exited" not in done.stdout and "bogus" not in done.stdout
 
 

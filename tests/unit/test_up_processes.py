@@ -481,6 +481,34 @@ def test_a_failed_childs_log_tail_is_what_it_wrote_this_time_not_an_earlier_runs
     assert "last week" in log.read_text(), "the earlier runs' lines stay in the log"
 
 
+def test_a_killed_servers_log_tail_holds_no_banner(tmp_path):
+    """A server killed once up (SIGKILL, the OOM killer) wrote nothing after its welcome: the tail
+    under `rollway up`'s error was Prefect's ASCII banner, the last thing on the terminal, as if it
+    said why. Now the tail is empty, and the error line naming the exit code is the last word."""
+    server = PrefectServer(tmp_path, free_port(), log=tmp_path / "rollway-up-server.log")
+    with server:
+        server.wait_healthy(timeout_seconds=180)
+        os.kill(server.pid, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while server.exit_code() is None:
+            assert time.monotonic() < deadline, "the server did not exit"
+            time.sleep(0.05)
+        assert "___ ___ ___" in server.log.read_text(), "the log holds the banner"
+        assert server.log_tail() == ""
+
+
+def test_a_servers_log_tail_is_what_it_said_after_its_welcome(tmp_path):
+    """The banner took lines of the tail's 40 that the server's own words needed."""
+    from prefect.cli._server_utils import generate_welcome_blurb
+
+    why = ["Server stopped!", "Traceback (most recent call last):",
+           *[f'  File "x.py", line {n}, in f' for n in range(26)], "ValueError: bogus", "An exception occurred."]
+    for ui in (True, False):
+        server = PrefectServer(tmp_path, free_port(), log=tmp_path / f"server-{ui}.log")
+        server.log.write_text(generate_welcome_blurb(server.url, ui_enabled=ui) + "\n\n\n" + "\n".join(why) + "\n")
+        assert server.log_tail() == "\n".join(why)
+
+
 class _Nothing:
     def __enter__(self):
         return self
