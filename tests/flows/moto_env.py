@@ -7,9 +7,11 @@ import hashlib
 import json
 import time
 from contextlib import contextmanager
+from typing import Callable, TypeVar
 from uuid import uuid4
 
 from botocore.exceptions import ClientError
+from prefect import flow
 from prefect.settings import PREFECT_API_URL
 
 from blocks.credentials import credentials_for_endpoint
@@ -22,6 +24,7 @@ from rollway.sim.traffic import TrafficSimulator
 
 HEALTHY = BehaviourProfile(error_probability=0.001, median_ms=120, sigma=0.5)
 SPEED = 120.0  # simulated seconds per wall second
+T = TypeVar("T")
 
 
 @contextmanager
@@ -37,6 +40,18 @@ def simulated(aws, canary_error_rate: float, *, tag: str = "2.0.0", rps: float =
     )
     with simulator:
         yield env, image
+
+
+def in_a_flow_run(name: str, body: Callable[[], T]) -> T:
+    """``body()`` called inside a flow run named ``name``, as a deployment's run would call it.
+
+    What the body uses (the embedded account, its clients, a fake publisher) reaches it by
+    closure, not as flow parameters: Prefect records a flow run's parameters, and for an account
+    holding a client factory that meant deep-copying boto3's session and every client it made,
+    0.2-1 s a run (about 40 s of the suite's CPU), only to give up on a lock and record a
+    placeholder.
+    """
+    return flow(name=name)(body)()
 
 
 def put_image(aws, tag: str, layer: str) -> str:

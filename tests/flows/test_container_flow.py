@@ -23,7 +23,7 @@ from rollway.aws.errors import TargetNotFound
 from rollway.fakes import FakeImagePublisher
 from rollway.publish import PublishIncomplete, PublishRefused, PublishRequest
 from tests.adapters.test_ecr import MANIFEST, index_manifest
-from tests.flows.moto_env import saved_blocks
+from tests.flows.moto_env import in_a_flow_run, saved_blocks
 from tests.toolchain.docker_engine import docker_engine  # noqa: F401 - the fixture
 
 REPOSITORY = "webordinary/edit-container"
@@ -297,9 +297,9 @@ def test_by_default_the_release_goes_to_ecr_with_ecrs_token_handed_to_docker_log
 # --- The ECR path end to end, with the image publisher faked (moto's ECR has no registry API) ---
 
 
-@flow
 def publish_with(aws, publisher: FakeImagePublisher, request: PublishRequest, targets=None):
-    return run_publish(request, targets or aws.targets, aws.get_client, open_publisher=lambda: nullcontext(publisher))
+    return in_a_flow_run("publish-with", lambda: run_publish(
+        request, targets or aws.targets, aws.get_client, open_publisher=lambda: nullcontext(publisher)))
 
 
 class EcrBacked(FakeImagePublisher):

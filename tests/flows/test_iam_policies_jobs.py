@@ -15,8 +15,6 @@ from __future__ import annotations
 import json
 from contextlib import nullcontext
 
-from prefect import flow
-
 from blocks.credentials import client_factory, credentials_for_endpoint
 from flows.cleanup import run_cleanup
 from flows.container import run_publish
@@ -28,7 +26,7 @@ from rollway.cleanup import CleanupSpec
 from tests.flows.test_container_flow import EcrBacked
 from rollway.publish import PublishRequest
 from tests.flows.iam import Request, allowed, denied, recording
-from tests.flows.moto_env import put_image, put_image_index
+from tests.flows.moto_env import in_a_flow_run, put_image, put_image_index
 
 # What docker push asks of ECR's registry API on the release's behalf (no boto3 call makes them).
 DOCKER_PUSH = {"ecr:BatchCheckLayerAvailability", "ecr:InitiateLayerUpload", "ecr:UploadLayerPart",
@@ -45,16 +43,15 @@ def own_clients(aws, key: str, used: set[str], requests: list[Request] | None = 
                      aws.targets.region)
 
 
-@flow
 def publish(aws, get_client, request):
     # Pushes land in the embedded ECR (through the test's own client, as docker's would: not a
     # call the policy grants), since the flow asks ECR for the version it pushed.
-    return run_publish(request, aws.targets, get_client, open_publisher=lambda: nullcontext(EcrBacked(aws)))
+    return in_a_flow_run("publish", lambda: run_publish(
+        request, aws.targets, get_client, open_publisher=lambda: nullcontext(EcrBacked(aws))))
 
 
-@flow
 def clean(aws, get_client, spec):
-    return run_cleanup(spec, aws.targets, get_client, stack_timeout_seconds=30)
+    return in_a_flow_run("clean", lambda: run_cleanup(spec, aws.targets, get_client, stack_timeout_seconds=30))
 
 
 def test_the_release_policy_allows_every_call_publish_container_makes(aws, tmp_path):
