@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import functools
 import os
 from dataclasses import dataclass
@@ -20,6 +21,8 @@ from hypothesis import settings  # noqa: E402
 settings.register_profile("rollway", deadline=None)
 settings.load_profile("rollway")
 
+from prefect.blocks.core import Block  # noqa: E402
+
 from blocks.credentials import client_factory, credentials_for_endpoint  # noqa: E402
 from rollway.sim.server import EmbeddedAws  # noqa: E402
 from rollway.sim.topology import Topology, provision  # noqa: E402
@@ -34,6 +37,30 @@ class AwsAccount:
     topology: Topology
     endpoint_url: str
     targets: Targets
+
+
+@pytest.fixture(scope="session", autouse=True)
+def block_schemas_built_once_per_class() -> Iterator[None]:
+    """Prefect's ``Block.model_json_schema``, computed once per block class and arguments.
+
+    Block.save asks for the class's whole JSON schema once per field (to find secret fields)
+    and again for the schema document: the same dict every time for a class, about 50 ms each
+    build, 0.3-1 s per saved pair of targets and credentials blocks and about 45 s of the
+    suite's CPU. Each caller gets a copy of the first build, so what Prefect saves and checks is
+    what it would have computed itself.
+    """
+    build = Block.model_json_schema.__func__
+    built: dict[tuple[Any, ...], dict[str, Any]] = {}
+
+    def once(cls, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        key = (cls, args, tuple(sorted(kwargs.items())))
+        if key not in built:
+            built[key] = build(cls, *args, **kwargs)
+        return copy.deepcopy(built[key])
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Block, "model_json_schema", classmethod(once))
+        yield
 
 
 @pytest.fixture(scope="session")
