@@ -27,6 +27,7 @@ from blocks.credentials import client_factory, credentials_for_endpoint  # noqa:
 from rollway.sim.server import EmbeddedAws  # noqa: E402
 from rollway.sim.topology import Topology, provision  # noqa: E402
 from rollway.targets import Targets  # noqa: E402
+from tests.moto_state import MotoState  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -92,17 +93,41 @@ def aws(new_account: Callable[[], AwsAccount]) -> AwsAccount:
     return new_account()
 
 
+@pytest.fixture(scope="session")
+def _provisioned(embedded_aws: EmbeddedAws, _get_client_for_region) -> Callable[[Targets], Topology]:
+    """``provisioned(targets)``: the embedded AWS reset, then holding the topology for ``targets``.
+
+    The first time for given targets, ``provision`` creates it through the API; later, the
+    state moto held right after that provision is put back (tests/moto_state.py): the same
+    account, without its 70 calls.
+    """
+    provisioned: dict[str, tuple[Topology, MotoState]] = {}
+
+    def reset_and_provision(targets: Targets) -> Topology:
+        embedded_aws.reset()
+        key = targets.model_dump_json()
+        if key in provisioned:
+            topology, state = provisioned[key]
+            state.restore()
+            return topology
+        topology = provision(_get_client_for_region(targets.region), targets)
+        provisioned[key] = (topology, MotoState())
+        return topology
+
+    return reset_and_provision
+
+
 @pytest.fixture
-def new_account(embedded_aws: EmbeddedAws, targets: Targets, _get_client_for_region) -> Callable[[], AwsAccount]:
+def new_account(embedded_aws: EmbeddedAws, targets: Targets, _get_client_for_region,
+                _provisioned: Callable[[Targets], Topology]) -> Callable[[], AwsAccount]:
     """``new_account()``: reset the embedded AWS and provision the topology for ``targets`` again,
     for a test that must start a scenario over on a fresh account."""
 
     def make() -> AwsAccount:
-        embedded_aws.reset()
-        get_client = _get_client_for_region(targets.region)
+        topology = _provisioned(targets)
         return AwsAccount(
-            get_client=get_client,
-            topology=provision(get_client, targets),
+            get_client=_get_client_for_region(targets.region),
+            topology=topology,
             endpoint_url=embedded_aws.endpoint_url,
             targets=targets,
         )
