@@ -7,7 +7,8 @@ In order, each a task whose result is logged:
 3. ``message``: POST the test instruction to that session, 2xx without an ``error`` (skipped,
    and so not passed, when no session was created);
 4. ``success_rate``: CloudWatch's ``SuccessRate`` (``Targets.metrics_namespace``, per ECS
-   service) averaged over the last minutes, at least the floor; no data fails.
+   service) averaged over the last minutes, at least the floor; no data fails. A read AWS refused
+   (or one that kept failing) is reported as not checked, not as the service failing it.
 
 Every check runs whatever the others found, so one run says everything that is wrong. The run
 ends with a markdown artifact (a table of the checks: result, reason, attempts, seconds) and
@@ -35,6 +36,7 @@ from rollway.errors_pickle import PicklableError
 from rollway.targets import Targets
 from rollway.validation import (
     MESSAGE, SUCCESS_RATE, CheckResult, ValidationSpec, ValidationSummary, evaluate, markdown, shown_url, skipped,
+    unchecked,
 )
 from tasks import traffic
 from tasks import validation as checks
@@ -89,7 +91,7 @@ def validate_deployment(
         note(skipped(MESSAGE, "no test session was created"))
     serving, unread = ({}, None) if spec.success_rate_services else _serving(targets, get_client)
     if unread is not None:
-        note(CheckResult(name=SUCCESS_RATE, outcome="failed", reason=unread))
+        note(unchecked(SUCCESS_RATE, unread))
     else:
         note(_attempted(checks.read_success_rate, spec, get_client("cloudwatch"), targets.metrics_namespace,
                         tuple(services), clock.build().now(), serving))

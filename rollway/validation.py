@@ -28,7 +28,9 @@ SUCCESS_RATE = "success_rate"
 CHECKS = (HEALTH, SESSION, MESSAGE, SUCCESS_RATE)
 """Every check, in the order they run and are reported."""
 
-Outcome = Literal["passed", "failed", "skipped"]
+Outcome = Literal["passed", "failed", "skipped", "unchecked"]
+"""``unchecked``: the check could not be made (a read AWS refused, a read that kept failing): the
+run does not pass on it, but it is no finding about the service either."""
 
 
 def shown_url(url: str) -> str:
@@ -227,6 +229,12 @@ class CheckResult(BaseModel):
         return self.outcome == "passed"
 
 
+def unchecked(name: str, why: str, *, seconds: float = 0.0, retryable: bool = False) -> CheckResult:
+    """A check that could not be made (``why``: what could not be read, and what to do): it does
+    not pass, and it is not reported as the service failing it."""
+    return CheckResult(name=name, outcome="unchecked", reason=why, seconds=seconds, retryable=retryable)
+
+
 def skipped(name: str, why: str) -> CheckResult:
     """A check that was not run because an earlier one it needs failed: it does not pass."""
     return CheckResult(name=name, outcome="skipped", reason=f"not run: {why}", attempts=0)
@@ -257,7 +265,12 @@ def evaluate(results: list[CheckResult] | tuple[CheckResult, ...]) -> Validation
         raise ValueError(f"checks reported more than once: {', '.join(twice)}")
     failed = tuple(r.name for r in results if not r.passed)
     if failed:
-        reason = "failed: " + "; ".join(f"{r.name} ({r.reason})" for r in results if not r.passed)
+        # A check that could not be made is named apart: "failed: success_rate (... AccessDenied)"
+        # read as the service failing its SuccessRate, when nobody could read it.
+        parts = [f"{label}: " + "; ".join(f"{r.name} ({r.reason})" for r in chosen)
+                 for label, chosen in (("failed", [r for r in results if r.outcome in ("failed", "skipped")]),
+                                       ("could not check", [r for r in results if r.outcome == "unchecked"])) if chosen]
+        reason = "; ".join(parts)
     else:
         reason = f"all {len(results)} checks passed"
     return ValidationSummary(passed=not failed, checks=tuple(results), failed=failed, reason=reason)
@@ -265,7 +278,10 @@ def evaluate(results: list[CheckResult] | tuple[CheckResult, ...]) -> Validation
 
 def markdown(summary: ValidationSummary, *, title: str = "Deployment validation") -> str:
     """The summary as markdown: the verdict, then one table row per check."""
-    verdict = "passed" if summary.passed else f"FAILED ({', '.join(summary.failed)})"
+    unmade = [r.name for r in summary.checks if r.outcome == "unchecked"]
+    found = [name for name in summary.failed if name not in unmade]
+    verdict = "passed" if summary.passed else "; ".join(
+        f"{label} ({', '.join(names)})" for label, names in (("FAILED", found), ("NOT CHECKED", unmade)) if names)
     lines = [
         f"# {title}: {verdict}",
         "",

@@ -214,3 +214,60 @@ def test_a_token_given_where_the_block_name_goes_is_refused_without_echoing_it(a
     assert "authorization_secret_block must be a Prefect block name" in state.message
     assert "s3cr3t" not in state.message
     assert app.requests == []
+
+
+def refusing(monkeypatch, service: str, operation: str, asked: list[str]) -> None:
+    """The run's ``service`` client refuses ``operation`` as AWS does a call the role may not make."""
+    import flows.validate
+    from tests.flows.test_traffic_reads_denied import answering
+
+    real = flows.validate.load_clients
+
+    def load(*args, **kwargs):
+        targets, get_client = real(*args, **kwargs)
+
+        def get(name: str):
+            client = get_client(name)
+            if name == service:
+                client.meta.events.register(
+                    f"before-parameter-build.{client.meta.service_model.service_id.hyphenize()}.{operation}",
+                    answering("AccessDenied", 99, asked, operation))
+            return client
+        return targets, get
+
+    monkeypatch.setattr(flows.validate, "load_clients", load)
+
+
+def test_a_success_rate_the_role_may_not_read_is_reported_as_not_checked_asked_once(aws, app, blocks, monkeypatch):
+    """A refused GetMetricData was asked three times and reported as the service failing its
+    SuccessRate check: "FAILED (success_rate)" for a service nobody had measured."""
+    asked: list[str] = []
+    refusing(monkeypatch, "cloudwatch", "GetMetricData", asked)
+    publish_success_rate(aws, 99.95)
+    state = validate_deployment(spec=spec(app, attempts=3), targets_block=blocks, aws_credentials_block=blocks,
+                                return_state=True)
+    with pytest.raises(ValidationFailed) as failed:
+        state.result()
+    assert asked == ["GetMetricData"]
+    check = failed.value.summary.checks[-1]
+    assert (check.name, check.outcome, check.attempts) == ("success_rate", "unchecked", 1)
+    assert str(failed.value).startswith("deployment validation could not check: success_rate (CloudWatch "
+                                        "GetMetricData for SuccessRate in Webordinary/Production was refused")
+    assert "allow cloudwatch:GetMetricData to the worker's role" in str(failed.value)
+    text = artifact_of(state)
+    assert "Deployment validation of webordinary-edit-service: NOT CHECKED (success_rate)" in text
+    assert "| success_rate | unchecked |" in text
+
+
+def test_a_failed_check_and_one_not_made_are_named_apart(aws, app, blocks, monkeypatch):
+    asked: list[str] = []
+    refusing(monkeypatch, "elbv2", "DescribeRules", asked)
+    app.faults.health_status = 503
+    state = validate_deployment(spec=spec(app, attempts=1), targets_block=blocks, aws_credentials_block=blocks,
+                                return_state=True)
+    with pytest.raises(ValidationFailed) as failed:
+        state.result()
+    message = str(failed.value)
+    assert message.startswith("deployment validation failed: health (HTTP 503")
+    assert "; could not check: success_rate (could not read which service carries the traffic" in message
+    assert "FAILED (health); NOT CHECKED (success_rate)" in artifact_of(state)
