@@ -411,6 +411,48 @@ def _pinned_line(record: RolloutRecord) -> list[str]:
             "rollout started)"]
 
 
+def _flag_settings(comment: str) -> str:
+    """The settings a flag entry's line (``FlagUpdate.describe``) leaves the flag at, e.g. ``on 25% (v3)``;
+    the line itself when it is not one of those."""
+    line = comment.partition(": ")[2]
+    for lead in ("left ", "unchanged, "):
+        if line.startswith(lead):
+            line = line[len(lead):]
+    line = line.split(" -> ", 1)[-1]  # the first arrow: a reason after the settings may hold one too
+    settings, found, version = line.partition(" (v")
+    return f"{settings} (v{version.partition(')')[0]})" if found else comment
+
+
+def _flags_line(record: RolloutRecord) -> list[str]:
+    """Where the rollout left each flag it binds, as the ledger recorded it: the last setting a
+    stage gave it, or what the rollback did to it (disabled, or left on as a person set it).
+
+    The flags' moves were only in the list of every transition, and a rolled-back rollout's
+    disable in none: a reader could not tell whether a bound flag still served users."""
+    bound = bound_flags(record)
+    if not bound:
+        return []
+    end = record.last_transition("rollback")
+    finished = record.phase is RolloutPhase.ROLLED_BACK and end is not None
+    said = []
+    for feature in bound:
+        moves = [t for t in record.history if t.kind == "flag" and (t.comment or "").startswith(f"{feature}: ")]
+        last = moves[-1] if moves else None
+        if finished and last is not None and last.at >= end.at and last.comment.startswith(f"{feature}: left "):
+            said.append(f"`{feature}` **left {cell(_flag_settings(last.comment))}** by the rollback, as a person had "
+                        "set it")
+        elif finished:
+            said.append(f"`{feature}` disabled by the rollback ({utc(end.at)})")
+        else:
+            where = (f"{cell(_flag_settings(last.comment))} (set {utc(last.at)} by {cell(last.actor)})" if last
+                     else "not moved by this rollout")
+            if record.phase is RolloutPhase.ROLLING_BACK:
+                where += "; the rollback disables it, not recorded as done"
+            said.append(f"`{feature}` {where}")
+    return [f"- **Feature flags it binds** (as the ledger recorded them; `rollway flags list` shows them now): "
+            f"{'; '.join(said)}"]
+
+
 def rollout_report(record: RolloutRecord, *, now: float | None = None) -> str:
     """The rollout as markdown: outcome, stages (weights, times, verdicts and reasons), approvals, timeline.
 
@@ -434,6 +476,7 @@ def rollout_report(record: RolloutRecord, *, now: float | None = None) -> str:
     if record.canary_task_definition or record.previous_task_definition:
         lines.append(f"- **Task definitions:** new {record.canary_task_definition or '-'}, "
                      f"previous {record.previous_task_definition or '-'}")
+    lines += _flags_line(record)
     trigger = rollback_trigger(record)
     if trigger is not None:
         lines.append(f"- **Rolled back because:** {cell(trigger.reason)} (by {cell(trigger.who)}, {utc(trigger.at)})")
