@@ -294,7 +294,8 @@ def markdown(summary: ValidationSummary, *, title: str = "Deployment validation"
 
 
 def judge_success_rate(averages: dict[str, tuple[float, float]], spec: ValidationSpec, services: tuple[str, ...],
-                       *, seconds: float = 0.0, serving: Mapping[str, int] | None = None) -> CheckResult:
+                       *, seconds: float = 0.0, serving: Mapping[str, int] | None = None,
+                       namespace: str | None = None) -> CheckResult:
     """The ``SuccessRate`` check from what CloudWatch held: service -> (sum, sample count).
 
     Pooled over the services that published (as CloudWatch's Average over their series would
@@ -306,18 +307,26 @@ def judge_success_rate(averages: dict[str, tuple[float, float]], spec: Validatio
     ``serving``: service -> percent of users' traffic the load balancer sends it. A service that
     carries some and published nothing fails the check: the version users reach is unmeasured,
     and the other service's figures alone passed it (say, the old version's, after a promotion).
+
+    ``namespace``: where the metric was looked for, named in a failure for no data, with where
+    to look (it said only "no data", and a wrong namespace read as a service that publishes none).
     """
     window = spec.success_rate_window_minutes
     names = ", ".join(services)
+    where = f"namespace {namespace}, " if namespace else ""
+    hint = (f"; a service that publishes it elsewhere: name that namespace as metrics_namespace in the "
+            "RollwayTargets block, or its ECS service in spec.success_rate_services" if namespace else "")
     if not averages:
         return CheckResult(name=SUCCESS_RATE, outcome="failed", seconds=seconds, retryable=True,
-                           reason=f"no SuccessRate data in the last {window} minutes (services {names})")
+                           reason=f"no SuccessRate data in the last {window} minutes ({where}dimension Service: "
+                                  f"{names}){hint}")
     unmeasured = [f"{svc} carries {weight}% of the traffic" for svc, weight in (serving or {}).items()
                   if weight > 0 and svc not in averages]
     if unmeasured:
         return CheckResult(name=SUCCESS_RATE, outcome="failed", seconds=seconds, retryable=True,
                            reason=f"{'; '.join(unmeasured)} but published no SuccessRate in the last {window} "
-                                  f"minutes (only {', '.join(averages)} did): the version users reach is unmeasured")
+                                  f"minutes ({where}only {', '.join(averages)} did): the version users reach is "
+                                  "unmeasured")
     total = sum(s for s, _ in averages.values())
     count = sum(n for _, n in averages.values())
     average = total / count

@@ -79,4 +79,5 @@ def read_success_rate(spec: ValidationSpec, cloudwatch: Any, namespace: str, ser
         return _counted(unchecked(SUCCESS_RATE, f"CloudWatch GetMetricData for {SUCCESS_RATE_METRIC} in {namespace} "
                                                 f"{'was refused' if refused else 'failed'}: {err}{remedy}",
                                   seconds=time.monotonic() - began, retryable=not refused))
-    return _counted(judge_success_rate(averages, spec, services, seconds=time.monotonic() - began, serving=serving))
+    return _counted(judge_success_rate(averages, spec, services, seconds=time.monotonic() - began, serving=serving,
+                                       namespace=namespace))

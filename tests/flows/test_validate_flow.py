@@ -271,3 +271,16 @@ def test_a_failed_check_and_one_not_made_are_named_apart(aws, app, blocks, monke
     assert message.startswith("deployment validation failed: health (HTTP 503")
     assert "; could not check: success_rate (could not read which service carries the traffic" in message
     assert "FAILED (health); NOT CHECKED (success_rate)" in artifact_of(state)
+
+
+def test_no_success_rate_names_the_namespace_it_was_looked_for_in_and_where_to_set_another(aws, app, blocks):
+    """The check said only "no SuccessRate data": a reader could not tell a service that publishes
+    none from a targets block naming another namespace than the one the services publish in.
+    (moto's GetMetricData matches metrics whatever their namespace, so none is published here.)"""
+    state = validate_deployment(spec=spec(app, attempts=1), targets_block=blocks, aws_credentials_block=blocks,
+                                return_state=True)
+    with pytest.raises(ValidationFailed) as failed:
+        state.result()
+    assert ("no SuccessRate data in the last 5 minutes (namespace Webordinary/Production, dimension Service: "
+            "webordinary-edit-service, webordinary-edit-service-canary); a service that publishes it elsewhere: name "
+            "that namespace as metrics_namespace in the RollwayTargets block" in str(failed.value)), str(failed.value)
