@@ -29,6 +29,7 @@ from rollway.model import Weights
 from rollway.phases import RolloutPhase
 from rollway.report import markdown_cell as cell
 from rollway.spec import RolloutSpec
+from rollway.targets import Targets
 
 ANSWERS = ("approve", "reject", "hold", "timeout", UNHEARD)
 """Transition kinds that record a person's answer to a pause (or its timeout, or an answer given to
@@ -555,7 +556,8 @@ def _flags_step(record: RolloutRecord, end: Transition) -> str:
     return line + ";"
 
 
-def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, now: float | None = None) -> str:
+def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, now: float | None = None,
+                    targets: Targets | None = None) -> str:
     """The incident report of a rolled-back (or rolling-back) rollout, as markdown.
 
     Args:
@@ -563,6 +565,8 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, no
         alert_topic: the SNS topic rollback notices go to (``Targets.alert_topic``), named in the report.
         now: the wall clock when the report is written (what rollback claims are stamped on), to
             tell a rollback still carried out from one whose holder stopped; None: not told.
+        targets: where the service runs (cluster, region, metrics namespace, dashboard, dead-letter
+            queues), named in the next steps so a reader knows where to look; None: not named.
 
     Raises:
         ValueError: the rollout was not rolled back (nothing to report as an incident).
@@ -700,9 +704,17 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, no
     taken = _takeovers(record)
     if taken:
         lines += ["", "## Runs that took the rollout over", "", *taken]
+    # Where to look, by name: "the canary's logs" and "the dead-letter queues" left a responder to
+    # find the cluster, the dashboard and which queues from the targets block.
+    where = dlqs = ""
+    if targets is not None:
+        where = (f" (ECS service `{targets.canary_service}` in cluster `{targets.cluster}`, region {targets.region}; "
+                 f"metrics in `{targets.metrics_namespace}`, dashboard `{targets.dashboard}`)")
+        dlqs = f" ({', '.join(f'`{q.dlq_name}`' for q in targets.queues)})" if targets.queues else ""
     lines += ["", "## Stages", "", *_stage_table(record), "", "## Next steps", "",
-              f"- [ ] Read the canary's logs and metrics{window}: confirm what failed and whether users were affected.",
-              "- [ ] Check the dead-letter queues for messages the new version failed to process.",
+              f"- [ ] Read the canary's logs and metrics{window}{where}: confirm what failed and whether users were "
+              "affected.",
+              f"- [ ] Check the dead-letter queues{dlqs} for messages the new version failed to process.",
               "- [ ] Find the cause and fix it; ship the fix as a new image tag (a new rollout).",
               "- [ ] If the trigger was wrong (a false alarm), record why and adjust the spec's thresholds.",
               "- [ ] Tell users what happened and what comes next (the seed's communication plan).",

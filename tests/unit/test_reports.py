@@ -666,3 +666,15 @@ def test_the_rollout_report_says_where_the_rollout_left_each_flag_it_binds():
         700, "sqs-sessions: left on 5% (v4): re-enabled by oncall after the rollback disabled it", "judge"))})
     assert "`sqs-sessions` **left on 5% (v4)** by the rollback, as a person had set it" in rollout_report(kept)
     assert "Feature flags" not in rollout_report(promoted_record())  # none bound: no line
+
+
+def test_the_incident_reports_next_steps_name_where_to_look_in_aws():
+    """"Read the canary's logs" and "check the dead-letter queues" left a responder to find the
+    cluster, the dashboard and the queues' names in the targets block."""
+    from rollway.targets import Targets
+
+    text = incident_report(guardrail_rollback(), targets=Targets())
+    assert ("(ECS service `webordinary-edit-service-canary` in cluster `webordinary-edit-cluster`, region us-west-2; "
+            "metrics in `Webordinary/Production`, dashboard `webordinary-edit-dashboard`): confirm what failed" in text)
+    assert ("Check the dead-letter queues (`webordinary-email-dlq`, `webordinary-edit-input-dlq`, "
+            "`webordinary-edit-output-dlq`) for messages" in text)
