@@ -196,6 +196,19 @@ def test_a_service_behind_a_token_is_validated_with_a_secret_block_and_the_token
         state.result()
     assert failed.value.summary.failed == ("health", "session", "message")
     assert "HTTP 401" in str(failed.value)
+    # Each refusal says what to do: the status alone read as the new version failing its checks.
+    health = failed.value.summary.checks[0].reason
+    assert health.endswith("; the service wants credentials: save its Authorization header's value (e.g. `Bearer "
+                           "<token>`) in a Prefect Secret block and name it in spec.authorization_secret_block"), health
+
+    # A token the service does not take: the block's value is named as what to check, and not shown.
+    Secret(value="Bearer expired-token").save("edit-api-token", overwrite=True)
+    state = validate_deployment(spec=spec(app, attempts=1, authorization_secret_block="edit-api-token"),
+                                targets_block=blocks, aws_credentials_block=blocks, return_state=True)
+    with pytest.raises(ValidationFailed) as failed:
+        state.result()
+    assert "the service refused the Authorization header sent from spec.authorization_secret_block" in str(failed.value)
+    assert "expired-token" not in str(failed.value) + artifact_of(state)
 
 
 def test_a_secret_block_that_does_not_exist_fails_the_run_in_one_line_before_any_request(aws, app, blocks, caplog):
