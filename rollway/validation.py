@@ -276,8 +276,9 @@ def evaluate(results: list[CheckResult] | tuple[CheckResult, ...]) -> Validation
     return ValidationSummary(passed=not failed, checks=tuple(results), failed=failed, reason=reason)
 
 
-def markdown(summary: ValidationSummary, *, title: str = "Deployment validation") -> str:
-    """The summary as markdown: the verdict, then one table row per check."""
+def markdown(summary: ValidationSummary, *, title: str = "Deployment validation", context: tuple[str, ...] = ()) -> str:
+    """The summary as markdown: the verdict, ``context`` (lines saying what was validated), then one
+    table row per check."""
     unmade = [r.name for r in summary.checks if r.outcome == "unchecked"]
     found = [name for name in summary.failed if name not in unmade]
     verdict = "passed" if summary.passed else "; ".join(
@@ -285,6 +286,7 @@ def markdown(summary: ValidationSummary, *, title: str = "Deployment validation"
     lines = [
         f"# {title}: {verdict}",
         "",
+        *((*context, "") if context else ()),
         "| check | result | reason | attempts | seconds |",
         "|---|---|---|---|---|",
     ]

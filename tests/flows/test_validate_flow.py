@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import datetime, timezone
 from typing import Iterator
@@ -63,6 +64,10 @@ def test_a_healthy_deployment_passes_and_the_artifact_lists_every_check(aws, app
     for name in ("health", "session", "message", "success_rate"):
         assert f"| {name} | passed |" in text
     assert "99.95%" in text
+    # Which version it validated: each service's share of the traffic and the image it runs.
+    for service, share in ((aws.targets.stable_service, 100), (aws.targets.canary_service, 0)):
+        assert re.search(f"- `{service}` \\((stable|canary)\\): {share}% of the traffic; task definition "
+                         f"arn:aws:ecs:[^ ]+:task-definition/{aws.targets.task_family}:\\d+, image `[^`]+`", text), text
     assert len(app.sessions) == 1  # one test session, one message
     assert list(app.sessions.values()) == [["Test deployment"]]
 
