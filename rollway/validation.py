@@ -316,7 +316,7 @@ def judge_success_rate(averages: dict[str, tuple[float, float]], spec: Validatio
     window = spec.success_rate_window_minutes
     names = ", ".join(services)
     where = f"namespace {namespace}, " if namespace else ""
-    hint = (f"; a service that publishes it elsewhere: name that namespace as metrics_namespace in the "
+    hint = ("; a service that publishes it elsewhere: name that namespace as metrics_namespace in the "
             "RollwayTargets block, or its ECS service in spec.success_rate_services" if namespace else "")
     if not averages:
         return CheckResult(name=SUCCESS_RATE, outcome="failed", seconds=seconds, retryable=True,
