@@ -150,7 +150,7 @@ def rollout_report(
     log.info("wrote the rollout report (artifact %s)", keys[0])
     if record.phase in INCIDENT_PHASES:
         keys.append(artifact_key(service, "incident-report"))
-        incident = incident_report(record, alert_topic=targets.alert_topic, now=now)
+        incident = incident_report(record, alert_topic=targets.alert_topic, now=now, targets=targets)
         create_markdown_artifact(key=keys[1], markdown=incident,
                                  description=f"incident: rollback of rollout {record.rollout_id} of {service}")
         log.warning("rollout %s was %s: wrote the incident report (artifact %s)", record.rollout_id,

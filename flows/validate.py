@@ -7,10 +7,12 @@ In order, each a task whose result is logged:
 3. ``message``: POST the test instruction to that session, 2xx without an ``error`` (skipped,
    and so not passed, when no session was created);
 4. ``success_rate``: CloudWatch's ``SuccessRate`` (``Targets.metrics_namespace``, per ECS
-   service) averaged over the last minutes, at least the floor; no data fails.
+   service) averaged over the last minutes, at least the floor; no data fails. A read AWS refused
+   (or one that kept failing) is reported as not checked, not as the service failing it.
 
 Every check runs whatever the others found, so one run says everything that is wrong. The run
-ends with a markdown artifact (a table of the checks: result, reason, attempts, seconds) and
+ends with a markdown artifact (what was validated: each service's share of the traffic and
+image; a table of the checks: result, reason, attempts, seconds) and
 fails with ``ValidationFailed`` naming the checks that did not pass. It changes nothing but
 the test session and message it sends, so running it again is safe.
 """
@@ -28,6 +30,7 @@ from flows.artifacts import for_people
 from flows.env import load_clients
 from flows.journal import artifact_key
 from flows.untraced import without_traceback
+from rollway.aws.ecs import EcsDeployer
 from rollway.aws.elbv2 import AlbRouter
 from rollway.aws.errors import AdapterError
 from rollway.clock import ClockSettings
@@ -35,8 +38,9 @@ from rollway.errors_pickle import PicklableError
 from rollway.targets import Targets
 from rollway.validation import (
     MESSAGE, SUCCESS_RATE, CheckResult, ValidationSpec, ValidationSummary, evaluate, markdown, shown_url, skipped,
+    unchecked,
 )
-from tasks import traffic
+from tasks import ecs, traffic
 from tasks import validation as checks
 
 
@@ -89,23 +93,45 @@ def validate_deployment(
         note(skipped(MESSAGE, "no test session was created"))
     serving, unread = ({}, None) if spec.success_rate_services else _serving(targets, get_client)
     if unread is not None:
-        note(CheckResult(name=SUCCESS_RATE, outcome="failed", reason=unread))
+        note(unchecked(SUCCESS_RATE, unread))
     else:
         note(_attempted(checks.read_success_rate, spec, get_client("cloudwatch"), targets.metrics_namespace,
                         tuple(services), clock.build().now(), serving))
 
+    versions = _what_ran(targets, get_client, serving)
+    for line in versions:
+        log.info("validated %s", line.removeprefix("- "))
     summary = evaluate(results)
     # Refused, the artifact's error would replace the verdict: a passed validation failed, and
     # a failed one no longer named its checks (the log above has each of them).
     for_people("validation", lambda: create_markdown_artifact(
         key=artifact_key(targets.canary_service, "validation"),
-        markdown=markdown(summary, title=f"Deployment validation of {targets.stable_service}"),
+        markdown=markdown(summary, title=f"Deployment validation of {targets.stable_service}",
+                          context=("What was validated:", "", *versions)),
         description="post-deployment validation",
     ))
     if not summary.passed:
         raise ValidationFailed(summary)
     log.info("deployment validation passed: %s", summary.reason)
     return summary
+
+
+def _what_ran(targets: Targets, get_client: Callable[[str], Any], serving: dict[str, int]) -> tuple[str, ...]:
+    """One line per service: its share of the traffic (when read) and the image its task
+    definition names. The artifact did not say which version it validated: after the fact, it
+    could not be matched to a rollout (or told apart from a run made before the promotion).
+    A read that fails is said in its line; it changes no check's result."""
+    deployer = EcsDeployer(get_client("ecs"), targets)
+    lines = []
+    for role, service in (("stable", targets.stable_service), ("canary", targets.canary_service)):
+        share = f"{serving[service]}% of the traffic" if service in serving else "its share of the traffic not read"
+        try:
+            definition = ecs.describe_service(deployer, service).task_definition
+            ran = f"task definition {definition}, image `{ecs.image_of(deployer, definition)}`"
+        except (AdapterError, BotoCoreError, ClientError) as err:
+            ran = f"its image could not be read: {err}"
+        lines.append(f"- `{service}` ({role}): {share}; {ran}")
+    return tuple(lines)
 
 
 def _serving(targets: Targets, get_client: Callable[[str], Any]) -> tuple[dict[str, int], str | None]:

@@ -235,7 +235,20 @@ def _answered(response: httpx.Response) -> str:
         # /login?next=/health%3Ftoken%3D..."), unmasked: it is not quoted.
         return f"{where} to {shown_url(response.headers['location'])} from {response.request.method} " \
                f"{shown_url(response.request.url)}"
-    return f"{where} from {response.request.method} {shown_url(response.request.url)}; {_tail(response)}"
+    return f"{where} from {response.request.method} {shown_url(response.request.url)}; {_tail(response)}" \
+        + _remedy(response)
+
+
+def _remedy(response: httpx.Response) -> str:
+    """What to do about a refusal whose cause is the request's, not the service's health: a 401
+    or 403 said only the status, and read as the new version failing the check."""
+    if response.status_code not in (401, 403):
+        return ""
+    if "authorization" in response.request.headers:  # its value is never shown
+        return ("; the service refused the Authorization header sent from spec.authorization_secret_block: check "
+                "that Secret block's value (e.g. `Bearer <token>`)")
+    return ("; the service wants credentials: save its Authorization header's value (e.g. `Bearer <token>`) in a "
+            "Prefect Secret block and name it in spec.authorization_secret_block")
 
 
 _FAILING_STATUS = frozenset({"down", "fail", "failed", "failing", "unhealthy", "error", "out_of_service", "critical"})

@@ -29,6 +29,7 @@ from rollway.model import Weights
 from rollway.phases import RolloutPhase
 from rollway.report import markdown_cell as cell
 from rollway.spec import RolloutSpec
+from rollway.targets import Targets
 
 ANSWERS = ("approve", "reject", "hold", "timeout", UNHEARD)
 """Transition kinds that record a person's answer to a pause (or its timeout, or an answer given to
@@ -411,6 +412,48 @@ def _pinned_line(record: RolloutRecord) -> list[str]:
             "rollout started)"]
 
 
+def _flag_settings(comment: str) -> str:
+    """The settings a flag entry's line (``FlagUpdate.describe``) leaves the flag at, e.g. ``on 25% (v3)``;
+    the line itself when it is not one of those."""
+    line = comment.partition(": ")[2]
+    for lead in ("left ", "unchanged, "):
+        if line.startswith(lead):
+            line = line[len(lead):]
+    line = line.split(" -> ", 1)[-1]  # the first arrow: a reason after the settings may hold one too
+    settings, found, version = line.partition(" (v")
+    return f"{settings} (v{version.partition(')')[0]})" if found else comment
+
+
+def _flags_line(record: RolloutRecord) -> list[str]:
+    """Where the rollout left each flag it binds, as the ledger recorded it: the last setting a
+    stage gave it, or what the rollback did to it (disabled, or left on as a person set it).
+
+    The flags' moves were only in the list of every transition, and a rolled-back rollout's
+    disable in none: a reader could not tell whether a bound flag still served users."""
+    bound = bound_flags(record)
+    if not bound:
+        return []
+    end = record.last_transition("rollback")
+    finished = record.phase is RolloutPhase.ROLLED_BACK and end is not None
+    said = []
+    for feature in bound:
+        moves = [t for t in record.history if t.kind == "flag" and (t.comment or "").startswith(f"{feature}: ")]
+        last = moves[-1] if moves else None
+        if finished and last is not None and last.at >= end.at and last.comment.startswith(f"{feature}: left "):
+            said.append(f"`{feature}` **left {cell(_flag_settings(last.comment))}** by the rollback, as a person had "
+                        "set it")
+        elif finished:
+            said.append(f"`{feature}` disabled by the rollback ({utc(end.at)})")
+        else:
+            where = (f"{cell(_flag_settings(last.comment))} (set {utc(last.at)} by {cell(last.actor)})" if last
+                     else "not moved by this rollout")
+            if record.phase is RolloutPhase.ROLLING_BACK:
+                where += "; the rollback disables it, not recorded as done"
+            said.append(f"`{feature}` {where}")
+    return [f"- **Feature flags it binds** (as the ledger recorded them; `rollway flags list` shows them now): "
+            f"{'; '.join(said)}"]
+
+
 def rollout_report(record: RolloutRecord, *, now: float | None = None) -> str:
     """The rollout as markdown: outcome, stages (weights, times, verdicts and reasons), approvals, timeline.
 
@@ -434,6 +477,7 @@ def rollout_report(record: RolloutRecord, *, now: float | None = None) -> str:
     if record.canary_task_definition or record.previous_task_definition:
         lines.append(f"- **Task definitions:** new {record.canary_task_definition or '-'}, "
                      f"previous {record.previous_task_definition or '-'}")
+    lines += _flags_line(record)
     trigger = rollback_trigger(record)
     if trigger is not None:
         lines.append(f"- **Rolled back because:** {cell(trigger.reason)} (by {cell(trigger.who)}, {utc(trigger.at)})")
@@ -512,7 +556,8 @@ def _flags_step(record: RolloutRecord, end: Transition) -> str:
     return line + ";"
 
 
-def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, now: float | None = None) -> str:
+def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, now: float | None = None,
+                    targets: Targets | None = None) -> str:
     """The incident report of a rolled-back (or rolling-back) rollout, as markdown.
 
     Args:
@@ -520,6 +565,8 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, no
         alert_topic: the SNS topic rollback notices go to (``Targets.alert_topic``), named in the report.
         now: the wall clock when the report is written (what rollback claims are stamped on), to
             tell a rollback still carried out from one whose holder stopped; None: not told.
+        targets: where the service runs (cluster, region, metrics namespace, dashboard, dead-letter
+            queues), named in the next steps so a reader knows where to look; None: not named.
 
     Raises:
         ValueError: the rollout was not rolled back (nothing to report as an incident).
@@ -657,9 +704,17 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, no
     taken = _takeovers(record)
     if taken:
         lines += ["", "## Runs that took the rollout over", "", *taken]
+    # Where to look, by name: "the canary's logs" and "the dead-letter queues" left a responder to
+    # find the cluster, the dashboard and which queues from the targets block.
+    where = dlqs = ""
+    if targets is not None:
+        where = (f" (ECS service `{targets.canary_service}` in cluster `{targets.cluster}`, region {targets.region}; "
+                 f"metrics in `{targets.metrics_namespace}`, dashboard `{targets.dashboard}`)")
+        dlqs = f" ({', '.join(f'`{q.dlq_name}`' for q in targets.queues)})" if targets.queues else ""
     lines += ["", "## Stages", "", *_stage_table(record), "", "## Next steps", "",
-              f"- [ ] Read the canary's logs and metrics{window}: confirm what failed and whether users were affected.",
-              "- [ ] Check the dead-letter queues for messages the new version failed to process.",
+              f"- [ ] Read the canary's logs and metrics{window}{where}: confirm what failed and whether users were "
+              "affected.",
+              f"- [ ] Check the dead-letter queues{dlqs} for messages the new version failed to process.",
               "- [ ] Find the cause and fix it; ship the fix as a new image tag (a new rollout).",
               "- [ ] If the trigger was wrong (a false alarm), record why and adjust the spec's thresholds.",
               "- [ ] Tell users what happened and what comes next (the seed's communication plan).",

@@ -28,7 +28,9 @@ SUCCESS_RATE = "success_rate"
 CHECKS = (HEALTH, SESSION, MESSAGE, SUCCESS_RATE)
 """Every check, in the order they run and are reported."""
 
-Outcome = Literal["passed", "failed", "skipped"]
+Outcome = Literal["passed", "failed", "skipped", "unchecked"]
+"""``unchecked``: the check could not be made (a read AWS refused, a read that kept failing): the
+run does not pass on it, but it is no finding about the service either."""
 
 
 def shown_url(url: str) -> str:
@@ -227,6 +229,12 @@ class CheckResult(BaseModel):
         return self.outcome == "passed"
 
 
+def unchecked(name: str, why: str, *, seconds: float = 0.0, retryable: bool = False) -> CheckResult:
+    """A check that could not be made (``why``: what could not be read, and what to do): it does
+    not pass, and it is not reported as the service failing it."""
+    return CheckResult(name=name, outcome="unchecked", reason=why, seconds=seconds, retryable=retryable)
+
+
 def skipped(name: str, why: str) -> CheckResult:
     """A check that was not run because an earlier one it needs failed: it does not pass."""
     return CheckResult(name=name, outcome="skipped", reason=f"not run: {why}", attempts=0)
@@ -257,18 +265,28 @@ def evaluate(results: list[CheckResult] | tuple[CheckResult, ...]) -> Validation
         raise ValueError(f"checks reported more than once: {', '.join(twice)}")
     failed = tuple(r.name for r in results if not r.passed)
     if failed:
-        reason = "failed: " + "; ".join(f"{r.name} ({r.reason})" for r in results if not r.passed)
+        # A check that could not be made is named apart: "failed: success_rate (... AccessDenied)"
+        # read as the service failing its SuccessRate, when nobody could read it.
+        parts = [f"{label}: " + "; ".join(f"{r.name} ({r.reason})" for r in chosen)
+                 for label, chosen in (("failed", [r for r in results if r.outcome in ("failed", "skipped")]),
+                                       ("could not check", [r for r in results if r.outcome == "unchecked"])) if chosen]
+        reason = "; ".join(parts)
     else:
         reason = f"all {len(results)} checks passed"
     return ValidationSummary(passed=not failed, checks=tuple(results), failed=failed, reason=reason)
 
 
-def markdown(summary: ValidationSummary, *, title: str = "Deployment validation") -> str:
-    """The summary as markdown: the verdict, then one table row per check."""
-    verdict = "passed" if summary.passed else f"FAILED ({', '.join(summary.failed)})"
+def markdown(summary: ValidationSummary, *, title: str = "Deployment validation", context: tuple[str, ...] = ()) -> str:
+    """The summary as markdown: the verdict, ``context`` (lines saying what was validated), then one
+    table row per check."""
+    unmade = [r.name for r in summary.checks if r.outcome == "unchecked"]
+    found = [name for name in summary.failed if name not in unmade]
+    verdict = "passed" if summary.passed else "; ".join(
+        f"{label} ({', '.join(names)})" for label, names in (("FAILED", found), ("NOT CHECKED", unmade)) if names)
     lines = [
         f"# {title}: {verdict}",
         "",
+        *((*context, "") if context else ()),
         "| check | result | reason | attempts | seconds |",
         "|---|---|---|---|---|",
     ]
@@ -278,7 +296,8 @@ def markdown(summary: ValidationSummary, *, title: str = "Deployment validation"
 
 
 def judge_success_rate(averages: dict[str, tuple[float, float]], spec: ValidationSpec, services: tuple[str, ...],
-                       *, seconds: float = 0.0, serving: Mapping[str, int] | None = None) -> CheckResult:
+                       *, seconds: float = 0.0, serving: Mapping[str, int] | None = None,
+                       namespace: str | None = None) -> CheckResult:
     """The ``SuccessRate`` check from what CloudWatch held: service -> (sum, sample count).
 
     Pooled over the services that published (as CloudWatch's Average over their series would
@@ -290,18 +309,26 @@ def judge_success_rate(averages: dict[str, tuple[float, float]], spec: Validatio
     ``serving``: service -> percent of users' traffic the load balancer sends it. A service that
     carries some and published nothing fails the check: the version users reach is unmeasured,
     and the other service's figures alone passed it (say, the old version's, after a promotion).
+
+    ``namespace``: where the metric was looked for, named in a failure for no data, with where
+    to look (it said only "no data", and a wrong namespace read as a service that publishes none).
     """
     window = spec.success_rate_window_minutes
     names = ", ".join(services)
+    where = f"namespace {namespace}, " if namespace else ""
+    hint = ("; a service that publishes it elsewhere: name that namespace as metrics_namespace in the "
+            "RollwayTargets block, or its ECS service in spec.success_rate_services" if namespace else "")
     if not averages:
         return CheckResult(name=SUCCESS_RATE, outcome="failed", seconds=seconds, retryable=True,
-                           reason=f"no SuccessRate data in the last {window} minutes (services {names})")
+                           reason=f"no SuccessRate data in the last {window} minutes ({where}dimension Service: "
+                                  f"{names}){hint}")
     unmeasured = [f"{svc} carries {weight}% of the traffic" for svc, weight in (serving or {}).items()
                   if weight > 0 and svc not in averages]
     if unmeasured:
         return CheckResult(name=SUCCESS_RATE, outcome="failed", seconds=seconds, retryable=True,
                            reason=f"{'; '.join(unmeasured)} but published no SuccessRate in the last {window} "
-                                  f"minutes (only {', '.join(averages)} did): the version users reach is unmeasured")
+                                  f"minutes ({where}only {', '.join(averages)} did): the version users reach is "
+                                  "unmeasured")
     total = sum(s for s, _ in averages.values())
     count = sum(n for _, n in averages.values())
     average = total / count

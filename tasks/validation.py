@@ -22,9 +22,10 @@ from prefect.runtime import task_run
 
 from rollway import http_checks
 from rollway.aws.cloudwatch import MetricQueryError, read_service_averages
+from rollway.aws.errors import REFUSED_CODES, error_code
 from rollway.aws.metric_schema import SUCCESS_RATE as SUCCESS_RATE_METRIC
 from rollway.errors_pickle import PicklableError
-from rollway.validation import SUCCESS_RATE, CheckResult, ValidationSpec, judge_success_rate
+from rollway.validation import SUCCESS_RATE, CheckResult, ValidationSpec, judge_success_rate, unchecked
 
 
 class CheckFailed(PicklableError, Exception):
@@ -70,8 +71,13 @@ def read_success_rate(spec: ValidationSpec, cloudwatch: Any, namespace: str, ser
     try:
         averages = read_service_averages(cloudwatch, namespace, SUCCESS_RATE_METRIC, services, start, now)
     except (ClientError, BotoCoreError, MetricQueryError) as err:
-        return _counted(CheckResult(name=SUCCESS_RATE, outcome="failed", retryable=True,
-                                    seconds=time.monotonic() - began,
-                                    reason=f"CloudWatch GetMetricData for {SUCCESS_RATE_METRIC} in {namespace} "
-                                           f"failed: {err}"))
-    return _counted(judge_success_rate(averages, spec, services, seconds=time.monotonic() - began, serving=serving))
+        # Nothing was measured: reported as "failed", the service read as failing its SuccessRate.
+        # A refusal is final: asked again, it only cost the retries' delays.
+        refused = isinstance(err, ClientError) and error_code(err) in REFUSED_CODES
+        remedy = ("; allow cloudwatch:GetMetricData to the worker's role (deployments/iam-policy.json)" if refused
+                  else "")
+        return _counted(unchecked(SUCCESS_RATE, f"CloudWatch GetMetricData for {SUCCESS_RATE_METRIC} in {namespace} "
+                                                f"{'was refused' if refused else 'failed'}: {err}{remedy}",
+                                  seconds=time.monotonic() - began, retryable=not refused))
+    return _counted(judge_success_rate(averages, spec, services, seconds=time.monotonic() - began, serving=serving,
+                                       namespace=namespace))

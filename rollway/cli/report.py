@@ -53,5 +53,5 @@ def _report(*, rollout: str | None, targets_block: str | None, credentials_block
     now = time.time()
     print(rollout_report(record, now=now))
     if record.phase in INCIDENT_PHASES:
-        print(incident_report(record, alert_topic=targets.alert_topic, now=now))
+        print(incident_report(record, alert_topic=targets.alert_topic, now=now, targets=targets))
     return 0

@@ -3,8 +3,8 @@ and nothing it never makes.
 
 - ``iam-policy-release.json``: publish_container (ECR reads and login, the task-definition revision);
 - ``iam-policy-infrastructure.json``: the pre-deployment checklist and cleanup;
-- validate_deployment's SuccessRate read and rollout_report's ledger read need nothing beyond
-  the rollout worker's ``iam-policy.json``.
+- validate_deployment's reads (SuccessRate, weights, each service's image) and rollout_report's
+  ledger read need nothing beyond the rollout worker's ``iam-policy.json``.
 
 What boto3 does not make is listed by hand in each policy and named here: docker's push to ECR
 (the registry API) and cdk's deploys (through the CDK bootstrap roles, which it assumes).
@@ -20,6 +20,7 @@ from flows.cleanup import run_cleanup
 from flows.container import run_publish
 from flows.infra import checker_for
 from rollway.aws.cloudwatch import read_service_averages
+from rollway.aws.ecs import EcsDeployer
 from rollway.aws.elbv2 import AlbRouter
 from rollway.aws.ledger import DynamoLedger
 from rollway.cleanup import CleanupSpec
@@ -111,6 +112,8 @@ def test_validation_and_reports_need_nothing_beyond_the_rollout_policy(aws):
     read_service_averages(get_client("cloudwatch"), aws.targets.metrics_namespace, "SuccessRate",
                           (aws.targets.stable_service, aws.targets.canary_service), 0.0, 600.0)
     AlbRouter(get_client("elbv2"), aws.targets).get_weights()  # which service validation must see measured
+    deployer = EcsDeployer(get_client("ecs"), aws.targets)  # which image each service ran when validated
+    deployer.image_of(deployer.describe(aws.targets.canary_service).task_definition)
     DynamoLedger(get_client("dynamodb"), aws.targets).history(aws.targets.canary_service)
     policy = allowed("iam-policy.json")
     assert used and not used - policy, f"calls the rollout policy does not allow: {sorted(used - policy)}"

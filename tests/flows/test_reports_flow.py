@@ -87,6 +87,8 @@ def test_a_rolled_back_rollout_gets_its_rollout_and_incident_reports(aws, blocks
     assert done.notification_id and f"SNS message id `{done.notification_id}`" in incident
     assert "`webordinary-alerts` (subject `Rollback: webordinary-edit-service-canary`" in incident
     assert "## Next steps" in incident
+    assert f"in cluster `{aws.targets.cluster}`, region {aws.targets.region}" in incident
+    assert f"`{aws.targets.queues[0].dlq_name}`" in incident
 
 
 def test_a_rollout_still_running_gets_no_incident_report(aws, blocks):

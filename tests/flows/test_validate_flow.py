@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import datetime, timezone
 from typing import Iterator
@@ -63,6 +64,10 @@ def test_a_healthy_deployment_passes_and_the_artifact_lists_every_check(aws, app
     for name in ("health", "session", "message", "success_rate"):
         assert f"| {name} | passed |" in text
     assert "99.95%" in text
+    # Which version it validated: each service's share of the traffic and the image it runs.
+    for service, share in ((aws.targets.stable_service, 100), (aws.targets.canary_service, 0)):
+        assert re.search(f"- `{service}` \\((stable|canary)\\): {share}% of the traffic; task definition "
+                         f"arn:aws:ecs:[^ ]+:task-definition/{aws.targets.task_family}:\\d+, image `[^`]+`", text), text
     assert len(app.sessions) == 1  # one test session, one message
     assert list(app.sessions.values()) == [["Test deployment"]]
 
@@ -196,6 +201,19 @@ def test_a_service_behind_a_token_is_validated_with_a_secret_block_and_the_token
         state.result()
     assert failed.value.summary.failed == ("health", "session", "message")
     assert "HTTP 401" in str(failed.value)
+    # Each refusal says what to do: the status alone read as the new version failing its checks.
+    health = failed.value.summary.checks[0].reason
+    assert health.endswith("; the service wants credentials: save its Authorization header's value (e.g. `Bearer "
+                           "<token>`) in a Prefect Secret block and name it in spec.authorization_secret_block"), health
+
+    # A token the service does not take: the block's value is named as what to check, and not shown.
+    Secret(value="Bearer expired-token").save("edit-api-token", overwrite=True)
+    state = validate_deployment(spec=spec(app, attempts=1, authorization_secret_block="edit-api-token"),
+                                targets_block=blocks, aws_credentials_block=blocks, return_state=True)
+    with pytest.raises(ValidationFailed) as failed:
+        state.result()
+    assert "the service refused the Authorization header sent from spec.authorization_secret_block" in str(failed.value)
+    assert "expired-token" not in str(failed.value) + artifact_of(state)
 
 
 def test_a_secret_block_that_does_not_exist_fails_the_run_in_one_line_before_any_request(aws, app, blocks, caplog):
@@ -214,3 +232,73 @@ def test_a_token_given_where_the_block_name_goes_is_refused_without_echoing_it(a
     assert "authorization_secret_block must be a Prefect block name" in state.message
     assert "s3cr3t" not in state.message
     assert app.requests == []
+
+
+def refusing(monkeypatch, service: str, operation: str, asked: list[str]) -> None:
+    """The run's ``service`` client refuses ``operation`` as AWS does a call the role may not make."""
+    import flows.validate
+    from tests.flows.test_traffic_reads_denied import answering
+
+    real = flows.validate.load_clients
+
+    def load(*args, **kwargs):
+        targets, get_client = real(*args, **kwargs)
+
+        def get(name: str):
+            client = get_client(name)
+            if name == service:
+                client.meta.events.register(
+                    f"before-parameter-build.{client.meta.service_model.service_id.hyphenize()}.{operation}",
+                    answering("AccessDenied", 99, asked, operation))
+            return client
+        return targets, get
+
+    monkeypatch.setattr(flows.validate, "load_clients", load)
+
+
+def test_a_success_rate_the_role_may_not_read_is_reported_as_not_checked_asked_once(aws, app, blocks, monkeypatch):
+    """A refused GetMetricData was asked three times and reported as the service failing its
+    SuccessRate check: "FAILED (success_rate)" for a service nobody had measured."""
+    asked: list[str] = []
+    refusing(monkeypatch, "cloudwatch", "GetMetricData", asked)
+    publish_success_rate(aws, 99.95)
+    state = validate_deployment(spec=spec(app, attempts=3), targets_block=blocks, aws_credentials_block=blocks,
+                                return_state=True)
+    with pytest.raises(ValidationFailed) as failed:
+        state.result()
+    assert asked == ["GetMetricData"]
+    check = failed.value.summary.checks[-1]
+    assert (check.name, check.outcome, check.attempts) == ("success_rate", "unchecked", 1)
+    assert str(failed.value).startswith("deployment validation could not check: success_rate (CloudWatch "
+                                        "GetMetricData for SuccessRate in Webordinary/Production was refused")
+    assert "allow cloudwatch:GetMetricData to the worker's role" in str(failed.value)
+    text = artifact_of(state)
+    assert "Deployment validation of webordinary-edit-service: NOT CHECKED (success_rate)" in text
+    assert "| success_rate | unchecked |" in text
+
+
+def test_a_failed_check_and_one_not_made_are_named_apart(aws, app, blocks, monkeypatch):
+    asked: list[str] = []
+    refusing(monkeypatch, "elbv2", "DescribeRules", asked)
+    app.faults.health_status = 503
+    state = validate_deployment(spec=spec(app, attempts=1), targets_block=blocks, aws_credentials_block=blocks,
+                                return_state=True)
+    with pytest.raises(ValidationFailed) as failed:
+        state.result()
+    message = str(failed.value)
+    assert message.startswith("deployment validation failed: health (HTTP 503")
+    assert "; could not check: success_rate (could not read which service carries the traffic" in message
+    assert "FAILED (health); NOT CHECKED (success_rate)" in artifact_of(state)
+
+
+def test_no_success_rate_names_the_namespace_it_was_looked_for_in_and_where_to_set_another(aws, app, blocks):
+    """The check said only "no SuccessRate data": a reader could not tell a service that publishes
+    none from a targets block naming another namespace than the one the services publish in.
+    (moto's GetMetricData matches metrics whatever their namespace, so none is published here.)"""
+    state = validate_deployment(spec=spec(app, attempts=1), targets_block=blocks, aws_credentials_block=blocks,
+                                return_state=True)
+    with pytest.raises(ValidationFailed) as failed:
+        state.result()
+    assert ("no SuccessRate data in the last 5 minutes (namespace Webordinary/Production, dimension Service: "
+            "webordinary-edit-service, webordinary-edit-service-canary); a service that publishes it elsewhere: name "
+            "that namespace as metrics_namespace in the RollwayTargets block" in str(failed.value)), str(failed.value)

@@ -640,3 +640,41 @@ def test_a_record_holding_two_rollback_starts_shows_the_rollback_once_in_its_sta
     for text in (rollout_report(rolled_back), incident_report(rolled_back)):
         (row,) = [x for x in text.splitlines() if x.startswith("| 1/3 | 95/5 |")]
         assert row.count("rolled back") == 1, row
+
+
+def flag_move(at: float, line: str, actor: str = "alice") -> Transition:
+    return Transition(at=T0 + at, kind="flag", actor=actor, comment=line)
+
+
+def test_the_rollout_report_says_where_the_rollout_left_each_flag_it_binds():
+    """The flags' moves were only among every transition, and a rollback's disable in none: the
+    report did not say whether a bound flag still served users."""
+    history = [started(), shift(60, 5, 0), flag_move(60, "sqs-sessions: off 0% -> on 5% (v2)"),
+               passed(700, 0), shift(710, 25, 1, 5),
+               flag_move(710, "sqs-sessions: on 5% -> on 25% (v3): stage 25% -> next")]
+    text = rollout_report(record(history, RolloutPhase.PROGRESSING, flags=("sqs-sessions", "new-editor")))
+    assert ("**Feature flags it binds** (as the ledger recorded them; `rollway flags list` shows them now): "
+            f"`sqs-sessions` on 25% (v3) (set {utc(T0 + 710)} by alice); `new-editor` not moved by this rollout"
+            in text), text
+
+    rolled_back = rollout_report(guardrail_rollback(flags=("sqs-sessions",)))
+    assert f"`sqs-sessions` disabled by the rollback ({utc(T0 + 700)})" in rolled_back
+    under_way = rollout_report(guardrail_rollback(finished=False, flags=("sqs-sessions",)))
+    assert "`sqs-sessions` not moved by this rollout; the rollback disables it, not recorded as done" in under_way
+    kept = guardrail_rollback(flags=("sqs-sessions",))
+    kept = kept.model_copy(update={"history": (*kept.history, flag_move(
+        700, "sqs-sessions: left on 5% (v4): re-enabled by oncall after the rollback disabled it", "judge"))})
+    assert "`sqs-sessions` **left on 5% (v4)** by the rollback, as a person had set it" in rollout_report(kept)
+    assert "Feature flags" not in rollout_report(promoted_record())  # none bound: no line
+
+
+def test_the_incident_reports_next_steps_name_where_to_look_in_aws():
+    """"Read the canary's logs" and "check the dead-letter queues" left a responder to find the
+    cluster, the dashboard and the queues' names in the targets block."""
+    from rollway.targets import Targets
+
+    text = incident_report(guardrail_rollback(), targets=Targets())
+    assert ("(ECS service `webordinary-edit-service-canary` in cluster `webordinary-edit-cluster`, region us-west-2; "
+            "metrics in `Webordinary/Production`, dashboard `webordinary-edit-dashboard`): confirm what failed" in text)
+    assert ("Check the dead-letter queues (`webordinary-email-dlq`, `webordinary-edit-input-dlq`, "
+            "`webordinary-edit-output-dlq`) for messages" in text)
