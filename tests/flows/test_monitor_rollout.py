@@ -16,7 +16,7 @@ from rollway.ledger import RolloutRecord, RolloutSuperseded, Transition, begin_r
 from rollway.model import Weights
 from rollway.phases import RolloutPhase
 from rollway.spec import RolloutSpec, Stage
-from tests.flows.fake_env import STABLE_TD, fake_environment
+from tests.flows.fake_env import STABLE_TD, fake_environment, rollout_flows_see
 
 FIRST, SECOND = "webordinary/edit-container:2.0.0", "webordinary/edit-container:3.0.0"
 RELEASE_TD = "arn:aws:ecs:us-west-2:123456789012:task-definition/webordinary-edit-task:2"
@@ -133,7 +133,7 @@ def resume_the_window(monkeypatch, env):
     """`progressive_rollout` run again on the promoted rollout: it watches what is left of its window."""
     import flows.progressive
 
-    monkeypatch.setattr(flows.progressive, "load_environment", lambda *a, **k: env)
+    rollout_flows_see(monkeypatch, env)
     return flows.progressive.progressive_rollout(spec=SPEC.model_dump(mode="json"), phased=False)
 
 

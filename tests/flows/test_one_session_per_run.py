@@ -1,0 +1,46 @@
+"""A rollout run builds one AWS session per region and passes it down: every session made without
+a role asks STS who its keys are (GetCallerIdentity), so a run that built its session again (a
+resume whose recorded metrics period differs from the given spec's) asked STS twice before its
+first step, and read its credentials block twice."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from flows.progressive import progressive_rollout
+from rollway.aws.ledger import DynamoLedger
+from rollway.ledger import RolloutRecord
+from rollway.phases import RolloutPhase
+from rollway.spec import Analysis, RolloutSpec, Stage
+from tests.flows.moto_env import saved_blocks
+
+IMAGE = "webordinary/edit-container:2.0.0"
+
+
+def _spec(interval_seconds: int) -> RolloutSpec:
+    return RolloutSpec(image=IMAGE, stages=[Stage(weight=w, bake_seconds=900, min_bake_seconds=120) for w in (5, 100)],
+                       analysis=Analysis(interval_seconds=interval_seconds), monitor_seconds=0)
+
+
+def test_a_resume_at_the_recorded_period_asks_sts_once(aws, every_call, credentials_loaded):
+    # An unfinished rollout of the image, recorded at 120-s periods and held by a live run
+    # elsewhere: this run, given 60-s periods, reads metrics at the recorded period, then is
+    # refused by the lease (it writes nothing; its hooks leave the rollout alone).
+    blocks = saved_blocks(aws)
+    recorded = _spec(120)
+    DynamoLedger(aws.get_client("dynamodb"), aws.targets).create(
+        RolloutRecord(service=aws.targets.canary_service, rollout_id="r-20260101", image=IMAGE,
+                      spec_json=recorded.model_dump_json(), phase=RolloutPhase.PROGRESSING),
+        owner="process/elsewhere", now=time.time(), lease_seconds=3600)
+    asked = every_call("sts")
+    state = progressive_rollout(spec=_spec(60), phased=False, targets_block=blocks, aws_credentials_block=blocks, lease_wall_seconds=60,
+                                return_state=True)
+    assert state.is_failed() and "LockHeld" in (state.message or ""), state
+    # One for the run's session (it built a second one for the recorded period: three in all),
+    # one for its on_failure hook's, which reads the ledger to see that another run owns the
+    # rollout, and leaves it alone.
+    assert asked == ["GetCallerIdentity"] * 2, asked
+    assert credentials_loaded == [blocks] * 2, credentials_loaded
+
