@@ -44,3 +44,23 @@ def test_a_resume_at_the_recorded_period_asks_sts_once(aws, every_call, credenti
     assert asked == ["GetCallerIdentity"] * 2, asked
     assert credentials_loaded == [blocks] * 2, credentials_loaded
 
+
+def test_a_failed_runs_hook_reads_the_ledger_on_one_session(aws, every_call, credentials_loaded):
+    """The hook of a run that lost its lease asks whether its rollout is still the newest, then
+    whether another run owns it: each question built a session of its own."""
+    from prefect.states import Failed
+
+    from flows.hooks import leave_alone
+    from rollway.ledger import LockHeld
+
+    blocks = saved_blocks(aws)
+    DynamoLedger(aws.get_client("dynamodb"), aws.targets).create(
+        RolloutRecord(service=aws.targets.canary_service, rollout_id="r-20260101", image=IMAGE,
+                      spec_json=_spec(60).model_dump_json(), phase=RolloutPhase.PROGRESSING),
+        owner="process/elsewhere", now=time.time(), lease_seconds=600)
+    asked = every_call("sts")
+    why = leave_alone(Failed(data=LockHeld("held by process/elsewhere")),
+                      {"targets_block": blocks, "aws_credentials_block": blocks}, rollout="r-20260101")
+    assert why is not None and why.startswith("another run owns the rollout now"), why
+    assert asked == ["GetCallerIdentity"], asked
+    assert credentials_loaded == [blocks], credentials_loaded
