@@ -62,10 +62,11 @@ class FakeSession:
 
 
 def rollout_flows_see(monkeypatch, env: Environment, periods: list[int] | None = None) -> None:
-    """`progressive_rollout`, `advance_phase` and `canary` run on ``env`` (their hooks and the
-    rollback flow build theirs with ``flows.env.load_environment``: patch that apart)."""
+    """`progressive_rollout`, `advance_phase`, `canary` and `monitor` run on ``env`` (the hooks
+    and the rollback flow build theirs with ``flows.env.load_environment``: patch that apart)."""
     import flows.canary
+    import flows.monitor
     import flows.progressive
 
-    for module in (flows.progressive, flows.canary):
+    for module in (flows.progressive, flows.canary, flows.monitor):
         monkeypatch.setattr(module, "load_session", lambda *a, **k: FakeSession(env, periods))

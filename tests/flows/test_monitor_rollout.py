@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import pytest
 
-import flows.monitor
 from flows.monitor import MonitorRefused, monitor, watched_rollout
 from rollway.fakes import FakeClock, FakeLedger, FakeMetrics, steady
 from rollway.ledger import RolloutRecord, RolloutSuperseded, Transition, begin_rollback, new_rollout_id
@@ -60,7 +59,7 @@ def promoted_world(monkeypatch, clock=None, spec: RolloutSpec = SPEC):
     env.router.weights = Weights(stable=0, canary=100)
     env.deployer.update_service(env.targets.canary_service, task_definition=RELEASE_TD, desired=4)
     env.metrics = FakeMetrics(env.router, steady(5000, 0.001, 0.08))
-    monkeypatch.setattr(flows.monitor, "load_environment", lambda *a, **k: env)
+    rollout_flows_see(monkeypatch, env)
     first = add_rollout(env, FIRST, RolloutPhase.PROMOTED, Weights(stable=0, canary=100), RELEASE_TD, "promote",
                         spec=spec)
     return env, first

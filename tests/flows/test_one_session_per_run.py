@@ -64,3 +64,20 @@ def test_a_failed_runs_hook_reads_the_ledger_on_one_session(aws, every_call, cre
     assert why is not None and why.startswith("another run owns the rollout now"), why
     assert asked == ["GetCallerIdentity"], asked
     assert credentials_loaded == [blocks], credentials_loaded
+
+
+def test_a_monitor_given_another_spec_than_recorded_asks_sts_once(aws, every_call, credentials_loaded):
+    """The monitor reads CloudWatch at the recorded spec's period: it built a second session for it."""
+    from flows.monitor import monitor
+    from rollway.ledger import LockHeld
+
+    blocks = saved_blocks(aws)
+    DynamoLedger(aws.get_client("dynamodb"), aws.targets).create(
+        RolloutRecord(service=aws.targets.canary_service, rollout_id="r-20260101", image=IMAGE,
+                      spec_json=_spec(120).model_dump_json(), phase=RolloutPhase.PROMOTED),
+        owner="process/elsewhere", now=time.time(), lease_seconds=600)
+    asked = every_call("sts")
+    with pytest.raises(LockHeld):  # another run watches it: refused before anything is read or written
+        monitor(spec=_spec(60), targets_block=blocks, aws_credentials_block=blocks)
+    assert asked == ["GetCallerIdentity"], asked
+    assert credentials_loaded == [blocks], credentials_loaded
