@@ -21,11 +21,11 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
 from prefect.context import FlowRunContext
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+from prefect_aws import AwsCredentials
 
 from flows.approvals import prefect_approver
 from flows.engine import run_stages
-from flows.env import (CANARY_FLOW, attempt_starts, load_credentials, load_environment, mark_finalizing,
-                       session_in_region)
+from flows.env import CANARY_FLOW, attempt_starts, load_session, mark_finalizing, session_in_region
 from flows.finalize import run_finalize
 from flows.hooks import rollback_hooks
 from flows.artifacts import for_people
@@ -239,21 +239,22 @@ def pin_image(env: Environment, spec: RolloutSpec) -> str:
     return pinned
 
 
-def pinning_in_any_region(env: Environment, aws_credentials_block: str | None) -> Environment:
+def pinning_in_any_region(env: Environment, credentials: AwsCredentials) -> Environment:
     """``env`` whose image pinner also reads ECR in regions other than the targets' (a
-    shared-services registry), on the run's credentials through the runs' one session path
-    (``session_clients``), made only when an image is there. Other pinners are left as they are.
+    shared-services registry), on the run's ``credentials`` (the block as the run loaded it)
+    through the runs' one session path (``session_clients``), one session per region, made only
+    when an image is there. Other pinners are left as they are.
 
     A tag in such a registry was refused, and the person had to look its digest up by hand,
-    though the credentials that run the rollout could read it.
+    though the credentials that run the rollout could read it. The block is not loaded again:
+    the run has it, and a second read of the Prefect API could find it changed since.
     """
     if not isinstance(env.images, EcrImagePinner):
         return env
-    home = env.targets.region
 
     @functools.cache
     def ecr_in(region: str) -> Any:
-        return session_in_region(load_credentials(aws_credentials_block, home), region,
+        return session_in_region(credentials, region,
                                  why=f" in {region}, to read which image the rollout's tag names in ECR there")("ecr")
 
     return replace(env, images=env.images.reading_regions(ecr_in))
@@ -522,6 +523,7 @@ def canary(
     """
     attempt_starts()  # a retry of this flow run starts over: its hooks must not see an earlier attempt's finalize
     refuse_phase_plan(spec)  # before the blocks and clients are loaded: nothing of AWS is touched
-    env = load_environment(targets_block, aws_credentials_block, clock, interval_seconds=spec.analysis.interval_seconds)
-    env = pinning_in_any_region(env, aws_credentials_block)
+    session = load_session(targets_block, aws_credentials_block)
+    env = pinning_in_any_region(session.environment(clock, interval_seconds=spec.analysis.interval_seconds),
+                                session.credentials)
     return run_canary(env, spec, prefect_approver(spec.approvals), actor=actor, finalize=finalize)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 import uuid
+from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -150,9 +151,27 @@ def load_credentials(aws_credentials_block: str | None, region: str) -> AwsCrede
         raise AccountNotLoaded(str(err)) from err
 
 
-def load_clients(targets_block: str | None, aws_credentials_block: str | None) -> tuple[Targets, Callable[[str], Any]]:
-    """The saved targets and a client factory on the saved credentials, each block read once,
-    whose clients act in the targets' region.
+@dataclass(frozen=True)
+class RunSession:
+    """What a run loads once and passes down: its targets, its credentials block, and the one
+    session on them whose clients act in the targets' region.
+
+    Each session made without a role asks STS who its keys are (``session_clients``): a run that
+    built its session again (a resume reading metrics at its recorded period) asked twice before
+    its first step, and read the credentials block twice.
+    """
+
+    targets: Targets
+    credentials: AwsCredentials
+    get_client: Callable[[str], Any]
+
+    def environment(self, clock: ClockSettings, *, interval_seconds: int = 60) -> Environment:
+        """Every port on this session's clients, reading CloudWatch every ``interval_seconds``."""
+        return aws_environment(self.get_client, self.targets, clock.build(), interval_seconds=interval_seconds)
+
+
+def load_session(targets_block: str | None, aws_credentials_block: str | None) -> RunSession:
+    """The saved targets and credentials, each block read once, and the run's session on them.
 
     Raises:
         AccountNotLoaded: a block is missing, or the credentials name another region.
@@ -161,7 +180,13 @@ def load_clients(targets_block: str | None, aws_credentials_block: str | None) -
     """
     targets = load_targets(targets_block)
     credentials = load_credentials(aws_credentials_block, targets.region)
-    return targets, session_clients(credentials, targets.region)
+    return RunSession(targets, credentials, session_clients(credentials, targets.region))
+
+
+def load_clients(targets_block: str | None, aws_credentials_block: str | None) -> tuple[Targets, Callable[[str], Any]]:
+    """The saved targets and a client factory on the saved credentials (``load_session``)."""
+    run = load_session(targets_block, aws_credentials_block)
+    return run.targets, run.get_client
 
 
 def load_environment(
@@ -171,8 +196,7 @@ def load_environment(
     *,
     interval_seconds: int = 60,
 ) -> Environment:
-    targets, get_client = load_clients(targets_block, aws_credentials_block)
-    return aws_environment(get_client, targets, clock.build(), interval_seconds=interval_seconds)
+    return load_session(targets_block, aws_credentials_block).environment(clock, interval_seconds=interval_seconds)
 
 
 OWNER_PREFIX = "flow-run/"

@@ -10,6 +10,9 @@ rollback is over, so no second `canary` run of the service starts under that rol
 
 from __future__ import annotations
 
+import functools
+from typing import Callable
+
 from prefect.logging.loggers import flow_run_logger
 
 from flows.slot import releases_handed_over_slot
@@ -40,27 +43,27 @@ def _ledger_record(params: dict):
     return record, env.wall()
 
 
-def _someone_else_owns(params: dict) -> bool:
+def _someone_else_owns(read: Callable[[], tuple]) -> bool:
     """Whether another run holds a live lease on the rollout (it took over from this one)."""
-    record, now = _ledger_record(params)
+    record, now = read()
     return bool(record and record.owner and record.lease_expires >= now)
 
 
-def _rolled_back_already(params: dict) -> bool:
+def _rolled_back_already(read: Callable[[], tuple]) -> bool:
     """Whether the rollout's rollback has finished (one still under way may have died: finish it)."""
     from rollway.phases import RolloutPhase
 
-    record, _now = _ledger_record(params)
+    record, _now = read()
     return bool(record and record.phase is RolloutPhase.ROLLED_BACK)
 
 
-def _next_rollout(params: dict, rollout: str | None) -> str | None:
+def _next_rollout(read: Callable[[], tuple], rollout: str | None) -> str | None:
     """The newest rollout's id when it is not ``rollout``, the one the run held: the run's ended
     and the next one (someone else's) began before the hook acted. None when it is the run's, or
     the run's is not known (nothing read then)."""
     if rollout is None:
         return None
-    record, _now = _ledger_record(params)
+    record, _now = read()
     return record.rollout_id if record is not None and record.rollout_id != rollout else None
 
 
@@ -124,14 +127,17 @@ def leave_alone(state, params: dict, finalizing: bool = False, rollout: str | No
     if isinstance(exc, RolloutSuperseded):
         # Its rollout ended and another started: a rollback now would hit that other rollout.
         return f"its rollout is no longer the newest ({exc})"
-    if isinstance(exc, (RolloutEnded, LockHeld, NotOwner)) and (newest := _next_rollout(params, rollout)):
+    # The ledger read once, when first needed, on one session: each of the questions below built
+    # its own, and asked STS again who the keys are.
+    read = functools.cache(lambda: _ledger_record(params))
+    if isinstance(exc, (RolloutEnded, LockHeld, NotOwner)) and (newest := _next_rollout(read, rollout)):
         # Judged below on the newest record, which is the next rollout's: "not rolled back yet",
         # "nobody holds it", and the hook would roll that one back.
         return (f"its rollout is no longer the newest (this run held {rollout}; {newest} began since, and a "
                 f"rollback now would hit that one) ({exc})")
-    if isinstance(exc, RolloutEnded) and _rolled_back_already(params):
+    if isinstance(exc, RolloutEnded) and _rolled_back_already(read):
         return f"its rollout was already rolled back ({exc})"
-    if isinstance(exc, (LockHeld, NotOwner)) and _someone_else_owns(params):
+    if isinstance(exc, (LockHeld, NotOwner)) and _someone_else_owns(read):
         return f"another run owns the rollout now ({exc})"
     return None
 

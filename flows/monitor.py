@@ -27,7 +27,7 @@ from prefect.artifacts import create_markdown_artifact
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from flows.engine import AlertsOnce, canary_targets_if_unattributed
-from flows.env import load_environment, run_owner
+from flows.env import load_session, run_owner
 from flows.artifacts import for_people
 from flows.journal import artifact_key
 from flows.params import LeaseSeconds, WindowSeconds
@@ -520,7 +520,8 @@ def monitor(
     ``lease_wall_seconds``: how long this run may go silent (wall time) before another run may
     watch the rollout instead.
     """
-    env = load_environment(targets_block, aws_credentials_block, clock, interval_seconds=spec.analysis.interval_seconds)
+    session = load_session(targets_block, aws_credentials_block)
+    env = session.environment(clock, interval_seconds=spec.analysis.interval_seconds)
     service = env.targets.canary_service
     record = watched_rollout(env.ledger.get(service) if env.ledger else None, spec, service)
     spec, differs = watched_spec(record, spec)
@@ -528,9 +529,9 @@ def monitor(
         get_run_logger().warning(
             "the given spec's %s differ from what rollout %s recorded: the recorded ones govern this window (its "
             "rollback disables the rollout's own flags)", " and ".join(differs), record.rollout_id)
-        # CloudWatch is read at the period the rollout's judge counts in.
-        env = load_environment(targets_block, aws_credentials_block, clock,
-                               interval_seconds=spec.analysis.interval_seconds)
+        # CloudWatch is read at the period the rollout's judge counts in (on the same session: a
+        # second one asked STS again who the keys are).
+        env = session.environment(clock, interval_seconds=spec.analysis.interval_seconds)
     # Unset, the rollout's own policy decides, read leniently as a rollback reads it. Defaults of
     # True and an hour scaled the old service of a plan that keeps it to zero after a window
     # started from the UI (its rollback target gone), and cut a two-hour policy's window to one.

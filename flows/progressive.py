@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from flows.approvals import prefect_approver, unheard_answers
 from flows.canary import RolloutRefused, before_any_write, pin_image, pinning_in_any_region, preflight
 from flows.engine import run_stages
-from flows.env import load_clients, load_environment, mark_rollout, owner_finished, owner_run_id, run_owner, tick_actor
+from flows.env import load_session, mark_rollout, owner_finished, owner_run_id, run_owner, tick_actor
 from flows.hooks import rollback_hooks
 from flows.journal import LedgerJournal, on_the_wall
 from flows.monitor import after_window, run_monitor
@@ -27,7 +27,6 @@ from flows.params import Actor, EarlyReason, LeaseSeconds, PollSeconds
 from flows.rollback import finish_rollback, judge_rollback, sleep_wall
 from rollway import lapse, weekly
 from rollway.approvals import Approver, unheard_transitions
-from rollway.aws.environment import aws_environment
 from rollway.clock import ClockSettings
 from rollway.decide import StageState
 from rollway.environment import Environment
@@ -923,7 +922,8 @@ def progressive_rollout(
     ``lease_wall_seconds``: how long this run may go silent (wall time) before another run
     may take the rollout over; a resumed run waits that long after a kill.
     """
-    env = load_environment(targets_block, aws_credentials_block, clock, interval_seconds=spec.analysis.interval_seconds)
+    session = load_session(targets_block, aws_credentials_block)
+    env = session.environment(clock, interval_seconds=spec.analysis.interval_seconds)
     with before_any_write():  # as in run_progressive: a ledger that cannot be read refuses the run
         record = env.ledger.get(env.targets.canary_service) if env.ledger is not None else None
     period = metrics_period(record, spec)
@@ -932,8 +932,9 @@ def progressive_rollout(
             "the spec given to this run reads metrics every %s s, but %s's rollout %s was recorded with %s s, and the "
             "recorded spec governs this run: reading them every %s s", spec.analysis.interval_seconds,
             record.service, record.rollout_id, period, period)
-        env = load_environment(targets_block, aws_credentials_block, clock, interval_seconds=period)
-    env = pinning_in_any_region(env, aws_credentials_block)
+        # On the same session: a second one asked STS again who the keys are.
+        env = session.environment(clock, interval_seconds=period)
+    env = pinning_in_any_region(env, session.credentials)
     return run_progressive(
         env, spec, None, owner=run_owner(), actor=actor,
         phased=phased, adopt_live_weights=adopt_live_weights, lease_seconds=lease_wall_seconds,
@@ -966,8 +967,8 @@ def advance_phase(
     due, and why (recorded in the ledger with ``actor``, which must then name a person). Refused
     while the current phase has not passed its stages.
     """
-    targets, get_client = load_clients(targets_block, aws_credentials_block)
-    env = aws_environment(get_client, targets, clock.build())
+    session = load_session(targets_block, aws_credentials_block)
+    env = session.environment(clock)
     with before_any_write():  # a failed read here is a refusal: the hooks must not roll production back
         record = env.ledger.get(env.targets.canary_service)
     # Leniently: ``advance`` decides whether the recorded policy is needed, and refuses a resume
@@ -983,8 +984,8 @@ def advance_phase(
     if recorded is not None:
         # CloudWatch must be read at the period the rollout's stages are aligned to (the blocks
         # are not read again).
-        env = aws_environment(get_client, targets, clock.build(), interval_seconds=recorded.analysis.interval_seconds)
-    env = pinning_in_any_region(env, aws_credentials_block)
+        env = session.environment(clock, interval_seconds=recorded.analysis.interval_seconds)
+    env = pinning_in_any_region(env, session.credentials)
     approvals = recorded.approvals if recorded else None
     approver = prefect_approver(approvals, approval_poll_seconds) if approvals else None
     # The lease guards against a silent process, whose silence is wall time: leases are on the

@@ -21,6 +21,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from rollway.aws.regions import unknown_region
 from rollway.errors_pickle import PicklableError
 from rollway.targets import REGION
 
@@ -309,10 +310,12 @@ def stack_environments(app: AppStacks, stacks: Sequence[str], home: StackEnviron
     and ``Targets.region``), checked before any tool acts on them.
 
     Raises:
-        PlanRefused: a stack's environment is not ``aws://<12-digit account>/<region>``.
+        PlanRefused: a stack's environment is not ``aws://<12-digit account>/<region>``, or the
+            app pins a stack to a region AWS does not have (``unknown_region``).
     """
     found: dict[str, StackEnvironment] = {}
     bad: list[str] = []
+    unknown: list[str] = []
     for stack in stacks:
         raw = app.environments.get(stack, f"aws://{UNKNOWN_ACCOUNT}/{UNKNOWN_REGION}")
         # Whole matches: "$" also matches before a trailing newline.
@@ -322,10 +325,21 @@ def stack_environments(app: AppStacks, stacks: Sequence[str], home: StackEnviron
         if not match or not _ACCOUNT.fullmatch(account or "") or not REGION.fullmatch(region or ""):
             bad.append(f"{stack} ({raw!r})")
             continue
+        # A misspelt region the app pins a stack to (eu-wset-1) was found only when its session
+        # was made, and told to fix the targets' region, which was right. Leniently, as the
+        # targets' own region is checked: a name of no partition's form may be an AWS-compatible
+        # endpoint's, which the credentials' check then judges.
+        if match["region"] != UNKNOWN_REGION and (why := unknown_region(region, custom_endpoint=True)):
+            unknown.append(f"{stack} ({raw}: {why})")
+            continue
         found[stack] = StackEnvironment(account=account, region=region)
     if bad:
         raise PlanRefused("stacks whose environment is not aws://<12-digit account>/<region like us-west-2>: "
                           + ", ".join(bad) + "; fix the env of these stacks in the CDK app (nothing was deployed)")
+    if unknown:
+        raise PlanRefused("the CDK app pins stacks to a region AWS does not have: " + ", ".join(unknown)
+                          + "; fix the region in the env of these stacks in the CDK app (the targets' region, "
+                          f"{home.region}, is not at fault; nothing was deployed)")
     return found
 
 

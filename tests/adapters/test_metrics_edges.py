@@ -10,6 +10,7 @@ import pytest
 import flows.progressive as progressive
 import tasks.metrics
 from flows.engine import baseline_history
+from flows.env import RunSession
 from rollway.aws.cloudwatch import CloudWatchMetrics
 from rollway.decide import StageState
 from rollway.judge import judge_for_stage
@@ -47,22 +48,24 @@ def test_advance_phase_reads_metrics_at_the_rollouts_own_interval(monkeypatch):
     # analysis_start) align to.
     spec = RolloutSpec(image="example/edit:2.0.0", analysis=Analysis(interval_seconds=300))
     record = SimpleNamespace(spec_json=spec.model_dump_json())
-    real = inspect.signature(progressive.aws_environment)
+    real = inspect.signature(RunSession.environment)
     used: list = []
     blocks_read: list = []
 
-    def fake_load_clients(targets_block, aws_credentials_block):
+    class Session:
+        targets, credentials = SimpleNamespace(canary_service="svc"), None
+
+        def environment(self, *args, **kwargs):
+            bound = real.bind(self, *args, **kwargs)
+            bound.apply_defaults()
+            return SimpleNamespace(targets=self.targets, period=bound.arguments["interval_seconds"],
+                                   ledger=SimpleNamespace(get=lambda service: record), images=None)
+
+    def fake_load_session(targets_block, aws_credentials_block):
         blocks_read.append((targets_block, aws_credentials_block))
-        return SimpleNamespace(canary_service="svc"), "client factory"
+        return Session()
 
-    def fake_aws_environment(*args, **kwargs):
-        bound = real.bind(*args, **kwargs)
-        bound.apply_defaults()
-        return SimpleNamespace(targets=bound.arguments["targets"], period=bound.arguments["interval_seconds"],
-                               ledger=SimpleNamespace(get=lambda service: record), images=None)
-
-    monkeypatch.setattr(progressive, "load_clients", fake_load_clients)
-    monkeypatch.setattr(progressive, "aws_environment", fake_aws_environment)
+    monkeypatch.setattr(progressive, "load_session", fake_load_session)
     monkeypatch.setattr(progressive, "advance", lambda env, *a, **k: used.append(env.period))
 
     progressive.advance_phase.fn(targets_block="t", aws_credentials_block="c")

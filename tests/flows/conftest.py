@@ -124,3 +124,19 @@ def ecs_updates_retried_at_once(monkeypatch) -> None:
     from tasks import ecs
 
     monkeypatch.setattr(ecs, "update_service", ecs.update_service.with_options(retry_delay_seconds=0))
+
+
+@pytest.fixture
+def credentials_loaded(monkeypatch) -> list[str]:
+    """The names of the AwsCredentials blocks loaded (a read of the Prefect API each) from now on."""
+    from prefect_aws import AwsCredentials
+
+    loaded: list[str] = []
+    real = AwsCredentials.load.__func__
+
+    def load(cls, name, *args, **kwargs):
+        loaded.append(name)
+        return real(cls, name, *args, **kwargs)
+
+    monkeypatch.setattr(AwsCredentials, "load", classmethod(load))
+    return loaded

@@ -46,3 +46,27 @@ def fake_environment(canary_error_rate: float = 0.0, stable_error_rate: float = 
     # clock a test puts in), as wall and rollout time agree at speed 1.
     env.wall = lambda: env.clock.now()
     return env
+
+
+class FakeSession:
+    """Stands for ``flows.env.RunSession`` in a flow given block names: every environment it
+    builds is ``env``; ``periods`` records the metrics period each was asked for."""
+
+    def __init__(self, env: Environment, periods: list[int] | None = None) -> None:
+        self.env, self.periods = env, periods if periods is not None else []
+        self.targets, self.credentials, self.get_client = env.targets, None, None
+
+    def environment(self, clock: object, *, interval_seconds: int = 60) -> Environment:
+        self.periods.append(interval_seconds)
+        return self.env
+
+
+def rollout_flows_see(monkeypatch, env: Environment, periods: list[int] | None = None) -> None:
+    """`progressive_rollout`, `advance_phase`, `canary` and `monitor` run on ``env`` (the hooks
+    and the rollback flow build theirs with ``flows.env.load_environment``: patch that apart)."""
+    import flows.canary
+    import flows.monitor
+    import flows.progressive
+
+    for module in (flows.progressive, flows.canary, flows.monitor):
+        monkeypatch.setattr(module, "load_session", lambda *a, **k: FakeSession(env, periods))

@@ -9,7 +9,7 @@ import flows.rollback
 from flows.canary import canary
 from rollway.model import Weights
 from rollway.spec import RolloutSpec, Stage
-from tests.flows.fake_env import fake_environment
+from tests.flows.fake_env import fake_environment, rollout_flows_see
 
 IMAGE = "webordinary/edit-container:2.0.0"
 
@@ -50,7 +50,7 @@ def test_a_run_stopped_by_a_rollback_by_hand_is_not_rolled_back_again_by_its_hoo
     env = fake_environment()
     env.ledger = FakeLedger()
     _hooks_see(monkeypatch, env)
-    monkeypatch.setattr(flows.progressive, "load_environment", lambda *a, **k: env)
+    rollout_flows_see(monkeypatch, env)
 
     def approver(pause, summary):
         rollback_recorded(env, "on-call: support tickets up", actor="oncall")
@@ -73,12 +73,11 @@ def test_a_run_stopped_by_a_rollback_by_hand_is_not_rolled_back_again_by_its_hoo
 def test_a_canary_run_given_a_phase_plan_it_would_ignore_is_refused_before_any_aws_call(monkeypatch, phases):
     """The canary flow runs every stage in one run and never decommissions: it used to accept
     weekly phases and run 5 -> 50 -> 100 in one go, without a word."""
-    import flows.canary
     from flows.canary import RolloutRefused
 
     env = fake_environment()
     _hooks_see(monkeypatch, env)
-    monkeypatch.setattr(flows.canary, "load_environment", lambda *a, **k: env)
+    rollout_flows_see(monkeypatch, env)
     spec = {"image": IMAGE, "stages": [{"weight": w, "bake_seconds": 120} for w in (5, 50, 100)], "phases": phases}
 
     with pytest.raises(RolloutRefused, match="canary flow .*use the progressive flow") as refused:

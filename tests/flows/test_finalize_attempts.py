@@ -22,6 +22,7 @@ import flows.env
 from flows.canary import canary
 from flows.env import attempt_tag, began_finalizing
 from rollway.finalize import FinalizeRefused
+from tests.flows.fake_env import rollout_flows_see
 from tests.flows.moto_env import simulated
 from tests.flows.test_canary_moto import read_back
 from tests.flows.test_finalize import ALL_CANARY, ALL_STABLE, failing, promote_by_hand, saved_blocks
@@ -78,7 +79,7 @@ def test_a_flow_retry_after_a_stopped_finalize_is_rolled_back_when_it_fails_mid_
     rollbacks = rollback_runs()
     attempts = {"finalize": 0}
     with simulated(aws, canary_error_rate=0.001) as (env, image):
-        monkeypatch.setattr(flows.canary, "load_environment", lambda *args, **kwargs: env)
+        rollout_flows_see(monkeypatch, env)
         counting_finalizes(monkeypatch, attempts, refuse_first_scale_down=aws.get_client("ecs"))
         stop_after_the_next_attempts_first_shift(monkeypatch, attempts, RuntimeError("ECS DescribeServices: InternalError"))
         state = canary_flow(env, image, blocks, flow_fn=canary.with_options(retries=1, retry_delay_seconds=0),
@@ -99,7 +100,7 @@ def test_a_rerun_of_a_finalized_run_is_rolled_back_when_it_crashes_mid_stage(aws
     rollbacks = rollback_runs()
     attempts = {"finalize": 0}
     with simulated(aws, canary_error_rate=0.001) as (env, image):
-        monkeypatch.setattr(flows.canary, "load_environment", lambda *args, **kwargs: env)
+        rollout_flows_see(monkeypatch, env)
         counting_finalizes(monkeypatch, attempts)
         first = canary_flow(env, image, blocks, finalize=True, return_state=True)
         assert first.is_completed() and read_back(aws)[0] == ALL_STABLE
@@ -124,7 +125,7 @@ def test_a_run_crashing_while_finalizing_is_left_alone_even_when_the_api_cannot_
         raise httpx.ConnectError("All connection attempts failed")
 
     with simulated(aws, canary_error_rate=0.001) as (env, image):
-        monkeypatch.setattr(flows.canary, "load_environment", lambda *args, **kwargs: env)
+        rollout_flows_see(monkeypatch, env)
         monkeypatch.setattr(flows.canary, "run_finalize", lambda *a, **k: (_ for _ in ()).throw(ProcessDied()))
         monkeypatch.setattr(flows.env, "latest_attempt_marked", unreachable)
         with pytest.raises(ProcessDied):

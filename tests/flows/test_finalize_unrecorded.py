@@ -26,6 +26,7 @@ from rollway.finalize import FinalizeIncomplete, FinalizeRefused, plan_unrecorde
 from rollway.model import Weights
 from rollway.phases import RolloutPhase
 from rollway.spec import RolloutSpec, Stage
+from tests.flows.fake_env import rollout_flows_see
 from tests.flows.moto_env import inbox, received_subjects, simulated
 from tests.flows.test_canary_moto import read_back
 from rollway.targets import Targets
@@ -113,7 +114,7 @@ def test_a_finalize_that_fails_inside_the_canary_flow_is_not_rolled_back(aws, mo
     with simulated(aws, canary_error_rate=0.001) as (env, image):
         # The run acts on the clients the test can make fail; a rollback (through the saved
         # blocks, on clients of its own) would not be stopped by it.
-        monkeypatch.setattr(flows.canary, "load_environment", lambda *args, **kwargs: env)
+        rollout_flows_see(monkeypatch, env)
         canary_group = f"/{aws.targets.canary_target_group}/"  # in the target group's ARN
         restore = failing(aws.get_client("elbv2"), "ModifyRule", when=lambda params: _none_to(canary_group, params))
         try:
@@ -175,7 +176,7 @@ def test_a_canary_run_that_crashes_while_finalizing_is_not_rolled_back(aws, monk
     url = inbox(aws)
     rollbacks = rollback_runs()
     with simulated(aws, canary_error_rate=0.001) as (env, image):
-        monkeypatch.setattr(flows.canary, "load_environment", lambda *args, **kwargs: env)
+        rollout_flows_see(monkeypatch, env)
         finalize_steps = flows.canary.run_finalize
 
         def dies(*args, **kwargs):

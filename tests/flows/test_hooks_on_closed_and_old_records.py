@@ -51,8 +51,6 @@ def promoted_and_watched(monkeypatch):
     env = fake_environment()
     env.ledger = ThrottledLedger()
     hooks_and_flows_see(monkeypatch, env)
-    monkeypatch.setattr(flows.progressive, "load_clients", lambda *a, **k: (env.targets, None))
-    monkeypatch.setattr(flows.progressive, "aws_environment", lambda *a, **k: env)
     spec = RolloutSpec(image=IMAGE, stages=[Stage(weight=w, bake_seconds=120) for w in (5, 100)], monitor_seconds=300)
     assert promote(env, spec).outcome == "promoted"
     record = env.ledger.get(env.targets.canary_service)

@@ -183,8 +183,6 @@ def test_a_weekly_tick_that_failed_starting_the_next_phase_leaves_the_next_rollo
     assert week_1(env).outcome == "holding"
     env.clock.t += 2 * 3600
     hooks_and_flows_see(monkeypatch, env)
-    monkeypatch.setattr(flows.progressive, "load_clients", lambda *a, **k: (env.targets, None))
-    monkeypatch.setattr(flows.progressive, "aws_environment", lambda *a, **k: env)
     ours = env.ledger.get(env.targets.canary_service).rollout_id
     seen: list = [env, ours]
     frank_begins_before_the_hook_acts(monkeypatch, seen)

@@ -16,6 +16,7 @@ from blocks.credentials import credentials_for_endpoint
 from blocks.register import save_blocks
 from flows.infra import AwsNotRead, ChecklistFailed, InfraRefused, deploy_infrastructure, verify_infrastructure
 from flows.env import CredentialsRefused
+from rollway.infra import PlanRefused
 from tests.flows.moto_env import inbox
 from tests.unit.test_infra_plan import WEBORDINARY
 
@@ -204,6 +205,27 @@ def test_a_role_that_cannot_be_assumed_ends_the_run_in_one_line_before_cdk_start
     assert message.endswith(f"; {nothing}; AWS could not be reached: check the worker's network and proxy "
                             "(HTTPS_PROXY), and the block's aws_client_parameters.endpoint_url if it sets one")
     assert "\n" not in message and not ran.exists()
+
+
+@pytest.mark.parametrize("run", [
+    lambda app, cdk: deploy_infrastructure(cdk_app_dir=app, cdk_executable=cdk, targets_block=TARGETS_BLOCK,
+                                           aws_credentials_block=CREDENTIALS_BLOCK, verify=False, bootstrap=False),
+    lambda app, cdk: verify_infrastructure(cdk_app_dir=app, cdk_executable=cdk, targets_block=TARGETS_BLOCK,
+                                           aws_credentials_block=CREDENTIALS_BLOCK),
+], ids=["deploy", "verify"])
+def test_a_misspelt_region_in_the_cdk_app_is_refused_naming_the_stack_and_the_app(pinned, tmp_path, run):
+    # Found only as its session was made, it said to "set the region of the targets (or the AWS
+    # credentials' region_name)", both right; a deploy without the checklist deployed its stacks.
+    import botocore
+
+    cdk, app = fake_cdk(tmp_path, pinned={"WebordinaryECRStack": f"aws://{ACCOUNT}/eu-wset-1"})
+    with pytest.raises(PlanRefused) as caught:
+        run(app, cdk)
+    assert str(caught.value) == (
+        f"the CDK app pins stacks to a region AWS does not have: WebordinaryECRStack (aws://{ACCOUNT}/eu-wset-1: the "
+        f"aws partition has no such region as botocore {botocore.__version__} lists them (did you mean eu-west-1?); "
+        "for a region AWS opened since, upgrade boto3); fix the region in the env of these stacks in the CDK app (the "
+        "targets' region, us-west-2, is not at fault; nothing was deployed)")
 
 
 def test_verify_refuses_a_bad_app_or_cdk_before_reading_any_block(tmp_path):

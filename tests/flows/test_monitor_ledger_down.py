@@ -6,16 +6,14 @@ from __future__ import annotations
 
 from botocore.exceptions import ClientError
 
-import flows.canary
 import flows.env
-import flows.progressive
 import flows.rollback
 from flows.progressive import progressive_rollout
 from rollway.fakes import FakeLedger, FakeMetrics, steady
 from rollway.model import Weights
 from rollway.phases import RolloutPhase
 from rollway.spec import RolloutSpec, Stage
-from tests.flows.fake_env import fake_environment
+from tests.flows.fake_env import fake_environment, rollout_flows_see
 
 IMAGE = "webordinary/edit-container:2.0.0"
 
@@ -50,8 +48,9 @@ class TableGone(FakeLedger):
 def test_a_monitor_rollback_on_a_ledger_that_is_down_is_reported_once_as_rollback_unrecorded(monkeypatch):
     env = fake_environment()
     env.ledger = TableGone()
-    for module in (flows.env, flows.rollback, flows.progressive, flows.canary):
+    for module in (flows.env, flows.rollback):
         monkeypatch.setattr(module, "load_environment", lambda *a, **k: env)
+    rollout_flows_see(monkeypatch, env)
     healthy, failing = steady(5000, 0.001, 0.001), steady(5000, 0.001, 0.08)
 
     def behaviour(weights, t):

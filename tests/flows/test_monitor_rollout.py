@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import pytest
 
-import flows.monitor
 from flows.monitor import MonitorRefused, monitor, watched_rollout
 from rollway.fakes import FakeClock, FakeLedger, FakeMetrics, steady
 from rollway.ledger import RolloutRecord, RolloutSuperseded, Transition, begin_rollback, new_rollout_id
 from rollway.model import Weights
 from rollway.phases import RolloutPhase
 from rollway.spec import RolloutSpec, Stage
-from tests.flows.fake_env import STABLE_TD, fake_environment
+from tests.flows.fake_env import STABLE_TD, fake_environment, rollout_flows_see
 
 FIRST, SECOND = "webordinary/edit-container:2.0.0", "webordinary/edit-container:3.0.0"
 RELEASE_TD = "arn:aws:ecs:us-west-2:123456789012:task-definition/webordinary-edit-task:2"
@@ -60,7 +59,7 @@ def promoted_world(monkeypatch, clock=None, spec: RolloutSpec = SPEC):
     env.router.weights = Weights(stable=0, canary=100)
     env.deployer.update_service(env.targets.canary_service, task_definition=RELEASE_TD, desired=4)
     env.metrics = FakeMetrics(env.router, steady(5000, 0.001, 0.08))
-    monkeypatch.setattr(flows.monitor, "load_environment", lambda *a, **k: env)
+    rollout_flows_see(monkeypatch, env)
     first = add_rollout(env, FIRST, RolloutPhase.PROMOTED, Weights(stable=0, canary=100), RELEASE_TD, "promote",
                         spec=spec)
     return env, first
@@ -133,7 +132,7 @@ def resume_the_window(monkeypatch, env):
     """`progressive_rollout` run again on the promoted rollout: it watches what is left of its window."""
     import flows.progressive
 
-    monkeypatch.setattr(flows.progressive, "load_environment", lambda *a, **k: env)
+    rollout_flows_see(monkeypatch, env)
     return flows.progressive.progressive_rollout(spec=SPEC.model_dump(mode="json"), phased=False)
 
 

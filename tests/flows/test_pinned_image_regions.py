@@ -10,7 +10,7 @@ from prefect import flow
 from blocks.credentials import credentials_for_endpoint
 from blocks.register import save_blocks
 from flows.canary import RolloutRefused, canary, pin_image, pinning_in_any_region
-from flows.env import load_environment
+from flows.env import load_session
 from flows.progressive import progressive_rollout
 from rollway.clock import ClockSettings
 from rollway.spec import RolloutSpec, Stage
@@ -34,7 +34,8 @@ def spec(image: str) -> RolloutSpec:
 
 @flow
 def pinned_by_the_run(image: str) -> str:
-    env = pinning_in_any_region(load_environment(TARGETS_BLOCK, CREDENTIALS_BLOCK, ClockSettings()), CREDENTIALS_BLOCK)
+    session = load_session(TARGETS_BLOCK, CREDENTIALS_BLOCK)
+    env = pinning_in_any_region(session.environment(ClockSettings()), session.credentials)
     return pin_image(env, spec(image))
 
 
@@ -44,9 +45,10 @@ def test_a_tag_in_ecr_of_another_region_is_pinned_with_the_runs_credentials(shar
 
 
 @pytest.mark.parametrize("run", [canary, progressive_rollout], ids=["canary", "progressive_rollout"])
-def test_the_rollout_flows_read_the_tag_in_its_own_region(shared, every_call, run):
+def test_the_rollout_flows_read_the_tag_in_its_own_region(shared, every_call, credentials_loaded, run):
     uri, _ = shared
     calls = [every_call(service) for service in ("ecs", "elbv2", "dynamodb", "sns")]
+    asked = every_call("sts")
     # A tag the shared repository lacks: the refusal is ECR's answer in eu-west-1, not "another region".
     with pytest.raises(RolloutRefused) as refused:
         run(spec=spec(f"{uri}:9.9.9"), targets_block=TARGETS_BLOCK, aws_credentials_block=CREDENTIALS_BLOCK)
@@ -54,3 +56,7 @@ def test_the_rollout_flows_read_the_tag_in_its_own_region(shared, every_call, ru
                                   "shared/edit-container holds no tag '9.9.9'; push it (publish_container) or give "
                                   "one it holds")
     assert not WRITES.intersection(name for names in calls for name in names)
+    # One session in the targets' region and one in the registry's, each checked once, on the
+    # block as the run loaded it: the pinner loaded it again from the Prefect API.
+    assert asked == ["GetCallerIdentity"] * 2, asked
+    assert credentials_loaded == [CREDENTIALS_BLOCK], credentials_loaded

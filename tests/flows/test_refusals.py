@@ -9,9 +9,7 @@ from __future__ import annotations
 import pytest
 from prefect import flow
 
-import flows.canary
 import flows.env
-import flows.progressive
 import flows.rollback
 from flows.canary import RolloutRefused, canary
 from flows.progressive import progressive_rollout, run_progressive
@@ -21,7 +19,7 @@ from rollway.flags import FlagState
 from rollway.model import Weights
 from rollway.phases import RolloutPhase
 from rollway.spec import FlagBinding, RolloutSpec, Stage, WeeklyPhase
-from tests.flows.fake_env import fake_environment
+from tests.flows.fake_env import fake_environment, rollout_flows_see
 
 IMAGE = "webordinary/edit-container:2.0.0"
 NEWER = "webordinary/edit-container:3.0.0"
@@ -35,8 +33,9 @@ def ledger_env():
 
 def hooks_and_flows_see(monkeypatch, env) -> None:
     """The flows, their hooks and the rollback flow build their environment from blocks: give them the fakes."""
-    for module in (flows.env, flows.rollback, flows.progressive, flows.canary):
+    for module in (flows.env, flows.rollback):
         monkeypatch.setattr(module, "load_environment", lambda *a, **k: env)
+    rollout_flows_see(monkeypatch, env)
 
 
 @flow

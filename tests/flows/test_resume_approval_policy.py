@@ -14,7 +14,7 @@ from flows.progressive import progressive_rollout
 from rollway.approvals import auto_approve
 from rollway.fakes import FakeLedger
 from rollway.spec import Analysis, Approvals, RolloutSpec, Stage, WeeklyPhase
-from tests.flows.fake_env import fake_environment
+from tests.flows.fake_env import fake_environment, rollout_flows_see
 
 IMAGE = "webordinary/edit-container:2.0.0"
 STAGES = [Stage(weight=5, bake_seconds=120), Stage(weight=25, bake_seconds=120, approval=True),
@@ -33,8 +33,8 @@ def fake_blocks(monkeypatch) -> tuple[list[int], list[Approvals]]:
         periods.append(interval_seconds)
         return env
 
-    for module in (flows.env, flows.progressive):
-        monkeypatch.setattr(module, "load_environment", load_environment)
+    monkeypatch.setattr(flows.env, "load_environment", load_environment)  # the hooks'
+    rollout_flows_see(monkeypatch, env, periods)
     built: list[Approvals] = []
 
     def approver_for(approvals, poll_interval=2):

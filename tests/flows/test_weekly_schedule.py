@@ -21,7 +21,6 @@ import pytest
 from prefect import flow, get_client
 from prefect.states import Crashed
 
-import flows.progressive
 from flows.progressive import advance, advance_phase, run_progressive
 from rollway.approvals import auto_approve
 from rollway.fakes import FakeFlagStore
@@ -202,8 +201,6 @@ def _week_one_with_a_bound_flag(monkeypatch):
     env.ledger = ThrottledLedger()
     env.flags = FakeFlagStore([FlagState(feature=FEATURE)])
     hooks_and_flows_see(monkeypatch, env)
-    monkeypatch.setattr(flows.progressive, "load_clients", lambda *a, **k: (env.targets, None))
-    monkeypatch.setattr(flows.progressive, "aws_environment", lambda *a, **k: env)
     spec = _two_weeks([FlagBinding(feature=FEATURE)])
     env.clock.t = at("UTC", *MONDAY)
     assert first_run(env, spec).outcome == "holding" and env.flags.flags[FEATURE].percentage == 5
