@@ -48,6 +48,17 @@ class ProcessFailed(PicklableError, RuntimeError):
         self.child = child
 
 
+def how_it_ended(code: int) -> str:
+    """How a child that ended with the Popen exit ``code`` ended, as a person reads it: a negative
+    code is the signal that killed it ("exited with code -9" read as an exit status of its own)."""
+    if code >= 0:
+        return f"exited with code {code}"
+    try:
+        return f"was killed by {signal.Signals(-code).name}"
+    except ValueError:  # a signal number Python has no name for (a real-time one)
+        return f"was killed by signal {-code}"
+
+
 def port_is_free(port: int) -> bool:
     """Whether a server could listen on ``port`` of 127.0.0.1 now."""
     return port_unusable(port) is None
@@ -186,7 +197,7 @@ class Child:
         """Raises ProcessFailed naming the log when the child has exited."""
         code = self.exit_code()
         if code is not None:
-            raise ProcessFailed(f"{self.name} exited with code {code}{self._log_hint()}", self)
+            raise ProcessFailed(f"{self.name} {how_it_ended(code)}{self._log_hint()}", self)
 
     def log_tail(self, lines: int = 40) -> str:
         """The last ``lines`` lines the child wrote to its log since it was last started ("":

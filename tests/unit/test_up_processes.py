@@ -481,6 +481,22 @@ def test_a_failed_childs_log_tail_is_what_it_wrote_this_time_not_an_earlier_runs
     assert "last week" in log.read_text(), "the earlier runs' lines stay in the log"
 
 
+def test_a_child_killed_by_a_signal_is_said_to_be_killed_by_it_by_name(tmp_path):
+    """`rollway up`'s error for a server or runner killed outright (the OOM killer, `kill -9`)
+    read "exited with code -9", as if it had exited with a status of its own."""
+    child = Child("serve", [sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"],
+                  child_env({}), tmp_path / "serve.log").start()
+    deadline = time.monotonic() + 30
+    while child.exit_code() is None:
+        assert time.monotonic() < deadline, "the child did not exit"
+        time.sleep(0.05)
+    with pytest.raises(ProcessFailed) as failed:
+        child.check_running()
+    child.stop()
+    assert "serve was killed by SIGKILL" in str(failed.value), failed.value
+    assert "-9" not in str(failed.value)
+
+
 def test_a_killed_servers_log_tail_holds_no_banner(tmp_path):
     """A server killed once up (SIGKILL, the OOM killer) wrote nothing after its welcome: the tail
     under `rollway up`'s error was Prefect's ASCII banner, the last thing on the terminal, as if it
