@@ -104,9 +104,12 @@ def validate_deployment(
     summary = evaluate(results)
     # Refused, the artifact's error would replace the verdict: a passed validation failed, and
     # a failed one no longer named its checks (the log above has each of them).
+    # Keyed by the canary service, as every artifact of the rollout is; titled with both services,
+    # as what it validated (the title named the stable one alone, under a key naming the canary).
+    title = f"Deployment validation of {targets.stable_service} (stable) and {targets.canary_service} (canary)"
     for_people("validation", lambda: create_markdown_artifact(
         key=artifact_key(targets.canary_service, "validation"),
-        markdown=markdown(summary, title=f"Deployment validation of {targets.stable_service}",
+        markdown=markdown(summary, title=title,
                           context=("What was validated:", "", *versions)),
         description="post-deployment validation",
     ))

@@ -60,7 +60,9 @@ def test_a_healthy_deployment_passes_and_the_artifact_lists_every_check(aws, app
     assert summary.passed and summary.failed == ()
     assert [c.name for c in summary.checks] == ["health", "session", "message", "success_rate"]
     text = artifact_of(state)
-    assert "Deployment validation of webordinary-edit-service: passed" in text
+    # Titled with both services it validated: the key names the canary, the title named only the stable.
+    assert ("Deployment validation of webordinary-edit-service (stable) and webordinary-edit-service-canary "
+            "(canary): passed") in text
     for name in ("health", "session", "message", "success_rate"):
         assert f"| {name} | passed |" in text
     assert "99.95%" in text
@@ -273,7 +275,8 @@ def test_a_success_rate_the_role_may_not_read_is_reported_as_not_checked_asked_o
                                         "GetMetricData for SuccessRate in Webordinary/Production was refused")
     assert "allow cloudwatch:GetMetricData to the worker's role" in str(failed.value)
     text = artifact_of(state)
-    assert "Deployment validation of webordinary-edit-service: NOT CHECKED (success_rate)" in text
+    assert ("Deployment validation of webordinary-edit-service (stable) and webordinary-edit-service-canary "
+            "(canary): NOT CHECKED (success_rate)") in text
     assert "| success_rate | unchecked |" in text
 
 
