@@ -209,6 +209,13 @@ def run_owner() -> str:
     return f"{OWNER_PREFIX}{ctx.flow_run.id}" if ctx and ctx.flow_run else f"process/{uuid.uuid4()}"
 
 
+def run_label() -> str | None:
+    """This flow run as a report names it, ``<name> (<id>)`` (the name is what the Prefect UI
+    lists; the id finds it), or None outside a flow run."""
+    ctx = FlowRunContext.get()
+    return f"{ctx.flow_run.name} ({ctx.flow_run.id})" if ctx and ctx.flow_run else None
+
+
 SCHEDULE_ACTOR = "schedule"
 
 

@@ -15,6 +15,7 @@ from prefect.context import FlowRunContext
 
 from flows.approvals import pause_question
 from flows.artifacts import for_people
+from flows.env import run_label
 from flows.rollback import (ClaimKeeper, claimant, record_rollback_end, rollback_overtaken, try_record,
                             unrecorded)
 from rollway import weekly
@@ -74,9 +75,15 @@ class LedgerJournal:
         self._unrecorded: str | None = None  # what the ledger could not record of the rollback's start
         self._claim: ClaimKeeper | None = None  # renews the rollback's claim while it acts
         self._asked: tuple[int, str] | None = None  # the pause people were last told of (stage, cause)
+        self._run_named = False  # whether this run's flow run is in the ledger yet (``_record``)
 
     # --- helpers -----------------------------------------------------------------------
     def _record(self, transition: Transition, owner: str | None = "self", followed_by: tuple = (), **changes):
+        if owner == "self" and transition.run is None and (transition.kind == "pause" or not self._run_named):
+            # Each run that drove the rollout is named once, on its first write (and on every pause,
+            # which a person answers in that run): its lease's owner is gone from the record once
+            # it ends, and the reports could name no run to look for in the Prefect UI.
+            transition = transition.model_copy(update={"run": run_label()})
         self._seen = self.ledger.record(
             self.service,
             rollout=self.rollout_id,
@@ -88,6 +95,7 @@ class LedgerJournal:
             wall=self.env.wall(),
             **changes,
         )
+        self._run_named = self._run_named or owner == "self"
         return self._seen
 
     def _notify(self, subject: str, message: str) -> None:
@@ -167,12 +175,13 @@ class LedgerJournal:
         again after a timeout whose policy holds: nobody answered the first message, and one an
         hour for a rollout left holding for weeks would only bury it. An alert: a message SNS
         refuses must not fail the run, whose hooks would roll back."""
+        paused_at = datetime.fromtimestamp(self.env.wall(), timezone.utc)
+        self._record_pause(pause, paused_at)
         if self._asked == (pause.stage_index, pause.cause) and held_by is None:
             return
         self._asked = (pause.stage_index, pause.cause)
         context = FlowRunContext.get()
         run = f" (flow run {context.flow_run.name})" if context and context.flow_run else ""
-        paused_at = datetime.fromtimestamp(self.env.wall(), timezone.utc)
         where = f" (traffic at {self._seen.weights}, stable/canary)" if self._seen is not None else ""
         again = ""
         if held_by is not None:
@@ -186,6 +195,23 @@ class LedgerJournal:
             "Answer from the Prefect UI (the paused run: Resume), or with `rollway promote` (approve), "
             "`rollway hold` (keep the traffic where it is; asked again later) or `rollway abort` (reject: roll back).",
         )
+
+    def _record_pause(self, pause: Pause, paused_at: datetime) -> None:
+        """Record that the run waits for a person (which stage, why, until when), so the reports
+        read it from the ledger: without it a paused rollout read "progressing (not finished)",
+        and a report must not depend on reaching the Prefect API. Its answer (or timeout) is
+        recorded after it as ever.
+
+        Not recorded again while the last entry already says so, nor after a timeout at the same
+        stage whose policy holds: the pause is asked again as long as nobody answers (for weeks,
+        say), and an entry per asking would grow the item past DynamoDB's 400 KB limit.
+        """
+        last = self._seen.history[-1] if self._seen is not None and self._seen.history else None
+        if last is not None and last.kind in ("pause", "timeout") and last.to_stage == pause.stage_index:
+            return
+        self._record(Transition(
+            at=self.env.clock.now(), kind="pause", actor=self.actor, to_stage=pause.stage_index,
+            comment=pause_question(pause, self.spec.approvals, paused_at)))  # its reason, and until when
 
     def answered(self, pause: Pause, answer: ApprovalAnswer, approved_stage: int | None) -> None:
         """Record a person's answer; ``approved_stage``: the stage an approval lets the rollout

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from flows.approvals import prefect_approver, unheard_answers
 from flows.canary import RolloutRefused, before_any_write, pin_image, pinning_in_any_region, preflight
 from flows.engine import run_stages
-from flows.env import load_session, mark_rollout, owner_finished, owner_run_id, run_owner, tick_actor
+from flows.env import load_session, mark_rollout, owner_finished, owner_run_id, run_label, run_owner, tick_actor
 from flows.hooks import rollback_hooks
 from flows.journal import LedgerJournal, on_the_wall
 from flows.monitor import after_window, run_monitor
@@ -126,7 +126,7 @@ def create_rollout(env: Environment, spec: RolloutSpec, *, owner: str, actor: st
         image=spec.image, spec_json=spec.model_dump_json(), phase=RolloutPhase.PENDING,
         previous_task_definition=canary.task_definition, stable_desired=stable.desired,
         created_at=now, updated_at=now, phased=phased,
-        history=(Transition(at=now, kind="start", actor=actor, comment=comment),),
+        history=(Transition(at=now, kind="start", actor=actor, comment=comment, run=run_label()),),
         pinned_image=pinned,
     )
     try:

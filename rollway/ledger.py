@@ -128,7 +128,7 @@ class Transition(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     at: float
-    kind: str = Field(description="start, shift, verdict, approve, reject, hold, timeout, adopt, rollback-start, notified, rollback, promote, phase, resume, takeover, unheard, flag, decommission, watched, monitor")
+    kind: str = Field(description="start, shift, verdict, pause, approve, reject, hold, timeout, adopt, rollback-start, notified, rollback, promote, phase, resume, takeover, unheard, flag, decommission, watched, monitor")
     actor: str
     from_weights: Weights | None = None
     to_weights: Weights | None = None
@@ -141,6 +141,11 @@ class Transition(BaseModel):
     # definition it pointed the canary service back at.
     message_id: str | None = Field(default=None, description="SNS message id of the notice a rollback sent")
     task_definition: str | None = Field(default=None, description="task definition a rollback restored on the canary")
+    # The Prefect flow run that wrote the entry under the rollout's lease, so a person reading a
+    # report can find it in the UI: the owner is recorded only while it holds the lease, and
+    # released when it ends. Set on a rollout's start, on each run's first write and on a pause
+    # (None: no flow run, or recorded before runs were).
+    run: str | None = Field(default=None, description="flow run that wrote it: '<name> (<id>)'")
 
 
 class RolloutRecord(BaseModel):

@@ -17,6 +17,7 @@ definition, bound flags disabled, people notified); a step that failed leaves th
 from __future__ import annotations
 
 import json
+import re
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -268,8 +269,49 @@ def _outcome(record: RolloutRecord) -> str:
         return "rolled back" + (f" at {utc(end.at)}" if end else "")
     if phase is RolloutPhase.ROLLING_BACK:
         return "rolling back: the rollback began but is not recorded as finished"
-    held = _between_phases(record)
+    held = _between_phases(record) or _waiting(record)
     return held or f"{phase.value} (not finished) at {record.weights} stable/canary"
+
+
+# How a person answers a paused run: the Prefect UI's Resume form, or rollway's commands.
+_HOW_TO_ANSWER = ("answer it in the Prefect UI (the paused flow run{run}: **Resume**) or with `rollway promote` "
+                  "(approve), `rollway hold` (stay, asked again later) or `rollway abort` (reject: roll back)")
+
+
+def waiting_pause(record: RolloutRecord) -> Transition | None:
+    """The pause an unfinished rollout waits at for a person's answer, as its run recorded it
+    (``pause``), or None: its newest entry is not one. A timeout whose policy holds, newest, asks
+    the same pause again (not recorded again, so that weeks of it do not fill the item): its
+    pause is returned. A run that died while paused leaves its pause newest: the holder line says
+    whether its lease still runs."""
+    if record.phase.terminal or record.phase is RolloutPhase.ROLLING_BACK:
+        return None
+    last = record.history[-1] if record.history else None
+    if last is None:
+        return None
+    if last.kind == "pause":
+        return last
+    if last.kind == "timeout" and (last.comment or "").startswith("hold"):
+        return next((t for t in reversed(record.history) if t.kind == "pause" and t.to_stage == last.to_stage), None)
+    return None
+
+
+def _waiting(record: RolloutRecord) -> str:
+    """A rollout paused for a person's answer: at which stage, since when, what it asks and how to
+    answer it; "" for any other. It read "progressing (not finished)", as if a run moved it on."""
+    pause = waiting_pause(record)
+    if pause is None:
+        return ""
+    weights = stage_weights(record)
+    stage = (f" for stage {pause.to_stage + 1}/{len(weights)} ({weights[pause.to_stage]}%)"
+             if weights and pause.to_stage is not None and 0 <= pause.to_stage < len(weights) else "")
+    last = record.history[-1] if record.history else None
+    again = (f"; it timed out at {utc(last.at)} and is asked again" if last is not None and last.kind == "timeout"
+             else "")
+    run = f" {cell(pause.run)}" if pause.run else ""
+    return (f"**waiting for a person's approval**{stage}, at {record.weights} stable/canary, since "
+            f"{utc(pause.at)}{again}: {cell(pause.comment or pause.verdict or 'no question recorded')}; "
+            + _HOW_TO_ANSWER.format(run=run))
 
 
 def _between_phases(record: RolloutRecord) -> str:
@@ -326,7 +368,8 @@ def _stage_table(record: RolloutRecord) -> list[str]:
 
 def _answers(record: RolloutRecord) -> list[str]:
     weights = stage_weights(record)
-    answers = [t for t in record.history if t.kind in ANSWERS]
+    waiting = waiting_pause(record)
+    answers = [t for t in record.history if t.kind in ANSWERS or t is waiting]
     if not answers:
         return ["No approval was asked for or answered."]
     rows = ["| when | who | answer | stage | comment | what was asked |", "|---|---|---|---|---|---|"]
@@ -334,6 +377,9 @@ def _answers(record: RolloutRecord) -> list[str]:
         stage = (f"{weights[t.to_stage]}%" if weights and t.to_stage is not None and 0 <= t.to_stage < len(weights)
                  else "-")
         answer = "timed out" if t.kind == "timeout" else t.kind
+        if t is waiting:  # asked, and not answered yet: its question is its comment
+            rows.append(f"| {utc(t.at)} | - | **waiting for an answer** | {stage} | - | {cell(t.comment or '')} |")
+            continue
         if t.kind == UNHEARD:  # its comment opens with the answer, as every answer's does (answer_comment)
             said = next((a for a in ("approve", "reject", "hold") if (t.comment or "").startswith(a)), "answered")
             answer = f"{said}, not acted on (its run had died)"
@@ -384,6 +430,45 @@ def _holder(record: RolloutRecord, now: float | None) -> str | None:
                 "rollout over and resumes it")
     live = "; live when this report was written" if now is not None else ""
     return f"{cell(record.owner)}, lease until {until} (wall clock{live})"
+
+
+_OWNER_PREFIX = "flow-run/"  # a lease owned by a flow run (flows.env.OWNER_PREFIX)
+_TAKEN_FROM = re.compile(r"over from flow-run/([0-9A-Za-z-]+),")
+
+
+def flow_runs(record: RolloutRecord) -> list[tuple[str, str]]:
+    """The Prefect flow runs the ledger names as having driven the rollout, oldest first: each as
+    ``(run, how)``, the run ``<name> (<id>)`` where its entries named it, its id alone where only a
+    lease did (a takeover's, or the lease held now)."""
+    found: dict[str, tuple[str, str]] = {}  # by flow run id (or label, when it holds none)
+
+    def add(run: str, how: str) -> None:
+        key = run.rsplit("(", 1)[-1].rstrip(")") if run.endswith(")") else run
+        if key not in found:
+            found[key] = (run, how)
+
+    for t in record.history:
+        if t.run:
+            add(t.run, f"{'started it' if t.kind == 'start' else f'first entry: {t.kind}'}, {utc(t.at)}")
+        if t.kind == TAKEOVER:
+            # Written by ``rollway.ledger.takeover`` (or ``claim_takeover``): "... from <owner>, whose ..."
+            taken = _TAKEN_FROM.search(t.comment or "")
+            if taken:
+                add(taken.group(1), f"drove it until its lease lapsed, before {utc(t.at)}")
+            if t.actor.startswith(_OWNER_PREFIX):
+                add(t.actor.removeprefix(_OWNER_PREFIX), f"took it over, {utc(t.at)}")
+    if record.owner and record.owner.startswith(_OWNER_PREFIX):
+        add(record.owner.removeprefix(_OWNER_PREFIX), "holds its lease")
+    return list(found.values())
+
+
+def _runs_line(record: RolloutRecord) -> list[str]:
+    """The flow runs that drove the rollout, so a person can find them (their logs, artifacts and
+    state) in the Prefect UI: the reports named none."""
+    runs = flow_runs(record)
+    said = ("; ".join(f"`{cell(run)}` ({how})" for run, how in runs) if runs else
+            "none recorded (the rollout was recorded before its runs were, or driven outside a Prefect flow run)")
+    return [f"- **Flow runs** (Prefect UI, Runs; search by name or id): {said}"]
 
 
 def _clock_note(record: RolloutRecord, now: float | None) -> list[str]:
@@ -474,6 +559,7 @@ def rollout_report(record: RolloutRecord, *, now: float | None = None) -> str:
     held = _holder(record, now)
     if held is not None:
         lines.append(f"- **Held by:** {held}")
+    lines += _runs_line(record)
     if record.canary_task_definition or record.previous_task_definition:
         lines.append(f"- **Task definitions:** new {record.canary_task_definition or '-'}, "
                      f"previous {record.previous_task_definition or '-'}")
@@ -588,6 +674,7 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, no
     clock = _clock_note(record, now)
     if clock:
         lines += [*clock, ""]
+    lines += [*_runs_line(record), ""]
     lines += ["## What triggered it", ""]
     if trigger is None:
         lines.append("The ledger records no rollback transition for this rollout (its phase says "

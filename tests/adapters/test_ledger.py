@@ -118,6 +118,26 @@ def test_the_provisioned_rollouts_table_keeps_the_ledger(aws):
     assert isinstance(ledger.history(SERVICE)[0], RolloutRecord)
 
 
+def test_the_flow_run_an_entry_names_outlives_the_lease_and_old_entries_read_without_one(dynamodb, ledger_targets):
+    """The owner (a flow run) is on the item only while it holds the lease: once released, the
+    reports could name no run that drove the rollout. An entry's ``run`` stays; entries written
+    before it was kept (no attribute) still read, as None."""
+    ledger = DynamoLedger(dynamodb, ledger_targets)
+    started(ledger)
+    run = "russet-spoonbill (2ddcc4ef-24fb-4e82-b796-38b8f8a1ed3d)"
+    ledger.record(SERVICE, owner="run-1", now=START + 1, transition=step(START + 1, "pause", run=run))
+    ledger.release(SERVICE, owner="run-1")
+    stored = ledger.get(SERVICE)
+    assert stored.owner is None
+    assert [(t.kind, t.run) for t in stored.history] == [("pause", run)]
+    old = dynamodb.get_item(TableName=ledger_targets.rollouts_table,
+                            Key={"service": {"S": SERVICE}, "rollout_id": {"S": stored.rollout_id}})["Item"]
+    assert old["history"]["L"][0]["M"]["run"] == {"S": run}
+    del old["history"]["L"][0]["M"]["run"]  # as an entry written before runs were kept
+    dynamodb.put_item(TableName=ledger_targets.rollouts_table, Item=old)
+    assert ledger.get(SERVICE).history[0].run is None
+
+
 def test_a_resent_update_whose_first_copy_committed_records_its_transition_once(dynamodb, ledger_targets):
     """botocore resends an UpdateItem whose answer was lost (a timeout, a 500 after the commit):
     list_append would append the transition twice. The version condition refuses the copy, and

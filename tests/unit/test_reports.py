@@ -678,3 +678,46 @@ def test_the_incident_reports_next_steps_name_where_to_look_in_aws():
             "metrics in `Webordinary/Production`, dashboard `webordinary-edit-dashboard`): confirm what failed" in text)
     assert ("Check the dead-letter queues (`webordinary-email-dlq`, `webordinary-edit-input-dlq`, "
             "`webordinary-edit-output-dlq`) for messages" in text)
+
+
+def test_the_flow_runs_that_drove_a_rollout_are_named_by_name_and_id_where_recorded():
+    """The reports named no flow run: the lease's owner leaves the record when its run ends, so a
+    reader could not find the runs' logs and artifacts in the Prefect UI. A run names itself on
+    its first entry; a takeover recorded before entries named runs still gives both runs' ids."""
+    ledger = FakeLedger()
+    first = "russet-spoonbill (0b5d5c6e-0000-4000-8000-000000000001)"
+    history = [started().model_copy(update={"run": first}), shift(60, 5, 0)]
+    ledger.create(record(history, RolloutPhase.PROGRESSING), owner="flow-run/0b5d5c6e-0000-4000-8000-000000000001",
+                  now=T0, lease_seconds=300)
+    ledger.acquire(SERVICE, owner="flow-run/run-2", now=T0 + 400, lease_seconds=300, wall=T0 + 400)
+    taken = ledger.get(SERVICE)
+    said = rollout_report(taken)
+    assert (f"- **Flow runs** (Prefect UI, Runs; search by name or id): `{first}` (started it, {utc(T0)}); "
+            f"`run-2` (took it over, {utc(T0 + 400)})") in said
+    begin_rollback(ledger, SERVICE, actor="judge", reason="5%: canary is worse", now=T0 + 460)
+    assert f"`{first}` (started it, {utc(T0)}); `run-2` (took it over" in incident_report(back_from_five(
+        ledger, T0 + 500, "rollback"))
+    # Recorded before runs were named: the takeover still names the run it took the rollout from.
+    old = taken.model_copy(update={"history": tuple(t.model_copy(update={"run": None}) for t in taken.history)})
+    assert ("`0b5d5c6e-0000-4000-8000-000000000001` (drove it until its lease lapsed, before "
+            f"{utc(T0 + 400)}); `run-2` (took it over") in rollout_report(old)
+    assert "- **Flow runs** (Prefect UI, Runs; search by name or id): none recorded" in rollout_report(
+        record([started(), shift(60, 5, 0)], RolloutPhase.PROMOTED))
+
+
+def test_a_rollout_whose_newest_entry_is_its_runs_pause_reads_as_waiting_and_an_answer_ends_it():
+    """Read from the ledger alone, the report said "progressing (not finished)" of a rollout whose
+    run waited for a person."""
+    pause = Transition(at=T0 + 700, kind="pause", actor="alice", to_stage=1,
+                       run="russet-spoonbill (0b5d5c6e-0000-4000-8000-000000000001)",
+                       comment="approval pause: approval needed before 25%; unanswered by 2027-01-15 09:02:00 UTC "
+                               "(wall clock) the rollout rolls back")
+    waiting = record([started(), shift(60, 5, 0), passed(600, 0), pause], RolloutPhase.PROGRESSING, weights=w(5))
+    said = rollout_report(waiting)
+    assert (f"- **Outcome:** **waiting for a person's approval** for stage 2/3 (25%), at 95/5 stable/canary, since "
+            f"{utc(T0 + 700)}: approval pause: approval needed before 25%") in said
+    assert "(the paused flow run russet-spoonbill (0b5d5c6e-0000-4000-8000-000000000001): **Resume**)" in said
+    assert f"| {utc(T0 + 700)} | - | **waiting for an answer** | 25% |" in said
+    answered = Transition(at=T0 + 800, kind="approve", actor="bob", to_stage=1, comment="approve: ok")
+    assert "waiting" not in rollout_report(record([started(), shift(60, 5, 0), passed(600, 0), pause, answered],
+                                                  RolloutPhase.PROGRESSING, weights=w(5)))

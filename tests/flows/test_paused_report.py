@@ -1,0 +1,86 @@
+"""What the reports say of a rollout while its run waits for a person's answer, and which flow
+runs drove it: progressive_rollout's logic on fakes, the report read from its ledger mid-pause."""
+
+from __future__ import annotations
+
+from prefect import flow
+from prefect.context import FlowRunContext
+
+from flows.progressive import run_progressive
+from rollway.approvals import ApprovalAnswer
+from rollway.fakes import FakeLedger
+from rollway.reports import rollout_report
+from rollway.spec import Approvals, RolloutSpec, Stage
+from tests.flows.fake_env import fake_environment
+
+SPEC = RolloutSpec(image="webordinary/edit-container:2.0.0", stages=[
+    Stage(weight=5, bake_seconds=120), Stage(weight=25, bake_seconds=120, approval=True),
+    Stage(weight=100, bake_seconds=120),
+])
+
+
+class Killed(BaseException):
+    """The process dies while it waits (a BaseException, as a real kill's SystemExit)."""
+
+
+@flow
+def progressive_on(env, spec, approver):
+    return run_progressive(env, spec, approver, owner="run-1", actor="alice", phased=False)
+
+
+def env_with_ledger():
+    env = fake_environment()
+    env.ledger = FakeLedger()
+    return env
+
+
+def test_a_rollout_paused_for_approval_reads_as_waiting_at_its_stage_and_says_how_to_answer():
+    """It read "progressing (not finished)": the ledger recorded no pause, and the report could
+    not tell a rollout waiting for a person from one a run was moving on."""
+    env = env_with_ledger()
+    seen: dict[str, str] = {}
+
+    def approver(pause, summary):
+        run = FlowRunContext.get().flow_run
+        seen["run"] = f"{run.name} ({run.id})"
+        seen["report"] = rollout_report(env.ledger.get(env.targets.canary_service))
+        return ApprovalAnswer(action="approve", approver="bob", comment="looks good")
+
+    assert progressive_on(env, SPEC, approver).outcome == "promoted"
+    paused = seen["report"]
+    outcome = next(line for line in paused.splitlines() if line.startswith("- **Outcome:**"))
+    assert "progressing (not finished)" not in outcome, outcome
+    assert "waiting for a person's approval** for stage 2/3 (25%), at 95/5 stable/canary, since " in outcome
+    assert "approval needed before 25%" in outcome and "the rollout rolls back" in outcome
+    assert f"the paused flow run {seen['run']}: **Resume**" in outcome
+    assert "`rollway promote` (approve)" in outcome and "`rollway abort` (reject: roll back)" in outcome
+    # The flow run that drove it is named, so it can be found in the Prefect UI.
+    assert f"- **Flow runs** (Prefect UI, Runs; search by name or id): `{seen['run']}` (started it, " in paused
+    # Answered, it no longer waits.
+    done = rollout_report(env.ledger.get(env.targets.canary_service))
+    assert "waiting for a person" not in done and f"`{seen['run']}`" in done
+
+
+def test_a_pause_asked_again_after_timeouts_that_hold_is_recorded_once_and_still_reads_as_waiting():
+    """An unanswered pause whose policy holds is asked again for as long as nobody answers: one
+    entry per asking would grow the ledger item without end."""
+    env = env_with_ledger()
+    spec = SPEC.model_copy(update={"approvals": Approvals(on_timeout="hold")})
+    timeout = ApprovalAnswer(action="hold", approver="timeout", timed_out=True, comment="no answer within 3600 s")
+    reports: list[str] = []
+
+    def approver(pause, summary):
+        reports.append(rollout_report(env.ledger.get(env.targets.canary_service)))
+        if len(reports) > 3:
+            raise Killed("the process dies while it waits")
+        return timeout
+
+    try:
+        progressive_on(env, spec, approver)
+    except Killed:
+        pass
+    history = env.ledger.get(env.targets.canary_service).history
+    assert [t.kind for t in history].count("pause") == 1
+    assert [t.kind for t in history].count("timeout") == 1
+    assert "waiting for a person's approval** for stage 2/3 (25%)" in reports[-1]
+    assert "timed out at " in reports[-1] and "and is asked again" in reports[-1]
