@@ -3,35 +3,17 @@ runs drove it: progressive_rollout's logic on fakes, the report read from its le
 
 from __future__ import annotations
 
-from prefect import flow
 from prefect.context import FlowRunContext
 
-from flows.progressive import run_progressive
 from rollway.approvals import ApprovalAnswer
-from rollway.fakes import FakeLedger
 from rollway.reports import rollout_report
 from rollway.spec import Approvals, RolloutSpec, Stage
-from tests.flows.fake_env import fake_environment
+from tests.flows.test_progressive_fakes import Killed, env_with_ledger, progressive_on
 
 SPEC = RolloutSpec(image="webordinary/edit-container:2.0.0", stages=[
     Stage(weight=5, bake_seconds=120), Stage(weight=25, bake_seconds=120, approval=True),
     Stage(weight=100, bake_seconds=120),
 ])
-
-
-class Killed(BaseException):
-    """The process dies while it waits (a BaseException, as a real kill's SystemExit)."""
-
-
-@flow
-def progressive_on(env, spec, approver):
-    return run_progressive(env, spec, approver, owner="run-1", actor="alice", phased=False)
-
-
-def env_with_ledger():
-    env = fake_environment()
-    env.ledger = FakeLedger()
-    return env
 
 
 def test_a_rollout_paused_for_approval_reads_as_waiting_at_its_stage_and_says_how_to_answer():
