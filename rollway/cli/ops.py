@@ -1205,6 +1205,17 @@ def _abort_directly(service: Service, who: str, reason: str, wait_seconds: float
         return 1
 
 
+def _history_for(service: Service, record: RolloutRecord | None) -> list[RolloutRecord]:
+    """The service's rollouts, newest first, when a refusal of ``record`` names the version before
+    it (a promoted one); empty otherwise, or when they cannot be read: a refusal is not failed on it."""
+    if record is None or record.phase is not RolloutPhase.PROMOTED:
+        return []
+    try:
+        return service.ledger.history(service.name, unreadable={})
+    except Exception:  # noqa: BLE001 - the refusal still says what to do, without the image
+        return []
+
+
 def _rollback_directly(service: Service, who: str, reason: str, wait_seconds: float) -> int:
     """No run waits for an answer: stop the run that owns the rollout, then roll back here."""
     import httpx
@@ -1213,6 +1224,7 @@ def _rollback_directly(service: Service, who: str, reason: str, wait_seconds: fl
 
     from flows.rollback import RollbackIncomplete, RollbackRefused, rollback
     from rollway.aws.ledger import write_or_why
+    from rollway.cli.way_back import nothing_to_abort
     from rollway.ledger import (LedgerError, RollbackUnrecorded, RolloutSuperseded, begin_rollback,
                                 open_for_rollback)
     from rollway.spec import RolloutSpec
@@ -1220,8 +1232,7 @@ def _rollback_directly(service: Service, who: str, reason: str, wait_seconds: fl
     record = service.ledger.get(service.name)
     # A promoted rollout whose monitoring window is owed can still be aborted: the old service runs.
     if record is None or not open_for_rollback(RolloutSpec.for_rollback(record.spec_json), record):
-        where = f"its newest rollout is {record.phase.value}" if record else "it has no rollout"
-        raise NoRollout(f"nothing to abort for {service.name}: {where}")
+        raise NoRollout(nothing_to_abort(service.targets, record, _history_for(service, record)))
     why = f"aborted by {who}: {reason}"
     owner = owner_run_id(record)
     # The abort's entries go in the rollout's history among its run's: on that run's clock (sped
