@@ -490,7 +490,7 @@ def history_table(history: Iterable[Transition], limit: int) -> Table:
 def _owner_row(record: RolloutRecord) -> str:
     if not record.owner:
         return "none"
-    if record.phase in (RolloutPhase.ROLLED_BACK, RolloutPhase.FAILED):
+    if record.phase is RolloutPhase.ROLLED_BACK:
         # The ledger keeps the last holder (a rollback writes without a lease): shown as the
         # owner with a lease, a dead run read as one still driving a rollout that has ended.
         return f"none: the rollout has ended (last held by {record.owner})"
