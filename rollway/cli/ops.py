@@ -257,7 +257,8 @@ def find_paused_run(client: Any, service: Service, record: RolloutRecord | None,
             f"its newest rollout {record.rollout_id} is {record.phase.value} at {record.weights} (stable/canary)"
             if record is not None else "it has no rollout in the ledger"
         )
-        raise NoPausedRun(f"no paused rollout run for {service.name}: {where}{last_answer(record)}")
+        raise NoPausedRun(f"no paused rollout run for {service.name}: {where}{last_answer(record)}. "
+                          f"{nothing_paused_next(record)}")
     listed = ", ".join(f"{r.name} ({r.id})" for r in candidates)
     several = AmbiguousRun(f"several paused runs could be {service.name}'s: {listed}; pass --flow-run ID")
     several.runs = tuple(candidates)
@@ -278,6 +279,40 @@ def last_answer(record: RolloutRecord | None) -> str:
     if last.kind == "timeout":
         return f"; its last pause went unanswered and timed out at {at} ({last.comment})"
     return f"; its last pause was answered by {last.actor} at {at}: {last.comment}"
+
+
+def nothing_paused_next(record: RolloutRecord | None) -> str:
+    """What a person who came to answer a pause, and found none, can do: by where the newest
+    rollout stands. Told only where it stands, they were left to work out whether to wait, resume,
+    finish a rollback, finalize or start anew."""
+    from rollway.finalize import finalize_unfinished, is_finalized
+    from rollway.reports import between_phases
+
+    phase = record.phase if record is not None else None
+    if phase is None:
+        return ("Nothing waits for an answer: `rollway status` lists any `canary` flow run under way (it keeps no "
+                f"ledger); or {HOW_TO_START}")
+    if phase in (RolloutPhase.PENDING, RolloutPhase.PROGRESSING):
+        return ("Nothing waits for an answer yet: its run asks at its next pause, when SNS says \"Rollout waits for a "
+                "person\"; `rollway status` shows the run that owns the rollout, its lease, and the paused run once it "
+                "asks")
+    if phase is RolloutPhase.PAUSED:
+        # Recorded only at the end of a weekly phase that passed: nothing asks until the next one.
+        held = between_phases(record)
+        return (f"It is {held}, and nothing asks for an answer before then" if held else
+                "It holds between weekly phases, and nothing asks for an answer until the weekly `advance_phase` "
+                "run starts the next one")
+    if phase is RolloutPhase.ROLLING_BACK:
+        return "A rollback of it began and is not recorded as finished: `rollway abort` finishes it"
+    if phase is RolloutPhase.ROLLED_BACK:
+        return "It has ended, so there is nothing to answer: start a new rollout once the cause is fixed"
+    if is_finalized(record):
+        return "It has ended, promoted and finalized, so there is nothing to answer: the next rollout can start"
+    if finalize_unfinished(record):
+        return ("It has ended, promoted, so there is nothing to answer; its finalize began and did not finish: run "
+                "`rollway finalize` again, which carries on from where it stopped")
+    return ("It has ended, promoted, so there is nothing to answer: once its monitoring window has passed, "
+            "`rollway finalize` puts it on the stable service and readies the canary service for the next rollout")
 
 
 def _state_name(run: Any) -> str:
