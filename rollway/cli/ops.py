@@ -1251,6 +1251,15 @@ def _history_for(service: Service, record: RolloutRecord | None) -> list[Rollout
         return []
 
 
+def _live_or_none(service: Service) -> Weights | None:
+    """The split the load balancer holds, for a refusal that says what to do about it; None when it
+    cannot be read (the refusal is not failed on it)."""
+    try:
+        return service.router.get_weights()
+    except Exception:  # noqa: BLE001 - the refusal is said without it
+        return None
+
+
 def _rollback_directly(service: Service, who: str, reason: str, wait_seconds: float) -> int:
     """No run waits for an answer: stop the run that owns the rollout, then roll back here."""
     import httpx
@@ -1267,7 +1276,7 @@ def _rollback_directly(service: Service, who: str, reason: str, wait_seconds: fl
     record = service.ledger.get(service.name)
     # A promoted rollout whose monitoring window is owed can still be aborted: the old service runs.
     if record is None or not open_for_rollback(RolloutSpec.for_rollback(record.spec_json), record):
-        raise NoRollout(nothing_to_abort(service.targets, record, _history_for(service, record)))
+        raise NoRollout(nothing_to_abort(service.targets, record, _history_for(service, record), _live_or_none(service)))
     why = f"aborted by {who}: {reason}"
     owner = owner_run_id(record)
     # The abort's entries go in the rollout's history among its run's: on that run's clock (sped

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from rollway.finalize import DONE, START, finalize_unfinished, is_finalized
+from rollway.finalize import DONE, START, UNRECORDED_ROLLBACK, finalize_unfinished, is_finalized
 from rollway.image import with_pin
 from rollway.ledger import RolloutRecord, utc
+from rollway.model import Weights
 from rollway.phases import RolloutPhase
 from rollway.targets import Targets
 
@@ -60,17 +61,30 @@ def _new_rollout(record: RolloutRecord, image: str | None) -> str:
             "(`progressive_rollout/webordinary` on an account deployed from prefect.yaml)")
 
 
-def nothing_to_abort(targets: Targets, record: RolloutRecord | None, history: Sequence[RolloutRecord] = ()) -> str:
+def _unledgered(targets: Targets, live: Weights) -> str:
+    """What to do about traffic on the canary that no open rollout in the ledger accounts for."""
+    return (f"; yet the load balancer sends {live.canary}% of the traffic to {targets.canary_service}: a `canary` "
+            "flow run's, which keeps no ledger, or weights moved by hand. If a `canary` flow run drives it "
+            "(`rollway status` lists one), let it finish, or cancel it and its hooks roll it back; otherwise roll it "
+            f"back with {UNRECORDED_ROLLBACK}")
+
+
+def nothing_to_abort(targets: Targets, record: RolloutRecord | None, history: Sequence[RolloutRecord] = (),
+                     live: Weights | None = None) -> str:
     """Why ``rollway abort`` has nothing to roll back for the service, and what to do instead.
 
     ``record`` is the newest rollout, which the caller found closed to a rollback (None: there is
-    none); ``history`` is the service's rollouts, newest first, for naming the previous version.
+    none); ``history`` is the service's rollouts, newest first, for naming the previous version;
+    ``live`` is the split the load balancer holds (None: it could not be read).
     """
     service = targets.canary_service
-    if record is None:
-        return f"nothing to abort for {service}: it has no rollout"
-    if record.phase is not RolloutPhase.PROMOTED:
-        return f"nothing to abort for {service}: its newest rollout is {record.phase.value}"
+    if record is None or record.phase is not RolloutPhase.PROMOTED:
+        where = f"its newest rollout {record.rollout_id} is {record.phase.value}" if record else "it has no rollout"
+        if live is not None and live.canary > 0:
+            return f"nothing to abort for {service}: {where}{_unledgered(targets, live)}"
+        # Nothing of a rollout serves users: the stable service carries all the traffic (if read).
+        return (f"nothing to abort for {service}: {where}"
+                + (f", and {targets.stable_service} carries all the traffic" if live is not None else ""))
     stable = targets.stable_service
     image = previous_image(record, history)
     said = _previous(record, image)
