@@ -358,6 +358,6 @@ def _live_hint(live: Weights, targets: Targets) -> str:
 def _not_promoted_hint(phase: RolloutPhase) -> str:
     if phase is RolloutPhase.ROLLING_BACK:
         return "a rollback of it began and is not recorded as finished; finish it first (`rollway abort`)"
-    if phase.terminal:  # rolled back or failed
+    if phase.terminal:  # rolled back
         return "the stable service already serves its traffic, so a new rollout can start as things are"
     return "finish it (approve it, `rollway promote`) or roll it back (`rollway abort`) first"

@@ -38,7 +38,13 @@ def worst(phases: Iterable[Phase]) -> Phase:
 
 
 class RolloutPhase(StrEnum):
-    """Where a rollout stands, as recorded in its ledger."""
+    """Where a rollout stands, as recorded in its ledger.
+
+    A rollout ends promoted or rolled back: a run that fails rolls its rollout back (its state
+    hooks), or leaves it open for the next run, `rollway abort` or the weekly schedule to finish.
+    There is no "failed" phase: nothing ever recorded one (a stage the judge fails is rolled
+    back, and ends ROLLED_BACK), so an item holding it was edited by hand and is named unreadable.
+    """
 
     PENDING = "pending"
     PROGRESSING = "progressing"
@@ -48,8 +54,7 @@ class RolloutPhase(StrEnum):
     # (or by `rollway abort`) instead of being mistaken for drift.
     ROLLING_BACK = "rolling_back"
     ROLLED_BACK = "rolled_back"
-    FAILED = "failed"
 
     @property
     def terminal(self) -> bool:
-        return self in (RolloutPhase.PROMOTED, RolloutPhase.ROLLED_BACK, RolloutPhase.FAILED)
+        return self in (RolloutPhase.PROMOTED, RolloutPhase.ROLLED_BACK)

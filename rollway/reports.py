@@ -269,7 +269,7 @@ def _outcome(record: RolloutRecord) -> str:
         return "rolled back" + (f" at {utc(end.at)}" if end else "")
     if phase is RolloutPhase.ROLLING_BACK:
         return "rolling back: the rollback began but is not recorded as finished"
-    held = _between_phases(record) or _waiting(record)
+    held = between_phases(record) or _waiting(record)
     return held or f"{phase.value} (not finished) at {record.weights} stable/canary"
 
 
@@ -314,7 +314,7 @@ def _waiting(record: RolloutRecord) -> str:
             + _HOW_TO_ANSWER.format(run=run))
 
 
-def _between_phases(record: RolloutRecord) -> str:
+def between_phases(record: RolloutRecord) -> str:
     """A rollout holding at the end of a weekly phase that passed: which, and when the next may
     start (as `progressive_rollout` says when it finds one), or "" for any other.
 

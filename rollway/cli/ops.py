@@ -257,7 +257,8 @@ def find_paused_run(client: Any, service: Service, record: RolloutRecord | None,
             f"its newest rollout {record.rollout_id} is {record.phase.value} at {record.weights} (stable/canary)"
             if record is not None else "it has no rollout in the ledger"
         )
-        raise NoPausedRun(f"no paused rollout run for {service.name}: {where}{last_answer(record)}")
+        raise NoPausedRun(f"no paused rollout run for {service.name}: {where}{last_answer(record)}. "
+                          f"{nothing_paused_next(record)}")
     listed = ", ".join(f"{r.name} ({r.id})" for r in candidates)
     several = AmbiguousRun(f"several paused runs could be {service.name}'s: {listed}; pass --flow-run ID")
     several.runs = tuple(candidates)
@@ -278,6 +279,40 @@ def last_answer(record: RolloutRecord | None) -> str:
     if last.kind == "timeout":
         return f"; its last pause went unanswered and timed out at {at} ({last.comment})"
     return f"; its last pause was answered by {last.actor} at {at}: {last.comment}"
+
+
+def nothing_paused_next(record: RolloutRecord | None) -> str:
+    """What a person who came to answer a pause, and found none, can do: by where the newest
+    rollout stands. Told only where it stands, they were left to work out whether to wait, resume,
+    finish a rollback, finalize or start anew."""
+    from rollway.finalize import finalize_unfinished, is_finalized
+    from rollway.reports import between_phases
+
+    phase = record.phase if record is not None else None
+    if phase is None:
+        return ("Nothing waits for an answer: `rollway status` lists any `canary` flow run under way (it keeps no "
+                f"ledger); or {HOW_TO_START}")
+    if phase in (RolloutPhase.PENDING, RolloutPhase.PROGRESSING):
+        return ("Nothing waits for an answer yet: its run asks at its next pause, when SNS says \"Rollout waits for a "
+                "person\"; `rollway status` shows the run that owns the rollout, its lease, and the paused run once it "
+                "asks")
+    if phase is RolloutPhase.PAUSED:
+        # Recorded only at the end of a weekly phase that passed: nothing asks until the next one.
+        held = between_phases(record)
+        return (f"It is {held}, and nothing asks for an answer before then" if held else
+                "It holds between weekly phases, and nothing asks for an answer until the weekly `advance_phase` "
+                "run starts the next one")
+    if phase is RolloutPhase.ROLLING_BACK:
+        return "A rollback of it began and is not recorded as finished: `rollway abort` finishes it"
+    if phase is RolloutPhase.ROLLED_BACK:
+        return "It has ended, so there is nothing to answer: start a new rollout once the cause is fixed"
+    if is_finalized(record):
+        return "It has ended, promoted and finalized, so there is nothing to answer: the next rollout can start"
+    if finalize_unfinished(record):
+        return ("It has ended, promoted, so there is nothing to answer; its finalize began and did not finish: run "
+                "`rollway finalize` again, which carries on from where it stopped")
+    return ("It has ended, promoted, so there is nothing to answer: once its monitoring window has passed, "
+            "`rollway finalize` puts it on the stable service and readies the canary service for the next rollout")
 
 
 def _state_name(run: Any) -> str:
@@ -490,7 +525,7 @@ def history_table(history: Iterable[Transition], limit: int) -> Table:
 def _owner_row(record: RolloutRecord) -> str:
     if not record.owner:
         return "none"
-    if record.phase in (RolloutPhase.ROLLED_BACK, RolloutPhase.FAILED):
+    if record.phase is RolloutPhase.ROLLED_BACK:
         # The ledger keeps the last holder (a rollback writes without a lease): shown as the
         # owner with a lease, a dead run read as one still driving a rollout that has ended.
         return f"none: the rollout has ended (last held by {record.owner})"
@@ -1205,6 +1240,26 @@ def _abort_directly(service: Service, who: str, reason: str, wait_seconds: float
         return 1
 
 
+def _history_for(service: Service, record: RolloutRecord | None) -> list[RolloutRecord]:
+    """The service's rollouts, newest first, when a refusal of ``record`` names the version before
+    it (a promoted one); empty otherwise, or when they cannot be read: a refusal is not failed on it."""
+    if record is None or record.phase is not RolloutPhase.PROMOTED:
+        return []
+    try:
+        return service.ledger.history(service.name, unreadable={})
+    except Exception:  # noqa: BLE001 - the refusal still says what to do, without the image
+        return []
+
+
+def _live_or_none(service: Service) -> Weights | None:
+    """The split the load balancer holds, for a refusal that says what to do about it; None when it
+    cannot be read (the refusal is not failed on it)."""
+    try:
+        return service.router.get_weights()
+    except Exception:  # noqa: BLE001 - the refusal is said without it
+        return None
+
+
 def _rollback_directly(service: Service, who: str, reason: str, wait_seconds: float) -> int:
     """No run waits for an answer: stop the run that owns the rollout, then roll back here."""
     import httpx
@@ -1213,6 +1268,7 @@ def _rollback_directly(service: Service, who: str, reason: str, wait_seconds: fl
 
     from flows.rollback import RollbackIncomplete, RollbackRefused, rollback
     from rollway.aws.ledger import write_or_why
+    from rollway.cli.way_back import nothing_to_abort
     from rollway.ledger import (LedgerError, RollbackUnrecorded, RolloutSuperseded, begin_rollback,
                                 open_for_rollback)
     from rollway.spec import RolloutSpec
@@ -1220,8 +1276,7 @@ def _rollback_directly(service: Service, who: str, reason: str, wait_seconds: fl
     record = service.ledger.get(service.name)
     # A promoted rollout whose monitoring window is owed can still be aborted: the old service runs.
     if record is None or not open_for_rollback(RolloutSpec.for_rollback(record.spec_json), record):
-        where = f"its newest rollout is {record.phase.value}" if record else "it has no rollout"
-        raise NoRollout(f"nothing to abort for {service.name}: {where}")
+        raise NoRollout(nothing_to_abort(service.targets, record, _history_for(service, record), _live_or_none(service)))
     why = f"aborted by {who}: {reason}"
     owner = owner_run_id(record)
     # The abort's entries go in the rollout's history among its run's: on that run's clock (sped

@@ -218,15 +218,19 @@ def test_a_rollback_start_refused_when_another_rollback_ends_the_rollout_between
     assert [(t.kind, t.actor) for t in stored.history] == [("rollback-start", "judge"), ("rollback", "judge")]
 
 
-def test_an_item_rollway_cannot_read_is_named_not_a_validation_traceback(dynamodb, ledger_targets):
+@pytest.mark.parametrize("phase", ["paused-ish", "failed"])
+def test_an_item_rollway_cannot_read_is_named_not_a_validation_traceback(dynamodb, ledger_targets, phase):
     """An item edited by hand (a phase no release knows): every command and flow reading the
-    ledger failed with pydantic's traceback, naming neither the service nor the rollout."""
+    ledger failed with pydantic's traceback, naming neither the service nor the rollout.
+
+    "failed" too: no release ever recorded it, yet it was read as a finished rollout, which a new
+    rollout could start over."""
     ledger = DynamoLedger(dynamodb, ledger_targets)
     started(ledger)
     record = ledger.get(SERVICE)
     dynamodb.update_item(TableName=ledger_targets.rollouts_table,
                          Key={"service": {"S": SERVICE}, "rollout_id": {"S": record.rollout_id}},
-                         UpdateExpression="SET phase = :p", ExpressionAttributeValues={":p": {"S": "paused-ish"}})
+                         UpdateExpression="SET phase = :p", ExpressionAttributeValues={":p": {"S": phase}})
     for read in (lambda: ledger.get(SERVICE), lambda: ledger.history(SERVICE)):
         with pytest.raises(MalformedRollout, match=rf"item of '{SERVICE}', rollout '{record.rollout_id}', is not one "
                                                    r"rollway can read \(1 problem\(s\); first: phase: "):

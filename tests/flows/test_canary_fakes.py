@@ -253,7 +253,10 @@ def test_traffic_no_ledgered_rollout_holds_is_refused_with_advice_that_works(mon
     monkeypatch.setattr(ops, "connect", lambda *a: service)
     assert ops.abort(approver="erin", reason="errors", flow_run=None, wait_seconds=0,
                      targets_block=service.targets_block, credentials_block=None) == 1
-    assert "nothing to abort" in capsys.readouterr().err
+    # ...and says what does: abort rolls back only rollouts the ledger records as open.
+    aborted = " ".join(capsys.readouterr().err.split())
+    assert "nothing to abort" in aborted and "load balancer sends 25% of the traffic" in aborted, aborted
+    assert "roll it back with the `rollback` flow" in aborted, aborted
     monkeypatch.setattr(flows.rollback, "load_environment", lambda *a, **k: env)
     flows.rollback.rollback(reason="left on the canary")
     assert env.router.weights == Weights(stable=100, canary=0)

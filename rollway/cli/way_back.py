@@ -1,0 +1,108 @@
+"""What ``rollway abort`` tells a person it cannot help: how to go back to the previous version
+once the service's newest rollout is promoted and its monitoring window has closed.
+
+Pure: the words come from the ledger's records alone. Until the promotion is finalized the
+stable service still runs the previous version (finalize is the only step that points it at
+the promoted one; a decommission scales it to 0 on the same revision), so the hand-run
+``rollback`` flow puts it back. Once finalized, no service runs it any more: going back is a
+new rollout of it, judged like any other.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from rollway.finalize import DONE, START, UNRECORDED_ROLLBACK, finalize_unfinished, is_finalized
+from rollway.image import with_pin
+from rollway.ledger import RolloutRecord, utc
+from rollway.model import Weights
+from rollway.phases import RolloutPhase
+from rollway.targets import Targets
+
+
+def previous_image(record: RolloutRecord, history: Sequence[RolloutRecord]) -> str | None:
+    """The image of the version ``record``'s rollout replaced, as the ledger knows it: that of the
+    earlier promoted rollout whose revision the canary ran before this one; None when no earlier
+    rollout names that revision (the first rollout of the service, say) or it was not recorded.
+
+    Matched on the revision rather than taken as "the rollout before": one rolled back, or a
+    version put on the services by hand since, would name an image that is not what ran.
+    """
+    revision = record.previous_task_definition
+    for earlier in history:
+        if (revision is not None and earlier.rollout_id < record.rollout_id
+                and earlier.phase is RolloutPhase.PROMOTED and earlier.canary_task_definition == revision):
+            return with_pin(earlier.image, earlier.pinned_image)
+    return None
+
+
+def _previous(record: RolloutRecord, image: str | None) -> str:
+    """" (<image>, revision <td>)" of the previous version, as much of it as the ledger knows."""
+    known = [part for part in (image, record.previous_task_definition and f"revision {record.previous_task_definition}")
+             if part]
+    return f" ({', '.join(known)})" if known else ""
+
+
+def _when(record: RolloutRecord, kind: str) -> str:
+    done = record.last_transition(kind)
+    return f" by {done.actor} at {utc(done.at)}" if done is not None else ""
+
+
+def _new_rollout(record: RolloutRecord, image: str | None) -> str:
+    if image is not None:
+        which = f"`image` set to {image}"
+    elif record.previous_task_definition is not None:
+        which = f"`image` set to the image revision {record.previous_task_definition} names"
+    else:
+        which = "`image` set to the version you want back (the ledger does not record which ran before)"
+    return ("roll the previous version out again as a new rollout, judged stage by stage like any release: in the "
+            f"Prefect UI, Deployments -> progressive_rollout -> Run -> Custom run, with the spec's {which}; or "
+            "`prefect deployment run progressive_rollout/rollway --param spec=<that spec as JSON>` "
+            "(`progressive_rollout/webordinary` on an account deployed from prefect.yaml)")
+
+
+def _unledgered(targets: Targets, live: Weights) -> str:
+    """What to do about traffic on the canary that no open rollout in the ledger accounts for."""
+    return (f"; yet the load balancer sends {live.canary}% of the traffic to {targets.canary_service}: a `canary` "
+            "flow run's, which keeps no ledger, or weights moved by hand. If a `canary` flow run drives it "
+            "(`rollway status` lists one), let it finish, or cancel it and its hooks roll it back; otherwise roll it "
+            f"back with {UNRECORDED_ROLLBACK}")
+
+
+def nothing_to_abort(targets: Targets, record: RolloutRecord | None, history: Sequence[RolloutRecord] = (),
+                     live: Weights | None = None) -> str:
+    """Why ``rollway abort`` has nothing to roll back for the service, and what to do instead.
+
+    ``record`` is the newest rollout, which the caller found closed to a rollback (None: there is
+    none); ``history`` is the service's rollouts, newest first, for naming the previous version;
+    ``live`` is the split the load balancer holds (None: it could not be read).
+    """
+    service = targets.canary_service
+    if record is None or record.phase is not RolloutPhase.PROMOTED:
+        where = f"its newest rollout {record.rollout_id} is {record.phase.value}" if record else "it has no rollout"
+        if live is not None and live.canary > 0:
+            return f"nothing to abort for {service}: {where}{_unledgered(targets, live)}"
+        # Nothing of a rollout serves users: the stable service carries all the traffic (if read).
+        return (f"nothing to abort for {service}: {where}"
+                + (f", and {targets.stable_service} carries all the traffic" if live is not None else ""))
+    stable = targets.stable_service
+    image = previous_image(record, history)
+    said = _previous(record, image)
+    head = (f"nothing to abort for {service}: its newest rollout, {record.rollout_id} of "
+            f"{with_pin(record.image, record.pinned_image)}, is promoted")
+    if is_finalized(record):
+        return (f"{head} and was finalized{_when(record, DONE)}: {stable} runs it now, and no service runs the "
+                f"previous version{said} any more. To go back, {_new_rollout(record, image)}")
+    if finalize_unfinished(record):
+        # The stable service may already run the promoted version: a rollback would move the
+        # traffic onto it, not back to the previous one.
+        return (f"{head}, and its finalize, begun{_when(record, START)}, did not finish, so {stable} may "
+                "already run the promoted version. Run `rollway finalize` again to finish it; then, to go back, "
+                f"{_new_rollout(record, image)}")
+    return (f"{head} and its monitoring window has closed: it is production, which `rollway abort` no longer "
+            f"rolls back. It is not finalized, so {stable} still runs the previous version{said}. To go back to "
+            f"it, run the `rollback` flow by hand: it scales {stable} back up if it was scaled down, moves all "
+            f"the traffic to it and scales {service} to 0. In the Prefect UI, Deployments -> rollback -> Run; or "
+            "`prefect deployment run rollback/rollway --param reason=\"<why>\" --param actor=<you>` under "
+            "`rollway up` (`rollback/webordinary` on an account deployed from prefect.yaml). The ledger keeps the "
+            "rollout as promoted, so `rollway finalize` then refuses it, and the next rollout starts as usual")

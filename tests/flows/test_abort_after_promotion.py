@@ -1,0 +1,113 @@
+"""`rollway abort` once the newest rollout is promoted and its monitoring window has closed: it
+rolls nothing back, and says how to go back to the previous version; doing what it says works.
+
+It used to say only "nothing to abort for svc: its newest rollout is promoted", leaving the
+person who wanted the previous version back to find the way in the README.
+"""
+
+from __future__ import annotations
+
+from uuid import uuid4
+
+from prefect import flow
+
+import flows.rollback
+import rollway.cli.ops as ops
+from flows.finalize import run_finalize
+from flows.progressive import run_progressive
+from rollway.approvals import auto_approve
+from rollway.fakes import FakeLedger
+from rollway.model import Weights
+from rollway.phases import RolloutPhase
+from rollway.spec import RolloutSpec, Stage, WeeklyPhase
+from tests.flows.fake_env import STABLE_TD, fake_environment
+from tests.flows.test_refusals import hooks_and_flows_see
+
+OLD, IMAGE = "webordinary/edit-container:2.0.0", "webordinary/edit-container:3.0.0"
+
+
+def decommissioning(image: str) -> RolloutSpec:
+    # Webordinary's plan in one phase: promoted, watched, the old service scaled to 0.
+    return RolloutSpec(image=image, stages=[Stage(weight=w, bake_seconds=120) for w in (5, 100)], monitor_seconds=300,
+                       phases=[WeeklyPhase(name="all", weights=(5, 100), decommission=True)],
+                       verify_timeout_seconds=0.5, healthy_timeout_seconds=0.5)
+
+
+@flow
+def promote(env, image: str):
+    return run_progressive(env, decommissioning(image), auto_approve("alice"), owner=f"run-{uuid4().hex[:6]}",
+                           phased=False)
+
+
+@flow
+def finalize_on(env):
+    return run_finalize(env, actor="alice", stable_timeout_seconds=5, verify_timeout_seconds=1)
+
+
+def promoted(monkeypatch):
+    env = fake_environment()
+    env.ledger = FakeLedger()
+    hooks_and_flows_see(monkeypatch, env)
+    assert promote(env, IMAGE).outcome == "promoted"
+    record = env.ledger.get(env.targets.canary_service)
+    assert record.phase is RolloutPhase.PROMOTED and record.last_transition("decommission") is not None
+    return env
+
+
+def abort_says(monkeypatch, capsys, env) -> str:
+    service = ops.Service(targets=env.targets, targets_block=f"promoted-{uuid4().hex[:8]}", credentials_block=None,
+                          ledger=env.ledger, router=env.router)
+    monkeypatch.setattr(ops, "connect", lambda *a: service)
+    capsys.readouterr()
+    assert ops.abort(approver="erin", reason="sessions lost", flow_run=None, wait_seconds=0,
+                     targets_block=service.targets_block, credentials_block=None) == 1
+    return " ".join(capsys.readouterr().err.split())
+
+
+def test_before_finalize_it_says_to_run_the_rollback_flow_which_puts_the_previous_version_back(monkeypatch, capsys):
+    env = promoted(monkeypatch)
+    t = env.targets
+    assert env.deployer.services[t.stable_service].desired == 0  # decommissioned, on the old revision
+
+    said = abort_says(monkeypatch, capsys, env)
+
+    assert env.router.weights == Weights(stable=0, canary=100), "abort rolled a closed promotion back"
+    assert f"{t.stable_service} still runs the previous version (revision {STABLE_TD})" in said, said
+    assert "prefect deployment run rollback/rollway --param reason=" in said, said
+    # Doing what it says: the previous version serves everything again, the promoted one at 0.
+    flows.rollback.rollback(reason="sessions lost", actor="erin")
+    stable, canary = env.deployer.services[t.stable_service], env.deployer.services[t.canary_service]
+    assert env.router.weights == Weights(stable=100, canary=0)
+    assert stable.task_definition == STABLE_TD and stable.desired > 0
+    assert canary.desired == 0 and canary.task_definition == STABLE_TD
+
+
+def test_after_finalize_it_names_the_previous_image_to_roll_out_again(monkeypatch, capsys):
+    """Finalized, the stable service runs the promoted version: the rollback flow would move the
+    traffic onto it. Going back is a new rollout of the previous version, named from the ledger."""
+    env = promoted(monkeypatch)
+    old_revision = env.ledger.get(env.targets.canary_service).canary_task_definition
+    finalize_on(env)
+    # The release after it, promoted and finalized too; it replaced the first one's revision.
+    assert promote(env, IMAGE.replace("3.0.0", "4.0.0")).outcome == "promoted"
+    finalize_on(env)
+    said = abort_says(monkeypatch, capsys, env)
+
+    assert "rollback/rollway" not in said, said
+    assert "no service runs the previous version" in said, said
+    assert f"no service runs the previous version ({IMAGE}, revision {old_revision}) any more" in said, said
+    assert f"with the spec's `image` set to {IMAGE}" in said, said
+    assert "progressive_rollout" in said, said
+
+
+def test_a_finalize_that_did_not_finish_is_to_be_run_again_first(monkeypatch, capsys):
+    env = promoted(monkeypatch)
+    service = env.targets.canary_service
+    env.ledger._rollouts[service][-1] = env.ledger.get(service).model_copy(update={"history": (
+        *env.ledger.get(service).history,
+        env.ledger.get(service).history[-1].model_copy(update={"kind": "finalize-start", "actor": "bob"}))})
+
+    said = abort_says(monkeypatch, capsys, env)
+
+    assert "its finalize, begun by bob" in said and "Run `rollway finalize` again to finish it" in said, said
+    assert "rollback/rollway" not in said, said
