@@ -58,3 +58,40 @@ def test_a_revision_may_pass_the_task_familys_roles_to_ecs_tasks_and_nothing_els
     assert denied(policy, passing("webordinary-edit-task-execution", "lambda.amazonaws.com"))
     assert denied(policy, passing("WebordinaryFargateStack-EditTaskDefTaskRole5C6D7E8F-9U8I7O6P5A4S"))
     assert denied(policy, passing("payments-task-role"))
+
+
+def test_the_rollout_reads_its_two_services_and_cleanup_those_of_its_cluster_only():
+    # DescribeServices on "*" read every service of the account (another team's task
+    # definitions, their environment variables among them).
+    def describe(cluster: str, *services: str) -> list[Request]:
+        return iam_requests("ecs", "DescribeServices", {"cluster": cluster, "services": list(services)})
+
+    ours = describe("webordinary-edit-cluster", "webordinary-edit-service",
+                    "arn:aws:ecs:us-west-2:123456789012:service/webordinary-edit-cluster/webordinary-edit-service-canary")
+    assert not denied("iam-policy.json", ours) and not denied("iam-policy-infrastructure.json", ours)
+    neighbour = describe("webordinary-edit-cluster", "webordinary-edit-worker")
+    assert denied("iam-policy.json", neighbour) == neighbour  # the rollout has no business with it
+    assert not denied("iam-policy-infrastructure.json", neighbour)  # cleanup keeps the images it runs
+    other = describe("payments-cluster", "payments-api")
+    assert denied("iam-policy.json", other) == other and denied("iam-policy-infrastructure.json", other) == other
+
+
+@pytest.mark.parametrize(("service", "operation", "params"), [
+    ("dynamodb", "DescribeTable", {"TableName": "payments-ledger"}),
+    ("sqs", "GetQueueUrl", {"QueueName": "payments-queue"}),
+    ("sqs", "GetQueueAttributes", {"QueueUrl": "https://sqs.us-west-2.amazonaws.com/123456789012/payments-queue"}),
+    ("cloudwatch", "GetDashboard", {"DashboardName": "payments"}),
+    ("sns", "ListSubscriptionsByTopic", {"TopicArn": "arn:aws:sns:us-west-2:123456789012:payments-alerts"}),
+])
+def test_the_checklist_reads_webordinarys_resources_and_no_others(service, operation, params):
+    policy = "iam-policy-infrastructure.json"
+    theirs = iam_requests(service, operation, params)
+    assert denied(policy, theirs) == theirs
+    ours = iam_requests(service, operation, {key: value.replace("payments-ledger", "webordinary-edit-sessions")
+                                             .replace("payments-queue", "webordinary-edit-input-dlq")
+                                             .replace("payments-alerts", "webordinary-alerts")
+                                             .replace("payments", "webordinary-edit-dashboard")
+                                             for key, value in params.items()})
+    # ... wherever in the account the app deploys them (a table in another region included).
+    elsewhere = [Request(r.action, r.resource.replace("us-west-2", "eu-west-1")) for r in ours]
+    assert not denied(policy, ours) and not denied(policy, elsewhere)
