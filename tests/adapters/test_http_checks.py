@@ -9,6 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Iterator
 
 import pytest
+from pydantic import SecretStr
 
 from rollway import http_checks
 from rollway.sim.app import ValidationApp
@@ -281,6 +282,34 @@ def test_a_token_echoed_by_an_error_page_or_a_redirects_body_is_not_shown():
     for result in (echoed, redirected):
         assert "s3cr3t" not in result.reason and "tok+en" not in result.reason and "tok%2Ben" not in result.reason
     assert "/health?token=****&region=eu</p>" in echoed.reason  # the echo is still quoted, masked
+
+
+class _EchoRefusedToken(_LocalServer):
+    """A service whose 401 page names the Authorization header it refused (an expired token's
+    error page, a gateway's debug answer)."""
+
+    def answer(self, request: BaseHTTPRequestHandler) -> None:
+        sent = request.headers.get("Authorization", "")
+        body = (f'{{"error": "invalid_token", "detail": "token {sent.partition(" ")[2]} has expired", '
+                f'"header": "{sent}"}}').encode()
+        request.send_response(401)
+        request.send_header("Content-Length", str(len(body)))
+        request.end_headers()
+        request.wfile.write(body)
+
+
+def test_a_token_an_error_page_echoes_from_the_authorization_header_is_not_shown():
+    # The check's reason is logged, stored in the validation artifact and the ledger: the Secret
+    # block's value, quoted back by the service's 401 page, was in all three.
+    token = "eyJhbGciOiJIUzI1NiJ9.c2VjcmV0"
+    with _EchoRefusedToken() as url:
+        spec = ValidationSpec(health_url=f"{url}/health", api_base_url=url)
+        with http_checks.client(spec, SecretStr(f"Bearer {token}")) as http:
+            refused = http_checks.check_health(http, spec)
+    assert refused.outcome == "failed" and "HTTP 401" in refused.reason and "invalid_token" in refused.reason
+    assert token not in refused.reason and "c2VjcmV0" not in refused.reason
+    assert "token **** has expired" in refused.reason  # the echo is still quoted, masked
+    assert "spec.authorization_secret_block" in refused.reason
 
 
 class _Drip(_LocalServer):
