@@ -85,7 +85,7 @@ def iam_requests(service: str, operation: str, params: dict, region: str = "us-w
     elif service == "ecs" and operation == "UpdateService" and "service" in params:
         cluster = params.get("cluster", "default").rsplit("/", 1)[-1]
         resource = f"arn:aws:ecs:{arn}:service/{cluster}/{params['service'].rsplit('/', 1)[-1]}"
-    elif service == "cloudformation" and operation == "DeleteStack" and "StackName" in params:
+    elif service == "cloudformation" and "StackName" in params:
         name = params["StackName"]
         resource = name if name.startswith("arn:") else f"arn:aws:cloudformation:{arn}:stack/{name}/*"
     requests = [Request(f"{prefix}:{operation}", resource)]

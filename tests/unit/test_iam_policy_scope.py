@@ -95,3 +95,15 @@ def test_the_checklist_reads_webordinarys_resources_and_no_others(service, opera
     # ... wherever in the account the app deploys them (a table in another region included).
     elsewhere = [Request(r.action, r.resource.replace("us-west-2", "eu-west-1")) for r in ours]
     assert not denied(policy, ours) and not denied(policy, elsewhere)
+
+
+def test_cleanup_reads_the_resources_and_events_of_the_stacks_it_may_delete_only():
+    def read(operation: str, name: str) -> list[Request]:
+        return iam_requests("cloudformation", operation,
+                            {"StackName": f"arn:aws:cloudformation:us-west-2:123456789012:stack/{name}/0f1e2d3c"})
+
+    policy = "iam-policy-infrastructure.json"
+    for operation in ("ListStackResources", "DescribeStackEvents"):
+        assert not denied(policy, read(operation, "webordinary-old-stack"))
+        assert not denied(policy, read(operation, "WebordinarySQSStack-QueuesNestedStack-1A2B3C"))
+        assert denied(policy, read(operation, "payments-api")) == read(operation, "payments-api")
