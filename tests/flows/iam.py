@@ -72,6 +72,10 @@ def iam_requests(service: str, operation: str, params: dict, region: str = "us-w
         cluster = params.get("cluster", "default").rsplit("/", 1)[-1]
         return [Request(f"{prefix}:{operation}", f"arn:aws:ecs:{arn}:service/{cluster}/{name.rsplit('/', 1)[-1]}")
                 for name in params["services"]]
+    elif service == "ecs" and operation == "DescribeTasks" and "tasks" in params:
+        cluster = params.get("cluster", "default").rsplit("/", 1)[-1]
+        return [Request(f"{prefix}:{operation}", f"arn:aws:ecs:{arn}:task/{cluster}/{task.rsplit('/', 1)[-1]}")
+                for task in params["tasks"]]
     elif service == "sqs" and operation == "GetQueueUrl" and "QueueName" in params:
         resource = f"arn:aws:sqs:{arn}:{params['QueueName']}"
     elif service == "sqs" and "QueueUrl" in params:

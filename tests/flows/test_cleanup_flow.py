@@ -558,7 +558,7 @@ def test_a_step_failing_while_the_artifact_api_refuses_still_says_what_was_done(
 @pytest.mark.parametrize(("service", "operation", "action", "statement"), [
     ("cloudformation", "DescribeStacks", "cloudformation:DescribeStacks", "CleanupReadsWhatProductionRuns"),
     # Read for what production runs: the refusal said "check the targets block", names that were right.
-    ("ecs", "DescribeServices", "ecs:DescribeServices", "CleanupReadsTheServicesOfTheCluster"),
+    ("ecs", "DescribeServices", "ecs:DescribeServices", "CleanupReadsTheServicesAndTasksOfTheCluster"),
 ])
 def test_a_read_the_role_may_not_make_fails_at_once_naming_the_action_and_its_statement(account, service, operation,
                                                                                        action, statement):

@@ -60,7 +60,7 @@ def test_a_revision_may_pass_the_task_familys_roles_to_ecs_tasks_and_nothing_els
     assert denied(policy, passing("payments-task-role"))
 
 
-def test_the_rollout_reads_its_two_services_and_cleanup_those_of_its_cluster_only():
+def test_the_rollout_reads_its_two_services_and_cleanup_the_services_and_tasks_of_its_cluster_only():
     # DescribeServices on "*" read every service of the account (another team's task
     # definitions, their environment variables among them).
     def describe(cluster: str, *services: str) -> list[Request]:
@@ -74,6 +74,13 @@ def test_the_rollout_reads_its_two_services_and_cleanup_those_of_its_cluster_onl
     assert not denied("iam-policy-infrastructure.json", neighbour)  # cleanup keeps the images it runs
     other = describe("payments-cluster", "payments-api")
     assert denied("iam-policy.json", other) == other and denied("iam-policy-infrastructure.json", other) == other
+    # The running tasks cleanup reads (the images they run) are those of the cluster too.
+    tasks = iam_requests("ecs", "DescribeTasks", {"cluster": "webordinary-edit-cluster", "tasks": [
+        "arn:aws:ecs:us-west-2:123456789012:task/webordinary-edit-cluster/0123456789abcdef", "fedcba9876543210"]})
+    assert [r.resource.rsplit("/", 2)[-2] for r in tasks] == ["webordinary-edit-cluster"] * 2
+    assert not denied("iam-policy-infrastructure.json", tasks)
+    theirs = iam_requests("ecs", "DescribeTasks", {"cluster": "payments-cluster", "tasks": ["0123456789abcdef"]})
+    assert denied("iam-policy-infrastructure.json", theirs) == theirs
 
 
 @pytest.mark.parametrize(("service", "operation", "params"), [
