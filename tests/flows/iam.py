@@ -151,11 +151,10 @@ def scopable_wildcards(policy_file: str, requests: list[Request]) -> list[str]:
     such a grant reaches every resource of its type in the account (another team's tables,
     queues, services) where the calls need only rollway's, and can be scoped to their ARNs."""
     wildcard = {action for action, resource in grants(policy_file) if resource == "*"}
-    scoped = {action for action, resource in grants(policy_file) if resource != "*"}
     made: dict[str, set[str]] = {}
     for request in requests:
         made.setdefault(request.action, set()).add(request.resource)
-    return sorted(action for action in wildcard - scoped if made.get(action) and "*" not in made[action])
+    return sorted(action for action in wildcard if made.get(action) and "*" not in made[action])
 
 
 def recording(make_client: Callable[[str], Any], used: set[str],
