@@ -221,6 +221,10 @@ def _tail(response: httpx.Response) -> str:
     values |= {value for _, value in parse_qsl(query, keep_blank_values=True)}
     forms = {form for value in values if len(value) >= _MASKED_MIN
              for form in (value, quote(value, safe=""), quote(value), quote_plus(value))}
+    # A 401 page may name the token it refused ("token <...> has expired"): the Authorization
+    # header sent (the Secret block's value), whole and without its scheme, is never quoted.
+    sent = response.request.headers.get("authorization", "").strip()
+    forms |= {form for form in (sent, sent.partition(" ")[2].strip()) if len(form) >= _MASKED_MIN}
     for form in sorted(forms, key=len, reverse=True):
         text = text.replace(form, "****")
     if not text:

@@ -6,9 +6,10 @@ import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Iterator
+from typing import Callable, Iterator
 
 import pytest
+from pydantic import SecretStr
 
 from rollway import http_checks
 from rollway.sim.app import ValidationApp
@@ -252,22 +253,36 @@ def test_a_token_in_the_query_is_sent_but_never_shown(app):
     assert failed.outcome == "failed" and "s3cr3t" not in failed.reason and "token=****" in failed.reason
 
 
-class _EchoNotFound(_LocalServer):
-    """A service whose 404 page echoes the URL it was asked, query and all (a framework's error page)."""
+class _Echo(_LocalServer):
+    """A service whose error page (``status``) quotes the request it answers: ``page`` writes it."""
+
+    def __init__(self, status: int, page: Callable[[BaseHTTPRequestHandler], str]) -> None:
+        self.status, self.page = status, page
 
     def answer(self, request: BaseHTTPRequestHandler) -> None:
-        body = f"<h1>Not found</h1><p>Request URL: http://{request.headers['Host']}{request.path}</p>".encode()
-        request.send_response(404)
+        body = self.page(request).encode()
+        request.send_response(self.status)
         request.send_header("Content-Length", str(len(body)))
         request.end_headers()
         request.wfile.write(body)
+
+
+def _not_found_page(request: BaseHTTPRequestHandler) -> str:
+    """A framework's 404 page: the URL it was asked, query and all."""
+    return f"<h1>Not found</h1><p>Request URL: http://{request.headers['Host']}{request.path}</p>"
+
+
+def _refused_token_page(request: BaseHTTPRequestHandler) -> str:
+    """An expired token's 401 page (or a gateway's debug answer): the Authorization header it refused."""
+    sent = request.headers.get("Authorization", "")
+    return f'{{"error": "invalid_token", "detail": "token {sent.partition(" ")[2]} has expired", "header": "{sent}"}}'
 
 
 def test_a_token_echoed_by_an_error_page_or_a_redirects_body_is_not_shown():
     # The query is masked wherever the URL is shown, but the quoted body repeated it: a 404 page
     # echoing the URL, a redirect to a login page whose body carries the URL to come back to.
     token = "s3cr3t/tok+en"
-    with _EchoNotFound() as url:
+    with _Echo(404, _not_found_page) as url:
         spec = ValidationSpec(health_url=f"{url}/health?token={token}&region=eu", api_base_url=url)
         with http_checks.client(spec) as http:
             echoed = http_checks.check_health(http, spec)
@@ -281,6 +296,20 @@ def test_a_token_echoed_by_an_error_page_or_a_redirects_body_is_not_shown():
     for result in (echoed, redirected):
         assert "s3cr3t" not in result.reason and "tok+en" not in result.reason and "tok%2Ben" not in result.reason
     assert "/health?token=****&region=eu</p>" in echoed.reason  # the echo is still quoted, masked
+
+
+def test_a_token_an_error_page_echoes_from_the_authorization_header_is_not_shown():
+    # The check's reason is logged, stored in the validation artifact and the ledger: the Secret
+    # block's value, quoted back by the service's 401 page, was in all three.
+    token = "eyJhbGciOiJIUzI1NiJ9.c2VjcmV0"
+    with _Echo(401, _refused_token_page) as url:
+        spec = ValidationSpec(health_url=f"{url}/health", api_base_url=url)
+        with http_checks.client(spec, SecretStr(f"Bearer {token}")) as http:
+            refused = http_checks.check_health(http, spec)
+    assert refused.outcome == "failed" and "HTTP 401" in refused.reason and "invalid_token" in refused.reason
+    assert token not in refused.reason and "c2VjcmV0" not in refused.reason
+    assert "token **** has expired" in refused.reason  # the echo is still quoted, masked
+    assert "spec.authorization_secret_block" in refused.reason
 
 
 class _Drip(_LocalServer):

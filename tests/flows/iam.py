@@ -67,10 +67,29 @@ def iam_requests(service: str, operation: str, params: dict, region: str = "us-w
         resource = params["RuleArn"]
     elif service == "elbv2" and operation in ("AddTags", "RemoveTags") and "ResourceArns" in params:
         return [Request(f"{prefix}:{operation}", arn_) for arn_ in params["ResourceArns"]]
+    elif service == "ecs" and operation == "DescribeServices" and "services" in params:
+        # Authorised per service named (the ARN of a service of the cluster).
+        cluster = params.get("cluster", "default").rsplit("/", 1)[-1]
+        return [Request(f"{prefix}:{operation}", f"arn:aws:ecs:{arn}:service/{cluster}/{name.rsplit('/', 1)[-1]}")
+                for name in params["services"]]
+    elif service == "ecs" and operation == "DescribeTasks" and "tasks" in params:
+        cluster = params.get("cluster", "default").rsplit("/", 1)[-1]
+        return [Request(f"{prefix}:{operation}", f"arn:aws:ecs:{arn}:task/{cluster}/{task.rsplit('/', 1)[-1]}")
+                for task in params["tasks"]]
+    elif service == "sqs" and operation == "GetQueueUrl" and "QueueName" in params:
+        resource = f"arn:aws:sqs:{arn}:{params['QueueName']}"
+    elif service == "sqs" and "QueueUrl" in params:
+        # https://sqs.<region>.amazonaws.com/<account>/<name>
+        owner, name = params["QueueUrl"].rstrip("/").split("/")[-2:]
+        resource = f"arn:aws:sqs:{region}:{owner}:{name}"
+    elif service == "cloudwatch" and operation == "GetDashboard" and "DashboardName" in params:
+        resource = f"arn:aws:cloudwatch::{account}:dashboard/{params['DashboardName']}"  # dashboards are global
+    elif service == "sns" and operation == "ListSubscriptionsByTopic" and "TopicArn" in params:
+        resource = params["TopicArn"]
     elif service == "ecs" and operation == "UpdateService" and "service" in params:
         cluster = params.get("cluster", "default").rsplit("/", 1)[-1]
         resource = f"arn:aws:ecs:{arn}:service/{cluster}/{params['service'].rsplit('/', 1)[-1]}"
-    elif service == "cloudformation" and operation == "DeleteStack" and "StackName" in params:
+    elif service == "cloudformation" and "StackName" in params:
         name = params["StackName"]
         resource = name if name.startswith("arn:") else f"arn:aws:cloudformation:{arn}:stack/{name}/*"
     requests = [Request(f"{prefix}:{operation}", resource)]
@@ -125,6 +144,17 @@ def unused_grants(policy_file: str, requests: list[Request], account: str = DEFA
     return [(action, pattern) for action, pattern in grants(policy_file)
             if not any(r.action == action and fnmatch.fnmatchcase(r.resource, pattern.replace("ACCOUNT_ID", account))
                        for r in requests)]
+
+
+def scopable_wildcards(policy_file: str, requests: list[Request]) -> list[str]:
+    """Actions the policy grants on "*" alone though every call made of them named its resource:
+    such a grant reaches every resource of its type in the account (another team's tables,
+    queues, services) where the calls need only rollway's, and can be scoped to their ARNs."""
+    wildcard = {action for action, resource in grants(policy_file) if resource == "*"}
+    made: dict[str, set[str]] = {}
+    for request in requests:
+        made.setdefault(request.action, set()).add(request.resource)
+    return sorted(action for action in wildcard if made.get(action) and "*" not in made[action])
 
 
 def recording(make_client: Callable[[str], Any], used: set[str],

@@ -555,13 +555,13 @@ def test_a_step_failing_while_the_artifact_api_refuses_still_says_what_was_done(
     assert "artifact could not be created: the artifact API answered 503" in caplog.text
 
 
-@pytest.mark.parametrize(("service", "operation", "action"), [
-    ("cloudformation", "DescribeStacks", "cloudformation:DescribeStacks"),
+@pytest.mark.parametrize(("service", "operation", "action", "statement"), [
+    ("cloudformation", "DescribeStacks", "cloudformation:DescribeStacks", "CleanupReadsWhatProductionRuns"),
     # Read for what production runs: the refusal said "check the targets block", names that were right.
-    ("ecs", "DescribeServices", "ecs:DescribeServices"),
+    ("ecs", "DescribeServices", "ecs:DescribeServices", "CleanupReadsTheServicesAndTasksOfTheCluster"),
 ])
 def test_a_read_the_role_may_not_make_fails_at_once_naming_the_action_and_its_statement(account, service, operation,
-                                                                                       action):
+                                                                                       action, statement):
     # AWS refuses a missing permission the same way every time: the read used to be asked three
     # times (1 s and 5 s apart) and fail with a bare ClientError naming no policy.
     from prefect import flow
@@ -591,8 +591,7 @@ def test_a_read_the_role_may_not_make_fails_at_once_naming_the_action_and_its_st
     assert asked == [operation], "asked once: a refused permission is not retried"
     message = str(refused.value)
     assert f"AWS refused {action} (AccessDenied:" in message and "targets block" not in message
-    assert ("granted by deployments/iam-policy-infrastructure.json, statement CleanupReadsWhatProductionRuns: "
-            in message)
+    assert f"granted by deployments/iam-policy-infrastructure.json, statement {statement}: " in message
     assert stack_status(aws, OLD_STACK) == "CREATE_COMPLETE"
 
 

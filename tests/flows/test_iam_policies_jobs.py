@@ -26,7 +26,7 @@ from rollway.aws.ledger import DynamoLedger
 from rollway.cleanup import CleanupSpec
 from tests.flows.test_container_flow import EcrBacked
 from rollway.publish import PublishRequest
-from tests.flows.iam import Request, allowed, denied, recording
+from tests.flows.iam import Request, allowed, denied, recording, scopable_wildcards
 from tests.flows.moto_env import in_a_flow_run, put_image, put_image_index
 
 # What docker push asks of ECR's registry API on the release's behalf (no boto3 call makes them).
@@ -71,6 +71,7 @@ def test_the_release_policy_allows_every_call_publish_container_makes(aws, tmp_p
     policy = allowed("iam-policy-release.json")
     assert not used - policy, f"calls the release policy does not allow: {sorted(used - policy)}"
     assert not denied("iam-policy-release.json", requests), denied("iam-policy-release.json", requests)
+    assert not scopable_wildcards("iam-policy-release.json", requests), scopable_wildcards("iam-policy-release.json", requests)
     # A registration whose answer was lost searches the family for the revision it made and
     # retires a second copy botocore's resend made: not on this path.
     unused = policy - used - DOCKER_PUSH - {"ecs:ListTaskDefinitions", "ecs:DeregisterTaskDefinition"}
@@ -96,6 +97,12 @@ def test_the_infrastructure_policy_allows_every_call_the_checklist_and_cleanup_m
     policy = allowed("iam-policy-infrastructure.json")
     assert not used - policy, f"calls the infrastructure policy does not allow: {sorted(used - policy)}"
     assert not denied("iam-policy-infrastructure.json", requests), denied("iam-policy-infrastructure.json", requests)
+    # Reads of named resources (the checklist's tables, queues, dashboard and topic; the
+    # cluster's services; the stacks cleanup deletes) are granted on those names, not on every
+    # one of the account. Not GetTemplate: not on this path, the checklist looks through the
+    # templates of the account's other stacks for the one a missing stack was deployed as.
+    scopable = scopable_wildcards("iam-policy-infrastructure.json", requests)
+    assert not set(scopable) - {"cloudformation:GetTemplate"}, scopable
     # Not on this path: cdk's own calls; the flow's read of the account id (for cdk's
     # environment); passing the CDK execution role to a stack deletion (CloudFormation deletes a
     # CDK stack with the role it was deployed with); DescribeTasks of running tasks (moto's
@@ -118,3 +125,4 @@ def test_validation_and_reports_need_nothing_beyond_the_rollout_policy(aws):
     policy = allowed("iam-policy.json")
     assert used and not used - policy, f"calls the rollout policy does not allow: {sorted(used - policy)}"
     assert not denied("iam-policy.json", requests), denied("iam-policy.json", requests)
+    assert not scopable_wildcards("iam-policy.json", requests), scopable_wildcards("iam-policy.json", requests)

@@ -23,7 +23,7 @@ from rollway.flags import FlagState
 from rollway.sim.topology import put_release_image
 from rollway.sim.traffic import TrafficSimulator
 from rollway.spec import FlagBinding, RolloutSpec, Stage, WeeklyPhase
-from tests.flows.iam import allowed, denied, recording, unused_grants
+from tests.flows.iam import allowed, denied, recording, scopable_wildcards, unused_grants
 from tests.flows.moto_env import HEALTHY, SPEED
 
 POLICY = "iam-policy.json"
@@ -64,6 +64,10 @@ def test_the_documented_policy_allows_every_call_a_rollout_makes(aws):
     assert not missing, f"calls the documented IAM policy does not allow: {sorted(missing)}"
     # ... on the resources they act on (a grant scoped to another ARN is AccessDenied all the same).
     assert not denied(POLICY, requests), f"calls the policy does not allow on their resources: {denied(POLICY, requests)}"
+    # Nothing granted on "*" that the calls made of it name the resources of: DescribeServices on
+    # "*" read every service of the account, where a rollout reads its two.
+    assert not scopable_wildcards(POLICY, requests), (
+        f"granted on every resource, though each call names its own: {scopable_wildcards(POLICY, requests)}")
     # Nothing granted that no call needs. Not on this path: a revision whose task has roles
     # (PassRole), a later rollout of the same service (the ledger's check of the newest one),
     # `rollway flags list` (Scan), undoing a deploy whose UpdateService failed, a rule with

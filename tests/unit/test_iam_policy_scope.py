@@ -58,3 +58,59 @@ def test_a_revision_may_pass_the_task_familys_roles_to_ecs_tasks_and_nothing_els
     assert denied(policy, passing("webordinary-edit-task-execution", "lambda.amazonaws.com"))
     assert denied(policy, passing("WebordinaryFargateStack-EditTaskDefTaskRole5C6D7E8F-9U8I7O6P5A4S"))
     assert denied(policy, passing("payments-task-role"))
+
+
+def test_the_rollout_reads_its_two_services_and_cleanup_the_services_and_tasks_of_its_cluster_only():
+    # DescribeServices on "*" read every service of the account (another team's task
+    # definitions, their environment variables among them).
+    def describe(cluster: str, *services: str) -> list[Request]:
+        return iam_requests("ecs", "DescribeServices", {"cluster": cluster, "services": list(services)})
+
+    ours = describe("webordinary-edit-cluster", "webordinary-edit-service",
+                    "arn:aws:ecs:us-west-2:123456789012:service/webordinary-edit-cluster/webordinary-edit-service-canary")
+    assert not denied("iam-policy.json", ours) and not denied("iam-policy-infrastructure.json", ours)
+    neighbour = describe("webordinary-edit-cluster", "webordinary-edit-worker")
+    assert denied("iam-policy.json", neighbour) == neighbour  # the rollout has no business with it
+    assert not denied("iam-policy-infrastructure.json", neighbour)  # cleanup keeps the images it runs
+    other = describe("payments-cluster", "payments-api")
+    assert denied("iam-policy.json", other) == other and denied("iam-policy-infrastructure.json", other) == other
+    # The running tasks cleanup reads (the images they run) are those of the cluster too.
+    tasks = iam_requests("ecs", "DescribeTasks", {"cluster": "webordinary-edit-cluster", "tasks": [
+        "arn:aws:ecs:us-west-2:123456789012:task/webordinary-edit-cluster/0123456789abcdef", "fedcba9876543210"]})
+    assert [r.resource.rsplit("/", 2)[-2] for r in tasks] == ["webordinary-edit-cluster"] * 2
+    assert not denied("iam-policy-infrastructure.json", tasks)
+    theirs = iam_requests("ecs", "DescribeTasks", {"cluster": "payments-cluster", "tasks": ["0123456789abcdef"]})
+    assert denied("iam-policy-infrastructure.json", theirs) == theirs
+
+
+@pytest.mark.parametrize(("service", "operation", "params"), [
+    ("dynamodb", "DescribeTable", {"TableName": "payments-ledger"}),
+    ("sqs", "GetQueueUrl", {"QueueName": "payments-queue"}),
+    ("sqs", "GetQueueAttributes", {"QueueUrl": "https://sqs.us-west-2.amazonaws.com/123456789012/payments-queue"}),
+    ("cloudwatch", "GetDashboard", {"DashboardName": "payments"}),
+    ("sns", "ListSubscriptionsByTopic", {"TopicArn": "arn:aws:sns:us-west-2:123456789012:payments-alerts"}),
+])
+def test_the_checklist_reads_webordinarys_resources_and_no_others(service, operation, params):
+    policy = "iam-policy-infrastructure.json"
+    theirs = iam_requests(service, operation, params)
+    assert denied(policy, theirs) == theirs
+    ours = iam_requests(service, operation, {key: value.replace("payments-ledger", "webordinary-edit-sessions")
+                                             .replace("payments-queue", "webordinary-edit-input-dlq")
+                                             .replace("payments-alerts", "webordinary-alerts")
+                                             .replace("payments", "webordinary-edit-dashboard")
+                                             for key, value in params.items()})
+    # ... wherever in the account the app deploys them (a table in another region included).
+    elsewhere = [Request(r.action, r.resource.replace("us-west-2", "eu-west-1")) for r in ours]
+    assert not denied(policy, ours) and not denied(policy, elsewhere)
+
+
+def test_cleanup_reads_the_resources_and_events_of_the_stacks_it_may_delete_only():
+    def read(operation: str, name: str) -> list[Request]:
+        return iam_requests("cloudformation", operation,
+                            {"StackName": f"arn:aws:cloudformation:us-west-2:123456789012:stack/{name}/0f1e2d3c"})
+
+    policy = "iam-policy-infrastructure.json"
+    for operation in ("ListStackResources", "DescribeStackEvents"):
+        assert not denied(policy, read(operation, "webordinary-old-stack"))
+        assert not denied(policy, read(operation, "WebordinarySQSStack-QueuesNestedStack-1A2B3C"))
+        assert denied(policy, read(operation, "payments-api")) == read(operation, "payments-api")
