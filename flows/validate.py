@@ -8,7 +8,8 @@ In order, each a task whose result is logged:
    and so not passed, when no session was created);
 4. ``success_rate``: CloudWatch's ``SuccessRate`` (``Targets.metrics_namespace``, per ECS
    service) averaged over the last minutes, at least the floor; no data fails. A read AWS refused
-   (or one that kept failing) is reported as not checked, not as the service failing it.
+   (or one that kept failing, or that CloudWatch did not answer within ``spec.timeout_seconds``)
+   is reported as not checked, not as the service failing it.
 
 Every check runs whatever the others found, so one run says everything that is wrong. The run
 ends with a markdown artifact (what was validated: each service's share of the traffic and

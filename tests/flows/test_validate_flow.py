@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import socket
 import time
 from datetime import datetime, timezone
 from typing import Iterator
@@ -302,3 +303,51 @@ def test_no_success_rate_names_the_namespace_it_was_looked_for_in_and_where_to_s
     assert ("no SuccessRate data in the last 5 minutes (namespace Webordinary/Production, dimension Service: "
             "webordinary-edit-service, webordinary-edit-service-canary); a service that publishes it elsewhere: name "
             "that namespace as metrics_namespace in the RollwayTargets block" in str(failed.value)), str(failed.value)
+
+
+@pytest.fixture
+def silent_endpoint() -> Iterator[str]:
+    """An endpoint on 127.0.0.1 that takes every connection (the kernel's backlog) and never answers."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(64)
+        yield f"http://127.0.0.1:{server.getsockname()[1]}"
+
+
+def test_a_cloudwatch_that_does_not_answer_ends_the_check_as_not_checked_within_its_timeout(
+        aws, app, blocks, monkeypatch, silent_endpoint, caplog):
+    """The SuccessRate read used the run's shared client (60 s per read, retried): a CloudWatch that
+    took the connection and never answered held the check for minutes, silent, whatever
+    spec.timeout_seconds said."""
+    import boto3
+    from botocore.config import Config
+
+    import flows.validate
+
+    real = flows.validate.load_clients
+
+    def load(*args, **kwargs):
+        targets, get_client = real(*args, **kwargs)
+        # A client that would wait 30 s for the answer (AWS's default client waits 60 s, and retries).
+        silent = boto3.client("cloudwatch", endpoint_url=silent_endpoint, region_name=targets.region,
+                              aws_access_key_id="testing", aws_secret_access_key="testing",
+                              config=Config(read_timeout=30, retries={"mode": "standard", "total_max_attempts": 1}))
+        return targets, lambda name: silent if name == "cloudwatch" else get_client(name)
+
+    monkeypatch.setattr(flows.validate, "load_clients", load)
+    began = time.monotonic()
+    state = validate_deployment(spec=spec(app, timeout_seconds=1, attempts=2), targets_block=blocks,
+                                aws_credentials_block=blocks, return_state=True)
+    took = time.monotonic() - began
+    with pytest.raises(ValidationFailed) as failed:
+        state.result()
+    assert took < 20, took
+    check = failed.value.summary.checks[-1]
+    assert (check.name, check.outcome, check.attempts) == ("success_rate", "unchecked", 2)
+    assert check.reason.startswith("CloudWatch did not answer GetMetricData for SuccessRate in Webordinary/Production "
+                                   "within 1 s"), check.reason
+    assert failed.value.summary.failed == ("success_rate",)  # the HTTP checks passed
+    assert "Deployment validation of webordinary-edit-service: NOT CHECKED (success_rate)" in artifact_of(state)
+    # What it waits on, and how long at most, said before the wait.
+    assert "reading SuccessRate of webordinary-edit-service, webordinary-edit-service-canary from CloudWatch " \
+           "(GetMetricData in Webordinary/Production), waiting at most 1 s" in caplog.text
