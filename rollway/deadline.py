@@ -9,6 +9,7 @@ when its time is up: a daemon, which ends when the call does.
 
 from __future__ import annotations
 
+import contextvars
 import threading
 import time
 from typing import Callable, TypeVar
@@ -17,7 +18,7 @@ T = TypeVar("T")
 
 
 class Unanswered(TimeoutError):
-    """The call was still not done when its time was up."""
+    """The call was still not done when its time was up; the message says what did not answer."""
 
 
 def within(seconds: float, work: Callable[[], T], *, name: str = "rollway-bounded-call",
@@ -25,7 +26,8 @@ def within(seconds: float, work: Callable[[], T], *, name: str = "rollway-bounde
     """``work()``'s result or error, given up on after ``seconds``.
 
     ``waiting(elapsed)`` is called every ``every`` seconds while ``work`` is not done, so that a
-    long wait says so while it lasts (not only once it ends).
+    long wait says so while it lasts (not only once it ends). ``work`` runs in a copy of the
+    caller's context: a Prefect task it calls is one of the caller's run, and logs there.
 
     Raises:
         Unanswered: ``work`` was not done within ``seconds``.
@@ -39,7 +41,8 @@ def within(seconds: float, work: Callable[[], T], *, name: str = "rollway-bounde
         except BaseException as err:  # noqa: BLE001 - handed to the caller's thread as it is
             done["error"] = err
 
-    worker = threading.Thread(target=run, name=name, daemon=True)
+    context = contextvars.copy_context()
+    worker = threading.Thread(target=context.run, args=(run,), name=name, daemon=True)
     began = time.monotonic()
     worker.start()
     while True:
@@ -56,3 +59,18 @@ def within(seconds: float, work: Callable[[], T], *, name: str = "rollway-bounde
     if "error" in done:
         raise done["error"]  # type: ignore[misc]
     return done["answer"]  # type: ignore[return-value]
+
+
+def answered(what: str, seconds: float, work: Callable[[], T], say: Callable[[str], None]) -> T:
+    """``work()``, a read a person waits on from ``what`` (a service: "CloudWatch"), given up on
+    after ``seconds``; ``say`` gets a line every 10 s while it waits.
+
+    Raises:
+        Unanswered: "<what> did not answer within N s".
+        Whatever ``work`` raised, as it raised it.
+    """
+    try:
+        return within(seconds, work, name=f"rollway-read-{what}",
+                      waiting=lambda elapsed: say(f"still waiting for {what} after {elapsed:.0f} s of {seconds:g} s"))
+    except Unanswered:
+        raise Unanswered(f"{what} did not answer within {seconds:g} s") from None

@@ -24,7 +24,7 @@ from rollway import http_checks
 from rollway.aws.cloudwatch import MetricQueryError, read_service_averages
 from rollway.aws.errors import REFUSED_CODES, error_code
 from rollway.aws.metric_schema import SUCCESS_RATE as SUCCESS_RATE_METRIC
-from rollway.deadline import Unanswered, within
+from rollway.deadline import Unanswered, answered
 from rollway.errors_pickle import PicklableError
 from rollway.validation import SUCCESS_RATE, CheckResult, ValidationSpec, judge_success_rate, unchecked
 
@@ -76,11 +76,9 @@ def read_success_rate(spec: ValidationSpec, cloudwatch: Any, namespace: str, ser
     log.info("reading %s of %s from CloudWatch (GetMetricData in %s), waiting at most %g s",
              SUCCESS_RATE_METRIC, ", ".join(services), namespace, bound)
     try:
-        averages = within(
-            bound, lambda: read_service_averages(cloudwatch, namespace, SUCCESS_RATE_METRIC, services, start, now),
-            name="rollway-success-rate",
-            waiting=lambda elapsed: log.info("still waiting for CloudWatch GetMetricData after %.0f s of %g s",
-                                             elapsed, bound))
+        averages = answered(
+            "CloudWatch", bound,
+            lambda: read_service_averages(cloudwatch, namespace, SUCCESS_RATE_METRIC, services, start, now), log.info)
     except Unanswered:
         # Nothing was measured: not the service failing its SuccessRate. Worth asking again (the
         # spec's attempts): a CloudWatch that did not answer once may answer the next time.
