@@ -676,7 +676,19 @@ def checker_for(get_client: Callable[[str], Any], targets: Targets, *, app: AppS
     return AwsInfraChecker(get_client("dynamodb"), get_client("sqs"), get_client("cloudwatch"), get_client("sns"),
                            get_client("cloudformation"), targets, stack_environments=located, resource_places=places,
                            account=home.account if home is not None else None, clients_in=clients_in,
-                           construct_ids=app.construct_ids if app is not None else None)
+                           construct_ids=app.construct_ids if app is not None else None, say=_still_reading)
+
+
+def _still_reading(message: str) -> None:
+    """A checklist read still waiting for its answer, said in the run's log (the UI shows it):
+    the checklist's items are logged only once every read is done."""
+    from prefect.exceptions import MissingContextError
+    from prefect.logging import get_logger
+
+    try:
+        get_run_logger().info("checklist: %s", message)
+    except MissingContextError:
+        get_logger(__name__).info("checklist: %s", message)
 
 
 @flow(name="deploy_infrastructure", log_prints=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import socket
 import time
 from datetime import datetime, timezone
 from typing import Iterator
@@ -305,31 +304,16 @@ def test_no_success_rate_names_the_namespace_it_was_looked_for_in_and_where_to_s
             "that namespace as metrics_namespace in the RollwayTargets block" in str(failed.value)), str(failed.value)
 
 
-@pytest.fixture
-def silent_endpoint() -> Iterator[str]:
-    """An endpoint on 127.0.0.1 that takes every connection (the kernel's backlog) and never answers."""
-    with socket.socket() as server:
-        server.bind(("127.0.0.1", 0))
-        server.listen(64)
-        yield f"http://127.0.0.1:{server.getsockname()[1]}"
-
-
 def silent(monkeypatch, endpoint: str, *services: str) -> None:
     """The run's clients of ``services`` send their calls to ``endpoint``, which never answers."""
-    import boto3
-    from botocore.config import Config
-
     import flows.validate
+    from tests.conftest import unanswering_client
 
     real = flows.validate.load_clients
 
     def load(*args, **kwargs):
         targets, get_client = real(*args, **kwargs)
-        # Clients that would wait 30 s for an answer (AWS's default client waits 60 s, and retries).
-        unanswered = {name: boto3.client(
-            name, endpoint_url=endpoint, region_name=targets.region, aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-            config=Config(read_timeout=30, retries={"mode": "standard", "total_max_attempts": 1})) for name in services}
+        unanswered = {name: unanswering_client(name, endpoint, targets.region) for name in services}
         return targets, lambda name: unanswered[name] if name in unanswered else get_client(name)
 
     monkeypatch.setattr(flows.validate, "load_clients", load)
