@@ -54,9 +54,10 @@ from blocks.credentials import assumed_role_session
 from flows.artifacts import for_people
 from flows.env import load_credentials, load_targets, session_clients, session_in_region
 from flows.params import WaitSeconds
-from rollway.aws.checklist import AwsInfraChecker
+from rollway.aws.checklist import READ_SECONDS, AwsInfraChecker
 from rollway.aws.errors import aws_message, credentials_remedy
 from rollway.checklist import Checklist, checked_resources
+from rollway.deadline import Unanswered, answered
 from rollway.errors_pickle import PicklableError
 from rollway.aws.cloudformation import CloudFormationStacks
 from rollway.infra import (
@@ -139,6 +140,7 @@ def run_deploy_infrastructure(
     home: StackEnvironment | None = None,
     bootstrap: Callable[[StackEnvironment, str], None] | None = None,
     statuses: Callable[[str], StackStatuses] | None = None,
+    read_seconds: float = READ_SECONDS,
 ) -> InfraResult:
     """Plan, deploy stack by stack, then check; see the module docstring for the order.
 
@@ -161,6 +163,7 @@ def run_deploy_infrastructure(
             ``from_stack`` there: those not deployed are deployed after all (``confirm_skipped``);
             and of the ``already_deployed`` stacks, refused when nothing of them is deployed.
             None counts them as deployed unread.
+        read_seconds: how long one region's statuses may take to read (``AwsNotRead`` after).
 
     Raises:
         PlanRefused: before any deploy (and before any bootstrap), also for an ``already_deployed``
@@ -193,7 +196,7 @@ def run_deploy_infrastructure(
         # ordered before from_stack since the run that failed, which no run ever deployed.
         assert home is not None
         with _said_if_interrupted(lambda: _interrupted_reading(plan, plan.skipped, from_stack, already_deployed)):
-            seen = _read_statuses(statuses, plan.skipped, environments, home)
+            seen = _read_statuses(statuses, plan.skipped, environments, home, read_seconds)
         plan = confirm_skipped(plan, seen)
         for added in plan.added:
             log.warning("resuming at %s: %s is deployed too, though ordered before it: %s", from_stack, added.stack,
@@ -204,6 +207,7 @@ def run_deploy_infrastructure(
         assert home is not None
         with _said_if_interrupted(lambda: _interrupted_reading(plan, already_deployed, from_stack, already_deployed)):
             read = _read_statuses(statuses, already_deployed, stack_environments(app, already_deployed, home), home,
+                                  read_seconds,
                                   unread="it is taken as already deployed, as named",
                                   why="to check the stacks named as already deployed")
         check_already_deployed(read)
@@ -302,7 +306,7 @@ def run_deploy_infrastructure(
 
 
 def _read_statuses(statuses: Callable[[str], StackStatuses], stacks: Sequence[str],
-                   environments: dict[str, StackEnvironment], home: StackEnvironment,
+                   environments: dict[str, StackEnvironment], home: StackEnvironment, read_seconds: float,
                    unread: str = "it is deployed again to be sure",
                    why: str = "to tell whether the stacks before from_stack are deployed") -> dict[str, str | None]:
     """The CloudFormation status of ``stacks``, read in each one's region; a stack of another account
@@ -311,7 +315,9 @@ def _read_statuses(statuses: Callable[[str], StackStatuses], stacks: Sequence[st
 
     Raises:
         AwsNotRead: DescribeStacks failed (AccessDenied, throttling past the retries, no
-            connection), saying of which stacks and ``why`` they were read; nothing was deployed.
+            connection), or CloudFormation did not answer within ``read_seconds`` (on the shared
+            client, 60 s per read and retried, the run waited minutes before its first deploy,
+            silent), saying of which stacks and ``why`` they were read; nothing was deployed.
     """
     log = get_run_logger()
     by_region: dict[str, list[str]] = {}
@@ -325,11 +331,13 @@ def _read_statuses(statuses: Callable[[str], StackStatuses], stacks: Sequence[st
     seen: dict[str, str | None] = {}
     for region, names in by_region.items():
         try:
-            seen.update(tasks.read_stack_statuses(statuses(region), names))
-        except (ClientError, BotoCoreError) as err:
+            seen.update(answered(f"CloudFormation in {region}", read_seconds,
+                                 lambda: tasks.read_stack_statuses(statuses(region), names), log.info))
+        except (ClientError, BotoCoreError, Unanswered) as err:
             # boto's bare error said neither what the run was reading nor that nothing was deployed yet.
+            said = str(err) if isinstance(err, Unanswered) else aws_message(err)
             raise AwsNotRead(f"could not read the CloudFormation status of {', '.join(names)} in {region} "
-                             f"(DescribeStacks), read {why}: {aws_message(err)}; nothing was deployed") from err
+                             f"(DescribeStacks), read {why}: {said}; nothing was deployed") from err
     return seen
 
 
@@ -676,7 +684,19 @@ def checker_for(get_client: Callable[[str], Any], targets: Targets, *, app: AppS
     return AwsInfraChecker(get_client("dynamodb"), get_client("sqs"), get_client("cloudwatch"), get_client("sns"),
                            get_client("cloudformation"), targets, stack_environments=located, resource_places=places,
                            account=home.account if home is not None else None, clients_in=clients_in,
-                           construct_ids=app.construct_ids if app is not None else None)
+                           construct_ids=app.construct_ids if app is not None else None, say=_still_reading)
+
+
+def _still_reading(message: str) -> None:
+    """A checklist read still waiting for its answer, said in the run's log (the UI shows it):
+    the checklist's items are logged only once every read is done."""
+    from prefect.exceptions import MissingContextError
+    from prefect.logging import get_logger
+
+    try:
+        get_run_logger().info("checklist: %s", message)
+    except MissingContextError:
+        get_logger(__name__).info("checklist: %s", message)
 
 
 @flow(name="deploy_infrastructure", log_prints=True)

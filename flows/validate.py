@@ -8,7 +8,8 @@ In order, each a task whose result is logged:
    and so not passed, when no session was created);
 4. ``success_rate``: CloudWatch's ``SuccessRate`` (``Targets.metrics_namespace``, per ECS
    service) averaged over the last minutes, at least the floor; no data fails. A read AWS refused
-   (or one that kept failing) is reported as not checked, not as the service failing it.
+   (or one that kept failing, or that CloudWatch did not answer within ``spec.timeout_seconds``)
+   is reported as not checked, not as the service failing it.
 
 Every check runs whatever the others found, so one run says everything that is wrong. The run
 ends with a markdown artifact (what was validated: each service's share of the traffic and
@@ -34,6 +35,7 @@ from rollway.aws.ecs import EcsDeployer
 from rollway.aws.elbv2 import AlbRouter
 from rollway.aws.errors import AdapterError
 from rollway.clock import ClockSettings
+from rollway.deadline import Unanswered, answered
 from rollway.errors_pickle import PicklableError
 from rollway.targets import Targets
 from rollway.validation import (
@@ -91,14 +93,18 @@ def validate_deployment(
         note(_attempted(checks.send_message, spec, session.detail, authorization=authorization))
     else:
         note(skipped(MESSAGE, "no test session was created"))
-    serving, unread = ({}, None) if spec.success_rate_services else _serving(targets, get_client)
+    # The load balancer's and ECS's reads are bounded by the spec's timeout too: on the run's
+    # shared clients (60 s per read, retried, and the tasks' own retries), one that never
+    # answered held the run for many minutes, silent, after every check had been made.
+    bound = spec.timeout_seconds
+    serving, unread = ({}, None) if spec.success_rate_services else _serving(targets, get_client, bound)
     if unread is not None:
         note(unchecked(SUCCESS_RATE, unread))
     else:
         note(_attempted(checks.read_success_rate, spec, get_client("cloudwatch"), targets.metrics_namespace,
                         tuple(services), clock.build().now(), serving))
 
-    versions = _what_ran(targets, get_client, serving)
+    versions = _what_ran(targets, get_client, serving, bound)
     for line in versions:
         log.info("validated %s", line.removeprefix("- "))
     summary = evaluate(results)
@@ -119,29 +125,44 @@ def validate_deployment(
     return summary
 
 
-def _what_ran(targets: Targets, get_client: Callable[[str], Any], serving: dict[str, int]) -> tuple[str, ...]:
+def _what_ran(targets: Targets, get_client: Callable[[str], Any], serving: dict[str, int],
+              seconds: float) -> tuple[str, ...]:
     """One line per service: its share of the traffic (when read) and the image its task
     definition names. The artifact did not say which version it validated: after the fact, it
     could not be matched to a rollout (or told apart from a run made before the promotion).
-    A read that fails is said in its line; it changes no check's result."""
+    A read that fails, or that ECS does not answer within ``seconds``, is said in its line; it
+    changes no check's result."""
     deployer = EcsDeployer(get_client("ecs"), targets)
     lines = []
+
+    def image(service: str) -> str:
+        definition = ecs.describe_service(deployer, service).task_definition
+        return f"task definition {definition}, image `{ecs.image_of(deployer, definition)}`"
+
     for role, service in (("stable", targets.stable_service), ("canary", targets.canary_service)):
         share = f"{serving[service]}% of the traffic" if service in serving else "its share of the traffic not read"
         try:
-            definition = ecs.describe_service(deployer, service).task_definition
-            ran = f"task definition {definition}, image `{ecs.image_of(deployer, definition)}`"
+            ran = answered("ECS", seconds, lambda: image(service), get_run_logger().info)
+        except Unanswered as err:
+            ran = f"its image could not be read: {err} (spec.timeout_seconds)"
         except (AdapterError, BotoCoreError, ClientError) as err:
             ran = f"its image could not be read: {err}"
         lines.append(f"- `{service}` ({role}): {share}; {ran}")
     return tuple(lines)
 
 
-def _serving(targets: Targets, get_client: Callable[[str], Any]) -> tuple[dict[str, int], str | None]:
+def _serving(targets: Targets, get_client: Callable[[str], Any],
+             seconds: float) -> tuple[dict[str, int], str | None]:
     """Each of the two services' share of users' traffic, by the load balancer's weights (every
-    one that carries some must have published a SuccessRate), or why it could not be read."""
+    one that carries some must have published a SuccessRate), or why it could not be read
+    (Elastic Load Balancing not answering within ``seconds`` included)."""
+    router = AlbRouter(get_client("elbv2"), targets)
     try:
-        weights = traffic.get_weights(AlbRouter(get_client("elbv2"), targets))
+        weights = answered("Elastic Load Balancing", seconds, lambda: traffic.get_weights(router),
+                           get_run_logger().info)
+    except Unanswered as err:
+        return {}, f"could not read which service carries the traffic (the load balancer's weights): {err} " \
+                   "(spec.timeout_seconds)"
     except (AdapterError, BotoCoreError, ClientError) as err:
         return {}, f"could not read which service carries the traffic (the load balancer's weights): {err}"
     return {targets.stable_service: weights.stable, targets.canary_service: weights.canary}, None

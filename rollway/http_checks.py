@@ -25,6 +25,7 @@ from urllib.parse import parse_qsl, quote, quote_plus
 import httpx
 from pydantic import SecretStr
 
+from rollway.deadline import Unanswered, within
 from rollway.validation import HEALTH, MESSAGE, SESSION, CheckResult, ValidationSpec, shown_url
 
 BODY_TAIL = 200
@@ -135,38 +136,9 @@ def _shut(sock: socket.socket) -> None:
 
 _GRACE_SECONDS = 1.0
 """How long after its timeout a request may take to report the cut (a read woken by the shut
-socket fails at once) before it is given up on as stuck where no socket can be cut."""
-
-
-class _Stuck(Exception):
-    """The request was still not done ``_GRACE_SECONDS`` after its timeout."""
-
-
-def _within(seconds: float, work: Callable[[], httpx.Response]) -> httpx.Response:
-    """``work()``'s answer or error, given up on (``_Stuck``) after ``seconds``.
-
-    The DNS lookup before a connection is the C library's getaddrinfo, which takes no timeout
-    and holds no socket ``_Watchdog`` could cut: a resolver that does not answer kept the check
-    (and the validation run) waiting for as long as the library retried, well past the spec's
-    timeout. The request runs in a thread of its own, left behind if stuck (a daemon: it ends
-    when the lookup does, and the connection it then opens is shut at once).
-    """
-    done: dict[str, object] = {}
-
-    def run() -> None:
-        try:
-            done["answer"] = work()
-        except BaseException as err:  # noqa: BLE001 - handed to the caller's thread as it is
-            done["error"] = err
-
-    worker = threading.Thread(target=run, name="rollway-http-check", daemon=True)
-    worker.start()
-    worker.join(seconds)
-    if worker.is_alive():
-        raise _Stuck
-    if "error" in done:
-        raise done["error"]  # type: ignore[misc]
-    return done["answer"]  # type: ignore[return-value]
+socket fails at once) before it is given up on as stuck where no socket can be cut: the DNS
+lookup before a connection (``rollway.deadline``: a resolver that does not answer kept the
+check, and the validation run, waiting for as long as the C library retried)."""
 
 
 def _send(http: httpx.Client, method: str, url: str, spec: ValidationSpec, **kwargs) -> httpx.Response:
@@ -192,8 +164,8 @@ def _send(http: httpx.Client, method: str, url: str, spec: ValidationSpec, **kwa
             return response
 
         try:
-            response = _within(spec.timeout_seconds + _GRACE_SECONDS, exchange)
-        except _Stuck:
+            response = within(spec.timeout_seconds + _GRACE_SECONDS, exchange, name="rollway-http-check")
+        except Unanswered:
             if watchdog.connected:
                 raise httpx.ReadTimeout(late, request=request) from None
             raise httpx.ConnectTimeout(

@@ -92,7 +92,7 @@ class ValidationSpec(BaseModel):
         client_id, user_id: who the test session belongs to (the seed's ``test`` / ``deploy-test``).
         instruction: the test message's text.
         timeout_seconds: per request: its whole answer, status, headers and body (and connect, read
-            and write each).
+            and write each); and per attempt of the SuccessRate read, CloudWatch's whole answer.
         success_rate_floor: the lowest average ``SuccessRate`` (percent) that passes: 99.9, the
             seed's success criterion "error rate < 0.1 %".
         success_rate_window_minutes: how far back the average is taken (the seed's 5 minutes).

@@ -15,7 +15,7 @@ import time
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
-from prefect import task
+from prefect import get_run_logger, task
 from pydantic import SecretStr
 from prefect.cache_policies import NONE
 from prefect.runtime import task_run
@@ -24,6 +24,7 @@ from rollway import http_checks
 from rollway.aws.cloudwatch import MetricQueryError, read_service_averages
 from rollway.aws.errors import REFUSED_CODES, error_code
 from rollway.aws.metric_schema import SUCCESS_RATE as SUCCESS_RATE_METRIC
+from rollway.deadline import Unanswered, answered
 from rollway.errors_pickle import PicklableError
 from rollway.validation import SUCCESS_RATE, CheckResult, ValidationSpec, judge_success_rate, unchecked
 
@@ -68,8 +69,22 @@ def read_success_rate(spec: ValidationSpec, cloudwatch: Any, namespace: str, ser
     """``SuccessRate`` of ``services`` over the spec's window ending at ``now``, judged against its
     floor; ``serving``: each service's share of the traffic (``judge_success_rate``)."""
     start, began = now - 60 * spec.success_rate_window_minutes, time.monotonic()
+    bound = spec.timeout_seconds
+    log = get_run_logger()
+    # The shared client waits 60 s per read and retries: a CloudWatch that accepts the connection
+    # and never answers held the check for minutes, with no line saying what it waited on.
+    log.info("reading %s of %s from CloudWatch (GetMetricData in %s), waiting at most %g s",
+             SUCCESS_RATE_METRIC, ", ".join(services), namespace, bound)
     try:
-        averages = read_service_averages(cloudwatch, namespace, SUCCESS_RATE_METRIC, services, start, now)
+        averages = answered(
+            "CloudWatch", bound,
+            lambda: read_service_averages(cloudwatch, namespace, SUCCESS_RATE_METRIC, services, start, now), log.info)
+    except Unanswered:
+        # Nothing was measured: not the service failing its SuccessRate. Worth asking again (the
+        # spec's attempts): a CloudWatch that did not answer once may answer the next time.
+        return _counted(unchecked(SUCCESS_RATE, f"CloudWatch did not answer GetMetricData for {SUCCESS_RATE_METRIC} "
+                                                f"in {namespace} within {bound:g} s (spec.timeout_seconds); nothing "
+                                                "was measured", seconds=time.monotonic() - began, retryable=True))
     except (ClientError, BotoCoreError, MetricQueryError) as err:
         # Nothing was measured: reported as "failed", the service read as failing its SuccessRate.
         # A refusal is final: asked again, it only cost the retries' delays.

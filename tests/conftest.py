@@ -289,3 +289,24 @@ def pytest_collection_modifyitems(config: Any, items: list[Any]) -> None:
         return next((i for i, prefix in enumerate(_FIRST) if item.nodeid.startswith(prefix)), len(_FIRST))
 
     items.sort(key=rank)  # stable: a file's tests keep their order
+
+
+@pytest.fixture
+def silent_endpoint() -> Iterator[str]:
+    """An endpoint on 127.0.0.1 that takes every connection (the kernel's backlog) and never answers."""
+    import socket
+
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(64)
+        yield f"http://127.0.0.1:{server.getsockname()[1]}"
+
+
+def unanswering_client(service: str, endpoint: str, region: str) -> Any:
+    """A boto3 client of ``service`` on ``endpoint`` (``silent_endpoint``) that would wait 30 s for
+    an answer, once (AWS's default client waits 60 s, and retries)."""
+    from botocore.config import Config
+
+    return boto3.client(service, endpoint_url=endpoint, region_name=region, aws_access_key_id="testing",
+                        aws_secret_access_key="testing",
+                        config=Config(read_timeout=30, retries={"mode": "standard", "total_max_attempts": 1}))

@@ -7,6 +7,12 @@ resource in the region of the stack whose template defines it; the rest in ``Tar
 A resource that does not exist is read as None; a read that fails for another reason
 (AccessDenied, throttling past botocore's retries, no connection) as ``ReadFailed``, which the
 checklist shows as a failed item saying so: one unreadable table does not hide the others.
+
+Each read is given up on after ``read_seconds`` (saying every 10 s that it still waits): on
+the run's shared clients (60 s per read, retried) a service that took the connection and never
+answered held the checklist for minutes per read, with no line saying what it waited on. Once
+a service did not answer in a region, what is left to read from it there is not asked: it
+fails as not asked, so a silent service costs ``read_seconds`` once, not once per resource.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from rollway.checklist import (
     Checklist, Observation, Observed, ReadFailed, all_tables, checked_resources, evaluate, used_by_rollway,
 )
 from rollway.aws.errors import aws_message
+from rollway.deadline import Unanswered, answered
 from rollway.infra import ResourcePlace, StackEnvironment
 from rollway.targets import Targets
 
@@ -37,6 +44,11 @@ _NO_STACK = re.compile(r"Stack with id \S+ does not exist")
 # missing stack's name is the construct id of (only when the app was not read).
 _TEMPLATES_SEARCHED = 100
 _GONE = frozenset({"DELETE_COMPLETE", "DELETE_IN_PROGRESS"})
+_NAMES = {"dynamodb": "DynamoDB", "sqs": "SQS", "cloudwatch": "CloudWatch", "sns": "SNS",
+          "cloudformation": "CloudFormation"}
+READ_SECONDS = 30.0
+"""How long one read may take: a describe answers in well under a second, and botocore's
+backoff for throttling stays within it."""
 
 
 class AwsInfraChecker:
@@ -68,6 +80,8 @@ class AwsInfraChecker:
             named by its construct id fails saying which name to give instead. None (the app was
             not read): a missing stack is looked for by its construct id in the ``aws:cdk:path``
             metadata of the account's other deployed templates, for the same hint.
+        read_seconds: how long one read may wait for its answer (see the module docstring).
+        say: where a read still waiting says so, every 10 s (the run's log).
 
     Raises:
         ValueError: placements without ``account``, or placing something in another region of
@@ -80,7 +94,8 @@ class AwsInfraChecker:
                  targets: Targets, *, stack_environments: Mapping[str, StackEnvironment] | None = None,
                  resource_places: Mapping[tuple[str, str], ResourcePlace] | None = None,
                  account: str | None = None, clients_in: Callable[[str], Callable[[str], Any]] | None = None,
-                 construct_ids: Mapping[str, str] | None = None) -> None:
+                 construct_ids: Mapping[str, str] | None = None, read_seconds: float = READ_SECONDS,
+                 say: Callable[[str], None] = lambda _: None) -> None:
         environments = dict(stack_environments or {})
         places = dict(resource_places or {})
         if (environments or places) and account is None:
@@ -114,6 +129,9 @@ class AwsInfraChecker:
         self._construct_ids = dict(construct_ids or {})
         # Unread app: a missing stack's construct id is looked for in the deployed templates instead.
         self._app_read = construct_ids is not None
+        self._read_seconds, self._say = read_seconds, say
+        # (service, region) -> why what is left to read there is not asked: it did not answer.
+        self._unanswered: dict[tuple[str, str], str] = {}
 
     def check(self) -> Checklist:
         """Every checklist item, passed or failed with its reason. Never raises for a failed read."""
@@ -160,20 +178,42 @@ class AwsInfraChecker:
         ``_TEMPLATES_SEARCHED`` templates are read.
         """
         cloudformation = self._home["cloudformation"]
-        wanted, found = set(missing), {}
         try:
-            candidates = [stack["StackName"] for page in cloudformation.get_paginator("describe_stacks").paginate()
-                          for stack in page.get("Stacks", ()) if stack.get("StackStatus") not in _GONE
-                          and stack["StackName"] not in self._targets.stacks]
-            for name in candidates[:_TEMPLATES_SEARCHED]:
-                body = cloudformation.get_template(StackName=name).get("TemplateBody")
-                for construct_id in _construct_ids_of(body) & (wanted - found.keys()):
-                    found[construct_id] = name
-                if found.keys() == wanted:
-                    break
-        except (ClientError, BotoCoreError):
-            pass  # the item still fails as missing, without the hint
+            return self._answered("cloudformation", self._targets.region, "DescribeStacks",
+                                  lambda: self._search(cloudformation, set(missing)))
+        except (ClientError, BotoCoreError, Unanswered):
+            return {}  # the item still fails as missing, without the hint
+
+    def _search(self, cloudformation: Any, wanted: set[str]) -> dict[str, str]:
+        """Construct id of ``wanted`` -> the deployed stack whose template names it."""
+        found: dict[str, str] = {}
+        candidates = [stack["StackName"] for page in cloudformation.get_paginator("describe_stacks").paginate()
+                      for stack in page.get("Stacks", ()) if stack.get("StackStatus") not in _GONE
+                      and stack["StackName"] not in self._targets.stacks]
+        for name in candidates[:_TEMPLATES_SEARCHED]:
+            body = cloudformation.get_template(StackName=name).get("TemplateBody")
+            for construct_id in _construct_ids_of(body) & (wanted - found.keys()):
+                found[construct_id] = name
+            if found.keys() == wanted:
+                break
         return found
+
+    def _answered(self, service: str, region: str, what: str, call: Callable[[], Any]) -> Any:
+        """``call()``, a read from ``service`` in ``region``, given up on after ``read_seconds``;
+        not made when that service did not answer there before.
+
+        Raises:
+            Unanswered: the service did not answer this read, or an earlier one, in time.
+        """
+        key = (service, region)
+        if key in self._unanswered:
+            raise Unanswered(self._unanswered[key])
+        name = _NAMES[service] + ("" if region == self._targets.region else f" in {region}")
+        try:
+            return answered(name, self._read_seconds, call, self._say)
+        except Unanswered as err:
+            self._unanswered[key] = f"not asked: {name} did not answer {what} within {self._read_seconds:g} s"
+            raise
 
     def _client(self, service: str, region: str) -> Any:
         if region == self._targets.region:
@@ -204,22 +244,27 @@ class AwsInfraChecker:
             return refused
         region = self._elsewhere(key)
         if region is None:
-            return _read(what, lambda: call(self._home[service]))
-        return _read(f"{what} in {region}", lambda: call(self._client(service, region)))
+            return _read(what, lambda: self._answered(service, self._targets.region, what,
+                                                      lambda: call(self._home[service])))
+        return _read(f"{what} in {region}", lambda: self._answered(service, region, what,
+                                                                   lambda: call(self._client(service, region))))
 
     def _read_stack(self, name: str) -> Observed:
         """The stack read where the app deploys it; another account's as a failed read saying why."""
         environment = self._environments.get(name)
         if environment is None or (environment.account == self._account and environment.region == self._targets.region):
-            return _read(f"DescribeStacks {name}", lambda: self._stack(self._home["cloudformation"], name))
+            return _read(f"DescribeStacks {name}", lambda: self._answered(
+                "cloudformation", self._targets.region, f"DescribeStacks {name}",
+                lambda: self._stack(self._home["cloudformation"], name)))
         if environment.account != self._account:
             # Read here, a stack of the same name in this account would pass for it.
             return ReadFailed(f"it is in {environment.uri}",
                               f"another account than the one these credentials read ({self._account}), so it "
                               f"was not read; check it with credentials for account {environment.account}")
         region = environment.region
-        return _read(f"DescribeStacks {name} in {region}",
-                     lambda: self._stack(self._client("cloudformation", region), name))
+        return _read(f"DescribeStacks {name} in {region}", lambda: self._answered(
+            "cloudformation", region, f"DescribeStacks {name}",
+            lambda: self._stack(self._client("cloudformation", region), name)))
 
     @staticmethod
     def _stack(client: Any, name: str) -> dict[str, Any] | None:
@@ -246,8 +291,12 @@ class AwsInfraChecker:
             else:
                 by_region.setdefault(self._elsewhere(("alarm", name)) or self._targets.region, []).append(name)
         for region, wanted in by_region.items():
-            found.update(self._alarms_in(self._client("cloudwatch", region), wanted,
-                                         "" if region == self._targets.region else f" in {region}"))
+            where = "" if region == self._targets.region else f" in {region}"
+            try:
+                found.update(self._answered("cloudwatch", region, "DescribeAlarms", lambda: self._alarms_in(
+                    self._client("cloudwatch", region), wanted, where)))
+            except Unanswered as err:
+                found.update(dict.fromkeys(wanted, ReadFailed(f"DescribeAlarms{where}", str(err))))
         return {name: found[name] for name in self._targets.alarms}
 
     @staticmethod
@@ -305,4 +354,6 @@ def _read(what: str, call: Callable[[], Any]) -> Any:
         return ReadFailed(what, aws_message(err))
     except BotoCoreError as err:
         return ReadFailed(what, aws_message(err))
+    except Unanswered as err:
+        return ReadFailed(what, str(err))
 

@@ -452,3 +452,26 @@ def test_resources_a_stack_of_another_account_defines_fail_saying_so_and_are_not
     assert "GetDashboard" not in made and "DescribeAlarms" not in made
     assert made.count("GetQueueUrl") == 2 * (len(t.queues) - 1)  # the other queues and their DLQs
     assert made.count("DescribeTable") == len(t.tables) + 1  # the other service table and rollway's two
+
+
+def test_a_service_that_does_not_answer_fails_its_items_once_the_read_bound_is_up_and_is_asked_once(
+        paged, silent_endpoint):
+    """On the shared clients (60 s per read, retried), a CloudFormation that took the connection and
+    never answered held the checklist for minutes per stack, with no line saying why."""
+    import time
+
+    from tests.conftest import unanswering_client
+
+    t = paged.targets
+    cloudformation = unanswering_client("cloudformation", silent_endpoint, t.region)
+    began = time.monotonic()
+    checklist = AwsInfraChecker(*(paged.get_client(s) for s in ("dynamodb", "sqs", "cloudwatch", "sns")),
+                                cloudformation, t, read_seconds=1).check()
+    assert time.monotonic() - began < 10
+    reasons = failed(checklist)
+    assert set(reasons) == set(t.stacks), reasons  # every other item was read, and passed
+    first, *rest = t.stacks
+    assert reasons[first].endswith(f"(DescribeStacks {first}): CloudFormation did not answer within 1 s"), reasons
+    for name in rest:  # not asked again: each would have waited its own second
+        assert reasons[name].endswith(f"(DescribeStacks {name}): not asked: CloudFormation did not answer "
+                                      f"DescribeStacks {first} within 1 s"), reasons

@@ -523,6 +523,28 @@ def test_a_resume_that_cannot_read_the_stacks_statuses_says_so_in_one_line_and_d
         "cloudformation:DescribeStacks; nothing was deployed")
 
 
+def test_a_resume_whose_stacks_statuses_cloudformation_does_not_answer_deploys_nothing_within_the_bound(
+        silent_endpoint):
+    # On the shared client (60 s per read, retried, and the task retried), the run waited minutes
+    # before its first deploy, with no line saying why.
+    from rollway.aws.cloudformation import CloudFormationStacks
+    from tests.conftest import unanswering_client
+
+    cloudformation = unanswering_client("cloudformation", silent_endpoint, HOME.region)
+    deployer = FakeInfraDeployer(WEBORDINARY, already=STACKS[:4])
+    began = time.monotonic()
+    with pytest.raises(AwsNotRead) as caught:
+        deploy_on(deployer, None, from_stack="WebordinarySQSStack", read_seconds=1,
+                  statuses=lambda _region: CloudFormationStacks(cloudformation),
+                  bootstrap=lambda *_: deployer.calls.append("bootstrap"))
+    assert time.monotonic() - began < 10
+    assert deployer.calls == ["list"]  # no bootstrap, no deploy
+    assert str(caught.value) == (
+        f"could not read the CloudFormation status of {', '.join(STACKS[:4])} in us-west-2 (DescribeStacks), read to "
+        "tell whether the stacks before from_stack are deployed: CloudFormation in us-west-2 did not answer within "
+        "1 s; nothing was deployed")
+
+
 def test_a_resume_over_a_stack_still_changing_is_refused_before_any_deploy():
     class Busy:
         def status(self, name):

@@ -305,3 +305,66 @@ def test_no_success_rate_names_the_namespace_it_was_looked_for_in_and_where_to_s
     assert ("no SuccessRate data in the last 5 minutes (namespace Webordinary/Production, dimension Service: "
             "webordinary-edit-service, webordinary-edit-service-canary); a service that publishes it elsewhere: name "
             "that namespace as metrics_namespace in the RollwayTargets block" in str(failed.value)), str(failed.value)
+
+
+def silent(monkeypatch, endpoint: str, *services: str) -> None:
+    """The run's clients of ``services`` send their calls to ``endpoint``, which never answers."""
+    import flows.validate
+    from tests.conftest import unanswering_client
+
+    real = flows.validate.load_clients
+
+    def load(*args, **kwargs):
+        targets, get_client = real(*args, **kwargs)
+        unanswered = {name: unanswering_client(name, endpoint, targets.region) for name in services}
+        return targets, lambda name: unanswered[name] if name in unanswered else get_client(name)
+
+    monkeypatch.setattr(flows.validate, "load_clients", load)
+
+
+def failed_soon(app, blocks, *, attempts: int):
+    """A validation run with a 1-s timeout: its state and summary, once it failed within seconds."""
+    began = time.monotonic()
+    state = validate_deployment(spec=spec(app, timeout_seconds=1, attempts=attempts), targets_block=blocks,
+                                aws_credentials_block=blocks, return_state=True)
+    took = time.monotonic() - began
+    with pytest.raises(ValidationFailed) as failed:
+        state.result()
+    assert took < 20, took
+    return state, failed.value.summary
+
+
+def test_a_cloudwatch_that_does_not_answer_ends_the_check_as_not_checked_within_its_timeout(
+        aws, app, blocks, monkeypatch, silent_endpoint, caplog):
+    """The SuccessRate read used the run's shared client (60 s per read, retried): a CloudWatch that
+    took the connection and never answered held the check for minutes, silent, whatever
+    spec.timeout_seconds said."""
+    silent(monkeypatch, silent_endpoint, "cloudwatch")
+    state, summary = failed_soon(app, blocks, attempts=2)
+    check = summary.checks[-1]
+    assert (check.name, check.outcome, check.attempts) == ("success_rate", "unchecked", 2)
+    assert check.reason.startswith("CloudWatch did not answer GetMetricData for SuccessRate in Webordinary/Production "
+                                   "within 1 s"), check.reason
+    assert summary.failed == ("success_rate",)  # the HTTP checks passed
+    assert "Deployment validation of webordinary-edit-service: NOT CHECKED (success_rate)" in artifact_of(state)
+    # What it waits on, and how long at most, said before the wait.
+    assert "reading SuccessRate of webordinary-edit-service, webordinary-edit-service-canary from CloudWatch " \
+           "(GetMetricData in Webordinary/Production), waiting at most 1 s" in caplog.text
+
+
+def test_a_load_balancer_and_ecs_that_do_not_answer_hold_the_run_no_longer_than_its_timeout(
+        aws, app, blocks, monkeypatch, silent_endpoint):
+    """Which service carries the traffic, and the image each runs, were read on the shared clients,
+    through tasks retried twice: a load balancer or ECS that never answered held the run for many
+    minutes after its checks were made, silent."""
+    silent(monkeypatch, silent_endpoint, "elbv2", "ecs")
+    publish_success_rate(aws, 99.95)
+    state, summary = failed_soon(app, blocks, attempts=1)
+    check = summary.checks[-1]
+    assert (check.name, check.outcome) == ("success_rate", "unchecked")
+    assert check.reason == ("could not read which service carries the traffic (the load balancer's weights): Elastic "
+                            "Load Balancing did not answer within 1 s (spec.timeout_seconds)"), check.reason
+    text = artifact_of(state)
+    for service in (aws.targets.stable_service, aws.targets.canary_service):
+        assert re.search(f"- `{service}` \\((stable|canary)\\): its share of the traffic not read; its image could "
+                         "not be read: ECS did not answer within 1 s", text), text

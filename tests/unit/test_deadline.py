@@ -1,0 +1,33 @@
+"""rollway.deadline.within: a call given up on once its time is up, saying while it waits."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from rollway.deadline import Unanswered, within
+
+
+def test_a_call_done_in_time_gives_its_answer_or_its_own_error():
+    assert within(5, lambda: 42) == 42
+
+    def refuses():
+        raise KeyError("refused")
+
+    with pytest.raises(KeyError, match="refused"):
+        within(5, refuses)
+
+
+def test_a_call_still_stuck_when_its_time_is_up_is_given_up_on_and_the_wait_said_while_it_lasted():
+    release = threading.Event()
+    said: list[float] = []
+    began = time.monotonic()
+    with pytest.raises(Unanswered, match="not done within 0.5 s"):
+        within(0.5, release.wait, waiting=said.append, every=0.1)
+    took = time.monotonic() - began
+    release.set()
+    assert 0.5 <= took < 2, took
+    # A line every 0.1 s while it waited, none once its time was up.
+    assert 3 <= len(said) <= 5 and all(0 < elapsed < 0.5 for elapsed in said), said
