@@ -346,7 +346,8 @@ def test_a_cloudwatch_that_does_not_answer_ends_the_check_as_not_checked_within_
     assert check.reason.startswith("CloudWatch did not answer GetMetricData for SuccessRate in Webordinary/Production "
                                    "within 1 s"), check.reason
     assert summary.failed == ("success_rate",)  # the HTTP checks passed
-    assert "Deployment validation of webordinary-edit-service: NOT CHECKED (success_rate)" in artifact_of(state)
+    assert ("Deployment validation of webordinary-edit-service (stable) and webordinary-edit-service-canary (canary): "
+            "NOT CHECKED (success_rate)") in artifact_of(state)
     # What it waits on, and how long at most, said before the wait.
     assert "reading SuccessRate of webordinary-edit-service, webordinary-edit-service-canary from CloudWatch " \
            "(GetMetricData in Webordinary/Production), waiting at most 1 s" in caplog.text
