@@ -42,7 +42,6 @@ from rollway.validation import (
     MESSAGE, SUCCESS_RATE, CheckResult, ValidationSpec, ValidationSummary, evaluate, markdown, shown_url, skipped,
     unchecked,
 )
-from tasks import ecs, traffic
 from tasks import validation as checks
 
 
@@ -135,9 +134,11 @@ def _what_ran(targets: Targets, get_client: Callable[[str], Any], serving: dict[
     deployer = EcsDeployer(get_client("ecs"), targets)
     lines = []
 
+    # The adapter's own calls, not the retried tasks: a read given up on goes on in its thread,
+    # and a task there would go on retrying, and logging, into a run that has ended.
     def image(service: str) -> str:
-        definition = ecs.describe_service(deployer, service).task_definition
-        return f"task definition {definition}, image `{ecs.image_of(deployer, definition)}`"
+        definition = deployer.describe(service).task_definition
+        return f"task definition {definition}, image `{deployer.image_of(definition)}`"
 
     for role, service in (("stable", targets.stable_service), ("canary", targets.canary_service)):
         share = f"{serving[service]}% of the traffic" if service in serving else "its share of the traffic not read"
@@ -158,7 +159,8 @@ def _serving(targets: Targets, get_client: Callable[[str], Any],
     (Elastic Load Balancing not answering within ``seconds`` included)."""
     router = AlbRouter(get_client("elbv2"), targets)
     try:
-        weights = answered("Elastic Load Balancing", seconds, lambda: traffic.get_weights(router),
+        # The adapter's call, not the retried task (see _what_ran).
+        weights = answered("Elastic Load Balancing", seconds, router.get_weights,
                            get_run_logger().info)
     except Unanswered as err:
         return {}, f"could not read which service carries the traffic (the load balancer's weights): {err} " \

@@ -369,3 +369,22 @@ def test_a_load_balancer_and_ecs_that_do_not_answer_hold_the_run_no_longer_than_
     for service in (aws.targets.stable_service, aws.targets.canary_service):
         assert re.search(f"- `{service}` \\((stable|canary)\\): its share of the traffic not read; its image could "
                          "not be read: ECS did not answer within 1 s", text), text
+
+
+def test_reads_given_up_on_log_nothing_once_the_run_has_ended(aws, app, blocks, monkeypatch, caplog):
+    """A read past its time is left running in its thread. The weights and images were read
+    through tasks retried twice: once the endpoint failed them, they went on retrying, and
+    logging "Retry 2/2", into a run that had ended (and past the end of the worker's process)."""
+    import socket
+
+    with socket.socket() as endpoint:
+        endpoint.bind(("127.0.0.1", 0))
+        endpoint.listen(64)
+        silent(monkeypatch, f"http://127.0.0.1:{endpoint.getsockname()[1]}", "elbv2", "ecs")
+        publish_success_rate(aws, 99.95)
+        failed_soon(app, blocks, attempts=1)
+        ended = time.time()
+    # The endpoint is gone: the calls left behind fail now, as they would once AWS gave up.
+    time.sleep(3.5)  # the tasks' two retries were 1 s apart
+    late = [r.getMessage() for r in caplog.records if r.created > ended]
+    assert late == [], late
