@@ -373,6 +373,35 @@ class LedgerContract:
         assert isinstance(closed.value, RolloutEnded) and first.rollout_id in str(closed.value)
         assert ledger.get(SERVICE) == before
 
+    @pytest.mark.parametrize("kinds, phase, refused", [
+        (["promote", "decommission"], RolloutPhase.PROMOTED, None),  # the stable service runs the previous version
+        (["promote", "decommission", "finalize-start"], RolloutPhase.PROMOTED, "monitoring window has closed"),
+        (["promote", "decommission", "finalize-start", "finalized"], RolloutPhase.PROMOTED,
+         "monitoring window has closed"),
+        (["rollback-start", "rollback"], RolloutPhase.ROLLED_BACK, "was already rolled back by judge at"),
+    ], ids=["closed-window", "finalize-begun", "finalized", "rolled-back"])
+    def test_a_rollback_by_hand_begins_on_a_closed_promotion_until_it_is_finalized(self, ledger, kinds, phase,
+                                                                                   refused):
+        """The `rollback` flow run by hand after the window (``promoted``) puts the previous version
+        back while the stable service runs it: its start is recorded on the promoted rollout, so the
+        ledger says rolled back as the traffic does. Once a finalize has begun it may not."""
+        first = started(ledger, spec_json=WINDOWED_SPEC)
+        for n, kind in enumerate(kinds, start=1):
+            ledger.record(SERVICE, owner=None, now=START + n, transition=step(START + n, kind, "judge"), phase=phase)
+        before = ledger.get(SERVICE)
+
+        def begin():
+            return begin_rollback(ledger, SERVICE, actor="erin", reason="errors", now=START + 9,
+                                  rollout=first.rollout_id, promoted=True)
+
+        if refused is None:
+            begun = begin()
+            assert begun.phase is RolloutPhase.ROLLING_BACK and begun.history[-1].kind == "rollback-start"
+            return
+        with pytest.raises(RolloutClosed, match=refused):
+            begin()
+        assert ledger.get(SERVICE) == before
+
     @pytest.mark.parametrize(
         "changes, named",
         [
