@@ -48,7 +48,6 @@ from rollway.aws.ledger import STORAGE_ERRORS, storage_failure, write_or_why
 from rollway.clock import ClockSettings
 from rollway.environment import Environment
 from rollway.errors_pickle import PicklableError
-from rollway.finalize import finalize_unfinished, previous_on_stable
 from rollway.image import with_pin
 from rollway.ledger import (CLAIM_SECONDS, NOTIFIED, LedgerError, RollbackClaimed, RollbackUnrecorded, RolloutEnded,
                             RolloutNotFound, RolloutRecord, RolloutSuperseded, Transition, check_claimable,
@@ -1003,26 +1002,6 @@ def act_recorded(env: Environment, act: Callable[[str | None], RollbackResult], 
     return result
 
 
-def _not_the_previous_version(env: Environment, record: RolloutRecord) -> None:
-    """Say, in the run's log, that a rollback by hand of a promotion finalized (or whose finalize
-    began) does not bring the previous version back: the stable service runs the promoted one (or
-    may), so the traffic moves onto it, and the rollout's record is left as it is. Not refused:
-    the flow is also the way to take a `canary` flow run's traffic, which the ledger never had,
-    off the canary."""
-    t = env.targets
-    if finalize_unfinished(record):
-        state = (f"its finalize began and did not finish, so {t.stable_service} may run it already; run "
-                 "`rollway finalize` again to finish it")
-    else:
-        state = f"it was finalized: {t.stable_service} runs it, and no service runs the previous version any more"
-    get_run_logger().warning(
-        "the newest rollout of %s, %s of %s, is promoted and %s. This rollback only moves the traffic to %s and "
-        "scales %s to 0; it does not bring the previous version back and is not recorded on that rollout. To go "
-        "back, roll the previous version out as a new rollout (`rollway abort` names it)",
-        t.canary_service, record.rollout_id, with_pin(record.image, record.pinned_image), state, t.stable_service,
-        t.canary_service)
-
-
 class RollbackRefused(RuntimeError):
     """The rollback did not act: without the ledger, nothing showed a rollout to roll back."""
 
@@ -1064,8 +1043,7 @@ def rollback_recorded(env: Environment, reason: str, *, actor: str, previous_tas
     window has closed. The rollout flows' hooks set it: such a run (say, a weekly
     ``advance_phase`` that failed on a read) drove nothing, and its rollback would put the
     previous version back in production. A person running the rollback flow may mean exactly
-    that, so it is off by default; until the promotion is finalized, such a rollback is recorded
-    on the promoted rollout (rolling_back, then rolled_back), as one inside the window is.
+    that, so it is off by default.
 
     ``fallback_bindings``: the flags to disable when the ledger cannot be read (a hook's run's
     own flags); with a readable ledger, the recorded spec's are disabled instead.
@@ -1110,14 +1088,6 @@ def rollback_recorded(env: Environment, reason: str, *, actor: str, previous_tas
             "To roll the service back regardless, run the rollback flow without `rollout`")
     recorded = RolloutSpec.for_rollback(record.spec_json) if record is not None else None
     active = record is not None and open_for_rollback(recorded, record)
-    # A promotion whose window has closed, rolled back by hand before it is finalized: the stable
-    # service still runs the version it replaced, so this takes the promoted one out of
-    # production, and is recorded on its rollout as any rollback of it is (`rollway status`,
-    # the reports and finalize then say rolled back, as the traffic does).
-    reverted = not only_open and record is not None and not active and previous_on_stable(record)
-    ours = active or reverted
-    if record is not None and record.phase is RolloutPhase.PROMOTED and not ours and not only_open:
-        _not_the_previous_version(env, record)
     if only_open and record is not None and record.phase is RolloutPhase.PROMOTED and not active \
             and previous_task_definition is None:
         raise RollbackRefused(
@@ -1126,13 +1096,12 @@ def rollback_recorded(env: Environment, reason: str, *, actor: str, previous_tas
             "back regardless, run the rollback flow by hand"
         )
     begin = finish = holder = None
-    closed_since_read: list[bool] = []  # begin() found the promotion closed to it since the read (a finalize began)
+    closed_since_read: list[bool] = []  # begin() found the window closed since the read
     # The rollout's own read-back wait, if longer: a load balancer it was given longer to settle
     # must not fail its rollback on the default 30 s after the traffic moved.
-    verify_timeout = max(DEFAULT_VERIFY_SECONDS, recorded.verify_timeout_seconds) if ours else DEFAULT_VERIFY_SECONDS
-    healthy_timeout = (max(DEFAULT_HEALTHY_SECONDS, recorded.healthy_timeout_seconds) if ours
-                       else DEFAULT_HEALTHY_SECONDS)
-    if ours:
+    verify_timeout = max(DEFAULT_VERIFY_SECONDS, recorded.verify_timeout_seconds) if active else DEFAULT_VERIFY_SECONDS
+    healthy_timeout = max(DEFAULT_HEALTHY_SECONDS, recorded.healthy_timeout_seconds) if active else DEFAULT_HEALTHY_SECONDS
+    if active:
         previous_task_definition = previous_task_definition or record.previous_task_definition
         stable_desired = stable_desired or record.stable_desired
         if bindings is None:
@@ -1152,16 +1121,15 @@ def rollback_recorded(env: Environment, reason: str, *, actor: str, previous_tas
                 try:
                     begin_rollback(env.ledger, service, actor=actor, reason=reason, now=env.clock.now(),
                                    rollout=record.rollout_id, holder=holder, lease_seconds=CLAIM_SECONDS,
-                                   wall=env.wall(), promoted=not only_open)
+                                   wall=env.wall())
                 except RolloutClosed:
                     if only_open or record.phase is not RolloutPhase.PROMOTED:
                         raise
-                    # A finalize of the promotion began since the read: the stable service may run
-                    # the promoted version already, so this rollback does not take it out of
-                    # production and is not recorded on it; run by hand, it moves the traffic regardless.
-                    get_run_logger().warning("a finalize of rollout %s began a moment ago; moving the traffic to the "
-                                             "stable service regardless (not recorded on the rollout)",
-                                             record.rollout_id)
+                    # The window closed since the read (the monitor recorded its end): a rollback
+                    # run by hand rolls a promoted release back regardless, as it does one it
+                    # read closed, and like that one it is not recorded on the closed rollout.
+                    get_run_logger().warning("the monitoring window of rollout %s closed a moment ago; rolling "
+                                             "back the promoted release regardless (not recorded)", record.rollout_id)
                     closed_since_read.append(True)
 
         def finish(result: RollbackResult):
@@ -1179,7 +1147,7 @@ def rollback_recorded(env: Environment, reason: str, *, actor: str, previous_tas
 
     def unheard_then(ledger_failure: str | None) -> None:
         # After the traffic moved (and the page went out): a Prefect read before would delay both.
-        if ours and ledger_failure is None and not closed_since_read:
+        if active and ledger_failure is None and not closed_since_read:
             record_unheard_after_rollback(env, record)
 
     def roll_back(ledger_failure: str | None) -> RollbackResult:
@@ -1192,9 +1160,9 @@ def rollback_recorded(env: Environment, reason: str, *, actor: str, previous_tas
             # on the flags' entries ended its own hold, ended long since, and left the one the flags
             # follow (a killed `canary` flow run's, which the ledger never had): naming none ends
             # every hold on the flags this rollback by hand was given (rollway.flag_binding.holder).
-            rollout=record.rollout_id if ours else None,
+            rollout=record.rollout_id if active else None,
             # A closed rollout's image may be production on stable (finalized): not what this takes out.
-            image=with_pin(record.image, record.pinned_image) if ours else None, ledgered=ours,
+            image=with_pin(record.image, record.pinned_image) if active else None, ledgered=active,
         )
 
     return act_recorded(env, act, begin=begin, finish=finish, failure=unread,

@@ -124,16 +124,6 @@ def finalize_unfinished(record: RolloutRecord | None) -> bool:
     return record is not None and record.phase is RolloutPhase.PROMOTED and _last(record, START) > _last(record, DONE)
 
 
-def previous_on_stable(record: RolloutRecord | None) -> bool:
-    """Whether the stable service still runs the version ``record``'s promotion replaced: it is
-    promoted and no finalize of it has begun (finalize is the only step that points the stable
-    service at the promoted revision; a decommission scales it to 0 on the same one). A rollback
-    then takes the promoted version out of production, and is that rollout's to record, whether
-    or not its monitoring window has closed."""
-    return (record is not None and record.phase is RolloutPhase.PROMOTED and not is_finalized(record)
-            and not finalize_unfinished(record))
-
-
 def moved_onto_stable(record: RolloutRecord | None, stable: ServiceState) -> bool:
     """Whether an unfinished finalize of ``record`` got as far as the stable service running the
     promoted version: what is left of it is to idle the canary (and record it)."""

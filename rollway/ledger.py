@@ -675,8 +675,7 @@ class _AlreadyBegun(LedgerError):
 
 def begin_rollback(ledger: Any, service: str, *, actor: str, reason: str, now: float,
                    rollout: str | None = None, holder: str | None = None,
-                   lease_seconds: float = CLAIM_SECONDS, wall: float | None = None,
-                   promoted: bool = False) -> RolloutRecord:
+                   lease_seconds: float = CLAIM_SECONDS, wall: float | None = None) -> RolloutRecord:
     """Record a rollback's intent (phase rolling_back, who and why) before it acts.
 
     Lease-free: a rollback acts whoever holds the lease. From here no owner may record
@@ -696,12 +695,6 @@ def begin_rollback(ledger: Any, service: str, *, actor: str, reason: str, now: f
     rollback finishing another's does (``claim_rollback``: a ``takeover`` entry naming the
     rollback whose claim lapsed, nothing when nobody held it); without a holder nothing is written.
 
-    ``promoted``: a promoted rollout whose monitoring window has closed may be rolled back too,
-    as long as the stable service still runs the version it replaced (no finalize of it has begun:
-    ``rollway.finalize.previous_on_stable``). The `rollback` flow run by hand passes it: it takes
-    the promoted version out of production, and the ledger must say so, or `rollway status` and
-    the reports go on calling it promoted while the traffic is on the previous version.
-
     Raises:
         RolloutClosed: the rollout was closed since the caller read it (say, the judge's own
             rollback finished first); checked by the write itself (``check_open_for_rollback``),
@@ -714,10 +707,7 @@ def begin_rollback(ledger: Any, service: str, *, actor: str, reason: str, now: f
         changes = {"rollback_holder": holder, "rollback_expires": claimed + lease_seconds}
 
     def rule(record: RolloutRecord) -> None:
-        from rollway.finalize import previous_on_stable  # finalize's module reads the ledger's
-
-        if not (promoted and previous_on_stable(record)):
-            check_open_for_rollback(record)
+        check_open_for_rollback(record)
         if record.phase is RolloutPhase.ROLLING_BACK:
             begun = _AlreadyBegun(f"rollout {record.rollout_id!r} of service {record.service!r} is rolling back already")
             begun.record = record

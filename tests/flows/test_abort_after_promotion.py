@@ -74,18 +74,12 @@ def test_before_finalize_it_says_to_run_the_rollback_flow_which_puts_the_previou
     assert env.router.weights == Weights(stable=0, canary=100), "abort rolled a closed promotion back"
     assert f"{t.stable_service} still runs the previous version (revision {STABLE_TD})" in said, said
     assert "prefect deployment run rollback/rollway --param reason=" in said, said
-    rollout = env.ledger.get(t.canary_service).rollout_id
-    assert f"It records the rollback on rollout {rollout}, which `rollway status` then shows rolled back" in said, said
     # Doing what it says: the previous version serves everything again, the promoted one at 0.
     flows.rollback.rollback(reason="sessions lost", actor="erin")
     stable, canary = env.deployer.services[t.stable_service], env.deployer.services[t.canary_service]
     assert env.router.weights == Weights(stable=100, canary=0)
     assert stable.task_definition == STABLE_TD and stable.desired > 0
     assert canary.desired == 0 and canary.task_definition == STABLE_TD
-    # ...and the ledger says so, as the message does.
-    record = env.ledger.get(t.canary_service)
-    assert (record.rollout_id, record.phase) == (rollout, RolloutPhase.ROLLED_BACK)
-    assert record.last_transition("rollback").actor == "erin"
 
 
 def test_after_finalize_it_names_the_previous_image_to_roll_out_again(monkeypatch, capsys):
