@@ -331,13 +331,19 @@ def _read_statuses(statuses: Callable[[str], StackStatuses], stacks: Sequence[st
     seen: dict[str, str | None] = {}
     for region, names in by_region.items():
         try:
-            seen.update(answered(f"CloudFormation in {region}", read_seconds,
-                                 lambda: tasks.read_stack_statuses(statuses(region), names), log.info))
+            # The adapter's reads, not a retried task: a read given up on goes on in its thread, and
+            # a task there would retry, and log, into a run that has failed (botocore retries a
+            # throttled read itself).
+            read = answered(f"CloudFormation in {region}", read_seconds,
+                            lambda: {stack: statuses(region).status(stack) for stack in names}, log.info)
         except (ClientError, BotoCoreError, Unanswered) as err:
             # boto's bare error said neither what the run was reading nor that nothing was deployed yet.
             said = str(err) if isinstance(err, Unanswered) else aws_message(err)
             raise AwsNotRead(f"could not read the CloudFormation status of {', '.join(names)} in {region} "
                              f"(DescribeStacks), read {why}: {said}; nothing was deployed") from err
+        for stack, status in read.items():
+            log.info("%s: %s", stack, status or "does not exist")
+        seen.update(read)
     return seen
 
 

@@ -7,7 +7,7 @@ refused the role or its credentials: that answer comes again.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NONE
@@ -15,7 +15,7 @@ from prefect.cache_policies import NONE
 from rollway.aws.errors import REFUSED_CODES
 from rollway.checklist import Checklist
 from rollway.infra import AppStacks, DeployedStack
-from rollway.ports import InfraChecker, InfraDeployer, StackStatuses
+from rollway.ports import InfraChecker, InfraDeployer
 from rollway.toolchain.cdk import STALE_REMOVED, STILL_RUNNING, CdkCli
 from tasks import retry
 
@@ -58,17 +58,6 @@ def _logged(log, progress: str) -> Callable[[str], None]:
             log.info("%s | %s", progress, line)
 
     return line_of_cdk
-
-
-@task(name="read-stack-statuses", retries=1, retry_delay_seconds=2, cache_policy=NONE,
-      retry_condition_fn=_read_again)
-def read_stack_statuses(reader: StackStatuses, stacks: Sequence[str]) -> dict[str, str | None]:
-    """Each stack's CloudFormation status (None: no such stack); reads only, so retried once."""
-    log = get_run_logger()
-    statuses = {stack: reader.status(stack) for stack in stacks}
-    for stack, status in statuses.items():
-        log.info("%s: %s", stack, status or "does not exist")
-    return statuses
 
 
 @task(name="cdk-bootstrap", task_run_name="bootstrap-{environment}", cache_policy=NONE)

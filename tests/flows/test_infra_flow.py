@@ -545,6 +545,31 @@ def test_a_resume_whose_stacks_statuses_cloudformation_does_not_answer_deploys_n
         "1 s; nothing was deployed")
 
 
+def test_a_resume_whose_statuses_read_was_given_up_on_logs_nothing_once_the_run_has_failed(caplog):
+    # The read left running in its thread was a task retried once: when CloudFormation failed it
+    # at last, it logged its retry, and read again, into a run that had already failed.
+    import socket
+
+    from rollway.aws.cloudformation import CloudFormationStacks
+    from tests.conftest import unanswering_client
+
+    deployer = FakeInfraDeployer(WEBORDINARY, already=STACKS[:4])
+    with socket.socket() as endpoint:
+        endpoint.bind(("127.0.0.1", 0))
+        endpoint.listen(64)
+        cloudformation = unanswering_client("cloudformation", f"http://127.0.0.1:{endpoint.getsockname()[1]}",
+                                            HOME.region)
+        with pytest.raises(AwsNotRead):
+            deploy_on(deployer, None, from_stack="WebordinarySQSStack", read_seconds=1,
+                      statuses=lambda _region: CloudFormationStacks(cloudformation),
+                      bootstrap=lambda *_: deployer.calls.append("bootstrap"))
+        ended = time.time()
+    # The endpoint is gone: the read left behind fails now, as it would once AWS gave up.
+    time.sleep(4)  # the task's retry came 2 s after its failure
+    late = [r.getMessage() for r in caplog.records if r.created > ended]
+    assert late == [], late
+
+
 def test_a_resume_over_a_stack_still_changing_is_refused_before_any_deploy():
     class Busy:
         def status(self, name):
