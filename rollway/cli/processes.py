@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -26,7 +25,7 @@ from typing import IO, Mapping, Sequence
 
 from rollway.clock import ClockSettings
 from rollway.errors_pickle import PicklableError
-from rollway.toolchain.process import WATCHDOG
+from rollway.toolchain.process import on_path, start_watched
 
 HOST = "127.0.0.1"
 STOP_SECONDS = 15.0
@@ -160,8 +159,7 @@ class Child:
         Raises:
             ProcessFailed: its executable is not found.
         """
-        # Looked up as exec looks it up (the child's PATH): the watchdog would start, then fail to run it.
-        if shutil.which(self.argv[0], path=os.pathsep.join(os.get_exec_path(self.env))) is None:
+        if not on_path(self.argv[0], self.env):
             raise ProcessFailed(f"{self.name}: {self.argv[0]} was not found", self)
         output = None
         if self.log is not None:
@@ -170,23 +168,13 @@ class Child:
             # The log is appended to across runs (the server's lives in the Prefect home): only
             # what this start wrote is this start's output.
             self._log_start = os.fstat(output.fileno()).st_size
-        # The write end stays in this process alone (non-inheritable) until the child is stopped;
-        # the kernel closes it when this process dies, and the watchdog then stops the child. Not
-        # the kernel's parent-death signal: it fires when the *thread* that started the child
-        # exits, and it needs preexec_fn, unsafe here once the embedded AWS and the simulator run threads.
-        alive_read, alive_write = os.pipe()
-        try:
-            self._process = subprocess.Popen(  # noqa: S603 - an argument list, no shell
-                [sys.executable, "-I", WATCHDOG, str(alive_read), "--exec", repr(STOP_SECONDS), "--", *self.argv],
-                env=self.env, stdout=output, stderr=subprocess.STDOUT if output else None,
-                stdin=subprocess.DEVNULL, start_new_session=True, pass_fds=(alive_read, *self.pass_fds),
-            )
-        except BaseException:
-            os.close(alive_write)
-            raise
-        finally:
-            os.close(alive_read)
-        self._alive = alive_write
+        # The watchdog's pipe stays open until the child is stopped. Not the kernel's parent-death
+        # signal: it fires when the *thread* that started the child exits, and it needs
+        # preexec_fn, unsafe here once the embedded AWS and the simulator run threads.
+        self._process, self._alive = start_watched(
+            self.argv, exec_grace=STOP_SECONDS, pass_fds=self.pass_fds, env=self.env, stdout=output,
+            stderr=subprocess.STDOUT if output else None, stdin=subprocess.DEVNULL,
+        )
         return self
 
     def exit_code(self) -> int | None:

@@ -21,6 +21,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 from pathlib import Path
 
 from rollway.errors_pickle import PicklableError
@@ -33,6 +34,38 @@ MAX_LINE_CHARS = 8000
 MASK = "****"
 # Every tool runs under this script: it kills the tool's group once this process is gone.
 WATCHDOG = str(Path(__file__).with_name("watchdog.py"))
+
+
+def on_path(program: str, env: Mapping[str, str] | None) -> bool:
+    """Whether exec finds ``program`` as the child would look it up (on ``env``'s PATH): the
+    watchdog would start, then fail to run it."""
+    return shutil.which(program, path=os.pathsep.join(os.get_exec_path(env))) is not None
+
+
+def start_watched(command: Sequence[str], *, exec_grace: float | None = None, pass_fds: Sequence[int] = (),
+                  **popen: Any) -> tuple[subprocess.Popen, int]:
+    """Start ``command`` under the watchdog, leading a session of its own (``popen``: Popen's
+    other arguments), and return it with the write end of the watchdog's pipe.
+
+    The write end stays in this process alone (non-inheritable): when this process dies, however
+    (SIGKILL, the OOM killer), the kernel closes it and the watchdog stops the command's group.
+    The caller closes it once the command is done or stopped. ``exec_grace``: the watchdog
+    becomes the command (``--exec``), so its pid, signals and exit code are the command's own,
+    and at the pipe's end it SIGTERMs it and kills the group after that many seconds.
+    """
+    alive_read, alive_write = os.pipe()
+    mode = ["--exec", repr(exec_grace)] if exec_grace is not None else []
+    try:
+        process = subprocess.Popen(  # noqa: S603 - an argument list, no shell
+            [sys.executable, "-I", WATCHDOG, str(alive_read), *mode, "--", *command],
+            start_new_session=True, pass_fds=(alive_read, *pass_fds), **popen,
+        )
+    except BaseException:
+        os.close(alive_write)
+        raise
+    finally:
+        os.close(alive_read)
+    return process, alive_write
 # What every tool needs of the worker's environment to run at all and to reach the network
 # through its proxy. Each tool adds what it uses itself, and nothing else of the worker's: its AWS
 # keys, Prefect API key and other tokens are none of a tool's business.
@@ -144,30 +177,19 @@ def run_tool(
     if timeout_seconds <= 0:
         raise ValueError(f"timeout_seconds must be positive, got {timeout_seconds}")
     masked = [s for s in secrets if s]
-    # Looked up as exec looks it up (the tool's PATH): the watchdog would start, then fail to run it.
-    if shutil.which(command[0], path=os.pathsep.join(os.get_exec_path(env))) is None:
+    if not on_path(command[0], env):
         raise ToolMissing(command[0])
     started = time.monotonic()
-    # The pipe's write end stays in this process alone (non-inheritable) until the tool is done:
-    # if this process dies, however (a worker SIGKILLed, OOM-killed), the kernel closes it and the
-    # watchdog kills the tool's group. Otherwise a `cdk deploy` went on deploying with nobody
-    # watching, and a resumed run raced it on the same stack.
-    alive_read, alive_write = os.pipe()
-    try:
-        process = subprocess.Popen(  # noqa: S603 - an argument list, no shell
-            [sys.executable, "-I", WATCHDOG, str(alive_read), "--", *command], cwd=cwd,
-            env=dict(env) if env is not None else None,
-            stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace", bufsize=1,
-            # Its own process group (the watchdog leads it, the tool runs in it), so a timeout
-            # stops the tool's children too (cdk runs the app in a child; docker push runs helpers).
-            start_new_session=True, pass_fds=(alive_read,),
-        )
-    except BaseException:
-        os.close(alive_write)
-        raise
-    finally:
-        os.close(alive_read)
+    # Under the watchdog until the tool is done: if this process dies, however (a worker
+    # SIGKILLed, OOM-killed), the tool's group is killed. Otherwise a `cdk deploy` went on
+    # deploying with nobody watching, and a resumed run raced it on the same stack. Its own
+    # process group (the watchdog leads it, the tool runs in it), so a timeout stops the tool's
+    # children too (cdk runs the app in a child; docker push runs helpers).
+    process, alive_write = start_watched(
+        command, cwd=cwd, env=dict(env) if env is not None else None,
+        stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace", bufsize=1,
+    )
     try:
         return _supervise(process, command, started, timeout_seconds=timeout_seconds, stdin=stdin, masked=masked,
                           on_line=on_line, keep_output=keep_output, on_quiet=on_quiet, quiet_seconds=quiet_seconds)
