@@ -24,7 +24,7 @@ from rollway.aws.errors import (UNKNOWN_CREDENTIALS, aws_message, credentials_re
                                 unusable_credentials)
 from rollway.clock import ClockSettings
 from rollway.environment import Environment
-from rollway.ledger import RolloutInProgress, utc
+from rollway.ledger import OWNER_PREFIX, RolloutInProgress, utc
 from rollway.targets import Targets
 
 
@@ -197,10 +197,6 @@ def load_environment(
     interval_seconds: int = 60,
 ) -> Environment:
     return load_session(targets_block, aws_credentials_block).environment(clock, interval_seconds=interval_seconds)
-
-
-OWNER_PREFIX = "flow-run/"
-"""A rollout owned by a flow run records ``flow-run/<id>`` as its owner."""
 
 
 def run_owner() -> str:

@@ -354,6 +354,8 @@ def check_lease(record: RolloutRecord, owner: str, now: float) -> None:
 
 TAKEOVER = "takeover"
 """The history entry of a run taking over a rollout whose holder's lease lapsed."""
+OWNER_PREFIX = "flow-run/"
+"""A rollout owned by a flow run records ``flow-run/<id>`` as its owner (``flows.env.run_owner``)."""
 
 UNHEARD = "unheard"
 """The history entry of an answer given to a paused run whose process had died: stored by

@@ -25,7 +25,8 @@ from pydantic import BaseModel, ConfigDict
 from rollway import weekly
 from rollway.approvals import UNHEARD
 from rollway.finalize import DONE as FINALIZED, START as FINALIZE_START, finalize_unfinished
-from rollway.ledger import TAKEOVER, RolloutRecord, Transition, monitoring_owed, notice_sent, rollback_start, utc
+from rollway.ledger import (OWNER_PREFIX, TAKEOVER, RolloutRecord, Transition, monitoring_owed, notice_sent,
+                            rollback_start, utc)
 from rollway.model import Weights
 from rollway.phases import RolloutPhase
 from rollway.report import markdown_cell as cell
@@ -432,7 +433,6 @@ def _holder(record: RolloutRecord, now: float | None) -> str | None:
     return f"{cell(record.owner)}, lease until {until} (wall clock{live})"
 
 
-_OWNER_PREFIX = "flow-run/"  # a lease owned by a flow run (flows.env.OWNER_PREFIX)
 _TAKEN_FROM = re.compile(r"over from flow-run/([0-9A-Za-z-]+),")
 
 
@@ -455,10 +455,10 @@ def flow_runs(record: RolloutRecord) -> list[tuple[str, str]]:
             taken = _TAKEN_FROM.search(t.comment or "")
             if taken:
                 add(taken.group(1), f"drove it until its lease lapsed, before {utc(t.at)}")
-            if t.actor.startswith(_OWNER_PREFIX):
-                add(t.actor.removeprefix(_OWNER_PREFIX), f"took it over, {utc(t.at)}")
-    if record.owner and record.owner.startswith(_OWNER_PREFIX):
-        add(record.owner.removeprefix(_OWNER_PREFIX), "holds its lease")
+            if t.actor.startswith(OWNER_PREFIX):
+                add(t.actor.removeprefix(OWNER_PREFIX), f"took it over, {utc(t.at)}")
+    if record.owner and record.owner.startswith(OWNER_PREFIX):
+        add(record.owner.removeprefix(OWNER_PREFIX), "holds its lease")
     return list(found.values())
 
 
