@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import functools
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
@@ -294,6 +295,14 @@ def pytest_collection_modifyitems(config: Any, items: list[Any]) -> None:
 @pytest.fixture
 def silent_endpoint() -> Iterator[str]:
     """An endpoint on 127.0.0.1 that takes every connection (the kernel's backlog) and never answers."""
+    with unanswering_endpoint() as url:
+        yield url
+
+
+@contextmanager
+def unanswering_endpoint() -> Iterator[str]:
+    """``silent_endpoint`` for a test that closes it itself: once closed, the calls still waiting
+    on it fail at once, as they would once AWS gave up."""
     import socket
 
     with socket.socket() as server:

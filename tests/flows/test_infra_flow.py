@@ -548,17 +548,12 @@ def test_a_resume_whose_stacks_statuses_cloudformation_does_not_answer_deploys_n
 def test_a_resume_whose_statuses_read_was_given_up_on_logs_nothing_once_the_run_has_failed(caplog):
     # The read left running in its thread was a task retried once: when CloudFormation failed it
     # at last, it logged its retry, and read again, into a run that had already failed.
-    import socket
-
     from rollway.aws.cloudformation import CloudFormationStacks
-    from tests.conftest import unanswering_client
+    from tests.conftest import unanswering_client, unanswering_endpoint
 
     deployer = FakeInfraDeployer(WEBORDINARY, already=STACKS[:4])
-    with socket.socket() as endpoint:
-        endpoint.bind(("127.0.0.1", 0))
-        endpoint.listen(64)
-        cloudformation = unanswering_client("cloudformation", f"http://127.0.0.1:{endpoint.getsockname()[1]}",
-                                            HOME.region)
+    with unanswering_endpoint() as endpoint:
+        cloudformation = unanswering_client("cloudformation", endpoint, HOME.region)
         with pytest.raises(AwsNotRead):
             deploy_on(deployer, None, from_stack="WebordinarySQSStack", read_seconds=1,
                       statuses=lambda _region: CloudFormationStacks(cloudformation),

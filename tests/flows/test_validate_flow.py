@@ -375,12 +375,10 @@ def test_reads_given_up_on_log_nothing_once_the_run_has_ended(aws, app, blocks, 
     """A read past its time is left running in its thread. The weights and images were read
     through tasks retried twice: once the endpoint failed them, they went on retrying, and
     logging "Retry 2/2", into a run that had ended (and past the end of the worker's process)."""
-    import socket
+    from tests.conftest import unanswering_endpoint
 
-    with socket.socket() as endpoint:
-        endpoint.bind(("127.0.0.1", 0))
-        endpoint.listen(64)
-        silent(monkeypatch, f"http://127.0.0.1:{endpoint.getsockname()[1]}", "elbv2", "ecs")
+    with unanswering_endpoint() as endpoint:
+        silent(monkeypatch, endpoint, "elbv2", "ecs")
         publish_success_rate(aws, 99.95)
         failed_soon(app, blocks, attempts=1)
         ended = time.time()
