@@ -351,13 +351,19 @@ def _mark_died_waiting(client: Any, run: Any, when: str) -> None:
 
 def _warn(message: str) -> None:
     """``message`` in the run's log (the UI shows it), or this module's logger outside a run."""
+    run_logger(__name__).warning(message)
+
+
+def run_logger(outside: str) -> Any:
+    """The run's logger (its lines show in the UI), or the logger named ``outside`` (the caller's
+    module) when no flow or task run is under way."""
     from prefect.exceptions import MissingContextError
     from prefect.logging import get_logger, get_run_logger
 
     try:
-        get_run_logger().warning(message)
+        return get_run_logger()
     except MissingContextError:
-        get_logger(__name__).warning(message)
+        return get_logger(outside)
 
 
 FINALIZING_TAG = "rollway:finalizing"

@@ -52,7 +52,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from blocks.credentials import assumed_role_session
 from flows.artifacts import for_people
-from flows.env import load_credentials, load_targets, session_clients, session_in_region
+from flows.env import load_credentials, load_targets, run_logger, session_clients, session_in_region
 from flows.params import WaitSeconds
 from rollway.aws.checklist import READ_SECONDS, AwsInfraChecker
 from rollway.aws.errors import aws_message, credentials_remedy
@@ -696,13 +696,7 @@ def checker_for(get_client: Callable[[str], Any], targets: Targets, *, app: AppS
 def _still_reading(message: str) -> None:
     """A checklist read still waiting for its answer, said in the run's log (the UI shows it):
     the checklist's items are logged only once every read is done."""
-    from prefect.exceptions import MissingContextError
-    from prefect.logging import get_logger
-
-    try:
-        get_run_logger().info("checklist: %s", message)
-    except MissingContextError:
-        get_logger(__name__).info("checklist: %s", message)
+    run_logger(__name__).info("checklist: %s", message)
 
 
 @flow(name="deploy_infrastructure", log_prints=True)
