@@ -42,7 +42,7 @@ from prefect.states import Paused, Running
 from pydantic import Field, ValidationError
 
 from rollway.approvals import (WAITING_EVERY_SECONDS, ApprovalAnswer, Approver, UnheardAnswer, answered_dead,
-                               waiting_prefix)
+                               unanswered_by, waiting_prefix)
 from rollway.decide import Pause
 from rollway.spec import Approvals
 
@@ -419,8 +419,8 @@ def pause_question(pause: Pause, approvals: Approvals, paused_at: datetime) -> s
     # "wall clock": a pause times out in wall seconds, while `rollway status` shows the history
     # on the rollout clock, hours ahead under `rollway up`'s 60x: unlabelled, the deadline read
     # as long past.
-    return " ".join(f"{pause.cause} pause: {pause.reason}; unanswered by {_due(approvals, paused_at)} "
-                    f"(wall clock) the rollout {then}".split())
+    deadline = unanswered_by(paused_at + timedelta(seconds=approvals.timeout_seconds))
+    return " ".join(f"{pause.cause} pause: {pause.reason}; {deadline} the rollout {then}".split())
 
 
 def prefect_approver(approvals: Approvals, poll_interval: int = 2) -> Approver:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from datetime import datetime, timezone
 from typing import Callable, Literal, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -25,6 +27,25 @@ class ApprovalAnswer(BaseModel):
     comment: str = Field(default="", max_length=COMMENT_LIMIT)
     next_weight: int | None = Field(default=None, ge=1, le=100)
     timed_out: bool = False
+
+
+_DEADLINE_FORMAT = "%Y-%m-%d %H:%M:%S UTC"
+_UNANSWERED_BY = re.compile(r"unanswered by (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC) \(wall clock\)")
+
+
+def unanswered_by(deadline: datetime) -> str:
+    """The words of a pause's question that say when it times out (``deadline``, aware, wall clock):
+    a pause times out in wall seconds, whatever clock the rollout runs on."""
+    return f"unanswered by {deadline.astimezone(timezone.utc).strftime(_DEADLINE_FORMAT)} (wall clock)"
+
+
+def pause_deadline(question: str | None) -> float | None:
+    """When a pause times out (wall clock, epoch seconds), read back from its question
+    (``unanswered_by``, in the ``pause`` entry the run records); None when it does not say."""
+    found = _UNANSWERED_BY.search(question or "")
+    if found is None:
+        return None
+    return datetime.strptime(found.group(1), _DEADLINE_FORMAT).replace(tzinfo=timezone.utc).timestamp()
 
 
 # Called by the engine at each Pause with the decision and a markdown summary of the stage.

@@ -23,7 +23,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from rollway import weekly
-from rollway.approvals import UNHEARD
+from rollway.approvals import UNHEARD, pause_deadline
 from rollway.finalize import DONE as FINALIZED, START as FINALIZE_START, finalize_unfinished
 from rollway.ledger import (OWNER_PREFIX, TAKEOVER, RolloutRecord, Transition, monitoring_owed, notice_sent,
                             rollback_start, utc)
@@ -219,7 +219,8 @@ def rollback_trigger(record: RolloutRecord) -> Trigger | None:
     return Trigger(kind=kind, who=actor, at=start.at, reason=reason)
 
 
-def _duration(seconds: float) -> str:
+def duration(seconds: float) -> str:
+    """``seconds`` as a person reads a span: "45 s", "12.5 min", "3.1 h", "4.2 days"."""
     seconds = max(0.0, seconds)
     if seconds < 120:
         return f"{seconds:.0f} s"
@@ -248,7 +249,7 @@ def _one_clock(start: float, end: float) -> bool:
 def _span(start: float, end: float) -> str | None:
     """``end - start`` as a duration, or None when they are on two clocks (no duration can be
     read from them)."""
-    return _duration(end - start) if _one_clock(start, end) else None
+    return duration(end - start) if _one_clock(start, end) else None
 
 
 def _outcome(record: RolloutRecord) -> str:
@@ -307,12 +308,64 @@ def _waiting(record: RolloutRecord) -> str:
     stage = (f" for stage {pause.to_stage + 1}/{len(weights)} ({weights[pause.to_stage]}%)"
              if weights and pause.to_stage is not None and 0 <= pause.to_stage < len(weights) else "")
     last = record.history[-1] if record.history else None
-    again = (f"; it timed out at {utc(last.at)} and is asked again" if last is not None and last.kind == "timeout"
+    since, timed_out = _pause_times(record, pause)
+    again = (f"; it timed out at {timed_out} and is asked again" if last is not None and last.kind == "timeout"
              else "")
     run = f" {cell(pause.run)}" if pause.run else ""
     return (f"**waiting for a person's approval**{stage}, at {record.weights} stable/canary, since "
-            f"{utc(pause.at)}{again}: {cell(pause.comment or pause.verdict or 'no question recorded')}; "
+            f"{since}{again}: {cell(pause.comment or pause.verdict or 'no question recorded')}; "
             + _HOW_TO_ANSWER.format(run=run))
+
+
+def _pause_times(record: RolloutRecord, pause: Transition) -> tuple[str, str]:
+    """When ``pause`` began and when it timed out, both on the wall clock its deadline is on.
+
+    The pause's entry is stamped on the rollout clock, and its question says its deadline on the
+    wall clock (a pause times out in wall seconds): under `rollway up`'s 60x the line read "since
+    20:42 ... unanswered by 19:35", and nobody could subtract one from the other. The wall time it
+    began is its deadline less the spec's timeout; a timeout that holds is recorded once, when
+    that deadline came. A pause recorded without a deadline, or with a spec that cannot be read,
+    keeps its entry's time, said to be on the rollout clock."""
+    deadline = pause_deadline(pause.comment)
+    try:
+        timeout = RolloutSpec.for_rollback(record.spec_json).approvals.timeout_seconds
+    except (ValueError, KeyError, TypeError):  # pydantic's ValidationError is a ValueError
+        timeout = None
+    last = record.history[-1]
+    if deadline is None or timeout is None:
+        return f"{utc(pause.at)} (rollout clock)", f"{utc(last.at)} (rollout clock)"
+    return f"{utc(deadline - timeout)} (wall clock)", f"{utc(deadline)} (wall clock)"
+
+
+class NextPhase(BaseModel):
+    """The weekly phase a rollout holding between phases starts next, and when it is due."""
+
+    model_config = ConfigDict(frozen=True)
+
+    passed: str  # the name of the phase that passed
+    name: str
+    weights: tuple[int, ...]  # the stages it runs
+    due: float  # the first instant it may start, on the rollout clock (``weekly.next_phase_due``)
+    timezone: str  # the spec's ``weekly_timezone``, whose calendar weeks count
+
+
+def next_phase(record: RolloutRecord) -> NextPhase | None:
+    """The next weekly phase of a rollout holding at the end of one that passed, or None for any
+    other (or one whose spec cannot be read). One reading of the calendar for the report, `rollway
+    status`, `promote` and `hold`, so that they never disagree on when it is due."""
+    index = record.weekly_phase_index
+    if record.phase is not RolloutPhase.PAUSED or not record.weekly_phase_passed or index < 0:
+        return None
+    try:
+        spec = RolloutSpec.for_rollback(record.spec_json)
+    except (ValueError, KeyError, TypeError):  # pydantic's ValidationError is a ValueError
+        return None
+    if index + 1 >= len(spec.phases) or record.weekly_phase_started_at is None:
+        return None
+    following = spec.phases[index + 1]
+    return NextPhase(passed=spec.phases[index].name, name=following.name, weights=following.weights,
+                     due=weekly.next_phase_due(record.weekly_phase_started_at, **spec.phase_calendar()),
+                     timezone=spec.weekly_timezone)
 
 
 def between_phases(record: RolloutRecord) -> str:
@@ -321,19 +374,12 @@ def between_phases(record: RolloutRecord) -> str:
 
     "paused (not finished)" told a reader neither that the phase had passed nor that the rollout
     waits for the schedule, nor until when."""
-    index = record.weekly_phase_index
-    if record.phase is not RolloutPhase.PAUSED or not record.weekly_phase_passed or index < 0:
+    nxt = next_phase(record)
+    if nxt is None:
         return ""
-    try:
-        spec = RolloutSpec.for_rollback(record.spec_json)
-    except (ValueError, KeyError, TypeError):  # pydantic's ValidationError is a ValueError
-        return ""
-    if index + 1 >= len(spec.phases) or record.weekly_phase_started_at is None:
-        return ""
-    due = weekly.next_phase_due(record.weekly_phase_started_at, **spec.phase_calendar())
-    return (f"holding between weekly phases: {cell(spec.phases[index].name)} passed, at {record.weights} "
-            f"stable/canary; the next phase, {cell(spec.phases[index + 1].name)}, may start from "
-            f"{weekly.describe(due, spec.weekly_timezone)} (the first advance_phase run from then on starts it)")
+    return (f"holding between weekly phases: {cell(nxt.passed)} passed, at {record.weights} "
+            f"stable/canary; the next phase, {cell(nxt.name)}, may start from "
+            f"{weekly.describe(nxt.due, nxt.timezone)} (the first advance_phase run from then on starts it)")
 
 
 def _window_open(record: RolloutRecord) -> str:
@@ -480,7 +526,7 @@ def _clock_note(record: RolloutRecord, now: float | None) -> list[str]:
     ahead = max([record.updated_at, *(t.at for t in record.history)]) - now
     if ahead <= _SKEW_SECONDS:
         return []
-    return [f"- **Clock:** the recorded times run ahead of the wall clock (by {_duration(ahead)} when this report was "
+    return [f"- **Clock:** the recorded times run ahead of the wall clock (by {duration(ahead)} when this report was "
             "written): the rollout ran on a sped-up clock (`rollway up`'s); leases and claims are on the wall clock"]
 
 
@@ -699,12 +745,12 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, no
         if not _one_clock(last_move.at if last_move else first.at, until):
             exposed = f"not measurable from the ledger: {_TWO_CLOCKS}"
         elif back_at is not None:
-            exposed = _duration(until - first.at)
+            exposed = duration(until - first.at)
         else:
             # Counted only up to the rollback's start (or the last record): the canary may still
             # carry traffic, so this is a floor, not the exposure "so far".
             when = "when the rollback began" if start is not None else "when the ledger last recorded it"
-            exposed = (f"at least {_duration(until - first.at)} (until {utc(until)}, {when}; the traffic's return "
+            exposed = (f"at least {duration(until - first.at)} (until {utc(until)}, {when}; the traffic's return "
                        "is not recorded)")
         # A drift rollback began because the load balancer held weights nobody recorded: the
         # ledger keeps them only in its reason, so the figures below are the recorded moves'.

@@ -705,6 +705,37 @@ def test_the_flow_runs_that_drove_a_rollout_are_named_by_name_and_id_where_recor
         record([started(), shift(60, 5, 0)], RolloutPhase.PROMOTED))
 
 
+def test_a_waiting_rollouts_since_and_deadline_read_on_one_clock_on_a_sped_up_rollout():
+    """Under `rollway up`'s 60x the pause's entry is stamped hours ahead of the wall clock its
+    deadline is on: the line read "since 13:11 ...: unanswered by 09:02 (wall clock)", a pause
+    that seemed to have timed out before it began. Both are on the wall clock now, in UTC."""
+    from datetime import datetime, timezone
+
+    from flows.approvals import pause_question
+    from rollway.decide import Pause
+
+    # Asked as the run asks it, at 08:02 on the wall clock: the report reads back what the run writes.
+    question = pause_question(Pause(stage_index=1, cause="approval", reason="approval needed before 25%"),
+                              Approvals(on_timeout="hold"), datetime(2027, 1, 15, 8, 2, tzinfo=timezone.utc))
+    ahead = 5 * 3600  # the rollout clock's lead over the wall clock
+    pause = Transition(at=T0 + ahead, kind="pause", actor="alice", to_stage=1, comment=question)
+    said = rollout_report(record([started(), shift(60, 5, 0), passed(600, 0), pause], RolloutPhase.PROGRESSING,
+                                 weights=w(5)))
+    assert ("since 2027-01-15 08:02:00 UTC (wall clock): approval pause: approval needed before 25%; unanswered by "
+            "2027-01-15 09:02:00 UTC (wall clock)") in said, said
+    # A timeout that holds is recorded once, when that deadline came: said on the same clock.
+    timeout = Transition(at=T0 + ahead + 60 * 3600, kind="timeout", actor="timeout", to_stage=1,
+                         comment="hold: no answer within 3600 s")
+    held = rollout_report(record([started(), shift(60, 5, 0), passed(600, 0), pause, timeout],
+                                 RolloutPhase.PROGRESSING, weights=w(5)))
+    assert ("since 2027-01-15 08:02:00 UTC (wall clock); it timed out at 2027-01-15 09:02:00 UTC (wall clock) and "
+            "is asked again") in held, held
+    # A pause recorded without a deadline keeps its entry's time, said to be on the rollout clock.
+    bare = pause.model_copy(update={"comment": "approval pause: approval needed before 25%"})
+    assert f"since {utc(T0 + ahead)} (rollout clock): approval pause" in rollout_report(
+        record([started(), shift(60, 5, 0), passed(600, 0), bare], RolloutPhase.PROGRESSING, weights=w(5)))
+
+
 def test_a_rollout_whose_newest_entry_is_its_runs_pause_reads_as_waiting_and_an_answer_ends_it():
     """Read from the ledger alone, the report said "progressing (not finished)" of a rollout whose
     run waited for a person."""
@@ -714,8 +745,9 @@ def test_a_rollout_whose_newest_entry_is_its_runs_pause_reads_as_waiting_and_an_
                                "(wall clock) the rollout rolls back")
     waiting = record([started(), shift(60, 5, 0), passed(600, 0), pause], RolloutPhase.PROGRESSING, weights=w(5))
     said = rollout_report(waiting)
-    assert (f"- **Outcome:** **waiting for a person's approval** for stage 2/3 (25%), at 95/5 stable/canary, since "
-            f"{utc(T0 + 700)}: approval pause: approval needed before 25%") in said
+    # Its deadline (wall clock) less the spec's hour: the time the pause began on that same clock.
+    assert ("- **Outcome:** **waiting for a person's approval** for stage 2/3 (25%), at 95/5 stable/canary, since "
+            "2027-01-15 08:02:00 UTC (wall clock): approval pause: approval needed before 25%") in said
     assert "(the paused flow run russet-spoonbill (0b5d5c6e-0000-4000-8000-000000000001): **Resume**)" in said
     assert f"| {utc(T0 + 700)} | - | **waiting for an answer** | 25% |" in said
     answered = Transition(at=T0 + 800, kind="approve", actor="bob", to_stage=1, comment="approve: ok")
