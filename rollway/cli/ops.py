@@ -533,9 +533,33 @@ def _owner_row(record: RolloutRecord) -> str:
     return f"{record.owner}, lease until {utc(record.lease_expires)} (wall clock)"
 
 
+def next_phase_row(record: RolloutRecord, now: float, speed: float = 1.0) -> str | None:
+    """When the next weekly phase of a rollout holding between phases is due, and how far off
+    that is at ``now`` (the rollout clock, on which ``speed`` runs), or plainly that it is overdue;
+    None for a rollout not between phases. Status said only "weekly phase 1, passed": when the
+    schedule would go on, or that it had not though due, only the report and promote told."""
+    from rollway import weekly
+    from rollway.clock import on_the_wall
+    from rollway.reports import duration, next_phase
+
+    nxt = next_phase(record)
+    if nxt is None:
+        return None
+    local = "" if nxt.timezone == "UTC" else f"; {weekly.describe(nxt.due, nxt.timezone)}"
+    what = f"{nxt.name} ({' -> '.join(f'{w}%' for w in nxt.weights)})"
+    if now < nxt.due:
+        return (f"{what} due {utc(nxt.due)} (rollout clock{local}), in {duration(nxt.due - now)}"
+                f"{on_the_wall(speed, nxt.due, now)}: the first advance_phase run from then on starts it")
+    # The cron may fire a while after the phase falls due (a Monday 09:00 cron after a phase due
+    # on Wednesday); it is overdue all the same, and a person can start it now.
+    return (f"{what} OVERDUE: due since {utc(nxt.due)} (rollout clock{local}), {duration(now - nxt.due)} ago, and "
+            "no advance_phase run has started it: the next one does (the weekly schedule's, or one run by hand now); "
+            "one that ran since and did not start it says why in its log")
+
+
 def print_status(service: Service, record: RolloutRecord, live: Weights | str, paused: Any | None, limit: int,
                  canary_runs: Iterable[str] = (), unrestorable: str | None = None,
-                 unheard: Sequence[Any] = ()) -> None:
+                 unheard: Sequence[Any] = (), now: float | None = None, speed: float = 1.0) -> None:
     """The rollout's rows, what needs a person, and its latest transitions.
 
     ``canary_runs``: `canary` flow runs acting on the service that have not ended (asked only
@@ -543,6 +567,8 @@ def print_status(service: Service, record: RolloutRecord, live: Weights | str, p
     ``unrestorable``: a rollback owed or under way cannot restore a revision on the canary, and
     what finishes it instead (``no_revision_to_restore``).
     ``unheard``: answers the holder's run took after its process died (``unheard_by_holder``).
+    ``now``: the rollout clock's time (its ``speed``), to say how far off the next weekly phase is
+    (None: not said).
     """
     # `rollway abort` restores the recorded revision, or the one stable runs: with neither ACTIVE
     # it ends with the canary's step failed every time, and only the rollback flow given another
@@ -571,6 +597,9 @@ def print_status(service: Service, record: RolloutRecord, live: Weights | str, p
         passed = ("passed" if record.weekly_phase_passed or record.phase is RolloutPhase.PROMOTED
                   else "running" if record.phase in (RolloutPhase.PROGRESSING, RolloutPhase.PAUSED) else "not passed")
         rows.append(("weekly phase", f"{record.weekly_phase_index + 1}, {passed}"))
+        upcoming = next_phase_row(record, now, speed) if now is not None else None
+        if upcoming is not None:
+            rows.append(("next phase", upcoming))
     for key, value in rows:
         console.print(f"{key:<13}{value}", markup=False)
     if record.phase is RolloutPhase.ROLLING_BACK:
@@ -774,9 +803,18 @@ def status(*, targets_block: str | None, credentials_block: str | None, history:
     unrestorable = None
     if record.phase is RolloutPhase.ROLLING_BACK or rejection_owed(record):
         unrestorable = no_revision_to_restore(service, record)
+    clock = between_phases_clock(record)
     print_status(service, record, live, paused, history, canary_runs=canary_runs, unrestorable=unrestorable,
-                 unheard=unheard)
+                 unheard=unheard, now=clock.build().now() if clock else None, speed=clock.speed if clock else 1.0)
     return 0
+
+
+def between_phases_clock(record: RolloutRecord) -> ClockSettings | None:
+    """The clock a rollout holding between weekly phases ran on (``recorded_clock``), to read its
+    calendar against; None for any other rollout, which asks the Prefect API nothing more."""
+    from rollway.reports import next_phase
+
+    return recorded_clock(record) if next_phase(record) is not None else None
 
 
 def unheard_by_holder(record: RolloutRecord | None) -> list:

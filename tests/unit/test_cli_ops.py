@@ -122,6 +122,37 @@ def test_status_says_which_of_its_times_are_on_the_wall_clock(capsys) -> None:
     assert "unanswered by 2026-12-01 20:35:31 UTC (wall clock) the rollout rolls back" in asked, asked
 
 
+def test_status_between_weekly_phases_says_when_the_next_is_due_and_when_it_is_overdue(capsys) -> None:
+    """Status said "weekly phase 1, passed" of a rollout holding for the schedule: when the next
+    phase was due, or that it was overdue, only the report, `promote` and `hold` told."""
+    from rollway import weekly
+    from rollway.ledger import utc
+
+    spec = RolloutSpec(image="repo/app:2.0.0", weekly_timezone="Europe/Berlin")  # week 2 runs 25 % then 50 %
+    started = datetime(2027, 1, 11, 9, 0, tzinfo=timezone.utc).timestamp()  # a Monday's cron
+    held = record(spec_json=spec.model_dump_json(), phase=RolloutPhase.PAUSED, stage_index=0, weights=Weights.canary_at(5),
+                  owner=None, phased=True, weekly_phase_index=0, weekly_phase_passed=True,
+                  weekly_phase_started_at=started)
+    due = weekly.next_phase_due(started, **spec.phase_calendar())
+    target = SimpleNamespace(name="svc-canary", targets=Targets())
+    print_status(target, held, Weights.canary_at(5), None, limit=1, now=due - 3.5 * 86400)
+    out = capsys.readouterr().out
+    assert (f"next phase   week 2 (25% -> 50%) due {utc(due)} (rollout clock; {weekly.describe(due, 'Europe/Berlin')}), "
+            "in 3.5 days: the first advance_phase run from then on starts it") in out, out
+    # On `rollway up`'s 60x clock, also how long that is on the wall.
+    print_status(target, held, Weights.canary_at(5), None, limit=1, now=due - 3600, speed=60)
+    assert "in 60.0 min (the rollout clock runs 60x wall time: about 60 wall seconds from now)" in capsys.readouterr().out
+    print_status(target, held, Weights.canary_at(5), None, limit=1, now=due + 2 * 86400)
+    out = capsys.readouterr().out
+    assert f"next phase   week 2 (25% -> 50%) OVERDUE: due since {utc(due)} (rollout clock; " in out, out
+    assert "2.0 days ago, and no advance_phase run has started it" in out
+    # Not between phases (a phase running), or not told the rollout clock: no such row.
+    print_status(target, held.model_copy(update={"weekly_phase_passed": False, "phase": RolloutPhase.PROGRESSING}),
+                 Weights.canary_at(5), None, limit=1, now=due)
+    print_status(target, held, Weights.canary_at(5), None, limit=1)
+    assert "next phase" not in capsys.readouterr().out
+
+
 def test_status_without_drift_or_pause_says_neither(capsys) -> None:
     print_status(
         SimpleNamespace(name="svc-canary", targets=Targets()), record(phase=RolloutPhase.PROMOTED, owner=None),
