@@ -514,7 +514,13 @@ def _runs_line(record: RolloutRecord) -> list[str]:
     runs = flow_runs(record)
     said = ("; ".join(f"`{cell(run)}` ({how})" for run, how in runs) if runs else
             "none recorded (the rollout was recorded before its runs were, or driven outside a Prefect flow run)")
-    return [f"- **Flow runs** (Prefect UI, Runs; search by name or id): {said}"]
+    # A weekly tick that finds nothing to do (the phase not due yet, a live run driving it) reads
+    # the ledger and returns before it takes the lease: it writes nothing, so the ledger can neither
+    # name nor count it, and an entry per tick would grow the item every week for as long as a
+    # rollout stays open. Said, so that a reader does not take the list for every run that looked.
+    return [f"- **Flow runs** (Prefect UI, Runs; search by name or id): {said}. Weekly `advance_phase` runs that "
+            "found nothing to do are not listed: they write nothing to the ledger (not even a lease), so it does not "
+            "count them; the advance_phase deployment's runs, and their logs, say what each found"]
 
 
 def _clock_note(record: RolloutRecord, now: float | None) -> list[str]:

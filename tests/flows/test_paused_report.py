@@ -66,3 +66,24 @@ def test_a_pause_asked_again_after_timeouts_that_hold_is_recorded_once_and_still
     assert [t.kind for t in history].count("timeout") == 1
     assert "waiting for a person's approval** for stage 2/3 (25%)" in reports[-1]
     assert "timed out at " in reports[-1] and "and is asked again" in reports[-1]
+
+
+def test_weekly_ticks_that_found_nothing_to_do_are_said_to_be_left_out_of_the_reports_flow_runs():
+    """The report lists the flow runs the ledger names; a weekly tick that found nothing to do
+    (the next phase not due yet) writes nothing, not even a lease, so a reader took the list for
+    every run that had looked at the rollout, and could not tell whether the schedule ran at all."""
+    from tests.flows.test_progressive_fakes import full_spec
+    from tests.flows.test_weekly_schedule import MONDAY, at, first_run, tick
+
+    env = env_with_ledger()
+    env.clock.t = at("UTC", *MONDAY)
+    first_run(env, full_spec())
+    before = env.ledger.get(env.targets.canary_service)
+    env.clock.t += 2 * 86400  # Wednesday: week 2 is not due before next Monday
+    assert tick(env, "cron-1") is None
+    after = env.ledger.get(env.targets.canary_service)
+    assert after == before, "a tick with nothing to do writes nothing to the ledger"
+    runs = next(line for line in rollout_report(after).splitlines() if line.startswith("- **Flow runs**"))
+    assert "cron-1" not in runs
+    assert ("Weekly `advance_phase` runs that found nothing to do are not listed: they write nothing to the ledger "
+            "(not even a lease), so it does not count them") in runs, runs
