@@ -537,7 +537,7 @@ def next_phase_row(record: RolloutRecord, now: float, speed: float = 1.0) -> str
     """When the next weekly phase of a rollout holding between phases is due, and how far off
     that is at ``now`` (the rollout clock, on which ``speed`` runs), or plainly that it is overdue;
     None for a rollout not between phases. Status said only "weekly phase 1, passed": when the
-    schedule would go on, or that it had not though due, only the report and promote told."""
+    schedule would go on, or that it had not though the phase was due, only the report and promote told."""
     from rollway import weekly
     from rollway.clock import on_the_wall
     from rollway.reports import duration, next_phase
