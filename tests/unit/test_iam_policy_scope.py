@@ -140,3 +140,11 @@ def test_a_condition_the_policy_check_cannot_evaluate_is_refused_not_ignored(tmp
     with pytest.raises(ValueError, match="cannot evaluate \\['ArnLike'\\]"):
         denied(str(liked), iam_requests("ecs", "ListTasks", {"cluster": "payments-cluster"}))
 
+
+def test_the_checklist_reads_alarms_on_every_resource_so_that_composite_alarms_are_answered():
+    # The alarm names are known, but CloudWatch leaves composite alarms out of DescribeAlarms'
+    # answer to a permission narrower than "*" (API_DescribeAlarms.html): scoped to the
+    # webordinary-* alarms, a composite alarm of the checklist would read as missing.
+    scopes = [resource for action, resource in grants("iam-policy-infrastructure.json")
+              if action == "cloudwatch:DescribeAlarms"]
+    assert scopes == ["*"]
