@@ -184,7 +184,9 @@ def _send(http: httpx.Client, method: str, url: str, spec: ValidationSpec, **kwa
 _MASKED_MIN = 4
 
 
-def _tail(response: httpx.Response) -> str:
+def quoted_body(response: httpx.Response) -> str:
+    """What a reason quotes of ``response``'s body: its end, in one line, with the request's
+    query values and the Authorization header it sent (whole and without its scheme) masked."""
     text = " ".join(response.text.split())
     # An error page may echo the request's URL ("Cannot GET /health?token=..."): the query values
     # the URL's own display masks are masked here too, as sent, decoded and percent-encoded.
@@ -211,7 +213,7 @@ def _answered(response: httpx.Response) -> str:
         # /login?next=/health%3Ftoken%3D..."), unmasked: it is not quoted.
         return f"{where} to {shown_url(response.headers['location'])} from {response.request.method} " \
                f"{shown_url(response.request.url)}"
-    return f"{where} from {response.request.method} {shown_url(response.request.url)}; {_tail(response)}" \
+    return f"{where} from {response.request.method} {shown_url(response.request.url)}; {quoted_body(response)}" \
         + _remedy(response)
 
 
@@ -254,7 +256,7 @@ def _said_failed(response: httpx.Response, url: str) -> str | None:
     wrong = _body_says_failed(response)
     if wrong is None:
         return None
-    return f"HTTP {response.status_code} from {response.request.method} {shown_url(url)} but {wrong}; {_tail(response)}"
+    return f"HTTP {response.status_code} from {response.request.method} {shown_url(url)} but {wrong}; {quoted_body(response)}"
 
 
 def _transport(err: httpx.HTTPError, method: str, url: str) -> str:
@@ -312,14 +314,14 @@ def create_session(http: httpx.Client, spec: ValidationSpec) -> CheckResult:
         body = response.json()
     except (json.JSONDecodeError, UnicodeDecodeError):
         return CheckResult(name=SESSION, outcome="failed", seconds=took(),
-                           reason=f"HTTP {response.status_code} from POST {shown_url(url)} is not JSON; {_tail(response)}")
+                           reason=f"HTTP {response.status_code} from POST {shown_url(url)} is not JSON; {quoted_body(response)}")
     session_id = body.get("sessionId") if isinstance(body, dict) else None
     if not isinstance(session_id, str) or not session_id.strip():
         got = (f"sessionId is {json.dumps(session_id)}" if isinstance(body, dict) and "sessionId" in body
                else f"no sessionId (keys: {', '.join(sorted(map(str, body))) or 'none'})" if isinstance(body, dict)
                else f"a JSON {type(body).__name__}, not an object")
         return CheckResult(name=SESSION, outcome="failed", seconds=took(),
-                           reason=f"HTTP {response.status_code} from POST {shown_url(url)} but {got}; {_tail(response)}")
+                           reason=f"HTTP {response.status_code} from POST {shown_url(url)} but {got}; {quoted_body(response)}")
     return CheckResult(name=SESSION, outcome="passed", seconds=took(), detail=session_id,
                        reason=f"HTTP {response.status_code} from POST {shown_url(url)}: session {session_id}")
 

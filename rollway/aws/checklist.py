@@ -303,7 +303,12 @@ class AwsInfraChecker:
     def _alarms_in(cloudwatch: Any, wanted: list[str], where: str) -> dict[str, Observed]:
         try:
             found: dict[str, Observed] = {}
-            # DescribeAlarms takes at most 100 names per call.
+            # DescribeAlarms takes at most 100 names per call. Its grant stays on "*" although the
+            # names are known: CloudWatch returns composite alarms only to a DescribeAlarms
+            # permission scoped to "*" ("You can't return information about composite alarms if
+            # your cloudwatch:DescribeAlarms permission has a narrower scope",
+            # https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_DescribeAlarms.html):
+            # scoped to alarm:webordinary-*, a composite alarm would read as missing.
             for start in range(0, len(wanted), 100):
                 pages = cloudwatch.get_paginator("describe_alarms").paginate(
                     AlarmNames=wanted[start:start + 100], AlarmTypes=["MetricAlarm", "CompositeAlarm"])

@@ -23,6 +23,7 @@ from collections.abc import Mapping
 
 import httpx
 
+from rollway.http_checks import quoted_body
 from rollway.image import MANIFEST_TYPES, config_platform, is_loopback, manifest_platforms, registry_of
 
 # Every manifest type docker and the registries store: a registry converts (and re-digests) a
@@ -34,7 +35,8 @@ _CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
 
 
 class RegistryUnanswered(RuntimeError):
-    """The registry could not be asked, or refused to answer (the login is never in the message)."""
+    """The registry could not be asked, or refused to answer. The login is never in the message,
+    nor the token or Authorization header sent: an answer it quotes may echo them (masked)."""
 
 
 def split_reference(reference: str) -> tuple[str, str, str]:
@@ -79,8 +81,8 @@ def manifest_digest(reference: str, *, login: tuple[str, str] | None = None, tim
     if answer.status_code == 404:
         return None
     if answer.status_code != 200:
-        raise RegistryUnanswered(f"{registry} answered {answer.status_code} for {repository}:{wanted}: "
-                                 f"{answer.text[:300].strip()}")
+        raise RegistryUnanswered(f"{registry} answered {answer.status_code} for {repository}:{wanted}; "
+                                 f"{quoted_body(answer)}")
     digest = answer.headers.get("Docker-Content-Digest") or "sha256:" + hashlib.sha256(answer.content).hexdigest()
     if not _DIGEST.match(digest):
         raise RegistryUnanswered(f"{registry} gave {repository}:{wanted} a digest rollway does not know: {digest!r}")
@@ -111,7 +113,7 @@ def manifest_platforms_of(reference: str, *, login: tuple[str, str] | None = Non
 
 def _json(answer: httpx.Response, what: str) -> dict:
     if answer.status_code != 200:
-        raise RegistryUnanswered(f"the registry answered {answer.status_code} for {what}: {answer.text[:300].strip()}")
+        raise RegistryUnanswered(f"the registry answered {answer.status_code} for {what}; {quoted_body(answer)}")
     try:
         found = answer.json()
     except ValueError:
@@ -133,14 +135,14 @@ def put_tag(source: str, tag: str, *, login: tuple[str, str] | None = None, time
     registry, repository, wanted = split_reference(source)
     found = _ask(registry, f"{repository}/manifests/{wanted}", login, timeout_seconds, transport)
     if found.status_code != 200:
-        raise RegistryUnanswered(f"{registry} answered {found.status_code} for {repository}:{wanted}: "
-                                 f"{found.text[:300].strip()}")
+        raise RegistryUnanswered(f"{registry} answered {found.status_code} for {repository}:{wanted}; "
+                                 f"{quoted_body(found)}")
     media_type = found.headers.get("Content-Type", "").split(";")[0].strip() or json.loads(found.content).get("mediaType")
     put = _ask(registry, f"{repository}/manifests/{tag}", login, timeout_seconds, transport, method="PUT",
                content=found.content, content_type=media_type)
     if put.status_code not in (200, 201):
         raise RegistryUnanswered(f"{registry} refused to tag {repository}:{wanted} as {tag} "
-                                 f"({put.status_code}): {put.text[:300].strip()}")
+                                 f"({put.status_code}); {quoted_body(put)}")
     return "sha256:" + hashlib.sha256(found.content).hexdigest()
 
 

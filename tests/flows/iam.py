@@ -72,6 +72,16 @@ def iam_requests(service: str, operation: str, params: dict, region: str = "us-w
         cluster = params.get("cluster", "default").rsplit("/", 1)[-1]
         return [Request(f"{prefix}:{operation}", f"arn:aws:ecs:{arn}:service/{cluster}/{name.rsplit('/', 1)[-1]}")
                 for name in params["services"]]
+    elif service == "ecs" and operation in ("ListServices", "ListTasks"):
+        # No resource of their own: AWS checks them on "*" with the cluster listed as the
+        # ecs:cluster condition key (its ARN; the default cluster when none is named), as in
+        # https://docs.aws.amazon.com/AmazonECS/latest/developerguide/security_iam_id-based-policy-examples.html
+        # ("List and describe task examples") and the ecs:cluster key the Service Authorization
+        # Reference lists for both actions.
+        cluster = params.get("cluster", "default")
+        if not cluster.startswith("arn:"):
+            cluster = f"arn:aws:ecs:{arn}:cluster/{cluster}"
+        return [Request(f"{prefix}:{operation}", "*", (("ecs:cluster", cluster),))]
     elif service == "ecs" and operation == "DescribeTasks" and "tasks" in params:
         cluster = params.get("cluster", "default").rsplit("/", 1)[-1]
         return [Request(f"{prefix}:{operation}", f"arn:aws:ecs:{arn}:task/{cluster}/{task.rsplit('/', 1)[-1]}")
@@ -121,9 +131,19 @@ def grants(policy_file: str) -> list[tuple[str, str]]:
             for resource in _listed(s["Resource"])]
 
 
+# Condition operators the policies use; each compares the request's value with the listed ones
+# exactly (ArnEquals is StringEquals on ARNs: no wildcard, unlike ArnLike).
+_EXACT_CONDITIONS = ("StringEquals", "ArnEquals")
+
+
 def denied(policy_file: str, requests: list[Request], account: str = DEFAULT_ACCOUNT_ID) -> list[Request]:
     """The requests no statement of the policy allows (its action, a Resource pattern matching the
-    resource with ACCOUNT_ID as ``account``, and every StringEquals condition met)."""
+    resource with ACCOUNT_ID as ``account``, and every StringEquals and ArnEquals condition met).
+
+    Raises:
+        ValueError: a statement has a condition operator this check cannot evaluate (read as no
+            condition, it would allow what the policy refuses).
+    """
     def allows(statement: dict[str, Any], request: Request) -> bool:
         if request.action not in _listed(statement["Action"]):
             return False
@@ -131,8 +151,11 @@ def denied(policy_file: str, requests: list[Request], account: str = DEFAULT_ACC
         if not any(fnmatch.fnmatchcase(request.resource, p) for p in patterns):
             return False
         context = dict(request.context)
-        wanted = statement.get("Condition", {}).get("StringEquals", {})
-        return all(context.get(key) in _listed(value) for key, value in wanted.items())
+        conditions = statement.get("Condition", {})
+        if unknown := set(conditions) - set(_EXACT_CONDITIONS):
+            raise ValueError(f"{policy_file}, statement {statement.get('Sid')}: cannot evaluate {sorted(unknown)}")
+        return all(context.get(key) in [v.replace("ACCOUNT_ID", account) for v in _listed(value)]
+                   for operator in _EXACT_CONDITIONS for key, value in conditions.get(operator, {}).items())
 
     statements = _statements(policy_file)
     return sorted({r for r in requests if not any(allows(s, r) for s in statements)}, key=repr)

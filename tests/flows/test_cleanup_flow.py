@@ -559,6 +559,8 @@ def test_a_step_failing_while_the_artifact_api_refuses_still_says_what_was_done(
     ("cloudformation", "DescribeStacks", "cloudformation:DescribeStacks", "CleanupReadsWhatProductionRuns"),
     # Read for what production runs: the refusal said "check the targets block", names that were right.
     ("ecs", "DescribeServices", "ecs:DescribeServices", "CleanupReadsTheServicesAndTasksOfTheCluster"),
+    # Granted on its cluster only (the ecs:cluster condition): the statement to copy with your cluster's ARN.
+    ("ecs", "ListServices", "ecs:ListServices", "CleanupListsTheServicesAndTasksOfTheCluster"),
 ])
 def test_a_read_the_role_may_not_make_fails_at_once_naming_the_action_and_its_statement(account, service, operation,
                                                                                        action, statement):

@@ -200,3 +200,38 @@ def test_a_tag_is_put_as_the_sources_manifest_byte_for_byte_with_its_media_type(
         put_tag("registry.example.com/team/repo:1.0.0", "latest", login=("robot", SECRET), transport=httpx.MockTransport(
             lambda r: handle(r) if r.method == "GET" else httpx.Response(403, text="denied")))
     assert SECRET not in str(caught.value)
+
+
+TOKEN = "tok-0f1e2d3c4b5a69788796a5b4c3d2e1f0"
+
+
+def echoing(status: int):
+    """A registry (with its token server) that refuses every ask but the login's, its body
+    echoing the Authorization header it was sent, as some proxies' and registries' error pages do."""
+    def handle(request: httpx.Request) -> httpx.Response:
+        if request.url.host == "auth.example.com":
+            return httpx.Response(200, json={"token": TOKEN})
+        sent = request.headers.get("Authorization")
+        if sent is None:
+            return httpx.Response(401, headers={"WWW-Authenticate": BEARER})
+        if request.method == "GET" and status != 200:
+            return httpx.Response(status, text=f'{{"errors":[{{"code":"DENIED","detail":"{sent} may not pull"}}]}}')
+        if request.method == "GET":
+            return httpx.Response(200, text=INDEX, headers={"Content-Type": "application/vnd.oci.image.index.v1+json"})
+        return httpx.Response(403, text=f"refused for token {sent.partition(' ')[2]}")
+
+    return httpx.MockTransport(handle)
+
+
+@pytest.mark.parametrize(("ask", "status"), [
+    (lambda t: manifest_digest("registry.example.com/team/repo:1.0.0", transport=t), 403),
+    (lambda t: manifest_platforms_of("registry.example.com/team/repo:1.0.0", transport=t), 403),
+    (lambda t: put_tag("registry.example.com/team/repo:1.0.0", "latest", transport=t), 403),
+    (lambda t: put_tag("registry.example.com/team/repo:1.0.0", "latest", transport=t), 200),  # the PUT refused
+], ids=["digest", "platforms", "tag-read", "tag-put"])
+def test_a_refusal_quoting_the_token_it_was_sent_is_reported_with_the_token_masked(ask, status):
+    with pytest.raises(RegistryUnanswered) as refused:
+        ask(echoing(status))
+    message = str(refused.value)
+    assert TOKEN not in message and "****" in message, message
+    assert "403" in message

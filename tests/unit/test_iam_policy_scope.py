@@ -3,6 +3,7 @@ check the policy tests make tells a call on another resource from one the policy
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -114,3 +115,36 @@ def test_cleanup_reads_the_resources_and_events_of_the_stacks_it_may_delete_only
         assert not denied(policy, read(operation, "webordinary-old-stack"))
         assert not denied(policy, read(operation, "WebordinarySQSStack-QueuesNestedStack-1A2B3C"))
         assert denied(policy, read(operation, "payments-api")) == read(operation, "payments-api")
+
+
+@pytest.mark.parametrize("operation", ["ListServices", "ListTasks"])
+def test_cleanup_lists_the_services_and_tasks_of_its_cluster_only(operation):
+    # On "*" without a condition, cleanup's role listed every cluster's services and running
+    # tasks; AWS scopes both with the ecs:cluster condition key (ArnEquals on the cluster's ARN).
+    policy = "iam-policy-infrastructure.json"
+    ours = iam_requests("ecs", operation, {"cluster": "webordinary-edit-cluster"})
+    by_arn = iam_requests("ecs", operation, {"cluster": "arn:aws:ecs:us-west-2:123456789012:cluster/webordinary-edit-cluster"})
+    assert ours == by_arn and not denied(policy, ours)
+    theirs = iam_requests("ecs", operation, {"cluster": "payments-cluster"})
+    assert denied(policy, theirs) == theirs
+    default = iam_requests("ecs", operation, {})  # no cluster named: the account's default cluster
+    assert denied(policy, default) == default
+
+
+def test_a_condition_the_policy_check_cannot_evaluate_is_refused_not_ignored(tmp_path):
+    # Read as no condition, a StringLike or ArnLike would let the check allow what AWS refuses.
+    statement = {"Sid": "Liked", "Effect": "Allow", "Action": "ecs:ListTasks", "Resource": "*",
+                 "Condition": {"ArnLike": {"ecs:cluster": "arn:aws:ecs:*:ACCOUNT_ID:cluster/webordinary-*"}}}
+    liked = tmp_path / "liked.json"  # a path of its own, not one of deployments/
+    liked.write_text(json.dumps({"Version": "2012-10-17", "Statement": [statement]}))
+    with pytest.raises(ValueError, match="cannot evaluate \\['ArnLike'\\]"):
+        denied(str(liked), iam_requests("ecs", "ListTasks", {"cluster": "payments-cluster"}))
+
+
+def test_the_checklist_reads_alarms_on_every_resource_so_that_composite_alarms_are_answered():
+    # The alarm names are known, but CloudWatch leaves composite alarms out of DescribeAlarms'
+    # answer to a permission narrower than "*" (API_DescribeAlarms.html): scoped to the
+    # webordinary-* alarms, a composite alarm of the checklist would read as missing.
+    scopes = [resource for action, resource in grants("iam-policy-infrastructure.json")
+              if action == "cloudwatch:DescribeAlarms"]
+    assert scopes == ["*"]
