@@ -16,14 +16,15 @@ import botocore.loaders
 import botocore.session
 from botocore.config import Config
 from botocore.credentials import RefreshableCredentials
-from botocore.exceptions import ClientError, NoCredentialsError
+from botocore.exceptions import ClientError, ConnectTimeoutError, NoCredentialsError, ReadTimeoutError
 
 from prefect_aws import AwsCredentials
 from prefect_aws.client_parameters import AwsClientParameters
 from pydantic import SecretStr
 
-from rollway.aws.errors import RoleRenewalRefused, credentials_remedy
+from rollway.aws.errors import ConnectUnanswered, ReadUnanswered, RoleRenewalRefused, credentials_remedy
 from rollway.aws.regions import unknown_region
+from rollway.deadline import READ_SECONDS, read_bound
 
 ClientFactory = Callable[[str], Any]
 
@@ -32,8 +33,12 @@ ClientFactory = Callable[[str], Any]
 _ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}")
 
 # Standard retry mode: botocore's own backoff for throttling and transient errors, so no
-# adapter writes a retry loop of its own.
-_RETRY_CONFIG = {"retries": {"mode": "standard", "max_attempts": 5}}
+# adapter writes a retry loop of its own. Three attempts, the AWS SDKs' standard default: each
+# attempt's timeouts are a share of the read's bound (``client_limits``), so more attempts would
+# only cut each one shorter.
+_RETRY_CONFIG = {"retries": {"mode": "standard", "max_attempts": 2}}
+# A connection is made in milliseconds where it can be made at all.
+_CONNECT_SECONDS = 5.0
 # moto's server answers every error with HTTP 500, which standard mode retries; botocore's
 # max_attempts counts retries, not the first call, so this is one call and one retry: a refused
 # call does not stretch into seconds of backoff, and a dropped connection is still sent again.
@@ -70,29 +75,34 @@ def credentials_for_endpoint(endpoint_url: str, region: str) -> AwsCredentials:
     )
 
 
-def client_factory(credentials: AwsCredentials, region: str | None = None) -> SessionClients:
+def client_factory(credentials: AwsCredentials, region: str | None = None,
+                   read_seconds: float = READ_SECONDS) -> SessionClients:
     """A ``get_client(service_name)`` callable backed by the credentials block.
 
     One client per service for the factory's life: prefect-aws's own cache holds only eight
     clients per process, fewer than a rollout uses, and rebuilding a boto3 client costs
     tens of milliseconds. boto3 clients are thread-safe, so the simulator and the flows
-    share them. An unset retry config gets standard mode.
+    share them. An unset retry config gets standard mode, and unset timeouts a share of
+    ``read_seconds`` (``client_limits``).
 
     Args:
         credentials: the block.
         region: where the service lives (``Targets.region``). A block that names no region
             gets it; otherwise its clients would follow the worker's AWS_DEFAULT_REGION and
             act on another region's load balancer.
+        read_seconds: how long one call may take, all its attempts together (the bound of the
+            reads given up on: ``rollway.deadline``).
 
     Raises:
-        ValueError: the block names a region other than ``region``, holds a session token, or an
-            assume_role_arn that is not an IAM role's ARN; or the region is not one of AWS's
+        ValueError: ``read_seconds`` is not a read's bound (``read_bound``); the block names a
+            region other than ``region``, holds a session token, or an assume_role_arn that is not an IAM role's ARN; or the region is not one of AWS's
             (``rollway.aws.regions``: one of no AWS partition's form only with an endpoint_url),
             all before any call.
         NoCredentialsError: neither the block nor the worker gives any credentials.
         ClientError, BotoCoreError: the block's role could not be assumed, or its profile is not
             on the worker.
     """
+    read_bound(read_seconds)
     if credentials.aws_session_token:
         # prefect-aws keeps the token as a plain string: Prefect stores it unmasked, the UI
         # shows it and a repr prints it. Temporary credentials come from assume_role_arn
@@ -122,14 +132,13 @@ def client_factory(credentials: AwsCredentials, region: str | None = None) -> Se
         # connect to an endpoint that does not exist, once the run had begun.
         raise ValueError(f"region {credentials.region_name!r} is not a region of AWS: {unknown}; set the region "
                          "of the targets (or the AWS credentials' region_name) to one AWS has")
-    if credentials.aws_client_parameters.config is None:
-        credentials = credentials.model_copy(
-            update={
-                "aws_client_parameters": credentials.aws_client_parameters.model_copy(
-                    update={"config": _RETRY_CONFIG}
-                )
-            }
-        )
+    credentials = credentials.model_copy(
+        update={
+            "aws_client_parameters": credentials.aws_client_parameters.model_copy(
+                update={"config": client_limits(credentials.aws_client_parameters.config, read_seconds)}
+            )
+        }
+    )
     # An assumed role's credentials last an hour by default; prefect-aws assumes the role once
     # and keeps the result, so a rollout longer than that (bakes, approvals, the monitoring
     # window), and its rollback, would fail with ExpiredToken.
@@ -143,6 +152,54 @@ def client_factory(credentials: AwsCredentials, region: str | None = None) -> Se
     # What prefect-aws's own get_client passes: the block's client parameters and its region.
     return SessionClients(session, {**credentials.aws_client_parameters.get_params_override(),
                                     "region_name": credentials.region_name})
+
+
+def client_limits(config: dict[str, Any] | None, read_seconds: float) -> dict[str, Any]:
+    """The block's client ``config`` with what it leaves unset filled in: standard retries, and
+    timeouts that share ``read_seconds`` among the attempts.
+
+    A read given up on (``rollway.deadline.answered``) is not cancelled: it goes on in its thread.
+    On botocore's defaults (60 s per socket read, retried) it held that thread and its connection
+    for minutes after its bound, then failed with no one to hear it. Split so, a call to an
+    endpoint that never answers ends within ``read_seconds`` and botocore's backoff between the
+    attempts (under a second, then two). What the block sets itself is kept.
+    """
+    config = dict(config or {})
+    config.setdefault("retries", _RETRY_CONFIG["retries"])
+    per_attempt = read_seconds / _attempts(config["retries"])
+    config.setdefault("read_timeout", per_attempt)
+    config.setdefault("connect_timeout", min(per_attempt, _CONNECT_SECONDS))
+    return config
+
+
+def _attempts(retries: dict[str, Any]) -> int:
+    """How many times botocore sends a call with these ``retries`` settings, the first included."""
+    if "total_max_attempts" in retries:
+        return max(1, int(retries["total_max_attempts"]))
+    if "max_attempts" in retries:  # retries only, the first call not counted
+        return max(0, int(retries["max_attempts"])) + 1
+    return 3 if retries.get("mode") in ("standard", "adaptive") else 5  # botocore's defaults
+
+
+def _naming_bounds(client: Any) -> Any:
+    """``client``, whose timeouts say the bound they were given: botocore's "Read timeout on
+    endpoint URL" named no time, and read as an endpoint refusing at once."""
+    config = client.meta.config
+    attempts = _attempts(config.retries or {})
+
+    def naming(exception: BaseException | None = None, **_: Any) -> None:
+        # Raised from botocore's after-call-error event, the error replaces botocore's own; a
+        # subclass of it, so that what catches botocore's still catches it.
+        if isinstance(exception, ReadTimeoutError) and not isinstance(exception, ReadUnanswered):
+            raise ReadUnanswered(endpoint_url=exception.kwargs.get("endpoint_url"), attempts=attempts,
+                                 seconds=attempts * config.read_timeout, timeout=config.read_timeout) from exception
+        if isinstance(exception, ConnectTimeoutError) and not isinstance(exception, ConnectUnanswered):
+            raise ConnectUnanswered(endpoint_url=exception.kwargs.get("endpoint_url"), attempts=attempts,
+                                    seconds=attempts * config.connect_timeout,
+                                    timeout=config.connect_timeout) from exception
+
+    client.meta.events.register("after-call-error", naming)
+    return client
 
 
 # The identity check's own limits: botocore's defaults (a 60-s connect timeout, the block's
@@ -166,7 +223,7 @@ class SessionClients:
     def __call__(self, service_name: str) -> Any:
         with self._lock:
             if service_name not in self._clients:
-                self._clients[service_name] = self._session.client(service_name, **self._params)
+                self._clients[service_name] = _naming_bounds(self._session.client(service_name, **self._params))
             return self._clients[service_name]
 
     def caller_identity(self) -> dict[str, Any]:
@@ -181,7 +238,7 @@ class SessionClients:
         """
         config = self._params.get("config")
         params = {**self._params, "config": config.merge(_PROBE_CONFIG) if config is not None else _PROBE_CONFIG}
-        answer = self._session.client("sts", **params).get_caller_identity()
+        answer = _naming_bounds(self._session.client("sts", **params)).get_caller_identity()
         # Only what names the caller: the rest (ResponseMetadata, its request id and headers) is
         # of this one call.
         self.identity = {key: answer[key] for key in ("UserId", "Account", "Arn") if isinstance(answer.get(key), str)}

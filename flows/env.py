@@ -23,6 +23,7 @@ from rollway.aws.environment import aws_environment
 from rollway.aws.errors import (UNKNOWN_CREDENTIALS, aws_message, credentials_remedy, error_code,
                                 unusable_credentials)
 from rollway.clock import ClockSettings
+from rollway.deadline import READ_SECONDS
 from rollway.environment import Environment
 from rollway.ledger import OWNER_PREFIX, RolloutInProgress, utc
 from rollway.targets import Targets
@@ -39,17 +40,19 @@ class CredentialsRefused(AccountNotLoaded, RuntimeError):
     own words, what was not done and what to change."""
 
 
-def session_clients(credentials: AwsCredentials, region: str, *,
-                    nothing: str = "nothing was changed", why: str = "") -> Callable[[str], Any]:
+def session_clients(credentials: AwsCredentials, region: str, *, nothing: str = "nothing was changed",
+                    why: str = "", read_seconds: float = READ_SECONDS) -> Callable[[str], Any]:
     """The run's client factory (``blocks.credentials.client_factory``) on ``credentials``, whose
     clients act in ``region``: the one place every flow gets its AWS session from.
 
     ``nothing``: what the run did not do, for the message ("nothing was deployed"). ``why``: for
     a session beside the run's own, where and what for (" in eu-west-1, to read ..."), said
-    after the call that failed.
+    after the call that failed. ``read_seconds``: how long one call of its clients may take, all
+    its attempts together (``client_factory``).
 
     Raises:
-        AccountNotLoaded: the block disagrees with the targets (its region, a session token).
+        AccountNotLoaded: the block disagrees with the targets (its region, a session token), or
+            ``read_seconds`` is not a read's bound.
         CredentialsRefused: the block's role could not be assumed (STS AssumeRole, made as the
             factory is built), or its profile is not on the worker. Every flow but the
             infrastructure ones ended on boto's bare error and traceback (``AccessDenied``,
@@ -60,7 +63,7 @@ def session_clients(credentials: AwsCredentials, region: str, *,
     # Findings whose one line says everything: the run's log shows no traceback of rollway under them.
     without_traceback(CredentialsRefused)
     try:
-        get_client = client_factory(credentials, region=region)
+        get_client = client_factory(credentials, region=region, read_seconds=read_seconds)
     except ValueError as err:
         raise AccountNotLoaded(f"{err} ({why.lstrip()})" if why else str(err)) from err
     except (ClientError, BotoCoreError) as err:
@@ -77,14 +80,15 @@ def session_clients(credentials: AwsCredentials, region: str, *,
 
 
 def session_in_region(credentials: AwsCredentials, region: str, *, why: str,
-                      nothing: str = "nothing was changed") -> Callable[[str], Any]:
+                      nothing: str = "nothing was changed", read_seconds: float = READ_SECONDS) -> Callable[[str], Any]:
     """``session_clients`` on the run's ``credentials`` in ``region``, another than the targets'
     (a stack the CDK app pins elsewhere, a shared-services registry); ``why`` as there.
 
     The region is set on a copy of the block: ``client_factory`` refuses a block naming
     Targets.region for any other region (it guards the rollout's clients against acting on
     another region's service), and the block saved by ``rollway up`` names it."""
-    return session_clients(credentials.model_copy(update={"region_name": region}), region, nothing=nothing, why=why)
+    return session_clients(credentials.model_copy(update={"region_name": region}), region, nothing=nothing, why=why,
+                           read_seconds=read_seconds)
 
 def _remedy(err: Exception, call: str, why: str) -> str:
     """What to change (``credentials_remedy``). For a session beside the run's own (``why``),

@@ -53,11 +53,11 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from blocks.credentials import assumed_role_session
 from flows.artifacts import for_people
 from flows.env import load_credentials, load_targets, run_logger, session_clients, session_in_region
-from flows.params import WaitSeconds
-from rollway.aws.checklist import READ_SECONDS, AwsInfraChecker
+from flows.params import ReadSeconds, WaitSeconds
+from rollway.aws.checklist import AwsInfraChecker
 from rollway.aws.errors import aws_message, credentials_remedy
 from rollway.checklist import Checklist, checked_resources
-from rollway.deadline import Unanswered, answered
+from rollway.deadline import READ_SECONDS, Unanswered, answered, read_bound
 from rollway.errors_pickle import PicklableError
 from rollway.aws.cloudformation import CloudFormationStacks
 from rollway.infra import (
@@ -166,12 +166,14 @@ def run_deploy_infrastructure(
         read_seconds: how long one region's statuses may take to read (``AwsNotRead`` after).
 
     Raises:
+        ValueError: ``read_seconds`` is not a read's bound, before anything is read.
         PlanRefused: before any deploy (and before any bootstrap), also for an ``already_deployed``
             stack CloudFormation shows with nothing deployed.
         AwsNotRead: those statuses could not be read; nothing was deployed.
         InfraDeployFailed: a stack failed; later stacks were not deployed.
         ChecklistFailed: every stack deployed, checklist items failed.
     """
+    read_bound(read_seconds)
     log = get_run_logger()
     # Cancelled from the UI or Ctrl-C while cdk synthesized (minutes for an app bundling its
     # assets): cdk is stopped. Such a run ended with no word, and the key's newest artifact was
@@ -634,13 +636,14 @@ def _app_dir(cdk_app_dir: str) -> Path:
 
 
 def regional_clients(credentials: AwsCredentials, get_client: Callable[[str], Any], home_region: str, *,
-                     nothing: str) -> Callable[[str], Callable[[str], Any]]:
+                     nothing: str, read_seconds: float = READ_SECONDS) -> Callable[[str], Callable[[str], Any]]:
     """region -> a client factory there (one per region): ``get_client`` for ``home_region``,
     else the same credentials in that region, through the runs' one session path
     (``session_in_region``: with the block as saved, reading a stack the app pins to eu-west-1
     failed with "the AWS credentials are for region us-west-2").
 
     ``nothing``: what the run has not done when a region's session cannot be made.
+    ``read_seconds``: how long one call of those clients may take (``session_clients``).
 
     Raises (when a region's factory is asked for):
         CredentialsRefused: the role could not be assumed there (STS deactivated in that region,
@@ -652,7 +655,7 @@ def regional_clients(credentials: AwsCredentials, get_client: Callable[[str], An
     def in_region(region: str) -> Callable[[str], Any]:
         if region == home_region:
             return get_client
-        return session_in_region(credentials, region, nothing=nothing,
+        return session_in_region(credentials, region, nothing=nothing, read_seconds=read_seconds,
                                  why=f" in {region}, to read what the CDK app deploys there")
 
     return in_region
@@ -660,7 +663,8 @@ def regional_clients(credentials: AwsCredentials, get_client: Callable[[str], An
 
 def checker_for(get_client: Callable[[str], Any], targets: Targets, *, app: AppStacks | None = None,
                 home: StackEnvironment | None = None,
-                clients_in: Callable[[str], Callable[[str], Any]] | None = None) -> InfraChecker:
+                clients_in: Callable[[str], Callable[[str], Any]] | None = None,
+                read_seconds: float = READ_SECONDS) -> InfraChecker:
     """The checklist's reader.
 
     Args:
@@ -676,12 +680,15 @@ def checker_for(get_client: Callable[[str], Any], targets: Targets, *, app: AppS
             everything is read in ``Targets.region``.
         home: the account the clients read and ``Targets.region`` (for environment-agnostic stacks).
         clients_in: region -> clients there (``regional_clients``), for what is read in other regions.
+        read_seconds: how long one read may wait for its answer.
 
     Raises:
         PlanRefused: a checked stack's environment in the app, or that of a stack defining a
             checked resource, is not ``aws://<account>/<region>``.
-        ValueError: something to read in another region and no ``clients_in``.
+        ValueError: something to read in another region and no ``clients_in``; ``read_seconds``
+            is not a read's bound.
     """
+    read_bound(read_seconds)  # before any client is made
     located: dict[str, StackEnvironment] = {}
     places: dict[tuple[str, str], ResourcePlace] = {}
     if app is not None and home is not None:
@@ -690,7 +697,8 @@ def checker_for(get_client: Callable[[str], Any], targets: Targets, *, app: AppS
     return AwsInfraChecker(get_client("dynamodb"), get_client("sqs"), get_client("cloudwatch"), get_client("sns"),
                            get_client("cloudformation"), targets, stack_environments=located, resource_places=places,
                            account=home.account if home is not None else None, clients_in=clients_in,
-                           construct_ids=app.construct_ids if app is not None else None, say=_still_reading)
+                           construct_ids=app.construct_ids if app is not None else None,
+                           read_seconds=read_seconds, say=_still_reading)
 
 
 def _still_reading(message: str) -> None:
@@ -711,6 +719,7 @@ def deploy_infrastructure(
     verify: bool = True,
     stack_timeout_seconds: WaitSeconds = 1800.0,
     synth_timeout_seconds: WaitSeconds = 600.0,
+    read_timeout_seconds: ReadSeconds = READ_SECONDS,
     targets_block: str | None = None,
     aws_credentials_block: str | None = None,
 ) -> InfraResult:
@@ -728,6 +737,8 @@ def deploy_infrastructure(
     ``cdk bootstrap --trust`` to run there. ``verify``: run the checklist after the deploys.
     ``stack_timeout_seconds``: how long one stack's deploy may take. ``synth_timeout_seconds``: how
     long synthesizing the app may take (longer for an app bundling assets as it synthesizes).
+    ``read_timeout_seconds``: how long one read of AWS may take (a stack's status on a resume, a
+    checklist item), botocore's retries included, before it is given up on and said unread.
     """
     log = get_run_logger()
     # Everything a person can get wrong is refused before anything runs.
@@ -746,7 +757,8 @@ def deploy_infrastructure(
     # artifact was still an earlier run's "deployed", while a run stopped a moment later said
     # nothing was deployed.
     with _said_if_interrupted(lambda: _interrupted_account(requested, from_stack, already_deployed)):
-        get_client = session_clients(credentials, targets.region, nothing="nothing was deployed")
+        get_client = session_clients(credentials, targets.region, nothing="nothing was deployed",
+                                     read_seconds=read_timeout_seconds)
         account = _account(get_client, "nothing was deployed")
         log.info("deploying to account %s in %s from %s", account, targets.region, app_dir)
         # Checked once here (a role that cannot be assumed fails before the app is read), then made
@@ -756,19 +768,22 @@ def deploy_infrastructure(
     environment = lambda: cdk_environment(credentials, targets.region, account)  # noqa: E731
 
     # A stack pinned to another region is read there: its status on a resume, its checklist item.
-    clients_in = regional_clients(credentials, get_client, targets.region, nothing="nothing was deployed")
+    clients_in = regional_clients(credentials, get_client, targets.region, nothing="nothing was deployed",
+                                  read_seconds=read_timeout_seconds)
     home = StackEnvironment(account=account, region=targets.region)
     # The synth's time given: fixed at 600 s, an app bundling its assets on a cold worker could
     # never be deployed, and no parameter said how to give it more.
     with CdkCli(executable, app_dir, environment, direct=direct, synth_timeout_seconds=synth_timeout_seconds) as cdk:
         return run_deploy_infrastructure(
-            cdk, (lambda app: checker_for(get_client, targets, app=app, home=home, clients_in=clients_in))
+            cdk, (lambda app: checker_for(get_client, targets, app=app, home=home, clients_in=clients_in,
+                                          read_seconds=read_timeout_seconds))
             if verify else None, requested,
             from_stack=from_stack, already_deployed=already_deployed, stack_timeout_seconds=stack_timeout_seconds,
             home=home,
             bootstrap=(lambda env, progress: tasks.bootstrap(cdk, env.uri, stack_timeout_seconds, progress))
             if bootstrap else None,
-            statuses=lambda region: CloudFormationStacks(clients_in(region)("cloudformation")))
+            statuses=lambda region: CloudFormationStacks(clients_in(region)("cloudformation")),
+            read_seconds=read_timeout_seconds)
 
 
 def run_verify_infrastructure(checker: InfraChecker) -> Checklist:
@@ -800,7 +815,8 @@ def _verify_interrupted(when: str) -> None:
 @flow(name="verify_infrastructure", log_prints=True)
 def verify_infrastructure(targets_block: str | None = None, aws_credentials_block: str | None = None,
                           cdk_app_dir: str | None = None, cdk_executable: str = "cdk",
-                          synth_timeout_seconds: WaitSeconds = 600.0) -> Checklist:
+                          synth_timeout_seconds: WaitSeconds = 600.0,
+                          read_timeout_seconds: ReadSeconds = READ_SECONDS) -> Checklist:
     """Check the pre-deployment checklist (reads only): the stacks, tables and indexes, queues and
     their DLQs, the dashboard, the alarms and the alert topic with a subscription.
 
@@ -809,7 +825,8 @@ def verify_infrastructure(targets_block: str | None = None, aws_credentials_bloc
     each table, queue, dashboard, alarm or topic its template names; one in another account fails
     its item as not readable with these credentials. Without it everything is read in the
     targets' region. ``cdk_executable``: the cdk CLI (with ``cdk_app_dir``). ``synth_timeout_seconds``:
-    how long synthesizing the app may take.
+    how long synthesizing the app may take. ``read_timeout_seconds``: how long one read of AWS may
+    take, botocore's retries included, before its item fails as not answered.
     """
     log = get_run_logger()
     app_dir = executable = None
@@ -822,7 +839,8 @@ def verify_infrastructure(targets_block: str | None = None, aws_credentials_bloc
             raise InfraRefused(f"cdk_executable {cdk_executable!r}: {err}") from err
     targets = load_targets(targets_block)
     credentials = load_credentials(aws_credentials_block, targets.region)
-    get_client = session_clients(credentials, targets.region, nothing="nothing was checked")
+    get_client = session_clients(credentials, targets.region, nothing="nothing was checked",
+                                 read_seconds=read_timeout_seconds)
     # Read first also without the app: credentials that cannot read anything (none on the worker,
     # expired, an endpoint out of reach) failed every item alike, twenty lines of one error with
     # no remedy, each read first waiting out botocore's retries.
@@ -830,13 +848,14 @@ def verify_infrastructure(targets_block: str | None = None, aws_credentials_bloc
     if app_dir is None or executable is None:
         log.info("no cdk_app_dir: every stack and resource is read in %s (pass cdk_app_dir to read what the app "
                  "deploys to another region there)", targets.region)
-        return run_verify_infrastructure(checker_for(get_client, targets))
+        return run_verify_infrastructure(checker_for(get_client, targets, read_seconds=read_timeout_seconds))
     home = StackEnvironment(account=account, region=targets.region)
     with CdkCli(executable, app_dir, lambda: cdk_environment(credentials, targets.region, account),
                 synth_timeout_seconds=synth_timeout_seconds) as cdk:
         stopped = "while synthesizing the CDK app (cdk synth was stopped)"
         with _said_if_interrupted(lambda: _verify_interrupted(stopped)):
             app = tasks.list_stacks(cdk)
-    return run_verify_infrastructure(checker_for(get_client, targets, app=app, home=home,
-                                                 clients_in=regional_clients(credentials, get_client, targets.region,
-                                                                             nothing="nothing was checked")))
+    clients_in = regional_clients(credentials, get_client, targets.region, nothing="nothing was checked",
+                                  read_seconds=read_timeout_seconds)
+    return run_verify_infrastructure(checker_for(get_client, targets, app=app, home=home, clients_in=clients_in,
+                                                 read_seconds=read_timeout_seconds))

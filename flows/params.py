@@ -14,6 +14,7 @@ from typing import Annotated
 from pydantic import AfterValidator, Field
 
 from rollway.flags import MAX_ACTOR
+from rollway.deadline import MAX_READ_SECONDS
 from rollway.spec import MAX_MONITOR_SECONDS
 
 
@@ -74,6 +75,10 @@ MAX_WAIT_SECONDS = 24 * 3600.0
 WaitSeconds = Annotated[float, Field(gt=0, le=MAX_WAIT_SECONDS, allow_inf_nan=False)]
 """How long to wait for AWS to reach a state: positive, at most a day (a longer wait became a
 datetime out of range, after the run had read AWS)."""
+
+ReadSeconds = Annotated[float, Field(gt=0, le=MAX_READ_SECONDS, allow_inf_nan=False)]
+"""How long one read of AWS a person waits on may take (``rollway.deadline.read_bound``):
+positive, at most ten minutes."""
 
 TaskCount = Annotated[int, Field(ge=1, le=5000)]
 """How many tasks a service runs: at least one, at most ECS's quota of 5,000 tasks per service."""

@@ -28,14 +28,14 @@ from prefect.artifacts import create_markdown_artifact
 from pydantic import SecretStr
 
 from flows.artifacts import for_people
-from flows.env import load_clients
+from flows.env import load_clients, run_logger
 from flows.journal import artifact_key
 from flows.untraced import without_traceback
 from rollway.aws.ecs import EcsDeployer
 from rollway.aws.elbv2 import AlbRouter
 from rollway.aws.errors import AdapterError
 from rollway.clock import ClockSettings
-from rollway.deadline import Unanswered, answered
+from rollway.deadline import READ_SECONDS, Unanswered, answered
 from rollway.errors_pickle import PicklableError
 from rollway.targets import Targets
 from rollway.validation import (
@@ -68,7 +68,7 @@ def validate_deployment(
     clock the metrics are stamped with). Fails naming every check that did not pass.
     """
     # A check that does not pass, and the run failing on it, are findings: one line each, no traceback.
-    without_traceback(checks.CheckFailed, ValidationFailed, MissingSecret)
+    without_traceback(checks.CheckFailed, ValidationFailed, MissingSecret, SecretUnread)
     log = get_run_logger()
     targets, get_client = load_clients(targets_block, aws_credentials_block)
     authorization = _authorization(spec.authorization_secret_block)
@@ -174,18 +174,29 @@ class MissingSecret(PicklableError, ValueError):
     """The spec names a Secret block the Prefect API does not have (or one that is not a Secret)."""
 
 
-def _authorization(name: str | None) -> SecretStr | None:
-    """The value of the Secret block ``name``, read before any request is sent.
+class SecretUnread(PicklableError, TimeoutError):
+    """The Prefect API did not give the spec's Secret block in time; the message names the block
+    (never its value)."""
+
+
+def _authorization(name: str | None, read_seconds: float = READ_SECONDS) -> SecretStr | None:
+    """The value of the Secret block ``name``, read before any request is sent, given up on after
+    ``read_seconds``: on the Prefect client's own limits (60 s per request, retried) an API that
+    took the connection and never answered held the run minutes, silent, before its first check.
 
     Raises:
         MissingSecret: no such Secret block: the checks would all have failed with 401s.
+        SecretUnread: the Prefect API did not answer within ``read_seconds``.
     """
     if name is None:
         return None
     from prefect.blocks.system import Secret
 
     try:
-        value = Secret.load(name).get()
+        value = answered("the Prefect API", read_seconds, lambda: Secret.load(name).get(), run_logger(__name__).info)
+    except Unanswered as err:
+        raise SecretUnread(f"authorization_secret_block {name!r} could not be read: {err}; no request was sent; "
+                           "run again once the Prefect API answers") from None
     except ValueError as err:
         raise MissingSecret(
             f"authorization_secret_block {name!r}: no Secret block of that name on the Prefect API ({err}); "

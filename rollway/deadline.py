@@ -16,6 +16,23 @@ from typing import Callable, TypeVar
 
 T = TypeVar("T")
 
+READ_SECONDS = 30.0
+"""How long a read a person waits on may take, by default: a describe answers in well under a
+second, and botocore's backoff for throttling stays within it."""
+MAX_READ_SECONDS = 600.0
+"""The longest such bound taken: past ten minutes a read is not waited on, it is lost."""
+
+
+def read_bound(seconds: float) -> float:
+    """``seconds``, checked as a read's bound (positive, at most ``MAX_READ_SECONDS``).
+
+    Raises:
+        ValueError: saying which values are taken; before any call is made with it.
+    """
+    if not (0 < seconds <= MAX_READ_SECONDS):  # also NaN
+        raise ValueError(f"a read's bound must be more than 0 and at most {MAX_READ_SECONDS:g} s, not {seconds!r}")
+    return seconds
+
 
 class Unanswered(TimeoutError):
     """The call was still not done when its time was up; the message says what did not answer."""

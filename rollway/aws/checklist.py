@@ -28,7 +28,7 @@ from rollway.checklist import (
     Checklist, Observation, Observed, ReadFailed, all_tables, checked_resources, evaluate, used_by_rollway,
 )
 from rollway.aws.errors import aws_message
-from rollway.deadline import Unanswered, answered
+from rollway.deadline import READ_SECONDS, Unanswered, answered, read_bound
 from rollway.infra import ResourcePlace, StackEnvironment
 from rollway.targets import Targets
 
@@ -46,9 +46,6 @@ _TEMPLATES_SEARCHED = 100
 _GONE = frozenset({"DELETE_COMPLETE", "DELETE_IN_PROGRESS"})
 _NAMES = {"dynamodb": "DynamoDB", "sqs": "SQS", "cloudwatch": "CloudWatch", "sns": "SNS",
           "cloudformation": "CloudFormation"}
-READ_SECONDS = 30.0
-"""How long one read may take: a describe answers in well under a second, and botocore's
-backoff for throttling stays within it."""
 
 
 class AwsInfraChecker:
@@ -80,12 +77,14 @@ class AwsInfraChecker:
             named by its construct id fails saying which name to give instead. None (the app was
             not read): a missing stack is looked for by its construct id in the ``aws:cdk:path``
             metadata of the account's other deployed templates, for the same hint.
-        read_seconds: how long one read may wait for its answer (see the module docstring).
+        read_seconds: how long one read may wait for its answer (see the module docstring;
+            ``rollway.deadline.read_bound``).
         say: where a read still waiting says so, every 10 s (the run's log).
 
     Raises:
-        ValueError: placements without ``account``, or placing something in another region of
-            ``account`` without ``clients_in`` (before any call).
+        ValueError: ``read_seconds`` is not a read's bound; placements without ``account``, or
+            placing something in another region of ``account`` without ``clients_in`` (before
+            any call).
         Whatever ``clients_in`` raises for a region something is read in: its clients are made
             here, before any read.
     """
@@ -96,6 +95,7 @@ class AwsInfraChecker:
                  account: str | None = None, clients_in: Callable[[str], Callable[[str], Any]] | None = None,
                  construct_ids: Mapping[str, str] | None = None, read_seconds: float = READ_SECONDS,
                  say: Callable[[str], None] = lambda _: None) -> None:
+        read_bound(read_seconds)
         environments = dict(stack_environments or {})
         places = dict(resource_places or {})
         if (environments or places) and account is None:

@@ -9,10 +9,25 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, ConnectTimeoutError, ReadTimeoutError
 
 from rollway.errors_pickle import PicklableError
 from rollway.model import Weights
+
+
+class ReadUnanswered(ReadTimeoutError):
+    """botocore's ReadTimeoutError (callers catch it as that), saying the bound it was given: its
+    own message named the endpoint only, as if the read had waited for nothing in particular."""
+
+    fmt = ('Read timeout on endpoint URL: "{endpoint_url}": no answer within {seconds:g} s '
+           '({attempts} attempt(s) of {timeout:g} s each)')
+
+
+class ConnectUnanswered(ConnectTimeoutError):
+    """botocore's ConnectTimeoutError, saying the bound it was given (as ``ReadUnanswered``)."""
+
+    fmt = ('Connect timeout on endpoint URL: "{endpoint_url}": no connection within {seconds:g} s '
+           '({attempts} attempt(s) of {timeout:g} s each)')
 
 
 class AdapterError(RuntimeError):

@@ -545,6 +545,26 @@ def test_a_resume_whose_stacks_statuses_cloudformation_does_not_answer_deploys_n
         "1 s; nothing was deployed")
 
 
+def test_the_read_bound_is_one_parameter_of_both_flows_refused_out_of_range_before_any_aws_call(tmp_path):
+    # Fixed at 30 s, a read over a slow link could not be given longer, nor a silent service less.
+    from prefect.utilities.callables import parameter_schema
+
+    for run in (verify_infrastructure, lambda **given: deploy_infrastructure(cdk_app_dir=str(tmp_path), **given)):
+        for bad in (0, -1, 601):
+            with pytest.raises(ParameterTypeError, match="read_timeout_seconds"):
+                run(read_timeout_seconds=bad)
+    for infra_flow in (verify_infrastructure, deploy_infrastructure):
+        assert parameter_schema(infra_flow.fn).properties["read_timeout_seconds"]["default"] == 30
+    # Called without the flows, the same bound is refused before anything is read.
+    deployer = FakeInfraDeployer(WEBORDINARY, already=STACKS[:4])
+    with pytest.raises(ValueError, match="a read's bound must be more than 0 and at most 600 s, not 0"):
+        deploy_on(deployer, None, from_stack="WebordinarySQSStack", read_seconds=0,
+                  statuses=lambda _region: pytest.fail("read"))
+    assert deployer.calls == []
+    with pytest.raises(ValueError, match="a read's bound must be more than 0 and at most 600 s, not 900"):
+        checker_for(lambda service: pytest.fail(f"{service} read"), Targets(), read_seconds=900)
+
+
 def test_a_resume_whose_statuses_read_was_given_up_on_logs_nothing_once_the_run_has_failed(caplog):
     # The read left running in its thread was a task retried once: when CloudFormation failed it
     # at last, it logged its retry, and read again, into a run that had already failed.

@@ -144,8 +144,8 @@ def test_credentials_sts_refuses_end_the_run_in_one_line_before_the_app_is_read(
     made = []
     real = flows.env.client_factory
 
-    def refusing(credentials, region=None):
-        get = real(credentials, region=region)
+    def refusing(credentials, region=None, **given):
+        get = real(credentials, region=region, **given)
         # The session's own identity check is answered (keys expire between two calls too); its
         # answer is not kept, as a session made with a role keeps none: the account is asked for.
         prove = get.caller_identity

@@ -218,6 +218,23 @@ def test_a_service_behind_a_token_is_validated_with_a_secret_block_and_the_token
     assert "expired-token" not in str(failed.value) + artifact_of(state)
 
 
+def test_a_secret_block_the_prefect_api_does_not_give_in_time_fails_naming_the_block():
+    # On the Prefect client's own limits (60 s per request, retried) the run waited minutes,
+    # silent, before its first check.
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from flows.validate import SecretUnread, _authorization
+    from tests.conftest import unanswering_endpoint
+
+    with unanswering_endpoint() as endpoint, temporary_settings({PREFECT_API_URL: f"{endpoint}/api"}):
+        began = time.monotonic()
+        with pytest.raises(SecretUnread) as caught:
+            _authorization("edit-api-token", read_seconds=1)
+        assert time.monotonic() - began < 3
+    assert str(caught.value) == ("authorization_secret_block 'edit-api-token' could not be read: the Prefect API did "
+                                 "not answer within 1 s; no request was sent; run again once the Prefect API answers")
+
+
 def test_a_secret_block_that_does_not_exist_fails_the_run_in_one_line_before_any_request(aws, app, blocks, caplog):
     state = validate_deployment(spec=spec(app, authorization_secret_block="no-such-token"), targets_block=blocks,
                                 aws_credentials_block=blocks, return_state=True)

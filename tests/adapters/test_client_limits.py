@@ -1,0 +1,57 @@
+"""The clients rollway builds give up on an endpoint that never answers within the read's bound,
+and say so: a read abandoned in its thread (rollway.deadline) no longer holds that thread and
+its connection for botocore's defaults (60 s per read, retried)."""
+
+from __future__ import annotations
+
+import pickle
+import time
+
+import pytest
+from botocore.exceptions import ConnectTimeoutError, ReadTimeoutError
+
+from blocks.credentials import client_factory, client_limits, credentials_for_endpoint
+from rollway.deadline import READ_SECONDS
+from tests.conftest import unanswering_endpoint
+
+
+def test_a_call_to_an_endpoint_that_never_answers_ends_within_its_bound() -> None:
+    with unanswering_endpoint() as endpoint:
+        get_client = client_factory(credentials_for_endpoint(endpoint, "us-west-2"), read_seconds=1.0)
+        began = time.monotonic()
+        with pytest.raises(ReadTimeoutError) as raised:
+            get_client("dynamodb").list_tables()
+        took = time.monotonic() - began
+    # Two attempts of 0.5 s (the embedded endpoint's one retry) and botocore's backoff (under 1 s).
+    assert took < 1.0 + 1.0 + 0.5
+    assert endpoint in str(raised.value)
+    assert "no answer within 1 s (2 attempt(s) of 0.5 s each)" in str(raised.value)
+    # Across a task's result, as botocore's own errors are.
+    assert str(pickle.loads(pickle.dumps(raised.value))) == str(raised.value)
+
+
+def test_the_default_bound_is_shared_among_standard_retries() -> None:
+    config = client_limits(None, READ_SECONDS)
+    assert config == {"retries": {"mode": "standard", "max_attempts": 2}, "read_timeout": 10.0, "connect_timeout": 5.0}
+
+
+def test_what_the_block_sets_itself_is_kept() -> None:
+    config = client_limits({"read_timeout": 45, "retries": {"mode": "standard", "total_max_attempts": 1}}, 30.0)
+    assert config == {"read_timeout": 45, "retries": {"mode": "standard", "total_max_attempts": 1},
+                      "connect_timeout": 5.0}
+
+
+def test_a_bound_that_is_not_one_is_refused_before_any_call() -> None:
+    with unanswering_endpoint() as endpoint:
+        for bad in (0, -1, float("nan"), 3600):
+            with pytest.raises(ValueError, match="a read's bound must be more than 0 and at most 600 s"):
+                client_factory(credentials_for_endpoint(endpoint, "us-west-2"), read_seconds=bad)
+
+
+def test_connect_timeout_is_caught_as_botocores() -> None:
+    from rollway.aws.errors import ConnectUnanswered
+
+    err = ConnectUnanswered(endpoint_url="http://x", attempts=3, seconds=15, timeout=5)
+    assert isinstance(err, ConnectTimeoutError)
+    assert str(err) == ('Connect timeout on endpoint URL: "http://x": no connection within 15 s '
+                        '(3 attempt(s) of 5 s each)')
