@@ -24,7 +24,7 @@ from pydantic import SecretStr
 
 from rollway.aws.errors import ConnectUnanswered, ReadUnanswered, RoleRenewalRefused, credentials_remedy
 from rollway.aws.regions import unknown_region
-from rollway.deadline import READ_SECONDS, read_bound
+from rollway.deadline import read_bound
 
 ClientFactory = Callable[[str], Any]
 
@@ -33,10 +33,17 @@ ClientFactory = Callable[[str], Any]
 _ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}")
 
 # Standard retry mode: botocore's own backoff for throttling and transient errors, so no
-# adapter writes a retry loop of its own. Three attempts, the AWS SDKs' standard default: each
-# attempt's timeouts are a share of the read's bound (``client_limits``), so more attempts would
-# only cut each one shorter.
-_RETRY_CONFIG = {"retries": {"mode": "standard", "max_attempts": 2}}
+# adapter writes a retry loop of its own. The rollout's clients move traffic, scale services
+# and page, with no retry of their own around the call (a rollback's ModifyRule among them):
+# six attempts, whose backoff outlasts an account's API throttling for up to half a minute.
+_RETRY_CONFIG = {"retries": {"mode": "standard", "max_attempts": 5}}
+# Each of those attempts may take this long: the AWS calls rollway makes answer in well under a
+# second, so an attempt past ten seconds will not answer (botocore's 60 s held a thread for
+# minutes on an endpoint that never answers).
+_ATTEMPT_SECONDS = 10.0
+# Clients that only read, under a bound of their own (``read_seconds``): three attempts, the AWS
+# SDKs' standard default, each a share of the bound, so more attempts would cut each one shorter.
+_BOUNDED_RETRY_CONFIG = {"retries": {"mode": "standard", "max_attempts": 2}}
 # A connection is made in milliseconds where it can be made at all.
 _CONNECT_SECONDS = 5.0
 # moto's server answers every error with HTTP 500, which standard mode retries; botocore's
@@ -76,7 +83,7 @@ def credentials_for_endpoint(endpoint_url: str, region: str) -> AwsCredentials:
 
 
 def client_factory(credentials: AwsCredentials, region: str | None = None,
-                   read_seconds: float = READ_SECONDS) -> SessionClients:
+                   read_seconds: float | None = None) -> SessionClients:
     """A ``get_client(service_name)`` callable backed by the credentials block.
 
     One client per service for the factory's life: prefect-aws's own cache holds only eight
@@ -90,8 +97,9 @@ def client_factory(credentials: AwsCredentials, region: str | None = None,
         region: where the service lives (``Targets.region``). A block that names no region
             gets it; otherwise its clients would follow the worker's AWS_DEFAULT_REGION and
             act on another region's load balancer.
-        read_seconds: how long one call may take, all its attempts together (the bound of the
-            reads given up on: ``rollway.deadline``).
+        read_seconds: for clients that only read, how long one call may take, all its attempts
+            together (the bound of the reads given up on: ``rollway.deadline``); None for the
+            rollout's clients, which write (``client_limits``).
 
     Raises:
         ValueError: ``read_seconds`` is not a read's bound (``read_bound``); the block names a
@@ -102,7 +110,8 @@ def client_factory(credentials: AwsCredentials, region: str | None = None,
         ClientError, BotoCoreError: the block's role could not be assumed, or its profile is not
             on the worker.
     """
-    read_bound(read_seconds)
+    if read_seconds is not None:
+        read_bound(read_seconds)
     if credentials.aws_session_token:
         # prefect-aws keeps the token as a plain string: Prefect stores it unmasked, the UI
         # shows it and a repr prints it. Temporary credentials come from assume_role_arn
@@ -154,19 +163,25 @@ def client_factory(credentials: AwsCredentials, region: str | None = None,
                                     "region_name": credentials.region_name})
 
 
-def client_limits(config: dict[str, Any] | None, read_seconds: float) -> dict[str, Any]:
-    """The block's client ``config`` with what it leaves unset filled in: standard retries, and
-    timeouts that share ``read_seconds`` among the attempts.
+def client_limits(config: dict[str, Any] | None, read_seconds: float | None = None) -> dict[str, Any]:
+    """The block's client ``config`` with what it leaves unset filled in: standard retries and
+    timeouts. What the block sets itself is kept.
 
     A read given up on (``rollway.deadline.answered``) is not cancelled: it goes on in its thread.
     On botocore's defaults (60 s per socket read, retried) it held that thread and its connection
-    for minutes after its bound, then failed with no one to hear it. Split so, a call to an
-    endpoint that never answers ends within ``read_seconds`` and botocore's backoff between the
-    attempts (under a second, then two). What the block sets itself is kept.
+    for minutes after its bound, then failed with no one to hear it. With ``read_seconds``, the
+    timeouts share it among three attempts: a call to an endpoint that never answers ends within
+    ``read_seconds`` and botocore's backoff between the attempts (under a second, then two).
+    Without it (the rollout's clients, which write), six attempts of ten seconds: fewer would
+    give a rollback's traffic move up to API throttling in a busy account.
     """
     config = dict(config or {})
-    config.setdefault("retries", _RETRY_CONFIG["retries"])
-    per_attempt = read_seconds / _attempts(config["retries"])
+    if read_seconds is None:
+        config.setdefault("retries", _RETRY_CONFIG["retries"])
+        per_attempt = _ATTEMPT_SECONDS
+    else:
+        config.setdefault("retries", _BOUNDED_RETRY_CONFIG["retries"])
+        per_attempt = read_seconds / _attempts(config["retries"])
     config.setdefault("read_timeout", per_attempt)
     config.setdefault("connect_timeout", min(per_attempt, _CONNECT_SECONDS))
     return config

@@ -23,7 +23,6 @@ from rollway.aws.environment import aws_environment
 from rollway.aws.errors import (UNKNOWN_CREDENTIALS, aws_message, credentials_remedy, error_code,
                                 unusable_credentials)
 from rollway.clock import ClockSettings
-from rollway.deadline import READ_SECONDS
 from rollway.environment import Environment
 from rollway.ledger import OWNER_PREFIX, RolloutInProgress, utc
 from rollway.targets import Targets
@@ -41,14 +40,14 @@ class CredentialsRefused(AccountNotLoaded, RuntimeError):
 
 
 def session_clients(credentials: AwsCredentials, region: str, *, nothing: str = "nothing was changed",
-                    why: str = "", read_seconds: float = READ_SECONDS) -> Callable[[str], Any]:
+                    why: str = "", read_seconds: float | None = None) -> Callable[[str], Any]:
     """The run's client factory (``blocks.credentials.client_factory``) on ``credentials``, whose
     clients act in ``region``: the one place every flow gets its AWS session from.
 
     ``nothing``: what the run did not do, for the message ("nothing was deployed"). ``why``: for
     a session beside the run's own, where and what for (" in eu-west-1, to read ..."), said
-    after the call that failed. ``read_seconds``: how long one call of its clients may take, all
-    its attempts together (``client_factory``).
+    after the call that failed. ``read_seconds``: for clients that only read, how long one call
+    may take, all its attempts together; None for the rollout's clients (``client_factory``).
 
     Raises:
         AccountNotLoaded: the block disagrees with the targets (its region, a session token), or
@@ -80,7 +79,7 @@ def session_clients(credentials: AwsCredentials, region: str, *, nothing: str = 
 
 
 def session_in_region(credentials: AwsCredentials, region: str, *, why: str,
-                      nothing: str = "nothing was changed", read_seconds: float = READ_SECONDS) -> Callable[[str], Any]:
+                      nothing: str = "nothing was changed", read_seconds: float | None = None) -> Callable[[str], Any]:
     """``session_clients`` on the run's ``credentials`` in ``region``, another than the targets'
     (a stack the CDK app pins elsewhere, a shared-services registry); ``why`` as there.
 

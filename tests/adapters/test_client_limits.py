@@ -35,6 +35,13 @@ def test_the_default_bound_is_shared_among_standard_retries() -> None:
     assert config == {"retries": {"mode": "standard", "max_attempts": 2}, "read_timeout": 10.0, "connect_timeout": 5.0}
 
 
+def test_the_rollouts_clients_keep_their_retries_for_throttling() -> None:
+    """The rollout's clients write with no retry around the call (a rollback's ModifyRule): a
+    bound's three attempts would give that up to a busy account's throttling within seconds."""
+    config = client_limits(None)
+    assert config == {"retries": {"mode": "standard", "max_attempts": 5}, "read_timeout": 10.0, "connect_timeout": 5.0}
+
+
 def test_what_the_block_sets_itself_is_kept() -> None:
     config = client_limits({"read_timeout": 45, "retries": {"mode": "standard", "total_max_attempts": 1}}, 30.0)
     assert config == {"read_timeout": 45, "retries": {"mode": "standard", "total_max_attempts": 1},
