@@ -48,6 +48,7 @@ from rollway.aws.ledger import STORAGE_ERRORS, storage_failure, write_or_why
 from rollway.clock import ClockSettings
 from rollway.environment import Environment
 from rollway.errors_pickle import PicklableError
+from rollway.finalize import reversible_by_hand
 from rollway.image import with_pin
 from rollway.ledger import (CLAIM_SECONDS, NOTIFIED, LedgerError, RollbackClaimed, RollbackUnrecorded, RolloutEnded,
                             RolloutNotFound, RolloutRecord, RolloutSuperseded, Transition, check_claimable,
@@ -1002,6 +1003,30 @@ def act_recorded(env: Environment, act: Callable[[str | None], RollbackResult], 
     return result
 
 
+def _reverts_promotion(env: Environment, record: RolloutRecord) -> bool:
+    """Whether a rollback run by hand on ``record``, promoted and closed to `rollway abort`, takes
+    the promoted version out of production, and so is recorded on it: the ledger shows no
+    decommission and no finalize (``reversible_by_hand``), the stable service runs the version
+    the promotion replaced and the canary service the promoted one. A finalize done outside
+    rollway (the stable service on the promoted revision) leaves the ledger as it was, hence the
+    look at the services; so does a `canary` flow run started since on the canary service (the
+    traffic moved back by hand first), whose hook's rollback is that run's, not the promotion's.
+    Not read, the rollback acts as on any closed rollout (its own read fails it, and pages)."""
+    if not reversible_by_hand(record):
+        return False
+    t = env.targets
+    try:
+        stable = ecs.describe_service(env.deployer, t.stable_service)
+        canary = ecs.describe_service(env.deployer, t.canary_service)
+    except Exception as err:  # noqa: BLE001 - the rollback itself must still act
+        get_run_logger().warning("reading %s and %s failed (%s): this rollback is not recorded on rollout %s",
+                                 t.stable_service, t.canary_service, err, record.rollout_id)
+        return False
+    return (same_revision(stable.task_definition, record.previous_task_definition)
+            and record.canary_task_definition is not None
+            and same_revision(canary.task_definition, record.canary_task_definition))
+
+
 class RollbackRefused(RuntimeError):
     """The rollback did not act: without the ledger, nothing showed a rollout to roll back."""
 
@@ -1043,7 +1068,9 @@ def rollback_recorded(env: Environment, reason: str, *, actor: str, previous_tas
     window has closed. The rollout flows' hooks set it: such a run (say, a weekly
     ``advance_phase`` that failed on a read) drove nothing, and its rollback would put the
     previous version back in production. A person running the rollback flow may mean exactly
-    that, so it is off by default.
+    that, so it is off by default; such a rollback is recorded on the promoted rollout when it
+    takes the promoted version out of production (``_reverts_promotion``), as one inside the
+    window is.
 
     ``fallback_bindings``: the flags to disable when the ledger cannot be read (a hook's run's
     own flags); with a readable ledger, the recorded spec's are disabled instead.
@@ -1088,6 +1115,8 @@ def rollback_recorded(env: Environment, reason: str, *, actor: str, previous_tas
             "To roll the service back regardless, run the rollback flow without `rollout`")
     recorded = RolloutSpec.for_rollback(record.spec_json) if record is not None else None
     active = record is not None and open_for_rollback(recorded, record)
+    reverted = not only_open and record is not None and not active and _reverts_promotion(env, record)
+    ours = active or reverted
     if only_open and record is not None and record.phase is RolloutPhase.PROMOTED and not active \
             and previous_task_definition is None:
         raise RollbackRefused(
@@ -1096,15 +1125,17 @@ def rollback_recorded(env: Environment, reason: str, *, actor: str, previous_tas
             "back regardless, run the rollback flow by hand"
         )
     begin = finish = holder = None
-    closed_since_read: list[bool] = []  # begin() found the window closed since the read
+    closed_since_read: list[bool] = []  # begin() found the window (or the promotion) closed since the read
     # The rollout's own read-back wait, if longer: a load balancer it was given longer to settle
     # must not fail its rollback on the default 30 s after the traffic moved.
-    verify_timeout = max(DEFAULT_VERIFY_SECONDS, recorded.verify_timeout_seconds) if active else DEFAULT_VERIFY_SECONDS
-    healthy_timeout = max(DEFAULT_HEALTHY_SECONDS, recorded.healthy_timeout_seconds) if active else DEFAULT_HEALTHY_SECONDS
-    if active:
+    verify_timeout = max(DEFAULT_VERIFY_SECONDS, recorded.verify_timeout_seconds) if ours else DEFAULT_VERIFY_SECONDS
+    healthy_timeout = max(DEFAULT_HEALTHY_SECONDS, recorded.healthy_timeout_seconds) if ours else DEFAULT_HEALTHY_SECONDS
+    if ours:
         previous_task_definition = previous_task_definition or record.previous_task_definition
         stable_desired = stable_desired or record.stable_desired
         if bindings is None:
+            # A promotion reverted by hand too: its flags gate the promoted version's features,
+            # which the previous version now serving everyone does not have.
             bindings = recorded.flags
         holder = claimant(actor)
         if record.phase is RolloutPhase.ROLLING_BACK:
@@ -1121,15 +1152,18 @@ def rollback_recorded(env: Environment, reason: str, *, actor: str, previous_tas
                 try:
                     begin_rollback(env.ledger, service, actor=actor, reason=reason, now=env.clock.now(),
                                    rollout=record.rollout_id, holder=holder, lease_seconds=CLAIM_SECONDS,
-                                   wall=env.wall())
+                                   wall=env.wall(), by_hand=reverted)
                 except RolloutClosed:
                     if only_open or record.phase is not RolloutPhase.PROMOTED:
                         raise
-                    # The window closed since the read (the monitor recorded its end): a rollback
-                    # run by hand rolls a promoted release back regardless, as it does one it
-                    # read closed, and like that one it is not recorded on the closed rollout.
-                    get_run_logger().warning("the monitoring window of rollout %s closed a moment ago; rolling "
-                                             "back the promoted release regardless (not recorded)", record.rollout_id)
+                    # The window closed since the read (the monitor recorded its end), or a
+                    # promotion reverted by hand was decommissioned or finalized since: a rollback
+                    # run by hand rolls a promoted release back regardless, as it does one it read
+                    # closed, and like that one it is not recorded on the closed rollout.
+                    closed = ("rollout %s was decommissioned or finalized" if reverted
+                              else "the monitoring window of rollout %s closed")
+                    get_run_logger().warning(closed + " a moment ago; rolling back the promoted release regardless "
+                                             "(not recorded)", record.rollout_id)
                     closed_since_read.append(True)
 
         def finish(result: RollbackResult):
@@ -1147,7 +1181,7 @@ def rollback_recorded(env: Environment, reason: str, *, actor: str, previous_tas
 
     def unheard_then(ledger_failure: str | None) -> None:
         # After the traffic moved (and the page went out): a Prefect read before would delay both.
-        if active and ledger_failure is None and not closed_since_read:
+        if ours and ledger_failure is None and not closed_since_read:
             record_unheard_after_rollback(env, record)
 
     def roll_back(ledger_failure: str | None) -> RollbackResult:
@@ -1160,9 +1194,9 @@ def rollback_recorded(env: Environment, reason: str, *, actor: str, previous_tas
             # on the flags' entries ended its own hold, ended long since, and left the one the flags
             # follow (a killed `canary` flow run's, which the ledger never had): naming none ends
             # every hold on the flags this rollback by hand was given (rollway.flag_binding.holder).
-            rollout=record.rollout_id if active else None,
+            rollout=record.rollout_id if ours else None,
             # A closed rollout's image may be production on stable (finalized): not what this takes out.
-            image=with_pin(record.image, record.pinned_image) if active else None, ledgered=active,
+            image=with_pin(record.image, record.pinned_image) if ours else None, ledgered=ours,
         )
 
     return act_recorded(env, act, begin=begin, finish=finish, failure=unread,

@@ -124,6 +124,23 @@ def finalize_unfinished(record: RolloutRecord | None) -> bool:
     return record is not None and record.phase is RolloutPhase.PROMOTED and _last(record, START) > _last(record, DONE)
 
 
+HISTORY_KINDS = ("decommission", START, DONE)
+"""Transitions after which a promoted rollout is history to a rollback run by hand: a decommission
+closed its window (a later rollback, of an unrelated `canary` flow run say, must not rewrite it),
+and a finalize, begun or done, may have put the promoted version on the stable service."""
+
+
+def reversible_by_hand(record: RolloutRecord | None) -> bool:
+    """Whether a rollback run by hand on ``record`` is recorded on it, as far as the ledger can
+    tell: it is promoted and none of ``HISTORY_KINDS`` is recorded on it (a window that ended
+    without a decommission, "watched", or none owed). The flow also checks that the stable
+    service still runs the recorded ``previous_task_definition``: a finalize done outside rollway
+    leaves no transition, and then the rollback takes no version out of production."""
+    return (record is not None and record.phase is RolloutPhase.PROMOTED
+            and record.previous_task_definition is not None
+            and not any(t.kind in HISTORY_KINDS for t in record.history))
+
+
 def moved_onto_stable(record: RolloutRecord | None, stable: ServiceState) -> bool:
     """Whether an unfinished finalize of ``record`` got as far as the stable service running the
     promoted version: what is left of it is to idle the canary (and record it)."""

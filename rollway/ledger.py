@@ -677,7 +677,8 @@ class _AlreadyBegun(LedgerError):
 
 def begin_rollback(ledger: Any, service: str, *, actor: str, reason: str, now: float,
                    rollout: str | None = None, holder: str | None = None,
-                   lease_seconds: float = CLAIM_SECONDS, wall: float | None = None) -> RolloutRecord:
+                   lease_seconds: float = CLAIM_SECONDS, wall: float | None = None,
+                   by_hand: bool = False) -> RolloutRecord:
     """Record a rollback's intent (phase rolling_back, who and why) before it acts.
 
     Lease-free: a rollback acts whoever holds the lease. From here no owner may record
@@ -697,6 +698,12 @@ def begin_rollback(ledger: Any, service: str, *, actor: str, reason: str, now: f
     rollback finishing another's does (``claim_rollback``: a ``takeover`` entry naming the
     rollback whose claim lapsed, nothing when nobody held it); without a holder nothing is written.
 
+    ``by_hand``: the `rollback` flow run by hand on a promoted rollout whose window closed without a
+    decommission and that no finalize touched (``rollway.finalize.reversible_by_hand``), its stable
+    service found on the previous revision: the rollback takes the promoted version out of
+    production, so it is recorded on the rollout. Checked by the write too: a decommission or a
+    finalize recorded since the caller's read refuses it (RolloutClosed), as for any closed rollout.
+
     Raises:
         RolloutClosed: the rollout was closed since the caller read it (say, the judge's own
             rollback finished first); checked by the write itself (``check_open_for_rollback``),
@@ -709,7 +716,10 @@ def begin_rollback(ledger: Any, service: str, *, actor: str, reason: str, now: f
         changes = {"rollback_holder": holder, "rollback_expires": claimed + lease_seconds}
 
     def rule(record: RolloutRecord) -> None:
-        check_open_for_rollback(record)
+        from rollway.finalize import reversible_by_hand  # rollway.finalize reads this module's records
+
+        if not (by_hand and reversible_by_hand(record)):
+            check_open_for_rollback(record)
         if record.phase is RolloutPhase.ROLLING_BACK:
             begun = _AlreadyBegun(f"rollout {record.rollout_id!r} of service {record.service!r} is rolling back already")
             begun.record = record

@@ -4,15 +4,16 @@ once the service's newest rollout is promoted and its monitoring window has clos
 Pure: the words come from the ledger's records alone. Until the promotion is finalized the
 stable service still runs the previous version (finalize is the only step that points it at
 the promoted one; a decommission scales it to 0 on the same revision), so the hand-run
-``rollback`` flow puts it back. Once finalized, no service runs it any more: going back is a
-new rollout of it, judged like any other.
+``rollback`` flow puts it back (recorded on the rollout unless a decommission closed its window:
+``rollway.finalize.reversible_by_hand``). Once finalized, no service runs it any more: going back
+is a new rollout of it, judged like any other.
 """
 
 from __future__ import annotations
 
 from typing import Sequence
 
-from rollway.finalize import DONE, START, UNRECORDED_ROLLBACK, finalize_unfinished, is_finalized
+from rollway.finalize import DONE, START, UNRECORDED_ROLLBACK, finalize_unfinished, is_finalized, reversible_by_hand
 from rollway.image import with_pin
 from rollway.ledger import RolloutRecord, utc
 from rollway.model import Weights
@@ -104,5 +105,15 @@ def nothing_to_abort(targets: Targets, record: RolloutRecord | None, history: Se
             f"it, run the `rollback` flow by hand: it scales {stable} back up if it was scaled down, moves all "
             f"the traffic to it and scales {service} to 0. In the Prefect UI, Deployments -> rollback -> Run; or "
             "`prefect deployment run rollback/rollway --param reason=\"<why>\" --param actor=<you>` under "
-            "`rollway up` (`rollback/webordinary` on an account deployed from prefect.yaml). The ledger keeps the "
-            "rollout as promoted, so `rollway finalize` then refuses it, and the next rollout starts as usual")
+            f"`rollway up` (`rollback/webordinary` on an account deployed from prefect.yaml). {_recorded(record)}")
+
+
+def _recorded(record: RolloutRecord) -> str:
+    """What the ledger says after the hand-run rollback ``nothing_to_abort`` sends a person to."""
+    if reversible_by_hand(record):
+        # The flow records it while the stable service runs the previous revision, as it does now.
+        return (f"It records the rollback on rollout {record.rollout_id}, which `rollway status` then shows rolled "
+                "back, and the next rollout starts as usual")
+    # Decommissioned: the rollout is history, which a later rollback does not rewrite.
+    return ("The ledger keeps the rollout as promoted, so `rollway finalize` then refuses it, and the next rollout "
+            "starts as usual")

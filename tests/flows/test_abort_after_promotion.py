@@ -34,9 +34,9 @@ def decommissioning(image: str) -> RolloutSpec:
 
 
 @flow
-def promote(env, image: str):
-    return run_progressive(env, decommissioning(image), auto_approve("alice"), owner=f"run-{uuid4().hex[:6]}",
-                           phased=False)
+def promote(env, image: str, monitor_seconds: float = 300):
+    spec = decommissioning(image).model_copy(update={"monitor_seconds": monitor_seconds})
+    return run_progressive(env, spec, auto_approve("alice"), owner=f"run-{uuid4().hex[:6]}", phased=False)
 
 
 @flow
@@ -80,6 +80,29 @@ def test_before_finalize_it_says_to_run_the_rollback_flow_which_puts_the_previou
     assert env.router.weights == Weights(stable=100, canary=0)
     assert stable.task_definition == STABLE_TD and stable.desired > 0
     assert canary.desired == 0 and canary.task_definition == STABLE_TD
+    # Decommissioned, the rollout is history: the ledger keeps it promoted, as the message says.
+    assert "The ledger keeps the rollout as promoted, so `rollway finalize` then refuses it" in said, said
+    assert env.ledger.get(t.canary_service).phase is RolloutPhase.PROMOTED
+
+
+def test_without_a_decommission_it_says_the_rollback_is_recorded_which_status_then_shows(monkeypatch, capsys):
+    """No window owed (monitor_seconds 0): nothing decommissioned the rollout, so the rollback flow
+    records its rollback on it. The message said the ledger would keep it promoted regardless."""
+    env = fake_environment()
+    env.ledger = FakeLedger()
+    hooks_and_flows_see(monkeypatch, env)
+    t = env.targets
+    assert promote(env, IMAGE, monitor_seconds=0).outcome == "promoted"
+    rollout = env.ledger.get(t.canary_service).rollout_id
+
+    said = abort_says(monkeypatch, capsys, env)
+
+    assert f"It records the rollback on rollout {rollout}, which `rollway status` then shows rolled back" in said, said
+    assert "The ledger keeps the rollout as promoted" not in said, said
+    flows.rollback.rollback(reason="sessions lost", actor="erin")
+    record = env.ledger.get(t.canary_service)
+    assert (record.rollout_id, record.phase) == (rollout, RolloutPhase.ROLLED_BACK)
+    assert env.router.weights == Weights(stable=100, canary=0)
 
 
 def test_after_finalize_it_names_the_previous_image_to_roll_out_again(monkeypatch, capsys):

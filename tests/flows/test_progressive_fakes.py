@@ -882,6 +882,80 @@ def test_a_rollback_run_by_hand_after_a_finalized_promotion_names_no_version_it_
     assert notice.startswith(f"rollway rolled back {t.canary_service}") and "Version:" not in notice, notice
 
 
+def test_a_rollback_run_by_hand_after_a_promotion_no_window_or_finalize_closed_is_recorded_on_it(monkeypatch, capsys):
+    """No window owed (monitor_seconds 0), nothing decommissioned or finalized: the stable service
+    still runs the previous version, so a rollback by hand takes the promoted one out of production.
+    The ledger used to keep saying promoted: `rollway status` named the new version as production
+    while the traffic was on the old one, and finalize refused, saying it was moved back by hand."""
+    from uuid import uuid4
+
+    import flows.rollback
+    import rollway.cli.ops as ops
+    from flows.finalize import run_finalize
+    from rollway.fakes import FakeFlagStore
+    from rollway.finalize import FinalizeRefused
+    from rollway.flags import FlagState
+    from rollway.spec import FlagBinding
+
+    env = env_with_ledger()
+    env.flags = FakeFlagStore([FlagState(feature="multi-session", enabled=True, percentage=100.0)])
+    monkeypatch.setattr(flows.rollback, "load_environment", lambda *a, **k: env)
+    t = env.targets
+    spec = RolloutSpec(image=IMAGE, stages=[Stage(weight=5, bake_seconds=120), Stage(weight=100, bake_seconds=120)],
+                       monitor_seconds=0, flags=(FlagBinding(feature="multi-session"),))
+    assert progressive_on(env, spec, None).outcome == "promoted"
+    rollout = env.ledger.get(t.canary_service).rollout_id
+    previous = env.ledger.get(t.canary_service).previous_task_definition
+
+    flows.rollback.rollback(reason="sessions lost", actor="erin")
+
+    assert env.router.weights == Weights(stable=100, canary=0)
+    assert env.deployer.services[t.stable_service].task_definition == previous
+    record = env.ledger.get(t.canary_service)
+    assert (record.rollout_id, record.phase) == (rollout, RolloutPhase.ROLLED_BACK)
+    assert kinds(env)[-3:] == ["rollback-start", "notified", "rollback"]
+    assert record.last_transition("rollback").actor == "erin"
+    # As the rollback of an open rollout does: the promoted version's flags are off with it.
+    assert env.flags.get("multi-session").enabled is False
+    assert f"rollout {rollout}" in env.notifier.messages[-1][1]
+
+    service = ops.Service(targets=t, targets_block=f"promoted-{uuid4().hex[:8]}", credentials_block=None,
+                          ledger=env.ledger, router=env.router)
+    monkeypatch.setattr(ops, "connect", lambda *a: service)
+    capsys.readouterr()
+    assert ops.status(targets_block=service.targets_block, credentials_block=None) == 0
+    said = " ".join(capsys.readouterr().out.split())
+    assert "phase rolled_back" in said, said
+
+    @flow
+    def finalize_on():
+        return run_finalize(env, actor="alice", stable_timeout_seconds=5, verify_timeout_seconds=1)
+
+    with pytest.raises(FinalizeRefused, match="is rolled_back, not promoted") as refused:
+        finalize_on()
+    assert "moved the traffic back by hand" not in str(refused.value)
+
+
+def test_a_canary_runs_hook_rollback_over_a_promotion_moved_back_by_hand_leaves_the_promotion_alone():
+    """The traffic of a promotion nothing decommissioned was moved back by hand, and a `canary` flow
+    run deployed to the canary service since: its failed run's hook rolls that run back, not the
+    promotion, so the ledger's rollout is left as it was (not named rolled back by the hook)."""
+    env = env_with_ledger()
+    t = env.targets
+    spec = RolloutSpec(image=IMAGE, stages=[Stage(weight=5, bake_seconds=120), Stage(weight=100, bake_seconds=120)],
+                       monitor_seconds=0)
+    assert progressive_on(env, spec, None).outcome == "promoted"
+    before = env.ledger.get(t.canary_service)
+    env.deployer.services[t.canary_service] = env.deployer.services[t.canary_service].model_copy(
+        update={"task_definition": before.canary_task_definition.replace(":100", ":101")})  # the canary run's
+    env.router.weights = Weights(stable=95, canary=5)
+
+    rollback_recorded_on(env, "canary run failed")
+
+    assert env.router.weights == Weights(stable=100, canary=0)
+    assert env.ledger.get(t.canary_service) == before
+
+
 def test_an_approval_that_cannot_be_applied_says_why_in_the_next_form():
     """dana approves next_weight 37, not a stage: nothing is approved, and the form asking
     again says why (from the UI her answer would look lost otherwise)."""

@@ -347,26 +347,37 @@ class LedgerContract:
                              phase=RolloutPhase.ROLLED_BACK)
         assert done.phase is RolloutPhase.ROLLED_BACK
 
-    @pytest.mark.parametrize("kinds, phase, refused", [
-        (["rollback-start", "rollback"], RolloutPhase.ROLLED_BACK, "was already rolled back by judge at"),
-        (["promote", "decommission"], RolloutPhase.PROMOTED, "monitoring window has closed"),
-        (["rollback-start"], RolloutPhase.ROLLING_BACK, None),  # half done: a rollback finishes it
-        (["promote"], RolloutPhase.PROMOTED, None),  # the window is owed: the old service still runs
+    @pytest.mark.parametrize("kinds, phase, by_hand, refused", [
+        (["rollback-start", "rollback"], RolloutPhase.ROLLED_BACK, False, "was already rolled back by judge at"),
+        (["promote", "decommission"], RolloutPhase.PROMOTED, False, "monitoring window has closed"),
+        (["rollback-start"], RolloutPhase.ROLLING_BACK, False, None),  # half done: a rollback finishes it
+        (["promote"], RolloutPhase.PROMOTED, False, None),  # the window is owed: the old service still runs
+        (["promote", "watched"], RolloutPhase.PROMOTED, False, "monitoring window has closed"),
+        # The `rollback` flow run by hand on a promotion whose window closed without a decommission
+        # and that no finalize touched: the stable service runs the previous version, so it begins.
+        (["promote", "watched"], RolloutPhase.PROMOTED, True, None),
+        # Decommissioned, or a finalize begun or done (recorded since the flow's read): history.
+        (["promote", "decommission"], RolloutPhase.PROMOTED, True, "monitoring window has closed"),
+        (["promote", "watched", "finalize-start"], RolloutPhase.PROMOTED, True, "monitoring window has closed"),
+        (["promote", "watched", "finalize-start", "finalized"], RolloutPhase.PROMOTED, True,
+         "monitoring window has closed"),
+        (["rollback-start", "rollback"], RolloutPhase.ROLLED_BACK, True, "was already rolled back by judge at"),
     ])
-    def test_a_rollback_begins_only_on_a_rollout_still_open_for_one(self, ledger, kinds, phase, refused):
+    def test_a_rollback_begins_only_on_a_rollout_still_open_for_one(self, ledger, kinds, phase, by_hand, refused):
         """A rollback that read the rollout open (`rollway abort`) and records its start after the
         judge's own rollback finished used to reopen it, then move the traffic and page again."""
-        first = started(ledger, spec_json=WINDOWED_SPEC)
+        first = started(ledger, spec_json=WINDOWED_SPEC, previous_task_definition="webordinary-edit-task:1")
         for n, kind in enumerate(kinds, start=1):
             ledger.record(SERVICE, owner=None, now=START + n, transition=step(START + n, kind, "judge"), phase=phase)
         before = ledger.get(SERVICE)
 
         def begin():
             return begin_rollback(ledger, SERVICE, actor="erin", reason="errors", now=START + 9,
-                                  rollout=first.rollout_id)
+                                  rollout=first.rollout_id, by_hand=by_hand)
 
         if refused is None:
-            assert begin().phase is RolloutPhase.ROLLING_BACK
+            begun = begin()
+            assert begun.phase is RolloutPhase.ROLLING_BACK and begun.history[-1].kind == "rollback-start"
             return
         with pytest.raises(RolloutClosed, match=refused) as closed:
             begin()
