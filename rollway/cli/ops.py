@@ -286,7 +286,7 @@ def nothing_paused_next(record: RolloutRecord | None) -> str:
     rollout stands. Told only where it stands, they were left to work out whether to wait, resume,
     finish a rollback, finalize or start anew."""
     from rollway.finalize import finalize_unfinished, is_finalized
-    from rollway.reports import between_phases
+    from rollway.reports import next_phase
 
     phase = record.phase if record is not None else None
     if phase is None:
@@ -298,8 +298,12 @@ def nothing_paused_next(record: RolloutRecord | None) -> str:
                 "asks")
     if phase is RolloutPhase.PAUSED:
         # Recorded only at the end of a weekly phase that passed: nothing asks until the next one.
-        held = between_phases(record)
-        return (f"It is {held}, and nothing asks for an answer before then" if held else
+        # Status's own "next phase" row, on the clock the rollout ran on: the due time alone left
+        # the person to work out how far off it was, or that it was overdue and why nothing asked.
+        nxt, clock = next_phase(record), between_phases_clock(record)
+        upcoming = next_phase_row(record, clock.build().now(), clock.speed) if clock is not None else None
+        return (f"It holds between weekly phases, {nxt.passed} passed; next phase {upcoming}; nothing asks for an "
+                "answer before that phase starts" if nxt is not None and upcoming is not None else
                 "It holds between weekly phases, and nothing asks for an answer until the weekly `advance_phase` "
                 "run starts the next one")
     if phase is RolloutPhase.ROLLING_BACK:
