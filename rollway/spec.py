@@ -11,12 +11,13 @@ import json
 from typing import Literal
 
 from pydantic import (
-    BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, ValidationInfo, field_validator, model_validator,
+    ConfigDict, Field, TypeAdapter, ValidationError, ValidationInfo, field_validator, model_validator,
 )
 from pydantic_core import PydanticCustomError
 
 from rollway.flags import percent_sign_meant
 from rollway.image import IMAGE_FORM, image_problem
+from rollway.known_keys import KnownKeys
 from rollway.weekly import DEFAULT_SCHEDULE_SLACK_SECONDS, DEFAULT_TIMEZONE, zone
 
 # A key the model does not know is refused, not dropped: a misspelt "aproval" or "on_timout"
@@ -88,7 +89,7 @@ def _new_spec(info: ValidationInfo) -> bool:
     return not (info.context or {}).get(_RECORDED, False)
 
 
-class Stage(BaseModel):
+class Stage(KnownKeys):
     """One traffic step: shift the canary to ``weight`` percent, then bake under the judge.
 
     ``min_bake_seconds`` lets a judge with enough evidence pass the stage early; a judge never
@@ -126,7 +127,7 @@ class Stage(BaseModel):
         return self.bake_seconds if self.min_bake_seconds is None else self.min_bake_seconds
 
 
-class Guardrails(BaseModel):
+class Guardrails(KnownKeys):
     """The seed's absolute thresholds; they apply whatever the judge says."""
 
     model_config = _STRICT
@@ -151,7 +152,7 @@ class Guardrails(BaseModel):
         return value
 
 
-class Analysis(BaseModel):
+class Analysis(KnownKeys):
     """How stages are judged."""
 
     model_config = _STRICT
@@ -254,7 +255,7 @@ class Analysis(BaseModel):
                                   "CloudWatch keeps one-minute data for 15 days; 0 turns calibration off")
 
 
-class Approvals(BaseModel):
+class Approvals(KnownKeys):
     """What happens when nobody answers an approval pause."""
 
     model_config = _STRICT
@@ -269,7 +270,7 @@ class Approvals(BaseModel):
     )
 
 
-class WeeklyPhase(BaseModel):
+class WeeklyPhase(KnownKeys):
     """A weekly phase: the stages (by weight) it runs, and whether it ends by decommissioning."""
 
     model_config = _STRICT
@@ -304,7 +305,7 @@ class WeeklyPhase(BaseModel):
         return value
 
 
-class FlagBinding(BaseModel):
+class FlagBinding(KnownKeys):
     """A feature flag whose rollout percentage follows the traffic (or a schedule of its own)."""
 
     model_config = _STRICT
@@ -381,7 +382,7 @@ def default_phases() -> tuple[WeeklyPhase, ...]:
     )
 
 
-class RolloutSpec(BaseModel):
+class RolloutSpec(KnownKeys):
     """One rollout: the image to ship and the policy to ship it with."""
 
     model_config = _STRICT
