@@ -473,7 +473,9 @@ class RolloutSpec(KnownKeys):
         weights = [s.weight for s in value]
         for before, after in zip(weights, weights[1:]):
             if after <= before:
-                raise ValueError(f"stage weights must be strictly increasing, got {weights}")
+                # Which pair, and the fix: in a list of ten, "got [...]" left the reader to find it.
+                raise ValueError(f"stage weights must be strictly increasing, got {weights}: {after} comes after "
+                                 f"{before} (list each weight once, from the smallest to 100)")
         if weights[-1] != 100 and _new_spec(info):
             # A plan ending below 100 % was "promoted" with the old version still serving the
             # rest, which nothing watched and `rollway abort` could not undo. Holding at a lower
@@ -527,8 +529,12 @@ class RolloutSpec(KnownKeys):
             # "holding after week 2; week 2 may start from ..." could not tell people which phase held.
             raise ValueError(f"name each phase once: the phase plan names {names}")
         if self.phases and phase_weights != stage_weights:
+            # The usual cause is stages changed and phases kept (or copied from the default plan):
+            # say the way out, not only the mismatch.
             raise ValueError(
-                f"the phase plan must run the stages in order: phases give {phase_weights}, stages are {stage_weights}"
+                f"the phase plan must run the stages in order: phases give {phase_weights}, stages are "
+                f"{stage_weights}; list every stage's weight once across the phases, in order, or leave `phases` "
+                "out to run every stage as one phase"
             )
         # Decommissioning scales the old service to zero: only once the new one has all the traffic.
         ends_at_100 = self.stages[-1].weight == 100
