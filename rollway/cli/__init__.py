@@ -10,7 +10,7 @@ import os
 import sys
 from typing import Annotated, Callable, Literal
 
-from cyclopts import App, CycloptsError, Parameter
+from cyclopts import App, CycloptsError, Parameter, RepeatArgumentError
 
 from rollway.cli.blocks import CREDENTIALS_BLOCK, TARGETS_BLOCK
 from rollway.cli.finalize import finalize
@@ -207,6 +207,9 @@ def refuse_usage(err: CycloptsError, program: str = "rollway") -> int:
     ``error:`` line like rollway's own refusals, instead of the box several lines high cyclopts
     draws, which a script reading standard error could not take as one message."""
     said = " ".join(str(err).split())  # its messages may wrap
+    if isinstance(err, RepeatArgumentError):
+        # Which of the two was meant is the person's call: neither is taken, the other dropped.
+        said += " Give it once."
     chain = getattr(err, "command_chain", None) or ()
     print(f"error: {said} (see `{' '.join((program, *chain, '--help'))}`)", file=sys.stderr)
     return 2

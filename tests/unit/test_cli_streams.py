@@ -301,6 +301,9 @@ def test_an_output_encoding_without_the_verdicts_characters_still_ends_in_the_su
     (["status", "--bogus"], ("Unknown option: --bogus", "rollway status --help")),
     (["flags", "get", "--bogus", "f"], ("Unknown option: --bogus", "rollway flags get --help")),
     (["nosuch"], ('Unknown command "nosuch"', "rollway --help")),
+    # Said what is wrong, and not what to do.
+    (["promote", "--approver", "ann", "--approver", "bob"], ("--approver specified multiple times. Give it once.",
+                                                             "rollway promote --help")),
 ])
 def test_a_command_line_that_does_not_parse_is_refused_on_one_error_line(monkeypatch, capsys, argv, named):
     """cyclopts drew its own box of several lines for these, unlike every other refusal."""
