@@ -13,6 +13,7 @@ and reach the rollout's flow run through the Prefect API in PREFECT_API_URL:
 
 from __future__ import annotations
 
+import difflib
 import functools
 import getpass
 import math
@@ -130,16 +131,16 @@ def load_account(targets_block: str | None, credentials_block: str | None) -> tu
             "PREFECT_API_URL=<the API address `rollway up` printed> (http://127.0.0.1:4200/api by default), "
             "or set it in your Prefect profile"
         )
-    try:
-        targets = env.load_targets(targets_block)
-        credentials = env.load_credentials(credentials_block, targets.region)
     # RuntimeError: Prefect's Block.load for a saved block that no longer validates (saved
     # before a rule on its names existed), which used to print a traceback.
+    try:
+        targets = env.load_targets(targets_block)
     except (ValueError, RuntimeError) as err:
-        raise OpsError(
-            f"{err} (Prefect API {PREFECT_API_URL.value() or 'ephemeral'}); pass --targets-block and "
-            "--credentials-block, or set PREFECT_API_URL to the server `rollway up` printed"
-        ) from err
+        raise OpsError(_block_not_loaded(err, "--targets-block", targets_block, "rollway-targets")) from err
+    try:
+        credentials = env.load_credentials(credentials_block, targets.region)
+    except (ValueError, RuntimeError) as err:
+        raise OpsError(_block_not_loaded(err, "--credentials-block", credentials_block, "aws-credentials")) from err
     try:
         get_client = env.session_clients(credentials, targets.region)
     except env.AccountNotLoaded as err:
@@ -147,6 +148,45 @@ def load_account(targets_block: str | None, credentials_block: str | None) -> tu
         # on, one AWS lacks), not in the block names or the API, which the advice above sent people to.
         raise OpsError(str(err)) from err
     return targets, _refusing_bad_regions(get_client, targets.region)
+
+
+def _block_not_loaded(err: Exception, option: str, name: str | None, block_type: str) -> str:
+    """Why the block ``name`` given as ``option`` did not load, and what to pass instead.
+
+    Prefect says only "Unable to find block document named rollway-targts": a misspelt name, or
+    a server holding none of that type, left the person to list the blocks to find the one meant.
+    """
+    from prefect.settings import PREFECT_API_URL
+
+    api = PREFECT_API_URL.value() or "ephemeral"
+    saved = _saved_block_names(block_type)
+    if name is None or saved is None or name in saved:
+        # Saved but unloadable (it no longer validates), or the names could not be read.
+        return (f"{err} (Prefect API {api}); pass --targets-block and --credentials-block, or set PREFECT_API_URL "
+                "to the server `rollway up` printed")
+    close = difflib.get_close_matches(name, saved, n=1)
+    shown = ", ".join(saved[:10]) + (f" and {len(saved) - 10} more" if len(saved) > 10 else "") if saved else "none"
+    meant = f" (did you mean {option} {close[0]}?)" if close else ""
+    return (f"no {block_type} block named {name!r} on the Prefect API {api} (saved there: {shown}); pass the name of "
+            f"a saved one as {option}{meant}, or set PREFECT_API_URL to the server that holds yours (`rollway up` "
+            "prints it)")
+
+
+def _saved_block_names(block_type: str) -> list[str] | None:
+    """The names of the blocks of ``block_type`` saved on the Prefect API (none when the type is
+    not registered there), or None when they cannot be read. Their secrets are not fetched."""
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import PrefectHTTPStatusError
+
+    try:
+        with get_client(sync_client=True) as client:
+            documents = client.read_block_documents_by_type(block_type, include_secrets=False)
+    except PrefectHTTPStatusError as err:
+        # 404: the type is not registered there, so no block of it is saved.
+        return [] if err.response.status_code == 404 else None
+    except Exception:  # noqa: BLE001 - only a better message is lost: the caller says what Prefect said
+        return None
+    return sorted(d.name for d in documents if d.name and not d.is_anonymous)
 
 
 def _refusing_bad_regions(get_client: Any, region: str) -> Any:
