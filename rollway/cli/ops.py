@@ -800,10 +800,30 @@ def reporting(command: Callable[..., int]) -> Callable[..., int]:
             if is_denied(err):  # the IAM action and the statement granting it, not boto's bare text
                 errors.print(f"[red]error:[/red] {escape(str(permission_denied(err, job=_CLI_POLICY)))}")
                 return 1
-            errors.print(f"[red]error:[/red] AWS refused or could not be reached: {escape(str(err))}")
+            errors.print(f"[red]error:[/red] AWS refused or could not be reached: {escape(str(err))}"
+                         f"{escape(_missing_table(err))}")
             return 1
 
     return run
+
+
+# The DynamoDB calls the commands make, on the ledger and the flags table.
+_DYNAMODB_CALLS = frozenset({"Query", "GetItem", "PutItem", "UpdateItem", "DeleteItem", "Scan", "TransactWriteItems"})
+
+
+def _missing_table(err: Exception) -> str:
+    """What a DynamoDB "Requested resource not found" means to a person, or "" for any other error.
+
+    It names neither the table nor the fix: a targets block whose rollouts_table or flags_table
+    is misspelt, or an account or region whose tables were never created, read as AWS failing.
+    """
+    response = getattr(err, "response", None) or {}
+    if (response.get("Error", {}).get("Code") != "ResourceNotFoundException"
+            or getattr(err, "operation_name", None) not in _DYNAMODB_CALLS):
+        return ""
+    return ("; the DynamoDB table is not in this account and region: check the targets block's rollouts_table (the "
+            "ledger) and flags_table, and its region, or create rollway's tables first (the deploy_infrastructure "
+            "flow)")
 
 
 @reporting
