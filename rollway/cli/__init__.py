@@ -10,7 +10,7 @@ import os
 import sys
 from typing import Annotated, Callable, Literal
 
-from cyclopts import App, CycloptsError, Parameter, RepeatArgumentError
+from cyclopts import App, CoercionError, CycloptsError, Parameter, RepeatArgumentError
 
 from rollway.cli.blocks import CREDENTIALS_BLOCK, TARGETS_BLOCK
 from rollway.cli.finalize import finalize
@@ -207,12 +207,28 @@ def refuse_usage(err: CycloptsError, program: str = "rollway") -> int:
     ``error:`` line like rollway's own refusals, instead of the box several lines high cyclopts
     draws, which a script reading standard error could not take as one message."""
     said = " ".join(str(err).split())  # its messages may wrap
-    if isinstance(err, RepeatArgumentError):
-        # Which of the two was meant is the person's call: neither is taken, the other dropped.
-        said += " Give it once."
+    said += _what_to_do(err)
     chain = getattr(err, "command_chain", None) or ()
     print(f"error: {said} (see `{' '.join((program, *chain, '--help'))}`)", file=sys.stderr)
     return 2
+
+
+def _what_to_do(err: CycloptsError) -> str:
+    """The fix for the slips cyclopts names without one, or ""."""
+    token = getattr(err, "token", None)
+    keyword = getattr(token, "keyword", None)
+    if isinstance(err, RepeatArgumentError) and keyword:
+        # Which of the two was meant is the person's call: neither is taken, the other dropped.
+        # An on/off option given both ways is "repeated" under the second spelling only.
+        name = keyword.removeprefix("--no-") if keyword.startswith("--no-") else keyword.removeprefix("--")
+        if keyword.startswith("--no-") or f"--no-{name}" in sys.argv:
+            return f" Give --{name} or --no-{name}, once."
+        return " Give it once."
+    value = getattr(token, "value", "")
+    if isinstance(err, CoercionError) and keyword and isinstance(value, str) and value.rstrip().endswith("%"):
+        # A percentage is written as a number: "50%" is what a person reads on the dashboards.
+        return f" Write it without the % sign: {keyword} {value.rstrip()[:-1].strip()}."
+    return ""
 
 
 def home_unusable(home: str | os.PathLike[str], err: OSError) -> str:
