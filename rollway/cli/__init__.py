@@ -198,7 +198,9 @@ def _run_id(value: str | None):
     try:
         return UUID(value)
     except ValueError:
-        print(f"error: --flow-run {value!r} is not a flow run id (a UUID)", file=sys.stderr)
+        # A run's name ("crimson-fox", as the UI shows it first) is the usual slip: say where the id is.
+        print(f"error: --flow-run {value!r} is not a flow run id (a UUID, not the run's name): `rollway status` names "
+              "the paused run with its id, or leave --flow-run out to answer the service's paused run", file=sys.stderr)
         raise SystemExit(2) from None
 
 
