@@ -101,6 +101,16 @@ class Stage(KnownKeys):
     weight: int = Field(ge=1, le=100)
     bake_seconds: float = Field(default=600.0, gt=0, le=MAX_BAKE_SECONDS)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _an_object(cls, data: object) -> object:
+        # "stages": [5, 25, 100] is the usual first try: pydantic said only "Input should be a
+        # valid dictionary or instance of Stage", once per stage.
+        if isinstance(data, (int, float)) and not isinstance(data, bool):
+            raise ValueError(f"a stage is an object, not the number {data!r}: write {{\"weight\": {data!r}}} (with "
+                             "bake_seconds or approval beside it as needed)")
+        return data
+
     @field_validator("weight", mode="before")
     @classmethod
     def _not_a_boolean(cls, value: object) -> object:
