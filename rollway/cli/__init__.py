@@ -226,12 +226,13 @@ def _what_to_do(err: CycloptsError) -> str:
         if keyword.startswith("--no-") or f"--no-{name}" in sys.argv:
             return f" Give --{name} or --no-{name}, once."
         return " Give it once."
-    from rollway.flags import percent_sign_meant
+    if isinstance(err, CoercionError) and keyword:
+        from rollway.flags import percent_sign_meant
 
-    meant = percent_sign_meant(getattr(token, "value", None))
-    if isinstance(err, CoercionError) and keyword and meant is not None:
-        # A percentage is written as a number: "50%" is what a person reads on the dashboards.
-        return f" Write it without the % sign: {keyword} {meant}."
+        meant = percent_sign_meant(getattr(token, "value", None))
+        if meant is not None:
+            # A percentage is written as a number: "50%" is what a person reads on the dashboards.
+            return f" Write it without the % sign: {keyword} {meant}."
     return ""
 
 

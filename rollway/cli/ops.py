@@ -165,7 +165,8 @@ def _block_not_loaded(err: Exception, option: str, name: str | None, block_type:
         return (f"{err} (Prefect API {api}); pass --targets-block and --credentials-block, or set PREFECT_API_URL "
                 "to the server `rollway up` printed")
     close = difflib.get_close_matches(name, saved, n=1)
-    shown = ", ".join(saved[:10]) + (f" and {len(saved) - 10} more" if len(saved) > 10 else "") if saved else "none"
+    more = f" and {len(saved) - 10} more" if len(saved) > 10 else ""
+    shown = ", ".join(saved[:10]) + more if saved else "none"
     meant = f" (did you mean {option} {close[0]}?)" if close else ""
     return (f"no {block_type} block named {name!r} on the Prefect API {api} (saved there: {shown}); pass the name of "
             f"a saved one as {option}{meant}, or set PREFECT_API_URL to the server that holds yours (`rollway up` "
