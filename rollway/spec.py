@@ -11,12 +11,13 @@ import json
 from typing import Literal
 
 from pydantic import (
-    BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, ValidationInfo, field_validator, model_validator,
+    ConfigDict, Field, TypeAdapter, ValidationError, ValidationInfo, field_validator, model_validator,
 )
 from pydantic_core import PydanticCustomError
 
 from rollway.flags import percent_sign_meant
 from rollway.image import IMAGE_FORM, image_problem
+from rollway.known_keys import KnownKeys
 from rollway.weekly import DEFAULT_SCHEDULE_SLACK_SECONDS, DEFAULT_TIMEZONE, zone
 
 # A key the model does not know is refused, not dropped: a misspelt "aproval" or "on_timout"
@@ -88,7 +89,7 @@ def _new_spec(info: ValidationInfo) -> bool:
     return not (info.context or {}).get(_RECORDED, False)
 
 
-class Stage(BaseModel):
+class Stage(KnownKeys):
     """One traffic step: shift the canary to ``weight`` percent, then bake under the judge.
 
     ``min_bake_seconds`` lets a judge with enough evidence pass the stage early; a judge never
@@ -99,6 +100,16 @@ class Stage(BaseModel):
 
     weight: int = Field(ge=1, le=100)
     bake_seconds: float = Field(default=600.0, gt=0, le=MAX_BAKE_SECONDS)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _an_object(cls, data: object) -> object:
+        # "stages": [5, 25, 100] is the usual first try: pydantic said only "Input should be a
+        # valid dictionary or instance of Stage", once per stage.
+        if isinstance(data, (int, float)) and not isinstance(data, bool):
+            raise ValueError(f"a stage is an object, not the number {data!r}: write {{\"weight\": {data!r}}} (with "
+                             "bake_seconds or approval beside it as needed)")
+        return data
 
     @field_validator("weight", mode="before")
     @classmethod
@@ -126,7 +137,7 @@ class Stage(BaseModel):
         return self.bake_seconds if self.min_bake_seconds is None else self.min_bake_seconds
 
 
-class Guardrails(BaseModel):
+class Guardrails(KnownKeys):
     """The seed's absolute thresholds; they apply whatever the judge says."""
 
     model_config = _STRICT
@@ -151,7 +162,7 @@ class Guardrails(BaseModel):
         return value
 
 
-class Analysis(BaseModel):
+class Analysis(KnownKeys):
     """How stages are judged."""
 
     model_config = _STRICT
@@ -254,7 +265,7 @@ class Analysis(BaseModel):
                                   "CloudWatch keeps one-minute data for 15 days; 0 turns calibration off")
 
 
-class Approvals(BaseModel):
+class Approvals(KnownKeys):
     """What happens when nobody answers an approval pause."""
 
     model_config = _STRICT
@@ -269,7 +280,7 @@ class Approvals(BaseModel):
     )
 
 
-class WeeklyPhase(BaseModel):
+class WeeklyPhase(KnownKeys):
     """A weekly phase: the stages (by weight) it runs, and whether it ends by decommissioning."""
 
     model_config = _STRICT
@@ -304,7 +315,7 @@ class WeeklyPhase(BaseModel):
         return value
 
 
-class FlagBinding(BaseModel):
+class FlagBinding(KnownKeys):
     """A feature flag whose rollout percentage follows the traffic (or a schedule of its own)."""
 
     model_config = _STRICT
@@ -381,7 +392,7 @@ def default_phases() -> tuple[WeeklyPhase, ...]:
     )
 
 
-class RolloutSpec(BaseModel):
+class RolloutSpec(KnownKeys):
     """One rollout: the image to ship and the policy to ship it with."""
 
     model_config = _STRICT
@@ -472,7 +483,9 @@ class RolloutSpec(BaseModel):
         weights = [s.weight for s in value]
         for before, after in zip(weights, weights[1:]):
             if after <= before:
-                raise ValueError(f"stage weights must be strictly increasing, got {weights}")
+                # Which pair, and the fix: in a list of ten, "got [...]" left the reader to find it.
+                raise ValueError(f"stage weights must be strictly increasing, got {weights}: {after} comes after "
+                                 f"{before} (list each weight once, from the smallest to 100)")
         if weights[-1] != 100 and _new_spec(info):
             # A plan ending below 100 % was "promoted" with the old version still serving the
             # rest, which nothing watched and `rollway abort` could not undo. Holding at a lower
@@ -526,8 +539,12 @@ class RolloutSpec(BaseModel):
             # "holding after week 2; week 2 may start from ..." could not tell people which phase held.
             raise ValueError(f"name each phase once: the phase plan names {names}")
         if self.phases and phase_weights != stage_weights:
+            # The usual cause is stages changed and phases kept (or copied from the default plan):
+            # say the way out, not only the mismatch.
             raise ValueError(
-                f"the phase plan must run the stages in order: phases give {phase_weights}, stages are {stage_weights}"
+                f"the phase plan must run the stages in order: phases give {phase_weights}, stages are "
+                f"{stage_weights}; list every stage's weight once across the phases, in order, or leave `phases` "
+                "out to run every stage as one phase"
             )
         # Decommissioning scales the old service to zero: only once the new one has all the traffic.
         ends_at_100 = self.stages[-1].weight == 100

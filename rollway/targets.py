@@ -6,14 +6,13 @@ it in the Prefect UI; nothing else in rollway spells one of these names.
 
 from __future__ import annotations
 
-import difflib
 import re
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
-from pydantic_core import PydanticCustomError
+from pydantic import ConfigDict, Field, ValidationInfo, field_validator
 
 from rollway.aws.regions import unknown_region
+from rollway.known_keys import KnownKeys
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,254}$")
 # AWS regions: us-west-2, eu-central-1, us-gov-west-1, us-iso-east-1, ... The syntax; a name in
@@ -34,36 +33,10 @@ _TARGET_GROUP_ARN = re.compile(
 _STRICT = ConfigDict(frozen=True, extra="forbid")
 
 
-class _KnownKeys(BaseModel):
-    """Refuses keys the model does not know, naming each and the field it was probably meant as."""
+class _KnownKeys(KnownKeys):
+    """Every targets model: frozen, and a key it does not know refused naming the one meant."""
 
     model_config = _STRICT
-
-    @model_validator(mode="wrap")
-    @classmethod
-    def _known_keys(cls, data: Any, handler):
-        try:
-            return handler(data)
-        except ValidationError as err:
-            errors = err.errors()
-            if not any(e["type"] == "extra_forbidden" and len(e["loc"]) == 1 for e in errors):
-                raise
-            raise ValidationError.from_exception_data(
-                err.title, [_unknown_key(e, cls.model_fields) if len(e["loc"]) == 1 else e for e in errors]
-            ) from None
-
-
-def _unknown_key(error: dict, fields) -> dict:
-    """``error`` for a key the model does not know, with the field it was probably meant as."""
-    if error["type"] != "extra_forbidden":
-        return error
-    close = difflib.get_close_matches(str(error["loc"][0]), list(fields), n=1, cutoff=0.6)
-    if close:
-        message, context = "Extra inputs are not permitted: unknown key (did you mean '{field}'?)", {"field": close[0]}
-    else:
-        message, context = "Extra inputs are not permitted: unknown key (the keys are {fields})", {
-            "fields": ", ".join(fields)}
-    return {**error, "type": PydanticCustomError("extra_forbidden", message, context)}
 
 
 class QueueSpec(_KnownKeys):

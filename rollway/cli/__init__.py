@@ -10,7 +10,7 @@ import os
 import sys
 from typing import Annotated, Callable, Literal
 
-from cyclopts import App, CycloptsError, Parameter
+from cyclopts import App, CoercionError, CycloptsError, Parameter, RepeatArgumentError
 
 from rollway.cli.blocks import CREDENTIALS_BLOCK, TARGETS_BLOCK
 from rollway.cli.finalize import finalize
@@ -198,7 +198,9 @@ def _run_id(value: str | None):
     try:
         return UUID(value)
     except ValueError:
-        print(f"error: --flow-run {value!r} is not a flow run id (a UUID)", file=sys.stderr)
+        # A run's name ("crimson-fox", as the UI shows it first) is the usual slip: say where the id is.
+        print(f"error: --flow-run {value!r} is not a flow run id (a UUID, not the run's name): `rollway status` names "
+              "the paused run with its id, or leave --flow-run out to answer the service's paused run", file=sys.stderr)
         raise SystemExit(2) from None
 
 
@@ -207,9 +209,31 @@ def refuse_usage(err: CycloptsError, program: str = "rollway") -> int:
     ``error:`` line like rollway's own refusals, instead of the box several lines high cyclopts
     draws, which a script reading standard error could not take as one message."""
     said = " ".join(str(err).split())  # its messages may wrap
+    said += _what_to_do(err)
     chain = getattr(err, "command_chain", None) or ()
     print(f"error: {said} (see `{' '.join((program, *chain, '--help'))}`)", file=sys.stderr)
     return 2
+
+
+def _what_to_do(err: CycloptsError) -> str:
+    """The fix for the slips cyclopts names without one, or ""."""
+    token = getattr(err, "token", None)
+    keyword = getattr(token, "keyword", None)
+    if isinstance(err, RepeatArgumentError) and keyword:
+        # Which of the two was meant is the person's call: neither is taken, the other dropped.
+        # An on/off option given both ways is "repeated" under the second spelling only.
+        name = keyword.removeprefix("--no-") if keyword.startswith("--no-") else keyword.removeprefix("--")
+        if keyword.startswith("--no-") or f"--no-{name}" in sys.argv:
+            return f" Give --{name} or --no-{name}, once."
+        return " Give it once."
+    if isinstance(err, CoercionError) and keyword:
+        from rollway.flags import percent_sign_meant
+
+        meant = percent_sign_meant(getattr(token, "value", None))
+        if meant is not None:
+            # A percentage is written as a number: "50%" is what a person reads on the dashboards.
+            return f" Write it without the % sign: {keyword} {meant}."
+    return ""
 
 
 def home_unusable(home: str | os.PathLike[str], err: OSError) -> str:

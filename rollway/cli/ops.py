@@ -13,6 +13,7 @@ and reach the rollout's flow run through the Prefect API in PREFECT_API_URL:
 
 from __future__ import annotations
 
+import difflib
 import functools
 import getpass
 import math
@@ -130,16 +131,16 @@ def load_account(targets_block: str | None, credentials_block: str | None) -> tu
             "PREFECT_API_URL=<the API address `rollway up` printed> (http://127.0.0.1:4200/api by default), "
             "or set it in your Prefect profile"
         )
-    try:
-        targets = env.load_targets(targets_block)
-        credentials = env.load_credentials(credentials_block, targets.region)
     # RuntimeError: Prefect's Block.load for a saved block that no longer validates (saved
     # before a rule on its names existed), which used to print a traceback.
+    try:
+        targets = env.load_targets(targets_block)
     except (ValueError, RuntimeError) as err:
-        raise OpsError(
-            f"{err} (Prefect API {PREFECT_API_URL.value() or 'ephemeral'}); pass --targets-block and "
-            "--credentials-block, or set PREFECT_API_URL to the server `rollway up` printed"
-        ) from err
+        raise OpsError(_block_not_loaded(err, "--targets-block", targets_block, "rollway-targets")) from err
+    try:
+        credentials = env.load_credentials(credentials_block, targets.region)
+    except (ValueError, RuntimeError) as err:
+        raise OpsError(_block_not_loaded(err, "--credentials-block", credentials_block, "aws-credentials")) from err
     try:
         get_client = env.session_clients(credentials, targets.region)
     except env.AccountNotLoaded as err:
@@ -147,6 +148,46 @@ def load_account(targets_block: str | None, credentials_block: str | None) -> tu
         # on, one AWS lacks), not in the block names or the API, which the advice above sent people to.
         raise OpsError(str(err)) from err
     return targets, _refusing_bad_regions(get_client, targets.region)
+
+
+def _block_not_loaded(err: Exception, option: str, name: str | None, block_type: str) -> str:
+    """Why the block ``name`` given as ``option`` did not load, and what to pass instead.
+
+    Prefect says only "Unable to find block document named rollway-targts": a misspelt name, or
+    a server holding none of that type, left the person to list the blocks to find the one meant.
+    """
+    from prefect.settings import PREFECT_API_URL
+
+    api = PREFECT_API_URL.value() or "ephemeral"
+    saved = _saved_block_names(block_type)
+    if name is None or saved is None or name in saved:
+        # Saved but unloadable (it no longer validates), or the names could not be read.
+        return (f"{err} (Prefect API {api}); pass --targets-block and --credentials-block, or set PREFECT_API_URL "
+                "to the server `rollway up` printed")
+    close = difflib.get_close_matches(name, saved, n=1)
+    more = f" and {len(saved) - 10} more" if len(saved) > 10 else ""
+    shown = ", ".join(saved[:10]) + more if saved else "none"
+    meant = f" (did you mean {option} {close[0]}?)" if close else ""
+    return (f"no {block_type} block named {name!r} on the Prefect API {api} (saved there: {shown}); pass the name of "
+            f"a saved one as {option}{meant}, or set PREFECT_API_URL to the server that holds yours (`rollway up` "
+            "prints it)")
+
+
+def _saved_block_names(block_type: str) -> list[str] | None:
+    """The names of the blocks of ``block_type`` saved on the Prefect API (none when the type is
+    not registered there), or None when they cannot be read. Their secrets are not fetched."""
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import PrefectHTTPStatusError
+
+    try:
+        with get_client(sync_client=True) as client:
+            documents = client.read_block_documents_by_type(block_type, include_secrets=False)
+    except PrefectHTTPStatusError as err:
+        # 404: the type is not registered there, so no block of it is saved.
+        return [] if err.response.status_code == 404 else None
+    except Exception:  # noqa: BLE001 - only a better message is lost: the caller says what Prefect said
+        return None
+    return sorted(d.name for d in documents if d.name and not d.is_anonymous)
 
 
 def _refusing_bad_regions(get_client: Any, region: str) -> Any:
@@ -286,7 +327,7 @@ def nothing_paused_next(record: RolloutRecord | None) -> str:
     rollout stands. Told only where it stands, they were left to work out whether to wait, resume,
     finish a rollback, finalize or start anew."""
     from rollway.finalize import finalize_unfinished, is_finalized
-    from rollway.reports import between_phases
+    from rollway.reports import next_phase
 
     phase = record.phase if record is not None else None
     if phase is None:
@@ -298,8 +339,12 @@ def nothing_paused_next(record: RolloutRecord | None) -> str:
                 "asks")
     if phase is RolloutPhase.PAUSED:
         # Recorded only at the end of a weekly phase that passed: nothing asks until the next one.
-        held = between_phases(record)
-        return (f"It is {held}, and nothing asks for an answer before then" if held else
+        # Status's own "next phase" row, on the clock the rollout ran on: the due time alone left
+        # the person to work out how far off it was, or that it was overdue and why nothing asked.
+        nxt, clock = next_phase(record), between_phases_clock(record)
+        upcoming = next_phase_row(record, clock.build().now(), clock.speed) if clock is not None else None
+        return (f"It holds between weekly phases, {nxt.passed} passed; next phase {upcoming}; nothing asks for an "
+                "answer before that phase starts" if nxt is not None and upcoming is not None else
                 "It holds between weekly phases, and nothing asks for an answer until the weekly `advance_phase` "
                 "run starts the next one")
     if phase is RolloutPhase.ROLLING_BACK:
@@ -756,10 +801,30 @@ def reporting(command: Callable[..., int]) -> Callable[..., int]:
             if is_denied(err):  # the IAM action and the statement granting it, not boto's bare text
                 errors.print(f"[red]error:[/red] {escape(str(permission_denied(err, job=_CLI_POLICY)))}")
                 return 1
-            errors.print(f"[red]error:[/red] AWS refused or could not be reached: {escape(str(err))}")
+            errors.print(f"[red]error:[/red] AWS refused or could not be reached: {escape(str(err))}"
+                         f"{escape(_missing_table(err))}")
             return 1
 
     return run
+
+
+# The DynamoDB calls the commands make, on the ledger and the flags table.
+_DYNAMODB_CALLS = frozenset({"Query", "GetItem", "PutItem", "UpdateItem", "DeleteItem", "Scan", "TransactWriteItems"})
+
+
+def _missing_table(err: Exception) -> str:
+    """What a DynamoDB "Requested resource not found" means to a person, or "" for any other error.
+
+    It names neither the table nor the fix: a targets block whose rollouts_table or flags_table
+    is misspelt, or an account or region whose tables were never created, read as AWS failing.
+    """
+    response = getattr(err, "response", None) or {}
+    if (response.get("Error", {}).get("Code") != "ResourceNotFoundException"
+            or getattr(err, "operation_name", None) not in _DYNAMODB_CALLS):
+        return ""
+    return ("; the DynamoDB table is not in this account and region: check the targets block's rollouts_table (the "
+            "ledger) and flags_table, and its region, or create rollway's tables first (the deploy_infrastructure "
+            "flow)")
 
 
 @reporting

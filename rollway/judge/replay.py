@@ -38,6 +38,7 @@ Run it with ``python -m rollway.judge.replay FILE`` (or ``-`` for standard input
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import math
 import sys
@@ -58,11 +59,11 @@ from rollway.spec import Analysis, Guardrails
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2
 
-_TOP_KEYS = {"t", "baseline", "canary"}
+_TOP_KEYS = ("t", "baseline", "canary")
 # No load balancer serves this many requests in one interval: a bigger count is a broken
 # export, and past 2**53 it would no longer be exact as a float.
 MAX_COUNT = 10**15
-_VERSION_KEYS = set(VersionSample.model_fields)
+_VERSION_KEYS = tuple(VersionSample.model_fields)
 _DECISION = {
     Phase.FAILED: "rollback",
     Phase.SUCCESSFUL: "promote",
@@ -112,7 +113,7 @@ def parse_line(text: str, number: int, previous_t: float | None, notes: list[str
     except _DuplicateKey as exc:
         raise ReplayError(f"{where}: key {_short(exc.key)} appears twice in one object") from None
     except json.JSONDecodeError as exc:
-        raise ReplayError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+        raise ReplayError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno}){_json_hint(exc)}") from None
     except ValueError:
         # json.loads converts integer literals with int(), which refuses more digits than
         # sys.get_int_max_str_digits() (a guard against quadratic-time conversion).
@@ -122,10 +123,12 @@ def parse_line(text: str, number: int, previous_t: float | None, notes: list[str
         # The decoder recurses once per nested array or object.
         raise ReplayError(f"{where}: not valid JSON (nested too deeply)") from None
     if not isinstance(record, dict):
-        raise ReplayError(f"{where}: expected a JSON object, got {_json_kind(record)}")
-    unknown = sorted(set(record) - _TOP_KEYS)
+        # An array of intervals is the usual slip of an exporter that writes JSON, not JSON Lines.
+        hint = " (one interval per line, each an object, not an array of them)" if isinstance(record, list) else ""
+        raise ReplayError(f"{where}: expected a JSON object, got {_json_kind(record)}{hint}")
+    unknown = sorted(set(record) - set(_TOP_KEYS))
     if unknown:
-        raise ReplayError(f"{where}: unknown key(s) {_keys(unknown)}; expected t, baseline, canary")
+        raise ReplayError(f"{where}: {_unknown(unknown, _TOP_KEYS)}")
     if "t" not in record:
         raise ReplayError(f"{where}: no 't' (the interval's end in seconds)")
     t = record["t"]
@@ -141,9 +144,9 @@ def parse_line(text: str, number: int, previous_t: float | None, notes: list[str
             continue
         if not isinstance(value, dict):
             raise ReplayError(f"{where}: '{name}' must be an object or null, got {_value(value)}")
-        extra = sorted(set(value) - _VERSION_KEYS)
+        extra = sorted(set(value) - set(_VERSION_KEYS))
         if extra:
-            raise ReplayError(f"{where}: unknown key(s) in '{name}': {_keys(extra)}")
+            raise ReplayError(f"{where}: {_unknown(extra, _VERSION_KEYS, within=name)}")
         if "requests" not in value:
             raise ReplayError(f"{where}: '{name}' has no 'requests' (write null, or leave the version out, "
                               "when it has no data)")
@@ -233,6 +236,30 @@ def _keys(keys: Sequence[str], shown: int = 5) -> str:
     can add thousands of keys, or one a megabyte long, and the error is one line)."""
     more = f" and {len(keys) - shown:,} more" if len(keys) > shown else ""
     return ", ".join(_short(key) for key in keys[:shown]) + more
+
+
+def _unknown(keys: Sequence[str], known: Sequence[str], within: str | None = None) -> str:
+    """Unknown keys, the one a lone misspelt key probably meant, and the keys that are known.
+
+    Only the line's top level named the keys it takes: "unknown key(s) in 'canary': 'eror'" left
+    the reader to look the version's keys up in the README."""
+    where = f" in '{within}':" if within else ""
+    close = difflib.get_close_matches(keys[0], known, n=1, cutoff=0.6) if len(keys) == 1 else []
+    meant = f" (did you mean '{close[0]}'?)" if close else ""
+    return f"unknown key(s){where} {_keys(keys)}{meant}; expected {', '.join(known)}"
+
+
+def _json_hint(exc: json.JSONDecodeError) -> str:
+    """What a newcomer's usual JSON slips look like to the decoder, said in their words.
+
+    Python's decoder calls a trailing comma "Expecting property name enclosed in double quotes"
+    (or "Expecting value"), and a comma after the object "Extra data": neither names the comma."""
+    before = exc.doc[:exc.pos].rstrip()
+    if exc.msg == "Extra data":
+        return f": the line goes on after its object ends, at {_short(exc.doc[exc.pos:exc.pos + 1])} (one object per line)"
+    if before.endswith(",") and exc.doc[exc.pos:exc.pos + 1] in ("}", "]"):
+        return ": a comma before the closing bracket (JSON allows no trailing comma)"
+    return ""
 
 
 def _value(value: object) -> str:

@@ -7,13 +7,15 @@ or (a rollout "paused" between weekly phases) that nothing asks until the next p
 
 from __future__ import annotations
 
+import time
 from uuid import uuid4
 
 import pytest
 
 from rollway.cli import ops
 from rollway.fakes import FakeLedger, FakeRouter
-from rollway.ledger import RolloutRecord, Transition
+from rollway import weekly
+from rollway.ledger import RolloutRecord, Transition, utc
 from rollway.model import Weights
 from rollway.phases import RolloutPhase
 from rollway.spec import RolloutSpec, Stage, WeeklyPhase
@@ -44,8 +46,7 @@ def commands_see(monkeypatch, phase: RolloutPhase | None, *kinds: str, **fields)
 @pytest.mark.parametrize(("phase", "kinds", "fields", "said"), [
     (RolloutPhase.PAUSED, ("phase",), {"weekly_phase_index": 0, "weekly_phase_passed": True,
                                        "weekly_phase_started_at": STARTED},
-     "It is holding between weekly phases: week 1 passed, at 75/25 stable/canary; the next phase, week 2, may start "
-     "from"),
+     "It holds between weekly phases, week 1 passed; next phase week 2 (100%) due "),
     (RolloutPhase.PROGRESSING, (), {}, "its run asks at its next pause"),
     (RolloutPhase.ROLLING_BACK, ("rollback-start",), {}, "`rollway abort` finishes it"),
     (RolloutPhase.PROMOTED, ("promote",), {}, "once its monitoring window has passed, `rollway finalize`"),
@@ -61,3 +62,22 @@ def test_with_nothing_paused_the_answer_says_what_to_do_next(monkeypatch, capsys
     code = answer(approver="bob", comment="", flow_run=None, targets_block=None, credentials_block=None, **extra)
     err = " ".join(capsys.readouterr().err.split())
     assert code == 1 and "no paused rollout run" in err and said in err, err
+
+
+@pytest.mark.parametrize(("days_ago", "said"), [(30, "OVERDUE: due since {due} (rollout clock), "),
+                                                (0, "due {due} (rollout clock), in ")], ids=["overdue", "due"])
+@pytest.mark.parametrize("command", ["promote", "hold"])
+def test_with_nothing_paused_between_weekly_phases_the_answer_reads_as_status_does(monkeypatch, capsys, command,
+                                                                                   days_ago, said):
+    """They gave the next phase's due time alone, where `rollway status` says how far off it is, or
+    that it is overdue and that the next advance_phase run starts it: a person was left to do the
+    arithmetic, and to guess why nothing had asked."""
+    started = time.time() - days_ago * 86400 - 3600
+    commands_see(monkeypatch, RolloutPhase.PAUSED, "phase", weekly_phase_index=0, weekly_phase_passed=True,
+                 weekly_phase_started_at=started)
+    due = weekly.next_phase_due(started, **SPEC.phase_calendar())
+    answer = ops.promote if command == "promote" else ops.hold
+    extra = {"weight": None} if command == "promote" else {}
+    code = answer(approver="bob", comment="", flow_run=None, targets_block=None, credentials_block=None, **extra)
+    err = " ".join(capsys.readouterr().err.split())
+    assert code == 1 and f"next phase week 2 (100%) {said.format(due=utc(due))}" in err, err

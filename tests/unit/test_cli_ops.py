@@ -293,8 +293,9 @@ def test_commands_answer_bad_input_and_an_unreachable_api_in_one_line(capsys) ->
     # A usage error, exit code 2 as every other refused option (it was 1, as a failure to read).
     assert run("status", "--history", "0") == 2
     assert "show at least 1 transition" in capsys.readouterr().err
-    assert run("promote", "--flow-run", "notauuid") == 2
-    assert "is not a flow run id" in capsys.readouterr().err
+    assert run("promote", "--flow-run", "crimson-fox") == 2  # a run's name, as the UI shows it first
+    assert ("--flow-run 'crimson-fox' is not a flow run id (a UUID, not the run's name): `rollway status` names the "
+            "paused run with its id, or leave --flow-run out") in " ".join(capsys.readouterr().err.split())
     assert run("demo", "--speed", "0") == 2
     assert "not a usable rollout clock speed" in capsys.readouterr().err
     # Refused before the embedded AWS starts: no traffic would leave both scenarios to fail.

@@ -301,6 +301,14 @@ def test_an_output_encoding_without_the_verdicts_characters_still_ends_in_the_su
     (["status", "--bogus"], ("Unknown option: --bogus", "rollway status --help")),
     (["flags", "get", "--bogus", "f"], ("Unknown option: --bogus", "rollway flags get --help")),
     (["nosuch"], ('Unknown command "nosuch"', "rollway --help")),
+    # Said what is wrong, and not what to do.
+    (["promote", "--approver", "ann", "--approver", "bob"], ("--approver specified multiple times. Give it once.",
+                                                             "rollway promote --help")),
+    # An on/off option given both ways is reported as the second spelling "repeated".
+    (["flags", "set", "f", "--enabled", "--no-enabled"], ("Give --enabled or --no-enabled, once.",)),
+    (["flags", "set", "f", "--no-enabled", "--enabled"], ("Give --enabled or --no-enabled, once.",)),
+    (["flags", "set", "f", "--percentage", "50%"], ("Write it without the % sign: --percentage 50.",
+                                                     "rollway flags set --help")),
 ])
 def test_a_command_line_that_does_not_parse_is_refused_on_one_error_line(monkeypatch, capsys, argv, named):
     """cyclopts drew its own box of several lines for these, unlike every other refusal."""

@@ -107,6 +107,17 @@ MALFORMED = [
     ('{"t": 60, "canary": {"requests": 1e300}}\n', "line 1: 'canary.requests' is 1e+300, more than 1e+15"),
     ('{"t": 60, "canary": {"requests": 60}, "canry": {}}\n', "line 1: unknown key(s) 'canry'"),
     ('{"t": 60, "canary": {"requests": 60, "eror": 1}}\n', "line 1: unknown key(s) in 'canary': 'eror'"),
+    # What a newcomer's slip was and what the line may hold, not only that it is wrong.
+    ('{"t": 60, "canary": {"requests": 60, "eror": 1}}\n', "'eror' (did you mean 'errors'?); expected requests, "
+                                                          "errors, slow, latency_avg_ms, latency_p99_ms"),
+    ('{"t": 60, "canry": {"requests": 60}}\n', "'canry' (did you mean 'canary'?); expected t, baseline, canary"),
+    ('{"t": 60, "canary": {"requests": 60},}\n', "line 1: not valid JSON (Expecting property name enclosed in double "
+                                                 "quotes at column 38): a comma before the closing bracket (JSON "
+                                                 "allows no trailing comma)"),
+    ('{"t": 60, "canary": {"requests": 60}},\n', "line 1: not valid JSON (Extra data at column 38): the line goes on "
+                                                 "after its object ends, at ',' (one object per line)"),
+    ('[{"t": 60, "canary": {"requests": 60}}]\n', "line 1: expected a JSON object, got an array (one interval per "
+                                                  "line, each an object, not an array of them)"),
     ('{"t": "60", "canary": {"requests": 60}}\n', "line 1: 't' must be a finite number"),
     # json.loads accepts NaN and Infinity; neither is a time, and NaN would defeat the order check.
     ('{"t": 60, "canary": {"requests": 60}}\n{"t": NaN, "canary": {"requests": 60}}\n',
@@ -414,4 +425,4 @@ def test_unknown_keys_are_named_on_a_line_of_reasonable_length(tmp_path):
     assert lines == ["error: " + str(tmp_path / "many.jsonl") + ": line 1: unknown key(s) 'k0000', 'k0001', 'k0002', "
                      "'k0003', 'k0004' and 1,995 more; expected t, baseline, canary"]
     code, lines = run(write_lines(tmp_path / "long.jsonl", [{"t": 60, "canary": {"requests": 60, "x" * 100_000: 1}}]))
-    assert code == EXIT_BAD_INPUT and len(lines[0]) < 200 and "unknown key(s) in 'canary': 'xxxx" in lines[0]
+    assert code == EXIT_BAD_INPUT and len(lines[0]) < 300 and "unknown key(s) in 'canary': 'xxxx" in lines[0]

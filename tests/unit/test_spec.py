@@ -18,6 +18,17 @@ from rollway.targets import Targets
         ({"image": "repo/app"}, "not a pinned image reference"),
         ({"image": "repo/app:1", "stages": [{"weight": 5}, {"weight": 5}]}, "strictly increasing"),
         ({"image": "repo/app:1", "stages": [{"weight": 50}, {"weight": 25}]}, "strictly increasing"),
+        # The usual first try at a stage list: said once per stage, with what to write.
+        ({"image": "repo/app:1", "stages": [5, 25, 100]},
+         r'stages.0\n  Value error, a stage is an object, not the number 5: write \{"weight": 5\}'),
+        # Which pair is out of order, and what to write instead.
+        ({"image": "repo/app:1", "stages": [{"weight": 5}, {"weight": 50}, {"weight": 25}, {"weight": 100}]},
+         r"got \[5, 50, 25, 100\]: 25 comes after 50 \(list each weight once, from the smallest to 100\)"),
+        # Stages changed and the default phase plan kept: the way out, not only the mismatch.
+        ({"image": "repo/app:1", "stages": [{"weight": 10}, {"weight": 100}],
+          "phases": [{"name": "week 1", "weights": [5]}, {"name": "week 2", "weights": [100]}]},
+         r"phases give \[5, 100\], stages are \[10, 100\]; list every stage's weight once across the phases, in "
+         r"order, or leave `phases` out to run every stage as one phase"),
         ({"image": "repo/app:1", "stages": [{"weight": 0}]}, "greater than or equal to 1"),
         ({"image": "repo/app:1", "stages": [{"weight": 101}]}, "less than or equal to 100"),
         ({"image": "repo/app:1", "stages": []}, "at least one stage"),

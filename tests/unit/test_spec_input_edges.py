@@ -64,6 +64,31 @@ def test_a_misspelt_key_in_a_queue_or_table_is_refused(data, where, meant):
         (QueueSpec if "queues" in data else TableSpec).model_validate(data[where.split(".")[0]][0])
 
 
+def test_a_misspelt_nested_key_keeps_its_close_match_beside_a_misspelt_top_level_one():
+    """The outer model rebuilt the nested error from its type, and its hint was lost."""
+    with pytest.raises(ValidationError) as refused:
+        Targets.model_validate({"canary_servce": "x", "queues": [{"name": "q", "dlq_name": "d", "max_recieve_count": 3}]})
+    assert "queues.0.max_recieve_count\n  Extra inputs are not permitted: unknown key (did you mean " \
+           "'max_receive_count'?)" in str(refused.value), refused.value
+
+
+# -- spec: a key no model knows -----------------------------------------------------------------
+
+@pytest.mark.parametrize(("raw", "where", "message"), [
+    ({"image": IMG, "aprovals": {}}, "aprovals", "unknown key (did you mean 'approvals'?)"),
+    ({"image": IMG, "approvals": {"on_timout": "hold"}}, "approvals.on_timout",
+     "unknown key (did you mean 'on_timeout'?)"),
+    ({"image": IMG, "stages": [{"weigth": 5}, {"weight": 100}]}, "stages.0.weigth",
+     "unknown key (did you mean 'weight'?)"),
+    ({"image": IMG, "phases": [{"name": "week 1", "wieghts": [5]}]}, "phases.0.wieghts",
+     "unknown key (did you mean 'weights'?)"),
+    ({"image": IMG, "zzz": 1}, "zzz", "unknown key (the keys are image, stages, analysis, "),
+], ids=["approvals", "on_timeout", "weight", "weights", "none-close"])
+def test_a_misspelt_spec_key_is_refused_naming_the_key_it_was_meant_as(raw, where, message):
+    """The spec said only "Extra inputs are not permitted", where the targets named the key meant."""
+    refused_at(raw, where, f"Extra inputs are not permitted: {message}")
+
+
 def test_a_queue_that_is_its_own_dead_letter_queue_is_refused():
     # The checklist would otherwise pass a queue with no dead-letter queue, and the DLQ guardrail
     # would watch the live queue's depth.

@@ -1,0 +1,52 @@
+"""A `rollway` command given a block name the Prefect API does not hold names the saved ones;
+one whose targets name a DynamoDB table AWS does not hold says which names to check.
+
+It repeated Prefect's "Unable to find block document named team-targts for block type
+rollway-targets" and said to pass --targets-block: the person had to list the blocks in the UI
+to find which name they had misspelt.
+"""
+
+from __future__ import annotations
+
+import pytest
+from prefect_aws import AwsCredentials
+
+from blocks.credentials import credentials_for_endpoint
+from blocks.targets import RollwayTargets
+from rollway.cli import ops
+from rollway.targets import Targets
+
+
+@pytest.fixture(scope="module")
+def saved_blocks() -> None:
+    RollwayTargets(**Targets().model_dump()).save("team-targets", overwrite=True)
+    AwsCredentials(region_name="us-west-2").save("team-aws", overwrite=True)
+
+
+@pytest.mark.parametrize(("blocks", "kind", "option", "meant"), [
+    ({"targets_block": "team-targts", "credentials_block": "team-aws"}, "rollway-targets", "--targets-block",
+     "team-targets"),
+    ({"targets_block": "team-targets", "credentials_block": "team-awz"}, "aws-credentials", "--credentials-block",
+     "team-aws"),
+], ids=["targets", "credentials"])
+def test_a_misspelt_block_name_is_refused_naming_the_saved_ones_and_the_one_meant(saved_blocks, capsys, blocks, kind,
+                                                                                   option, meant):
+    assert ops.status(**blocks) == 1
+    err = " ".join(capsys.readouterr().err.split())
+    given = blocks["targets_block" if option == "--targets-block" else "credentials_block"]
+    assert err.startswith(f"error: no {kind} block named {given!r} on the Prefect API "), err
+    assert "saved there: " in err and f"did you mean {option} {meant}?" in err, err
+    assert f"pass the name of a saved one as {option}" in err, err
+
+
+@pytest.mark.parametrize("command", ["status", "hold"])
+def test_a_ledger_table_aws_does_not_hold_says_which_names_to_check(aws, capsys, command):
+    """DynamoDB's "Requested resource not found" named no table: a misspelt rollouts_table, or an
+    account whose tables were never created, read as AWS failing."""
+    RollwayTargets(**{**aws.targets.model_dump(), "rollouts_table": "team-rollouts"}).save("no-ledger", overwrite=True)
+    credentials_for_endpoint(aws.endpoint_url, aws.targets.region).save("no-ledger", overwrite=True)
+    extra = {"approver": "ann", "comment": "", "flow_run": None} if command == "hold" else {}
+    assert getattr(ops, command)(targets_block="no-ledger", credentials_block="no-ledger", **extra) == 1
+    err = " ".join(capsys.readouterr().err.split())
+    assert "ResourceNotFoundException" in err and "the DynamoDB table is not in this account and region: check the " \
+        "targets block's rollouts_table (the ledger) and flags_table, and its region" in err, err
