@@ -417,8 +417,9 @@ def test_a_new_image_first_finishes_the_interrupted_rollback_of_the_old_one():
 def _first_call_after_intent(calls: list[str]) -> int:
     """1-based position of the call just after the ledger write that recorded the rollback's intent."""
     records = [i for i, name in enumerate(calls) if name == "record"]
-    # The last three records are the intent, the notice sent and the completion; kill on the call after the intent.
-    return records[-3] + 2
+    # The last four records are the intent, the notice being sent, the notice sent and the completion; kill on
+    # the call after the intent.
+    return records[-4] + 2
 
 
 def monitored_spec() -> RolloutSpec:
