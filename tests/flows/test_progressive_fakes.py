@@ -360,10 +360,11 @@ def test_a_rollback_killed_at_any_step_is_finished_on_resume():
     # Kills before the answer are the promotion path's (test_resume_after_a_kill_at_every_step);
     # from the recorded rejection on, every call is a point the run may die at.
     records = [i for i, name in enumerate(calls) if name == "record"]
-    # The last four records: the rejection, the intent, the notice sent and the rollback's end.
+    # The last five records: the rejection, the intent, the notice being sent, the notice sent and the
+    # rollback's end.
     notice_write = records[-2] + 1  # killed there, the notice went out but is not recorded
     after_intent = 0
-    for kill_at in range(records[-4] + 1, len(calls) + 1):
+    for kill_at in range(records[-5] + 1, len(calls) + 1):
         env, spec, killed, _ = _rejected_run_with_kill(kill_at)
         assert killed, kill_at
         pending = env.ledger.get(env.targets.canary_service).phase is RolloutPhase.ROLLING_BACK
@@ -386,6 +387,9 @@ def test_a_rollback_killed_at_any_step_is_finished_on_resume():
             # recorded is not sent again. Only a death between the publish and its record pages twice.
             pages = [m for m in env.notifier.messages if m[0].startswith("Rollback:")]
             assert len(pages) == (2 if kill_at == notice_write else 1), (kill_at, calls[kill_at - 1], pages)
+            # The second page says it may repeat the first, which reads as any first page does.
+            assert [p.startswith("This notice may repeat one sent at ") for _, p in pages] == (
+                [False, True] if kill_at == notice_write else [False]), (kill_at, pages)
     assert after_intent >= 3, "kills fell inside the rollback, between its intent and its record"
 
 
