@@ -24,14 +24,16 @@ from tests.flows.test_rollback_claim import rolling_back
 
 class DiesBeforeTheEnd(FakeLedger):
     """The rollback's process dies (here: the write raises what no rollback step catches) when it
-    comes to record the rollback's end, the first time only."""
+    comes to record the rollback's end (``kind``), the first time only."""
+
+    kind = "rollback"
 
     def __init__(self) -> None:
         super().__init__()
         self.died = False
 
     def record(self, service, **kwargs):
-        if kwargs["transition"].kind == "rollback" and not self.died:
+        if kwargs["transition"].kind == self.kind and not self.died:
             self.died = True
             raise SystemError("the rollback's process was killed")
         return super().record(service, **kwargs)
@@ -61,19 +63,11 @@ def test_a_rollback_run_again_after_its_process_died_past_the_notice_pages_nobod
     assert "SNS message id `msg-1`" in incident_report(record)
 
 
-class DiesBeforeRecordingTheNotice(FakeLedger):
+class DiesBeforeRecordingTheNotice(DiesBeforeTheEnd):
     """The rollback's process dies right after SNS took its notice, before the ``notified`` entry
     is written, the first time only."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.died = False
-
-    def record(self, service, **kwargs):
-        if kwargs["transition"].kind == "notified" and not self.died:
-            self.died = True
-            raise SystemError("the rollback's process was killed")
-        return super().record(service, **kwargs)
+    kind = "notified"
 
 
 def may_repeat(actor: str, at: float) -> str:
@@ -151,27 +145,30 @@ def test_a_notice_that_failed_is_sent_by_the_rollback_run_again(monkeypatch):
     assert env.notifier.messages[0][1].startswith("rollway rolled back ")
 
 
-def test_on_the_embedded_aws_the_rollback_run_again_sends_no_second_sns_notice(aws, monkeypatch):
-    """The same on DynamoDB and SNS (moto), through the blocks a person's rollback flow loads: the
-    notice's record is a DynamoDB write, and the rollback run again reads it back."""
+def carol_dies_then_erin_finishes(aws, monkeypatch, dies_at: str):
+    """On DynamoDB and SNS (moto), through the blocks a person's rollback flow loads: carol's
+    rollback dies when it comes to write the ``dies_at`` entry; once its claim lapsed, erin's
+    finishes it. Returns (the SNS messages the alert topic delivered, oldest first, as SNS sends
+    them, the rollout as stored, erin's result)."""
+    import json
     import time
 
     from rollway.aws.ledger import DynamoLedger
-    from tests.flows.moto_env import inbox, received_subjects, saved_blocks
+    from tests.flows.moto_env import inbox, saved_blocks
     from tests.flows.test_reports_flow import start_at_five_percent
 
-    blocks = saved_blocks(aws, "notice")
+    blocks = saved_blocks(aws, dies_at)
     url = inbox(aws)
     record, _ = start_at_five_percent(aws)
     service = aws.targets.canary_service
     real_record = DynamoLedger.record
 
-    def dies_at_the_end(self, service, **kwargs):
-        if kwargs["transition"].kind == "rollback":
+    def dies(self, service, **kwargs):
+        if kwargs["transition"].kind == dies_at:
             raise SystemError("the rollback's process was killed")
         return real_record(self, service, **kwargs)
 
-    monkeypatch.setattr(DynamoLedger, "record", dies_at_the_end)
+    monkeypatch.setattr(DynamoLedger, "record", dies)
     with pytest.raises(SystemError):
         rollback(reason="users report 500s on save", actor="carol", targets_block=blocks, aws_credentials_block=blocks)
     monkeypatch.setattr(DynamoLedger, "record", real_record)
@@ -182,8 +179,16 @@ def test_on_the_embedded_aws_the_rollback_run_again_sends_no_second_sns_notice(a
 
     done = rollback(reason="finish carol's rollback", actor="erin", targets_block=blocks, aws_credentials_block=blocks)
 
-    assert received_subjects(aws, url) == [f"Rollback: {service}"]
-    stored = DynamoLedger(aws.get_client("dynamodb"), aws.targets).get(service)
+    got = aws.get_client("sqs").receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+    pages = sorted((json.loads(m["Body"]) for m in got), key=lambda body: body["Timestamp"])
+    return pages, DynamoLedger(aws.get_client("dynamodb"), aws.targets).get(service), done
+
+
+def test_on_the_embedded_aws_the_rollback_run_again_sends_no_second_sns_notice(aws, monkeypatch):
+    """The same on the embedded AWS: the notice's record is a DynamoDB write, and the rollback run
+    again reads it back."""
+    pages, stored, done = carol_dies_then_erin_finishes(aws, monkeypatch, "rollback")
+    assert [p["Subject"] for p in pages] == [f"Rollback: {aws.targets.canary_service}"]
     notice = stored.last_transition("notified")
     assert (notice.actor, notice.message_id) == ("carol", done.notification_id) and done.notification_id
     assert stored.phase is RolloutPhase.ROLLED_BACK and stored.history[-1].message_id == done.notification_id
@@ -191,41 +196,11 @@ def test_on_the_embedded_aws_the_rollback_run_again_sends_no_second_sns_notice(a
 
 def test_on_the_embedded_aws_a_rollback_finishing_one_that_died_right_after_paging_says_it_may_repeat(
         aws, monkeypatch):
-    """On DynamoDB and SNS (moto): carol's rollback dies after SNS took its notice and before the
-    ``notified`` write; erin's finishes it and sends a second notice that says, at its top, that it
-    may repeat carol's."""
-    import json
-    import time
-
-    from rollway.aws.ledger import DynamoLedger
-    from tests.flows.moto_env import inbox, saved_blocks
-    from tests.flows.test_reports_flow import start_at_five_percent
-
-    blocks = saved_blocks(aws, "intent")
-    url = inbox(aws)
-    record, _ = start_at_five_percent(aws)
+    """carol's rollback dies after SNS took its notice and before the ``notified`` write; erin's
+    finishes it and sends a second notice that says, at its top, that it may repeat carol's."""
+    pages, stored, _ = carol_dies_then_erin_finishes(aws, monkeypatch, "notified")
     service = aws.targets.canary_service
-    real_record = DynamoLedger.record
-
-    def dies_before_recording_the_notice(self, service, **kwargs):
-        if kwargs["transition"].kind == "notified":
-            raise SystemError("the rollback's process was killed")
-        return real_record(self, service, **kwargs)
-
-    monkeypatch.setattr(DynamoLedger, "record", dies_before_recording_the_notice)
-    with pytest.raises(SystemError):
-        rollback(reason="users report 500s on save", actor="carol", targets_block=blocks, aws_credentials_block=blocks)
-    monkeypatch.setattr(DynamoLedger, "record", real_record)
-    aws.get_client("dynamodb").update_item(
-        TableName=aws.targets.rollouts_table, Key={"service": {"S": service}, "rollout_id": {"S": record.rollout_id}},
-        UpdateExpression="SET rollback_expires = :past", ExpressionAttributeValues={":past": {"N": str(time.time() - 1)}})
-
-    rollback(reason="finish carol's rollback", actor="erin", targets_block=blocks, aws_credentials_block=blocks)
-
-    got = aws.get_client("sqs").receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
-    pages = sorted((json.loads(m["Body"]) for m in got), key=lambda body: body["Timestamp"])
     assert [p["Subject"] for p in pages] == [f"Rollback: {service}"] * 2, pages
-    stored = DynamoLedger(aws.get_client("dynamodb"), aws.targets).get(service)
     intent = next(t for t in stored.history if t.kind == "notifying" and t.actor == "carol")
     assert pages[0]["Message"].startswith(f"rollway rolled back {service} ")
     assert pages[1]["Message"].startswith(may_repeat("carol", intent.at) + f"rollway rolled back {service} ")
