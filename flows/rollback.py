@@ -50,9 +50,10 @@ from rollway.environment import Environment
 from rollway.errors_pickle import PicklableError
 from rollway.finalize import reversible_by_hand
 from rollway.image import with_pin
-from rollway.ledger import (CLAIM_SECONDS, NOTIFIED, LedgerError, RollbackClaimed, RollbackUnrecorded, RolloutEnded,
-                            RolloutNotFound, RolloutRecord, RolloutSuperseded, Transition, check_claimable,
-                            check_rolling_back, check_rollout, claim_changes, notice_sent, rollback_start, utc)
+from rollway.ledger import (CLAIM_SECONDS, NOTICE_FAILED, NOTIFIED, NOTIFYING, LedgerError, RollbackClaimed,
+                            RollbackUnrecorded, RolloutEnded, RolloutNotFound, RolloutRecord, RolloutSuperseded,
+                            Transition, check_claimable, check_rolling_back, check_rollout, claim_changes, notice_sent,
+                            notice_unconfirmed, rollback_start, utc)
 from rollway.model import ServiceState, Weights
 from rollway.phases import RolloutPhase
 from rollway.report import RollbackResult, RolloutResult
@@ -415,7 +416,7 @@ def execute_rollback(
         # Only the notice of a rollback with every step done is recorded and not sent again: one
         # that told people of a failed step is followed by the notice of the run that finishes it.
         complete = not failed_steps and flags_failed is None and ledger_failure is None
-        told = _notice_recorded(env, rollout) if complete else None
+        told, intent = _notice_recorded(env, rollout) if complete else (None, None)
         if told is not None:
             message_id = told.message_id
             log.warning("people were told of this rollback already, by %s at %s (SNS message %s), before that run "
@@ -424,9 +425,19 @@ def execute_rollback(
             steps.append(f"notified already by {told.actor} at {utc(told.at)} (SNS message {told.message_id}): "
                          "not notified again")
         else:
+            if intent is not None:
+                # An earlier run set out to page and stopped before recording that SNS took it:
+                # people may have heard already, and the page says so rather than looking new.
+                log.warning("%s set out to send this rollback's notice at %s and stopped before recording it: "
+                            "sending it, saying it may repeat that one", intent.actor, utc(intent.at))
+                message = (f"This notice may repeat one sent at {utc(intent.at)} by {intent.actor}, whose run "
+                           "stopped before recording it.\n\n" + message)
+            if complete:
+                _record_notice(env, rollout, actor, None, sending=True)
             try:
                 message_id = metrics.notify(env.notifier, f"Rollback: {t.canary_service}", message)
-                steps.append("notified")
+                steps.append("notified" if intent is None else
+                             f"notified (may repeat the notice {intent.actor} set out to send at {utc(intent.at)})")
             except Exception as err:  # noqa: BLE001 - the run fails below, naming this and any earlier failure
                 # A failed step like any other, even alone: the run's error says the traffic is back and
                 # only the page failed. SNS's bare error said neither, and `rollway abort` told people
@@ -434,6 +445,9 @@ def execute_rollback(
                 log.error("could not send the rollback notification: %s", err)
                 message_id = None
                 failed_steps.append(f"notify ({err})")
+                if complete:
+                    # Nobody was paged: the rollback run again says nothing of a page that may repeat.
+                    _record_notice(env, rollout, actor, None, failed=err)
             else:
                 if complete:
                     _record_notice(env, rollout, actor, message_id)
@@ -457,35 +471,52 @@ def execute_rollback(
     )
 
 
-def _notice_recorded(env: Environment, rollout: str | None) -> Transition | None:
-    """The notice of ``rollout``'s rollback an earlier run of it sent, as the ledger recorded it
-    (``rollway.ledger.notice_sent``), or None: none recorded, no ledger or rollout to ask, or the
-    ledger could not be read (then the notice is sent: twice is better than never)."""
+def _notice_recorded(env: Environment, rollout: str | None) -> tuple[Transition | None, Transition | None]:
+    """What earlier runs of ``rollout``'s rollback recorded of its notice, from one read: the notice
+    sent (``rollway.ledger.notice_sent``) and, when none was, a notice set out to be sent with no
+    record that SNS took it (``notice_unconfirmed``). (None, None): nothing recorded, no ledger or
+    rollout to ask, or the ledger could not be read (then the notice is sent: twice is better than
+    never)."""
     if env.ledger is None or rollout is None:
-        return None
+        return None, None
     try:
-        return notice_sent(env.ledger.get(env.targets.canary_service), rollout)
+        record = env.ledger.get(env.targets.canary_service)
     except STORAGE_ERRORS as err:
         get_run_logger().warning("could not read whether this rollback's notice went out already (%s): sending it",
                                  storage_failure(err))
-        return None
+        return None, None
+    return notice_sent(record, rollout), notice_unconfirmed(record, rollout)
 
 
-def _record_notice(env: Environment, rollout: str | None, actor: str, message_id: str | None) -> None:
+def _record_notice(env: Environment, rollout: str | None, actor: str, message_id: str | None, *,
+                   sending: bool = False, failed: BaseException | None = None) -> None:
     """Record that the rollback's notice went out, right after it did: a rollback that dies before
     recording its end is finished by another, which then does not page people again. After the
     publish, not before: a rollback that dies in between pages twice, one recorded before it would
-    page nobody. A write that fails is logged: the rollback's end records the message id anyway."""
+    page nobody. ``sending``: record instead, right before the publish, that this run sets out to
+    send it, so that the page of a run finishing one that died in between says it may repeat a page;
+    ``failed``: that SNS did not take it. A write that fails is logged and the rollback goes on
+    (the page too): the rollback's end records the message id anyway."""
     if env.ledger is None or rollout is None:
         return
     now = env.clock.now()
+    if sending:
+        kind, comment, lost = (NOTIFYING, "the rollback's notice is being sent",
+                               "sending it; a rollback run again before this one records it would not say it may "
+                               "repeat it")
+    elif failed is not None:
+        kind, comment, lost = (NOTICE_FAILED, f"the rollback's notice was not sent: {failed}",
+                               "a rollback run again would say its notice may repeat this one")
+    else:
+        kind, comment, lost = (NOTIFIED, "the rollback's notice was sent",
+                               "a rollback run again before this one records its end would send it again")
     try:
         env.ledger.record(env.targets.canary_service, owner=None, now=now, rollout=rollout, rule=check_rolling_back,
-                          transition=Transition(at=now, kind=NOTIFIED, actor=actor, message_id=message_id,
-                                                comment="the rollback's notice was sent"))
+                          transition=Transition(at=now, kind=kind, actor=actor, message_id=message_id,
+                                                comment=comment))
     except (LedgerError, *STORAGE_ERRORS) as err:
-        get_run_logger().warning("could not record that the rollback's notice was sent (%s): a rollback run again "
-                                 "before this one records its end would send it again", err)
+        what = {NOTIFYING: "is being sent", NOTICE_FAILED: "was not sent", NOTIFIED: "was sent"}[kind]
+        get_run_logger().warning("could not record that the rollback's notice %s (%s): %s", what, err, lost)
 
 
 def _run_again(bindings: Sequence[FlagBinding], ledgered: bool) -> str:

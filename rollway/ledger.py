@@ -128,7 +128,7 @@ class Transition(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     at: float
-    kind: str = Field(description="start, shift, verdict, pause, approve, reject, hold, timeout, adopt, rollback-start, notified, rollback, promote, phase, resume, takeover, unheard, flag, decommission, watched, monitor")
+    kind: str = Field(description="start, shift, verdict, pause, approve, reject, hold, timeout, adopt, rollback-start, notifying, notified, notice-failed, rollback, promote, phase, resume, takeover, unheard, flag, decommission, watched, monitor")
     actor: str
     from_weights: Weights | None = None
     to_weights: Weights | None = None
@@ -228,6 +228,34 @@ def notice_sent(record: RolloutRecord | None, rollout: str | None) -> Transition
     if record.phase is not RolloutPhase.ROLLING_BACK:
         return None
     return record.last_transition(NOTIFIED)
+
+
+NOTIFYING = "notifying"
+"""The history entry of a rollback setting out to send its notice (who, when), recorded right
+before the publish: with no ``notified`` after it, the run stopped (or its write of ``notified``
+failed) somewhere between the two, and whether people were paged is not known."""
+
+NOTICE_FAILED = "notice-failed"
+"""The history entry of a rollback's notice SNS did not take (the error in its comment), after its
+``notifying``: that rollback is known to have paged nobody, so the one run again does not say it
+may repeat a page."""
+
+
+def notice_unconfirmed(record: RolloutRecord | None, rollout: str | None) -> Transition | None:
+    """The newest ``notifying`` entry of ``rollout``'s rollback under way with no ``notified``
+    (nor ``notice-failed``) after it, or None: the notice that rollback set out to send may have
+    gone out, so the one sent now says it may repeat it. Only while ``record`` is that rollout and
+    rolling back, as ``notice_sent``."""
+    if record is None or rollout is None or record.rollout_id != rollout:
+        return None
+    if record.phase is not RolloutPhase.ROLLING_BACK:
+        return None
+    for t in reversed(record.history):
+        if t.kind in (NOTIFIED, NOTICE_FAILED):
+            return None
+        if t.kind == NOTIFYING:
+            return t
+    return None
 
 
 def check_rolling_back(record: RolloutRecord) -> None:

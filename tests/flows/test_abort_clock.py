@@ -65,7 +65,7 @@ def test_abort_stamps_its_entries_on_the_owning_runs_60x_clock(monkeypatch, caps
 
     assert code == 0, capsys.readouterr()
     history = env.ledger.get(service).history
-    assert [t.kind for t in history][-3:] == ["rollback-start", "notified", "rollback"], history
+    assert [t.kind for t in history][-4:] == ["rollback-start", "notifying", "notified", "rollback"], history
     start, notice, end = history[-3:]
     stamped = [(t.kind, t.at) for t in history]
     assert start.at >= now and end.at >= notice.at >= start.at, stamped  # in order, after the run's shift

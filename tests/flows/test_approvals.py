@@ -122,7 +122,7 @@ def test_timeout_with_hold_keeps_the_weights_and_asks_again():
     thread.join(5)
     kinds = [t.kind for t in history(env)]
     assert kinds.count("timeout") >= 1  # the unanswered pauses were recorded
-    assert kinds[-4:] == ["reject", "rollback-start", "notified", "rollback"]
+    assert kinds[-5:] == ["reject", "rollback-start", "notifying", "notified", "rollback"]
     assert result.outcome == "rolled_back"
 
 
@@ -199,7 +199,7 @@ def test_cancelling_a_paused_run_stops_the_pause_and_its_cancellation_hook_rolls
     record = env.ledger.get(env.targets.canary_service)
     assert record.phase is RolloutPhase.ROLLED_BACK
     kinds = [t.kind for t in record.history]
-    assert "timeout" not in kinds and kinds[-3:] == ["rollback-start", "notified", "rollback"], kinds
+    assert "timeout" not in kinds and kinds[-4:] == ["rollback-start", "notifying", "notified", "rollback"], kinds
     assert record.history[-1].actor == "state hook (cancelling)"
 
 

@@ -83,7 +83,7 @@ def test_rejection_rolls_back_and_is_recorded():
     assert result.outcome == "rolled_back"
     record = env.ledger.get(env.targets.canary_service)
     assert record.phase is RolloutPhase.ROLLED_BACK
-    assert kinds(env)[-4:] == ["reject", "rollback-start", "notified", "rollback"]
+    assert kinds(env)[-5:] == ["reject", "rollback-start", "notifying", "notified", "rollback"]
     assert env.router.weights == Weights(stable=100, canary=0)
 
 
@@ -355,14 +355,16 @@ def _rejected_run_with_kill(kill_at: int):
 def test_a_rollback_killed_at_any_step_is_finished_on_resume():
     env, _, killed, calls = _rejected_run_with_kill(kill_at=0)
     assert not killed
-    assert kinds(env)[-4:] == ["reject", "rollback-start", "notified", "rollback"], "intent is recorded before acting"
+    assert kinds(env)[-5:] == ["reject", "rollback-start", "notifying", "notified", "rollback"], (
+        "intent is recorded before acting")
     # Kills before the answer are the promotion path's (test_resume_after_a_kill_at_every_step);
     # from the recorded rejection on, every call is a point the run may die at.
     records = [i for i, name in enumerate(calls) if name == "record"]
-    # The last four records: the rejection, the intent, the notice sent and the rollback's end.
+    # The last five records: the rejection, the intent, the notice being sent, the notice sent and the
+    # rollback's end.
     notice_write = records[-2] + 1  # killed there, the notice went out but is not recorded
     after_intent = 0
-    for kill_at in range(records[-4] + 1, len(calls) + 1):
+    for kill_at in range(records[-5] + 1, len(calls) + 1):
         env, spec, killed, _ = _rejected_run_with_kill(kill_at)
         assert killed, kill_at
         pending = env.ledger.get(env.targets.canary_service).phase is RolloutPhase.ROLLING_BACK
@@ -385,6 +387,9 @@ def test_a_rollback_killed_at_any_step_is_finished_on_resume():
             # recorded is not sent again. Only a death between the publish and its record pages twice.
             pages = [m for m in env.notifier.messages if m[0].startswith("Rollback:")]
             assert len(pages) == (2 if kill_at == notice_write else 1), (kill_at, calls[kill_at - 1], pages)
+            # The second page says it may repeat the first, which reads as any first page does.
+            assert [p.startswith("This notice may repeat one sent at ") for _, p in pages] == (
+                [False, True] if kill_at == notice_write else [False]), (kill_at, pages)
     assert after_intent >= 3, "kills fell inside the rollback, between its intent and its record"
 
 
@@ -416,8 +421,9 @@ def test_a_new_image_first_finishes_the_interrupted_rollback_of_the_old_one():
 def _first_call_after_intent(calls: list[str]) -> int:
     """1-based position of the call just after the ledger write that recorded the rollback's intent."""
     records = [i for i, name in enumerate(calls) if name == "record"]
-    # The last three records are the intent, the notice sent and the completion; kill on the call after the intent.
-    return records[-3] + 2
+    # The last four records are the intent, the notice being sent, the notice sent and the completion; kill on
+    # the call after the intent.
+    return records[-4] + 2
 
 
 def monitored_spec() -> RolloutSpec:
@@ -560,7 +566,7 @@ def test_a_resumed_window_that_sees_errors_records_the_rollback_before_acting():
     assert result.outcome == "rolled_back" and "over the 5% guardrail" in result.reason
     assert env.router.weights == Weights(stable=100, canary=0)
     assert env.deployer.services[env.targets.stable_service].desired > 0, "the old service was not decommissioned"
-    assert kinds(env)[-3:] == ["rollback-start", "notified", "rollback"]
+    assert kinds(env)[-4:] == ["rollback-start", "notifying", "notified", "rollback"]
     assert env.ledger.get(env.targets.canary_service).phase is RolloutPhase.ROLLED_BACK
 
 
@@ -572,7 +578,7 @@ def rollback_recorded_on(env, reason):
 def test_a_hook_rollback_inside_the_window_is_recorded_and_after_it_is_not():
     env, _ = _killed_while_monitoring()
     rollback_recorded_on(env, "run died while monitoring")
-    assert kinds(env)[-3:] == ["rollback-start", "notified", "rollback"]
+    assert kinds(env)[-4:] == ["rollback-start", "notifying", "notified", "rollback"]
     assert env.ledger.get(env.targets.canary_service).phase is RolloutPhase.ROLLED_BACK
 
     # A finished, decommissioned rollout is history: a later rollback (say, of an unrelated
@@ -649,7 +655,7 @@ def test_a_rollback_by_hand_stops_the_live_run_before_it_moves_traffic_again():
     assert record.phase is RolloutPhase.ROLLED_BACK
     assert env.router.weights == Weights(stable=100, canary=0)
     assert shifts(env) == [5], "no shift after the rollback"
-    assert kinds(env)[-3:] == ["rollback-start", "notified", "rollback"]
+    assert kinds(env)[-4:] == ["rollback-start", "notifying", "notified", "rollback"]
 
 
 def test_a_refused_skip_ahead_approves_nothing_and_a_resume_asks_again():
@@ -913,7 +919,7 @@ def test_a_rollback_run_by_hand_after_a_promotion_no_window_or_finalize_closed_i
     assert env.deployer.services[t.stable_service].task_definition == previous
     record = env.ledger.get(t.canary_service)
     assert (record.rollout_id, record.phase) == (rollout, RolloutPhase.ROLLED_BACK)
-    assert kinds(env)[-3:] == ["rollback-start", "notified", "rollback"]
+    assert kinds(env)[-4:] == ["rollback-start", "notifying", "notified", "rollback"]
     assert record.last_transition("rollback").actor == "erin"
     # As the rollback of an open rollout does: the promoted version's flags are off with it.
     assert env.flags.get("multi-session").enabled is False

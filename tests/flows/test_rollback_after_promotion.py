@@ -44,7 +44,7 @@ def test_a_rollback_by_hand_after_a_window_without_decommission_is_recorded_on_t
     assert canary.desired == 0 and canary.task_definition == previous
     record = env.ledger.get(t.canary_service)
     assert (record.rollout_id, record.phase) == (rollout, RolloutPhase.ROLLED_BACK)
-    assert kinds(aws)[-4:] == ["watched", "rollback-start", "notified", "rollback"]
+    assert kinds(aws)[-5:] == ["watched", "rollback-start", "notifying", "notified", "rollback"]
     end = record.last_transition("rollback")
     assert (end.actor, end.comment, end.to_weights) == ("erin", "sessions lost since 2.0.0", ALL_STABLE)
     assert record.rollback_holder is None, "the rollback's claim ends with it"

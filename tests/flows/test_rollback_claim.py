@@ -204,7 +204,7 @@ def test_a_claim_whose_holder_died_is_taken_over_and_the_rollback_finished(monke
     assert (end.kind, end.message_id, end.task_definition) == ("rollback", "msg-1", STABLE_TD)
     # ... and the history says this rollback took the dead one's over, on the rollout clock (the reports read it).
     taken = record.last_transition("takeover")  # before the notice's record and the end
-    assert [t.kind for t in record.history[-3:]] == ["takeover", "notified", "rollback"], record.history
+    assert [t.kind for t in record.history[-4:]] == ["takeover", "notifying", "notified", "rollback"], record.history
     assert taken.actor.split(" (")[0] == "operator", record.history
     assert taken.comment.startswith("took the rollback over from erin (process 4242 on laptop), whose claim lapsed")
     assert taken.at <= end.at
@@ -269,7 +269,7 @@ def test_on_the_embedded_aws_a_lapsed_claim_is_taken_over_and_the_end_recorded(a
     assert (end.kind, end.actor, end.message_id, end.task_definition) == (  # ... kept with the rollback's end
         "rollback", "carol", done.notification_id, done.canary_task_definition)
     taken = stored.last_transition("takeover")  # ... after the takeover of erin's lapsed claim and the notice
-    assert [t.kind for t in stored.history[-3:]] == ["takeover", "notified", "rollback"], stored.history
+    assert [t.kind for t in stored.history[-4:]] == ["takeover", "notifying", "notified", "rollback"], stored.history
     assert taken.actor.split(" (")[0] == "carol", stored.history
     assert "took the rollback over from erin (process 4242 on laptop)" in taken.comment
 

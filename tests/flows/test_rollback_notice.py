@@ -2,7 +2,9 @@
 
 The notice is recorded in the rollout's history right after it went out (a ``notified`` entry with
 its SNS message id); the rollback run again finds it, says so in its log and sends nothing. A
-notice that failed is not recorded, and the rollback run again sends it.
+notice that failed is not recorded, and the rollback run again sends it. Right before the publish
+a ``notifying`` entry says who set out to send it and when: a rollback that died between the two
+is finished by one whose page says, at its top, that it may repeat that one.
 """
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ import pytest
 from flows.rollback import RollbackIncomplete, rollback
 from rollway.aws.errors import TargetNotFound
 from rollway.fakes import FakeLedger
-from rollway.ledger import Transition
+from rollway.ledger import LedgerError, Transition, utc
 from rollway.model import Weights
 from rollway.phases import RolloutPhase
 from rollway.reports import incident_report
@@ -22,14 +24,16 @@ from tests.flows.test_rollback_claim import rolling_back
 
 class DiesBeforeTheEnd(FakeLedger):
     """The rollback's process dies (here: the write raises what no rollback step catches) when it
-    comes to record the rollback's end, the first time only."""
+    comes to record the rollback's end (``kind``), the first time only."""
+
+    kind = "rollback"
 
     def __init__(self) -> None:
         super().__init__()
         self.died = False
 
     def record(self, service, **kwargs):
-        if kwargs["transition"].kind == "rollback" and not self.died:
+        if kwargs["transition"].kind == self.kind and not self.died:
             self.died = True
             raise SystemError("the rollback's process was killed")
         return super().record(service, **kwargs)
@@ -59,6 +63,60 @@ def test_a_rollback_run_again_after_its_process_died_past_the_notice_pages_nobod
     assert "SNS message id `msg-1`" in incident_report(record)
 
 
+class DiesBeforeRecordingTheNotice(DiesBeforeTheEnd):
+    """The rollback's process dies right after SNS took its notice, before the ``notified`` entry
+    is written, the first time only."""
+
+    kind = "notified"
+
+
+def may_repeat(actor: str, at: float) -> str:
+    return f"This notice may repeat one sent at {utc(at)} by {actor}, whose run stopped before recording it.\n\n"
+
+
+def test_a_rollback_run_again_after_its_process_died_right_after_paging_says_its_page_may_repeat(monkeypatch):
+    env, first = rolling_back(monkeypatch, DiesBeforeRecordingTheNotice(), holder=None, expires_in=0.0)
+    service = env.targets.canary_service
+    with pytest.raises(SystemError):
+        rollback(reason="abort", actor="carol")
+    intent = env.ledger.get(service).last_transition("notifying")
+    assert (intent.actor, intent.at) == ("carol", env.clock.now()) and len(env.notifier.messages) == 1
+
+    done = rollback(reason="finish carol's abort", actor="erin")
+
+    (_, first_page), (subject, second_page) = env.notifier.messages
+    assert first_page.startswith(f"rollway rolled back {service} ")  # the first page as it always was
+    assert subject == f"Rollback: {service}"
+    assert second_page.startswith(may_repeat("carol", intent.at) + f"rollway rolled back {service} "), second_page
+    assert "Requested by: erin" in second_page and "may repeat" not in first_page
+    assert any(s.startswith("notified (may repeat the notice carol set out to send at") for s in done.steps)
+    kinds = [t.kind for t in env.ledger.get(service).history]
+    assert kinds[-4:] == ["notifying", "notifying", "notified", "rollback"], kinds
+
+
+class RefusesTheIntent(FakeLedger):
+    """DynamoDB refuses the write of the ``notifying`` entry (throttled, say)."""
+
+    def record(self, service, **kwargs):
+        if kwargs["transition"].kind == "notifying":
+            raise LedgerError("throttled")
+        return super().record(service, **kwargs)
+
+
+def test_a_rollback_whose_ledger_refuses_the_notice_intent_still_pages_and_records_the_notice(monkeypatch, caplog):
+    env, first = rolling_back(monkeypatch, RefusesTheIntent(), holder=None, expires_in=0.0)
+    with caplog.at_level(logging.WARNING):
+        done = rollback(reason="abort")
+    assert [subject for subject, _ in env.notifier.messages] == [f"Rollback: {env.targets.canary_service}"]
+    assert env.notifier.messages[0][1].startswith("rollway rolled back ")
+    record = env.ledger.get(env.targets.canary_service)
+    assert record.phase is RolloutPhase.ROLLED_BACK and record.last_transition("notified").message_id == "msg-1"
+    assert done.notification_id == "msg-1"
+    said = [r.getMessage() for r in caplog.records]
+    assert any("could not record that the rollback's notice is being sent (throttled): sending it" in m
+               for m in said), said
+
+
 def rollback_paging_nobody(env) -> None:
     """One rollback run on ``env`` whose SNS topic is gone: every step but the notice is done, and
     the run fails on it (RollbackIncomplete), as a rollback to be run again leaves things."""
@@ -83,29 +141,34 @@ def test_a_notice_that_failed_is_sent_by_the_rollback_run_again(monkeypatch):
     done = rollback(reason="abort again")
     assert [subject for subject, _ in env.notifier.messages] == [f"Rollback: {env.targets.canary_service}"]
     assert done.notification_id == "msg-1" and "notified" in done.steps
+    # The first run is known to have paged nobody (SNS refused it): no "may repeat" on this page.
+    assert env.notifier.messages[0][1].startswith("rollway rolled back ")
 
 
-def test_on_the_embedded_aws_the_rollback_run_again_sends_no_second_sns_notice(aws, monkeypatch):
-    """The same on DynamoDB and SNS (moto), through the blocks a person's rollback flow loads: the
-    notice's record is a DynamoDB write, and the rollback run again reads it back."""
+def carol_dies_then_erin_finishes(aws, monkeypatch, dies_at: str):
+    """On DynamoDB and SNS (moto), through the blocks a person's rollback flow loads: carol's
+    rollback dies when it comes to write the ``dies_at`` entry; once its claim lapsed, erin's
+    finishes it. Returns (the SNS messages the alert topic delivered, oldest first, as SNS sends
+    them, the rollout as stored, erin's result)."""
+    import json
     import time
 
     from rollway.aws.ledger import DynamoLedger
-    from tests.flows.moto_env import inbox, received_subjects, saved_blocks
+    from tests.flows.moto_env import inbox, saved_blocks
     from tests.flows.test_reports_flow import start_at_five_percent
 
-    blocks = saved_blocks(aws, "notice")
+    blocks = saved_blocks(aws, dies_at)
     url = inbox(aws)
     record, _ = start_at_five_percent(aws)
     service = aws.targets.canary_service
     real_record = DynamoLedger.record
 
-    def dies_at_the_end(self, service, **kwargs):
-        if kwargs["transition"].kind == "rollback":
+    def dies(self, service, **kwargs):
+        if kwargs["transition"].kind == dies_at:
             raise SystemError("the rollback's process was killed")
         return real_record(self, service, **kwargs)
 
-    monkeypatch.setattr(DynamoLedger, "record", dies_at_the_end)
+    monkeypatch.setattr(DynamoLedger, "record", dies)
     with pytest.raises(SystemError):
         rollback(reason="users report 500s on save", actor="carol", targets_block=blocks, aws_credentials_block=blocks)
     monkeypatch.setattr(DynamoLedger, "record", real_record)
@@ -116,11 +179,32 @@ def test_on_the_embedded_aws_the_rollback_run_again_sends_no_second_sns_notice(a
 
     done = rollback(reason="finish carol's rollback", actor="erin", targets_block=blocks, aws_credentials_block=blocks)
 
-    assert received_subjects(aws, url) == [f"Rollback: {service}"]
-    stored = DynamoLedger(aws.get_client("dynamodb"), aws.targets).get(service)
+    got = aws.get_client("sqs").receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+    pages = sorted((json.loads(m["Body"]) for m in got), key=lambda body: body["Timestamp"])
+    return pages, DynamoLedger(aws.get_client("dynamodb"), aws.targets).get(service), done
+
+
+def test_on_the_embedded_aws_the_rollback_run_again_sends_no_second_sns_notice(aws, monkeypatch):
+    """The same on the embedded AWS: the notice's record is a DynamoDB write, and the rollback run
+    again reads it back."""
+    pages, stored, done = carol_dies_then_erin_finishes(aws, monkeypatch, "rollback")
+    assert [p["Subject"] for p in pages] == [f"Rollback: {aws.targets.canary_service}"]
     notice = stored.last_transition("notified")
     assert (notice.actor, notice.message_id) == ("carol", done.notification_id) and done.notification_id
     assert stored.phase is RolloutPhase.ROLLED_BACK and stored.history[-1].message_id == done.notification_id
+
+
+def test_on_the_embedded_aws_a_rollback_finishing_one_that_died_right_after_paging_says_it_may_repeat(
+        aws, monkeypatch):
+    """carol's rollback dies after SNS took its notice and before the ``notified`` write; erin's
+    finishes it and sends a second notice that says, at its top, that it may repeat carol's."""
+    pages, stored, _ = carol_dies_then_erin_finishes(aws, monkeypatch, "notified")
+    service = aws.targets.canary_service
+    assert [p["Subject"] for p in pages] == [f"Rollback: {service}"] * 2, pages
+    intent = next(t for t in stored.history if t.kind == "notifying" and t.actor == "carol")
+    assert pages[0]["Message"].startswith(f"rollway rolled back {service} ")
+    assert pages[1]["Message"].startswith(may_repeat("carol", intent.at) + f"rollway rolled back {service} ")
+    assert stored.phase is RolloutPhase.ROLLED_BACK
 
 
 def ended_meanwhile(env, rollout_id: str, actor: str, subject_starts: str = "") -> None:

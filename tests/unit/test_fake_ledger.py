@@ -605,6 +605,22 @@ def test_open_for_rollback(phase, kinds, decommission, expected):
     assert open_for_rollback(spec, record) is expected
 
 
+@pytest.mark.parametrize("phase,kinds,expected", [
+    (RolloutPhase.ROLLING_BACK, ["rollback-start"], None),
+    (RolloutPhase.ROLLING_BACK, ["rollback-start", "notifying"], 1),  # died between the publish and its record
+    (RolloutPhase.ROLLING_BACK, ["rollback-start", "notifying", "takeover", "notifying"], 3),  # the newest
+    (RolloutPhase.ROLLING_BACK, ["rollback-start", "notifying", "notified"], None),  # sent, and recorded
+    (RolloutPhase.ROLLING_BACK, ["rollback-start", "notifying", "notice-failed"], None),  # SNS refused it
+    (RolloutPhase.ROLLED_BACK, ["rollback-start", "notifying", "rollback"], None),  # that rollback is over
+])
+def test_notice_unconfirmed(phase, kinds, expected):
+    from rollway.ledger import notice_unconfirmed
+
+    record = rollout(phase=phase, history=tuple(step(START + i, kind) for i, kind in enumerate(kinds)))
+    assert notice_unconfirmed(record, record.rollout_id) == (None if expected is None else record.history[expected])
+    assert notice_unconfirmed(record, "another-rollout") is None
+
+
 def test_a_rollback_claimed_error_survives_pickling_with_its_holder_and_wait() -> None:
     """A failed run's result may be persisted (pickled) and read back by its hook: a
     RollbackClaimed could not be rebuilt (its keyword-only fields), and the hook would take it for
