@@ -25,8 +25,8 @@ from pydantic import BaseModel, ConfigDict
 from rollway import weekly
 from rollway.approvals import UNHEARD, pause_deadline
 from rollway.finalize import DONE as FINALIZED, START as FINALIZE_START, finalize_unfinished
-from rollway.ledger import (OWNER_PREFIX, TAKEOVER, RolloutRecord, Transition, monitoring_owed, notice_sent,
-                            rollback_start, utc)
+from rollway.ledger import (NOTICE_FAILED, OWNER_PREFIX, TAKEOVER, RolloutRecord, Transition, monitoring_owed,
+                            notice_sent, notice_unconfirmed, rollback_start, utc)
 from rollway.model import Weights
 from rollway.phases import RolloutPhase
 from rollway.report import markdown_cell as cell
@@ -694,6 +694,41 @@ def _flags_step(record: RolloutRecord, end: Transition) -> str:
     return line + ";"
 
 
+def notice_unsure(record: RolloutRecord, now: float | None = None) -> str | None:
+    """Plain words for a rollback under way whose run set out to send its notice and recorded
+    neither that SNS took it nor that SNS refused it (``notice_unconfirmed``), or None.
+
+    People may or may not have been paged: the incident report and `rollway status` said nothing,
+    or "the finishing run sends it", and a reader could neither tell on-call nor expect the second
+    page to open with "This notice may repeat one". ``now`` (wall clock, as the rollback's claim):
+    a claim still renewed with no takeover since may be the run sending it right now."""
+    intent = notice_unconfirmed(record, record.rollout_id)
+    if intent is None:
+        return None
+    taken_over = any(t.kind == TAKEOVER and t.at >= intent.at for t in record.history)
+    if now is not None and record.rollback_holder and record.rollback_expires >= now and not taken_over:
+        return (f"the rollback's notice may not have been sent yet: {intent.actor} set out to send it at "
+                f"{utc(intent.at)} and has not recorded whether SNS took it; the rollback's claim is renewed until "
+                f"{utc(record.rollback_expires)}, so its run may be sending it now")
+    return (f"the rollback's notice may not have been sent: {intent.actor}'s run stopped after {utc(intent.at)}, "
+            "between sending it and recording whether SNS took it; check with the topic's subscribers whether they "
+            "were paged, or run the rollback again (`rollway abort`, or the rollback flow): it pages, its notice "
+            "opening with a line saying it may repeat that one")
+
+
+def _notice_refused(record: RolloutRecord) -> str | None:
+    """The newest notice SNS did not take (``notice-failed``, its error in the comment), or None.
+
+    A rollback whose page failed stays open and the next run sends its own; the report said only
+    "not confirmed", so a reader could not tell a page refused (nobody paged: a topic, policy or
+    key to fix) from one not yet tried."""
+    refused = record.last_transition(NOTICE_FAILED)
+    if refused is None:
+        return None
+    reason = (refused.comment or "").removeprefix("the rollback's notice was not sent: ") or "no reason recorded"
+    return f"SNS refused the notice: {reason} ({refused.actor}'s run, at {utc(refused.at)})"
+
+
 def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, now: float | None = None,
                     targets: Targets | None = None) -> str:
     """The incident report of a rolled-back (or rolling-back) rollout, as markdown.
@@ -831,9 +866,13 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, no
         lines.append(f"Sent on {topic} at {utc(told.at)} by {cell(told.actor)}: SNS message id "
                      f"`{cell(told.message_id or '-')}` (recorded when SNS took it). The rollback is not recorded as "
                      "finished; the run that finishes it does not send it again.")
+    elif (unsure := notice_unsure(record, now)) is not None:
+        lines.append(f"**Not known whether people were paged:** {cell(unsure)}.")
     else:
         lines.append(f"Not confirmed: the rollback's notice on {topic} goes out after the traffic is back and the "
                      "canary retired; the finishing run sends it.")
+    if (refused := _notice_refused(record)) is not None:
+        lines += ["", cell(refused)]
     window = ""
     if first is not None:
         ends = back_at if back_at is not None else record.updated_at

@@ -604,7 +604,8 @@ def next_phase_row(record: RolloutRecord, now: float, speed: float = 1.0) -> str
 
 def print_status(service: Service, record: RolloutRecord, live: Weights | str, paused: Any | None, limit: int,
                  canary_runs: Iterable[str] = (), unrestorable: str | None = None,
-                 unheard: Sequence[Any] = (), now: float | None = None, speed: float = 1.0) -> None:
+                 unheard: Sequence[Any] = (), now: float | None = None, speed: float = 1.0,
+                 wall: float | None = None) -> None:
     """The rollout's rows, what needs a person, and its latest transitions.
 
     ``canary_runs``: `canary` flow runs acting on the service that have not ended (asked only
@@ -613,7 +614,8 @@ def print_status(service: Service, record: RolloutRecord, live: Weights | str, p
     what finishes it instead (``no_revision_to_restore``).
     ``unheard``: answers the holder's run took after its process died (``unheard_by_holder``).
     ``now``: the rollout clock's time (its ``speed``), to say how far off the next weekly phase is
-    (None: not said).
+    (None: not said). ``wall``: the wall clock's (a rollback's claim is stamped on it), to tell a
+    rollback still sending its notice from one whose run stopped while sending it.
     """
     # `rollway abort` restores the recorded revision, or the one stable runs: with neither ACTIVE
     # it ends with the canary's step failed every time, and only the rollback flow given another
@@ -648,6 +650,8 @@ def print_status(service: Service, record: RolloutRecord, live: Weights | str, p
     for key, value in rows:
         console.print(f"{key:<13}{value}", markup=False)
     if record.phase is RolloutPhase.ROLLING_BACK:
+        from rollway.reports import notice_unsure
+
         # The weights are expected to differ mid-rollback; what a person needs is how to finish it.
         started = rollback_start(record)
         why = escape(f" ({started.actor}: {started.comment})") if started is not None else ""
@@ -659,6 +663,8 @@ def print_status(service: Service, record: RolloutRecord, live: Weights | str, p
             console.print(f"[yellow]its notice went out at {utc(told.at)} (SNS message "
                           f"{escape(told.message_id or '-')}, sent by {escape(told.actor)}): finishing it does not "
                           "page people again[/yellow]")
+        elif (unsure := notice_unsure(record, wall)) is not None:
+            console.print(f"[yellow]{escape(unsure)}[/yellow]")
         if record.rollback_holder:
             # Who is carrying it out: another rollback started now waits for that one while its
             # claim is renewed, and takes it over once the claim lapses.
@@ -870,7 +876,8 @@ def status(*, targets_block: str | None, credentials_block: str | None, history:
         unrestorable = no_revision_to_restore(service, record)
     clock = between_phases_clock(record)
     print_status(service, record, live, paused, history, canary_runs=canary_runs, unrestorable=unrestorable,
-                 unheard=unheard, now=clock.build().now() if clock else None, speed=clock.speed if clock else 1.0)
+                 unheard=unheard, now=clock.build().now() if clock else None, speed=clock.speed if clock else 1.0,
+                 wall=time.time())
     return 0
 
 

@@ -199,6 +199,20 @@ def test_status_of_an_unfinished_rollback_that_paged_says_finishing_it_pages_nob
             "not page people again") in out, out
 
 
+def test_status_of_a_rollback_whose_run_stopped_while_paging_says_people_may_not_have_been_paged(capsys) -> None:
+    started = Transition(at=1_800_000_100.0, kind="rollback-start", actor="judge", comment="canary errors 9/600")
+    sending = Transition(at=1_800_000_160.0, kind="notifying", actor="carol")
+    unfinished = record(phase=RolloutPhase.ROLLING_BACK, history=(*record().history, started, sending),
+                        rollback_holder="carol (flow run brave-otter, 1234)", rollback_expires=1_800_000_220.0)
+    print_status(SimpleNamespace(name="svc-canary", targets=Targets()), unfinished, Weights(stable=100, canary=0),
+                 None, limit=10)
+    out = " ".join(capsys.readouterr().out.split())
+    assert ("the rollback's notice may not have been sent: carol's run stopped after 2027-01-15 08:02:40 UTC, "
+            "between sending it and recording whether SNS took it; check with the topic's subscribers") in out, out
+    assert "it pages, its notice opening with a line saying it may repeat that one" in out, out
+    assert "its notice went out" not in out
+
+
 def test_status_of_a_rollback_no_revision_can_finish_names_what_can(capsys) -> None:
     started = Transition(at=1_800_000_100.0, kind="rollback-start", actor="judge", comment="canary errors 9/600")
     unfinished = record(phase=RolloutPhase.ROLLING_BACK, history=(*record().history, started))

@@ -629,6 +629,42 @@ def test_an_unfinished_rollback_whose_notice_went_out_does_not_say_the_finishing
     assert "the run that finishes it does not send it again" in notice and "Not confirmed" not in notice
 
 
+def notice_begun(*after: Transition, **claim) -> RolloutRecord:
+    """A rollback under way whose run recorded setting out to send its notice, then ``after``."""
+    return record([
+        started(), shift(60, 5, 0),
+        Transition(at=T0 + 100, kind="rollback-start", actor="judge", comment="5%: canary 3% vs baseline 0.1%"),
+        Transition(at=T0 + 160, kind="notifying", actor="carol", comment="the rollback's notice is being sent"),
+        *after,
+    ], RolloutPhase.ROLLING_BACK).model_copy(update=claim)
+
+
+def test_a_rollback_that_stopped_while_sending_its_notice_says_people_may_not_have_been_paged():
+    """Its run stopped between the publish and recording it: the report said the finishing run
+    sends the notice, as if nobody had been paged, when people may have been."""
+    notice = incident_report(notice_begun(), alert_topic="webordinary-alerts", now=T0 + 900).split("## Notification")[1]
+    assert (f"the rollback's notice may not have been sent: carol's run stopped after {utc(T0 + 160)}, between "
+            "sending it and recording whether SNS took it; check with the topic's subscribers") in notice, notice
+    assert "its notice opening with a line saying it may repeat that one" in notice
+    assert "the finishing run sends it" not in notice
+
+
+def test_a_rollback_whose_claim_is_live_may_be_sending_its_notice_now():
+    live = notice_begun(rollback_holder="carol (flow run brave-otter, 1234)", rollback_expires=T0 + 220)
+    notice = incident_report(live, now=T0 + 200).split("## Notification")[1]
+    assert f"the rollback's claim is renewed until {utc(T0 + 220)}, so its run may be sending it now" in notice, notice
+    assert "stopped" not in notice
+
+
+def test_a_notice_sns_refused_is_in_the_incident_report_with_its_reason():
+    refused = notice_begun(Transition(at=T0 + 170, kind="notice-failed", actor="carol",
+                                      comment="the rollback's notice was not sent: NotFound: Topic does not exist"))
+    notice = incident_report(refused).split("## Notification")[1].split("##")[0]
+    assert f"SNS refused the notice: NotFound: Topic does not exist (carol's run, at {utc(T0 + 170)})" in notice, notice
+    # Refused is known: nobody was paged by it, so nothing says the page may have gone out.
+    assert "may not have been sent" not in notice and "the finishing run sends it" in notice
+
+
 def test_a_record_holding_two_rollback_starts_shows_the_rollback_once_in_its_stage():
     """The second start (a rollback that took over one that died, recorded before a takeover kept
     one start) is no second rollback: the stage read "rolled back (judge) ...; then rolled back
