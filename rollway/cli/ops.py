@@ -855,8 +855,9 @@ def status(*, targets_block: str | None, credentials_block: str | None, history:
     unheard = unheard_by_holder(record) if paused is None else []
     if record is None:
         if paused is None and not canary_runs:
-            # A first `rollway status` on a fresh `rollway up` lands here: say how to start one.
-            raise NoRollout(f"{unrecorded}; {HOW_TO_START}")
+            # A first `rollway status` on a fresh `rollway up` lands here: say how to start one,
+            # unless the block names what AWS does not know, where a rollout could only fail.
+            raise NoRollout(_unknown_targets(service, unrecorded) or f"{unrecorded}; {HOW_TO_START}")
         console.print(f"{'service':<13}{service.name} (cluster {service.targets.cluster})", markup=False)
         console.print(f"{'rollout':<13}none: {unrecorded} (a `canary` flow run keeps no ledger)", markup=False)
         console.print(f"{'weights':<13}load balancer {live} (stable/canary)", markup=False)
@@ -1050,7 +1051,22 @@ def _paused(service: Service, flow_run: UUID | None) -> tuple[RolloutRecord | No
 
     record = service.ledger.get(service.name)
     with get_client(sync_client=True) as client:
-        return record, find_paused_run(client, service, record, flow_run)
+        try:
+            return record, find_paused_run(client, service, record, flow_run)
+        except NoPausedRun as nothing:
+            if record is None and flow_run is None:
+                unrecorded = f"no rollout recorded for {service.name} in table {service.targets.rollouts_table}"
+                if unknown := _unknown_targets(service, f"{unrecorded}; nothing was answered"):
+                    raise NoPausedRun(unknown) from nothing
+            raise
+
+
+def _unknown_targets(service: Service, unrecorded: str) -> str | None:
+    """The refusal naming what of the targets block AWS does not know, or None when it knows them all."""
+    from rollway.cli.unknown_targets import unknown_message, unknown_targets
+
+    unknown = unknown_targets(service.targets, service.router, service.deployer)
+    return unknown_message(service.targets, unknown, service.targets_block, unrecorded) if unknown else None
 
 
 def check_next_weight(record: RolloutRecord, weight: int) -> list[int]:
