@@ -19,6 +19,7 @@ import getpass
 import math
 import time
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Iterator, Sequence
@@ -113,6 +114,11 @@ class Service:
         return self.targets.canary_service
 
 
+# The targets the running command loaded, for `reporting`'s answer to an AWS error that names no
+# table (DynamoDB's "Requested resource not found"): set by load_account, read by reporting.
+_loaded_targets: ContextVar[Targets | None] = ContextVar("rollway_loaded_targets", default=None)
+
+
 def load_account(targets_block: str | None, credentials_block: str | None) -> tuple[Targets, Any]:
     """The saved targets and a client factory on the saved credentials (from the Prefect API).
 
@@ -147,6 +153,7 @@ def load_account(targets_block: str | None, credentials_block: str | None) -> tu
         # The blocks loaded: what to change is in them (a role STS refuses, a region they disagree
         # on, one AWS lacks), not in the block names or the API, which the advice above sent people to.
         raise OpsError(str(err)) from err
+    _loaded_targets.set(targets)
     return targets, _refusing_bad_regions(get_client, targets.region)
 
 
@@ -782,6 +789,7 @@ def reporting(command: Callable[..., int]) -> Callable[..., int]:
 
         from rollway.ledger import LedgerError
 
+        loaded = _loaded_targets.set(None)
         try:
             return command(*args, **kwargs)
         except UsageError as err:
@@ -801,9 +809,13 @@ def reporting(command: Callable[..., int]) -> Callable[..., int]:
             if is_denied(err):  # the IAM action and the statement granting it, not boto's bare text
                 errors.print(f"[red]error:[/red] {escape(str(permission_denied(err, job=_CLI_POLICY)))}")
                 return 1
-            errors.print(f"[red]error:[/red] AWS refused or could not be reached: {escape(str(err))}"
-                         f"{escape(_missing_table(err))}")
+            if missing := _missing_table(err, _loaded_targets.get()):
+                errors.print(f"[red]error:[/red] {escape(missing)}")
+                return 1
+            errors.print(f"[red]error:[/red] AWS refused or could not be reached: {escape(str(err))}")
             return 1
+        finally:
+            _loaded_targets.reset(loaded)
 
     return run
 
@@ -812,19 +824,21 @@ def reporting(command: Callable[..., int]) -> Callable[..., int]:
 _DYNAMODB_CALLS = frozenset({"Query", "GetItem", "PutItem", "UpdateItem", "DeleteItem", "Scan", "TransactWriteItems"})
 
 
-def _missing_table(err: Exception) -> str:
+def _missing_table(err: Exception, targets: Targets | None) -> str:
     """What a DynamoDB "Requested resource not found" means to a person, or "" for any other error.
 
-    It names neither the table nor the fix: a targets block whose rollouts_table or flags_table
-    is misspelt, or an account or region whose tables were never created, read as AWS failing.
+    DynamoDB's words name neither the table nor the fix: a targets block whose rollouts_table is
+    misspelt, or an account or region whose tables were never created, read as AWS failing. The
+    commands read no other table themselves, so it is the ledger's: said as `rollway report` says it.
     """
+    from flows.reports import unreadable_ledger
+
     response = getattr(err, "response", None) or {}
-    if (response.get("Error", {}).get("Code") != "ResourceNotFoundException"
+    if (targets is None or response.get("Error", {}).get("Code") != "ResourceNotFoundException"
             or getattr(err, "operation_name", None) not in _DYNAMODB_CALLS):
         return ""
-    return ("; the DynamoDB table is not in this account and region: check the targets block's rollouts_table (the "
-            "ledger) and flags_table, and its region, or create rollway's tables first (the deploy_infrastructure "
-            "flow)")
+    refused = unreadable_ledger(err, targets)
+    return str(refused) if refused is not None else ""
 
 
 @reporting

@@ -42,14 +42,16 @@ def test_a_misspelt_block_name_is_refused_naming_the_saved_ones_and_the_one_mean
 @pytest.mark.parametrize("command", ["status", "hold"])
 def test_a_ledger_table_aws_does_not_hold_says_which_names_to_check(aws, capsys, command):
     """DynamoDB's "Requested resource not found" named no table: a misspelt rollouts_table, or an
-    account whose tables were never created, read as AWS failing."""
+    account whose tables were never created, read as AWS failing. Said as `rollway report` says it."""
     RollwayTargets(**{**aws.targets.model_dump(), "rollouts_table": "team-rollouts"}).save("no-ledger", overwrite=True)
     credentials_for_endpoint(aws.endpoint_url, aws.targets.region).save("no-ledger", overwrite=True)
     extra = {"approver": "ann", "comment": "", "flow_run": None} if command == "hold" else {}
     assert getattr(ops, command)(targets_block="no-ledger", credentials_block="no-ledger", **extra) == 1
     err = " ".join(capsys.readouterr().err.split())
-    assert "ResourceNotFoundException" in err and "the DynamoDB table is not in this account and region: check the " \
-        "targets block's rollouts_table (the ledger) and flags_table, and its region" in err, err
+    assert err.startswith(f"error: the ledger table team-rollouts (region {aws.targets.region}) does not exist: deploy "
+                          "the ledger's infrastructure (deploy_infrastructure), or name the table the rollouts are "
+                          "recorded in as rollouts_table in the RollwayTargets block"), err
+    assert "ResourceNotFoundException" in err and "nothing was written" in err, err
 
 
 @pytest.mark.parametrize("command", ["status", "promote"])
