@@ -359,7 +359,9 @@ def test_a_command_the_role_may_not_run_names_the_permission_and_its_statement(a
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (("flags", "set", SQS, "--percentage", "150", "--actor", "gina"), "150"),
+        # "percentage 150.0 is outside 0..100" named no option, and a number nobody typed.
+        (("flags", "set", SQS, "--percentage", "150", "--actor", "gina"),
+         "error: --percentage 150 is not a share of users: it must be from 0 to 100; nothing was read or changed"),
         (("flags", "set", "bad name", "--enabled", "--actor", "gina"), "feature flag name 'bad name'"),
         (("flags", "get", SQS, "--audit", "-1"), "--audit -1 is negative"),
         # Flags hold basis points: 0.004 was stored as 0 % (off for everyone), with no word of it.
