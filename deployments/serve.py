@@ -247,6 +247,14 @@ def weekly_schedule(cron: str, timezone: str) -> tuple[str, str]:
     from prefect._vendor.croniter import CroniterBadDateError, croniter
     from prefect.client.schemas.schedules import CronSchedule
 
+    from rollway.weekly import zone
+
+    try:
+        # The spec's check of its weekly_timezone first: Prefect's own words for a misspelt zone
+        # ("Value error, Invalid timezone ... (specify in IANA tzdata format") came with the cron.
+        zone(timezone)
+    except ValueError as err:
+        raise ValueError(f"--weekly-timezone {str(err).removeprefix('weekly_timezone ')}") from None
     try:
         schedule = CronSchedule(cron=cron, timezone=timezone)
     except ValueError as err:

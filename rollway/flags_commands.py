@@ -22,6 +22,7 @@ from rollway.flags import (
     FlagState,
     FlagStoreUnavailable,
     InvalidFlagInput,
+    InvalidPercentage,
     MalformedFlags,
     MissingUserId,
     UnknownFlag,
@@ -158,9 +159,15 @@ def flags_set(
             raise InvalidFlagInput(f"nothing to set on {feature}: give --enabled or --no-enabled, --percentage "
                                    "or --create; nothing was read or changed")
         try:
+            asked = FlagChange(feature=feature, **given)
+        except InvalidPercentage as bad:
+            # The library's "percentage 150.0 is outside 0..100" named no option: say the one given.
+            raise InvalidFlagInput(f"--percentage {_as_given(bad.value)} is not a share of users: it must be from 0 "
+                                   "to 100; nothing was read or changed") from None
+        try:
             update = set_flag(
                 store,
-                FlagChange(feature=feature, **given),
+                asked,
                 actor=who,
                 now=time.time() if now is None else now,
                 expected_version=expected_version,
@@ -175,6 +182,11 @@ def flags_set(
         _rollout_note(store, update.after, out, err)
 
     return _run(err, change)
+
+
+def _as_given(value: object) -> str:
+    """A number as the person typed it (150, not 150.0)."""
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def _rollout_note(store: FlagStore, flag: FlagState, out: TextIO, err: TextIO) -> None:

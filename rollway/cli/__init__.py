@@ -226,14 +226,23 @@ def _what_to_do(err: CycloptsError) -> str:
         if keyword.startswith("--no-") or f"--no-{name}" in sys.argv:
             return f" Give --{name} or --no-{name}, once."
         return " Give it once."
-    if isinstance(err, CoercionError) and keyword:
+    if isinstance(err, CoercionError) and keyword in (*_PERCENTAGES, *_FRACTIONS):
         from rollway.flags import percent_sign_meant
 
         meant = percent_sign_meant(getattr(token, "value", None))
-        if meant is not None:
+        if meant is not None and keyword in _PERCENTAGES:
             # A percentage is written as a number: "50%" is what a person reads on the dashboards.
             return f" Write it without the % sign: {keyword} {meant}."
+        if meant is not None:
+            # "--alpha 5%" told to write "--alpha 5" was then refused for its range: a rate is a fraction.
+            return f" Write it as a fraction: {keyword} {float(meant) / 100:g} for {meant}%."
     return ""
+
+
+# The options given in percent, and those given as a fraction (a probability, a rate): for the
+# rest (--rps 50%, --speed 10%) a % sign has no reading to suggest.
+_PERCENTAGES = frozenset({"--percentage", "--weight"})
+_FRACTIONS = frozenset({"--alpha", "--margin", "--slo-error-rate", "--slo-slow-rate"})
 
 
 def home_unusable(home: str | os.PathLike[str], err: OSError) -> str:

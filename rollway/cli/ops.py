@@ -19,6 +19,7 @@ import getpass
 import math
 import time
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Iterator, Sequence
@@ -113,6 +114,11 @@ class Service:
         return self.targets.canary_service
 
 
+# The targets the running command loaded, for `reporting`'s answer to an AWS error that names no
+# table (DynamoDB's "Requested resource not found"): set by load_account, read by reporting.
+_loaded_targets: ContextVar[Targets | None] = ContextVar("rollway_loaded_targets", default=None)
+
+
 def load_account(targets_block: str | None, credentials_block: str | None) -> tuple[Targets, Any]:
     """The saved targets and a client factory on the saved credentials (from the Prefect API).
 
@@ -147,6 +153,7 @@ def load_account(targets_block: str | None, credentials_block: str | None) -> tu
         # The blocks loaded: what to change is in them (a role STS refuses, a region they disagree
         # on, one AWS lacks), not in the block names or the API, which the advice above sent people to.
         raise OpsError(str(err)) from err
+    _loaded_targets.set(targets)
     return targets, _refusing_bad_regions(get_client, targets.region)
 
 
@@ -788,6 +795,7 @@ def reporting(command: Callable[..., int]) -> Callable[..., int]:
 
         from rollway.ledger import LedgerError
 
+        loaded = _loaded_targets.set(None)
         try:
             return command(*args, **kwargs)
         except UsageError as err:
@@ -807,9 +815,13 @@ def reporting(command: Callable[..., int]) -> Callable[..., int]:
             if is_denied(err):  # the IAM action and the statement granting it, not boto's bare text
                 errors.print(f"[red]error:[/red] {escape(str(permission_denied(err, job=_CLI_POLICY)))}")
                 return 1
-            errors.print(f"[red]error:[/red] AWS refused or could not be reached: {escape(str(err))}"
-                         f"{escape(_missing_table(err))}")
+            if missing := _missing_table(err, _loaded_targets.get()):
+                errors.print(f"[red]error:[/red] {escape(missing)}")
+                return 1
+            errors.print(f"[red]error:[/red] AWS refused or could not be reached: {escape(str(err))}")
             return 1
+        finally:
+            _loaded_targets.reset(loaded)
 
     return run
 
@@ -818,19 +830,21 @@ def reporting(command: Callable[..., int]) -> Callable[..., int]:
 _DYNAMODB_CALLS = frozenset({"Query", "GetItem", "PutItem", "UpdateItem", "DeleteItem", "Scan", "TransactWriteItems"})
 
 
-def _missing_table(err: Exception) -> str:
+def _missing_table(err: Exception, targets: Targets | None) -> str:
     """What a DynamoDB "Requested resource not found" means to a person, or "" for any other error.
 
-    It names neither the table nor the fix: a targets block whose rollouts_table or flags_table
-    is misspelt, or an account or region whose tables were never created, read as AWS failing.
+    DynamoDB's words name neither the table nor the fix: a targets block whose rollouts_table is
+    misspelt, or an account or region whose tables were never created, read as AWS failing. The
+    commands read no other table themselves, so it is the ledger's: said as `rollway report` says it.
     """
+    from flows.reports import unreadable_ledger
+
     response = getattr(err, "response", None) or {}
-    if (response.get("Error", {}).get("Code") != "ResourceNotFoundException"
+    if (targets is None or response.get("Error", {}).get("Code") != "ResourceNotFoundException"
             or getattr(err, "operation_name", None) not in _DYNAMODB_CALLS):
         return ""
-    return ("; the DynamoDB table is not in this account and region: check the targets block's rollouts_table (the "
-            "ledger) and flags_table, and its region, or create rollway's tables first (the deploy_infrastructure "
-            "flow)")
+    refused = unreadable_ledger(err, targets)
+    return str(refused) if refused is not None else ""
 
 
 @reporting
@@ -861,8 +875,9 @@ def status(*, targets_block: str | None, credentials_block: str | None, history:
     unheard = unheard_by_holder(record) if paused is None else []
     if record is None:
         if paused is None and not canary_runs:
-            # A first `rollway status` on a fresh `rollway up` lands here: say how to start one.
-            raise NoRollout(f"{unrecorded}; {HOW_TO_START}")
+            # A first `rollway status` on a fresh `rollway up` lands here: say how to start one,
+            # unless the block names what AWS does not know, where a rollout could only fail.
+            raise NoRollout(_unknown_targets(service, unrecorded) or f"{unrecorded}; {HOW_TO_START}")
         console.print(f"{'service':<13}{service.name} (cluster {service.targets.cluster})", markup=False)
         console.print(f"{'rollout':<13}none: {unrecorded} (a `canary` flow run keeps no ledger)", markup=False)
         console.print(f"{'weights':<13}load balancer {live} (stable/canary)", markup=False)
@@ -1057,7 +1072,22 @@ def _paused(service: Service, flow_run: UUID | None) -> tuple[RolloutRecord | No
 
     record = service.ledger.get(service.name)
     with get_client(sync_client=True) as client:
-        return record, find_paused_run(client, service, record, flow_run)
+        try:
+            return record, find_paused_run(client, service, record, flow_run)
+        except NoPausedRun as nothing:
+            if record is None and flow_run is None:
+                unrecorded = f"no rollout recorded for {service.name} in table {service.targets.rollouts_table}"
+                if unknown := _unknown_targets(service, f"{unrecorded}; nothing was answered"):
+                    raise NoPausedRun(unknown) from nothing
+            raise
+
+
+def _unknown_targets(service: Service, unrecorded: str) -> str | None:
+    """The refusal naming what of the targets block AWS does not know, or None when it knows them all."""
+    from rollway.cli.unknown_targets import unknown_message, unknown_targets
+
+    unknown = unknown_targets(service.targets, service.router, service.deployer)
+    return unknown_message(service.targets, unknown, service.targets_block, unrecorded) if unknown else None
 
 
 def check_next_weight(record: RolloutRecord, weight: int) -> list[int]:

@@ -438,10 +438,7 @@ def replay_main(
     try:
         analysis = Analysis(judge="sequential", **options)
     except ValidationError as exc:
-        # Named as typed: "--alpha 0: ...", not the model's field.
-        problems = "; ".join(f"{_option(str(e['loc'][0]))} {_setting(options.get(str(e['loc'][0])))}: {e['msg']}"
-                             if e["loc"] else e["msg"] for e in exc.errors())
-        print(f"error: invalid option {problems}", file=err)
+        print(f"error: {'; '.join(_refused_option(e, options) for e in exc.errors())}", file=err)
         return EXIT_BAD_INPUT
     for label, name in (("the replay file", path), ("--history", history)):
         if name == "":
@@ -490,6 +487,22 @@ def _option(field: str) -> str:
 
 def _setting(value: object) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _refused_option(error: Any, options: dict[str, Any]) -> str:
+    """One of Analysis's refusals, named as typed ("--alpha 1.5", not the model's field), with the
+    option's allowed range when it is a bound that was crossed (pydantic names only that bound)."""
+    from rollway.bounds import RANGE_ERRORS, allowed_range
+
+    if not error["loc"]:
+        return f"invalid options: {error['msg']}"
+    name = str(error["loc"][0])
+    given = f"{_option(name)} {_setting(options.get(name))}"
+    field = Analysis.model_fields.get(name)
+    allowed = allowed_range(field) if field is not None and error["type"] in RANGE_ERRORS else None
+    if allowed is not None:
+        return f"{given} is out of range: it must be {allowed}"
+    return f"invalid option {given}: {error['msg']}"
 
 
 def _load(path: str, err: TextIO) -> list[Interval] | None:

@@ -42,11 +42,38 @@ def test_a_misspelt_block_name_is_refused_naming_the_saved_ones_and_the_one_mean
 @pytest.mark.parametrize("command", ["status", "hold"])
 def test_a_ledger_table_aws_does_not_hold_says_which_names_to_check(aws, capsys, command):
     """DynamoDB's "Requested resource not found" named no table: a misspelt rollouts_table, or an
-    account whose tables were never created, read as AWS failing."""
+    account whose tables were never created, read as AWS failing. Said as `rollway report` says it."""
     RollwayTargets(**{**aws.targets.model_dump(), "rollouts_table": "team-rollouts"}).save("no-ledger", overwrite=True)
     credentials_for_endpoint(aws.endpoint_url, aws.targets.region).save("no-ledger", overwrite=True)
     extra = {"approver": "ann", "comment": "", "flow_run": None} if command == "hold" else {}
     assert getattr(ops, command)(targets_block="no-ledger", credentials_block="no-ledger", **extra) == 1
     err = " ".join(capsys.readouterr().err.split())
-    assert "ResourceNotFoundException" in err and "the DynamoDB table is not in this account and region: check the " \
-        "targets block's rollouts_table (the ledger) and flags_table, and its region" in err, err
+    assert err.startswith(f"error: the ledger table team-rollouts (region {aws.targets.region}) does not exist: deploy "
+                          "the ledger's infrastructure (deploy_infrastructure), or name the table the rollouts are "
+                          "recorded in as rollouts_table in the RollwayTargets block"), err
+    assert "ResourceNotFoundException" in err and "nothing was written" in err, err
+
+
+@pytest.mark.parametrize("command", ["status", "promote"])
+@pytest.mark.parametrize(("field", "kind"), [("load_balancer", "load balancer"), ("cluster", "ECS cluster"),
+                                             ("canary_service", "ECS service")])
+def test_no_rollout_with_a_name_aws_does_not_know_names_it_and_the_region(aws, capsys, command, field, kind):
+    """With no rollout recorded, a misspelt load balancer, cluster or service was answered only
+    "no rollout recorded" and how to start one: a rollout that could only fail."""
+    wrong = f"{getattr(aws.targets, field)}-x"
+    RollwayTargets(**{**aws.targets.model_dump(), field: wrong}).save("misnamed", overwrite=True)
+    credentials_for_endpoint(aws.endpoint_url, aws.targets.region).save("misnamed", overwrite=True)
+    extra = {"approver": "ann", "comment": "", "weight": None, "flow_run": None} if command == "promote" else {}
+    assert getattr(ops, command)(targets_block="misnamed", credentials_block="misnamed", **extra) == 1
+    err = " ".join(capsys.readouterr().err.split())
+    assert err.startswith(f"error: AWS does not know {kind} {wrong!r} ({field}) in region {aws.targets.region}, "
+                          "named by the targets block 'misnamed': fix the name"), err
+    assert "no rollout recorded for" in err and "start one from" not in err, err
+
+
+def test_no_rollout_with_every_name_known_still_says_how_to_start_one(aws, capsys):
+    RollwayTargets(**aws.targets.model_dump()).save("named", overwrite=True)
+    credentials_for_endpoint(aws.endpoint_url, aws.targets.region).save("named", overwrite=True)
+    assert ops.status(targets_block="named", credentials_block="named") == 1
+    err = " ".join(capsys.readouterr().err.split())
+    assert "no rollout recorded for" in err and "start one from" in err and "AWS does not know" not in err, err

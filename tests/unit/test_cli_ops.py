@@ -596,7 +596,9 @@ def test_a_work_pool_run_that_refused_to_start_is_not_rolled_back(monkeypatch, f
     (["--validation-url", "ftp://127.0.0.1:5000"], "--validation-url is not a usable base URL"),
     (["--validation-url", "http://127.0.0.1:5000/?q=1"], "--validation-url is not a usable base URL"),
     # The weekly schedule: registered as given, a bad one failed the registration with a traceback.
-    (["--weekly-timezone", "Europe/Berln"], "--weekly-timezone 'Europe/Berln'"),
+    # In the spec's words for a zone it does not know, not Prefect's cron validation's.
+    (["--weekly-timezone", "Europe/Berln"], "error: --weekly-timezone 'Europe/Berln' is not an IANA time zone this "
+                                            "host knows (names are case-sensitive Area/Location keys such as UTC, "),
     (["--weekly-cron", "0 9 * * XYZ"], "--weekly-cron '0 9 * * XYZ'"),
     # What cyclopts refuses itself was drawn in a box several lines high.
     (["--bogus"], "error: Unknown option: --bogus. (see `python deployments/serve.py --help`)"),

@@ -309,6 +309,10 @@ def test_an_output_encoding_without_the_verdicts_characters_still_ends_in_the_su
     (["flags", "set", "f", "--no-enabled", "--enabled"], ("Give --enabled or --no-enabled, once.",)),
     (["flags", "set", "f", "--percentage", "50%"], ("Write it without the % sign: --percentage 50.",
                                                      "rollway flags set --help")),
+    (["promote", "--weight", "25%"], ("Write it without the % sign: --weight 25.",)),
+    # A rate is a fraction: "--alpha 5" was the advice, and then refused for its range.
+    (["judge", "x.jsonl", "--alpha", "5%"], ("Write it as a fraction: --alpha 0.05 for 5%.",)),
+    (["judge", "x.jsonl", "--slo-error-rate", "0.1%"], ("Write it as a fraction: --slo-error-rate 0.001 for 0.1%.",)),
 ])
 def test_a_command_line_that_does_not_parse_is_refused_on_one_error_line(monkeypatch, capsys, argv, named):
     """cyclopts drew its own box of several lines for these, unlike every other refusal."""
@@ -320,6 +324,19 @@ def test_a_command_line_that_does_not_parse_is_refused_on_one_error_line(monkeyp
     out, err = capsys.readouterr()
     assert stop.value.code == 2 and out == ""
     assert err.count("\n") == 1 and err.startswith("error: ") and all(n in err for n in named), err
+
+
+@pytest.mark.parametrize("argv", [["demo", "--rps", "50%"], ["up", "--speed", "10%"]])
+def test_a_percent_sign_on_an_option_that_is_no_share_is_not_told_to_drop_the_sign(monkeypatch, capsys, argv):
+    """"--rps 50%" was told to write "--rps 50": a request rate has no percent reading."""
+    from rollway.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["rollway", *argv])
+    with pytest.raises(SystemExit) as stop:
+        main()
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and f'Invalid value for {argv[1]}: unable to convert "{argv[2]}"' in err, err
+    assert "% sign" not in err and "fraction" not in err, err
 
 
 @pytest.mark.parametrize("args", [("flags", "list", "--json"), ("flags", "get", SQS),
@@ -359,7 +376,9 @@ def test_a_command_the_role_may_not_run_names_the_permission_and_its_statement(a
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (("flags", "set", SQS, "--percentage", "150", "--actor", "gina"), "150"),
+        # "percentage 150.0 is outside 0..100" named no option, and a number nobody typed.
+        (("flags", "set", SQS, "--percentage", "150", "--actor", "gina"),
+         "error: --percentage 150 is not a share of users: it must be from 0 to 100; nothing was read or changed"),
         (("flags", "set", "bad name", "--enabled", "--actor", "gina"), "feature flag name 'bad name'"),
         (("flags", "get", SQS, "--audit", "-1"), "--audit -1 is negative"),
         # Flags hold basis points: 0.004 was stored as 0 % (off for everyone), with no word of it.

@@ -517,7 +517,8 @@ def test_list_get_set_and_eval_commands():
 @pytest.mark.parametrize(
     ("command", "args", "kwargs", "message"),
     [
-        (flags_set, (SQS,), {"percentage": 100.5, "actor": "ops"}, "percentage 100.5 is outside 0..100"),
+        (flags_set, (SQS,), {"percentage": 100.5, "actor": "ops"},
+         "--percentage 100.5 is not a share of users: it must be from 0 to 100"),
         (flags_set, ("no_such_flag",), {"enabled": True, "actor": "ops"},
          "unknown feature flag 'no_such_flag': add --create to create it"),
         (flags_set, (SQS,), {"enabled": True, "actor": " "}, "needs the id of who makes it"),
