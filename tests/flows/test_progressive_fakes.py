@@ -569,6 +569,13 @@ def rollback_recorded_on(env, reason):
     return rollback_recorded(env, reason, actor="state hook (failed)")
 
 
+@flow
+def canary_hook_rollback(env, reason):
+    """As a `canary` flow run's hook calls the rollback flow (flows/hooks.py): that run keeps no
+    ledger, so it does not refuse a closed rollout, only records nothing on one."""
+    return rollback_recorded(env, reason, actor="state hook (failed)", only_open=False, leave_closed=True)
+
+
 def test_a_hook_rollback_inside_the_window_is_recorded_and_after_it_is_not():
     env, _ = _killed_while_monitoring()
     rollback_recorded_on(env, "run died while monitoring")
@@ -581,7 +588,7 @@ def test_a_hook_rollback_inside_the_window_is_recorded_and_after_it_is_not():
     progressive_on(env, monitored_spec(), auto_approve())
     before = kinds(env)
     assert before[-1] == "decommission"
-    rollback_recorded_on(env, "canary run failed")
+    canary_hook_rollback(env, "canary run failed")
     assert kinds(env) == before
     assert env.ledger.get(env.targets.canary_service).phase is RolloutPhase.PROMOTED
 
@@ -950,7 +957,7 @@ def test_a_canary_runs_hook_rollback_over_a_promotion_moved_back_by_hand_leaves_
         update={"task_definition": before.canary_task_definition.replace(":100", ":101")})  # the canary run's
     env.router.weights = Weights(stable=95, canary=5)
 
-    rollback_recorded_on(env, "canary run failed")
+    canary_hook_rollback(env, "canary run failed")
 
     assert env.router.weights == Weights(stable=100, canary=0)
     assert env.ledger.get(t.canary_service) == before
