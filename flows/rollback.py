@@ -1006,11 +1006,12 @@ def act_recorded(env: Environment, act: Callable[[str | None], RollbackResult], 
 def _reverts_promotion(env: Environment, record: RolloutRecord) -> bool:
     """Whether a rollback run by hand on ``record``, promoted and closed to `rollway abort`, takes
     the promoted version out of production, and so is recorded on it: the ledger shows no
-    decommission and no finalize (``reversible_by_hand``), the stable service runs the version
-    the promotion replaced and the canary service the promoted one. A finalize done outside
-    rollway (the stable service on the promoted revision) leaves the ledger as it was, hence the
-    look at the services; so does a `canary` flow run started since on the canary service (the
-    traffic moved back by hand first), whose hook's rollback is that run's, not the promotion's.
+    finalize (``reversible_by_hand``; a decommission, which scaled the stable service to 0 on the
+    same revision, does not stop it), the stable service runs the version the promotion replaced
+    (at any count) and the canary service the promoted one. A finalize done outside rollway (the
+    stable service on the promoted revision) leaves the ledger as it was, hence the look at the
+    services; so does a `canary` flow run started since on the canary service (the traffic moved
+    back by hand first), whose hook's rollback is that run's, and says so (``leave_closed``).
     Not read, the rollback acts as on any closed rollout (its own read fails it, and pages)."""
     if not reversible_by_hand(record):
         return False
@@ -1163,10 +1164,10 @@ def rollback_recorded(env: Environment, reason: str, *, actor: str, previous_tas
                     if only_open or record.phase is not RolloutPhase.PROMOTED:
                         raise
                     # The window closed since the read (the monitor recorded its end), or a
-                    # promotion reverted by hand was decommissioned or finalized since: a rollback
+                    # promotion reverted by hand was finalized since: a rollback
                     # run by hand rolls a promoted release back regardless, as it does one it read
                     # closed, and like that one it is not recorded on the closed rollout.
-                    closed = ("rollout %s was decommissioned or finalized" if reverted
+                    closed = ("rollout %s was finalized" if reverted
                               else "the monitoring window of rollout %s closed")
                     get_run_logger().warning(closed + " a moment ago; rolling back the promoted release regardless "
                                              "(not recorded)", record.rollout_id)

@@ -80,9 +80,12 @@ def test_before_finalize_it_says_to_run_the_rollback_flow_which_puts_the_previou
     assert env.router.weights == Weights(stable=100, canary=0)
     assert stable.task_definition == STABLE_TD and stable.desired > 0
     assert canary.desired == 0 and canary.task_definition == STABLE_TD
-    # Decommissioned, the rollout is history: the ledger keeps it promoted, as the message says.
-    assert "The ledger keeps the rollout as promoted, so `rollway finalize` then refuses it" in said, said
-    assert env.ledger.get(t.canary_service).phase is RolloutPhase.PROMOTED
+    # Decommissioned or not, the rollback takes the promotion out of production, and is recorded
+    # on it, as the message says: it used to say, and the ledger to keep, "promoted".
+    rollout = env.ledger.get(t.canary_service).rollout_id
+    assert f"It records the rollback on rollout {rollout}, which `rollway status` then shows rolled back" in said, said
+    assert "keeps the rollout as promoted" not in said, said
+    assert env.ledger.get(t.canary_service).phase is RolloutPhase.ROLLED_BACK
 
 
 def test_without_a_decommission_it_says_the_rollback_is_recorded_which_status_then_shows(monkeypatch, capsys):

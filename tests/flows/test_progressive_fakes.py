@@ -582,8 +582,10 @@ def test_a_hook_rollback_inside_the_window_is_recorded_and_after_it_is_not():
     assert kinds(env)[-3:] == ["rollback-start", "notified", "rollback"]
     assert env.ledger.get(env.targets.canary_service).phase is RolloutPhase.ROLLED_BACK
 
-    # A finished, decommissioned rollout is history: a later rollback (say, of an unrelated
-    # canary run) must not rewrite it or restore the task definition it recorded.
+    # A finished, decommissioned rollout is not rewritten by a later rollback of an unrelated
+    # `canary` flow run: its hook says the rollback is its own (leave_closed), so nothing of it is
+    # recorded on the rollout. (A person's rollback by
+    # hand is recorded: test_a_rollback_run_by_hand_after_a_decommissioned_promotion_is_recorded_on_it.)
     env = env_with_ledger()
     progressive_on(env, monitored_spec(), auto_approve())
     before = kinds(env)
@@ -941,6 +943,40 @@ def test_a_rollback_run_by_hand_after_a_promotion_no_window_or_finalize_closed_i
     with pytest.raises(FinalizeRefused, match="is rolled_back, not promoted") as refused:
         finalize_on()
     assert "moved the traffic back by hand" not in str(refused.value)
+
+
+def test_a_rollback_run_by_hand_after_a_decommissioned_promotion_is_recorded_on_it(monkeypatch):
+    """The common case: the window ended with a decommission (the old service scaled to 0 on the
+    previous revision), and on-call rolls the promotion back by hand a day later. The rollback put
+    the previous version back, and the ledger kept saying promoted (`rollway status` named the new
+    version as production); it is now recorded, and the promotion's flags are off with it."""
+    import flows.rollback
+    from rollway.fakes import FakeFlagStore
+    from rollway.flags import FlagState
+    from rollway.spec import FlagBinding
+
+    env = env_with_ledger()
+    env.flags = FakeFlagStore([FlagState(feature="multi-session", enabled=True, percentage=100.0)])
+    monkeypatch.setattr(flows.rollback, "load_environment", lambda *a, **k: env)
+    t = env.targets
+    spec = monitored_spec().model_copy(update={"flags": (FlagBinding(feature="multi-session"),)})
+    assert progressive_on(env, spec, auto_approve()).outcome == "promoted"
+    assert kinds(env)[-1] == "decommission"
+    record = env.ledger.get(t.canary_service)
+    assert env.deployer.services[t.stable_service].desired == 0
+    assert env.deployer.services[t.stable_service].task_definition == record.previous_task_definition
+
+    flows.rollback.rollback(reason="sessions lost since yesterday", actor="erin")
+
+    assert env.router.weights == Weights(stable=100, canary=0)
+    stable = env.deployer.services[t.stable_service]
+    assert stable.task_definition == record.previous_task_definition and stable.desired > 0
+    after = env.ledger.get(t.canary_service)
+    assert (after.rollout_id, after.phase) == (record.rollout_id, RolloutPhase.ROLLED_BACK)
+    assert kinds(env)[-4:] == ["decommission", "rollback-start", "notified", "rollback"]
+    assert after.last_transition("rollback").actor == "erin"
+    assert env.flags.get("multi-session").enabled is False
+    assert f"rollout {record.rollout_id}" in env.notifier.messages[-1][1]
 
 
 def test_a_canary_runs_hook_rollback_over_a_promotion_moved_back_by_hand_leaves_the_promotion_alone():
