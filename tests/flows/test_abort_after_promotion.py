@@ -88,6 +88,25 @@ def test_before_finalize_it_says_to_run_the_rollback_flow_which_puts_the_previou
     assert env.ledger.get(t.canary_service).phase is RolloutPhase.ROLLED_BACK
 
 
+def test_a_promotion_whose_record_names_no_previous_revision_stays_promoted_as_it_says():
+    """A record with no previous revision (written before rollouts recorded it): the rollback
+    flow cannot tell that it takes the promotion out, so the ledger keeps it promoted, and the
+    message says why rather than promising a record."""
+    from rollway.cli.way_back import nothing_to_abort
+    from rollway.ledger import RolloutRecord, Transition, new_rollout_id
+
+    t = fake_environment().targets
+    record = RolloutRecord(service=t.canary_service, rollout_id=new_rollout_id(1_700_000_000), image=IMAGE,
+                           spec_json=decommissioning(IMAGE).model_dump_json(), phase=RolloutPhase.PROMOTED,
+                           weights=Weights(stable=0, canary=100), canary_task_definition="webordinary-edit-task:9",
+                           history=(Transition(at=1_700_000_000, kind="decommission", actor="monitor"),))
+
+    said = " ".join(nothing_to_abort(t, record).split())
+
+    assert "The ledger does not record the revision the rollout replaced, so it keeps the rollout as promoted" in said
+    assert "It records the rollback" not in said, said
+
+
 def test_without_a_decommission_it_says_the_rollback_is_recorded_which_status_then_shows(monkeypatch, capsys):
     """No window owed (monitor_seconds 0): nothing decommissioned the rollout, so the rollback flow
     records its rollback on it. The message said the ledger would keep it promoted regardless."""
