@@ -200,6 +200,9 @@ def _rollback_from_state(flow, flow_run, state) -> None:
             aws_credentials_block=params.get("aws_credentials_block"),
             clock=ClockSettings.of_run(params.get("clock")),
             only_open_rollout=ledgered,
+            # A `canary` flow run's rollback is its own: never recorded on a promotion the ledger
+            # closed, which only a person's rollback by hand takes out of production.
+            leave_closed_rollout=True,
             rollout=held,
             claim_wait_seconds=claim_wait,
         )

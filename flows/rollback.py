@@ -1037,11 +1037,12 @@ def act_recorded(env: Environment, act: Callable[[str | None], RollbackResult], 
 def _reverts_promotion(env: Environment, record: RolloutRecord) -> bool:
     """Whether a rollback run by hand on ``record``, promoted and closed to `rollway abort`, takes
     the promoted version out of production, and so is recorded on it: the ledger shows no
-    decommission and no finalize (``reversible_by_hand``), the stable service runs the version
-    the promotion replaced and the canary service the promoted one. A finalize done outside
-    rollway (the stable service on the promoted revision) leaves the ledger as it was, hence the
-    look at the services; so does a `canary` flow run started since on the canary service (the
-    traffic moved back by hand first), whose hook's rollback is that run's, not the promotion's.
+    finalize (``reversible_by_hand``; a decommission, which scaled the stable service to 0 on the
+    same revision, does not stop it), the stable service runs the version the promotion replaced
+    (at any count) and the canary service the promoted one. A finalize done outside rollway (the
+    stable service on the promoted revision) leaves the ledger as it was, hence the look at the
+    services; so does a `canary` flow run started since on the canary service (the traffic moved
+    back by hand first), whose hook's rollback is that run's, and says so (``leave_closed``).
     Not read, the rollback acts as on any closed rollout (its own read fails it, and pages)."""
     if not reversible_by_hand(record):
         return False
@@ -1088,7 +1089,7 @@ def _refuse_blind(env: Environment, why: str, previous_task_definition: str | No
 
 def rollback_recorded(env: Environment, reason: str, *, actor: str, previous_task_definition: str | None = None,
                       stable_desired: int | None = None, bindings: Sequence[FlagBinding] | None = None,
-                      only_open: bool = False,
+                      only_open: bool = False, leave_closed: bool = False,
                       fallback_bindings: Sequence[FlagBinding] | None = None,
                       rollout: str | None = None,
                       claim_wait_seconds: float = CLAIM_WAIT_SECONDS) -> RollbackResult:
@@ -1102,6 +1103,11 @@ def rollback_recorded(env: Environment, reason: str, *, actor: str, previous_tas
     that, so it is off by default; such a rollback is recorded on the promoted rollout when it
     takes the promoted version out of production (``_reverts_promotion``), as one inside the
     window is.
+
+    ``leave_closed``: act as asked, but never record the rollback on a closed rollout (a promotion
+    whose window closed): the hooks set it, whose run's rollback is that run's, not the
+    promotion's (a `canary` flow run keeps no ledger, so its rollback is not refused on the
+    ledger's rollout). A person running the rollback flow never sets it.
 
     ``fallback_bindings``: the flags to disable when the ledger cannot be read (a hook's run's
     own flags); with a readable ledger, the recorded spec's are disabled instead.
@@ -1146,7 +1152,8 @@ def rollback_recorded(env: Environment, reason: str, *, actor: str, previous_tas
             "To roll the service back regardless, run the rollback flow without `rollout`")
     recorded = RolloutSpec.for_rollback(record.spec_json) if record is not None else None
     active = record is not None and open_for_rollback(recorded, record)
-    reverted = not only_open and record is not None and not active and _reverts_promotion(env, record)
+    reverted = (not (only_open or leave_closed) and record is not None and not active
+                and _reverts_promotion(env, record))
     ours = active or reverted
     if only_open and record is not None and record.phase is RolloutPhase.PROMOTED and not active \
             and previous_task_definition is None:
@@ -1188,10 +1195,10 @@ def rollback_recorded(env: Environment, reason: str, *, actor: str, previous_tas
                     if only_open or record.phase is not RolloutPhase.PROMOTED:
                         raise
                     # The window closed since the read (the monitor recorded its end), or a
-                    # promotion reverted by hand was decommissioned or finalized since: a rollback
+                    # promotion reverted by hand was finalized since: a rollback
                     # run by hand rolls a promoted release back regardless, as it does one it read
                     # closed, and like that one it is not recorded on the closed rollout.
-                    closed = ("rollout %s was decommissioned or finalized" if reverted
+                    closed = ("rollout %s was finalized" if reverted
                               else "the monitoring window of rollout %s closed")
                     get_run_logger().warning(closed + " a moment ago; rolling back the promoted release regardless "
                                              "(not recorded)", record.rollout_id)
@@ -1450,6 +1457,7 @@ def rollback(
     aws_credentials_block: str | None = None,
     clock: ClockSettings = ClockSettings(),
     only_open_rollout: bool = False,
+    leave_closed_rollout: bool = False,
     fallback_bindings: list[FlagBinding] | None = None,
     rollout: RolloutId | None = None,
     claim_wait_seconds: WaitSeconds = CLAIM_WAIT_SECONDS,
@@ -1458,6 +1466,8 @@ def rollback(
 
     ``only_open_rollout``: do nothing when the ledger's newest rollout was promoted and its
     monitoring window has closed (set by the rollout flows' state hooks; see ``rollback_recorded``).
+    ``leave_closed_rollout``: roll back, but record nothing on such a closed rollout (set by every
+    state hook, a `canary` flow run's too, whose rollback is its own run's; never by a person).
     ``fallback_bindings``: flags to disable if the ledger cannot be read (the hooks pass their
     run's). ``rollout``: act only while this rollout is the newest (RolloutSuperseded otherwise;
     RolloutNotFound when no rollout of the service is recorded).
@@ -1468,5 +1478,6 @@ def rollback(
     return rollback_recorded(
         env, reason, actor=actor, previous_task_definition=previous_task_definition,
         stable_desired=stable_desired, bindings=bindings, only_open=only_open_rollout,
+        leave_closed=leave_closed_rollout,
         fallback_bindings=fallback_bindings, rollout=rollout, claim_wait_seconds=claim_wait_seconds,
     )

@@ -124,18 +124,21 @@ def finalize_unfinished(record: RolloutRecord | None) -> bool:
     return record is not None and record.phase is RolloutPhase.PROMOTED and _last(record, START) > _last(record, DONE)
 
 
-HISTORY_KINDS = ("decommission", START, DONE)
-"""Transitions after which a promoted rollout is history to a rollback run by hand: a decommission
-closed its window (a later rollback, of an unrelated `canary` flow run say, must not rewrite it),
-and a finalize, begun or done, may have put the promoted version on the stable service."""
+HISTORY_KINDS = (START, DONE)
+"""Transitions after which a promoted rollout is history to a rollback run by hand: a finalize,
+begun or done, may have put the promoted version on the stable service, and then the rollback
+takes no version out of production. A decommission is not one: it scales the stable service to 0
+on the same, previous revision, which the rollback scales back up (the hooks, whose rollback is
+their own run's, say so and never record on a closed rollout: ``leave_closed``)."""
 
 
 def reversible_by_hand(record: RolloutRecord | None) -> bool:
     """Whether a rollback run by hand on ``record`` is recorded on it, as far as the ledger can
-    tell: it is promoted and none of ``HISTORY_KINDS`` is recorded on it (a window that ended
-    without a decommission, "watched", or none owed). The flow also checks that the stable
-    service still runs the recorded ``previous_task_definition``: a finalize done outside rollway
-    leaves no transition, and then the rollback takes no version out of production."""
+    tell: it is promoted and no finalize (``HISTORY_KINDS``) is recorded on it, its window ended
+    with a decommission or without ("watched"), or none was owed. The flow also checks that the
+    stable service still runs the recorded ``previous_task_definition`` (at 0 tasks after a
+    decommission): a finalize done outside rollway leaves no transition, and then the rollback
+    takes no version out of production."""
     return (record is not None and record.phase is RolloutPhase.PROMOTED
             and record.previous_task_definition is not None
             and not any(t.kind in HISTORY_KINDS for t in record.history))

@@ -726,11 +726,11 @@ def begin_rollback(ledger: Any, service: str, *, actor: str, reason: str, now: f
     rollback finishing another's does (``claim_rollback``: a ``takeover`` entry naming the
     rollback whose claim lapsed, nothing when nobody held it); without a holder nothing is written.
 
-    ``by_hand``: the `rollback` flow run by hand on a promoted rollout whose window closed without a
-    decommission and that no finalize touched (``rollway.finalize.reversible_by_hand``), its stable
-    service found on the previous revision: the rollback takes the promoted version out of
-    production, so it is recorded on the rollout. Checked by the write too: a decommission or a
-    finalize recorded since the caller's read refuses it (RolloutClosed), as for any closed rollout.
+    ``by_hand``: the `rollback` flow run by hand on a promoted rollout whose window closed (with a
+    decommission or without) and that no finalize touched (``rollway.finalize.reversible_by_hand``),
+    its stable service found on the previous revision: the rollback takes the promoted version out
+    of production, so it is recorded on the rollout. Checked by the write too: a finalize recorded
+    since the caller's read refuses it (RolloutClosed), as for any closed rollout.
 
     Raises:
         RolloutClosed: the rollout was closed since the caller read it (say, the judge's own

@@ -4,8 +4,8 @@ once the service's newest rollout is promoted and its monitoring window has clos
 Pure: the words come from the ledger's records alone. Until the promotion is finalized the
 stable service still runs the previous version (finalize is the only step that points it at
 the promoted one; a decommission scales it to 0 on the same revision), so the hand-run
-``rollback`` flow puts it back (recorded on the rollout unless a decommission closed its window:
-``rollway.finalize.reversible_by_hand``). Once finalized, no service runs it any more: going back
+``rollback`` flow puts it back, decommissioned or not, and records it on the rollout
+(``rollway.finalize.reversible_by_hand``). Once finalized, no service runs it any more: going back
 is a new rollout of it, judged like any other.
 """
 
@@ -111,9 +111,11 @@ def nothing_to_abort(targets: Targets, record: RolloutRecord | None, history: Se
 def _recorded(record: RolloutRecord) -> str:
     """What the ledger says after the hand-run rollback ``nothing_to_abort`` sends a person to."""
     if reversible_by_hand(record):
-        # The flow records it while the stable service runs the previous revision, as it does now.
+        # The flow records it while the stable service runs the previous revision, as it does now
+        # (at 0 tasks after a decommission, which the rollback scales back up).
         return (f"It records the rollback on rollout {record.rollout_id}, which `rollway status` then shows rolled "
                 "back, and the next rollout starts as usual")
-    # Decommissioned: the rollout is history, which a later rollback does not rewrite.
-    return ("The ledger keeps the rollout as promoted, so `rollway finalize` then refuses it, and the next rollout "
-            "starts as usual")
+    # Not finalized (the caller said so before), so only the revision the rollout replaced is
+    # missing from its record: the flow cannot tell that the rollback takes the promotion out.
+    return ("The ledger does not record the revision the rollout replaced, so it keeps the rollout as promoted "
+            "and `rollway finalize` then refuses it; the next rollout starts as usual")

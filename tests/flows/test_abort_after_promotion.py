@@ -80,9 +80,31 @@ def test_before_finalize_it_says_to_run_the_rollback_flow_which_puts_the_previou
     assert env.router.weights == Weights(stable=100, canary=0)
     assert stable.task_definition == STABLE_TD and stable.desired > 0
     assert canary.desired == 0 and canary.task_definition == STABLE_TD
-    # Decommissioned, the rollout is history: the ledger keeps it promoted, as the message says.
-    assert "The ledger keeps the rollout as promoted, so `rollway finalize` then refuses it" in said, said
-    assert env.ledger.get(t.canary_service).phase is RolloutPhase.PROMOTED
+    # Decommissioned or not, the rollback takes the promotion out of production, and is recorded
+    # on it, as the message says: it used to say, and the ledger to keep, "promoted".
+    rollout = env.ledger.get(t.canary_service).rollout_id
+    assert f"It records the rollback on rollout {rollout}, which `rollway status` then shows rolled back" in said, said
+    assert "keeps the rollout as promoted" not in said, said
+    assert env.ledger.get(t.canary_service).phase is RolloutPhase.ROLLED_BACK
+
+
+def test_a_promotion_whose_record_names_no_previous_revision_stays_promoted_as_it_says():
+    """A record with no previous revision (written before rollouts recorded it): the rollback
+    flow cannot tell that it takes the promotion out, so the ledger keeps it promoted, and the
+    message says why rather than promising a record."""
+    from rollway.cli.way_back import nothing_to_abort
+    from rollway.ledger import RolloutRecord, Transition, new_rollout_id
+
+    t = fake_environment().targets
+    record = RolloutRecord(service=t.canary_service, rollout_id=new_rollout_id(1_700_000_000), image=IMAGE,
+                           spec_json=decommissioning(IMAGE).model_dump_json(), phase=RolloutPhase.PROMOTED,
+                           weights=Weights(stable=0, canary=100), canary_task_definition="webordinary-edit-task:9",
+                           history=(Transition(at=1_700_000_000, kind="decommission", actor="monitor"),))
+
+    said = " ".join(nothing_to_abort(t, record).split())
+
+    assert "The ledger does not record the revision the rollout replaced, so it keeps the rollout as promoted" in said
+    assert "It records the rollback" not in said, said
 
 
 def test_without_a_decommission_it_says_the_rollback_is_recorded_which_status_then_shows(monkeypatch, capsys):

@@ -117,6 +117,33 @@ def test_the_hooks_rollback_refuses_a_closed_rollout_and_a_person_may_still_roll
     assert env.router.weights == Weights(stable=100, canary=0)
 
 
+def test_a_canary_runs_hook_rollback_is_not_recorded_on_a_promotion_whose_window_closed(monkeypatch):
+    """The promotion's traffic was moved back to the old service by hand, and a `canary` flow run of
+    3.0.0 then failed before its deploy (ECS refused the new revision). The services still agree with
+    the promotion (the old revision on stable, the promoted one on the canary), so its hook's
+    rollback, the run's own, was recorded on the promotion as its rollback, by "state hook (failed)".
+    The hook now says so: the rollback acts, and the promotion is left as it was."""
+    from flows.canary import canary
+
+    env = promoted_and_watched(monkeypatch)
+    env.router.weights = Weights(stable=100, canary=0)  # moved back by hand
+    before = env.ledger.get(env.targets.canary_service)
+
+    def refused(image, base):
+        raise ClientError({"Error": {"Code": "ClientException", "Message": "Too many revisions"}},
+                          "RegisterTaskDefinition")
+
+    monkeypatch.setattr(env.deployer, "register_revision", refused)
+    spec = RolloutSpec(image="webordinary/edit-container:3.0.0",
+                       stages=[Stage(weight=w, bake_seconds=120) for w in (5, 100)], monitor_seconds=0)
+    state = canary(spec=spec.model_dump(mode="json"), return_state=True)
+
+    assert state.is_failed(), state
+    assert any(subject.startswith("Rollback") for subject, _ in env.notifier.messages), "the hook rolled back"
+    assert env.router.weights == Weights(stable=100, canary=0)
+    assert env.ledger.get(env.targets.canary_service) == before
+
+
 def test_a_rerun_of_a_promoted_rollout_recorded_under_older_rules_says_it_is_already_promoted(monkeypatch):
     """progressive_rollout run again with the promoted image: its window over, the release is
     production. It refused on the recorded spec and said to roll it back with `rollway abort`,

@@ -575,19 +575,28 @@ def rollback_recorded_on(env, reason):
     return rollback_recorded(env, reason, actor="state hook (failed)")
 
 
+@flow
+def canary_hook_rollback(env, reason):
+    """As a `canary` flow run's hook calls the rollback flow (flows/hooks.py): that run keeps no
+    ledger, so it does not refuse a closed rollout, only records nothing on one."""
+    return rollback_recorded(env, reason, actor="state hook (failed)", only_open=False, leave_closed=True)
+
+
 def test_a_hook_rollback_inside_the_window_is_recorded_and_after_it_is_not():
     env, _ = _killed_while_monitoring()
     rollback_recorded_on(env, "run died while monitoring")
     assert kinds(env)[-4:] == ["rollback-start", "notifying", "notified", "rollback"]
     assert env.ledger.get(env.targets.canary_service).phase is RolloutPhase.ROLLED_BACK
 
-    # A finished, decommissioned rollout is history: a later rollback (say, of an unrelated
-    # canary run) must not rewrite it or restore the task definition it recorded.
+    # A finished, decommissioned rollout is not rewritten by a later rollback of an unrelated
+    # `canary` flow run: its hook says the rollback is its own (leave_closed), so nothing of it is
+    # recorded on the rollout. (A person's rollback by
+    # hand is recorded: test_a_rollback_run_by_hand_after_a_decommissioned_promotion_is_recorded_on_it.)
     env = env_with_ledger()
     progressive_on(env, monitored_spec(), auto_approve())
     before = kinds(env)
     assert before[-1] == "decommission"
-    rollback_recorded_on(env, "canary run failed")
+    canary_hook_rollback(env, "canary run failed")
     assert kinds(env) == before
     assert env.ledger.get(env.targets.canary_service).phase is RolloutPhase.PROMOTED
 
@@ -942,6 +951,40 @@ def test_a_rollback_run_by_hand_after_a_promotion_no_window_or_finalize_closed_i
     assert "moved the traffic back by hand" not in str(refused.value)
 
 
+def test_a_rollback_run_by_hand_after_a_decommissioned_promotion_is_recorded_on_it(monkeypatch):
+    """The common case: the window ended with a decommission (the old service scaled to 0 on the
+    previous revision), and on-call rolls the promotion back by hand a day later. The rollback put
+    the previous version back, and the ledger kept saying promoted (`rollway status` named the new
+    version as production); it is now recorded, and the promotion's flags are off with it."""
+    import flows.rollback
+    from rollway.fakes import FakeFlagStore
+    from rollway.flags import FlagState
+    from rollway.spec import FlagBinding
+
+    env = env_with_ledger()
+    env.flags = FakeFlagStore([FlagState(feature="multi-session", enabled=True, percentage=100.0)])
+    monkeypatch.setattr(flows.rollback, "load_environment", lambda *a, **k: env)
+    t = env.targets
+    spec = monitored_spec().model_copy(update={"flags": (FlagBinding(feature="multi-session"),)})
+    assert progressive_on(env, spec, auto_approve()).outcome == "promoted"
+    assert kinds(env)[-1] == "decommission"
+    record = env.ledger.get(t.canary_service)
+    assert env.deployer.services[t.stable_service].desired == 0
+    assert env.deployer.services[t.stable_service].task_definition == record.previous_task_definition
+
+    flows.rollback.rollback(reason="sessions lost since yesterday", actor="erin")
+
+    assert env.router.weights == Weights(stable=100, canary=0)
+    stable = env.deployer.services[t.stable_service]
+    assert stable.task_definition == record.previous_task_definition and stable.desired > 0
+    after = env.ledger.get(t.canary_service)
+    assert (after.rollout_id, after.phase) == (record.rollout_id, RolloutPhase.ROLLED_BACK)
+    assert kinds(env)[-4:] == ["decommission", "rollback-start", "notified", "rollback"]
+    assert after.last_transition("rollback").actor == "erin"
+    assert env.flags.get("multi-session").enabled is False
+    assert f"rollout {record.rollout_id}" in env.notifier.messages[-1][1]
+
+
 def test_a_canary_runs_hook_rollback_over_a_promotion_moved_back_by_hand_leaves_the_promotion_alone():
     """The traffic of a promotion nothing decommissioned was moved back by hand, and a `canary` flow
     run deployed to the canary service since: its failed run's hook rolls that run back, not the
@@ -956,7 +999,7 @@ def test_a_canary_runs_hook_rollback_over_a_promotion_moved_back_by_hand_leaves_
         update={"task_definition": before.canary_task_definition.replace(":100", ":101")})  # the canary run's
     env.router.weights = Weights(stable=95, canary=5)
 
-    rollback_recorded_on(env, "canary run failed")
+    canary_hook_rollback(env, "canary run failed")
 
     assert env.router.weights == Weights(stable=100, canary=0)
     assert env.ledger.get(t.canary_service) == before

@@ -1,11 +1,12 @@
 """The `rollback` flow run by hand on a promoted rollout `rollway abort` no longer rolls back (what
 `rollway abort` tells a person to do then). On the embedded AWS with the Prefect test harness.
 
-While nothing decommissioned or finalized it, the stable service still runs the previous version,
+While nothing finalized it, the stable service still runs the previous version,
 so the rollback puts it back in production. It was not written to the ledger, which kept saying
 "promoted": `rollway status` and the reports said the new version was promoted while the traffic
 was on the old one, and `rollway finalize` then refused, saying someone "moved the traffic back by
-hand". A decommissioned rollout, and one finalized outside rollway, are left as they were.
+hand". A decommission (the stable service scaled to 0 on the same revision) does not change that;
+a rollout finalized outside rollway is left as it was.
 """
 
 from __future__ import annotations
@@ -64,18 +65,33 @@ def test_a_rollback_by_hand_after_a_window_without_decommission_is_recorded_on_t
     assert "moved the traffic back by hand" not in str(refused.value)
 
 
-def test_a_decommissioned_promotion_stays_history(aws):
-    """Decommissioned, the rollout is history: the rollback moves the traffic, and the ledger
-    keeps it promoted (`rollway abort` says so)."""
+def test_a_rollback_by_hand_after_a_decommission_is_recorded_on_the_promotion(aws, capsys):
+    """The common case: the window ended with a decommission, the old service scaled to 0 on the
+    previous revision, and on-call rolls the promotion back by hand later. The rollback scaled it
+    back up and moved the traffic, but the ledger kept the rollout promoted: `rollway status` said
+    the new version was production while the old one served."""
     t = aws.targets
     env, _, previous = promote_by_hand(aws, "start", "promote", "decommission")
-    before = env.ledger.get(t.canary_service)
+    rollout = env.ledger.get(t.canary_service).rollout_id
+    before = read_back(aws)[1]
+    assert before.task_definition == previous and before.desired == 0
 
-    hand_rollback(aws)
+    hand_rollback(aws, "sessions lost since yesterday")
 
-    weights, stable, _ = read_back(aws)
-    assert weights == ALL_STABLE and stable.task_definition == previous
-    assert env.ledger.get(t.canary_service) == before
+    weights, stable, canary = read_back(aws)
+    assert weights == ALL_STABLE and stable.task_definition == previous and stable.desired > 0
+    assert canary.desired == 0
+    record = env.ledger.get(t.canary_service)
+    assert (record.rollout_id, record.phase) == (rollout, RolloutPhase.ROLLED_BACK)
+    assert kinds(aws)[-4:] == ["decommission", "rollback-start", "notified", "rollback"]
+    end = record.last_transition("rollback")
+    assert (end.actor, end.comment) == ("erin", "sessions lost since yesterday")
+
+    blocks = saved_blocks(aws)
+    capsys.readouterr()
+    assert ops.status(targets_block=blocks, credentials_block=blocks) == 0
+    said = " ".join(capsys.readouterr().out.split())
+    assert "phase rolled_back" in said, said
 
 
 def test_a_promotion_finalized_outside_rollway_is_not_named_rolled_back(aws):

@@ -353,11 +353,12 @@ class LedgerContract:
         (["rollback-start"], RolloutPhase.ROLLING_BACK, False, None),  # half done: a rollback finishes it
         (["promote"], RolloutPhase.PROMOTED, False, None),  # the window is owed: the old service still runs
         (["promote", "watched"], RolloutPhase.PROMOTED, False, "monitoring window has closed"),
-        # The `rollback` flow run by hand on a promotion whose window closed without a decommission
-        # and that no finalize touched: the stable service runs the previous version, so it begins.
+        # The `rollback` flow run by hand on a promotion whose window closed, with a decommission
+        # (the stable service at 0 on the same revision) or without, and that no finalize touched:
+        # the stable service runs the previous version, so it begins.
         (["promote", "watched"], RolloutPhase.PROMOTED, True, None),
-        # Decommissioned, or a finalize begun or done (recorded since the flow's read): history.
-        (["promote", "decommission"], RolloutPhase.PROMOTED, True, "monitoring window has closed"),
+        (["promote", "decommission"], RolloutPhase.PROMOTED, True, None),
+        # A finalize begun or done (recorded since the flow's read): history.
         (["promote", "watched", "finalize-start"], RolloutPhase.PROMOTED, True, "monitoring window has closed"),
         (["promote", "watched", "finalize-start", "finalized"], RolloutPhase.PROMOTED, True,
          "monitoring window has closed"),
