@@ -979,7 +979,7 @@ def test_a_rollback_run_by_hand_after_a_decommissioned_promotion_is_recorded_on_
     assert stable.task_definition == record.previous_task_definition and stable.desired > 0
     after = env.ledger.get(t.canary_service)
     assert (after.rollout_id, after.phase) == (record.rollout_id, RolloutPhase.ROLLED_BACK)
-    assert kinds(env)[-4:] == ["decommission", "rollback-start", "notified", "rollback"]
+    assert kinds(env)[-5:] == ["decommission", "rollback-start", "notifying", "notified", "rollback"]
     assert after.last_transition("rollback").actor == "erin"
     assert env.flags.get("multi-session").enabled is False
     assert f"rollout {record.rollout_id}" in env.notifier.messages[-1][1]

@@ -83,7 +83,7 @@ def test_a_rollback_by_hand_after_a_decommission_is_recorded_on_the_promotion(aw
     assert canary.desired == 0
     record = env.ledger.get(t.canary_service)
     assert (record.rollout_id, record.phase) == (rollout, RolloutPhase.ROLLED_BACK)
-    assert kinds(aws)[-4:] == ["decommission", "rollback-start", "notified", "rollback"]
+    assert kinds(aws)[-5:] == ["decommission", "rollback-start", "notifying", "notified", "rollback"]
     end = record.last_transition("rollback")
     assert (end.actor, end.comment) == ("erin", "sessions lost since yesterday")
 
