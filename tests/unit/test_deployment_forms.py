@@ -54,3 +54,22 @@ def test_no_secret_is_shown_in_a_form(flow_name) -> None:
     assert "**********" not in shown and "writeonly" not in shown
     for field in _form(deployment)["properties"].values():
         assert field.get("format") != "password", field
+
+
+def test_the_pause_form_says_what_each_answer_does() -> None:
+    """The answer form's fields are what a person reads before approving production traffic.
+    next_weight read "a different next canary weight within the spec's stages", so an earlier
+    stage, or a skip at a pause the judge could not decide, looked allowed; the run refused it
+    and asked again an analysis interval later, when the person may have gone."""
+    from flows.approvals import ApprovalInput
+
+    form = ApprovalInput.model_json_schema()
+    fields = form["properties"]
+    assert fields["action"]["enum"] == ["approve", "reject", "hold"]  # a dropdown, not free text
+    action = fields["action"]["description"]
+    for answer in ("approve:", "reject: roll back", "hold: stay at the current weights"):
+        assert answer in action, action
+    skip = fields["next_weight"]["description"]
+    assert "only with approve" in skip and "later stage" in skip and "empty:" in skip, skip
+    assert set(form["required"]) == {"action", "approver"}
+    assert all(field.get("description") for field in fields.values()), fields
