@@ -73,3 +73,25 @@ def test_the_pause_form_says_what_each_answer_does() -> None:
     assert "only with approve" in skip and "later stage" in skip and "empty:" in skip, skip
     assert set(form["required"]) == {"action", "approver"}
     assert all(field.get("description") for field in fields.values()), fields
+
+
+# The RolloutSpec's models (rollway/spec.py) document their fields in docstrings only: their
+# sub-forms still show some bare names.
+SPEC_MODELS = {"RolloutSpec", "Stage", "Analysis", "Approvals", "Guardrails", "WeeklyPhase", "FlagBinding"}
+
+
+def _sub_forms() -> dict[str, dict]:
+    forms: dict[str, dict] = {}
+    for deployment in SERVED.values():
+        forms.update(_form(deployment).get("definitions", {}))
+    return forms
+
+
+@pytest.mark.parametrize("model", sorted(set(_sub_forms()) - SPEC_MODELS))
+def test_every_field_of_a_parameter_s_sub_form_says_what_it_is(model) -> None:
+    """validate_deployment's ``spec`` showed fourteen bare names (``success_rate_services``,
+    ``authorization_secret_block``: the name of a Secret block, not the token), and the clock
+    its ``speed``: their help was in a docstring's Attributes section, which no form reads."""
+    fields = _sub_forms()[model]["properties"]
+    undescribed = [name for name, field in fields.items() if not (field.get("description") or "").strip()]
+    assert not undescribed, f"the {model} part of the form shows these without a description: {undescribed}"
