@@ -58,7 +58,8 @@ class ApprovalInput(RunInput):
     """The form a person fills in to answer a rollout's pause."""
 
     action: Literal["approve", "reject", "hold"] = Field(
-        description="approve: go on; reject: roll back now; hold: stay at the current weights and ask again"
+        description="approve: shift to the stage asked about (at a pause the judge could not decide: accept "
+                    "this stage as passed); reject: roll back now; hold: stay at the current weights and ask again"
     )
     # pattern, not a Python validator: the server checks the form's JSON schema when the run is
     # resumed, so a blank name is refused there and the person can answer again. A check that
@@ -69,7 +70,11 @@ class ApprovalInput(RunInput):
     # Bounded: the comment goes into the ledger item (400 KB in all), SNS and the artifacts.
     comment: str = Field(default="", max_length=1000, description="why (recorded in the ledger and the notifications)")
     next_weight: int | None = Field(
-        default=None, ge=1, le=100, description="optional: a different next canary weight within the spec's stages"
+        # "a different next canary weight within the spec's stages" read as if an earlier stage,
+        # or any weight, would do: the run refuses those and asks again an interval later.
+        default=None, ge=1, le=100,
+        description="only with approve, at an approval pause: skip ahead to this later stage's canary weight "
+                    "(the text above lists them); empty: shift to the stage asked about"
     )
 
 

@@ -121,7 +121,10 @@ def rollout_report(
     """Write the report of one rollout of the service from the ledger (the newest by default), and
     its incident report if it was rolled back. Read-only.
 
-    ``rollout_id``: which rollout (as `rollway status` shows it); leave empty for the newest.
+    Args:
+        rollout_id: which rollout (as `rollway status` shows it); leave empty for the newest.
+        targets_block: a saved RollwayTargets block (the ledger table); empty: Webordinary's names.
+        aws_credentials_block: a saved AwsCredentials block; empty: boto3's default chain.
     """
     # A refusal says everything on its line: a traceback made it read as a crash of rollway.
     without_traceback(ReportRefused)

@@ -36,7 +36,9 @@ class ClockSettings(BaseModel):
     # parameters go through ``of_run``, which still drops them.
     model_config = ConfigDict(frozen=True, allow_inf_nan=False, extra="forbid")
 
-    speed: float = Field(default=1.0, gt=0, le=MAX_SPEED)
+    speed: float = Field(default=1.0, gt=0, le=MAX_SPEED, description=(
+        "rollout seconds per wall second: 1 for a real rollout; more only on the embedded AWS, whose metrics "
+        "share the anchor"))
     anchor: float | None = Field(default=None, description="wall-clock epoch seconds where the scaled clock equals wall time")
 
     @field_validator("speed")

@@ -84,52 +84,48 @@ def _http_url(value: str, what: str) -> str:
 class ValidationSpec(BaseModel):
     """What ``validate_deployment`` checks. Webordinary's addresses and the seed's values are the defaults.
 
-    Attributes:
-        health_url: GET must answer 2xx, with no JSON body saying the service is down.
-        api_base_url: the sessions API; the session and message paths are joined to it.
-        sessions_path: POST ``{"clientId", "userId"}`` here creates a session whose JSON carries ``sessionId``.
-        messages_path: POST ``{"instruction"}`` here; ``{session_id}`` is replaced by the created session's id.
-        client_id, user_id: who the test session belongs to (the seed's ``test`` / ``deploy-test``).
-        instruction: the test message's text.
-        timeout_seconds: per request: its whole answer, status, headers and body (and connect, read
-            and write each); and per attempt of the SuccessRate read, CloudWatch's whole answer.
-        success_rate_floor: the lowest average ``SuccessRate`` (percent) that passes: 99.9, the
-            seed's success criterion "error rate < 0.1 %".
-        success_rate_window_minutes: how far back the average is taken (the seed's 5 minutes).
-        success_rate_services: the ECS services whose ``SuccessRate`` (dimension ``Service``) is
-            read; empty means both of the targets' services, stable and canary: after a
-            promotion the new version runs on the canary service, after ``finalize`` on the
-            stable one, and the average pools whichever published (each of them must also be
-            at or above the floor on its own).
-        attempts: how many times a check that failed in a way worth trying again is tried
-            (1: no retry). A POST is tried again only when the request never reached the
-            server, so that no second session is created and no message sent twice.
-        retry_delay_seconds: wait between attempts.
-        authorization_secret_block: the name of a Prefect ``Secret`` block whose value is sent
-            as the ``Authorization`` header of the health, session and message requests (e.g.
-            ``Bearer <token>``), for a service behind a token. Only the name is in the run's
-            parameters: the value is read when the run starts and is never logged or shown. A
-            token in a URL's query is sent too, but it is a parameter anyone who can read the
-            run can see.
+    Each field's description is its help text in the run form of the Prefect UI.
     """
 
     # Errors name the rule broken and never echo the input: a URL may carry a password.
     model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
 
-    health_url: str = "https://edit.ameliastamps.webordinary.com/health"
-    api_base_url: str = "https://api.webordinary.com"
-    sessions_path: str = "/sessions"
-    messages_path: str = "/sessions/{session_id}/messages"
-    client_id: str = "test"
-    user_id: str = "deploy-test"
-    instruction: str = "Test deployment"
-    timeout_seconds: float = Field(default=10.0, gt=0, le=300, allow_inf_nan=False)
-    success_rate_floor: float = Field(default=99.9, ge=0, le=100, allow_inf_nan=False)
-    success_rate_window_minutes: int = Field(default=5, ge=1, le=24 * 60)
-    success_rate_services: tuple[str, ...] = ()
-    attempts: int = Field(default=3, ge=1, le=20)
-    retry_delay_seconds: float = Field(default=5.0, ge=0, le=600, allow_inf_nan=False)
-    authorization_secret_block: str | None = None
+    health_url: str = Field(default="https://edit.ameliastamps.webordinary.com/health",
+                            description="GET must answer 2xx, with no JSON body saying the service is down.")
+    api_base_url: str = Field(default="https://api.webordinary.com",
+                              description="the sessions API; the session and message paths are joined to it.")
+    sessions_path: str = Field(default="/sessions", description=(
+        'POST ``{"clientId", "userId"}`` here creates a session whose JSON carries ``sessionId``.'))
+    messages_path: str = Field(default="/sessions/{session_id}/messages", description=(
+        'POST ``{"instruction"}`` here; ``{session_id}`` is replaced by the created session\'s id.'))
+    client_id: str = Field(default="test", description="the client the test session belongs to (the seed's ``test``).")
+    user_id: str = Field(default="deploy-test",
+                         description="the user the test session belongs to (the seed's ``deploy-test``).")
+    instruction: str = Field(default="Test deployment", description="the test message's text.")
+    timeout_seconds: float = Field(default=10.0, gt=0, le=300, allow_inf_nan=False, description=(
+        "per request: its whole answer, status, headers and body (and connect, read and write each); and per "
+        "attempt of the SuccessRate read, CloudWatch's whole answer."))
+    success_rate_floor: float = Field(default=99.9, ge=0, le=100, allow_inf_nan=False, description=(
+        "the lowest average ``SuccessRate`` (percent) that passes: 99.9, the seed's success criterion "
+        '"error rate < 0.1 %".'))
+    success_rate_window_minutes: int = Field(default=5, ge=1, le=24 * 60, description=(
+        "how far back the average is taken (the seed's 5 minutes)."))
+    success_rate_services: tuple[str, ...] = Field(default=(), description=(
+        "the ECS services whose ``SuccessRate`` (dimension ``Service``) is read; empty means both of the targets' "
+        "services, stable and canary: after a promotion the new version runs on the canary service, after "
+        "``finalize`` on the stable one, and the average pools whichever published (each of them must also be at "
+        "or above the floor on its own)."))
+    attempts: int = Field(default=3, ge=1, le=20, description=(
+        "how many times a check that failed in a way worth trying again is tried (1: no retry). A POST is tried "
+        "again only when the request never reached the server, so that no second session is created and no "
+        "message sent twice."))
+    retry_delay_seconds: float = Field(default=5.0, ge=0, le=600, allow_inf_nan=False,
+                                       description="wait between attempts, in seconds.")
+    authorization_secret_block: str | None = Field(default=None, description=(
+        "the name of a Prefect ``Secret`` block whose value is sent as the ``Authorization`` header of the "
+        "health, session and message requests (e.g. ``Bearer <token>``), for a service behind a token. Only the "
+        "name is in the run's parameters: the value is read when the run starts and is never logged or shown. A "
+        "token in a URL's query is sent too, but it is a parameter anyone who can read the run can see."))
 
     @field_validator("success_rate_floor", mode="before")
     @classmethod
