@@ -1464,15 +1464,23 @@ def rollback(
 ) -> RollbackResult:
     """Roll the service back to its stable version (idempotent; safe to run by hand at any time).
 
-    ``only_open_rollout``: do nothing when the ledger's newest rollout was promoted and its
-    monitoring window has closed (set by the rollout flows' state hooks; see ``rollback_recorded``).
-    ``leave_closed_rollout``: roll back, but record nothing on such a closed rollout (set by every
-    state hook, a `canary` flow run's too, whose rollback is its own run's; never by a person).
-    ``fallback_bindings``: flags to disable if the ledger cannot be read (the hooks pass their
-    run's). ``rollout``: act only while this rollout is the newest (RolloutSuperseded otherwise;
-    RolloutNotFound when no rollout of the service is recorded).
-    ``claim_wait_seconds``: how long to wait for another rollback holding the rollback's claim
-    (wall seconds; a failed run's hook waits less when its run waited already).
+    Each line of Args is that parameter's description in the Prefect UI's run form, written for a person
+    running it by hand; ``rollback_recorded`` gives the details.
+
+    Args:
+        reason: why you roll back: it opens the page on-call gets and goes in the ledger and the flags' audit trail.
+        actor: who rolls back (recorded in the ledger and the flags' audit trail).
+        previous_task_definition: the canary's revision to restore (ARN or family:revision); empty: its pre-rollout one.
+        stable_desired: tasks the stable service runs to carry all the traffic; empty: as recorded, or the larger service's.
+        bindings: the feature flags to disable; empty: those the rollout rolled back binds (as recorded).
+        targets_block: a saved RollwayTargets block; empty: Webordinary's names.
+        aws_credentials_block: a saved AwsCredentials block; empty: boto3's default chain.
+        clock: the rollout clock; leave it for a real rollout (speed 1), the simulator speeds it up.
+        only_open_rollout: for the state hooks, leave it off: on, a promotion whose window closed is not rolled back.
+        leave_closed_rollout: for the state hooks, leave it off: on, it records no rollback on a closed rollout.
+        fallback_bindings: flags to disable only if the ledger cannot be read (the state hooks pass their run's).
+        rollout: act only while this rollout id (`rollway status` shows it) is the service's newest; empty: any.
+        claim_wait_seconds: how long to wait for a rollback of the rollout already under way (wall seconds).
     """
     env = load_environment(targets_block, aws_credentials_block, clock)
     return rollback_recorded(

@@ -12,11 +12,6 @@ import pytest
 from rollway.clock import ClockSettings
 from rollway.spec import RolloutSpec
 
-# The rollback flow's docstring describes its parameters in prose, not in an Args section:
-# its form still shows bare names (left for whoever next changes flows/rollback.py).
-UNDESCRIBED = {"rollback"}
-
-
 def _served() -> dict:
     from deployments.serve import build_deployments
 
@@ -37,8 +32,6 @@ def _form(deployment) -> dict:
 def test_every_parameter_of_every_deployment_says_what_it_is(flow_name) -> None:
     """A parameter without a description showed as its bare name (``lease_wall_seconds``,
     ``adopt_live_weights``) in the run form of every rollout flow."""
-    if flow_name in UNDESCRIBED:
-        pytest.xfail("rollback's docstring has no Args section")
     properties = _form(SERVED[flow_name])["properties"]
     undescribed = [name for name, field in properties.items() if not (field.get("description") or "").strip()]
     assert not undescribed, f"{flow_name}'s form shows these without a description: {undescribed}"
