@@ -98,8 +98,11 @@ class Stage(KnownKeys):
 
     model_config = _STRICT
 
-    weight: int = Field(ge=1, le=100)
-    bake_seconds: float = Field(default=600.0, gt=0, le=MAX_BAKE_SECONDS)
+    weight: int = Field(ge=1, le=100, description="the canary's share of the traffic at this stage, in percent 1..100")
+    bake_seconds: float = Field(
+        default=600.0, gt=0, le=MAX_BAKE_SECONDS,
+        description="how long the stage is judged before it passes, in seconds (at most 30 days)",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -120,7 +123,10 @@ class Stage(KnownKeys):
         _no_percent_sign("a stage weight", value)
         return value
 
-    min_bake_seconds: float | None = Field(default=None, ge=0)
+    min_bake_seconds: float | None = Field(
+        default=None, ge=0,
+        description="seconds after which the judge may pass the stage, given enough evidence (empty: at bake_seconds)",
+    )
     approval: bool = Field(default=False, description="pause for a person before this stage")
 
     _bake_bound = _at_most("bake_seconds", MAX_BAKE_SECONDS, "30 days",
@@ -167,7 +173,10 @@ class Analysis(KnownKeys):
 
     model_config = _STRICT
 
-    judge: Literal["threshold", "sequential"] = "sequential"
+    judge: Literal["threshold", "sequential"] = Field(
+        default="sequential",
+        description="sequential (anytime-valid, against the baseline) or threshold (the fixed error-rate check)",
+    )
     # ALB metrics have one-minute resolution: CloudWatch accepts only periods that are multiples of 60 for them.
     interval_seconds: int = Field(
         default=60, ge=60, le=MAX_INTERVAL_SECONDS, multiple_of=60,
@@ -177,7 +186,10 @@ class Analysis(KnownKeys):
     # subnormal alpha split in two is 0.
     alpha: float = Field(default=0.01, ge=1e-9, lt=0.5, description="probability of rolling back a healthy canary")
     margin: float = Field(default=0.001, ge=0, lt=1, description="absolute error-rate margin tolerated when passing")
-    mode: Literal["two-sample", "one-sample"] = "two-sample"
+    mode: Literal["two-sample", "one-sample"] = Field(
+        default="two-sample",
+        description="two-sample (against the baseline) or one-sample (against slo_error_rate and slo_slow_rate)",
+    )
     # SLOs stop at 50 %: the judge's alternatives are multiples (from 1.3x) of the SLO, which
     # must stay rates below 100 %.
     slo_error_rate: float = Field(default=0.001, gt=0, le=0.5, description="one-sample mode: the error rate the canary is held to")
@@ -270,8 +282,11 @@ class Approvals(KnownKeys):
 
     model_config = _STRICT
 
-    timeout_seconds: float = Field(default=3600.0, gt=0, le=MAX_APPROVAL_TIMEOUT_SECONDS)
-    on_timeout: Literal["rollback", "hold"] = "rollback"
+    timeout_seconds: float = Field(default=3600.0, gt=0, le=MAX_APPROVAL_TIMEOUT_SECONDS,
+                                   description="how long a pause waits for an answer, in seconds (at most 30 days)")
+    on_timeout: Literal["rollback", "hold"] = Field(
+        default="rollback", description="what an unanswered pause does: rollback, or hold (stay and ask again)"
+    )
 
     _timeout_bound = _at_most(
         "timeout_seconds", MAX_APPROVAL_TIMEOUT_SECONDS, "30 days",
@@ -285,9 +300,11 @@ class WeeklyPhase(KnownKeys):
 
     model_config = _STRICT
 
-    name: str
-    weights: tuple[int, ...]
-    decommission: bool = False
+    name: str = Field(description="the phase's name (one line: week 1), shown in the ledger, notices and summaries")
+    weights: tuple[int, ...] = Field(description="the stage weights (percent) this phase runs, in order")
+    decommission: bool = Field(
+        default=False, description="scale the old service to zero after a clean monitoring window (last phase only)"
+    )
 
     @field_validator("name")
     @classmethod
@@ -320,8 +337,11 @@ class FlagBinding(KnownKeys):
 
     model_config = _STRICT
 
-    feature: str = Field(min_length=1)
-    follow: Literal["traffic", "schedule"] = "traffic"
+    feature: str = Field(min_length=1, description="the feature flag's name; a rollback disables it")
+    follow: Literal["traffic", "schedule"] = Field(
+        default="traffic",
+        description="traffic: its percentage is the canary's weight; schedule: the percentages schedule gives",
+    )
 
     @field_validator("feature")
     @classmethod
@@ -398,11 +418,19 @@ class RolloutSpec(KnownKeys):
     model_config = _STRICT
 
     image: str = Field(description="the container image of the new version, e.g. repo:1.4.0")
-    stages: tuple[Stage, ...] = Field(default_factory=default_stages)
-    analysis: Analysis = Field(default_factory=Analysis)
-    guardrails: Guardrails = Field(default_factory=Guardrails)
-    approvals: Approvals = Field(default_factory=Approvals)
-    phases: tuple[WeeklyPhase, ...] = Field(default_factory=default_phases)
+    stages: tuple[Stage, ...] = Field(
+        default_factory=default_stages, description="the traffic steps, by increasing weight; the last one is 100 %"
+    )
+    analysis: Analysis = Field(default_factory=Analysis,
+                               description="how each stage is judged: the judge, its period, its error margins")
+    guardrails: Guardrails = Field(default_factory=Guardrails,
+                                   description="absolute thresholds that roll back or alert, whatever the judge says")
+    approvals: Approvals = Field(default_factory=Approvals,
+                                 description="how long an approval pause waits, and what an unanswered one does")
+    phases: tuple[WeeklyPhase, ...] = Field(
+        default_factory=default_phases,
+        description="the weekly plan: the stages each phase runs (leave it out to run every stage as one phase)",
+    )
     min_phase_seconds: float = Field(
         default=3 * _DAY, ge=0, le=30 * _DAY,
         description="a weekly phase runs at least this long before the schedule starts the next one (at most 30 days). "
@@ -421,7 +449,9 @@ class RolloutSpec(KnownKeys):
         description="the IANA time zone (UTC, Europe/Berlin, ...) whose calendar weeks the phase plan counts: a "
         "week starts on Monday at 00:00 there. Give the zone the weekly advance_phase schedule fires in",
     )
-    flags: tuple[FlagBinding, ...] = ()
+    flags: tuple[FlagBinding, ...] = Field(
+        default=(), description="feature flags whose percentage follows the stages; a rollback disables them"
+    )
     verify_timeout_seconds: float = Field(
         default=30.0, gt=0, le=MAX_VERIFY_TIMEOUT_SECONDS, description="how long a weight read-back may lag"
     )

@@ -68,11 +68,6 @@ def test_the_pause_form_says_what_each_answer_does() -> None:
     assert all(field.get("description") for field in fields.values()), fields
 
 
-# The RolloutSpec's models (rollway/spec.py) document their fields in docstrings only: their
-# sub-forms still show some bare names.
-SPEC_MODELS = {"RolloutSpec", "Stage", "Analysis", "Approvals", "Guardrails", "WeeklyPhase", "FlagBinding"}
-
-
 def _sub_forms() -> dict[str, dict]:
     forms: dict[str, dict] = {}
     for deployment in SERVED.values():
@@ -80,7 +75,7 @@ def _sub_forms() -> dict[str, dict]:
     return forms
 
 
-@pytest.mark.parametrize("model", sorted(set(_sub_forms()) - SPEC_MODELS))
+@pytest.mark.parametrize("model", sorted(_sub_forms()))
 def test_every_field_of_a_parameter_s_sub_form_says_what_it_is(model) -> None:
     """validate_deployment's ``spec`` showed fourteen bare names (``success_rate_services``,
     ``authorization_secret_block``: the name of a Secret block, not the token), and the clock
