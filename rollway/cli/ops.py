@@ -82,6 +82,11 @@ class NoPausedRun(OpsError):
     """No run of the service's rollout is waiting for an answer."""
 
 
+class TargetsUnknown(NoPausedRun):
+    """No rollout is recorded, none is paused, and the targets block names what AWS does not know:
+    a command has nothing to act on, and `rollway abort` no rollback to carry out instead."""
+
+
 class Unattended(OpsError):
     """A run is Paused, but no process waits for its answer any more: its process died. Resumed,
     it would show Running with nothing to run it, for ever."""
@@ -1067,7 +1072,9 @@ def _answer(action: str, approver: str, comment: str, weight: int | None = None,
     return answer
 
 
-def _paused(service: Service, flow_run: UUID | None) -> tuple[RolloutRecord | None, Any]:
+def _paused(service: Service, flow_run: UUID | None,
+            nothing_done: str = "nothing was answered") -> tuple[RolloutRecord | None, Any]:
+    """The newest rollout and its paused run; ``nothing_done`` ends a TargetsUnknown refusal."""
     from prefect.client.orchestration import get_client
 
     record = service.ledger.get(service.name)
@@ -1077,8 +1084,8 @@ def _paused(service: Service, flow_run: UUID | None) -> tuple[RolloutRecord | No
         except NoPausedRun as nothing:
             if record is None and flow_run is None:
                 unrecorded = f"no rollout recorded for {service.name} in table {service.targets.rollouts_table}"
-                if unknown := _unknown_targets(service, f"{unrecorded}; nothing was answered"):
-                    raise NoPausedRun(unknown) from nothing
+                if unknown := _unknown_targets(service, f"{unrecorded}; {nothing_done}"):
+                    raise TargetsUnknown(unknown) from nothing
             raise
 
 
@@ -1270,7 +1277,7 @@ def abort(
     answer = _answer("reject", who, reason, comment_option="--reason")
     service = connect(targets_block, credentials_block)
     try:
-        record, run = _paused(service, flow_run)
+        record, run = _paused(service, flow_run, "nothing was rolled back")
         check_attended(run)
     except Unattended as dead:
         # Rejected, nothing would roll back: the rollback is carried out here instead, as when
@@ -1282,8 +1289,10 @@ def abort(
         errors.print(f"[yellow]warning:[/yellow] {escape(str(dead))}; it is marked Crashed, and the rollback is "
                      "carried out here")
         return _abort_directly(service, who, reason, wait_seconds)
-    except NoPausedRun:
-        if flow_run is not None:
+    except NoPausedRun as nothing:
+        # A block naming what AWS does not know was answered "nothing to abort": the same reads
+        # that found the misspelt name were made, and their answer dropped.
+        if flow_run is not None or isinstance(nothing, TargetsUnknown):
             raise
         return _abort_directly(service, who, reason, wait_seconds)
     resume(run.id, answer, paused=run.state)
