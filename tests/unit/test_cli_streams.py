@@ -383,9 +383,9 @@ def test_a_command_the_role_may_not_run_names_the_permission_and_its_statement(a
         (("flags", "get", SQS, "--audit", "-1"), "--audit -1 is negative"),
         # Flags hold basis points: 0.004 was stored as 0 % (off for everyone), with no word of it.
         (("flags", "set", SQS, "--percentage", "0.004", "--actor", "gina"),
-         "percentage 0.004: flags are stored in basis points, so the finest step is 0.01 % (it would be stored as "
-         "0%); give 0 or 0.01; nothing was read or changed"),
-        (("flags", "set", SQS, "--percentage", "12.345", "--actor", "gina"), "give 12.34 or 12.35"),
+         "error: --percentage 0.004: flags are stored in basis points, so the finest step is 0.01 % (it would be "
+         "stored as 0%); give 0 or 0.01; nothing was read or changed"),
+        (("flags", "set", SQS, "--percentage", "12.345", "--actor", "gina"), "error: --percentage 12.345: "),
     ],
     ids=["percentage", "name", "audit", "percentage below a basis point", "percentage between basis points"],
 )
