@@ -820,7 +820,7 @@ def reporting(command: Callable[..., int]) -> Callable[..., int]:
             if is_denied(err):  # the IAM action and the statement granting it, not boto's bare text
                 errors.print(f"[red]error:[/red] {escape(str(permission_denied(err, job=_CLI_POLICY)))}")
                 return 1
-            if missing := _missing_table(err, _loaded_targets.get()):
+            if missing := missing_table(err, _loaded_targets.get()):
                 errors.print(f"[red]error:[/red] {escape(missing)}")
                 return 1
             errors.print(f"[red]error:[/red] AWS refused or could not be reached: {escape(str(err))}")
@@ -835,20 +835,21 @@ def reporting(command: Callable[..., int]) -> Callable[..., int]:
 _DYNAMODB_CALLS = frozenset({"Query", "GetItem", "PutItem", "UpdateItem", "DeleteItem", "Scan", "TransactWriteItems"})
 
 
-def _missing_table(err: Exception, targets: Targets | None) -> str:
+def missing_table(err: BaseException | None, targets: Targets | None, field: str = "rollouts_table") -> str:
     """What a DynamoDB "Requested resource not found" means to a person, or "" for any other error.
 
     DynamoDB's words name neither the table nor the fix: a targets block whose rollouts_table is
     misspelt, or an account or region whose tables were never created, read as AWS failing. The
-    commands read no other table themselves, so it is the ledger's: said as `rollway report` says it.
+    operator commands read no other table themselves, so it is the ledger's; `rollway flags` reads
+    the flags table (``field``): said as `rollway report` says it.
     """
-    from flows.reports import unreadable_ledger
+    from flows.reports import unreadable_table
 
     response = getattr(err, "response", None) or {}
     if (targets is None or response.get("Error", {}).get("Code") != "ResourceNotFoundException"
             or getattr(err, "operation_name", None) not in _DYNAMODB_CALLS):
         return ""
-    refused = unreadable_ledger(err, targets)
+    refused = unreadable_table(err, targets, field)
     return str(refused) if refused is not None else ""
 
 
