@@ -36,7 +36,7 @@ from rollway.ledger import (
     rollback_start, utc,
 )
 from rollway.phases import RolloutPhase
-from rollway.model import Weights
+from rollway.model import ServiceState, Weights
 from rollway.targets import Targets
 
 ROLLOUT_FLOWS = ("progressive_rollout", "advance_phase", "canary")
@@ -978,7 +978,8 @@ def no_revision_to_restore(service: Service, record: RolloutRecord) -> str | Non
     one stable runs when that was deregistered (INACTIVE) since; with neither ACTIVE, every
     `rollway abort` ends with that step failed.
     """
-    from flows.rollback import how_to_restore, same_revision
+    from flows.rollback import how_to_restore
+    from rollway.finalize import same_revision
 
     if service.deployer is None:
         return None
@@ -1410,6 +1411,20 @@ def _live_or_none(service: Service) -> Weights | None:
         return None
 
 
+def _services_or_none(service: Service, record: RolloutRecord | None) -> tuple[ServiceState, ServiceState] | None:
+    """The stable and canary services, for a refusal of a promotion closed to `rollway abort` that
+    says what a rollback by hand would do (``reverted_by_hand``); None when that does not depend on
+    them, or they cannot be read (the refusal is not failed on it)."""
+    from rollway.finalize import reversible_by_hand
+
+    if service.deployer is None or not reversible_by_hand(record):
+        return None
+    try:
+        return service.deployer.describe(service.targets.stable_service), service.deployer.describe(service.name)
+    except Exception:  # noqa: BLE001 - the refusal says what the rollback flow checks instead
+        return None
+
+
 def _rollback_directly(service: Service, who: str, reason: str, wait_seconds: float) -> int:
     """No run waits for an answer: stop the run that owns the rollout, then roll back here."""
     import httpx
@@ -1426,7 +1441,8 @@ def _rollback_directly(service: Service, who: str, reason: str, wait_seconds: fl
     record = service.ledger.get(service.name)
     # A promoted rollout whose monitoring window is owed can still be aborted: the old service runs.
     if record is None or not open_for_rollback(RolloutSpec.for_rollback(record.spec_json), record):
-        raise NoRollout(nothing_to_abort(service.targets, record, _history_for(service, record), _live_or_none(service)))
+        raise NoRollout(nothing_to_abort(service.targets, record, _history_for(service, record), _live_or_none(service),
+                                         _services_or_none(service, record)))
     why = f"aborted by {who}: {reason}"
     owner = owner_run_id(record)
     # The abort's entries go in the rollout's history among its run's: on that run's clock (sped
