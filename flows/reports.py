@@ -46,6 +46,11 @@ class ReportRefused(ValueError):
 _FINAL = frozenset({"ResourceNotFoundException", *REFUSED_CODES})
 
 
+# The tables rollway reads, by the RollwayTargets field naming each: what it is, and what it keeps.
+_TABLES = {"rollouts_table": ("the ledger table", "the ledger's", "the rollouts are recorded in"),
+           "flags_table": ("the feature flag table", "the flags table's", "the feature flags are kept in")}
+
+
 def unreadable_ledger(err: BaseException, targets: Targets) -> ReportRefused | None:
     """The refusal for a ledger DynamoDB will not read (``err``), naming the table and what to
     do, or None for another error (a defect, or trouble worth a traceback).
@@ -53,13 +58,19 @@ def unreadable_ledger(err: BaseException, targets: Targets) -> ReportRefused | N
     DynamoDB's own words ("Requested resource not found") name no table: the report named none
     either, and the targets block naming the wrong table looked like a crash of rollway.
     """
+    return unreadable_table(err, targets, "rollouts_table")
+
+
+def unreadable_table(err: BaseException, targets: Targets, field: str) -> ReportRefused | None:
+    """``unreadable_ledger`` for the table ``field`` of ``targets`` names (``_TABLES``)."""
     code = error_code(err) if isinstance(err, ClientError) else None
     if code not in _FINAL:
         return None
-    table = f"the ledger table {targets.rollouts_table} (region {targets.region})"
+    what, whose, keeps = _TABLES[field]
+    table = f"{what} {getattr(targets, field)} (region {targets.region})"
     if code == "ResourceNotFoundException":
-        hint = ("does not exist: deploy the ledger's infrastructure (deploy_infrastructure), or name the table the "
-                "rollouts are recorded in as rollouts_table in the RollwayTargets block")
+        hint = (f"does not exist: deploy {whose} infrastructure (deploy_infrastructure), or name the table {keeps} as "
+                f"{field} in the RollwayTargets block")
     else:
         hint = "cannot be read with these credentials"
     return ReportRefused(f"{table} {hint} ({storage_failure(err)}); nothing was written")

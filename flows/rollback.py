@@ -48,7 +48,7 @@ from rollway.aws.ledger import STORAGE_ERRORS, storage_failure, write_or_why
 from rollway.clock import ClockSettings
 from rollway.environment import Environment
 from rollway.errors_pickle import PicklableError
-from rollway.finalize import reversible_by_hand
+from rollway.finalize import reversible_by_hand, reverted_by_hand, same_revision
 from rollway.image import with_pin
 from rollway.ledger import (CLAIM_SECONDS, NOTICE_FAILED, NOTIFIED, NOTIFYING, LedgerError, RollbackClaimed,
                             RollbackUnrecorded, RolloutEnded, RolloutNotFound, RolloutRecord, RolloutSuperseded,
@@ -577,11 +577,6 @@ def _retire_canary(env: Environment, restore: str, stable_runs: str,
     return retired, line, step, stable_runs
 
 
-def same_revision(one: str, other: str) -> bool:
-    """Whether two names of a task definition (ARN or family:revision) name one revision."""
-    return one.rsplit("/", 1)[-1] == other.rsplit("/", 1)[-1]
-
-
 def how_to_restore(t, task_definition: str) -> str:
     """What a person does when no revision the rollback knows can be restored on the canary
     (``task_definition``, INACTIVE): running it again as it is (`rollway abort` passes the recorded
@@ -1054,9 +1049,7 @@ def _reverts_promotion(env: Environment, record: RolloutRecord) -> bool:
         get_run_logger().warning("reading %s and %s failed (%s): this rollback is not recorded on rollout %s",
                                  t.stable_service, t.canary_service, err, record.rollout_id)
         return False
-    return (same_revision(stable.task_definition, record.previous_task_definition)
-            and record.canary_task_definition is not None
-            and same_revision(canary.task_definition, record.canary_task_definition))
+    return reverted_by_hand(record, stable, canary)
 
 
 class RollbackRefused(RuntimeError):

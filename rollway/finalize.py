@@ -144,6 +144,21 @@ def reversible_by_hand(record: RolloutRecord | None) -> bool:
             and not any(t.kind in HISTORY_KINDS for t in record.history))
 
 
+def same_revision(one: str, other: str) -> bool:
+    """Whether two names of a task definition (ARN or family:revision) name one revision."""
+    return one.rsplit("/", 1)[-1] == other.rsplit("/", 1)[-1]
+
+
+def reverted_by_hand(record: RolloutRecord | None, stable: ServiceState, canary: ServiceState) -> bool:
+    """Whether a rollback run by hand on ``record`` takes the promoted version out of production,
+    and so is recorded on it, with the services as read: ``reversible_by_hand``, the stable service
+    on the revision the promotion replaced (at any count) and the canary on the promoted one. The
+    rollback flow decides on it, and `rollway abort` says what that flow would do by it."""
+    return (reversible_by_hand(record) and same_revision(stable.task_definition, record.previous_task_definition)
+            and record.canary_task_definition is not None
+            and same_revision(canary.task_definition, record.canary_task_definition))
+
+
 def moved_onto_stable(record: RolloutRecord | None, stable: ServiceState) -> bool:
     """Whether an unfinished finalize of ``record`` got as far as the stable service running the
     promoted version: what is left of it is to idle the canary (and record it)."""

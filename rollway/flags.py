@@ -123,6 +123,25 @@ class InvalidPercentage(PicklableError, InvalidFlagInput):
         super().__init__(f"percentage {value!r} {why}")
 
 
+class PercentageTooFine(PicklableError, InvalidFlagInput):
+    """A percentage finer than the basis point a flag holds (``validate_change_percentage``).
+
+    Attributes:
+        value: the percentage given, as a number.
+    """
+
+    def __init__(self, value: float, name: str = "percentage") -> None:
+        self.value = value
+        stored = round(value, 2)
+        below, above = math.floor(value * 100) / 100, math.ceil(value * 100) / 100
+        super().__init__(f"{name} {value}: flags are stored in basis points, so the finest step is 0.01 % (it would "
+                         f"be stored as {stored:g}%); give {below:g} or {above:g}; nothing was read or changed")
+
+    def named(self, name: str) -> "PercentageTooFine":
+        """The same refusal naming the setting as the caller's input does (``--percentage``)."""
+        return PercentageTooFine(self.value, name)
+
+
 def _number(text: str) -> float | None:
     try:
         return float(text)
@@ -235,15 +254,12 @@ def validate_change_percentage(value: object) -> float:
 
     Raises:
         InvalidPercentage: not a finite number within 0..100.
-        InvalidFlagInput: finer than 0.01 %; nothing is read or changed.
+        PercentageTooFine: finer than 0.01 %; nothing is read or changed.
     """
     stored = validate_percentage(value)
     given = float(value)  # type: ignore[arg-type]  # validate_percentage took it as a number
     if abs(stored - given) > 1e-9:
-        below, above = math.floor(given * 100) / 100, math.ceil(given * 100) / 100
-        raise InvalidFlagInput(f"percentage {given}: flags are stored in basis points, so the finest step is 0.01 % "
-                               f"(it would be stored as {stored:g}%); give {below:g} or {above:g}; nothing was read "
-                               "or changed")
+        raise PercentageTooFine(given)
     return stored
 
 

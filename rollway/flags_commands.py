@@ -24,6 +24,7 @@ from rollway.flags import (
     InvalidFlagInput,
     InvalidPercentage,
     MalformedFlags,
+    PercentageTooFine,
     MissingUserId,
     UnknownFlag,
     UnreadableAudit,
@@ -164,6 +165,8 @@ def flags_set(
             # The library's "percentage 150.0 is outside 0..100" named no option: say the one given.
             raise InvalidFlagInput(f"--percentage {_as_given(bad.value)} is not a share of users: it must be from 0 "
                                    "to 100; nothing was read or changed") from None
+        except PercentageTooFine as fine:  # "percentage 0.004: ..." named no option either
+            raise fine.named("--percentage") from None
         try:
             update = set_flag(
                 store,

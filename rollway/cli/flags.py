@@ -25,11 +25,35 @@ class _Store:
     def __init__(self, targets_block: str | None, credentials_block: str | None) -> None:
         self._blocks = (targets_block, credentials_block)
         self._store = None
+        self._targets = None
 
     def __getattr__(self, name: str):
         if self._store is None:
-            self._store = _open_store(*self._blocks)
-        return getattr(self._store, name)
+            self._targets, self._store = _open_store(*self._blocks)
+        found = getattr(self._store, name)
+        return _naming_the_table(found, self._targets) if callable(found) else found
+
+
+def _naming_the_table(call, targets):
+    """``call`` of the store, whose refusal for a table DynamoDB does not hold names the table,
+    its region and what to do, as the other commands say it of the ledger (``missing_table``):
+    "feature flag table 'x': ResourceNotFoundException: Requested resource not found" named
+    neither the region nor the fix."""
+    import functools
+
+    from rollway.cli.ops import missing_table
+    from rollway.flags import FlagStoreUnavailable
+
+    @functools.wraps(call)
+    def calling(*args, **kwargs):
+        try:
+            return call(*args, **kwargs)
+        except FlagStoreUnavailable as unavailable:
+            if missing := missing_table(unavailable.__cause__, targets, "flags_table"):
+                raise FlagStoreUnavailable(missing) from unavailable
+            raise
+
+    return calling
 
 
 def _store(targets_block: str | None, credentials_block: str | None) -> _Store:
@@ -53,7 +77,7 @@ def _open_store(targets_block: str | None, credentials_block: str | None):
     except httpx.HTTPError as err:  # the blocks are read from the API: it was down, or refused
         print(f"error: {api_unreachable(err)}", file=sys.stderr)
         raise SystemExit(1) from err
-    return DynamoFlagStore(client, targets)
+    return targets, DynamoFlagStore(client, targets)
 
 
 @flags_app.command(name="list")

@@ -36,7 +36,7 @@ from rollway.ledger import (
     rollback_start, utc,
 )
 from rollway.phases import RolloutPhase
-from rollway.model import Weights
+from rollway.model import ServiceState, Weights
 from rollway.targets import Targets
 
 ROLLOUT_FLOWS = ("progressive_rollout", "advance_phase", "canary")
@@ -80,6 +80,11 @@ class NoRollout(OpsError):
 
 class NoPausedRun(OpsError):
     """No run of the service's rollout is waiting for an answer."""
+
+
+class TargetsUnknown(NoPausedRun):
+    """No rollout is recorded, none is paused, and the targets block names what AWS does not know:
+    a command has nothing to act on, and `rollway abort` no rollback to carry out instead."""
 
 
 class Unattended(OpsError):
@@ -815,7 +820,7 @@ def reporting(command: Callable[..., int]) -> Callable[..., int]:
             if is_denied(err):  # the IAM action and the statement granting it, not boto's bare text
                 errors.print(f"[red]error:[/red] {escape(str(permission_denied(err, job=_CLI_POLICY)))}")
                 return 1
-            if missing := _missing_table(err, _loaded_targets.get()):
+            if missing := missing_table(err, _loaded_targets.get()):
                 errors.print(f"[red]error:[/red] {escape(missing)}")
                 return 1
             errors.print(f"[red]error:[/red] AWS refused or could not be reached: {escape(str(err))}")
@@ -830,20 +835,21 @@ def reporting(command: Callable[..., int]) -> Callable[..., int]:
 _DYNAMODB_CALLS = frozenset({"Query", "GetItem", "PutItem", "UpdateItem", "DeleteItem", "Scan", "TransactWriteItems"})
 
 
-def _missing_table(err: Exception, targets: Targets | None) -> str:
+def missing_table(err: BaseException | None, targets: Targets | None, field: str = "rollouts_table") -> str:
     """What a DynamoDB "Requested resource not found" means to a person, or "" for any other error.
 
     DynamoDB's words name neither the table nor the fix: a targets block whose rollouts_table is
     misspelt, or an account or region whose tables were never created, read as AWS failing. The
-    commands read no other table themselves, so it is the ledger's: said as `rollway report` says it.
+    operator commands read no other table themselves, so it is the ledger's; `rollway flags` reads
+    the flags table (``field``): said as `rollway report` says it.
     """
-    from flows.reports import unreadable_ledger
+    from flows.reports import unreadable_table
 
     response = getattr(err, "response", None) or {}
     if (targets is None or response.get("Error", {}).get("Code") != "ResourceNotFoundException"
             or getattr(err, "operation_name", None) not in _DYNAMODB_CALLS):
         return ""
-    refused = unreadable_ledger(err, targets)
+    refused = unreadable_table(err, targets, field)
     return str(refused) if refused is not None else ""
 
 
@@ -972,7 +978,8 @@ def no_revision_to_restore(service: Service, record: RolloutRecord) -> str | Non
     one stable runs when that was deregistered (INACTIVE) since; with neither ACTIVE, every
     `rollway abort` ends with that step failed.
     """
-    from flows.rollback import how_to_restore, same_revision
+    from flows.rollback import how_to_restore
+    from rollway.finalize import same_revision
 
     if service.deployer is None:
         return None
@@ -1067,7 +1074,9 @@ def _answer(action: str, approver: str, comment: str, weight: int | None = None,
     return answer
 
 
-def _paused(service: Service, flow_run: UUID | None) -> tuple[RolloutRecord | None, Any]:
+def _paused(service: Service, flow_run: UUID | None,
+            nothing_done: str = "nothing was answered") -> tuple[RolloutRecord | None, Any]:
+    """The newest rollout and its paused run; ``nothing_done`` ends a TargetsUnknown refusal."""
     from prefect.client.orchestration import get_client
 
     record = service.ledger.get(service.name)
@@ -1077,8 +1086,8 @@ def _paused(service: Service, flow_run: UUID | None) -> tuple[RolloutRecord | No
         except NoPausedRun as nothing:
             if record is None and flow_run is None:
                 unrecorded = f"no rollout recorded for {service.name} in table {service.targets.rollouts_table}"
-                if unknown := _unknown_targets(service, f"{unrecorded}; nothing was answered"):
-                    raise NoPausedRun(unknown) from nothing
+                if unknown := _unknown_targets(service, f"{unrecorded}; {nothing_done}"):
+                    raise TargetsUnknown(unknown) from nothing
             raise
 
 
@@ -1270,7 +1279,7 @@ def abort(
     answer = _answer("reject", who, reason, comment_option="--reason")
     service = connect(targets_block, credentials_block)
     try:
-        record, run = _paused(service, flow_run)
+        record, run = _paused(service, flow_run, "nothing was rolled back")
         check_attended(run)
     except Unattended as dead:
         # Rejected, nothing would roll back: the rollback is carried out here instead, as when
@@ -1282,8 +1291,10 @@ def abort(
         errors.print(f"[yellow]warning:[/yellow] {escape(str(dead))}; it is marked Crashed, and the rollback is "
                      "carried out here")
         return _abort_directly(service, who, reason, wait_seconds)
-    except NoPausedRun:
-        if flow_run is not None:
+    except NoPausedRun as nothing:
+        # A block naming what AWS does not know was answered "nothing to abort": the same reads
+        # that found the misspelt name were made, and their answer dropped.
+        if flow_run is not None or isinstance(nothing, TargetsUnknown):
             raise
         return _abort_directly(service, who, reason, wait_seconds)
     resume(run.id, answer, paused=run.state)
@@ -1400,6 +1411,20 @@ def _live_or_none(service: Service) -> Weights | None:
         return None
 
 
+def _services_or_none(service: Service, record: RolloutRecord | None) -> tuple[ServiceState, ServiceState] | None:
+    """The stable and canary services, for a refusal of a promotion closed to `rollway abort` that
+    says what a rollback by hand would do (``reverted_by_hand``); None when that does not depend on
+    them, or they cannot be read (the refusal is not failed on it)."""
+    from rollway.finalize import reversible_by_hand
+
+    if service.deployer is None or not reversible_by_hand(record):
+        return None
+    try:
+        return service.deployer.describe(service.targets.stable_service), service.deployer.describe(service.name)
+    except Exception:  # noqa: BLE001 - the refusal says what the rollback flow checks instead
+        return None
+
+
 def _rollback_directly(service: Service, who: str, reason: str, wait_seconds: float) -> int:
     """No run waits for an answer: stop the run that owns the rollout, then roll back here."""
     import httpx
@@ -1416,7 +1441,8 @@ def _rollback_directly(service: Service, who: str, reason: str, wait_seconds: fl
     record = service.ledger.get(service.name)
     # A promoted rollout whose monitoring window is owed can still be aborted: the old service runs.
     if record is None or not open_for_rollback(RolloutSpec.for_rollback(record.spec_json), record):
-        raise NoRollout(nothing_to_abort(service.targets, record, _history_for(service, record), _live_or_none(service)))
+        raise NoRollout(nothing_to_abort(service.targets, record, _history_for(service, record), _live_or_none(service),
+                                         _services_or_none(service, record)))
     why = f"aborted by {who}: {reason}"
     owner = owner_run_id(record)
     # The abort's entries go in the rollout's history among its run's: on that run's clock (sped

@@ -1,22 +1,26 @@
 """What ``rollway abort`` tells a person it cannot help: how to go back to the previous version
 once the service's newest rollout is promoted and its monitoring window has closed.
 
-Pure: the words come from the ledger's records alone. Until the promotion is finalized the
-stable service still runs the previous version (finalize is the only step that points it at
-the promoted one; a decommission scales it to 0 on the same revision), so the hand-run
+Pure: the words come from the ledger's records, and the services as the caller read them. Until
+the promotion is finalized the stable service still runs the previous version (finalize is the
+only step that points it at the promoted one; a decommission scales it to 0 on the same
+revision), so the hand-run
 ``rollback`` flow puts it back, decommissioned or not, and records it on the rollout
-(``rollway.finalize.reversible_by_hand``). Once finalized, no service runs it any more: going back
-is a new rollout of it, judged like any other.
+(``rollway.finalize.reversible_by_hand``) when the services are as the promotion left them
+(``reverted_by_hand``, the flow's own check: a finalize done outside rollway leaves the ledger as it
+was). Once finalized, no service runs it any more: going back is a new rollout of it, judged like
+any other.
 """
 
 from __future__ import annotations
 
 from typing import Sequence
 
-from rollway.finalize import DONE, START, UNRECORDED_ROLLBACK, finalize_unfinished, is_finalized, reversible_by_hand
+from rollway.finalize import (DONE, START, UNRECORDED_ROLLBACK, finalize_unfinished, is_finalized, reversible_by_hand,
+                              reverted_by_hand, same_revision)
 from rollway.image import with_pin
 from rollway.ledger import RolloutRecord, utc
-from rollway.model import Weights
+from rollway.model import ServiceState, Weights
 from rollway.phases import RolloutPhase
 from rollway.targets import Targets
 
@@ -71,12 +75,14 @@ def _unledgered(targets: Targets, live: Weights) -> str:
 
 
 def nothing_to_abort(targets: Targets, record: RolloutRecord | None, history: Sequence[RolloutRecord] = (),
-                     live: Weights | None = None) -> str:
+                     live: Weights | None = None, services: tuple[ServiceState, ServiceState] | None = None) -> str:
     """Why ``rollway abort`` has nothing to roll back for the service, and what to do instead.
 
     ``record`` is the newest rollout, which the caller found closed to a rollback (None: there is
     none); ``history`` is the service's rollouts, newest first, for naming the previous version;
-    ``live`` is the split the load balancer holds (None: it could not be read).
+    ``live`` is the split the load balancer holds (None: it could not be read); ``services`` the
+    stable and canary services as read (None: not read), which decide, as they do for the
+    rollback flow (``reverted_by_hand``), whether a rollback by hand goes back and is recorded.
     """
     service = targets.canary_service
     if record is None or record.phase is not RolloutPhase.PROMOTED:
@@ -100,21 +106,54 @@ def nothing_to_abort(targets: Targets, record: RolloutRecord | None, history: Se
         return (f"{head}, and its finalize, begun{_when(record, START)}, did not finish, so {stable} may "
                 "already run the promoted version. Run `rollway finalize` again to finish it; then, to go back, "
                 f"{_new_rollout(record, image)}")
+    if (services is not None and reversible_by_hand(record)
+            and not same_revision(services[0].task_definition, record.previous_task_definition)):
+        return _finalized_outside(targets, record, image, head, services[0])
     return (f"{head} and its monitoring window has closed: it is production, which `rollway abort` no longer "
             f"rolls back. It is not finalized, so {stable} still runs the previous version{said}. To go back to "
             f"it, run the `rollback` flow by hand: it scales {stable} back up if it was scaled down, moves all "
             f"the traffic to it and scales {service} to 0. In the Prefect UI, Deployments -> rollback -> Run; or "
             "`prefect deployment run rollback/rollway --param reason=\"<why>\" --param actor=<you>` under "
-            f"`rollway up` (`rollback/webordinary` on an account deployed from prefect.yaml). {_recorded(record)}")
+            f"`rollway up` (`rollback/webordinary` on an account deployed from prefect.yaml). "
+            f"{_recorded(targets, record, services)}")
 
 
-def _recorded(record: RolloutRecord) -> str:
-    """What the ledger says after the hand-run rollback ``nothing_to_abort`` sends a person to."""
-    if reversible_by_hand(record):
-        # The flow records it while the stable service runs the previous revision, as it does now
-        # (at 0 tasks after a decommission, which the rollback scales back up).
-        return (f"It records the rollback on rollout {record.rollout_id}, which `rollway status` then shows rolled "
+def _finalized_outside(targets: Targets, record: RolloutRecord, image: str | None, head: str,
+                       stable: ServiceState) -> str:
+    """The ledger records no finalize, yet the stable service no longer runs the previous revision:
+    the rollback flow would move the traffic onto what it runs now, and record nothing."""
+    promoted = record.canary_task_definition is not None and same_revision(stable.task_definition,
+                                                                           record.canary_task_definition)
+    runs = ("the promoted revision: it was finalized outside rollway" if promoted
+            else "a revision set outside rollway")
+    return (f"{head} and its monitoring window has closed, and the ledger records no finalize, yet "
+            f"{targets.stable_service} runs {stable.task_definition}, not the previous version's revision "
+            f"{record.previous_task_definition}, but {runs}. No service runs the previous version"
+            f"{_previous(record, image)} any more: the `rollback` flow would move the traffic onto "
+            f"{targets.stable_service} as it runs now, and not record it on rollout {record.rollout_id}. To go back, "
+            f"{_new_rollout(record, image)}")
+
+
+def _recorded(targets: Targets, record: RolloutRecord, services: tuple[ServiceState, ServiceState] | None) -> str:
+    """What the ledger says after the hand-run rollback ``nothing_to_abort`` sends a person to:
+    the rollback flow records it only on the services ``reverted_by_hand`` looks at."""
+    recorded = (f"It records the rollback on rollout {record.rollout_id}, which `rollway status` then shows rolled "
                 "back, and the next rollout starts as usual")
+    if reversible_by_hand(record):
+        stable, canary, promoted = targets.stable_service, targets.canary_service, record.canary_task_definition
+        if services is None:
+            # Not read here: the flow reads them itself, and records nothing if they changed by then.
+            return (f"{recorded}, if {stable} still runs revision {record.previous_task_definition} and {canary} "
+                    f"revision {promoted or 'the rollout promoted'} when it runs (they could not be read here); "
+                    "otherwise it records nothing and the rollout stays promoted")
+        if reverted_by_hand(record, *services):
+            # The stable service runs the previous revision (at 0 tasks after a decommission,
+            # which the rollback scales back up), the canary the promoted one.
+            return recorded
+        # The stable service runs the previous revision (else _finalized_outside): the canary does not.
+        return (f"Yet {canary} runs {services[1].task_definition}, not the promoted revision {promoted or '(not in the ledger)'} (a `canary` "
+                "flow run, or a change outside rollway, since): the rollback takes no promotion out, so it does not "
+                f"record it on rollout {record.rollout_id}, which stays promoted")
     # Not finalized (the caller said so before), so only the revision the rollout replaced is
     # missing from its record: the flow cannot tell that the rollback takes the promotion out.
     return ("The ledger does not record the revision the rollout replaced, so it keeps the rollout as promoted "

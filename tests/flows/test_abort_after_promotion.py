@@ -54,9 +54,9 @@ def promoted(monkeypatch):
     return env
 
 
-def abort_says(monkeypatch, capsys, env) -> str:
+def abort_says(monkeypatch, capsys, env, *, read_services: bool = True) -> str:
     service = ops.Service(targets=env.targets, targets_block=f"promoted-{uuid4().hex[:8]}", credentials_block=None,
-                          ledger=env.ledger, router=env.router)
+                          ledger=env.ledger, router=env.router, deployer=env.deployer if read_services else None)
     monkeypatch.setattr(ops, "connect", lambda *a: service)
     capsys.readouterr()
     assert ops.abort(approver="erin", reason="sessions lost", flow_run=None, wait_seconds=0,
@@ -156,3 +156,60 @@ def test_a_finalize_that_did_not_finish_is_to_be_run_again_first(monkeypatch, ca
 
     assert "its finalize, begun by bob" in said and "Run `rollway finalize` again to finish it" in said, said
     assert "rollback/rollway" not in said, said
+
+
+def set_by_hand(env, name: str, task_definition: str) -> None:
+    """A service pointed at another revision outside rollway (the console, the AWS CLI)."""
+    env.deployer.services[name] = env.deployer.services[name].model_copy(update={"task_definition": task_definition})
+
+
+def test_finalized_outside_rollway_it_says_going_back_is_a_new_rollout_not_the_rollback_flow(monkeypatch, capsys):
+    """The stable service put on the promoted revision by hand: the ledger records no finalize, and
+    abort said the rollback flow would put the previous version back and record it; the flow moves
+    the traffic onto the promoted version and records nothing."""
+    env = promoted(monkeypatch)
+    t = env.targets
+    record = env.ledger.get(t.canary_service)
+    set_by_hand(env, t.stable_service, record.canary_task_definition)
+
+    said = abort_says(monkeypatch, capsys, env)
+
+    assert (f"{t.stable_service} runs {record.canary_task_definition}, not the previous version's revision "
+            f"{STABLE_TD}, but the promoted revision: it was finalized outside rollway") in said, said
+    assert f"not record it on rollout {record.rollout_id}" in said and f"`image` set to {OLD}" not in said, said
+    assert "It records the rollback" not in said and "rollback/rollway" not in said, said
+    assert "progressive_rollout" in said, said
+    # What it says of the flow is what the flow does.
+    flows.rollback.rollback(reason="sessions lost", actor="erin")
+    assert env.ledger.get(t.canary_service).phase is RolloutPhase.PROMOTED
+    assert env.deployer.services[t.stable_service].task_definition == record.canary_task_definition
+
+
+def test_a_canary_changed_since_it_says_the_rollback_goes_back_but_is_not_recorded(monkeypatch, capsys):
+    env = promoted(monkeypatch)
+    t = env.targets
+    rollout = env.ledger.get(t.canary_service).rollout_id
+    set_by_hand(env, t.canary_service, "webordinary-edit-task:77")
+
+    said = abort_says(monkeypatch, capsys, env)
+
+    assert f"{t.stable_service} still runs the previous version (revision {STABLE_TD})" in said, said
+    assert "prefect deployment run rollback/rollway --param reason=" in said, said
+    assert (f"Yet {t.canary_service} runs webordinary-edit-task:77, not the promoted revision") in said, said
+    assert f"does not record it on rollout {rollout}, which stays promoted" in said, said
+    assert "It records the rollback" not in said, said
+    flows.rollback.rollback(reason="sessions lost", actor="erin")
+    assert env.router.weights == Weights(stable=100, canary=0)
+    assert env.ledger.get(t.canary_service).phase is RolloutPhase.PROMOTED
+
+
+def test_services_that_cannot_be_read_make_the_record_conditional_on_what_the_flow_reads(monkeypatch, capsys):
+    env = promoted(monkeypatch)
+    t = env.targets
+    record = env.ledger.get(t.canary_service)
+
+    said = abort_says(monkeypatch, capsys, env, read_services=False)
+
+    assert (f"It records the rollback on rollout {record.rollout_id}, which `rollway status` then shows rolled back, "
+            f"and the next rollout starts as usual, if {t.stable_service} still runs revision {STABLE_TD} and "
+            f"{t.canary_service} revision {record.canary_task_definition} when it runs") in said, said

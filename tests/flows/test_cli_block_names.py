@@ -54,21 +54,28 @@ def test_a_ledger_table_aws_does_not_hold_says_which_names_to_check(aws, capsys,
     assert "ResourceNotFoundException" in err and "nothing was written" in err, err
 
 
-@pytest.mark.parametrize("command", ["status", "promote"])
+_EXTRA = {"promote": {"approver": "ann", "comment": "", "weight": None, "flow_run": None},
+          "abort": {"approver": "ann", "reason": "sessions lost", "flow_run": None, "wait_seconds": 0}}
+
+
+@pytest.mark.parametrize("command", ["status", "promote", "abort"])
 @pytest.mark.parametrize(("field", "kind"), [("load_balancer", "load balancer"), ("cluster", "ECS cluster"),
                                              ("canary_service", "ECS service")])
 def test_no_rollout_with_a_name_aws_does_not_know_names_it_and_the_region(aws, capsys, command, field, kind):
     """With no rollout recorded, a misspelt load balancer, cluster or service was answered only
-    "no rollout recorded" and how to start one: a rollout that could only fail."""
+    "no rollout recorded" and how to start one: a rollout that could only fail. `rollway abort`
+    made the same reads and answered "nothing to abort" regardless."""
     wrong = f"{getattr(aws.targets, field)}-x"
     RollwayTargets(**{**aws.targets.model_dump(), field: wrong}).save("misnamed", overwrite=True)
     credentials_for_endpoint(aws.endpoint_url, aws.targets.region).save("misnamed", overwrite=True)
-    extra = {"approver": "ann", "comment": "", "weight": None, "flow_run": None} if command == "promote" else {}
-    assert getattr(ops, command)(targets_block="misnamed", credentials_block="misnamed", **extra) == 1
+    assert getattr(ops, command)(targets_block="misnamed", credentials_block="misnamed",
+                                 **_EXTRA.get(command, {})) == 1
     err = " ".join(capsys.readouterr().err.split())
     assert err.startswith(f"error: AWS does not know {kind} {wrong!r} ({field}) in region {aws.targets.region}, "
                           "named by the targets block 'misnamed': fix the name"), err
     assert "no rollout recorded for" in err and "start one from" not in err, err
+    if command == "abort":
+        assert err.endswith("; nothing was rolled back") and "nothing to abort" not in err, err
 
 
 def test_no_rollout_with_every_name_known_still_says_how_to_start_one(aws, capsys):

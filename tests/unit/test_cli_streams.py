@@ -133,12 +133,21 @@ def test_flags_set_without_actor_or_os_user_says_so(flags, monkeypatch, capsys):
     assert captured.out == "" and captured.err.startswith("error: ") and "--actor" in captured.err
 
 
-def test_flags_on_a_missing_table_say_so_on_stderr(flags, capsys):
-    flags.get_client("dynamodb").delete_table(TableName=flags.targets.flags_table)
-    assert rollway("flags", "list", "--json") == EXIT_UNAVAILABLE
+@pytest.mark.parametrize("args", [("list", "--json"), ("get", SQS), ("set", SQS, "--percentage", "30", "--actor", "gina"),
+                                  ("eval", SQS, "u1")], ids=["list", "get", "set", "eval"])
+def test_flags_on_a_missing_table_say_so_on_stderr(flags, capsys, args):
+    """DynamoDB's "Requested resource not found" named neither the region nor what to do, where
+    the other commands say it of the ledger's table."""
+    t = flags.targets
+    flags.get_client("dynamodb").delete_table(TableName=t.flags_table)
+    assert rollway("flags", *args) == EXIT_UNAVAILABLE
     captured = capsys.readouterr()
     assert captured.out == ""
-    assert captured.err.startswith("error: ") and flags.targets.flags_table in captured.err
+    assert captured.err.startswith(f"error: the feature flag table {t.flags_table} (region {t.region}) does not "
+                                   "exist: deploy the flags table's infrastructure (deploy_infrastructure), or name the "
+                                   "table the feature flags are kept in as flags_table in the RollwayTargets block "
+                                   "(DynamoDB "), captured.err
+    assert "ResourceNotFoundException" in captured.err and captured.err.count("\n") == 1, captured.err
 
 
 def test_flags_without_the_saved_blocks_say_so_on_stderr(monkeypatch, capsys):
@@ -383,9 +392,9 @@ def test_a_command_the_role_may_not_run_names_the_permission_and_its_statement(a
         (("flags", "get", SQS, "--audit", "-1"), "--audit -1 is negative"),
         # Flags hold basis points: 0.004 was stored as 0 % (off for everyone), with no word of it.
         (("flags", "set", SQS, "--percentage", "0.004", "--actor", "gina"),
-         "percentage 0.004: flags are stored in basis points, so the finest step is 0.01 % (it would be stored as "
-         "0%); give 0 or 0.01; nothing was read or changed"),
-        (("flags", "set", SQS, "--percentage", "12.345", "--actor", "gina"), "give 12.34 or 12.35"),
+         "error: --percentage 0.004: flags are stored in basis points, so the finest step is 0.01 % (it would be "
+         "stored as 0%); give 0 or 0.01; nothing was read or changed"),
+        (("flags", "set", SQS, "--percentage", "12.345", "--actor", "gina"), "error: --percentage 12.345: "),
     ],
     ids=["percentage", "name", "audit", "percentage below a basis point", "percentage between basis points"],
 )
