@@ -66,12 +66,31 @@ def _new_rollout(record: RolloutRecord, image: str | None) -> str:
             "(`progressive_rollout/webordinary` on an account deployed from prefect.yaml)")
 
 
+CANARY_RUN_NEXT = ("If a `canary` flow run drives it (`rollway status` lists one), let it finish, or cancel it "
+                   "(in the Prefect UI, Flow Runs -> the run -> Cancel) and its hooks roll it back")
+"""What to do about a `canary` flow run that may drive the canary service: it keeps no ledger, so
+the ledger cannot tell, and a run left going moves the traffic again after any other rollback."""
+
+
 def _unledgered(targets: Targets, live: Weights) -> str:
     """What to do about traffic on the canary that no open rollout in the ledger accounts for."""
     return (f"; yet the load balancer sends {live.canary}% of the traffic to {targets.canary_service}: a `canary` "
-            "flow run's, which keeps no ledger, or weights moved by hand. If a `canary` flow run drives it "
-            "(`rollway status` lists one), let it finish, or cancel it and its hooks roll it back; otherwise roll it "
+            f"flow run's, which keeps no ledger, or weights moved by hand. {CANARY_RUN_NEXT}; otherwise roll it "
             f"back with {UNRECORDED_ROLLBACK}")
+
+
+def _canary_changed(targets: Targets, record: RolloutRecord,
+                    services: tuple[ServiceState, ServiceState] | None) -> str:
+    """" <sentence>" when the canary service, as read, no longer runs the promoted revision while the
+    stable one still runs the previous (``reverted_by_hand`` false on the canary alone): said before
+    the rollback flow is, since a `canary` flow run driving it would shift the traffic back onto it
+    after the rollback. Empty otherwise. No flow runs are read here: the revision is what tells."""
+    if services is None or not reversible_by_hand(record) or reverted_by_hand(record, *services):
+        return ""
+    return (f" Yet {targets.canary_service} runs {services[1].task_definition}, not the promoted revision "
+            f"{record.canary_task_definition or '(not in the ledger)'}: a `canary` flow run may be driving it, or it "
+            f"was changed outside rollway since. {CANARY_RUN_NEXT}, before going back; a run left going would move "
+            "the traffic again after the rollback.")
 
 
 def nothing_to_abort(targets: Targets, record: RolloutRecord | None, history: Sequence[RolloutRecord] = (),
@@ -110,8 +129,8 @@ def nothing_to_abort(targets: Targets, record: RolloutRecord | None, history: Se
             and not same_revision(services[0].task_definition, record.previous_task_definition)):
         return _finalized_outside(targets, record, image, head, services[0])
     return (f"{head} and its monitoring window has closed: it is production, which `rollway abort` no longer "
-            f"rolls back. It is not finalized, so {stable} still runs the previous version{said}. To go back to "
-            f"it, run the `rollback` flow by hand: it scales {stable} back up if it was scaled down, moves all "
+            f"rolls back. It is not finalized, so {stable} still runs the previous version{said}."
+            f"{_canary_changed(targets, record, services)} To go back to it, run the `rollback` flow by hand: it scales {stable} back up if it was scaled down, moves all "
             f"the traffic to it and scales {service} to 0. In the Prefect UI, Deployments -> rollback -> Run; or "
             "`prefect deployment run rollback/rollway --param reason=\"<why>\" --param actor=<you>` under "
             f"`rollway up` (`rollback/webordinary` on an account deployed from prefect.yaml). "
@@ -150,9 +169,9 @@ def _recorded(targets: Targets, record: RolloutRecord, services: tuple[ServiceSt
             # The stable service runs the previous revision (at 0 tasks after a decommission,
             # which the rollback scales back up), the canary the promoted one.
             return recorded
-        # The stable service runs the previous revision (else _finalized_outside): the canary does not.
-        return (f"Yet {canary} runs {services[1].task_definition}, not the promoted revision {promoted or '(not in the ledger)'} (a `canary` "
-                "flow run, or a change outside rollway, since): the rollback takes no promotion out, so it does not "
+        # The stable service runs the previous revision (else _finalized_outside): the canary does
+        # not (_canary_changed said why, and what to do first).
+        return (f"As {canary} does not run the promoted revision, the rollback takes no promotion out, so it does not "
                 f"record it on rollout {record.rollout_id}, which stays promoted")
     # Not finalized (the caller said so before), so only the revision the rollout replaced is
     # missing from its record: the flow cannot tell that the rollback takes the promotion out.

@@ -186,6 +186,9 @@ def test_finalized_outside_rollway_it_says_going_back_is_a_new_rollout_not_the_r
 
 
 def test_a_canary_changed_since_it_says_the_rollback_goes_back_but_is_not_recorded(monkeypatch, capsys):
+    """The canary service on another revision than the promotion's: a `canary` flow run may drive
+    it, and one left going moves the traffic again after the rollback, so what to do about it comes
+    before the rollback flow."""
     env = promoted(monkeypatch)
     t = env.targets
     rollout = env.ledger.get(t.canary_service).rollout_id
@@ -196,6 +199,9 @@ def test_a_canary_changed_since_it_says_the_rollback_goes_back_but_is_not_record
     assert f"{t.stable_service} still runs the previous version (revision {STABLE_TD})" in said, said
     assert "prefect deployment run rollback/rollway --param reason=" in said, said
     assert (f"Yet {t.canary_service} runs webordinary-edit-task:77, not the promoted revision") in said, said
+    assert "a `canary` flow run may be driving it" in said, said
+    let_it_finish = said.index("let it finish, or cancel it (in the Prefect UI")
+    assert let_it_finish < said.index("run the `rollback` flow by hand"), said
     assert f"does not record it on rollout {rollout}, which stays promoted" in said, said
     assert "It records the rollback" not in said, said
     flows.rollback.rollback(reason="sessions lost", actor="erin")
