@@ -61,13 +61,19 @@ def unreadable_ledger(err: BaseException, targets: Targets) -> ReportRefused | N
     return unreadable_table(err, targets, "rollouts_table")
 
 
+def named_table(targets: Targets, field: str) -> str:
+    """The table ``field`` of ``targets`` names, as a person reads it: what it is, its name and its
+    region (``_TABLES``)."""
+    return f"{_TABLES[field][0]} {getattr(targets, field)} (region {targets.region})"
+
+
 def unreadable_table(err: BaseException, targets: Targets, field: str) -> ReportRefused | None:
     """``unreadable_ledger`` for the table ``field`` of ``targets`` names (``_TABLES``)."""
     code = error_code(err) if isinstance(err, ClientError) else None
     if code not in _FINAL:
         return None
-    what, whose, keeps = _TABLES[field]
-    table = f"{what} {getattr(targets, field)} (region {targets.region})"
+    _, whose, keeps = _TABLES[field]
+    table = named_table(targets, field)
     if code == "ResourceNotFoundException":
         hint = (f"does not exist: deploy {whose} infrastructure (deploy_infrastructure), or name the table {keeps} as "
                 f"{field} in the RollwayTargets block")

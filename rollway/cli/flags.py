@@ -38,10 +38,14 @@ def _naming_the_table(call, targets):
     """``call`` of the store, whose refusal for a table DynamoDB does not hold names the table,
     its region and what to do, as the other commands say it of the ledger (``missing_table``):
     "feature flag table 'x': ResourceNotFoundException: Requested resource not found" named
-    neither the region nor the fix."""
+    neither the region nor the fix. A refused permission names the table and region too, with the
+    IAM action and the statement granting it, as the other commands say a refusal
+    (``permission_denied``): AWS's "not authorized to perform" named no statement to add."""
     import functools
 
-    from rollway.cli.ops import missing_table
+    from flows.reports import named_table
+    from rollway.aws.denied import is_denied, permission_denied
+    from rollway.cli.ops import CLI_POLICY, missing_table
     from rollway.flags import FlagStoreUnavailable
 
     @functools.wraps(call)
@@ -49,8 +53,12 @@ def _naming_the_table(call, targets):
         try:
             return call(*args, **kwargs)
         except FlagStoreUnavailable as unavailable:
-            if missing := missing_table(unavailable.__cause__, targets, "flags_table"):
+            cause = unavailable.__cause__
+            if missing := missing_table(cause, targets, "flags_table"):
                 raise FlagStoreUnavailable(missing) from unavailable
+            if cause is not None and is_denied(cause):
+                denied = permission_denied(cause, job=CLI_POLICY)
+                raise FlagStoreUnavailable(f"{named_table(targets, 'flags_table')}: {denied}") from unavailable
             raise
 
     return calling

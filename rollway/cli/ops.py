@@ -779,7 +779,7 @@ def without_traceback(*answers: type[BaseException],
 
 # The commands read and act on what a rollout's worker does (the ledger, the load balancer, ECS):
 # a refusal names the statement of its policy.
-_CLI_POLICY = "iam-policy.json"
+CLI_POLICY = "iam-policy.json"
 
 
 def api_unreachable(err: Exception) -> str:
@@ -818,7 +818,7 @@ def reporting(command: Callable[..., int]) -> Callable[..., int]:
             from rollway.aws.denied import is_denied, permission_denied
 
             if is_denied(err):  # the IAM action and the statement granting it, not boto's bare text
-                errors.print(f"[red]error:[/red] {escape(str(permission_denied(err, job=_CLI_POLICY)))}")
+                errors.print(f"[red]error:[/red] {escape(str(permission_denied(err, job=CLI_POLICY)))}")
                 return 1
             if missing := missing_table(err, _loaded_targets.get()):
                 errors.print(f"[red]error:[/red] {escape(missing)}")

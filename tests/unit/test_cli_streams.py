@@ -150,6 +150,35 @@ def test_flags_on_a_missing_table_say_so_on_stderr(flags, capsys, args):
     assert "ResourceNotFoundException" in captured.err and captured.err.count("\n") == 1, captured.err
 
 
+@pytest.mark.parametrize(("args", "operation"), [(("list", "--json"), "Scan"),
+                                               (("set", SQS, "--percentage", "30", "--actor", "gina"), "PutItem")],
+                         ids=["list", "set"])
+def test_flags_on_a_table_the_credentials_may_not_use_name_it_and_the_statement(flags, capsys, args, operation):
+    """DynamoDB's "not authorized to perform" named neither the table's region nor what to grant:
+    the store's own words, where the other commands name the statement of the policy."""
+    from botocore.exceptions import ClientError
+
+    from tests.botocore_events import on_operation
+
+    t = flags.targets
+    action = f"dynamodb:{operation}"
+
+    def refuse(**_):
+        raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": (
+            f"User: arn:aws:iam::123456789012:user/gina is not authorized to perform: {action} on resource: "
+            f"arn:aws:dynamodb:{t.region}:123456789012:table/{t.flags_table}")}}, operation)
+
+    with on_operation(flags.get_client("dynamodb"), "before-parameter-build", refuse, operation=operation):
+        assert rollway("flags", *args) == EXIT_UNAVAILABLE
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.count("\n") == 1, captured.err
+    assert captured.err.startswith(f"error: the feature flag table {t.flags_table} (region {t.region}): AWS refused "
+                                   f"{action} (AccessDeniedException: "), captured.err
+    # PutItem is granted on the ledger too (statement Ledger): the policy's statements are named, Flags among them.
+    assert "it is granted by " in captured.err and "deployments/iam-policy.json, statement Flags" in captured.err
+    assert captured.err.endswith(": add that statement (with your names) to the worker's role, then run again\n")
+
+
 def test_flags_without_the_saved_blocks_say_so_on_stderr(monkeypatch, capsys):
     from rollway.cli.ops import OpsError
 
