@@ -716,7 +716,7 @@ def notice_unsure(record: RolloutRecord, now: float | None = None) -> str | None
             "opening with a line saying it may repeat that one")
 
 
-def _notice_refused(record: RolloutRecord) -> str | None:
+def notice_refused(record: RolloutRecord) -> str | None:
     """The newest notice SNS did not take (``notice-failed``, its error in the comment), or None.
 
     A rollback whose page failed stays open and the next run sends its own; the report said only
@@ -871,7 +871,7 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, no
     else:
         lines.append(f"Not confirmed: the rollback's notice on {topic} goes out after the traffic is back and the "
                      "canary retired; the finishing run sends it.")
-    if (refused := _notice_refused(record)) is not None:
+    if (refused := notice_refused(record)) is not None:
         lines += ["", cell(refused)]
     window = ""
     if first is not None:

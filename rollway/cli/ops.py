@@ -662,7 +662,7 @@ def print_status(service: Service, record: RolloutRecord, live: Weights | str, p
     for key, value in rows:
         console.print(f"{key:<13}{value}", markup=False)
     if record.phase is RolloutPhase.ROLLING_BACK:
-        from rollway.reports import notice_unsure
+        from rollway.reports import notice_refused, notice_unsure
 
         # The weights are expected to differ mid-rollback; what a person needs is how to finish it.
         started = rollback_start(record)
@@ -677,6 +677,11 @@ def print_status(service: Service, record: RolloutRecord, live: Weights | str, p
                           "page people again[/yellow]")
         elif (unsure := notice_unsure(record, wall)) is not None:
             console.print(f"[yellow]{escape(unsure)}[/yellow]")
+        if told is None and (refused := notice_refused(record)) is not None:
+            # In the incident report's words: nobody was paged by it (a topic, policy or key to
+            # fix), where status said nothing and a person took the rollback's page as sent.
+            console.print(f"[yellow]{escape(refused)}: nobody was paged by it; the run that finishes the rollback "
+                          "sends its own[/yellow]")
         if record.rollback_holder:
             # Who is carrying it out: another rollback started now waits for that one while its
             # claim is renewed, and takes it over once the claim lapses.
