@@ -36,7 +36,7 @@ from rollway.finalize import FinalizeIncomplete
 from rollway.flag_binding import FlagHeld, FlagsNotDisabled, FlagUpdate
 from rollway.flags import (
     FlagAuditEntry, FlagConflict, FlagState, FlagStoreUnavailable, InvalidPercentage, MalformedFlag, MalformedFlags,
-    UnknownFlag, UnreadableAudit,
+    PercentageTooFine, UnknownFlag, UnreadableAudit,
 )
 from rollway.image import image_references
 from rollway.infra import AppNotListed, StackDeployFailed
@@ -115,6 +115,7 @@ CASES: list[BaseException] = [
         enabled=True, percentage=25.0, salt="v1", writer="rollout", rollout="edit-r1"))]),
     FlagConflict("use_sqs_architecture", 3, None),
     InvalidPercentage("lots"),
+    PercentageTooFine(0.004).named("--percentage"),
     MALFORMED,
     MalformedFlags([ON], [MALFORMED]),
     UnreadableAudit("use_sqs_architecture", [FlagAuditEntry(feature="use_sqs_architecture", version=1, at=1.0,
