@@ -26,6 +26,8 @@ POLICIES = Path(__file__).resolve().parents[2] / "deployments"
 # AWS names the action in most refusals: "... is not authorized to perform: ecr:DescribeImages on ...".
 _PERFORM = re.compile(r"perform: ([a-z0-9-]+:[A-Za-z0-9]+)")
 _RESOURCE = re.compile(r"on resource: (arn:\S+?)(?:\s|$)")
+# A whole ARN segment in capitals is a placeholder of the documented policies (real regions and accounts are not).
+_PLACEHOLDER = re.compile(r"^[A-Z][A-Z_]*[A-Z]$")
 
 
 class PermissionDenied(PicklableError, AdapterError):
@@ -81,16 +83,23 @@ def is_denied(err: BaseException) -> bool:
 def permission_denied(err: ClientError, policies: Path = POLICIES, job: str | None = None) -> PermissionDenied:
     """``err`` (a refusal, ``is_denied``) as ``PermissionDenied``, naming its action and grant:
     the statement of ``job``'s policy (``iam-policy-infrastructure.json``, the one its role holds)
-    when that policy grants it, else every statement that does."""
+    when that policy grants it, else every statement that does. When AWS names the resource it
+    refused ("... on resource: arn:..."), only the statements granting the action on it: a refused
+    ``dynamodb:PutItem`` on the flags table named the ledger's statement too, half of them wrong."""
     operation = getattr(err, "operation_name", "") or "?"
-    said = _PERFORM.search(err.response.get("Error", {}).get("Message", "") or "")
+    message = err.response.get("Error", {}).get("Message", "") or ""
+    said = _PERFORM.search(message)
     statements = _statements(policies)
     if said:
         action = said.group(1)
     else:  # the operation's name alone: the service is the one whose action of that name a policy grants
         actions = {a for _, _, a in statements if a.split(":", 1)[-1] == operation}
         action = actions.pop() if len(actions) == 1 else operation
-    grants = [f"{file}, statement {sid}" for file, sid, granted in statements if granted == action]
+    granting = [(file, sid, resources) for file, sid, granted, resources, _ in _grants(policies) if granted == action]
+    if named := _RESOURCE.search(message):
+        # Every statement when none is on it: a policy with the user's names in place of the documented ones.
+        granting = [g for g in granting if any(_arn_matches(p, named.group(1)) for p in g[2])] or granting
+    grants = [f"{file}, statement {sid}" for file, sid, _ in granting]
     own = [grant for grant in grants if job is not None and grant.startswith(f"deployments/{job},")]
     grants = own or grants
     return PermissionDenied(action, aws_message(err), "; ".join(dict.fromkeys(grants)) or None)
@@ -126,6 +135,15 @@ def named_denials(job: str | None = None, policies: Path = POLICIES) -> Iterator
         if isinstance(cause, ClientError) and is_denied(cause) and not isinstance(err, PermissionDenied):
             raise permission_denied(cause, policies, job) from err
         raise
+
+
+def _arn_matches(pattern: str, arn: str) -> bool:
+    """Whether IAM grants a statement's Resource ``pattern`` on ``arn``: ``*`` matches any run of
+    characters, ``?`` any one (nothing else is special, unlike fnmatch's ``[``), and a segment the
+    policies leave for the user to fill (``ACCOUNT_ID``, ``REGISTRY_REGION``) any value of it."""
+    segments = [_PLACEHOLDER.sub(r"[^:]*", re.escape(segment).replace(r"\*", ".*").replace(r"\?", "."))
+                for segment in pattern.split(":")]
+    return re.fullmatch(":".join(segments), arn) is not None
 
 
 def _statements(policies: Path) -> list[tuple[str, str, str]]:

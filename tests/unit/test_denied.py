@@ -1,6 +1,7 @@
 """A refused AWS call named as the IAM action and the statement of rollway's policies granting it."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -40,3 +41,61 @@ def test_only_refusals_count():
     # A refusal of another action than PassRole is no PassRole refusal.
     assert pass_role_denied(refusal("RegisterTaskDefinition", "not authorized to perform: ecs:Register"),
                             "family", ()) is None
+
+
+# AWS's words for a refused call on a resource, and moto's (which names no resource).
+DENIED_ON = ("User: arn:aws:sts::123456789012:assumed-role/rollway-worker/i-0abc is not authorized to perform: "
+             "{action} on resource: {arn} because no identity-based policy allows the {action} action")
+MOTO = "User: arn:aws:iam::123456789012:user/worker is not authorized to perform: {action}"
+TABLE = "arn:aws:dynamodb:us-west-2:123456789012:table/{}"
+
+
+@pytest.mark.parametrize(("message", "grant"), [
+    # The table AWS names picks the statement on it, the account filling in ACCOUNT_ID.
+    (DENIED_ON.format(action="dynamodb:PutItem", arn=TABLE.format("webordinary-feature-flags")), "Flags"),
+    (DENIED_ON.format(action="dynamodb:PutItem", arn=TABLE.format("webordinary-rollouts")), "Ledger"),
+    # A table of the user's own names matches neither: both are named, as when no resource is known.
+    (DENIED_ON.format(action="dynamodb:PutItem", arn=TABLE.format("acme-rollouts")), "Ledger; Flags"),
+    (MOTO.format(action="dynamodb:PutItem"), "Ledger; Flags"),
+])
+def test_a_refusal_on_a_resource_names_the_statement_granting_it_there(message, grant):
+    named = permission_denied(refusal("PutItem", message, "AccessDeniedException"), job="iam-policy.json")
+    assert named.action == "dynamodb:PutItem"
+    assert named.grant == "; ".join(f"deployments/iam-policy.json, statement {sid}" for sid in grant.split("; "))
+
+
+@pytest.mark.parametrize(("arn", "grant"), [
+    # REGISTRY_REGION and REGISTRY_ACCOUNT stand for any region and account: another's registry is
+    # the shared one's statement only; Webordinary's own (us-west-2) is granted by both.
+    ("arn:aws:ecr:eu-central-1:210987654321:repository/webordinary/edit-container", "PinImagesOfASharedRegistry"),
+    ("arn:aws:ecr:us-west-2:123456789012:repository/webordinary/edit-container",
+     "PinTheImageToItsDigest; PinImagesOfASharedRegistry"),
+    # Another repository: no statement is on it, so every one granting the action is named.
+    ("arn:aws:ecr:us-west-2:123456789012:repository/acme/web", "PinTheImageToItsDigest; PinImagesOfASharedRegistry"),
+])
+def test_placeholders_of_the_policies_match_any_account_or_region(arn, grant):
+    named = permission_denied(refusal("DescribeImages", DENIED_ON.format(action="ecr:DescribeImages", arn=arn)),
+                              job="iam-policy.json")
+    assert named.grant == "; ".join(f"deployments/iam-policy.json, statement {sid}" for sid in grant.split("; "))
+
+
+def test_wildcards_match_as_iam_matches_them(tmp_path: Path):
+    """``*`` spans any characters, ``?`` one; ``[`` is a character of the name, not a set as in fnmatch."""
+    (tmp_path / "iam-policy.json").write_text(json.dumps({"Statement": [
+        {"Sid": "Star", "Effect": "Allow", "Action": "sqs:SendMessage", "Resource": "arn:aws:sqs:*:ACCOUNT_ID:jobs-*"},
+        {"Sid": "One", "Effect": "Allow", "Action": "sqs:SendMessage", "Resource": "arn:aws:sqs:us-west-2:ACCOUNT_ID:q?"},
+        {"Sid": "Bracket", "Effect": "Allow", "Action": "sqs:SendMessage",
+         "Resource": "arn:aws:sqs:us-west-2:ACCOUNT_ID:[ab]"},
+    ]}))
+
+    def grant(queue: str) -> str | None:
+        arn = f"arn:aws:sqs:us-west-2:123456789012:{queue}"
+        return permission_denied(refusal("SendMessage", DENIED_ON.format(action="sqs:SendMessage", arn=arn)),
+                                 policies=tmp_path).grant
+
+    assert grant("jobs-eu/dlq") == "deployments/iam-policy.json, statement Star"
+    assert grant("q1") == "deployments/iam-policy.json, statement One"
+    assert grant("[ab]") == "deployments/iam-policy.json, statement Bracket"
+    # "a" is no match of "[ab]", nor "q12" of "q?": no statement on it, so every one granting the action.
+    assert grant("a") == grant("q12") == ("deployments/iam-policy.json, statement Star; deployments/iam-policy.json, "
+                                          "statement One; deployments/iam-policy.json, statement Bracket")
