@@ -239,3 +239,39 @@ def test_a_missing_ledger_table_is_refused_naming_it_on_one_line(aws, blocks, ca
     assert report(targets_block=blocks, credentials_block=blocks) == 1
     err = " ".join(capsys.readouterr().err.split())
     assert "the ledger table webordinary-rollouts" in err and "ResourceNotFoundException" in err, err
+
+
+def test_a_ledger_the_role_may_not_read_names_the_action_the_table_and_the_statement(aws, blocks, capsys,
+                                                                                     monkeypatch):
+    """A role without dynamodb:Query on the ledger: the report said the table "cannot be read with
+    these credentials", leaving a person to find which permission, and which statement grants it."""
+    from botocore.client import BaseClient
+    from botocore.exceptions import ClientError
+
+    from rollway.cli.report import report
+
+    table = f"arn:aws:dynamodb:{aws.targets.region}:123456789012:table/{aws.targets.rollouts_table}"
+    real = BaseClient._make_api_call
+
+    # AWS's answer to a role whose policy has no Query on the table (moto does not enforce IAM):
+    # on every client, since the flow and the command make their own from the saved blocks.
+    def refusing(client, operation_name, api_params):
+        if operation_name == "Query" and client.meta.service_model.service_name == "dynamodb":
+            raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": (
+                "User: arn:aws:sts::123456789012:assumed-role/rollway-worker/i-0abc is not authorized to perform: "
+                f"dynamodb:Query on resource: {table} because no identity-based policy allows the dynamodb:Query "
+                "action")}}, operation_name)
+        return real(client, operation_name, api_params)
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", refusing)
+    state = rollout_report(targets_block=blocks, aws_credentials_block=blocks, return_state=True)
+    assert report(targets_block=blocks, credentials_block=blocks) == 1
+    monkeypatch.undo()
+    with pytest.raises(ReportRefused) as refused:
+        state.result()
+    said = (f"the ledger table webordinary-rollouts (region {aws.targets.region}) cannot be read: AWS refused "
+            "dynamodb:Query (AccessDeniedException: ")
+    granted = "it is granted by deployments/iam-policy.json, statement Ledger: add that statement"
+    for message in (str(refused.value), " ".join(capsys.readouterr().err.split())):
+        assert said in message and granted in message and message.endswith("nothing was written"), message
+    assert artifacts_of(state) == {}
