@@ -25,7 +25,7 @@ from flows.env import load_clients
 from flows.journal import artifact_key
 from flows.params import RolloutId
 from flows.untraced import without_traceback
-from rollway.aws.denied import is_denied, permission_denied
+from rollway.aws.denied import ROLLOUT_POLICY, is_denied, permission_denied
 from rollway.aws.errors import REFUSED_CODES, error_code
 from rollway.aws.ledger import DynamoLedger, storage_failure
 from rollway.ledger import RolloutRecord
@@ -46,9 +46,6 @@ class ReportRefused(ValueError):
 # credentials it does not know (tasks.ledger does not retry them either: retry.FINAL_DYNAMODB).
 _FINAL = frozenset({"ResourceNotFoundException", *REFUSED_CODES})
 
-
-# The policy of the role the report runs under: the rollout worker's, which reads the ledger.
-_POLICY = "iam-policy.json"
 
 # The tables rollway reads, by the RollwayTargets field naming each: what it is, and what it keeps.
 _TABLES = {"rollouts_table": ("the ledger table", "the ledger's", "the rollouts are recorded in"),
@@ -84,7 +81,7 @@ def unreadable_table(err: BaseException, targets: Targets, field: str) -> Report
     elif is_denied(err):
         # The action and the statement to add to the role, as every other refusal names them: "cannot
         # be read with these credentials" left a person to find both.
-        return ReportRefused(f"{table} cannot be read: {permission_denied(err, job=_POLICY)}; nothing was written")
+        return ReportRefused(f"{table} cannot be read: {permission_denied(err, job=ROLLOUT_POLICY)}; nothing was written")
     else:
         hint = "cannot be read with these credentials"
     return ReportRefused(f"{table} {hint} ({storage_failure(err)}); nothing was written")

@@ -23,6 +23,8 @@ from rollway.errors_pickle import PicklableError
 
 # Where the project keeps the policies it documents (a checkout; an installed package has none).
 POLICIES = Path(__file__).resolve().parents[2] / "deployments"
+# The policy of the rollout's role, which the operator commands and the reports name too.
+ROLLOUT_POLICY = "iam-policy.json"
 # AWS names the action in most refusals: "... is not authorized to perform: ecr:DescribeImages on ...".
 _PERFORM = re.compile(r"perform: ([a-z0-9-]+:[A-Za-z0-9]+)")
 _RESOURCE = re.compile(r"on resource: (arn:\S+?)(?:\s|$)")

@@ -21,7 +21,7 @@ import httpx
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict, SecretStr
 
-from rollway.aws.denied import is_denied, permission_denied
+from rollway.aws.denied import ROLLOUT_POLICY, is_denied, permission_denied
 from rollway.aws.errors import AdapterError, TargetNotFound, aws_message, error_code
 from rollway.image import (
     MANIFEST_TYPES,
@@ -300,9 +300,7 @@ class EcrRepository:
                              expires_at=first.get("expiresAt"))
 
 
-# The policy of the worker that runs the rollouts, which grants the pinning's DescribeImages.
-_ROLLOUT_POLICY = "iam-policy.json"
-# The statement of that policy for repositories outside the targets' own account and region.
+# The statement of the rollout's policy (ROLLOUT_POLICY), which grants the pinning's DescribeImages, for repositories outside the targets' own account and region.
 _SHARED_REGISTRY_STATEMENT = "PinImagesOfASharedRegistry"
 # Who AWS says asked, in a refusal ("User: arn:aws:sts::123456789012:assumed-role/..."): the
 # caller's account, told from the registry's when the refusal is another account's.
@@ -420,12 +418,12 @@ class EcrImagePinner:
                     f"image {image!r}: AWS refused ecr:DescribeImages on repository {location.repository} of "
                     f"registry {registry} ({aws_message(err)}), so rollway cannot pin its tag to the digest it "
                     f"names now. Allow ecr:DescribeImages on that repository to the worker's role (deployments/"
-                    f"{_ROLLOUT_POLICY}, statement {_SHARED_REGISTRY_STATEMENT}) and, for a registry of another "
+                    f"{ROLLOUT_POLICY}, statement {_SHARED_REGISTRY_STATEMENT}) and, for a registry of another "
                     f"account, in that repository's policy; or {by_digest}") from None
             if is_denied(err):
                 # A worker role written before rollouts pinned their images lacks this read: the
                 # refusal names the statement to add rather than ECR's bare AccessDenied.
-                raise permission_denied(err, job=_ROLLOUT_POLICY) from err
+                raise permission_denied(err, job=ROLLOUT_POLICY) from err
             raise
         details = found.get("imageDetails") or []
         if not details:

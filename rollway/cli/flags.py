@@ -44,8 +44,8 @@ def _naming_the_table(call, targets):
     import functools
 
     from flows.reports import named_table
-    from rollway.aws.denied import is_denied, permission_denied
-    from rollway.cli.ops import CLI_POLICY, missing_table
+    from rollway.aws.denied import ROLLOUT_POLICY, is_denied, permission_denied
+    from rollway.cli.ops import missing_table
     from rollway.flags import FlagStoreUnavailable
 
     @functools.wraps(call)
@@ -57,7 +57,7 @@ def _naming_the_table(call, targets):
             if missing := missing_table(cause, targets, "flags_table"):
                 raise FlagStoreUnavailable(missing) from unavailable
             if cause is not None and is_denied(cause):
-                denied = permission_denied(cause, job=CLI_POLICY)
+                denied = permission_denied(cause, job=ROLLOUT_POLICY)
                 raise FlagStoreUnavailable(f"{named_table(targets, 'flags_table')}: {denied}") from unavailable
             raise
 

@@ -782,11 +782,6 @@ def without_traceback(*answers: type[BaseException],
             logger.removeFilter(untraced)
 
 
-# The commands read and act on what a rollout's worker does (the ledger, the load balancer, ECS):
-# a refusal names the statement of its policy.
-CLI_POLICY = "iam-policy.json"
-
-
 def api_unreachable(err: Exception) -> str:
     """What to say when the Prefect API could not be reached (or refused the request)."""
     from prefect.settings import PREFECT_API_URL
@@ -820,10 +815,12 @@ def reporting(command: Callable[..., int]) -> Callable[..., int]:
             errors.print(f"[red]error:[/red] {escape(api_unreachable(err))}")
             return 1
         except (BotoCoreError, ClientError) as err:
-            from rollway.aws.denied import is_denied, permission_denied
+            # The commands read and act on what a rollout's worker does (the ledger, the load
+            # balancer, ECS): a refusal names the statement of its policy.
+            from rollway.aws.denied import ROLLOUT_POLICY, is_denied, permission_denied
 
             if is_denied(err):  # the IAM action and the statement granting it, not boto's bare text
-                errors.print(f"[red]error:[/red] {escape(str(permission_denied(err, job=CLI_POLICY)))}")
+                errors.print(f"[red]error:[/red] {escape(str(permission_denied(err, job=ROLLOUT_POLICY)))}")
                 return 1
             if missing := missing_table(err, _loaded_targets.get()):
                 errors.print(f"[red]error:[/red] {escape(missing)}")
