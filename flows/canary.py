@@ -514,18 +514,20 @@ def canary(
     Every stage runs in this run: a spec with weekly phases (or a phase that decommissions) is
     refused before any AWS call; the progressive flow runs those.
 
+    With ``finalize``, once the promotion's monitoring window (``spec.monitor_seconds``; 0: none)
+    has passed, the stable service takes the promoted version and the traffic back, and the
+    canary is scaled to 0, ready for the next release (nothing is recorded: this flow keeps no
+    ledger). If that fails, the run fails with the promotion in place and is not rolled back; run
+    `rollway finalize --unrecorded` to finish. Without it, finalize later the same way, before
+    the next rollout.
+
     Args:
         spec: the rollout: image, stages, analysis, approvals and flags (one phase only).
         actor: who starts the canary (named in its notifications and its finalize).
         targets_block: a saved RollwayTargets block; empty: Webordinary's names.
         aws_credentials_block: a saved AwsCredentials block; empty: boto3's default chain.
         clock: the rollout clock; leave it for a real rollout (speed 1), the simulator speeds it up.
-        finalize: once the promotion's monitoring window (``spec.monitor_seconds``; 0: none)
-            has passed, finalize it in this run: the stable service takes the promoted version and
-            the traffic back, and the canary is scaled to 0, ready for the next release (nothing is
-            recorded: this flow keeps no ledger). If that fails, the run fails with the promotion in
-            place and is not rolled back; run `rollway finalize --unrecorded` to finish. Off: finalize
-            later the same way, before the next rollout.
+        finalize: finalize the promotion after its monitoring window; off: later, by `rollway finalize --unrecorded`.
     """
     attempt_starts()  # a retry of this flow run starts over: its hooks must not see an earlier attempt's finalize
     refuse_phase_plan(spec)  # before the blocks and clients are loaded: nothing of AWS is touched

@@ -300,7 +300,8 @@ def cleanup(
     Refuses, before anything is deleted, a live stack (``Targets.stacks``), ``latest``, an image
     tag a task definition in use references (by tag or by digest) and a stack with termination
     protection, naming each. ``dry_run`` reads, plans and reports, deleting nothing. Safe to run
-    again after a failure.
+    again after a failure. A tag made with ``allow_uncommitted`` leaves the uncommitted changes
+    out of the archive, and the log and the summary say so.
 
     Args:
         old_stacks: CloudFormation stacks to delete (e.g. webordinary-old-stack).
@@ -312,8 +313,7 @@ def cleanup(
         remote: where the tag is pushed.
         push: push the tag.
         dry_run: report what would be archived and deleted; change nothing.
-        allow_uncommitted: tag HEAD although ``repo_dir`` has uncommitted changes, leaving them out of
-            the archive (the log and the summary say so); without it such a run is refused.
+        allow_uncommitted: tag HEAD although ``repo_dir`` has uncommitted changes; off: such a run is refused.
         stack_timeout_seconds: how long each stack's deletion may take.
         targets_block: a saved RollwayTargets block; None: Webordinary's names.
         aws_credentials_block: a saved AwsCredentials block; None: boto3's default chain.

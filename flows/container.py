@@ -154,23 +154,18 @@ def publish_container(
 
     Args:
         version: the release's image tag (never ``latest``); a version already pushed is refused.
-        context_dir: the docker build context, on the machine that runs the flow (not needed
-            with ``register_existing``).
-        dockerfile: the Dockerfile, relative to the context or absolute; empty: the context's
-            ``Dockerfile``.
-        registry: push to this registry host[:port] (a local or private registry, no ECR login)
-            instead of the ECR repository's.
+        context_dir: the docker build context, on the machine that runs the flow (not with ``register_existing``).
+        dockerfile: the Dockerfile, relative to the context or absolute; empty: the context's ``Dockerfile``.
+        registry: push to this registry host[:port] (local or private, no ECR login) instead of the ECR repository.
         push_latest: also move ``latest`` to this version.
         register_task_definition: register a task-definition revision pinning the version's digest.
-        register_existing: the version is already pushed (a run stopped before registering):
-            build and push nothing, only register the revision.
+        register_existing: the version is already pushed (a run stopped before registering): only register it.
         git_commit: the commit built, recorded as the image's revision label.
         labels: further image labels (name: value).
         docker_host: the daemon that builds (DOCKER_HOST); empty: docker's default.
         docker_executable: the docker CLI (a name on PATH or a path).
         docker_timeout_seconds: how long one docker build or push may take (at most a day).
-        targets_block: a saved RollwayTargets block (the ECR repository and task family);
-            empty: Webordinary's names.
+        targets_block: a saved RollwayTargets block (the ECR repository and task family); empty: Webordinary's.
         aws_credentials_block: a saved AwsCredentials block; empty: boto3's default chain.
     """
     try:

@@ -394,20 +394,20 @@ def finalize(
     """After a promotion: put the promoted version on the stable service, move the traffic back to
     it and scale the canary to 0, ready for the next rollout (idempotent; run again after a failure).
 
+    With ``unrecorded``, it finalizes a promotion the ledger does not record, made by the `canary`
+    flow (which keeps no ledger): only when the canary carries 100 % of the traffic, the ledger's
+    newest rollout is closed and no `canary` flow run is still going; nothing is written to the
+    ledger.
+
     Args:
         actor: who finalizes (recorded in the ledger).
         targets_block: a saved RollwayTargets block; empty: Webordinary's names.
         aws_credentials_block: a saved AwsCredentials block; empty: boto3's default chain.
         clock: the rollout clock; leave it for a real rollout (speed 1), the simulator speeds it up.
-        stable_timeout_seconds: how long the stable service may take to become steady on the
-            promoted version.
+        stable_timeout_seconds: how long the stable service may take to become steady on the promoted version.
         verify_timeout_seconds: how long to wait for the load balancer to read back the new weights.
-        healthy_timeout_seconds: how long the stable service's targets may take to pass their
-            health checks.
-        unrecorded: finalize a promotion the ledger does not record, made by the `canary` flow
-            (which keeps no ledger): only when the canary carries 100 % of the traffic, the
-            ledger's newest rollout is closed and no `canary` flow run is still going; nothing is
-            written to the ledger.
+        healthy_timeout_seconds: how long the stable service's targets may take to pass their health checks.
+        unrecorded: finalize a promotion of the `canary` flow, which the ledger does not record (nor will).
     """
     env = load_environment(targets_block, aws_credentials_block, clock)
     try:

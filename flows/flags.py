@@ -88,10 +88,11 @@ def set_flags(
 ) -> list[FlagUpdate]:
     """Set, enable or disable feature flags in the flags table, recording who and why.
 
+    Prefect refuses a run whose actor does not fit before it starts.
+
     Args:
         changes: what to change, applied in order: at least one.
-        actor: who asks (recorded in each flag's audit trail): not blank, kept without
-            surrounding spaces; Prefect refuses a run whose actor does not fit before it starts.
+        actor: who asks (recorded in each flag's audit trail): not blank, kept without surrounding spaces.
         aws_credentials_block: a saved AwsCredentials block; None uses boto3's default chain.
         targets_block: a saved RollwayTargets block naming the table; None: the defaults.
     """

@@ -726,24 +726,23 @@ def deploy_infrastructure(
     """Deploy the CDK app's stacks in dependency order, one per task, then verify the
     pre-deployment checklist.
 
+    With ``bootstrap``, every region of this account the stacks to deploy go to (an
+    environment-agnostic stack: the targets' region) is bootstrapped first, each once; an
+    environment of another account is not (these credentials cannot), and the log and the
+    artifact give the ``cdk bootstrap --trust`` to run there.
+
     Args:
         cdk_app_dir: the CDK app (the directory of its cdk.json), on the machine that runs the flow.
         stacks: the stacks to deploy, in order (default: the targets' stacks).
         from_stack: resume at this stack after a failure; the stacks before it are not deployed again.
-        already_deployed: stacks outside ``stacks`` that are deployed, so stacks of the plan may
-            depend on them.
+        already_deployed: stacks outside ``stacks`` that are deployed, so stacks of the plan may depend on them.
         cdk_executable: the cdk CLI (a name on PATH or a path).
         direct: deploy with ``--method=direct`` (no change sets; for the embedded AWS).
-        bootstrap: first ``cdk bootstrap`` every region of this account the stacks to deploy go to (an
-            environment-agnostic stack: the targets' region), each once; an environment of another
-            account is not bootstrapped (these credentials cannot), the log and the artifact give the
-            ``cdk bootstrap --trust`` to run there.
+        bootstrap: first ``cdk bootstrap`` each region of this account the stacks go to (another account: see the log).
         verify: run the pre-deployment checklist after the deploys.
         stack_timeout_seconds: how long one stack's deploy may take.
-        synth_timeout_seconds: how long synthesizing the app may take (longer for an app bundling
-            assets as it synthesizes).
-        read_timeout_seconds: how long one read of AWS may take (a stack's status on a resume, a
-            checklist item), botocore's retries included, before it is given up on and said unread.
+        synth_timeout_seconds: how long synthesizing the app may take (longer for an app bundling assets).
+        read_timeout_seconds: how long one read of AWS (a stack's status, a checklist item) may take, retries included.
         targets_block: a saved RollwayTargets block; empty: Webordinary's names.
         aws_credentials_block: a saved AwsCredentials block; empty: boto3's default chain.
     """
@@ -827,18 +826,18 @@ def verify_infrastructure(targets_block: str | None = None, aws_credentials_bloc
     """Check the pre-deployment checklist (reads only): the stacks, tables and indexes, queues and
     their DLQs, the dashboard, the alarms and the alert topic with a subscription.
 
+    With ``cdk_app_dir``, the app is synthesized (``cdk synth``, no deploy) to read where each
+    stack goes: a stack the app pins to another region is read there, and so is each table, queue,
+    dashboard, alarm or topic its template names; one in another account fails its item as not
+    readable with these credentials. Without it, everything is read in the targets' region.
+
     Args:
         targets_block: a saved RollwayTargets block; empty: Webordinary's names.
         aws_credentials_block: a saved AwsCredentials block; empty: boto3's default chain.
-        cdk_app_dir: the CDK app; when given, it is synthesized (``cdk synth``, no deploy) to read
-            where each stack goes, so a stack the app pins to another region is read there, and so
-            is each table, queue, dashboard, alarm or topic its template names; one in another
-            account fails its item as not readable with these credentials. Empty: everything is
-            read in the targets' region.
+        cdk_app_dir: the CDK app, synthesized to read each stack in its own region; empty: the targets' region.
         cdk_executable: the cdk CLI (with ``cdk_app_dir``).
         synth_timeout_seconds: how long synthesizing the app may take.
-        read_timeout_seconds: how long one read of AWS may take, botocore's retries included,
-            before its item fails as not answered.
+        read_timeout_seconds: how long one read of AWS may take, retries included, before its item fails unanswered.
     """
     log = get_run_logger()
     app_dir = executable = None

@@ -511,20 +511,17 @@ def monitor(
 
     It watches the service's newest rollout, which must be a promoted rollout of ``spec.image``
     (``MonitorRefused`` otherwise, before any write), and stops (``RolloutSuperseded``) if another
-    rollout becomes the newest while it watches.
+    rollout becomes the newest while it watches. Unset, ``window_seconds`` and ``decommission``
+    follow the rollout's record, as the rollout flows' own windows do.
 
     Args:
-        spec: the promoted rollout's spec (its ``image`` names the rollout to watch; the
-            recorded guardrails and flags govern the window).
-        window_seconds: how long to watch; unset, the rollout's recorded ``monitor_seconds`` (an
-            hour if its policy turned monitoring off), as the rollout flows' own windows do.
-        decommission: scale the old service to zero after a clean window; unset, as the rollout's
-            recorded plan says (its last phase's ``decommission``), as the rollout flows' own windows do.
+        spec: the promoted rollout's spec: its ``image`` names the rollout (the recorded policy governs the window).
+        window_seconds: how long to watch; unset: the recorded ``monitor_seconds`` (an hour if that is 0).
+        decommission: scale the old service to zero after a clean window; unset: as the recorded last phase says.
         targets_block: a saved RollwayTargets block; empty: Webordinary's names.
         aws_credentials_block: a saved AwsCredentials block; empty: boto3's default chain.
         clock: the rollout clock; leave it for a real rollout (speed 1), the simulator speeds it up.
-        lease_wall_seconds: how long this run may go silent (wall time) before another run may
-            watch the rollout instead.
+        lease_wall_seconds: how long this run may go silent (wall time) before another run may watch instead.
     """
     session = load_session(targets_block, aws_credentials_block)
     env = session.environment(clock, interval_seconds=spec.analysis.interval_seconds)

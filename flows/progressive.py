@@ -919,20 +919,19 @@ def progressive_rollout(
 ) -> RolloutResult:
     """Roll ``spec.image`` out through the stages, with approval pauses; resumes from the ledger.
 
+    A run killed without a word keeps its lease for ``lease_wall_seconds``: a resumed run waits
+    that long before it takes the rollout over.
+
     Args:
-        spec: the rollout: image, stages, analysis, approvals, phases and flags (a resumed
-            rollout runs the spec its ledger recorded).
+        spec: the rollout: image, stages, analysis, approvals, phases, flags (a resume runs the recorded one).
         actor: who starts the rollout (recorded in the ledger and the flags' audit trail).
-        phased: on: stop at the end of the current weekly phase (advance_phase starts the next);
-            off: run every stage in this run.
-        adopt_live_weights: when the load balancer's weights differ from the ledger's (drift),
-            continue from the live weights instead of refusing the run.
+        phased: on: stop at the end of the current weekly phase (advance_phase starts the next); off: run all.
+        adopt_live_weights: on drift, continue from the load balancer's weights instead of refusing.
         targets_block: a saved RollwayTargets block; empty: Webordinary's names.
         aws_credentials_block: a saved AwsCredentials block; empty: boto3's default chain.
         clock: the rollout clock; leave it for a real rollout (speed 1), the simulator speeds it up.
         approval_poll_seconds: how often a paused run looks for an answer or a Cancel (1 to 300 s).
-        lease_wall_seconds: how long this run may go silent (wall time) before another run
-            may take the rollout over; a resumed run waits that long after a kill.
+        lease_wall_seconds: how long this run may go silent (wall time) before another run may take over.
     """
     session = load_session(targets_block, aws_credentials_block)
     env = session.environment(clock, interval_seconds=spec.analysis.interval_seconds)
@@ -971,22 +970,21 @@ def advance_phase(
     """Weekly: start the next phase of the running rollout (idempotent within a week); resume
     a phase whose run died; finish a half-done rollback.
 
+    The run always drives the spec recorded in the ledger: a ``spec`` given names only the flags
+    its rollback hooks disable when they cannot read the ledger. ``start_early_because`` is
+    recorded in the ledger with ``actor``, and refused while the current phase has not passed
+    its stages.
+
     Args:
-        actor: who starts the phase (recorded in the ledger); "schedule" for the weekly run,
-            a person's name with ``start_early_because``.
+        actor: who starts the phase (recorded in the ledger): "schedule" for the weekly run, else a person.
         targets_block: a saved RollwayTargets block; empty: Webordinary's names.
         aws_credentials_block: a saved AwsCredentials block; empty: boto3's default chain.
         clock: the rollout clock; leave it for a real rollout (speed 1), the simulator speeds it up.
         approval_poll_seconds: how often a paused run looks for an answer or a Cancel (1 to 300 s).
-        lease_wall_seconds: how long this run may go silent (wall time) before another run
-            may take the rollout over.
+        lease_wall_seconds: how long this run may go silent (wall time) before another run may take over.
         adopt_live_weights: on drift, continue from the load balancer's weights instead of refusing.
-        spec: the rollout's spec, as given to ``progressive_rollout``, used only by this run's
-            rollback hooks when they cannot read the ledger (its bound flags are then the ones
-            disabled). The run itself always drives the spec recorded in the ledger.
-        start_early_because: start the next phase now, before the weekly calendar says it is
-            due, and why (recorded in the ledger with ``actor``, which must then name a person);
-            empty: wait for the calendar. Refused while the current phase has not passed its stages.
+        spec: the rollout's spec, for the rollback hooks' flags only if the ledger cannot be read.
+        start_early_because: why to start the next phase now, before the calendar says (``actor``: a person); empty: wait.
     """
     session = load_session(targets_block, aws_credentials_block)
     env = session.environment(clock)

@@ -66,13 +66,10 @@ def validate_deployment(
     Fails naming every check that did not pass.
 
     Args:
-        spec: the addresses, test ids, timeout, SuccessRate floor and window, and attempts
-            (Webordinary's and the seed's by default).
-        targets_block: a saved RollwayTargets block (the services and metrics namespace);
-            empty: Webordinary's names.
+        spec: addresses, test ids, timeout, SuccessRate floor and window, attempts (default: Webordinary's).
+        targets_block: a saved RollwayTargets block (the services and metrics namespace); empty: Webordinary's.
         aws_credentials_block: a saved AwsCredentials block; empty: boto3's default chain.
-        clock: where "the last minutes" end (the clock the metrics are stamped with); leave it
-            for a real service.
+        clock: where "the last minutes" end (the clock the metrics are stamped with); leave it for a real service.
     """
     # A check that does not pass, and the run failing on it, are findings: one line each, no traceback.
     without_traceback(checks.CheckFailed, ValidationFailed, MissingSecret, SecretUnread)

@@ -220,7 +220,8 @@ class Analysis(KnownKeys):
     metrics: tuple[Literal["errors", "slow"], ...] = Field(
         default=("errors", "slow"),
         min_length=1,
-        description="what the sequential judge compares; alpha is split evenly across them",
+        description="what the sequential judge compares: errors (the error rate), slow (the share of requests "
+        "over slow_threshold_ms); alpha is split evenly across them",
     )
     margin_ratio: float = Field(
         default=2.0,

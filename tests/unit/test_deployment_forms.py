@@ -39,6 +39,22 @@ def test_every_parameter_of_every_deployment_says_what_it_is(flow_name) -> None:
     assert not untitled, untitled
 
 
+# A form shows a description as a short line under its field: Prefect keeps the line breaks of an
+# ``Args:`` entry continued over several lines of the docstring, and a paragraph buries the field.
+MAX_DESCRIPTION = 200
+
+
+@pytest.mark.parametrize("flow_name", sorted(SERVED))
+def test_every_parameter_s_description_is_one_line(flow_name) -> None:
+    """``finalize``'s ``unrecorded`` reached its form as four lines, broken where its docstring's
+    lines were, and ``canary``'s ``finalize`` as six (430 characters beside a checkbox)."""
+    properties = _form(SERVED[flow_name])["properties"]
+    broken = {name: field["description"] for name, field in properties.items()
+              if "\n" in field.get("description", "") or len(field.get("description", "")) > MAX_DESCRIPTION}
+    assert not broken, (f"{flow_name}'s form shows these descriptions over several lines or longer than "
+                        f"{MAX_DESCRIPTION} characters: {broken}")
+
+
 @pytest.mark.parametrize("flow_name", sorted(SERVED))
 def test_no_secret_is_shown_in_a_form(flow_name) -> None:
     """Defaults and descriptions are shown to anyone who opens the form: no secret value in them."""

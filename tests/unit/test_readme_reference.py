@@ -7,6 +7,7 @@ people the old value: these tests name the key the README misses or misstates.
 import json
 import re
 from pathlib import Path
+from typing import Literal, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel
@@ -28,7 +29,8 @@ def _leaves(model: type[BaseModel], prefix: str = ""):
     """Every key of ``model`` a person sets, as the README's table names it (``stages[].weight``)."""
     for name, field in model.model_fields.items():
         annotation = field.annotation
-        item = getattr(annotation, "__args__", (None,))[0] if name in ("stages", "phases", "flags") else None
+        # Any list of models, not only the ones there are today: a new one's keys need rows too.
+        item = get_args(annotation)[0] if get_origin(annotation) in (tuple, list) else None
         if isinstance(item, type) and issubclass(item, BaseModel):
             yield from _leaves(item, f"{prefix}{name}[].")
         elif isinstance(annotation, type) and issubclass(annotation, BaseModel):
@@ -69,6 +71,66 @@ def test_the_spec_table_lists_every_key_with_its_default():
 def test_the_spec_table_names_no_key_the_spec_lacks():
     keys = {key for key, _ in _leaves(RolloutSpec)} | {"stages", "phases", "flags"}
     assert not set(_spec_rows()) - keys
+
+
+# The table's third column, by key: what the README says a key does.
+ROW_TEXT = re.compile(r"^\s*\| `([a-z_.\[\]]+)` \| [^|]* \| ([^|]*) \|", re.MULTILINE)
+# A name written as code is a key: a field's name, like ``bake_seconds`` or ``slo_slow_rate``.
+NAME = re.compile(r"\b[a-z]+(?:_[a-z]+)+\b")
+# Names in these texts that are not keys of the spec.
+NOT_KEYS = {"advance_phase"}  # the flow whose weekly schedule ends the phases
+
+
+def _described() -> dict[str, tuple[str, str]]:
+    """Each key of the spec: (what the README's table says it does, what its form says)."""
+    rows = dict(ROW_TEXT.findall(README))
+    return {key: (rows.get(key, ""), field.description or "") for key, field in _leaves(RolloutSpec)}
+
+
+def _choices(field) -> tuple[str, ...]:
+    """The values a Literal key takes (for a list of them, its items')."""
+    annotation = field.annotation
+    if get_origin(annotation) in (tuple, list):
+        annotation = get_args(annotation)[0]
+    return tuple(get_args(annotation)) if get_origin(annotation) is Literal else ()
+
+
+def test_the_spec_table_and_the_forms_name_only_keys_the_spec_has():
+    """Both the table and the spec's own descriptions (the run form's help) name other keys, as in
+    "null: only at `bake_seconds`": a key renamed or dropped left them pointing at nothing."""
+    # Every part of every key: the nested models' names (``analysis``, ``stages``) are keys too.
+    fields = {part.removesuffix("[]") for key, _ in _leaves(RolloutSpec) for part in key.split(".")}
+    leaves = dict(_leaves(RolloutSpec))
+    stray = []
+    for key, (readme, form) in _described().items():
+        choices = _choices(leaves[key])
+        for where, text in (("README", readme), ("form", form)):
+            stray += [f"{key} ({where}): {name}" for name in NAME.findall(text)
+                      if name not in fields | NOT_KEYS | set(choices)]
+        for code in re.findall(r"`([a-z_-]+)(?:: ([a-z_-]+))?`", readme):
+            name, value = code
+            if value:  # `follow: schedule`: a key and one of its values
+                named = [field for k, field in leaves.items() if k.rsplit(".", 1)[-1].removesuffix("[]") == name]
+                if not named or value not in _choices(named[0]):
+                    stray.append(f"{key} (README): {name}: {value}")
+            elif name not in fields | set(choices):
+                stray.append(f"{key} (README): {name}")
+    assert not stray, f"names that are neither a key of the spec nor one of its values: {sorted(set(stray))}"
+
+
+def test_the_spec_table_and_the_forms_name_every_value_a_choice_takes():
+    """A key with a fixed set of values (the judge, the mode, on_timeout) says them in both places:
+    `analysis.metrics` said "what the sequential judge compares" in both and named neither
+    `errors` nor `slow`, which are all it takes."""
+    unnamed, described = [], _described()
+    for key, field in _leaves(RolloutSpec):
+        readme, form = described[key]
+        for choice in _choices(field):
+            if f"`{choice}`" not in readme:
+                unnamed.append(f"{key}: the README's table does not name {choice!r}")
+            if not re.search(rf"(?<![\w-]){re.escape(choice)}(?![\w-])", form):
+                unnamed.append(f"{key}: its description in the form does not name {choice!r}")
+    assert not unnamed, "\n".join(unnamed)
 
 
 def test_the_spec_tables_default_plan_is_the_models():
