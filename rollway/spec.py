@@ -202,20 +202,21 @@ class Analysis(KnownKeys):
         "(the traffic simulator counts at this threshold; on AWS the service's own setting must match it)",
     )
     min_requests: int = Field(default=50, ge=1, description="canary requests below which a stage is inconclusive")
+    # CloudWatch publishes ALB metrics about a minute late: rollbacks use every period, and the final
+    # verdict's wait lets the stage's last period be judged too (README, "Late metrics").
     metrics_delay_seconds: float = Field(
         default=60.0, ge=0, le=MAX_METRICS_DELAY_SECONDS,
-        description="how late a period's metrics may arrive (CloudWatch publishes ALB metrics about a minute "
-        "late): a stage passes only on periods that ended at least this long ago (rollbacks use every period), "
-        "and its final verdict waits this long after its bake, so the last period is judged too",
+        description="how late a period's metrics may arrive: a stage passes only on periods that ended this long "
+        "ago, and its verdict waits this long after its bake",
     )
     # Sequential judge (rollway/judge/sequential.py); the threshold judge ignores these.
+    # One extra GetMetricData per stage: counts close to Poisson let one overwhelming interval roll
+    # back, bursty ones keep needing two. At 0 the guardrail still reads the hour before each stage
+    # for the load balancer's own 5xx rate, hence interval_seconds at most 3600 then.
     calibration_seconds: int = Field(
         default=3600, ge=0, le=MAX_CALIBRATION_SECONDS,
-        description="seconds of the baseline's metrics before each stage that measure how bursty its error "
-        "counts are (one extra GetMetricData per stage); counts close to Poisson let one overwhelming interval "
-        "roll back, bursty ones keep needing two; 0 turns this off for the judge (the guardrail still reads the hour "
-        "before each stage for the load balancer's own 5xx rate, so interval_seconds must then be at most 3600); "
-        "otherwise at least interval_seconds",
+        description="seconds of the baseline's metrics read before each stage to measure how bursty its errors "
+        "are; 0: off for the judge (interval_seconds then at most 3600), otherwise at least interval_seconds",
     )
     metrics: tuple[Literal["errors", "slow"], ...] = Field(
         default=("errors", "slow"),
@@ -432,18 +433,19 @@ class RolloutSpec(KnownKeys):
         default_factory=default_phases,
         description="the weekly plan: the stages each phase runs (leave it out to run every stage as one phase)",
     )
+    # Counted on the wall clock, so a week across a daylight-saving switch counts 7 days, less the
+    # slack for the scheduled runs' start-up delays: a 7-day minimum passes at the next week's cron.
     min_phase_seconds: float = Field(
         default=3 * _DAY, ge=0, le=30 * _DAY,
-        description="a weekly phase runs at least this long before the schedule starts the next one (at most 30 days). "
-        "Counted on the weekly_timezone's wall clock, so a week across a daylight-saving switch counts 7 days, less "
-        "schedule_slack_seconds (an hour) for the scheduled runs' start-up delays: 7 days (604800) passes at the next "
-        "week's cron",
+        description="how long a weekly phase runs at least (at most 30 days), on the weekly_timezone's wall clock "
+        "(daylight-saving included) less schedule_slack_seconds: 604800 passes at the next week's cron",
     )
+    # The scheduled runs start some seconds to minutes after their cron time, by a little more or
+    # less each week; at 0 a 7-day minimum may wait a week more.
     schedule_slack_seconds: float = Field(
         default=DEFAULT_SCHEDULE_SLACK_SECONDS, ge=0,
-        description="how much shorter than min_phase_seconds a phase may have run when the weekly schedule ends it: "
-        "the scheduled runs start some seconds to minutes after their cron time, by a little more or less each week. "
-        "0 counts the minimum exactly (a 7-day minimum may then wait a week more); less than min_phase_seconds",
+        description="how much shorter than min_phase_seconds a phase may have run when the weekly schedule ends it, "
+        "for the scheduled runs' start-up delays (0: exact); less than min_phase_seconds",
     )
     weekly_timezone: str = Field(
         default=DEFAULT_TIMEZONE,

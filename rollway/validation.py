@@ -110,22 +110,23 @@ class ValidationSpec(BaseModel):
         '"error rate < 0.1 %".'))
     success_rate_window_minutes: int = Field(default=5, ge=1, le=24 * 60, description=(
         "how far back the average is taken (the seed's 5 minutes)."))
+    # Both by default: after a promotion the new version runs on the canary service, after
+    # ``finalize`` on the stable one. The average pools whichever published.
     success_rate_services: tuple[str, ...] = Field(default=(), description=(
-        "the ECS services whose ``SuccessRate`` (dimension ``Service``) is read; empty means both of the targets' "
-        "services, stable and canary: after a promotion the new version runs on the canary service, after "
-        "``finalize`` on the stable one, and the average pools whichever published (each of them must also be at "
-        "or above the floor on its own)."))
+        "the ECS services whose ``SuccessRate`` (dimension ``Service``) is read, empty: both of the targets'; "
+        "their average, and each one that published, must reach the floor."))
+    # A POST is not tried again once it reached the server: no second session, no message sent twice.
     attempts: int = Field(default=3, ge=1, le=20, description=(
-        "how many times a check that failed in a way worth trying again is tried (1: no retry). A POST is tried "
-        "again only when the request never reached the server, so that no second session is created and no "
-        "message sent twice."))
+        "how many times a check that failed in a way worth trying again is tried (1: no retry); a POST only "
+        "when the request never reached the server."))
     retry_delay_seconds: float = Field(default=5.0, ge=0, le=600, allow_inf_nan=False,
                                        description="wait between attempts, in seconds.")
+    # For a service behind a token: the value is read when the run starts, sent with the health,
+    # session and message requests. A token in a URL's query is sent too, but as a parameter anyone
+    # who can read the run sees it.
     authorization_secret_block: str | None = Field(default=None, description=(
-        "the name of a Prefect ``Secret`` block whose value is sent as the ``Authorization`` header of the "
-        "health, session and message requests (e.g. ``Bearer <token>``), for a service behind a token. Only the "
-        "name is in the run's parameters: the value is read when the run starts and is never logged or shown. A "
-        "token in a URL's query is sent too, but it is a parameter anyone who can read the run can see."))
+        "the name of a Prefect ``Secret`` block whose value is sent as the ``Authorization`` header (``Bearer "
+        "<token>``): only the name is a parameter; the value is never logged or shown."))
 
     @field_validator("success_rate_floor", mode="before")
     @classmethod
