@@ -64,6 +64,28 @@ def test_a_refusal_on_a_resource_names_the_statement_granting_it_there(message, 
     assert named.grant == "; ".join(f"deployments/iam-policy.json, statement {sid}" for sid in grant.split("; "))
 
 
+@pytest.mark.parametrize(("resource", "grant"), [
+    # The table the caller read stands for the resource moto's refusal does not name.
+    ("webordinary-feature-flags", "Flags"),
+    ("webordinary-rollouts", "Ledger"),
+    (TABLE.format("webordinary-feature-flags"), "Flags"),
+    # The user's own table names match no statement: every one granting the action, as before.
+    ("acme-feature-flags", "Ledger; Flags"),
+    (None, "Ledger; Flags"),
+])
+def test_a_refusal_naming_no_resource_names_the_statement_on_the_one_the_caller_read(resource, grant):
+    named = permission_denied(refusal("GetItem", MOTO.format(action="dynamodb:GetItem"), "AccessDeniedException"),
+                              job="iam-policy.json", resource=resource)
+    assert named.grant == "; ".join(f"deployments/iam-policy.json, statement {sid}" for sid in grant.split("; "))
+
+
+def test_the_resource_aws_names_wins_over_the_callers():
+    message = DENIED_ON.format(action="dynamodb:GetItem", arn=TABLE.format("webordinary-rollouts"))
+    named = permission_denied(refusal("GetItem", message, "AccessDeniedException"), job="iam-policy.json",
+                              resource="webordinary-feature-flags")
+    assert named.grant == "deployments/iam-policy.json, statement Ledger"
+
+
 @pytest.mark.parametrize(("arn", "grant"), [
     # REGISTRY_REGION and REGISTRY_ACCOUNT stand for any region and account: another's registry is
     # the shared one's statement only; Webordinary's own (us-west-2) is granted by both.
