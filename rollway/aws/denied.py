@@ -1,4 +1,4 @@
-"""An AWS call the worker's role may not make, named as the IAM action and the policy statement
+"""An AWS call the credentials' role or user (the worker's role, in a flow run) may not make, named as
 that grants it.
 
 AWS answers the same refusal to every later ask, so retrying one only delays it (a task's
@@ -44,10 +44,13 @@ class PermissionDenied(PicklableError, AdapterError):
 
     def __init__(self, action: str, answer: str, grant: str | None) -> None:
         self.action, self.answer, self.grant = action, answer, grant
-        where = (f"it is granted by {grant}: add that statement (with your names) to the worker's role"
-                 if grant else f"grant {action} to the worker's role")
-        super().__init__(f"AWS refused {action} ({answer}): the worker's role may not call it, and asking again "
-                         f"cannot help; {where}, then run again")
+        # Whose credentials AWS refused: a flow run's are the worker's role, but a person running a
+        # rollway command or report uses their own, which "the worker's role" sent them away from.
+        where = (f"it is granted by {grant}: add that statement (with your names) to that role or user"
+                 if grant else f"grant {action} to that role or user")
+        super().__init__(f"AWS refused {action} ({answer}): the role or user these credentials belong to (the "
+                         f"worker's role, for a flow run) may not call it, and asking again cannot help; {where}, "
+                         "then run again")
 
 
 class PassRoleDenied(PicklableError, AdapterError):

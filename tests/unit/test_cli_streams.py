@@ -179,7 +179,7 @@ def test_flags_on_a_table_the_credentials_may_not_use_name_it_and_the_statement(
                                    f"{action} (AccessDeniedException: "), captured.err
     # PutItem is granted on the ledger too (statement Ledger): the flag table's statement is Flags only.
     assert "it is granted by deployments/iam-policy.json, statement Flags: " in captured.err, captured.err
-    assert captured.err.endswith(": add that statement (with your names) to the worker's role, then run again\n")
+    assert captured.err.endswith(": add that statement (with your names) to that role or user, then run again\n")
 
 
 def test_flags_without_the_saved_blocks_say_so_on_stderr(monkeypatch, capsys):

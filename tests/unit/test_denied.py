@@ -32,7 +32,15 @@ def test_a_refusal_names_its_action_and_the_jobs_statement(operation, message, a
 def test_without_the_policies_it_says_what_to_grant(tmp_path: Path):
     named = permission_denied(refusal("DescribeStacks", "no"), policies=tmp_path / "none")
     assert named.action == "DescribeStacks" and named.grant is None
-    assert "grant DescribeStacks to the worker's role" in str(named)
+    assert "grant DescribeStacks to that role or user" in str(named)
+
+
+def test_the_refusal_speaks_of_the_credentials_not_only_the_workers_role():
+    """A person running a rollway command or report with their own credentials was told to fix
+    "the worker's role", which their call never used."""
+    said = str(permission_denied(refusal("DescribeStacks", "no"), job="iam-policy-infrastructure.json"))
+    assert ": the role or user these credentials belong to (the worker's role, for a flow run) may not call it, " in said
+    assert said.endswith(": add that statement (with your names) to that role or user, then run again"), said
 
 
 def test_only_refusals_count():
