@@ -1,4 +1,4 @@
-"""An AWS call the worker's role may not make, named as the IAM action and the policy statement
+"""An AWS call the credentials' role or user (the worker's role, in a flow run) may not make, named as
 that grants it.
 
 AWS answers the same refusal to every later ask, so retrying one only delays it (a task's
@@ -44,10 +44,13 @@ class PermissionDenied(PicklableError, AdapterError):
 
     def __init__(self, action: str, answer: str, grant: str | None) -> None:
         self.action, self.answer, self.grant = action, answer, grant
-        where = (f"it is granted by {grant}: add that statement (with your names) to the worker's role"
-                 if grant else f"grant {action} to the worker's role")
-        super().__init__(f"AWS refused {action} ({answer}): the worker's role may not call it, and asking again "
-                         f"cannot help; {where}, then run again")
+        # Whose credentials AWS refused: a flow run's are the worker's role, but a person running a
+        # rollway command or report uses their own, which "the worker's role" sent them away from.
+        where = (f"it is granted by {grant}: add that statement (with your names) to that role or user"
+                 if grant else f"grant {action} to that role or user")
+        super().__init__(f"AWS refused {action} ({answer}): the role or user these credentials belong to (the "
+                         f"worker's role, for a flow run) may not call it, and asking again cannot help; {where}, "
+                         "then run again")
 
 
 class PassRoleDenied(PicklableError, AdapterError):
@@ -82,12 +85,15 @@ def is_denied(err: BaseException) -> bool:
     return isinstance(err, ClientError) and error_code(err) in DENIED_CODES and not isinstance(err, RoleRenewalRefused)
 
 
-def permission_denied(err: ClientError, policies: Path = POLICIES, job: str | None = None) -> PermissionDenied:
+def permission_denied(err: ClientError, policies: Path = POLICIES, job: str | None = None,
+                      resource: str | None = None) -> PermissionDenied:
     """``err`` (a refusal, ``is_denied``) as ``PermissionDenied``, naming its action and grant:
     the statement of ``job``'s policy (``iam-policy-infrastructure.json``, the one its role holds)
     when that policy grants it, else every statement that does. When AWS names the resource it
     refused ("... on resource: arn:..."), only the statements granting the action on it: a refused
-    ``dynamodb:PutItem`` on the flags table named the ledger's statement too, half of them wrong."""
+    ``dynamodb:PutItem`` on the flags table named the ledger's statement too, half of them wrong.
+    When it names none (moto never does), the ``resource`` the caller read stands for it: an ARN,
+    or a name (a table's) matched against the name closing each statement's Resource."""
     operation = getattr(err, "operation_name", "") or "?"
     message = err.response.get("Error", {}).get("Message", "") or ""
     said = _PERFORM.search(message)
@@ -98,9 +104,11 @@ def permission_denied(err: ClientError, policies: Path = POLICIES, job: str | No
         actions = {a for _, _, a in statements if a.split(":", 1)[-1] == operation}
         action = actions.pop() if len(actions) == 1 else operation
     granting = [(file, sid, resources) for file, sid, granted, resources, _ in _grants(policies) if granted == action]
-    if named := _RESOURCE.search(message):
+    named = _RESOURCE.search(message)
+    if on := named.group(1) if named else resource:
+        matches = _arn_matches if on.startswith("arn:") else _name_matches
         # Every statement when none is on it: a policy with the user's names in place of the documented ones.
-        granting = [g for g in granting if any(_arn_matches(p, named.group(1)) for p in g[2])] or granting
+        granting = [g for g in granting if any(matches(p, on) for p in g[2])] or granting
     grants = [f"{file}, statement {sid}" for file, sid, _ in granting]
     own = [grant for grant in grants if job is not None and grant.startswith(f"deployments/{job},")]
     grants = own or grants
@@ -143,9 +151,20 @@ def _arn_matches(pattern: str, arn: str) -> bool:
     """Whether IAM grants a statement's Resource ``pattern`` on ``arn``: ``*`` matches any run of
     characters, ``?`` any one (nothing else is special, unlike fnmatch's ``[``), and a segment the
     policies leave for the user to fill (``ACCOUNT_ID``, ``REGISTRY_REGION``) any value of it."""
-    segments = [_PLACEHOLDER.sub(r"[^:]*", re.escape(segment).replace(r"\*", ".*").replace(r"\?", "."))
-                for segment in pattern.split(":")]
-    return re.fullmatch(":".join(segments), arn) is not None
+    return re.fullmatch(":".join(_glob(segment) for segment in pattern.split(":")), arn) is not None
+
+
+def _name_matches(pattern: str, name: str) -> bool:
+    """Whether a statement's Resource ``pattern`` grants on the resource called ``name``: the name
+    closing its ARN, after the resource type (``table/webordinary-*`` grants on ``webordinary-rollouts``;
+    ``*`` on any)."""
+    last = pattern.rsplit(":", 1)[-1]
+    return re.fullmatch(_glob(last.split("/", 1)[-1]), name) is not None
+
+
+def _glob(segment: str) -> str:
+    """A regular expression of one ARN segment of a policy (``_arn_matches``)."""
+    return _PLACEHOLDER.sub(r"[^:]*", re.escape(segment).replace(r"\*", ".*").replace(r"\?", "."))
 
 
 def _statements(policies: Path) -> list[tuple[str, str, str]]:

@@ -57,7 +57,8 @@ def _naming_the_table(call, targets):
             if missing := missing_table(cause, targets, "flags_table"):
                 raise FlagStoreUnavailable(missing) from unavailable
             if cause is not None and is_denied(cause):
-                denied = permission_denied(cause, job=ROLLOUT_POLICY)
+                # The table, for a refusal naming none: the ledger's statement grants GetItem and PutItem too.
+                denied = permission_denied(cause, job=ROLLOUT_POLICY, resource=targets.flags_table)
                 raise FlagStoreUnavailable(f"{named_table(targets, 'flags_table')}: {denied}") from unavailable
             raise
 

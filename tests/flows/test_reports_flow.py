@@ -241,6 +241,20 @@ def test_a_missing_ledger_table_is_refused_naming_it_on_one_line(aws, blocks, ca
     assert "the ledger table webordinary-rollouts" in err and "ResourceNotFoundException" in err, err
 
 
+@pytest.mark.parametrize(("field", "statement"), [("rollouts_table", "Ledger"), ("flags_table", "Flags")])
+def test_a_refusal_naming_no_table_names_the_statement_on_the_table_read(aws, field, statement):
+    """moto names no resource in a refusal: GetItem, granted on both tables, named both statements
+    although the report knew which table it read."""
+    from botocore.exceptions import ClientError
+
+    from flows.reports import unreadable_table
+
+    err = ClientError({"Error": {"Code": "AccessDeniedException", "Message": (
+        "User: arn:aws:iam::123456789012:user/gina is not authorized to perform: dynamodb:GetItem")}}, "GetItem")
+    said = str(unreadable_table(err, aws.targets, field))
+    assert f"it is granted by deployments/iam-policy.json, statement {statement}: add that statement" in said, said
+
+
 def test_a_ledger_the_role_may_not_read_names_the_action_the_table_and_the_statement(aws, blocks, capsys,
                                                                                      monkeypatch):
     """A role without dynamodb:Query on the ledger: the report said the table "cannot be read with

@@ -150,12 +150,15 @@ def test_flags_on_a_missing_table_say_so_on_stderr(flags, capsys, args):
     assert "ResourceNotFoundException" in captured.err and captured.err.count("\n") == 1, captured.err
 
 
+@pytest.mark.parametrize("on", [" on resource: arn:aws:dynamodb:{region}:123456789012:table/{table}", ""],
+                         ids=["aws", "moto"])
 @pytest.mark.parametrize(("args", "operation"), [(("list", "--json"), "Scan"),
                                                (("set", SQS, "--percentage", "30", "--actor", "gina"), "PutItem")],
                          ids=["list", "set"])
-def test_flags_on_a_table_the_credentials_may_not_use_name_it_and_the_statement(flags, capsys, args, operation):
+def test_flags_on_a_table_the_credentials_may_not_use_name_it_and_the_statement(flags, capsys, args, operation, on):
     """DynamoDB's "not authorized to perform" named neither the table's region nor what to grant:
-    the store's own words, where the other commands name the statement of the policy."""
+    the store's own words, where the other commands name the statement of the policy. A refusal
+    naming no table (moto's) names the flag table's statement too, the one the command read."""
     from botocore.exceptions import ClientError
 
     from tests.botocore_events import on_operation
@@ -165,8 +168,8 @@ def test_flags_on_a_table_the_credentials_may_not_use_name_it_and_the_statement(
 
     def refuse(**_):
         raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": (
-            f"User: arn:aws:iam::123456789012:user/gina is not authorized to perform: {action} on resource: "
-            f"arn:aws:dynamodb:{t.region}:123456789012:table/{t.flags_table}")}}, operation)
+            f"User: arn:aws:iam::123456789012:user/gina is not authorized to perform: {action}"
+            + on.format(region=t.region, table=t.flags_table))}}, operation)
 
     with on_operation(flags.get_client("dynamodb"), "before-parameter-build", refuse, operation=operation):
         assert rollway("flags", *args) == EXIT_UNAVAILABLE
@@ -174,9 +177,9 @@ def test_flags_on_a_table_the_credentials_may_not_use_name_it_and_the_statement(
     assert captured.out == "" and captured.err.count("\n") == 1, captured.err
     assert captured.err.startswith(f"error: the feature flag table {t.flags_table} (region {t.region}): AWS refused "
                                    f"{action} (AccessDeniedException: "), captured.err
-    # PutItem is granted on the ledger too (statement Ledger): AWS named the flag table, whose statement is Flags only.
+    # PutItem is granted on the ledger too (statement Ledger): the flag table's statement is Flags only.
     assert "it is granted by deployments/iam-policy.json, statement Flags: " in captured.err, captured.err
-    assert captured.err.endswith(": add that statement (with your names) to the worker's role, then run again\n")
+    assert captured.err.endswith(": add that statement (with your names) to that role or user, then run again\n")
 
 
 def test_flags_without_the_saved_blocks_say_so_on_stderr(monkeypatch, capsys):

@@ -32,7 +32,15 @@ def test_a_refusal_names_its_action_and_the_jobs_statement(operation, message, a
 def test_without_the_policies_it_says_what_to_grant(tmp_path: Path):
     named = permission_denied(refusal("DescribeStacks", "no"), policies=tmp_path / "none")
     assert named.action == "DescribeStacks" and named.grant is None
-    assert "grant DescribeStacks to the worker's role" in str(named)
+    assert "grant DescribeStacks to that role or user" in str(named)
+
+
+def test_the_refusal_speaks_of_the_credentials_not_only_the_workers_role():
+    """A person running a rollway command or report with their own credentials was told to fix
+    "the worker's role", which their call never used."""
+    said = str(permission_denied(refusal("DescribeStacks", "no"), job="iam-policy-infrastructure.json"))
+    assert ": the role or user these credentials belong to (the worker's role, for a flow run) may not call it, " in said
+    assert said.endswith(": add that statement (with your names) to that role or user, then run again"), said
 
 
 def test_only_refusals_count():
@@ -62,6 +70,28 @@ def test_a_refusal_on_a_resource_names_the_statement_granting_it_there(message, 
     named = permission_denied(refusal("PutItem", message, "AccessDeniedException"), job="iam-policy.json")
     assert named.action == "dynamodb:PutItem"
     assert named.grant == "; ".join(f"deployments/iam-policy.json, statement {sid}" for sid in grant.split("; "))
+
+
+@pytest.mark.parametrize(("resource", "grant"), [
+    # The table the caller read stands for the resource moto's refusal does not name.
+    ("webordinary-feature-flags", "Flags"),
+    ("webordinary-rollouts", "Ledger"),
+    (TABLE.format("webordinary-feature-flags"), "Flags"),
+    # The user's own table names match no statement: every one granting the action, as before.
+    ("acme-feature-flags", "Ledger; Flags"),
+    (None, "Ledger; Flags"),
+])
+def test_a_refusal_naming_no_resource_names_the_statement_on_the_one_the_caller_read(resource, grant):
+    named = permission_denied(refusal("GetItem", MOTO.format(action="dynamodb:GetItem"), "AccessDeniedException"),
+                              job="iam-policy.json", resource=resource)
+    assert named.grant == "; ".join(f"deployments/iam-policy.json, statement {sid}" for sid in grant.split("; "))
+
+
+def test_the_resource_aws_names_wins_over_the_callers():
+    message = DENIED_ON.format(action="dynamodb:GetItem", arn=TABLE.format("webordinary-rollouts"))
+    named = permission_denied(refusal("GetItem", message, "AccessDeniedException"), job="iam-policy.json",
+                              resource="webordinary-feature-flags")
+    assert named.grant == "deployments/iam-policy.json, statement Ledger"
 
 
 @pytest.mark.parametrize(("arn", "grant"), [
