@@ -50,10 +50,10 @@ from rollway.environment import Environment
 from rollway.errors_pickle import PicklableError
 from rollway.finalize import reversible_by_hand, reverted_by_hand, same_revision
 from rollway.image import with_pin
-from rollway.ledger import (CLAIM_SECONDS, NOTICE_FAILED, NOTIFIED, NOTIFYING, LedgerError, RollbackClaimed,
-                            RollbackUnrecorded, RolloutEnded, RolloutNotFound, RolloutRecord, RolloutSuperseded,
-                            Transition, check_claimable, check_rolling_back, check_rollout, claim_changes, notice_sent,
-                            notice_unconfirmed, rollback_start, utc)
+from rollway.ledger import (CLAIM_SECONDS, NOTICE_FAILED, NOTICE_NOT_SENT, NOTIFIED, NOTIFYING, LedgerError,
+                            RollbackClaimed, RollbackUnrecorded, RolloutEnded, RolloutNotFound, RolloutRecord,
+                            RolloutSuperseded, Transition, check_claimable, check_rolling_back, check_rollout,
+                            claim_changes, notice_sent, notice_unconfirmed, rollback_start, utc)
 from rollway.model import ServiceState, Weights
 from rollway.phases import RolloutPhase
 from rollway.report import RollbackResult, RolloutResult
@@ -505,7 +505,7 @@ def _record_notice(env: Environment, rollout: str | None, actor: str, message_id
                                "sending it; a rollback run again before this one records it would not say it may "
                                "repeat it")
     elif failed is not None:
-        kind, comment, lost = (NOTICE_FAILED, f"the rollback's notice was not sent: {failed}",
+        kind, comment, lost = (NOTICE_FAILED, f"{NOTICE_NOT_SENT}{failed}",
                                "a rollback run again would say its notice may repeat this one")
     else:
         kind, comment, lost = (NOTIFIED, "the rollback's notice was sent",

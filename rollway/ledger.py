@@ -236,9 +236,13 @@ before the publish: with no ``notified`` after it, the run stopped (or its write
 failed) somewhere between the two, and whether people were paged is not known."""
 
 NOTICE_FAILED = "notice-failed"
-"""The history entry of a rollback's notice SNS did not take (the error in its comment), after its
-``notifying``: that rollback is known to have paged nobody, so the one run again does not say it
-may repeat a page."""
+"""The history entry of a rollback's notice SNS did not take (the error in its comment, after
+``NOTICE_NOT_SENT``), after its ``notifying``: that rollback is known to have paged nobody, so the
+one run again does not say it may repeat a page."""
+
+NOTICE_NOT_SENT = "the rollback's notice was not sent: "
+"""How a ``notice-failed`` entry's comment begins, SNS's error after it: the reports quote the error
+alone."""
 
 
 def notice_unconfirmed(record: RolloutRecord | None, rollout: str | None) -> Transition | None:

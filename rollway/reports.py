@@ -25,8 +25,8 @@ from pydantic import BaseModel, ConfigDict
 from rollway import weekly
 from rollway.approvals import UNHEARD, pause_deadline
 from rollway.finalize import DONE as FINALIZED, START as FINALIZE_START, finalize_unfinished
-from rollway.ledger import (NOTICE_FAILED, OWNER_PREFIX, TAKEOVER, RolloutRecord, Transition, monitoring_owed,
-                            notice_sent, notice_unconfirmed, rollback_start, utc)
+from rollway.ledger import (NOTICE_FAILED, NOTICE_NOT_SENT, OWNER_PREFIX, TAKEOVER, RolloutRecord, Transition,
+                            monitoring_owed, notice_sent, notice_unconfirmed, rollback_start, utc)
 from rollway.model import Weights
 from rollway.phases import RolloutPhase
 from rollway.report import markdown_cell as cell
@@ -725,7 +725,7 @@ def notice_refused(record: RolloutRecord) -> str | None:
     refused = record.last_transition(NOTICE_FAILED)
     if refused is None:
         return None
-    reason = (refused.comment or "").removeprefix("the rollback's notice was not sent: ") or "no reason recorded"
+    reason = (refused.comment or "").removeprefix(NOTICE_NOT_SENT) or "no reason recorded"
     return f"SNS refused the notice: {reason} ({refused.actor}'s run, at {utc(refused.at)})"
 
 
