@@ -26,3 +26,8 @@ def allowed_range(field: FieldInfo) -> str | None:
         elif isinstance(bound, annotated_types.Lt):
             said.append(f"under {bound.lt:g}")
     return " and ".join(said) or None
+
+
+def as_given(value: object) -> str:
+    """A number as the person typed it, for a refusal that quotes it: 150, not 150.0."""
+    return f"{value:g}" if isinstance(value, float) else str(value)

@@ -14,6 +14,7 @@ import json
 import time
 from typing import Any, Callable, Sequence, TextIO
 
+from rollway.bounds import as_given
 from rollway.flag_binding import FlagChange, FlagUpdate, iso_utc, person_change_note, set_flag
 from rollway.flags import (
     FlagAuditEntry,
@@ -163,7 +164,7 @@ def flags_set(
             asked = FlagChange(feature=feature, **given)
         except InvalidPercentage as bad:
             # The library's "percentage 150.0 is outside 0..100" named no option: say the one given.
-            raise InvalidFlagInput(f"--percentage {_as_given(bad.value)} is not a share of users: it must be from 0 "
+            raise InvalidFlagInput(f"--percentage {as_given(bad.value)} is not a share of users: it must be from 0 "
                                    "to 100; nothing was read or changed") from None
         except PercentageTooFine as fine:  # "percentage 0.004: ..." named no option either
             raise fine.named("--percentage") from None
@@ -185,11 +186,6 @@ def flags_set(
         _rollout_note(store, update.after, out, err)
 
     return _run(err, change)
-
-
-def _as_given(value: object) -> str:
-    """A number as the person typed it (150, not 150.0)."""
-    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def _rollout_note(store: FlagStore, flag: FlagState, out: TextIO, err: TextIO) -> None:

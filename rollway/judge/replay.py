@@ -485,19 +485,15 @@ def _option(field: str) -> str:
     return "--" + field.replace("_", "-")
 
 
-def _setting(value: object) -> str:
-    return f"{value:g}" if isinstance(value, float) else str(value)
-
-
 def _refused_option(error: Any, options: dict[str, Any]) -> str:
     """One of Analysis's refusals, named as typed ("--alpha 1.5", not the model's field), with the
     option's allowed range when it is a bound that was crossed (pydantic names only that bound)."""
-    from rollway.bounds import RANGE_ERRORS, allowed_range
+    from rollway.bounds import RANGE_ERRORS, allowed_range, as_given
 
     if not error["loc"]:
         return f"invalid options: {error['msg']}"
     name = str(error["loc"][0])
-    given = f"{_option(name)} {_setting(options.get(name))}"
+    given = f"{_option(name)} {as_given(options.get(name))}"
     field = Analysis.model_fields.get(name)
     allowed = allowed_range(field) if field is not None and error["type"] in RANGE_ERRORS else None
     if allowed is not None:
