@@ -44,6 +44,7 @@ from pydantic import Field, ValidationError
 from rollway.approvals import (WAITING_EVERY_SECONDS, ApprovalAnswer, Approver, UnheardAnswer, answered_dead,
                                unanswered_by, waiting_prefix)
 from rollway.decide import Pause
+from rollway.ledger import utc
 from rollway.spec import Approvals
 
 T = TypeVar("T")
@@ -411,8 +412,13 @@ def when_unanswered(approvals: Approvals, paused_at: datetime) -> str:
             f"{then} (`approvals.on_timeout: {approvals.on_timeout}`); a timeout never promotes.")
 
 
+def _deadline(approvals: Approvals, paused_at: datetime) -> datetime:
+    """When a pause begun at ``paused_at`` (aware) times out, on the wall clock."""
+    return paused_at + timedelta(seconds=approvals.timeout_seconds)
+
+
 def _due(approvals: Approvals, paused_at: datetime) -> str:
-    return (paused_at + timedelta(seconds=approvals.timeout_seconds)).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return utc(_deadline(approvals, paused_at).timestamp())
 
 
 def pause_question(pause: Pause, approvals: Approvals, paused_at: datetime) -> str:
@@ -424,7 +430,7 @@ def pause_question(pause: Pause, approvals: Approvals, paused_at: datetime) -> s
     # "wall clock": a pause times out in wall seconds, while `rollway status` shows the history
     # on the rollout clock, hours ahead under `rollway up`'s 60x: unlabelled, the deadline read
     # as long past.
-    deadline = unanswered_by(paused_at + timedelta(seconds=approvals.timeout_seconds))
+    deadline = unanswered_by(_deadline(approvals, paused_at))
     return " ".join(f"{pause.cause} pause: {pause.reason}; {deadline} the rollout {then}".split())
 
 

@@ -9,7 +9,7 @@ from typing import Callable, Literal, Sequence
 from pydantic import BaseModel, ConfigDict, Field
 
 from rollway.decide import Pause
-from rollway.ledger import UNHEARD, Transition, answer_comment, utc
+from rollway.ledger import UNHEARD, UTC_FORMAT, Transition, answer_comment, utc
 
 
 COMMENT_LIMIT = 2_000
@@ -29,14 +29,13 @@ class ApprovalAnswer(BaseModel):
     timed_out: bool = False
 
 
-_DEADLINE_FORMAT = "%Y-%m-%d %H:%M:%S UTC"
 _UNANSWERED_BY = re.compile(r"unanswered by (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC) \(wall clock\)")
 
 
 def unanswered_by(deadline: datetime) -> str:
     """The words of a pause's question that say when it times out (``deadline``, aware, wall clock):
     a pause times out in wall seconds, whatever clock the rollout runs on."""
-    return f"unanswered by {deadline.astimezone(timezone.utc).strftime(_DEADLINE_FORMAT)} (wall clock)"
+    return f"unanswered by {utc(deadline.timestamp())} (wall clock)"
 
 
 def pause_deadline(question: str | None) -> float | None:
@@ -45,7 +44,7 @@ def pause_deadline(question: str | None) -> float | None:
     found = _UNANSWERED_BY.search(question or "")
     if found is None:
         return None
-    return datetime.strptime(found.group(1), _DEADLINE_FORMAT).replace(tzinfo=timezone.utc).timestamp()
+    return datetime.strptime(found.group(1), UTC_FORMAT).replace(tzinfo=timezone.utc).timestamp()
 
 
 # Called by the engine at each Pause with the decision and a markdown summary of the stage.

@@ -312,9 +312,13 @@ def new_rollout_id(now: float, after: str | None = None) -> str:
     return f"{stamp}-{secrets.token_hex(4)}"
 
 
+UTC_FORMAT = "%Y-%m-%d %H:%M:%S UTC"
+"""How messages write an instant (``utc``); a pause's question is read back with it."""
+
+
 def utc(seconds: float) -> str:
     """An epoch instant as a readable UTC time, for messages."""
-    return datetime.fromtimestamp(seconds, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return datetime.fromtimestamp(seconds, tz=timezone.utc).strftime(UTC_FORMAT)
 
 
 def check_new_rollout(newest: RolloutRecord | None, record: RolloutRecord) -> None:
