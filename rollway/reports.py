@@ -121,6 +121,15 @@ def stage_weights(record: RolloutRecord) -> tuple[int, ...]:
         return ()
 
 
+def _recorded_spec(record: RolloutRecord) -> RolloutSpec | None:
+    """The rollout's recorded spec, or None when it cannot be read (the report then leaves out
+    what needs it rather than failing)."""
+    try:
+        return RolloutSpec.for_rollback(record.spec_json)
+    except (ValueError, KeyError, TypeError):  # pydantic's ValidationError is a ValueError
+        return None
+
+
 def bound_flags(record: RolloutRecord) -> tuple[str, ...]:
     """The feature flags the rollout's recorded spec binds (empty when none, or unreadable)."""
     try:
@@ -327,10 +336,8 @@ def _pause_times(record: RolloutRecord, pause: Transition) -> tuple[str, str]:
     that deadline came. A pause recorded without a deadline, or with a spec that cannot be read,
     keeps its entry's time, said to be on the rollout clock."""
     deadline = pause_deadline(pause.comment)
-    try:
-        timeout = RolloutSpec.for_rollback(record.spec_json).approvals.timeout_seconds
-    except (ValueError, KeyError, TypeError):  # pydantic's ValidationError is a ValueError
-        timeout = None
+    spec = _recorded_spec(record)
+    timeout = spec.approvals.timeout_seconds if spec is not None else None
     last = record.history[-1]
     if deadline is None or timeout is None:
         return f"{utc(pause.at)} (rollout clock)", f"{utc(last.at)} (rollout clock)"
@@ -356,11 +363,8 @@ def next_phase(record: RolloutRecord) -> NextPhase | None:
     index = record.weekly_phase_index
     if record.phase is not RolloutPhase.PAUSED or not record.weekly_phase_passed or index < 0:
         return None
-    try:
-        spec = RolloutSpec.for_rollback(record.spec_json)
-    except (ValueError, KeyError, TypeError):  # pydantic's ValidationError is a ValueError
-        return None
-    if index + 1 >= len(spec.phases) or record.weekly_phase_started_at is None:
+    spec = _recorded_spec(record)
+    if spec is None or index + 1 >= len(spec.phases) or record.weekly_phase_started_at is None:
         return None
     following = spec.phases[index + 1]
     return NextPhase(passed=spec.phases[index].name, name=following.name, weights=following.weights,
@@ -389,11 +393,8 @@ def _window_open(record: RolloutRecord) -> str:
     Without it the outcome read plain "promoted" while a run still watched the release, or after
     that run died with the window owed: the previous version still runs, and a rollback still
     puts it back."""
-    try:
-        spec = RolloutSpec.for_rollback(record.spec_json)
-    except (ValueError, KeyError, TypeError):  # pydantic's ValidationError is a ValueError
-        return ""
-    if not monitoring_owed(spec, record):
+    spec = _recorded_spec(record)
+    if spec is None or not monitoring_owed(spec, record):
         return ""
     ends = record.last_transition("promote").at + spec.monitor_seconds
     return (f"; **monitoring window not recorded as closed** (due to end {utc(ends)}): the previous version still "
