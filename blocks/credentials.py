@@ -99,7 +99,8 @@ def client_factory(credentials: AwsCredentials, region: str | None = None,
             act on another region's load balancer.
         read_seconds: for clients that only read, how long one call may take, all its attempts
             together (the bound of the reads given up on: ``rollway.deadline``); None for the
-            rollout's clients, which write (``client_limits``).
+            rollout's clients, which write (``client_limits``): reads made under a bound of
+            their own on the same session take ``SessionClients.reading``.
 
     Raises:
         ValueError: ``read_seconds`` is not a read's bound (``read_bound``); the block names a
@@ -141,13 +142,9 @@ def client_factory(credentials: AwsCredentials, region: str | None = None,
         # connect to an endpoint that does not exist, once the run had begun.
         raise ValueError(f"region {credentials.region_name!r} is not a region of AWS: {unknown}; set the region "
                          "of the targets (or the AWS credentials' region_name) to one AWS has")
+    block_parameters = credentials.aws_client_parameters
     credentials = credentials.model_copy(
-        update={
-            "aws_client_parameters": credentials.aws_client_parameters.model_copy(
-                update={"config": client_limits(credentials.aws_client_parameters.config, read_seconds)}
-            )
-        }
-    )
+        update={"aws_client_parameters": _limited(block_parameters, read_seconds)})
     # An assumed role's credentials last an hour by default; prefect-aws assumes the role once
     # and keeps the result, so a rollout longer than that (bakes, approvals, the monitoring
     # window), and its rollback, would fail with ExpiredToken.
@@ -158,9 +155,12 @@ def client_factory(credentials: AwsCredentials, region: str | None = None,
         # retried seconds apart, it ended the run on a bare "Unable to locate credentials". The
         # chain is looked through once per session either way (the session keeps what it found).
         raise NoCredentialsError()
-    # What prefect-aws's own get_client passes: the block's client parameters and its region.
-    return SessionClients(session, {**credentials.aws_client_parameters.get_params_override(),
-                                    "region_name": credentials.region_name})
+    return SessionClients(session, block_parameters, credentials.region_name, read_seconds)
+
+
+def _limited(parameters: AwsClientParameters, read_seconds: float | None) -> AwsClientParameters:
+    """The block's client parameters with its ``config`` filled in (``client_limits``)."""
+    return parameters.model_copy(update={"config": client_limits(parameters.config, read_seconds)})
 
 
 def client_limits(config: dict[str, Any] | None, read_seconds: float | None = None) -> dict[str, Any]:
@@ -226,9 +226,12 @@ class SessionClients:
     """``get_client(service_name)``: one client per service on one boto3 session, made when
     first asked for (thread-safe)."""
 
-    def __init__(self, session: boto3.Session, params: dict[str, Any]) -> None:
+    def __init__(self, session: boto3.Session, parameters: AwsClientParameters, region: str | None,
+                 read_seconds: float | None = None) -> None:
         self._session = session
-        self._params = params
+        self._parameters, self._region = parameters, region
+        # What prefect-aws's own get_client passes: the block's client parameters and its region.
+        self._params = {**_limited(parameters, read_seconds).get_params_override(), "region_name": region}
         self._clients: dict[str, Any] = {}
         self._lock = threading.Lock()
         # STS's answer to ``caller_identity``, once it has been asked: who the credentials are
@@ -240,6 +243,23 @@ class SessionClients:
             if service_name not in self._clients:
                 self._clients[service_name] = _naming_bounds(self._session.client(service_name, **self._params))
             return self._clients[service_name]
+
+    def reading(self, read_seconds: float) -> SessionClients:
+        """Clients on the same session (its credentials, proved once) for reads made under a bound
+        of their own, ``read_seconds``, all of a call's attempts together (``client_limits``).
+
+        A read given up on at its bound goes on in its thread: on the rollout's clients (six
+        attempts of ten seconds) a read under a shorter bound (a validation check's
+        ``timeout_seconds``) went on for up to a minute after it, and its call still landed
+        after the run had said it timed out. Its timeout names the bound (``_naming_bounds``).
+
+        Raises:
+            ValueError: ``read_seconds`` is not a read's bound (``read_bound``), before any call.
+        """
+        read_bound(read_seconds)
+        bounded = SessionClients(self._session, self._parameters, self._region, read_seconds)
+        bounded.identity = self.identity
+        return bounded
 
     def caller_identity(self) -> dict[str, Any]:
         """STS GetCallerIdentity with the session's credentials: the cheapest call that proves

@@ -186,7 +186,7 @@ def load_session(targets_block: str | None, aws_credentials_block: str | None) -
     return RunSession(targets, credentials, session_clients(credentials, targets.region))
 
 
-def load_clients(targets_block: str | None, aws_credentials_block: str | None) -> tuple[Targets, Callable[[str], Any]]:
+def load_clients(targets_block: str | None, aws_credentials_block: str | None) -> tuple[Targets, SessionClients]:
     """The saved targets and a client factory on the saved credentials (``load_session``)."""
     run = load_session(targets_block, aws_credentials_block)
     return run.targets, run.get_client

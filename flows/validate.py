@@ -98,16 +98,20 @@ def validate_deployment(
         note(skipped(MESSAGE, "no test session was created"))
     # The load balancer's and ECS's reads are bounded by the spec's timeout too: on the run's
     # shared clients (60 s per read, retried, and the tasks' own retries), one that never
-    # answered held the run for many minutes, silent, after every check had been made.
+    # answered held the run for many minutes, silent, after every check had been made. Each read
+    # is given up on at that bound, and made on clients whose attempts all fit in it: on the
+    # run's clients (six attempts of 10 s, for the rollout's writes) a read given up on went on
+    # in its thread for up to a minute, and its call could land after the run said it timed out.
     bound = spec.timeout_seconds
-    serving, unread = ({}, None) if spec.success_rate_services else _serving(targets, get_client, bound)
+    reads = get_client.reading(bound)
+    serving, unread = ({}, None) if spec.success_rate_services else _serving(targets, reads, bound)
     if unread is not None:
         note(unchecked(SUCCESS_RATE, unread))
     else:
-        note(_attempted(checks.read_success_rate, spec, get_client("cloudwatch"), targets.metrics_namespace,
+        note(_attempted(checks.read_success_rate, spec, reads("cloudwatch"), targets.metrics_namespace,
                         tuple(services), clock.build().now(), serving))
 
-    versions = _what_ran(targets, get_client, serving, bound)
+    versions = _what_ran(targets, reads, serving, bound)
     for line in versions:
         log.info("validated %s", line.removeprefix("- "))
     summary = evaluate(results)

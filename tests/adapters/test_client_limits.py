@@ -62,3 +62,21 @@ def test_connect_timeout_is_caught_as_botocores() -> None:
     assert isinstance(err, ConnectTimeoutError)
     assert str(err) == ('Connect timeout on endpoint URL: "http://x": no connection within 15 s '
                         '(3 attempt(s) of 5 s each)')
+
+
+def test_reads_under_a_bound_of_their_own_end_within_it_and_the_rollouts_clients_keep_theirs() -> None:
+    """A read given up on at a bound shorter than the rollout's clients' six attempts of 10 s went
+    on in its thread for up to a minute after it: the same session's clients for reads end
+    within the bound and name it; the rollout's own clients are unchanged."""
+    with unanswering_endpoint() as endpoint:
+        get_client = client_factory(credentials_for_endpoint(endpoint, "us-west-2"))
+        reads = get_client.reading(1.0)
+        began = time.monotonic()
+        with pytest.raises(ReadTimeoutError) as raised:
+            reads("cloudwatch").list_metrics()
+        took = time.monotonic() - began
+        assert took < 1.0 + 1.0 + 0.5
+        assert "no answer within 1 s (2 attempt(s) of 0.5 s each)" in str(raised.value)
+        assert get_client("cloudwatch").meta.config.read_timeout == 10.0
+        with pytest.raises(ValueError, match="a read's bound must be more than 0"):
+            get_client.reading(0)

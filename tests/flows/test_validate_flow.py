@@ -260,17 +260,26 @@ def refusing(monkeypatch, service: str, operation: str, asked: list[str]) -> Non
 
     real = flows.validate.load_clients
 
-    def load(*args, **kwargs):
-        targets, get_client = real(*args, **kwargs)
+    class Refusing:
+        """``get_client``'s clients, ``service``'s refusing; the same for reads under a bound."""
 
-        def get(name: str):
-            client = get_client(name)
+        def __init__(self, get_client) -> None:
+            self._get_client = get_client
+
+        def __call__(self, name: str):
+            client = self._get_client(name)
             if name == service:
                 client.meta.events.register(
                     f"before-parameter-build.{client.meta.service_model.service_id.hyphenize()}.{operation}",
                     answering("AccessDenied", 99, asked, operation))
             return client
-        return targets, get
+
+        def reading(self, seconds: float) -> "Refusing":
+            return Refusing(self._get_client.reading(seconds))
+
+    def load(*args, **kwargs):
+        targets, get_client = real(*args, **kwargs)
+        return targets, Refusing(get_client)
 
     monkeypatch.setattr(flows.validate, "load_clients", load)
 
@@ -331,10 +340,22 @@ def silent(monkeypatch, endpoint: str, *services: str) -> None:
 
     real = flows.validate.load_clients
 
+    class Clients:
+        """The run's clients, those of ``services`` replaced; the same for reads under a bound."""
+
+        def __init__(self, get_client, region: str) -> None:
+            self._get_client = get_client
+            self._unanswered = {name: unanswering_client(name, endpoint, region) for name in services}
+
+        def __call__(self, name: str):
+            return self._unanswered[name] if name in self._unanswered else self._get_client(name)
+
+        def reading(self, seconds: float) -> "Clients":
+            return self
+
     def load(*args, **kwargs):
         targets, get_client = real(*args, **kwargs)
-        unanswered = {name: unanswering_client(name, endpoint, targets.region) for name in services}
-        return targets, lambda name: unanswered[name] if name in unanswered else get_client(name)
+        return targets, Clients(get_client, targets.region)
 
     monkeypatch.setattr(flows.validate, "load_clients", load)
 
@@ -403,3 +424,35 @@ def test_reads_given_up_on_log_nothing_once_the_run_has_ended(aws, app, blocks, 
     time.sleep(3.5)  # the tasks' two retries were 1 s apart
     late = [r.getMessage() for r in caplog.records if r.created > ended]
     assert late == [], late
+
+
+def test_a_read_given_up_on_at_the_specs_timeout_ends_within_it_on_the_runs_own_clients(
+        aws, app, monkeypatch, silent_endpoint):
+    """The checks' reads used the run's clients, whose six attempts of 10 s are kept for the
+    rollout's writes: a CloudWatch that never answered was given up on at spec.timeout_seconds,
+    but its call went on in its thread for about a minute more, and could still land after the
+    run had said it timed out."""
+    import threading
+    from uuid import uuid4
+
+    from prefect_aws import AwsCredentials
+
+    from blocks.targets import RollwayTargets
+
+    # A block as for a real account (no endpoint_url, no client config: the rollout's limits),
+    # its calls sent to the embedded AWS, CloudWatch's to an endpoint that never answers.
+    name = f"validate-own-{uuid4().hex[:8]}"
+    RollwayTargets(**aws.targets.model_dump()).save(name)
+    AwsCredentials(aws_access_key_id="testing", aws_secret_access_key="testing",
+                   region_name=aws.targets.region).save(name)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", aws.endpoint_url)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_CLOUDWATCH", silent_endpoint)
+    state, summary = failed_soon(app, name, attempts=1)
+    check = summary.checks[-1]
+    assert (check.name, check.outcome) == ("success_rate", "unchecked"), check
+    assert "CloudWatch did not answer GetMetricData for SuccessRate" in check.reason, check.reason
+    # The call given up on at 1 s ends within it and botocore's backoff between its attempts.
+    ended = time.monotonic() + 4.0
+    while time.monotonic() < ended and any(t.name == "rollway-read-CloudWatch" for t in threading.enumerate()):
+        time.sleep(0.1)
+    assert [t.name for t in threading.enumerate() if t.name == "rollway-read-CloudWatch"] == []
