@@ -423,7 +423,7 @@ class EcrImagePinner:
             if is_denied(err):
                 # A worker role written before rollouts pinned their images lacks this read: the
                 # refusal names the statement to add rather than ECR's bare AccessDenied.
-                raise permission_denied(err, job=ROLLOUT_POLICY) from err
+                raise permission_denied(err, job=ROLLOUT_POLICY, targets=self._targets) from err
             raise
         details = found.get("imageDetails") or []
         if not details:
