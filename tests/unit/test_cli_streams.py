@@ -439,6 +439,30 @@ def test_a_command_the_role_may_not_run_names_the_permission_and_its_statement(a
     assert "it is granted by deployments/iam-policy.json, statement Ledger" in err and "could not be reached" not in err
 
 
+@pytest.mark.parametrize("on", [" on resource: arn:aws:dynamodb:eu-west-1:123456789012:table/acme-rollouts", ""],
+                         ids=["aws", "moto"])
+def test_a_command_refused_on_a_ledger_of_the_users_name_names_the_ledgers_statement_only(capsys, on):
+    """A refused GetItem on the ledger (a promote's read of its rollout) named the flags table's
+    statement beside the ledger's: the policy spells Webordinary's names, and the command's refusal
+    named no table."""
+    from botocore.exceptions import ClientError
+
+    from rollway.cli.ops import _loaded_targets, reporting
+    from rollway.targets import Targets
+
+    @reporting
+    def command() -> int:
+        _loaded_targets.set(Targets(region="eu-west-1", rollouts_table="acme-rollouts", flags_table="acme-flags"))
+        raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": (
+            "User: arn:aws:iam::123456789012:user/gina is not authorized to perform: dynamodb:GetItem" + on)}},
+            "GetItem")
+
+    assert command() == 1
+    err = " ".join(capsys.readouterr().err.split())
+    assert err.startswith("error: AWS refused dynamodb:GetItem (AccessDeniedException: "), err
+    assert "it is granted by deployments/iam-policy.json, statement Ledger: add that statement" in err, err
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
