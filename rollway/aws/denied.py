@@ -32,6 +32,10 @@ ROLLOUT_POLICY = "iam-policy.json"
 # AWS names the action in most refusals: "... is not authorized to perform: ecr:DescribeImages on ...".
 _PERFORM = re.compile(r"perform: ([a-z0-9-]+:[A-Za-z0-9]+)")
 _RESOURCE = re.compile(r"on resource: (arn:\S+?)(?:\s|$)")
+# Whose permission a refusal wants, in every refusal rollway words: a flow run's credentials are the
+# worker's role, but a person running a rollway command or report uses their own, which "the
+# worker's role" sent them away from.
+CREDENTIALS = "the role or user these credentials belong to (the worker's role, for a flow run)"
 # A whole ARN segment in capitals is a placeholder of the documented policies (real regions and accounts are not).
 _PLACEHOLDER = re.compile(r"^[A-Z][A-Z_]*[A-Z]$")
 
@@ -48,13 +52,10 @@ class PermissionDenied(PicklableError, AdapterError):
 
     def __init__(self, action: str, answer: str, grant: str | None) -> None:
         self.action, self.answer, self.grant = action, answer, grant
-        # Whose credentials AWS refused: a flow run's are the worker's role, but a person running a
-        # rollway command or report uses their own, which "the worker's role" sent them away from.
         where = (f"it is granted by {grant}: add that statement (with your names) to that role or user"
                  if grant else f"grant {action} to that role or user")
-        super().__init__(f"AWS refused {action} ({answer}): the role or user these credentials belong to (the "
-                         f"worker's role, for a flow run) may not call it, and asking again cannot help; {where}, "
-                         "then run again")
+        super().__init__(f"AWS refused {action} ({answer}): {CREDENTIALS} may not call it, and asking again cannot "
+                         f"help; {where}, then run again")
 
 
 class PassRoleDenied(PicklableError, AdapterError):
