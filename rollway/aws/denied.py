@@ -36,6 +36,9 @@ _RESOURCE = re.compile(r"on resource: (arn:\S+?)(?:\s|$)")
 # worker's role, but a person running a rollway command or report uses their own, which "the
 # worker's role" sent them away from.
 CREDENTIALS = "the role or user these credentials belong to (the worker's role, for a flow run)"
+# Targets' names that no ARN holds: a container's name taken for a repository's segment would
+# rename it ("acme/web" for a container named "web").
+_NOT_IN_ARNS = frozenset({"container_name", "rule_path", "metrics_namespace"})
 # A whole ARN segment in capitals is a placeholder of the documented policies (real regions and accounts are not).
 _PLACEHOLDER = re.compile(r"^[A-Z][A-Z_]*[A-Z]$")
 
@@ -173,14 +176,15 @@ def _as_documented(resource: str, targets: Targets) -> str:
     every one granting the action was named (the ledger's beside the flags')."""
     fields = type(targets).model_fields
     own = {value: field.default for name, field in fields.items()
-           if isinstance(field.default, str) and isinstance(value := getattr(targets, name), str)
+           if name not in _NOT_IN_ARNS and isinstance(field.default, str) and isinstance(value := getattr(targets, name), str)
            and value and value != field.default}
     if not own:
         return resource
     if not resource.startswith("arn:"):
         return own.get(resource, resource)
     # One pass, longest name first: a default put in is not renamed again, nor a name inside a longer one.
-    names = re.compile("|".join(rf"(?<![^/:]){re.escape(value)}(?![^/:])" for value in sorted(own, key=len, reverse=True)))
+    longest_first = sorted(own, key=len, reverse=True)
+    names = re.compile("|".join(rf"(?<![^/:]){re.escape(value)}(?![^/:])" for value in longest_first))
     parts = resource.split(":", 5)
     for index in (3, 5):  # the region and the resource (partition, service and account are no targets)
         if index < len(parts):
