@@ -82,7 +82,7 @@ def unreadable_table(err: BaseException, targets: Targets, field: str) -> Report
         # The action and the statement to add to the role, as every other refusal names them: "cannot
         # be read with these credentials" left a person to find both. The table stands for the
         # resource AWS did not name: a refused GetItem named the flags' statement beside the ledger's.
-        denied = permission_denied(err, job=ROLLOUT_POLICY, resource=getattr(targets, field))
+        denied = permission_denied(err, job=ROLLOUT_POLICY, resource=getattr(targets, field), targets=targets)
         return ReportRefused(f"{table} cannot be read: {denied}; nothing was written")
     else:
         hint = "cannot be read with these credentials"

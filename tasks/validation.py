@@ -22,6 +22,7 @@ from prefect.runtime import task_run
 
 from rollway import http_checks
 from rollway.aws.cloudwatch import MetricQueryError, read_service_averages
+from rollway.aws.denied import ROLLOUT_POLICY, is_denied, permission_denied
 from rollway.aws.errors import REFUSED_CODES, error_code
 from rollway.aws.metric_schema import SUCCESS_RATE as SUCCESS_RATE_METRIC
 from rollway.deadline import Unanswered, answered
@@ -87,12 +88,13 @@ def read_success_rate(spec: ValidationSpec, cloudwatch: Any, namespace: str, ser
                                                 "was measured", seconds=time.monotonic() - began, retryable=True))
     except (ClientError, BotoCoreError, MetricQueryError) as err:
         # Nothing was measured: reported as "failed", the service read as failing its SuccessRate.
-        # A refusal is final: asked again, it only cost the retries' delays.
+        # A refusal is final: asked again, it only cost the retries' delays. A refused permission is
+        # said as every other refusal (whose credentials, which statement grants it): a person
+        # validating with their own credentials was sent to "the worker's role".
         refused = isinstance(err, ClientError) and error_code(err) in REFUSED_CODES
-        remedy = ("; allow cloudwatch:GetMetricData to the worker's role (deployments/iam-policy.json)" if refused
-                  else "")
+        said = permission_denied(err, job=ROLLOUT_POLICY) if refused and is_denied(err) else err
         return _counted(unchecked(SUCCESS_RATE, f"CloudWatch GetMetricData for {SUCCESS_RATE_METRIC} in {namespace} "
-                                                f"{'was refused' if refused else 'failed'}: {err}{remedy}",
+                                                f"{'was refused' if refused else 'failed'}: {said}",
                                   seconds=time.monotonic() - began, retryable=not refused))
     return _counted(judge_success_rate(averages, spec, services, seconds=time.monotonic() - began, serving=serving,
                                        namespace=namespace))

@@ -15,11 +15,15 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 
 from rollway.aws.errors import DENIED_CODES, AdapterError, RoleRenewalRefused, aws_message, error_code
 from rollway.errors_pickle import PicklableError
+
+if TYPE_CHECKING:
+    from rollway.targets import Targets
 
 # Where the project keeps the policies it documents (a checkout; an installed package has none).
 POLICIES = Path(__file__).resolve().parents[2] / "deployments"
@@ -28,6 +32,13 @@ ROLLOUT_POLICY = "iam-policy.json"
 # AWS names the action in most refusals: "... is not authorized to perform: ecr:DescribeImages on ...".
 _PERFORM = re.compile(r"perform: ([a-z0-9-]+:[A-Za-z0-9]+)")
 _RESOURCE = re.compile(r"on resource: (arn:\S+?)(?:\s|$)")
+# Whose permission a refusal wants, in every refusal rollway words: a flow run's credentials are the
+# worker's role, but a person running a rollway command or report uses their own, which "the
+# worker's role" sent them away from.
+CREDENTIALS = "the role or user these credentials belong to (the worker's role, for a flow run)"
+# Targets' names that no ARN holds: a container's name taken for a repository's segment would
+# rename it ("acme/web" for a container named "web").
+_NOT_IN_ARNS = frozenset({"container_name", "rule_path", "metrics_namespace"})
 # A whole ARN segment in capitals is a placeholder of the documented policies (real regions and accounts are not).
 _PLACEHOLDER = re.compile(r"^[A-Z][A-Z_]*[A-Z]$")
 
@@ -44,13 +55,10 @@ class PermissionDenied(PicklableError, AdapterError):
 
     def __init__(self, action: str, answer: str, grant: str | None) -> None:
         self.action, self.answer, self.grant = action, answer, grant
-        # Whose credentials AWS refused: a flow run's are the worker's role, but a person running a
-        # rollway command or report uses their own, which "the worker's role" sent them away from.
         where = (f"it is granted by {grant}: add that statement (with your names) to that role or user"
                  if grant else f"grant {action} to that role or user")
-        super().__init__(f"AWS refused {action} ({answer}): the role or user these credentials belong to (the "
-                         f"worker's role, for a flow run) may not call it, and asking again cannot help; {where}, "
-                         "then run again")
+        super().__init__(f"AWS refused {action} ({answer}): {CREDENTIALS} may not call it, and asking again cannot "
+                         f"help; {where}, then run again")
 
 
 class PassRoleDenied(PicklableError, AdapterError):
@@ -86,14 +94,16 @@ def is_denied(err: BaseException) -> bool:
 
 
 def permission_denied(err: ClientError, policies: Path = POLICIES, job: str | None = None,
-                      resource: str | None = None) -> PermissionDenied:
+                      resource: str | None = None, targets: Targets | None = None) -> PermissionDenied:
     """``err`` (a refusal, ``is_denied``) as ``PermissionDenied``, naming its action and grant:
     the statement of ``job``'s policy (``iam-policy-infrastructure.json``, the one its role holds)
     when that policy grants it, else every statement that does. When AWS names the resource it
     refused ("... on resource: arn:..."), only the statements granting the action on it: a refused
     ``dynamodb:PutItem`` on the flags table named the ledger's statement too, half of them wrong.
     When it names none (moto never does), the ``resource`` the caller read stands for it: an ARN,
-    or a name (a table's) matched against the name closing each statement's Resource."""
+    or a name (a table's) matched against the name closing each statement's Resource. The policies
+    spell the targets' default names: ``targets``, the run's own, tell which of them a resource of
+    the user's names stands for (a refused ``table/acme-flags`` is the flags table's statement)."""
     operation = getattr(err, "operation_name", "") or "?"
     message = err.response.get("Error", {}).get("Message", "") or ""
     said = _PERFORM.search(message)
@@ -106,9 +116,14 @@ def permission_denied(err: ClientError, policies: Path = POLICIES, job: str | No
     granting = [(file, sid, resources) for file, sid, granted, resources, _ in _grants(policies) if granted == action]
     named = _RESOURCE.search(message)
     if on := named.group(1) if named else resource:
+        on = _as_documented(on, targets) if targets is not None else on
         matches = _arn_matches if on.startswith("arn:") else _name_matches
-        # Every statement when none is on it: a policy with the user's names in place of the documented ones.
-        granting = [g for g in granting if any(matches(p, on) for p in g[2])] or granting
+        # The resource itself, else the table an index or stream of it belongs to; every statement
+        # when none is on either: a policy with the user's names in place of the documented ones.
+        for each in _and_its_table(on):
+            if on_it := [g for g in granting if any(matches(p, each) for p in g[2])]:
+                granting = on_it
+                break
     grants = [f"{file}, statement {sid}" for file, sid, _ in granting]
     own = [grant for grant in grants if job is not None and grant.startswith(f"deployments/{job},")]
     grants = own or grants
@@ -152,6 +167,36 @@ def _arn_matches(pattern: str, arn: str) -> bool:
     characters, ``?`` any one (nothing else is special, unlike fnmatch's ``[``), and a segment the
     policies leave for the user to fill (``ACCOUNT_ID``, ``REGISTRY_REGION``) any value of it."""
     return re.fullmatch(":".join(_glob(segment) for segment in pattern.split(":")), arn) is not None
+
+
+def _as_documented(resource: str, targets: Targets) -> str:
+    """``resource`` (an ARN or a name) as rollway's policies spell it: each of the run's own names
+    (``targets``, its region too), a whole ARN segment or part of one between ``/``, in place of the
+    default the policies were written with. A refused ``table/acme-flags`` matched no statement, and
+    every one granting the action was named (the ledger's beside the flags')."""
+    fields = type(targets).model_fields
+    own = {value: field.default for name, field in fields.items()
+           if name not in _NOT_IN_ARNS and isinstance(field.default, str) and isinstance(value := getattr(targets, name), str)
+           and value and value != field.default}
+    if not own:
+        return resource
+    if not resource.startswith("arn:"):
+        return own.get(resource, resource)
+    # One pass, longest name first: a default put in is not renamed again, nor a name inside a longer one.
+    longest_first = sorted(own, key=len, reverse=True)
+    names = re.compile("|".join(rf"(?<![^/:]){re.escape(value)}(?![^/:])" for value in longest_first))
+    parts = resource.split(":", 5)
+    for index in (3, 5):  # the region and the resource (partition, service and account are no targets)
+        if index < len(parts):
+            parts[index] = names.sub(lambda found: own[found.group(0)], parts[index])
+    return ":".join(parts)
+
+
+def _and_its_table(resource: str) -> tuple[str, ...]:
+    """``resource``, and for a DynamoDB index or stream (``table/X/index/Y``) the table ``table/X``
+    whose statement is the one to extend to it."""
+    table = re.match(r"(arn:[^:]*:dynamodb:[^:]*:[^:]*:table/[^/]+)/(?:index|stream)/", resource)
+    return (resource, table.group(1)) if table else (resource,)
 
 
 def _name_matches(pattern: str, name: str) -> bool:

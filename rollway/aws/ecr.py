@@ -21,7 +21,7 @@ import httpx
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict, SecretStr
 
-from rollway.aws.denied import ROLLOUT_POLICY, is_denied, permission_denied
+from rollway.aws.denied import CREDENTIALS, ROLLOUT_POLICY, is_denied, permission_denied
 from rollway.aws.errors import AdapterError, TargetNotFound, aws_message, error_code
 from rollway.image import (
     MANIFEST_TYPES,
@@ -353,7 +353,7 @@ class EcrImagePinner:
                 ``clients_in``), no such repository, tag or digest, or an image ECR holds in its
                 archive (no task can pull it); says what to do. ``RegistryDenied`` when the
                 credentials may not read a registry outside the targets' own.
-            PermissionDenied: the worker's role may not call DescribeImages on the release
+            PermissionDenied: these credentials may not call DescribeImages on the release
                 repository (names the statement).
             ClientError: ECR refused the read otherwise (throttling).
         """
@@ -416,14 +416,14 @@ class EcrImagePinner:
                 registry = image_parts(image).name.split("/", 1)[0]
                 raise RegistryDenied(
                     f"image {image!r}: AWS refused ecr:DescribeImages on repository {location.repository} of "
-                    f"registry {registry} ({aws_message(err)}), so rollway cannot pin its tag to the digest it "
-                    f"names now. Allow ecr:DescribeImages on that repository to the worker's role (deployments/"
-                    f"{ROLLOUT_POLICY}, statement {_SHARED_REGISTRY_STATEMENT}) and, for a registry of another "
-                    f"account, in that repository's policy; or {by_digest}") from None
+                    f"registry {registry} ({aws_message(err)}): {CREDENTIALS} may not read it, so rollway cannot "
+                    f"pin its tag to the digest it names now. Allow ecr:DescribeImages on that repository to that "
+                    f"role or user (deployments/{ROLLOUT_POLICY}, statement {_SHARED_REGISTRY_STATEMENT}) and, for "
+                    f"a registry of another account, in that repository's policy; or {by_digest}") from None
             if is_denied(err):
                 # A worker role written before rollouts pinned their images lacks this read: the
                 # refusal names the statement to add rather than ECR's bare AccessDenied.
-                raise permission_denied(err, job=ROLLOUT_POLICY) from err
+                raise permission_denied(err, job=ROLLOUT_POLICY, targets=self._targets) from err
             raise
         details = found.get("imageDetails") or []
         if not details:

@@ -58,7 +58,7 @@ def _naming_the_table(call, targets):
                 raise FlagStoreUnavailable(missing) from unavailable
             if cause is not None and is_denied(cause):
                 # The table, for a refusal naming none: the ledger's statement grants GetItem and PutItem too.
-                denied = permission_denied(cause, job=ROLLOUT_POLICY, resource=targets.flags_table)
+                denied = permission_denied(cause, job=ROLLOUT_POLICY, resource=targets.flags_table, targets=targets)
                 raise FlagStoreUnavailable(f"{named_table(targets, 'flags_table')}: {denied}") from unavailable
             raise
 

@@ -819,10 +819,16 @@ def reporting(command: Callable[..., int]) -> Callable[..., int]:
             # balancer, ECS): a refusal names the statement of its policy.
             from rollway.aws.denied import ROLLOUT_POLICY, is_denied, permission_denied
 
+            targets = _loaded_targets.get()
             if is_denied(err):  # the IAM action and the statement granting it, not boto's bare text
-                errors.print(f"[red]error:[/red] {escape(str(permission_denied(err, job=ROLLOUT_POLICY)))}")
+                # The commands' one DynamoDB table is the ledger: it stands for the resource a refusal
+                # names none of, which named the flags' statement beside the ledger's (both grant GetItem).
+                ledger = targets is not None and getattr(err, "operation_name", None) in _DYNAMODB_CALLS
+                table = targets.rollouts_table if ledger else None
+                denied = permission_denied(err, job=ROLLOUT_POLICY, resource=table, targets=targets)
+                errors.print(f"[red]error:[/red] {escape(str(denied))}")
                 return 1
-            if missing := missing_table(err, _loaded_targets.get()):
+            if missing := missing_table(err, targets):
                 errors.print(f"[red]error:[/red] {escape(missing)}")
                 return 1
             errors.print(f"[red]error:[/red] AWS refused or could not be reached: {escape(str(err))}")

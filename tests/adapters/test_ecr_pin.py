@@ -118,7 +118,12 @@ def test_a_tag_in_another_accounts_registry_the_role_may_not_read_is_refused_nam
     assert "\n" not in said
     assert said.startswith(f"image {image!r}: AWS refused ecr:DescribeImages on repository ")
     assert "of registry 210987654321.dkr.ecr.us-west-2.amazonaws.com (AccessDeniedException: User: " in said
-    assert "(deployments/iam-policy.json, statement PinImagesOfASharedRegistry)" in said
+    # Whose permission it is as every refusal says it: a person pinning with their own credentials was sent to
+    # "the worker's role".
+    assert ("): the role or user these credentials belong to (the worker's role, for a flow run) may not read it, "
+            "so rollway cannot pin its tag") in said
+    assert ("Allow ecr:DescribeImages on that repository to that role or user (deployments/iam-policy.json, "
+            "statement PinImagesOfASharedRegistry)") in said
     assert "in that repository's policy; or give the image by digest instead (" in said
 
 

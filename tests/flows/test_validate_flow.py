@@ -299,7 +299,12 @@ def test_a_success_rate_the_role_may_not_read_is_reported_as_not_checked_asked_o
     assert (check.name, check.outcome, check.attempts) == ("success_rate", "unchecked", 1)
     assert str(failed.value).startswith("deployment validation could not check: success_rate (CloudWatch "
                                         "GetMetricData for SuccessRate in Webordinary/Production was refused")
-    assert "allow cloudwatch:GetMetricData to the worker's role" in str(failed.value)
+    # Said as every refusal is: whose credentials (a person validating uses their own), and the statement.
+    assert ("was refused: AWS refused cloudwatch:GetMetricData (AccessDenied: ") in str(failed.value)
+    assert (": the role or user these credentials belong to (the worker's role, for a flow run) may not call it, "
+            in str(failed.value))
+    assert ("it is granted by deployments/iam-policy.json, statement ReadMetrics: add that statement (with your "
+            "names) to that role or user") in str(failed.value)
     text = artifact_of(state)
     assert ("Deployment validation of webordinary-edit-service (stable) and webordinary-edit-service-canary "
             "(canary): NOT CHECKED (success_rate)") in text

@@ -182,6 +182,31 @@ def test_flags_on_a_table_the_credentials_may_not_use_name_it_and_the_statement(
     assert captured.err.endswith(": add that statement (with your names) to that role or user, then run again\n")
 
 
+@pytest.mark.parametrize("on", [" on resource: arn:aws:dynamodb:{region}:123456789012:table/{table}", ""],
+                         ids=["aws", "moto"])
+def test_flags_on_a_table_of_the_users_name_name_its_statement_only(aws, monkeypatch, capsys, on):
+    """The policy spells Webordinary's table names: a refused GetItem on a flags table of the
+    user's own name named the ledger's statement beside the flags' (both grant GetItem)."""
+    from botocore.exceptions import ClientError
+
+    from tests.botocore_events import on_operation
+
+    t = aws.targets.model_copy(update={"flags_table": "acme-flags", "rollouts_table": "acme-rollouts"})
+    monkeypatch.setattr("rollway.cli.ops.load_account", lambda targets_block, credentials_block: (t, aws.get_client))
+
+    def refuse(**_):
+        raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": (
+            "User: arn:aws:iam::123456789012:user/gina is not authorized to perform: dynamodb:GetItem"
+            + on.format(region=t.region, table=t.flags_table))}}, "GetItem")
+
+    with on_operation(aws.get_client("dynamodb"), "before-parameter-build", refuse, operation="GetItem"):
+        assert rollway("flags", "get", SQS, "--json") == EXIT_UNAVAILABLE
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: the feature flag table acme-flags (region {t.region}): AWS refused "
+                          "dynamodb:GetItem (AccessDeniedException: "), err
+    assert "it is granted by deployments/iam-policy.json, statement Flags: add that statement" in err, err
+
+
 def test_flags_without_the_saved_blocks_say_so_on_stderr(monkeypatch, capsys):
     from rollway.cli.ops import OpsError
 
@@ -412,6 +437,30 @@ def test_a_command_the_role_may_not_run_names_the_permission_and_its_statement(a
     err = " ".join(capsys.readouterr().err.split())
     assert err.startswith("error: AWS refused dynamodb:Query (AccessDeniedException: "), err
     assert "it is granted by deployments/iam-policy.json, statement Ledger" in err and "could not be reached" not in err
+
+
+@pytest.mark.parametrize("on", [" on resource: arn:aws:dynamodb:eu-west-1:123456789012:table/acme-rollouts", ""],
+                         ids=["aws", "moto"])
+def test_a_command_refused_on_a_ledger_of_the_users_name_names_the_ledgers_statement_only(capsys, on):
+    """A refused GetItem on the ledger (a promote's read of its rollout) named the flags table's
+    statement beside the ledger's: the policy spells Webordinary's names, and the command's refusal
+    named no table."""
+    from botocore.exceptions import ClientError
+
+    from rollway.cli.ops import _loaded_targets, reporting
+    from rollway.targets import Targets
+
+    @reporting
+    def command() -> int:
+        _loaded_targets.set(Targets(region="eu-west-1", rollouts_table="acme-rollouts", flags_table="acme-flags"))
+        raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": (
+            "User: arn:aws:iam::123456789012:user/gina is not authorized to perform: dynamodb:GetItem" + on)}},
+            "GetItem")
+
+    assert command() == 1
+    err = " ".join(capsys.readouterr().err.split())
+    assert err.startswith("error: AWS refused dynamodb:GetItem (AccessDeniedException: "), err
+    assert "it is granted by deployments/iam-policy.json, statement Ledger: add that statement" in err, err
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from rollway.aws.denied import is_denied, pass_role_denied, permission_denied
+from rollway.targets import Targets
 
 
 def refusal(operation: str, message: str, code: str = "AccessDenied") -> ClientError:
@@ -87,6 +88,37 @@ def test_a_refusal_naming_no_resource_names_the_statement_on_the_one_the_caller_
     assert named.grant == "; ".join(f"deployments/iam-policy.json, statement {sid}" for sid in grant.split("; "))
 
 
+# A run of the user's own names, in another region than the policies were written for.
+ACME = Targets(region="eu-west-1", rollouts_table="acme-rollouts", flags_table="acme-flags")
+ACME_TABLE = "arn:aws:dynamodb:eu-west-1:123456789012:table/{}"
+
+
+@pytest.mark.parametrize(("arn", "grant"), [
+    (ACME_TABLE.format("acme-flags"), "Flags"),
+    (ACME_TABLE.format("acme-rollouts"), "Ledger"),
+    # An index of a table: the statement on its table, the one to extend to it.
+    (ACME_TABLE.format("acme-rollouts/index/by-service"), "Ledger"),
+    (ACME_TABLE.format("acme-flags/index/by-owner"), "Flags"),
+    # A name only beginning with the run's is not its table: every statement granting the action.
+    (ACME_TABLE.format("acme-flags-old"), "Ledger; Flags"),
+])
+def test_a_refusal_on_a_table_of_the_users_names_names_that_tables_statement(arn, grant):
+    """The policies spell Webordinary's table names: a refusal on the user's own table named both
+    the Ledger and the Flags statement, whichever table it was."""
+    message = DENIED_ON.format(action="dynamodb:GetItem", arn=arn)
+    named = permission_denied(refusal("GetItem", message, "AccessDeniedException"), job="iam-policy.json",
+                              targets=ACME)
+    assert named.grant == "; ".join(f"deployments/iam-policy.json, statement {sid}" for sid in grant.split("; "))
+    assert f"it is granted by {named.grant}: add that statement (with your names)" in str(named)
+
+
+@pytest.mark.parametrize(("resource", "grant"), [("acme-flags", "Flags"), ("acme-rollouts", "Ledger")])
+def test_a_refusal_naming_no_resource_names_the_statement_on_the_users_table_the_caller_read(resource, grant):
+    named = permission_denied(refusal("GetItem", MOTO.format(action="dynamodb:GetItem"), "AccessDeniedException"),
+                              job="iam-policy.json", resource=resource, targets=ACME)
+    assert named.grant == f"deployments/iam-policy.json, statement {grant}"
+
+
 def test_the_resource_aws_names_wins_over_the_callers():
     message = DENIED_ON.format(action="dynamodb:GetItem", arn=TABLE.format("webordinary-rollouts"))
     named = permission_denied(refusal("GetItem", message, "AccessDeniedException"), job="iam-policy.json",
@@ -129,3 +161,14 @@ def test_wildcards_match_as_iam_matches_them(tmp_path: Path):
     # "a" is no match of "[ab]", nor "q12" of "q?": no statement on it, so every one granting the action.
     assert grant("a") == grant("q12") == ("deployments/iam-policy.json, statement Star; deployments/iam-policy.json, "
                                           "statement One; deployments/iam-policy.json, statement Bracket")
+
+
+@pytest.mark.parametrize(("field", "grant"), [("rollouts_table", "Ledger"), ("flags_table", "Flags")])
+def test_a_report_refused_on_a_table_of_the_users_name_names_that_tables_statement(field, grant):
+    """`rollway report` and the report flow name the table they could not read and its statement."""
+    from flows.reports import unreadable_table
+
+    refused = unreadable_table(refusal("GetItem", MOTO.format(action="dynamodb:GetItem"), "AccessDeniedException"),
+                               ACME, field)
+    assert f"{getattr(ACME, field)} (region eu-west-1) cannot be read: AWS refused dynamodb:GetItem" in str(refused)
+    assert f"it is granted by deployments/iam-policy.json, statement {grant}: add that statement" in str(refused)
