@@ -229,6 +229,20 @@ def test_status_of_a_rollback_whose_notice_sns_refused_says_so_as_the_incident_r
     assert "may not have been sent" not in out and "its notice went out" not in out, out
 
 
+def test_status_of_a_rollback_whose_notice_lost_snss_answer_says_people_may_have_been_paged(capsys) -> None:
+    started = Transition(at=1_800_000_100.0, kind="rollback-start", actor="judge", comment="canary errors 9/600")
+    sending = Transition(at=1_800_000_160.0, kind="notifying", actor="carol")
+    lost = Transition(at=1_800_000_170.0, kind="notice-unanswered", actor="carol",
+                      comment="the rollback's notice may have been sent, SNS's answer was lost: Read timeout")
+    unfinished = record(phase=RolloutPhase.ROLLING_BACK, history=(*record().history, started, sending, lost))
+    print_status(SimpleNamespace(name="svc-canary", targets=Targets()), unfinished, Weights(stable=100, canary=0),
+                 None, limit=10)
+    out = " ".join(capsys.readouterr().out.split())
+    assert ("people may have been paged: carol's run sent the rollback's notice at 2027-01-15 08:02:40 UTC and SNS's "
+            "answer was lost (Read timeout)") in out, out
+    assert "SNS refused" not in out and "nobody was paged" not in out, out
+
+
 def test_status_of_a_rollback_no_revision_can_finish_names_what_can(capsys) -> None:
     started = Transition(at=1_800_000_100.0, kind="rollback-start", actor="judge", comment="canary errors 9/600")
     unfinished = record(phase=RolloutPhase.ROLLING_BACK, history=(*record().history, started))
