@@ -43,17 +43,18 @@ from pydantic import AfterValidator
 from flows.engine import set_and_verify, wait_healthy
 from flows.env import load_environment
 from flows.params import Actor, Reason, RolloutId, TaskCount, WaitSeconds
-from rollway.aws.errors import TaskDefinitionInactive
+from rollway.aws.errors import AnswerLost, TaskDefinitionInactive, answer_lost
 from rollway.aws.ledger import STORAGE_ERRORS, storage_failure, write_or_why
 from rollway.clock import ClockSettings
 from rollway.environment import Environment
 from rollway.errors_pickle import PicklableError
 from rollway.finalize import reversible_by_hand, reverted_by_hand, same_revision
 from rollway.image import with_pin
-from rollway.ledger import (CLAIM_SECONDS, NOTICE_FAILED, NOTICE_NOT_SENT, NOTIFIED, NOTIFYING, LedgerError,
+from rollway.ledger import (CLAIM_SECONDS, NOTICE_ANSWER_LOST, NOTICE_FAILED, NOTICE_NOT_SENT, NOTICE_UNANSWERED,
+                            NOTIFIED, NOTIFYING, LedgerError,
                             RollbackClaimed, RollbackUnrecorded, RolloutEnded, RolloutNotFound, RolloutRecord,
                             RolloutSuperseded, Transition, check_claimable, check_rolling_back, check_rollout,
-                            claim_changes, notice_sent, notice_unconfirmed, rollback_start, utc)
+                            claim_changes, notice_answer_lost, notice_sent, notice_unconfirmed, rollback_start, utc)
 from rollway.model import ServiceState, Weights
 from rollway.phases import RolloutPhase
 from rollway.report import RollbackResult, RolloutResult
@@ -416,7 +417,7 @@ def execute_rollback(
         # Only the notice of a rollback with every step done is recorded and not sent again: one
         # that told people of a failed step is followed by the notice of the run that finishes it.
         complete = not failed_steps and flags_failed is None and ledger_failure is None
-        told, intent = _notice_recorded(env, rollout) if complete else (None, None)
+        told, intent, unanswered = _notice_recorded(env, rollout) if complete else (None, None, None)
         if told is not None:
             message_id = told.message_id
             log.warning("people were told of this rollback already, by %s at %s (SNS message %s), before that run "
@@ -430,8 +431,10 @@ def execute_rollback(
                 # people may have heard already, and the page says so rather than looking new.
                 log.warning("%s set out to send this rollback's notice at %s and stopped before recording it: "
                             "sending it, saying it may repeat that one", intent.actor, utc(intent.at))
+                why = ("lost SNS's answer to it" if unanswered is not None
+                       else "stopped before recording it")
                 message = (f"This notice may repeat one sent at {utc(intent.at)} by {intent.actor}, whose run "
-                           "stopped before recording it.\n\n" + message)
+                           f"{why}.\n\n" + message)
             if complete:
                 _record_notice(env, rollout, actor, None, sending=True)
             try:
@@ -442,12 +445,16 @@ def execute_rollback(
                 # A failed step like any other, even alone: the run's error says the traffic is back and
                 # only the page failed. SNS's bare error said neither, and `rollway abort` told people
                 # to wait until the stable service "can take the traffic", which it already had.
-                log.error("could not send the rollback notification: %s", err)
+                lost = isinstance(err, AnswerLost) or answer_lost(err)
+                log.error("could not send the rollback notification%s: %s",
+                          ": SNS's answer was lost, people may have been paged" if lost else "", err)
                 message_id = None
-                failed_steps.append(f"notify ({err})")
+                failed_steps.append(f"notify (SNS's answer was lost, people may have been paged: {err})" if lost
+                                    else f"notify ({err})")
                 if complete:
-                    # Nobody was paged: the rollback run again says nothing of a page that may repeat.
-                    _record_notice(env, rollout, actor, None, failed=err)
+                    # Refused: nobody was paged, and the rollback run again says nothing of a page
+                    # that may repeat. Lost: SNS may have taken it, and the one run again says so.
+                    _record_notice(env, rollout, actor, None, failed=err, lost=lost)
             else:
                 if complete:
                     _record_notice(env, rollout, actor, message_id)
@@ -471,52 +478,60 @@ def execute_rollback(
     )
 
 
-def _notice_recorded(env: Environment, rollout: str | None) -> tuple[Transition | None, Transition | None]:
+def _notice_recorded(env: Environment, rollout: str | None
+                     ) -> tuple[Transition | None, Transition | None, Transition | None]:
     """What earlier runs of ``rollout``'s rollback recorded of its notice, from one read: the notice
     sent (``rollway.ledger.notice_sent``) and, when none was, a notice set out to be sent with no
-    record that SNS took it (``notice_unconfirmed``). (None, None): nothing recorded, no ledger or
-    rollout to ask, or the ledger could not be read (then the notice is sent: twice is better than
-    never)."""
+    record that SNS took it (``notice_unconfirmed``), and whether that run lost SNS's answer to it
+    (``notice_answer_lost``). (None, None, None): nothing recorded, no ledger or rollout to ask, or
+    the ledger could not be read (then the notice is sent: twice is better than never)."""
     if env.ledger is None or rollout is None:
-        return None, None
+        return None, None, None
     try:
         record = env.ledger.get(env.targets.canary_service)
     except STORAGE_ERRORS as err:
         get_run_logger().warning("could not read whether this rollback's notice went out already (%s): sending it",
                                  storage_failure(err))
-        return None, None
-    return notice_sent(record, rollout), notice_unconfirmed(record, rollout)
+        return None, None, None
+    told, intent = notice_sent(record, rollout), notice_unconfirmed(record, rollout)
+    return told, intent, (notice_answer_lost(record, intent) if told is None and intent is not None else None)
 
 
 def _record_notice(env: Environment, rollout: str | None, actor: str, message_id: str | None, *,
-                   sending: bool = False, failed: BaseException | None = None) -> None:
+                   sending: bool = False, failed: BaseException | None = None, lost: bool = False) -> None:
     """Record that the rollback's notice went out, right after it did: a rollback that dies before
     recording its end is finished by another, which then does not page people again. After the
     publish, not before: a rollback that dies in between pages twice, one recorded before it would
     page nobody. ``sending``: record instead, right before the publish, that this run sets out to
     send it, so that the page of a run finishing one that died in between says it may repeat a page;
-    ``failed``: that SNS did not take it. A write that fails is logged and the rollback goes on
+    ``failed``: that SNS did not take it, or with ``lost`` that its answer was lost (SNS may have
+    taken it: the run again says its notice may repeat it). A write that fails is logged and the rollback goes on
     (the page too): the rollback's end records the message id anyway."""
     if env.ledger is None or rollout is None:
         return
     now = env.clock.now()
     if sending:
-        kind, comment, lost = (NOTIFYING, "the rollback's notice is being sent",
+        kind, comment, gone = (NOTIFYING, "the rollback's notice is being sent",
                                "sending it; a rollback run again before this one records it would not say it may "
                                "repeat it")
+    elif failed is not None and lost:
+        kind, comment, gone = (NOTICE_UNANSWERED, f"{NOTICE_ANSWER_LOST}{failed}",
+                               "a rollback run again would say its notice may repeat one this run stopped before "
+                               "recording")
     elif failed is not None:
-        kind, comment, lost = (NOTICE_FAILED, f"{NOTICE_NOT_SENT}{failed}",
+        kind, comment, gone = (NOTICE_FAILED, f"{NOTICE_NOT_SENT}{failed}",
                                "a rollback run again would say its notice may repeat this one")
     else:
-        kind, comment, lost = (NOTIFIED, "the rollback's notice was sent",
+        kind, comment, gone = (NOTIFIED, "the rollback's notice was sent",
                                "a rollback run again before this one records its end would send it again")
     try:
         env.ledger.record(env.targets.canary_service, owner=None, now=now, rollout=rollout, rule=check_rolling_back,
                           transition=Transition(at=now, kind=kind, actor=actor, message_id=message_id,
                                                 comment=comment))
     except (LedgerError, *STORAGE_ERRORS) as err:
-        what = {NOTIFYING: "is being sent", NOTICE_FAILED: "was not sent", NOTIFIED: "was sent"}[kind]
-        get_run_logger().warning("could not record that the rollback's notice %s (%s): %s", what, err, lost)
+        what = {NOTIFYING: "is being sent", NOTICE_FAILED: "was not sent", NOTIFIED: "was sent",
+                NOTICE_UNANSWERED: "may have been sent (SNS's answer was lost)"}[kind]
+        get_run_logger().warning("could not record that the rollback's notice %s (%s): %s", what, err, gone)
 
 
 def _run_again(bindings: Sequence[FlagBinding], ledgered: bool) -> str:

@@ -128,7 +128,7 @@ class Transition(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     at: float
-    kind: str = Field(description="start, shift, verdict, pause, approve, reject, hold, timeout, adopt, rollback-start, notifying, notified, notice-failed, rollback, promote, phase, resume, takeover, unheard, flag, decommission, watched, monitor")
+    kind: str = Field(description="start, shift, verdict, pause, approve, reject, hold, timeout, adopt, rollback-start, notifying, notified, notice-failed, notice-unanswered, rollback, promote, phase, resume, takeover, unheard, flag, decommission, watched, monitor")
     actor: str
     from_weights: Weights | None = None
     to_weights: Weights | None = None
@@ -244,20 +244,50 @@ NOTICE_NOT_SENT = "the rollback's notice was not sent: "
 """How a ``notice-failed`` entry's comment begins, SNS's error after it: the reports quote the error
 alone."""
 
+NOTICE_UNANSWERED = "notice-unanswered"
+"""The history entry of a rollback's notice whose publish lost SNS's answer (a read timeout, a
+connection dropped after sending, an internal error: ``rollway.aws.errors.answer_lost``), the error
+in its comment after ``NOTICE_ANSWER_LOST``, after its ``notifying``: SNS may have taken it, so
+people may have been paged, and the rollback run again says its notice may repeat that one."""
+
+NOTICE_ANSWER_LOST = "the rollback's notice may have been sent, SNS's answer was lost: "
+"""How a ``notice-unanswered`` entry's comment begins, SNS's error after it."""
+
 
 def notice_unconfirmed(record: RolloutRecord | None, rollout: str | None) -> Transition | None:
-    """The newest ``notifying`` entry of ``rollout``'s rollback under way with no ``notified``
-    (nor ``notice-failed``) after it, or None: the notice that rollback set out to send may have
-    gone out, so the one sent now says it may repeat it. Only while ``record`` is that rollout and
-    rolling back, as ``notice_sent``."""
+    """The newest ``notifying`` entry of ``rollout``'s rollback under way that may have paged
+    people, or None: no ``notice-failed`` after it (SNS refused that one) and no ``notified``
+    after it (SNS took a notice since). Its run stopped before recording SNS's answer, or recorded
+    that the answer was lost (``notice-unanswered``, see ``notice_answer_lost``): the notice it
+    set out to send may have gone out, so the one sent now says it may repeat it. A refused
+    notice of a later run does not hide it: that one paged nobody, the earlier may have. Only
+    while ``record`` is that rollout and rolling back, as ``notice_sent``."""
     if record is None or rollout is None or record.rollout_id != rollout:
         return None
     if record.phase is not RolloutPhase.ROLLING_BACK:
         return None
+    refused = 0  # notice-failed entries not yet matched with the notifying entry before each
     for t in reversed(record.history):
-        if t.kind in (NOTIFIED, NOTICE_FAILED):
+        if t.kind == NOTIFIED:
             return None
+        if t.kind == NOTICE_FAILED:
+            refused += 1
+        elif t.kind == NOTIFYING:
+            if not refused:
+                return t
+            refused -= 1
+    return None
+
+
+def notice_answer_lost(record: RolloutRecord, intent: Transition) -> Transition | None:
+    """The ``notice-unanswered`` entry recorded after ``intent`` (a ``notifying`` entry, as
+    ``notice_unconfirmed`` returns it), or None: its run sent the notice and lost SNS's answer,
+    rather than stopping before recording one."""
+    after = record.history[record.history.index(intent) + 1:]
+    for t in after:
         if t.kind == NOTIFYING:
+            return None
+        if t.kind == NOTICE_UNANSWERED:
             return t
     return None
 

@@ -25,8 +25,9 @@ from pydantic import BaseModel, ConfigDict
 from rollway import weekly
 from rollway.approvals import UNHEARD, pause_deadline
 from rollway.finalize import DONE as FINALIZED, START as FINALIZE_START, finalize_unfinished
-from rollway.ledger import (NOTICE_FAILED, NOTICE_NOT_SENT, OWNER_PREFIX, TAKEOVER, RolloutRecord, Transition,
-                            monitoring_owed, notice_sent, notice_unconfirmed, rollback_start, utc)
+from rollway.ledger import (NOTICE_ANSWER_LOST, NOTICE_FAILED, NOTICE_NOT_SENT, OWNER_PREFIX, TAKEOVER, RolloutRecord,
+                            Transition, monitoring_owed, notice_answer_lost, notice_sent, notice_unconfirmed,
+                            rollback_start, utc)
 from rollway.model import Weights
 from rollway.phases import RolloutPhase
 from rollway.report import markdown_cell as cell
@@ -706,6 +707,14 @@ def notice_unsure(record: RolloutRecord, now: float | None = None) -> str | None
     intent = notice_unconfirmed(record, record.rollout_id)
     if intent is None:
         return None
+    lost = notice_answer_lost(record, intent)
+    if lost is not None:
+        # Sent, and SNS's answer lost: the run knows no more than a reader does, and is over.
+        error = (lost.comment or "").removeprefix(NOTICE_ANSWER_LOST) or "no error recorded"
+        return (f"people may have been paged: {intent.actor}'s run sent the rollback's notice at {utc(intent.at)} "
+                f"and SNS's answer was lost ({error}), so whether SNS took it is not known; check with the topic's "
+                "subscribers whether they were paged, or run the rollback again (`rollway abort`, or the rollback "
+                "flow): it pages, its notice opening with a line saying it may repeat that one")
     taken_over = any(t.kind == TAKEOVER and t.at >= intent.at for t in record.history)
     if now is not None and record.rollback_holder and record.rollback_expires >= now and not taken_over:
         return (f"the rollback's notice may not have been sent yet: {intent.actor} set out to send it at "

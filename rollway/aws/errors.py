@@ -9,7 +9,8 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from botocore.exceptions import ClientError, ConnectTimeoutError, ReadTimeoutError
+from botocore.exceptions import (ClientError, ConnectionClosedError, ConnectTimeoutError, HTTPClientError,
+                                 ReadTimeoutError)
 
 from rollway.errors_pickle import PicklableError
 from rollway.model import Weights
@@ -32,6 +33,21 @@ class ConnectUnanswered(ConnectTimeoutError):
 
 class AdapterError(RuntimeError):
     """Base of every error an AWS adapter raises on purpose."""
+
+
+class AnswerLost(PicklableError, RuntimeError):
+    """A call failed without saying whether AWS acted on it (``answer_lost``): it was sent, and
+    its answer was lost. Not an AdapterError: a task retries it as it retried the error it wraps.
+
+    Attributes:
+        call: what was sent ("SNS Publish").
+        error: AWS's or botocore's error, in one line (``aws_message``).
+    """
+
+    def __init__(self, call: str, err: BaseException) -> None:
+        self.call = call
+        self.error = aws_message(err) if isinstance(err, Exception) else str(err)
+        super().__init__(f"{call} sent, and its answer lost ({self.error}): AWS may have acted on it")
 
 
 class WeightMismatch(PicklableError, AdapterError):
@@ -135,6 +151,29 @@ class NoDatapoints(PicklableError, AdapterError):
 SERVER_SIDE_CODES = frozenset({"InternalError", "InternalFailure", "InternalServerError", "ServiceUnavailable",
                                "ServiceUnavailableException", "ServerException"})
 """ClientError codes with which AWS says its own side failed: the call may have acted anyway."""
+
+
+def answer_lost(err: BaseException) -> bool:
+    """Whether ``err`` leaves unknown if AWS acted on a call that was sent: True when the request
+    may have reached AWS and its answer did not come back.
+
+    - ReadTimeoutError: the request was written and no answer was read in time; AWS may be
+      acting on it still.
+    - ConnectionClosedError: the connection dropped after the request went out (urllib3's
+      ProtocolError: the peer closed it, or reset it, before a whole answer).
+    - HTTPClientError (the base of both): any other failure of the HTTP exchange botocore did not
+      name, which can come after the request was written.
+    - a ClientError with a server-side code (``SERVER_SIDE_CODES``): AWS answered that its own
+      side failed, which says nothing of whether the call took effect.
+
+    Not lost: a connection never made (EndpointConnectionError, ConnectTimeoutError,
+    ProxyConnectionError, SSLError in the handshake), credentials or parameters refused before
+    sending, an adapter's own error, and an AWS answer naming a refusal (AccessDenied, NotFound,
+    InvalidParameter, Throttled, ...): AWS did not act on the call.
+    """
+    if isinstance(err, (ReadTimeoutError, ConnectionClosedError, HTTPClientError)):
+        return True
+    return isinstance(err, ClientError) and error_code(err) in SERVER_SIDE_CODES
 
 
 # AWS's answers to a caller its policies do not allow.

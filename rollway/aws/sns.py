@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import threading
 import unicodedata
 from typing import Any
 
-from rollway.aws.errors import TargetNotFound
+from rollway.aws.errors import AnswerLost, TargetNotFound, answer_lost
 from rollway.targets import Targets
 
 # SNS wants subjects "less than 100 characters long" (its API reference; moto allows 100),
@@ -31,6 +32,9 @@ class SnsNotifier:
         self._client = client
         self._targets = targets
         self._topic_arn: str | None = None
+        # Messages a publish of which lost SNS's answer: a later try of the same one that fails,
+        # even with a refusal, leaves people possibly paged all the same.
+        self._unanswered: set[tuple[str, str]] = set()
 
     @property
     def topic_arn(self) -> str:
@@ -60,6 +64,10 @@ class SnsNotifier:
         Raises:
             ValueError: ``message`` is empty (SNS refuses it).
             TargetNotFound: the topic does not exist.
+            AnswerLost: the publish failed and SNS may have taken the message all the same: one of
+                its attempts (botocore's retries), or an earlier publish of this same message by
+                this notifier, sent it and lost SNS's answer (``rollway.aws.errors.answer_lost``).
+                The last attempt's error alone (a connection refused, say) read as "not sent".
         """
         if not message:
             raise ValueError("an SNS message must not be empty")
@@ -67,7 +75,32 @@ class SnsNotifier:
         safe = safe_subject(subject)
         if safe:
             arguments["Subject"] = safe
-        return self._client.publish(**arguments)["MessageId"]
+        key = (subject, message)
+        lost: list[BaseException] = []
+        caller = threading.get_ident()
+
+        def attempt_failed(caught_exception: BaseException | None = None, response: Any = None, **_: Any) -> None:
+            # Called after each attempt botocore makes, before it decides on a retry.
+            if threading.get_ident() != caller:
+                return  # the client is shared: another thread's call
+            if caught_exception is not None and answer_lost(caught_exception):
+                lost.append(caught_exception)
+            elif response is not None and response[0].status_code >= 500:
+                lost.append(RuntimeError(f"HTTP {response[0].status_code} from SNS"))
+
+        event = f"needs-retry.{self._client.meta.service_model.service_id.hyphenize()}.Publish"
+        self._client.meta.events.register(event, attempt_failed)
+        try:
+            message_id = self._client.publish(**arguments)["MessageId"]
+        except Exception as err:
+            if lost or answer_lost(err) or key in self._unanswered:
+                self._unanswered.add(key)
+                raise AnswerLost("SNS Publish", err) from err
+            raise
+        finally:
+            self._client.meta.events.unregister(event, attempt_failed)
+        self._unanswered.discard(key)
+        return message_id
 
 
 def safe_subject(subject: str) -> str:

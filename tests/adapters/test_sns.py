@@ -96,3 +96,56 @@ def test_fit_message_keeps_a_message_that_fits_as_it_is():
     assert fit_message("é" * 10, limit=20) == "é" * 10
     cut = fit_message("é" * 20, limit=30)
     assert cut.endswith(TRUNCATED) and len(cut.encode()) <= 30 and cut.startswith("é")
+
+
+def failing_publish(sns, first, then):
+    """A ``with`` block in which the Publish attempts fail: the first with ``first``,
+    every later one with ``then`` (``sns``: the client). "sent": the attempt reaches SNS (moto takes the message) and
+    its answer is lost, a read timeout; an error class: raised as botocore's HTTP client does."""
+    from botocore.exceptions import ReadTimeoutError
+    from botocore.httpsession import URLLib3Session
+
+    from tests.botocore_events import on_operation
+
+    attempts: list[object] = []
+
+    def send(request, **_):
+        error = first if not attempts else then
+        attempts.append(error)
+        if error == "sent":
+            URLLib3Session().send(request)
+            raise ReadTimeoutError(endpoint_url=request.url)
+        raise error(endpoint_url=request.url, error="refused")
+
+    return on_operation(sns, "before-send", send, operation="Publish")
+
+
+def test_a_publish_whose_first_attempt_lost_its_answer_is_not_taken_for_unsent(aws):
+    """botocore sends it again after the read timeout, and that attempt finds no connection: its
+    error alone (EndpointConnectionError) said nothing was sent, when SNS took the first."""
+    from botocore.exceptions import EndpointConnectionError
+
+    from rollway.aws.errors import AnswerLost
+
+    inbox = _subscribed_queue(aws)
+    notifier = SnsNotifier(aws.get_client("sns"), aws.targets)
+    with failing_publish(aws.get_client("sns"), "sent", EndpointConnectionError), pytest.raises(
+            AnswerLost, match="EndpointConnectionError") as lost:
+        notifier.notify("Rollback: svc", "rolled back")
+    assert lost.value.call == "SNS Publish"
+    received = aws.get_client("sqs").receive_message(QueueUrl=inbox, WaitTimeSeconds=1)["Messages"]
+    assert [json.loads(m["Body"])["Message"] for m in received] == ["rolled back"]  # people were paged
+
+    # Sent again (the notify task's retries), it never connects: people may still have been paged.
+    refused = failing_publish(aws.get_client("sns"), EndpointConnectionError, EndpointConnectionError)
+    with refused, pytest.raises(AnswerLost):
+        notifier.notify("Rollback: svc", "rolled back")
+
+
+def test_a_publish_that_never_connected_raises_botocores_error(aws):
+    from botocore.exceptions import EndpointConnectionError
+
+    notifier = SnsNotifier(aws.get_client("sns"), aws.targets)
+    with failing_publish(aws.get_client("sns"), EndpointConnectionError, EndpointConnectionError), pytest.raises(
+            EndpointConnectionError):
+        notifier.notify("Rollback: svc", "rolled back")

@@ -9,6 +9,7 @@ is finished by one whose page says, at its top, that it may repeat that one.
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
 
 import pytest
 
@@ -236,3 +237,132 @@ def test_a_rollback_whose_rollout_another_ended_meanwhile_records_no_second_end(
     assert [(t.kind, t.actor) for t in record.history if t.kind == "rollback"] == [("rollback", "carol")]
     said = [r.getMessage() for r in caplog.records]
     assert any("end is not recorded" in m and "rolled back by carol" in m for m in said), said
+
+
+def answer_lost_then(second: type[Exception] | None):
+    """A before-send handler for SNS's Publish: the first attempt reaches SNS (moto takes the
+    message and delivers it) and its answer is lost, a read timeout; every later attempt fails
+    with ``second`` (None: the same lost answer, SNS never answering again). Real botocore
+    exception classes, raised where botocore's own HTTP client raises them."""
+    from botocore.exceptions import ConnectionClosedError, EndpointConnectionError, ReadTimeoutError
+    from botocore.httpsession import URLLib3Session
+
+    sent: list[str] = []
+
+    def handler(request, **_):
+        if not sent:
+            sent.append(URLLib3Session().send(request).status_code and request.url)
+            raise ReadTimeoutError(endpoint_url=request.url)
+        if second is EndpointConnectionError:
+            raise EndpointConnectionError(endpoint_url=request.url, error="connection refused")
+        if second is ConnectionClosedError:
+            raise ConnectionClosedError(endpoint_url=request.url)
+        raise ReadTimeoutError(endpoint_url=request.url)
+
+    return handler, sent
+
+
+@contextmanager
+def publishes_failing(handler):
+    """Within the block, every SnsNotifier the flows build sends its Publish through ``handler``;
+    taken off the (shared) clients after it."""
+    from rollway.aws.sns import SnsNotifier
+    from tasks import metrics
+
+    hooked: list = []
+    real_init = SnsNotifier.__init__
+
+    def init(self, client, targets):
+        real_init(self, client, targets)
+        name = f"before-send.{client.meta.service_model.service_id.hyphenize()}.Publish"
+        client.meta.events.register(name, handler)
+        hooked.append((client, name))
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(SnsNotifier, "__init__", init)
+        # The notify task's waits between its tries are not what is tested.
+        patch.setattr(metrics, "notify", metrics.notify.with_options(retry_delay_seconds=0))
+        try:
+            yield
+        finally:
+            for client, name in hooked:
+                client.meta.events.unregister(name, handler)
+
+
+@pytest.mark.parametrize("then", [None, "ConnectionClosedError", "EndpointConnectionError"])
+def test_on_the_embedded_aws_a_notice_whose_answer_sns_lost_is_said_to_may_repeat_by_the_run_again(
+        aws, then):
+    """carol's rollback sends its notice and SNS takes it (people are paged), but the answer is
+    lost (a read timeout); every later attempt fails too (the same, a connection dropped, or a
+    connection refused: alone, that one says nothing was sent). It was recorded as
+    ``notice-failed``, "was not sent": the report and status said nobody was paged, and erin's
+    rollback paged again as if for the first time."""
+    import json
+
+    import botocore.exceptions
+
+    from rollway.aws.ledger import DynamoLedger
+    from tests.flows.moto_env import inbox, saved_blocks
+    from tests.flows.test_reports_flow import start_at_five_percent
+
+    blocks = saved_blocks(aws, "lost")
+    url = inbox(aws)
+    start_at_five_percent(aws)
+    service = aws.targets.canary_service
+    handler, sent = answer_lost_then(getattr(botocore.exceptions, then) if then else None)
+    with publishes_failing(handler), pytest.raises(RollbackIncomplete,
+                                                   match="SNS's answer was lost, people may have been paged"):
+        rollback(reason="users report 500s on save", actor="carol", targets_block=blocks, aws_credentials_block=blocks)
+    assert sent, "the first attempt did not reach SNS"
+    ledger = DynamoLedger(aws.get_client("dynamodb"), aws.targets)
+    stored = ledger.get(service)
+    kinds = [t.kind for t in stored.history]
+    assert "notice-unanswered" in kinds and "notice-failed" not in kinds, kinds
+    intent = stored.last_transition("notifying")
+    notice = incident_report(stored).split("## Notification")[1].split("##")[0]
+    assert (f"people may have been paged: carol's run sent the rollback's notice at {utc(intent.at)} and SNS's "
+            "answer was lost") in notice, notice
+    assert "SNS refused" not in notice and "the finishing run sends it" not in notice, notice
+
+    done = rollback(reason="finish carol's rollback", actor="erin", targets_block=blocks, aws_credentials_block=blocks)
+
+    got = aws.get_client("sqs").receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+    pages = sorted((json.loads(m["Body"]) for m in got), key=lambda body: body["Timestamp"])
+    assert [p["Subject"] for p in pages] == [f"Rollback: {service}"] * 2, pages  # carol's did page people
+    assert pages[0]["Message"].startswith(f"rollway rolled back {service} ")
+    assert pages[1]["Message"].startswith(
+        f"This notice may repeat one sent at {utc(intent.at)} by carol, whose run lost SNS's answer to it.\n\n"
+        f"rollway rolled back {service} "), pages[1]["Message"]
+    assert any(s.startswith("notified (may repeat the notice carol set out to send at") for s in done.steps)
+    assert ledger.get(service).phase is RolloutPhase.ROLLED_BACK
+
+
+def test_on_the_embedded_aws_a_notice_never_sent_stays_refused_and_the_run_again_says_no_repeat(aws):
+    """No connection to SNS at all (refused on every attempt): nothing reached it, so it is
+    recorded as ``notice-failed`` as before, and erin's page is a first page."""
+    import json
+
+    from botocore.exceptions import EndpointConnectionError
+
+    from rollway.aws.ledger import DynamoLedger
+    from tests.flows.moto_env import inbox, saved_blocks
+    from tests.flows.test_reports_flow import start_at_five_percent
+
+    blocks = saved_blocks(aws, "lost")
+    url = inbox(aws)
+    start_at_five_percent(aws)
+    service = aws.targets.canary_service
+
+    def refused(request, **_):
+        raise EndpointConnectionError(endpoint_url=request.url, error="connection refused")
+
+    with publishes_failing(refused), pytest.raises(RollbackIncomplete, match="notify") as failed:
+        rollback(reason="users report 500s on save", actor="carol", targets_block=blocks, aws_credentials_block=blocks)
+    assert "may have been paged" not in str(failed.value)
+    stored = DynamoLedger(aws.get_client("dynamodb"), aws.targets).get(service)
+    assert "notice-failed" in [t.kind for t in stored.history]
+    assert "SNS refused the notice: Could not connect to the endpoint URL" in incident_report(stored)
+
+    rollback(reason="finish carol's rollback", actor="erin", targets_block=blocks, aws_credentials_block=blocks)
+    got = aws.get_client("sqs").receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+    assert [json.loads(m["Body"])["Message"].startswith(f"rollway rolled back {service} ") for m in got] == [True]

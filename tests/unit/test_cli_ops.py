@@ -213,20 +213,35 @@ def test_status_of_a_rollback_whose_run_stopped_while_paging_says_people_may_not
     assert "its notice went out" not in out
 
 
+def status_after_notifying(capsys, kind: str, comment: str) -> str:
+    """`rollway status` of a rollback whose run set out to page at 08:02:40 and recorded ``kind``
+    (with ``comment``) ten seconds later, on one line."""
+    started = Transition(at=1_800_000_100.0, kind="rollback-start", actor="judge", comment="canary errors 9/600")
+    sending = Transition(at=1_800_000_160.0, kind="notifying", actor="carol")
+    after = Transition(at=1_800_000_170.0, kind=kind, actor="carol", comment=comment)
+    unfinished = record(phase=RolloutPhase.ROLLING_BACK, history=(*record().history, started, sending, after))
+    print_status(SimpleNamespace(name="svc-canary", targets=Targets()), unfinished, Weights(stable=100, canary=0),
+                 None, limit=10)
+    return " ".join(capsys.readouterr().out.split())
+
+
 def test_status_of_a_rollback_whose_notice_sns_refused_says_so_as_the_incident_report(capsys) -> None:
     """SNS refused the page: status said nothing of the notice, where the incident report names the
     refusal, so a person took people as paged."""
-    started = Transition(at=1_800_000_100.0, kind="rollback-start", actor="judge", comment="canary errors 9/600")
-    sending = Transition(at=1_800_000_160.0, kind="notifying", actor="carol")
-    refused = Transition(at=1_800_000_170.0, kind="notice-failed", actor="carol",
-                         comment="the rollback's notice was not sent: NotFound: Topic does not exist")
-    unfinished = record(phase=RolloutPhase.ROLLING_BACK, history=(*record().history, started, sending, refused))
-    print_status(SimpleNamespace(name="svc-canary", targets=Targets()), unfinished, Weights(stable=100, canary=0),
-                 None, limit=10)
-    out = " ".join(capsys.readouterr().out.split())
+    out = status_after_notifying(capsys, "notice-failed",
+                                 "the rollback's notice was not sent: NotFound: Topic does not exist")
     assert ("SNS refused the notice: NotFound: Topic does not exist (carol's run, at 2027-01-15 08:02:50 UTC): "
             "nobody was paged by it") in out, out
     assert "may not have been sent" not in out and "its notice went out" not in out, out
+
+
+def test_status_of_a_rollback_whose_notice_lost_snss_answer_says_people_may_have_been_paged(capsys) -> None:
+    """The publish was sent and SNS's answer lost: status said SNS refused it and nobody was paged."""
+    out = status_after_notifying(capsys, "notice-unanswered",
+                                 "the rollback's notice may have been sent, SNS's answer was lost: Read timeout")
+    assert ("people may have been paged: carol's run sent the rollback's notice at 2027-01-15 08:02:40 UTC and SNS's "
+            "answer was lost (Read timeout)") in out, out
+    assert "SNS refused" not in out and "nobody was paged" not in out, out
 
 
 def test_status_of_a_rollback_no_revision_can_finish_names_what_can(capsys) -> None:

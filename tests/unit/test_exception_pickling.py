@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, ReadTimeoutError
 
 from flows.flags import UnknownFlagInChanges
 from flows.infra import ChecklistFailed
@@ -26,7 +26,8 @@ from flows.rollback import RollbackClaimLost, RollbackIncomplete, TrafficMoveFai
 from flows.validate import ValidationFailed
 from rollway.aws.cloudformation import StackDeleteFailed, StackDeleteTimeout, StackProtected
 from rollway.aws.denied import PassRoleDenied, PermissionDenied
-from rollway.aws.errors import (NoDatapoints, RoleRenewalRefused, ServiceGone, ServiceNotStable, TargetNotFound,
+from rollway.aws.errors import (AnswerLost, NoDatapoints, RoleRenewalRefused, ServiceGone, ServiceNotStable,
+                                TargetNotFound,
                                 TaskDefinitionInactive, WeightMismatch)
 from rollway.aws.ledger import _Refused
 from rollway.checklist import Checklist, CheckItem
@@ -93,6 +94,7 @@ CASES: list[BaseException] = [
                      timed_out=False),
     ServiceGone(["edit-stable", "edit-canary"], "edit-canary", "in cluster webordinary: it is DRAINING"),
     NoDatapoints("HTTPCode_Target_5XX_Count of edit-canary-tg", "no requests in the last 5 minutes"),
+    AnswerLost("SNS Publish", ReadTimeoutError(endpoint_url="https://sns.us-west-2.amazonaws.com/")),
     _Refused(RolloutRecord(service="edit-canary", rollout_id="20261201-0312-ab12", image="webordinary/edit:v2",
                            spec_json="{}", phase=RolloutPhase.ROLLING_BACK, version=7)),
     CleanupRefused([Refusal(kind="stack", name="EditCanaryStack", reason="it is a live stack (Targets.stacks)"),

@@ -612,6 +612,10 @@ def test_open_for_rollback(phase, kinds, decommission, expected):
     (RolloutPhase.ROLLING_BACK, ["rollback-start", "notifying", "takeover", "notifying"], 3),  # the newest
     (RolloutPhase.ROLLING_BACK, ["rollback-start", "notifying", "notified"], None),  # sent, and recorded
     (RolloutPhase.ROLLING_BACK, ["rollback-start", "notifying", "notice-failed"], None),  # SNS refused it
+    (RolloutPhase.ROLLING_BACK, ["rollback-start", "notifying", "notice-unanswered"], 1),  # SNS's answer lost
+    # A later run's notice SNS refused paged nobody; the earlier one, whose answer was lost, may have.
+    (RolloutPhase.ROLLING_BACK, ["rollback-start", "notifying", "notice-unanswered", "notifying", "notice-failed"], 1),
+    (RolloutPhase.ROLLING_BACK, ["rollback-start", "notifying", "notice-unanswered", "notifying", "notified"], None),
     (RolloutPhase.ROLLED_BACK, ["rollback-start", "notifying", "rollback"], None),  # that rollback is over
 ])
 def test_notice_unconfirmed(phase, kinds, expected):

@@ -665,6 +665,21 @@ def test_a_notice_sns_refused_is_in_the_incident_report_with_its_reason():
     assert "may not have been sent" not in notice and "the finishing run sends it" in notice
 
 
+def test_a_notice_whose_answer_sns_lost_says_people_may_have_been_paged_not_refused():
+    """The publish was sent and SNS's answer lost (a read timeout): the report said SNS refused it
+    and nobody was paged, when people may have been."""
+    lost = notice_begun(Transition(at=T0 + 170, kind="notice-unanswered", actor="carol",
+                                   comment="the rollback's notice may have been sent, SNS's answer was lost: "
+                                           "ReadTimeoutError: Read timeout on endpoint URL"),
+                        rollback_holder="carol (flow run brave-otter, 1234)", rollback_expires=T0 + 220)
+    notice = incident_report(lost, now=T0 + 200).split("## Notification")[1].split("##")[0]
+    assert (f"**Not known whether people were paged:** people may have been paged: carol's run sent the rollback's "
+            f"notice at {utc(T0 + 160)} and SNS's answer was lost (ReadTimeoutError: Read timeout on endpoint URL)"
+            ) in notice, notice
+    assert "its notice opening with a line saying it may repeat that one" in notice
+    assert "SNS refused" not in notice and "may be sending it now" not in notice, notice
+
+
 def test_a_record_holding_two_rollback_starts_shows_the_rollback_once_in_its_stage():
     """The second start (a rollback that took over one that died, recorded before a takeover kept
     one start) is no second rollback: the stage read "rolled back (judge) ...; then rolled back
