@@ -236,3 +236,17 @@ def test_a_rollback_whose_rollout_another_ended_meanwhile_records_no_second_end(
     assert [(t.kind, t.actor) for t in record.history if t.kind == "rollback"] == [("rollback", "carol")]
     said = [r.getMessage() for r in caplog.records]
     assert any("end is not recorded" in m and "rolled back by carol" in m for m in said), said
+
+
+def test_the_rollback_page_says_which_version_users_get_now_and_how_to_read_the_incident_report(monkeypatch):
+    # On-call woken by this page asks first which version users get now, and where the evidence is:
+    # the page named the stable service without what it runs, and the rollout's id without the
+    # command that takes it.
+    env, first = rolling_back(monkeypatch, FakeLedger(), holder=None, expires_in=0.0)
+    rollback(reason="abort", actor="erin")
+    (_, page), = env.notifier.messages
+    stable = env.deployer.services[env.targets.stable_service].task_definition
+    assert (f"Traffic is back at 100% on {env.targets.stable_service}, which runs {stable} "
+            "(read back from the load balancer: 100/0).") in page, page
+    assert f"`rollway report --rollout {first.rollout_id}`" in page and "incident report" in page, page
+    assert "`rollway status`" in page, page
