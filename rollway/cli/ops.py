@@ -362,7 +362,9 @@ def nothing_paused_next(record: RolloutRecord | None) -> str:
     if phase is RolloutPhase.ROLLING_BACK:
         return "A rollback of it began and is not recorded as finished: `rollway abort` finishes it"
     if phase is RolloutPhase.ROLLED_BACK:
-        return "It has ended, so there is nothing to answer: start a new rollout once the cause is fixed"
+        # Where the evidence is and how to try again: "start a new rollout" alone named neither.
+        return (f"It has ended, so there is nothing to answer: `rollway report --rollout {record.rollout_id}` prints "
+                f"its incident report; start a new rollout once the cause is fixed: {HOW_TO_START}")
     if is_finalized(record):
         return "It has ended, promoted and finalized, so there is nothing to answer: the next rollout can start"
     if finalize_unfinished(record):
