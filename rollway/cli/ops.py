@@ -337,8 +337,8 @@ def last_answer(record: RolloutRecord | None) -> str:
 def rolled_back_next(record: RolloutRecord) -> str:
     """What to do after a rollback, for status and an answer that found nothing paused: where the
     evidence is and how to try again ("start a new rollout" alone named neither)."""
-    return (f"`rollway report --rollout {record.rollout_id}` prints its incident report; start a new rollout once "
-            f"the cause is fixed: {HOW_TO_START}")
+    return (f"`rollway report --rollout {record.rollout_id}` prints its incident report; once the cause is fixed, "
+            f"a new rollout tries again: {HOW_TO_START}")
 
 
 def nothing_paused_next(record: RolloutRecord | None) -> str:

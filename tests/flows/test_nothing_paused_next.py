@@ -54,8 +54,8 @@ def commands_see(monkeypatch, phase: RolloutPhase | None, *kinds: str, **fields)
     (None, (), {}, "or start one from the `progressive_rollout` deployment"),
     # It said "start a new rollout once the cause is fixed", naming neither where the evidence is nor how.
     (RolloutPhase.ROLLED_BACK, ("rollback-start", "rollback"), {},
-     "`rollway report --rollout 20270115T080000Z-1a2b3c4d` prints its incident report; start a new rollout once "
-     "the cause is fixed: start one from the `progressive_rollout` deployment"),
+     "`rollway report --rollout 20270115T080000Z-1a2b3c4d` prints its incident report; once the cause is "
+     "fixed, a new rollout tries again: start one from the `progressive_rollout` deployment"),
 ], ids=["between-weekly-phases", "progressing", "rolling-back", "promoted", "finalize-unfinished", "no-rollout",
         "rolled-back"])
 @pytest.mark.parametrize("command", ["promote", "hold"])

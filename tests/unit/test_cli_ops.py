@@ -187,7 +187,7 @@ def test_status_of_a_rolled_back_rollout_names_its_incident_report_and_how_to_st
                  None, limit=10)
     out = " ".join(capsys.readouterr().out.split())
     assert ("rolled back (judge: canary errors 9/600); `rollway report --rollout 20261129T063000Z-1a2b3c4d` "
-            "prints its incident report; start a new rollout once the cause is fixed: start one from the "
+            "prints its incident report; once the cause is fixed, a new rollout tries again: start one from the "
             "`progressive_rollout` deployment") in out, out
     assert "drift" not in out
 
