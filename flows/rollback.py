@@ -153,6 +153,18 @@ def _rolled_back(env: Environment, image: str | None, ran: str | None, rollout: 
     return line + ".\n"
 
 
+def _next_steps(rollout: str | None) -> str:
+    """The page's last line: the commands that show the evidence. The rollout's id alone left
+    on-call to find out that `rollway report` takes it; a `canary` flow run keeps no ledger, so
+    its rollback has no report to name."""
+    look = "look at the canary's logs and metrics since the rollout began before trying again."
+    if rollout is None:
+        return look
+    return (f"`rollway report --rollout {rollout}` prints the incident report (what triggered the rollback, the "
+            "exposure, each stage's verdict, where to look) and `rollway status` where the rollout stands; "
+            f"{look}")
+
+
 def _page_failed_move(env: Environment, reason: str, actor: str, steps: Sequence[str], err: BaseException,
                       weights: Weights | None, rolled_back: str, again: str) -> None:
     """Page people that a rollback failed while taking the traffic off the canary (stable never got
@@ -386,7 +398,9 @@ def execute_rollback(
         f"rollway rolled back {t.canary_service} on cluster {t.cluster}.\n\n"
         + _rolled_back(env, image, ran, rollout)
         + f"Why: {reason}\nRequested by: {actor}\n\n"
-        f"Traffic is back at 100% on {t.stable_service} (read back from the load balancer: {weights}).\n"
+        # Which version users get now, the first thing on-call asks: the revision stable runs.
+        f"Traffic is back at 100% on {t.stable_service}, which runs {stable.task_definition} "
+        f"(read back from the load balancer: {weights}).\n"
         f"{canary_line}\n"
         + (f"The ledger could NOT record {ledger_failure}. It still shows the rollout in its earlier phase: "
            "fix the ledger, then run the rollback again (`rollway abort`), which records it.\n"
@@ -398,7 +412,7 @@ def execute_rollback(
            "Run the rollback again once the flag store accepts writes.\n" if flags_failed else "")
         + ("Run the rollback again once the failed step above can succeed (with previous_task_definition "
            "set to what the canary ran before, if that was the step).\n" if failed_steps else "")
-        + "Next steps: look at the canary's logs and metrics since the rollout began before trying again."
+        + "Next steps: " + _next_steps(rollout)
     )
     unchanged = (weights_before == target and not scaled and not disabled and flags_failed is None
                  and not failed_steps and canary.desired == 0 and canary.task_definition == restore

@@ -334,6 +334,13 @@ def last_answer(record: RolloutRecord | None) -> str:
     return f"; its last pause was answered by {last.actor} at {at}: {last.comment}"
 
 
+def rolled_back_next(record: RolloutRecord) -> str:
+    """What to do after a rollback, for status and an answer that found nothing paused: where the
+    evidence is and how to try again ("start a new rollout" alone named neither)."""
+    return (f"`rollway report --rollout {record.rollout_id}` prints its incident report; once the cause is fixed, "
+            f"a new rollout tries again: {HOW_TO_START}")
+
+
 def nothing_paused_next(record: RolloutRecord | None) -> str:
     """What a person who came to answer a pause, and found none, can do: by where the newest
     rollout stands. Told only where it stands, they were left to work out whether to wait, resume,
@@ -362,7 +369,7 @@ def nothing_paused_next(record: RolloutRecord | None) -> str:
     if phase is RolloutPhase.ROLLING_BACK:
         return "A rollback of it began and is not recorded as finished: `rollway abort` finishes it"
     if phase is RolloutPhase.ROLLED_BACK:
-        return "It has ended, so there is nothing to answer: start a new rollout once the cause is fixed"
+        return f"It has ended, so there is nothing to answer: {rolled_back_next(record)}"
     if is_finalized(record):
         return "It has ended, promoted and finalized, so there is nothing to answer: the next rollout can start"
     if finalize_unfinished(record):
@@ -700,6 +707,11 @@ def print_status(service: Service, record: RolloutRecord, live: Weights | str, p
         print_canary_runs(canary_runs)
     elif isinstance(live, Weights) and live != record.weights:
         console.print(f"[yellow]drift: the load balancer holds {live} but the ledger says {record.weights}[/yellow]")
+    if record.phase is RolloutPhase.ROLLED_BACK:
+        # What on-call paged by the rollback asks next: where the evidence is, and how to try again.
+        started = rollback_start(record)
+        why = f" ({started.actor}: {started.comment})" if started is not None and started.comment else ""
+        console.print(f"rolled back{why}; {rolled_back_next(record)}", markup=False)
     if paused is not None:
         print_paused(paused)
     print_unheard(unheard)

@@ -52,7 +52,12 @@ def commands_see(monkeypatch, phase: RolloutPhase | None, *kinds: str, **fields)
     (RolloutPhase.PROMOTED, ("promote",), {}, "once its monitoring window has passed, `rollway finalize`"),
     (RolloutPhase.PROMOTED, ("promote", "finalize-start"), {}, "run `rollway finalize` again"),
     (None, (), {}, "or start one from the `progressive_rollout` deployment"),
-], ids=["between-weekly-phases", "progressing", "rolling-back", "promoted", "finalize-unfinished", "no-rollout"])
+    # It said "start a new rollout once the cause is fixed", naming neither where the evidence is nor how.
+    (RolloutPhase.ROLLED_BACK, ("rollback-start", "rollback"), {},
+     "`rollway report --rollout 20270115T080000Z-1a2b3c4d` prints its incident report; once the cause is "
+     "fixed, a new rollout tries again: start one from the `progressive_rollout` deployment"),
+], ids=["between-weekly-phases", "progressing", "rolling-back", "promoted", "finalize-unfinished", "no-rollout",
+        "rolled-back"])
 @pytest.mark.parametrize("command", ["promote", "hold"])
 def test_with_nothing_paused_the_answer_says_what_to_do_next(monkeypatch, capsys, command, phase, kinds, fields,
                                                              said):

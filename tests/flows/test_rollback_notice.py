@@ -366,3 +366,17 @@ def test_on_the_embedded_aws_a_notice_never_sent_stays_refused_and_the_run_again
     rollback(reason="finish carol's rollback", actor="erin", targets_block=blocks, aws_credentials_block=blocks)
     got = aws.get_client("sqs").receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
     assert [json.loads(m["Body"])["Message"].startswith(f"rollway rolled back {service} ") for m in got] == [True]
+
+
+def test_the_rollback_page_says_which_version_users_get_now_and_how_to_read_the_incident_report(monkeypatch):
+    # On-call woken by this page asks first which version users get now, and where the evidence is:
+    # the page named the stable service without what it runs, and the rollout's id without the
+    # command that takes it.
+    env, first = rolling_back(monkeypatch, FakeLedger(), holder=None, expires_in=0.0)
+    rollback(reason="abort", actor="erin")
+    (_, page), = env.notifier.messages
+    stable = env.deployer.services[env.targets.stable_service].task_definition
+    assert (f"Traffic is back at 100% on {env.targets.stable_service}, which runs {stable} "
+            "(read back from the load balancer: 100/0).") in page, page
+    assert f"`rollway report --rollout {first.rollout_id}`" in page and "incident report" in page, page
+    assert "`rollway status`" in page, page

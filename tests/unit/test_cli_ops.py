@@ -176,6 +176,22 @@ def test_status_names_a_canary_flow_run_that_moved_the_weights_not_drift(capsys)
     assert "calm-heron (1234, Running)" in out and "`canary` flow keeps no ledger" in out
 
 
+def test_status_of_a_rolled_back_rollout_names_its_incident_report_and_how_to_start_again(capsys) -> None:
+    """On-call paged by a rollback ran `rollway status` and read "rolled_back" and the history:
+    nothing named the command that prints the incident report, nor how to try the release again."""
+    started = Transition(at=1_800_000_100.0, kind="rollback-start", actor="judge", comment="canary errors 9/600")
+    ended = Transition(at=1_800_000_130.0, kind="rollback", actor="judge", to_weights=Weights(stable=100, canary=0))
+    rolled_back = record(phase=RolloutPhase.ROLLED_BACK, weights=Weights(stable=100, canary=0), owner=None,
+                         history=(*record().history, started, ended))
+    print_status(SimpleNamespace(name="svc-canary", targets=Targets()), rolled_back, Weights(stable=100, canary=0),
+                 None, limit=10)
+    out = " ".join(capsys.readouterr().out.split())
+    assert ("rolled back (judge: canary errors 9/600); `rollway report --rollout 20261129T063000Z-1a2b3c4d` "
+            "prints its incident report; once the cause is fixed, a new rollout tries again: start one from the "
+            "`progressive_rollout` deployment") in out, out
+    assert "drift" not in out
+
+
 def test_status_of_an_unfinished_rollback_says_how_to_finish_it_not_drift(capsys) -> None:
     started = Transition(at=1_800_000_100.0, kind="rollback-start", actor="judge", comment="canary errors 9/600")
     unfinished = record(phase=RolloutPhase.ROLLING_BACK, history=(*record().history, started))

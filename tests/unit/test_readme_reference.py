@@ -174,3 +174,15 @@ def test_the_number_of_deployed_flows():
     said = re.search(r"`deployments/prefect\.yaml` deploys the same (\w+) flows", README)
     assert said, "the README no longer says how many flows prefect.yaml deploys"
     assert NUMBERS[said.group(1)] == len(deployments)
+
+
+def test_the_readme_tells_whoever_a_rollback_paged_what_to_run():
+    """Someone paged by a rollback who had never used rollway found no part of the README that
+    started from the page: which version users get, the commands that show the evidence, and
+    that trying again is a new rollout were spread over sections about other things."""
+    start = README.index("**Paged by a rollback.**")
+    section = README[start:README.index("\n**", start + 1)]
+    for said in ("the version users get now", ".venv/bin/rollway status", ".venv/bin/rollway report --rollout <id>",
+                 "**Artifacts** tab", "Nothing undoes a rollback", "start a new rollout from the\n"
+                 "`progressive_rollout` deployment", "`Rollback FAILED`"):
+        assert said in section, said
