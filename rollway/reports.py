@@ -438,7 +438,10 @@ def _answers(record: RolloutRecord) -> list[str]:
                  else "-")
         answer = "timed out" if t.kind == "timeout" else t.kind
         if t is waiting:  # asked, and not answered yet: its question is its comment
-            rows.append(f"| {utc(t.at)} | - | **waiting for an answer** | {stage} | - | "
+            # Since when on the wall clock, as the outcome line and `rollway status` give it: under
+            # `rollway up`'s 60x the entry's rollout-clock time is hours away from the deadline beside it.
+            since, _ = _pause_times(record, t)
+            rows.append(f"| since {since} | - | **waiting for an answer** | {stage} | - | "
                         f"{cell(open_question(record, t))} |")
             continue
         if t.kind == UNHEARD:  # its comment opens with the answer, as every answer's does (answer_comment)

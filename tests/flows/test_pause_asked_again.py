@@ -63,6 +63,7 @@ def test_a_pause_asked_again_after_a_timeout_shows_the_deadline_of_the_question_
 
     assert rollout_on(env, spec, nobody_answers_twice).outcome == "promoted"
     assert len(seen) == 3
+    first_asked = seen[0][0]
     for asked, status, report in seen:
         # Every deadline either shows is the one of the question now open: none has passed.
         due = utc(asked + TIMEOUT)
@@ -71,3 +72,5 @@ def test_a_pause_asked_again_after_a_timeout_shows_the_deadline_of_the_question_
         assert DEADLINE.findall(outcome) == [due], (due, outcome)
         (row,) = [line for line in report.splitlines() if "**waiting for an answer**" in line]
         assert DEADLINE.findall(row) == [due], (due, row)
+        # Since when it waits, on the wall clock its deadline is on (the rollout clock ran hours ahead).
+        assert row.startswith(f"| since {utc(first_asked)} (wall clock) | - |"), row
