@@ -412,13 +412,13 @@ def when_unanswered(approvals: Approvals, paused_at: datetime) -> str:
             f"{then} (`approvals.on_timeout: {approvals.on_timeout}`); a timeout never promotes.")
 
 
-def _deadline(approvals: Approvals, paused_at: datetime) -> datetime:
+def question_deadline(approvals: Approvals, paused_at: datetime) -> datetime:
     """When a pause begun at ``paused_at`` (aware) times out, on the wall clock."""
     return paused_at + timedelta(seconds=approvals.timeout_seconds)
 
 
 def _due(approvals: Approvals, paused_at: datetime) -> str:
-    return utc(_deadline(approvals, paused_at).timestamp())
+    return utc(question_deadline(approvals, paused_at).timestamp())
 
 
 def pause_question(pause: Pause, approvals: Approvals, paused_at: datetime) -> str:
@@ -430,7 +430,7 @@ def pause_question(pause: Pause, approvals: Approvals, paused_at: datetime) -> s
     # "wall clock": a pause times out in wall seconds, while `rollway status` shows the history
     # on the rollout clock, hours ahead under `rollway up`'s 60x: unlabelled, the deadline read
     # as long past.
-    deadline = unanswered_by(_deadline(approvals, paused_at))
+    deadline = unanswered_by(question_deadline(approvals, paused_at))
     return " ".join(f"{pause.cause} pause: {pause.reason}; {deadline} the rollout {then}".split())
 
 

@@ -13,7 +13,7 @@ from prefect import get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_progress_artifact, create_table_artifact, update_progress_artifact
 from prefect.context import FlowRunContext
 
-from flows.approvals import pause_question
+from flows.approvals import pause_question, question_deadline
 from flows.artifacts import for_people
 from flows.env import run_label
 from flows.rollback import (ClaimKeeper, claimant, record_rollback_end, rollback_overtaken, try_record,
@@ -206,12 +206,19 @@ class LedgerJournal:
         stage whose policy holds: the pause is asked again as long as nobody answers (for weeks,
         say), and an entry per asking would grow the item past DynamoDB's 400 KB limit.
         """
+        asked_until = question_deadline(self.spec.approvals, paused_at).timestamp()
         last = self._seen.history[-1] if self._seen is not None and self._seen.history else None
         if last is not None and last.kind in ("pause", "timeout") and last.to_stage == pause.stage_index:
+            # Asked again: the new question's deadline, with no entry. Without it `rollway status`
+            # and the report gave the first question's deadline, past, of a pause still waiting.
+            self._seen = self.ledger.acquire(self.service, owner=self.owner, now=self.env.clock.now(),
+                                             lease_seconds=self.lease_seconds, rollout=self.rollout_id,
+                                             wall=self.env.wall(), asked_until=asked_until)
             return
         self._record(Transition(
             at=self.env.clock.now(), kind="pause", actor=self.actor, to_stage=pause.stage_index,
-            comment=pause_question(pause, self.spec.approvals, paused_at)))  # its reason, and until when
+            comment=pause_question(pause, self.spec.approvals, paused_at)),  # its reason, and until when
+            asked_until=asked_until)
 
     def answered(self, pause: Pause, answer: ApprovalAnswer, approved_stage: int | None) -> None:
         """Record a person's answer; ``approved_stage``: the stage an approval lets the rollout

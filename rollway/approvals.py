@@ -47,6 +47,12 @@ def pause_deadline(question: str | None) -> float | None:
     return datetime.strptime(found.group(1), UTC_FORMAT).replace(tzinfo=timezone.utc).timestamp()
 
 
+def asked_again(question: str, deadline: float) -> str:
+    """``question`` (a pause's, ``unanswered_by``) as it is asked again: with ``deadline`` (wall
+    clock, epoch seconds), the deadline of the question now open, in place of its own."""
+    return _UNANSWERED_BY.sub(unanswered_by(datetime.fromtimestamp(deadline, timezone.utc)), question, count=1)
+
+
 # Called by the engine at each Pause with the decision and a markdown summary of the stage.
 Approver = Callable[[Pause, str], ApprovalAnswer]
 

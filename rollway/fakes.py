@@ -326,7 +326,8 @@ class FakeLedger:
             return stored
 
     def acquire(self, service: str, *, owner: str, now: float, lease_seconds: float,
-                rollout: str | None = None, wall: float | None = None) -> RolloutRecord:
+                rollout: str | None = None, wall: float | None = None, **changes: Any) -> RolloutRecord:
+        fields = validate_changes(changes)
         check_lease_seconds(lease_seconds, owner)
         now = float(now)  # as DynamoDB hands numbers back: the same record from both ledgers
         leased = lease_time(now, wall)
@@ -335,7 +336,7 @@ class FakeLedger:
             current = self._newest(service)
             check_rollout(current, rollout)
             check_lease(current, owner, leased)
-            return self._hold(service, current, takeover(current, owner, now), owner=owner,
+            return self._hold(service, current, takeover(current, owner, now), **fields, owner=owner,
                               lease_expires=leased + lease_seconds, updated_at=now)
 
     def release(self, service: str, *, owner: str) -> None:

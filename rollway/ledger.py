@@ -192,6 +192,10 @@ class RolloutRecord(BaseModel):
     created_at: float = 0.0
     updated_at: float = 0.0
     history: tuple[Transition, ...] = ()
+    asked_until: float | None = Field(
+        default=None, description="when the question of the pause its run waits at times out (wall clock), written "
+                                  "each time the pause is asked, again included: a pause asked again (after a "
+                                  "timeout whose policy holds) adds no history entry (None: recorded before)")
     pinned_image: str | None = Field(
         default=None, description="the image the canary's revision names: the spec's image pinned to the digest "
                                   "its tag named when the rollout started (None: recorded before images were pinned)")

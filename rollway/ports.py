@@ -99,9 +99,10 @@ class Ledger(Protocol):
         ``acquire`` and ``record``."""
 
     def acquire(self, service: str, *, owner: str, now: float, lease_seconds: float,
-                rollout: str | None = None, wall: float | None = None) -> "RolloutRecord":
+                rollout: str | None = None, wall: float | None = None, **changes) -> "RolloutRecord":
         """Take (or renew) ownership; raises LockHeld while another owner's lease runs (at
-        ``wall``), and RolloutSuperseded when ``rollout`` (None: the newest, whichever) is not the newest."""
+        ``wall``), and RolloutSuperseded when ``rollout`` (None: the newest, whichever) is not the newest.
+        ``changes``: RolloutRecord fields set in the same write, appending nothing to the history."""
 
     def release(self, service: str, *, owner: str) -> None:
         """Give up ownership (no error if not owned)."""

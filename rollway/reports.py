@@ -23,7 +23,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from rollway import weekly
-from rollway.approvals import UNHEARD, pause_deadline
+from rollway.approvals import UNHEARD, asked_again, pause_deadline
 from rollway.finalize import DONE as FINALIZED, START as FINALIZE_START, finalize_unfinished
 from rollway.ledger import (NOTICE_ANSWER_LOST, NOTICE_FAILED, NOTICE_NOT_SENT, OWNER_PREFIX, TAKEOVER, RolloutRecord,
                             Transition, monitoring_owed, notice_answer_lost, notice_sent, notice_unconfirmed,
@@ -308,6 +308,18 @@ def waiting_pause(record: RolloutRecord) -> Transition | None:
     return None
 
 
+def open_question(record: RolloutRecord, pause: Transition) -> str:
+    """What the waiting ``pause`` (``waiting_pause``) asks now: its question, with the deadline of
+    the question now open when it has been asked again since (``asked_until``). Its entry keeps
+    the first asking's deadline: asked again after a timeout whose policy holds, the pause read
+    "unanswered by" a time long past while it still waited."""
+    question = pause.comment or pause.verdict or ""
+    first = pause_deadline(pause.comment)
+    if first is not None and record.asked_until is not None and record.asked_until > first:
+        return asked_again(question, record.asked_until)
+    return question
+
+
 def _waiting(record: RolloutRecord) -> str:
     """A rollout paused for a person's answer: at which stage, since when, what it asks and how to
     answer it; "" for any other. It read "progressing (not finished)", as if a run moved it on."""
@@ -323,7 +335,7 @@ def _waiting(record: RolloutRecord) -> str:
              else "")
     run = f" {cell(pause.run)}" if pause.run else ""
     return (f"**waiting for a person's approval**{stage}, at {record.weights} stable/canary, since "
-            f"{since}{again}: {cell(pause.comment or pause.verdict or 'no question recorded')}; "
+            f"{since}{again}: {cell(open_question(record, pause) or 'no question recorded')}; "
             + _HOW_TO_ANSWER.format(run=run))
 
 
@@ -427,7 +439,11 @@ def _answers(record: RolloutRecord) -> list[str]:
                  else "-")
         answer = "timed out" if t.kind == "timeout" else t.kind
         if t is waiting:  # asked, and not answered yet: its question is its comment
-            rows.append(f"| {utc(t.at)} | - | **waiting for an answer** | {stage} | - | {cell(t.comment or '')} |")
+            # Since when on the wall clock, as the outcome line and `rollway status` give it: under
+            # `rollway up`'s 60x the entry's rollout-clock time is hours away from the deadline beside it.
+            since, _ = _pause_times(record, t)
+            rows.append(f"| since {since} | - | **waiting for an answer** | {stage} | - | "
+                        f"{cell(open_question(record, t))} |")
             continue
         if t.kind == UNHEARD:  # its comment opens with the answer, as every answer's does (answer_comment)
             said = next((a for a in ("approve", "reject", "hold") if (t.comment or "").startswith(a)), "answered")

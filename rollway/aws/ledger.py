@@ -219,11 +219,13 @@ class DynamoLedger:
         )
 
     def acquire(self, service: str, *, owner: str, now: float, lease_seconds: float,
-                rollout: str | None = None, wall: float | None = None) -> RolloutRecord:
+                rollout: str | None = None, wall: float | None = None, **changes: Any) -> RolloutRecord:
         """Take or renew the lease on the newest rollout of ``service``.
 
         ``rollout``: the id of the rollout meant (None: the newest, whichever it is); the write's
         condition refuses another, so a run never holds the lease of a rollout that superseded its own.
+        ``changes``: RolloutRecord fields set in the same write (``asked_until``, say), appending
+        nothing to the history.
         ``wall``: the wall clock the lease is stamped and judged on (None: ``now``, the rollout
         clock ``updated_at`` keeps).
 
@@ -237,6 +239,7 @@ class DynamoLedger:
             RolloutSuperseded: the newest rollout is not ``rollout``.
             RolloutNotFound: the service has no rollout.
         """
+        fields = validate_changes(changes)
         check_lease_seconds(lease_seconds, owner)
         leased = lease_time(now, wall)
         condition = f"{_NOT_ENDED} AND (attribute_not_exists(#owner) OR #owner = :owner)"
@@ -244,7 +247,7 @@ class DynamoLedger:
         if rollout is not None:
             condition += " AND #rollout_id = :rollout"
             values[":rollout"] = rollout
-        sets = {"owner": owner, "lease_expires": leased + lease_seconds, "updated_at": now}
+        sets = {**fields, "owner": owner, "lease_expires": leased + lease_seconds, "updated_at": now}
 
         def rules(record: RolloutRecord) -> None:
             check_rollout(record, rollout)

@@ -115,6 +115,16 @@ class LedgerContract:
         assert ledger.get(SERVICE) == created
         assert ledger.history(SERVICE) == [created]
 
+    def test_a_lease_renewed_with_changes_sets_them_and_appends_nothing(self, ledger):
+        """A pause asked again records its new deadline so, without a history entry per asking."""
+        first = started(ledger)
+        renewed = ledger.acquire(SERVICE, owner="run-1", now=START + 5, lease_seconds=LEASE, wall=START + 1,
+                                 asked_until=START + 601.5)
+        assert renewed.asked_until == START + 601.5 and renewed.history == first.history
+        assert renewed.lease_expires == START + 1 + LEASE and ledger.get(SERVICE) == renewed
+        with pytest.raises(ValueError, match="history"):
+            ledger.acquire(SERVICE, owner="run-1", now=START + 6, lease_seconds=LEASE, history=())
+
     @pytest.mark.parametrize("phase", list(RolloutPhase))
     def test_a_second_rollout_starts_only_once_the_newest_is_terminal(self, ledger, phase):
         first = started(ledger)
