@@ -429,3 +429,14 @@ def test_unknown_keys_are_named_on_a_line_of_reasonable_length(tmp_path):
                      "'k0003', 'k0004' and 1,995 more; expected t, baseline, canary"]
     code, lines = run(write_lines(tmp_path / "long.jsonl", [{"t": 60, "canary": {"requests": 60, "x" * 100_000: 1}}]))
     assert code == EXIT_BAD_INPUT and len(lines[0]) < 300 and "unknown key(s) in 'canary': 'xxxx" in lines[0]
+
+
+def test_a_zero_margin_is_not_stated_as_a_way_to_pass():
+    """--margin 0 turns the absolute pass test off: "(canary below 2x the baseline or 0.00%)"
+    offered a way to pass that no canary has."""
+    code, lines = run(DATA / "healthy.jsonl", margin=0.0)
+    assert code == EXIT_OK
+    assert "or 0.00%" not in "\n".join(lines)
+    assert "(canary below 2x the baseline)" in lines[0], lines[0]
+    code, lines = run(DATA / "healthy.jsonl")
+    assert "(canary below 2x the baseline or 0.10%)" in lines[0], lines[0]
