@@ -463,7 +463,7 @@ def replay_main(
     intervals = _load(path, err)
     if intervals is None:
         return EXIT_BAD_INPUT
-    past = _load(history, err) if history is not None else []
+    past = _load(history, err, option="--history") if history is not None else []
     if past is None:
         return EXIT_BAD_INPUT
     if past and past[-1].t >= intervals[0].t:
@@ -507,10 +507,14 @@ def _refused_option(error: Any, options: dict[str, Any]) -> str:
     return f"invalid option {given}: {error['msg']}"
 
 
-def _load(path: str, err: TextIO) -> list[Interval] | None:
-    """The intervals of a replay file (``-``: standard input), or None after printing why not."""
+def _load(path: str, err: TextIO, option: str | None = None) -> list[Interval] | None:
+    """The intervals of a replay file (``-``: standard input), or None after printing why not.
+
+    ``option``: the option that named the file, said with it (given both files, "cannot read
+    before.jsonl" left the reader to work out which one it was).
+    """
     notes: list[str] = []
-    shown = _named(path)
+    shown = f"{option} {_named(path)}" if option else _named(path)
     try:
         with _open(path) as handle:
             intervals = read_intervals(handle, notes)

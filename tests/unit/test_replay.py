@@ -440,3 +440,13 @@ def test_a_zero_margin_is_not_stated_as_a_way_to_pass():
     assert "(canary below 2x the baseline)" in lines[0], lines[0]
     code, lines = run(DATA / "healthy.jsonl")
     assert "(canary below 2x the baseline or 0.10%)" in lines[0], lines[0]
+
+
+def test_an_unreadable_history_file_is_named_as_the_history(tmp_path):
+    """Given both files, "cannot read before.jsonl" left the reader to work out which option it was."""
+    code, lines = run(DATA / "healthy.jsonl", history=str(tmp_path / "before.jsonl"))
+    assert code == EXIT_BAD_INPUT
+    assert lines == [f"error: cannot read --history {tmp_path / 'before.jsonl'}: No such file or directory"]
+    (tmp_path / "before.jsonl").write_text('{"t": -60, "baseline": {"requests": -1}}\n')
+    code, lines = run(DATA / "healthy.jsonl", history=str(tmp_path / "before.jsonl"))
+    assert lines[0].startswith(f"error: --history {tmp_path / 'before.jsonl'}: line 1: "), lines
