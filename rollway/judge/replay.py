@@ -9,8 +9,8 @@ version that is absent or null, or whose ``requests`` is null, had no request co
 interval (no data, not zero traffic); 5xx with a null request count are refused, as more 5xx
 than requests are (the flows read both as contradictory, never as no data); more slow requests
 than requests are read as all slow, with a warning, as the flows read them. Counts may be
-whole decimals (1140.0, as CloudWatch returns them); latencies are numbers of at least 0, or
-null. Blank lines are skipped; anything else that is not such an object (a key written twice
+whole decimals (1140.0, as CloudWatch returns them); latencies are milliseconds from 0 to a
+day, or null. Blank lines are skipped; anything else that is not such an object (a key written twice
 included) stops the replay with an error naming the line. Lines end at a line feed only, so
 line numbers are grep's and an editor's; a carriage return is whitespace (CRLF endings are
 fine).
@@ -63,6 +63,9 @@ _TOP_KEYS = ("t", "baseline", "canary")
 # No load balancer serves this many requests in one interval: a bigger count is a broken
 # export, and past 2**53 it would no longer be exact as a float.
 MAX_COUNT = 10**15
+# Nor does a request last a day (a load balancer's idle timeout is at most 4,000 s): a longer
+# latency is a broken export, and 1e308 ms overflowed the average to "inf s" in the alert.
+MAX_LATENCY_MS = 86_400_000
 _VERSION_KEYS = tuple(VersionSample.model_fields)
 _DECISION = {
     Phase.FAILED: "rollback",
@@ -175,6 +178,9 @@ def parse_line(text: str, number: int, previous_t: float | None, notes: list[str
             # stage's average and hide it from the response-time guardrail.
             if latency is not None and latency < 0:
                 raise ReplayError(f"{where}: '{name}.{key}' is {_value(latency)}; a latency cannot be negative")
+            if latency is not None and latency > MAX_LATENCY_MS:
+                raise ReplayError(f"{where}: '{name}.{key}' is {_value(latency)} ms, more than a day "
+                                  f"({MAX_LATENCY_MS} ms)")
         if "requests" not in value:
             if value.get("errors"):
                 # Both are the load balancer's counts of one period: 5xx without a request count
@@ -457,7 +463,7 @@ def replay_main(
     intervals = _load(path, err)
     if intervals is None:
         return EXIT_BAD_INPUT
-    past = _load(history, err) if history is not None else []
+    past = _load(history, err, option="--history") if history is not None else []
     if past is None:
         return EXIT_BAD_INPUT
     if past and past[-1].t >= intervals[0].t:
@@ -501,10 +507,14 @@ def _refused_option(error: Any, options: dict[str, Any]) -> str:
     return f"invalid option {given}: {error['msg']}"
 
 
-def _load(path: str, err: TextIO) -> list[Interval] | None:
-    """The intervals of a replay file (``-``: standard input), or None after printing why not."""
+def _load(path: str, err: TextIO, option: str | None = None) -> list[Interval] | None:
+    """The intervals of a replay file (``-``: standard input), or None after printing why not.
+
+    ``option``: the option that named the file, said with it (given both files, "cannot read
+    before.jsonl" left the reader to work out which one it was).
+    """
     notes: list[str] = []
-    shown = _named(path)
+    shown = f"{option} {_named(path)}" if option else _named(path)
     try:
         with _open(path) as handle:
             intervals = read_intervals(handle, notes)

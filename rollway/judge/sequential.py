@@ -418,6 +418,9 @@ class MetricEvidence:
         """What passing means for this metric, in words."""
         if self.reference is not None:
             return f"below {rate_percent(self.pass_bound)}"
+        if not self.margin:
+            # A zero margin turns the absolute test off: "or 0.00%" named a way to pass no canary has.
+            return f"below {self.margin_ratio:g}x the baseline"
         return f"below {self.margin_ratio:g}x the baseline or {setting_percent(self.margin, 2)}"
 
 

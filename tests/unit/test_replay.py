@@ -429,3 +429,24 @@ def test_unknown_keys_are_named_on_a_line_of_reasonable_length(tmp_path):
                      "'k0003', 'k0004' and 1,995 more; expected t, baseline, canary"]
     code, lines = run(write_lines(tmp_path / "long.jsonl", [{"t": 60, "canary": {"requests": 60, "x" * 100_000: 1}}]))
     assert code == EXIT_BAD_INPUT and len(lines[0]) < 300 and "unknown key(s) in 'canary': 'xxxx" in lines[0]
+
+
+def test_a_zero_margin_is_not_stated_as_a_way_to_pass():
+    """--margin 0 turns the absolute pass test off: "(canary below 2x the baseline or 0.00%)"
+    offered a way to pass that no canary has."""
+    code, lines = run(DATA / "healthy.jsonl", margin=0.0)
+    assert code == EXIT_OK
+    assert "or 0.00%" not in "\n".join(lines)
+    assert "(canary below 2x the baseline)" in lines[0], lines[0]
+    code, lines = run(DATA / "healthy.jsonl")
+    assert "(canary below 2x the baseline or 0.10%)" in lines[0], lines[0]
+
+
+def test_an_unreadable_history_file_is_named_as_the_history(tmp_path):
+    """Given both files, "cannot read before.jsonl" left the reader to work out which option it was."""
+    code, lines = run(DATA / "healthy.jsonl", history=str(tmp_path / "before.jsonl"))
+    assert code == EXIT_BAD_INPUT
+    assert lines == [f"error: cannot read --history {tmp_path / 'before.jsonl'}: No such file or directory"]
+    (tmp_path / "before.jsonl").write_text('{"t": -60, "baseline": {"requests": -1}}\n')
+    code, lines = run(DATA / "healthy.jsonl", history=str(tmp_path / "before.jsonl"))
+    assert lines[0].startswith(f"error: --history {tmp_path / 'before.jsonl'}: line 1: "), lines

@@ -166,6 +166,17 @@ def test_a_negative_latency_names_the_line_and_the_field(tmp_path, key, version)
     assert bad_input(lines).endswith(f"line 2: '{version}.{key}' is -20000; a latency cannot be negative")
 
 
+@pytest.mark.parametrize("key", ["latency_avg_ms", "latency_p99_ms"])
+def test_a_latency_of_more_than_a_day_is_refused_not_alerted_as_inf(tmp_path, key):
+    """A request lasting longer than a day is a broken export (no load balancer waits that long);
+    read as written, 1e308 ms alerted "canary average response time inf s is over 10 s"."""
+    content = (f'{{"t": 60, "canary": {{"requests": 10, "{key}": 86400000}}}}\n'
+               f'{{"t": 120, "canary": {{"requests": 10, "{key}": 1e308}}}}\n')
+    code, lines = run_bytes(tmp_path, content.encode())
+    assert code == EXIT_BAD_INPUT
+    assert bad_input(lines).endswith(f"line 2: 'canary.{key}' is 1e+308 ms, more than a day (86400000 ms)")
+
+
 def test_a_zero_latency_is_accepted(tmp_path):
     content = '{"t": 60, "canary": {"requests": 10, "latency_avg_ms": 0, "latency_p99_ms": 0.0}}\n'
     code, lines = run_bytes(tmp_path, content.encode())
