@@ -43,7 +43,7 @@ from pydantic import AfterValidator
 from flows.engine import set_and_verify, wait_healthy
 from flows.env import load_environment
 from flows.params import Actor, Reason, RolloutId, TaskCount, WaitSeconds
-from rollway.aws.errors import AnswerLost, TaskDefinitionInactive, answer_lost
+from rollway.aws.errors import AnswerLost, TaskDefinitionInactive, answer_lost, never_reached
 from rollway.aws.ledger import STORAGE_ERRORS, storage_failure, write_or_why
 from rollway.clock import ClockSettings
 from rollway.environment import Environment
@@ -51,7 +51,7 @@ from rollway.errors_pickle import PicklableError
 from rollway.finalize import reversible_by_hand, reverted_by_hand, same_revision
 from rollway.image import with_pin
 from rollway.ledger import (CLAIM_SECONDS, NOTICE_ANSWER_LOST, NOTICE_FAILED, NOTICE_NOT_SENT, NOTICE_UNANSWERED,
-                            NOTIFIED, NOTIFYING, LedgerError,
+                            NOTICE_UNREACHED, NOTIFIED, NOTIFYING, LedgerError,
                             RollbackClaimed, RollbackUnrecorded, RolloutEnded, RolloutNotFound, RolloutRecord,
                             RolloutSuperseded, Transition, check_claimable, check_rolling_back, check_rollout,
                             claim_changes, notice_answer_lost, notice_sent, notice_unconfirmed, rollback_start, utc)
@@ -518,9 +518,10 @@ def _record_notice(env: Environment, rollout: str | None, actor: str, message_id
     publish, not before: a rollback that dies in between pages twice, one recorded before it would
     page nobody. ``sending``: record instead, right before the publish, that this run sets out to
     send it, so that the page of a run finishing one that died in between says it may repeat a page;
-    ``failed``: that SNS did not take it, or with ``lost`` that its answer was lost (SNS may have
-    taken it: the run again says its notice may repeat it). A write that fails is logged and the rollback goes on
-    (the page too): the rollback's end records the message id anyway."""
+    ``failed``: that SNS did not take it (refused it, or was never reached), or with ``lost`` that its
+    answer was lost (SNS may have taken it: the run again says its notice may repeat it). A write that
+    fails is logged and the rollback goes on (the page too): the rollback's end records the message id
+    anyway."""
     if env.ledger is None or rollout is None:
         return
     now = env.clock.now()
@@ -533,7 +534,9 @@ def _record_notice(env: Environment, rollout: str | None, actor: str, message_id
                                "a rollback run again would say its notice may repeat one this run stopped before "
                                "recording")
     elif failed is not None:
-        kind, comment, gone = (NOTICE_FAILED, f"{NOTICE_NOT_SENT}{failed}",
+        # Worded by what happened: no attempt that connected is no refusal of SNS's.
+        why = NOTICE_UNREACHED if never_reached(failed) else NOTICE_NOT_SENT
+        kind, comment, gone = (NOTICE_FAILED, f"{why}{failed}",
                                "a rollback run again would say its notice may repeat this one")
     else:
         kind, comment, gone = (NOTIFIED, "the rollback's notice was sent",

@@ -241,12 +241,17 @@ failed) somewhere between the two, and whether people were paged is not known.""
 
 NOTICE_FAILED = "notice-failed"
 """The history entry of a rollback's notice SNS did not take (the error in its comment, after
-``NOTICE_NOT_SENT``), after its ``notifying``: that rollback is known to have paged nobody, so the
-one run again does not say it may repeat a page."""
+``NOTICE_NOT_SENT``, or ``NOTICE_UNREACHED`` when no attempt reached SNS), after its ``notifying``:
+that rollback is known to have paged nobody, so the one run again does not say it may repeat a page."""
 
 NOTICE_NOT_SENT = "the rollback's notice was not sent: "
 """How a ``notice-failed`` entry's comment begins, SNS's error after it: the reports quote the error
 alone."""
+
+NOTICE_UNREACHED = "the rollback's notice was not sent, SNS could not be reached: "
+"""How the comment of a ``notice-failed`` entry begins when no attempt of the publish connected to
+SNS (``rollway.aws.errors.never_reached``), botocore's error after it: SNS refused nothing, and the
+reports say it could not be reached."""
 
 NOTICE_UNANSWERED = "notice-unanswered"
 """The history entry of a rollback's notice whose publish lost SNS's answer (a read timeout, a

@@ -25,7 +25,8 @@ from pydantic import BaseModel, ConfigDict
 from rollway import weekly
 from rollway.approvals import UNHEARD, asked_again, pause_deadline
 from rollway.finalize import DONE as FINALIZED, START as FINALIZE_START, finalize_unfinished
-from rollway.ledger import (NOTICE_ANSWER_LOST, NOTICE_FAILED, NOTICE_NOT_SENT, OWNER_PREFIX, TAKEOVER, RolloutRecord,
+from rollway.ledger import (NOTICE_ANSWER_LOST, NOTICE_FAILED, NOTICE_NOT_SENT, NOTICE_UNREACHED, OWNER_PREFIX,
+                            TAKEOVER, RolloutRecord,
                             Transition, monitoring_owed, notice_answer_lost, notice_sent, notice_unconfirmed,
                             rollback_start, utc)
 from rollway.model import Weights
@@ -747,12 +748,16 @@ def notice_refused(record: RolloutRecord) -> str | None:
 
     A rollback whose page failed stays open and the next run sends its own; the report said only
     "not confirmed", so a reader could not tell a page refused (nobody paged: a topic, policy or
-    key to fix) from one not yet tried."""
+    key to fix) from one not yet tried. A publish none of whose attempts connected is said to
+    have found SNS out of reach, not refused by it: the network or endpoint is what to fix."""
     refused = record.last_transition(NOTICE_FAILED)
     if refused is None:
         return None
-    reason = (refused.comment or "").removeprefix(NOTICE_NOT_SENT) or "no reason recorded"
-    return f"SNS refused the notice: {reason} ({refused.actor}'s run, at {utc(refused.at)})"
+    comment = refused.comment or ""
+    unreached = comment.startswith(NOTICE_UNREACHED)
+    what = "SNS could not be reached for the notice" if unreached else "SNS refused the notice"
+    reason = comment.removeprefix(NOTICE_UNREACHED).removeprefix(NOTICE_NOT_SENT) or "no reason recorded"
+    return f"{what}: {reason} ({refused.actor}'s run, at {utc(refused.at)})"
 
 
 def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, now: float | None = None,

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from botocore.exceptions import (ClientError, ConnectionClosedError, ConnectTimeoutError, HTTPClientError,
                                  ReadTimeoutError)
+from botocore.exceptions import ConnectionError as NoConnection
 
 from rollway.errors_pickle import PicklableError
 from rollway.model import Weights
@@ -174,6 +175,14 @@ def answer_lost(err: BaseException) -> bool:
     if isinstance(err, (ReadTimeoutError, ConnectionClosedError, HTTPClientError)):
         return True
     return isinstance(err, ClientError) and error_code(err) in SERVER_SIDE_CODES
+
+
+def never_reached(err: BaseException) -> bool:
+    """Whether ``err`` says the call never reached AWS: no connection was made (botocore's
+    ConnectionError: EndpointConnectionError, ConnectTimeoutError, ProxyConnectionError, an
+    SSLError in the handshake). AWS neither acted on the call nor refused it: what to fix is the
+    way to it (the network, a proxy, the endpoint), not a permission or a resource."""
+    return isinstance(err, NoConnection)
 
 
 # AWS's answers to a caller its policies do not allow.

@@ -337,14 +337,19 @@ def test_on_the_embedded_aws_a_notice_whose_answer_sns_lost_is_said_to_may_repea
     assert ledger.get(service).phase is RolloutPhase.ROLLED_BACK
 
 
-def test_on_the_embedded_aws_a_notice_never_sent_stays_refused_and_the_run_again_says_no_repeat(aws):
-    """No connection to SNS at all (refused on every attempt): nothing reached it, so it is
-    recorded as ``notice-failed`` as before, and erin's page is a first page."""
+@pytest.mark.parametrize("never", ["EndpointConnectionError", "ConnectTimeoutError"])
+def test_on_the_embedded_aws_a_notice_never_sent_stays_failed_and_the_run_again_says_no_repeat(aws, capsys, never):
+    """No connection to SNS at all (refused, or not made in time, on every attempt): nothing
+    reached it, so it is recorded as ``notice-failed`` as before, and erin's page is a first page.
+    The report and status said "SNS refused the notice", as if SNS had answered no: it was never
+    reached, and what to fix is the worker's network or endpoint, not a topic, policy or key."""
     import json
+    from types import SimpleNamespace
 
-    from botocore.exceptions import EndpointConnectionError
+    import botocore.exceptions
 
     from rollway.aws.ledger import DynamoLedger
+    from rollway.cli.ops import print_status
     from tests.flows.moto_env import inbox, saved_blocks
     from tests.flows.test_reports_flow import start_at_five_percent
 
@@ -352,16 +357,24 @@ def test_on_the_embedded_aws_a_notice_never_sent_stays_refused_and_the_run_again
     url = inbox(aws)
     start_at_five_percent(aws)
     service = aws.targets.canary_service
+    error = getattr(botocore.exceptions, never)
 
-    def refused(request, **_):
-        raise EndpointConnectionError(endpoint_url=request.url, error="connection refused")
+    def unreachable(request, **_):
+        raise error(endpoint_url=request.url, error="connection refused")
 
-    with publishes_failing(refused), pytest.raises(RollbackIncomplete, match="notify") as failed:
+    with publishes_failing(unreachable), pytest.raises(RollbackIncomplete, match="notify") as failed:
         rollback(reason="users report 500s on save", actor="carol", targets_block=blocks, aws_credentials_block=blocks)
     assert "may have been paged" not in str(failed.value)
     stored = DynamoLedger(aws.get_client("dynamodb"), aws.targets).get(service)
     assert "notice-failed" in [t.kind for t in stored.history]
-    assert "SNS refused the notice: Could not connect to the endpoint URL" in incident_report(stored)
+    said = str(error(endpoint_url="https://sns", error="connection refused")).split(":")[0]  # botocore's words
+    notice = incident_report(stored).split("## Notification")[1].split("##")[0]
+    assert f"SNS could not be reached for the notice: {said}" in notice, notice
+    print_status(SimpleNamespace(name=service, targets=aws.targets), stored, Weights(stable=100, canary=0), None,
+                 limit=10)
+    status = " ".join(capsys.readouterr().out.split())
+    assert f"SNS could not be reached for the notice: {said}" in status and "nobody was paged by it" in status, status
+    assert "SNS refused" not in notice and "SNS refused" not in status
 
     rollback(reason="finish carol's rollback", actor="erin", targets_block=blocks, aws_credentials_block=blocks)
     got = aws.get_client("sqs").receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
