@@ -43,11 +43,14 @@ class AnswerLost(PicklableError, RuntimeError):
     Attributes:
         call: what was sent ("SNS Publish").
         error: AWS's or botocore's error, in one line (``aws_message``).
+        code: the code of AWS's answer to the last attempt ("" when it was no AWS answer): a
+            refusal there (AccessDenied) is what a task's retry would get again.
     """
 
     def __init__(self, call: str, err: BaseException) -> None:
         self.call = call
         self.error = aws_message(err) if isinstance(err, Exception) else str(err)
+        self.code = error_code(err) if isinstance(err, ClientError) else ""
         super().__init__(f"{call} sent, and its answer lost ({self.error}): AWS may have acted on it")
 
 
