@@ -141,6 +141,10 @@ class Transition(BaseModel):
     # definition it pointed the canary service back at.
     message_id: str | None = Field(default=None, description="SNS message id of the notice a rollback sent")
     task_definition: str | None = Field(default=None, description="task definition a rollback restored on the canary")
+    # A rollback's notifying entry records the wall-clock time beside ``at`` (the rollout clock): the
+    # page of a run finishing it says when people may have been paged, and under a sped-up clock
+    # (`rollway up`'s) ``at`` runs hours ahead of that. None: recorded before it was kept.
+    wall: float | None = Field(default=None, description="wall-clock epoch seconds of a rollback's notifying entry")
     # The Prefect flow run that wrote the entry under the rollout's lease, so a person reading a
     # report can find it in the UI: the owner is recorded only while it holds the lease, and
     # released when it ends. Set on a rollout's start, on each run's first write and on a pause
@@ -238,6 +242,13 @@ NOTIFYING = "notifying"
 """The history entry of a rollback setting out to send its notice (who, when), recorded right
 before the publish: with no ``notified`` after it, the run stopped (or its write of ``notified``
 failed) somewhere between the two, and whether people were paged is not known."""
+
+def notice_time(intent: Transition) -> str:
+    """When the ``notifying`` entry ``intent`` set out to send the rollback's notice, for people:
+    on the wall clock, labelled so, as they were paged by it; an entry recorded before its wall
+    time was kept gives its own time (the rollout clock, real time but on a sped-up clock)."""
+    return f"{utc(intent.wall)} (wall clock)" if intent.wall is not None else utc(intent.at)
+
 
 NOTICE_FAILED = "notice-failed"
 """The history entry of a rollback's notice SNS did not take (the error in its comment, after

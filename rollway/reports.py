@@ -26,9 +26,8 @@ from rollway import weekly
 from rollway.approvals import UNHEARD, asked_again, pause_deadline
 from rollway.finalize import DONE as FINALIZED, START as FINALIZE_START, finalize_unfinished
 from rollway.ledger import (NOTICE_ANSWER_LOST, NOTICE_FAILED, NOTICE_NOT_SENT, NOTICE_UNREACHED, OWNER_PREFIX,
-                            TAKEOVER, RolloutRecord,
-                            Transition, monitoring_owed, notice_answer_lost, notice_sent, notice_unconfirmed,
-                            rollback_start, utc)
+                            TAKEOVER, RolloutRecord, Transition, monitoring_owed, notice_answer_lost, notice_sent,
+                            notice_time, notice_unconfirmed, rollback_start, utc)
 from rollway.model import Weights
 from rollway.phases import RolloutPhase
 from rollway.report import markdown_cell as cell
@@ -728,16 +727,16 @@ def notice_unsure(record: RolloutRecord, now: float | None = None) -> str | None
     if lost is not None:
         # Sent, and SNS's answer lost: the run knows no more than a reader does, and is over.
         error = (lost.comment or "").removeprefix(NOTICE_ANSWER_LOST) or "no error recorded"
-        return (f"people may have been paged: {intent.actor}'s run sent the rollback's notice at {utc(intent.at)} "
+        return (f"people may have been paged: {intent.actor}'s run sent the rollback's notice at {notice_time(intent)} "
                 f"and SNS's answer was lost ({error}), so whether SNS took it is not known; check with the topic's "
                 "subscribers whether they were paged, or run the rollback again (`rollway abort`, or the rollback "
                 "flow): it pages, its notice opening with a line saying it may repeat that one")
     taken_over = any(t.kind == TAKEOVER and t.at >= intent.at for t in record.history)
     if now is not None and record.rollback_holder and record.rollback_expires >= now and not taken_over:
         return (f"the rollback's notice may not have been sent yet: {intent.actor} set out to send it at "
-                f"{utc(intent.at)} and has not recorded whether SNS took it; the rollback's claim is renewed until "
-                f"{utc(record.rollback_expires)}, so its run may be sending it now")
-    return (f"the rollback's notice may not have been sent: {intent.actor}'s run stopped after {utc(intent.at)}, "
+                f"{notice_time(intent)} and has not recorded whether SNS took it; the rollback's claim is renewed "
+                f"until {utc(record.rollback_expires)}, so its run may be sending it now")
+    return (f"the rollback's notice may not have been sent: {intent.actor}'s run stopped after {notice_time(intent)}, "
             "between sending it and recording whether SNS took it; check with the topic's subscribers whether they "
             "were paged, or run the rollback again (`rollway abort`, or the rollback flow): it pages, its notice "
             "opening with a line saying it may repeat that one")
