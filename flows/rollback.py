@@ -43,7 +43,7 @@ from pydantic import AfterValidator
 from flows.engine import set_and_verify, wait_healthy
 from flows.env import load_environment
 from flows.params import Actor, Reason, RolloutId, TaskCount, WaitSeconds
-from rollway.aws.errors import AnswerLost, TaskDefinitionInactive, answer_lost
+from rollway.aws.errors import AnswerLost, TaskDefinitionInactive, answer_lost, never_reached
 from rollway.aws.ledger import STORAGE_ERRORS, storage_failure, write_or_why
 from rollway.clock import ClockSettings
 from rollway.environment import Environment
@@ -51,10 +51,11 @@ from rollway.errors_pickle import PicklableError
 from rollway.finalize import reversible_by_hand, reverted_by_hand, same_revision
 from rollway.image import with_pin
 from rollway.ledger import (CLAIM_SECONDS, NOTICE_ANSWER_LOST, NOTICE_FAILED, NOTICE_NOT_SENT, NOTICE_UNANSWERED,
-                            NOTIFIED, NOTIFYING, LedgerError,
+                            NOTICE_UNREACHED, NOTIFIED, NOTIFYING, LedgerError,
                             RollbackClaimed, RollbackUnrecorded, RolloutEnded, RolloutNotFound, RolloutRecord,
                             RolloutSuperseded, Transition, check_claimable, check_rolling_back, check_rollout,
-                            claim_changes, notice_answer_lost, notice_sent, notice_unconfirmed, rollback_start, utc)
+                            claim_changes, notice_answer_lost, notice_sent, notice_time, notice_unconfirmed,
+                            rollback_start, utc)
 from rollway.model import ServiceState, Weights
 from rollway.phases import RolloutPhase
 from rollway.report import RollbackResult, RolloutResult
@@ -444,17 +445,18 @@ def execute_rollback(
                 # An earlier run set out to page and stopped before recording that SNS took it:
                 # people may have heard already, and the page says so rather than looking new.
                 log.warning("%s set out to send this rollback's notice at %s and stopped before recording it: "
-                            "sending it, saying it may repeat that one", intent.actor, utc(intent.at))
+                            "sending it, saying it may repeat that one", intent.actor, notice_time(intent))
                 why = ("lost SNS's answer to it" if unanswered is not None
                        else "stopped before recording it")
-                message = (f"This notice may repeat one sent at {utc(intent.at)} by {intent.actor}, whose run "
+                message = (f"This notice may repeat one sent at {notice_time(intent)} by {intent.actor}, whose run "
                            f"{why}.\n\n" + message)
             if complete:
                 _record_notice(env, rollout, actor, None, sending=True)
             try:
                 message_id = metrics.notify(env.notifier, f"Rollback: {t.canary_service}", message)
                 steps.append("notified" if intent is None else
-                             f"notified (may repeat the notice {intent.actor} set out to send at {utc(intent.at)})")
+                             f"notified (may repeat the notice {intent.actor} set out to send at "
+                             f"{notice_time(intent)})")
             except Exception as err:  # noqa: BLE001 - the run fails below, naming this and any earlier failure
                 # A failed step like any other, even alone: the run's error says the traffic is back and
                 # only the page failed. SNS's bare error said neither, and `rollway abort` told people
@@ -518,12 +520,14 @@ def _record_notice(env: Environment, rollout: str | None, actor: str, message_id
     publish, not before: a rollback that dies in between pages twice, one recorded before it would
     page nobody. ``sending``: record instead, right before the publish, that this run sets out to
     send it, so that the page of a run finishing one that died in between says it may repeat a page;
-    ``failed``: that SNS did not take it, or with ``lost`` that its answer was lost (SNS may have
-    taken it: the run again says its notice may repeat it). A write that fails is logged and the rollback goes on
-    (the page too): the rollback's end records the message id anyway."""
+    ``failed``: that SNS did not take it (refused it, or was never reached), or with ``lost`` that its
+    answer was lost (SNS may have taken it: the run again says its notice may repeat it). A write that
+    fails is logged and the rollback goes on (the page too): the rollback's end records the message id
+    anyway."""
     if env.ledger is None or rollout is None:
         return
     now = env.clock.now()
+    wall = env.wall() if sending else None  # when people may have been paged by it, as the next page says
     if sending:
         kind, comment, gone = (NOTIFYING, "the rollback's notice is being sent",
                                "sending it; a rollback run again before this one records it would not say it may "
@@ -533,7 +537,9 @@ def _record_notice(env: Environment, rollout: str | None, actor: str, message_id
                                "a rollback run again would say its notice may repeat one this run stopped before "
                                "recording")
     elif failed is not None:
-        kind, comment, gone = (NOTICE_FAILED, f"{NOTICE_NOT_SENT}{failed}",
+        # Worded by what happened: no attempt that connected is no refusal of SNS's.
+        why = NOTICE_UNREACHED if never_reached(failed) else NOTICE_NOT_SENT
+        kind, comment, gone = (NOTICE_FAILED, f"{why}{failed}",
                                "a rollback run again would say its notice may repeat this one")
     else:
         kind, comment, gone = (NOTIFIED, "the rollback's notice was sent",
@@ -541,7 +547,7 @@ def _record_notice(env: Environment, rollout: str | None, actor: str, message_id
     try:
         env.ledger.record(env.targets.canary_service, owner=None, now=now, rollout=rollout, rule=check_rolling_back,
                           transition=Transition(at=now, kind=kind, actor=actor, message_id=message_id,
-                                                comment=comment))
+                                                comment=comment, wall=wall))
     except (LedgerError, *STORAGE_ERRORS) as err:
         what = {NOTIFYING: "is being sent", NOTICE_FAILED: "was not sent", NOTIFIED: "was sent",
                 NOTICE_UNANSWERED: "may have been sent (SNS's answer was lost)"}[kind]

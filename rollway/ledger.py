@@ -141,6 +141,10 @@ class Transition(BaseModel):
     # definition it pointed the canary service back at.
     message_id: str | None = Field(default=None, description="SNS message id of the notice a rollback sent")
     task_definition: str | None = Field(default=None, description="task definition a rollback restored on the canary")
+    # A rollback's notifying entry records the wall-clock time beside ``at`` (the rollout clock): the
+    # page of a run finishing it says when people may have been paged, and under a sped-up clock
+    # (`rollway up`'s) ``at`` runs hours ahead of that. None: recorded before it was kept.
+    wall: float | None = Field(default=None, description="wall-clock epoch seconds of a rollback's notifying entry")
     # The Prefect flow run that wrote the entry under the rollout's lease, so a person reading a
     # report can find it in the UI: the owner is recorded only while it holds the lease, and
     # released when it ends. Set on a rollout's start, on each run's first write and on a pause
@@ -239,14 +243,26 @@ NOTIFYING = "notifying"
 before the publish: with no ``notified`` after it, the run stopped (or its write of ``notified``
 failed) somewhere between the two, and whether people were paged is not known."""
 
+def notice_time(intent: Transition) -> str:
+    """When the ``notifying`` entry ``intent`` set out to send the rollback's notice, for people:
+    on the wall clock, labelled so, as they were paged by it; an entry recorded before its wall
+    time was kept gives its own time (the rollout clock, real time but on a sped-up clock)."""
+    return f"{utc(intent.wall)} (wall clock)" if intent.wall is not None else utc(intent.at)
+
+
 NOTICE_FAILED = "notice-failed"
 """The history entry of a rollback's notice SNS did not take (the error in its comment, after
-``NOTICE_NOT_SENT``), after its ``notifying``: that rollback is known to have paged nobody, so the
-one run again does not say it may repeat a page."""
+``NOTICE_NOT_SENT``, or ``NOTICE_UNREACHED`` when no attempt reached SNS), after its ``notifying``:
+that rollback is known to have paged nobody, so the one run again does not say it may repeat a page."""
 
 NOTICE_NOT_SENT = "the rollback's notice was not sent: "
 """How a ``notice-failed`` entry's comment begins, SNS's error after it: the reports quote the error
 alone."""
+
+NOTICE_UNREACHED = "the rollback's notice was not sent, SNS could not be reached: "
+"""How the comment of a ``notice-failed`` entry begins when no attempt of the publish connected to
+SNS (``rollway.aws.errors.never_reached``), botocore's error after it: SNS refused nothing, and the
+reports say it could not be reached."""
 
 NOTICE_UNANSWERED = "notice-unanswered"
 """The history entry of a rollback's notice whose publish lost SNS's answer (a read timeout, a

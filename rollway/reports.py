@@ -25,9 +25,9 @@ from pydantic import BaseModel, ConfigDict
 from rollway import weekly
 from rollway.approvals import UNHEARD, asked_again, pause_deadline
 from rollway.finalize import DONE as FINALIZED, START as FINALIZE_START, finalize_unfinished
-from rollway.ledger import (NOTICE_ANSWER_LOST, NOTICE_FAILED, NOTICE_NOT_SENT, OWNER_PREFIX, TAKEOVER, RolloutRecord,
-                            Transition, monitoring_owed, notice_answer_lost, notice_sent, notice_unconfirmed,
-                            rollback_start, utc)
+from rollway.ledger import (NOTICE_ANSWER_LOST, NOTICE_FAILED, NOTICE_NOT_SENT, NOTICE_UNREACHED, OWNER_PREFIX,
+                            TAKEOVER, RolloutRecord, Transition, monitoring_owed, notice_answer_lost, notice_sent,
+                            notice_time, notice_unconfirmed, rollback_start, utc)
 from rollway.model import Weights
 from rollway.phases import RolloutPhase
 from rollway.report import markdown_cell as cell
@@ -727,16 +727,16 @@ def notice_unsure(record: RolloutRecord, now: float | None = None) -> str | None
     if lost is not None:
         # Sent, and SNS's answer lost: the run knows no more than a reader does, and is over.
         error = (lost.comment or "").removeprefix(NOTICE_ANSWER_LOST) or "no error recorded"
-        return (f"people may have been paged: {intent.actor}'s run sent the rollback's notice at {utc(intent.at)} "
+        return (f"people may have been paged: {intent.actor}'s run sent the rollback's notice at {notice_time(intent)} "
                 f"and SNS's answer was lost ({error}), so whether SNS took it is not known; check with the topic's "
                 "subscribers whether they were paged, or run the rollback again (`rollway abort`, or the rollback "
                 "flow): it pages, its notice opening with a line saying it may repeat that one")
     taken_over = any(t.kind == TAKEOVER and t.at >= intent.at for t in record.history)
     if now is not None and record.rollback_holder and record.rollback_expires >= now and not taken_over:
         return (f"the rollback's notice may not have been sent yet: {intent.actor} set out to send it at "
-                f"{utc(intent.at)} and has not recorded whether SNS took it; the rollback's claim is renewed until "
-                f"{utc(record.rollback_expires)}, so its run may be sending it now")
-    return (f"the rollback's notice may not have been sent: {intent.actor}'s run stopped after {utc(intent.at)}, "
+                f"{notice_time(intent)} and has not recorded whether SNS took it; the rollback's claim is renewed "
+                f"until {utc(record.rollback_expires)}, so its run may be sending it now")
+    return (f"the rollback's notice may not have been sent: {intent.actor}'s run stopped after {notice_time(intent)}, "
             "between sending it and recording whether SNS took it; check with the topic's subscribers whether they "
             "were paged, or run the rollback again (`rollway abort`, or the rollback flow): it pages, its notice "
             "opening with a line saying it may repeat that one")
@@ -747,12 +747,16 @@ def notice_refused(record: RolloutRecord) -> str | None:
 
     A rollback whose page failed stays open and the next run sends its own; the report said only
     "not confirmed", so a reader could not tell a page refused (nobody paged: a topic, policy or
-    key to fix) from one not yet tried."""
+    key to fix) from one not yet tried. A publish none of whose attempts connected is said to
+    have found SNS out of reach, not refused by it: the network or endpoint is what to fix."""
     refused = record.last_transition(NOTICE_FAILED)
     if refused is None:
         return None
-    reason = (refused.comment or "").removeprefix(NOTICE_NOT_SENT) or "no reason recorded"
-    return f"SNS refused the notice: {reason} ({refused.actor}'s run, at {utc(refused.at)})"
+    comment = refused.comment or ""
+    unreached = comment.startswith(NOTICE_UNREACHED)
+    what = "SNS could not be reached for the notice" if unreached else "SNS refused the notice"
+    reason = comment.removeprefix(NOTICE_UNREACHED).removeprefix(NOTICE_NOT_SENT) or "no reason recorded"
+    return f"{what}: {reason} ({refused.actor}'s run, at {utc(refused.at)})"
 
 
 def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, now: float | None = None,

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from botocore.exceptions import (ClientError, ConnectionClosedError, ConnectTimeoutError, HTTPClientError,
                                  ReadTimeoutError)
+from botocore.exceptions import ConnectionError as NoConnection
 
 from rollway.errors_pickle import PicklableError
 from rollway.model import Weights
@@ -42,11 +43,14 @@ class AnswerLost(PicklableError, RuntimeError):
     Attributes:
         call: what was sent ("SNS Publish").
         error: AWS's or botocore's error, in one line (``aws_message``).
+        code: the code of AWS's answer to the last attempt ("" when it was no AWS answer): a
+            refusal there (AccessDenied) is what a task's retry would get again.
     """
 
     def __init__(self, call: str, err: BaseException) -> None:
         self.call = call
         self.error = aws_message(err) if isinstance(err, Exception) else str(err)
+        self.code = error_code(err) if isinstance(err, ClientError) else ""
         super().__init__(f"{call} sent, and its answer lost ({self.error}): AWS may have acted on it")
 
 
@@ -174,6 +178,14 @@ def answer_lost(err: BaseException) -> bool:
     if isinstance(err, (ReadTimeoutError, ConnectionClosedError, HTTPClientError)):
         return True
     return isinstance(err, ClientError) and error_code(err) in SERVER_SIDE_CODES
+
+
+def never_reached(err: BaseException) -> bool:
+    """Whether ``err`` says the call never reached AWS: no connection was made (botocore's
+    ConnectionError: EndpointConnectionError, ConnectTimeoutError, ProxyConnectionError, an
+    SSLError in the handshake). AWS neither acted on the call nor refused it: what to fix is the
+    way to it (the network, a proxy, the endpoint), not a permission or a resource."""
+    return isinstance(err, NoConnection)
 
 
 # AWS's answers to a caller its policies do not allow.

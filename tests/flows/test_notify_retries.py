@@ -65,3 +65,37 @@ def test_a_final_refusal_is_not_tried_again(aws, code):
     with pytest.raises(ClientError, match=code):
         quick_notify(notifier, "s", "m")
     assert notifier.calls == 1
+
+
+def test_a_publish_whose_answer_was_lost_and_then_refused_is_not_tried_again(aws):
+    """The first attempt reaches SNS and its answer is lost (a read timeout); botocore's retry is
+    refused (AuthorizationError, SNS's access denied). The notifier raises AnswerLost (people may
+    have been paged), and the task retried it three times: each try refused again, for nothing."""
+    from botocore.awsrequest import AWSResponse
+    from botocore.exceptions import ReadTimeoutError
+    from botocore.httpsession import URLLib3Session
+
+    from rollway.aws.errors import AnswerLost
+    from tests.botocore_events import on_operation
+
+    class Denied:
+        def stream(self, **_):
+            yield (b"<ErrorResponse><Error><Type>Sender</Type><Code>AuthorizationError</Code>"
+                   b"<Message>not authorized to perform SNS:Publish</Message></Error>"
+                   b"<RequestId>1</RequestId></ErrorResponse>")
+
+    sns = aws.get_client("sns")
+    attempts: list[str] = []
+
+    def send(request, **_):
+        attempts.append("sent" if not attempts else "denied")
+        if attempts[-1] == "sent":
+            URLLib3Session().send(request)
+            raise ReadTimeoutError(endpoint_url=request.url)
+        return AWSResponse(request.url, 403, {}, Denied())
+
+    notifier = SnsNotifier(sns, aws.targets)
+    with on_operation(sns, "before-send", send, operation="Publish"), pytest.raises(
+            AnswerLost, match="AuthorizationError"):
+        quick_notify(notifier, "Rollback: webordinary-edit-service", "rolled back")
+    assert attempts == ["sent", "denied"], attempts

@@ -71,8 +71,9 @@ class DiesBeforeRecordingTheNotice(DiesBeforeTheEnd):
     kind = "notified"
 
 
-def may_repeat(actor: str, at: float) -> str:
-    return f"This notice may repeat one sent at {utc(at)} by {actor}, whose run stopped before recording it.\n\n"
+def may_repeat(actor: str, wall: float) -> str:
+    return (f"This notice may repeat one sent at {utc(wall)} (wall clock) by {actor}, whose run stopped before "
+            "recording it.\n\n")
 
 
 def test_a_rollback_run_again_after_its_process_died_right_after_paging_says_its_page_may_repeat(monkeypatch):
@@ -88,11 +89,38 @@ def test_a_rollback_run_again_after_its_process_died_right_after_paging_says_its
     (_, first_page), (subject, second_page) = env.notifier.messages
     assert first_page.startswith(f"rollway rolled back {service} ")  # the first page as it always was
     assert subject == f"Rollback: {service}"
-    assert second_page.startswith(may_repeat("carol", intent.at) + f"rollway rolled back {service} "), second_page
+    assert second_page.startswith(may_repeat("carol", intent.wall) + f"rollway rolled back {service} "), second_page
     assert "Requested by: erin" in second_page and "may repeat" not in first_page
     assert any(s.startswith("notified (may repeat the notice carol set out to send at") for s in done.steps)
     kinds = [t.kind for t in env.ledger.get(service).history]
     assert kinds[-4:] == ["notifying", "notifying", "notified", "rollback"], kinds
+
+
+def test_under_a_sped_up_clock_the_page_says_when_the_earlier_notice_was_sent_on_the_wall_clock(monkeypatch):
+    """`rollway up`'s clock runs 60 rollout seconds a wall second: ten wall minutes in, the rollout
+    clock is ten hours ahead. erin's page said carol's notice was sent at carol's rollout-clock
+    time, hours after the people reading it had been paged."""
+    env, first = rolling_back(monkeypatch, DiesBeforeRecordingTheNotice(), holder=None, expires_in=0.0)
+    start = env.clock.now()
+    env.clock.speed = 60.0  # the rollback's waits for a claim sleep wall seconds on it, as on a ScaledClock
+    env.clock.t += 10 * 3600
+
+    def wall() -> float:
+        return start + 600 + (env.clock.now() - start - 10 * 3600) / 60
+
+    env.wall = wall
+    with pytest.raises(SystemError):
+        rollback(reason="abort", actor="carol")
+    intent = env.ledger.get(env.targets.canary_service).last_transition("notifying")
+    paged_at = wall()  # the fake clock stands still until slept on: carol's page went out now
+
+    rollback(reason="finish carol's abort", actor="erin")
+
+    (_, _), (_, second_page) = env.notifier.messages
+    first_line = second_page.splitlines()[0]
+    assert first_line == (f"This notice may repeat one sent at {utc(paged_at)} (wall clock) by carol, whose run "
+                          "stopped before recording it."), first_line
+    assert utc(intent.at) not in second_page
 
 
 class RefusesTheIntent(FakeLedger):
@@ -204,7 +232,7 @@ def test_on_the_embedded_aws_a_rollback_finishing_one_that_died_right_after_pagi
     assert [p["Subject"] for p in pages] == [f"Rollback: {service}"] * 2, pages
     intent = next(t for t in stored.history if t.kind == "notifying" and t.actor == "carol")
     assert pages[0]["Message"].startswith(f"rollway rolled back {service} ")
-    assert pages[1]["Message"].startswith(may_repeat("carol", intent.at) + f"rollway rolled back {service} ")
+    assert pages[1]["Message"].startswith(may_repeat("carol", intent.wall) + f"rollway rolled back {service} ")
     assert stored.phase is RolloutPhase.ROLLED_BACK
 
 
@@ -320,7 +348,8 @@ def test_on_the_embedded_aws_a_notice_whose_answer_sns_lost_is_said_to_may_repea
     assert "notice-unanswered" in kinds and "notice-failed" not in kinds, kinds
     intent = stored.last_transition("notifying")
     notice = incident_report(stored).split("## Notification")[1].split("##")[0]
-    assert (f"people may have been paged: carol's run sent the rollback's notice at {utc(intent.at)} and SNS's "
+    assert (f"people may have been paged: carol's run sent the rollback's notice at {utc(intent.wall)} (wall clock) "
+            "and SNS's "
             "answer was lost") in notice, notice
     assert "SNS refused" not in notice and "the finishing run sends it" not in notice, notice
 
@@ -331,20 +360,25 @@ def test_on_the_embedded_aws_a_notice_whose_answer_sns_lost_is_said_to_may_repea
     assert [p["Subject"] for p in pages] == [f"Rollback: {service}"] * 2, pages  # carol's did page people
     assert pages[0]["Message"].startswith(f"rollway rolled back {service} ")
     assert pages[1]["Message"].startswith(
-        f"This notice may repeat one sent at {utc(intent.at)} by carol, whose run lost SNS's answer to it.\n\n"
+        f"This notice may repeat one sent at {utc(intent.wall)} (wall clock) by carol, whose run lost SNS's answer to it.\n\n"
         f"rollway rolled back {service} "), pages[1]["Message"]
     assert any(s.startswith("notified (may repeat the notice carol set out to send at") for s in done.steps)
     assert ledger.get(service).phase is RolloutPhase.ROLLED_BACK
 
 
-def test_on_the_embedded_aws_a_notice_never_sent_stays_refused_and_the_run_again_says_no_repeat(aws):
-    """No connection to SNS at all (refused on every attempt): nothing reached it, so it is
-    recorded as ``notice-failed`` as before, and erin's page is a first page."""
+@pytest.mark.parametrize("never", ["EndpointConnectionError", "ConnectTimeoutError"])
+def test_on_the_embedded_aws_a_notice_never_sent_stays_failed_and_the_run_again_says_no_repeat(aws, capsys, never):
+    """No connection to SNS at all (refused, or not made in time, on every attempt): nothing
+    reached it, so it is recorded as ``notice-failed`` as before, and erin's page is a first page.
+    The report and status said "SNS refused the notice", as if SNS had answered no: it was never
+    reached, and what to fix is the worker's network or endpoint, not a topic, policy or key."""
     import json
+    from types import SimpleNamespace
 
-    from botocore.exceptions import EndpointConnectionError
+    import botocore.exceptions
 
     from rollway.aws.ledger import DynamoLedger
+    from rollway.cli.ops import print_status
     from tests.flows.moto_env import inbox, saved_blocks
     from tests.flows.test_reports_flow import start_at_five_percent
 
@@ -352,16 +386,24 @@ def test_on_the_embedded_aws_a_notice_never_sent_stays_refused_and_the_run_again
     url = inbox(aws)
     start_at_five_percent(aws)
     service = aws.targets.canary_service
+    error = getattr(botocore.exceptions, never)
 
-    def refused(request, **_):
-        raise EndpointConnectionError(endpoint_url=request.url, error="connection refused")
+    def unreachable(request, **_):
+        raise error(endpoint_url=request.url, error="connection refused")
 
-    with publishes_failing(refused), pytest.raises(RollbackIncomplete, match="notify") as failed:
+    with publishes_failing(unreachable), pytest.raises(RollbackIncomplete, match="notify") as failed:
         rollback(reason="users report 500s on save", actor="carol", targets_block=blocks, aws_credentials_block=blocks)
     assert "may have been paged" not in str(failed.value)
     stored = DynamoLedger(aws.get_client("dynamodb"), aws.targets).get(service)
     assert "notice-failed" in [t.kind for t in stored.history]
-    assert "SNS refused the notice: Could not connect to the endpoint URL" in incident_report(stored)
+    said = str(error(endpoint_url="https://sns", error="connection refused")).split(":")[0]  # botocore's words
+    notice = incident_report(stored).split("## Notification")[1].split("##")[0]
+    assert f"SNS could not be reached for the notice: {said}" in notice, notice
+    print_status(SimpleNamespace(name=service, targets=aws.targets), stored, Weights(stable=100, canary=0), None,
+                 limit=10)
+    status = " ".join(capsys.readouterr().out.split())
+    assert f"SNS could not be reached for the notice: {said}" in status and "nobody was paged by it" in status, status
+    assert "SNS refused" not in notice and "SNS refused" not in status
 
     rollback(reason="finish carol's rollback", actor="erin", targets_block=blocks, aws_credentials_block=blocks)
     got = aws.get_client("sqs").receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
