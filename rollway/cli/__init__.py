@@ -69,7 +69,7 @@ def judge(
     Args:
         replay: the JSON Lines file (- for standard input).
         alpha: probability of rolling back a healthy canary.
-        margin: error-rate margin tolerated when passing.
+        margin: the canary passes once its own rate is shown below this, whatever the baseline's (0: off).
         mode: two-sample (against the baseline) or one-sample (against the SLO).
         history: JSON Lines of the baseline's intervals before the stage (the flows read an hour),
             which tell the judge how bursty the traffic is (two-sample mode).

@@ -73,6 +73,7 @@ from rollway.phases import Phase
 from rollway.spec import Analysis
 
 METRIC_LABEL = {"errors": "errors", "slow": "slow requests"}
+RATE_LABEL = {"errors": "error rate", "slow": "share of slow requests"}
 # In two-sample mode a metric passes on the ratio test or on the absolute bound; the ratio
 # test carries the healthy case, so it gets most of the weight of the average.
 RATIO_PASS_WEIGHT = 0.9
@@ -414,6 +415,21 @@ class MetricEvidence:
         events_per_request = (self.baseline_events / self.baseline_requests) / share
         return phi * (self.log_pass_bar - math.log(RATIO_PASS_WEIGHT)) / (events_per_request * kl)
 
+    def above_pass_so_far(self) -> bool:
+        """Whether the canary's rate so far is above every bound it could pass below.
+
+        At that rate more requests would not pass it: "needs about N requests to pass" would
+        be said of a canary it does not describe.
+        """
+        if not self.canary_requests:
+            return False
+        rate = self.canary_events / self.canary_requests
+        if self.reference is not None:
+            return rate > self.pass_bound
+        if self.margin and rate <= self.margin:
+            return False
+        return bool(self.baseline_requests) and rate > self.margin_ratio * self.baseline_events / self.baseline_requests
+
     def pass_target(self) -> str:
         """What passing means for this metric, in words."""
         if self.reference is not None:
@@ -575,7 +591,12 @@ class StageEvidence:
             m = max(self.metrics, key=lambda e: e.passed.t)  # type: ignore[union-attr]
             d = m.passed
             assert d is not None
-            others = "; ".join(o.describe() for o in self.metrics if o is not m)
+            # Each other metric at its own pass: its counts then, and the evidence that passed it.
+            others = "; ".join(
+                f"{o.describe(o.passed)} passed too: evidence {_evidence(o.passed.evidence, 1 / o.beta)} reached "
+                f"{1 / o.beta:,.0f}" + (f" that it is {o.pass_target()}" if o.pass_target() != m.pass_target() else "")
+                for o in self.metrics if o is not m and o.passed is not None
+            )
             return self._verdict(
                 Phase.SUCCESSFUL,
                 f"{m.describe(d)}: evidence {_evidence(d.evidence, 1 / m.beta)} reached {1 / m.beta:,.0f} that the canary is "
@@ -584,14 +605,15 @@ class StageEvidence:
             )
         # Report on a metric that still blocks the pass (errors first when judged), not on one
         # that has already passed.
-        undecided = [e for e in self.metrics if e.passed is None] or self.metrics
+        open_metrics = [e for e in self.metrics if e.passed is None]
+        undecided = open_metrics or self.metrics
         m = undecided[0] if undecided[0].metric == "errors" else max(undecided, key=lambda e: e.log_rollback_evidence())
         roll = _ratio(m.log_rollback_evidence())
-        passing = _ratio(m.log_pass_evidence())
-        already = "".join(f"; {o.describe()} passed" for o in self.metrics if o.passed is not None and o is not m)
-        state = (
-            f"{m.describe()}: rollback evidence {_evidence_of(roll, 1 / m.alpha)} of {1 / m.alpha:,.0f}, "
-            f"pass evidence {_evidence_of(passing, 1 / m.beta)} of {1 / m.beta:,.0f} (canary {m.pass_target()}){already}"
+        # Every metric still undecided, with its evidence and bars (the reported one first): a
+        # person learns all that blocks the pass, not the error rate alone.
+        state = "; ".join(
+            [self._undecided(m)] + [self._undecided(o) for o in open_metrics if o is not m]
+            + [f"{o.describe()} passed" for o in self.metrics if o.passed is not None and o is not m]
         )
         if not stage_over:
             return self._verdict(Phase.RUNNING, state + "; observing", m, roll, None)
@@ -609,17 +631,40 @@ class StageEvidence:
                 f"stage over with only {self.canary_requests:,.0f} canary requests (need "
                 f"{self.analysis.min_requests:,}); {state}: a person must decide", m, roll, None,
             )
-        needed = m.requests_to_pass()
-        hint = (
-            f"; a canary as good as the {'SLO' if m.reference is not None else 'baseline'} needs about "
-            f"{needed:,.0f} canary requests to pass at this margin"
-            if needed is not None and m.passed is None else ""
-        )
         return self._verdict(
             Phase.INCONCLUSIVE,
-            f"stage over without enough evidence either way: {state}{hint}: a person must decide",
+            f"stage over without enough evidence either way: {state}{self._traffic_hint(open_metrics)}: "
+            "a person must decide",
             m, roll, None,
         )
+
+    def _undecided(self, m: MetricEvidence) -> str:
+        """One metric's counts, its evidence each way against its bar, and what passing means."""
+        roll = _ratio(m.log_rollback_evidence())
+        passing = _ratio(m.log_pass_evidence())
+        return (
+            f"{m.describe()}: rollback evidence {_evidence_of(roll, 1 / m.alpha)} of {1 / m.alpha:,.0f}, "
+            f"pass evidence {_evidence_of(passing, 1 / m.beta)} of {1 / m.beta:,.0f} (canary {m.pass_target()})"
+        )
+
+    def _traffic_hint(self, open_metrics: list[MetricEvidence]) -> str:
+        """How much traffic a pass would need, for a stage that ended undecided.
+
+        A canary above what a pass allows on some metric is told so instead: the figure is for
+        a canary as good as the reference, which it has not been so far. Otherwise the largest
+        figure of the metrics still open, since all of them must pass.
+        """
+        worse = [RATE_LABEL.get(e.metric, e.metric) for e in open_metrics if e.above_pass_so_far()]
+        if worse:
+            one = len(worse) == 1
+            return (f"; the canary's {' and '.join(worse)} so far {'is' if one else 'are'} above what a pass allows: "
+                    f"more requests at {'this rate' if one else 'these rates'} would not pass it")
+        needed = [n for n in (e.requests_to_pass() for e in open_metrics) if n is not None]
+        if not needed:
+            return ""
+        reference = "SLO" if open_metrics[0].reference is not None else "baseline"
+        return (f"; a canary as good as the {reference} needs about {max(needed):,.0f} canary requests "
+                "to pass at this margin")
 
 
 class SequentialJudge:

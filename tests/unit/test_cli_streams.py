@@ -301,6 +301,14 @@ def test_judge_help_lists_the_modes(capsys):
     assert "choices: two-sample, one-sample" in shown
 
 
+def test_judge_help_says_the_margin_is_the_canarys_own_rate(capsys):
+    """``--margin`` read "error-rate margin tolerated when passing": not whose rate, nor that it
+    holds for slow requests too (a margin over the baseline's rate, it would be another setting)."""
+    rollway("judge", "--help")
+    shown = " ".join(capsys.readouterr().out.replace("│", " ").split())
+    assert "--margin FLOAT the canary passes once its own rate" in shown
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

@@ -515,3 +515,57 @@ def test_the_alpha_simulation_can_fail():
     got = false_rollbacks(analysis, EvidenceSettings(), stages=100, intervals=40, canary=600, baseline=11400,
                           rate=0.001, profile=[1.0], seed=1, canary_factor=3.0)
     assert got > 0.9
+
+
+READ_REASONS = [
+    # Only the error rate was named: a person did not learn that slow requests had not passed either.
+    ("an undecided stage names every metric still undecided, with its evidence", 2, True, Phase.INCONCLUSIVE,
+     "stage over without enough evidence either way: "
+     "canary errors 1/1,200 (0.083%) vs baseline 23/22,800 (0.10%): rollback evidence 0.175 of 200, "
+     "pass evidence 1.51 of 100 (canary below 2x the baseline or 0.10%); "
+     "canary slow requests 12/1,200 (1.00%) vs baseline 228/22,800 (1.00%): rollback evidence 0.0672 of 200, "
+     "pass evidence 26.7 of 100 (canary below 2x the baseline or 0.10%); "
+     "a canary as good as the baseline needs about 16,520 canary requests to pass at this margin: "
+     "a person must decide"),
+    # The other metric stood in brackets with its counts only, not saying it had passed.
+    ("a pass says the other metric passed too, and on what evidence", 60, False, Phase.SUCCESSFUL,
+     "canary errors 10/12,000 (0.083%) vs baseline 230/228,000 (0.10%): evidence 107 reached 100 that the "
+     "canary is below 2x the baseline or 0.10% — pass "
+     "(canary slow requests 18/1,800 (1.00%) vs baseline 342/34,200 (1.00%) passed too: evidence 146 reached 100)"),
+]
+
+
+@pytest.mark.parametrize("name,n,stage_over,phase,reason", READ_REASONS, ids=[c[0] for c in READ_REASONS])
+def test_the_sentence_a_person_reads(name, n, stage_over, phase, reason):
+    verdict = SequentialJudge(TWO_SAMPLE).evaluate(stage(n), stage_over=stage_over)
+    assert (verdict.phase, verdict.metric) == (phase, "errors")
+    assert verdict.reason == reason
+
+
+def test_a_running_stage_names_every_metric_still_undecided():
+    running = SequentialJudge(TWO_SAMPLE).evaluate(stage(2), stage_over=False)
+    assert "canary slow requests 12/1,200 (1.00%) vs baseline 228/22,800 (1.00%): rollback evidence" in running.reason
+
+
+def test_a_pass_in_one_sample_mode_says_what_the_other_metric_passed_below():
+    verdict = SequentialJudge(ONE_SAMPLE).evaluate(stage(60, baseline="none"), stage_over=False)
+    assert verdict.phase is Phase.SUCCESSFUL
+    assert "vs SLO 1.00% passed too: evidence" in verdict.reason
+    assert verdict.reason.endswith("that it is below 2.00%)")
+
+
+@pytest.mark.parametrize("analysis,baseline,said", [
+    (TWO_SAMPLE, None, "canary errors 6/1,800 (0.33%) vs baseline 34/34,200 (0.099%)"),
+    (ONE_SAMPLE, "none", "canary errors 6/1,800 (0.33%) vs SLO 0.10%"),
+], ids=["two-sample", "one-sample"])
+def test_a_canary_worse_than_a_pass_allows_is_not_told_how_much_traffic_a_pass_needs(analysis, baseline, said):
+    """"A canary as good as the baseline needs about 16,763 canary requests" was said of a canary at
+    three times the baseline's error rate: at that rate no amount of traffic passes it."""
+    verdict = SequentialJudge(analysis).evaluate(stage(3, canary=lambda i: v(600, 2, 6), baseline=baseline),
+                                                 stage_over=True)
+    assert verdict.phase is Phase.INCONCLUSIVE
+    assert said in verdict.reason
+    assert "needs about" not in verdict.reason
+    assert verdict.reason.endswith(
+        "; the canary's error rate so far is above what a pass allows: more requests at this rate would not "
+        "pass it: a person must decide")
