@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict
 from rollway import weekly
 from rollway.approvals import UNHEARD, pause_deadline
 from rollway.finalize import DONE as FINALIZED, START as FINALIZE_START, finalize_unfinished
+from rollway.judge.guardrails import GUARDRAIL, LOAD_BALANCER_5XX, asked_by
 from rollway.ledger import (NOTICE_ANSWER_LOST, NOTICE_FAILED, NOTICE_NOT_SENT, OWNER_PREFIX, TAKEOVER, RolloutRecord,
                             Transition, monitoring_owed, notice_answer_lost, notice_sent, notice_unconfirmed,
                             rollback_start, utc)
@@ -90,15 +91,11 @@ class Trigger(BaseModel):
         }[self.kind]
 
 
-# What every guardrail verdict on requests the load balancer refused itself says
-# (rollway.judge.guardrails.check_totals): no comparison with the baseline is made on them.
-_LOAD_BALANCER_5XX = "answered 5xx by the load balancer itself"
-
-
 def _load_balancer_refused(reason: str) -> bool:
     """Whether a guardrail failed on requests the load balancer refused itself, not on an error
-    rate (its reason then names the error rate, with those requests beside it)."""
-    return _LOAD_BALANCER_5XX in reason and "canary error rate" not in reason
+    rate (its reason then names the error rate, with those requests beside it): no comparison with
+    the baseline is made on them."""
+    return LOAD_BALANCER_5XX in reason and "canary error rate" not in reason
 
 
 def _judged_against(reason: str) -> str:
@@ -218,12 +215,14 @@ def rollback_trigger(record: RolloutRecord) -> Trigger | None:
         kind = "monitor"
     elif actor == "drift":
         kind = "drift"
+    elif actor == GUARDRAIL:
+        kind = "guardrail"
     elif actor == "judge":
-        # The engine records every rollback its verdict asks for as the judge's, guardrails'
-        # included; the reason says which. The guardrail on load-balancer 5xx with no request
-        # count to set them against (the canary has no healthy target) names no "guardrail":
-        # it was reported as the canary judge's comparison with the baseline, which never ran.
-        kind = "guardrail" if "guardrail" in reason or _LOAD_BALANCER_5XX in reason else "judge"
+        # Recorded before the engine named a guardrail's rollback as the guardrail's: the reason
+        # says which (as the engine now reads it, ``asked_by``). The guardrail on load-balancer 5xx
+        # with no request count to set them against names no "guardrail": it was reported as the
+        # canary judge's comparison with the baseline, which never ran.
+        kind = asked_by(reason)
     else:
         kind = "manual"
     return Trigger(kind=kind, who=actor, at=start.at, reason=reason)
