@@ -572,18 +572,41 @@ def _stage(record: RolloutRecord, paused: bool = False) -> str:
     return f"{record.stage_index + 1}/{len(weights)} ({weights[record.stage_index]}%), {state}"
 
 
-def history_table(history: Iterable[Transition], limit: int) -> Table:
+_HISTORY_COLUMNS = ("at (rollout clock)", "kind", "actor", "weights", "what")
+
+
+def _history_rows(history: Iterable[Transition], limit: int) -> tuple[str, list[tuple[str, ...]]]:
+    """The history's title and its newest ``limit`` transitions, one tuple of cells each."""
     transitions = list(history)[-limit:]
-    shown = len(transitions)
-    table = Table(title=f"last {shown} transition{'' if shown == 1 else 's'}", title_justify="left")
-    for column in ("at (rollout clock)", "kind", "actor", "weights", "what"):
-        table.add_column(column, overflow="fold")
+    rows = []
     for t in transitions:
         weights = f"{_weights(t.from_weights)} -> {_weights(t.to_weights)}" if t.from_weights else _weights(t.to_weights)
         what = "; ".join(x for x in (t.comment, t.verdict) if x)
+        rows.append((utc(t.at), t.kind, t.actor, weights, what))
+    return f"last {len(transitions)} transition{'' if len(transitions) == 1 else 's'}", rows
+
+
+def history_table(history: Iterable[Transition], limit: int) -> Table:
+    title, rows = _history_rows(history, limit)
+    table = Table(title=title, title_justify="left")
+    for column in _HISTORY_COLUMNS:
+        table.add_column(column, overflow="fold")
+    for row in rows:
         # The ledger's words (people's names and comments, AWS's messages) are text, not markup.
-        table.add_row(*(Text(cell) for cell in (utc(t.at), t.kind, t.actor, weights, what)))
+        table.add_row(*(Text(cell) for cell in row))
     return table
+
+
+def history_lines(history: Iterable[Transition], limit: int) -> list[str]:
+    """The history for output that is not a terminal (a runbook, a ticket): one line a transition,
+    its columns aligned and the last one ("what") whole. The table, 80 columns wide there, folded
+    each image digest over many lines."""
+    title, rows = _history_rows(history, limit)
+    # A line break in a person's comment would start a line that is no transition.
+    rows = [_HISTORY_COLUMNS, *(tuple(" ".join(cell.split()) for cell in row) for row in rows)]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(_HISTORY_COLUMNS) - 1)]
+    return [title, *("  ".join((*(cell.ljust(width) for cell, width in zip(row, widths)), row[-1])).rstrip()
+                     for row in rows)]
 
 
 def _owner_row(record: RolloutRecord) -> str:
@@ -715,7 +738,11 @@ def print_status(service: Service, record: RolloutRecord, live: Weights | str, p
     if paused is not None:
         print_paused(paused)
     print_unheard(unheard)
-    console.print(history_table(record.history, limit))
+    if console.is_terminal:
+        console.print(history_table(record.history, limit))
+    else:
+        for line in history_lines(record.history, limit):
+            console.print(line, markup=False)
 
 
 def print_canary_runs(runs: Iterable[str]) -> None:
