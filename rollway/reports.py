@@ -614,8 +614,11 @@ def rollout_report(record: RolloutRecord, *, now: float | None = None) -> str:
         lines.append(f"- **Held by:** {held}")
     lines += _runs_line(record)
     if record.canary_task_definition or record.previous_task_definition:
+        # "previous" is the canary service's, which a rollback points it back at: not what users get.
         lines.append(f"- **Task definitions:** new {record.canary_task_definition or '-'}, "
-                     f"previous {record.previous_task_definition or '-'}")
+                     f"previous {record.previous_task_definition or '-'} ({record.service}'s before the rollout, "
+                     "taking no traffic)")
+    lines += users_get(record)
     lines += _flags_line(record)
     trigger = rollback_trigger(record)
     if trigger is not None:
@@ -623,6 +626,25 @@ def rollout_report(record: RolloutRecord, *, now: float | None = None) -> str:
     lines += ["", "## Stages", "", *_stage_table(record), "", "## Approvals", "", *_answers(record),
               "", "## Every recorded transition", "", *_timeline(record)]
     return "\n".join(lines) + "\n"
+
+
+def users_get(record: RolloutRecord, targets: Targets | None = None) -> list[str]:
+    """The report's line saying which version users get after a rollback: the task definition the
+    stable service ran when the rollback put all the traffic on it, as the rollback recorded it;
+    for a rollback that recorded none, or is not recorded as finished, that it is not recorded and
+    where to read it. Empty for a rollout not rolled back."""
+    if record.phase not in (RolloutPhase.ROLLED_BACK, RolloutPhase.ROLLING_BACK):
+        return []
+    stable = f"`{targets.stable_service}`" if targets is not None else "the stable service"
+    end = record.last_transition("rollback") if record.phase is RolloutPhase.ROLLED_BACK else None
+    if end is not None and end.stable_task_definition:
+        return [f"- **Users get since the rollback:** {cell(end.stable_task_definition)}, the task definition "
+                f"{stable} ran when the rollback put all the traffic on it (recorded by the rollback; `rollway "
+                "status` reads what it runs now)"]
+    why = ("the rollback is not recorded as finished" if end is None
+           else "this rollback's end was recorded before rollbacks kept it")
+    return [f"- **Users get since the rollback:** not recorded ({why}): `rollway status` reads where the traffic "
+            f"is and what {stable} runs"]
 
 
 def _exposure(record: RolloutRecord) -> tuple[Transition | None, int, Weights | None, float | None]:
@@ -814,7 +836,7 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, no
             f"{f'{at_trigger.canary}% ({at_trigger} stable/canary)' if at_trigger else 'not recorded'}{drifted}",
             f"- **Exposed for:** {exposed}",
         ]
-    lines += ["", "## Traffic moved back", ""]
+    lines += ["", "## Traffic moved back", "", *users_get(record, targets)]
     if start is not None:
         lines.append(f"- {utc(start.at)}: rollback intent recorded by {cell(start.actor)} before anything moved.")
     # A rollback that stopped part-way and the one that finished its work: the page and the end name the latter.

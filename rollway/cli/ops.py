@@ -644,10 +644,35 @@ def next_phase_row(record: RolloutRecord, now: float, speed: float = 1.0) -> str
             "one that ran since and did not start it says why in its log")
 
 
+def what_users_get(service: Service, live: Weights | str) -> str | None:
+    """Which version users get now, read from ECS and the load balancer: the image and task
+    definition the stable service runs, and the canary's beside it while it takes a share of the
+    traffic. The ledger's image is the rollout's, which after a rollback users no longer get.
+    None: no deployer to ask (the row is left out)."""
+    if service.deployer is None:
+        return None
+    t = service.targets
+
+    def runs(name: str) -> str:
+        task_definition = service.deployer.describe(name).task_definition
+        return f"{service.deployer.image_of(task_definition)} ({name} runs {task_definition})"
+
+    try:
+        stable = runs(t.stable_service)
+        if not isinstance(live, Weights):
+            return f"{stable}; which share of the traffic is not known: the load balancer could not be read"
+        if live.canary == 0:
+            return f"{stable}: all the traffic"
+        canary = runs(t.canary_service)
+        return f"{live.stable}%: {stable}; {live.canary}%: {canary}" if live.stable else f"{canary}: all the traffic"
+    except Exception as err:  # noqa: BLE001 - status still shows the ledger when ECS cannot be read
+        return f"unreadable from ECS ({err})"
+
+
 def print_status(service: Service, record: RolloutRecord, live: Weights | str, paused: Any | None, limit: int,
                  canary_runs: Iterable[str] = (), unrestorable: str | None = None,
                  unheard: Sequence[Any] = (), now: float | None = None, speed: float = 1.0,
-                 wall: float | None = None) -> None:
+                 wall: float | None = None, users: str | None = None) -> None:
     """The rollout's rows, what needs a person, and its latest transitions.
 
     ``canary_runs``: `canary` flow runs acting on the service that have not ended (asked only
@@ -658,6 +683,7 @@ def print_status(service: Service, record: RolloutRecord, live: Weights | str, p
     ``now``: the rollout clock's time (its ``speed``), to say how far off the next weekly phase is
     (None: not said). ``wall``: the wall clock's (a rollback's claim is stamped on it), to tell a
     rollback still sending its notice from one whose run stopped while sending it.
+    ``users``: which version users get now (``what_users_get``; None: not said).
     """
     # `rollway abort` restores the recorded revision, or the one stable runs: with neither ACTIVE
     # it ends with the canary's step failed every time, and only the rollback flow given another
@@ -675,6 +701,7 @@ def print_status(service: Service, record: RolloutRecord, live: Weights | str, p
         # Several paused runs none of which owns the rollout say nothing of its stage.
         ("stage", _stage(record, paused is not None and not isinstance(paused, tuple))),
         ("weights", f"ledger {record.weights}, load balancer {live} (stable/canary)"),
+        *((("users get", users),) if users is not None else ()),
         ("owner", _owner_row(record)),
     ]
     if record.weekly_phase_index >= 0 and not record.phased:
@@ -934,6 +961,8 @@ def status(*, targets_block: str | None, credentials_block: str | None, history:
         console.print(f"{'service':<13}{service.name} (cluster {service.targets.cluster})", markup=False)
         console.print(f"{'rollout':<13}none: {unrecorded} (a `canary` flow run keeps no ledger)", markup=False)
         console.print(f"{'weights':<13}load balancer {live} (stable/canary)", markup=False)
+        if (users := what_users_get(service, live)) is not None:
+            console.print(f"{'users get':<13}{users}", markup=False)
         if canary_runs:
             print_canary_runs(canary_runs)
         if paused is not None:
@@ -945,7 +974,7 @@ def status(*, targets_block: str | None, credentials_block: str | None, history:
     clock = between_phases_clock(record)
     print_status(service, record, live, paused, history, canary_runs=canary_runs, unrestorable=unrestorable,
                  unheard=unheard, now=clock.build().now() if clock else None, speed=clock.speed if clock else 1.0,
-                 wall=time.time())
+                 wall=time.time(), users=what_users_get(service, live))
     return 0
 
 
