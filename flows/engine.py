@@ -33,7 +33,7 @@ from rollway.decide import (
 )
 from rollway.environment import Environment
 from rollway.judge import assess, judge_for_stage
-from rollway.judge.guardrails import unattributed
+from rollway.judge.guardrails import asked_by, unattributed
 from rollway.ledger import RolloutEnded, timeout_reason
 from rollway.model import Interval, Observation, VersionSample, Verdict, Weights
 from rollway.phases import Phase
@@ -112,7 +112,7 @@ class NullJournal:
 class Rollbacker(Protocol):
     def __call__(self, reason: str, *, actor: str = "judge", ledger_failure: str | None = None,
                  notify: bool = True, traffic_only: bool = False) -> RollbackResult:
-        """Roll back; ``actor``: who asked (the judge, the person who rejected, "timeout");
+        """Roll back; ``actor``: who asked (the judge, a guardrail, the person who rejected, "timeout");
         ``ledger_failure``: what the journal could not record of it, told with the rollback;
         ``notify``: False when another rollback of the rollout has told people already;
         ``traffic_only``: only put the traffic back on stable (another rollback does the rest)."""
@@ -500,7 +500,10 @@ def run_stages(
         if isinstance(decision, Rollback):
             finish_stage("rollback", now)
             log.warning("rolling back: %s", decision.reason)
-            return _rolled_back(env, spec, rollback, journal, reports, weights, decision.reason)
+            # Asked by the guardrail or the judge, whichever verdict failed the stage: the page,
+            # the ledger and the incident report name the same one.
+            return _rolled_back(env, spec, rollback, journal, reports, weights, decision.reason,
+                                actor=asked_by(decision.reason))
 
         if isinstance(decision, (PhaseComplete, Promote)):
             done = isinstance(decision, Promote)

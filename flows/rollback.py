@@ -343,7 +343,8 @@ def execute_rollback(
                     t.stable_service, weights, t.canary_service)
         return RollbackResult(
             reason=reason, weights=weights, stable_desired=max(stable.desired, needed),
-            canary_desired=canary.desired, canary_task_definition=canary.task_definition, scaled_stable=scaled,
+            canary_desired=canary.desired, canary_task_definition=canary.task_definition,
+            stable_task_definition=stable.task_definition, scaled_stable=scaled,
             steps=(*steps, "the canary and the flags left to the rollback holding the claim; not notified"),
         )
 
@@ -486,6 +487,7 @@ def execute_rollback(
         stable_desired=max(stable.desired, needed),
         canary_desired=retired.desired,
         canary_task_definition=retired.task_definition,
+        stable_task_definition=stable.task_definition,
         scaled_stable=scaled,
         flags_disabled=disabled,
         flags_kept=kept,
@@ -640,7 +642,8 @@ def record_rollback_end(env: Environment, *, rollout: str | None, actor: str, re
                         result: RollbackResult) -> None:
     """Record that ``rollout``'s rollback ended, lease-free (a rollback must always be able to
     act, whoever holds the lease), with what it read back, the task definition it restored on the
-    canary and its notice's SNS message id; its claim ends with it.
+    canary, the one the stable service ran when it took all the traffic (what users get) and its
+    notice's SNS message id; its claim ends with it.
 
     If another rollback ended that rollout and a new rollout started while this one acted, the
     end belongs to the old record, never to the new one: nothing is written, and the log says so.
@@ -653,7 +656,8 @@ def record_rollback_end(env: Environment, *, rollout: str | None, actor: str, re
         env.ledger.record(
             env.targets.canary_service, owner=None, now=now, rollout=rollout, rule=_not_ended_by_another,
             transition=Transition(at=now, kind="rollback", actor=actor, to_weights=result.weights, comment=reason,
-                                  message_id=result.notification_id, task_definition=result.canary_task_definition),
+                                  message_id=result.notification_id, task_definition=result.canary_task_definition,
+                                  stable_task_definition=result.stable_task_definition),
             # The flags it left on (a person's re-enable): the incident report says so from these.
             followed_by=tuple(Transition(at=now, kind="flag", actor=actor, comment=line) for line in result.flags_kept),
             phase=RolloutPhase.ROLLED_BACK, weights=result.weights, **claim_changes(None),
@@ -968,6 +972,7 @@ def done_by_other(record: RolloutRecord, held: RollbackClaimed) -> RollbackResul
         reason=end.comment if end is not None and end.comment else "rolled back by another rollback",
         weights=weights, stable_desired=record.stable_desired or 0, canary_desired=0,
         canary_task_definition=restored, notification_id=end.message_id if end is not None else None,
+        stable_task_definition=end.stable_task_definition if end is not None else None,
         done_by=held.holder,
         steps=(f"rolled back by {by} ({held.holder}) while this rollback waited"
                + (f", finished at {utc(end.at)}" if end is not None else "")

@@ -137,14 +137,17 @@ class Transition(BaseModel):
     verdict: str | None = Field(default=None, description="verdict summary a person can read")
     comment: str | None = None
     # A rollback's end (kind "rollback") records what it did that nothing else keeps: the id SNS
-    # gave its notice (None: not notified, or recorded before ids were kept), and the task
-    # definition it pointed the canary service back at.
+    # gave its notice (None: not notified, or recorded before ids were kept), the task
+    # definition it pointed the canary service back at, and the one the stable service ran when
+    # it took all the traffic (what users got: the canary's restored one need not be it).
     message_id: str | None = Field(default=None, description="SNS message id of the notice a rollback sent")
     task_definition: str | None = Field(default=None, description="task definition a rollback restored on the canary")
     # A rollback's notifying entry records the wall-clock time beside ``at`` (the rollout clock): the
     # page of a run finishing it says when people may have been paged, and under a sped-up clock
     # (`rollway up`'s) ``at`` runs hours ahead of that. None: recorded before it was kept.
     wall: float | None = Field(default=None, description="wall-clock epoch seconds of a rollback's notifying entry")
+    stable_task_definition: str | None = Field(
+        default=None, description="task definition the stable service ran when a rollback put all the traffic on it")
     # The Prefect flow run that wrote the entry under the rollout's lease, so a person reading a
     # report can find it in the UI: the owner is recorded only while it holds the lease, and
     # released when it ends. Set on a rollout's start, on each run's first write and on a pause

@@ -57,6 +57,8 @@ class RollbackResult(BaseModel):
     stable_desired: int
     canary_desired: int
     canary_task_definition: str
+    stable_task_definition: str | None = Field(default=None, description=(
+        "the task definition the stable service ran when the rollback put all the traffic on it: what users get"))
     scaled_stable: bool = False
     flags_disabled: tuple[str, ...] = ()
     flags_kept: tuple[str, ...] = Field(default=(), description=(

@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict
 from rollway import weekly
 from rollway.approvals import UNHEARD, asked_again, pause_deadline
 from rollway.finalize import DONE as FINALIZED, START as FINALIZE_START, finalize_unfinished
+from rollway.judge.guardrails import GUARDRAIL, LOAD_BALANCER_5XX, asked_by
 from rollway.ledger import (NOTICE_ANSWER_LOST, NOTICE_FAILED, NOTICE_NOT_SENT, NOTICE_UNREACHED, OWNER_PREFIX,
                             TAKEOVER, RolloutRecord, Transition, monitoring_owed, notice_answer_lost, notice_sent,
                             notice_time, notice_unconfirmed, rollback_start, utc)
@@ -90,15 +91,11 @@ class Trigger(BaseModel):
         }[self.kind]
 
 
-# What every guardrail verdict on requests the load balancer refused itself says
-# (rollway.judge.guardrails.check_totals): no comparison with the baseline is made on them.
-_LOAD_BALANCER_5XX = "answered 5xx by the load balancer itself"
-
-
 def _load_balancer_refused(reason: str) -> bool:
     """Whether a guardrail failed on requests the load balancer refused itself, not on an error
-    rate (its reason then names the error rate, with those requests beside it)."""
-    return _LOAD_BALANCER_5XX in reason and "canary error rate" not in reason
+    rate (its reason then names the error rate, with those requests beside it): no comparison with
+    the baseline is made on them."""
+    return LOAD_BALANCER_5XX in reason and "canary error rate" not in reason
 
 
 def _judged_against(reason: str) -> str:
@@ -218,12 +215,14 @@ def rollback_trigger(record: RolloutRecord) -> Trigger | None:
         kind = "monitor"
     elif actor == "drift":
         kind = "drift"
+    elif actor == GUARDRAIL:
+        kind = "guardrail"
     elif actor == "judge":
-        # The engine records every rollback its verdict asks for as the judge's, guardrails'
-        # included; the reason says which. The guardrail on load-balancer 5xx with no request
-        # count to set them against (the canary has no healthy target) names no "guardrail":
-        # it was reported as the canary judge's comparison with the baseline, which never ran.
-        kind = "guardrail" if "guardrail" in reason or _LOAD_BALANCER_5XX in reason else "judge"
+        # Recorded before the engine named a guardrail's rollback as the guardrail's: the reason
+        # says which (as the engine now reads it, ``asked_by``). The guardrail on load-balancer 5xx
+        # with no request count to set them against names no "guardrail": it was reported as the
+        # canary judge's comparison with the baseline, which never ran.
+        kind = asked_by(reason)
     else:
         kind = "manual"
     return Trigger(kind=kind, who=actor, at=start.at, reason=reason)
@@ -631,8 +630,11 @@ def rollout_report(record: RolloutRecord, *, now: float | None = None) -> str:
         lines.append(f"- **Held by:** {held}")
     lines += _runs_line(record)
     if record.canary_task_definition or record.previous_task_definition:
+        # "previous" is the canary service's, which a rollback points it back at: not what users get.
         lines.append(f"- **Task definitions:** new {record.canary_task_definition or '-'}, "
-                     f"previous {record.previous_task_definition or '-'}")
+                     f"previous {record.previous_task_definition or '-'} ({record.service}'s before the rollout, "
+                     "taking no traffic)")
+    lines += users_get(record)
     lines += _flags_line(record)
     trigger = rollback_trigger(record)
     if trigger is not None:
@@ -640,6 +642,25 @@ def rollout_report(record: RolloutRecord, *, now: float | None = None) -> str:
     lines += ["", "## Stages", "", *_stage_table(record), "", "## Approvals", "", *_answers(record),
               "", "## Every recorded transition", "", *_timeline(record)]
     return "\n".join(lines) + "\n"
+
+
+def users_get(record: RolloutRecord, targets: Targets | None = None) -> list[str]:
+    """The report's line saying which version users get after a rollback: the task definition the
+    stable service ran when the rollback put all the traffic on it, as the rollback recorded it;
+    for a rollback that recorded none, or is not recorded as finished, that it is not recorded and
+    where to read it. Empty for a rollout not rolled back."""
+    if record.phase not in (RolloutPhase.ROLLED_BACK, RolloutPhase.ROLLING_BACK):
+        return []
+    stable = f"`{targets.stable_service}`" if targets is not None else "the stable service"
+    end = record.last_transition("rollback") if record.phase is RolloutPhase.ROLLED_BACK else None
+    if end is not None and end.stable_task_definition:
+        return [f"- **Users get since the rollback:** {cell(end.stable_task_definition)}, the task definition "
+                f"{stable} ran when the rollback put all the traffic on it (recorded by the rollback; `rollway "
+                "status` reads what it runs now)"]
+    why = ("the rollback is not recorded as finished" if end is None
+           else "this rollback's end was recorded before rollbacks kept it")
+    return [f"- **Users get since the rollback:** not recorded ({why}): `rollway status` reads where the traffic "
+            f"is and what {stable} runs"]
 
 
 def _exposure(record: RolloutRecord) -> tuple[Transition | None, int, Weights | None, float | None]:
@@ -835,7 +856,7 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, no
             f"{f'{at_trigger.canary}% ({at_trigger} stable/canary)' if at_trigger else 'not recorded'}{drifted}",
             f"- **Exposed for:** {exposed}",
         ]
-    lines += ["", "## Traffic moved back", ""]
+    lines += ["", "## Traffic moved back", "", *users_get(record, targets)]
     if start is not None:
         lines.append(f"- {utc(start.at)}: rollback intent recorded by {cell(start.actor)} before anything moved.")
     # A rollback that stopped part-way and the one that finished its work: the page and the end name the latter.

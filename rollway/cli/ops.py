@@ -572,18 +572,41 @@ def _stage(record: RolloutRecord, paused: bool = False) -> str:
     return f"{record.stage_index + 1}/{len(weights)} ({weights[record.stage_index]}%), {state}"
 
 
-def history_table(history: Iterable[Transition], limit: int) -> Table:
+_HISTORY_COLUMNS = ("at (rollout clock)", "kind", "actor", "weights", "what")
+
+
+def _history_rows(history: Iterable[Transition], limit: int) -> tuple[str, list[tuple[str, ...]]]:
+    """The history's title and its newest ``limit`` transitions, one tuple of cells each."""
     transitions = list(history)[-limit:]
-    shown = len(transitions)
-    table = Table(title=f"last {shown} transition{'' if shown == 1 else 's'}", title_justify="left")
-    for column in ("at (rollout clock)", "kind", "actor", "weights", "what"):
-        table.add_column(column, overflow="fold")
+    rows = []
     for t in transitions:
         weights = f"{_weights(t.from_weights)} -> {_weights(t.to_weights)}" if t.from_weights else _weights(t.to_weights)
         what = "; ".join(x for x in (t.comment, t.verdict) if x)
+        rows.append((utc(t.at), t.kind, t.actor, weights, what))
+    return f"last {len(transitions)} transition{'' if len(transitions) == 1 else 's'}", rows
+
+
+def history_table(history: Iterable[Transition], limit: int) -> Table:
+    title, rows = _history_rows(history, limit)
+    table = Table(title=title, title_justify="left")
+    for column in _HISTORY_COLUMNS:
+        table.add_column(column, overflow="fold")
+    for row in rows:
         # The ledger's words (people's names and comments, AWS's messages) are text, not markup.
-        table.add_row(*(Text(cell) for cell in (utc(t.at), t.kind, t.actor, weights, what)))
+        table.add_row(*(Text(cell) for cell in row))
     return table
+
+
+def history_lines(history: Iterable[Transition], limit: int) -> list[str]:
+    """The history for output that is not a terminal (a runbook, a ticket): one line a transition,
+    its columns aligned and the last one ("what") whole. The table, 80 columns wide there, folded
+    each image digest over many lines."""
+    title, rows = _history_rows(history, limit)
+    # A line break in a person's comment would start a line that is no transition.
+    rows = [_HISTORY_COLUMNS, *(tuple(" ".join(cell.split()) for cell in row) for row in rows)]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(_HISTORY_COLUMNS) - 1)]
+    return [title, *("  ".join((*(cell.ljust(width) for cell, width in zip(row, widths)), row[-1])).rstrip()
+                     for row in rows)]
 
 
 def _owner_row(record: RolloutRecord) -> str:
@@ -621,10 +644,35 @@ def next_phase_row(record: RolloutRecord, now: float, speed: float = 1.0) -> str
             "one that ran since and did not start it says why in its log")
 
 
+def what_users_get(service: Service, live: Weights | str) -> str | None:
+    """Which version users get now, read from ECS and the load balancer: the image and task
+    definition the stable service runs, and the canary's beside it while it takes a share of the
+    traffic. The ledger's image is the rollout's, which after a rollback users no longer get.
+    None: no deployer to ask (the row is left out)."""
+    if service.deployer is None:
+        return None
+    t = service.targets
+
+    def runs(name: str) -> str:
+        task_definition = service.deployer.describe(name).task_definition
+        return f"{service.deployer.image_of(task_definition)} ({name} runs {task_definition})"
+
+    try:
+        stable = runs(t.stable_service)
+        if not isinstance(live, Weights):
+            return f"{stable}; which share of the traffic is not known: the load balancer could not be read"
+        if live.canary == 0:
+            return f"{stable}: all the traffic"
+        canary = runs(t.canary_service)
+        return f"{live.stable}%: {stable}; {live.canary}%: {canary}" if live.stable else f"{canary}: all the traffic"
+    except Exception as err:  # noqa: BLE001 - status still shows the ledger when ECS cannot be read
+        return f"unreadable from ECS ({err})"
+
+
 def print_status(service: Service, record: RolloutRecord, live: Weights | str, paused: Any | None, limit: int,
                  canary_runs: Iterable[str] = (), unrestorable: str | None = None,
                  unheard: Sequence[Any] = (), now: float | None = None, speed: float = 1.0,
-                 wall: float | None = None) -> None:
+                 wall: float | None = None, users: str | None = None) -> None:
     """The rollout's rows, what needs a person, and its latest transitions.
 
     ``canary_runs``: `canary` flow runs acting on the service that have not ended (asked only
@@ -635,6 +683,7 @@ def print_status(service: Service, record: RolloutRecord, live: Weights | str, p
     ``now``: the rollout clock's time (its ``speed``), to say how far off the next weekly phase is
     (None: not said). ``wall``: the wall clock's (a rollback's claim is stamped on it), to tell a
     rollback still sending its notice from one whose run stopped while sending it.
+    ``users``: which version users get now (``what_users_get``; None: not said).
     """
     # `rollway abort` restores the recorded revision, or the one stable runs: with neither ACTIVE
     # it ends with the canary's step failed every time, and only the rollback flow given another
@@ -652,6 +701,7 @@ def print_status(service: Service, record: RolloutRecord, live: Weights | str, p
         # Several paused runs none of which owns the rollout say nothing of its stage.
         ("stage", _stage(record, paused is not None and not isinstance(paused, tuple))),
         ("weights", f"ledger {record.weights}, load balancer {live} (stable/canary)"),
+        *((("users get", users),) if users is not None else ()),
         ("owner", _owner_row(record)),
     ]
     if record.weekly_phase_index >= 0 and not record.phased:
@@ -715,7 +765,12 @@ def print_status(service: Service, record: RolloutRecord, live: Weights | str, p
     if paused is not None:
         print_paused(paused)
     print_unheard(unheard)
-    console.print(history_table(_as_asked_now(record), limit))
+    history = _as_asked_now(record)
+    if console.is_terminal:
+        console.print(history_table(history, limit))
+    else:
+        for line in history_lines(history, limit):
+            console.print(line, markup=False)
 
 
 def _as_asked_now(record: RolloutRecord) -> tuple[Transition, ...]:
@@ -918,6 +973,8 @@ def status(*, targets_block: str | None, credentials_block: str | None, history:
         console.print(f"{'service':<13}{service.name} (cluster {service.targets.cluster})", markup=False)
         console.print(f"{'rollout':<13}none: {unrecorded} (a `canary` flow run keeps no ledger)", markup=False)
         console.print(f"{'weights':<13}load balancer {live} (stable/canary)", markup=False)
+        if (users := what_users_get(service, live)) is not None:
+            console.print(f"{'users get':<13}{users}", markup=False)
         if canary_runs:
             print_canary_runs(canary_runs)
         if paused is not None:
@@ -929,7 +986,7 @@ def status(*, targets_block: str | None, credentials_block: str | None, history:
     clock = between_phases_clock(record)
     print_status(service, record, live, paused, history, canary_runs=canary_runs, unrestorable=unrestorable,
                  unheard=unheard, now=clock.build().now() if clock else None, speed=clock.speed if clock else 1.0,
-                 wall=time.time())
+                 wall=time.time(), users=what_users_get(service, live))
     return 0
 
 

@@ -23,6 +23,19 @@ from rollway.spec import Guardrails
 # Verdict.metric of a check that found load-balancer 5xx and no request count to set them against.
 UNATTRIBUTED = "unserved_without_requests"
 
+# What every guardrail verdict on requests the load balancer refused itself says (``check_totals``).
+LOAD_BALANCER_5XX = "answered 5xx by the load balancer itself"
+
+GUARDRAIL = "guardrail"
+"""Who asks for a rollback a guardrail's verdict calls for: the ledger, the page and the reports name it."""
+
+
+def asked_by(reason: str) -> str:
+    """Who asked for the rollback a stage's failed verdict calls for, from its reason: ``GUARDRAIL``
+    when the guardrails' verdict was the worse (each of theirs names a guardrail, or the requests
+    the load balancer refused itself when it has no rate to hold to one), "judge" otherwise."""
+    return GUARDRAIL if GUARDRAIL in reason or LOAD_BALANCER_5XX in reason else "judge"
+
 
 def check(guardrails: Guardrails, observation: Observation, *, monitoring: bool,
           history: Sequence[Interval] = (), healthy_targets: int | None = None) -> Verdict:

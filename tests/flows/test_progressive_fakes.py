@@ -835,6 +835,44 @@ def test_a_rejection_is_rolled_back_in_the_name_of_the_person_who_rejected():
     assert [t.actor for t in record.history if t.kind in ("rollback-start", "rollback")] == ["dana", "dana"]
 
 
+def test_a_guardrail_rollback_is_requested_by_the_guardrail_in_the_page_the_ledger_and_the_report():
+    """The page said "Requested by: judge" when the 1% error-rate guardrail, not the statistical
+    judge, asked for the rollback; the ledger and the incident report now name the same asker."""
+    from rollway.reports import incident_report
+
+    env = env_with_ledger(canary_error_rate=0.3)
+    spec = RolloutSpec(image=IMAGE, stages=[Stage(weight=5, bake_seconds=600), Stage(weight=100, bake_seconds=600)],
+                       monitor_seconds=0)
+    result = progressive_on(env, spec, None)
+    assert result.outcome == "rolled_back" and "over the 1% guardrail" in result.reason, result.reason
+    notice = next(m for s, m in env.notifier.messages if s.startswith("Rollback"))
+    assert "Requested by: guardrail\n" in notice, notice
+    record = env.ledger.get(env.targets.canary_service)
+    assert [t.actor for t in record.history if t.kind in ("rollback-start", "rollback")] == ["guardrail", "guardrail"]
+    report = incident_report(record)
+    assert "- **Trigger:** an absolute guardrail on the canary's errors" in report, report
+    assert "- **Recorded by:** guardrail at" in report, report
+
+
+def test_the_reports_say_which_version_users_get_after_the_rollback_as_the_rollback_read_it():
+    """The incident report named only the canary's restored task definition, and the rollout report
+    called it "previous": neither said what the stable service ran, which is what users get."""
+    from rollway.reports import incident_report, rollout_report
+    from tests.flows.fake_env import STABLE_TD
+
+    env = env_with_ledger(canary_error_rate=0.3)
+    spec = RolloutSpec(image=IMAGE, stages=[Stage(weight=5, bake_seconds=600), Stage(weight=100, bake_seconds=600)],
+                       monitor_seconds=0)
+    assert progressive_on(env, spec, None).outcome == "rolled_back"
+    record = env.ledger.get(env.targets.canary_service)
+    said = (f"- **Users get since the rollback:** {STABLE_TD}, the task definition `{env.targets.stable_service}` "
+            "ran when the rollback put all the traffic on it (recorded by the rollback;")
+    assert said in incident_report(record, targets=env.targets), incident_report(record, targets=env.targets)
+    report = rollout_report(record)
+    assert f"- **Users get since the rollback:** {STABLE_TD}, the task definition the stable service ran" in report
+    assert f"previous {STABLE_TD} ({env.targets.canary_service}'s before the rollout, taking no traffic)" in report
+
+
 def test_the_rollback_page_names_the_version_and_the_rollout_it_rolled_back():
     """The page said which service was rolled back and why, never which version nor which rollout,
     and sent on-call to "the window above", which it did not hold."""

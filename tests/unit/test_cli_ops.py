@@ -106,6 +106,23 @@ def test_status_names_the_digest_the_rollout_pinned_its_tag_to(capsys) -> None:
     assert "image        repo/app:2.0.0\n" in capsys.readouterr().out
 
 
+def test_piped_status_keeps_each_transition_and_digest_on_one_line(capsys) -> None:
+    """Piped (a runbook, a ticket), status wrapped at 80 columns and folded each image digest over
+    many lines of the history table: one line a transition now, the digest whole."""
+    pinned = "123456789012.dkr.ecr.us-west-2.amazonaws.com/repo/app@sha256:" + "ab12" * 16
+    long = record(history=(Transition(at=1_799_999_000.0, kind="start", actor="alice",
+                                      comment=f"rollout of repo/app:2.0.0, pinned as {pinned}"),
+                           Transition(at=1_799_999_100.0, kind="rollback", actor="guardrail", to_weights=Weights(stable=100, canary=0),
+                                      comment="5%: canary error rate 30.00% (4,500/15,000) is over the 1% guardrail")))
+    print_status(SimpleNamespace(name="svc-canary", targets=Targets()), long, Weights(stable=100, canary=0), None,
+                 limit=10)
+    lines = capsys.readouterr().out.splitlines()
+    [start] = [line for line in lines if " start " in line]
+    assert start.endswith(f"rollout of repo/app:2.0.0, pinned as {pinned}"), lines
+    [back] = [line for line in lines if " rollback " in line]
+    assert " guardrail " in back and "100/0" in back and back.endswith("is over the 1% guardrail"), lines
+
+
 def test_status_says_which_of_its_times_are_on_the_wall_clock(capsys) -> None:
     """Under `rollway up`'s 60x the history (rollout clock) runs hours ahead of the wall clock, on
     which leases and pause timeouts run: status showed "lease until 19:45 UTC" and a pause

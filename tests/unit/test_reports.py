@@ -804,3 +804,21 @@ def test_a_rollout_whose_newest_entry_is_its_runs_pause_reads_as_waiting_and_an_
     answered = Transition(at=T0 + 800, kind="approve", actor="bob", to_stage=1, comment="approve: ok")
     assert "waiting" not in rollout_report(record([started(), shift(60, 5, 0), passed(600, 0), pause, answered],
                                                   RolloutPhase.PROGRESSING, weights=w(5)))
+
+
+def test_what_users_get_after_a_rollback_is_said_from_what_the_rollback_recorded_never_guessed():
+    """The report named the canary's restored revision and nothing of what the stable service ran:
+    a reader took the canary's "previous" for what users get. Said only as recorded."""
+    rec = guardrail_rollback()
+    end = rec.history[-1].model_copy(update={"stable_task_definition": "webordinary-edit-task:7"})
+    text = incident_report(rec.model_copy(update={"history": rec.history[:-1] + (end,)}))
+    assert ("- **Users get since the rollback:** webordinary-edit-task:7, the task definition the stable service ran "
+            "when the rollback put all the traffic on it (recorded by the rollback;") in text
+    # An end recorded before rollbacks kept it, and a rollback not recorded as finished: not guessed.
+    for rec, why in ((guardrail_rollback(), "this rollback's end was recorded before rollbacks kept it"),
+                     (guardrail_rollback(finished=False), "the rollback is not recorded as finished")):
+        said = [line for line in incident_report(rec).splitlines() if line.startswith("- **Users get")]
+        assert said == [f"- **Users get since the rollback:** not recorded ({why}): `rollway status` reads where the "
+                        "traffic is and what the stable service runs"], said
+    assert "previous webordinary-edit-task:3 (webordinary-edit-service-canary's before the rollout, taking no traffic)" \
+        in rollout_report(guardrail_rollback())
