@@ -21,15 +21,13 @@ from typing import TYPE_CHECKING, Any, Sequence
 from cyclopts import App
 
 from flows.params import MAX_POLL_SECONDS
+from rollway.cli.blocks import DEPLOYMENT, deployment_path  # noqa: F401 - deployment_path: for run_deployment
 from rollway.clock import ClockSettings
 from rollway.spec import RolloutSpec
 from rollway.validation import ValidationSpec
 
 if TYPE_CHECKING:
     from prefect.deployments.runner import RunnerDeployment
-
-DEPLOYMENT = "rollway"
-"""Name of every served deployment: runs are addressed as ``<flow name>/rollway``."""
 
 WEEKLY_CRON = "0 9 * * MON"
 """advance_phase runs on Mondays at 09:00 (in ``WEEKLY_TIMEZONE``): one weekly phase a week."""
@@ -41,11 +39,6 @@ WEEKLY_TIMEZONE = "UTC"
 DEFAULT_POLL_SECONDS = 2.0
 
 TAGS = ("rollway",)
-
-
-def deployment_path(flow_name: str) -> str:
-    """``<flow name>/<deployment name>``, as ``run_deployment`` and the UI address a deployment."""
-    return f"{flow_name}/{DEPLOYMENT}"
 
 
 def build_deployments(

@@ -1,7 +1,8 @@
 """State hooks that roll a rollout back when its run fails, crashes or is cancelled.
 
 The hook rebuilds the environment from the run's own parameters (block names, clock) and
-runs the rollback flow, so the rollback shows in the UI as a run of its own. A rollout flow's
+runs ``flows.rollback.hook_rollback``, a run of the `rollback` flow in the UI, of its own; not the
+deployed one, whose form a person fills in. A rollout flow's
 hook rolls back only the rollout its run held (``flows.env.mark_rollout`` / ``run_rollout``): once
 that one ended and the next began, the next is someone else's and is left alone. A `canary` run that
 failed handed its Prefect concurrency slot to the hook (flows/slot.py): the hook holds it until its
@@ -146,7 +147,8 @@ def leave_alone(state, params: dict, finalizing: bool = False, rollout: str | No
 def _rollback_from_state(flow, flow_run, state) -> None:
     from flows.env import CANARY_FLOW, began_finalizing, run_rollout
     from flows.params import fit_reason
-    from flows.rollback import CLAIM_POLL_SECONDS, CLAIM_WAIT_SECONDS, RollbackIncomplete, RollbackRefused, rollback
+    from flows.rollback import (CLAIM_POLL_SECONDS, CLAIM_WAIT_SECONDS, RollbackIncomplete, RollbackRefused,
+                                hook_rollback)
     from rollway.ledger import (CLAIM_SECONDS, RollbackClaimed, RollbackUnrecorded, RolloutClosed, RolloutNotFound,
                                 RolloutSuperseded)
 
@@ -191,7 +193,9 @@ def _rollback_from_state(flow, flow_run, state) -> None:
         log.info("run %s waited %.0f s for the rollback by %s already: waiting at most %.0f s more, to see whether "
                  "it is still alive", flow_run.name, exc.waited, exc.holder, claim_wait)
     def roll_back(held: str | None):
-        return rollback(
+        # Never recorded on a closed rollout: a `canary` flow run's rollback is its own, not a
+        # promotion's, which only a person's rollback by hand takes out of production.
+        return hook_rollback(
             reason=reason,
             actor=f"state hook ({state.type.value.lower()})",
             bindings=None if ledgered else flags,
@@ -200,9 +204,6 @@ def _rollback_from_state(flow, flow_run, state) -> None:
             aws_credentials_block=params.get("aws_credentials_block"),
             clock=ClockSettings.of_run(params.get("clock")),
             only_open_rollout=ledgered,
-            # A `canary` flow run's rollback is its own: never recorded on a promotion the ledger
-            # closed, which only a person's rollback by hand takes out of production.
-            leave_closed_rollout=True,
             rollout=held,
             claim_wait_seconds=claim_wait,
         )

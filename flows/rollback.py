@@ -1490,7 +1490,6 @@ def rollback(
     aws_credentials_block: str | None = None,
     clock: ClockSettings = ClockSettings(),
     only_open_rollout: bool = False,
-    leave_closed_rollout: bool = False,
     fallback_bindings: list[FlagBinding] | None = None,
     rollout: RolloutId | None = None,
     claim_wait_seconds: WaitSeconds = CLAIM_WAIT_SECONDS,
@@ -1510,7 +1509,6 @@ def rollback(
         aws_credentials_block: a saved AwsCredentials block; empty: boto3's default chain.
         clock: the rollout clock; leave it for a real rollout (speed 1), the simulator speeds it up.
         only_open_rollout: for the state hooks, leave it off: on, a promotion whose window closed is not rolled back.
-        leave_closed_rollout: for the state hooks, leave it off: on, it records no rollback on a closed rollout.
         fallback_bindings: flags to disable only if the ledger cannot be read (the state hooks pass their run's).
         rollout: act only while this rollout id (`rollway status` shows it) is the service's newest; empty: any.
         claim_wait_seconds: how long to wait for a rollback of the rollout already under way (wall seconds).
@@ -1519,6 +1517,27 @@ def rollback(
     return rollback_recorded(
         env, reason, actor=actor, previous_task_definition=previous_task_definition,
         stable_desired=stable_desired, bindings=bindings, only_open=only_open_rollout,
-        leave_closed=leave_closed_rollout,
         fallback_bindings=fallback_bindings, rollout=rollout, claim_wait_seconds=claim_wait_seconds,
     )
+
+
+@flow(name="rollback", log_prints=True)
+def hook_rollback(
+    reason: Reason,
+    actor: Actor,
+    bindings: list[FlagBinding] | None,
+    fallback_bindings: list[FlagBinding] | None,
+    targets_block: str | None,
+    aws_credentials_block: str | None,
+    clock: ClockSettings,
+    only_open_rollout: bool,
+    rollout: RolloutId | None,
+    claim_wait_seconds: WaitSeconds,
+) -> RollbackResult:
+    """The state hooks' rollback (flows/hooks.py): a run of the `rollback` flow, as the UI shows it,
+    whose rollback is the failed run's own, so never recorded on a closed rollout (``leave_closed``
+    of ``rollback_recorded``). No deployment serves it: a person's rollback cannot switch that on."""
+    env = load_environment(targets_block, aws_credentials_block, clock)
+    return rollback_recorded(env, reason, actor=actor, bindings=bindings, only_open=only_open_rollout,
+                             leave_closed=True, fallback_bindings=fallback_bindings, rollout=rollout,
+                             claim_wait_seconds=claim_wait_seconds)

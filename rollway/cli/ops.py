@@ -30,6 +30,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from rollway.cli.blocks import deployment_path
 from rollway.clock import ClockSettings
 from rollway.ledger import (
     RolloutClosed, RolloutRecord, Transition, notice_sent, owed_rejection, rejection_owed, rejection_reason,
@@ -43,10 +44,10 @@ ROLLOUT_FLOWS = ("progressive_rollout", "advance_phase", "canary")
 """Flows whose paused runs promote and abort answer."""
 
 HOW_TO_START = (
-    "start one from the `progressive_rollout` deployment: in the Prefect UI, Deployments -> progressive_rollout "
-    "-> Run -> Custom run (its form holds the spec), or `prefect deployment run progressive_rollout/rollway` "
-    "under `rollway up`, whose form is pre-filled (`progressive_rollout/webordinary` with `--param spec=...` on "
-    "an account deployed from prefect.yaml)"
+    f"start one from the `progressive_rollout` deployment: in the Prefect UI, Deployments -> "
+    f"{deployment_path('progressive_rollout')} -> Run -> Custom run (its form holds the spec), or `prefect deployment "
+    f"run {deployment_path('progressive_rollout')}` under `rollway up`, whose form is pre-filled (with "
+    "`--param spec=...` where the form holds none, as on an account deployed from prefect.yaml)"
 )
 """What ``status`` says when the ledger has no rollout of the service."""
 

@@ -35,6 +35,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from rollway.cli import home_unusable
+from rollway.cli.blocks import DEPLOYMENT, deployment_path
 from rollway.cli.processes import (HOST, Child, PrefectServer, ProcessFailed, first_unprivileged_port, free_port,
                                    port_unusable, prefect_server_on, serve_process, wait_served)
 from rollway.clock import MAX_SPEED, MIN_SPEED, ClockSettings
@@ -46,8 +47,6 @@ from rollway.spec import RolloutSpec
 from rollway.targets import Targets
 
 DEFAULT_PORT = 4200
-DEPLOYMENT = "rollway"
-"""The name deployments/serve.py gives every deployment it serves (``<flow>/rollway``)."""
 INBOX_QUEUE = "rollway-up-inbox"
 """SQS queue ``rollway up`` subscribes to the alert topic: the checklist wants a subscriber,
 and a person can read the rollback pages there."""
@@ -308,7 +307,7 @@ def _instructions(server: PrefectServer, topology: Topology, speed: float, home:
     console.print(f"Stacks recorded for the checklist: {', '.join(targets.stacks)}")
     console.print(
         "\n[bold]Try it:[/bold]\n"
-        f"  1. Open {server.url} -> Deployments -> progressive_rollout/rollway -> Run -> Custom run.\n"
+        f"  1. Open {server.url} -> Deployments -> {deployment_path('progressive_rollout')} -> Run -> Custom run.\n"
         "     The form is pre-filled with a rollout of :2.0.0 (5, 25, 50, 75, 100%, approvals before\n"
         "     25% and 100%); change the image to :2.1.0 to watch the judge roll it back.\n"
         "  2. Open the run. When it shows Paused, click Resume, choose approve, reject or hold (ask again\n"
@@ -329,7 +328,7 @@ def _instructions(server: PrefectServer, topology: Topology, speed: float, home:
         # within hours of wall time, and the scheduled run may be days away. A person trying the
         # weekly plan waited for a run that would not come before Monday.
         + (f" At {speed:g}x a rollout week passes in {7 * 24 / speed:.1f} wall hours, long before\n"
-           "the schedule's next Monday: start each next phase yourself (Deployments -> advance_phase/rollway\n"
+           f"the schedule's next Monday: start each next phase yourself (Deployments -> {deployment_path('advance_phase')}\n"
            "-> Run) once the phased run's summary says it is due."
            if speed > 1 else "")
         + "\nCtrl-C stops everything."

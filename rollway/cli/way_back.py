@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from rollway.cli.blocks import deployment_path
 from rollway.finalize import (DONE, START, UNRECORDED_ROLLBACK, finalize_unfinished, is_finalized, reversible_by_hand,
                               reverted_by_hand, same_revision)
 from rollway.image import with_pin
@@ -61,9 +62,9 @@ def _new_rollout(record: RolloutRecord, image: str | None) -> str:
     else:
         which = "`image` set to the version you want back (the ledger does not record which ran before)"
     return ("roll the previous version out again as a new rollout, judged stage by stage like any release: in the "
-            f"Prefect UI, Deployments -> progressive_rollout -> Run -> Custom run, with the spec's {which}; or "
-            "`prefect deployment run progressive_rollout/rollway --param spec=<that spec as JSON>` "
-            "(`progressive_rollout/webordinary` on an account deployed from prefect.yaml)")
+            f"Prefect UI, Deployments -> {deployment_path('progressive_rollout')} -> Run -> Custom run, with the "
+            f"spec's {which}; or `prefect deployment run {deployment_path('progressive_rollout')} "
+            "--param spec=<that spec as JSON>`")
 
 
 CANARY_RUN_NEXT = ("If a `canary` flow run drives it (`rollway status` lists one), let it finish, or cancel it "
@@ -131,9 +132,9 @@ def nothing_to_abort(targets: Targets, record: RolloutRecord | None, history: Se
     return (f"{head} and its monitoring window has closed: it is production, which `rollway abort` no longer "
             f"rolls back. It is not finalized, so {stable} still runs the previous version{said}."
             f"{_canary_changed(targets, record, services)} To go back to it, run the `rollback` flow by hand: it scales {stable} back up if it was scaled down, moves all "
-            f"the traffic to it and scales {service} to 0. In the Prefect UI, Deployments -> rollback -> Run; or "
-            "`prefect deployment run rollback/rollway --param reason=\"<why>\" --param actor=<you>` under "
-            f"`rollway up` (`rollback/webordinary` on an account deployed from prefect.yaml). "
+            f"the traffic to it and scales {service} to 0. In the Prefect UI, Deployments -> {deployment_path('rollback')} "
+            f"-> Run; or `prefect deployment run {deployment_path('rollback')} --param reason=\"<why>\" --param "
+            "actor=<you>`. "
             f"{_recorded(targets, record, services)}")
 
 

@@ -338,7 +338,7 @@ def test_the_canary_flows_slot_is_held_while_its_hook_rolls_back_on_aws(aws, mon
 
     blocks = saved_blocks(aws, "slot")
     name = canary_slot_name(aws.targets)
-    real_rollback = flows.rollback.rollback
+    real_rollback = flows.rollback.hook_rollback
     seen: dict = {}
 
     def rollback_watched(**kwargs):
@@ -353,7 +353,7 @@ def test_the_canary_flows_slot_is_held_while_its_hook_rolls_back_on_aws(aws, mon
     def first_shift_fails(*args, **kwargs):
         raise RuntimeError("the load balancer refused the first shift")
 
-    monkeypatch.setattr(flows.rollback, "rollback", rollback_watched)  # the hook imports it when it runs
+    monkeypatch.setattr(flows.rollback, "hook_rollback", rollback_watched)  # the hook imports it when it runs
     monkeypatch.setattr(flows.canary, "run_stages", first_shift_fails)
     image = put_release_image(aws.get_client, aws.targets, "2.0.0")
     with pytest.raises(RuntimeError, match="refused the first shift"):

@@ -111,13 +111,13 @@ def test_a_run_failing_mid_rollout_is_rolled_back_by_its_hook_as_its_own_rollout
     env.flags = FakeFlagStore([FlagState(feature=FRANK_FLAG)])
     hooks_and_flows_see(monkeypatch, env)
     asked: list[dict] = []
-    real_rollback = flows.rollback.rollback
+    real_rollback = flows.rollback.hook_rollback
 
     def rollback(**kwargs):
         asked.append(kwargs)
         return real_rollback(**kwargs)
 
-    monkeypatch.setattr(flows.rollback, "rollback", rollback)
+    monkeypatch.setattr(flows.rollback, "hook_rollback", rollback)
     real_observe = env.metrics.observe
 
     def observe(start, end):

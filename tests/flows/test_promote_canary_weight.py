@@ -144,7 +144,7 @@ def test_status_with_no_rollout_says_how_to_start_one(monkeypatch, capsys):
     assert ops.status(targets_block=None, credentials_block=None, history=1) == 1
     said = " ".join(capsys.readouterr().err.split())
     assert "no rollout recorded" in said, said
-    assert "Deployments -> progressive_rollout -> Run" in said, said
+    assert "Deployments -> progressive_rollout/rollway -> Run" in said, said
     assert "prefect deployment run progressive_rollout/rollway" in said, said
 
 

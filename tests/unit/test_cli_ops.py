@@ -614,6 +614,35 @@ def test_prefect_yaml_and_serve_describe_each_deployment_alike() -> None:
         assert declared.concurrency_limit == serve.concurrency_limit and declared.tags == serve.tags, entrypoint
 
 
+def _addressed(text: str) -> list[str]:
+    """Every ``<flow>/<deployment>`` that ``text`` names, for a flow rollway deploys."""
+    import re
+
+    flows = "|".join(sorted(map(re.escape, FLOWS), key=len, reverse=True))
+    # "canary/baseline" is the README's rate ratio, not a deployment.
+    return [m.group(0) for m in re.finditer(rf"(?<![\w./-])(?:{flows})/(?!baseline\b)[\w-]+", text)]
+
+
+def test_every_deployment_is_addressed_by_one_name_wherever_it_was_deployed_from() -> None:
+    """prefect.yaml named its deployments `webordinary` (the service: a default, not rollway's) while
+    serve.py and `rollway up` name them `rollway`, so the README's "Deployments ->
+    progressive_rollout/rollway" and the commands' `prefect deployment run progressive_rollout/rollway`
+    were wrong on an account deployed from prefect.yaml. One name, in prefect.yaml, serve.py, the README,
+    the commands' messages and prefect.yaml's comments."""
+    from deployments.serve import DEPLOYMENT, build_deployments
+
+    declared = yaml.safe_load((ROOT / "deployments" / "prefect.yaml").read_text())["deployments"]
+    assert {d["name"] for d in declared} == {d.name for d in build_deployments()} == {DEPLOYMENT}
+    wrong = {}
+    for path in [ROOT / "README.md", ROOT / "deployments" / "prefect.yaml", *sorted((ROOT / "rollway" / "cli").glob("*.py"))]:
+        named = _addressed(path.read_text(encoding="utf-8"))
+        if off := sorted({n for n in named if n.split("/", 1)[1] != DEPLOYMENT}):
+            wrong[path.relative_to(ROOT).as_posix()] = off
+    assert not wrong, f"deployments addressed by another name than {DEPLOYMENT!r}: {wrong}"
+    said = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
+    assert f"`deployments/prefect.yaml` deploys the same thirteen flows to a process work pool (`rollway-process`) as `<flow>/{DEPLOYMENT}`" in said
+
+
 @pytest.mark.parametrize(
     ("flow_function", "exception", "message"),
     [

@@ -115,3 +115,12 @@ def test_every_field_of_a_parameter_s_sub_form_has_a_one_line_description(model)
     broken = _not_one_line(_sub_forms()[model]["properties"])
     assert not broken, (f"the {model} part of the form shows these descriptions over several lines or longer "
                         f"than {MAX_DESCRIPTION} characters: {broken}")
+
+
+def test_the_rollback_form_has_no_switch_that_only_the_state_hooks_may_set() -> None:
+    """The rollback deployment's form showed ``leave_closed_rollout`` ("for the state hooks, leave it
+    off"): switched on from the form, a person's rollback of a promoted release took it out of
+    production and left the ledger saying it was still promoted. The hooks' rollback does that on a
+    flow of its own, which no deployment serves."""
+    properties = _form(SERVED["rollback"])["properties"]
+    assert "leave_closed_rollout" not in properties, properties["leave_closed_rollout"]
