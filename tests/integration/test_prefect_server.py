@@ -268,13 +268,20 @@ def test_served_deployments_have_their_parameters_and_the_weekly_schedule(served
     assert progressive.parameters["clock"] == served.clock.model_dump(mode="json")
 
 
-def test_prefect_yaml_deploys_every_flow_to_a_process_pool(served: Served) -> None:
+def test_prefect_yaml_deploys_every_flow_to_a_process_pool(served: Served, tmp_path: Path) -> None:
     """`prefect deploy --all` accepts deployments/prefect.yaml, as a user would run it."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.actions import WorkPoolCreate
     from prefect.exceptions import ObjectAlreadyExists
 
     root = Path(__file__).resolve().parents[2]
+    # The file names its deployments `rollway`, as serve.py does: deployed as it is onto this
+    # session's server, it would take over the served deployments the other tests run (on a pool
+    # with no worker, with the file's blocks). The copy differs in the names only.
+    text = (root / "deployments" / "prefect.yaml").read_text()
+    assert text.count("  - name: rollway\n") == 13 and "  - name: " + "webordinary" not in text
+    copy = tmp_path / "prefect.yaml"
+    copy.write_text(text.replace("  - name: rollway\n", "  - name: from-yaml\n"))
     assert register_block_types() == ["rollway-targets", "aws-credentials"]
     with get_client(sync_client=True) as client:
         try:
@@ -282,14 +289,14 @@ def test_prefect_yaml_deploys_every_flow_to_a_process_pool(served: Served) -> No
         except ObjectAlreadyExists:
             pass
     done = subprocess.run(
-        [sys.executable, "-m", "prefect", "--no-prompt", "deploy", "--all", "--prefect-file", "deployments/prefect.yaml"],
+        [sys.executable, "-m", "prefect", "--no-prompt", "deploy", "--all", "--prefect-file", str(copy)],
         cwd=root, env=served.process.env, capture_output=True, text=True, timeout=240,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
 
     with get_client(sync_client=True) as client:
         deployments = {
-            name: client.read_deployment_by_name(f"{name}/webordinary")
+            name: client.read_deployment_by_name(f"{name}/from-yaml")
             for name in ("canary", "progressive_rollout", "advance_phase", "rollback", "set-flags")
         }
     assert {d.work_pool_name for d in deployments.values()} == {"rollway-process"}
