@@ -706,11 +706,12 @@ def _claim_advice(record: RolloutRecord, now: float | None) -> str:
         return ""
     until = utc(record.rollback_expires)
     if now is not None and record.rollback_expires < now:
-        return (f" It was carried out by {cell(holder)}, whose claim lapsed at {until} (it stopped renewing it: its "
-                "run stopped or died); a rollback started now takes it over at once.")
-    live = " (live when this report was written)" if now is not None else ""
-    return (f" **It is being carried out by {cell(holder)}**, its claim renewed until {until}{live}: follow that "
-            "run; a rollback started meanwhile waits for it, and takes over only once the claim lapses.")
+        return (f" It was carried out by {cell(holder)}, whose claim lapsed at {until} (wall clock; it stopped "
+                "renewing it: its run stopped or died); a rollback started now takes it over at once.")
+    # Claims are on the wall clock, the report's other times on the rollout clock.
+    live = "; live when this report was written" if now is not None else ""
+    return (f" **It is being carried out by {cell(holder)}**, its claim renewed until {until} (wall clock{live}): "
+            "follow that run; a rollback started meanwhile waits for it, and takes over only once the claim lapses.")
 
 
 def _flags_step(record: RolloutRecord, end: Transition) -> str:
@@ -756,7 +757,7 @@ def notice_unsure(record: RolloutRecord, now: float | None = None) -> str | None
     if now is not None and record.rollback_holder and record.rollback_expires >= now and not taken_over:
         return (f"the rollback's notice may not have been sent yet: {intent.actor} set out to send it at "
                 f"{notice_time(intent)} and has not recorded whether SNS took it; the rollback's claim is renewed "
-                f"until {utc(record.rollback_expires)}, so its run may be sending it now")
+                f"until {utc(record.rollback_expires)} (wall clock), so its run may be sending it now")
     return (f"the rollback's notice may not have been sent: {intent.actor}'s run stopped after {notice_time(intent)}, "
             "between sending it and recording whether SNS took it; check with the topic's subscribers whether they "
             "were paged, or run the rollback again (`rollway abort`, or the rollback flow): it pages, its notice "

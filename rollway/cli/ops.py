@@ -742,9 +742,11 @@ def print_status(service: Service, record: RolloutRecord, live: Weights | str, p
                           "sends its own[/yellow]")
         if record.rollback_holder:
             # Who is carrying it out: another rollback started now waits for that one while its
-            # claim is renewed, and takes it over once the claim lapses.
+            # claim is renewed, and takes it over once the claim lapses. The claim is on the wall
+            # clock, the history below on the rollout clock (hours apart under `rollway up`).
             console.print(f"[yellow]carried out by {escape(record.rollback_holder)}, its claim renewed until "
-                          f"{utc(record.rollback_expires)} (a rollback started meanwhile waits for it)[/yellow]")
+                          f"{utc(record.rollback_expires)} (wall clock; a rollback started meanwhile waits for "
+                          "it)[/yellow]")
     elif rejection_owed(record):
         # The run that recorded the rejection died before it began the rollback.
         owed = (f"`rollway abort` cannot carry it out ({unrestorable})" if unrestorable
