@@ -319,6 +319,16 @@ def open_question(record: RolloutRecord, pause: Transition) -> str:
     return question
 
 
+def as_asked_now(record: RolloutRecord) -> tuple[Transition, ...]:
+    """The history, the pause the rollout waits at with the question now open (``open_question``):
+    asked again after a timeout whose policy holds, its entry gave the first deadline, long past.
+    `rollway status`'s history and the report's timeline both list it so."""
+    waiting = waiting_pause(record)
+    if waiting is None or (asked := open_question(record, waiting)) == (waiting.comment or waiting.verdict or ""):
+        return record.history
+    return tuple(t.model_copy(update={"comment": asked}) if t is waiting else t for t in record.history)
+
+
 def _waiting(record: RolloutRecord) -> str:
     """A rollout paused for a person's answer: at which stage, since when, what it asks and how to
     answer it; "" for any other. It read "progressing (not finished)", as if a run moved it on."""
@@ -454,7 +464,8 @@ def _answers(record: RolloutRecord) -> list[str]:
 
 def _timeline(record: RolloutRecord) -> list[str]:
     rows = ["| when | what | who | weights | detail |", "|---|---|---|---|---|"]
-    for t in record.history:
+    # The pause waited at with the question now open, as `rollway status` lists it.
+    for t in as_asked_now(record):
         moved = f"{t.from_weights} → {t.to_weights}" if t.from_weights and t.to_weights else str(t.to_weights or "")
         detail = "; ".join(x for x in (t.comment, t.verdict,
                                        f"canary restored to {t.task_definition}" if t.task_definition else None,

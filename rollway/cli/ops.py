@@ -768,23 +768,14 @@ def print_status(service: Service, record: RolloutRecord, live: Weights | str, p
     if paused is not None:
         print_paused(paused)
     print_unheard(unheard)
-    history = _as_asked_now(record)
+    from rollway.reports import as_asked_now
+
+    history = as_asked_now(record)
     if console.is_terminal:
         console.print(history_table(history, limit))
     else:
         for line in history_lines(history, limit):
             console.print(line, markup=False)
-
-
-def _as_asked_now(record: RolloutRecord) -> tuple[Transition, ...]:
-    """The history, the pause the rollout waits at with the question now open (``open_question``):
-    asked again after a timeout whose policy holds, its entry gave the first deadline, long past."""
-    from rollway.reports import open_question, waiting_pause
-
-    waiting = waiting_pause(record)
-    if waiting is None or (asked := open_question(record, waiting)) == (waiting.comment or waiting.verdict or ""):
-        return record.history
-    return tuple(t.model_copy(update={"comment": asked}) if t is waiting else t for t in record.history)
 
 
 def print_canary_runs(runs: Iterable[str]) -> None:
