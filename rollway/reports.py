@@ -76,10 +76,13 @@ class Trigger(BaseModel):
                           if _load_balancer_refused(self.reason) else
                           "an absolute guardrail on the canary's errors (a fixed limit, not a comparison with the "
                           "baseline)"),
-            "monitor": ("the post-promotion monitor (requests the load balancer answered 5xx itself, the promoted "
-                        "version having no healthy target to serve them)"
+            # The monitor checks only the absolute guardrails: named so, as the judge's guardrail rollbacks are.
+            "monitor": ("the post-promotion monitor's absolute guardrail on the requests the load balancer answered "
+                        "5xx itself, the promoted version having no healthy target to serve them (a fixed limit, not "
+                        "a comparison with the baseline)"
                         if _load_balancer_refused(self.reason) else
-                        "the post-promotion monitor (the promoted version's error rate over its limit)"),
+                        "the post-promotion monitor's absolute guardrail on the promoted version's errors (a fixed "
+                        "limit, not a comparison with the baseline)"),
             "abort": f"a person, {who}, with `rollway abort`",
             "reject": f"a person, {who}, who rejected the rollout at an approval pause",
             # The spec's setting as it is spelled (rollway.spec.Approvals), so a person can find it.
