@@ -76,10 +76,13 @@ class Trigger(BaseModel):
                           if _load_balancer_refused(self.reason) else
                           "an absolute guardrail on the canary's errors (a fixed limit, not a comparison with the "
                           "baseline)"),
-            "monitor": ("the post-promotion monitor (requests the load balancer answered 5xx itself, the promoted "
-                        "version having no healthy target to serve them)"
+            # The monitor checks only the absolute guardrails: named so, as the judge's guardrail rollbacks are.
+            "monitor": ("the post-promotion monitor's absolute guardrail on the requests the load balancer answered "
+                        "5xx itself, the promoted version having no healthy target to serve them (a fixed limit, not "
+                        "a comparison with the baseline)"
                         if _load_balancer_refused(self.reason) else
-                        "the post-promotion monitor (the promoted version's error rate over its limit)"),
+                        "the post-promotion monitor's absolute guardrail on the promoted version's errors (a fixed "
+                        "limit, not a comparison with the baseline)"),
             "abort": f"a person, {who}, with `rollway abort`",
             "reject": f"a person, {who}, who rejected the rollout at an approval pause",
             # The spec's setting as it is spelled (rollway.spec.Approvals), so a person can find it.
@@ -319,6 +322,16 @@ def open_question(record: RolloutRecord, pause: Transition) -> str:
     return question
 
 
+def as_asked_now(record: RolloutRecord) -> tuple[Transition, ...]:
+    """The history, the pause the rollout waits at with the question now open (``open_question``):
+    asked again after a timeout whose policy holds, its entry gave the first deadline, long past.
+    `rollway status`'s history and the report's timeline both list it so."""
+    waiting = waiting_pause(record)
+    if waiting is None or (asked := open_question(record, waiting)) == (waiting.comment or waiting.verdict or ""):
+        return record.history
+    return tuple(t.model_copy(update={"comment": asked}) if t is waiting else t for t in record.history)
+
+
 def _waiting(record: RolloutRecord) -> str:
     """A rollout paused for a person's answer: at which stage, since when, what it asks and how to
     answer it; "" for any other. It read "progressing (not finished)", as if a run moved it on."""
@@ -454,7 +467,8 @@ def _answers(record: RolloutRecord) -> list[str]:
 
 def _timeline(record: RolloutRecord) -> list[str]:
     rows = ["| when | what | who | weights | detail |", "|---|---|---|---|---|"]
-    for t in record.history:
+    # The pause waited at with the question now open, as `rollway status` lists it.
+    for t in as_asked_now(record):
         moved = f"{t.from_weights} → {t.to_weights}" if t.from_weights and t.to_weights else str(t.to_weights or "")
         detail = "; ".join(x for x in (t.comment, t.verdict,
                                        f"canary restored to {t.task_definition}" if t.task_definition else None,
@@ -706,11 +720,12 @@ def _claim_advice(record: RolloutRecord, now: float | None) -> str:
         return ""
     until = utc(record.rollback_expires)
     if now is not None and record.rollback_expires < now:
-        return (f" It was carried out by {cell(holder)}, whose claim lapsed at {until} (it stopped renewing it: its "
-                "run stopped or died); a rollback started now takes it over at once.")
-    live = " (live when this report was written)" if now is not None else ""
-    return (f" **It is being carried out by {cell(holder)}**, its claim renewed until {until}{live}: follow that "
-            "run; a rollback started meanwhile waits for it, and takes over only once the claim lapses.")
+        return (f" It was carried out by {cell(holder)}, whose claim lapsed at {until} (wall clock; it stopped "
+                "renewing it: its run stopped or died); a rollback started now takes it over at once.")
+    # Claims are on the wall clock, the report's other times on the rollout clock.
+    live = "; live when this report was written" if now is not None else ""
+    return (f" **It is being carried out by {cell(holder)}**, its claim renewed until {until} (wall clock{live}): "
+            "follow that run; a rollback started meanwhile waits for it, and takes over only once the claim lapses.")
 
 
 def _flags_step(record: RolloutRecord, end: Transition) -> str:
@@ -756,7 +771,7 @@ def notice_unsure(record: RolloutRecord, now: float | None = None) -> str | None
     if now is not None and record.rollback_holder and record.rollback_expires >= now and not taken_over:
         return (f"the rollback's notice may not have been sent yet: {intent.actor} set out to send it at "
                 f"{notice_time(intent)} and has not recorded whether SNS took it; the rollback's claim is renewed "
-                f"until {utc(record.rollback_expires)}, so its run may be sending it now")
+                f"until {utc(record.rollback_expires)} (wall clock), so its run may be sending it now")
     return (f"the rollback's notice may not have been sent: {intent.actor}'s run stopped after {notice_time(intent)}, "
             "between sending it and recording whether SNS took it; check with the topic's subscribers whether they "
             "were paged, or run the rollback again (`rollway abort`, or the rollback flow): it pages, its notice "

@@ -185,7 +185,8 @@ class Analysis(KnownKeys):
     # From 1e-9: alpha is split over the metrics and inverted into the rollback bar, and a
     # subnormal alpha split in two is 0.
     alpha: float = Field(default=0.01, ge=1e-9, lt=0.5, description="probability of rolling back a healthy canary")
-    margin: float = Field(default=0.001, ge=0, lt=1, description="absolute error-rate margin tolerated when passing")
+    margin: float = Field(default=0.001, ge=0, lt=1,
+                          description="the canary passes once its own rate is shown below this, whatever the baseline's (one-sample: below the SLO plus this; 0: off)")
     mode: Literal["two-sample", "one-sample"] = Field(
         default="two-sample",
         description="two-sample (against the baseline) or one-sample (against slo_error_rate and slo_slow_rate)",

@@ -742,9 +742,11 @@ def print_status(service: Service, record: RolloutRecord, live: Weights | str, p
                           "sends its own[/yellow]")
         if record.rollback_holder:
             # Who is carrying it out: another rollback started now waits for that one while its
-            # claim is renewed, and takes it over once the claim lapses.
+            # claim is renewed, and takes it over once the claim lapses. The claim is on the wall
+            # clock, the history below on the rollout clock (hours apart under `rollway up`).
             console.print(f"[yellow]carried out by {escape(record.rollback_holder)}, its claim renewed until "
-                          f"{utc(record.rollback_expires)} (a rollback started meanwhile waits for it)[/yellow]")
+                          f"{utc(record.rollback_expires)} (wall clock; a rollback started meanwhile waits for "
+                          "it)[/yellow]")
     elif rejection_owed(record):
         # The run that recorded the rejection died before it began the rollback.
         owed = (f"`rollway abort` cannot carry it out ({unrestorable})" if unrestorable
@@ -766,23 +768,14 @@ def print_status(service: Service, record: RolloutRecord, live: Weights | str, p
     if paused is not None:
         print_paused(paused)
     print_unheard(unheard)
-    history = _as_asked_now(record)
+    from rollway.reports import as_asked_now
+
+    history = as_asked_now(record)
     if console.is_terminal:
         console.print(history_table(history, limit))
     else:
         for line in history_lines(history, limit):
             console.print(line, markup=False)
-
-
-def _as_asked_now(record: RolloutRecord) -> tuple[Transition, ...]:
-    """The history, the pause the rollout waits at with the question now open (``open_question``):
-    asked again after a timeout whose policy holds, its entry gave the first deadline, long past."""
-    from rollway.reports import open_question, waiting_pause
-
-    waiting = waiting_pause(record)
-    if waiting is None or (asked := open_question(record, waiting)) == (waiting.comment or waiting.verdict or ""):
-        return record.history
-    return tuple(t.model_copy(update={"comment": asked}) if t is waiting else t for t in record.history)
 
 
 def print_canary_runs(runs: Iterable[str]) -> None:

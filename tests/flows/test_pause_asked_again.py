@@ -70,6 +70,10 @@ def test_a_pause_asked_again_after_a_timeout_shows_the_deadline_of_the_question_
         assert set(DEADLINE.findall(status)) == {due}, (due, status)
         outcome = next(line for line in report.splitlines() if line.startswith("- **Outcome:**"))
         assert DEADLINE.findall(outcome) == [due], (due, outcome)
+        # The timeline's row of the pause too (it read the first asking's deadline, long past).
+        timeline = report.split("## Every recorded transition")[1]
+        (pause,) = [line for line in timeline.splitlines() if line.split(" | ")[1:2] == ["pause"]]
+        assert DEADLINE.findall(pause) == [due], (due, pause)
         (row,) = [line for line in report.splitlines() if "**waiting for an answer**" in line]
         assert DEADLINE.findall(row) == [due], (due, row)
         # Since when it waits, on the wall clock its deadline is on (the rollout clock ran hours ahead).

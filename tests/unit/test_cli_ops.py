@@ -294,7 +294,9 @@ def test_status_of_a_rollback_under_way_names_who_carries_it_out(capsys) -> None
     print_status(SimpleNamespace(name="svc-canary", targets=Targets()), claimed, Weights(stable=100, canary=0),
                  None, limit=10)
     out = " ".join(capsys.readouterr().out.split())
-    assert "carried out by on-call (flow run brave-otter, 1234), its claim renewed until 2027-01-15" in out
+    # The claim is on the wall clock; the history printed beside it is on the rollout clock.
+    assert ("carried out by on-call (flow run brave-otter, 1234), its claim renewed until 2027-01-15 08:02:40 UTC "
+            "(wall clock;") in out, out
 
 
 class ForgetfulApi:

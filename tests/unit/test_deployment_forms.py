@@ -124,3 +124,19 @@ def test_the_rollback_form_has_no_switch_that_only_the_state_hooks_may_set() -> 
     flow of its own, which no deployment serves."""
     properties = _form(SERVED["rollback"])["properties"]
     assert "leave_closed_rollout" not in properties, properties["leave_closed_rollout"]
+
+
+def test_the_spec_s_margin_says_it_is_on_the_canary_s_own_rate_as_the_judge_s_help_and_the_readme_do() -> None:
+    """`rollway judge --help` says --margin is on the canary's own rate, whatever the baseline's;
+    the spec's form and the README's table said "absolute error-rate margin tolerated when
+    passing", read as a margin over the baseline's rate."""
+    from pathlib import Path
+
+    from rollway.cli import judge
+
+    described = _sub_forms()["Analysis"]["properties"]["margin"]["description"]
+    assert "the canary passes once its own rate is shown below this, whatever the baseline's" in described, described
+    assert "the canary passes once its own rate is shown below this" in judge.__doc__
+    readme = Path(__file__).parents[2].joinpath("README.md").read_text()
+    (row,) = [line for line in readme.splitlines() if line.strip().startswith("| `analysis.margin` |")]
+    assert row.strip().endswith(f"| {described} |"), (row, described)

@@ -132,14 +132,16 @@ def test_an_unfinished_rollback_names_who_is_carrying_it_out_and_whether_its_cla
     claimed = guardrail_rollback(finished=False).model_copy(
         update={"rollback_holder": holder, "rollback_expires": T0 + 720})
     (live,) = [x for x in incident_report(claimed, now=T0 + 700).splitlines() if x.startswith("- **Not confirmed:**")]
-    assert f"**It is being carried out by {holder}**, its claim renewed until {utc(T0 + 720)} (live" in live
+    # Claims are stamped on the wall clock, and the history beside them on the rollout clock.
+    assert (f"**It is being carried out by {holder}**, its claim renewed until {utc(T0 + 720)} (wall clock; live "
+            "when this report was written)") in live
     assert "a rollback started meanwhile waits for it" in live
     (lapsed,) = [x for x in incident_report(claimed, now=T0 + 900).splitlines()
                  if x.startswith("- **Not confirmed:**")]
-    assert f"It was carried out by {holder}, whose claim lapsed at {utc(T0 + 720)}" in lapsed
+    assert f"It was carried out by {holder}, whose claim lapsed at {utc(T0 + 720)} (wall clock;" in lapsed
     assert "takes it over at once" in lapsed and "being carried out" not in lapsed
     # Without the time, the holder and its claim are still named, live or not left unsaid.
-    assert f"carried out by {holder}**, its claim renewed until {utc(T0 + 720)}:" in incident_report(claimed)
+    assert f"carried out by {holder}**, its claim renewed until {utc(T0 + 720)} (wall clock):" in incident_report(claimed)
     # Nobody holds it (given up after a failed step): no holder is named.
     assert "carried out by" not in incident_report(guardrail_rollback(finished=False), now=T0 + 700)
 
@@ -213,11 +215,11 @@ def test_the_monitors_rollback_on_load_balancer_5xx_is_not_called_an_error_rate(
                            healthy_targets=0)
     assert refused.phase.value == "failed"
     text = incident_report(before_trigger("monitor", f"monitoring after promotion: {refused.reason}"))
-    assert "post-promotion monitor (requests the load balancer answered 5xx itself" in text
-    assert "error rate over its limit" not in text
+    assert "post-promotion monitor's absolute guardrail on the requests the load balancer answered 5xx itself" in text
+    assert "guardrail on the promoted version's errors" not in text
     over = check_totals(Guardrails(), VersionSample(requests=1000, errors=80), 0, unserved=3, monitoring=True)
     assert over.phase.value == "failed" and "answered 5xx by the load balancer itself" in over.reason
-    assert "error rate over its limit" in incident_report(
+    assert "absolute guardrail on the promoted version's errors" in incident_report(
         before_trigger("monitor", f"monitoring after promotion: {over.reason}"))
 
 
@@ -333,7 +335,9 @@ def test_a_rollback_the_monitor_finished_is_reported_finished():
                  RolloutPhase.ROLLED_BACK, stages=(100,), weights=w(0))
     text = incident_report(rec)
     assert f"was rolled back at {utc(T0 + 3040)}." in text
-    assert "**Trigger:** the post-promotion monitor" in text
+    # Which check asked for it, as for the judge's guardrail rollbacks: a fixed limit, not the baseline.
+    assert ("**Trigger:** the post-promotion monitor's absolute guardrail on the promoted version's errors (a fixed "
+            "limit, not a comparison with the baseline)") in text, text
     # Finished in the ledger: not told to finish it, no "None" where the weights would be.
     assert "Not confirmed" not in text and "rollway abort" not in text
     assert "None" not in text
@@ -652,7 +656,8 @@ def test_a_rollback_that_stopped_while_sending_its_notice_says_people_may_not_ha
 def test_a_rollback_whose_claim_is_live_may_be_sending_its_notice_now():
     live = notice_begun(rollback_holder="carol (flow run brave-otter, 1234)", rollback_expires=T0 + 220)
     notice = incident_report(live, now=T0 + 200).split("## Notification")[1]
-    assert f"the rollback's claim is renewed until {utc(T0 + 220)}, so its run may be sending it now" in notice, notice
+    assert (f"the rollback's claim is renewed until {utc(T0 + 220)} (wall clock), so its run may be sending it "
+            "now") in notice, notice
     assert "stopped" not in notice
 
 
