@@ -150,21 +150,23 @@ def pass_role_denied(err: ClientError, family: str, roles: tuple[str, ...],
 
 
 @contextmanager
-def named_denials(job: str | None = None, policies: Path = POLICIES) -> Iterator[None]:
+def named_denials(job: str | None = None, policies: Path = POLICIES, targets: Targets | None = None) -> Iterator[None]:
     """Raise a refused permission inside the block (an adapter's error caused by one too) as
-    ``PermissionDenied`` naming the statement of ``job``'s policy that grants it; anything else as it is."""
+    ``PermissionDenied`` naming the statement of ``job``'s policy that grants it; anything else as it is.
+    ``targets``, the run's own, tell which documented resource one of the user's names stands for
+    (``permission_denied``)."""
     try:
         yield
     except ClientError as err:
         if is_denied(err):
-            raise permission_denied(err, policies, job) from err
+            raise permission_denied(err, policies, job, targets=targets) from err
         raise
     except AdapterError as err:
         # An adapter's own error over a refusal ("the services ... could not be read (check the
         # targets block)") sent people to the wrong place: the names were right, the role was not.
         cause = err.__cause__
         if isinstance(cause, ClientError) and is_denied(cause) and not isinstance(err, PermissionDenied):
-            raise permission_denied(cause, policies, job) from err
+            raise permission_denied(cause, policies, job, targets=targets) from err
         raise
 
 
