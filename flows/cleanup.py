@@ -82,12 +82,12 @@ def run_cleanup(spec: CleanupSpec, targets: Targets, get_client: Callable[[str],
     in_use = steps.images_in_use(get_client("ecs"), targets, restores) if reads_in_use else ()
     if reads_in_use:  # counts and the first few: a big cluster's full list is the artifact's
         log.info("in use: %s", in_use_summary(in_use))
-    repository_images = steps.list_images(images) if spec.old_image_tags else ()
-    described = {name: steps.describe_stack(stacks, name) for name in spec.old_stacks}
+    repository_images = steps.list_images(images, targets) if spec.old_image_tags else ()
+    described = {name: steps.describe_stack(stacks, name, targets) for name in spec.old_stacks}
     for state in described.values():
         log.info("stack %s: %s", state.name, state.status or "does not exist")
     # A stack may also hold the listener or the rule production's traffic comes through.
-    routing = steps.routing_in_use(AlbRouter(get_client("elbv2"), targets)) if spec.old_stacks else None
+    routing = steps.routing_in_use(AlbRouter(get_client("elbv2"), targets), targets) if spec.old_stacks else None
     if routing is not None:
         log.info("production's traffic comes through listener %s and rule %s", routing.listener_arn, routing.rule_arn)
 
@@ -217,7 +217,7 @@ def _act_steps(progress: _Progress, plan: CleanupPlan, git: GitCli | None, image
         step = progress.at("check that each image tag still names the image the plan judged",
                            "it had deleted no image tag")
         try:
-            moved = moved_tags(plan, steps.list_images(images))
+            moved = moved_tags(plan, steps.list_images(images, targets))
         except Exception as err:  # noqa: BLE001
             raise progress.failed(step, err, targets) from err
         if moved:
@@ -230,7 +230,7 @@ def _act_steps(progress: _Progress, plan: CleanupPlan, git: GitCli | None, image
         step = progress.at(f"delete {len(tags)} image tag(s) ({named}) from {targets.ecr_repository}",
                            "ECR may have deleted some of the tags listed as not done")
         try:
-            deletion = steps.delete_tags(images, plan.delete_tags)
+            deletion = steps.delete_tags(images, plan.delete_tags, targets)
         except Exception as err:  # noqa: BLE001
             raise progress.failed(step, err, targets) from err
         # Whether an image went with its tag is known once ECR has answered for all of them.
@@ -256,7 +256,7 @@ def _act_steps(progress: _Progress, plan: CleanupPlan, git: GitCli | None, image
         step = progress.at(f"delete stack {name}", f"CloudFormation goes on deleting stack {name} if it had begun: "
                                                    "it may be gone or still DELETE_IN_PROGRESS")
         try:
-            outcome = steps.delete_stack(stacks, name, stack_timeout_seconds)
+            outcome = steps.delete_stack(stacks, name, stack_timeout_seconds, targets)
         except Exception as err:  # noqa: BLE001
             raise progress.failed(step, err, targets) from err
         (deleted_stacks if outcome == "deleted" else gone_stacks).append(name)

@@ -34,49 +34,50 @@ from tasks import retry
 _transient = retry.unless(AdapterError, GitError, ValueError, denied=REFUSED_CODES)
 
 
-# The policy cleanup's role holds (README, Least privilege): a refusal names its statement.
+# The policy cleanup's role holds (README, Least privilege): a refusal names its statement, the
+# run's targets telling which of its resources one of the user's names (or region) stands for.
 _POLICY = "iam-policy-infrastructure.json"
 
 _READ = {"retries": 2, "retry_delay_seconds": [1, 5], "retry_condition_fn": _transient, "cache_policy": NONE}
 
 
 @task(name="describe-stack", task_run_name="describe-stack-{name}", **_READ)
-def describe_stack(stacks: CloudFormationStacks, name: str) -> StackState:
-    with named_denials(_POLICY):
+def describe_stack(stacks: CloudFormationStacks, name: str, targets: Targets) -> StackState:
+    with named_denials(_POLICY, targets=targets):
         return stacks.describe(name)
 
 
 @task(name="images-in-use", **_READ)
 def images_in_use(ecs: Any, targets: Targets, restores: Sequence[tuple[str, str]] = ()) -> tuple[ImageUse, ...]:
     log = get_run_logger()
-    with named_denials(_POLICY):
+    with named_denials(_POLICY, targets=targets):
         return read_images_in_use(ecs, targets, on_progress=lambda line: log.info("%s", line), restores=restores)
 
 
 @task(name="rollback-restores", **_READ)
 def rollback_restores(ledger: Any, targets: Targets) -> tuple[tuple[str, str], ...]:
     """What a rollback of the newest rollout, still open, would restore on the canary (the ledger's)."""
-    with named_denials(_POLICY):
+    with named_denials(_POLICY, targets=targets):
         return read_rollback_restores(ledger, targets)
 
 
 @task(name="network-in-use", **_READ)
 def network_in_use(ecs: Any, elbv2: Any, targets: Targets) -> tuple[NetworkUse, ...]:
     """The VPC, subnets and security groups the services and the load balancer are in."""
-    with named_denials(_POLICY):
+    with named_denials(_POLICY, targets=targets):
         return read_network_in_use(ecs, elbv2, targets)
 
 
 @task(name="routing-in-use", **_READ)
-def routing_in_use(router: AlbRouter) -> RoutingInUse:
+def routing_in_use(router: AlbRouter, targets: Targets) -> RoutingInUse:
     """The listener and the rule production's traffic comes through (a stack holding one is kept)."""
-    with named_denials(_POLICY):
+    with named_denials(_POLICY, targets=targets):
         return RoutingInUse(listener_arn=router.listener_arn, rule_arn=router.rule_arn)
 
 
 @task(name="list-repository-images", **_READ)
-def list_images(images: EcrImages) -> tuple[RepositoryImage, ...]:
-    with named_denials(_POLICY):
+def list_images(images: EcrImages, targets: Targets) -> tuple[RepositoryImage, ...]:
+    with named_denials(_POLICY, targets=targets):
         return images.list_images()
 
 
@@ -102,13 +103,13 @@ def push_tag(git: GitCli, remote: str, tag: str) -> str:
 
 
 @task(name="delete-image-tags", **_READ)  # idempotent: a tag deleted before is reported gone
-def delete_tags(images: EcrImages, tags: Sequence[str]) -> TagDeletion:
-    with named_denials(_POLICY):
+def delete_tags(images: EcrImages, tags: Sequence[str], targets: Targets) -> TagDeletion:
+    with named_denials(_POLICY, targets=targets):
         return images.delete_tags(list(tags))
 
 
 @task(name="delete-stack", task_run_name="delete-stack-{name}", cache_policy=NONE)
-def delete_stack(stacks: CloudFormationStacks, name: str, timeout_seconds: float) -> DeleteOutcome:
+def delete_stack(stacks: CloudFormationStacks, name: str, timeout_seconds: float, targets: Targets) -> DeleteOutcome:
     log = get_run_logger()
-    with named_denials(_POLICY):
+    with named_denials(_POLICY, targets=targets):
         return stacks.delete(name, timeout_seconds=timeout_seconds, on_progress=lambda line: log.info("%s", line))

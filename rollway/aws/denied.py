@@ -62,7 +62,8 @@ class PermissionDenied(PicklableError, AdapterError):
 
 
 class PassRoleDenied(PicklableError, AdapterError):
-    """ECS would not register a revision because the worker's role may not pass its task roles.
+    """ECS would not register a revision because the credentials' role or user (``CREDENTIALS``)
+    may not pass its task roles.
 
     A revision copies the base's execution and task roles, and registering it passes them to ECS
     (``iam:PassRole``). rollway's policies grant that on roles named like the task family
@@ -76,14 +77,19 @@ class PassRoleDenied(PicklableError, AdapterError):
 
     def __init__(self, family: str, roles: tuple[str, ...], answer: str, grant: str | None) -> None:
         self.family, self.roles, self.answer, self.grant = family, roles, answer, grant
-        where = (f"rollway's policies grant it only on roles matching their patterns ({grant})" if grant
-                 else "grant iam:PassRole on them to the worker's role, for ecs-tasks.amazonaws.com")
+        passed = ", ".join(roles) or "its task roles"
+        if grant:
+            where = (f"rollway's policies grant it only on roles matching their patterns ({grant}): a role CDK named "
+                     "for you (<stack>-<construct id>-<suffix>) matches only when the pattern is renamed to it, so put "
+                     "your task's execution and task role ARNs (or a pattern of yours) in that statement's Resource "
+                     "and add the statement to that role or user")
+        else:  # no statement to point at (an installed package has no policies): what to grant, on which roles
+            where = (f"grant iam:PassRole on {passed} to that role or user, for ecs-tasks.amazonaws.com (the "
+                     "iam:PassedToService condition)")
         super().__init__(
-            f"ECS refused to register the new revision of {family}: the worker's role may not pass "
-            f"{', '.join(roles) or 'its task roles'} to ECS tasks (iam:PassRole; {answer}). {where}: a role CDK named "
-            "for you (<stack>-<construct id>-<suffix>) matches only when the pattern is renamed to it, so put "
-            "your task's execution and task role ARNs (or a pattern of yours) in that statement's Resource, "
-            "then run again. Nothing was registered")
+            f"ECS refused to register the new revision of {family}: {CREDENTIALS} may not pass {passed} to ECS "
+            f"tasks (iam:PassRole; {answer}), and asking again cannot help. {where[0].upper()}{where[1:]}, then run "
+            "again. Nothing was registered")
 
 
 def is_denied(err: BaseException) -> bool:
@@ -144,21 +150,23 @@ def pass_role_denied(err: ClientError, family: str, roles: tuple[str, ...],
 
 
 @contextmanager
-def named_denials(job: str | None = None, policies: Path = POLICIES) -> Iterator[None]:
+def named_denials(job: str | None = None, policies: Path = POLICIES, targets: Targets | None = None) -> Iterator[None]:
     """Raise a refused permission inside the block (an adapter's error caused by one too) as
-    ``PermissionDenied`` naming the statement of ``job``'s policy that grants it; anything else as it is."""
+    ``PermissionDenied`` naming the statement of ``job``'s policy that grants it; anything else as it is.
+    ``targets``, the run's own, tell which documented resource one of the user's names stands for
+    (``permission_denied``)."""
     try:
         yield
     except ClientError as err:
         if is_denied(err):
-            raise permission_denied(err, policies, job) from err
+            raise permission_denied(err, policies, job, targets=targets) from err
         raise
     except AdapterError as err:
         # An adapter's own error over a refusal ("the services ... could not be read (check the
         # targets block)") sent people to the wrong place: the names were right, the role was not.
         cause = err.__cause__
         if isinstance(cause, ClientError) and is_denied(cause) and not isinstance(err, PermissionDenied):
-            raise permission_denied(cause, policies, job) from err
+            raise permission_denied(cause, policies, job, targets=targets) from err
         raise
 
 

@@ -113,7 +113,7 @@ class EcsDeployer:
         Raises:
             ValueError: ``image`` is empty (raised before any call).
             TargetNotFound: the base does not exist, or has no container of that name.
-            PassRoleDenied: the worker's role may not pass the copied roles to ECS; nothing registered.
+            PassRoleDenied: the credentials' role or user may not pass the copied roles to ECS; nothing registered.
             ClientError, BotoCoreError: the registration failed and made no revision.
         """
         if not image or not image.strip():

@@ -10,7 +10,7 @@ import pytest
 from botocore.exceptions import ClientError
 from moto.core import DEFAULT_ACCOUNT_ID
 
-from rollway.aws.denied import PassRoleDenied
+from rollway.aws.denied import CREDENTIALS, PassRoleDenied
 from rollway.aws.ecs import EcsDeployer
 from rollway.sim.topology import task_definition_input
 from tests.botocore_events import on_operation
@@ -52,6 +52,8 @@ def test_a_revision_passing_roles_the_policy_does_not_name_says_which_statement_
     message = str(refused.value)
     # It used to be a bare ClientError: AWS's words alone, no statement, no pattern.
     assert f"ECS refused to register the new revision of {family}" in message
+    # Whose role it is: a person registering with their own credentials was sent to the worker's.
+    assert f"{family}: {CREDENTIALS} may not pass " in message
     assert CDK_ROLES[0] in message and CDK_ROLES[1] in message
     assert ("deployments/iam-policy.json, statement PassTheTaskRolesTheRevisionsCopy "
             "(arn:aws:iam::ACCOUNT_ID:role/webordinary-edit-*)") in message

@@ -15,6 +15,7 @@ from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRun
 from flows.cleanup import ARTIFACT_KEY, cleanup
 from rollway.cleanup import CleanupIncomplete, CleanupRefused
 from rollway.ledger import Transition
+from rollway.targets import Targets
 from tests.flows.moto_env import put_image, queue_exists, saved_blocks
 from tests.toolchain.git_repo import git, git_repo
 
@@ -625,3 +626,45 @@ def test_a_deletion_the_role_may_not_make_names_the_statement_that_grants_it(acc
     assert "granted by deployments/iam-policy-infrastructure.json, statement CleanupDeletesOldStacks:" in str(
         stopped.value)
     assert stack_status(aws, OLD_STACK) == "CREATE_COMPLETE"
+
+
+@pytest.mark.parametrize("targets", [Targets(region="eu-central-1")])
+def test_a_refusal_in_the_users_region_names_cleanups_statement_not_the_rollouts(account):
+    # The policies spell us-west-2; a run in another region is refused ECR's reads on its
+    # repository there, as AWS would refuse them under the documented infrastructure policy. The
+    # repository's ARN in eu-central-1 matched only the rollout policy's statement for a shared
+    # registry (its region a placeholder), so the refusal sent the cleanup role's owner to
+    # deployments/iam-policy.json: the run's own names (its region) now stand for the policies'.
+    from prefect import flow
+
+    from flows.cleanup import run_cleanup
+    from rollway.aws.denied import PermissionDenied
+    from rollway.cleanup import CleanupSpec
+    from tests.botocore_events import on_operation
+    from tests.flows.iam import denied, iam_requests
+
+    aws = account
+    asked: list[str] = []
+
+    def as_aws_refuses(params, **_):
+        requests = iam_requests("ecr", "DescribeImages", params, region=aws.targets.region)
+        if refused := denied("iam-policy-infrastructure.json", requests):
+            asked.append(refused[0].resource)
+            raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": (
+                "User: arn:aws:sts::123456789012:assumed-role/rollway-worker/i-0abc is not authorized to perform: "
+                f"ecr:DescribeImages on resource: {refused[0].resource} because no identity-based policy allows "
+                "the ecr:DescribeImages action")}}, "DescribeImages")
+
+    @flow(name="cleanup-denied-in-another-region")
+    def cleanup_denied_in_another_region():
+        return run_cleanup(CleanupSpec(old_image_tags=("old-version",)), aws.targets, aws.get_client)
+
+    with on_operation(aws.get_client("ecr"), "before-parameter-build", as_aws_refuses, operation="DescribeImages"):
+        state = cleanup_denied_in_another_region(return_state=True)
+
+    with pytest.raises(PermissionDenied) as refused:
+        state.result()
+    assert asked == [f"arn:aws:ecr:eu-central-1:123456789012:repository/{aws.targets.ecr_repository}"]
+    assert refused.value.grant == "deployments/iam-policy-infrastructure.json, statement CleanupDeletesOldImages"
+    assert "iam-policy.json" not in str(refused.value)
+    assert "old-version" in tags(aws)

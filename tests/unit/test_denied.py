@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from botocore.exceptions import ClientError
 
-from rollway.aws.denied import is_denied, pass_role_denied, permission_denied
+from rollway.aws.denied import CREDENTIALS, is_denied, pass_role_denied, permission_denied
 from rollway.targets import Targets
 
 
@@ -42,6 +42,24 @@ def test_the_refusal_speaks_of_the_credentials_not_only_the_workers_role():
     said = str(permission_denied(refusal("DescribeStacks", "no"), job="iam-policy-infrastructure.json"))
     assert ": the role or user these credentials belong to (the worker's role, for a flow run) may not call it, " in said
     assert said.endswith(": add that statement (with your names) to that role or user, then run again"), said
+
+
+def test_a_refused_pass_role_no_policy_grants_names_the_roles_and_whose_permission_it_is(tmp_path: Path):
+    """Without rollway's policies (an installed package has none), the refusal said to grant
+    PassRole "on them to the worker's role", where every other refusal names the credentials'
+    role or user, and sent the reader to "that statement", of which there was none."""
+    roles = ("arn:aws:iam::123456789012:role/Stack-ExecutionRole-1A2B", "arn:aws:iam::123456789012:role/Stack-TaskRole-3C4D")
+    message = ("User: arn:aws:sts::123456789012:assumed-role/ops/alice is not authorized to perform: iam:PassRole "
+               f"on resource: {roles[1]} because no identity-based policy allows the iam:PassRole action")
+    refused = pass_role_denied(refusal("RegisterTaskDefinition", message, "AccessDeniedException"), "edit-task", roles,
+                               policies=tmp_path / "none")
+    assert refused is not None and refused.grant is None
+    said = str(refused)
+    assert f"edit-task: {CREDENTIALS} may not pass {roles[1]}, {roles[0]} to ECS tasks" in said, said
+    assert (f"Grant iam:PassRole on {roles[1]}, {roles[0]} to that role or user, for ecs-tasks.amazonaws.com "
+            "(the iam:PassedToService condition), then run again") in said, said
+    assert "worker's role may" not in said and "that statement" not in said, said
+    assert said.endswith("Nothing was registered"), said
 
 
 def test_only_refusals_count():
