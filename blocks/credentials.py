@@ -233,6 +233,7 @@ class SessionClients:
         # What prefect-aws's own get_client passes: the block's client parameters and its region.
         self._params = {**_limited(parameters, read_seconds).get_params_override(), "region_name": region}
         self._clients: dict[str, Any] = {}
+        self._readers: dict[float, SessionClients] = {}
         self._lock = threading.Lock()
         # STS's answer to ``caller_identity``, once it has been asked: who the credentials are
         # (UserId, Account, Arn), kept so the run does not ask STS again for its account.
@@ -257,7 +258,11 @@ class SessionClients:
             ValueError: ``read_seconds`` is not a read's bound (``read_bound``), before any call.
         """
         read_bound(read_seconds)
-        bounded = SessionClients(self._session, self._parameters, self._region, read_seconds)
+        with self._lock:  # one per bound: a rollout's waits read back under the same few bounds
+            if read_seconds not in self._readers:
+                self._readers[read_seconds] = SessionClients(self._session, self._parameters, self._region,
+                                                             read_seconds)
+            bounded = self._readers[read_seconds]
         bounded.identity = self.identity
         return bounded
 

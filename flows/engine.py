@@ -137,12 +137,20 @@ def wait_healthy(env: Environment, version: str, timeout_seconds: float, needed:
 
     The first look comes at once (a service that already runs has healthy targets); then the
     gap doubles up to 5 s, since new targets take a health check interval or more to change
-    state, and each look is a DescribeTargetHealth call and a task run.
+    state, and each look is a DescribeTargetHealth call and a task run. Each look is made on the
+    router's bounded reads and given up on at the timeout: on the run's clients (six attempts of
+    10 s, kept for the writes) a load balancer that stopped answering held the wait a minute or
+    more past it, silent.
+
+    Raises:
+        RuntimeError: too few healthy targets at the timeout.
+        ReadBackUnanswered: a look not answered by the timeout (``READ_BACK_MARGIN_SECONDS``).
     """
+    reader = env.router.reading(timeout_seconds)
     deadline = time.monotonic() + timeout_seconds
     gap, told = 0.1, False
     while True:
-        healthy = traffic.healthy_targets(env.router, version)
+        healthy = traffic.healthy_targets(reader, version, wait=(deadline - time.monotonic(), timeout_seconds))
         if healthy >= needed:
             return healthy
         if not told:
@@ -233,7 +241,7 @@ def shift_to(
         # adapter remembers no revision of its own, and a deployment ECS's circuit breaker rolled
         # back (steady, on the old revision) must fail the wait rather than pass it.
         ecs.wait_stable(env.deployer, [t.canary_service], spec.scale_timeout_seconds,
-                        {t.canary_service: canary.task_definition})
+                        {t.canary_service: canary.task_definition}, bound="scale_timeout_seconds")
     wait_healthy(env, "canary", spec.healthy_timeout_seconds, needed)
     target = Weights.canary_at(weight)
     if not (spec.flags and env.flags is not None):

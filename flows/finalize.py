@@ -355,7 +355,8 @@ def _move_to_stable(env: Environment, record: RolloutRecord | None, plan: Finali
     progress.done(f"{t.stable_service} pointed at {td} with {plan.stable_desired} tasks")
     # The waits the rollback makes before it moves traffic: steady, then healthy targets.
     with progress.trying(f"wait until {t.stable_service} is steady with healthy targets", before):
-        ecs.wait_stable(env.deployer, [t.stable_service], stable_timeout_seconds, {t.stable_service: td})
+        ecs.wait_stable(env.deployer, [t.stable_service], stable_timeout_seconds, {t.stable_service: td},
+                        bound="stable_timeout_seconds")
         healthy = wait_healthy(env, "stable", healthy_timeout_seconds)
     progress.done(f"{t.stable_service} is steady with {healthy} healthy target(s) in the stable target group")
     def during() -> str:

@@ -46,6 +46,7 @@ from flows.params import Actor, Reason, RolloutId, TaskCount, WaitSeconds
 from rollway.aws.errors import AnswerLost, TaskDefinitionInactive, answer_lost, never_reached
 from rollway.aws.ledger import STORAGE_ERRORS, storage_failure, write_or_why
 from rollway.clock import ClockSettings
+from rollway.deadline import ReadBackUnanswered, read_back_within
 from rollway.environment import Environment
 from rollway.errors_pickle import PicklableError
 from rollway.finalize import reversible_by_hand, reverted_by_hand, same_revision
@@ -167,12 +168,16 @@ def _next_steps(rollout: str | None) -> str:
 
 
 def _page_failed_move(env: Environment, reason: str, actor: str, steps: Sequence[str], err: BaseException,
-                      weights: Weights | None, rolled_back: str, again: str) -> None:
+                      weights: Weights | None, rolled_back: str, again: str, verify_seconds: float) -> None:
     """Page people that a rollback failed while taking the traffic off the canary (stable never got
     healthy targets, the load balancer refused the write): the rollback's own page comes only once
     the traffic is back, so without this one nobody heard that users are still on the version being
     rolled back. ``again``: how to run the rollback again (``_run_again``). A failure to page is
-    logged; the rollback's own error is raised either way."""
+    logged; the rollback's own error is raised either way.
+
+    The weights it names are read once, within ``verify_seconds`` (the rollback's verify timeout),
+    and not at all after a read-back the load balancer did not answer: read on the run's clients
+    and retried, that read held the page for minutes past the bound the verification ended at."""
     log = get_run_logger()
     t = env.targets
     if weights is not None:
@@ -180,7 +185,12 @@ def _page_failed_move(env: Environment, reason: str, actor: str, steps: Sequence
                  f"after failed")
     else:
         try:
-            holds = f"the load balancer holds {traffic.get_weights(env.router)} (stable/canary), read back"
+            if isinstance(err, ReadBackUnanswered):
+                raise err
+            live = read_back_within(verify_seconds, env.router.reading(verify_seconds).get_weights,
+                                    what="the load balancer's weights", seconds=verify_seconds,
+                                    service="Elastic Load Balancing", bound="verify_timeout_seconds")
+            holds = f"the load balancer holds {live} (stable/canary), read back"
         except Exception as read_err:  # noqa: BLE001 - the page still says what is known
             holds = f"the load balancer could not be read back ({read_err})"
         where = f"The traffic could NOT be moved back to {t.stable_service}: {holds}. It failed"
@@ -333,7 +343,7 @@ def execute_rollback(
         if not traffic_only:
             if notify and (guard is None or guard.stop_before(steps, "page people") is None):
                 _page_failed_move(env, reason, actor, steps, err, moved, _rolled_back(env, image, ran, rollout),
-                                  _run_again(bindings, ledgered))
+                                  _run_again(bindings, ledgered), verify_timeout_seconds)
             raise
         # The caller's error says what was done (stable scaled, the traffic read back) as well as
         # what failed: a person finding stable at more tasks knows which run did it.

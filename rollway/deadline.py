@@ -14,6 +14,8 @@ import threading
 import time
 from typing import Callable, TypeVar
 
+from rollway.errors_pickle import PicklableError
+
 T = TypeVar("T")
 
 READ_SECONDS = 30.0
@@ -91,3 +93,58 @@ def answered(what: str, seconds: float, work: Callable[[], T], say: Callable[[st
                       waiting=lambda elapsed: say(f"still waiting for {what} after {elapsed:.0f} s of {seconds:g} s"))
     except Unanswered:
         raise Unanswered(f"{what} did not answer within {seconds:g} s") from None
+
+
+READ_BACK_MARGIN_SECONDS = 1.0
+"""How far past its bound a wait that reads AWS back (a weight read-back, a health or scale wait)
+may end: each of its reads is given up on at the time left to it plus this, so that the last read,
+made at the bound, still gets the second a describe takes to answer."""
+
+
+class ReadBackUnanswered(PicklableError, Unanswered):
+    """A wait that reads AWS back ended at its bound on a read that did not answer; the message
+    names what was not read back, the bound and who did not answer.
+
+    Attributes:
+        what: what was not read back ("the load balancer's weights").
+        seconds: the wait's bound.
+        bound: the parameter that sets it ("verify_timeout_seconds"), or None when not known.
+        service: who did not answer ("Elastic Load Balancing").
+    """
+
+    def __init__(self, what: str, seconds: float, service: str, bound: str | None = None) -> None:
+        self.what, self.seconds, self.service, self.bound = what, seconds, service, bound
+        named = f" ({bound})" if bound else ""
+        super().__init__(f"{what} could not be read back within {seconds:g} s{named}: {service} did not answer")
+
+    def named(self, bound: str) -> ReadBackUnanswered:
+        """The same error, naming the parameter ``bound`` that set the wait's bound."""
+        return ReadBackUnanswered(self.what, self.seconds, self.service, bound)
+
+
+def read_back_within(left: float, work: Callable[[], T], *, what: str, seconds: float, service: str,
+                     bound: str | None = None) -> T:
+    """``work()``, one read of a wait bounded at ``seconds`` with ``left`` of them left, given up on
+    after ``left`` (at least 0) and ``READ_BACK_MARGIN_SECONDS``.
+
+    A client's own timeout once the time left has passed is the same finding: the client's bound
+    (the wait's, ``blocks.credentials.SessionClients.reading``) may end the call first, and its
+    error, a BotoCoreError, was taken for a failed write by a rollback that then sent it again.
+
+    Raises:
+        ReadBackUnanswered: ``work`` was not done by then.
+        Whatever ``work`` raised, as it raised it.
+    """
+    from botocore.exceptions import ConnectTimeoutError, ReadTimeoutError
+
+    began = time.monotonic()
+    try:
+        return within(max(left, 0.0) + READ_BACK_MARGIN_SECONDS, work, name=f"rollway-read-{service}")
+    except ReadBackUnanswered:
+        raise
+    except Unanswered:
+        raise ReadBackUnanswered(what, seconds, service, bound) from None
+    except (ReadTimeoutError, ConnectTimeoutError) as err:
+        if time.monotonic() - began < left:
+            raise
+        raise ReadBackUnanswered(what, seconds, service, bound) from err

@@ -52,6 +52,9 @@ class FakeRouter:
         self.calls.append(f"healthy_targets {version}")
         return self.healthy[version]
 
+    def reading(self, seconds: float) -> "FakeRouter":
+        return self
+
 
 class FakeDeployer:
     """ECS services as dicts; a revision copies the base and swaps the image."""

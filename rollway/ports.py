@@ -27,6 +27,10 @@ class TrafficRouter(Protocol):
     def healthy_targets(self, version: str) -> int:
         """Healthy registered targets of the 'stable' or 'canary' target group."""
 
+    def reading(self, seconds: float) -> TrafficRouter:
+        """This router for the reads of a wait bounded by ``seconds``: reads that end within it
+        (or this router itself, where its reads cannot be bounded)."""
+
 
 class ServiceDeployer(Protocol):
     def describe(self, service: str) -> ServiceState:

@@ -8,6 +8,7 @@ from prefect import task
 from prefect.cache_policies import NONE
 
 from rollway.aws.errors import AdapterError
+from rollway.deadline import ReadBackUnanswered
 from rollway.model import ServiceState
 from rollway.ports import ServiceDeployer
 from tasks import retry
@@ -55,8 +56,14 @@ def update_service(
 @task(name="wait-services-stable", cache_policy=NONE)
 def wait_stable(
     deployer: ServiceDeployer, services: Sequence[str], timeout_seconds: float = 600,
-    expected: Mapping[str, str] | None = None,
+    expected: Mapping[str, str] | None = None, bound: str | None = None,
 ) -> None:
     # ``expected``: service -> the revision it was just pointed at, so a deployment ECS rolled
-    # back (steady, on the old revision) fails the wait instead of passing it.
-    deployer.wait_stable(list(services), timeout_seconds, expected)
+    # back (steady, on the old revision) fails the wait instead of passing it. ``bound``: the
+    # parameter that sets ``timeout_seconds``, named by a read not answered by then.
+    try:
+        deployer.wait_stable(list(services), timeout_seconds, expected)
+    except ReadBackUnanswered as unanswered:
+        if bound is None:
+            raise
+        raise unanswered.named(bound) from None

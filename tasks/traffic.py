@@ -8,6 +8,7 @@ from prefect import task
 from prefect.cache_policies import NONE
 
 from rollway.aws.errors import REFUSED_CODES, WeightMismatch
+from rollway.deadline import ReadBackUnanswered, read_back_within
 from rollway.model import Weights
 from rollway.ports import TrafficRouter
 from tasks import retry
@@ -15,6 +16,8 @@ from tasks import retry
 # A read the role may not make (or whose credentials AWS does not know) is refused again a second
 # later: asked three times, it only delayed the failure and logged it three times.
 _read_again = retry.unless(denied=REFUSED_CODES)
+# A read past its wait's bound (ReadBackUnanswered) is not asked again: the wait's time is up.
+_read_again_in_time = retry.unless(ReadBackUnanswered, denied=REFUSED_CODES)
 
 
 @task(name="get-weights", retries=2, retry_delay_seconds=1, cache_policy=NONE, retry_condition_fn=_read_again)
@@ -40,22 +43,47 @@ def verify_weights(router: TrafficRouter, expected: Weights, timeout_seconds: fl
 
 
 def read_back(router: TrafficRouter, expected: Weights, timeout_seconds: float) -> Weights:
-    """``verify_weights`` outside a task of its own (for a task that reads back its own write)."""
+    """``verify_weights`` outside a task of its own (for a task that reads back its own write).
+
+    Each read is made on the router's bounded reads (``TrafficRouter.reading``) and given up on at
+    the timeout: on the run's clients (six attempts of 10 s, kept for the writes), a load balancer
+    that stopped answering held a read-back bounded at 20 s for about a minute, silent.
+
+    Raises:
+        WeightMismatch: the weights read back at the timeout are others.
+        ReadBackUnanswered: a read did not answer by the timeout (``READ_BACK_MARGIN_SECONDS``).
+    """
+    reader = router.reading(timeout_seconds)
     deadline = time.monotonic() + timeout_seconds
     delay = 0.05
     while True:
-        actual = router.get_weights()
+        actual = read_back_within(deadline - time.monotonic(), reader.get_weights, what="the load balancer's weights",
+                                  seconds=timeout_seconds, service="Elastic Load Balancing",
+                                  bound="verify_timeout_seconds")
         if actual == expected:
             return actual
-        if time.monotonic() >= deadline:
+        left = deadline - time.monotonic()
+        if left <= 0:
             raise WeightMismatch(expected=expected, actual=actual)
-        time.sleep(delay)
+        time.sleep(min(delay, left))
         delay = min(delay * 2, 2.0)
 
 
-@task(name="healthy-targets", retries=2, retry_delay_seconds=1, cache_policy=NONE, retry_condition_fn=_read_again)
-def healthy_targets(router: TrafficRouter, version: str) -> int:
-    return router.healthy_targets(version)
+@task(name="healthy-targets", retries=2, retry_delay_seconds=1, cache_policy=NONE,
+      retry_condition_fn=_read_again_in_time)
+def healthy_targets(router: TrafficRouter, version: str, wait: tuple[float, float] | None = None) -> int:
+    """The ``version``'s healthy targets; ``wait``: (seconds left, the wait's bound) of a
+    health wait (``healthy_timeout_seconds``), by which the read is given up on.
+
+    Raises:
+        ReadBackUnanswered: the load balancer did not answer within the seconds left.
+    """
+    if wait is None:
+        return router.healthy_targets(version)
+    left, seconds = wait
+    return read_back_within(left, lambda: router.healthy_targets(version),
+                            what=f"the {version} target group's healthy targets", seconds=seconds,
+                            service="Elastic Load Balancing", bound="healthy_timeout_seconds")
 
 
 def healthy_targets_or_unknown(router: TrafficRouter, version: str) -> int | None:

@@ -16,6 +16,7 @@ from prefect.cache_policies import NONE
 from prefect.transactions import get_transaction, transaction
 
 from rollway.aws.errors import SERVER_SIDE_CODES, AdapterError, WeightMismatch, error_code
+from rollway.deadline import ReadBackUnanswered
 from rollway.ledger import RolloutEnded, check_not_ended
 from rollway.model import Weights
 from rollway.ports import Ledger, ServiceDeployer, TrafficRouter
@@ -169,6 +170,10 @@ def landed_although_lost(router: TrafficRouter, weights: Weights, err: Exception
     except WeightMismatch:
         run_log.error("the weights did not become %s after the lost answer: the shift did not land", weights)
         raise err from None
+    except ReadBackUnanswered as unanswered:
+        # Not known to have landed: the write's own error, which a rollback sends again on.
+        run_log.error("%s; the shift to %s is not known to have landed", unanswered, weights)
+        raise err from unanswered
     run_log.info("the shift to %s landed although its answer was lost; going on", weights)
     return verified
 

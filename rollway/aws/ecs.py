@@ -14,13 +14,14 @@ import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from rollway.aws.denied import pass_role_denied
 from rollway.aws.errors import (SERVER_SIDE_CODES, AdapterError, ServiceGone, ServiceNotStable, TargetNotFound,
                                 TaskDefinitionInactive, error_code)
+from rollway.deadline import read_back_within
 from rollway.model import ServiceState
 from rollway.targets import Targets
 
@@ -70,11 +71,14 @@ class EcsDeployer:
     Args:
         client: a boto3 ``ecs`` client.
         targets: the cluster and the name of the container whose image is swapped.
+        reads: seconds -> an ``ecs`` client whose calls end within them, for ``wait_stable``'s
+            reads; None: they use ``client``.
     """
 
-    def __init__(self, client: Any, targets: Targets) -> None:
+    def __init__(self, client: Any, targets: Targets, reads: Callable[[float], Any] | None = None) -> None:
         self._client = client
         self._targets = targets
+        self._reads = reads
         # service -> the task definition this deployer last pointed it at: what wait_stable
         # expects it to run unless told otherwise.
         self._pointed: dict[str, str] = {}
@@ -314,7 +318,10 @@ class EcsDeployer:
 
         Polls DescribeServices every ``min(15, timeout/4)`` seconds (at least 1), as many times
         as fit in ``timeout_seconds``. A loop of our own rather than the waiter: the waiter
-        reports a missing service, a refused call and a timeout alike, and cannot say why.
+        reports a missing service, a refused call and a timeout alike, and cannot say why. Each
+        read is given up on at the timeout (and ``READ_BACK_MARGIN_SECONDS``), on a client whose
+        calls end within it (``reads``): on the client that writes, an ECS that never answered
+        held the wait for about a minute past a shorter timeout, silent.
 
         Args:
             expected: service -> the task definition it should run; by default the one this
@@ -328,6 +335,7 @@ class EcsDeployer:
                 expected, or its deployment failed; the message quotes ECS's newest events.
             ServiceGone: a service does not exist, or is being deleted (at once, not a timeout).
             TargetNotFound: the cluster does not exist.
+            ReadBackUnanswered: ECS did not answer a read by the timeout.
             ClientError: any other refusal (access denied, throttling), as it came.
         """
         names = list(services)
@@ -337,10 +345,17 @@ class EcsDeployer:
             raise ValueError(f"timeout_seconds must be > 0, got {timeout_seconds}")
         expected = {**self._pointed, **(expected or {})}
         delay, attempts = waiter_schedule(timeout_seconds)
+        client = self._client if self._reads is None else self._reads(timeout_seconds)
+        deadline = time.monotonic() + timeout_seconds
         for attempt in range(attempts):
             if attempt:
-                time.sleep(delay)
-            found = self._describe_all(names)
+                left = deadline - time.monotonic()
+                if left <= 0:  # slow answers used the time the schedule gave the polls left
+                    break
+                time.sleep(min(delay, left))
+            found = read_back_within(deadline - time.monotonic(), lambda: self._describe_all(names, client),
+                                     what=f"the state of ECS service(s) {', '.join(names)}", seconds=timeout_seconds,
+                                     service="ECS")
             # ECS's reads are eventually consistent: the first one after an UpdateService may
             # still show the old revision, steady. From the next poll on (a second or more
             # later), or at the only one a short timeout allows, the revision read is ECS's answer.
@@ -352,11 +367,11 @@ class EcsDeployer:
                 return
         raise ServiceNotStable(names, timeout_seconds, "; ".join(_why(item) for item in unsteady))
 
-    def _describe_all(self, names: list[str]) -> list[dict[str, Any]]:
+    def _describe_all(self, names: list[str], client: Any) -> list[dict[str, Any]]:
         """The services as ECS describes them, one call (DescribeServices takes up to 10)."""
         cluster = self._targets.cluster
         try:
-            found = self._client.describe_services(cluster=cluster, services=names)
+            found = client.describe_services(cluster=cluster, services=names)
         except ClientError as err:
             raise _missing(err, cluster, ", ".join(names)) from err
         for failure in found.get("failures", []):

@@ -10,7 +10,7 @@ the whole list of actions, and an authentication step in front of the forward mu
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from botocore.exceptions import ClientError
 
@@ -49,12 +49,25 @@ class AlbRouter:
         client: a boto3 ``elbv2`` client.
         targets: names of the load balancer, listener port and target groups (a target
             group may be given by name or by ARN).
+        reads: seconds -> an ``elbv2`` client whose calls end within them, for the reads of a
+            bounded wait (``reading``); None: those reads use ``client``.
     """
 
-    def __init__(self, client: Any, targets: Targets) -> None:
+    def __init__(self, client: Any, targets: Targets, reads: Callable[[float], Any] | None = None) -> None:
         self._client = client
         self._targets = targets
+        self._reads = reads
         self._resolved: _Resolved | None = None
+
+    def reading(self, seconds: float) -> AlbRouter:
+        """This router for the reads of a wait bounded by ``seconds`` (a weight read-back, a
+        health wait): on a client whose calls end within the bound, where this router was given
+        one (``reads``), and with the lookups it has already made. Its writes are not for it."""
+        if self._reads is None:
+            return self
+        router = AlbRouter(self._reads(seconds), self._targets, self._reads)
+        router._resolved = self._resolved
+        return router
 
     def resolve(self) -> None:
         """Look up the load balancer, listener, target groups and rule, and cache them.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from rollway.deadline import READ_SECONDS
 from rollway.environment import Environment
 from rollway.ports import Clock
 from rollway.targets import Targets
@@ -25,11 +26,11 @@ def aws_environment(
     from rollway.aws.ledger import DynamoLedger
     from rollway.aws.sns import SnsNotifier
 
-    router = AlbRouter(get_client("elbv2"), targets)
+    router = AlbRouter(get_client("elbv2"), targets, reads=_reads(get_client, "elbv2"))
     return Environment(
         targets=targets,
         router=router,
-        deployer=EcsDeployer(get_client("ecs"), targets),
+        deployer=EcsDeployer(get_client("ecs"), targets, reads=_reads(get_client, "ecs")),
         metrics=CloudWatchMetrics(get_client("cloudwatch"), targets, router=router, interval_seconds=interval_seconds),
         notifier=SnsNotifier(get_client("sns"), targets),
         clock=clock,
@@ -37,3 +38,15 @@ def aws_environment(
         flags=DynamoFlagStore(get_client("dynamodb"), targets),
         images=EcrImagePinner(get_client("ecr"), targets),
     )
+
+
+def _reads(get_client: Callable[[str], Any], service: str) -> Callable[[float], Any] | None:
+    """seconds -> a ``service`` client for the reads of a wait bounded by ``seconds``: its calls,
+    all their attempts together, end within that bound, and within ``READ_SECONDS`` (a describe's
+    own: a health wait's minutes would make each attempt minutes long). The run's own clients
+    (six attempts of 10 s, kept for the writes) went on for about a minute past a shorter bound.
+    None when ``get_client`` makes no such clients (``blocks.credentials.SessionClients.reading``)."""
+    reading = getattr(get_client, "reading", None)
+    if reading is None:
+        return None
+    return lambda seconds: reading(min(seconds, READ_SECONDS))(service)

@@ -32,6 +32,7 @@ from rollway.aws.errors import (AnswerLost, NoDatapoints, RoleRenewalRefused, Se
 from rollway.aws.ledger import _Refused
 from rollway.checklist import Checklist, CheckItem
 from rollway.cleanup import CleanupIncomplete, CleanupRefused, Refusal
+from rollway.deadline import ReadBackUnanswered
 from rollway.cli.processes import Child, ProcessFailed
 from rollway.finalize import FinalizeIncomplete
 from rollway.flag_binding import FlagHeld, FlagsNotDisabled, FlagUpdate
@@ -87,6 +88,7 @@ CASES: list[BaseException] = [
                       ["EditBucket (AWS::S3::Bucket): The bucket you tried to delete is not empty"]),
     StackDeleteTimeout("WebordinaryOldStack", "DELETE_IN_PROGRESS", 1800.0),
     WeightMismatch(expected=Weights(stable=90, canary=10), actual=Weights(stable=100, canary=0)),
+    ReadBackUnanswered("the load balancer's weights", 20.0, "Elastic Load Balancing", "verify_timeout_seconds"),
     TargetNotFound("listener rule", "on listener :443 forwarding to edit-stable-tg, edit-canary-tg",
                    "no rule forwards to both"),
     ServiceNotStable(["edit-stable", "edit-canary"], 600.0, "edit-canary runs 1 of 2 tasks"),

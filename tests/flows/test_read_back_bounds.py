@@ -1,0 +1,152 @@
+"""The rollout's waits that read AWS back (the weights after a shift, the targets' health, ECS's
+scale-up) end within their bound when the endpoint stops answering, and say which bound and
+what was not read back.
+
+Their reads were made on the run's clients: six attempts of 10 s each, kept for the writes (a
+rollback's ModifyRule). A wait bounded at a second or two was held about a minute past its
+bound, silent. Each test runs its wait in a thread of its own, given up on after
+``GIVEN_UP_SECONDS``, so that a wait still held there fails the test rather than holding it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import urllib.error
+import urllib.request
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Callable, Iterator
+
+import pytest
+from prefect import flow
+from prefect_aws import AwsCredentials
+
+from blocks.credentials import client_factory
+from flows.engine import shift_to
+from flows.rollback import execute_rollback
+from rollway.aws.elbv2 import AlbRouter
+from rollway.aws.environment import aws_environment
+from rollway.clock import ClockSettings
+from rollway.deadline import READ_BACK_MARGIN_SECONDS, ReadBackUnanswered, within
+from rollway.model import Weights
+from rollway.spec import RolloutSpec, Stage
+
+BOUND = 1.0  # each wait's bound here (seconds)
+# The bound, the margin a wait may end past it, and a Prefect task run's own overhead.
+ENDS_WITHIN = BOUND + READ_BACK_MARGIN_SECONDS + 2.0
+GIVEN_UP_SECONDS = 15.0  # well short of the run's clients' minute
+SERVICE_IDS = {"elbv2": "ELASTIC_LOAD_BALANCING_V2", "ecs": "ECS"}
+
+
+@contextmanager
+def holding(upstream: str, after: str, hold: str) -> Iterator[str]:
+    """An endpoint on 127.0.0.1 in front of ``upstream`` (the embedded AWS) that passes every call
+    on until one of operation ``after`` has gone through, and from then on takes the connection of
+    each ``hold`` call and never answers it: an API that took the write, then stopped answering."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            target = self.headers.get("X-Amz-Target", "")
+            operation = target.rsplit(".", 1)[-1] if target else \
+                next((p.split("=", 1)[1] for p in body.decode().split("&") if p.startswith("Action=")), "")
+            if operation == hold and seen.is_set():
+                closed.wait()
+                return
+            headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
+            request = urllib.request.Request(upstream + self.path, data=body, headers=headers, method="POST")
+            try:
+                with urllib.request.urlopen(request, timeout=10) as answer:
+                    status, answer_headers, payload = answer.status, answer.headers, answer.read()
+            except urllib.error.HTTPError as refused:
+                status, answer_headers, payload = refused.code, refused.headers, refused.read()
+            if operation == after and status == 200:
+                seen.set()
+            self.send_response(status)
+            for key, value in answer_headers.items():
+                if key.lower() not in ("content-length", "transfer-encoding", "connection", "server", "date"):
+                    self.send_header(key, value)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    seen, closed = threading.Event(), threading.Event()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        closed.set()
+        server.shutdown()
+        server.server_close()
+
+
+def run_environment(aws, monkeypatch, **endpoints: str):
+    """The ports on clients made as for a real account (no endpoint_url, no client config: the
+    rollout's limits), their calls sent to the embedded AWS, those of ``endpoints``' services
+    (``elbv2="http://..."``) to the endpoint given."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL", aws.endpoint_url)
+    for service, url in endpoints.items():  # botocore's service-specific variable names the service id
+        monkeypatch.setenv(f"AWS_ENDPOINT_URL_{SERVICE_IDS[service]}", url)
+    credentials = AwsCredentials(aws_access_key_id="testing", aws_secret_access_key="testing",
+                                 region_name=aws.targets.region)
+    get_client = client_factory(credentials, region=aws.targets.region)
+    return aws_environment(get_client, aws.targets, ClockSettings(speed=1.0, anchor=time.time()).build())
+
+
+def ended_soon(body: Callable[[], Any]) -> tuple[BaseException, float]:
+    """The error ``body()`` raised inside a flow run, and how long it took."""
+    began = time.monotonic()
+    with pytest.raises(Exception) as raised:
+        within(GIVEN_UP_SECONDS, lambda: flow(name="read-back-bound")(body)())
+    return raised.value, time.monotonic() - began
+
+
+def spec(image: str) -> RolloutSpec:
+    return RolloutSpec(image=image, stages=[Stage(weight=w, bake_seconds=60) for w in (10, 100)],
+                       verify_timeout_seconds=BOUND, healthy_timeout_seconds=BOUND, scale_timeout_seconds=BOUND)
+
+
+def test_a_rollback_moves_the_traffic_and_its_verification_ends_within_its_bound(aws, monkeypatch):
+    """The ModifyRule goes through on the run's clients (its budget for throttling kept); the load
+    balancer then stops answering DescribeRules, and the verification ends at verify_timeout_seconds,
+    naming it, where it was held about a minute."""
+    AlbRouter(aws.get_client("elbv2"), aws.targets).set_weights(Weights(stable=90, canary=10))
+    with holding(aws.endpoint_url, after="ModifyRule", hold="DescribeRules") as elb:
+        env = run_environment(aws, monkeypatch, elbv2=elb)
+        error, took = ended_soon(lambda: execute_rollback(env, "error rate 7%", verify_timeout_seconds=BOUND))
+    assert took < ENDS_WITHIN, (took, error)
+    assert ("the load balancer's weights could not be read back within 1 s (verify_timeout_seconds): Elastic Load "
+            "Balancing did not answer") in str(error), str(error)
+    # The write landed: the users are on stable.
+    assert AlbRouter(aws.get_client("elbv2"), aws.targets).get_weights() == Weights(stable=100, canary=0)
+
+
+def test_a_health_wait_on_a_load_balancer_that_never_answers_ends_within_its_bound(
+        aws, monkeypatch, silent_endpoint):
+    """DescribeTargetHealth, a task retried twice, on the run's clients: minutes past the bound."""
+    env = run_environment(aws, monkeypatch, elbv2=silent_endpoint)
+    error, took = ended_soon(lambda: shift_to(env, spec("webordinary/edit:2.0.0"), 10, 1,
+                                              Weights(stable=100, canary=0), actor="test", rollout="r-1"))
+    assert isinstance(error, ReadBackUnanswered), repr(error)
+    assert took < ENDS_WITHIN, took
+    assert str(error) == ("the canary target group's healthy targets could not be read back within 1 s "
+                          "(healthy_timeout_seconds): Elastic Load Balancing did not answer")
+
+
+def test_a_scale_wait_on_an_ecs_that_stops_answering_ends_within_its_bound(aws, monkeypatch):
+    """The canary's UpdateService goes through; ECS then stops answering DescribeServices, and the
+    scale wait ends at scale_timeout_seconds, naming it."""
+    with holding(aws.endpoint_url, after="UpdateService", hold="DescribeServices") as ecs:
+        env = run_environment(aws, monkeypatch, ecs=ecs)
+        error, took = ended_soon(lambda: shift_to(env, spec("webordinary/edit:2.0.0"), 10, 1,
+                                                  Weights(stable=100, canary=0), actor="test", rollout="r-1"))
+    assert isinstance(error, ReadBackUnanswered), repr(error)
+    assert took < ENDS_WITHIN, took
+    assert str(error) == (f"the state of ECS service(s) {aws.targets.canary_service} could not be read back within "
+                          "1 s (scale_timeout_seconds): ECS did not answer")
