@@ -149,10 +149,10 @@ def test_a_rollback_under_way_is_reported_with_its_live_claim_holder_by_the_flow
                    rollout=record.rollout_id, holder=holder, lease_seconds=600)
     state = rollout_report(targets_block=blocks, aws_credentials_block=blocks, return_state=True)
     incident = artifacts_of(state)[f"{aws.targets.canary_service}-incident-report"]
-    assert f"**It is being carried out by {holder}**" in incident and "(live when this report was written)" in incident
+    assert f"**It is being carried out by {holder}**" in incident and "live when this report was written)" in incident
     capsys.readouterr()
     assert report(targets_block=blocks, credentials_block=blocks) == 0
-    assert "(live when this report was written)" in capsys.readouterr().out
+    assert "live when this report was written)" in capsys.readouterr().out
 
 
 def spoil(aws, rollout_id: str) -> None:
