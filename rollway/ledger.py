@@ -708,6 +708,13 @@ def claim_changes(holder: str | None, now: float = 0.0, lease_seconds: float = 0
     return {"rollback_holder": holder, "rollback_expires": now + lease_seconds}
 
 
+def claim_lapsed(record: RolloutRecord) -> str:
+    """What a rollback claim whose holder stopped renewing it means, for people (the incident
+    report and `rollway status`, once the wall clock passed ``rollback_expires``)."""
+    lapsed = wall_utc(record.rollback_expires, "it stopped renewing it: its run stopped or died")
+    return f"whose claim lapsed at {lapsed}; a rollback started now takes it over at once"
+
+
 def check_rollback_claim(record: RolloutRecord, holder: str, now: float) -> None:
     """Allow ``holder`` to carry out the rollout's rollback: nobody holds the claim, ``holder``
     does, or the claim lapsed at ``now``: its holder died.
