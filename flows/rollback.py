@@ -56,7 +56,7 @@ from rollway.ledger import (CLAIM_SECONDS, NOTICE_ANSWER_LOST, NOTICE_FAILED, NO
                             RollbackClaimed, RollbackUnrecorded, RolloutEnded, RolloutNotFound, RolloutRecord,
                             RolloutSuperseded, Transition, check_claimable, check_rolling_back, check_rollout,
                             claim_changes, notice_answer_lost, notice_sent, notice_time, notice_unconfirmed,
-                            rollback_start, utc)
+                            rollback_start, utc, wall_utc)
 from rollway.model import ServiceState, Weights
 from rollway.phases import RolloutPhase
 from rollway.report import RollbackResult, RolloutResult
@@ -963,8 +963,8 @@ def wait_for_claim(env: Environment, held: RollbackClaimed, *, holder: str, roll
                 f"{held}. It was still under way after {waited:.0f} s of waiting: it notifies people when it ends; "
                 "run the rollback again if it does not", holder=record.rollback_holder, expires=record.rollback_expires,
                 waited=waited)
-        log.info("rollback by %s still under way (claim renewed until %s); waited %.0f s of %.0f s",
-                 record.rollback_holder, utc(record.rollback_expires), waited, wait_seconds)
+        log.info("rollback by %s still under way, its claim renewed until %s; waited %.0f s of %.0f s",
+                 record.rollback_holder, wall_utc(record.rollback_expires), waited, wait_seconds)
         sleep_wall(env, min(CLAIM_POLL_SECONDS, wait_seconds - waited))
 
 

@@ -374,6 +374,13 @@ def utc(seconds: float) -> str:
     return datetime.fromtimestamp(seconds, tz=timezone.utc).strftime(UTC_FORMAT)
 
 
+def wall_utc(seconds: float, note: str = "") -> str:
+    """An instant on the wall clock (a lease's or rollback claim's end) as a readable UTC time,
+    labelled so, with ``note`` inside the label: the history's times beside it are on the rollout
+    clock, hours apart from it under `rollway up`'s sped-up clock."""
+    return f"{utc(seconds)} (wall clock{'; ' + note if note else ''})"
+
+
 def check_new_rollout(newest: RolloutRecord | None, record: RolloutRecord) -> None:
     """Refuse to start ``record`` unless the service's newest rollout has finished.
 
@@ -701,6 +708,13 @@ def claim_changes(holder: str | None, now: float = 0.0, lease_seconds: float = 0
     return {"rollback_holder": holder, "rollback_expires": now + lease_seconds}
 
 
+def claim_lapsed(record: RolloutRecord) -> str:
+    """What a rollback claim whose holder stopped renewing it means, for people (the incident
+    report and `rollway status`, once the wall clock passed ``rollback_expires``)."""
+    lapsed = wall_utc(record.rollback_expires, "it stopped renewing it: its run stopped or died")
+    return f"whose claim lapsed at {lapsed}; a rollback started now takes it over at once"
+
+
 def check_rollback_claim(record: RolloutRecord, holder: str, now: float) -> None:
     """Allow ``holder`` to carry out the rollout's rollback: nobody holds the claim, ``holder``
     does, or the claim lapsed at ``now``: its holder died.
@@ -712,8 +726,9 @@ def check_rollback_claim(record: RolloutRecord, holder: str, now: float) -> None
     if record.phase is not RolloutPhase.ROLLING_BACK or held is None or held == holder or record.rollback_expires < now:
         return
     raise RollbackClaimed(
-        f"rollout {record.rollout_id!r} of service {record.service!r} is being rolled back by {held} (claim held "
-        f"until {utc(record.rollback_expires)} unless renewed); {holder} neither moves the traffic nor pages anyone",
+        f"rollout {record.rollout_id!r} of service {record.service!r} is being rolled back by {held}, its claim held "
+        f"until {wall_utc(record.rollback_expires)} unless renewed; {holder} neither moves the traffic nor pages "
+        "anyone",
         holder=held, expires=record.rollback_expires,
     )
 

@@ -27,8 +27,8 @@ from rollway.approvals import UNHEARD, asked_again, pause_deadline
 from rollway.finalize import DONE as FINALIZED, START as FINALIZE_START, finalize_unfinished
 from rollway.judge.guardrails import GUARDRAIL, LOAD_BALANCER_5XX, asked_by
 from rollway.ledger import (NOTICE_ANSWER_LOST, NOTICE_FAILED, NOTICE_NOT_SENT, NOTICE_UNREACHED, OWNER_PREFIX,
-                            TAKEOVER, RolloutRecord, Transition, monitoring_owed, notice_answer_lost, notice_sent,
-                            notice_time, notice_unconfirmed, rollback_start, utc)
+                            TAKEOVER, RolloutRecord, Transition, claim_lapsed, monitoring_owed, notice_answer_lost,
+                            notice_sent, notice_time, notice_unconfirmed, rollback_start, utc, wall_utc)
 from rollway.model import Weights
 from rollway.phases import RolloutPhase
 from rollway.report import markdown_cell as cell
@@ -718,13 +718,11 @@ def _claim_advice(record: RolloutRecord, now: float | None) -> str:
     holder = record.rollback_holder
     if record.phase is not RolloutPhase.ROLLING_BACK or not holder:
         return ""
-    until = utc(record.rollback_expires)
     if now is not None and record.rollback_expires < now:
-        return (f" It was carried out by {cell(holder)}, whose claim lapsed at {until} (wall clock; it stopped "
-                "renewing it: its run stopped or died); a rollback started now takes it over at once.")
+        return f" It was carried out by {cell(holder)}, {claim_lapsed(record)}."
     # Claims are on the wall clock, the report's other times on the rollout clock.
-    live = "; live when this report was written" if now is not None else ""
-    return (f" **It is being carried out by {cell(holder)}**, its claim renewed until {until} (wall clock{live}): "
+    until = wall_utc(record.rollback_expires, "live when this report was written" if now is not None else "")
+    return (f" **It is being carried out by {cell(holder)}**, its claim renewed until {until}: "
             "follow that run; a rollback started meanwhile waits for it, and takes over only once the claim lapses.")
 
 

@@ -34,7 +34,7 @@ from rollway.cli.blocks import deployment_path
 from rollway.clock import ClockSettings
 from rollway.ledger import (
     RolloutClosed, RolloutRecord, Transition, notice_sent, owed_rejection, rejection_owed, rejection_reason,
-    rollback_start, utc,
+    claim_lapsed, rollback_start, utc, wall_utc,
 )
 from rollway.phases import RolloutPhase
 from rollway.model import ServiceState, Weights
@@ -740,13 +740,20 @@ def print_status(service: Service, record: RolloutRecord, live: Weights | str, p
             # fix), where status said nothing and a person took the rollback's page as sent.
             console.print(f"[yellow]{escape(refused)}: nobody was paged by it; the run that finishes the rollback "
                           "sends its own[/yellow]")
-        if record.rollback_holder:
+        if record.rollback_holder and wall is not None and record.rollback_expires < wall:
+            # Its holder stopped renewing the claim (its run died): nobody is finishing it, and the
+            # next rollback takes the claim over at once, as the incident report says.
+            finish = f"`rollway abort` cannot finish it ({unrestorable})" if unrestorable else (
+                "run `rollway abort` (or the rollback flow) to finish it")
+            console.print(f"[yellow]carried out by {escape(record.rollback_holder)}, "
+                          f"{escape(claim_lapsed(record))}: {escape(finish)}[/yellow]")
+        elif record.rollback_holder:
             # Who is carrying it out: another rollback started now waits for that one while its
             # claim is renewed, and takes it over once the claim lapses. The claim is on the wall
             # clock, the history below on the rollout clock (hours apart under `rollway up`).
+            renewed = wall_utc(record.rollback_expires, "a rollback started meanwhile waits for it")
             console.print(f"[yellow]carried out by {escape(record.rollback_holder)}, its claim renewed until "
-                          f"{utc(record.rollback_expires)} (wall clock; a rollback started meanwhile waits for "
-                          "it)[/yellow]")
+                          f"{escape(renewed)}[/yellow]")
     elif rejection_owed(record):
         # The run that recorded the rejection died before it began the rollback.
         owed = (f"`rollway abort` cannot carry it out ({unrestorable})" if unrestorable

@@ -19,7 +19,7 @@ from flows.progressive import progressive_rollout
 from flows.rollback import RollbackIncomplete, rollback
 from rollway.aws.errors import TargetNotFound
 from rollway.fakes import FakeLedger
-from rollway.ledger import RollbackClaimed, RolloutRecord, Transition, begin_rollback, new_rollout_id
+from rollway.ledger import RollbackClaimed, RolloutRecord, Transition, begin_rollback, new_rollout_id, utc
 from rollway.model import Weights
 from rollway.phases import RolloutPhase
 from rollway.reports import incident_report
@@ -221,8 +221,12 @@ def test_a_live_claim_is_waited_for_only_so_long_and_nothing_moves(monkeypatch, 
 
     assert env.notifier.messages == [] and env.router.weights == Weights.canary_at(5)
     assert env.router.calls.count("set_weights 100/0") == 0
-    progress = [r.getMessage() for r in caplog.records if "still under way (claim renewed until" in r.getMessage()]
+    progress = [r.getMessage() for r in caplog.records
+                if r.getMessage().startswith(f"rollback by {HOOK} still under way")]
     assert len(progress) >= 10, progress  # a line per look while it waits
+    # The claim is on the wall clock, the run's other times on the rollout clock (hours apart under `rollway up`).
+    expires = env.ledger.get(env.targets.canary_service).rollback_expires
+    assert all(f"its claim renewed until {utc(expires)} (wall clock); waited" in line for line in progress), progress
     assert env.ledger.get(env.targets.canary_service).rollback_holder == HOOK
 
 

@@ -296,7 +296,32 @@ def test_status_of_a_rollback_under_way_names_who_carries_it_out(capsys) -> None
     out = " ".join(capsys.readouterr().out.split())
     # The claim is on the wall clock; the history printed beside it is on the rollout clock.
     assert ("carried out by on-call (flow run brave-otter, 1234), its claim renewed until 2027-01-15 08:02:40 UTC "
-            "(wall clock;") in out, out
+            "(wall clock; a rollback started meanwhile waits for it)") in out, out
+    print_status(SimpleNamespace(name="svc-canary", targets=Targets()), claimed, Weights(stable=100, canary=0),
+                 None, limit=10, wall=1_800_000_150.0)
+    assert "its claim renewed until 2027-01-15 08:02:40 UTC" in " ".join(capsys.readouterr().out.split())
+
+
+def test_status_of_a_rollback_whose_claim_lapsed_says_so_and_what_finishes_it(capsys) -> None:
+    """The holder's run died and stopped renewing its claim: status still said its claim was
+    renewed until a time already past, as if that run were finishing the rollback, where the
+    incident report says the claim lapsed and a rollback started now takes it over at once."""
+    started = Transition(at=1_800_000_100.0, kind="rollback-start", actor="on-call", comment="errors")
+    claimed = record(phase=RolloutPhase.ROLLING_BACK, history=(*record().history, started),
+                     rollback_holder="on-call (flow run brave-otter, 1234)", rollback_expires=1_800_000_160.0)
+    service = SimpleNamespace(name="svc-canary", targets=Targets())
+    print_status(service, claimed, Weights(stable=100, canary=0), None, limit=10, wall=1_800_000_161.0)
+    out = " ".join(capsys.readouterr().out.split())
+    assert ("carried out by on-call (flow run brave-otter, 1234), whose claim lapsed at 2027-01-15 08:02:40 UTC "
+            "(wall clock; it stopped renewing it: its run stopped or died); a rollback started now takes it over at "
+            "once: run `rollway abort` (or the rollback flow) to finish it") in out, out
+    assert "renewed until" not in out and "waits for it" not in out, out
+    # No revision `rollway abort` would restore is ACTIVE: it names what finishes it instead.
+    print_status(service, claimed, Weights(stable=100, canary=0), None, limit=10, wall=1_800_000_161.0,
+                 unrestorable="app:3 is INACTIVE [deregistered]: run the rollback flow")
+    out = " ".join(capsys.readouterr().out.split())
+    assert ("a rollback started now takes it over at once: `rollway abort` cannot finish it (app:3 is INACTIVE "
+            "[deregistered]: run the rollback flow)") in out, out
 
 
 class ForgetfulApi:

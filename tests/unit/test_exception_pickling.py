@@ -61,8 +61,9 @@ THROTTLED = ClientError(
     "ModifyRule",
 )
 CLAIMED = RollbackClaimed(
-    "rollout '20261201-0312-ab12' of service 'edit-canary' is being rolled back by erin (flow run calm-heron) "
-    "(claim held until 2026-12-01 03:20:00 UTC unless renewed); frank neither moves the traffic nor pages anyone",
+    "rollout '20261201-0312-ab12' of service 'edit-canary' is being rolled back by erin (flow run calm-heron), its "
+    "claim held until 2026-12-01 03:20:00 UTC (wall clock) unless renewed; frank neither moves the traffic nor pages "
+    "anyone",
     holder="erin (flow run calm-heron)", expires=1796095200.0, waited=900.0,
 )
 ROLLED_BACK = RollbackResult(

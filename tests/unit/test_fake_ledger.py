@@ -468,8 +468,10 @@ class RollbackClaimContract:
         for claim in (lambda: ledger.claim_rollback(SERVICE, holder="erin", now=START + 100, lease_seconds=LEASE),
                       lambda: begin_rollback(ledger, SERVICE, actor="erin", reason="abort", now=START + 100,
                                              holder="erin")):
-            with pytest.raises(RollbackClaimed, match="being rolled back by hook"):
+            with pytest.raises(RollbackClaimed, match="being rolled back by hook") as refused:
                 claim()
+            # The claim is on the wall clock (the rollout clock may run hours ahead under `rollway up`).
+            assert f"its claim held until {utc(START + 50 + LEASE)} (wall clock) unless renewed" in str(refused.value)
         assert ledger.get(SERVICE) == renewed
         # The hook died: its claim lapses, and the next rollback takes it over to finish the work.
         taken = ledger.claim_rollback(SERVICE, holder="erin", now=START + 50 + LEASE + 1, lease_seconds=LEASE)
