@@ -51,12 +51,22 @@ class PermissionDenied(PicklableError, AdapterError):
             name when neither AWS nor rollway's policies say which service it belongs to.
         grant: where rollway's policies grant it (``iam-policy-infrastructure.json, statement
             CleanupReadsWhatProductionRuns``), or None.
+        uncovered: the resource refused when no statement granting the action is on it, even
+            with the run's own names for the policies' (``stack/AcmeOldStack/...``, where they
+            grant on ``stack/Webordinary*/*``): the statement, added as it is, is refused the same
+            way, so the message says to put it in the statement's Resource. None otherwise.
     """
 
-    def __init__(self, action: str, answer: str, grant: str | None) -> None:
-        self.action, self.answer, self.grant = action, answer, grant
-        where = (f"it is granted by {grant}: add that statement (with your names) to that role or user"
-                 if grant else f"grant {action} to that role or user")
+    def __init__(self, action: str, answer: str, grant: str | None, uncovered: str | None = None) -> None:
+        self.action, self.answer, self.grant, self.uncovered = action, answer, grant, uncovered
+        if grant and uncovered:
+            which = "that statement" if "; " not in grant else "the statement meant"
+            where = (f"it is granted by {grant}, but not on {uncovered}: add {which} to that role or user with "
+                     f"{uncovered} (or a pattern of your names) in its Resource")
+        elif grant:
+            where = f"it is granted by {grant}: add that statement (with your names) to that role or user"
+        else:
+            where = f"grant {action} to that role or user"
         super().__init__(f"AWS refused {action} ({answer}): {CREDENTIALS} may not call it, and asking again cannot "
                          f"help; {where}, then run again")
 
@@ -109,7 +119,9 @@ def permission_denied(err: ClientError, policies: Path = POLICIES, job: str | No
     When it names none (moto never does), the ``resource`` the caller read stands for it: an ARN,
     or a name (a table's) matched against the name closing each statement's Resource. The policies
     spell the targets' default names: ``targets``, the run's own, tell which of them a resource of
-    the user's names stands for (a refused ``table/acme-flags`` is the flags table's statement)."""
+    the user's names stands for (a refused ``table/acme-flags`` is the flags table's statement). An
+    ARN that no statement granting the action is on even so is ``uncovered``: the message says to put
+    it in the statement's Resource (a user's old stack, where the policies grant on Webordinary's)."""
     operation = getattr(err, "operation_name", "") or "?"
     message = err.response.get("Error", {}).get("Message", "") or ""
     said = _PERFORM.search(message)
@@ -121,19 +133,23 @@ def permission_denied(err: ClientError, policies: Path = POLICIES, job: str | No
         action = actions.pop() if len(actions) == 1 else operation
     granting = [(file, sid, resources) for file, sid, granted, resources, _ in _grants(policies) if granted == action]
     named = _RESOURCE.search(message)
+    uncovered = None
     if on := named.group(1) if named else resource:
-        on = _as_documented(on, targets) if targets is not None else on
-        matches = _arn_matches if on.startswith("arn:") else _name_matches
+        documented = _as_documented(on, targets) if targets is not None else on
+        matches = _arn_matches if documented.startswith("arn:") else _name_matches
         # The resource itself, else the table an index or stream of it belongs to; every statement
-        # when none is on either: a policy with the user's names in place of the documented ones.
-        for each in _and_its_table(on):
+        # when none is on either: a policy with the user's names in place of the documented ones,
+        # whose Resource the message says to extend to the one refused.
+        for each in _and_its_table(documented):
             if on_it := [g for g in granting if any(matches(p, each) for p in g[2])]:
                 granting = on_it
                 break
+        else:
+            uncovered = on if granting and on.startswith("arn:") else None
     grants = [f"{file}, statement {sid}" for file, sid, _ in granting]
     own = [grant for grant in grants if job is not None and grant.startswith(f"deployments/{job},")]
     grants = own or grants
-    return PermissionDenied(action, aws_message(err), "; ".join(dict.fromkeys(grants)) or None)
+    return PermissionDenied(action, aws_message(err), "; ".join(dict.fromkeys(grants)) or None, uncovered)
 
 
 def pass_role_denied(err: ClientError, family: str, roles: tuple[str, ...],

@@ -59,6 +59,25 @@ def stack_status(aws, name: str) -> str | None:
         return None
 
 
+def refused_as_the_cleanup_policy_would(aws, service: str, operation: str, code: str, asked: list[str]):
+    """A botocore handler refusing ``operation`` as AWS would under the documented infrastructure
+    policy (naming the resource it refused, which it appends to ``asked``)."""
+    from tests.flows.iam import denied, iam_requests
+
+    action = f"{service}:{operation}"  # the IAM prefix is the client's name for both services used here
+
+    def as_aws_refuses(params, **_):
+        if refused := denied("iam-policy-infrastructure.json",
+                             iam_requests(service, operation, params, region=aws.targets.region)):
+            asked.append(refused[0].resource)
+            raise ClientError({"Error": {"Code": code, "Message": (
+                "User: arn:aws:sts::123456789012:assumed-role/rollway-worker/i-0abc is not authorized to perform: "
+                f"{action} on resource: {refused[0].resource} because no identity-based policy allows the {action} "
+                "action")}}, operation)
+
+    return as_aws_refuses
+
+
 def untouched(aws, repo: Path) -> None:
     assert tags(aws) == {"1.0.0", "old-version", "0.9.0"}
     assert stack_status(aws, OLD_STACK) == "CREATE_COMPLETE" and queue_exists(aws, OLD_QUEUE)
@@ -641,19 +660,10 @@ def test_a_refusal_in_the_users_region_names_cleanups_statement_not_the_rollouts
     from rollway.aws.denied import PermissionDenied
     from rollway.cleanup import CleanupSpec
     from tests.botocore_events import on_operation
-    from tests.flows.iam import denied, iam_requests
 
     aws = account
     asked: list[str] = []
-
-    def as_aws_refuses(params, **_):
-        requests = iam_requests("ecr", "DescribeImages", params, region=aws.targets.region)
-        if refused := denied("iam-policy-infrastructure.json", requests):
-            asked.append(refused[0].resource)
-            raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": (
-                "User: arn:aws:sts::123456789012:assumed-role/rollway-worker/i-0abc is not authorized to perform: "
-                f"ecr:DescribeImages on resource: {refused[0].resource} because no identity-based policy allows "
-                "the ecr:DescribeImages action")}}, "DescribeImages")
+    as_aws_refuses = refused_as_the_cleanup_policy_would(aws, "ecr", "DescribeImages", "AccessDeniedException", asked)
 
     @flow(name="cleanup-denied-in-another-region")
     def cleanup_denied_in_another_region():
@@ -668,3 +678,40 @@ def test_a_refusal_in_the_users_region_names_cleanups_statement_not_the_rollouts
     assert refused.value.grant == "deployments/iam-policy-infrastructure.json, statement CleanupDeletesOldImages"
     assert "iam-policy.json" not in str(refused.value)
     assert "old-version" in tags(aws)
+
+
+def test_a_refusal_on_a_stack_of_the_users_names_says_to_extend_the_statements_resource_to_it(account):
+    # The policies grant the stack reads and deletion on Webordinary's names (stack/webordinary-*,
+    # stack/Webordinary*): a user's old stack is refused under the documented policy, and the
+    # refusal said only to add the statement, which, added as it is, is refused the same way.
+    from prefect import flow
+
+    from flows.cleanup import run_cleanup
+    from rollway.aws.denied import PermissionDenied
+    from rollway.cleanup import CleanupSpec
+    from tests.botocore_events import on_operation
+
+    aws, stack = account, "AcmeOldStack"
+    body = {"Resources": {"Queue": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": "acme-old-queue"}}}}
+    aws.get_client("cloudformation").create_stack(StackName=stack, TemplateBody=json.dumps(body))
+    asked: list[str] = []
+    as_aws_refuses = refused_as_the_cleanup_policy_would(aws, "cloudformation", "ListStackResources", "AccessDenied",
+                                                         asked)
+
+    @flow(name="cleanup-denied-on-the-users-stack")
+    def cleanup_denied_on_the_users_stack():
+        return run_cleanup(CleanupSpec(old_stacks=(stack,)), aws.targets, aws.get_client)
+
+    with on_operation(aws.get_client("cloudformation"), "before-parameter-build", as_aws_refuses,
+                      operation="ListStackResources"):
+        state = cleanup_denied_on_the_users_stack(return_state=True)
+
+    with pytest.raises(PermissionDenied) as refused:
+        state.result()
+    (arn,) = asked
+    assert f":stack/{stack}/" in arn, arn
+    assert refused.value.grant == "deployments/iam-policy-infrastructure.json, statement CleanupReadsTheStacksItDeletes"
+    assert refused.value.uncovered == arn
+    assert (f"it is granted by {refused.value.grant}, but not on {arn}: add that statement to that role or user with "
+            f"{arn} (or a pattern of your names) in its Resource, then run again") in str(refused.value), refused.value
+    assert stack_status(aws, stack) == "CREATE_COMPLETE"

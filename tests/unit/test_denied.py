@@ -117,8 +117,6 @@ ACME_TABLE = "arn:aws:dynamodb:eu-west-1:123456789012:table/{}"
     # An index of a table: the statement on its table, the one to extend to it.
     (ACME_TABLE.format("acme-rollouts/index/by-service"), "Ledger"),
     (ACME_TABLE.format("acme-flags/index/by-owner"), "Flags"),
-    # A name only beginning with the run's is not its table: every statement granting the action.
-    (ACME_TABLE.format("acme-flags-old"), "Ledger; Flags"),
 ])
 def test_a_refusal_on_a_table_of_the_users_names_names_that_tables_statement(arn, grant):
     """The policies spell Webordinary's table names: a refusal on the user's own table named both
@@ -128,6 +126,24 @@ def test_a_refusal_on_a_table_of_the_users_names_names_that_tables_statement(arn
                               targets=ACME)
     assert named.grant == "; ".join(f"deployments/iam-policy.json, statement {sid}" for sid in grant.split("; "))
     assert f"it is granted by {named.grant}: add that statement (with your names)" in str(named)
+
+
+def test_a_refusal_on_a_resource_no_statement_is_on_says_to_extend_their_resource_to_it():
+    """A table of the user's that the run's names do not stand for either (a name only beginning
+    with the run's is not its table): every statement granting the action is named, and, added as
+    they are, they are refused the same way, where the message said only to add one."""
+    arn = ACME_TABLE.format("acme-flags-old")
+    named = permission_denied(refusal("GetItem", DENIED_ON.format(action="dynamodb:GetItem", arn=arn),
+                                      "AccessDeniedException"), job="iam-policy.json", targets=ACME)
+    assert named.grant == "deployments/iam-policy.json, statement Ledger; deployments/iam-policy.json, statement Flags"
+    assert named.uncovered == arn
+    assert (f"it is granted by {named.grant}, but not on {arn}: add the statement meant to that role or user with "
+            f"{arn} (or a pattern of your names) in its Resource, then run again") in str(named), named
+    # A resource a statement is on (the run's own table, in its region) is no such refusal.
+    on_its_table = permission_denied(refusal("GetItem", DENIED_ON.format(action="dynamodb:GetItem",
+                                                                         arn=ACME_TABLE.format("acme-flags"))),
+                                     job="iam-policy.json", targets=ACME)
+    assert on_its_table.uncovered is None and "(with your names)" in str(on_its_table)
 
 
 @pytest.mark.parametrize(("resource", "grant"), [("acme-flags", "Flags"), ("acme-rollouts", "Ledger")])

@@ -163,6 +163,9 @@ CASES: list[BaseException] = [
                        "grant the credentials' identity sts:AssumeRole on that role"),
     PermissionDenied("cloudformation:DescribeStacks", "AccessDenied: not authorized",
                      "deployments/iam-policy-infrastructure.json, statement CleanupReadsWhatProductionRuns"),
+    PermissionDenied("cloudformation:DeleteStack", "AccessDenied: not authorized",
+                     "deployments/iam-policy-infrastructure.json, statement CleanupDeletesOldStacks",
+                     "arn:aws:cloudformation:us-west-2:123456789012:stack/AcmeOldStack/*"),
     PassRoleDenied("edit-task", ("arn:aws:iam::123456789012:role/Stack-TaskRole-1A2B",), "AccessDeniedException: no",
                    None),
 ]
