@@ -182,7 +182,7 @@ class MissingSecret(PicklableError, ValueError):
     """The spec names a Secret block the Prefect API does not have (or one that is not a Secret)."""
 
 
-class SecretUnread(PicklableError, TimeoutError):
+class SecretUnread(PicklableError, Unanswered):
     """The Prefect API did not give the spec's Secret block in time; the message names the block
     (never its value)."""
 

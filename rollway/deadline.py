@@ -36,8 +36,13 @@ def read_bound(seconds: float) -> float:
     return seconds
 
 
-class Unanswered(TimeoutError):
-    """The call was still not done when its time was up; the message says what did not answer."""
+class Unanswered(Exception):
+    """The call was still not done when its time was up; the message says what did not answer.
+
+    Not a TimeoutError: Prefect's engines take any TimeoutError out of a task or flow for their
+    own ``timeout_seconds``, and the run showed "TimedOut: ... failed due to timeout" on a task that
+    set none, with its exception not persisted for a hook or the UI to read back. Catch it by name.
+    """
 
 
 def within(seconds: float, work: Callable[[], T], *, name: str = "rollway-bounded-call",

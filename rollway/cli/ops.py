@@ -877,6 +877,7 @@ def reporting(command: Callable[..., int]) -> Callable[..., int]:
         import httpx
         from botocore.exceptions import BotoCoreError, ClientError
 
+        from rollway.deadline import Unanswered
         from rollway.ledger import LedgerError
 
         loaded = _loaded_targets.set(None)
@@ -885,9 +886,10 @@ def reporting(command: Callable[..., int]) -> Callable[..., int]:
         except UsageError as err:
             errors.print(f"[red]error:[/red] {escape(str(err))}")
             return 2
-        except (OpsError, TimeoutError, LedgerError) as err:
+        except (OpsError, TimeoutError, Unanswered, LedgerError) as err:
             # LedgerError: the ledger's refusals (a lease held, a rollout superseded) say what
             # happened in their message (names and AWS's words, which are not markup).
+            # Unanswered: a bounded read that ran out names who did not answer (no longer a TimeoutError).
             errors.print(f"[red]error:[/red] {escape(str(err))}")
             return 1
         except httpx.HTTPError as err:

@@ -6,6 +6,7 @@ the rollback stays open and that running it again finishes it.
 """
 from __future__ import annotations
 
+import threading
 import time
 from uuid import uuid4
 
@@ -13,7 +14,7 @@ import pytest
 
 import flows.rollback
 import rollway.cli.ops as ops
-from rollway.fakes import FakeLedger, FlakyFlagStore
+from rollway.fakes import FakeLedger, FakeRouter, FlakyFlagStore
 from rollway.flags import FlagState
 from rollway.ledger import RolloutRecord, new_rollout_id
 from rollway.model import Weights
@@ -124,3 +125,45 @@ def test_an_abort_whose_rollback_fails_only_after_the_traffic_says_the_traffic_i
     assert env.deployer.services[t.canary_service].desired == 0
     # Open: the next abort finishes it.
     assert env.ledger.get(t.canary_service).phase is RolloutPhase.ROLLING_BACK
+
+
+class SilentAfterWrite(FakeRouter):
+    """A load balancer that takes the rollback's write, then never answers a read of its weights."""
+
+    def __init__(self, weights: Weights) -> None:
+        super().__init__(weights)
+        self.written, self.released = threading.Event(), threading.Event()
+
+    def set_weights(self, weights: Weights) -> None:
+        super().set_weights(weights)
+        self.written.set()
+
+    def get_weights(self) -> Weights:
+        if self.written.is_set():
+            self.released.wait()
+        return super().get_weights()
+
+
+def test_an_abort_whose_rollback_could_not_read_the_weights_back_says_the_rollback_failed(monkeypatch, capsys):
+    """The verification ran out at verify_timeout_seconds. Its error was a TimeoutError, which the
+    command took for the Prefect API's: one line saying the weights were not read back, not that
+    the rollback failed and stays open for `rollway abort` to finish."""
+    env = fake_environment()
+    env.ledger = FakeLedger()
+    env.router = SilentAfterWrite(Weights.canary_at(5))
+    monkeypatch.setattr(flows.rollback, "load_environment", lambda *a, **k: env)
+    t = env.targets
+    service = open_rollout(monkeypatch, env, "abort-unread")
+    try:
+        code = ops.abort(approver="erin", reason="errors", flow_run=None, wait_seconds=0,
+                         targets_block=service.targets_block, credentials_block=None)
+    finally:
+        env.router.released.set()
+
+    out, err = capsys.readouterr()
+    flat = " ".join(err.split())
+    assert code == 1 and "rolled back" not in out, (out, err)
+    assert (f"the rollback of {t.canary_service} failed: the load balancer's weights could not be read back within "
+            f"{SPEC.verify_timeout_seconds:g} s (verify_timeout_seconds): Elastic Load Balancing did not answer") in flat, err
+    assert "run `rollway abort` again" in flat, err
+    assert env.ledger.get(t.canary_service).phase is RolloutPhase.ROLLING_BACK  # open: the next abort finishes it

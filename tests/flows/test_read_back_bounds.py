@@ -20,6 +20,7 @@ from typing import Any, Callable, Iterator
 
 import pytest
 from prefect import flow
+from prefect.client.orchestration import get_client
 from prefect_aws import AwsCredentials
 
 from blocks.credentials import client_factory
@@ -150,3 +151,28 @@ def test_a_scale_wait_on_an_ecs_that_stops_answering_ends_within_its_bound(aws, 
     assert took < ENDS_WITHIN, took
     assert str(error) == (f"the state of ECS service(s) {aws.targets.canary_service} could not be read back within "
                           "1 s (scale_timeout_seconds): ECS did not answer")
+
+
+def test_a_health_wait_that_ran_out_fails_the_run_naming_its_bound_not_as_a_prefect_timeout(
+        aws, monkeypatch, silent_endpoint):
+    """Its error was a TimeoutError, which Prefect takes for its own timeout: the run showed
+    "TimedOut: Flow run failed due to timeout: ReadBackUnanswered(...)" though it set no
+    timeout_seconds, and its exception was not persisted for the hooks to read back."""
+    env = run_environment(aws, monkeypatch, elbv2=silent_endpoint)
+
+    @flow(name="bounded-health-wait", persist_result=True)
+    def rollout() -> None:
+        shift_to(env, spec("webordinary/edit:2.0.0"), 10, 1, Weights(stable=100, canary=0), actor="test",
+                 rollout="r-1")
+
+    state = rollout(return_state=True)
+    with get_client(sync_client=True) as client:  # as the UI, or a hook in another process, reads it
+        stored = client.read_flow_run(state.state_details.flow_run_id).state
+
+    said = ("the canary target group's healthy targets could not be read back within 1 s (healthy_timeout_seconds): "
+            "Elastic Load Balancing did not answer")
+    assert (stored.type.value, stored.name) == ("FAILED", "Failed"), (stored.name, stored.message)
+    assert said in stored.message and "timeout:" not in stored.message, stored.message
+    error = stored.result(raise_on_failure=False)  # what flows/hooks.py reads in another process
+    assert isinstance(error, ReadBackUnanswered), repr(error)
+    assert (error.bound, error.service) == ("healthy_timeout_seconds", "Elastic Load Balancing")

@@ -23,7 +23,7 @@ from botocore.exceptions import ClientError, ReadTimeoutError
 from flows.flags import UnknownFlagInChanges
 from flows.infra import ChecklistFailed
 from flows.rollback import RollbackClaimLost, RollbackIncomplete, TrafficMoveFailed
-from flows.validate import ValidationFailed
+from flows.validate import SecretUnread, ValidationFailed
 from rollway.aws.cloudformation import StackDeleteFailed, StackDeleteTimeout, StackProtected
 from rollway.aws.denied import PassRoleDenied, PermissionDenied
 from rollway.aws.errors import (AnswerLost, NoDatapoints, RoleRenewalRefused, ServiceGone, ServiceNotStable,
@@ -32,7 +32,7 @@ from rollway.aws.errors import (AnswerLost, NoDatapoints, RoleRenewalRefused, Se
 from rollway.aws.ledger import _Refused
 from rollway.checklist import Checklist, CheckItem
 from rollway.cleanup import CleanupIncomplete, CleanupRefused, Refusal
-from rollway.deadline import ReadBackUnanswered
+from rollway.deadline import ReadBackUnanswered, Unanswered
 from rollway.cli.processes import Child, ProcessFailed
 from rollway.finalize import FinalizeIncomplete
 from rollway.flag_binding import FlagHeld, FlagsNotDisabled, FlagUpdate
@@ -90,6 +90,11 @@ CASES: list[BaseException] = [
     StackDeleteTimeout("WebordinaryOldStack", "DELETE_IN_PROGRESS", 1800.0),
     WeightMismatch(expected=Weights(stable=90, canary=10), actual=Weights(stable=100, canary=0)),
     ReadBackUnanswered("the load balancer's weights", 20.0, "Elastic Load Balancing", "verify_timeout_seconds"),
+    # No __init__ of their own, but a run that fails with them now persists them (as a TimeoutError
+    # Prefect took them for its own timeout and kept no result).
+    Unanswered("CloudWatch did not answer within 30 s"),
+    SecretUnread("authorization_secret_block 'edit-api-token' could not be read: the Prefect API did not answer "
+                 "within 30 s; no request was sent; run again once the Prefect API answers"),
     TargetNotFound("listener rule", "on listener :443 forwarding to edit-stable-tg, edit-canary-tg",
                    "no rule forwards to both"),
     ServiceNotStable(["edit-stable", "edit-canary"], 600.0, "edit-canary runs 1 of 2 tasks"),
