@@ -383,7 +383,8 @@ def run_stages(
                 history = baseline_history(env, spec, judge, state.started_at)
             observation = metrics.observe(env.metrics, start, now)
             settled_until = now - spec.analysis.metrics_delay_seconds
-            healthy = canary_targets_if_unattributed(env, observation, monitoring=False)
+            healthy = canary_targets_if_unattributed(env, observation, monitoring=False,
+                                                     seconds=spec.verify_timeout_seconds)
             verdict = assess(judge, spec.guardrails, observation, stage_over=stage_over(spec, state, now),
                              history=history or (), settled_until=settled_until, healthy_targets=healthy)
             for alert in tracker.update(observation, verdict, settled_until):
@@ -532,13 +533,15 @@ def run_stages(
         raise TypeError(f"unhandled decision {decision!r}")
 
 
-def canary_targets_if_unattributed(env: Environment, observation: Observation, *, monitoring: bool) -> int | None:
+def canary_targets_if_unattributed(env: Environment, observation: Observation, *, monitoring: bool,
+                                   seconds: float) -> int | None:
     """The canary's healthy targets when ``observation`` holds load-balancer 5xx and no request
     count at all: only they say whether those 5xx are its (none: it refuses its traffic, and
-    rolls back). None otherwise, or when they cannot be read (unknown: no pass, no rollback)."""
+    rolls back). None otherwise, or when they cannot be read within ``seconds`` (the spec's
+    ``verify_timeout_seconds``; unknown: no pass, no rollback)."""
     if not unattributed(observation, monitoring=monitoring):
         return None
-    return traffic.healthy_targets_or_unknown(env.router, "canary")
+    return traffic.healthy_targets_or_unknown(env.router, "canary", seconds)
 
 
 def baseline_history(env: Environment, spec: RolloutSpec, judge, shifted_at: float) -> tuple[Interval, ...] | None:
@@ -614,9 +617,13 @@ def _drift(env: Environment, expected: Weights, lag_seconds: float) -> Weights |
     """The load balancer's weights when they are not ``expected``, None when they are.
 
     One read when they match (the normal path); otherwise they are read again for up to the
-    spec's read-back lag, so that a stale read never rolls back a healthy rollout.
+    spec's read-back lag, so that a stale read never rolls back a healthy rollout. Each is
+    bounded by that lag (``verify_timeout_seconds``).
+
+    Raises:
+        ReadBackUnanswered: the load balancer did not answer a read within the lag.
     """
-    if traffic.get_weights(env.router) == expected:
+    if traffic.weights_within(env.router, lag_seconds) == expected:
         return None
     try:
         traffic.verify_weights(env.router, expected, lag_seconds)

@@ -273,7 +273,7 @@ def _watch(
             elif not early:
                 checks += 1
                 log.warning("monitoring check saw no request count for %s: no data", t.canary_service)
-            healthy = canary_targets_if_unattributed(env, seen, monitoring=True)
+            healthy = canary_targets_if_unattributed(env, seen, monitoring=True, seconds=spec.verify_timeout_seconds)
             verdict = check(spec.guardrails, seen, monitoring=True, healthy_targets=healthy)
             for message in alerted.new(verdict):
                 metrics.alert(env.notifier, f"Alert: {t.canary_service}", f"While monitoring {spec.image}: {message}")

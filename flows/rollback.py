@@ -315,7 +315,9 @@ def execute_rollback(
         stable = ecs.describe_service(env.deployer, t.stable_service)
         canary = ecs.describe_service(env.deployer, t.canary_service)
         needed = stable_desired or max(stable.desired, canary.desired, 1)
-        weights_before = traffic.get_weights(env.router) if quiet_if_unchanged else None
+        # Bounded by the rollback's verify timeout: on the run's clients a load balancer that stopped
+        # answering held the rollback about a minute here, before anything moved, silent.
+        weights_before = traffic.weights_within(env.router, verify_timeout_seconds) if quiet_if_unchanged else None
         # Never below what the service already asks for (autoscaling may have raised it since the
         # rollout recorded its count): this is the moment it takes all the traffic.
         desired = max(needed, stable.desired)

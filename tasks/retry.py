@@ -23,16 +23,23 @@ def unless(*final: type[BaseException], denied: frozenset[str] = frozenset()) ->
     def condition(_task: Any, _task_run: Any, state: Any) -> bool:
         try:
             state.result()
-        except final:
-            return False
-        except AnswerLost as lost:
-            # A read timeout, then AccessDenied on botocore's own retry: another try is refused again
-            # (and people may have been paged by the first all the same; AnswerLost says so).
-            return getattr(lost, "code", "") not in denied
-        except ClientError as err:
-            return err.response.get("Error", {}).get("Code") not in denied
-        except Exception:  # noqa: BLE001 - throttling, a dropped connection: worth another try
-            return True
+        except Exception as err:  # noqa: BLE001 - judged by again()
+            return again(err, *final, denied=denied)
         return False
 
     return condition
+
+
+def again(err: BaseException, *final: type[BaseException], denied: frozenset[str] = frozenset()) -> bool:
+    """Whether a call that failed with ``err`` is worth another try (``unless``'s rule, for a task
+    that tries again itself: a bounded read, whose retries must end within its bound)."""
+    if isinstance(err, final):
+        return False
+    if isinstance(err, AnswerLost):
+        # A read timeout, then AccessDenied on botocore's own retry: another try is refused again
+        # (and people may have been paged by the first all the same; AnswerLost says so).
+        return getattr(err, "code", "") not in denied
+    if isinstance(err, ClientError):
+        return err.response.get("Error", {}).get("Code") not in denied
+    # Throttling, a dropped connection: worth another try.
+    return isinstance(err, Exception)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import time
+from typing import Callable, TypeVar
 
-from prefect import task
+from prefect import get_run_logger, task
 from prefect.cache_policies import NONE
 
 from rollway.aws.errors import REFUSED_CODES, WeightMismatch
@@ -13,11 +14,11 @@ from rollway.model import Weights
 from rollway.ports import TrafficRouter
 from tasks import retry
 
+T = TypeVar("T")
+
 # A read the role may not make (or whose credentials AWS does not know) is refused again a second
 # later: asked three times, it only delayed the failure and logged it three times.
 _read_again = retry.unless(denied=REFUSED_CODES)
-# A read past its wait's bound (ReadBackUnanswered) is not asked again: the wait's time is up.
-_read_again_in_time = retry.unless(ReadBackUnanswered, denied=REFUSED_CODES)
 
 
 @task(name="get-weights", retries=2, retry_delay_seconds=1, cache_policy=NONE, retry_condition_fn=_read_again)
@@ -69,35 +70,81 @@ def read_back(router: TrafficRouter, expected: Weights, timeout_seconds: float) 
         delay = min(delay * 2, 2.0)
 
 
-@task(name="healthy-targets", retries=2, retry_delay_seconds=1, cache_policy=NONE,
-      retry_condition_fn=_read_again_in_time)
-def healthy_targets(router: TrafficRouter, version: str, wait: tuple[float, float] | None = None) -> int:
+LOOK_AGAIN_SECONDS = 1.0
+"""How long after a failed bounded read (``within_bound``) it is made again, twice at most."""
+_LOOKS = 3
+_ELB = "Elastic Load Balancing"
+_WEIGHTS = "the load balancer's weights"
+
+
+def within_bound(read: Callable[[], T], *, what: str, seconds: float, bound: str, left: float | None = None) -> T:
+    """``read()``, one read of the load balancer bounded at ``seconds`` (the parameter ``bound``),
+    ``left`` of them left (all by default), ended by then and ``READ_BACK_MARGIN_SECONDS``.
+
+    A read that failed (not refused for good, not unanswered) is made again 1 s later, twice at
+    most, while its bound leaves the time: a task's own retries came a second after a read
+    refused at once at the bound, twice, and the wait that made it ended seconds past it.
+
+    Raises:
+        ReadBackUnanswered: the load balancer did not answer by then; it names ``what`` and ``bound``.
+        Whatever the last read raised, as it raised it.
+    """
+    until = time.monotonic() + (seconds if left is None else left)
+    look = 1
+    while True:
+        try:
+            return read_back_within(until - time.monotonic(), read, what=what, seconds=seconds, service=_ELB,
+                                    bound=bound)
+        except Exception as err:
+            if (look == _LOOKS or not retry.again(err, ReadBackUnanswered, denied=REFUSED_CODES)
+                    or until - time.monotonic() < LOOK_AGAIN_SECONDS):
+                raise
+            get_run_logger().warning("%s could not be read (%s); reading them again in %g s (%d of %d)", what, err,
+                                     LOOK_AGAIN_SECONDS, look + 1, _LOOKS)
+            time.sleep(LOOK_AGAIN_SECONDS)
+            look += 1
+
+
+@task(name="get-weights", cache_policy=NONE)
+def weights_within(router: TrafficRouter, seconds: float) -> Weights:
+    """``get_weights`` bounded by the spec's ``verify_timeout_seconds`` (``seconds``), on the
+    router's bounded reads (``TrafficRouter.reading``): on the run's clients (six attempts of
+    10 s, kept for the writes) a load balancer that stopped answering held a check made before
+    a stage about a minute, silent.
+
+    Raises:
+        ReadBackUnanswered: the load balancer did not answer within ``seconds``.
+    """
+    return within_bound(router.reading(seconds).get_weights, what=_WEIGHTS, seconds=seconds,
+                        bound="verify_timeout_seconds")
+
+
+@task(name="healthy-targets", cache_policy=NONE)
+def healthy_targets(router: TrafficRouter, version: str, wait: tuple[float, float],
+                    bound: str = "healthy_timeout_seconds") -> int:
     """The ``version``'s healthy targets; ``wait``: (seconds left, the wait's bound) of a
-    health wait (``healthy_timeout_seconds``), by which the read is given up on.
+    wait bounded by the parameter ``bound``, by which the read is given up on (``within_bound``).
+    ``router``: one for the reads of that bound (``TrafficRouter.reading``).
 
     Raises:
         ReadBackUnanswered: the load balancer did not answer within the seconds left.
     """
-    if wait is None:
-        return router.healthy_targets(version)
     left, seconds = wait
-    return read_back_within(left, lambda: router.healthy_targets(version),
-                            what=f"the {version} target group's healthy targets", seconds=seconds,
-                            service="Elastic Load Balancing", bound="healthy_timeout_seconds")
+    return within_bound(lambda: router.healthy_targets(version), what=f"the {version} target group's healthy targets",
+                        seconds=seconds, bound=bound, left=left)
 
 
-def healthy_targets_or_unknown(router: TrafficRouter, version: str) -> int | None:
-    """``healthy_targets``, or None (logged) when they cannot be read after its retries.
+def healthy_targets_or_unknown(router: TrafficRouter, version: str, seconds: float) -> int | None:
+    """``healthy_targets`` within the spec's ``verify_timeout_seconds`` (``seconds``: a single look,
+    not a wait for health checks), or None (logged) when they cannot be read by then.
 
     For reads that only tell whose some load-balancer 5xx are (``guardrails.check_totals``):
     None is "unknown", on which a stage never passes and nothing is rolled back. Failing the
     run instead would have its hook roll back a canary, or a promoted release, over a read
     made only to attribute a few stray 5xx.
     """
-    from prefect import get_run_logger
-
     try:
-        return healthy_targets(router, version)
+        return healthy_targets(router.reading(seconds), version, wait=(seconds, seconds), bound="verify_timeout_seconds")
     except Exception as err:  # noqa: BLE001 - any failure to read leaves them unknown, said in the log
         get_run_logger().error("could not read the %s's healthy targets (%s): whose the load balancer's 5xx "
                                "are stays unknown this tick", version, err)

@@ -24,13 +24,14 @@ from prefect.client.orchestration import get_client
 from prefect_aws import AwsCredentials
 
 from blocks.credentials import client_factory
-from flows.engine import shift_to
+import flows.engine as engine
+from flows.engine import canary_targets_if_unattributed, shift_to, wait_healthy
 from flows.rollback import execute_rollback
 from rollway.aws.elbv2 import AlbRouter
 from rollway.aws.environment import aws_environment
 from rollway.clock import ClockSettings
 from rollway.deadline import READ_BACK_MARGIN_SECONDS, ReadBackUnanswered, within
-from rollway.model import Weights
+from rollway.model import Interval, Observation, Weights
 from rollway.spec import RolloutSpec, Stage
 
 BOUND = 1.0  # each wait's bound here (seconds)
@@ -40,11 +41,16 @@ GIVEN_UP_SECONDS = 15.0  # well short of the run's clients' minute
 SERVICE_IDS = {"elbv2": "ELASTIC_LOAD_BALANCING_V2", "ecs": "ECS"}
 
 
+Answer = tuple[int, dict[str, str], bytes]
+NO_ANSWER: Answer = (0, {}, b"")  # the connection is kept and nothing is sent on it
+
+
 @contextmanager
-def holding(upstream: str, after: str, hold: str) -> Iterator[str]:
-    """An endpoint on 127.0.0.1 in front of ``upstream`` (the embedded AWS) that passes every call
-    on until one of operation ``after`` has gone through, and from then on takes the connection of
-    each ``hold`` call and never answers it: an API that took the write, then stopped answering."""
+def in_front_of(upstream: str, instead: Callable[[str], Answer | None],
+                passed: Callable[[str, int], None] = lambda operation, status: None) -> Iterator[str]:
+    """An endpoint on 127.0.0.1 in front of ``upstream`` (the embedded AWS) that passes each call
+    on, unless ``instead(operation)`` answers it itself (``NO_ANSWER``: never); ``passed``
+    hears of each call passed on, with the status it was answered."""
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:  # noqa: N802 - http.server's name
@@ -52,18 +58,13 @@ def holding(upstream: str, after: str, hold: str) -> Iterator[str]:
             target = self.headers.get("X-Amz-Target", "")
             operation = target.rsplit(".", 1)[-1] if target else \
                 next((p.split("=", 1)[1] for p in body.decode().split("&") if p.startswith("Action=")), "")
-            if operation == hold and seen.is_set():
-                closed.wait()
+            answer = instead(operation)
+            if answer is NO_ANSWER:
                 return
-            headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
-            request = urllib.request.Request(upstream + self.path, data=body, headers=headers, method="POST")
-            try:
-                with urllib.request.urlopen(request, timeout=10) as answer:
-                    status, answer_headers, payload = answer.status, answer.headers, answer.read()
-            except urllib.error.HTTPError as refused:
-                status, answer_headers, payload = refused.code, refused.headers, refused.read()
-            if operation == after and status == 200:
-                seen.set()
+            if answer is None:
+                answer = forwarded(body, dict(self.headers.items()), self.path)
+                passed(operation, answer[0])
+            status, answer_headers, payload = answer
             self.send_response(status)
             for key, value in answer_headers.items():
                 if key.lower() not in ("content-length", "transfer-encoding", "connection", "server", "date"):
@@ -75,16 +76,47 @@ def holding(upstream: str, after: str, hold: str) -> Iterator[str]:
         def log_message(self, *args: Any) -> None:
             pass
 
-    seen, closed = threading.Event(), threading.Event()
+    def forwarded(body: bytes, headers: dict[str, str], path: str) -> Answer:
+        headers = {k: v for k, v in headers.items() if k.lower() not in ("host", "content-length")}
+        request = urllib.request.Request(upstream + path, data=body, headers=headers, method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=10) as answer:
+                return answer.status, dict(answer.headers), answer.read()
+        except urllib.error.HTTPError as refused:
+            return refused.code, dict(refused.headers), refused.read()
+
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}"
     finally:
-        closed.set()
         server.shutdown()
         server.server_close()
+
+
+@contextmanager
+def holding(upstream: str, after: str, hold: str) -> Iterator[str]:
+    """An endpoint in front of ``upstream`` that passes every call on until one of operation
+    ``after`` has gone through, and from then on takes the connection of each ``hold`` call and
+    never answers it: an API that took the write, then stopped answering."""
+
+    def instead(operation: str) -> Answer | None:
+        if operation == hold and seen.is_set():
+            closed.wait()
+            return NO_ANSWER
+        return None
+
+    def passed(operation: str, status: int) -> None:
+        if operation == after and status == 200:
+            seen.set()
+
+    seen, closed = threading.Event(), threading.Event()
+    with in_front_of(upstream, instead, passed) as url:
+        try:
+            yield url
+        finally:
+            closed.set()
 
 
 def run_environment(aws, monkeypatch, **endpoints: str):
@@ -176,3 +208,82 @@ def test_a_health_wait_that_ran_out_fails_the_run_naming_its_bound_not_as_a_pref
     error = stored.result(raise_on_failure=False)  # what flows/hooks.py reads in another process
     assert isinstance(error, ReadBackUnanswered), repr(error)
     assert (error.bound, error.service) == ("healthy_timeout_seconds", "Elastic Load Balancing")
+
+
+# The plain reads of the load balancer a stage depends on: on the run's clients, each held its
+# caller about a minute when the load balancer stopped answering, saying nothing.
+
+def test_the_drift_check_before_a_stage_on_a_load_balancer_that_never_answers_ends_within_its_bound(
+        aws, monkeypatch, silent_endpoint):
+    """The weights read before a shift or a promotion, to see that nobody else moved them."""
+    env = run_environment(aws, monkeypatch, elbv2=silent_endpoint)
+    error, took = ended_soon(lambda: engine._drift(env, Weights(stable=90, canary=10), BOUND))
+    assert isinstance(error, ReadBackUnanswered), repr(error)
+    assert took < ENDS_WITHIN, took
+    assert str(error) == ("the load balancer's weights could not be read back within 1 s (verify_timeout_seconds): "
+                          "Elastic Load Balancing did not answer")
+
+
+def test_a_quiet_rollback_on_a_load_balancer_that_never_answers_ends_within_its_bound(
+        aws, monkeypatch, silent_endpoint):
+    """quiet_if_unchanged reads the weights before anything moves, to page nobody twice."""
+    env = run_environment(aws, monkeypatch, elbv2=silent_endpoint)
+    error, took = ended_soon(lambda: execute_rollback(env, "rolled back already", verify_timeout_seconds=BOUND,
+                                                      healthy_timeout_seconds=BOUND, quiet_if_unchanged=True))
+    assert isinstance(error, ReadBackUnanswered), repr(error)
+    assert took < ENDS_WITHIN, took
+    assert str(error) == ("the load balancer's weights could not be read back within 1 s (verify_timeout_seconds): "
+                          "Elastic Load Balancing did not answer")
+
+
+def test_the_guardrails_health_read_on_a_load_balancer_that_never_answers_ends_within_its_bound(
+        aws, monkeypatch, silent_endpoint, caplog):
+    """Read when load-balancer 5xx have no request count to set them against: unknown, and said."""
+    env = run_environment(aws, monkeypatch, elbv2=silent_endpoint)
+    stray = Observation(start=0.0, end=60.0, intervals=(Interval(t=60.0, unserved=3),))
+    began = time.monotonic()
+    healthy = within(GIVEN_UP_SECONDS, lambda: flow(name="guardrail-read")(
+        lambda: canary_targets_if_unattributed(env, stray, monitoring=False, seconds=BOUND))())
+    assert healthy is None
+    assert time.monotonic() - began < ENDS_WITHIN
+    assert ("the canary target group's healthy targets could not be read back within 1 s (verify_timeout_seconds): "
+            "Elastic Load Balancing did not answer") in caplog.text, caplog.text
+
+
+@contextmanager
+def failing_after(upstream: str, operation: str, seconds: float) -> Iterator[str]:
+    """An endpoint in front of ``upstream`` that passes every call on, but answers ``operation``
+    with an error at once from ``seconds`` after its first call: an API that started refusing a
+    read in the middle of a wait."""
+    first: list[float] = []
+
+    def instead(asked: str) -> Answer | None:
+        if asked != operation:
+            return None
+        first.append(time.monotonic())
+        if first[-1] - first[0] < seconds:
+            return None
+        return 400, {"Content-Type": "text/xml"}, (
+            b"<ErrorResponse><Error><Type>Sender</Type><Code>RequestExpired</Code><Message>Request has expired"
+            b"</Message></Error><RequestId>1</RequestId></ErrorResponse>")
+
+    with in_front_of(upstream, instead) as url:
+        yield url
+
+
+def test_a_health_look_refused_at_once_near_the_deadline_ends_the_wait_within_its_bound(aws, monkeypatch):
+    """The last look, made at the bound, is answered with an error at once (one a second ask could
+    get past): it was asked again a second later, twice, and the wait ended two seconds past its
+    bound."""
+    with failing_after(aws.endpoint_url, "DescribeTargetHealth", 0.8 * BOUND) as elb:
+        env = run_environment(aws, monkeypatch, elbv2=elb)
+
+        def waited() -> tuple[BaseException, float]:
+            began = time.monotonic()
+            with pytest.raises(Exception) as raised:
+                wait_healthy(env, "canary", BOUND)
+            return raised.value, time.monotonic() - began
+
+        error, took = within(GIVEN_UP_SECONDS, flow(name="health-wait")(waited))
+    assert "RequestExpired" in str(error), repr(error)
+    assert took < BOUND + READ_BACK_MARGIN_SECONDS + 0.7, took  # and a few task runs; it was 3 s

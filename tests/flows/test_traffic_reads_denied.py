@@ -18,7 +18,7 @@ def read_weights(router):
 
 @flow
 def read_healthy(router):
-    return healthy_targets(router, "stable")
+    return healthy_targets(router, "stable", wait=(30.0, 30.0))  # a health wait's look
 
 
 def answering(code: str, times: int, asked: list[str], operation: str):

@@ -98,7 +98,7 @@ def test_a_stage_at_night_is_neither_rolled_back_nor_passed_on_stray_5xx():
 def retried_at_once(monkeypatch):
     """The health read's retries without their 1-s waits: every look of a throttled stage slept
     2 s, and these tests judge what the run does once the retries are spent, not their spacing."""
-    monkeypatch.setattr(traffic, "healthy_targets", traffic.healthy_targets.with_options(retry_delay_seconds=0))
+    monkeypatch.setattr(traffic, "LOOK_AGAIN_SECONDS", 0.0)
 
 
 def throttled(*_args, **_kwargs):
