@@ -721,8 +721,10 @@ def print_status(service: Service, record: RolloutRecord, live: Weights | str, p
         # The weights are expected to differ mid-rollback; what a person needs is how to finish it.
         started = rollback_start(record)
         why = escape(f" ({started.actor}: {started.comment})") if started is not None else ""
-        console.print(f"[yellow]a rollback was started{why} and is not recorded as finished; "
-                      f"{escape(finisher)}[/yellow]")
+        # A lapsed claim's line below says what finishes it: said here too, it read twice.
+        lapsed = bool(record.rollback_holder) and wall is not None and record.rollback_expires < wall
+        console.print(f"[yellow]a rollback was started{why} and is not recorded as finished"
+                      f"{'' if lapsed else '; ' + escape(finisher)}[/yellow]")
         told = notice_sent(record, record.rollout_id)
         if told is not None:
             # Its run died after paging: finishing it pages nobody again, and a person should not page by hand.
@@ -736,7 +738,7 @@ def print_status(service: Service, record: RolloutRecord, live: Weights | str, p
             # fix), where status said nothing and a person took the rollback's page as sent.
             console.print(f"[yellow]{escape(refused)}: nobody was paged by it; the run that finishes the rollback "
                           "sends its own[/yellow]")
-        if record.rollback_holder and wall is not None and record.rollback_expires < wall:
+        if lapsed:
             # Its holder stopped renewing the claim (its run died): nobody is finishing it, and the
             # next rollback takes the claim over at once, as the incident report says.
             finish = f"`rollway abort` cannot finish it ({unrestorable})" if unrestorable else (
