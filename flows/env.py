@@ -24,7 +24,7 @@ from rollway.aws.errors import (UNKNOWN_CREDENTIALS, aws_message, credentials_re
                                 unusable_credentials)
 from rollway.clock import ClockSettings
 from rollway.environment import Environment
-from rollway.ledger import OWNER_PREFIX, RolloutInProgress, utc
+from rollway.ledger import OWNER_PREFIX, RolloutInProgress, utc, wall_utc
 from rollway.targets import Targets
 
 
@@ -313,7 +313,7 @@ def _left_its_pause_dead(client: Any, run: Any) -> bool:
     if silent is None:
         return False
     how = "cancelled" if left.type is StateType.CANCELLING else "resumed"
-    _mark_died_waiting(client, run, f"it last said it was waiting at {utc(silent)} (wall clock), "
+    _mark_died_waiting(client, run, f"it last said it was waiting at {wall_utc(silent)}, "
                                     f"{left.timestamp.timestamp() - silent:.0f} s before it was {how}, and nothing "
                                     "ran it since")
     return True

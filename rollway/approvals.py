@@ -9,7 +9,7 @@ from typing import Callable, Literal, Sequence
 from pydantic import BaseModel, ConfigDict, Field
 
 from rollway.decide import Pause
-from rollway.ledger import UNHEARD, UTC_FORMAT, Transition, answer_comment, utc
+from rollway.ledger import UNHEARD, UTC_FORMAT, Transition, answer_comment, utc, wall_utc
 
 
 COMMENT_LIMIT = 2_000
@@ -35,7 +35,7 @@ _UNANSWERED_BY = re.compile(r"unanswered by (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC)
 def unanswered_by(deadline: datetime) -> str:
     """The words of a pause's question that say when it times out (``deadline``, aware, wall clock):
     a pause times out in wall seconds, whatever clock the rollout runs on."""
-    return f"unanswered by {utc(deadline.timestamp())} (wall clock)"
+    return f"unanswered by {wall_utc(deadline.timestamp())}"
 
 
 def pause_deadline(question: str | None) -> float | None:

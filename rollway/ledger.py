@@ -250,7 +250,7 @@ def notice_time(intent: Transition) -> str:
     """When the ``notifying`` entry ``intent`` set out to send the rollback's notice, for people:
     on the wall clock, labelled so, as they were paged by it; an entry recorded before its wall
     time was kept gives its own time (the rollout clock, real time but on a sped-up clock)."""
-    return f"{utc(intent.wall)} (wall clock)" if intent.wall is not None else utc(intent.at)
+    return wall_utc(intent.wall) if intent.wall is not None else utc(intent.at)
 
 
 NOTICE_FAILED = "notice-failed"
@@ -473,7 +473,7 @@ def takeover(record: RolloutRecord, owner: str, now: float) -> Transition | None
         return None
     return Transition(at=now, kind=TAKEOVER, actor=owner,
                       comment=f"took the rollout over from {record.owner}, whose lease lapsed at "
-                              f"{utc(record.lease_expires)} (wall clock)")
+                              f"{wall_utc(record.lease_expires)}")
 
 
 def check_rollout(record: RolloutRecord, rollout: str | None) -> None:
@@ -750,7 +750,7 @@ def claim_takeover(record: RolloutRecord, holder: str, now: float, lease_seconds
         return None
     return Transition(at=now if at is None else at, kind=TAKEOVER, actor=holder,
                       comment=f"took the rollback over from {held}, whose claim lapsed at "
-                              f"{utc(record.rollback_expires)} (wall clock)")
+                              f"{wall_utc(record.rollback_expires)}")
 
 
 def check_claimable(holder: str, now: float) -> Callable[[RolloutRecord], None]:

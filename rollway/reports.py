@@ -366,7 +366,7 @@ def _pause_times(record: RolloutRecord, pause: Transition) -> tuple[str, str]:
     last = record.history[-1]
     if deadline is None or timeout is None:
         return f"{utc(pause.at)} (rollout clock)", f"{utc(last.at)} (rollout clock)"
-    return f"{utc(deadline - timeout)} (wall clock)", f"{utc(deadline)} (wall clock)"
+    return wall_utc(deadline - timeout), wall_utc(deadline)
 
 
 class NextPhase(BaseModel):
@@ -500,14 +500,14 @@ def _holder(record: RolloutRecord, now: float | None) -> str | None:
         return None
     if not record.owner:
         return "no run (its lease is free)"
-    until = utc(record.lease_expires)
+    until = wall_utc(record.lease_expires)
     if now is not None and record.lease_expires < now:
-        return (f"{cell(record.owner)}, whose lease lapsed at {until} (wall clock): that run stopped renewing it "
+        return (f"{cell(record.owner)}, whose lease lapsed at {until}: that run stopped renewing it "
                 "(it stopped or died, or it waits for an approval, which renews no lease: `rollway status` shows a "
                 "paused run); once that run has ended, a progressive_rollout run of the same image takes the "
                 "rollout over and resumes it")
-    live = "; live when this report was written" if now is not None else ""
-    return f"{cell(record.owner)}, lease until {until} (wall clock{live})"
+    live = "live when this report was written" if now is not None else ""
+    return f"{cell(record.owner)}, lease until {wall_utc(record.lease_expires, live)}"
 
 
 _TAKEN_FROM = re.compile(r"over from flow-run/([0-9A-Za-z-]+),")
@@ -769,7 +769,7 @@ def notice_unsure(record: RolloutRecord, now: float | None = None) -> str | None
     if now is not None and record.rollback_holder and record.rollback_expires >= now and not taken_over:
         return (f"the rollback's notice may not have been sent yet: {intent.actor} set out to send it at "
                 f"{notice_time(intent)} and has not recorded whether SNS took it; the rollback's claim is renewed "
-                f"until {utc(record.rollback_expires)} (wall clock), so its run may be sending it now")
+                f"until {wall_utc(record.rollback_expires)}, so its run may be sending it now")
     return (f"the rollback's notice may not have been sent: {intent.actor}'s run stopped after {notice_time(intent)}, "
             "between sending it and recording whether SNS took it; check with the topic's subscribers whether they "
             "were paged, or run the rollback again (`rollway abort`, or the rollback flow): it pages, its notice "

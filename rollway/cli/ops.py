@@ -447,12 +447,8 @@ def check_attended(run: Any, *, look_again: bool = True) -> None:
     if silent is not None:
         since, every = silent
         raise Unattended(f"flow run {run.name} ({run.id}) is paused, but no process waits for its answer: it last said "
-                         f"it was waiting at {_wall(since)}, {time.time() - since:.0f} s ago (it says so every "
+                         f"it was waiting at {wall_utc(since)}, {time.time() - since:.0f} s ago (it says so every "
                          f"{every:g} s): its process died (a restart of its worker or of `rollway up`, a lost machine)")
-
-
-def _wall(at: float) -> str:
-    return datetime.fromtimestamp(at, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC (wall clock)")
 
 
 def end_unattended(run: Any, who: str, action: str, comment: str) -> None:
@@ -618,7 +614,7 @@ def _owner_row(record: RolloutRecord) -> str:
         # owner with a lease, a dead run read as one still driving a rollout that has ended.
         return f"none: the rollout has ended (last held by {record.owner})"
     # Leases are on the wall clock (the history beside it on the rollout clock).
-    return f"{record.owner}, lease until {utc(record.lease_expires)} (wall clock)"
+    return f"{record.owner}, lease until {wall_utc(record.lease_expires)}"
 
 
 def next_phase_row(record: RolloutRecord, now: float, speed: float = 1.0) -> str | None:
@@ -725,8 +721,10 @@ def print_status(service: Service, record: RolloutRecord, live: Weights | str, p
         # The weights are expected to differ mid-rollback; what a person needs is how to finish it.
         started = rollback_start(record)
         why = escape(f" ({started.actor}: {started.comment})") if started is not None else ""
-        console.print(f"[yellow]a rollback was started{why} and is not recorded as finished; "
-                      f"{escape(finisher)}[/yellow]")
+        # A lapsed claim's line below says what finishes it: said here too, it read twice.
+        lapsed = bool(record.rollback_holder) and wall is not None and record.rollback_expires < wall
+        console.print(f"[yellow]a rollback was started{why} and is not recorded as finished"
+                      f"{'' if lapsed else '; ' + escape(finisher)}[/yellow]")
         told = notice_sent(record, record.rollout_id)
         if told is not None:
             # Its run died after paging: finishing it pages nobody again, and a person should not page by hand.
@@ -740,7 +738,7 @@ def print_status(service: Service, record: RolloutRecord, live: Weights | str, p
             # fix), where status said nothing and a person took the rollback's page as sent.
             console.print(f"[yellow]{escape(refused)}: nobody was paged by it; the run that finishes the rollback "
                           "sends its own[/yellow]")
-        if record.rollback_holder and wall is not None and record.rollback_expires < wall:
+        if lapsed:
             # Its holder stopped renewing the claim (its run died): nobody is finishing it, and the
             # next rollback takes the claim over at once, as the incident report says.
             finish = f"`rollway abort` cannot finish it ({unrestorable})" if unrestorable else (
@@ -1037,8 +1035,8 @@ def record_unheard(service: Service, record: RolloutRecord, now: float) -> None:
     except LedgerError as refused:  # another rollout is the newest, say: the abort below says so itself
         failed = str(refused)
     for u in unheard:
-        said = (f"flow run {u.run} was answered {u.answer.action} by {u.answer.approver} at {utc(u.answered_at)} "
-                "(wall clock) after its process had died: nothing acted on it")
+        said = (f"flow run {u.run} was answered {u.answer.action} by {u.answer.approver} at {wall_utc(u.answered_at)} "
+                "after its process had died: nothing acted on it")
         if failed is None:
             console.print(f"{said}; recorded in the ledger", markup=False)
         else:
@@ -1050,7 +1048,7 @@ def print_unheard(unheard: Sequence[Any]) -> None:
     """Say that the holder's run took answers nothing acted on, and what to do."""
     for u in unheard:
         console.print(f"[yellow]flow run {escape(u.run)}, which holds the rollout, was answered "
-                      f"{escape(u.answer.action)} by {escape(u.answer.approver)} at {utc(u.answered_at)} (wall clock) "
+                      f"{escape(u.answer.action)} by {escape(u.answer.approver)} at {wall_utc(u.answered_at)} "
                       f"after its process had died (it last said it waited at {utc(u.silent_since)}): nothing acted on "
                       "the answer[/yellow]")
     if unheard:

@@ -305,7 +305,8 @@ def test_status_of_a_rollback_under_way_names_who_carries_it_out(capsys) -> None
 def test_status_of_a_rollback_whose_claim_lapsed_says_so_and_what_finishes_it(capsys) -> None:
     """The holder's run died and stopped renewing its claim: status still said its claim was
     renewed until a time already past, as if that run were finishing the rollback, where the
-    incident report says the claim lapsed and a rollback started now takes it over at once."""
+    incident report says the claim lapsed and a rollback started now takes it over at once. The
+    rollback's line above it said what finishes it too, one way and then the other."""
     started = Transition(at=1_800_000_100.0, kind="rollback-start", actor="on-call", comment="errors")
     claimed = record(phase=RolloutPhase.ROLLING_BACK, history=(*record().history, started),
                      rollback_holder="on-call (flow run brave-otter, 1234)", rollback_expires=1_800_000_160.0)
@@ -316,12 +317,15 @@ def test_status_of_a_rollback_whose_claim_lapsed_says_so_and_what_finishes_it(ca
             "(wall clock; it stopped renewing it: its run stopped or died); a rollback started now takes it over at "
             "once: run `rollway abort` (or the rollback flow) to finish it") in out, out
     assert "renewed until" not in out and "waits for it" not in out, out
+    assert "a rollback was started (on-call: errors) and is not recorded as finished" in out, out
+    assert "if no run is finishing it" not in out and out.count("`rollway abort`") == 1, out
     # No revision `rollway abort` would restore is ACTIVE: it names what finishes it instead.
     print_status(service, claimed, Weights(stable=100, canary=0), None, limit=10, wall=1_800_000_161.0,
                  unrestorable="app:3 is INACTIVE [deregistered]: run the rollback flow")
     out = " ".join(capsys.readouterr().out.split())
     assert ("a rollback started now takes it over at once: `rollway abort` cannot finish it (app:3 is INACTIVE "
             "[deregistered]: run the rollback flow)") in out, out
+    assert out.count("`rollway abort` cannot finish it") == 1, out
 
 
 class ForgetfulApi:
