@@ -55,6 +55,7 @@ from flows.artifacts import for_people
 from flows.env import load_credentials, load_targets, run_logger, session_clients, session_in_region
 from flows.params import ReadSeconds, WaitSeconds
 from rollway.aws.checklist import AwsInfraChecker
+from rollway.aws.denied import INFRASTRUCTURE_POLICY, is_denied, permission_denied
 from rollway.aws.errors import aws_message, credentials_remedy
 from rollway.checklist import Checklist, checked_resources
 from rollway.deadline import READ_SECONDS, Unanswered, answered, read_bound
@@ -340,7 +341,10 @@ def _read_statuses(statuses: Callable[[str], StackStatuses], stacks: Sequence[st
                             lambda: {stack: statuses(region).status(stack) for stack in names}, log.info)
         except (ClientError, BotoCoreError, Unanswered) as err:
             # boto's bare error said neither what the run was reading nor that nothing was deployed yet.
-            said = str(err) if isinstance(err, Unanswered) else aws_message(err)
+            # A refused permission names its action and the statement granting it, as the
+            # checklist's and cleanup's refusals do: AWS's text alone left the statement to find.
+            said = (str(err) if isinstance(err, Unanswered)
+                    else str(permission_denied(err, job=INFRASTRUCTURE_POLICY)) if is_denied(err) else aws_message(err))
             raise AwsNotRead(f"could not read the CloudFormation status of {', '.join(names)} in {region} "
                              f"(DescribeStacks), read {why}: {said}; nothing was deployed") from err
         for stack, status in read.items():

@@ -31,6 +31,7 @@ from flows.artifacts import for_people
 from flows.env import load_clients, run_logger
 from flows.journal import artifact_key
 from flows.untraced import without_traceback
+from rollway.aws.denied import ROLLOUT_POLICY, named_denials
 from rollway.aws.ecs import EcsDeployer
 from rollway.aws.elbv2 import AlbRouter
 from rollway.aws.errors import AdapterError
@@ -151,7 +152,7 @@ def _what_ran(targets: Targets, get_client: Callable[[str], Any], serving: dict[
     for role, service in (("stable", targets.stable_service), ("canary", targets.canary_service)):
         share = f"{serving[service]}% of the traffic" if service in serving else "its share of the traffic not read"
         try:
-            ran = answered("ECS", seconds, lambda: image(service), get_run_logger().info)
+            ran = answered("ECS", seconds, lambda: _named(targets, lambda: image(service)), get_run_logger().info)
         except Unanswered as err:
             ran = f"its image could not be read: {err} (spec.timeout_seconds)"
         except (AdapterError, BotoCoreError, ClientError) as err:
@@ -168,7 +169,7 @@ def _serving(targets: Targets, get_client: Callable[[str], Any],
     router = AlbRouter(get_client("elbv2"), targets)
     try:
         # The adapter's call, not the retried task (see _what_ran).
-        weights = answered("Elastic Load Balancing", seconds, router.get_weights,
+        weights = answered("Elastic Load Balancing", seconds, lambda: _named(targets, router.get_weights),
                            get_run_logger().info)
     except Unanswered as err:
         return {}, f"could not read which service carries the traffic (the load balancer's weights): {err} " \
@@ -176,6 +177,14 @@ def _serving(targets: Targets, get_client: Callable[[str], Any],
     except (AdapterError, BotoCoreError, ClientError) as err:
         return {}, f"could not read which service carries the traffic (the load balancer's weights): {err}"
     return {targets.stable_service: weights.stable, targets.canary_service: weights.canary}, None
+
+
+def _named(targets: Targets, call: Callable[[], Any]) -> Any:
+    """``call()``, a read the rollout policy grants; refused, as ``PermissionDenied`` naming the
+    action and that policy's statement granting it, as the refused GetMetricData beside it says
+    (AWS's text alone left a person validating to find the statement)."""
+    with named_denials(ROLLOUT_POLICY, targets=targets):
+        return call()
 
 
 class MissingSecret(PicklableError, ValueError):

@@ -20,7 +20,7 @@ from rollway.aws.ecr_images import EcrImages, TagDeletion
 from rollway.aws.ecr_images import images_in_use as read_images_in_use
 from rollway.aws.ecr_images import network_in_use as read_network_in_use
 from rollway.aws.ecr_images import rollback_restores as read_rollback_restores
-from rollway.aws.denied import named_denials
+from rollway.aws.denied import INFRASTRUCTURE_POLICY, named_denials
 from rollway.aws.elbv2 import AlbRouter
 from rollway.aws.errors import REFUSED_CODES, AdapterError
 from rollway.cleanup import ArchiveState, ImageUse, NetworkUse, RepositoryImage, RoutingInUse, StackState
@@ -36,7 +36,7 @@ _transient = retry.unless(AdapterError, GitError, ValueError, denied=REFUSED_COD
 
 # The policy cleanup's role holds (README, Least privilege): a refusal names its statement, the
 # run's targets telling which of its resources one of the user's names (or region) stands for.
-_POLICY = "iam-policy-infrastructure.json"
+_POLICY = INFRASTRUCTURE_POLICY
 
 _READ = {"retries": 2, "retry_delay_seconds": [1, 5], "retry_condition_fn": _transient, "cache_policy": NONE}
 

@@ -6,7 +6,10 @@ resource in the region of the stack whose template defines it; the rest in ``Tar
 
 A resource that does not exist is read as None; a read that fails for another reason
 (AccessDenied, throttling past botocore's retries, no connection) as ``ReadFailed``, which the
-checklist shows as a failed item saying so: one unreadable table does not hide the others.
+checklist shows as a failed item saying so: one unreadable table does not hide the others. A
+refused permission is said as every other refusal of rollway's: the IAM action, and the
+statement of ``deployments/iam-policy-infrastructure.json`` (the infrastructure jobs' policy)
+granting it (``rollway.aws.denied.permission_denied``).
 
 Each read is given up on after ``read_seconds`` (saying every 10 s that it still waits): on
 the run's shared clients (60 s per read, retried) a service that took the connection and never
@@ -27,6 +30,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from rollway.checklist import (
     Checklist, Observation, Observed, ReadFailed, all_tables, checked_resources, evaluate, used_by_rollway,
 )
+from rollway.aws.denied import INFRASTRUCTURE_POLICY, is_denied, permission_denied
 from rollway.aws.errors import aws_message
 from rollway.deadline import READ_SECONDS, Unanswered, answered, read_bound
 from rollway.infra import ResourcePlace, StackEnvironment
@@ -243,11 +247,13 @@ class AwsInfraChecker:
         if (refused := self._other_account(key)) is not None:
             return refused
         region = self._elsewhere(key)
+        # Its name stands for the resource a refusal does not name (moto names none).
         if region is None:
             return _read(what, lambda: self._answered(service, self._targets.region, what,
-                                                      lambda: call(self._home[service])))
+                                                      lambda: call(self._home[service])), self._targets, key[1])
         return _read(f"{what} in {region}", lambda: self._answered(service, region, what,
-                                                                   lambda: call(self._client(service, region))))
+                                                                   lambda: call(self._client(service, region))),
+                     self._targets, key[1])
 
     def _read_stack(self, name: str) -> Observed:
         """The stack read where the app deploys it; another account's as a failed read saying why."""
@@ -255,7 +261,7 @@ class AwsInfraChecker:
         if environment is None or (environment.account == self._account and environment.region == self._targets.region):
             return _read(f"DescribeStacks {name}", lambda: self._answered(
                 "cloudformation", self._targets.region, f"DescribeStacks {name}",
-                lambda: self._stack(self._home["cloudformation"], name)))
+                lambda: self._stack(self._home["cloudformation"], name)), self._targets)
         if environment.account != self._account:
             # Read here, a stack of the same name in this account would pass for it.
             return ReadFailed(f"it is in {environment.uri}",
@@ -264,7 +270,7 @@ class AwsInfraChecker:
         region = environment.region
         return _read(f"DescribeStacks {name} in {region}", lambda: self._answered(
             "cloudformation", region, f"DescribeStacks {name}",
-            lambda: self._stack(self._client("cloudformation", region), name)))
+            lambda: self._stack(self._client("cloudformation", region), name)), self._targets)
 
     @staticmethod
     def _stack(client: Any, name: str) -> dict[str, Any] | None:
@@ -294,13 +300,13 @@ class AwsInfraChecker:
             where = "" if region == self._targets.region else f" in {region}"
             try:
                 found.update(self._answered("cloudwatch", region, "DescribeAlarms", lambda: self._alarms_in(
-                    self._client("cloudwatch", region), wanted, where)))
+                    self._client("cloudwatch", region), wanted, where, self._targets)))
             except Unanswered as err:
                 found.update(dict.fromkeys(wanted, ReadFailed(f"DescribeAlarms{where}", str(err))))
         return {name: found[name] for name in self._targets.alarms}
 
     @staticmethod
-    def _alarms_in(cloudwatch: Any, wanted: list[str], where: str) -> dict[str, Observed]:
+    def _alarms_in(cloudwatch: Any, wanted: list[str], where: str, targets: Targets) -> dict[str, Observed]:
         try:
             found: dict[str, Observed] = {}
             # DescribeAlarms takes at most 100 names per call. Its grant stays on "*" although the
@@ -316,7 +322,7 @@ class AwsInfraChecker:
                     for alarm in [*page.get("MetricAlarms", ()), *page.get("CompositeAlarms", ())]:
                         found[alarm["AlarmName"]] = alarm
         except (ClientError, BotoCoreError) as err:
-            failed = ReadFailed(f"DescribeAlarms{where}", aws_message(err))
+            failed = ReadFailed(f"DescribeAlarms{where}", _said(err, targets))
             return dict.fromkeys(wanted, failed)
         return {name: found.get(name) for name in wanted}
 
@@ -349,14 +355,26 @@ def _construct_ids_of(template: Any) -> set[str]:
     return {path.split("/", 1)[0] for path in paths if isinstance(path, str) and "/" in path}
 
 
-def _read(what: str, call: Callable[[], Any]) -> Any:
-    """``call()``; None when what it reads does not exist; ReadFailed when the read failed."""
+def _said(err: ClientError | BotoCoreError, targets: Targets, resource: str | None = None) -> str:
+    """What a failed read says: AWS's answer, or for a refused permission the action and the
+    statement of the infrastructure policy granting it (on ``resource``, the name read, when AWS
+    names none), as the rollout's and cleanup's refusals say it: AWS's text alone left a person to
+    find the statement to add to the role. ``targets``, the run's own names, tell which of the
+    policy's names one of the user's stands for."""
+    if isinstance(err, ClientError) and is_denied(err):
+        return str(permission_denied(err, job=INFRASTRUCTURE_POLICY, resource=resource, targets=targets))
+    return aws_message(err)
+
+
+def _read(what: str, call: Callable[[], Any], targets: Targets, resource: str | None = None) -> Any:
+    """``call()``; None when what it reads does not exist; ReadFailed when the read failed, saying
+    why (``_said``)."""
     try:
         return call()
     except ClientError as err:
         if err.response.get("Error", {}).get("Code") in _NOT_FOUND:
             return None
-        return ReadFailed(what, aws_message(err))
+        return ReadFailed(what, _said(err, targets, resource))
     except BotoCoreError as err:
         return ReadFailed(what, aws_message(err))
     except Unanswered as err:

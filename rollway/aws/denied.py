@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 POLICIES = Path(__file__).resolve().parents[2] / "deployments"
 # The policy of the rollout's role, which the operator commands and the reports name too.
 ROLLOUT_POLICY = "iam-policy.json"
+# The policy of the infrastructure jobs' role: the deploy's checklist and status reads, and cleanup.
+INFRASTRUCTURE_POLICY = "iam-policy-infrastructure.json"
 # AWS names the action in most refusals: "... is not authorized to perform: ecr:DescribeImages on ...".
 _PERFORM = re.compile(r"perform: ([a-z0-9-]+:[A-Za-z0-9]+)")
 _RESOURCE = re.compile(r"on resource: (arn:\S+?)(?:\s|$)")

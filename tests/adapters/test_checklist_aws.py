@@ -249,6 +249,53 @@ def test_a_read_refused_is_a_failed_item_saying_so_and_the_rest_is_still_checked
                                                    + len(paged.targets.alarms) + 1)
 
 
+def _refused_as_aws_words_it(client, operation: str, action: str, resource: str | None = None):
+    """``client`` refusing ``operation`` in AWS's words: the IAM action, and the resource when given."""
+    on = f" on resource: {resource}" if resource else ""
+
+    def refuse(**_):
+        return SimpleNamespace(status_code=400, headers={}), {"Error": {"Code": "AccessDenied", "Message": (
+            f"User: arn:aws:sts::{ACCOUNT}:assumed-role/rollway-infra/i-0abc is not authorized to perform: "
+            f"{action}{on} because no identity-based policy allows the {action} action")}, "ResponseMetadata": {}}
+
+    client.meta.events.register(f"before-call.{client.meta.service_model.endpoint_prefix}.{operation}", refuse)
+    return client
+
+
+@pytest.mark.parametrize(("service", "operation", "action", "statement"), [
+    ("dynamodb", "DescribeTable", "dynamodb:DescribeTable", "ChecklistReadsTheServicesTablesQueuesAndTopic"),
+    ("sqs", "GetQueueUrl", "sqs:GetQueueUrl", "ChecklistReadsTheServicesTablesQueuesAndTopic"),
+    ("cloudwatch", "GetDashboard", "cloudwatch:GetDashboard", "ChecklistReadsTheDashboard"),
+    ("cloudwatch", "DescribeAlarms", "cloudwatch:DescribeAlarms", "ChecklistReads"),
+    # sns:ListTopics is the rollout's too (FindTheAlertTopic): the checklist's role holds the infrastructure policy.
+    ("sns", "ListTopics", "sns:ListTopics", "ChecklistReads"),
+    ("cloudformation", "DescribeStacks", "cloudformation:DescribeStacks", "CleanupReadsWhatProductionRuns"),
+])
+def test_a_refused_read_names_the_statement_of_the_infrastructure_policy_granting_it(
+        paged, independent_client, service, operation, action, statement):
+    # A refused read said AWS's own text only: the person fixing the role had to find the
+    # action's statement themselves, where the rollout's and cleanup's refusals name it.
+    client = _refused_as_aws_words_it(independent_client(service), operation, action)
+    reasons = failed(check(paged, **{service: client}))
+    assert reasons
+    grant = f"it is granted by deployments/iam-policy-infrastructure.json, statement {statement}: add that statement"
+    assert all(f"AWS refused {action} (AccessDenied: " in r and grant in r for r in reasons.values()), reasons
+
+
+def test_a_refused_read_of_the_users_own_table_names_the_statement_that_grants_it(paged, independent_client):
+    # The policies spell Webordinary's names; a refusal on the user's own table is its statement all the same
+    # (the targets say which table it stands for), not "add it with your table in its Resource".
+    targets = paged.targets.model_copy(update={"flags_table": "acme-flags"})
+    dynamodb = _refused_as_aws_words_it(independent_client("dynamodb"), "DescribeTable", "dynamodb:DescribeTable",
+                                        f"arn:aws:dynamodb:{targets.region}:{ACCOUNT}:table/acme-flags")
+    reasons = failed(AwsInfraChecker(dynamodb, *(paged.get_client(s) for s in SERVICES[1:]), targets).check())
+    assert "acme-flags" in reasons
+    assert reasons["acme-flags"].endswith(
+        "it is granted by deployments/iam-policy-infrastructure.json, statement "
+        "ChecklistReadsTheServicesTablesQueuesAndTopic: add that statement (with your names) to that role or user, "
+        "then run again"), reasons["acme-flags"]
+
+
 def test_throttled_alarms_and_topics_fail_their_items(paged, independent_client):
     cloudwatch = _refusing(independent_client("cloudwatch"), "DescribeAlarms", "Throttling")
     sns = _refusing(independent_client("sns"), "ListTopics", "Throttling")

@@ -517,10 +517,15 @@ def test_a_resume_that_cannot_read_the_stacks_statuses_says_so_in_one_line_and_d
     assert deployer.calls == ["list"]  # no bootstrap, no deploy
     # Refused once: the read is not asked again two seconds later (it was, and refused again).
     assert asked == ["DescribeStacks"]
+    # The action and the statement of the infrastructure policy granting it, as the checklist's
+    # and cleanup's refusals name them (AWS's text alone left the statement to find).
     assert str(caught.value) == (
         f"could not read the CloudFormation status of {', '.join(STACKS[:4])} in us-west-2 (DescribeStacks), read to "
-        "tell whether the stacks before from_stack are deployed: AccessDenied: not authorized to perform: "
-        "cloudformation:DescribeStacks; nothing was deployed")
+        "tell whether the stacks before from_stack are deployed: AWS refused cloudformation:DescribeStacks "
+        "(AccessDenied: not authorized to perform: cloudformation:DescribeStacks): the role or user these credentials "
+        "belong to (the worker's role, for a flow run) may not call it, and asking again cannot help; it is granted by "
+        "deployments/iam-policy-infrastructure.json, statement CleanupReadsWhatProductionRuns: add that statement "
+        "(with your names) to that role or user, then run again; nothing was deployed")
 
 
 def test_a_resume_whose_stacks_statuses_cloudformation_does_not_answer_deploys_nothing_within_the_bound(

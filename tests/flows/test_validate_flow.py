@@ -325,6 +325,32 @@ def test_a_failed_check_and_one_not_made_are_named_apart(aws, app, blocks, monke
     assert "FAILED (health); NOT CHECKED (success_rate)" in artifact_of(state)
 
 
+@pytest.mark.parametrize(("service", "operation", "action", "statement"), [
+    ("elbv2", "DescribeRules", "elasticloadbalancing:DescribeRules", "ReadTheLoadBalancer"),
+    ("ecs", "DescribeServices", "ecs:DescribeServices", "ReadTheTwoServices"),
+])
+def test_a_refused_read_of_what_runs_names_the_statement_granting_it(aws, app, blocks, monkeypatch, service,
+                                                                     operation, action, statement):
+    # The load balancer's weights and the services' images were said unread with AWS's text alone,
+    # where the refused GetMetricData beside them named the rollout policy's statement to add.
+    asked: list[str] = []
+    refusing(monkeypatch, service, operation, asked)
+    publish_success_rate(aws, 99.95)
+    state = validate_deployment(spec=spec(app, attempts=1), targets_block=blocks, aws_credentials_block=blocks,
+                                return_state=True)
+    state.result(raise_on_failure=False)
+    said = f"AWS refused {action} (AccessDenied: refused)"
+    grant = (f"it is granted by deployments/iam-policy.json, statement {statement}: add that statement (with your "
+             "names) to that role or user, then run again")
+    if service == "elbv2":  # the SuccessRate check, not made: in the run's failure
+        text = str(state.result(raise_on_failure=False))
+        assert f"could not read which service carries the traffic (the load balancer's weights): {said}" in text, text
+    else:  # the artifact's line of each service
+        text = artifact_of(state)
+        assert f"its image could not be read: {said}" in text, text
+    assert grant in text, text
+
+
 def test_no_success_rate_names_the_namespace_it_was_looked_for_in_and_where_to_set_another(aws, app, blocks):
     """The check said only "no SuccessRate data": a reader could not tell a service that publishes
     none from a targets block naming another namespace than the one the services publish in.
