@@ -131,7 +131,7 @@ def preflight(env: Environment, spec: RolloutSpec) -> tuple[ServiceState, Servic
             resolve()
         if spec.flags and env.flags is not None:
             flags.check_bindings(env.flags, list(spec.flags))
-        weights = traffic.get_weights(env.router)
+        weights = traffic.weights_within(env.router, spec.verify_timeout_seconds)
         record = env.ledger.get(t.canary_service) if env.ledger is not None else None
         if weights.canary != 0:
             if record is not None and record.phase is RolloutPhase.PROMOTED and not is_finalized(record):

@@ -359,7 +359,7 @@ def run_stages(
     journal = journal or NullJournal()
     reports = reports if reports is not None else []
     tracker = StageTracker()
-    weights = traffic.get_weights(env.router)
+    weights = traffic.weights_within(env.router, spec.verify_timeout_seconds)
     history: tuple[Interval, ...] | None = None  # the baseline's past, read once per stage (again while it fails)
     refusal: str | None = None  # why the last answer was not applied, or who held, for the next form
     held: ApprovalAnswer | None = None  # a person's hold the next pause asks again after

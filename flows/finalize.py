@@ -213,7 +213,7 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
                          "Nothing was changed: the traffic and the services are as they were."):
         newest = env.ledger.get(t.canary_service) if env.ledger is not None else None
         spec = RolloutSpec.for_rollback(newest.spec_json) if newest is not None else None
-        live = traffic.get_weights(env.router)
+        live = traffic.weights_within(env.router, verify_timeout_seconds)
         stable = ecs.describe_service(env.deployer, t.stable_service)
         canary = ecs.describe_service(env.deployer, t.canary_service)
         running = canary_runs() if unrecorded else ()
@@ -362,7 +362,8 @@ def _move_to_stable(env: Environment, record: RolloutRecord | None, plan: Finali
     def during() -> str:
         # A refused or unverified write may or may not have landed: say what the load balancer holds.
         try:
-            holds = f"the load balancer holds {traffic.get_weights(env.router)} (stable/canary), read back after the failure"
+            live = traffic.weights_within(env.router, verify_timeout_seconds)
+            holds = f"the load balancer holds {live} (stable/canary), read back after the failure"
         except Exception as err:  # noqa: BLE001 - the message still says what is known
             holds = f"the load balancer could not be read back ({err})"
         return (f"{t.stable_service} already runs {td}, as {t.canary_service} does, so users see the promoted version "

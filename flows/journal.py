@@ -284,7 +284,8 @@ class LedgerJournal:
     def overtaken(self, reason: str, rollback) -> None:
         """Someone else began the rollback while this run shifted: through its claim, so that the
         rollout keeps one rollback record and people one page (``rollback_overtaken``)."""
-        rollback_overtaken(self.env, reason, actor=self.actor, rollout=self.rollout_id, rollback=rollback)
+        rollback_overtaken(self.env, reason, actor=self.actor, rollout=self.rollout_id, rollback=rollback,
+                           verify_timeout_seconds=self.spec.verify_timeout_seconds)
 
     def rolled_back(self, result: RollbackResult, stages: list[StageReport]) -> None:
         """Record the rollback's end; raises RollbackUnrecorded when its start or end is not recorded."""

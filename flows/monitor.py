@@ -348,7 +348,7 @@ def _watch(
     if unclaimed is not None:
         return _skip(env, f"{reason}, but the ledger could not be reached to claim the rollout ({unclaimed}): "
                           f"{t.stable_service} kept running; run the monitor again", checks, alerts)
-    live = traffic.get_weights(env.router)
+    live = traffic.weights_within(env.router, spec.verify_timeout_seconds)
     if live.stable > 0:
         # Someone moved traffic back by hand (or the spec never reached 100%): scaling the old
         # service to zero now would drop that share of requests.
@@ -359,7 +359,7 @@ def _watch(
     # A rollback may have landed between the claim and the scale-down. Look again now: either
     # this sees it, or the rollback (which looks at the stable service after moving traffic)
     # sees the scale-down; whichever sees the other puts the old service back.
-    raced = _rollback_since(env)
+    raced = _rollback_since(env, spec.verify_timeout_seconds)
     if raced:
         ecs.update_service(env.deployer, t.stable_service, desired=before.desired)
         return _skip(env, f"{reason}, but {raced} while it was being scaled down: {t.stable_service} "
@@ -426,12 +426,18 @@ def _watched(env: Environment, spec: RolloutSpec, reason: str, window_seconds: f
     return MonitorResult(outcome="passed", reason=reason, checks=checks, alerts=alerts)
 
 
-def _rollback_since(env: Environment) -> str | None:
-    """What shows that a rollback has begun (the ledger says so, or traffic is back), or None."""
+def _rollback_since(env: Environment, seconds: float) -> str | None:
+    """What shows that a rollback has begun (the ledger says so, or traffic is back), or None.
+
+    The weights are read within ``seconds`` (the spec's ``verify_timeout_seconds``).
+
+    Raises:
+        ReadBackUnanswered: the load balancer did not answer within ``seconds``.
+    """
     record = env.ledger.get(env.targets.canary_service) if env.ledger is not None else None
     if record is not None and record.phase in (RolloutPhase.ROLLING_BACK, RolloutPhase.ROLLED_BACK):
         return f"a rollback began ({record.phase.value})"
-    live = traffic.get_weights(env.router)
+    live = traffic.weights_within(env.router, seconds)
     if live.stable > 0:
         return f"{live.stable}% of traffic went back to it"
     return None

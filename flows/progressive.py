@@ -262,7 +262,7 @@ def reconcile(env: Environment, spec: RolloutSpec, record: RolloutRecord, *, own
     recorded, so it is neither repeated nor skipped. Anything else is drift: refused unless
     the operator asks to adopt the live weights.
     """
-    live = traffic.get_weights(env.router)
+    live = traffic.weights_within(env.router, spec.verify_timeout_seconds)
     if live == record.weights:
         return record
     now = env.clock.now()
@@ -506,7 +506,7 @@ def run_progressive(
                 f"finish or roll it back before starting {spec.image}"
             )
         if phased and record.phase is RolloutPhase.PAUSED and record.weekly_phase_passed \
-                and traffic.get_weights(env.router) == record.weights:
+                and traffic.weights_within(env.router, spec.verify_timeout_seconds) == record.weights:
             # Nothing is left of this phase: resumed, the run found its last stage passed and
             # recorded the phase complete again, with a second "phase complete" sent over SNS.
             # Weights moved since are drift, refused or adopted (then the phase they are in runs) below.

@@ -1116,10 +1116,16 @@ def _refuse_blind(env: Environment, why: str, previous_task_definition: str | No
     would put the previous version back in production, for example from the hook of a run that
     failed on its first ledger read. A person who passes ``previous_task_definition`` says what
     to roll back to, and is obeyed.
+
+    The weights are read within the rollback's verify timeout (``DEFAULT_VERIFY_SECONDS``: no
+    recorded spec says another).
+
+    Raises:
+        ReadBackUnanswered: the load balancer did not answer by then.
     """
     if previous_task_definition is not None:
         return
-    live = traffic.get_weights(env.router)
+    live = traffic.weights_within(env.router, DEFAULT_VERIFY_SECONDS)
     if 0 < live.canary < 100:
         return
     raise RollbackRefused(
@@ -1288,7 +1294,8 @@ def rollback_recorded(env: Environment, reason: str, *, actor: str, previous_tas
 
 
 def rollback_overtaken(env: Environment, reason: str, *, actor: str, rollout: str | None,
-                       rollback: Callable[..., RollbackResult]) -> RollbackResult:
+                       rollback: Callable[..., RollbackResult],
+                       verify_timeout_seconds: float = DEFAULT_VERIFY_SECONDS) -> RollbackResult:
     """A run's shift lost a race with a rollback begun by someone else (`rollway abort`, a hook):
     it moved the weights just as that rollback began, maybe after that one put them back. Make
     sure the traffic is off the canary, going through the rollback's claim, so that people are
@@ -1311,6 +1318,7 @@ def rollback_overtaken(env: Environment, reason: str, *, actor: str, rollout: st
     Args:
         rollback: the run's rollback, called with ``notify=False`` (and ``traffic_only=True``
             while another rollback holds the claim).
+        verify_timeout_seconds: the spec's; bounds the reads of the weights made here.
 
     Returns:
         What this run did: the rollback it carried out, or the quiet restore after another's.
@@ -1345,7 +1353,8 @@ def rollback_overtaken(env: Environment, reason: str, *, actor: str, rollout: st
         except RolloutClosed as moved:  # it ended meanwhile
             log.info("the rollback ended meanwhile: %s", moved)
         except RollbackClaimed as held:
-            after_long_wait(env, reason, held, rollout=rollout, rollback=rollback)  # returns once it ended
+            # returns once it ended
+            after_long_wait(env, reason, held, rollout=rollout, rollback=rollback, seconds=verify_timeout_seconds)
         else:
             if done.done_by is None:
                 return done  # this run carried it out: its notice is the one page
@@ -1353,7 +1362,7 @@ def rollback_overtaken(env: Environment, reason: str, *, actor: str, rollout: st
                 "off the canary, without paging again")
     before = None
     try:
-        before = traffic.get_weights(env.router)
+        before = traffic.weights_within(env.router, verify_timeout_seconds)
     except Exception as err:  # noqa: BLE001 - the rollback below reads it back anyway; only the notice needs it
         log.warning("could not read the load balancer before putting the traffic back (%s)", err)
     # The next rollout may begin while this restore waits for stable's capacity and health:
@@ -1366,7 +1375,7 @@ def rollback_overtaken(env: Environment, reason: str, *, actor: str, rollout: st
 
 
 def after_long_wait(env: Environment, reason: str, held: RollbackClaimed, *, rollout: str | None,
-                    rollback: Callable[..., RollbackResult]) -> None:
+                    rollback: Callable[..., RollbackResult], seconds: float = DEFAULT_VERIFY_SECONDS) -> None:
     """``rollback_overtaken``'s wait for the claim's holder ran out: read the rollout again.
 
     Returns (the caller puts the traffic back, quietly) when that rollback has ended by now.
@@ -1374,9 +1383,11 @@ def after_long_wait(env: Environment, reason: str, held: RollbackClaimed, *, rol
     but if the load balancer sends traffic to the canary (this run's shift, landed after that
     rollback moved the traffic back, or before it got there), this run moves it back to stable
     first (``rollback``'s traffic step: idempotent, stable's capacity and health checked first),
-    paging nobody, and says so loudly.
+    paging nobody, and says so loudly. ``seconds`` (the spec's ``verify_timeout_seconds``)
+    bounds its read of the weights.
 
     Raises:
+        ReadBackUnanswered: the load balancer did not answer that read within ``seconds``.
         RollbackClaimed: always, when that rollback is still under way, saying what this run did.
         RolloutSuperseded: another rollout is the newest now; its traffic is not this run's to move.
             Or it became the newest during the traffic-only move (while stable scaled or got
@@ -1397,7 +1408,7 @@ def after_long_wait(env: Environment, reason: str, held: RollbackClaimed, *, rol
     if record is not None and record.phase is not RolloutPhase.ROLLING_BACK:
         log.warning("the rollback by %s ended just after this run stopped waiting for it", held.holder)
         return
-    live = traffic.get_weights(env.router)
+    live = traffic.weights_within(env.router, seconds)
     if live.canary == 0:
         error = RollbackClaimed(f"{held}. The load balancer sends nothing to {service} ({live}): this run moved "
                                 "nothing", holder=held.holder, expires=held.expires, waited=held.waited)

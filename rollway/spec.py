@@ -457,7 +457,8 @@ class RolloutSpec(KnownKeys):
         default=(), description="feature flags whose percentage follows the stages; a rollback disables them"
     )
     verify_timeout_seconds: float = Field(
-        default=30.0, gt=0, le=MAX_VERIFY_TIMEOUT_SECONDS, description="how long a weight read-back may lag"
+        default=30.0, gt=0, le=MAX_VERIFY_TIMEOUT_SECONDS, description=(
+            "how long a weight read-back may lag; also ends each read of the load balancer's weights a run waits on")
     )
     healthy_timeout_seconds: float = Field(
         default=300.0, gt=0, le=MAX_VERIFY_TIMEOUT_SECONDS,

@@ -25,12 +25,18 @@ from prefect_aws import AwsCredentials
 
 from blocks.credentials import client_factory
 import flows.engine as engine
+import flows.monitor as monitor
+import flows.progressive as progressive
+from flows.canary import RolloutRefused, preflight
 from flows.engine import canary_targets_if_unattributed, shift_to, wait_healthy
-from flows.rollback import execute_rollback
+from flows.finalize import run_finalize
+from flows.rollback import execute_rollback, rollback_overtaken
 from rollway.aws.elbv2 import AlbRouter
 from rollway.aws.environment import aws_environment
 from rollway.clock import ClockSettings
 from rollway.deadline import READ_BACK_MARGIN_SECONDS, ReadBackUnanswered, within
+from rollway.decide import StageState
+from rollway.ledger import RolloutRecord
 from rollway.model import Interval, Observation, Weights
 from rollway.spec import RolloutSpec, Stage
 
@@ -287,3 +293,80 @@ def test_a_health_look_refused_at_once_near_the_deadline_ends_the_wait_within_it
         error, took = within(GIVEN_UP_SECONDS, flow(name="health-wait")(waited))
     assert "RequestExpired" in str(error), repr(error)
     assert took < BOUND + READ_BACK_MARGIN_SECONDS + 0.7, took  # and a few task runs; it was 3 s
+
+
+# The plain reads of the weights a run waits on before it acts (a run's first stage, a resumed
+# run's reconcile, the preflight, the monitor's decommission, a finalize, a rollback's looks):
+# on the run's clients, each held its run about a minute when the load balancer stopped
+# answering, saying nothing.
+
+WEIGHTS_UNREAD = ("the load balancer's weights could not be read back within 1 s (verify_timeout_seconds): "
+                  "Elastic Load Balancing did not answer")
+
+
+def _stages_started(env, aws) -> Any:
+    """The weights read as a run's stages start (a fresh run's, or a resumed one's)."""
+    return engine.run_stages(env, spec("webordinary/edit:2.0.0"), state=StageState(), stable_desired=1,
+                             approver=None, rollback=None, rollout="r-1")
+
+
+def _resume_reconciled(env, aws) -> Any:
+    """The weights read to see that the ledger and the load balancer agree before a resume acts."""
+    policy = spec("webordinary/edit:2.0.0")
+    record = RolloutRecord(service=aws.targets.canary_service, rollout_id="r-1", image=policy.image,
+                           spec_json=policy.model_dump_json())
+    return progressive.reconcile(env, policy, record, owner="test", actor="test", adopt_live_weights=False,
+                                 lease_seconds=60)
+
+
+def _monitor_looked_for_a_rollback(env, aws) -> Any:
+    """Made before and after the old service is scaled down: a rollback since keeps it."""
+    return monitor._rollback_since(env, BOUND)
+
+
+@pytest.mark.parametrize("read", [_stages_started, _resume_reconciled, _monitor_looked_for_a_rollback],
+                         ids=["run-stages", "reconcile", "monitor"])
+def test_a_runs_read_of_the_weights_on_a_load_balancer_that_never_answers_ends_within_its_bound(
+        aws, monkeypatch, silent_endpoint, read):
+    env = run_environment(aws, monkeypatch, elbv2=silent_endpoint)
+    error, took = ended_soon(lambda: read(env, aws))
+    assert isinstance(error, ReadBackUnanswered), repr(error)
+    assert took < ENDS_WITHIN, took
+    assert str(error) == WEIGHTS_UNREAD
+
+
+def test_a_preflight_on_a_load_balancer_that_stops_answering_refuses_within_its_bound(aws, monkeypatch):
+    """The load balancer is looked up; then it stops answering DescribeRules: the run is refused
+    (nothing was written) at verify_timeout_seconds, naming it."""
+    with holding(aws.endpoint_url, after="DescribeRules", hold="DescribeRules") as elb:
+        env = run_environment(aws, monkeypatch, elbv2=elb)
+        error, took = ended_soon(lambda: preflight(env, spec("webordinary/edit:2.0.0")))
+    assert isinstance(error, RolloutRefused), repr(error)
+    assert took < ENDS_WITHIN, took
+    assert str(error) == f"refused before any write: {WEIGHTS_UNREAD}"
+
+
+def test_a_finalize_on_a_load_balancer_that_never_answers_stops_within_its_bound(
+        aws, monkeypatch, silent_endpoint):
+    """Its first reads, before anything moves: the run stops saying nothing was changed."""
+    env = run_environment(aws, monkeypatch, elbv2=silent_endpoint)
+    error, took = ended_soon(lambda: run_finalize(env, actor="test", unrecorded=True, verify_timeout_seconds=BOUND))
+    assert took < ENDS_WITHIN, (took, error)
+    assert WEIGHTS_UNREAD in str(error), str(error)
+    assert "Nothing was changed" in str(error), str(error)
+
+
+def test_a_quiet_restore_after_an_overtaken_shift_starts_within_its_bound_on_a_silent_load_balancer(
+        aws, monkeypatch, silent_endpoint):
+    """The weights are read before the traffic is put back, only for the notice after it: on a
+    load balancer that stopped answering, the restore waited about a minute for it."""
+    env = run_environment(aws, monkeypatch, elbv2=silent_endpoint)
+    began, called = time.monotonic(), []
+
+    def restore(reason: str, **options: Any) -> None:
+        called.append(time.monotonic() - began)
+        raise RuntimeError("the restore's own calls are not this test's")
+
+    error, _ = ended_soon(lambda: rollback_overtaken(env, "shift overtaken", actor="test", rollout=None,
+                                                     rollback=restore, verify_timeout_seconds=BOUND))
+    assert called and called[0] < ENDS_WITHIN, (called, error)

@@ -140,3 +140,18 @@ def test_the_spec_s_margin_says_it_is_on_the_canary_s_own_rate_as_the_judge_s_he
     readme = Path(__file__).parents[2].joinpath("README.md").read_text()
     (row,) = [line for line in readme.splitlines() if line.strip().startswith("| `analysis.margin` |")]
     assert row.strip().endswith(f"| {described} |"), (row, described)
+
+
+def test_the_spec_s_verify_timeout_says_it_bounds_the_weight_reads_a_run_waits_on_as_the_readme_does() -> None:
+    """``verify_timeout_seconds`` read "how long a weight read-back may lag" in the form and the
+    README's table, yet it also ends each read of the load balancer's weights a run waits on (at
+    its start, a resume's reconcile, the preflight, a finalize, the monitor, a rollback's looks)
+    when the load balancer stops answering: a person setting it did not know it did that."""
+    from pathlib import Path
+
+    described = _sub_forms()["RolloutSpec"]["properties"]["verify_timeout_seconds"]["description"]
+    assert "how long a weight read-back may lag" in described, described
+    assert "each read of the load balancer's weights a run waits on" in described, described
+    readme = Path(__file__).parents[2].joinpath("README.md").read_text()
+    (row,) = [line for line in readme.splitlines() if line.strip().startswith("| `verify_timeout_seconds` |")]
+    assert row.strip().endswith(f"| {described} |"), (row, described)
