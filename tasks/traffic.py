@@ -16,16 +16,6 @@ from tasks import retry
 
 T = TypeVar("T")
 
-# A read the role may not make (or whose credentials AWS does not know) is refused again a second
-# later: asked three times, it only delayed the failure and logged it three times.
-_read_again = retry.unless(denied=REFUSED_CODES)
-
-
-@task(name="get-weights", retries=2, retry_delay_seconds=1, cache_policy=NONE, retry_condition_fn=_read_again)
-def get_weights(router: TrafficRouter) -> Weights:
-    return router.get_weights()
-
-
 # No retries: a ModifyRule that failed is safe to retry only after reading back, which the
 # caller does; a blind retry could race a rollback.
 @task(name="set-weights", cache_policy=NONE)

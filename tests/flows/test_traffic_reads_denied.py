@@ -7,13 +7,13 @@ from botocore.exceptions import ClientError
 from prefect import flow
 
 from rollway.aws.elbv2 import AlbRouter
-from tasks.traffic import get_weights, healthy_targets
+from tasks.traffic import healthy_targets, weights_within
 from tests.botocore_events import on_operation
 
 
 @flow
 def read_weights(router):
-    return get_weights(router)
+    return weights_within(router, 30.0)  # a read before a stage, bounded by verify_timeout_seconds
 
 
 @flow
