@@ -12,12 +12,14 @@ from tests.flows.test_finalize import failing, promote_by_hand
 from tests.flows.test_reports_flow import artifacts_of
 
 KEY = "webordinary-edit-service-canary-finalize"
+VERIFY_SECONDS = 5
 
 
 def run(monkeypatch, env, **parameters):
     # The flow on the test's environment, so that a failure can be injected into its clients.
     monkeypatch.setattr(flows.finalize, "load_environment", lambda *args: env)
-    return finalize(actor="carol", stable_timeout_seconds=30, verify_timeout_seconds=5, return_state=True,
+    return finalize(actor="carol", stable_timeout_seconds=30, verify_timeout_seconds=VERIFY_SECONDS,
+                    return_state=True,
                     **parameters)
 
 
@@ -34,12 +36,15 @@ def test_a_finalized_promotion_leaves_a_summary_of_what_was_done(aws, monkeypatc
 
 
 def stopped_summary(aws, monkeypatch, env, operation: str) -> str:
-    """The summary of a finalize run stopped by the load balancer refusing ``operation``."""
-    restore = failing(aws.get_client("elbv2"), operation)
+    """The summary of a finalize run stopped by the load balancer refusing ``operation``, to its
+    writes and to the reads it makes within ``verify_timeout_seconds`` (clients of their own)."""
+    restores = [failing(client, operation) for client in (aws.get_client("elbv2"),
+                                                          aws.get_client.reading(VERIFY_SECONDS)("elbv2"))]
     try:
         state = run(monkeypatch, env)
     finally:
-        restore()
+        for restore in restores:
+            restore()
     with pytest.raises(FinalizeIncomplete, match="ThrottlingException"):
         state.result()
     summary = artifacts_of(state)[KEY]
