@@ -52,7 +52,7 @@ class PermissionDenied(PicklableError, AdapterError):
         action: the IAM action refused (``cloudformation:DescribeStacks``), or the operation's
             name when neither AWS nor rollway's policies say which service it belongs to.
         grant: where rollway's policies grant it (``iam-policy-infrastructure.json, statement
-            CleanupReadsWhatProductionRuns``), or None.
+            DeployChecklistAndCleanupReadTheStacks``), or None.
         uncovered: the resource refused when no statement granting the action is on it, even
             with the run's own names for the policies' (``stack/AcmeOldStack/...``, where they
             grant on ``stack/Webordinary*/*``): the statement, added as it is, is refused the same

@@ -269,7 +269,7 @@ def _refused_as_aws_words_it(client, operation: str, action: str, resource: str 
     ("cloudwatch", "DescribeAlarms", "cloudwatch:DescribeAlarms", "ChecklistReads"),
     # sns:ListTopics is the rollout's too (FindTheAlertTopic): the checklist's role holds the infrastructure policy.
     ("sns", "ListTopics", "sns:ListTopics", "ChecklistReads"),
-    ("cloudformation", "DescribeStacks", "cloudformation:DescribeStacks", "CleanupReadsWhatProductionRuns"),
+    ("cloudformation", "DescribeStacks", "cloudformation:DescribeStacks", "DeployChecklistAndCleanupReadTheStacks"),
 ])
 def test_a_refused_read_names_the_statement_of_the_infrastructure_policy_granting_it(
         paged, independent_client, service, operation, action, statement):

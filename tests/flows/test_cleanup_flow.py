@@ -576,7 +576,7 @@ def test_a_step_failing_while_the_artifact_api_refuses_still_says_what_was_done(
 
 
 @pytest.mark.parametrize(("service", "operation", "action", "statement"), [
-    ("cloudformation", "DescribeStacks", "cloudformation:DescribeStacks", "CleanupReadsWhatProductionRuns"),
+    ("cloudformation", "DescribeStacks", "cloudformation:DescribeStacks", "DeployChecklistAndCleanupReadTheStacks"),
     # Read for what production runs: the refusal said "check the targets block", names that were right.
     ("ecs", "DescribeServices", "ecs:DescribeServices", "CleanupReadsTheServicesAndTasksOfTheCluster"),
     # Granted on its cluster only (the ecs:cluster condition): the statement to copy with your cluster's ARN.

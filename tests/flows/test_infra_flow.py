@@ -524,8 +524,8 @@ def test_a_resume_that_cannot_read_the_stacks_statuses_says_so_in_one_line_and_d
         "tell whether the stacks before from_stack are deployed: AWS refused cloudformation:DescribeStacks "
         "(AccessDenied: not authorized to perform: cloudformation:DescribeStacks): the role or user these credentials "
         "belong to (the worker's role, for a flow run) may not call it, and asking again cannot help; it is granted by "
-        "deployments/iam-policy-infrastructure.json, statement CleanupReadsWhatProductionRuns: add that statement "
-        "(with your names) to that role or user, then run again; nothing was deployed")
+        "deployments/iam-policy-infrastructure.json, statement DeployChecklistAndCleanupReadTheStacks: add that "
+        "statement (with your names) to that role or user, then run again; nothing was deployed")
 
 
 def test_a_resume_whose_stacks_statuses_cloudformation_does_not_answer_deploys_nothing_within_the_bound(

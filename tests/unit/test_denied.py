@@ -30,6 +30,21 @@ def test_a_refusal_names_its_action_and_the_jobs_statement(operation, message, a
     assert str(named).startswith(f"AWS refused {action} (AccessDenied: {message}): ")
 
 
+@pytest.mark.parametrize("action", ["cloudformation:GetTemplate", "cloudformation:DescribeStacks"])
+@pytest.mark.parametrize("job", ["iam-policy-infrastructure.json", None])
+def test_a_refused_read_of_the_stacks_names_one_statement_saying_deploys_and_cleanup_read_them(action, job):
+    """GetTemplate was granted on "*" by two statements of the infrastructure policy (the
+    checklist's and cleanup's): its refusal named both, and a person extended one of them for
+    nothing. A deploy's refused DescribeStacks named a statement for cleanup, which puzzled
+    anyone who only runs deploys."""
+    stack = "arn:aws:cloudformation:us-west-2:123456789012:stack/WebordinarySQSStack/1a2b"
+    message = DENIED_ON.format(action=action, arn=stack)
+    named = permission_denied(refusal(action.split(":")[1], message), job=job)
+    assert named.grant == ("deployments/iam-policy-infrastructure.json, statement "
+                           "DeployChecklistAndCleanupReadTheStacks"), named.grant
+    assert f"it is granted by {named.grant}: add that statement (with your names)" in str(named)
+
+
 def test_without_the_policies_it_says_what_to_grant(tmp_path: Path):
     named = permission_denied(refusal("DescribeStacks", "no"), policies=tmp_path / "none")
     assert named.action == "DescribeStacks" and named.grant is None

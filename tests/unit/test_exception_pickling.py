@@ -167,7 +167,7 @@ CASES: list[BaseException] = [
                        "arn:aws:iam::123456789012:role/rollway-release", "elbv2 DescribeRules",
                        "grant the credentials' identity sts:AssumeRole on that role"),
     PermissionDenied("cloudformation:DescribeStacks", "AccessDenied: not authorized",
-                     "deployments/iam-policy-infrastructure.json, statement CleanupReadsWhatProductionRuns"),
+                     "deployments/iam-policy-infrastructure.json, statement DeployChecklistAndCleanupReadTheStacks"),
     PermissionDenied("cloudformation:DeleteStack", "AccessDenied: not authorized",
                      "deployments/iam-policy-infrastructure.json, statement CleanupDeletesOldStacks",
                      "arn:aws:cloudformation:us-west-2:123456789012:stack/AcmeOldStack/*"),

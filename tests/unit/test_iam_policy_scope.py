@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 
@@ -148,3 +149,23 @@ def test_the_checklist_reads_alarms_on_every_resource_so_that_composite_alarms_a
     scopes = [resource for action, resource in grants("iam-policy-infrastructure.json")
               if action == "cloudwatch:DescribeAlarms"]
     assert scopes == ["*"]
+
+
+@pytest.mark.parametrize("policy", POLICIES)
+def test_a_policy_grants_an_action_on_a_resource_by_one_statement_only(policy):
+    # cloudformation:GetTemplate was granted on "*" by two statements of the infrastructure policy:
+    # a refusal named both, and whoever fixed the role extended one of the two for nothing.
+    statements = json.loads((Path(__file__).resolve().parents[2] / "deployments" / policy).read_text())["Statement"]
+    granting: dict[tuple[str, str], list[str]] = {}
+    for statement in statements:
+        actions, resources = statement["Action"], statement["Resource"]
+        for action in [actions] if isinstance(actions, str) else actions:
+            for resource in [resources] if isinstance(resources, str) else resources:
+                granting.setdefault((action, resource), []).append(statement["Sid"])
+    twice = {grant: sids for grant, sids in granting.items() if len(sids) > 1}
+    assert not twice, f"{policy} grants the same action on the same resource in several statements: {twice}"
+    # An action on every resource covers any other statement's grant of it: that one alone grants it.
+    everywhere = {action for action, resource in granting if resource == "*"}
+    overlapping = {action: sorted(sids for (a, _), sids in granting.items() if a == action)
+                   for action in everywhere if sum(1 for a, _ in granting if a == action) > 1}
+    assert not overlapping, f"{policy} grants these on \"*\" and elsewhere too: {overlapping}"
