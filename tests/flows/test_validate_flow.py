@@ -391,10 +391,12 @@ def silent(monkeypatch, endpoint: str, *services: str) -> None:
     monkeypatch.setattr(flows.validate, "load_clients", load)
 
 
-def failed_soon(app, blocks, *, attempts: int):
-    """A validation run with a 1-s timeout: its state and summary, once it failed within seconds."""
+def failed_soon(app, blocks, *, attempts: int, timeout_seconds: float = 1):
+    """A validation run with a short timeout (1 s unless given): its state and summary, once it
+    failed within seconds."""
     began = time.monotonic()
-    state = validate_deployment(spec=spec(app, timeout_seconds=1, attempts=attempts), targets_block=blocks,
+    state = validate_deployment(spec=spec(app, timeout_seconds=timeout_seconds, attempts=attempts),
+                                targets_block=blocks,
                                 aws_credentials_block=blocks, return_state=True)
     took = time.monotonic() - began
     with pytest.raises(ValidationFailed) as failed:
@@ -478,11 +480,13 @@ def test_a_read_given_up_on_at_the_specs_timeout_ends_within_it_on_the_runs_own_
                    region_name=aws.targets.region).save(name)
     monkeypatch.setenv("AWS_ENDPOINT_URL", aws.endpoint_url)
     monkeypatch.setenv("AWS_ENDPOINT_URL_CLOUDWATCH", silent_endpoint)
-    state, summary = failed_soon(app, name, attempts=1)
+    # 3 s: the run's reads of the load balancer and ECS, on clients made afresh from the block,
+    # are bounded by the same timeout and took over 1 s on a loaded 2-core machine.
+    state, summary = failed_soon(app, name, attempts=1, timeout_seconds=3)
     check = summary.checks[-1]
     assert (check.name, check.outcome) == ("success_rate", "unchecked"), check
     assert "CloudWatch did not answer GetMetricData for SuccessRate" in check.reason, check.reason
-    # The call given up on at 1 s ends within it and botocore's backoff between its attempts.
+    # The call given up on at 3 s ends within it and botocore's backoff between its attempts.
     ended = time.monotonic() + 4.0
     while time.monotonic() < ended and any(t.name == "rollway-read-CloudWatch" for t in threading.enumerate()):
         time.sleep(0.1)
