@@ -46,11 +46,29 @@ class MeteredClock:
 
 
 class CallLog:
-    """Every AWS API call made through the given clients, in order."""
+    """Every AWS API call made through ``get_client``'s clients of ``services``, in order, those of
+    the reads bounded on clients of their own (``get_client.reading``) included: a rollback's
+    read-back of the weights goes through one, and without it the log missed it."""
 
-    def __init__(self, clients) -> None:
+    def __init__(self, get_client, services: tuple[str, ...]) -> None:
         self.calls: list[tuple[str, str]] = []
-        for client in clients:
+        self._services = services
+        self._attached: set[int] = set()
+        self._attach(get_client)
+        reading = get_client.reading
+
+        def logged_reading(seconds: float):
+            clients = reading(seconds)
+            self._attach(clients)
+            return clients
+
+        get_client.reading = logged_reading  # before the environment takes it
+
+    def _attach(self, get_client) -> None:
+        for client in (get_client(s) for s in self._services):
+            if id(client) in self._attached:
+                continue
+            self._attached.add(id(client))
             service = client.meta.service_model.service_name
             client.meta.events.register(
                 f"before-call.{client.meta.service_model.service_id.hyphenize()}.*",
@@ -107,7 +125,7 @@ def main() -> int:
     with EmbeddedAws() as aws:
         get_client = client_factory(credentials_for_endpoint(aws.endpoint_url, targets.region))
         topology = provision(get_client, targets)
-        log = CallLog([get_client(s) for s in ("elbv2", "ecs", "cloudwatch", "sns", "dynamodb")])
+        log = CallLog(get_client, ("elbv2", "ecs", "cloudwatch", "sns", "dynamodb"))
         settings = ClockSettings(speed=args.speed, anchor=time.time())
         clock = MeteredClock(settings.build())
         env = aws_environment(get_client, targets, clock)
