@@ -46,7 +46,7 @@ from flows.params import Actor, Reason, RolloutId, TaskCount, WaitSeconds
 from rollway.aws.errors import AnswerLost, TaskDefinitionInactive, answer_lost, never_reached
 from rollway.aws.ledger import STORAGE_ERRORS, storage_failure, write_or_why
 from rollway.clock import ClockSettings
-from rollway.deadline import ReadBackUnanswered, read_back_within
+from rollway.deadline import ReadBackUnanswered
 from rollway.environment import Environment
 from rollway.errors_pickle import PicklableError
 from rollway.finalize import reversible_by_hand, reverted_by_hand, same_revision
@@ -187,9 +187,7 @@ def _page_failed_move(env: Environment, reason: str, actor: str, steps: Sequence
         try:
             if isinstance(err, ReadBackUnanswered):
                 raise err
-            live = read_back_within(verify_seconds, env.router.reading(verify_seconds).get_weights,
-                                    what="the load balancer's weights", seconds=verify_seconds,
-                                    service="Elastic Load Balancing", bound="verify_timeout_seconds")
+            live = traffic.weights_once(env.router.reading(verify_seconds), verify_seconds)
             holds = f"the load balancer holds {live} (stable/canary), read back"
         except Exception as read_err:  # noqa: BLE001 - the page still says what is known
             holds = f"the load balancer could not be read back ({read_err})"

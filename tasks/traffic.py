@@ -48,9 +48,7 @@ def read_back(router: TrafficRouter, expected: Weights, timeout_seconds: float) 
     deadline = time.monotonic() + timeout_seconds
     delay = 0.05
     while True:
-        actual = read_back_within(deadline - time.monotonic(), reader.get_weights, what="the load balancer's weights",
-                                  seconds=timeout_seconds, service="Elastic Load Balancing",
-                                  bound="verify_timeout_seconds")
+        actual = weights_once(reader, timeout_seconds, left=deadline - time.monotonic())
         if actual == expected:
             return actual
         left = deadline - time.monotonic()
@@ -65,6 +63,18 @@ LOOK_AGAIN_SECONDS = 1.0
 _LOOKS = 3
 _ELB = "Elastic Load Balancing"
 _WEIGHTS = "the load balancer's weights"
+
+
+def weights_once(reader: TrafficRouter, seconds: float, *, left: float | None = None) -> Weights:
+    """One read of the load balancer's weights, not made again: ``reader`` is a router for the
+    reads of ``seconds`` (``TrafficRouter.reading``), the spec's ``verify_timeout_seconds``, and
+    the read is given up on after ``left`` of them (all by default) and ``READ_BACK_MARGIN_SECONDS``.
+
+    Raises:
+        ReadBackUnanswered: the load balancer did not answer by then.
+    """
+    return read_back_within(seconds if left is None else left, reader.get_weights, what=_WEIGHTS, seconds=seconds,
+                            service=_ELB, bound="verify_timeout_seconds")
 
 
 def within_bound(read: Callable[[], T], *, what: str, seconds: float, bound: str, left: float | None = None) -> T:
