@@ -55,7 +55,7 @@ from flows.artifacts import for_people
 from flows.env import load_credentials, load_targets, run_logger, session_clients, session_in_region
 from flows.params import ReadSeconds, WaitSeconds
 from rollway.aws.checklist import AwsInfraChecker
-from rollway.aws.denied import INFRASTRUCTURE_POLICY, is_denied, permission_denied
+from rollway.aws.denied import INFRASTRUCTURE_POLICY, refusal_said
 from rollway.aws.errors import aws_message, credentials_remedy
 from rollway.checklist import Checklist, checked_resources
 from rollway.deadline import READ_SECONDS, Unanswered, answered, read_bound
@@ -343,8 +343,7 @@ def _read_statuses(statuses: Callable[[str], StackStatuses], stacks: Sequence[st
             # boto's bare error said neither what the run was reading nor that nothing was deployed yet.
             # A refused permission names its action and the statement granting it, as the
             # checklist's and cleanup's refusals do: AWS's text alone left the statement to find.
-            said = (str(err) if isinstance(err, Unanswered)
-                    else str(permission_denied(err, job=INFRASTRUCTURE_POLICY)) if is_denied(err) else aws_message(err))
+            said = str(err) if isinstance(err, Unanswered) else refusal_said(err, INFRASTRUCTURE_POLICY)
             raise AwsNotRead(f"could not read the CloudFormation status of {', '.join(names)} in {region} "
                              f"(DescribeStacks), read {why}: {said}; nothing was deployed") from err
         for stack, status in read.items():

@@ -30,7 +30,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from rollway.checklist import (
     Checklist, Observation, Observed, ReadFailed, all_tables, checked_resources, evaluate, used_by_rollway,
 )
-from rollway.aws.denied import INFRASTRUCTURE_POLICY, is_denied, permission_denied
+from rollway.aws.denied import INFRASTRUCTURE_POLICY, refusal_said
 from rollway.aws.errors import aws_message
 from rollway.deadline import READ_SECONDS, Unanswered, answered, read_bound
 from rollway.infra import ResourcePlace, StackEnvironment
@@ -356,14 +356,10 @@ def _construct_ids_of(template: Any) -> set[str]:
 
 
 def _said(err: ClientError | BotoCoreError, targets: Targets, resource: str | None = None) -> str:
-    """What a failed read says: AWS's answer, or for a refused permission the action and the
-    statement of the infrastructure policy granting it (on ``resource``, the name read, when AWS
-    names none), as the rollout's and cleanup's refusals say it: AWS's text alone left a person to
-    find the statement to add to the role. ``targets``, the run's own names, tell which of the
-    policy's names one of the user's stands for."""
-    if isinstance(err, ClientError) and is_denied(err):
-        return str(permission_denied(err, job=INFRASTRUCTURE_POLICY, resource=resource, targets=targets))
-    return aws_message(err)
+    """What a failed read says (``refusal_said``), a refusal by the infrastructure policy's
+    statement on ``resource``, the name read, when AWS names none. ``targets``, the run's own
+    names, tell which of the policy's names one of the user's stands for."""
+    return refusal_said(err, INFRASTRUCTURE_POLICY, resource=resource, targets=targets)
 
 
 def _read(what: str, call: Callable[[], Any], targets: Targets, resource: str | None = None) -> Any:

@@ -111,6 +111,15 @@ def is_denied(err: BaseException) -> bool:
     return isinstance(err, ClientError) and error_code(err) in DENIED_CODES and not isinstance(err, RoleRenewalRefused)
 
 
+def refusal_said(err: Exception, job: str, *, resource: str | None = None, targets: Targets | None = None) -> str:
+    """What a failed call says: for a refused permission, the action and the statement of ``job``'s
+    policy granting it (``permission_denied``), where AWS's text alone left a person to find the
+    statement to add to the role; otherwise AWS's answer (``aws_message``)."""
+    if is_denied(err):
+        return str(permission_denied(err, job=job, resource=resource, targets=targets))
+    return aws_message(err)
+
+
 def permission_denied(err: ClientError, policies: Path = POLICIES, job: str | None = None,
                       resource: str | None = None, targets: Targets | None = None) -> PermissionDenied:
     """``err`` (a refusal, ``is_denied``) as ``PermissionDenied``, naming its action and grant:
