@@ -754,7 +754,9 @@ def notice_unsure(record: RolloutRecord, now: float | None = None) -> str | None
     People may or may not have been paged: the incident report and `rollway status` said nothing,
     or "the finishing run sends it", and a reader could neither tell on-call nor expect the second
     page to open with "This notice may repeat one". ``now`` (wall clock, as the rollback's claim):
-    a claim still renewed with no takeover since may be the run sending it right now."""
+    a claim still renewed with no takeover since may be the run sending it right now. None: no lapse
+    is claimed (``claim_has_lapsed``), as the report's advice and `rollway status` name the holder
+    as carrying the rollback out: said "its run stopped", the same page contradicted them."""
     intent = notice_unconfirmed(record, record.rollout_id)
     if intent is None:
         return None
@@ -767,7 +769,7 @@ def notice_unsure(record: RolloutRecord, now: float | None = None) -> str | None
                 "subscribers whether they were paged, or run the rollback again (`rollway abort`, or the rollback "
                 "flow): it pages, its notice opening with a line saying it may repeat that one")
     taken_over = any(t.kind == TAKEOVER and t.at >= intent.at for t in record.history)
-    if now is not None and record.rollback_holder and not claim_has_lapsed(record, now) and not taken_over:
+    if record.rollback_holder and not claim_has_lapsed(record, now) and not taken_over:
         return (f"the rollback's notice may not have been sent yet: {intent.actor} set out to send it at "
                 f"{notice_time(intent)} and has not recorded whether SNS took it; the rollback's claim is renewed "
                 f"until {wall_utc(record.rollback_expires)}, so its run may be sending it now")
