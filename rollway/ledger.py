@@ -708,6 +708,20 @@ def claim_changes(holder: str | None, now: float = 0.0, lease_seconds: float = 0
     return {"rollback_holder": holder, "rollback_expires": now + lease_seconds}
 
 
+def claim_has_lapsed(record: RolloutRecord, now: float | None) -> bool:
+    """Whether ``record``'s rollback claim has lapsed at ``now`` (wall clock, as claims are
+    stamped): a holder is recorded and its claim ran out before ``now`` (at ``now`` itself it is
+    still live), so its run stopped renewing it and the next rollback takes it over.
+
+    ``now`` None: the time is not told, and no lapse is claimed (False): the claim is taken as
+    live, its holder named with the time it is renewed until. The phase is left to the callers:
+    a claim is recorded only while the rollout is rolling back, and each of them does something
+    else in the other phases. ``check_rollback_claim``, the incident report and `rollway status`
+    all ask this one, so that they cannot disagree on whether one record's claim is live.
+    """
+    return bool(record.rollback_holder) and now is not None and record.rollback_expires < now
+
+
 def claim_lapsed(record: RolloutRecord) -> str:
     """What a rollback claim whose holder stopped renewing it means, for people (the incident
     report and `rollway status`, once the wall clock passed ``rollback_expires``)."""
@@ -723,7 +737,8 @@ def check_rollback_claim(record: RolloutRecord, holder: str, now: float) -> None
         RollbackClaimed: another rollback holds a live claim.
     """
     held = record.rollback_holder
-    if record.phase is not RolloutPhase.ROLLING_BACK or held is None or held == holder or record.rollback_expires < now:
+    # An empty holder names nobody, as the reports and status read it (``claim_has_lapsed``).
+    if record.phase is not RolloutPhase.ROLLING_BACK or not held or held == holder or claim_has_lapsed(record, now):
         return
     raise RollbackClaimed(
         f"rollout {record.rollout_id!r} of service {record.service!r} is being rolled back by {held}, its claim held "

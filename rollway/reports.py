@@ -27,8 +27,9 @@ from rollway.approvals import UNHEARD, asked_again, pause_deadline
 from rollway.finalize import DONE as FINALIZED, START as FINALIZE_START, finalize_unfinished
 from rollway.judge.guardrails import GUARDRAIL, LOAD_BALANCER_5XX, asked_by
 from rollway.ledger import (NOTICE_ANSWER_LOST, NOTICE_FAILED, NOTICE_NOT_SENT, NOTICE_UNREACHED, OWNER_PREFIX,
-                            TAKEOVER, RolloutRecord, Transition, claim_lapsed, monitoring_owed, notice_answer_lost,
-                            notice_sent, notice_time, notice_unconfirmed, rollback_start, utc, wall_utc)
+                            TAKEOVER, RolloutRecord, Transition, claim_has_lapsed, claim_lapsed, monitoring_owed,
+                            notice_answer_lost, notice_sent, notice_time, notice_unconfirmed, rollback_start, utc,
+                            wall_utc)
 from rollway.model import Weights
 from rollway.phases import RolloutPhase
 from rollway.report import markdown_cell as cell
@@ -718,7 +719,7 @@ def _claim_advice(record: RolloutRecord, now: float | None) -> str:
     holder = record.rollback_holder
     if record.phase is not RolloutPhase.ROLLING_BACK or not holder:
         return ""
-    if now is not None and record.rollback_expires < now:
+    if claim_has_lapsed(record, now):
         return f" It was carried out by {cell(holder)}, {claim_lapsed(record)}."
     # Claims are on the wall clock, the report's other times on the rollout clock.
     until = wall_utc(record.rollback_expires, "live when this report was written" if now is not None else "")
@@ -753,7 +754,9 @@ def notice_unsure(record: RolloutRecord, now: float | None = None) -> str | None
     People may or may not have been paged: the incident report and `rollway status` said nothing,
     or "the finishing run sends it", and a reader could neither tell on-call nor expect the second
     page to open with "This notice may repeat one". ``now`` (wall clock, as the rollback's claim):
-    a claim still renewed with no takeover since may be the run sending it right now."""
+    a claim still renewed with no takeover since may be the run sending it right now. None: no lapse
+    is claimed (``claim_has_lapsed``), as the report's advice and `rollway status` name the holder
+    as carrying the rollback out: said "its run stopped", the same page contradicted them."""
     intent = notice_unconfirmed(record, record.rollout_id)
     if intent is None:
         return None
@@ -766,7 +769,7 @@ def notice_unsure(record: RolloutRecord, now: float | None = None) -> str | None
                 "subscribers whether they were paged, or run the rollback again (`rollway abort`, or the rollback "
                 "flow): it pages, its notice opening with a line saying it may repeat that one")
     taken_over = any(t.kind == TAKEOVER and t.at >= intent.at for t in record.history)
-    if now is not None and record.rollback_holder and record.rollback_expires >= now and not taken_over:
+    if record.rollback_holder and not claim_has_lapsed(record, now) and not taken_over:
         return (f"the rollback's notice may not have been sent yet: {intent.actor} set out to send it at "
                 f"{notice_time(intent)} and has not recorded whether SNS took it; the rollback's claim is renewed "
                 f"until {wall_utc(record.rollback_expires)}, so its run may be sending it now")

@@ -34,7 +34,7 @@ from rollway.cli.blocks import deployment_path
 from rollway.clock import ClockSettings
 from rollway.ledger import (
     RolloutClosed, RolloutRecord, Transition, notice_sent, owed_rejection, rejection_owed, rejection_reason,
-    claim_lapsed, rollback_start, utc, wall_utc,
+    claim_has_lapsed, claim_lapsed, rollback_start, utc, wall_utc,
 )
 from rollway.phases import RolloutPhase
 from rollway.model import ServiceState, Weights
@@ -722,7 +722,7 @@ def print_status(service: Service, record: RolloutRecord, live: Weights | str, p
         started = rollback_start(record)
         why = escape(f" ({started.actor}: {started.comment})") if started is not None else ""
         # A lapsed claim's line below says what finishes it: said here too, it read twice.
-        lapsed = bool(record.rollback_holder) and wall is not None and record.rollback_expires < wall
+        lapsed = claim_has_lapsed(record, wall)
         console.print(f"[yellow]a rollback was started{why} and is not recorded as finished"
                       f"{'' if lapsed else '; ' + escape(finisher)}[/yellow]")
         told = notice_sent(record, record.rollout_id)

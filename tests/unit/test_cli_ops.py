@@ -238,12 +238,29 @@ def test_status_of_a_rollback_whose_run_stopped_while_paging_says_people_may_not
     unfinished = record(phase=RolloutPhase.ROLLING_BACK, history=(*record().history, started, sending),
                         rollback_holder="carol (flow run brave-otter, 1234)", rollback_expires=1_800_000_220.0)
     print_status(SimpleNamespace(name="svc-canary", targets=Targets()), unfinished, Weights(stable=100, canary=0),
-                 None, limit=10)
+                 None, limit=10, wall=1_800_000_221.0)  # carol's claim has lapsed: her run stopped
     out = " ".join(capsys.readouterr().out.split())
     assert ("the rollback's notice may not have been sent: carol's run stopped after 2027-01-15 08:02:40 UTC, "
             "between sending it and recording whether SNS took it; check with the topic's subscribers") in out, out
     assert "it pages, its notice opening with a line saying it may repeat that one" in out, out
     assert "its notice went out" not in out
+
+
+def test_status_without_the_time_says_the_same_of_the_claim_and_the_notice(capsys) -> None:
+    """Without the wall clock status named carol as carrying the rollback out, her claim renewed,
+    and on the line above said her run had stopped while paging: no lapse is claimed without the
+    time, on either line."""
+    started = Transition(at=1_800_000_100.0, kind="rollback-start", actor="judge", comment="canary errors 9/600")
+    sending = Transition(at=1_800_000_160.0, kind="notifying", actor="carol")
+    unfinished = record(phase=RolloutPhase.ROLLING_BACK, history=(*record().history, started, sending),
+                        rollback_holder="carol (flow run brave-otter, 1234)", rollback_expires=1_800_000_220.0)
+    print_status(SimpleNamespace(name="svc-canary", targets=Targets()), unfinished, Weights(stable=100, canary=0),
+                 None, limit=10)
+    out = " ".join(capsys.readouterr().out.split())
+    assert "carried out by carol (flow run brave-otter, 1234), its claim renewed until" in out, out
+    assert ("the rollback's claim is renewed until 2027-01-15 08:03:40 UTC (wall clock), so its run may be sending it "
+            "now") in out, out
+    assert "stopped" not in out, out
 
 
 def status_after_notifying(capsys, kind: str, comment: str) -> str:

@@ -638,6 +638,32 @@ def test_notice_unconfirmed(phase, kinds, expected):
     assert notice_unconfirmed(record, "another-rollout") is None
 
 
+@pytest.mark.parametrize("holder,expires,now,lapsed", [
+    ("erin (flow run calm-heron)", START + 60, START + 61, True),  # ran out before now: its run stopped renewing it
+    ("erin (flow run calm-heron)", START + 60, START + 60, False),  # runs out at now: still live
+    ("erin (flow run calm-heron)", START + 60, START + 59, False),  # renewed past now
+    ("erin (flow run calm-heron)", START + 60, None, False),  # the time not told: no lapse is claimed
+    (None, 0.0, START + 61, False),  # nobody holds it (given up, or released): nothing to lapse
+    (None, START + 60, START + 61, False),
+    ("", START + 60, START + 61, False),
+    (None, 0.0, None, False),
+])
+def test_claim_has_lapsed(holder, expires, now, lapsed):
+    """One answer to "has this rollback's claim lapsed at ``now``" for the rollback that would take
+    it over (``check_rollback_claim``), the incident report and `rollway status`."""
+    from rollway.ledger import check_rollback_claim, claim_has_lapsed
+
+    record = rollout(phase=RolloutPhase.ROLLING_BACK, rollback_holder=holder, rollback_expires=expires)
+    assert claim_has_lapsed(record, now) is lapsed
+    if holder and now is not None:
+        # Another rollback is turned away exactly while the claim is live.
+        if lapsed:
+            check_rollback_claim(record, "frank (flow run bold-wren)", now)
+        else:
+            with pytest.raises(RollbackClaimed, match="being rolled back by erin"):
+                check_rollback_claim(record, "frank (flow run bold-wren)", now)
+
+
 def test_a_rollback_claimed_error_survives_pickling_with_its_holder_and_wait() -> None:
     """A failed run's result may be persisted (pickled) and read back by its hook: a
     RollbackClaimed could not be rebuilt (its keyword-only fields), and the hook would take it for

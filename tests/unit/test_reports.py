@@ -661,6 +661,19 @@ def test_a_rollback_whose_claim_is_live_may_be_sending_its_notice_now():
     assert "stopped" not in notice
 
 
+def test_without_the_time_the_report_says_the_same_of_the_claim_in_its_advice_and_its_notice():
+    """Without ``now`` the advice said the rollback "is being carried out" by carol, follow that
+    run, while the notification section of the same report said carol's run had stopped, and to
+    run the rollback again: no lapse is claimed without the time, in either."""
+    claimed = notice_begun(rollback_holder="carol (flow run brave-otter, 1234)", rollback_expires=T0 + 220)
+    text = incident_report(claimed)
+    assert "**It is being carried out by carol (flow run brave-otter, 1234)**" in text, text
+    notice = text.split("## Notification")[1].split("##")[0]
+    assert (f"the rollback's claim is renewed until {utc(T0 + 220)} (wall clock), so its run may be sending it "
+            "now") in notice, notice
+    assert "stopped" not in notice, notice
+
+
 def test_a_notice_sns_refused_is_in_the_incident_report_with_its_reason():
     refused = notice_begun(Transition(at=T0 + 170, kind="notice-failed", actor="carol",
                                       comment="the rollback's notice was not sent: NotFound: Topic does not exist"))
