@@ -250,7 +250,11 @@ def flags_eval(
 
 
 def _require(store: FlagStore, feature: str) -> FlagState:
-    flag = store.get(validate_feature(feature))
+    # Checked on a line of its own: in ``store.get(validate_feature(feature))`` the store is reached
+    # for (and the account loaded) before the argument is evaluated, so a bad name answered with the
+    # account's error (exit 1) instead of its own (exit 2).
+    validate_feature(feature)
+    flag = store.get(feature)
     if flag is None:
         # The library's "create it first (nothing was written)" is a change's answer: `flags get`
         # and `flags eval` wrote nothing to begin with, and named no way to create the flag.
