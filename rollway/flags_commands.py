@@ -216,7 +216,7 @@ def flags_eval(
     """Print whether ``feature`` is on for each user id (None: without a user), read fresh.
 
     Each line shows the user's bucket and the flag's threshold in basis points, so a person
-    can see why: on iff the flag is enabled and bucket < threshold.
+    can see why: on iff the flag is enabled and bucket < threshold (``--json`` gives ``enabled`` too).
     """
 
     def show() -> None:
@@ -237,7 +237,10 @@ def flags_eval(
             for user in (user_ids or (None,))
         ]
         if as_json:
-            out.write(json.dumps({"feature": flag.feature, "threshold": flag.threshold, "results": rows}) + "\n")
+            # ``enabled`` as the table's line says it: a disabled flag's threshold and a bucket under it,
+            # "on": false, gave no reason.
+            out.write(json.dumps({"feature": flag.feature, "enabled": flag.enabled, "percentage": flag.percentage,
+                                  "threshold": flag.threshold, "results": rows}) + "\n")
             return
         state = "enabled" if flag.enabled else "disabled"
         out.write(f"{flag.feature}: {state}, {flag.percentage:g}% (threshold {flag.threshold} of 10000)\n")
