@@ -216,7 +216,7 @@ def flags_eval(
     """Print whether ``feature`` is on for each user id (None: without a user), read fresh.
 
     Each line shows the user's bucket and the flag's threshold in basis points, so a person
-    can see why: on iff the flag is enabled and bucket < threshold.
+    can see why: on iff the flag is enabled and bucket < threshold (``--json`` gives ``enabled`` too).
     """
 
     def show() -> None:
@@ -237,7 +237,10 @@ def flags_eval(
             for user in (user_ids or (None,))
         ]
         if as_json:
-            out.write(json.dumps({"feature": flag.feature, "threshold": flag.threshold, "results": rows}) + "\n")
+            # ``enabled`` as the table's line says it: a disabled flag's threshold and a bucket under it,
+            # "on": false, gave no reason.
+            out.write(json.dumps({"feature": flag.feature, "enabled": flag.enabled, "percentage": flag.percentage,
+                                  "threshold": flag.threshold, "results": rows}) + "\n")
             return
         state = "enabled" if flag.enabled else "disabled"
         out.write(f"{flag.feature}: {state}, {flag.percentage:g}% (threshold {flag.threshold} of 10000)\n")
@@ -250,7 +253,11 @@ def flags_eval(
 
 
 def _require(store: FlagStore, feature: str) -> FlagState:
-    flag = store.get(validate_feature(feature))
+    # Checked on a line of its own: in ``store.get(validate_feature(feature))`` the store is reached
+    # for (and the account loaded) before the argument is evaluated, so a bad name answered with the
+    # account's error (exit 1) instead of its own (exit 2).
+    validate_feature(feature)
+    flag = store.get(feature)
     if flag is None:
         # The library's "create it first (nothing was written)" is a change's answer: `flags get`
         # and `flags eval` wrote nothing to begin with, and named no way to create the flag.

@@ -484,8 +484,12 @@ def test_a_command_refused_on_a_ledger_of_the_users_name_names_the_ledgers_state
          "error: --percentage 0.004: flags are stored in basis points, so the finest step is 0.01 % (it would be "
          "stored as 0%); give 0 or 0.01; nothing was read or changed"),
         (("flags", "set", SQS, "--percentage", "12.345", "--actor", "gina"), "error: --percentage 12.345: "),
+        # The store was reached for (`store.get`) before the name was checked: the account's error instead.
+        (("flags", "get", "bad name"), "feature flag name 'bad name'"),
+        (("flags", "eval", "bad name", "u1"), "feature flag name 'bad name'"),
     ],
-    ids=["percentage", "name", "audit", "percentage below a basis point", "percentage between basis points"],
+    ids=["percentage", "name", "audit", "percentage below a basis point", "percentage between basis points",
+         "get name", "eval name"],
 )
 def test_flags_bad_input_is_named_even_when_the_account_cannot_be_loaded(monkeypatch, capsys, args, message):
     """Bad input was answered with the account's error (PREFECT_API_URL unset, exit 1), and refused

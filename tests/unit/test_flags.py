@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import io
+import json
 import logging
 import math
 from collections import Counter
@@ -512,6 +513,18 @@ def test_list_get_set_and_eval_commands():
     assert code == EXIT_OK and err == ""
     assert f"  {on_user}  bucket {bucket('v1', SQS, on_user):>4}  on\n" in text
     assert "(no user)  on" in text and "threshold 2500 of 10000" in text
+
+
+def test_eval_json_says_a_killed_flag_is_disabled():
+    """A flag turned off at 25 % (the kill switch): its JSON gave the threshold (2500) and a user's
+    bucket under it, "on": false, and nothing that says why; the table's line says "disabled"."""
+    store = seeded_store(flag(enabled=False, percentage=25))
+    user = next(u for u in USERS if bucket("v1", SQS, u) < 2500)
+    code, text, err = run(flags_eval, store, SQS, [user], as_json=True)
+    assert (code, err) == (EXIT_OK, "")
+    answer = json.loads(text)
+    assert (answer["enabled"], answer["percentage"], answer["threshold"]) == (False, 25.0, 2500)
+    assert answer["results"] == [{"user": user, "bucket": bucket("v1", SQS, user), "on": False}]
 
 
 @pytest.mark.parametrize(
