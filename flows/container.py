@@ -162,7 +162,7 @@ def publish_container(
         register_existing: the version is already pushed (a run stopped before registering): only register it.
         git_commit: the commit built, recorded as the image's revision label.
         labels: further image labels (name: value).
-        docker_host: the daemon that builds (DOCKER_HOST); empty: docker's default.
+        docker_host: the daemon that builds (DOCKER_HOST; with ECR, tcp:// only on this machine); empty: docker's default.
         docker_executable: the docker CLI (a name on PATH or a path).
         docker_timeout_seconds: how long one docker build or push may take (at most a day).
         targets_block: a saved RollwayTargets block (the ECR repository and task family); empty: Webordinary's.
