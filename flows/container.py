@@ -54,7 +54,7 @@ from rollway.aws.ecr import ACTIVE, EcrRepository, HeldImage, PlatformUnknown, R
 from rollway.aws.ecs import BaseRevision, EcsDeployer
 from rollway.aws.errors import AdapterError, TargetNotFound
 from rollway.image import (
-    LATEST, ImageReferences, InvalidImageTarget, image_references, registry_of, repository_problem,
+    LATEST, ImageReferences, InvalidImageTarget, ecr_location, image_references, registry_of, repository_problem,
 )
 from rollway.publish import (
     DOCKER_TIMEOUT_SECONDS, PublishIncomplete, PublishProgress, PublishRefused, PublishRequest, PublishResult,
@@ -162,7 +162,7 @@ def publish_container(
         register_existing: the version is already pushed (a run stopped before registering): only register it.
         git_commit: the commit built, recorded as the image's revision label.
         labels: further image labels (name: value).
-        docker_host: the daemon that builds (DOCKER_HOST); empty: docker's default.
+        docker_host: the daemon that builds (DOCKER_HOST; with ECR, tcp:// only on this machine); empty: docker's default.
         docker_executable: the docker CLI (a name on PATH or a path).
         docker_timeout_seconds: how long one docker build or push may take (at most a day).
         targets_block: a saved RollwayTargets block (the ECR repository and task family); empty: Webordinary's.
@@ -219,9 +219,11 @@ def run_publish(request: PublishRequest, targets: Targets, get_client: Callable[
     # Targets.ecr_repository is a repository name in the account's own ECR in Targets.region. A
     # URI there (what the ECR console shows, and how a repository in another account or region
     # is written) was looked up as a repository named so ("not found: create it first") or, with
-    # a registry override, pushed as <registry>/<account>.dkr.ecr.../<name>.
+    # a registry override, pushed as <registry>/<account>.dkr.ecr.../<name>. Only an ECR host (or
+    # a host:port) is taken for one: ECR names take '.' in any component (acme.web/app), and
+    # docker's "a '.' makes it a host" refused those, pointing at another repository ('app').
     host, slash, name = targets.ecr_repository.partition("/")
-    if slash and registry_of(targets.ecr_repository) == host:
+    if slash and (ecr_location(targets.ecr_repository) is not None or ":" in host):
         raise PublishRefused(
             f"refused before building anything: Targets.ecr_repository {targets.ecr_repository!r} is a repository "
             f"URI: give the repository name ({name!r}); the registry is this account's ECR in {targets.region} "

@@ -19,7 +19,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from rollway.errors_pickle import PicklableError
-from rollway.image import LATEST, ImageReferences, registry_problem, version_problem
+from rollway.image import LATEST, ImageReferences, is_loopback, registry_problem, version_problem
 
 _DOCKER_HOST = re.compile(r"^(unix|tcp|ssh|fd|npipe)://\S+$")
 _GIT_COMMIT = re.compile(r"^[0-9a-f]{7,64}$")
@@ -53,7 +53,8 @@ class PublishRequest(BaseModel):
             registering): build and push nothing, only register the revision.
         git_commit: recorded as the image's revision label.
         labels: further image labels.
-        docker_host: DOCKER_HOST of the daemon that builds.
+        docker_host: DOCKER_HOST of the daemon that builds; ``tcp://`` only to this machine when
+            docker is handed ECR's login (plain TCP would carry it in clear): ``ssh://`` otherwise.
         docker_executable: the docker CLI (a name on PATH or a path).
         docker_timeout_seconds: how long one docker build or push may take.
     """
@@ -115,6 +116,25 @@ class PublishRequest(BaseModel):
             if "\n" in text or "\r" in text:
                 raise ValueError(f"label {key!r} holds a line break")
         return value
+
+    @model_validator(mode="after")
+    def _login_stays_on_this_machine(self) -> "PublishRequest":
+        # docker login and every push hand the daemon the registry's login (POST /auth,
+        # X-Registry-Auth), and docker runs with no TLS settings (DOCKER_TLS_VERIFY and
+        # DOCKER_CERT_PATH are not inherited): to a daemon on another machine over tcp://, the ECR
+        # token (good for 12 hours) crossed the network in clear. No login: a registry override,
+        # or register_existing on ECR (no docker at all).
+        if self.docker_host is None or not self.docker_host.startswith("tcp://"):
+            return self
+        if self.registry is not None or self.register_existing:
+            return self
+        address = self.docker_host.removeprefix("tcp://").split("/", 1)[0]
+        if not is_loopback(address):
+            raise ValueError(
+                f"docker_host {self.docker_host!r} is plain TCP to another machine: docker hands its daemon the ECR "
+                "login, which would cross the network unencrypted (rollway gives docker no TLS settings); name the "
+                "daemon as ssh://<user>@<host> (docker over SSH), or one on this machine")
+        return self
 
     @model_validator(mode="after")
     def _paths(self) -> "PublishRequest":

@@ -685,6 +685,7 @@ def test_latest_pushed_as_another_runs_image_is_not_reported_as_this_release(aws
     # *named* so: "not found: create it first", or with a registry override a reference
     # 127.0.0.1:5000/<account>.dkr.ecr.../<name>:<version>.
     ("uri", r"is a repository URI.*webordinary/edit-container"),
+    ("127.0.0.1:5000/webordinary/edit-container", r"is a repository URI.*'webordinary/edit-container'"),
     # A name neither docker nor ECR takes was looked up too, and came back as "not found".
     ("Webordinary/Edit-Container", r"Targets.ecr_repository 'Webordinary/Edit-Container' has a repository path "
                                    r"component 'Webordinary' that is not lowercase"),
@@ -702,6 +703,24 @@ def test_a_repository_that_is_not_a_repository_name_is_refused_before_any_aws_ca
         publish_with(aws, publisher, PublishRequest(version="2.0.0", context_dir=tmp_path, registry=registry),
                      targets)
     assert ecr_calls == ecs_calls == publisher.calls == []
+
+
+def test_a_repository_name_with_a_dot_in_its_first_component_is_published_not_taken_for_a_uri(aws, tmp_path):
+    # ECR takes '.' in every component of a name (acme.web/edit-container): such a repository was
+    # refused as "a repository URI", told to give 'edit-container' instead, another repository.
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    name = "acme.web/edit-container"
+    uri = aws.get_client("ecr").create_repository(repositoryName=name)["repository"]["repositoryUri"]
+    publisher = EcrBacked(aws)
+    publisher.repository = name
+
+    result = publish_with(aws, publisher, PublishRequest(version="2.0.0", context_dir=tmp_path,
+                                                         register_task_definition=False),
+                          aws.targets.model_copy(update={"ecr_repository": name}))
+
+    assert result.references == (f"{uri}:2.0.0", f"{uri}:latest") and uri.endswith("/" + name)
+    assert EcrRepository(aws.get_client("ecr"), aws.targets.model_copy(update={"ecr_repository": name})
+                         ).image_digest("2.0.0") == result.digest
 
 
 def test_a_run_that_registers_nothing_is_not_told_to_go_on_by_registering(aws, tmp_path):

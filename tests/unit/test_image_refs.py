@@ -163,6 +163,29 @@ def test_requests_refused(tmp_path, changes, why):
         PublishRequest(**{"version": "2.0.0", "context_dir": tmp_path, **changes})
 
 
+@pytest.mark.parametrize("docker_host", [
+    "tcp://build-arm.internal:2375", "tcp://10.0.3.7:2376", "tcp://[fd00::7]:2375"])
+def test_a_docker_host_over_plain_tcp_to_another_machine_is_refused_before_ecr_hands_it_the_login(tmp_path,
+                                                                                                docker_host):
+    # docker login and every push hand the daemon the registry's login (POST /auth, X-Registry-Auth):
+    # rollway passes docker no TLS settings (DOCKER_TLS_VERIFY, DOCKER_CERT_PATH are not inherited),
+    # so the ECR token, good for 12 hours, crossed the network in clear.
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    with pytest.raises(ValueError, match=r"docker_host .* is plain TCP to another machine.*ssh://"):
+        PublishRequest(version="2.0.0", context_dir=tmp_path, docker_host=docker_host)
+    # No login is handed over: a registry override takes pushes without one, and register_existing
+    # on ECR runs no docker at all.
+    assert PublishRequest(version="2.0.0", context_dir=tmp_path, docker_host=docker_host, registry="127.0.0.1:5000")
+    assert PublishRequest(version="2.0.0", docker_host=docker_host, register_existing=True)
+
+
+@pytest.mark.parametrize("docker_host", ["tcp://127.0.0.1:2375", "tcp://localhost:2375", "tcp://[::1]:2375",
+                                         "ssh://builder@build-arm.internal", "unix:///run/docker.sock"])
+def test_a_docker_host_on_this_machine_or_over_ssh_logs_in_to_ecr(tmp_path, docker_host):
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    assert PublishRequest(version="2.0.0", context_dir=tmp_path, docker_host=docker_host).docker_host == docker_host
+
+
 def test_a_missing_context_is_refused_but_not_when_only_registering(tmp_path):
     with pytest.raises(ValueError, match="is not a directory"):
         PublishRequest(version="2.0.0", context_dir=tmp_path / "missing")
