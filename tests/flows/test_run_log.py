@@ -1,0 +1,77 @@
+"""rollway's own warnings in the log of the run that logged them, read back from the Prefect API.
+
+A person reads a run in the Prefect UI: a warning rollway's library logs while a task runs ("bound
+feature flag ... does not exist; nothing to disable") must be there, once, and still print once on
+the console. Outside a run, a `rollway` command's warning stays its one line on stderr.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import warnings
+
+from prefect import flow, get_client
+from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+from prefect.logging.handlers import APILogHandler
+from prefect.settings import PREFECT_LOGGING_TO_API_ENABLED, temporary_settings
+
+import flows
+from rollway.fakes import FakeFlagStore
+from rollway.flag_binding import disable_bindings
+from rollway.spec import FlagBinding
+from tasks import flags as flag_tasks
+
+MISSING = "bound feature flag 'gone_flag' does not exist; nothing to disable"
+
+
+@flow(name="rollback-a-missing-flag")
+def rollback_a_missing_flag() -> None:
+    flag_tasks.disable_bindings(FakeFlagStore(), [FlagBinding(feature="gone_flag")], actor="judge",
+                                reason="error rate", now=20.0)
+
+
+def run_log(caplog) -> tuple[list[str], list[str]]:
+    """Run the flow with logs sent to the API (the harness turns them off); the messages of its
+    run's log, and those the root logger's handlers (the console's) got."""
+    caplog.clear()
+    with temporary_settings(updates={PREFECT_LOGGING_TO_API_ENABLED: True}):
+        state = rollback_a_missing_flag(return_state=True)
+        APILogHandler().flush()
+    with get_client(sync_client=True) as client:
+        logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[state.state_details.flow_run_id])))
+    return [log.message for log in logs], [record.getMessage() for record in caplog.records]
+
+
+def test_a_warning_rollway_logs_in_a_task_run_is_in_the_runs_log_once(caplog):
+    importlib.reload(flows)  # imported again: still once
+    messages, printed = run_log(caplog)
+
+    assert messages.count(MISSING) == 1, messages
+    assert printed.count(MISSING) == 1, printed
+
+
+def test_once_too_when_prefect_logging_extra_loggers_names_rollway(caplog, monkeypatch):
+    # What Prefect's setup_logging does for PREFECT_LOGGING_EXTRA_LOGGERS=rollway: the API
+    # handler of the "prefect.extra" logger on the logger named.
+    rollway_logger = logging.getLogger("rollway")
+    api = [h for h in logging.getLogger("prefect.extra").handlers if isinstance(h, APILogHandler)]
+    monkeypatch.setattr(rollway_logger, "handlers", [*rollway_logger.handlers, *api])
+
+    messages, printed = run_log(caplog)
+
+    assert messages.count(MISSING) == 1, messages
+    assert printed.count(MISSING) == 1, printed
+
+
+def test_a_warning_outside_a_run_reaches_the_console_alone(caplog):
+    # What a `rollway` command does: it has imported the flows package (`rollway flags`,
+    # `status`, ...) and runs rollway's library outside any flow run, which may log a warning.
+    # Prefect's API handler there warns that it "attempted to send logs to the API without a flow
+    # run id": on a user's terminal, under the command's own line.
+    with temporary_settings(updates={PREFECT_LOGGING_TO_API_ENABLED: True}), warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        disable_bindings(FakeFlagStore(), [FlagBinding(feature="gone_flag")], actor="judge", reason="r", now=1.0)
+
+    assert [str(w.message) for w in said] == []
+    assert [record.getMessage() for record in caplog.records] == [MISSING]
