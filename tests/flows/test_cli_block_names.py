@@ -9,6 +9,7 @@ to find which name they had misspelt.
 from __future__ import annotations
 
 import pytest
+from prefect.settings import PREFECT_API_URL, temporary_settings
 from prefect_aws import AwsCredentials
 
 from blocks.credentials import credentials_for_endpoint
@@ -18,9 +19,13 @@ from rollway.targets import Targets
 
 
 @pytest.fixture(scope="module")
-def saved_blocks() -> None:
-    RollwayTargets(**Targets().model_dump()).save("team-targets", overwrite=True)
-    AwsCredentials(region_name="us-west-2").save("team-aws", overwrite=True)
+def saved_blocks(prefect_harness: str) -> None:
+    # Saved on the harness the tests read: a module fixture runs before the autouse
+    # ``on_the_harness``, and after an integration file in the same worker PREFECT_API_URL names
+    # that file's `prefect server start`, where the blocks went unseen.
+    with temporary_settings(updates={PREFECT_API_URL: prefect_harness}):
+        RollwayTargets(**Targets().model_dump()).save("team-targets", overwrite=True)
+        AwsCredentials(region_name="us-west-2").save("team-aws", overwrite=True)
 
 
 @pytest.mark.parametrize(("blocks", "kind", "option", "meant"), [
