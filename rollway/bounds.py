@@ -29,5 +29,8 @@ def allowed_range(field: FieldInfo) -> str | None:
 
 
 def as_given(value: object) -> str:
-    """A number as the person typed it, for a refusal that quotes it: 150, not 150.0."""
-    return f"{value:g}" if isinstance(value, float) else str(value)
+    """A number as the person typed it, for a refusal that quotes it: 150, not 150.0; 100.0001,
+    not ``:g``'s six digits' 100, which read as a value in range refused."""
+    if isinstance(value, float):
+        return f"{value:g}" if value.is_integer() else repr(value)
+    return str(value)

@@ -240,7 +240,7 @@ def validate_percentage(value: object) -> float:
         raise InvalidPercentage(value) from None
     if not math.isfinite(number) or not 0 <= number <= 100:
         raise InvalidPercentage(value)
-    return round(number, 2)
+    return round(number, 2) + 0.0  # + 0.0: -0 is 0 (it was stored, shown and audited as "-0%")
 
 
 def validate_change_percentage(value: object) -> float:

@@ -169,6 +169,12 @@ def test_a_percentage_with_its_sign_is_refused_saying_what_to_give(given, messag
     assert message in str(refused.value), str(refused.value)
 
 
+def test_minus_zero_percent_is_zero_percent():
+    """It was stored, shown and audited as "-0%"."""
+    assert str(flag(percentage=-0.0).percentage) == "0.0"
+    assert str(FlagChange.model_validate({"feature": SQS, "percentage": "-0"}).percentage) == "0.0"
+
+
 def test_percentages_have_basis_point_resolution():
     # A flag as stored (an item written outside rollway, say) is read at the basis point it acts on;
     # a change asking for a finer one is refused instead (below).
@@ -532,6 +538,9 @@ def test_eval_json_says_a_killed_flag_is_disabled():
     [
         (flags_set, (SQS,), {"percentage": 100.5, "actor": "ops"},
          "--percentage 100.5 is not a share of users: it must be from 0 to 100"),
+        # Quoted as typed: ":g" said "--percentage 100 is not a share of users", which it is.
+        (flags_set, (SQS,), {"percentage": 100.0001, "actor": "ops"},
+         "--percentage 100.0001 is not a share of users: it must be from 0 to 100"),
         (flags_set, ("no_such_flag",), {"enabled": True, "actor": "ops"},
          "unknown feature flag 'no_such_flag': add --create to create it"),
         (flags_set, (SQS,), {"enabled": True, "actor": " "}, "needs the id of who makes it"),
