@@ -9,7 +9,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_HOME ?= $(CURDIR)/.rollway/prefect
 export DO_NOT_TRACK := 1
 
-.PHONY: demo test test-fast file-seconds up bench clean
+.PHONY: demo test test-fast up bench clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -30,20 +30,14 @@ demo: $(STAMP)
 # it started (a Prefect server, cdk, a demo) or on a flow's simulated clock leaves its core to the
 # others; with one per core the suite took 14 min 25 s where three took 11 min 23 s, for the same
 # CPU. Whole files per worker, so a file's fixtures (the embedded AWS, the Prefect harness, a
-# `prefect server start`) start once per worker. The longest files first (tests/schedule.py):
-# xdist's own reorder, by number of tests, left the long files with few tests to the end.
+# `prefect server start`) start once per worker.
 WORKERS ?= $(shell echo $$(( $$(nproc) + 1 )))
-XDIST = -n $(WORKERS) --dist loadfile --no-loadscope-reorder
 
 test: $(STAMP) $(TOOLS)
-	$(BIN)/python -m pytest -q $(XDIST)
+	$(BIN)/python -m pytest -q -n $(WORKERS) --dist loadfile
 
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q $(XDIST) -m "not integration"
-
-# Each test file's seconds on this machine, for the order above: run after adding long tests.
-file-seconds: $(STAMP) $(TOOLS)
-	$(BIN)/python -m pytest -q $(XDIST) --record-file-seconds tests/file_seconds.json
+	$(BIN)/python -m pytest -q -n $(WORKERS) --dist loadfile -m "not integration"
 
 up: $(STAMP)
 	@mkdir -p $(PREFECT_HOME)

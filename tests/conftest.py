@@ -279,8 +279,17 @@ def _records_of(name: str) -> Iterator[list[Any]]:
         logging.getLogger(name).removeHandler(handler)
 
 
-# The longest test files first, for pytest-xdist's workers (tests/schedule.py says why).
-from tests.schedule import pytest_addoption, pytest_collection_modifyitems, pytest_configure  # noqa: E402,F401
+# Whole-process tests first: pytest-xdist's loadfile hands files to the workers in collection
+# order, so a long file collected late (a real server, a demo process) ran while the other worker
+# sat idle at the end. The many small unit files come last and fill the workers evenly.
+_FIRST = ("tests/integration/", "tests/toolchain/", "tests/flows/", "tests/adapters/", "tests/unit/")
+
+
+def pytest_collection_modifyitems(config: Any, items: list[Any]) -> None:
+    def rank(item: Any) -> int:
+        return next((i for i, prefix in enumerate(_FIRST) if item.nodeid.startswith(prefix)), len(_FIRST))
+
+    items.sort(key=rank)  # stable: a file's tests keep their order
 
 
 @pytest.fixture
