@@ -266,6 +266,18 @@ def test_a_flag_schedule_that_falls_as_the_traffic_grows_is_refused():
     assert FlagBinding(feature="new_editor", follow="schedule", schedule={5: 0, 50: 10, 100: 10}).percentage_at(75) == 10
 
 
+def test_a_flag_schedule_finer_than_a_basis_point_is_refused_and_a_recorded_one_read_back():
+    """The stage stored 0.004 % as 0 %, off for every user, where `rollway flags set` refuses it."""
+    raw = {"image": IMG, "stages": [{"weight": 5}, {"weight": 100}],
+           "flags": [{"feature": "new_editor", "follow": "schedule", "schedule": {5: 0.004, 100: 100}}]}
+    with pytest.raises(ValidationError, match=r"flag 'new_editor': the percentage at stage 5, 0.004: flags are stored "
+                                              r"in basis points, so the finest step is 0.01 % .*give 0 or 0.01"):
+        RolloutSpec.model_validate(raw)
+    assert RolloutSpec.from_record(json.dumps(raw)).flags[0].schedule[5] == 0.004
+    raw["flags"][0]["schedule"][5] = 0.01
+    assert RolloutSpec.model_validate(raw).flags[0].percentage_at(5) == 0.01
+
+
 @pytest.mark.parametrize("spec,where,message", [
     ({"stages": [{"weight": "50%"}, {"weight": 100}]}, "stages.0.weight",
      "a stage weight is a number of percent: give 50, not '50%'"),
