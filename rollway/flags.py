@@ -677,19 +677,21 @@ class FlagEvaluator:
                 ``feature`` can never be a flag's name.
             UnknownFlag: no such flag, with ``on_unknown="raise"``.
         """
+        encoded = b""
+        if user_id is not None:
+            # Checked before the table is read (bad input reaches no AWS call) and before the
+            # percentage is looked at: a user id that cannot be hashed is refused at 5 % as at 100 %.
+            if not user_id or not isinstance(user_id, str):
+                _require_user(user_id)
+            try:
+                encoded = user_id.encode()
+            except UnicodeEncodeError:
+                _require_user(user_id)
         entry = self._entries.get(feature)
         if entry is None or entry[0] <= self._clock():
             entry = self._refresh(feature)
         if user_id is None:
             return entry[1]
-        if not user_id or not isinstance(user_id, str):
-            _require_user(user_id)
-        try:
-            # Encoded before the percentage is looked at, as the type check above: a user id
-            # that cannot be hashed is refused at 5 % as at 100 %.
-            encoded = user_id.encode()
-        except UnicodeEncodeError:
-            _require_user(user_id)
         hasher = entry[3]
         if hasher is None:
             return entry[1]

@@ -342,6 +342,7 @@ def test_a_user_id_that_is_not_a_string_is_refused_at_every_percentage(settings)
     store = seeded_store(flag(**settings))
     with pytest.raises(InvalidFlagInput, match=r"12345 \(int\) must be a string"):
         evaluator(store, Clock()).is_enabled(SQS, 12345)
+    assert store.reads == 0  # refused before the table is read, as bad input is everywhere
     with pytest.raises(InvalidFlagInput, match="must be a string"):
         evaluate(store.get(SQS), 12345)
 
