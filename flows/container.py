@@ -21,7 +21,8 @@ The seed's "Deploy Container Image" step, made safe to run and re-run:
    one the registry holds for the version: no tag, which a later push could move); a revision
    registered into the family during the build is the one copied, once checked as the first was;
 6. log out and delete the private config (always, in a finally), and write a markdown artifact
-   (a refused run too: why, and that nothing was built, pushed or registered).
+   (a refused run too: why, and that nothing was built, pushed or registered; a run that failed
+   before building, as a read AWS denied: the error, and that nothing was pushed or registered).
 
 With ``registry`` given, the release goes to that registry instead (no ECR login: a local or
 private registry that takes pushes without one) under the same repository path. A revision is
@@ -182,6 +183,11 @@ def publish_container(
     except (PublishRefused, TargetNotFound) as refused:
         _record_refusal(version, refused)
         raise
+    except PublishIncomplete:
+        raise  # its artifact (_Run.step) says what was pushed and registered
+    except Exception as err:
+        _record_failure(version, err)
+        raise
 
 
 def _record_refusal(version: str, refused: Exception) -> None:
@@ -197,6 +203,20 @@ def _record_refusal(version: str, refused: Exception) -> None:
                      "**Nothing was built, pushed or registered.** Fix the cause above and run again.\n")
     except Exception as err:  # noqa: BLE001 - the PublishRefused raised says all of this too
         get_run_logger().warning("publish: could not write the artifact: %s", err)
+
+
+def _record_failure(version: str, err: Exception) -> None:
+    """The run's artifact when it failed before building, other than by a refusal (a permission
+    AWS denied, an endpoint botocore could not reach, a block that would not load): that it
+    failed, that nothing was pushed or registered, and the error. Such a run left no artifact,
+    and the key's newest one, the previous release's, read as this run's. Every failure from the
+    build on is a PublishIncomplete, whose artifact says what is where."""
+    shown = str(version).replace("`", "'")
+    for_people("container release (failed)", lambda: create_markdown_artifact(
+        key=ARTIFACT_KEY, description="container release (failed)",
+        markdown=f"# Container release `{shown}` failed\n\n**Error:** {type(err).__name__}: {err}\n\n"
+                 "**Nothing was pushed or registered:** the run stopped before building. Fix the cause above "
+                 "and run again.\n"))
 
 
 def run_publish(request: PublishRequest, targets: Targets, get_client: Callable[[str], Any], *,
