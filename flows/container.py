@@ -24,6 +24,9 @@ The seed's "Deploy Container Image" step, made safe to run and re-run:
    (a refused run too: why, and that nothing was built, pushed or registered; a run that failed
    before building, as a read AWS denied: the error, and that nothing was pushed or registered).
 
+A read AWS denies before building is ``PermissionDenied``, naming the action and the statement of
+``deployments/iam-policy-release.json`` that grants it.
+
 With ``registry`` given, the release goes to that registry instead (no ECR login: a local or
 private registry that takes pushes without one) under the same repository path. A revision is
 registered only into a family whose latest revision already pulls from that registry. A run that
@@ -51,6 +54,7 @@ from pydantic import ValidationError
 from flows.artifacts import for_people
 from flows.env import load_clients
 from flows.params import WaitSeconds
+from rollway.aws.denied import RELEASE_POLICY, named_denials
 from rollway.aws.ecr import ACTIVE, EcrRepository, HeldImage, PlatformUnknown, RegistryLogin
 from rollway.aws.ecs import BaseRevision, EcsDeployer
 from rollway.aws.errors import AdapterError, TargetNotFound
@@ -233,6 +237,7 @@ def run_publish(request: PublishRequest, targets: Targets, get_client: Callable[
     Raises:
         PublishRefused: before anything was built or pushed.
         TargetNotFound: the repository or the task family (or its container) does not exist.
+        PermissionDenied: AWS refused a read before building; names the release policy's statement.
         PublishIncomplete: a step failed; says what was pushed and registered, and how to go on.
     """
     log = get_run_logger()
@@ -255,43 +260,46 @@ def run_publish(request: PublishRequest, targets: Targets, get_client: Callable[
     if problem:
         raise PublishRefused(f"refused before building anything: Targets.ecr_repository {targets.ecr_repository!r} "
                              f"{problem}")
-    ecr = EcrRepository(get_client("ecr"), targets) if request.registry is None else None
-    deployer = EcsDeployer(get_client("ecs"), targets)
+    # A refused read (DescribeRepositories, DescribeImages, DescribeTaskDefinition) came out as a
+    # bare ClientError: it is PermissionDenied, naming the statement of the release policy to add.
+    with named_denials(RELEASE_POLICY, targets=targets):
+        ecr = EcrRepository(get_client("ecr"), targets) if request.registry is None else None
+        deployer = EcsDeployer(get_client("ecs"), targets)
 
-    # Everything that can refuse is asked before the first docker command.
-    refs, latest_immutable, ecr_image = _target(request, targets, ecr)
-    ecr_digest = ecr_image.digest if ecr_image is not None else None
-    platform, base = None, None
-    if request.register_task_definition:
-        base = steps.base_revision(deployer, targets.task_family)
-        log.info("publish: the latest ACTIVE revision of %s is %s, whose container %s runs %s", targets.task_family,
-                 base.arn, targets.container_name, base.image)
-        why = _registry_problem(base, refs, request, targets)
-        if why:
-            why = f"{why}: run with register_task_definition=False to only push there"
-            log.error("publish: refused: %s", why)
-            raise PublishRefused(f"refused before building anything: {why}")
-        platform = base.platform
-    credentials = None
-    checked_platforms = None
-    if ecr is not None:
-        _refuse(refs, version_digest=ecr_digest, latest_immutable=latest_immutable, request=request,
-                version_status=ecr_image.status if ecr_image is not None else ACTIVE)
-        if request.register_existing and platform is not None:
-            checked_platforms = _existing_platforms(lambda: steps.ecr_image_platforms(ecr, refs.version),
-                                                    PlatformUnknown, refs, platform)
-    if not (request.register_existing and ecr is not None):
-        # A worker without the docker CLI used to log in to ECR, then fail with a bare
-        # ToolMissing and no refused artifact: a refusal now, before the login.
-        try:
-            find_docker(request.docker_executable)
-        except ToolMissing as missing:
-            log.error("publish: refused: %s", missing)
-            raise PublishRefused(f"refused before building anything: {missing}") from None
+        # Everything that can refuse is asked before the first docker command.
+        refs, latest_immutable, ecr_image = _target(request, targets, ecr)
+        ecr_digest = ecr_image.digest if ecr_image is not None else None
+        platform, base = None, None
+        if request.register_task_definition:
+            base = steps.base_revision(deployer, targets.task_family)
+            log.info("publish: the latest ACTIVE revision of %s is %s, whose container %s runs %s", targets.task_family,
+                     base.arn, targets.container_name, base.image)
+            why = _registry_problem(base, refs, request, targets)
+            if why:
+                why = f"{why}: run with register_task_definition=False to only push there"
+                log.error("publish: refused: %s", why)
+                raise PublishRefused(f"refused before building anything: {why}")
+            platform = base.platform
+        credentials = None
+        checked_platforms = None
         if ecr is not None:
-            # Asked before building: a role without ecr:GetAuthorizationToken learns it now, not
-            # after a build that may take many minutes.
-            credentials = _ecr_login(ecr, refs)
+            _refuse(refs, version_digest=ecr_digest, latest_immutable=latest_immutable, request=request,
+                    version_status=ecr_image.status if ecr_image is not None else ACTIVE)
+            if request.register_existing and platform is not None:
+                checked_platforms = _existing_platforms(lambda: steps.ecr_image_platforms(ecr, refs.version),
+                                                        PlatformUnknown, refs, platform)
+        if not (request.register_existing and ecr is not None):
+            # A worker without the docker CLI used to log in to ECR, then fail with a bare
+            # ToolMissing and no refused artifact: a refusal now, before the login.
+            try:
+                find_docker(request.docker_executable)
+            except ToolMissing as missing:
+                log.error("publish: refused: %s", missing)
+                raise PublishRefused(f"refused before building anything: {missing}") from None
+            if ecr is not None:
+                # Asked before building: a role without ecr:GetAuthorizationToken learns it now, not
+                # after a build that may take many minutes.
+                credentials = _ecr_login(ecr, refs)
 
     run = _Run(refs, register=request.register_task_definition)
     run.built_platforms = checked_platforms

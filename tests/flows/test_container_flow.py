@@ -21,6 +21,7 @@ from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 from blocks.targets import RollwayTargets
 import flows.container as flows_container
 from flows.container import ARTIFACT_KEY, publish_container, run_publish
+from rollway.aws.denied import PermissionDenied
 from rollway.aws.ecr import EcrRepository
 from rollway.aws.ecs import READ_ONLY_FIELDS, EcsDeployer
 from rollway.aws.errors import TargetNotFound
@@ -809,6 +810,28 @@ def _flow_clients(monkeypatch, aws, ecr) -> None:
     """The flow's targets and clients: the embedded account's, with ``ecr`` for ECR."""
     monkeypatch.setattr(flows_container, "load_clients",
                         lambda *_: (aws.targets, lambda name: ecr if name == "ecr" else aws.get_client(name)))
+
+
+def test_a_role_ecr_refuses_the_repository_read_is_told_the_statement_and_the_run_says_it_failed(
+        aws, tmp_path, independent_client, monkeypatch):
+    """A refused DescribeRepositories came out as a bare ClientError, and the run left no
+    artifact: the key's newest one was the previous release's, which read as this run's."""
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    # A client of its own: the refusal must not outlive this test on the shared clients.
+    _flow_clients(monkeypatch, aws, _refusing(independent_client("ecr"), "DescribeRepositories",
+                                              "AccessDeniedException"))
+    before = revisions(aws)
+
+    with pytest.raises(PermissionDenied) as caught:
+        publish_container(version="2.8.0", context_dir=str(tmp_path), docker_executable=NO_DOCKER)
+
+    message = str(caught.value)
+    assert "AWS refused ecr:DescribeRepositories" in message
+    assert "deployments/iam-policy-release.json, statement ReadAndPushTheReleaseRepository" in message
+    assert revisions(aws) == before
+    failed = artifact_markdown("2.8.0", "failed")
+    assert "Nothing was pushed or registered" in failed
+    assert "ecr:DescribeRepositories" in failed and "statement ReadAndPushTheReleaseRepository" in failed
 
 
 def test_a_run_that_cannot_reach_ecr_leaves_an_artifact_saying_it_failed(aws, tmp_path, monkeypatch):
