@@ -21,7 +21,11 @@ The seed's "Deploy Container Image" step, made safe to run and re-run:
    one the registry holds for the version: no tag, which a later push could move); a revision
    registered into the family during the build is the one copied, once checked as the first was;
 6. log out and delete the private config (always, in a finally), and write a markdown artifact
-   (a refused run too: why, and that nothing was built, pushed or registered).
+   (a refused run too: why, and that nothing was built, pushed or registered; a run that failed
+   before building, as a read AWS denied: the error, and that nothing was pushed or registered).
+
+A read AWS denies before building is ``PermissionDenied``, naming the action and the statement of
+``deployments/iam-policy-release.json`` that grants it.
 
 With ``registry`` given, the release goes to that registry instead (no ECR login: a local or
 private registry that takes pushes without one) under the same repository path. A revision is
@@ -50,6 +54,7 @@ from pydantic import ValidationError
 from flows.artifacts import for_people
 from flows.env import load_clients
 from flows.params import WaitSeconds
+from rollway.aws.denied import RELEASE_POLICY, named_denials
 from rollway.aws.ecr import ACTIVE, EcrRepository, HeldImage, PlatformUnknown, RegistryLogin
 from rollway.aws.ecs import BaseRevision, EcsDeployer
 from rollway.aws.errors import AdapterError, TargetNotFound
@@ -182,6 +187,11 @@ def publish_container(
     except (PublishRefused, TargetNotFound) as refused:
         _record_refusal(version, refused)
         raise
+    except PublishIncomplete:
+        raise  # its artifact (_Run.step) says what was pushed and registered
+    except Exception as err:
+        _record_failure(version, err)
+        raise
 
 
 def _record_refusal(version: str, refused: Exception) -> None:
@@ -199,6 +209,20 @@ def _record_refusal(version: str, refused: Exception) -> None:
         get_run_logger().warning("publish: could not write the artifact: %s", err)
 
 
+def _record_failure(version: str, err: Exception) -> None:
+    """The run's artifact when it failed before building, other than by a refusal (a permission
+    AWS denied, an endpoint botocore could not reach, a block that would not load): that it
+    failed, that nothing was pushed or registered, and the error. Such a run left no artifact,
+    and the key's newest one, the previous release's, read as this run's. Every failure from the
+    build on is a PublishIncomplete, whose artifact says what is where."""
+    shown = str(version).replace("`", "'")
+    for_people("container release (failed)", lambda: create_markdown_artifact(
+        key=ARTIFACT_KEY, description="container release (failed)",
+        markdown=f"# Container release `{shown}` failed\n\n**Error:** {type(err).__name__}: {err}\n\n"
+                 "**Nothing was pushed or registered:** the run stopped before building. Fix the cause above "
+                 "and run again.\n"))
+
+
 def run_publish(request: PublishRequest, targets: Targets, get_client: Callable[[str], Any], *,
                 open_publisher: Callable[[], AbstractContextManager[ImagePublisher]]) -> PublishResult:
     """Publish the release ``request`` asks for; see the module docstring for the order.
@@ -213,6 +237,7 @@ def run_publish(request: PublishRequest, targets: Targets, get_client: Callable[
     Raises:
         PublishRefused: before anything was built or pushed.
         TargetNotFound: the repository or the task family (or its container) does not exist.
+        PermissionDenied: AWS refused a read before building; names the release policy's statement.
         PublishIncomplete: a step failed; says what was pushed and registered, and how to go on.
     """
     log = get_run_logger()
@@ -235,43 +260,46 @@ def run_publish(request: PublishRequest, targets: Targets, get_client: Callable[
     if problem:
         raise PublishRefused(f"refused before building anything: Targets.ecr_repository {targets.ecr_repository!r} "
                              f"{problem}")
-    ecr = EcrRepository(get_client("ecr"), targets) if request.registry is None else None
-    deployer = EcsDeployer(get_client("ecs"), targets)
+    # A refused read (DescribeRepositories, DescribeImages, DescribeTaskDefinition) came out as a
+    # bare ClientError: it is PermissionDenied, naming the statement of the release policy to add.
+    with named_denials(RELEASE_POLICY, targets=targets):
+        ecr = EcrRepository(get_client("ecr"), targets) if request.registry is None else None
+        deployer = EcsDeployer(get_client("ecs"), targets)
 
-    # Everything that can refuse is asked before the first docker command.
-    refs, latest_immutable, ecr_image = _target(request, targets, ecr)
-    ecr_digest = ecr_image.digest if ecr_image is not None else None
-    platform, base = None, None
-    if request.register_task_definition:
-        base = steps.base_revision(deployer, targets.task_family)
-        log.info("publish: the latest ACTIVE revision of %s is %s, whose container %s runs %s", targets.task_family,
-                 base.arn, targets.container_name, base.image)
-        why = _registry_problem(base, refs, request, targets)
-        if why:
-            why = f"{why}: run with register_task_definition=False to only push there"
-            log.error("publish: refused: %s", why)
-            raise PublishRefused(f"refused before building anything: {why}")
-        platform = base.platform
-    credentials = None
-    checked_platforms = None
-    if ecr is not None:
-        _refuse(refs, version_digest=ecr_digest, latest_immutable=latest_immutable, request=request,
-                version_status=ecr_image.status if ecr_image is not None else ACTIVE)
-        if request.register_existing and platform is not None:
-            checked_platforms = _existing_platforms(lambda: steps.ecr_image_platforms(ecr, refs.version),
-                                                    PlatformUnknown, refs, platform)
-    if not (request.register_existing and ecr is not None):
-        # A worker without the docker CLI used to log in to ECR, then fail with a bare
-        # ToolMissing and no refused artifact: a refusal now, before the login.
-        try:
-            find_docker(request.docker_executable)
-        except ToolMissing as missing:
-            log.error("publish: refused: %s", missing)
-            raise PublishRefused(f"refused before building anything: {missing}") from None
+        # Everything that can refuse is asked before the first docker command.
+        refs, latest_immutable, ecr_image = _target(request, targets, ecr)
+        ecr_digest = ecr_image.digest if ecr_image is not None else None
+        platform, base = None, None
+        if request.register_task_definition:
+            base = steps.base_revision(deployer, targets.task_family)
+            log.info("publish: the latest ACTIVE revision of %s is %s, whose container %s runs %s", targets.task_family,
+                     base.arn, targets.container_name, base.image)
+            why = _registry_problem(base, refs, request, targets)
+            if why:
+                why = f"{why}: run with register_task_definition=False to only push there"
+                log.error("publish: refused: %s", why)
+                raise PublishRefused(f"refused before building anything: {why}")
+            platform = base.platform
+        credentials = None
+        checked_platforms = None
         if ecr is not None:
-            # Asked before building: a role without ecr:GetAuthorizationToken learns it now, not
-            # after a build that may take many minutes.
-            credentials = _ecr_login(ecr, refs)
+            _refuse(refs, version_digest=ecr_digest, latest_immutable=latest_immutable, request=request,
+                    version_status=ecr_image.status if ecr_image is not None else ACTIVE)
+            if request.register_existing and platform is not None:
+                checked_platforms = _existing_platforms(lambda: steps.ecr_image_platforms(ecr, refs.version),
+                                                        PlatformUnknown, refs, platform)
+        if not (request.register_existing and ecr is not None):
+            # A worker without the docker CLI used to log in to ECR, then fail with a bare
+            # ToolMissing and no refused artifact: a refusal now, before the login.
+            try:
+                find_docker(request.docker_executable)
+            except ToolMissing as missing:
+                log.error("publish: refused: %s", missing)
+                raise PublishRefused(f"refused before building anything: {missing}") from None
+            if ecr is not None:
+                # Asked before building: a role without ecr:GetAuthorizationToken learns it now, not
+                # after a build that may take many minutes.
+                credentials = _ecr_login(ecr, refs)
 
     run = _Run(refs, register=request.register_task_definition)
     run.built_platforms = checked_platforms

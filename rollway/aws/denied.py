@@ -31,6 +31,8 @@ POLICIES = Path(__file__).resolve().parents[2] / "deployments"
 ROLLOUT_POLICY = "iam-policy.json"
 # The policy of the infrastructure jobs' role: the deploy's checklist and status reads, and cleanup.
 INFRASTRUCTURE_POLICY = "iam-policy-infrastructure.json"
+# The policy of the release job's role (publish_container): ECR's reads and login, the revision it registers.
+RELEASE_POLICY = "iam-policy-release.json"
 # AWS names the action in most refusals: "... is not authorized to perform: ecr:DescribeImages on ...".
 _PERFORM = re.compile(r"perform: ([a-z0-9-]+:[A-Za-z0-9]+)")
 _RESOURCE = re.compile(r"on resource: (arn:\S+?)(?:\s|$)")

@@ -6,10 +6,14 @@ from __future__ import annotations
 import base64
 import json
 import platform
+import socket
 from contextlib import nullcontext
 from types import SimpleNamespace
 
+import boto3
 import pytest
+from botocore.config import Config as BotoConfig
+from botocore.exceptions import EndpointConnectionError
 from prefect import flow
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
@@ -17,11 +21,13 @@ from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 from blocks.targets import RollwayTargets
 import flows.container as flows_container
 from flows.container import ARTIFACT_KEY, publish_container, run_publish
+from rollway.aws.denied import PermissionDenied
 from rollway.aws.ecr import EcrRepository
 from rollway.aws.ecs import READ_ONLY_FIELDS, EcsDeployer
 from rollway.aws.errors import TargetNotFound
 from rollway.fakes import FakeImagePublisher
 from rollway.publish import PublishIncomplete, PublishRefused, PublishRequest
+from tasks import container as container_steps
 from tests.adapters.test_ecr import MANIFEST, index_manifest
 from tests.flows.moto_env import in_a_flow_run, saved_blocks
 from tests.toolchain.docker_engine import docker_engine  # noqa: F401 - the fixture
@@ -798,6 +804,56 @@ def test_a_worker_without_docker_is_refused_before_ecrs_login_and_says_so(aws, t
     assert "GetAuthorizationToken" not in calls, calls
     refused = artifact_markdown("2.0.0", "refused")
     assert "install the docker CLI" in refused and "Nothing was built, pushed or registered" in refused
+
+
+def _flow_clients(monkeypatch, aws, ecr) -> None:
+    """The flow's targets and clients: the embedded account's, with ``ecr`` for ECR."""
+    monkeypatch.setattr(flows_container, "load_clients",
+                        lambda *_: (aws.targets, lambda name: ecr if name == "ecr" else aws.get_client(name)))
+
+
+def test_a_role_ecr_refuses_the_repository_read_is_told_the_statement_and_the_run_says_it_failed(
+        aws, tmp_path, independent_client, monkeypatch):
+    """A refused DescribeRepositories came out as a bare ClientError, and the run left no
+    artifact: the key's newest one was the previous release's, which read as this run's."""
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    # A client of its own: the refusal must not outlive this test on the shared clients.
+    _flow_clients(monkeypatch, aws, _refusing(independent_client("ecr"), "DescribeRepositories",
+                                              "AccessDeniedException"))
+    before = revisions(aws)
+
+    with pytest.raises(PermissionDenied) as caught:
+        publish_container(version="2.8.0", context_dir=str(tmp_path), docker_executable=NO_DOCKER)
+
+    message = str(caught.value)
+    assert "AWS refused ecr:DescribeRepositories" in message
+    assert "deployments/iam-policy-release.json, statement ReadAndPushTheReleaseRepository" in message
+    assert revisions(aws) == before
+    failed = artifact_markdown("2.8.0", "failed")
+    assert "Nothing was pushed or registered" in failed
+    assert "ecr:DescribeRepositories" in failed and "statement ReadAndPushTheReleaseRepository" in failed
+
+
+def test_a_run_that_cannot_reach_ecr_leaves_an_artifact_saying_it_failed(aws, tmp_path, monkeypatch):
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    with socket.socket() as free:  # a port nothing listens on: botocore's connection is refused at once
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    unreachable = boto3.client("ecr", endpoint_url=f"http://127.0.0.1:{port}", region_name=aws.targets.region,
+                               aws_access_key_id="testing", aws_secret_access_key="testing",
+                               config=BotoConfig(retries={"total_max_attempts": 1}))
+    monkeypatch.setattr(container_steps, "describe_repository",
+                        container_steps.describe_repository.with_options(retry_delay_seconds=0))
+    _flow_clients(monkeypatch, aws, unreachable)
+    before = revisions(aws)
+
+    with pytest.raises(EndpointConnectionError):
+        publish_container(version="2.8.1", context_dir=str(tmp_path), docker_executable=NO_DOCKER)
+
+    assert revisions(aws) == before
+    failed = artifact_markdown("2.8.1", "failed")
+    assert "Nothing was pushed or registered" in failed
+    assert f"Could not connect to the endpoint URL: \"http://127.0.0.1:{port}/\"" in failed
 
 
 def test_a_family_moved_to_ecr_during_a_build_for_another_registry_is_not_told_to_push_again(aws, tmp_path):
