@@ -118,6 +118,19 @@ class PublishRequest(BaseModel):
         return value
 
     @model_validator(mode="after")
+    def _labels_agree(self) -> "PublishRequest":
+        # The caller's labels were laid over rollway's: an image tagged 2.0.0 could say 1.9.0.
+        given = self.labels.get(VERSION_LABEL)
+        if given is not None and given != self.version:
+            raise ValueError(f"label {VERSION_LABEL} is the version's: it would say {given} on an image tagged "
+                             f"{self.version}; leave it out (rollway sets it)")
+        given = self.labels.get(REVISION_LABEL)
+        if given is not None and self.git_commit and given != self.git_commit:
+            raise ValueError(f"label {REVISION_LABEL} is git_commit's: it would say {given} on an image built from "
+                             f"{self.git_commit}; leave it out (rollway sets it from git_commit)")
+        return self
+
+    @model_validator(mode="after")
     def _login_stays_on_this_machine(self) -> "PublishRequest":
         # docker login and every push hand the daemon the registry's login (POST /auth,
         # X-Registry-Auth), and docker runs with no TLS settings (DOCKER_TLS_VERIFY and

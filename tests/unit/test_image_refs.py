@@ -3,6 +3,8 @@ refusals before building (rollway.publish)."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from rollway.image import (
@@ -200,6 +202,21 @@ def test_labels_carry_the_version_and_the_commit(tmp_path):
     request = PublishRequest(version="2.0.0", context_dir=tmp_path, git_commit="abc1234", labels={"team": "edit"})
     assert request.image_labels() == {"org.opencontainers.image.version": "2.0.0",
                                       "org.opencontainers.image.revision": "abc1234", "team": "edit"}
+
+
+@pytest.mark.parametrize(("labels", "git_commit", "message"), [
+    ({"org.opencontainers.image.version": "1.9.0"}, None,
+     "label org.opencontainers.image.version is the version's: it would say 1.9.0 on an image tagged 2.0.0"),
+    ({"org.opencontainers.image.revision": "def5678"}, "abc1234",
+     "label org.opencontainers.image.revision is git_commit's: it would say def5678 on an image built from abc1234"),
+])
+def test_a_label_that_would_contradict_the_version_or_the_commit_is_refused(tmp_path, labels, git_commit, message):
+    """The caller's labels were laid over rollway's: an image tagged 2.0.0 said 1.9.0 in its label."""
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    with pytest.raises(ValueError, match=re.escape(message)):
+        PublishRequest(version="2.0.0", context_dir=tmp_path, git_commit=git_commit, labels=labels)
+    same = PublishRequest(version="2.0.0", context_dir=tmp_path, labels={"org.opencontainers.image.version": "2.0.0"})
+    assert same.image_labels() == {"org.opencontainers.image.version": "2.0.0"}
 
 
 @pytest.mark.parametrize(("image", "registry"), [
