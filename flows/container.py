@@ -54,7 +54,7 @@ from pydantic import ValidationError
 from flows.artifacts import for_people
 from flows.env import load_clients
 from flows.params import WaitSeconds
-from rollway.aws.denied import RELEASE_POLICY, named_denials
+from rollway.aws.denied import RELEASE_POLICY, is_denied, named_denials, permission_denied
 from rollway.aws.ecr import ACTIVE, EcrRepository, HeldImage, PlatformUnknown, RegistryLogin
 from rollway.aws.ecs import BaseRevision, EcsDeployer
 from rollway.aws.errors import AdapterError, TargetNotFound
@@ -299,7 +299,7 @@ def run_publish(request: PublishRequest, targets: Targets, get_client: Callable[
             if ecr is not None:
                 # Asked before building: a role without ecr:GetAuthorizationToken learns it now, not
                 # after a build that may take many minutes.
-                credentials = _ecr_login(ecr, refs)
+                credentials = _ecr_login(ecr, refs, targets)
 
     run = _Run(refs, register=request.register_task_definition)
     run.built_platforms = checked_platforms
@@ -471,11 +471,15 @@ def _move_latest(run: _Run, refs: ImageReferences, digest: str | None, *, held: 
     run.done(f"moved {refs.latest} to {digest} ({how})")
 
 
-def _ecr_login(ecr: EcrRepository, refs: ImageReferences) -> RegistryLogin:
+def _ecr_login(ecr: EcrRepository, refs: ImageReferences, targets: Targets) -> RegistryLogin:
     """ECR's docker login for the repository's registry, or PublishRefused (nothing built yet)."""
     try:
         credentials = steps.ecr_login(ecr)
     except (ClientError, AdapterError) as err:
+        cause = err if isinstance(err, ClientError) else err.__cause__
+        if isinstance(cause, ClientError) and is_denied(cause):
+            # Named as every other refused permission: the action and the release policy's statement.
+            err = permission_denied(cause, job=RELEASE_POLICY, targets=targets)
         why = f"ECR gave no docker login (GetAuthorizationToken): {err}"
         get_run_logger().error("publish: refused: %s", why)
         raise PublishRefused(f"refused before building anything: {why}") from None

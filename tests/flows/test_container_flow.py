@@ -534,8 +534,11 @@ def test_a_role_ecr_refuses_a_login_token_is_refused_before_any_build(aws, tmp_p
                            lambda name: ecr if name == "ecr" else aws.get_client(name),
                            open_publisher=lambda: nullcontext(publisher))
 
-    with pytest.raises(PublishRefused, match="GetAuthorizationToken.*AccessDeniedException"):
+    with pytest.raises(PublishRefused, match="GetAuthorizationToken.*AccessDeniedException") as refused:
         refused_token()
+    # Named as every other refused permission is: the action, and the release policy's statement.
+    assert "ecr:GetAuthorizationToken" in str(refused.value), str(refused.value)
+    assert "iam-policy-release.json, statement EcrLogin" in str(refused.value), str(refused.value)
     assert publisher.calls == []  # no docker command at all, least of all a build
     assert revisions(aws) == before
 
