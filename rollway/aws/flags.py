@@ -24,6 +24,7 @@ outgrow the item, so the oldest entries are dropped until the item fits (the new
 from __future__ import annotations
 
 import json
+import threading
 from contextlib import AbstractContextManager, contextmanager
 from decimal import Decimal
 from typing import Any, Iterator
@@ -33,12 +34,14 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 from pydantic_core import to_json
 
+from rollway.aws.errors import answer_lost, aws_message, error_code
 from rollway.flags import (
     AUDIT_CAP,
     FlagAuditEntry,
     FlagConflict,
     FlagState,
     FlagStoreUnavailable,
+    FlagWriteUnanswered,
     MalformedFlag,
     MalformedFlags,
     UnreadableAudit,
@@ -150,15 +153,37 @@ class DynamoFlagStore:
         else:
             # The attribute as read (not the number): a malformed version is matched as stored.
             condition = {"ConditionExpression": "#v = :found", "ExpressionAttributeValues": {":found": found}}
+        lost: list[BaseException] = []
+        caller = threading.get_ident()
+
+        def attempt_failed(caught_exception: BaseException | None = None, response: Any = None, **_: Any) -> None:
+            # Called after each attempt botocore makes, before it decides on a resend: the last
+            # attempt's error alone (a connection refused, say) read as "not written".
+            if threading.get_ident() != caller:
+                return  # the client is shared: another thread's call
+            if caught_exception is not None and answer_lost(caught_exception):
+                lost.append(caught_exception)
+            elif response is not None and response[0].status_code >= 500:
+                lost.append(RuntimeError(f"HTTP {response[0].status_code} from DynamoDB"))
+
+        event = f"needs-retry.{self._client.meta.service_model.service_id.hyphenize()}.PutItem"
+        self._client.meta.events.register(event, attempt_failed)
         try:
             with self._errors(conflict=(flag.feature, expected_version)):
-                self._client.put_item(
-                    TableName=self._table,
-                    Item=item,
-                    ExpressionAttributeNames={"#v": "version"},
-                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
-                    **condition,
-                )
+                try:
+                    self._client.put_item(
+                        TableName=self._table,
+                        Item=item,
+                        ExpressionAttributeNames={"#v": "version"},
+                        ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                        **condition,
+                    )
+                except (ClientError, BotoCoreError) as err:
+                    if (lost or answer_lost(err)) and not _condition_failed(err):
+                        raise FlagWriteUnanswered(flag.feature, f"feature flag table {self._table!r}: PutItem on "
+                                                  f"{flag.feature!r} sent, and its answer lost ({aws_message(err)})"
+                                                  ) from err
+                    raise
         except FlagConflict as conflict:
             # botocore resends a PutItem whose answer was lost (a timeout, a 500 after the
             # commit); the copy is refused by this write's own version. Taken for a lost race, a
@@ -167,6 +192,8 @@ class DynamoFlagStore:
             if _holds_entry(conflict.__cause__, entry):
                 return stored
             raise
+        finally:
+            self._client.meta.events.unregister(event, attempt_failed)
         return stored
 
     def audit(self, feature: str, limit: int | None = None) -> list[FlagAuditEntry]:
@@ -233,6 +260,10 @@ def _translated(table: str, conflict: tuple[str, int] | None) -> Iterator[None]:
         ) from err
     except BotoCoreError as err:
         raise FlagStoreUnavailable(f"feature flag table {table!r} unreachable: {err}") from err
+
+
+def _condition_failed(err: BaseException) -> bool:
+    return isinstance(err, ClientError) and error_code(err) == "ConditionalCheckFailedException"
 
 
 def _holds_entry(refusal: BaseException | None, entry: FlagAuditEntry) -> bool:

@@ -329,3 +329,32 @@ def test_a_percentage_finer_than_a_basis_point_is_refused_before_any_aws_call(dy
     assert str(refused.value) == ("percentage 0.004: flags are stored in basis points, so the finest step is 0.01 % "
                                   "(it would be stored as 0%); give 0 or 0.01; nothing was read or changed")
     assert (dynamo.get(SQS).enabled, dynamo.get(SQS).version) == (False, 1)
+
+
+def test_a_change_whose_answer_was_lost_is_not_summarised_as_not_written(dynamo, monkeypatch):
+    """The second change's PutItem was sent and its answers lost: the summary said "**not written**"
+    for it, and a person applied it again or took the flag as unchanged. Only the changes after it
+    were provably not sent."""
+    import flows.flags
+    from rollway.flags import FlagWriteUnanswered
+
+    class Unanswered(FakeFlagStore):
+        def put(self, flag, **kwargs):
+            if flag.feature == INTERRUPTS:
+                raise FlagWriteUnanswered(INTERRUPTS, "feature flag table 'flags': PutItem sent, answer lost "
+                                                      "(ReadTimeoutError: Read timeout)")
+            return super().put(flag, **kwargs)
+
+    lossy = Unanswered([FlagState(feature=SQS), FlagState(feature=INTERRUPTS)])
+    monkeypatch.setattr(flows.flags, "DynamoFlagStore", lambda client, targets: lossy)
+    # Retried as ever (a lost answer is a store outage), without the waits between.
+    monkeypatch.setattr(flag_tasks, "set_flag", flag_tasks.set_flag.with_options(retry_delay_seconds=0))
+    state = set_flags(changes=[FlagChange(feature=SQS, enabled=True, percentage=5),
+                               FlagChange(feature=INTERRUPTS, enabled=True),
+                               FlagChange(feature=SQS, percentage=25)],
+                      actor="alice", aws_credentials_block=CREDENTIALS, return_state=True)
+    assert state.is_failed()
+    text = flags_summary(state)
+    assert f"| 2 | {INTERRUPTS} | enabled True | **may have been written** (its answer was lost: check with " \
+           f"`rollway flags get {INTERRUPTS}`) |" in text, text
+    assert f"| 3 | {SQS} | percentage 25.0 | **not written** |" in text
