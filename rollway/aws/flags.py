@@ -24,7 +24,6 @@ outgrow the item, so the oldest entries are dropped until the item fits (the new
 from __future__ import annotations
 
 import json
-import threading
 from contextlib import AbstractContextManager, contextmanager
 from decimal import Decimal
 from typing import Any, Iterator
@@ -34,7 +33,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 from pydantic_core import to_json
 
-from rollway.aws.errors import answer_lost, aws_message, error_code
+from rollway.aws.errors import answer_lost, aws_message, error_code, lost_answers
 from rollway.flags import (
     AUDIT_CAP,
     FlagAuditEntry,
@@ -153,23 +152,9 @@ class DynamoFlagStore:
         else:
             # The attribute as read (not the number): a malformed version is matched as stored.
             condition = {"ConditionExpression": "#v = :found", "ExpressionAttributeValues": {":found": found}}
-        lost: list[BaseException] = []
-        caller = threading.get_ident()
-
-        def attempt_failed(caught_exception: BaseException | None = None, response: Any = None, **_: Any) -> None:
-            # Called after each attempt botocore makes, before it decides on a resend: the last
-            # attempt's error alone (a connection refused, say) read as "not written".
-            if threading.get_ident() != caller:
-                return  # the client is shared: another thread's call
-            if caught_exception is not None and answer_lost(caught_exception):
-                lost.append(caught_exception)
-            elif response is not None and response[0].status_code >= 500:
-                lost.append(RuntimeError(f"HTTP {response[0].status_code} from DynamoDB"))
-
-        event = f"needs-retry.{self._client.meta.service_model.service_id.hyphenize()}.PutItem"
-        self._client.meta.events.register(event, attempt_failed)
         try:
-            with self._errors(conflict=(flag.feature, expected_version)):
+            with self._errors(conflict=(flag.feature, expected_version)), \
+                    lost_answers(self._client, "PutItem", "DynamoDB") as lost:
                 try:
                     self._client.put_item(
                         TableName=self._table,
@@ -192,8 +177,6 @@ class DynamoFlagStore:
             if _holds_entry(conflict.__cause__, entry):
                 return stored
             raise
-        finally:
-            self._client.meta.events.unregister(event, attempt_failed)
         return stored
 
     def audit(self, feature: str, limit: int | None = None) -> list[FlagAuditEntry]:

@@ -274,6 +274,16 @@ def test_a_set_flags_run_ends_with_a_summary_of_each_change(dynamo):
     assert f"| 2 | {INTERRUPTS} | enabled False | {INTERRUPTS}: unchanged, off 0% (v1) |" in text
 
 
+def three_changes_failing_at_the_second() -> str:
+    """The summary of a set-flags run whose second change (of three, on SQS and INTERRUPTS) fails."""
+    state = set_flags(changes=[FlagChange(feature=SQS, enabled=True, percentage=5),
+                               FlagChange(feature=INTERRUPTS, enabled=True),
+                               FlagChange(feature=SQS, percentage=25)],
+                      actor="alice", aws_credentials_block=CREDENTIALS, return_state=True)
+    assert state.is_failed()
+    return flags_summary(state)
+
+
 def test_a_set_flags_run_that_stops_part_way_says_which_flags_were_written(dynamo, monkeypatch):
     """The first change is written before the second one's write fails: the summary must not
     read as if nothing, or everything, was done."""
@@ -281,12 +291,7 @@ def test_a_set_flags_run_that_stops_part_way_says_which_flags_were_written(dynam
 
     flaky = FlakyFlagStore([FlagState(feature=SQS), FlagState(feature=INTERRUPTS)], failing=[INTERRUPTS])
     monkeypatch.setattr(flows.flags, "DynamoFlagStore", lambda client, targets: flaky)
-    state = set_flags(changes=[FlagChange(feature=SQS, enabled=True, percentage=5),
-                               FlagChange(feature=INTERRUPTS, enabled=True),
-                               FlagChange(feature=SQS, percentage=25)],
-                      actor="alice", aws_credentials_block=CREDENTIALS, return_state=True)
-    assert state.is_failed()
-    text = flags_summary(state)
+    text = three_changes_failing_at_the_second()
     assert "**Stopped** after 1 of 3 changes" in text and "ProvisionedThroughputExceededException" in text
     assert f"| 1 | {SQS} | enabled True, percentage 5.0 | {SQS}: off 0% -> on 5% (v" in text
     assert f"| 2 | {INTERRUPTS} | enabled True | **not written** |" in text
@@ -349,12 +354,7 @@ def test_a_change_whose_answer_was_lost_is_not_summarised_as_not_written(dynamo,
     monkeypatch.setattr(flows.flags, "DynamoFlagStore", lambda client, targets: lossy)
     # Retried as ever (a lost answer is a store outage), without the waits between.
     monkeypatch.setattr(flag_tasks, "set_flag", flag_tasks.set_flag.with_options(retry_delay_seconds=0))
-    state = set_flags(changes=[FlagChange(feature=SQS, enabled=True, percentage=5),
-                               FlagChange(feature=INTERRUPTS, enabled=True),
-                               FlagChange(feature=SQS, percentage=25)],
-                      actor="alice", aws_credentials_block=CREDENTIALS, return_state=True)
-    assert state.is_failed()
-    text = flags_summary(state)
+    text = three_changes_failing_at_the_second()
     assert f"| 2 | {INTERRUPTS} | enabled True | **may have been written** (its answer was lost: check with " \
            f"`rollway flags get {INTERRUPTS}`) |" in text, text
     assert f"| 3 | {SQS} | percentage 25.0 | **not written** |" in text
