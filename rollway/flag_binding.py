@@ -551,10 +551,13 @@ def _put_back(updates: Sequence[FlagUpdate], store: FlagStore, *, actor: str, no
     """Return flags moved for a stage to their settings before it (newest first).
 
     Best effort: ``failed`` is raised by the caller either way; a flag that cannot be put
-    back is named on it, for the person who reads the error. Each put-back is conditional on
+    back is named in its message, for the person who reads the error. A note on it (``add_note``)
+    showed in a traceback only: the run's failure, the rollback's page and the ledger carry the
+    message, which then read as if every flag had gone back. Each put-back is conditional on
     the version this stage wrote: a flag changed since (a person's kill switch, thrown between
     the stage's write and this) keeps that person's setting.
     """
+    trouble: list[str] = []
     for update in reversed(updates):
         before = update.before
         change = FlagChange(
@@ -569,11 +572,23 @@ def _put_back(updates: Sequence[FlagUpdate], store: FlagStore, *, actor: str, no
                       expected_version=update.after.version)
         except FlagConflict as err:
             log.warning("feature flag %r changed since this stage set it: left as it is now (%s)", update.feature, err)
-            failed.add_note(f"feature flag {update.feature!r} was changed by someone else after this stage set it "
-                            f"to {_settings(update.after)}: left as they set it")
+            trouble.append(f"feature flag {update.feature!r} was changed by someone else after this stage set it "
+                           f"to {_settings(update.after)}: left as they set it")
         except FlagError as err:
             log.error("feature flag %r could not be put back: %s", update.feature, err)
-            failed.add_note(f"feature flag {update.feature!r} was left at {_settings(update.after)}: {err}")
+            trouble.append(f"feature flag {update.feature!r} was left at {_settings(update.after)}: {err}")
+    if trouble:
+        _tell(failed, f"the flags this stage moved were not all put back: {'; '.join(trouble)}")
+
+
+def _tell(err: BaseException, more: str) -> None:
+    """Add ``more`` to ``err``'s message (``str(err)``), keeping its type: callers catch it by
+    name, and a task retries it or not by its type. An error whose message is not its one
+    argument (KeyError quotes it, OSError formats several) gets ``more`` as a note instead."""
+    if type(err).__str__ is BaseException.__str__ and len(err.args) == 1 and isinstance(err.args[0], str):
+        err.args = (f"{err.args[0]}; {more}",)
+    else:
+        err.add_note(more)
 
 
 class FlagHeld(PicklableError, FlagError):

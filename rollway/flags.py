@@ -167,6 +167,22 @@ class FlagStoreUnavailable(FlagError):
     """The flag store could not be read or written (unreachable, no such table, denied...)."""
 
 
+class FlagWriteUnanswered(PicklableError, FlagStoreUnavailable):
+    """A flag's write was sent and no answer to it came back (a timeout, a connection dropped
+    after sending, an internal error: ``rollway.aws.errors.answer_lost``): it may have been
+    written. "Unreachable" alone read as "not written", and a person set the flag again or took
+    it as unchanged.
+
+    Attributes:
+        feature: the flag written.
+    """
+
+    def __init__(self, feature: str, detail: str) -> None:
+        self.feature = feature
+        super().__init__(f"{detail}; the change to {feature!r} may have been written all the same: check with "
+                         f"`rollway flags get {feature}` before setting it again")
+
+
 class MalformedFlag(PicklableError, FlagStoreUnavailable):
     """A stored flag whose item rollway cannot use (written outside rollway: the console, a script).
 

@@ -22,6 +22,7 @@ from rollway.flags import (
     FlagError,
     FlagState,
     FlagStoreUnavailable,
+    FlagWriteUnanswered,
     InvalidFlagInput,
     InvalidPercentage,
     MalformedFlags,
@@ -311,7 +312,9 @@ def changes_markdown(changes: Sequence[FlagChange], updates: Sequence[FlagUpdate
 
     ``updates`` are the changes applied (the first ``len(updates)`` of ``changes``). After a
     failure (named at the top), the others are listed as not written, so a person sees which
-    flags were written before it stopped (each write is also in its flag's audit trail).
+    flags were written before it stopped (each write is also in its flag's audit trail); but the
+    one whose write was sent and its answer lost (``FlagWriteUnanswered``) may have been written,
+    and says so: "not written" had a person apply it again, or take the flag as unchanged.
     """
     lines = [f"# Flag changes by {actor}", ""]
     if failure is not None:
@@ -321,7 +324,13 @@ def changes_markdown(changes: Sequence[FlagChange], updates: Sequence[FlagUpdate
         asked = ", ".join(f"{name} {value}" for name, value in change.settings().items()) or "nothing"
         if change.create:
             asked += " (create)"
-        result = updates[index].describe() if index < len(updates) else "**not written**"
+        if index < len(updates):
+            result = updates[index].describe()
+        elif index == len(updates) and isinstance(failure, FlagWriteUnanswered) and failure.feature == change.feature:
+            result = (f"**may have been written** (its answer was lost: check with "
+                      f"`rollway flags get {change.feature}`)")
+        else:
+            result = "**not written**"
         lines.append(f"| {index + 1} | {_cell(change.feature)} | {_cell(asked)} | {_cell(result)} |")
     return "\n".join(lines) + "\n"
 

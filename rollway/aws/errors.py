@@ -7,7 +7,10 @@ act on it without reading a traceback.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
 
 from botocore.exceptions import (ClientError, ConnectionClosedError, ConnectTimeoutError, HTTPClientError,
                                  ReadTimeoutError)
@@ -178,6 +181,31 @@ def answer_lost(err: BaseException) -> bool:
     if isinstance(err, (ReadTimeoutError, ConnectionClosedError, HTTPClientError)):
         return True
     return isinstance(err, ClientError) and error_code(err) in SERVER_SIDE_CODES
+
+
+@contextmanager
+def lost_answers(client: Any, operation: str, service: str) -> Iterator[list[BaseException]]:
+    """The attempts of ``operation`` on ``client`` (botocore's resends of it) in this thread
+    whose answers were lost (``answer_lost``, or an HTTP 5xx from ``service``), for the block
+    only: the last attempt's error alone (a connection refused, say) reads as "not sent"."""
+    lost: list[BaseException] = []
+    caller = threading.get_ident()
+
+    def attempt_failed(caught_exception: BaseException | None = None, response: Any = None, **_: Any) -> None:
+        # Called after each attempt botocore makes, before it decides on a retry.
+        if threading.get_ident() != caller:
+            return  # the client is shared: another thread's call
+        if caught_exception is not None and answer_lost(caught_exception):
+            lost.append(caught_exception)
+        elif response is not None and response[0].status_code >= 500:
+            lost.append(RuntimeError(f"HTTP {response[0].status_code} from {service}"))
+
+    event = f"needs-retry.{client.meta.service_model.service_id.hyphenize()}.{operation}"
+    client.meta.events.register(event, attempt_failed)
+    try:
+        yield lost
+    finally:
+        client.meta.events.unregister(event, attempt_failed)
 
 
 def never_reached(err: BaseException) -> bool:

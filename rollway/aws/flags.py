@@ -33,12 +33,14 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 from pydantic_core import to_json
 
+from rollway.aws.errors import answer_lost, aws_message, error_code, lost_answers
 from rollway.flags import (
     AUDIT_CAP,
     FlagAuditEntry,
     FlagConflict,
     FlagState,
     FlagStoreUnavailable,
+    FlagWriteUnanswered,
     MalformedFlag,
     MalformedFlags,
     UnreadableAudit,
@@ -151,14 +153,22 @@ class DynamoFlagStore:
             # The attribute as read (not the number): a malformed version is matched as stored.
             condition = {"ConditionExpression": "#v = :found", "ExpressionAttributeValues": {":found": found}}
         try:
-            with self._errors(conflict=(flag.feature, expected_version)):
-                self._client.put_item(
-                    TableName=self._table,
-                    Item=item,
-                    ExpressionAttributeNames={"#v": "version"},
-                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
-                    **condition,
-                )
+            with self._errors(conflict=(flag.feature, expected_version)), \
+                    lost_answers(self._client, "PutItem", "DynamoDB") as lost:
+                try:
+                    self._client.put_item(
+                        TableName=self._table,
+                        Item=item,
+                        ExpressionAttributeNames={"#v": "version"},
+                        ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                        **condition,
+                    )
+                except (ClientError, BotoCoreError) as err:
+                    if (lost or answer_lost(err)) and not _condition_failed(err):
+                        raise FlagWriteUnanswered(flag.feature, f"feature flag table {self._table!r}: PutItem on "
+                                                  f"{flag.feature!r} sent, and its answer lost ({aws_message(err)})"
+                                                  ) from err
+                    raise
         except FlagConflict as conflict:
             # botocore resends a PutItem whose answer was lost (a timeout, a 500 after the
             # commit); the copy is refused by this write's own version. Taken for a lost race, a
@@ -233,6 +243,10 @@ def _translated(table: str, conflict: tuple[str, int] | None) -> Iterator[None]:
         ) from err
     except BotoCoreError as err:
         raise FlagStoreUnavailable(f"feature flag table {table!r} unreachable: {err}") from err
+
+
+def _condition_failed(err: BaseException) -> bool:
+    return isinstance(err, ClientError) and error_code(err) == "ConditionalCheckFailedException"
 
 
 def _holds_entry(refusal: BaseException | None, entry: FlagAuditEntry) -> bool:

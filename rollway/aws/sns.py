@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import threading
 import unicodedata
 from typing import Any
 
-from rollway.aws.errors import AnswerLost, TargetNotFound, answer_lost
+from rollway.aws.errors import AnswerLost, TargetNotFound, answer_lost, lost_answers
 from rollway.targets import Targets
 
 # SNS wants subjects "less than 100 characters long" (its API reference; moto allows 100),
@@ -76,29 +75,14 @@ class SnsNotifier:
         if safe:
             arguments["Subject"] = safe
         key = (subject, message)
-        lost: list[BaseException] = []
-        caller = threading.get_ident()
-
-        def attempt_failed(caught_exception: BaseException | None = None, response: Any = None, **_: Any) -> None:
-            # Called after each attempt botocore makes, before it decides on a retry.
-            if threading.get_ident() != caller:
-                return  # the client is shared: another thread's call
-            if caught_exception is not None and answer_lost(caught_exception):
-                lost.append(caught_exception)
-            elif response is not None and response[0].status_code >= 500:
-                lost.append(RuntimeError(f"HTTP {response[0].status_code} from SNS"))
-
-        event = f"needs-retry.{self._client.meta.service_model.service_id.hyphenize()}.Publish"
-        self._client.meta.events.register(event, attempt_failed)
-        try:
-            message_id = self._client.publish(**arguments)["MessageId"]
-        except Exception as err:
-            if lost or answer_lost(err) or key in self._unanswered:
-                self._unanswered.add(key)
-                raise AnswerLost("SNS Publish", err) from err
-            raise
-        finally:
-            self._client.meta.events.unregister(event, attempt_failed)
+        with lost_answers(self._client, "Publish", "SNS") as lost:
+            try:
+                message_id = self._client.publish(**arguments)["MessageId"]
+            except Exception as err:
+                if lost or answer_lost(err) or key in self._unanswered:
+                    self._unanswered.add(key)
+                    raise AnswerLost("SNS Publish", err) from err
+                raise
         self._unanswered.discard(key)
         return message_id
 

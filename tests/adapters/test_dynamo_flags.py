@@ -318,3 +318,31 @@ def test_a_blind_rollback_run_again_leaves_on_a_flag_a_person_turned_back_on_aft
     apply_bindings(store, bindings, 5, actor="rollway", rollout="r2", now=50.0)
     disable_bindings(store, bindings, actor="carol", reason="r2 failed", now=60.0)
     assert store.get(SQS).enabled is False and store.get(INTERRUPTS).enabled is False
+
+
+def test_a_change_whose_every_answer_was_lost_may_have_been_written_and_says_so(store, client, aws):
+    """The PutItem reached DynamoDB and committed; its answer never came back. `flags set` said the
+    table was "unreachable" (exit 4) with no word that the change may have landed, and a person
+    set it again or took it as not made. A connection never made still says nothing was written."""
+    import io
+
+    from botocore.exceptions import ReadTimeoutError
+
+    from rollway.flags_commands import EXIT_UNAVAILABLE, flags_set
+    from tests.botocore_events import on_operation
+
+    def lose_answer(**_):  # PutItem went through on the embedded AWS; its answer never arrives
+        raise ReadTimeoutError(endpoint_url=aws.endpoint_url)
+
+    out, err = io.StringIO(), io.StringIO()
+    with on_operation(client, "after-call", lose_answer, operation="PutItem"):
+        code = flags_set(store, out, SQS, err=err, actor="alice", enabled=True, percentage=5, now=10.0)
+    assert code == EXIT_UNAVAILABLE and out.getvalue() == ""
+    said = err.getvalue()
+    assert "may have been written" in said and f"`rollway flags get {SQS}`" in said, said
+    assert store.get(SQS).percentage == 5.0, "what the message allows for did happen"
+    offline = client_factory(credentials_for_endpoint(f"http://127.0.0.1:{closed_port()}", aws.targets.region))
+    err = io.StringIO()
+    code = flags_set(DynamoFlagStore(offline("dynamodb"), aws.targets), io.StringIO(), SQS, err=err, actor="alice",
+                     percentage=25, now=11.0)
+    assert code == EXIT_UNAVAILABLE and "may have been written" not in err.getvalue(), err.getvalue()

@@ -274,6 +274,16 @@ def test_a_set_flags_run_ends_with_a_summary_of_each_change(dynamo):
     assert f"| 2 | {INTERRUPTS} | enabled False | {INTERRUPTS}: unchanged, off 0% (v1) |" in text
 
 
+def three_changes_failing_at_the_second() -> str:
+    """The summary of a set-flags run whose second change (of three, on SQS and INTERRUPTS) fails."""
+    state = set_flags(changes=[FlagChange(feature=SQS, enabled=True, percentage=5),
+                               FlagChange(feature=INTERRUPTS, enabled=True),
+                               FlagChange(feature=SQS, percentage=25)],
+                      actor="alice", aws_credentials_block=CREDENTIALS, return_state=True)
+    assert state.is_failed()
+    return flags_summary(state)
+
+
 def test_a_set_flags_run_that_stops_part_way_says_which_flags_were_written(dynamo, monkeypatch):
     """The first change is written before the second one's write fails: the summary must not
     read as if nothing, or everything, was done."""
@@ -281,12 +291,7 @@ def test_a_set_flags_run_that_stops_part_way_says_which_flags_were_written(dynam
 
     flaky = FlakyFlagStore([FlagState(feature=SQS), FlagState(feature=INTERRUPTS)], failing=[INTERRUPTS])
     monkeypatch.setattr(flows.flags, "DynamoFlagStore", lambda client, targets: flaky)
-    state = set_flags(changes=[FlagChange(feature=SQS, enabled=True, percentage=5),
-                               FlagChange(feature=INTERRUPTS, enabled=True),
-                               FlagChange(feature=SQS, percentage=25)],
-                      actor="alice", aws_credentials_block=CREDENTIALS, return_state=True)
-    assert state.is_failed()
-    text = flags_summary(state)
+    text = three_changes_failing_at_the_second()
     assert "**Stopped** after 1 of 3 changes" in text and "ProvisionedThroughputExceededException" in text
     assert f"| 1 | {SQS} | enabled True, percentage 5.0 | {SQS}: off 0% -> on 5% (v" in text
     assert f"| 2 | {INTERRUPTS} | enabled True | **not written** |" in text
@@ -329,3 +334,27 @@ def test_a_percentage_finer_than_a_basis_point_is_refused_before_any_aws_call(dy
     assert str(refused.value) == ("percentage 0.004: flags are stored in basis points, so the finest step is 0.01 % "
                                   "(it would be stored as 0%); give 0 or 0.01; nothing was read or changed")
     assert (dynamo.get(SQS).enabled, dynamo.get(SQS).version) == (False, 1)
+
+
+def test_a_change_whose_answer_was_lost_is_not_summarised_as_not_written(dynamo, monkeypatch):
+    """The second change's PutItem was sent and its answers lost: the summary said "**not written**"
+    for it, and a person applied it again or took the flag as unchanged. Only the changes after it
+    were provably not sent."""
+    import flows.flags
+    from rollway.flags import FlagWriteUnanswered
+
+    class Unanswered(FakeFlagStore):
+        def put(self, flag, **kwargs):
+            if flag.feature == INTERRUPTS:
+                raise FlagWriteUnanswered(INTERRUPTS, "feature flag table 'flags': PutItem sent, answer lost "
+                                                      "(ReadTimeoutError: Read timeout)")
+            return super().put(flag, **kwargs)
+
+    lossy = Unanswered([FlagState(feature=SQS), FlagState(feature=INTERRUPTS)])
+    monkeypatch.setattr(flows.flags, "DynamoFlagStore", lambda client, targets: lossy)
+    # Retried as ever (a lost answer is a store outage), without the waits between.
+    monkeypatch.setattr(flag_tasks, "set_flag", flag_tasks.set_flag.with_options(retry_delay_seconds=0))
+    text = three_changes_failing_at_the_second()
+    assert f"| 2 | {INTERRUPTS} | enabled True | **may have been written** (its answer was lost: check with " \
+           f"`rollway flags get {INTERRUPTS}`) |" in text, text
+    assert f"| 3 | {SQS} | percentage 25.0 | **not written** |" in text

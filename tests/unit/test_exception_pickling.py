@@ -37,8 +37,8 @@ from rollway.cli.processes import Child, ProcessFailed
 from rollway.finalize import FinalizeIncomplete
 from rollway.flag_binding import FlagHeld, FlagsNotDisabled, FlagUpdate
 from rollway.flags import (
-    FlagAuditEntry, FlagConflict, FlagState, FlagStoreUnavailable, InvalidPercentage, MalformedFlag, MalformedFlags,
-    PercentageTooFine, UnknownFlag, UnreadableAudit,
+    FlagAuditEntry, FlagConflict, FlagState, FlagStoreUnavailable, FlagWriteUnanswered, InvalidPercentage, MalformedFlag,
+    MalformedFlags, PercentageTooFine, UnknownFlag, UnreadableAudit,
 )
 from rollway.image import image_references
 from rollway.infra import AppNotListed, StackDeployFailed
@@ -119,6 +119,8 @@ CASES: list[BaseException] = [
                      [("beta_editor", FlagConflict("beta_editor", 2, 3)),
                       ("new_nav", FlagStoreUnavailable("flag table rollway-flags: AccessDeniedException"))]),
     UnknownFlag("beta_editor", "new_nav"),
+    FlagWriteUnanswered("beta_editor", "feature flag table 'rollway-flags': PutItem on 'beta_editor' sent, and its "
+                        "answer lost (ReadTimeoutError: Read timeout)"),
     UnknownFlagInChanges("beta_editr"),
     FlagHeld([("use_sqs_architecture", FlagAuditEntry(
         feature="use_sqs_architecture", version=4, at=1.0, actor="alice", reason="rollout edit-r1 stage 25%",

@@ -418,7 +418,7 @@ def test_a_put_back_leaves_a_flag_a_person_changed_after_the_stage_set_it():
                        now=1.0)
     sqs = store.get(SQS)
     assert (sqs.enabled, sqs.percentage, sqs.updated_by) == (True, 50.0, "oncall")
-    assert any("changed by someone else" in note for note in raised.value.__notes__)
+    assert f"feature flag {SQS!r} was changed by someone else after this stage set it" in str(raised.value)
 
 
 def test_versioned_writes_conflict_and_keep_an_audit_trail():
@@ -614,3 +614,25 @@ def test_commands_report_conflicts_and_outages_with_their_own_codes():
     store.unavailable = "table webordinary-feature-flags is gone"
     code, text, err = run(flags_list, store, as_json=True)
     assert (code, text, err) == (EXIT_UNAVAILABLE, "", "error: table webordinary-feature-flags is gone\n")
+
+
+def test_the_error_people_read_names_the_flags_a_failed_stage_could_not_put_back():
+    """The stage moved SQS, INTERRUPTS could not follow, and putting SQS back failed too: that was
+    only a note on the error, shown by a traceback but not by its message, which is what the run's
+    failure, the rollback's page and the ledger carry. People read that flags were put back."""
+    store = FlakyFlagStore([flag(SQS), flag(INTERRUPTS)], failing=[INTERRUPTS])
+    put = store.put
+
+    def sqs_fails_once_interrupts_did(flag_state, **kwargs):
+        if flag_state.feature == INTERRUPTS:
+            store.failing.add(SQS)
+        return put(flag_state, **kwargs)
+
+    store.put = sqs_fails_once_interrupts_did
+    with pytest.raises(FlagStoreUnavailable) as raised:
+        apply_bindings(store, [FlagBinding(feature=SQS), FlagBinding(feature=INTERRUPTS)], 5, actor="r", rollout="r1",
+                       now=1.0)
+    said = str(raised.value)
+    assert said.startswith(f"PutItem on {INTERRUPTS}: ProvisionedThroughputExceededException"), said
+    assert f"feature flag {SQS!r} was left at on 5%: PutItem on {SQS}" in said, said
+    assert (store.get(SQS).enabled, store.get(SQS).percentage) == (True, 5.0)
