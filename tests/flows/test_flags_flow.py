@@ -291,6 +291,8 @@ def test_a_set_flags_run_that_stops_part_way_says_which_flags_were_written(dynam
 
     flaky = FlakyFlagStore([FlagState(feature=SQS), FlagState(feature=INTERRUPTS)], failing=[INTERRUPTS])
     monkeypatch.setattr(flows.flags, "DynamoFlagStore", lambda client, targets: flaky)
+    # Retried as ever, without the 1-s and 5-s waits between.
+    monkeypatch.setattr(flag_tasks, "set_flag", flag_tasks.set_flag.with_options(retry_delay_seconds=0))
     text = three_changes_failing_at_the_second()
     assert "**Stopped** after 1 of 3 changes" in text and "ProvisionedThroughputExceededException" in text
     assert f"| 1 | {SQS} | enabled True, percentage 5.0 | {SQS}: off 0% -> on 5% (v" in text
