@@ -54,7 +54,7 @@ from pydantic import ValidationError
 from flows.artifacts import for_people
 from flows.env import load_clients
 from flows.params import WaitSeconds
-from rollway.aws.denied import RELEASE_POLICY, is_denied, named_denials, permission_denied
+from rollway.aws.denied import RELEASE_POLICY, named_denials
 from rollway.aws.ecr import ACTIVE, EcrRepository, HeldImage, PlatformUnknown, RegistryLogin
 from rollway.aws.ecs import BaseRevision, EcsDeployer
 from rollway.aws.errors import AdapterError, TargetNotFound
@@ -474,12 +474,11 @@ def _move_latest(run: _Run, refs: ImageReferences, digest: str | None, *, held: 
 def _ecr_login(ecr: EcrRepository, refs: ImageReferences, targets: Targets) -> RegistryLogin:
     """ECR's docker login for the repository's registry, or PublishRefused (nothing built yet)."""
     try:
-        credentials = steps.ecr_login(ecr)
+        # A refusal named as every other refused permission (PermissionDenied, an AdapterError):
+        # the action and the release policy's statement.
+        with named_denials(RELEASE_POLICY, targets=targets):
+            credentials = steps.ecr_login(ecr)
     except (ClientError, AdapterError) as err:
-        cause = err if isinstance(err, ClientError) else err.__cause__
-        if isinstance(cause, ClientError) and is_denied(cause):
-            # Named as every other refused permission: the action and the release policy's statement.
-            err = permission_denied(cause, job=RELEASE_POLICY, targets=targets)
         why = f"ECR gave no docker login (GetAuthorizationToken): {err}"
         get_run_logger().error("publish: refused: %s", why)
         raise PublishRefused(f"refused before building anything: {why}") from None
