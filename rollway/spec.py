@@ -15,7 +15,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from rollway.flags import PercentageTooFine, percent_sign_meant
+from rollway.flags import PercentageTooFine, percent_sign_meant, validate_change_percentage
 from rollway.image import IMAGE_FORM, image_problem
 from rollway.known_keys import KnownKeys
 from rollway.weekly import DEFAULT_SCHEDULE_SLACK_SECONDS, DEFAULT_TIMEZONE, zone
@@ -379,10 +379,14 @@ class FlagBinding(KnownKeys):
         for weight, pct in self.schedule.items():
             if not 0 <= pct <= 100:
                 raise ValueError(f"flag {self.feature!r}: percentage {pct} outside 0..100")
-            if _new_spec(info) and abs(round(pct, 2) - pct) > 1e-9:
+            if not _new_spec(info):
+                continue
+            try:
                 # Refused as `rollway flags set` refuses it: the stage stored it rounded (0.004 as 0,
                 # off for every user) without a word.
-                raise ValueError(str(PercentageTooFine(pct, f"flag {self.feature!r}: the percentage at stage {weight},")))
+                validate_change_percentage(pct)
+            except PercentageTooFine as fine:
+                raise ValueError(str(fine.named(f"flag {self.feature!r}: the percentage at stage {weight},"))) from None
         ordered = [self.schedule[w] for w in sorted(self.schedule)]
         if _new_spec(info) and any(later < earlier for earlier, later in zip(ordered, ordered[1:])):
             # Bucketing keeps a user who has the feature at p % at every higher percentage; a
