@@ -43,12 +43,17 @@ def read_back(router: TrafficRouter, expected: Weights, timeout_seconds: float) 
     Raises:
         WeightMismatch: the weights read back at the timeout are others.
         ReadBackUnanswered: a read did not answer by the timeout (``READ_BACK_MARGIN_SECONDS``).
+        Whatever the last read raised, when it failed three times or at the timeout (``within_bound``).
     """
     reader = router.reading(timeout_seconds)
     deadline = time.monotonic() + timeout_seconds
     delay = 0.05
     while True:
-        actual = weights_once(reader, timeout_seconds, left=deadline - time.monotonic())
+        # Each read is one of the wait's bounded reads: a throttled or failed DescribeRules is
+        # read again within the bound, not taken for the shift's failure (the stage failed, and
+        # its hook rolled back a shift that had landed).
+        actual = within_bound(reader.get_weights, what=_WEIGHTS, seconds=timeout_seconds,
+                              bound="verify_timeout_seconds", left=deadline - time.monotonic())
         if actual == expected:
             return actual
         left = deadline - time.monotonic()

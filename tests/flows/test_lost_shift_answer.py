@@ -140,3 +140,53 @@ def test_a_shift_with_bound_flags_that_did_not_land_fails_with_the_flags_unmoved
         first_stage(env, spec(flags=[FlagBinding(feature=FEATURE)], verify_timeout_seconds=0.2))
     assert env.router.get_weights() == BEFORE
     assert not env.flags.flags[FEATURE].enabled
+
+
+def throttled_after_the_write():
+    """Handlers that throttle the first DescribeRules after ModifyRule's answer, as AWS answers
+    after botocore's own retries (raised from the event, so botocore does not try it again)."""
+    state = {"written": False, "throttled": False}
+
+    def written(**_):
+        state["written"] = True
+
+    def throttle(**_):
+        if state["written"] and not state["throttled"]:
+            state["throttled"] = True
+            raise ClientError({"Error": {"Code": "Throttling", "Message": "Rate exceeded"}}, "DescribeRules")
+
+    return written, throttle, state
+
+
+@pytest.mark.parametrize("flags", [False, True], ids=["no flags", "flags bound"])
+def test_a_read_back_throttled_once_reads_again_and_the_shift_goes_on(aws, watch_calls, flags):
+    """The shift landed; the first read of its weights was throttled. The read-back is a wait of
+    verify_timeout_seconds: it reads again within it, as the checks before a stage do, rather than
+    failing the stage over one throttled DescribeRules (the run's hook then rolled back a healthy
+    rollout whose shift had landed)."""
+    env, elbv2 = on_moto(aws)
+    bindings = []
+    if flags:
+        env.flags = FakeFlagStore([FlagState(feature=FEATURE)])
+        bindings = [FlagBinding(feature=FEATURE)]
+
+    written, throttle, state = throttled_after_the_write()
+    calls = watch_calls(elbv2)
+    with hooked(elbv2, "after-call", written), \
+            on_operation(elbv2, "before-call", throttle, operation="DescribeRules"):
+        verified, _ = first_stage(env, spec(flags=bindings, verify_timeout_seconds=5))
+    assert state["throttled"] and verified == SHIFTED and env.router.get_weights() == SHIFTED
+    after_write = calls[calls.index("ModifyRule"):]
+    assert after_write.count("DescribeRules") >= 1 and calls.count("ModifyRule") == 1, calls
+
+
+def test_a_read_back_throttled_until_its_bound_fails_with_the_throttling(aws):
+    env, elbv2 = on_moto(aws)
+
+    def throttle(**_):
+        raise ClientError({"Error": {"Code": "Throttling", "Message": "Rate exceeded"}}, "DescribeRules")
+
+    env.router.resolve()  # the lookups before the write are not what this test throttles
+    with hooked(elbv2, "before-call", throttle, operation="DescribeRules"), \
+            pytest.raises(ClientError, match="Throttling"):
+        first_stage(env, spec(verify_timeout_seconds=1.5))
