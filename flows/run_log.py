@@ -18,7 +18,8 @@ class _ToRunLog(logging.Handler):
     of the "prefect.extra" logger, as PREFECT_LOGGING_EXTRA_LOGGERS would), once. Outside a run it
     does nothing: a `rollway` command's warning stays the one line on stderr, without Prefect's
     "attempted to send logs to the API without a flow run id" warning. It prints nothing itself:
-    the console line comes from the root logger's handler, as before."""
+    the console line comes from the root logger's handler (Prefect's, in a served run) or, in a
+    `rollway` command, from the command's own (rollway/cli/stderr_log.py)."""
 
     def emit(self, record: logging.LogRecord) -> None:
         context = sys.modules.get("prefect.context")  # not imported: no run either, and no import on a warning

@@ -16,6 +16,7 @@ from rollway.cli.blocks import CREDENTIALS_BLOCK, TARGETS_BLOCK
 from rollway.cli.finalize import finalize
 from rollway.cli.flags import flags_app
 from rollway.cli.report import report
+from rollway.cli.stderr_log import rollway_log_on_stderr
 
 app = App(name="rollway", help="Progressive delivery for ECS Fargate behind an ALB, on Prefect.")
 app.command(flags_app)
@@ -275,12 +276,14 @@ def main() -> None:
     if getattr(sys.stdout, "errors", None) == "strict" and hasattr(sys.stdout, "reconfigure"):
         sys.stdout.reconfigure(errors="backslashreplace")
     try:
-        try:
-            result = app(sys.argv[1:], print_error=False, exit_on_error=False)
-        except CycloptsError as err:
-            result = refuse_usage(err)
-        except SystemExit as stop:  # cyclopts exits by itself after a command: flush first
-            result = stop.code
+        # rollway's own warnings and errors, one line each on standard error (rollway/cli/stderr_log.py).
+        with rollway_log_on_stderr():
+            try:
+                result = app(sys.argv[1:], print_error=False, exit_on_error=False)
+            except CycloptsError as err:
+                result = refuse_usage(err)
+            except SystemExit as stop:  # cyclopts exits by itself after a command: flush first
+                result = stop.code
         # Inside the try: what a command printed last may fail only here, not at interpreter exit.
         sys.stdout.flush()
     except BrokenPipeError:
