@@ -25,7 +25,9 @@ The seed's "Deploy Container Image" step, made safe to run and re-run:
    before building, as a read AWS denied: the error, and that nothing was pushed or registered).
 
 A read AWS denies before building is ``PermissionDenied``, naming the action and the statement of
-``deployments/iam-policy-release.json`` that grants it.
+``deployments/iam-policy-release.json`` that grants it. A permission denied after the build (the
+registry read before registering, the registration, the task roles it passes) is named so too, in
+the ``PublishIncomplete`` and its artifact, beside what was pushed and how to go on.
 
 With ``registry`` given, the release goes to that registry instead (no ECR login: a local or
 private registry that takes pushes without one) under the same repository path. A revision is
@@ -54,7 +56,7 @@ from pydantic import ValidationError
 from flows.artifacts import for_people
 from flows.env import load_clients
 from flows.params import WaitSeconds
-from rollway.aws.denied import RELEASE_POLICY, named_denials
+from rollway.aws.denied import RELEASE_POLICY, named_denials, named_refusal
 from rollway.aws.ecr import ACTIVE, EcrRepository, HeldImage, PlatformUnknown, RegistryLogin
 from rollway.aws.ecs import BaseRevision, EcsDeployer
 from rollway.aws.errors import AdapterError, TargetNotFound
@@ -89,8 +91,10 @@ class _Run:
     """One run's progress: each step logged as it is done and kept for the result, and a
     failure turned into PublishIncomplete saying what is where."""
 
-    def __init__(self, refs: ImageReferences, register: bool = True) -> None:
+    def __init__(self, refs: ImageReferences, register: bool = True, targets: Targets | None = None) -> None:
         self.log = get_run_logger()
+        # The run's own names, for the statement a refused permission names (named_refusal).
+        self.targets = targets
         self.progress = PublishProgress(refs=refs, register=register)
         # What the image this run built (or registers) runs on (None: not known).
         self.built_platforms: tuple[str, ...] | None = None
@@ -104,9 +108,14 @@ class _Run:
         try:
             yield
         except Exception as err:  # noqa: BLE001 - every failure is reported with where things stand
-            failed = PublishIncomplete(name, f"{type(err).__name__}: {err}", self.progress)
+            # A permission AWS refused after the build (the registry read before registering, the
+            # registration, the roles it passes) is named as one refused before it: the action and
+            # the release policy's statement granting it, not AWS's bare text.
+            named = named_refusal(err, RELEASE_POLICY, self.targets)
+            why = str(named) if named is not None else f"{type(err).__name__}: {err}"
+            failed = PublishIncomplete(name, why, self.progress)
             self.log.error("%s", failed)
-            self._record(f"{failed.step} failed.", failed.state, failed.advice)
+            self._record(f"{failed.step} failed.", failed.state, failed.advice, error=why)
             raise failed from err
         except BaseException:
             # Cancelled from the UI (Prefect's TerminationSignal) or Ctrl-C: docker is stopped
@@ -122,14 +131,15 @@ class _Run:
                          f"{state} (as far as this run saw)", advice)
             raise
 
-    def _record(self, what: str, state: str, advice: str) -> None:
-        """The run's artifact when it stopped part-way: what failed, what is where, what next."""
+    def _record(self, what: str, state: str, advice: str, error: str | None = None) -> None:
+        """The run's artifact when it stopped part-way: what failed and why, what is where, what next."""
         done = "\n".join(f"{i}. {s}" for i, s in enumerate(self.progress.steps, 1)) or "(none)"
+        said = f"**Error:** {error}\n\n" if error else ""
         try:
             create_markdown_artifact(
                 key=ARTIFACT_KEY, description="container release (stopped)",
                 markdown=f"# Container release `{self.progress.refs.version}` stopped\n\n"
-                         f"**{what}**\n\n**Where things stand:** {state}.\n\n"
+                         f"**{what}**\n\n{said}**Where things stand:** {state}.\n\n"
                          f"**To go on:** {advice}.\n\n## Steps done\n\n{done}\n")
         except Exception as err:  # noqa: BLE001 - the error raised says all of this too
             self.log.warning("publish: could not write the artifact: %s", err)
@@ -301,7 +311,7 @@ def run_publish(request: PublishRequest, targets: Targets, get_client: Callable[
                 # after a build that may take many minutes.
                 credentials = _ecr_login(ecr, refs, targets)
 
-    run = _Run(refs, register=request.register_task_definition)
+    run = _Run(refs, register=request.register_task_definition, targets=targets)
     run.built_platforms = checked_platforms
     if request.register_existing and ecr is not None:
         # ECR answered already: registering a pushed version needs no docker at all.

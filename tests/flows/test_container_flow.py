@@ -903,3 +903,54 @@ def test_a_run_interrupted_during_the_push_says_where_it_stands_and_logs_out(aws
     stopped = artifact_markdown("2.7.0", "stopped", containing=uri)
     assert f"push {uri}:latest was interrupted" in stopped and "it may have finished" in stopped
     assert f"{uri}:2.7.0 is pushed" in stopped and "register_existing=True" in stopped
+
+
+@pytest.mark.parametrize(("service", "operation", "message", "action", "statement"), [
+    ("ecs", "RegisterTaskDefinition", "not allowed", "ecs:RegisterTaskDefinition", "RegisterTheReleaseRevision"),
+    ("ecs", "DescribeTaskDefinition", "not allowed", "ecs:DescribeTaskDefinition", "RegisterTheReleaseRevision"),
+    ("ecr", "DescribeImages", "not allowed", "ecr:DescribeImages", "ReadAndPushTheReleaseRepository"),
+    ("ecs", "RegisterTaskDefinition",
+     "User: arn:aws:sts::123456789012:assumed-role/release/worker is not authorized to perform: iam:PassRole on "
+     "resource: arn:aws:iam::123456789012:role/AcmeStack-TaskRole-1A2B", "iam:PassRole",
+     "PassTheTaskRolesTheRevisionCopies"),
+])
+def test_a_permission_aws_refuses_after_the_push_is_named_and_the_run_says_the_image_is_pushed(
+        aws, tmp_path, independent_client, service, operation, message, action, statement):
+    """A refusal after the build (the read before registering, the registration, the role it
+    passes) reached the stopped run's error and artifact as AWS's bare text: no action, no
+    statement of the release policy to add, though every refusal before the build named both."""
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    uri = aws.topology.repository_uri
+    refused = independent_client(service)
+
+    class RefusedOncePushed(EcrBacked):
+        def push(self, reference):
+            digest = super().push(reference)
+            if reference.endswith(":latest"):  # the role loses the permission once everything is pushed
+                def refuse(**_):
+                    return SimpleNamespace(status_code=400, headers={}), {
+                        "Error": {"Code": "AccessDeniedException", "Message": message}, "ResponseMetadata": {}}
+                refused.meta.events.register(f"before-call.{refused.meta.service_model.service_id.hyphenize()}."
+                                             f"{operation}", refuse)
+            return digest
+
+    before = revisions(aws)
+
+    @flow
+    def refused_after_the_push():
+        return run_publish(PublishRequest(version="2.9.0", context_dir=tmp_path), aws.targets,
+                           lambda name: refused if name == service else aws.get_client(name),
+                           open_publisher=lambda: nullcontext(RefusedOncePushed(aws)))
+
+    with pytest.raises(PublishIncomplete) as caught:
+        refused_after_the_push()
+
+    said = str(caught.value)
+    assert action in said and f"deployments/iam-policy-release.json, statement {statement}" in said, said
+    assert "deployments/iam-policy.json," not in said, said  # the rollout's role is not the one refused
+    assert f"{uri}:2.9.0 is pushed (sha256:" in said and "register_existing=True" in said, said
+    assert revisions(aws) == before
+    stopped = artifact_markdown("2.9.0", "stopped", containing=action)
+    assert f"deployments/iam-policy-release.json, statement {statement}" in stopped, stopped
+    assert f"{uri}:2.9.0 is pushed" in stopped and "register_existing=True" in stopped, stopped
+
