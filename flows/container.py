@@ -22,7 +22,9 @@ The seed's "Deploy Container Image" step, made safe to run and re-run:
    registered into the family during the build is the one copied, once checked as the first was;
 6. log out and delete the private config (always, in a finally), and write a markdown artifact
    (a refused run too: why, and that nothing was built, pushed or registered; a run that failed
-   before building, as a read AWS denied: the error, and that nothing was pushed or registered).
+   before building, as a read AWS denied: the error, and that nothing was pushed or registered;
+   one cancelled or interrupted before building: that, and that nothing was built, pushed or
+   registered).
 
 A read AWS denies before building is ``PermissionDenied``, naming the action and the statement of
 ``deployments/iam-policy-release.json`` that grants it. A permission denied after the build (the
@@ -184,12 +186,13 @@ def publish_container(
         aws_credentials_block: a saved AwsCredentials block; empty: boto3's default chain.
     """
     try:
-        request = _request(version=version, context_dir=context_dir, dockerfile=dockerfile, registry=registry,
-                           push_latest=push_latest, register_task_definition=register_task_definition,
-                           register_existing=register_existing, git_commit=git_commit, labels=labels or {},
-                           docker_host=docker_host, docker_executable=docker_executable,
-                           docker_timeout_seconds=docker_timeout_seconds)
-        targets, get_client = load_clients(targets_block, aws_credentials_block)
+        with _cancel_recorded(version):
+            request = _request(version=version, context_dir=context_dir, dockerfile=dockerfile, registry=registry,
+                               push_latest=push_latest, register_task_definition=register_task_definition,
+                               register_existing=register_existing, git_commit=git_commit, labels=labels or {},
+                               docker_host=docker_host, docker_executable=docker_executable,
+                               docker_timeout_seconds=docker_timeout_seconds)
+            targets, get_client = load_clients(targets_block, aws_credentials_block)
         log = get_run_logger()
         return run_publish(request, targets, get_client, open_publisher=lambda: docker_session(
             request.docker_executable, docker_host=request.docker_host,
@@ -233,6 +236,39 @@ def _record_failure(version: str, err: Exception) -> None:
                  "and run again.\n"))
 
 
+@contextmanager
+def _cancel_recorded(version: str) -> Iterator[None]:
+    """Leave the "cancelled" artifact when the block, all before the build, is stopped.
+
+    Prefect's cancel (the UI's Cancel, stopping the process that serves the flow) raises
+    TerminationSignal in the flow's own code, as Ctrl-C raises KeyboardInterrupt; an
+    ``on_cancellation`` hook runs where the engine or the runner decides and cannot tell whether
+    the build had begun, so the word is written here, where the run knows. Such a run left no
+    artifact, and the key's newest one, the previous release's summary, read as this run's. From
+    the build on, the interrupted step writes its own (``_Run.step``).
+    """
+    try:
+        yield
+    except Exception:
+        raise
+    except BaseException as stop:  # noqa: BLE001 - KeyboardInterrupt, TerminationSignal; raised again
+        _record_cancelled(version, stop)
+        raise
+
+
+def _record_cancelled(version: str, stop: BaseException) -> None:
+    """The run's artifact when it was cancelled (or interrupted) before building: that nothing
+    was built, pushed or registered, so running again is safe."""
+    shown = str(version).replace("`", "'")
+    get_run_logger().error("publish: cancelled before building (%s): nothing was built, pushed or registered",
+                           type(stop).__name__)
+    for_people("container release (cancelled)", lambda: create_markdown_artifact(
+        key=ARTIFACT_KEY, description="container release (cancelled)",
+        markdown=f"# Container release `{shown}` cancelled\n\n**The run was cancelled or interrupted "
+                 f"({type(stop).__name__}) before building.** Nothing was built, pushed or registered: run again "
+                 "to release it.\n"))
+
+
 def run_publish(request: PublishRequest, targets: Targets, get_client: Callable[[str], Any], *,
                 open_publisher: Callable[[], AbstractContextManager[ImagePublisher]]) -> PublishResult:
     """Publish the release ``request`` asks for; see the module docstring for the order.
@@ -272,7 +308,7 @@ def run_publish(request: PublishRequest, targets: Targets, get_client: Callable[
                              f"{problem}")
     # A refused read (DescribeRepositories, DescribeImages, DescribeTaskDefinition) came out as a
     # bare ClientError: it is PermissionDenied, naming the statement of the release policy to add.
-    with named_denials(RELEASE_POLICY, targets=targets):
+    with _cancel_recorded(request.version), named_denials(RELEASE_POLICY, targets=targets):
         ecr = EcrRepository(get_client("ecr"), targets) if request.registry is None else None
         deployer = EcsDeployer(get_client("ecs"), targets)
 
