@@ -22,10 +22,14 @@ The seed's "Deploy Container Image" step, made safe to run and re-run:
    registered into the family during the build is the one copied, once checked as the first was;
 6. log out and delete the private config (always, in a finally), and write a markdown artifact
    (a refused run too: why, and that nothing was built, pushed or registered; a run that failed
-   before building, as a read AWS denied: the error, and that nothing was pushed or registered).
+   before building, as a read AWS denied: the error, and that nothing was pushed or registered;
+   one cancelled or interrupted before building: that, and that nothing was built, pushed or
+   registered).
 
 A read AWS denies before building is ``PermissionDenied``, naming the action and the statement of
-``deployments/iam-policy-release.json`` that grants it.
+``deployments/iam-policy-release.json`` that grants it. A permission denied after the build (the
+registry read before registering, the registration, the task roles it passes) is named so too, in
+the ``PublishIncomplete`` and its artifact, beside what was pushed and how to go on.
 
 With ``registry`` given, the release goes to that registry instead (no ECR login: a local or
 private registry that takes pushes without one) under the same repository path. A revision is
@@ -54,7 +58,7 @@ from pydantic import ValidationError
 from flows.artifacts import for_people
 from flows.env import load_clients
 from flows.params import WaitSeconds
-from rollway.aws.denied import RELEASE_POLICY, named_denials
+from rollway.aws.denied import RELEASE_POLICY, named_denials, named_refusal
 from rollway.aws.ecr import ACTIVE, EcrRepository, HeldImage, PlatformUnknown, RegistryLogin
 from rollway.aws.ecs import BaseRevision, EcsDeployer
 from rollway.aws.errors import AdapterError, TargetNotFound
@@ -89,8 +93,10 @@ class _Run:
     """One run's progress: each step logged as it is done and kept for the result, and a
     failure turned into PublishIncomplete saying what is where."""
 
-    def __init__(self, refs: ImageReferences, register: bool = True) -> None:
+    def __init__(self, refs: ImageReferences, register: bool = True, targets: Targets | None = None) -> None:
         self.log = get_run_logger()
+        # The run's own names, for the statement a refused permission names (named_refusal).
+        self.targets = targets
         self.progress = PublishProgress(refs=refs, register=register)
         # What the image this run built (or registers) runs on (None: not known).
         self.built_platforms: tuple[str, ...] | None = None
@@ -104,9 +110,14 @@ class _Run:
         try:
             yield
         except Exception as err:  # noqa: BLE001 - every failure is reported with where things stand
-            failed = PublishIncomplete(name, f"{type(err).__name__}: {err}", self.progress)
+            # A permission AWS refused after the build (the registry read before registering, the
+            # registration, the roles it passes) is named as one refused before it: the action and
+            # the release policy's statement granting it, not AWS's bare text.
+            named = named_refusal(err, RELEASE_POLICY, self.targets)
+            why = str(named) if named is not None else f"{type(err).__name__}: {err}"
+            failed = PublishIncomplete(name, why, self.progress)
             self.log.error("%s", failed)
-            self._record(f"{failed.step} failed.", failed.state, failed.advice)
+            self._record(f"{failed.step} failed.", failed.state, failed.advice, error=why)
             raise failed from err
         except BaseException:
             # Cancelled from the UI (Prefect's TerminationSignal) or Ctrl-C: docker is stopped
@@ -122,14 +133,15 @@ class _Run:
                          f"{state} (as far as this run saw)", advice)
             raise
 
-    def _record(self, what: str, state: str, advice: str) -> None:
-        """The run's artifact when it stopped part-way: what failed, what is where, what next."""
+    def _record(self, what: str, state: str, advice: str, error: str | None = None) -> None:
+        """The run's artifact when it stopped part-way: what failed and why, what is where, what next."""
         done = "\n".join(f"{i}. {s}" for i, s in enumerate(self.progress.steps, 1)) or "(none)"
+        said = f"**Error:** {error}\n\n" if error else ""
         try:
             create_markdown_artifact(
                 key=ARTIFACT_KEY, description="container release (stopped)",
                 markdown=f"# Container release `{self.progress.refs.version}` stopped\n\n"
-                         f"**{what}**\n\n**Where things stand:** {state}.\n\n"
+                         f"**{what}**\n\n{said}**Where things stand:** {state}.\n\n"
                          f"**To go on:** {advice}.\n\n## Steps done\n\n{done}\n")
         except Exception as err:  # noqa: BLE001 - the error raised says all of this too
             self.log.warning("publish: could not write the artifact: %s", err)
@@ -174,12 +186,13 @@ def publish_container(
         aws_credentials_block: a saved AwsCredentials block; empty: boto3's default chain.
     """
     try:
-        request = _request(version=version, context_dir=context_dir, dockerfile=dockerfile, registry=registry,
-                           push_latest=push_latest, register_task_definition=register_task_definition,
-                           register_existing=register_existing, git_commit=git_commit, labels=labels or {},
-                           docker_host=docker_host, docker_executable=docker_executable,
-                           docker_timeout_seconds=docker_timeout_seconds)
-        targets, get_client = load_clients(targets_block, aws_credentials_block)
+        with _cancel_recorded(version):
+            request = _request(version=version, context_dir=context_dir, dockerfile=dockerfile, registry=registry,
+                               push_latest=push_latest, register_task_definition=register_task_definition,
+                               register_existing=register_existing, git_commit=git_commit, labels=labels or {},
+                               docker_host=docker_host, docker_executable=docker_executable,
+                               docker_timeout_seconds=docker_timeout_seconds)
+            targets, get_client = load_clients(targets_block, aws_credentials_block)
         log = get_run_logger()
         return run_publish(request, targets, get_client, open_publisher=lambda: docker_session(
             request.docker_executable, docker_host=request.docker_host,
@@ -223,6 +236,39 @@ def _record_failure(version: str, err: Exception) -> None:
                  "and run again.\n"))
 
 
+@contextmanager
+def _cancel_recorded(version: str) -> Iterator[None]:
+    """Leave the "cancelled" artifact when the block, all before the build, is stopped.
+
+    Prefect's cancel (the UI's Cancel, stopping the process that serves the flow) raises
+    TerminationSignal in the flow's own code, as Ctrl-C raises KeyboardInterrupt; an
+    ``on_cancellation`` hook runs where the engine or the runner decides and cannot tell whether
+    the build had begun, so the word is written here, where the run knows. Such a run left no
+    artifact, and the key's newest one, the previous release's summary, read as this run's. From
+    the build on, the interrupted step writes its own (``_Run.step``).
+    """
+    try:
+        yield
+    except Exception:
+        raise
+    except BaseException as stop:  # noqa: BLE001 - KeyboardInterrupt, TerminationSignal; raised again
+        _record_cancelled(version, stop)
+        raise
+
+
+def _record_cancelled(version: str, stop: BaseException) -> None:
+    """The run's artifact when it was cancelled (or interrupted) before building: that nothing
+    was built, pushed or registered, so running again is safe."""
+    shown = str(version).replace("`", "'")
+    get_run_logger().error("publish: cancelled before building (%s): nothing was built, pushed or registered",
+                           type(stop).__name__)
+    for_people("container release (cancelled)", lambda: create_markdown_artifact(
+        key=ARTIFACT_KEY, description="container release (cancelled)",
+        markdown=f"# Container release `{shown}` cancelled\n\n**The run was cancelled or interrupted "
+                 f"({type(stop).__name__}) before building.** Nothing was built, pushed or registered: run again "
+                 "to release it.\n"))
+
+
 def run_publish(request: PublishRequest, targets: Targets, get_client: Callable[[str], Any], *,
                 open_publisher: Callable[[], AbstractContextManager[ImagePublisher]]) -> PublishResult:
     """Publish the release ``request`` asks for; see the module docstring for the order.
@@ -262,7 +308,7 @@ def run_publish(request: PublishRequest, targets: Targets, get_client: Callable[
                              f"{problem}")
     # A refused read (DescribeRepositories, DescribeImages, DescribeTaskDefinition) came out as a
     # bare ClientError: it is PermissionDenied, naming the statement of the release policy to add.
-    with named_denials(RELEASE_POLICY, targets=targets):
+    with _cancel_recorded(request.version), named_denials(RELEASE_POLICY, targets=targets):
         ecr = EcrRepository(get_client("ecr"), targets) if request.registry is None else None
         deployer = EcsDeployer(get_client("ecs"), targets)
 
@@ -301,7 +347,7 @@ def run_publish(request: PublishRequest, targets: Targets, get_client: Callable[
                 # after a build that may take many minutes.
                 credentials = _ecr_login(ecr, refs, targets)
 
-    run = _Run(refs, register=request.register_task_definition)
+    run = _Run(refs, register=request.register_task_definition, targets=targets)
     run.built_platforms = checked_platforms
     if request.register_existing and ecr is not None:
         # ECR answered already: registering a pushed version needs no docker at all.

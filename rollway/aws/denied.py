@@ -166,8 +166,10 @@ def permission_denied(err: ClientError, policies: Path = POLICIES, job: str | No
 
 
 def pass_role_denied(err: ClientError, family: str, roles: tuple[str, ...],
-                     policies: Path = POLICIES) -> PassRoleDenied | None:
-    """``err`` as ``PassRoleDenied`` when it is a refused ``iam:PassRole`` (None otherwise)."""
+                     policies: Path = POLICIES, job: str | None = None) -> PassRoleDenied | None:
+    """``err`` as ``PassRoleDenied`` when it is a refused ``iam:PassRole`` (None otherwise): the
+    statements granting it, only ``job``'s policy's when that policy grants it (the release run's
+    role holds iam-policy-release.json, not the rollout's policy named beside it)."""
     message = err.response.get("Error", {}).get("Message", "") or ""
     if not is_denied(err) or "iam:PassRole" not in message:
         return None
@@ -175,7 +177,26 @@ def pass_role_denied(err: ClientError, family: str, roles: tuple[str, ...],
     passed = tuple(dict.fromkeys([*([named.group(1)] if named else []), *roles]))
     grants = [f"{file}, statement {sid} ({', '.join(resources)})" for file, sid, action, resources, condition
               in _grants(policies) if action == "iam:PassRole" and "ecs-tasks.amazonaws.com" in condition]
-    return PassRoleDenied(family, passed, aws_message(err), "; ".join(grants) or None)
+    own = [grant for grant in grants if job is not None and grant.startswith(f"deployments/{job},")]
+    return PassRoleDenied(family, passed, aws_message(err), "; ".join(own or grants) or None)
+
+
+def named_refusal(err: BaseException, job: str, targets: Targets | None = None) -> Exception | None:
+    """``err`` as the refusal ``named_denials`` raises (``PermissionDenied`` naming the statement
+    of ``job``'s policy that grants the action; a refused PassRole as ``PassRoleDenied`` naming
+    ``job``'s statement), or None when it is no refused permission. For a step that reports its
+    own failure rather than raising it: a refusal after a release's push reached its error and
+    artifact as AWS's bare text."""
+    if isinstance(err, PassRoleDenied):
+        cause = err.__cause__
+        again = pass_role_denied(cause, err.family, err.roles, job=job) if isinstance(cause, ClientError) else None
+        return again or err
+    if isinstance(err, PermissionDenied):
+        return err
+    cause = err if isinstance(err, ClientError) else err.__cause__ if isinstance(err, AdapterError) else None
+    if isinstance(cause, ClientError) and is_denied(cause):
+        return permission_denied(cause, job=job, targets=targets)
+    return None
 
 
 @contextmanager

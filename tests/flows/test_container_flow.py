@@ -815,30 +815,35 @@ def _flow_clients(monkeypatch, aws, ecr) -> None:
                         lambda *_: (aws.targets, lambda name: ecr if name == "ecr" else aws.get_client(name)))
 
 
+def stopped_before_building(aws, monkeypatch, tmp_path, ecr, raised: type[BaseException], version: str,
+                            outcome: str) -> tuple[BaseException, str]:
+    """Run publish_container with ``ecr`` for ECR, expecting ``raised`` before any build: what it
+    raised, and the artifact it left, whose heading says ``outcome``. Nothing is registered."""
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    _flow_clients(monkeypatch, aws, ecr)
+    before = revisions(aws)
+    with pytest.raises(raised) as caught:
+        publish_container(version=version, context_dir=str(tmp_path), docker_executable=NO_DOCKER)
+    assert revisions(aws) == before
+    return caught.value, artifact_markdown(version, outcome)
+
+
 def test_a_role_ecr_refuses_the_repository_read_is_told_the_statement_and_the_run_says_it_failed(
         aws, tmp_path, independent_client, monkeypatch):
     """A refused DescribeRepositories came out as a bare ClientError, and the run left no
     artifact: the key's newest one was the previous release's, which read as this run's."""
-    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
     # A client of its own: the refusal must not outlive this test on the shared clients.
-    _flow_clients(monkeypatch, aws, _refusing(independent_client("ecr"), "DescribeRepositories",
-                                              "AccessDeniedException"))
-    before = revisions(aws)
+    refused = _refusing(independent_client("ecr"), "DescribeRepositories", "AccessDeniedException")
+    caught, failed = stopped_before_building(aws, monkeypatch, tmp_path, refused, PermissionDenied, "2.8.0", "failed")
 
-    with pytest.raises(PermissionDenied) as caught:
-        publish_container(version="2.8.0", context_dir=str(tmp_path), docker_executable=NO_DOCKER)
-
-    message = str(caught.value)
+    message = str(caught)
     assert "AWS refused ecr:DescribeRepositories" in message
     assert "deployments/iam-policy-release.json, statement ReadAndPushTheReleaseRepository" in message
-    assert revisions(aws) == before
-    failed = artifact_markdown("2.8.0", "failed")
     assert "Nothing was pushed or registered" in failed
     assert "ecr:DescribeRepositories" in failed and "statement ReadAndPushTheReleaseRepository" in failed
 
 
 def test_a_run_that_cannot_reach_ecr_leaves_an_artifact_saying_it_failed(aws, tmp_path, monkeypatch):
-    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
     with socket.socket() as free:  # a port nothing listens on: botocore's connection is refused at once
         free.bind(("127.0.0.1", 0))
         port = free.getsockname()[1]
@@ -847,14 +852,9 @@ def test_a_run_that_cannot_reach_ecr_leaves_an_artifact_saying_it_failed(aws, tm
                                config=BotoConfig(retries={"total_max_attempts": 1}))
     monkeypatch.setattr(container_steps, "describe_repository",
                         container_steps.describe_repository.with_options(retry_delay_seconds=0))
-    _flow_clients(monkeypatch, aws, unreachable)
-    before = revisions(aws)
+    _, failed = stopped_before_building(aws, monkeypatch, tmp_path, unreachable, EndpointConnectionError, "2.8.1",
+                                        "failed")
 
-    with pytest.raises(EndpointConnectionError):
-        publish_container(version="2.8.1", context_dir=str(tmp_path), docker_executable=NO_DOCKER)
-
-    assert revisions(aws) == before
-    failed = artifact_markdown("2.8.1", "failed")
     assert "Nothing was pushed or registered" in failed
     assert f"Could not connect to the endpoint URL: \"http://127.0.0.1:{port}/\"" in failed
 
@@ -903,3 +903,69 @@ def test_a_run_interrupted_during_the_push_says_where_it_stands_and_logs_out(aws
     stopped = artifact_markdown("2.7.0", "stopped", containing=uri)
     assert f"push {uri}:latest was interrupted" in stopped and "it may have finished" in stopped
     assert f"{uri}:2.7.0 is pushed" in stopped and "register_existing=True" in stopped
+
+
+@pytest.mark.parametrize(("service", "operation", "message", "action", "statement"), [
+    ("ecs", "RegisterTaskDefinition", "not allowed", "ecs:RegisterTaskDefinition", "RegisterTheReleaseRevision"),
+    ("ecs", "DescribeTaskDefinition", "not allowed", "ecs:DescribeTaskDefinition", "RegisterTheReleaseRevision"),
+    ("ecr", "DescribeImages", "not allowed", "ecr:DescribeImages", "ReadAndPushTheReleaseRepository"),
+    ("ecs", "RegisterTaskDefinition",
+     "User: arn:aws:sts::123456789012:assumed-role/release/worker is not authorized to perform: iam:PassRole on "
+     "resource: arn:aws:iam::123456789012:role/AcmeStack-TaskRole-1A2B", "iam:PassRole",
+     "PassTheTaskRolesTheRevisionCopies"),
+])
+def test_a_permission_aws_refuses_after_the_push_is_named_and_the_run_says_the_image_is_pushed(
+        aws, tmp_path, independent_client, service, operation, message, action, statement):
+    """A refusal after the build (the read before registering, the registration, the role it
+    passes) reached the stopped run's error and artifact as AWS's bare text: no action, no
+    statement of the release policy to add, though every refusal before the build named both."""
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    uri = aws.topology.repository_uri
+    refused = independent_client(service)
+
+    class RefusedOncePushed(EcrBacked):
+        def push(self, reference):
+            digest = super().push(reference)
+            if reference.endswith(":latest"):  # the role loses the permission once everything is pushed
+                def refuse(**_):
+                    return SimpleNamespace(status_code=400, headers={}), {
+                        "Error": {"Code": "AccessDeniedException", "Message": message}, "ResponseMetadata": {}}
+                refused.meta.events.register(f"before-call.{refused.meta.service_model.service_id.hyphenize()}."
+                                             f"{operation}", refuse)
+            return digest
+
+    before = revisions(aws)
+
+    @flow
+    def refused_after_the_push():
+        return run_publish(PublishRequest(version="2.9.0", context_dir=tmp_path), aws.targets,
+                           lambda name: refused if name == service else aws.get_client(name),
+                           open_publisher=lambda: nullcontext(RefusedOncePushed(aws)))
+
+    with pytest.raises(PublishIncomplete) as caught:
+        refused_after_the_push()
+
+    said = str(caught.value)
+    assert action in said and f"deployments/iam-policy-release.json, statement {statement}" in said, said
+    assert "deployments/iam-policy.json," not in said, said  # the rollout's role is not the one refused
+    assert f"{uri}:2.9.0 is pushed (sha256:" in said and "register_existing=True" in said, said
+    assert revisions(aws) == before
+    stopped = artifact_markdown("2.9.0", "stopped", containing=action)
+    assert f"deployments/iam-policy-release.json, statement {statement}" in stopped, stopped
+    assert f"{uri}:2.9.0 is pushed" in stopped and "register_existing=True" in stopped, stopped
+
+
+def test_a_run_cancelled_before_building_leaves_an_artifact_saying_nothing_was_pushed(
+        aws, tmp_path, independent_client, monkeypatch):
+    """Cancelled or interrupted while it read ECR, before any build: the run left no artifact,
+    and the key's newest one, the previous release's summary, read as this run's. Ctrl-C's
+    KeyboardInterrupt stands for Prefect's cancel too, whose TerminationSignal takes the same way
+    through the flow's code (and then ends the process, so it is not raised here)."""
+    ecr = independent_client("ecr")
+
+    def interrupted(**_):
+        raise KeyboardInterrupt
+
+    ecr.meta.events.register("before-call.ecr.DescribeImages", interrupted)
+    _, cancelled = stopped_before_building(aws, monkeypatch, tmp_path, ecr, KeyboardInterrupt, "2.9.1", "cancelled")
+    assert "Nothing was built, pushed or registered" in cancelled, cancelled
