@@ -292,7 +292,7 @@ def _translated(table: str, conflict: tuple[str, int] | None) -> Iterator[None]:
     except ClientError as err:
         error = err.response.get("Error", {})
         code = error.get("Code", "")
-        if code == "ConditionalCheckFailedException" and conflict is not None:
+        if _condition_failed(err) and conflict is not None:
             found = err.response.get("Item", {}).get("version", {}).get("N")
             raise FlagConflict(conflict[0], conflict[1], int(found) if found and found.isdigit() else None) from err
         raise FlagStoreUnavailable(
