@@ -348,20 +348,17 @@ def test_a_change_whose_every_answer_was_lost_may_have_been_written_and_says_so(
     assert code == EXIT_UNAVAILABLE and "may have been written" not in err.getvalue(), err.getvalue()
 
 
-@contextmanager
 def refusing(client):
     """The endpoint refuses every connection of ``client``: nothing is sent (raised before botocore's
     own retries, which would wait up to a second each)."""
     from botocore.exceptions import EndpointConnectionError
 
+    from tests.botocore_events import on_operation
+
     def refuse(**_):
         raise EndpointConnectionError(endpoint_url="http://dynamodb")
 
-    client.meta.events.register("before-call.dynamodb", refuse)
-    try:
-        yield
-    finally:
-        client.meta.events.unregister("before-call.dynamodb", refuse)
+    return on_operation(client, "before-call", refuse, operation=None)
 
 
 def test_a_retry_of_a_write_whose_answer_was_lost_that_cannot_reach_the_table_may_have_written_it(store, client):
