@@ -235,6 +235,12 @@ class FakeFlagStore:
         entries = list(reversed(self.trails.get(feature, [])))
         return entries if limit is None else entries[:limit]
 
+    def unanswered(
+        self, failure: "FlagStoreUnavailable", feature: str, settings: Mapping[str, object], *, actor: str,
+        now: float, reason: str = "", writer: str = "person", rollout: str | None = None,
+    ) -> "FlagStoreUnavailable":
+        return failure  # every write here is answered
+
     def _reachable(self) -> None:
         if self.unavailable is not None:
             raise FlagStoreUnavailable(self.unavailable)

@@ -217,7 +217,15 @@ def _set_flag(
     feature, settings = change.feature, change.settings()
     attempts = 1 if expected_version is not None else _ATTEMPTS
     for attempt in range(1, attempts + 1):
-        current = _stored(store, feature)
+        try:
+            current = _stored(store, feature)
+        except FlagStoreUnavailable as failure:
+            # A task's retry of a write whose answer an earlier attempt lost: it may be written.
+            outcome = store.unanswered(failure, feature, settings, actor=actor, now=now, reason=change.reason,
+                                       writer=writer, rollout=rollout)
+            if outcome is failure:
+                raise
+            raise outcome  # its cause is the failure's own: a task's retry condition reads it
         if current is None and not change.create:
             raise UnknownFlag(feature)
         version = current.version if current is not None else 0

@@ -11,7 +11,7 @@ from typing import Callable, Mapping, Protocol, Sequence
 from pydantic import SecretStr
 
 from rollway.checklist import Checklist
-from rollway.flags import FlagAuditEntry, FlagState, Writer
+from rollway.flags import FlagAuditEntry, FlagState, FlagStoreUnavailable, Writer
 from rollway.infra import AppStacks, DeployedStack
 from rollway.ledger import RolloutRecord, Transition
 from rollway.model import Observation, ServiceState, Weights
@@ -165,6 +165,15 @@ class FlagStore(Protocol):
 
     def audit(self, feature: str, limit: int | None = None) -> list["FlagAuditEntry"]:
         """The flag's recorded changes, newest first (the most recent ``limit``)."""
+
+    def unanswered(
+        self, failure: "FlagStoreUnavailable", feature: str, settings: Mapping[str, object], *, actor: str,
+        now: float, reason: str = "", writer: "Writer" = "person", rollout: str | None = None,
+    ) -> "FlagStoreUnavailable":
+        """``failure``, met by an attempt of the write ``put`` is given these arguments for (``settings``:
+        some of the flag's, by name), as that write's outcome: a FlagWriteUnanswered when an earlier
+        attempt of it (a task's retry) was sent and lost its answer and no answer settled it since;
+        ``failure`` itself otherwise."""
 
 
 class InfraDeployer(Protocol):

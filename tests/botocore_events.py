@@ -10,9 +10,10 @@ from typing import Any, Callable, Iterator
 
 
 @contextmanager
-def on_operation(client: Any, event: str, handler: Callable[..., Any], *, operation: str) -> Iterator[None]:
-    """``handler`` on ``event`` ("before-send", "after-call", ...) of ``client``'s ``operation``."""
-    name = f"{event}.{client.meta.service_model.service_id.hyphenize()}.{operation}"
+def on_operation(client: Any, event: str, handler: Callable[..., Any], *, operation: str | None) -> Iterator[None]:
+    """``handler`` on ``event`` ("before-send", "after-call", ...) of ``client``'s ``operation``
+    (None: of every operation)."""
+    name = f"{event}.{client.meta.service_model.service_id.hyphenize()}" + (f".{operation}" if operation else "")
     client.meta.events.register(name, handler)
     try:
         yield

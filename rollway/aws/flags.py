@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 from contextlib import AbstractContextManager, contextmanager
 from decimal import Decimal
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
@@ -75,6 +75,11 @@ class DynamoFlagStore:
         self._client = client
         self._table = targets.flags_table
         self._audit_cap = audit_cap
+        # Writes one attempt of which was sent and lost its answer, with the settings it wrote, by
+        # what a task's retry of the write calls ``put`` with again (``_write_key``): a later attempt
+        # that fails, even before sending, leaves the flag possibly written all the same. A definite
+        # answer to the write forgets it.
+        self._unanswered: dict[tuple[Any, ...], tuple[FlagWriteUnanswered, dict[str, Any]]] = {}
         self._projection = {
             "ProjectionExpression": ", ".join(f"#a{i}" for i in range(len(_FLAG_ATTRIBUTES))),
             "ExpressionAttributeNames": {f"#a{i}": name for i, name in enumerate(_FLAG_ATTRIBUTES)},
@@ -130,8 +135,60 @@ class DynamoFlagStore:
             FlagConflict: the version moved (before or during this write); nothing written.
             MissingUserId: blank actor; nothing read or written.
             FlagStoreUnavailable: the table cannot be read or written.
+            FlagWriteUnanswered: the PutItem was sent and its answer lost, or an earlier attempt of
+                this same write (a task's retry: the same flag, actor, now, reason, writer and
+                rollout) was and no answer since settled it; the flag may have been written.
         """
         validate_actor(actor)
+        key = _write_key(flag.feature, actor, now, reason, writer, rollout)
+        try:
+            stored = self._put(flag, expected_version=expected_version, actor=actor, now=now, reason=reason,
+                               writer=writer, rollout=rollout)
+        except FlagWriteUnanswered as lost:
+            self._unanswered[key] = lost, _settings(flag)
+            raise
+        except FlagConflict:
+            self._unanswered.pop(key, None)
+            raise
+        except FlagStoreUnavailable as failure:
+            outcome = self._unanswered_since(key, _settings(flag), failure)
+            if outcome is failure:
+                raise
+            raise outcome  # its cause is the failure's own: a task's retry condition reads it
+        self._unanswered.pop(key, None)
+        return stored
+
+    def unanswered(
+        self, failure: FlagStoreUnavailable, feature: str, settings: Mapping[str, Any], *, actor: str, now: float,
+        reason: str = "", writer: Writer = "person", rollout: str | None = None,
+    ) -> FlagStoreUnavailable:
+        """``failure``, met by an attempt of a write (``put``'s arguments, ``settings`` some of the
+        flag's), as that write's outcome.
+
+        ``FlagWriteUnanswered`` when an earlier attempt of the same write (a task's retry) was sent
+        and lost its answer, and no answer since settled it: the flag may have been written, whatever
+        stopped this attempt (the table refusing a connection before anything was sent, say).
+        ``failure`` itself otherwise.
+        """
+        return self._unanswered_since(_write_key(feature, actor, now, reason, writer, rollout), settings, failure)
+
+    def _unanswered_since(
+        self, key: tuple[Any, ...], settings: Mapping[str, Any], failure: FlagStoreUnavailable,
+    ) -> FlagStoreUnavailable:
+        lost, wrote = self._unanswered.get(key, (None, {}))
+        # Two changes of one flag in a set-flags run share the rest of the key: their settings differ.
+        if lost is None or isinstance(failure, FlagWriteUnanswered) or \
+                any(wrote.get(name) != value for name, value in settings.items()):
+            return failure
+        unanswered = FlagWriteUnanswered(lost.feature, f"{failure}, after an earlier attempt's PutItem on "
+                                                       f"{lost.feature!r} was sent and its answer lost")
+        unanswered.__cause__ = failure.__cause__
+        return unanswered
+
+    def _put(
+        self, flag: FlagState, *, expected_version: int, actor: str, now: float, reason: str,
+        writer: Writer, rollout: str | None,
+    ) -> FlagState:
         raw = self._read(flag.feature, raw=True)
         current: FlagState | MalformedFlag | None = None
         if raw is not None:
@@ -235,7 +292,7 @@ def _translated(table: str, conflict: tuple[str, int] | None) -> Iterator[None]:
     except ClientError as err:
         error = err.response.get("Error", {})
         code = error.get("Code", "")
-        if code == "ConditionalCheckFailedException" and conflict is not None:
+        if _condition_failed(err) and conflict is not None:
             found = err.response.get("Item", {}).get("version", {}).get("N")
             raise FlagConflict(conflict[0], conflict[1], int(found) if found and found.isdigit() else None) from err
         raise FlagStoreUnavailable(
@@ -243,6 +300,17 @@ def _translated(table: str, conflict: tuple[str, int] | None) -> Iterator[None]:
         ) from err
     except BotoCoreError as err:
         raise FlagStoreUnavailable(f"feature flag table {table!r} unreachable: {err}") from err
+
+
+def _write_key(feature: str, actor: str, now: float, reason: str, writer: Writer,
+               rollout: str | None) -> tuple[Any, ...]:
+    """What tells one write from another across its attempts: a retry repeats all of it, and
+    another write of the flag (a rollback's disable, the next stage) differs in its time or reason."""
+    return feature, actor, now, reason, writer, rollout
+
+
+def _settings(flag: FlagState) -> dict[str, Any]:
+    return flag.model_dump(include={"enabled", "percentage", "salt"})
 
 
 def _condition_failed(err: BaseException) -> bool:

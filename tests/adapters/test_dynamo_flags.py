@@ -346,3 +346,51 @@ def test_a_change_whose_every_answer_was_lost_may_have_been_written_and_says_so(
     code = flags_set(DynamoFlagStore(offline("dynamodb"), aws.targets), io.StringIO(), SQS, err=err, actor="alice",
                      percentage=25, now=11.0)
     assert code == EXIT_UNAVAILABLE and "may have been written" not in err.getvalue(), err.getvalue()
+
+
+def refusing(client):
+    """The endpoint refuses every connection of ``client``: nothing is sent (raised before botocore's
+    own retries, which would wait up to a second each)."""
+    from botocore.exceptions import EndpointConnectionError
+
+    from tests.botocore_events import on_operation
+
+    def refuse(**_):
+        raise EndpointConnectionError(endpoint_url="http://dynamodb")
+
+    return on_operation(client, "before-call", refuse, operation=None)
+
+
+def test_a_retry_of_a_write_whose_answer_was_lost_that_cannot_reach_the_table_may_have_written_it(store, client):
+    """A change's PutItem was sent and its answer lost; a task's retry of it then found the endpoint
+    refusing connections before it sent anything. It said the table was "unreachable" alone, read as
+    "not written", though the first attempt may have written it. Another write of the flag, refused the
+    same way, was never sent, and says nothing of the first; an answer to the write settles it."""
+    from botocore.exceptions import EndpointConnectionError, ReadTimeoutError
+
+    from rollway.flags import FlagWriteUnanswered
+    from tests.botocore_events import on_operation
+
+    def lose_answer(**_):  # lost on the way (nothing written), as far as the sender can tell
+        raise ReadTimeoutError(endpoint_url="http://dynamodb")
+
+    change = FlagChange(feature=SQS, enabled=True, percentage=5, reason="week 1")
+    with on_operation(client, "before-call", lose_answer, operation="PutItem"), pytest.raises(FlagWriteUnanswered):
+        set_flag(store, change, actor="alice", now=10.0)
+    with refusing(client):
+        with pytest.raises(FlagWriteUnanswered, match="Could not connect to the endpoint URL.*, after an earlier "
+                           "attempt's PutItem on 'use_sqs_architecture' was sent and its answer lost; the change to "
+                           "'use_sqs_architecture' may have been written all the same") as retried:
+            set_flag(store, change, actor="alice", now=10.0)  # the retry stops at its first read
+        assert isinstance(retried.value.__cause__, EndpointConnectionError), "retried again as an outage"
+        with pytest.raises(FlagWriteUnanswered):  # or at the write's own read
+            store.put(FlagState(feature=SQS, enabled=True, percentage=5), expected_version=1, actor="alice",
+                      now=10.0, reason="week 1")
+        for other, now in ((FlagChange(feature=SQS, enabled=False, reason="week 1"), 10.0), (change, 11.0)):
+            with pytest.raises(FlagStoreUnavailable) as refused:
+                set_flag(store, other, actor="alice", now=now)
+            assert not isinstance(refused.value, FlagWriteUnanswered), refused.value
+    assert set_flag(store, change, actor="alice", now=10.0).describe() == f"{SQS}: off 0% -> on 5% (v2)"
+    with refusing(client), pytest.raises(FlagStoreUnavailable) as refused:
+        set_flag(store, change, actor="alice", now=10.0)
+    assert not isinstance(refused.value, FlagWriteUnanswered), "the write was answered: it is settled"

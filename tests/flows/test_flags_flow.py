@@ -360,3 +360,49 @@ def test_a_change_whose_answer_was_lost_is_not_summarised_as_not_written(dynamo,
     assert f"| 2 | {INTERRUPTS} | enabled True | **may have been written** (its answer was lost: check with " \
            f"`rollway flags get {INTERRUPTS}`) |" in text, text
     assert f"| 3 | {SQS} | percentage 25.0 | **not written** |" in text
+
+
+def test_a_lost_answer_is_still_summarised_as_maybe_written_when_the_retry_cannot_reach_the_table(dynamo, monkeypatch):
+    """The second change's PutItem committed and its answer was lost; Prefect's retry of the task
+    then found the endpoint refusing connections before anything was sent. The run ended with the
+    table "unreachable" and the change "**not written**", though it was written."""
+    import flows.flags
+    from botocore.exceptions import EndpointConnectionError, ReadTimeoutError
+
+    lost: list[str] = []
+    clients = []
+
+    def note_feature(params, context, **_):
+        context["feature"] = params["Item"]["feature"]["S"]
+
+    def lose_answer(context, **_):  # the PutItem went through on the embedded AWS; its answer never arrives
+        if context.get("feature") == INTERRUPTS and not lost:
+            lost.append(INTERRUPTS)
+            raise ReadTimeoutError(endpoint_url="http://dynamodb")
+
+    def refuse(**_):  # from then on, the endpoint refuses every connection (before botocore's waits to retry)
+        if lost:
+            raise EndpointConnectionError(endpoint_url="http://dynamodb")
+
+    def store(client, targets):
+        clients.append(client)
+        client.meta.events.register("before-parameter-build.dynamodb.PutItem", note_feature)
+        client.meta.events.register("after-call.dynamodb.PutItem", lose_answer)
+        client.meta.events.register("before-call.dynamodb", refuse)
+        return DynamoFlagStore(client, targets)
+
+    monkeypatch.setattr(flows.flags, "DynamoFlagStore", store)
+    monkeypatch.setattr(flag_tasks, "set_flag", flag_tasks.set_flag.with_options(retry_delay_seconds=0))
+    try:
+        text = three_changes_failing_at_the_second()
+    finally:
+        for client in clients:  # the embedded AWS's clients are shared between tests
+            client.meta.events.unregister("before-parameter-build.dynamodb.PutItem", note_feature)
+            client.meta.events.unregister("after-call.dynamodb.PutItem", lose_answer)
+            client.meta.events.unregister("before-call.dynamodb", refuse)
+    assert lost == [INTERRUPTS]
+    assert "Could not connect to the endpoint URL" in text and "may have been written all the same" in text, text
+    assert f"| 2 | {INTERRUPTS} | enabled True | **may have been written** (its answer was lost: check with " \
+           f"`rollway flags get {INTERRUPTS}`) |" in text, text
+    assert f"| 3 | {SQS} | percentage 25.0 | **not written** |" in text
+    assert dynamo.get(INTERRUPTS).enabled is True, "what the summary allows for did happen"
