@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import time
 from contextlib import contextmanager
 from typing import Callable, TypeVar
@@ -17,7 +18,7 @@ from prefect.settings import PREFECT_API_URL
 from blocks.credentials import credentials_for_endpoint
 from blocks.targets import RollwayTargets
 from rollway.aws.environment import aws_environment
-from rollway.clock import ClockSettings
+from rollway.clock import ClockSettings, ScaledClock
 from rollway.sim.profiles import BehaviourProfile
 from rollway.sim.topology import put_release_image
 from rollway.sim.traffic import TrafficSimulator
@@ -27,19 +28,64 @@ SPEED = 120.0  # simulated seconds per wall second
 T = TypeVar("T")
 
 
+# How long a read of the paced clock waits for the simulator before it reads as if it had kept
+# up (wall seconds): far past any lag under load, short of hanging a test on a dead simulator.
+CATCH_UP_SECONDS = 60.0
+
+
+class PacedClock(ScaledClock):
+    """The rollout clock of a test on the simulator: a read never passes a period it has not published.
+
+    At SPEED a period of the simulator is half a wall second. Its thread publishes a period once
+    the clock has passed its end, and under load (CI's three workers on two cores) it fell more than
+    a period behind: a judge tick read settled periods that held nothing yet, "no data", and the
+    test's verdict changed. Here ``now()`` waits until the simulator has published every period
+    ending by then, and answers the time it was asked at; a sleep is a sleep of the scaled clock.
+    Readings stay the scaled clock's (those of every other clock on the same settings, the run's
+    hooks' and ledger stamps), only later when the simulator lags.
+    """
+
+    def __init__(self, settings: ClockSettings, simulator: TrafficSimulator) -> None:
+        super().__init__(speed=settings.speed, anchor=settings.anchor)
+        self._simulator = simulator
+        self.paced = True  # off once the simulator stops: nothing would publish the next period
+        self.waited = 0.0  # wall seconds reads waited for the simulator, for a test to see
+
+    def now(self) -> float:
+        asked = super().now()
+        began = time.monotonic()
+        while self.paced and time.monotonic() - began < CATCH_UP_SECONDS:
+            published_until = self._simulator.next_tick_end
+            # A period ending at ``asked`` is read as whole: it must be out too.
+            if published_until is not None and published_until > asked:
+                break
+            time.sleep(0.005)
+        self.waited += time.monotonic() - began
+        return asked
+
+
 @contextmanager
 def simulated(aws, canary_error_rate: float, *, tag: str = "2.0.0", rps: float = 1000.0, seed: int = 3):
-    """Yields (env, image) with the simulator running; the image fails at ``canary_error_rate``."""
+    """Yields (env, image) with the simulator running; the image fails at ``canary_error_rate``.
+
+    ``env``'s clock is a PacedClock: what the rollout reads of the metrics does not depend on how
+    busy the machine is."""
     settings = ClockSettings(speed=SPEED, anchor=time.time())
-    env = aws_environment(aws.get_client, aws.targets, settings.build())
     image = put_release_image(aws.get_client, aws.targets, tag)  # in ECR, where the rollout pins it
     simulator = TrafficSimulator(
         aws.get_client, aws.targets, aws.topology, settings.build(),
         profiles={image: HEALTHY.model_copy(update={"error_probability": canary_error_rate})},
         default_profile=HEALTHY, total_rps=rps, seed=seed,
+        # Its first period is the one the clock is in now: none the rollout can read goes unpublished.
+        start=math.floor(settings.build().now() / 60) * 60,
     )
-    with simulator:
-        yield env, image
+    clock = PacedClock(settings, simulator)
+    env = aws_environment(aws.get_client, aws.targets, clock)
+    try:
+        with simulator:
+            yield env, image
+    finally:
+        clock.paced = False
 
 
 def in_a_flow_run(name: str, body: Callable[[], T]) -> T:

@@ -41,9 +41,12 @@ from rollway.model import Interval, Observation, Weights
 from rollway.spec import RolloutSpec, Stage
 
 BOUND = 1.0  # each wait's bound here (seconds)
-# The bound, the margin a wait may end past it, and a Prefect task run's own overhead.
-ENDS_WITHIN = BOUND + READ_BACK_MARGIN_SECONDS + 2.0
-GIVEN_UP_SECONDS = 15.0  # well short of the run's clients' minute
+# The bound, the margin a wait may end past it, and a Prefect task run's own overhead, which on a
+# busy machine (CI: three workers on two cores) is seconds. Past the bound, what these tests tell
+# apart is a wait given up on from one held about a minute (the run's clients' six attempts of
+# 10 s): a few seconds over on a loaded machine is not the failure they look for.
+ENDS_WITHIN = BOUND + READ_BACK_MARGIN_SECONDS + 10.0
+GIVEN_UP_SECONDS = 30.0  # well short of the run's clients' minute
 SERVICE_IDS = {"elbv2": "ELASTIC_LOAD_BALANCING_V2", "ecs": "ECS"}
 
 
@@ -257,31 +260,36 @@ def test_the_guardrails_health_read_on_a_load_balancer_that_never_answers_ends_w
 
 
 @contextmanager
-def failing_after(upstream: str, operation: str, seconds: float) -> Iterator[str]:
+def failing_after(upstream: str, operation: str, calls: int) -> Iterator[tuple[str, list[float]]]:
     """An endpoint in front of ``upstream`` that passes every call on, but answers ``operation``
-    with an error at once from ``seconds`` after its first call: an API that started refusing a
-    read in the middle of a wait."""
-    first: list[float] = []
+    with an error at once after its first ``calls`` calls: an API that started refusing a read in
+    the middle of a wait. Yields the endpoint and the times (monotonic) it refused.
+
+    Counted in calls, not seconds: on a busy machine a wait's looks come late, and a refusal
+    meant for its last second found no look there."""
+    asked_at: list[float] = []
+    refused: list[float] = []
 
     def instead(asked: str) -> Answer | None:
         if asked != operation:
             return None
-        first.append(time.monotonic())
-        if first[-1] - first[0] < seconds:
+        asked_at.append(time.monotonic())
+        if len(asked_at) <= calls:
             return None
+        refused.append(asked_at[-1])
         return 400, {"Content-Type": "text/xml"}, (
             b"<ErrorResponse><Error><Type>Sender</Type><Code>RequestExpired</Code><Message>Request has expired"
             b"</Message></Error><RequestId>1</RequestId></ErrorResponse>")
 
     with in_front_of(upstream, instead) as url:
-        yield url
+        yield url, refused
 
 
 def test_a_health_look_refused_at_once_near_the_deadline_ends_the_wait_within_its_bound(aws, monkeypatch):
-    """The last look, made at the bound, is answered with an error at once (one a second ask could
-    get past): it was asked again a second later, twice, and the wait ended two seconds past its
-    bound."""
-    with failing_after(aws.endpoint_url, "DescribeTargetHealth", 0.8 * BOUND) as elb:
+    """A look made with less than the pause before another left (all of a 1-s wait's but its
+    first) is answered with an error at once (one a second ask could get past): it was asked
+    again a second later, twice, and the wait ended two seconds past its bound."""
+    with failing_after(aws.endpoint_url, "DescribeTargetHealth", calls=1) as (elb, refused):
         env = run_environment(aws, monkeypatch, elbv2=elb)
 
         def waited() -> tuple[BaseException, float]:
@@ -292,7 +300,10 @@ def test_a_health_look_refused_at_once_near_the_deadline_ends_the_wait_within_it
 
         error, took = within(GIVEN_UP_SECONDS, flow(name="health-wait")(waited))
     assert "RequestExpired" in str(error), repr(error)
-    assert took < BOUND + READ_BACK_MARGIN_SECONDS + 0.7, took  # and a few task runs; it was 3 s
+    # The first refusal ends the wait. Counted, not timed: on a busy machine the wall time of the
+    # wait's task runs says little.
+    assert len(refused) == 1, f"asked again after a refusal near the bound: {len(refused)} refusals"
+    assert took < ENDS_WITHIN, took
 
 
 # The plain reads of the weights a run waits on before it acts (a run's first stage, a resumed
