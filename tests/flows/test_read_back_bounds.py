@@ -33,6 +33,7 @@ from flows.finalize import run_finalize
 from flows.rollback import execute_rollback, rollback_overtaken
 from rollway.aws.elbv2 import AlbRouter
 from rollway.aws.environment import aws_environment
+from rollway.aws.errors import TargetNotFound
 from rollway.clock import ClockSettings
 from rollway.deadline import READ_BACK_MARGIN_SECONDS, ReadBackUnanswered, within
 from rollway.decide import StageState
@@ -125,17 +126,17 @@ def holding(upstream: str, after: str, hold: str) -> Iterator[str]:
             closed.set()
 
 
-def run_environment(aws, monkeypatch, **endpoints: str):
+def run_environment(aws, monkeypatch, targets=None, **endpoints: str):
     """The ports on clients made as for a real account (no endpoint_url, no client config: the
     rollout's limits), their calls sent to the embedded AWS, those of ``endpoints``' services
-    (``elbv2="http://..."``) to the endpoint given."""
+    (``elbv2="http://..."``) to the endpoint given; on ``targets`` (the embedded AWS's by default)."""
     monkeypatch.setenv("AWS_ENDPOINT_URL", aws.endpoint_url)
     for service, url in endpoints.items():  # botocore's service-specific variable names the service id
         monkeypatch.setenv(f"AWS_ENDPOINT_URL_{SERVICE_IDS[service]}", url)
     credentials = AwsCredentials(aws_access_key_id="testing", aws_secret_access_key="testing",
                                  region_name=aws.targets.region)
     get_client = client_factory(credentials, region=aws.targets.region)
-    return aws_environment(get_client, aws.targets, ClockSettings(speed=1.0, anchor=time.time()).build())
+    return aws_environment(get_client, targets or aws.targets, ClockSettings(speed=1.0, anchor=time.time()).build())
 
 
 def ended_soon(body: Callable[[], Any]) -> tuple[BaseException, float]:
@@ -370,3 +371,55 @@ def test_a_quiet_restore_after_an_overtaken_shift_starts_within_its_bound_on_a_s
     error, _ = ended_soon(lambda: rollback_overtaken(env, "shift overtaken", actor="test", rollout=None,
                                                      rollback=restore, verify_timeout_seconds=BOUND))
     assert called and called[0] < ENDS_WITHIN, (called, error)
+
+
+LOOKUPS_UNREAD = ("the load balancer, its listener, rule and target groups could not be read back within 1 s "
+                  "(verify_timeout_seconds): Elastic Load Balancing did not answer")
+
+
+def test_a_preflight_on_a_load_balancer_that_never_answers_its_lookups_refuses_within_its_bound(
+        aws, monkeypatch, silent_endpoint):
+    """The load balancer, listener, target groups and rule are looked up before anything else: on
+    the run's clients that held the run's start about a minute, silent, where every other read
+    before a stage ends at verify_timeout_seconds."""
+    env = run_environment(aws, monkeypatch, elbv2=silent_endpoint)
+    error, took = ended_soon(lambda: preflight(env, spec("webordinary/edit:2.0.0")))
+    assert isinstance(error, RolloutRefused), repr(error)
+    assert isinstance(error.__cause__, ReadBackUnanswered), repr(error.__cause__)
+    assert took < ENDS_WITHIN, took
+    assert str(error) == f"refused before any write: {LOOKUPS_UNREAD}"
+
+
+def test_the_lookups_a_preflight_made_within_its_bound_are_kept_for_the_writes(aws, monkeypatch):
+    """Made on the bounded reads, they are the run's router's all the same: nothing after them in
+    the preflight, nor a shift after it, looks anything up again."""
+    asked: list[str] = []
+    with in_front_of(aws.endpoint_url, lambda operation: None,
+                     lambda operation, status: asked.append(operation)) as elb:
+        env = run_environment(aws, monkeypatch, elbv2=elb)
+        within(GIVEN_UP_SECONDS, lambda: flow(name="preflight")(lambda: preflight(env, spec("webordinary/edit:2.0.0")))())
+        looked_up = list(asked)
+        env.router.set_weights(Weights(stable=90, canary=10))
+    # Each once: the metrics' reads (which name the load balancer) and the shift looked up nothing.
+    assert [asked.count(o) for o in ("DescribeLoadBalancers", "DescribeListeners", "DescribeTargetGroups")] == \
+        [1, 1, 2], asked
+    assert "ModifyRule" in asked[len(looked_up):] and "ModifyRule" not in looked_up, asked
+    assert AlbRouter(aws.get_client("elbv2"), aws.targets).get_weights() == Weights(stable=90, canary=10)
+
+
+def test_a_misnamed_target_group_is_refused_by_the_preflight_at_its_first_answer(aws, monkeypatch):
+    """A name the load balancer does not know is answered the same every time: it is not asked
+    again within the bound, and the run is refused naming it, before any write."""
+    asked: list[str] = []
+    misnamed = aws.targets.model_copy(update={"canary_target_group": "edit-canry"})
+    with in_front_of(aws.endpoint_url, lambda operation: None,
+                     lambda operation, status: asked.append(operation)) as elb:
+        env = run_environment(aws, monkeypatch, targets=misnamed, elbv2=elb)
+        # A bound that leaves the time to ask again, were the answer taken for a passing failure.
+        rollout = spec("webordinary/edit:2.0.0").model_copy(update={"verify_timeout_seconds": 10.0})
+        error, _ = ended_soon(lambda: preflight(env, rollout))
+    assert isinstance(error, RolloutRefused), repr(error)
+    assert isinstance(error.__cause__, TargetNotFound), repr(error.__cause__)
+    assert "target group 'edit-canry' not found" in str(error), str(error)
+    assert asked.count("DescribeTargetGroups") == 2, asked  # the stable group's, then the canary's, once
+    assert not {"ModifyRule", "UpdateService", "RegisterTaskDefinition"} & set(asked), asked
