@@ -24,21 +24,25 @@ def set_weights(router: TrafficRouter, weights: Weights) -> None:
 
 
 @task(name="verify-weights", cache_policy=NONE)
-def verify_weights(router: TrafficRouter, expected: Weights, timeout_seconds: float = 30.0) -> Weights:
+def verify_weights(router: TrafficRouter, expected: Weights, timeout_seconds: float = 30.0,
+                   left: float | None = None) -> Weights:
     """Read the weights back until they match, or raise WeightMismatch after the timeout.
 
     The timeout is wall time: a load balancer's read-back lag does not speed up with the
-    rollout clock.
+    rollout clock. ``left``: what is left of it, for a wait that has spent some (all by default).
     """
-    return read_back(router, expected, timeout_seconds)
+    return read_back(router, expected, timeout_seconds, left=left)
 
 
-def read_back(router: TrafficRouter, expected: Weights, timeout_seconds: float) -> Weights:
+def read_back(router: TrafficRouter, expected: Weights, timeout_seconds: float, *,
+              left: float | None = None) -> Weights:
     """``verify_weights`` outside a task of its own (for a task that reads back its own write).
 
     Each read is made on the router's bounded reads (``TrafficRouter.reading``) and given up on at
     the timeout: on the run's clients (six attempts of 10 s, kept for the writes), a load balancer
-    that stopped answering held a read-back bounded at 20 s for about a minute, silent.
+    that stopped answering held a read-back bounded at 20 s for about a minute, silent. ``left``:
+    what is left of the timeout (all of it by default), for a wait that has spent some already; its
+    errors still name the whole timeout. At least one read is made, given up on after the margin.
 
     Raises:
         WeightMismatch: the weights read back at the timeout are others.
@@ -46,7 +50,7 @@ def read_back(router: TrafficRouter, expected: Weights, timeout_seconds: float) 
         Whatever the last read raised, when it failed three times or at the timeout (``within_bound``).
     """
     reader = router.reading(timeout_seconds)
-    deadline = time.monotonic() + timeout_seconds
+    deadline = time.monotonic() + (timeout_seconds if left is None else max(left, 0.0))
     delay = 0.05
     while True:
         # Each read is one of the wait's bounded reads: a throttled or failed DescribeRules is

@@ -27,6 +27,7 @@ from blocks.credentials import client_factory
 import flows.engine as engine
 import flows.monitor as monitor
 import flows.progressive as progressive
+import tasks.traffic as traffic
 from flows.canary import RolloutRefused, preflight
 from flows.engine import canary_targets_if_unattributed, shift_to, wait_healthy
 from flows.finalize import run_finalize
@@ -228,6 +229,59 @@ def test_the_drift_check_before_a_stage_on_a_load_balancer_that_never_answers_en
     assert isinstance(error, ReadBackUnanswered), repr(error)
     assert took < ENDS_WITHIN, took
     assert str(error) == ("the load balancer's weights could not be read back within 1 s (verify_timeout_seconds): "
+                          "Elastic Load Balancing did not answer")
+
+
+LAG = 4.0  # the drift check's bound here (seconds)
+
+
+def test_the_drift_check_reads_again_only_for_what_is_left_of_its_bound(aws, monkeypatch):
+    """The weights differ at the first read, which takes a while; the load balancer then stops
+    answering. The reads made again get what is left of the bound, not a whole one more: the check
+    waited up to about twice verify_timeout_seconds. Measured by the time each read was given."""
+    AlbRouter(aws.get_client("elbv2"), aws.targets).set_weights(Weights(stable=80, canary=20))
+    # Answered late, within a read's own attempt (a third of the bound: client_limits), other weights.
+    armed, closed, first = threading.Event(), threading.Event(), 0.2 * LAG
+    reads: list[str] = []
+
+    def instead(operation: str) -> Answer | None:
+        if operation != "DescribeRules" or not armed.is_set():
+            return None
+        if not reads:
+            reads.append(operation)
+            time.sleep(first)
+            return None
+        closed.wait()
+        return NO_ANSWER
+
+    given: list[float] = []  # when each read of the check is given up on (before the margin)
+    bounded = traffic.read_back_within
+
+    def read_back_within(left: float, work: Callable[[], Any], **named: Any) -> Any:
+        given.append(time.monotonic() + left)
+        return bounded(left, work, **named)
+
+    monkeypatch.setattr(traffic, "read_back_within", read_back_within)
+    began: list[float] = []
+
+    def check() -> Any:
+        began.append(time.monotonic())
+        return engine._drift(env, Weights(stable=90, canary=10), LAG)
+
+    with in_front_of(aws.endpoint_url, instead) as elb:
+        env = run_environment(aws, monkeypatch, elbv2=elb)
+        env.router.resolve()
+        armed.set()
+        try:
+            error, took = ended_soon(check)
+        finally:
+            closed.set()
+    assert isinstance(error, ReadBackUnanswered), repr(error)
+    assert len(given) >= 2, given  # the first read, and one made again
+    # Every read ends by the check's bound; a whole bound more for the second part ended `first` later.
+    assert max(given) - began[0] < LAG + first / 2, [g - began[0] for g in given]
+    assert took < LAG + READ_BACK_MARGIN_SECONDS + 2.0, took
+    assert str(error) == ("the load balancer's weights could not be read back within 4 s (verify_timeout_seconds): "
                           "Elastic Load Balancing did not answer")
 
 
