@@ -126,9 +126,9 @@ def preflight(env: Environment, spec: RolloutSpec) -> tuple[ServiceState, Servic
     """
     t = env.targets
     with before_any_write():
-        resolve = getattr(env.router, "resolve", None)
-        if resolve is not None:
-            resolve()
+        # Bounded as the reads below: on the run's clients a load balancer that stopped answering
+        # held the run's start about a minute, silent. What it looks up is kept for the writes.
+        traffic.resolve_within(env.router, spec.verify_timeout_seconds)
         if spec.flags and env.flags is not None:
             flags.check_bindings(env.flags, list(spec.flags))
         weights = traffic.weights_within(env.router, spec.verify_timeout_seconds)

@@ -616,17 +616,19 @@ def approved_stage(spec: RolloutSpec, pause: Pause, answer: ApprovalAnswer, unti
 def _drift(env: Environment, expected: Weights, lag_seconds: float) -> Weights | None:
     """The load balancer's weights when they are not ``expected``, None when they are.
 
-    One read when they match (the normal path); otherwise they are read again for up to the
-    spec's read-back lag, so that a stale read never rolls back a healthy rollout. Each is
-    bounded by that lag (``verify_timeout_seconds``).
+    One read when they match (the normal path); otherwise they are read again, so that a stale
+    read never rolls back a healthy rollout. The whole check is one wait of the spec's read-back
+    lag (``verify_timeout_seconds``): the reads made again get what the first left of it (at
+    least one is made), where they got a whole lag more, and the check took up to twice it.
 
     Raises:
         ReadBackUnanswered: the load balancer did not answer a read within the lag.
     """
+    deadline = time.monotonic() + lag_seconds
     if traffic.weights_within(env.router, lag_seconds) == expected:
         return None
     try:
-        traffic.verify_weights(env.router, expected, lag_seconds)
+        traffic.verify_weights(env.router, expected, lag_seconds, left=deadline - time.monotonic())
     except WeightMismatch as mismatch:
         return mismatch.actual
     return None

@@ -8,7 +8,7 @@ from typing import Callable, TypeVar
 from prefect import get_run_logger, task
 from prefect.cache_policies import NONE
 
-from rollway.aws.errors import REFUSED_CODES, WeightMismatch
+from rollway.aws.errors import REFUSED_CODES, AdapterError, WeightMismatch
 from rollway.deadline import ReadBackUnanswered, read_back_within
 from rollway.model import Weights
 from rollway.ports import TrafficRouter
@@ -24,21 +24,25 @@ def set_weights(router: TrafficRouter, weights: Weights) -> None:
 
 
 @task(name="verify-weights", cache_policy=NONE)
-def verify_weights(router: TrafficRouter, expected: Weights, timeout_seconds: float = 30.0) -> Weights:
+def verify_weights(router: TrafficRouter, expected: Weights, timeout_seconds: float = 30.0,
+                   left: float | None = None) -> Weights:
     """Read the weights back until they match, or raise WeightMismatch after the timeout.
 
     The timeout is wall time: a load balancer's read-back lag does not speed up with the
-    rollout clock.
+    rollout clock. ``left``: what is left of it, for a wait that has spent some (all by default).
     """
-    return read_back(router, expected, timeout_seconds)
+    return read_back(router, expected, timeout_seconds, left=left)
 
 
-def read_back(router: TrafficRouter, expected: Weights, timeout_seconds: float) -> Weights:
+def read_back(router: TrafficRouter, expected: Weights, timeout_seconds: float, *,
+              left: float | None = None) -> Weights:
     """``verify_weights`` outside a task of its own (for a task that reads back its own write).
 
     Each read is made on the router's bounded reads (``TrafficRouter.reading``) and given up on at
     the timeout: on the run's clients (six attempts of 10 s, kept for the writes), a load balancer
-    that stopped answering held a read-back bounded at 20 s for about a minute, silent.
+    that stopped answering held a read-back bounded at 20 s for about a minute, silent. ``left``:
+    what is left of the timeout (all of it by default), for a wait that has spent some already; its
+    errors still name the whole timeout. At least one read is made, given up on after the margin.
 
     Raises:
         WeightMismatch: the weights read back at the timeout are others.
@@ -46,7 +50,7 @@ def read_back(router: TrafficRouter, expected: Weights, timeout_seconds: float) 
         Whatever the last read raised, when it failed three times or at the timeout (``within_bound``).
     """
     reader = router.reading(timeout_seconds)
-    deadline = time.monotonic() + timeout_seconds
+    deadline = time.monotonic() + (timeout_seconds if left is None else max(left, 0.0))
     delay = 0.05
     while True:
         # Each read is one of the wait's bounded reads: a throttled or failed DescribeRules is
@@ -82,13 +86,15 @@ def weights_once(reader: TrafficRouter, seconds: float, *, left: float | None = 
                             service=_ELB, bound="verify_timeout_seconds")
 
 
-def within_bound(read: Callable[[], T], *, what: str, seconds: float, bound: str, left: float | None = None) -> T:
+def within_bound(read: Callable[[], T], *, what: str, seconds: float, bound: str, left: float | None = None,
+                 final: tuple[type[BaseException], ...] = ()) -> T:
     """``read()``, one read of the load balancer bounded at ``seconds`` (the parameter ``bound``),
     ``left`` of them left (all by default), ended by then and ``READ_BACK_MARGIN_SECONDS``.
 
-    A read that failed (not refused for good, not unanswered) is made again 1 s later, twice at
-    most, while its bound leaves the time: a task's own retries came a second after a read
-    refused at once at the bound, twice, and the wait that made it ended seconds past it.
+    A read that failed (not refused for good, not unanswered, not one of ``final``: errors that
+    come back the same every time) is made again 1 s later, twice at most, while its bound leaves
+    the time: a task's own retries came a second after a read refused at once at the bound,
+    twice, and the wait that made it ended seconds past it.
 
     Raises:
         ReadBackUnanswered: the load balancer did not answer by then; it names ``what`` and ``bound``.
@@ -101,13 +107,35 @@ def within_bound(read: Callable[[], T], *, what: str, seconds: float, bound: str
             return read_back_within(until - time.monotonic(), read, what=what, seconds=seconds, service=_ELB,
                                     bound=bound)
         except Exception as err:
-            if (look == _LOOKS or not retry.again(err, ReadBackUnanswered, denied=REFUSED_CODES)
+            if (look == _LOOKS or not retry.again(err, ReadBackUnanswered, *final, denied=REFUSED_CODES)
                     or until - time.monotonic() < LOOK_AGAIN_SECONDS):
                 raise
             get_run_logger().warning("%s could not be read (%s); reading them again in %g s (%d of %d)", what, err,
                                      LOOK_AGAIN_SECONDS, look + 1, _LOOKS)
             time.sleep(LOOK_AGAIN_SECONDS)
             look += 1
+
+
+_LOOKUPS = "the load balancer, its listener, rule and target groups"
+
+
+@task(name="look-up-load-balancer", cache_policy=NONE)
+def resolve_within(router: TrafficRouter, seconds: float) -> None:
+    """The router's lookups (load balancer, listener, target groups, rule: ``AlbRouter.resolve``),
+    made on its bounded reads (``TrafficRouter.reading``) and bounded by the spec's
+    ``verify_timeout_seconds`` (``seconds``), and kept on ``router`` for the writes that follow.
+    On the run's clients (six attempts of 10 s, kept for the writes) a load balancer that stopped
+    answering held a run's start about a minute, silent. A router that looks nothing up (no
+    ``resolve``) is left as it is.
+
+    Raises:
+        TargetNotFound, AdapterError: a name the load balancer does not know, or a rule it cannot
+            shift; at its first answer, not asked again.
+        ReadBackUnanswered: the load balancer did not answer within ``seconds``.
+    """
+    resolve = getattr(router.reading(seconds), "resolve", None)
+    if resolve is not None:
+        within_bound(resolve, what=_LOOKUPS, seconds=seconds, bound="verify_timeout_seconds", final=(AdapterError,))
 
 
 @task(name="get-weights", cache_policy=NONE)

@@ -1,8 +1,9 @@
 """TrafficRouter on an Application Load Balancer: one listener rule forwarding to two groups.
 
 The rule's ForwardConfig weights are the traffic split. Every lookup (load balancer,
-listener, target groups, rule) is a read-only Describe call made once and cached, so that a
-flow can call ``resolve()`` to fail on a bad name before any write. ``set_weights`` reads the
+listener, target groups, rule) is a read-only Describe call made once and cached (with the
+routers for its bounded reads, ``reading``), so that a flow can call ``resolve()`` within a
+bound to fail on a bad name before any write. ``set_weights`` reads the
 rule and writes it back with only the forward action's weights changed: ModifyRule replaces
 the whole list of actions, and an authentication step in front of the forward must survive.
 """
@@ -42,6 +43,12 @@ class _Resolved:
     canary_arn: str
 
 
+class _Lookups:
+    """What a router and the routers for its bounded reads (``AlbRouter.reading``) have looked up."""
+
+    resolved: _Resolved | None = None
+
+
 class AlbRouter:
     """Shifts traffic between the stable and the canary target group of one ALB rule.
 
@@ -57,16 +64,22 @@ class AlbRouter:
         self._client = client
         self._targets = targets
         self._reads = reads
-        self._resolved: _Resolved | None = None
+        self._lookups_made = _Lookups()
+
+    @property
+    def _resolved(self) -> _Resolved | None:
+        return self._lookups_made.resolved
 
     def reading(self, seconds: float) -> AlbRouter:
         """This router for the reads of a wait bounded by ``seconds`` (a weight read-back, a
-        health wait): on a client whose calls end within the bound, where this router was given
-        one (``reads``), and with the lookups it has already made. Its writes are not for it."""
+        health wait, the lookups themselves): on a client whose calls end within the bound, where
+        this router was given one (``reads``). It shares this router's lookups: those it makes
+        are this router's too, so the writes that follow look nothing up again. Its writes are
+        not for it."""
         if self._reads is None:
             return self
         router = AlbRouter(self._reads(seconds), self._targets, self._reads)
-        router._resolved = self._resolved
+        router._lookups_made = self._lookups_made
         return router
 
     def resolve(self) -> None:
@@ -83,7 +96,7 @@ class AlbRouter:
         stable_arn = self._target_group_arn(t.stable_target_group)
         canary_arn = self._target_group_arn(t.canary_target_group)
         rule_arn = self._rule_arn(listener_arn, stable_arn, canary_arn)
-        self._resolved = _Resolved(lb_arn, listener_arn, rule_arn, stable_arn, canary_arn)
+        self._lookups_made.resolved = _Resolved(lb_arn, listener_arn, rule_arn, stable_arn, canary_arn)
 
     @property
     def load_balancer_arn(self) -> str:

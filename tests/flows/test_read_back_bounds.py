@@ -27,12 +27,14 @@ from blocks.credentials import client_factory
 import flows.engine as engine
 import flows.monitor as monitor
 import flows.progressive as progressive
+import tasks.traffic as traffic
 from flows.canary import RolloutRefused, preflight
 from flows.engine import canary_targets_if_unattributed, shift_to, wait_healthy
 from flows.finalize import run_finalize
 from flows.rollback import execute_rollback, rollback_overtaken
 from rollway.aws.elbv2 import AlbRouter
 from rollway.aws.environment import aws_environment
+from rollway.aws.errors import TargetNotFound
 from rollway.clock import ClockSettings
 from rollway.deadline import READ_BACK_MARGIN_SECONDS, ReadBackUnanswered, within
 from rollway.decide import StageState
@@ -128,17 +130,17 @@ def holding(upstream: str, after: str, hold: str) -> Iterator[str]:
             closed.set()
 
 
-def run_environment(aws, monkeypatch, **endpoints: str):
+def run_environment(aws, monkeypatch, targets=None, **endpoints: str):
     """The ports on clients made as for a real account (no endpoint_url, no client config: the
     rollout's limits), their calls sent to the embedded AWS, those of ``endpoints``' services
-    (``elbv2="http://..."``) to the endpoint given."""
+    (``elbv2="http://..."``) to the endpoint given; on ``targets`` (the embedded AWS's by default)."""
     monkeypatch.setenv("AWS_ENDPOINT_URL", aws.endpoint_url)
     for service, url in endpoints.items():  # botocore's service-specific variable names the service id
         monkeypatch.setenv(f"AWS_ENDPOINT_URL_{SERVICE_IDS[service]}", url)
     credentials = AwsCredentials(aws_access_key_id="testing", aws_secret_access_key="testing",
                                  region_name=aws.targets.region)
     get_client = client_factory(credentials, region=aws.targets.region)
-    return aws_environment(get_client, aws.targets, ClockSettings(speed=1.0, anchor=time.time()).build())
+    return aws_environment(get_client, targets or aws.targets, ClockSettings(speed=1.0, anchor=time.time()).build())
 
 
 def ended_soon(body: Callable[[], Any]) -> tuple[BaseException, float]:
@@ -230,6 +232,59 @@ def test_the_drift_check_before_a_stage_on_a_load_balancer_that_never_answers_en
     assert isinstance(error, ReadBackUnanswered), repr(error)
     assert took < ENDS_WITHIN, took
     assert str(error) == ("the load balancer's weights could not be read back within 1 s (verify_timeout_seconds): "
+                          "Elastic Load Balancing did not answer")
+
+
+LAG = 4.0  # the drift check's bound here (seconds)
+
+
+def test_the_drift_check_reads_again_only_for_what_is_left_of_its_bound(aws, monkeypatch):
+    """The weights differ at the first read, which takes a while; the load balancer then stops
+    answering. The reads made again get what is left of the bound, not a whole one more: the check
+    waited up to about twice verify_timeout_seconds. Measured by the time each read was given."""
+    AlbRouter(aws.get_client("elbv2"), aws.targets).set_weights(Weights(stable=80, canary=20))
+    # Answered late, within a read's own attempt (a third of the bound: client_limits), other weights.
+    armed, closed, first = threading.Event(), threading.Event(), 0.2 * LAG
+    reads: list[str] = []
+
+    def instead(operation: str) -> Answer | None:
+        if operation != "DescribeRules" or not armed.is_set():
+            return None
+        if not reads:
+            reads.append(operation)
+            time.sleep(first)
+            return None
+        closed.wait()
+        return NO_ANSWER
+
+    given: list[float] = []  # when each read of the check is given up on (before the margin)
+    bounded = traffic.read_back_within
+
+    def read_back_within(left: float, work: Callable[[], Any], **named: Any) -> Any:
+        given.append(time.monotonic() + left)
+        return bounded(left, work, **named)
+
+    monkeypatch.setattr(traffic, "read_back_within", read_back_within)
+    began: list[float] = []
+
+    def check() -> Any:
+        began.append(time.monotonic())
+        return engine._drift(env, Weights(stable=90, canary=10), LAG)
+
+    with in_front_of(aws.endpoint_url, instead) as elb:
+        env = run_environment(aws, monkeypatch, elbv2=elb)
+        env.router.resolve()
+        armed.set()
+        try:
+            error, took = ended_soon(check)
+        finally:
+            closed.set()
+    assert isinstance(error, ReadBackUnanswered), repr(error)
+    assert len(given) >= 2, given  # the first read, and one made again
+    # Every read ends by the check's bound; a whole bound more for the second part ended `first` later.
+    assert max(given) - began[0] < LAG + first / 2, [g - began[0] for g in given]
+    assert took < LAG + READ_BACK_MARGIN_SECONDS + 2.0, took
+    assert str(error) == ("the load balancer's weights could not be read back within 4 s (verify_timeout_seconds): "
                           "Elastic Load Balancing did not answer")
 
 
@@ -381,3 +436,55 @@ def test_a_quiet_restore_after_an_overtaken_shift_starts_within_its_bound_on_a_s
     error, _ = ended_soon(lambda: rollback_overtaken(env, "shift overtaken", actor="test", rollout=None,
                                                      rollback=restore, verify_timeout_seconds=BOUND))
     assert called and called[0] < ENDS_WITHIN, (called, error)
+
+
+LOOKUPS_UNREAD = ("the load balancer, its listener, rule and target groups could not be read back within 1 s "
+                  "(verify_timeout_seconds): Elastic Load Balancing did not answer")
+
+
+def test_a_preflight_on_a_load_balancer_that_never_answers_its_lookups_refuses_within_its_bound(
+        aws, monkeypatch, silent_endpoint):
+    """The load balancer, listener, target groups and rule are looked up before anything else: on
+    the run's clients that held the run's start about a minute, silent, where every other read
+    before a stage ends at verify_timeout_seconds."""
+    env = run_environment(aws, monkeypatch, elbv2=silent_endpoint)
+    error, took = ended_soon(lambda: preflight(env, spec("webordinary/edit:2.0.0")))
+    assert isinstance(error, RolloutRefused), repr(error)
+    assert isinstance(error.__cause__, ReadBackUnanswered), repr(error.__cause__)
+    assert took < ENDS_WITHIN, took
+    assert str(error) == f"refused before any write: {LOOKUPS_UNREAD}"
+
+
+def test_the_lookups_a_preflight_made_within_its_bound_are_kept_for_the_writes(aws, monkeypatch):
+    """Made on the bounded reads, they are the run's router's all the same: nothing after them in
+    the preflight, nor a shift after it, looks anything up again."""
+    asked: list[str] = []
+    with in_front_of(aws.endpoint_url, lambda operation: None,
+                     lambda operation, status: asked.append(operation)) as elb:
+        env = run_environment(aws, monkeypatch, elbv2=elb)
+        within(GIVEN_UP_SECONDS, lambda: flow(name="preflight")(lambda: preflight(env, spec("webordinary/edit:2.0.0")))())
+        looked_up = list(asked)
+        env.router.set_weights(Weights(stable=90, canary=10))
+    # Each once: the metrics' reads (which name the load balancer) and the shift looked up nothing.
+    assert [asked.count(o) for o in ("DescribeLoadBalancers", "DescribeListeners", "DescribeTargetGroups")] == \
+        [1, 1, 2], asked
+    assert "ModifyRule" in asked[len(looked_up):] and "ModifyRule" not in looked_up, asked
+    assert AlbRouter(aws.get_client("elbv2"), aws.targets).get_weights() == Weights(stable=90, canary=10)
+
+
+def test_a_misnamed_target_group_is_refused_by_the_preflight_at_its_first_answer(aws, monkeypatch):
+    """A name the load balancer does not know is answered the same every time: it is not asked
+    again within the bound, and the run is refused naming it, before any write."""
+    asked: list[str] = []
+    misnamed = aws.targets.model_copy(update={"canary_target_group": "edit-canry"})
+    with in_front_of(aws.endpoint_url, lambda operation: None,
+                     lambda operation, status: asked.append(operation)) as elb:
+        env = run_environment(aws, monkeypatch, targets=misnamed, elbv2=elb)
+        # A bound that leaves the time to ask again, were the answer taken for a passing failure.
+        rollout = spec("webordinary/edit:2.0.0").model_copy(update={"verify_timeout_seconds": 10.0})
+        error, _ = ended_soon(lambda: preflight(env, rollout))
+    assert isinstance(error, RolloutRefused), repr(error)
+    assert isinstance(error.__cause__, TargetNotFound), repr(error.__cause__)
+    assert "target group 'edit-canry' not found" in str(error), str(error)
+    assert asked.count("DescribeTargetGroups") == 2, asked  # the stable group's, then the canary's, once
+    assert not {"ModifyRule", "UpdateService", "RegisterTaskDefinition"} & set(asked), asked
