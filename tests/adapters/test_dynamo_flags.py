@@ -394,3 +394,63 @@ def test_a_retry_of_a_write_whose_answer_was_lost_that_cannot_reach_the_table_ma
     with refusing(client), pytest.raises(FlagStoreUnavailable) as refused:
         set_flag(store, change, actor="alice", now=10.0)
     assert not isinstance(refused.value, FlagWriteUnanswered), "the write was answered: it is settled"
+
+
+@contextmanager
+def answer_lost_once(client):
+    """The next PutItem of ``client`` goes through on the embedded AWS; its answer never arrives."""
+    from botocore.exceptions import ReadTimeoutError
+
+    from tests.botocore_events import on_operation
+
+    lost: list[str] = []
+
+    def lose_answer(**_):
+        if not lost:
+            lost.append("PutItem")
+            raise ReadTimeoutError(endpoint_url="http://dynamodb")
+
+    with on_operation(client, "after-call", lose_answer, operation="PutItem"):
+        yield lost
+
+
+def test_a_retried_stage_whose_write_lost_its_answer_and_cannot_reach_the_table_may_have_moved_the_flag(store, client):
+    """A stage's PutItem moving a bound flag committed and its answer was lost; the task's retry of
+    the stage then found the endpoint refusing connections at its first read. The stage failed with
+    the table "unreachable" alone, as if the flag had not moved, though it had (set-flags said so)."""
+    from botocore.exceptions import EndpointConnectionError
+
+    from rollway.flags import FlagWriteUnanswered
+
+    bindings = [FlagBinding(feature=SQS)]
+    with answer_lost_once(client) as lost, pytest.raises(FlagWriteUnanswered):
+        apply_bindings(store, bindings, 25, actor="rollway", rollout="r1", now=10.0)
+    assert lost == ["PutItem"] and store.get(SQS).percentage == 25.0
+    with refusing(client):
+        with pytest.raises(FlagWriteUnanswered, match="Could not connect to the endpoint URL.*, after an earlier "
+                           "attempt's PutItem on 'use_sqs_architecture' was sent and its answer lost; the change to "
+                           "'use_sqs_architecture' may have been written all the same") as retried:
+            apply_bindings(store, bindings, 25, actor="rollway", rollout="r1", now=10.0)
+        assert isinstance(retried.value.__cause__, EndpointConnectionError), "retried again as an outage"
+        # The next stage, refused the same way, sent nothing and says nothing of the first.
+        with pytest.raises(FlagStoreUnavailable) as refused:
+            apply_bindings(store, bindings, 50, actor="rollway", rollout="r1", now=20.0)
+        assert not isinstance(refused.value, FlagWriteUnanswered), refused.value
+
+
+def test_a_retried_rollback_whose_disable_lost_its_answer_and_cannot_reach_the_table_may_have_disabled_it(store,
+                                                                                                         client):
+    """The rollback's disable goes through set_flag's read, which tells a retry of a write whose
+    answer was lost: its failure says the flag may have been disabled all the same."""
+    from rollway.flag_binding import FlagsNotDisabled
+
+    bindings = [FlagBinding(feature=SQS)]
+    apply_bindings(store, bindings, 25, actor="rollway", rollout="r1", now=10.0)
+    with answer_lost_once(client), pytest.raises(FlagsNotDisabled, match="may have been written all the same"):
+        disable_bindings(store, bindings, actor="judge", reason="error rate", now=20.0, rollout="r1")
+    with refusing(client), pytest.raises(FlagsNotDisabled) as retried:
+        disable_bindings(store, bindings, actor="judge", reason="error rate", now=20.0, rollout="r1")
+    assert "Could not connect to the endpoint URL" in str(retried.value), retried.value
+    assert f"the change to '{SQS}' may have been written all the same" in str(retried.value), retried.value
+    assert store.get(SQS).enabled is False, "what the failure allows for did happen"
+
