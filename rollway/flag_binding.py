@@ -102,7 +102,8 @@ class RolloutRolledBack(FlagError):
 
 
 class FlagUpdate(BaseModel):
-    """A flag before and after a change (``before`` is None for a flag just created or repaired)."""
+    """A flag before and after a change (``before`` is None for a flag just created or repaired, or
+    written by an earlier attempt of the change: ``read_back``)."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -114,6 +115,8 @@ class FlagUpdate(BaseModel):
         default=None, description="why a rollout left the flag as a person set it (nothing written)"
     )
     malformed: str | None = Field(default=None, description="what was unusable in the item this write repaired")
+    read_back: bool = Field(
+        default=False, description="written by an earlier attempt of the change, whose answer was lost (read back)")
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -125,6 +128,10 @@ class FlagUpdate(BaseModel):
         """One line for people, e.g. ``use_sqs_architecture: off 0% -> on 25% (v3)``."""
         if self.kept is not None:
             return f"{self.feature}: left {_settings(self.after)} (v{self.after.version}): {self.kept}"
+        if self.read_back:
+            # Not "unchanged": the run changed it, the attempt that did so heard no answer.
+            return f"{self.feature}: written (its answer was lost; read back): {_settings(self.after)} " \
+                   f"(v{self.after.version})"
         before = "absent" if self.before is None else _settings(self.before)
         if self.malformed is not None:
             before = f"malformed ({self.malformed})"
@@ -235,6 +242,9 @@ def _set_flag(
             base = current.model_dump() if current is not None else {"feature": feature}
             desired, before = FlagState.model_validate({**base, **settings}), current
             if current is not None and current.settings() == desired.settings():
+                if store.read_back(current, actor=actor, now=now, reason=change.reason, writer=writer,
+                                   rollout=rollout):
+                    return FlagUpdate(feature=feature, after=current, reason=change.reason, read_back=True)
                 return FlagUpdate(feature=feature, before=current, after=current, reason=change.reason)
         try:
             after = store.put(desired, expected_version=version, actor=actor, now=now, reason=change.reason,

@@ -454,3 +454,30 @@ def test_a_retried_rollback_whose_disable_lost_its_answer_and_cannot_reach_the_t
     assert f"the change to '{SQS}' may have been written all the same" in str(retried.value), retried.value
     assert store.get(SQS).enabled is False, "what the failure allows for did happen"
 
+
+
+def test_a_change_whose_lost_answer_is_read_back_on_its_retry_is_reported_written_not_unchanged(store, client):
+    """The change's PutItem committed and its answer was lost; the retry of the same write then
+    found the flag at its settings and reported it "unchanged": a person read that nothing was
+    changed, though this run had changed it. Another write finding the flag so is unchanged."""
+    import io
+
+    from rollway.flags import FlagWriteUnanswered
+    from rollway.flags_commands import EXIT_OK, EXIT_UNAVAILABLE, flags_set
+
+    change = FlagChange(feature=SQS, enabled=True, percentage=5, reason="week 1")
+    with answer_lost_once(client), pytest.raises(FlagWriteUnanswered):
+        set_flag(store, change, actor="alice", now=10.0)
+    update = set_flag(store, change, actor="alice", now=10.0)
+    assert update.changed and update.describe() == f"{SQS}: written (its answer was lost; read back): on 5% (v2)"
+    assert [(e.version, e.reason) for e in store.audit(SQS)] == [(2, "week 1"), (1, "")], "the trail as it is"
+    assert not set_flag(store, change, actor="alice", now=10.0).changed, "read back once: settled"
+    assert not set_flag(store, change, actor="bob", now=11.0).changed
+
+    out, err = io.StringIO(), io.StringIO()
+    with answer_lost_once(client):
+        code = flags_set(store, out, INTERRUPTS, err=err, actor="alice", enabled=True, now=30.0)
+    assert code == EXIT_UNAVAILABLE and "may have been written" in err.getvalue(), err.getvalue()
+    out, err = io.StringIO(), io.StringIO()
+    assert flags_set(store, out, INTERRUPTS, err=err, actor="alice", enabled=True, now=30.0) == EXIT_OK
+    assert out.getvalue() == f"{INTERRUPTS}: written (its answer was lost; read back): on 0% (v2)\n", out.getvalue()

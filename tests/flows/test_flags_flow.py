@@ -406,3 +406,45 @@ def test_a_lost_answer_is_still_summarised_as_maybe_written_when_the_retry_canno
            f"`rollway flags get {INTERRUPTS}`) |" in text, text
     assert f"| 3 | {SQS} | percentage 25.0 | **not written** |" in text
     assert dynamo.get(INTERRUPTS).enabled is True, "what the summary allows for did happen"
+
+
+
+def test_a_change_whose_lost_answer_the_retry_reads_back_is_summarised_as_written(dynamo, monkeypatch):
+    """The second change's PutItem committed and its answer was lost; Prefect's retry of the task
+    found the flag at the change's settings and the summary said "unchanged": a person read that
+    nothing was changed, though the run had changed it."""
+    import flows.flags
+    from botocore.exceptions import ReadTimeoutError
+
+    lost: list[str] = []
+    clients = []
+
+    def note_feature(params, context, **_):
+        context["feature"] = params["Item"]["feature"]["S"]
+
+    def lose_answer(context, **_):  # the PutItem went through on the embedded AWS; its answer never arrives
+        if context.get("feature") == INTERRUPTS and not lost:
+            lost.append(INTERRUPTS)
+            raise ReadTimeoutError(endpoint_url="http://dynamodb")
+
+    def store(client, targets):
+        clients.append(client)
+        client.meta.events.register("before-parameter-build.dynamodb.PutItem", note_feature)
+        client.meta.events.register("after-call.dynamodb.PutItem", lose_answer)
+        return DynamoFlagStore(client, targets)
+
+    monkeypatch.setattr(flows.flags, "DynamoFlagStore", store)
+    monkeypatch.setattr(flag_tasks, "set_flag", flag_tasks.set_flag.with_options(retry_delay_seconds=0))
+    try:
+        state = set_flags(changes=[FlagChange(feature=SQS, enabled=True, percentage=5),
+                                   FlagChange(feature=INTERRUPTS, enabled=True)],
+                          actor="alice", aws_credentials_block=CREDENTIALS, return_state=True)
+    finally:
+        for client in clients:  # the embedded AWS's clients are shared between tests
+            client.meta.events.unregister("before-parameter-build.dynamodb.PutItem", note_feature)
+            client.meta.events.unregister("after-call.dynamodb.PutItem", lose_answer)
+    assert lost == [INTERRUPTS] and state.is_completed(), state
+    text = flags_summary(state)
+    assert f"| 2 | {INTERRUPTS} | enabled True | {INTERRUPTS}: written (its answer was lost; read back): on 0% (v2) |" \
+           in text, text
+    assert [e.version for e in dynamo.audit(INTERRUPTS)] == [2, 1], "written once, its trail as it is"
