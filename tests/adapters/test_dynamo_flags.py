@@ -348,15 +348,19 @@ def test_a_change_whose_every_answer_was_lost_may_have_been_written_and_says_so(
     assert code == EXIT_UNAVAILABLE and "may have been written" not in err.getvalue(), err.getvalue()
 
 
-def refusing(client):
-    """The endpoint refuses every connection of ``client``: nothing is sent (raised before botocore's
-    own retries, which would wait up to a second each)."""
+def refusing(client, answered: int = 0):
+    """The endpoint refuses every connection of ``client`` (after ``answered`` calls): nothing is sent
+    (raised before botocore's own retries, which would wait up to a second each)."""
     from botocore.exceptions import EndpointConnectionError
 
     from tests.botocore_events import on_operation
 
+    calls: list[int] = []
+
     def refuse(**_):
-        raise EndpointConnectionError(endpoint_url="http://dynamodb")
+        calls.append(1)
+        if len(calls) > answered:
+            raise EndpointConnectionError(endpoint_url="http://dynamodb")
 
     return on_operation(client, "before-call", refuse, operation=None)
 
@@ -414,10 +418,13 @@ def answer_lost_once(client):
         yield lost
 
 
-def test_a_retried_stage_whose_write_lost_its_answer_and_cannot_reach_the_table_may_have_moved_the_flag(store, client):
+@pytest.mark.parametrize("answered", [0, 1, 2], ids=["check", "flag", "trail"])
+def test_a_retried_stage_whose_write_lost_its_answer_and_cannot_reach_the_table_may_have_moved_the_flag(
+        store, client, answered):
     """A stage's PutItem moving a bound flag committed and its answer was lost; the task's retry of
-    the stage then found the endpoint refusing connections at its first read. The stage failed with
-    the table "unreachable" alone, as if the flag had not moved, though it had (set-flags said so)."""
+    the stage then found the endpoint refusing connections at a read before its write (the check of
+    the bindings, the flag's or its trail's). The stage failed with the table "unreachable" alone, as
+    if the flag had not moved, though it had (set-flags said so)."""
     from botocore.exceptions import EndpointConnectionError
 
     from rollway.flags import FlagWriteUnanswered
@@ -426,7 +433,7 @@ def test_a_retried_stage_whose_write_lost_its_answer_and_cannot_reach_the_table_
     with answer_lost_once(client) as lost, pytest.raises(FlagWriteUnanswered):
         apply_bindings(store, bindings, 25, actor="rollway", rollout="r1", now=10.0)
     assert lost == ["PutItem"] and store.get(SQS).percentage == 25.0
-    with refusing(client):
+    with refusing(client, answered):
         with pytest.raises(FlagWriteUnanswered, match="Could not connect to the endpoint URL.*, after an earlier "
                            "attempt's PutItem on 'use_sqs_architecture' was sent and its answer lost; the change to "
                            "'use_sqs_architecture' may have been written all the same") as retried:

@@ -448,3 +448,43 @@ def test_a_change_whose_lost_answer_the_retry_reads_back_is_summarised_as_writte
     assert f"| 2 | {INTERRUPTS} | enabled True | {INTERRUPTS}: written (its answer was lost; read back): on 0% (v2) |" \
            in text, text
     assert [e.version for e in dynamo.audit(INTERRUPTS)] == [2, 1], "written once, its trail as it is"
+
+
+def test_a_retried_stage_that_cannot_reach_the_table_fails_saying_its_lost_write_may_have_moved_the_flag(
+        aws, dynamo, monkeypatch):
+    """The stage's PutItem moving a bound flag committed and its answer was lost; Prefect's retries
+    of the task then found the endpoint refusing connections at their first read. The run failed
+    with the table "unreachable" alone, read as "the flag did not move", though it had."""
+    from botocore.exceptions import EndpointConnectionError, ReadTimeoutError
+
+    from rollway.flags import FlagWriteUnanswered
+    from tests.botocore_events import on_operation
+
+    lost: list[str] = []
+
+    def lose_answer(**_):  # the PutItem went through on the embedded AWS; its answer never arrives
+        if not lost:
+            lost.append("PutItem")
+            raise ReadTimeoutError(endpoint_url="http://dynamodb")
+
+    def refuse(**_):  # from then on, the endpoint refuses every connection
+        if lost:
+            raise EndpointConnectionError(endpoint_url="http://dynamodb")
+
+    client = aws.get_client("dynamodb")
+    store = DynamoFlagStore(client, aws.targets)
+    apply_bindings = flag_tasks.apply_bindings.with_options(retry_delay_seconds=0)
+
+    @flow
+    def stage() -> list:
+        return apply_bindings(store, [FlagBinding(feature=SQS)], 25, actor="rollout-1", rollout="r1", now=10.0)
+
+    with on_operation(client, "after-call", lose_answer, operation="PutItem"), \
+            on_operation(client, "before-call", refuse, operation=None):
+        state = stage(return_state=True)
+    assert lost == ["PutItem"] and state.is_failed()
+    with pytest.raises(FlagWriteUnanswered) as failed:
+        state.result()
+    assert "Could not connect to the endpoint URL" in str(failed.value), failed.value
+    assert f"the change to '{SQS}' may have been written all the same" in str(failed.value), failed.value
+    assert dynamo.get(SQS).percentage == 25.0, "what the error allows for did happen"
