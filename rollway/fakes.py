@@ -241,6 +241,12 @@ class FakeFlagStore:
     ) -> "FlagStoreUnavailable":
         return failure  # every write here is answered
 
+    def read_back(
+        self, flag: "FlagState", *, actor: str, now: float, reason: str = "", writer: str = "person",
+        rollout: str | None = None,
+    ) -> bool:
+        return False  # every write here is answered
+
     def _reachable(self) -> None:
         if self.unavailable is not None:
             raise FlagStoreUnavailable(self.unavailable)

@@ -102,7 +102,8 @@ class RolloutRolledBack(FlagError):
 
 
 class FlagUpdate(BaseModel):
-    """A flag before and after a change (``before`` is None for a flag just created or repaired)."""
+    """A flag before and after a change (``before`` is None for a flag just created or repaired, or
+    written by an earlier attempt of the change: ``read_back``)."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -114,6 +115,8 @@ class FlagUpdate(BaseModel):
         default=None, description="why a rollout left the flag as a person set it (nothing written)"
     )
     malformed: str | None = Field(default=None, description="what was unusable in the item this write repaired")
+    read_back: bool = Field(
+        default=False, description="written by an earlier attempt of the change, whose answer was lost (read back)")
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -125,6 +128,10 @@ class FlagUpdate(BaseModel):
         """One line for people, e.g. ``use_sqs_architecture: off 0% -> on 25% (v3)``."""
         if self.kept is not None:
             return f"{self.feature}: left {_settings(self.after)} (v{self.after.version}): {self.kept}"
+        if self.read_back:
+            # Not "unchanged": the run changed it, the attempt that did so heard no answer.
+            return f"{self.feature}: written (its answer was lost; read back): {_settings(self.after)} " \
+                   f"(v{self.after.version})"
         before = "absent" if self.before is None else _settings(self.before)
         if self.malformed is not None:
             before = f"malformed ({self.malformed})"
@@ -220,9 +227,7 @@ def _set_flag(
         try:
             current = _stored(store, feature)
         except FlagStoreUnavailable as failure:
-            # A task's retry of a write whose answer an earlier attempt lost: it may be written.
-            outcome = store.unanswered(failure, feature, settings, actor=actor, now=now, reason=change.reason,
-                                       writer=writer, rollout=rollout)
+            outcome = _outcome(store, failure, [change], actor=actor, now=now, writer=writer, rollout=rollout)
             if outcome is failure:
                 raise
             raise outcome  # its cause is the failure's own: a task's retry condition reads it
@@ -237,6 +242,9 @@ def _set_flag(
             base = current.model_dump() if current is not None else {"feature": feature}
             desired, before = FlagState.model_validate({**base, **settings}), current
             if current is not None and current.settings() == desired.settings():
+                if store.read_back(current, actor=actor, now=now, reason=change.reason, writer=writer,
+                                   rollout=rollout):
+                    return FlagUpdate(feature=feature, after=current, reason=change.reason, read_back=True)
                 return FlagUpdate(feature=feature, before=current, after=current, reason=change.reason)
         try:
             after = store.put(desired, expected_version=version, actor=actor, now=now, reason=change.reason,
@@ -249,6 +257,25 @@ def _set_flag(
         malformed = "; ".join(current.problems) if isinstance(current, MalformedFlag) else None
         return FlagUpdate(feature=feature, before=before, after=after, reason=change.reason, malformed=malformed)
     raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+
+
+def _outcome(store: FlagStore, failure: BaseException, changes: Sequence[FlagChange], *, actor: str, now: float,
+             writer: Writer, rollout: str | None) -> BaseException:
+    """``failure``, met before writing one of ``changes`` (read before it is written), as the outcome
+    of those writes: the FlagWriteUnanswered of the first of them an earlier attempt (a task's retry)
+    sent and lost the answer to, when the table could not be reached since; ``failure`` otherwise.
+
+    Reading first, a retry that found the endpoint refusing connections said "unreachable" alone,
+    read as "not written", though the earlier attempt may have written the flag.
+    """
+    if not isinstance(failure, FlagStoreUnavailable) or isinstance(failure, MalformedFlag):
+        return failure  # an item rollway cannot use reads so whatever was written: not an outage
+    for change in changes:
+        outcome = store.unanswered(failure, change.feature, change.settings(), actor=actor, now=now,
+                                   reason=change.reason, writer=writer, rollout=rollout)
+        if outcome is not failure:
+            return outcome
+    return failure
 
 
 def _stored(store: FlagStore, feature: str) -> FlagState | MalformedFlag | None:
@@ -349,6 +376,9 @@ def apply_bindings(
         UnknownFlag: bound flags that do not exist (all named), unless ``create_missing``.
         InvalidFlagInput: a weight outside 0..100 or a blank actor.
         MalformedFlag: a bound flag's item cannot be used; nothing written.
+        FlagWriteUnanswered: a flag's write was sent and its answer lost, in this attempt or in
+            an earlier one of this stage (a task's retry) when this one cannot reach the table: the
+            flag may have moved.
     """
     validate_actor(actor)
     if isinstance(weight, bool) or not isinstance(weight, int) or not 0 <= weight <= 100:
@@ -356,19 +386,31 @@ def apply_bindings(
     if not re.fullmatch(r"[^\s:]{1,100}", rollout or ""):
         raise InvalidFlagInput(f"rollout id {rollout!r} must be 1..100 characters without spaces or ':'")
     targets = [(b.feature, validate_percentage(b.percentage_at(weight))) for b in bindings]
-    if not create_missing:
-        check_bindings(store, bindings)
     # The stage's mark leads, so it survives _fit_reason and the rollout knows its own writes.
     why = _fit_reason(f"rollout {rollout} stage {weight}%" + (f": {reason}" if reason else ""))
+    changes = [FlagChange(feature=feature, enabled=pct > 0, percentage=pct, reason=why, create=create_missing)
+               for feature, pct in targets]
+    # Read before written: a task's retry of the stage that cannot reach the table says whether
+    # an earlier attempt's write, its answer lost, may have moved a flag (``_outcome``).
+    if not create_missing:
+        try:
+            check_bindings(store, bindings)
+        except FlagStoreUnavailable as failure:
+            outcome = _outcome(store, failure, changes, actor=actor, now=now, writer="rollout", rollout=rollout)
+            if outcome is failure:
+                raise
+            raise outcome  # its cause is the failure's own: a task's retry condition reads it
     updates: list[FlagUpdate] = []
-    for feature, pct in targets:
-        change = FlagChange(feature=feature, enabled=pct > 0, percentage=pct, reason=why, create=create_missing)
+    for change in changes:
         try:
             updates.append(_follow(store, change, rollout, weight, actor=actor, now=now))
         except Exception as err:  # noqa: BLE001 - whatever stopped it, the flags already moved go back
+            failed = _outcome(store, err, [change], actor=actor, now=now, writer="rollout", rollout=rollout)
             _put_back([u for u in updates if u.changed], store, actor=actor, now=now, rollout=rollout,
-                      why=f"{feature} could not follow to {weight}% ({err})", failed=err)
-            raise
+                      why=f"{change.feature} could not follow to {weight}% ({failed})", failed=failed)
+            if failed is err:
+                raise
+            raise failed  # its cause is the failure's own: a task's retry condition reads it
     return [u for u in updates if u.changed or u.kept is not None]
 
 

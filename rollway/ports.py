@@ -175,6 +175,14 @@ class FlagStore(Protocol):
         attempt of it (a task's retry) was sent and lost its answer and no answer settled it since;
         ``failure`` itself otherwise."""
 
+    def read_back(
+        self, flag: "FlagState", *, actor: str, now: float, reason: str = "", writer: "Writer" = "person",
+        rollout: str | None = None,
+    ) -> bool:
+        """Whether ``flag``, read by an attempt of the write ``put`` is given these arguments for, is
+        that write made: an earlier attempt of it (a task's retry) was sent and lost its answer, and
+        the flag holds the settings it wrote, stamped by it. The write is settled then."""
+
 
 class InfraDeployer(Protocol):
     """Deploys the stacks of one infrastructure-as-code app, one stack at a time (the CDK CLI)."""

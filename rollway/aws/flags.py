@@ -172,6 +172,23 @@ class DynamoFlagStore:
         """
         return self._unanswered_since(_write_key(feature, actor, now, reason, writer, rollout), settings, failure)
 
+    def read_back(
+        self, flag: FlagState, *, actor: str, now: float, reason: str = "", writer: Writer = "person",
+        rollout: str | None = None,
+    ) -> bool:
+        """Whether ``flag``, as read by an attempt of a write (``put``'s other arguments), is that
+        write made: an earlier attempt of it (a task's retry) was sent and lost its answer, and the
+        flag holds what it wrote, stamped by it (``actor``, ``now``). Settled then: forgotten.
+
+        Found so, the retry wrote nothing and was reported "unchanged", though the run had changed it.
+        """
+        key = _write_key(flag.feature, actor, now, reason, writer, rollout)
+        lost, wrote = self._unanswered.get(key, (None, {}))
+        if lost is None or _settings(flag) != wrote or (flag.updated_by, flag.updated_at) != (actor, now):
+            return False
+        del self._unanswered[key]
+        return True
+
     def _unanswered_since(
         self, key: tuple[Any, ...], settings: Mapping[str, Any], failure: FlagStoreUnavailable,
     ) -> FlagStoreUnavailable:

@@ -348,15 +348,19 @@ def test_a_change_whose_every_answer_was_lost_may_have_been_written_and_says_so(
     assert code == EXIT_UNAVAILABLE and "may have been written" not in err.getvalue(), err.getvalue()
 
 
-def refusing(client):
-    """The endpoint refuses every connection of ``client``: nothing is sent (raised before botocore's
-    own retries, which would wait up to a second each)."""
+def refusing(client, answered: int = 0):
+    """The endpoint refuses every connection of ``client`` (after ``answered`` calls): nothing is sent
+    (raised before botocore's own retries, which would wait up to a second each)."""
     from botocore.exceptions import EndpointConnectionError
 
     from tests.botocore_events import on_operation
 
+    calls: list[int] = []
+
     def refuse(**_):
-        raise EndpointConnectionError(endpoint_url="http://dynamodb")
+        calls.append(1)
+        if len(calls) > answered:
+            raise EndpointConnectionError(endpoint_url="http://dynamodb")
 
     return on_operation(client, "before-call", refuse, operation=None)
 
@@ -394,3 +398,93 @@ def test_a_retry_of_a_write_whose_answer_was_lost_that_cannot_reach_the_table_ma
     with refusing(client), pytest.raises(FlagStoreUnavailable) as refused:
         set_flag(store, change, actor="alice", now=10.0)
     assert not isinstance(refused.value, FlagWriteUnanswered), "the write was answered: it is settled"
+
+
+@contextmanager
+def answer_lost_once(client):
+    """The next PutItem of ``client`` goes through on the embedded AWS; its answer never arrives."""
+    from botocore.exceptions import ReadTimeoutError
+
+    from tests.botocore_events import on_operation
+
+    lost: list[str] = []
+
+    def lose_answer(**_):
+        if not lost:
+            lost.append("PutItem")
+            raise ReadTimeoutError(endpoint_url="http://dynamodb")
+
+    with on_operation(client, "after-call", lose_answer, operation="PutItem"):
+        yield lost
+
+
+@pytest.mark.parametrize("answered", [0, 1, 2], ids=["check", "flag", "trail"])
+def test_a_retried_stage_whose_write_lost_its_answer_and_cannot_reach_the_table_may_have_moved_the_flag(
+        store, client, answered):
+    """A stage's PutItem moving a bound flag committed and its answer was lost; the task's retry of
+    the stage then found the endpoint refusing connections at a read before its write (the check of
+    the bindings, the flag's or its trail's). The stage failed with the table "unreachable" alone, as
+    if the flag had not moved, though it had (set-flags said so)."""
+    from botocore.exceptions import EndpointConnectionError
+
+    from rollway.flags import FlagWriteUnanswered
+
+    bindings = [FlagBinding(feature=SQS)]
+    with answer_lost_once(client) as lost, pytest.raises(FlagWriteUnanswered):
+        apply_bindings(store, bindings, 25, actor="rollway", rollout="r1", now=10.0)
+    assert lost == ["PutItem"] and store.get(SQS).percentage == 25.0
+    with refusing(client, answered):
+        with pytest.raises(FlagWriteUnanswered, match="Could not connect to the endpoint URL.*, after an earlier "
+                           "attempt's PutItem on 'use_sqs_architecture' was sent and its answer lost; the change to "
+                           "'use_sqs_architecture' may have been written all the same") as retried:
+            apply_bindings(store, bindings, 25, actor="rollway", rollout="r1", now=10.0)
+        assert isinstance(retried.value.__cause__, EndpointConnectionError), "retried again as an outage"
+        # The next stage, refused the same way, sent nothing and says nothing of the first.
+        with pytest.raises(FlagStoreUnavailable) as refused:
+            apply_bindings(store, bindings, 50, actor="rollway", rollout="r1", now=20.0)
+        assert not isinstance(refused.value, FlagWriteUnanswered), refused.value
+
+
+def test_a_retried_rollback_whose_disable_lost_its_answer_and_cannot_reach_the_table_may_have_disabled_it(store,
+                                                                                                         client):
+    """The rollback's disable goes through set_flag's read, which tells a retry of a write whose
+    answer was lost: its failure says the flag may have been disabled all the same."""
+    from rollway.flag_binding import FlagsNotDisabled
+
+    bindings = [FlagBinding(feature=SQS)]
+    apply_bindings(store, bindings, 25, actor="rollway", rollout="r1", now=10.0)
+    with answer_lost_once(client), pytest.raises(FlagsNotDisabled, match="may have been written all the same"):
+        disable_bindings(store, bindings, actor="judge", reason="error rate", now=20.0, rollout="r1")
+    with refusing(client), pytest.raises(FlagsNotDisabled) as retried:
+        disable_bindings(store, bindings, actor="judge", reason="error rate", now=20.0, rollout="r1")
+    assert "Could not connect to the endpoint URL" in str(retried.value), retried.value
+    assert f"the change to '{SQS}' may have been written all the same" in str(retried.value), retried.value
+    assert store.get(SQS).enabled is False, "what the failure allows for did happen"
+
+
+
+def test_a_change_whose_lost_answer_is_read_back_on_its_retry_is_reported_written_not_unchanged(store, client):
+    """The change's PutItem committed and its answer was lost; the retry of the same write then
+    found the flag at its settings and reported it "unchanged": a person read that nothing was
+    changed, though this run had changed it. Another write finding the flag so is unchanged."""
+    import io
+
+    from rollway.flags import FlagWriteUnanswered
+    from rollway.flags_commands import EXIT_OK, EXIT_UNAVAILABLE, flags_set
+
+    change = FlagChange(feature=SQS, enabled=True, percentage=5, reason="week 1")
+    with answer_lost_once(client), pytest.raises(FlagWriteUnanswered):
+        set_flag(store, change, actor="alice", now=10.0)
+    update = set_flag(store, change, actor="alice", now=10.0)
+    assert update.changed and update.describe() == f"{SQS}: written (its answer was lost; read back): on 5% (v2)"
+    assert [(e.version, e.reason) for e in store.audit(SQS)] == [(2, "week 1"), (1, "")], "the trail as it is"
+    assert not set_flag(store, change, actor="alice", now=10.0).changed, "read back once: settled"
+    assert not set_flag(store, change, actor="bob", now=11.0).changed
+
+    out, err = io.StringIO(), io.StringIO()
+    with answer_lost_once(client):
+        code = flags_set(store, out, INTERRUPTS, err=err, actor="alice", enabled=True, now=30.0)
+    assert code == EXIT_UNAVAILABLE and "may have been written" in err.getvalue(), err.getvalue()
+    out, err = io.StringIO(), io.StringIO()
+    assert flags_set(store, out, INTERRUPTS, err=err, actor="alice", enabled=True, now=30.0) == EXIT_OK
+    assert out.getvalue() == f"{INTERRUPTS}: written (its answer was lost; read back): on 0% (v2)\n", out.getvalue()

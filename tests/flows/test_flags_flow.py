@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+from typing import Iterator
+
 import pytest
 from prefect import flow
 from prefect.exceptions import ParameterTypeError
@@ -362,10 +365,12 @@ def test_a_change_whose_answer_was_lost_is_not_summarised_as_not_written(dynamo,
     assert f"| 3 | {SQS} | percentage 25.0 | **not written** |" in text
 
 
-def test_a_lost_answer_is_still_summarised_as_maybe_written_when_the_retry_cannot_reach_the_table(dynamo, monkeypatch):
-    """The second change's PutItem committed and its answer was lost; Prefect's retry of the task
-    then found the endpoint refusing connections before anything was sent. The run ended with the
-    table "unreachable" and the change "**not written**", though it was written."""
+@contextmanager
+def interrupts_answer_lost(monkeypatch, *, then_refused: bool = False) -> Iterator[list[str]]:
+    """The set-flags run's first PutItem of INTERRUPTS goes through on the embedded AWS and its
+    answer never arrives (``then_refused``: from then on, the endpoint refuses every connection,
+    before botocore's waits to retry); the set-flag task is retried without its waits. Yields the
+    writes whose answer was lost."""
     import flows.flags
     from botocore.exceptions import EndpointConnectionError, ReadTimeoutError
 
@@ -375,13 +380,13 @@ def test_a_lost_answer_is_still_summarised_as_maybe_written_when_the_retry_canno
     def note_feature(params, context, **_):
         context["feature"] = params["Item"]["feature"]["S"]
 
-    def lose_answer(context, **_):  # the PutItem went through on the embedded AWS; its answer never arrives
+    def lose_answer(context, **_):
         if context.get("feature") == INTERRUPTS and not lost:
             lost.append(INTERRUPTS)
             raise ReadTimeoutError(endpoint_url="http://dynamodb")
 
-    def refuse(**_):  # from then on, the endpoint refuses every connection (before botocore's waits to retry)
-        if lost:
+    def refuse(**_):
+        if lost and then_refused:
             raise EndpointConnectionError(endpoint_url="http://dynamodb")
 
     def store(client, targets):
@@ -394,15 +399,78 @@ def test_a_lost_answer_is_still_summarised_as_maybe_written_when_the_retry_canno
     monkeypatch.setattr(flows.flags, "DynamoFlagStore", store)
     monkeypatch.setattr(flag_tasks, "set_flag", flag_tasks.set_flag.with_options(retry_delay_seconds=0))
     try:
-        text = three_changes_failing_at_the_second()
+        yield lost
     finally:
         for client in clients:  # the embedded AWS's clients are shared between tests
             client.meta.events.unregister("before-parameter-build.dynamodb.PutItem", note_feature)
             client.meta.events.unregister("after-call.dynamodb.PutItem", lose_answer)
             client.meta.events.unregister("before-call.dynamodb", refuse)
+
+
+def test_a_lost_answer_is_still_summarised_as_maybe_written_when_the_retry_cannot_reach_the_table(dynamo, monkeypatch):
+    """The second change's PutItem committed and its answer was lost; Prefect's retry of the task
+    then found the endpoint refusing connections before anything was sent. The run ended with the
+    table "unreachable" and the change "**not written**", though it was written."""
+    with interrupts_answer_lost(monkeypatch, then_refused=True) as lost:
+        text = three_changes_failing_at_the_second()
     assert lost == [INTERRUPTS]
     assert "Could not connect to the endpoint URL" in text and "may have been written all the same" in text, text
     assert f"| 2 | {INTERRUPTS} | enabled True | **may have been written** (its answer was lost: check with " \
            f"`rollway flags get {INTERRUPTS}`) |" in text, text
     assert f"| 3 | {SQS} | percentage 25.0 | **not written** |" in text
     assert dynamo.get(INTERRUPTS).enabled is True, "what the summary allows for did happen"
+
+
+def test_a_change_whose_lost_answer_the_retry_reads_back_is_summarised_as_written(dynamo, monkeypatch):
+    """The second change's PutItem committed and its answer was lost; Prefect's retry of the task
+    found the flag at the change's settings and the summary said "unchanged": a person read that
+    nothing was changed, though the run had changed it."""
+    with interrupts_answer_lost(monkeypatch) as lost:
+        state = set_flags(changes=[FlagChange(feature=SQS, enabled=True, percentage=5),
+                                   FlagChange(feature=INTERRUPTS, enabled=True)],
+                          actor="alice", aws_credentials_block=CREDENTIALS, return_state=True)
+    assert lost == [INTERRUPTS] and state.is_completed(), state
+    text = flags_summary(state)
+    assert f"| 2 | {INTERRUPTS} | enabled True | {INTERRUPTS}: written (its answer was lost; read back): on 0% (v2) |" \
+           in text, text
+    assert [e.version for e in dynamo.audit(INTERRUPTS)] == [2, 1], "written once, its trail as it is"
+
+
+def test_a_retried_stage_that_cannot_reach_the_table_fails_saying_its_lost_write_may_have_moved_the_flag(
+        aws, dynamo, monkeypatch):
+    """The stage's PutItem moving a bound flag committed and its answer was lost; Prefect's retries
+    of the task then found the endpoint refusing connections at their first read. The run failed
+    with the table "unreachable" alone, read as "the flag did not move", though it had."""
+    from botocore.exceptions import EndpointConnectionError, ReadTimeoutError
+
+    from rollway.flags import FlagWriteUnanswered
+    from tests.botocore_events import on_operation
+
+    lost: list[str] = []
+
+    def lose_answer(**_):  # the PutItem went through on the embedded AWS; its answer never arrives
+        if not lost:
+            lost.append("PutItem")
+            raise ReadTimeoutError(endpoint_url="http://dynamodb")
+
+    def refuse(**_):  # from then on, the endpoint refuses every connection
+        if lost:
+            raise EndpointConnectionError(endpoint_url="http://dynamodb")
+
+    client = aws.get_client("dynamodb")
+    store = DynamoFlagStore(client, aws.targets)
+    apply_bindings = flag_tasks.apply_bindings.with_options(retry_delay_seconds=0)
+
+    @flow
+    def stage() -> list:
+        return apply_bindings(store, [FlagBinding(feature=SQS)], 25, actor="rollout-1", rollout="r1", now=10.0)
+
+    with on_operation(client, "after-call", lose_answer, operation="PutItem"), \
+            on_operation(client, "before-call", refuse, operation=None):
+        state = stage(return_state=True)
+    assert lost == ["PutItem"] and state.is_failed()
+    with pytest.raises(FlagWriteUnanswered) as failed:
+        state.result()
+    assert "Could not connect to the endpoint URL" in str(failed.value), failed.value
+    assert f"the change to '{SQS}' may have been written all the same" in str(failed.value), failed.value
+    assert dynamo.get(SQS).percentage == 25.0, "what the error allows for did happen"
