@@ -50,6 +50,8 @@ from rollway.deadline import ReadBackUnanswered
 from rollway.environment import Environment
 from rollway.errors_pickle import PicklableError
 from rollway.finalize import reversible_by_hand, reverted_by_hand, same_revision
+from rollway.flag_binding import FlagsNotDisabled
+from rollway.flags import FlagWriteUnanswered
 from rollway.image import with_pin
 from rollway.ledger import (CLAIM_SECONDS, NOTICE_ANSWER_LOST, NOTICE_FAILED, NOTICE_NOT_SENT, NOTICE_UNANSWERED,
                             NOTICE_UNREACHED, NOTIFIED, NOTIFYING, LedgerError,
@@ -153,6 +155,22 @@ def _rolled_back(env: Environment, image: str | None, ran: str | None, rollout: 
     if rollout:
         line += f"; rollout {rollout}"
     return line + ".\n"
+
+
+def _flags_not_disabled(failed: FlagsNotDisabled) -> str:
+    """The page's lines for the bound flags a rollback could not disable. A write whose answer was
+    lost may have landed: listed apart, it is not "NOT disabled" (the page said so beside "may have
+    been written", and on-call read the feature as still on)."""
+    lost = [(f, e) for f, e in failed.failures if isinstance(e, FlagWriteUnanswered)]
+    refused = [(f, e) for f, e in failed.failures if not isinstance(e, FlagWriteUnanswered)]
+
+    def named(failures: list) -> str:
+        return f"{', '.join(f for f, _ in failures)} ({'; '.join(f'{f}: {e}' for f, e in failures)})"
+
+    return ((f"Feature flags NOT disabled: {named(refused)}. Run the rollback again once the flag store accepts "
+             "writes.\n" if refused else "")
+            + (f"Feature flags that MAY NOT be disabled (the answer to their write was lost): {named(lost)}. "
+               "Running the rollback again disables any that are still on.\n" if lost else ""))
 
 
 def _next_steps(rollout: str | None) -> str:
@@ -420,8 +438,7 @@ def execute_rollback(
         + (f"Feature flags disabled: {', '.join(disabled)}.\n" if disabled else "")
         # Said here, not only in the run's log: whoever reads the page learns the feature still serves.
         + "".join(f"Feature flag LEFT ON, as a person set it: {line}.\n" for line in kept)
-        + (f"Feature flags NOT disabled: {', '.join(f for f, _ in flags_failed.failures)} ({flags_failed}). "
-           "Run the rollback again once the flag store accepts writes.\n" if flags_failed else "")
+        + (_flags_not_disabled(flags_failed) if flags_failed else "")
         + ("Run the rollback again once the failed step above can succeed (with previous_task_definition "
            "set to what the canary ran before, if that was the step).\n" if failed_steps else "")
         + "Next steps: " + _next_steps(rollout)

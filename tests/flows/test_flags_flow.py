@@ -256,6 +256,35 @@ def test_a_rollback_that_cannot_disable_a_flag_still_tells_people_and_stays_open
     assert again.flags_disabled == (SQS,) and env.flags.get(SQS).enabled is False
 
 
+def test_a_rollback_whose_flag_write_lost_its_answer_says_the_flag_may_be_off_not_that_it_is_on():
+    """A disable whose PutItem answer was lost may have landed: the page listed it under "NOT
+    disabled" beside "may have been written", which contradicts itself; on-call reads it as still on."""
+    from flows.rollback import RollbackIncomplete, execute_rollback
+    from rollway.flags import FlagWriteUnanswered
+    from tests.flows.fake_env import fake_environment
+
+    class LostAnswerStore(FlakyFlagStore):
+        def put(self, flag, **kwargs):
+            if flag.feature in self.failing:
+                super(FlakyFlagStore, self).put(flag, **kwargs)  # it landed; its answer never came
+                raise FlagWriteUnanswered(flag.feature, f"PutItem on {flag.feature}: read timeout")
+            return super().put(flag, **kwargs)
+
+    @flow
+    def rollback(env):
+        return execute_rollback(env, "error rate 7%", actor="judge", bindings=BOTH)
+
+    env = fake_environment()
+    env.flags = LostAnswerStore([FlagState(feature=SQS, enabled=True, percentage=25),
+                                 FlagState(feature=INTERRUPTS, enabled=True, percentage=25)], failing=[SQS])
+    with pytest.raises(RollbackIncomplete):
+        rollback(env)
+    subject, body = env.notifier.messages[-1]
+    assert "Feature flags NOT disabled" not in body, body
+    assert f"Feature flags that MAY NOT be disabled (the answer to their write was lost): {SQS}" in body, body
+    assert f"rollway flags get {SQS}" in body and f"Feature flags disabled: {INTERRUPTS}." in body
+
+
 def flags_summary(state) -> str:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
