@@ -233,18 +233,29 @@ def test_when_one_bound_flag_cannot_follow_a_shift_the_others_go_back_with_the_w
     assert (sqs.enabled, sqs.percentage) == (False, 0.0), "and so did the flag that had followed them"
 
 
-def test_a_rollback_that_cannot_disable_a_flag_still_tells_people_and_stays_open_to_finish():
-    from flows.rollback import RollbackIncomplete, execute_rollback
-    from rollway.model import Weights
+@flow
+def judge_rollback(env):
+    from flows.rollback import execute_rollback
+
+    return execute_rollback(env, "error rate 7%", actor="judge", bindings=BOTH)
+
+
+def both_flags_on(store: type[FlakyFlagStore], failing: str):
+    """The fakes' environment with both bound flags on at 25 % in ``store``, ``failing``'s writes failing."""
     from tests.flows.fake_env import fake_environment
 
-    @flow
-    def rollback(env):
-        return execute_rollback(env, "error rate 7%", actor="judge", bindings=BOTH)
-
     env = fake_environment()
-    env.flags = FlakyFlagStore([FlagState(feature=SQS, enabled=True, percentage=25),
-                                FlagState(feature=INTERRUPTS, enabled=True, percentage=25)], failing=[SQS])
+    env.flags = store([FlagState(feature=SQS, enabled=True, percentage=25),
+                       FlagState(feature=INTERRUPTS, enabled=True, percentage=25)], failing=[failing])
+    return env
+
+
+def test_a_rollback_that_cannot_disable_a_flag_still_tells_people_and_stays_open_to_finish():
+    from flows.rollback import RollbackIncomplete
+    from rollway.model import Weights
+
+    rollback = judge_rollback
+    env = both_flags_on(FlakyFlagStore, SQS)
     with pytest.raises(RollbackIncomplete, match=f"traffic is back .* could not: disable every bound flag .*{SQS}"):
         rollback(env)
     assert env.router.weights == Weights(stable=100, canary=0)
@@ -259,9 +270,8 @@ def test_a_rollback_that_cannot_disable_a_flag_still_tells_people_and_stays_open
 def test_a_rollback_whose_flag_write_lost_its_answer_says_the_flag_may_be_off_not_that_it_is_on():
     """A disable whose PutItem answer was lost may have landed: the page listed it under "NOT
     disabled" beside "may have been written", which contradicts itself; on-call reads it as still on."""
-    from flows.rollback import RollbackIncomplete, execute_rollback
+    from flows.rollback import RollbackIncomplete
     from rollway.flags import FlagWriteUnanswered
-    from tests.flows.fake_env import fake_environment
 
     class LostAnswerStore(FlakyFlagStore):
         def put(self, flag, **kwargs):
@@ -270,15 +280,9 @@ def test_a_rollback_whose_flag_write_lost_its_answer_says_the_flag_may_be_off_no
                 raise FlagWriteUnanswered(flag.feature, f"PutItem on {flag.feature}: read timeout")
             return super().put(flag, **kwargs)
 
-    @flow
-    def rollback(env):
-        return execute_rollback(env, "error rate 7%", actor="judge", bindings=BOTH)
-
-    env = fake_environment()
-    env.flags = LostAnswerStore([FlagState(feature=SQS, enabled=True, percentage=25),
-                                 FlagState(feature=INTERRUPTS, enabled=True, percentage=25)], failing=[SQS])
+    env = both_flags_on(LostAnswerStore, SQS)
     with pytest.raises(RollbackIncomplete):
-        rollback(env)
+        judge_rollback(env)
     subject, body = env.notifier.messages[-1]
     assert "Feature flags NOT disabled" not in body, body
     assert f"Feature flags that MAY NOT be disabled (the answer to their write was lost): {SQS}" in body, body
