@@ -193,10 +193,20 @@ def named_refusal(err: BaseException, job: str, targets: Targets | None = None) 
         return again or err
     if isinstance(err, PermissionDenied):
         return err
-    cause = err if isinstance(err, ClientError) else err.__cause__ if isinstance(err, AdapterError) else None
-    if isinstance(cause, ClientError) and is_denied(cause):
-        return permission_denied(cause, job=job, targets=targets)
-    return None
+    denied = _denied_call(err)
+    return permission_denied(denied, job=job, targets=targets) if denied is not None else None
+
+
+def _denied_call(err: BaseException) -> ClientError | None:
+    """The call AWS refused for want of a permission behind ``err``: ``err`` itself, or the cause of
+    an adapter's own error over it (one not already named as a PermissionDenied); None otherwise."""
+    if isinstance(err, ClientError):
+        cause: BaseException | None = err
+    elif isinstance(err, AdapterError) and not isinstance(err, PermissionDenied):
+        cause = err.__cause__
+    else:
+        cause = None
+    return cause if isinstance(cause, ClientError) and is_denied(cause) else None
 
 
 @contextmanager
@@ -207,17 +217,13 @@ def named_denials(job: str | None = None, policies: Path = POLICIES, targets: Ta
     (``permission_denied``)."""
     try:
         yield
-    except ClientError as err:
-        if is_denied(err):
-            raise permission_denied(err, policies, job, targets=targets) from err
-        raise
-    except AdapterError as err:
+    except (ClientError, AdapterError) as err:
         # An adapter's own error over a refusal ("the services ... could not be read (check the
         # targets block)") sent people to the wrong place: the names were right, the role was not.
-        cause = err.__cause__
-        if isinstance(cause, ClientError) and is_denied(cause) and not isinstance(err, PermissionDenied):
-            raise permission_denied(cause, policies, job, targets=targets) from err
-        raise
+        denied = _denied_call(err)
+        if denied is None:
+            raise
+        raise permission_denied(denied, policies, job, targets=targets) from err
 
 
 def _arn_matches(pattern: str, arn: str) -> bool:
