@@ -227,10 +227,7 @@ def _set_flag(
         try:
             current = _stored(store, feature)
         except FlagStoreUnavailable as failure:
-            outcome = _outcome(store, failure, [change], actor=actor, now=now, writer=writer, rollout=rollout)
-            if outcome is failure:
-                raise
-            raise outcome  # its cause is the failure's own: a task's retry condition reads it
+            raise _outcome(store, failure, [change], actor=actor, now=now, writer=writer, rollout=rollout)
         if current is None and not change.create:
             raise UnknownFlag(feature)
         version = current.version if current is not None else 0
@@ -266,7 +263,8 @@ def _outcome(store: FlagStore, failure: BaseException, changes: Sequence[FlagCha
     sent and lost the answer to, when the table could not be reached since; ``failure`` otherwise.
 
     Reading first, a retry that found the endpoint refusing connections said "unreachable" alone,
-    read as "not written", though the earlier attempt may have written the flag.
+    read as "not written", though the earlier attempt may have written the flag. Callers raise what
+    it returns: a FlagWriteUnanswered's cause is the failure's own, which a task's retry condition reads.
     """
     if not isinstance(failure, FlagStoreUnavailable) or isinstance(failure, MalformedFlag):
         return failure  # an item rollway cannot use reads so whatever was written: not an outage
@@ -396,10 +394,7 @@ def apply_bindings(
         try:
             check_bindings(store, bindings)
         except FlagStoreUnavailable as failure:
-            outcome = _outcome(store, failure, changes, actor=actor, now=now, writer="rollout", rollout=rollout)
-            if outcome is failure:
-                raise
-            raise outcome  # its cause is the failure's own: a task's retry condition reads it
+            raise _outcome(store, failure, changes, actor=actor, now=now, writer="rollout", rollout=rollout)
     updates: list[FlagUpdate] = []
     for change in changes:
         try:
@@ -408,9 +403,7 @@ def apply_bindings(
             failed = _outcome(store, err, [change], actor=actor, now=now, writer="rollout", rollout=rollout)
             _put_back([u for u in updates if u.changed], store, actor=actor, now=now, rollout=rollout,
                       why=f"{change.feature} could not follow to {weight}% ({failed})", failed=failed)
-            if failed is err:
-                raise
-            raise failed  # its cause is the failure's own: a task's retry condition reads it
+            raise failed
     return [u for u in updates if u.changed or u.kept is not None]
 
 

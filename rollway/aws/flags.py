@@ -151,10 +151,9 @@ class DynamoFlagStore:
             self._unanswered.pop(key, None)
             raise
         except FlagStoreUnavailable as failure:
-            outcome = self._unanswered_since(key, _settings(flag), failure)
-            if outcome is failure:
-                raise
-            raise outcome  # its cause is the failure's own: a task's retry condition reads it
+            # The failure itself, or a FlagWriteUnanswered whose cause is the failure's own (a
+            # task's retry condition reads it).
+            raise self._unanswered_since(key, _settings(flag), failure)
         self._unanswered.pop(key, None)
         return stored
 
