@@ -75,7 +75,9 @@ def test_reads_under_a_bound_of_their_own_end_within_it_and_the_rollouts_clients
         with pytest.raises(ReadTimeoutError) as raised:
             reads("cloudwatch").list_metrics()
         took = time.monotonic() - began
-        assert took < 1.0 + 1.0 + 0.5
+        # Tells a read ended at its bound from the minute the rollout's clients took; on CI's loaded
+        # two cores the bounded read took 3.7 s once, where 2.5 s had been allowed.
+        assert took < 10.0
         assert "no answer within 1 s (2 attempt(s) of 0.5 s each)" in str(raised.value)
         assert get_client("cloudwatch").meta.config.read_timeout == 10.0
         with pytest.raises(ValueError, match="a read's bound must be more than 0"):
