@@ -22,8 +22,9 @@ def test_a_call_to_an_endpoint_that_never_answers_ends_within_its_bound() -> Non
         with pytest.raises(ReadTimeoutError) as raised:
             get_client("dynamodb").list_tables()
         took = time.monotonic() - began
-    # Two attempts of 0.5 s (the embedded endpoint's one retry) and botocore's backoff (under 1 s).
-    assert took < 1.0 + 1.0 + 0.5
+    # Two attempts of 0.5 s (the embedded endpoint's one retry) and botocore's backoff (under 1 s),
+    # against the shared clients' 60 s per read: 10 s tells them apart under CI load.
+    assert took < 10.0
     assert endpoint in str(raised.value)
     assert "no answer within 1 s (2 attempt(s) of 0.5 s each)" in str(raised.value)
     # Across a task's result, as botocore's own errors are.

@@ -328,7 +328,7 @@ def test_a_missing_service_is_named_at_once_not_reported_as_a_timeout(aws, deplo
     start = time.monotonic()
     with pytest.raises(TargetNotFound, match="'ghost-service' not found") as caught:
         deployer.wait_stable([aws.targets.stable_service, "ghost-service"], timeout_seconds=600)
-    assert time.monotonic() - start < 5
+    assert time.monotonic() - start < 60  # a timeout would take the 600 s
     assert isinstance(caught.value, ServiceNotStable) and not caught.value.timed_out
     assert "600" not in str(caught.value)
 

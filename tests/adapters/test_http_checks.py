@@ -153,7 +153,7 @@ def test_a_dns_lookup_that_does_not_answer_fails_on_the_timeout_and_nothing_is_s
             took = time.monotonic() - began
     finally:
         answer.set()  # the lookups answer now: the requests given up on must not go out
-    assert took < 5, f"two checks took {took:.1f} s, each with a 0.5-s timeout"
+    assert took < 15, f"two checks took {took:.1f} s, each with a 0.5-s timeout"
     for result in (health, session):
         assert result.outcome == "failed" and "ConnectTimeout" in result.reason
         assert f"no connection to {host} within 0.5 s (its DNS lookup" in result.reason
@@ -365,18 +365,18 @@ def test_an_answer_that_trickles_in_past_the_timeout_fails_on_it():
 def test_headers_that_trickle_in_past_the_timeout_fail_on_it():
     # Only the body was bounded: the status and headers were read for as long as the server sent
     # them, a line at a time, and the check then failed "within 0.5 s" after all of it.
-    with _Drip(seconds=4.0, headers=True) as url:
+    with _Drip(seconds=12.0, headers=True) as url:
         spec = spec_for(url, timeout_seconds=0.5)
         with http_checks.client(spec) as http:
             began = time.monotonic()
             health = http_checks.check_health(http, spec)
             took = time.monotonic() - began
             session = http_checks.create_session(http, spec)
-    assert took < 2.0, f"the health check took {took:.1f} s, its timeout 0.5 s"
+    assert took < 6.0, f"the health check took {took:.1f} s, its timeout 0.5 s"
     assert health.outcome == "failed" and "timed out" in health.reason and health.retryable, health.reason
     assert "ReadTimeout" in health.reason and "not complete within 0.5 s" in health.reason
     assert session.outcome == "failed" and "timed out" in session.reason and not session.retryable, session.reason
-    assert session.seconds < 2.0
+    assert session.seconds < 6.0
 
 
 @pytest.mark.parametrize(
@@ -419,11 +419,11 @@ def test_a_message_answered_200_with_an_error_fails_the_message_check(app):
 def test_headers_that_trickle_in_on_a_kept_alive_connection_fail_on_the_timeout_too():
     # The second request on one client went over the connection the first left open: no new
     # connection, so nothing to cut when its time was up.
-    with _Drip(seconds=4.0, headers=True, healthy=True) as url:
+    with _Drip(seconds=12.0, headers=True, healthy=True) as url:
         spec = spec_for(url, timeout_seconds=0.5)
         with http_checks.client(spec) as http:
             health = http_checks.check_health(http, spec)
             session = http_checks.create_session(http, spec)
     assert health.passed, health.reason
     assert session.outcome == "failed" and "not complete within 0.5 s" in session.reason, session.reason
-    assert session.seconds < 2.0, session.seconds
+    assert session.seconds < 6.0, session.seconds

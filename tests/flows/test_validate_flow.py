@@ -230,7 +230,7 @@ def test_a_secret_block_the_prefect_api_does_not_give_in_time_fails_naming_the_b
         began = time.monotonic()
         with pytest.raises(SecretUnread) as caught:
             _authorization("edit-api-token", read_seconds=1)
-        assert time.monotonic() - began < 3
+        assert time.monotonic() - began < 10  # the bug's wait was minutes; 10 s holds under CI load
     assert str(caught.value) == ("authorization_secret_block 'edit-api-token' could not be read: the Prefect API did "
                                  "not answer within 1 s; no request was sent; run again once the Prefect API answers")
 

