@@ -23,8 +23,9 @@ The seed's "Deploy Container Image" step, made safe to run and re-run:
 6. log out and delete the private config (always, in a finally), and write a markdown artifact
    (a refused run too: why, and that nothing was built, pushed or registered; a run that failed
    before building, as a read AWS denied: the error, and that nothing was pushed or registered;
-   one cancelled or interrupted before building: that, and that nothing was built, pushed or
-   registered).
+   one cancelled or interrupted before building, or between its reads and its first docker
+   command: that, and that nothing was built, pushed or registered; one interrupted later, in a
+   step or between two: what was pushed and registered as far as it saw).
 
 A read AWS denies before building is ``PermissionDenied``, naming the action and the statement of
 ``deployments/iam-policy-release.json`` that grants it. A permission denied after the build (the
@@ -119,19 +120,25 @@ class _Run:
             self.log.error("%s", failed)
             self._record(f"{failed.step} failed.", failed.state, failed.advice, error=why)
             raise failed from err
-        except BaseException:
+        except BaseException as stop:
             # Cancelled from the UI (Prefect's TerminationSignal) or Ctrl-C: docker is stopped
             # mid-step. Such a run left no word of where it stood, and the key's newest artifact
             # was still an earlier release's. The step may have finished on the registry's side
             # before the interrupt; a new run asks the registry before building, so that is safe.
-            state = self.progress.state()
-            advice = ("run again: it asks the registry first, and a version that is there is refused "
-                      "(register_existing=True then registers it without rebuilding)")
-            self.log.error("publish: interrupted during %s; as far as this run saw: %s. To go on: %s",
-                           name, state, advice)
-            self._record(f"{name} was interrupted (the run was cancelled or stopped); it may have finished.",
-                         f"{state} (as far as this run saw)", advice)
+            if not _recorded(stop):
+                self.interrupted(f"during {name}", f"{name} was interrupted (the run was cancelled or stopped); it "
+                                 "may have finished.")
+                _mark_recorded(stop)
             raise
+
+    def interrupted(self, when: str, what: str) -> None:
+        """Log and record that the run was interrupted ``when`` (``what``: the artifact's words for
+        it), with what is where as far as it saw."""
+        state = self.progress.state()
+        advice = ("run again: it asks the registry first, and a version that is there is refused "
+                  "(register_existing=True then registers it without rebuilding)")
+        self.log.error("publish: interrupted %s; as far as this run saw: %s. To go on: %s", when, state, advice)
+        self._record(what, f"{state} (as far as this run saw)", advice)
 
     def _record(self, what: str, state: str, advice: str, error: str | None = None) -> None:
         """The run's artifact when it stopped part-way: what failed and why, what is where, what next."""
@@ -186,17 +193,17 @@ def publish_container(
         aws_credentials_block: a saved AwsCredentials block; empty: boto3's default chain.
     """
     try:
-        with _cancel_recorded(version):
+        with _interrupt_recorded(version):
             request = _request(version=version, context_dir=context_dir, dockerfile=dockerfile, registry=registry,
                                push_latest=push_latest, register_task_definition=register_task_definition,
                                register_existing=register_existing, git_commit=git_commit, labels=labels or {},
                                docker_host=docker_host, docker_executable=docker_executable,
                                docker_timeout_seconds=docker_timeout_seconds)
             targets, get_client = load_clients(targets_block, aws_credentials_block)
-        log = get_run_logger()
-        return run_publish(request, targets, get_client, open_publisher=lambda: docker_session(
-            request.docker_executable, docker_host=request.docker_host,
-            on_line=lambda line: log.info("docker: %s", line), timeout_seconds=request.docker_timeout_seconds))
+            log = get_run_logger()
+            return run_publish(request, targets, get_client, open_publisher=lambda: docker_session(
+                request.docker_executable, docker_host=request.docker_host,
+                on_line=lambda line: log.info("docker: %s", line), timeout_seconds=request.docker_timeout_seconds))
     except (PublishRefused, TargetNotFound) as refused:
         _record_refusal(version, refused)
         raise
@@ -236,23 +243,59 @@ def _record_failure(version: str, err: Exception) -> None:
                  "and run again.\n"))
 
 
+class _Watch:
+    """What ``_interrupt_recorded`` knows of the run it guards: its progress, once the reads before
+    building are done (``run``; None before)."""
+
+    run: _Run | None = None
+
+
+# Set on an interrupt once its artifact is written, so that a guard further out writes no other.
+_RECORDED = "rollway_publish_recorded"
+
+
+def _recorded(stop: BaseException) -> bool:
+    return bool(getattr(stop, _RECORDED, False))
+
+
+def _mark_recorded(stop: BaseException) -> None:
+    try:
+        setattr(stop, _RECORDED, True)
+    except AttributeError:  # an interrupt that takes no attribute: a guard further out may write another
+        pass
+
+
 @contextmanager
-def _cancel_recorded(version: str) -> Iterator[None]:
-    """Leave the "cancelled" artifact when the block, all before the build, is stopped.
+def _interrupt_recorded(version: str) -> Iterator[_Watch]:
+    """Leave the artifact saying where the run stood when the block is stopped, wherever it is.
 
     Prefect's cancel (the UI's Cancel, stopping the process that serves the flow) raises
     TerminationSignal in the flow's own code, as Ctrl-C raises KeyboardInterrupt; an
     ``on_cancellation`` hook runs where the engine or the runner decides and cannot tell whether
     the build had begun, so the word is written here, where the run knows. Such a run left no
-    artifact, and the key's newest one, the previous release's summary, read as this run's. From
-    the build on, the interrupted step writes its own (``_Run.step``).
+    artifact, and the key's newest one, the previous release's summary, read as this run's.
+    The step interrupted writes its own (``_Run.step``); an interrupt between steps (after the
+    reads, before the first docker command; during the logout after the pushes) writes
+    "cancelled" while nothing is built, pushed or registered (``_Watch.run``'s progress), else
+    "stopped" with what is where.
     """
+    watch = _Watch()
     try:
-        yield
+        yield watch
     except Exception:
         raise
     except BaseException as stop:  # noqa: BLE001 - KeyboardInterrupt, TerminationSignal; raised again
-        _record_cancelled(version, stop)
+        if not _recorded(stop):
+            run = watch.run
+            progress = run.progress if run is not None else None
+            if progress is None or (progress.image_id is None and not progress.digests
+                                    and progress.task_definition is None):
+                _record_cancelled(version, stop)
+            else:
+                last = progress.steps[-1] if progress.steps else "the reads before building"
+                run.interrupted(f"after: {last}", "The run was interrupted (cancelled or stopped) between "
+                                f"steps, after: {last}.")
+            _mark_recorded(stop)
         raise
 
 
@@ -286,6 +329,13 @@ def run_publish(request: PublishRequest, targets: Targets, get_client: Callable[
         PermissionDenied: AWS refused a read before building; names the release policy's statement.
         PublishIncomplete: a step failed; says what was pushed and registered, and how to go on.
     """
+    with _interrupt_recorded(request.version) as watch:
+        return _publish(request, targets, get_client, open_publisher, watch)
+
+
+def _publish(request: PublishRequest, targets: Targets, get_client: Callable[[str], Any],
+             open_publisher: Callable[[], AbstractContextManager[ImagePublisher]], watch: _Watch) -> PublishResult:
+    """run_publish's steps; ``watch`` is told the run's progress once the reads before building are done."""
     log = get_run_logger()
     # Targets.ecr_repository is a repository name in the account's own ECR in Targets.region. A
     # URI there (what the ECR console shows, and how a repository in another account or region
@@ -308,7 +358,7 @@ def run_publish(request: PublishRequest, targets: Targets, get_client: Callable[
                              f"{problem}")
     # A refused read (DescribeRepositories, DescribeImages, DescribeTaskDefinition) came out as a
     # bare ClientError: it is PermissionDenied, naming the statement of the release policy to add.
-    with _cancel_recorded(request.version), named_denials(RELEASE_POLICY, targets=targets):
+    with named_denials(RELEASE_POLICY, targets=targets):
         ecr = EcrRepository(get_client("ecr"), targets) if request.registry is None else None
         deployer = EcsDeployer(get_client("ecs"), targets)
 
@@ -349,6 +399,7 @@ def run_publish(request: PublishRequest, targets: Targets, get_client: Callable[
 
     run = _Run(refs, register=request.register_task_definition, targets=targets)
     run.built_platforms = checked_platforms
+    watch.run = run  # an interrupt from here on says what this run did (_interrupt_recorded)
     if request.register_existing and ecr is not None:
         # ECR answered already: registering a pushed version needs no docker at all.
         run.progress.digests[refs.versioned] = ecr_digest

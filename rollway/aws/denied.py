@@ -186,7 +186,9 @@ def named_refusal(err: BaseException, job: str, targets: Targets | None = None) 
     of ``job``'s policy that grants the action; a refused PassRole as ``PassRoleDenied`` naming
     ``job``'s statement), or None when it is no refused permission. For a step that reports its
     own failure rather than raising it: a refusal after a release's push reached its error and
-    artifact as AWS's bare text."""
+    artifact as AWS's bare text. And for a caller that knows its job where the adapter raising
+    does not: the rollout's registration (``EcsDeployer.register_revision`` names every policy's
+    PassRole statement, the release's beside the rollout's)."""
     if isinstance(err, PassRoleDenied):
         cause = err.__cause__
         again = pass_role_denied(cause, err.family, err.roles, job=job) if isinstance(cause, ClientError) else None

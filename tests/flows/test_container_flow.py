@@ -7,7 +7,7 @@ import base64
 import json
 import platform
 import socket
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from types import SimpleNamespace
 
 import boto3
@@ -969,3 +969,46 @@ def test_a_run_cancelled_before_building_leaves_an_artifact_saying_nothing_was_p
     ecr.meta.events.register("before-call.ecr.DescribeImages", interrupted)
     _, cancelled = stopped_before_building(aws, monkeypatch, tmp_path, ecr, KeyboardInterrupt, "2.9.1", "cancelled")
     assert "Nothing was built, pushed or registered" in cancelled, cancelled
+
+
+def test_a_run_cancelled_after_its_reads_and_before_any_docker_step_says_nothing_was_built(aws, tmp_path):
+    """Cancelled once ECR had answered and its login was issued, as docker's session opened: the
+    run left no artifact, though one cancelled during the reads left "cancelled" and one stopped
+    during a docker step "stopped"; the key's newest artifact was still an earlier release's."""
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    publisher = EcrBacked(aws)
+
+    @contextmanager
+    def cancelled_as_it_opens():
+        raise KeyboardInterrupt
+        yield publisher
+
+    before = revisions(aws)
+    with pytest.raises(KeyboardInterrupt):
+        in_a_flow_run("cancelled-before-docker", lambda: run_publish(
+            PublishRequest(version="2.9.2", context_dir=tmp_path), aws.targets, aws.get_client,
+            open_publisher=cancelled_as_it_opens))
+
+    assert publisher.calls == [] and revisions(aws) == before
+    cancelled = artifact_markdown("2.9.2", "cancelled")
+    assert "Nothing was built, pushed or registered" in cancelled, cancelled
+
+
+def test_a_run_interrupted_between_its_last_push_and_registering_says_what_is_pushed(aws, tmp_path):
+    # Interrupted while logging out of the registry, every reference pushed and no step running:
+    # the run left no artifact, and nothing said the version is in the registry.
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    uri = aws.topology.repository_uri
+
+    class InterruptedAtLogout(EcrBacked):
+        def logout(self, registry):
+            raise KeyboardInterrupt
+
+    before = revisions(aws)
+    with pytest.raises(KeyboardInterrupt):
+        publish_with(aws, InterruptedAtLogout(aws), PublishRequest(version="2.9.3", context_dir=tmp_path))
+
+    assert revisions(aws) == before
+    stopped = artifact_markdown("2.9.3", "stopped")
+    assert f"{uri}:2.9.3 is pushed" in stopped and f"{uri}:latest is pushed" in stopped, stopped
+    assert "no task definition was registered" in stopped and "register_existing=True" in stopped, stopped
