@@ -102,8 +102,9 @@ class RolloutRolledBack(FlagError):
 
 
 class FlagUpdate(BaseModel):
-    """A flag before and after a change (``before`` is None for a flag just created or repaired, or
-    written by an earlier attempt of the change: ``read_back``)."""
+    """A flag before and after a change (``before`` is None for a flag just created or repaired; for
+    one written by an earlier attempt of the change, ``read_back``, it is the flag as that write's
+    audit entry says it found it, None when the entry cannot be read)."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -130,7 +131,8 @@ class FlagUpdate(BaseModel):
             return f"{self.feature}: left {_settings(self.after)} (v{self.after.version}): {self.kept}"
         if self.read_back:
             # Not "unchanged": the run changed it, the attempt that did so heard no answer.
-            return f"{self.feature}: written (its answer was lost; read back): {_settings(self.after)} " \
+            moved = "" if self.before is None else f"{_settings(self.before)} -> "
+            return f"{self.feature}: written (its answer was lost; read back): {moved}{_settings(self.after)} " \
                    f"(v{self.after.version})"
         before = "absent" if self.before is None else _settings(self.before)
         if self.malformed is not None:
@@ -241,7 +243,7 @@ def _set_flag(
             if current is not None and current.settings() == desired.settings():
                 if store.read_back(current, actor=actor, now=now, reason=change.reason, writer=writer,
                                    rollout=rollout):
-                    return FlagUpdate(feature=feature, after=current, reason=change.reason, read_back=True)
+                    return _read_back(store, current, change.reason, trail=None)
                 return FlagUpdate(feature=feature, before=current, after=current, reason=change.reason)
         try:
             after = store.put(desired, expected_version=version, actor=actor, now=now, reason=change.reason,
@@ -477,10 +479,44 @@ def _claimed(store: FlagStore, current: FlagState, trail: Sequence[FlagAuditEntr
     once: not when this rollout wrote the flag last (a resume applying the stage again).
     """
     if trail and _writer(trail[0]) == ("rollout", rollout):
+        if store.read_back(current, actor=actor, now=now, reason=change.reason, writer="rollout", rollout=rollout):
+            # This stage's own write, made by an earlier attempt whose answer was lost (the task's
+            # retry): a move, from where that write found the flag. Taken for a resume's, the stage
+            # recorded no move, and what the flag was before it (its put-back too) was lost.
+            return _read_back(store, current, change.reason, trail=trail)
         return FlagUpdate(feature=change.feature, before=current, after=current, reason=change.reason)
     after = store.put(current, expected_version=current.version, actor=actor, now=now, reason=change.reason,
                       writer="rollout", rollout=rollout)
     return FlagUpdate(feature=change.feature, before=current, after=after, reason=change.reason)
+
+
+def _read_back(store: FlagStore, flag: FlagState, reason: str,
+               trail: Sequence[FlagAuditEntry] | None) -> FlagUpdate:
+    """``flag`` as an earlier attempt's write left it, its answer lost and read back now (``FlagStore.
+    read_back``), with the flag as that write found it: from the write's own audit entry (in ``trail``,
+    newest first, or read now), whose ``previous_*`` fields are the settings it replaced."""
+    if trail is None:
+        try:
+            trail = _trail(store, flag.feature, limit=2)
+        except FlagError as err:
+            # The write is made and read back: its report goes without the settings it replaced.
+            log.warning("feature flag %r: the audit trail of its write read back could not be read: %s",
+                        flag.feature, err)
+            trail = []
+    return FlagUpdate(feature=flag.feature, before=_found_by(trail, flag), after=flag, reason=reason, read_back=True)
+
+
+def _found_by(trail: Sequence[FlagAuditEntry], flag: FlagState) -> FlagState | None:
+    """The flag as the write of its version ``flag.version`` found it, from that write's audit entry in
+    ``trail`` (newest first); None when the entry is not there, the write created the flag, or what it
+    replaced could not all be read (a malformed item)."""
+    entry = next((e for e in trail if e.version == flag.version), None)
+    if entry is None or None in (entry.previous_enabled, entry.previous_percentage, entry.previous_salt):
+        return None
+    older = next((e for e in trail if e.version == flag.version - 1), None)
+    return FlagState(feature=flag.feature, enabled=entry.previous_enabled, percentage=entry.previous_percentage,
+                     salt=entry.previous_salt, version=flag.version - 1,
+                     updated_at=older.at if older else 0.0, updated_by=older.actor if older else "")
 
 
 def _writer(entry: FlagAuditEntry) -> tuple[Writer, str | None]:

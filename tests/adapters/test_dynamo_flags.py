@@ -476,7 +476,8 @@ def test_a_change_whose_lost_answer_is_read_back_on_its_retry_is_reported_writte
     with answer_lost_once(client), pytest.raises(FlagWriteUnanswered):
         set_flag(store, change, actor="alice", now=10.0)
     update = set_flag(store, change, actor="alice", now=10.0)
-    assert update.changed and update.describe() == f"{SQS}: written (its answer was lost; read back): on 5% (v2)"
+    assert update.changed, update
+    assert update.describe() == f"{SQS}: written (its answer was lost; read back): off 0% -> on 5% (v2)"
     assert [(e.version, e.reason) for e in store.audit(SQS)] == [(2, "week 1"), (1, "")], "the trail as it is"
     assert not set_flag(store, change, actor="alice", now=10.0).changed, "read back once: settled"
     assert not set_flag(store, change, actor="bob", now=11.0).changed
@@ -487,4 +488,52 @@ def test_a_change_whose_lost_answer_is_read_back_on_its_retry_is_reported_writte
     assert code == EXIT_UNAVAILABLE and "may have been written" in err.getvalue(), err.getvalue()
     out, err = io.StringIO(), io.StringIO()
     assert flags_set(store, out, INTERRUPTS, err=err, actor="alice", enabled=True, now=30.0) == EXIT_OK
-    assert out.getvalue() == f"{INTERRUPTS}: written (its answer was lost; read back): on 0% (v2)\n", out.getvalue()
+    assert out.getvalue() == f"{INTERRUPTS}: written (its answer was lost; read back): off 0% -> on 0% (v2)\n", \
+        out.getvalue()
+
+
+def test_a_retried_stage_whose_lost_write_landed_records_the_move_from_where_the_flag_was(store, client):
+    """A stage's PutItem moving a bound flag 5% -> 25% committed and its answer was lost; the task's
+    retry of the stage found the flag at 25%, this rollout's write, and returned nothing: the ledger
+    recorded no move for the stage, and where the flag had been before it (5%) was nowhere."""
+    from rollway.flag_binding import flag_transition
+    from rollway.flags import FlagWriteUnanswered
+
+    bindings = [FlagBinding(feature=SQS)]
+    apply_bindings(store, bindings, 5, actor="rollway", rollout="r1", now=5.0)
+    with answer_lost_once(client) as lost, pytest.raises(FlagWriteUnanswered):
+        apply_bindings(store, bindings, 25, actor="rollway", rollout="r1", now=10.0)
+    assert lost == ["PutItem"] and store.get(SQS).percentage == 25.0
+    retried = apply_bindings(store, bindings, 25, actor="rollway", rollout="r1", now=10.0)
+    assert [u.describe() for u in retried] == [f"{SQS}: written (its answer was lost; read back): on 5% -> on 25% (v3)"]
+    assert (retried[0].before.enabled, retried[0].before.percentage) == (True, 5.0), retried[0].before
+    assert flag_transition(retried[0], at=10.0, actor="rollway").comment.startswith(
+        f"{SQS}: written (its answer was lost; read back): on 5% -> on 25% (v3): rollout r1 stage 25%")
+    assert [e.version for e in store.audit(SQS)] == [3, 2, 1], "written once: the retry wrote nothing"
+    assert apply_bindings(store, bindings, 25, actor="rollway", rollout="r1", now=10.0) == [], "read back once: settled"
+
+
+def test_a_retried_stage_puts_a_read_back_flag_back_where_it_was_when_another_cannot_follow(store, client):
+    """The retry read back the first flag's lost write (5% -> 25%), then the second flag's write was
+    refused: the stage puts the flags it moved back as they were before it. Without the flag's
+    before, the first was turned off rather than put back on at 5%, the stage the traffic is at."""
+    from botocore.exceptions import ClientError
+
+    from rollway.flags import FlagWriteUnanswered
+    from tests.botocore_events import on_operation
+
+    bindings = [FlagBinding(feature=SQS), FlagBinding(feature=INTERRUPTS)]
+    apply_bindings(store, bindings, 5, actor="rollway", rollout="r1", now=5.0)
+    with answer_lost_once(client), pytest.raises(FlagWriteUnanswered):
+        apply_bindings(store, bindings, 25, actor="rollway", rollout="r1", now=10.0)
+
+    def refuse_interrupts(params, **_):
+        if params["Item"]["feature"]["S"] == INTERRUPTS:
+            raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": "not allowed"}}, "PutItem")
+
+    with on_operation(client, "before-parameter-build", refuse_interrupts, operation="PutItem"), \
+            pytest.raises(FlagStoreUnavailable, match="AccessDenied"):
+        apply_bindings(store, bindings, 25, actor="rollway", rollout="r1", now=10.0)
+    put_back = store.get(SQS)
+    assert (put_back.enabled, put_back.percentage) == (True, 5.0), put_back
+    assert (store.get(INTERRUPTS).enabled, store.get(INTERRUPTS).percentage) == (True, 5.0)
