@@ -79,11 +79,18 @@ def simulated(aws, canary_error_rate: float, *, tag: str = "2.0.0", rps: float =
         # Its first period is the one the clock is in now: none the rollout can read goes unpublished.
         start=math.floor(settings.build().now() / 60) * 60,
     )
+    with paced_environment(aws.get_client, aws.targets, settings, simulator) as env, simulator:
+        yield env, image
+
+
+@contextmanager
+def paced_environment(get_client, targets, settings: ClockSettings, simulator: TrafficSimulator):
+    """The rollout environment on ``get_client`` whose clock is a PacedClock on ``simulator``: a
+    test that runs its own simulator reads the metrics it would read on an idle machine. Enter the
+    simulator inside it (its pacing ends before the simulator stops)."""
     clock = PacedClock(settings, simulator)
-    env = aws_environment(aws.get_client, aws.targets, clock)
     try:
-        with simulator:
-            yield env, image
+        yield aws_environment(get_client, targets, clock)
     finally:
         clock.paced = False
 

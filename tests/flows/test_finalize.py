@@ -28,7 +28,7 @@ from rollway.sim.topology import put_release_image
 from rollway.sim.traffic import TrafficSimulator
 from rollway.spec import RolloutSpec, Stage, WeeklyPhase
 from rollway.targets import Targets
-from tests.flows.moto_env import HEALTHY, SPEED, inbox, saved_blocks  # other test_finalize_* import saved_blocks here
+from tests.flows.moto_env import HEALTHY, SPEED, inbox, paced_environment, saved_blocks  # other test_finalize_* import saved_blocks here
 from tests.flows.test_canary_moto import read_back
 from tests.flows.iam import allowed, iam_actions
 
@@ -82,12 +82,14 @@ def test_after_finalize_the_next_rollout_starts_and_rolls_back_to_the_promoted_v
     # One simulated world for both releases (one rollout clock, so the second rollout's id sorts
     # after the first's); it stays on through finalize, standing in for ECS registering the
     # tasks of a scaled-up service in its target group.
+    # Paced: under load the simulator fell behind and the monitoring window read no data, so the
+    # old service was kept, not decommissioned.
     settings = ClockSettings(speed=SPEED, anchor=time.time())
-    env = aws_environment(aws.get_client, aws.targets, settings.build())
     simulator = TrafficSimulator(aws.get_client, aws.targets, aws.topology, settings.build(),
                                  profiles={second: HEALTHY.model_copy(update={"error_probability": 0.05})},
-                                 default_profile=HEALTHY, total_rps=1000, seed=3)
-    with simulator:
+                                 default_profile=HEALTHY, total_rps=1000, seed=3,
+                                 start=math.floor(settings.build().now() / 60) * 60)
+    with paced_environment(aws.get_client, aws.targets, settings, simulator) as env, simulator:
         promoted = progressive_on(env, rollout_spec(first))
         assert promoted.outcome == "promoted", promoted.reason
         weights, stable, canary = read_back(aws)
