@@ -11,34 +11,25 @@ answers, each in a thread given up on well short of that minute.
 from __future__ import annotations
 
 import time
-from uuid import uuid4
-
 import pytest
-from prefect_aws import AwsCredentials
 
 import rollway.cli.ops as ops
-from blocks.targets import RollwayTargets
 from rollway.deadline import within
 from rollway.ledger import RolloutRecord, new_rollout_id
 from rollway.model import Weights
 from rollway.phases import RolloutPhase
 from rollway.spec import RolloutSpec, Stage
+from tests.flows.moto_env import account_blocks
 
 BOUND = 2.0  # the commands' bound on a read of the load balancer, here (seconds)
 GIVEN_UP_SECONDS = 40.0  # well short of the account's clients' minute
 ENDS_WITHIN = 20.0  # the bound and a loaded machine's slack; the bug held the command about 60 s
 
 
-def account_blocks(aws, monkeypatch, silent_endpoint: str) -> str:
+def silent_load_balancer(aws, monkeypatch, silent_endpoint: str) -> str:
     """Blocks as for a real account, saved under one name; Elastic Load Balancing never answers."""
-    name = f"lb-silent-{uuid4().hex[:8]}"
-    RollwayTargets(**aws.targets.model_dump()).save(name)
-    AwsCredentials(aws_access_key_id="testing", aws_secret_access_key="testing",
-                   region_name=aws.targets.region).save(name)
-    monkeypatch.setenv("AWS_ENDPOINT_URL", aws.endpoint_url)
-    monkeypatch.setenv("AWS_ENDPOINT_URL_ELASTIC_LOAD_BALANCING_V2", silent_endpoint)
     monkeypatch.setattr(ops, "LOAD_BALANCER_READ_SECONDS", BOUND)
-    return name
+    return account_blocks(aws, monkeypatch, "lb-silent", ELASTIC_LOAD_BALANCING_V2=silent_endpoint)
 
 
 def recorded_rollout(aws) -> None:
@@ -58,7 +49,7 @@ UNANSWERED = (f"Elastic Load Balancing (load balancer {{lb!r}}) did not answer w
 
 def test_status_on_a_load_balancer_that_never_answers_shows_the_ledger_within_its_bound(
         aws, monkeypatch, silent_endpoint, capsys):
-    blocks = account_blocks(aws, monkeypatch, silent_endpoint)
+    blocks = silent_load_balancer(aws, monkeypatch, silent_endpoint)
     recorded_rollout(aws)
     began = time.monotonic()
     code = within(GIVEN_UP_SECONDS, lambda: ops.status(targets_block=blocks, credentials_block=blocks))
@@ -73,7 +64,7 @@ def test_status_on_a_load_balancer_that_never_answers_shows_the_ledger_within_it
 def test_status_with_no_rollout_on_a_load_balancer_that_never_answers_ends_within_its_bound(
         aws, monkeypatch, silent_endpoint, capsys):
     """No rollout recorded: the weights were read again to find a misspelt name in the block."""
-    blocks = account_blocks(aws, monkeypatch, silent_endpoint)
+    blocks = silent_load_balancer(aws, monkeypatch, silent_endpoint)
     began = time.monotonic()
     code = within(GIVEN_UP_SECONDS, lambda: ops.status(targets_block=blocks, credentials_block=blocks))
     took = time.monotonic() - began
@@ -84,7 +75,7 @@ def test_status_with_no_rollout_on_a_load_balancer_that_never_answers_ends_withi
 
 def test_a_wait_on_the_load_balancer_says_what_it_waits_for(aws, monkeypatch, silent_endpoint, capsys):
     """A bound long enough to wait through a 'still waiting' line: said while the command waits."""
-    blocks = account_blocks(aws, monkeypatch, silent_endpoint)
+    blocks = silent_load_balancer(aws, monkeypatch, silent_endpoint)
     monkeypatch.setattr(ops, "LOAD_BALANCER_READ_SECONDS", 12.0)
     service = ops.connect(blocks, blocks)
     with pytest.raises(Exception) as raised:
