@@ -31,6 +31,7 @@ from rollway.decide import (
     decide,
     stage_over,
 )
+from rollway.deadline import within
 from rollway.environment import Environment
 from rollway.judge import assess, judge_for_stage
 from rollway.judge.guardrails import asked_by, unattributed
@@ -211,10 +212,25 @@ WRITE_RETRY_FIRST_DELAY_SECONDS = 1.0
 LOST_ANSWER_READ_BACK_SECONDS = 5.0
 
 
+# How often a write the load balancer has not answered says it is still waited for (wall seconds).
+WRITE_WAITING_SAID_EVERY_SECONDS = 10.0
+
+
 def _set_and_verify_once(env: Environment, target: Weights, timeout_seconds: float,
                          lost_timeout_seconds: float) -> Weights:
+    log = get_run_logger()
+
+    def waiting(elapsed: float) -> None:
+        log.warning("still waiting for Elastic Load Balancing to take the weights %s (DescribeRules, then ModifyRule "
+                    "on load balancer %s) after %.0f s; not given up on: each call is asked again for up to a minute "
+                    "before it fails", target, env.targets.load_balancer, elapsed)
+
     try:
-        traffic.set_weights(env.router, target)
+        # Not bounded: the run's clients (six attempts of 10 s) outlast a throttled or slow load
+        # balancer, and a rollback's move to stable must not give up before they do. Said while it
+        # lasts instead: a load balancer that stopped answering held the rollback a minute, silent.
+        within(math.inf, lambda: traffic.set_weights(env.router, target), name="rollway-write-elbv2",
+               waiting=waiting, every=WRITE_WAITING_SAID_EVERY_SECONDS)
     except Exception as err:
         return undoable.landed_although_lost(env.router, target, err, lost_timeout_seconds)
     return traffic.verify_weights(env.router, target, timeout_seconds)

@@ -32,6 +32,7 @@ from rich.text import Text
 
 from rollway.cli.blocks import deployment_path
 from rollway.clock import ClockSettings
+from rollway.deadline import READ_SECONDS
 from rollway.ledger import (
     RolloutClosed, RolloutRecord, Transition, notice_sent, owed_rejection, rejection_owed, rejection_reason,
     claim_has_lapsed, claim_lapsed, rollback_start, utc, wall_utc,
@@ -219,6 +220,8 @@ def _refusing_bad_regions(get_client: Any, region: str) -> Any:
             raise OpsError(f"cannot build the {service} client for region {region!r}: {err}; fix the region in the "
                            "targets or credentials block") from err
 
+    if hasattr(get_client, "reading"):  # clients for reads under a bound (SessionClients.reading), refused alike
+        client.reading = lambda seconds: _refusing_bad_regions(get_client.reading(seconds), region)  # type: ignore[attr-defined]
     return client
 
 
@@ -229,11 +232,40 @@ def connect(targets_block: str | None, credentials_block: str | None) -> Service
     from rollway.aws.ledger import DynamoLedger
 
     targets, get_client = load_account(targets_block, credentials_block)
+    # The router's reads (``live_weights``) on clients whose calls end within their bound: on the
+    # account's clients (six attempts of 10 s, kept for a rollback's writes) a read given up on went
+    # on in its thread for a minute.
+    reads = getattr(get_client, "reading", None)
     return Service(
         targets=targets, targets_block=targets_block, credentials_block=credentials_block,
-        ledger=DynamoLedger(get_client("dynamodb"), targets), router=AlbRouter(get_client("elbv2"), targets),
+        ledger=DynamoLedger(get_client("dynamodb"), targets),
+        router=AlbRouter(get_client("elbv2"), targets,
+                         reads=(lambda seconds: reads(seconds)("elbv2")) if reads is not None else None),
         deployer=EcsDeployer(get_client("ecs"), targets),
     )
+
+
+LOAD_BALANCER_READ_SECONDS = READ_SECONDS
+"""How long a command waits for the load balancer's weights (its lookups first): a person waits on it."""
+
+
+def live_weights(service: Service) -> Weights:
+    """The weights the load balancer holds now, read (the load balancer, its listener, target groups
+    and rule looked up first, when not yet) within ``LOAD_BALANCER_READ_SECONDS``, saying every 10 s
+    what the command waits for. On the account's clients (six attempts of 10 s, kept for the
+    writes) a load balancer that stopped answering held `rollway status` about a minute, silent.
+
+    Raises:
+        Unanswered: "Elastic Load Balancing (load balancer 'x') did not answer within N s".
+        Whatever the read raised (TargetNotFound, an AWS error), as it raised it.
+    """
+    from rollway.deadline import answered
+
+    seconds = LOAD_BALANCER_READ_SECONDS
+    reading = getattr(service.router, "reading", None)
+    router = reading(seconds) if reading is not None else service.router
+    return answered(f"Elastic Load Balancing (load balancer {service.targets.load_balancer!r})", seconds,
+                    router.get_weights, lambda line: errors.print(line, markup=False))
 
 
 def owner_run_id(record: RolloutRecord | None) -> UUID | None:
@@ -950,10 +982,11 @@ def status(*, targets_block: str | None, credentials_block: str | None, history:
     service = connect(targets_block, credentials_block)
     record = service.ledger.get(service.name)
     unrecorded = f"no rollout recorded for {service.name} in table {service.targets.rollouts_table}"
+    unread: Exception | None = None
     try:
-        live: Weights | str = service.router.get_weights()
+        live: Weights | str = live_weights(service)
     except Exception as err:  # status still shows the ledger when the ALB cannot be read
-        live = f"unreadable ({err})"
+        live, unread = f"unreadable ({err})", err
     # Asked even when the ledger's newest rollout has ended, or there is none: a `canary` flow
     # run keeps no ledger, and its pause is still the one `rollway promote` and `abort` answer.
     with get_client(sync_client=True) as client:
@@ -970,7 +1003,9 @@ def status(*, targets_block: str | None, credentials_block: str | None, history:
         if paused is None and not canary_runs:
             # A first `rollway status` on a fresh `rollway up` lands here: say how to start one,
             # unless the block names what AWS does not know, where a rollout could only fail.
-            raise NoRollout(_unknown_targets(service, unrecorded) or f"{unrecorded}; {HOW_TO_START}")
+            # The weights read above, not read again: a load balancer that did not answer would hold it twice.
+            raise NoRollout(_unknown_targets(service, unrecorded, _read_once(live, unread))
+                            or f"{unrecorded}; {HOW_TO_START}")
         console.print(f"{'service':<13}{service.name} (cluster {service.targets.cluster})", markup=False)
         console.print(f"{'rollout':<13}none: {unrecorded} (a `canary` flow run keeps no ledger)", markup=False)
         console.print(f"{'weights':<13}load balancer {live} (stable/canary)", markup=False)
@@ -1180,12 +1215,23 @@ def _paused(service: Service, flow_run: UUID | None,
             raise
 
 
-def _unknown_targets(service: Service, unrecorded: str) -> str | None:
-    """The refusal naming what of the targets block AWS does not know, or None when it knows them all."""
+def _unknown_targets(service: Service, unrecorded: str, weights: Callable[[], object] | None = None) -> str | None:
+    """The refusal naming what of the targets block AWS does not know, or None when it knows them all.
+    ``weights``: the read of the load balancer's weights, when made already (``live_weights`` by default)."""
     from rollway.cli.unknown_targets import unknown_message, unknown_targets
 
-    unknown = unknown_targets(service.targets, service.router, service.deployer)
+    unknown = unknown_targets(service.targets, weights or (lambda: live_weights(service)), service.deployer)
     return unknown_message(service.targets, unknown, service.targets_block, unrecorded) if unknown else None
+
+
+def _read_once(live: Weights | str, unread: Exception | None) -> Callable[[], object]:
+    """A read of the weights already made: its answer ``live``, or its error ``unread``, again."""
+    def read() -> object:
+        if unread is not None:
+            raise unread
+        return live
+
+    return read
 
 
 def check_next_weight(record: RolloutRecord, weight: int) -> list[int]:
@@ -1320,7 +1366,7 @@ def promote(
     if weight is not None and record is not None and owner_run_id(record) == run.id:
         skipped = check_next_weight(record, weight)
     elif weight is not None and flow_name(run) == CANARY_FLOW:
-        skipped = check_canary_weight(run, service.router.get_weights(), weight)
+        skipped = check_canary_weight(run, live_weights(service), weight)
     resume(run.id, answer, paused=run.state)
     console.print(f"approved by {who}: flow run {run.name} ({run.id}) resumed{skipping(weight, skipped)}"
                   f"{_asking(run)}", markup=False)
@@ -1392,14 +1438,14 @@ def abort(
         return 0
     finished = wait_for_run(run.id, is_final, timeout_seconds=wait_seconds)
     console.print(f"flow run {finished.name} is {_state_name(finished)}; "
-                  f"load balancer now {service.router.get_weights()} (stable/canary)")
+                  f"load balancer now {live_weights(service)} (stable/canary)")
     return 0 if finished.state.is_completed() else 1
 
 
 def say_live(service: Service) -> Weights | None:
     """Print the split the load balancer holds now, read back (None, said, when it cannot be read)."""
     try:
-        live = service.router.get_weights()
+        live = live_weights(service)
     except Exception as err:  # noqa: BLE001 - a report, not a step: say what is not known
         errors.print(f"[yellow]warning:[/yellow] could not read the load balancer back ({escape(str(err))}); "
                      "`rollway status` shows it")
@@ -1495,7 +1541,7 @@ def _live_or_none(service: Service) -> Weights | None:
     """The split the load balancer holds, for a refusal that says what to do about it; None when it
     cannot be read (the refusal is not failed on it)."""
     try:
-        return service.router.get_weights()
+        return live_weights(service)
     except Exception:  # noqa: BLE001 - the refusal is said without it
         return None
 

@@ -8,7 +8,7 @@ reads are made only then, read-only, a handful of describe calls at most.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from rollway.targets import Targets
 
@@ -17,11 +17,12 @@ _NAMED = ("load_balancer", "stable_target_group", "canary_target_group", "cluste
           "canary_service")
 
 
-def unknown_targets(targets: Targets, router: Any, deployer: Any) -> list[str]:
+def unknown_targets(targets: Targets, weights: Callable[[], object], deployer: Any) -> list[str]:
     """The names AWS does not know, each with its field: ``load balancer 'x' (load_balancer)``.
 
-    ``router`` (the TrafficRouter port; an AlbRouter resolves the load balancer, its listener,
-    target groups and rule, stopping at the first it does not find, then reads the weights); ``deployer`` (an EcsDeployer, or None) describes the
+    ``weights``: a read of the load balancer's weights (the TrafficRouter port's ``get_weights``; an
+    AlbRouter resolves the load balancer, its listener, target groups and rule, stopping at the first
+    it does not find, then reads the weights); ``deployer`` (an EcsDeployer, or None) describes the
     two services, which names the cluster when that is what is missing. A read that fails for
     another reason (a refused permission, no connection) says nothing here: the command's own
     message stands.
@@ -29,7 +30,7 @@ def unknown_targets(targets: Targets, router: Any, deployer: Any) -> list[str]:
     from rollway.aws.errors import TargetNotFound
 
     unknown: list[str] = []
-    checks = [router.get_weights]
+    checks = [weights]
     if deployer is not None:
         checks += [lambda: deployer.describe(targets.stable_service), lambda: deployer.describe(targets.canary_service)]
     for check in checks:

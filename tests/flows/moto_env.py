@@ -187,6 +187,23 @@ def saved_blocks(aws, prefix: str = "test", *, fresh: bool = False) -> str:
     return name
 
 
+def account_blocks(aws, monkeypatch, prefix: str, **endpoints: str) -> str:
+    """Targets and credentials blocks as for a real account (no endpoint_url, no client config: the
+    rollout's limits), saved under one new name: their calls go to the embedded AWS, those of the
+    services named in ``endpoints`` (botocore's service-id suffix: ``CLOUDWATCH="http://..."``) to
+    the endpoint given."""
+    from prefect_aws import AwsCredentials
+
+    name = f"{prefix}-{uuid4().hex[:8]}"
+    RollwayTargets(**aws.targets.model_dump()).save(name)
+    AwsCredentials(aws_access_key_id="testing", aws_secret_access_key="testing",
+                   region_name=aws.targets.region).save(name)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", aws.endpoint_url)
+    for service, url in endpoints.items():
+        monkeypatch.setenv(f"AWS_ENDPOINT_URL_{service}", url)
+    return name
+
+
 def inbox(aws) -> str:
     """An SQS queue subscribed to the alert topic."""
     sqs = aws.get_client("sqs")

@@ -488,3 +488,33 @@ def test_a_misnamed_target_group_is_refused_by_the_preflight_at_its_first_answer
     assert "target group 'edit-canry' not found" in str(error), str(error)
     assert asked.count("DescribeTargetGroups") == 2, asked  # the stable group's, then the canary's, once
     assert not {"ModifyRule", "UpdateService", "RegisterTaskDefinition"} & set(asked), asked
+
+
+def test_a_rollback_on_a_load_balancer_slow_to_take_its_move_waits_for_it_and_says_so(aws, monkeypatch, caplog):
+    """The rollback's move to stable is made on the run's clients (six attempts of 10 s), and is not
+    given up on: users stay on the canary until it lands. The load balancer takes the lookups and
+    the health checks, then leaves two reads of the rule unanswered: the rollback waited through
+    them without a word, and looked stuck. It says what it waits for, and moves the traffic."""
+    AlbRouter(aws.get_client("elbv2"), aws.targets).set_weights(Weights(stable=90, canary=10))
+    health_read, closed = threading.Event(), threading.Event()
+    held: list[str] = []
+
+    def instead(operation: str) -> Answer | None:
+        if operation == "DescribeTargetHealth":
+            health_read.set()
+        elif operation == "DescribeRules" and health_read.is_set() and len(held) < 2:
+            held.append(operation)
+            closed.wait(12.0)  # past the client's 10-s attempt: it is asked again
+            return NO_ANSWER
+        return None
+
+    with in_front_of(aws.endpoint_url, instead) as elb:
+        env = run_environment(aws, monkeypatch, elbv2=elb)
+        try:
+            result = within(90.0, lambda: flow(name="slow-rollback")(
+                lambda: execute_rollback(env, "error rate 7%", verify_timeout_seconds=BOUND))())
+        finally:
+            closed.set()
+    assert len(held) == 2, held
+    assert result.weights == Weights(stable=100, canary=0)
+    assert "still waiting for Elastic Load Balancing to take the weights 100/0" in caplog.text, caplog.text

@@ -466,20 +466,12 @@ def test_a_read_given_up_on_at_the_specs_timeout_ends_within_it_on_the_runs_own_
     but its call went on in its thread for about a minute more, and could still land after the
     run had said it timed out."""
     import threading
-    from uuid import uuid4
 
-    from prefect_aws import AwsCredentials
-
-    from blocks.targets import RollwayTargets
+    from tests.flows.moto_env import account_blocks
 
     # A block as for a real account (no endpoint_url, no client config: the rollout's limits),
     # its calls sent to the embedded AWS, CloudWatch's to an endpoint that never answers.
-    name = f"validate-own-{uuid4().hex[:8]}"
-    RollwayTargets(**aws.targets.model_dump()).save(name)
-    AwsCredentials(aws_access_key_id="testing", aws_secret_access_key="testing",
-                   region_name=aws.targets.region).save(name)
-    monkeypatch.setenv("AWS_ENDPOINT_URL", aws.endpoint_url)
-    monkeypatch.setenv("AWS_ENDPOINT_URL_CLOUDWATCH", silent_endpoint)
+    name = account_blocks(aws, monkeypatch, "validate-own", CLOUDWATCH=silent_endpoint)
     # 3 s: the run's reads of the load balancer and ECS, on clients made afresh from the block,
     # are bounded by the same timeout and took over 1 s on a loaded 2-core machine.
     state, summary = failed_soon(app, name, attempts=1, timeout_seconds=3)
