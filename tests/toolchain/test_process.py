@@ -174,7 +174,9 @@ def test_a_silent_tool_is_said_to_be_still_running_and_a_talking_one_is_not():
     result = run_tool([PY, "-c", code], timeout_seconds=30, on_quiet=lambda *seconds: quiet.append(seconds),
                       quiet_seconds=0.5)
     assert result.output[-1] == "done"
-    assert 2 <= len(quiet) <= 4, quiet  # every 0.5 s of the 1.6 s silence, none while it printed
+    # Every 0.5 s of the 1.6 s silence (three on an idle machine; a loaded one stretches the
+    # tool's sleep, so more), none while it printed.
+    assert 2 <= len(quiet) <= 8, quiet
     assert all(silent >= 0.5 for _elapsed, silent in quiet)
     assert quiet[0][0] >= 1.0 and [s for _e, s in quiet] == sorted(s for _e, s in quiet)
 
@@ -186,7 +188,8 @@ def test_a_silent_tool_still_times_out_on_time():
         run_tool([PY, "-c", "import time; time.sleep(30)"], timeout_seconds=1.2,
                  on_quiet=lambda *seconds: quiet.append(seconds), quiet_seconds=0.5)
     assert time.monotonic() - started < 20  # the tool sleeps 30 s
-    assert len(quiet) == 2
+    # At 0.5 and 1 s; a wake-up late past the 1.2-s timeout under load ends it after the first.
+    assert 1 <= len(quiet) <= 2, quiet
 
 
 def test_a_failures_message_quotes_the_last_lines_that_say_something():
