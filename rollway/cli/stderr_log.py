@@ -17,6 +17,8 @@ import sys
 from contextlib import contextmanager
 from typing import Iterator
 
+from rollway.log_line import one_line
+
 SHOWN_FROM = logging.WARNING
 
 
@@ -35,12 +37,10 @@ class _Stderr(logging.Handler):
 
 
 class _OneLine(logging.Formatter):
-    """``<logger>: <level>: <message>``. A record's exception is left out, traceback and arguments
-    alike: rollway's messages say what failed, and an exception's arguments may carry what must not
-    be printed (a credential in a refused request)."""
+    """``<logger>: <level>: <message>`` (rollway/log_line.py): no traceback, no exception's arguments."""
 
     def format(self, record: logging.LogRecord) -> str:
-        return f"{record.name}: {record.levelname.lower()}: {record.getMessage()}"
+        return one_line(record)
 
 
 @contextmanager
