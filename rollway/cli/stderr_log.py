@@ -17,6 +17,8 @@ import sys
 from contextlib import contextmanager
 from typing import Iterator
 
+from rollway.log_line import one_line
+
 SHOWN_FROM = logging.WARNING
 
 
@@ -35,12 +37,10 @@ class _Stderr(logging.Handler):
 
 
 class _OneLine(logging.Formatter):
-    """``<logger>: <level>: <message>``. A record's exception is left out, traceback and arguments
-    alike: rollway's messages say what failed, and an exception's arguments may carry what must not
-    be printed (a credential in a refused request)."""
+    """``<logger>: <level>: <message>`` (rollway/log_line.py): no traceback, no exception's arguments."""
 
     def format(self, record: logging.LogRecord) -> str:
-        return f"{record.name}: {record.levelname.lower()}: {record.getMessage()}"
+        return one_line(record)
 
 
 @contextmanager
@@ -48,20 +48,26 @@ def rollway_log_on_stderr() -> Iterator[None]:
     """For the command's duration: the "rollway" logger's records, warnings and above, on standard
     error, once each. They do not go on to the root logger, whose handlers (Prefect's console
     handler, once a flow runs in this process) would print them a second time in another format;
-    the run-log handler on the "rollway" logger itself still sends them to a run's log. Afterwards
-    the logger is as it was: a caller running commands in its own process (a test) keeps its
-    handlers' records, and a second command adds no second handler."""
+    the run-log handler on the "rollway" logger itself still sends them to a run's log. They are
+    shown whatever the root logger's level: the "rollway" logger took it, and a root set above
+    warnings (a user's logging configuration, PREFECT_LOGGING_ROOT_LEVEL=ERROR) dropped them
+    before any handler saw them. A level set on the "rollway" logger itself is left as chosen.
+    Afterwards the logger is as it was: a caller running commands in its own process (a test)
+    keeps its handlers' records and levels, and a second command adds no second handler."""
     logger = logging.getLogger("rollway")
     if any(isinstance(handler, _Stderr) for handler in logger.handlers):  # a command run inside a command
         yield
         return
     handler = _Stderr(SHOWN_FROM)
     handler.setFormatter(_OneLine())
-    propagate = logger.propagate
+    propagate, level = logger.propagate, logger.level
     logger.addHandler(handler)
     logger.propagate = False
+    if level == logging.NOTSET and logger.getEffectiveLevel() > SHOWN_FROM:
+        logger.setLevel(SHOWN_FROM)
     try:
         yield
     finally:
         logger.removeHandler(handler)
         logger.propagate = propagate
+        logger.setLevel(level)

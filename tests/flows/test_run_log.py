@@ -8,12 +8,14 @@ the console. Outside a run, a `rollway` command's warning stays its one line on 
 from __future__ import annotations
 
 import importlib
+import io
 import logging
 import warnings
 
 from prefect import flow, get_client
 from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
-from prefect.logging.handlers import APILogHandler
+from prefect.logging.formatters import PrefectFormatter
+from prefect.logging.handlers import APILogHandler, PrefectConsoleHandler
 from prefect.settings import PREFECT_LOGGING_TO_API_ENABLED, temporary_settings
 
 import flows
@@ -75,3 +77,43 @@ def test_a_warning_outside_a_run_reaches_the_console_alone(caplog):
 
     assert [str(w.message) for w in said] == []
     assert [record.getMessage() for record in caplog.records] == [MISSING]
+
+
+REFUSED = "could not deregister td/web:8"
+
+
+@flow(name="refused-deregistration")
+def refused_deregistration() -> None:
+    try:
+        raise RuntimeError("AccessDenied: X-Amz-Credential=AKIAIOSFODNN7EXAMPLE signature=wJalrXUtnFEMI")
+    except RuntimeError:
+        logging.getLogger("rollway.aws.ecs").error("could not deregister %s", "td/web:8", exc_info=True)
+
+
+def test_a_served_runs_rollway_error_is_one_line_on_the_console_and_complete_in_its_log():
+    # What `rollway up` shows of the runs it serves: each run's process has Prefect's console
+    # handler on the root logger (its logging.yml), writing to the terminal `rollway up` runs in.
+    printed = io.StringIO()
+    console = PrefectConsoleHandler(stream=printed)
+    console.setFormatter(PrefectFormatter(format="%(asctime)s | %(levelname)s | %(name)s - %(message)s",
+                                          flow_run_fmt="%(asctime)s | Flow run %(flow_run_name)r - %(message)s"))
+    logging.getLogger().addHandler(console)
+    try:
+        with temporary_settings(updates={PREFECT_LOGGING_TO_API_ENABLED: True}):
+            state = refused_deregistration(return_state=True)
+            APILogHandler().flush()
+    finally:
+        logging.getLogger().removeHandler(console)
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_run(state.state_details.flow_run_id)
+        logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run.id])))
+
+    # The terminal: the run it came from and rollway's one line, as a command prints it; no
+    # traceback, and nothing of the exception, whose text may carry a credential.
+    mine = [line for line in printed.getvalue().splitlines() if REFUSED in line]
+    assert len(mine) == 1 and mine[0].endswith(f"Flow run {run.name!r} - rollway.aws.ecs: error: {REFUSED}"), \
+        printed.getvalue()
+    assert "Traceback" not in printed.getvalue() and "AKIA" not in printed.getvalue(), printed.getvalue()
+    # The run's log in the UI stays complete: the message and its traceback.
+    [logged] = [log.message for log in logs if REFUSED in log.message]
+    assert "Traceback" in logged and "RuntimeError: AccessDenied" in logged, logged

@@ -10,6 +10,7 @@ handlers would otherwise take the records.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -34,21 +35,26 @@ def replay_main(path, *, out, err, **options):
 
 replay.replay_main = replay_main
 from rollway.cli import main
+before = [(logger.level, logger.propagate, list(logger.handlers))
+          for logger in (logging.getLogger(), logging.getLogger("rollway"))]
 for _ in range(TIMES):
     try:
         main()
     except SystemExit as stop:
         assert stop.code == 0, stop.code
+# Afterwards the process's logging is as it was: its own handlers keep their records and levels.
+assert [(logger.level, logger.propagate, list(logger.handlers))
+        for logger in (logging.getLogger(), logging.getLogger("rollway"))] == before
 """
 
 SHOWN = ["rollway.aws.ecs: warning: deregistered td/web:7: a second copy of a registration",
          "rollway.aws.ecs: error: could not deregister td/web:8"]
 
 
-def run(prelude: str, times: int = 1) -> subprocess.CompletedProcess[str]:
+def run(prelude: str, times: int = 1, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     script = f"import json\n{prelude}\n" + COMMAND.replace("TIMES", str(times))
     return subprocess.run([sys.executable, "-c", script, "judge", "--replay", "m.jsonl"], capture_output=True,
-                          text=True, timeout=120, check=False)
+                          text=True, timeout=120, check=False, env={**os.environ, **(env or {})})
 
 
 @pytest.mark.parametrize("prelude", [
@@ -71,3 +77,16 @@ def test_main_run_twice_in_one_process_prints_each_record_once():
 
     assert done.returncode == 0, done.stderr
     assert done.stderr.splitlines() == SHOWN * 2, done.stderr
+
+
+@pytest.mark.parametrize(("prelude", "env"), [
+    # A user's own logging configuration, quieter than warnings for the libraries it uses.
+    ("import logging; logging.basicConfig(level=logging.ERROR)", {}),
+    # Prefect's logging settings: its root logger at ERROR.
+    ("import prefect.main", {"PREFECT_LOGGING_ROOT_LEVEL": "ERROR"}),
+], ids=["logging config", "prefect root level"])
+def test_a_warning_shows_when_the_root_logger_is_set_above_warnings(prelude, env):
+    done = run(prelude, env=env)
+
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.splitlines() == SHOWN, done.stderr
