@@ -4,7 +4,9 @@ Destructive, and started by a person (from the Prefect UI, after week 3), so in 
 
 1. validate the parameters (``CleanupSpec``): a bad stack name, image tag or git tag name fails
    the run before any call;
-2. read: the archive tag in git (locally and on the remote), the task definitions in use (every
+2. read (each read of AWS bounded by ``read_timeout_seconds``: one given no answer by then fails
+   the run, naming the service, the call and the bound, before anything is written): the archive
+   tag in git (locally and on the remote), the task definitions in use (every
    deployment of the stable and canary services, every ACTIVE revision of the task family, what a
    rollback of a rollout still open restores (the ledger's), the revision of every running task) and the images they name, the repository's images, and each old stack;
 3. plan (``rollway.cleanup.plan_cleanup``): a live stack, a stack holding a resource the targets
@@ -31,7 +33,7 @@ from prefect.artifacts import create_markdown_artifact
 
 from flows.artifacts import for_people
 from flows.env import load_clients
-from flows.params import WaitSeconds
+from flows.params import ReadSeconds, WaitSeconds
 from rollway.aws.cloudformation import CloudFormationStacks
 from rollway.aws.ecr_images import EcrImages
 from rollway.aws.elbv2 import AlbRouter
@@ -40,6 +42,7 @@ from rollway.cleanup import (
     IN_ARTIFACT, CleanupIncomplete, CleanupPlan, CleanupRefused, CleanupResult, CleanupSpec, describe_archive,
     first_few, image_fate, in_use_summary, moved_tags, plan_cleanup, planned_result, summary_markdown, tags_left,
 )
+from rollway.deadline import READ_SECONDS
 from rollway.targets import Targets
 from rollway.toolchain.git import GitCli
 from tasks import cleanup as steps
@@ -55,6 +58,8 @@ def run_cleanup(spec: CleanupSpec, targets: Targets, get_client: Callable[[str],
         CleanupRefused: the plan refuses something; nothing was written.
         CleanupIncomplete: a step failed after others were done; the message lists both.
         GitError, InUseUnknown, TargetNotFound: a read failed; nothing was written.
+        CleanupReadUnanswered: a read of AWS got no answer within ``spec.read_timeout_seconds``;
+            nothing was written.
     """
     log = get_run_logger()
     git = None
@@ -63,6 +68,12 @@ def run_cleanup(spec: CleanupSpec, targets: Targets, get_client: Callable[[str],
         git = GitCli(spec.repo_dir, timeout_seconds=git_timeout_seconds, on_line=lambda line: log.info("git: %s", line))
     stacks = CloudFormationStacks(get_client("cloudformation"), keep=targets.stacks)
     images = EcrImages(get_client("ecr"), targets.ecr_repository)
+    # The reads, on clients whose calls end within the bound (a read given up on goes on in its
+    # thread: on the run's clients, for up to a minute after), each naming its calls.
+    seconds = spec.read_timeout_seconds
+    reads = _read_clients(get_client, seconds)
+    read_stacks = CloudFormationStacks(reads("cloudformation"), keep=targets.stacks)
+    read_images = EcrImages(reads("ecr"), targets.ecr_repository)
 
     # Reads, all of them before anything is written.
     archive = None
@@ -78,22 +89,23 @@ def run_cleanup(spec: CleanupSpec, targets: Targets, get_client: Callable[[str],
     reads_in_use = bool(spec.old_image_tags or spec.old_stacks)
     # What a rollback still to come would put back on the canary: the ledger knows it, ECS may not
     # (a task definition of another family than the one the rollout registered).
-    restores = steps.rollback_restores(DynamoLedger(get_client("dynamodb"), targets), targets) if reads_in_use else ()
-    in_use = steps.images_in_use(get_client("ecs"), targets, restores) if reads_in_use else ()
+    restores = (steps.rollback_restores(DynamoLedger(reads("dynamodb"), targets), targets, seconds)
+                if reads_in_use else ())
+    in_use = steps.images_in_use(reads("ecs"), targets, seconds, restores) if reads_in_use else ()
     if reads_in_use:  # counts and the first few: a big cluster's full list is the artifact's
         log.info("in use: %s", in_use_summary(in_use))
-    repository_images = steps.list_images(images, targets) if spec.old_image_tags else ()
-    described = {name: steps.describe_stack(stacks, name, targets) for name in spec.old_stacks}
+    repository_images = steps.list_images(read_images, targets, seconds) if spec.old_image_tags else ()
+    described = {name: steps.describe_stack(read_stacks, name, targets, seconds) for name in spec.old_stacks}
     for state in described.values():
         log.info("stack %s: %s", state.name, state.status or "does not exist")
     # A stack may also hold the listener or the rule production's traffic comes through.
-    routing = steps.routing_in_use(AlbRouter(get_client("elbv2"), targets), targets) if spec.old_stacks else None
+    routing = steps.routing_in_use(AlbRouter(reads("elbv2"), targets), targets, seconds) if spec.old_stacks else None
     if routing is not None:
         log.info("production's traffic comes through listener %s and rule %s", routing.listener_arn, routing.rule_arn)
 
     # And the network production runs in: CloudFormation cannot delete a VPC, subnet, security
     # group or listener certificate in use, and stops there after deleting the rest of the stack.
-    network = steps.network_in_use(get_client("ecs"), get_client("elbv2"), targets) if spec.old_stacks else ()
+    network = steps.network_in_use(reads("ecs"), reads("elbv2"), targets, seconds) if spec.old_stacks else ()
     if network:
         log.info("production runs in %s", ", ".join(dict.fromkeys(use.resource for use in network)))
 
@@ -112,7 +124,15 @@ def run_cleanup(spec: CleanupSpec, targets: Targets, get_client: Callable[[str],
                  list(plan.gone_tags + plan.gone_stacks) or "none")
         _report(result, targets)
         return result
-    return _act(spec, plan, git, images, stacks, targets, stack_timeout_seconds)
+    return _act(spec, plan, git, images, read_images, stacks, targets, stack_timeout_seconds)
+
+
+def _read_clients(get_client: Callable[[str], Any], seconds: float) -> Callable[[str], Any]:
+    """Clients for the reads: the run's, bounded at ``seconds`` where its factory makes such
+    clients (``SessionClients.reading``), each naming its calls for a read given up on."""
+    reading = getattr(get_client, "reading", None)
+    factory = reading(seconds) if reading is not None else get_client
+    return lambda service: steps.naming_calls(factory(service))
 
 
 class _Progress:
@@ -173,11 +193,12 @@ class _Progress:
 _GIT_STOPPED = "git was stopped, so the tag may or may not be there"
 
 
-def _act(spec: CleanupSpec, plan: CleanupPlan, git: GitCli | None, images: EcrImages,
+def _act(spec: CleanupSpec, plan: CleanupPlan, git: GitCli | None, images: EcrImages, read_images: EcrImages,
          stacks: CloudFormationStacks, targets: Targets, stack_timeout_seconds: float) -> CleanupResult:
     progress = _Progress(spec, plan)
     try:
-        return _act_steps(progress, plan, git, images, stacks, targets, stack_timeout_seconds)
+        return _act_steps(progress, plan, git, images, (read_images, spec.read_timeout_seconds), stacks, targets,
+                          stack_timeout_seconds)
     except CleanupIncomplete:
         raise  # its artifact is written
     except BaseException as err:
@@ -186,7 +207,8 @@ def _act(spec: CleanupSpec, plan: CleanupPlan, git: GitCli | None, images: EcrIm
 
 
 def _act_steps(progress: _Progress, plan: CleanupPlan, git: GitCli | None, images: EcrImages,
-               stacks: CloudFormationStacks, targets: Targets, stack_timeout_seconds: float) -> CleanupResult:
+               reading: tuple[EcrImages, float], stacks: CloudFormationStacks, targets: Targets,
+               stack_timeout_seconds: float) -> CleanupResult:
     archive = plan.archive
     if archive is not None and git is not None:
         # Each archive write is its own step, so a failed push still says the tag was created.
@@ -217,7 +239,9 @@ def _act_steps(progress: _Progress, plan: CleanupPlan, git: GitCli | None, image
         step = progress.at("check that each image tag still names the image the plan judged",
                            "it had deleted no image tag")
         try:
-            moved = moved_tags(plan, steps.list_images(images, targets))
+            # What was done before it is said with its failure (``progress.failed``), not here.
+            read_images, seconds = reading
+            moved = moved_tags(plan, steps.list_images(read_images, targets, seconds, nothing=None))
         except Exception as err:  # noqa: BLE001
             raise progress.failed(step, err, targets) from err
         if moved:
@@ -292,6 +316,7 @@ def cleanup(
     dry_run: bool = False,
     allow_uncommitted: bool = False,
     stack_timeout_seconds: WaitSeconds = 1800.0,
+    read_timeout_seconds: ReadSeconds = READ_SECONDS,
     targets_block: str | None = None,
     aws_credentials_block: str | None = None,
 ) -> CleanupResult:
@@ -315,12 +340,13 @@ def cleanup(
         dry_run: report what would be archived and deleted; change nothing.
         allow_uncommitted: tag HEAD although ``repo_dir`` has uncommitted changes; off: such a run is refused.
         stack_timeout_seconds: how long each stack's deletion may take.
+        read_timeout_seconds: how long one read of AWS may take, retries included, before the run stops unanswered.
         targets_block: a saved RollwayTargets block; None: Webordinary's names.
         aws_credentials_block: a saved AwsCredentials block; None: boto3's default chain.
     """
     spec = CleanupSpec(old_stacks=tuple(old_stacks or ()), old_image_tags=tuple(old_image_tags or ()),
                        archive_tag=archive_tag, archive_message=archive_message, archive_commit=archive_commit,
                        repo_dir=repo_dir, remote=remote, push=push, dry_run=dry_run,
-                       allow_uncommitted=allow_uncommitted)
+                       allow_uncommitted=allow_uncommitted, read_timeout_seconds=read_timeout_seconds)
     targets, get_client = load_clients(targets_block, aws_credentials_block)
     return run_cleanup(spec, targets, get_client, stack_timeout_seconds=stack_timeout_seconds)

@@ -47,6 +47,7 @@ from typing import Collection, Literal, Mapping, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from rollway.deadline import MAX_READ_SECONDS, READ_SECONDS, Unanswered
 from rollway.errors_pickle import PicklableError
 from rollway.image import image_parts
 from rollway.targets import Targets
@@ -104,6 +105,27 @@ class CleanupIncomplete(PicklableError, RuntimeError):
             "Run cleanup again with the same parameters once that step can succeed: what is gone is reported as "
             "gone, and it carries on with the rest"
         )
+
+
+READ_BOUND = "read_timeout_seconds"
+"""The parameter (and ``CleanupSpec`` field) bounding each of cleanup's reads of AWS."""
+
+
+class CleanupReadUnanswered(PicklableError, Unanswered):
+    """A read of AWS got no answer within the run's read bound, and was given up on (not retried).
+
+    Attributes:
+        service: who did not answer ("ECS"); call: the operation left unanswered ("ListServices");
+        seconds: the bound (``read_timeout_seconds``); reading: what the read was for;
+        nothing: what the run had not done yet (None: said by the step that made the read).
+    """
+
+    def __init__(self, service: str, call: str, seconds: float, reading: str, nothing: str | None = None) -> None:
+        self.service, self.call, self.seconds, self.reading, self.nothing = service, call, seconds, reading, nothing
+        then = (f"; {nothing}: run cleanup again once {service} answers (or with a longer {READ_BOUND})"
+                if nothing else "")
+        super().__init__(f"{service} did not answer {call} within {seconds:g} s ({READ_BOUND}), read for {reading}"
+                         f"{then}")
 
 
 def check_git_tag_name(name: str) -> str:
@@ -165,6 +187,7 @@ class CleanupSpec(BaseModel):
         dry_run: read and plan, report what would be deleted, delete nothing.
         allow_uncommitted: archive HEAD even though the checkout has uncommitted changes (they are
             left out of the tag, and the run says so); by default such a run is refused.
+        read_timeout_seconds: how long one read of AWS may take (``CleanupReadUnanswered`` after).
     """
 
     # Errors name the rule broken, never echo the input: a remote URL may hold a token.
@@ -180,6 +203,7 @@ class CleanupSpec(BaseModel):
     push: bool = True
     dry_run: bool = False
     allow_uncommitted: bool = False
+    read_timeout_seconds: float = Field(default=READ_SECONDS, gt=0, le=MAX_READ_SECONDS, allow_inf_nan=False)
 
     @field_validator("old_stacks")
     @classmethod

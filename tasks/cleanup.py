@@ -1,6 +1,9 @@
 """Thin tasks for the cleanup flow: one adapter call each, retries on the decorator.
 
-Reads are retried when AWS or git failed in passing; a named refusal or a missing target fails
+Each read of AWS is bounded by the run's ``read_timeout_seconds`` (``bounded``): one that gets no
+answer by then fails as ``CleanupReadUnanswered``, naming the service, the call and the bound, and
+is not made again (on the run's clients, retried, a service that stopped answering held a run
+for minutes per read, silent). Reads are retried when AWS or git failed in passing; a named refusal or a missing target fails
 the same way every time and is not, and neither is a call AWS refused for want of a permission:
 it fails at once as ``PermissionDenied``, naming the action and the policy statement granting it.
 Of the writes, only the idempotent ones are retried: a tag
@@ -10,7 +13,8 @@ retried here (its wait can be long, and running cleanup again carries on from wh
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+import threading
+from typing import Any, Callable, Sequence, TypeVar
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NONE
@@ -23,7 +27,9 @@ from rollway.aws.ecr_images import rollback_restores as read_rollback_restores
 from rollway.aws.denied import INFRASTRUCTURE_POLICY, named_denials
 from rollway.aws.elbv2 import AlbRouter
 from rollway.aws.errors import REFUSED_CODES, AdapterError
-from rollway.cleanup import ArchiveState, ImageUse, NetworkUse, RepositoryImage, RoutingInUse, StackState
+from rollway.cleanup import (ArchiveState, CleanupReadUnanswered, ImageUse, NetworkUse, RepositoryImage, RoutingInUse,
+                             StackState)
+from rollway.deadline import Unanswered, within
 from rollway.targets import Targets
 from rollway.toolchain.git import GitCli, GitError
 from tasks import retry
@@ -31,7 +37,8 @@ from tasks import retry
 
 # Anything but a named adapter or git error, or a refused permission or unknown credentials:
 # those fail the same way again (a refused read waited 1 s and 5 s for two more refusals).
-_transient = retry.unless(AdapterError, GitError, ValueError, denied=REFUSED_CODES)
+# A read given up on at its bound is not asked again either: its bound is the whole read's.
+_transient = retry.unless(AdapterError, GitError, ValueError, Unanswered, denied=REFUSED_CODES)
 
 
 # The policy cleanup's role holds (README, Least privilege): a refusal names its statement, the
@@ -41,44 +48,103 @@ _POLICY = INFRASTRUCTURE_POLICY
 _READ = {"retries": 2, "retry_delay_seconds": [1, 5], "retry_condition_fn": _transient, "cache_policy": NONE}
 
 
+T = TypeVar("T")
+
+NOTHING_DELETED = "nothing was deleted (nor archived)"
+"""What a read before any write that got no answer says the run did not do."""
+
+# The operations the current thread's bounded read has asked, in order (``_asked``).
+_asking = threading.local()
+
+
+def _asked(model: Any, **_: Any) -> None:
+    calls = getattr(_asking, "calls", None)
+    if calls is not None:
+        calls.append((model.service_model.service_id, model.name))
+
+
+def naming_calls(client: Any) -> Any:
+    """``client``, whose calls a bounded read (``bounded``) can name when one gets no answer."""
+    client.meta.events.register("before-call", _asked, unique_id="rollway-cleanup-read-call")
+    return client
+
+
+def bounded(seconds: float, reading: str, work: Callable[[Callable[[str], None]], T], *,
+            nothing: str | None = NOTHING_DELETED) -> T:
+    """``work(say)``, a read of AWS for ``reading``, given up on after ``seconds``; the log says every
+    10 s that it still waits, and ``say`` (its progress lines) is quiet once it is given up on.
+
+    Raises:
+        CleanupReadUnanswered: naming the call that got no answer (on a client ``naming_calls``
+            made), the bound, and ``nothing``.
+        Whatever ``work`` raised, as it raised it.
+    """
+    log = get_run_logger()
+    calls: list[tuple[str, str]] = []
+    given_up = threading.Event()
+
+    def read() -> T:
+        _asking.calls = calls
+        try:
+            return work(lambda line: None if given_up.is_set() else log.info("%s", line))
+        finally:
+            _asking.calls = None
+
+    def waiting(elapsed: float) -> None:
+        service, call = calls[-1] if calls else ("AWS", "its first call")
+        log.info("still waiting for %s (%s, read for %s) after %.0f s of %g s", service, call, reading, elapsed, seconds)
+
+    try:
+        return within(seconds, read, name="rollway-cleanup-read", waiting=waiting)
+    except Unanswered:
+        given_up.set()
+        service, call = calls[-1] if calls else ("AWS", "its first call")
+        raise CleanupReadUnanswered(service, call, seconds, reading, nothing) from None
+
+
 @task(name="describe-stack", task_run_name="describe-stack-{name}", **_READ)
-def describe_stack(stacks: CloudFormationStacks, name: str, targets: Targets) -> StackState:
+def describe_stack(stacks: CloudFormationStacks, name: str, targets: Targets, seconds: float) -> StackState:
     with named_denials(_POLICY, targets=targets):
-        return stacks.describe(name)
+        return bounded(seconds, f"stack {name}", lambda _say: stacks.describe(name))
 
 
 @task(name="images-in-use", **_READ)
-def images_in_use(ecs: Any, targets: Targets, restores: Sequence[tuple[str, str]] = ()) -> tuple[ImageUse, ...]:
-    log = get_run_logger()
+def images_in_use(ecs: Any, targets: Targets, seconds: float,
+                  restores: Sequence[tuple[str, str]] = ()) -> tuple[ImageUse, ...]:
     with named_denials(_POLICY, targets=targets):
-        return read_images_in_use(ecs, targets, on_progress=lambda line: log.info("%s", line), restores=restores)
+        return bounded(seconds, "what production runs",
+                       lambda say: read_images_in_use(ecs, targets, on_progress=say, restores=restores))
 
 
 @task(name="rollback-restores", **_READ)
-def rollback_restores(ledger: Any, targets: Targets) -> tuple[tuple[str, str], ...]:
+def rollback_restores(ledger: Any, targets: Targets, seconds: float) -> tuple[tuple[str, str], ...]:
     """What a rollback of the newest rollout, still open, would restore on the canary (the ledger's)."""
     with named_denials(_POLICY, targets=targets):
-        return read_rollback_restores(ledger, targets)
+        return bounded(seconds, "what a rollback restores (the ledger)",
+                       lambda _say: read_rollback_restores(ledger, targets))
 
 
 @task(name="network-in-use", **_READ)
-def network_in_use(ecs: Any, elbv2: Any, targets: Targets) -> tuple[NetworkUse, ...]:
+def network_in_use(ecs: Any, elbv2: Any, targets: Targets, seconds: float) -> tuple[NetworkUse, ...]:
     """The VPC, subnets and security groups the services and the load balancer are in."""
     with named_denials(_POLICY, targets=targets):
-        return read_network_in_use(ecs, elbv2, targets)
+        return bounded(seconds, "the network production runs in", lambda _say: read_network_in_use(ecs, elbv2, targets))
 
 
 @task(name="routing-in-use", **_READ)
-def routing_in_use(router: AlbRouter, targets: Targets) -> RoutingInUse:
+def routing_in_use(router: AlbRouter, targets: Targets, seconds: float) -> RoutingInUse:
     """The listener and the rule production's traffic comes through (a stack holding one is kept)."""
     with named_denials(_POLICY, targets=targets):
-        return RoutingInUse(listener_arn=router.listener_arn, rule_arn=router.rule_arn)
+        return bounded(seconds, "the listener and rule production's traffic comes through",
+                       lambda _say: RoutingInUse(listener_arn=router.listener_arn, rule_arn=router.rule_arn))
 
 
 @task(name="list-repository-images", **_READ)
-def list_images(images: EcrImages, targets: Targets) -> tuple[RepositoryImage, ...]:
+def list_images(images: EcrImages, targets: Targets, seconds: float,
+                nothing: str | None = NOTHING_DELETED) -> tuple[RepositoryImage, ...]:
     with named_denials(_POLICY, targets=targets):
-        return images.list_images()
+        return bounded(seconds, f"the images of {targets.ecr_repository}", lambda _say: images.list_images(),
+                       nothing=nothing)
 
 
 @task(name="read-archive-tag", **_READ)

@@ -14,6 +14,7 @@ from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRun
 
 from flows.cleanup import ARTIFACT_KEY, cleanup
 from rollway.cleanup import CleanupIncomplete, CleanupRefused
+from rollway.deadline import READ_SECONDS
 from rollway.ledger import Transition
 from rollway.targets import Targets
 from tests.flows.moto_env import put_image, queue_exists, saved_blocks
@@ -76,6 +77,11 @@ def refused_as_the_cleanup_policy_would(aws, service: str, operation: str, code:
                 "action")}}, operation)
 
     return as_aws_refuses
+
+
+def read_client(aws, service: str):
+    """The client of ``service`` cleanup's reads are made on (bounded at the spec's default)."""
+    return aws.get_client.reading(READ_SECONDS)(service)
 
 
 def untouched(aws, repo: Path) -> None:
@@ -398,7 +404,7 @@ def test_a_tag_pushed_again_after_the_plan_is_not_deleted(account):
     from tests.botocore_events import on_operation
 
     aws = account
-    ecr = aws.get_client("ecr")
+    ecr = read_client(aws, "ecr")
     reads: list[int] = []
 
     def push_again_before_the_second_read(**_):
@@ -437,7 +443,7 @@ def test_an_old_stack_holding_the_rule_production_traffic_comes_through_is_refus
 
     aws = account
     rule = AlbRouter(aws.get_client("elbv2"), aws.targets).rule_arn
-    cloudformation = aws.get_client("cloudformation")
+    cloudformation = read_client(aws, "cloudformation")
 
     def holds_the_rule(parsed, **_):
         parsed["StackResourceSummaries"].append({
@@ -487,9 +493,9 @@ def test_an_old_stack_holding_the_network_production_runs_in_is_refused_before_a
     def cleanup_of_the_network_holder():
         return run_cleanup(CleanupSpec(old_stacks=(OLD_STACK,)), aws.targets, aws.get_client)
 
-    with on_operation(aws.get_client("cloudformation"), "after-call", holds_the_network,
+    with on_operation(read_client(aws, "cloudformation"), "after-call", holds_the_network,
                       operation="ListStackResources"), \
-            on_operation(aws.get_client("elbv2"), "after-call", serves_the_certificate, operation="DescribeListeners"):
+            on_operation(read_client(aws, "elbv2"), "after-call", serves_the_certificate, operation="DescribeListeners"):
         state = cleanup_of_the_network_holder(return_state=True)
 
     with pytest.raises(CleanupRefused) as refused:
@@ -605,7 +611,7 @@ def test_a_read_the_role_may_not_make_fails_at_once_naming_the_action_and_its_st
     def cleanup_denied_read():
         return run_cleanup(CleanupSpec(old_stacks=(OLD_STACK,)), aws.targets, aws.get_client)
 
-    with on_operation(aws.get_client(service), "before-parameter-build", refuse, operation=operation):
+    with on_operation(read_client(aws, service), "before-parameter-build", refuse, operation=operation):
         state = cleanup_denied_read(return_state=True)
 
     with pytest.raises(PermissionDenied) as refused:
@@ -669,7 +675,7 @@ def test_a_refusal_in_the_users_region_names_cleanups_statement_not_the_rollouts
     def cleanup_denied_in_another_region():
         return run_cleanup(CleanupSpec(old_image_tags=("old-version",)), aws.targets, aws.get_client)
 
-    with on_operation(aws.get_client("ecr"), "before-parameter-build", as_aws_refuses, operation="DescribeImages"):
+    with on_operation(read_client(aws, "ecr"), "before-parameter-build", as_aws_refuses, operation="DescribeImages"):
         state = cleanup_denied_in_another_region(return_state=True)
 
     with pytest.raises(PermissionDenied) as refused:
@@ -702,7 +708,7 @@ def test_a_refusal_on_a_stack_of_the_users_names_says_to_extend_the_statements_r
     def cleanup_denied_on_the_users_stack():
         return run_cleanup(CleanupSpec(old_stacks=(stack,)), aws.targets, aws.get_client)
 
-    with on_operation(aws.get_client("cloudformation"), "before-parameter-build", as_aws_refuses,
+    with on_operation(read_client(aws, "cloudformation"), "before-parameter-build", as_aws_refuses,
                       operation="ListStackResources"):
         state = cleanup_denied_on_the_users_stack(return_state=True)
 
@@ -715,3 +721,128 @@ def test_a_refusal_on_a_stack_of_the_users_names_says_to_extend_the_statements_r
     assert (f"it is granted by {refused.value.grant}, but not on {arn}: add that statement to that role or user with "
             f"{arn} (or a pattern of your names) in its Resource, then run again") in str(refused.value), refused.value
     assert stack_status(aws, stack) == "CREATE_COMPLETE"
+
+
+def silent_client(service: str, endpoint: str, region: str):
+    """A client of ``service`` on ``endpoint`` (``silent_endpoint``) that waits a minute for an answer."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(service, endpoint_url=endpoint, region_name=region, aws_access_key_id="testing",
+                        aws_secret_access_key="testing",
+                        config=Config(read_timeout=60, retries={"mode": "standard", "total_max_attempts": 1}))
+
+
+def stopped_within(seconds: float, spec, targets, get_client, error: type[BaseException]):
+    """A run of ``spec`` on ``get_client``, asserted to have failed with ``error`` within ``seconds``:
+    its final state and the error."""
+    import time
+
+    from flows.cleanup import run_cleanup
+
+    @prefect_flow(name="cleanup-bounded-reads")
+    def cleanup_bounded_reads():
+        return run_cleanup(spec, targets, get_client)
+
+    began = time.monotonic()
+    state = cleanup_bounded_reads(return_state=True)
+    took = time.monotonic() - began
+    with pytest.raises(error) as caught:
+        state.result()
+    assert took < seconds, took
+    return state, caught.value
+
+
+@pytest.mark.parametrize(("service", "service_id", "reading"), [
+    ("ecs", "ECS", "what production runs"),
+    ("ecr", "ECR", "the images of webordinary/edit-container"),
+    ("cloudformation", "CloudFormation", f"stack {OLD_STACK}"),
+    ("elbv2", "Elastic Load Balancing v2", "the listener and rule production's traffic comes through"),
+])
+def test_a_service_that_does_not_answer_a_read_stops_the_run_within_the_bound_before_anything_is_written(
+        account, repo, silent_endpoint, service, service_id, reading):
+    # On the run's clients (a minute per read here, ten seconds six times in AWS's default
+    # settings, and the task asked three times) a service that stopped answering held the run
+    # for minutes per read, with no line in its log saying why.
+    import re
+
+    from rollway.cleanup import CleanupReadUnanswered, CleanupSpec
+
+    aws = account
+    silent = silent_client(service, silent_endpoint, aws.targets.region)
+    spec = CleanupSpec(old_stacks=(OLD_STACK,), old_image_tags=("old-version",), archive_tag=TAG,
+                       archive_message=MESSAGE, repo_dir=str(repo), read_timeout_seconds=1)
+
+    _, unanswered = stopped_within(20, spec, aws.targets,
+                                   lambda name: silent if name == service else aws.get_client(name),
+                                   CleanupReadUnanswered)
+    message = str(unanswered)
+    found = re.fullmatch(
+        rf"{service_id} did not answer (\w+) within 1 s \(read_timeout_seconds\), read for {re.escape(reading)}; "
+        rf"nothing was deleted \(nor archived\): run cleanup again once {service_id} answers \(or with a longer "
+        r"read_timeout_seconds\)", message)
+    assert found, message
+    assert found.group(1) in silent.meta.service_model.operation_names, message
+    untouched(aws, repo)
+
+
+def test_a_read_that_answers_slowly_within_the_bound_still_lets_the_run_delete(account, repo):
+    import time
+
+    from flows.cleanup import run_cleanup
+    from rollway.cleanup import CleanupSpec
+    from tests.botocore_events import on_operation
+
+    aws = account
+
+    def slowly(**_):
+        time.sleep(1.5)
+
+    @prefect_flow(name="cleanup-slow-read")
+    def cleanup_slow_read():
+        return run_cleanup(CleanupSpec(old_stacks=(OLD_STACK,), read_timeout_seconds=4), aws.targets,
+                           lambda name: aws.get_client(name))
+
+    with on_operation(aws.get_client("cloudformation"), "before-send", slowly, operation="DescribeStacks"):
+        state = cleanup_slow_read(return_state=True)
+
+    assert state.is_completed(), state.message
+    assert state.result().deleted_stacks == (OLD_STACK,) and stack_status(aws, OLD_STACK) is None
+
+
+def test_a_read_unanswered_after_the_archive_says_what_was_done_and_deletes_nothing(account, repo, silent_endpoint):
+    # The second read of the repository (each tag still names the image the plan judged) comes
+    # after the archive tag was created and pushed: its failure says so, as a failed push does.
+    from rollway.cleanup import CleanupSpec
+    from tests.botocore_events import on_operation
+
+    aws = account
+    reads: list[int] = []
+
+    def to_a_silent_endpoint(request, **_):
+        reads.append(1)
+        if len(reads) == 2:
+            request.url = silent_endpoint + "/"
+
+    spec = CleanupSpec(old_stacks=(OLD_STACK,), old_image_tags=("old-version",), archive_tag=TAG,
+                       archive_message=MESSAGE, repo_dir=str(repo), read_timeout_seconds=1)
+
+    with on_operation(aws.get_client("ecr"), "before-send", to_a_silent_endpoint, operation="DescribeImages"):
+        state, stopped = stopped_within(20, spec, aws.targets, lambda name: aws.get_client(name), CleanupIncomplete)
+    message = str(stopped)
+    head = git(repo, "rev-parse", "HEAD")
+    assert ("check that each image tag still names the image the plan judged: CleanupReadUnanswered: ECR did not "
+            "answer DescribeImages within 1 s (read_timeout_seconds), read for the images of "
+            f"{aws.targets.ecr_repository}. Done: archived: tag `{TAG}` -> {head}: created; archive: `{TAG}` on remote "
+            f"`origin`: pushed. Not done: image tag old-version; stack {OLD_STACK}.") in message, message
+    assert tags(aws) == {"1.0.0", "old-version", "0.9.0"} and stack_status(aws, OLD_STACK) == "CREATE_COMPLETE"
+    assert "## Not done" in summary(state)
+
+
+def test_a_read_bound_out_of_range_is_refused_before_any_aws_call(account, repo, every_call):
+    calls = [every_call(s) for s in ("ecs", "ecr", "cloudformation")]
+    for bad in (0, 601):
+        state = run(account, repo, old_stacks=[OLD_STACK], read_timeout_seconds=bad)
+        assert state.is_failed() and "read_timeout_seconds" in state.message, state.message
+    assert calls == [[], [], []]
+    untouched(account, repo)

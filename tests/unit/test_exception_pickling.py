@@ -31,7 +31,7 @@ from rollway.aws.errors import (AnswerLost, NoDatapoints, RoleRenewalRefused, Se
                                 TaskDefinitionInactive, WeightMismatch)
 from rollway.aws.ledger import _Refused
 from rollway.checklist import Checklist, CheckItem
-from rollway.cleanup import CleanupIncomplete, CleanupRefused, Refusal
+from rollway.cleanup import CleanupIncomplete, CleanupReadUnanswered, CleanupRefused, Refusal
 from rollway.deadline import ReadBackUnanswered, Unanswered
 from rollway.cli.processes import Child, ProcessFailed
 from rollway.finalize import FinalizeIncomplete
@@ -107,6 +107,7 @@ CASES: list[BaseException] = [
                            spec_json="{}", phase=RolloutPhase.ROLLING_BACK, version=7)),
     CleanupRefused([Refusal(kind="stack", name="EditCanaryStack", reason="it is a live stack (Targets.stacks)"),
                     Refusal(kind="image tag", name="v2", reason="the canary runs it")]),
+    CleanupReadUnanswered("ECS", "ListServices", 30.0, "what production runs", "nothing was deleted (nor archived)"),
     CleanupIncomplete("delete image tag v1", "ClientError: An error occurred (AccessDenied)",
                       ["stack WebordinaryOldStack deleted"], ["image tag v1", "archive tag archive/v1"]),
     ProcessFailed("the Prefect server did not answer within 60 s"),
