@@ -1437,8 +1437,10 @@ def abort(
     if wait_seconds <= 0:
         return 0
     finished = wait_for_run(run.id, is_final, timeout_seconds=wait_seconds)
-    console.print(f"flow run {finished.name} is {_state_name(finished)}; "
-                  f"load balancer now {live_weights(service)} (stable/canary)")
+    console.print(f"flow run {finished.name} is {_state_name(finished)}", markup=False)
+    # The run's outcome is the abort's: weights that cannot be read back are said on their own,
+    # not an exit 1 that on-call reads as "the rollback did not happen".
+    say_live(service)
     return 0 if finished.state.is_completed() else 1
 
 
