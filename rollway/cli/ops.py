@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
 from uuid import UUID
 
 from rich.console import Console
@@ -43,6 +43,8 @@ from rollway.targets import Targets
 
 ROLLOUT_FLOWS = ("progressive_rollout", "advance_phase", "canary")
 """Flows whose paused runs promote and abort answer."""
+
+T = TypeVar("T")
 
 HOW_TO_START = (
     f"start one from the `progressive_rollout` deployment: in the Prefect UI, Deployments -> "
@@ -115,6 +117,9 @@ class Service:
     ledger: Any
     router: Any
     deployer: Any = None  # an EcsDeployer; None: status does not ask ECS what a rollback can restore
+    # The ledger for reads under a bound of their own (``ledger_read``): on clients whose calls end
+    # within it. None: ``ledger`` is read, given up on at the bound all the same.
+    ledger_reading: Callable[[float], Any] | None = None
 
     @property
     def name(self) -> str:
@@ -232,13 +237,14 @@ def connect(targets_block: str | None, credentials_block: str | None) -> Service
     from rollway.aws.ledger import DynamoLedger
 
     targets, get_client = load_account(targets_block, credentials_block)
-    # The router's reads (``live_weights``) on clients whose calls end within their bound: on the
-    # account's clients (six attempts of 10 s, kept for a rollback's writes) a read given up on went
-    # on in its thread for a minute.
+    # The router's and the ledger's reads (``live_weights``, ``ledger_read``) on clients whose calls
+    # end within their bound: on the account's clients (six attempts of 10 s, kept for a rollback's
+    # writes) a read given up on went on in its thread for a minute.
     reads = getattr(get_client, "reading", None)
     return Service(
         targets=targets, targets_block=targets_block, credentials_block=credentials_block,
         ledger=DynamoLedger(get_client("dynamodb"), targets),
+        ledger_reading=(lambda seconds: DynamoLedger(reads(seconds)("dynamodb"), targets)) if reads is not None else None,
         router=AlbRouter(get_client("elbv2"), targets,
                          reads=(lambda seconds: reads(seconds)("elbv2")) if reads is not None else None),
         deployer=EcsDeployer(get_client("ecs"), targets),
@@ -259,13 +265,47 @@ def live_weights(service: Service) -> Weights:
         Unanswered: "Elastic Load Balancing (load balancer 'x') did not answer within N s".
         Whatever the read raised (TargetNotFound, an AWS error), as it raised it.
     """
-    from rollway.deadline import answered
-
     seconds = LOAD_BALANCER_READ_SECONDS
     reading = getattr(service.router, "reading", None)
     router = reading(seconds) if reading is not None else service.router
-    return answered(f"Elastic Load Balancing (load balancer {service.targets.load_balancer!r})", seconds,
-                    router.get_weights, lambda line: errors.print(line, markup=False))
+    return _waited_on(f"Elastic Load Balancing (load balancer {service.targets.load_balancer!r})", seconds,
+                      router.get_weights)
+
+
+LEDGER_READ_SECONDS = READ_SECONDS
+"""How long a command waits for a read of the ledger (DynamoDB GetItem, Query): a person waits on it."""
+
+
+def ledger_read(service: Service, read: Callable[[Any], T], nothing_done: str | None = None) -> T:
+    """``read(ledger)``, a read of the ledger made within ``LEDGER_READ_SECONDS``, saying every 10 s
+    what the command waits for (as ``live_weights``). On the account's clients (several attempts of
+    up to a minute, kept for the writes) a DynamoDB that stopped answering held `rollway status` for
+    minutes, silent. The ledger's writes are not made here: they are not given up on.
+
+    ``nothing_done``: said after the error when the read runs out ("nothing was rolled back").
+
+    Raises:
+        Unanswered: "DynamoDB (table 'x') did not answer within N s[; nothing_done]".
+        Whatever the read raised, as it raised it.
+    """
+    from rollway.deadline import Unanswered
+
+    seconds = LEDGER_READ_SECONDS
+    ledger = service.ledger_reading(seconds) if service.ledger_reading is not None else service.ledger
+    try:
+        return _waited_on(f"DynamoDB (table {service.targets.rollouts_table!r})", seconds, lambda: read(ledger))
+    except Unanswered as err:
+        if nothing_done is None:
+            raise
+        raise Unanswered(f"{err}; {nothing_done}") from None
+
+
+def _waited_on(what: str, seconds: float, read: Callable[[], T]) -> T:
+    """``read()``, from ``what`` (a service and the resource read), given up on after ``seconds``;
+    a "still waiting" line every 10 s on stderr while the person waits."""
+    from rollway.deadline import answered
+
+    return answered(what, seconds, read, lambda line: errors.print(line, markup=False))
 
 
 def owner_run_id(record: RolloutRecord | None) -> UUID | None:
@@ -980,7 +1020,7 @@ def status(*, targets_block: str | None, credentials_block: str | None, history:
     if history < 1:
         raise UsageError(f"--history {history}: show at least 1 transition")
     service = connect(targets_block, credentials_block)
-    record = service.ledger.get(service.name)
+    record = ledger_read(service, lambda ledger: ledger.get(service.name))
     unrecorded = f"no rollout recorded for {service.name} in table {service.targets.rollouts_table}"
     unread: Exception | None = None
     try:
@@ -1203,7 +1243,7 @@ def _paused(service: Service, flow_run: UUID | None,
     """The newest rollout and its paused run; ``nothing_done`` ends a TargetsUnknown refusal."""
     from prefect.client.orchestration import get_client
 
-    record = service.ledger.get(service.name)
+    record = ledger_read(service, lambda ledger: ledger.get(service.name), nothing_done)
     with get_client(sync_client=True) as client:
         try:
             return record, find_paused_run(client, service, record, flow_run)
@@ -1437,8 +1477,10 @@ def abort(
     if wait_seconds <= 0:
         return 0
     finished = wait_for_run(run.id, is_final, timeout_seconds=wait_seconds)
-    console.print(f"flow run {finished.name} is {_state_name(finished)}; "
-                  f"load balancer now {live_weights(service)} (stable/canary)")
+    console.print(f"flow run {finished.name} is {_state_name(finished)}", markup=False)
+    # The run's outcome is the abort's: weights that cannot be read back are said on their own,
+    # not an exit 1 that on-call reads as "the rollback did not happen".
+    say_live(service)
     return 0 if finished.state.is_completed() else 1
 
 
@@ -1532,7 +1574,7 @@ def _history_for(service: Service, record: RolloutRecord | None) -> list[Rollout
     if record is None or record.phase is not RolloutPhase.PROMOTED:
         return []
     try:
-        return service.ledger.history(service.name, unreadable={})
+        return ledger_read(service, lambda ledger: ledger.history(service.name, unreadable={}))
     except Exception:  # noqa: BLE001 - the refusal still says what to do, without the image
         return []
 
@@ -1573,7 +1615,7 @@ def _rollback_directly(service: Service, who: str, reason: str, wait_seconds: fl
                                 open_for_rollback)
     from rollway.spec import RolloutSpec
 
-    record = service.ledger.get(service.name)
+    record = ledger_read(service, lambda ledger: ledger.get(service.name), "nothing was rolled back")
     # A promoted rollout whose monitoring window is owed can still be aborted: the old service runs.
     if record is None or not open_for_rollback(RolloutSpec.for_rollback(record.spec_json), record):
         raise NoRollout(nothing_to_abort(service.targets, record, _history_for(service, record), _live_or_none(service),

@@ -32,7 +32,7 @@ def silent_load_balancer(aws, monkeypatch, silent_endpoint: str) -> str:
     return account_blocks(aws, monkeypatch, "lb-silent", ELASTIC_LOAD_BALANCING_V2=silent_endpoint)
 
 
-def recorded_rollout(aws) -> None:
+def recorded_rollout(aws, owner: str = "process/gone", phase: RolloutPhase = RolloutPhase.PROGRESSING) -> None:
     t = aws.targets
     spec = RolloutSpec(image=f"{aws.topology.repository_uri}:2.1.0", stages=[Stage(weight=5), Stage(weight=100)])
     from rollway.aws.ledger import DynamoLedger
@@ -40,8 +40,8 @@ def recorded_rollout(aws) -> None:
     now = time.time()
     DynamoLedger(aws.get_client("dynamodb"), t).create(RolloutRecord(
         service=t.canary_service, rollout_id=new_rollout_id(now - 600), image=spec.image,
-        spec_json=spec.model_dump_json(), phase=RolloutPhase.PROGRESSING, stage_index=0, weights=Weights.canary_at(5)),
-        owner="process/gone", now=now - 600, lease_seconds=0)
+        spec_json=spec.model_dump_json(), phase=phase, stage_index=0, weights=Weights.canary_at(5)),
+        owner=owner, now=now - 600, lease_seconds=0)
 
 
 UNANSWERED = (f"Elastic Load Balancing (load balancer {{lb!r}}) did not answer within {BOUND:g} s")
@@ -84,3 +84,33 @@ def test_a_wait_on_the_load_balancer_says_what_it_waits_for(aws, monkeypatch, si
     err = capsys.readouterr().err
     assert f"still waiting for Elastic Load Balancing (load balancer {aws.targets.load_balancer!r}) after 10 s " \
            "of 12 s" in err, err
+
+
+def test_abort_whose_rollback_completed_exits_0_when_the_weights_cannot_be_read_back(
+        aws, monkeypatch, silent_endpoint, capsys):
+    """The rejected run rolled back and completed; only the command's own read of the weights after
+    it ran out. It exited 1, which on-call reads as "the rollback did not happen"."""
+    from prefect.client.orchestration import SyncPrefectClient
+    from prefect.states import Completed
+
+    from tests.flows.test_promote_race import paused_run
+
+    blocks = silent_load_balancer(aws, monkeypatch, silent_endpoint)
+    run = paused_run(targets_block=blocks)
+    recorded_rollout(aws, owner=f"flow-run/{run.id}", phase=RolloutPhase.PAUSED)
+    original = SyncPrefectClient.resume_flow_run
+
+    def rejected_run_rolls_back(self, flow_run_id, run_input=None):
+        resumed = original(self, flow_run_id, run_input=run_input)
+        self.set_flow_run_state(flow_run_id, Completed(), force=True)  # its rollback done
+        return resumed
+
+    monkeypatch.setattr(SyncPrefectClient, "resume_flow_run", rejected_run_rolls_back)
+    code = within(GIVEN_UP_SECONDS, lambda: ops.abort(
+        approver="erin", reason="errors", flow_run=None, wait_seconds=10, targets_block=blocks,
+        credentials_block=blocks))
+    out, err = capsys.readouterr()
+    assert f"flow run {run.name} is Completed" in out, out
+    said = UNANSWERED.format(lb=aws.targets.load_balancer)
+    assert f"could not read the load balancer back ({said})" in err, err
+    assert code == 0, err

@@ -20,11 +20,11 @@ from rollway.spec import RolloutSpec, Stage
 from rollway.targets import Targets
 
 
-def paused_run():
+def paused_run(targets_block: str | None = None):
     with get_client(sync_client=True) as client:
         flow_id = client.create_flow_from_name("progressive_rollout")
         response = client.request("POST", "/flow_runs/", json={
-            "flow_id": str(flow_id), "name": f"paused-{uuid4().hex[:6]}", "parameters": {"targets_block": None},
+            "flow_id": str(flow_id), "name": f"paused-{uuid4().hex[:6]}", "parameters": {"targets_block": targets_block},
         })
         run_id = response.json()["id"]
         client.set_flow_run_state(run_id, Running(), force=True)
