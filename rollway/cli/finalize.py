@@ -64,7 +64,7 @@ def _finalize(*, actor: str | None, stable_timeout_seconds: float, unrecorded: b
 
     from rich.markup import escape
 
-    from rollway.cli.ops import UsageError, connect, console, errors, recorded_clock, without_traceback
+    from rollway.cli.ops import UsageError, connect, console, errors, ledger_read, recorded_clock, without_traceback
 
     who = checked_actor(actor)
     from flows.params import MAX_WAIT_SECONDS
@@ -76,7 +76,8 @@ def _finalize(*, actor: str | None, stable_timeout_seconds: float, unrecorded: b
     service = connect(targets_block, credentials_block)
     # The ledger's entries and the monitoring window are on the rollout's clock (`rollway up`
     # runs its flows at 60x), as the served finalize deployment's are.
-    clock = recorded_clock(service.ledger.get(service.name))
+    # Read within the commands' bound: a DynamoDB that stopped answering held the command minutes, silent.
+    clock = recorded_clock(ledger_read(service, lambda ledger: ledger.get(service.name), "nothing was finalized"))
 
     from flows.finalize import finalize as finalize_flow
     from rollway.finalize import FinalizeIncomplete, FinalizeRefused

@@ -1,6 +1,6 @@
 """The commands a person waits on read the ledger within a bound, and say so.
 
-`rollway status`, `promote` and `abort` read the ledger (DynamoDB Query) on the account's clients:
+`rollway status`, `promote`, `abort` and `finalize` read the ledger (DynamoDB Query) on the account's clients:
 several attempts of up to a minute. A DynamoDB that stopped answering held `rollway status` for
 minutes, saying nothing. These run the commands on blocks as for a real account, their DynamoDB
 calls sent to an endpoint that never answers, each in a thread given up on well short of that.
@@ -31,14 +31,21 @@ def unanswered(aws, bound: float = BOUND) -> str:
     return f"DynamoDB (table {aws.targets.rollouts_table!r}) did not answer within {bound:g} s"
 
 
+def _finalize(blocks: str) -> int:
+    from rollway.cli.finalize import finalize
+
+    return finalize(actor="alice", targets_block=blocks, credentials_block=blocks)
+
+
 COMMANDS = {
+    "finalize": _finalize,
     "status": lambda blocks: ops.status(targets_block=blocks, credentials_block=blocks),
     "promote": lambda blocks: ops.promote(approver="alice", comment="", weight=None, flow_run=None,
                                           targets_block=blocks, credentials_block=blocks),
     "abort": lambda blocks: ops.abort(approver="erin", reason="errors", flow_run=None, wait_seconds=5,
                                       targets_block=blocks, credentials_block=blocks),
 }
-NOTHING_DONE = {"status": "", "promote": "; nothing was answered", "abort": "; nothing was rolled back"}
+NOTHING_DONE = {"finalize": "; nothing was finalized", "status": "", "promote": "; nothing was answered", "abort": "; nothing was rolled back"}
 
 
 @pytest.mark.parametrize("command", sorted(COMMANDS))
