@@ -354,11 +354,16 @@ def test_a_health_look_refused_at_once_near_the_deadline_ends_the_wait_within_it
             return raised.value, time.monotonic() - began
 
         error, took = within(GIVEN_UP_SECONDS, flow(name="health-wait")(waited))
+    assert took < ENDS_WITHIN, took
+    if not refused:
+        # Under load the first look's task run outlasted the 1-s bound: no second look was made,
+        # and the wait ended on its bound without asking again (CI saw its first look take 2.5 s).
+        assert "no healthy targets after 1 s" in str(error), repr(error)
+        return
     assert "RequestExpired" in str(error), repr(error)
     # The first refusal ends the wait. Counted, not timed: on a busy machine the wall time of the
     # wait's task runs says little.
     assert len(refused) == 1, f"asked again after a refusal near the bound: {len(refused)} refusals"
-    assert took < ENDS_WITHIN, took
 
 
 # The plain reads of the weights a run waits on before it acts (a run's first stage, a resumed

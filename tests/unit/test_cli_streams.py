@@ -440,7 +440,11 @@ def test_a_command_the_role_may_not_run_names_the_permission_and_its_statement(a
         raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": "User: arn:aws:iam::123456789012:user/"
                                      "gina is not authorized to perform: dynamodb:Query on resource: table"}}, "Query")
 
-    with on_operation(aws.get_client("dynamodb"), "before-parameter-build", refuse, operation="Query"):
+    # The command reads the ledger on the clients of its bounded reads (ledger_read).
+    from rollway.cli.ops import LEDGER_READ_SECONDS
+
+    reads = aws.get_client.reading(LEDGER_READ_SECONDS)("dynamodb")
+    with on_operation(reads, "before-parameter-build", refuse, operation="Query"):
         assert rollway("status") == 1
     err = " ".join(capsys.readouterr().err.split())
     assert err.startswith("error: AWS refused dynamodb:Query (AccessDeniedException: "), err
