@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Iterator
 
 import certifi
 import prefect.events.utilities
+import prefect.testing.utilities
 import pytest
 from prefect.settings import (
     PREFECT_API_SSL_CERT_FILE,
     PREFECT_API_URL,
     PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
     PREFECT_LOGGING_TO_API_ENABLED,
+    PREFECT_SERVER_DATABASE_CONNECTION_URL,
     PREFECT_SERVER_SERVICES_EVENT_LOGGER_ENABLED,
     PREFECT_SERVER_SERVICES_EVENT_PERSISTER_ENABLED,
     PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_ENABLED,
@@ -20,11 +23,15 @@ from prefect.settings import (
 )
 from prefect.testing.utilities import prefect_test_harness
 
+from tests.prefect_db import seed
+
 _PEM_END = "-----END CERTIFICATE-----"
+# The file prefect_test_harness keeps its database in, inside the directory mkdtemp gives it.
+_HARNESS_DATABASE = "prefect-test.db"
 
 
 @pytest.fixture(scope="session", autouse=True)
-def prefect_harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def prefect_harness(tmp_path_factory: pytest.TempPathFactory, prefect_database: Path) -> Iterator[str]:
     """A temporary Prefect API for the session, without flow-run heartbeats or task-run recording.
 
     The heartbeat thread's join adds about a second to every flow run; tests do not need it.
@@ -62,9 +69,13 @@ def prefect_harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
            PREFECT_LOGGING_TO_API_ENABLED: False}
     # Prefect's 30 s default for the harness's server to start is too short on a loaded 2-core
     # machine: one slow start errored every flow test of that pytest worker.
+    database_dir = seed(tmp_path_factory.mktemp("harness-db"), prefect_database, name=_HARNESS_DATABASE)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(prefect.events.utilities, "should_emit_events", lambda: False)
+        patch.setattr(prefect.testing.utilities, "mkdtemp", lambda: str(database_dir))
         with temporary_settings(updates=off), prefect_test_harness(server_startup_timeout=120):
+            # Said, not assumed: a harness that named its database otherwise would migrate its own.
+            assert PREFECT_SERVER_DATABASE_CONNECTION_URL.value().endswith(f"{database_dir}/{_HARNESS_DATABASE}")
             yield PREFECT_API_URL.value()
 
 

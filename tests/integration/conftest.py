@@ -27,6 +27,7 @@ from rollway.clock import ClockSettings
 from rollway.sim.app import ValidationApp
 from rollway.sim.traffic import TrafficSimulator
 from tests.conftest import AwsAccount
+from tests.prefect_db import seed
 
 # Simulated seconds per wall second: a 60 s analysis tick takes half a wall second.
 SPEED = 120.0
@@ -37,8 +38,8 @@ def _tail_on_failure(child: Child) -> str:
 
 
 @pytest.fixture(scope="session")
-def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectServer]:
-    home = tmp_path_factory.mktemp("prefect-home")
+def prefect_server(tmp_path_factory: pytest.TempPathFactory, prefect_database: Path) -> Iterator[PrefectServer]:
+    home = seed(tmp_path_factory.mktemp("prefect-home"), prefect_database)
     server = PrefectServer(home, free_port(), log=home / "server.log")
     with server:
         try:

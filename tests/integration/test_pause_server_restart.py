@@ -20,6 +20,7 @@ from pathlib import Path
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from rollway.cli.processes import PrefectServer, free_port
+from tests.prefect_db import seed
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -71,11 +72,11 @@ def _paused_with_form(api_url: str, timeout: float = 120.0):
     raise TimeoutError("the rollout never paused for its approval")
 
 
-def test_an_approval_given_after_the_prefect_server_restarted_is_taken(tmp_path: Path) -> None:
+def test_an_approval_given_after_the_prefect_server_restarted_is_taken(tmp_path: Path, prefect_database: Path) -> None:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.responses import SetStateStatus
 
-    port, home = free_port(), tmp_path / "server-home"
+    port, home = free_port(), seed(tmp_path / "server-home", prefect_database)
     server = PrefectServer(home, port, log=tmp_path / "server.log")
     server.__enter__()
     run_log = tmp_path / "run.log"

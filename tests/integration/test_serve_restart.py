@@ -17,6 +17,7 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 from deployments.serve import DEPLOYMENT, deployment_path
 from rollway.cli.processes import PrefectServer, free_port, serve_process, wait_served
 from rollway.clock import ClockSettings
+from tests.prefect_db import seed
 
 
 def _mondays(client, deployment) -> list:
@@ -30,10 +31,10 @@ def _mondays(client, deployment) -> list:
     )
 
 
-def test_stopping_the_serve_process_keeps_the_weekly_runs_scheduled(tmp_path: Path) -> None:
+def test_stopping_the_serve_process_keeps_the_weekly_runs_scheduled(tmp_path: Path, prefect_database: Path) -> None:
     from prefect.client.orchestration import get_client
 
-    server = PrefectServer(tmp_path / "home", free_port(), log=tmp_path / "server.log")
+    server = PrefectServer(seed(tmp_path / "home", prefect_database), free_port(), log=tmp_path / "server.log")
     with server:
         server.wait_healthy(timeout_seconds=180)
         with temporary_settings(updates={PREFECT_API_URL: server.api_url}), get_client(sync_client=True) as client:

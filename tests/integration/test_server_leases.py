@@ -15,9 +15,10 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from rollway.cli.processes import PrefectServer, free_port
+from tests.prefect_db import seed
 
 
-def test_a_slot_held_when_the_server_died_is_freed_by_the_next_server_on_the_same_home(tmp_path, monkeypatch):
+def test_a_slot_held_when_the_server_died_is_freed_by_the_next_server_on_the_same_home(tmp_path, monkeypatch, prefect_database):
     """The canary flow holds a Prefect concurrency slot under a lease. The server kept its leases in
     memory: when it stopped while a run held the slot (a Ctrl-C mid-rollout, `rollway up` killed),
     the next server on the home knew no lease to let run out, and every canary run after it was
@@ -27,7 +28,7 @@ def test_a_slot_held_when_the_server_died_is_freed_by_the_next_server_on_the_sam
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     monkeypatch.setenv("PREFECT_SERVER_SERVICES_REPOSSESSOR_LOOP_SECONDS", "1")  # look every second
-    home, name = tmp_path / "home", "rollway-canary:cluster:service"
+    home, name = seed(tmp_path / "home", prefect_database), "rollway-canary:cluster:service"
     with PrefectServer(home, free_port(), log=tmp_path / "first.log") as server:
         server.wait_healthy(timeout_seconds=180)
         with temporary_settings(updates={PREFECT_API_URL: server.api_url}), get_client(sync_client=True) as client:

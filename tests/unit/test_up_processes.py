@@ -19,18 +19,18 @@ import pytest
 
 from rollway.cli import app
 from rollway.cli.processes import Child, PrefectServer, ProcessFailed, child_env, free_port, port_is_free
+from tests.prefect_db import seed
 from tests.unit.alive import alive
 
 # --- the Prefect server child ----------------------------------------------------------------
 
 
-def test_the_ui_of_a_server_not_on_4200_talks_to_its_own_api(tmp_path: Path, monkeypatch) -> None:
+def test_the_ui_of_a_server_not_on_4200_talks_to_its_own_api(tmp_path: Path, monkeypatch, prefect_database) -> None:
     """The UI reads its API address from /ui-settings, which Prefect derives from
     PREFECT_UI_API_URL, PREFECT_API_URL or PREFECT_SERVER_API_PORT, never from `--port`.
     A server on another port than 4200 tells its UI to use its own API, even when the caller's
     environment and the active profile name another API."""
-    home = tmp_path / "home"
-    home.mkdir()
+    home = seed(tmp_path / "home", prefect_database)
     (home / "profiles.toml").write_text(
         'active = "elsewhere"\n\n[profiles.elsewhere]\nPREFECT_API_URL = "http://127.0.0.1:9/api"\n'
     )
@@ -500,11 +500,11 @@ def test_a_child_killed_by_a_signal_is_said_to_be_killed_by_it_by_name(tmp_path)
     assert "-9" not in str(failed.value).split(str(tmp_path))[0]
 
 
-def test_a_killed_servers_log_tail_holds_no_banner(tmp_path):
+def test_a_killed_servers_log_tail_holds_no_banner(tmp_path, prefect_database):
     """A server killed once up (SIGKILL, the OOM killer) wrote nothing after its welcome: the tail
     under `rollway up`'s error was Prefect's ASCII banner, the last thing on the terminal, as if it
     said why. Now the tail is empty, and the error line naming the exit code is the last word."""
-    server = PrefectServer(tmp_path, free_port(), log=tmp_path / "rollway-up-server.log")
+    server = PrefectServer(seed(tmp_path, prefect_database), free_port(), log=tmp_path / "rollway-up-server.log")
     with server:
         server.wait_healthy(timeout_seconds=180)
         os.kill(server.pid, signal.SIGKILL)
@@ -758,14 +758,14 @@ while True:
 """
 
 
-def test_up_says_it_is_up_only_once_the_runner_serves_the_deployments(monkeypatch, tmp_path, capsys):
+def test_up_says_it_is_up_only_once_the_runner_serves_the_deployments(monkeypatch, tmp_path, capsys, prefect_database):
     """`rollway up` printed "rollway is up" and where to click while the runner was still
     registering the deployments: the UI listed some or none of them, and a run started then
     waited. The address is printed once the runner looks for runs of every deployment it
     registered; a deployment an earlier `rollway up` on the home left there does not hold it up."""
     import rollway.cli.up as up
 
-    home = tmp_path / "home"
+    home = seed(tmp_path / "home", prefect_database)
     monkeypatch.setenv("PREFECT_HOME", str(home))
     monkeypatch.setattr(up, "stop_on_signals", lambda: None)
     monkeypatch.setattr(up, "simulator_for", lambda *args, **kwargs: _Nothing())
