@@ -15,6 +15,11 @@ import pytest
 
 # Offline machine: Prefect must not try to send analytics (set before anything imports it).
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+# Nobody reads the tests' console in colour: Prefect's console handler ran its highlighter's
+# regular expressions over every record (half of the handler's 0.17 ms a record; every task run of
+# the flow tests writes at least one, about 5 % of a flow test worker's CPU went to the handler);
+# without colours the text is the same.
+os.environ.setdefault("PREFECT_LOGGING_COLORS", "false")
 
 from hypothesis import settings  # noqa: E402
 
