@@ -42,6 +42,7 @@ from rollway.flag_binding import CANARY_RUN_ROLLOUT
 from rollway.finalize import UNRECORDED_AGAIN, UNRECORDED_ROLLBACK, FinalizeRefused, is_finalized, moved_onto_stable
 from rollway.lease import RenewalPolicy
 from rollway.ledger import RolloutRecord, new_rollout_id
+from rollway.aws.denied import ROLLOUT_POLICY, named_refusal, names_rollout_denials
 from rollway.aws.ecr import EcrImagePinner
 from rollway.aws.metric_schema import RESPONSE_TIME_P99, SLOW_REQUEST_COUNT
 from rollway.image import with_pin
@@ -58,19 +59,22 @@ class RolloutRefused(RuntimeError):
 
 
 @contextmanager
-def before_any_write() -> Iterator[None]:
+def before_any_write(targets: Targets | None = None) -> Iterator[None]:
     """Whatever fails in here failed before the run wrote anything: a refusal to start.
 
     The rollback hooks leave a refused run alone. Raised as anything else (an unknown bound
     flag, a misnamed target group, a read that kept failing), the failure made the hook roll
     back whatever rollout held the service: a promoted version, or another run's rollout.
+    A read the role may not make is said as the statement of the rollout's policy granting it
+    (``named_refusal``; ``targets``: the run's own names), not AWS's bare refusal.
     """
     try:
         yield
     except RolloutRefused:
         raise
     except Exception as err:
-        raise RolloutRefused(f"refused before any write: {err}") from err
+        said = named_refusal(err, ROLLOUT_POLICY, targets) or err
+        raise RolloutRefused(f"refused before any write: {said}") from err
 
 
 def phase_plan_refusal(spec: RolloutSpec) -> str | None:
@@ -125,7 +129,7 @@ def preflight(env: Environment, spec: RolloutSpec) -> tuple[ServiceState, Servic
         The stable and the canary service, as they are before the rollout.
     """
     t = env.targets
-    with before_any_write():
+    with before_any_write(t):
         # Bounded as the reads below: on the run's clients a load balancer that stopped answering
         # held the run's start about a minute, silent. What it looks up is kept for the writes.
         traffic.resolve_within(env.router, spec.verify_timeout_seconds)
@@ -231,7 +235,7 @@ def pin_image(env: Environment, spec: RolloutSpec) -> str:
     """
     if env.images is None:  # no registry to ask (the fakes)
         return spec.image
-    with before_any_write():
+    with before_any_write(env.targets):
         pinned = env.images.pin(spec.image)
     if pinned != spec.image:
         get_run_logger().info("%s names %s now: the canary's revision names that digest, so every task it starts "
@@ -369,6 +373,7 @@ def _create_slot(name: str) -> None:
             pass  # another run made it a moment ago
 
 
+@names_rollout_denials
 def run_canary(env: Environment, spec: RolloutSpec, approver: Approver, *, actor: str = "operator",
                finalize: bool = False) -> RolloutResult:
     """Deploy ``spec.image`` to the canary service and run the stages. Plain Python over tasks.

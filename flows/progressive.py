@@ -27,6 +27,7 @@ from flows.params import Actor, EarlyReason, LeaseSeconds, PollSeconds
 from flows.rollback import finish_rollback, judge_rollback, sleep_wall
 from rollway import lapse, weekly
 from rollway.approvals import Approver, unheard_transitions
+from rollway.aws.denied import names_rollout_denials
 from rollway.clock import ClockSettings
 from rollway.decide import StageState
 from rollway.environment import Environment
@@ -117,7 +118,7 @@ def create_rollout(env: Environment, spec: RolloutSpec, *, owner: str, actor: st
     # registers and reports this digest, never what the tag names then.
     pinned = pin_image(env, spec)
     now = env.clock.now()
-    with before_any_write():
+    with before_any_write(env.targets):
         newest = env.ledger.get(t.canary_service)
     comment = f"rollout of {spec.image}" + (f" (pinned as {pinned})" if pinned != spec.image else "")
     record = RolloutRecord(
@@ -407,6 +408,7 @@ def hold_rollout(env: Environment, record: RolloutRecord, *, owner: str) -> None
         ) from err
 
 
+@names_rollout_denials
 def run_progressive(
     env: Environment,
     spec: RolloutSpec,
@@ -459,7 +461,7 @@ def run_progressive(
             "for it to lapse, so it is still at work. Nothing was changed; run progressive_rollout again once that "
             "run has finished or its lease has run out"
         )
-    with before_any_write():  # a ledger that cannot be read refuses the run: its hooks leave it alone
+    with before_any_write(env.targets):  # a ledger that cannot be read refuses the run: its hooks leave it alone
         record = env.ledger.get(service)
     if record is not None and record.phase is RolloutPhase.PROMOTED and record.image == spec.image:
         left = None
@@ -619,6 +621,7 @@ def phase_already_complete(env: Environment, record: RolloutRecord) -> RolloutRe
     return RolloutResult(outcome="holding", reason=reason, image=record.image, final_weights=record.weights)
 
 
+@names_rollout_denials
 def advance(env: Environment, approver: Approver, *, owner: str, actor: str = "schedule",
             lease_seconds: float = 600.0, adopt_live_weights: bool = False,
             owner_finished: Callable[[str | None], bool] = lambda owner: True,
@@ -672,7 +675,7 @@ def advance(env: Environment, approver: Approver, *, owner: str, actor: str = "s
             "for it to lapse, so it is still at work. Nothing was changed; run advance_phase again once that run "
             "has finished or its lease has run out"
         )
-    with before_any_write():  # as in run_progressive: nothing read, nothing to roll back
+    with before_any_write(env.targets):  # as in run_progressive: nothing read, nothing to roll back
         record = env.ledger.get(service)
     if record is not None and record.phase is RolloutPhase.ROLLING_BACK:
         # First, and before the recorded policy is read as a whole: a rollback must be finished
@@ -775,7 +778,7 @@ def wait_out_an_ended_runs_lease(
     """
     log = get_run_logger()
     service = env.targets.canary_service
-    with before_any_write():
+    with before_any_write(env.targets):
         record = env.ledger.get(service)
     # Leases are stamped on the wall clock (Environment.wall) and last wall seconds; the phase
     # calendar a run acts on is the rollout clock's.
@@ -799,7 +802,7 @@ def wait_out_an_ended_runs_lease(
     deadline = wall + wait
     while (left := deadline - env.wall()) > 0:
         sleep_wall(env, min(left, LAPSE_PROGRESS_WALL_SECONDS))
-        with before_any_write():
+        with before_any_write(env.targets):
             current = env.ledger.get(service)
         if current is None or (current.owner, current.lease_expires) != (record.owner, record.lease_expires):
             # Released (its hook ended it), taken by another run, or renewed: a renewal means the
@@ -935,7 +938,7 @@ def progressive_rollout(
     """
     session = load_session(targets_block, aws_credentials_block)
     env = session.environment(clock, interval_seconds=spec.analysis.interval_seconds)
-    with before_any_write():  # as in run_progressive: a ledger that cannot be read refuses the run
+    with before_any_write(env.targets):  # as in run_progressive: a ledger that cannot be read refuses the run
         record = env.ledger.get(env.targets.canary_service) if env.ledger is not None else None
     period = metrics_period(record, spec)
     if period != spec.analysis.interval_seconds:
@@ -988,7 +991,7 @@ def advance_phase(
     """
     session = load_session(targets_block, aws_credentials_block)
     env = session.environment(clock)
-    with before_any_write():  # a failed read here is a refusal: the hooks must not roll production back
+    with before_any_write(env.targets):  # a failed read here is a refusal: the hooks must not roll production back
         record = env.ledger.get(env.targets.canary_service)
     # Leniently: ``advance`` decides whether the recorded policy is needed, and refuses a resume
     # of one today's rules refuse.

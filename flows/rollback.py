@@ -43,6 +43,7 @@ from pydantic import AfterValidator
 from flows.engine import set_and_verify, wait_healthy
 from flows.env import load_environment
 from flows.params import Actor, Reason, RolloutId, TaskCount, WaitSeconds
+from rollway.aws.denied import ROLLOUT_POLICY, named_refusal, names_rollout_denials
 from rollway.aws.errors import AnswerLost, TaskDefinitionInactive, answer_lost, never_reached
 from rollway.aws.ledger import STORAGE_ERRORS, storage_failure, write_or_why
 from rollway.clock import ClockSettings
@@ -357,12 +358,19 @@ def execute_rollback(
             scaled = True
     except LedgerError:
         raise
-    except Exception as err:
+    except Exception as caught:
+        # A move the role may not make (ModifyRule, UpdateService) is paged and raised as the
+        # statement of the rollout's policy granting it: on-call got AWS's bare refusal.
+        err = named_refusal(caught, ROLLOUT_POLICY, t) or caught
+        if err is not caught:
+            err.__cause__ = caught  # AWS's own error stays on the chain, under the traffic-only move's too
         if not traffic_only:
             if notify and (guard is None or guard.stop_before(steps, "page people") is None):
                 _page_failed_move(env, reason, actor, steps, err, moved, _rolled_back(env, image, ran, rollout),
                                   _run_again(bindings, ledgered), verify_timeout_seconds)
-            raise
+            if err is caught:
+                raise
+            raise err
         # The caller's error says what was done (stable scaled, the traffic read back) as well as
         # what failed: a person finding stable at more tasks knows which run did it.
         raise TrafficMoveFailed(steps, err, moved) from err
@@ -1153,6 +1161,7 @@ def _refuse_blind(env: Environment, why: str, previous_task_definition: str | No
     )
 
 
+@names_rollout_denials
 def rollback_recorded(env: Environment, reason: str, *, actor: str, previous_task_definition: str | None = None,
                       stable_desired: int | None = None, bindings: Sequence[FlagBinding] | None = None,
                       only_open: bool = False, leave_closed: bool = False,

@@ -41,6 +41,7 @@ from typing import Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from rollway.aws.denied import ROLLOUT_POLICY, named_refusal
 from rollway.aws.errors import AdapterError
 from rollway.aws.metric_schema import VERSIONS, AlbDimensions, MetricSchema, Version
 from rollway.model import Interval, Observation, QueueDepth, VersionSample
@@ -134,8 +135,11 @@ class CloudWatchMetrics:
             series = self._fetch(queries, first, last)
             intervals = tuple(_interval(series, t, self._period) for t in range(first, last, self._period))
         except (BotoCoreError, ClientError, AdapterError, ValueError) as err:
+            # A read the role may not make says which statement grants it: the stage's output and
+            # the ledger showed AWS's bare refusal, tick after tick.
+            said = named_refusal(err, ROLLOUT_POLICY, self._targets) or err
             return Observation(
-                start=start, end=end, error=f"metrics for [{start:.0f}, {end:.0f}) unavailable: {err}"
+                start=start, end=end, error=f"metrics for [{start:.0f}, {end:.0f}) unavailable: {said}"
             )
         # The deepest each DLQ got during the window, summed over the DLQs; and per DLQ, with its
         # depth at the window's start, so that an alert counts what arrived since and names the

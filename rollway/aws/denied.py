@@ -10,20 +10,24 @@ grants it: what a person adds to the role before running again.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from botocore.exceptions import ClientError
 
 from rollway.aws.errors import DENIED_CODES, AdapterError, RoleRenewalRefused, aws_message, error_code
 from rollway.errors_pickle import PicklableError
+from rollway.flags import FlagStoreUnavailable
 
 if TYPE_CHECKING:
     from rollway.targets import Targets
+
+T = TypeVar("T")
 
 # Where the project keeps the policies it documents (a checkout; an installed package has none).
 POLICIES = Path(__file__).resolve().parents[2] / "deployments"
@@ -104,6 +108,11 @@ class PassRoleDenied(PicklableError, AdapterError):
             f"ECS refused to register the new revision of {family}: {CREDENTIALS} may not pass {passed} to ECS "
             f"tasks (iam:PassRole; {answer}), and asking again cannot help. {where[0].upper()}{where[1:]}, then run "
             "again. Nothing was registered")
+
+
+# Refusals named already. A PassRoleDenied named again as a plain PermissionDenied lost the roles
+# to put in its statement's Resource.
+_NAMED = (PermissionDenied, PassRoleDenied)
 
 
 def is_denied(err: BaseException) -> bool:
@@ -204,7 +213,9 @@ def _denied_call(err: BaseException) -> ClientError | None:
     an adapter's own error over it (one not already named as a PermissionDenied); None otherwise."""
     if isinstance(err, ClientError):
         cause: BaseException | None = err
-    elif isinstance(err, AdapterError) and not isinstance(err, PermissionDenied):
+    elif isinstance(err, (AdapterError, FlagStoreUnavailable)) and not isinstance(err, _NAMED):
+        # The flag store's own error is its adapter's (rollway.aws.flags), kept in rollway.flags
+        # for the fakes to raise too.
         cause = err.__cause__
     else:
         cause = None
@@ -219,13 +230,28 @@ def named_denials(job: str | None = None, policies: Path = POLICIES, targets: Ta
     (``permission_denied``)."""
     try:
         yield
-    except (ClientError, AdapterError) as err:
+    except (ClientError, AdapterError, FlagStoreUnavailable) as err:
         # An adapter's own error over a refusal ("the services ... could not be read (check the
         # targets block)") sent people to the wrong place: the names were right, the role was not.
         denied = _denied_call(err)
         if denied is None:
             raise
         raise permission_denied(denied, policies, job, targets=targets) from err
+
+
+def names_rollout_denials(run: Callable[..., T]) -> Callable[..., T]:
+    """``run(env, ...)``, a rollout's or a rollback's entry point, with every refused permission
+    it raises named as ``named_denials`` names it: the statement of the rollout's policy
+    (``ROLLOUT_POLICY``) granting it, with ``env.targets``, the run's own names. The failure is
+    named where it leaves the run, not in each task: the tasks' retry conditions, undos and
+    transactions still see AWS's own error and code (a refusal is final to each of them)."""
+
+    @functools.wraps(run)
+    def named(env: Any, *args: Any, **kwargs: Any) -> T:
+        with named_denials(ROLLOUT_POLICY, targets=env.targets):
+            return run(env, *args, **kwargs)
+
+    return named
 
 
 def _arn_matches(pattern: str, arn: str) -> bool:

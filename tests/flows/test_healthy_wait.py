@@ -174,6 +174,8 @@ def test_a_rollback_that_cannot_read_the_stable_service_pages_that_it_failed():
     users still on the canary and nobody paged."""
     from botocore.exceptions import ClientError
 
+    from rollway.aws.denied import PermissionDenied
+
     env = fake_environment()
     t = env.targets
     env.router.weights = Weights.canary_at(25)
@@ -183,7 +185,8 @@ def test_a_rollback_that_cannot_read_the_stable_service_pages_that_it_failed():
                           "DescribeServices")
 
     env.deployer.describe = denied
-    with pytest.raises(ClientError, match="DescribeServices"):
+    # Named as the statement of the rollout's policy granting it (rollway.aws.denied.PermissionDenied).
+    with pytest.raises(PermissionDenied, match="ecs:DescribeServices.*statement ReadTheTwoServices"):
         rollback_on(env)
     [(subject, body)] = env.notifier.messages
     assert subject == f"Rollback FAILED: {t.canary_service}"

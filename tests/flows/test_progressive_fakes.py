@@ -894,6 +894,8 @@ def test_a_ledgered_rollouts_failed_rollback_pages_that_rollway_abort_runs_it_ag
     so (a `canary` flow run's names only the rollback flow: tests/flows/test_canary_fakes.py)."""
     from botocore.exceptions import ClientError
 
+    from rollway.aws.denied import PermissionDenied
+
     env = env_with_ledger(canary_error_rate=0.3)
     real_set = env.router.set_weights
 
@@ -905,7 +907,7 @@ def test_a_ledgered_rollouts_failed_rollback_pages_that_rollway_abort_runs_it_ag
     env.router.set_weights = refuse_stable
     spec = RolloutSpec(image=IMAGE, stages=[Stage(weight=5, bake_seconds=120), Stage(weight=100, bake_seconds=120)],
                        monitor_seconds=0)
-    with pytest.raises(ClientError):
+    with pytest.raises(PermissionDenied, match="elasticloadbalancing:ModifyRule"):
         progressive_on(env, spec, None)
     assert env.ledger.get(env.targets.canary_service).phase is RolloutPhase.ROLLING_BACK
     [page] = [m for s, m in env.notifier.messages if s.startswith("Rollback FAILED")]

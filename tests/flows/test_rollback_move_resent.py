@@ -11,12 +11,13 @@ from functools import partial
 
 import pytest
 from botocore.awsrequest import AWSResponse
-from botocore.exceptions import ClientError, ReadTimeoutError
+from botocore.exceptions import ReadTimeoutError
 from prefect import flow
 
 import flows.engine
 import tasks.traffic
 from flows.rollback import ROLLBACK_WRITE_TRIES, execute_rollback
+from rollway.aws.denied import PermissionDenied
 from rollway.aws.elbv2 import AlbRouter
 from rollway.model import ServiceState, Weights
 from tests.botocore_events import on_operation
@@ -88,7 +89,7 @@ def test_a_move_to_stable_refused_for_good_is_sent_once(aws, watch_calls):
     env, elbv2 = on_moto(aws)
     calls = watch_calls(elbv2)
     with hooked(elbv2, "before-call", answering(aws, "AccessDenied", times=ROLLBACK_WRITE_TRIES)), \
-            pytest.raises(ClientError, match="AccessDenied"):
+            pytest.raises(PermissionDenied, match="AccessDenied"):  # named as the statement granting it
         rollback_on(env)
     assert calls.count("ModifyRule") == 1, calls
     assert env.router.get_weights() == ON_CANARY
