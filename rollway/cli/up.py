@@ -233,7 +233,8 @@ def check_rps(rps: float, *, allow_zero: bool) -> None:
         least = "0 or more" if allow_zero else "over 0"
         raise ValueError(f"--rps {rps:g} is not a request rate: it must be a finite number, {least}")
     if rps > MAX_RPS:
-        # The simulator draws every request: a tick at 1e12 never ended, and the runs saw no metrics.
+        # Every dead-lettered request is an SQS message: far above MAX_RPS a tick of a
+        # dead-lettering version would not end, and the runs would see no metrics.
         raise ValueError(f"--rps {rps:g} is more than the traffic simulator can draw: at most {MAX_RPS:,.0f} "
                          "requests per simulated second")
 
