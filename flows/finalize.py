@@ -42,6 +42,7 @@ from flows.env import CANARY_FLOW, load_environment, run_owner, unfinished_runs
 from flows.artifacts import for_people
 from flows.journal import artifact_key
 from flows.params import Actor, WaitSeconds
+from rollway.aws.denied import ROLLOUT_POLICY, named_refusal
 from rollway.clock import ClockSettings
 from rollway.environment import Environment
 from rollway.finalize import (
@@ -62,10 +63,11 @@ class _Progress:
     """The steps of one run: logged as they happen, returned in the result, and turned into
     ``FinalizeIncomplete`` (saying what users are served) when one fails."""
 
-    def __init__(self, *, unrecorded: bool) -> None:
+    def __init__(self, *, unrecorded: bool, targets: Targets | None = None) -> None:
         self.log = get_run_logger()
         self.steps: list[str] = []
         self.unrecorded = unrecorded  # the error then says to run finalize again with --unrecorded
+        self.targets = targets  # the run's own names, in a refused permission's statement
 
     def done(self, step: str) -> None:
         self.log.info("finalize: %s", step)
@@ -84,7 +86,10 @@ class _Progress:
         except FinalizeRefused:
             raise  # the step found, before changing anything, that this run must not act
         except Exception as err:  # noqa: BLE001 - any failure is reported with where things stand
-            raise self.stopped(step, f"{type(err).__name__}: {err}", state() if callable(state) else state) from err
+            # A refused permission is said as the rollout policy's statement granting it (what a
+            # person adds to the role), not AWS's bare refusal; asking again would be refused too.
+            said = named_refusal(err, ROLLOUT_POLICY, self.targets) or err
+            raise self.stopped(step, f"{type(said).__name__}: {said}", state() if callable(state) else state) from err
 
 
 def _record(env: Environment, record: RolloutRecord, transition: dict, *, owner: str | None,
@@ -206,7 +211,7 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
     t = env.targets
     if env.ledger is None and not unrecorded:
         raise FinalizeRefused("finalize needs the rollout ledger: it acts only on a rollout recorded as promoted")
-    progress = _Progress(unrecorded=unrecorded)
+    progress = _Progress(unrecorded=unrecorded, targets=env.targets)
     # A read that fails is a stop like any other: the run's error and summary say where it stopped
     # and that nothing changed (it failed with AWS's bare error, and left no summary).
     with progress.trying("read the rollout, the load balancer and the services",

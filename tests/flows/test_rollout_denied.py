@@ -155,3 +155,24 @@ def test_a_bound_flag_the_role_may_not_read_names_the_flags_statement(aws):
         canary_run(env, spec)
     said = str(refused.value)
     assert "dynamodb:GetItem" in said and "deployments/iam-policy.json, statement Flags:" in said, said
+
+
+def test_a_finalize_whose_modify_rule_is_refused_stops_naming_the_statement_granting_it(aws):
+    """finalize turns a failed step into FinalizeIncomplete with the step's error: a refused
+    permission read as AWS's bare text there, with no word of what to add to the role."""
+    from rollway.finalize import FinalizeIncomplete
+    from tests.flows.test_finalize import finalize_on, promote_by_hand
+
+    env, _, _ = promote_by_hand(aws, "start", "promote", "decommission")
+    elbv2 = aws.get_client("elbv2")
+    rule = f"arn:aws:elasticloadbalancing:{aws.targets.region}:123456789012:listener-rule/app/{aws.targets.load_balancer}/1/2/3"
+    asked: list[str] = []
+    with on_operation(elbv2, "before-parameter-build", refusing("AccessDenied", "elasticloadbalancing:ModifyRule",
+                                                                rule, asked), operation="ModifyRule"), \
+            pytest.raises(FinalizeIncomplete) as stopped:
+        finalize_on(env)
+    said = " ".join(str(stopped.value).split())
+    assert "PermissionDenied: AWS refused elasticloadbalancing:ModifyRule" in said, said
+    assert "deployments/iam-policy.json, statement ShiftTheWeightsOfItsListenerRules" in said, said
+    assert "Run finalize again" in said, said  # still says where things stand and how to go on
+    assert asked == ["elasticloadbalancing:ModifyRule"]
