@@ -7,16 +7,13 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from rollway.aws.denied import PassRoleDenied, PermissionDenied
+from rollway.aws.denied import NAMED_REFUSALS
 from rollway.aws.errors import REFUSED_CODES, AnswerLost
 
 # DynamoDB's answers a second ask gets again: no such table, a request it refuses, a permission
 # refused, credentials it does not know. Throttling botocore's own retries outlived, a 500 and a
 # dropped connection are worth another try.
 FINAL_DYNAMODB = frozenset({"ResourceNotFoundException", "ValidationException", *REFUSED_CODES})
-# A refusal already named as the statement granting it (rollway.aws.denied): final whatever the
-# caller's ``final``, as AWS's refusal under it is; no longer a ClientError, its code went unseen.
-_NAMED_REFUSALS = (PermissionDenied, PassRoleDenied)
 
 
 def unless(*final: type[BaseException], denied: frozenset[str] = frozenset()) -> Callable[[Any, Any, Any], bool]:
@@ -37,7 +34,8 @@ def unless(*final: type[BaseException], denied: frozenset[str] = frozenset()) ->
 def again(err: BaseException, *final: type[BaseException], denied: frozenset[str] = frozenset()) -> bool:
     """Whether a call that failed with ``err`` is worth another try (``unless``'s rule, for a task
     that tries again itself: a bounded read, whose retries must end within its bound)."""
-    if isinstance(err, (*final, *_NAMED_REFUSALS)):
+    # A refusal already named as the statement granting it is final whatever the caller's ``final``.
+    if isinstance(err, (*final, *NAMED_REFUSALS)):
         return False
     if isinstance(err, AnswerLost):
         # A read timeout, then AccessDenied on botocore's own retry: another try is refused again

@@ -35,7 +35,7 @@ from rollway.sim.server import EmbeddedAws  # noqa: E402
 from rollway.sim.topology import Topology, provision  # noqa: E402
 from rollway.targets import Targets  # noqa: E402
 from tests.moto_state import MotoState  # noqa: E402
-from tests.prefect_db import migrated_template, seed, session_root  # noqa: E402
+from tests.prefect_db import migrated_template, session_root  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -76,12 +76,6 @@ def block_schemas_built_once_per_class() -> Iterator[None]:
 def prefect_database(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A Prefect database already migrated, to copy under a server a test starts (tests/prefect_db.py)."""
     return migrated_template(session_root(tmp_path_factory.getbasetemp()))
-
-
-@pytest.fixture
-def seeded_prefect_home(tmp_path: Path, prefect_database: Path) -> Path:
-    """A new PREFECT_HOME whose database is migrated already: a server started on it is up sooner."""
-    return seed(tmp_path / "prefect-home", prefect_database)
 
 
 @pytest.fixture(scope="session")

@@ -110,9 +110,10 @@ class PassRoleDenied(PicklableError, AdapterError):
             "again. Nothing was registered")
 
 
-# Refusals named already. A PassRoleDenied named again as a plain PermissionDenied lost the roles
-# to put in its statement's Resource.
-_NAMED = (PermissionDenied, PassRoleDenied)
+# Refusals named already: final to every retry (their code is no longer a ClientError's to see),
+# and not named again (a PassRoleDenied named as a plain PermissionDenied lost the roles to put in
+# its statement's Resource).
+NAMED_REFUSALS = (PermissionDenied, PassRoleDenied)
 
 
 def is_denied(err: BaseException) -> bool:
@@ -213,7 +214,7 @@ def _denied_call(err: BaseException) -> ClientError | None:
     an adapter's own error over it (one not already named as a PermissionDenied); None otherwise."""
     if isinstance(err, ClientError):
         cause: BaseException | None = err
-    elif isinstance(err, (AdapterError, FlagStoreUnavailable)) and not isinstance(err, _NAMED):
+    elif isinstance(err, (AdapterError, FlagStoreUnavailable)) and not isinstance(err, NAMED_REFUSALS):
         # The flag store's own error is its adapter's (rollway.aws.flags), kept in rollway.flags
         # for the fakes to raise too.
         cause = err.__cause__
