@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import functools
 import os
+import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,12 @@ from rollway.sim.topology import Topology, provision  # noqa: E402
 from rollway.targets import Targets  # noqa: E402
 from tests.moto_state import MotoState  # noqa: E402
 from tests.prefect_db import migrated_template, session_root  # noqa: E402
+from tests import stray_requests  # noqa: E402
+
+stray_requests.record_local_senders()
+
+
+STRAY_THREAD_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -70,6 +77,23 @@ def block_schemas_built_once_per_class() -> Iterator[None]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(Block, "model_json_schema", classmethod(once))
         yield
+
+
+@pytest.fixture(autouse=True)
+def no_thread_left_calling_aws() -> Iterator[None]:
+    """The threads a test started that called the embedded AWS have ended when it ends
+    (tests/stray_requests.py): a request of theirs after the next test's reset is that test's error."""
+    before = set(threading.enumerate())
+    yield
+    left = stray_requests.senders_started_since(before)
+    if not left:
+        return
+    # Reads a test gave up on (on a load balancer or ledger that never answers) end within about
+    # 1.5 s once the test's silent endpoint is gone; STRAY_THREAD_SECONDS leaves room for a busy machine.
+    alive = stray_requests.wait_for(left, STRAY_THREAD_SECONDS)
+    if alive:
+        pytest.fail(f"threads this test started still call the embedded AWS {STRAY_THREAD_SECONDS:g} s after it ended: "
+                    + ", ".join(t.name for t in alive))
 
 
 @pytest.fixture(scope="session")

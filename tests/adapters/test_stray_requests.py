@@ -1,0 +1,70 @@
+"""A request a test's leftover thread makes after the next test's reset: why it broke that test,
+and how the tests' fixture (tests/stray_requests.py) finds such threads to wait for."""
+
+from __future__ import annotations
+
+import threading
+
+import boto3
+import pytest
+
+from tests import stray_requests
+from tests.moto_state import MotoState
+
+
+def _sqs(endpoint_url: str):
+    return boto3.client("sqs", endpoint_url=endpoint_url, region_name="us-west-2",
+                        aws_access_key_id="testing", aws_secret_access_key="testing")
+
+
+def test_any_request_after_a_reset_makes_restoring_a_provisioned_account_refuse(aws, embedded_aws):
+    """moto's server looks each request's access key up in its IAM backend: one request of any
+    service between a reset and the restore leaves IAM holding state, and the restore refuses."""
+    saved = MotoState()
+    embedded_aws.reset()
+    _sqs(embedded_aws.endpoint_url).list_queues()
+    with pytest.raises(RuntimeError, match="moto's iam holds state"):
+        saved.restore()
+
+
+def test_a_thread_started_by_a_test_that_called_the_embedded_aws_is_found_and_waited_for(embedded_aws):
+    before = set(threading.enumerate())
+    called, release = threading.Event(), threading.Event()
+
+    def leftover() -> None:
+        _sqs(embedded_aws.endpoint_url).list_queues()
+        called.set()
+        release.wait(10)
+
+    idle = threading.Thread(target=release.wait, args=(10,), name="calls-nothing")
+    caller = threading.Thread(target=leftover, name="leftover-read")
+    idle.start()
+    caller.start()
+    assert called.wait(10)
+    try:
+        # Only the thread that called AWS: not the test's own, not one that made no call.
+        assert stray_requests.senders_started_since(before) == [caller]
+        assert stray_requests.wait_for([caller], 0.2) == [caller]
+    finally:
+        release.set()
+    assert stray_requests.wait_for([caller], 10) == []
+    assert stray_requests.senders_started_since(before) == []
+    idle.join(10)
+
+
+def test_a_thread_running_before_the_test_began_is_not_the_tests(embedded_aws):
+    called, release = threading.Event(), threading.Event()
+
+    def earlier() -> None:
+        _sqs(embedded_aws.endpoint_url).list_queues()
+        called.set()
+        release.wait(10)
+
+    thread = threading.Thread(target=earlier, name="earlier-read")
+    thread.start()
+    try:
+        assert called.wait(10)
+        assert stray_requests.senders_started_since(set(threading.enumerate())) == []
+    finally:
+        release.set()
+        thread.join(10)
