@@ -407,7 +407,8 @@ def run_stages(
                 # Alerts do not roll back; they reach people once per kind of trouble per stage.
                 log.warning("stage %s%%: %s", spec.stages[state.stage_index].weight, alert)
                 metrics.alert(env.notifier, f"Alert: {env.targets.canary_service}",
-                               f"Stage {spec.stages[state.stage_index].weight}% of {spec.image}: {alert}")
+                               f"Stage {spec.stages[state.stage_index].weight}% of {spec.image}: {alert}",
+                               targets=env.targets)
         journal.tick(state, verdict)
         decision = decide(spec, state, verdict, now)
 

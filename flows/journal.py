@@ -194,6 +194,7 @@ class LedgerJournal:
             # Whoever reads this on a phone may want neither to approve nor to roll back yet.
             "Answer from the Prefect UI (the paused run: Resume), or with `rollway promote` (approve), "
             "`rollway hold` (keep the traffic where it is; asked again later) or `rollway abort` (reject: roll back).",
+            targets=self.env.targets,
         )
 
     def _record_pause(self, pause: Pause, paused_at: datetime) -> None:
@@ -270,7 +271,8 @@ class LedgerJournal:
         # like any RolloutEnded; its hook then waits for that rollback and pages nobody again.
         self._unrecorded = try_record("the rollback's start", lambda: begin_rollback(
             self.ledger, self.service, actor=actor, reason=reason, now=self.env.clock.now(),
-            rollout=self.rollout_id, holder=holder, lease_seconds=CLAIM_SECONDS, wall=self.env.wall()))
+            rollout=self.rollout_id, holder=holder, lease_seconds=CLAIM_SECONDS, wall=self.env.wall()),
+            self.env.targets)
         if self._unrecorded is None:
             self._claim = ClaimKeeper(self.env, holder, self.rollout_id).__enter__()
         return self._unrecorded
@@ -297,7 +299,7 @@ class LedgerJournal:
         if failure is None:
             failure = try_record("the rollback's end", lambda: record_rollback_end(
                 self.env, rollout=self.rollout_id, actor=self._rollback_actor, reason=result.reason,
-                result=result))
+                result=result), self.env.targets)
             # The notice went out before this write: people are told again if it failed.
             phase, tell = RolloutPhase.ROLLING_BACK, True
         if failure is None:

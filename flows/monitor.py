@@ -32,6 +32,7 @@ from flows.artifacts import for_people
 from flows.journal import artifact_key
 from flows.params import LeaseSeconds, WindowSeconds
 from flows.rollback import act_recorded, claimant, execute_rollback, record_rollback_end
+from rollway.aws.denied import names_rollout_denials
 from rollway.aws.ledger import write_or_why
 from rollway.clock import ClockSettings
 from rollway.decide import window_settled
@@ -102,6 +103,9 @@ def _saw_the_release(observation: Observation) -> bool:
     return any(i.canary is not None for i in observation.intervals)
 
 
+# Named as the rollout flows' runs name theirs: the monitor flow's own window (no rollout run
+# around it) failed on AWS's bare refusal (a page or a decommission the role may not make).
+@names_rollout_denials
 def run_monitor(
     env: Environment,
     spec: RolloutSpec,
@@ -276,7 +280,8 @@ def _watch(
             healthy = canary_targets_if_unattributed(env, seen, monitoring=True, seconds=spec.verify_timeout_seconds)
             verdict = check(spec.guardrails, seen, monitoring=True, healthy_targets=healthy)
             for message in alerted.new(verdict):
-                metrics.alert(env.notifier, f"Alert: {t.canary_service}", f"While monitoring {spec.image}: {message}")
+                metrics.alert(env.notifier, f"Alert: {t.canary_service}", f"While monitoring {spec.image}: {message}",
+                              targets=t)
             if verdict.phase is not Phase.FAILED:
                 # A window lasts an hour: each look shows in the run's log, with what it read.
                 log.info("monitoring check at %.0f of %.0f s (%d of %d checks read %s): %s%s", now - start, settled - start,

@@ -64,6 +64,7 @@ from rollway.model import ServiceState, Weights
 from rollway.phases import RolloutPhase
 from rollway.report import RollbackResult, RolloutResult
 from rollway.spec import FlagBinding
+from rollway.targets import Targets
 from tasks import ecs, metrics, traffic
 
 # How many times a rollback sends its move to stable (see set_and_verify's ``tries``).
@@ -158,15 +159,27 @@ def _rolled_back(env: Environment, image: str | None, ran: str | None, rollout: 
     return line + ".\n"
 
 
-def _flags_not_disabled(failed: FlagsNotDisabled) -> str:
-    """The page's lines for the bound flags a rollback could not disable. A write whose answer was
-    lost may have landed: listed apart, it is not "NOT disabled" (the page said so beside "may have
-    been written", and on-call read the feature as still on)."""
+def _flag_errors(failures: Sequence[tuple[str, Exception]], targets: Targets) -> str:
+    """``feature: error`` for each flag a rollback could not disable, a write the role may not make
+    said as the statement of the rollout's policy granting it (``named_refusal``, with the run's
+    ``targets``): the page told on-call to run the rollback again "once the flag store accepts
+    writes" over AWS's bare refusal, which it never would until the role had that statement. A
+    write whose answer was lost keeps its own words (it may have landed)."""
+    def said(err: Exception) -> object:
+        return err if isinstance(err, FlagWriteUnanswered) else named_refusal(err, ROLLOUT_POLICY, targets) or err
+
+    return "; ".join(f"{feature}: {said(err)}" for feature, err in failures)
+
+
+def _flags_not_disabled(failed: FlagsNotDisabled, targets: Targets) -> str:
+    """The page's lines for the bound flags a rollback could not disable (``_flag_errors``). A write
+    whose answer was lost may have landed: listed apart, it is not "NOT disabled" (the page said so
+    beside "may have been written", and on-call read the feature as still on)."""
     lost = [(f, e) for f, e in failed.failures if isinstance(e, FlagWriteUnanswered)]
     refused = [(f, e) for f, e in failed.failures if not isinstance(e, FlagWriteUnanswered)]
 
     def named(failures: list) -> str:
-        return f"{', '.join(f for f, _ in failures)} ({'; '.join(f'{f}: {e}' for f, e in failures)})"
+        return f"{', '.join(f for f, _ in failures)} ({_flag_errors(failures, targets)})"
 
     return ((f"Feature flags NOT disabled: {named(refused)}. Run the rollback again once the flag store accepts "
              "writes.\n" if refused else "")
@@ -394,7 +407,10 @@ def execute_rollback(
         steps.append(step)
     except LedgerError:
         raise  # this rollback lost its claim, or its rollout is no longer the newest: it stops here
-    except Exception as err:  # noqa: BLE001 - any failure here is reported, and the run fails below
+    except Exception as caught:  # noqa: BLE001 - any failure here is reported, and the run fails below
+        # An UpdateService the role may not make is said as its statement (``named_refusal``), as
+        # the traffic's move is: the page and the run's error gave AWS's bare refusal.
+        err = named_refusal(caught, ROLLOUT_POLICY, t) or caught
         log.error("could not point %s back at %s: %s", t.canary_service, restore, err)
         if isinstance(err, TaskDefinitionInactive):
             how = how_to_restore(t, err.task_definition)
@@ -408,7 +424,8 @@ def execute_rollback(
             retired = ecs.update_service(env.deployer, t.canary_service, desired=0)
             canary_line += f"{t.canary_service} is at 0 tasks on {retired.task_definition}."
             steps.append(f"{t.canary_service} scaled to 0 on {retired.task_definition} (restoring {restore} failed)")
-        except Exception as scale_err:  # noqa: BLE001 - as above
+        except Exception as scale_caught:  # noqa: BLE001 - as above
+            scale_err = named_refusal(scale_caught, ROLLOUT_POLICY, t) or scale_caught
             log.error("could not scale %s to 0: %s", t.canary_service, scale_err)
             failed_steps.append(f"scale {t.canary_service} to 0 ({scale_err})")
             canary_line += f"Scaling {t.canary_service} to 0 FAILED too ({scale_err})."
@@ -446,7 +463,7 @@ def execute_rollback(
         + (f"Feature flags disabled: {', '.join(disabled)}.\n" if disabled else "")
         # Said here, not only in the run's log: whoever reads the page learns the feature still serves.
         + "".join(f"Feature flag LEFT ON, as a person set it: {line}.\n" for line in kept)
-        + (_flags_not_disabled(flags_failed) if flags_failed else "")
+        + (_flags_not_disabled(flags_failed, t) if flags_failed else "")
         + ("Run the rollback again once the failed step above can succeed (with previous_task_definition "
            "set to what the canary ran before, if that was the step).\n" if failed_steps else "")
         + "Next steps: " + _next_steps(rollout)
@@ -513,7 +530,8 @@ def execute_rollback(
     if flags_failed is not None:
         # Named among the failed steps even alone: its bare error said nothing of the traffic being
         # back, and `rollway abort` told people to wait until stable "can take the traffic".
-        failed_steps.append(f"disable every bound flag ({flags_failed})")
+        failed_steps.append("disable every bound flag (could not disable bound feature flag(s) "
+                            f"{_flag_errors(flags_failed.failures, t)})")
     if failed_steps:
         raise RollbackIncomplete(failed_steps, how)
     return RollbackResult(
@@ -544,7 +562,7 @@ def _notice_recorded(env: Environment, rollout: str | None
         record = env.ledger.get(env.targets.canary_service)
     except STORAGE_ERRORS as err:
         get_run_logger().warning("could not read whether this rollback's notice went out already (%s): sending it",
-                                 storage_failure(err))
+                                 storage_failure(err, env.targets))
         return None, None, None
     told, intent = notice_sent(record, rollout), notice_unconfirmed(record, rollout)
     return told, intent, (notice_answer_lost(record, intent) if told is None and intent is not None else None)
@@ -931,7 +949,7 @@ class StillNewest:
             record = self.env.ledger.get(service)
         except STORAGE_ERRORS as err:
             get_run_logger().warning("could not read the rollout before the next step (%s); going on",
-                                     storage_failure(err))
+                                     storage_failure(err, self.env.targets))
             return None
         if record is None or record.rollout_id == self.rollout:
             return None
@@ -1015,13 +1033,14 @@ def done_by_other(record: RolloutRecord, held: RollbackClaimed) -> RollbackResul
     )
 
 
-def try_record(what: str, write: Callable[[], object]) -> str | None:
-    """Make a ledger write a rollback needs; None when stored, else what was not recorded and why.
+def try_record(what: str, write: Callable[[], object], targets: Targets | None = None) -> str | None:
+    """Make a ledger write a rollback needs; None when stored, else what was not recorded and why
+    (a write the role may not make named as its statement, with the run's ``targets``: ``write_or_why``).
 
     A write DynamoDB refuses or cannot reach is logged and does not stop the rollback: its
     traffic comes first. The ledger's own refusals (RolloutEnded, NotOwner, ...) propagate.
     """
-    why = write_or_why(write)
+    why = write_or_why(write, targets)
     if why is None:
         return None
     get_run_logger().error("the ledger could not record %s: %s; rolling back anyway", what, why)
@@ -1075,7 +1094,7 @@ def act_recorded(env: Environment, act: Callable[[str | None], RollbackResult], 
     take = begin
     while take is not None:
         try:
-            failure = try_record("the rollback's start", take)
+            failure = try_record("the rollback's start", take, env.targets)
             break
         except RollbackClaimed as held:
             if holder is None:
@@ -1098,7 +1117,7 @@ def act_recorded(env: Environment, act: Callable[[str | None], RollbackResult], 
     if failure is not None:
         raise unrecorded(env, result, failure, rollout_id=rollout_id, phase=phase, tell=False)
     if finish is not None:
-        failure = try_record("the rollback's end", lambda: finish(result))
+        failure = try_record("the rollback's end", lambda: finish(result), env.targets)
         if failure is not None:
             raise unrecorded(env, result, failure, rollout_id=rollout_id, phase=RolloutPhase.ROLLING_BACK, tell=True)
     return result
@@ -1210,11 +1229,12 @@ def rollback_recorded(env: Environment, reason: str, *, actor: str, previous_tas
     try:
         record = env.ledger.get(service) if env.ledger is not None else None
     except STORAGE_ERRORS as err:
-        unread = f"this rollback: reading the rollout failed ({storage_failure(err)})"
-        _refuse_blind(env, storage_failure(err), previous_task_definition)
+        said = storage_failure(err, env.targets)
+        unread = f"this rollback: reading the rollout failed ({said})"
+        _refuse_blind(env, said, previous_task_definition)
         # A canary carrying part of the traffic is a rollout under way: roll back on what the
         # caller said, since a ledger that cannot be read must not keep the bad version serving.
-        get_run_logger().error("the ledger could not be read: %s; rolling back anyway", storage_failure(err))
+        get_run_logger().error("the ledger could not be read: %s; rolling back anyway", said)
         if bindings is None:
             bindings = fallback_bindings
     if record is not None:
@@ -1364,7 +1384,7 @@ def rollback_overtaken(env: Environment, reason: str, *, actor: str, rollout: st
         record = env.ledger.get(env.targets.canary_service) if env.ledger is not None else None
     except STORAGE_ERRORS as err:
         log.error("the ledger could not be read (%s): putting the traffic back without paging again",
-                  storage_failure(err))
+                  storage_failure(err, env.targets))
     if record is not None and rollout is not None and record.rollout_id != rollout:
         # The rollback ended and a new rollout began since: the traffic on the load balancer is
         # that rollout's now, not this run's to move.
@@ -1424,7 +1444,8 @@ def after_long_wait(env: Environment, reason: str, held: RollbackClaimed, *, rol
     try:
         record = env.ledger.get(service)
     except STORAGE_ERRORS as err:
-        log.error("could not read the rollout again after waiting for %s (%s)", held.holder, storage_failure(err))
+        log.error("could not read the rollout again after waiting for %s (%s)", held.holder,
+                  storage_failure(err, env.targets))
     if record is not None and record.rollout_id != rollout:
         raise RolloutSuperseded(
             f"{held}. Since then rollout {record.rollout_id} became the newest of {service}: its traffic is not this "
@@ -1488,7 +1509,8 @@ def tell_put_back(env: Environment, reason: str, before: Weights, result: Rollba
         record = env.ledger.get(t.canary_service) if env.ledger is not None else None
         ended = record.last_transition("rollback") if record is not None and record.rollout_id == rollout else None
     except STORAGE_ERRORS as err:
-        log.warning("could not read who ended the rollback (%s); the notice does without", storage_failure(err))
+        log.warning("could not read who ended the rollback (%s); the notice does without",
+                    storage_failure(err, env.targets))
     by = (f"The rollback by {ended.actor} (ended at {utc(ended.at)}"
           + (f", notice {ended.message_id})" if ended.message_id else ")")
           if ended is not None else "Another rollback of this rollout")

@@ -8,6 +8,7 @@ from prefect.cache_policies import NONE
 from rollway.aws.errors import AdapterError
 from rollway.model import Observation
 from rollway.ports import MetricSource, Notifier
+from rollway.targets import Targets
 from tasks import retry
 
 
@@ -39,18 +40,25 @@ def notify(notifier: Notifier, subject: str, message: str) -> str:
     return notifier.notify(subject, message)
 
 
-def alert(notifier: Notifier, subject: str, message: str) -> str | None:
+def alert(notifier: Notifier, subject: str, message: str, targets: Targets | None = None) -> str | None:
     """Send an alert, which acts on nothing: if SNS still refuses after ``notify``'s retries, log
     it and go on. A rollout (or a monitoring window) must not fail, and its hooks roll back,
     because a message about slow responses could not be sent.
+
+    A publish the role may not make is logged as the statement of the rollout's policy granting
+    it (``named_refusal``, with the run's ``targets``): AWS's bare refusal said nothing of what to
+    add to the role, and every alert after it went unsent the same way.
 
     Returns:
         The message id, or None when it was not sent.
     """
     from prefect import get_run_logger
 
+    from rollway.aws.denied import ROLLOUT_POLICY, named_refusal
+
     try:
         return notify(notifier, subject, message)
     except Exception as err:  # noqa: BLE001 - any failure to send is the same to the caller
-        get_run_logger().error("could not send the alert %r (%s): %s", subject, message, err)
+        said = named_refusal(err, ROLLOUT_POLICY, targets) or err
+        get_run_logger().error("could not send the alert %r (%s): %s", subject, message, said)
         return None

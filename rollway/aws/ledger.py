@@ -55,6 +55,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 from pydantic_core import to_json
 
+from rollway.aws.denied import ROLLOUT_POLICY, is_denied, permission_denied
 from rollway.aws.errors import error_code
 from rollway.errors_pickle import PicklableError
 from rollway.ledger import (
@@ -107,29 +108,36 @@ botocore's retries). The ledger's own rules raise LedgerErrors instead, and Valu
 bad change."""
 
 
-def storage_failure(err: BaseException) -> str:
+def storage_failure(err: BaseException, targets: Targets | None = None) -> str:
     """A storage error in the words a person acts on: the call, AWS's error code and message.
 
-    Only what AWS answered is kept, never the request (it may carry a record's contents).
+    A call the role may not make is said as the statement of the rollout's policy granting it
+    (``permission_denied``; ``targets``, the run's own names, tell which table the ledger's is):
+    a rollback's page said "fix the ledger" over AWS's bare refusal, and nothing of what to add
+    to the role. Only what AWS answered is kept, never the request (it may carry a record's contents).
     """
     if isinstance(err, ClientError):
         error = err.response.get("Error", {})
+        if is_denied(err):
+            table = targets.rollouts_table if targets is not None else None
+            denied = permission_denied(err, job=ROLLOUT_POLICY, resource=table, targets=targets)
+            return f"DynamoDB {err.operation_name} failed: {denied}"
         said = f"DynamoDB {err.operation_name} failed with {error.get('Code') or 'an unnamed error'}"
         return f"{said}: {error['Message']}" if error.get("Message") else said
     return f"DynamoDB could not be reached ({type(err).__name__}: {err})"
 
 
-def write_or_why(write: Callable[[], object]) -> str | None:
+def write_or_why(write: Callable[[], object], targets: Targets | None = None) -> str | None:
     """Make a ledger write; None when it is stored, or why not when DynamoDB refused it or could
-    not be reached (``storage_failure``). The ledger's own refusals (RolloutEnded, NotOwner,
-    ...) propagate: they mean something to the caller.
+    not be reached (``storage_failure``, with the run's ``targets``). The ledger's own refusals
+    (RolloutEnded, NotOwner, ...) propagate: they mean something to the caller.
 
     For writes that must not stop what they record, such as a rollback's: its traffic comes first.
     """
     try:
         write()
     except STORAGE_ERRORS as err:
-        return storage_failure(err)
+        return storage_failure(err, targets)
     return None
 
 

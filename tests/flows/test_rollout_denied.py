@@ -176,3 +176,167 @@ def test_a_finalize_whose_modify_rule_is_refused_stops_naming_the_statement_gran
     assert "deployments/iam-policy.json, statement ShiftTheWeightsOfItsListenerRules" in said, said
     assert "Run finalize again" in said, said  # still says where things stand and how to go on
     assert asked == ["elasticloadbalancing:ModifyRule"]
+
+
+# --- What a rollback tells once the traffic is back, and what an alert logs ------------------
+
+# The run's own names for the tables and the topic: a refusal naming them is matched to the
+# statement written with the defaults only when the run's targets are passed along.
+OWN = ACME.model_copy(update={"flags_table": "acme-flags", "rollouts_table": "acme-rollouts",
+                              "alert_topic": "acme-alerts"})
+SQS = "use_sqs_architecture"
+ACCOUNT = "123456789012"
+
+
+def at_5_percent(aws):
+    """The embedded AWS with 5% on a canary of 2 tasks and a bound flag on at 5%: its environment."""
+    from rollway.flags import FlagState
+
+    env = aws_environment(aws.get_client, aws.targets, FakeClock())
+    env.router.set_weights(Weights.canary_at(5))
+    aws.get_client("ecs").update_service(cluster=aws.targets.cluster, service=aws.targets.canary_service,
+                                         desiredCount=2)
+    env.flags.put(FlagState(feature=SQS, enabled=True, percentage=5), expected_version=0, actor="t", now=1.0)
+    return env
+
+
+def refused_rollback(aws, rollback, raises, client: str, operation: str, action: str, resource: str,
+                     **only: str) -> tuple[list[str], str]:
+    """``rollback()``, run as a flow while AWS refuses ``action`` (``client``'s ``operation``, on
+    the calls whose parameters hold ``only``), failing with ``raises``: its page's lines and its
+    error, once the traffic is seen back on stable."""
+    from prefect import flow
+
+    url = inbox(aws)
+    refuse = refusing("AccessDeniedException", action, resource, [])
+
+    def on_those(params, model, **_):
+        if all(params.get(key) == value for key, value in only.items()):
+            refuse(model=model)
+
+    @flow
+    def rolling_back():
+        return rollback()
+
+    with on_operation(aws.get_client(client), "before-parameter-build", on_those, operation=operation), \
+            pytest.raises(raises) as failed:
+        rolling_back()
+    assert AlbRouter(aws.get_client("elbv2"), aws.targets).get_weights() == Weights(stable=100, canary=0)
+    got = aws.get_client("sqs").receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+    page = {body["Subject"]: body["Message"] for body in (json.loads(m["Body"]) for m in got)}
+    return page[f"Rollback: {aws.targets.canary_service}"].splitlines(), str(failed.value)
+
+
+def granted(statement: str) -> str:
+    """How a refusal matched to ``statement`` with the run's own names says it."""
+    return f"deployments/iam-policy.json, statement {statement}: add that statement (with your names)"
+
+
+@pytest.mark.parametrize("targets", [OWN])
+def test_a_rollback_whose_flag_write_is_refused_names_the_flags_statement_on_its_page(aws):
+    from flows.rollback import RollbackIncomplete, execute_rollback
+
+    t = aws.targets
+    env = at_5_percent(aws)
+    page, error = refused_rollback(
+        aws, lambda: execute_rollback(env, "error rate 9% over 1%", bindings=[FlagBinding(feature=SQS)]),
+        RollbackIncomplete, "dynamodb", "PutItem", "dynamodb:PutItem",
+        f"arn:aws:dynamodb:{t.region}:{ACCOUNT}:table/{t.flags_table}", TableName=t.flags_table)
+    line = next(line for line in page if line.startswith("Feature flags NOT disabled"))
+    assert f"{SQS}: AWS refused dynamodb:PutItem" in line and granted("Flags") in line, line
+    assert line.endswith("Run the rollback again once the flag store accepts writes."), line
+    assert granted("Flags") in error, error
+
+
+@pytest.mark.parametrize("targets", [OWN])
+def test_a_rollback_the_ledger_may_not_record_names_the_ledger_statement_on_its_page(aws):
+    import time
+
+    from flows.rollback import rollback_recorded
+    from rollway.aws.ledger import DynamoLedger
+    from rollway.ledger import RollbackUnrecorded, RolloutRecord, new_rollout_id
+    from rollway.phases import RolloutPhase
+
+    t = aws.targets
+    env = at_5_percent(aws)
+    now = time.time()
+    spec = RolloutSpec(image="webordinary/edit-container:2.0.0", stages=[Stage(weight=w) for w in (5, 100)])
+    DynamoLedger(aws.get_client("dynamodb"), t).create(
+        RolloutRecord(service=t.canary_service, rollout_id=new_rollout_id(now), image=spec.image,
+                      spec_json=spec.model_dump_json(), phase=RolloutPhase.PROGRESSING, stage_index=0,
+                      weights=Weights.canary_at(5)), owner="process/test", now=now, lease_seconds=0)
+    page, error = refused_rollback(
+        aws, lambda: rollback_recorded(env, "error rate 9% over 1%", actor="carol"), RollbackUnrecorded,
+        "dynamodb", "UpdateItem", "dynamodb:UpdateItem",
+        f"arn:aws:dynamodb:{t.region}:{ACCOUNT}:table/{t.rollouts_table}", TableName=t.rollouts_table)
+    line = next(line for line in page if line.startswith("The ledger could NOT record"))
+    assert "AWS refused dynamodb:UpdateItem" in line and granted("Ledger") in line, line
+    assert "fix the ledger, then run the rollback again (`rollway abort`)" in line, line
+    assert granted("Ledger") in error, error
+
+
+@pytest.mark.parametrize("targets", [OWN])
+def test_a_canary_restore_refused_after_the_traffic_is_back_names_the_statement_on_its_page(aws):
+    from flows.rollback import RollbackIncomplete, execute_rollback
+
+    t = aws.targets
+    env = at_5_percent(aws)
+    page, error = refused_rollback(
+        aws, lambda: execute_rollback(env, "error rate 9% over 1%"), RollbackIncomplete, "ecs", "UpdateService",
+        "ecs:UpdateService", f"arn:aws:ecs:{t.region}:{ACCOUNT}:service/{t.cluster}/{t.canary_service}",
+        service=t.canary_service)
+    restoring = next(i for i, line in enumerate(page) if line.startswith(f"Restoring {t.canary_service}"))
+    # The restore, then the scale-down tried after it: each names the statement, on its own line.
+    restore, scale = page[restoring:restoring + 2]
+    assert "FAILED (AWS refused ecs:UpdateService" in restore and granted("PointAndScaleTheTwoServices") in restore
+    assert scale.startswith(f"Scaling {t.canary_service} to 0 FAILED too (AWS refused ecs:UpdateService"), scale
+    assert granted("PointAndScaleTheTwoServices") in scale, scale
+    assert granted("PointAndScaleTheTwoServices") in error, error
+
+
+@pytest.mark.parametrize("targets", [OWN])
+def test_a_refused_alert_logs_the_statement_granting_sns_publish(aws, caplog):
+    from prefect import flow
+
+    from tasks import metrics
+
+    t = aws.targets
+    env = aws_environment(aws.get_client, t, FakeClock())
+    topic = aws.topology.topic_arn
+    asked: list[str] = []
+
+    @flow
+    def alerting():
+        return metrics.alert(env.notifier, f"Alert: {t.canary_service}", "p99 over 2 s", targets=t)
+
+    with on_operation(aws.get_client("sns"), "before-parameter-build",
+                      refusing("AuthorizationError", "sns:Publish", topic, asked), operation="Publish"):
+        assert alerting() is None  # logged and passed on: an alert acts on nothing
+    logged = [r.getMessage() for r in caplog.records if "could not send the alert" in r.getMessage()]
+    assert logged and "AWS refused sns:Publish" in logged[0] and granted("Alert") in logged[0], logged
+    assert asked == ["sns:Publish"]
+
+
+@pytest.mark.parametrize("targets", [OWN])
+def test_a_monitoring_window_whose_page_is_refused_names_the_statement(aws):
+    # The monitor flow's own window: a window nobody could see pages people; refused, that page
+    # failed the run on AWS's bare text (the rollout flows' windows were named, through their runs).
+    from prefect import flow
+
+    from flows.monitor import run_monitor
+
+    t = aws.targets
+    env = aws_environment(aws.get_client, t, FakeClock())
+    spec = RolloutSpec(image="webordinary/edit-container:2.0.0", stages=[Stage(weight=w) for w in (5, 100)])
+    asked: list[str] = []
+
+    @flow
+    def watching():
+        return run_monitor(env, spec, window_seconds=120, decommission=False)
+
+    with on_operation(aws.get_client("sns"), "before-parameter-build",
+                      refusing("AuthorizationError", "sns:Publish", aws.topology.topic_arn, asked),
+                      operation="Publish"), pytest.raises(PermissionDenied) as refused:
+        watching()
+    assert refused.value.action == "sns:Publish" and granted("Alert") in str(refused.value), str(refused.value)
+    assert asked == ["sns:Publish"]
