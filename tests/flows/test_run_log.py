@@ -117,3 +117,32 @@ def test_a_served_runs_rollway_error_is_one_line_on_the_console_and_complete_in_
     # The run's log in the UI stays complete: the message and its traceback.
     [logged] = [log.message for log in logs if REFUSED in log.message]
     assert "Traceback" in logged and "RuntimeError: AccessDenied" in logged, logged
+
+
+def test_a_root_logger_set_above_warnings_still_lets_rollways_warnings_into_the_runs_log(caplog):
+    # PREFECT_LOGGING_ROOT_LEVEL=ERROR quiets other libraries on a worker's console; rollway's
+    # "rollway" logger took the root's level and dropped its warnings before any handler saw them,
+    # from the run's log too (a flag it left as a person set it, a registration it could not remove).
+    root, rollway_logger = logging.getLogger(), logging.getLogger("rollway")
+    levels = root.level, rollway_logger.level
+    root.setLevel(logging.ERROR)  # setLevel: logging caches each logger's answer until it is called
+    rollway_logger.setLevel(logging.NOTSET)
+    try:
+        importlib.reload(flows)  # as a run's process imports it, with the root already set
+        messages, _ = run_log(caplog)
+    finally:
+        root.setLevel(levels[0])
+        rollway_logger.setLevel(levels[1])
+
+    assert messages.count(MISSING) == 1, messages
+
+
+def test_a_level_set_on_rollways_logger_is_left_as_chosen():
+    rollway_logger = logging.getLogger("rollway")
+    level = rollway_logger.level
+    rollway_logger.setLevel(logging.ERROR)
+    try:
+        importlib.reload(flows)
+        assert rollway_logger.level == logging.ERROR
+    finally:
+        rollway_logger.setLevel(level)
