@@ -32,7 +32,7 @@ from flows.artifacts import for_people
 from flows.journal import artifact_key
 from flows.params import LeaseSeconds, WindowSeconds
 from flows.rollback import act_recorded, claimant, execute_rollback, record_rollback_end
-from rollway.aws.denied import names_rollout_denials
+from rollway.aws.denied import ROLLOUT_POLICY, named_denials, names_rollout_denials
 from rollway.aws.ledger import write_or_why
 from rollway.clock import ClockSettings
 from rollway.decide import window_settled
@@ -146,8 +146,10 @@ def run_monitor(
     """
     lease = _Lease(env, owner, rollout, lease_seconds)
     # Another run watching (LockHeld) stops this one; a DynamoDB that throttles the claim does
-    # not: failing here would have the hook roll back the release just promoted.
-    unclaimed = write_or_why(lease.renew)
+    # not: failing here would have the hook roll back the release just promoted. The run's targets
+    # name a refused write's statement (the ledger's, on the run's own table), here and at every
+    # write below: without them every statement granting the action was named, the flags' too.
+    unclaimed = write_or_why(lease.renew, env.targets)
     if unclaimed is not None:
         get_run_logger().warning("could not claim the rollout's lease to monitor it (%s); watching anyway", unclaimed)
     try:
@@ -160,7 +162,7 @@ def run_monitor(
         # A ledger that cannot take the release must not replace the outcome being raised or
         # returned (a RollbackUnrecorded, which tells the hooks the traffic has moved): the
         # lease runs out on its own.
-        why = write_or_why(lease.release)
+        why = write_or_why(lease.release, env.targets)
         if why is not None:
             get_run_logger().error("could not release the rollout's lease after monitoring: %s", why)
 
@@ -325,7 +327,7 @@ def _watch(
         # A run that went silent past its lease loses the rollout here (LockHeld). A renewal
         # DynamoDB throttled is not that: the watch goes on, since failing the run would have
         # its hook roll back a release whose window is passing cleanly.
-        unrenewed = write_or_why(lease.renew)
+        unrenewed = write_or_why(lease.renew, t)
         if unrenewed is not None:
             log.warning("could not renew the rollout's lease while monitoring (%s); watching on", unrenewed)
 
@@ -349,7 +351,7 @@ def _watch(
     # Claim the rollout again right before acting: a rollback begun since the last check
     # raises RolloutEnded here, and nothing is scaled down. Unable to claim it (the ledger
     # cannot be reached), nothing is scaled down either; the window stays open.
-    unclaimed = write_or_why(lease.renew)
+    unclaimed = write_or_why(lease.renew, t)
     if unclaimed is not None:
         return _skip(env, f"{reason}, but the ledger could not be reached to claim the rollout ({unclaimed}): "
                           f"{t.stable_service} kept running; run the monitor again", checks, alerts)
@@ -373,7 +375,7 @@ def _watch(
     # release back). The window stays open in the ledger; the next look finds the old service
     # at 0 already and records it.
     unrecorded = write_or_why(lambda: _record(env, lease.rollout, "decommission",
-                                              f"{reason}; {t.stable_service} scaled to 0"))
+                                              f"{reason}; {t.stable_service} scaled to 0"), t)
     if unrecorded is not None:
         log.error("the ledger could not record the decommission: %s", unrecorded)
     metrics.notify(
@@ -416,9 +418,9 @@ def _watched(env: Environment, spec: RolloutSpec, reason: str, window_seconds: f
     # A rollback begun since the last check raises RolloutEnded here: nothing is closed. A
     # ledger that cannot be reached leaves the window open (run the monitor again), and does
     # not fail the run, whose hook would roll the release back.
-    unrecorded = write_or_why(lease.renew) or write_or_why(
+    unrecorded = write_or_why(lease.renew, t) or write_or_why(
         lambda: _record(env, lease.rollout, "watched",
-                        f"{reason}; {t.stable_service} keeps running (the plan does not decommission it)"))
+                        f"{reason}; {t.stable_service} keeps running (the plan does not decommission it)"), t)
     if unrecorded is not None:
         get_run_logger().error("the ledger could not close the monitoring window: %s", unrecorded)
     metrics.notify(
@@ -537,7 +539,11 @@ def monitor(
     session = load_session(targets_block, aws_credentials_block)
     env = session.environment(clock, interval_seconds=spec.analysis.interval_seconds)
     service = env.targets.canary_service
-    record = watched_rollout(env.ledger.get(service) if env.ledger else None, spec, service)
+    # Read before run_monitor, which names what it raises: a read the role may not make is named
+    # the same way (the ledger's statement, with the run's own names), not AWS's bare refusal.
+    with named_denials(ROLLOUT_POLICY, targets=env.targets):
+        newest = env.ledger.get(service) if env.ledger else None
+    record = watched_rollout(newest, spec, service)
     spec, differs = watched_spec(record, spec)
     if differs:
         get_run_logger().warning(

@@ -510,11 +510,14 @@ def execute_rollback(
                 steps.append("notified" if intent is None else
                              f"notified (may repeat the notice {intent.actor} set out to send at "
                              f"{notice_time(intent)})")
-            except Exception as err:  # noqa: BLE001 - the run fails below, naming this and any earlier failure
+            except Exception as caught:  # noqa: BLE001 - the run fails below, naming this and any earlier failure
                 # A failed step like any other, even alone: the run's error says the traffic is back and
                 # only the page failed. SNS's bare error said neither, and `rollway abort` told people
-                # to wait until the stable service "can take the traffic", which it already had.
-                lost = isinstance(err, AnswerLost) or answer_lost(err)
+                # to wait until the stable service "can take the traffic", which it already had. A
+                # publish the role may not make is said as sns:Publish's statement (``named_refusal``):
+                # AWS's bare refusal said nothing of what to add before running the rollback again.
+                lost = isinstance(caught, AnswerLost) or answer_lost(caught)
+                err = named_refusal(caught, ROLLOUT_POLICY, t) or caught
                 log.error("could not send the rollback notification%s: %s",
                           ": SNS's answer was lost, people may have been paged" if lost else "", err)
                 message_id = None
@@ -658,8 +661,11 @@ def _retire_canary(env: Environment, restore: str, stable_runs: str,
             restore, t.canary_service, f"nor at {stable_runs}, which {t.stable_service} runs: INACTIVE too"
         ) from also
     except Exception as also:  # noqa: BLE001 - said with the refusal that led to it
+        # An UpdateService the role may not make is said as its statement (``named_refusal``), as
+        # the first restore's is: inside this error it stayed AWS's bare refusal on the page.
+        said = named_refusal(also, ROLLOUT_POLICY, t) or also
         raise RuntimeError(f"{inactive}; pointing it at {stable_runs}, which {t.stable_service} runs, "
-                           f"instead failed: {also}") from also
+                           f"instead failed: {said}") from also
     line = (f"{restore}, which {t.canary_service} ran before the rollout, was deregistered since (INACTIVE: ECS "
             f"refuses it), so {t.canary_service} is at 0 tasks on {stable_runs}, the revision {t.stable_service} runs.")
     step = (f"{t.canary_service} scaled to 0 on {stable_runs}, the revision {t.stable_service} runs "
