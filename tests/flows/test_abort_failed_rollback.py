@@ -91,7 +91,7 @@ class RefusingNotifier:
         raise ClientError({"Error": {"Code": "AuthorizationError", "Message": "not authorized to publish"}}, "Publish")
 
 
-@pytest.mark.parametrize("failing, step", [("page", "notify (An error occurred (AuthorizationError)"),
+@pytest.mark.parametrize("failing, step", [("page", "notify (AWS refused sns:Publish (AuthorizationError"),
                                             ("flag", "disable every bound flag (could not disable bound feature "
                                                      "flag(s) beta_editor: PutItem")])
 def test_an_abort_whose_rollback_fails_only_after_the_traffic_says_the_traffic_is_back_and_what_failed(
