@@ -152,8 +152,12 @@ def test_an_abort_whose_rollback_could_not_read_the_weights_back_says_the_rollba
     env.ledger = FakeLedger()
     env.router = SilentAfterWrite(Weights.canary_at(5))
     monkeypatch.setattr(flows.rollback, "load_environment", lambda *a, **k: env)
+    # A rollback reads back for at least DEFAULT_VERIFY_SECONDS (30 s): lowered with the spec's
+    # bound, so that the test waits 3 s for what a person waits 30 s for.
+    spec = SPEC.model_copy(update={"verify_timeout_seconds": 3.0})
+    monkeypatch.setattr(flows.rollback, "DEFAULT_VERIFY_SECONDS", spec.verify_timeout_seconds)
     t = env.targets
-    service = open_rollout(monkeypatch, env, "abort-unread")
+    service = open_rollout(monkeypatch, env, "abort-unread", spec)
     try:
         code = ops.abort(approver="erin", reason="errors", flow_run=None, wait_seconds=0,
                          targets_block=service.targets_block, credentials_block=None)
@@ -164,6 +168,6 @@ def test_an_abort_whose_rollback_could_not_read_the_weights_back_says_the_rollba
     flat = " ".join(err.split())
     assert code == 1 and "rolled back" not in out, (out, err)
     assert (f"the rollback of {t.canary_service} failed: the load balancer's weights could not be read back within "
-            f"{SPEC.verify_timeout_seconds:g} s (verify_timeout_seconds): Elastic Load Balancing did not answer") in flat, err
+            f"{spec.verify_timeout_seconds:g} s (verify_timeout_seconds): Elastic Load Balancing did not answer") in flat, err
     assert "run `rollway abort` again" in flat, err
     assert env.ledger.get(t.canary_service).phase is RolloutPhase.ROLLING_BACK  # open: the next abort finishes it
