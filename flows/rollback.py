@@ -235,7 +235,10 @@ def _page_failed_move(env: Environment, reason: str, actor: str, steps: Sequence
     try:
         metrics.notify(env.notifier, f"Rollback FAILED: {t.canary_service}", message)
     except Exception as page_err:  # noqa: BLE001 - the rollback's own failure is the one raised
-        log.error("could not page people that the rollback failed: %s", page_err)
+        # Nobody was paged, so this line is what tells a person why: a publish the role may not
+        # make is said as sns:Publish's statement (``named_refusal``), not AWS's bare refusal.
+        log.error("could not page people that the rollback failed: %s",
+                  named_refusal(page_err, ROLLOUT_POLICY, t) or page_err)
 
 
 class RollbackClaimLost(PicklableError, RolloutEnded):
@@ -1066,7 +1069,10 @@ def unrecorded(env: Environment, result: RollbackResult, failure: str, *, rollou
         try:
             metrics.notify(env.notifier, f"Rollback not recorded: {env.targets.canary_service}", "\n".join(error.facts))
         except Exception as err:  # noqa: BLE001 - the run fails with ``error`` either way
-            log.error("could not send the notice that the rollback is not recorded: %s", err)
+            # A publish refused since the rollback's own notice went out (the role changed in
+            # between) is said as sns:Publish's statement (``named_refusal``).
+            log.error("could not send the notice that the rollback is not recorded: %s",
+                      named_refusal(err, ROLLOUT_POLICY, env.targets) or err)
     return error
 
 
@@ -1537,7 +1543,10 @@ def tell_put_back(env: Environment, reason: str, before: Weights, result: Rollba
     try:
         message_id = metrics.notify(env.notifier, f"Rollback follow-up: {t.canary_service}", message)
         step = f"followed up: {before.canary}% had reached the canary again after the rollback (message {message_id})"
-    except Exception as err:  # noqa: BLE001 - the traffic is back; the run stops on RolloutEnded either way
+    except Exception as caught:  # noqa: BLE001 - the traffic is back; the run stops on RolloutEnded either way
+        # A publish the role may not make is said as sns:Publish's statement (``named_refusal``) in
+        # the step people read and the log: AWS's bare refusal said nothing of what to add.
+        err = named_refusal(caught, ROLLOUT_POLICY, t) or caught
         log.error("could not send the follow-up notice that the traffic was put back: %s", err)
         step = f"the follow-up notice that {before.canary}% had reached the canary again could NOT be sent ({err})"
     return result.model_copy(update={"steps": (*result.steps, step)})

@@ -156,3 +156,94 @@ def test_a_monitoring_window_whose_lease_is_refused_logs_the_ledger_statement(aw
     for said in (claim, release):
         assert said and "AWS refused dynamodb:UpdateItem" in said[0] and granted("Ledger") in said[0], logged
     assert claim[0].endswith("watching anyway"), claim
+
+
+def refused_publish(aws, asked: list[str], subject: str = ""):
+    """SNS refusing the run's publishes (those whose subject starts with ``subject``) as it refuses
+    one the role may not make."""
+    refuse = refusing("AuthorizationError", "sns:Publish", aws.topology.topic_arn, asked)
+
+    def on_it(params, model, **_):
+        if params.get("Subject", "").startswith(subject):
+            refuse(model=model)
+    return on_operation(aws.get_client("sns"), "before-parameter-build", on_it, operation="Publish")
+
+
+def logs_sns_publish_named(caplog, start: str) -> None:
+    """The run logged one line starting with ``start``, naming sns:Publish's statement."""
+    (said,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith(start)]
+    assert "AWS refused sns:Publish" in said and granted("Alert") in said, said
+
+
+def after_a_quiet_rollback(aws, caplog, then, logged: str, subject: str = ""):
+    """A rollback paging nobody, then ``then(env, result)``, as a flow while SNS refuses the
+    publishes whose subject starts with ``subject``: what ``then`` returned, once the run is seen
+    to log the refusal on the line starting with ``logged``, asked once."""
+    from flows.rollback import execute_rollback
+
+    env = at_5_percent(aws)
+    asked: list[str] = []
+
+    @flow
+    def rolled_back():
+        return then(env, execute_rollback(env, "error rate 9% over 1%", notify=False))
+
+    with refused_publish(aws, asked, subject):
+        returned = rolled_back()
+    logs_sns_publish_named(caplog, logged)
+    assert asked == ["sns:Publish"]  # refused for good: not sent again
+    return returned
+
+
+@pytest.mark.parametrize("targets", [OWN])
+def test_a_rollback_that_could_not_move_the_traffic_and_may_not_page_logs_sns_publish(aws, caplog):
+    # The load balancer refused the move, and the "Rollback FAILED" page was refused too: the log
+    # line saying nobody was paged gave AWS's bare AuthorizationError.
+    from flows.rollback import execute_rollback
+
+    t = aws.targets
+    env = at_5_percent(aws)
+    asked: list[str] = []
+    rule = f"arn:aws:elasticloadbalancing:{t.region}:{ACCOUNT}:listener-rule/app/{t.load_balancer}/1/2/3"
+
+    @flow
+    def rolling_back():
+        return execute_rollback(env, "error rate 9% over 1%")
+
+    with on_operation(aws.get_client("elbv2"), "before-parameter-build",
+                      refusing("AccessDenied", "elasticloadbalancing:ModifyRule", rule, []), operation="ModifyRule"), \
+            refused_publish(aws, asked), pytest.raises(PermissionDenied):
+        rolling_back()
+    logs_sns_publish_named(caplog, "could not page people that the rollback failed: ")
+    assert AlbRouter(aws.get_client("elbv2"), t).get_weights() == Weights.canary_at(5)
+    assert asked == ["sns:Publish"]
+
+
+@pytest.mark.parametrize("targets", [OWN])
+def test_a_rollback_not_recorded_whose_notice_is_refused_logs_sns_publish(aws, caplog):
+    # The rollback's page went out, then the ledger could not record its end: the notice saying so
+    # was refused (the role's publish taken away since), and its log line gave AWS's bare text.
+    from flows.rollback import unrecorded
+    from rollway.ledger import RollbackUnrecorded
+
+    error = after_a_quiet_rollback(
+        aws, caplog, lambda env, result: unrecorded(env, result, "the rollback's end (a write the ledger lost)",
+                                                    rollout_id=None, phase=RolloutPhase.ROLLING_BACK, tell=True),
+        "could not send the notice that the rollback is not recorded: ", subject="Rollback not recorded")
+    assert isinstance(error, RollbackUnrecorded), error
+
+
+@pytest.mark.parametrize("targets", [OWN])
+def test_a_put_back_whose_follow_up_is_refused_names_sns_publish_in_its_step(aws, caplog):
+    # The quiet put-back after another's rollback: its follow-up notice refused, the step (in the
+    # run's result and summary) and the log line gave AWS's bare AuthorizationError.
+    from flows.rollback import tell_put_back
+
+    result = after_a_quiet_rollback(
+        aws, caplog, lambda env, result: tell_put_back(env, "shift overtaken", Weights.canary_at(5), result,
+                                                       rollout=None),
+        "could not send the follow-up notice that the traffic was put back: ")
+    step = result.steps[-1]
+    assert step.startswith("the follow-up notice that 5% had reached the canary again could NOT be sent (AWS "
+                           "refused sns:Publish"), step
+    assert granted("Alert") in step, step
