@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import sys
 
-from rollway.log_line import one_line
+from rollway.log_line import one_line, show_warnings
 
 
 class _ToRunLog(logging.Handler):
@@ -92,20 +92,14 @@ def _sent_on_the_way(name: str, api: type[logging.Handler]) -> bool:
     return True
 
 
-SHOWN_FROM = logging.WARNING
-
-
 def send_to_run_logs() -> None:
     """Install the handler on the "rollway" logger, once per process (a re-import replaces it).
 
-    Its warnings and errors reach the run log whatever level the root logger has: a worker
-    configured with PREFECT_LOGGING_ROOT_LEVEL=ERROR (to quiet other libraries) dropped them
-    before any handler saw them, since the "rollway" logger took the root's level. Only raised to
-    warnings, so no info line starts printing on a console, and a level set on the "rollway"
-    logger itself is left as chosen."""
+    Its warnings and errors reach the run log whatever level the root logger has
+    (``show_warnings``): a worker configured with PREFECT_LOGGING_ROOT_LEVEL=ERROR (to quiet other
+    libraries) dropped them from the run's log."""
     logger = logging.getLogger("rollway")
-    if logger.level == logging.NOTSET and logger.getEffectiveLevel() > SHOWN_FROM:
-        logger.setLevel(SHOWN_FROM)
+    show_warnings(logger)
     for old in [h for h in logger.handlers if type(h).__name__ == _ToRunLog.__name__]:
         logger.removeHandler(old)  # by name: a reloaded module's class is another class
     logger.addHandler(_ToRunLog())

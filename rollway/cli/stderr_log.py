@@ -17,9 +17,7 @@ import sys
 from contextlib import contextmanager
 from typing import Iterator
 
-from rollway.log_line import one_line
-
-SHOWN_FROM = logging.WARNING
+from rollway.log_line import SHOWN_FROM, one_line, show_warnings
 
 
 class _Stderr(logging.Handler):
@@ -63,8 +61,7 @@ def rollway_log_on_stderr() -> Iterator[None]:
     propagate, level = logger.propagate, logger.level
     logger.addHandler(handler)
     logger.propagate = False
-    if level == logging.NOTSET and logger.getEffectiveLevel() > SHOWN_FROM:
-        logger.setLevel(SHOWN_FROM)
+    show_warnings(logger)
     try:
         yield
     finally:
