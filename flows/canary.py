@@ -42,7 +42,7 @@ from rollway.flag_binding import CANARY_RUN_ROLLOUT
 from rollway.finalize import UNRECORDED_AGAIN, UNRECORDED_ROLLBACK, FinalizeRefused, is_finalized, moved_onto_stable
 from rollway.lease import RenewalPolicy
 from rollway.ledger import RolloutRecord, new_rollout_id
-from rollway.aws.denied import ROLLOUT_POLICY, named_refusal, names_rollout_denials
+from rollway.aws.denied import names_rollout_denials, rollout_said
 from rollway.aws.ecr import EcrImagePinner
 from rollway.aws.metric_schema import RESPONSE_TIME_P99, SLOW_REQUEST_COUNT
 from rollway.image import with_pin
@@ -66,14 +66,14 @@ def before_any_write(targets: Targets | None = None) -> Iterator[None]:
     flag, a misnamed target group, a read that kept failing), the failure made the hook roll
     back whatever rollout held the service: a promoted version, or another run's rollout.
     A read the role may not make is said as the statement of the rollout's policy granting it
-    (``named_refusal``; ``targets``: the run's own names), not AWS's bare refusal.
+    (``rollout_said``; ``targets``: the run's own names), not AWS's bare refusal.
     """
     try:
         yield
     except RolloutRefused:
         raise
     except Exception as err:
-        said = named_refusal(err, ROLLOUT_POLICY, targets) or err
+        said = rollout_said(err, targets)
         raise RolloutRefused(f"refused before any write: {said}") from err
 
 

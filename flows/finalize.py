@@ -42,7 +42,7 @@ from flows.env import CANARY_FLOW, load_environment, run_owner, unfinished_runs
 from flows.artifacts import for_people
 from flows.journal import artifact_key
 from flows.params import Actor, WaitSeconds
-from rollway.aws.denied import ROLLOUT_POLICY, named_refusal
+from rollway.aws.denied import rollout_said
 from rollway.clock import ClockSettings
 from rollway.environment import Environment
 from rollway.finalize import (
@@ -88,7 +88,7 @@ class _Progress:
         except Exception as err:  # noqa: BLE001 - any failure is reported with where things stand
             # A refused permission is said as the rollout policy's statement granting it (what a
             # person adds to the role), not AWS's bare refusal; asking again would be refused too.
-            said = named_refusal(err, ROLLOUT_POLICY, self.targets) or err
+            said = rollout_said(err, self.targets)
             raise self.stopped(step, f"{type(said).__name__}: {said}", state() if callable(state) else state) from err
 
 

@@ -43,7 +43,7 @@ from pydantic import AfterValidator
 from flows.engine import set_and_verify, wait_healthy
 from flows.env import load_environment
 from flows.params import Actor, Reason, RolloutId, TaskCount, WaitSeconds
-from rollway.aws.denied import ROLLOUT_POLICY, named_refusal, names_rollout_denials
+from rollway.aws.denied import names_rollout_denials, rollout_said
 from rollway.aws.errors import AnswerLost, TaskDefinitionInactive, answer_lost, never_reached
 from rollway.aws.ledger import STORAGE_ERRORS, storage_failure, write_or_why
 from rollway.clock import ClockSettings
@@ -161,12 +161,12 @@ def _rolled_back(env: Environment, image: str | None, ran: str | None, rollout: 
 
 def _flag_errors(failures: Sequence[tuple[str, Exception]], targets: Targets) -> str:
     """``feature: error`` for each flag a rollback could not disable, a write the role may not make
-    said as the statement of the rollout's policy granting it (``named_refusal``, with the run's
+    said as the statement of the rollout's policy granting it (``rollout_said``, with the run's
     ``targets``): the page told on-call to run the rollback again "once the flag store accepts
     writes" over AWS's bare refusal, which it never would until the role had that statement. A
     write whose answer was lost keeps its own words (it may have landed)."""
     def said(err: Exception) -> object:
-        return err if isinstance(err, FlagWriteUnanswered) else named_refusal(err, ROLLOUT_POLICY, targets) or err
+        return err if isinstance(err, FlagWriteUnanswered) else rollout_said(err, targets)
 
     return "; ".join(f"{feature}: {said(err)}" for feature, err in failures)
 
@@ -236,9 +236,9 @@ def _page_failed_move(env: Environment, reason: str, actor: str, steps: Sequence
         metrics.notify(env.notifier, f"Rollback FAILED: {t.canary_service}", message)
     except Exception as page_err:  # noqa: BLE001 - the rollback's own failure is the one raised
         # Nobody was paged, so this line is what tells a person why: a publish the role may not
-        # make is said as sns:Publish's statement (``named_refusal``), not AWS's bare refusal.
+        # make is said as sns:Publish's statement (``rollout_said``), not AWS's bare refusal.
         log.error("could not page people that the rollback failed: %s",
-                  named_refusal(page_err, ROLLOUT_POLICY, t) or page_err)
+                  rollout_said(page_err, t))
 
 
 class RollbackClaimLost(PicklableError, RolloutEnded):
@@ -377,7 +377,7 @@ def execute_rollback(
     except Exception as caught:
         # A move the role may not make (ModifyRule, UpdateService) is paged and raised as the
         # statement of the rollout's policy granting it: on-call got AWS's bare refusal.
-        err = named_refusal(caught, ROLLOUT_POLICY, t) or caught
+        err = rollout_said(caught, t)
         if err is not caught:
             err.__cause__ = caught  # AWS's own error stays on the chain, under the traffic-only move's too
         if not traffic_only:
@@ -411,9 +411,9 @@ def execute_rollback(
     except LedgerError:
         raise  # this rollback lost its claim, or its rollout is no longer the newest: it stops here
     except Exception as caught:  # noqa: BLE001 - any failure here is reported, and the run fails below
-        # An UpdateService the role may not make is said as its statement (``named_refusal``), as
+        # An UpdateService the role may not make is said as its statement (``rollout_said``), as
         # the traffic's move is: the page and the run's error gave AWS's bare refusal.
-        err = named_refusal(caught, ROLLOUT_POLICY, t) or caught
+        err = rollout_said(caught, t)
         log.error("could not point %s back at %s: %s", t.canary_service, restore, err)
         if isinstance(err, TaskDefinitionInactive):
             how = how_to_restore(t, err.task_definition)
@@ -428,7 +428,7 @@ def execute_rollback(
             canary_line += f"{t.canary_service} is at 0 tasks on {retired.task_definition}."
             steps.append(f"{t.canary_service} scaled to 0 on {retired.task_definition} (restoring {restore} failed)")
         except Exception as scale_caught:  # noqa: BLE001 - as above
-            scale_err = named_refusal(scale_caught, ROLLOUT_POLICY, t) or scale_caught
+            scale_err = rollout_said(scale_caught, t)
             log.error("could not scale %s to 0: %s", t.canary_service, scale_err)
             failed_steps.append(f"scale {t.canary_service} to 0 ({scale_err})")
             canary_line += f"Scaling {t.canary_service} to 0 FAILED too ({scale_err})."
@@ -517,10 +517,10 @@ def execute_rollback(
                 # A failed step like any other, even alone: the run's error says the traffic is back and
                 # only the page failed. SNS's bare error said neither, and `rollway abort` told people
                 # to wait until the stable service "can take the traffic", which it already had. A
-                # publish the role may not make is said as sns:Publish's statement (``named_refusal``):
+                # publish the role may not make is said as sns:Publish's statement (``rollout_said``):
                 # AWS's bare refusal said nothing of what to add before running the rollback again.
                 lost = isinstance(caught, AnswerLost) or answer_lost(caught)
-                err = named_refusal(caught, ROLLOUT_POLICY, t) or caught
+                err = rollout_said(caught, t)
                 log.error("could not send the rollback notification%s: %s",
                           ": SNS's answer was lost, people may have been paged" if lost else "", err)
                 message_id = None
@@ -664,9 +664,9 @@ def _retire_canary(env: Environment, restore: str, stable_runs: str,
             restore, t.canary_service, f"nor at {stable_runs}, which {t.stable_service} runs: INACTIVE too"
         ) from also
     except Exception as also:  # noqa: BLE001 - said with the refusal that led to it
-        # An UpdateService the role may not make is said as its statement (``named_refusal``), as
+        # An UpdateService the role may not make is said as its statement (``rollout_said``), as
         # the first restore's is: inside this error it stayed AWS's bare refusal on the page.
-        said = named_refusal(also, ROLLOUT_POLICY, t) or also
+        said = rollout_said(also, t)
         raise RuntimeError(f"{inactive}; pointing it at {stable_runs}, which {t.stable_service} runs, "
                            f"instead failed: {said}") from also
     line = (f"{restore}, which {t.canary_service} ran before the rollout, was deregistered since (INACTIVE: ECS "
@@ -1070,9 +1070,9 @@ def unrecorded(env: Environment, result: RollbackResult, failure: str, *, rollou
             metrics.notify(env.notifier, f"Rollback not recorded: {env.targets.canary_service}", "\n".join(error.facts))
         except Exception as err:  # noqa: BLE001 - the run fails with ``error`` either way
             # A publish refused since the rollback's own notice went out (the role changed in
-            # between) is said as sns:Publish's statement (``named_refusal``).
+            # between) is said as sns:Publish's statement (``rollout_said``).
             log.error("could not send the notice that the rollback is not recorded: %s",
-                      named_refusal(err, ROLLOUT_POLICY, env.targets) or err)
+                      rollout_said(err, env.targets))
     return error
 
 
@@ -1544,9 +1544,9 @@ def tell_put_back(env: Environment, reason: str, before: Weights, result: Rollba
         message_id = metrics.notify(env.notifier, f"Rollback follow-up: {t.canary_service}", message)
         step = f"followed up: {before.canary}% had reached the canary again after the rollback (message {message_id})"
     except Exception as caught:  # noqa: BLE001 - the traffic is back; the run stops on RolloutEnded either way
-        # A publish the role may not make is said as sns:Publish's statement (``named_refusal``) in
+        # A publish the role may not make is said as sns:Publish's statement (``rollout_said``) in
         # the step people read and the log: AWS's bare refusal said nothing of what to add.
-        err = named_refusal(caught, ROLLOUT_POLICY, t) or caught
+        err = rollout_said(caught, t)
         log.error("could not send the follow-up notice that the traffic was put back: %s", err)
         step = f"the follow-up notice that {before.canary}% had reached the canary again could NOT be sent ({err})"
     return result.model_copy(update={"steps": (*result.steps, step)})

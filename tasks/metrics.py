@@ -46,7 +46,7 @@ def alert(notifier: Notifier, subject: str, message: str, targets: Targets | Non
     because a message about slow responses could not be sent.
 
     A publish the role may not make is logged as the statement of the rollout's policy granting
-    it (``named_refusal``, with the run's ``targets``): AWS's bare refusal said nothing of what to
+    it (``rollout_said``, with the run's ``targets``): AWS's bare refusal said nothing of what to
     add to the role, and every alert after it went unsent the same way.
 
     Returns:
@@ -54,11 +54,11 @@ def alert(notifier: Notifier, subject: str, message: str, targets: Targets | Non
     """
     from prefect import get_run_logger
 
-    from rollway.aws.denied import ROLLOUT_POLICY, named_refusal
+    from rollway.aws.denied import rollout_said
 
     try:
         return notify(notifier, subject, message)
     except Exception as err:  # noqa: BLE001 - any failure to send is the same to the caller
-        said = named_refusal(err, ROLLOUT_POLICY, targets) or err
+        said = rollout_said(err, targets)
         get_run_logger().error("could not send the alert %r (%s): %s", subject, message, said)
         return None

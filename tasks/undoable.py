@@ -15,7 +15,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NONE
 from prefect.transactions import get_transaction, transaction
 
-from rollway.aws.denied import ROLLOUT_POLICY, PassRoleDenied, named_refusal
+from rollway.aws.denied import PassRoleDenied, rollout_said
 from rollway.aws.errors import SERVER_SIDE_CODES, AdapterError, WeightMismatch, error_code
 from rollway.deadline import ReadBackUnanswered
 from rollway.ledger import RolloutEnded, check_not_ended
@@ -260,7 +260,7 @@ def register_revision(deployer: ServiceDeployer, image: str, base_task_definitio
         # The adapter cannot tell whose role registers, so it names every policy's PassRole
         # statement: the rollout's role holds iam-policy.json, and the release policy's
         # statement beside it sent people to a role the rollout does not run under.
-        raise (named_refusal(denied, ROLLOUT_POLICY) or denied) from denied.__cause__
+        raise rollout_said(denied, None) from denied.__cause__
     txn = get_transaction()
     txn.set("deployer", Live(deployer))
     txn.set("arn", arn)

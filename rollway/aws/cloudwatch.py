@@ -41,7 +41,7 @@ from typing import Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from rollway.aws.denied import ROLLOUT_POLICY, named_refusal
+from rollway.aws.denied import rollout_said
 from rollway.aws.errors import AdapterError
 from rollway.aws.metric_schema import VERSIONS, AlbDimensions, MetricSchema, Version
 from rollway.model import Interval, Observation, QueueDepth, VersionSample
@@ -137,7 +137,7 @@ class CloudWatchMetrics:
         except (BotoCoreError, ClientError, AdapterError, ValueError) as err:
             # A read the role may not make says which statement grants it: the stage's output and
             # the ledger showed AWS's bare refusal, tick after tick.
-            said = named_refusal(err, ROLLOUT_POLICY, self._targets) or err
+            said = rollout_said(err, self._targets)
             return Observation(
                 start=start, end=end, error=f"metrics for [{start:.0f}, {end:.0f}) unavailable: {said}"
             )

@@ -209,6 +209,14 @@ def named_refusal(err: BaseException, job: str, targets: Targets | None = None) 
     return permission_denied(denied, job=job, targets=targets) if denied is not None else None
 
 
+def rollout_said(err: BaseException, targets: Targets | None) -> BaseException:
+    """``err`` as a rollout's page, log line or step says it: a refused permission as the statement of
+    the rollout's policy granting it (``named_refusal``, with the run's own names), anything else as
+    it is. For the steps that report a failure and go on (a rollback once its traffic is back, an
+    alert, a stage's observation), where no ``names_rollout_denials`` sees the error."""
+    return named_refusal(err, ROLLOUT_POLICY, targets) or err
+
+
 def _denied_call(err: BaseException) -> ClientError | None:
     """The call AWS refused for want of a permission behind ``err``: ``err`` itself, or the cause of
     an adapter's own error over it (one not already named as a PermissionDenied); None otherwise."""
