@@ -344,21 +344,25 @@ def check_alarm(name: str, alarm: Observed, topic_arn: str | None, topic_name: s
         return CheckItem(kind="alarm", name=name, passed=False, reason=problem)
     assert alarm is not None and not isinstance(alarm, ReadFailed)
     actions = [str(a) for a in alarm.get("AlarmActions") or ()]
+    # Every problem at once: stopping at the first hid an alarm firing now behind a missing
+    # action, found only once that was fixed and the checklist run again.
+    problems: list[str] = []
     if topic_arn is None:
-        return item(False, f"the alert topic {topic_name} was not found, so no alarm action can reach it "
-                           f"(its actions: {', '.join(actions) or 'none'})")
-    if topic_arn not in actions:
+        problems.append(f"the alert topic {topic_name} was not found, so no alarm action can reach it "
+                        f"(its actions: {', '.join(actions) or 'none'})")
+    elif topic_arn not in actions:
         namesake = next((a for a in actions if a.startswith("arn:") and a.rsplit(":", 1)[-1] == topic_name), None)
         if namesake is not None:
             # An alarm notifies topics of its own region only: one deployed elsewhere pages a
             # same-named topic that rollway's pages and the topic's subscribers never see.
-            return item(False, f"it notifies {namesake}, not the alert topic {topic_arn}: an alarm can notify "
-                               "only a topic of its own region; deploy it where the alert topic is")
-        return item(False, f"no alarm action on the alert topic {topic_name}: nobody is told when it fires "
-                           f"(its actions: {', '.join(actions) or 'none'})")
+            problems.append(f"it notifies {namesake}, not the alert topic {topic_arn}: an alarm can notify "
+                            "only a topic of its own region; deploy it where the alert topic is")
+        else:
+            problems.append(f"no alarm action on the alert topic {topic_name}: nobody is told when it fires "
+                            f"(its actions: {', '.join(actions) or 'none'})")
     if alarm.get("ActionsEnabled") is not True:
-        return item(False, "its actions are disabled (ActionsEnabled is not true): it fires without telling "
-                           "anyone; enable them with enable-alarm-actions")
+        problems.append("its actions are disabled (ActionsEnabled is not true): it fires without telling "
+                        "anyone; enable them with enable-alarm-actions")
     state = alarm.get("StateValue")
     if state == "ALARM":
         # Firing before the deploy: what it watches is failing already, and a rollout judged
@@ -366,8 +370,10 @@ def check_alarm(name: str, alarm: Observed, topic_arn: str | None, topic_name: s
         since = alarm.get("StateUpdatedTimestamp")
         when = f" since {since:%Y-%m-%d %H:%M:%S %Z}".rstrip() if isinstance(since, datetime) else ""
         why = f": {alarm['StateReason']}" if alarm.get("StateReason") else ""
-        return item(False, f"it is in ALARM{when}{why}; what it watches is failing now: fix that, then check again "
-                           "once it is OK")
+        problems.append(f"it is in ALARM{when}{why}; what it watches is failing now: fix that, then check again "
+                        "once it is OK")
+    if problems:
+        return item(False, "; ".join(problems))
     return item(True, f"exists{f', {state},' if state else ''} and notifies {topic_name}")
 
 

@@ -192,6 +192,27 @@ def test_an_alarm_firing_before_the_deploy_fails(paged):
     assert "Threshold Crossed: 5xx rate 12 %" in reasons[name]
 
 
+def test_an_alarm_firing_is_said_with_every_other_problem_of_it(paged):
+    # The alarm's item stopped at its first problem: an alarm firing now read only "no alarm action
+    # on the alert topic" (or "actions disabled"), and that production is failing came out only
+    # once that was fixed and the checklist run again.
+    quiet, disabled = paged.targets.alarms[1], paged.targets.alarms[2]
+    cloudwatch = paged.get_client("cloudwatch")
+    alarm = cloudwatch.describe_alarms(AlarmNames=[quiet])["MetricAlarms"][0]
+    cloudwatch.put_metric_alarm(
+        AlarmName=quiet, Namespace=alarm["Namespace"], MetricName=alarm["MetricName"], Dimensions=alarm["Dimensions"],
+        Statistic=alarm["Statistic"], Period=alarm["Period"], EvaluationPeriods=alarm["EvaluationPeriods"],
+        Threshold=alarm["Threshold"], ComparisonOperator=alarm["ComparisonOperator"], AlarmActions=[])
+    cloudwatch.disable_alarm_actions(AlarmNames=[disabled])
+    for name in (quiet, disabled):
+        cloudwatch.set_alarm_state(AlarmName=name, StateValue="ALARM", StateReason="Threshold Crossed: 5xx rate 12 %")
+    reasons = failed(check(paged))
+    assert list(reasons) == [quiet, disabled]
+    assert "no alarm action on the alert topic" in reasons[quiet] and "in ALARM since" in reasons[quiet]
+    assert "its actions are disabled" in reasons[disabled] and "in ALARM since" in reasons[disabled]
+    assert all("Threshold Crossed: 5xx rate 12 %" in r for r in reasons.values())
+
+
 def test_a_missing_alarm_fails(paged):
     name = paged.targets.alarms[0]
     paged.get_client("cloudwatch").delete_alarms(AlarmNames=[name])
