@@ -191,14 +191,18 @@ def check_queue(spec: QueueSpec, queue: Observed, dlq: Observed, region: str | N
             f" (read in {region or 'Targets.region'}, its DLQ in {dlq_region or 'Targets.region'})")
         return CheckItem(kind="queue", name=spec.name, passed=passed, reason=reason + read_in)
 
+    dlq_problem = _unseen(dlq, f"its dead-letter queue {spec.dlq_name}{_in(dlq_region)}",
+                          _create(dlq_defined_by, "create it"))
     if (problem := _unseen(queue, f"SQS queue {spec.name}{_in(region)}",
                            _create(defined_by, "create it (deploy the stack that defines it)"))):
-        return CheckItem(kind="queue", name=spec.name, passed=False, reason=problem)
+        # The DLQ was read too: one missing as well is said now, not after the queue is made
+        # (its remedy once, when the same stack makes both).
+        if dlq is None and dlq_defined_by == defined_by:
+            dlq_problem = f"its dead-letter queue {spec.dlq_name}{_in(dlq_region)} does not exist either"
+        return CheckItem(kind="queue", name=spec.name, passed=False,
+                         reason="; ".join(p for p in (problem, dlq_problem) if p))
     assert queue is not None and not isinstance(queue, ReadFailed)
-    problems: list[str] = []
-    if (dlq_problem := _unseen(dlq, f"its dead-letter queue {spec.dlq_name}{_in(dlq_region)}",
-                               _create(dlq_defined_by, "create it"))):
-        problems.append(dlq_problem)
+    problems: list[str] = [dlq_problem] if dlq_problem else []
     raw = queue.get("RedrivePolicy")
     if not raw:
         problems.append(f"it has no dead-letter queue (no RedrivePolicy): failed messages are never moved to "

@@ -117,6 +117,19 @@ def test_a_missing_queue_fails(paged):
     assert list(reasons) == [spec.name] and reasons[spec.name].startswith(f"SQS queue {spec.name} does not exist")
 
 
+def test_a_missing_queue_whose_dlq_is_missing_too_says_both(paged):
+    # The queue's item stopped at the queue: the DLQ, read and missing as well, came out only
+    # once the queue was created and the checklist run again.
+    spec = paged.targets.queues[0]
+    sqs = paged.get_client("sqs")
+    for name in (spec.name, spec.dlq_name):
+        sqs.delete_queue(QueueUrl=_queue_url(paged, name))
+    reasons = failed(check(paged))
+    assert list(reasons) == [spec.name]
+    assert reasons[spec.name].startswith(f"SQS queue {spec.name} does not exist")
+    assert f"its dead-letter queue {spec.dlq_name} does not exist" in reasons[spec.name]
+
+
 def test_a_queue_without_a_dlq_fails(paged):
     spec = paged.targets.queues[1]
     paged.get_client("sqs").set_queue_attributes(QueueUrl=_queue_url(paged, spec.name), Attributes={"RedrivePolicy": ""})
@@ -463,7 +476,7 @@ def test_resources_a_stack_in_another_region_defines_are_read_there_not_in_the_t
         t.tables[0].name: f"DynamoDB table {t.tables[0].name} in eu-west-1 does not exist: deploy "
                           "WebordinarySessionStack, whose template defines it (deploy_infrastructure)",
         q.name: f"SQS queue {q.name} in eu-west-1 does not exist: deploy WebordinarySQSStack, whose template defines "
-                "it (deploy_infrastructure)",
+                f"it (deploy_infrastructure); its dead-letter queue {q.dlq_name} in eu-west-1 does not exist either",
         t.dashboard: f"CloudWatch dashboard {t.dashboard} in eu-west-1 does not exist: deploy "
                      "WebordinaryMonitoringStack, whose template defines it (deploy_infrastructure)",
     }
