@@ -327,7 +327,7 @@ def check_dashboard(name: str, dashboard: Observed, region: str | None = None,
                      reason=f"exists, {len(widgets)} widget(s)" + _read_in(region))
 
 
-def check_alarm(name: str, alarm: Observed, topic_arn: str | None, topic_name: str,
+def check_alarm(name: str, alarm: Observed, topic_arn: str | None | ReadFailed, topic_name: str,
                 region: str | None = None, defined_by: str | None = None) -> CheckItem:
     """The alarm exists, its actions are enabled, one of its alarm actions is the alert topic,
     and it is not firing (ALARM) already.
@@ -335,7 +335,8 @@ def check_alarm(name: str, alarm: Observed, topic_arn: str | None, topic_name: s
     Args:
         name: the alarm.
         alarm: DescribeAlarms' MetricAlarm (or CompositeAlarm).
-        topic_arn: the alert topic's ARN, None when it was not found (or could not be read).
+        topic_arn: the alert topic's ARN, None when it was not found, or the failure to look it up
+            (its actions then not judged, the rest still).
         topic_name: the alert topic's name, for the reason.
         region: where the alarm was read, when not ``Targets.region``: named in the reason.
         defined_by: the CDK app's stack whose template defines it, when known: named in the remedy.
@@ -351,7 +352,9 @@ def check_alarm(name: str, alarm: Observed, topic_arn: str | None, topic_name: s
     # Every problem at once: stopping at the first hid an alarm firing now behind a missing
     # action, found only once that was fixed and the checklist run again.
     problems: list[str] = []
-    if topic_arn is None:
+    if isinstance(topic_arn, ReadFailed):
+        problems.append(_topic_unread(topic_arn))
+    elif topic_arn is None:
         problems.append(f"the alert topic {topic_name} was not found, so no alarm action can reach it "
                         f"(its actions: {', '.join(actions) or 'none'})")
     elif topic_arn not in actions:
@@ -409,6 +412,10 @@ def check_topic(name: str, topic_arn: str | None, subscriptions: Sequence[Mappin
                            "on-call (email, chat, pager)")
     kinds = sorted({str(s.get("Protocol")) for s in confirmed})
     return item(True, f"{len(confirmed)} subscription(s) ({', '.join(kinds)})")
+
+
+def _topic_unread(failed: ReadFailed) -> str:
+    return f"could not look the alert topic up ({failed.what}): {failed.message}"
 
 
 def _in(region: str | None) -> str:
@@ -501,14 +508,15 @@ def evaluate(targets: Targets, seen: Observation) -> Checklist:
     items.append(check_dashboard(targets.dashboard, seen.dashboard, where(("dashboard", targets.dashboard)),
                                  stack_of(("dashboard", targets.dashboard))))
     topic = seen.topic_arn
+    # The alarms are judged also when the topic could not be looked up: failing each alarm with
+    # the lookup alone hid one missing, or firing now, until the lookup was fixed.
+    items += [check_alarm(a, seen.alarms.get(a, not_read), topic, targets.alert_topic, where(("alarm", a)),
+                          stack_of(("alarm", a)))
+              for a in targets.alarms]
     if isinstance(topic, ReadFailed):
-        failed = f"could not look the alert topic up ({topic.what}): {topic.message}"
-        items += [CheckItem(kind="alarm", name=a, passed=False, reason=failed) for a in targets.alarms]
-        items.append(CheckItem(kind="alert topic", name=targets.alert_topic, passed=False, reason=failed))
+        items.append(CheckItem(kind="alert topic", name=targets.alert_topic, passed=False,
+                               reason=_topic_unread(topic)))
     else:
-        items += [check_alarm(a, seen.alarms.get(a, not_read), topic, targets.alert_topic, where(("alarm", a)),
-                              stack_of(("alarm", a)))
-                  for a in targets.alarms]
         items.append(check_topic(targets.alert_topic, topic, seen.subscriptions,
                                  where(("topic", targets.alert_topic))))
     # Also when the topics could not be listed: returning early passed a rollway table the app

@@ -338,6 +338,23 @@ def test_throttled_alarms_and_topics_fail_their_items(paged, independent_client)
     assert all("Throttling" in r for r in reasons.values())
 
 
+def test_alarms_missing_or_firing_are_said_also_when_the_alert_topic_could_not_be_looked_up(
+        paged, independent_client):
+    # The alarms were read, but with ListTopics refused every alarm's item said only that the
+    # topic could not be looked up: one missing, or firing now, came out once the grant was fixed.
+    missing, firing, fine = paged.targets.alarms
+    cloudwatch = paged.get_client("cloudwatch")
+    cloudwatch.delete_alarms(AlarmNames=[missing])
+    cloudwatch.set_alarm_state(AlarmName=firing, StateValue="ALARM", StateReason="Threshold Crossed: 5xx rate 12 %")
+    sns = _refusing(independent_client("sns"), "ListTopics", "AccessDenied")
+    reasons = failed(check(paged, sns=sns))
+    assert set(reasons) == {missing, firing, fine, paged.targets.alert_topic}
+    assert reasons[missing].startswith(f"CloudWatch alarm {missing} does not exist")
+    assert all("could not look the alert topic up (ListTopics): AWS refused sns:ListTopics" in reasons[name]
+               for name in (firing, fine, paged.targets.alert_topic)), reasons
+    assert "in ALARM since" in reasons[firing] and "Threshold Crossed: 5xx rate 12 %" in reasons[firing]
+
+
 # --- stacks the app pins to another region or account ----------------------------------------
 
 ACCOUNT = "123456789012"  # the embedded account's
