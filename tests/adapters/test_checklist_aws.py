@@ -184,14 +184,18 @@ def test_a_missing_dashboard_fails(paged):
     assert reasons[paged.targets.dashboard].startswith(f"CloudWatch dashboard {paged.targets.dashboard} does not exist")
 
 
-def test_an_alarm_without_the_topic_action_fails(paged):
-    name = paged.targets.alarms[1]
-    cloudwatch = paged.get_client("cloudwatch")
+def _without_actions(cloudwatch, name: str) -> None:
+    """The alarm ``name`` put again as it is, with no alarm action."""
     alarm = cloudwatch.describe_alarms(AlarmNames=[name])["MetricAlarms"][0]
     cloudwatch.put_metric_alarm(
         AlarmName=name, Namespace=alarm["Namespace"], MetricName=alarm["MetricName"], Dimensions=alarm["Dimensions"],
         Statistic=alarm["Statistic"], Period=alarm["Period"], EvaluationPeriods=alarm["EvaluationPeriods"],
         Threshold=alarm["Threshold"], ComparisonOperator=alarm["ComparisonOperator"], AlarmActions=[])
+
+
+def test_an_alarm_without_the_topic_action_fails(paged):
+    name = paged.targets.alarms[1]
+    _without_actions(paged.get_client("cloudwatch"), name)
     reasons = failed(check(paged))
     assert list(reasons) == [name] and "no alarm action on the alert topic" in reasons[name]
 
@@ -211,11 +215,7 @@ def test_an_alarm_firing_is_said_with_every_other_problem_of_it(paged):
     # once that was fixed and the checklist run again.
     quiet, disabled = paged.targets.alarms[1], paged.targets.alarms[2]
     cloudwatch = paged.get_client("cloudwatch")
-    alarm = cloudwatch.describe_alarms(AlarmNames=[quiet])["MetricAlarms"][0]
-    cloudwatch.put_metric_alarm(
-        AlarmName=quiet, Namespace=alarm["Namespace"], MetricName=alarm["MetricName"], Dimensions=alarm["Dimensions"],
-        Statistic=alarm["Statistic"], Period=alarm["Period"], EvaluationPeriods=alarm["EvaluationPeriods"],
-        Threshold=alarm["Threshold"], ComparisonOperator=alarm["ComparisonOperator"], AlarmActions=[])
+    _without_actions(cloudwatch, quiet)
     cloudwatch.disable_alarm_actions(AlarmNames=[disabled])
     for name in (quiet, disabled):
         cloudwatch.set_alarm_state(AlarmName=name, StateValue="ALARM", StateReason="Threshold Crossed: 5xx rate 12 %")
