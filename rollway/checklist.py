@@ -191,14 +191,18 @@ def check_queue(spec: QueueSpec, queue: Observed, dlq: Observed, region: str | N
             f" (read in {region or 'Targets.region'}, its DLQ in {dlq_region or 'Targets.region'})")
         return CheckItem(kind="queue", name=spec.name, passed=passed, reason=reason + read_in)
 
+    dlq_problem = _unseen(dlq, f"its dead-letter queue {spec.dlq_name}{_in(dlq_region)}",
+                          _create(dlq_defined_by, "create it"))
     if (problem := _unseen(queue, f"SQS queue {spec.name}{_in(region)}",
                            _create(defined_by, "create it (deploy the stack that defines it)"))):
-        return CheckItem(kind="queue", name=spec.name, passed=False, reason=problem)
+        # The DLQ was read too: one missing as well is said now, not after the queue is made
+        # (its remedy once, when the same stack makes both).
+        if dlq is None and dlq_defined_by == defined_by:
+            dlq_problem = f"its dead-letter queue {spec.dlq_name}{_in(dlq_region)} does not exist either"
+        return CheckItem(kind="queue", name=spec.name, passed=False,
+                         reason="; ".join(p for p in (problem, dlq_problem) if p))
     assert queue is not None and not isinstance(queue, ReadFailed)
-    problems: list[str] = []
-    if (dlq_problem := _unseen(dlq, f"its dead-letter queue {spec.dlq_name}{_in(dlq_region)}",
-                               _create(dlq_defined_by, "create it"))):
-        problems.append(dlq_problem)
+    problems: list[str] = [dlq_problem] if dlq_problem else []
     raw = queue.get("RedrivePolicy")
     if not raw:
         problems.append(f"it has no dead-letter queue (no RedrivePolicy): failed messages are never moved to "
@@ -323,7 +327,7 @@ def check_dashboard(name: str, dashboard: Observed, region: str | None = None,
                      reason=f"exists, {len(widgets)} widget(s)" + _read_in(region))
 
 
-def check_alarm(name: str, alarm: Observed, topic_arn: str | None, topic_name: str,
+def check_alarm(name: str, alarm: Observed, topic_arn: str | None | ReadFailed, topic_name: str,
                 region: str | None = None, defined_by: str | None = None) -> CheckItem:
     """The alarm exists, its actions are enabled, one of its alarm actions is the alert topic,
     and it is not firing (ALARM) already.
@@ -331,7 +335,8 @@ def check_alarm(name: str, alarm: Observed, topic_arn: str | None, topic_name: s
     Args:
         name: the alarm.
         alarm: DescribeAlarms' MetricAlarm (or CompositeAlarm).
-        topic_arn: the alert topic's ARN, None when it was not found (or could not be read).
+        topic_arn: the alert topic's ARN, None when it was not found, or the failure to look it up
+            (its actions then not judged, the rest still).
         topic_name: the alert topic's name, for the reason.
         region: where the alarm was read, when not ``Targets.region``: named in the reason.
         defined_by: the CDK app's stack whose template defines it, when known: named in the remedy.
@@ -344,21 +349,27 @@ def check_alarm(name: str, alarm: Observed, topic_arn: str | None, topic_name: s
         return CheckItem(kind="alarm", name=name, passed=False, reason=problem)
     assert alarm is not None and not isinstance(alarm, ReadFailed)
     actions = [str(a) for a in alarm.get("AlarmActions") or ()]
-    if topic_arn is None:
-        return item(False, f"the alert topic {topic_name} was not found, so no alarm action can reach it "
-                           f"(its actions: {', '.join(actions) or 'none'})")
-    if topic_arn not in actions:
+    # Every problem at once: stopping at the first hid an alarm firing now behind a missing
+    # action, found only once that was fixed and the checklist run again.
+    problems: list[str] = []
+    if isinstance(topic_arn, ReadFailed):
+        problems.append(_topic_unread(topic_arn))
+    elif topic_arn is None:
+        problems.append(f"the alert topic {topic_name} was not found, so no alarm action can reach it "
+                        f"(its actions: {', '.join(actions) or 'none'})")
+    elif topic_arn not in actions:
         namesake = next((a for a in actions if a.startswith("arn:") and a.rsplit(":", 1)[-1] == topic_name), None)
         if namesake is not None:
             # An alarm notifies topics of its own region only: one deployed elsewhere pages a
             # same-named topic that rollway's pages and the topic's subscribers never see.
-            return item(False, f"it notifies {namesake}, not the alert topic {topic_arn}: an alarm can notify "
-                               "only a topic of its own region; deploy it where the alert topic is")
-        return item(False, f"no alarm action on the alert topic {topic_name}: nobody is told when it fires "
-                           f"(its actions: {', '.join(actions) or 'none'})")
+            problems.append(f"it notifies {namesake}, not the alert topic {topic_arn}: an alarm can notify "
+                            "only a topic of its own region; deploy it where the alert topic is")
+        else:
+            problems.append(f"no alarm action on the alert topic {topic_name}: nobody is told when it fires "
+                            f"(its actions: {', '.join(actions) or 'none'})")
     if alarm.get("ActionsEnabled") is not True:
-        return item(False, "its actions are disabled (ActionsEnabled is not true): it fires without telling "
-                           "anyone; enable them with enable-alarm-actions")
+        problems.append("its actions are disabled (ActionsEnabled is not true): it fires without telling "
+                        "anyone; enable them with enable-alarm-actions")
     state = alarm.get("StateValue")
     if state == "ALARM":
         # Firing before the deploy: what it watches is failing already, and a rollout judged
@@ -366,8 +377,10 @@ def check_alarm(name: str, alarm: Observed, topic_arn: str | None, topic_name: s
         since = alarm.get("StateUpdatedTimestamp")
         when = f" since {since:%Y-%m-%d %H:%M:%S %Z}".rstrip() if isinstance(since, datetime) else ""
         why = f": {alarm['StateReason']}" if alarm.get("StateReason") else ""
-        return item(False, f"it is in ALARM{when}{why}; what it watches is failing now: fix that, then check again "
-                           "once it is OK")
+        problems.append(f"it is in ALARM{when}{why}; what it watches is failing now: fix that, then check again "
+                        "once it is OK")
+    if problems:
+        return item(False, "; ".join(problems))
     return item(True, f"exists{f', {state},' if state else ''} and notifies {topic_name}")
 
 
@@ -399,6 +412,10 @@ def check_topic(name: str, topic_arn: str | None, subscriptions: Sequence[Mappin
                            "on-call (email, chat, pager)")
     kinds = sorted({str(s.get("Protocol")) for s in confirmed})
     return item(True, f"{len(confirmed)} subscription(s) ({', '.join(kinds)})")
+
+
+def _topic_unread(failed: ReadFailed) -> str:
+    return f"could not look the alert topic up ({failed.what}): {failed.message}"
 
 
 def _in(region: str | None) -> str:
@@ -491,14 +508,15 @@ def evaluate(targets: Targets, seen: Observation) -> Checklist:
     items.append(check_dashboard(targets.dashboard, seen.dashboard, where(("dashboard", targets.dashboard)),
                                  stack_of(("dashboard", targets.dashboard))))
     topic = seen.topic_arn
+    # The alarms are judged also when the topic could not be looked up: failing each alarm with
+    # the lookup alone hid one missing, or firing now, until the lookup was fixed.
+    items += [check_alarm(a, seen.alarms.get(a, not_read), topic, targets.alert_topic, where(("alarm", a)),
+                          stack_of(("alarm", a)))
+              for a in targets.alarms]
     if isinstance(topic, ReadFailed):
-        failed = f"could not look the alert topic up ({topic.what}): {topic.message}"
-        items += [CheckItem(kind="alarm", name=a, passed=False, reason=failed) for a in targets.alarms]
-        items.append(CheckItem(kind="alert topic", name=targets.alert_topic, passed=False, reason=failed))
+        items.append(CheckItem(kind="alert topic", name=targets.alert_topic, passed=False,
+                               reason=_topic_unread(topic)))
     else:
-        items += [check_alarm(a, seen.alarms.get(a, not_read), topic, targets.alert_topic, where(("alarm", a)),
-                              stack_of(("alarm", a)))
-                  for a in targets.alarms]
         items.append(check_topic(targets.alert_topic, topic, seen.subscriptions,
                                  where(("topic", targets.alert_topic))))
     # Also when the topics could not be listed: returning early passed a rollway table the app

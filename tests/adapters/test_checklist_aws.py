@@ -117,6 +117,19 @@ def test_a_missing_queue_fails(paged):
     assert list(reasons) == [spec.name] and reasons[spec.name].startswith(f"SQS queue {spec.name} does not exist")
 
 
+def test_a_missing_queue_whose_dlq_is_missing_too_says_both(paged):
+    # The queue's item stopped at the queue: the DLQ, read and missing as well, came out only
+    # once the queue was created and the checklist run again.
+    spec = paged.targets.queues[0]
+    sqs = paged.get_client("sqs")
+    for name in (spec.name, spec.dlq_name):
+        sqs.delete_queue(QueueUrl=_queue_url(paged, name))
+    reasons = failed(check(paged))
+    assert list(reasons) == [spec.name]
+    assert reasons[spec.name].startswith(f"SQS queue {spec.name} does not exist")
+    assert f"its dead-letter queue {spec.dlq_name} does not exist" in reasons[spec.name]
+
+
 def test_a_queue_without_a_dlq_fails(paged):
     spec = paged.targets.queues[1]
     paged.get_client("sqs").set_queue_attributes(QueueUrl=_queue_url(paged, spec.name), Attributes={"RedrivePolicy": ""})
@@ -171,14 +184,18 @@ def test_a_missing_dashboard_fails(paged):
     assert reasons[paged.targets.dashboard].startswith(f"CloudWatch dashboard {paged.targets.dashboard} does not exist")
 
 
-def test_an_alarm_without_the_topic_action_fails(paged):
-    name = paged.targets.alarms[1]
-    cloudwatch = paged.get_client("cloudwatch")
+def _without_actions(cloudwatch, name: str) -> None:
+    """The alarm ``name`` put again as it is, with no alarm action."""
     alarm = cloudwatch.describe_alarms(AlarmNames=[name])["MetricAlarms"][0]
     cloudwatch.put_metric_alarm(
         AlarmName=name, Namespace=alarm["Namespace"], MetricName=alarm["MetricName"], Dimensions=alarm["Dimensions"],
         Statistic=alarm["Statistic"], Period=alarm["Period"], EvaluationPeriods=alarm["EvaluationPeriods"],
         Threshold=alarm["Threshold"], ComparisonOperator=alarm["ComparisonOperator"], AlarmActions=[])
+
+
+def test_an_alarm_without_the_topic_action_fails(paged):
+    name = paged.targets.alarms[1]
+    _without_actions(paged.get_client("cloudwatch"), name)
     reasons = failed(check(paged))
     assert list(reasons) == [name] and "no alarm action on the alert topic" in reasons[name]
 
@@ -190,6 +207,23 @@ def test_an_alarm_firing_before_the_deploy_fails(paged):
     reasons = failed(check(paged))
     assert list(reasons) == [name] and "in ALARM since" in reasons[name]
     assert "Threshold Crossed: 5xx rate 12 %" in reasons[name]
+
+
+def test_an_alarm_firing_is_said_with_every_other_problem_of_it(paged):
+    # The alarm's item stopped at its first problem: an alarm firing now read only "no alarm action
+    # on the alert topic" (or "actions disabled"), and that production is failing came out only
+    # once that was fixed and the checklist run again.
+    quiet, disabled = paged.targets.alarms[1], paged.targets.alarms[2]
+    cloudwatch = paged.get_client("cloudwatch")
+    _without_actions(cloudwatch, quiet)
+    cloudwatch.disable_alarm_actions(AlarmNames=[disabled])
+    for name in (quiet, disabled):
+        cloudwatch.set_alarm_state(AlarmName=name, StateValue="ALARM", StateReason="Threshold Crossed: 5xx rate 12 %")
+    reasons = failed(check(paged))
+    assert list(reasons) == [quiet, disabled]
+    assert "no alarm action on the alert topic" in reasons[quiet] and "in ALARM since" in reasons[quiet]
+    assert "its actions are disabled" in reasons[disabled] and "in ALARM since" in reasons[disabled]
+    assert all("Threshold Crossed: 5xx rate 12 %" in r for r in reasons.values())
 
 
 def test_a_missing_alarm_fails(paged):
@@ -302,6 +336,23 @@ def test_throttled_alarms_and_topics_fail_their_items(paged, independent_client)
     reasons = failed(check(paged, cloudwatch=cloudwatch, sns=sns))
     assert set(reasons) == {*paged.targets.alarms, paged.targets.alert_topic}
     assert all("Throttling" in r for r in reasons.values())
+
+
+def test_alarms_missing_or_firing_are_said_also_when_the_alert_topic_could_not_be_looked_up(
+        paged, independent_client):
+    # The alarms were read, but with ListTopics refused every alarm's item said only that the
+    # topic could not be looked up: one missing, or firing now, came out once the grant was fixed.
+    missing, firing, fine = paged.targets.alarms
+    cloudwatch = paged.get_client("cloudwatch")
+    cloudwatch.delete_alarms(AlarmNames=[missing])
+    cloudwatch.set_alarm_state(AlarmName=firing, StateValue="ALARM", StateReason="Threshold Crossed: 5xx rate 12 %")
+    sns = _refusing(independent_client("sns"), "ListTopics", "AccessDenied")
+    reasons = failed(check(paged, sns=sns))
+    assert set(reasons) == {missing, firing, fine, paged.targets.alert_topic}
+    assert reasons[missing].startswith(f"CloudWatch alarm {missing} does not exist")
+    assert all("could not look the alert topic up (ListTopics): AWS refused sns:ListTopics" in reasons[name]
+               for name in (firing, fine, paged.targets.alert_topic)), reasons
+    assert "in ALARM since" in reasons[firing] and "Threshold Crossed: 5xx rate 12 %" in reasons[firing]
 
 
 # --- stacks the app pins to another region or account ----------------------------------------
@@ -442,7 +493,7 @@ def test_resources_a_stack_in_another_region_defines_are_read_there_not_in_the_t
         t.tables[0].name: f"DynamoDB table {t.tables[0].name} in eu-west-1 does not exist: deploy "
                           "WebordinarySessionStack, whose template defines it (deploy_infrastructure)",
         q.name: f"SQS queue {q.name} in eu-west-1 does not exist: deploy WebordinarySQSStack, whose template defines "
-                "it (deploy_infrastructure)",
+                f"it (deploy_infrastructure); its dead-letter queue {q.dlq_name} in eu-west-1 does not exist either",
         t.dashboard: f"CloudWatch dashboard {t.dashboard} in eu-west-1 does not exist: deploy "
                      "WebordinaryMonitoringStack, whose template defines it (deploy_infrastructure)",
     }

@@ -286,7 +286,8 @@ def test_verify_reads_tables_and_queues_where_the_app_deploys_their_stacks(
         sessions: f"DynamoDB table {sessions} in {ELSEWHERE} does not exist: deploy WebordinarySessionStack, whose "
                   "template defines it (deploy_infrastructure)",
         queue.name: f"SQS queue {queue.name} in {ELSEWHERE} does not exist: deploy WebordinarySQSStack, whose "
-                    "template defines it (deploy_infrastructure)",
+                    f"template defines it (deploy_infrastructure); its dead-letter queue {queue.dlq_name} in "
+                    f"{ELSEWHERE} does not exist either",
         t.flags_table: misplaced}
 
     monitoring_in(_get_client_for_region(ELSEWHERE), t)  # the sessions table and the queue, made there
