@@ -167,6 +167,11 @@ class FlagStoreUnavailable(FlagError):
     """The flag store could not be read or written (unreachable, no such table, denied...)."""
 
 
+class FlagTableRefused(FlagStoreUnavailable):
+    """The flags table does not exist, or the credentials may not use it, said as a person reads
+    it (the table, its region, what to do): asked again, it is refused again."""
+
+
 class FlagWriteUnanswered(PicklableError, FlagStoreUnavailable):
     """A flag's write was sent and no answer to it came back (a timeout, a connection dropped
     after sending, an internal error: ``rollway.aws.errors.answer_lost``): it may have been
