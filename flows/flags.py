@@ -8,20 +8,25 @@ nothing written.
 from __future__ import annotations
 
 import time
-from typing import Annotated, Sequence
+from typing import Annotated, Callable, Sequence
 
+from botocore.exceptions import ClientError
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 from pydantic import AfterValidator, Field
 
 from flows.env import load_clients
 from flows.params import Actor
+from flows.reports import named_table, unreadable_table
 from flows.untraced import without_traceback
+from rollway.aws.denied import ROLLOUT_POLICY, is_denied, permission_denied
+from rollway.aws.errors import error_code
 from rollway.aws.flags import DynamoFlagStore
 from rollway.flag_binding import FlagChange, FlagUpdate
-from rollway.flags import InvalidFlagInput, UnknownFlag, validate_actor
+from rollway.flags import FlagTableRefused, InvalidFlagInput, UnknownFlag, validate_actor
 from rollway.flags_commands import changes_markdown
 from rollway.ports import FlagStore
+from rollway.targets import Targets
 from tasks import flags as flag_tasks
 
 
@@ -37,6 +42,25 @@ class UnknownFlagInChanges(UnknownFlag):
         names = ", ".join(repr(f) for f in features)
         self.args = (f"unknown feature flag {names}: check the spelling (`rollway flags list` lists the flags "
                      "there are), or tick `create` in its change to create it; nothing was written",)
+
+
+def flag_table_refusal(targets: Targets) -> Callable[[ClientError], str | None]:
+    """What DynamoDB refusing the flags table of ``targets`` means to a person (``DynamoFlagStore``'s
+    ``refused``), as the other commands and flows say it of the ledger: "feature flag table 'x':
+    ResourceNotFoundException: Requested resource not found" named neither the region nor the fix,
+    and AWS's "not authorized to perform" no statement to add."""
+
+    def said(err: ClientError) -> str | None:
+        if error_code(err) == "ResourceNotFoundException":
+            missing = unreadable_table(err, targets, "flags_table")
+            return None if missing is None else str(missing)
+        if is_denied(err):
+            # The table, for a refusal naming none: the ledger's statement grants GetItem and PutItem too.
+            denied = permission_denied(err, job=ROLLOUT_POLICY, resource=targets.flags_table, targets=targets)
+            return f"{named_table(targets, 'flags_table')}: {denied}"
+        return None
+
+    return said
 
 
 def apply_changes(store: FlagStore, changes: Sequence[FlagChange], *, actor: str, now: float,
@@ -98,11 +122,11 @@ def set_flags(
     """
     # A refused change says everything on its line (which flag, what to do, nothing written): a
     # traceback above it read as a crash of rollway.
-    without_traceback(UnknownFlag, InvalidFlagInput)
+    without_traceback(UnknownFlag, InvalidFlagInput, FlagTableRefused)
     # The same loading as every other flow: clients act in Targets.region, and a credentials
     # block naming another region is refused (AccountNotLoaded) before any call.
     targets, get_client = load_clients(targets_block, aws_credentials_block)
-    store = DynamoFlagStore(get_client("dynamodb"), targets)
+    store = DynamoFlagStore(get_client("dynamodb"), targets, refused=flag_table_refusal(targets))
     done: list[FlagUpdate] = []
     try:
         updates = apply_changes(store, changes, actor=actor, now=time.time(), done=done)

@@ -167,6 +167,11 @@ class FlagStoreUnavailable(FlagError):
     """The flag store could not be read or written (unreachable, no such table, denied...)."""
 
 
+class FlagTableRefused(FlagStoreUnavailable):
+    """The flags table does not exist, or the credentials may not use it, said as a person reads
+    it (the table, its region, what to do): asked again, it is refused again."""
+
+
 class FlagWriteUnanswered(PicklableError, FlagStoreUnavailable):
     """A flag's write was sent and no answer to it came back (a timeout, a connection dropped
     after sending, an internal error: ``rollway.aws.errors.answer_lost``): it may have been
@@ -202,10 +207,15 @@ class MalformedFlag(PicklableError, FlagStoreUnavailable):
         self.problems = problems
         self.fields = fields
         self.version = version
-        super().__init__(
-            f"feature flag {feature!r} is malformed in the table ({'; '.join(problems)}); "
-            f"repair it by setting what is unusable (`rollway flags set {feature} ...`); a disable always can"
-        )
+        if _FEATURE.match(feature):
+            repair = f"repair it by setting what is unusable (`rollway flags set {feature} ...`); a disable always can"
+        else:
+            # Every flags command refuses the name (a key added in the console, "new feature"), so the
+            # repair above named a command that cannot run, and the list stayed partial.
+            repair = ("no flag can have that name, so nothing evaluates it and rollway cannot repair it: delete the "
+                      "item in the DynamoDB console, and create the flag with `rollway flags set <a usable name> "
+                      "--create`")
+        super().__init__(f"feature flag {feature!r} is malformed in the table ({'; '.join(problems)}); {repair}")
 
 
 class MalformedFlags(PicklableError, FlagStoreUnavailable):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import time
+import unicodedata
 from typing import Any, Callable, Sequence, TextIO
 
 from rollway.bounds import as_given
@@ -101,8 +102,9 @@ def flags_get(
         _print_flags([flag], out, as_json=False)
         for entry in trail:
             after = f"{'on' if entry.enabled else 'off'} {entry.percentage:g}%"
-            why = f"  ({entry.reason})" if entry.reason else ""
-            out.write(f"  v{entry.version}  {_when(entry.at)}  {entry.actor}: {_before(entry)} -> {after}{why}\n")
+            why = f"  ({_one_line(entry.reason)})" if entry.reason else ""
+            out.write(f"  v{entry.version}  {_when(entry.at)}  {_one_line(entry.actor)}: {_before(entry)} -> {after}"
+                      f"{why}\n")
 
     failures: list[UnreadableAudit] = []
     code = _run(err, show)
@@ -277,9 +279,21 @@ def _print_flags(flags: Sequence[FlagState], out: TextIO, as_json: bool) -> None
     width = max(len("FEATURE"), *(len(f.feature) for f in flags))
     out.write(f"{'FEATURE':<{width}}  STATE  PERCENT  VERSION  UPDATED\n")
     for f in flags:
-        updated = f"{_when(f.updated_at)} by {f.updated_by}" if f.updated_by else _when(f.updated_at)
+        updated = f"{_when(f.updated_at)} by {_one_line(f.updated_by)}" if f.updated_by else _when(f.updated_at)
         state = "on" if f.enabled else "off"
         out.write(f"{f.feature:<{width}}  {state:<5}  {f.percentage:>7g}  {f.version:>7}  {updated}\n")
+
+
+def _one_line(text: str) -> str:
+    """``text`` (a reason or actor, as typed) on one line, its line breaks and other control
+    characters escaped (``\\n``, ``\\x1b``): printed as they were, a reason's second line read as
+    another change in the trail, by whoever it named, and a carriage return or an escape
+    sequence could overwrite who made a change on a terminal. ``--json`` keeps the text as written."""
+    return "".join(c.encode("unicode_escape").decode() if unicodedata.category(c) in _CONTROLS else c for c in text)
+
+
+# Control characters and the line and paragraph separators (U+2028, U+2029), which break a line too.
+_CONTROLS = frozenset({"Cc", "Zl", "Zp"})
 
 
 def _when(epoch: float) -> str:

@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 from contextlib import AbstractContextManager, contextmanager
 from decimal import Decimal
-from typing import Any, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
@@ -40,6 +40,7 @@ from rollway.flags import (
     FlagConflict,
     FlagState,
     FlagStoreUnavailable,
+    FlagTableRefused,
     FlagWriteUnanswered,
     MalformedFlag,
     MalformedFlags,
@@ -67,13 +68,18 @@ class DynamoFlagStore:
         client: a boto3 DynamoDB client.
         targets: names; only ``flags_table`` is used.
         audit_cap: how many changes each flag keeps in its audit trail.
+        refused: what a refusal of the table (no such table, a permission refused) means to a
+            person, or None to give DynamoDB's words; raised as ``FlagTableRefused``. The
+            commands and the set-flags flow name the table, its region and what to do.
     """
 
-    def __init__(self, client: Any, targets: Targets, *, audit_cap: int = AUDIT_CAP) -> None:
+    def __init__(self, client: Any, targets: Targets, *, audit_cap: int = AUDIT_CAP,
+                 refused: Callable[[ClientError], str | None] | None = None) -> None:
         if audit_cap < 1:
             raise ValueError(f"audit_cap must be at least 1, got {audit_cap}")
         self._client = client
         self._table = targets.flags_table
+        self._refused = refused
         self._audit_cap = audit_cap
         # Writes one attempt of which was sent and lost its answer, with the settings it wrote, by
         # what a task's retry of the write calls ``put`` with again (``_write_key``): a later attempt
@@ -292,16 +298,18 @@ class DynamoFlagStore:
         return item if raw else _plain(item)
 
     def _errors(self, conflict: tuple[str, int] | None = None) -> "AbstractContextManager[None]":
-        return _translated(self._table, conflict)
+        return _translated(self._table, conflict, self._refused)
 
 
 @contextmanager
-def _translated(table: str, conflict: tuple[str, int] | None) -> Iterator[None]:
+def _translated(table: str, conflict: tuple[str, int] | None,
+                refused: Callable[[ClientError], str | None] | None = None) -> Iterator[None]:
     """Turn botocore errors into the flag errors callers catch by name.
 
     Args:
         table: the table name, for messages.
         conflict: (feature, expected version) when a failed condition means a lost race.
+        refused: what a refusal of the table means to a person (``DynamoFlagStore``), or None.
     """
     try:
         yield
@@ -311,6 +319,9 @@ def _translated(table: str, conflict: tuple[str, int] | None) -> Iterator[None]:
         if _condition_failed(err) and conflict is not None:
             found = err.response.get("Item", {}).get("version", {}).get("N")
             raise FlagConflict(conflict[0], conflict[1], int(found) if found and found.isdigit() else None) from err
+        # Chained to the answer itself: a task's retry condition reads its code (not retried).
+        if refused is not None and (said := refused(err)):
+            raise FlagTableRefused(said) from err
         raise FlagStoreUnavailable(
             f"feature flag table {table!r}: {code or 'error'}: {error.get('Message', err)}"
         ) from err

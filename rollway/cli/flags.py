@@ -25,44 +25,11 @@ class _Store:
     def __init__(self, targets_block: str | None, credentials_block: str | None) -> None:
         self._blocks = (targets_block, credentials_block)
         self._store = None
-        self._targets = None
 
     def __getattr__(self, name: str):
         if self._store is None:
-            self._targets, self._store = _open_store(*self._blocks)
-        found = getattr(self._store, name)
-        return _naming_the_table(found, self._targets) if callable(found) else found
-
-
-def _naming_the_table(call, targets):
-    """``call`` of the store, whose refusal for a table DynamoDB does not hold names the table,
-    its region and what to do, as the other commands say it of the ledger (``missing_table``):
-    "feature flag table 'x': ResourceNotFoundException: Requested resource not found" named
-    neither the region nor the fix. A refused permission names the table and region too, with the
-    IAM action and the statement granting it, as the other commands say a refusal
-    (``permission_denied``): AWS's "not authorized to perform" named no statement to add."""
-    import functools
-
-    from flows.reports import named_table
-    from rollway.aws.denied import ROLLOUT_POLICY, is_denied, permission_denied
-    from rollway.cli.ops import missing_table
-    from rollway.flags import FlagStoreUnavailable
-
-    @functools.wraps(call)
-    def calling(*args, **kwargs):
-        try:
-            return call(*args, **kwargs)
-        except FlagStoreUnavailable as unavailable:
-            cause = unavailable.__cause__
-            if missing := missing_table(cause, targets, "flags_table"):
-                raise FlagStoreUnavailable(missing) from unavailable
-            if cause is not None and is_denied(cause):
-                # The table, for a refusal naming none: the ledger's statement grants GetItem and PutItem too.
-                denied = permission_denied(cause, job=ROLLOUT_POLICY, resource=targets.flags_table, targets=targets)
-                raise FlagStoreUnavailable(f"{named_table(targets, 'flags_table')}: {denied}") from unavailable
-            raise
-
-    return calling
+            self._store = _open_store(*self._blocks)
+        return getattr(self._store, name)
 
 
 def _store(targets_block: str | None, credentials_block: str | None) -> _Store:
@@ -72,6 +39,7 @@ def _store(targets_block: str | None, credentials_block: str | None) -> _Store:
 def _open_store(targets_block: str | None, credentials_block: str | None):
     import httpx
 
+    from flows.flags import flag_table_refusal
     from rollway.aws.flags import DynamoFlagStore
     from rollway.cli.ops import OpsError, api_unreachable, load_account
 
@@ -86,7 +54,10 @@ def _open_store(targets_block: str | None, credentials_block: str | None):
     except httpx.HTTPError as err:  # the blocks are read from the API: it was down, or refused
         print(f"error: {api_unreachable(err)}", file=sys.stderr)
         raise SystemExit(1) from err
-    return targets, DynamoFlagStore(client, targets)
+    # A table DynamoDB does not hold, or one the credentials may not use, is named with its region
+    # and what to do (deploy it, or the IAM statement granting the action), as the set-flags flow
+    # and the other commands say it: DynamoDB's own words named neither.
+    return DynamoFlagStore(client, targets, refused=flag_table_refusal(targets))
 
 
 @flags_app.command(name="list")

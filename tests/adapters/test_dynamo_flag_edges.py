@@ -71,6 +71,23 @@ def test_one_out_of_range_item_hides_no_other_flag_and_can_be_repaired(store, cl
     assert "alice: malformed -> on 50%" in out.getvalue()
 
 
+def test_an_item_under_a_name_no_flag_can_have_is_named_with_a_repair_that_can_be_made(store, client, aws):
+    """An item added in the console as "new feature" was listed with the advice to repair it by
+    `rollway flags set new feature ...`, which every flags command refuses for its name: the list
+    stayed partial (exit 5) with no way out named."""
+    put_raw(client, aws, feature={"S": "new feature"}, enabled={"BOOL": True}, percentage={"N": "10"})
+
+    out, err = io.StringIO(), io.StringIO()
+    assert flags_list(store, out, err=err) == EXIT_PARTIAL
+    warning = err.getvalue()
+    assert warning.startswith("warning: feature flag 'new feature' is malformed in the table (feature flag name "), warning
+    assert "`rollway flags set new feature" not in warning, "a command every flags command refuses"
+    assert "no flag can have that name" in warning and "delete the item in the DynamoDB console" in warning, warning
+    assert "`rollway flags set <a usable name> --create`" in warning, warning
+    # The advice given before, refused indeed:
+    assert flags_set(store, io.StringIO(), "new feature", err=io.StringIO(), actor="alice", enabled=False) == EXIT_INVALID
+
+
 def test_a_rollback_disables_a_malformed_bound_flag(store, client, aws):
     put_raw(client, aws, feature={"S": "bad_flag"}, enabled={"S": "yes"}, percentage={"N": "150"},
             version={"S": "seven"})

@@ -326,7 +326,7 @@ def test_a_set_flags_run_that_stops_part_way_says_which_flags_were_written(dynam
     import flows.flags
 
     flaky = FlakyFlagStore([FlagState(feature=SQS), FlagState(feature=INTERRUPTS)], failing=[INTERRUPTS])
-    monkeypatch.setattr(flows.flags, "DynamoFlagStore", lambda client, targets: flaky)
+    monkeypatch.setattr(flows.flags, "DynamoFlagStore", lambda client, targets, **_: flaky)
     # Retried as ever, without the 1-s and 5-s waits between.
     monkeypatch.setattr(flag_tasks, "set_flag", flag_tasks.set_flag.with_options(retry_delay_seconds=0))
     text = three_changes_failing_at_the_second()
@@ -389,7 +389,7 @@ def test_a_change_whose_answer_was_lost_is_not_summarised_as_not_written(dynamo,
             return super().put(flag, **kwargs)
 
     lossy = Unanswered([FlagState(feature=SQS), FlagState(feature=INTERRUPTS)])
-    monkeypatch.setattr(flows.flags, "DynamoFlagStore", lambda client, targets: lossy)
+    monkeypatch.setattr(flows.flags, "DynamoFlagStore", lambda client, targets, **_: lossy)
     # Retried as ever (a lost answer is a store outage), without the waits between.
     monkeypatch.setattr(flag_tasks, "set_flag", flag_tasks.set_flag.with_options(retry_delay_seconds=0))
     text = three_changes_failing_at_the_second()
@@ -422,12 +422,12 @@ def interrupts_answer_lost(monkeypatch, *, then_refused: bool = False) -> Iterat
         if lost and then_refused:
             raise EndpointConnectionError(endpoint_url="http://dynamodb")
 
-    def store(client, targets):
+    def store(client, targets, **options):
         clients.append(client)
         client.meta.events.register("before-parameter-build.dynamodb.PutItem", note_feature)
         client.meta.events.register("after-call.dynamodb.PutItem", lose_answer)
         client.meta.events.register("before-call.dynamodb", refuse)
-        return DynamoFlagStore(client, targets)
+        return DynamoFlagStore(client, targets, **options)
 
     monkeypatch.setattr(flows.flags, "DynamoFlagStore", store)
     monkeypatch.setattr(flag_tasks, "set_flag", flag_tasks.set_flag.with_options(retry_delay_seconds=0))

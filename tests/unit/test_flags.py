@@ -522,6 +522,26 @@ def test_list_get_set_and_eval_commands():
     assert "(no user)  on" in text and "threshold 2500 of 10000" in text
 
 
+def test_flags_get_and_list_show_each_change_on_one_line_whatever_its_text_holds():
+    """A reason typed over two lines in the set-flags form (or an actor with a line break) was printed
+    as it was: its second line read as another change in the trail, by whoever it named."""
+    store = seeded_store()
+    forged = "rollback drill\n  v9  2023-11-14T22:13:20Z  carol: on 100% -> off 0%  (kill switch)"
+    assert run(flags_set, store, SQS, enabled=True, percentage=25, actor="alice", reason=forged, now=1.7e9)[0] == EXIT_OK
+    assert run(flags_set, store, SQS, percentage=30, actor="bob\r\x1b[2K", now=1.7e9 + 1)[0] == EXIT_OK
+
+    code, text, err = run(flags_get, store, SQS)
+    assert (code, err) == (EXIT_OK, "")
+    assert len(text.splitlines()) == 2 + 3, text  # the heading, the flag, and its three changes
+    assert "alice: off 0% -> on 25%  (rollback drill\\n  v9  2023-11-14T22:13:20Z  carol: " in text, text
+    assert "bob\\r\\x1b[2K: on 25% -> on 30%" in text, text
+    code, text, err = run(flags_list, store)
+    assert code == EXIT_OK and len(text.splitlines()) == 1 + len(store.list()) and "by bob\\r\\x1b[2K" in text, text
+    # The data keeps the text as written.
+    code, text, err = run(flags_get, store, SQS, as_json=True)
+    assert json.loads(text)["audit"][1]["reason"] == forged
+
+
 def test_eval_json_says_a_killed_flag_is_disabled():
     """A flag turned off at 25 % (the kill switch): its JSON gave the threshold (2500) and a user's
     bucket under it, "on": false, and nothing that says why; the table's line says "disabled"."""
