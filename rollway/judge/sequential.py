@@ -440,6 +440,23 @@ class MetricEvidence:
         return f"below {self.margin_ratio:g}x the baseline or {setting_percent(self.margin, 2)}"
 
 
+def _passed_earlier(m: MetricEvidence) -> str:
+    """A metric that has passed, while another holds the stage: the counts it passed on, and
+    the counts now when they have moved since.
+
+    The pass is sticky, so the counts now did not pass it: "canary errors 200/1,800 (11.11%) vs
+    baseline 342/34,200 (1.00%) passed" was said of errors that passed at 0/600.
+    """
+    at = m.passed
+    assert at is not None
+    said = f"{m.describe(at)} passed"
+    then = (at.canary_events, at.canary_requests, at.baseline_events, at.baseline_requests)
+    if then == (m.canary_events, m.canary_requests, m.baseline_events, m.baseline_requests):
+        return said
+    baseline = f" vs {_count(m.baseline_events, m.baseline_requests)}" if m.reference is None else ""
+    return f"{said} (now {_count(m.canary_events, m.canary_requests)}{baseline})"
+
+
 def _count(events: int, requests: float) -> str:
     rate = events / requests if requests else 0.0
     # Separated by thousands, as the requests a pass needs are: "39/44,460", not "39/44460".
@@ -613,7 +630,7 @@ class StageEvidence:
         # person learns all that blocks the pass, not the error rate alone.
         state = "; ".join(
             [self._undecided(m)] + [self._undecided(o) for o in open_metrics if o is not m]
-            + [f"{o.describe()} passed" for o in self.metrics if o.passed is not None and o is not m]
+            + [_passed_earlier(o) for o in self.metrics if o.passed is not None and o is not m]
         )
         if not stage_over:
             return self._verdict(Phase.RUNNING, state + "; observing", m, roll, None)

@@ -269,6 +269,24 @@ def test_an_undecided_verdict_names_the_metric_that_blocks_the_pass():
     assert "canary errors 0/80 (0.00%) vs baseline 200/800 (25.00%) passed" in verdict.reason
 
 
+@pytest.mark.parametrize("analysis,baseline,then,now", [
+    (TWO_SAMPLE, lambda i: v(11400, 114), "canary errors 0/600 (0.00%) vs baseline 114/11,400 (1.00%) passed",
+     "(now 200/1,800 (11.11%) vs 342/34,200 (1.00%))"),
+    (Analysis(mode="one-sample", slo_error_rate=0.05, slo_slow_rate=0.0001), "none",
+     "canary errors 0/600 (0.00%) vs SLO 5.00% passed",
+     "(now 200/1,800 (11.11%))"),
+], ids=["two-sample", "one-sample"])
+def test_a_metric_that_passed_earlier_is_said_with_the_counts_it_passed_on(analysis, baseline, then, now):
+    """"canary errors 200/1,800 (11.11%) vs baseline 342/34,200 (1.00%) passed" was said of errors that
+    passed at 0/600 while slow requests held the stage: a canary at 11x the baseline read as passed."""
+    intervals = stage(3, canary=lambda i: v(600, 200 if i == 2 else 0), baseline=baseline)
+    passed = SequentialJudge(analysis).evaluate(intervals[:1], stage_over=False)
+    assert passed.phase is Phase.RUNNING and f"{then}; observing" in passed.reason  # counts unchanged: said once
+    verdict = SequentialJudge(analysis).evaluate(intervals, stage_over=True)
+    assert verdict.phase is Phase.INCONCLUSIVE and verdict.metric == "slow"
+    assert f"{then} {now}" in verdict.reason
+
+
 @pytest.mark.parametrize("changes,field", [
     ({"alpha": math.nan}, "alpha"),
     ({"alpha": 5e-324}, "alpha"),  # split over two metrics it was 0: a ZeroDivisionError
