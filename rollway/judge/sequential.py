@@ -398,7 +398,8 @@ class MetricEvidence:
 
         From the rates seen so far: the pass statistic's expected growth per canary request
         (the Kullback-Leibler divergence of the null from the alternative), divided into its
-        bar. None while nothing has been seen to base it on.
+        bar. None while nothing has been seen to base it on; infinite when no amount of traffic
+        like the stage's so far passes it (two-sample, no event in either version and a margin of 0).
         """
         phi = self.dispersion.factor() if self.dispersion is not None else 1.0
         if self.reference is not None:
@@ -407,8 +408,17 @@ class MetricEvidence:
                 return None
             kl = p0 * math.log(p0 / p1) + (1 - p0) * math.log((1 - p0) / (1 - p1))
             return phi * self.log_pass_bar / kl
-        if not (self.canary_requests and self.baseline_requests and self.baseline_events):
+        if not (self.canary_requests and self.baseline_requests):
             return None
+        if not self.baseline_events:
+            # Nothing for the ratio test to go on (a service that publishes no slow counts has
+            # none in either version): a canary as good as the baseline passes on the absolute
+            # test alone, whose evidence grows by abs_request with each event-free request, until
+            # the weighted average reaches the bar. A margin of 0 turns that test off.
+            if not self.abs_request:
+                return math.inf
+            needed = math.log((1 / self.beta - RATIO_PASS_WEIGHT) / (1 - RATIO_PASS_WEIGHT))
+            return phi * needed / self.abs_request
         share = self.canary_requests / (self.canary_requests + self.baseline_requests)
         q_m = share * self.margin_ratio / (share * self.margin_ratio + 1 - share)
         kl = share * math.log(share / q_m) + (1 - share) * math.log((1 - share) / (1 - q_m))
@@ -676,11 +686,15 @@ class StageEvidence:
             one = len(worse) == 1
             return (f"; the canary's {' and '.join(worse)} so far {'is' if one else 'are'} above what a pass allows: "
                     f"more requests at {'this rate' if one else 'these rates'} would not pass it")
-        needed = [n for n in (e.requests_to_pass() for e in open_metrics) if n is not None]
+        needed = {e.metric: n for e in open_metrics if (n := e.requests_to_pass()) is not None}
+        stuck = [METRIC_LABEL.get(metric, metric) for metric, n in needed.items() if math.isinf(n)]
+        if stuck:
+            return (f"; neither version has had {' or '.join(stuck)} so far, and with a margin of 0 a canary passes only "
+                    "on its ratio to the baseline's: more requests like these would not pass it")
         if not needed:
             return ""
         reference = "SLO" if open_metrics[0].reference is not None else "baseline"
-        return (f"; a canary as good as the {reference} needs about {max(needed):,.0f} canary requests "
+        return (f"; a canary as good as the {reference} needs about {max(needed.values()):,.0f} canary requests "
                 "to pass at this margin")
 
 

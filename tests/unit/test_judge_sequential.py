@@ -247,6 +247,20 @@ def test_inconclusive_says_how_much_traffic_a_pass_needs():
     assert "canary requests to pass at this margin" in verdict.reason
 
 
+@pytest.mark.parametrize("margin,hint", [
+    (0.001, "; a canary as good as the baseline needs about 9,193 canary requests to pass at this margin: "),
+    (0.0, "; neither version has had slow requests so far, and with a margin of 0 a canary passes only on its ratio "
+          "to the baseline's: more requests like these would not pass it: "),
+])
+def test_inconclusive_says_how_much_traffic_a_pass_needs_when_the_baseline_had_no_events(margin, hint):
+    """A service that publishes no slow counts has none in either version: errors passed, slow requests
+    held the stage, and its end said nothing of how much traffic would pass it (or that none would)."""
+    intervals = stage(5, canary=lambda i: v(600), baseline=lambda i: v(11400, 114))
+    verdict = SequentialJudge(Analysis(margin=margin)).evaluate(intervals, stage_over=True)
+    assert verdict.phase is Phase.INCONCLUSIVE and verdict.metric == "slow"
+    assert hint in verdict.reason
+
+
 def test_a_pass_held_back_by_min_requests_is_reported_when_it_is_allowed():
     """The pass's time and counts are those of the moment min_requests was reached, not earlier."""
     # A baseline failing 1% with a clean canary: the pass evidence is there within minutes,
