@@ -518,6 +518,8 @@ class StageEvidence:
         ]
         self.last_t: float | None = None
         self.canary_seen = False  # any interval with a canary request count (even 0)
+        self.baseline_seen = False  # any interval with a baseline request count (even 0)
+        self.baseline_served = False  # any interval with baseline requests
         self.canary_requests = 0.0
         self.baseline_requests = 0.0
 
@@ -557,6 +559,9 @@ class StageEvidence:
     def observe_interval(self, interval: Interval) -> None:
         """Add one Interval; a canary with no data is skipped (nothing was observed)."""
         c, b = interval.canary, interval.baseline
+        if b is not None:
+            self.baseline_seen = True
+            self.baseline_served = self.baseline_served or b.requests > 0
         if c is None:
             self.last_t = interval.t
             return
@@ -649,6 +654,11 @@ class StageEvidence:
                 why = "the canary served no requests"
             elif m.reference is not None:
                 why = "no interval had canary requests"
+            elif self.baseline_seen and not self.baseline_served:
+                # A stage at 100 % replayed in two-sample mode (the flows judge that one against
+                # the SLO): its baseline's counts are there, and all 0.
+                why = ("the baseline served no requests: nothing to compare the canary with (one-sample mode judges "
+                       "it against the SLO)")
             else:
                 why = "no interval had request counts for both versions"
             return self._verdict(Phase.INCONCLUSIVE, f"stage over and {why}: a person must decide", m, roll, None)
