@@ -398,7 +398,8 @@ class MetricEvidence:
 
         From the rates seen so far: the pass statistic's expected growth per canary request
         (the Kullback-Leibler divergence of the null from the alternative), divided into its
-        bar. None while nothing has been seen to base it on.
+        bar. None while nothing has been seen to base it on; infinite when no amount of traffic
+        like the stage's so far passes it (two-sample, no event in either version and a margin of 0).
         """
         phi = self.dispersion.factor() if self.dispersion is not None else 1.0
         if self.reference is not None:
@@ -407,8 +408,17 @@ class MetricEvidence:
                 return None
             kl = p0 * math.log(p0 / p1) + (1 - p0) * math.log((1 - p0) / (1 - p1))
             return phi * self.log_pass_bar / kl
-        if not (self.canary_requests and self.baseline_requests and self.baseline_events):
+        if not (self.canary_requests and self.baseline_requests):
             return None
+        if not self.baseline_events:
+            # Nothing for the ratio test to go on (a service that publishes no slow counts has
+            # none in either version): a canary as good as the baseline passes on the absolute
+            # test alone, whose evidence grows by abs_request with each event-free request, until
+            # the weighted average reaches the bar. A margin of 0 turns that test off.
+            if not self.abs_request:
+                return math.inf
+            needed = math.log((1 / self.beta - RATIO_PASS_WEIGHT) / (1 - RATIO_PASS_WEIGHT))
+            return phi * needed / self.abs_request
         share = self.canary_requests / (self.canary_requests + self.baseline_requests)
         q_m = share * self.margin_ratio / (share * self.margin_ratio + 1 - share)
         kl = share * math.log(share / q_m) + (1 - share) * math.log((1 - share) / (1 - q_m))
@@ -438,6 +448,23 @@ class MetricEvidence:
             # A zero margin turns the absolute test off: "or 0.00%" named a way to pass no canary has.
             return f"below {self.margin_ratio:g}x the baseline"
         return f"below {self.margin_ratio:g}x the baseline or {setting_percent(self.margin, 2)}"
+
+
+def _passed_earlier(m: MetricEvidence) -> str:
+    """A metric that has passed, while another holds the stage: the counts it passed on, and
+    the counts now when they have moved since.
+
+    The pass is sticky, so the counts now did not pass it: "canary errors 200/1,800 (11.11%) vs
+    baseline 342/34,200 (1.00%) passed" was said of errors that passed at 0/600.
+    """
+    at = m.passed
+    assert at is not None
+    said = f"{m.describe(at)} passed"
+    then = (at.canary_events, at.canary_requests, at.baseline_events, at.baseline_requests)
+    if then == (m.canary_events, m.canary_requests, m.baseline_events, m.baseline_requests):
+        return said
+    baseline = f" vs {_count(m.baseline_events, m.baseline_requests)}" if m.reference is None else ""
+    return f"{said} (now {_count(m.canary_events, m.canary_requests)}{baseline})"
 
 
 def _count(events: int, requests: float) -> str:
@@ -491,6 +518,8 @@ class StageEvidence:
         ]
         self.last_t: float | None = None
         self.canary_seen = False  # any interval with a canary request count (even 0)
+        self.baseline_seen = False  # any interval with a baseline request count (even 0)
+        self.baseline_served = False  # any interval with baseline requests
         self.canary_requests = 0.0
         self.baseline_requests = 0.0
 
@@ -530,6 +559,9 @@ class StageEvidence:
     def observe_interval(self, interval: Interval) -> None:
         """Add one Interval; a canary with no data is skipped (nothing was observed)."""
         c, b = interval.canary, interval.baseline
+        if b is not None:
+            self.baseline_seen = True
+            self.baseline_served = self.baseline_served or b.requests > 0
         if c is None:
             self.last_t = interval.t
             return
@@ -613,7 +645,7 @@ class StageEvidence:
         # person learns all that blocks the pass, not the error rate alone.
         state = "; ".join(
             [self._undecided(m)] + [self._undecided(o) for o in open_metrics if o is not m]
-            + [f"{o.describe()} passed" for o in self.metrics if o.passed is not None and o is not m]
+            + [_passed_earlier(o) for o in self.metrics if o.passed is not None and o is not m]
         )
         if not stage_over:
             return self._verdict(Phase.RUNNING, state + "; observing", m, roll, None)
@@ -622,6 +654,11 @@ class StageEvidence:
                 why = "the canary served no requests"
             elif m.reference is not None:
                 why = "no interval had canary requests"
+            elif self.baseline_seen and not self.baseline_served:
+                # A stage at 100 % replayed in two-sample mode (the flows judge that one against
+                # the SLO): its baseline's counts are there, and all 0.
+                why = ("the baseline served no requests: nothing to compare the canary with (one-sample mode judges "
+                       "it against the SLO)")
             else:
                 why = "no interval had request counts for both versions"
             return self._verdict(Phase.INCONCLUSIVE, f"stage over and {why}: a person must decide", m, roll, None)
@@ -659,11 +696,15 @@ class StageEvidence:
             one = len(worse) == 1
             return (f"; the canary's {' and '.join(worse)} so far {'is' if one else 'are'} above what a pass allows: "
                     f"more requests at {'this rate' if one else 'these rates'} would not pass it")
-        needed = [n for n in (e.requests_to_pass() for e in open_metrics) if n is not None]
+        needed = {e.metric: n for e in open_metrics if (n := e.requests_to_pass()) is not None}
+        stuck = [METRIC_LABEL.get(metric, metric) for metric, n in needed.items() if math.isinf(n)]
+        if stuck:
+            return (f"; neither version has had {' or '.join(stuck)} so far, and with a margin of 0 a canary passes only "
+                    "on its ratio to the baseline's: more requests like these would not pass it")
         if not needed:
             return ""
         reference = "SLO" if open_metrics[0].reference is not None else "baseline"
-        return (f"; a canary as good as the {reference} needs about {max(needed):,.0f} canary requests "
+        return (f"; a canary as good as the {reference} needs about {max(needed.values()):,.0f} canary requests "
                 "to pass at this margin")
 
 

@@ -93,6 +93,9 @@ CASES = [
     ("no baseline counts at all: nothing to compare, even with a bad canary",
      TWO_SAMPLE, stage(10, canary=lambda i: v(600, 30), baseline="none"), True, Phase.INCONCLUSIVE, "errors",
      "no interval had request counts for both versions"),
+    ("a baseline that served nothing: nothing to compare, and one-sample mode named",
+     TWO_SAMPLE, stage(10, canary=lambda i: v(600, 30), baseline=lambda i: v(0)), True, Phase.INCONCLUSIVE, "errors",
+     "stage over and the baseline served no requests: nothing to compare the canary with (one-sample mode"),
     ("no canary counts at all",
      TWO_SAMPLE, stage(10, canary="none"), True, Phase.INCONCLUSIVE, "errors", "no interval had"),
     ("one-sample: canary above the SLO rolls back without any baseline",
@@ -247,6 +250,20 @@ def test_inconclusive_says_how_much_traffic_a_pass_needs():
     assert "canary requests to pass at this margin" in verdict.reason
 
 
+@pytest.mark.parametrize("margin,hint", [
+    (0.001, "; a canary as good as the baseline needs about 9,193 canary requests to pass at this margin: "),
+    (0.0, "; neither version has had slow requests so far, and with a margin of 0 a canary passes only on its ratio "
+          "to the baseline's: more requests like these would not pass it: "),
+])
+def test_inconclusive_says_how_much_traffic_a_pass_needs_when_the_baseline_had_no_events(margin, hint):
+    """A service that publishes no slow counts has none in either version: errors passed, slow requests
+    held the stage, and its end said nothing of how much traffic would pass it (or that none would)."""
+    intervals = stage(5, canary=lambda i: v(600), baseline=lambda i: v(11400, 114))
+    verdict = SequentialJudge(Analysis(margin=margin)).evaluate(intervals, stage_over=True)
+    assert verdict.phase is Phase.INCONCLUSIVE and verdict.metric == "slow"
+    assert hint in verdict.reason
+
+
 def test_a_pass_held_back_by_min_requests_is_reported_when_it_is_allowed():
     """The pass's time and counts are those of the moment min_requests was reached, not earlier."""
     # A baseline failing 1% with a clean canary: the pass evidence is there within minutes,
@@ -267,6 +284,24 @@ def test_an_undecided_verdict_names_the_metric_that_blocks_the_pass():
     assert verdict.phase is Phase.INCONCLUSIVE and verdict.metric == "slow"
     assert verdict.reason.startswith("stage over without enough evidence either way: canary slow requests 0/80")
     assert "canary errors 0/80 (0.00%) vs baseline 200/800 (25.00%) passed" in verdict.reason
+
+
+@pytest.mark.parametrize("analysis,baseline,then,now", [
+    (TWO_SAMPLE, lambda i: v(11400, 114), "canary errors 0/600 (0.00%) vs baseline 114/11,400 (1.00%) passed",
+     "(now 200/1,800 (11.11%) vs 342/34,200 (1.00%))"),
+    (Analysis(mode="one-sample", slo_error_rate=0.05, slo_slow_rate=0.0001), "none",
+     "canary errors 0/600 (0.00%) vs SLO 5.00% passed",
+     "(now 200/1,800 (11.11%))"),
+], ids=["two-sample", "one-sample"])
+def test_a_metric_that_passed_earlier_is_said_with_the_counts_it_passed_on(analysis, baseline, then, now):
+    """"canary errors 200/1,800 (11.11%) vs baseline 342/34,200 (1.00%) passed" was said of errors that
+    passed at 0/600 while slow requests held the stage: a canary at 11x the baseline read as passed."""
+    intervals = stage(3, canary=lambda i: v(600, 200 if i == 2 else 0), baseline=baseline)
+    passed = SequentialJudge(analysis).evaluate(intervals[:1], stage_over=False)
+    assert passed.phase is Phase.RUNNING and f"{then}; observing" in passed.reason  # counts unchanged: said once
+    verdict = SequentialJudge(analysis).evaluate(intervals, stage_over=True)
+    assert verdict.phase is Phase.INCONCLUSIVE and verdict.metric == "slow"
+    assert f"{then} {now}" in verdict.reason
 
 
 @pytest.mark.parametrize("changes,field", [

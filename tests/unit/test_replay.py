@@ -450,3 +450,17 @@ def test_an_unreadable_history_file_is_named_as_the_history(tmp_path):
     (tmp_path / "before.jsonl").write_text('{"t": -60, "baseline": {"requests": -1}}\n')
     code, lines = run(DATA / "healthy.jsonl", history=str(tmp_path / "before.jsonl"))
     assert lines[0].startswith(f"error: --history {tmp_path / 'before.jsonl'}: line 1: "), lines
+
+
+def test_a_stage_whose_baseline_served_nothing_says_so_and_what_judges_it(tmp_path):
+    """A replay of a 100 % stage (the baseline's counts all 0) ended "no interval had request counts
+    for both versions": they had them, and the flows judge such a stage against the SLO."""
+    rows = [{"t": 60 * i, "baseline": {"requests": 0}, "canary": {"requests": 1200, "errors": 1}} for i in (1, 2, 3)]
+    stage = write_lines(tmp_path / "full.jsonl", rows)
+    code, lines = run(stage)
+    assert code == EXIT_OK
+    assert summary(lines)["reason"] == (
+        "stage over and the baseline served no requests: nothing to compare the canary with (one-sample mode "
+        "judges it against the SLO): a person must decide")
+    code, lines = run(stage, mode="one-sample")
+    assert code == EXIT_OK and "vs SLO 0.10%" in summary(lines)["reason"]
