@@ -18,7 +18,7 @@ fine).
 The replay feeds the intervals one at a time to the sequential judge with the seed's
 guardrails on top (as the flows do), prints a line whenever the decision changes and one when
 a kind of alert is first raised (``t=... alert: ...``, as a stage's row shows it), and ends at
-the first rollback or promotion, as a stage with no minimum bake would; a file that ends
+the first rollback or promotion, as a stage with ``min_bake_seconds: 0`` would; a file that ends
 without one is inconclusive. The last line is a JSON summary::
 
     {"verdict": "rollback" | "promote" | "inconclusive", "decided_at_t": ..., "canary_requests_at_decision": ...,
