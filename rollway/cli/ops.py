@@ -272,6 +272,11 @@ def live_weights(service: Service) -> Weights:
                       router.get_weights)
 
 
+UNREACHED_REMEDY = ("check this machine's network and proxy (HTTPS_PROXY), and the endpoint the AwsCredentials "
+                    "block's aws_client_parameters.endpoint_url (or AWS_ENDPOINT_URL) names, if any")
+"""What to check when no connection to AWS could be made from the command's machine."""
+
+
 LEDGER_READ_SECONDS = READ_SECONDS
 """How long a command waits for a read of the ledger (DynamoDB GetItem, Query): a person waits on it."""
 
@@ -286,18 +291,28 @@ def ledger_read(service: Service, read: Callable[[Any], T], nothing_done: str | 
 
     Raises:
         Unanswered: "DynamoDB (table 'x') did not answer within N s[; nothing_done]".
-        Whatever the read raised, as it raised it.
+        OpsError: no connection to DynamoDB could be made, naming the table and what to check.
+        Whatever else the read raised, as it raised it.
     """
+    from rollway.aws.errors import never_reached
     from rollway.deadline import Unanswered
 
     seconds = LEDGER_READ_SECONDS
     ledger = service.ledger_reading(seconds) if service.ledger_reading is not None else service.ledger
+    done = f"; {nothing_done}" if nothing_done is not None else ""
     try:
         return _waited_on(f"DynamoDB (table {service.targets.rollouts_table!r})", seconds, lambda: read(ledger))
     except Unanswered as err:
         if nothing_done is None:
             raise
-        raise Unanswered(f"{err}; {nothing_done}") from None
+        raise Unanswered(f"{err}{done}") from None
+    except Exception as err:
+        if not never_reached(err):
+            raise
+        # botocore's words name only an address: "AWS refused or could not be reached: Could not
+        # connect to the endpoint URL" left a person to guess which service, which table, and what to fix.
+        raise OpsError(f"DynamoDB (table {service.targets.rollouts_table!r}, region {service.targets.region}) could "
+                       f"not be reached: {err}; {UNREACHED_REMEDY}{done}") from err
 
 
 def _waited_on(what: str, seconds: float, read: Callable[[], T]) -> T:
