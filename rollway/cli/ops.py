@@ -272,6 +272,11 @@ def live_weights(service: Service) -> Weights:
                       router.get_weights)
 
 
+UNREACHED_REMEDY = ("check this machine's network and proxy (HTTPS_PROXY), and the endpoint the AwsCredentials "
+                    "block's aws_client_parameters.endpoint_url (or AWS_ENDPOINT_URL) names, if any")
+"""What to check when no connection to AWS could be made from the command's machine."""
+
+
 LEDGER_READ_SECONDS = READ_SECONDS
 """How long a command waits for a read of the ledger (DynamoDB GetItem, Query): a person waits on it."""
 
@@ -286,18 +291,28 @@ def ledger_read(service: Service, read: Callable[[Any], T], nothing_done: str | 
 
     Raises:
         Unanswered: "DynamoDB (table 'x') did not answer within N s[; nothing_done]".
-        Whatever the read raised, as it raised it.
+        OpsError: no connection to DynamoDB could be made, naming the table and what to check.
+        Whatever else the read raised, as it raised it.
     """
+    from rollway.aws.errors import never_reached
     from rollway.deadline import Unanswered
 
     seconds = LEDGER_READ_SECONDS
     ledger = service.ledger_reading(seconds) if service.ledger_reading is not None else service.ledger
+    done = f"; {nothing_done}" if nothing_done is not None else ""
     try:
         return _waited_on(f"DynamoDB (table {service.targets.rollouts_table!r})", seconds, lambda: read(ledger))
     except Unanswered as err:
         if nothing_done is None:
             raise
-        raise Unanswered(f"{err}; {nothing_done}") from None
+        raise Unanswered(f"{err}{done}") from None
+    except Exception as err:
+        if not never_reached(err):
+            raise
+        # botocore's words name only an address: "AWS refused or could not be reached: Could not
+        # connect to the endpoint URL" left a person to guess which service, which table, and what to fix.
+        raise OpsError(f"DynamoDB (table {service.targets.rollouts_table!r}, region {service.targets.region}) could "
+                       f"not be reached: {err}; {UNREACHED_REMEDY}{done}") from err
 
 
 def _waited_on(what: str, seconds: float, read: Callable[[], T]) -> T:
@@ -619,7 +634,7 @@ def _weights(weights: Weights | None) -> str:
     return "" if weights is None else str(weights)
 
 
-def _stage(record: RolloutRecord, paused: bool = False) -> str:
+def _stage(record: RolloutRecord, paused: bool = False, lapsed: bool = False) -> str:
     from pydantic import ValidationError
 
     from rollway.spec import RolloutSpec
@@ -635,8 +650,10 @@ def _stage(record: RolloutRecord, paused: bool = False) -> str:
     # Only a rollout under way bakes: one rolled back (or rolling back) mid-stage did not pass it.
     # A run paused on a stage it has not passed (the judge could not decide, or the metrics
     # could not be read) bakes no longer: "baking" beside its "stage over" question misled.
+    # Nor does one whose run stopped renewing its lease (``lease_lapsed``): nothing judges it.
     state = ("passed" if record.stage_passed
              else "not passed; its run is paused (below)" if paused and record.phase is RolloutPhase.PROGRESSING
+             else "not passed; no run bakes it (its lease lapsed: owner below)" if lapsed
              else "baking" if record.phase is RolloutPhase.PROGRESSING else "not passed")
     return f"{record.stage_index + 1}/{len(weights)} ({weights[record.stage_index]}%), {state}"
 
@@ -678,13 +695,28 @@ def history_lines(history: Iterable[Transition], limit: int) -> list[str]:
                      for row in rows)]
 
 
-def _owner_row(record: RolloutRecord) -> str:
+def lease_lapsed(record: RolloutRecord, wall: float | None, paused: Any | None) -> bool:
+    """Whether the run holding a rollout under way (``progressing``) stopped renewing its lease by
+    ``wall`` (the wall clock, as leases are stamped; None: not told, no lapse claimed) and no paused
+    run explains it (a paused run renews no lease): no run drives the rollout, nothing judges it.
+    A rollout holding between weekly phases is left to its "next phase" row."""
+    return (bool(record.owner) and wall is not None and record.lease_expires < wall and paused is None
+            and record.phase is RolloutPhase.PROGRESSING)
+
+
+def _owner_row(record: RolloutRecord, lapsed: bool = False) -> str:
     if not record.owner:
         return "none"
     if record.phase is RolloutPhase.ROLLED_BACK:
         # The ledger keeps the last holder (a rollback writes without a lease): shown as the
         # owner with a lease, a dead run read as one still driving a rollout that has ended.
         return f"none: the rollout has ended (last held by {record.owner})"
+    if lapsed:
+        # Its time alone, long past, read as a run still driving the rollout (its stage "baking"),
+        # where the rollout report said the lease had lapsed: users on the canary, and no judge.
+        return (f"{record.owner}, whose lease lapsed at {wall_utc(record.lease_expires)}: no run drives the rollout "
+                "(its run stopped or died; nothing judges the canary); once that run has ended, a progressive_rollout "
+                "run of the same image takes it over and resumes it, or `rollway abort` rolls it back")
     # Leases are on the wall clock (the history beside it on the rollout clock).
     return f"{record.owner}, lease until {wall_utc(record.lease_expires)}"
 
@@ -760,6 +792,7 @@ def print_status(service: Service, record: RolloutRecord, live: Weights | str, p
     finisher = (f"`rollway abort` cannot finish it ({unrestorable})" if unrestorable
                 else "if no run is finishing it, `rollway abort` does")
     canary_runs = list(canary_runs)
+    lapsed = lease_lapsed(record, wall, paused)
     rows = [
         ("service", f"{service.name} (cluster {service.targets.cluster})"),
         ("rollout", record.rollout_id),
@@ -768,10 +801,10 @@ def print_status(service: Service, record: RolloutRecord, live: Weights | str, p
                                   if record.pinned_image not in (None, record.image) else "")),
         ("phase", record.phase.value),
         # Several paused runs none of which owns the rollout say nothing of its stage.
-        ("stage", _stage(record, paused is not None and not isinstance(paused, tuple))),
+        ("stage", _stage(record, paused is not None and not isinstance(paused, tuple), lapsed)),
         ("weights", f"ledger {record.weights}, load balancer {live} (stable/canary)"),
         *((("users get", users),) if users is not None else ()),
-        ("owner", _owner_row(record)),
+        ("owner", _owner_row(record, lapsed)),
     ]
     if record.weekly_phase_index >= 0 and not record.phased:
         # An unphased run records week 1 as it starts and no later one: its index says nothing.

@@ -30,16 +30,18 @@ def _report(*, rollout: str | None, targets_block: str | None, credentials_block
     from botocore.exceptions import ClientError
 
     from flows.reports import INCIDENT_PHASES, ReportRefused, choose, unreadable_ledger
-    from rollway.aws.ledger import DynamoLedger
-    from rollway.cli.ops import NoRollout, OpsError, UsageError, load_account
+    from rollway.cli.ops import NoRollout, OpsError, UsageError, connect, ledger_read
     from rollway.reports import incident_report, rollout_report
 
     if rollout is not None and (not rollout.strip() or rollout != rollout.strip()):
         raise UsageError(f"--rollout {rollout!r}: give a rollout id as `rollway status` shows it")
-    targets, get_client = load_account(targets_block, credentials_block)
+    service = connect(targets_block, credentials_block)
+    targets = service.targets
     unreadable: dict[str, str] = {}
     try:
-        records = DynamoLedger(get_client("dynamodb"), targets).history(targets.canary_service, unreadable=unreadable)
+        # Within the bound `rollway status` reads it in, saying what it waits for: on the account's
+        # clients a DynamoDB that stopped answering held the report over a minute, silent.
+        records = ledger_read(service, lambda ledger: ledger.history(targets.canary_service, unreadable=unreadable))
     except ClientError as err:
         refused = unreadable_ledger(err, targets)
         if refused is None:

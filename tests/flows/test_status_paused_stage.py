@@ -7,6 +7,8 @@ right above a question saying the stage was over.
 
 from __future__ import annotations
 
+import time
+
 from rollway.cli import ops
 from rollway.fakes import FakeLedger, FakeRouter
 from rollway.ledger import RolloutRecord, Transition
@@ -25,7 +27,8 @@ def _status_of_a_progressing_rollout_owned_by(monkeypatch, owner: str) -> None:
                            spec_json=spec.model_dump_json(), phase=RolloutPhase.PROGRESSING, stage_index=0,
                            stage_passed=False, weights=Weights.canary_at(5),
                            history=(Transition(at=1.0, kind="start", actor="alice"),))
-    ledger.create(record, owner=owner, now=1.0, lease_seconds=600)
+    # The lease on the wall clock, as a run under way holds it: one that lapsed says no run bakes the stage.
+    ledger.create(record, owner=owner, now=1.0, lease_seconds=600, wall=time.time())
     service = ops.Service(targets=targets, targets_block=None, credentials_block=None, ledger=ledger,
                           router=FakeRouter(Weights.canary_at(5)))
     monkeypatch.setattr(ops, "connect", lambda *a: service)
