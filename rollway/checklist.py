@@ -98,8 +98,22 @@ def state_tables(targets: Targets) -> tuple[TableSpec, ...]:
 
 
 def all_tables(targets: Targets) -> tuple[TableSpec, ...]:
-    """Every table the checklist expects: the service's (``Targets.tables``), then rollway's own."""
-    return (*targets.tables, *state_tables(targets))
+    """Every table the checklist expects, each once: the service's (``Targets.tables``), then rollway's own.
+
+    A rollway table also listed in ``Targets.tables`` with rollway's keys is one table, with the
+    indexes listed there: as two, it was judged once without rollway's string keys and once
+    without the indexes, and failed twice (the run counted and listed it twice). Listed with
+    other keys, it stays a table of its own: which keys are right is the person's to settle.
+    """
+    own = {spec.name: spec for spec in state_tables(targets)}
+    service: list[TableSpec] = []
+    for spec in dict.fromkeys(targets.tables):
+        mine = own.get(spec.name)
+        if mine is not None and (spec.hash_key, spec.range_key) == (mine.hash_key, mine.range_key):
+            own[spec.name] = mine.model_copy(update={"indexes": tuple(dict.fromkeys((*mine.indexes, *spec.indexes)))})
+        else:
+            service.append(spec)
+    return (*service, *own.values())
 
 
 def checked_resources(targets: Targets) -> tuple[tuple[str, str], ...]:
@@ -497,14 +511,15 @@ def evaluate(targets: Targets, seen: Observation) -> Checklist:
     items = [check_stack(name, seen.stacks.get(name, not_read), seen.stack_regions.get(name), seen.construct_ids)
              for name in targets.stacks]
     where, stack_of = seen.regions.get, seen.defined_by.get
-    own = state_tables(targets)
+    own = {(t.name, t.hash_key, t.range_key) for t in state_tables(targets)}
     items += [check_table(spec, seen.tables.get(spec.name, not_read), where(("table", spec.name)),
-                          STATE_KEY_TYPE if spec in own else None, stack_of(("table", spec.name)))
+                          STATE_KEY_TYPE if (spec.name, spec.hash_key, spec.range_key) in own else None,
+                          stack_of(("table", spec.name)))
               for spec in all_tables(targets)]
     items += [check_queue(q, seen.queues.get(q.name, not_read), seen.queues.get(q.dlq_name, not_read),
                           where(("queue", q.name)), where(("queue", q.dlq_name)), stack_of(("queue", q.name)),
                           stack_of(("queue", q.dlq_name)))
-              for q in targets.queues]
+              for q in dict.fromkeys(targets.queues)]  # one named twice is one item, not two failed alike
     items.append(check_dashboard(targets.dashboard, seen.dashboard, where(("dashboard", targets.dashboard)),
                                  stack_of(("dashboard", targets.dashboard))))
     topic = seen.topic_arn
@@ -512,7 +527,7 @@ def evaluate(targets: Targets, seen: Observation) -> Checklist:
     # the lookup alone hid one missing, or firing now, until the lookup was fixed.
     items += [check_alarm(a, seen.alarms.get(a, not_read), topic, targets.alert_topic, where(("alarm", a)),
                           stack_of(("alarm", a)))
-              for a in targets.alarms]
+              for a in dict.fromkeys(targets.alarms)]
     if isinstance(topic, ReadFailed):
         items.append(CheckItem(kind="alert topic", name=targets.alert_topic, passed=False,
                                reason=_topic_unread(topic)))

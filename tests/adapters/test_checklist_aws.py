@@ -10,6 +10,7 @@ import pytest
 
 from rollway.aws.checklist import AwsInfraChecker
 from rollway.checklist import Checklist
+from rollway.targets import TableSpec
 from tests.flows.moto_env import deployed_stacks, inbox
 
 
@@ -573,3 +574,15 @@ def test_a_service_that_does_not_answer_fails_its_items_once_the_read_bound_is_u
     for name in rest:  # not asked again: each would have waited its own second
         assert reasons[name].endswith(f"(DescribeStacks {name}): not asked: CloudFormation did not answer "
                                       f"DescribeStacks {first} within 1 s"), reasons
+
+
+def test_an_alarm_named_twice_and_a_rollway_table_also_in_tables_are_one_item_each(paged):
+    # Each was two items, failed alike: "2 of N items failed" for one missing alarm, its line twice.
+    t = paged.targets
+    rollouts = TableSpec(name=t.rollouts_table, hash_key="service", range_key="rollout_id")
+    targets = t.model_copy(update={"alarms": (*t.alarms, t.alarms[0]), "tables": (*t.tables, rollouts)})
+    paged.get_client("cloudwatch").delete_alarms(AlarmNames=[t.alarms[0]])
+    paged.get_client("dynamodb").delete_table(TableName=t.rollouts_table)
+    checklist = AwsInfraChecker(*(paged.get_client(s) for s in SERVICES), targets).check()
+    assert [i.name for i in checklist.failed] == [t.rollouts_table, t.alarms[0]]
+    assert len(checklist.items) == len(t.stacks) + len(t.tables) + 2 + len(t.queues) + 1 + len(t.alarms) + 1

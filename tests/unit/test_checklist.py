@@ -274,3 +274,33 @@ def test_a_stack_missing_or_unread_fails():
     assert check_stack("S", None).reason == "CloudFormation stack S does not exist: deploy it (deploy_infrastructure)"
     unread = check_stack("S", ReadFailed("DescribeStacks S", "AccessDenied: no"))
     assert not unread.passed and "AccessDenied" in unread.reason
+
+
+def test_an_alarm_or_queue_named_twice_is_one_item():
+    # Named twice in the targets, an alarm missing failed twice: the run said "2 of N items failed"
+    # and listed the same line twice.
+    base = Targets()
+    targets = base.model_copy(update={"alarms": (*base.alarms, base.alarms[0]), "queues": (*base.queues, base.queues[0])})
+    seen = _everything_fine(targets)
+    alarms = {a: d for a, d in seen.alarms.items() if a != base.alarms[0]}
+    checklist = evaluate(targets, Observation(**{**seen.__dict__, "alarms": alarms}))
+    names = [(i.kind, i.name) for i in checklist.items]
+    assert len(names) == len(set(names)), names
+    assert [i.name for i in checklist.failed] == [base.alarms[0]]
+    assert checklist.summary().count("\n") == 0
+
+
+def test_a_rollway_table_also_in_targets_tables_is_one_item_judged_as_rollway_needs_it():
+    # Listed in Targets.tables too (for its index), the rollouts table was two items: one judged
+    # without rollway's string keys, one without the index, and a missing table failed twice.
+    base = Targets()
+    listed = TableSpec(name=base.rollouts_table, hash_key="service", range_key="rollout_id", indexes=("by-status",))
+    targets = base.model_copy(update={"tables": (*base.tables, listed)})
+    seen = _everything_fine(targets)
+    tables = {**seen.tables, base.rollouts_table: table(keys=(("service", "HASH"), ("rollout_id", "RANGE")), gsis=(),
+                                                       key_type="N")}
+    checklist = evaluate(targets, Observation(**{**seen.__dict__, "tables": tables}))
+    items = [i for i in checklist.items if i.name == base.rollouts_table]
+    assert len(items) == 1, items
+    assert "hash key service is of type N, expected S" in items[0].reason
+    assert "index by-status is missing" in items[0].reason
