@@ -157,7 +157,7 @@ def check_table(spec: TableSpec, table: Observed, region: str | None = None, key
     problems: list[str] = []
     status = table.get("TableStatus")
     if status != "ACTIVE":
-        problems.append(f"status is {status or 'not reported'}, not ACTIVE")
+        problems.append(f"status is {status or 'not reported'}, not ACTIVE: {_table_status_advice(status, defined_by)}")
     keys = {k.get("KeyType"): k.get("AttributeName") for k in table.get("KeySchema") or ()}
     types = {d.get("AttributeName"): d.get("AttributeType") for d in table.get("AttributeDefinitions") or ()}
     for role, expected in (("HASH", spec.hash_key), ("RANGE", spec.range_key)):
@@ -170,19 +170,55 @@ def check_table(spec: TableSpec, table: Observed, region: str | None = None, key
                             f"expected {key_type}: rollway writes it as {_TYPE_NAMES.get(key_type, key_type)}")
     global_indexes = {i.get("IndexName"): i for i in table.get("GlobalSecondaryIndexes") or ()}
     local_indexes = {i.get("IndexName") for i in table.get("LocalSecondaryIndexes") or ()}
+    missing: list[str] = []
     for index in spec.indexes:
         if index in global_indexes:
             index_status = global_indexes[index].get("IndexStatus")
-            if index_status != "ACTIVE":
-                problems.append(f"index {index} is {index_status or 'of unreported status'}, not ACTIVE")
+            if index_status == "DELETING":  # the deployed template no longer has it
+                problems.append(f"index {index} is DELETING, not ACTIVE: {_add_indexes(1, defined_by)}")
+            elif index_status != "ACTIVE":
+                # CREATING backfills the index from the table's items: minutes for a large table.
+                problems.append(f"index {index} is {index_status or 'of unreported status'}, not ACTIVE: wait for it "
+                                "to finish, then check again")
         elif index not in local_indexes:
             have = sorted(str(n) for n in [*global_indexes, *local_indexes])
-            problems.append(f"index {index} is missing (it has {', '.join(have) or 'no indexes'})")
+            missing.append(f"index {index} is missing (it has {', '.join(have) or 'no indexes'})")
+    if missing:  # what to do said once, after the last
+        problems += [*missing[:-1], f"{missing[-1]}: {_add_indexes(len(missing), defined_by)}"]
     if problems:
         return item(False, "; ".join(problems))
     indexes = f", indexes {', '.join(spec.indexes)} ACTIVE" if spec.indexes else ""
     range_key = f", range key {spec.range_key}" if spec.range_key else ""
     return item(True, f"ACTIVE, hash key {spec.hash_key}{range_key}{indexes}")
+
+
+# What to do about a table that is not ACTIVE (DescribeTable's TableStatus), other than "wait".
+_TABLE_STATUS = {
+    "INACCESSIBLE_ENCRYPTION_CREDENTIALS": "DynamoDB cannot use its KMS key (disabled, scheduled for deletion, or its "
+                                           "grant revoked): restore DynamoDB's access to the table's KMS key (after "
+                                           "seven days without it, DynamoDB archives the table), then check again",
+    "ARCHIVING": "DynamoDB is archiving it (its KMS key was out of reach over seven days): once ARCHIVED, restore it "
+                 "from the backup DynamoDB made when it archived it (ArchivalSummary's ArchivalBackupArn)",
+    "ARCHIVED": "its KMS key was out of reach over seven days: restore it from the backup DynamoDB made when it "
+                "archived it (ArchivalSummary's ArchivalBackupArn; to the same name once this table is deleted)",
+}
+
+
+def _table_status_advice(status: str | None, defined_by: str | None) -> str:
+    if status in ("CREATING", "UPDATING"):
+        return "wait for it to finish, then check again"
+    if status == "DELETING":
+        remedy = _create(defined_by, "create it (deploy the stack that defines it)")
+        return f"it is being deleted: once it is gone, {remedy}"
+    return _TABLE_STATUS.get(str(status), "see the table in the DynamoDB console, then check again")
+
+
+def _add_indexes(count: int, defined_by: str | None) -> str:
+    """How to get indexes the table lacks: they belong in its definition, in the stack that deploys it."""
+    them = "it" if count == 1 else "them"
+    if defined_by is None:
+        return f"add {them} to the table's definition and deploy the stack that defines it"
+    return f"add {them} to the table's definition in {defined_by} and deploy that stack (deploy_infrastructure)"
 
 
 def check_queue(spec: QueueSpec, queue: Observed, dlq: Observed, region: str | None = None,

@@ -97,7 +97,8 @@ def test_a_table_without_its_index_fails(paged):
     spec = paged.targets.tables[0]
     dynamodb = paged.get_client("dynamodb")
     dynamodb.update_table(TableName=spec.name, GlobalSecondaryIndexUpdates=[{"Delete": {"IndexName": spec.indexes[0]}}])
-    assert failed(check(paged)) == {spec.name: f"index {spec.indexes[0]} is missing (it has no indexes)"}
+    assert failed(check(paged)) == {spec.name: f"index {spec.indexes[0]} is missing (it has no indexes): add it to the table's "
+                                                 "definition and deploy the stack that defines it"}
 
 
 def test_a_missing_table_fails(paged):

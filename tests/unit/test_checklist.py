@@ -52,6 +52,35 @@ def test_tables(spec, described, passed, words):
         assert word in item.reason
 
 
+@pytest.mark.parametrize("described, defined_by, says", [
+    # Each stated the problem and left what to do to the reader, where every other item says it.
+    (table(gsis=()), None, "index userId-index is missing (it has no indexes): add it to the table's definition and "
+                           "deploy the stack that defines it"),
+    (table(gsis=()), "SessionStack", "index userId-index is missing (it has no indexes): add it to the table's "
+                                     "definition in SessionStack and deploy that stack (deploy_infrastructure)"),
+    (table(gsis=(("userId-index", "CREATING"),)), None, "index userId-index is CREATING, not ACTIVE: wait for it to "
+                                                        "finish, then check again"),
+    (table(gsis=(("userId-index", "DELETING"),)), "SessionStack", "index userId-index is DELETING, not ACTIVE: add it "
+                                                                  "to the table's definition in SessionStack"),
+    (table(status="UPDATING"), None, "status is UPDATING, not ACTIVE: wait for it to finish, then check again"),
+    (table(status="CREATING"), None, "status is CREATING, not ACTIVE: wait for it to finish, then check again"),
+    (table(status="DELETING"), "SessionStack", "status is DELETING, not ACTIVE: it is being deleted: once it is gone, "
+                                               "deploy SessionStack, whose template defines it (deploy_infrastructure)"),
+    (table(status="INACCESSIBLE_ENCRYPTION_CREDENTIALS"), None, "restore DynamoDB's access to the table's KMS key"),
+    (table(status="ARCHIVED"), None, "restore it from the backup DynamoDB made when it archived it"),
+])
+def test_a_failed_table_says_what_to_do(described, defined_by, says):
+    item = check_table(SESSIONS, described, defined_by=defined_by)
+    assert not item.passed and says in item.reason, item.reason
+
+
+def test_two_missing_indexes_are_each_said_and_what_to_do_once():
+    spec = SESSIONS.model_copy(update={"indexes": ("userId-index", "byDate")})
+    assert check_table(spec, table(gsis=())).reason == (
+        "index userId-index is missing (it has no indexes); index byDate is missing (it has no indexes): add them to "
+        "the table's definition and deploy the stack that defines it")
+
+
 @pytest.mark.parametrize("described, passed, words", [
     (table(keys=(("service", "HASH"), ("rollout_id", "RANGE")), gsis=()), True, ["range key rollout_id"]),
     # Every write the ledger makes would be refused: "Type mismatch for key".
@@ -280,7 +309,8 @@ def test_an_alarm_or_queue_named_twice_is_one_item():
     # Named twice in the targets, an alarm missing failed twice: the run said "2 of N items failed"
     # and listed the same line twice.
     base = Targets()
-    targets = base.model_copy(update={"alarms": (*base.alarms, base.alarms[0]), "queues": (*base.queues, base.queues[0])})
+    targets = base.model_copy(update={"alarms": (*base.alarms, base.alarms[0]),
+                                      "queues": (*base.queues, base.queues[0])})
     seen = _everything_fine(targets)
     alarms = {a: d for a, d in seen.alarms.items() if a != base.alarms[0]}
     checklist = evaluate(targets, Observation(**{**seen.__dict__, "alarms": alarms}))
