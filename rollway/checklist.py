@@ -223,7 +223,8 @@ def _add_indexes(count: int, defined_by: str | None) -> str:
 
 def check_queue(spec: QueueSpec, queue: Observed, dlq: Observed, region: str | None = None,
                 dlq_region: str | None = None, defined_by: str | None = None,
-                dlq_defined_by: str | None = None) -> CheckItem:
+                dlq_defined_by: str | None = None,
+                redrive_targets: Mapping[str, Observed] | None = None) -> CheckItem:
     """The queue exists and redrives to its named DLQ after ``max_receive_count``; the DLQ exists
     and keeps messages at least as long as the queue (a standard queue's).
 
@@ -235,6 +236,8 @@ def check_queue(spec: QueueSpec, queue: Observed, dlq: Observed, region: str | N
         dlq_region: the same for the dead-letter queue.
         defined_by / dlq_defined_by: the CDK app's stack whose template defines the queue / the
             DLQ, when known: named in the remedy.
+        redrive_targets: deadLetterTargetArn -> what was read of that queue, for a queue
+            redriving to another than its DLQ: None (it no longer exists) is said.
     """
     def item(passed: bool, reason: str) -> CheckItem:
         read_in = _read_in(region) if dlq_region == region else (
@@ -267,7 +270,15 @@ def check_queue(spec: QueueSpec, queue: Observed, dlq: Observed, region: str | N
     if not target:
         problems.append("its RedrivePolicy names no deadLetterTargetArn")
     elif (dlq_arn and target != dlq_arn) or target.rsplit(":", 1)[-1] != spec.dlq_name:
-        problems.append(f"it redrives to {target.rsplit(':', 1)[-1]} ({target}), not to {spec.dlq_name}")
+        # A DLQ deleted (renamed in the app, say) leaves the RedrivePolicy naming it: said, as
+        # "redrives to old-dlq" alone read as if old-dlq still caught the failed messages.
+        gone = (", a queue that no longer exists" if redrive_targets and target in redrive_targets
+                and redrive_targets[target] is None else "")
+        to = dlq_arn or f"the ARN of {spec.dlq_name}"
+        fix = (f"in {defined_by} and deploy that stack (deploy_infrastructure)" if defined_by is not None
+               else "and deploy the stack that defines it")
+        problems.append(f"it redrives to {target.rsplit(':', 1)[-1]} ({target}){gone}, not to {spec.dlq_name}: set "
+                        f"its RedrivePolicy's deadLetterTargetArn to {to} {fix}")
     count = policy.get("maxReceiveCount")
     if str(count) != str(spec.max_receive_count):
         problems.append(f"maxReceiveCount is {count if count is not None else 'not set'}, "
@@ -371,8 +382,14 @@ def check_dashboard(name: str, dashboard: Observed, region: str | None = None,
     except (ValueError, AttributeError):
         widgets = None
     if not widgets:
-        return CheckItem(kind="dashboard", name=name, passed=False,
-                         reason="it exists but shows no widgets" + _read_in(region))
+        # Widgets removed in the console come back with no deploy that leaves the template as it
+        # is: CloudFormation changes only what the template changes.
+        where = f"{defined_by}'s template" if defined_by is not None else "the template of the stack that defines it"
+        deploy = " (deploy_infrastructure)" if defined_by is not None else ""
+        return CheckItem(kind="dashboard", name=name, passed=False, reason=(
+            f"it exists but shows no widgets: add its widgets in {where} and deploy that stack{deploy}, or in the "
+            "CloudWatch console if they were removed there (a deploy with no change does not restore them)"
+            + _read_in(region)))
     return CheckItem(kind="dashboard", name=name, passed=True,
                      reason=f"exists, {len(widgets)} widget(s)" + _read_in(region))
 
@@ -524,6 +541,8 @@ class Observation:
         construct_ids: the CDK app's construct id -> CloudFormation name of its stacks with a
             stackName of their own, when the app was read: a stack of ``Targets.stacks`` named by
             its construct id fails saying so.
+        redrive_targets: deadLetterTargetArn -> what was read of that queue, for the queues
+            redriving to another than their DLQ (those of their own account and region).
     """
 
     stacks: Mapping[str, Observed]
@@ -538,6 +557,7 @@ class Observation:
     misplaced: Mapping[tuple[str, str], str] = field(default_factory=dict)
     defined_by: Mapping[tuple[str, str], str] = field(default_factory=dict)
     construct_ids: Mapping[str, str] = field(default_factory=dict)
+    redrive_targets: Mapping[str, Observed] = field(default_factory=dict)
 
 
 def evaluate(targets: Targets, seen: Observation) -> Checklist:
@@ -554,7 +574,7 @@ def evaluate(targets: Targets, seen: Observation) -> Checklist:
               for spec in all_tables(targets)]
     items += [check_queue(q, seen.queues.get(q.name, not_read), seen.queues.get(q.dlq_name, not_read),
                           where(("queue", q.name)), where(("queue", q.dlq_name)), stack_of(("queue", q.name)),
-                          stack_of(("queue", q.dlq_name)))
+                          stack_of(("queue", q.dlq_name)), seen.redrive_targets)
               for q in dict.fromkeys(targets.queues)]  # one named twice is one item, not two failed alike
     items.append(check_dashboard(targets.dashboard, seen.dashboard, where(("dashboard", targets.dashboard)),
                                  stack_of(("dashboard", targets.dashboard))))

@@ -587,3 +587,21 @@ def test_an_alarm_named_twice_and_a_rollway_table_also_in_tables_are_one_item_ea
     checklist = AwsInfraChecker(*(paged.get_client(s) for s in SERVICES), targets).check()
     assert [i.name for i in checklist.failed] == [t.rollouts_table, t.alarms[0]]
     assert len(checklist.items) == len(t.stacks) + len(t.tables) + 2 + len(t.queues) + 1 + len(t.alarms) + 1
+
+
+def test_a_queue_redriving_to_a_queue_since_deleted_says_it_is_gone(paged):
+    # "it redrives to old-dlq, not to X" read as if old-dlq still caught the failed messages.
+    spec = paged.targets.queues[0]
+    sqs = paged.get_client("sqs")
+    old = sqs.create_queue(QueueName="webordinary-old-dlq")["QueueUrl"]
+    old_arn = sqs.get_queue_attributes(QueueUrl=old, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sqs.set_queue_attributes(QueueUrl=_queue_url(paged, spec.name), Attributes={"RedrivePolicy": json.dumps(
+        {"deadLetterTargetArn": old_arn, "maxReceiveCount": str(spec.max_receive_count)})})
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=_queue_url(paged, spec.dlq_name),
+                                       AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    remedy = (f"not to {spec.dlq_name}: set its RedrivePolicy's deadLetterTargetArn to {dlq_arn} and deploy the stack "
+              "that defines it")
+    assert failed(check(paged)) == {spec.name: f"it redrives to webordinary-old-dlq ({old_arn}), {remedy}"}
+    sqs.delete_queue(QueueUrl=old)
+    assert failed(check(paged)) == {
+        spec.name: f"it redrives to webordinary-old-dlq ({old_arn}), a queue that no longer exists, {remedy}"}

@@ -140,6 +140,39 @@ def test_queues(queue, dlq, passed, words):
         assert word in item.reason
 
 
+OTHER_DLQ = "arn:aws:sqs:us-west-2:123456789012:other-dlq"
+
+
+@pytest.mark.parametrize("read, defined_by, says", [
+    # It stated the problem only; a redrive target since deleted read as if it were still there.
+    ({}, None, f"it redrives to other-dlq ({OTHER_DLQ}), not to input-dlq: set its RedrivePolicy's "
+               f"deadLetterTargetArn to {DLQ_ARN} and deploy the stack that defines it"),
+    ({OTHER_DLQ: None}, "SQSStack", f"it redrives to other-dlq ({OTHER_DLQ}), a queue that no longer exists, not to "
+                                    f"input-dlq: set its RedrivePolicy's deadLetterTargetArn to {DLQ_ARN} in SQSStack "
+                                    "and deploy that stack (deploy_infrastructure)"),
+    ({OTHER_DLQ: {"QueueUrl": "https://sqs/other-dlq"}}, None, f"it redrives to other-dlq ({OTHER_DLQ}), not to"),
+])
+def test_a_queue_redriving_elsewhere_says_what_to_do_and_whether_that_queue_is_gone(read, defined_by, says):
+    item = check_queue(QUEUE, redrive(target=OTHER_DLQ), {"QueueArn": DLQ_ARN}, defined_by=defined_by,
+                       redrive_targets=read)
+    assert not item.passed and says in item.reason, item.reason
+
+
+WIDGETS_GONE_BY_HAND = ("or in the CloudWatch console if they were removed there (a deploy with no change does not "
+                        "restore them)")
+
+
+@pytest.mark.parametrize("defined_by, says", [
+    (None, "it exists but shows no widgets: add its widgets in the template of the stack that defines it and deploy "
+           f"that stack, {WIDGETS_GONE_BY_HAND}"),
+    ("MonitoringStack", "it exists but shows no widgets: add its widgets in MonitoringStack's template and deploy "
+                        f"that stack (deploy_infrastructure), {WIDGETS_GONE_BY_HAND}"),
+])
+def test_a_dashboard_without_widgets_says_what_to_do(defined_by, says):
+    item = check_dashboard("d", {"DashboardBody": json.dumps({"widgets": []})}, defined_by=defined_by)
+    assert not item.passed and item.reason == says, item.reason
+
+
 @pytest.mark.parametrize("dashboard, passed, words", [
     ({"DashboardBody": json.dumps({"widgets": [{}, {}]})}, True, ["2 widget"]),
     ({"DashboardBody": json.dumps({"widgets": []})}, False, ["no widgets"]),
