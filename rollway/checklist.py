@@ -98,8 +98,22 @@ def state_tables(targets: Targets) -> tuple[TableSpec, ...]:
 
 
 def all_tables(targets: Targets) -> tuple[TableSpec, ...]:
-    """Every table the checklist expects: the service's (``Targets.tables``), then rollway's own."""
-    return (*targets.tables, *state_tables(targets))
+    """Every table the checklist expects, each once: the service's (``Targets.tables``), then rollway's own.
+
+    A rollway table also listed in ``Targets.tables`` with rollway's keys is one table, with the
+    indexes listed there: as two, it was judged once without rollway's string keys and once
+    without the indexes, and failed twice (the run counted and listed it twice). Listed with
+    other keys, it stays a table of its own: which keys are right is the person's to settle.
+    """
+    own = {spec.name: spec for spec in state_tables(targets)}
+    service: list[TableSpec] = []
+    for spec in dict.fromkeys(targets.tables):
+        mine = own.get(spec.name)
+        if mine is not None and (spec.hash_key, spec.range_key) == (mine.hash_key, mine.range_key):
+            own[spec.name] = mine.model_copy(update={"indexes": tuple(dict.fromkeys((*mine.indexes, *spec.indexes)))})
+        else:
+            service.append(spec)
+    return (*service, *own.values())
 
 
 def checked_resources(targets: Targets) -> tuple[tuple[str, str], ...]:
@@ -143,7 +157,7 @@ def check_table(spec: TableSpec, table: Observed, region: str | None = None, key
     problems: list[str] = []
     status = table.get("TableStatus")
     if status != "ACTIVE":
-        problems.append(f"status is {status or 'not reported'}, not ACTIVE")
+        problems.append(f"status is {status or 'not reported'}, not ACTIVE: {_table_status_advice(status, defined_by)}")
     keys = {k.get("KeyType"): k.get("AttributeName") for k in table.get("KeySchema") or ()}
     types = {d.get("AttributeName"): d.get("AttributeType") for d in table.get("AttributeDefinitions") or ()}
     for role, expected in (("HASH", spec.hash_key), ("RANGE", spec.range_key)):
@@ -156,14 +170,21 @@ def check_table(spec: TableSpec, table: Observed, region: str | None = None, key
                             f"expected {key_type}: rollway writes it as {_TYPE_NAMES.get(key_type, key_type)}")
     global_indexes = {i.get("IndexName"): i for i in table.get("GlobalSecondaryIndexes") or ()}
     local_indexes = {i.get("IndexName") for i in table.get("LocalSecondaryIndexes") or ()}
+    missing: list[str] = []
     for index in spec.indexes:
         if index in global_indexes:
             index_status = global_indexes[index].get("IndexStatus")
-            if index_status != "ACTIVE":
-                problems.append(f"index {index} is {index_status or 'of unreported status'}, not ACTIVE")
+            if index_status == "DELETING":  # the deployed template no longer has it
+                problems.append(f"index {index} is DELETING, not ACTIVE: {_add_indexes(1, defined_by)}")
+            elif index_status != "ACTIVE":
+                # CREATING backfills the index from the table's items: minutes for a large table.
+                problems.append(f"index {index} is {index_status or 'of unreported status'}, not ACTIVE: wait for it "
+                                "to finish, then check again")
         elif index not in local_indexes:
             have = sorted(str(n) for n in [*global_indexes, *local_indexes])
-            problems.append(f"index {index} is missing (it has {', '.join(have) or 'no indexes'})")
+            missing.append(f"index {index} is missing (it has {', '.join(have) or 'no indexes'})")
+    if missing:  # what to do said once, after the last
+        problems += [*missing[:-1], f"{missing[-1]}: {_add_indexes(len(missing), defined_by)}"]
     if problems:
         return item(False, "; ".join(problems))
     indexes = f", indexes {', '.join(spec.indexes)} ACTIVE" if spec.indexes else ""
@@ -171,9 +192,39 @@ def check_table(spec: TableSpec, table: Observed, region: str | None = None, key
     return item(True, f"ACTIVE, hash key {spec.hash_key}{range_key}{indexes}")
 
 
+# What to do about a table that is not ACTIVE (DescribeTable's TableStatus), other than "wait".
+_TABLE_STATUS = {
+    "INACCESSIBLE_ENCRYPTION_CREDENTIALS": "DynamoDB cannot use its KMS key (disabled, scheduled for deletion, or its "
+                                           "grant revoked): restore DynamoDB's access to the table's KMS key (after "
+                                           "seven days without it, DynamoDB archives the table), then check again",
+    "ARCHIVING": "DynamoDB is archiving it (its KMS key was out of reach over seven days): once ARCHIVED, restore it "
+                 "from the backup DynamoDB made when it archived it (ArchivalSummary's ArchivalBackupArn)",
+    "ARCHIVED": "its KMS key was out of reach over seven days: restore it from the backup DynamoDB made when it "
+                "archived it (ArchivalSummary's ArchivalBackupArn; to the same name once this table is deleted)",
+}
+
+
+def _table_status_advice(status: str | None, defined_by: str | None) -> str:
+    if status in ("CREATING", "UPDATING"):
+        return "wait for it to finish, then check again"
+    if status == "DELETING":
+        remedy = _create(defined_by, "create it (deploy the stack that defines it)")
+        return f"it is being deleted: once it is gone, {remedy}"
+    return _TABLE_STATUS.get(str(status), "see the table in the DynamoDB console, then check again")
+
+
+def _add_indexes(count: int, defined_by: str | None) -> str:
+    """How to get indexes the table lacks: they belong in its definition, in the stack that deploys it."""
+    them = "it" if count == 1 else "them"
+    if defined_by is None:
+        return f"add {them} to the table's definition and deploy the stack that defines it"
+    return f"add {them} to the table's definition in {defined_by} and deploy that stack (deploy_infrastructure)"
+
+
 def check_queue(spec: QueueSpec, queue: Observed, dlq: Observed, region: str | None = None,
                 dlq_region: str | None = None, defined_by: str | None = None,
-                dlq_defined_by: str | None = None) -> CheckItem:
+                dlq_defined_by: str | None = None,
+                redrive_targets: Mapping[str, Observed] | None = None) -> CheckItem:
     """The queue exists and redrives to its named DLQ after ``max_receive_count``; the DLQ exists
     and keeps messages at least as long as the queue (a standard queue's).
 
@@ -185,6 +236,8 @@ def check_queue(spec: QueueSpec, queue: Observed, dlq: Observed, region: str | N
         dlq_region: the same for the dead-letter queue.
         defined_by / dlq_defined_by: the CDK app's stack whose template defines the queue / the
             DLQ, when known: named in the remedy.
+        redrive_targets: deadLetterTargetArn -> what was read of that queue, for a queue
+            redriving to another than its DLQ: None (it no longer exists) is said.
     """
     def item(passed: bool, reason: str) -> CheckItem:
         read_in = _read_in(region) if dlq_region == region else (
@@ -217,7 +270,15 @@ def check_queue(spec: QueueSpec, queue: Observed, dlq: Observed, region: str | N
     if not target:
         problems.append("its RedrivePolicy names no deadLetterTargetArn")
     elif (dlq_arn and target != dlq_arn) or target.rsplit(":", 1)[-1] != spec.dlq_name:
-        problems.append(f"it redrives to {target.rsplit(':', 1)[-1]} ({target}), not to {spec.dlq_name}")
+        # A DLQ deleted (renamed in the app, say) leaves the RedrivePolicy naming it: said, as
+        # "redrives to old-dlq" alone read as if old-dlq still caught the failed messages.
+        gone = (", a queue that no longer exists" if redrive_targets and target in redrive_targets
+                and redrive_targets[target] is None else "")
+        to = dlq_arn or f"the ARN of {spec.dlq_name}"
+        fix = (f"in {defined_by} and deploy that stack (deploy_infrastructure)" if defined_by is not None
+               else "and deploy the stack that defines it")
+        problems.append(f"it redrives to {target.rsplit(':', 1)[-1]} ({target}){gone}, not to {spec.dlq_name}: set "
+                        f"its RedrivePolicy's deadLetterTargetArn to {to} {fix}")
     count = policy.get("maxReceiveCount")
     if str(count) != str(spec.max_receive_count):
         problems.append(f"maxReceiveCount is {count if count is not None else 'not set'}, "
@@ -321,8 +382,14 @@ def check_dashboard(name: str, dashboard: Observed, region: str | None = None,
     except (ValueError, AttributeError):
         widgets = None
     if not widgets:
-        return CheckItem(kind="dashboard", name=name, passed=False,
-                         reason="it exists but shows no widgets" + _read_in(region))
+        # Widgets removed in the console come back with no deploy that leaves the template as it
+        # is: CloudFormation changes only what the template changes.
+        where = f"{defined_by}'s template" if defined_by is not None else "the template of the stack that defines it"
+        deploy = " (deploy_infrastructure)" if defined_by is not None else ""
+        return CheckItem(kind="dashboard", name=name, passed=False, reason=(
+            f"it exists but shows no widgets: add its widgets in {where} and deploy that stack{deploy}, or in the "
+            "CloudWatch console if they were removed there (a deploy with no change does not restore them)"
+            + _read_in(region)))
     return CheckItem(kind="dashboard", name=name, passed=True,
                      reason=f"exists, {len(widgets)} widget(s)" + _read_in(region))
 
@@ -474,6 +541,8 @@ class Observation:
         construct_ids: the CDK app's construct id -> CloudFormation name of its stacks with a
             stackName of their own, when the app was read: a stack of ``Targets.stacks`` named by
             its construct id fails saying so.
+        redrive_targets: deadLetterTargetArn -> what was read of that queue, for the queues
+            redriving to another than their DLQ (those of their own account and region).
     """
 
     stacks: Mapping[str, Observed]
@@ -488,6 +557,7 @@ class Observation:
     misplaced: Mapping[tuple[str, str], str] = field(default_factory=dict)
     defined_by: Mapping[tuple[str, str], str] = field(default_factory=dict)
     construct_ids: Mapping[str, str] = field(default_factory=dict)
+    redrive_targets: Mapping[str, Observed] = field(default_factory=dict)
 
 
 def evaluate(targets: Targets, seen: Observation) -> Checklist:
@@ -497,14 +567,15 @@ def evaluate(targets: Targets, seen: Observation) -> Checklist:
     items = [check_stack(name, seen.stacks.get(name, not_read), seen.stack_regions.get(name), seen.construct_ids)
              for name in targets.stacks]
     where, stack_of = seen.regions.get, seen.defined_by.get
-    own = state_tables(targets)
+    own = {(t.name, t.hash_key, t.range_key) for t in state_tables(targets)}
     items += [check_table(spec, seen.tables.get(spec.name, not_read), where(("table", spec.name)),
-                          STATE_KEY_TYPE if spec in own else None, stack_of(("table", spec.name)))
+                          STATE_KEY_TYPE if (spec.name, spec.hash_key, spec.range_key) in own else None,
+                          stack_of(("table", spec.name)))
               for spec in all_tables(targets)]
     items += [check_queue(q, seen.queues.get(q.name, not_read), seen.queues.get(q.dlq_name, not_read),
                           where(("queue", q.name)), where(("queue", q.dlq_name)), stack_of(("queue", q.name)),
-                          stack_of(("queue", q.dlq_name)))
-              for q in targets.queues]
+                          stack_of(("queue", q.dlq_name)), seen.redrive_targets)
+              for q in dict.fromkeys(targets.queues)]  # one named twice is one item, not two failed alike
     items.append(check_dashboard(targets.dashboard, seen.dashboard, where(("dashboard", targets.dashboard)),
                                  stack_of(("dashboard", targets.dashboard))))
     topic = seen.topic_arn
@@ -512,7 +583,7 @@ def evaluate(targets: Targets, seen: Observation) -> Checklist:
     # the lookup alone hid one missing, or firing now, until the lookup was fixed.
     items += [check_alarm(a, seen.alarms.get(a, not_read), topic, targets.alert_topic, where(("alarm", a)),
                           stack_of(("alarm", a)))
-              for a in targets.alarms]
+              for a in dict.fromkeys(targets.alarms)]
     if isinstance(topic, ReadFailed):
         items.append(CheckItem(kind="alert topic", name=targets.alert_topic, passed=False,
                                reason=_topic_unread(topic)))

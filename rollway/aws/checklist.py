@@ -153,6 +153,7 @@ class AwsInfraChecker:
         names = dict.fromkeys(n for q in t.queues for n in (q.name, q.dlq_name))
         queues = {name: self._read_in(("queue", name), "sqs", f"GetQueueAttributes {name}",
                                       lambda client, n=name: self._queue(client, n)) for name in names}
+        redrive_targets = self._redrive_targets(queues)
         dashboard = self._read_in(("dashboard", t.dashboard), "cloudwatch", f"GetDashboard {t.dashboard}",
                                   lambda client: client.get_dashboard(DashboardName=t.dashboard))
         alarms = self._alarms()
@@ -169,7 +170,7 @@ class AwsInfraChecker:
         return Observation(stacks=stacks, tables=tables, queues=queues, dashboard=dashboard, alarms=alarms,
                            topic_arn=topic, subscriptions=subscriptions, stack_regions=stack_regions,
                            regions=regions, misplaced=self._misplaced, defined_by=self._defined_by,
-                           construct_ids=construct_ids)
+                           construct_ids=construct_ids, redrive_targets=redrive_targets)
 
     def _deployed_as(self, missing: list[str]) -> dict[str, str]:
         """Missing stack -> the CloudFormation name of the deployed stack it is the construct id of.
@@ -282,6 +283,30 @@ class AwsInfraChecker:
                 return None
             raise
 
+    def _redrive_targets(self, queues: Mapping[str, Observed]) -> dict[str, Observed]:
+        """deadLetterTargetArn -> its queue's URL (None: it no longer exists), for each work queue
+        redriving to a queue not read already, of the work queue's own account and region (the
+        only one it can redrive to)."""
+        read = {a.get("QueueArn") for a in queues.values() if isinstance(a, Mapping)}
+        found: dict[str, Observed] = {}
+        for spec in self._targets.queues:
+            queue = queues.get(spec.name)
+            if not isinstance(queue, Mapping):
+                continue
+            target = _redrive_target(queue)
+            if not target or target in read or target in found:
+                continue
+            arn, own = target.split(":"), str(queue.get("QueueArn") or "").split(":")
+            if len(arn) != 6 or arn[:5] != own[:5]:  # arn:partition:sqs:region:account:name
+                continue
+            region = arn[3]
+            if region not in (self._targets.region, self._elsewhere(("queue", spec.name))):
+                continue
+            found[target] = _read(f"GetQueueUrl {arn[5]}", lambda r=region, n=arn[5]: self._answered(
+                "sqs", r, f"GetQueueUrl {n}", lambda: self._client("sqs", r).get_queue_url(QueueName=n)["QueueUrl"]),
+                self._targets, arn[5])
+        return found
+
     @staticmethod
     def _queue(sqs: Any, name: str) -> dict[str, Any]:
         url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
@@ -360,6 +385,16 @@ def _said(err: ClientError | BotoCoreError, targets: Targets, resource: str | No
     statement on ``resource``, the name read, when AWS names none. ``targets``, the run's own
     names, tell which of the policy's names one of the user's stands for."""
     return refusal_said(err, INFRASTRUCTURE_POLICY, resource=resource, targets=targets)
+
+
+def _redrive_target(queue: Mapping[str, Any]) -> str:
+    """The deadLetterTargetArn of the queue's RedrivePolicy, or "" (none, or not JSON: the checklist says so)."""
+    try:
+        raw = queue.get("RedrivePolicy")
+        policy = json.loads(raw) if isinstance(raw, str) else dict(raw or {})
+        return str(policy.get("deadLetterTargetArn") or "")
+    except (ValueError, TypeError, AttributeError):
+        return ""
 
 
 def _read(what: str, call: Callable[[], Any], targets: Targets, resource: str | None = None) -> Any:

@@ -10,6 +10,7 @@ import pytest
 
 from rollway.aws.checklist import AwsInfraChecker
 from rollway.checklist import Checklist
+from rollway.targets import TableSpec
 from tests.flows.moto_env import deployed_stacks, inbox
 
 
@@ -96,7 +97,8 @@ def test_a_table_without_its_index_fails(paged):
     spec = paged.targets.tables[0]
     dynamodb = paged.get_client("dynamodb")
     dynamodb.update_table(TableName=spec.name, GlobalSecondaryIndexUpdates=[{"Delete": {"IndexName": spec.indexes[0]}}])
-    assert failed(check(paged)) == {spec.name: f"index {spec.indexes[0]} is missing (it has no indexes)"}
+    assert failed(check(paged)) == {spec.name: f"index {spec.indexes[0]} is missing (it has no indexes): add it to the table's "
+                                                 "definition and deploy the stack that defines it"}
 
 
 def test_a_missing_table_fails(paged):
@@ -573,3 +575,33 @@ def test_a_service_that_does_not_answer_fails_its_items_once_the_read_bound_is_u
     for name in rest:  # not asked again: each would have waited its own second
         assert reasons[name].endswith(f"(DescribeStacks {name}): not asked: CloudFormation did not answer "
                                       f"DescribeStacks {first} within 1 s"), reasons
+
+
+def test_an_alarm_named_twice_and_a_rollway_table_also_in_tables_are_one_item_each(paged):
+    # Each was two items, failed alike: "2 of N items failed" for one missing alarm, its line twice.
+    t = paged.targets
+    rollouts = TableSpec(name=t.rollouts_table, hash_key="service", range_key="rollout_id")
+    targets = t.model_copy(update={"alarms": (*t.alarms, t.alarms[0]), "tables": (*t.tables, rollouts)})
+    paged.get_client("cloudwatch").delete_alarms(AlarmNames=[t.alarms[0]])
+    paged.get_client("dynamodb").delete_table(TableName=t.rollouts_table)
+    checklist = AwsInfraChecker(*(paged.get_client(s) for s in SERVICES), targets).check()
+    assert [i.name for i in checklist.failed] == [t.rollouts_table, t.alarms[0]]
+    assert len(checklist.items) == len(t.stacks) + len(t.tables) + 2 + len(t.queues) + 1 + len(t.alarms) + 1
+
+
+def test_a_queue_redriving_to_a_queue_since_deleted_says_it_is_gone(paged):
+    # "it redrives to old-dlq, not to X" read as if old-dlq still caught the failed messages.
+    spec = paged.targets.queues[0]
+    sqs = paged.get_client("sqs")
+    old = sqs.create_queue(QueueName="webordinary-old-dlq")["QueueUrl"]
+    old_arn = sqs.get_queue_attributes(QueueUrl=old, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sqs.set_queue_attributes(QueueUrl=_queue_url(paged, spec.name), Attributes={"RedrivePolicy": json.dumps(
+        {"deadLetterTargetArn": old_arn, "maxReceiveCount": str(spec.max_receive_count)})})
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=_queue_url(paged, spec.dlq_name),
+                                       AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    remedy = (f"not to {spec.dlq_name}: set its RedrivePolicy's deadLetterTargetArn to {dlq_arn} and deploy the stack "
+              "that defines it")
+    assert failed(check(paged)) == {spec.name: f"it redrives to webordinary-old-dlq ({old_arn}), {remedy}"}
+    sqs.delete_queue(QueueUrl=old)
+    assert failed(check(paged)) == {
+        spec.name: f"it redrives to webordinary-old-dlq ({old_arn}), a queue that no longer exists, {remedy}"}

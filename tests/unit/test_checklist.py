@@ -52,6 +52,35 @@ def test_tables(spec, described, passed, words):
         assert word in item.reason
 
 
+@pytest.mark.parametrize("described, defined_by, says", [
+    # Each stated the problem and left what to do to the reader, where every other item says it.
+    (table(gsis=()), None, "index userId-index is missing (it has no indexes): add it to the table's definition and "
+                           "deploy the stack that defines it"),
+    (table(gsis=()), "SessionStack", "index userId-index is missing (it has no indexes): add it to the table's "
+                                     "definition in SessionStack and deploy that stack (deploy_infrastructure)"),
+    (table(gsis=(("userId-index", "CREATING"),)), None, "index userId-index is CREATING, not ACTIVE: wait for it to "
+                                                        "finish, then check again"),
+    (table(gsis=(("userId-index", "DELETING"),)), "SessionStack", "index userId-index is DELETING, not ACTIVE: add it "
+                                                                  "to the table's definition in SessionStack"),
+    (table(status="UPDATING"), None, "status is UPDATING, not ACTIVE: wait for it to finish, then check again"),
+    (table(status="CREATING"), None, "status is CREATING, not ACTIVE: wait for it to finish, then check again"),
+    (table(status="DELETING"), "SessionStack", "status is DELETING, not ACTIVE: it is being deleted: once it is gone, "
+                                               "deploy SessionStack, whose template defines it (deploy_infrastructure)"),
+    (table(status="INACCESSIBLE_ENCRYPTION_CREDENTIALS"), None, "restore DynamoDB's access to the table's KMS key"),
+    (table(status="ARCHIVED"), None, "restore it from the backup DynamoDB made when it archived it"),
+])
+def test_a_failed_table_says_what_to_do(described, defined_by, says):
+    item = check_table(SESSIONS, described, defined_by=defined_by)
+    assert not item.passed and says in item.reason, item.reason
+
+
+def test_two_missing_indexes_are_each_said_and_what_to_do_once():
+    spec = SESSIONS.model_copy(update={"indexes": ("userId-index", "byDate")})
+    assert check_table(spec, table(gsis=())).reason == (
+        "index userId-index is missing (it has no indexes); index byDate is missing (it has no indexes): add them to "
+        "the table's definition and deploy the stack that defines it")
+
+
 @pytest.mark.parametrize("described, passed, words", [
     (table(keys=(("service", "HASH"), ("rollout_id", "RANGE")), gsis=()), True, ["range key rollout_id"]),
     # Every write the ledger makes would be refused: "Type mismatch for key".
@@ -109,6 +138,39 @@ def test_queues(queue, dlq, passed, words):
     assert item.passed is passed, item.reason
     for word in words:
         assert word in item.reason
+
+
+OTHER_DLQ = "arn:aws:sqs:us-west-2:123456789012:other-dlq"
+
+
+@pytest.mark.parametrize("read, defined_by, says", [
+    # It stated the problem only; a redrive target since deleted read as if it were still there.
+    ({}, None, f"it redrives to other-dlq ({OTHER_DLQ}), not to input-dlq: set its RedrivePolicy's "
+               f"deadLetterTargetArn to {DLQ_ARN} and deploy the stack that defines it"),
+    ({OTHER_DLQ: None}, "SQSStack", f"it redrives to other-dlq ({OTHER_DLQ}), a queue that no longer exists, not to "
+                                    f"input-dlq: set its RedrivePolicy's deadLetterTargetArn to {DLQ_ARN} in SQSStack "
+                                    "and deploy that stack (deploy_infrastructure)"),
+    ({OTHER_DLQ: {"QueueUrl": "https://sqs/other-dlq"}}, None, f"it redrives to other-dlq ({OTHER_DLQ}), not to"),
+])
+def test_a_queue_redriving_elsewhere_says_what_to_do_and_whether_that_queue_is_gone(read, defined_by, says):
+    item = check_queue(QUEUE, redrive(target=OTHER_DLQ), {"QueueArn": DLQ_ARN}, defined_by=defined_by,
+                       redrive_targets=read)
+    assert not item.passed and says in item.reason, item.reason
+
+
+WIDGETS_GONE_BY_HAND = ("or in the CloudWatch console if they were removed there (a deploy with no change does not "
+                        "restore them)")
+
+
+@pytest.mark.parametrize("defined_by, says", [
+    (None, "it exists but shows no widgets: add its widgets in the template of the stack that defines it and deploy "
+           f"that stack, {WIDGETS_GONE_BY_HAND}"),
+    ("MonitoringStack", "it exists but shows no widgets: add its widgets in MonitoringStack's template and deploy "
+                        f"that stack (deploy_infrastructure), {WIDGETS_GONE_BY_HAND}"),
+])
+def test_a_dashboard_without_widgets_says_what_to_do(defined_by, says):
+    item = check_dashboard("d", {"DashboardBody": json.dumps({"widgets": []})}, defined_by=defined_by)
+    assert not item.passed and item.reason == says, item.reason
 
 
 @pytest.mark.parametrize("dashboard, passed, words", [
@@ -274,3 +336,34 @@ def test_a_stack_missing_or_unread_fails():
     assert check_stack("S", None).reason == "CloudFormation stack S does not exist: deploy it (deploy_infrastructure)"
     unread = check_stack("S", ReadFailed("DescribeStacks S", "AccessDenied: no"))
     assert not unread.passed and "AccessDenied" in unread.reason
+
+
+def test_an_alarm_or_queue_named_twice_is_one_item():
+    # Named twice in the targets, an alarm missing failed twice: the run said "2 of N items failed"
+    # and listed the same line twice.
+    base = Targets()
+    targets = base.model_copy(update={"alarms": (*base.alarms, base.alarms[0]),
+                                      "queues": (*base.queues, base.queues[0])})
+    seen = _everything_fine(targets)
+    alarms = {a: d for a, d in seen.alarms.items() if a != base.alarms[0]}
+    checklist = evaluate(targets, Observation(**{**seen.__dict__, "alarms": alarms}))
+    names = [(i.kind, i.name) for i in checklist.items]
+    assert len(names) == len(set(names)), names
+    assert [i.name for i in checklist.failed] == [base.alarms[0]]
+    assert checklist.summary().count("\n") == 0
+
+
+def test_a_rollway_table_also_in_targets_tables_is_one_item_judged_as_rollway_needs_it():
+    # Listed in Targets.tables too (for its index), the rollouts table was two items: one judged
+    # without rollway's string keys, one without the index, and a missing table failed twice.
+    base = Targets()
+    listed = TableSpec(name=base.rollouts_table, hash_key="service", range_key="rollout_id", indexes=("by-status",))
+    targets = base.model_copy(update={"tables": (*base.tables, listed)})
+    seen = _everything_fine(targets)
+    tables = {**seen.tables, base.rollouts_table: table(keys=(("service", "HASH"), ("rollout_id", "RANGE")), gsis=(),
+                                                       key_type="N")}
+    checklist = evaluate(targets, Observation(**{**seen.__dict__, "tables": tables}))
+    items = [i for i in checklist.items if i.name == base.rollouts_table]
+    assert len(items) == 1, items
+    assert "hash key service is of type N, expected S" in items[0].reason
+    assert "index by-status is missing" in items[0].reason
