@@ -630,7 +630,7 @@ def test_eval_of_an_empty_user_id_says_what_to_type_not_what_to_pass_in_python()
 def test_commands_report_conflicts_and_outages_with_their_own_codes():
     store = seeded_store()
     code, text, err = run(flags_set, store, SQS, enabled=True, actor="ops", expected_version=7)
-    assert code == EXIT_CONFLICT and "expected version 7, found version 1" in err and text == ""
+    assert code == EXIT_CONFLICT and "is at version 1, not at --expected-version 7" in err and text == ""
     store.unavailable = "table webordinary-feature-flags is gone"
     code, text, err = run(flags_list, store, as_json=True)
     assert (code, text, err) == (EXIT_UNAVAILABLE, "", "error: table webordinary-feature-flags is gone\n")
