@@ -50,6 +50,7 @@ from rollway.flags import (
     FeatureName,
     FlagAuditEntry,
     FlagConflict,
+    FlagNotAtVersion,
     FlagError,
     FlagState,
     FlagStoreUnavailable,
@@ -234,7 +235,8 @@ def _set_flag(
             raise UnknownFlag(feature)
         version = current.version if current is not None else 0
         if expected_version is not None and version != expected_version:
-            raise FlagConflict(feature, expected_version, version)
+            # Found so on reading: the version given may be wrong or the flag absent; no race is known.
+            raise FlagNotAtVersion(feature, expected_version, version, exists=current is not None)
         if isinstance(current, MalformedFlag):
             desired, before = _repaired(current, change, named), None
         else:

@@ -99,6 +99,41 @@ class FlagConflict(PicklableError, FlagError):
         )
 
 
+class FlagNotAtVersion(FlagConflict):
+    """A change conditional on a version the flag was not at when read; nothing was written.
+
+    Not told as a concurrent change, which nothing shows: `--expected-version 7` on a flag at
+    version 1 said "changed concurrently ... found version 1" though nobody had changed it (the 7
+    was wrong), and on a flag that does not exist "found version 0". A write refused after its
+    read (``FlagConflict`` itself) is the lost race.
+
+    Attributes:
+        exists: whether the flag exists (``actual_version`` is 0 when it does not).
+        option: how the caller's user gives the expected version (``--expected-version``), or None.
+    """
+
+    def __init__(self, feature: str, expected_version: int, actual_version: int, *, exists: bool = True,
+                 option: str | None = None) -> None:
+        super().__init__(feature, expected_version, actual_version)
+        self.exists, self.option = exists, option
+        expected = f"{option} {expected_version}" if option else f"the expected version {expected_version}"
+        if not exists:
+            create = f"--create creates it with {option} 0 (or none)" if option else "creating it expects version 0"
+            said = f"feature flag {feature!r} does not exist, so it is not at {expected}; nothing was written: {create}"
+        elif expected_version == 0:
+            said = (f"feature flag {feature!r} exists (it is at version {actual_version}), so it is not at {expected}, "
+                    "which means absent; nothing was written")
+        else:
+            said = (f"feature flag {feature!r} is at version {actual_version}, not at {expected}; nothing was "
+                    f"written: `rollway flags get {feature}` shows its version and its latest changes")
+        self.args = (said,)
+
+    def named(self, option: str) -> "FlagNotAtVersion":
+        """The same refusal naming the expected version as the caller's input does (``--expected-version``)."""
+        return FlagNotAtVersion(self.feature, self.expected_version, self.actual_version, exists=self.exists,
+                                option=option)
+
+
 class InvalidFlagInput(FlagError):
     """A flag name, salt, percentage, user id or actor that cannot be used."""
 

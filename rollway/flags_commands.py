@@ -20,6 +20,7 @@ from rollway.flag_binding import FlagChange, FlagUpdate, iso_utc, person_change_
 from rollway.flags import (
     FlagAuditEntry,
     FlagConflict,
+    FlagNotAtVersion,
     FlagError,
     FlagState,
     FlagStoreUnavailable,
@@ -180,10 +181,14 @@ def flags_set(
                 expected_version=expected_version,
                 named=_OPTIONS,
             )
+        except FlagNotAtVersion as stale:  # named as given here; still exit 3 (a FlagConflict)
+            raise stale.named("--expected-version") from None
         except UnknownFlag as unknown:
             # The library's "create it first" names no way to do that from here: say the option.
             names = ", ".join(repr(name) for name in unknown.features)
-            raise InvalidFlagInput(f"unknown feature flag {names}: add --create to create it (nothing was "
+            # --create alone would then be refused for the version: a flag is created from version 0.
+            version = " with --expected-version 0 (or none)" if expected_version else ""
+            raise InvalidFlagInput(f"unknown feature flag {names}: add --create to create it{version} (nothing was "
                                    "written)") from None
         out.write(update.describe() + "\n")
         _rollout_note(store, update.after, out, err)

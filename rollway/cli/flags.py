@@ -94,7 +94,8 @@ def get(feature: str, *, audit: int = 10, json: bool = False, targets_block: str
 
 
 @flags_app.command(name="set")
-def set_(feature: str, *, enabled: bool | None = None, percentage: float | None = None, reason: str = "",
+# Positional only: without it, a missing flag was "parameter --feature requires an argument", an option no help shows.
+def set_(feature: str, /, *, enabled: bool | None = None, percentage: float | None = None, reason: str = "",
          create: bool = False, expected_version: int | None = None, actor: str | None = None,
          targets_block: str | None = TARGETS_BLOCK, credentials_block: str | None = CREDENTIALS_BLOCK) -> int:
     """Change a flag (conditional on its version; bad input writes nothing).

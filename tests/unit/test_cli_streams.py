@@ -74,7 +74,7 @@ def test_flags_set_prints_the_change_on_stdout_only(flags, capsys):
         (("flags", "eval", SQS, "", "--json"), EXIT_INVALID, "user id '' is empty"),
         (("flags", "set", SQS, "--percentage", "140", "--actor", "gina"), EXIT_INVALID, "140"),
         (("flags", "set", SQS, "--enabled", "--expected-version", "7", "--actor", "gina"), EXIT_CONFLICT,
-         "expected version 7"),
+         "not at --expected-version 7"),
     ],
     ids=["get unknown", "eval empty user", "set bad percentage", "set conflict"],
 )

@@ -37,8 +37,8 @@ from rollway.cli.processes import Child, ProcessFailed
 from rollway.finalize import FinalizeIncomplete
 from rollway.flag_binding import FlagHeld, FlagsNotDisabled, FlagUpdate
 from rollway.flags import (
-    FlagAuditEntry, FlagConflict, FlagState, FlagStoreUnavailable, FlagWriteUnanswered, InvalidPercentage, MalformedFlag,
-    MalformedFlags, PercentageTooFine, UnknownFlag, UnreadableAudit,
+    FlagAuditEntry, FlagConflict, FlagNotAtVersion, FlagState, FlagStoreUnavailable, FlagWriteUnanswered,
+    InvalidPercentage, MalformedFlag, MalformedFlags, PercentageTooFine, UnknownFlag, UnreadableAudit,
 )
 from rollway.image import image_references
 from rollway.infra import AppNotListed, StackDeployFailed
@@ -127,6 +127,7 @@ CASES: list[BaseException] = [
         feature="use_sqs_architecture", version=4, at=1.0, actor="alice", reason="rollout edit-r1 stage 25%",
         enabled=True, percentage=25.0, salt="v1", writer="rollout", rollout="edit-r1"))]),
     FlagConflict("use_sqs_architecture", 3, None),
+    FlagNotAtVersion("beta_editor", 3, 0, exists=False).named("--expected-version"),
     InvalidPercentage("lots"),
     PercentageTooFine(0.004).named("--percentage"),
     MALFORMED,

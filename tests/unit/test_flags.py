@@ -630,7 +630,7 @@ def test_eval_of_an_empty_user_id_says_what_to_type_not_what_to_pass_in_python()
 def test_commands_report_conflicts_and_outages_with_their_own_codes():
     store = seeded_store()
     code, text, err = run(flags_set, store, SQS, enabled=True, actor="ops", expected_version=7)
-    assert code == EXIT_CONFLICT and "expected version 7, found version 1" in err and text == ""
+    assert code == EXIT_CONFLICT and "is at version 1, not at --expected-version 7" in err and text == ""
     store.unavailable = "table webordinary-feature-flags is gone"
     code, text, err = run(flags_list, store, as_json=True)
     assert (code, text, err) == (EXIT_UNAVAILABLE, "", "error: table webordinary-feature-flags is gone\n")
@@ -656,3 +656,16 @@ def test_the_error_people_read_names_the_flags_a_failed_stage_could_not_put_back
     assert said.startswith(f"PutItem on {INTERRUPTS}: ProvisionedThroughputExceededException"), said
     assert f"feature flag {SQS!r} was left at on 5%: PutItem on {SQS}" in said, said
     assert (store.get(SQS).enabled, store.get(SQS).percentage) == (True, 5.0)
+
+
+def test_flags_set_without_its_feature_names_the_positional_argument(monkeypatch, capsys):
+    """`rollway flags set --enabled` said "parameter --feature requires an argument": no such option is
+    documented; the flag is the command's first (positional) argument."""
+    from rollway.cli import app
+
+    monkeypatch.setattr("rollway.cli.ops.load_account", lambda *blocks: pytest.fail("the account was loaded"))
+    with pytest.raises(SystemExit) as stop:
+        app(["flags", "set", "--enabled", "--actor", "gina"])
+    said = capsys.readouterr()
+    assert stop.value.code != 0 and said.out == ""
+    assert "FEATURE requires an argument" in said.err and "--feature" not in said.err, said.err
