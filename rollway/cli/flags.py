@@ -75,8 +75,10 @@ def list_(*, json: bool = False, targets_block: str | None = TARGETS_BLOCK,
     return flags_list(_store(targets_block, credentials_block), sys.stdout, err=sys.stderr, as_json=json)
 
 
+# The flag is positional only in every command: otherwise a missing one was "parameter --feature
+# requires an argument", an option no help shows.
 @flags_app.command
-def get(feature: str, *, audit: int = 10, json: bool = False, targets_block: str | None = TARGETS_BLOCK,
+def get(feature: str, /, *, audit: int = 10, json: bool = False, targets_block: str | None = TARGETS_BLOCK,
         credentials_block: str | None = CREDENTIALS_BLOCK) -> int:
     """One flag and its latest changes.
 
@@ -94,7 +96,6 @@ def get(feature: str, *, audit: int = 10, json: bool = False, targets_block: str
 
 
 @flags_app.command(name="set")
-# Positional only: without it, a missing flag was "parameter --feature requires an argument", an option no help shows.
 def set_(feature: str, /, *, enabled: bool | None = None, percentage: float | None = None, reason: str = "",
          create: bool = False, expected_version: int | None = None, actor: str | None = None,
          targets_block: str | None = TARGETS_BLOCK, credentials_block: str | None = CREDENTIALS_BLOCK) -> int:
@@ -129,7 +130,7 @@ def set_(feature: str, /, *, enabled: bool | None = None, percentage: float | No
 
 
 @flags_app.command(name="eval")
-def eval_(feature: str, *users: str, json: bool = False, targets_block: str | None = TARGETS_BLOCK,
+def eval_(feature: str, /, *users: str, json: bool = False, targets_block: str | None = TARGETS_BLOCK,
           credentials_block: str | None = CREDENTIALS_BLOCK) -> int:
     """Whether the flag is on for each user id (none given: without a user).
 

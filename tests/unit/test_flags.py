@@ -658,14 +658,16 @@ def test_the_error_people_read_names_the_flags_a_failed_stage_could_not_put_back
     assert (store.get(SQS).enabled, store.get(SQS).percentage) == (True, 5.0)
 
 
-def test_flags_set_without_its_feature_names_the_positional_argument(monkeypatch, capsys):
-    """`rollway flags set --enabled` said "parameter --feature requires an argument": no such option is
-    documented; the flag is the command's first (positional) argument."""
+@pytest.mark.parametrize("argv", [["flags", "set", "--enabled", "--actor", "gina"], ["flags", "get", "--json"],
+                                  ["flags", "eval", "--json"]], ids=["set", "get", "eval"])
+def test_flags_command_without_its_feature_names_the_positional_argument(monkeypatch, capsys, argv):
+    """`rollway flags set --enabled` said "parameter --feature requires an argument" (and `get`, `eval`
+    the same): no such option is documented; the flag is the command's first (positional) argument."""
     from rollway.cli import app
 
     monkeypatch.setattr("rollway.cli.ops.load_account", lambda *blocks: pytest.fail("the account was loaded"))
     with pytest.raises(SystemExit) as stop:
-        app(["flags", "set", "--enabled", "--actor", "gina"])
+        app(argv)
     said = capsys.readouterr()
     assert stop.value.code != 0 and said.out == ""
     assert "FEATURE requires an argument" in said.err and "--feature" not in said.err, said.err
