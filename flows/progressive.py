@@ -703,6 +703,15 @@ def advance(env: Environment, approver: Approver, *, owner: str, actor: str = "s
             # Read before the resume: its run passed the phase's last stage and died before
             # recording the phase complete (stage_passed and phase_complete are two writes).
             passed_unrecorded = phase_passed_unrecorded(spec, record)
+            if early_reason is not None and not passed_unrecorded:
+                # A person asked for the next phase, not a resume of this one: resumed, the run
+                # ended "holding" at this phase's end and the early start was dropped unsaid.
+                raise PhaseRefused(
+                    f"{service}: phase {max(record.weekly_phase_index, 0) + 1} has not passed: its run "
+                    f"({record.owner}) ended at {record.weights} (stable/canary) before the "
+                    f"{'phase' if record.phased else 'rollout (unphased)'} did; nothing was changed, and no phase was "
+                    f"started early for {actor}. Resume it first: run advance_phase without start_early_because "
+                    "(or progressive_rollout with the same image)")
             log.warning("phase %s of %s was left unfinished by %s: resuming it at %s",
                         max(record.weekly_phase_index, 0) + 1, service, record.owner, record.weights)
             resumed = run_progressive(env, spec, approver, owner=owner, actor=actor, phased=record.phased,
