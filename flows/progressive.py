@@ -610,11 +610,16 @@ def phase_already_complete(env: Environment, record: RolloutRecord) -> RolloutRe
     name = spec.phases[index].name if 0 <= index < len(spec.phases) else f"phase {index + 1}"
     nxt = ""
     if index + 1 < len(spec.phases) and record.weekly_phase_started_at is not None:
-        due = weekly.next_phase_due(record.weekly_phase_started_at, **spec.phase_calendar())
-        nxt = (f" The next phase, {spec.phases[index + 1].name}, may start from "
-               f"{weekly.describe(due, spec.weekly_timezone)}"
-               f"{on_the_wall(env.clock, due, env.clock.now())}: the first advance_phase run from then on starts it"
-               " (or a person's, with start_early_because, sooner).")
+        due, now = weekly.next_phase_due(record.weekly_phase_started_at, **spec.phase_calendar()), env.clock.now()
+        following, when = spec.phases[index + 1].name, weekly.describe(due, spec.weekly_timezone)
+        if due <= now:
+            # Already due (no advance_phase run since; under `make up` the cron fires on the wall
+            # calendar): "may start from" a past day, "or sooner" with an early start, misled.
+            nxt = (f" The next phase, {following}, has been due since {when}: run advance_phase to start it now "
+                   "(the weekly schedule's next run would too).")
+        else:
+            nxt = (f" The next phase, {following}, may start from {when}{on_the_wall(env.clock, due, now)}: the "
+                   "first advance_phase run from then on starts it (or a person's, with start_early_because, sooner).")
     reason = (f"{name} of {service}'s rollout is already complete, holding at {record.weights} (stable/canary): "
               f"nothing was changed.{nxt} A run with phased=false runs every remaining stage now")
     get_run_logger().info("%s", reason)
