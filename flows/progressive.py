@@ -610,11 +610,16 @@ def phase_already_complete(env: Environment, record: RolloutRecord) -> RolloutRe
     name = spec.phases[index].name if 0 <= index < len(spec.phases) else f"phase {index + 1}"
     nxt = ""
     if index + 1 < len(spec.phases) and record.weekly_phase_started_at is not None:
-        due = weekly.next_phase_due(record.weekly_phase_started_at, **spec.phase_calendar())
-        nxt = (f" The next phase, {spec.phases[index + 1].name}, may start from "
-               f"{weekly.describe(due, spec.weekly_timezone)}"
-               f"{on_the_wall(env.clock, due, env.clock.now())}: the first advance_phase run from then on starts it"
-               " (or a person's, with start_early_because, sooner).")
+        due, now = weekly.next_phase_due(record.weekly_phase_started_at, **spec.phase_calendar()), env.clock.now()
+        following, when = spec.phases[index + 1].name, weekly.describe(due, spec.weekly_timezone)
+        if due <= now:
+            # Already due (no advance_phase run since; under `make up` the cron fires on the wall
+            # calendar): "may start from" a past day, "or sooner" with an early start, misled.
+            nxt = (f" The next phase, {following}, has been due since {when}: run advance_phase to start it now "
+                   "(the weekly schedule's next run would too).")
+        else:
+            nxt = (f" The next phase, {following}, may start from {when}{on_the_wall(env.clock, due, now)}: the "
+                   "first advance_phase run from then on starts it (or a person's, with start_early_because, sooner).")
     reason = (f"{name} of {service}'s rollout is already complete, holding at {record.weights} (stable/canary): "
               f"nothing was changed.{nxt} A run with phased=false runs every remaining stage now")
     get_run_logger().info("%s", reason)
@@ -703,6 +708,15 @@ def advance(env: Environment, approver: Approver, *, owner: str, actor: str = "s
             # Read before the resume: its run passed the phase's last stage and died before
             # recording the phase complete (stage_passed and phase_complete are two writes).
             passed_unrecorded = phase_passed_unrecorded(spec, record)
+            if early_reason is not None and not passed_unrecorded:
+                # A person asked for the next phase, not a resume of this one: resumed, the run
+                # ended "holding" at this phase's end and the early start was dropped unsaid.
+                raise PhaseRefused(
+                    f"{service}: phase {max(record.weekly_phase_index, 0) + 1} has not passed: its run "
+                    f"({record.owner}) ended at {record.weights} (stable/canary) before the "
+                    f"{'phase' if record.phased else 'rollout (unphased)'} did; nothing was changed, and no phase was "
+                    f"started early for {actor}. Resume it first: run advance_phase without start_early_because "
+                    "(or progressive_rollout with the same image)")
             log.warning("phase %s of %s was left unfinished by %s: resuming it at %s",
                         max(record.weekly_phase_index, 0) + 1, service, record.owner, record.weights)
             resumed = run_progressive(env, spec, approver, owner=owner, actor=actor, phased=record.phased,

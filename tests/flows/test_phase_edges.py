@@ -254,3 +254,17 @@ def test_a_phased_run_by_hand_at_a_completed_phase_says_so_and_changes_nothing()
     assert after.history == before.history and after.owner is None, [t.kind for t in after.history]
     assert env.notifier.messages == told
     assert again.outcome == "holding" and "week 1" in again.reason and "complete" in again.reason, again.reason
+
+
+def test_a_phased_run_by_hand_at_a_completed_phase_says_when_the_next_one_is_already_due():
+    """Run again a week later, with no advance_phase run since (under `make up` the cron fires on
+    the wall calendar): it said the next phase "may start from" a day already past, and that a
+    person's early start could start it "sooner", not that it was due and how to start it now."""
+    env = env_with_ledger()
+    spec = full_spec().model_copy(update={"weekly_timezone": "Europe/Berlin"})
+    assert progressive_on(env, spec, auto_approve("alice"), phased=True).outcome == "holding"
+    env.clock.sleep(WEEK)
+    again = progressive_on(env, spec, auto_approve("alice"), owner="run-2", phased=True)
+    assert again.outcome == "holding" and shifts(env) == [5]
+    assert "The next phase, week 2, has been due since Mon 2027-01-18 08:00 CET" in again.reason, again.reason
+    assert "run advance_phase to start it now" in again.reason and "sooner" not in again.reason, again.reason

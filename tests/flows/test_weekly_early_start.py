@@ -17,7 +17,7 @@ from flows.progressive import PhaseRefused, advance, advance_phase, run_progress
 from rollway.approvals import auto_approve
 from rollway.ledger import Transition
 from rollway.phases import RolloutPhase
-from tests.flows.test_progressive_fakes import env_with_ledger, full_spec, shifts
+from tests.flows.test_progressive_fakes import Killed, dies_at_observe, env_with_ledger, full_spec, shifts
 
 H = 3600
 TUESDAY = dt.datetime(2027, 1, 12, 9, 0, tzinfo=dt.timezone.utc).timestamp()
@@ -99,3 +99,25 @@ def test_the_schedule_cannot_start_a_phase_early():
 def test_a_blank_or_overlong_reason_is_refused_before_the_run(reason):
     state = advance_phase(actor="bob", start_early_because=reason, return_state=True)
     assert state.is_failed() and "Validation of flow parameters failed" in (state.message or ""), state.message
+
+
+def test_an_early_start_at_a_phase_whose_run_died_is_refused_not_turned_into_a_resume():
+    """bob asks for week 2 early while week 1's run has died half-way through its stage. The
+    run resumed week 1 instead, ended Completed "holding" at 5 %, and said nothing of the early
+    start it had dropped: from the UI, week 2 looked started."""
+    env = env_with_ledger()
+    env.clock.t = TUESDAY
+    real = dies_at_observe(env, 3, "the node running week 1 is lost while 5% bakes")
+    with pytest.raises(Killed):
+        week_1(env)
+    env.metrics = real
+    service = env.targets.canary_service
+    before = env.ledger.get(service)
+    assert (before.phase, before.weekly_phase_passed, before.owner) == (RolloutPhase.PROGRESSING, False, "run-1")
+    env.clock.t += 2 * H  # the dead run's lease has run out
+    with pytest.raises(PhaseRefused, match=r"phase 1 has not passed[\s\S]*no phase was started early for bob"
+                                           r"[\s\S]*without start_early_because"):
+        by_hand(env, "bob", REASON)
+    after = env.ledger.get(service)
+    assert after.history == before.history and after.owner == "run-1", [t.kind for t in after.history]
+    assert env.router.weights.canary == 5 and shifts(env) == [5]
