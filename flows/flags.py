@@ -23,7 +23,7 @@ from rollway.aws.denied import ROLLOUT_POLICY, is_denied, permission_denied
 from rollway.aws.errors import error_code
 from rollway.aws.flags import DynamoFlagStore
 from rollway.flag_binding import FlagChange, FlagUpdate
-from rollway.flags import FlagTableRefused, InvalidFlagInput, UnknownFlag, validate_actor
+from rollway.flags import FlagConflict, FlagTableRefused, InvalidFlagInput, UnknownFlag, validate_actor
 from rollway.flags_commands import changes_markdown
 from rollway.ports import FlagStore
 from rollway.targets import Targets
@@ -121,8 +121,9 @@ def set_flags(
         targets_block: a saved RollwayTargets block naming the table; None: the defaults.
     """
     # A refused change says everything on its line (which flag, what to do, nothing written): a
-    # traceback above it read as a crash of rollway.
-    without_traceback(UnknownFlag, InvalidFlagInput, FlagTableRefused)
+    # traceback above it read as a crash of rollway. So does a change that lost the race to
+    # another writer on every one of set_flag's reads (which flag, both versions, retry).
+    without_traceback(UnknownFlag, InvalidFlagInput, FlagTableRefused, FlagConflict)
     # The same loading as every other flow: clients act in Targets.region, and a credentials
     # block naming another region is refused (AccountNotLoaded) before any call.
     targets, get_client = load_clients(targets_block, aws_credentials_block)

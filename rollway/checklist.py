@@ -261,28 +261,31 @@ def check_queue(spec: QueueSpec, queue: Observed, dlq: Observed, region: str | N
         problems.append(f"it has no dead-letter queue (no RedrivePolicy): failed messages are never moved to "
                         f"{spec.dlq_name}")
         return item(False, "; ".join(problems))
+    # Every redrive problem says what to set, and in which stack when known.
+    dlq_arn = dlq.get("QueueArn") if isinstance(dlq, Mapping) else None
+    to = dlq_arn or f"the ARN of {spec.dlq_name}"
+    fix = (f"in {defined_by} and deploy that stack (deploy_infrastructure)" if defined_by is not None
+           else "and deploy the stack that defines it")
     try:
         policy = json.loads(raw) if isinstance(raw, str) else dict(raw)
     except (ValueError, TypeError):
-        return item(False, "; ".join([*problems, f"its RedrivePolicy is not JSON: {raw!r}"]))
+        wanted = json.dumps({"deadLetterTargetArn": to, "maxReceiveCount": spec.max_receive_count})
+        return item(False, "; ".join([*problems, f"its RedrivePolicy is not JSON: {raw!r}: set it to {wanted} {fix}"]))
     target = str(policy.get("deadLetterTargetArn") or "")
-    dlq_arn = dlq.get("QueueArn") if isinstance(dlq, Mapping) else None
     if not target:
-        problems.append("its RedrivePolicy names no deadLetterTargetArn")
+        problems.append(f"its RedrivePolicy names no deadLetterTargetArn: set it to {to} {fix}")
     elif (dlq_arn and target != dlq_arn) or target.rsplit(":", 1)[-1] != spec.dlq_name:
         # A DLQ deleted (renamed in the app, say) leaves the RedrivePolicy naming it: said, as
         # "redrives to old-dlq" alone read as if old-dlq still caught the failed messages.
         gone = (", a queue that no longer exists" if redrive_targets and target in redrive_targets
                 and redrive_targets[target] is None else "")
-        to = dlq_arn or f"the ARN of {spec.dlq_name}"
-        fix = (f"in {defined_by} and deploy that stack (deploy_infrastructure)" if defined_by is not None
-               else "and deploy the stack that defines it")
         problems.append(f"it redrives to {target.rsplit(':', 1)[-1]} ({target}){gone}, not to {spec.dlq_name}: set "
                         f"its RedrivePolicy's deadLetterTargetArn to {to} {fix}")
     count = policy.get("maxReceiveCount")
     if str(count) != str(spec.max_receive_count):
         problems.append(f"maxReceiveCount is {count if count is not None else 'not set'}, "
-                        f"expected {spec.max_receive_count}")
+                        f"expected {spec.max_receive_count}: set its RedrivePolicy's maxReceiveCount to "
+                        f"{spec.max_receive_count} {fix}")
     if (short := _dlq_too_short(queue, dlq)) is not None:
         problems.append(short)
     if problems:

@@ -13,7 +13,8 @@ whole decimals (1140.0, as CloudWatch returns them); latencies are milliseconds 
 day, or null. Blank lines are skipped; anything else that is not such an object (a key written twice
 included) stops the replay with an error naming the line. Lines end at a line feed only, so
 line numbers are grep's and an editor's; a carriage return is whitespace (CRLF endings are
-fine).
+fine). The file is UTF-8, a byte order mark allowed at its start only: UTF-16 (what PowerShell
+5's ``>`` writes) and a mark further on (files joined with ``cat``) are refused, saying so.
 
 The replay feeds the intervals one at a time to the sequential judge with the seed's
 guardrails on top (as the flows do), prints a line whenever the decision changes and one when
@@ -303,12 +304,32 @@ def read_intervals(lines: Iterable[str], notes: list[str] | None = None) -> list
             # A UTF-8 byte order mark (Windows editors, PowerShell) is not part of the first
             # line (files and standard input are decoded as plain UTF-8, which keeps it).
             text = text.removeprefix("\ufeff")
+        if "\ufeff" in text:
+            raise ReplayError(_stray_bom(text, number))
         if not text.strip():
             continue
         intervals.append(parse_line(text, number, intervals[-1].t if intervals else None, notes))
     if not intervals:
         raise ReplayError("no intervals: the file has no JSON lines")
     return intervals
+
+
+def _stray_bom(text: str, number: int) -> str:
+    """A byte order mark past the file's start, as what it almost always is: files joined with
+    ``cat``, a later one saved with a BOM (json's own "Unexpected UTF-8 BOM (decode using
+    utf-8-sig)" named a codec, and nothing to do; after a line without its line feed it was
+    "Extra data"). No JSON the replay reads holds one: its strings are keys, all known."""
+    column = text.index("\ufeff") + 1
+    if number == 1 and column == 1:  # the first mark was taken off already
+        return "line 1: starts with two byte order marks (U+FEFF): delete one"
+    if not text[:column - 1].strip():
+        return (f"line {number}: starts with a byte order mark (U+FEFF), which only a file's first line may: "
+                "were two files joined (cat a b), the second saved with a BOM? Delete it from line "
+                f"{number} (or re-save that file as UTF-8 without a BOM and join them again)")
+    return (f"line {number}: a byte order mark (U+FEFF) at column {column}: were two files joined (cat a b), "
+            "the first not ending in a line feed and the second saved with a BOM? Put a line break there in "
+            "place of the BOM (or end the first file with a line feed, re-save the second as UTF-8 without a "
+            "BOM, and join them again)")
 
 
 @dataclass(frozen=True)
@@ -562,10 +583,35 @@ def _open(path: str) -> Iterator[Iterable[str]]:
 def _decoded(lines: Iterable[bytes]) -> Iterator[str]:
     """Each line of a binary stream as UTF-8 text; a line that is not names its number."""
     for number, raw in enumerate(lines, start=1):
+        utf16 = _utf16(raw, number)
+        if utf16 is not None:
+            raise ReplayError(utf16)
         try:
             yield raw.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise ReplayError(f"line {number}: not UTF-8 text ({exc.reason} at byte {exc.start + 1})") from None
+
+
+# PowerShell 5's ``>`` (Out-File) writes UTF-16 with this mark; -Encoding UTF8 writes UTF-8.
+_RESAVE = ("re-save {} as UTF-8 (in PowerShell 5: Get-Content FILE | Set-Content -Encoding UTF8 NEWFILE, "
+           "or export with | Out-File -Encoding UTF8 rather than >)")
+
+
+def _utf16(raw: bytes, number: int) -> str | None:
+    """Why line ``number`` is UTF-16 rather than UTF-8, or None. Read as UTF-8, a UTF-16 byte
+    order mark is "invalid start byte", and UTF-16 without one (ASCII with a NUL byte beside each
+    character: valid UTF-8) a JSON error: neither said what the file is or what to do."""
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        if number == 1:
+            return ("line 1: the file is UTF-16 (it starts with a UTF-16 byte order mark, as PowerShell 5's > "
+                    f"writes): {_RESAVE.format('it')}")
+        return (f"line {number}: UTF-16 from here on (the line starts with a UTF-16 byte order mark: two files "
+                f"joined, the second written by PowerShell 5's >?): {_RESAVE.format('that file')}")
+    if b"\x00" in raw:
+        # JSON text holds no NUL byte (not even in a string, escaped as \u0000).
+        return (f"line {number}: holds NUL bytes, which JSON text never does: is the file UTF-16 without a byte "
+                f"order mark? If so, {_RESAVE.format('it')}")
+    return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -507,3 +507,35 @@ def test_a_retried_stage_that_cannot_reach_the_table_fails_saying_its_lost_write
     assert "Could not connect to the endpoint URL" in str(failed.value), failed.value
     assert f"the change to '{SQS}' may have been written all the same" in str(failed.value), failed.value
     assert dynamo.get(SQS).percentage == 25.0, "what the error allows for did happen"
+
+
+def test_a_change_that_loses_every_race_fails_on_one_line_not_under_tracebacks(aws, dynamo, caplog, monkeypatch):
+    """Another writer moves the flag between each read and write: the run fails with the conflict,
+    whose line names the flag and what to do; the task's and the flow's tracebacks above it read
+    as a crash of rollway, as they did for an unknown flag."""
+    import logging
+
+    import flows.flags
+    from rollway.flags import FlagConflict
+
+    rival = DynamoFlagStore(aws.get_client("dynamodb"), aws.targets)
+
+    class Contested(DynamoFlagStore):
+        def put(self, flag, *, expected_version, **kwargs):
+            # The other writer gets in first, every time.
+            current = rival.get(flag.feature)
+            rival.put(current.model_copy(update={"percentage": current.percentage + 1}),
+                      expected_version=current.version, actor="bob", now=2.0)
+            return super().put(flag, expected_version=expected_version, **kwargs)
+
+    monkeypatch.setattr(flows.flags, "DynamoFlagStore", Contested)
+    with caplog.at_level(logging.INFO):
+        state = set_flags(changes=[FlagChange(feature=SQS, enabled=True)], aws_credentials_block=CREDENTIALS,
+                          return_state=True)
+
+    assert state.is_failed()
+    with pytest.raises(FlagConflict, match=f"feature flag '{SQS}' changed concurrently"):
+        state.result()
+    assert "changed concurrently" in caplog.text
+    assert "Traceback" not in caplog.text, caplog.text
+    assert dynamo.get(SQS).updated_by == "bob"

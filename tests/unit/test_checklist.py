@@ -158,6 +158,28 @@ def test_a_queue_redriving_elsewhere_says_what_to_do_and_whether_that_queue_is_g
     assert not item.passed and says in item.reason, item.reason
 
 
+@pytest.mark.parametrize("defined_by, deploy", [
+    (None, "and deploy the stack that defines it"),
+    ("SQSStack", "in SQSStack and deploy that stack (deploy_infrastructure)"),
+])
+@pytest.mark.parametrize("queue, says", [
+    # Each stated the problem only, where a redrive to another queue said what to set, and where.
+    (redrive(count=5), "maxReceiveCount is 5, expected 3: set its RedrivePolicy's maxReceiveCount to 3 "),
+    ({"RedrivePolicy": json.dumps({"maxReceiveCount": 3})},
+     f"its RedrivePolicy names no deadLetterTargetArn: set it to {DLQ_ARN} "),
+    ({"RedrivePolicy": "{not json"}, "its RedrivePolicy is not JSON: '{not json': set it to "
+     f'{{"deadLetterTargetArn": "{DLQ_ARN}", "maxReceiveCount": 3}} '),
+])
+def test_a_queue_whose_redrive_policy_is_wrong_says_what_to_set_and_where(queue, says, defined_by, deploy):
+    item = check_queue(QUEUE, queue, {"QueueArn": DLQ_ARN}, defined_by=defined_by)
+    assert not item.passed and says + deploy in item.reason, item.reason
+
+
+def test_a_redrive_remedy_names_the_dlq_by_name_when_its_arn_is_unknown():
+    item = check_queue(QUEUE, {"RedrivePolicy": json.dumps({"maxReceiveCount": 3})}, None)
+    assert "names no deadLetterTargetArn: set it to the ARN of input-dlq and deploy" in item.reason, item.reason
+
+
 WIDGETS_GONE_BY_HAND = ("or in the CloudWatch console if they were removed there (a deploy with no change does not "
                         "restore them)")
 

@@ -244,3 +244,55 @@ def test_more_slow_requests_than_requests_read_as_all_slow_with_a_warning(tmp_pa
     # Read as 60 and 60 slow of 60: the canary is rolled back on what the figures say.
     summary = json.loads(out.getvalue().splitlines()[-1])
     assert summary["verdict"] == "rollback" and "slow requests 120/180" in summary["reason"]
+
+
+# Encodings other than UTF-8, and byte order marks where a file's start is not.
+
+TWO = "".join(GOOD % t + "\n" for t in (60, 120))
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-be"])
+def test_a_utf16_file_is_named_so_with_how_to_resave_it(tmp_path, monkeypatch, encoding):
+    """PowerShell 5's `>` writes UTF-16 (with a byte order mark): "not UTF-8 text (invalid start
+    byte at byte 1)" said neither what the file is nor what to do."""
+    content = TWO.replace("\n", "\r\n").encode(encoding)
+    if encoding == "utf-16-be":
+        content = "\ufeff".encode(encoding) + content
+    for code, lines in (run_bytes(tmp_path, content), run_stdin(monkeypatch, content)):
+        assert code == EXIT_BAD_INPUT
+        line = bad_input(lines)
+        assert ": line 1: the file is UTF-16" in line and "PowerShell" in line, line
+        assert "re-save it as UTF-8" in line, line
+
+
+def test_utf16_without_a_byte_order_mark_is_named_by_its_nul_bytes(tmp_path):
+    """Without a BOM, UTF-16's ASCII is every other byte NUL, valid UTF-8: "Expecting property
+    name enclosed in double quotes" blamed the JSON."""
+    for encoding in ("utf-16-le", "utf-16-be"):
+        code, lines = run_bytes(tmp_path, TWO.encode(encoding))
+        assert code == EXIT_BAD_INPUT
+        assert ": line 1: " in bad_input(lines) and "NUL bytes" in bad_input(lines), lines
+        assert "UTF-16" in bad_input(lines) and "re-save it as UTF-8" in bad_input(lines), lines
+
+
+def test_a_byte_order_mark_starting_a_later_line_names_the_line_and_the_join(tmp_path, monkeypatch):
+    """Two exports joined with `cat`, the second saved with a BOM: Python's "Unexpected UTF-8 BOM
+    (decode using utf-8-sig)" named a codec the user never chose, and nothing to do."""
+    content = TWO.encode() + b"\xef\xbb\xbf" + (GOOD % 180 + "\n").encode()
+    for code, lines in (run_bytes(tmp_path, content), run_stdin(monkeypatch, content)):
+        assert code == EXIT_BAD_INPUT
+        line = bad_input(lines)
+        assert ": line 3: starts with a byte order mark (U+FEFF)" in line, line
+        assert "utf-8-sig" not in line and "joined" in line and "Delete it from line 3" in line, line
+
+
+def test_a_byte_order_mark_after_a_line_without_its_line_feed_is_named_too(tmp_path):
+    """The first file ended without a line feed: the BOM comes after line 2's object, and
+    "the line goes on after its object ends, at '\\ufeff'" left the reader to guess why."""
+    content = TWO.rstrip("\n").encode() + b"\xef\xbb\xbf" + (GOOD % 180 + "\n").encode()
+    code, lines = run_bytes(tmp_path, content)
+    assert code == EXIT_BAD_INPUT
+    column = len(GOOD % 120) + 1
+    assert f": line 2: a byte order mark (U+FEFF) at column {column}" in bad_input(lines), lines
+    assert "line feed" in bad_input(lines), lines
+
