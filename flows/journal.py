@@ -359,10 +359,16 @@ class LedgerJournal:
         index = record.weekly_phase_index if record is not None else -1
         phases = self.spec.phases
         if 0 <= index < len(phases) - 1 and record.weekly_phase_started_at is not None:
-            due = weekly.next_phase_due(record.weekly_phase_started_at, **self.spec.phase_calendar())
-            return (f"{phases[index + 1].name} may start from {weekly.describe(due, self.spec.weekly_timezone)}"
-                    f"{on_the_wall(self.env.clock, due, self.env.clock.now())}; the first `advance_phase` run "
-                    "from then on starts it.")
+            due, now = weekly.next_phase_due(record.weekly_phase_started_at, **self.spec.phase_calendar()), \
+                self.env.clock.now()
+            following, when = phases[index + 1].name, weekly.describe(due, self.spec.weekly_timezone)
+            if due <= now:
+                # The phase outlasted its calendar slot (a pause answered days late): "may start
+                # from" a day already past left people waiting for a time that had come.
+                return (f"{following} has been due since {when}: run advance_phase to start it now "
+                        "(the weekly schedule's next run would too).")
+            return (f"{following} may start from {when}{on_the_wall(self.env.clock, due, now)}; the first "
+                    "`advance_phase` run from then on starts it.")
         return "the next weekly phase starts on schedule."
 
     def _phase_name(self) -> str:
