@@ -58,6 +58,10 @@ class Journal(Protocol):
     def stage_ended(self, state: StageState, report: StageReport) -> None:
         """Every stage that ends (passed, accepted, rejected, rolled back) shows its table."""
 
+    def earlier_stages(self, before: int) -> str | None:
+        """What is recorded of the stages before stage index ``before`` (judged by an earlier
+        weekly phase's run, or a run that died), as markdown for the approval form; None: nothing."""
+
     def asking(self, pause: Pause, held_by: ApprovalAnswer | None = None) -> None:
         """A person is about to be asked ``pause``'s question (the run waits for the answer);
         ``held_by``: the person's hold this pause asks again after, if it does."""
@@ -90,6 +94,8 @@ class NullJournal:
     def stage_passed(self, state, report): pass
 
     def stage_ended(self, state, report): pass
+
+    def earlier_stages(self, before): return None
 
     def asking(self, pause, held_by=None): pass
 
@@ -461,7 +467,8 @@ def run_stages(
         if isinstance(decision, Pause):
             # The stage in progress gets a row; before the first stage there is none to show.
             running = state.stage_index >= 0 and not state.passed
-            summary = markdown_table(reports + ([tracker.report(state, weights, now, "paused")] if running else []))
+            summary = evidence(journal, reports + ([tracker.report(state, weights, now, "paused")] if running else []),
+                               state.stage_index + 1)
             note = f"> {refusal}\n\n" if refusal else ""
             refusal = None
             # What is being rolled out, and where: the form is all a person sees when answering
@@ -548,6 +555,20 @@ def run_stages(
             return result
 
         raise TypeError(f"unhandled decision {decision!r}")
+
+
+def evidence(journal: Journal, shown: list[StageReport], next_stage: int) -> str:
+    """The form's evidence: this run's stage table, after what the journal recorded of the stages
+    before them. Week 2 opens with the approval before 25 % in a run that judged no stage itself:
+    its table had a header and no row, and the person approving saw nothing of week 1's 5 %."""
+    before = min((report.stage_index for report in shown), default=next_stage)
+    parts = [part for part in (journal.earlier_stages(before) if before > 0 else None,
+                               markdown_table(shown) if shown else None) if part]
+    if parts:
+        return "\n\n".join(parts)
+    if before <= 0:
+        return "No stage has been judged yet: there is no evidence to show."
+    return f"Nothing is recorded of the {before} stage(s) before this one: there is no evidence to show for them."
 
 
 def canary_targets_if_unattributed(env: Environment, observation: Observation, *, monitoring: bool,

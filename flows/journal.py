@@ -23,9 +23,11 @@ from rollway.approvals import ApprovalAnswer
 from rollway.clock import on_the_wall as wall_wait
 from rollway.decide import Pause, StageState, stage_end
 from rollway.environment import Environment
-from rollway.ledger import CLAIM_SECONDS, RolloutMovedOn, RolloutRecord, Transition, answer_comment, begin_rollback
+from rollway.ledger import (CLAIM_SECONDS, RolloutMovedOn, RolloutRecord, Transition, answer_comment, begin_rollback,
+                            utc)
 from rollway.model import Verdict, Weights
 from rollway.phases import RolloutPhase
+from rollway.reports import stage_lines
 from rollway.report import HEADERS, RollbackResult, RolloutResult, StageReport, markdown_cell, markdown_table, stage_rows
 from rollway.spec import RolloutSpec
 from tasks import metrics
@@ -165,6 +167,23 @@ class LedgerJournal:
             table=[dict(zip(HEADERS, row)) for row in stage_rows([report])],
             description=f"{self.service} at {weight}%: canary vs baseline",
         ))
+
+    def earlier_stages(self, before: int) -> str | None:
+        """The ledger's stages before stage index ``before``, as the record this run last read
+        holds them (``rollway.reports.stage_lines``): the weights, when, and the verdict as
+        recorded, with its counts. None when it holds none."""
+        weights = self.spec.stages
+        lines = [line for line in (stage_lines(self._seen) if self._seen is not None else ())
+                 if line.stage is not None and 0 <= line.stage < min(before, len(weights))]
+        if not lines:
+            return None
+        rows = ["Recorded in the ledger for the earlier stage(s):", "",
+                "| stage | weights s/c | from | until | verdict, reason and counts |", "|---|---|---|---|---|"]
+        for line in lines:
+            until = utc(line.ended_at) if line.ended_at is not None else "(still)"
+            rows.append(f"| {line.stage + 1}/{len(weights)} ({weights[line.stage].weight}%) | {line.weights} | "
+                        f"{utc(line.started_at)} | {until} | {markdown_cell(line.verdict)} |")
+        return "\n".join(rows)
 
     def asking(self, pause: Pause, held_by: ApprovalAnswer | None = None) -> None:
         """Tell people a pause waits for them. The weekly schedule starts a phase on its own (week 2
@@ -340,10 +359,16 @@ class LedgerJournal:
         index = record.weekly_phase_index if record is not None else -1
         phases = self.spec.phases
         if 0 <= index < len(phases) - 1 and record.weekly_phase_started_at is not None:
-            due = weekly.next_phase_due(record.weekly_phase_started_at, **self.spec.phase_calendar())
-            return (f"{phases[index + 1].name} may start from {weekly.describe(due, self.spec.weekly_timezone)}"
-                    f"{on_the_wall(self.env.clock, due, self.env.clock.now())}; the first `advance_phase` run "
-                    "from then on starts it.")
+            due, now = weekly.next_phase_due(record.weekly_phase_started_at, **self.spec.phase_calendar()), \
+                self.env.clock.now()
+            following, when = phases[index + 1].name, weekly.describe(due, self.spec.weekly_timezone)
+            if due <= now:
+                # The phase outlasted its calendar slot (a pause answered days late): "may start
+                # from" a day already past left people waiting for a time that had come.
+                return (f"{following} has been due since {when}: run advance_phase to start it now "
+                        "(the weekly schedule's next run would too).")
+            return (f"{following} may start from {when}{on_the_wall(self.env.clock, due, now)}; the first "
+                    "`advance_phase` run from then on starts it.")
         return "the next weekly phase starts on schedule."
 
     def _phase_name(self) -> str:
