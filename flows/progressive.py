@@ -892,6 +892,10 @@ def _next_phase(env: Environment, spec: RolloutSpec, record: RolloutRecord, now:
                   if record.weekly_phase_index + 1 < len(spec.phases) else "it is the last phase")
         log.info("%s: %s; %s: nothing to do", state, wait, nxt_at)
         return None
+    elif early_reason is not None:
+        # Due already (no tick since; under `make up` the cron fires on the wall calendar): the
+        # person's reason is still theirs to have on record, or it was lost without a word.
+        why = f", asked early by {actor}{f', due anyway since {when}' if when else ''}: {early_reason}"
     if not record.weekly_phase_passed:
         raise PhaseRefused(
             f"{service}: phase {record.weekly_phase_index + 1} has not passed "
@@ -903,10 +907,14 @@ def _next_phase(env: Environment, spec: RolloutSpec, record: RolloutRecord, now:
             raise PhaseRefused(f"every phase of {service}'s rollout has run{refuse_early}")
         log.info("every phase of %s has run", service)
         return None
+    asked = "" if early_reason is None else f" ({actor} asked to start it early: {early_reason}; it was due anyway)"
     if wait is not None:
         log.warning("%s (%s); %s starts %s now: %s", state, wait, actor, following, early_reason)
     elif when:
-        log.info("%s of %s passed, and %s has been due since %s: starting it", current, service, following, when)
+        log.info("%s of %s passed, and %s has been due since %s: starting it%s", current, service, following, when,
+                 asked)
+    elif asked:
+        log.info("%s of %s passed: starting %s%s", current, service, following, asked)
     # On the rollout read above: were it rolled back and another begun since, the tick took that
     # one's lease and recorded this one's next phase on it.
     taken = env.ledger.acquire(service, owner=owner, now=now, lease_seconds=lease_seconds, rollout=record.rollout_id,
