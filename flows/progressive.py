@@ -602,12 +602,18 @@ def run_progressive(
     return result
 
 
+def phase_name(spec: RolloutSpec, index: int) -> str:
+    """Weekly phase ``index`` by its name ("week 1"), as the summary, status and SNS say it; by
+    number for an index the plan does not have."""
+    return spec.phases[index].name if 0 <= index < len(spec.phases) else f"phase {index + 1}"
+
+
 def phase_already_complete(env: Environment, record: RolloutRecord) -> RolloutResult:
     """What a phased run finds at a weekly phase already complete and holding: nothing to do, and
     when the next phase may start. Read leniently: nothing here acts on the recorded policy."""
     spec = RolloutSpec.for_rollback(record.spec_json)
     index, service = record.weekly_phase_index, env.targets.canary_service
-    name = spec.phases[index].name if 0 <= index < len(spec.phases) else f"phase {index + 1}"
+    name = phase_name(spec, index)
     nxt = ""
     if index + 1 < len(spec.phases) and record.weekly_phase_started_at is not None:
         due, now = weekly.next_phase_due(record.weekly_phase_started_at, **spec.phase_calendar()), env.clock.now()
@@ -717,8 +723,8 @@ def advance(env: Environment, approver: Approver, *, owner: str, actor: str = "s
                     f"{'phase' if record.phased else 'rollout (unphased)'} did; nothing was changed, and no phase was "
                     f"started early for {actor}. Resume it first: run advance_phase without start_early_because "
                     "(or progressive_rollout with the same image)")
-            log.warning("phase %s of %s was left unfinished by %s: resuming it at %s",
-                        max(record.weekly_phase_index, 0) + 1, service, record.owner, record.weights)
+            log.warning("%s of %s was left unfinished by %s: resuming it at %s",
+                        phase_name(spec, max(record.weekly_phase_index, 0)), service, record.owner, record.weights)
             resumed = run_progressive(env, spec, approver, owner=owner, actor=actor, phased=record.phased,
                                       adopt_live_weights=adopt_live_weights, lease_seconds=lease_seconds)
             if not (passed_unrecorded and resumed.outcome == "holding"):
@@ -726,8 +732,8 @@ def advance(env: Environment, approver: Approver, *, owner: str, actor: str = "s
             # The resume only recorded what the dead run had earned: without the kill the phase
             # would have been complete already, and this tick would start the next one if it is
             # due. So it does, instead of leaving that to next week's schedule.
-            log.info("phase %s of %s had passed before its run died; its completion is recorded now",
-                     record.weekly_phase_index + 1, service)
+            log.info("%s of %s had passed before its run died; its completion is recorded now",
+                     phase_name(spec, record.weekly_phase_index), service)
             completed = resumed
             record, now = env.ledger.get(service), env.clock.now()
             if record is None or record.phase is not RolloutPhase.PAUSED or not record.weekly_phase_passed:
@@ -870,16 +876,26 @@ def _next_phase(env: Environment, spec: RolloutSpec, record: RolloutRecord, now:
     # min_phase_seconds: calendar weeks alone would end a phase started on Sunday evening the
     # next morning.
     wait = weekly.phase_wait(record.weekly_phase_started_at, now, **spec.phase_calendar())
+    # Logged by the phases' names, as the summary, status and SNS say them; a phase that passed
+    # holds its weights (it "ran on" in these lines, as if its run still moved the traffic).
+    current, following = phase_name(spec, record.weekly_phase_index), phase_name(spec, record.weekly_phase_index + 1)
+    state = (f"{current} of {service} is complete, holding at {record.weights}" if record.weekly_phase_passed
+             else f"{current} of {service} runs on")
+    due = (None if record.weekly_phase_started_at is None
+           else weekly.next_phase_due(record.weekly_phase_started_at, **spec.phase_calendar()))
+    when = due and weekly.describe(due, spec.weekly_timezone)
     why = ""
     if wait is not None and early_reason is not None:
-        due = weekly.next_phase_due(record.weekly_phase_started_at, **spec.phase_calendar())
-        why = f" early, before {weekly.describe(due, spec.weekly_timezone)}, by {actor}: {early_reason}"
+        why = f" early, before {when}, by {actor}: {early_reason}"
     elif wait is not None:
-        due = weekly.next_phase_due(record.weekly_phase_started_at, **spec.phase_calendar())
-        log.info("phase %s of %s runs on: %s; the next phase may start from %s%s: nothing to do",
-                 record.weekly_phase_index + 1, service, wait, weekly.describe(due, spec.weekly_timezone),
-                 on_the_wall(env.clock, due, now))
+        nxt_at = (f"{following} may start from {when}{on_the_wall(env.clock, due, now)}"
+                  if record.weekly_phase_index + 1 < len(spec.phases) else "it is the last phase")
+        log.info("%s: %s; %s: nothing to do", state, wait, nxt_at)
         return None
+    elif early_reason is not None:
+        # Due already (no tick since; under `make up` the cron fires on the wall calendar): the
+        # person's reason is still theirs to have on record, or it was lost without a word.
+        why = f", asked early by {actor}{f', due anyway since {when}' if when else ''}: {early_reason}"
     if not record.weekly_phase_passed:
         raise PhaseRefused(
             f"{service}: phase {record.weekly_phase_index + 1} has not passed "
@@ -891,13 +907,14 @@ def _next_phase(env: Environment, spec: RolloutSpec, record: RolloutRecord, now:
             raise PhaseRefused(f"every phase of {service}'s rollout has run{refuse_early}")
         log.info("every phase of %s has run", service)
         return None
-    if why:
-        log.warning("phase %s of %s would run on (%s); %s starts the next one now: %s",
-                    record.weekly_phase_index + 1, service, wait, actor, early_reason)
-    elif record.weekly_phase_started_at is not None:
-        due = weekly.next_phase_due(record.weekly_phase_started_at, **spec.phase_calendar())
-        log.info("phase %s of %s passed, and the next phase has been due since %s: starting it",
-                 record.weekly_phase_index + 1, service, weekly.describe(due, spec.weekly_timezone))
+    asked = "" if early_reason is None else f" ({actor} asked to start it early: {early_reason}; it was due anyway)"
+    if wait is not None:
+        log.warning("%s (%s); %s starts %s now: %s", state, wait, actor, following, early_reason)
+    elif when:
+        log.info("%s of %s passed, and %s has been due since %s: starting it%s", current, service, following, when,
+                 asked)
+    elif asked:
+        log.info("%s of %s passed: starting %s%s", current, service, following, asked)
     # On the rollout read above: were it rolled back and another begun since, the tick took that
     # one's lease and recorded this one's next phase on it.
     taken = env.ledger.acquire(service, owner=owner, now=now, lease_seconds=lease_seconds, rollout=record.rollout_id,

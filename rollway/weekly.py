@@ -34,10 +34,41 @@ An hour covers a worker that was slow or briefly down when either run started, a
 most an hour early on its minimum."""
 
 
+HOST_SPECIFIC_FILES = {
+    "localtime": "is this host's own zone setting",
+    "posixrules": "is the file of rules this host applies to POSIX TZ strings",
+}
+"""Files ZoneInfo finds in a host's zoneinfo directory that are no IANA zone: what they mean (and
+whether they exist) depends on the host."""
+
+HOST_SPECIFIC_TREES = {
+    "posix": "is a copy of the zone under another name, shipped by some hosts only",
+    "right": "counts leap seconds, on hosts that ship such zones",
+}
+"""Directories of a host's zoneinfo that hold variants of the IANA zones, under their own names."""
+
+
+def host_specific(name: str) -> str | None:
+    """Why ``name`` is a file of this host's zoneinfo directory rather than an IANA zone; None if it is not."""
+    # Folded: on a case-insensitive file system (macOS) ZoneInfo finds "Localtime" too.
+    root, _, rest = name.partition("/")
+    if name.casefold() in HOST_SPECIFIC_FILES:
+        return (f"{HOST_SPECIFIC_FILES[name.casefold()]}; give the zone's IANA name instead, such as UTC or "
+                "Europe/Berlin")
+    if root.casefold() in HOST_SPECIFIC_TREES and rest:
+        return f"{HOST_SPECIFIC_TREES[root.casefold()]}; give the IANA name instead, {rest!r}"
+    return None
+
+
 def zone(name: str) -> ZoneInfo:
     """The IANA time zone ``name`` (``Europe/Berlin``); ValueError, saying what is expected, if unknown."""
     if not isinstance(name, str) or not name.strip():
         raise ValueError("weekly_timezone must name an IANA time zone, such as UTC or Europe/Berlin")
+    if (why := host_specific(name)) is not None:
+        # ZoneInfo loads these, but the weeks they give (or whether they load at all) depend on
+        # the host the worker runs on, not on the spec: a rollout's calendar must not.
+        raise ValueError(f"weekly_timezone {name!r} names a file of a host's time zone directory, not an IANA "
+                         f"time zone: what it means depends on the host the worker runs on ({name!r} {why})")
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, OSError) as err:

@@ -9,6 +9,7 @@ it still refuses a phase that has not passed, and the schedule itself cannot giv
 from __future__ import annotations
 
 import datetime as dt
+import logging
 
 import pytest
 from prefect import flow
@@ -121,3 +122,43 @@ def test_an_early_start_at_a_phase_whose_run_died_is_refused_not_turned_into_a_r
     after = env.ledger.get(service)
     assert after.history == before.history and after.owner == "run-1", [t.kind for t in after.history]
     assert env.router.weights.canary == 5 and shifts(env) == [5]
+
+
+def _said(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "prefect.flow_runs"]
+
+
+def test_an_early_start_logs_which_phase_holds_and_which_one_it_starts(caplog):
+    """The run's log said "phase 1 of <service> would run on (...)" of a week 1 that was complete
+    and holding, naming neither it nor the phase bob started as people know them."""
+    env = env_with_ledger()
+    env.clock.t = TUESDAY
+    assert week_1(env).outcome == "holding"
+    env.clock.t += 2 * H
+    with caplog.at_level(logging.INFO):
+        assert by_hand(env, "bob", REASON).outcome == "holding"
+    service = env.targets.canary_service
+    (line,) = [line for line in _said(caplog) if REASON in line and "starts" in line]
+    assert line.startswith(f"week 1 of {service} is complete, holding at 95/5 (the phase started this calendar "), line
+    assert f"bob starts week 2 now: {REASON}" in line and "run on" not in line, line
+
+
+def test_an_early_start_that_finds_the_next_phase_already_due_keeps_the_persons_reason(caplog):
+    """bob asks for week 2 early, saying why, a week after week 1 began: it had been due since
+    Monday, no tick had run since (under `make up` the cron fires on the wall calendar). The
+    phase started as the schedule's would, and bob's reason was recorded nowhere, neither in the
+    ledger's history nor in the run's log."""
+    env = env_with_ledger()
+    env.clock.t = TUESDAY
+    assert week_1(env).outcome == "holding"
+    env.clock.t += 7 * 24 * H
+    with caplog.at_level(logging.INFO):
+        assert by_hand(env, "bob", REASON).outcome == "holding"
+    record = env.ledger.get(env.targets.canary_service)
+    assert record.weekly_phase_index == 1 and shifts(env) == [5, 25, 50]
+    (started,) = [t for t in record.history if t.kind == "phase" and t.comment.startswith("starting week 2")]
+    assert started.actor == "bob", started
+    assert "asked early by bob, due anyway since Mon 2027-01-18 00:00 UTC" in started.comment, started.comment
+    assert REASON in started.comment, started.comment
+    said = [line for line in _said(caplog) if REASON in line]
+    assert any("bob asked to start it early" in line and "due anyway" in line for line in said), _said(caplog)

@@ -8,13 +8,14 @@ import datetime as dt
 import logging
 from types import SimpleNamespace
 
+import pytest
 from prefect import flow
 
 from flows.progressive import advance, run_progressive
 from rollway.approvals import ApprovalAnswer, auto_approve, scripted
 from rollway.cli.ops import print_status
-from tests.flows.test_progressive_fakes import env_with_ledger, full_spec
-from tests.flows.test_weekly_schedule import MONDAY, WEEK, at, first_run, tick
+from tests.flows.test_progressive_fakes import Intercept, Killed, env_with_ledger, full_spec
+from tests.flows.test_weekly_schedule import MONDAY, WEEK, at, dies_recording_the_phase_complete, first_run, tick
 
 
 def _said(caplog) -> list[str]:
@@ -39,7 +40,7 @@ def test_a_phased_run_and_the_schedules_tick_say_which_phase_they_start_and_that
     with caplog.at_level(logging.INFO):
         tick(env, "cron-1")
     said = _said(caplog)
-    assert any(f"phase 1 of {service} passed, and the next phase has been due since Mon 2027-01-18 00:00 UTC"
+    assert any(f"week 1 of {service} passed, and week 2 has been due since Mon 2027-01-18 00:00 UTC"
                in line for line in said), said
     assert any(f"starting week 2 of {service} (phase 2 of 3: 25%, 50%)" in line for line in said), said
     assert any(f"week 2 of {service} complete: holding at 50/50" in line for line in said), said
@@ -118,3 +119,42 @@ def test_an_unphased_runs_history_and_status_agree_on_the_weekly_phase(capsys):
     print_status(SimpleNamespace(name=record.service, targets=env.targets), record, record.weights, None, limit=1)
     (row,) = [line for line in capsys.readouterr().out.splitlines() if line.startswith("weekly phase")]
     assert "every stage" in row and "none" not in row, row
+
+
+def test_the_schedules_run_that_finds_a_complete_phase_names_it_and_says_it_holds(caplog):
+    """The tick's line read "phase 1 of <service> runs on: ...; the next phase may start from ...":
+    a number where the summary, status and SNS say "week 1", and "runs on" of a phase that was
+    complete and holding its weights."""
+    env = env_with_ledger()
+    service = env.targets.canary_service
+    env.clock.t = at("UTC", *MONDAY)
+    first_run(env, full_spec())
+    env.clock.t += 24 * 3600
+    with caplog.at_level(logging.INFO):
+        assert tick(env, "cron-0") is None
+    (line,) = [line for line in _said(caplog) if "nothing to do" in line]
+    assert line.startswith(f"week 1 of {service} is complete, holding at 95/5:"), line
+    assert "week 2 may start from Mon 2027-01-18 00:00 UTC" in line and "runs on" not in line, line
+
+
+def test_the_schedules_run_that_resumes_a_dead_runs_phase_names_it(caplog):
+    """A run killed between its phase's last stage passing and the phase's completion: the next
+    tick said "phase 1 of ... was left unfinished", "phase 1 of ... had passed before its run
+    died" and "the next phase has been due since", naming no phase as people know them."""
+    env = env_with_ledger()
+    service = env.targets.canary_service
+    real, armed = env.ledger, [True]
+    env.ledger = Intercept(real, dies_recording_the_phase_complete(armed))
+    env.clock.t = at("UTC", *MONDAY)
+    with pytest.raises(Killed):
+        first_run(env, full_spec())
+    env.ledger = real
+    env.clock.t += WEEK
+    with caplog.at_level(logging.INFO):
+        assert tick(env, "cron-1").outcome == "holding"
+    said = _said(caplog)
+    assert any(line.startswith(f"week 1 of {service} was left unfinished by run-1: resuming it") for line in said), said
+    assert any(line.startswith(f"week 1 of {service} had passed before its run died") for line in said), said
+    assert any(f"week 1 of {service} passed, and week 2 has been due since Mon 2027-01-18 00:00 UTC: starting it"
+               in line for line in said), said
+    assert not any(line.startswith("phase ") for line in said), said

@@ -116,6 +116,26 @@ def test_a_spec_with_an_unknown_weekly_timezone_is_refused_with_what_is_expected
         RolloutSpec(image="repo/app:1", weekly_timezone=name)
 
 
+@pytest.mark.parametrize("name,instead", [
+    ("localtime", "such as UTC or Europe/Berlin"), ("posixrules", "such as UTC or Europe/Berlin"),
+    ("right/UTC", "'UTC'"), ("posix/Europe/Berlin", "'Europe/Berlin'"), ("posix/UTC", "'UTC'"),
+])
+def test_a_weekly_timezone_that_names_a_file_of_this_hosts_zoneinfo_is_refused(name, instead):
+    """ZoneInfo finds these in /usr/share/zoneinfo, so they were accepted: `localtime` is the
+    host's own setting and `posixrules` a file some hosts lack, `right/` zones count leap seconds,
+    and `posix/` is a copy some hosts do not ship. The weeks (and whether the spec loads at all)
+    then depended on which machine the worker ran on."""
+    with pytest.raises(ValueError, match=rf"weekly_timezone {name!r} [\s\S]*depends on the host[\s\S]*{instead}"):
+        weekly.zone(name)
+    with pytest.raises(ValidationError, match=rf"weekly_timezone {name!r}"):
+        RolloutSpec(image="repo/app:1", weekly_timezone=name)
+
+
+@pytest.mark.parametrize("name", ["UTC", "Europe/Berlin", "Etc/GMT+5", "America/Argentina/Buenos_Aires", "GMT"])
+def test_plain_iana_keys_are_still_taken(name):
+    assert RolloutSpec(image="repo/app:1", weekly_timezone=name).weekly_timezone == name
+
+
 # --- min_phase_seconds on the local clock, with the schedule's slack ------------------------------
 #
 # The cron fires on Mondays at 09:00 local time; each run starts some seconds after its cron time
