@@ -77,12 +77,13 @@ class PublishRequest(BaseModel):
     docker_timeout_seconds: float = Field(default=DOCKER_TIMEOUT_SECONDS, gt=0, le=MAX_DOCKER_TIMEOUT_SECONDS,
                                           allow_inf_nan=False)
 
-    @field_validator("context_dir", "dockerfile", mode="before")
+    @field_validator("context_dir", "dockerfile", "docker_host", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: Any) -> Any:
         # Path("") is ".": a blank context_dir (a form's empty text field) built whatever directory
         # the worker ran in, and a blank dockerfile named the context itself ("does not exist").
-        # Blank means not given: the context is then required, the Dockerfile the context's own.
+        # Blank means not given: the context is then required, the Dockerfile the context's own,
+        # the daemon docker's default (as the flow documents; a blank one was refused).
         if isinstance(value, str) and not value.strip():
             return None
         return value

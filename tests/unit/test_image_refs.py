@@ -262,3 +262,9 @@ def test_a_blank_dockerfile_is_the_contexts_and_a_directory_is_named_as_one(tmp_
             tmp_path / "Dockerfile")
     with pytest.raises(ValueError, match=r"the Dockerfile '.*docker' is a directory: name the file in it"):
         PublishRequest(version="2.0.0", context_dir=tmp_path, dockerfile="docker")
+
+
+def test_a_blank_docker_host_is_dockers_default_as_the_flow_documents(tmp_path):
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    for blank in ("", "  "):
+        assert PublishRequest(version="2.0.0", context_dir=tmp_path, docker_host=blank).docker_host is None
