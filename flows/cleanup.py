@@ -26,6 +26,8 @@ cancelled or interrupted part-way too (what it had deleted, and what it had not)
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, Callable
 
 from prefect import flow, get_run_logger
@@ -61,6 +63,46 @@ def run_cleanup(spec: CleanupSpec, targets: Targets, get_client: Callable[[str],
         CleanupReadUnanswered: a read of AWS got no answer within ``spec.read_timeout_seconds``;
             nothing was written.
     """
+    with _stops_before_writing():
+        plan, git, images, read_images, stacks = _read_and_plan(spec, targets, get_client, git_timeout_seconds)
+    log = get_run_logger()
+    if plan.refused:
+        for refusal in plan.refusals:
+            log.error("refused: %s", refusal)
+        _report(planned_result(plan), targets)
+        raise CleanupRefused(plan.refusals)
+    if spec.dry_run:
+        result = planned_result(plan)
+        log.info("dry run: would archive %s; would delete image tags %s and stacks %s; not found (deleted before, or "
+                 "never there: check the spelling): %s",
+                 result.archived or "nothing", list(plan.delete_tags) or "none", list(plan.delete_stacks) or "none",
+                 list(plan.gone_tags + plan.gone_stacks) or "none")
+        _report(result, targets)
+        return result
+    return _act(spec, plan, git, images, read_images, stacks, targets, stack_timeout_seconds)
+
+
+@contextmanager
+def _stops_before_writing() -> Iterator[None]:
+    """Leave the run's artifact when it stops before anything is written (a bad parameter, a read
+    that failed or got no answer, a cancel): such a run left none, and the key's newest was the
+    previous run's summary ("Cleanup done", what it deleted), which read as this run's."""
+    try:
+        yield
+    except BaseException as err:  # noqa: BLE001 - said in the artifact, then raised as it came
+        how = (f"{type(err).__name__}: {err}" if isinstance(err, Exception)
+               else "interrupted (the run was cancelled, or its worker was stopped)")
+        for_people("cleanup summary", lambda: create_markdown_artifact(
+            key=ARTIFACT_KEY, description="cleanup summary (stopped before writing)",
+            markdown=f"# Cleanup stopped before anything was written\n\n**Stopped:** {how}\n\n"
+                     "**Nothing was archived or deleted.** Fix the cause above and run cleanup again.\n"))
+        raise
+
+
+def _read_and_plan(spec: CleanupSpec, targets: Targets, get_client: Callable[[str], Any],
+                   git_timeout_seconds: float) -> tuple[CleanupPlan, GitCli | None, EcrImages, EcrImages,
+                                                        CloudFormationStacks]:
+    """Every read, then the plan: nothing is written here. Returns the plan and the clients that act on it."""
     log = get_run_logger()
     git = None
     if spec.archive_tag is not None:
@@ -111,20 +153,7 @@ def run_cleanup(spec: CleanupSpec, targets: Targets, get_client: Callable[[str],
 
     plan = plan_cleanup(spec, targets, stacks=described, in_use=in_use, images=repository_images, archive=archive,
                         routing=routing, network=network)
-    if plan.refused:
-        for refusal in plan.refusals:
-            log.error("refused: %s", refusal)
-        _report(planned_result(plan), targets)
-        raise CleanupRefused(plan.refusals)
-    if spec.dry_run:
-        result = planned_result(plan)
-        log.info("dry run: would archive %s; would delete image tags %s and stacks %s; not found (deleted before, or "
-                 "never there: check the spelling): %s",
-                 result.archived or "nothing", list(plan.delete_tags) or "none", list(plan.delete_stacks) or "none",
-                 list(plan.gone_tags + plan.gone_stacks) or "none")
-        _report(result, targets)
-        return result
-    return _act(spec, plan, git, images, read_images, stacks, targets, stack_timeout_seconds)
+    return plan, git, images, read_images, stacks
 
 
 def _read_clients(get_client: Callable[[str], Any], seconds: float) -> Callable[[str], Any]:
@@ -344,9 +373,10 @@ def cleanup(
         targets_block: a saved RollwayTargets block; None: Webordinary's names.
         aws_credentials_block: a saved AwsCredentials block; None: boto3's default chain.
     """
-    spec = CleanupSpec(old_stacks=tuple(old_stacks or ()), old_image_tags=tuple(old_image_tags or ()),
-                       archive_tag=archive_tag, archive_message=archive_message, archive_commit=archive_commit,
-                       repo_dir=repo_dir, remote=remote, push=push, dry_run=dry_run,
-                       allow_uncommitted=allow_uncommitted, read_timeout_seconds=read_timeout_seconds)
-    targets, get_client = load_clients(targets_block, aws_credentials_block)
+    with _stops_before_writing():
+        spec = CleanupSpec(old_stacks=tuple(old_stacks or ()), old_image_tags=tuple(old_image_tags or ()),
+                           archive_tag=archive_tag, archive_message=archive_message, archive_commit=archive_commit,
+                           repo_dir=repo_dir, remote=remote, push=push, dry_run=dry_run,
+                           allow_uncommitted=allow_uncommitted, read_timeout_seconds=read_timeout_seconds)
+        targets, get_client = load_clients(targets_block, aws_credentials_block)
     return run_cleanup(spec, targets, get_client, stack_timeout_seconds=stack_timeout_seconds)

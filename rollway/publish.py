@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -75,6 +76,17 @@ class PublishRequest(BaseModel):
     # Bounded as the flows' other waits (flows/params.py WaitSeconds): positive, at most a day.
     docker_timeout_seconds: float = Field(default=DOCKER_TIMEOUT_SECONDS, gt=0, le=MAX_DOCKER_TIMEOUT_SECONDS,
                                           allow_inf_nan=False)
+
+    @field_validator("context_dir", "dockerfile", "docker_host", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: Any) -> Any:
+        # Path("") is ".": a blank context_dir (a form's empty text field) built whatever directory
+        # the worker ran in, and a blank dockerfile named the context itself ("does not exist").
+        # Blank means not given: the context is then required, the Dockerfile the context's own,
+        # the daemon docker's default (as the flow documents; a blank one was refused).
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
 
     @field_validator("version")
     @classmethod
@@ -161,6 +173,9 @@ class PublishRequest(BaseModel):
         if not self.context_dir.is_dir():
             raise ValueError(f"context_dir {str(self.context_dir)!r} is not a directory")
         dockerfile = self.dockerfile_path
+        if dockerfile.is_dir():
+            raise ValueError(f"the Dockerfile {str(dockerfile)!r} is a directory: name the file in it "
+                             "(dockerfile=..., relative to the context or absolute)")
         if not dockerfile.is_file():
             raise ValueError(f"the Dockerfile {str(dockerfile)!r} does not exist"
                              + ("" if self.dockerfile else " (pass dockerfile=...)"))

@@ -846,3 +846,21 @@ def test_a_read_bound_out_of_range_is_refused_before_any_aws_call(account, repo,
         assert state.is_failed() and "read_timeout_seconds" in state.message, state.message
     assert calls == [[], [], []]
     untouched(account, repo)
+
+
+def test_a_run_that_fails_before_writing_leaves_an_artifact_saying_nothing_was_written(account, repo):
+    # Such a run left no artifact: the key's newest was the previous run's summary ("Cleanup
+    # done", and what it deleted), which read as this one's.
+    aws = account
+    assert run(aws, repo, old_image_tags=["old-version"]).is_completed()
+
+    git(repo, "remote", "remove", "origin")
+    state = run(aws, repo, old_image_tags=["0.9.0"], archive_tag="another-archive")
+    assert state.is_failed()
+    text = summary(state)
+    assert text.startswith("# Cleanup stopped before anything was written"), text
+    assert "could not read the tags of remote 'origin'" in text and "Nothing was archived or deleted" in text
+
+    state = run(aws, repo, old_stacks=["not a stack"])
+    assert state.is_failed() and "is not a CloudFormation stack name" in summary(state)
+    assert tags(aws) == {"1.0.0", "0.9.0"} and stack_status(aws, OLD_STACK) == "CREATE_COMPLETE"

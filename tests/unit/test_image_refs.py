@@ -242,3 +242,29 @@ def test_the_platforms_a_manifest_names():
     assert manifest_platforms({"schemaVersion": 1, "architecture": "arm64"}) == ("linux/arm64",)
     assert manifest_platforms({"schemaVersion": 2, "config": {"digest": "sha256:" + "1" * 64}}) is None  # the config says
     assert config_platform({"os": "linux", "architecture": "arm64"}) == "linux/arm64"
+
+
+def test_a_blank_context_is_refused_not_taken_for_the_workers_directory(tmp_path, monkeypatch):
+    # Path("") is ".": a blank context_dir built whatever directory the worker happened to run in.
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    monkeypatch.chdir(tmp_path)
+    for blank in ("", "   "):
+        with pytest.raises(ValueError, match="context_dir is required"):
+            PublishRequest(version="2.0.0", context_dir=blank)
+        assert PublishRequest(version="2.0.0", context_dir=blank, register_existing=True).context_dir is None
+
+
+def test_a_blank_dockerfile_is_the_contexts_and_a_directory_is_named_as_one(tmp_path):
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    (tmp_path / "docker").mkdir()
+    for blank in ("", "  "):
+        assert PublishRequest(version="2.0.0", context_dir=tmp_path, dockerfile=blank).dockerfile_path == (
+            tmp_path / "Dockerfile")
+    with pytest.raises(ValueError, match=r"the Dockerfile '.*docker' is a directory: name the file in it"):
+        PublishRequest(version="2.0.0", context_dir=tmp_path, dockerfile="docker")
+
+
+def test_a_blank_docker_host_is_dockers_default_as_the_flow_documents(tmp_path):
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    for blank in ("", "  "):
+        assert PublishRequest(version="2.0.0", context_dir=tmp_path, docker_host=blank).docker_host is None
