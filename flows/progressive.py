@@ -677,7 +677,7 @@ def advance(env: Environment, approver: Approver, *, owner: str, actor: str = "s
     waited = wait_out_an_ended_runs_lease(env, owner=owner, lease_seconds=lease_seconds, owner_finished=owner_finished)
     if waited is not None and waited.renewed:
         # Prefect said its run had ended, yet it wrote its lease: it is alive and the rollout stays
-        # its own. Said here: going on, the tick refused with "phase N has not passed; approve or
+        # its own. Said here: going on, the tick refused with "week N has not passed; approve or
         # roll it back first" (or the ledger's bare LockHeld), sending people to act on a rollout
         # another run was driving.
         raise PhaseRefused(
@@ -718,7 +718,7 @@ def advance(env: Environment, approver: Approver, *, owner: str, actor: str = "s
                 # A person asked for the next phase, not a resume of this one: resumed, the run
                 # ended "holding" at this phase's end and the early start was dropped unsaid.
                 raise PhaseRefused(
-                    f"{service}: phase {max(record.weekly_phase_index, 0) + 1} has not passed: its run "
+                    f"{service}: {phase_name(spec, max(record.weekly_phase_index, 0))} has not passed: its run "
                     f"({record.owner}) ended at {record.weights} (stable/canary) before the "
                     f"{'phase' if record.phased else 'rollout (unphased)'} did; nothing was changed, and no phase was "
                     f"started early for {actor}. Resume it first: run advance_phase without start_early_because "
@@ -862,8 +862,9 @@ def _next_phase(env: Environment, spec: RolloutSpec, record: RolloutRecord, now:
         # A live run drives it (one paused for an approval renews no lease, so the lease says
         # nothing): starting a phase over it would leave two runs moving the traffic.
         if early_reason is not None:
-            raise PhaseRefused(f"{service}: phase {record.weekly_phase_index + 1} is still driven by {record.owner}, "
-                               f"whose run has not ended (it may be waiting for an approval){refuse_early}")
+            raise PhaseRefused(f"{service}: {phase_name(spec, record.weekly_phase_index)} is still driven by "
+                               f"{record.owner}, whose run has not ended (it may be waiting for an approval)"
+                               f"{refuse_early}")
         log.info("%s's rollout is driven by %s, whose run has not ended: nothing to do", service, record.owner)
         return None
     if not record.phased:
@@ -898,7 +899,7 @@ def _next_phase(env: Environment, spec: RolloutSpec, record: RolloutRecord, now:
         why = f", asked early by {actor}{f', due anyway since {when}' if when else ''}: {early_reason}"
     if not record.weekly_phase_passed:
         raise PhaseRefused(
-            f"{service}: phase {record.weekly_phase_index + 1} has not passed "
+            f"{service}: {phase_name(spec, record.weekly_phase_index)} has not passed "
             f"({record.phase.value} at {record.weights}); approve or roll it back first"
         )
     nxt = record.weekly_phase_index + 1

@@ -118,6 +118,25 @@ def test_refuses_to_advance_when_the_phase_did_not_pass():
     assert shifts(env) == [5]
 
 
+def test_a_phase_that_did_not_pass_is_named_in_the_refusal_as_the_plan_names_it():
+    """The refusal said "phase 1 has not passed" while the summary, status and SNS name the
+    phase as the plan does ("pilot" here, "week 1" by default)."""
+    spec = RolloutSpec(image=IMAGE, stages=[Stage(weight=w, bake_seconds=180) for w in (5, 50, 100)],
+                       phases=[WeeklyPhase(name="pilot", weights=(5,)), WeeklyPhase(name="half", weights=(50,)),
+                               WeeklyPhase(name="all", weights=(100,))], monitor_seconds=0)
+    env = env_with_ledger()
+    progressive_on(env, spec, auto_approve("alice"), phased=True)
+    service = env.targets.canary_service
+    record = env.ledger.get(service)
+    env.ledger.record(service, owner=None, now=env.clock.now(),
+                      transition=record.history[-1].model_copy(update={"kind": "hold"}), weekly_phase_passed=False)
+    env.clock.sleep(WEEK)
+    with pytest.raises(PhaseRefused, match=r"pilot has not passed \(.*\); approve or roll it back first") as refused:
+        advance_on(env, auto_approve(), "cron")
+    assert "phase 1" not in str(refused.value), refused.value
+    assert shifts(env) == [5]
+
+
 @flow
 def advance_watching(env, approver, owner, finished):
     return advance(env, approver, owner=owner, owner_finished=finished)

@@ -67,7 +67,7 @@ def week_1_not_passed(**changes):
 def test_an_early_start_is_refused_while_the_current_phase_has_not_passed():
     # Week 1 held without passing (as a phase whose stage was inconclusive leaves it).
     env, service = week_1_not_passed(stage_passed=False)
-    with pytest.raises(PhaseRefused, match="phase 1 has not passed"):
+    with pytest.raises(PhaseRefused, match="week 1 has not passed"):
         by_hand(env, "bob", REASON)
     assert shifts(env) == [5] and env.ledger.get(service).weekly_phase_index == 0
 
@@ -77,7 +77,7 @@ def test_an_early_start_while_the_phases_run_is_still_at_work_is_refused_saying_
     Completed, only its log saying "nothing to do": in the UI it looked as if week 2 had started."""
     env, service = week_1_not_passed(phase=RolloutPhase.PROGRESSING)
     env.ledger.acquire(service, owner="week-1-run", now=env.clock.now(), lease_seconds=600)
-    with pytest.raises(PhaseRefused, match=r"phase 1 is still driven by week-1-run[\s\S]*no phase was started early"):
+    with pytest.raises(PhaseRefused, match=r"week 1 is still driven by week-1-run[\s\S]*no phase was started early"):
         by_hand(env, "bob", REASON, live_owner="week-1-run")
     assert shifts(env) == [5] and env.ledger.get(service).weekly_phase_index == 0
 
@@ -116,7 +116,7 @@ def test_an_early_start_at_a_phase_whose_run_died_is_refused_not_turned_into_a_r
     before = env.ledger.get(service)
     assert (before.phase, before.weekly_phase_passed, before.owner) == (RolloutPhase.PROGRESSING, False, "run-1")
     env.clock.t += 2 * H  # the dead run's lease has run out
-    with pytest.raises(PhaseRefused, match=r"phase 1 has not passed[\s\S]*no phase was started early for bob"
+    with pytest.raises(PhaseRefused, match=r"week 1 has not passed[\s\S]*no phase was started early for bob"
                                            r"[\s\S]*without start_early_because"):
         by_hand(env, "bob", REASON)
     after = env.ledger.get(service)
