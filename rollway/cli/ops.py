@@ -634,6 +634,22 @@ def _weights(weights: Weights | None) -> str:
     return "" if weights is None else str(weights)
 
 
+def _weekly_phase(record: RolloutRecord) -> str:
+    """The rollout's weekly phase as its plan names it, "week 2 (2 of 3)": the run's log, summary and
+    SNS say the name, and a number alone left a person counting the plan's phases. Its number alone
+    when the recorded spec no longer validates (status must still show it, before an abort)."""
+    from pydantic import ValidationError
+
+    from rollway.spec import RolloutSpec
+
+    number = record.weekly_phase_index + 1
+    try:
+        phases = RolloutSpec.from_record(record.spec_json).phases
+    except ValidationError:
+        return str(number)
+    return f"{phases[number - 1].name} ({number} of {len(phases)})" if number <= len(phases) else str(number)
+
+
 def _stage(record: RolloutRecord, paused: bool = False, lapsed: bool = False) -> str:
     from pydantic import ValidationError
 
@@ -814,7 +830,7 @@ def print_status(service: Service, record: RolloutRecord, live: Weights | str, p
         # A promotion ends the last phase without setting weekly_phase_passed: it passed all the same.
         passed = ("passed" if record.weekly_phase_passed or record.phase is RolloutPhase.PROMOTED
                   else "running" if record.phase in (RolloutPhase.PROGRESSING, RolloutPhase.PAUSED) else "not passed")
-        rows.append(("weekly phase", f"{record.weekly_phase_index + 1}, {passed}"))
+        rows.append(("weekly phase", f"{_weekly_phase(record)}, {passed}"))
         upcoming = next_phase_row(record, now, speed) if now is not None else None
         if upcoming is not None:
             rows.append(("next phase", upcoming))

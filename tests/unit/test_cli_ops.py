@@ -1196,17 +1196,31 @@ def test_status_does_not_call_an_unphased_or_ended_rollout_running_or_baking(cap
     print_status(service, ended, Weights(stable=100, canary=0), None, limit=1)
     out = capsys.readouterr().out
     assert "3/5 (50%), not passed" in out and "baking" not in out
-    assert "weekly phase 2, not passed" in out and "running" not in out
+    assert "weekly phase week 2 (2 of 3), not passed" in out and "running" not in out
     assert f"none: the rollout has ended (last held by {ended.owner})" in out and "lease until" not in out, out
     print_status(service, _weekly_record(stage_index=2, stage_passed=False), Weights.canary_at(50), None, limit=1)
     out = capsys.readouterr().out
-    assert "3/5 (50%), baking" in out and "weekly phase 2, running" in out, "a rollout under way still is"
+    assert "3/5 (50%), baking" in out and "weekly phase week 2 (2 of 3), running" in out, "a rollout under way still is"
     # A phased rollout promoted at the end of week 3: the promotion does not set weekly_phase_passed.
     promoted = _weekly_record(phase=RolloutPhase.PROMOTED, weekly_phase_index=2, stage_index=4, stage_passed=True,
                               weights=Weights.canary_at(100))
     print_status(service, promoted, Weights.canary_at(100), None, limit=1)
     out = capsys.readouterr().out
-    assert "weekly phase 3, passed" in out and "not passed" not in out, out
+    assert "weekly phase week 3 (3 of 3), passed" in out and "not passed" not in out, out
+
+
+def test_status_names_the_weekly_phase_as_the_plan_names_it(capsys) -> None:
+    """Status said "weekly phase 2, running" where the run's log, its summary and SNS say the phase's
+    name ("half"): a person matching them had to count the plan's phases."""
+    from rollway.spec import WeeklyPhase
+
+    spec = RolloutSpec.model_validate_json(_weekly_record().spec_json).model_copy(update={"phases": [
+        WeeklyPhase(name="pilot", weights=(5,)), WeeklyPhase(name="half", weights=(25, 50)),
+        WeeklyPhase(name="all", weights=(75, 100))]})
+    running = _weekly_record(spec_json=spec.model_dump_json(), stage_index=2, stage_passed=False)
+    print_status(SimpleNamespace(name="svc-canary", targets=Targets()), running, Weights.canary_at(50), None, limit=1)
+    (row,) = [line for line in capsys.readouterr().out.splitlines() if line.startswith("weekly phase")]
+    assert row.split(None, 2)[2] == "half (2 of 3), running", row
 
 
 def test_status_shows_the_ledgers_words_as_written_brackets_and_all(capsys) -> None:
