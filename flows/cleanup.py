@@ -32,6 +32,8 @@ from typing import Any, Callable
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
+from prefect.exceptions import ParameterTypeError
+from pydantic import ValidationError
 
 from flows.artifacts import for_people
 from flows.env import load_clients
@@ -332,6 +334,20 @@ def _report(result: CleanupResult, targets: Targets) -> None:
         key=ARTIFACT_KEY, markdown=summary_markdown(result, targets.ecr_repository), description="cleanup summary"))
 
 
+def _spec(**parameters: Any) -> CleanupSpec:
+    """The parameters as a CleanupSpec, or a parameter error said as Prefect says another flow's.
+
+    pydantic's own said "1 validation error for CleanupSpec" and, under each problem, a link to
+    its documentation: in the run's state and its artifact, which other flows' parameter errors
+    are not.
+    """
+    try:
+        return CleanupSpec(**parameters)
+    except ValidationError as err:
+        problems = [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" if e["loc"] else e["msg"] for e in err.errors()]
+        raise ParameterTypeError("Flow run received invalid parameters:\n - " + "\n - ".join(problems)) from None
+
+
 @flow(name="cleanup", log_prints=True)
 def cleanup(
     old_stacks: list[str] | None = None,
@@ -374,9 +390,9 @@ def cleanup(
         aws_credentials_block: a saved AwsCredentials block; None: boto3's default chain.
     """
     with _stops_before_writing():
-        spec = CleanupSpec(old_stacks=tuple(old_stacks or ()), old_image_tags=tuple(old_image_tags or ()),
-                           archive_tag=archive_tag, archive_message=archive_message, archive_commit=archive_commit,
-                           repo_dir=repo_dir, remote=remote, push=push, dry_run=dry_run,
-                           allow_uncommitted=allow_uncommitted, read_timeout_seconds=read_timeout_seconds)
+        spec = _spec(old_stacks=tuple(old_stacks or ()), old_image_tags=tuple(old_image_tags or ()),
+                     archive_tag=archive_tag, archive_message=archive_message, archive_commit=archive_commit,
+                     repo_dir=repo_dir, remote=remote, push=push, dry_run=dry_run,
+                     allow_uncommitted=allow_uncommitted, read_timeout_seconds=read_timeout_seconds)
         targets, get_client = load_clients(targets_block, aws_credentials_block)
     return run_cleanup(spec, targets, get_client, stack_timeout_seconds=stack_timeout_seconds)

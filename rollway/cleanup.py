@@ -219,8 +219,7 @@ class CleanupSpec(BaseModel):
     def _tags(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         for tag in value:
             if not _IMAGE_TAG.match(tag):
-                raise ValueError(f"{tag!r} is not an image tag (letters, digits, '_', '.', '-', not starting with "
-                                 "'.' or '-', at most 128 characters)")
+                raise ValueError(_not_a_tag(tag))
         return _distinct(value, "image tag")
 
     @field_validator("archive_tag")
@@ -254,6 +253,20 @@ class CleanupSpec(BaseModel):
         if self.archive_tag is None and not self.old_stacks and not self.old_image_tags:
             raise ValueError("nothing to clean up: name old_stacks, old_image_tags or an archive_tag")
         return self
+
+
+def _not_a_tag(value: str) -> str:
+    """Why ``value`` is refused as an old image tag; for a whole image reference (copied from a
+    task definition or `docker images`), the tag it holds, which is what to give."""
+    parts = image_parts(value)
+    if parts.tag is not None and _IMAGE_TAG.match(parts.tag):
+        return (f"{value!r} is an image reference, not a tag: give only its tag, {parts.tag!r} (old_image_tags are "
+                "deleted from the targets' ECR repository)")
+    if parts.tag is None and (parts.digest or "").startswith("sha256:"):
+        return (f"{value!r} is an image reference by digest, not a tag: give the image's tags (cleanup deletes tags; "
+                "an image goes with its last one)")
+    return (f"{value!r} is not an image tag (letters, digits, '_', '.', '-', not starting with '.' or '-', at most "
+            "128 characters)")
 
 
 def _distinct(value: tuple[str, ...], what: str) -> tuple[str, ...]:

@@ -153,9 +153,20 @@ def archive_state(git: GitCli, tag: str, commit: str | None, remote: str | None)
     (when it is to tag HEAD) the working tree's changes it would not archive."""
     local, annotated = git.local_tag(tag)
     return ArchiveState(commit=git.commit_of(commit or "HEAD"), local_commit=local, local_annotated=annotated,
-                        remote_commit=git.remote_tag(remote, tag) if remote is not None else None,
+                        remote_commit=_remote_tag(git, remote, tag) if remote is not None else None,
                         tagger_problem=git.tagger_problem() if local is None else None,
                         uncommitted=git.uncommitted() if commit is None else ())
+
+
+def _remote_tag(git: GitCli, remote: str, tag: str) -> str | None:
+    """``git.remote_tag``; a remote it cannot read says which parameters to change: git's words
+    ("'origin' does not appear to be a git repository") said what failed, not what to do."""
+    try:
+        return git.remote_tag(remote, tag)
+    except GitError as err:
+        raise GitError(f"{err}; set `remote` to one of repo_dir's remotes this worker can reach (`git remote -v` in "
+                       "the checkout lists them), or set push=False to create the archive tag in the checkout only, "
+                       "unpushed") from err
 
 
 @task(name="create-archive-tag", cache_policy=NONE)

@@ -864,3 +864,33 @@ def test_a_run_that_fails_before_writing_leaves_an_artifact_saying_nothing_was_w
     state = run(aws, repo, old_stacks=["not a stack"])
     assert state.is_failed() and "is not a CloudFormation stack name" in summary(state)
     assert tags(aws) == {"1.0.0", "0.9.0"} and stack_status(aws, OLD_STACK) == "CREATE_COMPLETE"
+
+
+def test_a_remote_the_checkout_lacks_says_to_name_another_or_not_to_push(account, repo):
+    # git's own words ("'origin' does not appear to be a git repository") said what failed, not
+    # which parameter to change.
+    aws = account
+    git(repo, "remote", "rename", "origin", "upstream")
+    state = run(aws, repo, old_image_tags=["old-version"])
+    assert state.is_failed()
+    for said in (state.message, summary(state)):
+        assert "'origin' does not appear to be a git repository" in said, said
+        assert "set `remote` to one of repo_dir's remotes" in said and "or set push=False" in said, said
+    untouched(aws, repo)
+
+    # As it says: without the push, the tag is archived in the checkout only.
+    state = run(aws, repo, old_image_tags=["old-version"], push=False)
+    assert state.is_completed(), state.message
+    assert git(repo, "tag", "-l") == TAG and state.result().pushed is None
+
+def test_a_bad_parameter_is_said_as_other_flows_say_theirs_without_pydantics_link(account, repo):
+    state = run(account, repo, old_stacks=["not a stack"], old_image_tags=["webordinary:old-version"])
+    assert state.is_failed()
+    for said in (state.message, summary(state)):
+        assert "Flow run received invalid parameters:" in said, said
+        assert " - old_stacks: " in said and " - old_image_tags: " in said, said
+        assert "errors.pydantic.dev" not in said and "For further information" not in said, said
+    # A problem of the parameters together is said without an empty name before it.
+    state = run(account, repo, archive_tag=None, archive_message="", repo_dir=None)
+    assert state.is_failed() and "\n - Value error, nothing to clean up" in state.message, state.message
+    untouched(account, repo)

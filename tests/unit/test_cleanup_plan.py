@@ -198,6 +198,30 @@ def test_bad_specs_are_refused_at_construction(fields, message):
     assert "ghp_token" not in str(refused.value)
 
 
+@pytest.mark.parametrize(
+    "reference, meant",
+    [("webordinary/edit-container:old-version", "old-version"),
+     (f"{REPO}:0.9.0", "0.9.0"),
+     ("localhost:5000/edit-container:build-7", "build-7"),
+     (f"{REPO}:0.9.0@{D_OLD}", "0.9.0")],
+)
+def test_an_image_reference_given_as_a_tag_is_refused_naming_the_tag_it_meant(reference, meant):
+    # Copied from a task definition or `docker images`: refused, since cleanup deletes tags of the
+    # targets' repository only, but told to give the tag alone, and which one.
+    with pytest.raises(ValidationError) as refused:
+        CleanupSpec(old_image_tags=("old-version", reference))
+    said = str(refused.value)
+    assert f"{reference!r} is an image reference, not a tag" in said, said
+    assert f"give only its tag, {meant!r}" in said, said
+
+
+def test_an_image_reference_by_digest_given_as_a_tag_is_refused_saying_to_give_its_tags():
+    with pytest.raises(ValidationError) as refused:
+        CleanupSpec(old_image_tags=(f"{REPO}@{D_OLD}",))
+    said = str(refused.value)
+    assert "is an image reference by digest, not a tag" in said and "give the image's tags" in said, said
+
+
 @pytest.mark.parametrize("remote", ["origin", "git@github.com:webordinary/app.git", "ssh://git@host/app.git",
                                     "https://github.com/webordinary/app.git", "/srv/git/app.git"])
 def test_remotes_without_credentials_are_taken(remote):
