@@ -362,11 +362,8 @@ class LedgerJournal:
             due, now = weekly.next_phase_due(record.weekly_phase_started_at, **self.spec.phase_calendar()), \
                 self.env.clock.now()
             following, when = phases[index + 1].name, weekly.describe(due, self.spec.weekly_timezone)
-            if due <= now:
-                # The phase outlasted its calendar slot (a pause answered days late): "may start
-                # from" a day already past left people waiting for a time that had come.
-                return (f"{following} has been due since {when}: run advance_phase to start it now "
-                        "(the weekly schedule's next run would too).")
+            if due <= now:  # the phase outlasted its calendar slot (a pause answered days late)
+                return f"{following} {weekly.due_since(due, self.spec.weekly_timezone)}"
             return (f"{following} may start from {when}{on_the_wall(self.env.clock, due, now)}; the first "
                     "`advance_phase` run from then on starts it.")
         return "the next weekly phase starts on schedule."

@@ -621,8 +621,7 @@ def phase_already_complete(env: Environment, record: RolloutRecord) -> RolloutRe
         if due <= now:
             # Already due (no advance_phase run since; under `make up` the cron fires on the wall
             # calendar): "may start from" a past day, "or sooner" with an early start, misled.
-            nxt = (f" The next phase, {following}, has been due since {when}: run advance_phase to start it now "
-                   "(the weekly schedule's next run would too).")
+            nxt = f" The next phase, {following}, {weekly.due_since(due, spec.weekly_timezone)}"
         else:
             nxt = (f" The next phase, {following}, may start from {when}{on_the_wall(env.clock, due, now)}: the "
                    "first advance_phase run from then on starts it (or a person's, with start_early_because, sooner).")

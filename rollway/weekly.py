@@ -165,3 +165,13 @@ def phase_wait(started_at: float | None, now: float, *, timezone: str, min_phase
 def describe(seconds: float, timezone: str) -> str:
     """``seconds`` as a person in ``timezone`` reads it: ``Mon 2027-03-29 09:00 CEST``."""
     return dt.datetime.fromtimestamp(seconds, zone(timezone)).strftime("%a %Y-%m-%d %H:%M %Z")
+
+
+def due_since(due: float, timezone: str) -> str:
+    """What to do about a next phase that fell due at ``due`` and has not started, after its name.
+
+    Said where a phase's end or a schedule's run found it due already: "may start from" a day
+    already past left people waiting for a time that had come.
+    """
+    return (f"has been due since {describe(due, timezone)}: run advance_phase to start it now (the weekly "
+            "schedule's next run would too).")
