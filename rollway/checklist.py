@@ -257,19 +257,19 @@ def check_queue(spec: QueueSpec, queue: Observed, dlq: Observed, region: str | N
     assert queue is not None and not isinstance(queue, ReadFailed)
     problems: list[str] = [dlq_problem] if dlq_problem else []
     raw = queue.get("RedrivePolicy")
-    if not raw:
-        problems.append(f"it has no dead-letter queue (no RedrivePolicy): failed messages are never moved to "
-                        f"{spec.dlq_name}")
-        return item(False, "; ".join(problems))
     # Every redrive problem says what to set, and in which stack when known.
     dlq_arn = dlq.get("QueueArn") if isinstance(dlq, Mapping) else None
     to = dlq_arn or f"the ARN of {spec.dlq_name}"
     fix = (f"in {defined_by} and deploy that stack (deploy_infrastructure)" if defined_by is not None
            else "and deploy the stack that defines it")
+    wanted = json.dumps({"deadLetterTargetArn": to, "maxReceiveCount": spec.max_receive_count})
+    if not raw:
+        problems.append(f"it has no dead-letter queue (no RedrivePolicy): failed messages are never moved to "
+                        f"{spec.dlq_name}: set its RedrivePolicy to {wanted} {fix}")
+        return item(False, "; ".join(problems))
     try:
         policy = json.loads(raw) if isinstance(raw, str) else dict(raw)
     except (ValueError, TypeError):
-        wanted = json.dumps({"deadLetterTargetArn": to, "maxReceiveCount": spec.max_receive_count})
         return item(False, "; ".join([*problems, f"its RedrivePolicy is not JSON: {raw!r}: set it to {wanted} {fix}"]))
     target = str(policy.get("deadLetterTargetArn") or "")
     if not target:

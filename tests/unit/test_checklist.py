@@ -165,6 +165,8 @@ def test_a_queue_redriving_elsewhere_says_what_to_do_and_whether_that_queue_is_g
 @pytest.mark.parametrize("queue, says", [
     # Each stated the problem only, where a redrive to another queue said what to set, and where.
     (redrive(count=5), "maxReceiveCount is 5, expected 3: set its RedrivePolicy's maxReceiveCount to 3 "),
+    ({}, "it has no dead-letter queue (no RedrivePolicy): failed messages are never moved to input-dlq: set its "
+         f'RedrivePolicy to {{"deadLetterTargetArn": "{DLQ_ARN}", "maxReceiveCount": 3}} '),
     ({"RedrivePolicy": json.dumps({"maxReceiveCount": 3})},
      f"its RedrivePolicy names no deadLetterTargetArn: set it to {DLQ_ARN} "),
     ({"RedrivePolicy": "{not json"}, "its RedrivePolicy is not JSON: '{not json': set it to "
